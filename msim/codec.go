@@ -1,0 +1,244 @@
+package msim
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// DefaultMaxSize is the largest message a Decoder accepts unless told
+// otherwise (the spec recommends 64 KiB for a server).
+const DefaultMaxSize = 64 << 10
+
+// ClientMaxSize is the size a client should accept: a 1000-entry contact
+// list arrives as one message.
+const ClientMaxSize = 1 << 20
+
+// Escape encodes a string value: '/' becomes "/1" and '\' becomes "/2".
+func Escape(s string) string {
+	if strings.IndexByte(s, '/') < 0 && strings.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '/':
+			b.WriteString("/1")
+		case '\\':
+			b.WriteString("/2")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// Unescape decodes a string value: "/1" becomes '/', "/2" becomes '\'. Any
+// other '/' is kept as it is, as the protocol specifies.
+func Unescape(s string) string {
+	i := strings.IndexByte(s, '/')
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == '/' && i+1 < len(s) {
+			switch s[i+1] {
+			case '1':
+				b.WriteByte('/')
+				i++
+				continue
+			case '2':
+				b.WriteByte('\\')
+				i++
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// AppendTo appends the wire form of m (ending in \final\) to b.
+func (m *Message) AppendTo(b []byte) []byte {
+	for _, f := range m.fields {
+		b = append(b, '\\')
+		b = append(b, f.Key...)
+		b = append(b, '\\')
+		b = append(b, f.Value...)
+	}
+	return append(b, `\final\`...)
+}
+
+// Encode returns the wire form of m.
+func Encode(m *Message) []byte {
+	n := len(`\final\`)
+	for _, f := range m.fields {
+		n += 2 + len(f.Key) + len(f.Value)
+	}
+	return m.AppendTo(make([]byte, 0, n))
+}
+
+// SyntaxError reports a message that could not be decoded. Err is one of
+// ErrMalformed, ErrTooLarge, ErrEmptyKey, ErrNoBackslash or
+// io.ErrUnexpectedEOF.
+type SyntaxError struct {
+	Offset int64 // stream offset where the offending message started
+	Err    error
+	Detail string
+}
+
+func (e *SyntaxError) Error() string {
+	s := fmt.Sprintf("msim: decode at byte %d: %v", e.Offset, e.Err)
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+
+func (e *SyntaxError) Unwrap() error { return e.Err }
+
+// Decoder reads messages from a byte stream.
+//
+// A message ends at the first "\final\" that stands where a key would: the
+// terminator is recognised only at a key position, so a value that happens to
+// read "final" cannot cut a message short. For every message a real client or
+// server produces, this is the same split as the spec's plain search.
+//
+// Bytes that do not start with '\' are discarded up to the next '\' (or as
+// many as have arrived) and reported as ErrNoBackslash; the stream stays in
+// step. A message over MaxSize is reported as ErrTooLarge and the Decoder
+// then refuses to go on, since the sender is out of step or hostile: close
+// the connection.
+type Decoder struct {
+	r       *bufio.Reader
+	MaxSize int // 0 means DefaultMaxSize
+	buf     []byte
+	off     int64
+	sticky  error
+}
+
+// NewDecoder returns a Decoder reading from r.
+func NewDecoder(r io.Reader) *Decoder {
+	br, ok := r.(*bufio.Reader)
+	if !ok || br.Size() < 4096 {
+		br = bufio.NewReaderSize(r, 4096)
+	}
+	return &Decoder{r: br}
+}
+
+// Decode returns the next message. At a clean end of stream it returns io.EOF.
+func (d *Decoder) Decode() (*Message, error) {
+	if d.sticky != nil {
+		return nil, d.sticky
+	}
+	start := d.off
+	c, err := d.r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	d.off++
+	if c != '\\' {
+		return nil, d.skipGarbage(start)
+	}
+	max := d.MaxSize
+	if max <= 0 {
+		max = DefaultMaxSize
+	}
+	buf := append(d.buf[:0], '\\')
+	tokens, tokStart := 0, 1
+	for {
+		chunk, err := d.r.ReadSlice('\\')
+		d.off += int64(len(chunk))
+		if err == bufio.ErrBufferFull {
+			buf = append(buf, chunk...)
+		} else if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			d.buf = buf[:0]
+			return nil, &SyntaxError{Offset: start, Err: err, Detail: "stream ended inside a message"}
+		} else {
+			tok := chunk[:len(chunk)-1]
+			if tokens%2 == 0 && len(buf) == tokStart && string(tok) == "final" {
+				break
+			}
+			buf = append(buf, chunk...)
+			tokens++
+			tokStart = len(buf)
+		}
+		if len(buf) > max {
+			d.sticky = &SyntaxError{Offset: start, Err: ErrTooLarge, Detail: fmt.Sprintf("over %d bytes", max)}
+			d.buf = nil
+			return nil, d.sticky
+		}
+	}
+	d.buf = buf[:0]
+	if tokens == 0 {
+		return nil, &SyntaxError{Offset: start, Err: ErrMalformed, Detail: "empty message"}
+	}
+	m, err := parseFields(string(buf[1:len(buf)-1]), tokens/2)
+	if err != nil {
+		return nil, &SyntaxError{Offset: start, Err: err}
+	}
+	return m, nil
+}
+
+// skipGarbage discards bytes up to the next '\' (or whatever is buffered).
+func (d *Decoder) skipGarbage(start int64) error {
+	n := 1
+	for d.r.Buffered() > 0 {
+		b, _ := d.r.Peek(1)
+		if len(b) == 0 || b[0] == '\\' {
+			break
+		}
+		_, _ = d.r.ReadByte()
+		d.off++
+		n++
+	}
+	return &SyntaxError{Offset: start, Err: ErrNoBackslash, Detail: fmt.Sprintf("%d stray bytes", n)}
+}
+
+// parseFields splits "k1\v1\k2\v2" into n fields sharing s's memory.
+func parseFields(s string, n int) (*Message, error) {
+	fields := make([]Field, 0, n)
+	for len(s) > 0 || len(fields) < n {
+		k, rest, ok := strings.Cut(s, `\`)
+		if !ok {
+			return nil, errors.New("msim: internal: odd token count")
+		}
+		v, rest2, _ := strings.Cut(rest, `\`)
+		if k == "" {
+			return nil, fmt.Errorf("%w (field %d)", ErrEmptyKey, len(fields))
+		}
+		fields = append(fields, Field{k, v})
+		s = rest2
+		if len(fields) == n {
+			break
+		}
+	}
+	return &Message{fields: fields}, nil
+}
+
+// ParseMessage decodes exactly one complete message (ending in \final\).
+func ParseMessage(b []byte) (*Message, error) {
+	d := NewDecoder(strings.NewReader(string(b)))
+	d.MaxSize = len(b) + 1
+	m, err := d.Decode()
+	if err != nil {
+		if err == io.EOF {
+			err = &SyntaxError{Err: io.ErrUnexpectedEOF, Detail: "no message"}
+		}
+		return nil, err
+	}
+	if _, err := d.r.ReadByte(); err != io.EOF {
+		return nil, &SyntaxError{Offset: d.off, Err: ErrMalformed, Detail: "bytes after \\final\\"}
+	}
+	return m, nil
+}

@@ -1,0 +1,171 @@
+package msim
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Pair is one item of a Dict, its value unescaped.
+type Pair struct {
+	Key   string
+	Value string
+}
+
+// Dict is a body dictionary: key=value items joined by 0x1C, in order. Keys
+// may repeat (list-like replies start every record with the same key).
+type Dict []Pair
+
+const dictSep = '\x1c'
+
+// ParseDict parses the wire form of a dictionary (values still escaped).
+// An item without '=' ends parsing, as in the reference client: the items
+// before it are returned together with ErrBadDict.
+func ParseDict(raw string) (Dict, error) {
+	if raw == "" {
+		return Dict{}, nil
+	}
+	d := make(Dict, 0, strings.Count(raw, "\x1c")+1)
+	for raw != "" {
+		item, rest, _ := strings.Cut(raw, "\x1c")
+		k, v, ok := strings.Cut(item, "=")
+		if !ok {
+			return d, ErrBadDict
+		}
+		d = append(d, Pair{k, Unescape(v)})
+		raw = rest
+	}
+	return d, nil
+}
+
+// Encode returns the wire form of d. Keys and values cannot carry the
+// structural bytes: 0x1C anywhere and '=' in a key are replaced by a space,
+// so text from a user can never split or merge items.
+func (d Dict) Encode() string {
+	var b strings.Builder
+	for i, p := range d {
+		if i > 0 {
+			b.WriteByte(dictSep)
+		}
+		b.WriteString(scrub(Escape(p.Key), "\x1c=\\"))
+		b.WriteByte('=')
+		b.WriteString(scrub(Escape(p.Value), "\x1c"))
+	}
+	return b.String()
+}
+
+// scrub replaces every byte of bad in s by a space.
+func scrub(s, bad string) string {
+	if !strings.ContainsAny(s, bad) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if strings.ContainsRune(bad, r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// Get returns the value of the first item named k.
+func (d Dict) Get(k string) (string, bool) {
+	for _, p := range d {
+		if p.Key == k {
+			return p.Value, true
+		}
+	}
+	return "", false
+}
+
+// Str returns the value of k, or "" when absent.
+func (d Dict) Str(k string) string {
+	v, _ := d.Get(k)
+	return v
+}
+
+// Int returns item k as a decimal integer.
+func (d Dict) Int(k string) (int, error) {
+	v, ok := d.Get(k)
+	if !ok {
+		return 0, &FieldError{Key: k, Err: ErrMissing}
+	}
+	n, err := parseInt(v)
+	if err != nil {
+		return 0, &FieldError{Key: k, Value: v, Err: err}
+	}
+	return n, nil
+}
+
+// Bool reads a True/False or On/Off item, case-insensitively; an absent or
+// unrecognised value reads as def.
+func (d Dict) Bool(k string, def bool) bool {
+	switch strings.ToLower(d.Str(k)) {
+	case "true", "on", "1":
+		return true
+	case "false", "off", "0":
+		return false
+	}
+	return def
+}
+
+// Set replaces the first item named k, or appends one.
+func (d Dict) Set(k, v string) Dict {
+	for i := range d {
+		if d[i].Key == k {
+			d[i].Value = v
+			return d
+		}
+	}
+	return append(d, Pair{k, v})
+}
+
+// SetInt is Set with a decimal value.
+func (d Dict) SetInt(k string, v int) Dict { return d.Set(k, strconv.Itoa(v)) }
+
+// Records splits a list-like dictionary into records, each starting at an
+// occurrence of first (ContactID, GroupID, …). Items before the first
+// occurrence are dropped.
+func (d Dict) Records(first string) []Dict {
+	var out []Dict
+	for i, p := range d {
+		if p.Key == first {
+			out = append(out, Dict{})
+		}
+		if len(out) > 0 {
+			out[len(out)-1] = append(out[len(out)-1], d[i])
+		}
+	}
+	return out
+}
+
+// List is a '|'-separated list, items unescaped.
+type List []string
+
+// ParseList parses the wire form of a list.
+func ParseList(raw string) List {
+	parts := strings.Split(raw, "|")
+	for i, p := range parts {
+		parts[i] = Unescape(p)
+	}
+	return List(parts)
+}
+
+// BrokenBar replaces '|' inside list items, which the protocol cannot carry.
+const BrokenBar = "¦"
+
+// Encode returns the wire form of l. A '|' inside an item cannot be
+// represented (the protocol has no escape for it), so it is sent as BrokenBar
+// rather than let it shift every later item.
+func (l List) Encode() string {
+	var b strings.Builder
+	for i, it := range l {
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		it = Escape(it)
+		if strings.IndexByte(it, '|') >= 0 {
+			it = strings.ReplaceAll(it, "|", BrokenBar)
+		}
+		b.WriteString(it)
+	}
+	return b.String()
+}

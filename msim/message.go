@@ -1,0 +1,299 @@
+package msim
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Field is one key/value pair of a message, exactly as on the wire: Value is
+// still escaped (see Escape). Keys and raw values never contain a backslash.
+type Field struct {
+	Key   string
+	Value string
+}
+
+// Message is an ordered list of key/value pairs. The first key names the
+// message type (lc, login2, bm, persist, persistr, status, error, ka, …).
+//
+// Values are kept in their wire form, so a decoded message re-encodes to the
+// same bytes. The typed getters unescape and parse on demand and return a
+// *FieldError for a missing or malformed field; the Add methods escape, so no
+// value can break the framing.
+type Message struct {
+	fields []Field
+}
+
+// New starts a message whose first key is typ with the (escaped) value v.
+func New(typ, v string) *Message {
+	m := &Message{fields: make([]Field, 0, 8)}
+	return m.Add(typ, v)
+}
+
+// NewInt starts a message whose first key is typ with the integer value v.
+func NewInt(typ string, v int) *Message {
+	return New(typ, strconv.Itoa(v))
+}
+
+func checkKey(k string) {
+	if k == "" || strings.IndexByte(k, '\\') >= 0 {
+		// Keys are protocol constants chosen by the program, never user input.
+		panic(fmt.Sprintf("msim: invalid key %q", k))
+	}
+}
+
+// Add appends key k with the string value v, escaped.
+func (m *Message) Add(k, v string) *Message {
+	checkKey(k)
+	m.fields = append(m.fields, Field{k, Escape(v)})
+	return m
+}
+
+// AddInt appends key k with the decimal value v.
+func (m *Message) AddInt(k string, v int) *Message {
+	checkKey(k)
+	m.fields = append(m.fields, Field{k, strconv.Itoa(v)})
+	return m
+}
+
+// AddFlag appends key k with an empty value (the protocol's "true").
+func (m *Message) AddFlag(k string) *Message {
+	checkKey(k)
+	m.fields = append(m.fields, Field{k, ""})
+	return m
+}
+
+// AddBase64 appends key k with b in standard base64, not escaped (nc, response).
+func (m *Message) AddBase64(k string, b []byte) *Message {
+	checkKey(k)
+	m.fields = append(m.fields, Field{k, base64.StdEncoding.EncodeToString(b)})
+	return m
+}
+
+// AddDict appends key k with the dictionary d.
+func (m *Message) AddDict(k string, d Dict) *Message {
+	checkKey(k)
+	m.fields = append(m.fields, Field{k, d.Encode()})
+	return m
+}
+
+// AddList appends key k with the list l.
+func (m *Message) AddList(k string, l List) *Message {
+	checkKey(k)
+	m.fields = append(m.fields, Field{k, l.Encode()})
+	return m
+}
+
+// Fields returns the message's fields in order, values in wire form. The
+// slice is the message's own; do not modify it.
+func (m *Message) Fields() []Field { return m.fields }
+
+// Type returns the first key, which names the message ("" for an empty message).
+func (m *Message) Type() string {
+	if len(m.fields) == 0 {
+		return ""
+	}
+	return m.fields[0].Key
+}
+
+// Is reports whether the message's first key is typ.
+func (m *Message) Is(typ string) bool { return m.Type() == typ }
+
+// TypeInt returns the first field's value as an integer (bm 1 → 1, lc 2 → 2).
+func (m *Message) TypeInt() (int, error) {
+	if len(m.fields) == 0 {
+		return 0, &FieldError{Key: "", Err: ErrMissing}
+	}
+	return m.Int(m.fields[0].Key)
+}
+
+// Raw returns the wire form of the first field named k.
+func (m *Message) Raw(k string) (string, bool) {
+	for i := range m.fields {
+		if m.fields[i].Key == k {
+			return m.fields[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// Has reports whether the message has a field named k.
+func (m *Message) Has(k string) bool {
+	_, ok := m.Raw(k)
+	return ok
+}
+
+func (m *Message) raw(k string) (string, error) {
+	v, ok := m.Raw(k)
+	if !ok {
+		return "", &FieldError{Key: k, Err: ErrMissing}
+	}
+	return v, nil
+}
+
+// Str returns the unescaped string value of field k.
+func (m *Message) Str(k string) (string, error) {
+	v, err := m.raw(k)
+	if err != nil {
+		return "", err
+	}
+	return Unescape(v), nil
+}
+
+// StrOr returns the unescaped value of field k, or def when k is absent.
+func (m *Message) StrOr(k, def string) string {
+	v, ok := m.Raw(k)
+	if !ok {
+		return def
+	}
+	return Unescape(v)
+}
+
+// Int returns field k as a decimal integer.
+func (m *Message) Int(k string) (int, error) {
+	v, err := m.raw(k)
+	if err != nil {
+		return 0, err
+	}
+	n, err := parseInt(v)
+	if err != nil {
+		return 0, &FieldError{Key: k, Value: v, Err: err}
+	}
+	return n, nil
+}
+
+// Dict returns field k parsed as a dictionary.
+func (m *Message) Dict(k string) (Dict, error) {
+	v, err := m.raw(k)
+	if err != nil {
+		return nil, err
+	}
+	d, err := ParseDict(v)
+	if err != nil {
+		return d, &FieldError{Key: k, Value: v, Err: err}
+	}
+	return d, nil
+}
+
+// List returns field k parsed as a |-separated list.
+func (m *Message) List(k string) (List, error) {
+	v, err := m.raw(k)
+	if err != nil {
+		return nil, err
+	}
+	return ParseList(v), nil
+}
+
+// Base64 returns field k decoded from base64 (the field is not unescaped).
+func (m *Message) Base64(k string) ([]byte, error) {
+	v, err := m.raw(k)
+	if err != nil {
+		return nil, err
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil, &FieldError{Key: k, Value: v, Err: fmt.Errorf("%w: %v", ErrBadBase64, err)}
+	}
+	return b, nil
+}
+
+// Equal reports whether m and o have the same fields in the same order.
+func (m *Message) Equal(o *Message) bool {
+	if m == nil || o == nil {
+		return m == o
+	}
+	if len(m.fields) != len(o.fields) {
+		return false
+	}
+	for i := range m.fields {
+		if m.fields[i] != o.fields[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// secretKeys are fields whose values must never reach a log.
+var secretKeys = map[string]bool{
+	"nc": true, "response": true, "sesskey": true, "password": true, "proof": true,
+}
+
+// String renders the message for debug logs, with nonces, login responses,
+// session keys and proofs replaced by "***".
+func (m *Message) String() string {
+	var b strings.Builder
+	for _, f := range m.fields {
+		b.WriteByte('\\')
+		b.WriteString(f.Key)
+		b.WriteByte('\\')
+		if secretKeys[f.Key] && f.Value != "" {
+			b.WriteString("***")
+		} else {
+			b.WriteString(f.Value)
+		}
+	}
+	b.WriteString(`\final\`)
+	return b.String()
+}
+
+// Errors reported by the codec. They are wrapped in *FieldError or
+// *SyntaxError; test for them with errors.Is.
+var (
+	ErrMissing     = errors.New("msim: missing field")
+	ErrBadNumber   = errors.New("msim: not a decimal number")
+	ErrBadBase64   = errors.New("msim: bad base64")
+	ErrBadDict     = errors.New("msim: dictionary item without '='")
+	ErrMalformed   = errors.New("msim: malformed message")
+	ErrTooLarge    = errors.New("msim: message too large")
+	ErrEmptyKey    = errors.New("msim: empty key")
+	ErrNoBackslash = errors.New("msim: message does not start with a backslash")
+)
+
+// FieldError reports a missing or malformed field.
+type FieldError struct {
+	Key   string
+	Value string // wire form, for context; never a secret field's value
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if errors.Is(e.Err, ErrMissing) {
+		return fmt.Sprintf("msim: field %q: missing", e.Key)
+	}
+	v := e.Value
+	if secretKeys[e.Key] {
+		v = "***"
+	} else if len(v) > 40 {
+		v = v[:40] + "…"
+	}
+	return fmt.Sprintf("msim: field %q (%q): %v", e.Key, v, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func parseInt(s string) (int, error) {
+	if s == "" || len(s) > 19 {
+		return 0, ErrBadNumber
+	}
+	neg := false
+	if s[0] == '-' {
+		neg, s = true, s[1:]
+		if s == "" {
+			return 0, ErrBadNumber
+		}
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, ErrBadNumber
+		}
+		n = n*10 + int(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, nil
+}
