@@ -1,0 +1,331 @@
+package msim
+
+// What the reader goroutine does with each message, and the typed events it
+// produces.
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/msimircd/msimircd/msim/markup"
+)
+
+// Event is something that happened on the session. The set is closed: only
+// this package's types implement it.
+type Event interface{ isEvent() }
+
+// IMEvent is an instant message (bm 1, or a bm 121 that carries text).
+type IMEvent struct {
+	From   UID
+	Text   string    // plain text (markup.ToPlain)
+	Markup string    // the body as received (unescaped)
+	Time   time.Time // the date field of an offline message, else the receipt time
+	// Offline is set when the message was stored by the server while the
+	// user was offline (it carries a date).
+	Offline bool
+	// Action is set for a bm 121 carrying text, which some clients use for
+	// ordinary IMs; treat it as an IM.
+	Action bool
+}
+
+// PresenceEvent is a presence change of a user (bm 100). Unknown status
+// codes are reported as StatusOnline, as the spec asks.
+type PresenceEvent struct {
+	UID    UID
+	Status Status
+	Text   string // status text (headline), plain text
+}
+
+// TypingEvent reports that a user started or stopped typing.
+type TypingEvent struct {
+	From   UID
+	Typing bool
+}
+
+// ZapEvent is a zap ("attention") received.
+type ZapEvent struct {
+	From UID
+	Zap  markup.Zap
+}
+
+// ContactChange says what happened to a contact.
+type ContactChange int
+
+// Kinds of ContactEvent.
+const (
+	ContactAdded ContactChange = iota
+	ContactRemoved
+	ContactUpdated
+)
+
+func (c ContactChange) String() string {
+	switch c {
+	case ContactAdded:
+		return "added"
+	case ContactRemoved:
+		return "removed"
+	case ContactUpdated:
+		return "updated"
+	}
+	return "change " + strconv.Itoa(int(c))
+}
+
+// ContactEvent reports a change of the contact list, as made by AddBuddy,
+// RemoveBuddy, Block and Allow, or learnt by Profile and ContactInfo.
+type ContactEvent struct {
+	Change  ContactChange
+	Contact Contact
+}
+
+// AlertEvent reports new alerts pushed by the server (an unsolicited 7/18
+// or 7/10 reply): "Mail", "FriendRequest", "BlogComment"…
+type AlertEvent struct {
+	Alerts []string
+}
+
+// ErrorEvent is an \error\ from the server. A fatal one is followed by the
+// DisconnectedEvent.
+type ErrorEvent struct {
+	Code    int
+	Message string
+	Fatal   bool
+}
+
+// DisconnectedEvent is always the last event. Err says why (a *ServerError
+// for a fatal server error or a kick, the net error for a lost link,
+// ErrDeadLink, ErrEventOverflow or ErrClosed).
+type DisconnectedEvent struct {
+	Reason DisconnectReason
+	Err    error
+}
+
+func (IMEvent) isEvent()           {}
+func (PresenceEvent) isEvent()     {}
+func (TypingEvent) isEvent()       {}
+func (ZapEvent) isEvent()          {}
+func (ContactEvent) isEvent()      {}
+func (AlertEvent) isEvent()        {}
+func (ErrorEvent) isEvent()        {}
+func (DisconnectedEvent) isEvent() {}
+
+// Profile is a MySpace profile (persist 4/3, 4/5, 5/7 replies).
+type Profile struct {
+	UID                                                                                       UID
+	UserName, DisplayName, RealName, ImageURL, BandName, SongName, Headline, Location, Gender string
+	Age, TotalFriends                                                                         int
+	LastLogin                                                                                 time.Time
+}
+
+// Contact is an entry of the contact list.
+type Contact struct {
+	UID                                                        UID
+	UserName, DisplayName, Group, NickName, Headline, ImageURL string
+	Blocked                                                    bool // Visibility 2: on the block list, not a buddy
+	Status                                                     Status
+	StatusText                                                 string
+}
+
+// Group is a contact group (persist 2/6).
+type Group struct {
+	ID       int
+	Name     string
+	Position int
+}
+
+// userName drops a "user name" that is just the uid (the mark of an account
+// without one).
+func userName(name string, uid UID) string {
+	if name == uid.String() {
+		return ""
+	}
+	return name
+}
+
+func profileOf(d Dict) Profile {
+	uid, _ := d.Int("UserID")
+	p := Profile{
+		UID:         UID(uid),
+		DisplayName: d.Str("DisplayName"),
+		RealName:    d.Str("RealName"),
+		ImageURL:    d.Str("ImageURL"),
+		BandName:    d.Str("BandName"),
+		SongName:    d.Str("SongName"),
+		Headline:    d.Str("Headline"),
+		Location:    d.Str("Location"),
+		Gender:      d.Str("Gender"),
+	}
+	p.UserName = userName(d.Str("UserName"), p.UID)
+	p.Age, _ = d.Int("Age")
+	p.TotalFriends, _ = d.Int("TotalFriends")
+	if ll, err := d.Int("LastLogin"); err == nil && ll > 0 {
+		p.LastLogin = FileTime(int64(ll))
+	}
+	return p
+}
+
+func contactOf(d Dict) Contact {
+	id, _ := d.Int("ContactID")
+	c := Contact{
+		UID:         UID(id),
+		DisplayName: d.Str("DisplayName"),
+		Group:       d.Str("GroupName"),
+		NickName:    d.Str("NickName"),
+		Headline:    d.Str("Headline"),
+		ImageURL:    d.Str("ImageURL"),
+	}
+	c.UserName = userName(d.Str("UserName"), c.UID)
+	if c.ImageURL == "" {
+		c.ImageURL = d.Str("AvatarURL")
+	}
+	vis, _ := d.Int("Visibility")
+	c.Blocked = vis == 2
+	return c
+}
+
+// withProfile fills a contact's names from a profile, keeping what the
+// profile lacks. It reports whether anything changed.
+func (c *Contact) withProfile(p Profile) bool {
+	old := *c
+	if p.UserName != "" {
+		c.UserName = p.UserName
+	}
+	if p.DisplayName != "" {
+		c.DisplayName = p.DisplayName
+	}
+	if p.ImageURL != "" {
+		c.ImageURL = p.ImageURL
+	}
+	if p.Headline != "" && c.Headline == "" {
+		c.Headline = p.Headline
+	}
+	return *c != old
+}
+
+// handle dispatches one received message. It runs on the reader goroutine.
+func (c *Client) handle(m *Message) {
+	switch m.Type() {
+	case "persistr":
+		c.onPersist(m)
+	case "bm":
+		c.onBM(m)
+	case "error":
+		c.onError(m)
+	case "ka":
+		// Liveness only: the read deadline was already pushed back.
+	default:
+		c.log.WithField("type", m.Type()).Debug("msim: ignoring message")
+	}
+}
+
+func (c *Client) onPersist(m *Message) {
+	p, err := ParsePersist(m)
+	if err != nil {
+		c.log.WithError(err).Warn("msim: bad persist reply")
+		return
+	}
+	mtf, _ := m.Int("mtf") // "more to follow": a reply split in parts
+	c.mu.Lock()
+	if pd := c.pending[p.RID]; pd != nil && pd.kind == p.Kind() {
+		pd.body = append(pd.body, p.Body...)
+		if mtf == 0 {
+			delete(c.pending, p.RID)
+			p.Body = pd.body
+			pd.ch <- p // buffered, and sent to only once
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	switch p.Kind() {
+	case PersistAlerts, PersistAlertsAlt:
+		if a := alertsOf(p.Body); len(a) > 0 {
+			c.emit(AlertEvent{Alerts: a})
+		}
+	default:
+		c.log.WithField("kind", p.Kind()).Debug("msim: unsolicited persist reply")
+	}
+}
+
+// alertsOf lists the alert keys of a 7/18 reply that are switched on.
+func alertsOf(d Dict) []string {
+	var out []string
+	for _, p := range d {
+		if p.Key == "" || p.Key[0] < 'A' || p.Key[0] > 'Z' {
+			continue // the server's occasional junk key
+		}
+		if (Dict{p}).Bool(p.Key, true) {
+			out = append(out, p.Key)
+		}
+	}
+	return out
+}
+
+func (c *Client) onBM(m *Message) {
+	typ, err1 := m.TypeInt()
+	from, err2 := m.Int("f")
+	if err1 != nil || err2 != nil || from <= 0 {
+		c.log.WithField("msg", m.String()).Warn("msim: bad bm message")
+		return
+	}
+	uid := UID(from)
+	body := m.StrOr("msg", "")
+	switch typ {
+	case BMIM, BMAction:
+		switch markup.Classify(body) {
+		case markup.KindTyping:
+			c.emit(TypingEvent{From: uid, Typing: true})
+		case markup.KindStopTyping:
+			c.emit(TypingEvent{From: uid, Typing: false})
+		case markup.KindZap:
+			z, _ := markup.ParseZap(body)
+			c.emit(ZapEvent{From: uid, Zap: z})
+		default:
+			if typ == BMAction && (body == "" || len(body) > 3 && body[:3] == "!!!") {
+				c.log.WithField("from", uid).Debug("msim: ignoring group-chat control message")
+				return
+			}
+			ev := IMEvent{From: uid, Text: markup.ToPlain(body), Markup: body, Time: time.Now(), Action: typ == BMAction}
+			if d, err := m.Int("date"); err == nil && d > 0 {
+				ev.Time, ev.Offline = time.Unix(int64(d), 0), true
+			}
+			c.emit(ev)
+		}
+	case BMStatus:
+		l, _ := m.List("msg")
+		pr, err := ParsePresence(l)
+		if err != nil {
+			c.log.WithError(err).Warn("msim: bad presence")
+			return
+		}
+		switch pr.Status {
+		case StatusOffline, StatusOnline, StatusIdle, StatusAway:
+		default:
+			pr.Status = StatusOnline
+		}
+		c.mu.Lock()
+		c.presence[uid] = pr
+		if i := c.contactIndex(uid); i >= 0 {
+			c.contacts[i].Status, c.contacts[i].StatusText = pr.Status, pr.Text
+		}
+		c.mu.Unlock()
+		c.emit(PresenceEvent{UID: uid, Status: pr.Status, Text: pr.Text})
+	default:
+		// 4 (add notify), 122 (media), 124, 126, 200: no useful payload.
+		c.log.WithFields(map[string]any{"bm": typ, "from": uid}).Debug("msim: ignoring buddy message")
+	}
+}
+
+func (c *Client) onError(m *Message) {
+	code, _ := m.Int("err")
+	e := &ServerError{Code: code, Message: m.StrOr("errmsg", ""), Fatal: m.Has("fatal")}
+	c.emit(ErrorEvent{Code: e.Code, Message: e.Message, Fatal: e.Fatal})
+	if !e.Fatal {
+		c.log.WithError(e).Warn("msim: server reported an error")
+		return
+	}
+	reason := DisconnectServerError
+	if code == ErrCodeElsewhere {
+		reason = DisconnectKicked
+	}
+	c.down(reason, e)
+}

@@ -1,0 +1,631 @@
+package msim
+
+// Requests: persist requests matched to their replies by rid, the login-time
+// loading of the session, the user-name flow, and the methods the owner calls.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/msimircd/msimircd/msim/markup"
+)
+
+// DefaultGroup is where a contact without a group is filed, as Pidgin does.
+const DefaultGroup = "IM Friends"
+
+// pending is a persist request waiting for its reply.
+type pending struct {
+	rid  int
+	cmd  int
+	kind DSNLID
+	body Dict          // parts received so far (mtf); reader only, under c.mu
+	ch   chan *Persist // buffered: the reader never blocks on it
+}
+
+// req describes a persist request.
+type req struct {
+	cmd   int
+	kind  DSNLID
+	body  Dict
+	noUID bool // Pidgin omits uid in some requests (own IM info)
+}
+
+// start sends a persist request and registers it for its reply.
+func (c *Client) start(ctx context.Context, r req) (*pending, error) {
+	c.mu.Lock()
+	c.rid++
+	p := &pending{rid: c.rid, cmd: r.cmd, kind: r.kind, ch: make(chan *Persist, 1)}
+	c.pending[p.rid] = p
+	c.mu.Unlock()
+
+	m := NewInt("persist", 1).AddInt("sesskey", c.sesskey).AddInt("cmd", r.cmd).AddInt("dsn", r.kind.DSN)
+	if !r.noUID {
+		m.AddInt("uid", int(c.uid))
+	}
+	m.AddInt("lid", r.kind.LID).AddInt("rid", p.rid)
+	if r.kind == PersistOwnProfile {
+		m.AddInt("UserID", int(c.uid)) // as Pidgin sends it
+	}
+	m.AddDict("body", r.body)
+	if err := c.send(ctx, m); err != nil {
+		c.forget(p.rid)
+		return nil, err
+	}
+	return p, nil
+}
+
+func (c *Client) forget(rid int) {
+	c.mu.Lock()
+	delete(c.pending, rid)
+	c.mu.Unlock()
+}
+
+// await waits for the reply to p, at most RequestTimeout. A reply with the
+// error bit is a *PersistError.
+func (c *Client) await(ctx context.Context, p *pending) (*Persist, error) {
+	defer c.forget(p.rid)
+	t := time.NewTimer(c.cfg.RequestTimeout)
+	defer t.Stop()
+	what := fmt.Sprintf("msim: persist %d/%d/%d rid %d", p.cmd, p.kind.DSN, p.kind.LID, p.rid)
+	var r *Persist
+	select {
+	case r = <-p.ch:
+	case <-c.done:
+		select {
+		case r = <-p.ch: // it made it just before the link went
+		default:
+			return nil, fmt.Errorf("%s: %w", what, c.linkErr())
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: %w", what, ctx.Err())
+	case <-t.C:
+		return nil, fmt.Errorf("%s: %w: no reply within %v", what, ErrTimeout, c.cfg.RequestTimeout)
+	}
+	if r.IsError() {
+		return r, &PersistError{Cmd: r.Cmd, DSN: r.DSN, LID: r.LID, Message: r.ErrorMessage()}
+	}
+	return r, nil
+}
+
+// request sends a persist request and waits for its reply.
+func (c *Client) request(ctx context.Context, r req) (*Persist, error) {
+	p, err := c.start(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return c.await(ctx, p)
+}
+
+// fatal reports whether err must abort the login (the link or the ctx is
+// gone) rather than just leave a piece of the session unloaded.
+func (c *Client) fatal(ctx context.Context, err error) bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+	}
+	return ctx.Err() != nil || !(errors.Is(err, ErrTimeout) || errors.As(err, new(*PersistError)))
+}
+
+// setup loads the session after lc 2, pipelining the requests as Pidgin
+// does: own profile, own IM info, status, contact list, groups; then the
+// block-list settings and the user names the contact list lacks.
+func (c *Client) setup(ctx context.Context) error {
+	if c.self.UserName == "" {
+		if err := c.chooseUserName(ctx); err != nil {
+			return err
+		}
+	}
+	own, err := c.start(ctx, req{cmd: CmdGet, kind: PersistOwnProfile, body: Dict{}.SetInt("UserID", int(c.uid)), noUID: true})
+	if err != nil {
+		return err
+	}
+	info, err := c.start(ctx, req{cmd: CmdGet, kind: PersistOwnIMInfo, noUID: true})
+	if err != nil {
+		return err
+	}
+	if err := c.sendStatus(ctx, c.cfg.Status, c.cfg.StatusText); err != nil {
+		return err
+	}
+	list, err := c.start(ctx, req{cmd: CmdGet, kind: PersistContactList})
+	if err != nil {
+		return err
+	}
+	groups, err := c.start(ctx, req{cmd: CmdGet, kind: PersistGroupList})
+	if err != nil {
+		return err
+	}
+
+	if r, err := c.await(ctx, own); err != nil {
+		if c.fatal(ctx, err) {
+			return err
+		}
+		c.log.WithError(err).Warn("msim: own profile not loaded")
+	} else {
+		p := profileOf(r.Body)
+		p.UID = c.uid
+		if p.UserName == "" {
+			p.UserName = c.self.UserName
+		}
+		c.mu.Lock()
+		c.self = p
+		c.mu.Unlock()
+	}
+	if r, err := c.await(ctx, info); err != nil {
+		if c.fatal(ctx, err) {
+			return err
+		}
+		c.log.WithError(err).Warn("msim: own IM info not loaded")
+	} else {
+		c.mu.Lock()
+		c.prefs = r.Body
+		c.mu.Unlock()
+		// As Pidgin: tell the server our privacy settings.
+		w, cb := 0, 0
+		if r.Body.Bool("ShowOnlyToList", false) {
+			w = 1
+		}
+		if pm, _ := r.Body.Int("PrivacyMode"); pm&1 != 0 {
+			cb = 1
+		}
+		if err := c.blocklist(ctx, "w"+strconv.Itoa(w), "c"+strconv.Itoa(cb)); err != nil {
+			return err
+		}
+	}
+	r, err := c.await(ctx, list)
+	if err != nil {
+		return err // without the contact list there is no session
+	}
+	var contacts []Contact
+	for _, rec := range r.Body.Records("ContactID") {
+		if ct := contactOf(rec); ct.UID > 0 {
+			contacts = append(contacts, ct)
+		}
+	}
+	var gs []Group
+	if r, err := c.await(ctx, groups); err != nil {
+		if c.fatal(ctx, err) {
+			return err
+		}
+		c.log.WithError(err).Warn("msim: group list not loaded")
+	} else {
+		for _, rec := range r.Body.Records("GroupID") {
+			id, _ := rec.Int("GroupID")
+			pos, _ := rec.Int("Position")
+			gs = append(gs, Group{ID: id, Name: rec.Str("GroupName"), Position: pos})
+		}
+	}
+
+	// The contact list need not carry user names: look up those missing.
+	lookups := make(map[int]*pending)
+	for i := range contacts {
+		if contacts[i].UserName == "" {
+			p, err := c.start(ctx, req{cmd: CmdGet, kind: PersistProfile, body: Dict{}.SetInt("UserID", int(contacts[i].UID))})
+			if err != nil {
+				return err
+			}
+			lookups[i] = p
+		}
+	}
+	for i, p := range lookups {
+		r, err := c.await(ctx, p)
+		if err != nil {
+			if c.fatal(ctx, err) {
+				return err
+			}
+			c.log.WithError(err).WithField("contact", contacts[i].UID).Warn("msim: contact profile not loaded")
+			continue
+		}
+		contacts[i].withProfile(profileOf(r.Body))
+	}
+
+	c.mu.Lock()
+	for i := range contacts {
+		if pr, ok := c.presence[contacts[i].UID]; ok {
+			contacts[i].Status, contacts[i].StatusText = pr.Status, pr.Text
+		}
+	}
+	c.contacts, c.groups = contacts, gs
+	c.mu.Unlock()
+	return nil
+}
+
+// maxUserNameAttempts bounds the 'choose a user name' loop.
+const maxUserNameAttempts = 3
+
+// chooseUserName runs the spec's 'username not set' flow (§3.7).
+func (c *Client) chooseUserName(ctx context.Context) error {
+	if c.cfg.ChooseUserName == nil {
+		return &LoginError{Message: "the account has no user name yet", Err: ErrNoUserName}
+	}
+	suggested := suggestUserName(c.cfg.Email)
+	for attempt := 1; attempt <= maxUserNameAttempts; attempt++ {
+		name, err := c.cfg.ChooseUserName(ctx, suggested)
+		if err != nil {
+			return &LoginError{Message: "no user name chosen: " + err.Error(), Err: ErrNoUserName}
+		}
+		name = strings.TrimSpace(name)
+		if !validUserName(name) {
+			return &LoginError{Message: fmt.Sprintf("invalid user name %q (1-25 letters, digits or _, not all digits)", name), Err: ErrNoUserName}
+		}
+		suggested = name + strconv.Itoa(attempt+1)
+		if _, err := c.LookupUser(ctx, name); err == nil {
+			continue // taken
+		} else if !errors.Is(err, ErrNoSuchUser) {
+			return err
+		}
+		if err := c.send(ctx, New("setinfo", "").AddInt("sesskey", c.sesskey).AddDict("info", Dict{{"UserName", name}})); err != nil {
+			return err
+		}
+		if _, err := c.request(ctx, req{cmd: CmdGet, kind: PersistLookup, body: Dict{{"UserName", name}}}); err != nil && !errors.As(err, new(*PersistError)) {
+			return err
+		}
+		r, err := c.request(ctx, req{cmd: CmdPut, kind: PersistSetUserName, body: Dict{{"UserName", name}}})
+		if err != nil {
+			if errors.As(err, new(*PersistError)) {
+				continue // refused: most likely taken meanwhile
+			}
+			return err
+		}
+		if code, err := r.Body.Int("Code"); err != nil || code != 0 {
+			continue
+		}
+		c.mu.Lock()
+		c.self.UserName = name
+		c.mu.Unlock()
+		return nil
+	}
+	return &LoginError{Message: fmt.Sprintf("no available user name after %d attempts", maxUserNameAttempts), Err: ErrUserNameTaken}
+}
+
+// suggestUserName derives a user name from an e-mail address's local part.
+func suggestUserName(email string) string {
+	local, _, _ := strings.Cut(email, "@")
+	var b strings.Builder
+	for _, r := range local {
+		if b.Len() >= 25 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
+			b.WriteRune(r)
+		case r == '.' || r == '-' || r == '+':
+			b.WriteByte('_')
+		}
+	}
+	s := b.String()
+	if !validUserName(s) {
+		s = "user_" + s
+		if len(s) > 25 {
+			s = s[:25]
+		}
+	}
+	return s
+}
+
+// validUserName applies Pidgin's rules: 1–25 letters, digits or '_', not
+// all digits.
+func validUserName(s string) bool {
+	if s == "" || len(s) > 25 {
+		return false
+	}
+	digits := true
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '_':
+			digits = false
+		default:
+			return false
+		}
+	}
+	return !digits
+}
+
+func checkUID(uid UID) error {
+	if uid <= 0 {
+		return fmt.Errorf("msim: invalid uid %d", int(uid))
+	}
+	return nil
+}
+
+func (c *Client) bm(ctx context.Context, typ int, to UID, body string) error {
+	if err := checkUID(to); err != nil {
+		return err
+	}
+	return c.send(ctx, NewInt("bm", typ).AddInt("sesskey", c.sesskey).AddInt("t", int(to)).
+		AddInt("cv", ClientVersion).Add("msg", body))
+}
+
+// SendIM sends plain text as an instant message (bm 1, markup on the wire).
+// A message to an offline user is stored by the server.
+func (c *Client) SendIM(ctx context.Context, to UID, text string) error {
+	return c.bm(ctx, BMIM, to, markup.FromPlain(text))
+}
+
+// SendTyping tells to that the user started (true) or stopped typing.
+func (c *Client) SendTyping(ctx context.Context, to UID, typing bool) error {
+	body := markup.StopTyping
+	if typing {
+		body = markup.Typing
+	}
+	return c.bm(ctx, BMAction, to, body)
+}
+
+// SendZap sends a zap.
+func (c *Client) SendZap(ctx context.Context, to UID, z markup.Zap) error {
+	return c.bm(ctx, BMAction, to, z.Payload())
+}
+
+// SetStatus sets the user's presence and status text. StatusInvisible
+// (and StatusOffline) appear offline to others.
+func (c *Client) SetStatus(ctx context.Context, s Status, text string) error {
+	return c.sendStatus(ctx, s, text)
+}
+
+func (c *Client) sendStatus(ctx context.Context, s Status, text string) error {
+	switch s {
+	case StatusInvisible:
+		s = StatusOffline
+	case StatusOffline, StatusOnline, StatusIdle, StatusAway:
+	default:
+		return fmt.Errorf("msim: set status: unknown status %d", int(s))
+	}
+	return c.send(ctx, NewInt("status", int(s)).AddInt("sesskey", c.sesskey).
+		Add("statstring", text).Add("locstring", ""))
+}
+
+// blocklist sends a \blocklist\ edit (no reply).
+func (c *Client) blocklist(ctx context.Context, items ...string) error {
+	return c.send(ctx, New("blocklist", "").AddInt("sesskey", c.sesskey).AddList("idlist", List(items)))
+}
+
+// AddBuddy adds uid to the contact list in group (DefaultGroup when empty),
+// as Pidgin does: addbuddy, persist 514/0/9, blocklist a+ b-. The contact's
+// profile is then looked up for its names, and a ContactEvent follows.
+func (c *Client) AddBuddy(ctx context.Context, uid UID, group string) error {
+	if err := checkUID(uid); err != nil {
+		return err
+	}
+	if group == "" {
+		group = DefaultGroup
+	}
+	id := uid.String()
+	if err := c.send(ctx, New("addbuddy", "").AddInt("sesskey", c.sesskey).AddInt("newprofileid", int(uid)).Add("reason", "")); err != nil {
+		return err
+	}
+	rec := Dict{{"ContactID", id}, {"GroupName", group}, {"Position", "1000"}, {"Visibility", "1"}, {"NickName", ""}, {"NameSelect", "0"}}
+	r, err := c.request(ctx, req{cmd: CmdPut | CmdAction, kind: PersistSetContact, body: rec})
+	if err != nil {
+		return fmt.Errorf("msim: add buddy %v: %w", uid, err)
+	}
+	if err := c.blocklist(ctx, "a+", id, "b-", id); err != nil {
+		return err
+	}
+	ct := contactOf(r.Body)
+	ct.UID, ct.Group, ct.Blocked = uid, group, false
+	if p, err := c.Profile(ctx, uid); err == nil {
+		ct.withProfile(p)
+	} else if errors.Is(err, ErrDisconnected) {
+		return err
+	}
+	c.putContact(ct)
+	return nil
+}
+
+// putContact adds or replaces a contact (keeping known names and presence)
+// and reports the change.
+func (c *Client) putContact(ct Contact) {
+	c.mu.Lock()
+	change := ContactAdded
+	if pr, ok := c.presence[ct.UID]; ok {
+		ct.Status, ct.StatusText = pr.Status, pr.Text
+	}
+	if i := c.contactIndex(ct.UID); i >= 0 {
+		change = ContactUpdated
+		old := c.contacts[i]
+		if ct.UserName == "" {
+			ct.UserName = old.UserName
+		}
+		if ct.DisplayName == "" {
+			ct.DisplayName = old.DisplayName
+		}
+		if ct.ImageURL == "" {
+			ct.ImageURL = old.ImageURL
+		}
+		c.contacts[i] = ct
+	} else {
+		c.contacts = append(c.contacts, ct)
+	}
+	c.mu.Unlock()
+	c.emit(ContactEvent{Change: change, Contact: ct})
+}
+
+// dropContact removes a contact from the table and reports it if present.
+func (c *Client) dropContact(uid UID) {
+	c.mu.Lock()
+	i := c.contactIndex(uid)
+	var ct Contact
+	if i >= 0 {
+		ct = c.contacts[i]
+		c.contacts = append(c.contacts[:i], c.contacts[i+1:]...)
+	}
+	c.mu.Unlock()
+	if i >= 0 {
+		c.emit(ContactEvent{Change: ContactRemoved, Contact: ct})
+	}
+}
+
+// RemoveBuddy removes uid from the contact list: delbuddy, persist 515/0/8,
+// blocklist a- b-.
+func (c *Client) RemoveBuddy(ctx context.Context, uid UID) error {
+	if err := checkUID(uid); err != nil {
+		return err
+	}
+	id := uid.String()
+	if err := c.send(ctx, New("delbuddy", "").AddInt("sesskey", c.sesskey).AddInt("delprofileid", int(uid))); err != nil {
+		return err
+	}
+	if _, err := c.request(ctx, req{cmd: CmdDelete | CmdAction, kind: PersistDeleteContact, body: Dict{{"ContactID", id}}}); err != nil {
+		return fmt.Errorf("msim: remove buddy %v: %w", uid, err)
+	}
+	if err := c.blocklist(ctx, "a-", id, "b-", id); err != nil {
+		return err
+	}
+	c.dropContact(uid)
+	return nil
+}
+
+// Block blocks uid: delbuddy, blocklist a- b+, persist 514/0/9 with
+// Visibility 2. The entry stays in Contacts with Blocked set.
+func (c *Client) Block(ctx context.Context, uid UID) error {
+	if err := checkUID(uid); err != nil {
+		return err
+	}
+	id := uid.String()
+	if err := c.send(ctx, New("delbuddy", "").AddInt("sesskey", c.sesskey).AddInt("delprofileid", int(uid))); err != nil {
+		return err
+	}
+	if err := c.blocklist(ctx, "a-", id, "b+", id); err != nil {
+		return err
+	}
+	if _, err := c.request(ctx, req{cmd: CmdPut | CmdAction, kind: PersistSetContact, body: Dict{{"ContactID", id}, {"Visibility", "2"}}}); err != nil {
+		return fmt.Errorf("msim: block %v: %w", uid, err)
+	}
+	c.mu.Lock()
+	ct := Contact{UID: uid}
+	if i := c.contactIndex(uid); i >= 0 {
+		ct = c.contacts[i]
+	}
+	c.mu.Unlock()
+	ct.Blocked = true
+	c.putContact(ct)
+	return nil
+}
+
+// Allow unblocks uid: persist 515/0/8, blocklist a- b-. The blocked entry
+// leaves the contact list (add the user again with AddBuddy).
+func (c *Client) Allow(ctx context.Context, uid UID) error {
+	if err := checkUID(uid); err != nil {
+		return err
+	}
+	id := uid.String()
+	if _, err := c.request(ctx, req{cmd: CmdDelete | CmdAction, kind: PersistDeleteContact, body: Dict{{"ContactID", id}}}); err != nil {
+		return fmt.Errorf("msim: allow %v: %w", uid, err)
+	}
+	if err := c.blocklist(ctx, "a-", id, "b-", id); err != nil {
+		return err
+	}
+	c.dropContact(uid)
+	return nil
+}
+
+// profileReply turns a profile reply into a Profile, or ErrNoSuchUser when
+// the reply has no user (no or zero UserID, an ErrorMessage, an error cmd).
+func profileReply(r *Persist, err error, what string) (Profile, error) {
+	if pe := (*PersistError)(nil); errors.As(err, &pe) {
+		return Profile{}, fmt.Errorf("msim: %s: %w (%w)", what, ErrNoSuchUser, pe)
+	}
+	if err != nil {
+		return Profile{}, fmt.Errorf("msim: %s: %w", what, err)
+	}
+	p := profileOf(r.Body)
+	if p.UID <= 0 || r.Body.Str("ErrorMessage") != "" {
+		return Profile{}, fmt.Errorf("msim: %s: %w", what, ErrNoSuchUser)
+	}
+	return p, nil
+}
+
+// LookupUser finds a user by user name, or by e-mail address when
+// nameOrEmail contains '@' (persist 5/7).
+func (c *Client) LookupUser(ctx context.Context, nameOrEmail string) (Profile, error) {
+	key := "UserName"
+	if strings.Contains(nameOrEmail, "@") {
+		key = "Email"
+	}
+	r, err := c.request(ctx, req{cmd: CmdGet, kind: PersistLookup, body: Dict{{key, nameOrEmail}}})
+	return profileReply(r, err, fmt.Sprintf("lookup %q", nameOrEmail))
+}
+
+// Profile fetches uid's MySpace profile (persist 4/3). If uid is a contact
+// whose names change, the table is updated and a ContactEvent follows.
+func (c *Client) Profile(ctx context.Context, uid UID) (Profile, error) {
+	if err := checkUID(uid); err != nil {
+		return Profile{}, err
+	}
+	r, err := c.request(ctx, req{cmd: CmdGet, kind: PersistProfile, body: Dict{{"UserID", uid.String()}}})
+	p, err := profileReply(r, err, fmt.Sprintf("profile %v", uid))
+	if err != nil {
+		return p, err
+	}
+	c.mu.Lock()
+	var ct Contact
+	changed := false
+	if i := c.contactIndex(uid); i >= 0 {
+		changed = c.contacts[i].withProfile(p)
+		ct = c.contacts[i]
+	}
+	c.mu.Unlock()
+	if changed {
+		c.emit(ContactEvent{Change: ContactUpdated, Contact: ct})
+	}
+	return p, nil
+}
+
+// ContactInfo fetches uid's contact-list entry (persist 0/2); ErrNotContact
+// when the reply holds none. The table is updated with what it says.
+func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
+	if err := checkUID(uid); err != nil {
+		return Contact{}, err
+	}
+	r, err := c.request(ctx, req{cmd: CmdGet, kind: PersistContactInfo, body: Dict{{"ContactID", uid.String()}}})
+	if err != nil {
+		return Contact{}, fmt.Errorf("msim: contact info %v: %w", uid, err)
+	}
+	recs := r.Body.Records("ContactID")
+	if len(recs) == 0 {
+		return Contact{}, fmt.Errorf("msim: contact info %v: %w", uid, ErrNotContact)
+	}
+	ct := contactOf(recs[0])
+	if ct.UID != uid {
+		return Contact{}, fmt.Errorf("msim: contact info %v: %w (reply is about %v)", uid, ErrNotContact, ct.UID)
+	}
+	c.mu.Lock()
+	if pr, ok := c.presence[uid]; ok {
+		ct.Status, ct.StatusText = pr.Status, pr.Text
+	}
+	changed := true
+	if i := c.contactIndex(uid); i >= 0 {
+		old := c.contacts[i]
+		if ct.UserName == "" {
+			ct.UserName = old.UserName
+		}
+		if ct.DisplayName == "" {
+			ct.DisplayName = old.DisplayName
+		}
+		if ct.ImageURL == "" {
+			ct.ImageURL = old.ImageURL
+		}
+		changed = old != ct
+	}
+	c.mu.Unlock()
+	if changed {
+		c.putContact(ct)
+	}
+	return ct, nil
+}
+
+// CheckAlerts polls for new alerts (persist 7/18) and returns the kinds
+// present: "Mail", "FriendRequest", "BlogComment"…; none when the body is
+// empty. Pidgin polls every AlertPollInterval seconds.
+func (c *Client) CheckAlerts(ctx context.Context) ([]string, error) {
+	r, err := c.request(ctx, req{cmd: CmdGet, kind: PersistAlerts})
+	if err != nil {
+		return nil, fmt.Errorf("msim: check alerts: %w", err)
+	}
+	return alertsOf(r.Body), nil
+}
