@@ -1,0 +1,523 @@
+package ircd
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+)
+
+type command struct {
+	fn     func(*Client, *irc.Message) *ircError
+	min    int  // parameters required
+	preReg bool // allowed before registration
+}
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"AUTHENTICATE": {cmdAuthenticate, 1, true},
+		"AWAY":         {cmdAway, 0, false},
+		"CAP":          {cmdCap, 1, true},
+		"ISON":         {cmdIson, 1, false},
+		"JOIN":         {cmdJoin, 1, false},
+		"LIST":         {cmdList, 0, false},
+		"LUSERS":       {func(c *Client, _ *irc.Message) *ircError { c.lusers(); return nil }, 0, false},
+		"MODE":         {cmdMode, 1, false},
+		"MOTD":         {func(c *Client, _ *irc.Message) *ircError { c.motd(); return nil }, 0, false},
+		"NAMES":        {cmdNames, 0, false},
+		"NICK":         {cmdNick, 0, true},
+		"NOTICE":       {cmdMessage, 0, false},
+		"PART":         {cmdPart, 1, false},
+		"PASS":         {cmdPass, 1, true},
+		"PING":         {cmdPing, 1, true},
+		"PONG":         {func(*Client, *irc.Message) *ircError { return nil }, 0, true},
+		"PRIVMSG":      {cmdMessage, 0, false},
+		"QUIT":         {cmdQuit, 0, true},
+		"TAGMSG":       {cmdMessage, 0, false},
+		"TOPIC":        {cmdTopic, 1, false},
+		"USER":         {cmdUser, 4, true},
+		"USERHOST":     {cmdUserhost, 1, false},
+		"VERSION":      {cmdVersion, 0, false},
+		"WHO":          {cmdWho, 0, false},
+		"WHOIS":        {cmdWhois, 1, false},
+	}
+}
+
+func cmdPing(c *Client, m *irc.Message) *ircError {
+	c.send(msg(c.serverPrefix(), "PONG", c.srv.cfg.ServerName, m.Params[0]))
+	return nil
+}
+
+func cmdQuit(c *Client, m *irc.Message) *ircError {
+	reason := "Client Quit"
+	if t := m.Param(0); t != "" {
+		reason = "Quit: " + clean(t, TopicLen)
+	}
+	c.shutdown(reason, true)
+	return nil
+}
+
+func cmdVersion(c *Client, _ *irc.Message) *ircError {
+	c.numeric(irc.RPL_VERSION, c.srv.cfg.Version, c.srv.cfg.ServerName, "")
+	toks := c.isupport()
+	for len(toks) > 0 {
+		n := min(len(toks), 12)
+		c.numeric(irc.RPL_ISUPPORT, append(toks[:n:n], "are supported by this server")...)
+		toks = toks[n:]
+	}
+	return nil
+}
+
+func cmdJoin(c *Client, m *irc.Message) *ircError {
+	if m.Params[0] == "0" {
+		for _, ch := range c.chans {
+			if ch.joined {
+				c.partSelf(ch, "")
+			}
+		}
+		return nil
+	}
+	for name := range strings.SplitSeq(m.Params[0], ",") {
+		ch := c.channel(name)
+		switch {
+		case ch == nil:
+			c.numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
+		case !ch.joined:
+			c.joinSelf(ch, c.send)
+			c.withHandler(func(h Handler) { h.Join(ch.name) })
+		}
+	}
+	return nil
+}
+
+func cmdPart(c *Client, m *irc.Message) *ircError {
+	reason := clean(m.Param(1), TopicLen)
+	for name := range strings.SplitSeq(m.Params[0], ",") {
+		ch := c.channel(name)
+		switch {
+		case ch == nil:
+			c.numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
+		case !ch.joined:
+			c.numeric(irc.ERR_NOTONCHANNEL, ch.name, "You're not on that channel")
+		default:
+			c.partSelf(ch, reason)
+		}
+	}
+	return nil
+}
+
+// partSelf takes the client out of ch and tells the handler. Caller holds c.mu.
+func (c *Client) partSelf(ch *vchan, reason string) {
+	ch.joined = false
+	if reason == "" {
+		c.send(msg(c.selfPrefix(), "PART", ch.name))
+	} else {
+		c.send(msg(c.selfPrefix(), "PART", ch.name, reason))
+	}
+	c.withHandler(func(h Handler) { h.Part(ch.name, reason) })
+}
+
+func cmdNames(c *Client, m *irc.Message) *ircError {
+	if len(m.Params) == 0 {
+		for _, ch := range c.sortedChans() {
+			if ch.joined {
+				c.names(ch, c.send)
+			}
+		}
+		c.numeric(irc.RPL_ENDOFNAMES, "*", "End of /NAMES list.")
+		return nil
+	}
+	name, _, _ := strings.Cut(m.Params[0], ",")
+	if ch := c.channel(name); ch != nil {
+		c.names(ch, c.send)
+		return nil
+	}
+	c.numeric(irc.RPL_ENDOFNAMES, name, "End of /NAMES list.")
+	return nil
+}
+
+func (c *Client) sortedChans() []*vchan {
+	out := make([]*vchan, 0, len(c.chans))
+	for _, ch := range c.chans {
+		out = append(out, ch)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+func cmdList(c *Client, _ *irc.Message) *ircError {
+	c.numeric(irc.RPL_LISTSTART, "Channel", "Users  Name")
+	for _, ch := range c.sortedChans() {
+		n := len(ch.members)
+		if ch.joined {
+			n++
+		}
+		c.numeric(irc.RPL_LIST, ch.name, strconv.Itoa(n), ch.topic)
+	}
+	c.numeric(irc.RPL_LISTEND, "End of /LIST")
+	return nil
+}
+
+func cmdTopic(c *Client, m *irc.Message) *ircError {
+	ch := c.channel(m.Params[0])
+	switch {
+	case ch == nil:
+		return newErr(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
+	case len(m.Params) > 1 && !ch.joined:
+		return newErr(irc.ERR_NOTONCHANNEL, ch.name, "You're not on that channel")
+	case len(m.Params) > 1:
+		return newErr(errNoPrivs, ch.name, "You're not channel operator")
+	case ch.topic == "":
+		c.numeric(irc.RPL_NOTOPIC, ch.name, "No topic is set")
+	default:
+		c.topicReply(ch, c.send)
+	}
+	return nil
+}
+
+func cmdAway(c *Client, m *irc.Message) *ircError {
+	text := clean(m.Param(0), TopicLen)
+	c.away = text
+	if text == "" {
+		c.numeric(irc.RPL_UNAWAY, "You are no longer marked as being away")
+	} else {
+		c.numeric(irc.RPL_NOWAWAY, "You have been marked as being away")
+	}
+	c.withHandler(func(h Handler) { h.Away(text) })
+	return nil
+}
+
+// cmdMessage handles PRIVMSG, NOTICE and TAGMSG.
+func cmdMessage(c *Client, m *irc.Message) *ircError {
+	if len(m.Params) == 0 || m.Params[0] == "" {
+		return newErr(irc.ERR_NORECIPIENT, "No recipient given ("+m.Command+")")
+	}
+	text := ""
+	if m.Command != "TAGMSG" {
+		if len(m.Params) < 2 || m.Params[1] == "" {
+			return newErr(irc.ERR_NOTEXTTOSEND, "No text to send")
+		}
+		text = m.Params[1]
+	}
+	targets := strings.Split(m.Params[0], ",")
+	if len(targets) > maxTargets {
+		return newErr(irc.ERR_TOOMANYTARGETS, m.Params[0], "Too many targets")
+	}
+	tags := irc.Tags{}
+	for k, v := range m.Tags {
+		if strings.HasPrefix(k, "+") && k != "+" {
+			tags[k] = v
+		}
+	}
+	c.lastActive = time.Now()
+	for _, t := range targets {
+		var name string
+		switch {
+		case isChannel(t):
+			ch := c.channel(t)
+			if ch == nil {
+				c.numeric(irc.ERR_NOSUCHCHANNEL, t, "No such channel")
+				continue
+			}
+			if !ch.joined {
+				c.numeric(irc.ERR_CANNOTSENDTOCHAN, ch.name, "Cannot send to channel")
+				continue
+			}
+			name = ch.name
+		case Nick(t).Key() == Nick(c.nick).Key():
+			c.send(c.echo(m.Command, c.nick, text, tags))
+			continue
+		default:
+			u := c.findUser(t)
+			if u == nil {
+				c.numeric(irc.ERR_NOSUCHNICK, t, "No such nick/channel")
+				continue
+			}
+			name = u.Nick
+			if u.Away != "" && m.Command == "PRIVMSG" {
+				c.numeric(irc.RPL_AWAY, u.Nick, u.Away)
+			}
+		}
+		if c.caps["echo-message"] && (m.Command != "TAGMSG" || c.caps["message-tags"]) {
+			c.send(c.echo(m.Command, name, text, tags))
+		}
+		in := Input{Command: m.Command, Target: name, Text: text, Tags: tags.Copy()}
+		c.withHandler(func(h Handler) { h.Message(in) })
+	}
+	return nil
+}
+
+// echo builds the copy of the client's own message it receives back.
+func (c *Client) echo(cmd, target, text string, tags irc.Tags) *irc.Message {
+	var out *irc.Message
+	if cmd == "TAGMSG" {
+		out = msg(c.selfPrefix(), cmd, target)
+	} else {
+		out = msg(c.selfPrefix(), cmd, target, text)
+	}
+	if c.caps["message-tags"] {
+		out.Tags = tags.Copy()
+	}
+	if c.caps["server-time"] {
+		out.Tags["time"] = time.Now().UTC().Format(timeFormat)
+	}
+	return out
+}
+
+func cmdWho(c *Client, m *irc.Message) *ircError {
+	mask := m.Param(0)
+	if mask == "" {
+		mask = "*"
+	}
+	server := c.srv.cfg.ServerName
+	if ch := c.channel(mask); ch != nil {
+		if ch.joined {
+			c.numeric(irc.RPL_WHOREPLY, ch.name, c.user, c.host, server, c.nick, c.whoFlags(c.away, ""), "0 "+c.realName)
+		}
+		multi := c.caps["multi-prefix"]
+		for _, mb := range sortedMembers(ch) {
+			u := mb.u
+			c.numeric(irc.RPL_WHOREPLY, ch.name, u.User.User, u.Host, server, u.Nick, c.whoFlags(u.Away, mb.prefixes(multi)), "0 "+u.RealName)
+		}
+	} else if Nick(mask).Key() == Nick(c.nick).Key() {
+		c.numeric(irc.RPL_WHOREPLY, "*", c.user, c.host, server, c.nick, c.whoFlags(c.away, ""), "0 "+c.realName)
+	} else if u := c.findUser(mask); u != nil {
+		c.numeric(irc.RPL_WHOREPLY, "*", u.User.User, u.Host, server, u.Nick, c.whoFlags(u.Away, ""), "0 "+u.RealName)
+	}
+	c.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list.")
+	return nil
+}
+
+func (c *Client) whoFlags(away, prefix string) string {
+	if away != "" {
+		return "G" + prefix
+	}
+	return "H" + prefix
+}
+
+func sortedMembers(ch *vchan) []*member {
+	out := make([]*member, 0, len(ch.members))
+	for _, m := range ch.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return Nick(out[i].u.Nick).Key() < Nick(out[j].u.Nick).Key() })
+	return out
+}
+
+func cmdWhois(c *Client, m *irc.Message) *ircError {
+	target, _, _ := strings.Cut(m.Params[len(m.Params)-1], ",")
+	server := c.srv.cfg.ServerName
+	multi := c.caps["multi-prefix"]
+	if Nick(target).Key() == Nick(c.nick).Key() {
+		c.numeric(irc.RPL_WHOISUSER, c.nick, c.user, c.host, "*", c.realName)
+		var chans []string
+		for _, ch := range c.sortedChans() {
+			if ch.joined {
+				chans = append(chans, ch.name)
+			}
+		}
+		c.whoisChannels(c.nick, chans)
+		c.numeric(irc.RPL_WHOISSERVER, c.nick, server, c.srv.cfg.Network)
+		if c.away != "" {
+			c.numeric(irc.RPL_AWAY, c.nick, c.away)
+		}
+		if c.account != "" {
+			c.numeric(rplWhoisAccount, c.nick, c.account, "is logged in as")
+		}
+		c.whoisIdle(c.nick, c.lastActive, c.signon)
+		c.numeric(irc.RPL_ENDOFWHOIS, c.nick, "End of /WHOIS list.")
+		return nil
+	}
+	u := c.findUser(target)
+	if u == nil {
+		c.numeric(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
+		c.numeric(irc.RPL_ENDOFWHOIS, target, "End of /WHOIS list.")
+		return nil
+	}
+	c.numeric(irc.RPL_WHOISUSER, u.Nick, u.User.User, u.Host, "*", u.RealName)
+	var chans []string
+	for _, ch := range u.chans {
+		chans = append(chans, ch.members[Nick(u.Nick).Key()].prefixes(multi)+ch.name)
+	}
+	sort.Strings(chans)
+	c.whoisChannels(u.Nick, chans)
+	c.numeric(irc.RPL_WHOISSERVER, u.Nick, server, c.srv.cfg.Network)
+	if u.Away != "" {
+		c.numeric(irc.RPL_AWAY, u.Nick, u.Away)
+	}
+	for _, l := range u.Info {
+		c.numeric(rplWhoisSpecial, u.Nick, l)
+	}
+	c.whoisIdle(u.Nick, u.lastSpoke, u.signon)
+	c.numeric(irc.RPL_ENDOFWHOIS, u.Nick, "End of /WHOIS list.")
+	return nil
+}
+
+func (c *Client) whoisChannels(nick string, chans []string) {
+	for len(chans) > 0 {
+		n, size := 0, 0
+		for n < len(chans) && (n == 0 || size+len(chans[n]) < 400) {
+			size += len(chans[n]) + 1
+			n++
+		}
+		c.numeric(irc.RPL_WHOISCHANNELS, nick, strings.Join(chans[:n], " "))
+		chans = chans[n:]
+	}
+}
+
+func (c *Client) whoisIdle(nick string, last, signon time.Time) {
+	idle := strconv.Itoa(int(time.Since(last).Seconds()))
+	c.numeric(irc.RPL_WHOISIDLE, nick, idle, strconv.FormatInt(signon.Unix(), 10), "seconds idle, signon time")
+}
+
+func cmdIson(c *Client, m *irc.Message) *ircError {
+	var on []string
+	for _, p := range m.Params {
+		for n := range strings.FieldsSeq(p) {
+			if u := c.findUser(n); u != nil {
+				on = append(on, u.Nick)
+			} else if Nick(n).Key() == Nick(c.nick).Key() {
+				on = append(on, c.nick)
+			}
+		}
+	}
+	c.numeric(irc.RPL_ISON, strings.Join(on, " "))
+	return nil
+}
+
+func cmdUserhost(c *Client, m *irc.Message) *ircError {
+	var out []string
+	for i, n := range m.Params {
+		if i == 5 {
+			break
+		}
+		switch u := c.findUser(n); {
+		case u != nil:
+			out = append(out, u.Nick+"="+awaySign(u.Away)+u.User.User+"@"+u.Host)
+		case Nick(n).Key() == Nick(c.nick).Key():
+			out = append(out, c.nick+"="+awaySign(c.away)+c.user+"@"+c.host)
+		}
+	}
+	c.numeric(irc.RPL_USERHOST, strings.Join(out, " "))
+	return nil
+}
+
+func awaySign(away string) string {
+	if away != "" {
+		return "-"
+	}
+	return "+"
+}
+
+func cmdMode(c *Client, m *irc.Message) *ircError {
+	target := m.Params[0]
+	if !isChannel(target) {
+		return c.userMode(m)
+	}
+	ch := c.channel(target)
+	if ch == nil {
+		return newErr(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
+	}
+	if len(m.Params) == 1 {
+		c.numeric(irc.RPL_CHANNELMODEIS, ch.name, "+nt")
+		c.numeric(rplCreationTime, ch.name, strconv.FormatInt(ch.created.Unix(), 10))
+		return nil
+	}
+	modes := m.Params[1]
+	args := m.Params[2:]
+	change := false
+	for _, r := range modes {
+		switch r {
+		case '+', '-':
+		case 'b', 'e', 'I':
+			if len(args) > 0 {
+				change = true
+				args = args[1:]
+				continue
+			}
+			switch r {
+			case 'b':
+				c.numeric(irc.RPL_ENDOFBANLIST, ch.name, "End of channel ban list")
+			case 'e':
+				c.numeric(rplEndOfExcepts, ch.name, "End of channel exception list")
+			default:
+				c.numeric(rplEndOfInvites, ch.name, "End of channel invite list")
+			}
+		case 'o', 'v':
+			if len(args) == 0 {
+				return newErr(irc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+			}
+			if c.channel(ch.name).members[Nick(args[0]).Key()] == nil && Nick(args[0]).Key() != Nick(c.nick).Key() {
+				c.numeric(irc.ERR_USERNOTINCHANNEL, args[0], ch.name, "They aren't on that channel")
+			} else {
+				change = true
+			}
+			args = args[1:]
+		case 'n', 't':
+			change = true
+		default:
+			c.numeric(irc.ERR_UNKNOWNMODE, string(r), "is unknown mode char to me")
+		}
+	}
+	if change {
+		if !ch.joined {
+			return newErr(irc.ERR_NOTONCHANNEL, ch.name, "You're not on that channel")
+		}
+		return newErr(errNoPrivs, ch.name, "You're not channel operator")
+	}
+	return nil
+}
+
+func (c *Client) userMode(m *irc.Message) *ircError {
+	target := m.Params[0]
+	if Nick(target).Key() != Nick(c.nick).Key() {
+		if c.findUser(target) == nil {
+			return newErr(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
+		}
+		return newErr(irc.ERR_USERSDONTMATCH, "Cannot change mode for other users")
+	}
+	if len(m.Params) == 1 {
+		c.numeric(irc.RPL_UMODEIS, "+"+c.umodes)
+		return nil
+	}
+	adding := true
+	var applied strings.Builder
+	sign := byte(0)
+	for _, r := range m.Params[1] {
+		switch r {
+		case '+':
+			adding = true
+		case '-':
+			adding = false
+		case 'i', 'w':
+			has := strings.ContainsRune(c.umodes, r)
+			if has == adding {
+				continue
+			}
+			if adding {
+				c.umodes += string(r)
+			} else {
+				c.umodes = strings.ReplaceAll(c.umodes, string(r), "")
+			}
+			want := byte('-')
+			if adding {
+				want = '+'
+			}
+			if sign != want {
+				applied.WriteByte(want)
+				sign = want
+			}
+			applied.WriteRune(r)
+		default:
+			c.numeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+		}
+	}
+	if applied.Len() > 0 {
+		c.send(msg(c.selfPrefix(), "MODE", c.nick, applied.String()))
+	}
+	return nil
+}

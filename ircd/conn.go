@@ -1,0 +1,438 @@
+package ircd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/time/rate"
+	"gopkg.in/irc.v4"
+)
+
+// Numerics that gopkg.in/irc.v4 does not define.
+const (
+	rplWhoisSpecial  = "320"
+	rplCreationTime  = "329"
+	rplTopicWhoTime  = "333"
+	rplWhoisAccount  = "330"
+	rplLocalUsers    = "265"
+	rplGlobalUsers   = "266"
+	errInputTooLong  = "417"
+	rplEndOfExcepts  = "349"
+	rplEndOfInvites  = "347"
+	errNoPrivs       = "482"
+	maxTagsLen       = 8191 // '@', tags and the space after them
+	maxBodyLen       = 510  // the rest of the line without CRLF
+	maxParams        = 15
+	finalWriteWindow = 2 * time.Second
+)
+
+// Client is one real IRC connection and the world of virtual users and
+// channels it sees. Its exported methods are the backend's driving API; they
+// are safe to call from any goroutine and never block on network I/O.
+type Client struct {
+	srv    *Server
+	nc     net.Conn
+	log    *logrus.Entry
+	ctx    context.Context // cancelled when the connection ends
+	cancel context.CancelFunc
+	remote net.Addr
+
+	stopAfter func() bool // stops the close-on-Serve-ctx hook
+
+	out       chan *irc.Message
+	done      chan struct{}
+	closeOnce sync.Once
+	reason    string // why the connection closed; written before done is closed
+	flush     bool   // whether to flush the queue before the final ERROR
+
+	limiter *rate.Limiter // nil = no flood control; reader goroutine only
+
+	mu         sync.Mutex // guards everything below
+	nick       string
+	user       string
+	realName   string
+	host       string
+	pass       string
+	account    string
+	capVersion int
+	caps       map[string]bool
+	capBlock   bool // CAP LS/REQ seen before registration: wait for CAP END
+	sasl       saslState
+	connecting bool // Backend.Connect in progress or done
+	welcomed   bool // 001 sent; driving-API lines are held until then
+	held       []*irc.Message
+	handler    Handler
+	away       string
+	umodes     string
+	signon     time.Time
+	lastActive time.Time
+	users      map[string]*vuser // by Nick.Key
+	chans      map[string]*vchan // by foldCase(name)
+	calls      []func()          // backend calls to make after unlocking
+}
+
+// ircError is a numeric error reply. The dispatcher prefixes the nick.
+type ircError struct {
+	Code   string
+	Params []string
+}
+
+func (e *ircError) Error() string { return e.Code + " " + strings.Join(e.Params, " ") }
+
+func newErr(code string, params ...string) *ircError { return &ircError{code, params} }
+
+func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
+	id := s.nextID.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	c := &Client{
+		srv:    s,
+		nc:     nc,
+		ctx:    ctx,
+		cancel: cancel,
+		remote: nc.RemoteAddr(),
+		log:    s.log.WithFields(logrus.Fields{"conn": id, "remote": nc.RemoteAddr().String()}),
+		out:    make(chan *irc.Message, s.cfg.SendQ),
+		done:   make(chan struct{}),
+		caps:   make(map[string]bool),
+		users:  make(map[string]*vuser),
+		chans:  make(map[string]*vchan),
+		nick:   "*",
+		host:   hostOf(nc.RemoteAddr()),
+		signon: time.Now(),
+	}
+	c.lastActive = c.signon
+	if s.cfg.FloodRate > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(s.cfg.FloodRate), s.cfg.FloodBurst)
+	}
+	c.stopAfter = context.AfterFunc(ctx, func() { c.Close("Server shutting down") })
+	return c
+}
+
+func hostOf(a net.Addr) string {
+	h := a.String()
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	if h == "" || h[0] == ':' {
+		h = "0" + h
+	}
+	return h
+}
+
+// Close queues ERROR with reason after everything already queued and closes
+// the connection. It is idempotent.
+func (c *Client) Close(reason string) { c.shutdown(reason, true) }
+
+func (c *Client) shutdown(reason string, flush bool) {
+	c.closeOnce.Do(func() {
+		c.reason = reason
+		c.flush = flush
+		close(c.done)
+		c.cancel()
+		if !flush {
+			_ = c.nc.SetWriteDeadline(time.Now()) // unblock a stuck write
+		}
+	})
+}
+
+// send queues m without blocking. A full queue drops the client.
+func (c *Client) send(m *irc.Message) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	select {
+	case c.out <- m:
+	default:
+		c.log.Warn("sendq exceeded")
+		c.shutdown("SendQ exceeded", false)
+	}
+}
+
+// emit queues a line produced by the driving API; before the welcome burst
+// it is held. Caller holds c.mu.
+func (c *Client) emit(m *irc.Message) {
+	if !c.welcomed {
+		c.held = append(c.held, m)
+		return
+	}
+	c.send(m)
+}
+
+// msg builds a message with a non-nil prefix and tags.
+func msg(prefix *irc.Prefix, cmd string, params ...string) *irc.Message {
+	return &irc.Message{Tags: irc.Tags{}, Prefix: prefix, Command: cmd, Params: params}
+}
+
+func (c *Client) serverPrefix() *irc.Prefix { return &irc.Prefix{Name: c.srv.cfg.ServerName} }
+
+// selfPrefix is the real client's nick!user@host. Caller holds c.mu.
+func (c *Client) selfPrefix() *irc.Prefix {
+	return &irc.Prefix{Name: c.nick, User: c.user, Host: c.host}
+}
+
+// numeric queues a numeric reply to the client. Caller holds c.mu.
+func (c *Client) numeric(code string, params ...string) {
+	c.send(msg(c.serverPrefix(), code, append([]string{c.nick}, params...)...))
+}
+
+func (c *Client) writeLoop() {
+	defer c.srv.wg.Done()
+	defer recoverAndLog(c.log)
+	defer func() { _ = c.nc.Close() }()
+	bw := bufio.NewWriterSize(c.nc, 16<<10)
+	w := irc.NewWriter(bw)
+	write := func(m *irc.Message, deadline time.Time) error {
+		_ = c.nc.SetWriteDeadline(deadline)
+		if err := w.WriteMessage(m); err != nil {
+			return err
+		}
+		if len(c.out) == 0 {
+			return bw.Flush()
+		}
+		return nil
+	}
+	for {
+		select {
+		case m := <-c.out:
+			if err := write(m, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+				c.shutdown("Write error: "+err.Error(), false)
+				c.finish(w, bw)
+				return
+			}
+		case <-c.done:
+			c.finish(w, bw)
+			return
+		}
+	}
+}
+
+// finish writes what is queued (for a graceful close) and the final ERROR,
+// bounded by finalWriteWindow.
+func (c *Client) finish(w *irc.Writer, bw *bufio.Writer) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteWindow))
+	if c.flush {
+		for len(c.out) > 0 {
+			if err := w.WriteMessage(<-c.out); err != nil {
+				return
+			}
+		}
+	}
+	c.mu.Lock()
+	host := c.host
+	c.mu.Unlock()
+	_ = w.WriteMessage(msg(nil, "ERROR", fmt.Sprintf("Closing link: %s (%s)", host, c.reason)))
+	_ = bw.Flush()
+}
+
+func (c *Client) readLoop() {
+	defer c.srv.wg.Done()
+	defer recoverAndLog(c.log)
+	defer c.srv.remove(c)
+	defer c.stopAfter()
+	reason := c.read()
+	c.shutdown(reason, true)
+	<-c.done
+	c.mu.Lock()
+	h := c.handler
+	c.handler = nil
+	c.mu.Unlock()
+	if h != nil {
+		h.Closed(c.reason)
+	}
+}
+
+// read runs the reader until the connection ends and returns why.
+func (c *Client) read() (reason string) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.WithField("panic", r).Error("reader panicked")
+			reason = "Internal error"
+		}
+	}()
+	cfg := &c.srv.cfg
+	br := bufio.NewReaderSize(c.nc, 512+maxTagsLen)
+	regDeadline := time.Now().Add(cfg.RegistrationTimeout)
+	lastRead := time.Now()
+	var pingSent time.Time
+	var partial []byte
+	for {
+		select {
+		case <-c.done:
+			return c.reason
+		default:
+		}
+		c.mu.Lock()
+		registered := c.welcomed
+		c.mu.Unlock()
+		var deadline time.Time
+		switch {
+		case !registered:
+			deadline = regDeadline
+		case pingSent.IsZero():
+			deadline = lastRead.Add(cfg.PingInterval)
+		default:
+			deadline = pingSent.Add(cfg.PingTimeout)
+		}
+		_ = c.nc.SetReadDeadline(deadline)
+		line, err := br.ReadSlice('\n')
+		if len(partial) > 0 && (err == nil || len(line) > 0) {
+			line = append(partial, line...)
+			partial = nil
+		}
+		if len(line) > 512+maxTagsLen || errors.Is(err, bufio.ErrBufferFull) {
+			c.mu.Lock()
+			c.numeric(errInputTooLong, "Input line was too long")
+			c.mu.Unlock()
+			return "Input line was too long"
+		}
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() {
+			partial = append([]byte(nil), line...) // keep a line cut by the deadline
+			switch {
+			case !registered:
+				return "Registration timed out"
+			case pingSent.IsZero():
+				pingSent = time.Now()
+				c.send(msg(nil, "PING", cfg.ServerName))
+				continue
+			default:
+				return fmt.Sprintf("Ping timeout: %d seconds", int(time.Since(lastRead).Seconds()))
+			}
+		}
+		if err != nil {
+			if len(line) > 0 {
+				c.handleLine(line)
+			}
+			return "Connection closed"
+		}
+		lastRead, pingSent = time.Now(), time.Time{}
+		c.handleLine(line)
+		if c.limiter != nil {
+			if err := c.limiter.Wait(c.ctx); err != nil {
+				return "Connection closed"
+			}
+		}
+	}
+}
+
+// parseLine parses one line; it recovers from the panics of irc.ParseMessage.
+func parseLine(line string) (m *irc.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("ircd: unparsable line: %v", r)
+		}
+	}()
+	return irc.ParseMessage(line)
+}
+
+// handleLine checks one raw line from the client and dispatches it. A bare
+// CR ends a line, as in RFC 1459.
+func (c *Client) handleLine(raw []byte) {
+	raw = bytes.TrimRight(raw, "\r\n")
+	for len(raw) > 0 {
+		seg := raw
+		if i := bytes.IndexByte(raw, '\r'); i >= 0 {
+			seg, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(seg) == 0 {
+			continue
+		}
+		if bytes.IndexByte(seg, 0) >= 0 {
+			c.shutdown("Malformed line (NUL byte)", true)
+			return
+		}
+		body := seg
+		if seg[0] == '@' {
+			if i := bytes.IndexByte(seg, ' '); i >= 0 {
+				if i+1 > maxTagsLen {
+					c.tooLong()
+					continue
+				}
+				body = seg[i+1:]
+			}
+		}
+		if len(body) > maxBodyLen {
+			c.tooLong()
+			continue
+		}
+		m, err := parseLine(string(seg))
+		if err != nil {
+			continue // empty command, missing data: ignored like a blank line
+		}
+		if !utf8.Valid(seg) {
+			c.mu.Lock()
+			c.send(msg(c.serverPrefix(), "FAIL", m.Command, "INVALID_UTF8", "Message rejected, your IRC software MUST use UTF-8 encoding on this network"))
+			c.mu.Unlock()
+			continue
+		}
+		if len(m.Params) > maxParams {
+			m.Params = m.Params[:maxParams]
+		}
+		c.dispatch(m)
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+	}
+}
+
+func (c *Client) tooLong() {
+	c.mu.Lock()
+	c.numeric(errInputTooLong, "Input line was too long")
+	c.mu.Unlock()
+}
+
+// dispatch runs one command under c.mu, then the backend calls it queued.
+func (c *Client) dispatch(m *irc.Message) {
+	for _, f := range c.run(m) {
+		f()
+	}
+}
+
+func (c *Client) run(m *irc.Message) []func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd, ok := commands[m.Command]
+	var err *ircError
+	switch {
+	case !c.welcomed && !(ok && cmd.preReg):
+		err = newErr(irc.ERR_NOTREGISTERED, "You have not registered")
+	case !ok:
+		err = newErr(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
+	case len(m.Params) < cmd.min:
+		err = newErr(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
+	default:
+		err = cmd.fn(c, m)
+	}
+	if err != nil {
+		c.numeric(err.Code, err.Params...)
+	}
+	calls := c.calls
+	c.calls = nil
+	return calls
+}
+
+// later queues a backend call to run after c.mu is released. Caller holds c.mu.
+func (c *Client) later(f func()) { c.calls = append(c.calls, f) }
+
+// withHandler queues a call to the handler if the client is connected.
+// Caller holds c.mu.
+func (c *Client) withHandler(f func(Handler)) {
+	if h := c.handler; h != nil {
+		c.later(func() { f(h) })
+	}
+}

@@ -1,0 +1,319 @@
+package ircd
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+)
+
+// capsSupported lists the capabilities offered in CAP LS, with their 302
+// values.
+var capsSupported = map[string]string{
+	"away-notify":  "",
+	"batch":        "",
+	"cap-notify":   "",
+	"echo-message": "",
+	"message-tags": "",
+	"multi-prefix": "",
+	"sasl":         "PLAIN",
+	"server-time":  "",
+}
+
+const (
+	saslChunk   = 400
+	saslMaxData = 4 * saslChunk
+	authTimeout = 30 * time.Second
+)
+
+type saslState struct {
+	active bool // AUTHENTICATE PLAIN seen, collecting data
+	buf    []byte
+}
+
+func cmdPass(c *Client, m *irc.Message) *ircError {
+	if c.connecting {
+		return newErr(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+	}
+	c.pass = m.Params[0]
+	return nil
+}
+
+func cmdNick(c *Client, m *irc.Message) *ircError {
+	if len(m.Params) == 0 || m.Params[0] == "" {
+		return newErr(irc.ERR_NONICKNAMEGIVEN, "No nickname given")
+	}
+	n := Nick(m.Params[0])
+	if !n.Valid() {
+		return newErr(irc.ERR_ERRONEUSNICKNAME, string(n), "Erroneous nickname")
+	}
+	if _, taken := c.users[n.Key()]; taken {
+		return newErr(irc.ERR_NICKNAMEINUSE, string(n), "Nickname is already in use")
+	}
+	if string(n) == c.nick {
+		return nil
+	}
+	if !c.connecting {
+		c.nick = string(n)
+		c.tryRegister()
+		return nil
+	}
+	c.send(msg(c.selfPrefix(), "NICK", string(n)))
+	c.nick = string(n)
+	c.withHandler(func(h Handler) { h.Nick(string(n)) })
+	return nil
+}
+
+func cmdUser(c *Client, m *irc.Message) *ircError {
+	if c.connecting || c.user != "" {
+		return newErr(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+	}
+	c.user = cleanUser(m.Params[0])
+	c.realName = m.Params[3]
+	c.tryRegister()
+	return nil
+}
+
+// tryRegister finishes registration once NICK, USER and CAP END are in.
+// Caller holds c.mu.
+func (c *Client) tryRegister() {
+	if c.connecting || c.nick == "*" || c.user == "" || c.capBlock {
+		return
+	}
+	c.connecting = true
+	reg := Registration{Nick: c.nick, User: c.user, RealName: c.realName, Pass: c.pass, Account: c.account, Remote: c.remote}
+	c.pass = ""
+	c.later(func() { c.connect(reg) })
+}
+
+// connect asks the backend to accept the client; it runs on the reader
+// goroutine without c.mu.
+func (c *Client) connect(reg Registration) {
+	h, err := c.srv.backend.Connect(c, reg)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.log.WithError(err).Info("backend refused the connection")
+		c.held = nil
+		c.numeric(irc.ERR_PASSWDMISMATCH, err.Error())
+		c.shutdown("Access denied: "+err.Error(), true)
+		return
+	}
+	if h == nil {
+		c.shutdown("Internal error", true)
+		return
+	}
+	c.handler = h
+	c.welcome()
+	c.welcomed = true
+	for _, m := range c.held {
+		c.send(m)
+	}
+	c.held = nil
+}
+
+// welcome sends 001-005, LUSERS and the MOTD. Caller holds c.mu.
+func (c *Client) welcome() {
+	cfg := &c.srv.cfg
+	c.numeric(irc.RPL_WELCOME, fmt.Sprintf("Welcome to the %s IRC Network %s", cfg.Network, c.selfPrefix()))
+	c.numeric(irc.RPL_YOURHOST, fmt.Sprintf("Your host is %s, running version %s", cfg.ServerName, cfg.Version))
+	c.numeric(irc.RPL_CREATED, "This server was created "+c.srv.created.UTC().Format(time.RFC1123))
+	c.numeric(irc.RPL_MYINFO, cfg.ServerName, cfg.Version, "iw", "bntov", "bov")
+	toks := c.isupport()
+	for len(toks) > 0 {
+		n := min(len(toks), 12)
+		c.numeric(irc.RPL_ISUPPORT, append(toks[:n:n], "are supported by this server")...)
+		toks = toks[n:]
+	}
+	c.lusers()
+	c.motd()
+	if c.umodes != "" {
+		c.send(msg(c.selfPrefix(), "MODE", c.nick, "+"+c.umodes))
+	}
+}
+
+func (c *Client) isupport() []string {
+	return []string{
+		"AWAYLEN=" + strconv.Itoa(TopicLen),
+		"CASEMAPPING=rfc1459",
+		"CHANLIMIT=#&:",
+		"CHANMODES=beI,,,nt",
+		"CHANNELLEN=" + strconv.Itoa(ChannelLen),
+		"CHANTYPES=#&",
+		"MAXTARGETS=" + strconv.Itoa(maxTargets),
+		"MODES=4",
+		"NETWORK=" + c.srv.cfg.Network,
+		"NICKLEN=" + strconv.Itoa(NickLen),
+		"PREFIX=(ov)@+",
+		"TARGMAX=NAMES:1,WHOIS:1,PRIVMSG:4,NOTICE:4,TAGMSG:4,JOIN:,PART:",
+		"TOPICLEN=" + strconv.Itoa(TopicLen),
+		"USERLEN=" + strconv.Itoa(UserLen),
+		"UTF8ONLY",
+	}
+}
+
+// lusers sends 251-266 for the client's world. Caller holds c.mu.
+func (c *Client) lusers() {
+	n := strconv.Itoa(len(c.users) + 1)
+	c.numeric(irc.RPL_LUSERCLIENT, fmt.Sprintf("There are %s users and 0 invisible on 1 servers", n))
+	c.numeric(irc.RPL_LUSERCHANNELS, strconv.Itoa(len(c.chans)), "channels formed")
+	c.numeric(irc.RPL_LUSERME, fmt.Sprintf("I have %s clients and 0 servers", n))
+	c.numeric(rplLocalUsers, n, n, fmt.Sprintf("Current local users %s, max %s", n, n))
+	c.numeric(rplGlobalUsers, n, n, fmt.Sprintf("Current global users %s, max %s", n, n))
+}
+
+// motd sends 375/372/376, or 422 without a MOTD. Caller holds c.mu.
+func (c *Client) motd() {
+	cfg := &c.srv.cfg
+	if len(cfg.MOTD) == 0 {
+		c.numeric(irc.ERR_NOMOTD, "MOTD File is missing")
+		return
+	}
+	c.numeric(irc.RPL_MOTDSTART, fmt.Sprintf("- %s Message of the day - ", cfg.ServerName))
+	for _, l := range cfg.MOTD {
+		for _, p := range splitText(l, 400) {
+			c.numeric(irc.RPL_MOTD, "- "+p)
+		}
+	}
+	c.numeric(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
+}
+
+func capList(withValues bool) string {
+	names := make([]string, 0, len(capsSupported))
+	for n, v := range capsSupported {
+		if withValues && v != "" {
+			n += "=" + v
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, " ")
+}
+
+func cmdCap(c *Client, m *irc.Message) *ircError {
+	sub := strings.ToUpper(m.Params[0])
+	switch sub {
+	case "LS":
+		if !c.connecting {
+			c.capBlock = true
+		}
+		if v, _ := strconv.Atoi(m.Param(1)); v >= 302 && c.capVersion < 302 {
+			c.capVersion = 302
+			c.caps["cap-notify"] = true
+		}
+		c.send(msg(c.serverPrefix(), "CAP", c.nick, "LS", capList(c.capVersion >= 302)))
+	case "LIST":
+		var on []string
+		for n := range c.caps {
+			on = append(on, n)
+		}
+		sort.Strings(on)
+		c.send(msg(c.serverPrefix(), "CAP", c.nick, "LIST", strings.Join(on, " ")))
+	case "REQ":
+		if len(m.Params) < 2 {
+			return newErr(irc.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
+		}
+		if !c.connecting {
+			c.capBlock = true
+		}
+		req := strings.Fields(m.Params[1])
+		ok := len(req) > 0
+		for _, r := range req {
+			name, off := strings.CutPrefix(r, "-")
+			if _, known := capsSupported[name]; !known || (off && name == "cap-notify" && c.capVersion >= 302) {
+				ok = false
+			}
+		}
+		if !ok {
+			c.send(msg(c.serverPrefix(), "CAP", c.nick, "NAK", m.Params[1]))
+			return nil
+		}
+		for _, r := range req {
+			if name, off := strings.CutPrefix(r, "-"); off {
+				delete(c.caps, name)
+			} else {
+				c.caps[name] = true
+			}
+		}
+		c.send(msg(c.serverPrefix(), "CAP", c.nick, "ACK", m.Params[1]))
+	case "END":
+		if c.sasl.active {
+			c.sasl = saslState{}
+			c.numeric(irc.ERR_SASLABORTED, "SASL authentication aborted")
+		}
+		c.capBlock = false
+		c.tryRegister()
+	default:
+		return newErr(irc.ERR_INVALIDCAPCMD, m.Params[0], "Invalid CAP command")
+	}
+	return nil
+}
+
+func cmdAuthenticate(c *Client, m *irc.Message) *ircError {
+	arg := m.Params[0]
+	switch {
+	case c.connecting:
+		return newErr(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+	case !c.caps["sasl"]:
+		return newErr(irc.ERR_SASLFAIL, "SASL authentication failed: sasl capability not enabled")
+	case c.account != "":
+		return newErr(irc.ERR_SASLALREADY, "You have already authenticated using SASL")
+	case arg == "*":
+		c.sasl = saslState{}
+		return newErr(irc.ERR_SASLABORTED, "SASL authentication aborted")
+	case !c.sasl.active:
+		if !strings.EqualFold(arg, "PLAIN") {
+			c.numeric(irc.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+			return newErr(irc.ERR_SASLFAIL, "SASL authentication failed")
+		}
+		c.sasl.active = true
+		c.send(msg(c.serverPrefix(), "AUTHENTICATE", "+"))
+		return nil
+	}
+	if len(arg) > saslChunk {
+		c.sasl = saslState{}
+		return newErr(irc.ERR_SASLTOOLONG, "SASL message too long")
+	}
+	if arg != "+" {
+		c.sasl.buf = append(c.sasl.buf, arg...)
+	}
+	if len(c.sasl.buf) > saslMaxData {
+		c.sasl = saslState{}
+		return newErr(irc.ERR_SASLTOOLONG, "SASL message too long")
+	}
+	if len(arg) == saslChunk {
+		return nil // more to come
+	}
+	data := c.sasl.buf
+	c.sasl = saslState{}
+	raw, err := base64.StdEncoding.DecodeString(string(data))
+	parts := strings.Split(string(raw), "\x00")
+	if err != nil || len(parts) != 3 || parts[1] == "" || (parts[0] != "" && parts[0] != parts[1]) {
+		return newErr(irc.ERR_SASLFAIL, "SASL authentication failed")
+	}
+	account, password := parts[1], parts[2]
+	c.later(func() { c.authenticate(account, password) })
+	return nil
+}
+
+// authenticate asks the backend; it runs on the reader goroutine without c.mu.
+func (c *Client) authenticate(account, password string) {
+	ctx, cancel := context.WithTimeout(c.ctx, authTimeout)
+	err := c.srv.backend.Authenticate(ctx, account, password)
+	cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.log.WithField("account", account).WithError(err).Info("SASL authentication failed")
+		c.numeric(irc.ERR_SASLFAIL, "SASL authentication failed")
+		return
+	}
+	c.account = account
+	c.numeric(irc.RPL_LOGGEDIN, c.selfPrefix().String(), account, "You are now logged in as "+account)
+	c.numeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
+}

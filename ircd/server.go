@@ -1,0 +1,309 @@
+// Package ircd is a tiny, correct IRC server whose users each see their own
+// world of virtual users and channels, created and driven by a Backend.
+//
+// It owns the listener, the per-connection reader and writer, registration
+// (PASS, NICK, USER, CAP, SASL PLAIN), the command table, and the virtual
+// users and channels of every connection. It knows nothing about MSIM.
+//
+// Goroutines: Serve runs the accept loop. Each connection has a reader
+// goroutine, which parses and handles client lines and is the only caller of
+// the connection's Handler, and a writer goroutine, which is the only writer
+// to the socket and drains a bounded queue. The per-connection world (nick,
+// caps, virtual users and channels) is guarded by the Client's mutex because
+// the backend drives it synchronously from its own goroutine (AddUser returns
+// an error); the mutex is never held during network I/O or a Backend or
+// Handler call, and queuing a line never blocks: a client whose queue is full
+// is disconnected.
+package ircd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"gopkg.in/irc.v4"
+)
+
+// Config holds the server settings. NewServer fills zero fields with the
+// values of DefaultConfig, except FloodRate where 0 means no flood control.
+type Config struct {
+	ServerName string // the server's name in prefixes and numerics
+	Network    string // NETWORK in ISUPPORT
+	Version    string
+	MOTD       []string // no lines: 422 ERR_NOMOTD
+
+	PingInterval        time.Duration // idle time before the server sends PING
+	PingTimeout         time.Duration // time to answer it before being dropped
+	RegistrationTimeout time.Duration // time to finish NICK/USER/CAP END
+	WriteTimeout        time.Duration // per write to the socket
+
+	SendQ      int     // queued messages per connection before it is dropped
+	FloodRate  float64 // lines per second after the burst; 0 = no limit
+	FloodBurst int     // lines read without throttling
+}
+
+// DefaultConfig returns the defaults, including flood control.
+func DefaultConfig() Config {
+	return Config{
+		ServerName:          "irc.msimircd.local",
+		Network:             "msimircd",
+		Version:             "msimircd-0.1",
+		PingInterval:        90 * time.Second,
+		PingTimeout:         60 * time.Second,
+		RegistrationTimeout: 30 * time.Second,
+		WriteTimeout:        15 * time.Second,
+		SendQ:               4096,
+		FloodRate:           5,
+		FloodBurst:          20,
+	}
+}
+
+func (cfg Config) withDefaults() Config {
+	d := DefaultConfig()
+	if cfg.ServerName == "" {
+		cfg.ServerName = d.ServerName
+	}
+	if cfg.Network == "" {
+		cfg.Network = d.Network
+	}
+	if cfg.Version == "" {
+		cfg.Version = d.Version
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = d.PingInterval
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = d.PingTimeout
+	}
+	if cfg.RegistrationTimeout <= 0 {
+		cfg.RegistrationTimeout = d.RegistrationTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = d.WriteTimeout
+	}
+	if cfg.SendQ <= 0 {
+		cfg.SendQ = d.SendQ
+	}
+	if cfg.FloodRate > 0 && cfg.FloodBurst <= 0 {
+		cfg.FloodBurst = d.FloodBurst
+	}
+	return cfg
+}
+
+// Backend decides authentication and drives each connection's world.
+type Backend interface {
+	// Authenticate checks SASL PLAIN credentials during CAP negotiation:
+	// nil gives 903, an error gives 904.
+	Authenticate(ctx context.Context, account, password string) error
+	// Connect is called at the end of registration (after NICK and USER,
+	// and CAP END if the client negotiated). An error sends 464 with its
+	// text and closes the connection. Connect may call c's methods; lines
+	// they produce are sent after the welcome burst.
+	Connect(c *Client, reg Registration) (Handler, error)
+}
+
+// Registration describes a client that finished registering.
+type Registration struct {
+	Nick, User, RealName string
+	Pass                 string // PASS value, "" if none
+	Account              string // SASL-authenticated account, "" if none
+	Remote               net.Addr
+}
+
+// Handler receives what the real client does in its world. Its methods are
+// called from the connection's reader goroutine, one at a time, and must not
+// block for long. They may call the Client's methods.
+type Handler interface {
+	// Message is a PRIVMSG, NOTICE or TAGMSG to a virtual user or to a
+	// channel the client is in.
+	Message(in Input)
+	Join(channel string) // the client joined a channel of its world
+	Part(channel, reason string)
+	Away(text string)     // "" = back
+	Nick(newNick string)  // the client changed its nick
+	Closed(reason string) // the connection ended; called exactly once
+}
+
+// Input is a message from the real client. Target is the virtual user's nick
+// or the channel's name as the backend created it. Text is raw, CTCP framing
+// (\x01ACTION ...\x01) included. Tags holds only client-only tags ("+typing").
+type Input struct {
+	Command string // PRIVMSG, NOTICE or TAGMSG
+	Target  string
+	Text    string
+	Tags    irc.Tags
+}
+
+// Errors returned by the driving API.
+var (
+	ErrInvalidNick    = errors.New("ircd: invalid nick")
+	ErrNickInUse      = errors.New("ircd: nick in use")
+	ErrNoSuchUser     = errors.New("ircd: no such virtual user")
+	ErrInvalidChannel = errors.New("ircd: invalid channel name")
+	ErrChannelExists  = errors.New("ircd: channel exists")
+	ErrNoSuchChannel  = errors.New("ircd: no such channel")
+	ErrInvalidUser    = errors.New("ircd: invalid user or host")
+	ErrClosed         = errors.New("ircd: server closed")
+)
+
+// Server accepts IRC connections and runs them.
+type Server struct {
+	cfg     Config
+	backend Backend
+	log     *logrus.Entry
+	created time.Time
+
+	wg      sync.WaitGroup // every connection goroutine and accept loop
+	nextID  atomic.Uint64
+	mu      sync.Mutex // guards clients, closing and lns
+	clients map[*Client]struct{}
+	lns     map[net.Listener]struct{}
+	closing bool
+}
+
+// NewServer returns a server that hands registered clients to b.
+func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
+	return &Server{
+		cfg:     cfg.withDefaults(),
+		backend: b,
+		log:     log,
+		created: time.Now(),
+		clients: make(map[*Client]struct{}),
+		lns:     make(map[net.Listener]struct{}),
+	}
+}
+
+// ListenTLS listens on addr with the certificate and key from files.
+func ListenTLS(addr, certFile, keyFile string) (net.Listener, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("ircd: load TLS key pair: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ircd: listen %s: %w", addr, err)
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+}
+
+// Serve accepts connections on ln until ctx is done or Shutdown is called,
+// then closes ln and returns nil. Connections accepted by Serve are closed
+// when ctx is done. It may be called for several listeners.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, ln)
+		s.mu.Unlock()
+		_ = ln.Close()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if ctx.Err() != nil || closing || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.WithError(err).Warn("accept failed; retrying")
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		backoff = 0
+		if !s.start(ctx, nc) {
+			_ = nc.Close()
+			return nil
+		}
+	}
+}
+
+// start registers and runs a new connection; false if shutting down.
+func (s *Server) start(ctx context.Context, nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	c := newClient(ctx, s, nc)
+	s.clients[c] = struct{}{}
+	s.wg.Add(2)
+	go c.writeLoop()
+	go c.readLoop()
+	return true
+}
+
+func (s *Server) remove(c *Client) {
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, sends ERROR :Server shutting down to every
+// client, closes them and waits for all goroutines, or until ctx is done, in
+// which case the remaining sockets are closed at once and ctx's error is
+// returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.lns {
+		_ = ln.Close()
+	}
+	cs := make([]*Client, 0, len(s.clients))
+	for c := range s.clients {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.Close("Server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.clients {
+			_ = c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// recoverAndLog ends a goroutine's panic with a log line instead of the
+// process.
+func recoverAndLog(log *logrus.Entry) {
+	if r := recover(); r != nil {
+		log.WithField("panic", r).Error("connection goroutine panicked")
+	}
+}

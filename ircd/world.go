@@ -1,0 +1,464 @@
+package ircd
+
+import (
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+)
+
+// User is a virtual user of one client's world.
+type User struct {
+	Nick     string
+	User     string // ident; default "user"
+	Host     string // default the server name
+	RealName string
+	Away     string   // "" = here
+	Info     []string // extra WHOIS lines, sent as 320 RPL_WHOISSPECIAL
+}
+
+type vuser struct {
+	User
+	chans     map[string]*vchan // by channel key
+	signon    time.Time
+	lastSpoke time.Time
+}
+
+func (u *vuser) prefix() *irc.Prefix {
+	return &irc.Prefix{Name: u.Nick, User: u.User.User, Host: u.Host}
+}
+
+type member struct {
+	u         *vuser
+	op, voice bool
+}
+
+type vchan struct {
+	name    string
+	key     string
+	topic   string
+	topicBy string
+	topicAt time.Time
+	created time.Time
+	members map[string]*member // by Nick.Key
+	joined  bool               // the real client is in the channel
+}
+
+// prefixes returns the member's NAMES/WHO prefix.
+func (m *member) prefixes(multi bool) string {
+	switch {
+	case m.op && m.voice && multi:
+		return "@+"
+	case m.op:
+		return "@"
+	case m.voice:
+		return "+"
+	}
+	return ""
+}
+
+// clean makes backend text safe for a single parameter.
+func clean(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		switch r {
+		case '\r', '\n':
+			return ' '
+		case 0:
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		s = truncUTF8(s, max)
+	}
+	return s
+}
+
+// Nick returns the real client's current nick ("*" before NICK).
+func (c *Client) Nick() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nick
+}
+
+// HasCap reports whether the client negotiated the named capability.
+func (c *Client) HasCap(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.caps[name]
+}
+
+// Account is the SASL account the client logged in as, or "".
+func (c *Client) Account() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.account
+}
+
+// RemoteAddr is the client's address.
+func (c *Client) RemoteAddr() net.Addr { return c.remote }
+
+// visible reports whether u shares a channel with the client.
+func (c *Client) visible(u *vuser) bool {
+	for _, ch := range u.chans {
+		if ch.joined {
+			return true
+		}
+	}
+	return false
+}
+
+// AddUser adds a virtual user. It is seen once it joins a channel the client
+// is in, or sends it a message.
+func (c *Client) AddUser(u User) error {
+	n := Nick(u.Nick)
+	if !n.Valid() {
+		return ErrInvalidNick
+	}
+	if u.User == "" {
+		u.User = "user"
+	}
+	if u.Host == "" {
+		u.Host = c.srv.cfg.ServerName
+	}
+	if !validWord(u.User, UserLen) || !validWord(u.Host, HostLen) {
+		return ErrInvalidUser
+	}
+	u.RealName = clean(u.RealName, 200)
+	u.Away = clean(u.Away, TopicLen)
+	u.Info = cleanInfo(u.Info)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.users[n.Key()]; ok || n.Key() == Nick(c.nick).Key() {
+		return ErrNickInUse
+	}
+	now := time.Now()
+	c.users[n.Key()] = &vuser{User: u, chans: make(map[string]*vchan), signon: now, lastSpoke: now}
+	return nil
+}
+
+func cleanInfo(info []string) []string {
+	out := make([]string, 0, len(info))
+	for _, l := range info {
+		out = append(out, splitText(l, 380)...)
+	}
+	return out
+}
+
+// user looks up a virtual user. Caller holds c.mu.
+func (c *Client) findUser(nick string) *vuser { return c.users[Nick(nick).Key()] }
+
+// channel looks up a channel. Caller holds c.mu.
+func (c *Client) channel(name string) *vchan { return c.chans[foldCase(name)] }
+
+// SetAway sets a virtual user's away text ("" = back). Clients with
+// away-notify that share a channel with the user see an AWAY line.
+func (c *Client) SetAway(nick, text string) {
+	text = clean(text, TopicLen)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.findUser(nick)
+	if u == nil || u.Away == text {
+		return
+	}
+	u.Away = text
+	if c.caps["away-notify"] && c.visible(u) {
+		c.emit(awayMsg(u))
+	}
+}
+
+func awayMsg(u *vuser) *irc.Message {
+	if u.Away == "" {
+		return msg(u.prefix(), "AWAY")
+	}
+	return msg(u.prefix(), "AWAY", u.Away)
+}
+
+// SetInfo replaces a virtual user's extra WHOIS lines.
+func (c *Client) SetInfo(nick string, info []string) {
+	info = cleanInfo(info)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u := c.findUser(nick); u != nil {
+		u.Info = info
+	}
+}
+
+// SetRealName replaces a virtual user's real name (WHOIS, WHO).
+func (c *Client) SetRealName(nick, name string) {
+	name = clean(name, 200)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u := c.findUser(nick); u != nil {
+		u.RealName = name
+	}
+}
+
+// RenameUser changes a virtual user's nick and tells the client with NICK.
+func (c *Client) RenameUser(oldNick, newNick string) error {
+	n := Nick(newNick)
+	if !n.Valid() {
+		return ErrInvalidNick
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.findUser(oldNick)
+	if u == nil {
+		return ErrNoSuchUser
+	}
+	if other := c.users[n.Key()]; (other != nil && other != u) || n.Key() == Nick(c.nick).Key() {
+		return ErrNickInUse
+	}
+	c.emit(msg(u.prefix(), "NICK", newNick))
+	delete(c.users, Nick(u.Nick).Key())
+	for _, ch := range u.chans {
+		m := ch.members[Nick(u.Nick).Key()]
+		delete(ch.members, Nick(u.Nick).Key())
+		ch.members[n.Key()] = m
+	}
+	u.Nick = newNick
+	c.users[n.Key()] = u
+	return nil
+}
+
+// RemoveUser deletes a virtual user; the client sees QUIT if they shared a
+// channel.
+func (c *Client) RemoveUser(nick, reason string) {
+	reason = clean(reason, TopicLen)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.findUser(nick)
+	if u == nil {
+		return
+	}
+	if c.visible(u) {
+		c.emit(msg(u.prefix(), "QUIT", reason))
+	}
+	for _, ch := range u.chans {
+		delete(ch.members, Nick(u.Nick).Key())
+	}
+	delete(c.users, Nick(u.Nick).Key())
+}
+
+// CreateChannel adds a channel (CHANTYPES #&) to the client's world.
+func (c *Client) CreateChannel(name, topic string) error {
+	if !validChannel(name) {
+		return ErrInvalidChannel
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := foldCase(name)
+	if c.chans[key] != nil {
+		return ErrChannelExists
+	}
+	ch := &vchan{name: name, key: key, created: time.Now(), members: make(map[string]*member)}
+	if topic = clean(topic, TopicLen); topic != "" {
+		ch.topic, ch.topicBy, ch.topicAt = topic, c.srv.cfg.ServerName, ch.created
+	}
+	c.chans[key] = ch
+	return nil
+}
+
+// RemoveChannel deletes a channel; the client sees PART if it was in it.
+func (c *Client) RemoveChannel(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.channel(name)
+	if ch == nil {
+		return
+	}
+	if ch.joined {
+		c.emit(msg(c.selfPrefix(), "PART", ch.name, "Channel removed"))
+	}
+	for _, m := range ch.members {
+		delete(m.u.chans, ch.key)
+	}
+	delete(c.chans, ch.key)
+}
+
+// SetTopic changes a channel's topic. setter is a virtual nick, or "" for
+// the server.
+func (c *Client) SetTopic(channel, setter, topic string) {
+	topic = clean(topic, TopicLen)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.channel(channel)
+	if ch == nil {
+		c.log.WithField("channel", channel).Warn("SetTopic: no such channel")
+		return
+	}
+	p := c.serverPrefix()
+	if u := c.findUser(setter); u != nil {
+		p = u.prefix()
+	}
+	ch.topic, ch.topicBy, ch.topicAt = topic, p.String(), time.Now()
+	if ch.joined {
+		c.emit(msg(p, "TOPIC", ch.name, topic))
+	}
+}
+
+// JoinUser puts a virtual user in a channel, voiced or not. The client sees
+// JOIN (and MODE +v) if it is in the channel.
+func (c *Client) JoinUser(channel, nick string, voice bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, u := c.channel(channel), c.findUser(nick)
+	if ch == nil || u == nil {
+		c.log.WithFields(map[string]any{"channel": channel, "nick": nick}).Warn("JoinUser: no such channel or user")
+		return
+	}
+	key := Nick(u.Nick).Key()
+	if m := ch.members[key]; m != nil {
+		c.setMode(ch, m, 'v', voice)
+		return
+	}
+	ch.members[key] = &member{u: u, voice: voice}
+	u.chans[ch.key] = ch
+	if !ch.joined {
+		return
+	}
+	c.emit(msg(u.prefix(), "JOIN", ch.name))
+	if voice {
+		c.emit(msg(c.serverPrefix(), "MODE", ch.name, "+v", u.Nick))
+	}
+	if u.Away != "" && c.caps["away-notify"] {
+		c.emit(awayMsg(u))
+	}
+}
+
+// PartUser takes a virtual user out of a channel.
+func (c *Client) PartUser(channel, nick, reason string) {
+	reason = clean(reason, TopicLen)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, u := c.channel(channel), c.findUser(nick)
+	if ch == nil || u == nil || ch.members[Nick(u.Nick).Key()] == nil {
+		return
+	}
+	delete(ch.members, Nick(u.Nick).Key())
+	delete(u.chans, ch.key)
+	if ch.joined {
+		if reason == "" {
+			c.emit(msg(u.prefix(), "PART", ch.name))
+		} else {
+			c.emit(msg(u.prefix(), "PART", ch.name, reason))
+		}
+	}
+}
+
+// SetVoice gives or takes a virtual user's voice; the client sees MODE.
+func (c *Client) SetVoice(channel, nick string, on bool) { c.setStatus(channel, nick, 'v', on) }
+
+// SetOp gives or takes a virtual user's channel operator status.
+func (c *Client) SetOp(channel, nick string, on bool) { c.setStatus(channel, nick, 'o', on) }
+
+func (c *Client) setStatus(channel, nick string, mode byte, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, u := c.channel(channel), c.findUser(nick)
+	if ch == nil || u == nil {
+		return
+	}
+	if m := ch.members[Nick(u.Nick).Key()]; m != nil {
+		c.setMode(ch, m, mode, on)
+	}
+}
+
+// setMode changes a member's +o/+v and announces it. Caller holds c.mu.
+func (c *Client) setMode(ch *vchan, m *member, mode byte, on bool) {
+	flag := &m.voice
+	if mode == 'o' {
+		flag = &m.op
+	}
+	if *flag == on {
+		return
+	}
+	*flag = on
+	if ch.joined {
+		sign := "-"
+		if on {
+			sign = "+"
+		}
+		c.emit(msg(c.serverPrefix(), "MODE", ch.name, sign+string(mode), m.u.Nick))
+	}
+}
+
+// JoinClient puts the real client in a channel of its world: it sees JOIN,
+// the topic (332/333) and NAMES (353/366).
+func (c *Client) JoinClient(channel string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.channel(channel)
+	if ch == nil {
+		c.log.WithField("channel", channel).Warn("JoinClient: no such channel")
+		return
+	}
+	if !ch.joined {
+		c.joinSelf(ch, c.emit)
+	}
+}
+
+// joinSelf marks the client joined and sends JOIN, topic and names through
+// out. Caller holds c.mu.
+func (c *Client) joinSelf(ch *vchan, out func(*irc.Message)) {
+	ch.joined = true
+	out(msg(c.selfPrefix(), "JOIN", ch.name))
+	if ch.topic != "" {
+		c.topicReply(ch, out)
+	}
+	c.names(ch, out)
+}
+
+// PartClient takes the real client out of a channel; it sees PART.
+func (c *Client) PartClient(channel, reason string) {
+	reason = clean(reason, TopicLen)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch := c.channel(channel); ch != nil && ch.joined {
+		ch.joined = false
+		c.emit(msg(c.selfPrefix(), "PART", ch.name, reason))
+	}
+}
+
+func (c *Client) topicReply(ch *vchan, out func(*irc.Message)) {
+	out(msg(c.serverPrefix(), irc.RPL_TOPIC, c.nick, ch.name, ch.topic))
+	out(msg(c.serverPrefix(), rplTopicWhoTime, c.nick, ch.name, ch.topicBy, strconv.FormatInt(ch.topicAt.Unix(), 10)))
+}
+
+// names sends 353 lines and 366 for ch. Caller holds c.mu.
+func (c *Client) names(ch *vchan, out func(*irc.Message)) {
+	multi := c.caps["multi-prefix"]
+	list := make([]string, 0, len(ch.members)+1)
+	for _, m := range ch.members {
+		list = append(list, m.prefixes(multi)+m.u.Nick)
+	}
+	sort.Strings(list)
+	if ch.joined {
+		list = append([]string{c.nick}, list...)
+	}
+	budget := 510 - len(":"+c.srv.cfg.ServerName+" 353 "+c.nick+" = "+ch.name+" :")
+	var b strings.Builder
+	for _, n := range list {
+		if b.Len() > 0 && b.Len()+1+len(n) > budget {
+			out(msg(c.serverPrefix(), irc.RPL_NAMREPLY, c.nick, "=", ch.name, b.String()))
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(n)
+	}
+	if b.Len() > 0 {
+		out(msg(c.serverPrefix(), irc.RPL_NAMREPLY, c.nick, "=", ch.name, b.String()))
+	}
+	out(msg(c.serverPrefix(), irc.RPL_ENDOFNAMES, c.nick, ch.name, "End of /NAMES list."))
+}
+
+// ServerNotice sends a NOTICE from the server to the client.
+func (c *Client) ServerNotice(text string) {
+	c.Deliver(Delivery{Command: "NOTICE", Text: text})
+}
