@@ -167,7 +167,12 @@ func testConfig() Config {
 func startServer(t testing.TB, cfg Config, b Backend) (string, *Server) {
 	t.Helper()
 	log, _ := testLog()
-	srv := NewServer(cfg, b, log)
+	return startWith(t, NewServer(cfg, b, log))
+}
+
+// startWith runs srv on a loopback port until the test ends.
+func startWith(t testing.TB, srv *Server) (string, *Server) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

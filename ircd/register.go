@@ -314,6 +314,10 @@ func (c *Client) authenticate(account, password string) {
 		return
 	}
 	c.account = account
-	c.numeric(irc.RPL_LOGGEDIN, c.selfPrefix().String(), account, "You are now logged in as "+account)
+	user := c.user
+	if user == "" {
+		user = "*"
+	}
+	c.numeric(irc.RPL_LOGGEDIN, c.nick+"!"+user+"@"+c.host, account, "You are now logged in as "+account)
 	c.numeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 }

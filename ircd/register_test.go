@@ -1,0 +1,276 @@
+package ircd
+
+import (
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+)
+
+const allCaps302 = "away-notify batch cap-notify echo-message message-tags multi-prefix sasl=PLAIN server-time"
+
+func TestCapNegotiation(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	tests := []struct {
+		name string
+		send []string
+		want []want
+	}{
+		{"ls 302", []string{"CAP LS 302"}, []want{w("CAP", "*", "LS", allCaps302)}},
+		{"ls plain", []string{"CAP LS"}, []want{w("CAP", "*", "LS", strings.Replace(allCaps302, "=PLAIN", "", 1))}},
+		{"list after 302 has cap-notify", []string{"CAP LS 302", "CAP LIST"}, []want{w("CAP", nil...), w("CAP", "*", "LIST", "cap-notify")}},
+		{"list plain is empty", []string{"CAP LS", "CAP LIST"}, []want{w("CAP", nil...), w("CAP", "*", "LIST", "")}},
+		{"req ack", []string{"CAP REQ :server-time echo-message", "CAP LIST"}, []want{
+			w("CAP", "*", "ACK", "server-time echo-message"), w("CAP", "*", "LIST", "echo-message server-time"),
+		}},
+		{"req is all or nothing", []string{"CAP REQ :server-time bogus", "CAP LIST"}, []want{
+			w("CAP", "*", "NAK", "server-time bogus"), w("CAP", "*", "LIST", ""),
+		}},
+		{"req disable", []string{"CAP REQ :batch multi-prefix", "CAP REQ -batch", "CAP LIST"}, []want{
+			w("CAP", "*", "ACK", "batch multi-prefix"), w("CAP", "*", "ACK", "-batch"), w("CAP", "*", "LIST", "multi-prefix"),
+		}},
+		{"cap-notify sticks with 302", []string{"CAP LS 302", "CAP REQ -cap-notify"}, []want{w("CAP", nil...), w("CAP", "*", "NAK", "-cap-notify")}},
+		{"empty req", []string{"CAP REQ :"}, []want{w("CAP", "*", "NAK", "")}},
+		{"req needs param", []string{"CAP REQ"}, []want{w("461", "*", "CAP", "?")}},
+		{"bad subcommand", []string{"CAP FROB"}, []want{w("410", "*", "FROB", "Invalid CAP command")}},
+		{"cap needs param", []string{"CAP"}, []want{w("461", "*", "CAP", "?")}},
+		{"negotiation holds registration", []string{"CAP LS 302", "NICK me", "USER u 0 * :R"}, []want{w("CAP", nil...)}},
+		{"before registration", []string{"JOIN &bitlbee", "PRIVMSG ann :hi", "FROB", "LUSERS"}, []want{
+			w("451", "*", "You have not registered"), w("451", "*", "?"), w("451", "*", "?"), w("451", "*", "?"),
+		}},
+		{"nick errors before registration", []string{"NICK", "NICK -x"}, []want{w("431", "*", "?"), w("432", "*", "-x", "?")}},
+		{"authenticate without cap", []string{"AUTHENTICATE PLAIN"}, []want{w("904", "*", "?")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, addr)
+			c.send(t, tc.send...)
+			checkMsgs(t, c.sync(t), tc.want)
+		})
+	}
+}
+
+func TestCapEndRegisters(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c := dial(t, addr)
+	c.send(t, "CAP LS 302", "NICK me", "USER u 0 * :R", "CAP REQ :server-time")
+	checkMsgs(t, c.sync(t), []want{w("CAP", nil...), w("CAP", "me", "ACK", "server-time")})
+	c.send(t, "CAP END")
+	expect(t, c, irc.RPL_WELCOME)
+	c.readUntil(t, irc.RPL_ENDOFMOTD)
+	fc := b.conn(t, c)
+	if !fc.c.HasCap("server-time") || fc.c.HasCap("echo-message") || fc.c.Nick() != "me" {
+		t.Fatalf("got caps server-time=%v echo-message=%v nick %q", fc.c.HasCap("server-time"), fc.c.HasCap("echo-message"), fc.c.Nick())
+	}
+	// CAP after registration uses the nick and does not block anything.
+	c.sync(t)
+	c.send(t, "CAP LIST")
+	checkMsgs(t, c.sync(t), []want{w("CAP", "me", "LIST", "cap-notify server-time")})
+}
+
+func TestBackendRefuses(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c := dial(t, addr)
+	c.send(t, "PASS wrong", "NICK me", "USER u 0 * :R")
+	m := expect(t, c, irc.ERR_PASSWDMISMATCH)
+	if m.Trailing() != "invalid password" {
+		t.Fatalf("got 464 %q, want the backend's text", m.Trailing())
+	}
+	if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Access denied: invalid password)" {
+		t.Fatalf("got ERROR %q", got)
+	}
+}
+
+func saslPlain(account, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + account + "\x00" + pass))
+}
+
+// chunks splits an AUTHENTICATE payload into 400-byte lines, ending with
+// "AUTHENTICATE +" when the last chunk is full.
+func chunks(payload string) []string {
+	var out []string
+	for len(payload) >= saslChunk {
+		out = append(out, "AUTHENTICATE "+payload[:saslChunk])
+		payload = payload[saslChunk:]
+	}
+	if payload == "" {
+		return append(out, "AUTHENTICATE +")
+	}
+	return append(out, "AUTHENTICATE "+payload)
+}
+
+func TestSASL(t *testing.T) {
+	t.Parallel()
+	longPass := "secret" + strings.Repeat("x", 500)
+	b := newBackend()
+	b.authErr = func(account, password string) error {
+		if password == "secret" || password == longPass || password == strings.Repeat("y", 293) {
+			return nil
+		}
+		return fmt.Errorf("bad password")
+	}
+	addr, srv := startServer(t, testConfig(), b)
+	_ = srv
+	tests := []struct {
+		name    string
+		send    []string
+		want    []want
+		account string // "" = registration without an account
+	}{
+		{"success", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE " + saslPlain("alice", "secret")}, []want{
+			w("AUTHENTICATE", "+"), w("900", "*", "*!*@127.0.0.1", "alice", "You are now logged in as alice"), w("903", "*", "SASL authentication successful"),
+		}, "alice"},
+		{"authzid must match", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE " + base64.StdEncoding.EncodeToString([]byte("bob\x00alice\x00secret"))}, []want{
+			w("AUTHENTICATE", "+"), w("904", "*", "?"),
+		}, ""},
+		{"failure", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE " + saslPlain("alice", "nope")}, []want{
+			w("AUTHENTICATE", "+"), w("904", "*", "SASL authentication failed"),
+		}, ""},
+		{"retry after failure", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE " + saslPlain("alice", "nope"), "AUTHENTICATE PLAIN", "AUTHENTICATE " + saslPlain("alice", "secret")}, []want{
+			w("AUTHENTICATE", "+"), w("904", nil...), w("AUTHENTICATE", "+"), w("900", nil...), w("903", nil...),
+		}, "alice"},
+		{"already authenticated", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE " + saslPlain("alice", "secret"), "AUTHENTICATE PLAIN"}, []want{
+			w("AUTHENTICATE", "+"), w("900", nil...), w("903", nil...), w("907", "*", "?"),
+		}, "alice"},
+		{"abort", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE *"}, []want{w("AUTHENTICATE", "+"), w("906", "*", "?")}, ""},
+		{"cap end aborts", []string{"AUTHENTICATE PLAIN", "CAP END"}, []want{w("AUTHENTICATE", "+"), w("906", "*", "?")}, ""},
+		{"unknown mechanism", []string{"AUTHENTICATE EXTERNAL"}, []want{w("908", "*", "PLAIN", "?"), w("904", "*", "?")}, ""},
+		{"bad base64", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE !!!"}, []want{w("AUTHENTICATE", "+"), w("904", "*", "?")}, ""},
+		{"chunked", append([]string{"AUTHENTICATE PLAIN"}, chunks(saslPlain("alice", longPass))...), []want{
+			w("AUTHENTICATE", "+"), w("900", nil...), w("903", nil...),
+		}, "alice"},
+		{"exact multiple of 400 ends with +", append([]string{"AUTHENTICATE PLAIN"}, chunks(saslPlain("alice", strings.Repeat("y", 293)))...), []want{
+			w("AUTHENTICATE", "+"), w("900", nil...), w("903", nil...),
+		}, "alice"},
+		{"chunk too long", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE " + strings.Repeat("A", 401)}, []want{
+			w("AUTHENTICATE", "+"), w("905", "*", "?"),
+		}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.name == "exact multiple of 400 ends with +" && len(saslPlain("alice", strings.Repeat("y", 293)))%saslChunk != 0 {
+				t.Fatalf("payload length %d is not a multiple of 400", len(saslPlain("alice", strings.Repeat("y", 293))))
+			}
+			c := dial(t, addr)
+			c.send(t, "CAP LS 302", "CAP REQ :sasl")
+			c.sync(t)
+			c.send(t, tc.send...)
+			checkMsgs(t, c.sync(t), tc.want)
+			c.send(t, "CAP END", "NICK me", "USER u 0 * :R")
+			c.readUntil(t, irc.RPL_ENDOFMOTD)
+			if fc := b.conn(t, c); fc.reg.Account != tc.account {
+				t.Fatalf("got account %q, want %q", fc.reg.Account, tc.account)
+			}
+		})
+	}
+}
+
+func TestPasswordsNotLogged(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	log, hook := testLog()
+	srv := NewServer(testConfig(), b, log)
+	addr, _ := startWith(t, srv)
+	c := dial(t, addr)
+	c.send(t, "CAP REQ :sasl", "AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain("alice", "hunter2"))
+	c.readUntil(t, irc.ERR_SASLFAIL)
+	c.send(t, "PASS wrong", "CAP END", "NICK me", "USER u 0 * :R")
+	c.expectClosed(t)
+	if len(hook.AllEntries()) == 0 {
+		t.Fatal("got no log entries, want the failures logged")
+	}
+	for _, e := range hook.AllEntries() {
+		line, _ := e.String()
+		if strings.Contains(line, "hunter2") || strings.Contains(line, saslPlain("alice", "hunter2")) {
+			t.Fatalf("log entry %q holds the password", line)
+		}
+	}
+}
+
+func TestRegistrationTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.RegistrationTimeout = 200 * time.Millisecond
+	addr, _ := startServer(t, cfg, newBackend())
+	c := dial(t, addr)
+	c.send(t, "NICK me")
+	if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Registration timed out)" {
+		t.Fatalf("got ERROR %q", got)
+	}
+}
+
+func TestPingTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.PingInterval = 150 * time.Millisecond
+	cfg.PingTimeout = 150 * time.Millisecond
+	b := newBackend()
+	addr, _ := startServer(t, cfg, b)
+
+	alive, _, _ := register(t, addr, b, "me")
+	for range 3 { // answered pings keep the connection up
+		m := expect(t, alive, "PING")
+		if m.Trailing() != testServer {
+			t.Fatalf("got PING %q, want %s", m.Trailing(), testServer)
+		}
+		alive.send(t, "PONG :"+testServer)
+	}
+
+	dead, fc, _ := register(t, addr, b, "me")
+	expect(t, dead, "PING")
+	if got := dead.expectClosed(t); !strings.HasPrefix(got, "Closing link: 127.0.0.1 (Ping timeout: ") {
+		t.Fatalf("got ERROR %q, want a ping timeout", got)
+	}
+	if got := fc.waitClosed(t); !strings.HasPrefix(got, "Ping timeout") {
+		t.Fatalf("got Closed(%q), want a ping timeout", got)
+	}
+}
+
+func TestFloodThrottles(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.FloodRate = 50
+	cfg.FloodBurst = 2
+	b := newBackend()
+	addr, _ := startServer(t, cfg, b)
+	c, _, _ := register(t, addr, b, "me")
+	const n = 20
+	start := time.Now()
+	var lines []string
+	for i := range n {
+		lines = append(lines, fmt.Sprintf("PING %d", i))
+	}
+	c.send(t, lines...)
+	var got []string
+	for range n {
+		got = append(got, expect(t, c, "PONG").Trailing())
+	}
+	if !slices.Equal(got, lines2tokens(n)) {
+		t.Fatalf("got PONGs %v, want all %d in order", got, n)
+	}
+	// The registration lines and the sync used the burst; 20 lines at 50/s
+	// take at least ~0.3 s.
+	if el := time.Since(start); el < 300*time.Millisecond {
+		t.Fatalf("got %v for %d lines, want throttling to >= 300ms", el, n)
+	}
+}
+
+func lines2tokens(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprint(i)
+	}
+	return out
+}
