@@ -1,0 +1,285 @@
+package ircd
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+)
+
+func TestAddUserErrors(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	_, fc, _ := register(t, addr, b, "Me")
+	c := fc.c
+	tests := []struct {
+		name string
+		u    User
+		err  error
+	}{
+		{"invalid nick", User{Nick: "bad nick"}, ErrInvalidNick},
+		{"empty nick", User{}, ErrInvalidNick},
+		{"real client's nick", User{Nick: "ME"}, ErrNickInUse},
+		{"existing user", User{Nick: "TOM"}, ErrNickInUse},
+		{"casemapped collision", User{Nick: "ann"}, ErrNickInUse},
+		{"bad host", User{Nick: "x1", Host: "a b"}, ErrInvalidUser},
+		{"bad user", User{Nick: "x2", User: "a@b"}, ErrInvalidUser},
+		{"ok", User{Nick: "x3"}, nil},
+	}
+	for _, tc := range tests {
+		if err := c.AddUser(tc.u); !errors.Is(err, tc.err) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.err)
+		}
+	}
+	if err := c.CreateChannel("nochan", ""); !errors.Is(err, ErrInvalidChannel) {
+		t.Errorf("got %v, want ErrInvalidChannel", err)
+	}
+	if err := c.CreateChannel("#OTHER", ""); !errors.Is(err, ErrChannelExists) {
+		t.Errorf("got %v, want ErrChannelExists", err)
+	}
+	if err := c.RenameUser("tom", "ann"); !errors.Is(err, ErrNickInUse) {
+		t.Errorf("got %v, want ErrNickInUse", err)
+	}
+	if err := c.RenameUser("nobody", "x9"); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("got %v, want ErrNoSuchUser", err)
+	}
+	if err := c.RenameUser("tom", "9x"); !errors.Is(err, ErrInvalidNick) {
+		t.Errorf("got %v, want ErrInvalidNick", err)
+	}
+}
+
+func TestDrivingAPI(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	tom := &irc.Prefix{Name: "tom", User: "tom", Host: "msim"}
+	tests := []struct {
+		name  string
+		caps  []string
+		drive func(c *Client)
+		want  []want
+		from  []string // expected prefix names, "" = skip
+	}{
+		{"join user voiced", nil, func(c *Client) {
+			_ = c.AddUser(User{Nick: "bob", Host: "h"})
+			c.JoinUser("&bitlbee", "bob", true)
+		}, []want{w("JOIN", "&bitlbee"), w("MODE", "&bitlbee", "+v", "bob")}, []string{"bob", testServer}},
+		{"join user to unjoined channel is silent", nil, func(c *Client) { c.JoinUser("#other", "ghost", false) }, nil, nil},
+		{"part user", nil, func(c *Client) { c.PartUser("&bitlbee", "ann", "bye") }, []want{w("PART", "&bitlbee", "bye")}, []string{"ann"}},
+		{"voice", nil, func(c *Client) {
+			c.SetVoice("&bitlbee", "tom", false)
+			c.SetVoice("&bitlbee", "tom", false)
+			c.SetVoice("&bitlbee", "ann", true)
+		}, []want{w("MODE", "&bitlbee", "-v", "tom"), w("MODE", "&bitlbee", "+v", "ann")}, nil},
+		{"topic", nil, func(c *Client) {
+			c.SetTopic("&bitlbee", "tom", "new topic")
+			c.SetTopic("#other", "", "unseen")
+		}, []want{w("TOPIC", "&bitlbee", "new topic")}, []string{"tom"}},
+		{"rename", nil, func(c *Client) { _ = c.RenameUser("tom", "Thomas") }, []want{w("NICK", "Thomas")}, []string{"tom"}},
+		{"remove visible", nil, func(c *Client) {
+			c.RemoveUser("tom", "gone offline")
+			c.RemoveUser("ghost", "unseen")
+		}, []want{w("QUIT", "gone offline")}, []string{"tom"}},
+		{"away without away-notify is silent", nil, func(c *Client) { c.SetAway("ann", "busy") }, nil, nil},
+		{"away-notify", []string{"away-notify"}, func(c *Client) {
+			c.SetAway("ann", "busy")
+			c.SetAway("ann", "busy")
+			c.SetAway("tom", "")
+			c.SetAway("ghost", "not shared")
+		}, []want{w("AWAY", "busy"), w("AWAY")}, []string{"ann", "tom"}},
+		{"away-notify on join", []string{"away-notify"}, func(c *Client) {
+			_ = c.AddUser(User{Nick: "zed", Away: "zzz"})
+			c.JoinUser("&bitlbee", "zed", false)
+		}, []want{w("JOIN", "&bitlbee"), w("AWAY", "zzz")}, nil},
+		{"join client", nil, func(c *Client) {
+			c.JoinUser("#other", "ghost", false)
+			c.JoinClient("#other")
+			c.JoinClient("#other")
+		}, []want{w("JOIN", "#other"), w("353", "me", "=", "#other", "me ghost"), w("366", nil...)}, []string{"me"}},
+		{"part client", nil, func(c *Client) { c.PartClient("&bitlbee", "kicked out") }, []want{w("PART", "&bitlbee", "kicked out")}, []string{"me"}},
+		{"remove channel", nil, func(c *Client) { c.RemoveChannel("&bitlbee") }, []want{w("PART", "&bitlbee", "Channel removed")}, []string{"me"}},
+		{"op without multi-prefix", nil, func(c *Client) {
+			c.SetOp("&bitlbee", "tom", true)
+			c.JoinClient("&bitlbee")
+		}, []want{w("MODE", "&bitlbee", "+o", "tom")}, nil},
+		{"server notice", nil, func(c *Client) { c.ServerNotice("hello\nworld") }, []want{w("NOTICE", "me", "hello"), w("NOTICE", "me", "world")}, []string{testServer, testServer}},
+		{"deliver private", nil, func(c *Client) { c.Deliver(Delivery{From: "tom", Text: "hi"}) }, []want{w("PRIVMSG", "me", "hi")}, []string{"tom"}},
+		{"deliver channel notice", nil, func(c *Client) {
+			c.Deliver(Delivery{Command: "NOTICE", From: "ann", Target: "&BITLBEE", Text: "hey"})
+		}, []want{w("NOTICE", "&bitlbee", "hey")}, []string{"ann"}},
+		{"deliver to unjoined channel falls back", nil, func(c *Client) {
+			c.Deliver(Delivery{From: "ghost", Target: "#other", Text: "lost?"})
+		}, []want{w("NOTICE", "me", "[#other] <ghost> lost?")}, []string{testServer}},
+		{"deliver from unknown nick", nil, func(c *Client) { c.Deliver(Delivery{From: "stranger", Text: "hi"}) }, []want{w("PRIVMSG", "me", "hi")}, []string{"stranger"}},
+		{"tagmsg needs message-tags", nil, func(c *Client) {
+			c.Deliver(Delivery{Command: "TAGMSG", From: "tom", Tags: irc.Tags{"+typing": "active"}})
+		}, nil, nil},
+		{"typing relayed", []string{"message-tags"}, func(c *Client) {
+			c.Deliver(Delivery{Command: "TAGMSG", From: "tom", Tags: irc.Tags{"+typing": "active", "time": "forged"}})
+		}, []want{w("TAGMSG", "me")}, []string{"tom"}},
+		{"history without batch", nil, func(c *Client) {
+			c.DeliverHistory("tom", []Delivery{{From: "tom", Text: "one"}, {From: "tom", Text: "two"}})
+		}, []want{w("PRIVMSG", "me", "one"), w("PRIVMSG", "me", "two")}, nil},
+		{"history in batch", []string{"batch"}, func(c *Client) {
+			c.DeliverHistory("tom", []Delivery{{From: "tom", Text: "one"}, {From: "tom", Text: "two"}})
+		}, []want{w("BATCH", "?", "chathistory", "tom"), w("PRIVMSG", "me", "one"), w("PRIVMSG", "me", "two"), w("BATCH", "?")}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tcl, fc, _ := register(t, addr, b, "me", tc.caps...)
+			tc.drive(fc.c)
+			got := tcl.sync(t)
+			checkMsgs(t, got, tc.want)
+			for i, name := range tc.from {
+				if name != "" && got[i].Name != name {
+					t.Errorf("got prefix %q on %q, want %s", got[i].Prefix, got[i], name)
+				}
+			}
+			if tc.name == "join user voiced" && got[0].Prefix.String() != "bob!user@h" {
+				t.Errorf("got prefix %q, want bob!user@h", got[0].Prefix)
+			}
+			if tc.name == "rename" && *got[0].Prefix != *tom {
+				t.Errorf("got prefix %q, want %q", got[0].Prefix, tom)
+			}
+			if tc.name == "typing relayed" && (got[0].Tags["+typing"] != "active" || len(got[0].Tags) != 1) {
+				t.Errorf("got tags %v, want only +typing=active", got[0].Tags)
+			}
+			if tc.name == "history in batch" {
+				ref := strings.TrimPrefix(got[0].Param(0), "+")
+				if got[1].Tags["batch"] != ref || got[2].Tags["batch"] != ref || got[3].Param(0) != "-"+ref {
+					t.Errorf("got batch tags %v %v end %q, want %s", got[1].Tags, got[2].Tags, got[3].Param(0), ref)
+				}
+			}
+		})
+	}
+}
+
+func TestMultiPrefix(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	b.setup = func(c *Client) error {
+		if err := stdWorld(c); err != nil {
+			return err
+		}
+		c.SetOp("&bitlbee", "tom", true)
+		return nil
+	}
+	addr, _ := startServer(t, testConfig(), b)
+	for _, tc := range []struct {
+		caps       []string
+		names, who, pfx string
+	}{
+		{nil, "me @tom ann", "G@", "@"},
+		{[]string{"multi-prefix"}, "me @+tom ann", "G@+", "@+"},
+	} {
+		c, _, _ := register(t, addr, b, "me", tc.caps...)
+		c.send(t, "NAMES &bitlbee", "WHO tom", "WHO &bitlbee", "WHOIS tom")
+		got := c.sync(t)
+		checkMsg(t, got[0], w("353", "me", "=", "&bitlbee", tc.names))
+		checkMsg(t, got[6], w("352", "me", "&bitlbee", "tom", "msim", testServer, "tom", tc.who, "0 Tom"))
+		checkMsg(t, got[9], w("319", "me", "tom", tc.pfx+"&bitlbee"))
+	}
+}
+
+func TestServerTimeAndEcho(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123e6, time.UTC)
+	for _, tc := range []struct {
+		caps     []string
+		wantTime bool
+		wantEcho bool
+	}{
+		{nil, false, false},
+		{[]string{"server-time"}, true, false},
+		{[]string{"echo-message"}, false, true},
+		{[]string{"server-time", "echo-message", "message-tags"}, true, true},
+	} {
+		c, fc, _ := register(t, addr, b, "me", tc.caps...)
+		fc.c.Deliver(Delivery{From: "ann", Text: "then", Time: at})
+		fc.c.Deliver(Delivery{From: "ann", Text: "now"})
+		c.send(t, "@+typing=active PRIVMSG ann :hi")
+		got := c.sync(t)
+		n := 2
+		if tc.wantEcho {
+			n = 3
+		}
+		if len(got) != n {
+			t.Fatalf("caps %v: got %v, want %d messages", tc.caps, msgStrings(got), n)
+		}
+		if ts, ok := got[0].Tags["time"]; ok != tc.wantTime || (ok && ts != "2024-05-06T07:08:09.123Z") {
+			t.Fatalf("caps %v: got time tag %q (present %v), want present %v", tc.caps, ts, ok, tc.wantTime)
+		}
+		if ts, ok := got[1].Tags["time"]; ok != tc.wantTime {
+			t.Fatalf("caps %v: got time tag %q on live message", tc.caps, ts)
+		} else if ok {
+			if tm, err := time.Parse(timeFormat, ts); err != nil || time.Since(tm) > time.Minute {
+				t.Fatalf("caps %v: got time %q (%v), want about now", tc.caps, ts, err)
+			}
+		}
+		if tc.wantEcho {
+			checkMsg(t, got[2], w("PRIVMSG", "ann", "hi"))
+			if got[2].Name != "me" {
+				t.Fatalf("got echo prefix %q, want me", got[2].Prefix)
+			}
+			_, hasTime := got[2].Tags["time"]
+			if hasTime != tc.wantTime || (got[2].Tags["+typing"] == "active") != (len(tc.caps) == 3) {
+				t.Fatalf("caps %v: got echo tags %v", tc.caps, got[2].Tags)
+			}
+		}
+		if evs := fc.drain(); len(evs) != 1 || evs[0] != "message PRIVMSG ann hi tags=+typing=active" {
+			t.Fatalf("got events %q", evs)
+		}
+	}
+}
+
+func TestJoinClientLargeChannel(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	b := newBackend()
+	b.setup = func(c *Client) error {
+		if err := c.CreateChannel("#big", "many"); err != nil {
+			return err
+		}
+		for i := range n {
+			nick := fmt.Sprintf("buddy%04d", i)
+			if err := c.AddUser(User{Nick: nick}); err != nil {
+				return err
+			}
+			c.JoinUser("#big", nick, i%2 == 0)
+		}
+		c.JoinClient("#big")
+		return nil
+	}
+	addr, _ := startServer(t, testConfig(), b)
+	start := time.Now()
+	c, _, got := register(t, addr, b, "me")
+	el := time.Since(start)
+	c.keep = true
+	if got[0].Command != "JOIN" || got[1].Command != irc.RPL_TOPIC || got[2].Command != rplTopicWhoTime || got[len(got)-1].Command != irc.RPL_ENDOFNAMES {
+		t.Fatalf("got %v..., want JOIN, 332, 333, 353..., 366", msgStrings(got[:3]))
+	}
+	seen := map[string]bool{}
+	for _, m := range got[3 : len(got)-1] {
+		checkMsg(t, m, w("353", "me", "=", "#big", "?"))
+		if l := len(m.String()) + 2; l > 512 {
+			t.Fatalf("got a %d-byte 353 line, want <= 512", l)
+		}
+		for nick := range strings.FieldsSeq(m.Trailing()) {
+			seen[nick] = true
+		}
+	}
+	if len(seen) != n+1 || !seen["me"] || !seen["+buddy0000"] || !seen["buddy0001"] {
+		t.Fatalf("got %d names, want %d with prefixes", len(seen), n+1)
+	}
+	if el > 2*time.Second {
+		t.Fatalf("registration with %d members took %v", n, el)
+	}
+	t.Logf("registration and NAMES for %d members: %v", n, el)
+}
