@@ -200,8 +200,11 @@ func (c *Client) handshake(ctx context.Context) error {
 		_ = c.nc.SetDeadline(dl)
 	}
 	netErr := func(step string, err error) error {
-		if ctx.Err() != nil {
-			return fmt.Errorf("msim: login %s: %s: %w (%w)", c.cfg.Email, step, ctx.Err(), err)
+		if cerr := ctx.Err(); cerr != nil || isTimeout(err) {
+			if cerr == nil {
+				cerr = context.DeadlineExceeded // the socket deadline is the ctx's
+			}
+			return fmt.Errorf("msim: login %s: %s: %w (%w)", c.cfg.Email, step, cerr, err)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("msim: login %s: %s: server closed the connection: %w", c.cfg.Email, step, err)
@@ -273,6 +276,11 @@ func (c *Client) handshake(ctx context.Context) error {
 	return nil
 }
 
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 func (c *Client) trace(dir string, m *Message) {
 	if c.debug {
 		c.log.Debug("msim ", dir, " ", m.String()) // String redacts secrets
@@ -290,10 +298,9 @@ func (c *Client) readLoop() {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.DeadAfter))
 		m, err := c.dec.Decode()
 		if err != nil {
-			var ne net.Error
 			var se *SyntaxError
 			switch {
-			case errors.As(err, &ne) && ne.Timeout():
+			case isTimeout(err):
 				c.down(DisconnectTimeout, fmt.Errorf("%w: nothing received for %v", ErrDeadLink, c.cfg.DeadAfter))
 			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 				c.down(DisconnectNetwork, fmt.Errorf("msim: server closed the connection: %w", err))
