@@ -171,7 +171,7 @@ func TestMultiPrefix(t *testing.T) {
 	}
 	addr, _ := startServer(t, testConfig(), b)
 	for _, tc := range []struct {
-		caps       []string
+		caps            []string
 		names, who, pfx string
 	}{
 		{nil, "me @tom ann", "G@", "@"},

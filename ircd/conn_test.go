@@ -1,0 +1,272 @@
+package ircd
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	tests := []struct {
+		name   string
+		raw    string // written as is
+		want   []want
+		events []string
+		closed string // ERROR text when the line closes the connection
+	}{
+		{"body over 512 bytes", "PRIVMSG ann :" + strings.Repeat("x", 600) + "\r\n", []want{w("417", "me", "Input line was too long")}, nil, ""},
+		{"body of exactly 510 bytes", "PRIVMSG ann :" + strings.Repeat("x", 510-13) + "\r\n", nil,
+			[]string{"message PRIVMSG ann " + strings.Repeat("x", 510-13)}, ""},
+		{"long tags are allowed", "@+x=" + strings.Repeat("t", 5000) + " PRIVMSG ann :hi\r\n", nil,
+			[]string{"message PRIVMSG ann hi tags=+x=" + strings.Repeat("t", 5000)}, ""},
+		{"tags over 8191 bytes", "@+x=" + strings.Repeat("t", 8190) + " PRIVMSG ann :hi\r\n", []want{w("417", nil...)}, nil, ""},
+		{"line over the buffer", strings.Repeat("x", 9000), nil, nil, "Closing link: 127.0.0.1 (Input line was too long)"},
+		{"NUL byte", "PRIVMSG ann :a\x00b\r\n", nil, nil, "Closing link: 127.0.0.1 (Malformed line (NUL byte))"},
+		{"invalid UTF-8", "PRIVMSG ann :\xff\xfe\r\n", []want{w("FAIL", "PRIVMSG", "INVALID_UTF8", "?")}, nil, ""},
+		{"bare CR ends a line", "PING a\rPING b\r\n", []want{w("PONG", testServer, "a"), w("PONG", testServer, "b")}, nil, ""},
+		{"LF alone ends a line", "PING a\n", []want{w("PONG", testServer, "a")}, nil, ""},
+		{"blank lines", "\r\n\n   \r\n", nil, nil, ""},
+		{"prefix only", ":prefix\r\n:prefix \r\n", nil, nil, ""},
+		{"tags only", "@a=b\r\n@a=b \r\n@\r\n", nil, nil, ""},
+		{"client prefix ignored", ":spoof!x@y PRIVMSG ann :hi\r\n", nil, []string{"message PRIVMSG ann hi"}, ""},
+		{"parameter flood", "ISON" + strings.Repeat(" tom", 40) + "\r\n", []want{w("303", "me", strings.TrimSpace(strings.Repeat(" tom", 15)))}, nil, ""},
+		{"many join targets", "JOIN " + strings.Repeat("#x,", 30) + "#other\r\n", append(slices.Repeat([]want{w("403", "me", "#x", "?")}, 30),
+			w("JOIN", "#other"), w("353", nil...), w("366", nil...)), []string{"join #other"}, ""},
+		{"lower-case command", "ping :lower\r\n", []want{w("PONG", testServer, "lower")}, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, fc, _ := register(t, addr, b, "me")
+			_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.w.RawWrite([]byte(tc.raw)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.closed != "" {
+				if got := c.expectClosed(t); got != tc.closed {
+					t.Fatalf("got ERROR %q, want %q", got, tc.closed)
+				}
+				fc.waitClosed(t)
+				return
+			}
+			checkMsgs(t, c.sync(t), tc.want)
+			if evs := fc.drain(); !slices.Equal(evs, tc.events) {
+				t.Fatalf("got events %.80q, want %.80q", evs, tc.events)
+			}
+		})
+	}
+}
+
+// A client that never reads must not hold up anyone: delivering to it never
+// blocks, it is dropped once its queue is full, and another client keeps
+// receiving in the meantime.
+func TestSlowClientDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.SendQ = 64
+	cfg.MOTD = nil
+	b := newBackend()
+	addr, _ := startServer(t, cfg, b)
+	_, slow, _ := register(t, addr, b, "slow") // never read from again
+	fast, fastConn, _ := register(t, addr, b, "fast")
+
+	// Deliver in small batches and let the writer drain each one, so that
+	// the queue only overflows once the socket itself is full because the
+	// client does not read.
+	text := strings.Repeat("spam ", 80)
+	start := time.Now()
+	var reason string
+	sent := 0
+	for reason == "" {
+		if sent > 200000 {
+			t.Fatal("slow client never dropped")
+		}
+		for range 16 {
+			slow.c.Deliver(Delivery{From: "tom", Text: text})
+			sent++
+		}
+		drained := time.Now().Add(100 * time.Millisecond)
+		for len(slow.c.out) > 0 && time.Now().Before(drained) {
+			runtime.Gosched()
+		}
+		if sent%1024 == 0 {
+			fastConn.c.Deliver(Delivery{From: "ann", Text: "still here"})
+			checkMsg(t, expect(t, fast, "PRIVMSG"), w("PRIVMSG", "fast", "still here"))
+		}
+		select {
+		case reason = <-slow.closed:
+		default:
+		}
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Fatalf("filling the slow client took %v", el)
+	}
+	if sent < 4*cfg.SendQ {
+		t.Fatalf("dropped after %d messages, want the socket to have absorbed more than the queue first", sent)
+	}
+	t.Logf("slow client dropped after %d messages (%d KiB) in %v", sent, sent*len(text)/1024, time.Since(start))
+	if reason != "SendQ exceeded" {
+		t.Fatalf("got Closed(%q), want SendQ exceeded", reason)
+	}
+	fastConn.c.Deliver(Delivery{From: "ann", Text: "after"})
+	checkMsg(t, expect(t, fast, "PRIVMSG"), w("PRIVMSG", "fast", "after"))
+}
+
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	log, _ := testLog()
+	srv := NewServer(testConfig(), b, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), ln) }()
+	addr := ln.Addr().String()
+	c1, f1, _ := register(t, addr, b, "one")
+	c2, f2, _ := register(t, addr, b, "two")
+	pending := dial(t, addr) // not registered yet
+	pending.send(t, "NICK three")
+	pending.sync(t)
+
+	f1.c.Deliver(Delivery{From: "tom", Text: "queued before shutdown"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	checkMsg(t, expect(t, c1, "PRIVMSG"), w("PRIVMSG", "one", "queued before shutdown"))
+	for _, c := range []*tclient{c1, c2, pending} {
+		if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Server shutting down)" {
+			t.Fatalf("got ERROR %q", got)
+		}
+	}
+	for _, f := range []*fakeConn{f1, f2} {
+		if got := f.waitClosed(t); got != "Server shutting down" {
+			t.Fatalf("got Closed(%q)", got)
+		}
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve returned %v, want nil", err)
+	}
+	if err := srv.Serve(context.Background(), ln); err != ErrClosed {
+		t.Fatalf("Serve after Shutdown returned %v, want ErrClosed", err)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Fatal("listener still accepts after Shutdown")
+	}
+}
+
+func TestServeContextCancel(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	log, _ := testLog()
+	srv := NewServer(testConfig(), b, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	c, fc, _ := register(t, ln.Addr().String(), b, "me")
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve returned %v, want nil", err)
+	}
+	if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Server shutting down)" {
+		t.Fatalf("got ERROR %q", got)
+	}
+	fc.waitClosed(t)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHandlerPanicEndsOnlyItsConnection(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	bad, fc, _ := register(t, addr, b, "me")
+	good, _, _ := register(t, addr, b, "me")
+	bad.send(t, "PRIVMSG ann :PANIC")
+	if got := bad.expectClosed(t); got != "Closing link: 127.0.0.1 (Internal error)" {
+		t.Fatalf("got ERROR %q", got)
+	}
+	if got := fc.waitClosed(t); got != "Internal error" {
+		t.Fatalf("got Closed(%q)", got)
+	}
+	good.send(t, "PING alive")
+	checkMsg(t, expect(t, good, "PONG"), w("PONG", testServer, "alive"))
+	again, _, _ := register(t, addr, b, "me")
+	again.send(t, "PING alive")
+	expect(t, again, "PONG")
+}
+
+func TestCloseFromBackend(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, fc, _ := register(t, addr, b, "me")
+	fc.c.Deliver(Delivery{From: "tom", Text: "last words"})
+	fc.c.Close("Account logged in elsewhere")
+	fc.c.Close("second close is a no-op")
+	checkMsg(t, expect(t, c, "PRIVMSG"), w("PRIVMSG", "me", "last words"))
+	if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Account logged in elsewhere)" {
+		t.Fatalf("got ERROR %q", got)
+	}
+	if got := fc.waitClosed(t); got != "Account logged in elsewhere" {
+		t.Fatalf("got Closed(%q)", got)
+	}
+	select {
+	case r := <-fc.closed:
+		t.Fatalf("Closed called twice, second with %q", r)
+	default:
+	}
+	// Driving a closed client is harmless.
+	fc.c.Deliver(Delivery{From: "tom", Text: "into the void"})
+	if err := fc.c.AddUser(User{Nick: "late"}); err != nil {
+		t.Fatalf("AddUser after close: %v", err)
+	}
+}
+
+func TestParseLineRecovers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		line string
+		ok   bool
+		cmd  string
+	}{
+		{"@a=b ", false, ""},
+		{"@a=b", false, ""},
+		{":p", false, ""},
+		{"", false, ""},
+		{"privmsg #a :b c", true, "PRIVMSG"},
+		{"@+typing=active :n!u@h TAGMSG x", true, "TAGMSG"},
+	} {
+		m, err := parseLine(tc.line)
+		if (err == nil) != tc.ok {
+			t.Fatalf("parseLine(%q): got err %v, want ok=%v", tc.line, err, tc.ok)
+		}
+		if tc.ok && m.Command != tc.cmd {
+			t.Fatalf("parseLine(%q): got command %q, want %s", tc.line, m.Command, tc.cmd)
+		}
+	}
+}
+
+func TestListenTLSErrors(t *testing.T) {
+	t.Parallel()
+	if _, err := ListenTLS("127.0.0.1:0", "/nonexistent/cert.pem", "/nonexistent/key.pem"); err == nil {
+		t.Fatal("got nil error for missing key pair")
+	}
+}
