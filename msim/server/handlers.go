@@ -1,0 +1,402 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// errNoSuchUser reports a bm, addbuddy or persist about a uid that has no
+// account.
+var errNoSuchUser = errors.New("msim/server: no such user")
+
+// onBM routes a buddy message. The server sets f from the session and drops
+// the client's sesskey and t; everything else is relayed as sent.
+func (s *session) onBM(m *msim.Message) {
+	typ, err := m.TypeInt()
+	to, err2 := m.Int("t")
+	if err != nil || err2 != nil || to <= 0 {
+		s.errorf(msim.ErrCodeParse, textParse)
+		return
+	}
+	if typ == msim.BMStatus || typ == msim.BMAddNotify {
+		return // server-only types: a client may not forge them
+	}
+	out := msim.NewInt("bm", typ).AddInt("f", int(s.uid))
+	for _, f := range m.Fields()[1:] {
+		switch f.Key {
+		case "sesskey", "t", "f", "date":
+			continue
+		}
+		out.Add(f.Key, msim.Unescape(f.Value))
+	}
+	cv, _ := m.Int("cv")
+	err = s.srv.route(s.uid, msim.UID(to), typ, out, m.StrOr("msg", ""), cv)
+	if errors.Is(err, errNoSuchUser) {
+		s.errorf(msim.ErrCodeBadUID, "%s%d", textNoSuchUser, to)
+	} else if err != nil {
+		s.logger().WithError(err).Warn("bm not delivered")
+	}
+}
+
+// route delivers a buddy message from one uid to another: live if the
+// recipient is online, stored (bm 1 only) if not, to Tom in the demo.
+// It fails with errNoSuchUser when the recipient has no account.
+func (srv *Server) route(from, to msim.UID, typ int, out *msim.Message, body string, cv int) error {
+	if srv.tom != nil && to == TomUID {
+		srv.tom.receive(from, typ, body)
+		return nil
+	}
+	wire := msim.Encode(out)
+	if srv.reg.deliver(to, from, wire) {
+		return nil
+	}
+	acct, err := srv.store.Account(to)
+	if err != nil {
+		if errors.Is(err, ErrNoSuchAccount) {
+			return errNoSuchUser
+		}
+		return err
+	}
+	if typ != msim.BMIM {
+		return nil // only IMs wait for an offline recipient
+	}
+	if slices.Contains(acct.Block, from) {
+		return nil
+	}
+	contacts, err := srv.store.Contacts(to)
+	if err != nil {
+		return err
+	}
+	listed := slices.Contains(acct.Allow, from)
+	for _, c := range contacts {
+		if c.UID == from {
+			if c.Blocked() {
+				return nil
+			}
+			listed = true
+		}
+	}
+	if acct.OnlyListMayIM && !listed {
+		return nil
+	}
+	srv.offlineMu.Lock()
+	defer srv.offlineMu.Unlock()
+	if srv.reg.deliver(to, from, wire) { // logged in meanwhile
+		return nil
+	}
+	return srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: body})
+}
+
+// onStatus sets and publishes the session's presence.
+func (s *session) onStatus(m *msim.Message) {
+	code, err := m.TypeInt()
+	if err != nil || code < 0 {
+		s.errorf(msim.ErrCodeParse, textParse)
+		return
+	}
+	p := msim.Presence{
+		Status:   msim.Status(code),
+		Text:     m.StrOr("statstring", ""),
+		Location: m.StrOr("locstring", ""),
+	}
+	s.srv.reg.update(s, true, func(rt *route) {
+		rt.presence, rt.announced = p, true
+	})
+}
+
+// account returns uid's account, errNoSuchUser if there is none.
+func (srv *Server) account(uid msim.UID) (*Account, error) {
+	a, err := srv.store.Account(uid)
+	if errors.Is(err, ErrNoSuchAccount) {
+		return nil, errNoSuchUser
+	}
+	return a, err
+}
+
+// contact returns owner's record for uid, if any.
+func (srv *Server) contact(owner, uid msim.UID) (Contact, bool, error) {
+	cs, err := srv.store.Contacts(owner)
+	if err != nil {
+		return Contact{}, false, err
+	}
+	for _, c := range cs {
+		if c.UID == uid {
+			return c, true, nil
+		}
+	}
+	return Contact{}, false, nil
+}
+
+// onAddBuddy subscribes to a buddy's presence: the buddy goes on the list
+// (if not there yet), the client gets bm 4 and the buddy's presence at once,
+// and the buddy gets a FriendRequest alert.
+func (s *session) onAddBuddy(m *msim.Message) {
+	n, err := m.Int("newprofileid")
+	if err != nil || n <= 0 {
+		s.errorf(msim.ErrCodeParse, textParse)
+		return
+	}
+	uid := msim.UID(n)
+	if _, err := s.srv.account(uid); err != nil {
+		s.persistFailure("addbuddy", err)
+		return
+	}
+	c, ok, err := s.srv.contact(s.uid, uid)
+	if err != nil {
+		s.persistFailure("addbuddy", err)
+		return
+	}
+	wasBlocked := ok && c.Blocked()
+	if !ok || wasBlocked {
+		if !ok {
+			c = Contact{UID: uid, GroupName: "IM Friends", Position: 1000}
+		}
+		c.Visibility = 1
+		if err := s.srv.store.PutContact(s.uid, c); err != nil {
+			s.persistFailure("addbuddy", err)
+			return
+		}
+	}
+	if wasBlocked {
+		s.setBlockRecord(uid, false)
+	}
+	s.srv.reg.setContact(s, uid, true)
+	if uid != s.uid {
+		s.srv.reg.addAlert(uid, "FriendRequest")
+	}
+	s.send(msim.NewInt("bm", msim.BMAddNotify).AddInt("f", int(uid)).Add("msg", ""))
+	s.enqueue(presenceMsg(uid, s.srv.reg.presenceFor(uid, s.uid)))
+}
+
+// onDelBuddy ends the presence subscription and removes the list entry
+// (a blocked entry stays: it is removed with persist 515/0/8).
+func (s *session) onDelBuddy(m *msim.Message) {
+	n, err := m.Int("delprofileid")
+	if err != nil || n <= 0 {
+		s.errorf(msim.ErrCodeParse, textParse)
+		return
+	}
+	uid := msim.UID(n)
+	c, ok, err := s.srv.contact(s.uid, uid)
+	if err == nil && ok && !c.Blocked() {
+		err = s.srv.store.DeleteContact(s.uid, uid)
+	}
+	if err != nil {
+		s.persistFailure("delbuddy", err)
+		return
+	}
+	s.srv.reg.setContact(s, uid, false)
+}
+
+// setBlockRecord marks or clears a Visibility=2 record in the routing state.
+func (s *session) setBlockRecord(uid msim.UID, blocked bool) {
+	s.srv.reg.update(s, false, func(rt *route) {
+		if blocked {
+			add(&rt.blockRecs, uid)
+		} else {
+			delete(rt.blockRecs, uid)
+		}
+	})
+}
+
+// persistFailure reports a failed request without a persist reply.
+func (s *session) persistFailure(what string, err error) {
+	if errors.Is(err, errNoSuchUser) {
+		s.errorf(msim.ErrCodeBadUID, "%s", "No such user.")
+		return
+	}
+	s.logger().WithError(err).Error(what)
+	s.errorf(msim.ErrCodeParse, "The server could not process the request.")
+}
+
+// onBlockList applies an idlist: w0/w1, c0/c1, then a+ a- b+ b- operators
+// followed by uids or "*" (all: clears the list with a-/b-; ignored with
+// a+/b+).
+func (s *session) onBlockList(m *msim.Message) {
+	l, err := m.List("idlist")
+	if err != nil {
+		s.errorf(msim.ErrCodeParse, textParse)
+		return
+	}
+	var (
+		w, c     = -1, -1
+		op       string
+		blk, alw = map[msim.UID]bool{}, map[msim.UID]bool{} // uid → add (true) / remove
+		clrB     bool
+		clrA     bool
+	)
+	for _, tok := range l {
+		switch tok {
+		case "":
+		case "w0", "w1":
+			w = int(tok[1] - '0')
+		case "c0", "c1":
+			c = int(tok[1] - '0')
+		case "a+", "a-", "b+", "b-":
+			op = tok
+		case "*":
+			switch op {
+			case "a-":
+				clrA, alw = true, map[msim.UID]bool{}
+			case "b-":
+				clrB, blk = true, map[msim.UID]bool{}
+			}
+		default:
+			uid, err := msim.ParseUID(tok)
+			if err != nil || op == "" {
+				continue
+			}
+			if op[0] == 'a' {
+				alw[uid] = op[1] == '+'
+			} else {
+				blk[uid] = op[1] == '+'
+			}
+		}
+	}
+	apply := func(list []msim.UID, clr bool, ch map[msim.UID]bool) []msim.UID {
+		if clr {
+			list = nil
+		}
+		for u, on := range ch {
+			i := slices.Index(list, u)
+			switch {
+			case on && i < 0:
+				list = append(list, u)
+			case !on && i >= 0:
+				list = slices.Delete(list, i, i+1)
+			}
+		}
+		return list
+	}
+	var acct Account
+	err = s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
+		a.Block = apply(a.Block, clrB, blk)
+		a.Allow = apply(a.Allow, clrA, alw)
+		if w >= 0 {
+			a.ShowOnlyToList = w == 1
+			a.Prefs = a.Prefs.Set("ShowOnlyToList", boolText(w == 1))
+		}
+		if c >= 0 {
+			a.OnlyListMayIM = c == 1
+		}
+		acct = *a
+		return nil
+	})
+	if err != nil {
+		s.persistFailure("blocklist", err)
+		return
+	}
+	s.srv.reg.update(s, false, func(rt *route) { rt.setPrivacy(&acct) })
+}
+
+// setPrivacy copies an account's privacy settings into the routing state.
+func (rt *route) setPrivacy(a *Account) {
+	rt.blockList, rt.allow = setOf(a.Block), setOf(a.Allow)
+	rt.showOnlyToList, rt.onlyListMayIM = a.ShowOnlyToList, a.OnlyListMayIM
+}
+
+func boolText(b bool) string {
+	if b {
+		return "True"
+	}
+	return "False"
+}
+
+// profileKeys are the profile fields setinfo may change.
+var profileKeys = []string{"Headline", "ImageURL", "BandName", "SongName", "Age", "Gender", "Location", "RealName"}
+
+// onSetInfo stores the profile fields it carries. UserName is taken only
+// while the account has none (the set-username flow, spec §3.7).
+func (s *session) onSetInfo(m *msim.Message) {
+	info, err := m.Dict("info")
+	if err != nil {
+		s.errorf(msim.ErrCodeParse, textParse)
+		return
+	}
+	var nick string
+	err = s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
+		for _, p := range info {
+			switch {
+			case p.Key == "DisplayName":
+				a.DisplayName = p.Value
+			case p.Key == "UserName":
+				if a.UserName == "" && validUserName(p.Value) == nil {
+					a.UserName = p.Value
+				}
+			case slices.Contains(profileKeys, p.Key):
+				a.Profile = a.Profile.Set(p.Key, p.Value)
+			}
+		}
+		nick = uniqueNick(a)
+		return nil
+	})
+	if errors.Is(err, ErrUserNameTaken) {
+		return // the 2/9/14 request that follows reports it
+	}
+	if err != nil {
+		s.persistFailure("setinfo", err)
+		return
+	}
+	s.nick = nick
+}
+
+// onWebChallenge answers webchlg with a web challenge (persistr 257/17/26).
+// Nothing on this network uses web tickets, so it is random.
+func (s *session) onWebChallenge() {
+	var b [36]byte
+	_, _ = rand.Read(b[:])
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	p := &msim.Persist{
+		Cmd: msim.CmdGet | msim.CmdReply, DSN: msim.PersistWebChallenge.DSN, LID: msim.PersistWebChallenge.LID,
+		UID: s.uid, RID: s.srv.nextRID(),
+		Body: msim.Dict{
+			{Key: "Challenge", Value: strconv.FormatUint(uint64(n), 10)},
+			{Key: "ChallengeData", Value: base64.StdEncoding.EncodeToString(b[4:])},
+		},
+	}
+	s.send(p.Reply())
+}
+
+// validUserName applies the user-name rules: 1–25 characters, letters,
+// digits, '_', '.' and '-', not all digits (so it cannot be read as a uid).
+func validUserName(n string) error {
+	if n == "" || len(n) > 25 {
+		return errors.New("user name must have 1 to 25 characters")
+	}
+	digits := true
+	for _, r := range n {
+		switch {
+		case r >= '0' && r <= '9':
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '_', r == '.', r == '-':
+			digits = false
+		default:
+			return errors.New("user name may hold only letters, digits, '_', '.' and '-'")
+		}
+	}
+	if digits {
+		return errors.New("user name must not be all digits")
+	}
+	return nil
+}
+
+func validEmail(e string) bool {
+	at := strings.IndexByte(e, '@')
+	return at > 0 && at < len(e)-1 && !strings.ContainsAny(e, " \\\x00\x1c")
+}
+
+// defaultGroups are the groups every new account starts with, as the 2007
+// server had them.
+func defaultGroups() []Group {
+	return []Group{
+		{ID: 1, Name: "IM Friends", Position: 1, Flag: 131073},
+		{ID: 2, Name: "MySpaceIM Rooms", Position: 2, Flag: 196612},
+		{ID: 3, Name: "Recent Contacts", Position: 3, Flag: 196610},
+	}
+}

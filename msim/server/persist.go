@@ -1,0 +1,501 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// noPic is the avatar URL meaning "no picture".
+const noPic = "http://x.myspace.com/images/no_pic.gif"
+
+// persistError is a failure reported to the client in an error persistr
+// (cmd|1024, body ErrorMessage=…). The session goes on.
+type persistError string
+
+func (e persistError) Error() string { return string(e) }
+
+const (
+	errUnknownRequest = persistError("Unknown request")
+	errNoUser         = persistError("No such user")
+	errBadRequest     = persistError("Malformed request")
+	errInternal       = persistError("Request failed")
+)
+
+type persistKey struct {
+	op  int // cmd & 0xFF
+	dsn msim.DSNLID
+}
+
+// onPersist answers a persist request with persistr cmd|256 (or cmd|1024 and
+// ErrorMessage), echoing dsn, lid and rid, and the session's uid.
+func (s *session) onPersist(m *msim.Message) {
+	p, err := msim.ParsePersist(m)
+	if err != nil {
+		s.errorf(msim.ErrCodeParse, textParse)
+		return
+	}
+	body, err := s.persist(p)
+	r := &msim.Persist{Cmd: p.Cmd | msim.CmdReply, DSN: p.DSN, LID: p.LID, UID: s.uid, RID: p.RID, Body: body}
+	if err != nil {
+		var pe persistError
+		if !errors.As(err, &pe) {
+			s.logger().WithError(err).Error("persist request failed")
+			pe = errInternal
+		}
+		r.Cmd = p.Cmd | msim.CmdError
+		r.Body = append(append(msim.Dict{}, p.Body...), msim.Pair{Key: "ErrorMessage", Value: string(pe)})
+	}
+	s.send(r.Reply())
+}
+
+func (s *session) persist(p *msim.Persist) (msim.Dict, error) {
+	switch (persistKey{p.Op(), p.Kind()}) {
+	case persistKey{msim.CmdGet, msim.PersistContactList}:
+		return s.contactList()
+	case persistKey{msim.CmdGet, msim.PersistContactInfo}:
+		return s.contactInfo(p.Body)
+	case persistKey{msim.CmdGet, msim.PersistOwnIMInfo}:
+		return s.imInfo(s.uid, true)
+	case persistKey{msim.CmdGet, msim.PersistIMInfo}, persistKey{msim.CmdGet, msim.PersistIMInfoAlt}:
+		uid, err := bodyUID(p.Body, "UserID", "ContactID")
+		if err != nil {
+			return nil, err
+		}
+		return s.imInfo(uid, uid == s.uid)
+	case persistKey{msim.CmdGet, msim.PersistGroupList}:
+		return s.groupList()
+	case persistKey{msim.CmdGet, msim.PersistProfile}:
+		uid, err := bodyUID(p.Body, "UserID")
+		if err != nil {
+			return nil, err
+		}
+		return s.profile(uid)
+	case persistKey{msim.CmdGet, msim.PersistOwnProfile}:
+		return s.profile(s.uid)
+	case persistKey{msim.CmdGet, msim.PersistLookup}:
+		return s.lookup(p.Body)
+	case persistKey{msim.CmdGet, msim.PersistAlerts}, persistKey{msim.CmdGet, msim.PersistAlertsAlt}:
+		return s.srv.reg.takeAlerts(s.uid), nil
+	case persistKey{msim.CmdPut, msim.PersistSetContact}:
+		return s.setContact(p.Body)
+	case persistKey{msim.CmdDelete, msim.PersistDeleteContact}:
+		return s.deleteContact(p.Body)
+	case persistKey{msim.CmdPut, msim.PersistSetPrefs}:
+		return s.setPrefs(p.Body)
+	case persistKey{msim.CmdPut, msim.PersistSetUserName}:
+		return s.setUserName(p.Body)
+	case persistKey{msim.CmdPut, msim.PersistSetGroup}:
+		return s.setGroup(p.Body)
+	case persistKey{msim.CmdDelete, msim.PersistSetGroup}:
+		return s.deleteGroup(p.Body)
+	case persistKey{msim.CmdPut, msim.DSNLID{DSN: 14, LID: 21}}, persistKey{msim.CmdPut, msim.DSNLID{DSN: 15, LID: 22}}:
+		// Import MySpace friends: there are no MySpace friends to import.
+		return msim.Dict{{Key: "Completed", Value: "True"}}, nil
+	}
+	return nil, errUnknownRequest
+}
+
+// bodyUID reads the first of keys present in body as a uid.
+func bodyUID(body msim.Dict, keys ...string) (msim.UID, error) {
+	for _, k := range keys {
+		if v, ok := body.Get(k); ok {
+			uid, err := msim.ParseUID(v)
+			if err != nil {
+				return 0, errBadRequest
+			}
+			return uid, nil
+		}
+	}
+	return 0, errBadRequest
+}
+
+// userName is the UserName field: the user name, or the uid when none is set.
+func userName(a *Account) string { return uniqueNick(a) }
+
+func imageURL(a *Account) string {
+	if u := a.Profile.Str("ImageURL"); u != "" {
+		return u
+	}
+	return noPic
+}
+
+// contactRecord is one record of the contact list (spec §6.1 plus the
+// recommended UserName, DisplayName, ImageURL and Headline).
+func contactRecord(d msim.Dict, c Contact, a *Account) msim.Dict {
+	d = append(d,
+		msim.Pair{Key: "ContactID", Value: c.UID.String()},
+		msim.Pair{Key: "GroupName", Value: c.GroupName},
+		msim.Pair{Key: "Position", Value: strconv.Itoa(c.Position)},
+		msim.Pair{Key: "Visibility", Value: strconv.Itoa(c.Visibility)},
+		msim.Pair{Key: "NickName", Value: c.NickName},
+		msim.Pair{Key: "NameSelect", Value: strconv.Itoa(c.NameSelect)},
+	)
+	if a != nil {
+		d = append(d,
+			msim.Pair{Key: "UserName", Value: userName(a)},
+			msim.Pair{Key: "DisplayName", Value: a.DisplayName},
+			msim.Pair{Key: "ImageURL", Value: imageURL(a)},
+			msim.Pair{Key: "Headline", Value: a.Profile.Str("Headline")},
+		)
+	}
+	return d
+}
+
+func (s *session) contactList() (msim.Dict, error) {
+	cs, err := s.srv.store.Contacts(s.uid)
+	if err != nil {
+		return nil, err
+	}
+	var d msim.Dict
+	for _, c := range cs {
+		a, err := s.srv.store.Account(c.UID)
+		if err != nil && !errors.Is(err, ErrNoSuchAccount) {
+			return nil, err
+		}
+		d = contactRecord(d, c, a)
+	}
+	return d, nil
+}
+
+// contactInfo answers 0/2 for one ContactID: its record if listed, else the
+// user's data with an empty group.
+func (s *session) contactInfo(body msim.Dict) (msim.Dict, error) {
+	uid, err := bodyUID(body, "ContactID")
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.srv.account(uid)
+	if errors.Is(err, errNoSuchUser) {
+		return nil, errNoUser
+	} else if err != nil {
+		return nil, err
+	}
+	c, ok, err := s.srv.contact(s.uid, uid)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		c = Contact{UID: uid, Visibility: 1}
+	}
+	return contactRecord(nil, c, a), nil
+}
+
+// imInfo is the IM information of 1/4 (own), 1/17 and 1/7 (anyone).
+func (s *session) imInfo(uid msim.UID, own bool) (msim.Dict, error) {
+	a, err := s.srv.account(uid)
+	if errors.Is(err, errNoSuchUser) {
+		return nil, errNoUser
+	} else if err != nil {
+		return nil, err
+	}
+	pref := func(k, def string) string {
+		if v, ok := a.Prefs.Get(k); ok {
+			return v
+		}
+		return def
+	}
+	privacy := "0"
+	if a.OnlyListMayIM {
+		privacy = "1"
+	}
+	d := msim.Dict{
+		{Key: "UserID", Value: uid.String()},
+		{Key: "Sound", Value: pref("Sound", "True")},
+		{Key: "PrivacyMode", Value: privacy},
+		{Key: "ShowOnlyToList", Value: boolText(a.ShowOnlyToList)},
+		{Key: "OfflineMessageMode", Value: pref("OfflineMessageMode", "1")},
+		{Key: "Headline", Value: pref("Headline", a.Profile.Str("Headline"))},
+		{Key: "AvatarUrl", Value: pref("AvatarUrl", "")},
+		{Key: "Alert", Value: pref("Alert", "1")},
+		{Key: "ShowAvatar", Value: pref("ShowAvatar", "True")},
+		{Key: "IMName", Value: pref("IMName", "")},
+	}
+	if own && !a.LastLogin.IsZero() {
+		d = append(d, msim.Pair{Key: "LastLogin", Value: strconv.FormatInt(msim.ToFileTime(a.LastLogin), 10)})
+	}
+	return append(d,
+		msim.Pair{Key: "ClientVersion", Value: pref("ClientVersion", "0")},
+		msim.Pair{Key: "AllowBrowse", Value: pref("AllowBrowse", "True")},
+		msim.Pair{Key: "IMLang", Value: pref("IMLang", "ENGLISH")},
+		msim.Pair{Key: "LangID", Value: pref("LangID", "1033")},
+	), nil
+}
+
+func (s *session) groupList() (msim.Dict, error) {
+	a, err := s.srv.store.Account(s.uid)
+	if err != nil {
+		return nil, err
+	}
+	var d msim.Dict
+	for _, g := range a.Groups {
+		d = append(d,
+			msim.Pair{Key: "GroupID", Value: strconv.Itoa(g.ID)},
+			msim.Pair{Key: "GroupName", Value: g.Name},
+			msim.Pair{Key: "Position", Value: strconv.Itoa(g.Position)},
+			msim.Pair{Key: "GroupFlag", Value: strconv.Itoa(g.Flag)},
+		)
+	}
+	return d, nil
+}
+
+// profileDict is the MySpace profile of §6.2, in the 2007 server's order.
+func profileDict(a *Account) msim.Dict {
+	d := msim.Dict{
+		{Key: "UserID", Value: a.UID.String()},
+		{Key: "ImageURL", Value: imageURL(a)},
+		{Key: "DisplayName", Value: a.DisplayName},
+		{Key: "UserName", Value: userName(a)},
+		{Key: "BandName", Value: a.Profile.Str("BandName")},
+		{Key: "SongName", Value: a.Profile.Str("SongName")},
+	}
+	for _, k := range []string{"Headline", "Age", "Gender", "Location", "RealName"} {
+		if v := a.Profile.Str(k); v != "" {
+			d = append(d, msim.Pair{Key: k, Value: v})
+		}
+	}
+	return d
+}
+
+// profile answers 4/3 and 4/5. An unknown uid gets an empty body, the
+// "no such user" answer every client understands (spec §6.2).
+func (s *session) profile(uid msim.UID) (msim.Dict, error) {
+	a, err := s.srv.account(uid)
+	if errors.Is(err, errNoSuchUser) {
+		return msim.Dict{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	cs, err := s.srv.store.Contacts(uid)
+	if err != nil {
+		return nil, err
+	}
+	return append(profileDict(a), msim.Pair{Key: "TotalFriends", Value: strconv.Itoa(len(cs))}), nil
+}
+
+// lookup answers 5/7 by UserName or Email; a user that does not exist gets
+// only the echoed query key.
+func (s *session) lookup(body msim.Dict) (msim.Dict, error) {
+	var (
+		a   *Account
+		err error
+		q   msim.Pair
+	)
+	if v, ok := body.Get("UserName"); ok {
+		q = msim.Pair{Key: "UserName", Value: v}
+		a, err = s.srv.store.AccountByUserName(v)
+	} else if v, ok := body.Get("Email"); ok {
+		q = msim.Pair{Key: "Email", Value: v}
+		a, err = s.srv.store.AccountByEmail(v)
+	} else {
+		return nil, errBadRequest
+	}
+	if errors.Is(err, ErrNoSuchAccount) || (err == nil && a.UID == TomUID && s.srv.tom == nil) {
+		return msim.Dict{q}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	d := profileDict(a)
+	if q.Key == "Email" {
+		d = append(d, q)
+	}
+	return d, nil
+}
+
+// setContact answers 514/0/9: add or update a record; Visibility=2 blocks.
+func (s *session) setContact(body msim.Dict) (msim.Dict, error) {
+	uid, err := bodyUID(body, "ContactID")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.srv.account(uid); errors.Is(err, errNoSuchUser) {
+		return nil, errNoUser
+	} else if err != nil {
+		return nil, err
+	}
+	c, ok, err := s.srv.contact(s.uid, uid)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		c = Contact{UID: uid, GroupName: "IM Friends", Position: 1000, Visibility: 1}
+	}
+	for _, p := range body {
+		n, nerr := strconv.Atoi(p.Value)
+		switch p.Key {
+		case "GroupName":
+			c.GroupName = p.Value
+		case "NickName":
+			c.NickName = p.Value
+		case "Position":
+			if nerr == nil {
+				c.Position = n
+			}
+		case "Visibility":
+			if nerr == nil && (n == 1 || n == 2) {
+				c.Visibility = n
+			}
+		case "NameSelect":
+			if nerr == nil {
+				c.NameSelect = n
+			}
+		}
+	}
+	if err := s.srv.store.PutContact(s.uid, c); err != nil {
+		return nil, err
+	}
+	s.srv.reg.setContact(s, uid, !c.Blocked())
+	s.setBlockRecord(uid, c.Blocked())
+	return contactRecord(nil, c, nil), nil
+}
+
+// deleteContact answers 515/0/8 (remove a buddy or a blocked entry).
+func (s *session) deleteContact(body msim.Dict) (msim.Dict, error) {
+	uid, err := bodyUID(body, "ContactID")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.srv.store.DeleteContact(s.uid, uid); err != nil {
+		return nil, err
+	}
+	s.srv.reg.setContact(s, uid, false)
+	s.setBlockRecord(uid, false)
+	return msim.Dict{{Key: "ContactID", Value: uid.String()}}, nil
+}
+
+// prefKeys are the IM preferences 514/1/10 may set.
+var prefKeys = []string{"Sound", "PrivacyMode", "ShowOnlyToList", "OfflineMessageMode", "Headline",
+	"AvatarUrl", "Alert", "ShowAvatar", "IMName", "ClientVersion", "AllowBrowse", "IMLang", "LangID"}
+
+func (s *session) setPrefs(body msim.Dict) (msim.Dict, error) {
+	var acct Account
+	err := s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
+		for _, p := range body {
+			switch {
+			case p.Key == "PrivacyMode":
+				n, _ := strconv.Atoi(p.Value)
+				a.OnlyListMayIM = n&1 != 0
+			case p.Key == "ShowOnlyToList":
+				a.ShowOnlyToList = body.Bool("ShowOnlyToList", a.ShowOnlyToList)
+			}
+			if containsKey(prefKeys, p.Key) {
+				a.Prefs = a.Prefs.Set(p.Key, p.Value)
+			}
+		}
+		acct = *a
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.srv.reg.update(s, false, func(rt *route) { rt.setPrivacy(&acct) })
+	return body, nil
+}
+
+func containsKey(keys []string, k string) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Codes of the set-username reply (only 0 = success is known; the others are
+// this server's).
+const (
+	codeNameOK      = 0
+	codeNameTaken   = 1
+	codeNameInvalid = 2
+)
+
+// setUserName answers 2/9/14.
+func (s *session) setUserName(body msim.Dict) (msim.Dict, error) {
+	name, ok := body.Get("UserName")
+	if !ok {
+		return nil, errBadRequest
+	}
+	code := codeNameOK
+	if validUserName(name) != nil {
+		code = codeNameInvalid
+	} else {
+		var nick string
+		err := s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
+			a.UserName = name
+			nick = uniqueNick(a)
+			return nil
+		})
+		switch {
+		case errors.Is(err, ErrUserNameTaken):
+			code = codeNameTaken
+		case err != nil:
+			return nil, err
+		default:
+			s.nick = nick
+		}
+	}
+	return msim.Dict{{Key: "UserName", Value: name}, {Key: "Code", Value: strconv.Itoa(code)}}, nil
+}
+
+// setGroup answers 2/2/16: update the group named by GroupID (or GroupName),
+// or create it. The reply echoes the body and adds the GroupID.
+func (s *session) setGroup(body msim.Dict) (msim.Dict, error) {
+	name := body.Str("GroupName")
+	id, idErr := body.Int("GroupID")
+	var gid int
+	err := s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
+		i := -1
+		for j, g := range a.Groups {
+			if (idErr == nil && g.ID == id) || (idErr != nil && name != "" && g.Name == name) {
+				i = j
+			}
+		}
+		if i < 0 {
+			if name == "" {
+				return errBadRequest
+			}
+			next := 1
+			for _, g := range a.Groups {
+				next = max(next, g.ID+1)
+			}
+			a.Groups = append(a.Groups, Group{ID: next, Name: name, Position: len(a.Groups) + 1})
+			i = len(a.Groups) - 1
+		}
+		g := &a.Groups[i]
+		if name != "" {
+			g.Name = name
+		}
+		if n, err := body.Int("Position"); err == nil {
+			g.Position = n
+		}
+		if n, err := body.Int("GroupFlag"); err == nil {
+			g.Flag = n
+		}
+		gid = g.ID
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := append(msim.Dict{}, body...)
+	return out.SetInt("GroupID", gid), nil
+}
+
+// deleteGroup answers 3/2/16.
+func (s *session) deleteGroup(body msim.Dict) (msim.Dict, error) {
+	id, err := body.Int("GroupID")
+	if err != nil {
+		return nil, errBadRequest
+	}
+	err = s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
+		for i, g := range a.Groups {
+			if g.ID == id {
+				a.Groups = append(a.Groups[:i], a.Groups[i+1:]...)
+				return nil
+			}
+		}
+		return errBadRequest
+	})
+	return body, err
+}

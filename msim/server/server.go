@@ -1,0 +1,265 @@
+// Package server is an MSIM (MySpaceIM) server: the embedded network of
+// msimircd, the peer of every end-to-end test, and a server a real MSIM
+// client (libpurple's msimprpl, the 2007 official client) can log in to.
+//
+// It owns accounts (through a Store), login, contact lists and groups,
+// presence fan-out, IM routing with offline storage, lookups, block lists
+// and the demo user Tom.
+//
+// Goroutines: Serve runs one accept loop per listener. Every connection has
+// a reader goroutine, which decodes requests and handles them one at a time
+// (it alone touches the session's login state), and a writer goroutine, which
+// drains the session's bounded queue to the socket and sends keepalives.
+// Routing state shared between sessions (who is online, who watches whom,
+// presence and privacy settings) lives in the registry behind one mutex;
+// sending to another session only appends to its queue and never blocks.
+// The Store is safe for concurrent use.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// Config tunes a Server. Zero fields take their defaults.
+type Config struct {
+	KeepAlive    time.Duration // idle time before \ka\\final\ (default 60s)
+	LoginTimeout time.Duration // close connections that have not logged in (default 60s)
+	Demo         bool          // seed Tom (uid 6221), list him on every new account; he is online and answers IMs
+	MaxMessage   int           // largest accepted message, default msim.DefaultMaxSize
+	SendQ        int           // per-session outgoing queue length (messages), default 1024; overflow closes that session
+}
+
+func (c *Config) defaults() {
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 60 * time.Second
+	}
+	if c.LoginTimeout <= 0 {
+		c.LoginTimeout = 60 * time.Second
+	}
+	if c.MaxMessage <= 0 {
+		c.MaxMessage = msim.DefaultMaxSize
+	}
+	if c.SendQ <= 0 {
+		c.SendQ = 1024
+	}
+}
+
+// writeTimeout bounds every socket write; a peer that does not read for this
+// long is dropped.
+const writeTimeout = 15 * time.Second
+
+// Server is an MSIM server. Create it with New.
+type Server struct {
+	cfg   Config
+	store Store
+	log   *logrus.Entry
+	reg   registry
+	tom   *tom // nil unless cfg.Demo
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*session]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+
+	// offlineMu orders storing an offline message against the recipient's
+	// login (which takes its stored messages), so none is left behind.
+	offlineMu sync.Mutex
+
+	connID atomic.Uint64
+	rid    atomic.Int64 // rid of unsolicited persistr messages
+}
+
+// New returns a Server on store. With cfg.Demo it makes sure the demo user
+// Tom exists.
+func New(cfg Config, store Store, log *logrus.Entry) (*Server, error) {
+	cfg.defaults()
+	s := &Server{
+		cfg:       cfg,
+		store:     store,
+		log:       log,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*session]struct{}{},
+	}
+	s.reg.init(cfg.Demo)
+	s.rid.Store(10594326) // the 2007 server's rids were of this size
+	if cfg.Demo {
+		t, err := newTom(s)
+		if err != nil {
+			return nil, err
+		}
+		s.tom = t
+	}
+	return s, nil
+}
+
+// AddAccount creates an account out of band (the login crypto never reveals
+// the password, so accounts cannot be created by logging in). Only
+// msim.HashPassword(password) is stored. userName "" leaves the user name
+// unset (the client's set-username flow then applies). With Demo, Tom is put
+// on the new account's list.
+func (s *Server) AddAccount(email, password, userName string) (msim.UID, error) {
+	if !validEmail(email) {
+		return 0, fmt.Errorf("msim/server: add account: bad e-mail address %q", email)
+	}
+	if userName != "" {
+		if err := validUserName(userName); err != nil {
+			return 0, fmt.Errorf("msim/server: add account %s: %w", email, err)
+		}
+	}
+	a := &Account{
+		Email:    email,
+		UserName: userName,
+		Hash:     msim.HashPassword(password),
+		Groups:   defaultGroups(),
+	}
+	if err := s.store.CreateAccount(a); err != nil {
+		return 0, fmt.Errorf("msim/server: add account %s: %w", email, err)
+	}
+	if s.tom != nil {
+		c := Contact{UID: TomUID, GroupName: "IM Friends", Position: 1000, Visibility: 1}
+		if err := s.store.PutContact(a.UID, c); err != nil {
+			return a.UID, fmt.Errorf("msim/server: add account %s: list Tom: %w", email, err)
+		}
+	}
+	s.log.WithFields(logrus.Fields{"uid": a.UID, "email": email}).Info("account created")
+	return a.UID, nil
+}
+
+// Online reports whether uid has a live session (Tom always does in the demo).
+func (s *Server) Online(uid msim.UID) bool {
+	if s.tom != nil && uid == TomUID {
+		return true
+	}
+	return s.reg.session(uid) != nil
+}
+
+// Serve accepts connections on ln until ctx ends or Shutdown is called; it
+// closes ln then. It returns nil in those cases, the accept error otherwise.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	if !isLoopback(ln.Addr()) {
+		s.log.WithField("listen", ln.Addr().String()).Warn("serving MSIM on a non-loopback address: logins are unencrypted")
+	}
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			if retryable(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.WithError(err).Warn("accept failed; retrying")
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("msim/server: accept: %w", err)
+		}
+		backoff = 0
+		s.startSession(nc)
+	}
+}
+
+// retryable reports accept errors worth retrying: timeouts and resource
+// exhaustion (EMFILE and friends, which the net package marks temporary).
+func retryable(err error) bool {
+	var t interface {
+		Timeout() bool
+		Temporary() bool
+	}
+	return errors.As(err, &t) && (t.Timeout() || t.Temporary())
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) startSession(nc net.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	ss := newSession(s, nc, s.connID.Add(1))
+	s.conns[ss] = struct{}{}
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go ss.writeLoop()
+	go ss.readLoop()
+}
+
+func (s *Server) forget(ss *session) {
+	s.mu.Lock()
+	delete(s.conns, ss)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, closes every session (each is logged out, so
+// watchers see it go offline) and waits for all goroutines, or until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*session, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeAfterFlush()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.closeNow()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return !ok || ta.IP.IsLoopback()
+}
+
+// nextRID returns the rid of an unsolicited persistr.
+func (s *Server) nextRID() int { return int(s.rid.Add(1)) }

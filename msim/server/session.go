@@ -1,0 +1,464 @@
+package server
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// maxBadInput is how many undecodable messages in a row a connection may
+// send before it is closed.
+const maxBadInput = 5
+
+// Error texts of \error\ replies.
+const (
+	textParse       = "There was an error parsing an incoming request."
+	textNotLoggedIn = "This request cannot be processed because you are not logged in."
+	textBadSession  = "The session key of this request is invalid."
+	textElsewhere   = "You have been logged out because you logged in from another location."
+	textUnknownMail = "The e-mail address is not registered."
+	textBadPassword = "The password provided is incorrect."
+	textTooLarge    = "The request is too large."
+	textNoSuchUser  = "No such user: "
+)
+
+// session is one client connection. See the package comment for which
+// goroutine owns what.
+type session struct {
+	srv *Server
+	nc  net.Conn
+	id  uint64
+	log atomic.Pointer[logrus.Entry]
+
+	// Set by the reader before the session is registered, then constant.
+	uid msim.UID
+	key int
+	// Routing state, guarded by srv.reg.mu.
+	rt route
+
+	// Reader goroutine only.
+	nonce    []byte
+	loggedIn bool
+	nick     string // uniquenick: user name, or the uid when none is set
+	cv       int    // client build from login2
+	badInput int
+
+	// Outgoing queue: encoded messages, shared read-only between sessions.
+	qmu        sync.Mutex
+	q, spare   [][]byte
+	closing    bool // no more messages are accepted
+	flushClose bool // the writer closes the socket once q is written
+	wake       chan struct{}
+	done       chan struct{}
+	closeOnce  sync.Once
+}
+
+func newSession(srv *Server, nc net.Conn, id uint64) *session {
+	s := &session{
+		srv:  srv,
+		nc:   nc,
+		id:   id,
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+	s.log.Store(srv.log.WithFields(logrus.Fields{"conn": id, "remote": nc.RemoteAddr().String()}))
+	return s
+}
+
+func (s *session) logger() *logrus.Entry { return s.log.Load() }
+
+// newSessionKey returns a random non-zero 31-bit session key.
+func newSessionKey() int {
+	var b [4]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if k := int(binary.BigEndian.Uint32(b[:]) & 0x7fffffff); k != 0 {
+			return k
+		}
+	}
+}
+
+// send queues m for the client.
+func (s *session) send(m *msim.Message) bool {
+	if l := s.logger(); l.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		l.WithField("msg", m.String()).Debug("send")
+	}
+	return s.enqueue(msim.Encode(m))
+}
+
+// enqueue queues an encoded message without blocking. A full queue means the
+// client cannot keep up: the session is closed, other sessions never wait.
+func (s *session) enqueue(b []byte) bool {
+	s.qmu.Lock()
+	if s.closing {
+		s.qmu.Unlock()
+		return false
+	}
+	if len(s.q) >= s.srv.cfg.SendQ {
+		s.closing = true
+		s.qmu.Unlock()
+		s.logger().Warn("send queue exceeded; closing the session")
+		s.closeNow()
+		return false
+	}
+	s.q = append(s.q, b)
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// closeAfterFlush stops accepting messages; the writer closes the socket
+// once everything queued so far is written.
+func (s *session) closeAfterFlush() {
+	s.qmu.Lock()
+	s.closing, s.flushClose = true, true
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fatal queues a fatal error and closes the session after it.
+func (s *session) fatal(code int, text string) {
+	s.send(msim.ErrorMessage(code, true, text))
+	s.closeAfterFlush()
+}
+
+// closeNow closes the socket at once. Idempotent.
+func (s *session) closeNow() {
+	s.closeOnce.Do(func() {
+		s.qmu.Lock()
+		s.closing = true
+		s.qmu.Unlock()
+		close(s.done)
+		s.nc.Close()
+	})
+}
+
+func (s *session) recoverAndLog() {
+	if r := recover(); r != nil {
+		s.logger().WithField("panic", r).Errorf("session goroutine panicked; closing it\n%s", debug.Stack())
+		s.closeNow()
+	}
+}
+
+// writeLoop is the only writer of the socket.
+func (s *session) writeLoop() {
+	defer s.srv.wg.Done()
+	defer s.recoverAndLog()
+	ka := time.NewTimer(s.srv.cfg.KeepAlive)
+	defer ka.Stop()
+	keepalive := msim.Encode(msim.New("ka", ""))
+	for {
+		select {
+		case <-s.wake:
+			s.qmu.Lock()
+			batch, fc := s.q, s.flushClose
+			s.q, s.spare = s.spare[:0], nil
+			s.qmu.Unlock()
+			if len(batch) > 0 && !s.write(batch...) {
+				return
+			}
+			clear(batch)
+			s.spare = batch[:0]
+			if fc {
+				s.closeNow()
+				return
+			}
+			ka.Reset(s.srv.cfg.KeepAlive)
+		case <-ka.C:
+			if !s.write(keepalive) {
+				return
+			}
+			ka.Reset(s.srv.cfg.KeepAlive)
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (s *session) write(msgs ...[]byte) bool {
+	_ = s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	bufs := net.Buffers(msgs)
+	if _, err := bufs.WriteTo(s.nc); err != nil {
+		s.logger().WithError(err).Debug("write failed; closing")
+		s.closeNow()
+		return false
+	}
+	return true
+}
+
+// readLoop decodes and handles the client's messages until the connection
+// ends, then logs the session out.
+func (s *session) readLoop() {
+	defer s.srv.wg.Done()
+	defer s.finish()
+	defer s.recoverAndLog()
+	cfg := &s.srv.cfg
+	_ = s.nc.SetReadDeadline(time.Now().Add(cfg.LoginTimeout))
+	if !s.challenge() {
+		return
+	}
+	dec := msim.NewDecoder(bufio.NewReaderSize(s.nc, 4096))
+	dec.MaxSize = cfg.MaxMessage
+	for {
+		m, err := dec.Decode()
+		if err != nil {
+			if s.decodeError(err) {
+				continue
+			}
+			return
+		}
+		s.badInput = 0
+		if l := s.logger(); l.Logger.IsLevelEnabled(logrus.DebugLevel) {
+			l.WithField("msg", m.String()).Debug("recv")
+		}
+		if !s.handle(m) {
+			return
+		}
+	}
+}
+
+// decodeError answers a decoding failure and reports whether to go on.
+func (s *session) decodeError(err error) bool {
+	var se *msim.SyntaxError
+	switch {
+	case errors.Is(err, msim.ErrTooLarge):
+		s.logger().Warn("oversized message; closing")
+		s.fatal(msim.ErrCodeParse, textTooLarge)
+		return false
+	case errors.Is(err, io.ErrUnexpectedEOF), !errors.As(err, &se):
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			s.logger().WithError(err).Debug("connection ended")
+		}
+		return false
+	}
+	s.badInput++
+	if s.badInput >= maxBadInput {
+		s.logger().WithError(err).Warn("repeated undecodable input; closing")
+		s.fatal(msim.ErrCodeParse, textParse)
+		return false
+	}
+	s.logger().WithError(err).Debug("undecodable input")
+	s.send(msim.ErrorMessage(msim.ErrCodeParse, false, textParse))
+	return true
+}
+
+// finish logs the session out once its reader has stopped.
+func (s *session) finish() {
+	s.closeAfterFlush()
+	if s.loggedIn {
+		s.srv.reg.logout(s)
+		s.logger().Info("logged out")
+	}
+	s.srv.forget(s)
+}
+
+// challenge sends \lc\1 with a fresh nonce and the server information.
+func (s *session) challenge() bool {
+	nonce, err := msim.NewNonce()
+	if err != nil {
+		s.logger().WithError(err).Error("no randomness for a login challenge")
+		return false
+	}
+	s.nonce = nonce
+	s.send(msim.NewInt("lc", 1).AddBase64("nc", nonce).AddInt("id", 1))
+	s.send(s.srv.serverInfo())
+	return true
+}
+
+// serverInfo is the unsolicited persistr 101/20 every connection gets.
+func (srv *Server) serverInfo() *msim.Message {
+	p := &msim.Persist{
+		Cmd: msim.CmdGet | msim.CmdReply, DSN: msim.PersistServerInfo.DSN, LID: msim.PersistServerInfo.LID,
+		RID: srv.nextRID(),
+		Body: msim.Dict{
+			{Key: "AdUnitRefreshInterval", Value: "10"},
+			{Key: "AlertPollInterval", Value: "180"},
+			{Key: "CurClientVersion", Value: "697"},
+			{Key: "EnableIMBrowse", Value: "False"},
+			{Key: "EnableIMStuffAvatars", Value: "False"},
+			{Key: "EnableIMStuffZaps", Value: "True"},
+			{Key: "MaxAddAllFriends", Value: "100"},
+			{Key: "MaxContacts", Value: "1000"},
+			{Key: "MinClientVersion", Value: "529"},
+			{Key: "MySpaceNowTimer", Value: "720"},
+			{Key: "PersistenceDataTimeout", Value: "900"},
+			{Key: "UseWebChallenge", Value: "0"},
+		},
+	}
+	return p.Reply()
+}
+
+// handle processes one request and reports whether to keep reading.
+func (s *session) handle(m *msim.Message) bool {
+	if !s.loggedIn {
+		switch m.Type() {
+		case "login2":
+			return s.login(m)
+		case "logout":
+			return false
+		}
+		s.send(msim.ErrorMessage(msim.ErrCodeNotLoggedIn, false, textNotLoggedIn))
+		return true
+	}
+	if k, err := m.Int("sesskey"); err != nil || k != s.key {
+		s.send(msim.ErrorMessage(msim.ErrCodeBadSession, false, textBadSession))
+		return true
+	}
+	switch m.Type() {
+	case "bm":
+		s.onBM(m)
+	case "status":
+		s.onStatus(m)
+	case "persist":
+		s.onPersist(m)
+	case "addbuddy":
+		s.onAddBuddy(m)
+	case "delbuddy":
+		s.onDelBuddy(m)
+	case "blocklist":
+		s.onBlockList(m)
+	case "setinfo":
+		s.onSetInfo(m)
+	case "webchlg":
+		s.onWebChallenge()
+	case "getinfo":
+		// Purpose unknown (spec §8); no client waits for an answer.
+	case "logout":
+		return false
+	default:
+		s.send(msim.ErrorMessage(msim.ErrCodeParse, false, textParse))
+	}
+	return true
+}
+
+// login checks a login2 answer and, on success, registers the session.
+func (s *session) login(m *msim.Message) bool {
+	alg, err := m.TypeInt()
+	email, err2 := m.Str("username")
+	resp, err3 := m.Base64("response")
+	if err := errors.Join(err, err2, err3); err != nil || alg != msim.LoginAlgorithm {
+		s.logger().WithError(err).Info("malformed login")
+		s.fatal(msim.ErrCodeParse, textParse)
+		return false
+	}
+	log := s.logger().WithField("email", email)
+	acct, err := s.srv.store.AccountByEmail(email)
+	switch {
+	case errors.Is(err, ErrNoSuchAccount) || (err == nil && acct.UID == TomUID && s.srv.tom != nil):
+		log.Info("login refused: unknown e-mail address")
+		s.fatal(msim.ErrCodeUnknownAccount, textUnknownMail)
+		return false
+	case err != nil:
+		log.WithError(err).Error("login: store")
+		s.fatal(msim.ErrCodeParse, "The server could not process the login.")
+		return false
+	}
+	if ok, _ := msim.VerifyLogin(s.nonce, acct.Hash, acct.Email, resp); !ok {
+		log.Info("login refused: wrong password")
+		s.fatal(msim.ErrCodeBadPassword, textBadPassword)
+		return false
+	}
+	contacts, err := s.srv.store.Contacts(acct.UID)
+	if err != nil {
+		log.WithError(err).Error("login: contacts")
+		s.fatal(msim.ErrCodeParse, "The server could not process the login.")
+		return false
+	}
+	s.nonce = nil
+	s.uid = acct.UID
+	s.nick = uniqueNick(acct)
+	s.cv, _ = m.Int("clientver")
+	s.rt = route{
+		presence:       msim.Presence{Status: msim.StatusOnline},
+		blockList:      setOf(acct.Block),
+		allow:          setOf(acct.Allow),
+		showOnlyToList: acct.ShowOnlyToList,
+		onlyListMayIM:  acct.OnlyListMayIM,
+	}
+	for _, c := range contacts {
+		if c.Blocked() {
+			add(&s.rt.blockRecs, c.UID)
+		} else {
+			add(&s.rt.contacts, c.UID)
+		}
+	}
+	s.log.Store(log.WithField("uid", acct.UID))
+
+	// Offline messages are taken under offlineMu so that none stored by a
+	// sender who still saw this account offline can be missed.
+	srv := s.srv
+	srv.offlineMu.Lock()
+	stored, err := srv.store.TakeOffline(s.uid)
+	if err != nil {
+		s.logger().WithError(err).Error("login: offline messages")
+	}
+	srv.reg.login(s, func(old *session, presences [][]byte) {
+		if old != nil {
+			old.send(msim.ErrorMessage(msim.ErrCodeElsewhere, true, textElsewhere))
+			old.closeAfterFlush()
+		}
+		s.send(msim.NewInt("lc", 2).AddInt("sesskey", s.key).Add("proof", s.nick).
+			AddInt("userid", int(s.uid)).AddInt("profileid", int(s.uid)).
+			Add("uniquenick", s.nick).AddInt("id", 1))
+		s.send(srv.serverInfo())
+		for _, p := range presences {
+			s.enqueue(p)
+		}
+		for _, om := range stored {
+			s.send(offlineIM(om))
+		}
+	})
+	srv.offlineMu.Unlock()
+
+	s.loggedIn = true
+	_ = s.nc.SetReadDeadline(time.Time{})
+	s.logger().WithField("offline_messages", len(stored)).Info("logged in")
+	err = srv.store.UpdateAccount(s.uid, func(a *Account) error {
+		a.LastLogin = time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		s.logger().WithError(err).Warn("login: record last login")
+	}
+	return true
+}
+
+func offlineIM(om OfflineMessage) *msim.Message {
+	m := msim.NewInt("bm", msim.BMIM).AddInt("f", int(om.From))
+	if om.CV != 0 {
+		m.AddInt("cv", om.CV)
+	}
+	return m.Add("msg", om.Body).AddInt("date", int(om.Time.Unix()))
+}
+
+// uniqueNick is what lc 2 calls uniquenick: the user name, or the uid when
+// none is set (how clients detect "user name not set").
+func uniqueNick(a *Account) string {
+	if a.UserName == "" {
+		return a.UID.String()
+	}
+	return a.UserName
+}
+
+// errorf logs nothing and queues a non-fatal error for the client.
+func (s *session) errorf(code int, format string, args ...any) {
+	s.send(msim.ErrorMessage(code, false, fmt.Sprintf(format, args...)))
+}
