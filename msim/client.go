@@ -465,30 +465,35 @@ func (c *Client) wake() {
 	}
 }
 
-// pump moves queued events into the Events channel.
+// pump moves queued events into the Events channel one at a time, so that
+// at most one event is held outside the capped queue.
 func (c *Client) pump() {
 	defer c.wg.Done()
 	defer close(c.events)
 	for {
 		c.qmu.Lock()
-		batch, final := c.queue, c.qfinal
-		c.queue = nil
+		var ev Event
+		if len(c.queue) > 0 {
+			ev, c.queue[0] = c.queue[0], nil
+			c.queue = c.queue[1:]
+		}
 		c.qmu.Unlock()
-		for i, ev := range batch {
+		if ev == nil {
 			select {
-			case c.events <- ev:
+			case <-c.notify:
+				continue
 			case <-c.closing:
-				c.finish(batch[i:])
+				c.finish(nil)
 				return
 			}
 		}
-		if final {
-			return
-		}
 		select {
-		case <-c.notify:
+		case c.events <- ev:
+			if _, last := ev.(DisconnectedEvent); last {
+				return
+			}
 		case <-c.closing:
-			c.finish(nil)
+			c.finish([]Event{ev})
 			return
 		}
 	}

@@ -576,13 +576,19 @@ func (c *Client) Profile(ctx context.Context, uid UID) (Profile, error) {
 	return p, nil
 }
 
-// ContactInfo fetches uid's contact-list entry (persist 0/2); ErrNotContact
-// when the reply holds none. The table is updated with what it says.
+// ContactInfo fetches what the server holds about uid as a contact (persist
+// 0/2): ErrNoSuchUser for an unknown user (an error reply), ErrNotContact
+// when the reply holds no record. If uid is in the contact table, the table
+// is updated with the reply (and a ContactEvent follows a change); a user
+// who is not a contact is not added.
 func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 	if err := checkUID(uid); err != nil {
 		return Contact{}, err
 	}
 	r, err := c.request(ctx, req{cmd: CmdGet, kind: PersistContactInfo, body: Dict{{"ContactID", uid.String()}}})
+	if pe := (*PersistError)(nil); errors.As(err, &pe) {
+		return Contact{}, fmt.Errorf("msim: contact info %v: %w (%w)", uid, ErrNoSuchUser, pe)
+	}
 	if err != nil {
 		return Contact{}, fmt.Errorf("msim: contact info %v: %w", uid, err)
 	}
@@ -598,7 +604,7 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 	if pr, ok := c.presence[uid]; ok {
 		ct.Status, ct.StatusText = pr.Status, pr.Text
 	}
-	changed := true
+	changed := false
 	if i := c.contactIndex(uid); i >= 0 {
 		old := c.contacts[i]
 		if ct.UserName == "" {
@@ -610,11 +616,13 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 		if ct.ImageURL == "" {
 			ct.ImageURL = old.ImageURL
 		}
-		changed = old != ct
+		if changed = old != ct; changed {
+			c.contacts[i] = ct
+		}
 	}
 	c.mu.Unlock()
 	if changed {
-		c.putContact(ct)
+		c.emit(ContactEvent{Change: ContactUpdated, Contact: ct})
 	}
 	return ct, nil
 }
