@@ -163,6 +163,11 @@ func (c *Client) send(m *irc.Message) {
 // it is held. Caller holds c.mu.
 func (c *Client) emit(m *irc.Message) {
 	if !c.welcomed {
+		if len(c.held) >= c.srv.cfg.SendQ {
+			c.log.Warn("sendq exceeded before registration completed")
+			c.shutdown("SendQ exceeded", false)
+			return
+		}
 		c.held = append(c.held, m)
 		return
 	}
@@ -337,12 +342,12 @@ func parseLine(line string) (m *irc.Message, err error) {
 }
 
 // handleLine checks one raw line from the client and dispatches it. A bare
-// CR ends a line, as in RFC 1459.
+// CR ends a line too, as in RFC 1459.
 func (c *Client) handleLine(raw []byte) {
 	raw = bytes.TrimRight(raw, "\r\n")
 	for len(raw) > 0 {
 		seg := raw
-		if i := bytes.IndexByte(raw, '\r'); i >= 0 {
+		if i := bytes.IndexAny(raw, "\r\n"); i >= 0 {
 			seg, raw = raw[:i], raw[i+1:]
 		} else {
 			raw = nil

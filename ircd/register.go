@@ -123,7 +123,7 @@ func (c *Client) welcome() {
 	c.numeric(irc.RPL_WELCOME, fmt.Sprintf("Welcome to the %s IRC Network %s", cfg.Network, c.selfPrefix()))
 	c.numeric(irc.RPL_YOURHOST, fmt.Sprintf("Your host is %s, running version %s", cfg.ServerName, cfg.Version))
 	c.numeric(irc.RPL_CREATED, "This server was created "+c.srv.created.UTC().Format(time.RFC1123))
-	c.numeric(irc.RPL_MYINFO, cfg.ServerName, cfg.Version, "iw", "bntov", "bov")
+	c.numeric(irc.RPL_MYINFO, cfg.ServerName, cfg.Version, "iw", "beIntov", "beIov")
 	toks := c.isupport()
 	for len(toks) > 0 {
 		n := min(len(toks), 12)
