@@ -53,8 +53,7 @@ type ClientConfig struct {
 	Addr            string // host:port
 	Email, Password string
 	Status          Status // initial presence; the zero value means StatusOnline
-
-	StatusText string
+	StatusText      string
 	// ChooseUserName is called when the account has no user name yet (lc 2
 	// uniquenick == uid). It returns the name to claim; an error declines,
 	// and the login fails with ErrNoUserName. nil ⇒ ErrNoUserName. When a
@@ -470,6 +469,7 @@ func (c *Client) wake() {
 func (c *Client) pump() {
 	defer c.wg.Done()
 	defer close(c.events)
+	defer c.recover("pump")
 	for {
 		c.qmu.Lock()
 		var ev Event

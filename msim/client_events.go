@@ -110,19 +110,27 @@ func (DisconnectedEvent) isEvent() {}
 
 // Profile is a MySpace profile (persist 4/3, 4/5, 5/7 replies).
 type Profile struct {
-	UID                                                                                       UID
-	UserName, DisplayName, RealName, ImageURL, BandName, SongName, Headline, Location, Gender string
-	Age, TotalFriends                                                                         int
-	LastLogin                                                                                 time.Time
+	UID                   UID
+	UserName, DisplayName string // UserName is "" when the account has none
+	RealName              string
+	ImageURL              string // avatar URL
+	BandName, SongName    string // "now playing"
+	Headline              string
+	Location, Gender      string
+	Age, TotalFriends     int
+	LastLogin             time.Time // zero when unknown
 }
 
 // Contact is an entry of the contact list.
 type Contact struct {
-	UID                                                        UID
-	UserName, DisplayName, Group, NickName, Headline, ImageURL string
-	Blocked                                                    bool // Visibility 2: on the block list, not a buddy
-	Status                                                     Status
-	StatusText                                                 string
+	UID                   UID
+	UserName, DisplayName string
+	Group                 string // GroupName as stored; "" for none (Pidgin shows DefaultGroup)
+	NickName              string // local alias
+	Headline, ImageURL    string
+	Blocked               bool   // Visibility 2: on the block list, not a buddy
+	Status                Status // from the latest presence received
+	StatusText            string
 }
 
 // Group is a contact group (persist 2/6).
