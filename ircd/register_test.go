@@ -214,8 +214,8 @@ func TestRegistrationTimeout(t *testing.T) {
 func TestPingTimeout(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
-	cfg.PingInterval = 150 * time.Millisecond
-	cfg.PingTimeout = 150 * time.Millisecond
+	cfg.PingInterval = 100 * time.Millisecond
+	cfg.PingTimeout = 500 * time.Millisecond
 	b := newBackend()
 	addr, _ := startServer(t, cfg, b)
 

@@ -14,6 +14,17 @@
 // an error); the mutex is never held during network I/O or a Backend or
 // Handler call, and queuing a line never blocks: a client whose queue is full
 // is disconnected.
+//
+// Conventions a client sees: CASEMAPPING=rfc1459 for nicks and channels;
+// the real client is a plain member of its channels (no @), so MODE and
+// TOPIC changes from it get 482, while virtual users show "+" (voice) and
+// "@" (op, via SetOp), both with multi-prefix. Backend-supplied WHOIS lines
+// (User.Info) are sent as 320 RPL_WHOISSPECIAL. Capabilities never change at
+// run time, so cap-notify never sends CAP NEW/DEL. Lines longer than 512
+// bytes (8191 more for tags) get 417; a line that overflows the read buffer
+// gets 417 and a close; a NUL byte closes the connection; invalid UTF-8 gets
+// FAIL <cmd> INVALID_UTF8 (UTF8ONLY is advertised); a bare CR or LF ends a
+// line; parameters beyond 15 are dropped.
 package ircd
 
 import (
