@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/msimircd/msimircd/msim"
 )
@@ -55,6 +56,13 @@ func newTom(srv *Server) (*tom, error) {
 		if _, err := srv.store.Account(TomUID); err != nil {
 			return nil, fmt.Errorf("msim/server: demo user Tom: uid %d or his e-mail address is taken: %w", TomUID, err)
 		}
+	}
+	err = srv.store.UpdateAccount(TomUID, func(a *Account) error {
+		a.LastLogin = time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("msim/server: demo user Tom: %w", err)
 	}
 	return &tom{srv: srv, greeted: map[msim.UID]bool{}}, nil
 }

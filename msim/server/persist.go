@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/msimircd/msimircd/msim"
@@ -111,9 +112,6 @@ func bodyUID(body msim.Dict, keys ...string) (msim.UID, error) {
 	return 0, errBadRequest
 }
 
-// userName is the UserName field: the user name, or the uid when none is set.
-func userName(a *Account) string { return uniqueNick(a) }
-
 func imageURL(a *Account) string {
 	if u := a.Profile.Str("ImageURL"); u != "" {
 		return u
@@ -134,7 +132,7 @@ func contactRecord(d msim.Dict, c Contact, a *Account) msim.Dict {
 	)
 	if a != nil {
 		d = append(d,
-			msim.Pair{Key: "UserName", Value: userName(a)},
+			msim.Pair{Key: "UserName", Value: uniqueNick(a)},
 			msim.Pair{Key: "DisplayName", Value: a.DisplayName},
 			msim.Pair{Key: "ImageURL", Value: imageURL(a)},
 			msim.Pair{Key: "Headline", Value: a.Profile.Str("Headline")},
@@ -179,7 +177,16 @@ func (s *session) contactInfo(body msim.Dict) (msim.Dict, error) {
 	if !ok {
 		c = Contact{UID: uid, Visibility: 1}
 	}
-	return contactRecord(nil, c, a), nil
+	d := contactRecord(nil, c, a)
+	d = append(d,
+		msim.Pair{Key: "AvatarUrl", Value: a.Prefs.Str("AvatarUrl")},
+		msim.Pair{Key: "ShowAvatar", Value: boolText(a.Prefs.Bool("ShowAvatar", true))},
+		msim.Pair{Key: "IMName", Value: a.Prefs.Str("IMName")},
+	)
+	if !a.LastLogin.IsZero() {
+		d = append(d, msim.Pair{Key: "LastLogin", Value: strconv.FormatInt(msim.ToFileTime(a.LastLogin), 10)})
+	}
+	return d, nil
 }
 
 // imInfo is the IM information of 1/4 (own), 1/17 and 1/7 (anyone).
@@ -246,7 +253,7 @@ func profileDict(a *Account) msim.Dict {
 		{Key: "UserID", Value: a.UID.String()},
 		{Key: "ImageURL", Value: imageURL(a)},
 		{Key: "DisplayName", Value: a.DisplayName},
-		{Key: "UserName", Value: userName(a)},
+		{Key: "UserName", Value: uniqueNick(a)},
 		{Key: "BandName", Value: a.Profile.Str("BandName")},
 		{Key: "SongName", Value: a.Profile.Str("SongName")},
 	}
@@ -379,7 +386,7 @@ func (s *session) setPrefs(body msim.Dict) (msim.Dict, error) {
 			case p.Key == "ShowOnlyToList":
 				a.ShowOnlyToList = body.Bool("ShowOnlyToList", a.ShowOnlyToList)
 			}
-			if containsKey(prefKeys, p.Key) {
+			if slices.Contains(prefKeys, p.Key) {
 				a.Prefs = a.Prefs.Set(p.Key, p.Value)
 			}
 		}
@@ -391,15 +398,6 @@ func (s *session) setPrefs(body msim.Dict) (msim.Dict, error) {
 	}
 	s.srv.reg.update(s, false, func(rt *route) { rt.setPrivacy(&acct) })
 	return body, nil
-}
-
-func containsKey(keys []string, k string) bool {
-	for _, x := range keys {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // Codes of the set-username reply (only 0 = success is known; the others are
