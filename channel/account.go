@@ -1,0 +1,692 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
+)
+
+type linkState int
+
+const (
+	linkDown       linkState = iota // not connected, not retrying (never connected, or `disconnect`)
+	linkConnecting                  // a Dial is under way
+	linkUp                          // logged in
+	linkWaiting                     // waiting to retry after a failure
+	linkStopped                     // a failure retrying cannot fix (wrong password, kicked)
+)
+
+// account is one MSIM account's state, owned by the session goroutine.
+type account struct {
+	cfg     Account
+	channel string
+	joined  bool     // the IRC client has been joined to the channel
+	backlog []string // status lines said before the client joined
+
+	state  linkState
+	gen    int // bumped on every connect/disconnect; stale events are ignored
+	client *msim.Client
+	self   msim.Profile
+	timer  *time.Timer // reconnect
+	alerts *time.Timer // next alert poll
+	delay  time.Duration
+
+	buddies map[msim.UID]*buddy
+	pending map[msim.UID][]msim.Event // events from strangers awaiting their profile
+	queue   []queuedIM
+
+	status     msim.Status // what the user asked for; restored on reconnect
+	statusText string
+	prefetch   []msim.UID // profiles still to fetch
+	fetching   bool
+}
+
+type queuedIM struct {
+	uid  msim.UID
+	nick string
+	text string
+}
+
+func (a *account) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	if a.alerts != nil {
+		a.alerts.Stop()
+		a.alerts = nil
+	}
+}
+
+// pollAlerts checks for new mail, comments and friend requests now and then
+// every AlertPoll while the link is up; each one becomes a NOTICE.
+func (s *session) pollAlerts(a *account) {
+	cl, gen := a.client, a.gen
+	if cl == nil {
+		return
+	}
+	var alerts []string
+	s.async(func(ctx context.Context) (err error) {
+		alerts, err = cl.CheckAlerts(ctx)
+		return err
+	}, func(err error) {
+		if gen != a.gen {
+			return
+		}
+		if err != nil {
+			s.log.WithError(err).WithField("account", a.cfg.Email).Debug("alert poll failed")
+		}
+		for _, al := range alerts {
+			s.notice(a, alertText(al))
+		}
+		a.alerts = time.AfterFunc(s.b.cfg.AlertPoll, func() {
+			s.post(call(func() {
+				if gen == a.gen {
+					s.pollAlerts(a)
+				}
+			}))
+		})
+	})
+}
+
+// buddy is an MSIM user the IRC client sees as a nick.
+type buddy struct {
+	a           *account
+	uid         msim.UID
+	nick        string
+	userName    string
+	displayName string
+	headline    string
+	imageURL    string
+	contact     bool // on the contact list (not a stranger who wrote)
+	blocked     bool
+	status      msim.Status
+	statusText  string
+	inChan      bool
+	voiced      bool
+	away        string
+	profile     *msim.Profile
+}
+
+func (s *session) connect(a *account) {
+	if a.state == linkConnecting || a.state == linkUp {
+		return
+	}
+	a.stopTimer()
+	a.gen++
+	a.state = linkConnecting
+	gen := a.gen
+	cfg := msim.ClientConfig{
+		Addr: s.b.cfg.MSIMAddr, Email: a.cfg.Email, Password: a.cfg.Password,
+		Status: a.status, StatusText: a.statusText,
+		DialTimeout: s.b.cfg.DialTimeout, RequestTimeout: s.b.cfg.RequestTimeout,
+		Log: s.log.WithField("account", a.cfg.Email),
+	}
+	s.status(a, "Connecting to MSIM as %s…", a.cfg.Email)
+	go func() {
+		cl, err := msim.Dial(s.ctx, cfg)
+		if !s.post(linkResult{a: a, gen: gen, cl: cl, err: err}) && cl != nil {
+			_ = cl.Close()
+		}
+	}()
+}
+
+func (s *session) disconnect(a *account, why string) {
+	a.stopTimer()
+	a.gen++
+	if a.client != nil {
+		_ = a.client.Close()
+		a.client = nil
+	}
+	s.dropBuddies(a)
+	a.state = linkDown
+	s.status(a, "%s", why)
+}
+
+func (s *session) onLinkResult(ev linkResult) {
+	a := ev.a
+	if ev.gen != a.gen {
+		if ev.cl != nil {
+			_ = ev.cl.Close()
+		}
+		return
+	}
+	defer s.joinClient(a)
+	if ev.err != nil {
+		var le *msim.LoginError
+		if errors.Is(ev.err, msim.ErrBadPassword) || errors.Is(ev.err, msim.ErrUnknownAccount) || errors.Is(ev.err, msim.ErrNoUserName) {
+			a.state = linkStopped
+			s.status(a, "Login failed: %v. Not retrying: fix the account's settings, then type connect.", ev.err)
+			s.failQueue(a, "the account cannot log in")
+			return
+		} else if errors.As(ev.err, &le) {
+			s.status(a, "Login refused by the MSIM server: %v", ev.err)
+		} else {
+			s.status(a, "Cannot connect to MSIM: %v", ev.err)
+		}
+		s.scheduleRetry(a)
+		return
+	}
+	a.client = ev.cl
+	a.state = linkUp
+	a.delay = 0
+	a.self = ev.cl.Self()
+	if a.cfg.Channel == "" && a.self.UserName != "" {
+		s.mem.set(s.mem.channels, a.cfg.Email, "&"+sanitizeNick(a.self.UserName))
+	}
+	contacts := ev.cl.Contacts()
+	s.status(a, "Logged in to MSIM as %s (uid %d), %d buddies.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, len(contacts))
+	for _, c := range contacts {
+		s.upsertContact(a, c)
+	}
+	gen := a.gen
+	cl := ev.cl
+	go func() {
+		for e := range cl.Events() {
+			s.post(msimInput{a: a, gen: gen, ev: e})
+		}
+	}()
+	if s.away != "" && a.status == msim.StatusOnline {
+		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})
+	}
+	s.flushQueue(a)
+	s.pollAlerts(a)
+}
+
+func nameOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// scheduleRetry reconnects after an exponential, jittered delay.
+func (s *session) scheduleRetry(a *account) {
+	min, max := s.b.cfg.ReconnectMin, s.b.cfg.ReconnectMax
+	switch {
+	case a.delay == 0:
+		a.delay = min
+	case a.delay < max:
+		a.delay = min2(2*a.delay, max)
+	}
+	d := a.delay/2 + time.Duration(rand.Int64N(int64(a.delay))) // jitter: 0.5×–1.5×
+	a.state = linkWaiting
+	gen := a.gen
+	a.stopTimer()
+	a.timer = time.AfterFunc(d, func() { s.post(retryDue{a: a, gen: gen}) })
+	s.status(a, "Reconnecting in %s.", roundDur(d))
+}
+
+func roundDur(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+func min2(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
+	if gen != a.gen {
+		// Events of a link that was closed on purpose; an IM still counts.
+		if im, ok := ev.(msim.IMEvent); ok {
+			s.onIM(a, im)
+		}
+		return
+	}
+	switch ev := ev.(type) {
+	case msim.IMEvent:
+		s.onIM(a, ev)
+	case msim.PresenceEvent:
+		if bd := a.buddies[ev.UID]; bd != nil {
+			wasOff := bd.status == msim.StatusOffline
+			bd.status, bd.statusText = ev.Status, ev.Text
+			s.applyPresence(bd)
+			if wasOff && ev.Status != msim.StatusOffline && s.b.cfg.PrefetchProfiles {
+				s.queueProfile(a, bd.uid)
+			}
+		}
+	case msim.TypingEvent:
+		if bd := a.buddies[ev.From]; bd != nil && s.setting("typing") == "true" {
+			s.irc.Deliver(ircd.Delivery{Command: "TAGMSG", From: bd.nick, Tags: typingTags(ev.Typing)})
+		}
+	case msim.ZapEvent:
+		s.fromUser(a, ev.From, ev)
+	case msim.ContactEvent:
+		switch ev.Change {
+		case msim.ContactRemoved:
+			if bd := a.buddies[ev.Contact.UID]; bd != nil {
+				bd.contact = false
+				s.applyPresence(bd)
+			}
+		default:
+			s.upsertContact(a, ev.Contact)
+		}
+	case msim.AlertEvent:
+		for _, al := range ev.Alerts {
+			s.notice(a, alertText(al))
+		}
+	case msim.ErrorEvent:
+		s.status(a, "MSIM server error %d: %s", ev.Code, ev.Message)
+	case msim.DisconnectedEvent:
+		s.onLinkLost(a, ev)
+	}
+}
+
+func alertText(kind string) string {
+	switch kind {
+	case "Mail":
+		return "You have new mail on MSIM."
+	case "BlogComment":
+		return "You have a new blog comment."
+	case "ProfileComment":
+		return "You have a new profile comment."
+	case "FriendRequest":
+		return "You have a new friend request."
+	case "PictureComment":
+		return "You have a new picture comment."
+	case "BlogSubscriptionPost":
+		return "A blog you follow has a new post."
+	}
+	return "MSIM alert: " + kind
+}
+
+func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
+	a.client = nil
+	s.dropBuddies(a)
+	if ev.Reason == msim.DisconnectKicked {
+		a.state = linkStopped
+		s.status(a, "Logged out: this account logged in from another place. Not reconnecting; type connect to take it back.")
+		return
+	}
+	s.status(a, "Lost the MSIM connection: %v", ev.Err)
+	s.scheduleRetry(a)
+}
+
+// dropBuddies takes every buddy of a out of its channel (the link is down).
+func (s *session) dropBuddies(a *account) {
+	for _, bd := range a.buddies {
+		if bd.inChan {
+			s.irc.PartUser(a.channel, bd.nick, "MSIM link down")
+			bd.inChan, bd.voiced = false, false
+		}
+		bd.status = msim.StatusOffline
+	}
+}
+
+// upsertContact creates or updates a buddy from the contact list.
+func (s *session) upsertContact(a *account, c msim.Contact) {
+	bd := a.buddies[c.UID]
+	if bd == nil {
+		bd = s.newBuddy(a, c.UID, c.UserName, c.DisplayName)
+	}
+	bd.contact = true
+	bd.blocked = c.Blocked
+	if c.UserName != "" {
+		bd.userName = c.UserName
+	}
+	if c.DisplayName != "" {
+		bd.displayName = c.DisplayName
+	}
+	if c.Headline != "" {
+		bd.headline = c.Headline
+	}
+	if c.ImageURL != "" {
+		bd.imageURL = c.ImageURL
+	}
+	bd.status, bd.statusText = c.Status, c.StatusText
+	s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
+	s.applyPresence(bd)
+	if s.b.cfg.PrefetchProfiles && bd.status != msim.StatusOffline {
+		s.queueProfile(a, bd.uid)
+	}
+}
+
+// newBuddy creates a buddy and its virtual user, with a stable nick.
+func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName string) *buddy {
+	bd := &buddy{a: a, uid: uid, userName: userName, displayName: displayName, status: msim.StatusOffline}
+	memKey := a.cfg.Email + "/" + uid.String()
+	nick, ok := s.mem.get(s.mem.nicks, memKey)
+	if !ok || s.nickTaken(nickKey(nick)) {
+		nick = uniqueNick(baseNick(userName, displayName, int(uid)), s.nickTaken)
+		s.mem.set(s.mem.nicks, memKey, nick)
+	}
+	bd.nick = nick
+	host := "msim." + uid.String()
+	if err := s.irc.AddUser(ircd.User{Nick: nick, User: sanitizeUser(userName, uid), Host: host,
+		RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
+		// The real client took this nick meanwhile: pick another.
+		nick = uniqueNick(nick, func(k string) bool { return s.nickTaken(k) || k == nickKey(nick) })
+		bd.nick = nick
+		s.mem.set(s.mem.nicks, memKey, nick)
+		if err := s.irc.AddUser(ircd.User{Nick: nick, User: sanitizeUser(userName, uid), Host: host, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
+			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
+		}
+	}
+	bd.away = "Offline"
+	a.buddies[uid] = bd
+	s.nicks[nickKey(nick)] = bd
+	return bd
+}
+
+func sanitizeUser(userName string, uid msim.UID) string {
+	if u := sanitizeNick(userName); u != "" && len(u) <= 10 && u[0] != '_' {
+		return u
+	}
+	return "u" + uid.String()
+}
+
+// nickTaken reports whether a nick key is used by a buddy, the service or
+// the IRC user.
+func (s *session) nickTaken(key string) bool {
+	if _, ok := s.nicks[key]; ok {
+		return true
+	}
+	return key == nickKey(s.b.cfg.ServiceNick) || key == nickKey(s.irc.Nick())
+}
+
+// applyPresence makes the channel show bd's status: online = voiced;
+// away or idle = present, marked away (devoiced unless away_devoice is off);
+// offline = not present unless show_offline.
+func (s *session) applyPresence(bd *buddy) {
+	a := bd.a
+	away := ""
+	switch bd.status {
+	case msim.StatusOnline:
+	case msim.StatusOffline:
+		away = "Offline"
+	case msim.StatusIdle:
+		away = nameOr(bd.statusText, "Idle")
+	case msim.StatusAway:
+		away = nameOr(bd.statusText, "Away")
+	}
+	if away != bd.away {
+		s.irc.SetAway(bd.nick, away)
+		bd.away = away
+	}
+	show := bd.contact && !bd.blocked && a.state == linkUp &&
+		(bd.status != msim.StatusOffline || s.setting("show_offline") == "true")
+	voice := show && (bd.status == msim.StatusOnline ||
+		(bd.status != msim.StatusOffline && s.setting("away_devoice") != "true"))
+	switch {
+	case show && !bd.inChan:
+		s.irc.JoinUser(a.channel, bd.nick, voice)
+		bd.inChan, bd.voiced = true, voice
+	case !show && bd.inChan:
+		reason := "Offline"
+		if !bd.contact {
+			reason = "Removed from the buddy list"
+		} else if bd.blocked {
+			reason = "Blocked"
+		}
+		s.irc.PartUser(a.channel, bd.nick, reason)
+		bd.inChan, bd.voiced = false, false
+	case show && voice != bd.voiced:
+		s.irc.SetVoice(a.channel, bd.nick, voice)
+		bd.voiced = voice
+	}
+}
+
+func (s *session) onIM(a *account, ev msim.IMEvent) { s.fromUser(a, ev.From, ev) }
+
+// fromUser delivers an event from uid, first learning who a stranger is.
+func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
+	bd := a.buddies[uid]
+	if bd == nil {
+		if q, ok := a.pending[uid]; ok {
+			a.pending[uid] = append(q, ev)
+			return
+		}
+		a.pending[uid] = []msim.Event{ev}
+		cl := a.client
+		if cl == nil {
+			s.strangerKnown(a, uid, msim.Profile{})
+			return
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+			p, err := cl.Profile(ctx, uid)
+			cancel()
+			if err != nil {
+				p = msim.Profile{}
+			}
+			s.post(call(func() { s.strangerKnown(a, uid, p) }))
+		}()
+		return
+	}
+	switch ev := ev.(type) {
+	case msim.IMEvent:
+		s.deliverIM(bd, ev)
+	case msim.ZapEvent:
+		s.irc.Deliver(ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: action("sends you a zap: " + ev.Zap.Name() + "!")})
+	}
+}
+
+func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
+	evs := a.pending[uid]
+	delete(a.pending, uid)
+	bd := a.buddies[uid]
+	if bd == nil {
+		bd = s.newBuddy(a, uid, p.UserName, p.DisplayName)
+	}
+	if p.UID != 0 {
+		bd.profile = &p
+		s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
+	}
+	for _, ev := range evs {
+		s.fromUser(a, uid, ev)
+	}
+}
+
+// sendIM sends text to bd, or queues it while the link is down.
+func (s *session) sendIM(bd *buddy, text string) {
+	a := bd.a
+	if a.client == nil {
+		s.queueIM(a, queuedIM{uid: bd.uid, nick: bd.nick, text: text})
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+	err := a.client.SendIM(ctx, bd.uid, text)
+	cancel()
+	if err != nil {
+		s.queueIM(a, queuedIM{uid: bd.uid, nick: bd.nick, text: text})
+		s.say(a, "Sending to %s failed (%v); the message is queued.", bd.nick, err)
+	}
+}
+
+func (s *session) queueIM(a *account, q queuedIM) {
+	limit := s.b.cfg.QueueLimit
+	if a.state == linkStopped || a.state == linkDown {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
+			Text: fmt.Sprintf("Message NOT sent: account %s is %s. Type connect in %s.", a.cfg.Email, stateWord(a.state), a.channel)})
+		return
+	}
+	if len(a.queue) >= limit {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
+			Text: fmt.Sprintf("Message NOT sent: %d messages are already waiting for the MSIM link to come back.", limit)})
+		return
+	}
+	a.queue = append(a.queue, q)
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
+		Text: fmt.Sprintf("The MSIM link is down; your message is queued (%d waiting) and will be sent when it is back.", len(a.queue))})
+}
+
+func stateWord(st linkState) string {
+	switch st {
+	case linkStopped:
+		return "stopped after a login failure"
+	case linkDown:
+		return "disconnected"
+	}
+	return "reconnecting"
+}
+
+func (s *session) flushQueue(a *account) {
+	if len(a.queue) == 0 {
+		return
+	}
+	q := a.queue
+	a.queue = nil
+	sent := 0
+	for i, m := range q {
+		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+		err := a.client.SendIM(ctx, m.uid, m.text)
+		cancel()
+		if err != nil {
+			a.queue = append(a.queue, q[i:]...)
+			s.say(a, "Sent %d queued messages; %d still waiting (%v).", sent, len(a.queue), err)
+			return
+		}
+		sent++
+	}
+	s.say(a, "The MSIM link is back: sent %d queued message(s).", sent)
+}
+
+func (s *session) failQueue(a *account, why string) {
+	if len(a.queue) == 0 {
+		return
+	}
+	for _, m := range a.queue {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: m.nick, Text: "Message NOT sent (" + why + "): " + m.text})
+	}
+	a.queue = nil
+}
+
+func (s *session) sendTyping(bd *buddy, on bool) {
+	a := bd.a
+	if a.client == nil || s.setting("typing") != "true" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+	defer cancel()
+	_ = a.client.SendTyping(ctx, bd.uid, on) // best effort: typing is not a message
+}
+
+func (s *session) setStatus(a *account, st msim.Status, text string, r replyCtx) {
+	a.status, a.statusText = st, text
+	if a.client == nil {
+		if r.a != nil {
+			s.reply(r, "Status saved; it is sent when %s connects.", a.cfg.Email)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+	defer cancel()
+	if err := a.client.SetStatus(ctx, st, text); err != nil {
+		s.say(a, "Setting the status failed: %v", err)
+		return
+	}
+	if r.a != nil {
+		s.reply(r, "Status of %s is now %s%s.", a.cfg.Email, statusWord(st), suffix(": ", text))
+	}
+}
+
+func suffix(sep, s string) string {
+	if s == "" {
+		return ""
+	}
+	return sep + s
+}
+
+func statusWord(st msim.Status) string {
+	if st == msim.StatusInvisible {
+		return "invisible"
+	}
+	return st.String()
+}
+
+// queueProfile fetches buddies' profiles one at a time in the background.
+func (s *session) queueProfile(a *account, uid msim.UID) {
+	a.prefetch = append(a.prefetch, uid)
+	s.nextProfile(a)
+}
+
+func (s *session) nextProfile(a *account) {
+	if a.fetching || len(a.prefetch) == 0 || a.client == nil {
+		return
+	}
+	uid := a.prefetch[0]
+	a.prefetch = a.prefetch[1:]
+	a.fetching = true
+	cl, gen := a.client, a.gen
+	go func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+		p, err := cl.Profile(ctx, uid)
+		cancel()
+		s.post(call(func() {
+			a.fetching = false
+			if bd := a.buddies[uid]; err == nil && bd != nil {
+				bd.profile = &p
+				s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
+			}
+			if gen == a.gen {
+				s.nextProfile(a)
+			} else {
+				a.prefetch = nil
+			}
+		}))
+	}()
+}
+
+// whoisInfo renders the extra WHOIS lines of a buddy.
+func (s *session) whoisInfo(bd *buddy) []string {
+	var out []string
+	add := func(label, v string) {
+		if v != "" {
+			out = append(out, label+": "+v)
+		}
+	}
+	p := bd.profile
+	if p == nil {
+		p = &msim.Profile{}
+	}
+	add("Display name", nameOr(p.DisplayName, bd.displayName))
+	add("User name", fmt.Sprintf("%s (uid %d, account %s)", nameOr(nameOr(p.UserName, bd.userName), "(none)"), bd.uid, bd.a.cfg.Email))
+	add("Headline", nameOr(p.Headline, bd.headline))
+	switch {
+	case p.BandName != "" && p.SongName != "":
+		add("Now playing", p.BandName+" - "+p.SongName)
+	default:
+		add("Now playing", p.BandName+p.SongName)
+	}
+	add("Avatar", nameOr(p.ImageURL, bd.imageURL))
+	if p.TotalFriends > 0 {
+		add("Friends", fmt.Sprint(p.TotalFriends))
+	}
+	if !p.LastLogin.IsZero() {
+		add("Last login", p.LastLogin.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	if p.Location != "" {
+		add("Location", p.Location)
+	}
+	if bd.blocked {
+		out = append(out, "Blocked: yes")
+	}
+	return out
+}
+
+// zapByArg finds a zap by name or number; "" = Zap.
+func zapByArg(arg string) (markup.Zap, bool) {
+	if arg == "" {
+		return markup.Zap(0), true
+	}
+	var n int
+	if _, err := fmt.Sscanf(arg, "%d", &n); err == nil && fmt.Sprint(n) == arg {
+		if n >= 0 && n <= 9 {
+			return markup.Zap(n), true
+		}
+		return 0, false
+	}
+	return markup.ZapByName(arg)
+}

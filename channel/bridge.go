@@ -1,0 +1,216 @@
+// Package channel is the bridge between IRC and MSIM: each MSIM account of an
+// IRC user is a control channel, buddies are nicks in it, and messages,
+// presence, typing and zaps cross in both directions.
+//
+// Ownership: Bridge implements ircd.Backend and keeps a small registry of
+// live sessions and remembered per-user state behind a mutex. Each IRC
+// connection gets a session whose single goroutine (session.run) owns all of
+// that user's accounts, buddies and nicks; the IRC reader, the MSIM clients'
+// event pumps and async requests only post events to it.
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/ircd"
+)
+
+// Account is one MSIM account of an IRC user.
+type Account struct {
+	Email    string
+	Password string
+	// Channel is the control channel's name; "" means "&" + the account's
+	// user name (the part of the e-mail before '@' until the first login
+	// tells the real one).
+	Channel     string
+	AutoConnect bool
+}
+
+// User is an IRC user of the gateway and their MSIM accounts.
+type User struct {
+	Name     string // key for remembered state (nick renames, settings)
+	Accounts []Account
+}
+
+// Directory tells the bridge who may connect and with which accounts.
+type Directory interface {
+	// Authenticate checks SASL PLAIN credentials.
+	Authenticate(account, password string) error
+	// Lookup returns the user that registered with reg (PASS or SASL
+	// account, nick), or an error that refuses the connection.
+	Lookup(reg ircd.Registration) (User, error)
+}
+
+// ErrAuth refuses a connection whose credentials do not match.
+var ErrAuth = errors.New("channel: invalid credentials")
+
+// Config configures a Bridge.
+type Config struct {
+	MSIMAddr       string // the MSIM server, host:port
+	ServiceNick    string // the control channels' service nick; default "root"
+	Directory      Directory
+	DialTimeout    time.Duration // MSIM connect and login; default 30s
+	RequestTimeout time.Duration // MSIM requests; default 30s
+	ReconnectMin   time.Duration // first retry delay; default 2s
+	ReconnectMax   time.Duration // longest retry delay; default 5m
+	QueueLimit     int           // IMs held per account while its link is down; default 100
+	AlertPoll      time.Duration // how often to check for mail and other alerts; default 3m
+	// PrefetchProfiles fetches every online buddy's profile in the
+	// background so that WHOIS shows band, song and friends at once.
+	PrefetchProfiles bool
+	Log              *logrus.Entry
+}
+
+func (c Config) withDefaults() Config {
+	if c.ServiceNick == "" {
+		c.ServiceNick = "root"
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 30 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = 2 * time.Second
+	}
+	if c.ReconnectMax <= 0 {
+		c.ReconnectMax = 5 * time.Minute
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		c.ReconnectMax = c.ReconnectMin
+	}
+	if c.AlertPoll <= 0 {
+		c.AlertPoll = 3 * time.Minute
+	}
+	if c.QueueLimit <= 0 {
+		c.QueueLimit = 100
+	}
+	if c.Log == nil {
+		l := logrus.New()
+		l.SetLevel(logrus.WarnLevel)
+		c.Log = logrus.NewEntry(l)
+	}
+	return c
+}
+
+// Bridge is the ircd.Backend of msimircd.
+type Bridge struct {
+	cfg    Config
+	log    *logrus.Entry
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	sessions map[string]*session    // live session by user name
+	memory   map[string]*userMemory // remembered state by user name
+}
+
+// New returns a bridge. Call Shutdown to end its sessions.
+func New(cfg Config) (*Bridge, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Directory == nil {
+		return nil, errors.New("channel: no directory configured")
+	}
+	if cfg.MSIMAddr == "" {
+		return nil, errors.New("channel: no MSIM server address configured")
+	}
+	if !validNick(cfg.ServiceNick) {
+		return nil, fmt.Errorf("channel: service nick %q is not a valid nick", cfg.ServiceNick)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Bridge{
+		cfg: cfg, log: cfg.Log, ctx: ctx, cancel: cancel,
+		sessions: map[string]*session{},
+		memory:   map[string]*userMemory{},
+	}, nil
+}
+
+// Authenticate implements ircd.Backend (SASL PLAIN).
+func (b *Bridge) Authenticate(_ context.Context, account, password string) error {
+	return b.cfg.Directory.Authenticate(account, password)
+}
+
+// Connect implements ircd.Backend: it starts the user's session. A second
+// connection of the same user replaces the first.
+func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, error) {
+	if b.ctx.Err() != nil {
+		return nil, errors.New("server shutting down")
+	}
+	u, err := b.cfg.Directory.Lookup(reg)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	old := b.sessions[u.Name]
+	mem := b.memory[u.Name]
+	if mem == nil {
+		mem = newUserMemory()
+		b.memory[u.Name] = mem
+	}
+	s := newSession(b, c, u, mem)
+	b.sessions[u.Name] = s
+	b.wg.Add(1)
+	b.mu.Unlock()
+	if old != nil {
+		old.irc.Close("Replaced by a new connection")
+		<-old.done // the old session has logged out of MSIM
+	}
+	go func() {
+		defer b.wg.Done()
+		s.run()
+		b.mu.Lock()
+		if b.sessions[u.Name] == s {
+			delete(b.sessions, u.Name)
+		}
+		b.mu.Unlock()
+	}()
+	return s, nil
+}
+
+// Shutdown logs every session out of MSIM and waits for them, bounded by ctx.
+func (b *Bridge) Shutdown(ctx context.Context) error {
+	b.cancel()
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// userMemory is what the bridge remembers of a user between connections:
+// buddy nicks (so they are stable and renames stick), settings and channel
+// names. It is leaf state behind its own mutex.
+type userMemory struct {
+	mu       sync.Mutex
+	nicks    map[string]string // account e-mail + "/" + uid → nick
+	settings map[string]string
+	channels map[string]string // account e-mail → channel name
+}
+
+func newUserMemory() *userMemory {
+	return &userMemory{nicks: map[string]string{}, settings: map[string]string{}, channels: map[string]string{}}
+}
+
+func (m *userMemory) get(tbl map[string]string, k string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := tbl[k]
+	return v, ok
+}
+
+func (m *userMemory) set(tbl map[string]string, k, v string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tbl[k] = v
+}

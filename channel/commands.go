@@ -1,0 +1,409 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
+)
+
+// A control command typed in a control channel (or to the service nick).
+type command struct {
+	usage string
+	help  string
+	min   int // least number of arguments
+	run   func(s *session, r replyCtx, args []string)
+}
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"help":       {"help [command]", "Lists the commands, or explains one.", 0, (*session).cmdHelp},
+		"add":        {"add <user name|e-mail>", "Adds an MSIM user to your buddy list.", 1, (*session).cmdAdd},
+		"remove":     {"remove <nick>", "Removes a buddy from your list.", 1, (*session).cmdRemove},
+		"block":      {"block <nick>", "Blocks a user: their messages are dropped and you appear offline to them.", 1, (*session).cmdBlock},
+		"allow":      {"allow <nick>", "Unblocks a user (add them again to have them on your list).", 1, (*session).cmdAllow},
+		"info":       {"info <nick>", "Shows a user's MSIM profile.", 1, (*session).cmdInfo},
+		"status":     {"status [online|idle|away|invisible] [text]", "Shows or sets this account's status and status text.", 0, (*session).cmdStatus},
+		"rename":     {"rename <nick> <new nick>", "Gives a buddy another nick, remembered from now on.", 2, (*session).cmdRename},
+		"zap":        {"zap <nick> [zap]", "Sends a zap: " + zapNames() + " (default zap).", 1, (*session).cmdZap},
+		"set":        {"set [key [value]]", "Shows or changes a setting: show_offline, away_devoice, typing (true/false).", 0, (*session).cmdSet},
+		"connect":    {"connect", "Connects this account to MSIM.", 0, (*session).cmdConnect},
+		"disconnect": {"disconnect", "Logs this account out of MSIM (and stops reconnecting).", 0, (*session).cmdDisconnect},
+	}
+}
+
+func zapNames() string {
+	var names []string
+	for z := markup.Zap(0); z <= 9; z++ {
+		names = append(names, strings.ToLower(z.Name()))
+	}
+	return strings.Join(names, ", ")
+}
+
+// splitCommand splits a command line into words; runs of spaces count once.
+// The last argument of status keeps its spaces (see cmdStatus).
+func splitCommand(line string) []string {
+	return strings.Fields(line)
+}
+
+func (s *session) command(r replyCtx, line string) {
+	args := splitCommand(line)
+	if len(args) == 0 {
+		return
+	}
+	name := strings.ToLower(args[0])
+	c, ok := commands[name]
+	if !ok {
+		s.reply(r, "Unknown command %q. Type help for the list.", args[0])
+		return
+	}
+	if len(args)-1 < c.min {
+		s.reply(r, "Usage: %s", c.usage)
+		return
+	}
+	if name == "status" {
+		// Keep the status text as typed.
+		rest := strings.TrimSpace(line[len(args[0]):])
+		args = append([]string{args[0]}, strings.SplitN(rest, " ", 2)...)
+		if rest == "" {
+			args = args[:1]
+		}
+	}
+	c.run(s, r, args[1:])
+}
+
+func (s *session) cmdHelp(r replyCtx, args []string) {
+	if len(args) > 0 {
+		c, ok := commands[strings.ToLower(args[0])]
+		if !ok {
+			s.reply(r, "No command %q. Type help for the list.", args[0])
+			return
+		}
+		s.reply(r, "%s — %s", c.usage, c.help)
+		return
+	}
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	s.reply(r, "Commands: %s. Type help <command> for details. To message a buddy: /msg <nick> text, or <nick>: text here.", strings.Join(names, ", "))
+}
+
+// online returns the account's client, or says why there is none.
+func (s *session) online(r replyCtx) *msim.Client {
+	if r.a.client == nil {
+		s.reply(r, "Account %s is not connected (%s). Type connect first.", r.a.cfg.Email, stateWord(r.a.state))
+		return nil
+	}
+	return r.a.client
+}
+
+// findBuddy resolves a nick to a buddy of the reply's account.
+func (s *session) findBuddy(r replyCtx, nick string) *buddy {
+	bd := s.nicks[nickKey(nick)]
+	if bd == nil {
+		s.reply(r, "No buddy is called %q.", nick)
+		return nil
+	}
+	if bd.a != r.a {
+		s.reply(r, "%s belongs to account %s; use its channel %s.", bd.nick, bd.a.cfg.Email, bd.a.channel)
+		return nil
+	}
+	return bd
+}
+
+// async runs f (an MSIM request) off the session goroutine and hands its
+// result to done on it.
+func (s *session) async(f func(ctx context.Context) error, done func(error)) {
+	go func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+		err := f(ctx)
+		cancel()
+		s.post(call(func() { done(err) }))
+	}()
+}
+
+func (s *session) cmdAdd(r replyCtx, args []string) {
+	cl := s.online(r)
+	if cl == nil {
+		return
+	}
+	who := args[0]
+	a := r.a
+	var p msim.Profile
+	s.async(func(ctx context.Context) error {
+		var err error
+		if p, err = cl.LookupUser(ctx, who); err != nil {
+			return err
+		}
+		if p.UID == a.self.UID {
+			return errors.New("that is you")
+		}
+		return cl.AddBuddy(ctx, p.UID, "")
+	}, func(err error) {
+		if errors.Is(err, msim.ErrNoSuchUser) {
+			s.reply(r, "No MSIM user is called %q.", who)
+			return
+		}
+		if err != nil {
+			s.reply(r, "Adding %s failed: %v", who, err)
+			return
+		}
+		s.upsertContact(a, msim.Contact{UID: p.UID, UserName: p.UserName, DisplayName: p.DisplayName,
+			Headline: p.Headline, ImageURL: p.ImageURL, Status: s.knownStatus(a, p.UID)})
+		bd := a.buddies[p.UID]
+		bd.profile = &p
+		s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
+		s.reply(r, "Added %s (uid %d) to your buddy list as %s.", nameOr(p.UserName, who), p.UID, bd.nick)
+	})
+}
+
+// knownStatus keeps a buddy's last known status across an update.
+func (s *session) knownStatus(a *account, uid msim.UID) msim.Status {
+	if bd := a.buddies[uid]; bd != nil {
+		return bd.status
+	}
+	return msim.StatusOffline
+}
+
+func (s *session) cmdRemove(r replyCtx, args []string) {
+	cl := s.online(r)
+	bd := s.findBuddy(r, args[0])
+	if cl == nil || bd == nil {
+		return
+	}
+	s.async(func(ctx context.Context) error { return cl.RemoveBuddy(ctx, bd.uid) }, func(err error) {
+		if err != nil {
+			s.reply(r, "Removing %s failed: %v", bd.nick, err)
+			return
+		}
+		bd.contact = false
+		s.applyPresence(bd)
+		s.reply(r, "Removed %s from your buddy list.", bd.nick)
+	})
+}
+
+func (s *session) cmdBlock(r replyCtx, args []string) {
+	cl := s.online(r)
+	bd := s.findBuddy(r, args[0])
+	if cl == nil || bd == nil {
+		return
+	}
+	s.async(func(ctx context.Context) error { return cl.Block(ctx, bd.uid) }, func(err error) {
+		if err != nil {
+			s.reply(r, "Blocking %s failed: %v", bd.nick, err)
+			return
+		}
+		bd.blocked = true
+		s.applyPresence(bd)
+		s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
+		s.reply(r, "Blocked %s.", bd.nick)
+	})
+}
+
+func (s *session) cmdAllow(r replyCtx, args []string) {
+	cl := s.online(r)
+	bd := s.findBuddy(r, args[0])
+	if cl == nil || bd == nil {
+		return
+	}
+	s.async(func(ctx context.Context) error { return cl.Allow(ctx, bd.uid) }, func(err error) {
+		if err != nil {
+			s.reply(r, "Unblocking %s failed: %v", bd.nick, err)
+			return
+		}
+		wasContact := bd.contact && bd.blocked
+		bd.blocked = false
+		bd.contact = bd.contact && !wasContact
+		s.applyPresence(bd)
+		s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
+		s.reply(r, "Unblocked %s. Type add %s to put them back on your list.", bd.nick, nameOr(bd.userName, bd.uid.String()))
+	})
+}
+
+func (s *session) cmdInfo(r replyCtx, args []string) {
+	cl := s.online(r)
+	bd := s.findBuddy(r, args[0])
+	if cl == nil || bd == nil {
+		return
+	}
+	var p msim.Profile
+	s.async(func(ctx context.Context) (err error) { p, err = cl.Profile(ctx, bd.uid); return err }, func(err error) {
+		if err != nil {
+			s.reply(r, "Cannot fetch %s's profile: %v", bd.nick, err)
+			return
+		}
+		bd.profile = &p
+		info := s.whoisInfo(bd)
+		s.irc.SetInfo(bd.nick, info)
+		s.reply(r, "%s is %s%s.", bd.nick, statusWord(bd.status), suffix(": ", bd.statusText))
+		for _, l := range info {
+			s.reply(r, "%s", l)
+		}
+	})
+}
+
+var statusNames = map[string]msim.Status{
+	"online": msim.StatusOnline, "idle": msim.StatusIdle, "away": msim.StatusAway, "invisible": msim.StatusInvisible,
+}
+
+func (s *session) cmdStatus(r replyCtx, args []string) {
+	a := r.a
+	if len(args) == 0 {
+		s.reply(r, "%s is %s%s (link: %s).", a.cfg.Email, statusWord(a.status), suffix(": ", a.statusText), linkWord(a.state))
+		return
+	}
+	st, ok := statusNames[strings.ToLower(args[0])]
+	if !ok {
+		s.reply(r, "Unknown status %q. Usage: %s", args[0], commands["status"].usage)
+		return
+	}
+	text := ""
+	if len(args) > 1 {
+		text = strings.TrimSpace(args[1])
+	}
+	s.setStatus(a, st, text, r)
+}
+
+func linkWord(st linkState) string {
+	switch st {
+	case linkUp:
+		return "connected"
+	case linkConnecting:
+		return "connecting"
+	case linkWaiting:
+		return "waiting to reconnect"
+	case linkStopped:
+		return "stopped"
+	}
+	return "disconnected"
+}
+
+func (s *session) cmdRename(r replyCtx, args []string) {
+	bd := s.findBuddy(r, args[0])
+	if bd == nil {
+		return
+	}
+	nn := args[1]
+	if !validNick(nn) {
+		s.reply(r, "%q is not a valid nick (letters, digits and []\\`_^{|}-, not starting with a digit or -, at most %d).", nn, NickLen)
+		return
+	}
+	if nickKey(nn) != nickKey(bd.nick) && s.nickTaken(nickKey(nn)) {
+		s.reply(r, "The nick %s is taken.", nn)
+		return
+	}
+	old := bd.nick
+	if err := s.irc.RenameUser(old, nn); err != nil {
+		s.reply(r, "Cannot rename %s: %v", old, err)
+		return
+	}
+	delete(s.nicks, nickKey(old))
+	bd.nick = nn
+	s.nicks[nickKey(nn)] = bd
+	s.mem.set(s.mem.nicks, bd.a.cfg.Email+"/"+bd.uid.String(), nn)
+	s.reply(r, "%s is now known as %s.", old, nn)
+}
+
+func (s *session) cmdZap(r replyCtx, args []string) {
+	cl := s.online(r)
+	bd := s.findBuddy(r, args[0])
+	if cl == nil || bd == nil {
+		return
+	}
+	arg := ""
+	if len(args) > 1 {
+		arg = args[1]
+	}
+	z, ok := zapByArg(arg)
+	if !ok {
+		s.reply(r, "Unknown zap %q. Zaps: %s.", arg, zapNames())
+		return
+	}
+	s.async(func(ctx context.Context) error { return cl.SendZap(ctx, bd.uid, z) }, func(err error) {
+		if err != nil {
+			s.reply(r, "Zapping %s failed: %v", bd.nick, err)
+			return
+		}
+		s.reply(r, "Sent %s a zap: %s.", bd.nick, z.Name())
+	})
+}
+
+var settingDefaults = map[string]string{"show_offline": "false", "away_devoice": "true", "typing": "true"}
+
+func (s *session) setting(k string) string {
+	if v, ok := s.mem.get(s.mem.settings, k); ok {
+		return v
+	}
+	return settingDefaults[k]
+}
+
+func (s *session) cmdSet(r replyCtx, args []string) {
+	if len(args) == 0 {
+		keys := make([]string, 0, len(settingDefaults))
+		for k := range settingDefaults {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			s.reply(r, "%s = %s", k, s.setting(k))
+		}
+		return
+	}
+	k := strings.ToLower(args[0])
+	if _, ok := settingDefaults[k]; !ok {
+		s.reply(r, "Unknown setting %q. Usage: %s", args[0], commands["set"].usage)
+		return
+	}
+	if len(args) == 1 {
+		s.reply(r, "%s = %s", k, s.setting(k))
+		return
+	}
+	v := strings.ToLower(args[1])
+	switch v {
+	case "true", "on", "yes", "1":
+		v = "true"
+	case "false", "off", "no", "0":
+		v = "false"
+	default:
+		s.reply(r, "%s takes true or false, not %q.", k, args[1])
+		return
+	}
+	s.mem.set(s.mem.settings, k, v)
+	s.reply(r, "%s = %s", k, v)
+	for _, a := range s.accounts {
+		for _, bd := range a.buddies {
+			s.applyPresence(bd)
+		}
+	}
+}
+
+func (s *session) cmdConnect(r replyCtx, _ []string) {
+	a := r.a
+	switch a.state {
+	case linkUp:
+		s.reply(r, "%s is already connected.", a.cfg.Email)
+	case linkConnecting:
+		s.reply(r, "%s is already connecting.", a.cfg.Email)
+	default:
+		a.delay = 0
+		s.connect(a)
+	}
+}
+
+func (s *session) cmdDisconnect(r replyCtx, _ []string) {
+	a := r.a
+	if a.state == linkDown || a.state == linkStopped {
+		s.reply(r, "%s is not connected.", a.cfg.Email)
+		return
+	}
+	s.disconnect(a, fmt.Sprintf("Disconnected %s from MSIM. Type connect to log in again.", a.cfg.Email))
+	s.failQueue(a, "the account was disconnected")
+}

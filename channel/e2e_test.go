@@ -1,0 +1,418 @@
+package channel_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+var allCaps = []string{"server-time", "message-tags", "away-notify", "multi-prefix"}
+
+// login connects an IRC user to the stack and waits for its control channel.
+func login(t *testing.T, st *stack, nick string, caps ...string) *ircClient {
+	t.Helper()
+	c := dial(t, st.ircAddr, nick, "pw-"+nick, caps...)
+	c.joinedControl("&" + nick)
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.sync()
+	return c
+}
+
+func TestTomGreetsAndEchoes(t *testing.T) {
+	st := startStack(t)
+	c := dial(t, st.ircAddr, "alice", "", allCaps...)
+	join := c.expect("JOIN", func(m *irc.Message) bool { return m.Name == "alice" })
+	if join.Param(0) != "&alice" {
+		t.Fatalf("joined %q, want &alice", join.Param(0))
+	}
+	var names []string
+	for {
+		m := c.expect("", func(m *irc.Message) bool { return m.Command == "353" || m.Command == "366" })
+		if m.Command == "366" {
+			break
+		}
+		names = append(names, strings.Fields(m.Trailing())...)
+	}
+	if !contains(names, "+tom") || !contains(names, "@root") || !contains(names, "alice") {
+		t.Fatalf("NAMES: got %v, want +tom, @root and alice", names)
+	}
+	c.expectFrom("PRIVMSG", "root", "Welcome to msimircd")
+	c.send("PRIVMSG tom :hi")
+	first := c.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "tom" && m.Param(0) == "alice" })
+	if strings.ContainsAny(first.Trailing(), "<>") || first.Trailing() == "" {
+		t.Errorf("Tom's greeting is not plain text: %q", first.Trailing())
+	}
+	c.send("PRIVMSG tom :second <b>message</b> & more")
+	echo := c.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "tom" })
+	if !strings.Contains(echo.Trailing(), "second <b>message</b> & more") {
+		t.Errorf("Tom's echo: got %q, want it to contain the text", echo.Trailing())
+	}
+}
+
+// TestTwoUsersChat: two IRC users add each other by nick and exchange IMs,
+// including text that looks like MSIM framing or markup.
+func TestTwoUsersChat(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+
+	alice.command("&alice", "add bob", "Added bob")
+	alice.expect("JOIN", func(m *irc.Message) bool { return m.Name == "bob" })
+	bob.command("&bob", "add alice", "Added alice")
+	bob.expect("JOIN", func(m *irc.Message) bool { return m.Name == "alice" })
+	alice.sync()
+	if n := alice.names("&alice"); !contains(n, "+bob") {
+		t.Fatalf("alice's NAMES: got %v, want +bob", n)
+	}
+
+	for _, text := range []string{
+		"hello bob",
+		`\final\ and \\backslashes\\ and /1 slashes/2`,
+		"<b>not bold</b> &amp; <i n=\"happy\"/> :) ;-) :-)",
+		"\x1cfs|pipe=equals",
+		"ünïcödé ☃ 日本語",
+	} {
+		alice.sendf("PRIVMSG bob :%s", text)
+		got := bob.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "alice" })
+		if got.Trailing() != text {
+			t.Errorf("bob got %q, want %q", got.Trailing(), text)
+		}
+	}
+	// Addressing a buddy in the control channel sends an IM too.
+	bob.send("PRIVMSG &bob :alice: hi from the channel")
+	if got := alice.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "bob" }); got.Trailing() != "hi from the channel" || got.Param(0) != "alice" {
+		t.Errorf("alice got %v, want a private 'hi from the channel'", got)
+	}
+	// /me is sent as "/me …" and arrives as an action.
+	alice.send("PRIVMSG bob :\x01ACTION waves\x01")
+	if got := bob.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "alice" }); got.Trailing() != "\x01ACTION waves\x01" {
+		t.Errorf("action: got %q", got.Trailing())
+	}
+}
+
+func TestPresenceMapping(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	alice.command("&alice", "add bob", "Added bob")
+	alice.expect("JOIN", func(m *irc.Message) bool { return m.Name == "bob" })
+	alice.sync()
+
+	// Away: devoiced and AWAY with the text.
+	bob.send("AWAY :gone fishing")
+	alice.expectAll(isMode("-v", "bob"), isAway("bob", "gone fishing"))
+	alice.send("WHO &alice")
+	who := alice.expect("352", func(m *irc.Message) bool { return m.Param(5) == "bob" })
+	if !strings.HasPrefix(who.Param(6), "G") {
+		t.Errorf("WHO flags for away bob: got %q, want G…", who.Param(6))
+	}
+	alice.send("WHOIS bob")
+	if m := alice.expect("301", nil); m.Trailing() != "gone fishing" {
+		t.Errorf("RPL_AWAY: got %q", m.Trailing())
+	}
+	// Idle: still away, with its text.
+	bob.command("&bob", "status idle in a meeting", "idle")
+	alice.expect("AWAY", func(m *irc.Message) bool { return m.Name == "bob" && m.Trailing() == "in a meeting" })
+	// Back online: voiced, not away.
+	bob.send("AWAY")
+	alice.expectAll(isMode("+v", "bob"), isAway("bob", ""))
+	// Invisible looks offline: bob leaves the channel.
+	bob.command("&bob", "status invisible", "invisible")
+	alice.expect("PART", func(m *irc.Message) bool { return m.Name == "bob" })
+	bob.command("&bob", "status online", "online")
+	alice.expectAll(isCmd("JOIN", "bob"), isMode("+v", "bob"))
+	// Offline: bob quits IRC, his MSIM session logs out, he leaves.
+	bob.send("QUIT :bye")
+	alice.expect("PART", func(m *irc.Message) bool { return m.Name == "bob" })
+	// show_offline keeps him in the channel, unvoiced and away.
+	alice.command("&alice", "set show_offline true", "show_offline = true")
+	alice.expect("JOIN", func(m *irc.Message) bool { return m.Name == "bob" })
+	if n := alice.names("&alice"); !contains(n, "bob") {
+		t.Errorf("NAMES with show_offline: got %v, want bob without voice", n)
+	}
+	// He comes back: voiced.
+	bob = login(t, st, "bob", allCaps...)
+	alice.expect("MODE", func(m *irc.Message) bool { return m.Param(1) == "+v" && m.Param(2) == "bob" })
+}
+
+func TestTypingAndZaps(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	alice.command("&alice", "add bob", "Added bob")
+	bob.command("&bob", "add alice", "Added alice")
+	alice.sync()
+	bob.sync()
+
+	alice.send("@+typing=active TAGMSG bob")
+	m := bob.expect("TAGMSG", func(m *irc.Message) bool { return m.Name == "alice" })
+	if m.Tags["+typing"] != "active" {
+		t.Errorf("bob got typing %q, want active", m.Tags["+typing"])
+	}
+	alice.send("@+typing=done TAGMSG bob")
+	m = bob.expect("TAGMSG", func(m *irc.Message) bool { return m.Name == "alice" })
+	if m.Tags["+typing"] != "done" {
+		t.Errorf("bob got typing %q, want done", m.Tags["+typing"])
+	}
+	bob.send("@+typing=active TAGMSG alice")
+	if m := alice.expect("TAGMSG", func(m *irc.Message) bool { return m.Name == "bob" }); m.Tags["+typing"] != "active" {
+		t.Errorf("alice got typing %q", m.Tags["+typing"])
+	}
+
+	alice.command("&alice", "zap bob hug", "Sent bob a zap: Hug")
+	if m := bob.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "alice" }); m.Trailing() != "\x01ACTION sends you a zap: Hug!\x01" {
+		t.Errorf("zap: got %q", m.Trailing())
+	}
+	alice.command("&alice", "zap bob nonsense", "Unknown zap")
+	alice.command("&alice", "zap nobody", "No buddy is called")
+}
+
+func TestOfflineMessageKeepsItsTime(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", "server-time")
+	alice.command("&alice", "add bob", "Added bob")
+	alice.expect("JOIN", func(m *irc.Message) bool { return m.Name == "bob" })
+	bob.send("QUIT")
+	alice.expect("PART", func(m *irc.Message) bool { return m.Name == "bob" })
+	sent := time.Now()
+	alice.send("PRIVMSG bob :while you were out")
+	alice.sync()
+	time.Sleep(1100 * time.Millisecond) // let the original second pass, so the date is visibly old
+
+	// With server-time, the original time is the tag.
+	bob = dial(t, st.ircAddr, "bob", "pw-bob", "server-time")
+	m := bob.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "alice" })
+	if m.Trailing() != "while you were out" {
+		t.Errorf("offline message: got %q", m.Trailing())
+	}
+	ts, err := time.Parse("2006-01-02T15:04:05.000Z", m.Tags["time"])
+	if err != nil || ts.Sub(sent.Truncate(time.Second)) > time.Second || sent.Sub(ts) > time.Second {
+		t.Errorf("time tag %q (%v): want about %v", m.Tags["time"], err, sent.UTC())
+	}
+	bob.send("QUIT")
+	alice.expect("PART", func(m *irc.Message) bool { return m.Name == "bob" })
+
+	// Without server-time, a time prefix.
+	alice.send("PRIVMSG bob :second one")
+	alice.sync()
+	bob = dial(t, st.ircAddr, "bob", "pw-bob")
+	m = bob.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "alice" })
+	if !strings.HasPrefix(m.Trailing(), "["+time.Now().UTC().Format("2006-01-02")) || !strings.HasSuffix(m.Trailing(), " UTC] second one") {
+		t.Errorf("offline message without server-time: got %q", m.Trailing())
+	}
+}
+
+func TestWhoisTom(t *testing.T) {
+	st := startStack(t)
+	c := login(t, st, "alice")
+	c.command("&alice", "info tom", "tom is online")
+	c.sync()
+	c.send("WHOIS tom")
+	var info []string
+	for {
+		m, err := c.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Command == "318" {
+			break
+		}
+		info = append(info, m.Trailing())
+	}
+	all := strings.Join(info, "\n")
+	for _, want := range []string{"Display name: Tom", "User name: tom", "Headline: :-)", "Now playing: Sherwood - The Only Song", "Avatar: http"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("WHOIS tom lacks %q; got:\n%s", want, all)
+		}
+	}
+}
+
+func TestControlCommands(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	_ = bob
+	ch := "&alice"
+	for _, tc := range []struct{ line, want string }{
+		{"help", "Commands: add, allow, block, connect, disconnect, help, info, remove, rename, set, status, zap"},
+		{"help add", "add <user name|e-mail>"},
+		{"help nope", "No command"},
+		{"frobnicate", "Unknown command"},
+		{"add", "Usage: add"},
+		{"add nosuchuser", "No MSIM user is called"},
+		{"add bob@msimircd.local", "Added bob"},
+		{"remove", "Usage: remove"},
+		{"remove nobody", "No buddy is called"},
+		{"info", "Usage: info"},
+		{"rename", "Usage: rename"},
+		{"rename bob 9bad", "not a valid nick"},
+		{"rename bob tom", "taken"},
+		{"rename bob bobby", "bob is now known as bobby"},
+		{"status", "alice@msimircd.local is online"},
+		{"status sleeping", "Unknown status"},
+		{"status away out to lunch", "away: out to lunch"},
+		{"status online", "now online"},
+		{"set", "away_devoice = true"},
+		{"set nope", "Unknown setting"},
+		{"set typing maybe", "takes true or false"},
+		{"set typing false", "typing = false"},
+		{"set typing", "typing = false"},
+		{"zap", "Usage: zap"},
+		{"block bobby", "Blocked bobby"},
+		{"allow bobby", "Unblocked bobby"},
+		{"add bob", "Added bob"},
+		{"remove bobby", "Removed bobby"},
+		{"connect", "already connected"},
+		{"disconnect", "Disconnected alice@msimircd.local"},
+		{"disconnect", "not connected"},
+		{"info tom", "not connected"},
+		{"connect", "Connecting to MSIM"},
+	} {
+		alice.command(ch, tc.line, tc.want)
+	}
+	alice.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	// The rename stuck across the reconnect: bob is still bobby.
+	alice.command(ch, "add bob", "as bobby")
+	// Commands sent privately to the service get private replies.
+	alice.send("PRIVMSG root :help status")
+	if m := alice.expectFrom("PRIVMSG", "root", "status [online"); m.Param(0) != "alice" {
+		t.Errorf("private reply went to %q", m.Param(0))
+	}
+}
+
+func TestBlockedBuddyLeaves(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	alice.command("&alice", "add bob", "Added bob")
+	alice.expect("JOIN", func(m *irc.Message) bool { return m.Name == "bob" })
+	alice.send("PRIVMSG &alice :block bob")
+	alice.expectAll(saysRoot("Blocked bob"), isCmd("PART", "bob"))
+	// bob's messages no longer reach alice; bob is not told (MSIM drops them).
+	bob.command("&bob", "add alice", "Added alice")
+	bob.send("PRIVMSG alice :are you there?")
+	bob.sync()
+	alice.send("PRIVMSG tom :ping")
+	alice.expect("PRIVMSG", func(m *irc.Message) bool {
+		if m.Name == "bob" {
+			t.Errorf("alice got a message from blocked bob: %q", m.Trailing())
+		}
+		return m.Name == "tom"
+	})
+}
+
+// TestLinkDropQueuesAndReconnects cuts the MSIM connection and keeps it down:
+// the channel says so, buddies leave, messages typed meanwhile are queued
+// (the user is told), refused once the queue is full, and delivered after
+// the reconnect.
+func TestLinkDropQueuesAndReconnects(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	alice.send("PRIVMSG tom :hello")
+	alice.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "tom" })
+
+	st.proxy.setDown(true)
+	if n := st.proxy.cut(); n != 1 {
+		t.Fatalf("cut %d MSIM connections, want 1", n)
+	}
+	alice.expectAll(saysRoot("Lost the MSIM connection"), isCmd("PART", "tom"))
+	alice.expectFrom("PRIVMSG", "root", "Cannot connect to MSIM") // the retry fails while down
+	for i := 1; i <= 3; i++ {
+		alice.sendf("PRIVMSG tom :queued %d", i)
+		if m := alice.expect("NOTICE", isCmd("NOTICE", "tom")); !strings.Contains(m.Trailing(), fmt.Sprintf("queued (%d waiting)", i)) {
+			t.Fatalf("queue notice: got %q", m.Trailing())
+		}
+	}
+	alice.send("PRIVMSG tom :one too many")
+	if m := alice.expect("NOTICE", isCmd("NOTICE", "tom")); !strings.Contains(m.Trailing(), "NOT sent") {
+		t.Fatalf("full queue: got %q, want NOT sent", m.Trailing())
+	}
+	st.proxy.setDown(false)
+	alice.expectAll(saysRoot("Logged in to MSIM"), isCmd("JOIN", "tom"), saysRoot("sent 3 queued"))
+	for i := 1; i <= 3; i++ {
+		want := fmt.Sprintf("queued %d", i)
+		m := alice.expect("PRIVMSG", isCmd("PRIVMSG", "tom"))
+		if !strings.Contains(m.Trailing(), want) {
+			t.Errorf("Tom's echo %d: got %q, want it to contain %q (in order)", i, m.Trailing(), want)
+		}
+	}
+}
+
+func TestQueueWhileDisconnected(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	alice.command("&alice", "disconnect", "Disconnected")
+	alice.send("PRIVMSG tom :nobody home")
+	if m := alice.expect("NOTICE", func(m *irc.Message) bool { return m.Name == "tom" }); !strings.Contains(m.Trailing(), "NOT sent") {
+		t.Errorf("send while disconnected: got %q, want a NOT sent notice", m.Trailing())
+	}
+}
+
+func TestStrangerMessageArrives(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	if _, err := st.msrv.AddAccount("dave@example.com", "davepw", "dave"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dave, err := msim.Dial(ctx, msim.ClientConfig{Addr: st.proxy.addr(), Email: "dave@example.com", Password: "davepw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dave.Close()
+	p, err := dave.LookupUser(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dave.SendIM(ctx, p.UID, "hi, you don't know me"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dave.SendIM(ctx, p.UID, "/me waves"); err != nil {
+		t.Fatal(err)
+	}
+	m := alice.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "dave" })
+	if m.Trailing() != "hi, you don't know me" {
+		t.Errorf("got %q", m.Trailing())
+	}
+	if m := alice.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "dave" }); m.Trailing() != "\x01ACTION waves\x01" {
+		t.Errorf("incoming /me: got %q", m.Trailing())
+	}
+	// A long, multi-line IM arrives whole, in several valid lines.
+	long := strings.Repeat("word ", 150) + "end\nsecond line ünï"
+	if err := dave.SendIM(ctx, p.UID, long); err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for {
+		m := alice.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "dave" })
+		if n := wireLen(m); n > 512 {
+			t.Errorf("line of %d bytes", n)
+		}
+		parts = append(parts, m.Trailing())
+		if strings.HasSuffix(m.Trailing(), "ünï") {
+			break
+		}
+	}
+	if len(parts) < 3 || parts[len(parts)-1] != "second line ünï" ||
+		strings.Join(strings.Fields(strings.Join(parts[:len(parts)-1], " ")), " ") != strings.TrimSpace(strings.Repeat("word ", 150)+"end") {
+		t.Errorf("long message came as %d parts: %q", len(parts), parts)
+	}
+	// The reply goes back to dave.
+	alice.send("PRIVMSG dave :who are you?")
+	for ev := range dave.Events() {
+		if im, ok := ev.(msim.IMEvent); ok {
+			if im.Text != "who are you?" {
+				t.Errorf("dave got %q", im.Text)
+			}
+			break
+		}
+	}
+}

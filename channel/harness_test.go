@@ -1,0 +1,351 @@
+package channel_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+func testLog(t testing.TB) *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	if testing.Verbose() {
+		l.SetOutput(tWriter{t})
+		l.SetLevel(logrus.DebugLevel)
+	}
+	return logrus.NewEntry(l)
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func listenLoopback(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// stack is an MSIM server, a cuttable link to it, the bridge and the ircd.
+type stack struct {
+	msrv    *server.Server
+	proxy   *proxy
+	ircAddr string
+	bridge  *channel.Bridge
+}
+
+// startStack runs the embedded demo network (Tom), the bridge with the demo
+// directory, and ircd, all on loopback ports. The bridge reaches the MSIM
+// server through a proxy the test can cut.
+func startStack(t testing.TB) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := testLog(t)
+	msrv, err := server.New(server.Config{Demo: true}, server.NewMemStore(), log.WithField("part", "msim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mln := listenLoopback(t)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = msrv.Serve(ctx, mln) }()
+	px := newProxy(t, mln.Addr().String())
+	b, err := channel.New(channel.Config{
+		MSIMAddr:     px.addr(),
+		Directory:    &channel.DemoDirectory{CreateAccount: msrv.AddAccount, Exists: func(err error) bool { return errors.Is(err, server.ErrAccountExists) }},
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond, QueueLimit: 3,
+		DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
+		PrefetchProfiles: true,
+		Log:              log.WithField("part", "bridge"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isrv := ircd.NewServer(ircd.Config{ServerName: "msimircd.test"}, b, log.WithField("part", "ircd"))
+	iln := listenLoopback(t)
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = isrv.Serve(ctx, iln) }()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = isrv.Shutdown(sctx)
+		_ = b.Shutdown(sctx)
+		_ = msrv.Shutdown(sctx)
+		cancel()
+		px.close()
+		wg.Wait()
+	})
+	return &stack{msrv: msrv, proxy: px, ircAddr: iln.Addr().String(), bridge: b}
+}
+
+// proxy forwards TCP connections to target and can cut them all.
+type proxy struct {
+	t      testing.TB
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	down   bool // refuse new connections
+	wg     sync.WaitGroup
+}
+
+// setDown makes the proxy refuse (accept and close) new connections.
+func (p *proxy) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+}
+
+func newProxy(t testing.TB, target string) *proxy {
+	p := &proxy{t: t, ln: listenLoopback(t), target: target}
+	p.wg.Add(1)
+	go p.accept()
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
+		u, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, u)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); _, _ = io.Copy(u, c); u.Close() }()
+		go func() { defer p.wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
+	}
+}
+
+// cut closes every proxied connection (the MSIM link drops).
+func (p *proxy) cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	n := len(p.conns) / 2
+	p.conns = nil
+	return n
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	p.cut()
+	p.wg.Wait()
+}
+
+// ircClient is a test IRC client on a raw socket.
+type ircClient struct {
+	t    testing.TB
+	nick string
+	conn net.Conn
+	r    *irc.Reader
+	w    *irc.Writer
+	seq  int
+}
+
+// dial connects and registers; caps are requested with CAP REQ.
+func dial(t testing.TB, addr, nick, pass string, caps ...string) *ircClient {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &ircClient{t: t, nick: nick, conn: nc, r: irc.NewReader(nc), w: irc.NewWriter(nc)}
+	t.Cleanup(func() { nc.Close() })
+	if len(caps) > 0 {
+		c.send("CAP LS 302")
+		c.send("CAP REQ :" + strings.Join(caps, " "))
+	}
+	if pass != "" {
+		c.send("PASS " + pass)
+	}
+	c.send("NICK " + nick)
+	c.send("USER " + nick + " 0 * :Test " + nick)
+	if len(caps) > 0 {
+		c.expect("CAP", func(m *irc.Message) bool { return m.Param(1) == "ACK" })
+		c.send("CAP END")
+	}
+	c.expect("001", nil)
+	return c
+}
+
+func (c *ircClient) send(line string) {
+	c.t.Helper()
+	if err := c.w.Write(line); err != nil {
+		c.t.Fatalf("%s: write %q: %v", c.nick, line, err)
+	}
+}
+
+func (c *ircClient) sendf(f string, args ...any) { c.send(fmt.Sprintf(f, args...)) }
+
+// next reads one message, with a 5 s deadline.
+func (c *ircClient) next() (*irc.Message, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	return c.r.ReadMessage()
+}
+
+// expect reads until a message with command cmd that pred accepts (nil:
+// any), failing the test after 5 s. It returns the match.
+func (c *ircClient) expect(cmd string, pred func(*irc.Message) bool) *irc.Message {
+	c.t.Helper()
+	var seen []string
+	for {
+		m, err := c.next()
+		if err != nil {
+			c.t.Fatalf("%s: waiting for %s: %v; saw:\n%s", c.nick, cmd, err, strings.Join(seen, "\n"))
+		}
+		if (cmd == "" || m.Command == cmd) && (pred == nil || pred(m)) {
+			return m
+		}
+		seen = append(seen, m.String())
+	}
+}
+
+// expectFrom waits for cmd from nick whose trailing parameter contains text.
+func (c *ircClient) expectFrom(cmd, nick, text string) *irc.Message {
+	c.t.Helper()
+	return c.expect(cmd, func(m *irc.Message) bool {
+		return m.Prefix != nil && strings.EqualFold(m.Name, nick) && strings.Contains(m.Trailing(), text)
+	})
+}
+
+// sync sends a PING and returns everything received before its PONG.
+func (c *ircClient) sync() []*irc.Message {
+	c.t.Helper()
+	c.seq++
+	tok := fmt.Sprintf("sync%d", c.seq)
+	c.send("PING " + tok)
+	var got []*irc.Message
+	for {
+		m, err := c.next()
+		if err != nil {
+			c.t.Fatalf("%s: sync: %v", c.nick, err)
+		}
+		if m.Command == "PONG" && m.Trailing() == tok {
+			return got
+		}
+		got = append(got, m)
+	}
+}
+
+// names returns the control channel's NAMES list (with prefixes).
+func (c *ircClient) names(ch string) []string {
+	c.t.Helper()
+	c.send("NAMES " + ch)
+	var out []string
+	for {
+		m := c.expect("", func(m *irc.Message) bool { return m.Command == "353" || m.Command == "366" })
+		if m.Command == "366" {
+			return out
+		}
+		out = append(out, strings.Fields(m.Trailing())...)
+	}
+}
+
+// joinedControl waits until the client is in channel ch.
+func (c *ircClient) joinedControl(ch string) {
+	c.t.Helper()
+	c.expect("JOIN", func(m *irc.Message) bool { return m.Name == c.nick && strings.EqualFold(m.Param(0), ch) })
+	c.expect("366", nil)
+}
+
+// command types a control command and returns the service's first reply.
+func (c *ircClient) command(ch, line, want string) *irc.Message {
+	c.t.Helper()
+	c.sendf("PRIVMSG %s :%s", ch, line)
+	return c.expectFrom("PRIVMSG", "root", want)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// expectAll reads until every predicate has matched a message, in any order.
+func (c *ircClient) expectAll(preds ...func(*irc.Message) bool) {
+	c.t.Helper()
+	done := make([]bool, len(preds))
+	left := len(preds)
+	var seen []string
+	for left > 0 {
+		m, err := c.next()
+		if err != nil {
+			c.t.Fatalf("%s: %d expected messages missing: %v; saw:\n%s", c.nick, left, err, strings.Join(seen, "\n"))
+		}
+		seen = append(seen, m.String())
+		for i, p := range preds {
+			if !done[i] && p(m) {
+				done[i] = true
+				left--
+				break
+			}
+		}
+	}
+}
+
+func isMode(mode, nick string) func(*irc.Message) bool {
+	return func(m *irc.Message) bool { return m.Command == "MODE" && m.Param(1) == mode && m.Param(2) == nick }
+}
+
+func isAway(nick, text string) func(*irc.Message) bool {
+	return func(m *irc.Message) bool {
+		return m.Command == "AWAY" && m.Name == nick && (text == "" && len(m.Params) == 0 || m.Trailing() == text && text != "")
+	}
+}
+
+func isCmd(cmd, nick string) func(*irc.Message) bool {
+	return func(m *irc.Message) bool { return m.Command == cmd && m.Name == nick }
+}
+
+func saysRoot(text string) func(*irc.Message) bool {
+	return func(m *irc.Message) bool {
+		return m.Command == "PRIVMSG" && m.Name == "root" && strings.Contains(m.Trailing(), text)
+	}
+}
+
+// wireLen is the length of m on the wire without its tags, CRLF included:
+// what the 512-byte limit counts.
+func wireLen(m *irc.Message) int {
+	return len((&irc.Message{Prefix: m.Prefix, Command: m.Command, Params: m.Params}).String()) + 2
+}

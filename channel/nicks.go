@@ -1,0 +1,111 @@
+package channel
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// NickLen is the longest nick the bridge makes (ircd's NICKLEN is larger).
+const NickLen = 24
+
+// nickKey folds a nick the way the IRC server compares them (rfc1459).
+func nickKey(s string) string {
+	b := []byte(strings.ToLower(s))
+	for i, c := range b {
+		switch c {
+		case '[':
+			b[i] = '{'
+		case ']':
+			b[i] = '}'
+		case '\\':
+			b[i] = '|'
+		case '~':
+			b[i] = '^'
+		}
+	}
+	return string(b)
+}
+
+func isNickSpecial(r rune) bool { return strings.ContainsRune("[]\\`_^{|}-", r) }
+
+// sanitizeNick turns a user name or display name into a valid IRC nick, or
+// "" if nothing usable is left. Accents are dropped (é → e), spaces and
+// other characters become '_', and a leading digit or '-' gets a '_' before it.
+func sanitizeNick(s string) string {
+	var b strings.Builder
+	for _, r := range norm.NFKD.String(s) {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+			continue // combining accent
+		case r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || isNickSpecial(r)):
+			b.WriteRune(r)
+		case unicode.IsSpace(r) || r == '.' || r == '@':
+			b.WriteByte('_')
+		}
+	}
+	n := strings.Trim(b.String(), "_")
+	for strings.Contains(n, "__") {
+		n = strings.ReplaceAll(n, "__", "_")
+	}
+	if n == "" {
+		return ""
+	}
+	if n[0] == '-' || (n[0] >= '0' && n[0] <= '9') {
+		n = "_" + n
+	}
+	if len(n) > NickLen {
+		n = n[:NickLen]
+	}
+	return n
+}
+
+// validNick reports whether s can be used as a nick as it is.
+func validNick(s string) bool {
+	return s != "" && len(s) <= NickLen && sanitizeNick(s) == s
+}
+
+// baseNick chooses a buddy's nick: the user name, then the display name, then
+// "u" + the uid.
+func baseNick(userName, displayName string, uid int) string {
+	if n := sanitizeNick(userName); n != "" && !allDigits(userName) {
+		return n
+	}
+	if n := sanitizeNick(displayName); n != "" {
+		return n
+	}
+	return "u" + strconv.Itoa(uid)
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// uniqueNick returns base, or base with the smallest suffix _2, _3, … that
+// taken does not report as used.
+func uniqueNick(base string, taken func(key string) bool) string {
+	if !taken(nickKey(base)) {
+		return base
+	}
+	for i := 2; ; i++ {
+		suf := "_" + strconv.Itoa(i)
+		b := base
+		if len(b)+len(suf) > NickLen {
+			b = b[:NickLen-len(suf)]
+		}
+		if n := b + suf; !taken(nickKey(n)) {
+			return n
+		}
+	}
+}

@@ -1,0 +1,386 @@
+package channel
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+)
+
+// Events posted to a session's goroutine. Only this package implements them.
+type event interface{ isEvent() }
+
+type ircInput struct{ in ircd.Input }
+type ircAway struct{ text string }
+type ircClosed struct{}
+type linkResult struct {
+	a   *account
+	gen int
+	cl  *msim.Client
+	err error
+}
+type msimInput struct {
+	a   *account
+	gen int
+	ev  msim.Event
+}
+type retryDue struct {
+	a   *account
+	gen int
+}
+type joinDue struct{ a *account }
+
+// call runs a function on the session goroutine: the way async work (MSIM
+// requests) hands its result back to the owner.
+type call func()
+
+func (ircInput) isEvent()   {}
+func (ircAway) isEvent()    {}
+func (ircClosed) isEvent()  {}
+func (linkResult) isEvent() {}
+func (msimInput) isEvent()  {}
+func (retryDue) isEvent()   {}
+func (joinDue) isEvent()    {}
+func (call) isEvent()       {}
+
+// session is one IRC connection and the MSIM accounts it drives. All fields
+// below the channel are owned by run's goroutine.
+type session struct {
+	b      *Bridge
+	irc    *ircd.Client
+	user   User
+	mem    *userMemory
+	log    *logrus.Entry
+	ctx    context.Context
+	cancel context.CancelFunc
+	events chan event
+	done   chan struct{}
+
+	accounts  []*account
+	byChannel map[string]*account // by nickKey(channel)
+	nicks     map[string]*buddy   // by nickKey(nick), across all accounts
+	away      string              // the IRC user's AWAY text
+}
+
+func newSession(b *Bridge, c *ircd.Client, u User, mem *userMemory) *session {
+	ctx, cancel := context.WithCancel(b.ctx)
+	s := &session{
+		b: b, irc: c, user: u, mem: mem,
+		log:    b.log.WithField("user", u.Name),
+		ctx:    ctx,
+		cancel: cancel,
+		events: make(chan event, 256),
+		done:   make(chan struct{}),
+		nicks:  map[string]*buddy{}, byChannel: map[string]*account{},
+	}
+	for _, ac := range u.Accounts {
+		a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]msim.Event{}, status: msim.StatusOnline}
+		a.channel = s.channelName(ac)
+		s.accounts = append(s.accounts, a)
+	}
+	return s
+}
+
+// post hands ev to the session goroutine; false once the session has ended.
+func (s *session) post(ev event) bool {
+	select {
+	case s.events <- ev:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+// Handler methods, called from the IRC connection's goroutine.
+
+func (s *session) Message(in ircd.Input) { s.post(ircInput{in}) }
+func (s *session) Join(string)           {}
+func (s *session) Part(string, string)   {}
+func (s *session) Away(text string)      { s.post(ircAway{text}) }
+func (s *session) Nick(string)           {}
+func (s *session) Closed(string)         { s.post(ircClosed{}) }
+func (s *session) say(a *account, f string, args ...any) {
+	s.reply(replyCtx{a: a, target: a.channel}, f, args...)
+}
+
+// replyCtx says where command output goes: the control channel, or a query
+// with the service nick.
+type replyCtx struct {
+	a      *account
+	target string // channel name, or "" for a private reply
+}
+
+func (s *session) reply(r replyCtx, f string, args ...any) {
+	text := f
+	if len(args) > 0 {
+		text = fmt.Sprintf(f, args...)
+	}
+	s.irc.Deliver(ircd.Delivery{Command: "PRIVMSG", From: s.b.cfg.ServiceNick, Target: r.target, Text: text})
+}
+
+func (s *session) notice(a *account, text string) {
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Target: a.channel, Text: text})
+}
+
+func (s *session) run() {
+	defer close(s.done)
+	defer s.shutdown()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.WithField("panic", r).Errorf("session crashed: %s", debug.Stack())
+			s.irc.Close("Internal error")
+		}
+	}()
+	s.start()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case ev := <-s.events:
+			switch ev := ev.(type) {
+			case ircInput:
+				s.onIRC(ev.in)
+			case ircAway:
+				s.onAway(ev.text)
+			case ircClosed:
+				return
+			case linkResult:
+				s.onLinkResult(ev)
+			case msimInput:
+				s.onMSIM(ev.a, ev.gen, ev.ev)
+			case retryDue:
+				if ev.gen == ev.a.gen && ev.a.state == linkWaiting {
+					s.connect(ev.a)
+				}
+			case joinDue:
+				s.joinClient(ev.a)
+			case call:
+				ev()
+			}
+		}
+	}
+}
+
+func (s *session) shutdown() {
+	s.cancel()
+	for _, a := range s.accounts {
+		a.stopTimer()
+		if a.client != nil {
+			_ = a.client.Close()
+			a.client = nil
+		}
+		if n := len(a.queue); n > 0 {
+			s.log.WithField("account", a.cfg.Email).Warnf("%d queued messages not sent: the IRC user disconnected", n)
+		}
+	}
+}
+
+func (s *session) channelName(ac Account) string {
+	if ac.Channel != "" {
+		return ac.Channel
+	}
+	if ch, ok := s.mem.get(s.mem.channels, ac.Email); ok {
+		return ch
+	}
+	local, _, _ := strings.Cut(ac.Email, "@")
+	n := sanitizeNick(local)
+	if n == "" {
+		n = "msim"
+	}
+	return "&" + n
+}
+
+// start creates the control channels, puts the service nick in them and
+// connects the accounts that autoconnect. The client joins a channel once its
+// first login has finished (or after a short wait), so that the buddies
+// arrive in one NAMES list instead of a JOIN each.
+func (s *session) start() {
+	svc := s.b.cfg.ServiceNick
+	if err := s.irc.AddUser(ircd.User{Nick: svc, User: "root", Host: "msimircd", RealName: "msimircd service"}); err != nil {
+		s.log.WithError(err).Warn("service nick")
+	}
+	seen := map[string]bool{}
+	for _, a := range s.accounts {
+		key := nickKey(a.channel)
+		if seen[key] {
+			a.channel = uniqueNick(a.channel, func(k string) bool { return seen[k] })
+			key = nickKey(a.channel)
+		}
+		seen[key] = true
+		s.byChannel[key] = a
+		if err := s.irc.CreateChannel(a.channel, "MSIM account "+a.cfg.Email+" — type help for commands"); err != nil {
+			s.log.WithError(err).WithField("channel", a.channel).Warn("cannot create the control channel")
+			continue
+		}
+		s.irc.JoinUser(a.channel, svc, false)
+		s.irc.SetOp(a.channel, svc, true)
+		if a.cfg.AutoConnect {
+			s.connect(a)
+			time.AfterFunc(3*time.Second, func() { s.post(joinDue{a}) })
+		} else {
+			s.joinClient(a)
+		}
+	}
+	if len(s.accounts) == 0 {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: "You have no MSIM accounts configured."})
+	}
+}
+
+func (s *session) joinClient(a *account) {
+	if a.joined {
+		return
+	}
+	a.joined = true
+	s.irc.JoinClient(a.channel)
+	s.say(a, "Welcome to msimircd. This channel is your MSIM account %s; your buddies are its members. Type help for the commands.", a.cfg.Email)
+	for _, line := range a.backlog {
+		s.say(a, "%s", line)
+	}
+	a.backlog = nil
+}
+
+// status tells the user about the account's link, in the channel once the
+// client is in it (kept until then).
+func (s *session) status(a *account, f string, args ...any) {
+	text := fmt.Sprintf(f, args...)
+	if !a.joined {
+		a.backlog = append(a.backlog, text)
+		return
+	}
+	s.say(a, "%s", text)
+}
+
+func (s *session) onAway(text string) {
+	s.away = text
+	st := msim.StatusOnline
+	if text != "" {
+		st = msim.StatusAway
+	}
+	for _, a := range s.accounts {
+		s.setStatus(a, st, text, replyCtx{})
+	}
+}
+
+// onIRC routes what the IRC client sent to a virtual user or channel.
+func (s *session) onIRC(in ircd.Input) {
+	if isChannelName(in.Target) {
+		a := s.byChannel[nickKey(in.Target)]
+		if a == nil || in.Command != "PRIVMSG" {
+			return
+		}
+		text := in.Text
+		if _, ok := ctcpAction(text); ok || strings.HasPrefix(text, "\x01") {
+			s.say(a, "Actions in the control channel go nowhere; use /me in a query with a buddy.")
+			return
+		}
+		if nick, rest, ok := addressed(text); ok {
+			if bd := s.nicks[nickKey(nick)]; bd != nil {
+				s.sendIM(bd, rest)
+				return
+			}
+			if nickKey(nick) == nickKey(s.b.cfg.ServiceNick) {
+				text = rest
+			}
+		}
+		s.command(replyCtx{a: a, target: a.channel}, text)
+		return
+	}
+	if nickKey(in.Target) == nickKey(s.b.cfg.ServiceNick) {
+		if in.Command == "PRIVMSG" && len(s.accounts) > 0 {
+			s.command(replyCtx{a: s.accounts[0]}, in.Text)
+		}
+		return
+	}
+	bd := s.nicks[nickKey(in.Target)]
+	if bd == nil {
+		return
+	}
+	switch in.Command {
+	case "TAGMSG":
+		if v, ok := in.Tags["+typing"]; ok {
+			s.sendTyping(bd, v == "active")
+		}
+	case "PRIVMSG", "NOTICE":
+		text := in.Text
+		if act, ok := ctcpAction(text); ok {
+			text = "/me " + act
+		} else if strings.HasPrefix(text, "\x01") {
+			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
+				Text: "CTCP is not supported by MSIM; nothing was sent."})
+			return
+		}
+		s.sendIM(bd, text)
+	}
+}
+
+func isChannelName(s string) bool { return s != "" && (s[0] == '&' || s[0] == '#') }
+
+// addressed splits "nick: text" or "nick, text".
+func addressed(text string) (nick, rest string, ok bool) {
+	i := strings.IndexAny(text, ":,")
+	if i <= 0 || i > NickLen || strings.ContainsAny(text[:i], " \t") {
+		return "", "", false
+	}
+	rest = strings.TrimPrefix(text[i+1:], " ")
+	if rest == "" {
+		return "", "", false
+	}
+	return text[:i], rest, true
+}
+
+// ctcpAction returns the text of a CTCP ACTION.
+func ctcpAction(s string) (string, bool) {
+	if !strings.HasPrefix(s, "\x01ACTION") {
+		return "", false
+	}
+	s = strings.TrimPrefix(s, "\x01ACTION")
+	s = strings.TrimSuffix(s, "\x01")
+	return strings.TrimPrefix(s, " "), true
+}
+
+func action(text string) string { return "\x01ACTION " + text + "\x01" }
+
+// deliverIM shows an incoming IM from bd.
+func (s *session) deliverIM(bd *buddy, ev msim.IMEvent) {
+	text := ev.Text
+	if strings.HasPrefix(text, "/me ") {
+		text = action(strings.TrimPrefix(text, "/me "))
+	}
+	d := ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: text}
+	if ev.Offline && !ev.Time.IsZero() {
+		d.Time = ev.Time
+		if !s.irc.HasCap("server-time") {
+			stamp := "[" + ev.Time.UTC().Format("2006-01-02 15:04:05") + " UTC] "
+			if a, ok := ctcpAction(text); ok {
+				d.Text = action(stamp + a)
+			} else {
+				d.Text = prefixLines(stamp, text)
+			}
+		}
+	}
+	s.irc.Deliver(d)
+}
+
+// prefixLines puts p before every line of text.
+func prefixLines(p, text string) string {
+	lines := strings.Split(text, "\n")
+	for i := range lines {
+		lines[i] = p + lines[i]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func typingTags(on bool) irc.Tags {
+	v := "done"
+	if on {
+		v = "active"
+	}
+	return irc.Tags{"+typing": v}
+}

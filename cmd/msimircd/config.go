@@ -1,0 +1,362 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is config.toml; config.toml.example documents every key.
+type Config struct {
+	IRC   IRCConfig   `toml:"irc"`
+	MSIM  MSIMConfig  `toml:"msim"`
+	Log   LogConfig   `toml:"log"`
+	Users []UserEntry `toml:"user"`
+}
+
+// IRCConfig is the [irc] table.
+type IRCConfig struct {
+	Listen       []string   `toml:"listen"`
+	TLS          []TLSEntry `toml:"tls"`
+	Password     string     `toml:"password"`
+	ServerName   string     `toml:"server_name"`
+	Network      string     `toml:"network"`
+	MOTD         []string   `toml:"motd"`
+	ServiceNick  string     `toml:"service_nick"`
+	FloodRate    float64    `toml:"flood_rate"`
+	FloodBurst   int        `toml:"flood_burst"`
+	PingInterval Duration   `toml:"ping_interval"`
+	SendQ        int        `toml:"sendq"`
+}
+
+// TLSEntry is one [[irc.tls]] listener.
+type TLSEntry struct {
+	Listen string `toml:"listen"`
+	Cert   string `toml:"cert"`
+	Key    string `toml:"key"`
+}
+
+// MSIMConfig is the [msim] table.
+type MSIMConfig struct {
+	Server       string   `toml:"server"`          // upstream host:port; "" = the embedded network
+	EmbeddedAddr string   `toml:"embedded_listen"` // where the embedded MSIM server listens
+	DataFile     string   `toml:"data"`            // embedded network's durable store; "" = memory
+	QueueLimit   int      `toml:"queue_limit"`
+	ReconnectMin Duration `toml:"reconnect_min"`
+	ReconnectMax Duration `toml:"reconnect_max"`
+	Timeout      Duration `toml:"timeout"`
+	Profiles     *bool    `toml:"prefetch_profiles"`
+}
+
+// LogConfig is the [log] table.
+type LogConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"` // text or json
+}
+
+// UserEntry is one [[user]].
+type UserEntry struct {
+	Name     string         `toml:"name"`
+	Password string         `toml:"password"`
+	Accounts []AccountEntry `toml:"account"`
+}
+
+// AccountEntry is one [[user.account]].
+type AccountEntry struct {
+	Email        string `toml:"email"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	Channel      string `toml:"channel"`
+	AutoConnect  *bool  `toml:"autoconnect"`
+}
+
+// Duration is a TOML string such as "30s" or "5m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler (errors carry the line).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (like \"30s\" or \"5m\"): %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Defaults returns the configuration used without a file.
+func Defaults() Config {
+	return Config{
+		IRC: IRCConfig{Listen: []string{"127.0.0.1:6667"}, ServerName: "msimircd", Network: "msimircd",
+			ServiceNick: "root", FloodRate: 10, FloodBurst: 40},
+		Log: LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// LoadConfig reads and validates a config file.
+func LoadConfig(path string) (Config, error) {
+	cfg := Defaults()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	md, err := toml.Decode(string(data), &cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return Config{}, fmt.Errorf("config %s: line %d: key %q: %s", path, pe.Position.Line, pe.LastKey, pe.Message)
+		}
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if extra := md.Undecoded(); len(extra) > 0 {
+		k := extra[0].String()
+		return Config{}, fmt.Errorf("config %s: line %d: unknown key %q", path, keyLine(data, extra[0]), k)
+	}
+	if err := cfg.Validate(); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			return Config{}, fmt.Errorf("config %s: line %d: %w", path, ke.line(data), err)
+		}
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// keyError names the offending key; table and index locate it in the file.
+type keyError struct {
+	key   string // as shown to the user, e.g. user[2].account[1].email
+	field string // the key's last part
+	path  []pathStep
+	msg   string
+}
+
+type pathStep struct {
+	table string // "irc", "user", "user.account"
+	index int    // for arrays of tables; -1 for plain tables
+}
+
+func (e *keyError) Error() string { return fmt.Sprintf("%s: %s", e.key, e.msg) }
+
+// line finds the line of the key (or of its table) in the file.
+func (e *keyError) line(data []byte) int {
+	lines := strings.Split(string(data), "\n")
+	start, end := 0, len(lines)
+	for _, st := range e.path {
+		header := "[" + st.table + "]"
+		if st.index >= 0 {
+			header = "[[" + st.table + "]]"
+		}
+		n, found := -1, -1
+		for i := start; i < end; i++ {
+			if strings.TrimSpace(stripComment(lines[i])) == header {
+				n++
+				if n == max(st.index, 0) {
+					found = i
+					break
+				}
+			}
+		}
+		if found < 0 {
+			return 0
+		}
+		start = found
+		// The table ends at the next header of the same or an outer array.
+		for i := found + 1; i < end; i++ {
+			t := strings.TrimSpace(stripComment(lines[i]))
+			if t == header || (strings.HasPrefix(t, "[") && !strings.HasPrefix(t, "[["+st.table+".") && !strings.HasPrefix(t, "["+st.table+".")) {
+				end = i
+				break
+			}
+		}
+	}
+	for i := start; i < end; i++ {
+		if i > start && strings.HasPrefix(strings.TrimSpace(lines[i]), "[") {
+			break // a sub-table: the key was not set in this table
+		}
+		k, _, ok := strings.Cut(stripComment(lines[i]), "=")
+		if ok && strings.TrimSpace(k) == e.field {
+			return i + 1
+		}
+	}
+	return start + 1
+}
+
+func stripComment(s string) string {
+	if i := strings.IndexByte(s, '#'); i >= 0 && !strings.Contains(s[:i], "\"") {
+		return s[:i]
+	}
+	return s
+}
+
+// keyLine finds the first line that sets key k (in a table named like k's
+// prefix, plain or array).
+func keyLine(data []byte, k toml.Key) int {
+	table := strings.Join(k[:len(k)-1], ".")
+	cur := ""
+	for i, l := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(stripComment(l))
+		if strings.HasPrefix(t, "[") {
+			cur = strings.Trim(t, "[] ")
+			continue
+		}
+		key, _, ok := strings.Cut(t, "=")
+		if ok && cur == table && strings.TrimSpace(key) == k[len(k)-1] {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func errKey(msg string, field string, path ...pathStep) error {
+	var b strings.Builder
+	for i, p := range path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		name := p.table
+		if i > 0 {
+			name = name[strings.LastIndexByte(name, '.')+1:]
+		}
+		b.WriteString(name)
+		if p.index >= 0 {
+			fmt.Fprintf(&b, "[%d]", p.index+1)
+		}
+	}
+	key := field
+	if b.Len() > 0 {
+		key = b.String() + "." + field
+	}
+	return &keyError{key: key, field: field, path: path, msg: msg}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not host:port: %q", addr)
+	}
+	_ = host
+	if port == "" {
+		return fmt.Errorf("no port in %q", addr)
+	}
+	return nil
+}
+
+// Validate checks the configuration and reads password files. Its errors
+// name the offending key.
+func (c *Config) Validate() error {
+	irc := pathStep{"irc", -1}
+	if len(c.IRC.Listen) == 0 && len(c.IRC.TLS) == 0 {
+		return errKey("no listener: set irc.listen or add an [[irc.tls]]", "listen", irc)
+	}
+	public := false
+	for _, a := range c.IRC.Listen {
+		if err := checkAddr(a); err != nil {
+			return errKey(err.Error(), "listen", irc)
+		}
+		public = public || !isLoopback(a)
+	}
+	for i, t := range c.IRC.TLS {
+		p := pathStep{"irc.tls", i}
+		if err := checkAddr(t.Listen); err != nil {
+			return errKey(err.Error(), "listen", irc, p)
+		}
+		if t.Cert == "" || t.Key == "" {
+			return errKey("a TLS listener needs cert and key", "cert", irc, p)
+		}
+		public = public || !isLoopback(t.Listen)
+	}
+	if c.IRC.ServiceNick == "" {
+		return errKey("must not be empty", "service_nick", irc)
+	}
+	if c.IRC.FloodRate < 0 || c.IRC.FloodBurst < 0 || c.IRC.SendQ < 0 {
+		return errKey("must not be negative", "flood_rate", irc)
+	}
+	if c.MSIM.Server != "" {
+		if err := checkAddr(c.MSIM.Server); err != nil {
+			return errKey(err.Error(), "server", pathStep{"msim", -1})
+		}
+	}
+	if c.MSIM.EmbeddedAddr != "" {
+		if c.MSIM.Server != "" {
+			return errKey("the embedded network runs only when msim.server is empty", "embedded_listen", pathStep{"msim", -1})
+		}
+		if err := checkAddr(c.MSIM.EmbeddedAddr); err != nil {
+			return errKey(err.Error(), "embedded_listen", pathStep{"msim", -1})
+		}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "trace", "debug", "info", "warn", "warning", "error":
+	default:
+		return errKey(fmt.Sprintf("unknown level %q (debug, info, warn, error)", c.Log.Level), "level", pathStep{"log", -1})
+	}
+	if f := strings.ToLower(c.Log.Format); f != "text" && f != "json" {
+		return errKey(fmt.Sprintf("unknown format %q (text or json)", c.Log.Format), "format", pathStep{"log", -1})
+	}
+	if c.MSIM.Server != "" && len(c.Users) == 0 {
+		return errKey("an upstream MSIM server needs at least one [[user]] with accounts", "server", pathStep{"msim", -1})
+	}
+	names := map[string]bool{}
+	for i := range c.Users {
+		u := &c.Users[i]
+		p := pathStep{"user", i}
+		if u.Name == "" {
+			return errKey("every [[user]] needs a name", "name", p)
+		}
+		if names[strings.ToLower(u.Name)] {
+			return errKey(fmt.Sprintf("duplicate user %q", u.Name), "name", p)
+		}
+		names[strings.ToLower(u.Name)] = true
+		if public && u.Password == "" && c.IRC.Password == "" {
+			return errKey("an IRC listener is not on loopback, so every user needs a password (or set irc.password)", "password", p)
+		}
+		if len(u.Accounts) == 0 {
+			return errKey(fmt.Sprintf("user %q has no [[user.account]]", u.Name), "name", p)
+		}
+		for j := range u.Accounts {
+			a := &u.Accounts[j]
+			ap := pathStep{"user.account", j}
+			if !strings.Contains(a.Email, "@") {
+				return errKey(fmt.Sprintf("not an e-mail address: %q", a.Email), "email", p, ap)
+			}
+			if (a.Password == "") == (a.PasswordFile == "") {
+				return errKey("set exactly one of password and password_file", "password", p, ap)
+			}
+			if a.PasswordFile != "" {
+				b, err := os.ReadFile(a.PasswordFile)
+				if err != nil {
+					return errKey(fmt.Sprintf("cannot read it: %v", err), "password_file", p, ap)
+				}
+				a.Password = strings.TrimRight(string(b), "\r\n")
+				if a.Password == "" {
+					return errKey("the file is empty", "password_file", p, ap)
+				}
+			}
+			if a.Channel != "" && (a.Channel[0] != '&' && a.Channel[0] != '#' || strings.ContainsAny(a.Channel, " ,\x07")) {
+				return errKey(fmt.Sprintf("not a channel name (start with & or #, no spaces or commas): %q", a.Channel), "channel", p, ap)
+			}
+		}
+	}
+	if public && len(c.Users) == 0 && c.IRC.Password == "" {
+		return errKey("an IRC listener is not on loopback: set irc.password (the embedded demo network is open to anyone who can connect)", "password", irc)
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := LoadConfig("../../config.toml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Users) != 1 || cfg.Users[0].Accounts[0].Email != "alice@example.com" || cfg.IRC.Listen[0] != "127.0.0.1:6667" {
+		t.Errorf("got %+v", cfg)
+	}
+	if cfg.MSIM.ReconnectMax.Minutes() != 5 {
+		t.Errorf("reconnect_max: got %v", cfg.MSIM.ReconnectMax)
+	}
+}
+
+func TestConfigErrorsNameKeyAndLine(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("FromFile1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"syntax", "[irc]\nlisten = [\"127.0.0.1:6667\"\n", []string{"line "}},
+		{"unknown key", "[irc]\nlisten = [\"127.0.0.1:6667\"]\ncolour = 3\n", []string{"line 3", `unknown key "irc.colour"`}},
+		{"unknown key in a later table", "[irc]\nlisten = [\"127.0.0.1:6667\"]\n[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nname = \"x\"\n", []string{"line 8", `unknown key "user.account.name"`}},
+		{"bad duration", "[msim]\n\nreconnect_min = \"soon\"\n", []string{"line 3", "reconnect_min", "not a duration"}},
+		{"wrong type", "[irc]\nflood_rate = \"fast\"\n", []string{"line 2", "flood_rate"}},
+		{"bad listen", "[irc]\nlisten = [\"nowhere\"]\n", []string{"line 2", "irc.listen", "host:port"}},
+		{"bad level", "[log]\nlevel = \"loud\"\n", []string{"line 2", "log.level"}},
+		{"user without name", "[[user]]\npassword = \"x\"\n", []string{"line 1", "user[1].name"}},
+		{"bad email", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user]]\nname = \"b\"\n[[user.account]]\nemail = \"nope\"\npassword = \"p\"\n",
+			[]string{"line 9", "user[2].account[1].email", "not an e-mail"}},
+		{"both passwords", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\npassword_file = \"/x\"\n", []string{"line 5", "user[1].account[1].password", "exactly one"}},
+		{"missing password file", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword_file = \"/nonexistent/pw\"\n", []string{"line 5", "password_file", "cannot read"}},
+		{"public without password", "[irc]\nlisten = [\"0.0.0.0:6667\"]\n[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n", []string{"line 3", "user[1].password", "not on loopback"}},
+		{"public demo without password", "[irc]\nlisten = [\"0.0.0.0:6667\"]\n", []string{"irc.password", "not on loopback"}},
+		{"upstream without users", "[msim]\nserver = \"im.example.net:1863\"\n", []string{"line 2", "msim.server", "[[user]]"}},
+		{"bad channel", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nchannel = \"nochan\"\n", []string{"line 6", "channel"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(writeConfig(t, tc.text))
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	cfg, err := LoadConfig(writeConfig(t, "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword_file = \""+pwFile+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Users[0].Accounts[0].Password; got != "FromFile1" {
+		t.Errorf("password from file: got %q", got)
+	}
+}

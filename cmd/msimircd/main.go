@@ -1,0 +1,273 @@
+// Command msimircd is an IRC server that bridges MySpaceIM to IRC. Without a
+// config file it starts the embedded MSIM network (with the demo buddy Tom)
+// and gives every IRC user an MSIM account named after their nick.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "msimircd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("msimircd", flag.ContinueOnError)
+	configPath := fs.String("config", "", "config file (TOML); none = the embedded demo network")
+	listen := fs.String("listen", "", "IRC listen address, overriding the config (default 127.0.0.1:6667)")
+	msimListen := fs.String("msim-listen", "", "expose the embedded MSIM server at this address (e.g. 127.0.0.1:1863) so MSIM clients can join its network")
+	debug := fs.Bool("debug", false, "log at debug level, protocol lines included (never passwords or keys)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if *showVersion {
+		fmt.Println("msimircd", version)
+		return nil
+	}
+	cfg := Defaults()
+	if *configPath != "" {
+		var err error
+		if cfg, err = LoadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	if *listen != "" {
+		cfg.IRC.Listen = []string{*listen}
+		cfg.IRC.TLS = nil
+	}
+	if *msimListen != "" {
+		cfg.MSIM.EmbeddedAddr = *msimListen
+	}
+	if *debug {
+		cfg.Log.Level = "debug"
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, log, nil)
+}
+
+func newLogger(c LogConfig) *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(os.Stderr)
+	if lvl, err := logrus.ParseLevel(c.Level); err == nil {
+		l.SetLevel(lvl)
+	}
+	if strings.EqualFold(c.Format, "json") {
+		l.SetFormatter(&logrus.JSONFormatter{})
+	}
+	return logrus.NewEntry(l)
+}
+
+// ready, when not nil, receives the IRC listeners' addresses once serving
+// (tests use it).
+func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- []string) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	serveCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	msimAddr := cfg.MSIM.Server
+	var dir channel.Directory
+	var msrv *server.Server
+	if msimAddr == "" {
+		store := server.NewMemStore()
+		if cfg.MSIM.DataFile != "" {
+			var err error
+			if store, err = server.OpenFileStore(cfg.MSIM.DataFile); err != nil {
+				return err
+			}
+		}
+		defer store.Close()
+		var err error
+		msrv, err = server.New(server.Config{Demo: true}, store, log.WithField("part", "msim-server"))
+		if err != nil {
+			return err
+		}
+		addr := cfg.MSIM.EmbeddedAddr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		} else if !isLoopback(addr) {
+			log.Warnf("the embedded MSIM network listens on %s, not on loopback: anyone who can reach it may try to log in", addr)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("embedded MSIM server: %w", err)
+		}
+		msimAddr = ln.Addr().String()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := msrv.Serve(serveCtx, ln); err != nil && !errors.Is(err, context.Canceled) {
+				log.WithError(err).Error("embedded MSIM server stopped")
+			}
+		}()
+		if cfg.MSIM.EmbeddedAddr != "" {
+			log.Infof("embedded MSIM network: MSIM clients can log in at %s", msimAddr)
+		}
+		if len(cfg.Users) == 0 {
+			dir = gate(cfg.IRC.Password, &channel.DemoDirectory{
+				CreateAccount: msrv.AddAccount,
+				Exists:        func(err error) bool { return errors.Is(err, server.ErrAccountExists) },
+			})
+		}
+	}
+	if dir == nil {
+		dir = &channel.StaticDirectory{Users: staticUsers(cfg.Users), ServerPassword: cfg.IRC.Password}
+	}
+	prefetch := true
+	if cfg.MSIM.Profiles != nil {
+		prefetch = *cfg.MSIM.Profiles
+	}
+	bridge, err := channel.New(channel.Config{
+		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir,
+		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
+		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
+		QueueLimit: cfg.MSIM.QueueLimit, PrefetchProfiles: prefetch,
+		Log: log.WithField("part", "bridge"),
+	})
+	if err != nil {
+		return err
+	}
+	motd := cfg.IRC.MOTD
+	if len(motd) == 0 {
+		motd = []string{"msimircd " + version + ": MySpaceIM on IRC.", "Your MSIM accounts are control channels; type help in one."}
+	}
+	isrv := ircd.NewServer(ircd.Config{
+		ServerName: cfg.IRC.ServerName, Network: cfg.IRC.Network, Version: "msimircd-" + version, MOTD: motd,
+		PingInterval: cfg.IRC.PingInterval.Duration, SendQ: cfg.IRC.SendQ,
+		FloodRate: cfg.IRC.FloodRate, FloodBurst: cfg.IRC.FloodBurst,
+	}, bridge, log.WithField("part", "ircd"))
+
+	var addrs []string
+	var lns []net.Listener
+	for _, a := range cfg.IRC.Listen {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			closeAll(lns)
+			return fmt.Errorf("irc listener: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	for _, t := range cfg.IRC.TLS {
+		ln, err := ircd.ListenTLS(t.Listen, t.Cert, t.Key)
+		if err != nil {
+			closeAll(lns)
+			return fmt.Errorf("irc TLS listener: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	for _, ln := range lns {
+		addrs = append(addrs, ln.Addr().String())
+		if !isLoopback(ln.Addr().String()) {
+			log.Warnf("IRC listener %s is not on loopback", ln.Addr())
+		}
+		wg.Add(1)
+		go func(ln net.Listener) {
+			defer wg.Done()
+			if err := isrv.Serve(serveCtx, ln); err != nil && !errors.Is(err, context.Canceled) {
+				log.WithError(err).Error("IRC listener stopped")
+			}
+		}(ln)
+	}
+	log.WithField("msim", msimAddr).Infof("msimircd %s: IRC on %s", version, strings.Join(addrs, ", "))
+	if ready != nil {
+		ready <- addrs
+	}
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := isrv.Shutdown(sctx); err != nil {
+		log.WithError(err).Warn("IRC shutdown")
+	}
+	if err := bridge.Shutdown(sctx); err != nil {
+		log.WithError(err).Warn("bridge shutdown")
+	}
+	if msrv != nil {
+		if err := msrv.Shutdown(sctx); err != nil {
+			log.WithError(err).Warn("MSIM server shutdown")
+		}
+	}
+	cancel()
+	return nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
+func staticUsers(us []UserEntry) []channel.StaticUser {
+	out := make([]channel.StaticUser, 0, len(us))
+	for _, u := range us {
+		su := channel.StaticUser{Name: u.Name, Password: u.Password}
+		for _, a := range u.Accounts {
+			auto := true
+			if a.AutoConnect != nil {
+				auto = *a.AutoConnect
+			}
+			su.Accounts = append(su.Accounts, channel.Account{Email: a.Email, Password: a.Password, Channel: a.Channel, AutoConnect: auto})
+		}
+		out = append(out, su)
+	}
+	return out
+}
+
+// gate requires the server password (when set) before d sees the client.
+func gate(password string, d channel.Directory) channel.Directory {
+	if password == "" {
+		return d
+	}
+	return &passwordGate{password: password, Directory: d}
+}
+
+type passwordGate struct {
+	password string
+	channel.Directory
+}
+
+func (g *passwordGate) Authenticate(account, password string) error {
+	if password != g.password {
+		return channel.ErrAuth
+	}
+	return g.Directory.Authenticate(account, password)
+}
+
+func (g *passwordGate) Lookup(reg ircd.Registration) (channel.User, error) {
+	if reg.Account == "" && reg.Pass != g.password {
+		return channel.User{}, channel.ErrAuth
+	}
+	return g.Directory.Lookup(reg)
+}
