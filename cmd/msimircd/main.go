@@ -6,9 +6,12 @@ package main
 import (
 	"context"
 	"errors"
+	_ "expvar" // /debug/vars, with -debug-listen
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with -debug-listen
 	"os"
 	"os/signal"
 	"strings"
@@ -40,6 +43,7 @@ func run(args []string) error {
 	msimListen := fs.String("msim-listen", "", "expose the embedded MSIM server at this address (e.g. 127.0.0.1:1863) so MSIM clients can join its network")
 	debug := fs.Bool("debug", false, "log at debug level, protocol lines included (never passwords or keys)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	debugListen := fs.String("debug-listen", "", "serve Go's pprof and expvar (memory statistics) at this loopback address, e.g. 127.0.0.1:6060")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +77,19 @@ func run(args []string) error {
 	log := newLogger(cfg.Log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *debugListen != "" {
+		if !isLoopback(*debugListen) {
+			return fmt.Errorf("-debug-listen %s: only loopback addresses are allowed", *debugListen)
+		}
+		ln, err := net.Listen("tcp", *debugListen)
+		if err != nil {
+			return fmt.Errorf("-debug-listen: %w", err)
+		}
+		srv := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		log.Infof("debug endpoints (pprof, expvar) on http://%s/debug/", ln.Addr())
+	}
 	return serve(ctx, cfg, log, nil)
 }
 
