@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
 )
 
 // TomUID is the demo user Tom's uid, as in the 2007 capture.
@@ -73,7 +75,7 @@ const tomGreeting = "Hi! I'm Tom, your first friend on this network :-) " +
 
 // receive handles a buddy message sent to Tom: a reply to every IM.
 func (t *tom) receive(from msim.UID, typ int, body string) {
-	if typ != msim.BMIM && !(typ == msim.BMAction && isIMBody(body)) {
+	if typ != msim.BMIM && !(typ == msim.BMAction && isIMBody(body)) || markup.Classify(body) != markup.KindText {
 		return
 	}
 	t.mu.Lock()
@@ -82,11 +84,11 @@ func (t *tom) receive(from msim.UID, typ int, body string) {
 	t.mu.Unlock()
 	text := tomGreeting
 	if !first {
-		text = "You said: " + toPlain(body)
+		text = "You said: " + markup.ToPlain(body)
 	}
 	out := msim.NewInt("bm", msim.BMIM).AddInt("f", int(TomUID)).AddInt("cv", msim.ClientVersion).
-		Add("msg", fromPlain(text))
-	if err := t.srv.route(TomUID, from, msim.BMIM, out, fromPlain(text), msim.ClientVersion); err != nil {
+		Add("msg", markup.FromPlain(text))
+	if err := t.srv.route(TomUID, from, msim.BMIM, out, markup.FromPlain(text), msim.ClientVersion); err != nil {
 		t.srv.log.WithError(err).WithField("to", from).Debug("Tom could not answer")
 	}
 }
@@ -95,9 +97,5 @@ func (t *tom) receive(from msim.UID, typ int, body string) {
 // string (typing, zap, group-chat control): the MySpace web client sent
 // real IMs as 121.
 func isIMBody(body string) bool {
-	switch {
-	case body == "%typing%", body == "%stoptyping%", len(body) >= 3 && body[:3] == "!!!":
-		return false
-	}
-	return body != ""
+	return body != "" && !strings.HasPrefix(body, "!!!") && markup.Classify(body) == markup.KindText
 }
