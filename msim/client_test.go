@@ -428,7 +428,7 @@ func TestClientLookups(t *testing.T) {
 
 func TestClientPersistErrorAndTimeout(t *testing.T) {
 	t.Parallel()
-	c, fc := loggedIn(t, func(cfg *ClientConfig) { cfg.RequestTimeout = 200 * time.Millisecond })
+	c, fc := loggedIn(t, func(cfg *ClientConfig) { cfg.RequestTimeout = 400 * time.Millisecond })
 	ctx := context.Background()
 	fc.override(PersistSetContact, func(fc *fakeConn, p *Persist) Dict {
 		fc.reply(p, p.Cmd|CmdError, Dict{{"ErrorMessage", "Too many contacts"}})
@@ -447,7 +447,7 @@ func TestClientPersistErrorAndTimeout(t *testing.T) {
 		t.Fatalf("Profile with no reply got %v, want ErrTimeout", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("timeout took %v, want about 200ms", d)
+		t.Errorf("timeout took %v, want about 400ms", d)
 	}
 	// The late reply is dropped and the session goes on.
 	fc.reply(<-lateCh, 257, Dict{{"UserID", "2001"}})
