@@ -327,7 +327,7 @@ func (s *session) onSetInfo(m *msim.Message) {
 			case p.Key == "DisplayName":
 				a.DisplayName = p.Value
 			case p.Key == "UserName":
-				if a.UserName == "" && validUserName(p.Value) == nil {
+				if a.UserName == "" && ValidUserName(p.Value) == nil {
 					a.UserName = p.Value
 				}
 			case slices.Contains(profileKeys, p.Key):
@@ -364,9 +364,9 @@ func (s *session) onWebChallenge() {
 	s.send(p.Reply())
 }
 
-// validUserName applies the user-name rules: 1–25 characters, letters,
+// ValidUserName applies the user-name rules: 1–25 characters, letters,
 // digits, '_', '.' and '-', not all digits (so it cannot be read as a uid).
-func validUserName(n string) error {
+func ValidUserName(n string) error {
 	if n == "" || len(n) > 25 {
 		return errors.New("user name must have 1 to 25 characters")
 	}

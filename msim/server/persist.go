@@ -415,7 +415,7 @@ func (s *session) setUserName(body msim.Dict) (msim.Dict, error) {
 		return nil, errBadRequest
 	}
 	code := codeNameOK
-	if validUserName(name) != nil {
+	if ValidUserName(name) != nil {
 		code = codeNameInvalid
 	} else {
 		var nick string

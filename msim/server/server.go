@@ -113,7 +113,7 @@ func (s *Server) AddAccount(email, password, userName string) (msim.UID, error) 
 		return 0, fmt.Errorf("msim/server: add account: bad e-mail address %q", email)
 	}
 	if userName != "" {
-		if err := validUserName(userName); err != nil {
+		if err := ValidUserName(userName); err != nil {
 			return 0, fmt.Errorf("msim/server: add account %s: %w", email, err)
 		}
 	}
