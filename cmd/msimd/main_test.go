@@ -38,7 +38,9 @@ func start(t *testing.T, args ...string) (addr string, logs *syncBuffer) {
 	logs = &syncBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), logs, func(a string) { ready <- a }) }()
+	go func() {
+		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), logs, func(a string) { ready <- a })
+	}()
 	select {
 	case addr = <-ready:
 	case err := <-done:
@@ -116,7 +118,11 @@ func TestDemoAccountChatsWithTom(t *testing.T) {
 	}
 	c.next(func(m *msim.Message) bool { f, _ := m.Int("f"); return m.Is("bm") && f == 6221 })
 	c.send(msim.NewInt("bm", msim.BMIM).AddInt("sesskey", c.key).AddInt("t", 6221).AddInt("cv", 697).Add("msg", "hi Tom"))
-	reply := c.next(func(m *msim.Message) bool { n, _ := m.TypeInt(); f, _ := m.Int("f"); return m.Is("bm") && n == 1 && f == 6221 })
+	reply := c.next(func(m *msim.Message) bool {
+		n, _ := m.TypeInt()
+		f, _ := m.Int("f")
+		return m.Is("bm") && n == 1 && f == 6221
+	})
 	if body, _ := reply.Str("msg"); !strings.Contains(body, "Tom") {
 		t.Errorf("Tom said %q", body)
 	}
