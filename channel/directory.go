@@ -129,11 +129,11 @@ func demoUserName(nick string) string {
 		}
 	}
 	n := strings.ToLower(strings.Trim(b.String(), "_"))
+	if allDigits(n) {
+		n = "u" + n // an all-digit user name reads as "none set"
+	}
 	if len(n) > 25 {
 		n = n[:25]
-	}
-	if allDigits(n) {
-		n = "u" + n
 	}
 	return n
 }

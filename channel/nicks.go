@@ -58,7 +58,7 @@ func sanitizeNick(s string) string {
 		n = "_" + n
 	}
 	if len(n) > NickLen {
-		n = n[:NickLen]
+		n = strings.TrimRight(n[:NickLen], "_")
 	}
 	return n
 }

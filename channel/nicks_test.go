@@ -1,0 +1,98 @@
+package channel
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestBaseNick(t *testing.T) {
+	for _, tc := range []struct {
+		user, display string
+		uid           int
+		want          string
+	}{
+		{"tom", "Tom", 6221, "tom"},
+		{"", "Tom Anderson", 6221, "Tom_Anderson"},
+		{"3656574", "Jeff", 3656574, "Jeff"}, // an all-digit user name means "none set"
+		{"", "", 42, "u42"},
+		{"", "☃☃", 42, "u42"},
+		{"Zoë", "", 1, "Zoe"},
+		{"9lives", "", 1, "_9lives"},
+		{"-dash", "", 1, "_-dash"},
+		{"a.b@c", "", 1, "a_b_c"},
+		{"under__score", "", 1, "under_score"},
+		{strings.Repeat("x", 40), "", 1, strings.Repeat("x", NickLen)},
+		{"[weird]{nick}|^`", "", 1, "[weird]{nick}|^`"},
+	} {
+		if got := baseNick(tc.user, tc.display, tc.uid); got != tc.want {
+			t.Errorf("baseNick(%q, %q, %d): got %q, want %q", tc.user, tc.display, tc.uid, got, tc.want)
+		}
+	}
+}
+
+func TestUniqueNick(t *testing.T) {
+	taken := map[string]bool{nickKey("tom"): true, nickKey("tom_2"): true, nickKey(strings.Repeat("a", NickLen)): true}
+	isTaken := func(k string) bool { return taken[k] }
+	if got := uniqueNick("Tom", isTaken); got != "Tom_3" {
+		t.Errorf("got %q, want Tom_3", got)
+	}
+	if got := uniqueNick("bob", isTaken); got != "bob" {
+		t.Errorf("got %q, want bob", got)
+	}
+	long := strings.Repeat("a", NickLen)
+	if got := uniqueNick(long, isTaken); len(got) > NickLen || !strings.HasSuffix(got, "_2") {
+		t.Errorf("got %q, want a %d-byte nick ending in _2", got, NickLen)
+	}
+	// rfc1459 casemapping: [ ] \ ~ fold to { } | ^.
+	if nickKey("[A]\\~") != nickKey("{a}|^") {
+		t.Error("nickKey does not fold rfc1459 specials")
+	}
+}
+
+func TestAddressed(t *testing.T) {
+	for _, tc := range []struct {
+		in, nick, rest string
+		ok             bool
+	}{
+		{"bob: hi there", "bob", "hi there", true},
+		{"bob, hi", "bob", "hi", true},
+		{"bob:hi", "bob", "hi", true},
+		{"help add", "", "", false},
+		{"bob:", "", "", false},
+		{"see: this is not a nick: x", "see", "this is not a nick: x", true},
+		{"two words: x", "", "", false},
+		{": x", "", "", false},
+	} {
+		nick, rest, ok := addressed(tc.in)
+		if nick != tc.nick || rest != tc.rest || ok != tc.ok {
+			t.Errorf("addressed(%q): got %q %q %v, want %q %q %v", tc.in, nick, rest, ok, tc.nick, tc.rest, tc.ok)
+		}
+	}
+}
+
+func FuzzControlInput(f *testing.F) {
+	for _, s := range []string{"bob: hi", "help add", "status away out to lunch", "\x01ACTION x\x01", "rename a b", "", " : ", "Zoë", "[]\\`_^{|}-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = splitCommand(s)
+		if nick, rest, ok := addressed(s); ok && (nick == "" || rest == "" || strings.ContainsAny(nick, " \t")) {
+			t.Fatalf("addressed(%q) = %q, %q", s, nick, rest)
+		}
+		_, _ = ctcpAction(s)
+		n := sanitizeNick(s)
+		if n != "" && (!validNick(n) || sanitizeNick(n) != n || len(n) > NickLen || !utf8.ValidString(n)) {
+			t.Fatalf("sanitizeNick(%q) = %q is not a stable valid nick", s, n)
+		}
+		if b := baseNick(s, s, 1); !validNick(b) {
+			t.Fatalf("baseNick(%q) = %q is not valid", s, b)
+		}
+		if u := demoUserNameOf(s); len(u) > 25 {
+			t.Fatalf("demo user name %q too long", u)
+		}
+	})
+}
+
+// demoUserNameOf exposes the demo directory's user-name rule to the fuzzer.
+func demoUserNameOf(s string) string { return demoUserName(s) }
