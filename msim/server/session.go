@@ -52,7 +52,6 @@ type session struct {
 	nonce    []byte
 	loggedIn bool
 	nick     string // uniquenick: user name, or the uid when none is set
-	cv       int    // client build from login2
 	badInput int
 
 	// Outgoing queue: encoded messages, shared read-only between sessions.
@@ -385,7 +384,6 @@ func (s *session) login(m *msim.Message) bool {
 	s.nonce = nil
 	s.uid = acct.UID
 	s.nick = uniqueNick(acct)
-	s.cv, _ = m.Int("clientver")
 	s.rt = route{
 		presence:       msim.Presence{Status: msim.StatusOnline},
 		blockList:      setOf(acct.Block),
