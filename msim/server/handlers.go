@@ -313,38 +313,40 @@ func boolText(b bool) string {
 var profileKeys = []string{"Headline", "ImageURL", "BandName", "SongName", "Age", "Gender", "Location", "RealName"}
 
 // onSetInfo stores the profile fields it carries. UserName is taken only
-// while the account has none (the set-username flow, spec §3.7).
+// while the account has none and the name is free (the set-username flow,
+// spec §3.7, whose 2/9/14 request reports a failure).
 func (s *session) onSetInfo(m *msim.Message) {
 	info, err := m.Dict("info")
 	if err != nil {
 		s.errorf(msim.ErrCodeParse, textParse)
 		return
 	}
-	var nick string
 	err = s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
 		for _, p := range info {
 			switch {
 			case p.Key == "DisplayName":
 				a.DisplayName = p.Value
-			case p.Key == "UserName":
-				if a.UserName == "" && ValidUserName(p.Value) == nil {
-					a.UserName = p.Value
-				}
 			case slices.Contains(profileKeys, p.Key):
 				a.Profile = a.Profile.Set(p.Key, p.Value)
 			}
 		}
-		nick = uniqueNick(a)
 		return nil
 	})
-	if errors.Is(err, ErrUserNameTaken) {
-		return // the 2/9/14 request that follows reports it
+	if name, ok := info.Get("UserName"); ok && err == nil && ValidUserName(name) == nil {
+		err = s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
+			if a.UserName == "" {
+				a.UserName = name
+				s.nick = name
+			}
+			return nil
+		})
+		if errors.Is(err, ErrUserNameTaken) {
+			s.nick, err = s.uid.String(), nil
+		}
 	}
 	if err != nil {
 		s.persistFailure("setinfo", err)
-		return
 	}
-	s.nick = nick
 }
 
 // onWebChallenge answers webchlg with a web challenge (persistr 257/17/26).

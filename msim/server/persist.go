@@ -298,7 +298,7 @@ func (s *session) lookup(body msim.Dict) (msim.Dict, error) {
 	} else {
 		return nil, errBadRequest
 	}
-	if errors.Is(err, ErrNoSuchAccount) || (err == nil && a.UID == TomUID && s.srv.tom == nil) {
+	if errors.Is(err, ErrNoSuchAccount) {
 		return msim.Dict{q}, nil
 	} else if err != nil {
 		return nil, err
