@@ -661,7 +661,7 @@ func (s *session) whoisInfo(bd *buddy) []string {
 		add("Now playing", p.BandName+p.SongName)
 	}
 	add("Avatar", nameOr(p.ImageURL, bd.imageURL))
-	if p.TotalFriends > 0 {
+	if bd.profile != nil {
 		add("Friends", fmt.Sprint(p.TotalFriends))
 	}
 	if !p.LastLogin.IsZero() {

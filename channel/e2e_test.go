@@ -227,7 +227,7 @@ func TestWhoisTom(t *testing.T) {
 		info = append(info, m.Trailing())
 	}
 	all := strings.Join(info, "\n")
-	for _, want := range []string{"Display name: Tom", "User name: tom", "Headline: :-)", "Now playing: Sherwood - The Only Song", "Avatar: http"} {
+	for _, want := range []string{"Display name: Tom", "User name: tom", "Headline: :-)", "Now playing: Sherwood - The Only Song", "Avatar: http", "Friends: ", "Last login: 20"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("WHOIS tom lacks %q; got:\n%s", want, all)
 		}

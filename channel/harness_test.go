@@ -56,7 +56,7 @@ type stack struct {
 // startStack runs the embedded demo network (Tom), the bridge with the demo
 // directory, and ircd, all on loopback ports. The bridge reaches the MSIM
 // server through a proxy the test can cut.
-func startStack(t testing.TB) *stack {
+func startStack(t testing.TB, opts ...func(*channel.Config, *server.Server)) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := testLog(t)
@@ -69,14 +69,18 @@ func startStack(t testing.TB) *stack {
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = msrv.Serve(ctx, mln) }()
 	px := newProxy(t, mln.Addr().String())
-	b, err := channel.New(channel.Config{
+	cfg := channel.Config{
 		MSIMAddr:     px.addr(),
 		Directory:    &channel.DemoDirectory{CreateAccount: msrv.AddAccount, Exists: func(err error) bool { return errors.Is(err, server.ErrAccountExists) }},
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond, QueueLimit: 3,
 		DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
 		PrefetchProfiles: true,
 		Log:              log.WithField("part", "bridge"),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg, msrv)
+	}
+	b, err := channel.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

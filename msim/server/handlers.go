@@ -40,7 +40,10 @@ func (s *session) onBM(m *msim.Message) {
 	err = s.srv.route(s.uid, msim.UID(to), typ, out, m.StrOr("msg", ""), cv)
 	if errors.Is(err, errNoSuchUser) {
 		s.errorf(msim.ErrCodeBadUID, "%s%d", textNoSuchUser, to)
+	} else if errors.Is(err, errOfflineFull) {
+		s.errorf(ErrCodeNotStored, "%s%d", textOfflineFull, to)
 	} else if err != nil {
+		s.errorf(ErrCodeNotStored, "%s%d", textNotStored, to)
 		s.logger().WithError(err).Warn("bm not delivered")
 	}
 }

@@ -278,7 +278,13 @@ func (s *session) profile(uid msim.UID) (msim.Dict, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(profileDict(a), msim.Pair{Key: "TotalFriends", Value: strconv.Itoa(len(cs))}), nil
+	d := append(profileDict(a), msim.Pair{Key: "TotalFriends", Value: strconv.Itoa(len(cs))})
+	if !a.LastLogin.IsZero() {
+		// Not in the 2007 capture's profile replies; clients ignore unknown
+		// keys, and msimircd shows it in WHOIS.
+		d = append(d, msim.Pair{Key: "LastLogin", Value: strconv.FormatInt(msim.ToFileTime(a.LastLogin), 10)})
+	}
+	return d, nil
 }
 
 // lookup answers 5/7 by UserName or Email; a user that does not exist gets

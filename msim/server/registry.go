@@ -253,10 +253,12 @@ func (r *registry) deliver(uid, sender msim.UID, msg []byte) (online bool) {
 	if s == nil {
 		return false
 	}
-	if s.rt.mayMessage(sender) {
-		s.enqueue(msg)
+	if !s.rt.mayMessage(sender) {
+		return true // dropped by the recipient's privacy settings
 	}
-	return true
+	// A session that is closing (or just overflowed) did not take it: the
+	// caller stores an IM for the next login instead.
+	return s.enqueue(msg)
 }
 
 // addAlert records a pending alert (e.g. FriendRequest) for uid.

@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,4 +285,82 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	alice.expectClosed()
 	idle.expectClosed()
+}
+
+// TestNoIMLostToASlowReader floods a recipient that does not read: the
+// server drops the session when its queue overflows, and every IM either
+// reached the socket or is stored for the next login. None is lost or
+// delivered twice.
+func TestNoIMLostToASlowReader(t *testing.T) {
+	srv, addr := startServer(t, Config{SendQ: 8}, NewMemStore())
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	alice := login(t, addr, "alice@example.com", "Secret1")
+	bob := login(t, addr, "bob@example.com", "hunter2")
+
+	const n = 1000
+	pad := strings.Repeat("x", 8<<10)
+	for i := range n {
+		alice.bm(msim.BMIM, bUID, fmt.Sprintf("%d %s", i, pad))
+	}
+	alice.sync() // every IM has been routed: queued, written or stored
+	none(t, alice.takeSeen(), "an IM refused", func(m *msim.Message) bool { return m.Is("error") })
+	if srv.Online(bUID) {
+		t.Fatal("bob's session survived the flood; the test needs more data")
+	}
+	got := map[int]int{}
+	count := func(c *client) {
+		for {
+			m, err := c.read()
+			if err != nil {
+				return
+			}
+			if isBM(msim.BMIM, alice.uid)(m) {
+				body, _ := m.Str("msg")
+				var i int
+				fmt.Sscanf(body, "%d", &i)
+				got[i]++
+			}
+		}
+	}
+	count(bob) // what reached bob's socket, up to the close
+	live := len(got)
+	bob = login(t, addr, "bob@example.com", "hunter2")
+	bob.sync()
+	for _, m := range bob.takeSeen() {
+		if isBM(msim.BMIM, alice.uid)(m) {
+			body, _ := m.Str("msg")
+			var i int
+			fmt.Sscanf(body, "%d", &i)
+			got[i]++
+		}
+	}
+	for i := range n {
+		if got[i] != 1 {
+			t.Errorf("IM %d arrived %d times", i, got[i])
+		}
+	}
+	t.Logf("%d IMs reached the socket, %d were stored for the next login", live, len(got)-live)
+}
+
+// TestFullMailboxTellsTheSender: an IM that cannot be stored for an offline
+// recipient is refused with an error, never dropped silently.
+func TestFullMailboxTellsTheSender(t *testing.T) {
+	srv, addr := startServer(t, Config{}, NewMemStore())
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	alice := login(t, addr, "alice@example.com", "Secret1")
+	for i := range maxOffline {
+		alice.bm(msim.BMIM, bUID, fmt.Sprint(i))
+	}
+	alice.sync()
+	none(t, alice.takeSeen(), "an error before the mailbox is full", func(m *msim.Message) bool { return m.Is("error") })
+	alice.bm(msim.BMIM, bUID, "one too many")
+	m := alice.expect("not stored", isError(ErrCodeNotStored))
+	if m.Has("fatal") {
+		t.Error("the error is fatal; the sender's session should survive")
+	}
+	if text, _ := m.Str("errmsg"); !strings.Contains(text, bUID.String()) {
+		t.Errorf("errmsg %q does not name the recipient", text)
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -22,6 +23,14 @@ import (
 // send before it is closed.
 const maxBadInput = 5
 
+// ErrCodeNotStored is the (non-fatal) error a sender gets when an IM for an
+// offline user could not be stored. The protocol has no code for this; this
+// one is msimircd's, and clients show the errmsg.
+const ErrCodeNotStored = 4353
+
+// maxContacts is the contact list size the server advertises (MaxContacts).
+const maxContacts = 1000
+
 // Error texts of \error\ replies.
 const (
 	textParse       = "There was an error parsing an incoming request."
@@ -32,6 +41,8 @@ const (
 	textBadPassword = "The password provided is incorrect."
 	textTooLarge    = "The request is too large."
 	textNoSuchUser  = "No such user: "
+	textOfflineFull = "Message not stored: the offline mailbox is full for user "
+	textNotStored   = "Message not delivered or stored (server error) for user "
 )
 
 // session is one client connection. See the package comment for which
@@ -57,6 +68,7 @@ type session struct {
 	// Outgoing queue: encoded messages, shared read-only between sessions.
 	qmu        sync.Mutex
 	q, spare   [][]byte
+	burst      int  // login-burst messages allowed beyond SendQ
 	closing    bool // no more messages are accepted
 	flushClose bool // the writer closes the socket once q is written
 	wake       chan struct{}
@@ -99,16 +111,31 @@ func (s *session) send(m *msim.Message) bool {
 
 // enqueue queues an encoded message without blocking. A full queue means the
 // client cannot keep up: the session is closed, other sessions never wait.
-func (s *session) enqueue(b []byte) bool {
+func (s *session) enqueue(b []byte) bool { return s.enqueueLimit(b, 0) }
+
+// enqueueBurst queues part of the login burst (presences of up to
+// MaxContacts contacts, up to maxOffline stored IMs): bounded by those
+// limits rather than by SendQ, so a long mailbox cannot make every login
+// overflow.
+func (s *session) enqueueBurst(b []byte) bool { return s.enqueueLimit(b, 1) }
+
+// enqueueLimit queues b; burst > 0 marks it as part of the login burst, which
+// raises the session's limit by one for good (the burst may still be
+// draining when later messages come).
+func (s *session) enqueueLimit(b []byte, burst int) bool {
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
 		return false
 	}
-	if len(s.q) >= s.srv.cfg.SendQ {
+	s.burst += burst
+	if len(s.q) >= s.srv.cfg.SendQ+s.burst {
 		s.closing = true
+		left := s.q
+		s.q = nil
 		s.qmu.Unlock()
 		s.logger().Warn("send queue exceeded; closing the session")
+		s.rescue(left) // before the caller stores the message that overflowed
 		s.closeNow()
 		return false
 	}
@@ -161,6 +188,14 @@ func (s *session) recoverAndLog() {
 func (s *session) writeLoop() {
 	defer s.srv.wg.Done()
 	defer s.recoverAndLog()
+	defer func() {
+		s.closeNow() // no more enqueues: what is left was never written
+		s.qmu.Lock()
+		left := s.q
+		s.q = nil
+		s.qmu.Unlock()
+		s.rescue(left)
+	}()
 	ka := time.NewTimer(s.srv.cfg.KeepAlive)
 	defer ka.Stop()
 	keepalive := msim.Encode(msim.New("ka", ""))
@@ -194,13 +229,49 @@ func (s *session) writeLoop() {
 
 func (s *session) write(msgs ...[]byte) bool {
 	_ = s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	bufs := net.Buffers(msgs)
-	if _, err := bufs.WriteTo(s.nc); err != nil {
+	bufs := net.Buffers(append([][]byte(nil), msgs...))
+	n, err := bufs.WriteTo(s.nc)
+	if err != nil {
 		s.logger().WithError(err).Debug("write failed; closing")
+		// IMs not written whole go back to the offline store.
+		for i, m := range msgs {
+			if n < int64(len(m)) {
+				s.rescue(msgs[i:])
+				break
+			}
+			n -= int64(len(m))
+		}
 		s.closeNow()
 		return false
 	}
 	return true
+}
+
+// rescue stores the IMs among msgs as offline messages again: they were
+// meant for this session but never reached its socket, so the recipient
+// gets them at the next login rather than never.
+func (s *session) rescue(msgs [][]byte) {
+	for _, b := range msgs {
+		if !bytes.HasPrefix(b, []byte(`\bm\1\`)) {
+			continue
+		}
+		m, err := msim.ParseMessage(b)
+		if err != nil {
+			continue
+		}
+		from, _ := m.Int("f")
+		cv, _ := m.Int("cv")
+		t := time.Now().UTC()
+		if d, err := m.Int("date"); err == nil {
+			t = time.Unix(int64(d), 0).UTC()
+		}
+		om := OfflineMessage{From: msim.UID(from), Time: t, CV: cv, Body: m.StrOr("msg", "")}
+		if err := s.srv.store.AddOffline(s.uid, om); err != nil {
+			s.logger().WithError(err).WithField("from", from).Error("an IM for a closed session could not be stored; it is lost")
+			continue
+		}
+		s.logger().WithField("from", from).Info("an IM the session could not take was stored for its next login")
+	}
 }
 
 // readLoop decodes and handles the client's messages until the connection
@@ -418,10 +489,10 @@ func (s *session) login(m *msim.Message) bool {
 			Add("uniquenick", s.nick).AddInt("id", 1))
 		s.send(srv.serverInfo())
 		for _, p := range presences {
-			s.enqueue(p)
+			s.enqueueBurst(p)
 		}
 		for _, om := range stored {
-			s.send(offlineIM(om))
+			s.enqueueBurst(msim.Encode(offlineIM(om)))
 		}
 	})
 	srv.offlineMu.Unlock()
