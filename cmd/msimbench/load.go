@@ -1,0 +1,370 @@
+package main
+
+// The message load: pairs of IRC clients send each other PRIVMSGs that carry
+// a sequence number, a send timestamp and a payload derived from both, so
+// the receiver can check every message arrives once, intact and in order.
+// The same engine drives the bridge (IRC → msimircd → MSIM → msimircd → IRC)
+// and a plain IRC server.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// loadOptions size the two load phases.
+type loadOptions struct {
+	window       int           // closed loop: messages in flight per direction
+	duration     time.Duration // closed loop: measured time
+	warmup       time.Duration // closed loop: unmeasured lead-in
+	rate         float64       // fixed-rate phase: offered IMs/s in all (0 = skip)
+	rateDuration time.Duration
+	drain        time.Duration // how long to wait for stragglers at the end of a phase
+}
+
+// loadResult is what one load run measured.
+type loadResult struct {
+	Clients     int     `json:"clients"`
+	Window      int     `json:"window"`
+	IMPerSec    float64 `json:"im_per_sec"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	Maxms       float64 `json:"max_ms"`
+	RateOffered float64 `json:"rate_offered,omitempty"`
+	RateDone    float64 `json:"rate_achieved,omitempty"`
+	RateP50ms   float64 `json:"rate_p50_ms,omitempty"`
+	RateP99ms   float64 `json:"rate_p99_ms,omitempty"`
+	RateMaxms   float64 `json:"rate_max_ms,omitempty"`
+	Sent        int64   `json:"sent"`
+	Delivered   int64   `json:"delivered"`
+	Lost        int64   `json:"lost"`
+	Errors      int64   `json:"errors"` // duplicates, reorders, corruption, unexpected messages, notices
+	FirstError  string  `json:"first_error,omitempty"`
+}
+
+// flow is one direction of a pair: src sends to dst, whose nick on src's
+// side is to.
+type flow struct {
+	id  int
+	src *ircClient
+	to  string // the nick src addresses
+	sem chan struct{}
+
+	sent atomic.Int64 // written by the sender
+
+	// Receiver side, owned by dst's reader goroutine (read after a drain).
+	from    string // the nick dst sees the messages from
+	next    int64  // the sequence number expected next
+	ok      atomic.Int64
+	errs    atomic.Int64
+	lat     []int64 // ns, measured phase only
+	rateLat []int64
+}
+
+// load is one run of the engine over connected clients.
+type load struct {
+	t0        time.Time
+	flows     []*flow
+	delivered atomic.Int64
+	phase     atomic.Int32 // 0 = not measuring, 1 = rate phase, 2 = closed loop measured
+	errMu     sync.Mutex
+	firstErr  string
+	errCount  atomic.Int64
+}
+
+const payloadChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// payload is the text after the header, derived from flow and seq.
+func appendPayload(b []byte, flow int, seq int64) []byte {
+	off := int((seq*7 + int64(flow)*13) % int64(len(payloadChars)))
+	for i := 0; i < 40; i++ {
+		b = append(b, payloadChars[(off+i)%len(payloadChars)])
+	}
+	return b
+}
+
+// appendIM renders "PRIVMSG to :seq stamp payload\r\n".
+func appendIM(b []byte, f *flow, seq, stamp int64) []byte {
+	b = append(b, "PRIVMSG "...)
+	b = append(b, f.to...)
+	b = append(b, " :"...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, stamp, 10)
+	b = append(b, ' ')
+	return append(appendPayload(b, f.id, seq), "\r\n"...)
+}
+
+func (l *load) fail(f *flow, format string, args ...any) {
+	f.errs.Add(1)
+	l.errCount.Add(1)
+	l.errMu.Lock()
+	if l.firstErr == "" {
+		l.firstErr = fmt.Sprintf(format, args...)
+	}
+	l.errMu.Unlock()
+}
+
+// receive checks one message of f; it runs on the receiver's reader.
+func (l *load) receive(f *flow, from string, text []byte, at time.Time) {
+	if nickKey(from) != nickKey(f.from) {
+		l.fail(f, "flow %d: message from %q, want %q: %q", f.id, from, f.from, text)
+		return
+	}
+	sp1 := bytes.IndexByte(text, ' ')
+	sp2 := -1
+	if sp1 > 0 {
+		sp2 = bytes.IndexByte(text[sp1+1:], ' ')
+	}
+	if sp1 <= 0 || sp2 <= 0 {
+		l.fail(f, "flow %d: malformed message %q", f.id, text)
+		return
+	}
+	sp2 += sp1 + 1
+	seq, err1 := strconv.ParseInt(string(text[:sp1]), 10, 64)
+	stamp, err2 := strconv.ParseInt(string(text[sp1+1:sp2]), 10, 64)
+	if err1 != nil || err2 != nil {
+		l.fail(f, "flow %d: malformed header %q", f.id, text)
+		return
+	}
+	var want [64]byte
+	if !bytes.Equal(text[sp2+1:], appendPayload(want[:0], f.id, seq)) {
+		l.fail(f, "flow %d seq %d: payload altered: %q", f.id, seq, text)
+		return
+	}
+	switch {
+	case seq == f.next:
+	case seq > f.next:
+		l.fail(f, "flow %d: got seq %d, want %d (gap or reorder)", f.id, seq, f.next)
+	default:
+		l.fail(f, "flow %d: got seq %d again or late (want %d)", f.id, seq, f.next)
+		return
+	}
+	f.next = seq + 1
+	f.ok.Add(1)
+	l.delivered.Add(1)
+	lat := at.Sub(l.t0).Nanoseconds() - stamp
+	switch l.phase.Load() {
+	case 1:
+		f.rateLat = append(f.rateLat, lat)
+	case 2:
+		f.lat = append(f.lat, lat)
+	}
+	select {
+	case f.sem <- struct{}{}:
+	default:
+	}
+}
+
+// newLoad wires pairs: clients[2i] and clients[2i+1] talk to each other;
+// nicks[i] is how the partner addresses client i.
+func newLoad(clients []*ircClient, nicks []string, window int) *load {
+	l := &load{t0: time.Now()}
+	for i, c := range clients {
+		p := i ^ 1
+		f := &flow{id: i, src: c, to: nicks[p], from: nicks[i], next: 1, sem: make(chan struct{}, window)}
+		for range window {
+			f.sem <- struct{}{}
+		}
+		l.flows = append(l.flows, f)
+	}
+	for i, c := range clients {
+		f := l.flows[i^1] // the flow into client i
+		c.onPrivmsg = func(from string, text []byte, at time.Time) { l.receive(f, from, text, at) }
+		c.onNotice = func(from string, text []byte) {
+			l.fail(f, "%s got a NOTICE from %s: %s", c.nick, from, text)
+		}
+	}
+	return l
+}
+
+func (l *load) now() int64 { return time.Since(l.t0).Nanoseconds() }
+
+// closedLoop keeps window messages in flight on f until stop.
+func (l *load) closedLoop(f *flow, stop <-chan struct{}) {
+	buf := make([]byte, 0, 64<<10)
+	w := cap(f.sem)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-f.sem:
+		}
+		n := 1
+	more:
+		for n < w {
+			select {
+			case <-f.sem:
+				n++
+			default:
+				break more
+			}
+		}
+		buf = buf[:0]
+		for range n {
+			buf = appendIM(buf, f, f.sent.Add(1), l.now())
+		}
+		if err := f.src.writeRaw(buf); err != nil {
+			l.fail(f, "flow %d: write: %v", f.id, err)
+			return
+		}
+	}
+}
+
+// paced sends on f every interval from start (ns since t0) until end; each
+// message carries its scheduled time, so queueing delay in the sender counts.
+func (l *load) paced(f *flow, interval, start, end int64) {
+	buf := make([]byte, 0, 4096)
+	next := start
+	for next < end {
+		now := l.now()
+		if now < next {
+			time.Sleep(time.Duration(next - now))
+			now = l.now()
+		}
+		buf = buf[:0]
+		for next <= now && next < end {
+			buf = appendIM(buf, f, f.sent.Add(1), next)
+			next += interval
+		}
+		if len(buf) > 0 {
+			if err := f.src.writeRaw(buf); err != nil {
+				l.fail(f, "flow %d: write: %v", f.id, err)
+				return
+			}
+		}
+	}
+}
+
+// drain waits until every flow received what was sent, or d passes.
+func (l *load) drain(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		done := true
+		for _, f := range l.flows {
+			if f.ok.Load()+f.errs.Load() < f.sent.Load() {
+				done = false
+				break
+			}
+		}
+		if done {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// run does the fixed-rate phase (if any) and then the closed loop.
+func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label string) loadResult {
+	res := loadResult{Clients: len(l.flows), Window: o.window}
+	if o.rate > 0 && o.rateDuration > 0 {
+		n := int64(len(l.flows))
+		interval := int64(float64(n) * 1e9 / o.rate) // per flow
+		start := l.now() + int64(50*time.Millisecond)
+		end := start + o.rateDuration.Nanoseconds()
+		var wg sync.WaitGroup
+		l.phase.Store(1)
+		before := l.delivered.Load()
+		for i, f := range l.flows {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.paced(f, interval, start+interval*int64(i)/n, end)
+			}()
+		}
+		stopProg := prog.every(label+" fixed rate", func() string {
+			return fmt.Sprintf("%d delivered", l.delivered.Load()-before)
+		})
+		wg.Wait()
+		l.drain(o.drain)
+		stopProg()
+		l.phase.Store(0)
+		res.RateOffered = o.rate
+		res.RateDone = float64(l.delivered.Load()-before) / o.rateDuration.Seconds()
+		var lat []int64
+		for _, f := range l.flows {
+			lat = append(lat, f.rateLat...)
+		}
+		res.RateP50ms, res.RateP99ms, res.RateMaxms = percentiles(lat)
+	}
+	if o.duration > 0 && ctx.Err() == nil {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, f := range l.flows {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.closedLoop(f, stop)
+			}()
+		}
+		time.Sleep(o.warmup)
+		l.phase.Store(2)
+		t1, d1 := time.Now(), l.delivered.Load()
+		stopProg := prog.every(label+" full load", func() string {
+			el := time.Since(t1).Seconds()
+			return fmt.Sprintf("%.0f IMs/s", float64(l.delivered.Load()-d1)/el)
+		})
+		select {
+		case <-time.After(o.duration):
+		case <-ctx.Done():
+		}
+		d2, t2 := l.delivered.Load(), time.Now()
+		l.phase.Store(0)
+		stopProg()
+		close(stop)
+		wg.Wait()
+		l.drain(o.drain)
+		res.IMPerSec = float64(d2-d1) / t2.Sub(t1).Seconds()
+		var lat []int64
+		for _, f := range l.flows {
+			lat = append(lat, f.lat...)
+		}
+		res.P50ms, res.P99ms, res.Maxms = percentiles(lat)
+	}
+	for _, f := range l.flows {
+		s, ok := f.sent.Load(), f.ok.Load()
+		res.Sent += s
+		res.Delivered += ok
+		res.Lost += s - ok
+	}
+	res.Errors = l.errCount.Load()
+	res.FirstError = l.firstErr
+	if res.Lost > 0 && res.FirstError == "" {
+		for _, f := range l.flows {
+			if s, ok := f.sent.Load(), f.ok.Load(); s > ok {
+				res.FirstError = fmt.Sprintf("flow %d (%s → %s): sent %d, delivered in order %d", f.id, f.src.nick, f.to, s, ok)
+				break
+			}
+		}
+	}
+	return res
+}
+
+// percentiles returns p50, p99 and max of ns latencies, in ms.
+func percentiles(ns []int64) (p50, p99, maxv float64) {
+	if len(ns) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ns)
+	at := func(q float64) float64 {
+		i := int(q * float64(len(ns)-1))
+		return float64(ns[i]) / 1e6
+	}
+	return at(0.50), at(0.99), float64(ns[len(ns)-1]) / 1e6
+}
+
+// writeRaw writes b and flushes.
+func (c *ircClient) writeRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.bw.Write(b); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}

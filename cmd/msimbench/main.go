@@ -1,0 +1,498 @@
+// Command msimbench measures msimircd end to end: bridged IM throughput and
+// latency (IRC → msimircd → MSIM server → msimircd → IRC), gateway memory per
+// idle account, the login storm, the time to NAMES for a 1,000-buddy list,
+// and the same message load through an ordinary IRC server for comparison.
+//
+// By default it runs the MSIM server in-process (on a MemStore it fills
+// directly) and msimircd as a subprocess with a generated config, on
+// loopback only, and removes everything at the end. See README.md,
+// "Benchmarks", for the flags, the external mode and the figures.
+//
+// Goroutines: main runs the scenarios one after another. Each IRC client has
+// a reader goroutine (which checks what it receives) and, during the load,
+// a sender goroutine; the progress printer has its own.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+func main() {
+	code, err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "msimbench:", err)
+	}
+	os.Exit(code)
+}
+
+// options are the command line.
+type options struct {
+	quick, jsonOut, quiet, keep bool
+	scenarios                   string
+	clients, window             int
+	duration, warmup            time.Duration
+	rate                        float64
+	rateDuration                time.Duration
+	accounts                    string
+	buddies, namesBuddies       int
+	prefetch                    bool
+	gatewayBin                  string
+	ircAddr, msimAddr           string
+	gwDebug                     string
+	gwPID                       int
+	plainAddr                   string
+	installNgircd               bool
+	profileDir                  string
+	setupDir                    string
+	timeout                     time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("msimbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&o.quick, "quick", false, "small counts and short phases (under a minute); explicit flags still win")
+	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object instead of the table")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, gateway logs)")
+	fs.StringVar(&o.scenarios, "scenarios", "im,memory,names,plain", "comma-separated: im (throughput, latency, fixed rate), memory (memory per account and the login storm), names (large contact list), plain (ordinary IRC server)")
+	fs.IntVar(&o.clients, "clients", 100, "bridged IM: IRC clients (each its own MSIM account; pairs are buddies)")
+	fs.IntVar(&o.window, "window", 8, "bridged IM: messages in flight per direction at full load")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "full-load phase, measured")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "full-load warm-up, not measured")
+	fs.Float64Var(&o.rate, "rate", 5000, "fixed-rate phase: offered IMs/s in all (0 skips it)")
+	fs.DurationVar(&o.rateDuration, "rate-duration", 5*time.Second, "fixed-rate phase length")
+	fs.StringVar(&o.accounts, "accounts", "100,1000", "memory and login storm: numbers of idle accounts, one run each")
+	fs.IntVar(&o.buddies, "buddies", 100, "memory and login storm: buddies per account")
+	fs.IntVar(&o.namesBuddies, "names-buddies", 1000, "large contact list: buddies of the one account (all online)")
+	fs.BoolVar(&o.prefetch, "prefetch-profiles", true, "the gateway's [msim] prefetch_profiles (true is the gateway's default)")
+	fs.StringVar(&o.gatewayBin, "gateway", "", "msimircd binary (default: go build ./cmd/msimircd into the temporary directory)")
+	fs.StringVar(&o.ircAddr, "irc", "", "external mode: a running msimircd (configured from -setup) at this address")
+	fs.StringVar(&o.msimAddr, "msim", "", "external mode: its MSIM server (holding the -setup store); with -setup, the server address written into the config")
+	fs.StringVar(&o.gwDebug, "gateway-debug", "", "external mode: the gateway's -debug-listen address (for memory)")
+	fs.IntVar(&o.gwPID, "gateway-pid", 0, "external mode: the gateway's pid (for RSS)")
+	fs.StringVar(&o.plainAddr, "plain-irc", "", "plain mode: an ordinary IRC server at this address (default: start ngircd)")
+	fs.BoolVar(&o.installNgircd, "install-ngircd", true, "plain mode: apt-get install ngircd when it is missing and we are root (default false with -quick)")
+	fs.StringVar(&o.profileDir, "profile", "", "save the gateway's CPU profile (bridged IM) and heap profiles (memory) in this directory")
+	fs.StringVar(&o.setupDir, "setup", "", "write msim.db (a store for msimd -data) and config.toml (for msimircd) with every bench account into this directory, then exit")
+	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on each scenario's logins and NAMES waits")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("clients", func() { o.clients = 10 })
+		def("window", func() { o.window = 4 })
+		def("duration", func() { o.duration = 1500 * time.Millisecond })
+		def("warmup", func() { o.warmup = 300 * time.Millisecond })
+		def("rate", func() { o.rate = 500 })
+		def("rate-duration", func() { o.rateDuration = time.Second })
+		def("accounts", func() { o.accounts = "20" })
+		def("buddies", func() { o.buddies = 10 })
+		def("names-buddies", func() { o.namesBuddies = 50 })
+		def("install-ngircd", func() { o.installNgircd = false })
+		def("timeout", func() { o.timeout = 30 * time.Second })
+	}
+	if o.clients < 2 || o.clients%2 != 0 {
+		return o, fmt.Errorf("-clients %d: need an even number ≥ 2", o.clients)
+	}
+	if o.window < 1 || o.buddies < 1 || o.namesBuddies < 1 {
+		return o, errors.New("-window, -buddies and -names-buddies must be ≥ 1")
+	}
+	if (o.ircAddr == "") != (o.msimAddr == "") && o.setupDir == "" {
+		return o, errors.New("external mode needs both -irc and -msim")
+	}
+	for _, a := range []string{o.ircAddr, o.msimAddr, o.gwDebug, o.plainAddr} {
+		if a != "" && !isLoopbackAddr(a) {
+			return o, fmt.Errorf("%s: only loopback addresses are allowed", a)
+		}
+	}
+	for s := range strings.SplitSeq(o.scenarios, ",") {
+		switch strings.TrimSpace(s) {
+		case "im", "memory", "names", "plain", "":
+		default:
+			return o, fmt.Errorf("-scenarios: unknown %q (im, memory, names, plain)", s)
+		}
+	}
+	if _, err := o.accountCounts(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func (o options) has(s string) bool {
+	for x := range strings.SplitSeq(o.scenarios, ",") {
+		if strings.TrimSpace(x) == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (o options) accountCounts() ([]int, error) {
+	var out []int
+	for s := range strings.SplitSeq(o.accounts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-accounts: bad count %q", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func (o options) loadOptions() loadOptions {
+	return loadOptions{window: o.window, duration: o.duration, warmup: o.warmup, rate: o.rate,
+		rateDuration: o.rateDuration, drain: 15 * time.Second}
+}
+
+// report is the JSON output. Figures of scenarios that did not run are null.
+type report struct {
+	OK       bool     `json:"ok"`
+	Failures []string `json:"failures"`
+	Quick    bool     `json:"quick"`
+	Mode     string   `json:"mode"` // "subprocess" or "external"
+	Prefetch bool     `json:"prefetch_profiles"`
+
+	IMPerSec    *float64 `json:"im_per_sec"`
+	P50ms       *float64 `json:"p50_ms"`
+	P99ms       *float64 `json:"p99_ms"`
+	Maxms       *float64 `json:"max_ms"`
+	RateOffered *float64 `json:"rate_offered"`
+	RateP99ms   *float64 `json:"rate_p99_ms"`
+	Lost        int64    `json:"lost"`
+	Errors      int64    `json:"errors"`
+
+	BytesPerAccount     *float64 `json:"bytes_per_account"`      // RSS growth / N, at the largest N
+	HeapBytesPerAccount *float64 `json:"heap_bytes_per_account"` // Go heap+stacks growth / N, at the largest N
+	LoginStormMs        *float64 `json:"login_storm_ms"`         // at the largest N
+	LoginStormAccounts  int      `json:"login_storm_accounts"`
+	Names1000ms         *float64 `json:"names_1000_ms"` // with names_buddies buddies (1000 unless changed)
+	NamesBuddies        int      `json:"names_buddies"`
+
+	Bridged      *loadResult  `json:"bridged"`
+	Memory       []memResult  `json:"memory"`
+	Names        *namesResult `json:"names"`
+	Plain        *loadResult  `json:"plain"`
+	PlainServer  string       `json:"plain_server,omitempty"`
+	PlainSkipped string       `json:"plain_skipped,omitempty"`
+	ElapsedS     float64      `json:"elapsed_s"`
+}
+
+func fp(v float64) *float64 { return &v }
+
+func isLoopbackAddr(a string) bool {
+	host, _, ok := strings.Cut(a, ":")
+	if strings.HasPrefix(a, "[") {
+		host = strings.TrimPrefix(strings.SplitN(a, "]", 2)[0], "[")
+		ok = true
+	}
+	return ok && (host == "localhost" || host == "::1" || strings.HasPrefix(host, "127."))
+}
+
+func run(args []string, stdout, stderr io.Writer) (int, error) {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, nil
+		}
+		return 2, err
+	}
+	if o.setupDir != "" {
+		return writeSetup(o)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	started := time.Now()
+	prog := &progress{w: stderr, quiet: o.quiet, start: started}
+
+	tmp, err := os.MkdirTemp("", "msimbench-")
+	if err != nil {
+		return 1, err
+	}
+	if o.keep {
+		prog.say("keeping " + tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	e := &env{tmp: tmp, prefetch: o.prefetch, extIRC: o.ircAddr, extMSIM: o.msimAddr, extDebug: o.gwDebug,
+		extPID: o.gwPID, profileDir: o.profileDir, prog: prog, timeout: o.timeout}
+	rep := &report{Quick: o.quick, Mode: "subprocess", Prefetch: o.prefetch, Memory: []memResult{}, Failures: []string{}}
+	if e.external() {
+		rep.Mode = "external"
+	} else if o.has("im") || o.has("memory") || o.has("names") {
+		if o.gatewayBin != "" {
+			e.gatewayBin = o.gatewayBin
+		} else {
+			prog.say("building msimircd")
+			if e.gatewayBin, err = buildGateway(tmp); err != nil {
+				return 1, err
+			}
+		}
+	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return 1, err
+		}
+	}
+	fail := func(what string, err error) {
+		rep.Failures = append(rep.Failures, what+": "+err.Error())
+		prog.say("FAILED " + what + ": " + err.Error())
+	}
+	lo := o.loadOptions()
+
+	if o.has("im") && ctx.Err() == nil {
+		prog.say(fmt.Sprintf("bridged IM: %d clients, window %d, %s at full load, %g IMs/s for %s", o.clients, o.window, o.duration, o.rate, o.rateDuration))
+		res, err := runBridged(ctx, e, o.clients, lo)
+		if err != nil {
+			fail("bridged IM", err)
+		}
+		if res.Clients > 0 {
+			rep.Bridged = &res
+			rep.IMPerSec, rep.P50ms, rep.P99ms, rep.Maxms = fp(res.IMPerSec), fp(res.P50ms), fp(res.P99ms), fp(res.Maxms)
+			if res.RateOffered > 0 {
+				rep.RateOffered, rep.RateP99ms = fp(res.RateOffered), fp(res.RateP99ms)
+			}
+			rep.Lost += res.Lost
+			rep.Errors += res.Errors
+			if res.Lost > 0 || res.Errors > 0 {
+				fail("bridged IM", fmt.Errorf("%d lost, %d errors; first: %s", res.Lost, res.Errors, res.FirstError))
+			}
+		}
+	}
+	if o.has("memory") && ctx.Err() == nil {
+		counts, _ := o.accountCounts()
+		for _, n := range counts {
+			prog.say(fmt.Sprintf("memory and login storm: %d accounts, %d buddies each", n, o.buddies))
+			res, err := runMemory(ctx, e, n, o.buddies)
+			if err != nil {
+				fail(fmt.Sprintf("memory (%d accounts)", n), err)
+				continue
+			}
+			rep.Memory = append(rep.Memory, res)
+			rep.LoginStormMs, rep.LoginStormAccounts = fp(res.LoginStormMs), n
+			if res.MemoryMeasured {
+				rep.BytesPerAccount, rep.HeapBytesPerAccount = fp(res.RSSPerAccount), fp(res.HeapPerAccount)
+			}
+		}
+	}
+	if o.has("names") && ctx.Err() == nil {
+		prog.say(fmt.Sprintf("large contact list: %d buddies", o.namesBuddies))
+		res, err := runNames(ctx, e, o.namesBuddies)
+		if err != nil {
+			fail("large contact list", err)
+		} else {
+			rep.Names, rep.Names1000ms, rep.NamesBuddies = &res, fp(res.NamesMs), o.namesBuddies
+		}
+	}
+	if o.has("plain") && ctx.Err() == nil {
+		addr, name, stopPlain, skip := plainTarget(e, o.plainAddr, o.installNgircd)
+		if skip != "" {
+			rep.PlainSkipped = skip
+			prog.say("plain IRC mode skipped: " + skip)
+		} else {
+			prog.say(fmt.Sprintf("plain IRC (%s): %d clients", name, o.clients))
+			rep.PlainServer = name
+			res, err := runPlain(ctx, e, addr, o.clients, lo)
+			stopPlain()
+			if err != nil {
+				fail("plain IRC", err)
+			} else {
+				rep.Plain = &res
+				rep.Lost += res.Lost
+				rep.Errors += res.Errors
+				if res.Lost > 0 || res.Errors > 0 {
+					fail("plain IRC", fmt.Errorf("%d lost, %d errors; first: %s", res.Lost, res.Errors, res.FirstError))
+				}
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		fail("run", ctx.Err())
+	}
+	rep.ElapsedS = time.Since(started).Seconds()
+	rep.OK = len(rep.Failures) == 0
+	if o.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return 1, err
+		}
+	} else {
+		printTable(stdout, rep)
+	}
+	if !rep.OK {
+		return 1, errors.New("the run failed: " + strings.Join(rep.Failures, "; "))
+	}
+	return 0, nil
+}
+
+// writeSetup writes the external mode's store and gateway config.
+func writeSetup(o options) (int, error) {
+	if err := os.MkdirAll(o.setupDir, 0o700); err != nil {
+		return 1, err
+	}
+	var accts []*acct
+	accts = append(accts, pairAccounts("im", o.clients)...)
+	counts, _ := o.accountCounts()
+	for _, n := range counts {
+		accts = append(accts, ringAccounts(fmt.Sprintf("k%d_", n), n, o.buddies)...)
+	}
+	_, names := namesAccounts(o.namesBuddies)
+	accts = append(accts, names...)
+	dbPath := filepath.Join(o.setupDir, "msim.db")
+	st, err := server.OpenFileStore(dbPath)
+	if err != nil {
+		return 1, err
+	}
+	if err := populate(st, accts); err != nil {
+		st.Close()
+		return 1, fmt.Errorf("%s: %w (start from an empty directory)", dbPath, err)
+	}
+	if err := st.Close(); err != nil {
+		return 1, err
+	}
+	msimAddr := o.msimAddr
+	if msimAddr == "" {
+		msimAddr = "127.0.0.1:1863"
+	}
+	cfg := gatewayConfig("127.0.0.1:6667", msimAddr, gwOptions{prefetch: o.prefetch, sendq: 65536}, accts)
+	if err := os.WriteFile(filepath.Join(o.setupDir, "config.toml"), []byte(cfg), 0o600); err != nil {
+		return 1, err
+	}
+	fmt.Printf("wrote %s (%d accounts) and %s\nstart: msimd -data %s -listen %s\n       msimircd -config %s -debug-listen 127.0.0.1:6060\nthen:  msimbench -irc 127.0.0.1:6667 -msim %s -gateway-debug 127.0.0.1:6060 -gateway-pid PID (same counts as here)\n",
+		dbPath, len(accts), filepath.Join(o.setupDir, "config.toml"), dbPath, msimAddr, filepath.Join(o.setupDir, "config.toml"), msimAddr)
+	return 0, nil
+}
+
+// progress prints progress lines on stderr.
+type progress struct {
+	w     io.Writer
+	quiet bool
+	start time.Time
+	mu    sync.Mutex
+}
+
+func (p *progress) say(s string) {
+	if p == nil || p.quiet {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "msimbench [%5.1fs] %s\n", time.Since(p.start).Seconds(), s)
+}
+
+// every prints label and status() every 2 s until the returned func is called.
+func (p *progress) every(label string, status func() string) func() {
+	if p == nil || p.quiet {
+		return func() {}
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.say(strings.TrimSuffix(label+": "+status(), ": "))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// Targets of issue 7.
+const (
+	targetIMPerSec   = 20000
+	targetRateP99ms  = 2
+	targetPerAccount = 64 << 10
+	targetStormMs    = 2000
+	targetNamesMs    = 200
+)
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+func printTable(w io.Writer, r *report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "msimbench (%s gateway, prefetch_profiles=%t)\n\n", r.Mode, r.Prefetch)
+	fmt.Fprintln(tw, "measure\tvalue\ttarget\t")
+	fmt.Fprintln(tw, "-------\t-----\t------\t")
+	if b := r.Bridged; b != nil {
+		fmt.Fprintf(tw, "bridged IMs/s, full load (%d clients, window %d)\t%.0f\t≥ %d: %s\t\n", b.Clients, b.Window, b.IMPerSec, targetIMPerSec, verdict(b.IMPerSec >= targetIMPerSec))
+		fmt.Fprintf(tw, "  latency p50 / p99 / max\t%.2f / %.2f / %.2f ms\t\t\n", b.P50ms, b.P99ms, b.Maxms)
+		if b.RateOffered > 0 {
+			fmt.Fprintf(tw, "bridged at %.0f IMs/s offered (achieved %.0f)\tp99 %.2f ms\t≤ %d ms: %s\t\n", b.RateOffered, b.RateDone, b.RateP99ms, targetRateP99ms, verdict(b.RateP99ms <= targetRateP99ms))
+			fmt.Fprintf(tw, "  latency p50 / max\t%.2f / %.2f ms\t\t\n", b.RateP50ms, b.RateMaxms)
+		}
+		fmt.Fprintf(tw, "  sent / delivered / lost / errors\t%d / %d / %d / %d\t0 lost: %s\t\n", b.Sent, b.Delivered, b.Lost, b.Errors, verdict(b.Lost == 0 && b.Errors == 0))
+	}
+	for _, m := range r.Memory {
+		if m.MemoryMeasured {
+			fmt.Fprintf(tw, "memory per idle account (N=%d, %d buddies, ~%d online)\tRSS %s, Go heap+stacks %s\t≤ 64 KiB: %s\t\n", m.Accounts, m.Buddies, m.OnlineBuddies,
+				kib(m.RSSPerAccount), kib(m.HeapPerAccount), verdict(m.RSSPerAccount <= targetPerAccount))
+			fmt.Fprintf(tw, "  gateway RSS before / after\t%s / %s\t\t\n", mib(m.Base.RSS), mib(m.After.RSS))
+		} else {
+			fmt.Fprintf(tw, "memory per idle account (N=%d)\tnot measured: %s\t\t\n", m.Accounts, m.MemoryNotMeasur)
+		}
+		fmt.Fprintf(tw, "login storm: %d accounts online, buddies visible\t%.0f ms\t≤ %d ms at 1000: %s\t\n", m.Accounts, m.LoginStormMs, targetStormMs, verdict(m.LoginStormMs <= targetStormMs))
+	}
+	if n := r.Names; n != nil {
+		fmt.Fprintf(tw, "complete NAMES, %d buddies online\t%.0f ms\t≤ %d ms: %s\t\n", n.Buddies, n.NamesMs, targetNamesMs, verdict(n.NamesMs <= targetNamesMs))
+		fmt.Fprintf(tw, "  001 / first 366 (%d buddies in it)\t%.0f / %.0f ms\t\t\n", n.InNames, n.WelcomeMs, n.FirstEndMs)
+	}
+	if p := r.Plain; p != nil {
+		fmt.Fprintf(tw, "plain IRC (%s) IMs/s, full load\t%.0f\tcomparison\t\n", r.PlainServer, p.IMPerSec)
+		fmt.Fprintf(tw, "  latency p50 / p99 / max\t%.2f / %.2f / %.2f ms\t\t\n", p.P50ms, p.P99ms, p.Maxms)
+		if p.RateOffered > 0 {
+			fmt.Fprintf(tw, "  at %.0f IMs/s offered: p50 / p99\t%.2f / %.2f ms\t\t\n", p.RateOffered, p.RateP50ms, p.RateP99ms)
+		}
+		fmt.Fprintf(tw, "  sent / delivered / lost / errors\t%d / %d / %d / %d\t\t\n", p.Sent, p.Delivered, p.Lost, p.Errors)
+	} else if r.PlainSkipped != "" {
+		fmt.Fprintf(tw, "plain IRC\tskipped: %s\t\t\n", r.PlainSkipped)
+	}
+	tw.Flush()
+	for _, f := range r.Failures {
+		fmt.Fprintln(w, "FAILED:", f)
+	}
+	fmt.Fprintf(w, "\n%s in %.1fs\n", map[bool]string{true: "ok", false: "FAILED"}[r.OK], r.ElapsedS)
+}
+
+func kib(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
+func mib(b uint64) string  { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

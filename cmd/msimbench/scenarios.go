@@ -1,0 +1,549 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// target is where a scenario runs: a fresh MSIM server and gateway we
+// started, or the addresses we were given.
+type target struct {
+	ircAddr, msimAddr string
+	gw                *gateway
+	close             func()
+}
+
+// env is what every scenario shares.
+type env struct {
+	tmp        string
+	gatewayBin string // "" in external mode
+	prefetch   bool
+	// External mode: the gateway and MSIM server are already running with
+	// the accounts of `msimbench -setup`.
+	extIRC, extMSIM string
+	extDebug        string
+	extPID          int
+	profileDir      string
+	prog            *progress
+	timeout         time.Duration // bound on each wait for logins and NAMES
+}
+
+func (e *env) external() bool { return e.extIRC != "" }
+
+// start brings up the system under test for accts.
+func (e *env) start(name string, accts []*acct, o gwOptions) (*target, error) {
+	if e.external() {
+		return &target{ircAddr: e.extIRC, msimAddr: e.extMSIM,
+			gw: &gateway{ircAddr: e.extIRC, debugAddr: e.extDebug, pid: e.extPID}, close: func() {}}, nil
+	}
+	ms, err := startMSIM(accts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: MSIM server: %w", name, err)
+	}
+	dir := filepath.Join(e.tmp, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		ms.Close()
+		return nil, err
+	}
+	o.prefetch = e.prefetch
+	gw, err := startGateway(e.gatewayBin, dir, ms.addr, o, accts)
+	if err != nil {
+		ms.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &target{ircAddr: gw.ircAddr, msimAddr: ms.addr, gw: gw, close: func() {
+		gw.Stop()
+		ms.Close()
+	}}, nil
+}
+
+// connectAll connects an IRC client for every IRC user in accts at once
+// and returns them in that order; want(a) lists the nicks that must be
+// voiced in its control channel.
+func connectAll(ctx context.Context, addr string, accts []*acct, want func(*acct) []string) ([]*ircClient, error) {
+	var users []*acct
+	for _, a := range accts {
+		if a.ircUser {
+			users = append(users, a)
+		}
+	}
+	clients := make([]*ircClient, len(users))
+	errs := make([]error, len(users))
+	var wg sync.WaitGroup
+	for i, a := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dialIRC(ctx, addr, a.name, a.name+":"+benchPassword, a.channel(), want(a))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			clients[i] = c
+			if err := c.waitFor(ctx, c.joined, "the control channel with every online buddy voiced"); err != nil {
+				errs[i] = fmt.Errorf("%w; %d of %d buddies missing", err, c.missingAfter(), len(c.want))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		closeAll(clients)
+		return nil, firstErrs(errs)
+	}
+	return clients, nil
+}
+
+// firstErrs summarises many errors: the first one and how many there were.
+func firstErrs(errs []error) error {
+	n := 0
+	var first error
+	for _, e := range errs {
+		if e != nil {
+			if first == nil {
+				first = e
+			}
+			n++
+		}
+	}
+	if n <= 1 {
+		return first
+	}
+	return fmt.Errorf("%d clients failed; first: %w", n, first)
+}
+
+func closeAll(cs []*ircClient) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		if c != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.Close()
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// missingAfter counts wanted nicks not voiced, once the reader is done or
+// joined (otherwise it reports -1 rather than race with the reader).
+func (c *ircClient) missingAfter() int {
+	select {
+	case <-c.joined:
+		return 0
+	case <-c.closed:
+		return c.missing()
+	default:
+		return -1
+	}
+}
+
+// ---- bridged IM ----
+
+func pairAccounts(prefix string, n int) []*acct {
+	accts := make([]*acct, n)
+	for i := range accts {
+		accts[i] = &acct{name: fmt.Sprintf("%s%04d", prefix, i), ircUser: true}
+	}
+	for i, a := range accts {
+		a.buddies = []string{accts[i^1].name}
+	}
+	return accts
+}
+
+func runBridged(ctx context.Context, e *env, clientsN int, o loadOptions) (loadResult, error) {
+	accts := pairAccounts("im", clientsN)
+	t, err := e.start("im", accts, gwOptions{sendq: 65536})
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer t.close()
+	cctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	clients, err := connectAll(cctx, t.ircAddr, accts, func(a *acct) []string { return a.buddies })
+	if err != nil {
+		return loadResult{}, fmt.Errorf("bridged IM: %w", err)
+	}
+	defer closeAll(clients)
+	nicks := make([]string, len(accts))
+	for i, a := range accts {
+		nicks[i] = a.name
+	}
+	if e.profileDir != "" && t.gw.debugAddr != "" {
+		secs := int((o.rateDuration + o.warmup + o.duration).Seconds() + 0.999)
+		go func() {
+			if err := t.gw.profile(filepath.Join(e.profileDir, "im-cpu.pprof"), secs); err != nil {
+				fmt.Fprintln(os.Stderr, "msimbench: cpu profile:", err)
+			}
+		}()
+	}
+	l := newLoad(clients, nicks, o.window)
+	res := l.run(ctx, o, e.prog, "bridged IM")
+	if err := t.gw.alive(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// ---- memory per idle account and the login storm ----
+
+// memResult is one memory/login-storm run.
+type memResult struct {
+	Accounts        int       `json:"accounts"`
+	Buddies         int       `json:"buddies"`
+	OnlineBuddies   int       `json:"online_buddies_per_account"` // average
+	LoginStormMs    float64   `json:"login_storm_ms"`
+	Base            memSample `json:"baseline"`
+	After           memSample `json:"after"`
+	RSSPerAccount   float64   `json:"rss_per_account"`
+	HeapPerAccount  float64   `json:"heap_per_account"` // (HeapInuse+StackInuse) delta / N
+	SettleMs        float64   `json:"settle_ms"`
+	MemoryMeasured  bool      `json:"memory_measured"`
+	MemoryNotMeasur string    `json:"memory_skipped,omitempty"`
+}
+
+// ringAccounts makes n IRC users plus buddies extra MSIM-only accounts on a
+// ring; each lists the buddies nearest ones (half on each side), so most
+// buddies of most users are other bench users, online.
+func ringAccounts(prefix string, n, buddies int) []*acct {
+	p := n + buddies
+	accts := make([]*acct, p)
+	for i := range accts {
+		accts[i] = &acct{name: fmt.Sprintf("%s%05d", prefix, i), ircUser: i < n}
+	}
+	for i, a := range accts {
+		for d := 1; len(a.buddies) < buddies; d++ {
+			a.buddies = append(a.buddies, accts[(i+d)%p].name)
+			if len(a.buddies) < buddies {
+				a.buddies = append(a.buddies, accts[(i-d+p)%p].name)
+			}
+		}
+	}
+	return accts
+}
+
+func runMemory(ctx context.Context, e *env, n, buddies int) (memResult, error) {
+	res := memResult{Accounts: n, Buddies: buddies}
+	accts := ringAccounts(fmt.Sprintf("k%d_", n), n, buddies)
+	online := map[string]bool{}
+	for _, a := range accts {
+		online[a.name] = a.ircUser
+	}
+	want := func(a *acct) []string {
+		var w []string
+		for _, b := range a.buddies {
+			if online[b] {
+				w = append(w, b)
+			}
+		}
+		return w
+	}
+	total := 0
+	for _, a := range accts[:n] {
+		total += len(want(a))
+	}
+	res.OnlineBuddies = total / n
+	t, err := e.start(fmt.Sprintf("mem%d", n), accts, gwOptions{})
+	if err != nil {
+		return res, err
+	}
+	defer t.close()
+	canMeasure := t.gw.debugAddr != ""
+	if canMeasure {
+		t.gw.settle(3 * time.Second)
+		if res.Base, err = t.gw.memory(); err != nil {
+			return res, fmt.Errorf("baseline memory: %w", err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	stopProg := e.prog.every(fmt.Sprintf("login storm (%d accounts)", n), func() string { return "logging in" })
+	start := time.Now()
+	clients, err := connectAll(cctx, t.ircAddr, accts, want)
+	stopProg()
+	if err != nil {
+		return res, fmt.Errorf("login storm of %d: %w", n, err)
+	}
+	defer closeAll(clients)
+	var last time.Time
+	for _, c := range clients {
+		if c.doneAt.After(last) {
+			last = c.doneAt
+		}
+	}
+	res.LoginStormMs = ms(last.Sub(start))
+	if !canMeasure {
+		res.MemoryNotMeasur = "no -gateway-debug address"
+		return res, nil
+	}
+	res.SettleMs = ms(t.gw.settle(60 * time.Second))
+	if res.After, err = t.gw.memory(); err != nil {
+		return res, fmt.Errorf("memory: %w", err)
+	}
+	if e.profileDir != "" {
+		_ = t.gw.heapProfile(filepath.Join(e.profileDir, fmt.Sprintf("mem%d-heap.pprof", n)))
+	}
+	res.MemoryMeasured = true
+	res.HeapPerAccount = (float64(res.After.goMem()) - float64(res.Base.goMem())) / float64(n)
+	if res.After.RSS > 0 {
+		res.RSSPerAccount = (float64(res.After.RSS) - float64(res.Base.RSS)) / float64(n)
+	}
+	return res, t.gw.alive()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// ---- one account with a large contact list ----
+
+type namesResult struct {
+	Buddies    int     `json:"buddies"`
+	NamesMs    float64 `json:"names_ms"`       // registration sent → every buddy voiced in the channel
+	WelcomeMs  float64 `json:"welcome_ms"`     // → 001
+	FirstEndMs float64 `json:"first_names_ms"` // → the first 366 of the channel
+	InNames    int     `json:"in_first_names"` // buddies voiced in the first NAMES
+}
+
+// namesAccounts makes the IRC user with a large list and its buddies
+// (MSIM-only accounts; the first of accts is the user).
+func namesAccounts(buddies int) (*acct, []*acct) {
+	big := &acct{name: "bigl" + strconv.Itoa(buddies), ircUser: true}
+	accts := []*acct{big}
+	for i := range buddies {
+		b := &acct{name: fmt.Sprintf("nb%d_%04d", buddies, i)}
+		big.buddies = append(big.buddies, b.name)
+		accts = append(accts, b)
+	}
+	return big, accts
+}
+
+func runNames(ctx context.Context, e *env, buddies int) (namesResult, error) {
+	res := namesResult{Buddies: buddies}
+	big, accts := namesAccounts(buddies)
+	t, err := e.start(fmt.Sprintf("names%d", buddies), accts, gwOptions{})
+	if err != nil {
+		return res, err
+	}
+	defer t.close()
+	cctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	// Every buddy online, logged in straight to the MSIM server.
+	stopProg := e.prog.every(fmt.Sprintf("logging in %d buddies to MSIM", buddies), func() string { return "" })
+	cls, err := dialMSIM(cctx, t.msimAddr, accts[1:])
+	stopProg()
+	defer func() {
+		for _, c := range cls {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return res, err
+	}
+	start := time.Now()
+	c, err := dialIRC(cctx, t.ircAddr, big.name, big.name+":"+benchPassword, big.channel(), big.buddies)
+	if err != nil {
+		return res, err
+	}
+	defer c.Close()
+	if err := c.waitFor(cctx, c.joined, fmt.Sprintf("NAMES with all %d buddies voiced", buddies)); err != nil {
+		return res, err
+	}
+	res.NamesMs = ms(c.doneAt.Sub(start))
+	if !c.namesAt.IsZero() {
+		res.FirstEndMs = ms(c.namesAt.Sub(start))
+	}
+	if !c.welcomeAt.IsZero() {
+		res.WelcomeMs = ms(c.welcomeAt.Sub(start))
+	}
+	res.InNames = c.inFirstNames
+	return res, t.gw.alive()
+}
+
+// dialMSIM logs accts in to the MSIM server, 32 at a time.
+func dialMSIM(ctx context.Context, addr string, accts []*acct) ([]*msim.Client, error) {
+	cls := make([]*msim.Client, len(accts))
+	errs := make([]error, len(accts))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, a := range accts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cl, err := msim.Dial(ctx, msim.ClientConfig{Addr: addr, Email: a.email(), Password: benchPassword, Log: quietLog()})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			cls[i] = cl
+			go func() {
+				for range cl.Events() {
+				}
+			}()
+		}()
+	}
+	wg.Wait()
+	return cls, firstErrs(errs)
+}
+
+// ---- plain IRC server ----
+
+// plainTarget finds or starts an ordinary IRC server: addr if given, else
+// ngircd (installed with apt-get when allowed). It returns "" and a reason
+// when the mode must be skipped.
+func plainTarget(e *env, addr string, install bool) (ircAddr, name string, stop func(), skip string) {
+	if addr != "" {
+		return addr, "given by -plain-irc", func() {}, ""
+	}
+	bin, err := exec.LookPath("ngircd")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/ngircd"); serr == nil {
+			bin = "/usr/sbin/ngircd"
+		}
+	}
+	if bin == "" {
+		if !install {
+			return "", "", nil, "no IRC server: ngircd is not installed (use -install-ngircd to apt-get it, or -plain-irc ADDR)"
+		}
+		if os.Geteuid() != 0 {
+			return "", "", nil, "ngircd is not installed and installing it needs root (or give -plain-irc ADDR)"
+		}
+		e.prog.say("installing ngircd with apt-get")
+		cmd := exec.Command("apt-get", "install", "-y", "-q", "ngircd")
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", nil, fmt.Sprintf("apt-get install ngircd failed: %v: %s", err, lastLine(out))
+		}
+		if bin, err = exec.LookPath("ngircd"); err != nil {
+			bin = "/usr/sbin/ngircd"
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", "", nil, err.Error()
+	}
+	_, p, _ := strings.Cut(port, ":")
+	dir := filepath.Join(e.tmp, "ngircd")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", nil, err.Error()
+	}
+	conf := fmt.Sprintf(`[Global]
+	Name = bench.ngircd.local
+	Info = msimbench comparison server
+	Listen = 127.0.0.1
+	Ports = %s
+	PidFile = %s
+	MotdPhrase = "bench"
+[Limits]
+	MaxConnections = 0
+	MaxConnectionsIP = 0
+	MaxJoins = 0
+	MaxNickLength = 20
+	MaxPenaltyTime = 0
+	PingTimeout = 600
+	PongTimeout = 600
+[Options]
+	DNS = no
+	Ident = no
+	PAM = no
+	DefaultUserModes = F
+`, p, filepath.Join(dir, "ngircd.pid"))
+	cfg := filepath.Join(dir, "ngircd.conf")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return "", "", nil, err.Error()
+	}
+	logf, _ := os.Create(filepath.Join(dir, "ngircd.log"))
+	cmd := exec.Command(bin, "-n", "-f", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", "", nil, fmt.Sprintf("start ngircd: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(3 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if logf != nil {
+			logf.Close()
+		}
+	}
+	ver := "ngircd"
+	if out, err := exec.Command(bin, "--version").Output(); err == nil {
+		ver = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+		if i := strings.IndexByte(ver, '-'); i > 0 {
+			ver = ver[:i]
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if nc, err := net.DialTimeout("tcp", port, time.Second); err == nil {
+			nc.Close()
+			return port, ver, stop, ""
+		}
+		if time.Now().After(deadline) {
+			stop()
+			b, _ := os.ReadFile(filepath.Join(dir, "ngircd.log"))
+			return "", "", nil, "ngircd did not start: " + lastLine(b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func lastLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// runPlain runs the same load between clients of an ordinary IRC server.
+func runPlain(ctx context.Context, e *env, addr string, n int, o loadOptions) (loadResult, error) {
+	cctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	clients := make([]*ircClient, n)
+	nicks := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range clients {
+		nicks[i] = fmt.Sprintf("pl%04d", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dialIRC(cctx, addr, nicks[i], "", "", nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			clients[i] = c
+			errs[i] = c.waitFor(cctx, c.registered, "registration (001)")
+		}()
+	}
+	wg.Wait()
+	if err := firstErrs(errs); err != nil {
+		closeAll(clients)
+		return loadResult{}, fmt.Errorf("plain IRC: %w", err)
+	}
+	defer closeAll(clients)
+	l := newLoad(clients, nicks, o.window)
+	return l.run(ctx, o, e.prog, "plain IRC"), nil
+}
