@@ -187,11 +187,18 @@ func (s *session) onLinkResult(ev linkResult) {
 	}
 	gen := a.gen
 	cl := ev.cl
+	s.pumps.Add(1)
 	go func() {
+		defer s.pumps.Done()
 		for e := range cl.Events() {
-			s.post(msimInput{a: a, gen: gen, ev: e})
+			if !s.post(msimInput{a: a, gen: gen, ev: e}) {
+				s.holdIM(a, e)
+			}
 		}
 	}()
+	for _, im := range s.mem.takeHeld(a.cfg.Email) {
+		s.onIM(a, im)
+	}
 	if s.away != "" && a.status == msim.StatusOnline {
 		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})
 	}
@@ -439,6 +446,19 @@ func (s *session) applyPresence(bd *buddy) {
 }
 
 func (s *session) onIM(a *account, ev msim.IMEvent) { s.fromUser(a, ev.From, ev) }
+
+// holdIM keeps an IM that arrived after the session ended for the user's
+// next connection.
+func (s *session) holdIM(a *account, ev msim.Event) {
+	im, ok := ev.(msim.IMEvent)
+	if !ok {
+		return
+	}
+	if !s.mem.hold(a.cfg.Email, im) {
+		s.log.WithField("account", a.cfg.Email).WithField("from", im.From).
+			Errorf("an IM arrived after the IRC client left and %d are already held; it is lost", maxHeld)
+	}
+}
 
 // fromUser delivers an event from uid, first learning who a stranger is.
 func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {

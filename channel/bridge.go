@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
 )
 
 // Account is one MSIM account of an IRC user.
@@ -196,10 +197,54 @@ type userMemory struct {
 	nicks    map[string]string // account e-mail + "/" + uid → nick
 	settings map[string]string
 	channels map[string]string // account e-mail → channel name
+	// IMs that reached an account after its IRC client left, by account
+	// e-mail: shown, with their time, when the account next logs in.
+	held  map[string][]msim.IMEvent
+	notes []string // told to the user when they next connect
+}
+
+func (m *userMemory) note(text string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.notes) < maxHeld {
+		m.notes = append(m.notes, text)
+	}
+}
+
+func (m *userMemory) takeNotes() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.notes
+	m.notes = nil
+	return n
+}
+
+// maxHeld bounds the IMs held per account for a detached user.
+const maxHeld = 1000
+
+// hold keeps an IM for the user's next connection; false if none fits.
+func (m *userMemory) hold(email string, ev msim.IMEvent) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.held[email]) >= maxHeld {
+		return false
+	}
+	ev.Offline = true // show its time: it is late
+	m.held[email] = append(m.held[email], ev)
+	return true
+}
+
+// takeHeld returns and forgets the IMs held for an account.
+func (m *userMemory) takeHeld(email string) []msim.IMEvent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	evs := m.held[email]
+	delete(m.held, email)
+	return evs
 }
 
 func newUserMemory() *userMemory {
-	return &userMemory{nicks: map[string]string{}, settings: map[string]string{}, channels: map[string]string{}}
+	return &userMemory{nicks: map[string]string{}, settings: map[string]string{}, channels: map[string]string{}, held: map[string][]msim.IMEvent{}}
 }
 
 func (m *userMemory) get(tbl map[string]string, k string) (string, bool) {

@@ -416,3 +416,36 @@ func TestStrangerMessageArrives(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldIMsArriveAtReconnect: IMs that reached an account after its IRC
+// client left are shown, with their time, when the user comes back.
+func TestHeldIMsArriveAtReconnect(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", "server-time")
+	alice.send("QUIT")
+	at := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	st.bridge.Hold("demo/alice@msimircd.local", "alice@msimircd.local", msim.IMEvent{From: 6221, Text: "held for you", Time: at})
+	alice = dial(t, st.ircAddr, "alice", "pw-alice", "server-time")
+	m := alice.expect("PRIVMSG", isCmd("PRIVMSG", "tom"))
+	if m.Trailing() != "held for you" || m.Tags["time"] != "2026-11-23T08:00:00.000Z" {
+		t.Errorf("held IM: got %q at %q", m.Trailing(), m.Tags["time"])
+	}
+}
+
+// TestUnsentQueueIsReportedAtReconnect: messages still queued when the IRC
+// client leaves are reported when it comes back.
+func TestUnsentQueueIsReportedAtReconnect(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	st.proxy.setDown(true)
+	st.proxy.cut()
+	alice.expectFrom("PRIVMSG", "root", "Lost the MSIM connection")
+	alice.send("PRIVMSG tom :stuck in the queue")
+	alice.expect("NOTICE", isCmd("NOTICE", "tom"))
+	alice.send("QUIT")
+	alice.expect("ERROR", nil)
+	alice = dial(t, st.ircAddr, "alice", "pw-alice", allCaps...)
+	if m := alice.expectFrom("NOTICE", "root", "stuck in the queue"); !strings.Contains(m.Trailing(), "Not sent to tom") {
+		t.Errorf("got %q", m.Trailing())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -62,6 +63,7 @@ type session struct {
 	cancel context.CancelFunc
 	events chan event
 	done   chan struct{}
+	pumps  sync.WaitGroup // MSIM event pumps (they outlive run until their client closes)
 
 	accounts  []*account
 	byChannel map[string]*account // by nickKey(channel)
@@ -170,16 +172,30 @@ func (s *session) run() {
 
 func (s *session) shutdown() {
 	s.cancel()
+	// IMs already posted but not handled are kept for the next connection.
+	for {
+		select {
+		case ev := <-s.events:
+			if in, ok := ev.(msimInput); ok {
+				s.holdIM(in.a, in.ev)
+			}
+			continue
+		default:
+		}
+		break
+	}
 	for _, a := range s.accounts {
 		a.stopTimer()
 		if a.client != nil {
 			_ = a.client.Close()
 			a.client = nil
 		}
-		if n := len(a.queue); n > 0 {
-			s.log.WithField("account", a.cfg.Email).Warnf("%d queued messages not sent: the IRC user disconnected", n)
+		for _, q := range a.queue {
+			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link was down when you disconnected): %s", q.nick, q.text))
 		}
+		a.queue = nil
 	}
+	s.pumps.Wait() // every IM the clients took is handled or held
 }
 
 func (s *session) channelName(ac Account) string {
@@ -205,6 +221,9 @@ func (s *session) start() {
 	svc := s.b.cfg.ServiceNick
 	if err := s.irc.AddUser(ircd.User{Nick: svc, User: "root", Host: "msimircd", RealName: "msimircd service"}); err != nil {
 		s.log.WithError(err).Warn("service nick")
+	}
+	for _, n := range s.mem.takeNotes() {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
 	}
 	seen := map[string]bool{}
 	for _, a := range s.accounts {
