@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,12 +44,14 @@ type ircClient struct {
 	inFirstNames int
 	doneOnce     sync.Once
 
-	// onPrivmsg handles a PRIVMSG addressed to this client (not to a
-	// channel). It runs on the reader goroutine; text is only valid during
-	// the call.
-	onPrivmsg func(from string, text []byte, at time.Time)
-	// onNotice, when set, sees NOTICEs from nicks (not the server).
-	onNotice func(from string, text []byte)
+	handlers atomic.Pointer[handlers] // set while the reader runs
+}
+
+// handlers are what a load does with messages from nicks. They run on the
+// reader goroutine; text is only valid during the call.
+type handlers struct {
+	privmsg func(from string, text []byte, at time.Time) // PRIVMSGs to this client (not to a channel)
+	notice  func(from string, text []byte)               // NOTICEs from nicks (not the server)
 }
 
 // nickKey folds a nick like the rfc1459 casemapping.
@@ -242,8 +245,8 @@ func (c *ircClient) handle(line []byte, at time.Time) {
 	}
 	switch string(p.cmd) {
 	case "PRIVMSG":
-		if c.onPrivmsg != nil && len(p.params) >= 2 && !isChan(p.params[0]) {
-			c.onPrivmsg(string(p.from), p.params[1], at)
+		if h := c.handlers.Load(); h != nil && len(p.params) >= 2 && !isChan(p.params[0]) {
+			h.privmsg(string(p.from), p.params[1], at)
 		}
 		return
 	case "PING":
@@ -256,8 +259,8 @@ func (c *ircClient) handle(line []byte, at time.Time) {
 			close(c.registered)
 		}
 	case "NOTICE":
-		if c.onNotice != nil && len(p.params) >= 2 && !isChan(p.params[0]) && bytes.IndexByte(p.from, '.') < 0 {
-			c.onNotice(string(p.from), p.params[1])
+		if h := c.handlers.Load(); h != nil && len(p.params) >= 2 && !isChan(p.params[0]) && bytes.IndexByte(p.from, '.') < 0 {
+			h.notice(string(p.from), p.params[1])
 		}
 	case "ERROR":
 		c.readErr = fmt.Errorf("server said ERROR: %s", p.param(0))

@@ -62,6 +62,7 @@ type flow struct {
 	next    int64  // the sequence number expected next
 	ok      atomic.Int64
 	errs    atomic.Int64
+	latMu   sync.Mutex
 	lat     []int64 // ns, measured phase only
 	rateLat []int64
 }
@@ -146,15 +147,19 @@ func (l *load) receive(f *flow, from string, text []byte, at time.Time) {
 		return
 	}
 	f.next = seq + 1
-	f.ok.Add(1)
-	l.delivered.Add(1)
 	lat := at.Sub(l.t0).Nanoseconds() - stamp
 	switch l.phase.Load() {
 	case 1:
+		f.latMu.Lock()
 		f.rateLat = append(f.rateLat, lat)
+		f.latMu.Unlock()
 	case 2:
+		f.latMu.Lock()
 		f.lat = append(f.lat, lat)
+		f.latMu.Unlock()
 	}
+	f.ok.Add(1)
+	l.delivered.Add(1)
 	select {
 	case f.sem <- struct{}{}:
 	default:
@@ -175,10 +180,12 @@ func newLoad(clients []*ircClient, nicks []string, window int) *load {
 	}
 	for i, c := range clients {
 		f := l.flows[i^1] // the flow into client i
-		c.onPrivmsg = func(from string, text []byte, at time.Time) { l.receive(f, from, text, at) }
-		c.onNotice = func(from string, text []byte) {
-			l.fail(f, "%s got a NOTICE from %s: %s", c.nick, from, text)
-		}
+		c.handlers.Store(&handlers{
+			privmsg: func(from string, text []byte, at time.Time) { l.receive(f, from, text, at) },
+			notice: func(from string, text []byte) {
+				l.fail(f, "%s got a NOTICE from %s: %s", c.nick, from, text)
+			},
+		})
 	}
 	return l
 }
@@ -288,7 +295,9 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		res.RateDone = float64(l.delivered.Load()-before) / o.rateDuration.Seconds()
 		var lat []int64
 		for _, f := range l.flows {
+			f.latMu.Lock()
 			lat = append(lat, f.rateLat...)
+			f.latMu.Unlock()
 		}
 		res.RateP50ms, res.RateP99ms, res.RateMaxms = percentiles(lat)
 	}
@@ -322,7 +331,9 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		res.IMPerSec = float64(d2-d1) / t2.Sub(t1).Seconds()
 		var lat []int64
 		for _, f := range l.flows {
+			f.latMu.Lock()
 			lat = append(lat, f.lat...)
+			f.latMu.Unlock()
 		}
 		res.P50ms, res.P99ms, res.Maxms = percentiles(lat)
 	}

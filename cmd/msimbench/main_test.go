@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEndToEnd runs every scenario at the smallest useful size against a
+// gateway subprocess and checks the JSON report.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end benchmark run; skipped with -short")
+	}
+	var out, errOut bytes.Buffer
+	args := []string{"-quick", "-json", "-quiet", "-install-ngircd=false",
+		"-clients", "4", "-window", "2", "-duration", "300ms", "-warmup", "100ms",
+		"-rate", "400", "-rate-duration", "500ms",
+		"-accounts", "6", "-buddies", "4", "-names-buddies", "20", "-timeout", "20s"}
+	start := time.Now()
+	code, err := run(args, &out, &errOut)
+	if err != nil || code != 0 {
+		t.Fatalf("run: code %d, err %v\nstdout: %s\nstderr: %s", code, err, out.String(), errOut.String())
+	}
+	t.Logf("took %s", time.Since(start))
+	var rep map[string]any
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	}
+	for _, k := range []string{"im_per_sec", "p50_ms", "p99_ms", "lost", "bytes_per_account", "login_storm_ms", "names_1000_ms", "rate_p99_ms", "heap_bytes_per_account"} {
+		v, ok := rep[k]
+		if !ok || v == nil {
+			t.Errorf("key %s: got %v, want a number", k, v)
+		}
+	}
+	if lost, _ := rep["lost"].(float64); lost != 0 {
+		t.Errorf("lost: got %v, want 0", lost)
+	}
+	if ok, _ := rep["ok"].(bool); !ok {
+		t.Errorf("ok: got false, want true; failures %v", rep["failures"])
+	}
+	if ims, _ := rep["im_per_sec"].(float64); ims <= 0 {
+		t.Errorf("im_per_sec: got %v, want > 0", ims)
+	}
+	if rep["plain"] == nil && rep["plain_skipped"] == nil {
+		t.Errorf("plain: neither measured nor skipped")
+	}
+}
+
+func TestParseLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, line, from, cmd string
+		params                []string
+	}{
+		{"privmsg", ":bob!u@h PRIVMSG alice :1 2 abc", "bob", "PRIVMSG", []string{"alice", "1 2 abc"}},
+		{"tags", "@time=x :srv 353 me = &ch :@root +bob", "srv", "353", []string{"me", "=", "&ch", "@root +bob"}},
+		{"no prefix", "PING :tok", "", "PING", []string{"tok"}},
+		{"mode", ":srv MODE &ch +v bob", "srv", "MODE", []string{"&ch", "+v", "bob"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var p parsed
+			if !parseInto(&p, []byte(tc.line)) {
+				t.Fatalf("parseInto(%q) failed", tc.line)
+			}
+			if string(p.from) != tc.from || string(p.cmd) != tc.cmd {
+				t.Errorf("got from %q cmd %q, want %q %q", p.from, p.cmd, tc.from, tc.cmd)
+			}
+			var got []string
+			for _, x := range p.params {
+				got = append(got, string(x))
+			}
+			if strings.Join(got, "|") != strings.Join(tc.params, "|") {
+				t.Errorf("got params %q, want %q", got, tc.params)
+			}
+		})
+	}
+}
+
+// TestCheckMessages feeds the receiver good, reordered, duplicated and
+// altered messages: only the good ones count, the rest are errors or lost.
+func TestCheckMessages(t *testing.T) {
+	t.Parallel()
+	src := &ircClient{nick: "a"}
+	dst := &ircClient{nick: "b"}
+	l := newLoad([]*ircClient{src, dst}, []string{"a", "b"}, 4)
+	f := l.flows[0] // a → b
+	msg := func(seq int64) []byte {
+		line := appendIM(nil, f, seq, 0)
+		_, text, _ := strings.Cut(strings.TrimSuffix(string(line), "\r\n"), " :")
+		return []byte(text)
+	}
+	now := time.Now()
+	h := dst.handlers.Load()
+	f.sent.Store(5)
+	h.privmsg("a", msg(1), now) // ok
+	h.privmsg("a", msg(1), now) // duplicate
+	h.privmsg("a", msg(3), now) // gap: 2 lost
+	bad := msg(4)
+	bad[len(bad)-1] ^= 1
+	h.privmsg("a", bad, now)    // altered: 4 lost
+	h.privmsg("x", msg(5), now) // wrong sender
+	if got := f.ok.Load(); got != 2 {
+		t.Errorf("ok: got %d, want 2", got)
+	}
+	if got := l.errCount.Load(); got != 4 {
+		t.Errorf("errors: got %d, want 4 (%s)", got, l.firstErr)
+	}
+}
