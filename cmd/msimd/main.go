@@ -156,20 +156,13 @@ func serve(ctx context.Context, o options, log *logrus.Entry, ready func(string)
 		return err
 	}
 	for _, a := range o.accounts {
-		email, pw, _ := strings.Cut(a, ":")
-		name, _, _ := strings.Cut(email, "@")
-		if server.ValidUserName(name) != nil {
-			name = "" // the client will ask for one
-		}
-		uid, err := srv.AddAccount(email, pw, name)
-		if errors.Is(err, server.ErrUserNameTaken) {
-			uid, err = srv.AddAccount(email, pw, "")
-		}
+		email, _, _ := strings.Cut(a, ":")
+		uid, created, err := srv.SeedAccount(a)
 		switch {
-		case errors.Is(err, server.ErrAccountExists):
-			log.WithField("email", email).Info("account exists; kept as it is")
 		case err != nil:
 			return err
+		case !created:
+			log.WithField("email", email).Info("account exists; kept as it is")
 		default:
 			log.WithFields(logrus.Fields{"email": email, "uid": uid}).Info("account ready")
 		}

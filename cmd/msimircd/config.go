@@ -51,6 +51,7 @@ type MSIMConfig struct {
 	ReconnectMax Duration `toml:"reconnect_max"`
 	Timeout      Duration `toml:"timeout"`
 	Profiles     *bool    `toml:"prefetch_profiles"`
+	Accounts     []string `toml:"accounts"` // "EMAIL:PASSWORD" made on the embedded network
 }
 
 // LogConfig is the [log] table.
@@ -293,6 +294,14 @@ func (c *Config) Validate() error {
 	if c.MSIM.Server != "" {
 		if err := checkAddr(c.MSIM.Server); err != nil {
 			return errKey(err.Error(), "server", pathStep{"msim", -1})
+		}
+	}
+	for _, spec := range c.MSIM.Accounts {
+		if c.MSIM.Server != "" {
+			return errKey("accounts are made on the embedded network only (msim.server is set)", "accounts", pathStep{"msim", -1})
+		}
+		if email, pw, ok := strings.Cut(spec, ":"); !ok || !strings.Contains(email, "@") || pw == "" {
+			return errKey(fmt.Sprintf("want \"EMAIL:PASSWORD\", got %q", email), "accounts", pathStep{"msim", -1})
 		}
 	}
 	if c.MSIM.EmbeddedAddr != "" {

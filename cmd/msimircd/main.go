@@ -43,6 +43,8 @@ func run(args []string) error {
 	msimListen := fs.String("msim-listen", "", "expose the embedded MSIM server at this address (e.g. 127.0.0.1:1863) so MSIM clients can join its network")
 	debug := fs.Bool("debug", false, "log at debug level, protocol lines included (never passwords or keys)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	var msimAccounts accountList
+	fs.Var(&msimAccounts, "msim-account", "create the account `EMAIL:PASSWORD` on the embedded MSIM network (repeatable), e.g. for an MSIM client joining through -msim-listen")
 	debugListen := fs.String("debug-listen", "", "serve Go's pprof and expvar (memory statistics) at this loopback address, e.g. 127.0.0.1:6060")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -71,6 +73,7 @@ func run(args []string) error {
 	if *debug {
 		cfg.Log.Level = "debug"
 	}
+	cfg.MSIM.Accounts = append(cfg.MSIM.Accounts, msimAccounts...)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -129,6 +132,16 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- []st
 		msrv, err = server.New(server.Config{Demo: true}, store, log.WithField("part", "msim-server"))
 		if err != nil {
 			return err
+		}
+		for _, spec := range cfg.MSIM.Accounts {
+			email, _, _ := strings.Cut(spec, ":")
+			uid, created, err := msrv.SeedAccount(spec)
+			if err != nil {
+				return err
+			}
+			if created {
+				log.WithFields(logrus.Fields{"email": email, "uid": uid}).Info("embedded MSIM account created")
+			}
 		}
 		addr := cfg.MSIM.EmbeddedAddr
 		if addr == "" {
@@ -237,6 +250,20 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- []st
 		}
 	}
 	cancel()
+	return nil
+}
+
+// accountList collects repeated -msim-account flags; String never shows the
+// passwords.
+type accountList []string
+
+func (a *accountList) String() string { return fmt.Sprintf("%d accounts", len(*a)) }
+
+func (a *accountList) Set(v string) error {
+	if email, pw, ok := strings.Cut(v, ":"); !ok || email == "" || pw == "" {
+		return errors.New("want EMAIL:PASSWORD")
+	}
+	*a = append(*a, v)
 	return nil
 }
 

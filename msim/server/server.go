@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,30 @@ func (s *Server) AddAccount(email, password, userName string) (msim.UID, error) 
 	}
 	s.log.WithFields(logrus.Fields{"uid": a.UID, "email": email}).Info("account created")
 	return a.UID, nil
+}
+
+// SeedAccount makes sure an account exists for an "EMAIL:PASSWORD" spec (the
+// -account flags of msimd and msimircd). Its user name is the part of the
+// e-mail before '@' when that is valid and free, else none (the client's
+// set-username flow applies). An existing account is kept as it is:
+// created is false then.
+func (s *Server) SeedAccount(spec string) (uid msim.UID, created bool, err error) {
+	email, pw, ok := strings.Cut(spec, ":")
+	if !ok || email == "" || pw == "" {
+		return 0, false, fmt.Errorf("msim/server: account %q: want EMAIL:PASSWORD", email)
+	}
+	name, _, _ := strings.Cut(email, "@")
+	if ValidUserName(name) != nil {
+		name = ""
+	}
+	uid, err = s.AddAccount(email, pw, name)
+	if errors.Is(err, ErrUserNameTaken) {
+		uid, err = s.AddAccount(email, pw, "")
+	}
+	if errors.Is(err, ErrAccountExists) {
+		return 0, false, nil
+	}
+	return uid, err == nil, err
 }
 
 // Online reports whether uid has a live session (Tom always does in the demo).
