@@ -275,7 +275,8 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		start := l.now() + int64(50*time.Millisecond)
 		end := start + o.rateDuration.Nanoseconds()
 		var wg sync.WaitGroup
-		l.phase.Store(1)
+		// Latencies count after the warm-up (logins' background work done).
+		measure := time.AfterFunc(time.Duration(start-l.now())+o.warmup, func() { l.phase.Store(1) })
 		before := l.delivered.Load()
 		for i, f := range l.flows {
 			wg.Add(1)
@@ -290,6 +291,7 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		wg.Wait()
 		l.drain(o.drain)
 		stopProg()
+		measure.Stop()
 		l.phase.Store(0)
 		res.RateOffered = o.rate
 		res.RateDone = float64(l.delivered.Load()-before) / o.rateDuration.Seconds()

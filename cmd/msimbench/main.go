@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,6 +203,23 @@ type report struct {
 	PlainServer  string       `json:"plain_server,omitempty"`
 	PlainSkipped string       `json:"plain_skipped,omitempty"`
 	ElapsedS     float64      `json:"elapsed_s"`
+	// The machine's 1-minute load average before and after: other work on
+	// the machine shows in the latency tails.
+	LoadBefore float64 `json:"loadavg_before"`
+	LoadAfter  float64 `json:"loadavg_after"`
+}
+
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 func fp(v float64) *float64 { return &v }
@@ -242,7 +260,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	e := &env{tmp: tmp, prefetch: o.prefetch, extIRC: o.ircAddr, extMSIM: o.msimAddr, extDebug: o.gwDebug,
 		extPID: o.gwPID, profileDir: o.profileDir, prog: prog, timeout: o.timeout}
-	rep := &report{Quick: o.quick, Mode: "subprocess", Prefetch: o.prefetch, Memory: []memResult{}, Failures: []string{}}
+	rep := &report{Quick: o.quick, Mode: "subprocess", Prefetch: o.prefetch, Memory: []memResult{}, Failures: []string{}, LoadBefore: loadAvg()}
 	if e.external() {
 		rep.Mode = "external"
 	} else if o.has("im") || o.has("memory") || o.has("names") {
@@ -336,6 +354,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		fail("run", ctx.Err())
 	}
 	rep.ElapsedS = time.Since(started).Seconds()
+	rep.LoadAfter = loadAvg()
 	rep.OK = len(rep.Failures) == 0
 	if o.jsonOut {
 		enc := json.NewEncoder(stdout)
@@ -491,7 +510,7 @@ func printTable(w io.Writer, r *report) {
 	for _, f := range r.Failures {
 		fmt.Fprintln(w, "FAILED:", f)
 	}
-	fmt.Fprintf(w, "\n%s in %.1fs\n", map[bool]string{true: "ok", false: "FAILED"}[r.OK], r.ElapsedS)
+	fmt.Fprintf(w, "\n%s in %.1fs (load average %.2f before, %.2f after, %d CPUs)\n", map[bool]string{true: "ok", false: "FAILED"}[r.OK], r.ElapsedS, r.LoadBefore, r.LoadAfter, runtime.NumCPU())
 }
 
 func kib(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }

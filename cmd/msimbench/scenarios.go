@@ -165,7 +165,7 @@ func pairAccounts(prefix string, n int) []*acct {
 
 func runBridged(ctx context.Context, e *env, clientsN int, o loadOptions) (loadResult, error) {
 	accts := pairAccounts("im", clientsN)
-	t, err := e.start("im", accts, gwOptions{sendq: 65536})
+	t, err := e.start("im", accts, gwOptions{}) // the default sendq: a large one only makes the GC scan empty queues
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -269,6 +269,15 @@ func runMemory(ctx context.Context, e *env, n, buddies int) (memResult, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
+	if e.profileDir != "" && t.gw.debugAddr != "" {
+		go func() {
+			path := filepath.Join(e.profileDir, fmt.Sprintf("storm%d-cpu.pprof", n))
+			if err := t.gw.profile(path, 5); err != nil {
+				fmt.Fprintln(os.Stderr, "msimbench: cpu profile:", err)
+			}
+		}()
+		time.Sleep(50 * time.Millisecond) // let the profile start
+	}
 	stopProg := e.prog.every(fmt.Sprintf("login storm (%d accounts)", n), func() string { return "logging in" })
 	start := time.Now()
 	clients, err := connectAll(cctx, t.ircAddr, accts, want)
