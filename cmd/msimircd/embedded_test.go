@@ -47,27 +47,7 @@ func TestEmbeddedNetworkForMSIMClients(t *testing.T) {
 	}()
 	addrs := <-ready
 
-	nc, err := net.Dial("tcp", addrs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	r, w := irc.NewReader(nc), irc.NewWriter(nc)
-	_ = w.Write("NICK dave")
-	_ = w.Write("USER dave 0 * :Dave")
-	wait := func(pred func(*irc.Message) bool) *irc.Message {
-		t.Helper()
-		for {
-			m, err := r.ReadMessage()
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			if pred(m) {
-				return m
-			}
-		}
-	}
+	w, _, wait := ircUser(t, addrs[0], "dave")
 	wait(func(m *irc.Message) bool { return m.Command == "PRIVMSG" && m.Name == "root" && m.Param(0) == "&dave" })
 
 	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)

@@ -60,27 +60,7 @@ func TestBinary(t *testing.T) {
 		}
 	}
 
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-	r, w := irc.NewReader(nc), irc.NewWriter(nc)
-	_ = w.Write("NICK carol")
-	_ = w.Write("USER carol 0 * :Carol")
-	wait := func(pred func(*irc.Message) bool) *irc.Message {
-		t.Helper()
-		for {
-			m, err := r.ReadMessage()
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			if pred(m) {
-				return m
-			}
-		}
-	}
+	w, r, wait := ircUser(t, addr, "carol")
 	wait(func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "&carol" })
 	wait(func(m *irc.Message) bool { return m.Command == "366" })
 	_ = w.Write("PRIVMSG tom :hello Tom")
@@ -131,4 +111,33 @@ drain:
 	if strings.Contains(all, "password=") {
 		t.Errorf("the log mentions a password:\n%s", all)
 	}
+}
+
+// ircUser connects to addr and registers as nick; wait reads until pred
+// accepts a message (the connection's deadline bounds it).
+func ircUser(t *testing.T, addr, nick string) (w *irc.Writer, r *irc.Reader, wait func(func(*irc.Message) bool) *irc.Message) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	r = irc.NewReader(nc)
+	w = irc.NewWriter(nc)
+	_ = w.Write("NICK " + nick)
+	_ = w.Write("USER " + nick + " 0 * :" + nick)
+	wait = func(pred func(*irc.Message) bool) *irc.Message {
+		t.Helper()
+		for {
+			m, err := r.ReadMessage()
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if pred(m) {
+				return m
+			}
+		}
+	}
+	return w, r, wait
 }
