@@ -41,10 +41,10 @@ const (
 	DefaultDialTimeout    = 30 * time.Second
 	DefaultRequestTimeout = 30 * time.Second
 	DefaultDeadAfter      = 180 * time.Second // the spec's liveness figure
-	DefaultEventQueue     = 1024
+	DefaultEventQueue     = 64
 	DefaultEventBacklog   = 65536
 	writeTimeout          = 15 * time.Second
-	outQueue              = 256
+	outQueue              = 64
 	closeGrace            = 2 * time.Second // how long Close waits to flush logout
 )
 
@@ -63,7 +63,7 @@ type ClientConfig struct {
 	DialTimeout    time.Duration // default 30s; also bounds the whole login
 	RequestTimeout time.Duration // persist replies; default 30s
 	DeadAfter      time.Duration // no bytes received for this long ⇒ disconnected; default 180s
-	EventQueue     int           // buffer of the Events channel; default 1024
+	EventQueue     int           // buffer of the Events channel; default 64 (the backlog beyond it is EventBacklog)
 	// EventBacklog caps the events received but not yet taken by the
 	// Events consumer (beyond the channel's buffer). Overflow ends the
 	// session with DisconnectOverflow. Default 65536.
@@ -323,7 +323,7 @@ func (c *Client) writeLoop() {
 	defer c.wg.Done()
 	defer close(c.writerDone)
 	defer c.recover("writer")
-	bw := bufio.NewWriterSize(c.nc, 16<<10)
+	bw := bufio.NewWriterSize(c.nc, 4<<10)
 	for {
 		select {
 		case b := <-c.out:

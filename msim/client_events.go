@@ -5,6 +5,7 @@ package msim
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/msimircd/msimircd/msim/markup"
@@ -173,17 +174,19 @@ func profileOf(d Dict) Profile {
 
 func contactOf(d Dict) Contact {
 	id, _ := d.Int("ContactID")
+	// Clone what is kept: the values share memory with the whole reply
+	// (a contact list can be large), which would otherwise stay alive.
 	c := Contact{
 		UID:         UID(id),
-		DisplayName: d.Str("DisplayName"),
-		Group:       d.Str("GroupName"),
-		NickName:    d.Str("NickName"),
-		Headline:    d.Str("Headline"),
-		ImageURL:    d.Str("ImageURL"),
+		DisplayName: strings.Clone(d.Str("DisplayName")),
+		Group:       strings.Clone(d.Str("GroupName")),
+		NickName:    strings.Clone(d.Str("NickName")),
+		Headline:    strings.Clone(d.Str("Headline")),
+		ImageURL:    strings.Clone(d.Str("ImageURL")),
 	}
-	c.UserName = userName(d.Str("UserName"), c.UID)
+	c.UserName = strings.Clone(userName(d.Str("UserName"), c.UID))
 	if c.ImageURL == "" {
-		c.ImageURL = d.Str("AvatarURL")
+		c.ImageURL = strings.Clone(d.Str("AvatarURL"))
 	}
 	vis, _ := d.Int("Visibility")
 	c.Blocked = vis == 2

@@ -179,7 +179,13 @@ func (d *Decoder) Decode() (*Message, error) {
 			return nil, d.sticky
 		}
 	}
-	d.buf = buf[:0]
+	// Keep the buffer for the next message unless a large one grew it: an
+	// idle connection should not hold on to its largest message's size.
+	if cap(buf) <= 8<<10 {
+		d.buf = buf[:0]
+	} else {
+		d.buf = nil
+	}
 	if tokens == 0 {
 		return nil, &SyntaxError{Offset: start, Err: ErrMalformed, Detail: "empty message"}
 	}
