@@ -56,6 +56,20 @@ func ToPlain(markup string) string {
 		decodeText(&b, markup)
 		return b.String()
 	}
+	// Fast path for the one-paragraph form FromPlain and the official
+	// client send, when the text holds no tag: the tokenizer would find
+	// just this text between the wrapper's tags.
+	if inner, ok := strings.CutPrefix(markup, lineOpen); ok {
+		if inner, ok = strings.CutSuffix(inner, lineClose); ok && strings.IndexByte(inner, '<') < 0 {
+			if strings.IndexByte(inner, '&') < 0 {
+				return inner
+			}
+			var b strings.Builder
+			b.Grow(len(inner))
+			decodeText(&b, inner)
+			return b.String()
+		}
+	}
 	if s, ok := toPlain(markup); ok {
 		return s
 	}

@@ -348,3 +348,29 @@ func BenchmarkFromPlain(b *testing.B) {
 		FromPlain(imPlain)
 	}
 }
+
+// TestFastPathMatchesTokenizer: the one-paragraph fast path of ToPlain gives
+// what the tokenizer path gives.
+func TestFastPathMatchesTokenizer(t *testing.T) {
+	for _, in := range []string{
+		"hello", "a &amp; b &lt;c&gt; &#65;&#x42; &quot;q&quot; &apos;", "", "&unknown; & alone", "x > y",
+		"\r\x00 tab\t", "ünïcödé ☃", "&#0;&#13;",
+	} {
+		m := lineOpen + in + lineClose
+		want, ok := toPlain(m)
+		if !ok {
+			t.Fatalf("%q: the tokenizer path rejects it", m)
+		}
+		if got := ToPlain(m); got != want {
+			t.Errorf("ToPlain(%q) = %q, tokenizer gives %q", m, got, want)
+		}
+	}
+}
+
+func BenchmarkToPlainOwnForm(b *testing.B) {
+	m := FromPlain("Hello there, how are you doing today? Want to get lunch at noon & talk about the plan for next week?")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = ToPlain(m)
+	}
+}
