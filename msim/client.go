@@ -511,7 +511,21 @@ func (c *Client) finish(rest []Event) {
 		return
 	}
 	last := rest[len(rest)-1]
+	grace := time.NewTimer(closeGrace)
+	defer grace.Stop()
+	expired := false
 	for _, ev := range rest[:len(rest)-1] {
+		if im, ok := ev.(IMEvent); ok && !expired {
+			// An IM was received: give a reader that is still draining
+			// Events the time to take it rather than drop it.
+			select {
+			case c.events <- ev:
+			case <-grace.C:
+				expired = true
+				c.log.WithField("from", im.From).Warn("msim: IMs received before Close were not taken from Events")
+			}
+			continue
+		}
 		select {
 		case c.events <- ev:
 		default:

@@ -18,6 +18,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -135,6 +136,21 @@ func (s *Server) AddAccount(email, password, userName string) (msim.UID, error) 
 	}
 	s.log.WithFields(logrus.Fields{"uid": a.UID, "email": email}).Info("account created")
 	return a.UID, nil
+}
+
+// CheckPassword reports whether password is the account's (nil), or
+// ErrNoSuchAccount, or ErrWrongPassword. Only hashes are compared, in
+// constant time.
+func (s *Server) CheckPassword(email, password string) error {
+	a, err := s.store.AccountByEmail(email)
+	if err != nil {
+		return err
+	}
+	h := msim.HashPassword(password)
+	if subtle.ConstantTimeCompare(h[:], a.Hash[:]) != 1 {
+		return ErrWrongPassword
+	}
+	return nil
 }
 
 // SeedAccount makes sure an account exists for an "EMAIL:PASSWORD" spec (the

@@ -364,3 +364,17 @@ func TestFullMailboxTellsTheSender(t *testing.T) {
 		t.Errorf("errmsg %q does not name the recipient", text)
 	}
 }
+
+func TestCheckPassword(t *testing.T) {
+	srv, _ := startServer(t, Config{}, NewMemStore())
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	if err := srv.CheckPassword("alice@example.com", "SECRET1"); err != nil {
+		t.Errorf("right password (case-insensitive, as the protocol): got %v", err)
+	}
+	if err := srv.CheckPassword("alice@example.com", "nope"); !errors.Is(err, ErrWrongPassword) {
+		t.Errorf("wrong password: got %v", err)
+	}
+	if err := srv.CheckPassword("bob@example.com", "x"); !errors.Is(err, ErrNoSuchAccount) {
+		t.Errorf("unknown account: got %v", err)
+	}
+}

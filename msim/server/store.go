@@ -15,6 +15,7 @@ var (
 	ErrAccountExists = errors.New("msim/server: account exists")
 	ErrNoSuchAccount = errors.New("msim/server: no such account")
 	ErrUserNameTaken = errors.New("msim/server: user name taken")
+	ErrWrongPassword = errors.New("msim/server: wrong password")
 )
 
 // FirstUID is the uid the first account created without an explicit uid gets.
