@@ -349,11 +349,26 @@ func cmdWhois(c *Client, m *irc.Message) *ircError {
 	if u.Away != "" {
 		c.numeric(irc.RPL_AWAY, u.Nick, u.Away)
 	}
-	for _, l := range u.Info {
-		c.numeric(rplWhoisSpecial, u.Nick, l)
+	nick, last, signon := u.Nick, u.lastSpoke, u.signon
+	end := func(info []string) { // caller holds c.mu
+		for _, l := range info {
+			c.numeric(rplWhoisSpecial, nick, l)
+		}
+		c.whoisIdle(nick, last, signon)
+		c.numeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list.")
 	}
-	c.whoisIdle(u.Nick, u.lastSpoke, u.signon)
-	c.numeric(irc.RPL_ENDOFWHOIS, u.Nick, "End of /WHOIS list.")
+	wh, ok := c.handler.(WhoisHandler)
+	if !ok {
+		end(u.Info)
+		return nil
+	}
+	// Ask the backend without the lock; the rest of the reply follows.
+	c.later(func() {
+		info := cleanInfo(wh.Whois(nick))
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		end(info)
+	})
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/irc.v4"
 )
@@ -245,5 +246,35 @@ func TestQuit(t *testing.T) {
 		if got := fc.waitClosed(t); got != tc.reason {
 			t.Fatalf("got Closed(%q), want %q", got, tc.reason)
 		}
+	}
+}
+
+// TestWhoisHandler: a Handler implementing WhoisHandler supplies the 320
+// lines, asked without the lock (it may call the Client and take its time).
+func TestWhoisHandler(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	var fc *fakeConn
+	b.whois = func(nick string) []string {
+		fc.c.Deliver(Delivery{From: "ann", Text: "meanwhile"}) // would deadlock under the lock
+		time.Sleep(20 * time.Millisecond)                      // a backend fetching a profile
+		return []string{"Fetched for " + nick, "two\r\nlines"}
+	}
+	addr, _ := startServer(t, testConfig(), b)
+	c, conn, _ := register(t, addr, b, "me")
+	fc = conn
+	c.send(t, "WHOIS tom")
+	var got []string
+	for {
+		m := c.read(t)
+		got = append(got, m.Command+" "+m.Trailing())
+		if m.Command == "318" {
+			break
+		}
+	}
+	want := []string{"311 Tom", "319 +&bitlbee", "312 TestNet", "301 lunch", "PRIVMSG meanwhile",
+		"320 Fetched for tom", "320 two", "320 lines", "317 seconds idle, signon time", "318 End of /WHOIS list."}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }

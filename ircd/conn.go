@@ -48,7 +48,11 @@ type Client struct {
 
 	stopAfter func() bool // stops the close-on-Serve-ctx hook
 
-	out       chan *irc.Message
+	// Outgoing queue: a slice grown on demand (an idle connection holds no
+	// buffer), bounded by SendQ; wake tells the writer there is more.
+	qmu       sync.Mutex
+	q, spare  []*irc.Message
+	wake      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
 	reason    string // why the connection closed; written before done is closed
@@ -100,7 +104,7 @@ func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 		cancel: cancel,
 		remote: nc.RemoteAddr(),
 		log:    s.log.WithFields(logrus.Fields{"conn": id, "remote": nc.RemoteAddr().String()}),
-		out:    make(chan *irc.Message, s.cfg.SendQ),
+		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		caps:   make(map[string]bool),
 		users:  make(map[string]*vuser),
@@ -151,11 +155,56 @@ func (c *Client) send(m *irc.Message) {
 		return
 	default:
 	}
-	select {
-	case c.out <- m:
-	default:
+	c.qmu.Lock()
+	if len(c.q) >= c.srv.cfg.SendQ {
+		c.qmu.Unlock()
 		c.log.Warn("sendq exceeded")
 		c.shutdown("SendQ exceeded", false)
+		return
+	}
+	c.q = append(c.q, m)
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued messages; the writer hands the slice back with
+// giveBack once written.
+func (c *Client) take() []*irc.Message {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	batch := c.q
+	c.q, c.spare = c.spare[:0], nil
+	return batch
+}
+
+// queued is the number of messages waiting for the writer.
+func (c *Client) queued() int {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return len(c.q)
+}
+
+func (c *Client) giveBack(batch []*irc.Message) {
+	clear(batch)
+	if cap(batch) > 256 {
+		return // let a burst's large array go
+	}
+	c.qmu.Lock()
+	c.spare = batch[:0]
+	c.qmu.Unlock()
+}
+
+// Closed reports whether the connection has ended (or is ending): nothing
+// delivered from now on reaches the client.
+func (c *Client) Closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -195,22 +244,24 @@ func (c *Client) writeLoop() {
 	defer c.srv.wg.Done()
 	defer recoverAndLog(c.log)
 	defer func() { _ = c.nc.Close() }()
-	bw := bufio.NewWriterSize(c.nc, 16<<10)
+	bw := bufio.NewWriterSize(c.nc, 4<<10)
 	w := irc.NewWriter(bw)
-	write := func(m *irc.Message, deadline time.Time) error {
-		_ = c.nc.SetWriteDeadline(deadline)
-		if err := w.WriteMessage(m); err != nil {
-			return err
+	write := func(batch []*irc.Message) error {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		for _, m := range batch {
+			if err := w.WriteMessage(m); err != nil {
+				return err
+			}
 		}
-		if len(c.out) == 0 {
-			return bw.Flush()
-		}
-		return nil
+		return bw.Flush()
 	}
 	for {
 		select {
-		case m := <-c.out:
-			if err := write(m, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+		case <-c.wake:
+			batch := c.take()
+			err := write(batch)
+			c.giveBack(batch)
+			if err != nil {
 				c.shutdown("Write error: "+err.Error(), false)
 				c.finish(w, bw)
 				return
@@ -227,8 +278,8 @@ func (c *Client) writeLoop() {
 func (c *Client) finish(w *irc.Writer, bw *bufio.Writer) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteWindow))
 	if c.flush {
-		for len(c.out) > 0 {
-			if err := w.WriteMessage(<-c.out); err != nil {
+		for _, m := range c.take() {
+			if err := w.WriteMessage(m); err != nil {
 				return
 			}
 		}

@@ -93,7 +93,7 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 			sent++
 		}
 		drained := time.Now().Add(100 * time.Millisecond)
-		for len(slow.c.out) > 0 && time.Now().Before(drained) {
+		for slow.c.queued() > 0 && time.Now().Before(drained) {
 			runtime.Gosched()
 		}
 		if sent%1024 == 0 {

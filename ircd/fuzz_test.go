@@ -84,8 +84,7 @@ func FuzzHandleLine(f *testing.F) {
 		c, done := fuzzClient(t)
 		defer done()
 		c.handleLine(line)
-		for len(c.out) > 0 {
-			m := <-c.out
+		for _, m := range c.take() {
 			s := m.String()
 			if len(s) == 0 {
 				t.Fatalf("empty reply to %q", line)

@@ -31,6 +31,7 @@ func testLog() (*logrus.Entry, *logtest.Hook) {
 type fakeBackend struct {
 	setup   func(c *Client) error // builds the world inside Connect
 	authErr func(account, password string) error
+	whois   func(nick string) []string // when set, handlers implement WhoisHandler
 
 	mu    sync.Mutex
 	regs  []Registration
@@ -98,6 +99,9 @@ func (b *fakeBackend) Connect(c *Client, reg Registration) (Handler, error) {
 	}
 	fc := &fakeConn{c: c, reg: reg, events: make(chan string, 1024), closed: make(chan string, 2), panicOn: "PANIC"}
 	b.connOf(reg.Remote.String()) <- fc
+	if b.whois != nil {
+		return &whoisConn{fc, b.whois}, nil
+	}
 	return fc, nil
 }
 
@@ -116,6 +120,15 @@ func (f *fakeConn) Part(ch, reason string) { f.events <- "part " + ch + " " + re
 func (f *fakeConn) Away(text string)       { f.events <- "away " + text }
 func (f *fakeConn) Nick(n string)          { f.events <- "nick " + n }
 func (f *fakeConn) Closed(reason string)   { f.closed <- reason }
+
+// whoisConn is a handler that supplies WHOIS lines on demand.
+type whoisConn struct {
+	*fakeConn
+	fn func(nick string) []string
+}
+
+func (w *whoisConn) Whois(nick string) []string { return w.fn(nick) }
+
 func (f *fakeConn) drain() (evs []string) {
 	for {
 		select {

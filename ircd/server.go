@@ -141,6 +141,16 @@ type Handler interface {
 	Closed(reason string) // the connection ended; called exactly once
 }
 
+// WhoisHandler is an optional interface of a Handler. When the client
+// WHOISes a virtual user, ircd asks it for the extra lines (sent as 320
+// RPL_WHOISSPECIAL) instead of using User.Info. It is called from the
+// connection's reader goroutine without the client's lock, so it may call
+// the Client; it may block while the backend fetches what it shows, and must
+// bound that wait: the client's next lines are read only after it returns.
+type WhoisHandler interface {
+	Whois(nick string) []string
+}
+
 // Input is a message from the real client. Target is the virtual user's nick
 // or the channel's name as the backend created it. Text is raw, CTCP framing
 // (\x01ACTION ...\x01) included. Tags holds only client-only tags ("+typing").
