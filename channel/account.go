@@ -43,8 +43,6 @@ type account struct {
 
 	status     msim.Status // what the user asked for; restored on reconnect
 	statusText string
-	prefetch   []msim.UID // profiles still to fetch
-	fetching   bool
 }
 
 type queuedIM struct {
@@ -102,8 +100,6 @@ type buddy struct {
 	nick        string
 	userName    string
 	displayName string
-	headline    string
-	imageURL    string
 	contact     bool // on the contact list (not a stranger who wrote)
 	blocked     bool
 	status      msim.Status
@@ -111,7 +107,6 @@ type buddy struct {
 	inChan      bool
 	voiced      bool
 	away        string
-	profile     *msim.Profile
 }
 
 func (s *session) connect(a *account) {
@@ -197,7 +192,7 @@ func (s *session) onLinkResult(ev linkResult) {
 		}
 	}()
 	for _, im := range s.mem.takeHeld(a.cfg.Email) {
-		s.onIM(a, im)
+		s.fromUser(a, im.From, im)
 	}
 	if s.away != "" && a.status == msim.StatusOnline {
 		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})
@@ -215,12 +210,11 @@ func nameOr(a, b string) string {
 
 // scheduleRetry reconnects after an exponential, jittered delay.
 func (s *session) scheduleRetry(a *account) {
-	min, max := s.b.cfg.ReconnectMin, s.b.cfg.ReconnectMax
-	switch {
-	case a.delay == 0:
-		a.delay = min
-	case a.delay < max:
-		a.delay = min2(2*a.delay, max)
+	lo, hi := s.b.cfg.ReconnectMin, s.b.cfg.ReconnectMax
+	if a.delay == 0 {
+		a.delay = lo
+	} else {
+		a.delay = min(2*a.delay, hi)
 	}
 	d := a.delay/2 + time.Duration(rand.Int64N(int64(a.delay))) // jitter: 0.5×–1.5×
 	a.state = linkWaiting
@@ -237,32 +231,21 @@ func roundDur(d time.Duration) time.Duration {
 	return d.Round(100 * time.Millisecond)
 }
 
-func min2(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
-}
-
 func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 	if gen != a.gen {
 		// Events of a link that was closed on purpose; an IM still counts.
 		if im, ok := ev.(msim.IMEvent); ok {
-			s.onIM(a, im)
+			s.fromUser(a, im.From, im)
 		}
 		return
 	}
 	switch ev := ev.(type) {
 	case msim.IMEvent:
-		s.onIM(a, ev)
+		s.fromUser(a, ev.From, ev)
 	case msim.PresenceEvent:
 		if bd := a.buddies[ev.UID]; bd != nil {
-			wasOff := bd.status == msim.StatusOffline
 			bd.status, bd.statusText = ev.Status, ev.Text
 			s.applyPresence(bd)
-			if wasOff && ev.Status != msim.StatusOffline && s.b.cfg.PrefetchProfiles {
-				s.queueProfile(a, bd.uid)
-			}
 		}
 	case msim.TypingEvent:
 		if bd := a.buddies[ev.From]; bd != nil && s.setting("typing") == "true" {
@@ -315,6 +298,7 @@ func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
 	if ev.Reason == msim.DisconnectKicked {
 		a.state = linkStopped
 		s.status(a, "Logged out: this account logged in from another place. Not reconnecting; type connect to take it back.")
+		s.failQueue(a, "the account logged in from another place")
 		return
 	}
 	s.status(a, "Lost the MSIM connection: %v", ev.Err)
@@ -346,37 +330,28 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 	if c.DisplayName != "" {
 		bd.displayName = c.DisplayName
 	}
-	if c.Headline != "" {
-		bd.headline = c.Headline
-	}
-	if c.ImageURL != "" {
-		bd.imageURL = c.ImageURL
-	}
 	bd.status, bd.statusText = c.Status, c.StatusText
-	s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
 	s.applyPresence(bd)
-	if s.b.cfg.PrefetchProfiles && bd.status != msim.StatusOffline {
-		s.queueProfile(a, bd.uid)
-	}
 }
 
 // newBuddy creates a buddy and its virtual user, with a stable nick.
 func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName string) *buddy {
 	bd := &buddy{a: a, uid: uid, userName: userName, displayName: displayName, status: msim.StatusOffline}
-	memKey := a.cfg.Email + "/" + uid.String()
-	nick, ok := s.mem.get(s.mem.nicks, memKey)
+	memKey := buddyKey{a.cfg.Email, uid}
+	taken := func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) }
+	nick, ok := s.mem.nick(memKey)
 	if !ok || s.nickTaken(nickKey(nick)) {
-		nick = uniqueNick(baseNick(userName, displayName, int(uid)), s.nickTaken)
-		s.mem.set(s.mem.nicks, memKey, nick)
+		nick = uniqueNick(baseNick(userName, displayName, int(uid)), taken)
+		s.mem.setNick(memKey, nick)
 	}
 	bd.nick = nick
 	host := "msim." + uid.String()
 	if err := s.irc.AddUser(ircd.User{Nick: nick, User: sanitizeUser(userName, uid), Host: host,
 		RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
 		// The real client took this nick meanwhile: pick another.
-		nick = uniqueNick(nick, func(k string) bool { return s.nickTaken(k) || k == nickKey(nick) })
+		nick = uniqueNick(nick, func(k string) bool { return taken(k) || k == nickKey(nick) })
 		bd.nick = nick
-		s.mem.set(s.mem.nicks, memKey, nick)
+		s.mem.setNick(memKey, nick)
 		if err := s.irc.AddUser(ircd.User{Nick: nick, User: sanitizeUser(userName, uid), Host: host, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
 			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
 		}
@@ -445,8 +420,6 @@ func (s *session) applyPresence(bd *buddy) {
 	}
 }
 
-func (s *session) onIM(a *account, ev msim.IMEvent) { s.fromUser(a, ev.From, ev) }
-
 // holdIM keeps an IM that arrived after the session ended for the user's
 // next connection.
 func (s *session) holdIM(a *account, ev msim.Event) {
@@ -500,10 +473,6 @@ func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
 	if bd == nil {
 		bd = s.newBuddy(a, uid, p.UserName, p.DisplayName)
 	}
-	if p.UID != 0 {
-		bd.profile = &p
-		s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
-	}
 	for _, ev := range evs {
 		s.fromUser(a, uid, ev)
 	}
@@ -519,9 +488,14 @@ func (s *session) sendIM(bd *buddy, text string) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
 	err := a.client.SendIM(ctx, bd.uid, text)
 	cancel()
-	if err != nil {
+	switch {
+	case errors.Is(err, msim.ErrDisconnected):
+		// The link just died; its DisconnectedEvent follows and the
+		// reconnect sends the queue.
 		s.queueIM(a, queuedIM{uid: bd.uid, nick: bd.nick, text: text})
-		s.say(a, "Sending to %s failed (%v); the message is queued.", bd.nick, err)
+	case err != nil:
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
+			Text: fmt.Sprintf("Message NOT sent (%v): %s", err, text)})
 	}
 }
 
@@ -545,7 +519,7 @@ func (s *session) queueIM(a *account, q queuedIM) {
 func stateWord(st linkState) string {
 	switch st {
 	case linkStopped:
-		return "stopped after a login failure"
+		return "stopped (see the channel for why)"
 	case linkDown:
 		return "disconnected"
 	}
@@ -626,62 +600,30 @@ func statusWord(st msim.Status) string {
 	return st.String()
 }
 
-// queueProfile fetches buddies' profiles one at a time in the background.
-func (s *session) queueProfile(a *account, uid msim.UID) {
-	a.prefetch = append(a.prefetch, uid)
-	s.nextProfile(a)
-}
-
-func (s *session) nextProfile(a *account) {
-	if a.fetching || len(a.prefetch) == 0 || a.client == nil {
-		return
-	}
-	uid := a.prefetch[0]
-	a.prefetch = a.prefetch[1:]
-	a.fetching = true
-	cl, gen := a.client, a.gen
-	go func() {
-		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
-		p, err := cl.Profile(ctx, uid)
-		cancel()
-		s.post(call(func() {
-			a.fetching = false
-			if bd := a.buddies[uid]; err == nil && bd != nil {
-				bd.profile = &p
-				s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
-			}
-			if gen == a.gen {
-				s.nextProfile(a)
-			} else {
-				a.prefetch = nil
-			}
-		}))
-	}()
-}
-
-// whoisInfo renders the extra WHOIS lines of a buddy.
-func (s *session) whoisInfo(bd *buddy) []string {
+// whoisInfo renders the extra WHOIS lines of a buddy, from its profile when
+// one was fetched (p may be nil).
+func (s *session) whoisInfo(bd *buddy, p *msim.Profile) []string {
 	var out []string
 	add := func(label, v string) {
 		if v != "" {
 			out = append(out, label+": "+v)
 		}
 	}
-	p := bd.profile
+	fetched := p != nil
 	if p == nil {
 		p = &msim.Profile{}
 	}
 	add("Display name", nameOr(p.DisplayName, bd.displayName))
 	add("User name", fmt.Sprintf("%s (uid %d, account %s)", nameOr(nameOr(p.UserName, bd.userName), "(none)"), bd.uid, bd.a.cfg.Email))
-	add("Headline", nameOr(p.Headline, bd.headline))
+	add("Headline", p.Headline)
 	switch {
 	case p.BandName != "" && p.SongName != "":
 		add("Now playing", p.BandName+" - "+p.SongName)
 	default:
 		add("Now playing", p.BandName+p.SongName)
 	}
-	add("Avatar", nameOr(p.ImageURL, bd.imageURL))
-	if bd.profile != nil {
+	add("Avatar", p.ImageURL)
+	if fetched {
 		add("Friends", fmt.Sprint(p.TotalFriends))
 	}
 	if !p.LastLogin.IsZero() {

@@ -62,10 +62,7 @@ type Config struct {
 	ReconnectMax   time.Duration // longest retry delay; default 5m
 	QueueLimit     int           // IMs held per account while its link is down; default 100
 	AlertPoll      time.Duration // how often to check for mail and other alerts; default 3m
-	// PrefetchProfiles fetches every online buddy's profile in the
-	// background so that WHOIS shows band, song and friends at once.
-	PrefetchProfiles bool
-	Log              *logrus.Entry
+	Log            *logrus.Entry
 }
 
 func (c Config) withDefaults() Config {
@@ -151,6 +148,10 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	}
 	b.mu.Lock()
 	old := b.sessions[u.Name]
+	if old != nil && !old.ircGone.Load() && reg.Pass == "" && reg.Account == "" {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s is connected already; give its password to take the session over", ErrAuth, u.Name)
+	}
 	mem := b.memory[u.Name]
 	if mem == nil {
 		mem = newUserMemory()
@@ -183,10 +184,23 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	go func() { b.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for name, m := range b.memory {
+		m.mu.Lock()
+		held := 0
+		for _, evs := range m.held {
+			held += len(evs)
+		}
+		if held > 0 || len(m.notes) > 0 {
+			b.log.WithField("user", name).Warnf("exiting with %d IMs held and %d notes for a user who is not connected: they are lost", held, len(m.notes))
+		}
+		m.mu.Unlock()
+	}
+	return nil
 }
 
 // userMemory is what the bridge remembers of a user between connections:
@@ -194,7 +208,8 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 // names. It is leaf state behind its own mutex.
 type userMemory struct {
 	mu       sync.Mutex
-	nicks    map[string]string // account e-mail + "/" + uid → nick
+	nicks    map[buddyKey]string
+	byNick   map[string]buddyKey // nickKey(nick) → its buddy, so a nick stays its owner's
 	settings map[string]string
 	channels map[string]string // account e-mail → channel name
 	// IMs that reached an account after its IRC client left, by account
@@ -244,7 +259,39 @@ func (m *userMemory) takeHeld(email string) []msim.IMEvent {
 }
 
 func newUserMemory() *userMemory {
-	return &userMemory{nicks: map[string]string{}, settings: map[string]string{}, channels: map[string]string{}, held: map[string][]msim.IMEvent{}}
+	return &userMemory{nicks: map[buddyKey]string{}, byNick: map[string]buddyKey{}, settings: map[string]string{}, channels: map[string]string{}, held: map[string][]msim.IMEvent{}}
+}
+
+// buddyKey names a buddy of one of the user's accounts.
+type buddyKey struct {
+	email string
+	uid   msim.UID
+}
+
+func (m *userMemory) nick(k buddyKey) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, ok := m.nicks[k]
+	return n, ok
+}
+
+func (m *userMemory) setNick(k buddyKey, nick string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.nicks[k]; ok {
+		delete(m.byNick, nickKey(old))
+	}
+	m.nicks[k] = nick
+	m.byNick[nickKey(nick)] = k
+}
+
+// ownedByOther reports whether the nick key is remembered for a buddy other
+// than k (who may be offline or on an account that logs in later).
+func (m *userMemory) ownedByOther(key string, k buddyKey) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	owner, ok := m.byNick[key]
+	return ok && owner != k
 }
 
 func (m *userMemory) get(tbl map[string]string, k string) (string, bool) {

@@ -46,14 +46,9 @@ func zapNames() string {
 	return strings.Join(names, ", ")
 }
 
-// splitCommand splits a command line into words; runs of spaces count once.
-// The last argument of status keeps its spaces (see cmdStatus).
-func splitCommand(line string) []string {
-	return strings.Fields(line)
-}
-
 func (s *session) command(r replyCtx, line string) {
-	args := splitCommand(line)
+	line = strings.TrimSpace(line)
+	args := strings.Fields(line)
 	if len(args) == 0 {
 		return
 	}
@@ -137,13 +132,14 @@ func (s *session) cmdAdd(r replyCtx, args []string) {
 	}
 	who := args[0]
 	a := r.a
+	self := a.self.UID
 	var p msim.Profile
 	s.async(func(ctx context.Context) error {
 		var err error
 		if p, err = cl.LookupUser(ctx, who); err != nil {
 			return err
 		}
-		if p.UID == a.self.UID {
+		if p.UID == self {
 			return errors.New("that is you")
 		}
 		return cl.AddBuddy(ctx, p.UID, "")
@@ -156,21 +152,14 @@ func (s *session) cmdAdd(r replyCtx, args []string) {
 			s.reply(r, "Adding %s failed: %v", who, err)
 			return
 		}
-		s.upsertContact(a, msim.Contact{UID: p.UID, UserName: p.UserName, DisplayName: p.DisplayName,
-			Headline: p.Headline, ImageURL: p.ImageURL, Status: s.knownStatus(a, p.UID)})
+		st, text := msim.StatusOffline, ""
+		if old := a.buddies[p.UID]; old != nil {
+			st, text = old.status, old.statusText
+		}
+		s.upsertContact(a, msim.Contact{UID: p.UID, UserName: p.UserName, DisplayName: p.DisplayName, Status: st, StatusText: text})
 		bd := a.buddies[p.UID]
-		bd.profile = &p
-		s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
 		s.reply(r, "Added %s (uid %d) to your buddy list as %s.", nameOr(p.UserName, who), p.UID, bd.nick)
 	})
-}
-
-// knownStatus keeps a buddy's last known status across an update.
-func (s *session) knownStatus(a *account, uid msim.UID) msim.Status {
-	if bd := a.buddies[uid]; bd != nil {
-		return bd.status
-	}
-	return msim.StatusOffline
 }
 
 func (s *session) cmdRemove(r replyCtx, args []string) {
@@ -203,7 +192,6 @@ func (s *session) cmdBlock(r replyCtx, args []string) {
 		}
 		bd.blocked = true
 		s.applyPresence(bd)
-		s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
 		s.reply(r, "Blocked %s.", bd.nick)
 	})
 }
@@ -223,7 +211,6 @@ func (s *session) cmdAllow(r replyCtx, args []string) {
 		bd.blocked = false
 		bd.contact = bd.contact && !wasContact
 		s.applyPresence(bd)
-		s.irc.SetInfo(bd.nick, s.whoisInfo(bd))
 		s.reply(r, "Unblocked %s. Type add %s to put them back on your list.", bd.nick, nameOr(bd.userName, bd.uid.String()))
 	})
 }
@@ -240,9 +227,7 @@ func (s *session) cmdInfo(r replyCtx, args []string) {
 			s.reply(r, "Cannot fetch %s's profile: %v", bd.nick, err)
 			return
 		}
-		bd.profile = &p
-		info := s.whoisInfo(bd)
-		s.irc.SetInfo(bd.nick, info)
+		info := s.whoisInfo(bd, &p)
 		s.reply(r, "%s is %s%s.", bd.nick, statusWord(bd.status), suffix(": ", bd.statusText))
 		for _, l := range info {
 			s.reply(r, "%s", l)
@@ -296,7 +281,7 @@ func (s *session) cmdRename(r replyCtx, args []string) {
 		s.reply(r, "%q is not a valid nick (letters, digits and []\\`_^{|}-, not starting with a digit or -, at most %d).", nn, NickLen)
 		return
 	}
-	if nickKey(nn) != nickKey(bd.nick) && s.nickTaken(nickKey(nn)) {
+	if nickKey(nn) != nickKey(bd.nick) && (s.nickTaken(nickKey(nn)) || s.mem.ownedByOther(nickKey(nn), buddyKey{bd.a.cfg.Email, bd.uid})) {
 		s.reply(r, "The nick %s is taken.", nn)
 		return
 	}
@@ -308,7 +293,7 @@ func (s *session) cmdRename(r replyCtx, args []string) {
 	delete(s.nicks, nickKey(old))
 	bd.nick = nn
 	s.nicks[nickKey(nn)] = bd
-	s.mem.set(s.mem.nicks, bd.a.cfg.Email+"/"+bd.uid.String(), nn)
+	s.mem.setNick(buddyKey{bd.a.cfg.Email, bd.uid}, nn)
 	s.reply(r, "%s is now known as %s.", old, nn)
 }
 

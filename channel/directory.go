@@ -75,7 +75,7 @@ func (d *StaticDirectory) Lookup(reg ircd.Registration) (User, error) {
 			u, pw = d.find(reg.Nick), reg.Pass
 		}
 		if u == nil {
-			return User{}, fmt.Errorf("%w: no user %q is configured", ErrAuth, reg.Nick)
+			return User{}, ErrAuth // the same answer as a wrong password
 		}
 		if err := d.check(u, pw); err != nil {
 			return User{}, err
@@ -93,6 +93,9 @@ type DemoDirectory struct {
 	CreateAccount func(email, password, userName string) (msim.UID, error)
 	// Exists reports whether CreateAccount's error means "e-mail taken".
 	Exists func(error) bool
+	// CheckPassword verifies an existing account's password, so that a
+	// nick's account cannot be taken with another password.
+	CheckPassword func(email, password string) error
 	// Domain of the demo e-mail addresses; default "msimircd.local".
 	Domain string
 
@@ -111,6 +114,9 @@ func (d *DemoDirectory) Authenticate(account, password string) error {
 	defer d.mu.Unlock()
 	if d.sasl == nil {
 		d.sasl = map[string]string{}
+	}
+	if len(d.sasl) >= 1000 {
+		clear(d.sasl) // bounded: stale entries of clients that never registered
 	}
 	d.sasl[strings.ToLower(account)] = password
 	return nil
@@ -179,6 +185,9 @@ func (d *DemoDirectory) Lookup(reg ircd.Registration) (User, error) {
 	}
 	if err != nil && !d.Exists(err) {
 		return User{}, fmt.Errorf("creating the demo account: %w", err)
+	}
+	if err != nil && d.CheckPassword != nil && d.CheckPassword(email, pw) != nil {
+		return User{}, fmt.Errorf("%w: the account of nick %s has another password", ErrAuth, name)
 	}
 	local, _, _ := strings.Cut(email, "@")
 	return User{Name: "demo/" + email, Accounts: []Account{{

@@ -62,10 +62,8 @@ func TestTwoUsersChat(t *testing.T) {
 	alice := login(t, st, "alice", allCaps...)
 	bob := login(t, st, "bob", allCaps...)
 
-	alice.command("&alice", "add bob", "Added bob")
-	alice.expect("JOIN", func(m *irc.Message) bool { return m.Name == "bob" })
-	bob.command("&bob", "add alice", "Added alice")
-	bob.expect("JOIN", func(m *irc.Message) bool { return m.Name == "alice" })
+	alice.add("&alice", "bob")
+	bob.add("&bob", "alice")
 	alice.sync()
 	if n := alice.names("&alice"); !contains(n, "+bob") {
 		t.Fatalf("alice's NAMES: got %v, want +bob", n)
@@ -100,8 +98,7 @@ func TestPresenceMapping(t *testing.T) {
 	st := startStack(t)
 	alice := login(t, st, "alice", allCaps...)
 	bob := login(t, st, "bob", allCaps...)
-	alice.command("&alice", "add bob", "Added bob")
-	alice.expect("JOIN", func(m *irc.Message) bool { return m.Name == "bob" })
+	alice.add("&alice", "bob")
 	alice.sync()
 
 	// Away: devoiced and AWAY with the text.
@@ -145,8 +142,8 @@ func TestTypingAndZaps(t *testing.T) {
 	st := startStack(t)
 	alice := login(t, st, "alice", allCaps...)
 	bob := login(t, st, "bob", allCaps...)
-	alice.command("&alice", "add bob", "Added bob")
-	bob.command("&bob", "add alice", "Added alice")
+	alice.add("&alice", "bob")
+	bob.add("&bob", "alice")
 	alice.sync()
 	bob.sync()
 
@@ -177,8 +174,7 @@ func TestOfflineMessageKeepsItsTime(t *testing.T) {
 	st := startStack(t)
 	alice := login(t, st, "alice", allCaps...)
 	bob := login(t, st, "bob", "server-time")
-	alice.command("&alice", "add bob", "Added bob")
-	alice.expect("JOIN", func(m *irc.Message) bool { return m.Name == "bob" })
+	alice.add("&alice", "bob")
 	bob.send("QUIT")
 	alice.expect("PART", func(m *irc.Message) bool { return m.Name == "bob" })
 	sent := time.Now()
@@ -254,6 +250,17 @@ func TestControlCommands(t *testing.T) {
 		{"rename", "Usage: rename"},
 		{"rename bob 9bad", "not a valid nick"},
 		{"rename bob tom", "taken"},
+		{"rename bob root", "taken"},
+		{"rename bob alice", "taken"},
+		{"block", "Usage: block"},
+		{"block nobody", "No buddy is called"},
+		{"allow", "Usage: allow"},
+		{"allow nobody", "No buddy is called"},
+		{"info nobody", "No buddy is called"},
+		{"  status   ", "alice@msimircd.local is online"},
+		{"set away_devoice false", "away_devoice = false"},
+		{"set away_devoice true", "away_devoice = true"},
+		{"set show_offline", "show_offline = false"},
 		{"rename bob bobby", "bob is now known as bobby"},
 		{"status", "alice@msimircd.local is online"},
 		{"status sleeping", "Unknown status"},
@@ -291,12 +298,16 @@ func TestBlockedBuddyLeaves(t *testing.T) {
 	st := startStack(t)
 	alice := login(t, st, "alice", allCaps...)
 	bob := login(t, st, "bob", allCaps...)
-	alice.command("&alice", "add bob", "Added bob")
-	alice.expect("JOIN", func(m *irc.Message) bool { return m.Name == "bob" })
+	alice.add("&alice", "bob")
 	alice.send("PRIVMSG &alice :block bob")
 	alice.expectAll(saysRoot("Blocked bob"), isCmd("PART", "bob"))
-	// bob's messages no longer reach alice; bob is not told (MSIM drops them).
+	// alice looks offline to bob, and bob's messages no longer reach her;
+	// bob is not told (MSIM drops them).
 	bob.command("&bob", "add alice", "Added alice")
+	bob.sync()
+	if n := bob.names("&bob"); contains(n, "+alice") || contains(n, "alice") {
+		t.Errorf("bob sees alice in %v although she blocked him", n)
+	}
 	bob.send("PRIVMSG alice :are you there?")
 	bob.sync()
 	alice.send("PRIVMSG tom :ping")
@@ -447,5 +458,25 @@ func TestUnsentQueueIsReportedAtReconnect(t *testing.T) {
 	alice = dial(t, st.ircAddr, "alice", "pw-alice", allCaps...)
 	if m := alice.expectFrom("NOTICE", "root", "stuck in the queue"); !strings.Contains(m.Trailing(), "Not sent to tom") {
 		t.Errorf("got %q", m.Trailing())
+	}
+}
+
+// TestAwayKeepsVoice: with away_devoice off, an away buddy keeps the voice
+// and is only marked away.
+func TestAwayKeepsVoice(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	alice.add("&alice", "bob")
+	alice.command("&alice", "set away_devoice false", "away_devoice = false")
+	bob.send("AWAY :lunch")
+	alice.expect("AWAY", isAway("bob", "lunch"))
+	for _, m := range alice.sync() {
+		if m.Command == "MODE" {
+			t.Errorf("got %v; want no mode change", m)
+		}
+	}
+	if n := alice.names("&alice"); !contains(n, "+bob") {
+		t.Errorf("NAMES: got %v, want +bob", n)
 	}
 }

@@ -74,8 +74,7 @@ func startStack(t testing.TB, opts ...func(*channel.Config, *server.Server)) *st
 		Directory:    &channel.DemoDirectory{CreateAccount: msrv.AddAccount, Exists: func(err error) bool { return errors.Is(err, server.ErrAccountExists) }},
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond, QueueLimit: 3,
 		DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
-		PrefetchProfiles: true,
-		Log:              log.WithField("part", "bridge"),
+		Log: log.WithField("part", "bridge"),
 	}
 	for _, o := range opts {
 		o(&cfg, msrv)
@@ -352,4 +351,13 @@ func saysRoot(text string) func(*irc.Message) bool {
 // what the 512-byte limit counts.
 func wireLen(m *irc.Message) int {
 	return len((&irc.Message{Prefix: m.Prefix, Command: m.Command, Params: m.Params}).String()) + 2
+}
+
+// add adds an online user to the buddy list of the control channel ch and
+// waits for both the service's answer and the buddy's JOIN, which may come
+// in either order.
+func (c *ircClient) add(ch, nick string) {
+	c.t.Helper()
+	c.sendf("PRIVMSG %s :add %s", ch, nick)
+	c.expectAll(saysRoot("Added "+nick), isCmd("JOIN", nick))
 }

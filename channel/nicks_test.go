@@ -76,7 +76,6 @@ func FuzzControlInput(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		_ = splitCommand(s)
 		if nick, rest, ok := addressed(s); ok && (nick == "" || rest == "" || strings.ContainsAny(nick, " \t")) {
 			t.Fatalf("addressed(%q) = %q, %q", s, nick, rest)
 		}

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -37,6 +38,10 @@ type retryDue struct {
 	gen int
 }
 type joinDue struct{ a *account }
+type whoisAsk struct {
+	nick  string
+	reply chan []string // buffered: the session never blocks on it
+}
 
 // call runs a function on the session goroutine: the way async work (MSIM
 // requests) hands its result back to the owner.
@@ -49,6 +54,7 @@ func (linkResult) isEvent() {}
 func (msimInput) isEvent()  {}
 func (retryDue) isEvent()   {}
 func (joinDue) isEvent()    {}
+func (whoisAsk) isEvent()   {}
 func (call) isEvent()       {}
 
 // session is one IRC connection and the MSIM accounts it drives. All fields
@@ -64,6 +70,8 @@ type session struct {
 	events chan event
 	done   chan struct{}
 	pumps  sync.WaitGroup // MSIM event pumps (they outlive run until their client closes)
+	// ircGone is set as soon as the IRC connection has ended.
+	ircGone atomic.Bool
 
 	accounts  []*account
 	byChannel map[string]*account // by nickKey(channel)
@@ -107,7 +115,58 @@ func (s *session) Join(string)           {}
 func (s *session) Part(string, string)   {}
 func (s *session) Away(text string)      { s.post(ircAway{text}) }
 func (s *session) Nick(string)           {}
-func (s *session) Closed(string)         { s.post(ircClosed{}) }
+func (s *session) Closed(string) {
+	s.ircGone.Store(true)
+	s.post(ircClosed{})
+}
+
+// whoisWait bounds how long a WHOIS waits for a buddy's profile.
+const whoisWait = 3 * time.Second
+
+// Whois implements ircd.WhoisHandler: a buddy's profile is fetched when the
+// user asks, so WHOIS is fresh and no profile is kept in memory. Without an
+// answer in whoisWait it shows no extra lines.
+func (s *session) Whois(nick string) []string {
+	ask := whoisAsk{nick: nick, reply: make(chan []string, 1)}
+	if !s.post(ask) {
+		return nil
+	}
+	t := time.NewTimer(whoisWait)
+	defer t.Stop()
+	select {
+	case lines := <-ask.reply:
+		return lines
+	case <-t.C:
+		return nil
+	case <-s.ctx.Done():
+		return nil
+	}
+}
+
+func (s *session) onWhois(ev whoisAsk) {
+	bd := s.nicks[nickKey(ev.nick)]
+	if bd == nil {
+		if nickKey(ev.nick) == nickKey(s.b.cfg.ServiceNick) {
+			ev.reply <- []string{"msimircd's service: type help in a control channel"}
+		} else {
+			ev.reply <- nil
+		}
+		return
+	}
+	cl := bd.a.client
+	if cl == nil {
+		ev.reply <- s.whoisInfo(bd, nil)
+		return
+	}
+	var p msim.Profile
+	s.async(func(ctx context.Context) (err error) { p, err = cl.Profile(ctx, bd.uid); return err }, func(err error) {
+		if err != nil {
+			ev.reply <- s.whoisInfo(bd, nil)
+			return
+		}
+		ev.reply <- s.whoisInfo(bd, &p)
+	})
+}
 func (s *session) say(a *account, f string, args ...any) {
 	s.reply(replyCtx{a: a, target: a.channel}, f, args...)
 }
@@ -163,6 +222,8 @@ func (s *session) run() {
 				}
 			case joinDue:
 				s.joinClient(ev.a)
+			case whoisAsk:
+				s.onWhois(ev)
 			case call:
 				ev()
 			}
@@ -172,7 +233,26 @@ func (s *session) run() {
 
 func (s *session) shutdown() {
 	s.cancel()
-	// IMs already posted but not handled are kept for the next connection.
+	for _, a := range s.accounts {
+		// IMs from strangers whose profile was still being fetched.
+		for _, evs := range a.pending {
+			for _, ev := range evs {
+				s.holdIM(a, ev)
+			}
+		}
+		a.pending = nil
+		a.stopTimer()
+		if a.client != nil {
+			_ = a.client.Close()
+			a.client = nil
+		}
+		for _, q := range a.queue {
+			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link was down when you disconnected): %s", q.nick, q.text))
+		}
+		a.queue = nil
+	}
+	s.pumps.Wait() // the clients are closed: no pump posts any more
+	// IMs posted but not handled are kept for the next connection.
 	for {
 		select {
 		case ev := <-s.events:
@@ -184,18 +264,6 @@ func (s *session) shutdown() {
 		}
 		break
 	}
-	for _, a := range s.accounts {
-		a.stopTimer()
-		if a.client != nil {
-			_ = a.client.Close()
-			a.client = nil
-		}
-		for _, q := range a.queue {
-			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link was down when you disconnected): %s", q.nick, q.text))
-		}
-		a.queue = nil
-	}
-	s.pumps.Wait() // every IM the clients took is handled or held
 }
 
 func (s *session) channelName(ac Account) string {
@@ -283,6 +351,9 @@ func (s *session) onAway(text string) {
 		st = msim.StatusAway
 	}
 	for _, a := range s.accounts {
+		if a.status == msim.StatusInvisible {
+			continue // away would make an invisible account visible
+		}
 		s.setStatus(a, st, text, replyCtx{})
 	}
 }
@@ -366,8 +437,13 @@ func ctcpAction(s string) (string, bool) {
 
 func action(text string) string { return "\x01ACTION " + text + "\x01" }
 
-// deliverIM shows an incoming IM from bd.
+// deliverIM shows an incoming IM from bd, or holds it for the next
+// connection when the IRC client has gone.
 func (s *session) deliverIM(bd *buddy, ev msim.IMEvent) {
+	if s.irc.Closed() {
+		s.holdIM(bd.a, ev)
+		return
+	}
 	text := ev.Text
 	if strings.HasPrefix(text, "/me ") {
 		text = action(strings.TrimPrefix(text, "/me "))

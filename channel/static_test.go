@@ -54,8 +54,8 @@ func TestTwoAccountsOneUser(t *testing.T) {
 		t.Fatalf("NAMES: &one %v, &two %v; want +tom in one and +tom_2 in the other", one, two)
 	}
 	// Each account lists the other; both get away with /away.
-	c.command("&one", "add two", "Added two")
-	c.command("&two", "add one", "Added one")
+	c.add("&one", "two")
+	c.add("&two", "one")
 	c.sync()
 	c.send("AWAY :gone")
 	c.expectAll(isAway("two", "gone"), isAway("one", "gone"))
@@ -94,7 +94,7 @@ func TestFriendRequestAlert(t *testing.T) {
 	ben := dial(t, st.ircAddr, "ben", "")
 	ben.joinedControl("&ben")
 	ben.expectFrom("PRIVMSG", "root", "Logged in")
-	ben.command("&ben", "add ann", "Added ann")
+	ben.add("&ben", "ann")
 	m := ann.expect("NOTICE", func(m *irc.Message) bool { return m.Name == "root" && strings.Contains(m.Trailing(), "friend request") })
 	if m.Param(0) != "&ann" {
 		t.Errorf("alert went to %q, want the control channel", m.Param(0))
@@ -163,4 +163,42 @@ func mustDial(t *testing.T, addr string) net.Conn {
 	}
 	t.Cleanup(func() { nc.Close() })
 	return nc
+}
+
+// TestDemoAccountsCannotBeTakenOver: a nick's demo account answers only to
+// its password, and a live session is not replaced without it.
+func TestDemoAccountsCannotBeTakenOver(t *testing.T) {
+	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
+		cfg.Directory.(*channel.DemoDirectory).CheckPassword = msrv.CheckPassword
+	})
+	login(t, st, "alice") // PASS pw-alice
+	try := func(nick, pass string) string {
+		c := &ircClient{t: t, nick: nick}
+		c.conn = mustDial(t, st.ircAddr)
+		c.r, c.w = irc.NewReader(c.conn), irc.NewWriter(c.conn)
+		if pass != "" {
+			c.send("PASS " + pass)
+		}
+		c.send("NICK " + nick)
+		c.send("USER u 0 * :U")
+		return c.expect("", func(m *irc.Message) bool { return m.Command == "001" || m.Command == "464" }).Command
+	}
+	if got := try("alice", "guess"); got != "464" {
+		t.Errorf("wrong password: got %s, want 464", got)
+	}
+	if got := try("alice", ""); got != "464" {
+		t.Errorf("no password for a protected account: got %s, want 464", got)
+	}
+	// An account made without a password can be reused without one, but
+	// not while its owner is connected.
+	c := dial(t, st.ircAddr, "carol", "")
+	c.joinedControl("&carol")
+	if got := try("carol", ""); got != "464" {
+		t.Errorf("second passwordless connection: got %s, want 464", got)
+	}
+	c.send("QUIT")
+	c.expect("ERROR", nil)
+	if got := try("carol", ""); got != "001" {
+		t.Errorf("reconnect after quitting: got %s, want 001", got)
+	}
 }

@@ -52,7 +52,6 @@ type options struct {
 	rateDuration                time.Duration
 	accounts                    string
 	buddies, namesBuddies       int
-	prefetch                    bool
 	gatewayBin                  string
 	ircAddr, msimAddr           string
 	gwDebug                     string
@@ -82,7 +81,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.accounts, "accounts", "100,1000", "memory and login storm: numbers of idle accounts, one run each")
 	fs.IntVar(&o.buddies, "buddies", 100, "memory and login storm: buddies per account")
 	fs.IntVar(&o.namesBuddies, "names-buddies", 1000, "large contact list: buddies of the one account (all online)")
-	fs.BoolVar(&o.prefetch, "prefetch-profiles", true, "the gateway's [msim] prefetch_profiles (true is the gateway's default)")
 	fs.StringVar(&o.gatewayBin, "gateway", "", "msimircd binary (default: go build ./cmd/msimircd into the temporary directory)")
 	fs.StringVar(&o.ircAddr, "irc", "", "external mode: a running msimircd (configured from -setup) at this address")
 	fs.StringVar(&o.msimAddr, "msim", "", "external mode: its MSIM server (holding the -setup store); with -setup, the server address written into the config")
@@ -178,7 +176,6 @@ type report struct {
 	Failures []string `json:"failures"`
 	Quick    bool     `json:"quick"`
 	Mode     string   `json:"mode"` // "subprocess" or "external"
-	Prefetch bool     `json:"prefetch_profiles"`
 
 	IMPerSec    *float64 `json:"im_per_sec"`
 	P50ms       *float64 `json:"p50_ms"`
@@ -258,9 +255,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	} else {
 		defer os.RemoveAll(tmp)
 	}
-	e := &env{tmp: tmp, prefetch: o.prefetch, extIRC: o.ircAddr, extMSIM: o.msimAddr, extDebug: o.gwDebug,
+	e := &env{tmp: tmp, extIRC: o.ircAddr, extMSIM: o.msimAddr, extDebug: o.gwDebug,
 		extPID: o.gwPID, profileDir: o.profileDir, prog: prog, timeout: o.timeout}
-	rep := &report{Quick: o.quick, Mode: "subprocess", Prefetch: o.prefetch, Memory: []memResult{}, Failures: []string{}, LoadBefore: loadAvg()}
+	rep := &report{Quick: o.quick, Mode: "subprocess", Memory: []memResult{}, Failures: []string{}, LoadBefore: loadAvg()}
 	if e.external() {
 		rep.Mode = "external"
 	} else if o.has("im") || o.has("memory") || o.has("names") {
@@ -400,7 +397,7 @@ func writeSetup(o options) (int, error) {
 	if msimAddr == "" {
 		msimAddr = "127.0.0.1:1863"
 	}
-	cfg := gatewayConfig("127.0.0.1:6667", msimAddr, gwOptions{prefetch: o.prefetch, sendq: 65536}, accts)
+	cfg := gatewayConfig("127.0.0.1:6667", msimAddr, gwOptions{sendq: 65536}, accts)
 	if err := os.WriteFile(filepath.Join(o.setupDir, "config.toml"), []byte(cfg), 0o600); err != nil {
 		return 1, err
 	}
@@ -470,7 +467,7 @@ func verdict(ok bool) string {
 
 func printTable(w io.Writer, r *report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "msimbench (%s gateway, prefetch_profiles=%t)\n\n", r.Mode, r.Prefetch)
+	fmt.Fprintf(tw, "msimbench (%s gateway)\n\n", r.Mode)
 	fmt.Fprintln(tw, "measure\tvalue\ttarget\t")
 	fmt.Fprintln(tw, "-------\t-----\t------\t")
 	if b := r.Bridged; b != nil {

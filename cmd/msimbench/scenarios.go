@@ -29,7 +29,6 @@ type target struct {
 type env struct {
 	tmp        string
 	gatewayBin string // "" in external mode
-	prefetch   bool
 	// External mode: the gateway and MSIM server are already running with
 	// the accounts of `msimbench -setup`.
 	extIRC, extMSIM string
@@ -57,7 +56,6 @@ func (e *env) start(name string, accts []*acct, o gwOptions) (*target, error) {
 		ms.Close()
 		return nil, err
 	}
-	o.prefetch = e.prefetch
 	gw, err := startGateway(e.gatewayBin, dir, ms.addr, o, accts)
 	if err != nil {
 		ms.Close()

@@ -50,7 +50,6 @@ type MSIMConfig struct {
 	ReconnectMin Duration `toml:"reconnect_min"`
 	ReconnectMax Duration `toml:"reconnect_max"`
 	Timeout      Duration `toml:"timeout"`
-	Profiles     *bool    `toml:"prefetch_profiles"`
 	Accounts     []string `toml:"accounts"` // "EMAIL:PASSWORD" made on the embedded network
 }
 

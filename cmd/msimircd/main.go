@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	_ "expvar" // /debug/vars, with -debug-listen
 	"flag"
@@ -64,8 +65,7 @@ func run(args []string) error {
 		}
 	}
 	if *listen != "" {
-		cfg.IRC.Listen = []string{*listen}
-		cfg.IRC.TLS = nil
+		cfg.IRC.Listen = []string{*listen} // TLS listeners stay as configured
 	}
 	if *msimListen != "" {
 		cfg.MSIM.EmbeddedAddr = *msimListen
@@ -127,7 +127,8 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- []st
 				return err
 			}
 		}
-		defer store.Close()
+		// The store is closed after every goroutine using it has ended.
+		defer func() { cancel(); wg.Wait(); store.Close() }()
 		var err error
 		msrv, err = server.New(server.Config{Demo: true}, store, log.WithField("part", "msim-server"))
 		if err != nil {
@@ -168,22 +169,19 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- []st
 			dir = gate(cfg.IRC.Password, &channel.DemoDirectory{
 				CreateAccount: msrv.AddAccount,
 				Exists:        func(err error) bool { return errors.Is(err, server.ErrAccountExists) },
+				CheckPassword: msrv.CheckPassword,
 			})
 		}
 	}
 	if dir == nil {
 		dir = &channel.StaticDirectory{Users: staticUsers(cfg.Users), ServerPassword: cfg.IRC.Password}
 	}
-	prefetch := true
-	if cfg.MSIM.Profiles != nil {
-		prefetch = *cfg.MSIM.Profiles
-	}
 	bridge, err := channel.New(channel.Config{
 		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir,
 		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
 		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
-		QueueLimit: cfg.MSIM.QueueLimit, PrefetchProfiles: prefetch,
-		Log: log.WithField("part", "bridge"),
+		QueueLimit: cfg.MSIM.QueueLimit,
+		Log:        log.WithField("part", "bridge"),
 	})
 	if err != nil {
 		return err
@@ -290,6 +288,8 @@ func staticUsers(us []UserEntry) []channel.StaticUser {
 }
 
 // gate requires the server password (when set) before d sees the client.
+// A client gives it as PASS (or SASL password) "SERVERPW", or
+// "SERVERPW:OWN" to protect its own demo account with OWN.
 func gate(password string, d channel.Directory) channel.Directory {
 	if password == "" {
 		return d
@@ -302,16 +302,30 @@ type passwordGate struct {
 	channel.Directory
 }
 
+// open checks the server password and returns the client's own part.
+func (g *passwordGate) open(given string) (own string, ok bool) {
+	server, own, _ := strings.Cut(given, ":")
+	if given == g.password { // the server password itself may hold ':'
+		server, own = given, ""
+	}
+	return own, subtle.ConstantTimeCompare([]byte(server), []byte(g.password)) == 1
+}
+
 func (g *passwordGate) Authenticate(account, password string) error {
-	if password != g.password {
+	own, ok := g.open(password)
+	if !ok {
 		return channel.ErrAuth
 	}
-	return g.Directory.Authenticate(account, password)
+	return g.Directory.Authenticate(account, own)
 }
 
 func (g *passwordGate) Lookup(reg ircd.Registration) (channel.User, error) {
-	if reg.Account == "" && reg.Pass != g.password {
-		return channel.User{}, channel.ErrAuth
+	if reg.Account == "" {
+		own, ok := g.open(reg.Pass)
+		if !ok {
+			return channel.User{}, channel.ErrAuth
+		}
+		reg.Pass = own
 	}
 	return g.Directory.Lookup(reg)
 }
