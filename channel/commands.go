@@ -88,7 +88,7 @@ func (s *session) cmdHelp(r replyCtx, args []string) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	s.reply(r, "Commands: %s. Type help <command> for details. To message a buddy: /msg <nick> text, or <nick>: text here.", strings.Join(names, ", "))
+	s.reply(r, "Commands: %s. Type help <command> for details. To message a buddy: /msg <nick> text, or <nick>: text in the channel. A command acts on its channel's account (sent to %s in private: on the first account).", strings.Join(names, ", "), s.b.cfg.ServiceNick)
 }
 
 // online returns the account's client, or says why there is none.

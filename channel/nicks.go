@@ -7,28 +7,15 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/msimircd/msimircd/ircd"
 )
 
 // NickLen is the longest nick the bridge makes (ircd's NICKLEN is larger).
 const NickLen = 24
 
-// nickKey folds a nick the way the IRC server compares them (rfc1459).
-func nickKey(s string) string {
-	b := []byte(strings.ToLower(s))
-	for i, c := range b {
-		switch c {
-		case '[':
-			b[i] = '{'
-		case ']':
-			b[i] = '}'
-		case '\\':
-			b[i] = '|'
-		case '~':
-			b[i] = '^'
-		}
-	}
-	return string(b)
-}
+// nickKey folds a nick the way the IRC server compares them.
+func nickKey(s string) string { return ircd.Nick(s).Key() }
 
 func isNickSpecial(r rune) bool { return strings.ContainsRune("[]\\`_^{|}-", r) }
 

@@ -22,9 +22,30 @@ type User struct {
 
 type vuser struct {
 	User
-	chans     map[string]*vchan // by channel key
+	chans     []*vchan // channels it is in (few: a slice is smaller than a map)
 	signon    time.Time
 	lastSpoke time.Time
+}
+
+func (u *vuser) addChan(ch *vchan) {
+	for _, c := range u.chans {
+		if c == ch {
+			return
+		}
+	}
+	u.chans = append(u.chans, ch)
+}
+
+func (u *vuser) removeChan(ch *vchan) {
+	for i, c := range u.chans {
+		if c == ch {
+			u.chans = append(u.chans[:i], u.chans[i+1:]...)
+			if len(u.chans) == 0 {
+				u.chans = nil
+			}
+			return
+		}
+	}
 }
 
 func (u *vuser) prefix() *irc.Prefix {
@@ -137,7 +158,7 @@ func (c *Client) AddUser(u User) error {
 		return ErrNickInUse
 	}
 	now := time.Now()
-	c.users[n.Key()] = &vuser{User: u, chans: make(map[string]*vchan), signon: now, lastSpoke: now}
+	c.users[n.Key()] = &vuser{User: u, signon: now, lastSpoke: now}
 	return nil
 }
 
@@ -275,7 +296,7 @@ func (c *Client) RemoveChannel(name string) {
 		c.emit(msg(c.selfPrefix(), "PART", ch.name, "Channel removed"))
 	}
 	for _, m := range ch.members {
-		delete(m.u.chans, ch.key)
+		m.u.removeChan(ch)
 	}
 	delete(c.chans, ch.key)
 }
@@ -317,7 +338,7 @@ func (c *Client) JoinUser(channel, nick string, voice bool) {
 		return
 	}
 	ch.members[key] = &member{u: u, voice: voice}
-	u.chans[ch.key] = ch
+	u.addChan(ch)
 	if !ch.joined {
 		return
 	}
@@ -340,7 +361,7 @@ func (c *Client) PartUser(channel, nick, reason string) {
 		return
 	}
 	delete(ch.members, Nick(u.Nick).Key())
-	delete(u.chans, ch.key)
+	u.removeChan(ch)
 	if ch.joined {
 		if reason == "" {
 			c.emit(msg(u.prefix(), "PART", ch.name))

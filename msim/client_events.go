@@ -6,6 +6,7 @@ package msim
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/msimircd/msimircd/msim/markup"
@@ -172,6 +173,32 @@ func profileOf(d Dict) Profile {
 	return p
 }
 
+// interned holds one copy of values many contacts share (group names, the
+// default avatar URL); it is bounded, and values past the bound are copied.
+var interned struct {
+	sync.Mutex
+	m map[string]string
+}
+
+func intern(s string) string {
+	if s == "" || len(s) > 128 {
+		return strings.Clone(s)
+	}
+	interned.Lock()
+	defer interned.Unlock()
+	if v, ok := interned.m[s]; ok {
+		return v
+	}
+	v := strings.Clone(s)
+	if interned.m == nil {
+		interned.m = make(map[string]string)
+	}
+	if len(interned.m) < 4096 {
+		interned.m[v] = v
+	}
+	return v
+}
+
 func contactOf(d Dict) Contact {
 	id, _ := d.Int("ContactID")
 	// Clone what is kept: the values share memory with the whole reply
@@ -179,14 +206,14 @@ func contactOf(d Dict) Contact {
 	c := Contact{
 		UID:         UID(id),
 		DisplayName: strings.Clone(d.Str("DisplayName")),
-		Group:       strings.Clone(d.Str("GroupName")),
+		Group:       intern(d.Str("GroupName")),
 		NickName:    strings.Clone(d.Str("NickName")),
 		Headline:    strings.Clone(d.Str("Headline")),
-		ImageURL:    strings.Clone(d.Str("ImageURL")),
+		ImageURL:    intern(d.Str("ImageURL")),
 	}
 	c.UserName = strings.Clone(userName(d.Str("UserName"), c.UID))
 	if c.ImageURL == "" {
-		c.ImageURL = strings.Clone(d.Str("AvatarURL"))
+		c.ImageURL = intern(d.Str("AvatarURL"))
 	}
 	vis, _ := d.Int("Visibility")
 	c.Blocked = vis == 2
@@ -314,6 +341,8 @@ func (c *Client) onBM(m *Message) {
 			pr.Status = StatusOnline
 		}
 		c.mu.Lock()
+		// Kept small: no extra items, and text that does not pin the message.
+		pr = Presence{Status: pr.Status, Text: strings.Clone(pr.Text)}
 		c.presence[uid] = pr
 		if i := c.contactIndex(uid); i >= 0 {
 			c.contacts[i].Status, c.contacts[i].StatusText = pr.Status, pr.Text
