@@ -179,7 +179,7 @@ func TestOfflineMessageKeepsItsTime(t *testing.T) {
 	alice.expect("PART", func(m *irc.Message) bool { return m.Name == "bob" })
 	sent := time.Now()
 	alice.send("PRIVMSG bob :while you were out")
-	alice.sync()
+	alice.stored()
 	time.Sleep(1100 * time.Millisecond) // let the original second pass, so the date is visibly old
 
 	// With server-time, the original time is the tag.
@@ -197,7 +197,7 @@ func TestOfflineMessageKeepsItsTime(t *testing.T) {
 
 	// Without server-time, a time prefix.
 	alice.send("PRIVMSG bob :second one")
-	alice.sync()
+	alice.stored()
 	bob = dial(t, st.ircAddr, "bob", "pw-bob")
 	m = bob.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "alice" })
 	if !strings.HasPrefix(m.Trailing(), "["+time.Now().UTC().Format("2006-01-02")) || !strings.HasSuffix(m.Trailing(), " UTC] second one") {

@@ -361,3 +361,17 @@ func (c *ircClient) add(ch, nick string) {
 	c.sendf("PRIVMSG %s :add %s", ch, nick)
 	c.expectAll(saysRoot("Added "+nick), isCmd("JOIN", nick))
 }
+
+// stored is a barrier for the client's IMs: it messages Tom and waits for
+// his answer, which the MSIM server sends only after handling every earlier
+// message on the same link (so an IM to an offline buddy has been stored).
+func (c *ircClient) stored() {
+	c.t.Helper()
+	c.seq++
+	tok := fmt.Sprintf("barrier %d", c.seq)
+	c.send("PRIVMSG tom :" + tok)
+	// Tom answers every IM once: a greeting the first time, then an echo.
+	c.expect("PRIVMSG", func(m *irc.Message) bool {
+		return m.Name == "tom" && (strings.Contains(m.Trailing(), tok) || strings.HasPrefix(m.Trailing(), "Hi!"))
+	})
+}
