@@ -106,10 +106,12 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 
 // Decoder reads messages from a byte stream.
 //
-// A message ends at the first "\final\" that stands where a key would: the
-// terminator is recognised only at a key position, so a value that happens to
-// read "final" cannot cut a message short. For every message a real client or
-// server produces, this is the same split as the spec's plain search.
+// A message ends at the first "\final\" that stands where a key would, so a
+// value that happens to read "final" cannot cut a message short. Where a
+// value would stand, "\final\" ends the message only if the next message
+// follows at once (a '\') or the stream ends: the spec's odd token count, a
+// last key without a value. For every message a real client or server
+// produces, this is the same split as the spec's plain search.
 //
 // Bytes that do not start with '\' are discarded up to the next '\' (or as
 // many as have arrived) and reported as ErrNoBackslash; the stream stays in
@@ -166,8 +168,17 @@ func (d *Decoder) Decode() (*Message, error) {
 			return nil, &SyntaxError{Offset: start, Err: err, Detail: "stream ended inside a message"}
 		} else {
 			tok := chunk[:len(chunk)-1]
-			if tokens%2 == 0 && len(buf) == tokStart && string(tok) == "final" {
-				break
+			if len(buf) == tokStart && string(tok) == "final" {
+				if tokens%2 == 0 {
+					break
+				}
+				// "final" where a value stands: the end of a message
+				// whose last key has no value (the spec allows an odd
+				// token count, and old clients wrote flags so) when the
+				// next message follows; otherwise a value "final".
+				if next, err := d.r.Peek(1); err != nil || next[0] == '\\' {
+					break
+				}
 			}
 			buf = append(buf, chunk...)
 			tokens++
@@ -189,7 +200,7 @@ func (d *Decoder) Decode() (*Message, error) {
 	if tokens == 0 {
 		return nil, &SyntaxError{Offset: start, Err: ErrMalformed, Detail: "empty message"}
 	}
-	m, err := parseFields(string(buf[1:len(buf)-1]), tokens/2)
+	m, err := parseFields(string(buf[1:len(buf)-1]), (tokens+1)/2)
 	if err != nil {
 		return nil, &SyntaxError{Offset: start, Err: err}
 	}
@@ -216,7 +227,9 @@ func parseFields(s string, n int) (*Message, error) {
 	fields := make([]Field, 0, n)
 	for len(s) > 0 || len(fields) < n {
 		k, rest, ok := strings.Cut(s, `\`)
-		if !ok {
+		if !ok && len(fields) == n-1 {
+			k, rest = s, "" // the last key has no value: a flag
+		} else if !ok {
 			return nil, errors.New("msim: internal: odd token count")
 		}
 		v, rest2, _ := strings.Cut(rest, `\`)

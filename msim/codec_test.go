@@ -461,6 +461,11 @@ func TestDict(t *testing.T) {
 	if len(recs) != 2 || recs[1].Str("GroupName") != "B" || len(recs[0]) != 2 {
 		t.Errorf("Records: got %q", recs)
 	}
+	// The capture's contact info (n 80) repeats the first key.
+	recs = Dict{{"ContactID", "6221"}, {"ContactID", "6221"}, {"GroupName", "IM Friends"}, {"ContactID", "7"}, {"ContactID", "8"}}.Records("ContactID")
+	if len(recs) != 3 || recs[0].Str("GroupName") != "IM Friends" || recs[1].Str("ContactID") != "7" {
+		t.Errorf("Records with a repeated first key: got %q", recs)
+	}
 	d := Dict{{"Sound", "True"}, {"Alert", "off"}}
 	if !d.Bool("Sound", false) || d.Bool("Alert", true) || !d.Bool("Missing", true) {
 		t.Errorf("Bool: wrong")
@@ -558,5 +563,32 @@ func BenchmarkBuildAndEncodeIM(b *testing.B) {
 		m := NewInt("bm", 1).AddInt("sesskey", 263958216).AddInt("t", 6221).AddInt("cv", 697).
 			Add("msg", "<p><f f='Times' h='16'>Hello there, how are you doing today?</f></p>")
 		buf = m.AppendTo(buf[:0])
+	}
+}
+
+// TestOddTokenCount: a message whose last key has no value (the spec allows
+// it; early clients wrote flags so) ends at its \final\ when the next
+// message follows or the stream ends, and the stream stays in step.
+func TestOddTokenCount(t *testing.T) {
+	d := NewDecoder(strings.NewReader(`\getinfo\final\\status\1\sesskey\5\final\\a\b\c\final\`))
+	m, err := d.Decode()
+	if err != nil || !m.Is("getinfo") || len(m.Fields()) != 1 {
+		t.Fatalf("got %v, %v; want getinfo alone", m, err)
+	}
+	m, err = d.Decode()
+	if err != nil || !m.Is("status") {
+		t.Fatalf("got %v, %v; want status", m, err)
+	}
+	m, err = d.Decode()
+	if err != nil || !m.Has("c") || m.StrOr("c", "x") != "" {
+		t.Fatalf("got %v, %v; want a, c flag", m, err)
+	}
+	if again, err := ParseMessage(Encode(m)); err != nil || !again.Equal(m) {
+		t.Errorf("re-encoded: %v, %v", again, err)
+	}
+	// A value "final" inside a message still does not end it.
+	m, err = NewDecoder(strings.NewReader(`\status\1\statstring\final\locstring\\final\`)).Decode()
+	if err != nil || m.StrOr("statstring", "") != "final" || !m.Has("locstring") {
+		t.Errorf("got %v, %v", m, err)
 	}
 }

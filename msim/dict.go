@@ -123,11 +123,15 @@ func (d Dict) SetInt(k string, v int) Dict { return d.Set(k, strconv.Itoa(v)) }
 
 // Records splits a list-like dictionary into records, each starting at an
 // occurrence of first (ContactID, GroupID, …). Items before the first
-// occurrence are dropped.
+// occurrence are dropped. A first key repeated at once with the same value
+// (the 2007 server's "ContactID=6221^ContactID=6221^…") starts one record.
 func (d Dict) Records(first string) []Dict {
 	var out []Dict
 	for i, p := range d {
 		if p.Key == first {
+			if n := len(out); n > 0 && len(out[n-1]) == 1 && out[n-1][0] == p {
+				continue
+			}
 			out = append(out, Dict{})
 		}
 		if len(out) > 0 {

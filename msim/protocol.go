@@ -1,6 +1,7 @@
 package msim
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -162,7 +163,9 @@ func ParsePersist(m *Message) (*Persist, error) {
 		p.UID = UID(u)
 	}
 	if m.Has("body") {
-		if p.Body, err = m.Dict("body"); err != nil {
+		// An item without '=' ends the body; what came before is kept, as
+		// the reference client does, so the request still gets its answer.
+		if p.Body, err = m.Dict("body"); err != nil && !errors.Is(err, ErrBadDict) {
 			return nil, err
 		}
 	}

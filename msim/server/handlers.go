@@ -28,13 +28,14 @@ func (s *session) onBM(m *msim.Message) {
 	if typ == msim.BMStatus || typ == msim.BMAddNotify {
 		return // server-only types: a client may not forge them
 	}
+	// Relay only what a buddy message carries: other keys (lc, userid,
+	// sesskey…) could make the recipient's client act on a forged message.
 	out := msim.NewInt("bm", typ).AddInt("f", int(s.uid))
 	for _, f := range m.Fields()[1:] {
 		switch f.Key {
-		case "sesskey", "t", "f", "date":
-			continue
+		case "cv", "msg", "gid", "aid", "fg":
+			out.Add(f.Key, msim.Unescape(f.Value))
 		}
-		out.Add(f.Key, msim.Unescape(f.Value))
 	}
 	cv, _ := m.Int("cv")
 	err = s.srv.route(s.uid, msim.UID(to), typ, out, m.StrOr("msg", ""), cv)

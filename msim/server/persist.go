@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/msimircd/msimircd/msim"
 )
@@ -22,6 +23,7 @@ const (
 	errNoUser         = persistError("No such user")
 	errBadRequest     = persistError("Malformed request")
 	errInternal       = persistError("Request failed")
+	errNameSet        = persistError("The user name is set already")
 )
 
 type persistKey struct {
@@ -426,12 +428,15 @@ func (s *session) setUserName(body msim.Dict) (msim.Dict, error) {
 	} else {
 		var nick string
 		err := s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
+			if a.UserName != "" && !strings.EqualFold(a.UserName, name) {
+				return errNameSet // a user name, once chosen, cannot change
+			}
 			a.UserName = name
 			nick = uniqueNick(a)
 			return nil
 		})
 		switch {
-		case errors.Is(err, ErrUserNameTaken):
+		case errors.Is(err, ErrUserNameTaken), errors.Is(err, errNameSet):
 			code = codeNameTaken
 		case err != nil:
 			return nil, err

@@ -161,7 +161,7 @@ func (s *Server) CheckPassword(email, password string) error {
 func (s *Server) SeedAccount(spec string) (uid msim.UID, created bool, err error) {
 	email, pw, ok := strings.Cut(spec, ":")
 	if !ok || email == "" || pw == "" {
-		return 0, false, fmt.Errorf("msim/server: account %q: want EMAIL:PASSWORD", email)
+		return 0, false, errors.New("msim/server: an account spec is not EMAIL:PASSWORD") // never echo it: it may hold the password
 	}
 	name, _, _ := strings.Cut(email, "@")
 	if ValidUserName(name) != nil {

@@ -378,3 +378,34 @@ func TestCheckPassword(t *testing.T) {
 		t.Errorf("unknown account: got %v", err)
 	}
 }
+
+// TestBMRelaysOnlyItsFields: keys a client adds to a bm (a forged lc 2,
+// userid…) never reach the recipient.
+func TestBMRelaysOnlyItsFields(t *testing.T) {
+	_, _, alice, bob := pair(t, Config{})
+	alice.send(msim.NewInt("bm", msim.BMIM).AddInt("sesskey", alice.key).AddInt("t", int(bob.uid)).
+		AddInt("cv", 697).Add("msg", "hi").AddInt("lc", 2).AddInt("userid", 6221).Add("uniquenick", "evil"))
+	m := bob.expect("IM", isBM(msim.BMIM, alice.uid))
+	for _, k := range []string{"lc", "userid", "uniquenick", "sesskey", "t"} {
+		if m.Has(k) {
+			t.Errorf("relayed bm carries %q: %v", k, m)
+		}
+	}
+	if got, _ := m.Str("msg"); got != "hi" {
+		t.Errorf("msg: got %q", got)
+	}
+}
+
+// TestUserNameCannotChange: once set, a user name stays (clients key buddy
+// lists by it).
+func TestUserNameCannotChange(t *testing.T) {
+	_, _, alice, _ := pair(t, Config{})
+	p := alice.persist(msim.CmdPut, msim.PersistSetUserName, msim.Dict{{Key: "UserName", Value: "alice2"}})
+	if code, _ := p.Body.Int("Code"); code == codeNameOK {
+		t.Errorf("renaming alice to alice2: got Code=%d, want a refusal", code)
+	}
+	p = alice.persist(msim.CmdPut, msim.PersistSetUserName, msim.Dict{{Key: "UserName", Value: "Alice"}})
+	if code, _ := p.Body.Int("Code"); code != codeNameOK {
+		t.Errorf("setting the same name: got Code=%d, want 0", code)
+	}
+}
