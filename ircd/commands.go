@@ -281,12 +281,12 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 		multi := c.caps["multi-prefix"]
 		for _, mb := range sortedMembers(ch) {
 			u := mb.u
-			c.numeric(irc.RPL_WHOREPLY, ch.name, u.User.User, u.Host, server, u.Nick, c.whoFlags(u.Away, mb.prefixes(multi)), "0 "+u.RealName)
+			c.numeric(irc.RPL_WHOREPLY, ch.name, u.ident, u.Host, server, u.Nick, c.whoFlags(u.Away, mb.st.prefixes(multi)), "0 "+u.RealName)
 		}
 	} else if Nick(mask).Key() == Nick(c.nick).Key() {
 		c.numeric(irc.RPL_WHOREPLY, "*", c.user, c.host, server, c.nick, c.whoFlags(c.away, ""), "0 "+c.realName)
 	} else if u := c.findUser(mask); u != nil {
-		c.numeric(irc.RPL_WHOREPLY, "*", u.User.User, u.Host, server, u.Nick, c.whoFlags(u.Away, ""), "0 "+u.RealName)
+		c.numeric(irc.RPL_WHOREPLY, "*", u.ident, u.Host, server, u.Nick, c.whoFlags(u.Away, ""), "0 "+u.RealName)
 	}
 	c.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list.")
 	return nil
@@ -299,10 +299,16 @@ func (c *Client) whoFlags(away, prefix string) string {
 	return "H" + prefix
 }
 
-func sortedMembers(ch *vchan) []*member {
-	out := make([]*member, 0, len(ch.members))
-	for _, m := range ch.members {
-		out = append(out, m)
+// member is a channel member with its status, as listed by sortedMembers.
+type member struct {
+	u  *vuser
+	st status
+}
+
+func sortedMembers(ch *vchan) []member {
+	out := make([]member, 0, len(ch.members))
+	for u, st := range ch.members {
+		out = append(out, member{u, st})
 	}
 	sort.Slice(out, func(i, j int) bool { return Nick(out[i].u.Nick).Key() < Nick(out[j].u.Nick).Key() })
 	return out
@@ -311,7 +317,6 @@ func sortedMembers(ch *vchan) []*member {
 func cmdWhois(c *Client, m *irc.Message) *ircError {
 	target, _, _ := strings.Cut(m.Params[len(m.Params)-1], ",")
 	server := c.srv.cfg.ServerName
-	multi := c.caps["multi-prefix"]
 	if Nick(target).Key() == Nick(c.nick).Key() {
 		c.numeric(irc.RPL_WHOISUSER, c.nick, c.user, c.host, "*", c.realName)
 		var chans []string
@@ -334,42 +339,57 @@ func cmdWhois(c *Client, m *irc.Message) *ircError {
 	}
 	u := c.findUser(target)
 	if u == nil {
-		c.numeric(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
-		c.numeric(irc.RPL_ENDOFWHOIS, target, "End of /WHOIS list.")
+		c.noSuchNick(target)
 		return nil
-	}
-	c.numeric(irc.RPL_WHOISUSER, u.Nick, u.User.User, u.Host, "*", u.RealName)
-	var chans []string
-	for _, ch := range u.chans {
-		chans = append(chans, ch.members[Nick(u.Nick).Key()].prefixes(multi)+ch.name)
-	}
-	sort.Strings(chans)
-	c.whoisChannels(u.Nick, chans)
-	c.numeric(irc.RPL_WHOISSERVER, u.Nick, server, c.srv.cfg.Network)
-	if u.Away != "" {
-		c.numeric(irc.RPL_AWAY, u.Nick, u.Away)
-	}
-	nick, last, signon := u.Nick, u.lastSpoke, u.signon
-	end := func(info []string) { // caller holds c.mu
-		for _, l := range info {
-			c.numeric(rplWhoisSpecial, nick, l)
-		}
-		c.whoisIdle(nick, last, signon)
-		c.numeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list.")
 	}
 	wh, ok := c.handler.(WhoisHandler)
 	if !ok {
-		end(u.Info)
+		c.whoisUser(u, c.info[u])
 		return nil
 	}
-	// Ask the backend without the lock; the rest of the reply follows.
+	// Ask the backend without the lock, then send the whole reply under it,
+	// so that no other line comes between its numerics.
+	nick := u.Nick
 	c.later(func() {
 		info := cleanInfo(wh.Whois(nick))
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		end(info)
+		if c.users[Nick(u.Nick).Key()] != u { // removed while the backend was asked
+			c.noSuchNick(nick)
+			return
+		}
+		c.whoisUser(u, info)
 	})
 	return nil
+}
+
+func (c *Client) noSuchNick(nick string) {
+	c.numeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
+	c.numeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list.")
+}
+
+// whoisUser sends the WHOIS reply about virtual user u, with info as its 320
+// lines. Caller holds c.mu.
+func (c *Client) whoisUser(u *vuser, info []string) {
+	multi := c.caps["multi-prefix"]
+	c.numeric(irc.RPL_WHOISUSER, u.Nick, u.ident, u.Host, "*", u.RealName)
+	var chans []string
+	for _, ch := range c.chans {
+		if st, ok := ch.members[u]; ok {
+			chans = append(chans, st.prefixes(multi)+ch.name)
+		}
+	}
+	sort.Strings(chans)
+	c.whoisChannels(u.Nick, chans)
+	c.numeric(irc.RPL_WHOISSERVER, u.Nick, c.srv.cfg.ServerName, c.srv.cfg.Network)
+	if u.Away != "" {
+		c.numeric(irc.RPL_AWAY, u.Nick, u.Away)
+	}
+	for _, l := range info {
+		c.numeric(rplWhoisSpecial, u.Nick, l)
+	}
+	c.whoisIdle(u.Nick, c.time(u.lastSpoke), c.time(u.signon))
+	c.numeric(irc.RPL_ENDOFWHOIS, u.Nick, "End of /WHOIS list.")
 }
 
 func (c *Client) whoisChannels(nick string, chans []string) {
@@ -412,7 +432,7 @@ func cmdUserhost(c *Client, m *irc.Message) *ircError {
 		}
 		switch u := c.findUser(n); {
 		case u != nil:
-			out = append(out, u.Nick+"="+awaySign(u.Away)+u.User.User+"@"+u.Host)
+			out = append(out, u.Nick+"="+awaySign(u.Away)+u.ident+"@"+u.Host)
 		case Nick(n).Key() == Nick(c.nick).Key():
 			out = append(out, c.nick+"="+awaySign(c.away)+c.user+"@"+c.host)
 		}
@@ -466,7 +486,7 @@ func cmdMode(c *Client, m *irc.Message) *ircError {
 			if len(args) == 0 {
 				return newErr(irc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
 			}
-			if c.channel(ch.name).members[Nick(args[0]).Key()] == nil && Nick(args[0]).Key() != Nick(c.nick).Key() {
+			if !c.isMember(ch, args[0]) && Nick(args[0]).Key() != Nick(c.nick).Key() {
 				c.numeric(irc.ERR_USERNOTINCHANNEL, args[0], ch.name, "They aren't on that channel")
 			} else {
 				change = true

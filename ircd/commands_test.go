@@ -1,10 +1,10 @@
 package ircd
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"gopkg.in/irc.v4"
 )
@@ -249,32 +249,122 @@ func TestQuit(t *testing.T) {
 	}
 }
 
-// TestWhoisHandler: a Handler implementing WhoisHandler supplies the 320
-// lines, asked without the lock (it may call the Client and take its time).
-func TestWhoisHandler(t *testing.T) {
-	t.Parallel()
-	b := newBackend()
-	var fc *fakeConn
-	b.whois = func(nick string) []string {
-		fc.c.Deliver(Delivery{From: "ann", Text: "meanwhile"}) // would deadlock under the lock
-		time.Sleep(20 * time.Millisecond)                      // a backend fetching a profile
-		return []string{"Fetched for " + nick, "two\r\nlines"}
-	}
-	addr, _ := startServer(t, testConfig(), b)
-	c, conn, _ := register(t, addr, b, "me")
-	fc = conn
-	c.send(t, "WHOIS tom")
+// whoisLines reads until 318 and returns each message as "command
+// trailing".
+func whoisLines(t *testing.T, c *tclient) []string {
+	t.Helper()
 	var got []string
 	for {
 		m := c.read(t)
 		got = append(got, m.Command+" "+m.Trailing())
 		if m.Command == "318" {
-			break
+			return got
 		}
 	}
-	want := []string{"311 Tom", "319 +&bitlbee", "312 TestNet", "301 lunch", "PRIVMSG meanwhile",
-		"320 Fetched for tom", "320 two", "320 lines", "317 seconds idle, signon time", "318 End of /WHOIS list."}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("got  %q\nwant %q", got, want)
+}
+
+// TestWhoisHandler: a Handler implementing WhoisHandler supplies the 320
+// lines instead of User.Info. It is asked without the lock (it may call the
+// Client and take its time), and the reply comes in one piece after it.
+func TestWhoisHandler(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		whois func(fc *fakeConn, nick string) []string
+		want  []string
+	}{
+		{"lines", func(fc *fakeConn, nick string) []string {
+			fc.c.Deliver(Delivery{From: "ann", Text: "meanwhile"}) // would deadlock under the lock
+			return []string{"Fetched for " + nick, "two\r\nlines", "nul\x00byte"}
+		}, []string{"PRIVMSG meanwhile", "311 Tom", "319 +&bitlbee", "312 TestNet", "301 lunch",
+			"320 Fetched for tom", "320 two", "320 lines", "320 nul\uFFFDbyte", "317 seconds idle, signon time", "318 End of /WHOIS list."}},
+		{"no lines", func(*fakeConn, string) []string { return nil },
+			[]string{"311 Tom", "319 +&bitlbee", "312 TestNet", "301 lunch", "317 seconds idle, signon time", "318 End of /WHOIS list."}},
+		{"renamed meanwhile", func(fc *fakeConn, nick string) []string {
+			if err := fc.c.RenameUser(nick, "thomas"); err != nil {
+				t.Errorf("RenameUser: %v", err)
+			}
+			return []string{"Fetched for " + nick}
+		}, []string{"NICK thomas", "311 Tom", "319 +&bitlbee", "312 TestNet", "301 lunch",
+			"320 Fetched for tom", "317 seconds idle, signon time", "318 End of /WHOIS list."}},
+		{"removed meanwhile", func(fc *fakeConn, nick string) []string {
+			fc.c.RemoveUser(nick, "gone")
+			return []string{"Fetched for " + nick}
+		}, []string{"QUIT gone", "401 No such nick/channel", "318 End of /WHOIS list."}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBackend()
+			fcs := make(chan *fakeConn, 1)
+			b.whois = func(nick string) []string {
+				fc := <-fcs
+				defer func() { fcs <- fc }()
+				return tc.whois(fc, nick)
+			}
+			addr, _ := startServer(t, testConfig(), b)
+			c, fc, _ := register(t, addr, b, "me")
+			fcs <- fc
+			c.send(t, "WHOIS tom")
+			if got := whoisLines(t, c); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestWhoisHandlerBlocking: while the handler blocks, the backend keeps
+// delivering from another goroutine; every line arrives whole and in order,
+// and none comes between the numerics of the WHOIS reply.
+func TestWhoisHandlerBlocking(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	b := newBackend()
+	fcs := make(chan *fakeConn, 1)
+	delivered := make(chan struct{})
+	b.whois = func(nick string) []string {
+		fc := <-fcs
+		half := make(chan struct{})
+		go func() {
+			defer close(delivered)
+			for i := range n {
+				if i == n/2 {
+					close(half)
+				}
+				fc.c.Deliver(Delivery{From: "ann", Text: fmt.Sprintf("line %d of a conversation going on during the WHOIS", i)})
+			}
+		}()
+		<-half // a backend busy fetching the profile
+		return []string{"Profile of " + nick}
+	}
+	addr, _ := startServer(t, testConfig(), b)
+	c, fc, _ := register(t, addr, b, "me")
+	fcs <- fc
+	c.send(t, "WHOIS tom")
+	var whois []string
+	next, start := 0, -1
+	for i := 0; next < n || len(whois) == 0 || whois[len(whois)-1] != "318"; i++ {
+		m := c.read(t)
+		switch m.Command {
+		case "PRIVMSG":
+			if want := fmt.Sprintf("line %d of a conversation going on during the WHOIS", next); m.Trailing() != want || m.Name != "ann" {
+				t.Fatalf("got %q, want PRIVMSG from ann %q", m, want)
+			}
+			if start >= 0 && len(whois) > 0 && whois[len(whois)-1] != "318" {
+				t.Fatalf("got PRIVMSG %d inside the WHOIS reply after %v", next, whois)
+			}
+			next++
+		default:
+			if start < 0 {
+				start = i
+			}
+			if i != start+len(whois) {
+				t.Fatalf("got %s at %d, want it at %d: the WHOIS reply was split", m.Command, i, start+len(whois))
+			}
+			whois = append(whois, m.Command)
+		}
+	}
+	<-delivered
+	if want := []string{"311", "319", "312", "301", "320", "317", "318"}; !slices.Equal(whois, want) {
+		t.Errorf("got WHOIS numerics %v, want %v", whois, want)
 	}
 }

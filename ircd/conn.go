@@ -79,9 +79,10 @@ type Client struct {
 	umodes     string
 	signon     time.Time
 	lastActive time.Time
-	users      map[string]*vuser // by Nick.Key
-	chans      map[string]*vchan // by foldCase(name)
-	calls      []func()          // backend calls to make after unlocking
+	users      map[string]*vuser   // by Nick.Key
+	info       map[*vuser][]string // the users' WHOIS lines; nil until one has any
+	chans      map[string]*vchan   // by foldCase(name)
+	calls      []func()            // backend calls to make after unlocking
 }
 
 // ircError is a numeric error reply. The dispatcher prefixes the nick.

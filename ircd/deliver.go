@@ -77,7 +77,7 @@ func (c *Client) deliver(d Delivery, ref string) {
 	if d.From != "" {
 		if u := c.findUser(d.From); u != nil {
 			prefix = u.prefix()
-			u.lastSpoke = time.Now()
+			u.lastSpoke = c.stamp()
 		} else if Nick(d.From).Valid() {
 			prefix = &irc.Prefix{Name: d.From, User: "user", Host: c.srv.cfg.ServerName}
 		} else {

@@ -20,42 +20,37 @@ type User struct {
 	Info     []string // extra WHOIS lines, sent as 320 RPL_WHOISSPECIAL
 }
 
+// vuser is kept small: a world may hold hundreds of them per connection.
+// Its channels are found through the channels' member maps (a world has few
+// channels), its WHOIS lines (User.Info) are in Client.info, and its times
+// are seconds after the client's signon.
 type vuser struct {
-	User
-	chans     []*vchan // channels it is in (few: a slice is smaller than a map)
-	signon    time.Time
-	lastSpoke time.Time
+	Nick, ident, Host, RealName, Away string
+	signon, lastSpoke                 stamp
 }
 
-func (u *vuser) addChan(ch *vchan) {
-	for _, c := range u.chans {
-		if c == ch {
-			return
-		}
-	}
-	u.chans = append(u.chans, ch)
-}
+// stamp is a time as whole seconds after the client's signon.
+type stamp uint32
 
-func (u *vuser) removeChan(ch *vchan) {
-	for i, c := range u.chans {
-		if c == ch {
-			u.chans = append(u.chans[:i], u.chans[i+1:]...)
-			if len(u.chans) == 0 {
-				u.chans = nil
-			}
-			return
-		}
-	}
-}
+// stamp returns the current time as a stamp. Caller holds c.mu.
+func (c *Client) stamp() stamp { return stamp(time.Since(c.signon) / time.Second) }
+
+// time turns a stamp back into a time.
+func (c *Client) time(s stamp) time.Time { return c.signon.Add(time.Duration(s) * time.Second) }
 
 func (u *vuser) prefix() *irc.Prefix {
-	return &irc.Prefix{Name: u.Nick, User: u.User.User, Host: u.Host}
+	return &irc.Prefix{Name: u.Nick, User: u.ident, Host: u.Host}
 }
 
-type member struct {
-	u         *vuser
-	op, voice bool
-}
+// status is a member's channel status: a set of the flags below.
+type status uint8
+
+const (
+	stOp status = 1 << iota
+	stVoice
+)
+
+func (st status) has(f status) bool { return st&f != 0 }
 
 type vchan struct {
 	name    string
@@ -64,18 +59,18 @@ type vchan struct {
 	topicBy string
 	topicAt time.Time
 	created time.Time
-	members map[string]*member // by Nick.Key
-	joined  bool               // the real client is in the channel
+	members map[*vuser]status // keyed by the user, so renames need no rekeying
+	joined  bool              // the real client is in the channel
 }
 
 // prefixes returns the member's NAMES/WHO prefix.
-func (m *member) prefixes(multi bool) string {
+func (st status) prefixes(multi bool) string {
 	switch {
-	case m.op && m.voice && multi:
+	case st.has(stOp) && st.has(stVoice) && multi:
 		return "@+"
-	case m.op:
+	case st.has(stOp):
 		return "@"
-	case m.voice:
+	case st.has(stVoice):
 		return "+"
 	}
 	return ""
@@ -123,10 +118,11 @@ func (c *Client) Account() string {
 // RemoteAddr is the client's address.
 func (c *Client) RemoteAddr() net.Addr { return c.remote }
 
-// visible reports whether u shares a channel with the client.
+// visible reports whether u shares a channel with the client. Caller holds
+// c.mu.
 func (c *Client) visible(u *vuser) bool {
-	for _, ch := range u.chans {
-		if ch.joined {
+	for _, ch := range c.chans {
+		if _, ok := ch.members[u]; ok && ch.joined {
 			return true
 		}
 	}
@@ -151,27 +147,52 @@ func (c *Client) AddUser(u User) error {
 	}
 	u.RealName = clean(u.RealName, 200)
 	u.Away = clean(u.Away, TopicLen)
-	u.Info = cleanInfo(u.Info)
+	info := cleanInfo(u.Info)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.users[n.Key()]; ok || n.Key() == Nick(c.nick).Key() {
 		return ErrNickInUse
 	}
-	now := time.Now()
-	c.users[n.Key()] = &vuser{User: u, signon: now, lastSpoke: now}
+	now := c.stamp()
+	vu := &vuser{Nick: u.Nick, ident: u.User, Host: u.Host, RealName: u.RealName, Away: u.Away, signon: now, lastSpoke: now}
+	c.users[n.Key()] = vu
+	c.setInfo(vu, info)
 	return nil
 }
 
 func cleanInfo(info []string) []string {
-	out := make([]string, 0, len(info))
+	var out []string
 	for _, l := range info {
 		out = append(out, splitText(l, 380)...)
 	}
 	return out
 }
 
+// setInfo sets u's WHOIS lines. Few users have any, so they are kept aside.
+// Caller holds c.mu.
+func (c *Client) setInfo(u *vuser, info []string) {
+	switch {
+	case len(info) > 0 && c.info == nil:
+		c.info = map[*vuser][]string{u: info}
+	case len(info) > 0:
+		c.info[u] = info
+	default:
+		delete(c.info, u)
+	}
+}
+
 // user looks up a virtual user. Caller holds c.mu.
 func (c *Client) findUser(nick string) *vuser { return c.users[Nick(nick).Key()] }
+
+// isMember reports whether nick is a virtual user in ch. Caller holds c.mu.
+func (c *Client) isMember(ch *vchan, nick string) bool {
+	u := c.findUser(nick)
+	if u == nil {
+		return false
+	}
+	_, ok := ch.members[u]
+	return ok
+}
 
 // channel looks up a channel. Caller holds c.mu.
 func (c *Client) channel(name string) *vchan { return c.chans[foldCase(name)] }
@@ -205,7 +226,7 @@ func (c *Client) SetInfo(nick string, info []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if u := c.findUser(nick); u != nil {
-		u.Info = info
+		c.setInfo(u, info)
 	}
 }
 
@@ -236,11 +257,6 @@ func (c *Client) RenameUser(oldNick, newNick string) error {
 	}
 	c.emit(msg(u.prefix(), "NICK", newNick))
 	delete(c.users, Nick(u.Nick).Key())
-	for _, ch := range u.chans {
-		m := ch.members[Nick(u.Nick).Key()]
-		delete(ch.members, Nick(u.Nick).Key())
-		ch.members[n.Key()] = m
-	}
 	u.Nick = newNick
 	c.users[n.Key()] = u
 	return nil
@@ -259,9 +275,10 @@ func (c *Client) RemoveUser(nick, reason string) {
 	if c.visible(u) {
 		c.emit(msg(u.prefix(), "QUIT", reason))
 	}
-	for _, ch := range u.chans {
-		delete(ch.members, Nick(u.Nick).Key())
+	for _, ch := range c.chans {
+		delete(ch.members, u)
 	}
+	delete(c.info, u)
 	delete(c.users, Nick(u.Nick).Key())
 }
 
@@ -276,7 +293,7 @@ func (c *Client) CreateChannel(name, topic string) error {
 	if c.chans[key] != nil {
 		return ErrChannelExists
 	}
-	ch := &vchan{name: name, key: key, created: time.Now(), members: make(map[string]*member)}
+	ch := &vchan{name: name, key: key, created: time.Now(), members: make(map[*vuser]status)}
 	if topic = clean(topic, TopicLen); topic != "" {
 		ch.topic, ch.topicBy, ch.topicAt = topic, c.srv.cfg.ServerName, ch.created
 	}
@@ -294,9 +311,6 @@ func (c *Client) RemoveChannel(name string) {
 	}
 	if ch.joined {
 		c.emit(msg(c.selfPrefix(), "PART", ch.name, "Channel removed"))
-	}
-	for _, m := range ch.members {
-		m.u.removeChan(ch)
 	}
 	delete(c.chans, ch.key)
 }
@@ -332,13 +346,15 @@ func (c *Client) JoinUser(channel, nick string, voice bool) {
 		c.log.WithFields(map[string]any{"channel": channel, "nick": nick}).Warn("JoinUser: no such channel or user")
 		return
 	}
-	key := Nick(u.Nick).Key()
-	if m := ch.members[key]; m != nil {
-		c.setMode(ch, m, 'v', voice)
+	if _, ok := ch.members[u]; ok {
+		c.setMode(ch, u, stVoice, voice)
 		return
 	}
-	ch.members[key] = &member{u: u, voice: voice}
-	u.addChan(ch)
+	var st status
+	if voice {
+		st = stVoice
+	}
+	ch.members[u] = st
 	if !ch.joined {
 		return
 	}
@@ -357,11 +373,13 @@ func (c *Client) PartUser(channel, nick, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch, u := c.channel(channel), c.findUser(nick)
-	if ch == nil || u == nil || ch.members[Nick(u.Nick).Key()] == nil {
+	if ch == nil || u == nil {
 		return
 	}
-	delete(ch.members, Nick(u.Nick).Key())
-	u.removeChan(ch)
+	if _, ok := ch.members[u]; !ok {
+		return
+	}
+	delete(ch.members, u)
 	if ch.joined {
 		if reason == "" {
 			c.emit(msg(u.prefix(), "PART", ch.name))
@@ -372,39 +390,45 @@ func (c *Client) PartUser(channel, nick, reason string) {
 }
 
 // SetVoice gives or takes a virtual user's voice; the client sees MODE.
-func (c *Client) SetVoice(channel, nick string, on bool) { c.setStatus(channel, nick, 'v', on) }
+func (c *Client) SetVoice(channel, nick string, on bool) { c.setStatus(channel, nick, stVoice, on) }
 
 // SetOp gives or takes a virtual user's channel operator status.
-func (c *Client) SetOp(channel, nick string, on bool) { c.setStatus(channel, nick, 'o', on) }
+func (c *Client) SetOp(channel, nick string, on bool) { c.setStatus(channel, nick, stOp, on) }
 
-func (c *Client) setStatus(channel, nick string, mode byte, on bool) {
+func (c *Client) setStatus(channel, nick string, f status, on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch, u := c.channel(channel), c.findUser(nick)
 	if ch == nil || u == nil {
 		return
 	}
-	if m := ch.members[Nick(u.Nick).Key()]; m != nil {
-		c.setMode(ch, m, mode, on)
+	if _, ok := ch.members[u]; ok {
+		c.setMode(ch, u, f, on)
 	}
 }
 
-// setMode changes a member's +o/+v and announces it. Caller holds c.mu.
-func (c *Client) setMode(ch *vchan, m *member, mode byte, on bool) {
-	flag := &m.voice
-	if mode == 'o' {
-		flag = &m.op
-	}
-	if *flag == on {
+// setMode gives or takes member u's +o (stOp) or +v (stVoice) and announces
+// it. Caller holds c.mu.
+func (c *Client) setMode(ch *vchan, u *vuser, f status, on bool) {
+	st := ch.members[u]
+	if st.has(f) == on {
 		return
 	}
-	*flag = on
+	if on {
+		ch.members[u] = st | f
+	} else {
+		ch.members[u] = st &^ f
+	}
 	if ch.joined {
+		mode := "v"
+		if f == stOp {
+			mode = "o"
+		}
 		sign := "-"
 		if on {
 			sign = "+"
 		}
-		c.emit(msg(c.serverPrefix(), "MODE", ch.name, sign+string(mode), m.u.Nick))
+		c.emit(msg(c.serverPrefix(), "MODE", ch.name, sign+mode, u.Nick))
 	}
 }
 
@@ -454,8 +478,8 @@ func (c *Client) topicReply(ch *vchan, out func(*irc.Message)) {
 func (c *Client) names(ch *vchan, out func(*irc.Message)) {
 	multi := c.caps["multi-prefix"]
 	list := make([]string, 0, len(ch.members)+1)
-	for _, m := range ch.members {
-		list = append(list, m.prefixes(multi)+m.u.Nick)
+	for u, st := range ch.members {
+		list = append(list, st.prefixes(multi)+u.Nick)
 	}
 	sort.Strings(list)
 	if ch.joined {

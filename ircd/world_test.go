@@ -283,3 +283,52 @@ func TestJoinClientLargeChannel(t *testing.T) {
 	}
 	t.Logf("registration and NAMES for %d members: %v", n, el)
 }
+
+// TestWorldBookkeeping: memberships follow renames and go with removed
+// users and channels; WHOIS lines (User.Info, SetInfo) follow the user.
+func TestWorldBookkeeping(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, fc, _ := register(t, addr, b, "me")
+	cl := fc.c
+	cl.JoinUser("#other", "tom", false)
+	cl.SetOp("#other", "tom", true)
+	if err := cl.RenameUser("tom", "Thomas"); err != nil {
+		t.Fatal(err)
+	}
+	cl.SetInfo("thomas", []string{"Line one\nLine two"})
+	c.sync(t)
+	c.send(t, "WHOIS thomas", "NAMES &bitlbee", "MODE &bitlbee +v thomas", "MODE &bitlbee +v tom")
+	got := c.sync(t)
+	checkMsgs(t, got, []want{
+		w("311", "me", "Thomas", "tom", "msim", "*", "Tom"),
+		w("319", "me", "Thomas", "+&bitlbee @#other"),
+		w("312", nil...), w("301", nil...),
+		w("320", "me", "Thomas", "Line one"), w("320", "me", "Thomas", "Line two"),
+		w("317", nil...), w("318", nil...),
+		w("353", "me", "=", "&bitlbee", "me +Thomas ann"), w("366", nil...),
+		w("482", "me", "&bitlbee", "?"),
+		w("441", "me", "tom", "&bitlbee", "?"),
+	})
+
+	cl.RemoveChannel("#other")
+	cl.RemoveUser("thomas", "bye")
+	if err := cl.AddUser(User{Nick: "thomas", RealName: "Another"}); err != nil {
+		t.Fatal(err)
+	}
+	cl.JoinUser("&bitlbee", "thomas", false)
+	cl.SetInfo("ann", []string{"Ann's line"})
+	cl.SetInfo("ann", nil)
+	c.sync(t)
+	c.send(t, "WHOIS thomas", "WHOIS ann")
+	got = c.sync(t)
+	checkMsgs(t, got, []want{
+		w("311", "me", "thomas", "user", testServer, "*", "Another"),
+		w("319", "me", "thomas", "&bitlbee"),
+		w("312", nil...), w("317", nil...), w("318", nil...),
+		w("311", "me", "ann", "?", "?", "*", "Ann"),
+		w("319", "me", "ann", "&bitlbee"),
+		w("312", nil...), w("317", nil...), w("318", nil...),
+	})
+}
