@@ -241,34 +241,46 @@ func (c *Client) numeric(code string, params ...string) {
 	c.send(msg(c.serverPrefix(), code, append([]string{c.nick}, params...)...))
 }
 
+// writeBufs holds the 4 KiB write buffers. A connection takes one only
+// while it writes a batch, so an idle connection holds none.
+var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+
+// writeBatch writes msgs to the socket in as few writes as the buffer
+// allows, then flushes.
+func (c *Client) writeBatch(msgs []*irc.Message) error {
+	bw := writeBufs.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	defer func() {
+		bw.Reset(nil) // forget the socket and any error
+		writeBufs.Put(bw)
+	}()
+	for _, m := range msgs {
+		_, _ = bw.WriteString(m.String()) // irc.Writer would copy the line twice more
+		if _, err := bw.WriteString("\r\n"); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
 func (c *Client) writeLoop() {
 	defer c.srv.wg.Done()
 	defer recoverAndLog(c.log)
 	defer func() { _ = c.nc.Close() }()
-	bw := bufio.NewWriterSize(c.nc, 4<<10)
-	w := irc.NewWriter(bw)
-	write := func(batch []*irc.Message) error {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		for _, m := range batch {
-			if err := w.WriteMessage(m); err != nil {
-				return err
-			}
-		}
-		return bw.Flush()
-	}
 	for {
 		select {
 		case <-c.wake:
 			batch := c.take()
-			err := write(batch)
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+			err := c.writeBatch(batch)
 			c.giveBack(batch)
 			if err != nil {
 				c.shutdown("Write error: "+err.Error(), false)
-				c.finish(w, bw)
+				c.finish()
 				return
 			}
 		case <-c.done:
-			c.finish(w, bw)
+			c.finish()
 			return
 		}
 	}
@@ -276,20 +288,17 @@ func (c *Client) writeLoop() {
 
 // finish writes what is queued (for a graceful close) and the final ERROR,
 // bounded by finalWriteWindow.
-func (c *Client) finish(w *irc.Writer, bw *bufio.Writer) {
+func (c *Client) finish() {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteWindow))
+	var batch []*irc.Message
 	if c.flush {
-		for _, m := range c.take() {
-			if err := w.WriteMessage(m); err != nil {
-				return
-			}
-		}
+		batch = c.take()
 	}
 	c.mu.Lock()
 	host := c.host
 	c.mu.Unlock()
-	_ = w.WriteMessage(msg(nil, "ERROR", fmt.Sprintf("Closing link: %s (%s)", host, c.reason)))
-	_ = bw.Flush()
+	batch = append(batch, msg(nil, "ERROR", fmt.Sprintf("Closing link: %s (%s)", host, c.reason)))
+	_ = c.writeBatch(batch)
 }
 
 func (c *Client) readLoop() {
@@ -318,7 +327,7 @@ func (c *Client) read() (reason string) {
 		}
 	}()
 	cfg := &c.srv.cfg
-	br := bufio.NewReaderSize(c.nc, 512+maxTagsLen)
+	br := newLineReader(c.nc, 512+maxTagsLen)
 	regDeadline := time.Now().Add(cfg.RegistrationTimeout)
 	lastRead := time.Now()
 	var pingSent time.Time
@@ -342,7 +351,7 @@ func (c *Client) read() (reason string) {
 			deadline = pingSent.Add(cfg.PingTimeout)
 		}
 		_ = c.nc.SetReadDeadline(deadline)
-		line, err := br.ReadSlice('\n')
+		line, err := br.ReadSlice()
 		if len(partial) > 0 && (err == nil || len(line) > 0) {
 			line = append(partial, line...)
 			partial = nil

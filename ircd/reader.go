@@ -1,0 +1,86 @@
+package ircd
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+)
+
+// idleReadBuf is the read buffer a connection starts with and returns to:
+// one full line without tags.
+const idleReadBuf = 512
+
+// lineReader reads lines like bufio.Reader.ReadSlice('\n') on a reader of
+// size max, but its buffer starts at idleReadBuf and grows (up to max) only
+// for a longer line; once that line is consumed it goes back to
+// idleReadBuf. So an idle connection, blocked in Read, holds 512 bytes and
+// not the 512+8191 a line with tags may need, and the limit stays max: a
+// line longer than that gives bufio.ErrBufferFull.
+type lineReader struct {
+	rd   io.Reader
+	buf  []byte
+	r, w int // buf[r:w] is read but not returned yet
+	max  int
+}
+
+func newLineReader(rd io.Reader, max int) *lineReader {
+	return &lineReader{rd: rd, buf: make([]byte, min(idleReadBuf, max)), max: max}
+}
+
+// ReadSlice returns the next line, '\n' included. The slice is valid until
+// the next call. On an error it returns what was buffered (consumed) and
+// the error: bufio.ErrBufferFull if max bytes came without a '\n'.
+func (b *lineReader) ReadSlice() (line []byte, err error) {
+	searched := 0 // buf[r:r+searched] has no '\n'
+	for {
+		if i := bytes.IndexByte(b.buf[b.r+searched:b.w], '\n'); i >= 0 {
+			end := b.r + searched + i + 1
+			line, b.r = b.buf[b.r:end], end
+			return line, nil
+		}
+		searched = b.w - b.r
+		if searched >= b.max {
+			return b.flush(), bufio.ErrBufferFull
+		}
+		if err := b.fill(); err != nil {
+			return b.flush(), err
+		}
+	}
+}
+
+// flush consumes and returns everything buffered.
+func (b *lineReader) flush() []byte {
+	line := b.buf[b.r:b.w]
+	b.r = b.w
+	return line
+}
+
+// fill makes room and reads once more.
+func (b *lineReader) fill() error {
+	n := b.w - b.r
+	switch {
+	case n == 0 && len(b.buf) > idleReadBuf:
+		b.buf = make([]byte, idleReadBuf) // the long line is done: let its buffer go
+	case b.r > 0:
+		copy(b.buf, b.buf[b.r:b.w])
+	case b.w == len(b.buf):
+		grown := make([]byte, min(2*len(b.buf), b.max))
+		copy(grown, b.buf[:b.w])
+		b.buf = grown
+	}
+	b.r, b.w = 0, n
+	for range 100 {
+		m, err := b.rd.Read(b.buf[b.w:])
+		if m < 0 {
+			panic("ircd: negative read count")
+		}
+		b.w += m
+		if err != nil {
+			return err
+		}
+		if m > 0 {
+			return nil
+		}
+	}
+	return io.ErrNoProgress
+}

@@ -1,0 +1,125 @@
+package ircd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+type readResult struct {
+	line string
+	err  error
+}
+
+// readAll calls ReadSlice until an error other than ErrBufferFull, at most
+// limit times.
+func readAll(next func() ([]byte, error), limit int) []readResult {
+	var out []readResult
+	for range limit {
+		line, err := next()
+		out = append(out, readResult{string(line), err})
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			break
+		}
+	}
+	return out
+}
+
+// chunked returns r's data in reads of the given sizes, cycling.
+type chunked struct {
+	r     io.Reader
+	sizes []int
+	i     int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	n := c.sizes[c.i%len(c.sizes)]
+	c.i++
+	return c.r.Read(p[:min(n, len(p))])
+}
+
+func TestLineReader(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 3000) + "\n"
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		want []readResult
+	}{
+		{"lines", "a\r\nbb\n\nccc", 100, []readResult{{"a\r\n", nil}, {"bb\n", nil}, {"\n", nil}, {"ccc", io.EOF}}},
+		{"empty", "", 100, []readResult{{"", io.EOF}}},
+		{"long line grows the buffer", "x\n" + long + "y\n", 8703, []readResult{{"x\n", nil}, {long, nil}, {"y\n", nil}, {"", io.EOF}}},
+		{"exactly max", strings.Repeat("z", 599) + "\nok\n", 600, []readResult{{strings.Repeat("z", 599) + "\n", nil}, {"ok\n", nil}, {"", io.EOF}}},
+		{"over max", strings.Repeat("z", 600) + "\nok\n", 600, []readResult{{strings.Repeat("z", 600), bufio.ErrBufferFull}, {"\n", nil}, {"ok\n", nil}, {"", io.EOF}}},
+		{"max below the idle buffer", "abcdefgh\n", 4, []readResult{{"abcd", bufio.ErrBufferFull}, {"efgh", bufio.ErrBufferFull}, {"\n", nil}, {"", io.EOF}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, rd := range []io.Reader{strings.NewReader(tc.in), iotest.OneByteReader(strings.NewReader(tc.in)), &chunked{r: strings.NewReader(tc.in), sizes: []int{7, 1, 700, 3}}} {
+				lr := newLineReader(rd, tc.max)
+				got := readAll(lr.ReadSlice, 100)
+				if len(got) != len(tc.want) {
+					t.Fatalf("got %d results %v, want %d %v", len(got), got, len(tc.want), tc.want)
+				}
+				for i := range got {
+					if got[i].line != tc.want[i].line || !errors.Is(got[i].err, tc.want[i].err) {
+						t.Fatalf("result %d: got %q, %v, want %q, %v", i, got[i].line, got[i].err, tc.want[i].line, tc.want[i].err)
+					}
+				}
+				if len(lr.buf) > idleReadBuf {
+					t.Errorf("buffer of %d bytes kept after the input, want at most %d", len(lr.buf), idleReadBuf)
+				}
+			}
+		})
+	}
+}
+
+// TestLineReaderShrinks: the buffer grown for a long line goes back to the
+// idle size before the reader waits for more input.
+func TestLineReaderShrinks(t *testing.T) {
+	t.Parallel()
+	pr, pw := io.Pipe()
+	lr := newLineReader(pr, 512+maxTagsLen)
+	go func() {
+		_, _ = pw.Write([]byte("@" + strings.Repeat("t", 4000) + " PING x\r\n"))
+		_, _ = pw.Write([]byte("PING y\r\n"))
+		_ = pw.Close()
+	}()
+	if line, err := lr.ReadSlice(); err != nil || len(line) != 4010 {
+		t.Fatalf("got %d bytes, %v, want 4010 bytes", len(line), err)
+	}
+	if line, err := lr.ReadSlice(); err != nil || string(line) != "PING y\r\n" {
+		t.Fatalf("got %q, %v, want PING y", line, err)
+	}
+	if len(lr.buf) != idleReadBuf {
+		t.Errorf("got a %d-byte buffer, want %d", len(lr.buf), idleReadBuf)
+	}
+}
+
+// FuzzLineReader: lineReader returns what bufio.Reader.ReadSlice returns
+// for a buffer of the same size, however the input is cut into reads.
+func FuzzLineReader(f *testing.F) {
+	f.Add([]byte("PING a\r\nPRIVMSG #c :hi\r\n"), uint16(600), byte(5))
+	f.Add([]byte("@"+strings.Repeat("k=v;", 300)+" PRIVMSG x :y\n\nz"), uint16(1000), byte(0))
+	f.Fuzz(func(t *testing.T, in []byte, max uint16, cut byte) {
+		size := 16 + int(max)%9000 // bufio's minimum is 16
+		sizes := []int{int(cut) + 1, 3 * (int(cut) + 1), 1}
+		br := bufio.NewReaderSize(&chunked{r: bytes.NewReader(in), sizes: sizes}, size)
+		want := readAll(func() ([]byte, error) { return br.ReadSlice('\n') }, len(in)+2)
+		got := readAll(newLineReader(&chunked{r: bytes.NewReader(in), sizes: sizes}, size).ReadSlice, len(in)+2)
+		if len(got) != len(want) {
+			t.Fatalf("got %d results %v, want %d %v", len(got), got, len(want), want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("result %d: got %+v, want %+v", i, got[i], want[i])
+			}
+		}
+	})
+}
