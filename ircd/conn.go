@@ -41,7 +41,7 @@ const (
 type Client struct {
 	srv    *Server
 	nc     net.Conn
-	log    *logrus.Entry
+	id     uint64          // the connection's number in logs
 	ctx    context.Context // cancelled when the connection ends
 	cancel context.CancelFunc
 	remote net.Addr
@@ -104,7 +104,7 @@ func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 		ctx:    ctx,
 		cancel: cancel,
 		remote: nc.RemoteAddr(),
-		log:    s.log.WithFields(logrus.Fields{"conn": id, "remote": nc.RemoteAddr().String()}),
+		id:     id,
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		caps:   make(map[string]bool),
@@ -120,6 +120,20 @@ func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 	}
 	c.stopAfter = context.AfterFunc(ctx, func() { c.Close("Server shutting down") })
 	return c
+}
+
+// logger is the connection's log entry. It is built when something is
+// logged (rarely) rather than kept: it would cost every connection ~0.5 KB.
+func (c *Client) logger() *logrus.Entry {
+	return c.srv.log.WithFields(logrus.Fields{"conn": c.id, "remote": c.remote.String()})
+}
+
+// recoverAndLog ends a panic of one of the connection's goroutines with a
+// log line instead of the process; defer it directly.
+func (c *Client) recoverAndLog() {
+	if r := recover(); r != nil {
+		c.logger().WithField("panic", r).Error("connection goroutine panicked")
+	}
 }
 
 func hostOf(a net.Addr) string {
@@ -159,7 +173,7 @@ func (c *Client) send(m *irc.Message) {
 	c.qmu.Lock()
 	if len(c.q) >= c.srv.cfg.SendQ {
 		c.qmu.Unlock()
-		c.log.Warn("sendq exceeded")
+		c.logger().Warn("sendq exceeded")
 		c.shutdown("SendQ exceeded", false)
 		return
 	}
@@ -188,10 +202,14 @@ func (c *Client) queued() int {
 	return len(c.q)
 }
 
+// keptQueue is the largest queue array kept for reuse once written; a
+// burst's larger array is let go, so an idle connection holds at most this.
+const keptQueue = 64
+
 func (c *Client) giveBack(batch []*irc.Message) {
 	clear(batch)
-	if cap(batch) > 256 {
-		return // let a burst's large array go
+	if cap(batch) > keptQueue {
+		return
 	}
 	c.qmu.Lock()
 	c.spare = batch[:0]
@@ -214,7 +232,7 @@ func (c *Client) Closed() bool {
 func (c *Client) emit(m *irc.Message) {
 	if !c.welcomed {
 		if len(c.held) >= c.srv.cfg.SendQ {
-			c.log.Warn("sendq exceeded before registration completed")
+			c.logger().Warn("sendq exceeded before registration completed")
 			c.shutdown("SendQ exceeded", false)
 			return
 		}
@@ -265,7 +283,7 @@ func (c *Client) writeBatch(msgs []*irc.Message) error {
 
 func (c *Client) writeLoop() {
 	defer c.srv.wg.Done()
-	defer recoverAndLog(c.log)
+	defer c.recoverAndLog()
 	defer func() { _ = c.nc.Close() }()
 	for {
 		select {
@@ -303,7 +321,7 @@ func (c *Client) finish() {
 
 func (c *Client) readLoop() {
 	defer c.srv.wg.Done()
-	defer recoverAndLog(c.log)
+	defer c.recoverAndLog()
 	defer c.srv.remove(c)
 	defer c.stopAfter()
 	reason := c.read()
@@ -322,7 +340,7 @@ func (c *Client) readLoop() {
 func (c *Client) read() (reason string) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.WithField("panic", r).Error("reader panicked")
+			c.logger().WithField("panic", r).Error("reader panicked")
 			reason = "Internal error"
 		}
 	}()

@@ -270,3 +270,34 @@ func TestListenTLSErrors(t *testing.T) {
 		t.Fatal("got nil error for missing key pair")
 	}
 }
+
+// TestSendQueueLetsBurstGo: the queue's array grows with a burst and is let
+// go once written; a small one is kept for reuse.
+func TestSendQueueLetsBurstGo(t *testing.T) {
+	t.Parallel()
+	c, done := fuzzClient(t) // no writer: the test plays it
+	defer done()
+	c.giveBack(c.take()) // the world's lines
+	queue := func(n int) {
+		for range n {
+			c.send(msg(nil, "PING", "x"))
+		}
+	}
+	queue(1000)
+	if got := c.queued(); got != 1000 {
+		t.Fatalf("got %d queued, want 1000", got)
+	}
+	c.giveBack(c.take())
+	if c.queued() != 0 || cap(c.q)+cap(c.spare) > keptQueue {
+		t.Fatalf("after the burst: got %d queued, arrays of %d and %d, want at most %d slots kept", c.queued(), cap(c.q), cap(c.spare), keptQueue)
+	}
+	queue(10)
+	c.giveBack(c.take())
+	if cap(c.q)+cap(c.spare) == 0 || cap(c.q)+cap(c.spare) > keptQueue {
+		t.Fatalf("after 10: got arrays of %d and %d, want one of at most %d kept", cap(c.q), cap(c.spare), keptQueue)
+	}
+	batch := c.take()
+	if len(batch) != 0 {
+		t.Fatalf("got %d queued, want 0", len(batch))
+	}
+}

@@ -67,7 +67,7 @@ func (c *Client) deliver(d Delivery, ref string) {
 		cmd = "PRIVMSG"
 	case "PRIVMSG", "NOTICE", "TAGMSG":
 	default:
-		c.log.WithField("command", d.Command).Warn("Deliver: unsupported command")
+		c.logger().WithField("command", d.Command).Warn("Deliver: unsupported command")
 		return
 	}
 	if cmd == "TAGMSG" && !c.caps["message-tags"] {
@@ -81,14 +81,14 @@ func (c *Client) deliver(d Delivery, ref string) {
 		} else if Nick(d.From).Valid() {
 			prefix = &irc.Prefix{Name: d.From, User: "user", Host: c.srv.cfg.ServerName}
 		} else {
-			c.log.WithField("from", d.From).Warn("Deliver: invalid sender")
+			c.logger().WithField("from", d.From).Warn("Deliver: invalid sender")
 		}
 	}
 	target := c.nick
 	if d.Target != "" {
 		ch := c.channel(d.Target)
 		if ch == nil || !ch.joined {
-			c.log.WithField("channel", d.Target).Warn("Deliver: client not in channel; sending as notice")
+			c.logger().WithField("channel", d.Target).Warn("Deliver: client not in channel; sending as notice")
 			if cmd == "TAGMSG" {
 				return
 			}

@@ -98,7 +98,7 @@ func (c *Client) connect(reg Registration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
-		c.log.WithError(err).Info("backend refused the connection")
+		c.logger().WithError(err).Info("backend refused the connection")
 		c.held = nil
 		c.numeric(irc.ERR_PASSWDMISMATCH, err.Error())
 		c.shutdown("Access denied: "+err.Error(), true)
@@ -309,7 +309,7 @@ func (c *Client) authenticate(account, password string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
-		c.log.WithField("account", account).WithError(err).Info("SASL authentication failed")
+		c.logger().WithField("account", account).WithError(err).Info("SASL authentication failed")
 		c.numeric(irc.ERR_SASLFAIL, "SASL authentication failed")
 		return
 	}

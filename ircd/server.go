@@ -320,11 +320,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-// recoverAndLog ends a goroutine's panic with a log line instead of the
-// process.
-func recoverAndLog(log *logrus.Entry) {
-	if r := recover(); r != nil {
-		log.WithField("panic", r).Error("connection goroutine panicked")
-	}
-}

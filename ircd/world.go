@@ -323,7 +323,7 @@ func (c *Client) SetTopic(channel, setter, topic string) {
 	defer c.mu.Unlock()
 	ch := c.channel(channel)
 	if ch == nil {
-		c.log.WithField("channel", channel).Warn("SetTopic: no such channel")
+		c.logger().WithField("channel", channel).Warn("SetTopic: no such channel")
 		return
 	}
 	p := c.serverPrefix()
@@ -343,7 +343,7 @@ func (c *Client) JoinUser(channel, nick string, voice bool) {
 	defer c.mu.Unlock()
 	ch, u := c.channel(channel), c.findUser(nick)
 	if ch == nil || u == nil {
-		c.log.WithFields(map[string]any{"channel": channel, "nick": nick}).Warn("JoinUser: no such channel or user")
+		c.logger().WithFields(map[string]any{"channel": channel, "nick": nick}).Warn("JoinUser: no such channel or user")
 		return
 	}
 	if _, ok := ch.members[u]; ok {
@@ -439,7 +439,7 @@ func (c *Client) JoinClient(channel string) {
 	defer c.mu.Unlock()
 	ch := c.channel(channel)
 	if ch == nil {
-		c.log.WithField("channel", channel).Warn("JoinClient: no such channel")
+		c.logger().WithField("channel", channel).Warn("JoinClient: no such channel")
 		return
 	}
 	if !ch.joined {
