@@ -80,11 +80,18 @@ func heapNow() (heap, stack uint64) {
 // side's sockets included (a few hundred bytes each). With MEMPROF=file it
 // writes a heap profile while the connections are open (use it with
 // -memprofilerate=1 to see every allocation).
+// The users=0 case shows the cost of the connection itself.
 func BenchmarkWorldMemory(b *testing.B) {
+	for _, users := range []int{0, 100} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) { worldMemory(b, users) })
+	}
+}
+
+func worldMemory(b *testing.B, users int) {
 	const conns = 50
 	cfg := testConfig()
 	cfg.PingInterval = time.Hour // keep the connections idle
-	addr, srv := startServer(b, cfg, memBackend{users: 100})
+	addr, srv := startServer(b, cfg, memBackend{users: users})
 	var heap, stack float64
 	b.ResetTimer()
 	for range b.N {

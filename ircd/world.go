@@ -17,7 +17,7 @@ type User struct {
 	Host     string // default the server name
 	RealName string
 	Away     string   // "" = here
-	Info     []string // extra WHOIS lines, sent as 320 RPL_WHOISSPECIAL
+	Info     []string // extra WHOIS lines (320 RPL_WHOISSPECIAL) unless the Handler is a WhoisHandler
 }
 
 // vuser is kept small: a world may hold hundreds of them per connection.
@@ -220,7 +220,8 @@ func awayMsg(u *vuser) *irc.Message {
 	return msg(u.prefix(), "AWAY", u.Away)
 }
 
-// SetInfo replaces a virtual user's extra WHOIS lines.
+// SetInfo replaces a virtual user's extra WHOIS lines (User.Info). A backend
+// whose Handler implements WhoisHandler need not keep them.
 func (c *Client) SetInfo(nick string, info []string) {
 	info = cleanInfo(info)
 	c.mu.Lock()
