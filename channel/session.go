@@ -86,7 +86,7 @@ func newSession(b *Bridge, c *ircd.Client, u User, mem *userMemory) *session {
 		log:    b.log.WithField("user", u.Name),
 		ctx:    ctx,
 		cancel: cancel,
-		events: make(chan event, 256),
+		events: make(chan event, 64),
 		done:   make(chan struct{}),
 		nicks:  map[string]*buddy{}, byChannel: map[string]*account{},
 	}

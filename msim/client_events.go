@@ -343,9 +343,12 @@ func (c *Client) onBM(m *Message) {
 		c.mu.Lock()
 		// Kept small: no extra items, and text that does not pin the message.
 		pr = Presence{Status: pr.Status, Text: strings.Clone(pr.Text)}
-		c.presence[uid] = pr
 		if i := c.contactIndex(uid); i >= 0 {
+			// A contact's presence lives in its entry only.
 			c.contacts[i].Status, c.contacts[i].StatusText = pr.Status, pr.Text
+			delete(c.presence, uid)
+		} else {
+			c.presence[uid] = pr
 		}
 		c.mu.Unlock()
 		c.emit(PresenceEvent{UID: uid, Status: pr.Status, Text: pr.Text})

@@ -227,6 +227,7 @@ func (c *Client) setup(ctx context.Context) error {
 	for i := range contacts {
 		if pr, ok := c.presence[contacts[i].UID]; ok {
 			contacts[i].Status, contacts[i].StatusText = pr.Status, pr.Text
+			delete(c.presence, contacts[i].UID) // kept in the entry from now on
 		}
 	}
 	c.contacts, c.groups = contacts, gs
@@ -453,6 +454,9 @@ func (c *Client) dropContact(uid UID) {
 	if i >= 0 {
 		ct = c.contacts[i]
 		c.contacts = append(c.contacts[:i], c.contacts[i+1:]...)
+		if ct.Status != StatusOffline {
+			c.presence[uid] = Presence{Status: ct.Status, Text: ct.StatusText}
+		}
 	}
 	c.mu.Unlock()
 	if i >= 0 {
@@ -607,6 +611,7 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 	changed := false
 	if i := c.contactIndex(uid); i >= 0 {
 		old := c.contacts[i]
+		ct.Status, ct.StatusText = old.Status, old.StatusText // the entry holds the presence
 		if ct.UserName == "" {
 			ct.UserName = old.UserName
 		}
