@@ -111,6 +111,27 @@ func (c *Client) fatal(ctx context.Context, err error) bool {
 	return ctx.Err() != nil || !(errors.Is(err, ErrTimeout) || errors.As(err, new(*PersistError)))
 }
 
+// awaitOptional waits for a reply the session can do without (own profile,
+// IM info, groups) for at most a quarter of the login's remaining time, so a
+// server that never answers one (the 2007 server timed some out) does not
+// fail the login. It reports whether a failure must end the login.
+func (c *Client) awaitOptional(ctx context.Context, p *pending) (*Persist, bool, error) {
+	wait := c.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)/4)
+	}
+	octx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	r, err := c.await(octx, p)
+	if err == nil {
+		return r, false, nil
+	}
+	if octx.Err() != nil && ctx.Err() == nil {
+		return nil, false, fmt.Errorf("%w (not answered in %v)", err, wait.Round(time.Millisecond))
+	}
+	return nil, c.fatal(ctx, err), err
+}
+
 // setup loads the session after lc 2, pipelining the requests as Pidgin
 // does: own profile, own IM info, status, contact list, groups; then the
 // block-list settings and the user names the contact list lacks.
@@ -140,8 +161,8 @@ func (c *Client) setup(ctx context.Context) error {
 		return err
 	}
 
-	if r, err := c.await(ctx, own); err != nil {
-		if c.fatal(ctx, err) {
+	if r, fatal, err := c.awaitOptional(ctx, own); err != nil {
+		if fatal {
 			return err
 		}
 		c.log.WithError(err).Warn("msim: own profile not loaded")
@@ -155,8 +176,8 @@ func (c *Client) setup(ctx context.Context) error {
 		c.self = p
 		c.mu.Unlock()
 	}
-	if r, err := c.await(ctx, info); err != nil {
-		if c.fatal(ctx, err) {
+	if r, fatal, err := c.awaitOptional(ctx, info); err != nil {
+		if fatal {
 			return err
 		}
 		c.log.WithError(err).Warn("msim: own IM info not loaded")
@@ -187,8 +208,8 @@ func (c *Client) setup(ctx context.Context) error {
 		}
 	}
 	var gs []Group
-	if r, err := c.await(ctx, groups); err != nil {
-		if c.fatal(ctx, err) {
+	if r, fatal, err := c.awaitOptional(ctx, groups); err != nil {
+		if fatal {
 			return err
 		}
 		c.log.WithError(err).Warn("msim: group list not loaded")

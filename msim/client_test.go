@@ -580,3 +580,24 @@ func TestClientClose(t *testing.T) {
 		c.Close()
 	}()
 }
+
+// TestClientOptionalRepliesMayNeverCome: the 2007 server let some requests
+// time out (group list, alerts); a login whose own profile, IM info or group
+// list is never answered still succeeds, within the login's time.
+func TestClientOptionalRepliesMayNeverCome(t *testing.T) {
+	t.Parallel()
+	for _, k := range []DSNLID{PersistGroupList, PersistOwnProfile, PersistOwnIMInfo} {
+		f := newFake(t)
+		cfg := testConfig(t, f.addr())
+		cfg.DialTimeout = 2 * time.Second // RequestTimeout stays 30 s: the login bounds the wait
+		ch := dialAsync(cfg)
+		fc := f.accept()
+		fc.override(k, nil)
+		fc.login("alice")
+		c, err := waitDial(t, ch)
+		if err != nil {
+			t.Fatalf("%v never answered: Dial got %v, want success", k, err)
+		}
+		c.Close()
+	}
+}
