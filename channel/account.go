@@ -469,9 +469,8 @@ func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
 func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
 	evs := a.pending[uid]
 	delete(a.pending, uid)
-	bd := a.buddies[uid]
-	if bd == nil {
-		bd = s.newBuddy(a, uid, p.UserName, p.DisplayName)
+	if a.buddies[uid] == nil {
+		s.newBuddy(a, uid, p.UserName, p.DisplayName)
 	}
 	for _, ev := range evs {
 		s.fromUser(a, uid, ev)

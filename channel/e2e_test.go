@@ -134,7 +134,7 @@ func TestPresenceMapping(t *testing.T) {
 		t.Errorf("NAMES with show_offline: got %v, want bob without voice", n)
 	}
 	// He comes back: voiced.
-	bob = login(t, st, "bob", allCaps...)
+	login(t, st, "bob", allCaps...)
 	alice.expect("MODE", func(m *irc.Message) bool { return m.Param(1) == "+v" && m.Param(2) == "bob" })
 }
 

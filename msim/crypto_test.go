@@ -17,15 +17,6 @@ func specNonce() []byte {
 	return n
 }
 
-func unhex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestLoginVectors(t *testing.T) {
 	nonce := specNonce()
 	if got := hex.EncodeToString(nonce); got != "2c41566b8095aabfd4e9fe13283d52677c91a6bbd0e5fa0f24394e63788da2b7cce1f60b20354a5f74899eb3c8ddf2071c31465b70859aafc4d9ee03182d4257" {

@@ -28,9 +28,6 @@ const maxBadInput = 5
 // one is msimircd's, and clients show the errmsg.
 const ErrCodeNotStored = 4353
 
-// maxContacts is the contact list size the server advertises (MaxContacts).
-const maxContacts = 1000
-
 // Error texts of \error\ replies.
 const (
 	textParse       = "There was an error parsing an incoming request."
