@@ -2,34 +2,18 @@ package msim
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/msimircd/msimircd/msim/internal/capture"
 )
 
-// captureMsg is one message of testdata/capture-2007.json (a copy of
-// shared/capture-2007.json: the 2007 capture curated for tests).
-type captureMsg struct {
-	N        int        `json:"n"`
-	Dir      string     `json:"dir"`
-	Session  int        `json:"session"`
-	Wire     string     `json:"wire"`
-	Complete bool       `json:"complete"`
-	Certain  bool       `json:"certain"`
-	Fields   [][]string `json:"fields"`
-}
-
-func loadCapture(t testing.TB) []captureMsg {
+func loadCapture(t testing.TB) []capture.Message {
 	t.Helper()
-	b, err := os.ReadFile("testdata/capture-2007.json")
+	msgs, err := capture.Messages()
 	if err != nil {
-		t.Fatal(err)
-	}
-	var msgs []captureMsg
-	if err := json.Unmarshal(b, &msgs); err != nil {
 		t.Fatal(err)
 	}
 	if len(msgs) != 85 {

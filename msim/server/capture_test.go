@@ -1,32 +1,18 @@
 package server
 
 import (
-	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/internal/capture"
 )
 
-// captureMsg is one message of msim/testdata/capture-2007.json.
-type captureMsg struct {
-	N        int    `json:"n"`
-	Dir      string `json:"dir"`
-	Session  int    `json:"session"`
-	Wire     string `json:"wire"`
-	Complete bool   `json:"complete"`
-}
-
-func loadCapture(t testing.TB) []captureMsg {
+func loadCapture(t testing.TB) []capture.Message {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/capture-2007.json")
+	msgs, err := capture.Messages()
 	if err != nil {
-		t.Fatal(err)
-	}
-	var msgs []captureMsg
-	if err := json.Unmarshal(b, &msgs); err != nil {
 		t.Fatal(err)
 	}
 	return msgs
@@ -74,7 +60,7 @@ func TestCaptureReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	capt := loadCapture(t)
-	byN := func(n int) captureMsg { return capt[n] }
+	byN := func(n int) capture.Message { return capt[n] }
 
 	c := dial(t, addr)
 	lc := c.tryLogin("myspace@xyzzy.cjb.net", "Secret1")
