@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/msimircd/msimircd/ircd"
 )
 
 // ircClient is one benchmark IRC connection.
@@ -54,23 +56,8 @@ type handlers struct {
 	notice  func(from string, text []byte)               // NOTICEs from nicks (not the server)
 }
 
-// nickKey folds a nick like the rfc1459 casemapping.
-func nickKey(s string) string {
-	b := []byte(strings.ToLower(s))
-	for i, c := range b {
-		switch c {
-		case '[':
-			b[i] = '{'
-		case ']':
-			b[i] = '}'
-		case '\\':
-			b[i] = '|'
-		case '~':
-			b[i] = '^'
-		}
-	}
-	return string(b)
-}
+// nickKey folds a nick as the gateway does.
+func nickKey(s string) string { return ircd.Nick(s).Key() }
 
 // dialIRC connects and sends the registration. pass may be "". channel and
 // want say which channel's membership to watch (joined is closed once its
