@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -13,22 +12,12 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestEmbeddedNetworkForMSIMClients: with -msim-listen and -msim-account, an
 // MSIM client joins the embedded network and chats with an IRC user.
 func TestEmbeddedNetworkForMSIMClients(t *testing.T) {
 	cfg := Defaults()
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
-	cfg.MSIM.EmbeddedAddr = freeAddr(t)
+	cfg.MSIM.EmbeddedAddr = "127.0.0.1:0" // serve reports the port it got
 	cfg.MSIM.Accounts = []string{"carol@example.com:Carol1"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -36,7 +25,7 @@ func TestEmbeddedNetworkForMSIMClients(t *testing.T) {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan []string, 1)
+	ready := make(chan listening, 1)
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, logrus.NewEntry(l), ready) }()
 	defer func() {
@@ -45,14 +34,14 @@ func TestEmbeddedNetworkForMSIMClients(t *testing.T) {
 			t.Errorf("serve: %v", err)
 		}
 	}()
-	addrs := <-ready
+	at := <-ready
 
-	w, _, wait := ircUser(t, addrs[0], "dave")
+	w, _, wait := ircUser(t, at.irc[0], "dave")
 	wait(func(m *irc.Message) bool { return m.Command == "PRIVMSG" && m.Name == "root" && m.Param(0) == "&dave" })
 
 	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 	defer ccancel()
-	carol, err := msim.Dial(cctx, msim.ClientConfig{Addr: cfg.MSIM.EmbeddedAddr, Email: "carol@example.com", Password: "Carol1"})
+	carol, err := msim.Dial(cctx, msim.ClientConfig{Addr: at.msim, Email: "carol@example.com", Password: "Carol1"})
 	if err != nil {
 		t.Fatal(err)
 	}

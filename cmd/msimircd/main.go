@@ -108,9 +108,14 @@ func newLogger(c LogConfig) *logrus.Entry {
 	return logrus.NewEntry(l)
 }
 
-// ready, when not nil, receives the IRC listeners' addresses once serving
-// (tests use it).
-func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- []string) error {
+// listening is where a running msimircd can be reached.
+type listening struct {
+	irc  []string // the IRC listeners
+	msim string   // the MSIM server the bridge uses (the embedded one's, if any)
+}
+
+// ready, when not nil, receives the addresses once serving (tests use it).
+func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- listening) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	serveCtx, cancel := context.WithCancel(ctx)
@@ -229,7 +234,7 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- []st
 	}
 	log.WithField("msim", msimAddr).Infof("msimircd %s: IRC on %s", version, strings.Join(addrs, ", "))
 	if ready != nil {
-		ready <- addrs
+		ready <- listening{irc: addrs, msim: msimAddr}
 	}
 
 	<-ctx.Done()
