@@ -15,26 +15,12 @@ import (
 	"gopkg.in/irc.v4"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/testlog"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
-func testLog(t testing.TB) *logrus.Entry {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	if testing.Verbose() {
-		l.SetOutput(tWriter{t})
-		l.SetLevel(logrus.DebugLevel)
-	}
-	return logrus.NewEntry(l)
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func testLog(t testing.TB) *logrus.Entry { return testlog.New(t, logrus.InfoLevel) }
 
 func listenLoopback(t testing.TB) net.Listener {
 	t.Helper()

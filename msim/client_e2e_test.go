@@ -7,10 +7,10 @@ import (
 	"errors"
 	"net"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/testlog"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/markup"
 	"github.com/msimircd/msimircd/msim/server"
@@ -20,21 +20,11 @@ import (
 
 const e2eWait = 5 * time.Second
 
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(b []byte) (int, error) {
-	w.tb.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
-
 func e2eLog(tb testing.TB) *logrus.Entry {
-	l := logrus.New()
-	l.SetOutput(tbWriter{tb})
-	l.SetLevel(logrus.InfoLevel)
 	if _, ok := tb.(*testing.B); ok {
-		l.SetLevel(logrus.WarnLevel)
+		return testlog.New(tb, logrus.WarnLevel)
 	}
-	return logrus.NewEntry(l)
+	return testlog.New(tb, logrus.InfoLevel)
 }
 
 // startServer runs an MSIM server on a loopback port until the test ends.

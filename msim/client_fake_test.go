@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/internal/testlog"
 )
 
 const (
@@ -298,20 +300,8 @@ func defaultResponders() map[DSNLID]responder {
 	}
 }
 
-// testLog sends the client's log to the test.
-func testLog(t *testing.T) *logrus.Entry {
-	l := logrus.New()
-	l.SetOutput(testWriter{t})
-	l.SetLevel(logrus.DebugLevel)
-	return logrus.NewEntry(l)
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(string(b))
-	return len(b), nil
-}
+// testLog sends the client's log, protocol traces included, to the test.
+func testLog(t *testing.T) *logrus.Entry { return testlog.New(t, logrus.DebugLevel) }
 
 func testConfig(t *testing.T, addr string) ClientConfig {
 	return ClientConfig{Addr: addr, Email: fakeEmail, Password: fakePassword, Log: testLog(t),

@@ -12,27 +12,13 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/internal/testlog"
 	"github.com/msimircd/msimircd/msim"
 )
 
 const deadline = 5 * time.Second
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLog(t testing.TB) *logrus.Entry {
-	l := logrus.New()
-	l.SetOutput(testWriter{t})
-	l.SetLevel(logrus.InfoLevel)
-	if testing.Verbose() {
-		l.SetLevel(logrus.DebugLevel)
-	}
-	return logrus.NewEntry(l)
-}
+func testLog(t testing.TB) *logrus.Entry { return testlog.New(t, logrus.InfoLevel) }
 
 // startServer runs a Server on a loopback port until the test ends.
 func startServer(t testing.TB, cfg Config, store Store) (*Server, string) {
