@@ -22,6 +22,20 @@ const (
 	linkStopped                     // a failure retrying cannot fix (wrong password, kicked)
 )
 
+func (st linkState) String() string {
+	switch st {
+	case linkUp:
+		return "connected"
+	case linkConnecting:
+		return "connecting"
+	case linkWaiting:
+		return "waiting to reconnect"
+	case linkStopped:
+		return "stopped"
+	}
+	return "disconnected"
+}
+
 // account is one MSIM account's state, owned by the session goroutine.
 type account struct {
 	cfg     Account
@@ -502,7 +516,7 @@ func (s *session) queueIM(a *account, q queuedIM) {
 	limit := s.b.cfg.QueueLimit
 	if a.state == linkStopped || a.state == linkDown {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
-			Text: fmt.Sprintf("Message NOT sent: account %s is %s. Type connect in %s.", a.cfg.Email, stateWord(a.state), a.channel)})
+			Text: fmt.Sprintf("Message NOT sent: account %s is %s. Type connect in %s.", a.cfg.Email, a.state, a.channel)})
 		return
 	}
 	if len(a.queue) >= limit {
@@ -513,16 +527,6 @@ func (s *session) queueIM(a *account, q queuedIM) {
 	a.queue = append(a.queue, q)
 	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
 		Text: fmt.Sprintf("The MSIM link is down; your message is queued (%d waiting) and will be sent when it is back.", len(a.queue))})
-}
-
-func stateWord(st linkState) string {
-	switch st {
-	case linkStopped:
-		return "stopped (see the channel for why)"
-	case linkDown:
-		return "disconnected"
-	}
-	return "reconnecting"
 }
 
 func (s *session) flushQueue(a *account) {
@@ -581,7 +585,7 @@ func (s *session) setStatus(a *account, st msim.Status, text string, r replyCtx)
 		return
 	}
 	if r.a != nil {
-		s.reply(r, "Status of %s is now %s%s.", a.cfg.Email, statusWord(st), suffix(": ", text))
+		s.reply(r, "Status of %s is now %s%s.", a.cfg.Email, st, suffix(": ", text))
 	}
 }
 
@@ -590,13 +594,6 @@ func suffix(sep, s string) string {
 		return ""
 	}
 	return sep + s
-}
-
-func statusWord(st msim.Status) string {
-	if st == msim.StatusInvisible {
-		return "invisible"
-	}
-	return st.String()
 }
 
 // whoisInfo renders the extra WHOIS lines of a buddy, from its profile when

@@ -94,7 +94,7 @@ func (s *session) cmdHelp(r replyCtx, args []string) {
 // online returns the account's client, or says why there is none.
 func (s *session) online(r replyCtx) *msim.Client {
 	if r.a.client == nil {
-		s.reply(r, "Account %s is not connected (%s). Type connect first.", r.a.cfg.Email, stateWord(r.a.state))
+		s.reply(r, "Account %s is not connected (%s). Type connect first.", r.a.cfg.Email, r.a.state)
 		return nil
 	}
 	return r.a.client
@@ -228,7 +228,7 @@ func (s *session) cmdInfo(r replyCtx, args []string) {
 			return
 		}
 		info := s.whoisInfo(bd, &p)
-		s.reply(r, "%s is %s%s.", bd.nick, statusWord(bd.status), suffix(": ", bd.statusText))
+		s.reply(r, "%s is %s%s.", bd.nick, bd.status, suffix(": ", bd.statusText))
 		for _, l := range info {
 			s.reply(r, "%s", l)
 		}
@@ -242,7 +242,7 @@ var statusNames = map[string]msim.Status{
 func (s *session) cmdStatus(r replyCtx, args []string) {
 	a := r.a
 	if len(args) == 0 {
-		s.reply(r, "%s is %s%s (link: %s).", a.cfg.Email, statusWord(a.status), suffix(": ", a.statusText), linkWord(a.state))
+		s.reply(r, "%s is %s%s (link: %s).", a.cfg.Email, a.status, suffix(": ", a.statusText), a.state)
 		return
 	}
 	st, ok := statusNames[strings.ToLower(args[0])]
@@ -255,20 +255,6 @@ func (s *session) cmdStatus(r replyCtx, args []string) {
 		text = strings.TrimSpace(args[1])
 	}
 	s.setStatus(a, st, text, r)
-}
-
-func linkWord(st linkState) string {
-	switch st {
-	case linkUp:
-		return "connected"
-	case linkConnecting:
-		return "connecting"
-	case linkWaiting:
-		return "waiting to reconnect"
-	case linkStopped:
-		return "stopped"
-	}
-	return "disconnected"
 }
 
 func (s *session) cmdRename(r replyCtx, args []string) {

@@ -108,7 +108,10 @@ func (s *session) post(ev event) bool {
 	}
 }
 
-// Handler methods, called from the IRC connection's goroutine.
+// Handler methods, called from the IRC connection's goroutine. Join, Part
+// and Nick need nothing: ircd keeps the client's memberships (parting a
+// control channel keeps the account connected; JOIN brings it back), and
+// buddy nicks are checked against the client's nick when made.
 
 func (s *session) Message(in ircd.Input) { s.post(ircInput{in}) }
 func (s *session) Join(string)           {}

@@ -51,6 +51,8 @@ func (s Status) String() string {
 		return "idle"
 	case StatusAway:
 		return "away"
+	case StatusInvisible:
+		return "invisible"
 	}
 	return "status " + strconv.Itoa(int(s))
 }
