@@ -480,3 +480,19 @@ func TestAwayKeepsVoice(t *testing.T) {
 		t.Errorf("NAMES: got %v, want +bob", n)
 	}
 }
+
+// TestRenameSurvivesReconnect: a renamed buddy keeps the new nick when the
+// IRC user comes back.
+func TestRenameSurvivesReconnect(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	login(t, st, "bob", allCaps...)
+	alice.add("&alice", "bob")
+	alice.command("&alice", "rename bob bobby", "bob is now known as bobby")
+	alice.send("QUIT")
+	alice.expect("ERROR", nil)
+	alice = login(t, st, "alice", allCaps...)
+	if n := alice.names("&alice"); !contains(n, "+bobby") || contains(n, "+bob") {
+		t.Errorf("NAMES after reconnect: got %v, want +bobby", n)
+	}
+}
