@@ -1,0 +1,195 @@
+package guard
+
+import (
+	"sync"
+	"time"
+)
+
+// FailureConfig sets how a FailureLimiter slows guessing. Zero fields take
+// the defaults of DefaultFailures.
+type FailureConfig struct {
+	Free     int           // failures within Window before attempts are delayed
+	Delay    time.Duration // delay once Free failures are reached; doubles with each further one
+	MaxDelay time.Duration // the delay's cap
+	// RefuseAfter failures within Window refuse the key for RefuseFor;
+	// negative = never refuse (delay only). 0 takes the default.
+	RefuseAfter int
+	RefuseFor   time.Duration
+	Window      time.Duration // a key's failures are forgotten this long after its last one
+	MaxKeys     int           // the table's bound; the stalest keys are dropped beyond it
+	Clock       Clock
+}
+
+// DefaultFailures: 3 free failures, then 1 s doubling up to 30 s; 20
+// failures in 15 minutes refuse the key for 15 minutes.
+func DefaultFailures() FailureConfig {
+	return FailureConfig{
+		Free: 3, Delay: time.Second, MaxDelay: 30 * time.Second,
+		RefuseAfter: 20, RefuseFor: 15 * time.Minute,
+		Window: 15 * time.Minute, MaxKeys: 100000, Clock: RealClock{},
+	}
+}
+
+func (c FailureConfig) withDefaults() FailureConfig {
+	d := DefaultFailures()
+	if c.Free <= 0 {
+		c.Free = d.Free
+	}
+	if c.Delay <= 0 {
+		c.Delay = d.Delay
+	}
+	if c.MaxDelay <= 0 {
+		c.MaxDelay = d.MaxDelay
+	}
+	if c.RefuseAfter == 0 {
+		c.RefuseAfter = d.RefuseAfter
+	}
+	if c.RefuseFor <= 0 {
+		c.RefuseFor = d.RefuseFor
+	}
+	if c.Window <= 0 {
+		c.Window = d.Window
+	}
+	if c.MaxKeys <= 0 {
+		c.MaxKeys = d.MaxKeys
+	}
+	if c.Clock == nil {
+		c.Clock = d.Clock
+	}
+	return c
+}
+
+// FailureLimiter counts failed attempts per key. The caller asks Check
+// before verifying a password, waits the delay it gives (bounded by its
+// context), verifies, then reports Fail or Succeed.
+type FailureLimiter struct {
+	cfg  FailureConfig
+	mu   sync.Mutex
+	keys map[string]*failures
+}
+
+type failures struct {
+	n            int       // failures within the window
+	last         time.Time // the latest failure
+	refusedUntil time.Time
+}
+
+// NewFailureLimiter returns a limiter with cfg (zero fields: defaults).
+func NewFailureLimiter(cfg FailureConfig) *FailureLimiter {
+	return &FailureLimiter{cfg: cfg.withDefaults(), keys: map[string]*failures{}}
+}
+
+// entry returns the live record of key, forgetting an expired one. Caller
+// holds l.mu.
+func (l *FailureLimiter) entry(key string, now time.Time) *failures {
+	f := l.keys[key]
+	if f != nil && now.Sub(f.last) > l.cfg.Window && !now.Before(f.last) && now.After(f.refusedUntil) {
+		delete(l.keys, key)
+		return nil
+	}
+	return f
+}
+
+func (l *FailureLimiter) delayFor(n int) time.Duration {
+	over := n - l.cfg.Free + 1
+	if over <= 0 {
+		return 0
+	}
+	d := l.cfg.Delay
+	for i := 1; i < over && d < l.cfg.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, l.cfg.MaxDelay)
+}
+
+// Check returns the delay to wait before verifying an attempt for keys (the
+// largest any key asks), or ErrRefused while a key is refused.
+func (l *FailureLimiter) Check(keys ...string) (time.Duration, error) {
+	now := l.cfg.Clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var wait time.Duration
+	for _, k := range keys {
+		f := l.entry(k, now)
+		if f == nil {
+			continue
+		}
+		if now.Before(f.refusedUntil) {
+			return 0, ErrRefused
+		}
+		wait = max(wait, l.delayFor(f.n))
+	}
+	return wait, nil
+}
+
+// Outcome tells what a failure changed, so that a burst is logged once:
+// Slowed is true on the failure that starts delaying the key, Refused on
+// the one that starts refusing it.
+type Outcome struct {
+	Key             string
+	Failures        int
+	Slowed, Refused bool
+}
+
+// Fail records a failed attempt for every key and returns the keys whose
+// state changed (started being slowed or refused).
+func (l *FailureLimiter) Fail(keys ...string) []Outcome {
+	now := l.cfg.Clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Outcome
+	for _, k := range keys {
+		f := l.entry(k, now)
+		if f == nil {
+			if len(l.keys) >= l.cfg.MaxKeys {
+				l.evict(now)
+			}
+			f = &failures{}
+			l.keys[k] = f
+		}
+		f.n++
+		f.last = now
+		o := Outcome{Key: k, Failures: f.n}
+		if f.n == l.cfg.Free {
+			o.Slowed = true
+		}
+		if l.cfg.RefuseAfter > 0 && f.n >= l.cfg.RefuseAfter && !now.Before(f.refusedUntil) {
+			f.refusedUntil = now.Add(l.cfg.RefuseFor)
+			f.n = l.cfg.Free // after the refusal, guessing starts slowed
+			o.Refused = true
+		}
+		if o.Slowed || o.Refused {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Succeed forgets the failures of keys (a right password on an account, or
+// from an address).
+func (l *FailureLimiter) Succeed(keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		delete(l.keys, k)
+	}
+}
+
+// evict drops expired keys, and if none expired, the stalest one. Caller
+// holds l.mu.
+func (l *FailureLimiter) evict(now time.Time) {
+	var oldest string
+	var oldestAt time.Time
+	for k, f := range l.keys {
+		if now.Sub(f.last) > l.cfg.Window && now.After(f.refusedUntil) {
+			delete(l.keys, k)
+			continue
+		}
+		if oldest == "" || f.last.Before(oldestAt) {
+			oldest, oldestAt = k, f.last
+		}
+	}
+	if len(l.keys) >= l.cfg.MaxKeys && oldest != "" {
+		delete(l.keys, oldest)
+	}
+}

@@ -1,0 +1,146 @@
+package guard
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) Now() time.Time       { return c.t }
+func (c *fakeClock) step(d time.Duration) { c.t = c.t.Add(d) }
+func newClock() *fakeClock                { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+func mustCheck(t *testing.T, l *FailureLimiter, keys ...string) time.Duration {
+	t.Helper()
+	d, err := l.Check(keys...)
+	if err != nil {
+		t.Fatalf("Check(%v): %v", keys, err)
+	}
+	return d
+}
+
+func TestFailureLimiterGrowsThenRefuses(t *testing.T) {
+	clk := newClock()
+	l := NewFailureLimiter(FailureConfig{Free: 2, Delay: time.Second, MaxDelay: 4 * time.Second, RefuseAfter: 6, RefuseFor: time.Minute, Window: time.Hour, Clock: clk})
+	want := []time.Duration{0, 0, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}
+	for i, w := range want {
+		if got := mustCheck(t, l, "addr:a"); got != w {
+			t.Fatalf("attempt %d: got delay %v, want %v", i+1, got, w)
+		}
+		out := l.Fail("addr:a")
+		if i == 1 && (len(out) != 1 || !out[0].Slowed) {
+			t.Fatalf("failure %d: got %+v, want the burst to start", i+1, out)
+		}
+		if i == 5 && (len(out) != 1 || !out[0].Refused) {
+			t.Fatalf("failure %d: got %+v, want a refusal", i+1, out)
+		}
+	}
+	if _, err := l.Check("addr:a"); !errors.Is(err, ErrRefused) {
+		t.Fatalf("after 6 failures: got %v, want ErrRefused", err)
+	}
+	if got := mustCheck(t, l, "addr:b"); got != 0 {
+		t.Fatalf("another key: got delay %v, want 0", got)
+	}
+	clk.step(time.Minute + time.Second)
+	if got := mustCheck(t, l, "addr:a"); got != time.Second {
+		t.Fatalf("after the refusal: got delay %v, want 1s (still slowed)", got)
+	}
+}
+
+func TestFailureLimiterDelayOnlyAndSuccess(t *testing.T) {
+	clk := newClock()
+	l := NewFailureLimiter(FailureConfig{Free: 1, Delay: time.Second, MaxDelay: 2 * time.Second, RefuseAfter: -1, Window: time.Minute, Clock: clk})
+	for range 50 {
+		l.Fail("account:alice")
+	}
+	if got := mustCheck(t, l, "account:alice"); got != 2*time.Second {
+		t.Fatalf("got %v, want the capped delay 2s and no refusal", got)
+	}
+	l.Succeed("account:alice")
+	if got := mustCheck(t, l, "account:alice"); got != 0 {
+		t.Fatalf("after success: got %v, want 0", got)
+	}
+	l.Fail("account:alice")
+	l.Fail("account:alice")
+	clk.step(2 * time.Minute)
+	if got := mustCheck(t, l, "account:alice"); got != 0 {
+		t.Fatalf("after the window: got %v, want 0", got)
+	}
+}
+
+func TestFailureLimiterBounded(t *testing.T) {
+	clk := newClock()
+	l := NewFailureLimiter(FailureConfig{MaxKeys: 10, Clock: clk})
+	for i := range 1000 {
+		clk.step(time.Millisecond)
+		l.Fail(string(rune('a'+i%26)) + string(rune(i)))
+	}
+	if n := len(l.keys); n > 10 {
+		t.Fatalf("got %d keys, want at most 10", n)
+	}
+}
+
+func TestConnLimiter(t *testing.T) {
+	l := NewConnLimiter(3, 2)
+	r1, err := l.Acquire("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Acquire("a"); err != nil {
+		t.Fatal(err)
+	}
+	var cle *ConnLimitError
+	if _, err := l.Acquire("a"); !errors.As(err, &cle) || !cle.PerKey || !errors.Is(err, ErrRefused) {
+		t.Fatalf("third from a: got %v, want the per-address cap", err)
+	}
+	if _, err := l.Acquire("b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Acquire("c"); !errors.As(err, &cle) || cle.PerKey {
+		t.Fatalf("fourth in all: got %v, want the total cap", err)
+	}
+	r1()
+	r1() // idempotent
+	if got := l.Open(); got != 2 {
+		t.Fatalf("got %d open, want 2", got)
+	}
+	if _, err := l.Acquire("c"); err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+}
+
+func TestQuota(t *testing.T) {
+	clk := newClock()
+	q := NewQuota(2, time.Hour, clk)
+	if !q.Allow("a") || !q.Allow("a") {
+		t.Fatal("the first two must fit")
+	}
+	if q.Allow("a") {
+		t.Fatal("the third in the hour must not fit")
+	}
+	if !q.Allow("b") {
+		t.Fatal("another key has its own quota")
+	}
+	clk.step(time.Hour)
+	if !q.Allow("a") {
+		t.Fatal("after the window it fits again")
+	}
+}
+
+func TestAddrKey(t *testing.T) {
+	for _, tc := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 5}, "addr:10.1.2.3"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 5}, "addr:2001:db8::/64"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8::2:1"), Port: 6}, "addr:2001:db8::/64"},
+		{nil, "addr:?"},
+	} {
+		if got := AddrKey(tc.addr); got != tc.want {
+			t.Errorf("AddrKey(%v): got %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package guard
+
+import (
+	"sync"
+	"time"
+)
+
+// Quota allows at most N events per key in a sliding window, e.g. account
+// creations per address per hour.
+type Quota struct {
+	n       int
+	window  time.Duration
+	clock   Clock
+	maxKeys int
+	mu      sync.Mutex
+	keys    map[string][]time.Time // the times of the events still in the window
+}
+
+// NewQuota allows n events per key per window (n <= 0: unlimited); clock
+// nil is the wall clock.
+func NewQuota(n int, window time.Duration, clock Clock) *Quota {
+	if clock == nil {
+		clock = RealClock{}
+	}
+	return &Quota{n: n, window: window, clock: clock, maxKeys: 100000, keys: map[string][]time.Time{}}
+}
+
+// Allow records an event for key and reports whether it fits the quota; an
+// event that does not fit is not recorded.
+func (q *Quota) Allow(key string) bool {
+	if q.n <= 0 {
+		return true
+	}
+	now := q.clock.Now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ts := q.live(key, now)
+	if len(ts) >= q.n {
+		return false
+	}
+	if len(q.keys) >= q.maxKeys {
+		for k := range q.keys { // drop any one key: the table stays bounded
+			delete(q.keys, k)
+			break
+		}
+	}
+	q.keys[key] = append(ts, now)
+	return true
+}
+
+// live returns key's events within the window. Caller holds q.mu.
+func (q *Quota) live(key string, now time.Time) []time.Time {
+	ts := q.keys[key]
+	i := 0
+	for i < len(ts) && now.Sub(ts[i]) >= q.window {
+		i++
+	}
+	ts = ts[i:]
+	if len(ts) == 0 {
+		delete(q.keys, key)
+		return nil
+	}
+	q.keys[key] = ts
+	return ts
+}
