@@ -258,7 +258,7 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 		s.fromUser(a, ev.From, ev)
 	case msim.PresenceEvent:
 		if bd := a.buddies[ev.UID]; bd != nil {
-			bd.status, bd.statusText = ev.Status, ev.Text
+			bd.status, bd.statusText = ev.Status, fromMSIMLine(ev.Text)
 			s.applyPresence(bd)
 		}
 	case msim.TypingEvent:
@@ -282,7 +282,7 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 			s.notice(a, alertText(al))
 		}
 	case msim.ErrorEvent:
-		s.status(a, "MSIM server error %d: %s", ev.Code, ev.Message)
+		s.status(a, "MSIM server error %d: %s", ev.Code, fromMSIMLine(ev.Message))
 	case msim.DisconnectedEvent:
 		s.onLinkLost(a, ev)
 	}
@@ -303,7 +303,7 @@ func alertText(kind string) string {
 	case "BlogSubscriptionPost":
 		return "A blog you follow has a new post."
 	}
-	return "MSIM alert: " + kind
+	return "MSIM alert: " + fromMSIMLine(kind)
 }
 
 func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
@@ -339,17 +339,18 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 	bd.contact = true
 	bd.blocked = c.Blocked
 	if c.UserName != "" {
-		bd.userName = c.UserName
+		bd.userName = fromMSIMLine(c.UserName)
 	}
 	if c.DisplayName != "" {
-		bd.displayName = c.DisplayName
+		bd.displayName = fromMSIMLine(c.DisplayName)
 	}
-	bd.status, bd.statusText = c.Status, c.StatusText
+	bd.status, bd.statusText = c.Status, fromMSIMLine(c.StatusText)
 	s.applyPresence(bd)
 }
 
 // newBuddy creates a buddy and its virtual user, with a stable nick.
 func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName string) *buddy {
+	userName, displayName = fromMSIMLine(userName), fromMSIMLine(displayName)
 	bd := &buddy{a: a, uid: uid, userName: userName, displayName: displayName, status: msim.StatusOffline}
 	memKey := buddyKey{a.cfg.Email, uid}
 	taken := func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) }
@@ -602,7 +603,7 @@ func (s *session) whoisInfo(bd *buddy, p *msim.Profile) []string {
 	var out []string
 	add := func(label, v string) {
 		if v != "" {
-			out = append(out, label+": "+v)
+			out = append(out, label+": "+fromMSIMLine(v))
 		}
 	}
 	fetched := p != nil

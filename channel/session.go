@@ -447,7 +447,7 @@ func (s *session) deliverIM(bd *buddy, ev msim.IMEvent) {
 		s.holdIM(bd.a, ev)
 		return
 	}
-	text := ev.Text
+	text := fromMSIM(ev.Text)
 	if strings.HasPrefix(text, "/me ") {
 		text = action(strings.TrimPrefix(text, "/me "))
 	}

@@ -1,0 +1,53 @@
+package channel
+
+import "strings"
+
+// fromMSIM makes text that came from the MSIM side (an IM, a status text, a
+// profile field, a name, an alert) safe to show on IRC: no control
+// character reaches the client, so a buddy cannot send raw CTCP (a DCC
+// offer, VERSION), colour or formatting codes, or a bell. Each control
+// character becomes its visible Unicode picture (␁ for \x01), a tab
+// becomes a space, and line breaks stay for ircd to split on. The ACTION
+// framing that the bridge itself makes from /me and zaps is added after
+// this, never taken from the other side.
+func fromMSIM(s string) string {
+	if !hasControl(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\r':
+			b.WriteRune(r)
+		case r == '\t':
+			b.WriteByte(' ')
+		case r < 0x20:
+			b.WriteRune(0x2400 + r) // U+2400 CONTROL PICTURES: ␀ ␁ … ␟
+		case r == 0x7f:
+			b.WriteRune('\u2421') // ␡
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// fromMSIMLine is fromMSIM for text shown on one line (an away message, a
+// real name, a WHOIS field): line breaks become spaces.
+func fromMSIMLine(s string) string {
+	s = fromMSIM(s)
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.Join(strings.Fields(strings.NewReplacer("\r", " ", "\n", " ").Replace(s)), " ")
+	}
+	return s
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\n' && c != '\r') || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
