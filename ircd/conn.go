@@ -50,8 +50,10 @@ type Client struct {
 
 	// Outgoing queue: a slice grown on demand (an idle connection holds no
 	// buffer), bounded by SendQ; wake tells the writer there is more.
+	// qclosed is set once the writer has taken the queue for the last time.
 	qmu       sync.Mutex
-	q, spare  []*irc.Message
+	q, spare  []entry
+	qclosed   bool
 	wake      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -73,7 +75,7 @@ type Client struct {
 	sasl       saslState
 	connecting bool // Backend.Connect in progress or done
 	welcomed   bool // 001 sent; driving-API lines are held until then
-	held       []*irc.Message
+	held       []entry
 	handler    Handler
 	away       string
 	umodes     string
@@ -163,31 +165,92 @@ func (c *Client) shutdown(reason string, flush bool) {
 	})
 }
 
+// entry is one queued line and, on the last line of a Delivery, its Sent
+// callback. An entry without a line (m == nil) only carries a callback: a
+// delivery with nothing to write, reported once the lines before it are.
+type entry struct {
+	m    *irc.Message
+	sent func(ok bool)
+}
+
 // send queues m without blocking. A full queue drops the client.
-func (c *Client) send(m *irc.Message) {
+func (c *Client) send(m *irc.Message) { c.enqueue(entry{m: m}) }
+
+// enqueue queues e without blocking; false if the connection is closing or
+// the queue is full, which drops the client. On false the caller still owns
+// e.sent.
+func (c *Client) enqueue(e entry) bool {
 	select {
 	case <-c.done:
-		return
+		return false
 	default:
 	}
 	c.qmu.Lock()
+	if c.qclosed {
+		c.qmu.Unlock()
+		return false
+	}
 	if len(c.q) >= c.srv.cfg.SendQ {
 		c.qmu.Unlock()
 		c.logger().Warn("sendq exceeded")
 		c.shutdown("SendQ exceeded", false)
-		return
+		return false
 	}
-	c.q = append(c.q, m)
+	c.q = append(c.q, e)
 	c.qmu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+	return true
+}
+
+// report calls the Sent callbacks of es with ok. Callers hold no lock.
+func report(es []entry, ok bool) {
+	for _, e := range es {
+		if e.sent != nil {
+			e.sent(ok)
+		}
+	}
+}
+
+// reportLater calls fns with false from a new goroutine, for callbacks
+// refused on the caller's goroutine (which may hold its own locks).
+func reportLater(fns ...func(bool)) {
+	if len(fns) == 0 {
+		return
+	}
+	go func() {
+		for _, f := range fns {
+			f(false)
+		}
+	}()
+}
+
+// Room is how many more lines the client's SendQ takes now: SendQ minus the
+// lines queued, and before the welcome burst minus the lines held for after
+// it and the burst itself. It is 0 once the connection is closing. A
+// backend pacing a large replay delivers at most Room lines, then waits for
+// a Delivery.Sent callback before asking again.
+func (c *Client) Room() int {
+	c.mu.Lock()
+	held := len(c.held)
+	if !c.welcomed {
+		held += c.srv.welcomeLines
+	}
+	c.mu.Unlock()
+	c.qmu.Lock()
+	n, closed := len(c.q), c.qclosed
+	c.qmu.Unlock()
+	if closed || c.Closed() {
+		return 0
+	}
+	return max(0, c.srv.cfg.SendQ-n-held)
 }
 
 // take returns the queued messages; the writer hands the slice back with
 // giveBack once written.
-func (c *Client) take() []*irc.Message {
+func (c *Client) take() []entry {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	batch := c.q
@@ -206,7 +269,7 @@ func (c *Client) queued() int {
 // burst's larger array is let go, so an idle connection holds at most this.
 const keptQueue = 64
 
-func (c *Client) giveBack(batch []*irc.Message) {
+func (c *Client) giveBack(batch []entry) {
 	clear(batch)
 	if cap(batch) > keptQueue {
 		return
@@ -229,17 +292,32 @@ func (c *Client) Closed() bool {
 
 // emit queues a line produced by the driving API; before the welcome burst
 // it is held. Caller holds c.mu.
-func (c *Client) emit(m *irc.Message) {
-	if !c.welcomed {
-		if len(c.held) >= c.srv.cfg.SendQ {
-			c.logger().Warn("sendq exceeded before registration completed")
-			c.shutdown("SendQ exceeded", false)
-			return
-		}
-		c.held = append(c.held, m)
-		return
+func (c *Client) emit(m *irc.Message) { c.emitEntry(entry{m: m}) }
+
+// emitEntry is emit for an entry; false if it was refused (the caller still
+// owns e.sent). Caller holds c.mu.
+func (c *Client) emitEntry(e entry) bool {
+	if c.welcomed {
+		return c.enqueue(e)
 	}
-	c.send(m)
+	if c.Closed() {
+		return false
+	}
+	if len(c.held) >= c.srv.cfg.SendQ {
+		c.logger().Warn("sendq exceeded before registration completed")
+		c.shutdown("SendQ exceeded", false)
+		return false
+	}
+	c.held = append(c.held, e)
+	return true
+}
+
+// dropHeld empties the lines held for after the welcome and returns them,
+// for their callbacks to be told. Caller holds c.mu.
+func (c *Client) dropHeld() []entry {
+	held := c.held
+	c.held = nil
+	return held
 }
 
 // msg builds a message with a non-nil prefix and tags.
@@ -265,15 +343,18 @@ var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<1
 
 // writeBatch writes msgs to the socket in as few writes as the buffer
 // allows, then flushes.
-func (c *Client) writeBatch(msgs []*irc.Message) error {
+func (c *Client) writeBatch(msgs []entry) error {
 	bw := writeBufs.Get().(*bufio.Writer)
 	bw.Reset(c.nc)
 	defer func() {
 		bw.Reset(nil) // forget the socket and any error
 		writeBufs.Put(bw)
 	}()
-	for _, m := range msgs {
-		_, _ = bw.WriteString(m.String()) // irc.Writer would copy the line twice more
+	for _, e := range msgs {
+		if e.m == nil {
+			continue
+		}
+		_, _ = bw.WriteString(e.m.String()) // irc.Writer would copy the line twice more
 		if _, err := bw.WriteString("\r\n"); err != nil {
 			return err
 		}
@@ -291,6 +372,7 @@ func (c *Client) writeLoop() {
 			batch := c.take()
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 			err := c.writeBatch(batch)
+			report(batch, err == nil)
 			c.giveBack(batch)
 			if err != nil {
 				c.shutdown("Write error: "+err.Error(), false)
@@ -305,18 +387,24 @@ func (c *Client) writeLoop() {
 }
 
 // finish writes what is queued (for a graceful close) and the final ERROR,
-// bounded by finalWriteWindow.
+// bounded by finalWriteWindow; lines it does not write are reported unsent.
+// Nothing can be queued after it.
 func (c *Client) finish() {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteWindow))
-	var batch []*irc.Message
-	if c.flush {
-		batch = c.take()
+	c.qmu.Lock()
+	batch := c.q
+	c.q, c.spare, c.qclosed = nil, nil, true
+	c.qmu.Unlock()
+	if !c.flush {
+		report(batch, false)
+		batch = batch[:0]
 	}
 	c.mu.Lock()
 	host := c.host
 	c.mu.Unlock()
-	batch = append(batch, msg(nil, "ERROR", fmt.Sprintf("Closing link: %s (%s)", host, c.reason)))
-	_ = c.writeBatch(batch)
+	batch = append(batch, entry{m: msg(nil, "ERROR", fmt.Sprintf("Closing link: %s (%s)", host, c.reason))})
+	err := c.writeBatch(batch)
+	report(batch, err == nil)
 }
 
 func (c *Client) readLoop() {
@@ -330,7 +418,9 @@ func (c *Client) readLoop() {
 	c.mu.Lock()
 	h := c.handler
 	c.handler = nil
+	held := c.dropHeld() // never welcomed: nothing can be held after this
 	c.mu.Unlock()
+	report(held, false)
 	if h != nil {
 		h.Closed(c.reason)
 	}

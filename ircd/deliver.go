@@ -18,6 +18,15 @@ type Delivery struct {
 	Text    string    // may hold several lines and be of any length
 	Time    time.Time // zero = now; sent as the server-time tag when negotiated
 	Tags    irc.Tags  // client-only tags such as +typing; dropped without message-tags
+
+	// Sent, when set, is called exactly once, from an ircd goroutine with
+	// no ircd lock held, and must not block: with true once every line of
+	// the delivery has been written to the socket (a TAGMSG dropped for
+	// lack of message-tags counts as written once the lines before it
+	// are), with false if the connection ended first (the lines were
+	// discarded on a SendQ overflow, were still queued or held when it
+	// closed, or failed to write) or Deliver refused the delivery.
+	Sent func(ok bool)
 }
 
 const timeFormat = "2006-01-02T15:04:05.000Z"
@@ -31,36 +40,58 @@ var batchSeq atomic.Uint64
 // never dropped: a message for a channel the client is not in arrives as a
 // server NOTICE naming the channel and the sender. TAGMSG is sent only to
 // clients with message-tags.
-func (c *Client) Deliver(d Delivery) {
+//
+// Deliver reports whether d was queued whole: false when the connection is
+// closed or closing, when the command is not one of the three, or when the
+// SendQ overflowed while queuing it (which disconnects the client). Queued
+// is not written: d.Sent tells when it was.
+func (c *Client) Deliver(d Delivery) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.deliver(d, "")
+	ok := c.deliver(d, "")
+	c.mu.Unlock()
+	if !ok && d.Sent != nil {
+		reportLater(d.Sent)
+	}
+	return ok
 }
 
 // DeliverHistory sends past messages of one conversation (target: a channel
 // or a virtual nick) inside a chathistory batch when the client negotiated
-// batch, and one by one otherwise. Each Delivery's Time should be set.
-func (c *Client) DeliverHistory(target string, ds []Delivery) {
+// batch, and one by one otherwise. Each Delivery's Time should be set. It
+// reports whether all of ds were queued, like Deliver; each Delivery's Sent
+// is called as Deliver calls it.
+func (c *Client) DeliverHistory(target string, ds []Delivery) bool {
 	if len(ds) == 0 {
-		return
+		return !c.Closed()
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	ok := true
 	ref := ""
 	if c.caps["batch"] {
 		ref = "h" + strconv.FormatUint(batchSeq.Add(1), 36)
-		c.emit(msg(c.serverPrefix(), "BATCH", "+"+ref, "chathistory", target))
+		ok = c.emitEntry(entry{m: msg(c.serverPrefix(), "BATCH", "+"+ref, "chathistory", target)})
 	}
+	var unsent []func(bool)
 	for _, d := range ds {
-		c.deliver(d, ref)
+		if ok {
+			ok = c.deliver(d, ref)
+		}
+		if !ok && d.Sent != nil {
+			unsent = append(unsent, d.Sent)
+		}
 	}
-	if ref != "" {
-		c.emit(msg(c.serverPrefix(), "BATCH", "-"+ref))
+	if ok && ref != "" {
+		ok = c.emitEntry(entry{m: msg(c.serverPrefix(), "BATCH", "-"+ref)})
 	}
+	c.mu.Unlock()
+	reportLater(unsent...)
+	return ok
 }
 
-// deliver does Deliver's work; ref is a batch reference or "". Caller holds c.mu.
-func (c *Client) deliver(d Delivery, ref string) {
+// deliver does Deliver's work; ref is a batch reference or "". It reports
+// whether d was queued whole; if not, the caller reports d.Sent. Caller
+// holds c.mu.
+func (c *Client) deliver(d Delivery, ref string) bool {
 	cmd := strings.ToUpper(d.Command)
 	switch cmd {
 	case "":
@@ -68,10 +99,10 @@ func (c *Client) deliver(d Delivery, ref string) {
 	case "PRIVMSG", "NOTICE", "TAGMSG":
 	default:
 		c.logger().WithField("command", d.Command).Warn("Deliver: unsupported command")
-		return
+		return false
 	}
 	if cmd == "TAGMSG" && !c.caps["message-tags"] {
-		return
+		return c.nothingToSend(d)
 	}
 	prefix := c.serverPrefix()
 	if d.From != "" {
@@ -90,7 +121,7 @@ func (c *Client) deliver(d Delivery, ref string) {
 		if ch == nil || !ch.joined {
 			c.logger().WithField("channel", d.Target).Warn("Deliver: client not in channel; sending as notice")
 			if cmd == "TAGMSG" {
-				return
+				return c.nothingToSend(d)
 			}
 			d.Text = "[" + d.Target + "] <" + prefix.Name + "> " + d.Text
 			prefix, cmd = c.serverPrefix(), "NOTICE"
@@ -119,15 +150,35 @@ func (c *Client) deliver(d Delivery, ref string) {
 	if cmd == "TAGMSG" {
 		m := msg(prefix, cmd, target)
 		m.Tags = tags
-		c.emit(m)
-		return
+		return c.emitEntry(entry{m: m, sent: d.Sent})
 	}
 	budget := 510 - len(":"+prefix.String()+" "+cmd+" "+target+" :")
-	for _, p := range splitText(d.Text, budget) {
+	pieces := splitText(d.Text, budget)
+	if len(pieces) == 0 {
+		return c.nothingToSend(d)
+	}
+	for i, p := range pieces {
 		m := msg(prefix, cmd, target, p)
 		m.Tags = tags
-		c.emit(m)
+		e := entry{m: m}
+		if i == len(pieces)-1 {
+			e.sent = d.Sent
+		}
+		if !c.emitEntry(e) {
+			return false
+		}
 	}
+	return true
+}
+
+// nothingToSend queues only d's callback, which the writer calls once the
+// lines queued before it are written; it reports whether the connection
+// is open. Caller holds c.mu.
+func (c *Client) nothingToSend(d Delivery) bool {
+	if d.Sent == nil {
+		return !c.Closed()
+	}
+	return c.emitEntry(entry{sent: d.Sent})
 }
 
 // splitText turns text into pieces of at most max bytes that contain no CR,

@@ -84,8 +84,8 @@ func FuzzHandleLine(f *testing.F) {
 		c, done := fuzzClient(t)
 		defer done()
 		c.handleLine(line)
-		for _, m := range c.take() {
-			s := m.String()
+		for _, e := range c.take() {
+			s := e.m.String()
 			if len(s) == 0 {
 				t.Fatalf("empty reply to %q", line)
 			}

@@ -96,25 +96,34 @@ func (c *Client) tryRegister() {
 func (c *Client) connect(reg Registration) {
 	h, err := c.srv.backend.Connect(c, reg)
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	unsent := c.accept(h, err)
+	c.mu.Unlock()
+	report(unsent, false)
+}
+
+// accept welcomes the client the backend accepted, or closes it, and
+// returns the held lines that were not queued. Caller holds c.mu.
+func (c *Client) accept(h Handler, err error) (unsent []entry) {
 	if err != nil {
 		c.logger().WithError(err).Info("backend refused the connection")
-		c.held = nil
 		c.numeric(irc.ERR_PASSWDMISMATCH, err.Error())
 		c.shutdown("Access denied: "+err.Error(), true)
-		return
+		return c.dropHeld()
 	}
 	if h == nil {
 		c.shutdown("Internal error", true)
-		return
+		return c.dropHeld()
 	}
 	c.handler = h
 	c.welcome()
 	c.welcomed = true
-	for _, m := range c.held {
-		c.send(m)
+	held := c.dropHeld()
+	for i, e := range held {
+		if !c.enqueue(e) {
+			return held[i:]
+		}
 	}
-	c.held = nil
+	return nil
 }
 
 // welcome sends 001-005, LUSERS and the MOTD. Caller holds c.mu.
@@ -137,7 +146,9 @@ func (c *Client) welcome() {
 	}
 }
 
-func (c *Client) isupport() []string {
+func (c *Client) isupport() []string { return isupport(&c.srv.cfg) }
+
+func isupport(cfg *Config) []string {
 	return []string{
 		"AWAYLEN=" + strconv.Itoa(TopicLen),
 		"CASEMAPPING=rfc1459",
@@ -147,7 +158,7 @@ func (c *Client) isupport() []string {
 		"CHANTYPES=#&",
 		"MAXTARGETS=" + strconv.Itoa(maxTargets),
 		"MODES=4",
-		"NETWORK=" + c.srv.cfg.Network,
+		"NETWORK=" + cfg.Network,
 		"NICKLEN=" + strconv.Itoa(NickLen),
 		"PREFIX=(ov)@+",
 		"TARGMAX=NAMES:1,WHOIS:1,PRIVMSG:4,NOTICE:4,TAGMSG:4,JOIN:,PART:",
@@ -155,6 +166,20 @@ func (c *Client) isupport() []string {
 		"USERLEN=" + strconv.Itoa(UserLen),
 		"UTF8ONLY",
 	}
+}
+
+// welcomeLines is how many lines welcome sends, at most: 001-004, 005s,
+// LUSERS, the MOTD and the user modes.
+func welcomeLines(cfg *Config) int {
+	n := 4 + (len(isupport(cfg))+11)/12 + 5 + 1
+	if len(cfg.MOTD) == 0 {
+		return n + 1
+	}
+	n += 2
+	for _, l := range cfg.MOTD {
+		n += len(splitText(l, 400))
+	}
+	return n
 }
 
 // lusers sends 251-266 for the client's world. Caller holds c.mu.

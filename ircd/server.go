@@ -27,11 +27,16 @@
 // INVALID_UTF8 (UTF8ONLY is advertised); a bare CR or LF ends a line;
 // parameters beyond 15 are dropped.
 //
-// Memory: an idle connection holds a 512-byte read buffer (grown only while
-// a longer line is read), no write buffer (one is borrowed per batch) and a
-// send queue that is empty or small, about 3 KB of heap in all; its world
-// adds about 130 bytes per virtual user (besides the strings the backend
-// gave) and 25 per channel membership (BenchmarkWorldMemory).
+// Memory: an idle connection holds a read buffer of one ordinary line
+// (grown only while a longer line is read), no write buffer (one is
+// borrowed per batch) and a send queue that is empty or small; its world
+// holds a small record per virtual user and per channel membership besides
+// the strings the backend gave. BenchmarkWorldMemory measures them.
+//
+// Delivery: Deliver reports whether a message was queued, Delivery.Sent
+// when it was written, and Room how much the send queue takes now, so a
+// backend can pace a large replay by what the client drains and keep what
+// it did not receive.
 package ircd
 
 import (
@@ -192,6 +197,8 @@ type Server struct {
 	log     *logrus.Entry
 	created time.Time
 
+	welcomeLines int // lines of the welcome burst (welcomeLines)
+
 	wg      sync.WaitGroup // every connection goroutine and accept loop
 	nextID  atomic.Uint64
 	mu      sync.Mutex // guards clients, closing and lns
@@ -202,13 +209,15 @@ type Server struct {
 
 // NewServer returns a server that hands registered clients to b.
 func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
+	cfg = cfg.withDefaults()
 	return &Server{
-		cfg:     cfg.withDefaults(),
-		backend: b,
-		log:     log,
-		created: time.Now(),
-		clients: make(map[*Client]struct{}),
-		lns:     make(map[net.Listener]struct{}),
+		cfg:          cfg,
+		backend:      b,
+		log:          log,
+		created:      time.Now(),
+		welcomeLines: welcomeLines(&cfg),
+		clients:      make(map[*Client]struct{}),
+		lns:          make(map[net.Listener]struct{}),
 	}
 }
 
