@@ -42,7 +42,11 @@ func (s *session) onBM(m *msim.Message) {
 	if errors.Is(err, errNoSuchUser) {
 		s.errorf(msim.ErrCodeBadUID, "%s%d", textNoSuchUser, to)
 	} else if errors.Is(err, errOfflineFull) {
-		s.errorf(ErrCodeNotStored, "%s%d", textOfflineFull, to)
+		s.logger().WithField("to", to).Info("offline IM refused: the recipient's offline mailbox is full")
+		s.errorf(ErrCodeNotStored, "%s%d.", textOfflineFull, to)
+	} else if errors.Is(err, errOfflineSenderFull) {
+		s.logger().WithField("to", to).Info("offline IM refused: the sender has too much waiting for the recipient")
+		s.errorf(ErrCodeNotStored, "%s%d; wait until they log in.", textSenderFull, to)
 	} else if err != nil {
 		s.errorf(ErrCodeNotStored, "%s%d", textNotStored, to)
 		s.logger().WithError(err).Warn("bm not delivered")
@@ -95,7 +99,7 @@ func (srv *Server) route(from, to msim.UID, typ int, out *msim.Message, body str
 	if srv.reg.deliver(to, from, wire) { // logged in meanwhile
 		return nil
 	}
-	return srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: body})
+	return srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: body}, srv.offlineLimits)
 }
 
 // onStatus sets and publishes the session's presence.

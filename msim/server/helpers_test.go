@@ -27,6 +27,13 @@ func startServer(t testing.TB, cfg Config, store Store) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, serve(t, srv)
+}
+
+// serve runs srv on a loopback port until the test ends and returns its
+// address.
+func serve(t testing.TB, srv *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +52,7 @@ func startServer(t testing.TB, cfg Config, store Store) (*Server, string) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return srv, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 func addAccount(t testing.TB, srv *Server, email, pw, name string) msim.UID {
@@ -73,14 +80,16 @@ type client struct {
 // dial connects and reads the login challenge and the server information.
 func dial(t testing.TB, addr string) *client {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	c := &client{t: t, nc: nc, dec: msim.NewDecoder(nc), rid: 1}
-	c.dec.MaxSize = msim.ClientMaxSize
+	return dialFrom(t, "", addr)
+}
+
+// dialFrom is dial from a local loopback address ("" for any): Linux
+// routes all of 127.0.0.0/8 to lo, so 127.0.0.2 is another address.
+func dialFrom(t testing.TB, local, addr string) *client {
+	t.Helper()
+	c := connect(t, local, addr)
 	lc := c.expect("lc 1", isType("lc", 1))
+	var err error
 	if c.nonce, err = lc.Base64("nc"); err != nil || len(c.nonce) != msim.NonceSize {
 		t.Fatalf("lc 1 nonce: %v (len %d)", err, len(c.nonce))
 	}
@@ -88,10 +97,33 @@ func dial(t testing.TB, addr string) *client {
 	return c
 }
 
+// connect opens a connection from local ("" for any) and reads nothing.
+func connect(t testing.TB, local, addr string) *client {
+	t.Helper()
+	var d net.Dialer
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &client{t: t, nc: nc, dec: msim.NewDecoder(nc), rid: 1}
+	c.dec.MaxSize = msim.ClientMaxSize
+	return c
+}
+
 // login dials and logs in; it fails the test unless the login succeeds.
 func login(t testing.TB, addr, email, pw string) *client {
 	t.Helper()
-	c := dial(t, addr)
+	return loginFrom(t, "", addr, email, pw)
+}
+
+// loginFrom is login from a local loopback address.
+func loginFrom(t testing.TB, local, addr, email, pw string) *client {
+	t.Helper()
+	c := dialFrom(t, local, addr)
 	lc := c.tryLogin(email, pw)
 	if !lc.Is("lc") {
 		t.Fatalf("login %s: got %v, want lc 2", email, lc)

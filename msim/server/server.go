@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -39,6 +41,26 @@ type Config struct {
 	Demo         bool          // seed Tom (uid 6221), list him on every new account; he is online and answers IMs
 	MaxMessage   int           // largest accepted message, default msim.DefaultMaxSize
 	SendQ        int           // per-session outgoing queue length (messages), default 1024; overflow closes that session
+
+	// Failed logins are slowed per address (LoginFailures, default
+	// guard.DefaultFailures: a growing delay, then a temporary refusal) and
+	// per account (AccountFailures, default DefaultAccountFailures: a delay
+	// only, whatever RefuseAfter 0 says). Their Clock is the limiters'.
+	LoginFailures   guard.FailureConfig
+	AccountFailures guard.FailureConfig
+
+	// Caps: 0 takes the default (Default… constants), a negative value is
+	// no cap. Connections count from accept to close, logged in or not.
+	MaxConnections           int
+	MaxConnectionsPerAddr    int
+	OfflinePerRecipientBytes int64 // bytes of offline IMs waiting for one user
+	OfflinePerSenderBytes    int64 // bytes one sender may have waiting for one user
+
+	// TrustedNets are networks whose connections are not limited per
+	// address (connections and failed logins): a bridge such as msimircd
+	// logs all its users in from one address. The total cap and the
+	// per-account delays still apply.
+	TrustedNets []netip.Prefix
 }
 
 func (c *Config) defaults() {
@@ -80,6 +102,15 @@ type Server struct {
 
 	connID atomic.Uint64
 	rid    atomic.Int64 // rid of unsolicited persistr messages
+
+	// Limits (limits.go), built by New from cfg.
+	logins        *guard.FailureLimiter // failed logins per address
+	accounts      *guard.FailureLimiter // failed logins per account
+	connCap       *guard.ConnLimiter
+	connLog       *guard.Quota // log lines of refused connections per address
+	offlineLimits OfflineLimits
+	sleep         func(d time.Duration, done <-chan struct{}) bool // the login delay; tests replace it
+	decoy         msim.PasswordHash                                // checked for unknown e-mail addresses
 }
 
 // New returns a Server on store. With cfg.Demo it makes sure the demo user
@@ -94,6 +125,7 @@ func New(cfg Config, store Store, log *logrus.Entry) (*Server, error) {
 		conns:     map[*session]struct{}{},
 	}
 	s.reg.init(cfg.Demo)
+	s.initLimits()
 	s.rid.Store(10594326) // the 2007 server's rids were of this size
 	if cfg.Demo {
 		t, err := newTom(s)
@@ -250,7 +282,15 @@ func (s *Server) startSession(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	ss := newSession(s, nc, s.connID.Add(1))
+	id := s.connID.Add(1)
+	release, err := s.admit(nc, id)
+	if err != nil {
+		s.mu.Unlock()
+		s.refuseConn(nc, err)
+		return
+	}
+	ss := newSession(s, nc, id)
+	ss.release = release
 	s.conns[ss] = struct{}{}
 	s.wg.Add(2)
 	s.mu.Unlock()

@@ -133,7 +133,7 @@ func TestLoginRefused(t *testing.T) {
 		code            int
 	}{
 		{"wrong password", "alice@example.com", "Secret2", msim.ErrCodeBadPassword},
-		{"unknown user", "nobody@example.com", "Secret1", msim.ErrCodeUnknownAccount},
+		{"unknown user", "nobody@example.com", "Secret1", msim.ErrCodeBadPassword},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,6 +142,9 @@ func TestLoginRefused(t *testing.T) {
 			m := c.tryLogin(tc.email, tc.pw)
 			if code, _ := m.Int("err"); !m.Is("error") || code != tc.code || !m.Has("fatal") {
 				t.Fatalf("got %v, want fatal error %d", m, tc.code)
+			}
+			if text, _ := m.Str("errmsg"); text != textBadLogin {
+				t.Errorf("errmsg: got %q, want %q (the same for both)", text, textBadLogin)
 			}
 			c.expectClosed()
 		})
@@ -292,7 +295,8 @@ func TestNoGoroutineLeak(t *testing.T) {
 // reached the socket or is stored for the next login. None is lost or
 // delivered twice.
 func TestNoIMLostToASlowReader(t *testing.T) {
-	srv, addr := startServer(t, Config{SendQ: 8}, NewMemStore())
+	// No byte caps on offline mail: this test is about the rescue, not them.
+	srv, addr := startServer(t, Config{SendQ: 8, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, NewMemStore())
 	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
 	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
 	alice := login(t, addr, "alice@example.com", "Secret1")

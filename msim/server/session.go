@@ -34,8 +34,6 @@ const (
 	textNotLoggedIn = "This request cannot be processed because you are not logged in."
 	textBadSession  = "The session key of this request is invalid."
 	textElsewhere   = "You have been logged out because you logged in from another location."
-	textUnknownMail = "The e-mail address is not registered."
-	textBadPassword = "The password provided is incorrect."
 	textTooLarge    = "The request is too large."
 	textNoSuchUser  = "No such user: "
 	textOfflineFull = "Message not stored: the offline mailbox is full for user "
@@ -45,10 +43,11 @@ const (
 // session is one client connection. See the package comment for which
 // goroutine owns what.
 type session struct {
-	srv *Server
-	nc  net.Conn
-	id  uint64
-	log atomic.Pointer[logrus.Entry]
+	srv     *Server
+	nc      net.Conn
+	id      uint64
+	log     atomic.Pointer[logrus.Entry]
+	release func() // frees the connection's slot under the caps; set before the goroutines start
 
 	// Set by the reader before the session is registered, then constant.
 	uid msim.UID
@@ -170,6 +169,9 @@ func (s *session) closeNow() {
 		s.closing = true
 		s.qmu.Unlock()
 		close(s.done)
+		if s.release != nil {
+			s.release() // before the close, so a peer that sees it may connect again
+		}
 		s.nc.Close()
 	})
 }
@@ -263,7 +265,7 @@ func (s *session) rescue(msgs [][]byte) {
 			t = time.Unix(int64(d), 0).UTC()
 		}
 		om := OfflineMessage{From: msim.UID(from), Time: t, CV: cv, Body: m.StrOr("msg", "")}
-		if err := s.srv.store.AddOffline(s.uid, om); err != nil {
+		if err := s.srv.store.AddOffline(s.uid, om, s.srv.offlineLimits); err != nil {
 			s.logger().WithError(err).WithField("from", from).Error("an IM for a closed session could not be stored; it is lost")
 			continue
 		}
@@ -427,22 +429,47 @@ func (s *session) login(m *msim.Message) bool {
 		return false
 	}
 	log := s.logger().WithField("email", email)
-	acct, err := s.srv.store.AccountByEmail(email)
-	switch {
-	case errors.Is(err, ErrNoSuchAccount) || (err == nil && acct.UID == TomUID && s.srv.tom != nil):
-		log.Info("login refused: unknown e-mail address")
-		s.fatal(msim.ErrCodeUnknownAccount, textUnknownMail)
+	srv := s.srv
+	addrKey, acctKey := srv.addrKey(s.nc.RemoteAddr()), accountKey(email)
+	wait, err := srv.loginWait(addrKey, acctKey)
+	if err != nil {
+		// Refused without looking at the password; the burst was logged
+		// when the refusal began.
+		log.WithError(err).Debug("login refused: too many failed logins from this address")
+		s.fatal(msim.ErrCodeBadPassword, textLoginsLater)
 		return false
-	case err != nil:
+	}
+	if wait > 0 {
+		log.WithField("delay", wait).Debug("login delayed after failed logins")
+		if !srv.sleep(wait, s.done) {
+			return false
+		}
+	}
+	acct, err := srv.store.AccountByEmail(email)
+	if err != nil && !errors.Is(err, ErrNoSuchAccount) {
 		log.WithError(err).Error("login: store")
 		s.fatal(msim.ErrCodeParse, "The server could not process the login.")
 		return false
 	}
-	if ok, _ := msim.VerifyLogin(s.nonce, acct.Hash, acct.Email, resp); !ok {
-		log.Info("login refused: wrong password")
-		s.fatal(msim.ErrCodeBadPassword, textBadPassword)
+	// An unknown address (or Tom, who never logs in) is checked against a
+	// decoy hash: the same work and the same answer as a wrong password,
+	// so neither the reply nor its timing tells whether an account exists.
+	known := err == nil && !(acct.UID == TomUID && srv.tom != nil)
+	hash, want := srv.decoy, email
+	if known {
+		hash, want = acct.Hash, acct.Email
+	}
+	if ok, _ := msim.VerifyLogin(s.nonce, hash, want, resp); !ok || !known {
+		if known {
+			log.Info("login refused: wrong password")
+		} else {
+			log.Info("login refused: unknown e-mail address")
+		}
+		srv.loginFailed(log, addrKey, acctKey)
+		s.fatal(msim.ErrCodeBadPassword, textBadLogin)
 		return false
 	}
+	srv.loginSucceeded(acctKey)
 	contacts, err := s.srv.store.Contacts(acct.UID)
 	if err != nil {
 		log.WithError(err).Error("login: contacts")
@@ -470,7 +497,6 @@ func (s *session) login(m *msim.Message) bool {
 
 	// Offline messages are taken under offlineMu so that none stored by a
 	// sender who still saw this account offline can be missed.
-	srv := s.srv
 	srv.offlineMu.Lock()
 	stored, err := srv.store.TakeOffline(s.uid)
 	if err != nil {

@@ -24,6 +24,27 @@ const FirstUID msim.UID = 1000000
 // maxOffline bounds the stored offline messages per recipient.
 const maxOffline = 1000
 
+// OfflineLimits bound what AddOffline stores for one recipient; a field <= 0
+// is no cap. Sizes are the bytes of the messages' bodies.
+type OfflineLimits struct {
+	Messages    int   // messages waiting for the recipient
+	Bytes       int64 // their bytes, from everyone
+	SenderBytes int64 // their bytes from one sender
+}
+
+// check reports whether one more message of size bytes fits, given what
+// waits already: n messages of total bytes, fromSender of them from its
+// sender.
+func (l OfflineLimits) check(n int, total, fromSender, size int64) error {
+	switch {
+	case l.Messages > 0 && n >= l.Messages, l.Bytes > 0 && total+size > l.Bytes:
+		return errOfflineFull
+	case l.SenderBytes > 0 && fromSender+size > l.SenderBytes:
+		return errOfflineSenderFull
+	}
+	return nil
+}
+
 // Group is one contact-list group (persist 2/6 record).
 type Group struct {
 	ID       int
@@ -100,7 +121,9 @@ type Store interface {
 	Contacts(owner msim.UID) ([]Contact, error)                // ordered by uid
 	PutContact(owner msim.UID, c Contact) error
 	DeleteContact(owner, contact msim.UID) error
-	AddOffline(to msim.UID, m OfflineMessage) error
+	// AddOffline stores m for to unless lim refuses it (errOfflineFull,
+	// errOfflineSenderFull).
+	AddOffline(to msim.UID, m OfflineMessage, lim OfflineLimits) error
 	TakeOffline(to msim.UID) ([]OfflineMessage, error) // oldest first; removes them
 	Close() error
 }
@@ -244,15 +267,22 @@ func (s *memStore) DeleteContact(owner, contact msim.UID) error {
 	return nil
 }
 
-func (s *memStore) AddOffline(to msim.UID, m OfflineMessage) error {
+func (s *memStore) AddOffline(to msim.UID, m OfflineMessage, lim OfflineLimits) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.accounts[to] == nil {
 		return ErrNoSuchAccount
 	}
 	q := s.offline[to]
-	if len(q) >= maxOffline {
-		return errOfflineFull
+	var total, fromSender int64
+	for _, o := range q {
+		total += int64(len(o.Body))
+		if o.From == m.From {
+			fromSender += int64(len(o.Body))
+		}
+	}
+	if err := lim.check(len(q), total, fromSender, int64(len(m.Body))); err != nil {
+		return err
 	}
 	s.offline[to] = append(q, m)
 	return nil
@@ -268,4 +298,8 @@ func (s *memStore) TakeOffline(to msim.UID) ([]OfflineMessage, error) {
 
 func (s *memStore) Close() error { return nil }
 
-var errOfflineFull = errors.New("msim/server: offline message queue full")
+// Refusals of AddOffline.
+var (
+	errOfflineFull       = errors.New("msim/server: offline mailbox full")
+	errOfflineSenderFull = errors.New("msim/server: too much offline mail from one sender")
+)

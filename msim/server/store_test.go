@@ -82,11 +82,11 @@ func TestStores(t *testing.T) {
 			}
 			when := time.Date(2007, 8, 1, 12, 0, 0, 0, time.UTC)
 			for _, body := range []string{"one", "two"} {
-				if err := s.AddOffline(b.UID, OfflineMessage{From: a.UID, Time: when, Body: body}); err != nil {
+				if err := s.AddOffline(b.UID, OfflineMessage{From: a.UID, Time: when, Body: body}, OfflineLimits{}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := s.AddOffline(12345, OfflineMessage{}); !errors.Is(err, ErrNoSuchAccount) {
+			if err := s.AddOffline(12345, OfflineMessage{}, OfflineLimits{}); !errors.Is(err, ErrNoSuchAccount) {
 				t.Errorf("offline message to nobody: got %v", err)
 			}
 			got, err := s.TakeOffline(b.UID)
@@ -96,6 +96,37 @@ func TestStores(t *testing.T) {
 			if got, _ := s.TakeOffline(b.UID); len(got) != 0 {
 				t.Errorf("taken twice: %v", got)
 			}
+			testOfflineLimits(t, s, a.UID, tom.UID, b.UID)
 		})
+	}
+}
+
+// testOfflineLimits checks AddOffline's caps on a Store: count, bytes per
+// recipient, bytes per sender; taking the mail frees the room.
+func testOfflineLimits(t *testing.T, s Store, from1, from2, to msim.UID) {
+	t.Helper()
+	lim := OfflineLimits{Messages: 3, Bytes: 10, SenderBytes: 6}
+	steps := []struct {
+		from msim.UID
+		body string
+		want error
+	}{
+		{from1, "aaaa", nil},
+		{from1, "aaa", errOfflineSenderFull}, // 7 bytes from one sender
+		{from2, "bbbb", nil},
+		{from2, "bbb", errOfflineFull}, // 11 bytes in all
+		{from2, "b", nil},
+		{from1, "", errOfflineFull}, // a fourth message
+	}
+	for i, st := range steps {
+		if err := s.AddOffline(to, OfflineMessage{From: st.from, Body: st.body}, lim); !errors.Is(err, st.want) {
+			t.Errorf("step %d: got %v, want %v", i, err, st.want)
+		}
+	}
+	if got, err := s.TakeOffline(to); err != nil || len(got) != 3 {
+		t.Errorf("take: got %d messages (%v), want 3", len(got), err)
+	}
+	if err := s.AddOffline(to, OfflineMessage{From: from1, Body: "aaaaaa"}, lim); err != nil {
+		t.Errorf("after the mail was taken: got %v, want room again", err)
 	}
 }

@@ -1,0 +1,200 @@
+package server
+
+import (
+	"crypto/rand"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/internal/guard"
+	"github.com/msimircd/msimircd/msim"
+)
+
+// Defaults of the limits in Config.
+const (
+	DefaultMaxConnections           = 10000
+	DefaultMaxConnectionsPerAddr    = 64
+	DefaultOfflinePerRecipientBytes = 1 << 20   // all offline IMs waiting for one user
+	DefaultOfflinePerSenderBytes    = 128 << 10 // what one sender may have waiting for one user
+)
+
+// DefaultAccountFailures is the per-account policy for failed logins: a
+// growing delay capped at a few seconds and never a refusal, so guessing
+// from elsewhere cannot lock the account's owner out.
+func DefaultAccountFailures() guard.FailureConfig {
+	c := guard.DefaultFailures()
+	c.RefuseAfter = -1
+	c.MaxDelay = 5 * time.Second
+	return c
+}
+
+// ErrCodeRefused is the fatal error a connection gets when a connection cap
+// refuses it. The protocol has no code for this; this one is msimircd's.
+const ErrCodeRefused = 4354
+
+// Texts of the limits' errors.
+const (
+	textBadLogin     = "The e-mail address or password is incorrect."
+	textLoginsLater  = "Too many failed logins from your address; try again later."
+	textSenderFull   = "Message not stored: you have too much waiting for user "
+	textRefusedConns = "The server refused the connection: "
+)
+
+// capOf resolves a cap of Config: 0 takes def, a negative value is no cap
+// (0 for guard and the Store).
+func capOf[T int | int64](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// initLimits builds the limiters of cfg (with its defaults applied).
+func (s *Server) initLimits() {
+	cfg := &s.cfg
+	s.logins = guard.NewFailureLimiter(cfg.LoginFailures)
+	acct := cfg.AccountFailures
+	if acct.RefuseAfter == 0 {
+		acct.RefuseAfter = -1
+	}
+	if acct.MaxDelay <= 0 {
+		acct.MaxDelay = DefaultAccountFailures().MaxDelay
+	}
+	s.accounts = guard.NewFailureLimiter(acct)
+	s.connCap = guard.NewConnLimiter(capOf(cfg.MaxConnections, DefaultMaxConnections),
+		capOf(cfg.MaxConnectionsPerAddr, DefaultMaxConnectionsPerAddr))
+	s.connLog = guard.NewQuota(1, time.Minute, cfg.LoginFailures.Clock)
+	s.offlineLimits = OfflineLimits{
+		Messages:    maxOffline,
+		Bytes:       capOf(cfg.OfflinePerRecipientBytes, DefaultOfflinePerRecipientBytes),
+		SenderBytes: capOf(cfg.OfflinePerSenderBytes, DefaultOfflinePerSenderBytes),
+	}
+	s.sleep = sleep
+	_, _ = rand.Read(s.decoy[:])
+}
+
+// sleep waits d, or until done is closed (false then).
+func sleep(d time.Duration, done <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+// trusted reports whether a's connections are exempt from the per-address
+// limits (Config.TrustedNets).
+func (s *Server) trusted(a net.Addr) bool {
+	if len(s.cfg.TrustedNets) == 0 {
+		return false
+	}
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range s.cfg.TrustedNets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// addrKey is the limiters' key for a remote address, "" when it is trusted.
+func (s *Server) addrKey(a net.Addr) string {
+	if s.trusted(a) {
+		return ""
+	}
+	return guard.AddrKey(a)
+}
+
+func accountKey(email string) string { return "account:" + fold(email) }
+
+// admit counts a new connection against the caps; a trusted address counts
+// toward the total only.
+func (s *Server) admit(nc net.Conn, id uint64) (release func(), err error) {
+	key := s.addrKey(nc.RemoteAddr())
+	if key == "" {
+		key = "trusted:" + msim.UID(id).String() // a key of its own: only the total applies
+	}
+	return s.connCap.Acquire(key)
+}
+
+// refuseConn tells a connection over a cap why it is refused, and closes
+// it. The first refusal per address per minute is logged as a warning, the
+// rest at debug level, so a flood of connections is not a flood of lines.
+func (s *Server) refuseConn(nc net.Conn, err error) {
+	log := s.log.WithFields(logrus.Fields{"remote": nc.RemoteAddr().String()}).WithError(err)
+	if s.connLog.Allow(guard.AddrKey(nc.RemoteAddr())) {
+		log.Warn("connection refused: over a connection cap")
+	} else {
+		log.Debug("connection refused: over a connection cap")
+	}
+	var le *guard.ConnLimitError
+	text := "too many connections"
+	if errors.As(err, &le) {
+		text = le.Error()
+	}
+	// The message is small and the socket new: it fits the send buffer, so
+	// the write does not hold up the accept loop.
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = nc.Write(msim.Encode(msim.ErrorMessage(ErrCodeRefused, true, textRefusedConns+text+"; try again later.")))
+	nc.Close()
+}
+
+// loginWait asks the failed-login limiters about an attempt: the delay to
+// wait before verifying it, or guard.ErrRefused.
+func (s *Server) loginWait(addrKey, acctKey string) (time.Duration, error) {
+	var wait time.Duration
+	if addrKey != "" {
+		w, err := s.logins.Check(addrKey)
+		if err != nil {
+			return 0, err
+		}
+		wait = w
+	}
+	w, err := s.accounts.Check(acctKey)
+	if err != nil {
+		return 0, err
+	}
+	return max(wait, w), nil
+}
+
+// loginFailed records a failed login and logs one line for each key whose
+// burst begins (slowed, then refused).
+func (s *Server) loginFailed(log *logrus.Entry, addrKey, acctKey string) {
+	var out []guard.Outcome
+	if addrKey != "" {
+		out = s.logins.Fail(addrKey)
+	}
+	out = append(out, s.accounts.Fail(acctKey)...)
+	for _, o := range out {
+		l := log.WithFields(logrus.Fields{"key": o.Key, "failures": o.Failures})
+		if o.Refused {
+			l.Warn("repeated failed logins: refusing logins from this address for a while")
+		} else {
+			l.Warn("repeated failed logins: slowing down logins")
+		}
+	}
+}
+
+// loginSucceeded forgets the account's failures. The address's are kept:
+// someone guessing must not be able to clear them by logging in to an
+// account of their own in between.
+func (s *Server) loginSucceeded(acctKey string) {
+	s.accounts.Succeed(acctKey)
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// The login hash of a password is all a client needs to log in (spec §3),
+// so the file store keeps it sealed (XChaCha20-Poly1305) under a key that
+// lives in a file of its own: a copy of the data file alone lets nobody log
+// in.
+
+// KeySize is the size of a key file: 32 random bytes.
+const KeySize = chacha20poly1305.KeySize
+
+// ErrWrongKey reports a key file that does not open the data file's sealed
+// password hashes.
+var ErrWrongKey = errors.New("msim/server: the key file does not open this data file's sealed password hashes")
+
+// sealer seals and opens password hashes under one key.
+type sealer struct{ aead cipher.AEAD }
+
+func newSealer(key []byte) (sealer, error) {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return sealer{}, err
+	}
+	return sealer{aead: aead}, nil
+}
+
+// sealAD binds a sealed hash to its account: moved to another record, it
+// does not open.
+func sealAD(uid msim.UID) []byte { return append([]byte("msimd password hash "), uidKey(uid)...) }
+
+func (s sealer) seal(uid msim.UID, h msim.PasswordHash) []byte {
+	nonce := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(h)+s.aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, h[:], sealAD(uid))
+}
+
+func (s sealer) open(uid msim.UID, b []byte) (msim.PasswordHash, error) {
+	var h msim.PasswordHash
+	if len(b) < chacha20poly1305.NonceSizeX {
+		return h, ErrWrongKey
+	}
+	p, err := s.aead.Open(nil, b[:chacha20poly1305.NonceSizeX], b[chacha20poly1305.NonceSizeX:], sealAD(uid))
+	if err != nil || len(p) != len(h) {
+		return h, ErrWrongKey
+	}
+	copy(h[:], p)
+	return h, nil
+}
+
+// keyCheckUID is the uid the key check value is sealed for (no account has
+// it: uids are positive).
+const keyCheckUID msim.UID = 0
+
+// readKeyFile loads a key file, refusing one that others may read or that
+// is not KeySize bytes. A missing file is fs.ErrNotExist.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("msim/server: key file %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("msim/server: key file %s is not a regular file", path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("msim/server: key file %s has mode %04o: only its owner may read it (chmod 600 %s)", path, perm, path)
+	}
+	key, err := io.ReadAll(io.LimitReader(f, KeySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("msim/server: key file %s: %w", path, err)
+	}
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("msim/server: key file %s: want exactly %d bytes, found %d or more", path, KeySize, len(key))
+	}
+	return key, nil
+}
+
+// createKeyFile writes a fresh random key to path (mode 0600), failing if
+// the file exists.
+func createKeyFile(path string) ([]byte, error) {
+	key := make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("msim/server: new key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("msim/server: create key file: %w", err)
+	}
+	_, err = f.Write(key)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("msim/server: write key file %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// loadKey returns the key of path, creating it when the data file has
+// nothing sealed yet (sealed false); a sealed data file without its key
+// file is an error, never a new key.
+func loadKey(path string, sealed bool) (key []byte, created bool, err error) {
+	key, err = readKeyFile(path)
+	switch {
+	case err == nil:
+		return key, false, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, false, err
+	case sealed:
+		return nil, false, fmt.Errorf("msim/server: key file %s is missing, and the data file's password hashes are sealed under it", path)
+	}
+	key, err = createKeyFile(path)
+	return key, err == nil, err
+}
