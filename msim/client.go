@@ -8,23 +8,26 @@ package msim
 //     event queue), applies presence to the contact table, and appends
 //     events to an internal queue. It never blocks on the owner.
 //   - the writer drains a bounded queue of encoded messages onto the socket,
-//     each write under a deadline.
+//     in batches, each write under a deadline. It alone knows which IMs
+//     reached the socket: once the link is down it drains what is left of
+//     the queue and queues the DisconnectedEvent, with the IMs never sent
+//     and those written too shortly before the loss to be sure of.
 //   - the pump moves queued events into the Events channel, in order, and
 //     closes it after the final DisconnectedEvent.
 //
 // The owner calls the methods from one goroutine (calls from several are also
 // safe). Shared state (request table, profile, contacts) sits behind c.mu;
 // the event queue behind c.qmu. The link goes down exactly once (c.down),
-// which closes c.done: every waiter and sender selects on it.
+// which closes c.done: every waiter and sender selects on it. Senders hold
+// c.smu shared while they put a message in the queue, so that the writer,
+// taking it exclusively after c.done, sees every message that got in.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +46,14 @@ const (
 	DefaultDeadAfter      = 180 * time.Second // the spec's liveness figure
 	DefaultEventQueue     = 64
 	DefaultEventBacklog   = 65536
-	writeTimeout          = 15 * time.Second
-	outQueue              = 64
-	closeGrace            = 2 * time.Second // how long Close waits to flush logout
+	// DefaultUnconfirmedWindow is how long before a link loss a written IM
+	// is reported as possibly lost (MSIM has no delivery receipts).
+	DefaultUnconfirmedWindow = 5 * time.Second
+	writeTimeout             = 15 * time.Second
+	outQueue                 = 64
+	closeGrace               = 2 * time.Second // how long Close waits to flush logout
+	batchSize                = 4 << 10         // the writer writes once this much is gathered, or the queue is empty
+	recentIMs                = 64              // written IMs kept for DisconnectedEvent.Unconfirmed
 )
 
 // ClientConfig configures Dial.
@@ -68,7 +76,19 @@ type ClientConfig struct {
 	// Events consumer (beyond the channel's buffer). Overflow ends the
 	// session with DisconnectOverflow. Default 65536.
 	EventBacklog int
-	Log          *logrus.Entry
+	// UnconfirmedWindow: IMs written to the socket this long or less before
+	// the link was lost are reported in DisconnectedEvent.Unconfirmed.
+	// Default DefaultUnconfirmedWindow; negative: none are reported.
+	UnconfirmedWindow time.Duration
+	// Now is the clock that stamps OutgoingIM times and measures
+	// UnconfirmedWindow; nil means time.Now.
+	Now func() time.Time
+	Log *logrus.Entry
+
+	// Test seams: how the connection is made (nil: a net.Dialer) and how
+	// long Close waits for the logout to be flushed (0: closeGrace).
+	dial       func(ctx context.Context, addr string) (net.Conn, error)
+	closeGrace time.Duration
 }
 
 func (cfg *ClientConfig) setDefaults() {
@@ -90,6 +110,21 @@ func (cfg *ClientConfig) setDefaults() {
 	if cfg.EventBacklog <= 0 {
 		cfg.EventBacklog = DefaultEventBacklog
 	}
+	if cfg.UnconfirmedWindow == 0 {
+		cfg.UnconfirmedWindow = DefaultUnconfirmedWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.dial == nil {
+		cfg.dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	if cfg.closeGrace <= 0 {
+		cfg.closeGrace = closeGrace
+	}
 	if cfg.Log == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
@@ -107,15 +142,18 @@ type Client struct {
 	sesskey int
 	uid     UID
 
-	out        chan []byte // encoded messages; nil = flush and stop
+	out        chan outItem
+	smu        sync.RWMutex // held shared by senders putting an item in out
 	done       chan struct{}
-	writerDone chan struct{}
+	writerDone chan struct{} // the writer has stopped writing
+	final      chan struct{} // the DisconnectedEvent is queued
 	closing    chan struct{} // closed by Close after the link is down
 	downOnce   sync.Once
 	closeOnce  sync.Once
 	closed     atomic.Bool // Close was called
 	reason     DisconnectReason
-	downErr    error // written before done is closed
+	downErr    error     // written before done is closed
+	lostAt     time.Time // when the link was lost, as far as known; written before done is closed
 	wg         sync.WaitGroup
 
 	mu       sync.Mutex
@@ -147,8 +185,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	defer cancel()
 	log := cfg.Log.WithField("account", cfg.Email)
 
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	nc, err := cfg.dial(ctx, cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("msim: dial %s: %w", cfg.Addr, err)
 	}
@@ -158,9 +195,10 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		debug:      log.Logger.IsLevelEnabled(logrus.DebugLevel),
 		nc:         nc,
 		dec:        NewDecoder(nc),
-		out:        make(chan []byte, outQueue),
+		out:        make(chan outItem, outQueue),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		final:      make(chan struct{}),
 		closing:    make(chan struct{}),
 		pending:    make(map[int]*pending),
 		presence:   make(map[UID]Presence),
@@ -318,32 +356,164 @@ func (c *Client) readLoop() {
 	}
 }
 
-// writeLoop writes queued messages, flushing when the queue runs empty.
+// outItem is an entry of the writer's queue.
+type outItem struct {
+	b  []byte      // an encoded message; nil: flush what came before and stop (Close)
+	im *OutgoingIM // set when b is an IM from SendIM
+}
+
+// batchIM is an IM in the writer's batch and where its bytes end there.
+type batchIM struct {
+	im  *OutgoingIM
+	end int
+}
+
+// wstate is the writer goroutine's own bookkeeping; nothing else touches it.
+type wstate struct {
+	batch   []byte
+	ims     []batchIM    // the IMs in batch, in order
+	unsent  []OutgoingIM // IMs of a batch whose write failed before their last byte
+	recent  []OutgoingIM // written IMs, oldest first: at most recentIMs, none older than keep
+	keep    time.Duration
+	evicted time.Time // Written of the newest IM dropped from recent for room
+	flushed bool      // Close's final flush succeeded
+}
+
+// take adds an item to the batch. It reports whether the item asks the
+// writer to stop.
+func (w *wstate) take(it outItem) (stop bool) {
+	if it.b == nil {
+		return true
+	}
+	w.batch = append(w.batch, it.b...)
+	if it.im != nil {
+		w.ims = append(w.ims, batchIM{im: it.im, end: len(w.batch)})
+	}
+	return false
+}
+
+// remember keeps a written IM for the Unconfirmed report.
+func (w *wstate) remember(im OutgoingIM) {
+	if w.keep < 0 {
+		return
+	}
+	cut := 0
+	for cut < len(w.recent) && w.recent[cut].Written.Before(im.Written.Add(-w.keep)) {
+		cut++
+	}
+	if len(w.recent)-cut >= recentIMs {
+		w.evicted = w.recent[cut].Written
+		cut++
+	}
+	if cut > 0 {
+		clear(w.recent[:cut]) // let go of the texts
+		w.recent = w.recent[cut:]
+	}
+	w.recent = append(w.recent, im)
+}
+
+// since returns the remembered IMs written at or after cutoff, and whether
+// earlier ones written after it were dropped for room.
+func (w *wstate) since(cutoff time.Time) ([]OutgoingIM, bool) {
+	var out []OutgoingIM
+	for _, im := range w.recent {
+		if !im.Written.Before(cutoff) {
+			out = append(out, im)
+		}
+	}
+	return out, !w.evicted.IsZero() && !w.evicted.Before(cutoff)
+}
+
+// writeLoop writes queued messages in batches: it writes when batchSize
+// bytes are gathered or the queue runs empty.
 func (c *Client) writeLoop() {
 	defer c.wg.Done()
-	defer close(c.writerDone)
+	w := &wstate{keep: c.cfg.UnconfirmedWindow}
+	if w.keep >= 0 {
+		w.keep += c.cfg.DeadAfter // a timeout dates the loss DeadAfter back
+	}
+	defer c.endWriter(w)
 	defer c.recover("writer")
-	bw := bufio.NewWriterSize(c.nc, 4<<10)
 	for {
+		var it outItem
 		select {
-		case b := <-c.out:
-			var err error
-			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if b == nil {
-				_ = bw.Flush()
-				return
-			}
-			if _, err = bw.Write(b); err == nil && len(c.out) == 0 {
-				err = bw.Flush()
-			}
-			if err != nil {
-				c.down(DisconnectNetwork, fmt.Errorf("msim: write: %w", err))
-				return
-			}
+		case it = <-c.out:
 		case <-c.done:
 			return
 		}
+		stop := w.take(it)
+		for !stop && len(w.batch) < batchSize && len(c.out) > 0 {
+			stop = w.take(<-c.out) // only this goroutine receives: it cannot block
+		}
+		if err := c.write(w); err != nil {
+			c.down(DisconnectNetwork, fmt.Errorf("msim: write: %w", err))
+			return
+		}
+		if stop {
+			w.flushed = true
+			return
+		}
 	}
+}
+
+// write writes the batch. An IM counts as written once all its bytes were
+// accepted by the socket; the rest of a failed batch is unsent.
+func (c *Client) write(w *wstate) error {
+	if len(w.batch) == 0 {
+		return nil
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	n, err := c.nc.Write(w.batch)
+	now := c.cfg.Now()
+	for _, b := range w.ims {
+		if b.end <= n {
+			b.im.Written = now
+			w.remember(*b.im)
+		} else {
+			w.unsent = append(w.unsent, *b.im)
+		}
+	}
+	clear(w.ims)
+	w.ims = w.ims[:0]
+	if cap(w.batch) > 4*batchSize {
+		w.batch = nil // do not keep a large message's buffer
+	} else {
+		w.batch = w.batch[:0]
+	}
+	return err
+}
+
+// endWriter runs when the writer stops. Once the link is down it collects
+// every IM SendIM accepted that did not reach the socket, in order (a failed
+// batch, then the queue), and queues the DisconnectedEvent.
+func (c *Client) endWriter(w *wstate) {
+	close(c.writerDone)
+	<-c.done
+	unsent := w.unsent
+	for _, b := range w.ims { // a batch never tried (the writer panicked)
+		unsent = append(unsent, *b.im)
+	}
+	// Senders hold smu shared from their check of done until their item is
+	// in the queue (or they gave up): once we hold it, nothing more comes.
+	c.smu.Lock()
+	for len(c.out) > 0 {
+		if it := <-c.out; it.im != nil {
+			unsent = append(unsent, *it.im)
+		}
+	}
+	c.smu.Unlock()
+	ev := DisconnectedEvent{Reason: c.reason, Err: c.downErr, Unsent: unsent}
+	if !(c.reason == DisconnectClosed && w.flushed) && c.cfg.UnconfirmedWindow >= 0 {
+		ev.Unconfirmed, ev.MoreUnconfirmed = w.since(c.lostAt.Add(-c.cfg.UnconfirmedWindow))
+	}
+	if len(unsent) > 0 {
+		c.log.WithField("unsent", len(unsent)).Info("msim: IMs not sent before the link went down")
+	}
+	c.qmu.Lock()
+	c.queue = append(c.queue, ev) // past qfinal: this is the final event
+	c.qmu.Unlock()
+	c.wake()
+	close(c.final)
 }
 
 func (c *Client) recover(who string) {
@@ -356,16 +526,23 @@ func (c *Client) recover(who string) {
 
 // send queues m for the writer. It blocks while the queue is full, bounded by
 // ctx and by the link going down.
-func (c *Client) send(ctx context.Context, m *Message) error {
+func (c *Client) send(ctx context.Context, m *Message) error { return c.enqueue(ctx, m, nil) }
+
+// enqueue queues m, which is the IM im when im is not nil. Once it returns
+// nil for an IM, the IM is either written or reported in the
+// DisconnectedEvent's Unsent.
+func (c *Client) enqueue(ctx context.Context, m *Message, im *OutgoingIM) error {
+	c.smu.RLock()
+	defer c.smu.RUnlock()
 	select {
 	case <-c.done:
 		return c.linkErr()
 	default:
 	}
 	c.trace("->", m)
-	b := Encode(m)
+	it := outItem{b: Encode(m), im: im}
 	select {
-	case c.out <- b:
+	case c.out <- it:
 		return nil
 	case <-c.done:
 		return c.linkErr()
@@ -380,24 +557,29 @@ func (c *Client) linkErr() error {
 	return fmt.Errorf("%w (%v): %w", ErrDisconnected, c.reason, c.downErr)
 }
 
-// down ends the session once: it records why, wakes every waiter, closes
-// the socket and queues the final DisconnectedEvent.
+// down ends the session once: it records why and when, wakes every waiter,
+// closes the socket and stops the event queue; the writer then queues the
+// final DisconnectedEvent (endWriter).
 func (c *Client) down(reason DisconnectReason, err error) {
 	c.downOnce.Do(func() {
 		if c.closed.Load() {
 			reason, err = DisconnectClosed, ErrClosed
 		}
 		c.reason, c.downErr = reason, err
+		c.lostAt = c.cfg.Now()
+		if reason == DisconnectTimeout {
+			// Nothing came for DeadAfter: the link may have died just
+			// after the last message received.
+			c.lostAt = c.lostAt.Add(-c.cfg.DeadAfter)
+		}
 		close(c.done)
 		_ = c.nc.Close()
 		if reason != DisconnectClosed {
 			c.log.WithError(err).WithField("reason", reason).Info("msim: disconnected")
 		}
 		c.qmu.Lock()
-		c.queue = append(c.queue, DisconnectedEvent{Reason: reason, Err: err})
 		c.qfinal = true
 		c.qmu.Unlock()
-		c.wake()
 	})
 }
 
@@ -405,17 +587,18 @@ func (c *Client) down(reason DisconnectReason, err error) {
 // goroutines. It is idempotent and always returns nil. Events not yet taken
 // from Events may be discarded; the channel still ends with a
 // DisconnectedEvent (DisconnectClosed unless the link was already down) and
-// is closed.
+// is closed. The logout goes after every queued message; IMs still queued
+// when Close stops waiting for the flush are the event's Unsent.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		select {
 		case <-c.done:
 		default:
-			t := time.NewTimer(closeGrace)
+			t := time.NewTimer(c.cfg.closeGrace)
 			defer t.Stop()
 			b := Encode(New("logout", "").AddInt("sesskey", c.sesskey))
-			for _, item := range [][]byte{b, nil} {
+			for _, item := range []outItem{{b: b}, {}} {
 				select {
 				case c.out <- item:
 				case <-c.done:
@@ -429,6 +612,7 @@ func (c *Client) Close() error {
 			}
 		}
 		c.down(DisconnectClosed, ErrClosed)
+		<-c.final
 		close(c.closing)
 	})
 	c.wg.Wait()
@@ -511,7 +695,7 @@ func (c *Client) finish(rest []Event) {
 		return
 	}
 	last := rest[len(rest)-1]
-	grace := time.NewTimer(closeGrace)
+	grace := time.NewTimer(c.cfg.closeGrace)
 	defer grace.Stop()
 	expired := false
 	for _, ev := range rest[:len(rest)-1] {
@@ -575,116 +759,4 @@ func (c *Client) contactIndex(uid UID) int {
 		}
 	}
 	return -1
-}
-
-// DisconnectReason says why a session ended.
-type DisconnectReason int
-
-// Reasons for a DisconnectedEvent.
-const (
-	DisconnectNetwork     DisconnectReason = iota // connection lost or closed by the server
-	DisconnectKicked                              // err 6: the account logged in elsewhere; do not reconnect automatically
-	DisconnectServerError                         // a fatal \error\ or a protocol violation by the server
-	DisconnectTimeout                             // nothing received for DeadAfter
-	DisconnectClosed                              // Close was called
-	DisconnectOverflow                            // the Events consumer fell EventBacklog events behind
-)
-
-func (r DisconnectReason) String() string {
-	switch r {
-	case DisconnectNetwork:
-		return "network"
-	case DisconnectKicked:
-		return "kicked"
-	case DisconnectServerError:
-		return "server error"
-	case DisconnectTimeout:
-		return "timeout"
-	case DisconnectClosed:
-		return "closed"
-	case DisconnectOverflow:
-		return "event overflow"
-	}
-	return "reason " + strconv.Itoa(int(r))
-}
-
-// Client errors. Login failures are *LoginError, fatal server errors after
-// login *ServerError, failed persist replies *PersistError; all wrap one of
-// these where it applies, so test with errors.Is.
-var (
-	ErrBadPassword       = errors.New("msim: incorrect password")
-	ErrUnknownAccount    = errors.New("msim: unknown account")
-	ErrNoUserName        = errors.New("msim: the account has no user name")
-	ErrUserNameTaken     = errors.New("msim: user name not available")
-	ErrLoggedInElsewhere = errors.New("msim: logged in from another location")
-	ErrServer            = errors.New("msim: server error")
-	ErrNoSuchUser        = errors.New("msim: no such user")
-	ErrNotContact        = errors.New("msim: not in the contact list")
-	ErrTimeout           = errors.New("msim: request timed out")
-	ErrDisconnected      = errors.New("msim: disconnected")
-	ErrClosed            = errors.New("msim: client closed")
-	ErrDeadLink          = errors.New("msim: connection silent")
-	ErrEventOverflow     = errors.New("msim: event backlog overflow")
-)
-
-// sentinelFor maps an \error\ code to its sentinel.
-func sentinelFor(code int) error {
-	switch code {
-	case ErrCodeBadPassword:
-		return ErrBadPassword
-	case ErrCodeUnknownAccount:
-		return ErrUnknownAccount
-	case ErrCodeElsewhere:
-		return ErrLoggedInElsewhere
-	}
-	return ErrServer
-}
-
-// LoginError is a login the server (or the user-name flow) refused.
-type LoginError struct {
-	Code    int    // the server's err code; 0 when the client gave up
-	Message string // the server's errmsg, for a person
-	Err     error  // ErrBadPassword, ErrUnknownAccount, ErrNoUserName, ErrLoggedInElsewhere, ErrServer…
-}
-
-func (e *LoginError) Error() string {
-	s := "msim: login failed: " + e.Err.Error()
-	if e.Code != 0 {
-		s += " (err " + strconv.Itoa(e.Code) + ")"
-	}
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
-
-func (e *LoginError) Unwrap() error { return e.Err }
-
-func loginErrorOf(m *Message) *LoginError {
-	code, _ := m.Int("err")
-	return &LoginError{Code: code, Message: m.StrOr("errmsg", ""), Err: sentinelFor(code)}
-}
-
-// ServerError is an \error\ received after login. Fatal ones end the session
-// and are the Err of its DisconnectedEvent.
-type ServerError struct {
-	Code    int
-	Message string
-	Fatal   bool
-}
-
-func (e *ServerError) Error() string {
-	return fmt.Sprintf("msim: server error %d: %s", e.Code, e.Message)
-}
-
-func (e *ServerError) Unwrap() error { return sentinelFor(e.Code) }
-
-// PersistError is a persist reply with the error bit set.
-type PersistError struct {
-	Cmd, DSN, LID int
-	Message       string // the reply's ErrorMessage
-}
-
-func (e *PersistError) Error() string {
-	return fmt.Sprintf("msim: persist %d/%d/%d failed: %s", e.Cmd&^CmdError, e.DSN, e.LID, e.Message)
 }

@@ -1,9 +1,11 @@
 package msim
 
-// What the reader goroutine does with each message, and the typed events it
-// produces.
+// What the reader goroutine does with each message, the typed events it
+// produces, and the client's error types.
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,9 +98,35 @@ type ErrorEvent struct {
 // DisconnectedEvent is always the last event. Err says why (a *ServerError
 // for a fatal server error or a kick, the net error for a lost link,
 // ErrDeadLink, ErrEventOverflow or ErrClosed).
+//
+// Every IM SendIM accepted (returned nil for) is accounted for: either its
+// bytes all reached the socket, or it is in Unsent. MSIM has no delivery
+// receipts, so an IM written shortly before the link was lost may still
+// have vanished in transit: those are in Unconfirmed. After a Close that
+// flushed everything queued before it, both are empty.
 type DisconnectedEvent struct {
 	Reason DisconnectReason
 	Err    error
+	// Unsent are the IMs accepted by SendIM whose bytes did not all reach
+	// the socket, in SendIM order. They were not delivered; send them again
+	// on a new session if they still matter.
+	Unsent []OutgoingIM
+	// Unconfirmed are the IMs written to the socket within
+	// ClientConfig.UnconfirmedWindow before the link was lost (for a
+	// timeout, before the last message received), oldest first: they may
+	// not have arrived. None is also in Unsent.
+	Unconfirmed []OutgoingIM
+	// MoreUnconfirmed is set when IMs written within the window are missing
+	// from Unconfirmed, because the client keeps only the latest few dozen.
+	MoreUnconfirmed bool
+}
+
+// OutgoingIM is an IM given to SendIM, as reported by DisconnectedEvent.
+type OutgoingIM struct {
+	To      UID
+	Text    string    // exactly as given to SendIM
+	Queued  time.Time // when SendIM accepted it
+	Written time.Time // when its last byte was written to the socket; zero if never
 }
 
 func (IMEvent) isEvent()           {}
@@ -371,4 +399,116 @@ func (c *Client) onError(m *Message) {
 		reason = DisconnectKicked
 	}
 	c.down(reason, e)
+}
+
+// DisconnectReason says why a session ended.
+type DisconnectReason int
+
+// Reasons for a DisconnectedEvent.
+const (
+	DisconnectNetwork     DisconnectReason = iota // connection lost or closed by the server
+	DisconnectKicked                              // err 6: the account logged in elsewhere; do not reconnect automatically
+	DisconnectServerError                         // a fatal \error\ or a protocol violation by the server
+	DisconnectTimeout                             // nothing received for DeadAfter
+	DisconnectClosed                              // Close was called
+	DisconnectOverflow                            // the Events consumer fell EventBacklog events behind
+)
+
+func (r DisconnectReason) String() string {
+	switch r {
+	case DisconnectNetwork:
+		return "network"
+	case DisconnectKicked:
+		return "kicked"
+	case DisconnectServerError:
+		return "server error"
+	case DisconnectTimeout:
+		return "timeout"
+	case DisconnectClosed:
+		return "closed"
+	case DisconnectOverflow:
+		return "event overflow"
+	}
+	return "reason " + strconv.Itoa(int(r))
+}
+
+// Client errors. Login failures are *LoginError, fatal server errors after
+// login *ServerError, failed persist replies *PersistError; all wrap one of
+// these where it applies, so test with errors.Is.
+var (
+	ErrBadPassword       = errors.New("msim: incorrect password")
+	ErrUnknownAccount    = errors.New("msim: unknown account")
+	ErrNoUserName        = errors.New("msim: the account has no user name")
+	ErrUserNameTaken     = errors.New("msim: user name not available")
+	ErrLoggedInElsewhere = errors.New("msim: logged in from another location")
+	ErrServer            = errors.New("msim: server error")
+	ErrNoSuchUser        = errors.New("msim: no such user")
+	ErrNotContact        = errors.New("msim: not in the contact list")
+	ErrTimeout           = errors.New("msim: request timed out")
+	ErrDisconnected      = errors.New("msim: disconnected")
+	ErrClosed            = errors.New("msim: client closed")
+	ErrDeadLink          = errors.New("msim: connection silent")
+	ErrEventOverflow     = errors.New("msim: event backlog overflow")
+)
+
+// sentinelFor maps an \error\ code to its sentinel.
+func sentinelFor(code int) error {
+	switch code {
+	case ErrCodeBadPassword:
+		return ErrBadPassword
+	case ErrCodeUnknownAccount:
+		return ErrUnknownAccount
+	case ErrCodeElsewhere:
+		return ErrLoggedInElsewhere
+	}
+	return ErrServer
+}
+
+// LoginError is a login the server (or the user-name flow) refused.
+type LoginError struct {
+	Code    int    // the server's err code; 0 when the client gave up
+	Message string // the server's errmsg, for a person
+	Err     error  // ErrBadPassword, ErrUnknownAccount, ErrNoUserName, ErrLoggedInElsewhere, ErrServer…
+}
+
+func (e *LoginError) Error() string {
+	s := "msim: login failed: " + e.Err.Error()
+	if e.Code != 0 {
+		s += " (err " + strconv.Itoa(e.Code) + ")"
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+func (e *LoginError) Unwrap() error { return e.Err }
+
+func loginErrorOf(m *Message) *LoginError {
+	code, _ := m.Int("err")
+	return &LoginError{Code: code, Message: m.StrOr("errmsg", ""), Err: sentinelFor(code)}
+}
+
+// ServerError is an \error\ received after login. Fatal ones end the session
+// and are the Err of its DisconnectedEvent.
+type ServerError struct {
+	Code    int
+	Message string
+	Fatal   bool
+}
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("msim: server error %d: %s", e.Code, e.Message)
+}
+
+func (e *ServerError) Unwrap() error { return sentinelFor(e.Code) }
+
+// PersistError is a persist reply with the error bit set.
+type PersistError struct {
+	Cmd, DSN, LID int
+	Message       string // the reply's ErrorMessage
+}
+
+func (e *PersistError) Error() string {
+	return fmt.Sprintf("msim: persist %d/%d/%d failed: %s", e.Cmd&^CmdError, e.DSN, e.LID, e.Message)
 }

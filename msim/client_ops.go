@@ -355,18 +355,29 @@ func checkUID(uid UID) error {
 	return nil
 }
 
+func (c *Client) bmMessage(typ int, to UID, body string) *Message {
+	return NewInt("bm", typ).AddInt("sesskey", c.sesskey).AddInt("t", int(to)).
+		AddInt("cv", ClientVersion).Add("msg", body)
+}
+
 func (c *Client) bm(ctx context.Context, typ int, to UID, body string) error {
 	if err := checkUID(to); err != nil {
 		return err
 	}
-	return c.send(ctx, NewInt("bm", typ).AddInt("sesskey", c.sesskey).AddInt("t", int(to)).
-		AddInt("cv", ClientVersion).Add("msg", body))
+	return c.send(ctx, c.bmMessage(typ, to, body))
 }
 
 // SendIM sends plain text as an instant message (bm 1, markup on the wire).
-// A message to an offline user is stored by the server.
+// A message to an offline user is stored by the server. It returns once the
+// IM is queued for the socket; if the link goes down before the IM is
+// written, it is in the DisconnectedEvent's Unsent (and if it goes down
+// shortly after, in its Unconfirmed).
 func (c *Client) SendIM(ctx context.Context, to UID, text string) error {
-	return c.bm(ctx, BMIM, to, markup.FromPlain(text))
+	if err := checkUID(to); err != nil {
+		return err
+	}
+	im := &OutgoingIM{To: to, Text: text, Queued: c.cfg.Now()}
+	return c.enqueue(ctx, c.bmMessage(BMIM, to, markup.FromPlain(text)), im)
 }
 
 // SendTyping tells to that the user started (true) or stopped typing.
