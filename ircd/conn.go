@@ -47,6 +47,7 @@ type Client struct {
 	remote net.Addr
 
 	stopAfter func() bool // stops the close-on-Serve-ctx hook
+	release   func()      // uncounts the connection in the server's caps; nil if not counted
 
 	// Outgoing queue: a slice grown on demand (an idle connection holds no
 	// buffer), bounded by SendQ; wake tells the writer there is more.
@@ -415,6 +416,9 @@ func (c *Client) readLoop() {
 	reason := c.read()
 	c.shutdown(reason, true)
 	<-c.done
+	if c.release != nil {
+		c.release()
+	}
 	c.mu.Lock()
 	h := c.handler
 	c.handler = nil

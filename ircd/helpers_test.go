@@ -45,7 +45,8 @@ func testLog() (*logrus.Entry, *logtest.Hook) {
 type fakeBackend struct {
 	setup   func(c *Client) error // builds the world inside Connect
 	authErr func(account, password string) error
-	whois   func(nick string) []string // when set, handlers implement WhoisHandler
+	connErr func(reg Registration) error // refuses a registration before setup
+	whois   func(nick string) []string   // when set, handlers implement WhoisHandler
 
 	mu    sync.Mutex
 	regs  []Registration
@@ -105,6 +106,11 @@ func (b *fakeBackend) Connect(c *Client, reg Registration) (Handler, error) {
 	b.mu.Unlock()
 	if reg.Pass == "wrong" {
 		return nil, fmt.Errorf("invalid password")
+	}
+	if b.connErr != nil {
+		if err := b.connErr(reg); err != nil {
+			return nil, err
+		}
 	}
 	if b.setup != nil {
 		if err := b.setup(c); err != nil {
@@ -231,7 +237,18 @@ type tclient struct {
 
 func dial(t testing.TB, addr string) *tclient {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
+	return dialFrom(t, addr, "")
+}
+
+// dialFrom connects from the local IP from ("" = any); the server listens
+// on 127.0.0.1, and Linux routes all of 127/8 to the loopback interface.
+func dialFrom(t testing.TB, addr, from string) *tclient {
+	t.Helper()
+	var d net.Dialer
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,14 @@ package ircd
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/guard"
 	"gopkg.in/irc.v4"
 )
 
@@ -32,8 +34,9 @@ const (
 )
 
 type saslState struct {
-	active bool // AUTHENTICATE PLAIN seen, collecting data
-	buf    []byte
+	active  bool // AUTHENTICATE PLAIN seen, collecting data
+	discard bool // an over-long payload was refused: ignore its remaining chunks
+	buf     []byte
 }
 
 func cmdPass(c *Client, m *irc.Message) *ircError {
@@ -91,10 +94,28 @@ func (c *Client) tryRegister() {
 	c.later(func() { c.connect(reg) })
 }
 
-// connect asks the backend to accept the client; it runs on the reader
-// goroutine without c.mu.
+// connect asks the backend to accept the client, after the delay earlier
+// failed guesses from its address or at its account call for; it runs on
+// the reader goroutine without c.mu.
 func (c *Client) connect(reg Registration) {
-	h, err := c.srv.backend.Connect(c, reg)
+	keys := keysFor(c.remote, accountOf(reg))
+	g := c.srv.guesses
+	var h Handler
+	err := g.before(c.ctx, keys)
+	switch {
+	case errors.Is(err, guard.ErrRefused):
+		err = errGuessRefused
+	case err != nil:
+		return // the connection is ending
+	default:
+		h, err = c.srv.backend.Connect(c, reg)
+		switch {
+		case errors.Is(err, ErrBadCredentials):
+			g.failed(c.logger().WithField("account", accountOf(reg)), keys)
+		case err == nil && reg.Pass != "":
+			g.succeeded(keys)
+		}
+	}
 	c.mu.Lock()
 	unsent := c.accept(h, err)
 	c.mu.Unlock()
@@ -104,13 +125,19 @@ func (c *Client) connect(reg Registration) {
 // accept welcomes the client the backend accepted, or closes it, and
 // returns the held lines that were not queued. Caller holds c.mu.
 func (c *Client) accept(h Handler, err error) (unsent []entry) {
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrBadCredentials):
+		// The backend's text might tell whether the account exists.
+		c.logger().WithError(err).Info("login refused")
+		c.numeric(irc.ERR_PASSWDMISMATCH, "Password incorrect")
+		c.shutdown("Password incorrect", true)
+		return c.dropHeld()
+	case err != nil:
 		c.logger().WithError(err).Info("backend refused the connection")
 		c.numeric(irc.ERR_PASSWDMISMATCH, err.Error())
 		c.shutdown("Access denied: "+err.Error(), true)
 		return c.dropHeld()
-	}
-	if h == nil {
+	case h == nil:
 		c.shutdown("Internal error", true)
 		return c.dropHeld()
 	}
@@ -291,6 +318,11 @@ func cmdAuthenticate(c *Client, m *irc.Message) *ircError {
 	case arg == "*":
 		c.sasl = saslState{}
 		return newErr(irc.ERR_SASLABORTED, "SASL authentication aborted")
+	case c.sasl.discard:
+		if len(arg) < saslChunk { // the refused payload's last chunk
+			c.sasl = saslState{}
+		}
+		return nil
 	case !c.sasl.active:
 		if !strings.EqualFold(arg, "PLAIN") {
 			c.numeric(irc.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
@@ -308,7 +340,7 @@ func cmdAuthenticate(c *Client, m *irc.Message) *ircError {
 		c.sasl.buf = append(c.sasl.buf, arg...)
 	}
 	if len(c.sasl.buf) > saslMaxData {
-		c.sasl = saslState{}
+		c.sasl = saslState{discard: len(arg) == saslChunk}
 		return newErr(irc.ERR_SASLTOOLONG, "SASL message too long")
 	}
 	if len(arg) == saslChunk {
@@ -322,15 +354,35 @@ func cmdAuthenticate(c *Client, m *irc.Message) *ircError {
 		return newErr(irc.ERR_SASLFAIL, "SASL authentication failed")
 	}
 	account, password := parts[1], parts[2]
+	if password == "" {
+		return newErr(irc.ERR_SASLFAIL, "SASL authentication failed")
+	}
 	c.later(func() { c.authenticate(account, password) })
 	return nil
 }
 
-// authenticate asks the backend; it runs on the reader goroutine without c.mu.
+// authenticate asks the backend, after the delay earlier failures call for;
+// it runs on the reader goroutine without c.mu. A failure changes nothing
+// but the failure counts: the client may try again.
 func (c *Client) authenticate(account, password string) {
+	keys := keysFor(c.remote, account)
+	g := c.srv.guesses
+	if err := g.before(c.ctx, keys); err != nil {
+		if errors.Is(err, guard.ErrRefused) {
+			c.mu.Lock()
+			c.numeric(irc.ERR_SASLFAIL, "SASL authentication failed")
+			c.mu.Unlock()
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, authTimeout)
 	err := c.srv.backend.Authenticate(ctx, account, password)
 	cancel()
+	if err != nil {
+		g.failed(c.logger().WithField("account", account), keys)
+	} else {
+		g.succeeded(keys)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {

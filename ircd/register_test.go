@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,7 +115,11 @@ func TestSASL(t *testing.T) {
 	t.Parallel()
 	longPass := "secret" + strings.Repeat("x", 500)
 	b := newBackend()
+	var askedEmpty atomic.Bool
 	b.authErr = func(account, password string) error {
+		if password == "" {
+			askedEmpty.Store(true)
+		}
 		if password == "secret" || password == longPass || password == strings.Repeat("y", 293) {
 			return nil
 		}
@@ -156,6 +161,20 @@ func TestSASL(t *testing.T) {
 		{"chunk too long", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE " + strings.Repeat("A", 401)}, []want{
 			w("AUTHENTICATE", "+"), w("905", "*", "?"),
 		}, ""},
+		{"payload too long: one 905, the rest ignored", append([]string{"AUTHENTICATE PLAIN"}, chunks(saslPlain("alice", strings.Repeat("z", 3000)))...), []want{
+			w("AUTHENTICATE", "+"), w("905", "*", "?"),
+		}, ""},
+		{"retry after a payload too long", append(append([]string{"AUTHENTICATE PLAIN"}, chunks(saslPlain("alice", strings.Repeat("z", 3000)))...),
+			"AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain("alice", "secret")), []want{
+			w("AUTHENTICATE", "+"), w("905", "*", "?"), w("AUTHENTICATE", "+"), w("900", nil...), w("903", nil...),
+		}, "alice"},
+		{"abort while ignoring a payload too long", append(append([]string{"AUTHENTICATE PLAIN"}, chunks(saslPlain("alice", strings.Repeat("z", 3000)))[:6]...),
+			"AUTHENTICATE *", "AUTHENTICATE PLAIN"), []want{
+			w("AUTHENTICATE", "+"), w("905", "*", "?"), w("906", "*", "?"), w("AUTHENTICATE", "+"),
+		}, ""},
+		{"empty password", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE " + saslPlain("alice", "")}, []want{
+			w("AUTHENTICATE", "+"), w("904", "*", "?"),
+		}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,6 +194,11 @@ func TestSASL(t *testing.T) {
 			}
 		})
 	}
+	t.Cleanup(func() {
+		if askedEmpty.Load() {
+			t.Error("the backend was asked about an empty password")
+		}
+	})
 }
 
 func TestPasswordsNotLogged(t *testing.T) {

@@ -49,6 +49,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/sirupsen/logrus"
 	"gopkg.in/irc.v4"
 )
@@ -69,6 +70,23 @@ type Config struct {
 	SendQ      int     // queued messages per connection before it is dropped
 	FloodRate  float64 // lines per second after the burst; 0 = no limit
 	FloodBurst int     // lines read without throttling
+
+	// MaxConnections caps open connections (registered or not), and
+	// MaxConnectionsPerAddr those from one address (an IPv6 /64); 0 takes
+	// the default, a negative value means no cap. A connection over a cap
+	// gets an ERROR saying so and is closed.
+	MaxConnections        int
+	MaxConnectionsPerAddr int
+
+	// AuthFailures slows password guessing (failed SASL logins, and PASS
+	// logins the backend refuses with ErrBadCredentials) per source
+	// address: a growing delay, then a temporary refusal. Zero fields take
+	// guard.DefaultFailures.
+	AuthFailures guard.FailureConfig
+	// AccountFailures slows guessing per account. Zero fields take
+	// guard.DefaultFailures, except MaxDelay (5 s) and RefuseAfter (-1:
+	// never refused, so guessing never locks the owner out).
+	AccountFailures guard.FailureConfig
 }
 
 // DefaultConfig returns the defaults, including flood control.
@@ -84,6 +102,10 @@ func DefaultConfig() Config {
 		SendQ:               4096,
 		FloodRate:           5,
 		FloodBurst:          20,
+
+		MaxConnections:        4096,
+		MaxConnectionsPerAddr: 32,
+		AccountFailures:       guard.FailureConfig{MaxDelay: 5 * time.Second, RefuseAfter: -1},
 	}
 }
 
@@ -115,6 +137,18 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.FloodRate > 0 && cfg.FloodBurst <= 0 {
 		cfg.FloodBurst = d.FloodBurst
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = d.MaxConnections
+	}
+	if cfg.MaxConnectionsPerAddr == 0 {
+		cfg.MaxConnectionsPerAddr = d.MaxConnectionsPerAddr
+	}
+	if cfg.AccountFailures.MaxDelay <= 0 {
+		cfg.AccountFailures.MaxDelay = d.AccountFailures.MaxDelay
+	}
+	if cfg.AccountFailures.RefuseAfter == 0 {
+		cfg.AccountFailures.RefuseAfter = d.AccountFailures.RefuseAfter
 	}
 	return cfg
 }
@@ -198,6 +232,8 @@ type Server struct {
 	created time.Time
 
 	welcomeLines int // lines of the welcome burst (welcomeLines)
+	guesses      *guesses
+	conns        conns
 
 	wg      sync.WaitGroup // every connection goroutine and accept loop
 	nextID  atomic.Uint64
@@ -210,15 +246,18 @@ type Server struct {
 // NewServer returns a server that hands registered clients to b.
 func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 	cfg = cfg.withDefaults()
-	return &Server{
+	s := &Server{
 		cfg:          cfg,
 		backend:      b,
 		log:          log,
 		created:      time.Now(),
 		welcomeLines: welcomeLines(&cfg),
+		guesses:      newGuesses(&cfg),
 		clients:      make(map[*Client]struct{}),
 		lns:          make(map[net.Listener]struct{}),
 	}
+	s.conns.limit = guard.NewConnLimiter(max(cfg.MaxConnections, 0), max(cfg.MaxConnectionsPerAddr, 0))
+	return s
 }
 
 // ListenTLS listens on addr with the certificate and key from files.
@@ -277,7 +316,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		}
 		backoff = 0
-		if !s.start(ctx, nc) {
+		release, err := s.conns.limit.Acquire(guard.AddrKey(nc.RemoteAddr()))
+		if cerr := (*guard.ConnLimitError)(nil); errors.As(err, &cerr) {
+			s.refuse(nc, cerr)
+			continue
+		}
+		if !s.start(ctx, nc, release) {
+			release()
 			_ = nc.Close()
 			return nil
 		}
@@ -285,13 +330,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // start registers and runs a new connection; false if shutting down.
-func (s *Server) start(ctx context.Context, nc net.Conn) bool {
+// release uncounts the connection once it ends.
+func (s *Server) start(ctx context.Context, nc net.Conn, release func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
 	c := newClient(ctx, s, nc)
+	c.release = release
 	s.clients[c] = struct{}{}
 	s.wg.Add(2)
 	go c.writeLoop()

@@ -1,0 +1,183 @@
+package ircd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/msimircd/msimircd/internal/guard"
+	"github.com/sirupsen/logrus"
+)
+
+// ErrBadCredentials is what a Backend.Connect error wraps when the client's
+// PASS (or missing password) does not open the account. ircd counts it as a
+// failed guess and answers 464 with a generic text, never the error's.
+var ErrBadCredentials = errors.New("ircd: invalid credentials")
+
+// errGuessRefused refuses a login without asking the backend while its
+// source address is refused after too many failed guesses.
+var errGuessRefused = fmt.Errorf("%w: %w", ErrBadCredentials, guard.ErrRefused)
+
+// guesses slows password guessing (SASL and PASS) per source address (a
+// growing delay, then a temporary refusal) and per account (a delay only,
+// so that someone guessing never locks the account's owner out).
+type guesses struct {
+	addr, account *guard.FailureLimiter
+	sleep         func(ctx context.Context, d time.Duration) error // tests replace it
+}
+
+func newGuesses(cfg *Config) *guesses {
+	return &guesses{
+		addr:    guard.NewFailureLimiter(cfg.AuthFailures),
+		account: guard.NewFailureLimiter(cfg.AccountFailures),
+		sleep:   sleepCtx,
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// guessKeys are the limiter keys of a login attempt: the source address and
+// the account ("account:" + its lower-cased name).
+type guessKeys struct{ addr, account string }
+
+func keysFor(remote net.Addr, account string) guessKeys {
+	return guessKeys{guard.AddrKey(remote), "account:" + strings.ToLower(account)}
+}
+
+// accountOf names the account a registration logs in to: the SASL account,
+// else the name before ':' in PASS, else the nick.
+func accountOf(reg Registration) string {
+	if reg.Account != "" {
+		return reg.Account
+	}
+	if name, _, ok := strings.Cut(reg.Pass, ":"); ok && name != "" {
+		return name
+	}
+	return reg.Nick
+}
+
+// before waits the delay that earlier failures of k call for, bounded by
+// ctx. It returns guard.ErrRefused while k's address is refused (the backend
+// is then not asked), or ctx's error.
+func (g *guesses) before(ctx context.Context, k guessKeys) error {
+	wa, err := g.addr.Check(k.addr)
+	if err != nil {
+		return err
+	}
+	wb, err := g.account.Check(k.account)
+	if err != nil {
+		return err
+	}
+	if w := max(wa, wb); w > 0 {
+		return g.sleep(ctx, w)
+	}
+	return nil
+}
+
+// failed counts a failed guess. The failure that starts slowing or refusing
+// a key is logged, once per burst, naming the keys (never the password).
+func (g *guesses) failed(log *logrus.Entry, k guessKeys) {
+	outs := append(g.addr.Fail(k.addr), g.account.Fail(k.account)...)
+	if len(outs) == 0 {
+		return
+	}
+	refused := false
+	keys := make([]string, 0, len(outs))
+	for _, o := range outs {
+		keys = append(keys, o.Key)
+		refused = refused || o.Refused
+	}
+	log = log.WithFields(logrus.Fields{"keys": strings.Join(keys, " "), "failures": outs[0].Failures})
+	if refused {
+		log.Warn("failed logins: refusing further attempts for a while")
+	} else {
+		log.Warn("failed logins: slowing further attempts down")
+	}
+}
+
+// succeeded forgets the account's failures. The address's stay: a right
+// password for one account says nothing about guesses at others.
+func (g *guesses) succeeded(k guessKeys) { g.account.Succeed(k.account) }
+
+// conns caps open connections and refuses the excess with a clear ERROR,
+// logging one line per burst of refusals.
+type conns struct {
+	limit    *guard.ConnLimiter
+	refusing atomic.Int32 // refusals being written now
+
+	mu      sync.Mutex
+	logged  time.Time // the last refusal logged
+	skipped int       // refusals since, not logged
+}
+
+// refusalLogEvery is how often a refusal is logged while they go on.
+const refusalLogEvery = time.Minute
+
+// maxRefusing bounds the refusals written at once; beyond it a refused
+// connection is closed without an ERROR.
+const maxRefusing = 64
+
+func (s *Server) refuse(nc net.Conn, cerr *guard.ConnLimitError) {
+	text := "Too many connections to this server"
+	if cerr.PerKey {
+		text = "Too many connections from your address"
+	}
+	c := &s.conns
+	c.mu.Lock()
+	now := time.Now()
+	if now.Sub(c.logged) >= refusalLogEvery {
+		s.log.WithFields(logrus.Fields{"remote": nc.RemoteAddr().String(), "limit": cerr.Limit, "refused_before": c.skipped}).
+			Warn("refusing connections: " + strings.ToLower(text))
+		c.logged, c.skipped = now, 0
+	} else {
+		c.skipped++
+	}
+	c.mu.Unlock()
+
+	s.mu.Lock()
+	closing := s.closing
+	if !closing && c.refusing.Load() < maxRefusing {
+		c.refusing.Add(1)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			defer c.refusing.Add(-1)
+			sayGoodbye(nc, "ERROR :Closing link: "+hostOf(nc.RemoteAddr())+" ("+text+")\r\n")
+		}()
+		return
+	}
+	s.mu.Unlock()
+	_ = nc.Close()
+}
+
+// sayGoodbye writes line and closes nc, reading (and discarding) what the
+// client sent meanwhile, so that the close does not reset the connection
+// before the client has read line. It takes at most twice finalWriteWindow.
+func sayGoodbye(nc net.Conn, line string) {
+	defer func() { _ = nc.Close() }()
+	_ = nc.SetWriteDeadline(time.Now().Add(finalWriteWindow))
+	if _, err := io.WriteString(nc, line); err != nil {
+		return
+	}
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(finalWriteWindow))
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+}

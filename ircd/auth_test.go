@@ -1,0 +1,333 @@
+package ircd
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/internal/guard"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+	"gopkg.in/irc.v4"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) step(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// waits records the delays the server waited before asking the backend,
+// instead of waiting them.
+type waits struct {
+	mu sync.Mutex
+	ds []time.Duration
+}
+
+func (w *waits) sleep(_ context.Context, d time.Duration) error {
+	w.mu.Lock()
+	w.ds = append(w.ds, d)
+	w.mu.Unlock()
+	return nil
+}
+
+// take returns the delays recorded since the last call.
+func (w *waits) take() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ds := w.ds
+	w.ds = nil
+	return ds
+}
+
+// guessServer runs a server whose guessing limits use clock and whose
+// delays are recorded instead of waited.
+func guessServer(t *testing.T, b *fakeBackend, clock guard.Clock) (string, *waits, *logtest.Hook) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.AuthFailures = guard.FailureConfig{Free: 2, Delay: time.Second, MaxDelay: 4 * time.Second, RefuseAfter: 3, RefuseFor: time.Hour, Clock: clock}
+	cfg.AccountFailures = guard.FailureConfig{Free: 2, Delay: time.Second, MaxDelay: 2 * time.Second, Clock: clock}
+	log, hook := testLog()
+	srv := NewServer(cfg, b, log)
+	ws := &waits{}
+	srv.guesses.sleep = ws.sleep
+	addr, _ := startWith(t, srv)
+	return addr, ws, hook
+}
+
+// guessLogs returns the log lines about failed logins, checking that none
+// holds a password.
+func guessLogs(t *testing.T, hook *logtest.Hook, passwords ...string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range hook.AllEntries() {
+		line, _ := e.String()
+		for _, p := range passwords {
+			if strings.Contains(line, p) {
+				t.Fatalf("log line %q holds a password", line)
+			}
+		}
+		if strings.HasPrefix(e.Message, "failed logins:") {
+			out = append(out, e.Message+" keys="+fmt.Sprint(e.Data["keys"]))
+		}
+	}
+	return out
+}
+
+// Failed SASL logins from one address are slowed, then refused without
+// asking the backend, with one log line when each starts; the account's
+// owner on another address still gets in.
+func TestSASLGuessing(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	b := newBackend()
+	var asked atomic.Int32
+	b.authErr = func(account, password string) error {
+		asked.Add(1)
+		if password != "secret" {
+			return fmt.Errorf("no such account %s", account)
+		}
+		return nil
+	}
+	addr, ws, hook := guessServer(t, b, clock)
+	attacker := dialFrom(t, addr, "127.0.0.1")
+	owner := dialFrom(t, addr, "127.0.0.2")
+	for _, c := range []*tclient{attacker, owner} {
+		c.send(t, "CAP LS 302", "CAP REQ :sasl")
+		c.sync(t)
+	}
+	ok := []want{w("AUTHENTICATE", "+"), w("900", nil...), w("903", nil...)}
+	fail := []want{w("AUTHENTICATE", "+"), w("904", "*", "SASL authentication failed")}
+	steps := []struct {
+		name  string
+		c     *tclient
+		pass  string
+		step  time.Duration // the clock moves on first
+		want  []want
+		asked bool
+		waits []time.Duration
+	}{
+		{"first failure", attacker, "guess1", 0, fail, true, nil},
+		{"second failure starts slowing", attacker, "guess2", 0, fail, true, nil},
+		{"slowed", attacker, "guess3", 0, fail, true, []time.Duration{time.Second}},
+		{"refused", attacker, "secret", 0, fail, false, nil},
+		{"owner elsewhere gets in, slowed", owner, "secret", 0, ok, true, []time.Duration{2 * time.Second}},
+		{"refusal over", dialSASL(t, addr, "127.0.0.1"), "secret", time.Hour + time.Second, ok, true, nil},
+	}
+	for _, st := range steps {
+		clock.step(st.step)
+		before := asked.Load()
+		st.c.send(t, "AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain("Alice", st.pass))
+		checkMsgs(t, st.c.sync(t), st.want)
+		if got := asked.Load() > before; got != st.asked {
+			t.Fatalf("%s: got backend asked %v, want %v", st.name, got, st.asked)
+		}
+		if got := ws.take(); !slices.Equal(got, st.waits) {
+			t.Fatalf("%s: got waits %v, want %v", st.name, got, st.waits)
+		}
+	}
+	got := guessLogs(t, hook, "guess1", "guess2", "guess3", "secret")
+	wantLogs := []string{
+		"failed logins: slowing further attempts down keys=addr:127.0.0.1 account:alice",
+		"failed logins: refusing further attempts for a while keys=addr:127.0.0.1",
+	}
+	if !slices.Equal(got, wantLogs) {
+		t.Fatalf("got log lines %q, want %q", got, wantLogs)
+	}
+}
+
+// dialSASL connects from ip with the sasl capability.
+func dialSASL(t *testing.T, addr, ip string) *tclient {
+	t.Helper()
+	c := dialFrom(t, addr, ip)
+	c.send(t, "CAP LS 302", "CAP REQ :sasl")
+	c.sync(t)
+	return c
+}
+
+// A PASS the backend refuses with ErrBadCredentials gets a generic 464 and
+// counts as a failed guess: slowed, then refused without asking the backend;
+// the right password from another address still works.
+func TestPassGuessing(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	b := newBackend()
+	var asked atomic.Int32
+	b.connErr = func(reg Registration) error {
+		asked.Add(1)
+		if reg.Pass != "alice:secret" {
+			name, _, _ := strings.Cut(reg.Pass, ":")
+			return fmt.Errorf("%w: no account named %s", ErrBadCredentials, name)
+		}
+		return nil
+	}
+	addr, ws, hook := guessServer(t, b, clock)
+	steps := []struct {
+		name  string
+		from  string
+		pass  string
+		ok    bool
+		asked bool
+		waits []time.Duration
+	}{
+		{"first failure", "127.0.0.1", "alice:guess1", false, true, nil},
+		{"second failure starts slowing", "127.0.0.1", "ALICE:guess2", false, true, nil},
+		{"slowed, third failure refuses", "127.0.0.1", "alice:guess3", false, true, []time.Duration{time.Second}},
+		{"refused", "127.0.0.1", "alice:secret", false, false, nil},
+		{"owner elsewhere gets in, slowed", "127.0.0.2", "alice:secret", true, true, []time.Duration{2 * time.Second}},
+	}
+	for _, st := range steps {
+		before := asked.Load()
+		c := dialFrom(t, addr, st.from)
+		c.send(t, "PASS "+st.pass, "NICK me", "USER u 0 * :R")
+		if st.ok {
+			c.readUntil(t, irc.RPL_ENDOFMOTD)
+			b.conn(t, c)
+		} else {
+			checkMsg(t, expect(t, c, irc.ERR_PASSWDMISMATCH), w("464", "me", "Password incorrect"))
+			if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Password incorrect)" {
+				t.Fatalf("%s: got ERROR %q, want a generic text", st.name, got)
+			}
+		}
+		if got := asked.Load() > before; got != st.asked {
+			t.Fatalf("%s: got backend asked %v, want %v", st.name, got, st.asked)
+		}
+		if got := ws.take(); !slices.Equal(got, st.waits) {
+			t.Fatalf("%s: got waits %v, want %v", st.name, got, st.waits)
+		}
+	}
+	got := guessLogs(t, hook, "guess1", "guess2", "guess3", "secret")
+	wantLogs := []string{
+		"failed logins: slowing further attempts down keys=addr:127.0.0.1 account:alice",
+		"failed logins: refusing further attempts for a while keys=addr:127.0.0.1",
+	}
+	if !slices.Equal(got, wantLogs) {
+		t.Fatalf("got log lines %q, want %q", got, wantLogs)
+	}
+}
+
+func TestAccountOf(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		reg  Registration
+		want string
+	}{
+		{"sasl account", Registration{Account: "Alice", Pass: "bob:x", Nick: "carol"}, "Alice"},
+		{"pass name", Registration{Pass: "bob:x", Nick: "carol"}, "bob"},
+		{"pass without name", Registration{Pass: "x", Nick: "carol"}, "carol"},
+		{"empty name", Registration{Pass: ":x", Nick: "carol"}, "carol"},
+		{"no pass", Registration{Nick: "carol"}, "carol"},
+	}
+	for _, tc := range tests {
+		if got := accountOf(tc.reg); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Connections over the total or the per-address cap get a clear ERROR, one
+// log line per burst of refusals, and the others keep working.
+func TestConnectionCaps(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxConnections, cfg.MaxConnectionsPerAddr = 3, 2
+	b := newBackend()
+	log, hook := testLog()
+	addr, _ := startWith(t, NewServer(cfg, b, log))
+	reg := func(from, nick string) (*tclient, *fakeConn) {
+		t.Helper()
+		c := dialFrom(t, addr, from)
+		c.send(t, "NICK "+nick, "USER u 0 * :R")
+		c.readUntil(t, irc.RPL_ENDOFMOTD)
+		return c, b.conn(t, c)
+	}
+	refused := func(from, want string) {
+		t.Helper()
+		c := dialFrom(t, addr, from)
+		if got := c.expectClosed(t); got != want {
+			t.Fatalf("from %s: got ERROR %q, want %q", from, got, want)
+		}
+	}
+	c1, f1 := reg("127.0.0.1", "one")
+	c2, _ := reg("127.0.0.1", "two")
+	refused("127.0.0.1", "Closing link: 127.0.0.1 (Too many connections from your address)")
+	c3, _ := reg("127.0.0.2", "three")
+	refused("127.0.0.3", "Closing link: 127.0.0.3 (Too many connections to this server)")
+	refused("127.0.0.1", "Closing link: 127.0.0.1 (Too many connections to this server)")
+	for _, c := range []*tclient{c1, c2, c3} {
+		c.sync(t) // still served
+	}
+	c1.send(t, "QUIT")
+	c1.expectClosed(t)
+	f1.waitClosed(t)
+	reg("127.0.0.1", "four") // a place is free again
+	var lines []string
+	for _, e := range hook.AllEntries() {
+		if strings.HasPrefix(e.Message, "refusing connections") {
+			lines = append(lines, e.Message)
+		}
+	}
+	if want := []string{"refusing connections: too many connections from your address"}; !slices.Equal(lines, want) {
+		t.Fatalf("got log lines %q, want %q", lines, want)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                     string
+		in                       Config
+		conns, perAddr           int
+		acctRefuse, addrRefuse   int
+		acctMaxDelay, addrMaxDel time.Duration
+	}{
+		{"zero", Config{}, 4096, 32, -1, 0, 5 * time.Second, 0},
+		{"set", Config{MaxConnections: 10, MaxConnectionsPerAddr: 3,
+			AuthFailures:    guard.FailureConfig{RefuseAfter: 7, MaxDelay: time.Minute},
+			AccountFailures: guard.FailureConfig{RefuseAfter: 9, MaxDelay: time.Second}}, 10, 3, 9, 7, time.Second, time.Minute},
+		{"no caps", Config{MaxConnections: -1, MaxConnectionsPerAddr: -1}, -1, -1, -1, 0, 5 * time.Second, 0},
+	}
+	for _, tc := range tests {
+		got := tc.in.withDefaults()
+		if got.MaxConnections != tc.conns || got.MaxConnectionsPerAddr != tc.perAddr ||
+			got.AccountFailures.RefuseAfter != tc.acctRefuse || got.AuthFailures.RefuseAfter != tc.addrRefuse ||
+			got.AccountFailures.MaxDelay != tc.acctMaxDelay || got.AuthFailures.MaxDelay != tc.addrMaxDel {
+			t.Errorf("%s: got caps %d/%d, refuse after %d/%d, max delay %v/%v; want %d/%d, %d/%d, %v/%v", tc.name,
+				got.MaxConnections, got.MaxConnectionsPerAddr, got.AccountFailures.RefuseAfter, got.AuthFailures.RefuseAfter,
+				got.AccountFailures.MaxDelay, got.AuthFailures.MaxDelay,
+				tc.conns, tc.perAddr, tc.acctRefuse, tc.addrRefuse, tc.acctMaxDelay, tc.addrMaxDel)
+		}
+	}
+}
+
+// With no caps, one address may open more connections than the default
+// per-address cap.
+func TestNoConnectionCap(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxConnections, cfg.MaxConnectionsPerAddr = -1, -1
+	addr, _ := startServer(t, cfg, newBackend())
+	for i := range DefaultConfig().MaxConnectionsPerAddr + 1 {
+		c := dial(t, addr)
+		c.send(t, fmt.Sprintf("NICK n%d", i))
+		c.sync(t)
+	}
+}
