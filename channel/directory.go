@@ -1,13 +1,21 @@
 package channel
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
+	"encoding/base32"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
@@ -84,31 +92,277 @@ func (d *StaticDirectory) Lookup(reg ircd.Registration) (User, error) {
 	return User{Name: u.Name, Accounts: u.Accounts}, nil
 }
 
-// DemoDirectory gives every IRC user an account on the embedded MSIM network,
-// named after their nick and created on first use. The account's password is
-// the one the client gave (PASS or SASL); a client that gave none gets a
-// random one, remembered for its nick while the process runs.
+// DemoDirectory gives every IRC user an account on the embedded MSIM
+// network, named after their nick and created on first use.
+//
+// A nick maps to exactly one MSIM user name (see DemoUserName): nicks that
+// differ only in case are one account; any other difference makes another.
+// The user name's holder decides how the client gets in:
+//   - nobody: a client with a password creates the account; one without
+//     gets an ephemeral account, retired (its user name freed) when the
+//     bridge forgets the user, so the next client with that nick starts
+//     fresh, as in BitlBee;
+//   - the nick's passworded demo account: the client's password must match;
+//   - an operator's account (Seeded): the client's password must be its
+//     password, in full;
+//   - anyone else (Tom, an ephemeral account in use, an account an MSIM
+//     client named): the client is refused.
+//
+// The MSIM password of a demo account is not the IRC password (MSIM counts
+// only its first 10 characters, case-insensitively): it is derived from it
+// with Key, so the IRC password counts in full and case-sensitively, and a
+// demo account cannot be reached from MSIM. Every refusal reads the same, so
+// it never tells whether an account exists or is connected.
 type DemoDirectory struct {
 	// CreateAccount creates an MSIM account (the embedded server's API).
 	CreateAccount func(email, password, userName string) (msim.UID, error)
 	// Exists reports whether CreateAccount's error means "e-mail taken".
 	Exists func(error) bool
-	// CheckPassword verifies an existing account's password, so that a
-	// nick's account cannot be taken with another password.
+	// CheckPassword verifies an existing account's MSIM password.
 	CheckPassword func(email, password string) error
+	// UserNameOwner returns the e-mail address of the account holding an
+	// MSIM user name, or "" if none does.
+	UserNameOwner func(userName string) (email string, err error)
+	// Retire frees an account's user name and makes its password unusable.
+	// Without it an ephemeral account's nick cannot be used again while the
+	// process runs.
+	Retire func(email string) error
+	// Key derives the demo accounts' MSIM passwords; keep it secret and
+	// stable (a lost key locks every demo account). Empty: a random key for
+	// this directory only.
+	Key []byte
+	// Seeded are the operator's accounts (-msim-account): the nick that
+	// maps to one's user name logs in with its password.
+	Seeded []Account
+	// Creations limits the accounts made per client address; nil: no limit.
+	Creations *guard.Quota
 	// Domain of the demo e-mail addresses; default "msimircd.local".
 	Domain string
+	// Log receives refusals of the quota and failures of the network; nil
+	// discards them.
+	Log *logrus.Entry
 
 	mu        sync.Mutex
-	generated map[string]string // nick key → password
-	sasl      map[string]string // account → password, from Authenticate
+	key       []byte
+	ephemeral map[string]string // user name → e-mail of its ephemeral account in use
+	sasl      map[string]string // SASL account → password, from Authenticate to Lookup
 }
 
-// Authenticate implements Directory: any account name is accepted; its
-// password protects the demo account it creates.
-func (d *DemoDirectory) Authenticate(account, password string) error {
-	if demoUserName(account) == "" {
+// ErrCreationQuota refuses a client whose address made too many accounts.
+var ErrCreationQuota = errors.New("channel: too many new accounts from your address; try again later")
+
+// errNetwork hides the embedded network's internal errors (they name
+// accounts) from the client; they are logged.
+var errNetwork = errors.New("channel: the MSIM network could not set up your account; try again later")
+
+const demoPasswordLen = 10 // all of an MSIM password that counts
+
+// DemoUserName returns the MSIM user name of a nick: the nick casemapped as
+// ircd does (rfc1459), with letters, digits, '_' and '-' kept and each of
+// the other nick characters {}|^` written as '.' and a letter, so distinct
+// nicks never share a user name. It fails when the name would be longer than
+// MSIM's 25 characters, or the nick is not valid.
+func DemoUserName(nick string) (string, error) {
+	if !ircd.Nick(nick).Valid() {
+		return "", fmt.Errorf("channel: %q is not a valid nick", nick)
+	}
+	var b strings.Builder
+	for _, c := range []byte(ircd.Nick(nick).Key()) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '-':
+			b.WriteByte(c)
+		default:
+			i := strings.IndexByte("{}|^`", c)
+			if i < 0 {
+				return "", fmt.Errorf("channel: %q is not a valid nick", nick)
+			}
+			b.WriteByte('.')
+			b.WriteByte("abcde"[i])
+		}
+	}
+	if b.Len() > 25 {
+		return "", fmt.Errorf("channel: the nick %s is too long for an MSIM user name: use at most 25 characters, counting each of []\\`^{|} as two", nick)
+	}
+	return b.String(), nil
+}
+
+func (d *DemoDirectory) domain() string {
+	if d.Domain == "" {
+		return "msimircd.local"
+	}
+	return d.Domain
+}
+
+func (d *DemoDirectory) log() *logrus.Entry {
+	if d.Log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		return logrus.NewEntry(l)
+	}
+	return d.Log
+}
+
+// msimPassword derives the MSIM password of a demo account from its IRC
+// password: ten characters (all MSIM counts) of a keyed hash.
+func (d *DemoDirectory) msimPassword(email, password string) string {
+	d.mu.Lock()
+	key := d.Key
+	if len(key) == 0 {
+		if d.key == nil {
+			d.key = make([]byte, 32)
+			_, _ = rand.Read(d.key) // never fails (crypto/rand)
+		}
+		key = d.key
+	}
+	d.mu.Unlock()
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("msimircd demo account\x00" + strings.ToLower(email) + "\x00" + password))
+	return demoEncoding.EncodeToString(m.Sum(nil))[:demoPasswordLen]
+}
+
+var demoEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func randomWord(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return demoEncoding.EncodeToString(b)
+}
+
+// demoLogin is how a client gets into its nick's account.
+type demoLogin struct {
+	account   Account
+	ephemeral bool
+}
+
+// resolve finds the account of user name name for password (""
+// = none) and checks the password. With create it also makes a missing
+// account, within remote's quota; without it a missing account is fine.
+func (d *DemoDirectory) resolve(name, password string, remote net.Addr, create bool) (demoLogin, error) {
+	d.mu.Lock()
+	_, inUse := d.ephemeral[name]
+	d.mu.Unlock()
+	if inUse {
+		return demoLogin{}, ErrAuth
+	}
+	email := name + "@" + d.domain()
+	owner := ""
+	if d.UserNameOwner != nil {
+		var err error
+		if owner, err = d.UserNameOwner(name); err != nil {
+			d.log().WithError(err).WithField("name", name).Error("demo directory: looking up an MSIM user name")
+			return demoLogin{}, errNetwork
+		}
+	}
+	switch {
+	case owner == "":
+	case strings.EqualFold(owner, email):
+		if password == "" {
+			return demoLogin{}, ErrAuth
+		}
+		pw := d.msimPassword(email, password)
+		if err := d.checkPassword(email, pw); err != nil {
+			return demoLogin{}, err
+		}
+		return demoLogin{account: Account{Email: owner, Password: pw}}, nil
+	case d.seeded(owner) != nil:
+		a := d.seeded(owner)
+		if password == "" || !eq(password, a.Password) {
+			return demoLogin{}, ErrAuth
+		}
+		return demoLogin{account: Account{Email: a.Email, Password: a.Password}}, nil
+	case d.isEphemeral(name, owner) && d.Retire != nil:
+		// Left over by a process that ended before its user left: nobody
+		// holds its password, so free the name.
+		if err := d.Retire(owner); err != nil {
+			d.log().WithError(err).WithField("email", owner).Error("demo directory: retiring an ephemeral account")
+			return demoLogin{}, errNetwork
+		}
+	default:
+		return demoLogin{}, ErrAuth
+	}
+	if !create {
+		return demoLogin{}, nil
+	}
+	if d.Creations != nil && !d.Creations.Allow(guard.AddrKey(remote)) {
+		d.log().WithField("key", guard.AddrKey(remote)).Warn("demo directory: account creation quota reached; refusing a new account")
+		return demoLogin{}, ErrCreationQuota
+	}
+	if password == "" {
+		return d.createEphemeral(name)
+	}
+	pw := d.msimPassword(email, password)
+	if _, err := d.CreateAccount(email, pw, name); err != nil {
+		if d.Exists == nil || !d.Exists(err) {
+			d.log().WithError(err).WithField("email", email).Warn("demo directory: creating an account")
+			return demoLogin{}, ErrAuth // most likely the user name was taken meanwhile
+		}
+		if err := d.checkPassword(email, pw); err != nil { // made meanwhile
+			return demoLogin{}, err
+		}
+	}
+	return demoLogin{account: Account{Email: email, Password: pw}}, nil
+}
+
+func (d *DemoDirectory) checkPassword(email, pw string) error {
+	if d.CheckPassword == nil {
+		return nil // the MSIM login checks it then
+	}
+	if d.CheckPassword(email, pw) != nil {
 		return ErrAuth
+	}
+	return nil
+}
+
+func (d *DemoDirectory) seeded(email string) *Account {
+	for i := range d.Seeded {
+		if strings.EqualFold(d.Seeded[i].Email, email) {
+			return &d.Seeded[i]
+		}
+	}
+	return nil
+}
+
+// Ephemeral accounts are name+WORD@domain.
+func (d *DemoDirectory) isEphemeral(name, email string) bool {
+	local, dom, _ := strings.Cut(strings.ToLower(email), "@")
+	rest, ok := strings.CutPrefix(local, name+"+")
+	return ok && rest != "" && dom == strings.ToLower(d.domain())
+}
+
+// createEphemeral makes a fresh account for a client without a password;
+// its password is random and kept only while it is in use.
+func (d *DemoDirectory) createEphemeral(name string) (demoLogin, error) {
+	email := name + "+" + randomWord(5) + "@" + d.domain()
+	pw := randomWord(demoPasswordLen)[:demoPasswordLen]
+	d.mu.Lock()
+	if _, inUse := d.ephemeral[name]; inUse {
+		d.mu.Unlock()
+		return demoLogin{}, ErrAuth
+	}
+	if d.ephemeral == nil {
+		d.ephemeral = map[string]string{}
+	}
+	d.ephemeral[name] = email
+	d.mu.Unlock()
+	if _, err := d.CreateAccount(email, pw, name); err != nil {
+		d.mu.Lock()
+		delete(d.ephemeral, name)
+		d.mu.Unlock()
+		d.log().WithError(err).WithField("email", email).Warn("demo directory: creating an account")
+		return demoLogin{}, ErrAuth // most likely the user name was taken meanwhile
+	}
+	return demoLogin{account: Account{Email: email, Password: pw}, ephemeral: true}, nil
+}
+
+// Authenticate implements Directory: the password must be that of the
+// account's existing account; a missing one is made at Lookup.
+func (d *DemoDirectory) Authenticate(account, password string) error {
+	name, err := DemoUserName(account)
+	if err != nil {
+		return ErrAuth
+	}
+	if _, err := d.resolve(name, password, nil, false); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -118,79 +372,60 @@ func (d *DemoDirectory) Authenticate(account, password string) error {
 	if len(d.sasl) >= 1000 {
 		clear(d.sasl) // bounded: stale entries of clients that never registered
 	}
-	d.sasl[strings.ToLower(account)] = password
+	d.sasl[name] = password
 	return nil
-}
-
-// demoUserName makes an MSIM user name (letters, digits, '_'; at most 25)
-// from a nick.
-func demoUserName(nick string) string {
-	var b strings.Builder
-	for _, r := range nick {
-		switch {
-		case r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_'):
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	n := strings.ToLower(strings.Trim(b.String(), "_"))
-	if allDigits(n) {
-		n = "u" + n // an all-digit user name reads as "none set"
-	}
-	if len(n) > 25 {
-		n = n[:25]
-	}
-	return n
 }
 
 // Lookup implements Directory.
 func (d *DemoDirectory) Lookup(reg ircd.Registration) (User, error) {
-	who := reg.Nick
+	who, password := reg.Nick, reg.Pass
 	if reg.Account != "" {
 		who = reg.Account
 	}
-	name := demoUserName(who)
-	if name == "" {
-		return User{}, fmt.Errorf("%w: cannot make an MSIM user name from %q", ErrAuth, who)
+	name, err := DemoUserName(who)
+	if err != nil {
+		return User{}, err
 	}
-	domain := d.Domain
-	if domain == "" {
-		domain = "msimircd.local"
+	if reg.Account != "" {
+		d.mu.Lock()
+		password = d.sasl[name]
+		delete(d.sasl, name)
+		d.mu.Unlock()
+	}
+	l, err := d.resolve(name, password, reg.Remote, true)
+	if err != nil {
+		return User{}, err
+	}
+	l.account.Channel = "&" + ircd.Nick(who).Key()
+	l.account.AutoConnect = true
+	return User{Name: "demo/" + l.account.Email, Accounts: []Account{l.account}, Ephemeral: l.ephemeral}, nil
+}
+
+// Forget implements Forgetter: an ephemeral user's account is retired, so
+// the next client with the nick gets a fresh one.
+func (d *DemoDirectory) Forget(u User) {
+	if !u.Ephemeral || len(u.Accounts) == 0 {
+		return
+	}
+	email := u.Accounts[0].Email
+	if d.Retire != nil {
+		if err := d.Retire(email); err != nil {
+			// The next Lookup of the nick retries it.
+			d.log().WithError(err).WithField("email", email).Error("demo directory: retiring an ephemeral account")
+		}
 	}
 	d.mu.Lock()
-	pw := reg.Pass
-	if reg.Account != "" {
-		pw = d.sasl[strings.ToLower(reg.Account)]
-		delete(d.sasl, strings.ToLower(reg.Account))
-	}
-	if pw == "" {
-		if d.generated == nil {
-			d.generated = map[string]string{}
-		}
-		if pw = d.generated[name]; pw == "" {
-			var b [12]byte
-			_, _ = rand.Read(b[:])
-			pw = base64.RawURLEncoding.EncodeToString(b[:])
-			d.generated[name] = pw
+	defer d.mu.Unlock()
+	for name, e := range d.ephemeral {
+		if e == email {
+			delete(d.ephemeral, name)
 		}
 	}
-	d.mu.Unlock()
-	email := name + "@" + domain
-	_, err := d.CreateAccount(email, pw, name)
-	for i := 2; err != nil && !d.Exists(err) && i < 100; i++ {
-		// The user name is taken by another e-mail (e.g. "tom"): number it.
-		email = fmt.Sprintf("%s%d@%s", name, i, domain)
-		_, err = d.CreateAccount(email, pw, fmt.Sprintf("%s%d", name, i))
-	}
-	if err != nil && !d.Exists(err) {
-		return User{}, fmt.Errorf("creating the demo account: %w", err)
-	}
-	if err != nil && d.CheckPassword != nil && d.CheckPassword(email, pw) != nil {
-		return User{}, fmt.Errorf("%w: the account of nick %s has another password", ErrAuth, name)
-	}
-	local, _, _ := strings.Cut(email, "@")
-	return User{Name: "demo/" + email, Accounts: []Account{{
-		Email: email, Password: pw, Channel: "&" + local, AutoConnect: true,
-	}}}, nil
+}
+
+// demoUserName is DemoUserName without the reason: "" when the nick has no
+// user name.
+func demoUserName(nick string) string {
+	n, _ := DemoUserName(nick)
+	return n
 }
