@@ -50,7 +50,18 @@ type MSIMConfig struct {
 	ReconnectMin Duration `toml:"reconnect_min"`
 	ReconnectMax Duration `toml:"reconnect_max"`
 	Timeout      Duration `toml:"timeout"`
-	Accounts     []string `toml:"accounts"` // "EMAIL:PASSWORD" made on the embedded network
+	Accounts     []string `toml:"accounts"`      // "EMAIL:PASSWORD" made on the embedded network
+	AccountsFile string   `toml:"accounts_file"` // lines "EMAIL:PASSWORD", made on the embedded network
+	// Accounts the demo directory may create per client address per hour;
+	// 0 = no limit.
+	AccountCreationPerHour int `toml:"account_creation_per_hour"`
+
+	fileAccounts []string // read from AccountsFile by Validate
+}
+
+// allAccounts are the accounts to make on the embedded network.
+func (m *MSIMConfig) allAccounts() []string {
+	return append(append([]string(nil), m.Accounts...), m.fileAccounts...)
 }
 
 // LogConfig is the [log] table.
@@ -96,7 +107,8 @@ func Defaults() Config {
 	return Config{
 		IRC: IRCConfig{Listen: []string{"127.0.0.1:6667"}, ServerName: "msimircd", Network: "msimircd",
 			ServiceNick: "root", FloodRate: 10, FloodBurst: 40},
-		Log: LogConfig{Level: "info", Format: "text"},
+		MSIM: MSIMConfig{AccountCreationPerHour: 10},
+		Log:  LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -302,6 +314,20 @@ func (c *Config) Validate() error {
 		if email, pw, ok := strings.Cut(spec, ":"); !ok || !strings.Contains(email, "@") || pw == "" {
 			return errKey(fmt.Sprintf("want \"EMAIL:PASSWORD\", got %q", email), "accounts", pathStep{"msim", -1})
 		}
+	}
+	c.MSIM.fileAccounts = nil
+	if c.MSIM.AccountsFile != "" {
+		if c.MSIM.Server != "" {
+			return errKey("accounts are made on the embedded network only (msim.server is set)", "accounts_file", pathStep{"msim", -1})
+		}
+		specs, err := readAccountsFile(c.MSIM.AccountsFile)
+		if err != nil {
+			return errKey(err.Error(), "accounts_file", pathStep{"msim", -1})
+		}
+		c.MSIM.fileAccounts = specs
+	}
+	if c.MSIM.AccountCreationPerHour < 0 {
+		return errKey("must not be negative (0 = no limit)", "account_creation_per_hour", pathStep{"msim", -1})
 	}
 	if c.MSIM.EmbeddedAddr != "" {
 		if c.MSIM.Server != "" {

@@ -10,6 +10,7 @@ import (
 	_ "expvar" // /debug/vars, with -debug-listen
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with -debug-listen
@@ -23,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim/server"
 )
@@ -31,13 +33,15 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdin); err != nil {
 		fmt.Fprintln(os.Stderr, "msimircd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run starts msimircd with its command-line arguments; passwords of
+// -msim-account EMAIL are read from stdin.
+func run(args []string, stdin io.Reader) error {
 	fs := flag.NewFlagSet("msimircd", flag.ContinueOnError)
 	configPath := fs.String("config", "", "config file (TOML); none = the embedded demo network")
 	listen := fs.String("listen", "", "IRC listen address, overriding the config (default 127.0.0.1:6667)")
@@ -45,7 +49,8 @@ func run(args []string) error {
 	debug := fs.Bool("debug", false, "log at debug level, protocol lines included (never passwords or keys)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	var msimAccounts accountList
-	fs.Var(&msimAccounts, "msim-account", "create the account `EMAIL:PASSWORD` on the embedded MSIM network (repeatable), e.g. for an MSIM client joining through -msim-listen")
+	fs.Var(&msimAccounts, "msim-account", "create the account `EMAIL` on the embedded MSIM network (repeatable), e.g. for an MSIM client joining through -msim-listen; its password is read from standard input, one line per account (EMAIL:PASSWORD works too, but shows the password to every local user)")
+	msimAccountFile := fs.String("msim-account-file", "", "create the accounts listed in `FILE` (lines EMAIL:PASSWORD) on the embedded MSIM network")
 	debugListen := fs.String("debug-listen", "", "serve Go's pprof and expvar (memory statistics) at this loopback address, e.g. 127.0.0.1:6060")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,11 +63,20 @@ func run(args []string) error {
 		return nil
 	}
 	cfg := Defaults()
+	configHasPasswords := false
 	if *configPath != "" {
 		var err error
 		if cfg, err = LoadConfig(*configPath); err != nil {
 			return err
 		}
+		configHasPasswords = cfg.holdsPasswords()
+	}
+	accounts, onCommandLine, err := msimAccounts.passwords(stdin)
+	if err != nil {
+		return err
+	}
+	if *msimAccountFile != "" {
+		cfg.MSIM.AccountsFile = *msimAccountFile
 	}
 	if *listen != "" {
 		cfg.IRC.Listen = []string{*listen} // TLS listeners stay as configured
@@ -73,11 +87,15 @@ func run(args []string) error {
 	if *debug {
 		cfg.Log.Level = "debug"
 	}
-	cfg.MSIM.Accounts = append(cfg.MSIM.Accounts, msimAccounts...)
+	cfg.MSIM.Accounts = append(cfg.MSIM.Accounts, accounts...)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	log := newLogger(cfg.Log)
+	if onCommandLine {
+		log.Warn("-msim-account EMAIL:PASSWORD shows the password to every local user (ps, /proc); use -msim-account-file FILE, or -msim-account EMAIL and give the password on standard input")
+	}
+	warnReadableSecrets(*configPath, configHasPasswords, cfg, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *debugListen != "" {
@@ -139,15 +157,20 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 		if err != nil {
 			return err
 		}
-		for _, spec := range cfg.MSIM.Accounts {
-			email, _, _ := strings.Cut(spec, ":")
+		var seeded []channel.Account
+		for _, spec := range cfg.MSIM.allAccounts() {
+			email, pw, _ := strings.Cut(spec, ":")
 			uid, created, err := msrv.SeedAccount(spec)
 			if err != nil {
 				return err
 			}
 			if created {
 				log.WithFields(logrus.Fields{"email": email, "uid": uid}).Info("embedded MSIM account created")
+			} else if msrv.CheckPassword(email, pw) != nil {
+				log.WithField("email", email).Warn("an account to create on the embedded MSIM network exists with another password: it is kept as it is, and its IRC nick cannot log in to it with the password given")
+				continue
 			}
+			seeded = append(seeded, channel.Account{Email: email, Password: pw})
 		}
 		addr := cfg.MSIM.EmbeddedAddr
 		if addr == "" {
@@ -171,10 +194,23 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 			log.Infof("embedded MSIM network: MSIM clients can log in at %s", msimAddr)
 		}
 		if len(cfg.Users) == 0 {
+			key, keyPath, err := demoKey(cfg.MSIM.DataFile)
+			if err != nil {
+				return err
+			}
+			if keyPath != "" {
+				log.WithField("key_file", keyPath).Debug("demo accounts' MSIM passwords derive from the key file")
+			}
 			dir = gate(cfg.IRC.Password, &channel.DemoDirectory{
 				CreateAccount: msrv.AddAccount,
 				Exists:        func(err error) bool { return errors.Is(err, server.ErrAccountExists) },
 				CheckPassword: msrv.CheckPassword,
+				UserNameOwner: userNameOwner(store),
+				Retire:        retireAccount(store),
+				Key:           key,
+				Seeded:        seeded,
+				Creations:     guard.NewQuota(cfg.MSIM.AccountCreationPerHour, time.Hour, nil),
+				Log:           log.WithField("part", "directory"),
 			})
 		}
 	}
@@ -253,20 +289,6 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 		}
 	}
 	cancel()
-	return nil
-}
-
-// accountList collects repeated -msim-account flags; String never shows the
-// passwords.
-type accountList []string
-
-func (a *accountList) String() string { return fmt.Sprintf("%d accounts", len(*a)) }
-
-func (a *accountList) Set(v string) error {
-	if email, pw, ok := strings.Cut(v, ":"); !ok || email == "" || pw == "" {
-		return errors.New("want EMAIL:PASSWORD")
-	}
-	*a = append(*a, v)
 	return nil
 }
 

@@ -26,7 +26,7 @@ func captureStdout(t *testing.T, f func() error) (string, error) {
 }
 
 func TestVersionFlag(t *testing.T) {
-	out, err := captureStdout(t, func() error { return run([]string{"-version"}) })
+	out, err := captureStdout(t, func() error { return run([]string{"-version"}, nil) })
 	if err != nil || strings.TrimSpace(out) != "msimircd "+version {
 		t.Errorf("got %q, %v; want %q", out, err, "msimircd "+version)
 	}
@@ -40,7 +40,7 @@ func TestFlagErrors(t *testing.T) {
 		{"-config", "/nonexistent/config.toml"},
 		{"-debug-listen", "0.0.0.0:6060"},
 	} {
-		if err := run(args); err == nil {
+		if err := run(args, strings.NewReader("")); err == nil {
 			t.Errorf("run(%q): got no error", args)
 		}
 	}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/term"
+
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+// accountList collects repeated -msim-account flags: EMAIL (its password
+// comes from standard input) or EMAIL:PASSWORD. String never shows a
+// password.
+type accountList []string
+
+func (a *accountList) String() string { return fmt.Sprintf("%d accounts", len(*a)) }
+
+func (a *accountList) Set(v string) error {
+	email, pw, hasPW := strings.Cut(v, ":")
+	if !strings.Contains(email, "@") || hasPW && pw == "" {
+		return errors.New("want EMAIL (the password is read from standard input) or EMAIL:PASSWORD")
+	}
+	*a = append(*a, v)
+	return nil
+}
+
+// passwords returns the accounts as EMAIL:PASSWORD specs, reading the
+// password of each bare EMAIL from stdin: a line each, in order, or with a
+// prompt and no echo when stdin is a terminal. onCommandLine reports
+// whether a password was given on the command line.
+func (a accountList) passwords(stdin io.Reader) (specs []string, onCommandLine bool, err error) {
+	var lines *bufio.Reader
+	for _, v := range a {
+		if strings.Contains(v, ":") {
+			specs = append(specs, v)
+			onCommandLine = true
+			continue
+		}
+		var pw string
+		if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			fmt.Fprintf(os.Stderr, "Password of %s: ", v)
+			b, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(os.Stderr)
+			if err != nil {
+				return nil, false, fmt.Errorf("-msim-account %s: reading its password: %w", v, err)
+			}
+			pw = string(b)
+		} else {
+			if lines == nil {
+				lines = bufio.NewReader(stdin)
+			}
+			line, err := lines.ReadString('\n')
+			if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+				return nil, false, fmt.Errorf("-msim-account %s: no password for it on standard input (one line per account)", v)
+			}
+			pw = strings.TrimRight(line, "\r\n")
+		}
+		if pw == "" {
+			return nil, false, fmt.Errorf("-msim-account %s: its password is empty", v)
+		}
+		specs = append(specs, v+":"+pw)
+	}
+	return specs, onCommandLine, nil
+}
+
+// readAccountsFile reads EMAIL:PASSWORD lines; blank lines and lines
+// starting with '#' are skipped. Errors never show a password.
+func readAccountsFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read it: %w", err)
+	}
+	var specs []string
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if t := strings.TrimSpace(line); t == "" || t[0] == '#' {
+			continue
+		}
+		if email, pw, ok := strings.Cut(line, ":"); !ok || !strings.Contains(email, "@") || pw == "" {
+			return nil, fmt.Errorf("line %d of %s is not EMAIL:PASSWORD", i+1, path)
+		}
+		specs = append(specs, line)
+	}
+	return specs, nil
+}
+
+// holdsPasswords reports whether the config file itself holds a password
+// (not one read from a password_file).
+func (c *Config) holdsPasswords() bool {
+	if c.IRC.Password != "" || len(c.MSIM.Accounts) > 0 {
+		return true
+	}
+	for _, u := range c.Users {
+		if u.Password != "" {
+			return true
+		}
+		for _, a := range u.Accounts {
+			if a.Password != "" && a.PasswordFile == "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// warnReadable warns when a file that holds passwords may be read by
+// group or others, and says how to fix it.
+func warnReadable(path, what string, log *logrus.Entry) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	if perm := st.Mode().Perm(); perm&0o044 != 0 {
+		log.Warnf("%s %s holds passwords and is readable by group or others (mode %04o): run chmod 600 %s", what, path, perm, path)
+	}
+}
+
+// warnReadableSecrets checks the config file (when it holds passwords)
+// and the password files it names.
+func warnReadableSecrets(configPath string, configHasPasswords bool, c Config, log *logrus.Entry) {
+	if configPath != "" && configHasPasswords {
+		warnReadable(configPath, "config file", log)
+	}
+	if c.MSIM.AccountsFile != "" {
+		warnReadable(c.MSIM.AccountsFile, "accounts file", log)
+	}
+	for _, u := range c.Users {
+		for _, a := range u.Accounts {
+			if a.PasswordFile != "" {
+				warnReadable(a.PasswordFile, "password file", log)
+			}
+		}
+	}
+}
+
+// demoKeySize is the size of the demo directory's key file: 32 random bytes.
+const demoKeySize = 32
+
+// demoKey returns the key from which the demo accounts' MSIM passwords are
+// derived. It lives next to the embedded network's data file (path
+// data+".irc-key", made mode 0600 on first start); without a data file the
+// accounts die with the process, and so does a random key (nil here).
+func demoKey(dataFile string) (key []byte, path string, err error) {
+	if dataFile == "" {
+		return nil, "", nil
+	}
+	path = dataFile + ".irc-key"
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key = make([]byte, demoKeySize)
+		_, _ = rand.Read(key) // never fails (crypto/rand)
+		if err := writeNewFile(path, key); err != nil {
+			return nil, path, fmt.Errorf("demo key file: %w", err)
+		}
+		return key, path, nil
+	}
+	if err != nil {
+		return nil, path, fmt.Errorf("demo key file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, path, fmt.Errorf("demo key file: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, path, fmt.Errorf("demo key file %s has mode %04o: only its owner may read it (chmod 600 %s)", path, perm, path)
+	}
+	key, err = io.ReadAll(io.LimitReader(f, demoKeySize+1))
+	if err != nil {
+		return nil, path, fmt.Errorf("demo key file %s: %w", path, err)
+	}
+	if len(key) != demoKeySize {
+		return nil, path, fmt.Errorf("demo key file %s is damaged: want %d bytes, found %d (without it no demo account with a password can log in)", path, demoKeySize, len(key))
+	}
+	return key, path, nil
+}
+
+// writeNewFile creates path (mode 0600) with data, failing if it exists.
+func writeNewFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+// userNameOwner returns the e-mail of the account holding an MSIM user
+// name on store, "" if none.
+func userNameOwner(store server.Store) func(string) (string, error) {
+	return func(name string) (string, error) {
+		a, err := store.AccountByUserName(name)
+		if errors.Is(err, server.ErrNoSuchAccount) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		return a.Email, nil
+	}
+}
+
+// retireAccount frees an account's user name and makes its password
+// unusable (a random hash no password has): what DemoDirectory does to an
+// account without a password once its user leaves.
+func retireAccount(store server.Store) func(string) error {
+	return func(email string) error {
+		a, err := store.AccountByEmail(email)
+		if err != nil {
+			return err
+		}
+		return store.UpdateAccount(a.UID, func(a *server.Account) error {
+			a.UserName = ""
+			_, _ = rand.Read(a.Hash[:])
+			return nil
+		})
+	}
+}
