@@ -187,7 +187,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 
 	nc, err := cfg.dial(ctx, cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("msim: dial %s: %w", cfg.Addr, err)
+		return nil, errorf("msim: dial %s: %w", cfg.Addr, err)
 	}
 	c := &Client{
 		cfg:        cfg,
@@ -221,7 +221,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if err := c.setup(ctx); err != nil {
 		c.Close()
 		if ctx.Err() != nil && !errors.As(err, new(*LoginError)) {
-			err = fmt.Errorf("msim: login %s: %w (%w)", cfg.Email, ctx.Err(), err)
+			err = errorf("msim: login %s: %w (%w)", cfg.Email, ctx.Err(), err)
 		}
 		return nil, err
 	}
@@ -241,12 +241,12 @@ func (c *Client) handshake(ctx context.Context) error {
 			if cerr == nil {
 				cerr = context.DeadlineExceeded // the socket deadline is the ctx's
 			}
-			return fmt.Errorf("msim: login %s: %s: %w (%w)", c.cfg.Email, step, cerr, err)
+			return errorf("msim: login %s: %s: %w (%w)", c.cfg.Email, step, cerr, err)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("msim: login %s: %s: server closed the connection: %w", c.cfg.Email, step, err)
+			return errorf("msim: login %s: %s: server closed the connection: %w", c.cfg.Email, step, err)
 		}
-		return fmt.Errorf("msim: login %s: %s: %w", c.cfg.Email, step, err)
+		return errorf("msim: login %s: %s: %w", c.cfg.Email, step, err)
 	}
 	next := func(step string) (*Message, error) {
 		for {
@@ -338,16 +338,16 @@ func (c *Client) readLoop() {
 			var se *SyntaxError
 			switch {
 			case isTimeout(err):
-				c.down(DisconnectTimeout, fmt.Errorf("%w: nothing received for %v", ErrDeadLink, c.cfg.DeadAfter))
+				c.down(DisconnectTimeout, errorf("%w: nothing received for %v", ErrDeadLink, c.cfg.DeadAfter))
 			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-				c.down(DisconnectNetwork, fmt.Errorf("msim: server closed the connection: %w", err))
+				c.down(DisconnectNetwork, errorf("msim: server closed the connection: %w", err))
 			case errors.As(err, &se) && (errors.Is(err, ErrMalformed) || errors.Is(err, ErrEmptyKey)):
 				c.log.WithError(err).Warn("msim: skipping malformed message")
 				continue
 			case errors.As(err, &se):
-				c.down(DisconnectServerError, fmt.Errorf("msim: protocol error from server: %w", err))
+				c.down(DisconnectServerError, errorf("msim: protocol error from server: %w", err))
 			default:
-				c.down(DisconnectNetwork, fmt.Errorf("msim: read: %w", err))
+				c.down(DisconnectNetwork, errorf("msim: read: %w", err))
 			}
 			return
 		}
@@ -446,7 +446,7 @@ func (c *Client) writeLoop() {
 			stop = w.take(<-c.out) // only this goroutine receives: it cannot block
 		}
 		if err := c.write(w); err != nil {
-			c.down(DisconnectNetwork, fmt.Errorf("msim: write: %w", err))
+			c.down(DisconnectNetwork, errorf("msim: write: %w", err))
 			return
 		}
 		if stop {
@@ -518,7 +518,7 @@ func (c *Client) endWriter(w *wstate) {
 
 func (c *Client) recover(who string) {
 	if r := recover(); r != nil {
-		err := fmt.Errorf("msim: internal error in %s: %v", who, r)
+		err := errorf("msim: internal error in %s: %v", who, r)
 		c.log.WithError(err).Error("msim: panic; ending the session")
 		c.down(DisconnectNetwork, err)
 	}
@@ -547,14 +547,14 @@ func (c *Client) enqueue(ctx context.Context, m *Message, im *OutgoingIM) error 
 	case <-c.done:
 		return c.linkErr()
 	case <-ctx.Done():
-		return fmt.Errorf("msim: send %s: %w", m.Type(), ctx.Err())
+		return errorf("msim: send %s: %w", m.Type(), ctx.Err())
 	}
 }
 
 // linkErr is the error methods return once the link is down.
 func (c *Client) linkErr() error {
 	<-c.done
-	return fmt.Errorf("%w (%v): %w", ErrDisconnected, c.reason, c.downErr)
+	return errorf("%w (%v): %w", ErrDisconnected, c.reason, c.downErr)
 }
 
 // down ends the session once: it records why and when, wakes every waiter,
@@ -633,7 +633,7 @@ func (c *Client) emit(ev Event) {
 	}
 	if len(c.queue) >= c.backlog {
 		c.qmu.Unlock()
-		c.down(DisconnectOverflow, fmt.Errorf("%w: %d events not taken", ErrEventOverflow, c.backlog))
+		c.down(DisconnectOverflow, errorf("%w: %d events not taken", ErrEventOverflow, c.backlog))
 		return
 	}
 	c.queue = append(c.queue, ev)

@@ -471,13 +471,31 @@ type LoginError struct {
 	Err     error  // ErrBadPassword, ErrUnknownAccount, ErrNoUserName, ErrLoggedInElsewhere, ErrServer…
 }
 
+// Error reads "msim: login failed: " and Reason.
 func (e *LoginError) Error() string {
-	s := "msim: login failed: " + e.Err.Error()
-	if e.Code != 0 {
-		s += " (err " + strconv.Itoa(e.Code) + ")"
+	if r := e.Reason(); r != "" {
+		return "msim: login failed: " + r
 	}
-	if e.Message != "" {
-		s += ": " + e.Message
+	return "msim: login failed"
+}
+
+// Reason says why, for a person: "<what> (err <code>): <server's text>",
+// without the package prefix and without a final full stop, e.g.
+// "incorrect password (err 260): The password provided is incorrect".
+func (e *LoginError) Reason() string {
+	var parts []string
+	if e.Err != nil {
+		parts = append(parts, bare(e.Err.Error()))
+	}
+	if e.Code != 0 {
+		parts = append(parts, "(err "+strconv.Itoa(e.Code)+")")
+	}
+	s := strings.Join(parts, " ")
+	if m := serverText(bare(e.Message)); m != "" {
+		if s != "" {
+			s += ": "
+		}
+		s += m
 	}
 	return s
 }
@@ -498,7 +516,11 @@ type ServerError struct {
 }
 
 func (e *ServerError) Error() string {
-	return fmt.Sprintf("msim: server error %d: %s", e.Code, e.Message)
+	s := "msim: server error " + strconv.Itoa(e.Code)
+	if m := serverText(e.Message); m != "" {
+		s += ": " + m
+	}
+	return s
 }
 
 func (e *ServerError) Unwrap() error { return sentinelFor(e.Code) }
@@ -510,5 +532,51 @@ type PersistError struct {
 }
 
 func (e *PersistError) Error() string {
-	return fmt.Sprintf("msim: persist %d/%d/%d failed: %s", e.Cmd&^CmdError, e.DSN, e.LID, e.Message)
+	s := fmt.Sprintf("msim: persist %d/%d/%d failed", e.Cmd&^CmdError, e.DSN, e.LID)
+	if m := serverText(e.Message); m != "" {
+		s += ": " + m
+	}
+	return s
+}
+
+// onceError is an error whose text has the "msim: " prefix once, however
+// many msim errors it wraps (see errorf).
+type onceError struct {
+	text string
+	err  error
+}
+
+func (e *onceError) Error() string { return e.text }
+func (e *onceError) Unwrap() error { return e.err }
+
+// errorf is fmt.Errorf for the client's errors: the text starts with the
+// "msim: " prefix at most once, where wrapped msim errors would repeat it.
+func errorf(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return &onceError{text: once(err.Error()), err: err}
+}
+
+// once removes the "msim: " prefixes that wrapping put after the first:
+// those that follow ": " or "(".
+func once(s string) string {
+	if !strings.Contains(s[min(len(s), 1):], "msim: ") {
+		return s
+	}
+	s = strings.ReplaceAll(s, ": msim: ", ": ")
+	return strings.ReplaceAll(s, "(msim: ", "(")
+}
+
+// bare drops the "msim: " prefix from a text about to be put inside another
+// msim error, so that the prefix is written once.
+func bare(s string) string { return strings.TrimPrefix(s, "msim: ") }
+
+// serverText readies a server's message for the end of an error text:
+// trimmed, and without a final full stop (an ellipsis is kept), since error
+// texts end without punctuation and callers may add their own.
+func serverText(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "..") {
+		s = strings.TrimSpace(s[:len(s)-1])
+	}
+	return s
 }

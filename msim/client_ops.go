@@ -78,12 +78,12 @@ func (c *Client) await(ctx context.Context, p *pending) (*Persist, error) {
 		select {
 		case r = <-p.ch: // it made it just before the link went
 		default:
-			return nil, fmt.Errorf("%s: %w", what, c.linkErr())
+			return nil, errorf("%s: %w", what, c.linkErr())
 		}
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: %w", what, ctx.Err())
+		return nil, errorf("%s: %w", what, ctx.Err())
 	case <-t.C:
-		return nil, fmt.Errorf("%s: %w: no reply within %v", what, ErrTimeout, c.cfg.RequestTimeout)
+		return nil, errorf("%s: %w: no reply within %v", what, ErrTimeout, c.cfg.RequestTimeout)
 	}
 	if r.IsError() {
 		return r, &PersistError{Cmd: r.Cmd, DSN: r.DSN, LID: r.LID, Message: r.ErrorMessage()}
@@ -127,7 +127,7 @@ func (c *Client) awaitOptional(ctx context.Context, p *pending) (*Persist, bool,
 		return r, false, nil
 	}
 	if octx.Err() != nil && ctx.Err() == nil {
-		return nil, false, fmt.Errorf("%w (not answered in %v)", err, wait.Round(time.Millisecond))
+		return nil, false, errorf("%w (not answered in %v)", err, wait.Round(time.Millisecond))
 	}
 	return nil, c.fatal(ctx, err), err
 }
@@ -350,7 +350,7 @@ func validUserName(s string) bool {
 
 func checkUID(uid UID) error {
 	if uid <= 0 {
-		return fmt.Errorf("msim: invalid uid %d", int(uid))
+		return errorf("msim: invalid uid %d", int(uid))
 	}
 	return nil
 }
@@ -406,7 +406,7 @@ func (c *Client) sendStatus(ctx context.Context, s Status, text string) error {
 		s = StatusOffline
 	case StatusOffline, StatusOnline, StatusIdle, StatusAway:
 	default:
-		return fmt.Errorf("msim: set status: unknown status %d", int(s))
+		return errorf("msim: set status: unknown status %d", int(s))
 	}
 	return c.send(ctx, NewInt("status", int(s)).AddInt("sesskey", c.sesskey).
 		Add("statstring", text).Add("locstring", ""))
@@ -434,7 +434,7 @@ func (c *Client) AddBuddy(ctx context.Context, uid UID, group string) error {
 	rec := Dict{{"ContactID", id}, {"GroupName", group}, {"Position", "1000"}, {"Visibility", "1"}, {"NickName", ""}, {"NameSelect", "0"}}
 	r, err := c.request(ctx, req{cmd: CmdPut | CmdAction, kind: PersistSetContact, body: rec})
 	if err != nil {
-		return fmt.Errorf("msim: add buddy %v: %w", uid, err)
+		return errorf("msim: add buddy %v: %w", uid, err)
 	}
 	if err := c.blocklist(ctx, "a+", id, "b-", id); err != nil {
 		return err
@@ -507,7 +507,7 @@ func (c *Client) RemoveBuddy(ctx context.Context, uid UID) error {
 		return err
 	}
 	if _, err := c.request(ctx, req{cmd: CmdDelete | CmdAction, kind: PersistDeleteContact, body: Dict{{"ContactID", id}}}); err != nil {
-		return fmt.Errorf("msim: remove buddy %v: %w", uid, err)
+		return errorf("msim: remove buddy %v: %w", uid, err)
 	}
 	if err := c.blocklist(ctx, "a-", id, "b-", id); err != nil {
 		return err
@@ -530,7 +530,7 @@ func (c *Client) Block(ctx context.Context, uid UID) error {
 		return err
 	}
 	if _, err := c.request(ctx, req{cmd: CmdPut | CmdAction, kind: PersistSetContact, body: Dict{{"ContactID", id}, {"Visibility", "2"}}}); err != nil {
-		return fmt.Errorf("msim: block %v: %w", uid, err)
+		return errorf("msim: block %v: %w", uid, err)
 	}
 	c.mu.Lock()
 	ct := Contact{UID: uid}
@@ -551,7 +551,7 @@ func (c *Client) Allow(ctx context.Context, uid UID) error {
 	}
 	id := uid.String()
 	if _, err := c.request(ctx, req{cmd: CmdDelete | CmdAction, kind: PersistDeleteContact, body: Dict{{"ContactID", id}}}); err != nil {
-		return fmt.Errorf("msim: allow %v: %w", uid, err)
+		return errorf("msim: allow %v: %w", uid, err)
 	}
 	if err := c.blocklist(ctx, "a-", id, "b-", id); err != nil {
 		return err
@@ -564,14 +564,14 @@ func (c *Client) Allow(ctx context.Context, uid UID) error {
 // the reply has no user (no or zero UserID, an ErrorMessage, an error cmd).
 func profileReply(r *Persist, err error, what string) (Profile, error) {
 	if pe := (*PersistError)(nil); errors.As(err, &pe) {
-		return Profile{}, fmt.Errorf("msim: %s: %w (%w)", what, ErrNoSuchUser, pe)
+		return Profile{}, errorf("msim: %s: %w (%w)", what, ErrNoSuchUser, pe)
 	}
 	if err != nil {
-		return Profile{}, fmt.Errorf("msim: %s: %w", what, err)
+		return Profile{}, errorf("msim: %s: %w", what, err)
 	}
 	p := profileOf(r.Body)
 	if p.UID <= 0 || r.Body.Str("ErrorMessage") != "" {
-		return Profile{}, fmt.Errorf("msim: %s: %w", what, ErrNoSuchUser)
+		return Profile{}, errorf("msim: %s: %w", what, ErrNoSuchUser)
 	}
 	return p, nil
 }
@@ -623,18 +623,18 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 	}
 	r, err := c.request(ctx, req{cmd: CmdGet, kind: PersistContactInfo, body: Dict{{"ContactID", uid.String()}}})
 	if pe := (*PersistError)(nil); errors.As(err, &pe) {
-		return Contact{}, fmt.Errorf("msim: contact info %v: %w (%w)", uid, ErrNoSuchUser, pe)
+		return Contact{}, errorf("msim: contact info %v: %w (%w)", uid, ErrNoSuchUser, pe)
 	}
 	if err != nil {
-		return Contact{}, fmt.Errorf("msim: contact info %v: %w", uid, err)
+		return Contact{}, errorf("msim: contact info %v: %w", uid, err)
 	}
 	recs := r.Body.Records("ContactID")
 	if len(recs) == 0 {
-		return Contact{}, fmt.Errorf("msim: contact info %v: %w", uid, ErrNotContact)
+		return Contact{}, errorf("msim: contact info %v: %w", uid, ErrNotContact)
 	}
 	ct := contactOf(recs[0])
 	if ct.UID != uid {
-		return Contact{}, fmt.Errorf("msim: contact info %v: %w (reply is about %v)", uid, ErrNotContact, ct.UID)
+		return Contact{}, errorf("msim: contact info %v: %w (reply is about %v)", uid, ErrNotContact, ct.UID)
 	}
 	c.mu.Lock()
 	if pr, ok := c.presence[uid]; ok {
@@ -670,7 +670,7 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 func (c *Client) CheckAlerts(ctx context.Context) ([]string, error) {
 	r, err := c.request(ctx, req{cmd: CmdGet, kind: PersistAlerts})
 	if err != nil {
-		return nil, fmt.Errorf("msim: check alerts: %w", err)
+		return nil, errorf("msim: check alerts: %w", err)
 	}
 	return alertsOf(r.Body), nil
 }

@@ -81,13 +81,15 @@ func TestClientLoginErrors(t *testing.T) {
 		script func(fc *fakeConn)
 		want   error
 		code   int
+		text   string // the exact Error() when set
 	}{
-		{name: "bad password", script: errMsg(260, "The password provided is incorrect."), want: ErrBadPassword, code: 260},
+		{name: "bad password", script: errMsg(260, "The password provided is incorrect."), want: ErrBadPassword, code: 260,
+			text: "msim: login failed: incorrect password (err 260): The password provided is incorrect"},
 		{name: "unknown account", script: errMsg(259, "No such account."), want: ErrUnknownAccount, code: 259},
 		{name: "parse error", script: errMsg(1, "There was an error parsing an incoming request."), want: ErrServer, code: 1},
 		{name: "bad nonce", script: func(fc *fakeConn) {
 			fc.write(NewInt("lc", 1).AddBase64("nc", []byte("short")).AddInt("id", 1))
-		}, want: ErrServer},
+		}, want: ErrServer, text: "msim: login failed: server error: challenge nonce is not 64 bytes"},
 		{name: "no user name", script: func(fc *fakeConn) { fc.login("1001") }, want: ErrNoUserName},
 		{name: "user name declined", cfg: func(cfg *ClientConfig) {
 			cfg.ChooseUserName = func(context.Context, string) (string, error) { return "", errors.New("no thanks") }
@@ -125,6 +127,9 @@ func TestClientLoginErrors(t *testing.T) {
 			}
 			if le != nil && le.Code != tc.code {
 				t.Errorf("LoginError.Code got %d, want %d", le.Code, tc.code)
+			}
+			if tc.text != "" && err.Error() != tc.text {
+				t.Errorf("Error() got %q, want %q", err.Error(), tc.text)
 			}
 			if strings.Contains(err.Error(), fakePassword) {
 				t.Errorf("error %q contains the password", err)
@@ -496,6 +501,9 @@ func TestClientDisconnects(t *testing.T) {
 			case err := <-res:
 				if !errors.Is(err, ErrDisconnected) || !errors.Is(err, tc.want) {
 					t.Errorf("pending request got %v, want ErrDisconnected wrapping %v", err, tc.want)
+				}
+				if strings.Count(err.Error(), "msim:") != 1 {
+					t.Errorf("pending request's error %q: want the msim: prefix once", err)
 				}
 			case <-time.After(waitLimit):
 				t.Fatal("pending request not failed after the disconnect")
