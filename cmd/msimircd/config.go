@@ -141,6 +141,20 @@ func LoadConfig(path string) (Config, error) {
 	return cfg, nil
 }
 
+// locateKey adds the config file and line to an error that names a key
+// (one found after the config loaded, e.g. at start).
+func locateKey(path string, err error) error {
+	var ke *keyError
+	if path == "" || !errors.As(err, &ke) {
+		return err
+	}
+	data, rerr := os.ReadFile(path)
+	if rerr != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return fmt.Errorf("config %s: line %d: %w", path, ke.line(data), err)
+}
+
 // keyError names the offending key; table and index locate it in the file.
 type keyError struct {
 	key   string // as shown to the user, e.g. user[2].account[1].email
@@ -158,7 +172,7 @@ func (e *keyError) Error() string { return fmt.Sprintf("%s: %s", e.key, e.msg) }
 
 // line finds the line of the key (or of its table) in the file.
 func (e *keyError) line(data []byte) int {
-	lines := strings.Split(string(data), "\n")
+	lines := tomlCode(data)
 	start, end := 0, len(lines)
 	for _, st := range e.path {
 		header := "[" + st.table + "]"
@@ -167,7 +181,7 @@ func (e *keyError) line(data []byte) int {
 		}
 		n, found := -1, -1
 		for i := start; i < end; i++ {
-			if strings.TrimSpace(stripComment(lines[i])) == header {
+			if headerOf(lines[i]) == header {
 				n++
 				if n == max(st.index, 0) {
 					found = i
@@ -181,30 +195,100 @@ func (e *keyError) line(data []byte) int {
 		start = found
 		// The table ends at the next header of the same or an outer array.
 		for i := found + 1; i < end; i++ {
-			t := strings.TrimSpace(stripComment(lines[i]))
-			if t == header || (strings.HasPrefix(t, "[") && !strings.HasPrefix(t, "[["+st.table+".") && !strings.HasPrefix(t, "["+st.table+".")) {
+			t := headerOf(lines[i])
+			if t == header || (t != "" && !strings.HasPrefix(t, "[["+st.table+".") && !strings.HasPrefix(t, "["+st.table+".")) {
 				end = i
 				break
 			}
 		}
 	}
 	for i := start; i < end; i++ {
-		if i > start && strings.HasPrefix(strings.TrimSpace(lines[i]), "[") {
+		if i > start && headerOf(lines[i]) != "" {
 			break // a sub-table: the key was not set in this table
 		}
-		k, _, ok := strings.Cut(stripComment(lines[i]), "=")
-		if ok && strings.TrimSpace(k) == e.field {
+		if keyOf(lines[i]) == e.field {
 			return i + 1
 		}
 	}
 	return start + 1
 }
 
-func stripComment(s string) string {
-	if i := strings.IndexByte(s, '#'); i >= 0 && !strings.Contains(s[:i], "\"") {
-		return s[:i]
+// tomlCode returns the file's lines as TOML reads them: comments removed,
+// and lines that a multi-line string continues blanked, so that neither is
+// taken for a key or a table header.
+func tomlCode(data []byte) []string {
+	lines := strings.Split(string(data), "\n")
+	out := make([]string, len(lines))
+	var open string // the delimiter of a multi-line string still open
+	for i, l := range lines {
+		var code strings.Builder
+		inside := open != "" // the line starts inside a string
+		for j := 0; j < len(l); {
+			switch {
+			case open != "":
+				if l[j] == '\\' && open == `"""` {
+					j += 2
+					continue
+				}
+				if strings.HasPrefix(l[j:], open) {
+					j += len(open)
+					open = ""
+					continue
+				}
+				j++
+			case strings.HasPrefix(l[j:], `"""`), strings.HasPrefix(l[j:], "'''"):
+				open = l[j : j+3]
+				code.WriteString(open)
+				j += 3
+			case l[j] == '"' || l[j] == '\'':
+				q := l[j]
+				k := j + 1
+				for k < len(l) && l[k] != q {
+					if q == '"' && l[k] == '\\' {
+						k++
+					}
+					k++
+				}
+				k = min(k+1, len(l))
+				code.WriteString(l[j:k])
+				j = k
+			case l[j] == '#':
+				j = len(l)
+			default:
+				code.WriteByte(l[j])
+				j++
+			}
+		}
+		if !inside {
+			out[i] = code.String()
+		}
 	}
-	return s
+	return out
+}
+
+// headerOf returns the table header a line of tomlCode holds ("[irc]",
+// "[[user]]"), or "".
+func headerOf(code string) string {
+	t := strings.TrimSpace(code)
+	if !strings.HasPrefix(t, "[") {
+		return ""
+	}
+	double := strings.HasPrefix(t, "[[")
+	name := strings.TrimSpace(strings.Trim(t, "[]"))
+	name = strings.ReplaceAll(name, " ", "")
+	if double {
+		return "[[" + name + "]]"
+	}
+	return "[" + name + "]"
+}
+
+// keyOf returns the key a line of tomlCode sets, or "".
+func keyOf(code string) string {
+	k, _, ok := strings.Cut(code, "=")
+	if !ok || headerOf(code) != "" {
+		return ""
+	}
+	return strings.Trim(strings.TrimSpace(k), `"'`)
 }
 
 // keyLine finds the first line that sets key k (in a table named like k's
@@ -212,14 +296,12 @@ func stripComment(s string) string {
 func keyLine(data []byte, k toml.Key) int {
 	table := strings.Join(k[:len(k)-1], ".")
 	cur := ""
-	for i, l := range strings.Split(string(data), "\n") {
-		t := strings.TrimSpace(stripComment(l))
-		if strings.HasPrefix(t, "[") {
-			cur = strings.Trim(t, "[] ")
+	for i, l := range tomlCode(data) {
+		if h := headerOf(l); h != "" {
+			cur = strings.Trim(h, "[]")
 			continue
 		}
-		key, _, ok := strings.Cut(t, "=")
-		if ok && cur == table && strings.TrimSpace(key) == k[len(k)-1] {
+		if cur == table && keyOf(l) == k[len(k)-1] {
 			return i + 1
 		}
 	}
@@ -295,6 +377,9 @@ func (c *Config) Validate() error {
 			return errKey("a TLS listener needs cert and key", "cert", irc, p)
 		}
 		public = public || !isLoopback(t.Listen)
+	}
+	if n := c.IRC.ServerName; n == "" || strings.ContainsAny(n, " ,!@*?:\x00\r\n\t") {
+		return errKey(fmt.Sprintf("not a server name (like irc.example.net: no spaces, no ,!@*?:): %q", n), "server_name", irc)
 	}
 	if c.IRC.ServiceNick == "" {
 		return errKey("must not be empty", "service_nick", irc)

@@ -53,6 +53,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"public without password", "[irc]\nlisten = [\"0.0.0.0:6667\"]\n[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n", []string{"line 3", "user[1].password", "not on loopback"}},
 		{"public demo without password", "[irc]\nlisten = [\"0.0.0.0:6667\"]\n", []string{"irc.password", "not on loopback"}},
 		{"upstream without users", "[msim]\nserver = \"im.example.net:1863\"\n", []string{"line 2", "msim.server", "[[user]]"}},
+		{"key after a multi-line string", "[irc]\nmotd = ['''\n# not a comment\n[[user]]\ncolour = 1\n''']\ncolour = 3\n", []string{"line 7", `unknown key "irc.colour"`}},
+		{"key after a basic multi-line string", "[irc]\nmotd = [\"\"\"\nx = \\\"\"\"\n[log]\ncolour = 1 \"\"\"]\ncolour = 3\n", []string{"line 6", `unknown key "irc.colour"`}},
+		{"# in quotes", "[[user]]\nname = 'a#\"b'\npassword = \"x#y\" # '\n[[user.account]]\nemail = \"nope\" # \"\n", []string{"line 5", "user[1].account[1].email"}},
+		{"bad server name", "[irc]\nserver_name = \"my server\"\n", []string{"line 2", "irc.server_name"}},
 		{"bad channel", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nchannel = \"nochan\"\n", []string{"line 6", "channel"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,5 +77,24 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	}
 	if got := cfg.Users[0].Accounts[0].Password; got != "FromFile1" {
 		t.Errorf("password from file: got %q", got)
+	}
+}
+
+func TestTOMLCode(t *testing.T) {
+	in := "a = 'x # y' # comment\n" +
+		"b = \"q\\\" # r\" # c\n" +
+		"m = '''\n[[user]] # inside\n'''\n" +
+		"[irc] # t\n" +
+		"\"quoted\" = 1\n"
+	want := []string{"a = 'x # y' ", "b = \"q\\\" # r\" ", "m = '''", "", "", "[irc] ", "\"quoted\" = 1", ""}
+	got := tomlCode([]byte(in))
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if h := headerOf(got[5]); h != "[irc]" {
+		t.Errorf("header: got %q", h)
+	}
+	if k := keyOf(got[6]); k != "quoted" {
+		t.Errorf("key: got %q", k)
 	}
 }

@@ -39,47 +39,62 @@ func main() {
 	}
 }
 
-// run starts msimircd with its command-line arguments; passwords of
-// -msim-account EMAIL are read from stdin.
-func run(args []string, stdin io.Reader) error {
+// options is what the command line asks for.
+type options struct {
+	cfg                   Config
+	configPath            string
+	configHasPasswords    bool // the config file itself holds passwords
+	passwordOnCommandLine bool
+	debugListen           string
+	version               bool
+}
+
+// parseOptions reads the command line (and the config file it names);
+// passwords of -msim-account EMAIL are read from stdin.
+func parseOptions(args []string, stdin io.Reader) (options, error) {
+	var o options
 	fs := flag.NewFlagSet("msimircd", flag.ContinueOnError)
-	configPath := fs.String("config", "", "config file (TOML); none = the embedded demo network")
+	fs.StringVar(&o.configPath, "config", "", "config file (TOML); none = the embedded demo network")
 	listen := fs.String("listen", "", "IRC listen address, overriding the config (default 127.0.0.1:6667)")
+	serverName := fs.String("server-name", "", "the IRC server's name in prefixes and numerics, overriding the config's irc.server_name (default msimircd)")
 	msimListen := fs.String("msim-listen", "", "expose the embedded MSIM server at this address (e.g. 127.0.0.1:1863) so MSIM clients can join its network")
 	debug := fs.Bool("debug", false, "log at debug level, protocol lines included (never passwords or keys)")
-	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	var msimAccounts accountList
 	fs.Var(&msimAccounts, "msim-account", "create the account `EMAIL` on the embedded MSIM network (repeatable), e.g. for an MSIM client joining through -msim-listen; its password is read from standard input, one line per account (EMAIL:PASSWORD works too, but shows the password to every local user)")
 	msimAccountFile := fs.String("msim-account-file", "", "create the accounts listed in `FILE` (lines EMAIL:PASSWORD) on the embedded MSIM network")
-	debugListen := fs.String("debug-listen", "", "serve Go's pprof and expvar (memory statistics) at this loopback address, e.g. 127.0.0.1:6060")
+	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof and expvar (memory statistics) at this loopback address, e.g. 127.0.0.1:6060")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return o, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if *showVersion {
-		fmt.Println("msimircd", version)
-		return nil
+	if o.version {
+		return o, nil
 	}
-	cfg := Defaults()
-	configHasPasswords := false
-	if *configPath != "" {
+	o.cfg = Defaults()
+	if o.configPath != "" {
 		var err error
-		if cfg, err = LoadConfig(*configPath); err != nil {
-			return err
+		if o.cfg, err = LoadConfig(o.configPath); err != nil {
+			return o, err
 		}
-		configHasPasswords = cfg.holdsPasswords()
+		o.configHasPasswords = o.cfg.holdsPasswords()
 	}
 	accounts, onCommandLine, err := msimAccounts.passwords(stdin)
 	if err != nil {
-		return err
+		return o, err
 	}
+	o.passwordOnCommandLine = onCommandLine
+	cfg := &o.cfg
 	if *msimAccountFile != "" {
 		cfg.MSIM.AccountsFile = *msimAccountFile
 	}
 	if *listen != "" {
 		cfg.IRC.Listen = []string{*listen} // TLS listeners stay as configured
+	}
+	if *serverName != "" {
+		cfg.IRC.ServerName = *serverName
 	}
 	if *msimListen != "" {
 		cfg.MSIM.EmbeddedAddr = *msimListen
@@ -89,20 +104,34 @@ func run(args []string, stdin io.Reader) error {
 	}
 	cfg.MSIM.Accounts = append(cfg.MSIM.Accounts, accounts...)
 	if err := cfg.Validate(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// run starts msimircd with its command-line arguments; passwords of
+// -msim-account EMAIL are read from stdin.
+func run(args []string, stdin io.Reader) error {
+	o, err := parseOptions(args, stdin)
+	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log)
-	if onCommandLine {
+	if o.version {
+		fmt.Println("msimircd", version)
+		return nil
+	}
+	log := newLogger(o.cfg.Log)
+	if o.passwordOnCommandLine {
 		log.Warn("-msim-account EMAIL:PASSWORD shows the password to every local user (ps, /proc); use -msim-account-file FILE, or -msim-account EMAIL and give the password on standard input")
 	}
-	warnReadableSecrets(*configPath, configHasPasswords, cfg, log)
+	warnReadableSecrets(o.configPath, o.configHasPasswords, o.cfg, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *debugListen != "" {
-		if !isLoopback(*debugListen) {
-			return fmt.Errorf("-debug-listen %s: only loopback addresses are allowed", *debugListen)
+	if o.debugListen != "" {
+		if !isLoopback(o.debugListen) {
+			return fmt.Errorf("-debug-listen %s: only loopback addresses are allowed", o.debugListen)
 		}
-		ln, err := net.Listen("tcp", *debugListen)
+		ln, err := net.Listen("tcp", o.debugListen)
 		if err != nil {
 			return fmt.Errorf("-debug-listen: %w", err)
 		}
@@ -111,7 +140,7 @@ func run(args []string, stdin io.Reader) error {
 		defer srv.Close()
 		log.Infof("debug endpoints (pprof, expvar) on http://%s/debug/", ln.Addr())
 	}
-	return serve(ctx, cfg, log, nil)
+	return locateKey(o.configPath, serve(ctx, o.cfg, log, nil))
 }
 
 func newLogger(c LogConfig) *logrus.Entry {
@@ -171,6 +200,9 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 				continue
 			}
 			seeded = append(seeded, channel.Account{Email: email, Password: pw})
+		}
+		if err := seedUserAccounts(msrv, cfg.Users, log); err != nil {
+			return err
 		}
 		addr := cfg.MSIM.EmbeddedAddr
 		if addr == "" {
@@ -289,6 +321,33 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 		}
 	}
 	cancel()
+	return nil
+}
+
+// seedUserAccounts makes the [[user.account]]s on the embedded network, as
+// the config gives them; one that exists with another password stops the
+// start, naming the key to edit.
+func seedUserAccounts(msrv *server.Server, users []UserEntry, log *logrus.Entry) error {
+	for i, u := range users {
+		for j, a := range u.Accounts {
+			uid, created, err := msrv.SeedAccount(a.Email + ":" + a.Password)
+			if err != nil {
+				return err
+			}
+			if created {
+				log.WithFields(logrus.Fields{"email": a.Email, "uid": uid}).Info("embedded MSIM account created")
+				continue
+			}
+			if msrv.CheckPassword(a.Email, a.Password) != nil {
+				field := "password"
+				if a.PasswordFile != "" {
+					field = "password_file"
+				}
+				return errKey(fmt.Sprintf("the embedded MSIM network has the account %s with another password: give its password here, or set msim.server to use another MSIM network", a.Email),
+					field, pathStep{"user", i}, pathStep{"user.account", j})
+			}
+		}
+	}
 	return nil
 }
 

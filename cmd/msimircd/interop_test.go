@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+	"gopkg.in/irc.v4"
+)
+
+func TestServerNameFlag(t *testing.T) {
+	o, err := parseOptions([]string{"-server-name", "irc.example.net"}, nil)
+	if err != nil || o.cfg.IRC.ServerName != "irc.example.net" {
+		t.Fatalf("got %q, %v; want irc.example.net", o.cfg.IRC.ServerName, err)
+	}
+	// The flag overrides the config.
+	path := writeConfig(t, "[irc]\nserver_name = \"from.config\"\n")
+	if o, err := parseOptions([]string{"-config", path}, nil); err != nil || o.cfg.IRC.ServerName != "from.config" {
+		t.Errorf("config: got %q, %v", o.cfg.IRC.ServerName, err)
+	}
+	if o, err := parseOptions([]string{"-config", path, "-server-name", "flag.wins"}, nil); err != nil || o.cfg.IRC.ServerName != "flag.wins" {
+		t.Errorf("config and flag: got %q, %v", o.cfg.IRC.ServerName, err)
+	}
+	if _, err := parseOptions([]string{"-server-name", "two words"}, nil); err == nil || !strings.Contains(err.Error(), "server_name") {
+		t.Errorf("bad name: got %v", err)
+	}
+	// Clients see it.
+	at, _ := startServe(t, o.cfg)
+	_, m := ircRegister(t, at.irc[0], "ivy", "")
+	if m.Command != "001" || m.Name != "irc.example.net" {
+		t.Errorf("got %s from %q, want 001 from irc.example.net", m.Command, m.Name)
+	}
+}
+
+// TestExampleConfigWorks: config.toml.example, copied as it is, runs on
+// the embedded network: its user's MSIM account is made there and logs in.
+func TestExampleConfigWorks(t *testing.T) {
+	cfg, err := LoadConfig("../../config.toml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, _ := startServe(t, cfg)
+	alice, m := ircRegister(t, at.irc[0], "alice", "change-me")
+	if m.Command != "001" {
+		t.Fatalf("alice: got %s %q", m.Command, m.Trailing())
+	}
+	alice.loggedIn("&alice")
+	_ = alice.w.Write("PRIVMSG tom :hi")
+	alice.wait(func(m *irc.Message) bool { return m.Command == "PRIVMSG" && m.Name == "tom" })
+}
+
+// TestUserAccountWithAnotherPassword: a [[user.account]] that exists on the
+// embedded network with another password stops the start, naming the key
+// and its line.
+func TestUserAccountWithAnotherPassword(t *testing.T) {
+	path := writeConfig(t, "[msim]\naccounts = [\"alice@example.com:Other1\"]\n\n[[user]]\nname = \"alice\"\n\n[[user.account]]\nemail = \"alice@example.com\"\npassword = \"Secret1\"\n")
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.IRC.Listen = []string{"127.0.0.1:0"}
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, logrus.NewEntry(l), ready) }()
+	select {
+	case <-ready:
+		cancel()
+		<-done
+		t.Fatal("started; want an error at start")
+	case err = <-done:
+	}
+	err = locateKey(path, err)
+	var ke *keyError
+	if !errors.As(err, &ke) || !strings.Contains(err.Error(), "line 9") || !strings.Contains(err.Error(), "user[1].account[1].password") || strings.Contains(err.Error(), "Secret1") {
+		t.Errorf("got %v, want the key user[1].account[1].password on line 9, without the password", err)
+	}
+}
