@@ -19,9 +19,12 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
+		"ADMIN":        {cmdAdmin, 0, false},
 		"AUTHENTICATE": {cmdAuthenticate, 1, true},
 		"AWAY":         {cmdAway, 0, false},
 		"CAP":          {cmdCap, 1, true},
+		"HELP":         {cmdHelp, 0, false},
+		"INFO":         {cmdInfo, 0, false},
 		"ISON":         {cmdIson, 1, false},
 		"JOIN":         {cmdJoin, 1, false},
 		"LIST":         {cmdList, 0, false},
@@ -38,6 +41,7 @@ func init() {
 		"PRIVMSG":      {cmdMessage, 0, false},
 		"QUIT":         {cmdQuit, 0, true},
 		"TAGMSG":       {cmdMessage, 0, false},
+		"TIME":         {cmdTime, 0, false},
 		"TOPIC":        {cmdTopic, 1, false},
 		"USER":         {cmdUser, 4, true},
 		"USERHOST":     {cmdUserhost, 1, false},
@@ -191,8 +195,21 @@ func cmdAway(c *Client, m *irc.Message) *ircError {
 	return nil
 }
 
-// cmdMessage handles PRIVMSG, NOTICE and TAGMSG.
+// cmdMessage handles PRIVMSG, NOTICE and TAGMSG. A NOTICE never gets an
+// automatic reply, not even an error (RFC 1459 §4.4.2).
 func cmdMessage(c *Client, m *irc.Message) *ircError {
+	err := c.message(m)
+	if m.Command == "NOTICE" {
+		return nil
+	}
+	return err
+}
+
+func (c *Client) message(m *irc.Message) *ircError {
+	numeric := c.numeric
+	if m.Command == "NOTICE" {
+		numeric = func(string, ...string) {}
+	}
 	if len(m.Params) == 0 || m.Params[0] == "" {
 		return newErr(irc.ERR_NORECIPIENT, "No recipient given ("+m.Command+")")
 	}
@@ -220,11 +237,11 @@ func cmdMessage(c *Client, m *irc.Message) *ircError {
 		case isChannel(t):
 			ch := c.channel(t)
 			if ch == nil {
-				c.numeric(irc.ERR_NOSUCHCHANNEL, t, "No such channel")
+				numeric(irc.ERR_NOSUCHCHANNEL, t, "No such channel")
 				continue
 			}
 			if !ch.joined {
-				c.numeric(irc.ERR_CANNOTSENDTOCHAN, ch.name, "Cannot send to channel")
+				numeric(irc.ERR_CANNOTSENDTOCHAN, ch.name, "Cannot send to channel")
 				continue
 			}
 			name = ch.name
@@ -234,7 +251,7 @@ func cmdMessage(c *Client, m *irc.Message) *ircError {
 		default:
 			u := c.findUser(t)
 			if u == nil {
-				c.numeric(irc.ERR_NOSUCHNICK, t, "No such nick/channel")
+				numeric(irc.ERR_NOSUCHNICK, t, "No such nick/channel")
 				continue
 			}
 			name = u.Nick
@@ -268,9 +285,12 @@ func (c *Client) echo(cmd, target, text string, tags irc.Tags) *irc.Message {
 	return out
 }
 
+// cmdWho lists a channel's members, or the users of the client's world
+// (itself included) whose nick, nick!user@host or real name matches a glob
+// mask, casemapped.
 func cmdWho(c *Client, m *irc.Message) *ircError {
 	mask := m.Param(0)
-	if mask == "" {
+	if mask == "" || mask == "0" {
 		mask = "*"
 	}
 	server := c.srv.cfg.ServerName
@@ -283,9 +303,23 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 			u := mb.u
 			c.numeric(irc.RPL_WHOREPLY, ch.name, u.ident, u.Host, server, u.Nick, c.whoFlags(u.Away, mb.st.prefixes(multi)), "0 "+u.RealName)
 		}
-	} else if Nick(mask).Key() == Nick(c.nick).Key() {
+		c.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list.")
+		return nil
+	}
+	matches := func(nick, user, host, real string) bool {
+		return match(mask, nick) || match(mask, nick+"!"+user+"@"+host) || match(mask, real)
+	}
+	if matches(c.nick, c.user, c.host, c.realName) {
 		c.numeric(irc.RPL_WHOREPLY, "*", c.user, c.host, server, c.nick, c.whoFlags(c.away, ""), "0 "+c.realName)
-	} else if u := c.findUser(mask); u != nil {
+	}
+	users := make([]*vuser, 0, len(c.users))
+	for _, u := range c.users {
+		if matches(u.Nick, u.ident, u.Host, u.RealName) {
+			users = append(users, u)
+		}
+	}
+	sort.Slice(users, func(i, j int) bool { return Nick(users[i].Nick).Key() < Nick(users[j].Nick).Key() })
+	for _, u := range users {
 		c.numeric(irc.RPL_WHOREPLY, "*", u.ident, u.Host, server, u.Nick, c.whoFlags(u.Away, ""), "0 "+u.RealName)
 	}
 	c.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list.")

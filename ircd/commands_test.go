@@ -167,7 +167,7 @@ func TestCommands(t *testing.T) {
 			"message PRIVMSG ann both", "message PRIVMSG &bitlbee both"}},
 		{"privmsg ctcp action is raw", nil, []string{"PRIVMSG ann :\x01ACTION waves\x01"}, nil,
 			[]string{"message PRIVMSG ann \x01ACTION waves\x01"}},
-		{"privmsg errors", nil, []string{"PRIVMSG nobody :x", "PRIVMSG #other :x", "PRIVMSG #nope :x", "PRIVMSG", "PRIVMSG ann", "PRIVMSG ann :", "PRIVMSG a,b,c,d,e :x", "NOTICE nobody :x"}, []want{
+		{"privmsg errors", nil, []string{"PRIVMSG nobody :x", "PRIVMSG #other :x", "PRIVMSG #nope :x", "PRIVMSG", "PRIVMSG ann", "PRIVMSG ann :", "PRIVMSG a,b,c,d,e :x"}, []want{
 			w("401", "me", "nobody", "No such nick/channel"),
 			w("404", "me", "#other", "Cannot send to channel"),
 			w("403", "me", "#nope", "No such channel"),
@@ -175,8 +175,9 @@ func TestCommands(t *testing.T) {
 			w("412", "me", "No text to send"),
 			w("412", "me", "No text to send"),
 			w("407", "me", "a,b,c,d,e", "?"),
-			w("401", "me", "nobody", "?"),
 		}, nil},
+		{"notice is never answered", nil, []string{"NOTICE nobody :x", "NOTICE #other :x", "NOTICE #nope :x", "NOTICE", "NOTICE ann", "NOTICE a,b,c,d,e :x", "NOTICE tom :x"}, nil,
+			[]string{"message NOTICE tom x"}},
 		{"privmsg self", nil, []string{"PRIVMSG me :note to self"}, []want{w("PRIVMSG", "me", "note to self")}, nil},
 		{"no echo without cap", nil, []string{"PRIVMSG ann :hi"}, nil, []string{"message PRIVMSG ann hi"}},
 		{"echo-message", []string{"echo-message"}, []string{"PRIVMSG ann :hi", "NOTICE &bitlbee :n"}, []want{
@@ -208,6 +209,40 @@ func TestCommands(t *testing.T) {
 			w("321", nil...), w("322", "me", "#other", "0", ""), w("322", "me", "&bitlbee", "3", "Welcome"), w("323", nil...),
 		}, nil},
 		{"version", nil, []string{"VERSION"}, []want{w("351", "me", "v-test", testServer, ""), w("005", nil...), w("005", nil...)}, nil},
+		{"time", nil, []string{"TIME"}, []want{w("391", "me", testServer, "?")}, nil},
+		{"info", nil, []string{"INFO"}, []want{w("371", "me", "?"), w("371", "me", "?"), w("371", "me", "?"), w("374", "me", "End of /INFO list.")}, nil},
+		{"admin", nil, []string{"ADMIN"}, []want{
+			w("256", "me", testServer, "Administrative info"), w("257", "me", "?"), w("258", "me", "?"), w("259", "me", "?"),
+		}, nil},
+		{"help", nil, []string{"HELP", "HELP join"}, []want{
+			w("704", "me", "*", "?"), w("705", "me", "*", "?"), w("706", "me", "*", "?"),
+			w("704", "me", "join", "?"), w("705", "me", "join", "?"), w("706", "me", "join", "?"),
+		}, nil},
+		{"who mask", nil, []string{"WHO t*", "WHO *@msim", "WHO TOM", "WHO *real*", "WHO nobody*"}, []want{
+			w("352", "me", "*", "tom", "msim", testServer, "tom", "G", "0 Tom"),
+			w("315", "me", "t*", "End of /WHO list."),
+			w("352", "me", "*", "ann", "msim", testServer, "ann", "H", "0 Ann"),
+			w("352", "me", "*", "tom", "msim", testServer, "tom", "G", "0 Tom"),
+			w("315", "me", "*@msim", "?"),
+			w("352", "me", "*", "tom", "msim", testServer, "tom", "G", "0 Tom"),
+			w("315", "me", "TOM", "?"),
+			w("352", "me", "*", "u", "127.0.0.1", testServer, "me", "H", "0 Real Name"),
+			w("315", "me", "*real*", "?"),
+			w("315", "me", "nobody*", "?"),
+		}, nil},
+		{"who everyone", nil, []string{"WHO *", "WHO"}, []want{
+			w("352", "me", "*", "u", "127.0.0.1", testServer, "me", "H", "0 Real Name"),
+			w("352", "me", "*", "ann", "msim", testServer, "ann", "H", "0 Ann"),
+			w("352", "me", "*", "user", testServer, testServer, "ghost", "H", "0 Ghost"),
+			w("352", "me", "*", "tom", "msim", testServer, "tom", "G", "0 Tom"),
+			w("315", "me", "*", "?"),
+			w("352", "me", "*", "u", "127.0.0.1", testServer, "me", "H", "0 Real Name"),
+			w("352", nil...), w("352", nil...), w("352", nil...),
+			w("315", "me", "*", "?"),
+		}, nil},
+		{"userhost-in-names", []string{"userhost-in-names"}, []string{"NAMES &bitlbee"}, []want{
+			w("353", "me", "=", "&bitlbee", "me!u@127.0.0.1 +tom!tom@msim ann!ann@msim"), w("366", "me", "&bitlbee", "?"),
+		}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

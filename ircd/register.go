@@ -25,6 +25,8 @@ var capsSupported = map[string]string{
 	"multi-prefix": "",
 	"sasl":         "PLAIN",
 	"server-time":  "",
+
+	"userhost-in-names": "",
 }
 
 const (
@@ -75,6 +77,9 @@ func cmdNick(c *Client, m *irc.Message) *ircError {
 func cmdUser(c *Client, m *irc.Message) *ircError {
 	if c.connecting || c.user != "" {
 		return newErr(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+	}
+	if m.Params[0] == "" || m.Params[3] == "" {
+		return newErr(irc.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
 	}
 	c.user = cleanUser(m.Params[0])
 	c.realName = m.Params[3]

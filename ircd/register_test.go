@@ -12,7 +12,7 @@ import (
 	"gopkg.in/irc.v4"
 )
 
-const allCaps302 = "away-notify batch cap-notify echo-message message-tags multi-prefix sasl=PLAIN server-time"
+const allCaps302 = "away-notify batch cap-notify echo-message message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
 
 func TestCapNegotiation(t *testing.T) {
 	t.Parallel()
@@ -47,6 +47,7 @@ func TestCapNegotiation(t *testing.T) {
 		}},
 		{"nick errors before registration", []string{"NICK", "NICK -x"}, []want{w("431", "*", "?"), w("432", "*", "-x", "?")}},
 		{"authenticate without cap", []string{"AUTHENTICATE PLAIN"}, []want{w("904", "*", "?")}},
+		{"user with empty realname", []string{"USER u 0 * :", "USER u 0 *"}, []want{w("461", "*", "USER", "?"), w("461", "*", "USER", "?")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

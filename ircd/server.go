@@ -25,7 +25,14 @@
 // that overflows the read buffer (512+8191 bytes) gets 417 and a close; a
 // NUL byte closes the connection; invalid UTF-8 gets FAIL <cmd>
 // INVALID_UTF8 (UTF8ONLY is advertised); a bare CR or LF ends a line;
-// parameters beyond 15 are dropped.
+// parameters beyond 15 are dropped. A NOTICE never gets an automatic
+// reply, errors included. WHO with a mask lists the matching users of the
+// client's world.
+//
+// Abuse: connections are capped in total and per address, and failed
+// logins (SASL, and PASS the backend refuses with ErrBadCredentials) are
+// slowed per address and per account, then refused per address for a while
+// (Config.MaxConnections, AuthFailures and the like).
 //
 // Memory: an idle connection holds a read buffer of one ordinary line
 // (grown only while a longer line is read), no write buffer (one is
@@ -156,12 +163,18 @@ func (cfg Config) withDefaults() Config {
 // Backend decides authentication and drives each connection's world.
 type Backend interface {
 	// Authenticate checks SASL PLAIN credentials during CAP negotiation:
-	// nil gives 903, an error gives 904.
+	// nil gives 900 and 903; an error gives 904 at once, sets nothing and
+	// counts as a failed guess (Config.AuthFailures, AccountFailures); the
+	// client may try again. It is not asked about an empty password, nor
+	// while the client's address is refused.
 	Authenticate(ctx context.Context, account, password string) error
 	// Connect is called at the end of registration (after NICK and USER,
-	// and CAP END if the client negotiated). An error sends 464 with its
-	// text and closes the connection. Connect may call c's methods; lines
-	// they produce are sent after the welcome burst.
+	// and CAP END if the client negotiated), after the delay earlier failed
+	// guesses call for. An error sends 464 with its text and closes the
+	// connection, except one wrapping ErrBadCredentials: it counts as a
+	// failed guess and gets a generic 464 that does not tell whether the
+	// account exists. Connect may call c's methods; lines they produce are
+	// sent after the welcome burst.
 	Connect(c *Client, reg Registration) (Handler, error)
 }
 

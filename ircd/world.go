@@ -477,14 +477,22 @@ func (c *Client) topicReply(ch *vchan, out func(*irc.Message)) {
 
 // names sends 353 lines and 366 for ch. Caller holds c.mu.
 func (c *Client) names(ch *vchan, out func(*irc.Message)) {
-	multi := c.caps["multi-prefix"]
+	multi, full := c.caps["multi-prefix"], c.caps["userhost-in-names"]
 	list := make([]string, 0, len(ch.members)+1)
 	for u, st := range ch.members {
-		list = append(list, st.prefixes(multi)+u.Nick)
+		if full {
+			list = append(list, st.prefixes(multi)+u.prefix().String())
+		} else {
+			list = append(list, st.prefixes(multi)+u.Nick)
+		}
 	}
 	sort.Strings(list)
 	if ch.joined {
-		list = append([]string{c.nick}, list...)
+		if full {
+			list = append([]string{c.selfPrefix().String()}, list...)
+		} else {
+			list = append([]string{c.nick}, list...)
+		}
 	}
 	budget := 510 - len(":"+c.srv.cfg.ServerName+" 353 "+c.nick+" = "+ch.name+" :")
 	var b strings.Builder
