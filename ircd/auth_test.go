@@ -331,3 +331,23 @@ func TestNoConnectionCap(t *testing.T) {
 		c.sync(t)
 	}
 }
+
+// A client slowed at SASL is not slowed again when it registers.
+func TestSASLLoginWaitsOnce(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, ws, _ := guessServer(t, b, newFakeClock())
+	c := dialSASL(t, addr, "127.0.0.1")
+	for _, pass := range []string{"guess1", "guess2", "secret"} {
+		c.send(t, "AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain("alice", pass))
+		c.readUntil(t, irc.ERR_SASLFAIL, irc.RPL_SASLSUCCESS)
+	}
+	c.send(t, "CAP END", "NICK me", "USER u 0 * :R")
+	c.readUntil(t, irc.RPL_ENDOFMOTD)
+	if fc := b.conn(t, c); fc.reg.Account != "alice" {
+		t.Fatalf("got account %q, want alice", fc.reg.Account)
+	}
+	if got, want := ws.take(), []time.Duration{time.Second}; !slices.Equal(got, want) {
+		t.Fatalf("got waits %v, want %v (once, at SASL)", got, want)
+	}
+}

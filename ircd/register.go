@@ -100,13 +100,17 @@ func (c *Client) tryRegister() {
 }
 
 // connect asks the backend to accept the client, after the delay earlier
-// failed guesses from its address or at its account call for; it runs on
-// the reader goroutine without c.mu.
+// failed guesses from its address or at its account call for (unless it
+// logged in with SASL, which waited already); it runs on the reader
+// goroutine without c.mu.
 func (c *Client) connect(reg Registration) {
 	keys := keysFor(c.remote, accountOf(reg))
 	g := c.srv.guesses
 	var h Handler
-	err := g.before(c.ctx, keys)
+	var err error
+	if reg.Account == "" { // SASL already waited and checked
+		err = g.before(c.ctx, keys)
+	}
 	switch {
 	case errors.Is(err, guard.ErrRefused):
 		err = errGuessRefused
