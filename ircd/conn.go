@@ -126,7 +126,7 @@ func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 }
 
 // logger is the connection's log entry. It is built when something is
-// logged (rarely) rather than kept: it would cost every connection ~0.5 KB.
+// logged (rarely) rather than kept in every connection.
 func (c *Client) logger() *logrus.Entry {
 	return c.srv.log.WithFields(logrus.Fields{"conn": c.id, "remote": c.remote.String()})
 }
@@ -338,7 +338,7 @@ func (c *Client) numeric(code string, params ...string) {
 	c.send(msg(c.serverPrefix(), code, append([]string{c.nick}, params...)...))
 }
 
-// writeBufs holds the 4 KiB write buffers. A connection takes one only
+// writeBufs holds the write buffers. A connection takes one only
 // while it writes a batch, so an idle connection holds none.
 var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 

@@ -13,8 +13,8 @@ const idleReadBuf = 512
 // lineReader reads lines like bufio.Reader.ReadSlice('\n') on a reader of
 // size max, but its buffer starts at idleReadBuf and grows (up to max) only
 // for a longer line; once that line is consumed it goes back to
-// idleReadBuf. So an idle connection, blocked in Read, holds 512 bytes and
-// not the 512+8191 a line with tags may need, and the limit stays max: a
+// idleReadBuf. So an idle connection, blocked in Read, holds idleReadBuf
+// bytes and not what a line with tags may need, and the limit stays max: a
 // line longer than that gives bufio.ErrBufferFull.
 type lineReader struct {
 	rd   io.Reader
