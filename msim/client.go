@@ -163,7 +163,10 @@ type Client struct {
 	prefs    Dict
 	contacts []Contact
 	presence map[UID]Presence // latest presence per uid, contact or not
-	groups   []Group
+	// strangers are the uids Block put in the contact table without their
+	// having an entry: Allow takes them off the list again.
+	strangers map[UID]struct{}
+	groups    []Group
 
 	qmu     sync.Mutex
 	queue   []Event

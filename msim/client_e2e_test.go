@@ -176,7 +176,9 @@ func TestE2ELoginFailures(t *testing.T) {
 		want error
 	}{
 		{"wrong password", account{email: alice.email, password: "nope"}, nil, msim.ErrBadPassword},
-		{"unknown account", account{email: "ghost@example.com", password: "x"}, nil, msim.ErrUnknownAccount},
+		// The server answers an unknown e-mail as a wrong password, so
+		// that logins cannot be used to find accounts.
+		{"unknown account", account{email: "ghost@example.com", password: "x"}, nil, msim.ErrBadPassword},
 		{"no user name", noname, nil, msim.ErrNoUserName},
 		{"user name declined", noname, func(cfg *msim.ClientConfig) {
 			cfg.ChooseUserName = func(context.Context, string) (string, error) { return "", errors.New("later") }
@@ -388,6 +390,57 @@ func TestE2EBuddies(t *testing.T) {
 	}
 	if im := waitFor(t, ca, func(msim.IMEvent) bool { return true }); im.Text != "after allow" {
 		t.Errorf("alice got %q first, want %q (the blocked IM must be dropped)", im.Text, "after allow")
+	}
+}
+
+// TestE2EAllowKeepsBuddy: a buddy blocked and then allowed is a buddy
+// again, at once and after a new login, and presence flows both ways.
+func TestE2EAllowKeepsBuddy(t *testing.T) {
+	t.Parallel()
+	_, addr, alice, bob, ca, cb := pair(t)
+	ctx := context.Background()
+	if err := ca.Block(ctx, bob.uid); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, cb, func(e msim.PresenceEvent) bool { return e.UID == alice.uid && e.Status == msim.StatusOffline })
+	if err := cb.SetStatus(ctx, msim.StatusAway, "while blocked"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.LookupUser(ctx, "alice"); err != nil { // barrier: the status is in
+		t.Fatal(err)
+	}
+
+	if err := ca.Allow(ctx, bob.uid); err != nil {
+		t.Fatal(err)
+	}
+	if ct, ok := hasContact(ca, bob.uid); !ok || ct.Blocked || ct.Group != msim.DefaultGroup {
+		t.Errorf("bob after Allow got %+v (listed %v), want listed in %q, not blocked", ct, ok, msim.DefaultGroup)
+	}
+	// The subscription is back: bob's current presence, then his changes.
+	if p := waitFor(t, ca, func(e msim.PresenceEvent) bool { return e.UID == bob.uid }); p.Status != msim.StatusAway || p.Text != "while blocked" {
+		t.Errorf("alice got %+v, want bob away %q", p, "while blocked")
+	}
+	if ev := waitFor(t, ca, func(e msim.ContactEvent) bool { return e.Contact.UID == bob.uid }); ev.Change != msim.ContactUpdated || ev.Contact.Blocked || ev.Contact.Status != msim.StatusAway {
+		t.Errorf("ContactEvent got %+v, want bob updated, not blocked, away", ev)
+	}
+	if err := cb.SetStatus(ctx, msim.StatusIdle, "after allow"); err != nil {
+		t.Fatal(err)
+	}
+	if p := waitFor(t, ca, func(e msim.PresenceEvent) bool { return e.UID == bob.uid }); p.Status != msim.StatusIdle || p.Text != "after allow" {
+		t.Errorf("alice got %+v, want bob idle %q", p, "after allow")
+	}
+	// Alice is visible to bob again, and his IMs reach her.
+	waitFor(t, cb, func(e msim.PresenceEvent) bool { return e.UID == alice.uid && e.Status == msim.StatusOnline })
+	if err := cb.SendIM(ctx, alice.uid, "hello again"); err != nil {
+		t.Fatal(err)
+	}
+	if im := waitFor(t, ca, func(msim.IMEvent) bool { return true }); im.From != bob.uid || im.Text != "hello again" {
+		t.Errorf("alice got %+v, want bob's IM", im)
+	}
+
+	ca2 := mustDial(t, addr, alice)
+	if ct, ok := hasContact(ca2, bob.uid); !ok || ct.Blocked || ct.Status != msim.StatusIdle {
+		t.Errorf("bob at the next login got %+v (listed %v), want listed, not blocked, idle", ct, ok)
 	}
 }
 

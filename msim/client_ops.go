@@ -424,6 +424,16 @@ func (c *Client) AddBuddy(ctx context.Context, uid UID, group string) error {
 	if err := checkUID(uid); err != nil {
 		return err
 	}
+	if err := c.addBuddy(ctx, uid, group, ""); err != nil {
+		return errorf("msim: add buddy %v: %w", uid, err)
+	}
+	return nil
+}
+
+// addBuddy runs the add-buddy steps: the subscription (addbuddy, to which
+// the server answers with the buddy's presence), the list entry (persist
+// 514/0/9, Visibility 1) and the allow list.
+func (c *Client) addBuddy(ctx context.Context, uid UID, group, nick string) error {
 	if group == "" {
 		group = DefaultGroup
 	}
@@ -431,21 +441,27 @@ func (c *Client) AddBuddy(ctx context.Context, uid UID, group string) error {
 	if err := c.send(ctx, New("addbuddy", "").AddInt("sesskey", c.sesskey).AddInt("newprofileid", int(uid)).Add("reason", "")); err != nil {
 		return err
 	}
-	rec := Dict{{"ContactID", id}, {"GroupName", group}, {"Position", "1000"}, {"Visibility", "1"}, {"NickName", ""}, {"NameSelect", "0"}}
+	rec := Dict{{"ContactID", id}, {"GroupName", group}, {"Position", "1000"}, {"Visibility", "1"}, {"NickName", nick}, {"NameSelect", "0"}}
 	r, err := c.request(ctx, req{cmd: CmdPut | CmdAction, kind: PersistSetContact, body: rec})
 	if err != nil {
-		return errorf("msim: add buddy %v: %w", uid, err)
+		return err
 	}
 	if err := c.blocklist(ctx, "a+", id, "b-", id); err != nil {
 		return err
 	}
 	ct := contactOf(r.Body)
 	ct.UID, ct.Group, ct.Blocked = uid, group, false
+	if ct.NickName == "" {
+		ct.NickName = nick
+	}
 	if p, err := c.Profile(ctx, uid); err == nil {
 		ct.withProfile(p)
 	} else if errors.Is(err, ErrDisconnected) {
 		return err
 	}
+	c.mu.Lock()
+	delete(c.strangers, uid)
+	c.mu.Unlock()
 	c.putContact(ct)
 	return nil
 }
@@ -457,10 +473,14 @@ func (c *Client) putContact(ct Contact) {
 	change := ContactAdded
 	if pr, ok := c.presence[ct.UID]; ok {
 		ct.Status, ct.StatusText = pr.Status, pr.Text
+		delete(c.presence, ct.UID) // kept in the entry from now on
 	}
 	if i := c.contactIndex(ct.UID); i >= 0 {
 		change = ContactUpdated
 		old := c.contacts[i]
+		// The entry holds the presence: a bm 100 may have come while the
+		// request was under way (the server answers addbuddy with one).
+		ct.Status, ct.StatusText = old.Status, old.StatusText
 		if ct.UserName == "" {
 			ct.UserName = old.UserName
 		}
@@ -512,6 +532,9 @@ func (c *Client) RemoveBuddy(ctx context.Context, uid UID) error {
 	if err := c.blocklist(ctx, "a-", id, "b-", id); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	delete(c.strangers, uid)
+	c.mu.Unlock()
 	c.dropContact(uid)
 	return nil
 }
@@ -536,6 +559,14 @@ func (c *Client) Block(ctx context.Context, uid UID) error {
 	ct := Contact{UID: uid}
 	if i := c.contactIndex(uid); i >= 0 {
 		ct = c.contacts[i]
+		if !ct.Blocked {
+			delete(c.strangers, uid) // a buddy: Allow makes it one again
+		}
+	} else {
+		if c.strangers == nil {
+			c.strangers = make(map[UID]struct{})
+		}
+		c.strangers[uid] = struct{}{}
 	}
 	c.mu.Unlock()
 	ct.Blocked = true
@@ -543,19 +574,46 @@ func (c *Client) Block(ctx context.Context, uid UID) error {
 	return nil
 }
 
-// Allow unblocks uid: persist 515/0/8, blocklist a- b-. The blocked entry
-// leaves the contact list (add the user again with AddBuddy).
+// Allow unblocks uid. A blocked entry of the contact list becomes a buddy
+// again, in its group, with presence flowing: Block ended the presence
+// subscription, so Allow runs the add-buddy steps (addbuddy, persist 514/0/9
+// with Visibility 1, blocklist a+ b-) and a ContactEvent (updated, not
+// blocked) follows; the server answers addbuddy with the buddy's presence.
+// A uid this session blocked without its being on the list, or with no
+// entry at all, is only taken off the block list, as the spec's unblock
+// does: persist 515/0/8, blocklist a- b-; its entry, if any, leaves the list.
+// Blocked entries loaded at login count as the list's: they stay.
 func (c *Client) Allow(ctx context.Context, uid UID) error {
 	if err := checkUID(uid); err != nil {
 		return err
 	}
 	id := uid.String()
+	c.mu.Lock()
+	var ct Contact
+	i := c.contactIndex(uid)
+	if i >= 0 {
+		ct = c.contacts[i]
+	}
+	_, stranger := c.strangers[uid]
+	c.mu.Unlock()
+	switch {
+	case i >= 0 && !ct.Blocked: // a buddy: only make sure the block list lets them through
+		return c.blocklist(ctx, "a+", id, "b-", id)
+	case i >= 0 && !stranger:
+		if err := c.addBuddy(ctx, uid, ct.Group, ct.NickName); err != nil {
+			return errorf("msim: allow %v: %w", uid, err)
+		}
+		return nil
+	}
 	if _, err := c.request(ctx, req{cmd: CmdDelete | CmdAction, kind: PersistDeleteContact, body: Dict{{"ContactID", id}}}); err != nil {
 		return errorf("msim: allow %v: %w", uid, err)
 	}
 	if err := c.blocklist(ctx, "a-", id, "b-", id); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	delete(c.strangers, uid)
+	c.mu.Unlock()
 	c.dropContact(uid)
 	return nil
 }

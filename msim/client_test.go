@@ -363,18 +363,63 @@ func TestClientBuddyOps(t *testing.T) {
 		t.Errorf("event got %#v, want carol blocked", ev)
 	}
 
+	// Carol was a buddy: unblocked, she is one again, subscribed anew; the
+	// presence the server sends with its answer to addbuddy is kept.
+	fc.override(PersistSetContact, func(fc *fakeConn, p *Persist) Dict {
+		if p.Body.Str("Visibility") == "1" {
+			fc.write(presenceMsg(2002, StatusIdle, "back"))
+		}
+		return p.Body
+	})
 	if err := c.Allow(ctx, 2002); err != nil {
 		t.Fatal(err)
 	}
+	ms = expectSeq(t, fc, "addbuddy", "persist", "blocklist", "persist")
+	if ms[0].StrOr("newprofileid", "") != "2002" {
+		t.Errorf("addbuddy got %s", ms[0])
+	}
+	wantRec = Dict{{"ContactID", "2002"}, {"GroupName", "IM Friends"}, {"Position", "1000"}, {"Visibility", "1"}, {"NickName", ""}, {"NameSelect", "0"}}
+	if p, _ := ParsePersist(ms[1]); p.Cmd != 514 || !reflect.DeepEqual(p.Body, wantRec) {
+		t.Errorf("unblock put got %+v, want 514/0/9 %v", p, wantRec)
+	}
+	if l, _ := ms[2].List("idlist"); !reflect.DeepEqual(l, List{"a+", "2002", "b-", "2002"}) {
+		t.Errorf("blocklist got %q", l)
+	}
+	if ev := nextEvent(t, c); !reflect.DeepEqual(ev, PresenceEvent{UID: 2002, Status: StatusIdle, Text: "back"}) {
+		t.Errorf("event got %#v, want carol's presence", ev)
+	}
+	wantCarol = Contact{UID: 2002, UserName: "carol", DisplayName: "Carol", Group: "IM Friends", Status: StatusIdle, StatusText: "back"}
+	if ev := nextEvent(t, c); !reflect.DeepEqual(ev, ContactEvent{ContactUpdated, wantCarol}) {
+		t.Errorf("event got %#v, want carol unblocked with her presence", ev)
+	}
+
+	// Dave is no longer a contact: blocked and unblocked, he leaves the list.
+	if err := c.Block(ctx, 2004); err != nil {
+		t.Fatal(err)
+	}
+	expectSeq(t, fc, "delbuddy", "blocklist", "persist")
+	if ev := nextEvent(t, c); !reflect.DeepEqual(ev, ContactEvent{ContactAdded, Contact{UID: 2004, Blocked: true}}) {
+		t.Errorf("event got %#v, want 2004 blocked", ev)
+	}
+	if err := c.Allow(ctx, 2004); err != nil {
+		t.Fatal(err)
+	}
 	ms = expectSeq(t, fc, "persist", "blocklist")
-	if p, _ := ParsePersist(ms[0]); p.Cmd != 515 || p.Body.Str("ContactID") != "2002" {
+	if p, _ := ParsePersist(ms[0]); p.Cmd != 515 || p.Body.Str("ContactID") != "2004" {
 		t.Errorf("unblock delete got %+v", p)
 	}
-	if ev := nextEvent(t, c); !reflect.DeepEqual(ev, ContactEvent{ContactRemoved, wantCarol}) {
-		t.Errorf("event got %#v, want carol removed", ev)
+	if l, _ := ms[1].List("idlist"); !reflect.DeepEqual(l, List{"a-", "2004", "b-", "2004"}) {
+		t.Errorf("blocklist got %q", l)
 	}
-	if got := c.Contacts(); len(got) != 2 || got[0].UID != 2001 || got[1].UID != 2003 {
-		t.Errorf("Contacts after the edits got %+v, want bob and 2003", got)
+	if ev := nextEvent(t, c); !reflect.DeepEqual(ev, ContactEvent{ContactRemoved, Contact{UID: 2004, Blocked: true}}) {
+		t.Errorf("event got %#v, want 2004 removed", ev)
+	}
+	var uids []UID
+	for _, ct := range c.Contacts() {
+		uids = append(uids, ct.UID)
+	}
+	if want := []UID{2001, 2002, 2003}; !reflect.DeepEqual(uids, want) {
+		t.Errorf("Contacts after the edits got %v, want %v", uids, want)
 	}
 }
 
