@@ -1,16 +1,28 @@
 // Command msimd runs a standalone MSIM (MySpaceIM) server: the network
 // msimircd embeds, on its own, for real MSIM clients and for testing.
 //
-//	msimd [-listen ADDR] [-data PATH] [-demo] [-account EMAIL:PASSWORD]... [-debug]
-//	msimd [-data PATH] [-demo] adduser EMAIL PASSWORD [USERNAME]
+//	msimd [-listen ADDR] [-data PATH] [-key PATH] [-demo] [-account-file FILE] [limits] [-debug]
+//	msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL   (password on standard input)
 //
-// Without -data the network lives in memory and is gone at exit. Accounts
-// are created out of band, because the login never reveals the password to
-// the server: with -account at start (the user name is the part of the
-// address before '@') or with adduser on the durable store.
+// Without -data the network lives in memory and is gone at exit. With it,
+// the password hashes in the data file are sealed under the key file -key
+// (default: the data file's path + ".key", created mode 0600 at first
+// start): keep it out of the data file's backups.
+//
+// Accounts are created out of band, because the login never reveals the
+// password to the server: with adduser on the durable store (it prompts for
+// the password, or reads one line from standard input), or from an
+// -account-file of EMAIL:PASSWORD lines (mode 0600; the user name is the
+// part of the address before '@'). A running msimd re-reads its
+// -account-file on SIGHUP, which is how accounts are added while it runs.
+// The older forms "adduser EMAIL PASSWORD [USERNAME]" and "-account
+// EMAIL:PASSWORD" still work but put the password where other local users
+// can read it (ps, /proc), and say so.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -24,6 +36,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/term"
 
 	"github.com/msimircd/msimircd/msim/server"
 )
@@ -31,7 +44,19 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default: // a reload is pending already
+			}
+		}
+	}()
+	e := env{stdin: os.Stdin, stderr: os.Stderr, reload: reload}
+	if err := run(ctx, os.Args[1:], e); err != nil {
 		fmt.Fprintln(os.Stderr, "msimd:", err)
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
@@ -41,6 +66,14 @@ func main() {
 }
 
 var errUsage = errors.New("usage")
+
+// env is what run takes from the process; tests pass their own.
+type env struct {
+	stdin  io.Reader
+	stderr io.Writer
+	ready  func(addr string) // called with the listening address, if not nil
+	reload <-chan struct{}   // re-read the -account-file (SIGHUP)
+}
 
 // accountFlags collects repeated -account EMAIL:PASSWORD flags. String
 // never shows the passwords.
@@ -58,26 +91,37 @@ func (a *accountFlags) Set(v string) error {
 }
 
 type options struct {
-	listen   string
-	data     string
-	demo     bool
-	debug    bool
-	accounts accountFlags
+	listen      string
+	data        string
+	key         string
+	demo        bool
+	debug       bool
+	accounts    accountFlags
+	accountFile string
+	userName    string
+	limits      server.Config
 }
 
-// run is main without the process: it serves until ctx ends. ready, if not
-// nil, is called with the listening address.
-func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr string)) error {
+// run is main without the process: it serves until ctx ends, or runs
+// adduser.
+func run(ctx context.Context, args []string, e env) error {
 	var o options
 	fs := flag.NewFlagSet("msimd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(e.stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:1863", "address to accept MSIM clients on")
 	fs.StringVar(&o.data, "data", "", "durable store file (default: in memory)")
+	fs.StringVar(&o.key, "key", "", "key file sealing the password hashes of -data (default: the data file's path + \".key\"; created mode 0600)")
 	fs.BoolVar(&o.demo, "demo", false, "seed the demo user Tom (uid 6221), who answers IMs")
 	fs.BoolVar(&o.debug, "debug", false, "log every message (session keys, nonces and login responses redacted)")
-	fs.Var(&o.accounts, "account", "create the account `EMAIL:PASSWORD` at start (repeatable)")
+	fs.StringVar(&o.accountFile, "account-file", "", "create the accounts of `FILE` (lines EMAIL:PASSWORD, mode 0600) at start and on SIGHUP")
+	fs.Var(&o.accounts, "account", "create the account `EMAIL:PASSWORD` at start (repeatable; other local users can read it: prefer -account-file)")
+	fs.StringVar(&o.userName, "username", "", "adduser: the new account's user name")
+	fs.IntVar(&o.limits.MaxConnections, "max-conns", 0, fmt.Sprintf("connections in all (0: %d; negative: no cap)", server.DefaultMaxConnections))
+	fs.IntVar(&o.limits.MaxConnectionsPerAddr, "max-conns-per-addr", 0, fmt.Sprintf("connections per address (0: %d; negative: no cap)", server.DefaultMaxConnectionsPerAddr))
+	fs.Int64Var(&o.limits.OfflinePerRecipientBytes, "offline-bytes", 0, fmt.Sprintf("bytes of offline IMs waiting for one user (0: %d; negative: no cap)", server.DefaultOfflinePerRecipientBytes))
+	fs.Int64Var(&o.limits.OfflinePerSenderBytes, "offline-sender-bytes", 0, fmt.Sprintf("bytes one sender may have waiting for one user (0: %d; negative: no cap)", server.DefaultOfflinePerSenderBytes))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: msimd [flags]\n       msimd [-data PATH] [-demo] adduser EMAIL PASSWORD [USERNAME]")
+		fmt.Fprintln(e.stderr, "usage: msimd [flags]\n       msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL   (password on standard input)")
 		fs.PrintDefaults()
 	}
 	sub := len(args) > 0 && args[0] == "adduser"
@@ -90,40 +134,77 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	rest := fs.Args()
 	if !sub && len(rest) > 0 && rest[0] == "adduser" {
 		sub, rest = true, rest[1:]
+		if err := fs.Parse(rest); err != nil { // flags after adduser
+			return errUsage
+		}
+		rest = fs.Args()
+	}
+	if o.key != "" && o.data == "" {
+		return fmt.Errorf("%w: -key needs -data (the key seals the data file's password hashes)", errUsage)
 	}
 
 	l := logrus.New()
-	l.SetOutput(stderr)
+	l.SetOutput(e.stderr)
 	if o.debug {
 		l.SetLevel(logrus.DebugLevel)
 	}
 	log := logrus.NewEntry(l)
 
 	if sub {
-		return addUser(o, rest, log)
+		return addUser(o, rest, e, log)
+	}
+	if o.userName != "" {
+		return fmt.Errorf("%w: -username is for adduser", errUsage)
 	}
 	if len(rest) > 0 {
 		fs.Usage()
 		return errUsage
 	}
-	return serve(ctx, o, log, ready)
+	return serve(ctx, o, e, log)
 }
 
 func openStore(o options) (server.Store, error) {
 	if o.data == "" {
 		return server.NewMemStore(), nil
 	}
-	return server.OpenFileStore(o.data)
+	s, err := server.OpenFileStoreWith(o.data, server.FileStoreOptions{KeyFile: o.key})
+	if errors.Is(err, server.ErrStoreInUse) {
+		return nil, fmt.Errorf("data file %s is in use by a running msimd (or msimircd): stop it first, "+
+			"or add a line EMAIL:PASSWORD to the -account-file it was started with and send it SIGHUP (kill -HUP PID): %w", o.data, err)
+	}
+	return s, err
 }
 
-// addUser is "msimd adduser EMAIL PASSWORD [USERNAME]" on the durable store.
-func addUser(o options, args []string, log *logrus.Entry) error {
-	if len(args) < 2 || len(args) > 3 {
-		return fmt.Errorf("%w: msimd -data PATH adduser EMAIL PASSWORD [USERNAME]", errUsage)
+// addUser is "msimd adduser [-username NAME] EMAIL" (the password from
+// standard input) or the older "msimd adduser EMAIL PASSWORD [USERNAME]",
+// on the durable store.
+func addUser(o options, args []string, e env, log *logrus.Entry) error {
+	const usage = "msimd -data PATH adduser [-username NAME] EMAIL (the password on standard input)"
+	if len(args) < 1 || len(args) > 3 {
+		return fmt.Errorf("%w: %s", errUsage, usage)
 	}
 	if o.data == "" {
 		return fmt.Errorf("%w: adduser needs -data PATH (an in-memory account would vanish at once)", errUsage)
 	}
+	email, name := args[0], o.userName
+	var pw string
+	if len(args) == 1 {
+		p, err := readPassword(e, email)
+		if err != nil {
+			return err
+		}
+		pw = p
+	} else {
+		log.Warn("a password given as an argument can be read by other local users (ps, /proc, shell history); " +
+			"run 'msimd adduser EMAIL' and type it, or pipe it on standard input")
+		pw = args[1]
+		if len(args) == 3 {
+			if name != "" {
+				return fmt.Errorf("%w: the user name is given twice (-username and an argument)", errUsage)
+			}
+			name = args[2]
+		}
+	}
 	store, err := openStore(o)
 	if err != nil {
 		return err
@@ -133,38 +214,133 @@ func addUser(o options, args []string, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
-	name := ""
-	if len(args) == 3 {
-		name = args[2]
-	}
-	uid, err := srv.AddAccount(args[0], args[1], name)
+	uid, err := srv.AddAccount(email, pw, name)
 	if err != nil {
 		return err
 	}
-	log.WithFields(logrus.Fields{"email": args[0], "uid": uid}).Info("account added")
+	log.WithFields(logrus.Fields{"email": email, "uid": uid}).Info("account added")
 	return nil
 }
 
-func serve(ctx context.Context, o options, log *logrus.Entry, ready func(string)) error {
-	store, err := openStore(o)
-	if err != nil {
-		return err
+// maxPasswordLine bounds a password line read from standard input.
+const maxPasswordLine = 1024
+
+// readPassword prompts for a password without echo when standard input is
+// a terminal (twice, to catch a typo); otherwise it reads one line.
+func readPassword(e env, email string) (string, error) {
+	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(e.stderr, "Password for %s: ", email)
+		pw, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		fmt.Fprint(e.stderr, "Again: ")
+		again, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		if !bytes.Equal(pw, again) {
+			return "", errors.New("the passwords differ")
+		}
+		if len(pw) == 0 {
+			return "", errors.New("empty password")
+		}
+		return string(pw), nil
 	}
-	defer store.Close()
-	srv, err := server.New(server.Config{Demo: o.demo}, store, log)
-	if err != nil {
-		return err
+	r := bufio.NewReaderSize(e.stdin, maxPasswordLine)
+	line, err := r.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return "", fmt.Errorf("the password line on standard input is longer than %d bytes", maxPasswordLine)
+	case err != nil && !errors.Is(err, io.EOF):
+		return "", fmt.Errorf("read password: %w", err)
 	}
-	for _, a := range o.accounts {
+	pw := strings.TrimRight(string(line), "\r\n")
+	if pw == "" {
+		return "", errors.New("no password on standard input (give it as one line)")
+	}
+	return pw, nil
+}
+
+// readAccountFile reads EMAIL:PASSWORD lines; blank lines and lines
+// starting with '#' are skipped. A file others may read is refused: it
+// holds passwords.
+func readAccountFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("account file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("account file: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("account file %s has mode %04o: it holds passwords, so only its owner may read it (chmod 600 %s)", path, perm, path)
+	}
+	var specs []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		email, pw, ok := strings.Cut(line, ":")
+		if !ok || email == "" || pw == "" {
+			return nil, fmt.Errorf("account file %s line %d: not EMAIL:PASSWORD", path, n) // never echo it: it may hold a password
+		}
+		specs = append(specs, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("account file %s: %w", path, err)
+	}
+	return specs, nil
+}
+
+// seed creates the accounts of specs that do not exist yet.
+func seed(srv *server.Server, specs []string, log *logrus.Entry) error {
+	for _, a := range specs {
 		email, _, _ := strings.Cut(a, ":")
 		uid, created, err := srv.SeedAccount(a)
 		switch {
 		case err != nil:
-			return err
+			return fmt.Errorf("account %s: %w", email, err)
 		case !created:
-			log.WithField("email", email).Info("account exists; kept as it is")
+			log.WithField("email", email).Debug("account exists; kept as it is")
 		default:
 			log.WithFields(logrus.Fields{"email": email, "uid": uid}).Info("account ready")
+		}
+	}
+	return nil
+}
+
+func serve(ctx context.Context, o options, e env, log *logrus.Entry) error {
+	store, err := openStore(o)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	cfg := o.limits
+	cfg.Demo = o.demo
+	srv, err := server.New(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	if len(o.accounts) > 0 {
+		log.Warn("-account puts a password on the command line, where other local users can read it (ps, /proc); use -account-file instead")
+	}
+	if err := seed(srv, o.accounts, log); err != nil {
+		return err
+	}
+	if o.accountFile != "" {
+		specs, err := readAccountFile(o.accountFile)
+		if err != nil {
+			return err
+		}
+		if err := seed(srv, specs, log); err != nil {
+			return err
 		}
 	}
 	ln, err := net.Listen("tcp", o.listen)
@@ -172,16 +348,23 @@ func serve(ctx context.Context, o options, log *logrus.Entry, ready func(string)
 		return err
 	}
 	log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "demo": o.demo, "data": o.data}).Info("msimd serving")
-	if ready != nil {
-		ready(ln.Addr().String())
+	if e.ready != nil {
+		e.ready(ln.Addr().String())
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln) }()
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		if err != nil {
-			return err
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-served:
+			if err != nil {
+				return err
+			}
+			break loop
+		case <-e.reload:
+			reloadAccounts(srv, o.accountFile, log)
 		}
 	}
 	log.Info("shutting down")
@@ -190,4 +373,22 @@ func serve(ctx context.Context, o options, log *logrus.Entry, ready func(string)
 	err = srv.Shutdown(sctx)
 	<-served
 	return err
+}
+
+// reloadAccounts creates the accounts added to the account file since it
+// was last read. A bad file is logged; the server goes on.
+func reloadAccounts(srv *server.Server, path string, log *logrus.Entry) {
+	if path == "" {
+		log.Warn("reload asked, but there is no -account-file to read")
+		return
+	}
+	specs, err := readAccountFile(path)
+	if err == nil {
+		err = seed(srv, specs, log)
+	}
+	if err != nil {
+		log.WithError(err).Error("account file not reloaded")
+		return
+	}
+	log.WithField("accounts", len(specs)).Info("account file reloaded")
 }

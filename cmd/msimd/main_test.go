@@ -34,12 +34,22 @@ func (s *syncBuffer) String() string {
 // start runs msimd with args until the test ends.
 func start(t *testing.T, args ...string) (addr string, logs *syncBuffer) {
 	t.Helper()
+	addr, logs, _ = startReload(t, args...)
+	return addr, logs
+}
+
+// startReload is start with a channel that asks msimd to reload its
+// account file, as SIGHUP does.
+func startReload(t *testing.T, args ...string) (addr string, logs *syncBuffer, reload chan<- struct{}) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &syncBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
+	rl := make(chan struct{})
+	e := env{stdin: strings.NewReader(""), stderr: logs, ready: func(a string) { ready <- a }, reload: rl}
 	go func() {
-		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), logs, func(a string) { ready <- a })
+		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), e)
 	}()
 	select {
 	case addr = <-ready:
@@ -54,7 +64,14 @@ func start(t *testing.T, args ...string) (addr string, logs *syncBuffer) {
 			t.Errorf("msimd: %v", err)
 		}
 	})
-	return addr, logs
+	return addr, logs, rl
+}
+
+// cli runs msimd to completion with stdin and returns its output and error.
+func cli(stdin string, args ...string) (string, error) {
+	var out syncBuffer
+	err := run(context.Background(), args, env{stdin: strings.NewReader(stdin), stderr: &out})
+	return out.String(), err
 }
 
 type conn struct {
@@ -132,19 +149,25 @@ func TestDemoAccountChatsWithTom(t *testing.T) {
 	if s := logs.String(); strings.Contains(s, "Secret1") || strings.Contains(s, itoa(c.key)) {
 		t.Errorf("the log shows a password or session key:\n%s", s)
 	}
+	if s := logs.String(); !strings.Contains(s, "-account puts a password on the command line") {
+		t.Errorf("no warning that -account shows the password to other local users:\n%s", s)
+	}
 }
 
 func TestAddUserThenServe(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "msim.db")
-	var logs syncBuffer
-	if err := run(context.Background(), []string{"-data", data, "adduser", "bob@example.com", "hunter2", "bobby"}, &logs, nil); err != nil {
-		t.Fatalf("adduser: %v\n%s", err, logs.String())
+	logs, err := cli("", "-data", data, "adduser", "bob@example.com", "hunter2", "bobby")
+	if err != nil {
+		t.Fatalf("adduser: %v\n%s", err, logs)
 	}
-	if err := run(context.Background(), []string{"adduser", "bob@example.com", "x"}, &logs, nil); err == nil {
+	if _, err := cli("", "adduser", "bob@example.com", "x"); err == nil {
 		t.Error("adduser without -data succeeded")
 	}
-	if strings.Contains(logs.String(), "hunter2") {
-		t.Errorf("the log shows a password:\n%s", logs.String())
+	if strings.Contains(logs, "hunter2") {
+		t.Errorf("the log shows a password:\n%s", logs)
+	}
+	if !strings.Contains(logs, "other local users") {
+		t.Errorf("no warning about the password on the command line:\n%s", logs)
 	}
 	addr, _ := start(t, "-data", data)
 	if _, m := login(t, addr, "bob@example.com", "hunter2"); !m.Is("lc") || m.StrOr("uniquenick", "") != "bobby" {

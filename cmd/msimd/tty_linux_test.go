@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPTY returns the two ends of a new pseudo-terminal.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	m := os.NewFile(uintptr(fd), "ptmx") // non-blocking: reads take a deadline
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("pty number: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("open pty: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// waitFor polls cond until it holds, failing the test after a while.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestAddUserPromptsWithoutEcho: on a terminal, adduser prompts for the
+// password twice with echo off, and refuses two that differ.
+func TestAddUserPromptsWithoutEcho(t *testing.T) {
+	cases := []struct {
+		name    string
+		typed   [2]string
+		wantErr string
+	}{
+		{"same twice", [2]string{"Secret9", "Secret9"}, ""},
+		{"a typo", [2]string{"Secret9", "Secret8"}, "differ"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			master, tty := openPTY(t)
+			data := filepath.Join(t.TempDir(), "msim.db")
+			var out syncBuffer
+			done := make(chan error, 1)
+			go func() {
+				done <- run(context.Background(), []string{"-data", data, "adduser", "ann@example.com"}, env{stdin: tty, stderr: &out})
+			}()
+			echoOff := func() bool {
+				tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+				return err == nil && tio.Lflag&unix.ECHO == 0
+			}
+			for i, prompt := range []string{"Password for ann@example.com: ", "Again: "} {
+				waitFor(t, fmt.Sprintf("prompt %q", prompt), func() bool { return strings.Contains(out.String(), prompt) })
+				waitFor(t, "echo off", echoOff)
+				if _, err := master.WriteString(tc.typed[i] + "\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := <-done
+			_ = master.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			buf := make([]byte, 4096)
+			n, _ := master.Read(buf)
+			if strings.Contains(string(buf[:n]), "Secret") || strings.Contains(out.String(), "Secret") {
+				t.Errorf("the password was echoed: terminal %q, output %q", buf[:n], out.String())
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("adduser: %v\n%s", err, out.String())
+			}
+			addr, _ := start(t, "-data", data)
+			if _, m := login(t, addr, "ann@example.com", tc.typed[0]); !m.Is("lc") {
+				t.Errorf("login: got %v, want lc 2", m)
+			}
+		})
+	}
+}
