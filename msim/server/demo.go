@@ -42,13 +42,8 @@ func newTom(srv *Server) (*tom, error) {
 		UserName:    "tom",
 		DisplayName: "Tom",
 		Hash:        msim.HashPassword(base64.StdEncoding.EncodeToString(pw)),
-		Profile: msim.Dict{
-			{Key: "Headline", Value: ":-)"},
-			{Key: "ImageURL", Value: "http://myspace-502.vo.llnwd.net/100000/120/152/12502_m.jpg"},
-			{Key: "BandName", Value: "Sherwood"},
-			{Key: "SongName", Value: "The Only Song"},
-		},
-		Groups: defaultGroups(),
+		Profile:     tomProfile(),
+		Groups:      defaultGroups(),
 	}
 	err := srv.store.CreateAccount(a)
 	if err != nil && !errors.Is(err, ErrAccountExists) {
@@ -61,12 +56,24 @@ func newTom(srv *Server) (*tom, error) {
 	}
 	err = srv.store.UpdateAccount(TomUID, func(a *Account) error {
 		a.LastLogin = time.Now().UTC()
+		a.Profile = tomProfile() // a data file may hold an older one
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("msim/server: demo user Tom: %w", err)
 	}
 	return &tom{srv: srv, greeted: map[msim.UID]bool{}}, nil
+}
+
+// tomProfile is Tom's profile. It names no picture (clients then show the
+// protocol's "no picture" value) and no other host: a demo must not send
+// clients anywhere.
+func tomProfile() msim.Dict {
+	return msim.Dict{
+		{Key: "Headline", Value: ":-)"},
+		{Key: "BandName", Value: "Sherwood"},
+		{Key: "SongName", Value: "The Only Song"},
+	}
 }
 
 // tomGreeting is what Tom says to someone the first time.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,10 @@ import (
 // errNoSuchUser reports a bm, addbuddy or persist about a uid that has no
 // account.
 var errNoSuchUser = errors.New("msim/server: no such user")
+
+// errListFull refuses a blocklist that would make a privacy list longer
+// than maxContacts.
+var errListFull = persistError(fmt.Sprintf("A block or allow list may hold at most %d users", maxContacts))
 
 // onBM routes a buddy message. The server sets f from the session and drops
 // the client's sesskey and t; everything else is relayed as sent.
@@ -152,6 +157,10 @@ func (s *session) onAddBuddy(m *msim.Message) {
 		return
 	}
 	uid := msim.UID(n)
+	if uid == s.uid {
+		s.errorf(msim.ErrCodeBadUID, "%s.", errSelf)
+		return
+	}
 	if _, err := s.srv.account(uid); err != nil {
 		s.persistFailure("addbuddy", err)
 		return
@@ -164,6 +173,10 @@ func (s *session) onAddBuddy(m *msim.Message) {
 	wasBlocked := ok && c.Blocked()
 	if !ok || wasBlocked {
 		if !ok {
+			if err := s.srv.roomForContact(s.uid); err != nil {
+				s.errorf(msim.ErrCodeBadUID, "%s.", err)
+				return
+			}
 			c = Contact{UID: uid, GroupName: "IM Friends", Position: 1000}
 		}
 		c.Visibility = 1
@@ -176,11 +189,21 @@ func (s *session) onAddBuddy(m *msim.Message) {
 		s.setBlockRecord(uid, false)
 	}
 	s.srv.reg.setContact(s, uid, true)
-	if uid != s.uid {
-		s.srv.reg.addAlert(uid, "FriendRequest")
-	}
+	s.srv.reg.addAlert(uid, "FriendRequest")
 	s.send(msim.NewInt("bm", msim.BMAddNotify).AddInt("f", int(uid)).Add("msg", ""))
 	s.enqueue(presenceMsg(uid, s.srv.reg.presenceFor(uid, s.uid)))
+}
+
+// roomForContact fails with errTooManyContacts when owner's list is full.
+func (srv *Server) roomForContact(owner msim.UID) error {
+	cs, err := srv.store.Contacts(owner)
+	if err != nil {
+		return err
+	}
+	if len(cs) >= maxContacts {
+		return errTooManyContacts
+	}
+	return nil
 }
 
 // onDelBuddy ends the presence subscription and removes the list entry
@@ -287,6 +310,9 @@ func (s *session) onBlockList(m *msim.Message) {
 	err = s.srv.store.UpdateAccount(s.uid, func(a *Account) error {
 		a.Block = apply(a.Block, clrB, blk)
 		a.Allow = apply(a.Allow, clrA, alw)
+		if len(a.Block) > maxContacts || len(a.Allow) > maxContacts {
+			return errListFull
+		}
 		if w >= 0 {
 			a.ShowOnlyToList = w == 1
 			a.Prefs = a.Prefs.Set("ShowOnlyToList", boolText(w == 1))
@@ -297,6 +323,11 @@ func (s *session) onBlockList(m *msim.Message) {
 		acct = *a
 		return nil
 	})
+	if errors.Is(err, errListFull) {
+		s.logger().Info("blocklist refused: " + errListFull.Error())
+		s.errorf(msim.ErrCodeParse, "%s; nothing was changed.", errListFull)
+		return
+	}
 	if err != nil {
 		s.persistFailure("blocklist", err)
 		return
@@ -327,6 +358,11 @@ func (s *session) onSetInfo(m *msim.Message) {
 	info, err := m.Dict("info")
 	if err != nil {
 		s.errorf(msim.ErrCodeParse, textParse)
+		return
+	}
+	if err := checkFields(info); err != nil {
+		s.logger().Info("setinfo refused: " + err.Error())
+		s.errorf(msim.ErrCodeParse, "%s; nothing was changed.", err)
 		return
 	}
 	err = s.srv.store.UpdateAccount(s.uid, func(a *Account) error {

@@ -2,9 +2,12 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/msim"
 )
@@ -17,6 +20,37 @@ const noPic = "http://x.myspace.com/images/no_pic.gif"
 type persistError string
 
 func (e persistError) Error() string { return string(e) }
+
+// Bounds on what clients store. MaxContacts is also what the server info
+// tells clients.
+const (
+	maxPersistFields = 64   // pairs in the body of one persist write
+	maxFieldBytes    = 1024 // one stored value: a preference, a profile field, a group or nick name
+	maxGroups        = 100  // groups per account
+	maxContacts      = 1000 // contact list entries per account, and entries of each privacy list
+)
+
+var (
+	errTooManyFields   = persistError(fmt.Sprintf("Too many fields in the request (limit %d)", maxPersistFields))
+	errFieldTooLong    = persistError(fmt.Sprintf("A value in the request is too long (limit %d bytes)", maxFieldBytes))
+	errTooManyGroups   = persistError(fmt.Sprintf("Too many groups (limit %d)", maxGroups))
+	errTooManyContacts = persistError(fmt.Sprintf("The contact list is full (limit %d)", maxContacts))
+	errSelf            = persistError("You cannot add yourself to your contact list")
+)
+
+// checkFields bounds a write's body: its number of pairs and the length of
+// each value.
+func checkFields(body msim.Dict) error {
+	if len(body) > maxPersistFields {
+		return errTooManyFields
+	}
+	for _, p := range body {
+		if len(p.Value) > maxFieldBytes {
+			return errFieldTooLong
+		}
+	}
+	return nil
+}
 
 const (
 	errUnknownRequest = persistError("Unknown request")
@@ -48,12 +82,22 @@ func (s *session) onPersist(m *msim.Message) {
 			pe = errInternal
 		}
 		r.Cmd = p.Cmd | msim.CmdError
-		r.Body = append(append(msim.Dict{}, p.Body...), msim.Pair{Key: "ErrorMessage", Value: string(pe)})
+		r.Body = nil
+		if checkFields(p.Body) == nil { // an oversized body is not echoed
+			r.Body = append(r.Body, p.Body...)
+		}
+		r.Body = append(r.Body, msim.Pair{Key: "ErrorMessage", Value: string(pe)})
 	}
 	s.send(r.Reply())
 }
 
 func (s *session) persist(p *msim.Persist) (msim.Dict, error) {
+	if p.Op() != msim.CmdGet {
+		if err := checkFields(p.Body); err != nil {
+			s.logger().WithFields(logrus.Fields{"dsn": p.DSN, "lid": p.LID, "fields": len(p.Body)}).Info("persist write refused: " + string(err.(persistError)))
+			return nil, err
+		}
+	}
 	switch (persistKey{p.Op(), p.Kind()}) {
 	case persistKey{msim.CmdGet, msim.PersistContactList}:
 		return s.contactList()
@@ -324,6 +368,9 @@ func (s *session) setContact(body msim.Dict) (msim.Dict, error) {
 	if err != nil {
 		return nil, err
 	}
+	if uid == s.uid {
+		return nil, errSelf
+	}
 	if _, err := s.srv.account(uid); errors.Is(err, errNoSuchUser) {
 		return nil, errNoUser
 	} else if err != nil {
@@ -334,6 +381,9 @@ func (s *session) setContact(body msim.Dict) (msim.Dict, error) {
 		return nil, err
 	}
 	if !ok {
+		if err := s.srv.roomForContact(s.uid); err != nil {
+			return nil, err
+		}
 		c = Contact{UID: uid, GroupName: "IM Friends", Position: 1000, Visibility: 1}
 	}
 	for _, p := range body {
@@ -463,6 +513,9 @@ func (s *session) setGroup(body msim.Dict) (msim.Dict, error) {
 		if i < 0 {
 			if name == "" {
 				return errBadRequest
+			}
+			if len(a.Groups) >= maxGroups {
+				return errTooManyGroups
 			}
 			next := 1
 			for _, g := range a.Groups {

@@ -352,7 +352,8 @@ func (s *session) challenge() bool {
 	return true
 }
 
-// serverInfo is the unsolicited persistr 101/20 every connection gets.
+// serverInfo is the unsolicited persistr 101/20 every connection gets once,
+// right after the challenge (clients keep every copy they get).
 func (srv *Server) serverInfo() *msim.Message {
 	p := &msim.Persist{
 		Cmd: msim.CmdGet | msim.CmdReply, DSN: msim.PersistServerInfo.DSN, LID: msim.PersistServerInfo.LID,
@@ -510,7 +511,6 @@ func (s *session) login(m *msim.Message) bool {
 		s.send(msim.NewInt("lc", 2).AddInt("sesskey", s.key).Add("proof", s.nick).
 			AddInt("userid", int(s.uid)).AddInt("profileid", int(s.uid)).
 			Add("uniquenick", s.nick).AddInt("id", 1))
-		s.send(srv.serverInfo())
 		for _, p := range presences {
 			s.enqueueBurst(p)
 		}
