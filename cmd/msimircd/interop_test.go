@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -80,5 +81,42 @@ func TestUserAccountWithAnotherPassword(t *testing.T) {
 	var ke *keyError
 	if !errors.As(err, &ke) || !strings.Contains(err.Error(), "line 9") || !strings.Contains(err.Error(), "user[1].account[1].password") || strings.Contains(err.Error(), "Secret1") {
 		t.Errorf("got %v, want the key user[1].account[1].password on line 9, without the password", err)
+	}
+}
+
+// TestBridgeNets: the embedded server does not limit per address the
+// addresses the bridge logs its users in from.
+func TestBridgeNets(t *testing.T) {
+	for _, tc := range []struct {
+		listen  string
+		trusted []string
+		not     []string
+	}{
+		{"", []string{"127.0.0.1", "127.1.2.3", "::1"}, []string{"192.0.2.1", "::2"}},
+		{"127.0.0.1:1863", []string{"127.0.0.1"}, []string{"192.0.2.1"}},
+		{"0.0.0.0:1863", []string{"127.0.0.1"}, []string{"192.0.2.1"}},
+		{"192.0.2.7:1863", []string{"192.0.2.7", "127.0.0.1"}, []string{"192.0.2.8"}},
+		{"[2001:db8::7]:1863", []string{"2001:db8::7", "::1"}, []string{"2001:db8::8"}},
+	} {
+		nets := bridgeNets(tc.listen)
+		has := func(a string) bool {
+			ip := netip.MustParseAddr(a)
+			for _, n := range nets {
+				if n.Contains(ip) {
+					return true
+				}
+			}
+			return false
+		}
+		for _, a := range tc.trusted {
+			if !has(a) {
+				t.Errorf("listen %q: %s is not trusted (nets %v)", tc.listen, a, nets)
+			}
+		}
+		for _, a := range tc.not {
+			if has(a) {
+				t.Errorf("listen %q: %s is trusted (nets %v)", tc.listen, a, nets)
+			}
+		}
 	}
 }

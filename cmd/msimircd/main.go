@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with -debug-listen
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -182,7 +183,10 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 		// The store is closed after every goroutine using it has ended.
 		defer func() { cancel(); wg.Wait(); store.Close() }()
 		var err error
-		msrv, err = server.New(server.Config{Demo: true}, store, log.WithField("part", "msim-server"))
+		// The bridge logs every IRC user in from this host: its addresses
+		// are not limited per address (the total cap and the per-account
+		// delays still apply).
+		msrv, err = server.New(server.Config{Demo: true, TrustedNets: bridgeNets(cfg.MSIM.EmbeddedAddr)}, store, log.WithField("part", "msim-server"))
 		if err != nil {
 			return err
 		}
@@ -322,6 +326,21 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 	}
 	cancel()
 	return nil
+}
+
+// bridgeNets are the addresses the bridge's MSIM connections come from
+// when it dials the embedded server listening at addr: loopback, or the
+// listener's own address when it is a specific one.
+func bridgeNets(addr string) []netip.Prefix {
+	nets := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nets
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+		nets = append(nets, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+	}
+	return nets
 }
 
 // seedUserAccounts makes the [[user.account]]s on the embedded network, as
