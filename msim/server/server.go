@@ -4,7 +4,10 @@
 //
 // It owns accounts (through a Store), login, contact lists and groups,
 // presence fan-out, IM routing with offline storage, lookups, block lists
-// and the demo user Tom.
+// and the demo user Tom; and the limits at its door (limits.go): failed
+// logins slowed per address and account, connections and offline mail
+// capped. The file store keeps password hashes sealed under a key file
+// (seal.go).
 //
 // Goroutines: Serve runs one accept loop per listener. Every connection has
 // a reader goroutine, which decodes requests and handles them one at a time
