@@ -10,9 +10,11 @@
 package channel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +39,10 @@ type Account struct {
 type User struct {
 	Name     string // key for remembered state (nick renames, settings)
 	Accounts []Account
+	// Ephemeral users (a nick that connected without a password) keep
+	// nothing after their session ends: the bridge forgets their
+	// remembered state and, if the Directory is a Forgetter, tells it.
+	Ephemeral bool
 }
 
 // Directory tells the bridge who may connect and with which accounts.
@@ -48,7 +54,15 @@ type Directory interface {
 	Lookup(reg ircd.Registration) (User, error)
 }
 
-// ErrAuth refuses a connection whose credentials do not match.
+// Forgetter is an optional interface of a Directory: Forget is called once
+// an Ephemeral user's session has ended and its MSIM accounts are logged
+// out, so the directory can let the next client with that name start fresh.
+type Forgetter interface {
+	Forget(u User)
+}
+
+// ErrAuth refuses a connection whose credentials do not match. ircd counts
+// it as a failed password guess and shows the client a generic refusal.
 var ErrAuth = errors.New("channel: invalid credentials")
 
 // Config configures a Bridge.
@@ -149,8 +163,10 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	b.mu.Lock()
 	old := b.sessions[u.Name]
 	if old != nil && !old.ircGone.Load() && reg.Pass == "" && reg.Account == "" {
+		// Said as a wrong password is: a refusal never tells whether a
+		// user exists or is connected.
 		b.mu.Unlock()
-		return nil, fmt.Errorf("%w: %s is connected already; give its password to take the session over", ErrAuth, u.Name)
+		return nil, ErrAuth
 	}
 	mem := b.memory[u.Name]
 	if mem == nil {
@@ -169,10 +185,17 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 		defer b.wg.Done()
 		s.run()
 		b.mu.Lock()
-		if b.sessions[u.Name] == s {
+		last := b.sessions[u.Name] == s
+		if last {
 			delete(b.sessions, u.Name)
 		}
+		if last && u.Ephemeral {
+			b.forget(u)
+		}
 		b.mu.Unlock()
+		if f, ok := b.cfg.Directory.(Forgetter); ok && last && u.Ephemeral {
+			f.Forget(u)
+		}
 	}()
 	return s, nil
 }
@@ -203,6 +226,25 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// forget drops what the bridge remembers of an ephemeral user. Caller
+// holds b.mu.
+func (b *Bridge) forget(u User) {
+	m := b.memory[u.Name]
+	if m == nil {
+		return
+	}
+	delete(b.memory, u.Name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	held := 0
+	for _, evs := range m.held {
+		held += len(evs)
+	}
+	if held > 0 {
+		b.log.WithField("user", u.Name).Warnf("%d IMs arrived for a user without a password after they left; such a user keeps nothing, so they are dropped", held)
+	}
+}
+
 // userMemory is what the bridge remembers of a user between connections:
 // buddy nicks (so they are stable and renames stick), settings and channel
 // names. It is leaf state behind its own mutex.
@@ -212,10 +254,26 @@ type userMemory struct {
 	byNick   map[string]buddyKey // nickKey(nick) → its buddy, so a nick stays its owner's
 	settings map[string]string
 	channels map[string]string // account e-mail → channel name
-	// IMs that reached an account after its IRC client left, by account
-	// e-mail: shown, with their time, when the account next logs in.
-	held  map[string][]msim.IMEvent
+	// IMs (and zaps) that did not reach the IRC client, by account e-mail,
+	// in arrival order: shown, with their time, when the account next logs
+	// in. seq numbers arrivals across the user's sessions.
+	held  map[string][]seqEvent
+	seq   uint64
 	notes []string // told to the user when they next connect
+}
+
+// seqEvent is an event from MSIM with its arrival number.
+type seqEvent struct {
+	ev  msim.Event
+	seq uint64
+}
+
+// nextSeq numbers an arriving event.
+func (m *userMemory) nextSeq() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seq++
+	return m.seq
 }
 
 func (m *userMemory) note(text string) {
@@ -237,29 +295,50 @@ func (m *userMemory) takeNotes() []string {
 // maxHeld bounds the IMs held per account for a detached user.
 const maxHeld = 1000
 
-// hold keeps an IM for the user's next connection; false if none fits.
+// hold keeps an IM for the user's next connection, after those held so far.
 func (m *userMemory) hold(email string, ev msim.IMEvent) bool {
+	return m.holdEvent(email, ev, m.nextSeq())
+}
+
+// holdEvent keeps an IM or zap (others are ignored) for the user's next
+// connection, in arrival order; false if maxHeld are held already, in which
+// case a note tells the user at their next connection.
+func (m *userMemory) holdEvent(email string, ev msim.Event, seq uint64) bool {
+	switch e := ev.(type) {
+	case msim.IMEvent:
+		e.Offline = true // show its time: it is late
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		ev = e
+	case msim.ZapEvent:
+	default:
+		return true
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.held[email]) >= maxHeld {
+		if len(m.notes) < maxHeld {
+			m.notes = append(m.notes, fmt.Sprintf("An IM for %s was lost: %d were already waiting for you.", email, maxHeld))
+		}
 		return false
 	}
-	ev.Offline = true // show its time: it is late
-	m.held[email] = append(m.held[email], ev)
+	m.held[email] = append(m.held[email], seqEvent{ev, seq})
 	return true
 }
 
-// takeHeld returns and forgets the IMs held for an account.
-func (m *userMemory) takeHeld(email string) []msim.IMEvent {
+// takeHeld returns and forgets the IMs held for an account, in arrival order.
+func (m *userMemory) takeHeld(email string) []seqEvent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	evs := m.held[email]
 	delete(m.held, email)
+	slices.SortStableFunc(evs, func(a, b seqEvent) int { return cmp.Compare(a.seq, b.seq) })
 	return evs
 }
 
 func newUserMemory() *userMemory {
-	return &userMemory{nicks: map[buddyKey]string{}, byNick: map[string]buddyKey{}, settings: map[string]string{}, channels: map[string]string{}, held: map[string][]msim.IMEvent{}}
+	return &userMemory{nicks: map[buddyKey]string{}, byNick: map[string]buddyKey{}, settings: map[string]string{}, channels: map[string]string{}, held: map[string][]seqEvent{}}
 }
 
 // buddyKey names a buddy of one of the user's accounts.
