@@ -52,7 +52,7 @@ type account struct {
 	delay  time.Duration
 
 	buddies map[msim.UID]*buddy
-	pending map[msim.UID][]msim.Event // events from strangers awaiting their profile
+	pending map[msim.UID][]seqEvent // events from strangers awaiting their profile
 	queue   []queuedIM
 
 	status     msim.Status // what the user asked for; restored on reconnect
@@ -205,8 +205,8 @@ func (s *session) onLinkResult(ev linkResult) {
 			}
 		}
 	}()
-	for _, im := range s.mem.takeHeld(a.cfg.Email) {
-		s.fromUser(a, im.From, im)
+	for _, se := range s.mem.takeHeld(a.cfg.Email) {
+		s.fromUserSeq(a, senderOf(se.ev), se)
 	}
 	if s.away != "" && a.status == msim.StatusOnline {
 		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})
@@ -247,9 +247,16 @@ func roundDur(d time.Duration) time.Duration {
 
 func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 	if gen != a.gen {
-		// Events of a link that was closed on purpose; an IM still counts.
-		if im, ok := ev.(msim.IMEvent); ok {
-			s.fromUser(a, im.From, im)
+		// Events of a link that was closed on purpose; an IM still
+		// counts, and so does one of ours that never left.
+		switch ev := ev.(type) {
+		case msim.IMEvent:
+			s.fromUser(a, ev.From, ev)
+		case msim.DisconnectedEvent:
+			for _, im := range ev.Unsent {
+				s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),
+					Text: "Message NOT sent (the MSIM link was closed first): " + im.Text})
+			}
 		}
 		return
 	}
@@ -312,11 +319,40 @@ func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
 	if ev.Reason == msim.DisconnectKicked {
 		a.state = linkStopped
 		s.status(a, "Logged out: this account logged in from another place. Not reconnecting; type connect to take it back.")
-		s.failQueue(a, "the account logged in from another place")
-		return
+	} else {
+		s.status(a, "Lost the MSIM connection: %v", ev.Err)
+		s.scheduleRetry(a)
 	}
-	s.status(a, "Lost the MSIM connection: %v", ev.Err)
-	s.scheduleRetry(a)
+	s.reportUnconfirmed(a, ev)
+	// IMs the client had accepted but not written go back in the queue,
+	// ahead of anything typed from now on, and the user is told.
+	for _, im := range ev.Unsent {
+		s.queueIM(a, queuedIM{uid: im.To, nick: s.nickOf(a, im.To), text: im.Text})
+	}
+	if ev.Reason == msim.DisconnectKicked {
+		s.failQueue(a, "the account logged in from another place")
+	}
+}
+
+// reportUnconfirmed names the IMs written just before the link was lost:
+// MSIM has no receipts, so they may have vanished with the connection.
+func (s *session) reportUnconfirmed(a *account, ev msim.DisconnectedEvent) {
+	for _, im := range ev.Unconfirmed {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),
+			Text: "The MSIM link was lost just after this was sent; it may not have arrived: " + im.Text})
+	}
+	if ev.MoreUnconfirmed {
+		s.status(a, "More IMs sent in the last seconds before the link was lost may not have arrived.")
+	}
+}
+
+// nickOf is the nick of uid on a, or the uid itself for a user the bridge
+// no longer knows.
+func (s *session) nickOf(a *account, uid msim.UID) string {
+	if bd := a.buddies[uid]; bd != nil {
+		return bd.nick
+	}
+	return uid.String()
 }
 
 // dropBuddies takes every buddy of a out of its channel (the link is down).
@@ -435,28 +471,41 @@ func (s *session) applyPresence(bd *buddy) {
 	}
 }
 
-// holdIM keeps an IM that arrived after the session ended for the user's
-// next connection.
+// holdIM keeps an IM or zap that arrived after the session ended for the
+// user's next connection.
 func (s *session) holdIM(a *account, ev msim.Event) {
-	im, ok := ev.(msim.IMEvent)
-	if !ok {
-		return
-	}
-	if !s.mem.hold(a.cfg.Email, im) {
-		s.log.WithField("account", a.cfg.Email).WithField("from", im.From).
-			Errorf("an IM arrived after the IRC client left and %d are already held; it is lost", maxHeld)
+	if !s.mem.holdEvent(a.cfg.Email, ev, s.mem.nextSeq()) {
+		s.log.WithField("account", a.cfg.Email).WithField("from", senderOf(ev)).
+			Errorf("an IM arrived after the IRC client left and %d are already held; it is lost (the user is told)", maxHeld)
 	}
 }
 
-// fromUser delivers an event from uid, first learning who a stranger is.
+// fromUser delivers an event from uid that has just arrived.
 func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
+	s.fromUserSeq(a, uid, seqEvent{ev, s.mem.nextSeq()})
+}
+
+// senderOf is the sender of an IM or zap.
+func senderOf(ev msim.Event) msim.UID {
+	switch ev := ev.(type) {
+	case msim.IMEvent:
+		return ev.From
+	case msim.ZapEvent:
+		return ev.From
+	}
+	return 0
+}
+
+// fromUserSeq puts an IM or zap from uid in the outbox, first learning who
+// a stranger is.
+func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
 	bd := a.buddies[uid]
 	if bd == nil {
 		if q, ok := a.pending[uid]; ok {
-			a.pending[uid] = append(q, ev)
+			a.pending[uid] = append(q, se)
 			return
 		}
-		a.pending[uid] = []msim.Event{ev}
+		a.pending[uid] = []seqEvent{se}
 		cl := a.client
 		if cl == nil {
 			s.strangerKnown(a, uid, msim.Profile{})
@@ -473,12 +522,7 @@ func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
 		}()
 		return
 	}
-	switch ev := ev.(type) {
-	case msim.IMEvent:
-		s.deliverIM(bd, ev)
-	case msim.ZapEvent:
-		s.irc.Deliver(ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: action("sends you a zap: " + ev.Zap.Name() + "!")})
-	}
+	s.enqueue(bd, se.ev, se.seq)
 }
 
 func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
@@ -487,8 +531,8 @@ func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
 	if a.buddies[uid] == nil {
 		s.newBuddy(a, uid, p.UserName, p.DisplayName)
 	}
-	for _, ev := range evs {
-		s.fromUser(a, uid, ev)
+	for _, se := range evs {
+		s.fromUserSeq(a, uid, se)
 	}
 }
 

@@ -33,10 +33,17 @@ func listenLoopback(t testing.TB) net.Listener {
 
 // stack is an MSIM server, a cuttable link to it, the bridge and the ircd.
 type stack struct {
-	msrv    *server.Server
-	proxy   *proxy
-	ircAddr string
-	bridge  *channel.Bridge
+	msrv     *server.Server
+	msimAddr string // the MSIM server itself, not through the proxy
+	proxy    *proxy
+	ircAddr  string
+	bridge   *channel.Bridge
+}
+
+// stackConfig holds the MSIM server's and ircd's settings of a stack.
+type stackConfig struct {
+	server server.Config
+	ircd   ircd.Config
 }
 
 // startStack runs the embedded demo network (Tom), the bridge with the demo
@@ -44,9 +51,15 @@ type stack struct {
 // server through a proxy the test can cut.
 func startStack(t testing.TB, opts ...func(*channel.Config, *server.Server)) *stack {
 	t.Helper()
+	return startStackWith(t, stackConfig{server: server.Config{Demo: true}, ircd: ircd.Config{ServerName: "msimircd.test"}}, opts...)
+}
+
+// startStackWith is startStack with the MSIM server's and ircd's settings.
+func startStackWith(t testing.TB, sc stackConfig, opts ...func(*channel.Config, *server.Server)) *stack {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := testLog(t)
-	msrv, err := server.New(server.Config{Demo: true}, server.NewMemStore(), log.WithField("part", "msim"))
+	msrv, err := server.New(sc.server, server.NewMemStore(), log.WithField("part", "msim"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +82,7 @@ func startStack(t testing.TB, opts ...func(*channel.Config, *server.Server)) *st
 	if err != nil {
 		t.Fatal(err)
 	}
-	isrv := ircd.NewServer(ircd.Config{ServerName: "msimircd.test"}, b, log.WithField("part", "ircd"))
+	isrv := ircd.NewServer(sc.ircd, b, log.WithField("part", "ircd"))
 	iln := listenLoopback(t)
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = isrv.Serve(ctx, iln) }()
@@ -83,7 +96,7 @@ func startStack(t testing.TB, opts ...func(*channel.Config, *server.Server)) *st
 		px.close()
 		wg.Wait()
 	})
-	return &stack{msrv: msrv, proxy: px, ircAddr: iln.Addr().String(), bridge: b}
+	return &stack{msrv: msrv, msimAddr: mln.Addr().String(), proxy: px, ircAddr: iln.Addr().String(), bridge: b}
 }
 
 // proxy forwards TCP connections to target and can cut them all.
@@ -93,8 +106,54 @@ type proxy struct {
 	target string
 	mu     sync.Mutex
 	conns  []net.Conn
-	down   bool // refuse new connections
+	down   bool          // refuse new connections
+	paused chan struct{} // non-nil: bytes towards the server wait until it is closed
 	wg     sync.WaitGroup
+}
+
+// pause stops forwarding bytes towards the server (they pile up in the
+// client's socket buffers, then in its writer) until resume.
+func (p *proxy) pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused == nil {
+		p.paused = make(chan struct{})
+	}
+}
+
+func (p *proxy) resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused != nil {
+		close(p.paused)
+		p.paused = nil
+	}
+}
+
+// gate returns the channel to wait on before forwarding towards the server.
+func (p *proxy) gate() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
+}
+
+// upstream copies c to u, waiting while the proxy is paused.
+func (p *proxy) upstream(u, c net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		if g := p.gate(); g != nil {
+			<-g
+		}
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := u.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // setDown makes the proxy refuse (accept and close) new connections.
@@ -136,7 +195,7 @@ func (p *proxy) accept() {
 		p.conns = append(p.conns, c, u)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); _, _ = io.Copy(u, c); u.Close() }()
+		go func() { defer p.wg.Done(); p.upstream(u, c); u.Close() }()
 		go func() { defer p.wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
 	}
 }
@@ -154,6 +213,7 @@ func (p *proxy) cut() int {
 }
 
 func (p *proxy) close() {
+	p.resume()
 	p.ln.Close()
 	p.cut()
 	p.wg.Wait()

@@ -77,6 +77,7 @@ type session struct {
 	byChannel map[string]*account // by nickKey(channel)
 	nicks     map[string]*buddy   // by nickKey(nick), across all accounts
 	away      string              // the IRC user's AWAY text
+	out       outbox              // IMs on their way to the IRC client
 }
 
 func newSession(b *Bridge, c *ircd.Client, u User, mem *userMemory) *session {
@@ -89,9 +90,10 @@ func newSession(b *Bridge, c *ircd.Client, u User, mem *userMemory) *session {
 		events: make(chan event, 64),
 		done:   make(chan struct{}),
 		nicks:  map[string]*buddy{}, byChannel: map[string]*account{},
+		out: newOutbox(),
 	}
 	for _, ac := range u.Accounts {
-		a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]msim.Event{}, status: msim.StatusOnline}
+		a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
 		a.channel = s.channelName(ac)
 		s.accounts = append(s.accounts, a)
 	}
@@ -207,6 +209,8 @@ func (s *session) run() {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-s.out.drained:
+			s.pumpOut()
 		case ev := <-s.events:
 			switch ev := ev.(type) {
 			case ircInput:
@@ -239,8 +243,8 @@ func (s *session) shutdown() {
 	for _, a := range s.accounts {
 		// IMs from strangers whose profile was still being fetched.
 		for _, evs := range a.pending {
-			for _, ev := range evs {
-				s.holdIM(a, ev)
+			for _, se := range evs {
+				s.mem.holdEvent(a.cfg.Email, se.ev, se.seq)
 			}
 		}
 		a.pending = nil
@@ -254,6 +258,7 @@ func (s *session) shutdown() {
 		}
 		a.queue = nil
 	}
+	s.holdOutbox()
 	s.pumps.Wait() // the clients are closed: no pump posts any more
 	// IMs posted but not handled are kept for the next connection.
 	for {
@@ -261,6 +266,14 @@ func (s *session) shutdown() {
 		case ev := <-s.events:
 			if in, ok := ev.(msimInput); ok {
 				s.holdIM(in.a, in.ev)
+				if d, ok := in.ev.(msim.DisconnectedEvent); ok {
+					for _, im := range d.Unsent {
+						s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link closed as you disconnected): %s", s.nickOf(in.a, im.To), im.Text))
+					}
+					for _, im := range d.Unconfirmed {
+						s.mem.note(fmt.Sprintf("Maybe not received by %s (the MSIM link closed just after it was sent): %s", s.nickOf(in.a, im.To), im.Text))
+					}
+				}
 			}
 			continue
 		default:
@@ -440,13 +453,9 @@ func ctcpAction(s string) (string, bool) {
 
 func action(text string) string { return "\x01ACTION " + text + "\x01" }
 
-// deliverIM shows an incoming IM from bd, or holds it for the next
-// connection when the IRC client has gone.
-func (s *session) deliverIM(bd *buddy, ev msim.IMEvent) {
-	if s.irc.Closed() {
-		s.holdIM(bd.a, ev)
-		return
-	}
+// imLine renders an incoming IM from bd for the IRC client: an action for
+// "/me", and the time it was sent when it comes late.
+func (s *session) imLine(bd *buddy, ev msim.IMEvent) ircd.Delivery {
 	text := fromMSIM(ev.Text)
 	if strings.HasPrefix(text, "/me ") {
 		text = action(strings.TrimPrefix(text, "/me "))
@@ -463,7 +472,7 @@ func (s *session) deliverIM(bd *buddy, ev msim.IMEvent) {
 			}
 		}
 	}
-	s.irc.Deliver(d)
+	return d
 }
 
 // prefixLines puts p before every line of text.
