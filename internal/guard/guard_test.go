@@ -114,8 +114,10 @@ func TestConnLimiter(t *testing.T) {
 func TestQuota(t *testing.T) {
 	clk := newClock()
 	q := NewQuota(2, time.Hour, clk)
-	if !q.Allow("a") || !q.Allow("a") {
-		t.Fatal("the first two must fit")
+	for i := range 2 {
+		if !q.Allow("a") {
+			t.Fatalf("call %d: got refused, want the first two to fit", i+1)
+		}
 	}
 	if q.Allow("a") {
 		t.Fatal("the third in the hour must not fit")
