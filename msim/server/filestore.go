@@ -371,7 +371,7 @@ func (s *fileStore) UpdateAccount(uid msim.UID, fn func(*Account) error) error {
 func scan(tx *bolt.Tx, bucket []byte, owner msim.UID, fn func(k, v []byte) error) error {
 	prefix := uidKey(owner)
 	c := tx.Bucket(bucket).Cursor()
-	for k, v := c.Seek(prefix); k != nil && len(k) == 16 && string(k[:8]) == string(prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); len(k) == 16 && string(k[:8]) == string(prefix); k, v = c.Next() {
 		if err := fn(k, v); err != nil {
 			return err
 		}
