@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/msimircd/msimircd/msim/server"
 )
 
 // Config is config.toml; config.toml.example documents every key.
@@ -32,6 +34,10 @@ type IRCConfig struct {
 	FloodBurst   int        `toml:"flood_burst"`
 	PingInterval Duration   `toml:"ping_interval"`
 	SendQ        int        `toml:"sendq"`
+	// Open IRC connections in all and from one address (an IPv6 /64):
+	// 0 = ircd's default, negative = no cap.
+	MaxConnections        int `toml:"max_connections"`
+	MaxConnectionsPerAddr int `toml:"max_connections_per_addr"`
 }
 
 // TLSEntry is one [[irc.tls]] listener.
@@ -55,6 +61,14 @@ type MSIMConfig struct {
 	// Accounts the demo directory may create per client address per hour;
 	// 0 = no limit.
 	AccountCreationPerHour int `toml:"account_creation_per_hour"`
+
+	// The embedded MSIM server's limits (what they matter for is MSIM
+	// clients let in through embedded_listen): 0 = the server's default,
+	// negative = no cap.
+	MaxConnections           int   `toml:"max_connections"`
+	MaxConnectionsPerAddr    int   `toml:"max_connections_per_addr"`
+	OfflineBytesPerRecipient int64 `toml:"offline_bytes_per_recipient"`
+	OfflineBytesPerSender    int64 `toml:"offline_bytes_per_sender"`
 
 	fileAccounts []string // read from AccountsFile by Validate
 }
@@ -411,6 +425,9 @@ func (c *Config) Validate() error {
 		}
 		c.MSIM.fileAccounts = specs
 	}
+	if err := c.MSIM.validateLimits(); err != nil {
+		return err
+	}
 	if c.MSIM.AccountCreationPerHour < 0 {
 		return errKey("must not be negative (0 = no limit)", "account_creation_per_hour", pathStep{"msim", -1})
 	}
@@ -476,6 +493,30 @@ func (c *Config) Validate() error {
 	}
 	if public && len(c.Users) == 0 && c.IRC.Password == "" {
 		return errKey("an IRC listener is not on loopback: set irc.password (the embedded demo network is open to anyone who can connect)", "password", irc)
+	}
+	return nil
+}
+
+// validateLimits refuses the embedded server's limits when there is no
+// embedded server (msim.server is set): they would do nothing. A value
+// meaning the default (0 or the default itself) is allowed, so the example
+// config's keys may stay as they are.
+func (m *MSIMConfig) validateLimits() error {
+	if m.Server == "" {
+		return nil
+	}
+	for _, l := range []struct {
+		key      string
+		val, def int64
+	}{
+		{"max_connections", int64(m.MaxConnections), server.DefaultMaxConnections},
+		{"max_connections_per_addr", int64(m.MaxConnectionsPerAddr), server.DefaultMaxConnectionsPerAddr},
+		{"offline_bytes_per_recipient", m.OfflineBytesPerRecipient, server.DefaultOfflinePerRecipientBytes},
+		{"offline_bytes_per_sender", m.OfflineBytesPerSender, server.DefaultOfflinePerSenderBytes},
+	} {
+		if l.val != 0 && l.val != l.def {
+			return errKey("a limit of the embedded MSIM network, which does not run when msim.server is set", l.key, pathStep{"msim", -1})
+		}
 	}
 	return nil
 }

@@ -183,10 +183,7 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 		// The store is closed after every goroutine using it has ended.
 		defer func() { cancel(); wg.Wait(); store.Close() }()
 		var err error
-		// The bridge logs every IRC user in from this host: its addresses
-		// are not limited per address (the total cap and the per-account
-		// delays still apply).
-		msrv, err = server.New(server.Config{Demo: true, TrustedNets: bridgeNets(cfg.MSIM.EmbeddedAddr)}, store, log.WithField("part", "msim-server"))
+		msrv, err = server.New(embeddedConfig(cfg.MSIM), store, log.WithField("part", "msim-server"))
 		if err != nil {
 			return err
 		}
@@ -271,6 +268,7 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 		ServerName: cfg.IRC.ServerName, Network: cfg.IRC.Network, Version: "msimircd-" + version, MOTD: motd,
 		PingInterval: cfg.IRC.PingInterval.Duration, SendQ: cfg.IRC.SendQ,
 		FloodRate: cfg.IRC.FloodRate, FloodBurst: cfg.IRC.FloodBurst,
+		MaxConnections: cfg.IRC.MaxConnections, MaxConnectionsPerAddr: cfg.IRC.MaxConnectionsPerAddr,
 	}, bridge, log.WithField("part", "ircd"))
 
 	var addrs []string
@@ -326,6 +324,17 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 	}
 	cancel()
 	return nil
+}
+
+// embeddedConfig is the embedded MSIM server's configuration. The bridge
+// logs every IRC user in from this host: its addresses are not limited per
+// address (the total cap and the per-account delays still apply).
+func embeddedConfig(m MSIMConfig) server.Config {
+	return server.Config{
+		Demo: true, TrustedNets: bridgeNets(m.EmbeddedAddr),
+		MaxConnections: m.MaxConnections, MaxConnectionsPerAddr: m.MaxConnectionsPerAddr,
+		OfflinePerRecipientBytes: m.OfflineBytesPerRecipient, OfflinePerSenderBytes: m.OfflineBytesPerSender,
+	}
 }
 
 // bridgeNets are the addresses the bridge's MSIM connections come from
