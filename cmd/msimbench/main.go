@@ -398,11 +398,14 @@ func writeSetup(o options) (int, error) {
 		msimAddr = "127.0.0.1:1863"
 	}
 	cfg := gatewayConfig("127.0.0.1:6667", msimAddr, gwOptions{sendq: 65536}, accts)
+	conns := connCap(len(accts))
 	if err := os.WriteFile(filepath.Join(o.setupDir, "config.toml"), []byte(cfg), 0o600); err != nil {
 		return 1, err
 	}
-	fmt.Printf("wrote %s (%d accounts) and %s\nstart: msimd -data %s -listen %s\n       msimircd -config %s -debug-listen 127.0.0.1:6060\nthen:  msimbench -irc 127.0.0.1:6667 -msim %s -gateway-debug 127.0.0.1:6060 -gateway-pid PID (same counts as here)\n",
-		dbPath, len(accts), filepath.Join(o.setupDir, "config.toml"), dbPath, msimAddr, filepath.Join(o.setupDir, "config.toml"), msimAddr)
+	// Every bench connection comes from one loopback address: msimd's
+	// per-address cap is off and its total cap fits them all.
+	fmt.Printf("wrote %s (%d accounts) and %s\nstart: msimd -data %s -listen %s -max-conns %d -max-conns-per-addr -1\n       msimircd -config %s -debug-listen 127.0.0.1:6060\nthen:  msimbench -irc 127.0.0.1:6667 -msim %s -gateway-debug 127.0.0.1:6060 -gateway-pid PID (same counts as here)\n",
+		dbPath, len(accts), filepath.Join(o.setupDir, "config.toml"), dbPath, msimAddr, conns, filepath.Join(o.setupDir, "config.toml"), msimAddr)
 	return 0, nil
 }
 
