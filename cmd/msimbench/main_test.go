@@ -15,7 +15,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("end-to-end benchmark run; skipped with -short")
 	}
 	var out, errOut bytes.Buffer
-	args := []string{"-quick", "-json", "-quiet", "-install-ngircd=false",
+	args := []string{"-quick", "-json", "-quiet",
 		"-clients", "4", "-window", "2", "-duration", "300ms", "-warmup", "100ms",
 		"-rate", "400", "-rate-duration", "500ms",
 		"-accounts", "6", "-buddies", "4", "-names-buddies", "20", "-timeout", "20s"}
@@ -46,6 +46,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if rep["plain"] == nil && rep["plain_skipped"] == nil {
 		t.Errorf("plain: neither measured nor skipped")
+	}
+	if rep["plain_skipped"] != nil && !strings.Contains(errOut.String(), "plain IRC comparison skipped") {
+		t.Errorf("stderr: got %q, want the reason the plain mode was skipped, even with -quiet", errOut.String())
 	}
 }
 

@@ -409,6 +409,15 @@ func dialMSIM(ctx context.Context, addr string, accts []*acct) ([]*msim.Client, 
 
 // ---- plain IRC server ----
 
+// Why the plain mode is skipped when ngircd is missing: the package to
+// install and the flags that help.
+const (
+	skipNoNgircd = "ngircd is not installed: install the Debian package ngircd (apt-get install ngircd), " +
+		"or run with -install-ngircd as root to have msimbench install it, or name a running IRC server with -plain-irc ADDR"
+	skipNoNgircdNoRoot = "ngircd is not installed and -install-ngircd needs root: install the Debian package ngircd " +
+		"(apt-get install ngircd) or name a running IRC server with -plain-irc ADDR"
+)
+
 // plainTarget finds or starts an ordinary IRC server: addr if given, else
 // ngircd (installed with apt-get when allowed). It returns "" and a reason
 // when the mode must be skipped.
@@ -424,10 +433,10 @@ func plainTarget(e *env, addr string, install bool) (ircAddr, name string, stop 
 	}
 	if bin == "" {
 		if !install {
-			return "", "", nil, "no IRC server: ngircd is not installed (use -install-ngircd to apt-get it, or -plain-irc ADDR)"
+			return "", "", nil, skipNoNgircd
 		}
 		if os.Geteuid() != 0 {
-			return "", "", nil, "ngircd is not installed and installing it needs root (or give -plain-irc ADDR)"
+			return "", "", nil, skipNoNgircdNoRoot
 		}
 		e.prog.say("installing ngircd with apt-get")
 		cmd := exec.Command("apt-get", "install", "-y", "-q", "ngircd")
