@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -157,7 +158,9 @@ func (c *ircClient) readLoop() {
 			if errors.Is(err, bufio.ErrBufferFull) {
 				err = errLineTooLong
 			}
-			c.readErr = err
+			if c.readErr == nil || !errors.Is(err, io.EOF) { // the server's ERROR says more than its EOF
+				c.readErr = err
+			}
 			return
 		}
 		c.handle(bytes.TrimRight(line, "\r\n"), time.Now())

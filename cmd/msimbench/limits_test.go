@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -73,5 +79,60 @@ func TestGatewayConfigCaps(t *testing.T) {
 				t.Errorf("max_connections: got %d, want at least %d", got, n)
 			}
 		})
+	}
+}
+
+// TestConnectAllStopsAtFirstFailure: when the server refuses one client,
+// the others stop waiting for buddies that will never come.
+func TestConnectAllStopsAtFirstFailure(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		close(done)
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() { // refuses the user "refused", and keeps the others waiting in silence
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				go func() { <-done; nc.Close() }()
+				sc := bufio.NewScanner(nc)
+				for sc.Scan() {
+					if strings.HasPrefix(sc.Text(), "NICK refused") {
+						fmt.Fprint(nc, "ERROR :Too many connections from your address\r\n")
+						return
+					}
+				}
+			}()
+		}
+	}()
+	accts := []*acct{{name: "waiting1", ircUser: true}, {name: "refused", ircUser: true}, {name: "waiting2", ircUser: true}}
+	want := func(*acct) []string { return []string{"someone"} }
+	res := make(chan error, 1)
+	go func() {
+		_, err := connectAll(context.Background(), ln.Addr().String(), accts, want)
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), "Too many connections") {
+			t.Errorf("got %v, want the refused client's error first", err)
+		}
+	case <-time.After(time.Minute): // a bound on the test, not a measurement
+		t.Fatal("connectAll still waits for the other clients after one was refused")
 	}
 }

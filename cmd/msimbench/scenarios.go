@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -79,6 +78,18 @@ func connectAll(ctx context.Context, addr string, accts []*acct, want func(*acct
 	}
 	clients := make([]*ircClient, len(users))
 	errs := make([]error, len(users))
+	// The first failure (a refused or closed connection, say) ends the wait
+	// of the others at once: their buddies may never come.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		firstOnce sync.Once
+		first     error
+	)
+	failed := func(i int, err error) {
+		errs[i] = err
+		firstOnce.Do(func() { first = err; cancel() })
+	}
 	var wg sync.WaitGroup
 	for i, a := range users {
 		wg.Add(1)
@@ -86,19 +97,28 @@ func connectAll(ctx context.Context, addr string, accts []*acct, want func(*acct
 			defer wg.Done()
 			c, err := dialIRC(ctx, addr, a.name, a.name+":"+benchPassword, a.channel(), want(a))
 			if err != nil {
-				errs[i] = err
+				failed(i, err)
 				return
 			}
 			clients[i] = c
 			if err := c.waitFor(ctx, c.joined, "the control channel with every online buddy voiced"); err != nil {
-				errs[i] = fmt.Errorf("%w; %d of %d buddies missing", err, c.missingAfter(), len(c.want))
+				failed(i, fmt.Errorf("%w; %d of %d buddies missing", err, c.missingAfter(), len(c.want)))
 			}
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if first != nil {
 		closeAll(clients)
-		return nil, firstErrs(errs)
+		n := 0
+		for _, err := range errs {
+			if err != nil {
+				n++
+			}
+		}
+		if n == 1 {
+			return nil, first
+		}
+		return nil, fmt.Errorf("%d of %d clients failed or were stopped; first: %w", n, len(users), first)
 	}
 	return clients, nil
 }
