@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -17,13 +16,7 @@ import (
 // TestBinary runs msimircd with no config as a subprocess, chats with Tom
 // over IRC, sends SIGTERM and checks that it exits cleanly.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "msimircd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t, ".")
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
