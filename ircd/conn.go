@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -366,7 +367,7 @@ func (c *Client) writeBatch(msgs []entry) error {
 func (c *Client) writeLoop() {
 	defer c.srv.wg.Done()
 	defer c.recoverAndLog()
-	defer func() { _ = c.nc.Close() }()
+	defer c.closeConn()
 	for {
 		select {
 		case <-c.wake:
@@ -385,6 +386,25 @@ func (c *Client) writeLoop() {
 			return
 		}
 	}
+}
+
+// lingerWindow bounds how long a closing connection reads the client's
+// input after the last line went out.
+const lingerWindow = time.Second
+
+// closeConn ends the connection without losing what was written to it. A
+// socket closed with unread input makes the kernel reset the connection,
+// and the reset drops the lines still on their way to the client (a client
+// that flooded its way past its SendQ would never see them, though ircd
+// reported them sent). So it half-closes first (the client reads up to the
+// final ERROR, then end of stream) and discards the client's input until
+// the client closes too, at most lingerWindow.
+func (c *Client) closeConn() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerWindow))
+		_, _ = io.Copy(io.Discard, c.nc)
+	}
+	_ = c.nc.Close()
 }
 
 // finish writes what is queued (for a graceful close) and the final ERROR,
