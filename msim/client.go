@@ -591,7 +591,10 @@ func (c *Client) down(reason DisconnectReason, err error) {
 // from Events may be discarded; the channel still ends with a
 // DisconnectedEvent (DisconnectClosed unless the link was already down) and
 // is closed. The logout goes after every queued message; IMs still queued
-// when Close stops waiting for the flush are the event's Unsent.
+// when Close stops waiting for the flush are the event's Unsent. After the
+// logout, Close reads on until the server closes the connection (bounded by
+// the same grace), so IMs the server wrote before it read the logout become
+// events rather than vanish in the socket.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
@@ -610,6 +613,13 @@ func (c *Client) Close() error {
 			}
 			select {
 			case <-c.writerDone:
+				// The logout is out. The server may have written IMs
+				// before it read the logout; it counts them delivered, so
+				// read on until it closes the connection.
+				select {
+				case <-c.done:
+				case <-t.C:
+				}
 			case <-c.done:
 			case <-t.C:
 			}

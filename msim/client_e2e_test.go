@@ -5,8 +5,10 @@ package msim_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -588,4 +590,37 @@ func BenchmarkIMThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "IMs/s")
+}
+
+// TestE2ECloseKeepsIMsInFlight: IMs the server wrote before it read the
+// logout are not lost in the socket when the client closes: Close reads on
+// until the server ends the connection, and they arrive on Events.
+func TestE2ECloseKeepsIMsInFlight(t *testing.T) {
+	_, _, alice, _, ca, cb := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	const n = 300
+	body := strings.Repeat("w", 20_000)
+	for i := range n {
+		if err := cb.SendIM(ctx, alice.uid, fmt.Sprintf("%03d %s", i, body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cb.LookupUser(ctx, "alice"); err != nil { // the server has routed every IM
+		t.Fatal(err)
+	}
+	got := make(chan int)
+	go func() {
+		ims := 0
+		for ev := range ca.Events() {
+			if _, ok := ev.(msim.IMEvent); ok {
+				ims++
+			}
+		}
+		got <- ims
+	}()
+	ca.Close()
+	if ims := <-got; ims != n {
+		t.Fatalf("got %d IMs on Events, want %d", ims, n)
+	}
 }
