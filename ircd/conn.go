@@ -62,7 +62,8 @@ type Client struct {
 	reason    string // why the connection closed; written before done is closed
 	flush     bool   // whether to flush the queue before the final ERROR
 
-	limiter *rate.Limiter // nil = no flood control; reader goroutine only
+	limiter *rate.Limiter  // nil = no flood control; reader goroutine only
+	cw      countingWriter // the writer goroutine's byte count of a batch
 
 	mu         sync.Mutex // guards everything below
 	nick       string
@@ -343,25 +344,65 @@ func (c *Client) numeric(code string, params ...string) {
 // while it writes a batch, so an idle connection holds none.
 var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 
+// countingWriter counts the bytes the socket accepted.
+type countingWriter struct {
+	w net.Conn
+	n int64
+}
+
+func (cw *countingWriter) Write(b []byte) (int, error) {
+	n, err := cw.w.Write(b)
+	cw.n += int64(n)
+	return n, err
+}
+
 // writeBatch writes msgs to the socket in as few writes as the buffer
-// allows, then flushes.
-func (c *Client) writeBatch(msgs []entry) error {
+// allows, then flushes. It returns how many leading entries the socket took
+// whole: all of them unless it fails, and after a failure (a write deadline
+// cutting a stalled write short) those written before it, which the client
+// may well receive.
+func (c *Client) writeBatch(msgs []entry) (int, error) {
+	cw := &c.cw
+	cw.w, cw.n = c.nc, 0
 	bw := writeBufs.Get().(*bufio.Writer)
-	bw.Reset(c.nc)
+	bw.Reset(cw)
 	defer func() {
 		bw.Reset(nil) // forget the socket and any error
 		writeBufs.Put(bw)
+		cw.w = nil
 	}()
+	var err error
 	for _, e := range msgs {
 		if e.m == nil {
 			continue
 		}
 		_, _ = bw.WriteString(e.m.String()) // irc.Writer would copy the line twice more
-		if _, err := bw.WriteString("\r\n"); err != nil {
-			return err
+		if _, err = bw.WriteString("\r\n"); err != nil {
+			break
 		}
 	}
-	return bw.Flush()
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		return len(msgs), nil
+	}
+	var end int64
+	for i, e := range msgs {
+		if e.m != nil {
+			end += int64(len(e.m.String()) + 2)
+		}
+		if end > cw.n {
+			return i, err
+		}
+	}
+	return len(msgs), err
+}
+
+// reportWritten reports the first n entries of batch sent, the rest not.
+func reportWritten(batch []entry, n int) {
+	report(batch[:n], true)
+	report(batch[n:], false)
 }
 
 func (c *Client) writeLoop() {
@@ -373,8 +414,8 @@ func (c *Client) writeLoop() {
 		case <-c.wake:
 			batch := c.take()
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-			err := c.writeBatch(batch)
-			report(batch, err == nil)
+			n, err := c.writeBatch(batch)
+			reportWritten(batch, n)
 			c.giveBack(batch)
 			if err != nil {
 				c.shutdown("Write error: "+err.Error(), false)
@@ -424,8 +465,8 @@ func (c *Client) finish() {
 	host := c.host
 	c.mu.Unlock()
 	batch = append(batch, entry{m: msg(nil, "ERROR", fmt.Sprintf("Closing link: %s (%s)", host, c.reason))})
-	err := c.writeBatch(batch)
-	report(batch, err == nil)
+	n, _ := c.writeBatch(batch)
+	reportWritten(batch, n)
 }
 
 func (c *Client) readLoop() {
