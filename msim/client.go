@@ -85,9 +85,11 @@ type ClientConfig struct {
 	Now func() time.Time
 	Log *logrus.Entry
 
-	// Test seams: how the connection is made (nil: a net.Dialer) and how
-	// long Close waits for the logout to be flushed (0: closeGrace).
-	dial       func(ctx context.Context, addr string) (net.Conn, error)
+	// Dial makes the connection; nil: a net.Dialer over TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+
+	// Test seam: how long Close waits for the logout to be flushed (0:
+	// closeGrace).
 	closeGrace time.Duration
 }
 
@@ -116,8 +118,8 @@ func (cfg *ClientConfig) setDefaults() {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.dial == nil {
-		cfg.dial = func(ctx context.Context, addr string) (net.Conn, error) {
+	if cfg.Dial == nil {
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "tcp", addr)
 		}
@@ -188,7 +190,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	defer cancel()
 	log := cfg.Log.WithField("account", cfg.Email)
 
-	nc, err := cfg.dial(ctx, cfg.Addr)
+	nc, err := cfg.Dial(ctx, cfg.Addr)
 	if err != nil {
 		return nil, errorf("msim: dial %s: %w", cfg.Addr, err)
 	}

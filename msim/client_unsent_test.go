@@ -75,7 +75,7 @@ func (g *gatedConn) Close() error {
 // the client has dialled.
 func gated(cfg *ClientConfig) <-chan *gatedConn {
 	ch := make(chan *gatedConn, 1)
-	cfg.dial = func(ctx context.Context, addr string) (net.Conn, error) {
+	cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
