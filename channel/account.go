@@ -135,7 +135,8 @@ func (s *session) connect(a *account) {
 		Addr: s.b.cfg.MSIMAddr, Email: a.cfg.Email, Password: a.cfg.Password,
 		Status: a.status, StatusText: a.statusText,
 		DialTimeout: s.b.cfg.DialTimeout, RequestTimeout: s.b.cfg.RequestTimeout,
-		Log: s.log.WithField("account", a.cfg.Email),
+		Dial: s.b.cfg.Dial,
+		Log:  s.log.WithField("account", a.cfg.Email),
 	}
 	s.status(a, "Connecting to MSIM as %s…", a.cfg.Email)
 	go func() {
@@ -327,7 +328,7 @@ func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
 	// IMs the client had accepted but not written go back in the queue,
 	// ahead of anything typed from now on, and the user is told.
 	for _, im := range ev.Unsent {
-		s.queueIM(a, queuedIM{uid: im.To, nick: s.nickOf(a, im.To), text: im.Text})
+		s.queueIMAs(a, queuedIM{uid: im.To, nick: s.nickOf(a, im.To), text: im.Text}, true)
 	}
 	if ev.Reason == msim.DisconnectKicked {
 		s.failQueue(a, "the account logged in from another place")
@@ -557,21 +558,33 @@ func (s *session) sendIM(bd *buddy, text string) {
 	}
 }
 
-func (s *session) queueIM(a *account, q queuedIM) {
+func (s *session) queueIM(a *account, q queuedIM) { s.queueIMAs(a, q, false) }
+
+// queueIMAs queues q for the reconnect and tells the user; unsent marks an
+// IM the MSIM client had taken but never written when the link died, which
+// the notice names by its text.
+func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
 	limit := s.b.cfg.QueueLimit
+	notSent := "Message NOT sent"
+	if unsent {
+		notSent = "The MSIM link was lost before this message went out; it was NOT sent"
+	}
 	if a.state == linkStopped || a.state == linkDown {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
-			Text: fmt.Sprintf("Message NOT sent: account %s is %s. Type connect in %s.", a.cfg.Email, a.state, a.channel)})
+			Text: fmt.Sprintf("%s: account %s is %s. Type connect in %s. The message: %s", notSent, a.cfg.Email, a.state, a.channel, q.text)})
 		return
 	}
 	if len(a.queue) >= limit {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
-			Text: fmt.Sprintf("Message NOT sent: %d messages are already waiting for the MSIM link to come back.", limit)})
+			Text: fmt.Sprintf("%s: %d messages are already waiting for the MSIM link to come back. The message: %s", notSent, limit, q.text)})
 		return
 	}
 	a.queue = append(a.queue, q)
-	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
-		Text: fmt.Sprintf("The MSIM link is down; your message is queued (%d waiting) and will be sent when it is back.", len(a.queue))})
+	text := fmt.Sprintf("The MSIM link is down; your message is queued (%d waiting) and will be sent when it is back.", len(a.queue))
+	if unsent {
+		text = fmt.Sprintf("The MSIM link was lost before this message went out; it is queued (%d waiting) and will be sent when the link is back: %s", len(a.queue), q.text)
+	}
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick, Text: text})
 }
 
 func (s *session) flushQueue(a *account) {

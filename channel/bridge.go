@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -63,7 +64,7 @@ type Forgetter interface {
 
 // ErrAuth refuses a connection whose credentials do not match. ircd counts
 // it as a failed password guess and shows the client a generic refusal.
-var ErrAuth = errors.New("channel: invalid credentials")
+var ErrAuth = fmt.Errorf("channel: %w", ircd.ErrBadCredentials)
 
 // Config configures a Bridge.
 type Config struct {
@@ -76,7 +77,9 @@ type Config struct {
 	ReconnectMax   time.Duration // longest retry delay; default 5m
 	QueueLimit     int           // IMs held per account while its link is down; default 100
 	AlertPoll      time.Duration // how often to check for mail and other alerts; default 3m
-	Log            *logrus.Entry
+	// Dial connects to the MSIM server; nil: TCP to MSIMAddr.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	Log  *logrus.Entry
 }
 
 func (c Config) withDefaults() Config {

@@ -3,13 +3,15 @@ package channel_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"gopkg.in/irc.v4"
 
-	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
 )
@@ -144,7 +146,7 @@ func TestLargeOfflineBacklogIsNeverLost(t *testing.T) {
 	const n, size, perConn = 1000, 60_000, 150
 	st := startStackWith(t, stackConfig{
 		server: backlogServerConfig(n, size),
-		ircd:   ircd.Config{ServerName: "msimircd.test"},
+		ircd:   testIRCConfig(),
 	})
 	alice := login(t, st, "alice", "server-time")
 	alice.send("QUIT")
@@ -188,4 +190,146 @@ func TestLargeOfflineBacklogIsNeverLost(t *testing.T) {
 // bytes for one recipient from one sender.
 func backlogServerConfig(n, size int) server.Config {
 	return server.Config{Demo: true, OfflinePerRecipientBytes: int64(2 * n * size), OfflinePerSenderBytes: int64(2 * n * size)}
+}
+
+// dialSmallBuffer connects to addr with a small receive buffer, so that a
+// client that does not read makes the server's writes wait soon.
+func dialSmallBuffer(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: smallBuffers(syscall.SO_RCVBUF)}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
+// TestIMsNotWrittenAreHeld: when a client that stopped reading overflows
+// its SendQ and is dropped, ircd reports the IMs it had queued and not
+// written, and the bridge holds them with the rest: at the next connection
+// every IM arrives, once, in order.
+func TestIMsNotWrittenAreHeld(t *testing.T) {
+	const n, size = 300, 20_000
+	ic := testIRCConfig()
+	ic.SendQ = 400
+	st := startStackWith(t, stackConfig{server: server.Config{Demo: true}, ircd: ic})
+	alice := register(t, dialSmallBuffer(t, st.ircAddr), "alice", "pw-alice", "server-time")
+	alice.joinedControl("&alice")
+	alice.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	alice.sync()
+
+	dave := msimUser(t, st, "dave")
+	uid := lookupUID(t, dave, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	text := func(i int) string { return fmt.Sprintf("im %04d ", i) + strings.Repeat("y", size-8) }
+	for i := range n {
+		if err := dave.SendIM(ctx, uid, text(i)); err != nil {
+			t.Fatalf("IM %d: %v", i, err)
+		}
+	}
+	tomBarrier(t, dave)
+	// alice reads nothing while her answers to 500 PINGs overflow her SendQ.
+	for i := range 500 {
+		if err := alice.w.Writef("PING flood%d", i); err != nil {
+			break // dropped already
+		}
+	}
+	got, _ := readIMs(t, alice, "dave", n, size) // what was written before the drop
+	alice.conn.Close()
+	if len(got) == n {
+		t.Fatalf("all %d IMs were written before the SendQ overflowed: the test needs a larger backlog", n)
+	}
+	alice = dial(t, st.ircAddr, "alice", "pw-alice", "server-time")
+	rest, _ := readIMs(t, alice, "dave", n-len(got), size)
+	t.Logf("%d IMs before the drop, %d after", len(got), len(rest))
+	all := append(got, rest...)
+	if len(all) != n {
+		t.Fatalf("got %d IMs over two connections, want %d", len(all), n)
+	}
+	for i, im := range all {
+		if im != text(i) {
+			t.Fatalf("IM %d: got %.8q, want %.8q (every IM once, in order)", i, im, text(i))
+		}
+	}
+}
+
+// TestIMsCutWithTheLinkAreQueuedOrNamed: IMs the user typed just before the
+// MSIM link died are never lost silently. Those the MSIM client had not
+// written are queued again and sent after the reconnect, with a notice
+// naming each; those written in the last seconds, which MSIM cannot confirm,
+// are named as "may not have arrived". Every IM reaches the buddy or is
+// named, and none arrives twice.
+func TestIMsCutWithTheLinkAreQueuedOrNamed(t *testing.T) {
+	const n = 70
+	st := startStackWith(t, stackConfig{server: server.Config{Demo: true}, ircd: testIRCConfig(), smallProxy: true},
+		func(cfg *channel.Config, _ *server.Server) {
+			cfg.QueueLimit = 2 * n
+			d := net.Dialer{Control: smallBuffers(syscall.SO_SNDBUF)}
+			cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+		})
+	alice := login(t, st, "alice", allCaps...)
+	bob := msimUser(t, st, "bob")
+	alice.add("&alice", "bob")
+	ims := make(chan string, 4*n)
+	go func() {
+		for ev := range bob.Events() {
+			if im, ok := ev.(msim.IMEvent); ok {
+				ims <- im.Text
+			}
+		}
+	}()
+
+	st.proxy.pause()
+	text := func(i int) string { return fmt.Sprintf("m%02d %s", i, strings.Repeat("q", 200)) }
+	for i := range n {
+		alice.sendf("PRIVMSG bob :%s", text(i))
+	}
+	alice.command("&alice", "status", "is online") // the session has handed every IM to the MSIM client
+	st.proxy.cut()
+	st.proxy.resume()
+
+	queued, maybe := map[string]bool{}, map[string]bool{}
+	for {
+		m := alice.expect("", func(m *irc.Message) bool {
+			return (m.Command == "NOTICE" && m.Name == "bob") || (m.Command == "PRIVMSG" && m.Name == "root" && strings.Contains(m.Trailing(), "link is back"))
+		})
+		if m.Command == "PRIVMSG" {
+			break
+		}
+		switch tr := m.Trailing(); {
+		case strings.Contains(tr, "it is queued"):
+			queued[tr[strings.LastIndex(tr, ": ")+2:]] = true
+		case strings.Contains(tr, "may not have arrived: "), strings.Contains(tr, "NOT sent"):
+			maybe[tr[strings.LastIndex(tr, ": ")+2:]] = true
+		default:
+			t.Errorf("unexpected notice: %.80q", tr)
+		}
+	}
+	if len(queued) == 0 || len(maybe) == 0 {
+		t.Fatalf("%d IMs queued again and %d named as unconfirmed: the test means to cut the link with IMs in both states", len(queued), len(maybe))
+	}
+	seen := map[string]int{}
+	deadline := time.After(10 * time.Second)
+	for i := range n {
+		want := text(i)
+		for seen[want] == 0 && !maybe[want] {
+			select {
+			case got := <-ims:
+				seen[got]++
+			case <-deadline:
+				t.Fatalf("IM %d neither reached bob nor was named to alice (queued again: %v)", i, queued[want])
+			}
+		}
+	}
+	for im, k := range seen {
+		if k > 1 {
+			t.Errorf("bob got %.3q %d times", im, k)
+		}
+	}
+	for im := range queued {
+		if seen[im] == 0 {
+			t.Errorf("IM %.3q was queued again but never reached bob", im)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"gopkg.in/irc.v4"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/internal/testlog"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim/server"
@@ -44,6 +46,9 @@ type stack struct {
 type stackConfig struct {
 	server server.Config
 	ircd   ircd.Config
+	// smallProxy gives the proxy's connections small receive buffers, so
+	// that a paused proxy soon makes the bridge's MSIM writes wait.
+	smallProxy bool
 }
 
 // startStack runs the embedded demo network (Tom), the bridge with the demo
@@ -51,7 +56,14 @@ type stackConfig struct {
 // server through a proxy the test can cut.
 func startStack(t testing.TB, opts ...func(*channel.Config, *server.Server)) *stack {
 	t.Helper()
-	return startStackWith(t, stackConfig{server: server.Config{Demo: true}, ircd: ircd.Config{ServerName: "msimircd.test"}}, opts...)
+	return startStackWith(t, stackConfig{server: server.Config{Demo: true}, ircd: testIRCConfig()}, opts...)
+}
+
+// testIRCConfig is ircd's configuration in tests: refused passwords are
+// slowed by a millisecond, not by seconds.
+func testIRCConfig() ircd.Config {
+	fast := guard.FailureConfig{Delay: time.Millisecond, MaxDelay: time.Millisecond}
+	return ircd.Config{ServerName: "msimircd.test", AuthFailures: fast, AccountFailures: fast}
 }
 
 // startStackWith is startStack with the MSIM server's and ircd's settings.
@@ -67,7 +79,7 @@ func startStackWith(t testing.TB, sc stackConfig, opts ...func(*channel.Config, 
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = msrv.Serve(ctx, mln) }()
-	px := newProxy(t, mln.Addr().String())
+	px := newProxy(t, mln.Addr().String(), sc.smallProxy)
 	cfg := channel.Config{
 		MSIMAddr:     px.addr(),
 		Directory:    &channel.DemoDirectory{CreateAccount: msrv.AddAccount, Exists: func(err error) bool { return errors.Is(err, server.ErrAccountExists) }},
@@ -97,6 +109,27 @@ func startStackWith(t testing.TB, sc stackConfig, opts ...func(*channel.Config, 
 		wg.Wait()
 	})
 	return &stack{msrv: msrv, msimAddr: mln.Addr().String(), proxy: px, ircAddr: iln.Addr().String(), bridge: b}
+}
+
+// smallBuffers is a socket option setter for a small buffer of option opt
+// (syscall.SO_RCVBUF or SO_SNDBUF).
+func smallBuffers(opt int) func(_, _ string, rc syscall.RawConn) error {
+	return func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 4096) })
+		return errors.Join(err, serr)
+	}
+}
+
+// listenSmall listens on loopback with small receive buffers.
+func listenSmall(t testing.TB) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: smallBuffers(syscall.SO_RCVBUF)}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 // proxy forwards TCP connections to target and can cut them all.
@@ -163,8 +196,12 @@ func (p *proxy) setDown(down bool) {
 	p.down = down
 }
 
-func newProxy(t testing.TB, target string) *proxy {
-	p := &proxy{t: t, ln: listenLoopback(t), target: target}
+func newProxy(t testing.TB, target string, small bool) *proxy {
+	ln := listenLoopback(t)
+	if small {
+		ln = listenSmall(t)
+	}
+	p := &proxy{t: t, ln: ln, target: target}
 	p.wg.Add(1)
 	go p.accept()
 	return p
@@ -236,6 +273,12 @@ func dial(t testing.TB, addr, nick, pass string, caps ...string) *ircClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return register(t, nc, nick, pass, caps...)
+}
+
+// register registers on an open connection; caps are requested with CAP REQ.
+func register(t testing.TB, nc net.Conn, nick, pass string, caps ...string) *ircClient {
+	t.Helper()
 	c := &ircClient{t: t, nick: nick, conn: nc, r: irc.NewReader(nc), w: irc.NewWriter(nc)}
 	t.Cleanup(func() { nc.Close() })
 	if len(caps) > 0 {
