@@ -140,12 +140,11 @@ func receive(t *testing.T, ims <-chan string, text string) []string {
 
 // tally is what the IRC client was told about its IMs to a buddy.
 type tally struct {
-	buddy        string
-	mayBeLost    map[string]bool // "may not have arrived", by the IM's text
-	queued       int             // "your message is queued" notices
-	notSent      []string
-	moreUnsure   bool // "More IMs … may not have arrived"
-	linkLostSeen bool
+	buddy      string
+	mayBeLost  map[string]bool // "may not have arrived", by the IM's text
+	queued     int             // "your message is queued" notices
+	notSent    []string
+	moreUnsure bool // "More IMs … may not have arrived"
 }
 
 const (
