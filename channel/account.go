@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/msimircd/msimircd/ircd"
@@ -172,7 +173,11 @@ func (s *session) onLinkResult(ev linkResult) {
 		var le *msim.LoginError
 		if errors.Is(ev.err, msim.ErrBadPassword) || errors.Is(ev.err, msim.ErrUnknownAccount) || errors.Is(ev.err, msim.ErrNoUserName) {
 			a.state = linkStopped
-			s.status(a, "Login failed: %v. Not retrying: fix the account's settings, then type connect.", ev.err)
+			why := ev.err.Error()
+			if errors.As(ev.err, &le) {
+				why = le.Reason()
+			}
+			s.status(a, "Login failed: %s. Not retrying: fix the account's settings, then type connect.", strings.TrimSuffix(why, "."))
 			s.failQueue(a, "the account cannot log in")
 			return
 		} else if errors.As(ev.err, &le) {
@@ -191,7 +196,7 @@ func (s *session) onLinkResult(ev linkResult) {
 		s.mem.set(s.mem.channels, a.cfg.Email, "&"+sanitizeNick(a.self.UserName))
 	}
 	contacts := ev.cl.Contacts()
-	s.status(a, "Logged in to MSIM as %s (uid %d), %d buddies.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, len(contacts))
+	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(len(contacts), "buddy", "buddies"))
 	for _, c := range contacts {
 		s.upsertContact(a, c)
 	}
@@ -214,6 +219,14 @@ func (s *session) onLinkResult(ev linkResult) {
 	}
 	s.flushQueue(a)
 	s.pollAlerts(a)
+}
+
+// plural is "1 buddy", "2 buddies".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func nameOr(a, b string) string {

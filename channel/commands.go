@@ -207,11 +207,15 @@ func (s *session) cmdAllow(r replyCtx, args []string) {
 			s.reply(r, "Unblocking %s failed: %v", bd.nick, err)
 			return
 		}
-		wasContact := bd.contact && bd.blocked
+		// The MSIM client puts a blocked buddy back on the list, and its
+		// contact events (updated or removed) say where they stand.
 		bd.blocked = false
-		bd.contact = bd.contact && !wasContact
 		s.applyPresence(bd)
-		s.reply(r, "Unblocked %s. Type add %s to put them back on your list.", bd.nick, nameOr(bd.userName, bd.uid.String()))
+		if bd.contact {
+			s.reply(r, "Unblocked %s; they are on your buddy list again.", bd.nick)
+			return
+		}
+		s.reply(r, "Unblocked %s. Type add %s to put them on your list.", bd.nick, nameOr(bd.userName, bd.uid.String()))
 	})
 }
 
@@ -242,6 +246,10 @@ var statusNames = map[string]msim.Status{
 func (s *session) cmdStatus(r replyCtx, args []string) {
 	a := r.a
 	if len(args) == 0 {
+		if a.state != linkUp {
+			s.reply(r, "%s is offline (link: %s); it will be %s%s when it connects.", a.cfg.Email, a.state, a.status, suffix(": ", a.statusText))
+			return
+		}
 		s.reply(r, "%s is %s%s (link: %s).", a.cfg.Email, a.status, suffix(": ", a.statusText), a.state)
 		return
 	}

@@ -76,8 +76,9 @@ func TestWrongMSIMPasswordStopsRetrying(t *testing.T) {
 	c := dial(t, st.ircAddr, "al", "")
 	c.joinedControl("&al")
 	m := c.expectFrom("PRIVMSG", "root", "Login failed")
-	if !strings.Contains(m.Trailing(), "Not retrying") {
-		t.Errorf("got %q", m.Trailing())
+	want := "Login failed: incorrect password (err 260): The e-mail address or password is incorrect. Not retrying: fix the account's settings, then type connect."
+	if m.Trailing() != want {
+		t.Errorf("got %q, want %q (each word once)", m.Trailing(), want)
 	}
 	c.sync()
 	// No retry follows: the status says so.

@@ -1,0 +1,43 @@
+package channel_test
+
+import (
+	"testing"
+
+	"gopkg.in/irc.v4"
+)
+
+// TestStatusWords: the login line counts "1 buddy", and status after
+// disconnect does not call the account online.
+func TestStatusWords(t *testing.T) {
+	st := startStack(t)
+	c := dial(t, st.ircAddr, "alice", "pw-alice", allCaps...)
+	c.joinedControl("&alice")
+	if m := c.expectFrom("PRIVMSG", "root", "Logged in to MSIM"); m.Trailing() != "Logged in to MSIM as alice (uid 1000000), 1 buddy." {
+		t.Errorf("login line: got %q", m.Trailing())
+	}
+	c.command("&alice", "disconnect", "")
+	c.sync()
+	m := c.command("&alice", "status", "alice@msimircd.local is")
+	if want := "alice@msimircd.local is offline (link: disconnected); it will be online when it connects."; m.Trailing() != want {
+		t.Errorf("status after disconnect: got %q, want %q", m.Trailing(), want)
+	}
+}
+
+// TestAllowBringsTheBuddyBack: unblocking a buddy puts them back on the
+// list, in the channel, with presence flowing again.
+func TestAllowBringsTheBuddyBack(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	alice.add("&alice", "bob")
+	alice.send("PRIVMSG &alice :block bob")
+	alice.expectAll(saysRoot("Blocked bob"), isCmd("PART", "bob"))
+	alice.send("PRIVMSG &alice :allow bob")
+	alice.expectAll(saysRoot("Unblocked bob; they are on your buddy list again"), func(m *irc.Message) bool {
+		return m.Command == "JOIN" && m.Name == "bob"
+	})
+	bob.send("AWAY :lunch")
+	alice.expect("AWAY", func(m *irc.Message) bool { return m.Name == "bob" && m.Trailing() == "lunch" })
+	bob.send("AWAY")
+	alice.expect("AWAY", func(m *irc.Message) bool { return m.Name == "bob" && len(m.Params) == 0 })
+}
