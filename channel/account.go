@@ -122,6 +122,7 @@ type buddy struct {
 	inChan      bool
 	voiced      bool
 	away        string
+	typing      bool // the IRC client was last told the buddy is typing
 }
 
 func (s *session) connect(a *account) {
@@ -283,7 +284,10 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 			s.applyPresence(bd)
 		}
 	case msim.TypingEvent:
-		if bd := a.buddies[ev.From]; bd != nil && s.setting("typing") == "true" {
+		// Clients repeat "stopped typing" (libpurple sends it twice): only
+		// a change reaches IRC.
+		if bd := a.buddies[ev.From]; bd != nil && s.setting("typing") == "true" && bd.typing != ev.Typing {
+			bd.typing = ev.Typing
 			s.irc.Deliver(ircd.Delivery{Command: "TAGMSG", From: bd.nick, Tags: typingTags(ev.Typing)})
 		}
 	case msim.ZapEvent:

@@ -1,7 +1,10 @@
 package channel_test
 
 import (
+	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/irc.v4"
 )
@@ -40,4 +43,34 @@ func TestAllowBringsTheBuddyBack(t *testing.T) {
 	alice.expect("AWAY", func(m *irc.Message) bool { return m.Name == "bob" && m.Trailing() == "lunch" })
 	bob.send("AWAY")
 	alice.expect("AWAY", func(m *irc.Message) bool { return m.Name == "bob" && len(m.Params) == 0 })
+}
+
+// TestStoppedTypingOnce: a buddy's repeated "stopped typing" reaches IRC
+// once.
+func TestStoppedTypingOnce(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	dave := msimUser(t, st, "dave")
+	alice.add("&alice", "dave")
+	uid := lookupUID(t, dave, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, typing := range []bool{true, false, false} {
+		if err := dave.SendTyping(ctx, uid, typing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dave.SendIM(ctx, uid, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	alice.expect("", func(m *irc.Message) bool {
+		if m.Command == "TAGMSG" && m.Name == "dave" {
+			got = append(got, m.Tags["+typing"])
+		}
+		return m.Command == "PRIVMSG" && m.Name == "dave"
+	})
+	if strings.Join(got, " ") != "active done" {
+		t.Errorf("typing notifications: got %q, want active then done once", got)
+	}
 }

@@ -99,6 +99,7 @@ func (s *session) imDelivery(it outIM) (ircd.Delivery, bool) {
 	bd := it.bd
 	switch ev := it.ev.(type) {
 	case msim.IMEvent:
+		bd.typing = false // a message ends typing, for IRC clients too
 		return s.imLine(bd, ev), true
 	case msim.ZapEvent:
 		return ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: action(zapText(ev.Zap.Name()))}, true
