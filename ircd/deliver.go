@@ -184,7 +184,8 @@ func (c *Client) nothingToSend(d Delivery) bool {
 // splitText turns text into pieces of at most max bytes that contain no CR,
 // LF or NUL and are valid UTF-8. Lines are split at '\n' (CRLF and lone CR
 // count as line breaks) and blank lines are dropped; long lines are cut at
-// the last space that fits, else at a character boundary, the space staying
+// the last space that fits if it is at least half way, else at a character
+// boundary on the budget, the space staying
 // with the first piece so that the pieces concatenate back to the line. CTCP
 // framing around the whole text is repeated on every piece.
 func splitText(text string, max int) []string {
@@ -213,7 +214,10 @@ func splitText(text string, max int) []string {
 			piece := line
 			if len(piece) > max {
 				cut := len(truncUTF8(line, max))
-				if sp := strings.LastIndexByte(line[:cut], ' '); sp > 0 {
+				// Between words when that leaves a piece of at least half
+				// the budget; else on the budget, so that a long word after
+				// a short one never leaves a tiny first piece.
+				if sp := strings.LastIndexByte(line[:cut], ' '); sp > 0 && sp+1 >= max/2 {
 					cut = sp + 1
 				}
 				piece = line[:cut]

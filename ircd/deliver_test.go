@@ -23,6 +23,8 @@ func TestSplitText(t *testing.T) {
 		{"empty", "", 10, nil},
 		{"word boundary", "aaaa bbbb cccc", 10, []string{"aaaa bbbb ", "cccc"}},
 		{"no space: hard cut", "abcdefghijkl", 5, []string{"abcde", "fghij", "kl"}},
+		{"early space: no tiny piece", "T10 " + strings.Repeat("x", 26), 10, []string{"T10 xxxxxx", "xxxxxxxxxx", "xxxxxxxxxx"}},
+		{"space past half kept", "abcdef ghijklmn", 10, []string{"abcdef ", "ghijklmn"}},
 		{"multi-byte kept whole", "ééééé", 5, []string{"éé", "éé", "é"}},
 		{"emoji", "😀😀😀", 6, []string{"😀", "😀", "😀"}},
 		{"lines", "one\ntwo\r\nthree\rfour", 10, []string{"one", "two", "three", "four"}},
