@@ -184,6 +184,7 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 		old.irc.Close("Replaced by a new connection")
 		<-old.done // the old session has logged out of MSIM
 	}
+	s.start() // before run: its lines are part of the welcome
 	go func() {
 		defer b.wg.Done()
 		s.run()

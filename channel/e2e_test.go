@@ -27,6 +27,9 @@ func login(t *testing.T, st *stack, nick string, caps ...string) *ircClient {
 func TestTomGreetsAndEchoes(t *testing.T) {
 	st := startStack(t)
 	c := dial(t, st.ircAddr, "alice", "", allCaps...)
+	// The control channel is part of the welcome: a NAMES sent right after
+	// 001 is answered after the channel's JOIN, NAMES and root's greeting.
+	c.send("NAMES &alice")
 	join := c.expect("JOIN", func(m *irc.Message) bool { return m.Name == "alice" })
 	if join.Param(0) != "&alice" {
 		t.Fatalf("joined %q, want &alice", join.Param(0))
@@ -39,10 +42,13 @@ func TestTomGreetsAndEchoes(t *testing.T) {
 		}
 		names = append(names, strings.Fields(m.Trailing())...)
 	}
-	if !contains(names, "+tom") || !contains(names, "@root") || !contains(names, "alice") {
-		t.Fatalf("NAMES: got %v, want +tom, @root and alice", names)
+	if !contains(names, "@root") || !contains(names, "alice") {
+		t.Fatalf("NAMES: got %v, want @root and alice", names)
 	}
 	c.expectFrom("PRIVMSG", "root", "Welcome to msimircd")
+	c.expect("353", func(m *irc.Message) bool { return contains(strings.Fields(m.Trailing()), "@root") }) // the client's own NAMES
+	// Tom joins, voiced, when the MSIM login completes.
+	c.expectAll(isCmd("JOIN", "tom"), isMode("+v", "tom"), saysRoot("Logged in to MSIM"))
 	c.send("PRIVMSG tom :hi")
 	first := c.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "tom" && m.Param(0) == "alice" })
 	if strings.ContainsAny(first.Trailing(), "<>") || first.Trailing() == "" {

@@ -37,7 +37,6 @@ type retryDue struct {
 	a   *account
 	gen int
 }
-type joinDue struct{ a *account }
 type whoisAsk struct {
 	nick  string
 	reply chan []string // buffered: the session never blocks on it
@@ -53,7 +52,6 @@ func (ircClosed) isEvent()  {}
 func (linkResult) isEvent() {}
 func (msimInput) isEvent()  {}
 func (retryDue) isEvent()   {}
-func (joinDue) isEvent()    {}
 func (whoisAsk) isEvent()   {}
 func (call) isEvent()       {}
 
@@ -204,7 +202,6 @@ func (s *session) run() {
 			s.irc.Close("Internal error")
 		}
 	}()
-	s.start()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -227,8 +224,6 @@ func (s *session) run() {
 				if ev.gen == ev.a.gen && ev.a.state == linkWaiting {
 					s.connect(ev.a)
 				}
-			case joinDue:
-				s.joinClient(ev.a)
 			case whoisAsk:
 				s.onWhois(ev)
 			case call:
@@ -297,10 +292,11 @@ func (s *session) channelName(ac Account) string {
 	return "&" + n
 }
 
-// start creates the control channels, puts the service nick in them and
-// connects the accounts that autoconnect. The client joins a channel once its
-// first login has finished (or after a short wait), so that the buddies
-// arrive in one NAMES list instead of a JOIN each.
+// start creates the control channels, puts the service nick in them, joins
+// the client and connects the accounts that autoconnect. The bridge calls it
+// from Connect, before the session's goroutine runs, so that the control
+// channels are part of the client's welcome: whatever the client asks right
+// after 001 finds its world complete. Buddies join as each login completes.
 func (s *session) start() {
 	svc := s.b.cfg.ServiceNick
 	if err := s.irc.AddUser(ircd.User{Nick: svc, User: "root", Host: "msimircd", RealName: "msimircd service"}); err != nil {
@@ -324,11 +320,9 @@ func (s *session) start() {
 		}
 		s.irc.JoinUser(a.channel, svc, false)
 		s.irc.SetOp(a.channel, svc, true)
+		s.joinClient(a)
 		if a.cfg.AutoConnect {
 			s.connect(a)
-			time.AfterFunc(3*time.Second, func() { s.post(joinDue{a}) })
-		} else {
-			s.joinClient(a)
 		}
 	}
 	if len(s.accounts) == 0 {

@@ -42,7 +42,7 @@ func TestTwoAccountsOneUser(t *testing.T) {
 	joined := func(ch string) func(*irc.Message) bool {
 		return func(m *irc.Message) bool { return m.Command == "JOIN" && m.Name == "someone" && m.Param(0) == ch }
 	}
-	c.expectAll(joined("&one"), joined("&two")) // in the order the logins finish
+	c.expectAll(joined("&one"), joined("&two"), saysRoot("Logged in to MSIM as one"), saysRoot("Logged in to MSIM as two"))
 	c.sync()
 	one, two := c.names("&one"), c.names("&two")
 	// The account that logs in first gets "tom"; the other "tom_2".

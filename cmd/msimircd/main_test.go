@@ -56,6 +56,7 @@ func TestBinary(t *testing.T) {
 	w, r, wait := ircUser(t, addr, "carol")
 	wait(func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "&carol" })
 	wait(func(m *irc.Message) bool { return m.Command == "366" })
+	wait(func(m *irc.Message) bool { return m.Command == "JOIN" && m.Name == "tom" }) // when the MSIM login completes
 	_ = w.Write("PRIVMSG tom :hello Tom")
 	reply := wait(func(m *irc.Message) bool { return m.Command == "PRIVMSG" && m.Name == "tom" })
 	if reply.Trailing() == "" {
