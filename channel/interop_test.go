@@ -74,3 +74,14 @@ func TestStoppedTypingOnce(t *testing.T) {
 		t.Errorf("typing notifications: got %q, want active then done once", got)
 	}
 }
+
+// TestAddSelfRefused: a user cannot put their own account on its buddy
+// list.
+func TestAddSelfRefused(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	alice.command("&alice", "add alice", "Adding alice failed: that is you")
+	if n := alice.names("&alice"); contains(n, "+alice_") || len(n) != 3 {
+		t.Errorf("NAMES after adding oneself: got %v, want alice, @root and +tom", n)
+	}
+}
