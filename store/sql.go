@@ -1,0 +1,275 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// NewerSchemaError refuses a database written by a newer msimircd.
+type NewerSchemaError struct {
+	Database, Binary int // schema versions
+}
+
+func (e *NewerSchemaError) Error() string {
+	return fmt.Sprintf("database schema version %d is newer than this msimircd (%d); upgrade msimircd", e.Database, e.Binary)
+}
+
+// Open opens the store, creating and migrating its schema as needed.
+// driver is "sqlite" (dsn: the database file's path; the file is created
+// with mode 0600 if missing, its directory must exist) or "postgres" (dsn:
+// a PostgreSQL connection string). key is the sealing key from
+// LoadOrCreateKey. A database that cannot be read, is corrupt, is newer
+// than this binary or was sealed under another key is refused with an
+// error naming it; it is never reset.
+func Open(ctx context.Context, driver, dsn string, key []byte) (Store, error) {
+	d := dialects[driver]
+	if d == nil {
+		return nil, fmt.Errorf("store: unknown driver %q (want sqlite or postgres)", driver)
+	}
+	sl, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		db    *sql.DB
+		where string
+	)
+	switch driver {
+	case "sqlite":
+		db, where, err = openSQLite(ctx, dsn)
+	default:
+		db, where, err = openPostgres(ctx, dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &sqlStore{db: db, d: d, sl: sl}
+	if err := migrate(ctx, db, d, SchemaVersion()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", where, err)
+	}
+	if err := s.checkKey(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", where, err)
+	}
+	return s, nil
+}
+
+// sqliteParams: one connection (so one writer, and no lock waits between
+// the store's own connections), WAL, every commit synced (an accepted IM
+// survives a crash of the machine, not only of the process), foreign keys,
+// and write transactions that take the lock when they begin.
+const sqliteParams = "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+
+func openSQLite(ctx context.Context, path string) (*sql.DB, string, error) {
+	if path == "" {
+		return nil, "", errors.New("store: sqlite: no database file given")
+	}
+	if strings.Contains(path, "?") || strings.HasPrefix(path, "file:") {
+		return nil, "", fmt.Errorf("store: sqlite: database file %q: want a plain path (no '?', no file: URI)", path)
+	}
+	where := "database file " + path
+	// Made here, so it is 0600 (SQLite gives its WAL the same mode), and
+	// checked here, so a file SQLite could only open read-only is named.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, "", fmt.Errorf("store: %s: %w", where, err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite", path+sqliteParams)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: %s: %w", where, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	fail := func(err error) (*sql.DB, string, error) {
+		db.Close()
+		return nil, "", fmt.Errorf("store: %s: %w", where, err)
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fail(err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fail(fmt.Errorf("journal mode is %q, not WAL (does the file system support it?)", mode))
+	}
+	// Reads every page once, so damage anywhere stops the start here
+	// rather than a write later.
+	rows, err := db.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		return fail(err)
+	}
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		if line != "ok" && len(problems) < 5 {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	rows.Close()
+	if len(problems) > 0 {
+		return fail(fmt.Errorf("the database is damaged: %s", strings.Join(problems, "; ")))
+	}
+	return db, where, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*sql.DB, string, error) {
+	cfg, err := pgconn.ParseConfig(dsn) // its errors leave out the password
+	if err != nil {
+		return nil, "", fmt.Errorf("store: postgres: %w", err)
+	}
+	where := fmt.Sprintf("postgres database %s on %s:%d", cfg.Database, cfg.Host, cfg.Port)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: %s: %w", where, err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, "", fmt.Errorf("store: %s: %w", where, err)
+	}
+	return db, where, nil
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type sqlStore struct {
+	db *sql.DB
+	d  *dialect
+	sl *sealer
+}
+
+func (s *sqlStore) Close() error { return s.db.Close() }
+
+// exec, query and queryRow rebind the query for the dialect.
+func (s *sqlStore) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	return q.ExecContext(ctx, s.d.rebind(query), args...)
+}
+
+func (s *sqlStore) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	return q.QueryContext(ctx, s.d.rebind(query), args...)
+}
+
+func (s *sqlStore) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	return q.QueryRowContext(ctx, s.d.rebind(query), args...)
+}
+
+// inTx runs f in a transaction and commits it if f returns nil.
+func (s *sqlStore) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// checkKey seals a random value into a new database, and opens it in an
+// existing one: a wrong key is refused at Open rather than at the first
+// account read.
+func (s *sqlStore) checkKey(ctx context.Context) error {
+	for range 2 {
+		var sealed []byte
+		err := s.queryRow(ctx, s.db, `SELECT value FROM meta WHERE name = 'key_check'`).Scan(&sealed)
+		if err == nil {
+			_, err = s.sl.open(sealed, keyCheckAD)
+			return err
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("key check: %w", err)
+		}
+		token := make([]byte, 16)
+		if _, err := rand.Read(token); err != nil {
+			return fmt.Errorf("key check: %w", err)
+		}
+		if sealed, err = s.sl.seal(token, keyCheckAD); err != nil {
+			return err
+		}
+		// Another start may win the race; the loop then reads its value.
+		if _, err := s.exec(ctx, s.db, `INSERT INTO meta (name, value) VALUES ('key_check', ?) ON CONFLICT (name) DO NOTHING`, sealed); err != nil {
+			return fmt.Errorf("key check: %w", err)
+		}
+	}
+	return errors.New("key check: no value after writing it")
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us) }
+
+// userID returns the id of the named user, ErrNotFound if none.
+func (s *sqlStore) userID(ctx context.Context, q querier, name string) (int64, error) {
+	var id int64
+	err := s.queryRow(ctx, q, `SELECT id FROM users WHERE name = ?`, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("user %q: %w", name, ErrNotFound)
+	}
+	return id, err
+}
+
+// accountID returns the id of the user's account, ErrNotFound if none.
+func (s *sqlStore) accountID(ctx context.Context, q querier, user, email string) (int64, error) {
+	var id int64
+	err := s.queryRow(ctx, q, `SELECT a.id FROM accounts a JOIN users u ON u.id = a.user_id
+		WHERE u.name = ? AND a.email = ?`, user, email).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
+	}
+	return id, err
+}
+
+// accountSelect names an account by user name and e-mail as the source of
+// an INSERT … SELECT: its two parameters follow those of the select list.
+const accountSelect = ` FROM accounts a JOIN users u ON u.id = a.user_id WHERE u.name = ? AND a.email = ?`
+
+// mustAffect turns "no row changed" into ErrNotFound.
+func mustAffect(res sql.Result, err error, what string) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}

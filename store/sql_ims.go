@@ -1,0 +1,197 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
+)
+
+// deleteChunk bounds the IDs given to one DELETE … IN (…), well below the
+// engines' limits on parameters.
+const deleteChunk = 500
+
+func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (HeldIM, error) {
+	if im.Time.IsZero() {
+		im.Time = time.Now()
+	}
+	im.Time = fromMicros(micros(im.Time))
+	var zap sql.NullInt64
+	if im.IsZap {
+		zap = sql.NullInt64{Int64: int64(im.Zap), Valid: true}
+	}
+	err := s.queryRow(ctx, s.db, `INSERT INTO held_ims (account_id, seq, sender, text, sent, offline, zap)
+		SELECT a.id, ?, ?, ?, ?, ?, ?`+accountSelect+` RETURNING id`,
+		im.Seq, int64(im.From), im.Text, micros(im.Time), im.Offline, zap, user, email).Scan(&im.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
+	}
+	if err != nil {
+		return HeldIM{}, wrap("hold IM", err)
+	}
+	return im, nil
+}
+
+const heldColumns = `id, seq, sender, text, sent, offline, zap`
+
+func scanHeld(rows *sql.Rows) (HeldIM, error) {
+	var im HeldIM
+	var from, sent int64
+	var zap sql.NullInt64
+	if err := rows.Scan(&im.ID, &im.Seq, &from, &im.Text, &sent, &im.Offline, &zap); err != nil {
+		return HeldIM{}, err
+	}
+	im.From = msim.UID(from)
+	im.Time = fromMicros(sent)
+	if zap.Valid {
+		im.IsZap, im.Zap = true, markup.Zap(zap.Int64)
+	}
+	return im, nil
+}
+
+func (s *sqlStore) HeldIMs(ctx context.Context, user, email string) ([]HeldIM, error) {
+	id, err := s.accountID(ctx, s.db, user, email)
+	if err != nil {
+		return nil, wrap("held IMs", err)
+	}
+	var out []HeldIM
+	err = s.eachRow(ctx, s.db, `SELECT `+heldColumns+` FROM held_ims WHERE account_id = ? ORDER BY seq, id`, []any{id}, func(rows *sql.Rows) error {
+		im, err := scanHeld(rows)
+		out = append(out, im)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("held IMs", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, error) {
+	id, err := s.accountID(ctx, s.db, user, email)
+	if err != nil {
+		return nil, wrap("take held IMs", err)
+	}
+	// One statement: what it returns is exactly what it deleted, even
+	// with IMs held at the same moment.
+	var out []HeldIM
+	err = s.eachRow(ctx, s.db, `DELETE FROM held_ims WHERE account_id = ? RETURNING `+heldColumns, []any{id}, func(rows *sql.Rows) error {
+		im, err := scanHeld(rows)
+		out = append(out, im)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("take held IMs", err)
+	}
+	slices.SortFunc(out, func(a, b HeldIM) int { return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.ID, b.ID)) })
+	return out, nil
+}
+
+func (s *sqlStore) DeleteHeld(ctx context.Context, user, email string, ids ...int64) error {
+	return wrap("delete held IMs", s.deleteByID(ctx, "held_ims", user, email, ids))
+}
+
+func (s *sqlStore) QueueIM(ctx context.Context, user, email string, im QueuedIM) (QueuedIM, error) {
+	if im.Time.IsZero() {
+		im.Time = time.Now()
+	}
+	im.Time = fromMicros(micros(im.Time))
+	err := s.queryRow(ctx, s.db, `INSERT INTO queued_ims (account_id, recipient, nick, text, typed)
+		SELECT a.id, ?, ?, ?, ?`+accountSelect+` RETURNING id`,
+		int64(im.To), im.Nick, im.Text, micros(im.Time), user, email).Scan(&im.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
+	}
+	if err != nil {
+		return QueuedIM{}, wrap("queue IM", err)
+	}
+	return im, nil
+}
+
+func (s *sqlStore) QueuedIMs(ctx context.Context, user, email string) ([]QueuedIM, error) {
+	id, err := s.accountID(ctx, s.db, user, email)
+	if err != nil {
+		return nil, wrap("queued IMs", err)
+	}
+	var out []QueuedIM
+	err = s.eachRow(ctx, s.db, `SELECT id, recipient, nick, text, typed FROM queued_ims WHERE account_id = ? ORDER BY id`, []any{id}, func(rows *sql.Rows) error {
+		var im QueuedIM
+		var to, typed int64
+		if err := rows.Scan(&im.ID, &to, &im.Nick, &im.Text, &typed); err != nil {
+			return err
+		}
+		im.To, im.Time = msim.UID(to), fromMicros(typed)
+		out = append(out, im)
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("queued IMs", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) DeleteQueued(ctx context.Context, user, email string, ids ...int64) error {
+	return wrap("delete queued IMs", s.deleteByID(ctx, "queued_ims", user, email, ids))
+}
+
+// deleteByID deletes the rows of table with these ids that belong to the
+// account, in one transaction.
+func (s *sqlStore) deleteByID(ctx context.Context, table, user, email string, ids []int64) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		acct, err := s.accountID(ctx, tx, user, email)
+		if err != nil {
+			return err
+		}
+		for chunk := range slices.Chunk(ids, deleteChunk) {
+			args := make([]any, 0, 1+len(chunk))
+			args = append(args, acct)
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			marks := strings.Repeat(", ?", len(chunk))[2:]
+			if _, err := s.exec(ctx, tx, `DELETE FROM `+table+` WHERE account_id = ? AND id IN (`+marks+`)`, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *sqlStore) AddNote(ctx context.Context, user, text string) error {
+	res, err := s.exec(ctx, s.db, `INSERT INTO notes (user_id, text, created) SELECT id, ?, ? FROM users WHERE name = ?`,
+		text, micros(time.Now()), user)
+	return wrap("add note", mustAffect(res, err, fmt.Sprintf("user %q", user)))
+}
+
+func (s *sqlStore) TakeNotes(ctx context.Context, user string) ([]string, error) {
+	id, err := s.userID(ctx, s.db, user)
+	if err != nil {
+		return nil, wrap("take notes", err)
+	}
+	type note struct {
+		id   int64
+		text string
+	}
+	var notes []note
+	err = s.eachRow(ctx, s.db, `DELETE FROM notes WHERE user_id = ? RETURNING id, text`, []any{id}, func(rows *sql.Rows) error {
+		var n note
+		err := rows.Scan(&n.id, &n.text)
+		notes = append(notes, n)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("take notes", err)
+	}
+	slices.SortFunc(notes, func(a, b note) int { return cmp.Compare(a.id, b.id) })
+	out := make([]string, len(notes))
+	for i, n := range notes {
+		out[i] = n.text
+	}
+	return out, nil
+}

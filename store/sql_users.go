@@ -1,0 +1,289 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+func (s *sqlStore) CreateUser(ctx context.Context, name, passwordHash string) (User, error) {
+	if name == "" {
+		return User{}, errors.New("store: create user: empty name")
+	}
+	if _, err := parseHash(passwordHash); err != nil {
+		return User{}, fmt.Errorf("store: create user %q: %w", name, err)
+	}
+	u := User{Name: name, PasswordHash: passwordHash, Created: fromMicros(micros(time.Now()))}
+	var id int64
+	err := s.queryRow(ctx, s.db, `INSERT INTO users (name, password_hash, created) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO NOTHING RETURNING id`, name, passwordHash, micros(u.Created)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("store: create user %q: %w", name, ErrExists)
+	}
+	return u, wrap("create user", err)
+}
+
+func (s *sqlStore) User(ctx context.Context, name string) (User, error) {
+	u := User{Name: name}
+	var created int64
+	err := s.queryRow(ctx, s.db, `SELECT password_hash, created FROM users WHERE name = ?`, name).Scan(&u.PasswordHash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("store: user %q: %w", name, ErrNotFound)
+	}
+	u.Created = fromMicros(created)
+	return u, wrap("user", err)
+}
+
+func (s *sqlStore) Users(ctx context.Context) ([]User, error) {
+	rows, err := s.query(ctx, s.db, `SELECT name, password_hash, created FROM users ORDER BY name`)
+	if err != nil {
+		return nil, wrap("users", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		var u User
+		var created int64
+		if err := rows.Scan(&u.Name, &u.PasswordHash, &created); err != nil {
+			return nil, wrap("users", err)
+		}
+		u.Created = fromMicros(created)
+		out = append(out, u)
+	}
+	return out, wrap("users", rows.Err())
+}
+
+func (s *sqlStore) SetPassword(ctx context.Context, name, passwordHash string) error {
+	if _, err := parseHash(passwordHash); err != nil {
+		return fmt.Errorf("store: set password of %q: %w", name, err)
+	}
+	res, err := s.exec(ctx, s.db, `UPDATE users SET password_hash = ? WHERE name = ?`, passwordHash, name)
+	return wrap("set password", mustAffect(res, err, fmt.Sprintf("user %q", name)))
+}
+
+func (s *sqlStore) DeleteUser(ctx context.Context, name string) error {
+	res, err := s.exec(ctx, s.db, `DELETE FROM users WHERE name = ?`, name)
+	return wrap("delete user", mustAffect(res, err, fmt.Sprintf("user %q", name)))
+}
+
+func (s *sqlStore) SetSetting(ctx context.Context, user, key, value string) error {
+	res, err := s.exec(ctx, s.db, `INSERT INTO user_settings (user_id, name, value)
+		SELECT id, ?, ? FROM users WHERE name = ?
+		ON CONFLICT (user_id, name) DO UPDATE SET value = excluded.value`, key, value, user)
+	return wrap("set setting", mustAffect(res, err, fmt.Sprintf("user %q", user)))
+}
+
+func (s *sqlStore) DeleteSetting(ctx context.Context, user, key string) error {
+	id, err := s.userID(ctx, s.db, user)
+	if err == nil {
+		_, err = s.exec(ctx, s.db, `DELETE FROM user_settings WHERE user_id = ? AND name = ?`, id, key)
+	}
+	return wrap("delete setting", err)
+}
+
+func (s *sqlStore) AddAccount(ctx context.Context, user string, a Account) error {
+	if a.Email == "" {
+		return errors.New("store: add account: empty e-mail")
+	}
+	sealed, err := s.sl.seal([]byte(a.Password), passwordAD(user, a.Email))
+	if err != nil {
+		return err
+	}
+	return wrap("add account", s.inTx(ctx, func(tx *sql.Tx) error {
+		uid, err := s.userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		var id int64
+		err = s.queryRow(ctx, tx, `INSERT INTO accounts (user_id, email, password, channel, autoconnect)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, email) DO NOTHING RETURNING id`,
+			uid, a.Email, sealed, a.Channel, a.Autoconnect).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("account %q of user %q: %w", a.Email, user, ErrExists)
+		}
+		if err != nil {
+			return err
+		}
+		for k, v := range a.Settings {
+			if _, err := s.exec(ctx, tx, `INSERT INTO account_settings (account_id, name, value) VALUES (?, ?, ?)`, id, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+func (s *sqlStore) UpdateAccount(ctx context.Context, user string, a Account) error {
+	sealed, err := s.sl.seal([]byte(a.Password), passwordAD(user, a.Email))
+	if err != nil {
+		return err
+	}
+	res, err := s.exec(ctx, s.db, `UPDATE accounts SET password = ?, channel = ?, autoconnect = ?
+		WHERE id = (SELECT a.id`+accountSelect+`)`, sealed, a.Channel, a.Autoconnect, user, a.Email)
+	return wrap("update account", mustAffect(res, err, fmt.Sprintf("account %q of user %q", a.Email, user)))
+}
+
+func (s *sqlStore) DeleteAccount(ctx context.Context, user, email string) error {
+	res, err := s.exec(ctx, s.db, `DELETE FROM accounts WHERE id = (SELECT a.id`+accountSelect+`)`, user, email)
+	return wrap("delete account", mustAffect(res, err, fmt.Sprintf("account %q of user %q", email, user)))
+}
+
+func (s *sqlStore) SetAccountSetting(ctx context.Context, user, email, key, value string) error {
+	res, err := s.exec(ctx, s.db, `INSERT INTO account_settings (account_id, name, value)
+		SELECT a.id, ?, ?`+accountSelect+`
+		ON CONFLICT (account_id, name) DO UPDATE SET value = excluded.value`, key, value, user, email)
+	return wrap("set account setting", mustAffect(res, err, fmt.Sprintf("account %q of user %q", email, user)))
+}
+
+func (s *sqlStore) DeleteAccountSetting(ctx context.Context, user, email, key string) error {
+	id, err := s.accountID(ctx, s.db, user, email)
+	if err == nil {
+		_, err = s.exec(ctx, s.db, `DELETE FROM account_settings WHERE account_id = ? AND name = ?`, id, key)
+	}
+	return wrap("delete account setting", err)
+}
+
+func (s *sqlStore) SetNick(ctx context.Context, user, email string, uid msim.UID, nick string) error {
+	if nick == "" {
+		return errors.New("store: set nick: empty nick")
+	}
+	res, err := s.exec(ctx, s.db, `INSERT INTO buddy_nicks (account_id, uid, nick)
+		SELECT a.id, ?, ?`+accountSelect+`
+		ON CONFLICT (account_id, uid) DO UPDATE SET nick = excluded.nick`, int64(uid), nick, user, email)
+	return wrap("set nick", mustAffect(res, err, fmt.Sprintf("account %q of user %q", email, user)))
+}
+
+func (s *sqlStore) DeleteNick(ctx context.Context, user, email string, uid msim.UID) error {
+	id, err := s.accountID(ctx, s.db, user, email)
+	if err == nil {
+		_, err = s.exec(ctx, s.db, `DELETE FROM buddy_nicks WHERE account_id = ? AND uid = ?`, id, int64(uid))
+	}
+	return wrap("delete nick", err)
+}
+
+// readTx is how LoadUser reads: one snapshot of the user's rows.
+func (s *sqlStore) readTx(ctx context.Context) (*sql.Tx, error) {
+	if s.d.name == "postgres" {
+		return s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	}
+	return s.db.BeginTx(ctx, nil) // the one connection is the snapshot
+}
+
+func (s *sqlStore) LoadUser(ctx context.Context, name string) (UserState, error) {
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return UserState{}, wrap("load user", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
+	st, err := s.loadUser(ctx, tx, name)
+	if err != nil {
+		return UserState{}, wrap("load user", err)
+	}
+	return st, wrap("load user", tx.Commit())
+}
+
+func (s *sqlStore) loadUser(ctx context.Context, tx *sql.Tx, name string) (UserState, error) {
+	st := UserState{User: User{Name: name}, Settings: map[string]string{}}
+	var uid, created int64
+	err := s.queryRow(ctx, tx, `SELECT id, password_hash, created FROM users WHERE name = ?`, name).Scan(&uid, &st.User.PasswordHash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return UserState{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return UserState{}, err
+	}
+	st.User.Created = fromMicros(created)
+
+	if err := s.eachRow(ctx, tx, `SELECT name, value FROM user_settings WHERE user_id = ?`, []any{uid}, func(rows *sql.Rows) error {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		st.Settings[k] = v
+		return nil
+	}); err != nil {
+		return UserState{}, err
+	}
+
+	byID := map[int64]*AccountState{}
+	var ids []int64
+	var sealed [][]byte
+	if err := s.eachRow(ctx, tx, `SELECT a.id, a.email, a.password, a.channel, a.autoconnect,
+		(SELECT count(*) FROM held_ims h WHERE h.account_id = a.id),
+		(SELECT COALESCE(max(h.seq), 0) FROM held_ims h WHERE h.account_id = a.id),
+		(SELECT count(*) FROM queued_ims q WHERE q.account_id = a.id)
+		FROM accounts a WHERE a.user_id = ? ORDER BY a.id`, []any{uid}, func(rows *sql.Rows) error {
+		var id, maxSeq int64
+		var pw []byte
+		a := AccountState{Account: Account{Settings: map[string]string{}}, Nicks: map[msim.UID]string{}}
+		if err := rows.Scan(&id, &a.Email, &pw, &a.Channel, &a.Autoconnect, &a.Held, &maxSeq, &a.Queued); err != nil {
+			return err
+		}
+		st.HeldSeq = max(st.HeldSeq, maxSeq)
+		st.Accounts = append(st.Accounts, a)
+		ids = append(ids, id)
+		sealed = append(sealed, pw)
+		return nil
+	}); err != nil {
+		return UserState{}, err
+	}
+	for i := range st.Accounts {
+		a := &st.Accounts[i]
+		pw, err := s.sl.open(sealed[i], passwordAD(name, a.Email))
+		if err != nil {
+			return UserState{}, fmt.Errorf("password of account %q: %w", a.Email, err)
+		}
+		a.Password = string(pw)
+		byID[ids[i]] = a
+	}
+
+	if err := s.eachRow(ctx, tx, `SELECT s.account_id, s.name, s.value FROM account_settings s
+		JOIN accounts a ON a.id = s.account_id WHERE a.user_id = ?`, []any{uid}, func(rows *sql.Rows) error {
+		var id int64
+		var k, v string
+		if err := rows.Scan(&id, &k, &v); err != nil {
+			return err
+		}
+		if a := byID[id]; a != nil {
+			a.Settings[k] = v
+		}
+		return nil
+	}); err != nil {
+		return UserState{}, err
+	}
+
+	if err := s.eachRow(ctx, tx, `SELECT n.account_id, n.uid, n.nick FROM buddy_nicks n
+		JOIN accounts a ON a.id = n.account_id WHERE a.user_id = ?`, []any{uid}, func(rows *sql.Rows) error {
+		var id, buddy int64
+		var nick string
+		if err := rows.Scan(&id, &buddy, &nick); err != nil {
+			return err
+		}
+		if a := byID[id]; a != nil {
+			a.Nicks[msim.UID(buddy)] = nick
+		}
+		return nil
+	}); err != nil {
+		return UserState{}, err
+	}
+	return st, nil
+}
+
+// eachRow runs f on each row of a query and closes the rows.
+func (s *sqlStore) eachRow(ctx context.Context, q querier, query string, args []any, f func(*sql.Rows) error) error {
+	rows, err := s.query(ctx, q, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := f(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,174 @@
+// Package store keeps what the gateway must not forget across restarts: its
+// IRC users and their password hashes, their MSIM accounts (with the MSIM
+// passwords sealed under a key kept outside the database), buddy nicks and
+// renames, user and account settings, IMs held for a detached user, IMs
+// queued while an MSIM link is down, and notes for a user's next connection.
+//
+// One implementation over database/sql serves two engines on one schema:
+// SQLite (modernc.org/sqlite, pure Go) as the embedded default and
+// PostgreSQL (pgx) for larger deployments. The schema is versioned; Open
+// applies the migrations this binary knows and refuses a database that is
+// newer than it.
+//
+// Every method of Store is safe for concurrent use. A method that writes
+// has committed its change when it returns without error, so a caller may
+// treat an IM as accepted once HoldIM or QueueIM has returned.
+//
+// Names are compared exactly: the caller passes a user name and an account
+// e-mail in the one spelling it uses for them (for example casemapped).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
+)
+
+// Sentinel errors; check them with errors.Is.
+var (
+	// ErrNotFound: the user, account or row named does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a user of that name, or an account of that e-mail for
+	// the user, exists already.
+	ErrExists = errors.New("store: already exists")
+	// ErrWrongKey: the key does not open what was sealed in the database.
+	ErrWrongKey = errors.New("store: the key does not open the sealed MSIM passwords (is it the key file this database was created with?)")
+)
+
+// Store keeps the gateway's state. Every method is safe for concurrent use;
+// every write is committed before the method returns.
+type Store interface {
+	// CreateUser adds a user with a hash from HashPassword; ErrExists if
+	// the name is taken.
+	CreateUser(ctx context.Context, name, passwordHash string) (User, error)
+	// User returns the user; ErrNotFound if none.
+	User(ctx context.Context, name string) (User, error)
+	// Users returns every user, by name.
+	Users(ctx context.Context) ([]User, error)
+	// SetPassword replaces the user's password hash.
+	SetPassword(ctx context.Context, name, passwordHash string) error
+	// DeleteUser deletes the user and everything kept for them.
+	DeleteUser(ctx context.Context, name string) error
+	// LoadUser returns everything kept for the user but the held and
+	// queued IMs themselves (their counts are given) and the notes.
+	LoadUser(ctx context.Context, name string) (UserState, error)
+
+	// SetSetting sets one of the user's settings.
+	SetSetting(ctx context.Context, user, key, value string) error
+	// DeleteSetting removes one of the user's settings (none is no error).
+	DeleteSetting(ctx context.Context, user, key string) error
+
+	// AddAccount adds an MSIM account with its settings; ErrExists if
+	// the user has an account of that e-mail.
+	AddAccount(ctx context.Context, user string, a Account) error
+	// UpdateAccount replaces the password, channel and autoconnect of the
+	// account named by a.Email; a.Settings is ignored.
+	UpdateAccount(ctx context.Context, user string, a Account) error
+	// DeleteAccount deletes the account and everything kept for it.
+	DeleteAccount(ctx context.Context, user, email string) error
+	// SetAccountSetting sets one of an account's settings.
+	SetAccountSetting(ctx context.Context, user, email, key, value string) error
+	// DeleteAccountSetting removes one of an account's settings (none is
+	// no error).
+	DeleteAccountSetting(ctx context.Context, user, email, key string) error
+
+	// SetNick remembers the nick of a buddy of the account (a rename
+	// replaces it).
+	SetNick(ctx context.Context, user, email string, uid msim.UID, nick string) error
+	// DeleteNick forgets the nick of a buddy (none is no error).
+	DeleteNick(ctx context.Context, user, email string, uid msim.UID) error
+
+	// HoldIM keeps an IM or zap for the user's next connection and
+	// returns it with its ID set.
+	HoldIM(ctx context.Context, user, email string, im HeldIM) (HeldIM, error)
+	// HeldIMs returns the account's held IMs in arrival order (by Seq,
+	// then by the order they were held) and keeps them.
+	HeldIMs(ctx context.Context, user, email string) ([]HeldIM, error)
+	// TakeHeld returns the account's held IMs in arrival order and
+	// forgets them, in one statement. An IM taken is no longer kept: where
+	// a crash before delivery must lose nothing, use HeldIMs and then
+	// DeleteHeld for what was delivered.
+	TakeHeld(ctx context.Context, user, email string) ([]HeldIM, error)
+	// DeleteHeld forgets the held IMs of the account with these IDs
+	// (delivered ones); IDs not held are ignored.
+	DeleteHeld(ctx context.Context, user, email string, ids ...int64) error
+
+	// QueueIM keeps an IM the user typed while the account's link was
+	// down and returns it with its ID set.
+	QueueIM(ctx context.Context, user, email string, im QueuedIM) (QueuedIM, error)
+	// QueuedIMs returns the account's queued IMs in the order queued.
+	QueuedIMs(ctx context.Context, user, email string) ([]QueuedIM, error)
+	// DeleteQueued forgets the queued IMs with these IDs (sent ones);
+	// IDs not queued are ignored.
+	DeleteQueued(ctx context.Context, user, email string, ids ...int64) error
+
+	// AddNote keeps a line to tell the user when they next connect.
+	AddNote(ctx context.Context, user, text string) error
+	// TakeNotes returns the user's notes in the order added and forgets
+	// them, in one transaction.
+	TakeNotes(ctx context.Context, user string) ([]string, error)
+
+	// Close closes the database.
+	Close() error
+}
+
+// User is an IRC user of the gateway.
+type User struct {
+	Name         string
+	PasswordHash string // from HashPassword
+	Created      time.Time
+}
+
+// Account is one of a user's MSIM accounts. Password is the MSIM password
+// in clear: the store seals it on write and opens it on read.
+type Account struct {
+	Email       string
+	Password    string
+	Channel     string // control channel
+	Autoconnect bool
+	Settings    map[string]string // per-account settings; may be nil
+}
+
+// AccountState is an account with what is kept for it.
+type AccountState struct {
+	Account
+	Nicks  map[msim.UID]string // buddy nicks, renames included
+	Held   int                 // IMs held (HeldIMs returns them)
+	Queued int                 // IMs queued (QueuedIMs returns them)
+}
+
+// UserState is what LoadUser returns.
+type UserState struct {
+	User     User
+	Settings map[string]string
+	Accounts []AccountState // in the order added
+	// HeldSeq is the highest Seq of the user's held IMs (0 if none): a
+	// caller numbering arrivals continues after it, so what arrives now
+	// sorts after what was held before a restart.
+	HeldSeq int64
+}
+
+// HeldIM is an IM or a zap from a buddy that did not reach the user.
+// Times are kept to the microsecond.
+type HeldIM struct {
+	ID      int64    // set by the store
+	Seq     int64    // the caller's arrival number; the order they are shown in
+	From    msim.UID // the sender
+	Text    string   // plain text; empty for a zap
+	Time    time.Time
+	Offline bool // stored by the MSIM server while the account was offline
+	IsZap   bool // a zap of kind Zap rather than an IM
+	Zap     markup.Zap
+}
+
+// QueuedIM is an IM the user typed while the MSIM link was down.
+type QueuedIM struct {
+	ID   int64    // set by the store
+	To   msim.UID // the recipient
+	Nick string   // the recipient's nick when it was typed
+	Text string
+	Time time.Time // when it was typed
+}
