@@ -93,6 +93,9 @@ func (c *Client) await(ctx context.Context, p *pending) (*Persist, error) {
 
 // request sends a persist request and waits for its reply.
 func (c *Client) request(ctx context.Context, r req) (*Persist, error) {
+	if err := ctx.Err(); err != nil { // not sent at all: a select would pick at random
+		return nil, errorf("msim: request: %w", err)
+	}
 	p, err := c.start(ctx, r)
 	if err != nil {
 		return nil, err
