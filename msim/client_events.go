@@ -267,6 +267,115 @@ func (c *Contact) withProfile(p Profile) bool {
 	return *c != old
 }
 
+// Events returns the channel of session events. They arrive in order; the
+// last is a DisconnectedEvent, after which the channel is closed. Read it
+// until then, or call Close.
+func (c *Client) Events() <-chan Event { return c.events }
+
+// emit queues an event for the pump. Past the backlog cap the session ends.
+func (c *Client) emit(ev Event) {
+	c.qmu.Lock()
+	if c.qfinal {
+		c.qmu.Unlock()
+		return
+	}
+	if len(c.queue) >= c.backlog {
+		c.qmu.Unlock()
+		c.down(DisconnectOverflow, errorf("%w: %d events not taken", ErrEventOverflow, c.backlog))
+		return
+	}
+	c.queue = append(c.queue, ev)
+	c.qmu.Unlock()
+	c.wake()
+}
+
+func (c *Client) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// pump moves queued events into the Events channel one at a time, so that
+// at most one event is held outside the capped queue.
+func (c *Client) pump() {
+	defer c.wg.Done()
+	defer close(c.events)
+	defer c.recover("pump")
+	for {
+		c.qmu.Lock()
+		var ev Event
+		if len(c.queue) > 0 {
+			ev, c.queue[0] = c.queue[0], nil
+			c.queue = c.queue[1:]
+		}
+		c.qmu.Unlock()
+		if ev == nil {
+			select {
+			case <-c.notify:
+				continue
+			case <-c.closing:
+				c.finish(nil)
+				return
+			}
+		}
+		select {
+		case c.events <- ev:
+			if _, last := ev.(DisconnectedEvent); last {
+				return
+			}
+		case <-c.closing:
+			c.finish([]Event{ev})
+			return
+		}
+	}
+}
+
+// finish runs after Close: it delivers what fits in the channel without
+// blocking and makes sure the DisconnectedEvent ends the stream, dropping
+// older undelivered events to make room for it.
+func (c *Client) finish(rest []Event) {
+	c.qmu.Lock()
+	rest = append(rest, c.queue...)
+	c.queue = nil
+	c.qmu.Unlock()
+	if len(rest) == 0 {
+		return
+	}
+	last := rest[len(rest)-1]
+	grace := time.NewTimer(c.cfg.closeGrace)
+	defer grace.Stop()
+	expired := false
+	for _, ev := range rest[:len(rest)-1] {
+		if im, ok := ev.(IMEvent); ok && !expired {
+			// An IM was received: give a reader that is still draining
+			// Events the time to take it rather than drop it.
+			select {
+			case c.events <- ev:
+			case <-grace.C:
+				expired = true
+				c.log.WithField("from", im.From).Warn("msim: IMs received before Close were not taken from Events")
+			}
+			continue
+		}
+		select {
+		case c.events <- ev:
+		default:
+		}
+	}
+	for {
+		select {
+		case c.events <- last:
+			return
+		default:
+		}
+		select {
+		case <-c.events: // make room (the channel has a buffer of at least 1)
+		default:
+		}
+	}
+}
+
 // handle dispatches one received message. It runs on the reader goroutine.
 func (c *Client) handle(m *Message) {
 	switch m.Type() {
