@@ -375,29 +375,9 @@ func TestWhoisHandlerBlocking(t *testing.T) {
 	c, fc, _ := register(t, addr, b, "me")
 	fcs <- fc
 	c.send(t, "WHOIS tom")
-	var whois []string
-	next, start := 0, -1
-	for i := 0; next < n || len(whois) == 0 || whois[len(whois)-1] != "318"; i++ {
-		m := c.read(t)
-		switch m.Command {
-		case "PRIVMSG":
-			if want := fmt.Sprintf("line %d of a conversation going on during the WHOIS", next); m.Trailing() != want || m.Name != "ann" {
-				t.Fatalf("got %q, want PRIVMSG from ann %q", m, want)
-			}
-			if start >= 0 && len(whois) > 0 && whois[len(whois)-1] != "318" {
-				t.Fatalf("got PRIVMSG %d inside the WHOIS reply after %v", next, whois)
-			}
-			next++
-		default:
-			if start < 0 {
-				start = i
-			}
-			if i != start+len(whois) {
-				t.Fatalf("got %s at %d, want it at %d: the WHOIS reply was split", m.Command, i, start+len(whois))
-			}
-			whois = append(whois, m.Command)
-		}
-	}
+	whois := readWhoisAmid(t, c, n, func(i int) string {
+		return fmt.Sprintf("line %d of a conversation going on during the WHOIS", i)
+	})
 	<-delivered
 	if want := []string{"311", "319", "312", "301", "320", "317", "318"}; !slices.Equal(whois, want) {
 		t.Errorf("got WHOIS numerics %v, want %v", whois, want)

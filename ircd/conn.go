@@ -88,6 +88,7 @@ type Client struct {
 	info       map[*vuser][]string // the users' WHOIS lines; nil until one has any
 	chans      map[string]*vchan   // by foldCase(name)
 	calls      []func()            // backend calls to make after unlocking
+	whois      []*whoisReq         // WHOIS replies waiting, in the order asked
 }
 
 // ircError is a numeric error reply. The dispatcher prefixes the nick.
@@ -484,6 +485,7 @@ func (c *Client) readLoop() {
 	h := c.handler
 	c.handler = nil
 	held := c.dropHeld() // never welcomed: nothing can be held after this
+	c.dropWhois()
 	c.mu.Unlock()
 	report(held, false)
 	if h != nil {

@@ -47,6 +47,8 @@ type fakeBackend struct {
 	authErr func(account, password string) error
 	connErr func(reg Registration) error // refuses a registration before setup
 	whois   func(nick string) []string   // when set, handlers implement WhoisHandler
+	// async, when set, makes handlers implement AsyncWhoisHandler.
+	async func(fc *fakeConn, nick string, answer func(lines []string))
 
 	mu    sync.Mutex
 	regs  []Registration
@@ -119,6 +121,9 @@ func (b *fakeBackend) Connect(c *Client, reg Registration) (Handler, error) {
 	}
 	fc := &fakeConn{c: c, reg: reg, events: make(chan string, 1024), closed: make(chan string, 2), panicOn: "PANIC"}
 	b.connOf(reg.Remote.String()) <- fc
+	if b.async != nil {
+		return &asyncWhoisConn{fc, b.async}, nil
+	}
 	if b.whois != nil {
 		return &whoisConn{fc, b.whois}, nil
 	}
@@ -148,6 +153,16 @@ type whoisConn struct {
 }
 
 func (w *whoisConn) Whois(nick string) []string { return w.fn(nick) }
+
+// asyncWhoisConn is a handler that answers WHOIS when its fn decides.
+type asyncWhoisConn struct {
+	*fakeConn
+	fn func(fc *fakeConn, nick string, answer func(lines []string))
+}
+
+func (w *asyncWhoisConn) WhoisAsync(nick string, answer func(lines []string)) {
+	w.fn(w.fakeConn, nick, answer)
+}
 
 func (f *fakeConn) drain() (evs []string) {
 	for {

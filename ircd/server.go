@@ -19,7 +19,8 @@
 // the real client is a plain member of its channels (no @), so MODE and
 // TOPIC changes from it get 482, while virtual users show "+" (voice) and
 // "@" (op, via SetOp), both with multi-prefix. Backend-supplied WHOIS lines
-// (from a WhoisHandler, else User.Info) are sent as 320 RPL_WHOISSPECIAL.
+// (from an AsyncWhoisHandler, else User.Info) are sent as 320
+// RPL_WHOISSPECIAL; the reply waits for them without stalling the reader.
 // Capabilities never change at run time, so cap-notify never sends CAP
 // NEW/DEL. Lines longer than 512 bytes (8191 more for tags) get 417; a line
 // that overflows the read buffer (512+8191 bytes) gets 417 and a close; a
@@ -73,6 +74,7 @@ type Config struct {
 	PingTimeout         time.Duration // time to answer it before being dropped
 	RegistrationTimeout time.Duration // time to finish NICK/USER/CAP END
 	WriteTimeout        time.Duration // per write to the socket
+	WhoisTimeout        time.Duration // wait for an AsyncWhoisHandler's answer
 
 	SendQ      int     // queued messages per connection before it is dropped
 	FloodRate  float64 // lines per second after the burst; 0 = no limit
@@ -106,6 +108,7 @@ func DefaultConfig() Config {
 		PingTimeout:         60 * time.Second,
 		RegistrationTimeout: 30 * time.Second,
 		WriteTimeout:        15 * time.Second,
+		WhoisTimeout:        3 * time.Second,
 		SendQ:               4096,
 		FloodRate:           5,
 		FloodBurst:          20,
@@ -138,6 +141,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = d.WriteTimeout
+	}
+	if cfg.WhoisTimeout <= 0 {
+		cfg.WhoisTimeout = d.WhoisTimeout
 	}
 	if cfg.SendQ <= 0 {
 		cfg.SendQ = d.SendQ
@@ -200,17 +206,42 @@ type Handler interface {
 	Closed(reason string) // the connection ended; called exactly once
 }
 
+// AsyncWhoisHandler is an optional interface of a Handler, for the extra
+// lines of a WHOIS about a virtual user, which ircd sends as 320
+// RPL_WHOISSPECIAL (cleaned and split like any backend text). A Handler
+// that implements it is never asked through WhoisHandler.
+//
+// WhoisAsync is called from the connection's reader goroutine without
+// ircd's locks, and must return at once: the client's next lines are read
+// meanwhile. The backend calls answer exactly once, from any goroutine,
+// before or after WhoisAsync returns, with the lines (nil for none); answer
+// takes the client's lock briefly and never blocks on I/O. If no answer
+// comes within Config.WhoisTimeout, ircd sends the reply without extra
+// lines; an answer after that, and any second answer, is ignored.
+//
+// The whole reply (311 319 312 301 320… 317 318) is queued at once when the
+// answer comes, so no other line comes between its numerics, and it shows
+// the user as it is then (401 and 318 if it was removed meanwhile). Lines
+// the client sends after the WHOIS are answered as usual, so their replies
+// may come before it; WHOIS replies themselves come in the order they were
+// asked, a quick answer waiting for a slower one asked before it (a WHOIS
+// of the client itself or of an unknown nick too). A WHOIS while many are
+// waiting already gets 263 RPL_TRYAGAIN.
+type AsyncWhoisHandler interface {
+	WhoisAsync(nick string, answer func(lines []string))
+}
+
 // WhoisHandler is an optional interface of a Handler. When the client
 // WHOISes a virtual user, ircd asks it for the extra lines, which it sends
 // as 320 RPL_WHOISSPECIAL (cleaned and split like User.Info) instead of
-// User.Info; nil means none. The whole reply (311 319 312 301 320 317 318)
-// is queued at once after Whois returns, so other lines never come between
-// its numerics, and it shows the user as it is then (401 if it was removed
+// User.Info; nil means none. The whole reply is queued at once after Whois
+// returns and shows the user as it is then (401 if it was removed
 // meanwhile). Whois is called from the connection's reader goroutine
-// without the client's lock, so it may call the Client. It may block while
-// the backend fetches what it shows (a profile over the network) but must
-// bound that wait to a few seconds: until it returns, the client's next
-// lines are not read.
+// without the client's lock, so it may call the Client; until it returns,
+// the client's next lines are not read.
+//
+// Deprecated: implement AsyncWhoisHandler, which never stalls the client's
+// reader. WhoisHandler goes once the bridge has moved to it.
 type WhoisHandler interface {
 	Whois(nick string) []string
 }
@@ -248,6 +279,10 @@ type Server struct {
 	guesses      *guesses
 	conns        conns
 
+	// afterFunc runs f after d on its own goroutine unless stopped, as
+	// time.AfterFunc does; tests replace it to step time by hand.
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
+
 	wg      sync.WaitGroup // every connection goroutine and accept loop
 	nextID  atomic.Uint64
 	mu      sync.Mutex // guards clients, closing and lns
@@ -265,6 +300,7 @@ func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 		log:          log,
 		created:      time.Now(),
 		welcomeLines: welcomeLines(&cfg),
+		afterFunc:    afterFunc,
 		guesses:      newGuesses(&cfg),
 		clients:      make(map[*Client]struct{}),
 		lns:          make(map[net.Listener]struct{}),
@@ -272,6 +308,8 @@ func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 	s.conns.limit = guard.NewConnLimiter(max(cfg.MaxConnections, 0), max(cfg.MaxConnectionsPerAddr, 0))
 	return s
 }
+
+func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 
 // ListenTLS listens on addr with the certificate and key from files.
 func ListenTLS(addr, certFile, keyFile string) (net.Listener, error) {
