@@ -1,7 +1,7 @@
 package msim
 
 // The client side of a session: Dial logs in and returns a *Client whose
-// state is shared by three goroutines it owns:
+// state is shared by the goroutines it owns, two or three:
 //
 //   - the reader decodes everything the server sends. It hands persist
 //     replies straight to the request waiting for them (never through the
@@ -12,8 +12,13 @@ package msim
 //     reached the socket: once the link is down it drains what is left of
 //     the queue and queues the DisconnectedEvent, with the IMs never sent
 //     and those written too shortly before the loss to be sure of.
-//   - the pump moves queued events into the Events channel, in order, and
-//     closes it after the final DisconnectedEvent.
+//   - the pump (only without ClientConfig.Notify) moves queued events into
+//     the Events channel, in order, and closes it after the final
+//     DisconnectedEvent. With Notify there is no pump: whoever queues an
+//     event calls Notify, and the owner takes the queue with TakeEvents.
+//
+// Nothing else holds a goroutine while the session is idle: timeouts are
+// socket deadlines and timers.
 //
 // The owner calls the methods from one goroutine (calls from several are also
 // safe). Shared state (request table, profile, contacts) sits behind c.mu;
@@ -71,11 +76,26 @@ type ClientConfig struct {
 	DialTimeout    time.Duration // default 30s; also bounds the whole login
 	RequestTimeout time.Duration // persist replies; default 30s
 	DeadAfter      time.Duration // no bytes received for this long ⇒ disconnected; default 180s
-	EventQueue     int           // buffer of the Events channel; default 64 (the backlog beyond it is EventBacklog)
+	EventQueue     int           // buffer of the Events channel; default 64 (the backlog beyond it is EventBacklog); unused with Notify
 	// EventBacklog caps the events received but not yet taken by the
-	// Events consumer (beyond the channel's buffer). Overflow ends the
-	// session with DisconnectOverflow. Default 65536.
+	// owner (with Events, beyond the channel's buffer; with Notify, all the
+	// events TakeEvents has not yet returned). Overflow ends the session
+	// with DisconnectOverflow. Default 65536.
 	EventBacklog int
+	// Notify, when set, replaces the Events channel: the client runs no
+	// goroutine to deliver events. Each time events are queued, Notify is
+	// called, and the owner collects them with TakeEvents.
+	//
+	// Notify is called on the client's reader or writer goroutine, or on
+	// the goroutine of a method that produces an event (AddBuddy, Profile…),
+	// possibly before Dial returns (events of the login) and even if Dial
+	// then fails. It must return at once, never block and never call the
+	// Client: the reader waits for it, and persist replies wait for the
+	// reader. It may be called many times for one TakeEvents; coalescing is
+	// the owner's business (a non-blocking send on a channel with a buffer
+	// of one is enough, since every queued event is followed by a call).
+	// It is not called after Close returns.
+	Notify func()
 	// UnconfirmedWindow: IMs written to the socket this long or less before
 	// the link was lost are reported in DisconnectedEvent.Unconfirmed.
 	// Default DefaultUnconfirmedWindow; negative: none are reported.
@@ -173,8 +193,8 @@ type Client struct {
 	qmu     sync.Mutex
 	queue   []Event
 	qfinal  bool
-	notify  chan struct{}
-	events  chan Event
+	notify  chan struct{} // wakes the pump; nil with cfg.Notify
+	events  chan Event    // nil with cfg.Notify
 	backlog int
 }
 
@@ -194,6 +214,33 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, errorf("msim: dial %s: %w", cfg.Addr, err)
 	}
+	c := newClient(cfg, log, nc)
+	if err := c.handshake(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	c.log = c.log.WithField("uid", c.uid)
+	c.wg.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+	if cfg.Notify == nil {
+		c.wg.Add(1)
+		go c.pump()
+	}
+
+	if err := c.setup(ctx); err != nil {
+		c.Close()
+		if ctx.Err() != nil && !errors.As(err, new(*LoginError)) {
+			err = errorf("msim: login %s: %w (%w)", cfg.Email, ctx.Err(), err)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// newClient builds a Client over nc, with cfg's defaults already set; Dial
+// starts its goroutines once the handshake is done.
+func newClient(cfg ClientConfig, log *logrus.Entry, nc net.Conn) *Client {
 	c := &Client{
 		cfg:        cfg,
 		log:        log,
@@ -207,30 +254,14 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		closing:    make(chan struct{}),
 		pending:    make(map[int]*pending),
 		presence:   make(map[UID]Presence),
-		notify:     make(chan struct{}, 1),
-		events:     make(chan Event, cfg.EventQueue),
 		backlog:    cfg.EventBacklog,
 	}
+	if cfg.Notify == nil {
+		c.notify = make(chan struct{}, 1)
+		c.events = make(chan Event, cfg.EventQueue)
+	}
 	c.dec.MaxSize = ClientMaxSize
-
-	if err := c.handshake(ctx); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	c.log = c.log.WithField("uid", c.uid)
-	c.wg.Add(3)
-	go c.readLoop()
-	go c.writeLoop()
-	go c.pump()
-
-	if err := c.setup(ctx); err != nil {
-		c.Close()
-		if ctx.Err() != nil && !errors.As(err, new(*LoginError)) {
-			err = errorf("msim: login %s: %w (%w)", cfg.Email, ctx.Err(), err)
-		}
-		return nil, err
-	}
-	return c, nil
+	return c
 }
 
 // handshake reads the challenge, answers it and reads lc 2, synchronously,
@@ -577,26 +608,31 @@ func (c *Client) down(reason DisconnectReason, err error) {
 			// after the last message received.
 			c.lostAt = c.lostAt.Add(-c.cfg.DeadAfter)
 		}
+		// No event is queued from now on, before the writer can see done
+		// and queue the final one: nothing may follow it.
+		c.qmu.Lock()
+		c.qfinal = true
+		c.qmu.Unlock()
 		close(c.done)
 		_ = c.nc.Close()
 		if reason != DisconnectClosed {
 			c.log.WithError(err).WithField("reason", reason).Info("msim: disconnected")
 		}
-		c.qmu.Lock()
-		c.qfinal = true
-		c.qmu.Unlock()
 	})
 }
 
 // Close logs out, closes the connection and waits for the client's
-// goroutines. It is idempotent and always returns nil. Events not yet taken
-// from Events may be discarded; the channel still ends with a
-// DisconnectedEvent (DisconnectClosed unless the link was already down) and
-// is closed. The logout goes after every queued message; IMs still queued
-// when Close stops waiting for the flush are the event's Unsent. After the
-// logout, Close reads on until the server closes the connection (bounded by
-// the same grace), so IMs the server wrote before it read the logout become
-// events rather than vanish in the socket.
+// goroutines. It is idempotent and always returns nil. The session's events
+// still end with a DisconnectedEvent (DisconnectClosed unless the link was
+// already down). With Events, events not yet taken from the channel may be
+// discarded (IMs only after a grace for a reader still draining it), and the
+// channel is closed after the DisconnectedEvent. With Notify, nothing is
+// discarded: once Close returns, TakeEvents returns every event not yet
+// taken, the DisconnectedEvent last. The logout goes after every queued
+// message; IMs still queued when Close stops waiting for the flush are the
+// event's Unsent. After the logout, Close reads on until the server closes
+// the connection (bounded by the same grace), so IMs the server wrote before
+// it read the logout become events rather than vanish in the socket.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)

@@ -269,10 +269,39 @@ func (c *Contact) withProfile(p Profile) bool {
 
 // Events returns the channel of session events. They arrive in order; the
 // last is a DisconnectedEvent, after which the channel is closed. Read it
-// until then, or call Close.
+// until then, or call Close. With ClientConfig.Notify there is no channel:
+// Events returns nil (a receive from it blocks forever; a select case on it
+// is never chosen), and TakeEvents hands the events over.
 func (c *Client) Events() <-chan Event { return c.events }
 
-// emit queues an event for the pump. Past the backlog cap the session ends.
+// keptQueue is the largest queue capacity TakeEvents keeps for reuse; a
+// burst's larger array is let go.
+const keptQueue = 64
+
+// TakeEvents appends the events queued since the last call to dst, in the
+// order they happened, and returns the extended slice; it takes them off the
+// backlog, so EventBacklog counts only events not yet taken. It is for
+// clients dialled with ClientConfig.Notify: call it after Notify, from any
+// one goroutine. The last event ever returned is the DisconnectedEvent;
+// after it TakeEvents returns dst unchanged. Without Notify the events go to
+// Events, and TakeEvents returns dst unchanged.
+func (c *Client) TakeEvents(dst []Event) []Event {
+	if c.cfg.Notify == nil {
+		return dst
+	}
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	dst = append(dst, c.queue...)
+	clear(c.queue) // let go of the events
+	if cap(c.queue) > keptQueue {
+		c.queue = nil
+	} else {
+		c.queue = c.queue[:0]
+	}
+	return dst
+}
+
+// emit queues an event for the owner. Past the backlog cap the session ends.
 func (c *Client) emit(ev Event) {
 	c.qmu.Lock()
 	if c.qfinal {
@@ -289,7 +318,13 @@ func (c *Client) emit(ev Event) {
 	c.wake()
 }
 
+// wake tells the owner (with Notify) or the pump that events are queued.
+// It never blocks.
 func (c *Client) wake() {
+	if c.cfg.Notify != nil {
+		c.cfg.Notify()
+		return
+	}
 	select {
 	case c.notify <- struct{}{}:
 	default:
