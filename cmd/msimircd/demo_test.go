@@ -260,3 +260,60 @@ func TestDemoSASLChecksPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoGateServerPassword: with irc.password on the demo network, PASS
+// must hold it ("SERVERPW" or "SERVERPW:OWN", the server password holding a
+// ':' here), and a nick that came in with the server password alone still
+// gets a fresh account when it comes back (the gate passes the bridge's
+// Forget on to the demo directory).
+func TestDemoGateServerPassword(t *testing.T) {
+	cfg := Defaults()
+	cfg.IRC.Password = "open:sesame"
+	cfg.MSIM.Accounts = []string{"bob@example.com:Bob1"}
+	at, _ := startServe(t, cfg)
+
+	for _, tc := range []struct {
+		name, nick, pass string
+		want             bool
+	}{
+		{"no PASS", "ann", "", false},
+		{"first part of the server password", "ann", "open", false},
+		{"server password", "ann", "open:sesame", true},
+		{"server password and own", "ben", "open:sesame:mine", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, m := ircRegister(t, at.irc[0], tc.nick, tc.pass)
+			if got := m.Command == "001"; got != tc.want {
+				t.Fatalf("got %s %q, want admitted %v", m.Command, m.Trailing(), tc.want)
+			}
+			if tc.want {
+				s.loggedIn("&" + tc.nick)
+				_ = s.w.Write("QUIT :bye")
+				s.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
+			}
+		})
+	}
+
+	// ben protected his account: the server password alone is not enough.
+	if _, m := ircRegister(t, at.irc[0], "ben", "open:sesame:other"); m.Command == "001" {
+		t.Error("ben with another own password got in")
+	}
+
+	// ann's ephemeral account is retired once the bridge has logged it
+	// out; until then the nick is refused.
+	bob := msimDial(t, at.msim, "bob@example.com", "Bob1")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, m := ircRegister(t, at.irc[0], "ann", "open:sesame")
+		if m.Command == "001" {
+			s.loggedIn("&ann")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ann could not come back with the server password: %s %q", m.Command, m.Trailing())
+		}
+	}
+	if uid := lookupUID(t, bob, "ann"); uid == 0 {
+		t.Errorf("ann's new account: got uid %d, want one", uid)
+	}
+}

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	_ "expvar" // /debug/vars, with -debug-listen
 	"flag"
@@ -234,7 +233,7 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 			if keyPath != "" {
 				log.WithField("key_file", keyPath).Debug("demo accounts' MSIM passwords derive from the key file")
 			}
-			dir = gate(cfg.IRC.Password, &channel.DemoDirectory{
+			dir = channel.WithServerPassword(cfg.IRC.Password, &channel.DemoDirectory{
 				CreateAccount: msrv.AddAccount,
 				Exists:        func(err error) bool { return errors.Is(err, server.ErrAccountExists) },
 				CheckPassword: msrv.CheckPassword,
@@ -399,47 +398,4 @@ func staticUsers(us []UserEntry) []channel.StaticUser {
 		out = append(out, su)
 	}
 	return out
-}
-
-// gate requires the server password (when set) before d sees the client.
-// A client gives it as PASS (or SASL password) "SERVERPW", or
-// "SERVERPW:OWN" to protect its own demo account with OWN.
-func gate(password string, d channel.Directory) channel.Directory {
-	if password == "" {
-		return d
-	}
-	return &passwordGate{password: password, Directory: d}
-}
-
-type passwordGate struct {
-	password string
-	channel.Directory
-}
-
-// open checks the server password and returns the client's own part.
-func (g *passwordGate) open(given string) (own string, ok bool) {
-	server, own, _ := strings.Cut(given, ":")
-	if given == g.password { // the server password itself may hold ':'
-		server, own = given, ""
-	}
-	return own, subtle.ConstantTimeCompare([]byte(server), []byte(g.password)) == 1
-}
-
-func (g *passwordGate) Authenticate(account, password string) error {
-	own, ok := g.open(password)
-	if !ok {
-		return channel.ErrAuth
-	}
-	return g.Directory.Authenticate(account, own)
-}
-
-func (g *passwordGate) Lookup(reg ircd.Registration) (channel.User, error) {
-	if reg.Account == "" {
-		own, ok := g.open(reg.Pass)
-		if !ok {
-			return channel.User{}, channel.ErrAuth
-		}
-		reg.Pass = own
-	}
-	return g.Directory.Lookup(reg)
 }
