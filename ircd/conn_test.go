@@ -82,14 +82,16 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 	// client does not read.
 	text := strings.Repeat("spam ", 80)
 	start := time.Now()
-	var reason string
-	sent := 0
-	for reason == "" {
+	sent, refused := 0, false
+	for !refused {
 		if sent > 200000 {
 			t.Fatal("slow client never dropped")
 		}
 		for range 16 {
-			slow.c.Deliver(Delivery{From: "tom", Text: text})
+			if !slow.c.Deliver(Delivery{From: "tom", Text: text}) {
+				refused = true // the queue overflowed: the client is being dropped
+				break
+			}
 			sent++
 		}
 		drained := time.Now().Add(100 * time.Millisecond)
@@ -100,11 +102,10 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 			fastConn.c.Deliver(Delivery{From: "ann", Text: "still here"})
 			checkMsg(t, expect(t, fast, "PRIVMSG"), w("PRIVMSG", "fast", "still here"))
 		}
-		select {
-		case reason = <-slow.closed:
-		default:
-		}
 	}
+	// Closed comes once the socket is closed, after the lingering read of
+	// the client's input.
+	reason := slow.waitClosed(t)
 	if el := time.Since(start); el > 20*time.Second {
 		t.Fatalf("filling the slow client took %v", el)
 	}
