@@ -556,40 +556,84 @@ func TestE2ECloseNoLeak(t *testing.T) {
 }
 
 // BenchmarkIMThroughput measures one client's IM rate through the server to
-// another client, with up to 256 IMs in flight.
+// another client, with up to 256 IMs in flight; the receiver takes its
+// events from Events or through Notify and TakeEvents.
 func BenchmarkIMThroughput(b *testing.B) {
-	srv, addr := startServer(b, false)
-	alice, bob := addAccount(b, srv, "alice"), addAccount(b, srv, "bob")
-	ca, cb := mustDial(b, addr, alice), mustDial(b, addr, bob)
-	ctx := context.Background()
-	window := make(chan struct{}, 256)
-	recvd := make(chan error, 1)
-	b.ResetTimer()
-	start := time.Now()
-	go func() {
-		for n := 0; n < b.N; {
-			ev, ok := <-cb.Events()
-			if !ok {
-				recvd <- errors.New("bob's events closed")
-				return
+	for _, mode := range []string{"events", "notify"} {
+		b.Run(mode, func(b *testing.B) {
+			srv, addr := startServer(b, false)
+			alice, bob := addAccount(b, srv, "alice"), addAccount(b, srv, "bob")
+			wake := make(chan struct{}, 1)
+			ca := mustDial(b, addr, alice)
+			cb, err := dialAs(b, addr, bob, func(cfg *msim.ClientConfig) {
+				if mode == "notify" {
+					cfg.Notify = func() {
+						select {
+						case wake <- struct{}{}:
+						default:
+						}
+					}
+				}
+			})
+			if err != nil {
+				b.Fatal(err)
 			}
-			if _, is := ev.(msim.IMEvent); is {
-				n++
-				<-window
+			ctx := context.Background()
+			window := make(chan struct{}, 256)
+			recvd := make(chan error, 1)
+			// got handles one event and reports whether it ends the run.
+			n := 0
+			got := func(ev msim.Event) (bool, error) {
+				switch ev.(type) {
+				case msim.IMEvent:
+					n++
+					<-window
+				case msim.DisconnectedEvent:
+					return true, errors.New("bob disconnected")
+				}
+				return n == b.N, nil
 			}
-		}
-		recvd <- nil
-	}()
-	for i := 0; i < b.N; i++ {
-		window <- struct{}{}
-		if err := ca.SendIM(ctx, bob.uid, "benchmark message with some <markup> & text :)"); err != nil {
-			b.Fatal(err)
-		}
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			go func() {
+				if n == b.N {
+					recvd <- nil
+					return
+				}
+				if mode == "events" {
+					for ev := range cb.Events() {
+						if end, err := got(ev); end {
+							recvd <- err
+							return
+						}
+					}
+					recvd <- errors.New("bob's events closed")
+					return
+				}
+				var buf []msim.Event
+				for range wake {
+					buf = cb.TakeEvents(buf[:0])
+					for _, ev := range buf {
+						if end, err := got(ev); end {
+							recvd <- err
+							return
+						}
+					}
+				}
+			}()
+			for i := 0; i < b.N; i++ {
+				window <- struct{}{}
+				if err := ca.SendIM(ctx, bob.uid, "benchmark message with some <markup> & text :)"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-recvd; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "IMs/s")
+		})
 	}
-	if err := <-recvd; err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "IMs/s")
 }
 
 // TestE2ECloseKeepsIMsInFlight: IMs the server wrote before it read the

@@ -333,56 +333,73 @@ func TestTakeEventsWithoutNotify(t *testing.T) {
 
 // BenchmarkEventHandoff measures the hand-off of IMs from the goroutine
 // that queues them (the reader, here a loop) to the owner's: through the
-// pump and the Events channel, or through Notify and TakeEvents.
+// pump and the Events channel, or through Notify and TakeEvents. "one" hands
+// over one IM at a time (the latency of a quiet session); "window" lets up
+// to a channel's buffer of IMs be in flight (a busy one).
 func BenchmarkEventHandoff(b *testing.B) {
 	for _, mode := range []string{"events", "notify"} {
-		b.Run(mode, func(b *testing.B) {
-			cfg := ClientConfig{EventQueue: DefaultEventQueue, EventBacklog: 1 << 30}
-			wake := make(chan struct{}, 1)
-			if mode == "notify" {
-				cfg.Notify = func() {
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				}
+		for _, inFlight := range []int{1, DefaultEventQueue} {
+			name := mode + "/one"
+			if inFlight > 1 {
+				name = mode + "/window"
 			}
-			cfg.setDefaults()
-			c := newClient(cfg, cfg.Log, nil)
-			if mode == "events" {
-				c.wg.Add(1)
-				go c.pump()
-			}
-			got := make(chan int)
-			go func() {
-				n := 0
-				if mode == "events" {
-					for n < b.N {
-						if _, ok := (<-c.Events()).(IMEvent); ok {
-							n++
-						}
-					}
-				} else {
-					var buf []Event
-					for n < b.N {
-						<-wake
-						buf = c.TakeEvents(buf[:0])
-						n += len(buf)
-					}
-				}
-				got <- n
-			}()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				c.emit(IMEvent{From: 2001, Text: "benchmark", Markup: "benchmark", Action: i < 0})
-			}
-			if n := <-got; n != b.N {
-				b.Fatalf("got %d IMs, want %d", n, b.N)
-			}
-			b.StopTimer()
-			close(c.closing)
-			c.wg.Wait()
-		})
+			b.Run(name, func(b *testing.B) { benchHandoff(b, mode == "notify", inFlight) })
+		}
 	}
+}
+
+func benchHandoff(b *testing.B, notify bool, inFlight int) {
+	cfg := ClientConfig{}
+	wake := make(chan struct{}, 1)
+	if notify {
+		cfg.Notify = func() {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	cfg.setDefaults()
+	c := newClient(cfg, cfg.Log, nil)
+	if !notify {
+		c.wg.Add(1)
+		go c.pump()
+	}
+	window := make(chan struct{}, inFlight)
+	got := make(chan int)
+	go func() {
+		n := 0
+		if notify {
+			var buf []Event
+			for n < b.N {
+				<-wake
+				buf = c.TakeEvents(buf[:0])
+				for range buf {
+					<-window
+				}
+				n += len(buf)
+			}
+		} else {
+			for n < b.N {
+				if _, ok := (<-c.Events()).(IMEvent); ok {
+					<-window
+					n++
+				}
+			}
+		}
+		got <- n
+	}()
+	ev := IMEvent{From: 2001, Text: "benchmark", Markup: "benchmark"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		window <- struct{}{}
+		c.emit(ev)
+	}
+	if n := <-got; n != b.N {
+		b.Fatalf("got %d IMs, want %d", n, b.N)
+	}
+	b.StopTimer()
+	close(c.closing)
+	c.wg.Wait()
 }
