@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/ircd"
+)
+
+// shutdownTimeout bounds the shutdown.
+const shutdownTimeout = 10 * time.Second
+
+// listening is where a running msimircd can be reached.
+type listening struct {
+	irc  []string // the IRC listeners
+	msim string   // the MSIM server the bridge uses (the embedded one's, if any)
+}
+
+// gateway is msimircd built from its config, listening but not yet serving.
+type gateway struct {
+	emb      *embedded // nil with msim.server
+	msimAddr string    // the MSIM server the bridge dials
+	bridge   *channel.Bridge
+	irc      *ircd.Server
+	ircLns   []net.Listener
+	log      *logrus.Entry
+}
+
+// serve runs msimircd with cfg until ctx ends (then it returns nil) or a
+// listener fails (then it returns its error). ready, when not nil,
+// receives the addresses once serving (tests use it).
+func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- listening) error {
+	g, err := build(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer g.close() // last: every goroutine using the stores has ended
+	return g.run(ctx, ready)
+}
+
+// build makes every part of msimircd and opens its listeners.
+func build(cfg Config, log *logrus.Entry) (_ *gateway, err error) {
+	g := &gateway{msimAddr: cfg.MSIM.Server, log: log}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
+	if cfg.MSIM.Server == "" {
+		if g.emb, err = openEmbedded(cfg, log); err != nil {
+			return nil, err
+		}
+		g.msimAddr = g.emb.addr()
+	}
+	dir, err := buildDirectory(cfg, g.emb, log)
+	if err != nil {
+		return nil, err
+	}
+	if g.bridge, err = buildBridge(cfg, g.msimAddr, dir, log); err != nil {
+		return nil, err
+	}
+	g.irc = newIRCServer(cfg, g.bridge, log)
+	if g.ircLns, err = listenIRC(cfg, log); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// buildDirectory returns who may connect: the [[user]]s of the config, or,
+// on the embedded network without any, every nick (the demo directory)
+// behind irc.password.
+func buildDirectory(cfg Config, emb *embedded, log *logrus.Entry) (channel.Directory, error) {
+	if emb == nil || len(cfg.Users) > 0 {
+		return &channel.StaticDirectory{Users: staticUsers(cfg.Users), ServerPassword: cfg.IRC.Password}, nil
+	}
+	demo, err := emb.demoDirectory(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return channel.WithServerPassword(cfg.IRC.Password, demo), nil
+}
+
+func staticUsers(us []UserEntry) []channel.StaticUser {
+	out := make([]channel.StaticUser, 0, len(us))
+	for _, u := range us {
+		su := channel.StaticUser{Name: u.Name, Password: u.Password}
+		for _, a := range u.Accounts {
+			auto := true
+			if a.AutoConnect != nil {
+				auto = *a.AutoConnect
+			}
+			su.Accounts = append(su.Accounts, channel.Account{Email: a.Email, Password: a.Password, Channel: a.Channel, AutoConnect: auto})
+		}
+		out = append(out, su)
+	}
+	return out
+}
+
+func buildBridge(cfg Config, msimAddr string, dir channel.Directory, log *logrus.Entry) (*channel.Bridge, error) {
+	return channel.New(channel.Config{
+		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir,
+		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
+		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
+		QueueLimit: cfg.MSIM.QueueLimit,
+		Log:        log.WithField("part", "bridge"),
+	})
+}
+
+func newIRCServer(cfg Config, bridge *channel.Bridge, log *logrus.Entry) *ircd.Server {
+	motd := cfg.IRC.MOTD
+	if len(motd) == 0 {
+		motd = []string{"msimircd " + version + ": MySpaceIM on IRC.", "Your MSIM accounts are control channels; type help in one."}
+	}
+	return ircd.NewServer(ircd.Config{
+		ServerName: cfg.IRC.ServerName, Network: cfg.IRC.Network, Version: "msimircd-" + version, MOTD: motd,
+		PingInterval: cfg.IRC.PingInterval.Duration, SendQ: cfg.IRC.SendQ,
+		FloodRate: cfg.IRC.FloodRate, FloodBurst: cfg.IRC.FloodBurst,
+		MaxConnections: cfg.IRC.MaxConnections, MaxConnectionsPerAddr: cfg.IRC.MaxConnectionsPerAddr,
+	}, bridge, log.WithField("part", "ircd"))
+}
+
+// listenIRC opens the IRC listeners, plain and TLS; on an error none stays
+// open.
+func listenIRC(cfg Config, log *logrus.Entry) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, a := range cfg.IRC.Listen {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("irc listener: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	for _, t := range cfg.IRC.TLS {
+		ln, err := ircd.ListenTLS(t.Listen, t.Cert, t.Key)
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("irc TLS listener: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	for _, ln := range lns {
+		if !isLoopback(ln.Addr().String()) {
+			log.Warnf("IRC listener %s is not on loopback", ln.Addr())
+		}
+	}
+	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+}
+
+// run serves the embedded network and the IRC listeners, each on its own
+// goroutine of one errgroup, until ctx ends or one of them fails; then it
+// shuts everything down and returns the failure, if any.
+func (g *gateway) run(ctx context.Context, ready chan<- listening) error {
+	eg, gctx := errgroup.WithContext(ctx)
+	if g.emb != nil {
+		eg.Go(func() error {
+			return stopped(gctx, "embedded MSIM server", g.emb.srv.Serve(gctx, g.emb.ln))
+		})
+	}
+	addrs := make([]string, 0, len(g.ircLns))
+	for _, ln := range g.ircLns {
+		addr := ln.Addr().String()
+		addrs = append(addrs, addr)
+		eg.Go(func() error {
+			return stopped(gctx, "IRC listener "+addr, g.irc.Serve(gctx, ln))
+		})
+	}
+	g.log.WithField("msim", g.msimAddr).Infof("msimircd %s: IRC on %s", version, strings.Join(addrs, ", "))
+	if ready != nil {
+		select {
+		case ready <- listening{irc: addrs, msim: g.msimAddr}:
+		case <-gctx.Done():
+		}
+	}
+	<-gctx.Done()
+	g.shutdown()
+	return eg.Wait()
+}
+
+// stopped is the result of a serving goroutine that returned err: nil once
+// ctx has ended (the listener was closed for it), else an error naming what
+// stopped.
+func stopped(ctx context.Context, what string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	default:
+		return fmt.Errorf("%s stopped: its listener was closed", what)
+	}
+}
+
+// shutdown stops IRC (clients get ERROR), then the bridge (it logs every
+// account out of MSIM), then the embedded MSIM server, all within
+// shutdownTimeout. The stores are closed after run returns.
+func (g *gateway) shutdown() {
+	g.log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := g.irc.Shutdown(ctx); err != nil {
+		g.log.WithError(err).Warn("IRC shutdown")
+	}
+	if err := g.bridge.Shutdown(ctx); err != nil {
+		g.log.WithError(err).Warn("bridge shutdown")
+	}
+	if g.emb != nil {
+		if err := g.emb.srv.Shutdown(ctx); err != nil {
+			g.log.WithError(err).Warn("MSIM server shutdown")
+		}
+	}
+}
+
+// close releases what build opened and run did not: listeners never
+// served, and the stores.
+func (g *gateway) close() {
+	closeAll(g.ircLns)
+	g.emb.close()
+}

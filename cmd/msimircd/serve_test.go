@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+	"gopkg.in/irc.v4"
+)
+
+// brokenListener's Accept fails for good.
+type brokenListener struct{ net.Listener }
+
+var errBroken = errors.New("broken listener")
+
+func (brokenListener) Accept() (net.Conn, error) { return nil, errBroken }
+
+// TestListenerFailureEndsServe: a listener that stops ends serve with an
+// error naming it, after the usual shutdown.
+func TestListenerFailureEndsServe(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(g *gateway)
+		want  []string
+	}{
+		{"IRC listener closed", func(g *gateway) { g.ircLns[0].Close() }, []string{"IRC listener 127.0.0.1:", "stopped"}},
+		{"embedded MSIM server's accept fails", func(g *gateway) { g.emb.ln = brokenListener{g.emb.ln} }, []string{"embedded MSIM server", errBroken.Error()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.IRC.Listen = []string{"127.0.0.1:0", "127.0.0.1:0"}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			l, hook := logtest.NewNullLogger()
+			g, err := build(cfg, logrus.NewEntry(l))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.close()
+			healthy := g.ircLns[1].Addr().String()
+			tc.spoil(g)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err = g.run(ctx, nil)
+			if err == nil || ctx.Err() != nil {
+				t.Fatalf("run: got %v (context: %v), want the listener's error before the context ends", err, ctx.Err())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got error %q, want it to contain %q", err, w)
+				}
+			}
+			if !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool { return e.Message == "shutting down" }) {
+				t.Error("no shutdown in the log")
+			}
+			if nc, err := net.Dial("tcp", healthy); err == nil {
+				nc.Close()
+				t.Errorf("the other IRC listener %s still accepts after serve ended", healthy)
+			}
+		})
+	}
+}
+
+// TestShutdownOrder: at shutdown the IRC client is told, and the bridge
+// logs its MSIM account out while the embedded server still runs.
+func TestShutdownOrder(t *testing.T) {
+	cfg := Defaults()
+	cfg.IRC.Listen = []string{"127.0.0.1:0"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	l, hook := logtest.NewNullLogger()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, logrus.NewEntry(l), ready) }()
+	at := <-ready
+
+	dave, m := ircRegister(t, at.irc[0], "dave", "pw")
+	if m.Command != "001" {
+		t.Fatalf("dave: got %s %q, want 001", m.Command, m.Trailing())
+	}
+	dave.loggedIn("&dave")
+	cancel()
+	dave.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
+	if err := <-done; err != nil {
+		t.Fatalf("serve: got %v, want nil after its context ended", err)
+	}
+
+	var order []string
+	for _, e := range hook.AllEntries() {
+		switch {
+		case e.Message == "shutting down":
+			order = append(order, "shutting down")
+		case e.Message == "logged out" && strings.HasPrefix(fmt.Sprint(e.Data["email"]), "dave@"):
+			order = append(order, "dave logged out")
+		}
+	}
+	if want := []string{"shutting down", "dave logged out"}; !slices.Equal(order, want) {
+		t.Errorf("log: got %q, want %q", order, want)
+	}
+}
