@@ -627,8 +627,8 @@ func (c *Client) down(reason DisconnectReason, err error) {
 // already down). With Events, events not yet taken from the channel may be
 // discarded (IMs only after a grace for a reader still draining it), and the
 // channel is closed after the DisconnectedEvent. With Notify, nothing is
-// discarded: once Close returns, TakeEvents returns every event not yet
-// taken, the DisconnectedEvent last. The logout goes after every queued
+// discarded short of the EventBacklog cap: once Close returns, TakeEvents
+// returns every event not yet taken, the DisconnectedEvent last. The logout goes after every queued
 // message; IMs still queued when Close stops waiting for the flush are the
 // event's Unsent. After the logout, Close reads on until the server closes
 // the connection (bounded by the same grace), so IMs the server wrote before
