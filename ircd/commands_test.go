@@ -112,7 +112,6 @@ func TestCommands(t *testing.T) {
 			w("319", "me", "tom", "+&bitlbee"),
 			w("312", "me", "tom", testServer, "TestNet"),
 			w("301", "me", "tom", "lunch"),
-			w("320", "me", "tom", "Display name: Tom"),
 			w("317", "me", "tom", "?", "?", "seconds idle, signon time"),
 			w("318", "me", "tom", "End of /WHOIS list."),
 		}, nil},
@@ -298,8 +297,8 @@ func whoisLines(t *testing.T, c *tclient) []string {
 	}
 }
 
-// TestWhoisHandler: a Handler implementing WhoisHandler supplies the 320
-// lines instead of User.Info. It is asked without the lock (it may call the
+// TestWhoisHandler: a Handler implementing the deprecated WhoisHandler
+// supplies the 320 lines. It is asked without the lock (it may call the
 // Client and take its time), and the reply comes in one piece after it.
 func TestWhoisHandler(t *testing.T) {
 	t.Parallel()

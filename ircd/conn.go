@@ -84,11 +84,10 @@ type Client struct {
 	umodes     string
 	signon     time.Time
 	lastActive time.Time
-	users      map[string]*vuser   // by Nick.Key
-	info       map[*vuser][]string // the users' WHOIS lines; nil until one has any
-	chans      map[string]*vchan   // by foldCase(name)
-	calls      []func()            // backend calls to make after unlocking
-	whois      []*whoisReq         // WHOIS replies waiting, in the order asked
+	users      map[string]*vuser // by Nick.Key
+	chans      map[string]*vchan // by foldCase(name)
+	calls      []func()          // backend calls to make after unlocking
+	whois      []*whoisReq       // WHOIS replies waiting, in the order asked
 }
 
 // ircError is a numeric error reply. The dispatcher prefixes the nick.
@@ -246,7 +245,7 @@ func (c *Client) Room() int {
 	c.qmu.Lock()
 	n, closed := len(c.q), c.qclosed
 	c.qmu.Unlock()
-	if closed || c.Closed() {
+	if closed || c.isClosed() {
 		return 0
 	}
 	return max(0, c.srv.cfg.SendQ-n-held)
@@ -283,9 +282,9 @@ func (c *Client) giveBack(batch []entry) {
 	c.qmu.Unlock()
 }
 
-// Closed reports whether the connection has ended (or is ending): nothing
+// isClosed reports whether the connection has ended (or is ending): nothing
 // delivered from now on reaches the client.
-func (c *Client) Closed() bool {
+func (c *Client) isClosed() bool {
 	select {
 	case <-c.done:
 		return true
@@ -304,7 +303,7 @@ func (c *Client) emitEntry(e entry) bool {
 	if c.welcomed {
 		return c.enqueue(e)
 	}
-	if c.Closed() {
+	if c.isClosed() {
 		return false
 	}
 	if len(c.held) >= c.srv.cfg.SendQ {

@@ -59,10 +59,11 @@ func (c *Client) Deliver(d Delivery) bool {
 // or a virtual nick) inside a chathistory batch when the client negotiated
 // batch, and one by one otherwise. Each Delivery's Time should be set. It
 // reports whether all of ds were queued, like Deliver; each Delivery's Sent
-// is called as Deliver calls it.
+// is called as Deliver calls it. Nothing calls it yet: the bouncer's replay
+// of missed messages to a client without chathistory will (issue 14).
 func (c *Client) DeliverHistory(target string, ds []Delivery) bool {
 	if len(ds) == 0 {
-		return !c.Closed()
+		return !c.isClosed()
 	}
 	c.mu.Lock()
 	ok := true
@@ -176,7 +177,7 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 // is open. Caller holds c.mu.
 func (c *Client) nothingToSend(d Delivery) bool {
 	if d.Sent == nil {
-		return !c.Closed()
+		return !c.isClosed()
 	}
 	return c.emitEntry(entry{sent: d.Sent})
 }

@@ -193,7 +193,7 @@ func stdWorld(c *Client) error {
 	for _, err := range []error{
 		c.CreateChannel("&bitlbee", "Welcome"),
 		c.CreateChannel("#other", ""),
-		c.AddUser(User{Nick: "tom", User: "tom", Host: "msim", RealName: "Tom", Away: "lunch", Info: []string{"Display name: Tom"}}),
+		c.AddUser(User{Nick: "tom", User: "tom", Host: "msim", RealName: "Tom", Away: "lunch"}),
 		c.AddUser(User{Nick: "ann", User: "ann", Host: "msim", RealName: "Ann"}),
 		c.AddUser(User{Nick: "ghost", RealName: "Ghost"}),
 	} {

@@ -403,7 +403,7 @@ func TestDeliverPacedByRoom(t *testing.T) {
 			t.Fatalf("got %d Sent calls, want %d", written.Load()+failed.Load(), n)
 		}
 	}
-	if failed.Load() != 0 || fc.c.Closed() {
-		t.Fatalf("got %d Sent(false), closed %v; want none and the client connected", failed.Load(), fc.c.Closed())
+	if failed.Load() != 0 || fc.c.isClosed() {
+		t.Fatalf("got %d Sent(false), closed %v; want none and the client connected", failed.Load(), fc.c.isClosed())
 	}
 }

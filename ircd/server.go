@@ -19,8 +19,8 @@
 // the real client is a plain member of its channels (no @), so MODE and
 // TOPIC changes from it get 482, while virtual users show "+" (voice) and
 // "@" (op, via SetOp), both with multi-prefix. Backend-supplied WHOIS lines
-// (from an AsyncWhoisHandler, else User.Info) are sent as 320
-// RPL_WHOISSPECIAL; the reply waits for them without stalling the reader.
+// (from an AsyncWhoisHandler) are sent as 320 RPL_WHOISSPECIAL; the reply
+// waits for them without stalling the reader.
 // Capabilities never change at run time, so cap-notify never sends CAP
 // NEW/DEL. Lines longer than 512 bytes (8191 more for tags) get 417; a line
 // that overflows the read buffer (512+8191 bytes) gets 417 and a close; a
@@ -233,10 +233,9 @@ type AsyncWhoisHandler interface {
 
 // WhoisHandler is an optional interface of a Handler. When the client
 // WHOISes a virtual user, ircd asks it for the extra lines, which it sends
-// as 320 RPL_WHOISSPECIAL (cleaned and split like User.Info) instead of
-// User.Info; nil means none. The whole reply is queued at once after Whois
-// returns and shows the user as it is then (401 if it was removed
-// meanwhile). Whois is called from the connection's reader goroutine
+// as 320 RPL_WHOISSPECIAL (cleaned and split); nil means none. The whole
+// reply is queued at once after Whois returns and shows the user as it is
+// then (401 if it was removed meanwhile). Whois is called from the connection's reader goroutine
 // without the client's lock, so it may call the Client; until it returns,
 // the client's next lines are not read.
 //

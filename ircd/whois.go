@@ -49,7 +49,7 @@ func cmdWhois(c *Client, m *irc.Message) *ircError {
 	}
 	wh, ok := c.handler.(WhoisHandler)
 	if !ok {
-		c.whoisUser(u, c.info[u])
+		c.whoisUser(u, nil)
 		return nil
 	}
 	// Ask the backend without the lock, then send the whole reply under it,
@@ -137,6 +137,16 @@ func (c *Client) dropWhois() {
 		}
 	}
 	c.whois = nil
+}
+
+// cleanInfo makes a backend's WHOIS lines safe: CR, LF and NUL never reach
+// the wire, and long lines are split.
+func cleanInfo(info []string) []string {
+	var out []string
+	for _, l := range info {
+		out = append(out, splitText(l, 380)...)
+	}
+	return out
 }
 
 // whoisSelf sends the WHOIS reply about the real client. Caller holds c.mu.

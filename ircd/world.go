@@ -1,7 +1,6 @@
 package ircd
 
 import (
-	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,14 +15,12 @@ type User struct {
 	User     string // ident; default "user"
 	Host     string // default the server name
 	RealName string
-	Away     string   // "" = here
-	Info     []string // extra WHOIS lines (320 RPL_WHOISSPECIAL) unless the Handler is a WhoisHandler
+	Away     string // "" = here
 }
 
 // vuser is kept small: a world may hold hundreds of them per connection.
 // Its channels are found through the channels' member maps (a world has few
-// channels), its WHOIS lines (User.Info) are in Client.info, and its times
-// are seconds after the client's signon.
+// channels), and its times are seconds after the client's signon.
 type vuser struct {
 	Nick, ident, Host, RealName, Away string
 	signon, lastSpoke                 stamp
@@ -108,16 +105,6 @@ func (c *Client) HasCap(name string) bool {
 	return c.caps[name]
 }
 
-// Account is the SASL account the client logged in as, or "".
-func (c *Client) Account() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.account
-}
-
-// RemoteAddr is the client's address.
-func (c *Client) RemoteAddr() net.Addr { return c.remote }
-
 // visible reports whether u shares a channel with the client. Caller holds
 // c.mu.
 func (c *Client) visible(u *vuser) bool {
@@ -147,7 +134,6 @@ func (c *Client) AddUser(u User) error {
 	}
 	u.RealName = clean(u.RealName, 200)
 	u.Away = clean(u.Away, TopicLen)
-	info := cleanInfo(u.Info)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.users[n.Key()]; ok || n.Key() == Nick(c.nick).Key() {
@@ -156,29 +142,7 @@ func (c *Client) AddUser(u User) error {
 	now := c.stamp()
 	vu := &vuser{Nick: u.Nick, ident: u.User, Host: u.Host, RealName: u.RealName, Away: u.Away, signon: now, lastSpoke: now}
 	c.users[n.Key()] = vu
-	c.setInfo(vu, info)
 	return nil
-}
-
-func cleanInfo(info []string) []string {
-	var out []string
-	for _, l := range info {
-		out = append(out, splitText(l, 380)...)
-	}
-	return out
-}
-
-// setInfo sets u's WHOIS lines. Few users have any, so they are kept aside.
-// Caller holds c.mu.
-func (c *Client) setInfo(u *vuser, info []string) {
-	switch {
-	case len(info) > 0 && c.info == nil:
-		c.info = map[*vuser][]string{u: info}
-	case len(info) > 0:
-		c.info[u] = info
-	default:
-		delete(c.info, u)
-	}
 }
 
 // user looks up a virtual user. Caller holds c.mu.
@@ -220,18 +184,9 @@ func awayMsg(u *vuser) *irc.Message {
 	return msg(u.prefix(), "AWAY", u.Away)
 }
 
-// SetInfo replaces a virtual user's extra WHOIS lines (User.Info). A backend
-// whose Handler implements WhoisHandler need not keep them.
-func (c *Client) SetInfo(nick string, info []string) {
-	info = cleanInfo(info)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if u := c.findUser(nick); u != nil {
-		c.setInfo(u, info)
-	}
-}
-
-// SetRealName replaces a virtual user's real name (WHOIS, WHO).
+// SetRealName replaces a virtual user's real name (WHOIS, WHO). Nothing
+// calls it yet: the bridge will, when a buddy's display name changes (today
+// it keeps the name the buddy had when added).
 func (c *Client) SetRealName(nick, name string) {
 	name = clean(name, 200)
 	c.mu.Lock()
@@ -264,7 +219,8 @@ func (c *Client) RenameUser(oldNick, newNick string) error {
 }
 
 // RemoveUser deletes a virtual user; the client sees QUIT if they shared a
-// channel.
+// channel. Nothing outside ircd calls it yet: the bridge will, for the
+// buddies of an account the user deletes (issue 13's account del).
 func (c *Client) RemoveUser(nick, reason string) {
 	reason = clean(reason, TopicLen)
 	c.mu.Lock()
@@ -279,7 +235,6 @@ func (c *Client) RemoveUser(nick, reason string) {
 	for _, ch := range c.chans {
 		delete(ch.members, u)
 	}
-	delete(c.info, u)
 	delete(c.users, Nick(u.Nick).Key())
 }
 
@@ -303,6 +258,9 @@ func (c *Client) CreateChannel(name, topic string) error {
 }
 
 // RemoveChannel deletes a channel; the client sees PART if it was in it.
+// Nothing calls it yet: the bridge will, for the control channel of an
+// account the user deletes or moves (issue 13's account del and set
+// channel).
 func (c *Client) RemoveChannel(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -314,27 +272,6 @@ func (c *Client) RemoveChannel(name string) {
 		c.emit(msg(c.selfPrefix(), "PART", ch.name, "Channel removed"))
 	}
 	delete(c.chans, ch.key)
-}
-
-// SetTopic changes a channel's topic. setter is a virtual nick, or "" for
-// the server.
-func (c *Client) SetTopic(channel, setter, topic string) {
-	topic = clean(topic, TopicLen)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := c.channel(channel)
-	if ch == nil {
-		c.logger().WithField("channel", channel).Warn("SetTopic: no such channel")
-		return
-	}
-	p := c.serverPrefix()
-	if u := c.findUser(setter); u != nil {
-		p = u.prefix()
-	}
-	ch.topic, ch.topicBy, ch.topicAt = topic, p.String(), time.Now()
-	if ch.joined {
-		c.emit(msg(p, "TOPIC", ch.name, topic))
-	}
 }
 
 // JoinUser puts a virtual user in a channel, voiced or not. The client sees
@@ -459,17 +396,6 @@ func (c *Client) joinSelf(ch *vchan, out func(*irc.Message)) {
 	c.names(ch, out)
 }
 
-// PartClient takes the real client out of a channel; it sees PART.
-func (c *Client) PartClient(channel, reason string) {
-	reason = clean(reason, TopicLen)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ch := c.channel(channel); ch != nil && ch.joined {
-		ch.joined = false
-		c.emit(msg(c.selfPrefix(), "PART", ch.name, reason))
-	}
-}
-
 func (c *Client) topicReply(ch *vchan, out func(*irc.Message)) {
 	out(msg(c.serverPrefix(), irc.RPL_TOPIC, c.nick, ch.name, ch.topic))
 	out(msg(c.serverPrefix(), rplTopicWhoTime, c.nick, ch.name, ch.topicBy, strconv.FormatInt(ch.topicAt.Unix(), 10)))
@@ -510,9 +436,4 @@ func (c *Client) names(ch *vchan, out func(*irc.Message)) {
 		out(msg(c.serverPrefix(), irc.RPL_NAMREPLY, c.nick, "=", ch.name, b.String()))
 	}
 	out(msg(c.serverPrefix(), irc.RPL_ENDOFNAMES, c.nick, ch.name, "End of /NAMES list."))
-}
-
-// ServerNotice sends a NOTICE from the server to the client.
-func (c *Client) ServerNotice(text string) {
-	c.Deliver(Delivery{Command: "NOTICE", Text: text})
 }

@@ -75,10 +75,6 @@ func TestDrivingAPI(t *testing.T) {
 			c.SetVoice("&bitlbee", "tom", false)
 			c.SetVoice("&bitlbee", "ann", true)
 		}, []want{w("MODE", "&bitlbee", "-v", "tom"), w("MODE", "&bitlbee", "+v", "ann")}, nil},
-		{"topic", nil, func(c *Client) {
-			c.SetTopic("&bitlbee", "tom", "new topic")
-			c.SetTopic("#other", "", "unseen")
-		}, []want{w("TOPIC", "&bitlbee", "new topic")}, []string{"tom"}},
 		{"rename", nil, func(c *Client) { _ = c.RenameUser("tom", "Thomas") }, []want{w("NICK", "Thomas")}, []string{"tom"}},
 		{"remove visible", nil, func(c *Client) {
 			c.RemoveUser("tom", "gone offline")
@@ -100,13 +96,12 @@ func TestDrivingAPI(t *testing.T) {
 			c.JoinClient("#other")
 			c.JoinClient("#other")
 		}, []want{w("JOIN", "#other"), w("353", "me", "=", "#other", "me ghost"), w("366", nil...)}, []string{"me"}},
-		{"part client", nil, func(c *Client) { c.PartClient("&bitlbee", "kicked out") }, []want{w("PART", "&bitlbee", "kicked out")}, []string{"me"}},
 		{"remove channel", nil, func(c *Client) { c.RemoveChannel("&bitlbee") }, []want{w("PART", "&bitlbee", "Channel removed")}, []string{"me"}},
 		{"op without multi-prefix", nil, func(c *Client) {
 			c.SetOp("&bitlbee", "tom", true)
 			c.JoinClient("&bitlbee")
 		}, []want{w("MODE", "&bitlbee", "+o", "tom")}, nil},
-		{"server notice", nil, func(c *Client) { c.ServerNotice("hello\nworld") }, []want{w("NOTICE", "me", "hello"), w("NOTICE", "me", "world")}, []string{testServer, testServer}},
+		{"server notice", nil, func(c *Client) { c.Deliver(Delivery{Command: "NOTICE", Text: "hello\nworld"}) }, []want{w("NOTICE", "me", "hello"), w("NOTICE", "me", "world")}, []string{testServer, testServer}},
 		{"deliver private", nil, func(c *Client) { c.Deliver(Delivery{From: "tom", Text: "hi"}) }, []want{w("PRIVMSG", "me", "hi")}, []string{"tom"}},
 		{"deliver channel notice", nil, func(c *Client) {
 			c.Deliver(Delivery{Command: "NOTICE", From: "ann", Target: "&BITLBEE", Text: "hey"})
@@ -285,7 +280,7 @@ func TestJoinClientLargeChannel(t *testing.T) {
 }
 
 // TestWorldBookkeeping: memberships follow renames and go with removed
-// users and channels; WHOIS lines (User.Info, SetInfo) follow the user.
+// users and channels.
 func TestWorldBookkeeping(t *testing.T) {
 	t.Parallel()
 	b := newBackend()
@@ -297,7 +292,6 @@ func TestWorldBookkeeping(t *testing.T) {
 	if err := cl.RenameUser("tom", "Thomas"); err != nil {
 		t.Fatal(err)
 	}
-	cl.SetInfo("thomas", []string{"Line one\nLine two"})
 	c.sync(t)
 	c.send(t, "WHOIS thomas", "NAMES &bitlbee", "MODE &bitlbee +v thomas", "MODE &bitlbee +v tom")
 	got := c.sync(t)
@@ -305,7 +299,6 @@ func TestWorldBookkeeping(t *testing.T) {
 		w("311", "me", "Thomas", "tom", "msim", "*", "Tom"),
 		w("319", "me", "Thomas", "+&bitlbee @#other"),
 		w("312", nil...), w("301", nil...),
-		w("320", "me", "Thomas", "Line one"), w("320", "me", "Thomas", "Line two"),
 		w("317", nil...), w("318", nil...),
 		w("353", "me", "=", "&bitlbee", "me +Thomas ann"), w("366", nil...),
 		w("482", "me", "&bitlbee", "?"),
@@ -318,8 +311,6 @@ func TestWorldBookkeeping(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.JoinUser("&bitlbee", "thomas", false)
-	cl.SetInfo("ann", []string{"Ann's line"})
-	cl.SetInfo("ann", nil)
 	c.sync(t)
 	c.send(t, "WHOIS thomas", "WHOIS ann")
 	got = c.sync(t)
