@@ -56,6 +56,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"key after a multi-line string", "[irc]\nmotd = ['''\n# not a comment\n[[user]]\ncolour = 1\n''']\ncolour = 3\n", []string{"line 7", `unknown key "irc.colour"`}},
 		{"key after a basic multi-line string", "[irc]\nmotd = [\"\"\"\nx = \\\"\"\"\n[log]\ncolour = 1 \"\"\"]\ncolour = 3\n", []string{"line 6", `unknown key "irc.colour"`}},
 		{"# in quotes", "[[user]]\nname = 'a#\"b'\npassword = \"x#y\" # '\n[[user.account]]\nemail = \"nope\" # \"\n", []string{"line 5", "user[1].account[1].email"}},
+		{"# in single quotes before a multi-line string", "[irc]\nmotd = ['#', '''\nserver_name = 'fake'\n''']\nserver_name = 'a b'\n", []string{"line 5", "irc.server_name"}},
 		{"bad server name", "[irc]\nserver_name = \"my server\"\n", []string{"line 2", "irc.server_name"}},
 		{"bad channel", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nchannel = \"nochan\"\n", []string{"line 6", "channel"}},
 	} {
