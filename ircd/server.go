@@ -93,8 +93,9 @@ type Config struct {
 	// guard.DefaultFailures.
 	AuthFailures guard.FailureConfig
 	// AccountFailures slows guessing per account. Zero fields take
-	// guard.DefaultFailures, except MaxDelay (5 s) and RefuseAfter (-1:
-	// never refused, so guessing never locks the owner out).
+	// guard.DefaultFailures, except MaxDelay and RefuseAfter, which take
+	// DefaultConfig's (a shorter delay, and never refused, so guessing
+	// never locks the owner out).
 	AccountFailures guard.FailureConfig
 }
 
@@ -235,9 +236,9 @@ type AsyncWhoisHandler interface {
 // WHOISes a virtual user, ircd asks it for the extra lines, which it sends
 // as 320 RPL_WHOISSPECIAL (cleaned and split); nil means none. The whole
 // reply is queued at once after Whois returns and shows the user as it is
-// then (401 if it was removed meanwhile). Whois is called from the connection's reader goroutine
-// without the client's lock, so it may call the Client; until it returns,
-// the client's next lines are not read.
+// then (401 if it was removed meanwhile). Whois is called from the
+// connection's reader goroutine without the client's lock, so it may call
+// the Client; until it returns, the client's next lines are not read.
 //
 // Deprecated: implement AsyncWhoisHandler, which never stalls the client's
 // reader. WhoisHandler goes once the bridge has moved to it.
