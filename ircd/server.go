@@ -13,7 +13,9 @@
 // the backend drives it synchronously from its own goroutine (AddUser returns
 // an error); the mutex is never held during network I/O or a Backend or
 // Handler call, and queuing a line never blocks: a client whose queue is full
-// is disconnected.
+// is disconnected. A WHOIS reply that waits for an AsyncWhoisHandler is
+// queued by whichever goroutine brings its answer, or by the timer that ends
+// the wait.
 //
 // Conventions a client sees: CASEMAPPING=rfc1459 for nicks and channels;
 // the real client is a plain member of its channels (no @), so MODE and
