@@ -386,3 +386,18 @@ func (s *session) cmdDisconnect(r replyCtx, _ []string) {
 	s.disconnect(a, fmt.Sprintf("Disconnected %s from MSIM. Type connect to log in again.", a.cfg.Email))
 	s.failQueue(a, "the account was disconnected")
 }
+
+// zapByArg finds a zap by name or number; "" = Zap.
+func zapByArg(arg string) (markup.Zap, bool) {
+	if arg == "" {
+		return markup.Zap(0), true
+	}
+	var n int
+	if _, err := fmt.Sscanf(arg, "%d", &n); err == nil && fmt.Sprint(n) == arg {
+		if n >= 0 && n <= 9 {
+			return markup.Zap(n), true
+		}
+		return 0, false
+	}
+	return markup.ZapByName(arg)
+}

@@ -7,10 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/sirupsen/logrus"
-	"gopkg.in/irc.v4"
 
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
@@ -123,53 +121,6 @@ func (s *session) Closed(string) {
 	s.post(ircClosed{})
 }
 
-// whoisWait bounds how long a WHOIS waits for a buddy's profile.
-const whoisWait = 3 * time.Second
-
-// Whois implements ircd.WhoisHandler: a buddy's profile is fetched when the
-// user asks, so WHOIS is fresh and no profile is kept in memory. Without an
-// answer in whoisWait it shows no extra lines.
-func (s *session) Whois(nick string) []string {
-	ask := whoisAsk{nick: nick, reply: make(chan []string, 1)}
-	if !s.post(ask) {
-		return nil
-	}
-	t := time.NewTimer(whoisWait)
-	defer t.Stop()
-	select {
-	case lines := <-ask.reply:
-		return lines
-	case <-t.C:
-		return nil
-	case <-s.ctx.Done():
-		return nil
-	}
-}
-
-func (s *session) onWhois(ev whoisAsk) {
-	bd := s.nicks[nickKey(ev.nick)]
-	if bd == nil {
-		if nickKey(ev.nick) == nickKey(s.b.cfg.ServiceNick) {
-			ev.reply <- []string{"msimircd's service: type help in a control channel"}
-		} else {
-			ev.reply <- nil
-		}
-		return
-	}
-	cl := bd.a.client
-	if cl == nil {
-		ev.reply <- s.whoisInfo(bd, nil)
-		return
-	}
-	var p msim.Profile
-	s.async(func(ctx context.Context) (err error) { p, err = cl.Profile(ctx, bd.uid); return err }, func(err error) {
-		if err != nil {
-			ev.reply <- s.whoisInfo(bd, nil)
-			return
-		}
-		ev.reply <- s.whoisInfo(bd, &p)
-	})
-}
 func (s *session) say(a *account, f string, args ...any) {
 	s.reply(replyCtx{a: a, target: a.channel}, f, args...)
 }
@@ -433,55 +384,4 @@ func addressed(text string) (nick, rest string, ok bool) {
 		return "", "", false
 	}
 	return text[:i], rest, true
-}
-
-// ctcpAction returns the text of a CTCP ACTION.
-func ctcpAction(s string) (string, bool) {
-	if !strings.HasPrefix(s, "\x01ACTION") {
-		return "", false
-	}
-	s = strings.TrimPrefix(s, "\x01ACTION")
-	s = strings.TrimSuffix(s, "\x01")
-	return strings.TrimPrefix(s, " "), true
-}
-
-func action(text string) string { return "\x01ACTION " + text + "\x01" }
-
-// imLine renders an incoming IM from bd for the IRC client: an action for
-// "/me", and the time it was sent when it comes late.
-func (s *session) imLine(bd *buddy, ev msim.IMEvent) ircd.Delivery {
-	text := fromMSIM(ev.Text)
-	if strings.HasPrefix(text, "/me ") {
-		text = action(strings.TrimPrefix(text, "/me "))
-	}
-	d := ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: text}
-	if ev.Offline && !ev.Time.IsZero() {
-		d.Time = ev.Time
-		if !s.irc.HasCap("server-time") {
-			stamp := "[" + ev.Time.UTC().Format("2006-01-02 15:04:05") + " UTC] "
-			if a, ok := ctcpAction(text); ok {
-				d.Text = action(stamp + a)
-			} else {
-				d.Text = prefixLines(stamp, text)
-			}
-		}
-	}
-	return d
-}
-
-// prefixLines puts p before every line of text.
-func prefixLines(p, text string) string {
-	lines := strings.Split(text, "\n")
-	for i := range lines {
-		lines[i] = p + lines[i]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func typingTags(on bool) irc.Tags {
-	v := "done"
-	if on {
-		v = "active"
-	}
-	return irc.Tags{"+typing": v}
 }

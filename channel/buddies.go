@@ -1,0 +1,241 @@
+// Buddies and their presence: contacts become nicks, presence becomes
+// voice and away, and WHOIS shows a buddy's profile.
+
+package channel
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+)
+
+// buddy is an MSIM user the IRC client sees as a nick.
+type buddy struct {
+	a           *account
+	uid         msim.UID
+	nick        string
+	userName    string
+	displayName string
+	contact     bool // on the contact list (not a stranger who wrote)
+	blocked     bool
+	status      msim.Status
+	statusText  string
+	inChan      bool
+	voiced      bool
+	away        string
+	typing      bool // the IRC client was last told the buddy is typing
+}
+
+// nickOf is the nick of uid on a, or the uid itself for a user the bridge
+// no longer knows.
+func (s *session) nickOf(a *account, uid msim.UID) string {
+	if bd := a.buddies[uid]; bd != nil {
+		return bd.nick
+	}
+	return uid.String()
+}
+
+// dropBuddies takes every buddy of a out of its channel (the link is down).
+func (s *session) dropBuddies(a *account) {
+	for _, bd := range a.buddies {
+		if bd.inChan {
+			s.irc.PartUser(a.channel, bd.nick, "MSIM link down")
+			bd.inChan, bd.voiced = false, false
+		}
+		bd.status = msim.StatusOffline
+	}
+}
+
+// upsertContact creates or updates a buddy from the contact list.
+func (s *session) upsertContact(a *account, c msim.Contact) {
+	bd := a.buddies[c.UID]
+	if bd == nil {
+		bd = s.newBuddy(a, c.UID, c.UserName, c.DisplayName)
+	}
+	bd.contact = true
+	bd.blocked = c.Blocked
+	if c.UserName != "" {
+		bd.userName = fromMSIMLine(c.UserName)
+	}
+	if c.DisplayName != "" {
+		bd.displayName = fromMSIMLine(c.DisplayName)
+	}
+	bd.status, bd.statusText = c.Status, fromMSIMLine(c.StatusText)
+	s.applyPresence(bd)
+}
+
+// newBuddy creates a buddy and its virtual user, with a stable nick.
+func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName string) *buddy {
+	userName, displayName = fromMSIMLine(userName), fromMSIMLine(displayName)
+	bd := &buddy{a: a, uid: uid, userName: userName, displayName: displayName, status: msim.StatusOffline}
+	memKey := buddyKey{a.cfg.Email, uid}
+	taken := func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) }
+	nick, ok := s.mem.nick(memKey)
+	if !ok || s.nickTaken(nickKey(nick)) {
+		nick = uniqueNick(baseNick(userName, displayName, int(uid)), taken)
+		s.mem.setNick(memKey, nick)
+	}
+	bd.nick = nick
+	host := "msim." + uid.String()
+	if err := s.irc.AddUser(ircd.User{Nick: nick, User: sanitizeUser(userName, uid), Host: host,
+		RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
+		// The real client took this nick meanwhile: pick another.
+		nick = uniqueNick(nick, func(k string) bool { return taken(k) || k == nickKey(nick) })
+		bd.nick = nick
+		s.mem.setNick(memKey, nick)
+		if err := s.irc.AddUser(ircd.User{Nick: nick, User: sanitizeUser(userName, uid), Host: host, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
+			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
+		}
+	}
+	bd.away = "Offline"
+	a.buddies[uid] = bd
+	s.nicks[nickKey(nick)] = bd
+	return bd
+}
+
+func sanitizeUser(userName string, uid msim.UID) string {
+	if u := sanitizeNick(userName); u != "" && len(u) <= 10 && u[0] != '_' {
+		return u
+	}
+	return "u" + uid.String()
+}
+
+// nickTaken reports whether a nick key is used by a buddy, the service or
+// the IRC user.
+func (s *session) nickTaken(key string) bool {
+	if _, ok := s.nicks[key]; ok {
+		return true
+	}
+	return key == nickKey(s.b.cfg.ServiceNick) || key == nickKey(s.irc.Nick())
+}
+
+// applyPresence makes the channel show bd's status: online = voiced;
+// away or idle = present, marked away (devoiced unless away_devoice is off);
+// offline = not present unless show_offline.
+func (s *session) applyPresence(bd *buddy) {
+	a := bd.a
+	away := ""
+	switch bd.status {
+	case msim.StatusOnline:
+	case msim.StatusOffline:
+		away = "Offline"
+	case msim.StatusIdle:
+		away = nameOr(bd.statusText, "Idle")
+	case msim.StatusAway:
+		away = nameOr(bd.statusText, "Away")
+	}
+	if away != bd.away {
+		s.irc.SetAway(bd.nick, away)
+		bd.away = away
+	}
+	show := bd.contact && !bd.blocked && a.state == linkUp &&
+		(bd.status != msim.StatusOffline || s.setting("show_offline") == "true")
+	voice := show && (bd.status == msim.StatusOnline ||
+		(bd.status != msim.StatusOffline && s.setting("away_devoice") != "true"))
+	switch {
+	case show && !bd.inChan:
+		s.irc.JoinUser(a.channel, bd.nick, voice)
+		bd.inChan, bd.voiced = true, voice
+	case !show && bd.inChan:
+		reason := "Offline"
+		if !bd.contact {
+			reason = "Removed from the buddy list"
+		} else if bd.blocked {
+			reason = "Blocked"
+		}
+		s.irc.PartUser(a.channel, bd.nick, reason)
+		bd.inChan, bd.voiced = false, false
+	case show && voice != bd.voiced:
+		s.irc.SetVoice(a.channel, bd.nick, voice)
+		bd.voiced = voice
+	}
+}
+
+// whoisInfo renders the extra WHOIS lines of a buddy, from its profile when
+// one was fetched (p may be nil).
+func (s *session) whoisInfo(bd *buddy, p *msim.Profile) []string {
+	var out []string
+	add := func(label, v string) {
+		if v != "" {
+			out = append(out, label+": "+fromMSIMLine(v))
+		}
+	}
+	fetched := p != nil
+	if p == nil {
+		p = &msim.Profile{}
+	}
+	add("Display name", nameOr(p.DisplayName, bd.displayName))
+	add("User name", fmt.Sprintf("%s (uid %d, account %s)", nameOr(nameOr(p.UserName, bd.userName), "(none)"), bd.uid, bd.a.cfg.Email))
+	add("Headline", p.Headline)
+	switch {
+	case p.BandName != "" && p.SongName != "":
+		add("Now playing", p.BandName+" - "+p.SongName)
+	default:
+		add("Now playing", p.BandName+p.SongName)
+	}
+	add("Avatar", p.ImageURL)
+	if fetched {
+		add("Friends", fmt.Sprint(p.TotalFriends))
+	}
+	if !p.LastLogin.IsZero() {
+		add("Last login", p.LastLogin.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	if p.Location != "" {
+		add("Location", p.Location)
+	}
+	if bd.blocked {
+		out = append(out, "Blocked: yes")
+	}
+	return out
+}
+
+// whoisWait bounds how long a WHOIS waits for a buddy's profile.
+const whoisWait = 3 * time.Second
+
+// Whois implements ircd.WhoisHandler: a buddy's profile is fetched when the
+// user asks, so WHOIS is fresh and no profile is kept in memory. Without an
+// answer in whoisWait it shows no extra lines.
+func (s *session) Whois(nick string) []string {
+	ask := whoisAsk{nick: nick, reply: make(chan []string, 1)}
+	if !s.post(ask) {
+		return nil
+	}
+	t := time.NewTimer(whoisWait)
+	defer t.Stop()
+	select {
+	case lines := <-ask.reply:
+		return lines
+	case <-t.C:
+		return nil
+	case <-s.ctx.Done():
+		return nil
+	}
+}
+
+func (s *session) onWhois(ev whoisAsk) {
+	bd := s.nicks[nickKey(ev.nick)]
+	if bd == nil {
+		if nickKey(ev.nick) == nickKey(s.b.cfg.ServiceNick) {
+			ev.reply <- []string{"msimircd's service: type help in a control channel"}
+		} else {
+			ev.reply <- nil
+		}
+		return
+	}
+	cl := bd.a.client
+	if cl == nil {
+		ev.reply <- s.whoisInfo(bd, nil)
+		return
+	}
+	var p msim.Profile
+	s.async(func(ctx context.Context) (err error) { p, err = cl.Profile(ctx, bd.uid); return err }, func(err error) {
+		if err != nil {
+			ev.reply <- s.whoisInfo(bd, nil)
+			return
+		}
+		ev.reply <- s.whoisInfo(bd, &p)
+	})
+}

@@ -1,0 +1,229 @@
+// The IM paths: incoming (buddies, strangers, held for a later
+// connection), outgoing (sent, or queued while the link is down) and typing.
+
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+)
+
+type queuedIM struct {
+	uid  msim.UID
+	nick string
+	text string
+}
+
+// holdIM keeps an IM or zap that arrived after the session ended for the
+// user's next connection.
+func (s *session) holdIM(a *account, ev msim.Event) {
+	if !s.mem.holdEvent(a.cfg.Email, ev, s.mem.nextSeq()) {
+		s.log.WithField("account", a.cfg.Email).WithField("from", senderOf(ev)).
+			Errorf("an IM arrived after the IRC client left and %d are already held; it is lost (the user is told)", maxHeld)
+	}
+}
+
+// fromUser delivers an event from uid that has just arrived.
+func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
+	s.fromUserSeq(a, uid, seqEvent{ev, s.mem.nextSeq()})
+}
+
+// senderOf is the sender of an IM or zap.
+func senderOf(ev msim.Event) msim.UID {
+	switch ev := ev.(type) {
+	case msim.IMEvent:
+		return ev.From
+	case msim.ZapEvent:
+		return ev.From
+	}
+	return 0
+}
+
+// fromUserSeq puts an IM or zap from uid in the outbox, first learning who
+// a stranger is.
+func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
+	bd := a.buddies[uid]
+	if bd == nil {
+		if q, ok := a.pending[uid]; ok {
+			a.pending[uid] = append(q, se)
+			return
+		}
+		a.pending[uid] = []seqEvent{se}
+		cl := a.client
+		if cl == nil {
+			s.strangerKnown(a, uid, msim.Profile{})
+			return
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+			p, err := cl.Profile(ctx, uid)
+			cancel()
+			if err != nil {
+				p = msim.Profile{}
+			}
+			s.post(call(func() { s.strangerKnown(a, uid, p) }))
+		}()
+		return
+	}
+	s.enqueue(bd, se.ev, se.seq)
+}
+
+func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
+	evs := a.pending[uid]
+	delete(a.pending, uid)
+	if a.buddies[uid] == nil {
+		s.newBuddy(a, uid, p.UserName, p.DisplayName)
+	}
+	for _, se := range evs {
+		s.fromUserSeq(a, uid, se)
+	}
+}
+
+// sendIM sends text to bd, or queues it while the link is down.
+func (s *session) sendIM(bd *buddy, text string) {
+	a := bd.a
+	if a.client == nil {
+		s.queueIM(a, queuedIM{uid: bd.uid, nick: bd.nick, text: text})
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+	err := a.client.SendIM(ctx, bd.uid, text)
+	cancel()
+	switch {
+	case errors.Is(err, msim.ErrDisconnected):
+		// The link just died; its DisconnectedEvent follows and the
+		// reconnect sends the queue.
+		s.queueIM(a, queuedIM{uid: bd.uid, nick: bd.nick, text: text})
+	case err != nil:
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
+			Text: fmt.Sprintf("Message NOT sent (%v): %s", err, text)})
+	}
+}
+
+func (s *session) queueIM(a *account, q queuedIM) { s.queueIMAs(a, q, false) }
+
+// queueIMAs queues q for the reconnect and tells the user; unsent marks an
+// IM the MSIM client had taken but never written when the link died, which
+// the notice names by its text.
+func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
+	limit := s.b.cfg.QueueLimit
+	notSent := "Message NOT sent"
+	if unsent {
+		notSent = "The MSIM link was lost before this message went out; it was NOT sent"
+	}
+	if a.state == linkStopped || a.state == linkDown {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
+			Text: fmt.Sprintf("%s: account %s is %s. Type connect in %s. The message: %s", notSent, a.cfg.Email, a.state, a.channel, q.text)})
+		return
+	}
+	if len(a.queue) >= limit {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
+			Text: fmt.Sprintf("%s: %d messages are already waiting for the MSIM link to come back. The message: %s", notSent, limit, q.text)})
+		return
+	}
+	a.queue = append(a.queue, q)
+	text := fmt.Sprintf("The MSIM link is down; your message is queued (%d waiting) and will be sent when it is back.", len(a.queue))
+	if unsent {
+		text = fmt.Sprintf("The MSIM link was lost before this message went out; it is queued (%d waiting) and will be sent when the link is back: %s", len(a.queue), q.text)
+	}
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick, Text: text})
+}
+
+func (s *session) flushQueue(a *account) {
+	if len(a.queue) == 0 {
+		return
+	}
+	q := a.queue
+	a.queue = nil
+	sent := 0
+	for i, m := range q {
+		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+		err := a.client.SendIM(ctx, m.uid, m.text)
+		cancel()
+		if err != nil {
+			a.queue = append(a.queue, q[i:]...)
+			s.say(a, "Sent %d queued messages; %d still waiting (%v).", sent, len(a.queue), err)
+			return
+		}
+		sent++
+	}
+	s.say(a, "The MSIM link is back: sent %d queued message(s).", sent)
+}
+
+func (s *session) failQueue(a *account, why string) {
+	if len(a.queue) == 0 {
+		return
+	}
+	for _, m := range a.queue {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: m.nick, Text: "Message NOT sent (" + why + "): " + m.text})
+	}
+	a.queue = nil
+}
+
+func (s *session) sendTyping(bd *buddy, on bool) {
+	a := bd.a
+	if a.client == nil || s.setting("typing") != "true" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+	defer cancel()
+	_ = a.client.SendTyping(ctx, bd.uid, on) // best effort: typing is not a message
+}
+
+// ctcpAction returns the text of a CTCP ACTION.
+func ctcpAction(s string) (string, bool) {
+	if !strings.HasPrefix(s, "\x01ACTION") {
+		return "", false
+	}
+	s = strings.TrimPrefix(s, "\x01ACTION")
+	s = strings.TrimSuffix(s, "\x01")
+	return strings.TrimPrefix(s, " "), true
+}
+
+func action(text string) string { return "\x01ACTION " + text + "\x01" }
+
+// imLine renders an incoming IM from bd for the IRC client: an action for
+// "/me", and the time it was sent when it comes late.
+func (s *session) imLine(bd *buddy, ev msim.IMEvent) ircd.Delivery {
+	text := fromMSIM(ev.Text)
+	if strings.HasPrefix(text, "/me ") {
+		text = action(strings.TrimPrefix(text, "/me "))
+	}
+	d := ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: text}
+	if ev.Offline && !ev.Time.IsZero() {
+		d.Time = ev.Time
+		if !s.irc.HasCap("server-time") {
+			stamp := "[" + ev.Time.UTC().Format("2006-01-02 15:04:05") + " UTC] "
+			if a, ok := ctcpAction(text); ok {
+				d.Text = action(stamp + a)
+			} else {
+				d.Text = prefixLines(stamp, text)
+			}
+		}
+	}
+	return d
+}
+
+// prefixLines puts p before every line of text.
+func prefixLines(p, text string) string {
+	lines := strings.Split(text, "\n")
+	for i := range lines {
+		lines[i] = p + lines[i]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func typingTags(on bool) irc.Tags {
+	v := "done"
+	if on {
+		v = "active"
+	}
+	return irc.Tags{"+typing": v}
+}

@@ -1,0 +1,243 @@
+// An account's MSIM link: connect, the login's result, loss, back-off and
+// retry, and alert polling.
+
+package channel
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+)
+
+type linkState int
+
+func (st linkState) String() string {
+	switch st {
+	case linkUp:
+		return "connected"
+	case linkConnecting:
+		return "connecting"
+	case linkWaiting:
+		return "waiting to reconnect"
+	case linkStopped:
+		return "stopped"
+	}
+	return "disconnected"
+}
+
+// pollAlerts checks for new mail, comments and friend requests now and then
+// every AlertPoll while the link is up; each one becomes a NOTICE.
+func (s *session) pollAlerts(a *account) {
+	cl, gen := a.client, a.gen
+	if cl == nil {
+		return
+	}
+	var alerts []string
+	s.async(func(ctx context.Context) (err error) {
+		alerts, err = cl.CheckAlerts(ctx)
+		return err
+	}, func(err error) {
+		if gen != a.gen {
+			return
+		}
+		if err != nil {
+			s.log.WithError(err).WithField("account", a.cfg.Email).Debug("alert poll failed")
+		}
+		for _, al := range alerts {
+			s.notice(a, alertText(al))
+		}
+		a.alerts = time.AfterFunc(s.b.cfg.AlertPoll, func() {
+			s.post(call(func() {
+				if gen == a.gen {
+					s.pollAlerts(a)
+				}
+			}))
+		})
+	})
+}
+
+func (s *session) connect(a *account) {
+	if a.state == linkConnecting || a.state == linkUp {
+		return
+	}
+	a.stopTimer()
+	a.gen++
+	a.state = linkConnecting
+	gen := a.gen
+	cfg := msim.ClientConfig{
+		Addr: s.b.cfg.MSIMAddr, Email: a.cfg.Email, Password: a.cfg.Password,
+		Status: a.status, StatusText: a.statusText,
+		DialTimeout: s.b.cfg.DialTimeout, RequestTimeout: s.b.cfg.RequestTimeout,
+		Dial: s.b.cfg.Dial,
+		Log:  s.log.WithField("account", a.cfg.Email),
+	}
+	s.status(a, "Connecting to MSIM as %s…", a.cfg.Email)
+	go func() {
+		cl, err := msim.Dial(s.ctx, cfg)
+		if !s.post(linkResult{a: a, gen: gen, cl: cl, err: err}) && cl != nil {
+			_ = cl.Close()
+		}
+	}()
+}
+
+func (s *session) disconnect(a *account, why string) {
+	a.stopTimer()
+	a.gen++
+	if a.client != nil {
+		_ = a.client.Close()
+		a.client = nil
+	}
+	s.dropBuddies(a)
+	a.state = linkDown
+	s.status(a, "%s", why)
+}
+
+func (s *session) onLinkResult(ev linkResult) {
+	a := ev.a
+	if ev.gen != a.gen {
+		if ev.cl != nil {
+			_ = ev.cl.Close()
+		}
+		return
+	}
+	defer s.joinClient(a)
+	if ev.err != nil {
+		var le *msim.LoginError
+		if errors.Is(ev.err, msim.ErrBadPassword) || errors.Is(ev.err, msim.ErrUnknownAccount) || errors.Is(ev.err, msim.ErrNoUserName) {
+			a.state = linkStopped
+			why := ev.err.Error()
+			if errors.As(ev.err, &le) {
+				why = le.Reason()
+			}
+			s.status(a, "Login failed: %s. Not retrying: fix the account's settings, then type connect.", strings.TrimSuffix(why, "."))
+			s.failQueue(a, "the account cannot log in")
+			return
+		} else if errors.As(ev.err, &le) {
+			s.status(a, "Login refused by the MSIM server: %v", ev.err)
+		} else {
+			s.status(a, "Cannot connect to MSIM: %v", ev.err)
+		}
+		s.scheduleRetry(a)
+		return
+	}
+	a.client = ev.cl
+	a.state = linkUp
+	a.delay = 0
+	a.self = ev.cl.Self()
+	if a.cfg.Channel == "" && a.self.UserName != "" {
+		s.mem.set(s.mem.channels, a.cfg.Email, "&"+sanitizeNick(a.self.UserName))
+	}
+	contacts := ev.cl.Contacts()
+	for _, c := range contacts {
+		s.upsertContact(a, c)
+	}
+	// Said once the buddies are in the channel, so "logged in" means the
+	// channel is complete.
+	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(len(contacts), "buddy", "buddies"))
+	gen := a.gen
+	cl := ev.cl
+	s.pumps.Add(1)
+	go func() {
+		defer s.pumps.Done()
+		for e := range cl.Events() {
+			if !s.post(msimInput{a: a, gen: gen, ev: e}) {
+				s.holdIM(a, e)
+			}
+		}
+	}()
+	for _, se := range s.mem.takeHeld(a.cfg.Email) {
+		s.fromUserSeq(a, senderOf(se.ev), se)
+	}
+	if s.away != "" && a.status == msim.StatusOnline {
+		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})
+	}
+	s.flushQueue(a)
+	s.pollAlerts(a)
+}
+
+// scheduleRetry reconnects after an exponential, jittered delay.
+func (s *session) scheduleRetry(a *account) {
+	lo, hi := s.b.cfg.ReconnectMin, s.b.cfg.ReconnectMax
+	if a.delay == 0 {
+		a.delay = lo
+	} else {
+		a.delay = min(2*a.delay, hi)
+	}
+	d := a.delay/2 + time.Duration(rand.Int64N(int64(a.delay))) // jitter: 0.5×–1.5×
+	a.state = linkWaiting
+	gen := a.gen
+	a.stopTimer()
+	a.timer = time.AfterFunc(d, func() { s.post(retryDue{a: a, gen: gen}) })
+	s.status(a, "Reconnecting in %s.", roundDur(d))
+}
+
+func roundDur(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+func alertText(kind string) string {
+	switch kind {
+	case "Mail":
+		return "You have new mail on MSIM."
+	case "BlogComment":
+		return "You have a new blog comment."
+	case "ProfileComment":
+		return "You have a new profile comment."
+	case "FriendRequest":
+		return "You have a new friend request."
+	case "PictureComment":
+		return "You have a new picture comment."
+	case "BlogSubscriptionPost":
+		return "A blog you follow has a new post."
+	}
+	return "MSIM alert: " + fromMSIMLine(kind)
+}
+
+func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
+	a.client = nil
+	s.dropBuddies(a)
+	if ev.Reason == msim.DisconnectKicked {
+		a.state = linkStopped
+		s.status(a, "Logged out: this account logged in from another place. Not reconnecting; type connect to take it back.")
+	} else {
+		s.status(a, "Lost the MSIM connection: %v", ev.Err)
+		s.scheduleRetry(a)
+	}
+	s.reportUnconfirmed(a, ev)
+	// IMs the client had accepted but not written go back in the queue,
+	// ahead of anything typed from now on, and the user is told.
+	for _, im := range ev.Unsent {
+		s.queueIMAs(a, queuedIM{uid: im.To, nick: s.nickOf(a, im.To), text: im.Text}, true)
+	}
+	if ev.Reason == msim.DisconnectKicked {
+		s.failQueue(a, "the account logged in from another place")
+	}
+}
+
+// reportUnconfirmed names the IMs written just before the link was lost:
+// MSIM has no receipts, so they may have vanished with the connection.
+func (s *session) reportUnconfirmed(a *account, ev msim.DisconnectedEvent) {
+	for _, im := range ev.Unconfirmed {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),
+			Text: "The MSIM link was lost just after this was sent; it may not have arrived: " + im.Text})
+	}
+	if ev.MoreUnconfirmed {
+		s.status(a, "More IMs sent in the last seconds before the link was lost may not have arrived.")
+	}
+}
+
+const (
+	linkDown       linkState = iota // not connected, not retrying (never connected, or `disconnect`)
+	linkConnecting                  // a Dial is under way
+	linkUp                          // logged in
+	linkWaiting                     // waiting to retry after a failure
+	linkStopped                     // a failure retrying cannot fix (wrong password, kicked)
+)
