@@ -297,6 +297,25 @@ func TestWhoisAsyncOrder(t *testing.T) {
 	}
 }
 
+// TestWhoisAsyncFirstAnswerKept: of two answers to a WHOIS still waiting
+// for an earlier one, the first is shown and the second ignored.
+func TestWhoisAsyncFirstAnswerKept(t *testing.T) {
+	t.Parallel()
+	s := startAsyncWhois(t, testConfig(), nil)
+	s.c.send(t, "WHOIS tom", "WHOIS ann")
+	tom, ann := s.ask(t), s.ask(t)
+	ann.answer([]string{"First"})
+	ann.answer([]string{"Second"})
+	tom.answer(nil)
+	got := append(whoisLines(t, s.c), whoisLines(t, s.c)...)
+	want := []string{"311 Tom", "319 +&bitlbee", "312 TestNet", "301 lunch", "317 seconds idle, signon time", "318 End of /WHOIS list.",
+		"311 Ann", "319 &bitlbee", "312 TestNet", "320 First", "317 seconds idle, signon time", "318 End of /WHOIS list."}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	s.expectNothing(t, "after the replies")
+}
+
 // TestWhoisAsyncLimit: a WHOIS beyond the ones a client may have waiting
 // gets 263 at once; the others are answered, and then WHOIS works again.
 func TestWhoisAsyncLimit(t *testing.T) {
