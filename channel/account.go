@@ -60,19 +60,23 @@ func nameOr(a, b string) string {
 	return b
 }
 
+// onStaleMSIM handles an event of a link that was closed on purpose: an IM
+// still counts, and so does one of ours that never left.
+func (s *session) onStaleMSIM(a *account, ev msim.Event) {
+	switch ev := ev.(type) {
+	case msim.IMEvent, msim.ZapEvent:
+		s.fromUser(a, senderOf(ev), ev)
+	case msim.DisconnectedEvent:
+		for _, im := range ev.Unsent {
+			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),
+				Text: "Message NOT sent (the MSIM link was closed first): " + im.Text})
+		}
+	}
+}
+
 func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 	if gen != a.gen {
-		// Events of a link that was closed on purpose; an IM still
-		// counts, and so does one of ours that never left.
-		switch ev := ev.(type) {
-		case msim.IMEvent:
-			s.fromUser(a, ev.From, ev)
-		case msim.DisconnectedEvent:
-			for _, im := range ev.Unsent {
-				s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),
-					Text: "Message NOT sent (the MSIM link was closed first): " + im.Text})
-			}
-		}
+		s.onStaleMSIM(a, ev)
 		return
 	}
 	switch ev := ev.(type) {

@@ -5,8 +5,9 @@
 // Ownership: Bridge implements ircd.Backend and keeps a small registry of
 // live sessions and remembered per-user state behind a mutex. Each IRC
 // connection gets a session whose single goroutine (session.run) owns all of
-// that user's accounts, buddies and nicks; the IRC reader, the MSIM clients'
-// event pumps and async requests only post events to it.
+// that user's accounts, buddies and nicks; the IRC reader and async requests
+// only post events to it, and the MSIM clients only signal that events are
+// waiting (their Notify), which the session takes from them itself.
 package channel
 
 import (

@@ -6,7 +6,6 @@ package channel
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
@@ -60,8 +59,9 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 	if c.UserName != "" {
 		bd.userName = fromMSIMLine(c.UserName)
 	}
-	if c.DisplayName != "" {
-		bd.displayName = fromMSIMLine(c.DisplayName)
+	if dn := fromMSIMLine(c.DisplayName); dn != "" && dn != bd.displayName {
+		bd.displayName = dn
+		s.irc.SetRealName(bd.nick, dn) // WHO and WHOIS show the new name
 	}
 	bd.status, bd.statusText = c.Status, fromMSIMLine(c.StatusText)
 	s.applyPresence(bd)
@@ -192,26 +192,13 @@ func (s *session) whoisInfo(bd *buddy, p *msim.Profile) []string {
 	return out
 }
 
-// whoisWait bounds how long a WHOIS waits for a buddy's profile.
-const whoisWait = 3 * time.Second
-
-// Whois implements ircd.WhoisHandler: a buddy's profile is fetched when the
-// user asks, so WHOIS is fresh and no profile is kept in memory. Without an
-// answer in whoisWait it shows no extra lines.
-func (s *session) Whois(nick string) []string {
-	ask := whoisAsk{nick: nick, reply: make(chan []string, 1)}
-	if !s.post(ask) {
-		return nil
-	}
-	t := time.NewTimer(whoisWait)
-	defer t.Stop()
-	select {
-	case lines := <-ask.reply:
-		return lines
-	case <-t.C:
-		return nil
-	case <-s.ctx.Done():
-		return nil
+// WhoisAsync implements ircd.AsyncWhoisHandler: a buddy's profile is
+// fetched when the user asks, so WHOIS is fresh and no profile is kept in
+// memory. The IRC reader goes on meanwhile; ircd sends the reply when the
+// answer comes, or without the extra lines after its own timeout.
+func (s *session) WhoisAsync(nick string, answer func(lines []string)) {
+	if !s.post(whoisAsk{nick: nick, answer: answer}) {
+		answer(nil)
 	}
 }
 
@@ -219,23 +206,23 @@ func (s *session) onWhois(ev whoisAsk) {
 	bd := s.nicks[nickKey(ev.nick)]
 	if bd == nil {
 		if nickKey(ev.nick) == nickKey(s.b.cfg.ServiceNick) {
-			ev.reply <- []string{"msimircd's service: type help in a control channel"}
+			ev.answer([]string{"msimircd's service: type help in a control channel"})
 		} else {
-			ev.reply <- nil
+			ev.answer(nil)
 		}
 		return
 	}
 	cl := bd.a.client
 	if cl == nil {
-		ev.reply <- s.whoisInfo(bd, nil)
+		ev.answer(s.whoisInfo(bd, nil))
 		return
 	}
 	var p msim.Profile
 	s.async(func(ctx context.Context) (err error) { p, err = cl.Profile(ctx, bd.uid); return err }, func(err error) {
 		if err != nil {
-			ev.reply <- s.whoisInfo(bd, nil)
+			ev.answer(s.whoisInfo(bd, nil))
 			return
 		}
-		ev.reply <- s.whoisInfo(bd, &p)
+		ev.answer(s.whoisInfo(bd, &p))
 	})
 }

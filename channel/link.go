@@ -73,24 +73,63 @@ func (s *session) connect(a *account) {
 		Addr: s.b.cfg.MSIMAddr, Email: a.cfg.Email, Password: a.cfg.Password,
 		Status: a.status, StatusText: a.statusText,
 		DialTimeout: s.b.cfg.DialTimeout, RequestTimeout: s.b.cfg.RequestTimeout,
-		Dial: s.b.cfg.Dial,
-		Log:  s.log.WithField("account", a.cfg.Email),
+		Dial:   s.b.cfg.Dial,
+		Notify: s.wakeMSIM,
+		Log:    s.log.WithField("account", a.cfg.Email),
 	}
 	s.status(a, "Connecting to MSIM as %s…", a.cfg.Email)
-	go func() {
+	s.workers.Add(1)
+	go func() { // touches only what it is given, and the user's memory
+		defer s.workers.Done()
 		cl, err := msim.Dial(s.ctx, cfg)
 		if !s.post(linkResult{a: a, gen: gen, cl: cl, err: err}) && cl != nil {
+			// The session has ended: keep the IMs the login brought.
 			_ = cl.Close()
+			for _, ev := range cl.TakeEvents(nil) {
+				s.holdIM(a, ev)
+			}
 		}
 	}()
+}
+
+// wakeMSIM is every MSIM client's Notify: it tells the session, without
+// blocking, that events are waiting.
+func (s *session) wakeMSIM() {
+	select {
+	case s.msimReady <- struct{}{}:
+	default:
+	}
+}
+
+// takeMSIM handles the events waiting in every account's MSIM client.
+func (s *session) takeMSIM() {
+	for _, a := range s.accounts {
+		if a.client == nil {
+			continue
+		}
+		s.evbuf = a.client.TakeEvents(s.evbuf[:0])
+		for i, ev := range s.evbuf {
+			s.onMSIM(a, a.gen, ev) // a DisconnectedEvent, always last, forgets the client
+			s.evbuf[i] = nil
+		}
+	}
+}
+
+// closeClient closes a client the session no longer uses and handles what
+// it still held, as events of a link closed on purpose.
+func (s *session) closeClient(a *account, cl *msim.Client) {
+	_ = cl.Close()
+	for _, ev := range cl.TakeEvents(nil) {
+		s.onStaleMSIM(a, ev)
+	}
 }
 
 func (s *session) disconnect(a *account, why string) {
 	a.stopTimer()
 	a.gen++
-	if a.client != nil {
-		_ = a.client.Close()
+	if cl := a.client; cl != nil {
 		a.client = nil
+		s.closeClient(a, cl)
 	}
 	s.dropBuddies(a)
 	a.state = linkDown
@@ -101,7 +140,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	a := ev.a
 	if ev.gen != a.gen {
 		if ev.cl != nil {
-			_ = ev.cl.Close()
+			s.closeClient(a, ev.cl)
 		}
 		return
 	}
@@ -139,17 +178,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	// Said once the buddies are in the channel, so "logged in" means the
 	// channel is complete.
 	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(len(contacts), "buddy", "buddies"))
-	gen := a.gen
-	cl := ev.cl
-	s.pumps.Add(1)
-	go func() {
-		defer s.pumps.Done()
-		for e := range cl.Events() {
-			if !s.post(msimInput{a: a, gen: gen, ev: e}) {
-				s.holdIM(a, e)
-			}
-		}
-	}()
+	s.wakeMSIM() // events that came with the login, after what was held
 	for _, se := range s.mem.takeHeld(a.cfg.Email) {
 		s.fromUserSeq(a, senderOf(se.ev), se)
 	}

@@ -26,18 +26,13 @@ type linkResult struct {
 	cl  *msim.Client
 	err error
 }
-type msimInput struct {
-	a   *account
-	gen int
-	ev  msim.Event
-}
 type retryDue struct {
 	a   *account
 	gen int
 }
 type whoisAsk struct {
-	nick  string
-	reply chan []string // buffered: the session never blocks on it
+	nick   string
+	answer func(lines []string) // ircd's: called once, never blocks
 }
 
 // call runs a function on the session goroutine: the way async work (MSIM
@@ -48,7 +43,6 @@ func (ircInput) isEvent()   {}
 func (ircAway) isEvent()    {}
 func (ircClosed) isEvent()  {}
 func (linkResult) isEvent() {}
-func (msimInput) isEvent()  {}
 func (retryDue) isEvent()   {}
 func (whoisAsk) isEvent()   {}
 func (call) isEvent()       {}
@@ -65,7 +59,13 @@ type session struct {
 	cancel context.CancelFunc
 	events chan event
 	done   chan struct{}
-	pumps  sync.WaitGroup // MSIM event pumps (they outlive run until their client closes)
+	// workers are the goroutines that dial MSIM for the session; each is
+	// given only what it may touch.
+	workers sync.WaitGroup
+	// msimReady is the merged "events waiting" signal of every account's
+	// MSIM client (their Notify); the session takes the events itself.
+	msimReady chan struct{}
+	evbuf     []msim.Event
 	// ircGone is set as soon as the IRC connection has ended.
 	ircGone atomic.Bool
 
@@ -87,6 +87,8 @@ func newSession(b *Bridge, c *ircd.Client, u User, mem *userMemory) *session {
 		done:   make(chan struct{}),
 		nicks:  map[string]*buddy{}, byChannel: map[string]*account{},
 		out: newOutbox(),
+
+		msimReady: make(chan struct{}, 1),
 	}
 	for _, ac := range u.Accounts {
 		a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
@@ -159,6 +161,8 @@ func (s *session) run() {
 			return
 		case <-s.out.drained:
 			s.pumpOut()
+		case <-s.msimReady:
+			s.takeMSIM()
 		case ev := <-s.events:
 			switch ev := ev.(type) {
 			case ircInput:
@@ -169,8 +173,6 @@ func (s *session) run() {
 				return
 			case linkResult:
 				s.onLinkResult(ev)
-			case msimInput:
-				s.onMSIM(ev.a, ev.gen, ev.ev)
 			case retryDue:
 				if ev.gen == ev.a.gen && ev.a.state == linkWaiting {
 					s.connect(ev.a)
@@ -195,9 +197,10 @@ func (s *session) shutdown() {
 		}
 		a.pending = nil
 		a.stopTimer()
-		if a.client != nil {
-			_ = a.client.Close()
+		if cl := a.client; cl != nil {
 			a.client = nil
+			_ = cl.Close()
+			s.holdTaken(a, cl.TakeEvents(nil))
 		}
 		for _, q := range a.queue {
 			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link was down when you disconnected): %s", q.nick, q.text))
@@ -205,26 +208,36 @@ func (s *session) shutdown() {
 		a.queue = nil
 	}
 	s.holdOutbox()
-	s.pumps.Wait() // the clients are closed: no pump posts any more
-	// IMs posted but not handled are kept for the next connection.
+	s.workers.Wait() // a dial that finished meanwhile has held its IMs
+	// WHOIS asked but not answered: ircd sends the reply without them.
 	for {
 		select {
 		case ev := <-s.events:
-			if in, ok := ev.(msimInput); ok {
-				s.holdIM(in.a, in.ev)
-				if d, ok := in.ev.(msim.DisconnectedEvent); ok {
-					for _, im := range d.Unsent {
-						s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link closed as you disconnected): %s", s.nickOf(in.a, im.To), im.Text))
-					}
-					for _, im := range d.Unconfirmed {
-						s.mem.note(fmt.Sprintf("Maybe not received by %s (the MSIM link closed just after it was sent): %s", s.nickOf(in.a, im.To), im.Text))
-					}
-				}
+			if w, ok := ev.(whoisAsk); ok {
+				w.answer(nil)
 			}
 			continue
 		default:
 		}
-		break
+		return
+	}
+}
+
+// holdTaken keeps the IMs of events taken from a client closed as the user
+// left, and notes for the next connection the IMs of theirs it never sent.
+func (s *session) holdTaken(a *account, evs []msim.Event) {
+	for _, ev := range evs {
+		s.holdIM(a, ev)
+		d, ok := ev.(msim.DisconnectedEvent)
+		if !ok {
+			continue
+		}
+		for _, im := range d.Unsent {
+			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link closed as you disconnected): %s", s.nickOf(a, im.To), im.Text))
+		}
+		for _, im := range d.Unconfirmed {
+			s.mem.note(fmt.Sprintf("Maybe not received by %s (the MSIM link closed just after it was sent): %s", s.nickOf(a, im.To), im.Text))
+		}
 	}
 }
 
