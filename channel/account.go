@@ -20,10 +20,10 @@ type account struct {
 
 	state  linkState
 	gen    int // bumped on every connect/disconnect; stale events are ignored
-	client *msim.Client
+	client MSIMClient
 	self   msim.Profile
-	timer  *time.Timer // reconnect
-	alerts *time.Timer // next alert poll
+	timer  func() bool // stops the reconnect timer
+	alerts func() bool // stops the next alert poll
 	delay  time.Duration
 
 	buddies map[msim.UID]*buddy
@@ -36,11 +36,11 @@ type account struct {
 
 func (a *account) stopTimer() {
 	if a.timer != nil {
-		a.timer.Stop()
+		a.timer()
 		a.timer = nil
 	}
 	if a.alerts != nil {
-		a.alerts.Stop()
+		a.alerts()
 		a.alerts = nil
 	}
 }

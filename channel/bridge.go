@@ -77,7 +77,11 @@ type Config struct {
 	AlertPoll      time.Duration // how often to check for mail and other alerts; default 3m
 	// Dial connects to the MSIM server; nil: TCP to MSIMAddr.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
-	Log  *logrus.Entry
+	// DialMSIM logs an account in (tests pass fakes); nil: msim.Dial.
+	DialMSIM DialMSIM
+	// Clock runs the bridge's timers; nil: the wall clock.
+	Clock Clock
+	Log   *logrus.Entry
 }
 
 func (c Config) withDefaults() Config {
@@ -98,6 +102,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReconnectMax < c.ReconnectMin {
 		c.ReconnectMax = c.ReconnectMin
+	}
+	if c.DialMSIM == nil {
+		c.DialMSIM = dialMSIM
+	}
+	if c.Clock == nil {
+		c.Clock = wallClock{}
 	}
 	if c.AlertPoll <= 0 {
 		c.AlertPoll = 3 * time.Minute

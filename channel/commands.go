@@ -92,7 +92,7 @@ func (s *session) cmdHelp(r replyCtx, args []string) {
 }
 
 // online returns the account's client, or says why there is none.
-func (s *session) online(r replyCtx) *msim.Client {
+func (s *session) online(r replyCtx) MSIMClient {
 	if r.a.client == nil {
 		s.reply(r, "Account %s is not connected (%s). Type connect first.", r.a.cfg.Email, r.a.state)
 		return nil

@@ -51,7 +51,7 @@ func (s *session) pollAlerts(a *account) {
 		for _, al := range alerts {
 			s.notice(a, alertText(al))
 		}
-		a.alerts = time.AfterFunc(s.b.cfg.AlertPoll, func() {
+		a.alerts = s.b.cfg.Clock.AfterFunc(s.b.cfg.AlertPoll, func() {
 			s.post(call(func() {
 				if gen == a.gen {
 					s.pollAlerts(a)
@@ -81,7 +81,7 @@ func (s *session) connect(a *account) {
 	s.workers.Add(1)
 	go func() { // touches only what it is given, and the user's memory
 		defer s.workers.Done()
-		cl, err := msim.Dial(s.ctx, cfg)
+		cl, err := s.b.cfg.DialMSIM(s.ctx, cfg)
 		if !s.post(linkResult{a: a, gen: gen, cl: cl, err: err}) && cl != nil {
 			// The session has ended: keep the IMs the login brought.
 			_ = cl.Close()
@@ -117,7 +117,7 @@ func (s *session) takeMSIM() {
 
 // closeClient closes a client the session no longer uses and handles what
 // it still held, as events of a link closed on purpose.
-func (s *session) closeClient(a *account, cl *msim.Client) {
+func (s *session) closeClient(a *account, cl MSIMClient) {
 	_ = cl.Close()
 	for _, ev := range cl.TakeEvents(nil) {
 		s.onStaleMSIM(a, ev)
@@ -201,7 +201,7 @@ func (s *session) scheduleRetry(a *account) {
 	a.state = linkWaiting
 	gen := a.gen
 	a.stopTimer()
-	a.timer = time.AfterFunc(d, func() { s.post(retryDue{a: a, gen: gen}) })
+	a.timer = s.b.cfg.Clock.AfterFunc(d, func() { s.post(retryDue{a: a, gen: gen}) })
 	s.status(a, "Reconnecting in %s.", roundDur(d))
 }
 

@@ -23,7 +23,7 @@ type ircClosed struct{}
 type linkResult struct {
 	a   *account
 	gen int
-	cl  *msim.Client
+	cl  MSIMClient
 	err error
 }
 type retryDue struct {
@@ -51,7 +51,7 @@ func (call) isEvent()       {}
 // below the channel are owned by run's goroutine.
 type session struct {
 	b      *Bridge
-	irc    *ircd.Client
+	irc    ircConn
 	user   User
 	mem    *userMemory
 	log    *logrus.Entry
@@ -76,7 +76,7 @@ type session struct {
 	out       outbox              // IMs on their way to the IRC client
 }
 
-func newSession(b *Bridge, c *ircd.Client, u User, mem *userMemory) *session {
+func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 	ctx, cancel := context.WithCancel(b.ctx)
 	s := &session{
 		b: b, irc: c, user: u, mem: mem,
@@ -164,26 +164,34 @@ func (s *session) run() {
 		case <-s.msimReady:
 			s.takeMSIM()
 		case ev := <-s.events:
-			switch ev := ev.(type) {
-			case ircInput:
-				s.onIRC(ev.in)
-			case ircAway:
-				s.onAway(ev.text)
-			case ircClosed:
+			if !s.handle(ev) {
 				return
-			case linkResult:
-				s.onLinkResult(ev)
-			case retryDue:
-				if ev.gen == ev.a.gen && ev.a.state == linkWaiting {
-					s.connect(ev.a)
-				}
-			case whoisAsk:
-				s.onWhois(ev)
-			case call:
-				ev()
 			}
 		}
 	}
+}
+
+// handle runs one posted event; false when the session is to end.
+func (s *session) handle(ev event) bool {
+	switch ev := ev.(type) {
+	case ircInput:
+		s.onIRC(ev.in)
+	case ircAway:
+		s.onAway(ev.text)
+	case ircClosed:
+		return false
+	case linkResult:
+		s.onLinkResult(ev)
+	case retryDue:
+		if ev.gen == ev.a.gen && ev.a.state == linkWaiting {
+			s.connect(ev.a)
+		}
+	case whoisAsk:
+		s.onWhois(ev)
+	case call:
+		ev()
+	}
+	return true
 }
 
 func (s *session) shutdown() {
