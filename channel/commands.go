@@ -117,7 +117,9 @@ func (s *session) findBuddy(r replyCtx, nick string) *buddy {
 // async runs f (an MSIM request) off the session goroutine and hands its
 // result to done on it.
 func (s *session) async(f func(ctx context.Context) error, done func(error)) {
+	s.workers.Add(1)
 	go func() {
+		defer s.workers.Done()
 		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
 		err := f(ctx)
 		cancel()

@@ -61,7 +61,9 @@ func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
 			s.strangerKnown(a, uid, msim.Profile{})
 			return
 		}
+		s.workers.Add(1)
 		go func() {
+			defer s.workers.Done()
 			ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
 			p, err := cl.Profile(ctx, uid)
 			cancel()

@@ -59,8 +59,9 @@ type session struct {
 	cancel context.CancelFunc
 	events chan event
 	done   chan struct{}
-	// workers are the goroutines that dial MSIM for the session; each is
-	// given only what it may touch.
+	// workers are the goroutines that dial MSIM or wait for an MSIM request
+	// for the session; each is given only what it may touch (the MSIM
+	// client), and hands its result back by posting.
 	workers sync.WaitGroup
 	// msimReady is the merged "events waiting" signal of every account's
 	// MSIM client (their Notify); the session takes the events itself.

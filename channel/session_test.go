@@ -1,0 +1,428 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/internal/testlog"
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
+	"github.com/sirupsen/logrus"
+)
+
+// fakeIRC records what the session shows the IRC client.
+type fakeIRC struct {
+	mu    sync.Mutex
+	lines []string // "COMMAND from target: text"
+	users map[string]bool
+}
+
+func newFakeIRC() *fakeIRC { return &fakeIRC{users: map[string]bool{}} }
+
+func (f *fakeIRC) Deliver(d ircd.Delivery) bool {
+	f.mu.Lock()
+	f.lines = append(f.lines, fmt.Sprintf("%s %s %s: %s", nameOr(d.Command, "PRIVMSG"), d.From, d.Target, d.Text))
+	f.mu.Unlock()
+	if d.Sent != nil {
+		d.Sent(true)
+	}
+	return true
+}
+func (f *fakeIRC) Room() int          { return 1 << 20 }
+func (f *fakeIRC) HasCap(string) bool { return true }
+func (f *fakeIRC) Nick() string       { return "alice" }
+func (f *fakeIRC) Close(string)       {}
+func (f *fakeIRC) AddUser(u ircd.User) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.users[u.Nick] = true
+	return nil
+}
+func (f *fakeIRC) RenameUser(string, string) error    { return nil }
+func (f *fakeIRC) SetAway(string, string)             {}
+func (f *fakeIRC) SetRealName(string, string)         {}
+func (f *fakeIRC) CreateChannel(string, string) error { return nil }
+func (f *fakeIRC) JoinUser(string, string, bool)      {}
+func (f *fakeIRC) PartUser(string, string, string)    {}
+func (f *fakeIRC) SetVoice(string, string, bool)      {}
+func (f *fakeIRC) SetOp(string, string, bool)         {}
+func (f *fakeIRC) JoinClient(string)                  {}
+
+// said returns the lines containing text.
+func (f *fakeIRC) said(text string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, l := range f.lines {
+		if strings.Contains(l, text) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// fakeMSIM is an MSIM client whose answers the test sets.
+type fakeMSIM struct {
+	mu      sync.Mutex
+	events  []msim.Event
+	notify  func()
+	sent    []string
+	failIM  int // SendIM number (1-based) that fails; 0: none
+	alerts  []string
+	polls   int
+	closed  bool
+	buddies []msim.Contact
+}
+
+func (f *fakeMSIM) Self() msim.Profile { return msim.Profile{UID: 1, UserName: "alice"} }
+func (f *fakeMSIM) Contacts() []msim.Contact {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]msim.Contact(nil), f.buddies...)
+}
+func (f *fakeMSIM) push(evs ...msim.Event) {
+	f.mu.Lock()
+	f.events = append(f.events, evs...)
+	n := f.notify
+	f.mu.Unlock()
+	n()
+}
+func (f *fakeMSIM) TakeEvents(dst []msim.Event) []msim.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dst = append(dst, f.events...)
+	f.events = nil
+	return dst
+}
+func (f *fakeMSIM) SendIM(_ context.Context, _ msim.UID, text string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failIM == len(f.sent)+1 {
+		f.failIM = 0
+		return errors.New("msim: send: the link is slow")
+	}
+	f.sent = append(f.sent, text)
+	return nil
+}
+func (f *fakeMSIM) SendTyping(context.Context, msim.UID, bool) error     { return nil }
+func (f *fakeMSIM) SendZap(context.Context, msim.UID, markup.Zap) error  { return nil }
+func (f *fakeMSIM) SetStatus(context.Context, msim.Status, string) error { return nil }
+func (f *fakeMSIM) Profile(context.Context, msim.UID) (msim.Profile, error) {
+	return msim.Profile{}, nil
+}
+func (f *fakeMSIM) LookupUser(context.Context, string) (msim.Profile, error) {
+	return msim.Profile{}, msim.ErrNoSuchUser
+}
+func (f *fakeMSIM) AddBuddy(context.Context, msim.UID, string) error { return nil }
+func (f *fakeMSIM) RemoveBuddy(context.Context, msim.UID) error      { return nil }
+func (f *fakeMSIM) Block(context.Context, msim.UID) error            { return nil }
+func (f *fakeMSIM) Allow(context.Context, msim.UID) error            { return nil }
+func (f *fakeMSIM) CheckAlerts(context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.polls++
+	return f.alerts, nil
+}
+func (f *fakeMSIM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+// fakeClock runs timers when the test advances it.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at      time.Time
+	d       time.Duration
+	f       func()
+	stopped bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), d: d, f: f}
+	c.timers = append(c.timers, t)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		was := !t.stopped
+		t.stopped = true
+		return was
+	}
+}
+
+// pending returns the durations of the timers not yet run or stopped.
+func (c *fakeClock) pending() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Duration
+	for _, t := range c.timers {
+		if !t.stopped {
+			out = append(out, t.d)
+		}
+	}
+	return out
+}
+
+// advance moves time on by d and runs the timers that came due.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []*fakeTimer
+	for _, t := range c.timers {
+		if !t.stopped && !t.at.After(c.now) {
+			t.stopped = true
+			due = append(due, t)
+		}
+	}
+	c.mu.Unlock()
+	for _, t := range due {
+		t.f()
+	}
+}
+
+// rig is a session driven by hand: the test takes each posted event and
+// handles it on its own goroutine, so no real time passes.
+type rig struct {
+	t     *testing.T
+	s     *session
+	a     *account
+	irc   *fakeIRC
+	clock *fakeClock
+	dials chan func(cfg msim.ClientConfig) (MSIMClient, error)
+}
+
+func newRig(t *testing.T, mod func(*Config)) *rig {
+	t.Helper()
+	r := &rig{t: t, irc: newFakeIRC(), clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		dials: make(chan func(msim.ClientConfig) (MSIMClient, error), 16)}
+	cfg := Config{
+		MSIMAddr: "msim.test:1863", Directory: &StaticDirectory{}, Clock: r.clock,
+		ReconnectMin: time.Second, ReconnectMax: 8 * time.Second, QueueLimit: 3, AlertPoll: time.Minute,
+		Log: testlog.New(t, logrus.InfoLevel),
+		DialMSIM: func(ctx context.Context, cfg msim.ClientConfig) (MSIMClient, error) {
+			select {
+			case d := <-r.dials:
+				return d(cfg)
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := User{Name: "alice", Accounts: []Account{{Email: "alice@msim.test", Password: "pw", AutoConnect: true}}}
+	r.s = newSession(b, r.irc, u, newUserMemory())
+	r.a = r.s.accounts[0]
+	t.Cleanup(func() {
+		r.s.cancel()
+		r.s.workers.Wait()
+		_ = b.Shutdown(context.Background())
+	})
+	return r
+}
+
+// failDial makes the next dial fail with a network error.
+func (r *rig) failDial() {
+	r.dials <- func(msim.ClientConfig) (MSIMClient, error) { return nil, errors.New("dial tcp: connection refused") }
+}
+
+// okDial makes the next dial log in with cl.
+func (r *rig) okDial(cl *fakeMSIM) {
+	r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
+		cl.mu.Lock()
+		cl.notify = cfg.Notify
+		cl.mu.Unlock()
+		return cl, nil
+	}
+}
+
+// step handles the next posted event (or MSIM wake-up).
+func (r *rig) step() {
+	r.t.Helper()
+	select {
+	case ev := <-r.s.events:
+		r.s.handle(ev)
+	case <-r.s.msimReady:
+		r.s.takeMSIM()
+	case <-time.After(5 * time.Second):
+		r.t.Fatal("no event was posted")
+	}
+}
+
+// stepUntil handles events until ok holds.
+func (r *rig) stepUntil(what string, ok func() bool) {
+	r.t.Helper()
+	for i := 0; !ok(); i++ {
+		if i == 100 {
+			r.t.Fatalf("%s: not after 100 events", what)
+		}
+		r.step()
+	}
+}
+
+func TestBackoffBoundsAndJitter(t *testing.T) {
+	r := newRig(t, nil)
+	r.failDial()
+	r.s.start()
+	var delays []time.Duration
+	for i := range 8 {
+		r.step() // the failed dial's result
+		p := r.clock.pending()
+		if len(p) != 1 {
+			t.Fatalf("retry %d: got timers %v, want one", i, p)
+		}
+		base := min(time.Second<<i, 8*time.Second)
+		if d := p[0]; d < base/2 || d >= base+base/2 {
+			t.Errorf("retry %d: delay %v, want within [%v, %v)", i, d, base/2, base+base/2)
+		}
+		delays = append(delays, p[0])
+		if r.a.state != linkWaiting {
+			t.Fatalf("retry %d: state %v, want waiting", i, r.a.state)
+		}
+		r.failDial()
+		r.clock.advance(p[0])
+		r.step() // retryDue: dials again
+	}
+	same := true
+	for _, d := range delays[3:] {
+		same = same && d == delays[3]
+	}
+	if same {
+		t.Errorf("the delays at the cap are all %v: no jitter", delays[3])
+	}
+}
+
+func TestStaleGenerationEvents(t *testing.T) {
+	r := newRig(t, nil)
+	old := &fakeMSIM{}
+	r.okDial(old)
+	r.s.start()
+	staleGen := r.a.gen
+	// The user disconnects while the login is under way: its result is stale.
+	r.s.disconnect(r.a, "Disconnected.")
+	old.events = []msim.Event{msim.IMEvent{From: 42, Text: "sent while you were leaving"}}
+	r.step() // linkResult of the stale generation
+	if !old.closed {
+		t.Error("the stale link's client was not closed")
+	}
+	if r.a.client != nil || r.a.state != linkDown {
+		t.Errorf("after a stale result: client %v, state %v; want none, disconnected", r.a.client, r.a.state)
+	}
+	if got := r.irc.said("sent while you were leaving"); len(got) != 1 {
+		t.Errorf("the stale link's IM: got %q, want it shown once", got)
+	}
+	// A retry timer of an old generation does nothing.
+	r.s.handle(retryDue{a: r.a, gen: staleGen})
+	if r.a.state != linkDown {
+		t.Errorf("a stale retry changed the state to %v", r.a.state)
+	}
+}
+
+func TestQueueLimits(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	cl.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("read: connection reset")})
+	r.stepUntil("the link lost", func() bool { return r.a.state != linkUp })
+	if r.a.state != linkWaiting {
+		t.Fatalf("state %v, want waiting", r.a.state)
+	}
+	for i := range 5 {
+		r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: fmt.Sprintf("m%d", i)})
+	}
+	if len(r.a.queue) != 3 {
+		t.Errorf("queued %d, want the limit, 3", len(r.a.queue))
+	}
+	if got := r.irc.said("NOT sent"); len(got) != 2 {
+		t.Errorf("refusals: got %q, want 2", got)
+	}
+	// Disconnecting on purpose refuses what comes next, without queueing.
+	r.s.disconnect(r.a, "Disconnected.")
+	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "late"})
+	if got := r.irc.said("account alice@msim.test is disconnected"); len(got) != 1 {
+		t.Errorf("while disconnected: got %q", got)
+	}
+}
+
+func TestFlushStopsAtAFailure(t *testing.T) {
+	r := newRig(t, nil)
+	first := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(first)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	first.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof")})
+	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
+	for _, text := range []string{"one", "two", "three"} {
+		r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: text})
+	}
+	second := &fakeMSIM{buddies: first.buddies, failIM: 2}
+	r.okDial(second)
+	r.clock.advance(r.clock.pending()[0])
+	r.stepUntil("logged in again", func() bool { return r.a.state == linkUp }) // the queue is flushed
+	if strings.Join(second.sent, ",") != "one" {
+		t.Errorf("sent %q, want only the first before the failure", second.sent)
+	}
+	if len(r.a.queue) != 2 || r.a.queue[0].text != "two" {
+		t.Errorf("still queued: %+v, want two and three", r.a.queue)
+	}
+	if got := r.irc.said("Sent 1 queued messages; 2 still waiting"); len(got) != 1 {
+		t.Errorf("the user is told: got %q", got)
+	}
+}
+
+func TestAlertPolling(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{alerts: []string{"Mail", "FriendRequest"}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("the first poll", func() bool { return len(r.irc.said("You have new mail")) > 0 })
+	if got := r.irc.said("You have new mail"); len(got) != 1 {
+		t.Fatalf("alerts: got %q", got)
+	}
+	if p := r.clock.pending(); len(p) != 1 || p[0] != time.Minute {
+		t.Fatalf("next poll: timers %v, want one of 1m", p)
+	}
+	cl.mu.Lock()
+	cl.alerts = nil
+	cl.mu.Unlock()
+	r.clock.advance(time.Minute)
+	r.stepUntil("the second poll", func() bool { return len(r.clock.pending()) == 1 })
+	if cl.polls != 2 {
+		t.Errorf("polls: got %d, want 2", cl.polls)
+	}
+	// A lost link stops the polls.
+	cl.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof")})
+	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
+	for _, d := range r.clock.pending() {
+		if d == time.Minute {
+			t.Errorf("an alert poll is still scheduled after the link was lost")
+		}
+	}
+}
