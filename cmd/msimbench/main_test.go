@@ -29,7 +29,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
 	}
-	for _, k := range []string{"im_per_sec", "p50_ms", "p99_ms", "lost", "bytes_per_account", "login_storm_ms", "names_1000_ms", "rate_p99_ms", "heap_bytes_per_account"} {
+	for _, k := range []string{"im_per_sec", "p50_ms", "p99_ms", "lost", "bytes_per_account", "login_storm_ms", "names_ms", "names_buddies", "rate_p99_ms", "heap_bytes_per_account", "goroutines_per_account"} {
 		v, ok := rep[k]
 		if !ok || v == nil {
 			t.Errorf("key %s: got %v, want a number", k, v)
@@ -43,6 +43,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if ims, _ := rep["im_per_sec"].(float64); ims <= 0 {
 		t.Errorf("im_per_sec: got %v, want > 0", ims)
+	}
+	if rep["plain"] != nil {
+		for _, k := range []string{"plain_im_per_sec", "plain_p99_ms", "plain_rate_p99_ms"} {
+			if _, ok := rep[k].(float64); !ok {
+				t.Errorf("key %s: got %v, want a number (the plain mode ran)", k, rep[k])
+			}
+		}
 	}
 	if rep["plain"] == nil && rep["plain_skipped"] == nil {
 		t.Errorf("plain: neither measured nor skipped")

@@ -199,16 +199,11 @@ func runBridged(ctx context.Context, e *env, clientsN int, o loadOptions) (loadR
 	for i, a := range accts {
 		nicks[i] = a.name
 	}
-	if e.profileDir != "" && t.gw.debugAddr != "" {
-		secs := int((o.rateDuration + o.warmup + o.duration).Seconds() + 0.999)
-		go func() {
-			if err := t.gw.profile(filepath.Join(e.profileDir, "im-cpu.pprof"), secs); err != nil {
-				fmt.Fprintln(os.Stderr, "msimbench: cpu profile:", err)
-			}
-		}()
-	}
+	secs := int((o.rateDuration + o.warmup + o.duration).Seconds() + 0.999)
+	waitProfiles := t.gw.profiles(e.profileDir, "im", secs)
 	l := newLoad(clients, nicks, o.window)
 	res := l.run(ctx, o, e.prog, "bridged IM")
+	waitProfiles()
 	if err := t.gw.alive(); err != nil {
 		return res, err
 	}
@@ -219,17 +214,20 @@ func runBridged(ctx context.Context, e *env, clientsN int, o loadOptions) (loadR
 
 // memResult is one memory/login-storm run.
 type memResult struct {
-	Accounts        int       `json:"accounts"`
-	Buddies         int       `json:"buddies"`
-	OnlineBuddies   int       `json:"online_buddies_per_account"` // average
-	LoginStormMs    float64   `json:"login_storm_ms"`
-	Base            memSample `json:"baseline"`
-	After           memSample `json:"after"`
-	RSSPerAccount   float64   `json:"rss_per_account"`
-	HeapPerAccount  float64   `json:"heap_per_account"` // (HeapInuse+StackInuse) delta / N
-	SettleMs        float64   `json:"settle_ms"`
-	MemoryMeasured  bool      `json:"memory_measured"`
-	MemoryNotMeasur string    `json:"memory_skipped,omitempty"`
+	Accounts       int       `json:"accounts"`
+	Buddies        int       `json:"buddies"`
+	OnlineBuddies  int       `json:"online_buddies_per_account"` // average
+	LoginStormMs   float64   `json:"login_storm_ms"`
+	Base           memSample `json:"baseline"`
+	After          memSample `json:"after"`
+	RSSPerAccount  float64   `json:"rss_per_account"`
+	HeapPerAccount float64   `json:"heap_per_account"` // (HeapInuse+StackInuse) delta / N
+	// GoroutinesPerAccount is the growth of the gateway's goroutine count
+	// divided by N.
+	GoroutinesPerAccount float64 `json:"goroutines_per_account"`
+	SettleMs             float64 `json:"settle_ms"`
+	MemoryMeasured       bool    `json:"memory_measured"`
+	MemoryNotMeasur      string  `json:"memory_skipped,omitempty"`
 }
 
 // ringAccounts makes n IRC users plus buddies extra MSIM-only accounts on a
@@ -287,14 +285,12 @@ func runMemory(ctx context.Context, e *env, n, buddies int) (memResult, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	if e.profileDir != "" && t.gw.debugAddr != "" {
-		go func() {
-			path := filepath.Join(e.profileDir, fmt.Sprintf("storm%d-cpu.pprof", n))
-			if err := t.gw.profile(path, 5); err != nil {
-				fmt.Fprintln(os.Stderr, "msimbench: cpu profile:", err)
-			}
-		}()
-		time.Sleep(50 * time.Millisecond) // let the profile start
+	// The storm's profiles cover the logins and the settling after them;
+	// they are waited for before the gateway stops.
+	waitProfiles := t.gw.profiles(e.profileDir, fmt.Sprintf("storm%d", n), 5)
+	defer waitProfiles()
+	if e.profileDir != "" {
+		time.Sleep(50 * time.Millisecond) // let the profiles start
 	}
 	stopProg := e.prog.every(fmt.Sprintf("login storm (%d accounts)", n), func() string { return "logging in" })
 	start := time.Now()
@@ -322,8 +318,10 @@ func runMemory(ctx context.Context, e *env, n, buddies int) (memResult, error) {
 	if e.profileDir != "" {
 		_ = t.gw.heapProfile(filepath.Join(e.profileDir, fmt.Sprintf("mem%d-heap.pprof", n)))
 	}
+	waitProfiles()
 	res.MemoryMeasured = true
 	res.HeapPerAccount = (float64(res.After.goMem()) - float64(res.Base.goMem())) / float64(n)
+	res.GoroutinesPerAccount = float64(res.After.Goroutines-res.Base.Goroutines) / float64(n)
 	if res.After.RSS > 0 {
 		res.RSSPerAccount = (float64(res.After.RSS) - float64(res.Base.RSS)) / float64(n)
 	}

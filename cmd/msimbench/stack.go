@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -291,6 +292,7 @@ type memSample struct {
 	HeapInuse  uint64 `json:"heap_inuse"`
 	StackInuse uint64 `json:"stack_inuse"`
 	Sys        uint64 `json:"sys"`
+	Goroutines int    `json:"goroutines"`
 }
 
 // goMem is HeapInuse + StackInuse: the Go memory the process holds for
@@ -335,10 +337,38 @@ func (g *gateway) memory() (memSample, error) {
 		return m, fmt.Errorf("/debug/vars: %w", err)
 	}
 	m.HeapAlloc, m.HeapInuse, m.StackInuse, m.Sys = vars.Memstats.HeapAlloc, vars.Memstats.HeapInuse, vars.Memstats.StackInuse, vars.Memstats.Sys
+	if m.Goroutines, err = g.goroutines(); err != nil {
+		return m, err
+	}
 	if g.pid != 0 {
 		m.RSS, err = procRSS(g.pid)
 	}
 	return m, err
+}
+
+// goroutines reads the gateway's goroutine count from its goroutine
+// profile.
+func (g *gateway) goroutines() (int, error) {
+	b, err := httpGet("http://" + g.debugAddr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0, err
+	}
+	return parseGoroutineTotal(b)
+}
+
+// parseGoroutineTotal reads N from the first line of a text goroutine
+// profile, "goroutine profile: total N".
+func parseGoroutineTotal(b []byte) (int, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	v, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("goroutine profile: total "))
+	if !ok {
+		return 0, fmt.Errorf("goroutine profile: unexpected first line %q", line)
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("goroutine profile: bad total %q", v)
+	}
+	return n, nil
 }
 
 // procRSS reads VmRSS of pid.
@@ -404,21 +434,48 @@ func (g *gateway) settle(max time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-// profile saves a CPU profile of secs seconds (run it in the background
-// while the load runs) to path.
-func (g *gateway) profile(path string, secs int) error {
-	b, err := httpGet(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.debugAddr, secs))
+// heapProfile saves the gateway's heap profile (after a GC) to path.
+func (g *gateway) heapProfile(path string) error {
+	return g.saveProfile(path, "heap?gc=1")
+}
+
+// saveProfile saves the gateway's /debug/pprof/<query> to path.
+func (g *gateway) saveProfile(path, query string) error {
+	b, err := httpGet("http://" + g.debugAddr + "/debug/pprof/" + query)
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
 }
 
-// heapProfile saves the gateway's heap profile (after a GC) to path.
-func (g *gateway) heapProfile(path string) error {
-	b, err := httpGet("http://" + g.debugAddr + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		return err
+// profiles collects, in the background for secs seconds, the gateway's CPU
+// profile and its mutex and block profiles over the same time (empty
+// unless the gateway enables those), saved as <prefix>-cpu.pprof and so
+// on in dir. The returned func waits for them and then saves the goroutine
+// profile (once however often it is called); call it before stopping
+// the gateway.
+func (g *gateway) profiles(dir, prefix string, secs int) (wait func()) {
+	if dir == "" || g.debugAddr == "" {
+		return func() {}
 	}
-	return os.WriteFile(path, b, 0o644)
+	var wg sync.WaitGroup
+	for _, p := range []struct{ name, query string }{
+		{"cpu", fmt.Sprintf("profile?seconds=%d", secs)},
+		{"mutex", fmt.Sprintf("mutex?seconds=%d", secs)},
+		{"block", fmt.Sprintf("block?seconds=%d", secs)},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.saveProfile(filepath.Join(dir, prefix+"-"+p.name+".pprof"), p.query); err != nil {
+				fmt.Fprintf(os.Stderr, "msimbench: %s profile: %v\n", p.name, err)
+			}
+		}()
+	}
+	return sync.OnceFunc(func() {
+		wg.Wait()
+		if err := g.saveProfile(filepath.Join(dir, prefix+"-goroutine.pprof"), "goroutine"); err != nil {
+			fmt.Fprintln(os.Stderr, "msimbench: goroutine profile:", err)
+		}
+	})
 }
