@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/internal/fakeclock"
 	"github.com/msimircd/msimircd/internal/testlog"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/markup"
-	"github.com/sirupsen/logrus"
 )
 
 // fakeIRC records what the session shows the IRC client.
@@ -136,70 +138,6 @@ func (f *fakeMSIM) Close() error {
 	return nil
 }
 
-// fakeClock runs timers when the test advances it.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	at      time.Time
-	d       time.Duration
-	f       func()
-	stopped bool
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{at: c.now.Add(d), d: d, f: f}
-	c.timers = append(c.timers, t)
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		was := !t.stopped
-		t.stopped = true
-		return was
-	}
-}
-
-// pending returns the durations of the timers not yet run or stopped.
-func (c *fakeClock) pending() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []time.Duration
-	for _, t := range c.timers {
-		if !t.stopped {
-			out = append(out, t.d)
-		}
-	}
-	return out
-}
-
-// advance moves time on by d and runs the timers that came due.
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []*fakeTimer
-	for _, t := range c.timers {
-		if !t.stopped && !t.at.After(c.now) {
-			t.stopped = true
-			due = append(due, t)
-		}
-	}
-	c.mu.Unlock()
-	for _, t := range due {
-		t.f()
-	}
-}
-
 // rig is a session driven by hand: the test takes each posted event and
 // handles it on its own goroutine, so no real time passes.
 type rig struct {
@@ -207,13 +145,13 @@ type rig struct {
 	s     *session
 	a     *account
 	irc   *fakeIRC
-	clock *fakeClock
+	clock *fakeclock.Clock
 	dials chan func(cfg msim.ClientConfig) (MSIMClient, error)
 }
 
 func newRig(t *testing.T, mod func(*Config)) *rig {
 	t.Helper()
-	r := &rig{t: t, irc: newFakeIRC(), clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+	r := &rig{t: t, irc: newFakeIRC(), clock: fakeclock.New(),
 		dials: make(chan func(msim.ClientConfig) (MSIMClient, error), 16)}
 	cfg := Config{
 		MSIMAddr: "msim.test:1863", Directory: &StaticDirectory{}, Clock: r.clock,
@@ -292,7 +230,7 @@ func TestBackoffBoundsAndJitter(t *testing.T) {
 	var delays []time.Duration
 	for i := range 8 {
 		r.step() // the failed dial's result
-		p := r.clock.pending()
+		p := r.clock.Pending()
 		if len(p) != 1 {
 			t.Fatalf("retry %d: got timers %v, want one", i, p)
 		}
@@ -305,7 +243,7 @@ func TestBackoffBoundsAndJitter(t *testing.T) {
 			t.Fatalf("retry %d: state %v, want waiting", i, r.a.state)
 		}
 		r.failDial()
-		r.clock.advance(p[0])
+		r.clock.Advance(p[0])
 		r.step() // retryDue: dials again
 	}
 	same := true
@@ -384,7 +322,7 @@ func TestFlushStopsAtAFailure(t *testing.T) {
 	}
 	second := &fakeMSIM{buddies: first.buddies, failIM: 2}
 	r.okDial(second)
-	r.clock.advance(r.clock.pending()[0])
+	r.clock.Advance(r.clock.Pending()[0])
 	r.stepUntil("logged in again", func() bool { return r.a.state == linkUp }) // the queue is flushed
 	if strings.Join(second.sent, ",") != "one" {
 		t.Errorf("sent %q, want only the first before the failure", second.sent)
@@ -406,21 +344,21 @@ func TestAlertPolling(t *testing.T) {
 	if got := r.irc.said("You have new mail"); len(got) != 1 {
 		t.Fatalf("alerts: got %q", got)
 	}
-	if p := r.clock.pending(); len(p) != 1 || p[0] != time.Minute {
+	if p := r.clock.Pending(); len(p) != 1 || p[0] != time.Minute {
 		t.Fatalf("next poll: timers %v, want one of 1m", p)
 	}
 	cl.mu.Lock()
 	cl.alerts = nil
 	cl.mu.Unlock()
-	r.clock.advance(time.Minute)
-	r.stepUntil("the second poll", func() bool { return len(r.clock.pending()) == 1 })
+	r.clock.Advance(time.Minute)
+	r.stepUntil("the second poll", func() bool { return len(r.clock.Pending()) == 1 })
 	if cl.polls != 2 {
 		t.Errorf("polls: got %d, want 2", cl.polls)
 	}
 	// A lost link stops the polls.
 	cl.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof")})
 	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
-	for _, d := range r.clock.pending() {
+	for _, d := range r.clock.Pending() {
 		if d == time.Minute {
 			t.Errorf("an alert poll is still scheduled after the link was lost")
 		}

@@ -10,29 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msimircd/msimircd/internal/guard"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/internal/fakeclock"
+	"github.com/msimircd/msimircd/internal/guard"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) step(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // waits records the delays the server waited before asking the backend,
 // instead of waiting them.
@@ -96,7 +79,7 @@ func guessLogs(t *testing.T, hook *logtest.Hook, passwords ...string) []string {
 // owner on another address still gets in.
 func TestSASLGuessing(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	b := newBackend()
 	var asked atomic.Int32
 	b.authErr = func(account, password string) error {
@@ -132,7 +115,7 @@ func TestSASLGuessing(t *testing.T) {
 		{"refusal over", dialSASL(t, addr, "127.0.0.1"), "secret", time.Hour + time.Second, ok, true, nil},
 	}
 	for _, st := range steps {
-		clock.step(st.step)
+		clock.Advance(st.step)
 		before := asked.Load()
 		st.c.send(t, "AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain("Alice", st.pass))
 		checkMsgs(t, st.c.sync(t), st.want)
@@ -167,7 +150,7 @@ func dialSASL(t *testing.T, addr, ip string) *tclient {
 // the right password from another address still works.
 func TestPassGuessing(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	b := newBackend()
 	var asked atomic.Int32
 	b.connErr = func(reg Registration) error {
@@ -336,7 +319,7 @@ func TestNoConnectionCap(t *testing.T) {
 func TestSASLLoginWaitsOnce(t *testing.T) {
 	t.Parallel()
 	b := newBackend()
-	addr, ws, _ := guessServer(t, b, newFakeClock())
+	addr, ws, _ := guessServer(t, b, fakeclock.New())
 	c := dialSASL(t, addr, "127.0.0.1")
 	for _, pass := range []string{"guess1", "guess2", "secret"} {
 		c.send(t, "AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain("alice", pass))

@@ -5,13 +5,10 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/msimircd/msimircd/internal/fakeclock"
 )
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time       { return c.t }
-func (c *fakeClock) step(d time.Duration) { c.t = c.t.Add(d) }
-func newClock() *fakeClock                { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
 func mustCheck(t *testing.T, l *FailureLimiter, keys ...string) time.Duration {
 	t.Helper()
 	d, err := l.Check(keys...)
@@ -22,7 +19,7 @@ func mustCheck(t *testing.T, l *FailureLimiter, keys ...string) time.Duration {
 }
 
 func TestFailureLimiterGrowsThenRefuses(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	l := NewFailureLimiter(FailureConfig{Free: 2, Delay: time.Second, MaxDelay: 4 * time.Second, RefuseAfter: 6, RefuseFor: time.Minute, Window: time.Hour, Clock: clk})
 	want := []time.Duration{0, 0, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}
 	for i, w := range want {
@@ -43,14 +40,14 @@ func TestFailureLimiterGrowsThenRefuses(t *testing.T) {
 	if got := mustCheck(t, l, "addr:b"); got != 0 {
 		t.Fatalf("another key: got delay %v, want 0", got)
 	}
-	clk.step(time.Minute + time.Second)
+	clk.Advance(time.Minute + time.Second)
 	if got := mustCheck(t, l, "addr:a"); got != time.Second {
 		t.Fatalf("after the refusal: got delay %v, want 1s (still slowed)", got)
 	}
 }
 
 func TestFailureLimiterDelayOnlyAndSuccess(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	l := NewFailureLimiter(FailureConfig{Free: 1, Delay: time.Second, MaxDelay: 2 * time.Second, RefuseAfter: -1, Window: time.Minute, Clock: clk})
 	for range 50 {
 		l.Fail("account:alice")
@@ -64,17 +61,17 @@ func TestFailureLimiterDelayOnlyAndSuccess(t *testing.T) {
 	}
 	l.Fail("account:alice")
 	l.Fail("account:alice")
-	clk.step(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if got := mustCheck(t, l, "account:alice"); got != 0 {
 		t.Fatalf("after the window: got %v, want 0", got)
 	}
 }
 
 func TestFailureLimiterBounded(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	l := NewFailureLimiter(FailureConfig{MaxKeys: 10, Clock: clk})
 	for i := range 1000 {
-		clk.step(time.Millisecond)
+		clk.Advance(time.Millisecond)
 		l.Fail(string(rune('a'+i%26)) + string(rune(i)))
 	}
 	if n := len(l.keys); n > 10 {
@@ -112,7 +109,7 @@ func TestConnLimiter(t *testing.T) {
 }
 
 func TestQuota(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	q := NewQuota(2, time.Hour, clk)
 	for i := range 2 {
 		if !q.Allow("a") {
@@ -125,7 +122,7 @@ func TestQuota(t *testing.T) {
 	if !q.Allow("b") {
 		t.Fatal("another key has its own quota")
 	}
-	clk.step(time.Hour)
+	clk.Advance(time.Hour)
 	if !q.Allow("a") {
 		t.Fatal("after the window it fits again")
 	}

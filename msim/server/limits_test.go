@@ -13,29 +13,10 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/msimircd/msimircd/internal/fakeclock"
 	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/msim"
 )
-
-// fakeClock is a guard.Clock the test steps by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // sleeps replaces the server's login delay: it records the delays and
 // returns at once.
@@ -104,7 +85,7 @@ func noSecrets(t *testing.T, hook *logtest.Hook, secrets ...string) {
 // (one log line when each begins); the right password from another address
 // still logs in, and the refusal ends in time.
 func TestLoginGuessingSlowedThenRefused(t *testing.T) {
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	cfg := Config{
 		LoginFailures: guard.FailureConfig{Free: 3, Delay: time.Second, MaxDelay: 4 * time.Second,
 			RefuseAfter: 6, RefuseFor: 10 * time.Minute, Clock: clock},
@@ -170,7 +151,7 @@ func TestLoginGuessingSlowedThenRefused(t *testing.T) {
 	noSecrets(t, hook, "Secret1", "guess")
 
 	// The refusal is temporary; afterwards guessing starts slowed.
-	clock.advance(11 * time.Minute)
+	clock.Advance(11 * time.Minute)
 	c := dialFrom(t, guesser, addr)
 	if m := c.tryLogin("alice@example.com", "guess8"); m.StrOr("errmsg", "") != textBadLogin {
 		t.Errorf("after the refusal: got %v, want %q", m, textBadLogin)
@@ -184,7 +165,7 @@ func TestLoginGuessingSlowedThenRefused(t *testing.T) {
 // password get the same answer and the same delays, so neither tells
 // whether an account exists.
 func TestLoginUnknownLikeWrongPassword(t *testing.T) {
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	cfg := Config{
 		LoginFailures:   guard.FailureConfig{Free: 2, Delay: time.Second, MaxDelay: 8 * time.Second, RefuseAfter: -1, Clock: clock},
 		AccountFailures: guard.FailureConfig{Free: 2, Delay: time.Second, MaxDelay: 8 * time.Second, Clock: clock},
@@ -270,7 +251,7 @@ func TestConnectionCaps(t *testing.T) {
 // TestTrustedNetsNotCappedPerAddress: a trusted bridge address is capped
 // neither in connections nor in failed logins per address.
 func TestTrustedNetsNotCappedPerAddress(t *testing.T) {
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	cfg := Config{
 		MaxConnectionsPerAddr: 1,
 		TrustedNets:           []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
