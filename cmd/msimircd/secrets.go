@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 
+	"github.com/msimircd/msimircd/internal/keyfile"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
@@ -153,53 +153,11 @@ func demoKey(dataFile string) (key []byte, path string, err error) {
 		return nil, "", nil
 	}
 	path = dataFile + ".irc-key"
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key = make([]byte, demoKeySize)
-		_, _ = rand.Read(key) // never fails (crypto/rand)
-		if err := writeNewFile(path, key); err != nil {
-			return nil, path, fmt.Errorf("demo key file: %w", err)
-		}
-		return key, path, nil
-	}
+	key, _, err = keyfile.LoadOrCreate(path, demoKeySize)
 	if err != nil {
-		return nil, path, fmt.Errorf("demo key file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, path, fmt.Errorf("demo key file: %w", err)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, path, fmt.Errorf("demo key file %s has mode %04o: only its owner may read it (chmod 600 %s)", path, perm, path)
-	}
-	key, err = io.ReadAll(io.LimitReader(f, demoKeySize+1))
-	if err != nil {
-		return nil, path, fmt.Errorf("demo key file %s: %w", path, err)
-	}
-	if len(key) != demoKeySize {
-		return nil, path, fmt.Errorf("demo key file %s is damaged: want %d bytes, found %d (without it no demo account with a password can log in)", path, demoKeySize, len(key))
+		return nil, path, fmt.Errorf("demo key (without it no demo account with a password can log in): %w", err)
 	}
 	return key, path, nil
-}
-
-// writeNewFile creates path (mode 0600) with data, failing if it exists.
-func writeNewFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
 }
 
 // userNameOwner returns the e-mail of the account holding an MSIM user

@@ -5,12 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/msimircd/msimircd/internal/keyfile"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -64,72 +63,21 @@ func (s sealer) open(uid msim.UID, b []byte) (msim.PasswordHash, error) {
 // it: uids are positive).
 const keyCheckUID msim.UID = 0
 
-// readKeyFile loads a key file, refusing one that others may read or that
-// is not KeySize bytes. A missing file is fs.ErrNotExist.
-func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("msim/server: key file %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("msim/server: key file %s is not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("msim/server: key file %s has mode %04o: only its owner may read it (chmod 600 %s)", path, perm, path)
-	}
-	key, err := io.ReadAll(io.LimitReader(f, KeySize+1))
-	if err != nil {
-		return nil, fmt.Errorf("msim/server: key file %s: %w", path, err)
-	}
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("msim/server: key file %s: want exactly %d bytes, found %d or more", path, KeySize, len(key))
-	}
-	return key, nil
-}
-
-// createKeyFile writes a fresh random key to path (mode 0600), failing if
-// the file exists.
-func createKeyFile(path string) ([]byte, error) {
-	key := make([]byte, KeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("msim/server: new key: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("msim/server: create key file: %w", err)
-	}
-	_, err = f.Write(key)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("msim/server: write key file %s: %w", path, err)
-	}
-	return key, nil
-}
-
 // loadKey returns the key of path, creating it when the data file has
 // nothing sealed yet (sealed false); a sealed data file without its key
 // file is an error, never a new key.
 func loadKey(path string, sealed bool) (key []byte, created bool, err error) {
-	key, err = readKeyFile(path)
+	key, err = keyfile.Read(path, KeySize)
 	switch {
 	case err == nil:
 		return key, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, false, err
+		return nil, false, fmt.Errorf("msim/server: %w", err)
 	case sealed:
 		return nil, false, fmt.Errorf("msim/server: key file %s is missing, and the data file's password hashes are sealed under it", path)
 	}
-	key, err = createKeyFile(path)
-	return key, err == nil, err
+	if key, err = keyfile.Create(path, KeySize); err != nil {
+		return nil, false, fmt.Errorf("msim/server: %w", err)
+	}
+	return key, true, nil
 }

@@ -1,0 +1,78 @@
+// Package keyfile reads and creates the small secret files that keep keys
+// outside a database: the MSIM server's sealing key, the gateway store's
+// sealing key and the demo directory's key. A key file holds exactly its
+// size in random bytes, is a regular file, and only its owner may read it
+// (mode 0600); anything else is refused with an error that says how to
+// fix it. Nothing here logs or returns a key in an error.
+package keyfile
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+)
+
+// Read loads the key of size bytes at path. A missing file is an error
+// that errors.Is fs.ErrNotExist.
+func Read(path string, size int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("key file %s is not a regular file", path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s has mode %04o: only its owner may read it (chmod 600 %s)", path, perm, path)
+	}
+	key, err := io.ReadAll(io.LimitReader(f, int64(size)+1))
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	if len(key) != size {
+		return nil, fmt.Errorf("key file %s is damaged: want exactly %d bytes, found %d or more", path, size, len(key))
+	}
+	return key, nil
+}
+
+// Create writes a new random key of size bytes to path, mode 0600, failing
+// if the file exists; a file it could not write whole is removed.
+func Create(path string, size int) ([]byte, error) {
+	key := make([]byte, size)
+	_, _ = rand.Read(key) // crypto/rand never fails
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
+	_, err = f.Write(key)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("write key file %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// LoadOrCreate reads the key at path, or creates it when there is no file.
+// created tells which.
+func LoadOrCreate(path string, size int) (key []byte, created bool, err error) {
+	key, err = Read(path, size)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err = Create(path, size)
+		return key, err == nil, err
+	}
+	return key, false, err
+}

@@ -1,0 +1,53 @@
+package keyfile
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "k")
+	if _, err := Read(path, 32); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Read of a missing file: got %v, want fs.ErrNotExist", err)
+	}
+	key, created, err := LoadOrCreate(path, 32)
+	if err != nil || !created || len(key) != 32 {
+		t.Fatalf("LoadOrCreate: got %d bytes, created %v, %v", len(key), created, err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode: got %04o, want 0600", st.Mode().Perm())
+	}
+	again, created, err := LoadOrCreate(path, 32)
+	if err != nil || created || !bytes.Equal(again, key) {
+		t.Fatalf("second LoadOrCreate: created %v, same %v, %v", created, bytes.Equal(again, key), err)
+	}
+	if _, err := Create(path, 32); err == nil {
+		t.Error("Create over an existing file: got no error")
+	}
+	for _, tc := range []struct {
+		name string
+		prep func(p string)
+		want string
+	}{
+		{"readable by others", func(p string) { _ = os.Chmod(p, 0o644) }, "chmod 600"},
+		{"wrong size", func(p string) { _ = os.WriteFile(p, []byte("short"), 0o600) }, "damaged"},
+		{"a directory", func(p string) { _ = os.Remove(p); _ = os.Mkdir(p, 0o700) }, "not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "k")
+			if _, err := Create(p, 32); err != nil {
+				t.Fatal(err)
+			}
+			tc.prep(p)
+			if _, err := Read(p, 32); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}
