@@ -24,7 +24,7 @@ func TestBinaryOfflineBacklog(t *testing.T) {
 	dir := t.TempDir()
 	accounts := writeFile(t, dir, "accounts.txt", "dave@example.com:DavePw1\n")
 	config := writeFile(t, dir, "msimircd.toml", fmt.Sprintf("[msim]\noffline_bytes_per_recipient = %d\noffline_bytes_per_sender = %d\n", 2*n*size, 2*n*size))
-	p := startProc(t, "msimircd", bin, "-config", config, "-listen", "127.0.0.1:0", "-msim-listen", "127.0.0.1:0", "-msim-account-file", accounts)
+	p := startProc(t, "msimircd", bin, "-state", t.TempDir(), "-config", config, "-listen", "127.0.0.1:0", "-msim-listen", "127.0.0.1:0", "-msim-account-file", accounts)
 	msimAddr := p.waitLog(msimAtRE)[1]
 	ircAddr := p.waitLog(ircOnRE)[1]
 
@@ -193,7 +193,8 @@ password = "irc-pw"
   email = "alice@example.com"
   password = "AlicePw1"
 `, msimAddr))
-	ircd := startProc(t, "msimircd", ircdBin, "-config", config, "-listen", "127.0.0.1:0")
+	state := t.TempDir()
+	ircd := startProc(t, "msimircd", ircdBin, "-state", state, "-config", config, "-listen", "127.0.0.1:0")
 	ircAddr := ircd.waitLog(ircOnRE)[1]
 
 	ta := &tally{buddy: "bob", mayBeLost: map[string]bool{}}
@@ -269,7 +270,7 @@ password = "irc-pw"
 	// again and chats both ways.
 	ircd.kill()
 	alice.nc.Close()
-	ircd = startProc(t, "msimircd", ircdBin, "-config", config, "-listen", ircAddr)
+	ircd = startProc(t, "msimircd", ircdBin, "-state", state, "-config", config, "-listen", ircAddr)
 	ircd.waitLog(ircOnRE)
 	alice = dialIRC(t, ircAddr, "alice", "irc-pw")
 	alice.wait("alice's login", said("&alice", "Logged in"))

@@ -18,6 +18,7 @@ type Config struct {
 	IRC   IRCConfig   `toml:"irc"`
 	MSIM  MSIMConfig  `toml:"msim"`
 	Log   LogConfig   `toml:"log"`
+	Store StoreConfig `toml:"store"`
 	Users []UserEntry `toml:"user"`
 }
 
@@ -51,7 +52,7 @@ type TLSEntry struct {
 type MSIMConfig struct {
 	Server       string   `toml:"server"`          // upstream host:port; "" = the embedded network
 	EmbeddedAddr string   `toml:"embedded_listen"` // where the embedded MSIM server listens
-	DataFile     string   `toml:"data"`            // embedded network's durable store; "" = memory
+	DataFile     string   `toml:"data"`            // embedded network's durable store; "" = STATE/msim.db
 	QueueLimit   int      `toml:"queue_limit"`
 	ReconnectMin Duration `toml:"reconnect_min"`
 	ReconnectMax Duration `toml:"reconnect_max"`
@@ -121,8 +122,9 @@ func Defaults() Config {
 	return Config{
 		IRC: IRCConfig{Listen: []string{"127.0.0.1:6667"}, ServerName: "msimircd", Network: "msimircd",
 			ServiceNick: "root", FloodRate: 10, FloodBurst: 40},
-		MSIM: MSIMConfig{AccountCreationPerHour: 10},
-		Log:  LogConfig{Level: "info", Format: "text"},
+		MSIM:  MSIMConfig{AccountCreationPerHour: 10},
+		Log:   LogConfig{Level: "info", Format: "text"},
+		Store: StoreConfig{Driver: "sqlite"},
 	}
 }
 
@@ -438,6 +440,9 @@ func (c *Config) Validate() error {
 		if err := checkAddr(c.MSIM.EmbeddedAddr); err != nil {
 			return errKey(err.Error(), "embedded_listen", pathStep{"msim", -1})
 		}
+	}
+	if err := c.Store.validate(); err != nil {
+		return err
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "trace", "debug", "info", "warn", "warning", "error":

@@ -13,7 +13,7 @@ import (
 )
 
 func TestServerNameFlag(t *testing.T) {
-	o, err := parseOptions([]string{"-server-name", "irc.example.net"}, nil)
+	o, err := parseOptions([]string{"-state", t.TempDir(), "-server-name", "irc.example.net"}, nil)
 	if err != nil || o.cfg.IRC.ServerName != "irc.example.net" {
 		t.Fatalf("got %q, %v; want irc.example.net", o.cfg.IRC.ServerName, err)
 	}

@@ -47,6 +47,7 @@ func parseOptions(args []string, stdin io.Reader) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("msimircd", flag.ContinueOnError)
 	fs.StringVar(&o.configPath, "config", "", "config file (TOML); none = the embedded demo network")
+	stateDir := fs.String("state", "", "keep the gateway's database, its key file and the embedded network's data in `DIR`, overriding the config's store.state_dir (default $XDG_STATE_HOME/msimircd, else ~/.local/state/msimircd)")
 	listen := fs.String("listen", "", "IRC listen address, overriding the config (default 127.0.0.1:6667)")
 	serverName := fs.String("server-name", "", "the IRC server's name in prefixes and numerics, overriding the config's irc.server_name (default msimircd)")
 	msimListen := fs.String("msim-listen", "", "expose the embedded MSIM server at this address (e.g. 127.0.0.1:1863) so MSIM clients can join its network")
@@ -95,6 +96,10 @@ func parseOptions(args []string, stdin io.Reader) (options, error) {
 		cfg.Log.Level = "debug"
 	}
 	cfg.MSIM.Accounts = append(cfg.MSIM.Accounts, accounts...)
+	if err := cfg.resolveStateDir(*stateDir); err != nil {
+		return o, err
+	}
+	*cfg = cfg.withState()
 	if err := cfg.Validate(); err != nil {
 		return o, err
 	}
@@ -113,6 +118,7 @@ func run(args []string, stdin io.Reader) error {
 		return nil
 	}
 	log := newLogger(o.cfg.Log)
+	log.Info(stateLine(o.cfg)) // first: where this run keeps what it must not forget
 	if o.passwordOnCommandLine {
 		log.Warn("-msim-account EMAIL:PASSWORD shows the password to every local user (ps, /proc); use -msim-account-file FILE, or -msim-account EMAIL and give the password on standard input")
 	}

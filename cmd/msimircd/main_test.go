@@ -17,7 +17,7 @@ import (
 // over IRC, sends SIGTERM and checks that it exits cleanly.
 func TestBinary(t *testing.T) {
 	bin := binary(t, ".")
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, "-state", t.TempDir(), "-listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

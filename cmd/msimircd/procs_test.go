@@ -25,8 +25,18 @@ var bins struct {
 	built map[string]string
 }
 
+// TestMain points XDG_STATE_HOME at a temporary directory, so that a test
+// which forgets to give a state directory still never writes to the
+// user's home; the tests give one each (-state, or Store.StateDir), or
+// none to a Config that serve then keeps in memory.
 func TestMain(m *testing.M) {
+	state, err := os.MkdirTemp("", "msimircd-state-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_STATE_HOME", state)
 	code := m.Run()
+	os.RemoveAll(state)
 	if bins.dir != "" {
 		os.RemoveAll(bins.dir)
 	}
@@ -81,7 +91,16 @@ type proc struct {
 // its log.
 func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, name, nil, bin, args...)
+}
+
+// startProcEnv is startProc with env added to the test's environment.
+func startProcEnv(t *testing.T, name string, env []string, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), done: make(chan struct{}), notify: make(chan struct{}, 1)}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +162,13 @@ func (p *proc) waitLog(re *regexp.Regexp) []string {
 			p.t.Fatalf("%s logged nothing matching %v", p.name, re)
 		}
 	}
+}
+
+// lines returns the log so far.
+func (p *proc) lines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.log...)
 }
 
 // kill ends the process with SIGKILL (kill -9) and reaps it; killing an
