@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,7 +59,11 @@ func Open(ctx context.Context, driver, dsn string, key []byte) (Store, error) {
 		return nil, fmt.Errorf("store: %s: %w", where, err)
 	}
 	if err := s.checkKey(ctx); err != nil {
-		db.Close()
+		s.Close()
+		return nil, fmt.Errorf("store: %s: %w", where, err)
+	}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("store: %s: %w", where, err)
 	}
 	return s, nil
@@ -161,24 +166,103 @@ type querier interface {
 }
 
 type sqlStore struct {
-	db *sql.DB
-	d  *dialect
-	sl *sealer
+	db    *sql.DB
+	d     *dialect
+	sl    *sealer
+	stmts sync.Map // query → *sql.Stmt
 }
 
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	s.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
 
-// exec, query and queryRow rebind the query for the dialect.
+// exec, query and queryRow run one of the package's fixed queries as a
+// prepared statement, rebound for the dialect and prepared once per store:
+// SQLite would otherwise parse the query at every call.
 func (s *sqlStore) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
-	return q.ExecContext(ctx, s.d.rebind(query), args...)
+	st, err := s.stmt(ctx, q, query)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return q.ExecContext(ctx, s.d.rebind(query), args...)
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 func (s *sqlStore) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	return q.QueryContext(ctx, s.d.rebind(query), args...)
+	st, err := s.stmt(ctx, q, query)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return q.QueryContext(ctx, s.d.rebind(query), args...)
+	}
+	return st.QueryContext(ctx, args...)
 }
 
-func (s *sqlStore) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	return q.QueryRowContext(ctx, s.d.rebind(query), args...)
+// queryRow's Scan returns the error of preparing the statement, if any.
+func (s *sqlStore) queryRow(ctx context.Context, q querier, query string, args ...any) rowScanner {
+	st, err := s.stmt(ctx, q, query)
+	if err != nil {
+		return errRow{err}
+	}
+	if st == nil {
+		return q.QueryRowContext(ctx, s.d.rebind(query), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// stmt returns the prepared statement of query, for the transaction if q
+// is one, preparing it first if needed; nil (run it unprepared) for a
+// transaction's query that was not prepared before: preparing it on the
+// database would wait for the transaction's connection, SQLite's only one.
+// Open prepares txQueries.
+func (s *sqlStore) stmt(ctx context.Context, q querier, query string) (*sql.Stmt, error) {
+	st, ok := s.stmts.Load(query)
+	tx, inTx := q.(*sql.Tx)
+	if !ok {
+		if inTx {
+			return nil, nil
+		}
+		prepared, err := s.db.PrepareContext(ctx, s.d.rebind(query))
+		if err != nil {
+			return nil, err
+		}
+		var loaded bool
+		if st, loaded = s.stmts.LoadOrStore(query, prepared); loaded {
+			prepared.Close()
+		}
+	}
+	if inTx {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+	}
+	return st.(*sql.Stmt), nil
+}
+
+// txQueries are the queries run inside transactions, prepared by Open.
+var txQueries = []string{
+	qUserID, qAccountID, qInsertAccount, qInsertAccountSetting,
+	qLoadUser, qLoadSettings, qLoadAccounts, qLoadAccountSettings, qLoadNicks,
+}
+
+func (s *sqlStore) prepare(ctx context.Context) error {
+	for _, q := range txQueries {
+		if _, err := s.stmt(ctx, s.db, q); err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+	}
+	return nil
 }
 
 // inTx runs f in a transaction and commits it if f returns nil.
@@ -227,10 +311,15 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us) }
 
+const (
+	qUserID    = `SELECT id FROM users WHERE name = ?`
+	qAccountID = `SELECT a.id FROM accounts a JOIN users u ON u.id = a.user_id WHERE u.name = ? AND a.email = ?`
+)
+
 // userID returns the id of the named user, ErrNotFound if none.
 func (s *sqlStore) userID(ctx context.Context, q querier, name string) (int64, error) {
 	var id int64
-	err := s.queryRow(ctx, q, `SELECT id FROM users WHERE name = ?`, name).Scan(&id)
+	err := s.queryRow(ctx, q, qUserID, name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("user %q: %w", name, ErrNotFound)
 	}
@@ -240,8 +329,7 @@ func (s *sqlStore) userID(ctx context.Context, q querier, name string) (int64, e
 // accountID returns the id of the user's account, ErrNotFound if none.
 func (s *sqlStore) accountID(ctx context.Context, q querier, user, email string) (int64, error) {
 	var id int64
-	err := s.queryRow(ctx, q, `SELECT a.id FROM accounts a JOIN users u ON u.id = a.user_id
-		WHERE u.name = ? AND a.email = ?`, user, email).Scan(&id)
+	err := s.queryRow(ctx, q, qAccountID, user, email).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
 	}

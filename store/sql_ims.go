@@ -155,7 +155,8 @@ func (s *sqlStore) deleteByID(ctx context.Context, table, user, email string, id
 				args = append(args, id)
 			}
 			marks := strings.Repeat(", ?", len(chunk))[2:]
-			if _, err := s.exec(ctx, tx, `DELETE FROM `+table+` WHERE account_id = ? AND id IN (`+marks+`)`, args...); err != nil {
+			// Not prepared: the list's length varies.
+			if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM `+table+` WHERE account_id = ? AND id IN (`+marks+`)`), args...); err != nil {
 				return err
 			}
 		}

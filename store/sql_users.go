@@ -10,6 +10,24 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
+// Queries run in transactions (see txQueries).
+const (
+	qInsertAccount = `INSERT INTO accounts (user_id, email, password, channel, autoconnect)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, email) DO NOTHING RETURNING id`
+	qInsertAccountSetting = `INSERT INTO account_settings (account_id, name, value) VALUES (?, ?, ?)`
+	qLoadUser             = `SELECT id, password_hash, created FROM users WHERE name = ?`
+	qLoadSettings         = `SELECT name, value FROM user_settings WHERE user_id = ?`
+	qLoadAccounts         = `SELECT a.id, a.email, a.password, a.channel, a.autoconnect,
+		(SELECT count(*) FROM held_ims h WHERE h.account_id = a.id),
+		(SELECT COALESCE(max(h.seq), 0) FROM held_ims h WHERE h.account_id = a.id),
+		(SELECT count(*) FROM queued_ims q WHERE q.account_id = a.id)
+		FROM accounts a WHERE a.user_id = ? ORDER BY a.id`
+	qLoadAccountSettings = `SELECT s.account_id, s.name, s.value FROM account_settings s
+		JOIN accounts a ON a.id = s.account_id WHERE a.user_id = ?`
+	qLoadNicks = `SELECT n.account_id, n.uid, n.nick FROM buddy_nicks n
+		JOIN accounts a ON a.id = n.account_id WHERE a.user_id = ?`
+)
+
 func (s *sqlStore) CreateUser(ctx context.Context, name, passwordHash string) (User, error) {
 	if name == "" {
 		return User{}, errors.New("store: create user: empty name")
@@ -99,8 +117,7 @@ func (s *sqlStore) AddAccount(ctx context.Context, user string, a Account) error
 			return err
 		}
 		var id int64
-		err = s.queryRow(ctx, tx, `INSERT INTO accounts (user_id, email, password, channel, autoconnect)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, email) DO NOTHING RETURNING id`,
+		err = s.queryRow(ctx, tx, qInsertAccount,
 			uid, a.Email, sealed, a.Channel, a.Autoconnect).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("account %q of user %q: %w", a.Email, user, ErrExists)
@@ -109,7 +126,7 @@ func (s *sqlStore) AddAccount(ctx context.Context, user string, a Account) error
 			return err
 		}
 		for k, v := range a.Settings {
-			if _, err := s.exec(ctx, tx, `INSERT INTO account_settings (account_id, name, value) VALUES (?, ?, ?)`, id, k, v); err != nil {
+			if _, err := s.exec(ctx, tx, qInsertAccountSetting, id, k, v); err != nil {
 				return err
 			}
 		}
@@ -189,7 +206,7 @@ func (s *sqlStore) LoadUser(ctx context.Context, name string) (UserState, error)
 func (s *sqlStore) loadUser(ctx context.Context, tx *sql.Tx, name string) (UserState, error) {
 	st := UserState{User: User{Name: name}, Settings: map[string]string{}}
 	var uid, created int64
-	err := s.queryRow(ctx, tx, `SELECT id, password_hash, created FROM users WHERE name = ?`, name).Scan(&uid, &st.User.PasswordHash, &created)
+	err := s.queryRow(ctx, tx, qLoadUser, name).Scan(&uid, &st.User.PasswordHash, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return UserState{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
 	}
@@ -198,7 +215,7 @@ func (s *sqlStore) loadUser(ctx context.Context, tx *sql.Tx, name string) (UserS
 	}
 	st.User.Created = fromMicros(created)
 
-	if err := s.eachRow(ctx, tx, `SELECT name, value FROM user_settings WHERE user_id = ?`, []any{uid}, func(rows *sql.Rows) error {
+	if err := s.eachRow(ctx, tx, qLoadSettings, []any{uid}, func(rows *sql.Rows) error {
 		var k, v string
 		if err := rows.Scan(&k, &v); err != nil {
 			return err
@@ -212,11 +229,7 @@ func (s *sqlStore) loadUser(ctx context.Context, tx *sql.Tx, name string) (UserS
 	byID := map[int64]*AccountState{}
 	var ids []int64
 	var sealed [][]byte
-	if err := s.eachRow(ctx, tx, `SELECT a.id, a.email, a.password, a.channel, a.autoconnect,
-		(SELECT count(*) FROM held_ims h WHERE h.account_id = a.id),
-		(SELECT COALESCE(max(h.seq), 0) FROM held_ims h WHERE h.account_id = a.id),
-		(SELECT count(*) FROM queued_ims q WHERE q.account_id = a.id)
-		FROM accounts a WHERE a.user_id = ? ORDER BY a.id`, []any{uid}, func(rows *sql.Rows) error {
+	if err := s.eachRow(ctx, tx, qLoadAccounts, []any{uid}, func(rows *sql.Rows) error {
 		var id, maxSeq int64
 		var pw []byte
 		a := AccountState{Account: Account{Settings: map[string]string{}}, Nicks: map[msim.UID]string{}}
@@ -241,8 +254,7 @@ func (s *sqlStore) loadUser(ctx context.Context, tx *sql.Tx, name string) (UserS
 		byID[ids[i]] = a
 	}
 
-	if err := s.eachRow(ctx, tx, `SELECT s.account_id, s.name, s.value FROM account_settings s
-		JOIN accounts a ON a.id = s.account_id WHERE a.user_id = ?`, []any{uid}, func(rows *sql.Rows) error {
+	if err := s.eachRow(ctx, tx, qLoadAccountSettings, []any{uid}, func(rows *sql.Rows) error {
 		var id int64
 		var k, v string
 		if err := rows.Scan(&id, &k, &v); err != nil {
@@ -256,8 +268,7 @@ func (s *sqlStore) loadUser(ctx context.Context, tx *sql.Tx, name string) (UserS
 		return UserState{}, err
 	}
 
-	if err := s.eachRow(ctx, tx, `SELECT n.account_id, n.uid, n.nick FROM buddy_nicks n
-		JOIN accounts a ON a.id = n.account_id WHERE a.user_id = ?`, []any{uid}, func(rows *sql.Rows) error {
+	if err := s.eachRow(ctx, tx, qLoadNicks, []any{uid}, func(rows *sql.Rows) error {
 		var id, buddy int64
 		var nick string
 		if err := rows.Scan(&id, &buddy, &nick); err != nil {
