@@ -5,12 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/msimircd/msimircd/internal/keyfile"
 )
 
 // KeySize is the size of the key that seals MSIM passwords.
@@ -18,75 +19,51 @@ const KeySize = chacha20poly1305.KeySize
 
 // LoadOrCreateKey returns the key in the file at path, creating the file
 // with a new random key and mode 0600 if it does not exist. It refuses a
-// key file that group or others may read or write, or that does not hold
-// exactly KeySize bytes. The directory must exist.
+// key file that group or others may read, that is not a regular file, or
+// that does not hold exactly KeySize bytes. The directory must exist.
 func LoadOrCreateKey(path string) ([]byte, error) {
-	key, err := readKey(path)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return key, err
+	key, err := keyfile.Read(path, KeySize)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err = createKey(path)
 	}
-	key = make([]byte, KeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("store: key file %s: %w", path, err)
-	}
-	// Written whole under a temporary name, then linked into place: a
-	// crash leaves either no key file or a complete one, and two starts
-	// racing end up with the same key.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
 	if err != nil {
-		return nil, fmt.Errorf("store: key file %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("store: key file %s: %w", path, err)
-	}
-	if _, err := tmp.Write(key); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("store: key file %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("store: key file %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("store: key file %s: %w", path, err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return readKey(path) // another start made it first
-		}
-		return nil, fmt.Errorf("store: key file %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync() // the new name survives a crash
-		d.Close()
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	return key, nil
 }
 
-func readKey(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("store: key file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("store: key file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("store: key file %s is not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("store: key file %s has mode %04o: group and others must have no access (chmod 600 %s)", path, perm, path)
-	}
-	if st.Size() != KeySize {
-		return nil, fmt.Errorf("store: key file %s holds %d bytes, want %d (not a key file of msimircd?)", path, st.Size(), KeySize)
-	}
+// createKey writes a new key whole under a temporary name and links it
+// into place, so that a crash leaves either no key file or a complete one,
+// and starts that race all read the one key that won.
+func createKey(path string) ([]byte, error) {
 	key := make([]byte, KeySize)
-	if _, err := io.ReadFull(f, key); err != nil {
-		return nil, fmt.Errorf("store: key file %s: %w", path, err)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*") // mode 0600
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(key)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return keyfile.Read(path, KeySize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync() // the new name survives a crash
+		d.Close()
 	}
 	return key, nil
 }

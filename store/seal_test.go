@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -37,6 +38,27 @@ func TestLoadOrCreateKey(t *testing.T) {
 	}
 }
 
+// TestLoadOrCreateKeyRace: starts that create the key at the same moment
+// all get the one key that was written.
+func TestLoadOrCreateKeyRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.key")
+	const n = 8
+	keys := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { keys[i], errs[i] = LoadOrCreateKey(path) })
+	}
+	wg.Wait()
+	onDisk, err := LoadOrCreateKey(path)
+	check(t, "LoadOrCreateKey after the race", err)
+	for i := range n {
+		if errs[i] != nil || !bytes.Equal(keys[i], onDisk) {
+			t.Errorf("start %d: got %x, %v, want the key on disk %x", i, keys[i], errs[i], onDisk)
+		}
+	}
+}
+
 func TestLoadOrCreateKeyRefuses(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -45,9 +67,9 @@ func TestLoadOrCreateKeyRefuses(t *testing.T) {
 	}{
 		{"readable by group", func(p string) error { return os.WriteFile(p, make([]byte, KeySize), 0o640) }, "mode 0640"},
 		{"readable by others", func(p string) error { return os.WriteFile(p, make([]byte, KeySize), 0o604) }, "mode 0604"},
-		{"too short", func(p string) error { return os.WriteFile(p, make([]byte, KeySize-1), 0o600) }, "holds 31 bytes, want 32"},
-		{"too long", func(p string) error { return os.WriteFile(p, make([]byte, KeySize+1), 0o600) }, "holds 33 bytes, want 32"},
-		{"empty", func(p string) error { return os.WriteFile(p, nil, 0o600) }, "holds 0 bytes"},
+		{"too short", func(p string) error { return os.WriteFile(p, make([]byte, KeySize-1), 0o600) }, "want exactly 32 bytes, found 31"},
+		{"too long", func(p string) error { return os.WriteFile(p, make([]byte, KeySize+1), 0o600) }, "want exactly 32 bytes, found 33"},
+		{"empty", func(p string) error { return os.WriteFile(p, nil, 0o600) }, "found 0"},
 		{"a directory", func(p string) error { return os.Mkdir(p, 0o700) }, "not a regular file"},
 		{"no such directory", func(p string) error { return nil }, "no such file"},
 	} {

@@ -117,6 +117,14 @@ func TestSQLiteRefusesBadFile(t *testing.T) {
 			check(t, "mkdir", os.Mkdir(path, 0o700))
 		}, "directory"},
 		{"no such directory", func(t *testing.T, path string) {}, "no such file"},
+		{"unreadable", func(t *testing.T, path string) {
+			if os.Geteuid() == 0 {
+				t.Skip("root reads any file: run as another user to test an unreadable database")
+			}
+			db := testDB{driver: "sqlite", dsn: path, path: path}
+			check(t, "Close", db.open(t, testKey(1)).Close())
+			check(t, "chmod", os.Chmod(path, 0))
+		}, "permission denied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "msimircd.db")
