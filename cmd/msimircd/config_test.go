@@ -27,6 +27,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	if cfg.MSIM.ReconnectMax.Minutes() != 5 {
 		t.Errorf("reconnect_max: got %v", cfg.MSIM.ReconnectMax)
 	}
+	if got, want := cfg.Store, Defaults().Store; got != want {
+		t.Errorf("[store]: got %+v, want the defaults %+v", got, want)
+	}
 }
 
 func TestConfigErrorsNameKeyAndLine(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -98,6 +99,9 @@ func (c *Config) holdsPasswords() bool {
 	if c.IRC.Password != "" || len(c.MSIM.Accounts) > 0 {
 		return true
 	}
+	if c.Store.Driver == "postgres" && dsnHasPassword(c.Store.DSN) {
+		return true
+	}
 	for _, u := range c.Users {
 		if u.Password != "" {
 			return true
@@ -109,6 +113,16 @@ func (c *Config) holdsPasswords() bool {
 		}
 	}
 	return false
+}
+
+// dsnHasPassword reports whether a PostgreSQL connection string (a URL or
+// key=value pairs) holds a password.
+func dsnHasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		_, ok := u.User.Password()
+		return ok || u.Query().Has("password")
+	}
+	return strings.Contains(strings.ToLower(dsn), "password=")
 }
 
 // warnReadable warns when a file that holds passwords may be read by
