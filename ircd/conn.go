@@ -51,12 +51,16 @@ type Client struct {
 	release   func()      // uncounts the connection in the server's caps; nil if not counted
 
 	// Outgoing queue: a slice grown on demand (an idle connection holds no
-	// buffer), bounded by SendQ; wake tells the writer there is more.
-	// qclosed is set once the writer has taken the queue for the last time.
+	// buffer), bounded by SendQ. The writer goroutine runs only while there
+	// is something to write (writing): whoever queues onto an idle
+	// connection starts it, and it ends once the queue is empty, so an idle
+	// connection holds no writer. qclosed is set once the writer has taken
+	// the queue for the last time.
 	qmu       sync.Mutex
 	q, spare  []entry
 	qclosed   bool
-	wake      chan struct{}
+	writing   bool
+	noWriter  bool // tests that drain the queue themselves (take) start no writer
 	done      chan struct{}
 	closeOnce sync.Once
 	reason    string // why the connection closed; written before done is closed
@@ -110,7 +114,6 @@ func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 		cancel: cancel,
 		remote: nc.RemoteAddr(),
 		id:     id,
-		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		caps:   make(map[string]bool),
 		users:  make(map[string]*vuser),
@@ -165,7 +168,21 @@ func (c *Client) shutdown(reason string, flush bool) {
 		if !flush {
 			_ = c.nc.SetWriteDeadline(time.Now()) // unblock a stuck write
 		}
+		// The writer finishes the connection: start it unless it runs.
+		// A running one sees done before it stops (it checks under qmu).
+		c.qmu.Lock()
+		c.startWriter()
+		c.qmu.Unlock()
 	})
+}
+
+// startWriter starts the writer goroutine unless it is running. c.qmu held.
+func (c *Client) startWriter() {
+	if c.writing || c.qclosed || c.noWriter {
+		return
+	}
+	c.writing = true
+	go c.writeLoop()
 }
 
 // entry is one queued line and, on the last line of a Delivery, its Sent
@@ -200,11 +217,8 @@ func (c *Client) enqueue(e entry) bool {
 		return false
 	}
 	c.q = append(c.q, e)
+	c.startWriter()
 	c.qmu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
 	return true
 }
 
@@ -405,24 +419,53 @@ func reportWritten(batch []entry, n int) {
 	report(batch[n:], false)
 }
 
+// writeLoop writes the queue until it is empty, then ends; once the
+// connection is closing it finishes it (the final ERROR, the close) and
+// counts the connection's writer done in the server's WaitGroup. Only one
+// runs at a time (c.writing).
 func (c *Client) writeLoop() {
-	defer c.srv.wg.Done()
-	defer c.recoverAndLog()
-	defer c.closeConn()
+	final := true // until it ends with the queue empty and the connection open
+	defer func() {
+		if final {
+			c.closeConn()
+			c.srv.wg.Done()
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger().WithField("panic", r).Error("connection goroutine panicked")
+			c.shutdown("Internal error", false)
+			c.qmu.Lock()
+			c.qclosed = true // no writer starts again; this one closes
+			c.qmu.Unlock()
+		}
+	}()
 	for {
-		select {
-		case <-c.wake:
-			batch := c.take()
-			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-			n, err := c.writeBatch(batch)
-			reportWritten(batch, n)
-			c.giveBack(batch)
-			if err != nil {
-				c.shutdown("Write error: "+err.Error(), false)
-				c.finish()
+		c.qmu.Lock()
+		if len(c.q) == 0 {
+			select {
+			case <-c.done:
+			default:
+				c.writing = false
+				c.qmu.Unlock()
+				final = false
 				return
 			}
+		}
+		c.qmu.Unlock()
+		select {
 		case <-c.done:
+			c.finish()
+			return
+		default:
+		}
+		batch := c.take()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		n, err := c.writeBatch(batch)
+		reportWritten(batch, n)
+		c.giveBack(batch)
+		if err != nil {
+			c.shutdown("Write error: "+err.Error(), false)
 			c.finish()
 			return
 		}

@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"runtime"
 	"slices"
@@ -300,5 +301,52 @@ func TestSendQueueLetsBurstGo(t *testing.T) {
 	batch := c.take()
 	if len(batch) != 0 {
 		t.Fatalf("got %d queued, want 0", len(batch))
+	}
+}
+
+// TestIdleConnectionHasNoWriter: the writer goroutine runs only while
+// there are lines to write. Once a client's lines are out it ends; a later
+// Deliver starts it again, and Close starts it to send the final ERROR.
+func TestIdleConnectionHasNoWriter(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, fc, _ := register(t, addr, b, "me")
+	writing := func() bool {
+		fc.c.qmu.Lock()
+		defer fc.c.qmu.Unlock()
+		return fc.c.writing
+	}
+	waitIdle := func(when string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for writing() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: got a writer still running 5s after the lines went out, want none", when)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitIdle("after registration")
+	for i := range 3 {
+		sent := make(chan bool, 1)
+		if !fc.c.Deliver(Delivery{From: "tom", Text: fmt.Sprintf("hello %d", i), Sent: func(ok bool) { sent <- ok }}) {
+			t.Fatalf("Deliver %d: got false, want true", i)
+		}
+		m := expect(t, c, "PRIVMSG")
+		if got, want := m.Trailing(), fmt.Sprintf("hello %d", i); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		if ok := <-sent; !ok {
+			t.Fatalf("Sent: got false, want true")
+		}
+		waitIdle(fmt.Sprintf("after delivery %d", i))
+	}
+	fc.c.Close("bye")
+	if got := c.expectClosed(t); !strings.Contains(got, "bye") {
+		t.Fatalf("ERROR: got %q, want the reason", got)
+	}
+	if got := fc.waitClosed(t); got != "bye" {
+		t.Fatalf("Closed: got %q, want %q", got, "bye")
 	}
 }

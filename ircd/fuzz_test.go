@@ -57,6 +57,7 @@ func fuzzClient(t testing.TB) (*Client, func()) {
 	srv := NewServer(testConfig(), newBackend(), log)
 	a, b := net.Pipe()
 	c := newClient(t.Context(), srv, a)
+	c.noWriter = true // the test takes the queue itself
 	c.nick, c.user, c.welcomed, c.connecting = "me", "u", true, true
 	if err := stdWorld(c); err != nil {
 		t.Fatal(err)

@@ -7,8 +7,9 @@
 //
 // Goroutines: Serve runs the accept loop. Each connection has a reader
 // goroutine, which parses and handles client lines and is the only caller of
-// the connection's Handler, and a writer goroutine, which is the only writer
-// to the socket and drains a bounded queue. The per-connection world (nick,
+// the connection's Handler, and, while it has lines to write or is closing,
+// a writer goroutine, which is the only writer to the socket and drains a
+// bounded queue. The per-connection world (nick,
 // caps, virtual users and channels) is guarded by the Client's mutex because
 // the backend drives it synchronously from its own goroutine (AddUser returns
 // an error); the mutex is never held during network I/O or a Backend or
@@ -393,8 +394,7 @@ func (s *Server) start(ctx context.Context, nc net.Conn, release func()) bool {
 	c := newClient(ctx, s, nc)
 	c.release = release
 	s.clients[c] = struct{}{}
-	s.wg.Add(2)
-	go c.writeLoop()
+	s.wg.Add(2) // the reader, and the writer that finishes the connection
 	go c.readLoop()
 	return true
 }
