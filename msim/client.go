@@ -1,17 +1,21 @@
 package msim
 
 // The client side of a session: Dial logs in and returns a *Client whose
-// state is shared by the goroutines it owns, two or three:
+// state is shared by the goroutines it owns, one to three:
 //
 //   - the reader decodes everything the server sends. It hands persist
 //     replies straight to the request waiting for them (never through the
 //     event queue), applies presence to the contact table, and appends
 //     events to an internal queue. It never blocks on the owner.
 //   - the writer drains a bounded queue of encoded messages onto the socket,
-//     in batches, each write under a deadline. It alone knows which IMs
-//     reached the socket: once the link is down it drains what is left of
-//     the queue and queues the DisconnectedEvent, with the IMs never sent
-//     and those written too shortly before the loss to be sure of.
+//     in batches, each write under a deadline. It runs only while there is
+//     something to write: whoever queues onto an empty queue starts it, and
+//     it ends once the queue is empty (one at a time, c.writing), so an idle
+//     session has no writer. It alone knows which IMs reached the socket:
+//     once the link is down it (started by down if none runs) drains what
+//     is left of the queue and queues the DisconnectedEvent, with the IMs
+//     never sent and those written too shortly before the loss to be sure
+//     of.
 //   - the pump (only without ClientConfig.Notify) moves queued events into
 //     the Events channel, in order, and closes it after the final
 //     DisconnectedEvent. With Notify there is no pump: whoever queues an
@@ -166,6 +170,9 @@ type Client struct {
 
 	out        chan outItem
 	smu        sync.RWMutex // held shared by senders putting an item in out
+	wmu        sync.Mutex   // guards writing
+	writing    bool         // a writer goroutine runs (or has ended the session)
+	ws         *wstate      // the writer's bookkeeping, handed from one writer to the next
 	done       chan struct{}
 	writerDone chan struct{} // the writer has stopped writing
 	final      chan struct{} // the DisconnectedEvent is queued
@@ -220,9 +227,8 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	c.log = c.log.WithField("uid", c.uid)
-	c.wg.Add(2)
+	c.wg.Add(2) // the reader, and the writer that ends the session
 	go c.readLoop()
-	go c.writeLoop()
 	if cfg.Notify == nil {
 		c.wg.Add(1)
 		go c.pump()
@@ -255,6 +261,10 @@ func newClient(cfg ClientConfig, log *logrus.Entry, nc net.Conn) *Client {
 		pending:    make(map[int]*pending),
 		presence:   make(map[UID]Presence),
 		backlog:    cfg.EventBacklog,
+		ws:         &wstate{keep: cfg.UnconfirmedWindow},
+	}
+	if c.ws.keep >= 0 {
+		c.ws.keep += cfg.DeadAfter // a timeout dates the loss DeadAfter back
 	}
 	if cfg.Notify == nil {
 		c.notify = make(chan struct{}, 1)
@@ -460,21 +470,59 @@ func (w *wstate) since(cutoff time.Time) ([]OutgoingIM, bool) {
 	return out, !w.evicted.IsZero() && !w.evicted.Before(cutoff)
 }
 
-// writeLoop writes queued messages in batches: it writes when batchSize
-// bytes are gathered or the queue runs empty.
-func (c *Client) writeLoop() {
-	defer c.wg.Done()
-	w := &wstate{keep: c.cfg.UnconfirmedWindow}
-	if w.keep >= 0 {
-		w.keep += c.cfg.DeadAfter // a timeout dates the loss DeadAfter back
+// startWriter starts the writer unless one runs (or the session ended).
+// Senders call it after putting an item in out, down after closing done.
+func (c *Client) startWriter() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
 	}
-	defer c.endWriter(w)
+}
+
+// writeLoop writes queued messages in batches: it writes when batchSize
+// bytes are gathered or the queue runs empty, and ends when the queue is
+// empty. The writer that sees the link down (or is told to stop, or fails
+// to write) ends the session's writing for good (endWriter) and counts
+// itself done in c.wg; no writer starts after it.
+func (c *Client) writeLoop() {
+	w := c.ws
+	final := true // unless it ends with the queue empty and the link up
+	defer func() {
+		if final {
+			c.endWriter(w)
+			c.wg.Done()
+		}
+	}()
 	defer c.recover("writer")
 	for {
 		var it outItem
 		select {
-		case it = <-c.out:
 		case <-c.done:
+			return
+		default:
+		}
+		select {
+		case it = <-c.out:
+		default:
+			// Empty: stop, unless an item came in meanwhile (its sender
+			// saw writing set and starts no writer) or the link went
+			// down (down saw writing set and relies on this one).
+			c.wmu.Lock()
+			if len(c.out) > 0 {
+				c.wmu.Unlock()
+				continue
+			}
+			select {
+			case <-c.done:
+				c.wmu.Unlock()
+				return
+			default:
+			}
+			c.writing = false
+			c.wmu.Unlock()
+			final = false
 			return
 		}
 		stop := w.take(it)
@@ -579,6 +627,7 @@ func (c *Client) enqueue(ctx context.Context, m *Message, im *OutgoingIM) error 
 	it := outItem{b: Encode(m), im: im}
 	select {
 	case c.out <- it:
+		c.startWriter()
 		return nil
 	case <-c.done:
 		return c.linkErr()
@@ -618,6 +667,7 @@ func (c *Client) down(reason DisconnectReason, err error) {
 		if reason != DisconnectClosed {
 			c.log.WithError(err).WithField("reason", reason).Info("msim: disconnected")
 		}
+		c.startWriter() // the writer ends the session; a running one sees done
 	})
 }
 
@@ -646,6 +696,7 @@ func (c *Client) Close() error {
 			for _, item := range []outItem{{b: b}, {}} {
 				select {
 				case c.out <- item:
+					c.startWriter()
 				case <-c.done:
 				case <-t.C:
 				}
