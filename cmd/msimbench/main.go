@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.gwPID, "gateway-pid", 0, "external mode: the gateway's pid (for RSS)")
 	fs.StringVar(&o.plainAddr, "plain-irc", "", "plain mode: an ordinary IRC server at this address (default: start ngircd)")
 	fs.BoolVar(&o.installNgircd, "install-ngircd", false, "plain mode: apt-get install ngircd when it is missing and we are root (without it, a missing ngircd skips the plain mode)")
-	fs.StringVar(&o.profileDir, "profile", "", "save the gateway's CPU profile (bridged IM) and heap profiles (memory) in this directory")
+	fs.StringVar(&o.profileDir, "profile", "", "save the gateway's CPU, mutex, block and goroutine profiles (bridged IM, login storm), its heap profiles (memory) and msimbench's own CPU profile in this directory")
 	fs.StringVar(&o.setupDir, "setup", "", "write msim.db (a store for msimd -data) and config.toml (for msimircd) with every bench account into this directory, then exit")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on each scenario's logins and NAMES waits")
 	if err := fs.Parse(args); err != nil {
@@ -290,6 +291,17 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
 			return 1, err
 		}
+		// The bench's own CPU profile: the load clients and, unless
+		// external, the MSIM server share the machine with the gateway.
+		f, err := os.Create(filepath.Join(o.profileDir, "msimbench-cpu.pprof"))
+		if err != nil {
+			return 1, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 1, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fail := func(what string, err error) {
 		rep.Failures = append(rep.Failures, what+": "+err.Error())
