@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/store"
 )
 
 // Account is one MSIM account of an IRC user.
@@ -81,6 +82,10 @@ type Config struct {
 	DialMSIM DialMSIM
 	// Clock runs the bridge's timers; nil: the wall clock.
 	Clock Clock
+	// Store keeps each user's nicks, settings, channel names, held and
+	// queued IMs and notes across restarts, written through as they
+	// change; nil keeps them in memory only.
+	Store store.Store
 	Log   *logrus.Entry
 }
 
@@ -181,7 +186,12 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	}
 	mem := b.memory[u.Name]
 	if mem == nil {
-		mem = newUserMemory()
+		var err error
+		if mem, err = b.newMemory(u); err != nil {
+			b.mu.Unlock()
+			b.log.WithError(err).WithField("user", u.Name).Error("store: the user's state cannot be loaded")
+			return nil, errors.New("the gateway's database is not available; try again later")
+		}
 		b.memory[u.Name] = mem
 	}
 	s := newSession(b, c, u, mem)
@@ -230,12 +240,26 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 		for _, evs := range m.held {
 			held += len(evs)
 		}
+		for _, qs := range m.queued {
+			held += len(qs)
+		}
 		if held > 0 || len(m.notes) > 0 {
-			b.log.WithField("user", name).Warnf("exiting with %d IMs held and %d notes for a user who is not connected: they are lost", held, len(m.notes))
+			b.log.WithField("user", name).Warnf("exiting with %d IMs held or queued and %d notes kept in memory only (no store, or it failed): they are lost", held, len(m.notes))
 		}
 		m.mu.Unlock()
 	}
 	return nil
+}
+
+// newMemory is what the bridge remembers of u: loaded from the store when
+// there is one (ephemeral users are never stored), else empty.
+func (b *Bridge) newMemory(u User) (*userMemory, error) {
+	if b.cfg.Store == nil || u.Ephemeral {
+		m := newUserMemory()
+		m.user, m.log = u.Name, b.log
+		return m, nil
+	}
+	return loadUserMemory(b.cfg.Store, u, b.log)
 }
 
 // forget drops what the bridge remembers of an ephemeral user. Caller

@@ -320,7 +320,7 @@ func (s *session) cmdZap(r replyCtx, args []string) {
 var settingDefaults = map[string]string{"show_offline": "false", "away_devoice": "true", "typing": "true"}
 
 func (s *session) setting(k string) string {
-	if v, ok := s.mem.get(s.mem.settings, k); ok {
+	if v, ok := s.mem.setting(k); ok {
 		return v
 	}
 	return settingDefaults[k]
@@ -357,7 +357,7 @@ func (s *session) cmdSet(r replyCtx, args []string) {
 		s.reply(r, "%s takes true or false, not %q.", k, args[1])
 		return
 	}
-	s.mem.set(s.mem.settings, k, v)
+	s.mem.setSetting(k, v)
 	s.reply(r, "%s = %s", k, v)
 	for _, a := range s.accounts {
 		for _, bd := range a.buddies {

@@ -452,9 +452,10 @@ func TestHeldIMsArriveAtReconnect(t *testing.T) {
 	}
 }
 
-// TestUnsentQueueIsReportedAtReconnect: messages still queued when the IRC
-// client leaves are reported when it comes back.
-func TestUnsentQueueIsReportedAtReconnect(t *testing.T) {
+// TestQueueSurvivesReconnect: messages still queued when the IRC client
+// leaves stay queued; when it comes back it is told, and they are sent as
+// soon as the account logs in.
+func TestQueueSurvivesReconnect(t *testing.T) {
 	st := startStack(t)
 	alice := login(t, st, "alice", allCaps...)
 	st.proxy.setDown(true)
@@ -464,10 +465,10 @@ func TestUnsentQueueIsReportedAtReconnect(t *testing.T) {
 	alice.expect("NOTICE", isCmd("NOTICE", "tom"))
 	alice.send("QUIT")
 	alice.expect("ERROR", nil)
+	st.proxy.setDown(false)
 	alice = dial(t, st.ircAddr, "alice", "pw-alice", allCaps...)
-	if m := alice.expectFrom("NOTICE", "root", "stuck in the queue"); !strings.Contains(m.Trailing(), "Not sent to tom") {
-		t.Errorf("got %q", m.Trailing())
-	}
+	alice.expectFrom("PRIVMSG", "root", "1 message you typed while the MSIM link was down is still queued")
+	alice.expectAll(saysRoot("sent 1 queued message"), isCmd("PRIVMSG", "tom")) // Tom answers it
 }
 
 // TestAwayKeepsVoice: with away_devoice off, an away buddy keeps the voice

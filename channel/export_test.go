@@ -1,6 +1,9 @@
 package channel
 
-import "github.com/msimircd/msimircd/msim"
+import (
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
 
 // Hold stores an IM for a user's account as if it had arrived after their
 // IRC client left (tests only).
@@ -14,3 +17,18 @@ func (b *Bridge) Hold(user, email string, ev msim.IMEvent) {
 	b.mu.Unlock()
 	mem.hold(email, ev)
 }
+
+// StoredMemory is a user's memory as the bridge loads it from a store.
+type StoredMemory struct{ m *userMemory }
+
+// MemoryOf loads user's memory from st (tests only).
+func MemoryOf(t interface{ Fatal(...any) }, st store.Store, user string) StoredMemory {
+	m, err := loadUserMemory(st, User{Name: user}, newUserMemory().log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StoredMemory{m}
+}
+
+// Hold holds an IM in the memory, as for a detached user.
+func (s StoredMemory) Hold(email string, ev msim.IMEvent) { s.m.hold(email, ev) }

@@ -16,6 +16,7 @@ import (
 )
 
 type queuedIM struct {
+	id   int64 // as kept by the user's memory (the store's, or negative)
 	uid  msim.UID
 	nick string
 	text string
@@ -24,7 +25,7 @@ type queuedIM struct {
 // holdIM keeps an IM or zap that arrived after the session ended for the
 // user's next connection.
 func (s *session) holdIM(a *account, ev msim.Event) {
-	if !s.mem.holdEvent(a.cfg.Email, ev, s.mem.nextSeq()) {
+	if _, ok := s.mem.holdEvent(a.cfg.Email, ev, s.mem.nextSeq()); !ok {
 		s.log.WithField("account", a.cfg.Email).WithField("from", senderOf(ev)).
 			Errorf("an IM arrived after the IRC client left and %d are already held; it is lost (the user is told)", maxHeld)
 	}
@@ -32,7 +33,7 @@ func (s *session) holdIM(a *account, ev msim.Event) {
 
 // fromUser delivers an event from uid that has just arrived.
 func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
-	s.fromUserSeq(a, uid, seqEvent{ev, s.mem.nextSeq()})
+	s.fromUserSeq(a, uid, seqEvent{ev: ev, seq: s.mem.nextSeq()})
 }
 
 // senderOf is the sender of an IM or zap.
@@ -74,7 +75,7 @@ func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
 		}()
 		return
 	}
-	s.enqueue(bd, se.ev, se.seq)
+	s.enqueue(bd, se)
 }
 
 func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
@@ -130,7 +131,7 @@ func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
 			Text: fmt.Sprintf("%s: %d messages are already waiting for the MSIM link to come back. The message: %s", notSent, limit, q.text)})
 		return
 	}
-	a.queue = append(a.queue, q)
+	a.queue = append(a.queue, s.mem.queue(a.cfg.Email, q))
 	text := fmt.Sprintf("The MSIM link is down; your message is queued (%d waiting) and will be sent when it is back.", len(a.queue))
 	if unsent {
 		text = fmt.Sprintf("The MSIM link was lost before this message went out; it is queued (%d waiting) and will be sent when the link is back: %s", len(a.queue), q.text)
@@ -154,6 +155,7 @@ func (s *session) flushQueue(a *account) {
 			s.say(a, "Sent %d queued messages; %d still waiting (%v).", sent, len(a.queue), err)
 			return
 		}
+		s.mem.unqueue(a.cfg.Email, m.id)
 		sent++
 	}
 	s.say(a, "The MSIM link is back: sent %d queued message(s).", sent)
@@ -165,6 +167,7 @@ func (s *session) failQueue(a *account, why string) {
 	}
 	for _, m := range a.queue {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: m.nick, Text: "Message NOT sent (" + why + "): " + m.text})
+		s.mem.unqueue(a.cfg.Email, m.id)
 	}
 	a.queue = nil
 }

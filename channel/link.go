@@ -169,7 +169,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	a.delay = 0
 	a.self = ev.cl.Self()
 	if a.cfg.Channel == "" && a.self.UserName != "" {
-		s.mem.set(s.mem.channels, a.cfg.Email, "&"+sanitizeNick(a.self.UserName))
+		s.mem.setChannel(a.cfg, "&"+sanitizeNick(a.self.UserName))
 	}
 	contacts := ev.cl.Contacts()
 	for _, c := range contacts {
@@ -179,7 +179,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	// channel is complete.
 	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(len(contacts), "buddy", "buddies"))
 	s.wakeMSIM() // events that came with the login, after what was held
-	for _, se := range s.mem.takeHeld(a.cfg.Email) {
+	for _, se := range s.mem.heldFor(a.cfg.Email) {
 		s.fromUserSeq(a, senderOf(se.ev), se)
 	}
 	if s.away != "" && a.status == msim.StatusOnline {

@@ -1,38 +1,78 @@
-// What the bridge remembers of a user between connections.
+// What the bridge remembers of a user between connections, and, with a
+// store, across restarts.
 
 package channel
 
 import (
 	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
 )
 
-// userMemory is what the bridge remembers of a user between connections:
-// buddy nicks (so they are stable and renames stick), settings and channel
-// names. It is leaf state behind its own mutex.
+// userMemory is what the bridge remembers of a user: buddy nicks (so they
+// are stable and renames stick), settings, channel names, IMs held for the
+// user's next connection, IMs queued while a link is down, and notes. It is
+// leaf state behind its own mutex, used by the user's session and by ircd's
+// Sent callbacks.
+//
+// With a store, every change is written through and committed before the
+// method returns (an IM held or queued is then safe from a crash); the maps
+// are the loaded copy. A write that fails is logged, told to the user, and
+// kept in memory instead, so nothing is dropped silently.
 type userMemory struct {
+	st   store.Store // nil: memory only
+	user string
+	log  *logrus.Entry
+
 	mu       sync.Mutex
 	nicks    map[buddyKey]string
 	byNick   map[string]buddyKey // nickKey(nick) → its buddy, so a nick stays its owner's
 	settings map[string]string
 	channels map[string]string // account e-mail → channel name
-	// IMs (and zaps) that did not reach the IRC client, by account e-mail,
-	// in arrival order: shown, with their time, when the account next logs
-	// in. seq numbers arrivals across the user's sessions.
-	held  map[string][]seqEvent
-	seq   uint64
-	notes []string // told to the user when they next connect
+	// IMs (and zaps) that did not reach the IRC client, by account e-mail:
+	// shown, with their time, when the account next logs in, and forgotten
+	// once written to the client. With a store they are kept there; here
+	// only those the store failed to take. seq numbers arrivals across the
+	// user's sessions (and restarts), id names a held IM.
+	held   map[string][]seqEvent
+	queued map[string][]queuedIM // IMs typed while the link was down (memory only)
+	seq    uint64
+	lastID int64
+	notes  []string // told to the user when they next connect (memory only)
 }
 
-// seqEvent is an event from MSIM with its arrival number.
+// seqEvent is an event from MSIM with its arrival number, and the id it is
+// held under (the store's, or negative for one held in memory; 0 when it
+// is not held).
 type seqEvent struct {
-	ev  msim.Event
-	seq uint64
+	ev   msim.Event
+	seq  uint64
+	held int64
+}
+
+// storeWait bounds one store operation.
+const storeWait = 10 * time.Second
+
+func (m *userMemory) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeWait)
+}
+
+// failed logs a store error and keeps a note for the user. Caller holds m.mu.
+func (m *userMemory) failed(what string, err error) {
+	m.log.WithError(err).WithField("user", m.user).Errorf("store: %s failed; kept in memory until the gateway stops", what)
+	if len(m.notes) < maxHeld {
+		m.notes = append(m.notes, fmt.Sprintf("The gateway's database could not save %s (%v); it is kept in memory, and lost if msimircd stops.", what, err))
+	}
 }
 
 // nextSeq numbers an arriving event.
@@ -43,18 +83,39 @@ func (m *userMemory) nextSeq() uint64 {
 	return m.seq
 }
 
+// note keeps a line to tell the user when they next connect.
 func (m *userMemory) note(text string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		err := m.st.AddNote(ctx, m.user, text)
+		cancel()
+		if err == nil {
+			return
+		}
+		m.failed("a note for your next connection", err)
+	}
 	if len(m.notes) < maxHeld {
 		m.notes = append(m.notes, text)
 	}
 }
 
+// takeNotes returns and forgets the notes for the user.
 func (m *userMemory) takeNotes() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := m.notes
+	var n []string
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		stored, err := m.st.TakeNotes(ctx, m.user)
+		cancel()
+		if err != nil {
+			m.log.WithError(err).WithField("user", m.user).Error("store: notes not read; they are kept for the next connection")
+		}
+		n = stored
+	}
+	n = append(n, m.notes...)
 	m.notes = nil
 	return n
 }
@@ -64,13 +125,15 @@ const maxHeld = 1000
 
 // hold keeps an IM for the user's next connection, after those held so far.
 func (m *userMemory) hold(email string, ev msim.IMEvent) bool {
-	return m.holdEvent(email, ev, m.nextSeq())
+	_, ok := m.holdEvent(email, ev, m.nextSeq())
+	return ok
 }
 
 // holdEvent keeps an IM or zap (others are ignored) for the user's next
-// connection, in arrival order; false if maxHeld are held already, in which
+// connection, in arrival order, committed to the store when there is one.
+// It returns the held IM's id; false if maxHeld are held already, in which
 // case a note tells the user at their next connection.
-func (m *userMemory) holdEvent(email string, ev msim.Event, seq uint64) bool {
+func (m *userMemory) holdEvent(email string, ev msim.Event, seq uint64) (int64, bool) {
 	switch e := ev.(type) {
 	case msim.IMEvent:
 		e.Offline = true // show its time: it is late
@@ -80,32 +143,220 @@ func (m *userMemory) holdEvent(email string, ev msim.Event, seq uint64) bool {
 		ev = e
 	case msim.ZapEvent:
 	default:
-		return true
+		return 0, true
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		h, err := m.st.HoldIM(ctx, m.user, email, toStoreHeld(ev, seq))
+		cancel()
+		if err == nil {
+			return h.ID, true
+		}
+		m.failed("an IM that arrived for you", err)
+	}
 	if len(m.held[email]) >= maxHeld {
 		if len(m.notes) < maxHeld {
 			m.notes = append(m.notes, fmt.Sprintf("An IM for %s was lost: %d were already waiting for you.", email, maxHeld))
 		}
-		return false
+		return 0, false
 	}
-	m.held[email] = append(m.held[email], seqEvent{ev, seq})
-	return true
+	m.lastID--
+	m.held[email] = append(m.held[email], seqEvent{ev, seq, m.lastID})
+	return m.lastID, true
 }
 
-// takeHeld returns and forgets the IMs held for an account, in arrival order.
-func (m *userMemory) takeHeld(email string) []seqEvent {
+// heldFor returns the IMs held for an account, in arrival order; they stay
+// held until dropHeld.
+func (m *userMemory) heldFor(email string) []seqEvent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	evs := m.held[email]
-	delete(m.held, email)
-	slices.SortStableFunc(evs, func(a, b seqEvent) int { return cmp.Compare(a.seq, b.seq) })
-	return evs
+	var out []seqEvent
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		hs, err := m.st.HeldIMs(ctx, m.user, email)
+		cancel()
+		if err != nil {
+			m.log.WithError(err).WithField("user", m.user).Error("store: held IMs not read; they stay held for the next login")
+		}
+		for _, h := range hs {
+			out = append(out, fromStoreHeld(h))
+		}
+	}
+	out = append(out, m.held[email]...)
+	slices.SortStableFunc(out, func(a, b seqEvent) int { return cmp.Compare(a.seq, b.seq) })
+	return out
 }
 
+// dropHeld forgets held IMs that reached the client.
+func (m *userMemory) dropHeld(email string, ids ...int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var stored []int64
+	for _, id := range ids {
+		if id > 0 {
+			stored = append(stored, id)
+			continue
+		}
+		m.held[email] = slices.DeleteFunc(m.held[email], func(h seqEvent) bool { return h.held == id })
+	}
+	if len(m.held[email]) == 0 {
+		delete(m.held, email)
+	}
+	if len(stored) > 0 && m.st != nil {
+		ctx, cancel := m.ctx()
+		err := m.st.DeleteHeld(ctx, m.user, email, stored...)
+		cancel()
+		if err != nil {
+			m.log.WithError(err).WithField("user", m.user).Error("store: IMs shown are still marked held; they will be shown again")
+		}
+	}
+}
+
+// queue keeps an IM typed while the account's link is down, committed to
+// the store when there is one, and returns it with its id.
+func (m *userMemory) queue(email string, q queuedIM) queuedIM {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		s, err := m.st.QueueIM(ctx, m.user, email, store.QueuedIM{To: q.uid, Nick: q.nick, Text: q.text, Time: time.Now()})
+		cancel()
+		if err == nil {
+			q.id = s.ID
+			return q
+		}
+		m.failed("a message you typed while the link was down", err)
+	}
+	m.lastID--
+	q.id = m.lastID
+	m.queued[email] = append(m.queued[email], q)
+	return q
+}
+
+// queuedFor returns the IMs queued for an account, in the order typed.
+func (m *userMemory) queuedFor(email string) []queuedIM {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []queuedIM
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		qs, err := m.st.QueuedIMs(ctx, m.user, email)
+		cancel()
+		if err != nil {
+			m.log.WithError(err).WithField("user", m.user).Error("store: queued IMs not read; they stay queued")
+		}
+		for _, q := range qs {
+			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text})
+		}
+	}
+	return append(out, m.queued[email]...)
+}
+
+// unqueue forgets queued IMs that were sent (or refused for good).
+func (m *userMemory) unqueue(email string, ids ...int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var stored []int64
+	for _, id := range ids {
+		if id > 0 {
+			stored = append(stored, id)
+			continue
+		}
+		m.queued[email] = slices.DeleteFunc(m.queued[email], func(q queuedIM) bool { return q.id == id })
+	}
+	if len(m.queued[email]) == 0 {
+		delete(m.queued, email)
+	}
+	if len(stored) > 0 && m.st != nil {
+		ctx, cancel := m.ctx()
+		err := m.st.DeleteQueued(ctx, m.user, email, stored...)
+		cancel()
+		if err != nil {
+			m.log.WithError(err).WithField("user", m.user).Error("store: sent IMs are still marked queued; they may be sent again")
+		}
+	}
+}
+
+func toStoreHeld(ev msim.Event, seq uint64) store.HeldIM {
+	h := store.HeldIM{Seq: int64(seq)}
+	switch e := ev.(type) {
+	case msim.IMEvent:
+		h.From, h.Text, h.Time, h.Offline = e.From, e.Text, e.Time, e.Offline
+	case msim.ZapEvent:
+		h.From, h.IsZap, h.Zap, h.Time = e.From, true, e.Zap, time.Now()
+	}
+	return h
+}
+
+func fromStoreHeld(h store.HeldIM) seqEvent {
+	if h.IsZap {
+		return seqEvent{msim.ZapEvent{From: h.From, Zap: h.Zap}, uint64(h.Seq), h.ID}
+	}
+	return seqEvent{msim.IMEvent{From: h.From, Text: h.Text, Time: h.Time, Offline: true}, uint64(h.Seq), h.ID}
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+func isExists(err error) bool   { return errors.Is(err, store.ErrExists) }
+
 func newUserMemory() *userMemory {
-	return &userMemory{nicks: map[buddyKey]string{}, byNick: map[string]buddyKey{}, settings: map[string]string{}, channels: map[string]string{}, held: map[string][]seqEvent{}}
+	return &userMemory{
+		log:   logrus.NewEntry(logrus.StandardLogger()),
+		nicks: map[buddyKey]string{}, byNick: map[string]buddyKey{}, settings: map[string]string{}, channels: map[string]string{},
+		held: map[string][]seqEvent{}, queued: map[string][]queuedIM{},
+	}
+}
+
+// loadUserMemory is the memory of user u kept in st: the user and their
+// accounts are created there when new, and what was kept is loaded.
+func loadUserMemory(st store.Store, u User, log *logrus.Entry) (*userMemory, error) {
+	m := newUserMemory()
+	m.st, m.user, m.log = st, u.Name, log
+	ctx, cancel := context.WithTimeout(context.Background(), storeWait)
+	defer cancel()
+	state, err := st.LoadUser(ctx, u.Name)
+	if err != nil && !isNotFound(err) {
+		return nil, fmt.Errorf("loading %s's state: %w", u.Name, err)
+	}
+	if isNotFound(err) {
+		// The directory that gave u checks its password (the config, the
+		// demo network); in the store it gets one nobody knows.
+		hash, err := store.HashPassword(rand.Text())
+		if err != nil {
+			return nil, err
+		}
+		if _, err := st.CreateUser(ctx, u.Name, hash); err != nil && !isExists(err) {
+			return nil, fmt.Errorf("saving user %s: %w", u.Name, err)
+		}
+	}
+	known := map[string]bool{}
+	for _, as := range state.Accounts {
+		known[as.Email] = true
+		if as.Channel != "" {
+			m.channels[as.Email] = as.Channel
+		}
+		for uid, nick := range as.Nicks {
+			k := buddyKey{as.Email, uid}
+			m.nicks[k] = nick
+			m.byNick[nickKey(nick)] = k
+		}
+	}
+	for _, a := range u.Accounts { // the configuration's accounts, kept too
+		if known[a.Email] {
+			continue
+		}
+		err := st.AddAccount(ctx, u.Name, store.Account{Email: a.Email, Password: a.Password, Channel: a.Channel, Autoconnect: a.AutoConnect})
+		if err != nil && !isExists(err) {
+			return nil, fmt.Errorf("saving account %s: %w", a.Email, err)
+		}
+	}
+	maps := state.Settings
+	for k, v := range maps {
+		m.settings[k] = v
+	}
+	m.seq = uint64(state.HeldSeq)
+	return m, nil
 }
 
 // buddyKey names a buddy of one of the user's accounts.
@@ -125,10 +376,21 @@ func (m *userMemory) setNick(k buddyKey, nick string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.nicks[k]; ok {
+		if old == nick {
+			return
+		}
 		delete(m.byNick, nickKey(old))
 	}
 	m.nicks[k] = nick
 	m.byNick[nickKey(nick)] = k
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		err := m.st.SetNick(ctx, m.user, k.email, k.uid, nick)
+		cancel()
+		if err != nil {
+			m.failed("the nick "+nick, err)
+		}
+	}
 }
 
 // ownedByOther reports whether the nick key is remembered for a buddy other
@@ -140,15 +402,48 @@ func (m *userMemory) ownedByOther(key string, k buddyKey) bool {
 	return ok && owner != k
 }
 
-func (m *userMemory) get(tbl map[string]string, k string) (string, bool) {
+func (m *userMemory) setting(k string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v, ok := tbl[k]
+	v, ok := m.settings[k]
 	return v, ok
 }
 
-func (m *userMemory) set(tbl map[string]string, k, v string) {
+func (m *userMemory) setSetting(k, v string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	tbl[k] = v
+	m.settings[k] = v
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		err := m.st.SetSetting(ctx, m.user, k, v)
+		cancel()
+		if err != nil {
+			m.failed("the setting "+k, err)
+		}
+	}
+}
+
+func (m *userMemory) channel(email string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch, ok := m.channels[email]
+	return ch, ok
+}
+
+// setChannel remembers the control channel of an account.
+func (m *userMemory) setChannel(a Account, ch string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.channels[a.Email] == ch {
+		return
+	}
+	m.channels[a.Email] = ch
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		err := m.st.UpdateAccount(ctx, m.user, store.Account{Email: a.Email, Password: a.Password, Channel: ch, Autoconnect: a.AutoConnect})
+		cancel()
+		if err != nil {
+			m.failed("the channel of "+a.Email, err)
+		}
+	}
 }

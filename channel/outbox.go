@@ -32,9 +32,8 @@ const (
 
 // outIM is an IM or zap waiting for the IRC client.
 type outIM struct {
-	bd  *buddy
-	ev  msim.Event // msim.IMEvent or msim.ZapEvent
-	seq uint64     // arrival order, kept when the IM is held
+	bd *buddy
+	seqEvent
 }
 
 type outbox struct {
@@ -48,13 +47,13 @@ func newOutbox() outbox { return outbox{drained: make(chan struct{}, 1)} }
 // enqueue puts an event from bd in the outbox and sends what fits. An IM
 // beyond maxHeld waiting for a stalled client is refused with a log line and
 // a notice, never dropped silently.
-func (s *session) enqueue(bd *buddy, ev msim.Event, seq uint64) {
+func (s *session) enqueue(bd *buddy, se seqEvent) {
 	if len(s.out.q) >= maxHeld*max(1, len(s.accounts)) {
 		s.log.WithField("account", bd.a.cfg.Email).Errorf("%d IMs are waiting for a client that does not read; one from %s is lost", len(s.out.q), bd.nick)
 		s.notice(bd.a, "An IM from "+bd.nick+" was lost: too many IMs are waiting for your IRC client to read them.")
 		return
 	}
-	s.out.q = append(s.out.q, outIM{bd: bd, ev: ev, seq: seq})
+	s.out.q = append(s.out.q, outIM{bd, se})
 	s.pumpOut()
 }
 
@@ -78,8 +77,13 @@ func (s *session) pumpOut() {
 		s.out.inflight.Add(size)
 		mem, email, log := s.mem, it.bd.a.cfg.Email, s.log
 		d.Sent = func(ok bool) {
-			if !ok && !mem.holdEvent(email, it.ev, it.seq) {
-				log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
+			switch {
+			case ok && it.held != 0: // shown: no longer held
+				mem.dropHeld(email, it.held)
+			case !ok && it.held == 0:
+				if _, kept := mem.holdEvent(email, it.ev, it.seq); !kept {
+					log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
+				}
 			}
 			s.out.inflight.Add(-size)
 			select {
@@ -119,7 +123,10 @@ const sentWait = 5 * time.Second
 // the user takes the held IMs.
 func (s *session) holdOutbox() {
 	for _, it := range s.out.q {
-		if !s.mem.holdEvent(it.bd.a.cfg.Email, it.ev, it.seq) {
+		if it.held != 0 {
+			continue // held already, until it is shown
+		}
+		if _, ok := s.mem.holdEvent(it.bd.a.cfg.Email, it.ev, it.seq); !ok {
 			s.log.WithField("account", it.bd.a.cfg.Email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		}
 	}

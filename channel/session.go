@@ -94,6 +94,7 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 	for _, ac := range u.Accounts {
 		a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
 		a.channel = s.channelName(ac)
+		a.queue = mem.queuedFor(ac.Email) // typed before the user last left
 		s.accounts = append(s.accounts, a)
 	}
 	return s
@@ -201,7 +202,9 @@ func (s *session) shutdown() {
 		// IMs from strangers whose profile was still being fetched.
 		for _, evs := range a.pending {
 			for _, se := range evs {
-				s.mem.holdEvent(a.cfg.Email, se.ev, se.seq)
+				if se.held == 0 {
+					s.mem.holdEvent(a.cfg.Email, se.ev, se.seq)
+				}
 			}
 		}
 		a.pending = nil
@@ -211,10 +214,7 @@ func (s *session) shutdown() {
 			_ = cl.Close()
 			s.holdTaken(a, cl.TakeEvents(nil))
 		}
-		for _, q := range a.queue {
-			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link was down when you disconnected): %s", q.nick, q.text))
-		}
-		a.queue = nil
+		a.queue = nil // kept by the user's memory for the next session
 	}
 	s.holdOutbox()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs
@@ -254,7 +254,7 @@ func (s *session) channelName(ac Account) string {
 	if ac.Channel != "" {
 		return ac.Channel
 	}
-	if ch, ok := s.mem.get(s.mem.channels, ac.Email); ok {
+	if ch, ok := s.mem.channel(ac.Email); ok {
 		return ch
 	}
 	local, _, _ := strings.Cut(ac.Email, "@")
@@ -294,6 +294,10 @@ func (s *session) start() {
 		s.irc.JoinUser(a.channel, svc, false)
 		s.irc.SetOp(a.channel, svc, true)
 		s.joinClient(a)
+		if n := len(a.queue); n > 0 {
+			s.say(a, "%s you typed while the MSIM link was down %s still queued; %s sent when the account logs in.",
+				plural(n, "message", "messages"), map[bool]string{true: "is", false: "are"}[n == 1], map[bool]string{true: "it is", false: "they are"}[n == 1])
+		}
 		if a.cfg.AutoConnect {
 			s.connect(a)
 		}

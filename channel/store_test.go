@@ -1,0 +1,129 @@
+package channel_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/server"
+	"github.com/msimircd/msimircd/store"
+)
+
+// gateway is a bridge and its ircd, which a test can stop as a restart
+// would.
+type gateway struct {
+	ircAddr string
+	stop    func()
+}
+
+func startGateway(t *testing.T, msimAddr string, dir channel.Directory, st store.Store) *gateway {
+	t.Helper()
+	log := testLog(t)
+	b, err := channel.New(channel.Config{
+		MSIMAddr: msimAddr, Directory: dir, Store: st,
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+		DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
+		Log: log.WithField("part", "bridge"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isrv := ircd.NewServer(testIRCConfig(), b, log.WithField("part", "ircd"))
+	ln := listenLoopback(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = isrv.Serve(ctx, ln) }()
+	var once sync.Once
+	g := &gateway{ircAddr: ln.Addr().String(), stop: func() {
+		once.Do(func() {
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer scancel()
+			_ = isrv.Shutdown(sctx)
+			_ = b.Shutdown(sctx)
+			cancel()
+			wg.Wait()
+		})
+	}}
+	t.Cleanup(g.stop)
+	return g
+}
+
+// TestStateSurvivesARestart: with a store, what a user built up — a
+// buddy's new nick, a setting, the IMs held for them — is there after the
+// gateway restarts, and the held IM arrives once, with its time.
+func TestStateSurvivesARestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "msimircd.db")
+	key := make([]byte, 32)
+	open := func() store.Store {
+		st, err := store.Open(ctx, "sqlite", path, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	stk := startStack(t)
+	dir := &channel.DemoDirectory{CreateAccount: stk.msrv.AddAccount, CheckPassword: stk.msrv.CheckPassword,
+		Exists: func(err error) bool { return errors.Is(err, server.ErrAccountExists) }, Key: key}
+
+	st1 := open()
+	g1 := startGateway(t, stk.msimAddr, dir, st1)
+	msimUser(t, stk, "bob")
+	alice := login(t, &stack{ircAddr: g1.ircAddr}, "alice", allCaps...)
+	alice.add("&alice", "bob")
+	alice.command("&alice", "rename bob bobby", "bob is now known as bobby")
+	alice.command("&alice", "set typing false", "typing")
+	alice.send("QUIT")
+	alice.expect("ERROR", nil)
+	at := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	g1Bridge := func() { // hold an IM as the bridge does for a detached user
+		mem := channel.MemoryOf(t, st1, "demo/alice@msimircd.local")
+		mem.Hold("alice@msimircd.local", msim.IMEvent{From: 6221, Text: "held across a restart", Time: at})
+	}
+	g1Bridge()
+	g1.stop()
+	if err := st1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st2 := open()
+	t.Cleanup(func() { st2.Close() })
+	g2 := startGateway(t, stk.msimAddr, dir, st2)
+	alice = dial(t, g2.ircAddr, "alice", "pw-alice", allCaps...)
+	alice.joinedControl("&alice")
+	var held *irc.Message
+	alice.expectAll(saysRoot("Logged in to MSIM"), func(m *irc.Message) bool {
+		if m.Command == "PRIVMSG" && m.Name == "tom" && strings.Contains(m.Trailing(), "held across") {
+			held = m
+			return true
+		}
+		return false
+	})
+	if held.Tags["time"] != "2026-11-23T08:00:00.000Z" {
+		t.Errorf("held IM's time: got %q", held.Tags["time"])
+	}
+	if n := alice.names("&alice"); !contains(n, "+bobby") {
+		t.Errorf("NAMES after the restart: got %v, want +bobby", n)
+	}
+	alice.command("&alice", "set typing", "typing = false")
+	// Shown once: it is no longer held.
+	alice.send("QUIT")
+	alice.expect("ERROR", nil)
+	alice = dial(t, g2.ircAddr, "alice", "pw-alice", allCaps...)
+	alice.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	for _, m := range alice.sync() {
+		if strings.Contains(m.Trailing(), "held across") {
+			t.Errorf("the held IM came again: %v", m)
+		}
+	}
+}
