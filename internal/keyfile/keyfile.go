@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // Read loads the key of size bytes at path. A missing file is an error
@@ -44,23 +45,32 @@ func Read(path string, size int) ([]byte, error) {
 }
 
 // Create writes a new random key of size bytes to path, mode 0600, failing
-// if the file exists; a file it could not write whole is removed.
+// if the file exists. The key is written whole under a temporary name in
+// the same directory and then linked into place, so a process starting at
+// the same time, or a crash, never sees a partial key file.
 func Create(path string, size int) ([]byte, error) {
 	key := make([]byte, size)
 	_, _ = rand.Read(key) // crypto/rand never fails
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".new-*")
 	if err != nil {
 		return nil, fmt.Errorf("create key file: %w", err)
 	}
-	_, err = f.Write(key)
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(key)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = os.Link(tmp, path) // fails if path exists: the first writer wins
+	}
 	if err != nil {
-		os.Remove(path)
 		return nil, fmt.Errorf("write key file %s: %w", path, err)
 	}
 	return key, nil
@@ -72,6 +82,10 @@ func LoadOrCreate(path string, size int) (key []byte, created bool, err error) {
 	key, err = Read(path, size)
 	if errors.Is(err, fs.ErrNotExist) {
 		key, err = Create(path, size)
+		if errors.Is(err, fs.ErrExist) { // another process made it first
+			key, err = Read(path, size)
+			return key, false, err
+		}
 		return key, err == nil, err
 	}
 	return key, false, err

@@ -51,3 +51,35 @@ func TestKeyFile(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadOrCreateRace: processes starting at once all get the one key.
+func TestLoadOrCreateRace(t *testing.T) {
+	for range 50 {
+		path := filepath.Join(t.TempDir(), "k")
+		keys := make(chan []byte, 8)
+		errs := make(chan error, 8)
+		for range 8 {
+			go func() {
+				k, _, err := LoadOrCreate(path, 32)
+				keys <- k
+				errs <- err
+			}()
+		}
+		var first []byte
+		for range 8 {
+			k, err := <-keys, <-errs
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first == nil {
+				first = k
+			} else if !bytes.Equal(first, k) {
+				t.Fatal("two starts got different keys")
+			}
+		}
+		entries, _ := os.ReadDir(filepath.Dir(path))
+		if len(entries) != 1 {
+			t.Fatalf("left %d files, want only the key", len(entries))
+		}
+	}
+}
