@@ -12,6 +12,7 @@ import (
 
 	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/store"
 )
 
 // shutdownTimeout bounds the shutdown.
@@ -25,8 +26,9 @@ type listening struct {
 
 // gateway is msimircd built from its config, listening but not yet serving.
 type gateway struct {
-	emb      *embedded // nil with msim.server
-	msimAddr string    // the MSIM server the bridge dials
+	st       store.Store // the gateway's store; nil = memory only
+	emb      *embedded   // nil with msim.server
+	msimAddr string      // the MSIM server the bridge dials
 	bridge   *channel.Bridge
 	irc      *ircd.Server
 	ircLns   []net.Listener
@@ -37,7 +39,7 @@ type gateway struct {
 // listener fails (then it returns its error). ready, when not nil,
 // receives the addresses once serving (tests use it).
 func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- listening) error {
-	g, err := build(cfg, log)
+	g, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -45,14 +47,23 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 	return g.run(ctx, ready)
 }
 
-// build makes every part of msimircd and opens its listeners.
-func build(cfg Config, log *logrus.Entry) (_ *gateway, err error) {
+// build makes every part of msimircd and opens its listeners. The state
+// directory is made and the store opened first, before anything listens:
+// a database that cannot be opened stops the start.
+func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err error) {
+	cfg = cfg.withState()
 	g := &gateway{msimAddr: cfg.MSIM.Server, log: log}
 	defer func() {
 		if err != nil {
 			g.close()
 		}
 	}()
+	if err := makeStateDir(cfg.Store.StateDir); err != nil {
+		return nil, err
+	}
+	if g.st, err = openStore(ctx, cfg.Store); err != nil {
+		return nil, err
+	}
 	if cfg.MSIM.Server == "" {
 		if g.emb, err = openEmbedded(cfg, log); err != nil {
 			return nil, err
@@ -63,7 +74,7 @@ func build(cfg Config, log *logrus.Entry) (_ *gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if g.bridge, err = buildBridge(cfg, g.msimAddr, dir, log); err != nil {
+	if g.bridge, err = buildBridge(cfg, g.msimAddr, dir, g.st, log); err != nil {
 		return nil, err
 	}
 	g.irc = newIRCServer(cfg, g.bridge, log)
@@ -103,9 +114,9 @@ func staticUsers(us []UserEntry) []channel.StaticUser {
 	return out
 }
 
-func buildBridge(cfg Config, msimAddr string, dir channel.Directory, log *logrus.Entry) (*channel.Bridge, error) {
+func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.Store, log *logrus.Entry) (*channel.Bridge, error) {
 	return channel.New(channel.Config{
-		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir,
+		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir, Store: st,
 		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
 		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
 		QueueLimit: cfg.MSIM.QueueLimit,
@@ -225,8 +236,14 @@ func (g *gateway) shutdown() {
 }
 
 // close releases what build opened and run did not: listeners never
-// served, and the stores.
+// served, and the stores (the bridge has shut down: nothing writes to
+// them any more).
 func (g *gateway) close() {
 	closeAll(g.ircLns)
 	g.emb.close()
+	if g.st != nil {
+		if err := g.st.Close(); err != nil {
+			g.log.WithError(err).Error("closing the gateway's store")
+		}
+	}
 }

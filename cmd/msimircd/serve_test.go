@@ -40,7 +40,7 @@ func TestListenerFailureEndsServe(t *testing.T) {
 				t.Fatal(err)
 			}
 			l, hook := logtest.NewNullLogger()
-			g, err := build(cfg, logrus.NewEntry(l))
+			g, err := build(context.Background(), cfg, logrus.NewEntry(l))
 			if err != nil {
 				t.Fatal(err)
 			}
