@@ -5,9 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -22,48 +19,9 @@ const KeySize = chacha20poly1305.KeySize
 // key file that group or others may read, that is not a regular file, or
 // that does not hold exactly KeySize bytes. The directory must exist.
 func LoadOrCreateKey(path string) ([]byte, error) {
-	key, err := keyfile.Read(path, KeySize)
-	if errors.Is(err, fs.ErrNotExist) {
-		key, err = createKey(path)
-	}
+	key, _, err := keyfile.LoadOrCreate(path, KeySize)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
-	}
-	return key, nil
-}
-
-// createKey writes a new key whole under a temporary name and links it
-// into place, so that a crash leaves either no key file or a complete one,
-// and starts that race all read the one key that won.
-func createKey(path string) ([]byte, error) {
-	key := make([]byte, KeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*") // mode 0600
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(key)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp.Name(), path)
-	}
-	if errors.Is(err, fs.ErrExist) {
-		return keyfile.Read(path, KeySize)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync() // the new name survives a crash
-		d.Close()
 	}
 	return key, nil
 }

@@ -53,7 +53,7 @@ func Create(path string, size int) ([]byte, error) {
 	_, _ = rand.Read(key) // crypto/rand never fails
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".new-*")
 	if err != nil {
-		return nil, fmt.Errorf("create key file: %w", err)
+		return nil, fmt.Errorf("create key file %s: %w", path, err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
@@ -72,6 +72,10 @@ func Create(path string, size int) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync() // the new name survives a crash
+		d.Close()
 	}
 	return key, nil
 }
