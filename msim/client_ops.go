@@ -204,8 +204,9 @@ func (c *Client) setup(ctx context.Context) error {
 	if err != nil {
 		return err // without the contact list there is no session
 	}
-	var contacts []Contact
-	for _, rec := range r.Body.Records("ContactID") {
+	recs := r.Body.Records("ContactID")
+	contacts := make([]Contact, 0, len(recs)) // kept for the session: no spare room
+	for _, rec := range recs {
 		if ct := contactOf(rec); ct.UID > 0 {
 			contacts = append(contacts, ct)
 		}
@@ -248,11 +249,23 @@ func (c *Client) setup(ctx context.Context) error {
 	}
 
 	c.mu.Lock()
+	moved := 0
 	for i := range contacts {
 		if pr, ok := c.presence[contacts[i].UID]; ok {
 			contacts[i].Status, contacts[i].StatusText = pr.Status, pr.Text
 			delete(c.presence, contacts[i].UID) // kept in the entry from now on
+			moved++
 		}
+	}
+	if moved > 0 {
+		// A map keeps its room after deletes: the presence of a whole
+		// contact list that came before the list would stay allocated.
+		// (maps.Clone keeps the room too.)
+		rest := make(map[UID]Presence, len(c.presence))
+		for uid, pr := range c.presence {
+			rest[uid] = pr
+		}
+		c.presence = rest
 	}
 	c.contacts, c.groups = contacts, gs
 	c.mu.Unlock()
