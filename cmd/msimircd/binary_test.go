@@ -171,8 +171,8 @@ func (ta *tally) seen(m *irc.Message) {
 // is down are queued. Restarted on its port and data file, msimd gets
 // msimircd back, the queue is sent, and the buddy receives every IM not
 // named as possibly lost, each once. Then msimircd is killed and restarted:
-// the IRC user connects again and chats both ways. (What msimircd held in
-// memory at the kill is not kept: it has no durable store.)
+// the IRC user connects again and chats both ways. (What msimircd keeps
+// across its own kill is TestBinaryRestartSendsQueuedIMs's subject.)
 func TestBinaryMSIMKilled(t *testing.T) {
 	ircdBin, msimdBin := binary(t, "."), binary(t, "../msimd")
 	dir := t.TempDir()

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+)
+
+// TestBinaryRestartKeepsState: msimircd with its embedded network, killed
+// with kill -9 and started again on the same state directory, still has
+// what an IRC user built up and the IMs that came while they were away.
+// alice renames her buddy bob and changes a setting, then quits; bob sends
+// her three IMs; msimircd is killed. After the restart alice finds bob
+// under his new nick, her setting and her control channel, and the three
+// IMs once each, in order, with the time they were sent. The gateway's
+// database holds no password in clear.
+func TestBinaryRestartKeepsState(t *testing.T) {
+	bin := binary(t, ".")
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	accounts := writeFile(t, dir, "accounts.txt", "bob@example.com:BobPw1\n")
+	p := startProc(t, "msimircd", bin, "-state", state, "-listen", "127.0.0.1:0", "-msim-listen", "127.0.0.1:0", "-msim-account-file", accounts)
+	msimAddr := p.waitLog(msimAtRE)[1]
+	ircAddr := p.waitLog(ircOnRE)[1]
+
+	bob := msimDial(t, msimAddr, "bob@example.com", "BobPw1")
+	alice := dialIRC(t, ircAddr, "alice", "pw-alice", "server-time")
+	alice.wait("alice's login", said("&alice", "Logged in"))
+	alice.send("PRIVMSG &alice :add bob")
+	alice.wait("bob in the channel", func(m *irc.Message) bool { return m.Command == "JOIN" && m.Name == "bob" && m.Param(0) == "&alice" })
+	alice.send("PRIVMSG &alice :rename bob bobby")
+	alice.wait("the rename", said("&alice", "bob is now known as bobby"))
+	alice.send("PRIVMSG &alice :set typing false")
+	alice.wait("the setting", said("&alice", "typing = false"))
+	alice.send("QUIT")
+	alice.wait("ERROR", func(m *irc.Message) bool { return m.Command == "ERROR" })
+	alice.nc.Close()
+	// alice's session has ended and logged her out of MSIM: bob's IMs are
+	// kept as offline IMs. (A bridge that keeps her logged in would hold
+	// them itself; this barrier would then have to wait for that.)
+	p.waitLog(regexp.MustCompile(`msg="logged out".*email="?alice@`))
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	uid := lookupUID(t, bob, "alice")
+	sentFrom := time.Now().Add(-time.Second) // the server may keep whole seconds
+	texts := []string{"first while you were away", "second while you were away", "third while you were away"}
+	for _, text := range texts {
+		if err := bob.SendIM(ctx, uid, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if errs := errorsUntilTom(t, bob); errs != "" { // bob's IMs have been taken
+		t.Fatalf("the server refused bob's IMs: %s", errs)
+	}
+	bob.Close()
+	killedAt := time.Now()
+	p.kill()
+
+	// The rename is in the database (so it is the file to search), and
+	// no password is.
+	checkDatabase(t, state, []string{"bobby"}, []string{"BobPw1", "pw-alice"})
+
+	p = startProc(t, "msimircd", bin, "-state", state, "-listen", ircAddr, "-msim-listen", msimAddr, "-msim-account-file", accounts)
+	p.waitLog(ircOnRE)
+	if first := p.lines()[0]; !strings.Contains(first, "state in "+state) {
+		t.Errorf("first log line after the restart: got %q, want it to name %s", first, state)
+	}
+	bob = msimDial(t, msimAddr, "bob@example.com", "BobPw1")
+	var got []*irc.Message
+	alice = dialIRC(t, ircAddr, "alice", "pw-alice", "server-time")
+	alice.seen = func(m *irc.Message) {
+		if m.Command == "PRIVMSG" && (m.Name == "bob" || m.Name == "bobby") {
+			got = append(got, m)
+		}
+	}
+	alice.wait("the control channel", func(m *irc.Message) bool { return m.Command == "JOIN" && m.Name == "alice" && m.Param(0) == "&alice" })
+	alice.wait("alice's login", said("&alice", "Logged in"))
+	for len(got) < len(texts) {
+		alice.wait("bob's IMs", func(m *irc.Message) bool { return m.Command == "PRIVMSG" && (m.Name == "bob" || m.Name == "bobby") })
+	}
+	alice.send("NAMES &alice")
+	names := alice.wait("NAMES", func(m *irc.Message) bool { return m.Command == "353" })
+	if nicks := strings.Fields(names.Trailing()); !slices.ContainsFunc(nicks, func(n string) bool { return strings.TrimLeft(n, "@+%") == "bobby" }) {
+		t.Errorf("NAMES &alice: got %q, want bobby among them (the rename kept)", names.Trailing())
+	}
+	alice.send("PRIVMSG &alice :set typing")
+	if m := alice.wait("the setting", said("&alice", "typing = ")); m.Trailing() != "typing = false" {
+		t.Errorf("set typing: got %q, want typing = false (the setting kept)", m.Trailing())
+	}
+
+	if len(got) != len(texts) {
+		t.Fatalf("got %d IMs from bob, want %d", len(got), len(texts))
+	}
+	var last time.Time
+	for i, m := range got {
+		if m.Name != "bobby" || m.Trailing() != texts[i] {
+			t.Errorf("IM %d: got %q from %s, want %q from bobby", i+1, m.Trailing(), m.Name, texts[i])
+		}
+		stamp, err := time.Parse(time.RFC3339Nano, m.Tags["time"])
+		if err != nil {
+			t.Errorf("IM %d: time tag %q: %v; want the time it was sent", i+1, m.Tags["time"], err)
+			continue
+		}
+		if stamp.Before(sentFrom) || stamp.After(killedAt) || stamp.Before(last) {
+			t.Errorf("IM %d: time %v, want between %v and %v, not before the one before it (%v)", i+1, stamp, sentFrom, killedAt, last)
+		}
+		last = stamp
+	}
+}
+
+// checkDatabase reads the gateway's SQLite database in the state directory
+// as it is on disk (its write-ahead log included: after a kill -9 the
+// latest commits are there) and checks that it contains every string of
+// want and, byte-wise, none of never.
+func checkDatabase(t *testing.T, state string, want, never []string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(state, stateDBName+"*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no database in %s (%v)", state, err)
+	}
+	var all []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	for _, w := range want {
+		if !bytes.Contains(all, []byte(w)) {
+			t.Errorf("the database (%s) does not contain %q", strings.Join(files, ", "), w)
+		}
+	}
+	for _, n := range never {
+		if bytes.Contains(all, []byte(n)) {
+			t.Errorf("the database (%s) contains the password %q in clear", strings.Join(files, ", "), n)
+		}
+	}
+}
+
+// TestBinaryRestartSendsQueuedIMs: IMs alice types while msimircd's link to
+// its upstream MSIM server (msimd) is down are queued in the gateway's
+// database; msimircd is killed with kill -9 and started again, msimd comes
+// back, and the buddy gets each of them once, in order, before what alice
+// types next. The database holds no password in clear.
+func TestBinaryRestartSendsQueuedIMs(t *testing.T) {
+	ircdBin, msimdBin := binary(t, "."), binary(t, "../msimd")
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	accounts := writeFile(t, dir, "accounts.txt", "alice@example.com:AlicePw1\nbob@example.com:BobPw1\n")
+	data := filepath.Join(dir, "msim.db")
+	md := startProc(t, "msimd", msimdBin, "-listen", "127.0.0.1:0", "-data", data, "-account-file", accounts)
+	msimAddr := md.waitLog(msimdReadyRE)[1]
+	config := writeFile(t, dir, "msimircd.toml", fmt.Sprintf(`[msim]
+server = %q
+reconnect_min = "50ms"
+reconnect_max = "200ms"
+
+[[user]]
+name = "alice"
+password = "irc-pw"
+
+  [[user.account]]
+  email = "alice@example.com"
+  password = "AlicePw1"
+`, msimAddr))
+	ircd := startProc(t, "msimircd", ircdBin, "-state", state, "-config", config, "-listen", "127.0.0.1:0")
+	ircAddr := ircd.waitLog(ircOnRE)[1]
+
+	ta := &tally{buddy: "bob", mayBeLost: map[string]bool{}}
+	alice := dialIRC(t, ircAddr, "alice", "irc-pw")
+	alice.seen = ta.seen
+	alice.wait("alice's login", said("&alice", "Logged in"))
+	msimDial(t, msimAddr, "bob@example.com", "BobPw1")
+	alice.send("PRIVMSG &alice :add bob")
+	alice.wait("bob in the channel", func(m *irc.Message) bool { return m.Command == "JOIN" && m.Name == "bob" && m.Param(0) == "&alice" })
+
+	md.kill()
+	alice.wait("the link loss", said("&alice", "Lost the MSIM connection"))
+	typed := []string{"typed while the link is down 1", "typed while the link is down 2", "typed while the link is down 3"}
+	for _, text := range typed {
+		alice.send("PRIVMSG bob :" + text)
+	}
+	// The control channel's answer comes after the notices for those IMs.
+	alice.send("PRIVMSG &alice :status")
+	alice.wait("the status", said("&alice", "alice@example.com is"))
+	if ta.queued != len(typed) || len(ta.notSent) > 0 {
+		t.Fatalf("IMs typed while the link was down: got %d queued notices and %q, want %d queued", ta.queued, ta.notSent, len(typed))
+	}
+	ircd.kill()
+	alice.nc.Close()
+	// The queued IMs and alice's MSIM account are in the database (so it
+	// is the file to search), and no password is in clear.
+	checkDatabase(t, state, append(slices.Clone(typed), "alice@example.com"), []string{"AlicePw1", "BobPw1", "irc-pw"})
+
+	// msimircd comes back first, msimd after it.
+	ircd = startProc(t, "msimircd", ircdBin, "-state", state, "-config", config, "-listen", ircAddr)
+	ircd.waitLog(ircOnRE)
+	md = startProc(t, "msimd", msimdBin, "-listen", msimAddr, "-data", data, "-account-file", accounts)
+	md.waitLog(msimdReadyRE)
+	bobIMs := imsOf(msimDial(t, msimAddr, "bob@example.com", "BobPw1"))
+	alice = dialIRC(t, ircAddr, "alice", "irc-pw")
+	alice.wait("alice's login", said("&alice", "Logged in"))
+	const next = "typed after the restart"
+	alice.send("PRIVMSG bob :" + next)
+	if got, want := receive(t, bobIMs, next), append(slices.Clone(typed), next); !slices.Equal(got, want) {
+		t.Errorf("bob got %q, want %q (each queued IM once, in order, before the next)", got, want)
+	}
+}
