@@ -224,9 +224,12 @@ func (c *Client) message(m *irc.Message) *ircError {
 	if len(targets) > maxTargets {
 		return newErr(irc.ERR_TOOMANYTARGETS, m.Params[0], "Too many targets")
 	}
-	tags := irc.Tags{}
+	var tags irc.Tags // nil unless the client sent client-only tags
 	for k, v := range m.Tags {
 		if strings.HasPrefix(k, "+") && k != "+" {
+			if tags == nil {
+				tags = irc.Tags{}
+			}
 			tags[k] = v
 		}
 	}
@@ -262,7 +265,10 @@ func (c *Client) message(m *irc.Message) *ircError {
 		if c.caps["echo-message"] && (m.Command != "TAGMSG" || c.caps["message-tags"]) {
 			c.send(c.echo(m.Command, name, text, tags))
 		}
-		in := Input{Command: m.Command, Target: name, Text: text, Tags: tags.Copy()}
+		in := Input{Command: m.Command, Target: name, Text: text}
+		if tags != nil {
+			in.Tags = tags.Copy()
+		}
 		c.withHandler(func(h Handler) { h.Message(in) })
 	}
 	return nil
@@ -280,6 +286,9 @@ func (c *Client) echo(cmd, target, text string, tags irc.Tags) *irc.Message {
 		out.Tags = tags.Copy()
 	}
 	if c.caps["server-time"] {
+		if out.Tags == nil {
+			out.Tags = irc.Tags{}
+		}
 		out.Tags["time"] = time.Now().UTC().Format(timeFormat)
 	}
 	return out

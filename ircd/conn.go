@@ -339,7 +339,7 @@ func (c *Client) dropHeld() []entry {
 
 // msg builds a message with a non-nil prefix and tags.
 func msg(prefix *irc.Prefix, cmd string, params ...string) *irc.Message {
-	return &irc.Message{Tags: irc.Tags{}, Prefix: prefix, Command: cmd, Params: params}
+	return &irc.Message{Prefix: prefix, Command: cmd, Params: params}
 }
 
 func (c *Client) serverPrefix() *irc.Prefix { return &irc.Prefix{Name: c.srv.cfg.ServerName} }
@@ -390,7 +390,7 @@ func (c *Client) writeBatch(msgs []entry) (int, error) {
 		if e.m == nil {
 			continue
 		}
-		_, _ = bw.WriteString(e.m.String()) // irc.Writer would copy the line twice more
+		writeLine(bw, e.m) // m.String() would build the line in a buffer of its own
 		if _, err = bw.WriteString("\r\n"); err != nil {
 			break
 		}
@@ -404,13 +404,86 @@ func (c *Client) writeBatch(msgs []entry) (int, error) {
 	var end int64
 	for i, e := range msgs {
 		if e.m != nil {
-			end += int64(len(e.m.String()) + 2)
+			end += int64(lineLen(e.m) + 2)
 		}
 		if end > cw.n {
 			return i, err
 		}
 	}
 	return len(msgs), err
+}
+
+// writeLine writes m as irc.Message.String renders it, without the CRLF.
+func writeLine(bw *bufio.Writer, m *irc.Message) {
+	if len(m.Tags) > 0 {
+		_ = bw.WriteByte('@')
+		_, _ = bw.WriteString(m.Tags.String())
+		_ = bw.WriteByte(' ')
+	}
+	if p := m.Prefix; p != nil && p.Name != "" {
+		_ = bw.WriteByte(':')
+		_, _ = bw.WriteString(p.Name)
+		if p.User != "" {
+			_ = bw.WriteByte('!')
+			_, _ = bw.WriteString(p.User)
+		}
+		if p.Host != "" {
+			_ = bw.WriteByte('@')
+			_, _ = bw.WriteString(p.Host)
+		}
+		_ = bw.WriteByte(' ')
+	}
+	_, _ = bw.WriteString(m.Command)
+	if len(m.Params) == 0 {
+		return
+	}
+	for _, a := range m.Params[:len(m.Params)-1] {
+		_ = bw.WriteByte(' ')
+		_, _ = bw.WriteString(a)
+	}
+	last := m.Params[len(m.Params)-1]
+	if needsColon(last) {
+		_, _ = bw.WriteString(" :")
+	} else {
+		_ = bw.WriteByte(' ')
+	}
+	_, _ = bw.WriteString(last)
+}
+
+// needsColon reports whether a last parameter must be written as a
+// trailing one (" :"), as irc.Message.String decides.
+func needsColon(last string) bool {
+	return last == "" || last[0] == ':' || strings.IndexByte(last, ' ') >= 0
+}
+
+// lineLen is the length of writeLine's output for m.
+func lineLen(m *irc.Message) int {
+	n := len(m.Command)
+	if len(m.Tags) > 0 {
+		n += 2 + len(m.Tags.String())
+	}
+	if p := m.Prefix; p != nil && p.Name != "" {
+		n += 2 + prefixLen(p)
+	}
+	for _, a := range m.Params {
+		n += 1 + len(a)
+	}
+	if len(m.Params) > 0 && needsColon(m.Params[len(m.Params)-1]) {
+		n++
+	}
+	return n
+}
+
+// prefixLen is the length of p.String().
+func prefixLen(p *irc.Prefix) int {
+	n := len(p.Name)
+	if p.User != "" {
+		n += 1 + len(p.User)
+	}
+	if p.Host != "" {
+		n += 1 + len(p.Host)
+	}
+	return n
 }
 
 // reportWritten reports the first n entries of batch sent, the rest not.

@@ -130,11 +130,17 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 			target = ch.name
 		}
 	}
-	tags := irc.Tags{}
+	var tags irc.Tags // nil while there is none to send
+	set := func(k, v string) {
+		if tags == nil {
+			tags = irc.Tags{}
+		}
+		tags[k] = v
+	}
 	if c.caps["message-tags"] {
 		for k, v := range d.Tags {
 			if strings.HasPrefix(k, "+") && k != "+" {
-				tags[k] = v
+				set(k, v)
 			}
 		}
 	}
@@ -143,17 +149,17 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 		if t.IsZero() {
 			t = time.Now()
 		}
-		tags["time"] = t.UTC().Format(timeFormat)
+		set("time", t.UTC().Format(timeFormat))
 	}
 	if ref != "" {
-		tags["batch"] = ref
+		set("batch", ref)
 	}
 	if cmd == "TAGMSG" {
 		m := msg(prefix, cmd, target)
 		m.Tags = tags
 		return c.emitEntry(entry{m: m, sent: d.Sent})
 	}
-	budget := 510 - len(":"+prefix.String()+" "+cmd+" "+target+" :")
+	budget := 510 - (len(":") + prefixLen(prefix) + len(" ") + len(cmd) + len(" ") + len(target) + len(" :"))
 	pieces := splitText(d.Text, budget)
 	if len(pieces) == 0 {
 		return c.nothingToSend(d)

@@ -251,7 +251,8 @@ type WhoisHandler interface {
 
 // Input is a message from the real client. Target is the virtual user's nick
 // or the channel's name as the backend created it. Text is raw, CTCP framing
-// (\x01ACTION ...\x01) included. Tags holds only client-only tags ("+typing").
+// (\x01ACTION ...\x01) included. Tags holds only client-only tags ("+typing"),
+// and is nil when there are none.
 type Input struct {
 	Command string // PRIVMSG, NOTICE or TAGMSG
 	Target  string
