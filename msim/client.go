@@ -452,8 +452,11 @@ func (w *wstate) remember(im OutgoingIM) {
 		cut++
 	}
 	if cut > 0 {
-		clear(w.recent[:cut]) // let go of the texts
-		w.recent = w.recent[cut:]
+		// Move down in place rather than reslice: appending to a
+		// resliced array would allocate a new one again and again.
+		n := copy(w.recent, w.recent[cut:])
+		clear(w.recent[n:]) // let go of the texts
+		w.recent = w.recent[:n]
 	}
 	w.recent = append(w.recent, im)
 }
@@ -625,6 +628,12 @@ func (c *Client) enqueue(ctx context.Context, m *Message, im *OutgoingIM) error 
 	}
 	c.trace("->", m)
 	it := outItem{b: Encode(m), im: im}
+	select { // first without ctx: a cancelable ctx's Done allocates
+	case c.out <- it:
+		c.startWriter()
+		return nil
+	default:
+	}
 	select {
 	case c.out <- it:
 		c.startWriter()

@@ -33,6 +33,7 @@ var (
 	symbolOf    = map[string]string{} // name → first symbol
 	outgoing    []Smiley              // FromPlain's symbols, longest first
 	smileyStart [256]bool             // first bytes of outgoing symbols
+	startingBy  [256][]Smiley         // outgoing by first byte, longest first
 )
 
 func init() {
@@ -53,6 +54,7 @@ func init() {
 	for _, s := range outgoing {
 		smileyStart[s.Symbol[0]] = true
 		special[s.Symbol[0]] = true
+		startingBy[s.Symbol[0]] = append(startingBy[s.Symbol[0]], s)
 	}
 }
 
@@ -91,7 +93,10 @@ func Outgoing() []Smiley {
 
 // matchSmiley returns the outgoing smiley that s starts with, if any.
 func matchSmiley(s string) (symbol, name string) {
-	for _, sm := range outgoing {
+	if s == "" {
+		return "", ""
+	}
+	for _, sm := range startingBy[s[0]] {
 		if strings.HasPrefix(s, sm.Symbol) {
 			return sm.Symbol, sm.Name
 		}
