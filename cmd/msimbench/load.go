@@ -45,6 +45,9 @@ type loadResult struct {
 	Lost        int64   `json:"lost"`
 	Errors      int64   `json:"errors"` // duplicates, reorders, corruption, unexpected messages, notices
 	FirstError  string  `json:"first_error,omitempty"`
+	// GatewayCPUPerIM is the gateway's CPU time (user and system, both
+	// phases) per IM delivered, in µs; bridged runs with a known pid only.
+	GatewayCPUPerIM float64 `json:"gateway_cpu_us_per_im,omitempty"`
 }
 
 // flow is one direction of a pair: src sends to dst, whose nick on src's

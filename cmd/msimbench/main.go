@@ -516,6 +516,9 @@ func printTable(w io.Writer, r *report) {
 			fmt.Fprintf(tw, "  latency p50 / max\t%.2f / %.2f ms\t\t\n", b.RateP50ms, b.RateMaxms)
 		}
 		fmt.Fprintf(tw, "  sent / delivered / lost / errors\t%d / %d / %d / %d\t0 lost: %s\t\n", b.Sent, b.Delivered, b.Lost, b.Errors, verdict(b.Lost == 0 && b.Errors == 0))
+		if b.GatewayCPUPerIM > 0 {
+			fmt.Fprintf(tw, "  gateway CPU per IM\t%.1f µs\t\t\n", b.GatewayCPUPerIM)
+		}
 	}
 	for _, m := range r.Memory {
 		if m.MemoryMeasured {

@@ -51,6 +51,11 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	if b, _ := rep["bridged"].(map[string]any); b == nil {
+		t.Errorf("bridged: got nothing, want the load's details")
+	} else if cpu, _ := b["gateway_cpu_us_per_im"].(float64); cpu <= 0 {
+		t.Errorf("bridged.gateway_cpu_us_per_im: got %v, want > 0", b["gateway_cpu_us_per_im"])
+	}
 	if rep["plain"] == nil && rep["plain_skipped"] == nil {
 		t.Errorf("plain: neither measured nor skipped")
 	}

@@ -202,7 +202,11 @@ func runBridged(ctx context.Context, e *env, clientsN int, o loadOptions) (loadR
 	secs := int((o.rateDuration + o.warmup + o.duration).Seconds() + 0.999)
 	waitProfiles := t.gw.profiles(e.profileDir, "im", secs)
 	l := newLoad(clients, nicks, o.window)
+	cpu0, cpuErr := t.gw.cpuTicks()
 	res := l.run(ctx, o, e.prog, "bridged IM")
+	if cpu1, err := t.gw.cpuTicks(); err == nil && cpuErr == nil && res.Delivered > 0 {
+		res.GatewayCPUPerIM = float64(cpu1-cpu0) * 1e6 / clockTicks / float64(res.Delivered)
+	}
 	waitProfiles()
 	if err := t.gw.alive(); err != nil {
 		return res, err

@@ -408,6 +408,17 @@ func procCPU(pid int) (uint64, error) {
 	return ut + st, nil
 }
 
+// clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times.
+const clockTicks = 100
+
+// cpuTicks is the gateway's user+system CPU time in clock ticks.
+func (g *gateway) cpuTicks() (uint64, error) {
+	if g.pid == 0 {
+		return 0, errors.New("no pid for the gateway")
+	}
+	return procCPU(g.pid)
+}
+
 // settle waits until the gateway is idle (under 4% of a core over 500 ms;
 // background work such as logins has finished) or max passes.
 func (g *gateway) settle(max time.Duration) time.Duration {
@@ -449,8 +460,8 @@ func (g *gateway) saveProfile(path, query string) error {
 }
 
 // profiles collects, in the background for secs seconds, the gateway's CPU
-// profile and its mutex and block profiles over the same time (empty
-// unless the gateway enables those), saved as <prefix>-cpu.pprof and so
+// profile, what it allocated, and its mutex and block profiles over the
+// same time (empty unless the gateway enables those), saved as <prefix>-cpu.pprof and so
 // on in dir. The returned func waits for them and then saves the goroutine
 // profile (once however often it is called); call it before stopping
 // the gateway.
@@ -463,6 +474,7 @@ func (g *gateway) profiles(dir, prefix string, secs int) (wait func()) {
 		{"cpu", fmt.Sprintf("profile?seconds=%d", secs)},
 		{"mutex", fmt.Sprintf("mutex?seconds=%d", secs)},
 		{"block", fmt.Sprintf("block?seconds=%d", secs)},
+		{"allocs", fmt.Sprintf("allocs?seconds=%d", secs)},
 	} {
 		wg.Add(1)
 		go func() {
