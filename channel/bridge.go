@@ -20,6 +20,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/store"
 )
@@ -43,6 +44,9 @@ type User struct {
 	// nothing after their session ends: the bridge forgets their
 	// remembered state and, if the Directory is a Forgetter, tells it.
 	Ephemeral bool
+
+	registered bool   // kept in the store (WithStore): accounts are saved there
+	identify   string // the stored user this connection must identify as
 }
 
 // Directory tells the bridge who may connect and with which accounts.
@@ -86,7 +90,12 @@ type Config struct {
 	// queued IMs and notes across restarts, written through as they
 	// change; nil keeps them in memory only.
 	Store store.Store
-	Log   *logrus.Entry
+	// IdentifyFailures slows (and, per address, refuses) wrong passwords
+	// given to identify and drop: per client address as configured, per
+	// user name delayed only (at most 5s), so someone else's guessing
+	// never locks a user out. Zero fields: guard.DefaultFailures.
+	IdentifyFailures guard.FailureConfig
+	Log              *logrus.Entry
 }
 
 func (c Config) withDefaults() Config {
@@ -136,6 +145,10 @@ type Bridge struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	users    *storeDirectory // nil: no stored users (WithStore)
+	failAddr *guard.FailureLimiter
+	failUser *guard.FailureLimiter
+
 	mu       sync.Mutex
 	sessions map[string]*session    // live session by user name
 	memory   map[string]*userMemory // remembered state by user name
@@ -154,8 +167,16 @@ func New(cfg Config) (*Bridge, error) {
 		return nil, fmt.Errorf("channel: service nick %q is not a valid nick", cfg.ServiceNick)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	perUser := cfg.IdentifyFailures
+	perUser.RefuseAfter = -1
+	if perUser.MaxDelay <= 0 || perUser.MaxDelay > 5*time.Second {
+		perUser.MaxDelay = 5 * time.Second
+	}
 	return &Bridge{
 		cfg: cfg, log: cfg.Log, ctx: ctx, cancel: cancel,
+		users:    findUsers(cfg.Directory),
+		failAddr: guard.NewFailureLimiter(cfg.IdentifyFailures),
+		failUser: guard.NewFailureLimiter(perUser),
 		sessions: map[string]*session{},
 		memory:   map[string]*userMemory{},
 	}, nil
@@ -195,6 +216,7 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 		b.memory[u.Name] = mem
 	}
 	s := newSession(b, c, u, mem)
+	s.remote = reg.Remote
 	b.sessions[u.Name] = s
 	b.wg.Add(1)
 	b.mu.Unlock()
@@ -206,6 +228,7 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	go func() {
 		defer b.wg.Done()
 		s.run()
+		u := s.user // identify, register and drop change it
 		b.mu.Lock()
 		last := b.sessions[u.Name] == s
 		if last {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/markup"
@@ -36,7 +37,14 @@ func init() {
 		"connect":    {"connect", "Connects this account to MSIM.", 0, (*session).cmdConnect},
 		"disconnect": {"disconnect", "Logs this account out of MSIM (and stops reconnecting).", 0, (*session).cmdDisconnect},
 	}
+	for name, c := range selfServiceCommands() {
+		commands[name] = c
+	}
 }
+
+// accountless are the commands that need no MSIM account to act on.
+var accountless = map[string]bool{"help": true, "set": true, "register": true, "identify": true,
+	"drop": true, "account": true, "blist": true, "save": true, "yes": true}
 
 func zapNames() string {
 	var names []string
@@ -53,6 +61,10 @@ func (s *session) command(r replyCtx, line string) {
 		return
 	}
 	name := strings.ToLower(args[0])
+	if !s.dropUntil.IsZero() && name != "yes" {
+		s.dropUntil = time.Time{}
+		s.reply(r, "drop cancelled; nothing was deleted.")
+	}
 	c, ok := commands[name]
 	if !ok {
 		s.reply(r, "Unknown command %q. Type help for the list.", args[0])
@@ -60,6 +72,10 @@ func (s *session) command(r replyCtx, line string) {
 	}
 	if len(args)-1 < c.min {
 		s.reply(r, "Usage: %s", c.usage)
+		return
+	}
+	if r.a == nil && !accountless[name] {
+		s.reply(r, "You have no MSIM account to do that with. Add one with: account add msim <e-mail> <password>")
 		return
 	}
 	if name == "status" {

@@ -31,6 +31,8 @@ type ircConn interface {
 	SetVoice(channel, nick string, voice bool)
 	SetOp(channel, nick string, op bool)
 	JoinClient(channel string)
+	RemoveUser(nick, reason string)
+	RemoveChannel(name string)
 }
 
 // MSIMClient is what the bridge uses of an MSIM session (*msim.Client).

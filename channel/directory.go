@@ -429,3 +429,27 @@ func demoUserName(nick string) string {
 	n, _ := DemoUserName(nick)
 	return n
 }
+
+// provision implements provisioner: register on the embedded network makes
+// sure the nick's account exists with the password-derived MSIM password,
+// as a first connection with that password does. The session's own
+// account of the nick (in have) is kept as it is.
+func (d *DemoDirectory) provision(nick, password string, remote net.Addr, have []Account) (Account, error) {
+	name, err := DemoUserName(nick)
+	if err != nil {
+		return Account{}, err
+	}
+	email := name + "@" + d.domain()
+	for _, a := range have {
+		if strings.EqualFold(a.Email, email) {
+			return a, nil
+		}
+	}
+	l, err := d.resolve(name, password, remote, true)
+	if err != nil {
+		return Account{}, err
+	}
+	l.account.Channel = "&" + ircd.Nick(nick).Key()
+	l.account.AutoConnect = true
+	return l.account, nil
+}

@@ -66,6 +66,9 @@ func (g *passwordGate) Lookup(reg ircd.Registration) (User, error) {
 	return g.next.Lookup(reg)
 }
 
+// users finds the store's users behind the gate.
+func (g *passwordGate) users() *storeDirectory { return findUsers(g.next) }
+
 // forgettingGate is a passwordGate in front of a Forgetter.
 type forgettingGate struct {
 	*passwordGate

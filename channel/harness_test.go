@@ -36,7 +36,8 @@ func listenLoopback(t testing.TB) net.Listener {
 // stack is an MSIM server, a cuttable link to it, the bridge and the ircd.
 type stack struct {
 	msrv     *server.Server
-	msimAddr string // the MSIM server itself, not through the proxy
+	mstore   server.Store // the MSIM server's accounts
+	msimAddr string       // the MSIM server itself, not through the proxy
 	proxy    *proxy
 	ircAddr  string
 	bridge   *channel.Bridge
@@ -71,7 +72,8 @@ func startStackWith(t testing.TB, sc stackConfig, opts ...func(*channel.Config, 
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := testLog(t)
-	msrv, err := server.New(sc.server, server.NewMemStore(), log.WithField("part", "msim"))
+	mstore := server.NewMemStore()
+	msrv, err := server.New(sc.server, mstore, log.WithField("part", "msim"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +110,7 @@ func startStackWith(t testing.TB, sc stackConfig, opts ...func(*channel.Config, 
 		px.close()
 		wg.Wait()
 	})
-	return &stack{msrv: msrv, msimAddr: mln.Addr().String(), proxy: px, ircAddr: iln.Addr().String(), bridge: b}
+	return &stack{msrv: msrv, mstore: mstore, msimAddr: mln.Addr().String(), proxy: px, ircAddr: iln.Addr().String(), bridge: b}
 }
 
 // smallBuffers is a socket option setter for a small buffer of option opt

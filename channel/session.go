@@ -3,10 +3,12 @@ package channel
 import (
 	"context"
 	"fmt"
+	"net"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -52,8 +54,9 @@ func (call) isEvent()       {}
 type session struct {
 	b      *Bridge
 	irc    ircConn
-	user   User
-	mem    *userMemory
+	user   User        // changed by identify, register and drop (under b.mu)
+	mem    *userMemory // changed with user
+	remote net.Addr    // the client's address (identify's guess limiting)
 	log    *logrus.Entry
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -75,6 +78,8 @@ type session struct {
 	nicks     map[string]*buddy   // by nickKey(nick), across all accounts
 	away      string              // the IRC user's AWAY text
 	out       outbox              // IMs on their way to the IRC client
+	busy      bool                // identify, register or drop is under way
+	dropUntil time.Time           // drop was asked for and awaits yes until then
 }
 
 func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
@@ -92,12 +97,16 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 		msimReady: make(chan struct{}, 1),
 	}
 	for _, ac := range u.Accounts {
-		a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
-		a.channel = s.channelName(ac)
-		a.queue = mem.queuedFor(ac.Email) // typed before the user last left
-		s.accounts = append(s.accounts, a)
+		s.accounts = append(s.accounts, s.newAccount(ac))
 	}
 	return s
+}
+
+func (s *session) newAccount(ac Account) *account {
+	a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
+	a.channel = s.channelName(ac)
+	a.queue = s.mem.queuedFor(ac.Email) // typed before the user last left
+	return a
 }
 
 // post hands ev to the session goroutine; false once the session has ended.
@@ -278,32 +287,41 @@ func (s *session) start() {
 	for _, n := range s.mem.takeNotes() {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
 	}
-	seen := map[string]bool{}
 	for _, a := range s.accounts {
-		key := nickKey(a.channel)
-		if seen[key] {
-			a.channel = uniqueNick(a.channel, func(k string) bool { return seen[k] })
-			key = nickKey(a.channel)
-		}
-		seen[key] = true
-		s.byChannel[key] = a
-		if err := s.irc.CreateChannel(a.channel, "MSIM account "+a.cfg.Email+" — type help for commands"); err != nil {
-			s.log.WithError(err).WithField("channel", a.channel).Warn("cannot create the control channel")
-			continue
-		}
-		s.irc.JoinUser(a.channel, svc, false)
-		s.irc.SetOp(a.channel, svc, true)
-		s.joinClient(a)
-		if n := len(a.queue); n > 0 {
-			s.say(a, "%s you typed while the MSIM link was down %s still queued; %s sent when the account logs in.",
-				plural(n, "message", "messages"), map[bool]string{true: "is", false: "are"}[n == 1], map[bool]string{true: "it is", false: "they are"}[n == 1])
-		}
-		if a.cfg.AutoConnect {
-			s.connect(a)
-		}
+		s.openAccount(a)
 	}
-	if len(s.accounts) == 0 {
+	switch {
+	case s.user.identify != "":
+		s.irc.Deliver(ircd.Delivery{Command: "PRIVMSG", From: svc, Text: fmt.Sprintf(
+			"The nick %s is registered. Type /msg %s identify <password> to load your accounts (or connect with your password: PASS or SASL).", s.irc.Nick(), svc)})
+	case len(s.accounts) == 0:
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: "You have no MSIM accounts configured."})
+	}
+}
+
+// openAccount gives an account of s.accounts its control channel, joins the
+// client to it and connects it if it autoconnects.
+func (s *session) openAccount(a *account) {
+	svc := s.b.cfg.ServiceNick
+	key := nickKey(a.channel)
+	if other := s.byChannel[key]; other != nil && other != a {
+		a.channel = uniqueNick(a.channel, func(k string) bool { return s.byChannel[k] != nil })
+		key = nickKey(a.channel)
+	}
+	s.byChannel[key] = a
+	if err := s.irc.CreateChannel(a.channel, "MSIM account "+a.cfg.Email+" — type help for commands"); err != nil {
+		s.log.WithError(err).WithField("channel", a.channel).Warn("cannot create the control channel")
+		return
+	}
+	s.irc.JoinUser(a.channel, svc, false)
+	s.irc.SetOp(a.channel, svc, true)
+	s.joinClient(a)
+	if n := len(a.queue); n > 0 {
+		s.say(a, "%s you typed while the MSIM link was down %s still queued; %s sent when the account logs in.",
+			plural(n, "message", "messages"), map[bool]string{true: "is", false: "are"}[n == 1], map[bool]string{true: "it is", false: "they are"}[n == 1])
+	}
+	if a.cfg.AutoConnect {
+		s.connect(a)
 	}
 }
 
@@ -370,8 +388,12 @@ func (s *session) onIRC(in ircd.Input) {
 		return
 	}
 	if nickKey(in.Target) == nickKey(s.b.cfg.ServiceNick) {
-		if in.Command == "PRIVMSG" && len(s.accounts) > 0 {
-			s.command(replyCtx{a: s.accounts[0]}, in.Text)
+		if in.Command == "PRIVMSG" {
+			var a *account
+			if len(s.accounts) > 0 {
+				a = s.accounts[0]
+			}
+			s.command(replyCtx{a: a}, in.Text)
 		}
 		return
 	}

@@ -55,6 +55,8 @@ func (f *fakeIRC) PartUser(string, string, string)    {}
 func (f *fakeIRC) SetVoice(string, string, bool)      {}
 func (f *fakeIRC) SetOp(string, string, bool)         {}
 func (f *fakeIRC) JoinClient(string)                  {}
+func (f *fakeIRC) RemoveUser(string, string)          {}
+func (f *fakeIRC) RemoveChannel(string)               {}
 
 // said returns the lines containing text.
 func (f *fakeIRC) said(text string) []string {

@@ -25,15 +25,19 @@ type gateway struct {
 	stop    func()
 }
 
-func startGateway(t *testing.T, msimAddr string, dir channel.Directory, st store.Store) *gateway {
+func startGateway(t *testing.T, msimAddr string, dir channel.Directory, st store.Store, opts ...func(*channel.Config)) *gateway {
 	t.Helper()
 	log := testLog(t)
-	b, err := channel.New(channel.Config{
+	cfg := channel.Config{
 		MSIMAddr: msimAddr, Directory: dir, Store: st,
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
 		DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
 		Log: log.WithField("part", "bridge"),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b, err := channel.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,342 @@
+// The account and blist commands.
+
+package channel
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// hiddenPassword is what account set shows for a password.
+const hiddenPassword = "********"
+
+func (s *session) cmdAccount(r replyCtx, args []string) {
+	switch strings.ToLower(args[0]) {
+	case "add":
+		s.accountAdd(r, args[1:])
+		return
+	case "list":
+		s.accountList(r)
+		return
+	}
+	a := s.findAccount(args[0])
+	if a == nil {
+		s.reply(r, "No account %q. Type account list to see yours.", args[0])
+		return
+	}
+	if len(args) < 2 {
+		s.reply(r, "Usage: %s", commands["account"].usage)
+		return
+	}
+	ar := replyCtx{a: a, target: r.target} // answered where it was asked
+	switch strings.ToLower(args[1]) {
+	case "on":
+		s.cmdConnect(ar, nil)
+	case "off":
+		s.cmdDisconnect(ar, nil)
+	case "del":
+		s.accountDel(r, a)
+	case "set":
+		s.accountSet(r, a, args[2:])
+	default:
+		s.reply(r, "Usage: %s", commands["account"].usage)
+	}
+}
+
+// findAccount finds an account by number (from account list), e-mail or
+// control channel.
+func (s *session) findAccount(arg string) *account {
+	if n, err := strconv.Atoi(arg); err == nil {
+		if n >= 0 && n < len(s.accounts) {
+			return s.accounts[n]
+		}
+		return nil
+	}
+	for _, a := range s.accounts {
+		if strings.EqualFold(a.cfg.Email, arg) || nickKey(a.channel) == nickKey(arg) || nickKey(a.channel) == nickKey("&"+arg) {
+			return a
+		}
+	}
+	return nil
+}
+
+// mayChangeAccounts says whether the user's accounts are theirs to change
+// (a registered user's), or tells them why not.
+func (s *session) mayChangeAccounts(r replyCtx) bool {
+	d := s.b.users
+	switch {
+	case s.user.registered && d != nil:
+		return true
+	case s.user.identify != "":
+		s.reply(r, "Type identify <password> first.")
+	case d == nil || d.configures(s.user.Name):
+		s.reply(r, "Your accounts come from the gateway's configuration; they are changed there.")
+	default:
+		s.reply(r, "Only registered users keep accounts of their own: type register <password> first.")
+	}
+	return false
+}
+
+func (s *session) accountAdd(r replyCtx, args []string) {
+	if len(args) != 3 {
+		s.reply(r, "Usage: account add msim <e-mail> <password>")
+		return
+	}
+	if p := strings.ToLower(args[0]); p != "msim" && p != "myspace" {
+		s.reply(r, "Unknown protocol %q: this gateway speaks msim (also called myspace).", args[0])
+		return
+	}
+	if !s.mayChangeAccounts(r) {
+		return
+	}
+	email, password := args[1], args[2]
+	if local, domain, ok := strings.Cut(email, "@"); !ok || local == "" || domain == "" || len(email) > 254 {
+		s.reply(r, "%q is not an e-mail address.", email)
+		return
+	}
+	for _, a := range s.accounts {
+		if strings.EqualFold(a.cfg.Email, email) {
+			s.reply(r, "You have the account %s already (in %s).", a.cfg.Email, a.channel)
+			return
+		}
+	}
+	ch := s.channelName(Account{Email: email})
+	if s.byChannel[nickKey(ch)] != nil {
+		ch = uniqueNick(ch, func(k string) bool { return s.byChannel[k] != nil })
+	}
+	ac := Account{Email: email, Password: password, Channel: ch, AutoConnect: true}
+	ctx, cancel := storeCtx()
+	err := s.b.users.st.AddAccount(ctx, s.user.Name, store.Account{Email: email, Password: password, Channel: ch, Autoconnect: true})
+	cancel()
+	if errors.Is(err, store.ErrExists) {
+		s.reply(r, "You have the account %s already.", email)
+		return
+	}
+	if err != nil {
+		s.log.WithError(err).Error("store: adding an account failed")
+		s.reply(r, "Adding the account failed: %v", errStore)
+		return
+	}
+	a := s.newAccount(ac)
+	s.accounts = append(s.accounts, a)
+	s.reply(r, "Account %d added: %s, in the channel %s.", len(s.accounts)-1, email, a.channel)
+	s.openAccount(a)
+}
+
+func (s *session) accountList(r replyCtx) {
+	if len(s.accounts) == 0 {
+		s.reply(r, "You have no MSIM accounts. Add one with: account add msim <e-mail> <password>")
+		return
+	}
+	for i, a := range s.accounts {
+		auto := ""
+		if a.cfg.AutoConnect {
+			auto = ", autoconnect"
+		}
+		s.reply(r, "%d (msim): %s in %s, %s%s", i, a.cfg.Email, a.channel, a.state, auto)
+	}
+}
+
+func (s *session) accountDel(r replyCtx, a *account) {
+	if !s.mayChangeAccounts(r) {
+		return
+	}
+	ctx, cancel := storeCtx()
+	err := s.b.users.st.DeleteAccount(ctx, s.user.Name, a.cfg.Email)
+	cancel()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.WithError(err).Error("store: deleting an account failed")
+		s.reply(r, "Deleting the account failed: %v", errStore)
+		return
+	}
+	s.failQueue(a, "the account was deleted")
+	email := a.cfg.Email
+	s.removeAccount(a, "")
+	if r.a == a {
+		r = replyCtx{} // its channel is gone: answer in private
+	}
+	s.reply(r, "Account %s deleted, with everything kept for it.", email)
+}
+
+// accountKeys are the settings of account set.
+var accountKeys = []string{"autoconnect", "channel", "password"}
+
+func (s *session) accountValue(a *account, key string) string {
+	switch key {
+	case "autoconnect":
+		return strconv.FormatBool(a.cfg.AutoConnect)
+	case "channel":
+		return a.channel
+	}
+	return hiddenPassword
+}
+
+func (s *session) accountSet(r replyCtx, a *account, args []string) {
+	if len(args) == 0 {
+		for _, k := range accountKeys {
+			s.reply(r, "%s = %s", k, s.accountValue(a, k))
+		}
+		return
+	}
+	key := strings.ToLower(args[0])
+	if !contains(accountKeys, key) {
+		s.reply(r, "Unknown account setting %q; they are %s.", args[0], strings.Join(accountKeys, ", "))
+		return
+	}
+	if len(args) == 1 {
+		s.reply(r, "%s = %s", key, s.accountValue(a, key))
+		return
+	}
+	if len(args) > 2 {
+		s.reply(r, "Usage: account <n> set %s <value> (one word)", key)
+		return
+	}
+	if !s.mayChangeAccounts(r) {
+		return
+	}
+	v := args[1]
+	next := a.cfg
+	next.Channel = a.channel
+	switch key {
+	case "autoconnect":
+		b, ok := parseBool(v)
+		if !ok {
+			s.reply(r, "autoconnect takes true or false, not %q.", v)
+			return
+		}
+		next.AutoConnect = b
+	case "password":
+		next.Password = v
+	case "channel":
+		if !isChannelName(v) || !ircd.Nick(v[1:]).Valid() {
+			s.reply(r, "%q is not a channel name: & or # then a nick's characters.", v)
+			return
+		}
+		if o := s.byChannel[nickKey(v)]; o != nil && o != a {
+			s.reply(r, "The channel %s is that of %s.", v, o.cfg.Email)
+			return
+		}
+		next.Channel = v
+	}
+	ctx, cancel := storeCtx()
+	err := s.b.users.st.UpdateAccount(ctx, s.user.Name, store.Account{Email: next.Email, Password: next.Password, Channel: next.Channel, Autoconnect: next.AutoConnect})
+	cancel()
+	if err != nil {
+		s.log.WithError(err).Error("store: saving an account failed")
+		s.reply(r, "Saving the setting failed: %v", errStore)
+		return
+	}
+	a.cfg = next
+	switch key {
+	case "password":
+		s.reply(r, "password = %s (used at the next login)", hiddenPassword)
+		return
+	case "channel":
+		if next.Channel != a.channel {
+			s.moveChannel(a, next.Channel)
+			if r.a == a {
+				r.target = a.channel
+			}
+		}
+	}
+	s.reply(r, "%s = %s", key, s.accountValue(a, key))
+}
+
+// moveChannel gives an account another control channel.
+func (s *session) moveChannel(a *account, ch string) {
+	delete(s.byChannel, nickKey(a.channel))
+	s.irc.RemoveChannel(a.channel)
+	for _, bd := range a.buddies {
+		bd.inChan, bd.voiced = false, false
+	}
+	a.channel, a.joined = ch, false
+	s.byChannel[nickKey(ch)] = a
+	svc := s.b.cfg.ServiceNick
+	if err := s.irc.CreateChannel(ch, "MSIM account "+a.cfg.Email+" — type help for commands"); err != nil {
+		s.log.WithError(err).WithField("channel", ch).Warn("cannot create the control channel")
+		return
+	}
+	s.irc.JoinUser(ch, svc, false)
+	s.irc.SetOp(ch, svc, true)
+	s.joinClient(a)
+	for _, bd := range a.buddies {
+		s.applyPresence(bd)
+	}
+}
+
+func parseBool(v string) (bool, bool) {
+	switch strings.ToLower(v) {
+	case "true", "on", "yes", "1":
+		return true, true
+	case "false", "off", "no", "0":
+		return false, true
+	}
+	return false, false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// blistClass is a buddy's class for blist: online, away or offline.
+func blistClass(a *account, bd *buddy) string {
+	if a.state != linkUp {
+		return "offline"
+	}
+	switch bd.status {
+	case msim.StatusOnline:
+		return "online"
+	case msim.StatusIdle, msim.StatusAway:
+		return "away"
+	}
+	return "offline"
+}
+
+func (s *session) cmdBlist(r replyCtx, args []string) {
+	which := "visible"
+	if len(args) > 0 {
+		which = strings.ToLower(args[0])
+		if !contains([]string{"all", "online", "offline", "away"}, which) {
+			s.reply(r, "Usage: %s", commands["blist"].usage)
+			return
+		}
+	}
+	counts := map[string]int{}
+	var lines []string
+	for _, a := range s.accounts {
+		for _, bd := range a.buddies {
+			if !bd.contact {
+				continue
+			}
+			class := blistClass(a, bd)
+			counts[class]++
+			show := which == "all" || which == class || which == "visible" && class != "offline"
+			if !show {
+				continue
+			}
+			status := "offline"
+			if class != "offline" {
+				status = bd.status.String() + suffix(": ", bd.statusText)
+			}
+			lines = append(lines, fmt.Sprintf("%s (%s, %s): %s", bd.nick, nameOr(bd.userName, bd.uid.String()), a.cfg.Email, status))
+		}
+	}
+	sort.Strings(lines)
+	for _, l := range lines {
+		s.reply(r, "%s", l)
+	}
+	total := counts["online"] + counts["away"] + counts["offline"]
+	s.reply(r, "%s (%d online, %d away, %d offline)", plural(total, "buddy", "buddies"), counts["online"], counts["away"], counts["offline"])
+}

@@ -1,0 +1,417 @@
+// Self-service commands, after BitlBee's: register, identify, drop, save,
+// and the switch of a session from one user to another that they cause.
+// account and blist are in accounts.go.
+
+package channel
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/msimircd/msimircd/internal/guard"
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// dropWait is how long drop waits for its yes.
+const dropWait = time.Minute
+
+func selfServiceCommands() map[string]command {
+	return map[string]command{
+		"register": {"register <password>",
+			"Registers your current nick with a password: from then on the nick needs it (PASS, SASL or identify), and your accounts, settings and nicks are kept. On the embedded network it also sets up your nick's MSIM account. Example: register hunter2", 1, (*session).cmdRegister},
+		"identify": {"identify <password>",
+			"Gives the password of your registered nick and loads your accounts. Example: /msg root identify hunter2", 1, (*session).cmdIdentify},
+		"drop": {"drop <password>",
+			"Deletes your registration and everything kept for you (accounts, settings, nicks, held IMs), after you confirm with yes within a minute. Example: drop hunter2, then yes", 1, (*session).cmdDrop},
+		"yes":  {"yes", "Confirms a drop.", 0, (*session).cmdYes},
+		"save": {"save", "Nothing to do: your settings and accounts are saved as you change them.", 0, (*session).cmdSave},
+		"account": {"account add msim <e-mail> <password> | account list | account <n|e-mail|channel> on|off|del | account <n|e-mail|channel> set [<key> [<value>]]",
+			"Manages your MSIM accounts (myspace is accepted for msim). Settings: channel, autoconnect, password (never shown). Examples: account add msim me@example.com secret; account list; account 0 off; account me@example.com set autoconnect false; account 0 set channel &me; account 0 del", 1, (*session).cmdAccount},
+		"blist": {"blist [all|online|offline|away]",
+			"Lists your buddies with their status, on every account (default: online and away ones). Example: blist all", 0, (*session).cmdBlist},
+	}
+}
+
+func (s *session) cmdSave(r replyCtx, _ []string) {
+	if s.user.registered {
+		s.reply(r, "Your accounts, settings and nicks are saved as you change them; there is nothing to save.")
+		return
+	}
+	s.reply(r, "Your settings are kept while the gateway runs. Type register <password> to have them kept for good.")
+}
+
+// storeUsers returns the stored users, or says why there are none.
+func (s *session) storedUsers(r replyCtx) *storeDirectory {
+	if s.b.users == nil {
+		s.reply(r, "This gateway keeps no registered users (it has no database).")
+		return nil
+	}
+	if s.busy {
+		s.reply(r, "Wait: your last register, identify or drop is not finished.")
+		return nil
+	}
+	return s.b.users
+}
+
+func (s *session) cmdRegister(r replyCtx, args []string) {
+	d := s.storedUsers(r)
+	if d == nil {
+		return
+	}
+	nick := s.irc.Nick()
+	switch {
+	case s.user.registered:
+		s.reply(r, "You are registered already.")
+		return
+	case s.user.identify != "":
+		s.reply(r, "The nick %s is registered. Type identify <password>.", nick)
+		return
+	case d.registration == RegistrationClosed:
+		s.reply(r, "Registration is closed on this gateway: an administrator creates users, with msimircd user add <nick>.")
+		return
+	case len(args) != 1:
+		s.reply(r, "Usage: register <password> (one word)")
+		return
+	}
+	if d.configures(nick) || !ircd.Nick(nick).Valid() {
+		s.reply(r, "The nick %s cannot be registered here.", nick)
+		return
+	}
+	password := args[0]
+	name := UserName(nick)
+	s.busy = true
+	s.spawn(func() func() {
+		err := d.create(name, password)
+		return func() {
+			if errors.Is(err, store.ErrExists) {
+				s.busy = false
+				s.reply(r, "The nick %s is registered already. Type identify <password> if it is yours.", nick)
+				return
+			}
+			if err != nil {
+				s.busy = false
+				s.log.WithError(err).Error("store: register failed")
+				s.reply(r, "Registering failed: %v", errStore)
+				return
+			}
+			s.log.WithField("name", name).Info("a user registered")
+			s.provision(r, d, nick, name, password)
+		}
+	})
+}
+
+// provision ends register: the embedded network's account of the nick is
+// set up (after the session's ephemeral one, which holds its user name,
+// has logged out) and the session becomes the registered user.
+func (s *session) provision(r replyCtx, d *storeDirectory, nick, name, password string) {
+	p, ok := d.next.(provisioner)
+	old := s.user
+	var have []Account
+	if ok {
+		for _, a := range s.accounts {
+			have = append(have, a.cfg)
+		}
+		if old.Ephemeral {
+			for _, a := range slices.Clone(s.accounts) {
+				s.removeAccount(a, "The account without a password is replaced by your registered one.")
+			}
+			have = nil
+		}
+	}
+	remote := s.remote
+	s.spawn(func() func() {
+		var perr error
+		if ok {
+			if old.Ephemeral && len(old.Accounts) > 0 {
+				d.Forget(old) // frees the nick's MSIM user name
+			}
+			var a Account
+			if a, perr = p.provision(nick, password, remote, have); perr == nil {
+				ctx, cancel := storeCtx()
+				perr = d.st.AddAccount(ctx, name, store.Account{Email: a.Email, Password: a.Password, Channel: a.Channel, Autoconnect: a.AutoConnect})
+				cancel()
+			}
+		}
+		u, err := d.load(name)
+		return func() {
+			s.busy = false
+			r = s.where(r)
+			if err != nil {
+				s.log.WithError(err).Error("store: loading a registered user failed")
+				s.reply(r, "You are registered, but your accounts cannot be loaded (%v); reconnect with your password.", errStore)
+				return
+			}
+			if old.Ephemeral {
+				old.Accounts = nil // forgotten already
+			}
+			s.reply(r, "The nick %s is registered. From now on connect with your password (PASS or SASL), or type identify <password> after connecting.", nick)
+			if perr != nil {
+				s.log.WithError(perr).Warn("register: the nick's MSIM account could not be set up")
+				s.reply(r, "Your MSIM account on this gateway's network could not be set up (%s); add an account with account add msim <e-mail> <password>.", provisionError(perr))
+			}
+			s.becomeUser(r, u, old)
+		}
+	})
+}
+
+func provisionError(err error) string {
+	switch {
+	case errors.Is(err, ErrAuth):
+		return "its user name is taken"
+	case errors.Is(err, ErrCreationQuota):
+		return "too many new accounts from your address"
+	}
+	return "the network failed"
+}
+
+// create makes a stored user.
+func (d *storeDirectory) create(name, password string) error {
+	hash, err := store.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	_, err = d.st.CreateUser(ctx, name, hash)
+	return err
+}
+
+// spawn runs work off the session goroutine and the function it returns on
+// it.
+func (s *session) spawn(work func() func()) {
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		done := work()
+		s.post(call(done))
+	}()
+}
+
+// guessKeys are the limiter keys of a password guess for user name.
+func (s *session) guessKeys(name string) (addr, user string) {
+	return guard.AddrKey(s.remote), "account:" + strings.ToLower(name)
+}
+
+// checkGuess verifies a stored user's password off the session goroutine,
+// slowed (and refused) as guesses are, and hands the result to done.
+func (s *session) checkGuess(r replyCtx, d *storeDirectory, name, password string, done func(User)) {
+	addr, user := s.guessKeys(name)
+	wa, err := s.b.failAddr.Check(addr)
+	if errors.Is(err, guard.ErrRefused) {
+		s.reply(r, "Too many wrong passwords from your address; try again later.")
+		return
+	}
+	wu, _ := s.b.failUser.Check(user)
+	wait := max(wa, wu)
+	s.busy = true
+	s.spawn(func() func() {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return func() {}
+			}
+		}
+		u, err := d.check(name, password)
+		return func() {
+			s.busy = false
+			switch {
+			case errors.Is(err, ErrAuth):
+				for _, o := range append(s.b.failAddr.Fail(addr), s.b.failUser.Fail(user)...) {
+					if o.Slowed || o.Refused {
+						s.log.WithField("key", o.Key).WithField("failures", o.Failures).Warn("wrong passwords to identify or drop; slowing them")
+					}
+				}
+				s.reply(r, "Incorrect password.")
+			case err != nil:
+				s.log.WithError(err).Error("store: checking a password failed")
+				s.reply(r, "%v", errStore)
+			default:
+				s.b.failAddr.Succeed(addr)
+				s.b.failUser.Succeed(user)
+				done(u)
+			}
+		}
+	})
+}
+
+func (s *session) cmdIdentify(r replyCtx, args []string) {
+	d := s.storedUsers(r)
+	if d == nil {
+		return
+	}
+	switch {
+	case s.user.registered:
+		s.reply(r, "You are identified already.")
+		return
+	case s.user.identify == "":
+		s.reply(r, "The nick %s is not registered. Type register <password> to register it.", s.irc.Nick())
+		return
+	}
+	old := s.user
+	s.checkGuess(r, d, s.user.identify, strings.Join(args, " "), func(u User) {
+		s.reply(r, "Password accepted. Loading your accounts.")
+		s.becomeUser(r, u, old)
+	})
+}
+
+func (s *session) cmdDrop(r replyCtx, args []string) {
+	d := s.storedUsers(r)
+	if d == nil {
+		return
+	}
+	if !s.user.registered {
+		s.reply(r, "You are not registered (or not identified): there is nothing to drop.")
+		return
+	}
+	s.checkGuess(r, d, s.user.Name, strings.Join(args, " "), func(User) {
+		s.dropUntil = s.b.cfg.Clock.Now().Add(dropWait)
+		s.reply(r, "This deletes your registration and everything kept for you: your accounts, settings, nicks and held IMs. Type yes within a minute to go ahead; anything else cancels.")
+	})
+}
+
+func (s *session) cmdYes(r replyCtx, _ []string) {
+	if s.dropUntil.IsZero() {
+		s.reply(r, "Nothing to confirm.")
+		return
+	}
+	until := s.dropUntil
+	s.dropUntil = time.Time{}
+	if s.b.cfg.Clock.Now().After(until) {
+		s.reply(r, "Too late: type drop <password> again.")
+		return
+	}
+	d := s.b.users
+	for _, a := range slices.Clone(s.accounts) {
+		s.removeAccount(a, "Your registration was dropped.")
+	}
+	r = s.where(r)
+	ctx, cancel := storeCtx()
+	err := d.st.DeleteUser(ctx, s.user.Name)
+	cancel()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.WithError(err).Error("store: drop failed")
+		s.reply(r, "Dropping failed: %v. Your accounts are still kept; reconnect to get them back.", errStore)
+		return
+	}
+	name := s.user.Name
+	s.b.mu.Lock()
+	if s.b.sessions[name] == s {
+		delete(s.b.sessions, name)
+	}
+	delete(s.b.memory, name)
+	s.user = User{Name: "dropped/" + name + "/" + fmt.Sprint(s.b.cfg.Clock.Now().UnixNano()), Ephemeral: true}
+	s.mem = newUserMemory()
+	s.mem.user, s.mem.log = s.user.Name, s.b.log
+	s.b.sessions[s.user.Name] = s
+	s.b.mu.Unlock()
+	s.log.WithField("name", name).Info("a user dropped their registration")
+	s.reply(r, "Your registration and everything kept for you are deleted.")
+}
+
+// becomeUser makes the session u's (after identify or register): the
+// accounts of old go, a session u had elsewhere is replaced, and u's
+// accounts get their control channels and connect.
+func (s *session) becomeUser(r replyCtx, u User, old User) {
+	b := s.b
+	for _, a := range slices.Clone(s.accounts) {
+		s.removeAccount(a, "")
+	}
+	b.mu.Lock()
+	prev := b.sessions[u.Name]
+	mem := b.memory[u.Name]
+	if mem == nil {
+		var err error
+		if mem, err = b.newMemory(u); err != nil {
+			b.mu.Unlock()
+			s.log.WithError(err).Error("store: the user's state cannot be loaded")
+			s.reply(r, "Your accounts cannot be loaded: %v", errStore)
+			return
+		}
+		b.memory[u.Name] = mem
+	}
+	if b.sessions[old.Name] == s {
+		delete(b.sessions, old.Name)
+	}
+	if old.Ephemeral {
+		b.forget(old)
+	}
+	b.sessions[u.Name] = s
+	s.user, s.mem = u, mem
+	b.mu.Unlock()
+	if old.Ephemeral && len(old.Accounts) > 0 {
+		if f, ok := b.cfg.Directory.(Forgetter); ok {
+			f.Forget(old)
+		}
+	}
+	if prev != nil && prev != s {
+		prev.irc.Close("Replaced by a new connection")
+		<-prev.done // it has logged out of MSIM and held what it had
+	}
+	s.log = b.log.WithField("user", u.Name)
+	r = s.where(r)
+	for _, n := range s.mem.takeNotes() {
+		s.reply(r, "%s", n)
+	}
+	for _, ac := range u.Accounts {
+		a := s.newAccount(ac)
+		s.accounts = append(s.accounts, a)
+		s.openAccount(a)
+	}
+	if len(u.Accounts) == 0 {
+		s.reply(r, "You have no MSIM accounts yet. Add one with: account add msim <e-mail> <password>")
+	}
+}
+
+// where is r, or a private reply once r's channel is gone.
+func (s *session) where(r replyCtx) replyCtx {
+	if r.target != "" && s.byChannel[nickKey(r.target)] == nil {
+		return replyCtx{}
+	}
+	return r
+}
+
+// removeAccount takes an account out of the session: it logs out (what its
+// link still held is kept), its buddies and control channel go. What the
+// user typed for it while its link was down stays kept.
+func (s *session) removeAccount(a *account, why string) {
+	for _, evs := range a.pending {
+		for _, se := range evs {
+			if se.held == 0 {
+				s.mem.holdEvent(a.cfg.Email, se.ev, se.seq)
+			}
+		}
+	}
+	a.pending = nil
+	a.stopTimer()
+	a.gen++
+	if cl := a.client; cl != nil {
+		a.client = nil
+		_ = cl.Close()
+		s.holdTaken(a, cl.TakeEvents(nil))
+	}
+	a.state = linkStopped
+	if why != "" && a.joined {
+		s.say(a, "%s", why)
+	}
+	for _, bd := range a.buddies {
+		if s.nicks[nickKey(bd.nick)] == bd {
+			delete(s.nicks, nickKey(bd.nick))
+		}
+		s.irc.RemoveUser(bd.nick, "Account removed")
+	}
+	a.buddies = map[msim.UID]*buddy{}
+	a.queue = nil
+	if s.byChannel[nickKey(a.channel)] == a {
+		delete(s.byChannel, nickKey(a.channel))
+	}
+	s.irc.RemoveChannel(a.channel)
+	s.accounts = slices.DeleteFunc(s.accounts, func(x *account) bool { return x == a })
+}

@@ -1,0 +1,429 @@
+package channel_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	logtest "github.com/sirupsen/logrus/hooks/test"
+	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/guard"
+	"github.com/msimircd/msimircd/msim/server"
+	"github.com/msimircd/msimircd/store"
+)
+
+// selfService is the embedded network, a store and a gateway whose
+// directory is the demo network behind WithStore.
+type selfService struct {
+	stk   *stack
+	st    store.Store
+	gw    *gateway
+	logs  *logtest.Hook
+	clock *shiftClock
+}
+
+// shiftClock is the wall clock, moved forward by the test.
+type shiftClock struct {
+	mu    sync.Mutex
+	shift time.Duration
+}
+
+func (c *shiftClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.shift)
+}
+
+func (c *shiftClock) AfterFunc(d time.Duration, f func()) func() bool {
+	return time.AfterFunc(d, f).Stop
+}
+
+func (c *shiftClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.shift += d
+}
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	st, err := store.Open(context.Background(), "sqlite", filepath.Join(t.TempDir(), "msimircd.db"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// demoDirectory is the embedded network's directory, as msimircd makes it.
+func demoDirectory(stk *stack) *channel.DemoDirectory {
+	ms := stk.mstore
+	return &channel.DemoDirectory{
+		CreateAccount: stk.msrv.AddAccount, CheckPassword: stk.msrv.CheckPassword,
+		Exists: func(err error) bool { return errors.Is(err, server.ErrAccountExists) },
+		UserNameOwner: func(name string) (string, error) {
+			a, err := ms.AccountByUserName(name)
+			if errors.Is(err, server.ErrNoSuchAccount) {
+				return "", nil
+			}
+			if err != nil {
+				return "", err
+			}
+			return a.Email, nil
+		},
+		Retire: func(email string) error {
+			a, err := ms.AccountByEmail(email)
+			if err != nil {
+				return err
+			}
+			return ms.UpdateAccount(a.UID, func(a *server.Account) error {
+				a.UserName = ""
+				_, _ = rand.Read(a.Hash[:])
+				return nil
+			})
+		},
+	}
+}
+
+func startSelfService(t *testing.T, registration string, failures guard.FailureConfig) *selfService {
+	t.Helper()
+	stk := startStack(t)
+	st := openStore(t)
+	log := testLog(t)
+	hook := logtest.NewLocal(log.Logger)
+	clock := &shiftClock{}
+	dir := channel.WithStore(st, demoDirectory(stk), registration)
+	g := startGateway(t, stk.msimAddr, dir, st, func(c *channel.Config) {
+		c.IdentifyFailures = failures
+		c.Clock = clock
+		c.Log = log.WithField("part", "bridge")
+	})
+	return &selfService{stk: stk, st: st, gw: g, logs: hook, clock: clock}
+}
+
+func fastFailures() guard.FailureConfig {
+	return guard.FailureConfig{Delay: time.Millisecond, MaxDelay: time.Millisecond}
+}
+
+// private types a command to root and waits for its reply.
+func (c *ircClient) private(line, want string) *irc.Message {
+	c.t.Helper()
+	c.send("PRIVMSG root :" + line)
+	return c.expectFrom("PRIVMSG", "root", want)
+}
+
+// quit ends the client's connection and waits for the server to close it.
+func (c *ircClient) quit() {
+	c.t.Helper()
+	c.send("QUIT")
+	c.expect("ERROR", nil)
+}
+
+// noLogContains fails if a log entry mentions secret.
+func (ss *selfService) noLogContains(t *testing.T, secret string) {
+	t.Helper()
+	for _, e := range ss.logs.AllEntries() {
+		line, _ := e.String()
+		if strings.Contains(line, secret) {
+			t.Errorf("the log shows a password: %s", line)
+		}
+	}
+}
+
+// dialRefused connects with pass and wants the connection refused (464).
+func dialRefused(t *testing.T, addr, nick, pass string) {
+	t.Helper()
+	c := &ircClient{t: t, nick: nick}
+	nc := dialRaw(t, addr)
+	c.conn, c.r, c.w = nc, irc.NewReader(nc), irc.NewWriter(nc)
+	if pass != "" {
+		c.send("PASS " + pass)
+	}
+	c.send("NICK " + nick)
+	c.send("USER " + nick + " 0 * :x")
+	c.expect("464", nil)
+}
+
+// TestRegisterThenPassword: a nick without a password registers; from then
+// on it connects with its password (PASS) and gets its account on the
+// embedded network back, a wrong password is refused, and no password
+// connects without accounts until identify, whose wrong guesses are refused
+// alike. No password reaches the log.
+func TestRegisterThenPassword(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	addr := ss.gw.ircAddr
+	alice := dial(t, addr, "alice", "", allCaps...)
+	alice.joinedControl("&alice")
+	alice.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	alice.private("register S3cret-pw", "The nick alice is registered")
+	alice.joinedControl("&alice")
+	alice.expectFrom("PRIVMSG", "root", "Logged in to MSIM as alice (")
+	alice.private("register other", "registered already")
+	alice.quit()
+
+	if _, err := ss.st.User(context.Background(), "alice"); err != nil {
+		t.Fatalf("the store's user alice: %v", err)
+	}
+	alice = dial(t, addr, "alice", "S3cret-pw", allCaps...)
+	alice.joinedControl("&alice")
+	alice.expectFrom("PRIVMSG", "root", "Logged in to MSIM as alice (")
+	alice.quit()
+
+	dialRefused(t, addr, "alice", "wrong")
+
+	alice = dial(t, addr, "alice", "", allCaps...)
+	alice.expectFrom("PRIVMSG", "root", "identify")
+	for _, m := range alice.sync() {
+		if m.Command == "JOIN" {
+			t.Errorf("an unidentified connection joined %v", m.Params)
+		}
+	}
+	alice.private("account list", "no MSIM accounts")
+	alice.private("identify nope", "Incorrect password")
+	alice.private("identify S3cret-pw", "Password accepted")
+	alice.joinedControl("&alice")
+	alice.expectFrom("PRIVMSG", "root", "Logged in to MSIM as alice (")
+	alice.private("identify S3cret-pw", "identified already")
+	ss.noLogContains(t, "S3cret-pw")
+	ss.noLogContains(t, "nope")
+}
+
+// TestIdentifyGuessesAreRefused: wrong identify passwords from one address
+// are slowed, then refused, even the right one; the burst is logged once,
+// by key.
+func TestIdentifyGuessesAreRefused(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen,
+		guard.FailureConfig{Free: 1, Delay: time.Millisecond, MaxDelay: time.Millisecond, RefuseAfter: 3, RefuseFor: time.Hour})
+	if err := createUser(ss.st, "bob", "bobs-pw"); err != nil {
+		t.Fatal(err)
+	}
+	bob := dial(t, ss.gw.ircAddr, "bob", "", allCaps...)
+	bob.expectFrom("PRIVMSG", "root", "identify")
+	for i := range 3 {
+		bob.private(fmt.Sprintf("identify guess%d", i), "Incorrect password")
+	}
+	bob.private("identify bobs-pw", "Too many wrong passwords")
+	n := 0
+	for _, e := range ss.logs.AllEntries() {
+		if strings.Contains(e.Message, "slowing") {
+			n++
+			if k, _ := e.Data["key"].(string); !strings.HasPrefix(k, "addr:") && !strings.HasPrefix(k, "account:") {
+				t.Errorf("log key: got %q, want addr: or account:", k)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("slowed guesses logged: got none, want a line per key")
+	}
+	ss.noLogContains(t, "guess1")
+}
+
+func createUser(st store.Store, name, password string) error {
+	h, err := store.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	_, err = st.CreateUser(context.Background(), name, h)
+	return err
+}
+
+// TestRegistrationClosed: with closed registration, register explains that
+// an administrator makes users, and nothing is stored.
+func TestRegistrationClosed(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationClosed, fastFailures())
+	c := dial(t, ss.gw.ircAddr, "carol", "pw-carol", allCaps...)
+	c.joinedControl("&carol")
+	c.private("register pw-carol", "msimircd user add")
+	if _, err := ss.st.User(context.Background(), "carol"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("stored user after a closed register: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestSASLForRegisteredNick: SASL PLAIN with a registered nick's password
+// connects it with its accounts; a wrong one fails with 904.
+func TestSASLForRegisteredNick(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	dave := dial(t, ss.gw.ircAddr, "dave", "", allCaps...)
+	dave.joinedControl("&dave")
+	dave.private("register dave-pw", "is registered")
+	dave.joinedControl("&dave")
+	dave.quit()
+	for _, tc := range []struct {
+		name, pw, want string
+	}{
+		{"wrong", "nope", "904"},
+		{"right", "dave-pw", "903"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &ircClient{t: t, nick: "dave"}
+			nc := dialRaw(t, ss.gw.ircAddr)
+			c.conn, c.r, c.w = nc, irc.NewReader(nc), irc.NewWriter(nc)
+			c.send("CAP LS 302")
+			c.send("CAP REQ :sasl")
+			c.send("NICK dave")
+			c.send("USER dave 0 * :x")
+			c.expect("CAP", func(m *irc.Message) bool { return m.Param(1) == "ACK" })
+			c.send("AUTHENTICATE PLAIN")
+			c.expect("AUTHENTICATE", nil)
+			c.send("AUTHENTICATE " + base64.StdEncoding.EncodeToString([]byte("\x00dave\x00"+tc.pw)))
+			c.expect(tc.want, nil)
+			if tc.want != "903" {
+				return
+			}
+			c.send("CAP END")
+			c.expect("001", nil)
+			c.joinedControl("&dave")
+			c.expectFrom("PRIVMSG", "root", "Logged in to MSIM as dave (")
+		})
+	}
+}
+
+// TestAccountCommands: a registered user adds an MSIM account of another
+// network user, lists, switches off and on, changes its settings (the
+// password is never shown), moves its channel, and deletes it; what was
+// set is back at the next connection.
+func TestAccountCommands(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	msimUser(t, ss.stk, "zed") // zed@example.com, password zedpw; online
+	if _, err := ss.stk.msrv.AddAccount("ezra@example.com", "Erin-Secret", "ezra"); err != nil {
+		t.Fatal(err)
+	}
+	addr := ss.gw.ircAddr
+	c := dial(t, addr, "erin", "", allCaps...)
+	c.joinedControl("&erin")
+	c.private("account add msim x@example.com pw", "register <password> first")
+	c.private("register erin-irc", "is registered")
+	c.joinedControl("&erin")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.private("account add icq 123 pw", "Unknown protocol")
+	c.private("account add myspace ezra@example.com Erin-Secret", "Account 1 added: ezra@example.com, in the channel &ezra")
+	c.joinedControl("&ezra")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM as ezra (")
+	c.command("&ezra", "add zed", "Added zed")
+	c.command("&ezra", "blist", "zed (zed, ezra@example.com): online")
+	c.expectFrom("PRIVMSG", "root", "3 buddies (3 online, 0 away, 0 offline)") // and Tom on each account
+	c.private("account list", "0 (msim): erin@msimircd.local in &erin")
+	c.expectFrom("PRIVMSG", "root", "1 (msim): ezra@example.com in &ezra, connected, autoconnect")
+	c.private("account ezra@example.com off", "Disconnected ezra@example.com")
+	c.private("blist offline", "zed (zed, ezra@example.com): offline")
+	c.private("account 1 on", "Connecting to MSIM")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM as ezra (")
+	var seen []*irc.Message
+	for _, tc := range []struct{ line, want string }{
+		{"account 1 set", "autoconnect = true"},
+		{"account 1 set password", "password = ********"},
+		{"account 1 set password New-Secret", "password = ******** (used at the next login)"},
+		{"account 1 set autoconnect maybe", "takes true or false"},
+		{"account 1 set autoconnect false", "autoconnect = false"},
+		{"account 1 set colour red", "Unknown account setting"},
+		{"account 1 set channel nochan", "is not a channel name"},
+		{"account 1 set channel &erin", "is that of erin@msimircd.local"},
+	} {
+		seen = append(seen, c.private(tc.line, tc.want))
+		seen = append(seen, c.sync()...)
+	}
+	c.send("PRIVMSG root :account 1 set channel &work")
+	c.expectAll(func(m *irc.Message) bool { return m.Command == "PART" && m.Param(0) == "&ezra" },
+		func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "&work" && m.Name == "erin" },
+		func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "&work" && m.Name == "zed" },
+		saysRoot("channel = &work"))
+	for _, m := range append(seen, c.sync()...) {
+		if strings.Contains(m.String(), "Secret") {
+			t.Errorf("a password was shown: %v", m)
+		}
+	}
+	ss.noLogContains(t, "Secret")
+	c.quit()
+
+	// Kept: the account, its channel, no autoconnect, the new password.
+	c = dial(t, addr, "erin", "erin-irc", allCaps...)
+	c.expectAll(func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "&erin" && m.Name == "erin" },
+		func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "&work" && m.Name == "erin" })
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM as erin (")
+	c.command("&work", "account work set autoconnect", "autoconnect = false")
+	c.command("&work", "connect", "Connecting")
+	c.expectFrom("PRIVMSG", "root", "Login failed") // New-Secret is not erin's MSIM password
+	c.command("&work", "account &work del", "Account ezra@example.com deleted")
+	c.private("account list", "0 (msim): erin@msimircd.local")
+	st, err := ss.st.LoadUser(context.Background(), "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Accounts) != 1 || st.Accounts[0].Email != "erin@msimircd.local" {
+		t.Errorf("stored accounts after del: got %+v, want erin@msimircd.local only", st.Accounts)
+	}
+}
+
+// TestDropAfterConfirmation: drop wants the password, then yes within a
+// minute; anything else cancels, a late yes does nothing, and a yes in time
+// deletes the user and their accounts.
+func TestDropAfterConfirmation(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	c := dial(t, ss.gw.ircAddr, "fay", "", allCaps...)
+	c.joinedControl("&fay")
+	c.private("drop x", "not registered")
+	c.private("register fay-pw", "is registered")
+	c.joinedControl("&fay")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.private("yes", "Nothing to confirm")
+	c.private("drop wrong", "Incorrect password")
+	c.private("drop fay-pw", "Type yes within a minute")
+	c.private("save", "saved as you change them") // cancels
+	c.private("yes", "Nothing to confirm")
+	c.private("drop fay-pw", "Type yes within a minute")
+	ss.clock.advance(2 * time.Minute)
+	c.private("yes", "Too late")
+	c.private("drop fay-pw", "Type yes within a minute")
+	c.send("PRIVMSG root :yes")
+	c.expectAll(func(m *irc.Message) bool { return m.Command == "PART" && m.Param(0) == "&fay" },
+		saysRoot("are deleted"))
+	if _, err := ss.st.User(context.Background(), "fay"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("stored user after drop: got %v, want ErrNotFound", err)
+	}
+	c.private("account list", "no MSIM accounts")
+}
+
+// TestConfigUserWins: a user of the configuration connects with its
+// password although the store keeps a user of that name, and its nick
+// cannot be registered.
+func TestConfigUserWins(t *testing.T) {
+	stk := startStack(t)
+	st := openStore(t)
+	if _, err := stk.msrv.AddAccount("gus@example.com", "guspw", "gus"); err != nil {
+		t.Fatal(err)
+	}
+	static := &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "gus", Password: "gus-irc",
+		Accounts: []channel.Account{{Email: "gus@example.com", Password: "guspw", Channel: "&gus", AutoConnect: true}}}}}
+	if err := createUser(st, "gus", "stored-pw"); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, stk.msimAddr, channel.WithStore(st, static, ""), st)
+	c := dial(t, g.ircAddr, "gus", "gus-irc", allCaps...)
+	c.joinedControl("&gus")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM as gus (")
+	c.command("&gus", "register x", "cannot be registered")
+	c.command("&gus", "account 0 set autoconnect false", "gateway's configuration")
+	c.quit()
+	dialRefused(t, g.ircAddr, "gus", "stored-pw")
+}
+
+func dialRaw(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}

@@ -1,0 +1,227 @@
+// Users kept in the store: nicks registered with register (or by an
+// administrator) need their password, and their MSIM accounts come from the
+// store.
+
+package channel
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"sync"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/store"
+)
+
+// Registration modes of WithStore.
+const (
+	RegistrationOpen   = "open"   // anyone may register their nick
+	RegistrationClosed = "closed" // users are made by an administrator
+)
+
+// WithStore returns a Directory in which a nick registered in st (see
+// register) must give its password: with PASS, SASL PLAIN or, after
+// connecting, identify. Its MSIM accounts are those kept in st. A
+// registered nick that connects without a password gets a session with no
+// accounts, in which root asks it to identify. Every other nick, and every
+// user that d's configuration names (StaticDirectory), goes to d as before.
+//
+// registration is RegistrationOpen (also ""), which lets a connected user
+// register their nick, or RegistrationClosed. The result keeps d's
+// Forgetter. A refusal is ErrAuth, so ircd counts it as a failed guess.
+//
+// Stored users are named by their nick casemapped as ircd does
+// (ircd.Nick.Key); UserName gives that name.
+func WithStore(st store.Store, d Directory, registration string) Directory {
+	if registration == "" {
+		registration = RegistrationOpen
+	}
+	return &storeDirectory{st: st, next: d, registration: registration, sasl: map[string]bool{}}
+}
+
+// UserName is the name under which the store keeps the user of a nick.
+func UserName(nick string) string { return nickKey(nick) }
+
+// storeDirectory is WithStore's Directory.
+type storeDirectory struct {
+	st           store.Store
+	next         Directory
+	registration string
+
+	mu   sync.Mutex
+	sasl map[string]bool // stored users whose SASL password was checked here
+}
+
+// configured is an optional interface of a Directory: it names the users
+// its configuration holds, which the store never takes over.
+type configured interface {
+	configured(name string) bool
+}
+
+func (d *StaticDirectory) configured(name string) bool { return d.find(name) != nil }
+
+// provisioner is an optional interface of a Directory that runs an MSIM
+// network of its own (DemoDirectory): provision makes sure the nick's
+// account exists there with password, and returns it. An account in have
+// that is the nick's is returned as it is.
+type provisioner interface {
+	provision(nick, password string, remote net.Addr, have []Account) (Account, error)
+}
+
+// storeUsers is how the bridge finds the storeDirectory behind gates.
+type storeUsers interface {
+	users() *storeDirectory
+}
+
+func (d *storeDirectory) users() *storeDirectory { return d }
+
+// findUsers returns the storeDirectory of dir, or nil.
+func findUsers(dir Directory) *storeDirectory {
+	if su, ok := dir.(storeUsers); ok {
+		return su.users()
+	}
+	return nil
+}
+
+// errStore is what a client is told when the store fails (it is logged).
+var errStore = errors.New("the gateway's database is not available; try again later")
+
+func storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeWait)
+}
+
+// stored returns the stored user of a nick; ok false if the nick is not one
+// the store decides (invalid, configured, or not registered).
+func (d *storeDirectory) stored(nick string) (store.User, bool, error) {
+	if !ircd.Nick(nick).Valid() {
+		return store.User{}, false, nil
+	}
+	if d.configures(nick) {
+		return store.User{}, false, nil
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	u, err := d.st.User(ctx, UserName(nick))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, false, nil
+	}
+	if err != nil {
+		return store.User{}, false, err
+	}
+	return u, true, nil
+}
+
+// configures reports whether the configuration names the user.
+func (d *storeDirectory) configures(name string) bool {
+	c, ok := d.next.(configured)
+	return ok && c.configured(name)
+}
+
+// Authenticate implements Directory.
+func (d *storeDirectory) Authenticate(account, password string) error {
+	u, ok, err := d.stored(account)
+	if err != nil {
+		return errStore
+	}
+	if !ok {
+		return d.next.Authenticate(account, password)
+	}
+	if store.CheckPassword(u.PasswordHash, password) != nil {
+		return ErrAuth
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.sasl) >= 1000 {
+		clear(d.sasl) // bounded: clients that never finished registering
+	}
+	d.sasl[u.Name] = true
+	return nil
+}
+
+// Lookup implements Directory.
+func (d *storeDirectory) Lookup(reg ircd.Registration) (User, error) {
+	who := reg.Nick
+	if reg.Account != "" {
+		who = reg.Account
+	}
+	u, ok, err := d.stored(who)
+	if err != nil {
+		return User{}, errStore
+	}
+	if !ok {
+		return d.next.Lookup(reg)
+	}
+	switch {
+	case reg.Account != "":
+		d.mu.Lock()
+		checked := d.sasl[u.Name]
+		delete(d.sasl, u.Name)
+		d.mu.Unlock()
+		if !checked {
+			return User{}, ErrAuth
+		}
+	case reg.Pass == "":
+		return unidentified(u.Name), nil
+	default:
+		if store.CheckPassword(u.PasswordHash, reg.Pass) != nil {
+			return User{}, ErrAuth
+		}
+	}
+	return d.load(u.Name)
+}
+
+// unidentified is the user of a connection that has not yet given the
+// password of the registered user name: nothing of name's is loaded.
+func unidentified(name string) User {
+	return User{Name: "unidentified/" + name + "/" + rand.Text(), Ephemeral: true, identify: name}
+}
+
+// check verifies a stored user's password and returns the user; ErrAuth if
+// it does not match.
+func (d *storeDirectory) check(name, password string) (User, error) {
+	ctx, cancel := storeCtx()
+	u, err := d.st.User(ctx, name)
+	cancel()
+	if errors.Is(err, store.ErrNotFound) {
+		return User{}, ErrAuth // dropped meanwhile
+	}
+	if err != nil {
+		return User{}, err
+	}
+	if store.CheckPassword(u.PasswordHash, password) != nil {
+		return User{}, ErrAuth
+	}
+	return d.load(name)
+}
+
+// load returns a stored user with their accounts.
+func (d *storeDirectory) load(name string) (User, error) {
+	ctx, cancel := storeCtx()
+	defer cancel()
+	st, err := d.st.LoadUser(ctx, name)
+	if err != nil {
+		return User{}, err
+	}
+	u := User{Name: name, registered: true}
+	for _, a := range st.Accounts {
+		u.Accounts = append(u.Accounts, Account{Email: a.Email, Password: a.Password, Channel: a.Channel, AutoConnect: a.Autoconnect})
+	}
+	return u, nil
+}
+
+// Forget implements Forgetter for the directory behind.
+func (d *storeDirectory) Forget(u User) {
+	if f, ok := d.next.(Forgetter); ok {
+		f.Forget(u)
+	}
+}
+
+// Interface checks.
+var (
+	_ Directory  = (*storeDirectory)(nil)
+	_ Forgetter  = (*storeDirectory)(nil)
+	_ storeUsers = (*storeDirectory)(nil)
+	_ configured = (*StaticDirectory)(nil)
+)
