@@ -682,16 +682,6 @@ func (c *Client) read() (reason string) {
 	}
 }
 
-// parseLine parses one line; it recovers from the panics of irc.ParseMessage.
-func parseLine(line string) (m *irc.Message, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			m, err = nil, fmt.Errorf("ircd: unparsable line: %v", r)
-		}
-	}()
-	return irc.ParseMessage(line)
-}
-
 // handleLine checks one raw line from the client and dispatches it. A bare
 // CR ends a line too, as in RFC 1459.
 func (c *Client) handleLine(raw []byte) {

@@ -105,7 +105,7 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 	if cmd == "TAGMSG" && !c.caps["message-tags"] {
 		return c.nothingToSend(d)
 	}
-	prefix := c.serverPrefix()
+	var prefix *irc.Prefix
 	if d.From != "" {
 		if u := c.findUser(d.From); u != nil {
 			prefix = u.prefix()
@@ -115,6 +115,9 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 		} else {
 			c.logger().WithField("from", d.From).Warn("Deliver: invalid sender")
 		}
+	}
+	if prefix == nil {
+		prefix = c.serverPrefix()
 	}
 	target := c.nick
 	if d.Target != "" {

@@ -35,15 +35,16 @@ var fuzzSeeds = []string{
 // FuzzParseLine checks that parseLine never panics and that what it accepts
 // survives a round trip through irc.Message.String.
 func FuzzParseLine(f *testing.F) {
-	for _, s := range fuzzSeeds {
+	for _, s := range append(fuzzSeeds, parseSeeds...) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
+		checkParse(t, line) // as irc.ParseMessage reads it
 		m, err := parseLine(line)
 		if err != nil {
 			return
 		}
-		if m.Prefix == nil || m.Tags == nil || m.Command == "" {
+		if m.Prefix == nil || m.Command == "" {
 			t.Fatalf("parseLine(%q) gave %#v", line, m)
 		}
 		_ = m.String()

@@ -3,6 +3,7 @@ package ircd
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"testing"
 
 	"gopkg.in/irc.v4"
@@ -48,5 +49,84 @@ func TestWriteLineMatchesString(t *testing.T) {
 				t.Errorf("lineLen: got %d, want %d", got, want)
 			}
 		})
+	}
+}
+
+// libraryParse is irc.ParseMessage with its panics turned into errors.
+func libraryParse(line string) (m *irc.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, errors.New("panic")
+		}
+	}()
+	return irc.ParseMessage(line)
+}
+
+// sameMessage compares two parsed lines; a nil and an empty tag map are
+// the same.
+func sameMessage(a, b *irc.Message) bool {
+	if a.Command != b.Command || len(a.Params) != len(b.Params) || len(a.Tags) != len(b.Tags) {
+		return false
+	}
+	if (a.Params == nil) != (b.Params == nil) || (a.Prefix == nil) != (b.Prefix == nil) {
+		return false
+	}
+	if a.Prefix != nil && *a.Prefix != *b.Prefix {
+		return false
+	}
+	for i := range a.Params {
+		if a.Params[i] != b.Params[i] {
+			return false
+		}
+	}
+	for k, v := range a.Tags {
+		if w, ok := b.Tags[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+var parseSeeds = []string{
+	"PRIVMSG tom :hello there",
+	"privmsg tom hello",
+	":me!u@h PRIVMSG tom :hi",
+	":me@h!x NICK new",
+	":me!u NICK new",
+	"@+typing=active;time=x TAGMSG tom",
+	"@+typing=active :me!u@h TAGMSG tom",
+	"@a=b",
+	"@a=b ",
+	":prefixonly",
+	":p ",
+	"",
+	"   ",
+	"CMD  a   b  :  trailing  ",
+	"CMD a :",
+	"CMD :",
+	"CMD a b c d e f g h i j k l m n o p q r s",
+	"PING :tok\r\n",
+	"PASS  a:b",
+	":x PRIVMSG t ::)",
+}
+
+// TestParseLineMatchesLibrary: ircd's parser reads every line as
+// irc.ParseMessage does, errors included (FuzzParseLine tries more).
+func TestParseLineMatchesLibrary(t *testing.T) {
+	t.Parallel()
+	for _, line := range parseSeeds {
+		checkParse(t, line)
+	}
+}
+
+func checkParse(t *testing.T, line string) {
+	t.Helper()
+	got, gotErr := parseLine(line)
+	want, wantErr := libraryParse(line)
+	if (gotErr != nil) != (wantErr != nil) {
+		t.Fatalf("parseLine(%q): got error %v, want %v", line, gotErr, wantErr)
+	}
+	if gotErr == nil && !sameMessage(got, want) {
+		t.Fatalf("parseLine(%q): got %#v (prefix %+v), want %#v (prefix %+v)", line, got, got.Prefix, want, want.Prefix)
 	}
 }

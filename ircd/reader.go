@@ -3,7 +3,11 @@ package ircd
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
+	"strings"
+
+	"gopkg.in/irc.v4"
 )
 
 // idleReadBuf is the read buffer a connection starts with and returns to:
@@ -83,4 +87,81 @@ func (b *lineReader) fill() error {
 		}
 	}
 	return io.ErrNoProgress
+}
+
+// parsedLine holds a parsed line and room for its parts, allocated at once.
+type parsedLine struct {
+	m      irc.Message
+	prefix irc.Prefix
+	params [4]string
+}
+
+// errNoCommand is parseLine's error for a line with tags or a prefix and
+// nothing after them.
+var errNoCommand = errors.New("ircd: no command after the tags or prefix")
+
+// parseLine parses one line as irc.ParseMessage does (Prefix is never nil,
+// Params is nil when there are none, the command is upper-cased), with one
+// allocation for the message, its prefix and up to four parameters. Tags
+// is nil when the line has none.
+func parseLine(line string) (*irc.Message, error) {
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return nil, irc.ErrZeroLengthMessage
+	}
+	pl := &parsedLine{}
+	m := &pl.m
+	m.Prefix = &pl.prefix
+	if line[0] == '@' {
+		i := strings.IndexByte(line, ' ')
+		if i < 0 {
+			return nil, irc.ErrMissingDataAfterTags
+		}
+		m.Tags = irc.ParseTags(line[1:i])
+		line = line[i+1:]
+		if line == "" {
+			return nil, errNoCommand
+		}
+	}
+	if line[0] == ':' {
+		i := strings.IndexByte(line, ' ')
+		if i < 0 {
+			return nil, irc.ErrMissingDataAfterPrefix
+		}
+		p := line[1:i]
+		if name, host, ok := strings.Cut(p, "@"); ok {
+			p, pl.prefix.Host = name, host
+		}
+		if name, user, ok := strings.Cut(p, "!"); ok {
+			p, pl.prefix.User = name, user
+		}
+		pl.prefix.Name = p
+		line = line[i+1:]
+	}
+	head, trailing, hasTrailing := strings.Cut(line, " :")
+	params := pl.params[:0]
+	for head != "" {
+		if head[0] == ' ' {
+			head = head[1:]
+			continue
+		}
+		word := head
+		if i := strings.IndexByte(head, ' '); i >= 0 {
+			word, head = head[:i], head[i+1:]
+		} else {
+			head = ""
+		}
+		params = append(params, word)
+	}
+	if len(params) == 0 {
+		return nil, irc.ErrMissingCommand
+	}
+	if hasTrailing {
+		params = append(params, trailing)
+	}
+	m.Command = strings.ToUpper(params[0])
+	if len(params) > 1 {
+		m.Params = params[1:]
+	}
+	return m, nil
 }
