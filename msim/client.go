@@ -619,6 +619,12 @@ func (c *Client) send(ctx context.Context, m *Message) error { return c.enqueue(
 // nil for an IM, the IM is either written or reported in the
 // DisconnectedEvent's Unsent.
 func (c *Client) enqueue(ctx context.Context, m *Message, im *OutgoingIM) error {
+	return c.enqueueEncoded(ctx, Encode(m), m.Type(), m, im)
+}
+
+// enqueueEncoded is enqueue for a message already encoded as b, of type
+// typ; m is the same message for the debug trace (nil when not tracing).
+func (c *Client) enqueueEncoded(ctx context.Context, b []byte, typ string, m *Message, im *OutgoingIM) error {
 	c.smu.RLock()
 	defer c.smu.RUnlock()
 	select {
@@ -626,8 +632,10 @@ func (c *Client) enqueue(ctx context.Context, m *Message, im *OutgoingIM) error 
 		return c.linkErr()
 	default:
 	}
-	c.trace("->", m)
-	it := outItem{b: Encode(m), im: im}
+	if m != nil {
+		c.trace("->", m)
+	}
+	it := outItem{b: b, im: im}
 	select { // first without ctx: a cancelable ctx's Done allocates
 	case c.out <- it:
 		c.startWriter()
@@ -641,7 +649,7 @@ func (c *Client) enqueue(ctx context.Context, m *Message, im *OutgoingIM) error 
 	case <-c.done:
 		return c.linkErr()
 	case <-ctx.Done():
-		return errorf("msim: send %s: %w", m.Type(), ctx.Err())
+		return errorf("msim: send %s: %w", typ, ctx.Err())
 	}
 }
 

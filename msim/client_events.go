@@ -495,8 +495,12 @@ func (c *Client) onBM(m *Message) {
 				return
 			}
 			ev := IMEvent{From: uid, Text: markup.ToPlain(body), Markup: body, Time: time.Now(), Action: typ == BMAction}
-			if d, err := m.Int("date"); err == nil && d > 0 {
-				ev.Time, ev.Offline = time.Unix(int64(d), 0), true
+			// A live IM has no date: look before parsing, which would
+			// build a missing-field error for every one.
+			if _, dated := m.Raw("date"); dated {
+				if d, err := m.Int("date"); err == nil && d > 0 {
+					ev.Time, ev.Offline = time.Unix(int64(d), 0), true
+				}
 			}
 			c.emit(ev)
 		}

@@ -376,11 +376,39 @@ func (c *Client) bmMessage(typ int, to UID, body string) *Message {
 		AddInt("cv", ClientVersion).Add("msg", body)
 }
 
+// sendBM queues a buddy message, encoded straight to bytes (the hot path
+// of every IM); im is the IM it carries, if any.
+func (c *Client) sendBM(ctx context.Context, typ int, to UID, body string, im *OutgoingIM) error {
+	var m *Message
+	if c.debug {
+		m = c.bmMessage(typ, to, body)
+	}
+	return c.enqueueEncoded(ctx, appendBM(nil, typ, c.sesskey, to, body), "bm", m, im)
+}
+
+// appendBM appends the wire form of the message bmMessage builds.
+func appendBM(b []byte, typ, sesskey int, to UID, body string) []byte {
+	if b == nil {
+		b = make([]byte, 0, 64+len(body)+len(body)/8)
+	}
+	b = append(b, `\bm\`...)
+	b = strconv.AppendInt(b, int64(typ), 10)
+	b = append(b, `\sesskey\`...)
+	b = strconv.AppendInt(b, int64(sesskey), 10)
+	b = append(b, `\t\`...)
+	b = strconv.AppendInt(b, int64(to), 10)
+	b = append(b, `\cv\`...)
+	b = strconv.AppendInt(b, int64(ClientVersion), 10)
+	b = append(b, `\msg\`...)
+	b = appendEscaped(b, body)
+	return append(b, `\final\`...)
+}
+
 func (c *Client) bm(ctx context.Context, typ int, to UID, body string) error {
 	if err := checkUID(to); err != nil {
 		return err
 	}
-	return c.send(ctx, c.bmMessage(typ, to, body))
+	return c.sendBM(ctx, typ, to, body, nil)
 }
 
 // SendIM sends plain text as an instant message (bm 1, markup on the wire).
@@ -393,7 +421,7 @@ func (c *Client) SendIM(ctx context.Context, to UID, text string) error {
 		return err
 	}
 	im := &OutgoingIM{To: to, Text: text, Queued: c.cfg.Now()}
-	return c.enqueue(ctx, c.bmMessage(BMIM, to, markup.FromPlain(text)), im)
+	return c.sendBM(ctx, BMIM, to, markup.FromPlain(text), im)
 }
 
 // SendTyping tells to that the user started (true) or stopped typing.

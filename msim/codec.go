@@ -36,6 +36,23 @@ func Escape(s string) string {
 	return b.String()
 }
 
+// appendEscaped appends Escape(s) to b.
+func appendEscaped(b []byte, s string) []byte {
+	for {
+		i := strings.IndexAny(s, `/\`)
+		if i < 0 {
+			return append(b, s...)
+		}
+		b = append(b, s[:i]...)
+		if s[i] == '/' {
+			b = append(b, "/1"...)
+		} else {
+			b = append(b, "/2"...)
+		}
+		s = s[i+1:]
+	}
+}
+
 // Unescape decodes a string value: "/1" becomes '/', "/2" becomes '\'. Any
 // other '/' is kept as it is, as the protocol specifies.
 func Unescape(s string) string {

@@ -576,3 +576,30 @@ func TestOddTokenCount(t *testing.T) {
 		t.Errorf("got %v, %v", m, err)
 	}
 }
+
+// TestAppendBM: the buddy message written straight to bytes is the one the
+// Message builder encodes, escapes included.
+func TestAppendBM(t *testing.T) {
+	t.Parallel()
+	c := &Client{sesskey: 12345}
+	for _, tc := range []struct {
+		typ  int
+		to   UID
+		body string
+	}{
+		{BMIM, 1000001, "<p><f f='Times' h='16'>hello</f></p>"},
+		{BMIM, 7, ""},
+		{BMAction, 99, "%typing%"},
+		{BMIM, 2147483647, `a/b\c//\\/1/2`},
+		{BMStatus, 5, "|s|1|ss|x/y"},
+	} {
+		got := string(appendBM(nil, tc.typ, c.sesskey, tc.to, tc.body))
+		want := string(Encode(c.bmMessage(tc.typ, tc.to, tc.body)))
+		if got != want {
+			t.Errorf("appendBM(%d, %d, %q): got %q, want %q", tc.typ, tc.to, tc.body, got, want)
+		}
+		if got, want := string(appendEscaped([]byte("x"), tc.body)), "x"+Escape(tc.body); got != want {
+			t.Errorf("appendEscaped(%q): got %q, want %q", tc.body, got, want)
+		}
+	}
+}
