@@ -349,6 +349,9 @@ func (g *gateway) memory() (memSample, error) {
 // goroutines reads the gateway's goroutine count from its goroutine
 // profile.
 func (g *gateway) goroutines() (int, error) {
+	// The gateway serves each of our idle keep-alive connections (left by
+	// concurrent profile requests, say) with a goroutine: not the users'.
+	httpClient.CloseIdleConnections()
 	b, err := httpGet("http://" + g.debugAddr + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		return 0, err
