@@ -10,6 +10,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
@@ -39,6 +40,36 @@ type IRCConfig struct {
 	// 0 = ircd's default, negative = no cap.
 	MaxConnections        int `toml:"max_connections"`
 	MaxConnectionsPerAddr int `toml:"max_connections_per_addr"`
+	// Registration is "open" (IRC users may register their nick) or
+	// "closed" (msimircd user add makes users); "" = open when every
+	// listener is on loopback, else closed.
+	Registration string `toml:"registration"`
+}
+
+// registration is the registration mode in effect.
+func (c Config) registration() string {
+	if c.IRC.Registration != "" {
+		return c.IRC.Registration
+	}
+	if c.public() {
+		return channel.RegistrationClosed
+	}
+	return channel.RegistrationOpen
+}
+
+// public reports whether an IRC listener is on a non-loopback address.
+func (c Config) public() bool {
+	for _, a := range c.IRC.Listen {
+		if !isLoopback(a) {
+			return true
+		}
+	}
+	for _, t := range c.IRC.TLS {
+		if !isLoopback(t.Listen) {
+			return true
+		}
+	}
+	return false
 }
 
 // TLSEntry is one [[irc.tls]] listener.
@@ -399,6 +430,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IRC.ServiceNick == "" {
 		return errKey("must not be empty", "service_nick", irc)
+	}
+	if r := c.IRC.Registration; r != "" && r != channel.RegistrationOpen && r != channel.RegistrationClosed {
+		return errKey(fmt.Sprintf("must be %q or %q, not %q", channel.RegistrationOpen, channel.RegistrationClosed, r), "registration", irc)
 	}
 	if c.IRC.FloodRate < 0 || c.IRC.FloodBurst < 0 || c.IRC.SendQ < 0 {
 		return errKey("must not be negative", "flood_rate", irc)

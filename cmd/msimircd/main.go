@@ -107,8 +107,12 @@ func parseOptions(args []string, stdin io.Reader) (options, error) {
 }
 
 // run starts msimircd with its command-line arguments; passwords of
-// -msim-account EMAIL are read from stdin.
+// -msim-account EMAIL are read from stdin. "msimircd user …" administers
+// the stored users instead (runUser).
 func run(args []string, stdin io.Reader) error {
+	if len(args) > 0 && args[0] == "user" {
+		return runUser(args[1:], stdin, os.Stdout, os.Stderr)
+	}
 	o, err := parseOptions(args, stdin)
 	if err != nil {
 		return err

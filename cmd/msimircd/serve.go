@@ -70,7 +70,7 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 		}
 		g.msimAddr = g.emb.addr()
 	}
-	dir, err := buildDirectory(cfg, g.emb, log)
+	dir, err := buildDirectory(cfg, g.emb, g.st, log)
 	if err != nil {
 		return nil, err
 	}
@@ -86,16 +86,23 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 
 // buildDirectory returns who may connect: the [[user]]s of the config, or,
 // on the embedded network without any, every nick (the demo directory)
-// behind irc.password.
-func buildDirectory(cfg Config, emb *embedded, log *logrus.Entry) (channel.Directory, error) {
+// behind irc.password. With a store, the users registered in it (register,
+// msimircd user add) come first, but never over a [[user]] of the config.
+func buildDirectory(cfg Config, emb *embedded, st store.Store, log *logrus.Entry) (channel.Directory, error) {
+	withStore := func(d channel.Directory) channel.Directory {
+		if st == nil {
+			return d
+		}
+		return channel.WithStore(st, d, cfg.registration())
+	}
 	if emb == nil || len(cfg.Users) > 0 {
-		return &channel.StaticDirectory{Users: staticUsers(cfg.Users), ServerPassword: cfg.IRC.Password}, nil
+		return withStore(&channel.StaticDirectory{Users: staticUsers(cfg.Users), ServerPassword: cfg.IRC.Password}), nil
 	}
 	demo, err := emb.demoDirectory(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	return channel.WithServerPassword(cfg.IRC.Password, demo), nil
+	return channel.WithServerPassword(cfg.IRC.Password, withStore(demo)), nil
 }
 
 func staticUsers(us []UserEntry) []channel.StaticUser {

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/store"
+)
+
+// userCmd runs msimircd user with args against state directory dir.
+func userCmd(t *testing.T, dir, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := runUser(append([]string{"-state", dir}, args...), strings.NewReader(stdin), &out, &errOut)
+	return out.String(), err
+}
+
+// storedHash is the password hash the state directory's store keeps for
+// name.
+func storedHash(t *testing.T, dir, name string) string {
+	t.Helper()
+	cfg := Defaults()
+	if err := cfg.resolveStateDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(context.Background(), cfg.withState().Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u, err := st.User(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.PasswordHash
+}
+
+// TestUserCommand: msimircd user add, passwd, list and del work on the
+// state directory's store; passwords come from stdin only, and mistakes are
+// errors that say what is wrong.
+func TestUserCommand(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		stdin   string
+		args    []string
+		wantOut string
+		wantErr string
+	}{
+		{"add", "first-pw\n", []string{"add", "Alice"}, "added alice", ""},
+		{"add again", "x\n", []string{"add", "alice"}, "", "exists already"},
+		{"password on the command line", "", []string{"add", "bob", "pw"}, "", "never given on the command line"},
+		{"not a nick", "pw\n", []string{"add", "1bob"}, "", "not a valid nick"},
+		{"empty stdin", "", []string{"add", "bob"}, "", "no password given"},
+		{"two words", "a b\n", []string{"add", "bob"}, "", "one word"},
+		{"unknown command", "", []string{"frob"}, "", "unknown command"},
+		{"flag after the command", "", []string{"list", "-config", "/nonexistent.toml"}, "", "nonexistent"},
+		{"list", "", []string{"list"}, "alice\t", ""},
+		{"passwd", "second-pw\r\n", []string{"passwd", "alice"}, "password of alice changed", ""},
+		{"passwd of nobody", "pw\n", []string{"passwd", "bob"}, "", "no user bob"},
+		{"del of nobody", "", []string{"del", "bob"}, "", "no user bob"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := userCmd(t, dir, tc.stdin, tc.args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %q, %v; want an error containing %q", out, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !strings.Contains(out, tc.wantOut) {
+				t.Fatalf("got %q, %v; want %q", out, err, tc.wantOut)
+			}
+		})
+	}
+	h := storedHash(t, dir, "alice")
+	if store.CheckPassword(h, "second-pw") != nil || store.CheckPassword(h, "first-pw") == nil {
+		t.Errorf("stored password: want second-pw (passwd), not first-pw")
+	}
+	if out, err := userCmd(t, dir, "", "del", "alice"); err != nil || !strings.Contains(out, "deleted alice") {
+		t.Fatalf("del: got %q, %v", out, err)
+	}
+	if out, err := userCmd(t, dir, "", "list"); err != nil || strings.Contains(out, "alice") {
+		t.Errorf("list after del: got %q, %v; want no alice", out, err)
+	}
+}
+
+// TestRegistrationSetting: irc.registration defaults to open on loopback
+// and closed on a public address; a value other than open or closed is
+// refused, naming the key.
+func TestRegistrationSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name, listen, set, want string
+	}{
+		{"loopback default", "127.0.0.1:6667", "", "open"},
+		{"public default", "0.0.0.0:6667", "", "closed"},
+		{"public open", "0.0.0.0:6667", "open", "open"},
+		{"loopback closed", "127.0.0.1:6667", "closed", "closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.IRC.Listen = []string{tc.listen}
+			cfg.IRC.Registration = tc.set
+			cfg.IRC.Password = "server-pw" // a public demo network needs one
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.registration(); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	cfg := Defaults()
+	cfg.IRC.Registration = "maybe"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "registration") {
+		t.Errorf("registration = maybe: got %v, want an error naming the key", err)
+	}
+}
+
+// TestStoredUsersConnect: against the state directory of a running
+// gateway, a user made with msimircd user add needs its password, and a
+// nick registered from IRC (open registration on loopback) gets its
+// embedded account back with its password after reconnecting; with closed
+// registration, register says how users are made.
+func TestStoredUsersConnect(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := userCmd(t, dir, "ann-pw\n", "add", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Defaults()
+	cfg.Store.StateDir = dir
+	at, _ := startServe(t, cfg)
+	addr := at.irc[0]
+	if _, m := ircRegister(t, addr, "ann", "wrong"); m.Command != "464" {
+		t.Errorf("ann with a wrong password: got %v, want 464", m)
+	}
+	ann, m := ircRegister(t, addr, "ann", "ann-pw")
+	if m.Command != "001" {
+		t.Fatalf("ann: got %v, want 001", m)
+	}
+	ann.wait(rootSays("no MSIM accounts"))
+
+	zoe, _ := ircRegister(t, addr, "zoe", "")
+	zoe.loggedIn("&zoe")
+	_ = zoe.w.Write("PRIVMSG root :register zoe-pw")
+	zoe.wait(rootSays("is registered"))
+	zoe.loggedIn("&zoe")
+	_ = zoe.w.Write("QUIT")
+	zoe.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
+	zoe, m = ircRegister(t, addr, "zoe", "zoe-pw")
+	if m.Command != "001" {
+		t.Fatalf("zoe with her password: got %v, want 001", m)
+	}
+	zoe.loggedIn("&zoe")
+
+	closed := Defaults()
+	closed.Store.StateDir = t.TempDir()
+	closed.IRC.Registration = "closed"
+	at, _ = startServe(t, closed)
+	yan, _ := ircRegister(t, at.irc[0], "yan", "yan-pw")
+	_ = yan.w.Write("PRIVMSG root :register yan-pw")
+	yan.wait(rootSays("msimircd user add"))
+}
+
+func rootSays(text string) func(*irc.Message) bool {
+	return func(m *irc.Message) bool {
+		return m.Command == "PRIVMSG" && m.Prefix != nil && m.Name == "root" && strings.Contains(m.Trailing(), text)
+	}
+}
