@@ -247,16 +247,23 @@ func (s *session) cmdIdentify(r replyCtx, args []string) {
 	if d == nil {
 		return
 	}
-	switch {
-	case s.user.registered:
+	if s.user.registered {
 		s.reply(r, "You are identified already.")
 		return
-	case s.user.identify == "":
-		s.reply(r, "The nick %s is not registered. Type register <password> to register it.", s.irc.Nick())
+	}
+	nick := s.irc.Nick() // the nick now: the client may have changed it
+	u, ok, err := d.stored(nick)
+	if err != nil {
+		s.log.WithError(err).Error("store: looking up a user failed")
+		s.reply(r, "%v", errStore)
+		return
+	}
+	if !ok {
+		s.reply(r, "The nick %s is not registered. Type register <password> to register it.", nick)
 		return
 	}
 	old := s.user
-	s.checkGuess(r, d, s.user.identify, strings.Join(args, " "), func(u User) {
+	s.checkGuess(r, d, u.Name, strings.Join(args, " "), func(u User) {
 		s.reply(r, "Password accepted. Loading your accounts.")
 		s.becomeUser(r, u, old)
 	})

@@ -427,3 +427,44 @@ func dialRaw(t *testing.T, addr string) net.Conn {
 	t.Cleanup(func() { nc.Close() })
 	return nc
 }
+
+// TestRegisterKeepsDemoAccount: a nick that connected with a password (its
+// demo account's MSIM password is derived from it) registers with another
+// one: the account it had is the one kept, and the registered password
+// brings it back.
+func TestRegisterKeepsDemoAccount(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	addr := ss.gw.ircAddr
+	c := login(t, &stack{ircAddr: addr}, "hal")
+	c.private("register hal-new", "is registered")
+	c.joinedControl("&hal")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM as hal (")
+	c.quit()
+	c = dial(t, addr, "hal", "hal-new", allCaps...)
+	c.joinedControl("&hal")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM as hal (")
+}
+
+// TestIdentifyAfterNickChange: identify acts on the nick the client has
+// now: a client that connected as another nick, then took a registered one,
+// gets that user's accounts.
+func TestIdentifyAfterNickChange(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	addr := ss.gw.ircAddr
+	c := dial(t, addr, "ivy", "", allCaps...)
+	c.joinedControl("&ivy")
+	c.private("register ivy-pw", "is registered")
+	c.joinedControl("&ivy")
+	c.quit()
+
+	c = dial(t, addr, "guest", "guest-pw", allCaps...)
+	c.joinedControl("&guest")
+	c.private("identify ivy-pw", "The nick guest is not registered")
+	c.send("NICK ivy")
+	c.expect("NICK", nil)
+	c.nick = "ivy"
+	c.private("identify ivy-pw", "Password accepted")
+	c.expectAll(func(m *irc.Message) bool { return m.Command == "PART" && m.Param(0) == "&guest" },
+		func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "&ivy" && m.Name == "ivy" },
+		saysRoot("Logged in to MSIM as ivy ("))
+}
