@@ -166,7 +166,7 @@ func (s *session) accountDel(r replyCtx, a *account) {
 }
 
 // accountKeys are the settings of account set.
-var accountKeys = []string{"autoconnect", "channel", "password"}
+var accountKeys = []string{"autoconnect", "channel", "password", "status", "status_text"}
 
 func (s *session) accountValue(a *account, key string) string {
 	switch key {
@@ -174,8 +174,33 @@ func (s *session) accountValue(a *account, key string) string {
 		return strconv.FormatBool(a.cfg.AutoConnect)
 	case "channel":
 		return a.channel
+	case "status":
+		return a.status.String()
+	case "status_text":
+		return a.statusText
 	}
 	return hiddenPassword
+}
+
+// saveStatus keeps the account's status and status text as its settings,
+// for a registered user (their accounts log in with it after a restart).
+func (s *session) saveStatus(a *account) {
+	if !s.user.registered || s.b.users == nil {
+		return
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	st := s.b.users.st
+	err := st.SetAccountSetting(ctx, s.user.Name, a.cfg.Email, "status", a.status.String())
+	if err == nil && a.statusText == "" {
+		err = st.DeleteAccountSetting(ctx, s.user.Name, a.cfg.Email, "status_text")
+	} else if err == nil {
+		err = st.SetAccountSetting(ctx, s.user.Name, a.cfg.Email, "status_text", a.statusText)
+	}
+	if err != nil {
+		s.log.WithError(err).Error("store: saving an account's status failed")
+		s.say(a, "Your status could not be saved (%v); it is used until you disconnect.", errStore)
+	}
 }
 
 func (s *session) accountSet(r replyCtx, a *account, args []string) {
@@ -194,7 +219,7 @@ func (s *session) accountSet(r replyCtx, a *account, args []string) {
 		s.reply(r, "%s = %s", key, s.accountValue(a, key))
 		return
 	}
-	if len(args) > 2 {
+	if len(args) > 2 && key != "status_text" {
 		s.reply(r, "Usage: account <n> set %s <value> (one word)", key)
 		return
 	}
@@ -202,6 +227,23 @@ func (s *session) accountSet(r replyCtx, a *account, args []string) {
 		return
 	}
 	v := args[1]
+	switch key {
+	case "status":
+		st, ok := statusNames[strings.ToLower(v)]
+		if !ok {
+			s.reply(r, "status is one of online, idle, away, invisible; not %q.", v)
+			return
+		}
+		s.setStatus(a, st, a.statusText, replyCtx{})
+		s.saveStatus(a)
+		s.reply(r, "status = %s", a.status)
+		return
+	case "status_text":
+		s.setStatus(a, a.status, strings.Join(args[1:], " "), replyCtx{})
+		s.saveStatus(a)
+		s.reply(r, "status_text = %s", a.statusText)
+		return
+	}
 	next := a.cfg
 	next.Channel = a.channel
 	switch key {

@@ -34,6 +34,9 @@ type Account struct {
 	// tells the real one).
 	Channel     string
 	AutoConnect bool
+
+	// The account's own settings kept in the store (status, status_text).
+	status, statusText string
 }
 
 // User is an IRC user of the gateway and their MSIM accounts.

@@ -30,7 +30,7 @@ func init() {
 		"block":      {"block <nick>", "Blocks a user: their messages are dropped and you appear offline to them.", 1, (*session).cmdBlock},
 		"allow":      {"allow <nick>", "Unblocks a user (add them again to have them on your list).", 1, (*session).cmdAllow},
 		"info":       {"info <nick>", "Shows a user's MSIM profile.", 1, (*session).cmdInfo},
-		"status":     {"status [online|idle|away|invisible] [text]", "Shows or sets this account's status and status text.", 0, (*session).cmdStatus},
+		"status":     {"status [online|idle|away|invisible] [text]", "Shows or sets this account's status and status text (kept for its next logins if you are registered).", 0, (*session).cmdStatus},
 		"rename":     {"rename <nick> <new nick>", "Gives a buddy another nick, remembered from now on.", 2, (*session).cmdRename},
 		"zap":        {"zap <nick> [zap]", "Sends a zap: " + zapNames() + " (default zap).", 1, (*session).cmdZap},
 		"set":        {"set [key [value]]", "Shows or changes a setting: show_offline, away_devoice, typing (true/false).", 0, (*session).cmdSet},
@@ -281,6 +281,7 @@ func (s *session) cmdStatus(r replyCtx, args []string) {
 		text = strings.TrimSpace(args[1])
 	}
 	s.setStatus(a, st, text, r)
+	s.saveStatus(a)
 }
 
 func (s *session) cmdRename(r replyCtx, args []string) {

@@ -468,3 +468,33 @@ func TestIdentifyAfterNickChange(t *testing.T) {
 		func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "&ivy" && m.Name == "ivy" },
 		saysRoot("Logged in to MSIM as ivy ("))
 }
+
+// TestAccountStatusKept: an account's status and status text, set with
+// account set or the status command, are its settings: a registered user's
+// account logs in with them at the next connection.
+func TestAccountStatusKept(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	addr := ss.gw.ircAddr
+	c := dial(t, addr, "jo", "", allCaps...)
+	c.joinedControl("&jo")
+	c.private("register jo-pw", "is registered")
+	c.joinedControl("&jo")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.private("account 0 set status sleepy", "status is one of")
+	c.private("account 0 set status away", "status = away")
+	c.private("account 0 set status_text out to lunch", "status_text = out to lunch")
+	c.quit()
+	c = dial(t, addr, "jo", "jo-pw", allCaps...)
+	c.joinedControl("&jo")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.command("&jo", "status", "is away: out to lunch")
+	c.command("&jo", "status online", "is now online")
+	c.quit()
+	c = dial(t, addr, "jo", "jo-pw", allCaps...)
+	c.joinedControl("&jo")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.command("&jo", "account 0 set", "autoconnect = true")
+	c.expectFrom("PRIVMSG", "root", "channel = &jo")
+	c.expectFrom("PRIVMSG", "root", "password = ********")
+	c.expectFrom("PRIVMSG", "root", "status = online")
+}

@@ -106,6 +106,9 @@ func (s *session) newAccount(ac Account) *account {
 	a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
 	a.channel = s.channelName(ac)
 	a.queue = s.mem.queuedFor(ac.Email) // typed before the user last left
+	if st, ok := statusNames[ac.status]; ok {
+		a.status, a.statusText = st, ac.statusText
+	}
 	return a
 }
 

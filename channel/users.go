@@ -206,7 +206,8 @@ func (d *storeDirectory) load(name string) (User, error) {
 	}
 	u := User{Name: name, registered: true}
 	for _, a := range st.Accounts {
-		u.Accounts = append(u.Accounts, Account{Email: a.Email, Password: a.Password, Channel: a.Channel, AutoConnect: a.Autoconnect})
+		u.Accounts = append(u.Accounts, Account{Email: a.Email, Password: a.Password, Channel: a.Channel, AutoConnect: a.Autoconnect,
+			status: a.Settings["status"], statusText: a.Settings["status_text"]})
 	}
 	return u, nil
 }
