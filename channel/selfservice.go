@@ -38,11 +38,16 @@ func selfServiceCommands() map[string]command {
 }
 
 func (s *session) cmdSave(r replyCtx, _ []string) {
-	if s.user.registered {
+	switch {
+	case s.user.registered || s.b.cfg.Store != nil && !s.user.Ephemeral:
 		s.reply(r, "Your accounts, settings and nicks are saved as you change them; there is nothing to save.")
-		return
+	case s.b.users != nil && s.user.identify == "":
+		s.reply(r, "Your settings are kept while you are connected. Type register <password> to have them kept for good.")
+	case s.b.users != nil:
+		s.reply(r, "Type identify <password> first.")
+	default:
+		s.reply(r, "This gateway keeps settings in memory only (it has no database), until it stops.")
 	}
-	s.reply(r, "Your settings are kept while the gateway runs. Type register <password> to have them kept for good.")
 }
 
 // storeUsers returns the stored users, or says why there are none.

@@ -498,3 +498,33 @@ func TestAccountStatusKept(t *testing.T) {
 	c.expectFrom("PRIVMSG", "root", "password = ********")
 	c.expectFrom("PRIVMSG", "root", "status = online")
 }
+
+// TestSelfServiceHelp: help explains each self-service command with an
+// example; without a store, register and identify say there are no
+// registered users, and account add says where accounts come from.
+func TestSelfServiceHelp(t *testing.T) {
+	st := startStack(t)
+	c := login(t, st, "lee", allCaps...)
+	for _, tc := range []struct{ line, want string }{
+		{"help register", "register <password> — "},
+		{"help identify", "Example: /msg root identify"},
+		{"help drop", "yes within a minute"},
+		{"help account", "account add msim <e-mail> <password>"},
+		{"help blist", "blist [all|online|offline|away]"},
+		{"help save", "saved as you change them"},
+		{"register pw", "keeps no registered users"},
+		{"identify pw", "keeps no registered users"},
+		{"account add msim x@example.com pw", "gateway's configuration"},
+		{"account list", "0 (msim): lee@msimircd.local in &lee, connected, autoconnect"},
+		{"account 7 off", "No account \"7\""},
+		{"save", "in memory only"},
+	} {
+		c.command("&lee", tc.line, tc.want)
+	}
+	for _, name := range []string{"register", "identify", "drop", "account", "blist"} {
+		c.sendf("PRIVMSG &lee :help %s", name)
+		if m := c.expectFrom("PRIVMSG", "root", name); !strings.Contains(m.Trailing(), "Example") {
+			t.Errorf("help %s: got %q, want an example", name, m.Trailing())
+		}
+	}
+}
