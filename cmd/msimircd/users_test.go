@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -169,5 +170,28 @@ func TestStoredUsersConnect(t *testing.T) {
 func rootSays(text string) func(*irc.Message) bool {
 	return func(m *irc.Message) bool {
 		return m.Command == "PRIVMSG" && m.Prefix != nil && m.Name == "root" && strings.Contains(m.Trailing(), text)
+	}
+}
+
+// TestBinaryUserAdd: the binary's user subcommand reads the password from
+// its standard input (a pipe, not a terminal) and makes the user a running
+// gateway then accepts.
+func TestBinaryUserAdd(t *testing.T) {
+	bin := binary(t, ".")
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "user", "-state", dir, "add", "kim")
+	cmd.Stdin = strings.NewReader("kim-pw\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "added kim") {
+		t.Fatalf("msimircd user add kim: got %q, %v; want added kim", out, err)
+	}
+	if strings.Contains(string(out), "kim-pw") {
+		t.Errorf("the password was echoed: %q", out)
+	}
+	cfg := Defaults()
+	cfg.Store.StateDir = dir
+	at, _ := startServe(t, cfg)
+	if _, m := ircRegister(t, at.irc[0], "kim", "kim-pw"); m.Command != "001" {
+		t.Errorf("kim with the password given to user add: got %v, want 001", m)
 	}
 }
