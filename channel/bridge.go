@@ -98,6 +98,9 @@ type Config struct {
 	// user name delayed only (at most 5s), so someone else's guessing
 	// never locks a user out. Zero fields: guard.DefaultFailures.
 	IdentifyFailures guard.FailureConfig
+	// Registrations limits the nicks registered per client address; nil:
+	// no limit.
+	Registrations *guard.Quota
 	Log              *logrus.Entry
 }
 

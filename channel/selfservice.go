@@ -87,6 +87,11 @@ func (s *session) cmdRegister(r replyCtx, args []string) {
 		s.reply(r, "The nick %s cannot be registered here.", nick)
 		return
 	}
+	if q := s.b.cfg.Registrations; q != nil && !q.Allow(guard.AddrKey(s.remote)) {
+		s.log.WithField("key", guard.AddrKey(s.remote)).Warn("registration quota reached; refusing a registration")
+		s.reply(r, "Too many nicks were registered from your address; try again later.")
+		return
+	}
 	password := args[0]
 	name := UserName(nick)
 	s.busy = true

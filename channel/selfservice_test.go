@@ -96,7 +96,7 @@ func demoDirectory(stk *stack) *channel.DemoDirectory {
 	}
 }
 
-func startSelfService(t *testing.T, registration string, failures guard.FailureConfig) *selfService {
+func startSelfService(t *testing.T, registration string, failures guard.FailureConfig, opts ...func(*channel.Config)) *selfService {
 	t.Helper()
 	stk := startStack(t)
 	st := openStore(t)
@@ -108,6 +108,9 @@ func startSelfService(t *testing.T, registration string, failures guard.FailureC
 		c.IdentifyFailures = failures
 		c.Clock = clock
 		c.Log = log.WithField("part", "bridge")
+		for _, o := range opts {
+			o(c)
+		}
 	})
 	return &selfService{stk: stk, st: st, gw: g, logs: hook, clock: clock}
 }
@@ -526,5 +529,22 @@ func TestSelfServiceHelp(t *testing.T) {
 		if m := c.expectFrom("PRIVMSG", "root", name); !strings.Contains(m.Trailing(), "Example") {
 			t.Errorf("help %s: got %q, want an example", name, m.Trailing())
 		}
+	}
+}
+
+// TestRegistrationQuota: an address registers as many nicks as the quota
+// allows; the next register is refused and stores nothing.
+func TestRegistrationQuota(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures(), func(c *channel.Config) {
+		c.Registrations = guard.NewQuota(1, time.Hour, nil)
+	})
+	a := dial(t, ss.gw.ircAddr, "max", "max-pw", allCaps...)
+	a.joinedControl("&max")
+	a.private("register max-pw", "is registered")
+	b := dial(t, ss.gw.ircAddr, "ned", "ned-pw", allCaps...)
+	b.joinedControl("&ned")
+	b.private("register ned-pw", "Too many nicks were registered from your address")
+	if _, err := ss.st.User(context.Background(), "ned"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("stored ned after a refused register: got %v, want ErrNotFound", err)
 	}
 }
