@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/store"
 )
@@ -127,7 +128,10 @@ func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.St
 		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
 		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
 		QueueLimit: cfg.MSIM.QueueLimit,
-		Log:        log.WithField("part", "bridge"),
+		// Nicks registered per address: as many as MSIM accounts may be
+		// made per address (register makes one on the embedded network).
+		Registrations: guard.NewQuota(cfg.MSIM.AccountCreationPerHour, time.Hour, nil),
+		Log:           log.WithField("part", "bridge"),
 	})
 }
 
