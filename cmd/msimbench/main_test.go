@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,10 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end benchmark run; skipped with -short")
 	}
+	// The gateway keeps its state in the run's temporary directory, not
+	// in the default state directory.
+	stateHome := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", stateHome)
 	var out, errOut bytes.Buffer
 	args := []string{"-quick", "-json", "-quiet",
 		"-clients", "4", "-window", "2", "-duration", "300ms", "-warmup", "100ms",
@@ -28,6 +33,9 @@ func TestEndToEnd(t *testing.T) {
 	var rep map[string]any
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	}
+	if left, _ := os.ReadDir(stateHome); len(left) > 0 {
+		t.Errorf("XDG_STATE_HOME: got %d entries (%s first), want none: the gateway's state belongs in the run's temporary directory", len(left), left[0].Name())
 	}
 	for _, k := range []string{"im_per_sec", "p50_ms", "p99_ms", "lost", "bytes_per_account", "login_storm_ms", "names_ms", "names_buddies", "rate_p99_ms", "heap_bytes_per_account", "goroutines_per_account"} {
 		v, ok := rep[k]

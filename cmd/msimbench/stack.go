@@ -211,7 +211,10 @@ func startGateway(bin, dir, msimAddr string, o gwOptions, accts []*acct) (*gatew
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-config", cfgPath, "-debug-listen", dbgAddr)
+	// A state directory of the run's own: a fresh database every time, and
+	// nothing written outside the temporary directory.
+	stateDir := filepath.Join(dir, "state")
+	cmd := exec.Command(bin, "-config", cfgPath, "-debug-listen", dbgAddr, "-state", stateDir)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
 	if err := cmd.Start(); err != nil {
