@@ -159,6 +159,7 @@ func (s *session) accountDel(r replyCtx, a *account) {
 	s.failQueue(a, "the account was deleted")
 	email := a.cfg.Email
 	s.removeAccount(a, "")
+	s.mem.forgetAccount(email)
 	if r.a == a {
 		r = replyCtx{} // its channel is gone: answer in private
 	}
@@ -381,4 +382,23 @@ func (s *session) cmdBlist(r replyCtx, args []string) {
 	}
 	total := counts["online"] + counts["away"] + counts["offline"]
 	s.reply(r, "%s (%d online, %d away, %d offline)", plural(total, "buddy", "buddies"), counts["online"], counts["away"], counts["offline"])
+}
+
+// forgetAccount drops what the memory holds for a deleted account (the
+// store has deleted its rows): its buddies' nicks, which no longer keep
+// those nicks from others, its channel name and its held and queued IMs.
+func (m *userMemory) forgetAccount(email string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, nick := range m.nicks {
+		if k.email == email {
+			delete(m.nicks, k)
+			if m.byNick[nickKey(nick)] == k {
+				delete(m.byNick, nickKey(nick))
+			}
+		}
+	}
+	delete(m.channels, email)
+	delete(m.held, email)
+	delete(m.queued, email)
 }

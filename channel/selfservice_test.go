@@ -359,6 +359,9 @@ func TestAccountCommands(t *testing.T) {
 	c.expectFrom("PRIVMSG", "root", "Login failed") // New-Secret is not erin's MSIM password
 	c.command("&work", "account &work del", "Account ezra@example.com deleted")
 	c.private("account list", "0 (msim): erin@msimircd.local")
+	// The deleted account's buddies no longer hold their nicks.
+	c.send("PRIVMSG &erin :add zed")
+	c.expectAll(saysRoot("to your buddy list as zed."), isCmd("JOIN", "zed"))
 	st, err := ss.st.LoadUser(context.Background(), "erin")
 	if err != nil {
 		t.Fatal(err)
