@@ -101,7 +101,7 @@ type Config struct {
 	// Registrations limits the nicks registered per client address; nil:
 	// no limit.
 	Registrations *guard.Quota
-	Log              *logrus.Entry
+	Log           *logrus.Entry
 }
 
 func (c Config) withDefaults() Config {
