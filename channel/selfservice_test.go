@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"gopkg.in/irc.v4"
 
 	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/internal/guard"
+	"github.com/msimircd/msimircd/internal/testlog"
 	"github.com/msimircd/msimircd/msim/server"
 	"github.com/msimircd/msimircd/store"
 )
@@ -100,7 +102,7 @@ func startSelfService(t *testing.T, registration string, failures guard.FailureC
 	t.Helper()
 	stk := startStack(t)
 	st := openStore(t)
-	log := testLog(t)
+	log := testlog.New(t, logrus.DebugLevel) // debug too: no password there either
 	hook := logtest.NewLocal(log.Logger)
 	clock := &shiftClock{}
 	dir := channel.WithStore(st, demoDirectory(stk), registration)
