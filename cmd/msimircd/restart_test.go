@@ -75,7 +75,7 @@ func TestBinaryRestartKeepsState(t *testing.T) {
 	if first := p.lines()[0]; !strings.Contains(first, "state in "+state) {
 		t.Errorf("first log line after the restart: got %q, want it to name %s", first, state)
 	}
-	bob = msimDial(t, msimAddr, "bob@example.com", "BobPw1")
+	msimDial(t, msimAddr, "bob@example.com", "BobPw1") // bob online again, to be in NAMES
 	var got []*irc.Message
 	alice = dialIRC(t, ircAddr, "alice", "pw-alice", "server-time")
 	alice.seen = func(m *irc.Message) {
