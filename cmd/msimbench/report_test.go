@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -166,5 +169,31 @@ func TestGatewayGoroutines(t *testing.T) {
 	}
 	if after-before < extra {
 		t.Errorf("goroutines: got growth %d (%d → %d), want at least %d", after-before, before, after, extra)
+	}
+}
+
+// TestHasFlag: the gateway gets -state only when its usage lists it (an
+// older binary given with -gateway has none and would refuse to start).
+func TestHasFlag(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		name, usage string
+		want        bool
+	}{
+		{"listed with an argument", "Usage of msimircd:\n  -config string\n    \tconfig file\n  -state DIR\n    \tkeep state in DIR\n", true},
+		{"listed as a bool", "Usage of msimircd:\n  -state\n    \tkeep state\n", true},
+		{"missing", "Usage of msimircd:\n  -config string\n    \tconfig file\n  -statefile string\n", false},
+		{"only in help text", "Usage of msimircd:\n  -config string\n    \tsee -state in the docs\n", false},
+	}
+	for i, tc := range tests {
+		bin := filepath.Join(dir, fmt.Sprintf("gw%d", i))
+		script := "#!/bin/sh\ncat >&2 <<'END'\n" + tc.usage + "END\nexit 2\n"
+		if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if got := hasFlag(bin, "state"); got != tc.want {
+			t.Errorf("%s: hasFlag: got %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

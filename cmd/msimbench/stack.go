@@ -213,8 +213,12 @@ func startGateway(bin, dir, msimAddr string, o gwOptions, accts []*acct) (*gatew
 	}
 	// A state directory of the run's own: a fresh database every time, and
 	// nothing written outside the temporary directory.
-	stateDir := filepath.Join(dir, "state")
-	cmd := exec.Command(bin, "-config", cfgPath, "-debug-listen", dbgAddr, "-state", stateDir)
+	// (A gateway from before the store has no -state.)
+	args := []string{"-config", cfgPath, "-debug-listen", dbgAddr}
+	if hasFlag(bin, "state") {
+		args = append(args, "-state", filepath.Join(dir, "state"))
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
 	if err := cmd.Start(); err != nil {
@@ -248,6 +252,12 @@ func startGateway(bin, dir, msimAddr string, o gwOptions, accts []*acct) (*gatew
 		}
 	}
 	return g, nil
+}
+
+// hasFlag reports whether the gateway binary bin lists -name in its usage.
+func hasFlag(bin, name string) bool {
+	out, _ := exec.Command(bin, "-h").CombinedOutput() // usage exits non-zero
+	return bytes.Contains(out, []byte("\n  -"+name+" ")) || bytes.Contains(out, []byte("\n  -"+name+"\n"))
 }
 
 func (g *gateway) logTail() string {
