@@ -240,8 +240,31 @@ func (d *Decoder) skipGarbage(start int64) error {
 }
 
 // parseFields splits "k1\v1\k2\v2" into n fields sharing s's memory.
+// A decoded message and its fields, allocated together when it has few.
+type (
+	message4 struct {
+		m Message
+		f [4]Field
+	}
+	message8 struct {
+		m Message
+		f [8]Field
+	}
+)
+
 func parseFields(s string, n int) (*Message, error) {
-	fields := make([]Field, 0, n)
+	var m *Message
+	var fields []Field
+	switch {
+	case n <= 4:
+		mf := &message4{}
+		m, fields = &mf.m, mf.f[:0:n]
+	case n <= 8:
+		mf := &message8{}
+		m, fields = &mf.m, mf.f[:0:n]
+	default:
+		m, fields = &Message{}, make([]Field, 0, n)
+	}
 	for len(s) > 0 || len(fields) < n {
 		k, rest, ok := strings.Cut(s, `\`)
 		if !ok && len(fields) == n-1 {
@@ -259,7 +282,8 @@ func parseFields(s string, n int) (*Message, error) {
 			break
 		}
 	}
-	return &Message{fields: fields}, nil
+	m.fields = fields
+	return m, nil
 }
 
 // ParseMessage decodes exactly one complete message (ending in \final\).

@@ -603,3 +603,23 @@ func TestAppendBM(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeAllocs: a small message costs its string and one allocation for
+// the message with its fields.
+func TestDecodeAllocs(t *testing.T) {
+	one := `\bm\1\sesskey\5\f\1000001\msg\<p><f f='Times' h='16'>hi</f></p>\final\`
+	d := NewDecoder(strings.NewReader(strings.Repeat(one, 1000)))
+	var err error
+	allocs := testing.AllocsPerRun(500, func() {
+		var m *Message
+		if m, err = d.Decode(); err == nil && m.Type() != "bm" {
+			err = errors.New("wrong type " + m.Type())
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs > 2 {
+		t.Errorf("Decode: got %.1f allocations per message, want at most 2", allocs)
+	}
+}
