@@ -269,7 +269,9 @@ func (c *Client) message(m *irc.Message) *ircError {
 		if tags != nil {
 			in.Tags = tags.Copy()
 		}
-		c.withHandler(func(h Handler) { h.Message(in) })
+		if h := c.handler; h != nil { // as withHandler, with one closure instead of two
+			c.later(func() { h.Message(in) })
+		}
 	}
 	return nil
 }
