@@ -391,6 +391,25 @@ func appendBM(b []byte, typ, sesskey int, to UID, body string) []byte {
 	if b == nil {
 		b = make([]byte, 0, 64+len(body)+len(body)/8)
 	}
+	b = appendBMHead(b, typ, sesskey, to)
+	b = appendEscaped(b, body)
+	return append(b, `\final\`...)
+}
+
+// appendIM appends the IM of plain text to to: the bytes of
+// bmMessage(BMIM, to, markup.FromPlain(text)), the markup written in place.
+func appendIM(b []byte, sesskey int, to UID, text string) []byte {
+	if b == nil {
+		b = make([]byte, 0, 96+len(text)+len(text)/4)
+	}
+	b = appendBMHead(b, BMIM, sesskey, to)
+	mark := len(b)
+	b = markup.AppendFromPlain(b, text)
+	return append(escapeTail(b, mark), `\final\`...)
+}
+
+// appendBMHead appends a buddy message up to its msg value.
+func appendBMHead(b []byte, typ, sesskey int, to UID) []byte {
 	b = append(b, `\bm\`...)
 	b = strconv.AppendInt(b, int64(typ), 10)
 	b = append(b, `\sesskey\`...)
@@ -399,9 +418,7 @@ func appendBM(b []byte, typ, sesskey int, to UID, body string) []byte {
 	b = strconv.AppendInt(b, int64(to), 10)
 	b = append(b, `\cv\`...)
 	b = strconv.AppendInt(b, int64(ClientVersion), 10)
-	b = append(b, `\msg\`...)
-	b = appendEscaped(b, body)
-	return append(b, `\final\`...)
+	return append(b, `\msg\`...)
 }
 
 func (c *Client) bm(ctx context.Context, typ int, to UID, body string) error {
@@ -421,7 +438,11 @@ func (c *Client) SendIM(ctx context.Context, to UID, text string) error {
 		return err
 	}
 	im := &OutgoingIM{To: to, Text: text, Queued: c.cfg.Now()}
-	return c.sendBM(ctx, BMIM, to, markup.FromPlain(text), im)
+	var m *Message
+	if c.debug {
+		m = c.bmMessage(BMIM, to, markup.FromPlain(text))
+	}
+	return c.enqueueEncoded(ctx, appendIM(nil, c.sesskey, to, text), "bm", m, im)
 }
 
 // SendTyping tells to that the user started (true) or stopped typing.

@@ -53,6 +53,36 @@ func appendEscaped(b []byte, s string) []byte {
 	}
 }
 
+// escapeTail escapes b[from:] in place (as Escape), growing b as needed.
+func escapeTail(b []byte, from int) []byte {
+	n := 0
+	for _, c := range b[from:] {
+		if c == '/' || c == '\\' {
+			n++
+		}
+	}
+	if n == 0 {
+		return b
+	}
+	end := len(b)
+	b = append(b, make([]byte, n)...)
+	j := len(b)
+	for i := end - 1; i >= from; i-- {
+		switch c := b[i]; c {
+		case '/':
+			j -= 2
+			b[j], b[j+1] = '/', '1'
+		case '\\':
+			j -= 2
+			b[j], b[j+1] = '/', '2'
+		default:
+			j--
+			b[j] = c
+		}
+	}
+	return b
+}
+
 // Unescape decodes a string value: "/1" becomes '/', "/2" becomes '\'. Any
 // other '/' is kept as it is, as the protocol specifies.
 func Unescape(s string) string {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/msimircd/msimircd/msim/internal/capture"
+	"github.com/msimircd/msimircd/msim/markup"
 )
 
 func loadCapture(t testing.TB) []capture.Message {
@@ -621,5 +622,25 @@ func TestDecodeAllocs(t *testing.T) {
 	}
 	if allocs > 2 {
 		t.Errorf("Decode: got %.1f allocations per message, want at most 2", allocs)
+	}
+}
+
+// TestAppendIM: an IM written straight to bytes, its markup escaped in
+// place, is what the Message builder encodes.
+func TestAppendIM(t *testing.T) {
+	t.Parallel()
+	c := &Client{sesskey: 777}
+	for _, text := range []string{
+		"hello", "", "a/b\\c", "line one\nline two", "B) :) <b>&amp;</b> //\\\\", "ünïcødé / ok",
+	} {
+		got := string(appendIM(nil, c.sesskey, 1000002, text))
+		want := string(Encode(c.bmMessage(BMIM, 1000002, markup.FromPlain(text))))
+		if got != want {
+			t.Errorf("appendIM(%q): got %q, want %q", text, got, want)
+		}
+		prefix := "keep/"
+		if got, want := string(escapeTail([]byte(prefix+text), len(prefix))), prefix+Escape(text); got != want {
+			t.Errorf("escapeTail(%q): got %q, want %q", text, got, want)
+		}
 	}
 }

@@ -284,9 +284,12 @@ func digitVal(c byte, base rune) rune {
 // written as &#13; and &#0; so that XML parsers and the html tokenizer
 // cannot normalise them away. Every other byte is copied unchanged.
 func FromPlain(plain string) string {
-	var b strings.Builder
-	b.Grow(len(lineOpen) + len(plain) + len(plain)/4 + len(lineClose))
-	b.WriteString(lineOpen)
+	return string(AppendFromPlain(make([]byte, 0, len(lineOpen)+len(plain)+len(plain)/4+len(lineClose)), plain))
+}
+
+// AppendFromPlain appends FromPlain(plain) to b.
+func AppendFromPlain(b []byte, plain string) []byte {
+	b = append(b, lineOpen...)
 	run := 0 // start of the bytes not yet written
 	for i := 0; i < len(plain); {
 		c := plain[i]
@@ -294,12 +297,12 @@ func FromPlain(plain string) string {
 			i++
 			continue
 		}
-		b.WriteString(plain[run:i])
+		b = append(b, plain[run:i]...)
 		if smileyStart[c] {
 			if sym, name := matchSmiley(plain[i:]); sym != "" {
-				b.WriteString(`<i n="`)
-				b.WriteString(name)
-				b.WriteString(`"/>`)
+				b = append(b, `<i n="`...)
+				b = append(b, name...)
+				b = append(b, `"/>`...)
 				i += len(sym)
 				run = i
 				continue
@@ -307,27 +310,26 @@ func FromPlain(plain string) string {
 		}
 		switch c {
 		case '\n':
-			b.WriteString(lineClose)
-			b.WriteString(lineOpen)
+			b = append(b, lineClose...)
+			b = append(b, lineOpen...)
 		case '&':
-			b.WriteString("&amp;")
+			b = append(b, "&amp;"...)
 		case '<':
-			b.WriteString("&lt;")
+			b = append(b, "&lt;"...)
 		case '>':
-			b.WriteString("&gt;")
+			b = append(b, "&gt;"...)
 		case '\r':
-			b.WriteString("&#13;")
+			b = append(b, "&#13;"...)
 		case 0:
-			b.WriteString("&#0;")
+			b = append(b, "&#0;"...)
 		default: // a smiley's first byte that starts no smiley here
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 		i++
 		run = i
 	}
-	b.WriteString(plain[run:])
-	b.WriteString(lineClose)
-	return b.String()
+	b = append(b, plain[run:]...)
+	return append(b, lineClose...)
 }
 
 // special marks the bytes FromPlain cannot copy as they are: those it
