@@ -419,7 +419,7 @@ type wstate struct {
 	batch   []byte
 	ims     []batchIM    // the IMs in batch, in order
 	unsent  []OutgoingIM // IMs of a batch whose write failed before their last byte
-	recent  []OutgoingIM // written IMs, oldest first: at most recentIMs, none older than keep
+	recent  imRing       // written IMs, oldest first: at most recentIMs, none older than keep
 	keep    time.Duration
 	evicted time.Time // Written of the newest IM dropped from recent for room
 	flushed bool      // Close's final flush succeeded
@@ -443,34 +443,58 @@ func (w *wstate) remember(im OutgoingIM) {
 	if w.keep < 0 {
 		return
 	}
-	cut := 0
-	for cut < len(w.recent) && w.recent[cut].Written.Before(im.Written.Add(-w.keep)) {
-		cut++
+	r := &w.recent
+	for r.n > 0 && r.at(0).Written.Before(im.Written.Add(-w.keep)) {
+		r.drop()
 	}
-	if len(w.recent)-cut >= recentIMs {
-		w.evicted = w.recent[cut].Written
-		cut++
+	if r.n >= recentIMs {
+		w.evicted = r.at(0).Written
+		r.drop()
 	}
-	if cut > 0 {
-		// Move down in place rather than reslice: appending to a
-		// resliced array would allocate a new one again and again.
-		n := copy(w.recent, w.recent[cut:])
-		clear(w.recent[n:]) // let go of the texts
-		w.recent = w.recent[:n]
-	}
-	w.recent = append(w.recent, im)
+	r.push(im)
 }
 
 // since returns the remembered IMs written at or after cutoff, and whether
 // earlier ones written after it were dropped for room.
 func (w *wstate) since(cutoff time.Time) ([]OutgoingIM, bool) {
 	var out []OutgoingIM
-	for _, im := range w.recent {
-		if !im.Written.Before(cutoff) {
-			out = append(out, im)
+	for i := range w.recent.n {
+		if im := w.recent.at(i); !im.Written.Before(cutoff) {
+			out = append(out, *im)
 		}
 	}
 	return out, !w.evicted.IsZero() && !w.evicted.Before(cutoff)
+}
+
+// imRing is a queue of IMs, oldest first, in a ring that grows (doubling,
+// up to recentIMs) only while it is full, so a steady flow of IMs moves no
+// memory and a quiet client holds a small one.
+type imRing struct {
+	buf      []OutgoingIM
+	start, n int
+}
+
+// at returns the i-th oldest IM; i < n.
+func (r *imRing) at(i int) *OutgoingIM { return &r.buf[(r.start+i)%len(r.buf)] }
+
+// drop forgets the oldest IM (and its text).
+func (r *imRing) drop() {
+	*r.at(0) = OutgoingIM{}
+	r.start = (r.start + 1) % len(r.buf)
+	r.n--
+}
+
+// push adds im as the newest; the caller keeps n below recentIMs.
+func (r *imRing) push(im OutgoingIM) {
+	if r.n == len(r.buf) {
+		nb := make([]OutgoingIM, min(max(4, 2*len(r.buf)), recentIMs))
+		for i := range r.n {
+			nb[i] = *r.at(i)
+		}
+		r.buf, r.start = nb, 0
+	}
+	*r.at(r.n) = im
+	r.n++
 }
 
 // startWriter starts the writer unless one runs (or the session ended).

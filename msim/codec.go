@@ -2,6 +2,7 @@ package msim
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -55,32 +56,28 @@ func appendEscaped(b []byte, s string) []byte {
 
 // escapeTail escapes b[from:] in place (as Escape), growing b as needed.
 func escapeTail(b []byte, from int) []byte {
-	n := 0
-	for _, c := range b[from:] {
-		if c == '/' || c == '\\' {
-			n++
-		}
-	}
+	n := bytes.Count(b[from:], []byte{'/'}) + bytes.Count(b[from:], []byte{'\\'})
 	if n == 0 {
 		return b
 	}
-	end := len(b)
+	i := len(b) // b[from:i] is still to move
 	b = append(b, make([]byte, n)...)
-	j := len(b)
-	for i := end - 1; i >= from; i-- {
-		switch c := b[i]; c {
-		case '/':
-			j -= 2
-			b[j], b[j+1] = '/', '1'
-		case '\\':
-			j -= 2
-			b[j], b[j+1] = '/', '2'
-		default:
-			j--
-			b[j] = c
+	j := len(b) // b[j:] is done
+	for {
+		k := bytes.LastIndexAny(b[from:i], `/\`)
+		if k < 0 {
+			return b // what is left is in place: j == i
 		}
+		k += from
+		esc := byte('1')
+		if b[k] == '\\' { // read before the last escape's bytes cover it
+			esc = '2'
+		}
+		j -= copy(b[j-(i-k-1):j], b[k+1:i])
+		j -= 2
+		b[j], b[j+1] = '/', esc
+		i = k
 	}
-	return b
 }
 
 // Unescape decodes a string value: "/1" becomes '/', "/2" becomes '\'. Any

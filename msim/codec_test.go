@@ -631,7 +631,7 @@ func TestAppendIM(t *testing.T) {
 	t.Parallel()
 	c := &Client{sesskey: 777}
 	for _, text := range []string{
-		"hello", "", "a/b\\c", "line one\nline two", "B) :) <b>&amp;</b> //\\\\", "ünïcødé / ok",
+		"hello", "", "a/b\\c", "\\ first", "x\\", "\\", "\\/", "/\\", "line one\nline two", "B) :) <b>&amp;</b> //\\\\", "ünïcødé / ok",
 	} {
 		got := string(appendIM(nil, c.sesskey, 1000002, text))
 		want := string(Encode(c.bmMessage(BMIM, 1000002, markup.FromPlain(text))))
