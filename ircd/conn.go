@@ -622,6 +622,11 @@ func (c *Client) read() (reason string) {
 	lastRead := time.Now()
 	var pingSent time.Time
 	var partial []byte
+	// The deadline moves with every line; the socket's is moved only when
+	// it must come sooner or has gone stale by a 64th of the ping interval
+	// (moving it costs more than reading a short line). A timeout before
+	// the deadline due is not one: it re-arms.
+	var armed time.Time
 	for {
 		select {
 		case <-c.done:
@@ -640,7 +645,10 @@ func (c *Client) read() (reason string) {
 		default:
 			deadline = pingSent.Add(cfg.PingTimeout)
 		}
-		_ = c.nc.SetReadDeadline(deadline)
+		if deadline.Before(armed) || deadline.Sub(armed) > cfg.PingInterval/64 {
+			_ = c.nc.SetReadDeadline(deadline)
+			armed = deadline
+		}
 		line, err := br.ReadSlice()
 		if len(partial) > 0 && (err == nil || len(line) > 0) {
 			line = append(partial, line...)
@@ -656,6 +664,9 @@ func (c *Client) read() (reason string) {
 		if err != nil && errors.As(err, &ne) && ne.Timeout() {
 			partial = append([]byte(nil), line...) // keep a line cut by the deadline
 			switch {
+			case time.Now().Before(deadline):
+				armed = time.Time{} // early: set the deadline due
+				continue
 			case !registered:
 				return "Registration timed out"
 			case pingSent.IsZero():
