@@ -377,12 +377,24 @@ func (c *Client) UID() UID { return c.uid }
 func (c *Client) readLoop() {
 	defer c.wg.Done()
 	defer c.recover("reader")
+	// The deadline is moved only once it has gone stale by a 64th of
+	// DeadAfter (moving it costs more than reading a small message); a
+	// timeout that comes before DeadAfter has passed since the last message,
+	// between messages, re-arms it.
+	last := time.Now()  // when the last message came
+	var armed time.Time // when the deadline was set
 	for {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.DeadAfter))
+		if last.Sub(armed) > c.cfg.DeadAfter/64 {
+			_ = c.nc.SetReadDeadline(last.Add(c.cfg.DeadAfter))
+			armed = last
+		}
 		m, err := c.dec.Decode()
 		if err != nil {
 			var se *SyntaxError
 			switch {
+			case isTimeout(err) && !errors.As(err, &se) && time.Since(last) < c.cfg.DeadAfter:
+				armed = time.Time{} // early: set it to DeadAfter after the last message
+				continue
 			case isTimeout(err):
 				c.down(DisconnectTimeout, errorf("%w: nothing received for %v", ErrDeadLink, c.cfg.DeadAfter))
 			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
@@ -397,6 +409,7 @@ func (c *Client) readLoop() {
 			}
 			return
 		}
+		last = time.Now()
 		c.trace("<-", m)
 		c.handle(m)
 	}
