@@ -417,9 +417,17 @@ func (c *Client) readLoop() {
 
 // outItem is an entry of the writer's queue.
 type outItem struct {
-	b  []byte      // an encoded message; nil: flush what came before and stop (Close)
-	im *OutgoingIM // set when b is an IM from SendIM
+	b      []byte      // an encoded message; nil: flush what came before and stop (Close)
+	im     *OutgoingIM // set when b is an IM from SendIM
+	pooled *[]byte     // b's buffer from imBufs, handed back once copied into a batch
 }
+
+// imBufs holds the buffers IMs are encoded into: the writer copies an IM
+// into its batch and hands the buffer back.
+var imBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// maxPooledIM is the largest IM buffer handed back to imBufs.
+const maxPooledIM = 4 << 10
 
 // batchIM is an IM in the writer's batch and where its bytes end there.
 type batchIM struct {
@@ -447,6 +455,10 @@ func (w *wstate) take(it outItem) (stop bool) {
 	w.batch = append(w.batch, it.b...)
 	if it.im != nil {
 		w.ims = append(w.ims, batchIM{im: it.im, end: len(w.batch)})
+	}
+	if it.pooled != nil && cap(it.b) <= maxPooledIM {
+		*it.pooled = it.b[:0]
+		imBufs.Put(it.pooled)
 	}
 	return false
 }
@@ -656,12 +668,13 @@ func (c *Client) send(ctx context.Context, m *Message) error { return c.enqueue(
 // nil for an IM, the IM is either written or reported in the
 // DisconnectedEvent's Unsent.
 func (c *Client) enqueue(ctx context.Context, m *Message, im *OutgoingIM) error {
-	return c.enqueueEncoded(ctx, Encode(m), m.Type(), m, im)
+	return c.enqueueEncoded(ctx, Encode(m), nil, m.Type(), m, im)
 }
 
-// enqueueEncoded is enqueue for a message already encoded as b, of type
-// typ; m is the same message for the debug trace (nil when not tracing).
-func (c *Client) enqueueEncoded(ctx context.Context, b []byte, typ string, m *Message, im *OutgoingIM) error {
+// enqueueEncoded is enqueue for a message already encoded as b (in the
+// imBufs buffer pooled, if not nil), of type typ; m is the same message for
+// the debug trace (nil when not tracing).
+func (c *Client) enqueueEncoded(ctx context.Context, b []byte, pooled *[]byte, typ string, m *Message, im *OutgoingIM) error {
 	c.smu.RLock()
 	defer c.smu.RUnlock()
 	select {
@@ -672,7 +685,7 @@ func (c *Client) enqueueEncoded(ctx context.Context, b []byte, typ string, m *Me
 	if m != nil {
 		c.trace("->", m)
 	}
-	it := outItem{b: b, im: im}
+	it := outItem{b: b, im: im, pooled: pooled}
 	select { // first without ctx: a cancelable ctx's Done allocates
 	case c.out <- it:
 		c.startWriter()

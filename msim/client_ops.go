@@ -383,7 +383,7 @@ func (c *Client) sendBM(ctx context.Context, typ int, to UID, body string, im *O
 	if c.debug {
 		m = c.bmMessage(typ, to, body)
 	}
-	return c.enqueueEncoded(ctx, appendBM(nil, typ, c.sesskey, to, body), "bm", m, im)
+	return c.enqueueEncoded(ctx, appendBM(nil, typ, c.sesskey, to, body), nil, "bm", m, im)
 }
 
 // appendBM appends the wire form of the message bmMessage builds.
@@ -442,7 +442,8 @@ func (c *Client) SendIM(ctx context.Context, to UID, text string) error {
 	if c.debug {
 		m = c.bmMessage(BMIM, to, markup.FromPlain(text))
 	}
-	return c.enqueueEncoded(ctx, appendIM(nil, c.sesskey, to, text), "bm", m, im)
+	bp := imBufs.Get().(*[]byte)
+	return c.enqueueEncoded(ctx, appendIM((*bp)[:0], c.sesskey, to, text), bp, "bm", m, im)
 }
 
 // SendTyping tells to that the user started (true) or stopped typing.
