@@ -75,8 +75,9 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 	taken := func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) }
 	nick, ok := s.mem.nick(memKey)
 	if !ok || s.nickTaken(nickKey(nick)) {
-		nick = uniqueNick(baseNick(userName, displayName, int(uid)), taken)
-		s.mem.setNick(memKey, nick)
+		base := baseNick(userName, displayName, int(uid))
+		nick = uniqueNick(base, taken)
+		s.mem.setNick(memKey, nick, nick == base)
 	}
 	bd.nick = nick
 	host := "msim." + uid.String()
@@ -85,7 +86,7 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 		// The real client took this nick meanwhile: pick another.
 		nick = uniqueNick(nick, func(k string) bool { return taken(k) || k == nickKey(nick) })
 		bd.nick = nick
-		s.mem.setNick(memKey, nick)
+		s.mem.setNick(memKey, nick, false)
 		if err := s.irc.AddUser(ircd.User{Nick: nick, User: sanitizeUser(userName, uid), Host: host, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
 			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
 		}

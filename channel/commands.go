@@ -306,7 +306,7 @@ func (s *session) cmdRename(r replyCtx, args []string) {
 	delete(s.nicks, nickKey(old))
 	bd.nick = nn
 	s.nicks[nickKey(nn)] = bd
-	s.mem.setNick(buddyKey{bd.a.cfg.Email, bd.uid}, nn)
+	s.mem.setNick(buddyKey{bd.a.cfg.Email, bd.uid}, nn, false)
 	s.reply(r, "%s is now known as %s.", old, nn)
 }
 

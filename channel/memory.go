@@ -37,6 +37,7 @@ type userMemory struct {
 	mu       sync.Mutex
 	nicks    map[buddyKey]string
 	byNick   map[string]buddyKey // nickKey(nick) → its buddy, so a nick stays its owner's
+	stored   map[buddyKey]bool   // nicks the store keeps (not derived again)
 	settings map[string]string
 	channels map[string]string // account e-mail → channel name
 	// IMs (and zaps) that did not reach the IRC client, by account e-mail:
@@ -297,13 +298,18 @@ func fromStoreHeld(h store.HeldIM) seqEvent {
 	return seqEvent{msim.IMEvent{From: h.From, Text: h.Text, Time: h.Time, Offline: true}, uint64(h.Seq), h.ID}
 }
 
+// unknownPassword is the hash of a random password nobody is told, made
+// once per process: a hash costs tens of milliseconds and megabytes by
+// design, too much for every user a login storm brings.
+var unknownPassword = sync.OnceValues(func() (string, error) { return store.HashPassword(rand.Text()) })
+
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 func isExists(err error) bool   { return errors.Is(err, store.ErrExists) }
 
 func newUserMemory() *userMemory {
 	return &userMemory{
 		log:   logrus.NewEntry(logrus.StandardLogger()),
-		nicks: map[buddyKey]string{}, byNick: map[string]buddyKey{}, settings: map[string]string{}, channels: map[string]string{},
+		nicks: map[buddyKey]string{}, byNick: map[string]buddyKey{}, stored: map[buddyKey]bool{}, settings: map[string]string{}, channels: map[string]string{},
 		held: map[string][]seqEvent{}, queued: map[string][]queuedIM{},
 	}
 }
@@ -322,7 +328,7 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry) (*userMemory, err
 	if isNotFound(err) {
 		// The directory that gave u checks its password (the config, the
 		// demo network); in the store it gets one nobody knows.
-		hash, err := store.HashPassword(rand.Text())
+		hash, err := unknownPassword()
 		if err != nil {
 			return nil, err
 		}
@@ -340,6 +346,7 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry) (*userMemory, err
 			k := buddyKey{as.Email, uid}
 			m.nicks[k] = nick
 			m.byNick[nickKey(nick)] = k
+			m.stored[k] = true
 		}
 	}
 	for _, a := range u.Accounts { // the configuration's accounts, kept too
@@ -372,7 +379,11 @@ func (m *userMemory) nick(k buddyKey) (string, bool) {
 	return n, ok
 }
 
-func (m *userMemory) setNick(k buddyKey, nick string) {
+// setNick remembers a buddy's nick. A nick the bridge derives again from
+// the buddy's names (derived) is not written to the store, which keeps only
+// renames and collision suffixes: a first login with many buddies costs no
+// write per buddy.
+func (m *userMemory) setNick(k buddyKey, nick string, derived bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.nicks[k]; ok {
@@ -383,13 +394,21 @@ func (m *userMemory) setNick(k buddyKey, nick string) {
 	}
 	m.nicks[k] = nick
 	m.byNick[nickKey(nick)] = k
-	if m.st != nil {
-		ctx, cancel := m.ctx()
-		err := m.st.SetNick(ctx, m.user, k.email, k.uid, nick)
-		cancel()
-		if err != nil {
-			m.failed("the nick "+nick, err)
-		}
+	if m.st == nil || (derived && !m.stored[k]) {
+		return
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	var err error
+	if derived {
+		err = m.st.DeleteNick(ctx, m.user, k.email, k.uid)
+		delete(m.stored, k)
+	} else {
+		err = m.st.SetNick(ctx, m.user, k.email, k.uid, nick)
+		m.stored[k] = true
+	}
+	if err != nil {
+		m.failed("the nick "+nick, err)
 	}
 }
 
