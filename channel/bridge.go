@@ -172,10 +172,6 @@ func New(cfg Config) (*Bridge, error) {
 	if !validNick(cfg.ServiceNick) {
 		return nil, fmt.Errorf("channel: service nick %q is not a valid nick", cfg.ServiceNick)
 	}
-	if cfg.Store != nil {
-		// Hash the unknown password now, off the first login's path.
-		go func() { _, _ = unknownPassword() }()
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	perUser := cfg.IdentifyFailures
 	perUser.RefuseAfter = -1

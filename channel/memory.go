@@ -6,7 +6,6 @@ package channel
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -298,11 +297,6 @@ func fromStoreHeld(h store.HeldIM) seqEvent {
 	return seqEvent{msim.IMEvent{From: h.From, Text: h.Text, Time: h.Time, Offline: true}, uint64(h.Seq), h.ID}
 }
 
-// unknownPassword is the hash of a random password nobody is told, made
-// once per process: a hash costs tens of milliseconds and megabytes by
-// design, too much for every user a login storm brings.
-var unknownPassword = sync.OnceValues(func() (string, error) { return store.HashPassword(rand.Text()) })
-
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 func isExists(err error) bool   { return errors.Is(err, store.ErrExists) }
 
@@ -328,11 +322,7 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry) (*userMemory, err
 	if isNotFound(err) {
 		// The directory that gave u checks its password (the config, the
 		// demo network); in the store it gets one nobody knows.
-		hash, err := unknownPassword()
-		if err != nil {
-			return nil, err
-		}
-		if _, err := st.CreateUser(ctx, u.Name, hash); err != nil && !isExists(err) {
+		if _, err := st.CreateUser(ctx, u.Name, store.UnusablePasswordHash()); err != nil && !isExists(err) {
 			return nil, fmt.Errorf("saving user %s: %w", u.Name, err)
 		}
 	}

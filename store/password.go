@@ -52,6 +52,18 @@ func HashPassword(password string) (string, error) {
 		argon2.Version, hashMemory, hashTime, hashThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
+// UnusablePasswordHash returns a well-formed hash that no password is
+// known to match: a random salt and a random key, with no hashing done (so
+// it costs nothing). It is the password of a user whose password another
+// part checks (a configured user, the demo network's), or who has none yet.
+func UnusablePasswordHash() string {
+	salt, key := make([]byte, hashSaltLen), make([]byte, hashKeyLen)
+	_, _ = rand.Read(salt) // crypto/rand never fails
+	_, _ = rand.Read(key)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, hashMemory, hashTime, hashThreads, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
 // CheckPassword returns nil if password matches a hash from HashPassword,
 // ErrWrongPassword if it does not, and another error if the hash is not one
 // it can read. The comparison takes the same time wherever they differ.

@@ -76,3 +76,18 @@ func TestCheckPasswordMalformed(t *testing.T) {
 		})
 	}
 }
+
+func TestUnusablePasswordHash(t *testing.T) {
+	h := UnusablePasswordHash()
+	if _, err := parseHash(h); err != nil {
+		t.Fatalf("UnusablePasswordHash() = %q does not parse: %v", h, err)
+	}
+	for _, pw := range []string{"", "x", "password"} {
+		if err := CheckPassword(h, pw); !errors.Is(err, ErrWrongPassword) {
+			t.Errorf("CheckPassword(unusable, %q): got %v, want ErrWrongPassword", pw, err)
+		}
+	}
+	if UnusablePasswordHash() == h {
+		t.Error("two unusable hashes are equal")
+	}
+}
