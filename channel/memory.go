@@ -309,26 +309,17 @@ func newUserMemory() *userMemory {
 }
 
 // loadUserMemory is the memory of user u kept in st: the user and their
-// accounts are created there when new, and what was kept is loaded.
+// accounts are saved there first (SaveUsers), then what was kept is loaded.
 func loadUserMemory(st store.Store, u User, log *logrus.Entry) (*userMemory, error) {
 	m := newUserMemory()
 	m.st, m.user, m.log = st, u.Name, log
 	ctx, cancel := context.WithTimeout(context.Background(), storeWait)
 	defer cancel()
-	state, err := st.LoadUser(ctx, u.Name)
-	if err != nil && !isNotFound(err) {
-		return nil, fmt.Errorf("loading %s's state: %w", u.Name, err)
+	state, err := saveUser(ctx, st, u)
+	if err != nil {
+		return nil, err
 	}
-	if isNotFound(err) {
-		// The directory that gave u checks its password (the config, the
-		// demo network); in the store it gets one nobody knows.
-		if _, err := st.CreateUser(ctx, u.Name, store.UnusablePasswordHash()); err != nil && !isExists(err) {
-			return nil, fmt.Errorf("saving user %s: %w", u.Name, err)
-		}
-	}
-	known := map[string]bool{}
 	for _, as := range state.Accounts {
-		known[as.Email] = true
 		if as.Channel != "" {
 			m.channels[as.Email] = as.Channel
 		}
@@ -339,21 +330,63 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry) (*userMemory, err
 			m.stored[k] = true
 		}
 	}
-	for _, a := range u.Accounts { // the configuration's accounts, kept too
-		if known[a.Email] {
-			continue
-		}
-		err := st.AddAccount(ctx, u.Name, store.Account{Email: a.Email, Password: a.Password, Channel: a.Channel, Autoconnect: a.AutoConnect})
-		if err != nil && !isExists(err) {
-			return nil, fmt.Errorf("saving account %s: %w", a.Email, err)
-		}
-	}
-	maps := state.Settings
-	for k, v := range maps {
+	for k, v := range state.Settings {
 		m.settings[k] = v
 	}
 	m.seq = uint64(state.HeldSeq)
 	return m, nil
+}
+
+// SaveUsers puts users that another directory serves (the [[user]]s of the
+// configuration) in st with their accounts, at start: the configuration
+// wins for what it names (an account's password and autoconnect, and its
+// channel when it sets one), and what st keeps for them (nicks, settings,
+// IMs) stays. A user st does not know gets a password nobody knows: the
+// configuration checks theirs.
+func SaveUsers(ctx context.Context, st store.Store, users []User) error {
+	for _, u := range users {
+		if _, err := saveUser(ctx, st, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// saveUser is SaveUsers for one user; it returns what st keeps for u.
+func saveUser(ctx context.Context, st store.Store, u User) (store.UserState, error) {
+	state, err := st.LoadUser(ctx, u.Name)
+	if isNotFound(err) {
+		if _, err := st.CreateUser(ctx, u.Name, store.UnusablePasswordHash()); err != nil && !isExists(err) {
+			return state, fmt.Errorf("saving user %s: %w", u.Name, err)
+		}
+		err = nil
+	}
+	if err != nil {
+		return state, fmt.Errorf("loading %s's state: %w", u.Name, err)
+	}
+	kept := map[string]store.Account{}
+	for _, as := range state.Accounts {
+		kept[as.Email] = as.Account
+	}
+	for _, a := range u.Accounts {
+		want := store.Account{Email: a.Email, Password: a.Password, Channel: a.Channel, Autoconnect: a.AutoConnect}
+		old, ok := kept[a.Email]
+		if !ok {
+			if err := st.AddAccount(ctx, u.Name, want); err != nil && !isExists(err) {
+				return state, fmt.Errorf("saving account %s: %w", a.Email, err)
+			}
+			continue
+		}
+		if want.Channel == "" {
+			want.Channel = old.Channel // remembered from a login
+		}
+		if old.Password != want.Password || old.Channel != want.Channel || old.Autoconnect != want.Autoconnect {
+			if err := st.UpdateAccount(ctx, u.Name, want); err != nil {
+				return state, fmt.Errorf("saving account %s: %w", a.Email, err)
+			}
+		}
+	}
+	return state, nil
 }
 
 // buddyKey names a buddy of one of the user's accounts.

@@ -131,3 +131,41 @@ func TestStateSurvivesARestart(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveUsers: the configuration's users are put in the store at start,
+// and the configuration wins for what it names while what the store kept
+// for them stays.
+func TestSaveUsers(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "s.db"), make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	al := channel.User{Name: "al", Accounts: []channel.Account{{Email: "al@example.com", Password: "AlPw1", AutoConnect: true}}}
+	if err := channel.SaveUsers(ctx, st, []channel.User{al}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetNick(ctx, "al", "al@example.com", 7, "bobby"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpdateAccount(ctx, "al", store.Account{Email: "al@example.com", Password: "AlPw1", Channel: "&remembered", Autoconnect: true}); err != nil {
+		t.Fatal(err)
+	}
+	// The config changes the password and autoconnect, and names no channel.
+	al.Accounts[0].Password, al.Accounts[0].AutoConnect = "AlPw2", false
+	if err := channel.SaveUsers(ctx, st, []channel.User{al}); err != nil {
+		t.Fatal(err)
+	}
+	state, err := st.LoadUser(ctx, "al")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(state.Accounts) != 1 {
+		t.Fatalf("accounts: got %d, want 1", len(state.Accounts))
+	}
+	a := state.Accounts[0]
+	if a.Password != "AlPw2" || a.Autoconnect || a.Channel != "&remembered" || a.Nicks[7] != "bobby" {
+		t.Errorf("got password %q, autoconnect %v, channel %q, nick %q; want AlPw2, false, &remembered, bobby", a.Password, a.Autoconnect, a.Channel, a.Nicks[7])
+	}
+}

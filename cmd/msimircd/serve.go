@@ -71,6 +71,17 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 		}
 		g.msimAddr = g.emb.addr()
 	}
+	if g.st != nil && len(cfg.Users) > 0 {
+		// The [[user]]s and their accounts are in the store from the
+		// start, the config winning for what it names.
+		var users []channel.User
+		for _, su := range staticUsers(cfg.Users) {
+			users = append(users, channel.User{Name: su.Name, Accounts: su.Accounts})
+		}
+		if err := channel.SaveUsers(ctx, g.st, users); err != nil {
+			return nil, fmt.Errorf("store: the config's users: %w", err)
+		}
+	}
 	dir, err := buildDirectory(cfg, g.emb, g.st, log)
 	if err != nil {
 		return nil, err
