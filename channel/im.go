@@ -96,9 +96,9 @@ func (s *session) sendIM(bd *buddy, text string) {
 		s.queueIM(a, queuedIM{uid: bd.uid, nick: bd.nick, text: text})
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
-	err := a.client.SendIM(ctx, bd.uid, text)
-	cancel()
+	// No timer of its own: a send waits only while the client's queue is
+	// full, and the client's writer ends the link when a write stalls.
+	err := a.client.SendIM(s.ctx, bd.uid, text)
 	switch {
 	case errors.Is(err, msim.ErrDisconnected):
 		// The link just died; its DisconnectedEvent follows and the
@@ -147,9 +147,7 @@ func (s *session) flushQueue(a *account) {
 	a.queue = nil
 	sent := 0
 	for i, m := range q {
-		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
-		err := a.client.SendIM(ctx, m.uid, m.text)
-		cancel()
+		err := a.client.SendIM(s.ctx, m.uid, m.text)
 		if err != nil {
 			a.queue = append(a.queue, q[i:]...)
 			s.say(a, "Sent %d queued messages; %d still waiting (%v).", sent, len(a.queue), err)
@@ -177,9 +175,7 @@ func (s *session) sendTyping(bd *buddy, on bool) {
 	if a.client == nil || s.setting("typing") != "true" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
-	defer cancel()
-	_ = a.client.SendTyping(ctx, bd.uid, on) // best effort: typing is not a message
+	_ = a.client.SendTyping(s.ctx, bd.uid, on) // best effort: typing is not a message
 }
 
 // ctcpAction returns the text of a CTCP ACTION.
