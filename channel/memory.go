@@ -193,24 +193,38 @@ func (m *userMemory) heldFor(email string) []seqEvent {
 func (m *userMemory) dropHeld(email string, ids ...int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var stored []int64
-	for _, id := range ids {
-		if id > 0 {
-			stored = append(stored, id)
+	stored := forgetIDs(m.held, email, ids, func(h seqEvent) int64 { return h.held })
+	if m.st != nil { // (a method value of a nil Store would panic)
+		m.deleteStored(stored, m.st.DeleteHeld, email, "IMs shown are still marked held; they will be shown again")
+	}
+}
+
+// forgetIDs removes from list[email] the entries kept in memory (negative
+// ids) among ids, and returns the others: the store's.
+func forgetIDs[T any](list map[string][]T, email string, ids []int64, id func(T) int64) (stored []int64) {
+	for _, x := range ids {
+		if x > 0 {
+			stored = append(stored, x)
 			continue
 		}
-		m.held[email] = slices.DeleteFunc(m.held[email], func(h seqEvent) bool { return h.held == id })
+		list[email] = slices.DeleteFunc(list[email], func(e T) bool { return id(e) == x })
 	}
-	if len(m.held[email]) == 0 {
-		delete(m.held, email)
+	if len(list[email]) == 0 {
+		delete(list, email)
 	}
-	if len(stored) > 0 && m.st != nil {
-		ctx, cancel := m.ctx()
-		err := m.st.DeleteHeld(ctx, m.user, email, stored...)
-		cancel()
-		if err != nil {
-			m.log.WithError(err).WithField("user", m.user).Error("store: IMs shown are still marked held; they will be shown again")
-		}
+	return stored
+}
+
+// deleteStored deletes rows of the store by id with del, logging what
+// failing means. Caller holds m.mu.
+func (m *userMemory) deleteStored(ids []int64, del func(ctx context.Context, user, email string, ids ...int64) error, email, failure string) {
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	if err := del(ctx, m.user, email, ids...); err != nil {
+		m.log.WithError(err).WithField("user", m.user).Error("store: " + failure)
 	}
 }
 
@@ -258,24 +272,9 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 func (m *userMemory) unqueue(email string, ids ...int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var stored []int64
-	for _, id := range ids {
-		if id > 0 {
-			stored = append(stored, id)
-			continue
-		}
-		m.queued[email] = slices.DeleteFunc(m.queued[email], func(q queuedIM) bool { return q.id == id })
-	}
-	if len(m.queued[email]) == 0 {
-		delete(m.queued, email)
-	}
-	if len(stored) > 0 && m.st != nil {
-		ctx, cancel := m.ctx()
-		err := m.st.DeleteQueued(ctx, m.user, email, stored...)
-		cancel()
-		if err != nil {
-			m.log.WithError(err).WithField("user", m.user).Error("store: sent IMs are still marked queued; they may be sent again")
-		}
+	stored := forgetIDs(m.queued, email, ids, func(q queuedIM) int64 { return q.id })
+	if m.st != nil {
+		m.deleteStored(stored, m.st.DeleteQueued, email, "sent IMs are still marked queued; they may be sent again")
 	}
 }
 
