@@ -176,23 +176,7 @@ func (ta *tally) seen(m *irc.Message) {
 func TestBinaryMSIMKilled(t *testing.T) {
 	ircdBin, msimdBin := binary(t, "."), binary(t, "../msimd")
 	dir := t.TempDir()
-	accounts := writeFile(t, dir, "accounts.txt", "alice@example.com:AlicePw1\nbob@example.com:BobPw1\n")
-	data := filepath.Join(dir, "msim.db")
-	md := startProc(t, "msimd", msimdBin, "-listen", "127.0.0.1:0", "-data", data, "-account-file", accounts)
-	msimAddr := md.waitLog(msimdReadyRE)[1]
-	config := writeFile(t, dir, "msimircd.toml", fmt.Sprintf(`[msim]
-server = %q
-reconnect_min = "50ms"
-reconnect_max = "200ms"
-
-[[user]]
-name = "alice"
-password = "irc-pw"
-
-  [[user.account]]
-  email = "alice@example.com"
-  password = "AlicePw1"
-`, msimAddr))
+	md, msimAddr, data, accounts, config := startUpstream(t, msimdBin, dir)
 	state := t.TempDir()
 	ircd := startProc(t, "msimircd", ircdBin, "-state", state, "-config", config, "-listen", "127.0.0.1:0")
 	ircAddr := ircd.waitLog(ircOnRE)[1]
@@ -280,4 +264,29 @@ password = "irc-pw"
 	alice.wait("bob's IM", imFrom("bob", "after msimircd's restart"))
 	alice.send("PRIVMSG bob :glad to be back")
 	receive(t, bobIMs, "glad to be back")
+}
+
+// startUpstream runs msimd with the accounts of alice and bob (its data and
+// accounts files in dir) and writes a config in which msimircd's user alice
+// uses it as her upstream MSIM server.
+func startUpstream(t *testing.T, msimdBin, dir string) (md *proc, msimAddr, data, accounts, config string) {
+	t.Helper()
+	accounts = writeFile(t, dir, "accounts.txt", "alice@example.com:AlicePw1\nbob@example.com:BobPw1\n")
+	data = filepath.Join(dir, "msim.db")
+	md = startProc(t, "msimd", msimdBin, "-listen", "127.0.0.1:0", "-data", data, "-account-file", accounts)
+	msimAddr = md.waitLog(msimdReadyRE)[1]
+	config = writeFile(t, dir, "msimircd.toml", fmt.Sprintf(`[msim]
+server = %q
+reconnect_min = "50ms"
+reconnect_max = "200ms"
+
+[[user]]
+name = "alice"
+password = "irc-pw"
+
+  [[user.account]]
+  email = "alice@example.com"
+  password = "AlicePw1"
+`, msimAddr))
+	return md, msimAddr, data, accounts, config
 }

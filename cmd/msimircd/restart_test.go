@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -157,23 +156,7 @@ func TestBinaryRestartSendsQueuedIMs(t *testing.T) {
 	ircdBin, msimdBin := binary(t, "."), binary(t, "../msimd")
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
-	accounts := writeFile(t, dir, "accounts.txt", "alice@example.com:AlicePw1\nbob@example.com:BobPw1\n")
-	data := filepath.Join(dir, "msim.db")
-	md := startProc(t, "msimd", msimdBin, "-listen", "127.0.0.1:0", "-data", data, "-account-file", accounts)
-	msimAddr := md.waitLog(msimdReadyRE)[1]
-	config := writeFile(t, dir, "msimircd.toml", fmt.Sprintf(`[msim]
-server = %q
-reconnect_min = "50ms"
-reconnect_max = "200ms"
-
-[[user]]
-name = "alice"
-password = "irc-pw"
-
-  [[user.account]]
-  email = "alice@example.com"
-  password = "AlicePw1"
-`, msimAddr))
+	md, msimAddr, data, accounts, config := startUpstream(t, msimdBin, dir)
 	ircd := startProc(t, "msimircd", ircdBin, "-state", state, "-config", config, "-listen", "127.0.0.1:0")
 	ircAddr := ircd.waitLog(ircOnRE)[1]
 
