@@ -297,9 +297,9 @@ func whoisLines(t *testing.T, c *tclient) []string {
 	}
 }
 
-// TestWhoisHandler: a Handler implementing the deprecated WhoisHandler
-// supplies the 320 lines. It is asked without the lock (it may call the
-// Client and take its time), and the reply comes in one piece after it.
+// TestWhoisHandler: a Handler answering WhoisAsync at once supplies the
+// 320 lines. It is asked without the lock (it may call the Client and take
+// its time), and the reply comes in one piece after it.
 func TestWhoisHandler(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -46,7 +46,7 @@ type fakeBackend struct {
 	setup   func(c *Client) error // builds the world inside Connect
 	authErr func(account, password string) error
 	connErr func(reg Registration) error // refuses a registration before setup
-	whois   func(nick string) []string   // when set, handlers implement WhoisHandler
+	whois   func(nick string) []string   // when set, handlers implement AsyncWhoisHandler, answering at once
 	// async, when set, makes handlers implement AsyncWhoisHandler.
 	async func(fc *fakeConn, nick string, answer func(lines []string))
 
@@ -152,7 +152,7 @@ type whoisConn struct {
 	fn func(nick string) []string
 }
 
-func (w *whoisConn) Whois(nick string) []string { return w.fn(nick) }
+func (w *whoisConn) WhoisAsync(nick string, answer func([]string)) { answer(w.fn(nick)) }
 
 // asyncWhoisConn is a handler that answers WHOIS when its fn decides.
 type asyncWhoisConn struct {

@@ -212,8 +212,7 @@ type Handler interface {
 
 // AsyncWhoisHandler is an optional interface of a Handler, for the extra
 // lines of a WHOIS about a virtual user, which ircd sends as 320
-// RPL_WHOISSPECIAL (cleaned and split like any backend text). A Handler
-// that implements it is never asked through WhoisHandler.
+// RPL_WHOISSPECIAL (cleaned and split like any backend text).
 //
 // WhoisAsync is called from the connection's reader goroutine without
 // ircd's locks, and must return at once: the client's next lines are read
@@ -233,20 +232,6 @@ type Handler interface {
 // waiting already gets 263 RPL_TRYAGAIN.
 type AsyncWhoisHandler interface {
 	WhoisAsync(nick string, answer func(lines []string))
-}
-
-// WhoisHandler is an optional interface of a Handler. When the client
-// WHOISes a virtual user, ircd asks it for the extra lines, which it sends
-// as 320 RPL_WHOISSPECIAL (cleaned and split); nil means none. The whole
-// reply is queued at once after Whois returns and shows the user as it is
-// then (401 if it was removed meanwhile). Whois is called from the
-// connection's reader goroutine without the client's lock, so it may call
-// the Client; until it returns, the client's next lines are not read.
-//
-// Deprecated: implement AsyncWhoisHandler, which never stalls the client's
-// reader. WhoisHandler goes once the bridge has moved to it.
-type WhoisHandler interface {
-	Whois(nick string) []string
 }
 
 // Input is a message from the real client. Target is the virtual user's nick

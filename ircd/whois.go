@@ -47,24 +47,7 @@ func cmdWhois(c *Client, m *irc.Message) *ircError {
 		c.noSuchNick(target)
 		return nil
 	}
-	wh, ok := c.handler.(WhoisHandler)
-	if !ok {
-		c.whoisUser(u, nil)
-		return nil
-	}
-	// Ask the backend without the lock, then send the whole reply under it,
-	// so that no other line comes between its numerics.
-	nick := u.Nick
-	c.later(func() {
-		info := cleanInfo(wh.Whois(nick))
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.users[Nick(u.Nick).Key()] != u { // removed while the backend was asked
-			c.noSuchNick(nick)
-			return
-		}
-		c.whoisUser(u, info)
-	})
+	c.whoisUser(u, nil)
 	return nil
 }
 
