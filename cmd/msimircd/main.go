@@ -118,7 +118,7 @@ func run(args []string, stdin io.Reader) error {
 		return err
 	}
 	if o.version {
-		fmt.Println("msimircd", version)
+		fmt.Println(versionLine())
 		return nil
 	}
 	log := newLogger(o.cfg.Log)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -27,8 +28,28 @@ func captureStdout(t *testing.T, f func() error) (string, error) {
 
 func TestVersionFlag(t *testing.T) {
 	out, err := captureStdout(t, func() error { return run([]string{"-version"}, nil) })
-	if err != nil || strings.TrimSpace(out) != "msimircd "+version {
-		t.Errorf("got %q, %v; want %q", out, err, "msimircd "+version)
+	if err != nil || strings.TrimSpace(out) != versionLine() || !strings.HasPrefix(out, "msimircd "+version+" (") {
+		t.Errorf("got %q, %v; want %q", out, err, versionLine())
+	}
+}
+
+func TestDescribeBuild(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bi   debug.BuildInfo
+		want string
+	}{
+		{"from a clean checkout", debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-11-30T19:00:00Z"}, {Key: "vcs.modified", Value: "false"},
+		}}, " (module (devel), revision 0123456789ab 2026-11-30T19:00:00Z, go1.26.8)"},
+		{"modified", debug.BuildInfo{GoVersion: "go1.26.8", Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "abc"}, {Key: "vcs.modified", Value: "true"},
+		}}, " (revision abc, modified, go1.26.8)"},
+		{"a released module", debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}}, " (module v1.2.3, go1.26.8)"},
+	} {
+		if got := describeBuild(&tc.bi); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
 
