@@ -2,10 +2,8 @@ package ircd
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,23 +12,15 @@ import (
 
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
-	"go.uber.org/goleak"
 	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/internal/leakcheck"
 )
 
 // TestMain checks that no test leaves a goroutine behind. Fuzzing is left
 // out: the fuzzing engine's own goroutines are still running when m.Run
 // returns, and waiting for them makes the engine time out while stopping.
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
-		os.Exit(m.Run())
-	}
-	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
-		os.Exit(m.Run())
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 const testServer = "irc.test"
 
