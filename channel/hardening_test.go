@@ -12,6 +12,7 @@ import (
 	"gopkg.in/irc.v4"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/imtest"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
 )
@@ -106,37 +107,6 @@ func tomBarrier(t *testing.T, cl *msim.Client) {
 	}
 }
 
-// readIMs reads whole IMs from nick (pieces of one IM concatenate back to
-// it; each starts with "im NNNN ") until want are complete or the
-// connection ends, and returns the complete ones.
-func readIMs(t *testing.T, c *ircClient, nick string, want, size int) (ims []string, ended bool) {
-	t.Helper()
-	var cur strings.Builder
-	for len(ims) < want {
-		_ = c.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
-		m, err := c.r.ReadMessage()
-		if err != nil {
-			return ims, true
-		}
-		if m.Command == "ERROR" {
-			return ims, true
-		}
-		if m.Command != "PRIVMSG" || m.Name != nick {
-			continue
-		}
-		if strings.HasPrefix(m.Trailing(), "im ") && cur.Len() > 0 {
-			t.Errorf("an IM came cut: %d of %d bytes (%.12q…)", cur.Len(), size, cur.String())
-			cur.Reset()
-		}
-		cur.WriteString(m.Trailing())
-		if cur.Len() >= size {
-			ims = append(ims, cur.String())
-			cur.Reset()
-		}
-	}
-	return ims, false
-}
-
 // TestLargeOfflineBacklogIsNeverLost: a user with 1,000 offline IMs of
 // 60 KB each connects several times, reading part of the backlog each time
 // and quitting. The replay is paced by what the client drains, so no SendQ
@@ -170,9 +140,9 @@ func TestLargeOfflineBacklogIsNeverLost(t *testing.T) {
 			t.Fatalf("after %d connections only %d of %d IMs arrived", conns-1, next, n)
 		}
 		c := dial(t, st.ircAddr, "alice", "pw-alice", "server-time")
-		got, _ := readIMs(t, c, "dave", perConn, size)
+		got := imtest.ReadIMs(t, c.conn, c.r, "dave", perConn, size, imtest.CutIsError)
 		c.send("QUIT")
-		rest, _ := readIMs(t, c, "dave", n, size) // what was written before the ERROR
+		rest := imtest.ReadIMs(t, c.conn, c.r, "dave", n, size, imtest.CutIsError) // what was written before the ERROR
 		c.conn.Close()
 		for _, im := range append(got, rest...) {
 			if im != text(next) {
@@ -235,13 +205,13 @@ func TestIMsNotWrittenAreHeld(t *testing.T) {
 			break // dropped already
 		}
 	}
-	got, _ := readIMs(t, alice, "dave", n, size) // what was written before the drop
+	got := imtest.ReadIMs(t, alice.conn, alice.r, "dave", n, size, imtest.CutAllowed) // what was written before the drop
 	alice.conn.Close()
 	if len(got) == n {
 		t.Fatalf("all %d IMs were written before the SendQ overflowed: the test needs a larger backlog", n)
 	}
 	alice = dial(t, st.ircAddr, "alice", "pw-alice", "server-time")
-	rest, _ := readIMs(t, alice, "dave", n-len(got), size)
+	rest := imtest.ReadIMs(t, alice.conn, alice.r, "dave", n-len(got), size, imtest.CutIsError)
 	t.Logf("%d IMs before the drop, %d after", len(got), len(rest))
 	all := append(got, rest...)
 	if len(all) != n {

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/irc.v4"
 
+	"github.com/msimircd/msimircd/internal/imtest"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -55,9 +56,9 @@ func TestBinaryOfflineBacklog(t *testing.T) {
 			t.Fatalf("after %d connections only %d of %d IMs arrived", conns-1, next, n)
 		}
 		c := dialIRC(t, ircAddr, "alice", "pw-alice", "server-time") // the IMs' times as tags, not in the text
-		got := readBacklog(t, c, "dave", perConn, size)
+		got := imtest.ReadIMs(t, c.nc, c.r, "dave", perConn, size, imtest.CutIsError)
 		c.send("QUIT")
-		rest := readBacklog(t, c, "dave", n, size) // what was written before the ERROR
+		rest := imtest.ReadIMs(t, c.nc, c.r, "dave", n, size, imtest.CutIsError) // what was written before the ERROR
 		c.nc.Close()
 		for _, im := range append(got, rest...) {
 			if im != text(next) {
@@ -69,38 +70,6 @@ func TestBinaryOfflineBacklog(t *testing.T) {
 	if conns < 3 {
 		t.Errorf("the backlog arrived over %d connections; the test means to spread it over several", conns)
 	}
-}
-
-// readBacklog reads whole IMs from nick (the PRIVMSG pieces of one IM
-// concatenate back to it; each starts with "im NNNN ") until want are
-// complete or the connection ends, and returns the complete ones.
-func readBacklog(t *testing.T, c *ircClient, nick string, want, size int) []string {
-	t.Helper()
-	var ims []string
-	var cur strings.Builder
-	for len(ims) < want {
-		_ = c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-		m, err := c.r.ReadMessage()
-		if err != nil || m.Command == "ERROR" {
-			break
-		}
-		if m.Command != "PRIVMSG" || m.Name != nick {
-			continue
-		}
-		if strings.HasPrefix(m.Trailing(), "im ") && cur.Len() > 0 {
-			t.Errorf("an IM came cut: %d of %d bytes (%.12q…)", cur.Len(), size, cur.String())
-			cur.Reset()
-		}
-		cur.WriteString(m.Trailing())
-		if cur.Len() >= size {
-			ims = append(ims, cur.String())
-			cur.Reset()
-		}
-	}
-	if cur.Len() > 0 {
-		t.Errorf("the connection ended within an IM: %d of %d bytes (%.12q…)", cur.Len(), size, cur.String())
-	}
-	return ims
 }
 
 // imsOf forwards the texts of the IMs cl receives until its link ends.
