@@ -399,21 +399,8 @@ func (s *session) where(r replyCtx) replyCtx {
 // link still held is kept), its buddies and control channel go. What the
 // user typed for it while its link was down stays kept.
 func (s *session) removeAccount(a *account, why string) {
-	for _, evs := range a.pending {
-		for _, se := range evs {
-			if se.held == 0 {
-				s.mem.holdEvent(a.cfg.Email, se.ev, se.seq)
-			}
-		}
-	}
-	a.pending = nil
-	a.stopTimer()
 	a.gen++
-	if cl := a.client; cl != nil {
-		a.client = nil
-		_ = cl.Close()
-		s.holdTaken(a, cl.TakeEvents(nil))
-	}
+	s.release(a)
 	a.state = linkStopped
 	if why != "" && a.joined {
 		s.say(a, "%s", why)

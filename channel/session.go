@@ -211,21 +211,7 @@ func (s *session) handle(ev event) bool {
 func (s *session) shutdown() {
 	s.cancel()
 	for _, a := range s.accounts {
-		// IMs from strangers whose profile was still being fetched.
-		for _, evs := range a.pending {
-			for _, se := range evs {
-				if se.held == 0 {
-					s.mem.holdEvent(a.cfg.Email, se.ev, se.seq)
-				}
-			}
-		}
-		a.pending = nil
-		a.stopTimer()
-		if cl := a.client; cl != nil {
-			a.client = nil
-			_ = cl.Close()
-			s.holdTaken(a, cl.TakeEvents(nil))
-		}
+		s.release(a)
 		a.queue = nil // kept by the user's memory for the next session
 	}
 	s.holdOutbox()
@@ -241,6 +227,26 @@ func (s *session) shutdown() {
 		default:
 		}
 		return
+	}
+}
+
+// release ends an account's link as the session lets it go: the IMs from
+// strangers whose profile was still being fetched and what the MSIM client
+// still held are kept for the user's next session, and no timer runs on.
+func (s *session) release(a *account) {
+	for _, evs := range a.pending {
+		for _, se := range evs {
+			if se.held == 0 {
+				s.mem.holdEvent(a.cfg.Email, se.ev, se.seq)
+			}
+		}
+	}
+	a.pending = nil
+	a.stopTimer()
+	if cl := a.client; cl != nil {
+		a.client = nil
+		_ = cl.Close()
+		s.holdTaken(a, cl.TakeEvents(nil))
 	}
 }
 
