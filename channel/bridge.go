@@ -98,6 +98,12 @@ type Config struct {
 	// user name delayed only (at most 5s), so someone else's guessing
 	// never locks a user out. Zero fields: guard.DefaultFailures.
 	IdentifyFailures guard.FailureConfig
+	// AlwaysOn keeps the session of a user who is not ephemeral running
+	// when their last IRC connection leaves (their MSIM accounts stay
+	// online, IMs are held for the next connection), and Start starts one
+	// at boot for each user with an account that autoconnects. Off, a
+	// session ends with its connection, as in BitlBee.
+	AlwaysOn bool
 	// Registrations limits the nicks registered per client address; nil:
 	// no limit.
 	Registrations *guard.Quota
@@ -193,8 +199,9 @@ func (b *Bridge) Authenticate(_ context.Context, account, password string) error
 	return b.cfg.Directory.Authenticate(account, password)
 }
 
-// Connect implements ircd.Backend: it starts the user's session. A second
-// connection of the same user replaces the first.
+// Connect implements ircd.Backend: it attaches the connection to the
+// user's session, starting one if none runs. A connection attached before
+// is replaced (closed).
 func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, error) {
 	if b.ctx.Err() != nil {
 		return nil, errors.New("server shutting down")
@@ -203,52 +210,77 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	if err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	old := b.sessions[u.Name]
-	if old != nil && !old.ircGone.Load() && reg.Pass == "" && reg.Account == "" {
-		// Said as a wrong password is: a refusal never tells whether a
-		// user exists or is connected.
+	for {
+		b.mu.Lock()
+		old := b.sessions[u.Name]
+		if old != nil && old.attached.Load() != nil && reg.Pass == "" && reg.Account == "" {
+			// Said as a wrong password is: a refusal never tells whether a
+			// user exists or is connected.
+			b.mu.Unlock()
+			return nil, ErrAuth
+		}
+		if old != nil && b.cfg.AlwaysOn && !u.Ephemeral {
+			b.mu.Unlock()
+			if at, ok := old.attachClient(c, reg.Remote); ok {
+				return at, nil
+			}
+			<-old.done // it ended meanwhile: start anew
+			continue
+		}
+		s, err := b.startLocked(u, c, reg.Remote)
 		b.mu.Unlock()
-		return nil, ErrAuth
+		if err != nil {
+			return nil, err
+		}
+		if old != nil {
+			old.attached.Load().close("Replaced by a new connection")
+			<-old.done // the old session has logged out of MSIM
+		}
+		s.start() // before run: its lines are part of the welcome
+		go b.run(s)
+		return s.at, nil
 	}
+}
+
+// startLocked makes u's session, attached to c (nil: none), and registers
+// it; the caller starts it and runs it (run). Caller holds b.mu.
+func (b *Bridge) startLocked(u User, c ircConn, remote net.Addr) (*session, error) {
 	mem := b.memory[u.Name]
 	if mem == nil {
 		var err error
 		if mem, err = b.newMemory(u); err != nil {
-			b.mu.Unlock()
 			b.log.WithError(err).WithField("user", u.Name).Error("store: the user's state cannot be loaded")
 			return nil, errors.New("the gateway's database is not available; try again later")
 		}
 		b.memory[u.Name] = mem
 	}
 	s := newSession(b, c, u, mem)
-	s.remote = reg.Remote
+	s.remote = remote
+	if s.at != nil {
+		s.at.remote = remote
+	}
 	b.sessions[u.Name] = s
 	b.wg.Add(1)
-	b.mu.Unlock()
-	if old != nil {
-		old.irc.Close("Replaced by a new connection")
-		<-old.done // the old session has logged out of MSIM
-	}
-	s.start() // before run: its lines are part of the welcome
-	go func() {
-		defer b.wg.Done()
-		s.run()
-		u := s.user // identify, register and drop change it
-		b.mu.Lock()
-		last := b.sessions[u.Name] == s
-		if last {
-			delete(b.sessions, u.Name)
-		}
-		if last && u.Ephemeral {
-			b.forget(u)
-		}
-		b.mu.Unlock()
-		if f, ok := b.cfg.Directory.(Forgetter); ok && last && u.Ephemeral {
-			f.Forget(u)
-		}
-	}()
 	return s, nil
+}
+
+// run runs s until it ends, then forgets it (and an ephemeral user).
+func (b *Bridge) run(s *session) {
+	defer b.wg.Done()
+	s.run()
+	u := s.user // identify, register and drop change it
+	b.mu.Lock()
+	last := b.sessions[u.Name] == s
+	if last {
+		delete(b.sessions, u.Name)
+	}
+	if last && u.Ephemeral {
+		b.forget(u)
+	}
+	b.mu.Unlock()
+	if f, ok := b.cfg.Directory.(Forgetter); ok && last && u.Ephemeral {
+		f.Forget(u)
+	}
 }
 
 // Shutdown logs every session out of MSIM and waits for them, bounded by ctx.

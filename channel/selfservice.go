@@ -343,6 +343,18 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	}
 	b.mu.Lock()
 	prev := b.sessions[u.Name]
+	if prev != nil && prev != s && b.cfg.AlwaysOn && !u.Ephemeral {
+		// u's session runs on with no connection, or another one: this
+		// connection joins it there, and this session, holding nothing
+		// of u's, ends.
+		b.mu.Unlock()
+		if s.handOver(prev) {
+			return
+		}
+		<-prev.done // it ended meanwhile: take u over here
+		b.mu.Lock()
+		prev = nil
+	}
 	mem := b.memory[u.Name]
 	if mem == nil {
 		var err error
@@ -369,8 +381,9 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		}
 	}
 	if prev != nil && prev != s {
-		prev.irc.Close("Replaced by a new connection")
-		<-prev.done // it has logged out of MSIM and held what it had
+		prev.attached.Load().close("Replaced by a new connection")
+		prev.cancel() // a session running with no connection (always on) too
+		<-prev.done   // it has logged out of MSIM and held what it had
 	}
 	s.log = b.log.WithField("user", u.Name)
 	r = s.where(r)

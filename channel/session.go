@@ -19,9 +19,15 @@ import (
 // Events posted to a session's goroutine. Only this package implements them.
 type event interface{ isEvent() }
 
-type ircInput struct{ in ircd.Input }
-type ircAway struct{ text string }
-type ircClosed struct{}
+type ircInput struct {
+	at *attachment
+	in ircd.Input
+}
+type ircAway struct {
+	at   *attachment
+	text string
+}
+type ircClosed struct{ at *attachment }
 type linkResult struct {
 	a   *account
 	gen int
@@ -49,8 +55,9 @@ func (retryDue) isEvent()   {}
 func (whoisAsk) isEvent()   {}
 func (call) isEvent()       {}
 
-// session is one IRC connection and the MSIM accounts it drives. All fields
-// below the channel are owned by run's goroutine.
+// session is a user's MSIM accounts and the IRC connection attached to it,
+// if any (attach.go). All fields below the channel are owned by run's
+// goroutine.
 type session struct {
 	b      *Bridge
 	irc    ircConn
@@ -70,8 +77,10 @@ type session struct {
 	// MSIM client (their Notify); the session takes the events itself.
 	msimReady chan struct{}
 	evbuf     []msim.Event
-	// ircGone is set as soon as the IRC connection has ended.
-	ircGone atomic.Bool
+	// attached is at, for the bridge to read from other goroutines.
+	attached atomic.Pointer[attachment]
+
+	at *attachment // the attached connection; nil when detached
 
 	accounts  []*account
 	byChannel map[string]*account // by nickKey(channel)
@@ -82,10 +91,11 @@ type session struct {
 	dropUntil time.Time           // drop was asked for and awaits yes until then
 }
 
+// newSession makes u's session with c attached (nil: none).
 func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 	ctx, cancel := context.WithCancel(b.ctx)
 	s := &session{
-		b: b, irc: c, user: u, mem: mem,
+		b: b, user: u, mem: mem,
 		log:    b.log.WithField("user", u.Name),
 		ctx:    ctx,
 		cancel: cancel,
@@ -95,6 +105,13 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 		out: newOutbox(),
 
 		msimReady: make(chan struct{}, 1),
+	}
+	if c != nil {
+		s.at = newAttachment(c, s, nil)
+		s.attached.Store(s.at)
+		s.irc = c
+	} else {
+		s.irc = &detachedConn{s: s, nick: u.Name}
 	}
 	for _, ac := range u.Accounts {
 		s.accounts = append(s.accounts, s.newAccount(ac))
@@ -120,21 +137,6 @@ func (s *session) post(ev event) bool {
 	case <-s.ctx.Done():
 		return false
 	}
-}
-
-// Handler methods, called from the IRC connection's goroutine. Join, Part
-// and Nick need nothing: ircd keeps the client's memberships (parting a
-// control channel keeps the account connected; JOIN brings it back), and
-// buddy nicks are checked against the client's nick when made.
-
-func (s *session) Message(in ircd.Input) { s.post(ircInput{in}) }
-func (s *session) Join(string)           {}
-func (s *session) Part(string, string)   {}
-func (s *session) Away(text string)      { s.post(ircAway{text}) }
-func (s *session) Nick(string)           {}
-func (s *session) Closed(string) {
-	s.ircGone.Store(true)
-	s.post(ircClosed{})
 }
 
 func (s *session) say(a *account, f string, args ...any) {
@@ -189,11 +191,24 @@ func (s *session) run() {
 func (s *session) handle(ev event) bool {
 	switch ev := ev.(type) {
 	case ircInput:
-		s.onIRC(ev.in)
+		if ev.at == s.at {
+			s.onIRC(ev.in)
+		}
 	case ircAway:
-		s.onAway(ev.text)
+		if ev.at == s.at {
+			s.onAway(ev.text)
+		}
 	case ircClosed:
-		return false
+		if ev.at != s.at {
+			break // a connection replaced by another
+		}
+		if !s.persistent() {
+			return false
+		}
+		s.detach()
+	case attachReq:
+		s.attach(ev.at)
+		close(ev.done)
 	case linkResult:
 		s.onLinkResult(ev)
 	case retryDue:
@@ -293,11 +308,16 @@ func (s *session) start() {
 	if err := s.irc.AddUser(ircd.User{Nick: svc, User: "root", Host: "msimircd", RealName: "msimircd service"}); err != nil {
 		s.log.WithError(err).Warn("service nick")
 	}
-	for _, n := range s.mem.takeNotes() {
-		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
+	if s.at != nil {
+		for _, n := range s.mem.takeNotes() {
+			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
+		}
 	}
 	for _, a := range s.accounts {
 		s.openAccount(a)
+	}
+	if s.at == nil {
+		return // started at boot: the first client to attach is told the rest
 	}
 	switch {
 	case s.user.identify != "":
@@ -338,8 +358,8 @@ func (s *session) openAccount(a *account) {
 }
 
 func (s *session) joinClient(a *account) {
-	if a.joined {
-		return
+	if a.joined || s.at == nil {
+		return // no client: the next one to attach is joined (rebuild)
 	}
 	a.joined = true
 	s.irc.JoinClient(a.channel)
@@ -355,6 +375,9 @@ func (s *session) joinClient(a *account) {
 func (s *session) status(a *account, f string, args ...any) {
 	text := fmt.Sprintf(f, args...)
 	if !a.joined {
+		if len(a.backlog) >= maxBacklog {
+			a.backlog = append(a.backlog[:0], a.backlog[len(a.backlog)-maxBacklog/2:]...)
+		}
 		a.backlog = append(a.backlog, text)
 		return
 	}

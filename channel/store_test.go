@@ -22,6 +22,7 @@ import (
 // would.
 type gateway struct {
 	ircAddr string
+	bridge  *channel.Bridge
 	stop    func()
 }
 
@@ -48,7 +49,7 @@ func startGateway(t *testing.T, msimAddr string, dir channel.Directory, st store
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = isrv.Serve(ctx, ln) }()
 	var once sync.Once
-	g := &gateway{ircAddr: ln.Addr().String(), stop: func() {
+	g := &gateway{ircAddr: ln.Addr().String(), bridge: b, stop: func() {
 		once.Do(func() {
 			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer scancel()

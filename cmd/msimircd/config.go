@@ -90,6 +90,9 @@ type MSIMConfig struct {
 	Timeout      Duration `toml:"timeout"`
 	Accounts     []string `toml:"accounts"`      // "EMAIL:PASSWORD" made on the embedded network
 	AccountsFile string   `toml:"accounts_file"` // lines "EMAIL:PASSWORD", made on the embedded network
+	// AlwaysOn keeps a user's MSIM accounts online while no IRC client is
+	// attached, and logs them in at start (accounts with autoconnect).
+	AlwaysOn bool `toml:"always_on"`
 	// Accounts the demo directory may create per client address per hour;
 	// 0 = no limit.
 	AccountCreationPerHour int `toml:"account_creation_per_hour"`
@@ -153,7 +156,7 @@ func Defaults() Config {
 	return Config{
 		IRC: IRCConfig{Listen: []string{"127.0.0.1:6667"}, ServerName: "msimircd", Network: "msimircd",
 			ServiceNick: "root", FloodRate: 10, FloodBurst: 40},
-		MSIM:  MSIMConfig{AccountCreationPerHour: 10},
+		MSIM:  MSIMConfig{AccountCreationPerHour: 10, AlwaysOn: true},
 		Log:   LogConfig{Level: "info", Format: "text"},
 		Store: StoreConfig{Driver: "sqlite"},
 	}

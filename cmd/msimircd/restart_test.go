@@ -17,8 +17,9 @@ import (
 // TestBinaryRestartKeepsState: msimircd with its embedded network, killed
 // with kill -9 and started again on the same state directory, still has
 // what an IRC user built up and the IMs that came while they were away.
-// alice renames her buddy bob and changes a setting, then quits; bob sends
-// her three IMs; msimircd is killed. After the restart alice finds bob
+// alice renames her buddy bob and changes a setting, then quits; her
+// account stays online (always on) and bob sends her three IMs, which the
+// gateway holds in its database; msimircd is killed. After the restart alice finds bob
 // under his new nick, her setting and her control channel, and the three
 // IMs once each, in order, with the time they were sent. The gateway's
 // database holds no password in clear.
@@ -43,10 +44,9 @@ func TestBinaryRestartKeepsState(t *testing.T) {
 	alice.send("QUIT")
 	alice.wait("ERROR", func(m *irc.Message) bool { return m.Command == "ERROR" })
 	alice.nc.Close()
-	// alice's session has ended and logged her out of MSIM: bob's IMs are
-	// kept as offline IMs. (A bridge that keeps her logged in would hold
-	// them itself; this barrier would then have to wait for that.)
-	p.waitLog(regexp.MustCompile(`msg="logged out".*email="?alice@`))
+	// Always on: alice's accounts stay online with no client attached, so
+	// her session takes bob's IMs and holds them in the database.
+	p.waitLog(regexp.MustCompile(`msg="the IRC client left; the MSIM accounts stay online".*user="?demo/alice@`))
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -62,6 +62,7 @@ func TestBinaryRestartKeepsState(t *testing.T) {
 		t.Fatalf("the server refused bob's IMs: %s", errs)
 	}
 	bob.Close()
+	waitDatabase(t, state, texts) // held: committed before the kill
 	killedAt := time.Now()
 	p.kill()
 
@@ -114,6 +115,29 @@ func TestBinaryRestartKeepsState(t *testing.T) {
 			t.Errorf("IM %d: time %v, want between %v and %v, not before the one before it (%v)", i+1, stamp, sentFrom, killedAt, last)
 		}
 		last = stamp
+	}
+}
+
+// waitDatabase waits until the gateway's database on disk holds every
+// string of want.
+func waitDatabase(t *testing.T, state string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(state, stateDBName+"*"))
+		var all []byte
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			all = append(all, b...)
+		}
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return bytes.Contains(all, []byte(w)) })
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the database never held %q", missing)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -138,7 +138,7 @@ func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.St
 		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir, Store: st,
 		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
 		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
-		QueueLimit: cfg.MSIM.QueueLimit,
+		QueueLimit: cfg.MSIM.QueueLimit, AlwaysOn: cfg.MSIM.AlwaysOn,
 		// Nicks registered per address: as many as MSIM accounts may be
 		// made per address (register makes one on the embedded network).
 		Registrations: guard.NewQuota(cfg.MSIM.AccountCreationPerHour, time.Hour, nil),
@@ -212,6 +212,11 @@ func (g *gateway) run(ctx context.Context, ready chan<- listening) error {
 		})
 	}
 	g.log.WithField("msim", g.msimAddr).Infof("msimircd %s: IRC on %s", version, strings.Join(addrs, ", "))
+	if n, err := g.bridge.Start(gctx); err != nil {
+		g.log.WithError(err).Error("always on: not every user's accounts were brought online; they log in when the user connects")
+	} else if n > 0 {
+		g.log.Infof("always on: logging in the accounts of %d users", n)
+	}
 	if ready != nil {
 		select {
 		case ready <- listening{irc: addrs, msim: g.msimAddr}:

@@ -1,0 +1,205 @@
+package channel_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/server"
+	"github.com/msimircd/msimircd/store"
+)
+
+// countDials makes cfg count the MSIM logins the bridge starts.
+func countDials(n *atomic.Int32) func(*channel.Config) {
+	return func(cfg *channel.Config) {
+		cfg.DialMSIM = func(ctx context.Context, mc msim.ClientConfig) (channel.MSIMClient, error) {
+			n.Add(1)
+			cl, err := msim.Dial(ctx, mc)
+			if cl == nil {
+				return nil, err
+			}
+			return cl, err
+		}
+	}
+}
+
+// waitOnline waits until the MSIM server has uid online (or not).
+func waitOnline(t *testing.T, srv *server.Server, uid msim.UID, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Online(uid) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("uid %d online: got %v, want %v", uid, !want, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// imsFrom collects the PRIVMSGs from nick until n have come.
+func imsFrom(c *ircClient, nick string, n int) []string {
+	var got []string
+	for len(got) < n {
+		m := c.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == nick })
+		got = append(got, m.Trailing())
+	}
+	return got
+}
+
+// TestAlwaysOn: with AlwaysOn, Start logs a configured user's account in
+// before any IRC client connects; IMs that come meanwhile wait for the
+// client; a second connection replaces the first without a new MSIM login;
+// the account stays online after the client quits, and the next client
+// finds the buddies and the IMs sent meanwhile, each once, in order.
+func TestAlwaysOn(t *testing.T) {
+	var dials atomic.Int32
+	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
+		if _, err := msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Directory = &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "al", Password: "al-irc",
+			Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}
+		cfg.AlwaysOn = true
+		countDials(&dials)(cfg)
+	})
+	bob := msimUser(t, st, "bob")
+	alUID := lookupUID(t, bob, "al")
+
+	n, err := st.bridge.Start(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("Start: got %d, %v; want 1 session started", n, err)
+	}
+	waitOnline(t, st.msrv, alUID, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if err := bob.SendIM(ctx, alUID, fmt.Sprintf("before the client %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tomBarrier(t, bob)
+
+	c1 := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
+	c1.joinedControl("&al")
+	c1.expectFrom("PRIVMSG", "root", "stayed online")
+	if got, want := strings.Join(imsFrom(c1, "bob", 3), "|"), "before the client 0|before the client 1|before the client 2"; got != want {
+		t.Errorf("IMs sent before the client came: got %q, want %q", got, want)
+	}
+	c1.add("&al", "bob")
+
+	c2 := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
+	c1.expect("ERROR", func(m *irc.Message) bool { return strings.Contains(m.Trailing(), "Replaced") })
+	c2.joinedControl("&al")
+	if names := c2.names("&al"); !contains(names, "+bob") {
+		t.Errorf("NAMES &al in the second connection: got %v, want +bob", names)
+	}
+	if err := bob.SendIM(ctx, alUID, "to the second"); err != nil {
+		t.Fatal(err)
+	}
+	if got := imsFrom(c2, "bob", 1); got[0] != "to the second" {
+		t.Errorf("IM to the second connection: got %q", got[0])
+	}
+
+	c2.send("QUIT")
+	c2.expect("ERROR", nil)
+	for i := range 2 {
+		if err := bob.SendIM(ctx, alUID, fmt.Sprintf("while away %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tomBarrier(t, bob)
+	if !st.msrv.Online(alUID) {
+		t.Error("al went offline on MSIM when the client quit; want the account kept online")
+	}
+	c3 := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
+	c3.joinedControl("&al")
+	if got, want := strings.Join(imsFrom(c3, "bob", 2), "|"), "while away 0|while away 1"; got != want {
+		t.Errorf("IMs sent while away: got %q, want %q", got, want)
+	}
+	for _, m := range c3.sync() {
+		if m.Command == "PRIVMSG" && m.Name == "bob" {
+			t.Errorf("an IM came twice: %v", m)
+		}
+	}
+	if d := dials.Load(); d != 1 {
+		t.Errorf("MSIM logins: got %d, want 1 (attaching never logs in again)", d)
+	}
+}
+
+// TestAlwaysOnOff: without AlwaysOn, the session ends with its client and
+// the account logs out, as in BitlBee.
+func TestAlwaysOnOff(t *testing.T) {
+	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
+		if _, err := msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Directory = &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "al", Password: "al-irc",
+			Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}
+	})
+	if n, err := st.bridge.Start(context.Background()); n != 0 || err != nil {
+		t.Errorf("Start without AlwaysOn: got %d, %v; want nothing started", n, err)
+	}
+	bob := msimUser(t, st, "bob")
+	alUID := lookupUID(t, bob, "al")
+	c := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	waitOnline(t, st.msrv, alUID, true)
+	c.send("QUIT")
+	c.expect("ERROR", nil)
+	waitOnline(t, st.msrv, alUID, false)
+}
+
+// TestIdentifyJoinsRunningSession: a registered user's account is online
+// from the start (always on); a client that connects with the nick and no
+// password, then identifies, is attached to that session: it gets the
+// channel and the IMs held meanwhile, and no second MSIM login happens.
+func TestIdentifyJoinsRunningSession(t *testing.T) {
+	var dials atomic.Int32
+	stk := startStack(t)
+	st := openStore(t)
+	if _, err := stk.msrv.AddAccount("kai@example.com", "kaipw", "kai"); err != nil {
+		t.Fatal(err)
+	}
+	if err := createUser(st, "kai", "kai-irc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddAccount(context.Background(), "kai", store.Account{Email: "kai@example.com", Password: "kaipw", Channel: "&kai", Autoconnect: true}); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, stk.msimAddr, channel.WithStore(st, demoDirectory(stk), ""), st, func(c *channel.Config) {
+		c.AlwaysOn = true
+		countDials(&dials)(c)
+	})
+	if n, err := g.bridge.Start(context.Background()); n != 1 || err != nil {
+		t.Fatalf("Start: got %d, %v; want 1", n, err)
+	}
+	bob := msimUser(t, stk, "bob")
+	kaiUID := lookupUID(t, bob, "kai")
+	waitOnline(t, stk.msrv, kaiUID, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bob.SendIM(ctx, kaiUID, "held for kai"); err != nil {
+		t.Fatal(err)
+	}
+	tomBarrier(t, bob)
+
+	c := dial(t, g.ircAddr, "kai", "", allCaps...)
+	c.expectFrom("PRIVMSG", "root", "identify")
+	c.send("PRIVMSG root :identify kai-irc")
+	c.expectFrom("PRIVMSG", "root", "Password accepted")
+	c.joinedControl("&kai")
+	c.expectFrom("PRIVMSG", "root", "stayed online")
+	if got := imsFrom(c, "bob", 1); got[0] != "held for kai" {
+		t.Errorf("held IM: got %q", got[0])
+	}
+	c.command("&kai", "status", "kai@example.com is online")
+	if d := dials.Load(); d != 1 {
+		t.Errorf("MSIM logins: got %d, want 1", d)
+	}
+}
