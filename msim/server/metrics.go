@@ -19,7 +19,7 @@ import (
 // fixed sets, anything else is "other".
 type metricSet struct {
 	logins      map[int]prometheus.Counter // by error code; 0 is "ok"
-	loginOther  prometheus.Counter
+	loginVec    *prometheus.CounterVec     // for "other"
 	routed      prometheus.Counter
 	stored      prometheus.Counter
 	fromStorage prometheus.Counter
@@ -27,7 +27,7 @@ type metricSet struct {
 	persist     map[persistKey]*[2]prometheus.Counter // [ok, error]
 	persistElse [2]prometheus.Counter
 	errs        map[int]prometheus.Counter
-	errOther    prometheus.Counter
+	errVec      *prometheus.CounterVec // for "other"
 }
 
 // loginCodes are the results a login can have: ok (0) and the error codes
@@ -93,7 +93,7 @@ func newMetricSet(r prometheus.Registerer, s *Server) (*metricSet, error) {
 	}, []string{"result"})
 	routed := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "msimd_ims_routed_total",
-		Help: "IMs (bm 1) routed to an online recipient.",
+		Help: "IMs (bm 1) routed to an online recipient (one their privacy settings refuse counts too: it is dropped as if delivered).",
 	})
 	stored := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "msimd_ims_stored_total",
@@ -129,7 +129,7 @@ func newMetricSet(r prometheus.Registerer, s *Server) (*metricSet, error) {
 		}
 		m.logins[c] = logins.WithLabelValues(l)
 	}
-	m.loginOther = logins.WithLabelValues("other")
+	m.loginVec = logins
 	for _, k := range persistKinds {
 		m.persist[k] = &[2]prometheus.Counter{
 			persist.WithLabelValues(k.kindLabel(), "ok"),
@@ -140,7 +140,7 @@ func newMetricSet(r prometheus.Registerer, s *Server) (*metricSet, error) {
 	for _, c := range errorCodes {
 		m.errs[c] = errs.WithLabelValues(strconv.Itoa(c))
 	}
-	m.errOther = errs.WithLabelValues("other")
+	m.errVec = errs
 	return m, nil
 }
 
@@ -153,7 +153,7 @@ func (m *metricSet) login(code int) {
 		c.Inc()
 		return
 	}
-	m.loginOther.Inc()
+	m.loginVec.WithLabelValues("other").Inc() // a code login does not send: none yet
 }
 
 // routedIM counts a buddy message of type typ routed live (IMs only).
@@ -221,7 +221,7 @@ func (m *metricSet) protocolError(code int) {
 		c.Inc()
 		return
 	}
-	m.errOther.Inc()
+	m.errVec.WithLabelValues("other").Inc()
 }
 
 // ErrNotServing is CheckListening's answer while no listener is served.

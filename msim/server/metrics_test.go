@@ -475,3 +475,34 @@ func TestCheckStore(t *testing.T) {
 		}
 	})
 }
+
+func TestMetricsUnlistedValuesAndNil(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := newMetricSet(reg, &Server{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.login(77)
+	m.protocolError(77)
+	m.persistRequest(&msim.Persist{Cmd: msim.CmdGet, DSN: 50, LID: 51}, nil)
+	wantValues(t, reg, []wantValue{
+		{"msimd_logins_total", []string{"result", "other"}, 1},
+		{"msimd_protocol_errors_total", []string{"code", "other"}, 1},
+		{"msimd_persist_requests_total", []string{"kind", "other", "result", "ok"}, 1},
+		{"msimd_sessions", nil, 0},
+	})
+
+	// Without a registry there is no set, and every hook is a no-op.
+	if m, err := newMetricSet(nil, &Server{}); m != nil || err != nil {
+		t.Fatalf("no registry: got %v, %v; want nil, nil", m, err)
+	}
+	var none *metricSet
+	none.login(0)
+	none.routedIM(msim.BMIM)
+	none.storedIMs(1)
+	none.deliveredFromStorage(1)
+	none.presenceFanout(1)
+	none.persistRequest(nil, nil)
+	none.sent(msim.ErrorMessage(1, false, "x"))
+	none.protocolError(1)
+}
