@@ -1,7 +1,7 @@
 // Command msimd runs a standalone MSIM (MySpaceIM) server: the network
 // msimircd embeds, on its own, for real MSIM clients and for testing.
 //
-//	msimd [-listen ADDR] [-data PATH] [-key PATH] [-demo] [-account-file FILE] [limits] [-debug]
+//	msimd [-listen ADDR] [-data PATH] [-key PATH] [-demo] [-account-file FILE] [limits] [-metrics-listen ADDR [-metrics-public]] [-debug]
 //	msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL   (password on standard input)
 //
 // Without -data the network lives in memory and is gone at exit. With it,
@@ -18,6 +18,10 @@
 // The older forms "adduser EMAIL PASSWORD [USERNAME]" and "-account
 // EMAIL:PASSWORD" still work but put the password where other local users
 // can read it (ps, /proc), and say so.
+//
+// With -metrics-listen, msimd serves Prometheus metrics at /metrics,
+// liveness at /healthz and readiness (the MSIM listener is served, the store
+// answers) at /readyz, on a loopback address unless -metrics-public.
 package main
 
 import (
@@ -38,6 +42,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 
+	"github.com/msimircd/msimircd/metrics"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
@@ -73,6 +78,10 @@ type env struct {
 	stderr io.Writer
 	ready  func(addr string) // called with the listening address, if not nil
 	reload <-chan struct{}   // re-read the -account-file (SIGHUP)
+
+	// metricsReady is called with the metrics listener's address, if not
+	// nil and there is one, before ready.
+	metricsReady func(addr string)
 }
 
 // accountFlags collects repeated -account EMAIL:PASSWORD flags. String
@@ -100,6 +109,9 @@ type options struct {
 	accountFile string
 	userName    string
 	limits      server.Config
+
+	metricsListen string
+	metricsPublic bool
 }
 
 // run is main without the process: it serves until ctx ends, or runs
@@ -120,6 +132,8 @@ func run(ctx context.Context, args []string, e env) error {
 	fs.IntVar(&o.limits.MaxConnectionsPerAddr, "max-conns-per-addr", 0, fmt.Sprintf("connections per address (0: %d; negative: no cap)", server.DefaultMaxConnectionsPerAddr))
 	fs.Int64Var(&o.limits.OfflinePerRecipientBytes, "offline-bytes", 0, fmt.Sprintf("bytes of offline IMs waiting for one user (0: %d; negative: no cap)", server.DefaultOfflinePerRecipientBytes))
 	fs.Int64Var(&o.limits.OfflinePerSenderBytes, "offline-sender-bytes", 0, fmt.Sprintf("bytes one sender may have waiting for one user (0: %d; negative: no cap)", server.DefaultOfflinePerSenderBytes))
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on `ADDR` (default: off; loopback only unless -metrics-public)")
+	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "allow a non-loopback -metrics-listen address (the endpoints have no authentication)")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: msimd [flags]\n       msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL   (password on standard input)")
 		fs.PrintDefaults()
@@ -159,6 +173,13 @@ func run(ctx context.Context, args []string, e env) error {
 	if len(rest) > 0 {
 		fs.Usage()
 		return errUsage
+	}
+	if o.metricsListen != "" {
+		if err := metrics.CheckAddr(o.metricsListen, o.metricsPublic); errors.Is(err, metrics.ErrNotLoopback) {
+			return fmt.Errorf("%w: -metrics-listen %s is not a loopback address; add -metrics-public to serve metrics there", errUsage, o.metricsListen)
+		} else if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
 	}
 	return serve(ctx, o, e, log)
 }
@@ -324,6 +345,10 @@ func serve(ctx context.Context, o options, e env, log *logrus.Entry) error {
 	defer store.Close()
 	cfg := o.limits
 	cfg.Demo = o.demo
+	reg := metrics.NewRegistry()
+	if o.metricsListen != "" {
+		cfg.Metrics = reg
+	}
 	srv, err := server.New(cfg, store, log)
 	if err != nil {
 		return err
@@ -347,12 +372,36 @@ func serve(ctx context.Context, o options, e env, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
+	var ms *metrics.Server
+	if o.metricsListen != "" {
+		ms, err = metrics.Listen(o.metricsListen, o.metricsPublic, reg)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ms.AddCheck("msim listener", srv.CheckListening)
+		ms.AddCheck("store", srv.CheckStore)
+		log.WithField("metrics", ms.Addr().String()).Info("serving /metrics, /healthz and /readyz")
+		if e.metricsReady != nil {
+			e.metricsReady(ms.Addr().String())
+		}
+	}
 	log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "demo": o.demo, "data": o.data}).Info("msimd serving")
 	if e.ready != nil {
 		e.ready(ln.Addr().String())
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln) }()
+	// The metrics listener outlives the MSIM one, so /readyz reports the
+	// shutdown; it stops last.
+	var metricsDone chan error // nil, never ready, without metrics
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	if ms != nil {
+		metricsDone = make(chan error, 1)
+		go func() { metricsDone <- ms.Serve(mctx) }()
+	}
+	var failed error
 loop:
 	for {
 		select {
@@ -360,8 +409,13 @@ loop:
 			break loop
 		case err := <-served:
 			if err != nil {
-				return err
+				failed = err
 			}
+			served = nil
+			break loop
+		case err := <-metricsDone:
+			metricsDone = nil
+			failed = err // Serve returns nil only when mctx ends
 			break loop
 		case <-e.reload:
 			reloadAccounts(srv, o.accountFile, log)
@@ -371,8 +425,14 @@ loop:
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = srv.Shutdown(sctx)
-	<-served
-	return err
+	if served != nil {
+		<-served
+	}
+	stopMetrics()
+	if metricsDone != nil {
+		<-metricsDone
+	}
+	return errors.Join(failed, err)
 }
 
 // reloadAccounts creates the accounts added to the account file since it

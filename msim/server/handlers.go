@@ -64,10 +64,12 @@ func (s *session) onBM(m *msim.Message) {
 func (srv *Server) route(from, to msim.UID, typ int, out *msim.Message, body string, cv int) error {
 	if srv.tom != nil && to == TomUID {
 		srv.tom.receive(from, typ, body)
+		srv.metrics.routedIM(typ)
 		return nil
 	}
 	wire := msim.Encode(out)
 	if srv.reg.deliver(to, from, wire) {
+		srv.metrics.routedIM(typ)
 		return nil
 	}
 	acct, err := srv.store.Account(to)
@@ -102,9 +104,14 @@ func (srv *Server) route(from, to msim.UID, typ int, out *msim.Message, body str
 	srv.offlineMu.Lock()
 	defer srv.offlineMu.Unlock()
 	if srv.reg.deliver(to, from, wire) { // logged in meanwhile
+		srv.metrics.routedIM(typ)
 		return nil
 	}
-	return srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: body}, srv.offlineLimits)
+	if err := srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: body}, srv.offlineLimits); err != nil {
+		return err
+	}
+	srv.metrics.storedIMs(1)
+	return nil
 }
 
 // onStatus sets and publishes the session's presence.

@@ -152,6 +152,7 @@ func (s *Server) refuseConn(nc net.Conn, err error) {
 	// The message is small and the socket new: it fits the send buffer, so
 	// the write does not hold up the accept loop.
 	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	s.metrics.protocolError(ErrCodeRefused)
 	_, _ = nc.Write(msim.Encode(msim.ErrorMessage(ErrCodeRefused, true, textRefusedConns+text+"; try again later.")))
 	nc.Close()
 }

@@ -70,10 +70,12 @@ type persistKey struct {
 func (s *session) onPersist(m *msim.Message) {
 	p, err := msim.ParsePersist(m)
 	if err != nil {
+		s.srv.metrics.persistRequest(nil, err)
 		s.errorf(msim.ErrCodeParse, textParse)
 		return
 	}
 	body, err := s.persist(p)
+	s.srv.metrics.persistRequest(p, err)
 	r := &msim.Persist{Cmd: p.Cmd | msim.CmdReply, DSN: p.DSN, LID: p.LID, UID: s.uid, RID: p.RID, Body: body}
 	if err != nil {
 		var pe persistError

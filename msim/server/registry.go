@@ -17,6 +17,7 @@ type registry struct {
 	watchers map[msim.UID]map[*session]struct{} // subject → online sessions listing it
 	alerts   map[msim.UID]msim.Dict             // pending persist 7/18 alerts
 	demo     bool                               // Tom is online
+	metrics  *metricSet                         // set by New; nil counts nothing
 }
 
 // route is a logged-in session's routing state, guarded by registry.mu.
@@ -153,14 +154,17 @@ func (r *registry) logout(ss *session) {
 	}
 	delete(r.byUID, ss.uid)
 	var msg []byte
+	n := 0
 	for w := range r.watchers[ss.uid] {
 		if w.uid != ss.uid && ss.rt.visibleTo(w.uid) {
 			if msg == nil {
 				msg = presenceMsg(ss.uid, offline)
 			}
 			w.enqueue(msg)
+			n++
 		}
 	}
+	r.metrics.presenceFanout(n)
 }
 
 // update applies fn to ss's route and tells every watcher whose view of ss
@@ -179,6 +183,7 @@ func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 		return
 	}
 	var on, off []byte
+	n := 0
 	for w := range ws {
 		if w.uid == ss.uid {
 			continue
@@ -190,12 +195,17 @@ func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 				on = presenceMsg(ss.uid, ss.rt.presence)
 			}
 			w.enqueue(on)
+			n++
 		case was && !is:
 			if off == nil {
 				off = presenceMsg(ss.uid, offline)
 			}
 			w.enqueue(off)
+			n++
 		}
+	}
+	if always { // a status change, not a privacy setting
+		r.metrics.presenceFanout(n)
 	}
 }
 

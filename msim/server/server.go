@@ -7,7 +7,8 @@
 // and the demo user Tom; and the limits at its door (limits.go): failed
 // logins slowed per address and account, connections and offline mail
 // capped. The file store keeps password hashes sealed under a key file
-// (seal.go).
+// (seal.go). With Config.Metrics it counts what it does for Prometheus and
+// offers readiness probes (metrics.go).
 //
 // Goroutines: Serve runs one accept loop per listener. Every connection has
 // a reader goroutine, which decodes requests and handles them one at a time
@@ -31,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/internal/guard"
@@ -64,6 +66,10 @@ type Config struct {
 	// logs all its users in from one address. The total cap and the
 	// per-account delays still apply.
 	TrustedNets []netip.Prefix
+
+	// Metrics, if not nil, gets the server's Prometheus collectors
+	// (metrics.go); nil counts nothing.
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -93,10 +99,13 @@ type Server struct {
 	reg   registry
 	tom   *tom // nil unless cfg.Demo
 
+	metrics *metricSet // nil without cfg.Metrics
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*session]struct{}
 	closed    bool
+	probe     *storeProbe // the CheckStore read under way, if any
 	wg        sync.WaitGroup
 
 	// offlineMu orders storing an offline message against the recipient's
@@ -129,6 +138,11 @@ func New(cfg Config, store Store, log *logrus.Entry) (*Server, error) {
 	}
 	s.reg.init(cfg.Demo)
 	s.initLimits()
+	m, err := newMetricSet(cfg.Metrics, s)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics, s.reg.metrics = m, m
 	s.rid.Store(10594326) // the 2007 server's rids were of this size
 	if cfg.Demo {
 		t, err := newTom(s)

@@ -102,6 +102,7 @@ func (s *session) send(m *msim.Message) bool {
 	if l := s.logger(); l.Logger.IsLevelEnabled(logrus.DebugLevel) {
 		l.WithField("msg", m.String()).Debug("send")
 	}
+	s.srv.metrics.sent(m)
 	return s.enqueue(msim.Encode(m))
 }
 
@@ -269,6 +270,7 @@ func (s *session) rescue(msgs [][]byte) {
 			s.logger().WithError(err).WithField("from", from).Error("an IM for a closed session could not be stored; it is lost")
 			continue
 		}
+		s.srv.metrics.storedIMs(1)
 		s.logger().WithField("from", from).Info("an IM the session could not take was stored for its next login")
 	}
 }
@@ -426,6 +428,7 @@ func (s *session) login(m *msim.Message) bool {
 	resp, err3 := m.Base64("response")
 	if err := errors.Join(err, err2, err3); err != nil || alg != msim.LoginAlgorithm {
 		s.logger().WithError(err).Info("malformed login")
+		s.srv.metrics.login(msim.ErrCodeParse)
 		s.fatal(msim.ErrCodeParse, textParse)
 		return false
 	}
@@ -437,6 +440,7 @@ func (s *session) login(m *msim.Message) bool {
 		// Refused without looking at the password; the burst was logged
 		// when the refusal began.
 		log.WithError(err).Debug("login refused: too many failed logins from this address")
+		srv.metrics.login(msim.ErrCodeBadPassword)
 		s.fatal(msim.ErrCodeBadPassword, textLoginsLater)
 		return false
 	}
@@ -449,6 +453,7 @@ func (s *session) login(m *msim.Message) bool {
 	acct, err := srv.store.AccountByEmail(email)
 	if err != nil && !errors.Is(err, ErrNoSuchAccount) {
 		log.WithError(err).Error("login: store")
+		srv.metrics.login(msim.ErrCodeParse)
 		s.fatal(msim.ErrCodeParse, "The server could not process the login.")
 		return false
 	}
@@ -467,6 +472,7 @@ func (s *session) login(m *msim.Message) bool {
 			log.Info("login refused: unknown e-mail address")
 		}
 		srv.loginFailed(log, addrKey, acctKey)
+		srv.metrics.login(msim.ErrCodeBadPassword)
 		s.fatal(msim.ErrCodeBadPassword, textBadLogin)
 		return false
 	}
@@ -474,6 +480,7 @@ func (s *session) login(m *msim.Message) bool {
 	contacts, err := s.srv.store.Contacts(acct.UID)
 	if err != nil {
 		log.WithError(err).Error("login: contacts")
+		srv.metrics.login(msim.ErrCodeParse)
 		s.fatal(msim.ErrCodeParse, "The server could not process the login.")
 		return false
 	}
@@ -514,13 +521,18 @@ func (s *session) login(m *msim.Message) bool {
 		for _, p := range presences {
 			s.enqueueBurst(p)
 		}
+		handed := 0
 		for _, om := range stored {
-			s.enqueueBurst(msim.Encode(offlineIM(om)))
+			if s.enqueueBurst(msim.Encode(offlineIM(om))) {
+				handed++
+			}
 		}
+		srv.metrics.deliveredFromStorage(handed)
 	})
 	srv.offlineMu.Unlock()
 
 	s.loggedIn = true
+	srv.metrics.login(0)
 	_ = s.nc.SetReadDeadline(time.Time{})
 	s.logger().WithField("offline_messages", len(stored)).Info("logged in")
 	err = srv.store.UpdateAccount(s.uid, func(a *Account) error {
