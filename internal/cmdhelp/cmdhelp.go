@@ -142,7 +142,7 @@ func wrap(b *bufio.Writer, text, first, rest string) {
 func (p *Page) WriteMan(w io.Writer, date string) error {
 	b := bufio.NewWriter(w)
 	fmt.Fprintf(b, ".\\\" Generated from %s -help's description; do not edit: see %s's help.go.\n", p.Name, p.Name)
-	fmt.Fprintf(b, ".TH %s 1 %s %s\n", strings.ToUpper(p.Name), date, p.Name)
+	fmt.Fprintf(b, ".TH %s 1 \"%s\" %s\n", strings.ToUpper(p.Name), date, p.Name)
 	fmt.Fprintf(b, ".SH NAME\n%s \\- %s\n", p.Name, manText(p.Summary))
 	b.WriteString(".SH SYNOPSIS\n")
 	for i, s := range p.Synopsis {
@@ -176,7 +176,10 @@ func (p *Page) WriteMan(w io.Writer, date string) error {
 			fmt.Fprintf(b, ".TP\n.B %s\n%s\n", manArg(it.Term), manText(it.Text))
 		}
 		if s.Pre != "" {
-			b.WriteString(".PP\n.nf\n")
+			if len(s.Paragraphs)+len(s.Items) > 0 {
+				b.WriteString(".PP\n")
+			}
+			b.WriteString(".nf\n")
 			for l := range strings.Lines(s.Pre) {
 				b.WriteString(manText(strings.TrimRight(l, " \n")) + "\n")
 			}
@@ -233,7 +236,7 @@ func manArg(s string) string {
 func DateOf(man string) string {
 	for l := range strings.Lines(man) {
 		if f := strings.Fields(l); len(f) >= 4 && f[0] == ".TH" {
-			return f[3]
+			return strings.Trim(f[3], `"`)
 		}
 	}
 	return ""
