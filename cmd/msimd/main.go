@@ -60,8 +60,8 @@ func main() {
 			}
 		}
 	}()
-	e := env{stdin: os.Stdin, stderr: os.Stderr, reload: reload}
-	if err := run(ctx, os.Args[1:], e); err != nil {
+	e := env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, reload: reload}
+	if err := run(ctx, os.Args[1:], e); err != nil && !helpShown(err) {
 		fmt.Fprintln(os.Stderr, "msimd:", err)
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
@@ -75,9 +75,11 @@ var errUsage = errors.New("usage")
 // env is what run takes from the process; tests pass their own.
 type env struct {
 	stdin  io.Reader
+	stdout io.Writer // -help's text; nil = os.Stdout
 	stderr io.Writer
-	ready  func(addr string) // called with the listening address, if not nil
-	reload <-chan struct{}   // re-read the -account-file (SIGHUP)
+	ready  func(addr string)      // called with the listening address, if not nil
+	reload <-chan struct{}        // re-read the -account-file (SIGHUP)
+	flags  func(fs *flag.FlagSet) // called with the flags once defined, if not nil (the help's tests)
 
 	// metricsReady is called with the metrics listener's address, if not
 	// nil and there is one, before ready.
@@ -134,22 +136,19 @@ func run(ctx context.Context, args []string, e env) error {
 	fs.Int64Var(&o.limits.OfflinePerSenderBytes, "offline-sender-bytes", 0, fmt.Sprintf("bytes one sender may have waiting for one user (0: %d; negative: no cap)", server.DefaultOfflinePerSenderBytes))
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on `ADDR` (default: off; loopback only unless -metrics-public)")
 	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "allow a non-loopback -metrics-listen address (the endpoints have no authentication)")
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: msimd [flags]\n       msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL   (password on standard input)")
-		fs.PrintDefaults()
-	}
+	setHelp(fs, e) // help.go
 	sub := len(args) > 0 && args[0] == "adduser"
 	if sub {
 		args = args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		return errUsage
+		return parseError(err)
 	}
 	rest := fs.Args()
 	if !sub && len(rest) > 0 && rest[0] == "adduser" {
 		sub, rest = true, rest[1:]
 		if err := fs.Parse(rest); err != nil { // flags after adduser
-			return errUsage
+			return parseError(err)
 		}
 		rest = fs.Args()
 	}
@@ -171,8 +170,7 @@ func run(ctx context.Context, args []string, e env) error {
 		return fmt.Errorf("%w: -username is for adduser", errUsage)
 	}
 	if len(rest) > 0 {
-		fs.Usage()
-		return errUsage
+		return fmt.Errorf("%w: unexpected arguments %q (msimd -help shows the usage)", errUsage, rest)
 	}
 	if o.metricsListen != "" {
 		if err := metrics.CheckAddr(o.metricsListen, o.metricsPublic); errors.Is(err, metrics.ErrNotLoopback) {

@@ -25,7 +25,7 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	if err := run(os.Args[1:], os.Stdin); err != nil {
+	if err := run(os.Args[1:], os.Stdin); err != nil && !helpShown(err) {
 		fmt.Fprintln(os.Stderr, "msimircd:", err)
 		os.Exit(1)
 	}
@@ -39,6 +39,7 @@ type options struct {
 	passwordOnCommandLine bool
 	debugListen           string
 	version               bool
+	flags                 *flag.FlagSet // for -help
 }
 
 // parseOptions reads the command line (and the config file it names);
@@ -46,6 +47,8 @@ type options struct {
 func parseOptions(args []string, stdin io.Reader) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("msimircd", flag.ContinueOnError)
+	o.flags = fs
+	setHelp(fs) // help.go
 	fs.StringVar(&o.configPath, "config", "", "config file (TOML); none = the embedded demo network")
 	stateDir := fs.String("state", "", "keep the gateway's database, its key file and the embedded network's data in `DIR`, overriding the config's store.state_dir (default $XDG_STATE_HOME/msimircd, else ~/.local/state/msimircd)")
 	listen := fs.String("listen", "", "IRC listen address, overriding the config (default 127.0.0.1:6667)")

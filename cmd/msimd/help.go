@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+
+	"github.com/msimircd/msimircd/internal/cmdhelp"
+)
+
+// docs/msimd.1 is helpPage rendered as a man page; TestManPage fails when
+// it is stale.
+//go:generate go test -run ^TestManPage$ -update
+
+// setHelp makes fs print the help text for -help and -h (to e.stdout;
+// Parse then returns flag.ErrHelp, which main takes as success), and the
+// usage lines after a bad flag's error (to fs's output).
+func setHelp(fs *flag.FlagSet, e env) {
+	var stdout io.Writer = os.Stdout
+	if e.stdout != nil {
+		stdout = e.stdout
+	}
+	cmdhelp.SetUsage(fs, stdout, func() *cmdhelp.Page { return helpPage(fs) })
+	if e.flags != nil {
+		e.flags(fs)
+	}
+}
+
+// parseError is run's error for a failed fs.Parse: flag.ErrHelp after
+// -help, otherwise errUsage (the flag package has printed what was wrong).
+func parseError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return flag.ErrHelp
+	}
+	return errUsage
+}
+
+// helpShown reports whether err only says that the help was printed.
+func helpShown(err error) bool { return errors.Is(err, flag.ErrHelp) }
+
+// Repeatable marks -account as repeatable for the help: its default is no
+// account.
+func (*accountFlags) Repeatable() bool { return true }
+
+// helpPage is msimd's manual: -help prints it, docs/msimd.1 is it as a
+// man page.
+func helpPage(fs *flag.FlagSet) *cmdhelp.Page {
+	return &cmdhelp.Page{
+		Name:    "msimd",
+		Summary: "a standalone MySpaceIM (MSIM) server",
+		Synopsis: []string{
+			"msimd [flags]",
+			"msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL",
+		},
+		Description: []string{
+			"msimd runs the MSIM network that msimircd embeds, on its own: for real MSIM clients (such as libpurple's), for msimircd gateways whose [msim] server points at it, and for testing.",
+			"Without -data the network lives in memory and is gone at exit. With it, accounts, contact lists and offline IMs are kept in the data file, and the password hashes in it are sealed under the key file -key (default: the data file's path + \".key\", created mode 0600 at the first start): back the key file up apart from the data file.",
+			"Accounts are made out of band, because the login never shows the password to the server: with adduser on the data file (it asks for the password twice without echo on a terminal, or reads one line from standard input), or from an -account-file of EMAIL:PASSWORD lines (mode 0600; the user name is the part of the address before '@'). adduser cannot open a data file a running msimd holds: add a line to its -account-file and send it SIGHUP instead. The older forms \"adduser EMAIL PASSWORD [USERNAME]\" and -account EMAIL:PASSWORD still work but show the password to other local users.",
+		},
+		Flags: fs,
+		Sections: []cmdhelp.Section{
+			{
+				Title: "Signals",
+				Items: []cmdhelp.Item{
+					{Term: "SIGINT, SIGTERM", Text: "shuts down: the listener closes and every session ends."},
+					{Term: "SIGHUP", Text: "re-reads the -account-file and creates the accounts added to it since; existing accounts are kept as they are. A file that does not read is logged and the server goes on."},
+				},
+			},
+			{
+				Title: "Files",
+				Items: []cmdhelp.Item{
+					{Term: "DATA", Text: "the data file -data names (a bbolt file), locked while msimd runs."},
+					{Term: "DATA.key", Text: "the key sealing its password hashes, mode 0600, unless -key puts it elsewhere. Without it the data file does not open."},
+					{Term: "FILE", Text: "the -account-file: EMAIL:PASSWORD lines; '#' starts a comment line. It holds passwords, so msimd refuses it when group or others may read it."},
+				},
+			},
+			{
+				Title: "Exit status",
+				Items: []cmdhelp.Item{
+					{Term: "0", Text: "a clean shutdown, or -help."},
+					{Term: "1", Text: "an error, such as a data file in use or a listener that would not open; the message is on standard error."},
+					{Term: "2", Text: "a usage error: a bad flag or argument, or -key without -data."},
+				},
+			},
+		},
+	}
+}
