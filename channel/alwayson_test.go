@@ -87,7 +87,7 @@ func TestAlwaysOn(t *testing.T) {
 
 	c1 := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
 	c1.joinedControl("&al")
-	c1.expectFrom("PRIVMSG", "root", "stayed online")
+	c1.expectFrom("PRIVMSG", "root", "Logged in to MSIM") // said at boot, kept for the client
 	if got, want := strings.Join(imsFrom(c1, "bob", 3), "|"), "before the client 0|before the client 1|before the client 2"; got != want {
 		t.Errorf("IMs sent before the client came: got %q, want %q", got, want)
 	}
@@ -119,6 +119,7 @@ func TestAlwaysOn(t *testing.T) {
 	}
 	c3 := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
 	c3.joinedControl("&al")
+	c3.expectFrom("PRIVMSG", "root", "stayed online")
 	if got, want := strings.Join(imsFrom(c3, "bob", 2), "|"), "while away 0|while away 1"; got != want {
 		t.Errorf("IMs sent while away: got %q, want %q", got, want)
 	}
@@ -194,7 +195,7 @@ func TestIdentifyJoinsRunningSession(t *testing.T) {
 	c.send("PRIVMSG root :identify kai-irc")
 	c.expectFrom("PRIVMSG", "root", "Password accepted")
 	c.joinedControl("&kai")
-	c.expectFrom("PRIVMSG", "root", "stayed online")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
 	if got := imsFrom(c, "bob", 1); got[0] != "held for kai" {
 		t.Errorf("held IM: got %q", got[0])
 	}

@@ -167,8 +167,9 @@ func (s *session) rebuild() {
 			}
 		}
 		a.joined = false
+		quiet := len(a.backlog) == 0 // nothing said since the last client left
 		s.joinClient(a)
-		if a.state == linkUp {
+		if a.state == linkUp && quiet {
 			n := 0
 			for _, bd := range a.buddies {
 				if bd.contact {
@@ -177,6 +178,8 @@ func (s *session) rebuild() {
 			}
 			s.say(a, "Logged in to MSIM as %s (uid %d), %s; the account stayed online while no client was attached.",
 				nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"))
+		}
+		if a.state == linkUp {
 			for _, se := range s.mem.heldFor(a.cfg.Email) {
 				s.fromUserSeq(a, senderOf(se.ev), se)
 			}

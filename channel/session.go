@@ -375,8 +375,9 @@ func (s *session) joinClient(a *account) {
 func (s *session) status(a *account, f string, args ...any) {
 	text := fmt.Sprintf(f, args...)
 	if !a.joined {
-		if len(a.backlog) >= maxBacklog {
-			a.backlog = append(a.backlog[:0], a.backlog[len(a.backlog)-maxBacklog/2:]...)
+		if len(a.backlog) >= maxBacklog { // keep the latest, and say so
+			keep := a.backlog[len(a.backlog)-maxBacklog/2:]
+			a.backlog = append(append(a.backlog[:0], "(earlier status lines left out)"), keep...)
 		}
 		a.backlog = append(a.backlog, text)
 		return

@@ -224,3 +224,50 @@ func TestBinaryRestartSendsQueuedIMs(t *testing.T) {
 		t.Errorf("bob got %q, want %q (each queued IM once, in order, before the next)", got, want)
 	}
 }
+
+// TestBinaryAlwaysOnAfterRestart: carol registers her nick (which sets up
+// her account on the embedded network) and quits; msimircd is killed with
+// kill -9. Started again, it logs carol's account in to MSIM at once, with
+// no IRC client connected; an IM bob sends then is held, and carol gets it
+// when she connects with her password.
+func TestBinaryAlwaysOnAfterRestart(t *testing.T) {
+	bin := binary(t, ".")
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	accounts := writeFile(t, dir, "accounts.txt", "bob@example.com:BobPw1\n")
+	args := []string{"-state", state, "-listen", "127.0.0.1:0", "-msim-listen", "127.0.0.1:0", "-msim-account-file", accounts}
+	p := startProc(t, "msimircd", bin, args...)
+	msimAddr := p.waitLog(msimAtRE)[1]
+	ircAddr := p.waitLog(ircOnRE)[1]
+
+	carol, m := ircRegister(t, ircAddr, "carol", "")
+	if m.Command != "001" {
+		t.Fatalf("carol: got %v, want 001", m)
+	}
+	carol.loggedIn("&carol")
+	_ = carol.w.Write("PRIVMSG root :register carol-pw")
+	carol.wait(rootSays("is registered"))
+	carol.loggedIn("&carol")
+	_ = carol.w.Write("QUIT")
+	carol.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
+	p.kill()
+
+	p = startProc(t, "msimircd", bin, append(args[:2:2], "-listen", ircAddr, "-msim-listen", msimAddr, "-msim-account-file", accounts)...)
+	p.waitLog(regexp.MustCompile(`always on: logging in the accounts of 1 users`))
+	p.waitLog(regexp.MustCompile(`msg="logged in".*email="?carol@`)) // with no client connected
+
+	bob := msimDial(t, msimAddr, "bob@example.com", "BobPw1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := bob.SendIM(ctx, lookupUID(t, bob, "carol"), "sent while no client was attached"); err != nil {
+		t.Fatal(err)
+	}
+	if errs := errorsUntilTom(t, bob); errs != "" {
+		t.Fatalf("the server refused bob's IM: %s", errs)
+	}
+	c := dialIRC(t, ircAddr, "carol", "carol-pw")
+	c.wait("the control channel", said("&carol", "Logged in to MSIM"))
+	c.wait("bob's IM", func(m *irc.Message) bool { // dated: no server-time
+		return m.Command == "PRIVMSG" && m.Name == "bob" && strings.HasSuffix(m.Trailing(), "UTC] sent while no client was attached")
+	})
+}
