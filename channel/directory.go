@@ -423,6 +423,23 @@ func (d *DemoDirectory) Forget(u User) {
 	}
 }
 
+// unprovision implements unprovisioner: drop retires the nick's account on
+// the embedded network (the one register set up, if accounts holds it), so
+// nothing registration made outlives it and the user name is free again.
+func (d *DemoDirectory) unprovision(nick string, accounts []Account) error {
+	name := demoUserName(nick)
+	if name == "" || d.Retire == nil {
+		return nil
+	}
+	email := name + "@" + d.domain()
+	for _, a := range accounts {
+		if strings.EqualFold(a.Email, email) {
+			return d.Retire(a.Email)
+		}
+	}
+	return nil
+}
+
 // demoUserName is DemoUserName without the reason: "" when the nick has no
 // user name.
 func demoUserName(nick string) string {

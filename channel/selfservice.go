@@ -306,7 +306,9 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 		return
 	}
 	d := s.b.users
+	var accounts []Account
 	for _, a := range slices.Clone(s.accounts) {
+		accounts = append(accounts, a.cfg)
 		s.removeAccount(a, "Your registration was dropped.")
 	}
 	r = s.where(r)
@@ -319,6 +321,12 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 		return
 	}
 	name := s.user.Name
+	if p, ok := d.next.(unprovisioner); ok {
+		if err := p.unprovision(name, accounts); err != nil {
+			s.log.WithError(err).WithField("name", name).Error("drop: the nick's account on the embedded network could not be retired")
+			s.reply(r, "Your MSIM account on this gateway's network could not be closed (the network failed); ask the operator to remove it.")
+		}
+	}
 	s.b.mu.Lock()
 	if s.b.sessions[name] == s {
 		delete(s.b.sessions, name)

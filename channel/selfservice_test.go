@@ -400,6 +400,11 @@ func TestDropAfterConfirmation(t *testing.T) {
 		t.Errorf("stored user after drop: got %v, want ErrNotFound", err)
 	}
 	c.private("account list", "no MSIM accounts")
+	// The account register set up on the embedded network is retired: its
+	// user name is free and no password opens it.
+	if _, err := ss.stk.mstore.AccountByUserName("fay"); !errors.Is(err, server.ErrNoSuchAccount) {
+		t.Errorf("the embedded network's account fay after drop: got %v, want it retired", err)
+	}
 }
 
 // TestConfigUserWins: a user of the configuration connects with its

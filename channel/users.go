@@ -70,6 +70,12 @@ type provisioner interface {
 	provision(nick, password string, remote net.Addr, have []Account) (Account, error)
 }
 
+// unprovisioner is the other half of a provisioner: drop hands it the
+// dropped user's accounts, and it retires the one provision made.
+type unprovisioner interface {
+	unprovision(nick string, accounts []Account) error
+}
+
 // storeUsers is how the bridge finds the storeDirectory behind gates.
 type storeUsers interface {
 	users() *storeDirectory
