@@ -1,6 +1,7 @@
 package channel_test
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -91,7 +92,7 @@ func TestRedactLine(t *testing.T) {
 			in := irc.MustParseMessage(tc.line)
 			before := in.Copy()
 			got := b.RedactLine(in)
-			if in.String() != before.String() {
+			if in.Command != before.Command || !slices.Equal(in.Params, before.Params) || !maps.Equal(in.Tags, before.Tags) || *in.Prefix != *before.Prefix {
 				t.Fatalf("RedactLine modified its argument: got %q, was %q", in, before)
 			}
 			if tc.want == "" {
@@ -103,7 +104,7 @@ func TestRedactLine(t *testing.T) {
 			if got.Command != in.Command || !slices.Equal(got.Params, []string{in.Params[0], tc.want}) {
 				t.Fatalf("got %s %q, want %s %q", got.Command, got.Params, in.Command, []string{in.Params[0], tc.want})
 			}
-			if got.Tags.String() != in.Tags.String() || got.Prefix.String() != in.Prefix.String() {
+			if !maps.Equal(got.Tags, in.Tags) || got.Prefix.String() != in.Prefix.String() {
 				t.Errorf("got tags %q prefix %q, want them kept: %q %q", got.Tags, got.Prefix, in.Tags, in.Prefix)
 			}
 			if strings.Contains(got.String(), "hunter2") || strings.Contains(got.String(), "p@ss") {

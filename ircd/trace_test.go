@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"encoding/base64"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -55,7 +56,7 @@ func TestMaskLine(t *testing.T) {
 			m := irc.MustParseMessage(tc.line)
 			before := m.Copy()
 			got := maskLine(m)
-			if !slices.Equal(m.Params, before.Params) || m.Command != before.Command {
+			if m.Command != before.Command || !slices.Equal(m.Params, before.Params) || !maps.Equal(m.Tags, before.Tags) || *m.Prefix != *before.Prefix {
 				t.Fatalf("maskLine modified its argument: got %q, was %q", m, before)
 			}
 			if tc.wantParams == nil {
@@ -67,7 +68,7 @@ func TestMaskLine(t *testing.T) {
 			if got.Command != tc.wantCmd || !slices.Equal(got.Params, tc.wantParams) {
 				t.Fatalf("got %s %q, want %s %q", got.Command, got.Params, tc.wantCmd, tc.wantParams)
 			}
-			if got.Tags.String() != m.Tags.String() || got.Prefix.String() != m.Prefix.String() {
+			if !maps.Equal(got.Tags, m.Tags) || got.Prefix.String() != m.Prefix.String() {
 				t.Errorf("got tags %q prefix %q, want them kept: %q %q", got.Tags, got.Prefix, m.Tags, m.Prefix)
 			}
 		})
