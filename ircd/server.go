@@ -107,7 +107,8 @@ type Config struct {
 	// has registered, nick). PASS, AUTHENTICATE payloads, OPER passwords
 	// and commands to NickServ are masked, then Redact masks the
 	// backend's secrets. Nothing is formatted while the logger is above
-	// debug level (read per line: a level changed at run time counts).
+	// debug level, which is checked as lines come and go (a level changed
+	// at run time counts).
 	TraceLines bool
 	// Redact, when not nil, masks the backend's secrets in a traced line:
 	// it is given each line the client sent and each line sent to the
