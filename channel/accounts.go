@@ -98,7 +98,8 @@ func (s *session) accountAdd(r replyCtx, args []string) {
 	}
 	email, password := args[1], args[2]
 	if local, domain, ok := strings.Cut(email, "@"); !ok || local == "" || domain == "" || len(email) > 254 {
-		s.reply(r, "%q is not an e-mail address.", email)
+		// Not quoted: it may be the password, typed first.
+		s.reply(r, "That is not an e-mail address. Usage: account add msim <e-mail> <password>")
 		return
 	}
 	for _, a := range s.accounts {

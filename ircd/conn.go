@@ -385,6 +385,9 @@ func (c *Client) writeBatch(msgs []entry) (int, error) {
 		writeBufs.Put(bw)
 		cw.w = nil
 	}()
+	if c.tracing() {
+		c.traceWritten(msgs)
+	}
 	var err error
 	for _, e := range msgs {
 		if e.m == nil {
@@ -655,6 +658,9 @@ func (c *Client) read() (reason string) {
 			partial = nil
 		}
 		if len(line) > 512+maxTagsLen || errors.Is(err, bufio.ErrBufferFull) {
+			if c.tracing() {
+				c.traceRead(line)
+			}
 			c.mu.Lock()
 			c.numeric(errInputTooLong, "Input line was too long")
 			c.mu.Unlock()
@@ -706,6 +712,9 @@ func (c *Client) handleLine(raw []byte) {
 		}
 		if len(seg) == 0 {
 			continue
+		}
+		if c.tracing() {
+			c.traceRead(seg)
 		}
 		if bytes.IndexByte(seg, 0) >= 0 {
 			c.shutdown("Malformed line (NUL byte)", true)

@@ -100,6 +100,22 @@ type Config struct {
 	// DefaultConfig's (a shorter delay, and never refused, so guessing
 	// never locks the owner out).
 	AccountFailures guard.FailureConfig
+
+	// TraceLines logs every line read from a client and every line
+	// written to it on the server's logger at debug level ("irc <- …",
+	// "irc -> …", with the connection's fields conn, remote and, once it
+	// has registered, nick). PASS, AUTHENTICATE payloads, OPER passwords
+	// and commands to NickServ are masked, then Redact masks the
+	// backend's secrets. Nothing is formatted while the logger is above
+	// debug level, which is checked as lines come and go (a level changed
+	// at run time counts).
+	TraceLines bool
+	// Redact, when not nil, masks the backend's secrets in a traced line:
+	// it is given each line the client sent and each line sent to the
+	// client from the client itself (echo-message), and returns the line
+	// to log, m itself when there is nothing to mask. It must not modify
+	// m, and may be called from any connection's goroutines at once.
+	Redact func(m *irc.Message) *irc.Message
 }
 
 // DefaultConfig returns the defaults, including flood control.

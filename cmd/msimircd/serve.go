@@ -156,6 +156,9 @@ func newIRCServer(cfg Config, bridge *channel.Bridge, log *logrus.Entry) *ircd.S
 		PingInterval: cfg.IRC.PingInterval.Duration, SendQ: cfg.IRC.SendQ,
 		FloodRate: cfg.IRC.FloodRate, FloodBurst: cfg.IRC.FloodBurst,
 		MaxConnections: cfg.IRC.MaxConnections, MaxConnectionsPerAddr: cfg.IRC.MaxConnectionsPerAddr,
+		// Lines are traced while the log level is debug or trace (-debug),
+		// the control commands' passwords masked by the bridge.
+		TraceLines: true, Redact: bridge.RedactLine,
 	}, bridge, log.WithField("part", "ircd"))
 }
 
