@@ -1,8 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +31,10 @@ func TestIrssi(t *testing.T) {
 	if err := os.Mkdir(logs, 0o700); err != nil { // irssi makes autolog's folders, not a log's
 		t.Fatal(err)
 	}
-	host, port := splitAddr(t, addr)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	writeFile(t, home, "config", fmt.Sprintf(`servers = (
   { address = %q; chatnet = "msim"; port = %q; use_tls = "no"; autoconnect = "no"; }
 );
@@ -132,15 +135,6 @@ func quitSeen(t *testing.T, ircd *proc, addr, nick string) {
 	other.loggedIn("&other")
 }
 
-func splitAddr(t *testing.T, addr string) (host, port string) {
-	t.Helper()
-	i := strings.LastIndexByte(addr, ':')
-	if i < 0 {
-		t.Fatalf("address %q has no port", addr)
-	}
-	return addr[:i], addr[i+1:]
-}
-
 // clientStep is a command typed into a real client ("" for none) and the
 // line that one of the client's log files (a glob in its log folder) must
 // then show: a regular expression matched against the whole file.
@@ -172,28 +166,43 @@ func runClientSteps(t *testing.T, send func(string), logs string, steps []client
 // re, failing the test after clientTimeout.
 func waitClientLog(t *testing.T, what, glob string, re *regexp.Regexp) {
 	t.Helper()
+	var readErr error
+	found := eventually(func() bool {
+		files, _ := filepath.Glob(glob) // the glob is well-formed: the steps' are
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				readErr = err
+				continue
+			}
+			if re.Match(b) {
+				return true
+			}
+		}
+		return false
+	})
+	if !found {
+		why := ""
+		if readErr != nil {
+			why = fmt.Sprintf(" (%v)", readErr)
+		}
+		t.Fatalf("%s: no line matching `%s` in %s after %v%s", what, re, filepath.Base(glob), clientTimeout, why)
+	}
+}
+
+// eventually calls done every 50 ms until it reports true, for at most
+// clientTimeout; it reports whether done did.
+func eventually(done func() bool) bool {
 	deadline := time.Now().Add(clientTimeout)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		files, err := filepath.Glob(glob)
-		if err != nil {
-			t.Fatalf("%s: bad glob %q: %v", what, glob, err)
-		}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("%s: %v", what, err)
-			}
-			if re.Match(b) {
-				return
-			}
-		}
+	for !done() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: no line matching %q in %s after %v", what, re, filepath.Base(glob), clientTimeout)
+			return false
 		}
 		<-tick.C
 	}
+	return true
 }
 
 // dumpLogs logs the files of the client's log folder.
@@ -209,8 +218,9 @@ func dumpLogs(t *testing.T, dir string) {
 	}
 }
 
-// tmuxSession is a program running in a detached session of a tmux server
-// of the test's own (its own socket, no config file).
+// tmuxSession is a program running in the session "test" of a tmux server
+// of the test's own: a child process of the test (tmux -D), on a socket of
+// its own, without a config file.
 type tmuxSession struct {
 	t      *testing.T
 	socket string
@@ -225,16 +235,21 @@ func startTmux(t *testing.T, program string, args ...string) *tmuxSession {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	tm := &tmuxSession{t: t, socket: filepath.Join(dir, "sock")}
-	t.Cleanup(func() {
+	startProcEnv(t, "tmux", tmuxEnv, "tmux", "-S", tm.socket, "-f", "/dev/null", "-D")
+	t.Cleanup(func() { // before startProc's kill -9: let the server end its panes (SIGHUP)
 		if t.Failed() {
 			if out, err := tm.tmux("capture-pane", "-p", "-t", "test"); err == nil {
 				t.Logf("%s's screen:\n%s", program, out)
 			}
 		}
-		_, _ = tm.tmux("kill-server") // ends the program too (SIGHUP)
-		os.RemoveAll(dir)
+		_, _ = tm.tmux("kill-server")
 	})
+	// A client that finds no server starts one of its own: wait for ours.
+	if !eventually(func() bool { _, err := os.Stat(tm.socket); return err == nil }) {
+		t.Fatalf("tmux -D made no socket %s within %v", tm.socket, clientTimeout)
+	}
 	cmd := append([]string{"new-session", "-d", "-s", "test", "-x", "160", "-y", "50", "--", program}, args...)
 	if out, err := tm.tmux(cmd...); err != nil {
 		t.Fatalf("tmux new-session %s: %v\n%s", program, err, out)
@@ -242,16 +257,14 @@ func startTmux(t *testing.T, program string, args ...string) *tmuxSession {
 	return tm
 }
 
+// tmuxEnv is added to tmux's environment: a terminal it knows, whatever
+// the test's is (none in CI).
+var tmuxEnv = []string{"TERM=xterm-256color"}
+
 // tmux runs a tmux command on the session's server.
 func (tm *tmuxSession) tmux(args ...string) (string, error) {
 	cmd := exec.Command("tmux", append([]string{"-S", tm.socket, "-f", "/dev/null"}, args...)...)
-	env := []string{"TERM=xterm-256color"}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TMUX=") && !strings.HasPrefix(kv, "TERM=") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
+	cmd.Env = append(os.Environ(), tmuxEnv...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -270,88 +283,55 @@ func (tm *tmuxSession) send(line string) {
 // waitPane polls the screen until it shows text.
 func (tm *tmuxSession) waitPane(what, text string) {
 	tm.t.Helper()
-	deadline := time.Now().Add(clientTimeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		out, err := tm.tmux("capture-pane", "-p", "-t", "test")
-		if err != nil {
-			tm.t.Fatalf("%s: tmux capture-pane: %v\n%s", what, err, out)
-		}
-		if strings.Contains(out, text) {
-			return
-		}
-		if time.Now().After(deadline) {
-			tm.t.Fatalf("%s: the screen never showed %q:\n%s", what, text, out)
-		}
-		<-tick.C
+	var screen string
+	if !eventually(func() bool {
+		screen, _ = tm.tmux("capture-pane", "-p", "-t", "test")
+		return strings.Contains(screen, text)
+	}) {
+		tm.t.Fatalf("%s: the screen never showed %q:\n%s", what, text, screen)
 	}
 }
 
 // waitExit waits for the program to end, which ends its session.
 func (tm *tmuxSession) waitExit() {
 	tm.t.Helper()
-	deadline := time.Now().Add(clientTimeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, err := tm.tmux("has-session", "-t", "test"); err != nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tm.t.Fatalf("the program in tmux did not exit within %v", clientTimeout)
-		}
-		<-tick.C
+	if !eventually(func() bool { _, err := tm.tmux("has-session", "-t", "test"); return err != nil }) {
+		tm.t.Fatalf("the program in tmux did not exit within %v", clientTimeout)
 	}
 }
 
 // weechat is a running weechat-headless.
 type weechat struct {
-	t    *testing.T
-	cmd  *exec.Cmd
+	*proc
 	fifo string
-	done chan error // gets Wait's result
 }
 
 // startWeeChat runs weechat-headless in home until the test ends, running
 // commands (separated by ";") once it has started, and waits for its FIFO.
 func startWeeChat(t *testing.T, home, commands string) *weechat {
 	t.Helper()
-	var out strings.Builder
-	cmd := exec.Command("weechat-headless", "--stdout", "--dir", home, "--plugins", "irc,logger,fifo", "--no-script", "--run-command", commands)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &weechat{t: t, cmd: cmd, done: make(chan error, 1)}
-	go func() { w.done <- cmd.Wait() }()
+	p := startProc(t, "weechat-headless", "weechat-headless", "--dir", home, "--plugins", "irc,logger,fifo", "--no-script", "--run-command", commands)
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // an error if it has ended: nothing to do
-		err := <-w.done
-		w.done <- err
-		if t.Failed() {
-			t.Logf("weechat-headless's output:\n%s", out.String())
+		if b, err := os.ReadFile(filepath.Join(home, "weechat.log")); err == nil && t.Failed() {
+			t.Logf("weechat.log:\n%s", b)
 		}
 	})
 	// The fifo plugin's pipe: weechat_fifo_PID in the runtime folder.
-	w.fifo = filepath.Join(home, "weechat_fifo_"+strconv.Itoa(cmd.Process.Pid))
-	deadline := time.Now().Add(clientTimeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, err := os.Stat(w.fifo); err == nil {
-			return w
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weechat-headless made no FIFO %s within %v (is weechat-plugins, which holds the fifo plugin, installed?)", w.fifo, clientTimeout)
-		}
+	w := &weechat{proc: p, fifo: filepath.Join(home, "weechat_fifo_"+strconv.Itoa(p.cmd.Process.Pid))}
+	exited := false
+	if !eventually(func() bool {
 		select {
-		case err := <-w.done:
-			w.done <- err
-			t.Fatalf("weechat-headless exited at start: %v", err)
-		case <-tick.C:
+		case <-p.done:
+			exited = true
+			return true
+		default:
 		}
+		_, err := os.Stat(w.fifo)
+		return err == nil
+	}) || exited {
+		t.Fatalf("weechat-headless made no FIFO %s (exited: %v; is weechat-plugins, which holds the fifo plugin, installed?)", w.fifo, exited)
 	}
+	return w
 }
 
 // send runs command on the server buffer, through the FIFO.
@@ -369,17 +349,16 @@ func (w *weechat) send(command string) {
 	}
 }
 
-// waitExit waits for weechat to end by itself.
+// waitExit waits for weechat to end by itself, and reaps it.
 func (w *weechat) waitExit() {
 	w.t.Helper()
 	select {
-	case err := <-w.done:
-		w.done <- err
-		if err != nil {
-			w.t.Errorf("weechat-headless exited with %v", err)
-		}
+	case <-w.done:
 	case <-time.After(clientTimeout):
 		w.t.Fatalf("weechat-headless did not exit within %v", clientTimeout)
+	}
+	if err := w.cmd.Wait(); err != nil {
+		w.t.Errorf("weechat-headless exited with %v", err)
 	}
 }
 
