@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,10 @@ func TestEmbeddedNetworkForMSIMClients(t *testing.T) {
 	at := <-ready
 
 	w, _, wait := ircUser(t, at.irc[0], "dave")
-	wait(func(m *irc.Message) bool { return m.Command == "PRIVMSG" && m.Name == "root" && m.Param(0) == "&dave" })
+	// Logged in: carol's IM then arrives live, not as an offline one.
+	wait(func(m *irc.Message) bool {
+		return m.Command == "PRIVMSG" && m.Name == "root" && m.Param(0) == "&dave" && strings.Contains(m.Trailing(), "Logged in")
+	})
 
 	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 	defer ccancel()
