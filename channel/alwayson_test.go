@@ -54,9 +54,10 @@ func imsFrom(c *ircClient, nick string, n int) []string {
 
 // TestAlwaysOn: with AlwaysOn, Start logs a configured user's account in
 // before any IRC client connects; IMs that come meanwhile wait for the
-// client; a second connection replaces the first without a new MSIM login;
-// the account stays online after the client quits, and the next client
-// finds the buddies and the IMs sent meanwhile, each once, in order.
+// client; a second connection joins the first (both see an IM) without a
+// new MSIM login, and goes on when the first leaves; the account stays
+// online after the last client quits, and the next client finds the
+// buddies and the IMs sent meanwhile, each once, in order.
 func TestAlwaysOn(t *testing.T) {
 	var dials atomic.Int32
 	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
@@ -94,18 +95,26 @@ func TestAlwaysOn(t *testing.T) {
 	c1.add("&al", "bob")
 
 	c2 := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
-	c1.expect("ERROR", func(m *irc.Message) bool { return strings.Contains(m.Trailing(), "Replaced") })
 	c2.joinedControl("&al")
 	if names := c2.names("&al"); !contains(names, "+bob") {
 		t.Errorf("NAMES &al in the second connection: got %v, want +bob", names)
 	}
+	if err := bob.SendIM(ctx, alUID, "to both"); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*ircClient{c1, c2} {
+		if got := imsFrom(c, "bob", 1); got[0] != "to both" {
+			t.Errorf("IM in connection %d: got %q", i+1, got[0])
+		}
+	}
+	c1.send("QUIT")
+	c1.expect("ERROR", nil)
 	if err := bob.SendIM(ctx, alUID, "to the second"); err != nil {
 		t.Fatal(err)
 	}
 	if got := imsFrom(c2, "bob", 1); got[0] != "to the second" {
-		t.Errorf("IM to the second connection: got %q", got[0])
+		t.Errorf("IM to the second connection after the first left: got %q", got[0])
 	}
-
 	c2.send("QUIT")
 	c2.expect("ERROR", nil)
 	for i := range 2 {
@@ -203,4 +212,92 @@ func TestIdentifyJoinsRunningSession(t *testing.T) {
 	if d := dials.Load(); d != 1 {
 		t.Errorf("MSIM logins: got %d, want 1", d)
 	}
+}
+
+// waitPresence reads cl's events until uid's presence is st with text.
+func waitPresence(t *testing.T, cl *msim.Client, uid msim.UID, st msim.Status, text string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-cl.Events():
+			if !ok {
+				t.Fatal("the MSIM client ended")
+			}
+			if p, isP := ev.(msim.PresenceEvent); isP && p.UID == uid && p.Status == st && p.Text == text {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no presence %v %q of uid %d", st, text, uid)
+		}
+	}
+}
+
+// TestSeveralClients: a user's clients share one session, up to
+// MaxClients (the next is refused with the reason); a client may name
+// itself (al/phone); /away is the user's: away on MSIM only when every
+// attached client is away, back when one comes back, and with no client
+// attached away with the auto_away text.
+func TestSeveralClients(t *testing.T) {
+	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
+		if _, err := msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Directory = &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "al", Password: "al-irc",
+			Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}
+		cfg.AlwaysOn = true
+		cfg.MaxClients = 2
+	})
+	bob := msimUser(t, st, "bob")
+	alUID := lookupUID(t, bob, "al")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bob.AddBuddy(ctx, alUID, "IM Friends"); err != nil {
+		t.Fatal(err)
+	}
+
+	desk := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	phone := dial(t, st.ircAddr, "al", "al/phone:al-irc", allCaps...) // PASS name/client:password
+	phone.joinedControl("&al")
+	phone.expectFrom("PRIVMSG", "root", "Logged in to MSIM as al")
+
+	nc := mustDial(t, st.ircAddr)
+	fmt.Fprintf(nc, "PASS al-irc\r\nNICK al\r\nUSER al 0 * :al\r\n")
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := irc.NewReader(nc)
+	for {
+		m, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("a third client over MaxClients 2: %v before an ERROR", err)
+		}
+		if m.Command == "001" {
+			t.Fatal("a third client over MaxClients 2 was let in")
+		}
+		if m.Command == "ERROR" || m.Command == "FAIL" || (len(m.Command) == 3 && m.Command[0] == '4') {
+			if !strings.Contains(m.Trailing(), "too many IRC clients") {
+				t.Errorf("a third client over MaxClients 2: got %v, want a refusal saying too many clients", m)
+			}
+			break
+		}
+	}
+
+	desk.send("AWAY :at lunch")
+	desk.expect("306", nil)
+	desk.command("&al", "status", "al@example.com is online") // the phone is not away
+	phone.send("AWAY :on the train")
+	phone.expect("306", nil)
+	waitPresence(t, bob, alUID, msim.StatusAway, "on the train")
+	phone.command("&al", "status", "is away: on the train")
+	desk.send("AWAY")
+	desk.expect("305", nil)
+	waitPresence(t, bob, alUID, msim.StatusOnline, "")
+
+	desk.command("&al", "set auto_away not at my desk", "auto_away = not at my desk")
+	desk.quit()
+	phone.quit()
+	waitPresence(t, bob, alUID, msim.StatusAway, "not at my desk")
+	back := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
+	back.joinedControl("&al")
+	waitPresence(t, bob, alUID, msim.StatusOnline, "")
 }

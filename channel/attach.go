@@ -3,12 +3,15 @@
 //
 // A session belongs to a user, not to a connection. Each IRC connection is
 // an attachment: the ircd.Handler ircd calls, which posts what the client
-// does to the session it is attached to. With Config.AlwaysOn, a user who
-// is not ephemeral keeps their session, and so their MSIM links, when their
-// last connection leaves, and sessions start at boot for every user with an
-// account that autoconnects. A connection that arrives for a running
-// session attaches to it: the session rebuilds the client's world (control
-// channels, buddies, presence) and replays what was held meanwhile.
+// does to the session it is attached to. Several connections may be
+// attached at once (Config.MaxClients); each sees the same world
+// (clients.go). With Config.AlwaysOn, a user who is not ephemeral keeps
+// their session, and so their MSIM links, when their last connection
+// leaves, and sessions start at boot for every user with an account that
+// autoconnects. A connection that arrives for a running session attaches
+// to it: the session builds the client's world (control channels, buddies,
+// presence) and, if it is the only client, replays what was held
+// meanwhile.
 
 package channel
 
@@ -26,11 +29,13 @@ import (
 
 // attachment is one IRC connection of a user. ircd calls its Handler
 // methods; it forwards them to its session, tagged with itself so that the
-// session ignores a connection that is no longer the attached one.
+// session ignores a connection that is no longer attached.
 type attachment struct {
 	c      ircConn
 	s      atomic.Pointer[session] // moved by identify to the user's running session
 	remote net.Addr                // the client's address (identify's guess limiting)
+	name   string                  // the client's name ("phone" of alice/phone), or ""
+	away   string                  // the client's AWAY text (owned by the session goroutine)
 }
 
 func newAttachment(c ircConn, s *session, remote net.Addr) *attachment {
@@ -41,10 +46,13 @@ func newAttachment(c ircConn, s *session, remote net.Addr) *attachment {
 
 type attachReq struct {
 	at   *attachment
-	done chan struct{} // closed once the client's world is rebuilt
+	done chan error // the attach's result, once the client's world is built
 }
 
 func (attachReq) isEvent() {}
+
+// errTooManyClients refuses a connection over Config.MaxClients.
+var errTooManyClients = errors.New("too many IRC clients are attached to this user already; close one first")
 
 // Handler methods, called from the IRC connection's goroutine. Join, Part
 // and Nick need nothing: ircd keeps the client's memberships (parting a
@@ -63,50 +71,49 @@ func (at *attachment) WhoisAsync(nick string, answer func(lines []string)) {
 	at.s.Load().WhoisAsync(nick, answer)
 }
 
-// close closes the attachment's connection; nil-safe.
-func (at *attachment) close(reason string) {
-	if at != nil {
-		at.c.Close(reason)
-	}
-}
-
 // attachClient attaches c to the running session s and returns once the
-// client's world is rebuilt; false if s has ended.
-func (s *session) attachClient(c ircConn, remote net.Addr) (*attachment, bool) {
-	at := newAttachment(c, s, remote)
-	return at, s.attachRunning(at)
+// client's world is built; ended is true if s has ended (the caller starts
+// a new session), err refuses the connection.
+func (s *session) attachClient(c ircConn, remote net.Addr, name string) (at *attachment, ended bool, err error) {
+	at = newAttachment(c, s, remote)
+	at.name = name
+	ended, err = s.attachRunning(at)
+	return at, ended, err
 }
 
-// attachRunning posts at to s and waits until s has attached it; false if
-// s has ended.
-func (s *session) attachRunning(at *attachment) bool {
-	done := make(chan struct{})
+// attachRunning posts at to s and waits until s has attached it.
+func (s *session) attachRunning(at *attachment) (ended bool, err error) {
+	done := make(chan error, 1)
 	if !s.post(attachReq{at: at, done: done}) {
-		return false
+		return true, nil
 	}
 	select {
-	case <-done:
-		return true
+	case err := <-done:
+		return false, err
 	case <-s.done:
-		return false
+		return true, nil
 	}
 }
 
-// handOver moves the session's connection to to, the running session of the
-// user the connection has just identified as, and ends this session (it
-// has no accounts left). False if to has ended meanwhile.
-func (s *session) handOver(to *session) bool {
-	at := s.at
+// handOver moves the connection at to to, the running session of the user
+// the connection has just identified as, and ends this session (it has no
+// accounts left). False if to has ended meanwhile or refused it (err).
+func (s *session) handOver(at *attachment, to *session) (bool, error) {
 	at.s.Store(to)
-	if !to.attachRunning(at) {
+	ended, err := to.attachRunning(at)
+	if ended || err != nil {
 		at.s.Store(s)
-		return false
+		return false, err
 	}
-	s.at = nil
-	s.attached.Store(nil)
-	s.irc = &detachedConn{s: s, nick: at.c.Nick()}
+	s.cl.remove(at)
+	s.nattached.Add(-1)
 	s.cancel()
-	return true
+	return true, nil
+}
+
+// closeClients closes the session's connections, from any goroutine.
+func (s *session) closeClients(reason string) {
+	s.post(call(func() { s.cl.Close(reason) }))
 }
 
 // persistent reports whether the session outlives its connections.
@@ -114,39 +121,84 @@ func (s *session) persistent() bool {
 	return s.b.cfg.AlwaysOn && !s.user.Ephemeral && s.user.identify == ""
 }
 
-// attach makes at the session's connection and rebuilds its world. A
-// connection attached before is closed: it was replaced.
-func (s *session) attach(at *attachment) {
-	if s.at != nil {
-		s.at.c.Close("Replaced by a new connection")
+// attach adds at to the session's connections and builds its world.
+func (s *session) attach(at *attachment) error {
+	if len(s.cl.ats) >= s.b.cfg.MaxClients {
+		return errTooManyClients
 	}
-	s.waitSent() // each IM handed to the old connection is shown or held
-	s.at = at
-	s.attached.Store(at)
-	s.irc = at.c
+	others := len(s.cl.ats) > 0
+	if !others {
+		s.waitSent() // each IM handed to the last connection is shown or held
+	}
+	s.cl.add(at)
+	s.nattached.Add(1)
 	s.remote = at.remote
-	s.rebuild()
+	s.build(at, others)
+	s.updateAway()
+	return nil
+}
+
+// closed takes a connection that ended out of the session; false when the
+// session is to end with it.
+func (s *session) closed(at *attachment) bool {
+	if !s.cl.attached(at) {
+		return true // handed over, or refused
+	}
+	s.cl.remove(at)
+	s.nattached.Add(-1)
+	if len(s.cl.ats) > 0 {
+		s.updateAway()
+		return true
+	}
+	if !s.persistent() {
+		return false
+	}
+	s.detach()
+	return true
 }
 
 // detach lets the session run on with no connection: IMs are held for the
 // next one (committed to the store when there is one), and what the user
 // must be told is kept as notes.
 func (s *session) detach() {
-	s.at = nil
-	s.attached.Store(nil)
-	s.irc = &detachedConn{s: s, nick: s.irc.Nick()}
 	for _, a := range s.accounts {
 		a.joined = false
 	}
 	s.log.Info("the IRC client left; the MSIM accounts stay online")
 	s.pumpOut() // what waits in the outbox is held now
+	s.updateAway()
 }
 
-// rebuild gives a newly attached client the session's world as it is: the
-// service nick, notes, each account's control channel with its buddies and
-// their presence, and the IMs held for accounts already logged in (those
-// of the others come with their login).
-func (s *session) rebuild() {
+// updateAway sets the user's MSIM status from their clients': away when
+// every attached client is away (with the text of the last one), else
+// back; with none attached, away with the auto_away text if set.
+func (s *session) updateAway() {
+	text := ""
+	if len(s.cl.ats) == 0 {
+		text = s.setting("auto_away")
+	} else {
+		for _, at := range s.cl.ats {
+			if at.away == "" {
+				text = ""
+				break
+			}
+			text = at.away
+		}
+	}
+	if text != s.away {
+		s.onAway(text)
+	}
+}
+
+// build gives the newly attached client at the session's world as it is:
+// the service nick, notes, each account's control channel with its
+// buddies and their presence; then, if it is the only client, the IMs held
+// for accounts already logged in (those of the others come with their
+// login).
+func (s *session) build(at *attachment, others bool) {
+	all := s.irc
+	s.irc = &clients{s: s, ats: []*attachment{at}}
+	defer func() { s.irc = all }()
 	svc := s.b.cfg.ServiceNick
 	// An error says the client has it already (a connection handed over).
 	_ = s.irc.AddUser(ircd.User{Nick: svc, User: "root", Host: "msimircd", RealName: "msimircd service"})
@@ -176,17 +228,23 @@ func (s *session) rebuild() {
 					n++
 				}
 			}
-			s.say(a, "Logged in to MSIM as %s (uid %d), %s; the account stayed online while no client was attached.",
-				nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"))
+			suffix := "; the account stayed online while no client was attached"
+			if others {
+				suffix = ""
+			}
+			s.say(a, "Logged in to MSIM as %s (uid %d), %s%s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"), suffix)
 		}
+	}
+	if others {
+		return
+	}
+	s.irc = all
+	for _, a := range s.accounts {
 		if a.state == linkUp {
 			for _, se := range s.mem.heldFor(a.cfg.Email) {
 				s.fromUserSeq(a, senderOf(se.ev), se)
 			}
 		}
-	}
-	if s.away != "" {
-		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: "You are still marked away on MSIM (" + s.away + "); /away with no text to come back."})
 	}
 }
 
@@ -229,47 +287,6 @@ func (s *session) waitSent() {
 
 // maxBacklog bounds the status lines kept for a client not in the channel.
 const maxBacklog = 50
-
-// detachedConn is the session's IRC connection while none is attached. The
-// world changes nothing (the next client gets it rebuilt); an IM is
-// reported not sent, so the outbox holds it; a notice or message for the
-// user is kept as a note for the next connection.
-type detachedConn struct {
-	s    *session
-	nick string
-}
-
-func (d *detachedConn) Deliver(dl ircd.Delivery) bool {
-	if dl.Sent != nil {
-		dl.Sent(false)
-		return false
-	}
-	if (dl.Command == "NOTICE" || dl.Command == "PRIVMSG") && dl.Text != "" {
-		from := dl.From
-		if from == "" {
-			from = d.s.b.cfg.ServiceNick
-		}
-		d.s.mem.note(fmt.Sprintf("While you were away, %s: %s", from, dl.Text))
-	}
-	return false
-}
-
-func (d *detachedConn) Room() int                          { return 1 << 20 }
-func (d *detachedConn) HasCap(string) bool                 { return false }
-func (d *detachedConn) Nick() string                       { return d.nick }
-func (d *detachedConn) Close(string)                       {}
-func (d *detachedConn) AddUser(ircd.User) error            { return nil }
-func (d *detachedConn) RenameUser(string, string) error    { return nil }
-func (d *detachedConn) SetAway(string, string)             {}
-func (d *detachedConn) SetRealName(string, string)         {}
-func (d *detachedConn) CreateChannel(string, string) error { return nil }
-func (d *detachedConn) JoinUser(string, string, bool)      {}
-func (d *detachedConn) PartUser(string, string, string)    {}
-func (d *detachedConn) SetVoice(string, string, bool)      {}
-func (d *detachedConn) SetOp(string, string, bool)         {}
-func (d *detachedConn) JoinClient(string)                  {}
-func (d *detachedConn) RemoveUser(string, string)          {}
-func (d *detachedConn) RemoveChannel(string)               {}
 
 // roster is an optional interface of a Directory: the users it knows that
 // are not ephemeral, with their accounts, for the sessions that start at

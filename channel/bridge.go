@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +99,9 @@ type Config struct {
 	// user name delayed only (at most 5s), so someone else's guessing
 	// never locks a user out. Zero fields: guard.DefaultFailures.
 	IdentifyFailures guard.FailureConfig
+	// MaxClients caps the IRC connections attached to one user at once;
+	// 0: DefaultMaxClients.
+	MaxClients int
 	// AlwaysOn keeps the session of a user who is not ephemeral running
 	// when their last IRC connection leaves (their MSIM accounts stay
 	// online, IMs are held for the next connection), and Start starts one
@@ -140,6 +144,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueLimit <= 0 {
 		c.QueueLimit = 100
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = DefaultMaxClients
 	}
 	if c.Log == nil {
 		l := logrus.New()
@@ -194,9 +201,42 @@ func New(cfg Config) (*Bridge, error) {
 	}, nil
 }
 
-// Authenticate implements ircd.Backend (SASL PLAIN).
+// Authenticate implements ircd.Backend (SASL PLAIN). The account may name
+// the client after a slash (alice/phone).
 func (b *Bridge) Authenticate(_ context.Context, account, password string) error {
+	account, _ = splitClient(account)
 	return b.cfg.Directory.Authenticate(account, password)
+}
+
+// splitClient splits "alice/phone" into the user and the client's name.
+func splitClient(s string) (user, client string) {
+	user, client, _ = strings.Cut(s, "/")
+	return user, client
+}
+
+// clientName takes the client's name out of a registration: soju's
+// convention, "user/client" in the SASL account, the user name of USER, or
+// the name part of PASS name:password.
+func clientName(reg ircd.Registration) (ircd.Registration, string) {
+	var client string
+	if reg.Account != "" {
+		reg.Account, client = splitClient(reg.Account)
+	}
+	if name, pw, ok := strings.Cut(reg.Pass, ":"); ok && strings.Contains(name, "/") {
+		var c string
+		name, c = splitClient(name)
+		reg.Pass = name + ":" + pw
+		if client == "" {
+			client = c
+		}
+	}
+	if u, c := splitClient(reg.User); c != "" {
+		reg.User = u
+		if client == "" {
+			client = c
+		}
+	}
+	return reg, client
 }
 
 // Connect implements ircd.Backend: it attaches the connection to the
@@ -206,6 +246,7 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	if b.ctx.Err() != nil {
 		return nil, errors.New("server shutting down")
 	}
+	reg, client := clientName(reg)
 	u, err := b.cfg.Directory.Lookup(reg)
 	if err != nil {
 		return nil, err
@@ -213,15 +254,19 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	for {
 		b.mu.Lock()
 		old := b.sessions[u.Name]
-		if old != nil && old.attached.Load() != nil && reg.Pass == "" && reg.Account == "" {
+		if old != nil && old.nattached.Load() > 0 && reg.Pass == "" && reg.Account == "" {
 			// Said as a wrong password is: a refusal never tells whether a
 			// user exists or is connected.
 			b.mu.Unlock()
 			return nil, ErrAuth
 		}
-		if old != nil && b.cfg.AlwaysOn && !u.Ephemeral {
+		if old != nil && !u.Ephemeral {
 			b.mu.Unlock()
-			if at, ok := old.attachClient(c, reg.Remote); ok {
+			at, ended, err := old.attachClient(c, reg.Remote, client)
+			if err != nil {
+				return nil, err
+			}
+			if !ended {
 				return at, nil
 			}
 			<-old.done // it ended meanwhile: start anew
@@ -233,12 +278,13 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 			return nil, err
 		}
 		if old != nil {
-			old.attached.Load().close("Replaced by a new connection")
-			<-old.done // the old session has logged out of MSIM
+			old.closeClients("Replaced by a new connection") // ephemeral: one connection
+			<-old.done                                       // the old session has logged out of MSIM
 		}
+		s.cl.ats[0].name = client
 		s.start() // before run: its lines are part of the welcome
 		go b.run(s)
-		return s.at, nil
+		return s.cl.ats[0], nil
 	}
 }
 
@@ -256,8 +302,8 @@ func (b *Bridge) startLocked(u User, c ircConn, remote net.Addr) (*session, erro
 	}
 	s := newSession(b, c, u, mem)
 	s.remote = remote
-	if s.at != nil {
-		s.at.remote = remote
+	if c != nil {
+		s.cl.ats[0].remote = remote
 	}
 	b.sessions[u.Name] = s
 	b.wg.Add(1)

@@ -33,7 +33,7 @@ func init() {
 		"status":     {"status [online|idle|away|invisible] [text]", "Shows or sets this account's status and status text (kept for its next logins if you are registered).", 0, (*session).cmdStatus},
 		"rename":     {"rename <nick> <new nick>", "Gives a buddy another nick, remembered from now on.", 2, (*session).cmdRename},
 		"zap":        {"zap <nick> [zap]", "Sends a zap: " + zapNames() + " (default zap).", 1, (*session).cmdZap},
-		"set":        {"set [key [value]]", "Shows or changes a setting: show_offline, away_devoice, typing (true/false).", 0, (*session).cmdSet},
+		"set":        {"set [key [value]]", "Shows or changes a setting: show_offline, away_devoice, typing (true/false); auto_away <text>, your away text on MSIM while no IRC client is attached (off: none). Example: set auto_away not at my desk", 0, (*session).cmdSet},
 		"connect":    {"connect", "Connects this account to MSIM.", 0, (*session).cmdConnect},
 		"disconnect": {"disconnect", "Logs this account out of MSIM (and stops reconnecting).", 0, (*session).cmdDisconnect},
 	}
@@ -334,7 +334,10 @@ func (s *session) cmdZap(r replyCtx, args []string) {
 	})
 }
 
-var settingDefaults = map[string]string{"show_offline": "false", "away_devoice": "true", "typing": "true"}
+var settingDefaults = map[string]string{"show_offline": "false", "away_devoice": "true", "typing": "true", "auto_away": ""}
+
+// textSettings take any text; "" (set with off or none) turns them off.
+var textSettings = map[string]bool{"auto_away": true}
 
 func (s *session) setting(k string) string {
 	if v, ok := s.mem.setting(k); ok {
@@ -362,6 +365,18 @@ func (s *session) cmdSet(r replyCtx, args []string) {
 	}
 	if len(args) == 1 {
 		s.reply(r, "%s = %s", k, s.setting(k))
+		return
+	}
+	if textSettings[k] {
+		v := strings.Join(args[1:], " ")
+		if lv := strings.ToLower(v); lv == "off" || lv == "none" || lv == "false" {
+			v = ""
+		}
+		s.mem.setSetting(k, v)
+		s.reply(r, "%s = %s", k, v)
+		if k == "auto_away" {
+			s.updateAway()
+		}
 		return
 	}
 	v := strings.ToLower(args[1])

@@ -191,7 +191,8 @@ func ctcpAction(s string) (string, bool) {
 func action(text string) string { return "\x01ACTION " + text + "\x01" }
 
 // imLine renders an incoming IM from bd for the IRC client: an action for
-// "/me", and the time it was sent when it comes late.
+// "/me", and the time it was sent when it comes late (Time is set only
+// then; stampLate shows it to a client without server-time).
 func (s *session) imLine(bd *buddy, ev msim.IMEvent) ircd.Delivery {
 	text := fromMSIM(ev.Text)
 	if strings.HasPrefix(text, "/me ") {
@@ -200,14 +201,21 @@ func (s *session) imLine(bd *buddy, ev msim.IMEvent) ircd.Delivery {
 	d := ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: text}
 	if ev.Offline && !ev.Time.IsZero() {
 		d.Time = ev.Time
-		if !s.irc.HasCap("server-time") {
-			stamp := "[" + ev.Time.UTC().Format("2006-01-02 15:04:05") + " UTC] "
-			if a, ok := ctcpAction(text); ok {
-				d.Text = action(stamp + a)
-			} else {
-				d.Text = prefixLines(stamp, text)
-			}
-		}
+	}
+	return d
+}
+
+// stampLate puts the time a late message was sent before its text, for a
+// client that does not take it as a server-time tag.
+func stampLate(d ircd.Delivery, serverTime bool) ircd.Delivery {
+	if d.Time.IsZero() || serverTime || d.Command == "TAGMSG" {
+		return d
+	}
+	stamp := "[" + d.Time.UTC().Format("2006-01-02 15:04:05") + " UTC] "
+	if a, ok := ctcpAction(d.Text); ok {
+		d.Text = action(stamp + a)
+	} else {
+		d.Text = prefixLines(stamp, d.Text)
 	}
 	return d
 }

@@ -351,12 +351,17 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	}
 	b.mu.Lock()
 	prev := b.sessions[u.Name]
-	if prev != nil && prev != s && b.cfg.AlwaysOn && !u.Ephemeral {
+	if prev != nil && prev != s && !u.Ephemeral {
 		// u's session runs on with no connection, or another one: this
 		// connection joins it there, and this session, holding nothing
 		// of u's, ends.
 		b.mu.Unlock()
-		if s.handOver(prev) {
+		moved, err := s.handOver(s.cl.ats[0], prev)
+		if moved {
+			return
+		}
+		if err != nil {
+			s.reply(r, "%v", err)
 			return
 		}
 		<-prev.done // it ended meanwhile: take u over here
@@ -389,7 +394,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		}
 	}
 	if prev != nil && prev != s {
-		prev.attached.Load().close("Replaced by a new connection")
+		prev.closeClients("Replaced by a new connection")
 		prev.cancel() // a session running with no connection (always on) too
 		<-prev.done   // it has logged out of MSIM and held what it had
 	}

@@ -77,10 +77,11 @@ type session struct {
 	// MSIM client (their Notify); the session takes the events itself.
 	msimReady chan struct{}
 	evbuf     []msim.Event
-	// attached is at, for the bridge to read from other goroutines.
-	attached atomic.Pointer[attachment]
-
-	at *attachment // the attached connection; nil when detached
+	// cl holds the attached connections (s.irc is cl, except while one
+	// client's world is built); nattached counts them, for the bridge to
+	// read from other goroutines.
+	cl        *clients
+	nattached atomic.Int32
 
 	accounts  []*account
 	byChannel map[string]*account // by nickKey(channel)
@@ -106,12 +107,11 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 
 		msimReady: make(chan struct{}, 1),
 	}
+	s.cl = &clients{s: s, nick: u.Name}
+	s.irc = s.cl
 	if c != nil {
-		s.at = newAttachment(c, s, nil)
-		s.attached.Store(s.at)
-		s.irc = c
-	} else {
-		s.irc = &detachedConn{s: s, nick: u.Name}
+		s.cl.add(newAttachment(c, s, nil))
+		s.nattached.Store(1)
 	}
 	for _, ac := range u.Accounts {
 		s.accounts = append(s.accounts, s.newAccount(ac))
@@ -191,24 +191,18 @@ func (s *session) run() {
 func (s *session) handle(ev event) bool {
 	switch ev := ev.(type) {
 	case ircInput:
-		if ev.at == s.at {
+		if s.cl.attached(ev.at) {
 			s.onIRC(ev.in)
 		}
 	case ircAway:
-		if ev.at == s.at {
-			s.onAway(ev.text)
+		if s.cl.attached(ev.at) {
+			ev.at.away = ev.text
+			s.updateAway()
 		}
 	case ircClosed:
-		if ev.at != s.at {
-			break // a connection replaced by another
-		}
-		if !s.persistent() {
-			return false
-		}
-		s.detach()
+		return s.closed(ev.at)
 	case attachReq:
-		s.attach(ev.at)
-		close(ev.done)
+		ev.done <- s.attach(ev.at)
 	case linkResult:
 		s.onLinkResult(ev)
 	case retryDue:
@@ -308,7 +302,7 @@ func (s *session) start() {
 	if err := s.irc.AddUser(ircd.User{Nick: svc, User: "root", Host: "msimircd", RealName: "msimircd service"}); err != nil {
 		s.log.WithError(err).Warn("service nick")
 	}
-	if s.at != nil {
+	if len(s.cl.ats) > 0 {
 		for _, n := range s.mem.takeNotes() {
 			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
 		}
@@ -316,7 +310,7 @@ func (s *session) start() {
 	for _, a := range s.accounts {
 		s.openAccount(a)
 	}
-	if s.at == nil {
+	if len(s.cl.ats) == 0 {
 		return // started at boot: the first client to attach is told the rest
 	}
 	switch {
@@ -358,7 +352,7 @@ func (s *session) openAccount(a *account) {
 }
 
 func (s *session) joinClient(a *account) {
-	if a.joined || s.at == nil {
+	if a.joined || len(s.cl.ats) == 0 {
 		return // no client: the next one to attach is joined (rebuild)
 	}
 	a.joined = true

@@ -40,6 +40,9 @@ type IRCConfig struct {
 	// 0 = ircd's default, negative = no cap.
 	MaxConnections        int `toml:"max_connections"`
 	MaxConnectionsPerAddr int `toml:"max_connections_per_addr"`
+	// MaxClientsPerUser caps the IRC clients attached to one user at once
+	// (0: 8).
+	MaxClientsPerUser int `toml:"max_clients_per_user"`
 	// Registration is "open" (IRC users may register their nick) or
 	// "closed" (msimircd user add makes users); "" = open when every
 	// listener is on loopback, else closed.

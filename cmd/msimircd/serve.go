@@ -138,7 +138,7 @@ func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.St
 		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir, Store: st,
 		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
 		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
-		QueueLimit: cfg.MSIM.QueueLimit, AlwaysOn: cfg.MSIM.AlwaysOn,
+		QueueLimit: cfg.MSIM.QueueLimit, AlwaysOn: cfg.MSIM.AlwaysOn, MaxClients: cfg.IRC.MaxClientsPerUser,
 		// Nicks registered per address: as many as MSIM accounts may be
 		// made per address (register makes one on the embedded network).
 		Registrations: guard.NewQuota(cfg.MSIM.AccountCreationPerHour, time.Hour, nil),

@@ -1,0 +1,188 @@
+// The session's IRC side: every connection attached to it at once.
+
+package channel
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/msimircd/msimircd/ircd"
+)
+
+// DefaultMaxClients is how many IRC connections may be attached to one
+// user at once when Config.MaxClients is not set.
+const DefaultMaxClients = 8
+
+// clients is the session's ircConn: what the session does to the IRC
+// world is done in each attached connection, so every client sees the same
+// control channels, buddies and presence. With none attached, an IM is
+// reported not sent (the outbox holds it for the next client) and a notice
+// or message for the user is kept as a note. Owned by the session
+// goroutine.
+type clients struct {
+	s    *session
+	ats  []*attachment
+	nick string // the user's nick when none is attached (the last one seen)
+}
+
+func (c *clients) attached(at *attachment) bool { return slices.Contains(c.ats, at) }
+
+func (c *clients) add(at *attachment) { c.ats = append(c.ats, at) }
+
+func (c *clients) remove(at *attachment) {
+	if len(c.ats) == 1 && c.ats[0] == at {
+		c.nick = at.c.Nick()
+	}
+	c.ats = slices.DeleteFunc(c.ats, func(x *attachment) bool { return x == at })
+}
+
+// Deliver gives d to every attached client. Its Sent is called once, when
+// each has reported: true if any showed it. With no client, d is refused
+// (Sent(false)), or kept as a note if it is a message without Sent.
+func (c *clients) Deliver(d ircd.Delivery) bool {
+	if len(c.ats) == 0 {
+		if d.Sent != nil {
+			d.Sent(false)
+			return false
+		}
+		if (d.Command == "NOTICE" || d.Command == "PRIVMSG") && d.Text != "" {
+			from := d.From
+			if from == "" {
+				from = c.s.b.cfg.ServiceNick
+			}
+			c.s.mem.note(fmt.Sprintf("While you were away, %s: %s", from, d.Text))
+		}
+		return false
+	}
+	var agg *sentOnce
+	if d.Sent != nil {
+		agg = &sentOnce{left: len(c.ats), f: d.Sent}
+	}
+	ok := false
+	for _, at := range c.ats {
+		dd := stampLate(d, at.c.HasCap("server-time"))
+		if agg != nil {
+			dd.Sent = agg.report
+		}
+		if at.c.Deliver(dd) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// sentOnce merges the Sent reports of one delivery to several clients.
+type sentOnce struct {
+	mu   sync.Mutex
+	left int
+	ok   bool
+	f    func(bool)
+}
+
+func (o *sentOnce) report(ok bool) {
+	o.mu.Lock()
+	o.ok = o.ok || ok
+	o.left--
+	done := o.left == 0
+	o.mu.Unlock()
+	if done {
+		o.f(o.ok)
+	}
+}
+
+// Room is what the roomiest client's SendQ still takes: IMs are paced by
+// the fastest reader, and a client that falls too far behind is dropped by
+// ircd (the others go on).
+func (c *clients) Room() int {
+	if len(c.ats) == 0 {
+		return 1 << 20
+	}
+	r := 0
+	for _, at := range c.ats {
+		r = max(r, at.c.Room())
+	}
+	return r
+}
+
+func (c *clients) HasCap(name string) bool {
+	for _, at := range c.ats {
+		if at.c.HasCap(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Nick is the user's nick: the first attached client's.
+func (c *clients) Nick() string {
+	if len(c.ats) == 0 {
+		return c.nick
+	}
+	return c.ats[0].c.Nick()
+}
+
+func (c *clients) Close(reason string) {
+	for _, at := range c.ats {
+		at.c.Close(reason)
+	}
+}
+
+// AddUser adds u in every client; the error is the first client's.
+func (c *clients) AddUser(u ircd.User) error {
+	var first error
+	for i, at := range c.ats {
+		if err := at.c.AddUser(u); err != nil && i == 0 {
+			first = err
+		}
+	}
+	return first
+}
+
+func (c *clients) RenameUser(oldNick, newNick string) error {
+	var first error
+	for i, at := range c.ats {
+		if err := at.c.RenameUser(oldNick, newNick); err != nil && i == 0 {
+			first = err
+		}
+	}
+	return first
+}
+
+func (c *clients) CreateChannel(name, topic string) error {
+	var first error
+	for i, at := range c.ats {
+		if err := at.c.CreateChannel(name, topic); err != nil && i == 0 {
+			first = err
+		}
+	}
+	return first
+}
+
+func (c *clients) each(f func(ircConn)) {
+	for _, at := range c.ats {
+		f(at.c)
+	}
+}
+
+func (c *clients) SetAway(nick, text string) { c.each(func(x ircConn) { x.SetAway(nick, text) }) }
+func (c *clients) SetRealName(nick, name string) {
+	c.each(func(x ircConn) { x.SetRealName(nick, name) })
+}
+func (c *clients) JoinUser(ch, nick string, voice bool) {
+	c.each(func(x ircConn) { x.JoinUser(ch, nick, voice) })
+}
+func (c *clients) PartUser(ch, nick, reason string) {
+	c.each(func(x ircConn) { x.PartUser(ch, nick, reason) })
+}
+func (c *clients) SetVoice(ch, nick string, voice bool) {
+	c.each(func(x ircConn) { x.SetVoice(ch, nick, voice) })
+}
+func (c *clients) SetOp(ch, nick string, op bool) { c.each(func(x ircConn) { x.SetOp(ch, nick, op) }) }
+func (c *clients) JoinClient(ch string)           { c.each(func(x ircConn) { x.JoinClient(ch) }) }
+func (c *clients) RemoveUser(nick, reason string) {
+	c.each(func(x ircConn) { x.RemoveUser(nick, reason) })
+}
+func (c *clients) RemoveChannel(name string) { c.each(func(x ircConn) { x.RemoveChannel(name) }) }
+
+var _ ircConn = (*clients)(nil)
