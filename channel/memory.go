@@ -409,13 +409,18 @@ func (m *userMemory) setNick(k buddyKey, nick string, derived bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.nicks[k]; ok {
-		if old == nick {
+		if old == nick && !derived {
 			return
 		}
 		delete(m.byNick, nickKey(old))
+		delete(m.nicks, k)
 	}
-	m.nicks[k] = nick
-	m.byNick[nickKey(nick)] = k
+	if !derived {
+		m.nicks[k] = nick
+		m.byNick[nickKey(nick)] = k
+	}
+	// A derived nick is not remembered: made again from the buddy's name
+	// whenever needed, it costs nothing per buddy.
 	if m.st == nil || (derived && !m.stored[k]) {
 		return
 	}
