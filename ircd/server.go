@@ -262,7 +262,7 @@ type Server struct {
 	log     *logrus.Entry
 	created time.Time
 
-	welcomeLines int // lines of the welcome burst (welcomeLines)
+	welcomeLines int  // lines of the welcome burst (welcomeLines)
 	live         live // what SetMOTD and SetFlood change (reload.go)
 	guesses      *guesses
 	conns        conns
