@@ -152,6 +152,7 @@ type Bridge struct {
 	wg     sync.WaitGroup
 
 	users    *storeDirectory // nil: no stored users (WithStore)
+	lookups  sync.RWMutex    // held by Connect from Lookup until registered; ReloadUsers takes it
 	failAddr *guard.FailureLimiter
 	failUser *guard.FailureLimiter
 
@@ -199,8 +200,10 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	if b.ctx.Err() != nil {
 		return nil, errors.New("server shutting down")
 	}
+	b.lookups.RLock()
 	u, err := b.cfg.Directory.Lookup(reg)
 	if err != nil {
+		b.lookups.RUnlock()
 		return nil, err
 	}
 	b.mu.Lock()
@@ -209,6 +212,7 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 		// Said as a wrong password is: a refusal never tells whether a
 		// user exists or is connected.
 		b.mu.Unlock()
+		b.lookups.RUnlock()
 		return nil, ErrAuth
 	}
 	mem := b.memory[u.Name]
@@ -216,6 +220,7 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 		var err error
 		if mem, err = b.newMemory(u); err != nil {
 			b.mu.Unlock()
+			b.lookups.RUnlock()
 			b.log.WithError(err).WithField("user", u.Name).Error("store: the user's state cannot be loaded")
 			return nil, errors.New("the gateway's database is not available; try again later")
 		}
@@ -226,6 +231,7 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	b.sessions[u.Name] = s
 	b.wg.Add(1)
 	b.mu.Unlock()
+	b.lookups.RUnlock()
 	if old != nil {
 		old.irc.Close("Replaced by a new connection")
 		<-old.done // the old session has logged out of MSIM
