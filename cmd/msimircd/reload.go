@@ -109,8 +109,9 @@ func (r *reloader) reload() error {
 		r.running.IRC.FloodRate, r.running.IRC.FloodBurst = next.IRC.FloodRate, next.IRC.FloodBurst
 	}
 	r.reloadCertificates(next)
-	if users {
-		r.reloadUsers(next)
+	if users && !r.reloadUsers(next) {
+		// Not applied: the next reload tries them again.
+		next.Users, next.IRC.Password = r.last.Users, r.last.IRC.Password
 	}
 	r.last = next
 	r.log.WithField("applied", strings.Join(d.live, " ")).Info("config reloaded")
@@ -171,17 +172,19 @@ func (r *reloader) reloadCertificates(next Config) {
 	}
 }
 
-// reloadUsers gives the bridge the users of next.
-func (r *reloader) reloadUsers(next Config) {
+// reloadUsers gives the bridge the users of next; false if it failed
+// (the error is logged).
+func (r *reloader) reloadUsers(next Config) bool {
 	ch, err := r.g.bridge.ReloadUsers(staticUsers(next.Users), next.IRC.Password)
 	if err != nil {
-		r.log.WithError(err).Error("reload: the users were not changed")
-		return
+		r.log.WithError(err).Error("reload: the users were not changed; the next reload tries again")
+		return false
 	}
 	r.running.Users, r.running.IRC.Password = next.Users, next.IRC.Password
 	if !ch.Empty() {
 		r.log.WithFields(logrus.Fields{"added": ch.Added, "removed": ch.Removed, "changed": ch.Changed}).Info("reload: users changed")
 	}
+	return true
 }
 
 // motdOf is the MOTD of cfg: its irc.motd, else a line about msimircd.
