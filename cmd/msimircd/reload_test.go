@@ -472,3 +472,23 @@ func TestReloadCertificate(t *testing.T) {
 		t.Error("the bad certificate was not logged with its key")
 	}
 }
+
+// TestReloadLogFormat: log.format applies at a reload.
+func TestReloadLogFormat(t *testing.T) {
+	path := writeConfig(t, reloadConfig("", "alice"))
+	rl := startReloading(t, path)
+	for _, tc := range []struct {
+		format string
+		json   bool
+	}{{"json", true}, {"text", false}} {
+		if err := os.WriteFile(path, []byte(reloadConfig(fmt.Sprintf("[log]\nformat = %q", tc.format), "alice")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := rl.r.reload(); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := rl.log.Formatter.(*logrus.JSONFormatter); ok != tc.json {
+			t.Errorf("format %s: got formatter %T", tc.format, rl.log.Formatter)
+		}
+	}
+}
