@@ -288,6 +288,32 @@ func (s *session) waitSent() {
 // maxBacklog bounds the status lines kept for a client not in the channel.
 const maxBacklog = 50
 
+// bringOnline starts, with Config.AlwaysOn, a session with no connection
+// for u if u has an account that autoconnects and no session runs; it
+// reports whether it started one.
+func (b *Bridge) bringOnline(u User) (bool, error) {
+	if !b.cfg.AlwaysOn || u.Ephemeral || !slices.ContainsFunc(u.Accounts, func(a Account) bool { return a.AutoConnect }) {
+		return false, nil
+	}
+	b.mu.Lock()
+	if b.ctx.Err() != nil {
+		b.mu.Unlock()
+		return false, errors.New("shutting down")
+	}
+	if b.sessions[u.Name] != nil {
+		b.mu.Unlock()
+		return false, nil // a client came first
+	}
+	s, err := b.startLocked(u, nil, nil)
+	b.mu.Unlock()
+	if err != nil {
+		return false, fmt.Errorf("user %s: %w", u.Name, err)
+	}
+	s.start()
+	go b.run(s)
+	return true, nil
+}
+
 // roster is an optional interface of a Directory: the users it knows that
 // are not ephemeral, with their accounts, for the sessions that start at
 // boot.
@@ -353,26 +379,13 @@ func (b *Bridge) Start(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, u := range users {
-		if u.Ephemeral || !slices.ContainsFunc(u.Accounts, func(a Account) bool { return a.AutoConnect }) {
-			continue
-		}
-		b.mu.Lock()
-		if b.ctx.Err() != nil {
-			b.mu.Unlock()
-			return n, errors.New("shutting down")
-		}
-		if b.sessions[u.Name] != nil {
-			b.mu.Unlock()
-			continue // a client came first
-		}
-		s, err := b.startLocked(u, nil, nil)
-		b.mu.Unlock()
+		started, err := b.bringOnline(u)
 		if err != nil {
-			return n, fmt.Errorf("user %s: %w", u.Name, err)
+			return n, err
 		}
-		s.start()
-		go b.run(s)
-		n++
+		if started {
+			n++
+		}
 	}
 	return n, nil
 }

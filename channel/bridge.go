@@ -165,6 +165,7 @@ type Bridge struct {
 	wg     sync.WaitGroup
 
 	users    *storeDirectory // nil: no stored users (WithStore)
+	lookups  sync.RWMutex    // held by Connect from Lookup until registered; ReloadUsers takes it
 	failAddr *guard.FailureLimiter
 	failUser *guard.FailureLimiter
 
@@ -247,6 +248,10 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 		return nil, errors.New("server shutting down")
 	}
 	reg, client := clientName(reg)
+	// Held until the connection's session is registered (or it is
+	// refused), so a reload of the users never misses it.
+	b.lookups.RLock()
+	defer b.lookups.RUnlock()
 	u, err := b.cfg.Directory.Lookup(reg)
 	if err != nil {
 		return nil, err

@@ -66,7 +66,7 @@ type Client struct {
 	reason    string // why the connection closed; written before done is closed
 	flush     bool   // whether to flush the queue before the final ERROR
 
-	limiter *rate.Limiter  // nil = no flood control; reader goroutine only
+	limiter *rate.Limiter  // nil = no flood control; SetFlood may retune it
 	cw      countingWriter // the writer goroutine's byte count of a batch
 
 	mu         sync.Mutex // guards everything below
@@ -123,9 +123,7 @@ func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 		signon: time.Now(),
 	}
 	c.lastActive = c.signon
-	if s.cfg.FloodRate > 0 {
-		c.limiter = rate.NewLimiter(rate.Limit(s.cfg.FloodRate), s.cfg.FloodBurst)
-	}
+	c.limiter = s.newLimiter()
 	c.stopAfter = context.AfterFunc(ctx, func() { c.Close("Server shutting down") })
 	return c
 }
@@ -253,7 +251,7 @@ func (c *Client) Room() int {
 	c.mu.Lock()
 	held := len(c.held)
 	if !c.welcomed {
-		held += c.srv.welcomeLines
+		held += c.srv.welcomeBurst()
 	}
 	c.mu.Unlock()
 	c.qmu.Lock()

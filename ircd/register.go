@@ -231,12 +231,13 @@ func (c *Client) lusers() {
 // motd sends 375/372/376, or 422 without a MOTD. Caller holds c.mu.
 func (c *Client) motd() {
 	cfg := &c.srv.cfg
-	if len(cfg.MOTD) == 0 {
+	lines := c.srv.motdLines()
+	if len(lines) == 0 {
 		c.numeric(irc.ERR_NOMOTD, "MOTD File is missing")
 		return
 	}
 	c.numeric(irc.RPL_MOTDSTART, fmt.Sprintf("- %s Message of the day - ", cfg.ServerName))
-	for _, l := range cfg.MOTD {
+	for _, l := range lines {
 		for _, p := range splitText(l, 400) {
 			c.numeric(irc.RPL_MOTD, "- "+p)
 		}

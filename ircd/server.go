@@ -52,9 +52,7 @@ package ircd
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -280,7 +278,8 @@ type Server struct {
 	log     *logrus.Entry
 	created time.Time
 
-	welcomeLines int // lines of the welcome burst (welcomeLines)
+	welcomeLines int  // lines of the welcome burst (welcomeLines)
+	live         live // what SetMOTD and SetFlood change (reload.go)
 	guesses      *guesses
 	conns        conns
 
@@ -315,19 +314,6 @@ func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 }
 
 func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
-
-// ListenTLS listens on addr with the certificate and key from files.
-func ListenTLS(addr, certFile, keyFile string) (net.Listener, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("ircd: load TLS key pair: %w", err)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("ircd: listen %s: %w", addr, err)
-	}
-	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
-}
 
 // Serve accepts connections on ln until ctx is done or Shutdown is called,
 // then closes ln and returns nil. Connections accepted by Serve are closed

@@ -34,6 +34,7 @@ func main() {
 // options is what the command line asks for.
 type options struct {
 	cfg                   Config
+	fileCfg               Config // the config file as read, for reloads (SIGHUP)
 	configPath            string
 	configHasPasswords    bool // the config file itself holds passwords
 	passwordOnCommandLine bool
@@ -75,6 +76,7 @@ func parseOptions(args []string, stdin io.Reader) (options, error) {
 		if o.cfg, err = LoadConfig(o.configPath); err != nil {
 			return o, err
 		}
+		o.fileCfg = o.cfg
 		o.configHasPasswords = o.cfg.holdsPasswords()
 	}
 	accounts, onCommandLine, err := msimAccounts.passwords(stdin)
@@ -145,7 +147,10 @@ func run(args []string, stdin io.Reader) error {
 		defer srv.Close()
 		log.Infof("debug endpoints (pprof, expvar) on http://%s/debug/", ln.Addr())
 	}
-	return locateKey(o.configPath, serve(ctx, o.cfg, log, nil))
+	hup := make(chan os.Signal, 1) // SIGHUP reloads the config file
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return locateKey(o.configPath, serveReloading(ctx, o.cfg, o.fileCfg, o.configPath, log, nil, hup))
 }
 
 func newLogger(c LogConfig) *logrus.Entry {

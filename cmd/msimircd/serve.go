@@ -108,7 +108,7 @@ func buildDirectory(cfg Config, emb *embedded, st store.Store, log *logrus.Entry
 		return channel.WithStore(st, d, cfg.registration())
 	}
 	if emb == nil || len(cfg.Users) > 0 {
-		return withStore(&channel.StaticDirectory{Users: staticUsers(cfg.Users), ServerPassword: cfg.IRC.Password}), nil
+		return withStore(channel.NewLiveDirectory(staticUsers(cfg.Users), cfg.IRC.Password)), nil // reloadable
 	}
 	demo, err := emb.demoDirectory(cfg, log)
 	if err != nil {
@@ -147,12 +147,8 @@ func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.St
 }
 
 func newIRCServer(cfg Config, bridge *channel.Bridge, log *logrus.Entry) *ircd.Server {
-	motd := cfg.IRC.MOTD
-	if len(motd) == 0 {
-		motd = []string{"msimircd " + version + ": MySpaceIM on IRC.", "Your MSIM accounts are control channels; type help in one."}
-	}
 	return ircd.NewServer(ircd.Config{
-		ServerName: cfg.IRC.ServerName, Network: cfg.IRC.Network, Version: "msimircd-" + version, MOTD: motd,
+		ServerName: cfg.IRC.ServerName, Network: cfg.IRC.Network, Version: "msimircd-" + version, MOTD: motdOf(cfg),
 		PingInterval: cfg.IRC.PingInterval.Duration, SendQ: cfg.IRC.SendQ,
 		FloodRate: cfg.IRC.FloodRate, FloodBurst: cfg.IRC.FloodBurst,
 		MaxConnections: cfg.IRC.MaxConnections, MaxConnectionsPerAddr: cfg.IRC.MaxConnectionsPerAddr,
