@@ -61,6 +61,7 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/internal/guard"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"gopkg.in/irc.v4"
 )
@@ -100,6 +101,10 @@ type Config struct {
 	// DefaultConfig's (a shorter delay, and never refused, so guessing
 	// never locks the owner out).
 	AccountFailures guard.FailureConfig
+
+	// Metrics, when set, gets the server's Prometheus collectors
+	// (connections, SendQ disconnects, flood delays); nil counts nothing.
+	Metrics prometheus.Registerer
 }
 
 // DefaultConfig returns the defaults, including flood control.
@@ -267,6 +272,7 @@ type Server struct {
 	welcomeLines int // lines of the welcome burst (welcomeLines)
 	guesses      *guesses
 	conns        conns
+	met          *serverMetrics // nil: no metrics
 
 	// afterFunc runs f after d on its own goroutine unless stopped, as
 	// time.AfterFunc does; tests replace it to step time by hand.
@@ -291,6 +297,7 @@ func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 		welcomeLines: welcomeLines(&cfg),
 		afterFunc:    afterFunc,
 		guesses:      newGuesses(&cfg),
+		met:          newServerMetrics(cfg.Metrics),
 		clients:      make(map[*Client]struct{}),
 		lns:          make(map[net.Listener]struct{}),
 	}
@@ -380,6 +387,7 @@ func (s *Server) start(ctx context.Context, nc net.Conn, release func()) bool {
 	c := newClient(ctx, s, nc)
 	c.release = release
 	s.clients[c] = struct{}{}
+	s.met.connOpened()
 	s.wg.Add(2) // the reader, and the writer that finishes the connection
 	go c.readLoop()
 	return true
@@ -389,6 +397,7 @@ func (s *Server) remove(c *Client) {
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
+	s.met.connClosed()
 }
 
 // Shutdown stops accepting, sends ERROR :Server shutting down to every
