@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/internal/guard"
@@ -102,6 +103,9 @@ type Config struct {
 	// no limit.
 	Registrations *guard.Quota
 	Log           *logrus.Entry
+	// Metrics, when set, gets the bridge's Prometheus collectors; nil
+	// counts nothing.
+	Metrics prometheus.Registerer
 }
 
 func (c Config) withDefaults() Config {
@@ -154,6 +158,7 @@ type Bridge struct {
 	users    *storeDirectory // nil: no stored users (WithStore)
 	failAddr *guard.FailureLimiter
 	failUser *guard.FailureLimiter
+	met      *bridgeMetrics // nil: no metrics
 
 	mu       sync.Mutex
 	sessions map[string]*session    // live session by user name
@@ -183,6 +188,7 @@ func New(cfg Config) (*Bridge, error) {
 		users:    findUsers(cfg.Directory),
 		failAddr: guard.NewFailureLimiter(cfg.IdentifyFailures),
 		failUser: guard.NewFailureLimiter(perUser),
+		met:      newBridgeMetrics(cfg.Metrics),
 		sessions: map[string]*session{},
 		memory:   map[string]*userMemory{},
 	}, nil
@@ -233,7 +239,9 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	s.start() // before run: its lines are part of the welcome
 	go func() {
 		defer b.wg.Done()
+		b.met.attach(1)
 		s.run()
+		b.met.attach(-1)
 		u := s.user // identify, register and drop change it
 		b.mu.Lock()
 		last := b.sessions[u.Name] == s
@@ -285,10 +293,14 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 func (b *Bridge) newMemory(u User) (*userMemory, error) {
 	if b.cfg.Store == nil || u.Ephemeral {
 		m := newUserMemory()
-		m.user, m.log = u.Name, b.log
+		m.user, m.log, m.met = u.Name, b.log, b.met
 		return m, nil
 	}
-	return loadUserMemory(b.cfg.Store, u, b.log)
+	m, err := loadUserMemory(b.cfg.Store, u, b.log)
+	if m != nil {
+		m.met = b.met
+	}
+	return m, err
 }
 
 // forget drops what the bridge remembers of an ephemeral user. Caller

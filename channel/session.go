@@ -105,6 +105,7 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 func (s *session) newAccount(ac Account) *account {
 	a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
 	a.channel = s.channelName(ac)
+	s.b.met.accountOpened()
 	a.queue = s.mem.queuedFor(ac.Email) // typed before the user last left
 	if st, ok := statusNames[ac.status]; ok {
 		a.status, a.statusText = st, ac.statusText
@@ -198,6 +199,7 @@ func (s *session) handle(ev event) bool {
 		s.onLinkResult(ev)
 	case retryDue:
 		if ev.gen == ev.a.gen && ev.a.state == linkWaiting {
+			s.b.met.reconnecting()
 			s.connect(ev.a)
 		}
 	case whoisAsk:
@@ -243,6 +245,7 @@ func (s *session) release(a *account) {
 	}
 	a.pending = nil
 	a.stopTimer()
+	s.b.met.accountClosed(a.state)
 	if cl := a.client; cl != nil {
 		a.client = nil
 		_ = cl.Close()
@@ -260,6 +263,7 @@ func (s *session) holdTaken(a *account, evs []msim.Event) {
 			continue
 		}
 		for _, im := range d.Unsent {
+			s.b.met.imDropped()
 			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link closed as you disconnected): %s", s.nickOf(a, im.To), im.Text))
 		}
 		for _, im := range d.Unconfirmed {
