@@ -19,8 +19,9 @@ type Config struct {
 	IRC   IRCConfig   `toml:"irc"`
 	MSIM  MSIMConfig  `toml:"msim"`
 	Log   LogConfig   `toml:"log"`
-	Store StoreConfig `toml:"store"`
-	Users []UserEntry `toml:"user"`
+	Store   StoreConfig   `toml:"store"`
+	Metrics MetricsConfig `toml:"metrics"`
+	Users   []UserEntry   `toml:"user"`
 }
 
 // IRCConfig is the [irc] table.
@@ -476,6 +477,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Store.validate(); err != nil {
+		return err
+	}
+	if err := c.Metrics.validate(); err != nil {
 		return err
 	}
 	switch strings.ToLower(c.Log.Level) {
