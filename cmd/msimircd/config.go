@@ -19,9 +19,10 @@ type Config struct {
 	IRC   IRCConfig   `toml:"irc"`
 	MSIM  MSIMConfig  `toml:"msim"`
 	Log   LogConfig   `toml:"log"`
-	Store   StoreConfig   `toml:"store"`
-	Metrics MetricsConfig `toml:"metrics"`
-	Users   []UserEntry   `toml:"user"`
+	Store StoreConfig `toml:"store"`
+	Users []UserEntry `toml:"user"`
+
+	Metrics MetricsConfig `toml:"metrics"` // see metrics.go
 }
 
 // IRCConfig is the [irc] table.
