@@ -68,6 +68,7 @@ func (s *session) onStaleMSIM(a *account, ev msim.Event) {
 		s.fromUser(a, senderOf(ev), ev)
 	case msim.DisconnectedEvent:
 		for _, im := range ev.Unsent {
+			s.b.met.imDropped()
 			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),
 				Text: "Message NOT sent (the MSIM link was closed first): " + im.Text})
 		}
@@ -85,6 +86,7 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 	case msim.PresenceEvent:
 		if bd := a.buddies[ev.UID]; bd != nil {
 			bd.status, bd.statusText = ev.Status, fromMSIMLine(ev.Text)
+			s.b.met.presenceUpdate(toIRC)
 			s.applyPresence(bd)
 		}
 	case msim.TypingEvent:
@@ -92,7 +94,9 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 		// a change reaches IRC.
 		if bd := a.buddies[ev.From]; bd != nil && s.setting("typing") == "true" && bd.typing != ev.Typing {
 			bd.typing = ev.Typing
-			s.irc.Deliver(ircd.Delivery{Command: "TAGMSG", From: bd.nick, Tags: typingTags(ev.Typing)})
+			if s.irc.Deliver(ircd.Delivery{Command: "TAGMSG", From: bd.nick, Tags: typingTags(ev.Typing)}) && s.irc.HasCap("message-tags") {
+				s.b.met.typed(toIRC)
+			}
 		}
 	case msim.ZapEvent:
 		s.fromUser(a, ev.From, ev)
@@ -131,6 +135,7 @@ func (s *session) setStatus(a *account, st msim.Status, text string, r replyCtx)
 		s.say(a, "Setting the status failed: %v", err)
 		return
 	}
+	s.b.met.presenceUpdate(toMSIM)
 	if r.a != nil {
 		s.reply(r, "Status of %s is now %s%s.", a.cfg.Email, st, suffix(": ", text))
 	}

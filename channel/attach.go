@@ -106,7 +106,7 @@ func (s *session) handOver(at *attachment, to *session) (bool, error) {
 		return false, err
 	}
 	s.cl.remove(at)
-	s.nattached.Add(-1)
+	s.countAttached(-1)
 	s.cancel()
 	return true, nil
 }
@@ -114,6 +114,18 @@ func (s *session) handOver(at *attachment, to *session) (bool, error) {
 // closeClients closes the session's connections, from any goroutine.
 func (s *session) closeClients(reason string) {
 	s.post(call(func() { s.cl.Close(reason) }))
+}
+
+// countAttached adds d to the attached connections' count, and counts the
+// user as attached (metrics) while it is above zero.
+func (s *session) countAttached(d int32) {
+	n := s.nattached.Add(d)
+	switch {
+	case d > 0 && n == d:
+		s.b.met.attach(1)
+	case d < 0 && n == 0:
+		s.b.met.attach(-1)
+	}
 }
 
 // persistent reports whether the session outlives its connections.
@@ -131,7 +143,7 @@ func (s *session) attach(at *attachment) error {
 		s.waitSent() // each IM handed to the last connection is shown or held
 	}
 	s.cl.add(at)
-	s.nattached.Add(1)
+	s.countAttached(1)
 	s.remote = at.remote
 	s.build(at, others)
 	s.updateAway()
@@ -145,7 +157,7 @@ func (s *session) closed(at *attachment) bool {
 		return true // handed over, or refused
 	}
 	s.cl.remove(at)
-	s.nattached.Add(-1)
+	s.countAttached(-1)
 	if len(s.cl.ats) > 0 {
 		s.updateAway()
 		return true

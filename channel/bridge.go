@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/internal/guard"
@@ -112,6 +113,9 @@ type Config struct {
 	// no limit.
 	Registrations *guard.Quota
 	Log           *logrus.Entry
+	// Metrics, when set, gets the bridge's Prometheus collectors; nil
+	// counts nothing.
+	Metrics prometheus.Registerer
 }
 
 func (c Config) withDefaults() Config {
@@ -168,6 +172,7 @@ type Bridge struct {
 	lookups  sync.RWMutex    // held by Connect from Lookup until registered; ReloadUsers takes it
 	failAddr *guard.FailureLimiter
 	failUser *guard.FailureLimiter
+	met      *bridgeMetrics // nil: no metrics
 
 	mu       sync.Mutex
 	sessions map[string]*session    // live session by user name
@@ -197,6 +202,7 @@ func New(cfg Config) (*Bridge, error) {
 		users:    findUsers(cfg.Directory),
 		failAddr: guard.NewFailureLimiter(cfg.IdentifyFailures),
 		failUser: guard.NewFailureLimiter(perUser),
+		met:      newBridgeMetrics(cfg.Metrics),
 		sessions: map[string]*session{},
 		memory:   map[string]*userMemory{},
 	}, nil
@@ -368,10 +374,14 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 func (b *Bridge) newMemory(u User) (*userMemory, error) {
 	if b.cfg.Store == nil || u.Ephemeral {
 		m := newUserMemory()
-		m.user, m.log = u.Name, b.log
+		m.user, m.log, m.met = u.Name, b.log, b.met
 		return m, nil
 	}
-	return loadUserMemory(b.cfg.Store, u, b.log)
+	m, err := loadUserMemory(b.cfg.Store, u, b.log)
+	if m != nil {
+		m.met = b.met
+	}
+	return m, err
 }
 
 // forget drops what the bridge remembers of an ephemeral user. Caller

@@ -330,6 +330,7 @@ func (s *session) cmdZap(r replyCtx, args []string) {
 			s.reply(r, "Zapping %s failed: %v", bd.nick, err)
 			return
 		}
+		s.b.met.zapToMSIM()
 		s.reply(r, "Sent %s a zap: %s.", bd.nick, z.Name())
 	})
 }

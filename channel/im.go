@@ -100,11 +100,14 @@ func (s *session) sendIM(bd *buddy, text string) {
 	// full, and the client's writer ends the link when a write stalls.
 	err := a.client.SendIM(s.ctx, bd.uid, text)
 	switch {
+	case err == nil:
+		s.b.met.imToMSIM()
 	case errors.Is(err, msim.ErrDisconnected):
 		// The link just died; its DisconnectedEvent follows and the
 		// reconnect sends the queue.
 		s.queueIM(a, queuedIM{uid: bd.uid, nick: bd.nick, text: text})
-	case err != nil:
+	default:
+		s.b.met.imRefused()
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
 			Text: fmt.Sprintf("Message NOT sent (%v): %s", err, text)})
 	}
@@ -122,16 +125,19 @@ func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
 		notSent = "The MSIM link was lost before this message went out; it was NOT sent"
 	}
 	if a.state == linkStopped || a.state == linkDown {
+		s.b.met.imNotTaken(unsent)
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
 			Text: fmt.Sprintf("%s: account %s is %s. Type connect in %s. The message: %s", notSent, a.cfg.Email, a.state, a.channel, q.text)})
 		return
 	}
 	if len(a.queue) >= limit {
+		s.b.met.imNotTaken(unsent)
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
 			Text: fmt.Sprintf("%s: %d messages are already waiting for the MSIM link to come back. The message: %s", notSent, limit, q.text)})
 		return
 	}
 	a.queue = append(a.queue, s.mem.queue(a.cfg.Email, q))
+	s.b.met.imQueued()
 	text := fmt.Sprintf("The MSIM link is down; your message is queued (%d waiting) and will be sent when it is back.", len(a.queue))
 	if unsent {
 		text = fmt.Sprintf("The MSIM link was lost before this message went out; it is queued (%d waiting) and will be sent when the link is back: %s", len(a.queue), q.text)
@@ -154,6 +160,7 @@ func (s *session) flushQueue(a *account) {
 			return
 		}
 		s.mem.unqueue(a.cfg.Email, m.id)
+		s.b.met.imToMSIM()
 		sent++
 	}
 	s.say(a, "The MSIM link is back: sent %d queued message(s).", sent)
@@ -164,6 +171,7 @@ func (s *session) failQueue(a *account, why string) {
 		return
 	}
 	for _, m := range a.queue {
+		s.b.met.imDropped()
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: m.nick, Text: "Message NOT sent (" + why + "): " + m.text})
 		s.mem.unqueue(a.cfg.Email, m.id)
 	}
@@ -175,7 +183,9 @@ func (s *session) sendTyping(bd *buddy, on bool) {
 	if a.client == nil || s.setting("typing") != "true" {
 		return
 	}
-	_ = a.client.SendTyping(s.ctx, bd.uid, on) // best effort: typing is not a message
+	if a.client.SendTyping(s.ctx, bd.uid, on) == nil { // best effort: typing is not a message
+		s.b.met.typed(toMSIM)
+	}
 }
 
 // ctcpAction returns the text of a CTCP ACTION.

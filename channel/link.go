@@ -67,7 +67,7 @@ func (s *session) connect(a *account) {
 	}
 	a.stopTimer()
 	a.gen++
-	a.state = linkConnecting
+	s.setState(a, linkConnecting)
 	gen := a.gen
 	cfg := msim.ClientConfig{
 		Addr: s.b.cfg.MSIMAddr, Email: a.cfg.Email, Password: a.cfg.Password,
@@ -132,7 +132,7 @@ func (s *session) disconnect(a *account, why string) {
 		s.closeClient(a, cl)
 	}
 	s.dropBuddies(a)
-	a.state = linkDown
+	s.setState(a, linkDown)
 	s.status(a, "%s", why)
 }
 
@@ -144,11 +144,12 @@ func (s *session) onLinkResult(ev linkResult) {
 		}
 		return
 	}
+	s.b.met.login(ev.err)
 	defer s.joinClient(a)
 	if ev.err != nil {
 		var le *msim.LoginError
 		if errors.Is(ev.err, msim.ErrBadPassword) || errors.Is(ev.err, msim.ErrUnknownAccount) || errors.Is(ev.err, msim.ErrNoUserName) {
-			a.state = linkStopped
+			s.setState(a, linkStopped)
 			why := ev.err.Error()
 			if errors.As(ev.err, &le) {
 				why = le.Reason()
@@ -165,7 +166,7 @@ func (s *session) onLinkResult(ev linkResult) {
 		return
 	}
 	a.client = ev.cl
-	a.state = linkUp
+	s.setState(a, linkUp)
 	a.delay = 0
 	a.self = ev.cl.Self()
 	if a.cfg.Channel == "" && a.self.UserName != "" {
@@ -198,7 +199,7 @@ func (s *session) scheduleRetry(a *account) {
 		a.delay = min(2*a.delay, hi)
 	}
 	d := a.delay/2 + time.Duration(rand.Int64N(int64(a.delay))) // jitter: 0.5×–1.5×
-	a.state = linkWaiting
+	s.setState(a, linkWaiting)
 	gen := a.gen
 	a.stopTimer()
 	a.timer = s.b.cfg.Clock.AfterFunc(d, func() { s.post(retryDue{a: a, gen: gen}) })
@@ -233,8 +234,9 @@ func alertText(kind string) string {
 func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
 	a.client = nil
 	s.dropBuddies(a)
+	s.b.met.linkLost(ev.Reason)
 	if ev.Reason == msim.DisconnectKicked {
-		a.state = linkStopped
+		s.setState(a, linkStopped)
 		s.status(a, "Logged out: this account logged in from another place. Not reconnecting; type connect to take it back.")
 	} else {
 		s.status(a, "Lost the MSIM connection: %v", ev.Err)

@@ -32,6 +32,7 @@ type userMemory struct {
 	st   store.Store // nil: memory only
 	user string
 	log  *logrus.Entry
+	met  *bridgeMetrics // nil: no metrics
 
 	mu       sync.Mutex
 	nicks    map[buddyKey]string
@@ -152,6 +153,7 @@ func (m *userMemory) holdEvent(email string, ev msim.Event, seq uint64) (int64, 
 		h, err := m.st.HoldIM(ctx, m.user, email, toStoreHeld(ev, seq))
 		cancel()
 		if err == nil {
+			m.met.imHeld()
 			return h.ID, true
 		}
 		m.failed("an IM that arrived for you", err)
@@ -160,10 +162,12 @@ func (m *userMemory) holdEvent(email string, ev msim.Event, seq uint64) (int64, 
 		if len(m.notes) < maxHeld {
 			m.notes = append(m.notes, fmt.Sprintf("An IM for %s was lost: %d were already waiting for you.", email, maxHeld))
 		}
+		m.met.imDropped()
 		return 0, false
 	}
 	m.lastID--
 	m.held[email] = append(m.held[email], seqEvent{ev, seq, m.lastID})
+	m.met.imHeld()
 	return m.lastID, true
 }
 

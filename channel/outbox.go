@@ -50,6 +50,7 @@ func newOutbox() outbox { return outbox{drained: make(chan struct{}, 1)} }
 func (s *session) enqueue(bd *buddy, se seqEvent) {
 	if len(s.out.q) >= maxHeld*max(1, len(s.accounts)) {
 		s.log.WithField("account", bd.a.cfg.Email).Errorf("%d IMs are waiting for a client that does not read; one from %s is lost", len(s.out.q), bd.nick)
+		s.b.met.imDropped()
 		s.notice(bd.a, "An IM from "+bd.nick+" was lost: too many IMs are waiting for your IRC client to read them.")
 		return
 	}
@@ -76,7 +77,11 @@ func (s *session) pumpOut() {
 		s.out.q = s.out.q[1:]
 		s.out.inflight.Add(size)
 		mem, email, log := s.mem, it.bd.a.cfg.Email, s.log
+		met := s.b.met
 		d.Sent = func(ok bool) {
+			if ok {
+				met.delivered(it.ev)
+			}
 			switch {
 			case ok && it.held != 0: // shown: no longer held
 				mem.dropHeld(email, it.held)

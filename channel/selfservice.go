@@ -334,7 +334,7 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 	delete(s.b.memory, name)
 	s.user = User{Name: "dropped/" + name + "/" + fmt.Sprint(s.b.cfg.Clock.Now().UnixNano()), Ephemeral: true}
 	s.mem = newUserMemory()
-	s.mem.user, s.mem.log = s.user.Name, s.b.log
+	s.mem.user, s.mem.log, s.mem.met = s.user.Name, s.b.log, s.b.met
 	s.b.sessions[s.user.Name] = s
 	s.b.mu.Unlock()
 	s.log.WithField("name", name).Info("a user dropped their registration")
@@ -427,7 +427,7 @@ func (s *session) where(r replyCtx) replyCtx {
 func (s *session) removeAccount(a *account, why string) {
 	a.gen++
 	s.release(a)
-	a.state = linkStopped
+	a.state = linkStopped // uncounted by release: not setState
 	if why != "" && a.joined {
 		s.say(a, "%s", why)
 	}

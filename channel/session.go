@@ -111,7 +111,7 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 	s.irc = s.cl
 	if c != nil {
 		s.cl.add(newAttachment(c, s, nil))
-		s.nattached.Store(1)
+		s.countAttached(1)
 	}
 	for _, ac := range u.Accounts {
 		s.accounts = append(s.accounts, s.newAccount(ac))
@@ -122,6 +122,7 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 func (s *session) newAccount(ac Account) *account {
 	a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
 	a.channel = s.channelName(ac)
+	s.b.met.accountOpened()
 	a.queue = s.mem.queuedFor(ac.Email) // typed before the user last left
 	if st, ok := statusNames[ac.status]; ok {
 		a.status, a.statusText = st, ac.statusText
@@ -207,6 +208,7 @@ func (s *session) handle(ev event) bool {
 		s.onLinkResult(ev)
 	case retryDue:
 		if ev.gen == ev.a.gen && ev.a.state == linkWaiting {
+			s.b.met.reconnecting()
 			s.connect(ev.a)
 		}
 	case whoisAsk:
@@ -219,6 +221,9 @@ func (s *session) handle(ev event) bool {
 
 func (s *session) shutdown() {
 	s.cancel()
+	if n := s.nattached.Load(); n > 0 {
+		s.countAttached(-n)
+	}
 	for _, a := range s.accounts {
 		s.release(a)
 		a.queue = nil // kept by the user's memory for the next session
@@ -252,6 +257,7 @@ func (s *session) release(a *account) {
 	}
 	a.pending = nil
 	a.stopTimer()
+	s.b.met.accountClosed(a.state)
 	if cl := a.client; cl != nil {
 		a.client = nil
 		_ = cl.Close()
@@ -269,6 +275,7 @@ func (s *session) holdTaken(a *account, evs []msim.Event) {
 			continue
 		}
 		for _, im := range d.Unsent {
+			s.b.met.imDropped()
 			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link closed as you disconnected): %s", s.nickOf(a, im.To), im.Text))
 		}
 		for _, im := range d.Unconfirmed {

@@ -211,6 +211,7 @@ func (c *Client) enqueue(e entry) bool {
 	if len(c.q) >= c.srv.cfg.SendQ {
 		c.qmu.Unlock()
 		c.logger().Warn("sendq exceeded")
+		c.srv.met.sendQExceeded()
 		c.shutdown("SendQ exceeded", false)
 		return false
 	}
@@ -320,6 +321,7 @@ func (c *Client) emitEntry(e entry) bool {
 	}
 	if len(c.held) >= c.srv.cfg.SendQ {
 		c.logger().Warn("sendq exceeded before registration completed")
+		c.srv.met.sendQExceeded()
 		c.shutdown("SendQ exceeded", false)
 		return false
 	}
@@ -689,7 +691,8 @@ func (c *Client) read() (reason string) {
 		}
 		lastRead, pingSent = time.Now(), time.Time{}
 		c.handleLine(line)
-		if c.limiter != nil {
+		if c.limiter != nil && !c.limiter.Allow() { // no token now: wait for one
+			c.srv.met.floodDelayed()
 			if err := c.limiter.Wait(c.ctx); err != nil {
 				return "Connection closed"
 			}

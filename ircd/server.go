@@ -59,6 +59,7 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/internal/guard"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"gopkg.in/irc.v4"
 )
@@ -114,6 +115,9 @@ type Config struct {
 	// to log, m itself when there is nothing to mask. It must not modify
 	// m, and may be called from any connection's goroutines at once.
 	Redact func(m *irc.Message) *irc.Message
+	// Metrics, when set, gets the server's Prometheus collectors
+	// (connections, SendQ disconnects, flood delays); nil counts nothing.
+	Metrics prometheus.Registerer
 }
 
 // DefaultConfig returns the defaults, including flood control.
@@ -282,6 +286,7 @@ type Server struct {
 	live         live // what SetMOTD and SetFlood change (reload.go)
 	guesses      *guesses
 	conns        conns
+	met          *serverMetrics // nil: no metrics
 
 	// afterFunc runs f after d on its own goroutine unless stopped, as
 	// time.AfterFunc does; tests replace it to step time by hand.
@@ -306,6 +311,7 @@ func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 		welcomeLines: welcomeLines(&cfg),
 		afterFunc:    afterFunc,
 		guesses:      newGuesses(&cfg),
+		met:          newServerMetrics(cfg.Metrics),
 		clients:      make(map[*Client]struct{}),
 		lns:          make(map[net.Listener]struct{}),
 	}
@@ -382,6 +388,7 @@ func (s *Server) start(ctx context.Context, nc net.Conn, release func()) bool {
 	c := newClient(ctx, s, nc)
 	c.release = release
 	s.clients[c] = struct{}{}
+	s.met.connOpened()
 	s.wg.Add(2) // the reader, and the writer that finishes the connection
 	go c.readLoop()
 	return true
@@ -391,6 +398,7 @@ func (s *Server) remove(c *Client) {
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
+	s.met.connClosed()
 }
 
 // Shutdown stops accepting, sends ERROR :Server shutting down to every

@@ -90,3 +90,25 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("/readyz with a reachable upstream = %d %q, want 200", code, body)
 	}
 }
+
+func TestRegisterTwice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	opts := prometheus.CounterOpts{Name: "test_twice_total", Help: "Twice."}
+	a := Register(reg, prometheus.NewCounter(opts))
+	b := Register(reg, prometheus.NewCounter(opts))
+	a.Inc()
+	b.Inc()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != 1 || mfs[0].GetMetric()[0].GetCounter().GetValue() != 2 {
+		t.Errorf("got %v, want one counter of 2 shared by both registrations", mfs)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("registering another kind of metric under a taken name did not panic")
+		}
+	}()
+	Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_twice_total", Help: "Twice."}))
+}

@@ -172,6 +172,16 @@ type sqlStore struct {
 	stmts sync.Map // query → *sql.Stmt
 }
 
+// Ping runs a trivial query: it waits for a connection like any other
+// operation, so a database that is gone or held up fails it.
+func (s *sqlStore) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
 func (s *sqlStore) Close() error {
 	s.stmts.Range(func(_, st any) bool {
 		st.(*sql.Stmt).Close()

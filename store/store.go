@@ -111,6 +111,9 @@ type Store interface {
 	// them, in one transaction.
 	TakeNotes(ctx context.Context, user string) ([]string, error)
 
+	// Ping checks that the database answers a query (a readiness check).
+	Ping(ctx context.Context) error
+
 	// Close closes the database.
 	Close() error
 }

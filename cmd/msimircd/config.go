@@ -21,6 +21,8 @@ type Config struct {
 	Log   LogConfig   `toml:"log"`
 	Store StoreConfig `toml:"store"`
 	Users []UserEntry `toml:"user"`
+
+	Metrics MetricsConfig `toml:"metrics"` // see metrics.go
 }
 
 // IRCConfig is the [irc] table.
@@ -482,6 +484,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Store.validate(); err != nil {
+		return err
+	}
+	if err := c.Metrics.validate(); err != nil {
 		return err
 	}
 	switch strings.ToLower(c.Log.Level) {

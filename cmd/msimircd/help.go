@@ -30,9 +30,10 @@ func (*accountList) Repeatable() bool { return true }
 // configSections are the config file's top-level tables, one line each.
 // TestConfigSections checks them against Config's toml tags.
 var configSections = []cmdhelp.Item{
-	{Term: "[irc]", Text: "the IRC side: listeners (listen; [[irc.tls]] tables with listen, cert and key), an optional server password, server_name, network, motd, service_nick, flood control (flood_rate, flood_burst), ping_interval, sendq, the connection caps max_connections and max_connections_per_addr, and registration (open or closed)."},
-	{Term: "[msim]", Text: "the MSIM side: server (an upstream MSIM server; empty runs the embedded network, which embedded_listen exposes, data keeps, accounts and accounts_file fill, and account_creation_per_hour, max_connections, max_connections_per_addr and the offline_bytes_* keys limit), and for every link queue_limit, reconnect_min, reconnect_max and timeout."},
+	{Term: "[irc]", Text: "the IRC side: listeners (listen; [[irc.tls]] tables with listen, cert and key), an optional server password, server_name, network, motd, service_nick, flood control (flood_rate, flood_burst), ping_interval, sendq, the connection caps max_connections and max_connections_per_addr, max_clients_per_user (IRC clients attached to one user at once), and registration (open or closed)."},
+	{Term: "[msim]", Text: "the MSIM side: server (an upstream MSIM server; empty runs the embedded network, which embedded_listen exposes, data keeps, accounts and accounts_file fill, and account_creation_per_hour, max_connections, max_connections_per_addr and the offline_bytes_* keys limit), and for every link queue_limit, reconnect_min, reconnect_max and timeout; always_on (accounts stay online with no IRC client attached and log in at start; default true)."},
 	{Term: "[store]", Text: "what survives a restart: state_dir (the state directory), driver (sqlite or postgres), dsn (the SQLite file or a PostgreSQL connection string) and key_file (the key sealing the MSIM passwords)."},
+	{Term: "[metrics]", Text: "listen (an address for Prometheus metrics, /healthz and /readyz; off when unset) and public (true allows a non-loopback address)."},
 	{Term: "[log]", Text: "level (debug, info, warn or error) and format (text or json), to standard error."},
 	{Term: "[[user]]", Text: "an IRC user: name, password, and [[user.account]] tables for their MSIM accounts (email, password or password_file, channel, autoconnect). Without any, every nick gets a demo account of its own."},
 }

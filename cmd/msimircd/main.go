@@ -60,6 +60,7 @@ func parseOptions(args []string, stdin io.Reader) (options, error) {
 	var msimAccounts accountList
 	fs.Var(&msimAccounts, "msim-account", "create the account `EMAIL` on the embedded MSIM network (repeatable), e.g. for an MSIM client joining through -msim-listen; its password is read from standard input, one line per account (EMAIL:PASSWORD works too, but shows the password to every local user)")
 	msimAccountFile := fs.String("msim-account-file", "", "create the accounts listed in `FILE` (lines EMAIL:PASSWORD) on the embedded MSIM network")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz at `ADDR` (loopback unless the config sets metrics.public), overriding the config's metrics.listen")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof and expvar (memory statistics) at this loopback address, e.g. 127.0.0.1:6060")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -99,6 +100,9 @@ func parseOptions(args []string, stdin io.Reader) (options, error) {
 	}
 	if *debug {
 		cfg.Log.Level = "debug"
+	}
+	if *metricsListen != "" {
+		cfg.Metrics.Listen = *metricsListen
 	}
 	cfg.MSIM.Accounts = append(cfg.MSIM.Accounts, accounts...)
 	if err := cfg.resolveStateDir(*stateDir); err != nil {

@@ -7,12 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/metrics"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -21,8 +23,9 @@ const shutdownTimeout = 10 * time.Second
 
 // listening is where a running msimircd can be reached.
 type listening struct {
-	irc  []string // the IRC listeners
-	msim string   // the MSIM server the bridge uses (the embedded one's, if any)
+	irc     []string // the IRC listeners
+	msim    string   // the MSIM server the bridge uses (the embedded one's, if any)
+	metrics string   // the metrics listener; "" without one
 }
 
 // gateway is msimircd built from its config, listening but not yet serving.
@@ -34,6 +37,9 @@ type gateway struct {
 	irc      *ircd.Server
 	ircLns   []net.Listener
 	log      *logrus.Entry
+
+	reg        *prometheus.Registry // nil: no metrics
+	metricsCfg MetricsConfig
 }
 
 // serve runs msimircd with cfg until ctx ends (then it returns nil) or a
@@ -53,7 +59,10 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 // a database that cannot be opened stops the start.
 func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err error) {
 	cfg = cfg.withState()
-	g := &gateway{msimAddr: cfg.MSIM.Server, log: log}
+	g := &gateway{msimAddr: cfg.MSIM.Server, log: log, metricsCfg: cfg.Metrics}
+	if cfg.Metrics.Listen != "" {
+		g.reg = metrics.NewRegistry() // one per process
+	}
 	defer func() {
 		if err != nil {
 			g.close()
@@ -65,6 +74,7 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 	if g.st, err = openStore(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
+	g.st = store.WithMetrics(g.st, g.registerer())
 	if cfg.MSIM.Server == "" {
 		if g.emb, err = openEmbedded(cfg, log); err != nil {
 			return nil, err
@@ -86,10 +96,10 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 	if err != nil {
 		return nil, err
 	}
-	if g.bridge, err = buildBridge(cfg, g.msimAddr, dir, g.st, log); err != nil {
+	if g.bridge, err = buildBridge(cfg, g.msimAddr, dir, g.st, g.registerer(), log); err != nil {
 		return nil, err
 	}
-	g.irc = newIRCServer(cfg, g.bridge, log)
+	g.irc = newIRCServer(cfg, g.bridge, g.registerer(), log)
 	if g.ircLns, err = listenIRC(cfg, log); err != nil {
 		return nil, err
 	}
@@ -133,7 +143,7 @@ func staticUsers(us []UserEntry) []channel.StaticUser {
 	return out
 }
 
-func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.Store, log *logrus.Entry) (*channel.Bridge, error) {
+func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.Store, reg prometheus.Registerer, log *logrus.Entry) (*channel.Bridge, error) {
 	return channel.New(channel.Config{
 		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir, Store: st,
 		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
@@ -143,10 +153,11 @@ func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.St
 		// made per address (register makes one on the embedded network).
 		Registrations: guard.NewQuota(cfg.MSIM.AccountCreationPerHour, time.Hour, nil),
 		Log:           log.WithField("part", "bridge"),
+		Metrics:       reg,
 	})
 }
 
-func newIRCServer(cfg Config, bridge *channel.Bridge, log *logrus.Entry) *ircd.Server {
+func newIRCServer(cfg Config, bridge *channel.Bridge, reg prometheus.Registerer, log *logrus.Entry) *ircd.Server {
 	return ircd.NewServer(ircd.Config{
 		ServerName: cfg.IRC.ServerName, Network: cfg.IRC.Network, Version: "msimircd-" + version, MOTD: motdOf(cfg),
 		PingInterval: cfg.IRC.PingInterval.Duration, SendQ: cfg.IRC.SendQ,
@@ -155,6 +166,7 @@ func newIRCServer(cfg Config, bridge *channel.Bridge, log *logrus.Entry) *ircd.S
 		// Lines are traced while the log level is debug or trace (-debug),
 		// the control commands' passwords masked by the bridge.
 		TraceLines: true, Redact: bridge.RedactLine,
+		Metrics: reg,
 	}, bridge, log.WithField("part", "ircd"))
 }
 
@@ -196,7 +208,14 @@ func closeAll(lns []net.Listener) {
 // goroutine of one errgroup, until ctx ends or one of them fails; then it
 // shuts everything down and returns the failure, if any.
 func (g *gateway) run(ctx context.Context, ready chan<- listening) error {
+	msrv, err := g.listenMetrics()
+	if err != nil {
+		return err
+	}
 	eg, gctx := errgroup.WithContext(ctx)
+	if msrv != nil {
+		eg.Go(func() error { return stopped(gctx, "metrics listener", msrv.Serve(gctx)) })
+	}
 	if g.emb != nil {
 		eg.Go(func() error {
 			return stopped(gctx, "embedded MSIM server", g.emb.srv.Serve(gctx, g.emb.ln))
@@ -218,7 +237,7 @@ func (g *gateway) run(ctx context.Context, ready chan<- listening) error {
 	}
 	if ready != nil {
 		select {
-		case ready <- listening{irc: addrs, msim: g.msimAddr}:
+		case ready <- listening{irc: addrs, msim: g.msimAddr, metrics: metricsAddr(msrv)}:
 		case <-gctx.Done():
 		}
 	}
