@@ -148,7 +148,7 @@ type asyncReq struct {
 	waiting  int       // answers still to come
 	done     bool      // answered, timed out or dropped
 	timedOut bool
-	stop     func() bool       // stops the timeout
+	stop     func() bool         // stops the timeout
 	reply    func(timedOut bool) // queues the reply when its turn comes; c.mu held
 }
 

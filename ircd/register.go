@@ -24,9 +24,9 @@ var capsSupported = map[string]string{
 	"message-tags": "",
 
 	"labeled-response": "",
-	"multi-prefix": "",
-	"sasl":         "PLAIN",
-	"server-time":  "",
+	"multi-prefix":     "",
+	"sasl":             "PLAIN",
+	"server-time":      "",
 
 	"userhost-in-names": "",
 }
