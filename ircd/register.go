@@ -22,13 +22,13 @@ var capsSupported = map[string]string{
 	"cap-notify":   "",
 	"echo-message": "",
 	"message-tags": "",
-
-	"labeled-response": "",
-	"multi-prefix":     "",
-	"sasl":             "PLAIN",
-	"server-time":      "",
+	"multi-prefix": "",
+	"sasl":         "PLAIN",
+	"server-time":  "",
 
 	"userhost-in-names": "",
+
+	"labeled-response": "",
 }
 
 const (
