@@ -47,6 +47,13 @@ func (fh *fakeHistory) answer(f func()) {
 	}
 }
 
+// set runs f, which changes fh's fields, under fh's lock.
+func (fh *fakeHistory) set(f func()) {
+	fh.mu.Lock()
+	defer fh.mu.Unlock()
+	f()
+}
+
 // release gives the answers held so far.
 func (fh *fakeHistory) release() {
 	fh.mu.Lock()

@@ -70,7 +70,7 @@ func TestChathistorySubcommands(t *testing.T) {
 	t.Parallel()
 	e := startHistory(t, historyConfig(), true)
 	c, _ := e.client(t, "me", histCaps...)
-	e.fh.msgs = convo(t)
+	e.fh.set(func() { e.fh.msgs = convo(t) })
 	at := func(s string) HistoryRef { return HistoryRef{Time: ts(t, s)} }
 	id := func(s string) HistoryRef { return HistoryRef{MsgID: s} }
 	tests := []struct {
@@ -108,10 +108,12 @@ func TestChathistoryChannelAndEmpty(t *testing.T) {
 	e := startHistory(t, historyConfig(), true)
 	c, _ := e.client(t, "me", histCaps...)
 	at := ts(t, "2024-05-06T07:08:09.010Z")
-	e.fh.msgs = []HistoryMessage{
-		{Delivery{From: "ann", Target: "#other", Text: "in other", Time: at, MsgID: "c1"}},
-		{Delivery{Self: true, Target: "#other", Text: "me too", Time: at.Add(time.Second), MsgID: "c2"}},
-	}
+	e.fh.set(func() {
+		e.fh.msgs = []HistoryMessage{
+			{Delivery{From: "ann", Target: "#other", Text: "in other", Time: at, MsgID: "c1"}},
+			{Delivery{Self: true, Target: "#other", Text: "me too", Time: at.Add(time.Second), MsgID: "c2"}},
+		}
+	})
 	c.send(t, "CHATHISTORY LATEST #OTHER * 10")
 	got := c.sync(t)
 	e.query(t)
@@ -119,7 +121,7 @@ func TestChathistoryChannelAndEmpty(t *testing.T) {
 	if l1, l2 := lineOf(got[1]), lineOf(got[2]); l1 != "ann!ann@msim PRIVMSG #other :in other" || l2 != "me!u@127.0.0.1 PRIVMSG #other :me too" {
 		t.Fatalf("got %q and %q, want the channel's messages", l1, l2)
 	}
-	e.fh.msgs = nil
+	e.fh.set(func() { e.fh.msgs = nil })
 	c.send(t, "CHATHISTORY LATEST ann * 10")
 	got = c.sync(t)
 	e.query(t)
@@ -132,7 +134,7 @@ func TestChathistoryPlainClient(t *testing.T) {
 	t.Parallel()
 	e := startHistory(t, historyConfig(), true)
 	c, _ := e.client(t, "me", "draft/chathistory")
-	e.fh.msgs = convo(t)
+	e.fh.set(func() { e.fh.msgs = convo(t) })
 	c.send(t, "CHATHISTORY LATEST tom * 10")
 	got := c.sync(t)
 	e.query(t)
@@ -159,7 +161,7 @@ func TestChathistoryFails(t *testing.T) {
 	t.Parallel()
 	e := startHistory(t, historyConfig(), true)
 	c, _ := e.client(t, "me", histCaps...)
-	e.fh.msgs = convo(t)
+	e.fh.set(func() { e.fh.msgs = convo(t) })
 	fail := func(params ...string) []want { return []want{w("FAIL", append([]string{"CHATHISTORY"}, params...)...)} }
 	tests := []struct {
 		name string
@@ -209,7 +211,7 @@ func TestChathistoryBackendFails(t *testing.T) {
 	t.Parallel()
 	e := startHistory(t, historyConfig(), true)
 	c, _ := e.client(t, "me", histCaps...)
-	e.fh.msgs = convo(t)
+	e.fh.set(func() { e.fh.msgs = convo(t) })
 	tests := []struct {
 		name string
 		err  error
@@ -219,16 +221,12 @@ func TestChathistoryBackendFails(t *testing.T) {
 		{"invalid target", fmt.Errorf("blocked: %w", ErrInvalidTarget), "INVALID_TARGET"},
 	}
 	for _, tc := range tests {
-		e.fh.mu.Lock()
-		e.fh.err = tc.err
-		e.fh.mu.Unlock()
+		e.fh.set(func() { e.fh.err = tc.err })
 		c.send(t, "CHATHISTORY BEFORE tom timestamp=2024-05-06T07:08:09.010Z 10")
 		checkMsgs(t, c.sync(t), []want{w("FAIL", "CHATHISTORY", tc.want, "BEFORE", "tom", "Messages could not be retrieved")})
 		e.query(t)
 	}
-	e.fh.mu.Lock()
-	e.fh.err, e.fh.hold = nil, true
-	e.fh.mu.Unlock()
+	e.fh.set(func() { e.fh.err, e.fh.hold = nil, true })
 	c.send(t, "CHATHISTORY LATEST ann * 10")
 	e.query(t)
 	checkMsgs(t, c.sync(t), nil) // waiting for the backend
@@ -245,13 +243,11 @@ func TestChathistoryOrder(t *testing.T) {
 	t.Parallel()
 	e := startHistory(t, historyConfig(), true)
 	c, _ := e.client(t, "me", histCaps...)
-	e.fh.msgs = convo(t)
-	e.fh.hold = true
+	e.fh.set(func() { e.fh.msgs = convo(t) })
+	e.fh.set(func() { e.fh.hold = true })
 	c.send(t, "CHATHISTORY LATEST tom * 10")
 	e.query(t)
-	e.fh.mu.Lock()
-	e.fh.hold = false
-	e.fh.mu.Unlock()
+	e.fh.set(func() { e.fh.hold = false })
 	c.send(t, "MARKREAD tom")
 	checkMsgs(t, c.sync(t), nil)
 	e.fh.release()
@@ -267,12 +263,14 @@ func TestChathistoryTargets(t *testing.T) {
 	e := startHistory(t, historyConfig(), true)
 	c, _ := e.client(t, "me", histCaps...)
 	at := ts(t, "2024-05-06T07:08:09.010Z")
-	e.fh.targets = []HistoryTarget{
-		{"tom", at.Add(5 * time.Second)},
-		{"bad nick", at},
-		{"&bitlbee", at.Add(time.Second)},
-		{"ann", at.Add(3 * time.Second)},
-	}
+	e.fh.set(func() {
+		e.fh.targets = []HistoryTarget{
+			{"tom", at.Add(5 * time.Second)},
+			{"bad nick", at},
+			{"&bitlbee", at.Add(time.Second)},
+			{"ann", at.Add(3 * time.Second)},
+		}
+	})
 	tests := []struct {
 		line string
 		want TargetsQuery
@@ -378,7 +376,7 @@ func TestChathistoryTryAgain(t *testing.T) {
 	t.Parallel()
 	e := startHistory(t, historyConfig(), true)
 	c, _ := e.client(t, "me", histCaps...)
-	e.fh.hold = true
+	e.fh.set(func() { e.fh.hold = true })
 	for range maxAsyncInFlight {
 		c.send(t, "CHATHISTORY LATEST tom * 10")
 		e.query(t)
