@@ -268,10 +268,10 @@ func parseTimestamp(a string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil || t.Year() < 1 {
+	if t = t.UTC(); err != nil || t.Year() < 1 || t.IsZero() {
 		return time.Time{}, false
 	}
-	return t.UTC(), true
+	return t, true
 }
 
 // validMsgID reports whether id may be a message id: 1 to 100 bytes, not

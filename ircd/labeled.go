@@ -243,11 +243,14 @@ func (c *Client) fail(cmd, code string, params ...string) {
 }
 
 // safeParam makes a client's parameter safe to repeat as a middle
-// parameter: "*" for one that is empty, holds a space or starts with ':',
-// and a long one cut.
+// parameter: "*" for one that is empty, starts with ':' or holds a space
+// or a control character, and a long one cut.
 func safeParam(s string) string {
-	if s == "" || s[0] == ':' || strings.IndexByte(s, ' ') >= 0 {
+	if s == "" || s[0] == ':' || strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return "*"
 	}
-	return truncUTF8(s, 100)
+	if s = truncUTF8(s, 100); s == "" {
+		return "*"
+	}
+	return s
 }
