@@ -23,12 +23,14 @@ func init() {
 		"AUTHENTICATE": {cmdAuthenticate, 1, true},
 		"AWAY":         {cmdAway, 0, false},
 		"CAP":          {cmdCap, 1, true},
+		"CHATHISTORY":  {cmdChathistory, 1, false},
 		"HELP":         {cmdHelp, 0, false},
 		"INFO":         {cmdInfo, 0, false},
 		"ISON":         {cmdIson, 1, false},
 		"JOIN":         {cmdJoin, 1, false},
 		"LIST":         {cmdList, 0, false},
 		"LUSERS":       {func(c *Client, _ *irc.Message) *ircError { c.lusers(); return nil }, 0, false},
+		"MARKREAD":     {cmdMarkread, 0, false},
 		"MODE":         {cmdMode, 1, false},
 		"MOTD":         {func(c *Client, _ *irc.Message) *ircError { c.motd(); return nil }, 0, false},
 		"NAMES":        {cmdNames, 0, false},
@@ -85,16 +87,18 @@ func cmdJoin(c *Client, m *irc.Message) *ircError {
 		}
 		return nil
 	}
+	jm := c.newJoinMarkers() // read markers go before each RPL_ENDOFNAMES
 	for name := range strings.SplitSeq(m.Params[0], ",") {
 		ch := c.channel(name)
 		switch {
 		case ch == nil:
 			c.numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
 		case !ch.joined:
-			c.joinSelf(ch, c.send)
+			c.joinSelf(ch, jm.out(c, ch.name))
 			c.withHandler(func(h Handler) { h.Join(ch.name) })
 		}
 	}
+	jm.ask(c)
 	return nil
 }
 
@@ -249,7 +253,7 @@ func (c *Client) message(m *irc.Message) *ircError {
 			}
 			name = ch.name
 		case Nick(t).Key() == Nick(c.nick).Key():
-			c.send(c.echo(m.Command, c.nick, text, tags))
+			c.send(c.echo(m.Command, c.nick, text, tags, NewMsgID(), inputTime()))
 			continue
 		default:
 			u := c.findUser(t)
@@ -262,10 +266,10 @@ func (c *Client) message(m *irc.Message) *ircError {
 				c.numeric(irc.RPL_AWAY, u.Nick, u.Away)
 			}
 		}
+		in := Input{Command: m.Command, Target: name, Text: text, MsgID: NewMsgID(), Time: inputTime()}
 		if c.caps["echo-message"] && (m.Command != "TAGMSG" || c.caps["message-tags"]) {
-			c.send(c.echo(m.Command, name, text, tags))
+			c.send(c.echo(m.Command, name, text, tags, in.MsgID, in.Time))
 		}
-		in := Input{Command: m.Command, Target: name, Text: text}
 		if tags != nil {
 			in.Tags = tags.Copy()
 		}
@@ -276,22 +280,25 @@ func (c *Client) message(m *irc.Message) *ircError {
 	return nil
 }
 
-// echo builds the copy of the client's own message it receives back.
-func (c *Client) echo(cmd, target, text string, tags irc.Tags) *irc.Message {
+// echo builds the copy of the client's own message it receives back, with
+// its msgid and time when the client takes them.
+func (c *Client) echo(cmd, target, text string, tags irc.Tags, id string, t time.Time) *irc.Message {
 	var out *irc.Message
 	if cmd == "TAGMSG" {
 		out = msg(c.selfPrefix(), cmd, target)
 	} else {
 		out = msg(c.selfPrefix(), cmd, target, text)
 	}
+	out.Tags = irc.Tags{}
 	if c.caps["message-tags"] {
 		out.Tags = tags.Copy()
+		out.Tags["msgid"] = id
 	}
 	if c.caps["server-time"] {
-		if out.Tags == nil {
-			out.Tags = irc.Tags{}
-		}
-		out.Tags["time"] = time.Now().UTC().Format(timeFormat)
+		out.Tags["time"] = t.Format(timeFormat)
+	}
+	if len(out.Tags) == 0 {
+		out.Tags = nil
 	}
 	return out
 }

@@ -92,6 +92,8 @@ type Client struct {
 	chans      map[string]*vchan // by foldCase(name)
 	calls      []func()          // backend calls to make after unlocking
 	whois      []*whoisReq       // WHOIS replies waiting, in the order asked
+	pending    []*asyncReq       // replies waiting for a HistoryHandler, in the order asked
+	capture    *replyBuf         // the labeled reply being collected (labeled.go)
 }
 
 // ircError is a numeric error reply. The dispatcher prefixes the nick.
@@ -191,8 +193,15 @@ type entry struct {
 	sent func(ok bool)
 }
 
-// send queues m without blocking. A full queue drops the client.
-func (c *Client) send(m *irc.Message) { c.enqueue(entry{m: m}) }
+// send queues m without blocking, or adds it to the labeled reply being
+// collected. A full queue drops the client. Caller holds c.mu.
+func (c *Client) send(m *irc.Message) {
+	if c.capture != nil {
+		c.capture.lines = append(c.capture.lines, m)
+		return
+	}
+	c.enqueue(entry{m: m})
+}
 
 // enqueue queues e without blocking; false if the connection is closing or
 // the queue is full, which drops the client. On false the caller still owns
@@ -604,6 +613,7 @@ func (c *Client) readLoop() {
 	c.handler = nil
 	held := c.dropHeld() // never welcomed: nothing can be held after this
 	c.dropWhois()
+	c.dropPending()
 	c.mu.Unlock()
 	report(held, false)
 	if h != nil {
@@ -677,7 +687,7 @@ func (c *Client) read() (reason string) {
 				return "Registration timed out"
 			case pingSent.IsZero():
 				pingSent = time.Now()
-				c.send(msg(nil, "PING", cfg.ServerName))
+				c.enqueue(entry{m: msg(nil, "PING", cfg.ServerName)})
 				continue
 			default:
 				return fmt.Sprintf("Ping timeout: %d seconds", int(time.Since(lastRead).Seconds()))
@@ -773,6 +783,7 @@ func (c *Client) dispatch(m *irc.Message) {
 func (c *Client) run(m *irc.Message) []func() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	rb := c.startReply(m)
 	cmd, ok := commands[m.Command]
 	var err *ircError
 	switch {
@@ -788,6 +799,7 @@ func (c *Client) run(m *irc.Message) []func() {
 	if err != nil {
 		c.numeric(err.Code, err.Params...)
 	}
+	c.endReply(rb)
 	calls := c.calls
 	c.calls = nil
 	return calls

@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"maps"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -10,14 +11,26 @@ import (
 	"gopkg.in/irc.v4"
 )
 
-// Delivery is a message from a virtual user (or the server) to the client.
+// Delivery is a message from a virtual user (or the server) to the client,
+// or, with Self, one the user sent from another client.
 type Delivery struct {
 	Command string    // PRIVMSG, NOTICE or TAGMSG; "" = PRIVMSG
-	From    string    // virtual nick, or "" for the server
-	Target  string    // channel name, or "" = the real client
+	From    string    // virtual nick, or "" for the server; ignored with Self
+	Target  string    // channel name, or "" = the real client; with Self, the nick or channel it was sent to
 	Text    string    // may hold several lines and be of any length
 	Time    time.Time // zero = now; sent as the server-time tag when negotiated
 	Tags    irc.Tags  // client-only tags such as +typing; dropped without message-tags
+
+	// MsgID, when set, is sent as the msgid tag to a client with
+	// message-tags. A text sent as several lines gives each line its own
+	// id: MsgID on the first, MsgID+"-2", MsgID+"-3"… on the next ones
+	// (MsgIDBase turns them back into MsgID).
+	MsgID string
+	// Self marks the user's own message, typed in another client: the
+	// line comes from the client's own nick!user@host and goes to Target,
+	// the virtual user's nick or the channel
+	// (":me!u@h PRIVMSG tom :text").
+	Self bool
 
 	// Sent, when set, is called exactly once, from an ircd goroutine with
 	// no ircd lock held, and must not block: with true once every line of
@@ -57,10 +70,13 @@ func (c *Client) Deliver(d Delivery) bool {
 
 // DeliverHistory sends past messages of one conversation (target: a channel
 // or a virtual nick) inside a chathistory batch when the client negotiated
-// batch, and one by one otherwise. Each Delivery's Time should be set. It
+// batch, and one by one otherwise. Each Delivery's Time should be set: it is
+// the server-time tag, or, for a client without server-time, a "[2006-01-02
+// 15:04:05 UTC] " prefix on the text (after "\x01ACTION "). MsgID and Self
+// count as in Deliver; a Self delivery with no Target goes to target. It
 // reports whether all of ds were queued, like Deliver; each Delivery's Sent
-// is called as Deliver calls it. Nothing calls it yet: the bouncer's replay
-// of missed messages to a client without chathistory will (issue 14).
+// is called as Deliver calls it. The bouncer's replay of missed messages to
+// a client without chathistory uses it (issue 14).
 func (c *Client) DeliverHistory(target string, ds []Delivery) bool {
 	if len(ds) == 0 {
 		return !c.isClosed()
@@ -69,13 +85,13 @@ func (c *Client) DeliverHistory(target string, ds []Delivery) bool {
 	ok := true
 	ref := ""
 	if c.caps["batch"] {
-		ref = "h" + strconv.FormatUint(batchSeq.Add(1), 36)
+		ref = newBatchRef()
 		ok = c.emitEntry(entry{m: msg(c.serverPrefix(), "BATCH", "+"+ref, "chathistory", target)})
 	}
 	var unsent []func(bool)
 	for _, d := range ds {
 		if ok {
-			ok = c.deliver(d, ref)
+			ok = c.deliverAs(d, compose{ref: ref, conv: target, past: true})
 		}
 		if !ok && d.Sent != nil {
 			unsent = append(unsent, d.Sent)
@@ -89,10 +105,49 @@ func (c *Client) DeliverHistory(target string, ds []Delivery) bool {
 	return ok
 }
 
+// newBatchRef returns a batch reference unique in the process.
+func newBatchRef() string { return "h" + strconv.FormatUint(batchSeq.Add(1), 36) }
+
+// compose says how a Delivery becomes lines.
+type compose struct {
+	ref  string // batch reference, or ""
+	conv string // the conversation's nick or channel, for a Self delivery without Target
+	past bool   // a past message: a date prefix without server-time; the sender's idle time is left alone
+	raw  bool   // CHATHISTORY: to a channel of the world whether joined or not, never as a notice
+}
+
 // deliver does Deliver's work; ref is a batch reference or "". It reports
 // whether d was queued whole; if not, the caller reports d.Sent. Caller
 // holds c.mu.
 func (c *Client) deliver(d Delivery, ref string) bool {
+	return c.deliverAs(d, compose{ref: ref})
+}
+
+// deliverAs queues the lines of d, as deliver does. Caller holds c.mu.
+func (c *Client) deliverAs(d Delivery, o compose) bool {
+	lines, ok := c.lines(d, o)
+	if !ok {
+		return false
+	}
+	if len(lines) == 0 {
+		return c.nothingToSend(d)
+	}
+	for i, m := range lines {
+		e := entry{m: m}
+		if i == len(lines)-1 {
+			e.sent = d.Sent
+		}
+		if !c.emitEntry(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// lines builds the lines of d; false (and a log line) when d cannot be
+// sent at all. No lines and true: nothing to send (a TAGMSG to a client
+// without message-tags, an empty text). Caller holds c.mu.
+func (c *Client) lines(d Delivery, o compose) ([]*irc.Message, bool) {
 	cmd := strings.ToUpper(d.Command)
 	switch cmd {
 	case "":
@@ -100,16 +155,21 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 	case "PRIVMSG", "NOTICE", "TAGMSG":
 	default:
 		c.logger().WithField("command", d.Command).Warn("Deliver: unsupported command")
-		return false
+		return nil, false
 	}
 	if cmd == "TAGMSG" && !c.caps["message-tags"] {
-		return c.nothingToSend(d)
+		return nil, true
 	}
 	var prefix *irc.Prefix
-	if d.From != "" {
+	switch {
+	case d.Self:
+		prefix = c.selfPrefix()
+	case d.From != "":
 		if u := c.findUser(d.From); u != nil {
 			prefix = u.prefix()
-			u.lastSpoke = c.stamp()
+			if !o.past {
+				u.lastSpoke = c.stamp()
+			}
 		} else if Nick(d.From).Valid() {
 			prefix = &irc.Prefix{Name: d.From, User: "user", Host: c.srv.cfg.ServerName}
 		} else {
@@ -120,30 +180,48 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 		prefix = c.serverPrefix()
 	}
 	target := c.nick
-	if d.Target != "" {
-		ch := c.channel(d.Target)
-		if ch == nil || !ch.joined {
-			c.logger().WithField("channel", d.Target).Warn("Deliver: client not in channel; sending as notice")
-			if cmd == "TAGMSG" {
-				return c.nothingToSend(d)
-			}
-			d.Text = "[" + d.Target + "] <" + prefix.Name + "> " + d.Text
-			prefix, cmd = c.serverPrefix(), "NOTICE"
-		} else {
+	to := d.Target
+	if d.Self && to == "" {
+		to = o.conv
+	}
+	switch {
+	case to != "" && isChannel(to):
+		ch := c.channel(to)
+		switch {
+		case ch != nil && (ch.joined || o.raw):
 			target = ch.name
+		case o.raw && validChannel(to):
+			target = to
+		default:
+			c.logger().WithField("channel", to).Warn("Deliver: client not in channel; sending as notice")
+			if cmd == "TAGMSG" {
+				return nil, true
+			}
+			d.Text = "[" + to + "] <" + prefix.Name + "> " + d.Text
+			prefix, cmd = c.serverPrefix(), "NOTICE"
 		}
-	}
-	var tags irc.Tags // nil while there is none to send
-	set := func(k, v string) {
-		if tags == nil {
-			tags = irc.Tags{}
+	case d.Self:
+		if u := c.findUser(to); u != nil {
+			target = u.Nick
+		} else if Nick(to).Valid() {
+			target = to
+		} else {
+			c.logger().WithField("target", to).Warn("Deliver: own message without a valid target")
+			return nil, false
 		}
-		tags[k] = v
+	case to != "":
+		c.logger().WithField("channel", to).Warn("Deliver: client not in channel; sending as notice")
+		if cmd == "TAGMSG" {
+			return nil, true
+		}
+		d.Text = "[" + to + "] <" + prefix.Name + "> " + d.Text
+		prefix, cmd = c.serverPrefix(), "NOTICE"
 	}
+	tags := irc.Tags{}
 	if c.caps["message-tags"] {
 		for k, v := range d.Tags {
 			if strings.HasPrefix(k, "+") && k != "+" {
-				set(k, v)
+				tags[k] = v
 			}
 		}
 	}
@@ -152,33 +230,60 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 		if t.IsZero() {
 			t = time.Now()
 		}
-		set("time", t.UTC().Format(timeFormat))
+		tags["time"] = t.UTC().Format(timeFormat)
+	} else if o.past && !d.Time.IsZero() && cmd != "TAGMSG" {
+		d.Text = datePrefix(d.Text, d.Time)
 	}
-	if ref != "" {
-		set("batch", ref)
+	if o.ref != "" {
+		tags["batch"] = o.ref
+	}
+	msgid := ""
+	if c.caps["message-tags"] {
+		msgid = d.MsgID
 	}
 	if cmd == "TAGMSG" {
 		m := msg(prefix, cmd, target)
-		m.Tags = tags
-		return c.emitEntry(entry{m: m, sent: d.Sent})
+		m.Tags = withMsgID(tags, msgid, 0)
+		return []*irc.Message{m}, true
 	}
 	budget := 510 - (len(":") + prefixLen(prefix) + len(" ") + len(cmd) + len(" ") + len(target) + len(" :"))
 	pieces := splitText(d.Text, budget)
-	if len(pieces) == 0 {
-		return c.nothingToSend(d)
-	}
+	out := make([]*irc.Message, len(pieces))
 	for i, p := range pieces {
 		m := msg(prefix, cmd, target, p)
-		m.Tags = tags
-		e := entry{m: m}
-		if i == len(pieces)-1 {
-			e.sent = d.Sent
+		m.Tags = withMsgID(tags, msgid, i)
+		out[i] = m
+	}
+	return out, true
+}
+
+// withMsgID returns tags (nil when empty) with the msgid of piece i of a
+// message whose id is id ("" = none): id, then id-2, id-3…
+func withMsgID(tags irc.Tags, id string, i int) irc.Tags {
+	if id == "" {
+		if len(tags) == 0 {
+			return nil
 		}
-		if !c.emitEntry(e) {
-			return false
+		return tags
+	}
+	out := make(irc.Tags, len(tags)+1)
+	maps.Copy(out, tags)
+	out["msgid"] = id
+	if i > 0 {
+		out["msgid"] = id + "-" + strconv.Itoa(i+1)
+	}
+	return out
+}
+
+// datePrefix puts "[date UTC] " before text, inside CTCP framing.
+func datePrefix(text string, t time.Time) string {
+	p := "[" + t.UTC().Format("2006-01-02 15:04:05") + " UTC] "
+	if len(text) > 1 && text[0] == '\x01' {
+		if verb, rest, ok := strings.Cut(text[1:], " "); ok && !strings.Contains(verb, "\x01") {
+			return "\x01" + verb + " " + p + rest
 		}
 	}
-	return true
+	return p + text
 }
 
 // nothingToSend queues only d's callback, which the writer calls once the

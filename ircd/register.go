@@ -27,6 +27,8 @@ var capsSupported = map[string]string{
 	"server-time":  "",
 
 	"userhost-in-names": "",
+
+	"labeled-response": "",
 }
 
 const (
@@ -182,7 +184,13 @@ func (c *Client) welcome() {
 	}
 }
 
-func (c *Client) isupport() []string { return isupport(&c.srv.cfg) }
+func (c *Client) isupport() []string {
+	toks := isupport(&c.srv.cfg)
+	if _, ok := c.historyHandler(); ok {
+		toks = append(toks, historyTokens(&c.srv.cfg)...)
+	}
+	return toks
+}
 
 func isupport(cfg *Config) []string {
 	return []string{
@@ -207,7 +215,7 @@ func isupport(cfg *Config) []string {
 // welcomeLines is how many lines welcome sends, at most: 001-004, 005s,
 // LUSERS, the MOTD and the user modes.
 func welcomeLines(cfg *Config) int {
-	n := 4 + (len(isupport(cfg))+11)/12 + 5 + 1
+	n := 4 + (len(isupport(cfg))+len(historyTokens(cfg))+11)/12 + 5 + 1
 	if len(cfg.MOTD) == 0 {
 		return n + 1
 	}
@@ -245,13 +253,17 @@ func (c *Client) motd() {
 	c.numeric(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
 }
 
-func capList(withValues bool) string {
-	names := make([]string, 0, len(capsSupported))
+// capList is the CAP LS list of the server with configuration cfg.
+func capList(cfg *Config, withValues bool) string {
+	names := make([]string, 0, len(capsSupported)+len(historyCaps))
 	for n, v := range capsSupported {
 		if withValues && v != "" {
 			n += "=" + v
 		}
 		names = append(names, n)
+	}
+	if cfg.History {
+		names = append(names, historyCaps...)
 	}
 	sort.Strings(names)
 	return strings.Join(names, " ")
@@ -268,7 +280,7 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 			c.capVersion = 302
 			c.caps["cap-notify"] = true
 		}
-		c.send(msg(c.serverPrefix(), "CAP", c.nick, "LS", capList(c.capVersion >= 302)))
+		c.send(msg(c.serverPrefix(), "CAP", c.nick, "LS", capList(&c.srv.cfg, c.capVersion >= 302)))
 	case "LIST":
 		var on []string
 		for n := range c.caps {
@@ -287,7 +299,7 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 		ok := len(req) > 0
 		for _, r := range req {
 			name, off := strings.CutPrefix(r, "-")
-			if _, known := capsSupported[name]; !known || (off && name == "cap-notify" && c.capVersion >= 302) {
+			if !capOffered(&c.srv.cfg, name) || (off && name == "cap-notify" && c.capVersion >= 302) {
 				ok = false
 			}
 		}

@@ -78,6 +78,15 @@ type Config struct {
 	WriteTimeout        time.Duration // per write to the socket
 	WhoisTimeout        time.Duration // wait for an AsyncWhoisHandler's answer
 
+	// History offers draft/chathistory and draft/read-marker in CAP LS;
+	// they work for connections whose Handler is a HistoryHandler.
+	// HistoryLimit is the most messages one CHATHISTORY may ask for
+	// (ISUPPORT CHATHISTORY), HistoryTimeout the wait for the backend's
+	// answer to CHATHISTORY or MARKREAD.
+	History        bool
+	HistoryLimit   int
+	HistoryTimeout time.Duration
+
 	SendQ      int     // queued messages per connection before it is dropped
 	FloodRate  float64 // lines per second after the burst; 0 = no limit
 	FloodBurst int     // lines read without throttling
@@ -131,6 +140,8 @@ func DefaultConfig() Config {
 		RegistrationTimeout: 30 * time.Second,
 		WriteTimeout:        15 * time.Second,
 		WhoisTimeout:        3 * time.Second,
+		HistoryLimit:        500,
+		HistoryTimeout:      10 * time.Second,
 		SendQ:               4096,
 		FloodRate:           5,
 		FloodBurst:          20,
@@ -166,6 +177,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WhoisTimeout <= 0 {
 		cfg.WhoisTimeout = d.WhoisTimeout
+	}
+	if cfg.HistoryLimit <= 0 {
+		cfg.HistoryLimit = d.HistoryLimit
+	}
+	if cfg.HistoryTimeout <= 0 {
+		cfg.HistoryTimeout = d.HistoryTimeout
 	}
 	if cfg.SendQ <= 0 {
 		cfg.SendQ = d.SendQ
@@ -255,12 +272,16 @@ type AsyncWhoisHandler interface {
 // Input is a message from the real client. Target is the virtual user's nick
 // or the channel's name as the backend created it. Text is raw, CTCP framing
 // (\x01ACTION ...\x01) included. Tags holds only client-only tags ("+typing"),
-// and is nil when there are none.
+// and is nil when there are none. MsgID (a NewMsgID) and Time (when ircd
+// read the line, UTC, whole milliseconds) are those of the client's
+// echo-message echo, so a stored copy can carry the same msgid and time.
 type Input struct {
 	Command string // PRIVMSG, NOTICE or TAGMSG
 	Target  string
 	Text    string
 	Tags    irc.Tags
+	MsgID   string
+	Time    time.Time
 }
 
 // Errors returned by the driving API.

@@ -24,6 +24,7 @@ type whoisReq struct {
 	u      *vuser      // the virtual user asked about; nil for self or unknown
 	self   bool        // the client asked about itself
 	ready  bool        // answered (or timed out, or needing no answer)
+	rb     *replyBuf   // the labeled reply it completes; nil if unlabeled
 	info   []string    // the answer's lines, cleaned
 	stop   func() bool // stops the timeout; nil if none
 }
@@ -59,7 +60,7 @@ func (c *Client) askWhois(ah AsyncWhoisHandler, target string, self bool, u *vus
 		c.numeric(rplTryAgain, "WHOIS", "Please wait a while and try again.")
 		return
 	}
-	r := &whoisReq{target: target, self: self, u: u, ready: u == nil}
+	r := &whoisReq{target: target, self: self, u: u, ready: u == nil, rb: c.takeReply()}
 	c.whois = append(c.whois, r)
 	if u == nil {
 		return // the queue was not empty, so its head is still waiting
@@ -90,7 +91,7 @@ func (c *Client) answerWhois(r *whoisReq, lines []string) bool {
 		r := c.whois[0]
 		c.whois[0] = nil
 		c.whois = c.whois[1:]
-		c.replyWhois(r)
+		c.sendReply(r.rb, func() { c.replyWhois(r) })
 	}
 	if len(c.whois) == 0 {
 		c.whois = nil

@@ -1,0 +1,46 @@
+package ircd
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// msgIDEncoding writes message ids in lower-case base32 without padding:
+// letters and digits only, so an id never starts with ':' and holds no
+// space, CR, LF or '-' (IRCv3 message-ids), and a piece suffix ("-2") is
+// never mistaken for part of it.
+var msgIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewMsgID returns a new random message id (16 random bytes, 26
+// characters), unique for all practical purposes. ircd gives one to every
+// message the client sends (Input.MsgID); a backend may use it for its own
+// messages (Delivery.MsgID).
+func NewMsgID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return msgIDEncoding.EncodeToString(b[:])
+}
+
+// MsgIDBase returns the id of the message that a line's msgid belongs to:
+// id without the "-N" suffix (N ≥ 2) that Deliver adds to the second and
+// later lines of a long message. It is meant for ids without '-' of their
+// own, such as NewMsgID's: a backend looking up a msgid a client sent
+// (HistoryRef.MsgID) passes it through MsgIDBase first.
+func MsgIDBase(id string) string {
+	i := strings.LastIndexByte(id, '-')
+	if i <= 0 {
+		return id
+	}
+	n, err := strconv.Atoi(id[i+1:])
+	if err != nil || n < 2 || strconv.Itoa(n) != id[i+1:] {
+		return id
+	}
+	return id[:i]
+}
+
+// inputTime is the time of a message the client sent: now, in UTC, to the
+// millisecond that server-time shows, so an echo and a stored copy agree.
+func inputTime() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }

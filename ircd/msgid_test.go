@@ -1,0 +1,237 @@
+package ircd
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMsgIDBase(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ id, want string }{
+		{"abc", "abc"},
+		{"abc-2", "abc"},
+		{"abc-17", "abc"},
+		{"abc-1", "abc-1"},
+		{"abc-02", "abc-02"},
+		{"abc-x", "abc-x"},
+		{"-2", "-2"},
+		{"a-b-3", "a-b"},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		if got := MsgIDBase(tc.id); got != tc.want {
+			t.Errorf("MsgIDBase(%q): got %q, want %q", tc.id, got, tc.want)
+		}
+	}
+}
+
+// NewMsgID gives distinct ids of letters and digits, which IRCv3 allows
+// anywhere and which a piece suffix cannot be confused with.
+func TestNewMsgID(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for range 1000 {
+		id := NewMsgID()
+		if len(id) != 26 || strings.Trim(id, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+			t.Fatalf("got id %q, want 26 characters of [a-z2-7]", id)
+		}
+		if seen[id] {
+			t.Fatalf("got id %q twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+// A Delivery's MsgID is the msgid tag for clients with message-tags, and
+// each line of a long text has an id of its own.
+func TestDeliverMsgID(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	long := strings.Repeat("word ", 250) // three lines
+	tests := []struct {
+		name string
+		caps []string
+		d    Delivery
+		want []string // msgid of each line, "" = none
+	}{
+		{"with message-tags", []string{"message-tags"}, Delivery{From: "tom", Text: "hi", MsgID: "m1"}, []string{"m1"}},
+		{"without message-tags", nil, Delivery{From: "tom", Text: "hi", MsgID: "m1"}, []string{""}},
+		{"no id", []string{"message-tags"}, Delivery{From: "tom", Text: "hi"}, []string{""}},
+		{"split", []string{"message-tags"}, Delivery{From: "tom", Text: long, MsgID: "m2"}, []string{"m2", "m2-2", "m2-3"}},
+		{"lines", []string{"message-tags"}, Delivery{From: "tom", Target: "&bitlbee", Text: "a\nb", MsgID: "m3"}, []string{"m3", "m3-2"}},
+		{"tagmsg", []string{"message-tags"}, Delivery{Command: "TAGMSG", From: "tom", Tags: map[string]string{"+typing": "active"}, MsgID: "m4"}, []string{"m4"}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, fc, _ := register(t, addr, b, "me"+string(rune('a'+i)), tc.caps...)
+			if !fc.c.Deliver(tc.d) {
+				t.Fatal("Deliver: got false, want true")
+			}
+			got := c.sync(t)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d lines %v, want %d", len(got), msgStrings(got), len(tc.want))
+			}
+			for j, m := range got {
+				id, has := m.Tags["msgid"]
+				if id != tc.want[j] || has != (tc.want[j] != "") {
+					t.Fatalf("line %d %q: got msgid %q, want %q", j, m, id, tc.want[j])
+				}
+			}
+		})
+	}
+}
+
+// A Self delivery is the user's own message from another client: it comes
+// from the client's own prefix and goes to the buddy or channel.
+func TestDeliverSelf(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, fc, _ := register(t, addr, b, "me", "message-tags", "server-time")
+	at := ts(t, "2024-05-06T07:08:09.010Z")
+	tests := []struct {
+		name string
+		d    Delivery
+		want string
+	}{
+		{"to a buddy", Delivery{Self: true, Target: "tom", Text: "hi tom", MsgID: "s1", Time: at}, "me!u@127.0.0.1 PRIVMSG tom :hi tom"},
+		{"buddy's case", Delivery{Self: true, Target: "TOM", Text: "hi", MsgID: "s2", Time: at}, "me!u@127.0.0.1 PRIVMSG tom hi"},
+		{"to a channel", Delivery{Self: true, Target: "&bitlbee", Text: "hello all", MsgID: "s3", Time: at}, "me!u@127.0.0.1 PRIVMSG &bitlbee :hello all"},
+		{"unknown nick", Delivery{Self: true, Target: "gone", Text: "hi", MsgID: "s4", Time: at}, "me!u@127.0.0.1 PRIVMSG gone hi"},
+		{"action", Delivery{Self: true, Target: "ann", Text: "\x01ACTION waves\x01", MsgID: "s5", Time: at}, "me!u@127.0.0.1 PRIVMSG ann :\x01ACTION waves\x01"},
+		{"From ignored", Delivery{Self: true, From: "tom", Target: "ann", Text: "x", MsgID: "s6", Time: at}, "me!u@127.0.0.1 PRIVMSG ann x"},
+	}
+	for _, tc := range tests {
+		if !fc.c.Deliver(tc.d) {
+			t.Fatalf("%s: Deliver: got false, want true", tc.name)
+		}
+		m := c.read(t)
+		if got := lineOf(m); got != tc.want {
+			t.Fatalf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+		if m.Tags["msgid"] != tc.d.MsgID || m.Tags["time"] != "2024-05-06T07:08:09.010Z" {
+			t.Fatalf("%s: got tags %v, want msgid %s and the time", tc.name, m.Tags, tc.d.MsgID)
+		}
+	}
+	for _, target := range []string{"", "bad nick"} {
+		if fc.c.Deliver(Delivery{Self: true, Target: target, Text: "x"}) {
+			t.Fatalf("Deliver of own message to %q: got true, want false", target)
+		}
+	}
+	checkMsgs(t, c.sync(t), nil)
+}
+
+// The echo-message echo of the client's own message carries the msgid and
+// time the backend gets in Input; each message has its own id.
+func TestEchoCarriesInputMsgID(t *testing.T) {
+	t.Parallel()
+	e := startHistory(t, historyConfig(), true)
+	tests := []struct {
+		name string
+		caps []string
+		line string
+	}{
+		{"privmsg", []string{"echo-message", "message-tags", "server-time"}, "PRIVMSG ann :hi"},
+		{"notice", []string{"echo-message", "message-tags", "server-time"}, "NOTICE tom :n"},
+		{"channel", []string{"echo-message", "message-tags", "server-time"}, "PRIVMSG &bitlbee :all"},
+		{"tagmsg", []string{"echo-message", "message-tags", "server-time"}, "@+typing=active TAGMSG ann"},
+		{"no echo", []string{"message-tags", "server-time"}, "PRIVMSG ann :hi"},
+	}
+	ids := map[string]bool{}
+	for i, tc := range tests {
+		nick := "me" + string(rune('a'+i))
+		c, _ := e.client(t, nick, tc.caps...)
+		hc := e.b.hconn(nick)
+		before := time.Now().Add(-time.Millisecond)
+		c.send(t, tc.line)
+		echo := c.sync(t)
+		var in Input
+		select {
+		case in = <-hc.inputs:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Message not called", tc.name)
+		}
+		if in.MsgID == "" || ids[in.MsgID] {
+			t.Fatalf("%s: got Input.MsgID %q, want a new id", tc.name, in.MsgID)
+		}
+		ids[in.MsgID] = true
+		if in.Time.Before(before) || in.Time.After(time.Now()) || in.Time.Location() != time.UTC || in.Time.Nanosecond()%int(time.Millisecond) != 0 {
+			t.Fatalf("%s: got Input.Time %v, want now in UTC to the millisecond", tc.name, in.Time)
+		}
+		if tc.name == "no echo" {
+			checkMsgs(t, echo, nil)
+			continue
+		}
+		if len(echo) != 1 {
+			t.Fatalf("%s: got %v, want the echo", tc.name, msgStrings(echo))
+		}
+		if got := echo[0].Tags["msgid"]; got != in.MsgID {
+			t.Fatalf("%s: got echo msgid %q, want Input's %q", tc.name, got, in.MsgID)
+		}
+		if got, want := echo[0].Tags["time"], in.Time.Format(timeFormat); got != want {
+			t.Fatalf("%s: got echo time %q, want Input's %q", tc.name, got, want)
+		}
+	}
+}
+
+// DeliverHistory honours MsgID and Self, and without server-time puts the
+// date before the text (inside CTCP ACTION framing).
+func TestDeliverHistoryPast(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	at := ts(t, "2024-05-06T07:08:09.010Z")
+	ds := []Delivery{
+		{From: "tom", Text: "hello", Time: at, MsgID: "h1"},
+		{Self: true, Text: "hi back", Time: at.Add(time.Second), MsgID: "h2"},
+		{From: "tom", Text: "\x01ACTION waves\x01", Time: at.Add(2 * time.Second), MsgID: "h3"},
+	}
+	tests := []struct {
+		name  string
+		caps  []string
+		lines []string
+		tags  bool // time and msgid tags, inside a batch
+	}{
+		{"plain client", nil, []string{
+			"tom!tom@msim PRIVMSG me :[2024-05-06 07:08:09 UTC] hello",
+			"me!u@127.0.0.1 PRIVMSG tom :[2024-05-06 07:08:10 UTC] hi back",
+			"tom!tom@msim PRIVMSG me :\x01ACTION [2024-05-06 07:08:11 UTC] waves\x01",
+		}, false},
+		{"modern client", []string{"batch", "server-time", "message-tags"}, []string{
+			"irc.test BATCH ? chathistory tom",
+			"tom!tom@msim PRIVMSG me hello",
+			"me!u@127.0.0.1 PRIVMSG tom :hi back",
+			"tom!tom@msim PRIVMSG me :\x01ACTION waves\x01",
+			"irc.test BATCH ?",
+		}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, fc, _ := register(t, addr, b, "me", tc.caps...)
+			if !fc.c.DeliverHistory("tom", ds) {
+				t.Fatal("DeliverHistory: got false, want true")
+			}
+			got := c.sync(t)
+			if len(got) != len(tc.lines) {
+				t.Fatalf("got %v, want %d lines", msgStrings(got), len(tc.lines))
+			}
+			for j, m := range got {
+				line := lineOf(m)
+				if m.Command == "BATCH" {
+					line = strings.Join(append([]string{"irc.test BATCH ?"}, m.Params[1:]...), " ")
+				}
+				if line != tc.lines[j] {
+					t.Fatalf("line %d: got %q, want %q", j, line, tc.lines[j])
+				}
+				if !tc.tags || m.Command == "BATCH" {
+					continue
+				}
+				if m.Tags["msgid"] != ds[j-1].MsgID || m.Tags["time"] != formatTime(ds[j-1].Time) || m.Tags["batch"] == "" {
+					t.Fatalf("line %d: got tags %v, want msgid, time and batch", j, m.Tags)
+				}
+			}
+		})
+	}
+}
