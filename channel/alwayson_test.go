@@ -301,3 +301,52 @@ func TestSeveralClients(t *testing.T) {
 	back.joinedControl("&al")
 	waitPresence(t, bob, alUID, msim.StatusOnline, "")
 }
+
+// TestOwnMessagesInOtherClients: what the user types to a buddy in one
+// client shows in the other as the user's own message, with the msgid and
+// time the first client's echo carries; the buddy gets it once.
+func TestOwnMessagesInOtherClients(t *testing.T) {
+	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
+		if _, err := msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Directory = &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "al", Password: "al-irc",
+			Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}
+	})
+	bob := msimUser(t, st, "bob")
+	desk := dial(t, st.ircAddr, "al", "al-irc", append(allCaps, "echo-message")...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	phone := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
+	phone.joinedControl("&al")
+
+	desk.send("PRIVMSG bob :hello from the desk")
+	echo := desk.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "al" && m.Param(0) == "bob" })
+	seen := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Param(0) == "bob" })
+	if seen.Name != "al" || seen.Trailing() != "hello from the desk" {
+		t.Errorf("the phone saw %v, want al's own PRIVMSG to bob", seen)
+	}
+	if seen.Tags["msgid"] == "" || seen.Tags["msgid"] != echo.Tags["msgid"] || seen.Tags["time"] != echo.Tags["time"] {
+		t.Errorf("msgid/time: phone %q/%q, desk's echo %q/%q; want the same, set", seen.Tags["msgid"], seen.Tags["time"], echo.Tags["msgid"], echo.Tags["time"])
+	}
+	phone.send("PRIVMSG &al :bob: and from the phone")
+	if m := desk.expect("PRIVMSG", func(m *irc.Message) bool { return m.Param(0) == "bob" }); m.Name != "al" || m.Trailing() != "and from the phone" {
+		t.Errorf("the desk saw %v, want al's own PRIVMSG to bob", m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) < 2 {
+		select {
+		case ev := <-bob.Events():
+			if im, ok := ev.(msim.IMEvent); ok {
+				got = append(got, im.Text)
+			}
+		case <-ctx.Done():
+			t.Fatalf("bob got %q, want both IMs", got)
+		}
+	}
+	if strings.Join(got, "|") != "hello from the desk|and from the phone" {
+		t.Errorf("bob got %q", got)
+	}
+}

@@ -89,6 +89,17 @@ func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
 	}
 }
 
+// own shows what the user typed to bd in one client to their other
+// clients, as the user's own message with the same msgid and time (the
+// client it came from has its echo-message echo, if it asked for one).
+func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
+	for _, at := range s.cl.ats {
+		if at != s.sender {
+			at.c.Deliver(ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, MsgID: in.MsgID, Time: in.Time})
+		}
+	}
+}
+
 // sendIM sends text to bd, or queues it while the link is down.
 func (s *session) sendIM(bd *buddy, text string) {
 	a := bd.a

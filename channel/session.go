@@ -82,6 +82,7 @@ type session struct {
 	// read from other goroutines.
 	cl        *clients
 	nattached atomic.Int32
+	sender    *attachment // the connection whose input is being handled
 
 	accounts  []*account
 	byChannel map[string]*account // by nickKey(channel)
@@ -193,7 +194,9 @@ func (s *session) handle(ev event) bool {
 	switch ev := ev.(type) {
 	case ircInput:
 		if s.cl.attached(ev.at) {
+			s.sender = ev.at
 			s.onIRC(ev.in)
+			s.sender = nil
 		}
 	case ircAway:
 		if s.cl.attached(ev.at) {
@@ -414,6 +417,7 @@ func (s *session) onIRC(in ircd.Input) {
 		}
 		if nick, rest, ok := addressed(text); ok {
 			if bd := s.nicks[nickKey(nick)]; bd != nil {
+				s.own(bd, in, "PRIVMSG", rest)
 				s.sendIM(bd, rest)
 				return
 			}
@@ -452,6 +456,7 @@ func (s *session) onIRC(in ircd.Input) {
 				Text: "CTCP is not supported by MSIM; nothing was sent."})
 			return
 		}
+		s.own(bd, in, in.Command, in.Text)
 		s.sendIM(bd, text)
 	}
 }
