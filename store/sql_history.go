@@ -29,7 +29,12 @@ const (
 		RETURNING user_id, entries`
 	qHistoryInsert = `INSERT INTO history (user_id, account_id, buddy, msgid, sent, outgoing, kind, text)
 		SELECT ?, a.id, ?, ?, ?, ?, ?, ? FROM accounts a WHERE a.user_id = ? AND a.email = ?
-		ON CONFLICT (user_id, msgid) DO NOTHING RETURNING id`
+		ON CONFLICT (user_id, msgid) DO NOTHING RETURNING id, account_id`
+	qConversationLatest = `INSERT INTO history_conversations (account_id, buddy, user_id, latest) VALUES (?, ?, ?, ?)
+		ON CONFLICT (account_id, buddy) DO UPDATE SET latest = CASE WHEN excluded.latest > history_conversations.latest
+		THEN excluded.latest ELSE history_conversations.latest END`
+	qConversationsEmptied = `DELETE FROM history_conversations WHERE user_id = ? AND NOT EXISTS
+		(SELECT 1 FROM history h WHERE h.account_id = history_conversations.account_id AND h.buddy = history_conversations.buddy)`
 	qHistoryTrim = `DELETE FROM history WHERE id IN
 		(SELECT id FROM history WHERE user_id = ? ORDER BY id LIMIT ?)`
 	qHistoryAppended = `UPDATE history_users SET last_id = ?, entries = entries - ? WHERE user_id = ?`
@@ -38,28 +43,28 @@ const (
 		(SELECT count(*) FROM history WHERE user_id = ?) WHERE user_id = ?`
 	qHistoryPrune = `DELETE FROM history WHERE id IN
 		(SELECT id FROM history WHERE user_id = ? AND sent < ? AND id <= ? LIMIT ?)`
-	qHistoryPruned      = `UPDATE history_users SET entries = entries - ? WHERE user_id = ?`
-	qHighestPosition    = `SELECT COALESCE(max(position), 0) FROM client_positions WHERE user_id = ?`
-	qAccountAndUser     = `SELECT a.id, a.user_id` + accountSelect
-	qDeleteAccountByID  = `DELETE FROM accounts WHERE id = ?`
-	qLockHistoryByName  = `UPDATE history_users SET entries = entries WHERE user_id = (SELECT id FROM users WHERE name = ?)`
-	qDeleteUserByName   = `DELETE FROM users WHERE name = ?`
-	qInsertPosition     = `INSERT INTO client_positions (user_id, client, position, updated) VALUES (?, ?, ?, ?)
+	qHistoryPruned     = `UPDATE history_users SET entries = entries - ? WHERE user_id = ?`
+	qHighestPosition   = `SELECT COALESCE(max(position), 0) FROM client_positions WHERE user_id = ?`
+	qAccountAndUser    = `SELECT a.id, a.user_id` + accountSelect
+	qDeleteAccountByID = `DELETE FROM accounts WHERE id = ?`
+	qLockHistoryByName = `UPDATE history_users SET entries = entries WHERE user_id = (SELECT id FROM users WHERE name = ?)`
+	qDeleteUserByName  = `DELETE FROM users WHERE name = ?`
+	qInsertPosition    = `INSERT INTO client_positions (user_id, client, position, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id, client) DO UPDATE SET updated = excluded.updated,
 		position = CASE WHEN excluded.position > client_positions.position THEN excluded.position ELSE client_positions.position END`
 	qTrimPositions = `DELETE FROM client_positions WHERE user_id = ? AND client <> ? AND client NOT IN
-		(SELECT client FROM client_positions WHERE user_id = ? ORDER BY updated DESC, client LIMIT ?)`
+		(SELECT client FROM client_positions WHERE user_id = ? ORDER BY updated DESC, client DESC LIMIT ?)`
 )
 
 var historyTxQueries = []string{
-	qHistoryCount, qHistoryInsert, qHistoryTrim, qHistoryAppended, qLockHistoryUser, qHistoryRecount,
+	qHistoryCount, qHistoryInsert, qConversationLatest, qConversationsEmptied, qHistoryTrim, qHistoryAppended, qLockHistoryUser, qHistoryRecount,
 	qHistoryPrune, qHistoryPruned, qHighestPosition, qAccountAndUser, qDeleteAccountByID,
 	qLockHistoryByName, qDeleteUserByName, qInsertPosition, qTrimPositions,
 }
 
 // pruneChunk bounds the rows one PruneHistory transaction deletes, so
-// appends wait on it only briefly.
-const pruneChunk = 5000
+// appends wait on it only briefly. A variable for the tests.
+var pruneChunk int64 = 5000
 
 // toMilli is t kept to the millisecond, in UTC: what history stores.
 func toMilli(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
@@ -141,12 +146,16 @@ func (s *sqlStore) AppendHistory(ctx context.Context, user string, e HistoryEntr
 		// The account was there when its user's row was locked, and
 		// DeleteAccount takes that lock first: no row here is a msgid
 		// the user has already.
+		var acct int64
 		err = s.queryRow(ctx, tx, qHistoryInsert, uid, int64(e.Buddy), e.MsgID, micros(e.Time),
-			e.Outgoing, e.Kind, e.Text, uid, e.Account).Scan(&e.ID)
+			e.Outgoing, e.Kind, e.Text, uid, e.Account).Scan(&e.ID, &acct)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("msgid %q of user %q: %w", e.MsgID, user, ErrExists)
 		}
 		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, qConversationLatest, acct, int64(e.Buddy), uid, micros(e.Time)); err != nil {
 			return err
 		}
 		var trimmed int64
@@ -245,11 +254,16 @@ func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, befor
 		return nil, fmt.Errorf("store: history targets: %w", err)
 	}
 	var out []HistoryTarget
-	err = s.eachRow(ctx, s.db, `SELECT a.email, h.buddy, max(h.sent) AS latest
-		FROM history h JOIN accounts a ON a.id = h.account_id
-		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.sent > ? AND h.sent < ?
-		GROUP BY a.email, h.buddy ORDER BY latest DESC, a.email, h.buddy LIMIT ?`,
-		[]any{user, afterBound(after), beforeBound(before), limit}, func(rows *sql.Rows) error {
+	// Per conversation that had an entry after the lower bound, one probe
+	// of its index for the newest entry within the bounds.
+	from, to := afterBound(after), beforeBound(before)
+	err = s.eachRow(ctx, s.db, `SELECT email, buddy, latest FROM
+		(SELECT a.email, c.buddy, (SELECT max(h.sent) FROM history h
+			WHERE h.account_id = c.account_id AND h.buddy = c.buddy AND h.sent > ? AND h.sent < ?) AS latest
+		FROM history_conversations c JOIN accounts a ON a.id = c.account_id
+		WHERE c.user_id = (SELECT id FROM users WHERE name = ?) AND c.latest > ?) t
+		WHERE latest IS NOT NULL ORDER BY latest DESC, email, buddy LIMIT ?`,
+		[]any{from, to, user, from, limit}, func(rows *sql.Rows) error {
 			var t HistoryTarget
 			var buddy, latest int64
 			if err := rows.Scan(&t.Account, &buddy, &latest); err != nil {
@@ -434,10 +448,18 @@ func (s *sqlStore) pruneUser(ctx context.Context, uid, cut int64, keepNeverDeliv
 		if err != nil {
 			return err
 		}
-		if n, err = res.RowsAffected(); err != nil || n == 0 {
+		if n, err = res.RowsAffected(); err != nil {
 			return err
 		}
-		_, err = s.exec(ctx, tx, qHistoryPruned, n, uid)
+		if n > 0 {
+			if _, err := s.exec(ctx, tx, qHistoryPruned, n, uid); err != nil {
+				return err
+			}
+		}
+		if n == pruneChunk {
+			return nil // more to come; the conversations after the last chunk
+		}
+		_, err = s.exec(ctx, tx, qConversationsEmptied, uid)
 		return err
 	})
 	if err != nil {

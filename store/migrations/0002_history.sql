@@ -21,7 +21,7 @@ CREATE TABLE history (
 CREATE INDEX history_by_conversation ON history (account_id, buddy, sent, id);
 -- A user's entries by position (HistorySince, the per-user cap).
 CREATE INDEX history_by_user_id ON history (user_id, id);
--- A user's entries by time (HistoryTargets, PruneHistory).
+-- A user's entries by time (PruneHistory).
 CREATE INDEX history_by_user_time ON history (user_id, sent);
 
 -- Per user: how many history rows they have (kept exact by the store, so
@@ -33,6 +33,19 @@ CREATE TABLE history_users (
 	entries BIGINT NOT NULL,
 	last_id BIGINT NOT NULL
 );
+
+-- Every conversation with history, and the time of its newest entry as
+-- appended (an upper bound once entries are deleted): HistoryTargets probes
+-- these rather than reading all of a user's entries. PruneHistory drops
+-- those left without entries.
+CREATE TABLE history_conversations (
+	account_id BIGINT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	buddy BIGINT NOT NULL,
+	user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+	latest BIGINT NOT NULL,
+	PRIMARY KEY (account_id, buddy)
+);
+CREATE INDEX history_conversations_by_user ON history_conversations (user_id, latest);
 
 -- draft/read-marker: per conversation, only moving forward.
 CREATE TABLE read_markers (
