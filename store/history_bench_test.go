@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,7 +115,11 @@ func BenchmarkHistory(b *testing.B) {
 				return len(ts), err
 			})
 			query("since-100", func() (int, error) {
-				es, err := s.HistorySince(ctx, user, last-2*benchPage, benchPage)
+				// IDs interleave over the users: this is 2 pages back.
+				es, err := s.HistorySince(ctx, user, last-2*benchPage*benchHistoryUsers, benchPage)
+				if err == nil && len(es) != benchPage {
+					return 0, fmt.Errorf("HistorySince: got %d entries, want %d", len(es), benchPage)
+				}
 				return len(es), err
 			})
 			b.Run("append", func(b *testing.B) { benchAppend(b, s, user, email) })
@@ -182,3 +189,51 @@ func populateHistory(b *testing.B, db testDB) time.Time {
 	}
 	return first
 }
+
+// BenchmarkAppendHistoryParallel measures appends from many goroutines at
+// once (benchAppenders, over benchHistoryUsers users), as the bridge's
+// account loops make them: throughput and latency.
+func BenchmarkAppendHistoryParallel(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			requireEngine(b, e.name)
+			s := e.fresh(b).open(b, testKey(1))
+			for u := range benchHistoryUsers {
+				name := fmt.Sprintf("user%03d", u)
+				mustCreate(b, s, name)
+				mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
+			}
+			text := strings.Repeat("an IM of a typical length ", 4)
+			var (
+				mu   sync.Mutex
+				lat  = make([]time.Duration, 0, 1024)
+				next atomic.Int64
+			)
+			b.SetParallelism(benchAppenders / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					n := next.Add(1)
+					name := fmt.Sprintf("user%03d", n%benchHistoryUsers)
+					start := time.Now()
+					if _, err := s.AppendHistory(context.Background(), name, HistoryEntry{
+						MsgID: fmt.Sprint("p", n), Account: name + "@example.com", Buddy: 1, Kind: KindIM, Text: text,
+					}); err != nil {
+						b.Error(err)
+						return
+					}
+					mine = append(mine, time.Since(start))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+			reportLatency(b, lat)
+		})
+	}
+}
+
+// benchAppenders is how many goroutines append at once.
+const benchAppenders = 32

@@ -74,6 +74,9 @@ func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (
 		s.Close()
 		return nil, fmt.Errorf("store: %s: %w", where, err)
 	}
+	if driver == "sqlite" {
+		s.appends = newAppender(s) // see history_batch.go
+	}
 	return s, nil
 }
 
@@ -177,8 +180,9 @@ type sqlStore struct {
 	db         *sql.DB
 	d          *dialect
 	sl         *sealer
-	maxHistory int64    // entries kept per user
-	stmts      sync.Map // query → *sql.Stmt
+	maxHistory int64     // entries kept per user
+	appends    *appender // group commit of AppendHistory; nil: one transaction each
+	stmts      sync.Map  // query → *sql.Stmt
 }
 
 // Option tunes a store at Open.
@@ -196,6 +200,9 @@ func WithMaxHistoryPerUser(n int) Option {
 }
 
 func (s *sqlStore) Close() error {
+	if s.appends != nil {
+		s.appends.stop()
+	}
 	s.stmts.Range(func(_, st any) bool {
 		st.(*sql.Stmt).Close()
 		return true

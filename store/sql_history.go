@@ -134,47 +134,58 @@ func (s *sqlStore) AppendHistory(ctx context.Context, user string, e HistoryEntr
 		e.Time = time.Now()
 	}
 	e.Time = toMilli(e.Time)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var uid, entries int64
-		err := s.queryRow(ctx, tx, qHistoryCount, user, e.Account).Scan(&uid, &entries)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("account %q of user %q: %w", e.Account, user, ErrNotFound)
-		}
-		if err != nil {
+	var err error
+	if s.appends != nil {
+		e, err = s.appends.append(ctx, user, e)
+	} else {
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			e, err = s.appendTx(ctx, tx, user, e)
 			return err
-		}
-		// The account was there when its user's row was locked, and
-		// DeleteAccount takes that lock first: no row here is a msgid
-		// the user has already.
-		var acct int64
-		err = s.queryRow(ctx, tx, qHistoryInsert, uid, int64(e.Buddy), e.MsgID, micros(e.Time),
-			e.Outgoing, e.Kind, e.Text, uid, e.Account).Scan(&e.ID, &acct)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("msgid %q of user %q: %w", e.MsgID, user, ErrExists)
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, tx, qConversationLatest, acct, int64(e.Buddy), uid, micros(e.Time)); err != nil {
-			return err
-		}
-		var trimmed int64
-		if over := entries - s.maxHistory; over > 0 {
-			res, err := s.exec(ctx, tx, qHistoryTrim, uid, over)
-			if err != nil {
-				return err
-			}
-			if trimmed, err = res.RowsAffected(); err != nil {
-				return err
-			}
-		}
-		_, err = s.exec(ctx, tx, qHistoryAppended, e.ID, trimmed, uid)
-		return err
-	})
+		})
+	}
 	if err != nil {
 		return HistoryEntry{}, wrap("append history", err)
 	}
 	return e, nil
+}
+
+// appendTx stores a checked entry in tx.
+func (s *sqlStore) appendTx(ctx context.Context, tx *sql.Tx, user string, e HistoryEntry) (HistoryEntry, error) {
+	var uid, entries int64
+	err := s.queryRow(ctx, tx, qHistoryCount, user, e.Account).Scan(&uid, &entries)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("account %q of user %q: %w", e.Account, user, ErrNotFound)
+	}
+	if err != nil {
+		return e, err
+	}
+	// The account was there when its user's row was locked, and
+	// DeleteAccount takes that lock first: no row here is a msgid the
+	// user has already.
+	var acct int64
+	err = s.queryRow(ctx, tx, qHistoryInsert, uid, int64(e.Buddy), e.MsgID, micros(e.Time),
+		e.Outgoing, e.Kind, e.Text, uid, e.Account).Scan(&e.ID, &acct)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("msgid %q of user %q: %w", e.MsgID, user, ErrExists)
+	}
+	if err != nil {
+		return e, err
+	}
+	if _, err := s.exec(ctx, tx, qConversationLatest, acct, int64(e.Buddy), uid, micros(e.Time)); err != nil {
+		return e, err
+	}
+	var trimmed int64
+	if over := entries - s.maxHistory; over > 0 {
+		res, err := s.exec(ctx, tx, qHistoryTrim, uid, over)
+		if err != nil {
+			return e, err
+		}
+		if trimmed, err = res.RowsAffected(); err != nil {
+			return e, err
+		}
+	}
+	_, err = s.exec(ctx, tx, qHistoryAppended, e.ID, trimmed, uid)
+	return e, err
 }
 
 // Columns of an entry; the e-mail comes from the accounts row (alias a).
