@@ -86,6 +86,9 @@ type HistoryStore interface {
 	// as stored. ErrExists if the user has an entry with that MsgID
 	// already. When the user then has more entries than the store's
 	// maximum (WithMaxHistoryPerUser), their oldest are deleted.
+	// Concurrent appends are committed together on SQLite (one sync for
+	// all). If ctx ends before it returns, the entry may have been stored
+	// or not: HistoryByMsgID tells.
 	AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error)
 	// History returns entries of one conversation in ascending (Time, ID)
 	// order.
