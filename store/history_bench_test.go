@@ -237,3 +237,49 @@ func BenchmarkAppendHistoryParallel(b *testing.B) {
 
 // benchAppenders is how many goroutines append at once.
 const benchAppenders = 32
+
+// benchRate is the offered load of BenchmarkAppendHistoryAtRate, in
+// appends per second: the bridged IM rate.
+const benchRate = 5000
+
+// BenchmarkAppendHistoryAtRate offers appends at benchRate per second over
+// benchHistoryUsers users, each started on schedule whatever the others
+// do (an open loop), and reports latency from each one's scheduled start,
+// so queueing behind a slow commit counts.
+func BenchmarkAppendHistoryAtRate(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			requireEngine(b, e.name)
+			s := e.fresh(b).open(b, testKey(1))
+			for u := range benchHistoryUsers {
+				name := fmt.Sprintf("user%03d", u)
+				mustCreate(b, s, name)
+				mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
+			}
+			text := strings.Repeat("an IM of a typical length ", 4)
+			lat := make([]time.Duration, b.N)
+			var wg sync.WaitGroup
+			interval := time.Second / benchRate
+			b.ResetTimer()
+			start := time.Now()
+			for i := range b.N {
+				at := start.Add(time.Duration(i) * interval)
+				if d := time.Until(at); d > 0 {
+					time.Sleep(d)
+				}
+				wg.Go(func() {
+					name := fmt.Sprintf("user%03d", i%benchHistoryUsers)
+					if _, err := s.AppendHistory(context.Background(), name, HistoryEntry{
+						MsgID: fmt.Sprint("r", i), Account: name + "@example.com", Buddy: 1, Kind: KindIM, Text: text,
+					}); err != nil {
+						b.Error(err)
+					}
+					lat[i] = time.Since(at)
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+			reportLatency(b, lat)
+		})
+	}
+}
