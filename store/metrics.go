@@ -61,8 +61,8 @@ func WithMetrics(st Store, reg prometheus.Registerer) Store {
 		Help:    "Time the gateway's store took for one operation, by operation.",
 		Buckets: metrics.LatencyBuckets,
 	}, []string{"op"}))
-	m := &timedStore{st: st, ops: make(map[string]prometheus.Observer, len(allOps))}
-	for _, op := range allOps {
+	m := &timedStore{st: st, ops: make(map[string]prometheus.Observer, len(allOps)+len(historyOps))}
+	for _, op := range append(allOps, historyOps...) {
 		m.ops[op] = h.WithLabelValues(op) // every op shows from the start
 	}
 	return m

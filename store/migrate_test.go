@@ -22,6 +22,7 @@ import (
 func TestMigrationsUnchanged(t *testing.T) {
 	released := []string{
 		"0001_init.sql", "fc19abdc8db894570e602b07c07ee6e2d8f901e096158bc6d88879cc07904209",
+		"0002_history.sql", "95311b3153c7a6170f5384940cd569bc948d677bb3cedfac294983590fa7103c",
 	}
 	for i := 0; i < len(released); i += 2 {
 		b, err := migrationFiles.ReadFile("migrations/" + released[i])
@@ -151,6 +152,21 @@ func testMigrationFromV1(t *testing.T, db testDB) {
 	if im.ID <= 2 {
 		t.Errorf("new held IM: got ID %d, want above 2", im.ID)
 	}
+	// Schema 2's history works on the migrated user and account.
+	if v, err := schemaVersion(ctx, s.db); err != nil || v != SchemaVersion() || v < 2 {
+		t.Errorf("schema version after migration: got %d (%v), want %d", v, err, SchemaVersion())
+	}
+	e, err := s.AppendHistory(ctx, "alice", HistoryEntry{MsgID: "m1", Time: when, Account: "alice@example.com", Buddy: 6221, Kind: KindIM, Text: "first"})
+	check(t, "AppendHistory after migration", err)
+	if got, err := s.HistorySince(ctx, "alice", 0, 10); err != nil || !slices.Equal(got, []HistoryEntry{e}) {
+		t.Errorf("history after migration: got %+v, %v, want [%+v]", got, err, e)
+	}
+	check(t, "SetClientPosition after migration", s.SetClientPosition(ctx, "alice", "phone", e.ID))
+	if _, err := s.SetReadMarker(ctx, "alice", "alice@example.com", 6221, when); err != nil {
+		t.Errorf("SetReadMarker after migration: %v", err)
+	}
+	check(t, "DeleteAccount after migration", s.DeleteAccount(ctx, "alice", "alice@example.com"))
+	check(t, "DeleteUser after migration", s.DeleteUser(ctx, "alice"))
 }
 
 // testNewerSchema: a database from a newer msimircd is refused, by name,

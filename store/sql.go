@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,11 +31,18 @@ func (e *NewerSchemaError) Error() string {
 // a PostgreSQL connection string). key is the sealing key from
 // LoadOrCreateKey. A database that cannot be read, is corrupt, is newer
 // than this binary or was sealed under another key is refused with an
-// error naming it; it is never reset.
-func Open(ctx context.Context, driver, dsn string, key []byte) (Store, error) {
+// error naming it; it is never reset. opts tune the store (see Option).
+func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (Store, error) {
 	d := dialects[driver]
 	if d == nil {
 		return nil, fmt.Errorf("store: unknown driver %q (want sqlite or postgres)", driver)
+	}
+	o := options{maxHistory: DefaultMaxHistoryPerUser}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.maxHistory < 1 {
+		return nil, fmt.Errorf("store: max history per user %d: want 1 or more", o.maxHistory)
 	}
 	sl, err := newSealer(key)
 	if err != nil {
@@ -53,7 +61,7 @@ func Open(ctx context.Context, driver, dsn string, key []byte) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sqlStore{db: db, d: d, sl: sl}
+	s := &sqlStore{db: db, d: d, sl: sl, maxHistory: int64(o.maxHistory)}
 	if err := migrate(ctx, db, d, SchemaVersion()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", where, err)
@@ -65,6 +73,9 @@ func Open(ctx context.Context, driver, dsn string, key []byte) (Store, error) {
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: %s: %w", where, err)
+	}
+	if driver == "sqlite" {
+		s.appends = newAppender(s) // see history_batch.go
 	}
 	return s, nil
 }
@@ -166,10 +177,26 @@ type querier interface {
 }
 
 type sqlStore struct {
-	db    *sql.DB
-	d     *dialect
-	sl    *sealer
-	stmts sync.Map // query → *sql.Stmt
+	db         *sql.DB
+	d          *dialect
+	sl         *sealer
+	maxHistory int64     // entries kept per user
+	appends    *appender // group commit of AppendHistory; nil: one transaction each
+	stmts      sync.Map  // query → *sql.Stmt
+}
+
+// Option tunes a store at Open.
+type Option func(*options)
+
+type options struct {
+	maxHistory int
+}
+
+// WithMaxHistoryPerUser sets how many history entries a user keeps (1 or
+// more; DefaultMaxHistoryPerUser if not given): an append beyond it
+// deletes the user's oldest entries, so one user cannot fill the disk.
+func WithMaxHistoryPerUser(n int) Option {
+	return func(o *options) { o.maxHistory = n }
 }
 
 // Ping runs a trivial query: it waits for a connection like any other
@@ -183,6 +210,9 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqlStore) Close() error {
+	if s.appends != nil {
+		s.appends.stop()
+	}
 	s.stmts.Range(func(_, st any) bool {
 		st.(*sql.Stmt).Close()
 		return true
@@ -267,7 +297,7 @@ var txQueries = []string{
 }
 
 func (s *sqlStore) prepare(ctx context.Context) error {
-	for _, q := range txQueries {
+	for _, q := range slices.Concat(txQueries, historyTxQueries) {
 		if _, err := s.stmt(ctx, s.db, q); err != nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}

@@ -84,8 +84,15 @@ func (s *sqlStore) SetPassword(ctx context.Context, name, passwordHash string) e
 }
 
 func (s *sqlStore) DeleteUser(ctx context.Context, name string) error {
-	res, err := s.exec(ctx, s.db, `DELETE FROM users WHERE name = ?`, name)
-	return wrap("delete user", mustAffect(res, err, fmt.Sprintf("user %q", name)))
+	// Everything of the user goes by ON DELETE CASCADE. The history lock
+	// first, as every writer of history takes it (see sql_history.go).
+	return wrap("delete user", s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, qLockHistoryByName, name); err != nil {
+			return err
+		}
+		res, err := s.exec(ctx, tx, qDeleteUserByName, name)
+		return mustAffect(res, err, fmt.Sprintf("user %q", name))
+	}))
 }
 
 func (s *sqlStore) SetSetting(ctx context.Context, user, key, value string) error {
@@ -145,8 +152,27 @@ func (s *sqlStore) UpdateAccount(ctx context.Context, user string, a Account) er
 }
 
 func (s *sqlStore) DeleteAccount(ctx context.Context, user, email string) error {
-	res, err := s.exec(ctx, s.db, `DELETE FROM accounts WHERE id = (SELECT a.id`+accountSelect+`)`, user, email)
-	return wrap("delete account", mustAffect(res, err, fmt.Sprintf("account %q of user %q", email, user)))
+	// The account's rows, history included, go by ON DELETE CASCADE; the
+	// user's history count is then counted again.
+	return wrap("delete account", s.inTx(ctx, func(tx *sql.Tx) error {
+		var acct, uid int64
+		err := s.queryRow(ctx, tx, qAccountAndUser, user, email).Scan(&acct, &uid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, qLockHistoryUser, uid); err != nil {
+			return err
+		}
+		res, err := s.exec(ctx, tx, qDeleteAccountByID, acct)
+		if err := mustAffect(res, err, fmt.Sprintf("account %q of user %q", email, user)); err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, qHistoryRecount, uid, uid)
+		return err
+	}))
 }
 
 func (s *sqlStore) SetAccountSetting(ctx context.Context, user, email, key, value string) error {

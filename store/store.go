@@ -2,7 +2,9 @@
 // IRC users and their password hashes, their MSIM accounts (with the MSIM
 // passwords sealed under a key kept outside the database), buddy nicks and
 // renames, user and account settings, IMs held for a detached user, IMs
-// queued while an MSIM link is down, and notes for a user's next connection.
+// queued while an MSIM link is down, notes for a user's next connection,
+// and the history of every conversation with its read markers and what
+// each of the user's clients has been sent (HistoryStore).
 //
 // One implementation over database/sql serves two engines on one schema:
 // SQLite (modernc.org/sqlite, pure Go) as the embedded default and
@@ -113,6 +115,8 @@ type Store interface {
 
 	// Ping checks that the database answers a query (a readiness check).
 	Ping(ctx context.Context) error
+
+	HistoryStore
 
 	// Close closes the database.
 	Close() error

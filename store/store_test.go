@@ -475,6 +475,11 @@ func fill(t testing.TB, s Store, user, email string) {
 	_, err = s.QueueIM(ctx, user, email, QueuedIM{To: 7, Nick: "seven", Text: "queued"})
 	check(t, "QueueIM", err)
 	check(t, "AddNote", s.AddNote(ctx, user, "note"))
+	e, err := s.AppendHistory(ctx, user, HistoryEntry{MsgID: "m1", Account: email, Buddy: 7, Kind: KindIM, Text: "history"})
+	check(t, "AppendHistory", err)
+	_, err = s.SetReadMarker(ctx, user, email, 7, e.Time)
+	check(t, "SetReadMarker", err)
+	check(t, "SetClientPosition", s.SetClientPosition(ctx, user, "phone", e.ID))
 }
 
 // rowCounts counts the rows of every table but meta and schema_version.
@@ -482,7 +487,8 @@ func rowCounts(t testing.TB, db testDB) map[string]int {
 	t.Helper()
 	r, _ := db.raw(t)
 	out := map[string]int{}
-	for _, table := range []string{"users", "user_settings", "accounts", "account_settings", "buddy_nicks", "held_ims", "queued_ims", "notes"} {
+	for _, table := range []string{"users", "user_settings", "accounts", "account_settings", "buddy_nicks", "held_ims", "queued_ims", "notes",
+		"history", "history_users", "history_conversations", "read_markers", "client_positions"} {
 		var n int
 		if err := r.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
 			t.Fatalf("count %s: %v", table, err)
@@ -511,6 +517,15 @@ func testDeleteUserCascade(t *testing.T, db testDB) {
 	if notes, _ := s.TakeNotes(ctx, user); len(notes) != 0 {
 		t.Errorf("recreated user's notes: got %q, want none", notes)
 	}
+	if id, _ := s.LastHistoryID(ctx, user); id != 0 {
+		t.Errorf("recreated user's LastHistoryID: got %d, want 0", id)
+	}
+	if _, found, _ := s.ClientPosition(ctx, user, "phone"); found {
+		t.Error("recreated user's client position: got one, want none")
+	}
+	if _, err := s.HistoryByMsgID(ctx, user, "m1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("recreated user's HistoryByMsgID: got %v, want ErrNotFound", err)
+	}
 }
 
 func testDeleteAccountCascade(t *testing.T, db testDB) {
@@ -518,12 +533,14 @@ func testDeleteAccountCascade(t *testing.T, db testDB) {
 	user, email := userWithAccount(t, s)
 	fill(t, s, user, email)
 	check(t, "DeleteAccount", s.DeleteAccount(ctx, user, email))
-	want := map[string]int{"users": 1, "user_settings": 1, "notes": 1}
+	// The user's client positions and history count stay (the count at 0).
+	want := map[string]int{"users": 1, "user_settings": 1, "notes": 1, "client_positions": 1, "history_users": 1}
 	for table, n := range rowCounts(t, db) {
 		if n != want[table] {
 			t.Errorf("after DeleteAccount: %d rows in %s, want %d", n, table, want[table])
 		}
 	}
+	historyConsistent(t, db)
 }
 
 func testNotFound(t *testing.T, db testDB) {

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// Kinds of history entry (HistoryEntry.Kind).
+const (
+	KindIM     = "im"
+	KindAction = "action" // a /me
+	KindZap    = "zap"
+)
+
+// Bounds of what the history keeps and returns.
+const (
+	// DefaultMaxHistoryPerUser is how many history entries a user keeps
+	// unless WithMaxHistoryPerUser says otherwise: an append beyond it
+	// deletes the user's oldest entries (by ID).
+	DefaultMaxHistoryPerUser = 100_000
+	// MaxHistoryLimit is the most entries (or targets) one History,
+	// HistorySince or HistoryTargets call returns: a larger limit is
+	// lowered to it.
+	MaxHistoryLimit = 1000
+	// MaxClientPositions is how many client names a user keeps a position
+	// for: setting one more forgets the one set longest ago.
+	MaxClientPositions = 64
+)
+
+// HistoryEntry is one IM (or /me, or zap) in or out, kept per user, MSIM
+// account and buddy.
+type HistoryEntry struct {
+	// ID is assigned by AppendHistory. A user's IDs increase with each
+	// append and are never reused (not even after a deletion): use it as
+	// the position of what a client has seen.
+	ID int64
+	// MsgID is unique per user, set by the caller (the IRCv3 msgid).
+	MsgID string
+	// Time is when it was sent or received. AppendHistory keeps it to the
+	// millisecond (truncated) and returns it in UTC; a zero Time is now.
+	Time     time.Time
+	Account  string   // the MSIM account's e-mail
+	Buddy    msim.UID // the other side
+	Outgoing bool     // typed by the user
+	Kind     string   // KindIM, KindAction or KindZap
+	// Text is valid UTF-8 without NUL (both engines' text columns refuse
+	// anything else, so AppendHistory refuses it first, saying why).
+	Text string
+}
+
+// HistoryQuery selects entries of one conversation.
+type HistoryQuery struct {
+	Account string
+	Buddy   msim.UID
+	// After and Before are exclusive bounds; zero is unbounded.
+	After, Before time.Time
+	// Limit is the most entries returned: it must be above 0 and is
+	// lowered to MaxHistoryLimit.
+	Limit int
+	// Latest takes the newest Limit entries within the bounds (still
+	// returned in ascending order); otherwise the oldest.
+	Latest bool
+}
+
+// HistoryTarget is a conversation with history and its newest entry's
+// time within the bounds asked for.
+type HistoryTarget struct {
+	Account string
+	Buddy   msim.UID
+	Latest  time.Time
+}
+
+// HistoryStore keeps the history of a user's conversations, their read
+// markers and what each of their clients has been sent. Part of Store.
+//
+// A user's entries are numbered by ID in the order appended, and appends
+// for one user are serialised, so a reader that has seen ID n has seen
+// every entry of that user below n that still exists.
+//
+// Every method returns ErrNotFound for an unknown user (and, where one is
+// named, an unknown account of the user).
+type HistoryStore interface {
+	// AppendHistory stores e and returns it with its ID set and its Time
+	// as stored. ErrExists if the user has an entry with that MsgID
+	// already. When the user then has more entries than the store's
+	// maximum (WithMaxHistoryPerUser), their oldest are deleted.
+	// Concurrent appends are committed together on SQLite (one sync for
+	// all). If ctx ends before it returns, the entry may have been stored
+	// or not: HistoryByMsgID tells.
+	AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error)
+	// History returns entries of one conversation in ascending (Time, ID)
+	// order.
+	History(ctx context.Context, user string, q HistoryQuery) ([]HistoryEntry, error)
+	// HistoryByMsgID returns the user's entry of that msgid; ErrNotFound
+	// if none.
+	HistoryByMsgID(ctx context.Context, user, msgid string) (HistoryEntry, error)
+	// HistoryTargets lists the conversations with an entry strictly
+	// between after and before (zero: unbounded), by the newest such
+	// entry, newest first (ties by account, then buddy), at most limit
+	// (above 0, lowered to MaxHistoryLimit).
+	HistoryTargets(ctx context.Context, user string, after, before time.Time, limit int) ([]HistoryTarget, error)
+	// HistorySince returns the user's entries with ID > afterID, of all
+	// conversations, by ascending ID, at most limit (above 0, lowered to
+	// MaxHistoryLimit): what a client at position afterID has not been
+	// sent.
+	HistorySince(ctx context.Context, user string, afterID int64, limit int) ([]HistoryEntry, error)
+	// LastHistoryID is the ID of the user's latest append, even if that
+	// entry has since been deleted; 0 if none. A client given this
+	// position now is sent only what is appended after.
+	LastHistoryID(ctx context.Context, user string) (int64, error)
+
+	// SetReadMarker moves the conversation's read marker (IRCv3
+	// draft/read-marker) to t if that is later than where it is, and
+	// returns the marker as stored: the later of the two, to the
+	// millisecond, in UTC.
+	SetReadMarker(ctx context.Context, user, account string, buddy msim.UID, t time.Time) (time.Time, error)
+	// ReadMarker returns the conversation's read marker; the zero time if
+	// none was set.
+	ReadMarker(ctx context.Context, user, account string, buddy msim.UID) (time.Time, error)
+
+	// SetClientPosition records that the user's client of that name ("phone"
+	// for alice/phone; "" for a client that gave none) has been sent
+	// everything up to history ID id. It only moves forward: a lower id
+	// leaves the position as it is. A user keeps MaxClientPositions
+	// client names; one more forgets the one set longest ago.
+	SetClientPosition(ctx context.Context, user, client string, id int64) error
+	// ClientPosition returns the client's position; found is false if the
+	// client has none.
+	ClientPosition(ctx context.Context, user, client string) (id int64, found bool, err error)
+
+	// PruneHistory deletes, for every user, the entries whose Time is
+	// before before. With keepNeverDelivered, an entry whose ID is above
+	// the highest position of any of its user's clients (so it was sent
+	// to none of them; all of them if the user has no client position)
+	// is kept whatever its age. It returns how many entries it deleted.
+	// It works in short transactions, so appends go on meanwhile.
+	//
+	// A retention of 0 ("keep only what no client has been sent") is
+	// PruneHistory(ctx, now, true).
+	PruneHistory(ctx context.Context, before time.Time, keepNeverDelivered bool) (int64, error)
+}

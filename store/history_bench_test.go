@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// Sizes of the history benchmark's store: benchHistoryUsers users with
+// benchHistoryEach entries each, half of them with buddy 1 (the
+// conversation measured), the rest over benchHistoryBuddies others.
+const (
+	benchHistoryUsers   = 100
+	benchHistoryEach    = 10_000
+	benchHistoryBuddies = 9
+	benchHistorySpan    = 90 * 24 * time.Hour // the entries' times spread over it
+	benchPage           = 100
+)
+
+// BenchmarkAppendHistory measures storing one IM in an empty store: a
+// committed (on SQLite, synced) transaction. Median and 99th percentile.
+func BenchmarkAppendHistory(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			requireEngine(b, e.name)
+			s := e.fresh(b).open(b, testKey(1))
+			user, email := userWithAccount(b, s)
+			benchAppend(b, s, user, email)
+		})
+	}
+}
+
+func benchAppend(b *testing.B, s Store, user, email string) {
+	text := strings.Repeat("an IM of a typical length ", 4)
+	lat := make([]time.Duration, 0, 1024)
+	n := 0
+	for b.Loop() {
+		n++
+		start := time.Now()
+		if _, err := s.AppendHistory(context.Background(), user, HistoryEntry{
+			MsgID: fmt.Sprint("bench-", n), Account: email, Buddy: 1, Kind: KindIM, Text: text,
+		}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	reportLatency(b, lat)
+}
+
+// BenchmarkHistory measures the queries of CHATHISTORY on a store of
+// benchHistoryUsers users × benchHistoryEach entries, for one user in the
+// middle: LATEST 100, a BEFORE page of 100 at a random point of the
+// conversation, TARGETS, replay by position, and an append there.
+func BenchmarkHistory(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			requireEngine(b, e.name)
+			db := e.fresh(b)
+			first := populateHistory(b, db)
+			s := db.open(b, testKey(1))
+			ctx := context.Background()
+			user := fmt.Sprintf("user%03d", benchHistoryUsers/2)
+			email := user + "@example.com"
+			last, err := s.LastHistoryID(ctx, user)
+			if err != nil {
+				b.Fatal(err)
+			}
+			span := benchHistorySpan.Milliseconds()
+			rng := rand.New(rand.NewPCG(1, 2))
+			query := func(name string, f func() (int, error)) {
+				b.Run(name, func(b *testing.B) {
+					lat := make([]time.Duration, 0, 1024)
+					for b.Loop() {
+						start := time.Now()
+						n, err := f()
+						lat = append(lat, time.Since(start))
+						if err != nil {
+							b.Fatal(err)
+						}
+						if n == 0 {
+							b.Fatal("no rows")
+						}
+					}
+					reportLatency(b, lat)
+				})
+			}
+			query("latest-100", func() (int, error) {
+				es, err := s.History(ctx, user, HistoryQuery{Account: email, Buddy: 1, Limit: benchPage, Latest: true})
+				return len(es), err
+			})
+			query("before-page-100", func() (int, error) {
+				at := first.Add(time.Duration(span/10+rng.Int64N(span*9/10)) * time.Millisecond)
+				es, err := s.History(ctx, user, HistoryQuery{Account: email, Buddy: 1, Before: at, Limit: benchPage, Latest: true})
+				return len(es), err
+			})
+			query("after-page-100", func() (int, error) {
+				at := first.Add(time.Duration(rng.Int64N(span*9/10)) * time.Millisecond)
+				es, err := s.History(ctx, user, HistoryQuery{Account: email, Buddy: 1, After: at, Limit: benchPage})
+				return len(es), err
+			})
+			query("targets-all", func() (int, error) {
+				ts, err := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, benchPage)
+				return len(ts), err
+			})
+			query("targets-last-day", func() (int, error) {
+				ts, err := s.HistoryTargets(ctx, user, first.Add(benchHistorySpan-24*time.Hour), time.Time{}, benchPage)
+				return len(ts), err
+			})
+			query("since-100", func() (int, error) {
+				// IDs interleave over the users: this is 2 pages back.
+				es, err := s.HistorySince(ctx, user, last-2*benchPage*benchHistoryUsers, benchPage)
+				if err == nil && len(es) != benchPage {
+					return 0, fmt.Errorf("HistorySince: got %d entries, want %d", len(es), benchPage)
+				}
+				return len(es), err
+			})
+			b.Run("append", func(b *testing.B) { benchAppend(b, s, user, email) })
+		})
+	}
+}
+
+// populateHistory fills the database by hand, in one transaction, and
+// returns the time of the first entry.
+func populateHistory(b *testing.B, db testDB) time.Time {
+	b.Helper()
+	s := db.open(b, testKey(1))
+	check(b, "Close", s.Close())
+	r, d := db.raw(b)
+	sl, _ := newSealer(testKey(1))
+	tx, err := r.Begin()
+	check(b, "begin", err)
+	defer tx.Rollback() //nolint:errcheck // committed below
+	rows := &bulk{tx: tx, d: d}
+	first := time.Now().Add(-benchHistorySpan).Truncate(time.Millisecond)
+	step := benchHistorySpan / benchHistoryEach
+	now := time.Now().UnixMicro()
+	text := strings.Repeat("an IM of a typical length ", 4)
+	for u := range benchHistoryUsers {
+		name := fmt.Sprintf("user%03d", u)
+		sealed, err := sl.seal([]byte("msim password"), passwordAD(name, name+"@example.com"))
+		check(b, "seal", err)
+		rows.add(b, `users (id, name, password_hash, created)`, int64(u+1), name, testHash(), now)
+		rows.flush(b)
+		rows.add(b, `accounts (id, user_id, email, password, channel, autoconnect)`, int64(u+1), int64(u+1), name+"@example.com", sealed, "&msim", true)
+		rows.flush(b)
+	}
+	id := int64(0)
+	for j := range benchHistoryEach { // time order across users, as they arrive
+		at := first.Add(time.Duration(j) * step)
+		buddy := msim.UID(1)
+		if j%2 == 1 {
+			buddy = msim.UID(2 + (j/2)%benchHistoryBuddies)
+		}
+		for u := range benchHistoryUsers {
+			id++
+			rows.add(b, `history (id, user_id, account_id, buddy, msgid, sent, outgoing, kind, text)`,
+				id, int64(u+1), int64(u+1), int64(buddy), fmt.Sprint("m", id), micros(at.Add(time.Duration(u)*time.Millisecond)),
+				j%3 == 0, KindIM, text)
+		}
+	}
+	rows.flush(b)
+	for u := range benchHistoryUsers {
+		rows.add(b, `history_users (user_id, entries, last_id)`, int64(u+1), int64(benchHistoryEach),
+			int64((benchHistoryEach-1)*benchHistoryUsers+u+1))
+	}
+	rows.flush(b)
+	_, err = tx.Exec(`INSERT INTO history_conversations (account_id, buddy, user_id, latest)
+		SELECT account_id, buddy, user_id, max(sent) FROM history GROUP BY account_id, buddy, user_id`)
+	check(b, "conversations", err)
+	if db.driver == "postgres" {
+		// Explicit ids: move the engine's numbering past them.
+		for _, t := range []string{"users", "accounts", "history"} {
+			_, err := tx.Exec(`SELECT setval(pg_get_serial_sequence('` + t + `', 'id'), (SELECT max(id) FROM ` + t + `))`)
+			check(b, "setval", err)
+		}
+	}
+	check(b, "commit", tx.Commit())
+	if db.driver == "postgres" {
+		_, err = r.Exec("ANALYZE") // as autovacuum would soon after such a load
+		check(b, "analyze", err)
+	}
+	return first
+}
+
+// BenchmarkAppendHistoryParallel measures appends from many goroutines at
+// once (benchAppenders, over benchHistoryUsers users), as the bridge's
+// account loops make them: throughput and latency.
+func BenchmarkAppendHistoryParallel(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			requireEngine(b, e.name)
+			s := e.fresh(b).open(b, testKey(1))
+			for u := range benchHistoryUsers {
+				name := fmt.Sprintf("user%03d", u)
+				mustCreate(b, s, name)
+				mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
+			}
+			text := strings.Repeat("an IM of a typical length ", 4)
+			var (
+				mu   sync.Mutex
+				lat  = make([]time.Duration, 0, 1024)
+				next atomic.Int64
+			)
+			b.SetParallelism(benchAppenders / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					n := next.Add(1)
+					name := fmt.Sprintf("user%03d", n%benchHistoryUsers)
+					start := time.Now()
+					if _, err := s.AppendHistory(context.Background(), name, HistoryEntry{
+						MsgID: fmt.Sprint("p", n), Account: name + "@example.com", Buddy: 1, Kind: KindIM, Text: text,
+					}); err != nil {
+						b.Error(err)
+						return
+					}
+					mine = append(mine, time.Since(start))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+			reportLatency(b, lat)
+		})
+	}
+}
+
+// benchAppenders is how many goroutines append at once.
+const benchAppenders = 32
+
+// benchRate is the offered load of BenchmarkAppendHistoryAtRate, in
+// appends per second: the issue's bridged IM rate.
+const benchRate = 5000
+
+// BenchmarkAppendHistoryAtRate offers appends at benchRate per second over
+// benchHistoryUsers users, each started on schedule whatever the others
+// do (an open loop), and reports latency from each one's scheduled start,
+// so queueing behind a slow commit counts.
+func BenchmarkAppendHistoryAtRate(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			requireEngine(b, e.name)
+			s := e.fresh(b).open(b, testKey(1))
+			for u := range benchHistoryUsers {
+				name := fmt.Sprintf("user%03d", u)
+				mustCreate(b, s, name)
+				mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
+			}
+			text := strings.Repeat("an IM of a typical length ", 4)
+			lat := make([]time.Duration, b.N)
+			var wg sync.WaitGroup
+			interval := time.Second / benchRate
+			b.ResetTimer()
+			start := time.Now()
+			for i := range b.N {
+				at := start.Add(time.Duration(i) * interval)
+				if d := time.Until(at); d > 0 {
+					time.Sleep(d)
+				}
+				wg.Go(func() {
+					name := fmt.Sprintf("user%03d", i%benchHistoryUsers)
+					if _, err := s.AppendHistory(context.Background(), name, HistoryEntry{
+						MsgID: fmt.Sprint("r", i), Account: name + "@example.com", Buddy: 1, Kind: KindIM, Text: text,
+					}); err != nil {
+						b.Error(err)
+					}
+					lat[i] = time.Since(at)
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+			reportLatency(b, lat)
+		})
+	}
+}

@@ -1,0 +1,467 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// Read markers, client positions, pruning, the cap, concurrency and group
+// commit: the cases of TestHistory (history_test.go) about what is kept.
+
+func testReadMarkers(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	mustAdd(t, s, user, Account{Email: "other@example.com", Password: "p", Channel: "&o"})
+	if got, err := s.ReadMarker(ctx, user, email, 7); err != nil || !got.IsZero() {
+		t.Errorf("ReadMarker with none: got %v, %v, want the zero time", got, err)
+	}
+	for _, c := range []struct {
+		set, want time.Time
+	}{
+		{ms(10), ms(10)},
+		{ms(5), ms(10)},  // back: stays
+		{ms(10), ms(10)}, // same
+		{ms(20).Add(999 * time.Microsecond), ms(20)}, // forward, to the millisecond
+		{ms(20).Add(-time.Hour), ms(20)},
+		{ms(21).In(time.FixedZone("x", 3600)), ms(21)},
+	} {
+		got, err := s.SetReadMarker(ctx, user, email, 7, c.set)
+		check(t, "SetReadMarker", err)
+		if !got.Equal(c.want) || got.Location() != time.UTC {
+			t.Errorf("SetReadMarker(%v): got %v, want %v in UTC", c.set, got, c.want)
+		}
+		if got, err := s.ReadMarker(ctx, user, email, 7); err != nil || !got.Equal(c.want) {
+			t.Errorf("ReadMarker after SetReadMarker(%v): got %v, %v, want %v", c.set, got, err, c.want)
+		}
+	}
+	// Per conversation.
+	for _, other := range []struct {
+		email string
+		buddy msim.UID
+	}{{email, 8}, {"other@example.com", 7}} {
+		if got, _ := s.ReadMarker(ctx, user, other.email, other.buddy); !got.IsZero() {
+			t.Errorf("ReadMarker of %s/%d: got %v, want none", other.email, other.buddy, got)
+		}
+	}
+	if _, err := s.SetReadMarker(ctx, user, email, 7, time.Time{}); err == nil {
+		t.Error("SetReadMarker to the zero time: got no error")
+	}
+	if _, err := s.SetReadMarker(ctx, user, email, 0, ms(1)); err == nil {
+		t.Error("SetReadMarker of buddy 0: got no error")
+	}
+}
+
+func testClientPositions(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, _ := userWithAccount(t, s)
+	mustCreate(t, s, "bob")
+	if _, found, err := s.ClientPosition(ctx, user, "phone"); err != nil || found {
+		t.Errorf("ClientPosition with none: got found %v, %v, want not found", found, err)
+	}
+	steps := []struct {
+		user, client string
+		set          int64
+	}{
+		{user, "phone", 5},
+		{user, "phone", 3}, // back: stays 5
+		{user, "desktop", 2},
+		{user, "", 7},
+		{"bob", "phone", 1},
+		{user, "phone", 9},
+		{user, "phone", 9},
+		{user, "desktop", 0},
+	}
+	for _, st := range steps {
+		check(t, "SetClientPosition", s.SetClientPosition(ctx, st.user, st.client, st.set))
+	}
+	for _, c := range []struct {
+		user, client string
+		want         int64
+		found        bool
+	}{
+		{user, "phone", 9, true},
+		{user, "desktop", 2, true},
+		{user, "", 7, true},
+		{"bob", "phone", 1, true},
+		{"bob", "desktop", 0, false},
+		{user, "Phone", 0, false},
+	} {
+		got, found, err := s.ClientPosition(ctx, c.user, c.client)
+		if err != nil || got != c.want || found != c.found {
+			t.Errorf("ClientPosition(%q, %q): got %d, %v, %v, want %d, %v", c.user, c.client, got, found, err, c.want, c.found)
+		}
+	}
+	if err := s.SetClientPosition(ctx, user, "phone", -1); err == nil {
+		t.Error("SetClientPosition(-1): got no error")
+	}
+}
+
+func testClientPositionsBounded(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, _ := userWithAccount(t, s)
+	for i := range MaxClientPositions + 1 {
+		check(t, "SetClientPosition", s.SetClientPosition(ctx, user, fmt.Sprintf("c%03d", i), int64(i)))
+	}
+	if _, found, _ := s.ClientPosition(ctx, user, "c000"); found {
+		t.Errorf("the client set longest ago: got a position, want it forgotten past %d clients", MaxClientPositions)
+	}
+	for _, i := range []int{1, MaxClientPositions} {
+		name := fmt.Sprintf("c%03d", i)
+		if got, found, _ := s.ClientPosition(ctx, user, name); !found || got != int64(i) {
+			t.Errorf("ClientPosition(%s): got %d, %v, want %d", name, got, found, i)
+		}
+	}
+	// Setting a known one again keeps it (and forgets none).
+	check(t, "SetClientPosition", s.SetClientPosition(ctx, user, "c001", 100))
+	if _, found, _ := s.ClientPosition(ctx, user, "c002"); !found {
+		t.Error("c002 after setting a known client again: got forgotten, want kept")
+	}
+	if got := rowCounts(t, db)["client_positions"]; got != MaxClientPositions {
+		t.Errorf("positions kept: got %d, want %d", got, MaxClientPositions)
+	}
+}
+
+// historyConsistent checks that each user's kept count is their number of
+// rows (the cap relies on it).
+func historyConsistent(t testing.TB, db testDB) {
+	t.Helper()
+	r, _ := db.raw(t)
+	rows, err := r.Query(`SELECT hu.user_id, hu.entries, (SELECT count(*) FROM history h WHERE h.user_id = hu.user_id) FROM history_users hu`)
+	check(t, "count history", err)
+	defer rows.Close()
+	for rows.Next() {
+		var uid, kept, counted int64
+		check(t, "scan", rows.Scan(&uid, &kept, &counted))
+		if kept != counted {
+			t.Errorf("user %d: got a kept count of %d, want %d (the rows)", uid, kept, counted)
+		}
+	}
+	check(t, "count history", rows.Err())
+}
+
+func testPruneByTime(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	mustCreate(t, s, "bob")
+	mustAdd(t, s, "bob", Account{Email: email, Password: "p", Channel: "&b"})
+	for i := range 5 {
+		appendAt(t, s, user, email, 7, fmt.Sprint("a", i), ms(10*i))
+		appendAt(t, s, "bob", email, 7, fmt.Sprint("b", i), ms(10*i+5))
+	}
+	appendAt(t, s, user, email, 8, "old", ms(1)) // a conversation pruning empties
+	// A client position changes nothing without keepNeverDelivered.
+	check(t, "SetClientPosition", s.SetClientPosition(ctx, user, "phone", 0))
+	n, err := s.PruneHistory(ctx, ms(20), false) // before is exclusive
+	check(t, "PruneHistory", err)
+	if n != 5 {
+		t.Errorf("PruneHistory(20ms): got %d deleted, want 5", n)
+	}
+	targets, _ := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, 10)
+	if len(targets) != 1 || targets[0].Buddy != 7 || !targets[0].Latest.Equal(ms(40)) {
+		t.Errorf("targets after pruning: got %+v, want buddy 7 only, at 40ms", targets)
+	}
+	if got := rowCounts(t, db)["history_conversations"]; got != 2 {
+		t.Errorf("conversations after pruning: got %d, want 2 (alice's and bob's with buddy 7)", got)
+	}
+	n, err = s.PruneHistory(ctx, ms(20), false)
+	if err != nil || n != 0 {
+		t.Errorf("PruneHistory again: got %d, %v, want 0 deleted", n, err)
+	}
+	n, err = s.PruneHistory(ctx, ms(25).Add(1), false) // a nanosecond after b2
+	check(t, "PruneHistory", err)
+	if n != 2 {
+		t.Errorf("PruneHistory(25ms+1ns): got %d deleted, want 2", n)
+	}
+	for u, want := range map[string][]string{user: {"a3", "a4"}, "bob": {"b3", "b4"}} {
+		got, _ := s.HistorySince(ctx, u, 0, 10)
+		if !slices.Equal(msgids(got), want) {
+			t.Errorf("%s's entries after pruning: got %q, want %q", u, msgids(got), want)
+		}
+	}
+	historyConsistent(t, db)
+}
+
+func testPruneNeverDelivered(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	mustCreate(t, s, "bob")
+	mustAdd(t, s, "bob", Account{Email: email, Password: "p", Channel: "&b"})
+	var ids []int64
+	for i := range 6 {
+		ids = append(ids, appendAt(t, s, user, email, 7, fmt.Sprint("a", i), ms(i)).ID)
+		appendAt(t, s, "bob", email, 7, fmt.Sprint("b", i), ms(i))
+	}
+	// alice's phone was sent up to a1, her desktop up to a3: a0..a3 were
+	// sent to some client, a4 and a5 to none. bob has no client position:
+	// nothing of his was sent anywhere.
+	check(t, "SetClientPosition", s.SetClientPosition(ctx, user, "phone", ids[1]))
+	check(t, "SetClientPosition", s.SetClientPosition(ctx, user, "desktop", ids[3]))
+	n, err := s.PruneHistory(ctx, ms(100), true) // a retention of 0
+	check(t, "PruneHistory", err)
+	if n != 4 {
+		t.Errorf("PruneHistory keeping the never delivered: got %d deleted, want 4", n)
+	}
+	for u, want := range map[string][]string{user: {"a4", "a5"}, "bob": {"b0", "b1", "b2", "b3", "b4", "b5"}} {
+		got, _ := s.HistorySince(ctx, u, 0, 10)
+		if !slices.Equal(msgids(got), want) {
+			t.Errorf("%s's entries after pruning: got %q, want %q", u, msgids(got), want)
+		}
+	}
+	// By time still: a5 was sent to no client but is newer than before.
+	check(t, "SetClientPosition", s.SetClientPosition(ctx, user, "phone", ids[5]))
+	n, err = s.PruneHistory(ctx, ms(5), true)
+	check(t, "PruneHistory", err)
+	if got, _ := s.HistorySince(ctx, user, 0, 10); n != 1 || !slices.Equal(msgids(got), []string{"a5"}) {
+		t.Errorf("PruneHistory(5ms): got %d deleted, %q left, want 1 and [a5]", n, msgids(got))
+	}
+	historyConsistent(t, db)
+}
+
+func testPruneChunks(t *testing.T, db testDB) {
+	old := pruneChunk
+	pruneChunk = 2
+	t.Cleanup(func() { pruneChunk = old })
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	for i := range 7 {
+		appendAt(t, s, user, email, 7, fmt.Sprint("a", i), ms(i))
+	}
+	n, err := s.PruneHistory(ctx, ms(5), false)
+	check(t, "PruneHistory", err)
+	if got, _ := s.HistorySince(ctx, user, 0, 10); n != 5 || !slices.Equal(msgids(got), []string{"a5", "a6"}) {
+		t.Errorf("PruneHistory in chunks of 2: got %d deleted, %q left, want 5 and [a5 a6]", n, msgids(got))
+	}
+	historyConsistent(t, db)
+}
+
+func testHistoryCap(t *testing.T, db testDB) {
+	if _, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(0)); err == nil || !strings.Contains(err.Error(), "max history") {
+		t.Errorf("Open with a maximum of 0: got %v, want an error naming it", err)
+	}
+	s, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(3))
+	check(t, "Open", err)
+	t.Cleanup(func() { s.Close() })
+	user, email := userWithAccount(t, s)
+	mustCreate(t, s, "bob")
+	mustAdd(t, s, "bob", Account{Email: email, Password: "p", Channel: "&b"})
+	appendAt(t, s, "bob", email, 7, "bob's", ms(0))
+	// Oldest by ID, not by time: a0 is the newest in time.
+	for i := range 5 {
+		appendAt(t, s, user, email, msim.UID(7+i%2), fmt.Sprint("a", i), ms(100-i))
+	}
+	got, _ := s.HistorySince(ctx, user, 0, 10)
+	if want := []string{"a2", "a3", "a4"}; !slices.Equal(msgids(got), want) {
+		t.Errorf("entries over the cap of 3: got %q, want %q", msgids(got), want)
+	}
+	if _, err := s.HistoryByMsgID(ctx, user, "a0"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("HistoryByMsgID of an entry over the cap: got %v, want ErrNotFound", err)
+	}
+	if got, _ := s.HistorySince(ctx, "bob", 0, 10); !slices.Equal(msgids(got), []string{"bob's"}) {
+		t.Errorf("bob's entries: got %q, want [bob's]", msgids(got))
+	}
+	// A conversation the cap emptied is no target.
+	appendAt(t, s, user, email, 9, "a5", ms(300))
+	appendAt(t, s, user, email, 7, "a6", ms(301))
+	appendAt(t, s, user, email, 7, "a7", ms(302))
+	targets, _ := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, 10)
+	if len(targets) != 2 || targets[0].Buddy != 7 || targets[1].Buddy != 9 {
+		t.Errorf("targets after the cap emptied buddy 8's: got %+v, want buddies 7 and 9", targets)
+	}
+	// A msgid deleted by the cap may come again.
+	appendAt(t, s, user, email, 7, "a0", ms(200))
+	got, _ = s.HistorySince(ctx, user, 0, 10)
+	if want := []string{"a6", "a7", "a0"}; !slices.Equal(msgids(got), want) {
+		t.Errorf("entries after one more: got %q, want %q", msgids(got), want)
+	}
+	historyConsistent(t, db)
+}
+
+func testHistoryCapAfterDeleteAccount(t *testing.T, db testDB) {
+	s, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(3))
+	check(t, "Open", err)
+	t.Cleanup(func() { s.Close() })
+	user, email := userWithAccount(t, s)
+	mustAdd(t, s, user, Account{Email: "b@example.com", Password: "p", Channel: "&b"})
+	appendAt(t, s, user, email, 7, "a0", ms(0))
+	appendAt(t, s, user, email, 7, "a1", ms(1))
+	appendAt(t, s, user, "b@example.com", 7, "b0", ms(2))
+	check(t, "SetReadMarker", func() error { _, err := s.SetReadMarker(ctx, user, email, 7, ms(1)); return err }())
+	check(t, "DeleteAccount", s.DeleteAccount(ctx, user, email))
+	historyConsistent(t, db)
+	// One entry left: two more fit without deleting b0.
+	appendAt(t, s, user, "b@example.com", 7, "b1", ms(3))
+	appendAt(t, s, user, "b@example.com", 7, "b2", ms(4))
+	got, _ := s.HistorySince(ctx, user, 0, 10)
+	if want := []string{"b0", "b1", "b2"}; !slices.Equal(msgids(got), want) {
+		t.Errorf("entries after DeleteAccount: got %q, want %q", msgids(got), want)
+	}
+	counts := rowCounts(t, db)
+	if counts["read_markers"] != 0 || counts["history"] != 3 {
+		t.Errorf("after DeleteAccount: got %d read markers, %d entries, want 0 and 3", counts["read_markers"], counts["history"])
+	}
+}
+
+func testParallelAppend(t *testing.T, db testDB) {
+	s, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(150))
+	check(t, "Open", err)
+	t.Cleanup(func() { s.Close() })
+	user, email := userWithAccount(t, s)
+	mustAdd(t, s, user, Account{Email: "b@example.com", Password: "p", Channel: "&b"})
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each*2)
+	for w := range workers {
+		wg.Go(func() {
+			acct := email
+			if w%2 == 1 {
+				acct = "b@example.com"
+			}
+			var seen int64
+			for i := range each {
+				if _, err := s.AppendHistory(ctx, user, HistoryEntry{MsgID: fmt.Sprint(w, "-", i), Account: acct, Buddy: msim.UID(w + 1), Kind: KindIM, Text: "x"}); err != nil {
+					errs <- err
+				}
+				// A reader at the same time sees IDs in order, and
+				// never one below what it saw before.
+				got, err := s.HistorySince(ctx, user, seen, MaxHistoryLimit)
+				if err != nil {
+					errs <- err
+				}
+				for _, e := range got {
+					if e.ID <= seen {
+						errs <- fmt.Errorf("HistorySince(%d): got ID %d", seen, e.ID)
+					}
+					seen = e.ID
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("parallel AppendHistory: %v", err)
+	}
+	got, err := s.HistorySince(ctx, user, 0, MaxHistoryLimit)
+	check(t, "HistorySince", err)
+	if len(got) != 150 {
+		t.Errorf("entries: got %d, want the cap, 150", len(got))
+	}
+	last, _ := s.LastHistoryID(ctx, user)
+	if len(got) > 0 && got[len(got)-1].ID != last {
+		t.Errorf("LastHistoryID: got %d, want %d", last, got[len(got)-1].ID)
+	}
+	historyConsistent(t, db)
+}
+
+func testHistoryReopen(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	e := appendAt(t, s, user, email, 7, "kept", ms(1))
+	_, err := s.SetReadMarker(ctx, user, email, 7, ms(1))
+	check(t, "SetReadMarker", err)
+	check(t, "SetClientPosition", s.SetClientPosition(ctx, user, "phone", e.ID))
+	check(t, "Close", s.Close())
+
+	s = db.open(t, testKey(1))
+	if got, err := s.HistoryByMsgID(ctx, user, "kept"); err != nil || got != e {
+		t.Errorf("entry after reopening: got %+v, %v, want %+v", got, err, e)
+	}
+	if got, _ := s.ReadMarker(ctx, user, email, 7); !got.Equal(ms(1)) {
+		t.Errorf("read marker after reopening: got %v, want %v", got, ms(1))
+	}
+	if got, _, _ := s.ClientPosition(ctx, user, "phone"); got != e.ID {
+		t.Errorf("client position after reopening: got %d, want %d", got, e.ID)
+	}
+	if got, _ := s.LastHistoryID(ctx, user); got != e.ID {
+		t.Errorf("LastHistoryID after reopening: got %d, want %d", got, e.ID)
+	}
+}
+
+// testGroupCommit runs one batch of the appender (SQLite's group commit;
+// made by hand here on either engine) with appends that fail among others:
+// each fails alone, undone to its savepoint, and the rest are committed.
+func testGroupCommit(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	mustCreate(t, s, "bob")
+	mustAdd(t, s, "bob", Account{Email: email, Password: "p", Channel: "&b"})
+	appendAt(t, s, user, email, 7, "kept before", ms(0))
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	entry := func(msgid, account string) HistoryEntry {
+		return HistoryEntry{MsgID: msgid, Time: ms(1), Account: account, Buddy: 7, Kind: KindIM, Text: msgid}
+	}
+	batch := []*appendReq{
+		{ctx: ctx, user: user, e: entry("b1", email)},
+		{ctx: ctx, user: user, e: entry("kept before", email)}, // a duplicate
+		{ctx: ctx, user: "bob", e: entry("b1", email)},         // bob's own
+		{ctx: ctx, user: user, e: entry("b2", "nobody@example.com")},
+		{ctx: canceled, user: user, e: entry("b3", email)},
+		{ctx: ctx, user: user, e: entry("b1", email)}, // a duplicate within the batch
+		{ctx: ctx, user: user, e: entry("b4", email)},
+	}
+	for _, r := range batch {
+		r.res = make(chan appendRes, 1)
+	}
+	a := &appender{s: s}
+	a.commit(batch)
+	wantErr := []error{nil, ErrExists, nil, ErrNotFound, context.Canceled, ErrExists, nil}
+	for i, r := range batch {
+		res := <-r.res
+		if !errors.Is(res.err, wantErr[i]) || (wantErr[i] == nil) != (res.err == nil) {
+			t.Errorf("append %d (%s of %s): got %v, want %v", i, r.e.MsgID, r.user, res.err, wantErr[i])
+		}
+		if res.err == nil && (res.e.ID == 0 || res.e.MsgID != r.e.MsgID) {
+			t.Errorf("append %d: got %+v, want the entry with its ID", i, res.e)
+		}
+	}
+	got, _ := s.HistorySince(ctx, user, 0, 10)
+	if want := []string{"kept before", "b1", "b4"}; !slices.Equal(msgids(got), want) {
+		t.Errorf("alice's entries: got %q, want %q", msgids(got), want)
+	}
+	if got, _ := s.HistorySince(ctx, "bob", 0, 10); !slices.Equal(msgids(got), []string{"b1"}) {
+		t.Errorf("bob's entries: got %q, want [b1]", msgids(got))
+	}
+	historyConsistent(t, db)
+}
+
+// testAppendContext: an append whose context has ended stores nothing, on
+// either path.
+func testAppendContext(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := s.AppendHistory(canceled, user, HistoryEntry{MsgID: "m", Account: email, Buddy: 7, Kind: KindIM})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("AppendHistory with a canceled context: got %v, want context.Canceled", err)
+	}
+	if got, _ := s.HistorySince(ctx, user, 0, 10); len(got) != 0 {
+		t.Errorf("entries: got %q, want none", msgids(got))
+	}
+}
+
+// TestAppendAfterClose: SQLite's group commit ends with the store; an
+// append then fails at once, and closing twice is fine.
+func TestAppendAfterClose(t *testing.T) {
+	db := newSQLiteDB(t)
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	if s.appends == nil {
+		t.Fatal("SQLite store: got no group commit, want one")
+	}
+	check(t, "Close", s.Close())
+	check(t, "Close again", s.Close())
+	_, err := s.AppendHistory(ctx, user, HistoryEntry{MsgID: "m", Account: email, Buddy: 7, Kind: KindIM})
+	if !errors.Is(err, errClosed) {
+		t.Errorf("AppendHistory after Close: got %v, want errClosed", err)
+	}
+}

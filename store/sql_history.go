@@ -1,0 +1,480 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// Locking: every transaction that changes a user's history rows first
+// locks the user's history_users row (the upsert of AppendHistory, the
+// no-op update qLockHistoryUser elsewhere). So a user's appends are
+// serialised (their ids become visible in order), the entries count stays
+// exact, and two such transactions never wait on each other in opposite
+// orders.
+
+// Queries run in transactions (prepared by Open, see txQueries).
+const (
+	qHistoryCount = `INSERT INTO history_users (user_id, entries, last_id)
+		SELECT a.user_id, 1, 0` + accountSelect + `
+		ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries + 1
+		RETURNING user_id, entries`
+	qHistoryInsert = `INSERT INTO history (user_id, account_id, buddy, msgid, sent, outgoing, kind, text)
+		SELECT ?, a.id, ?, ?, ?, ?, ?, ? FROM accounts a WHERE a.user_id = ? AND a.email = ?
+		ON CONFLICT (user_id, msgid) DO NOTHING RETURNING id, account_id`
+	qConversationLatest = `INSERT INTO history_conversations (account_id, buddy, user_id, latest) VALUES (?, ?, ?, ?)
+		ON CONFLICT (account_id, buddy) DO UPDATE SET latest = CASE WHEN excluded.latest > history_conversations.latest
+		THEN excluded.latest ELSE history_conversations.latest END`
+	qConversationsEmptied = `DELETE FROM history_conversations WHERE user_id = ? AND NOT EXISTS
+		(SELECT 1 FROM history h WHERE h.account_id = history_conversations.account_id AND h.buddy = history_conversations.buddy)`
+	qHistoryTrim = `DELETE FROM history WHERE id IN
+		(SELECT id FROM history WHERE user_id = ? ORDER BY id LIMIT ?)`
+	qHistoryAppended = `UPDATE history_users SET last_id = ?, entries = entries - ? WHERE user_id = ?`
+	qLockHistoryUser = `UPDATE history_users SET entries = entries WHERE user_id = ?`
+	qHistoryRecount  = `UPDATE history_users SET entries =
+		(SELECT count(*) FROM history WHERE user_id = ?) WHERE user_id = ?`
+	qHistoryPrune = `DELETE FROM history WHERE id IN
+		(SELECT id FROM history WHERE user_id = ? AND sent < ? AND id <= ? LIMIT ?)`
+	qHistoryPruned     = `UPDATE history_users SET entries = entries - ? WHERE user_id = ?`
+	qHighestPosition   = `SELECT COALESCE(max(position), 0) FROM client_positions WHERE user_id = ?`
+	qAccountAndUser    = `SELECT a.id, a.user_id` + accountSelect
+	qDeleteAccountByID = `DELETE FROM accounts WHERE id = ?`
+	qLockHistoryByName = `UPDATE history_users SET entries = entries WHERE user_id = (SELECT id FROM users WHERE name = ?)`
+	qDeleteUserByName  = `DELETE FROM users WHERE name = ?`
+	qInsertPosition    = `INSERT INTO client_positions (user_id, client, position, updated) VALUES (?, ?, ?, ?)
+		ON CONFLICT (user_id, client) DO UPDATE SET updated = excluded.updated,
+		position = CASE WHEN excluded.position > client_positions.position THEN excluded.position ELSE client_positions.position END`
+	qTrimPositions = `DELETE FROM client_positions WHERE user_id = ? AND client <> ? AND client NOT IN
+		(SELECT client FROM client_positions WHERE user_id = ? ORDER BY updated DESC, client DESC LIMIT ?)`
+)
+
+var historyTxQueries = []string{
+	qHistoryCount, qHistoryInsert, qConversationLatest, qConversationsEmptied, qHistoryTrim, qHistoryAppended, qLockHistoryUser, qHistoryRecount,
+	qHistoryPrune, qHistoryPruned, qHighestPosition, qAccountAndUser, qDeleteAccountByID,
+	qLockHistoryByName, qDeleteUserByName, qInsertPosition, qTrimPositions,
+}
+
+// pruneChunk bounds the rows one PruneHistory transaction deletes, so
+// appends wait on it only briefly. A variable for the tests.
+var pruneChunk int64 = 5000
+
+// toMilli is t kept to the millisecond, in UTC: what history stores.
+func toMilli(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
+
+// afterBound and beforeBound turn exclusive bounds into microseconds for
+// sent > after AND sent < before; zero is unbounded. Rounded outwards, so
+// a bound between two microseconds excludes neither.
+func afterBound(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixMicro() // rounds down
+}
+
+func beforeBound(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MaxInt64
+	}
+	us := t.UnixMicro()
+	if t.Nanosecond()%1000 != 0 {
+		us++
+	}
+	return us
+}
+
+// checkText refuses what neither engine's text columns keep.
+func checkText(what, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%s contains a NUL byte", what)
+	}
+	return nil
+}
+
+func checkEntry(e HistoryEntry) error {
+	switch {
+	case e.MsgID == "":
+		return errors.New("empty msgid")
+	case e.Account == "":
+		return errors.New("empty account")
+	case e.Buddy <= 0:
+		return fmt.Errorf("buddy uid %d: want a positive uid", e.Buddy)
+	case e.Kind != KindIM && e.Kind != KindAction && e.Kind != KindZap:
+		return fmt.Errorf("kind %q: want %q, %q or %q", e.Kind, KindIM, KindAction, KindZap)
+	}
+	if err := checkText("msgid", e.MsgID); err != nil {
+		return err
+	}
+	return checkText("text", e.Text)
+}
+
+// checkLimit lowers limit to MaxHistoryLimit and refuses one below 1.
+func checkLimit(limit int) (int, error) {
+	if limit < 1 {
+		return 0, fmt.Errorf("limit %d: want 1 or more", limit)
+	}
+	return min(limit, MaxHistoryLimit), nil
+}
+
+func (s *sqlStore) AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error) {
+	if err := checkEntry(e); err != nil {
+		return HistoryEntry{}, fmt.Errorf("store: append history: %w", err)
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = toMilli(e.Time)
+	var err error
+	if s.appends != nil {
+		e, err = s.appends.append(ctx, user, e)
+	} else {
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			e, err = s.appendTx(ctx, tx, user, e)
+			return err
+		})
+	}
+	if err != nil {
+		return HistoryEntry{}, wrap("append history", err)
+	}
+	return e, nil
+}
+
+// appendTx stores a checked entry in tx.
+func (s *sqlStore) appendTx(ctx context.Context, tx *sql.Tx, user string, e HistoryEntry) (HistoryEntry, error) {
+	var uid, entries int64
+	err := s.queryRow(ctx, tx, qHistoryCount, user, e.Account).Scan(&uid, &entries)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("account %q of user %q: %w", e.Account, user, ErrNotFound)
+	}
+	if err != nil {
+		return e, err
+	}
+	// The account was there when its user's row was locked, and
+	// DeleteAccount takes that lock first: no row here is a msgid the
+	// user has already.
+	var acct int64
+	err = s.queryRow(ctx, tx, qHistoryInsert, uid, int64(e.Buddy), e.MsgID, micros(e.Time),
+		e.Outgoing, e.Kind, e.Text, uid, e.Account).Scan(&e.ID, &acct)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("msgid %q of user %q: %w", e.MsgID, user, ErrExists)
+	}
+	if err != nil {
+		return e, err
+	}
+	if _, err := s.exec(ctx, tx, qConversationLatest, acct, int64(e.Buddy), uid, micros(e.Time)); err != nil {
+		return e, err
+	}
+	var trimmed int64
+	if over := entries - s.maxHistory; over > 0 {
+		res, err := s.exec(ctx, tx, qHistoryTrim, uid, over)
+		if err != nil {
+			return e, err
+		}
+		if trimmed, err = res.RowsAffected(); err != nil {
+			return e, err
+		}
+	}
+	_, err = s.exec(ctx, tx, qHistoryAppended, e.ID, trimmed, uid)
+	return e, err
+}
+
+// Columns of an entry; the e-mail comes from the accounts row (alias a).
+const historyColumns = `h.id, h.msgid, h.sent, a.email, h.buddy, h.outgoing, h.kind, h.text`
+
+func scanHistory(rows rowScanner) (HistoryEntry, error) {
+	var e HistoryEntry
+	var sent, buddy int64
+	if err := rows.Scan(&e.ID, &e.MsgID, &sent, &e.Account, &buddy, &e.Outgoing, &e.Kind, &e.Text); err != nil {
+		return HistoryEntry{}, err
+	}
+	e.Time, e.Buddy = fromMicros(sent).UTC(), msim.UID(buddy)
+	return e, nil
+}
+
+// One query per direction, so both are prepared. The account's id is a
+// subquery: one round trip in the usual case.
+const historyConversation = `SELECT ` + historyColumns + ` FROM history h JOIN accounts a ON a.id = h.account_id
+	WHERE h.account_id = (SELECT a2.id FROM accounts a2 JOIN users u ON u.id = a2.user_id WHERE u.name = ? AND a2.email = ?)
+	AND h.buddy = ? AND h.sent > ? AND h.sent < ?`
+
+const (
+	qHistoryOldest = historyConversation + ` ORDER BY h.sent, h.id LIMIT ?`
+	qHistoryLatest = historyConversation + ` ORDER BY h.sent DESC, h.id DESC LIMIT ?`
+)
+
+func (s *sqlStore) History(ctx context.Context, user string, q HistoryQuery) ([]HistoryEntry, error) {
+	limit, err := checkLimit(q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: history: %w", err)
+	}
+	query := qHistoryOldest
+	if q.Latest {
+		query = qHistoryLatest
+	}
+	out, err := s.entries(ctx, query, user, q.Account, int64(q.Buddy), afterBound(q.After), beforeBound(q.Before), limit)
+	if err == nil && len(out) == 0 {
+		_, err = s.accountID(ctx, s.db, user, q.Account) // none, or no such account?
+	}
+	if err != nil {
+		return nil, wrap("history", err)
+	}
+	if q.Latest {
+		slices.Reverse(out)
+	}
+	return out, nil
+}
+
+// entries runs a query of history rows.
+func (s *sqlStore) entries(ctx context.Context, query string, args ...any) ([]HistoryEntry, error) {
+	var out []HistoryEntry
+	err := s.eachRow(ctx, s.db, query, args, func(rows *sql.Rows) error {
+		e, err := scanHistory(rows)
+		out = append(out, e)
+		return err
+	})
+	return out, err
+}
+
+func (s *sqlStore) HistoryByMsgID(ctx context.Context, user, msgid string) (HistoryEntry, error) {
+	e, err := scanHistory(s.queryRow(ctx, s.db, `SELECT `+historyColumns+` FROM history h JOIN accounts a ON a.id = h.account_id
+		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.msgid = ?`, user, msgid))
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err = s.userID(ctx, s.db, user); err == nil {
+			err = fmt.Errorf("msgid %q of user %q: %w", msgid, user, ErrNotFound)
+		}
+	}
+	if err != nil {
+		return HistoryEntry{}, wrap("history by msgid", err)
+	}
+	return e, nil
+}
+
+func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, before time.Time, limit int) ([]HistoryTarget, error) {
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: history targets: %w", err)
+	}
+	var out []HistoryTarget
+	// Per conversation that had an entry after the lower bound, one probe
+	// of its index for the newest entry within the bounds.
+	from, to := afterBound(after), beforeBound(before)
+	err = s.eachRow(ctx, s.db, `SELECT email, buddy, latest FROM
+		(SELECT a.email, c.buddy, (SELECT max(h.sent) FROM history h
+			WHERE h.account_id = c.account_id AND h.buddy = c.buddy AND h.sent > ? AND h.sent < ?) AS latest
+		FROM history_conversations c JOIN accounts a ON a.id = c.account_id
+		WHERE c.user_id = (SELECT id FROM users WHERE name = ?) AND c.latest > ?) t
+		WHERE latest IS NOT NULL ORDER BY latest DESC, email, buddy LIMIT ?`,
+		[]any{from, to, user, from, limit}, func(rows *sql.Rows) error {
+			var t HistoryTarget
+			var buddy, latest int64
+			if err := rows.Scan(&t.Account, &buddy, &latest); err != nil {
+				return err
+			}
+			t.Buddy, t.Latest = msim.UID(buddy), fromMicros(latest).UTC()
+			out = append(out, t)
+			return nil
+		})
+	if err == nil && len(out) == 0 {
+		_, err = s.userID(ctx, s.db, user)
+	}
+	if err != nil {
+		return nil, wrap("history targets", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) HistorySince(ctx context.Context, user string, afterID int64, limit int) ([]HistoryEntry, error) {
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: history since: %w", err)
+	}
+	out, err := s.entries(ctx, `SELECT `+historyColumns+` FROM history h JOIN accounts a ON a.id = h.account_id
+		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.id > ? ORDER BY h.id LIMIT ?`, user, afterID, limit)
+	if err == nil && len(out) == 0 {
+		_, err = s.userID(ctx, s.db, user)
+	}
+	if err != nil {
+		return nil, wrap("history since", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) LastHistoryID(ctx context.Context, user string) (int64, error) {
+	var id int64
+	err := s.queryRow(ctx, s.db, `SELECT COALESCE(hu.last_id, 0) FROM users u
+		LEFT JOIN history_users hu ON hu.user_id = u.id WHERE u.name = ?`, user).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = fmt.Errorf("user %q: %w", user, ErrNotFound)
+	}
+	return id, wrap("last history id", err)
+}
+
+func (s *sqlStore) SetReadMarker(ctx context.Context, user, account string, buddy msim.UID, t time.Time) (time.Time, error) {
+	if t.IsZero() {
+		return time.Time{}, errors.New("store: set read marker: zero time")
+	}
+	if buddy <= 0 {
+		return time.Time{}, fmt.Errorf("store: set read marker: buddy uid %d: want a positive uid", buddy)
+	}
+	var marked int64
+	err := s.queryRow(ctx, s.db, `INSERT INTO read_markers (account_id, buddy, marked)
+		SELECT a.id, ?, ?`+accountSelect+`
+		ON CONFLICT (account_id, buddy) DO UPDATE SET marked =
+		CASE WHEN excluded.marked > read_markers.marked THEN excluded.marked ELSE read_markers.marked END
+		RETURNING marked`, int64(buddy), micros(toMilli(t)), user, account).Scan(&marked)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = fmt.Errorf("account %q of user %q: %w", account, user, ErrNotFound)
+	}
+	if err != nil {
+		return time.Time{}, wrap("set read marker", err)
+	}
+	return fromMicros(marked).UTC(), nil
+}
+
+func (s *sqlStore) ReadMarker(ctx context.Context, user, account string, buddy msim.UID) (time.Time, error) {
+	var acct int64
+	var marked sql.NullInt64
+	err := s.queryRow(ctx, s.db, `SELECT a.id, r.marked FROM accounts a JOIN users u ON u.id = a.user_id
+		LEFT JOIN read_markers r ON r.account_id = a.id AND r.buddy = ?
+		WHERE u.name = ? AND a.email = ?`, int64(buddy), user, account).Scan(&acct, &marked)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = fmt.Errorf("account %q of user %q: %w", account, user, ErrNotFound)
+	}
+	if err != nil || !marked.Valid {
+		return time.Time{}, wrap("read marker", err)
+	}
+	return fromMicros(marked.Int64).UTC(), nil
+}
+
+func (s *sqlStore) SetClientPosition(ctx context.Context, user, client string, id int64) error {
+	if id < 0 {
+		return fmt.Errorf("store: set client position: id %d: want 0 or more", id)
+	}
+	if err := checkText("client name", client); err != nil {
+		return fmt.Errorf("store: set client position: %w", err)
+	}
+	now := micros(time.Now())
+	// The usual case, a client known already: one statement.
+	res, err := s.exec(ctx, s.db, `UPDATE client_positions SET updated = ?,
+		position = CASE WHEN position < ? THEN ? ELSE position END
+		WHERE user_id = (SELECT id FROM users WHERE name = ?) AND client = ?`, now, id, id, user, client)
+	if err != nil {
+		return wrap("set client position", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return wrap("set client position", err)
+	}
+	return wrap("set client position", s.inTx(ctx, func(tx *sql.Tx) error {
+		uid, err := s.userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, qInsertPosition, uid, client, id, now); err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, qTrimPositions, uid, client, uid, MaxClientPositions)
+		return err
+	}))
+}
+
+func (s *sqlStore) ClientPosition(ctx context.Context, user, client string) (int64, bool, error) {
+	var uid int64
+	var pos sql.NullInt64
+	err := s.queryRow(ctx, s.db, `SELECT u.id, p.position FROM users u
+		LEFT JOIN client_positions p ON p.user_id = u.id AND p.client = ?
+		WHERE u.name = ?`, client, user).Scan(&uid, &pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = fmt.Errorf("user %q: %w", user, ErrNotFound)
+	}
+	if err != nil {
+		return 0, false, wrap("client position", err)
+	}
+	return pos.Int64, pos.Valid, nil
+}
+
+func (s *sqlStore) PruneHistory(ctx context.Context, before time.Time, keepNeverDelivered bool) (int64, error) {
+	cut := micros(before)
+	if before.Nanosecond()%1000 != 0 {
+		cut++ // sent < before, to the nanosecond
+	}
+	// Users with an entry old enough; the index by (user, time) makes this
+	// one probe per user.
+	var users []int64
+	err := s.eachRow(ctx, s.db, `SELECT hu.user_id FROM history_users hu WHERE EXISTS
+		(SELECT 1 FROM history h WHERE h.user_id = hu.user_id AND h.sent < ?) ORDER BY hu.user_id`,
+		[]any{cut}, func(rows *sql.Rows) error {
+			var id int64
+			err := rows.Scan(&id)
+			users = append(users, id)
+			return err
+		})
+	if err != nil {
+		return 0, wrap("prune history", err)
+	}
+	var total int64
+	for _, uid := range users {
+		for {
+			n, err := s.pruneUser(ctx, uid, cut, keepNeverDelivered)
+			total += n
+			if err != nil {
+				return total, wrap("prune history", err)
+			}
+			if n < pruneChunk {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// pruneUser deletes up to pruneChunk of the user's entries sent before
+// cut (microseconds), in one transaction.
+func (s *sqlStore) pruneUser(ctx context.Context, uid, cut int64, keepNeverDelivered bool) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, qLockHistoryUser, uid)
+		if err != nil {
+			return err
+		}
+		if locked, err := res.RowsAffected(); err != nil || locked == 0 {
+			return err // the user was deleted meanwhile
+		}
+		upTo := int64(math.MaxInt64)
+		if keepNeverDelivered {
+			if err := s.queryRow(ctx, tx, qHighestPosition, uid).Scan(&upTo); err != nil {
+				return err
+			}
+		}
+		res, err = s.exec(ctx, tx, qHistoryPrune, uid, cut, upTo, pruneChunk)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		if n > 0 {
+			if _, err := s.exec(ctx, tx, qHistoryPruned, n, uid); err != nil {
+				return err
+			}
+		}
+		if n == pruneChunk {
+			return nil // more to come; the conversations after the last chunk
+		}
+		_, err = s.exec(ctx, tx, qConversationsEmptied, uid)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
