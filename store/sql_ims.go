@@ -27,9 +27,9 @@ func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (H
 	if im.IsZap {
 		zap = sql.NullInt64{Int64: int64(im.Zap), Valid: true}
 	}
-	err := s.queryRow(ctx, s.db, `INSERT INTO held_ims (account_id, seq, sender, text, sent, offline, zap)
-		SELECT a.id, ?, ?, ?, ?, ?, ?`+accountSelect+` RETURNING id`,
-		im.Seq, int64(im.From), im.Text, micros(im.Time), im.Offline, zap, user, email).Scan(&im.ID)
+	err := s.queryRow(ctx, s.db, `INSERT INTO held_ims (account_id, seq, sender, text, sent, offline, zap, msgid)
+		SELECT a.id, ?, ?, ?, ?, ?, ?, ?`+accountSelect+` RETURNING id`,
+		im.Seq, int64(im.From), im.Text, micros(im.Time), im.Offline, zap, im.MsgID, user, email).Scan(&im.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
 	}
@@ -39,13 +39,13 @@ func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (H
 	return im, nil
 }
 
-const heldColumns = `id, seq, sender, text, sent, offline, zap`
+const heldColumns = `id, seq, sender, text, sent, offline, zap, msgid`
 
 func scanHeld(rows *sql.Rows) (HeldIM, error) {
 	var im HeldIM
 	var from, sent int64
 	var zap sql.NullInt64
-	if err := rows.Scan(&im.ID, &im.Seq, &from, &im.Text, &sent, &im.Offline, &zap); err != nil {
+	if err := rows.Scan(&im.ID, &im.Seq, &from, &im.Text, &sent, &im.Offline, &zap, &im.MsgID); err != nil {
 		return HeldIM{}, err
 	}
 	im.From = msim.UID(from)

@@ -169,6 +169,7 @@ type HeldIM struct {
 	Offline bool // stored by the MSIM server while the account was offline
 	IsZap   bool // a zap of kind Zap rather than an IM
 	Zap     markup.Zap
+	MsgID   string // its msgid in the history; may be empty
 }
 
 // QueuedIM is an IM the user typed while the MSIM link was down.

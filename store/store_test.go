@@ -320,8 +320,8 @@ func testHeldFields(t *testing.T, db testDB) {
 	user, email := userWithAccount(t, s)
 	when := time.Date(2007, 6, 1, 12, 30, 45, 123456789, time.UTC)
 	in := []HeldIM{
-		{Seq: 1, From: 42, Text: "hello <b>\x01 ünïcode 🙂", Time: when, Offline: true},
-		{Seq: 2, From: 43, Time: when.Add(time.Second), IsZap: true, Zap: markup.ZapHighFive},
+		{Seq: 1, From: 42, Text: "hello <b>\x01 ünïcode 🙂", Time: when, Offline: true, MsgID: "q7ylmd4jzv2ja3k2xhg6wqeyqa"},
+		{Seq: 2, From: 43, Time: when.Add(time.Second), IsZap: true, Zap: markup.ZapHighFive, MsgID: "zapmsgid"},
 		{Seq: 3, From: 44, Text: "zap zero is a zap", Time: when, IsZap: true, Zap: markup.ZapZap},
 	}
 	for i, im := range in {
