@@ -146,6 +146,7 @@ func (s *session) attach(at *attachment) error {
 	s.countAttached(1)
 	s.remote = at.remote
 	s.build(at, others)
+	s.replay(at)
 	s.updateAway()
 	return nil
 }
@@ -156,6 +157,7 @@ func (s *session) closed(at *attachment) bool {
 	if !s.cl.attached(at) {
 		return true // handed over, or refused
 	}
+	s.savePosition(at)
 	s.cl.remove(at)
 	s.countAttached(-1)
 	if len(s.cl.ats) > 0 {

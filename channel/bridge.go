@@ -100,6 +100,12 @@ type Config struct {
 	// user name delayed only (at most 5s), so someone else's guessing
 	// never locks a user out. Zero fields: guard.DefaultFailures.
 	IdentifyFailures guard.FailureConfig
+	// History keeps every IM in and out in the store (with one) for
+	// CHATHISTORY, read markers, the replay to clients without
+	// chathistory and the history command. ReplayPerBuddy caps that
+	// replay per conversation (0: DefaultReplayPerBuddy).
+	History        bool
+	ReplayPerBuddy int
 	// MaxClients caps the IRC connections attached to one user at once;
 	// 0: DefaultMaxClients.
 	MaxClients int
@@ -151,6 +157,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxClients <= 0 {
 		c.MaxClients = DefaultMaxClients
+	}
+	if c.ReplayPerBuddy <= 0 {
+		c.ReplayPerBuddy = DefaultReplayPerBuddy
 	}
 	if c.Log == nil {
 		l := logrus.New()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/msimircd/msimircd/ircd"
 )
@@ -184,5 +185,20 @@ func (c *clients) RemoveUser(nick, reason string) {
 	c.each(func(x ircConn) { x.RemoveUser(nick, reason) })
 }
 func (c *clients) RemoveChannel(name string) { c.each(func(x ircConn) { x.RemoveChannel(name) }) }
+
+// DeliverHistory replays past messages to every attached client.
+func (c *clients) DeliverHistory(target string, ds []ircd.Delivery) bool {
+	ok := false
+	for _, at := range c.ats {
+		if at.c.DeliverHistory(target, ds) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+func (c *clients) SendReadMarker(target string, t time.Time) {
+	c.each(func(x ircConn) { x.SendReadMarker(target, t) })
+}
 
 var _ ircConn = (*clients)(nil)

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/markup"
+	"github.com/msimircd/msimircd/store"
 )
 
 // A control command typed in a control channel (or to the service nick).
@@ -35,6 +37,8 @@ func init() {
 		"zap":        {"zap <nick> [zap]", "Sends a zap: " + zapNames() + " (default zap).", 1, (*session).cmdZap},
 		"set":        {"set [key [value]]", "Shows or changes a setting: show_offline, away_devoice, typing (true/false); auto_away <text>, your away text on MSIM while no IRC client is attached (off: none). Example: set auto_away not at my desk", 0, (*session).cmdSet},
 		"connect":    {"connect", "Connects this account to MSIM.", 0, (*session).cmdConnect},
+		"history":    {"history <nick> [n]", "Shows your last n messages with a buddy (default 10), with their times; for IRC clients without CHATHISTORY. Also: log. Example: history tom 20", 1, (*session).cmdHistory},
+		"log":        {"log <nick> [n]", "The same as history.", 1, (*session).cmdHistory},
 		"disconnect": {"disconnect", "Logs this account out of MSIM (and stops reconnecting).", 0, (*session).cmdDisconnect},
 	}
 	for name, c := range selfServiceCommands() {
@@ -331,6 +335,7 @@ func (s *session) cmdZap(r replyCtx, args []string) {
 			return
 		}
 		s.b.met.zapToMSIM()
+		s.record(store.HistoryEntry{MsgID: ircd.NewMsgID(), Time: time.Now(), Account: bd.a.cfg.Email, Buddy: bd.uid, Outgoing: true, Kind: kindZap, Text: z.Name()})
 		s.reply(r, "Sent %s a zap: %s.", bd.nick, z.Name())
 	})
 }

@@ -33,6 +33,8 @@ type ircConn interface {
 	JoinClient(channel string)
 	RemoveUser(nick, reason string)
 	RemoveChannel(name string)
+	DeliverHistory(target string, ds []ircd.Delivery) bool
+	SendReadMarker(target string, t time.Time)
 }
 
 // MSIMClient is what the bridge uses of an MSIM session (*msim.Client).

@@ -246,7 +246,7 @@ func TestControlCommands(t *testing.T) {
 	_ = bob
 	ch := "&alice"
 	for _, tc := range []struct{ line, want string }{
-		{"help", "Commands: account, add, allow, blist, block, connect, disconnect, drop, help, identify, info, register, remove, rename, save, set, status, yes, zap"},
+		{"help", "Commands: account, add, allow, blist, block, connect, disconnect, drop, help, history, identify, info, log, register, remove, rename, save, set, status, yes, zap"},
 		{"help add", "add <user name|e-mail>"},
 		{"help nope", "No command"},
 		{"frobnicate", "Unknown command"},

@@ -25,7 +25,9 @@ type queuedIM struct {
 // holdIM keeps an IM or zap that arrived after the session ended for the
 // user's next connection.
 func (s *session) holdIM(a *account, ev msim.Event) {
-	if _, ok := s.mem.holdEvent(a.cfg.Email, ev, s.mem.nextSeq()); !ok {
+	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: ircd.NewMsgID()}
+	s.recordIn(a, senderOf(ev), se)
+	if _, ok := s.mem.holdEvent(a.cfg.Email, se); !ok {
 		s.log.WithField("account", a.cfg.Email).WithField("from", senderOf(ev)).
 			Errorf("an IM arrived after the IRC client left and %d are already held; it is lost (the user is told)", maxHeld)
 	}
@@ -33,7 +35,9 @@ func (s *session) holdIM(a *account, ev msim.Event) {
 
 // fromUser delivers an event from uid that has just arrived.
 func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
-	s.fromUserSeq(a, uid, seqEvent{ev: ev, seq: s.mem.nextSeq()})
+	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: ircd.NewMsgID()}
+	s.recordIn(a, uid, se)
+	s.fromUserSeq(a, uid, se)
 }
 
 // senderOf is the sender of an IM or zap.
@@ -98,6 +102,7 @@ func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 			at.c.Deliver(ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, MsgID: in.MsgID, Time: in.Time})
 		}
 	}
+	s.recordOut(bd, in, text)
 }
 
 // sendIM sends text to bd, or queues it while the link is down.

@@ -56,9 +56,10 @@ type userMemory struct {
 // held under (the store's, or negative for one held in memory; 0 when it
 // is not held).
 type seqEvent struct {
-	ev   msim.Event
-	seq  uint64
-	held int64
+	ev    msim.Event
+	seq   uint64
+	held  int64
+	msgid string // the IRCv3 msgid it has in the history and on IRC
 }
 
 // storeWait bounds one store operation.
@@ -126,7 +127,7 @@ const maxHeld = 1000
 
 // hold keeps an IM for the user's next connection, after those held so far.
 func (m *userMemory) hold(email string, ev msim.IMEvent) bool {
-	_, ok := m.holdEvent(email, ev, m.nextSeq())
+	_, ok := m.holdEvent(email, seqEvent{ev: ev, seq: m.nextSeq()})
 	return ok
 }
 
@@ -134,7 +135,8 @@ func (m *userMemory) hold(email string, ev msim.IMEvent) bool {
 // connection, in arrival order, committed to the store when there is one.
 // It returns the held IM's id; false if maxHeld are held already, in which
 // case a note tells the user at their next connection.
-func (m *userMemory) holdEvent(email string, ev msim.Event, seq uint64) (int64, bool) {
+func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
+	ev := se.ev
 	switch e := ev.(type) {
 	case msim.IMEvent:
 		e.Offline = true // show its time: it is late
@@ -150,7 +152,7 @@ func (m *userMemory) holdEvent(email string, ev msim.Event, seq uint64) (int64, 
 	defer m.mu.Unlock()
 	if m.st != nil {
 		ctx, cancel := m.ctx()
-		h, err := m.st.HoldIM(ctx, m.user, email, toStoreHeld(ev, seq))
+		h, err := m.st.HoldIM(ctx, m.user, email, toStoreHeld(ev, se.seq, se.msgid))
 		cancel()
 		if err == nil {
 			m.met.imHeld()
@@ -166,7 +168,7 @@ func (m *userMemory) holdEvent(email string, ev msim.Event, seq uint64) (int64, 
 		return 0, false
 	}
 	m.lastID--
-	m.held[email] = append(m.held[email], seqEvent{ev, seq, m.lastID})
+	m.held[email] = append(m.held[email], seqEvent{ev: ev, seq: se.seq, held: m.lastID, msgid: se.msgid})
 	m.met.imHeld()
 	return m.lastID, true
 }
@@ -282,8 +284,8 @@ func (m *userMemory) unqueue(email string, ids ...int64) {
 	}
 }
 
-func toStoreHeld(ev msim.Event, seq uint64) store.HeldIM {
-	h := store.HeldIM{Seq: int64(seq)}
+func toStoreHeld(ev msim.Event, seq uint64, msgid string) store.HeldIM {
+	h := store.HeldIM{Seq: int64(seq), MsgID: msgid}
 	switch e := ev.(type) {
 	case msim.IMEvent:
 		h.From, h.Text, h.Time, h.Offline = e.From, e.Text, e.Time, e.Offline
@@ -295,9 +297,9 @@ func toStoreHeld(ev msim.Event, seq uint64) store.HeldIM {
 
 func fromStoreHeld(h store.HeldIM) seqEvent {
 	if h.IsZap {
-		return seqEvent{msim.ZapEvent{From: h.From, Zap: h.Zap}, uint64(h.Seq), h.ID}
+		return seqEvent{msim.ZapEvent{From: h.From, Zap: h.Zap}, uint64(h.Seq), h.ID, h.MsgID}
 	}
-	return seqEvent{msim.IMEvent{From: h.From, Text: h.Text, Time: h.Time, Offline: true}, uint64(h.Seq), h.ID}
+	return seqEvent{msim.IMEvent{From: h.From, Text: h.Text, Time: h.Time, Offline: true}, uint64(h.Seq), h.ID, h.MsgID}
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

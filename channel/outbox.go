@@ -86,7 +86,7 @@ func (s *session) pumpOut() {
 			case ok && it.held != 0: // shown: no longer held
 				mem.dropHeld(email, it.held)
 			case !ok && it.held == 0:
-				if _, kept := mem.holdEvent(email, it.ev, it.seq); !kept {
+				if _, kept := mem.holdEvent(email, it.seqEvent); !kept {
 					log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 				}
 			}
@@ -109,9 +109,11 @@ func (s *session) imDelivery(it outIM) (ircd.Delivery, bool) {
 	switch ev := it.ev.(type) {
 	case msim.IMEvent:
 		bd.typing = false // a message ends typing, for IRC clients too
-		return s.imLine(bd, ev), true
+		d := s.imLine(bd, ev)
+		d.MsgID = it.msgid
+		return d, true
 	case msim.ZapEvent:
-		return ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: action(zapText(ev.Zap.Name()))}, true
+		return ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: action(zapText(ev.Zap.Name())), MsgID: it.msgid}, true
 	}
 	return ircd.Delivery{}, false
 }
@@ -131,7 +133,7 @@ func (s *session) holdOutbox() {
 		if it.held != 0 {
 			continue // held already, until it is shown
 		}
-		if _, ok := s.mem.holdEvent(it.bd.a.cfg.Email, it.ev, it.seq); !ok {
+		if _, ok := s.mem.holdEvent(it.bd.a.cfg.Email, it.seqEvent); !ok {
 			s.log.WithField("account", it.bd.a.cfg.Email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		}
 	}

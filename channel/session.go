@@ -83,6 +83,8 @@ type session struct {
 	cl        *clients
 	nattached atomic.Int32
 	sender    *attachment // the connection whose input is being handled
+	// historyFailed is set once the user was told the history failed.
+	historyFailed bool
 
 	accounts  []*account
 	byChannel map[string]*account // by nickKey(channel)
@@ -224,6 +226,9 @@ func (s *session) handle(ev event) bool {
 
 func (s *session) shutdown() {
 	s.cancel()
+	for _, at := range s.cl.ats {
+		s.savePosition(at)
+	}
 	if n := s.nattached.Load(); n > 0 {
 		s.countAttached(-n)
 	}
@@ -254,7 +259,7 @@ func (s *session) release(a *account) {
 	for _, evs := range a.pending {
 		for _, se := range evs {
 			if se.held == 0 {
-				s.mem.holdEvent(a.cfg.Email, se.ev, se.seq)
+				s.mem.holdEvent(a.cfg.Email, se)
 			}
 		}
 	}
@@ -323,6 +328,7 @@ func (s *session) start() {
 	if len(s.cl.ats) == 0 {
 		return // started at boot: the first client to attach is told the rest
 	}
+	s.replay(s.cl.ats[0])
 	switch {
 	case s.user.identify != "":
 		s.irc.Deliver(ircd.Delivery{Command: "PRIVMSG", From: svc, Text: fmt.Sprintf(

@@ -57,6 +57,13 @@ func (f *fakeIRC) SetOp(string, string, bool)         {}
 func (f *fakeIRC) JoinClient(string)                  {}
 func (f *fakeIRC) RemoveUser(string, string)          {}
 func (f *fakeIRC) RemoveChannel(string)               {}
+func (f *fakeIRC) DeliverHistory(_ string, ds []ircd.Delivery) bool {
+	for _, d := range ds {
+		f.Deliver(d)
+	}
+	return true
+}
+func (f *fakeIRC) SendReadMarker(string, time.Time) {}
 
 // said returns the lines containing text.
 func (f *fakeIRC) said(text string) []string {

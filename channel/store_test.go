@@ -28,6 +28,12 @@ type gateway struct {
 
 func startGateway(t *testing.T, msimAddr string, dir channel.Directory, st store.Store, opts ...func(*channel.Config)) *gateway {
 	t.Helper()
+	return startGatewayIRC(t, msimAddr, dir, st, testIRCConfig(), opts...)
+}
+
+// startGatewayIRC is startGateway with ircd's config.
+func startGatewayIRC(t *testing.T, msimAddr string, dir channel.Directory, st store.Store, icfg ircd.Config, opts ...func(*channel.Config)) *gateway {
+	t.Helper()
 	log := testLog(t)
 	cfg := channel.Config{
 		MSIMAddr: msimAddr, Directory: dir, Store: st,
@@ -42,7 +48,7 @@ func startGateway(t *testing.T, msimAddr string, dir channel.Directory, st store
 	if err != nil {
 		t.Fatal(err)
 	}
-	isrv := ircd.NewServer(testIRCConfig(), b, log.WithField("part", "ircd"))
+	isrv := ircd.NewServer(icfg, b, log.WithField("part", "ircd"))
 	ln := listenLoopback(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

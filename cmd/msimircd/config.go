@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,15 +146,27 @@ type Duration struct{ time.Duration }
 
 // UnmarshalText implements encoding.TextUnmarshaler (errors carry the line).
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	v, err := parseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("not a duration (like \"30s\" or \"5m\"): %q", b)
+		return fmt.Errorf("not a duration (like \"30s\", \"5m\" or \"90d\"): %q", b)
 	}
 	if v < 0 {
 		return fmt.Errorf("negative duration %q", b)
 	}
 	d.Duration = v
 	return nil
+}
+
+// parseDuration is time.ParseDuration, plus whole days ("90d").
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("bad number of days %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }
 
 // Defaults returns the configuration used without a file.

@@ -1,0 +1,476 @@
+// History: every IM in and out, /me and zaps included, kept in the store
+// per user, MSIM account and buddy with its msgid and time. Clients read it
+// with CHATHISTORY and keep read markers with MARKREAD (ircd's
+// HistoryHandler, implemented by the attachment); a client without
+// chathistory is given, when it attaches, what it missed since it last
+// left (by its name: soju's rule, per-client positions); the history
+// command shows a buddy's recent messages in any client.
+
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+const (
+	// DefaultReplayPerBuddy caps the messages replayed per conversation to
+	// a client without chathistory when Config.ReplayPerBuddy is not set.
+	DefaultReplayPerBuddy = 50
+	// replayMax bounds the entries read for one replay.
+	replayMax = 5000
+	// Kinds of history entries.
+	kindIM, kindAction, kindZap = "im", "action", "zap"
+)
+
+// historyOn reports whether the user's history is kept: the bridge has a
+// store and history on, and the user is one the store keeps.
+func (s *session) historyOn() bool {
+	return s.b.cfg.History && s.b.cfg.Store != nil && !s.user.Ephemeral && s.user.identify == ""
+}
+
+// record appends e to the user's history. History is a record: a failure
+// is logged and told to the user once per session, and delivery goes on.
+func (s *session) record(e store.HistoryEntry) {
+	if !s.historyOn() {
+		return
+	}
+	ctx, cancel := storeCtx()
+	_, err := s.b.cfg.Store.AppendHistory(ctx, s.user.Name, e)
+	cancel()
+	if err == nil {
+		return
+	}
+	s.log.WithError(err).Error("store: an IM was not added to the history")
+	if !s.historyFailed {
+		s.historyFailed = true
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+			Text: "Your history could not be saved (the gateway's database failed); IMs are still delivered, but CHATHISTORY and the history command may miss some."})
+	}
+}
+
+// recordIn keeps an IM or zap from a buddy as it arrives.
+func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
+	e := store.HistoryEntry{MsgID: se.msgid, Account: a.cfg.Email, Buddy: uid, Time: time.Now()}
+	switch ev := se.ev.(type) {
+	case msim.IMEvent:
+		if !ev.Time.IsZero() {
+			e.Time = ev.Time
+		}
+		e.Kind, e.Text = kindIM, fromMSIM(ev.Text)
+		if rest, ok := strings.CutPrefix(e.Text, "/me "); ok {
+			e.Kind, e.Text = kindAction, rest
+		}
+	case msim.ZapEvent:
+		e.Kind, e.Text = kindZap, ev.Zap.Name()
+	default:
+		return
+	}
+	s.record(e)
+}
+
+// recordOut keeps what the user typed to bd (IRC text: an ACTION is a /me).
+func (s *session) recordOut(bd *buddy, in ircd.Input, text string) {
+	e := store.HistoryEntry{MsgID: in.MsgID, Time: in.Time, Account: bd.a.cfg.Email, Buddy: bd.uid, Outgoing: true, Kind: kindIM, Text: text}
+	if act, ok := ctcpAction(text); ok {
+		e.Kind, e.Text = kindAction, act
+	}
+	if e.MsgID == "" {
+		e.MsgID = ircd.NewMsgID()
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	s.record(e)
+}
+
+// historyLine renders an entry of the conversation with nick for IRC.
+func historyLine(e store.HistoryEntry, nick string) ircd.Delivery {
+	d := ircd.Delivery{Command: "PRIVMSG", Time: e.Time, MsgID: e.MsgID, Text: e.Text}
+	switch e.Kind {
+	case kindAction:
+		d.Text = action(e.Text)
+	case kindZap:
+		if e.Outgoing {
+			d.Text = action("zaps " + nick + ": " + e.Text + "!")
+		} else {
+			d.Text = action(zapText(e.Text))
+		}
+	}
+	if e.Outgoing {
+		d.Self, d.Target = true, nick
+	} else {
+		d.From = nick
+	}
+	return d
+}
+
+// conversation is what a history request needs of a buddy, copied for a
+// worker goroutine.
+type conversation struct {
+	email string
+	uid   msim.UID
+	nick  string
+}
+
+// findConversation resolves an IRC target to a buddy's conversation.
+func (s *session) findConversation(target string) (conversation, error) {
+	bd := s.nicks[nickKey(target)]
+	if bd == nil || !s.historyOn() {
+		return conversation{}, fmt.Errorf("%s: %w", target, ircd.ErrInvalidTarget)
+	}
+	return conversation{bd.a.cfg.Email, bd.uid, bd.nick}, nil
+}
+
+// nickFor is the current nick of a conversation's buddy, "" if the bridge
+// no longer knows it.
+func (s *session) nickFor(email string, uid msim.UID) string {
+	for _, a := range s.accounts {
+		if strings.EqualFold(a.cfg.Email, email) {
+			if bd := a.buddies[uid]; bd != nil {
+				return bd.nick
+			}
+		}
+	}
+	return ""
+}
+
+// History implements ircd.HistoryHandler (CHATHISTORY).
+func (at *attachment) History(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
+	s := at.s.Load()
+	if !s.post(call(func() { s.history(q, answer) })) {
+		answer(nil, errors.New("the session has ended"))
+	}
+}
+
+func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
+	c, err := s.findConversation(q.Target)
+	if err != nil {
+		answer(nil, err)
+		return
+	}
+	st, user := s.b.cfg.Store, s.user.Name
+	s.goWork(func(ctx context.Context) {
+		entries, err := historyQuery(ctx, st, user, c, q)
+		if err != nil {
+			answer(nil, err)
+			return
+		}
+		msgs := make([]ircd.HistoryMessage, len(entries))
+		for i, e := range entries {
+			msgs[i] = ircd.HistoryMessage{Delivery: historyLine(e, c.nick)}
+		}
+		answer(msgs, nil)
+	})
+}
+
+// goWork runs f on a tracked goroutine, bounded by the store's wait; f is
+// given only what it is handed, never the session.
+func (s *session) goWork(f func(ctx context.Context)) {
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, storeWait)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+// refTime is the time a CHATHISTORY reference stands for.
+func refTime(ctx context.Context, st store.Store, user string, r ircd.HistoryRef) (time.Time, error) {
+	if r.MsgID == "" {
+		return r.Time, nil
+	}
+	e, err := st.HistoryByMsgID(ctx, user, ircd.MsgIDBase(r.MsgID))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("message %s: %w", r.MsgID, err)
+	}
+	return e.Time, nil
+}
+
+// historyQuery runs a CHATHISTORY request on the store; entries come
+// oldest first.
+func historyQuery(ctx context.Context, st store.Store, user string, c conversation, q ircd.HistoryQuery) ([]store.HistoryEntry, error) {
+	from, err := refTime(ctx, st, user, q.From)
+	if err != nil {
+		return nil, err
+	}
+	base := store.HistoryQuery{Account: c.email, Buddy: c.uid, Limit: q.Limit}
+	switch q.Subcommand {
+	case "LATEST":
+		base.After, base.Latest = from, true
+	case "BEFORE":
+		base.Before, base.Latest = from, true
+	case "AFTER":
+		base.After = from
+	case "AROUND":
+		before := base
+		before.Before, before.Latest, before.Limit = from, true, max(1, q.Limit/2)
+		older, err := st.History(ctx, user, before)
+		if err != nil {
+			return nil, err
+		}
+		after := base
+		after.After, after.Limit = from.Add(-time.Nanosecond), q.Limit-len(older)
+		if after.Limit <= 0 {
+			return older, nil
+		}
+		newer, err := st.History(ctx, user, after)
+		return append(older, newer...), err
+	case "BETWEEN":
+		to, err := refTime(ctx, st, user, q.To)
+		if err != nil {
+			return nil, err
+		}
+		if from.Before(to) {
+			base.After, base.Before = from, to
+		} else {
+			base.After, base.Before, base.Latest = to, from, true
+		}
+	default:
+		return nil, fmt.Errorf("unknown subcommand %s", q.Subcommand)
+	}
+	return st.History(ctx, user, base)
+}
+
+// HistoryTargets implements ircd.HistoryHandler (CHATHISTORY TARGETS).
+func (at *attachment) HistoryTargets(q ircd.TargetsQuery, answer func([]ircd.HistoryTarget, error)) {
+	s := at.s.Load()
+	if !s.post(call(func() { s.historyTargets(q, answer) })) {
+		answer(nil, errors.New("the session has ended"))
+	}
+}
+
+func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.HistoryTarget, error)) {
+	if !s.historyOn() {
+		answer(nil, nil)
+		return
+	}
+	after, before := q.From, q.To
+	if before.Before(after) {
+		after, before = before, after
+	}
+	ctx, cancel := storeCtx()
+	ts, err := s.b.cfg.Store.HistoryTargets(ctx, s.user.Name, after, before, q.Limit)
+	cancel()
+	if err != nil {
+		answer(nil, err)
+		return
+	}
+	var out []ircd.HistoryTarget
+	for _, t := range ts {
+		if nick := s.nickFor(t.Account, t.Buddy); nick != "" {
+			out = append(out, ircd.HistoryTarget{Name: nick, Latest: t.Latest})
+		}
+	}
+	answer(out, nil)
+}
+
+// MarkRead implements ircd.HistoryHandler (MARKREAD … timestamp=).
+func (at *attachment) MarkRead(target string, t time.Time) {
+	s := at.s.Load()
+	s.post(call(func() { s.markRead(at, target, t) }))
+}
+
+func (s *session) markRead(from *attachment, target string, t time.Time) {
+	c, err := s.findConversation(target)
+	if err != nil {
+		return
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	old, err := s.b.cfg.Store.ReadMarker(ctx, s.user.Name, c.email, c.uid)
+	if err != nil {
+		s.log.WithError(err).Error("store: a read marker could not be read")
+		return
+	}
+	now, err := s.b.cfg.Store.SetReadMarker(ctx, s.user.Name, c.email, c.uid, t)
+	if err != nil {
+		s.log.WithError(err).Error("store: a read marker could not be saved")
+		return
+	}
+	if !now.Equal(old) {
+		for _, at := range s.cl.ats {
+			if at != from {
+				at.c.SendReadMarker(c.nick, now)
+			}
+		}
+	}
+}
+
+// ReadMarker implements ircd.HistoryHandler (MARKREAD <target>).
+func (at *attachment) ReadMarker(target string, answer func(time.Time)) {
+	s := at.s.Load()
+	if !s.post(call(func() { answer(s.readMarker(target)) })) {
+		answer(time.Time{})
+	}
+}
+
+func (s *session) readMarker(target string) time.Time {
+	c, err := s.findConversation(target)
+	if err != nil {
+		return time.Time{}
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	t, err := s.b.cfg.Store.ReadMarker(ctx, s.user.Name, c.email, c.uid)
+	if err != nil {
+		s.log.WithError(err).Error("store: a read marker could not be read")
+	}
+	return t
+}
+
+// replay gives a client without chathistory what it missed since it last
+// left, by its name: the history entries after its position, except the
+// IMs held for the user (they come as such), at most ReplayPerBuddy per
+// conversation, each conversation in a chathistory batch with the
+// original times. A client never seen before gets only the held IMs.
+func (s *session) replay(at *attachment) {
+	if !s.historyOn() || at.c.HasCap("draft/chathistory") {
+		return
+	}
+	st, user := s.b.cfg.Store, s.user.Name
+	ctx, cancel := storeCtx()
+	defer cancel()
+	pos, found, err := st.ClientPosition(ctx, user, at.name)
+	if err != nil {
+		s.log.WithError(err).Error("store: a client's position could not be read; nothing is replayed to it")
+		return
+	}
+	if !found {
+		return
+	}
+	entries, err := st.HistorySince(ctx, user, pos, replayMax)
+	if err != nil {
+		s.log.WithError(err).Error("store: the history to replay could not be read")
+		return
+	}
+	held := map[string]bool{}
+	for _, a := range s.accounts {
+		for _, se := range s.mem.heldFor(a.cfg.Email) {
+			if se.msgid != "" {
+				held[se.msgid] = true
+			}
+		}
+	}
+	type key struct {
+		email string
+		uid   msim.UID
+	}
+	byConv := map[key][]store.HistoryEntry{}
+	var order []key
+	for _, e := range entries {
+		if held[e.MsgID] {
+			continue
+		}
+		k := key{strings.ToLower(e.Account), e.Buddy}
+		if _, ok := byConv[k]; !ok {
+			order = append(order, k)
+		}
+		byConv[k] = append(byConv[k], e)
+	}
+	per := s.b.cfg.ReplayPerBuddy
+	for _, k := range order {
+		es := byConv[k]
+		nick := s.nickFor(k.email, k.uid)
+		if nick == "" {
+			continue
+		}
+		if n := len(es) - per; n > 0 {
+			es = es[n:]
+			at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: fmt.Sprintf(
+				"%s with %s left out of the replay; type history %s %d in a control channel to see them.", plural(n, "earlier message", "earlier messages"), nick, nick, min(n+per, historyShowMax))})
+		}
+		ds := make([]ircd.Delivery, len(es))
+		for i, e := range es {
+			ds[i] = historyLine(e, nick)
+		}
+		at.c.DeliverHistory(nick, ds)
+	}
+	if len(entries) == replayMax {
+		at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: "More was missed than one replay holds; use the history command for the rest."})
+	}
+}
+
+// savePosition keeps how far the client at has seen the history: all of
+// it, as it leaves (what it did not receive was held, or shown to another
+// client).
+func (s *session) savePosition(at *attachment) {
+	if !s.historyOn() {
+		return
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	last, err := s.b.cfg.Store.LastHistoryID(ctx, s.user.Name)
+	if err == nil {
+		err = s.b.cfg.Store.SetClientPosition(ctx, s.user.Name, at.name, last)
+	}
+	if err != nil {
+		s.log.WithError(err).Error("store: a client's position could not be saved; it may be replayed again")
+	}
+}
+
+// historyShowMax bounds what one history command shows.
+const historyShowMax = 200
+
+// cmdHistory shows the last messages with a buddy: history <nick> [n].
+func (s *session) cmdHistory(r replyCtx, args []string) {
+	if !s.historyOn() {
+		s.reply(r, "History is kept only for registered users, on a gateway with a store and history on.")
+		return
+	}
+	n := 10
+	if len(args) > 1 {
+		if _, err := fmt.Sscan(args[1], &n); err != nil || n < 1 {
+			s.reply(r, "Usage: %s", commands["history"].usage)
+			return
+		}
+		n = min(n, historyShowMax)
+	}
+	c, err := s.findConversation(args[0])
+	if err != nil {
+		s.reply(r, "No buddy is called %s.", args[0])
+		return
+	}
+	st, user, self := s.b.cfg.Store, s.user.Name, s.irc.Nick()
+	s.goWork(func(ctx context.Context) {
+		es, err := st.History(ctx, user, store.HistoryQuery{Account: c.email, Buddy: c.uid, Limit: n, Latest: true})
+		s.post(call(func() {
+			if err != nil {
+				s.log.WithError(err).Error("store: history could not be read")
+				s.reply(r, "%v", errStore)
+				return
+			}
+			if len(es) == 0 {
+				s.reply(r, "No messages with %s yet.", c.nick)
+				return
+			}
+			lines := make([]string, 0, len(es)+1)
+			lines = append(lines, fmt.Sprintf("The last %s with %s:", plural(len(es), "message", "messages"), c.nick))
+			for _, e := range es {
+				who := c.nick
+				if e.Outgoing {
+					who = self
+				}
+				text := e.Text
+				switch e.Kind {
+				case kindAction:
+					text = "* " + who + " " + text
+				case kindZap:
+					text = "* " + who + " zaps: " + text
+				default:
+					text = "<" + who + "> " + text
+				}
+				lines = append(lines, "["+e.Time.UTC().Format("2006-01-02 15:04:05")+" UTC] "+text)
+			}
+			s.reply(r, "%s", strings.Join(lines, "\n"))
+		}))
+	})
+}
