@@ -178,6 +178,7 @@ type Bridge struct {
 	wg     sync.WaitGroup
 
 	users    *storeDirectory // nil: no stored users (WithStore)
+	hist     *historyWriter  // nil: no history (Config.History and a store)
 	lookups  sync.RWMutex    // held by Connect from Lookup until registered; ReloadUsers takes it
 	failAddr *guard.FailureLimiter
 	failUser *guard.FailureLimiter
@@ -206,7 +207,7 @@ func New(cfg Config) (*Bridge, error) {
 	if perUser.MaxDelay <= 0 || perUser.MaxDelay > 5*time.Second {
 		perUser.MaxDelay = 5 * time.Second
 	}
-	return &Bridge{
+	b := &Bridge{
 		cfg: cfg, log: cfg.Log, ctx: ctx, cancel: cancel,
 		users:    findUsers(cfg.Directory),
 		failAddr: guard.NewFailureLimiter(cfg.IdentifyFailures),
@@ -214,7 +215,11 @@ func New(cfg Config) (*Bridge, error) {
 		met:      newBridgeMetrics(cfg.Metrics),
 		sessions: map[string]*session{},
 		memory:   map[string]*userMemory{},
-	}, nil
+	}
+	if cfg.History && cfg.Store != nil {
+		b.hist = newHistoryWriter(cfg.Store, cfg.Log)
+	}
+	return b, nil
 }
 
 // Authenticate implements ircd.Backend (SASL PLAIN). The account may name
@@ -358,6 +363,10 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if b.hist != nil {
+		b.hist.close() // every session has ended: what they recorded is appended
+		b.hist = nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

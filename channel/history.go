@@ -33,27 +33,32 @@ const (
 // historyOn reports whether the user's history is kept: the bridge has a
 // store and history on, and the user is one the store keeps.
 func (s *session) historyOn() bool {
-	return s.b.cfg.History && s.b.cfg.Store != nil && !s.user.Ephemeral && s.user.identify == ""
+	return s.b.hist != nil && !s.user.Ephemeral && s.user.identify == ""
 }
 
-// record appends e to the user's history. History is a record: a failure
-// is logged and told to the user once per session, and delivery goes on.
+// record has e appended to the user's history by the bridge's history
+// writer. History is a record: a failure is logged and told to the user
+// once per session, and delivery goes on.
 func (s *session) record(e store.HistoryEntry) {
 	if !s.historyOn() {
 		return
 	}
-	ctx, cancel := storeCtx()
-	_, err := s.b.cfg.Store.AppendHistory(ctx, s.user.Name, e)
-	cancel()
-	if err == nil {
+	e.Text = strings.ToValidUTF8(strings.ReplaceAll(e.Text, "\x00", ""), "\uFFFD")
+	log := s.log
+	s.b.hist.append(s.ctx, s.user.Name, e, func(err error) {
+		log.WithError(err).Error("store: an IM was not added to the history")
+		s.post(call(s.historyFailedOnce))
+	})
+}
+
+// historyFailedOnce tells the user, once per session, that history failed.
+func (s *session) historyFailedOnce() {
+	if s.historyFailed {
 		return
 	}
-	s.log.WithError(err).Error("store: an IM was not added to the history")
-	if !s.historyFailed {
-		s.historyFailed = true
-		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
-			Text: "Your history could not be saved (the gateway's database failed); IMs are still delivered, but CHATHISTORY and the history command may miss some."})
-	}
+	s.historyFailed = true
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+		Text: "Your history could not be saved (the gateway's database failed); IMs are still delivered, but CHATHISTORY and the history command may miss some."})
 }
 
 // recordIn keeps an IM or zap from a buddy as it arrives.
@@ -156,8 +161,9 @@ func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage
 		answer(nil, err)
 		return
 	}
-	st, user := s.b.cfg.Store, s.user.Name
+	st, user, hist := s.b.cfg.Store, s.user.Name, s.b.hist
 	s.goWork(func(ctx context.Context) {
+		hist.sync(ctx, user) // what was recorded so far is there to read
 		entries, err := historyQuery(ctx, st, user, c, q)
 		if err != nil {
 			answer(nil, err)
@@ -339,6 +345,7 @@ func (s *session) replay(at *attachment) {
 	st, user := s.b.cfg.Store, s.user.Name
 	ctx, cancel := storeCtx()
 	defer cancel()
+	s.b.hist.sync(ctx, user) // what was recorded so far is there to read
 	pos, found, err := st.ClientPosition(ctx, user, at.name)
 	if err != nil {
 		s.log.WithError(err).Error("store: a client's position could not be read; nothing is replayed to it")
@@ -408,6 +415,7 @@ func (s *session) savePosition(at *attachment) {
 	}
 	ctx, cancel := storeCtx()
 	defer cancel()
+	s.b.hist.sync(ctx, s.user.Name) // what it was shown is appended
 	last, err := s.b.cfg.Store.LastHistoryID(ctx, s.user.Name)
 	if err == nil {
 		err = s.b.cfg.Store.SetClientPosition(ctx, s.user.Name, at.name, last)

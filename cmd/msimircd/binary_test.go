@@ -186,8 +186,10 @@ func TestBinaryMSIMKilled(t *testing.T) {
 	// The control channel's answer comes after the notices for those IMs.
 	alice.send("PRIVMSG &alice :status")
 	alice.wait("the status", said("&alice", "alice@example.com is"))
-	if got := ta.queued - queuedBefore; got != 3 {
-		t.Errorf("IMs typed while the link was down: got %d queued notices, want 3", got)
+	// At least those: IMs typed just before the kill that the bridge took
+	// after it saw the link go are queued too.
+	if got := ta.queued - queuedBefore; got < 3 {
+		t.Errorf("IMs typed while the link was down: got %d queued notices, want at least 3", got)
 	}
 
 	md = startProc(t, "msimd", msimdBin, "-listen", msimAddr, "-data", data, "-account-file", accounts)

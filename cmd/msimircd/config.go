@@ -24,6 +24,7 @@ type Config struct {
 	Users []UserEntry `toml:"user"`
 
 	Metrics MetricsConfig `toml:"metrics"` // see metrics.go
+	History HistoryConfig `toml:"history"` // see history.go
 }
 
 // IRCConfig is the [irc] table.
@@ -174,9 +175,10 @@ func Defaults() Config {
 	return Config{
 		IRC: IRCConfig{Listen: []string{"127.0.0.1:6667"}, ServerName: "msimircd", Network: "msimircd",
 			ServiceNick: "root", FloodRate: 10, FloodBurst: 40},
-		MSIM:  MSIMConfig{AccountCreationPerHour: 10, AlwaysOn: true},
-		Log:   LogConfig{Level: "info", Format: "text"},
-		Store: StoreConfig{Driver: "sqlite"},
+		MSIM:    MSIMConfig{AccountCreationPerHour: 10, AlwaysOn: true},
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Store:   StoreConfig{Driver: "sqlite"},
+		History: HistoryConfig{Enabled: true, Retention: Duration{defaultRetention}},
 	}
 }
 
@@ -500,6 +502,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Metrics.validate(); err != nil {
+		return err
+	}
+	if err := c.History.validate(); err != nil {
 		return err
 	}
 	switch strings.ToLower(c.Log.Level) {

@@ -40,6 +40,7 @@ type gateway struct {
 
 	reg        *prometheus.Registry // nil: no metrics
 	metricsCfg MetricsConfig
+	history    HistoryConfig
 }
 
 // serve runs msimircd with cfg until ctx ends (then it returns nil) or a
@@ -59,7 +60,7 @@ func serve(ctx context.Context, cfg Config, log *logrus.Entry, ready chan<- list
 // a database that cannot be opened stops the start.
 func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err error) {
 	cfg = cfg.withState()
-	g := &gateway{msimAddr: cfg.MSIM.Server, log: log, metricsCfg: cfg.Metrics}
+	g := &gateway{msimAddr: cfg.MSIM.Server, log: log, metricsCfg: cfg.Metrics, history: cfg.History}
 	if cfg.Metrics.Listen != "" {
 		g.reg = metrics.NewRegistry() // one per process
 	}
@@ -99,7 +100,7 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 	if g.bridge, err = buildBridge(cfg, g.msimAddr, dir, g.st, g.registerer(), log); err != nil {
 		return nil, err
 	}
-	g.irc = newIRCServer(cfg, g.bridge, g.registerer(), log)
+	g.irc = newIRCServer(cfg, g.bridge, historyOn(cfg, g.st), g.registerer(), log)
 	if g.ircLns, err = listenIRC(cfg, log); err != nil {
 		return nil, err
 	}
@@ -149,6 +150,7 @@ func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.St
 		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
 		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
 		QueueLimit: cfg.MSIM.QueueLimit, AlwaysOn: cfg.MSIM.AlwaysOn, MaxClients: cfg.IRC.MaxClientsPerUser,
+		History: historyOn(cfg, st), ReplayPerBuddy: cfg.History.ReplayPerBuddy,
 		// Nicks registered per address: as many as MSIM accounts may be
 		// made per address (register makes one on the embedded network).
 		Registrations: guard.NewQuota(cfg.MSIM.AccountCreationPerHour, time.Hour, nil),
@@ -157,12 +159,13 @@ func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.St
 	})
 }
 
-func newIRCServer(cfg Config, bridge *channel.Bridge, reg prometheus.Registerer, log *logrus.Entry) *ircd.Server {
+func newIRCServer(cfg Config, bridge *channel.Bridge, history bool, reg prometheus.Registerer, log *logrus.Entry) *ircd.Server {
 	return ircd.NewServer(ircd.Config{
 		ServerName: cfg.IRC.ServerName, Network: cfg.IRC.Network, Version: "msimircd-" + version, MOTD: motdOf(cfg),
 		PingInterval: cfg.IRC.PingInterval.Duration, SendQ: cfg.IRC.SendQ,
 		FloodRate: cfg.IRC.FloodRate, FloodBurst: cfg.IRC.FloodBurst,
 		MaxConnections: cfg.IRC.MaxConnections, MaxConnectionsPerAddr: cfg.IRC.MaxConnectionsPerAddr,
+		History: history, // draft/chathistory and draft/read-marker
 		// Lines are traced while the log level is debug or trace (-debug),
 		// the control commands' passwords masked by the bridge.
 		TraceLines: true, Redact: bridge.RedactLine,
@@ -230,6 +233,9 @@ func (g *gateway) run(ctx context.Context, ready chan<- listening) error {
 		})
 	}
 	g.log.WithField("msim", g.msimAddr).Infof("msimircd %s: IRC on %s", version, strings.Join(addrs, ", "))
+	if g.history.Enabled && g.st != nil {
+		eg.Go(func() error { return pruneHistory(gctx, g.st, g.history.Retention.Duration, g.log) })
+	}
 	if n, err := g.bridge.Start(gctx); err != nil {
 		g.log.WithError(err).Error("always on: not every user's accounts were brought online; they log in when the user connects")
 	} else if n > 0 {

@@ -1,0 +1,114 @@
+// The history writer: the bridge's goroutines that append to the store's
+// history, so that a session never waits for a history write (history is a
+// record of what was delivered; the delivery itself never waits for it).
+
+package channel
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/store"
+)
+
+const (
+	// histWriters is how many goroutines append at once (the store commits
+	// concurrent appends together); a user's entries always go through the
+	// same one, so they are appended in order.
+	histWriters = 4
+	// histQueue bounds the entries waiting per writer; a session that
+	// finds its writer's queue full waits (backpressure, never a drop).
+	histQueue = 1024
+)
+
+// histJob is an append, or with done set a barrier: done is closed once
+// the user's earlier jobs are done.
+type histJob struct {
+	user   string
+	e      store.HistoryEntry
+	failed func(error) // called, from the writer, if the append failed
+	done   chan struct{}
+}
+
+// historyWriter owns the writer goroutines and their queues.
+type historyWriter struct {
+	st   store.Store
+	log  *logrus.Entry
+	seed maphash.Seed
+	qs   []chan histJob
+	wg   sync.WaitGroup
+}
+
+func newHistoryWriter(st store.Store, log *logrus.Entry) *historyWriter {
+	w := &historyWriter{st: st, log: log, seed: maphash.MakeSeed()}
+	for range histWriters {
+		q := make(chan histJob, histQueue)
+		w.qs = append(w.qs, q)
+		w.wg.Add(1)
+		go w.run(q)
+	}
+	return w
+}
+
+func (w *historyWriter) run(q chan histJob) {
+	defer w.wg.Done()
+	for j := range q {
+		if j.done != nil {
+			close(j.done)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), storeWait)
+		_, err := w.st.AppendHistory(ctx, j.user, j.e)
+		cancel()
+		if err != nil && j.failed != nil {
+			j.failed(err)
+		}
+	}
+}
+
+// append queues e for user's history; it waits only while the queue is
+// full, or returns false once ctx has ended.
+func (w *historyWriter) append(ctx context.Context, user string, e store.HistoryEntry, failed func(error)) bool {
+	return w.put(ctx, histJob{user: user, e: e, failed: failed})
+}
+
+// sync waits until what was queued for user before is appended; false if
+// ctx ended first.
+func (w *historyWriter) sync(ctx context.Context, user string) bool {
+	done := make(chan struct{})
+	if !w.put(ctx, histJob{user: user, done: done}) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (w *historyWriter) put(ctx context.Context, j histJob) bool {
+	q := w.qs[maphash.String(w.seed, j.user)%uint64(len(w.qs))]
+	select {
+	case q <- j:
+		return true
+	default:
+	}
+	select {
+	case q <- j:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// close appends what is queued and stops the writers.
+func (w *historyWriter) close() {
+	for _, q := range w.qs {
+		close(q)
+	}
+	w.wg.Wait()
+}
