@@ -125,13 +125,56 @@ type conversation struct {
 	nick  string
 }
 
-// findConversation resolves an IRC target to a buddy's conversation.
+// findConversation resolves an IRC target to a buddy's conversation: a
+// buddy the session knows, or one whose nick the user's memory keeps.
 func (s *session) findConversation(target string) (conversation, error) {
-	bd := s.nicks[nickKey(target)]
-	if bd == nil || !s.historyOn() {
+	if !s.historyOn() {
 		return conversation{}, fmt.Errorf("%s: %w", target, ircd.ErrInvalidTarget)
 	}
-	return conversation{bd.a.cfg.Email, bd.uid, bd.nick}, nil
+	if bd := s.nicks[nickKey(target)]; bd != nil {
+		return conversation{bd.a.cfg.Email, bd.uid, bd.nick}, nil
+	}
+	if k, ok := s.mem.nickOwner(nickKey(target)); ok {
+		return conversation{k.email, k.uid, target}, nil
+	}
+	return conversation{}, fmt.Errorf("%s: %w", target, ircd.ErrInvalidTarget)
+}
+
+// lookupConversation is findConversation, and for a nick it does not know
+// (someone who wrote before a restart, say), the MSIM user of that name
+// on the first logged-in account that has history with them; done runs on
+// a worker goroutine when the lookup is needed.
+func (s *session) lookupConversation(target string, done func(context.Context, conversation, error)) {
+	c, err := s.findConversation(target)
+	if err == nil || !s.historyOn() {
+		s.goWork(func(ctx context.Context) { done(ctx, c, err) })
+		return
+	}
+	type link struct {
+		email string
+		cl    MSIMClient
+	}
+	var links []link
+	for _, a := range s.accounts {
+		if a.client != nil {
+			links = append(links, link{a.cfg.Email, a.client})
+		}
+	}
+	st, user := s.b.cfg.Store, s.user.Name
+	s.goWork(func(ctx context.Context) {
+		for _, l := range links {
+			p, lerr := l.cl.LookupUser(ctx, target)
+			if lerr != nil || p.UID == 0 {
+				continue
+			}
+			c := conversation{l.email, p.UID, target}
+			if es, herr := st.History(ctx, user, store.HistoryQuery{Account: l.email, Buddy: p.UID, Limit: 1}); herr == nil && len(es) > 0 {
+				done(ctx, c, nil)
+				return
+			}
+		}
+		done(ctx, conversation{}, err)
+	})
 }
 
 // nickFor is the current nick of a conversation's buddy, "" if the bridge
@@ -156,13 +199,12 @@ func (at *attachment) History(q ircd.HistoryQuery, answer func([]ircd.HistoryMes
 }
 
 func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
-	c, err := s.findConversation(q.Target)
-	if err != nil {
-		answer(nil, err)
-		return
-	}
 	st, user, hist := s.b.cfg.Store, s.user.Name, s.b.hist
-	s.goWork(func(ctx context.Context) {
+	s.lookupConversation(q.Target, func(ctx context.Context, c conversation, err error) {
+		if err != nil {
+			answer(nil, err)
+			return
+		}
 		hist.sync(ctx, user) // what was recorded so far is there to read
 		entries, err := historyQuery(ctx, st, user, c, q)
 		if err != nil {
@@ -442,13 +484,13 @@ func (s *session) cmdHistory(r replyCtx, args []string) {
 		}
 		n = min(n, historyShowMax)
 	}
-	c, err := s.findConversation(args[0])
-	if err != nil {
-		s.reply(r, "No buddy is called %s.", args[0])
-		return
-	}
-	st, user, self := s.b.cfg.Store, s.user.Name, s.irc.Nick()
-	s.goWork(func(ctx context.Context) {
+	st, user, self, hist := s.b.cfg.Store, s.user.Name, s.irc.Nick(), s.b.hist
+	s.lookupConversation(args[0], func(ctx context.Context, c conversation, err error) {
+		if err != nil {
+			s.post(call(func() { s.reply(r, "No messages with %s are kept.", args[0]) }))
+			return
+		}
+		hist.sync(ctx, user)
 		es, err := st.History(ctx, user, store.HistoryQuery{Account: c.email, Buddy: c.uid, Limit: n, Latest: true})
 		s.post(call(func() {
 			if err != nil {

@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
 )
 
 var historyCaps = []string{"server-time", "message-tags", "batch", "echo-message", "draft/chathistory", "draft/read-marker"}
@@ -147,4 +149,95 @@ func TestSeveralClientsAndHistory(t *testing.T) {
 		}
 	}
 	phone.command("&al", "history bob 3", "The last 3 messages with bob")
+}
+
+// TestHistorySurvivesARestart: the history is in the store: after the
+// gateway restarts on the same database, CHATHISTORY shows the
+// conversation from before, with the same msgids.
+func TestHistorySurvivesARestart(t *testing.T) {
+	stk := startStack(t)
+	if _, err := stk.msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "msimircd.db")
+	key := make([]byte, 32)
+	open := func() store.Store {
+		st, err := store.Open(context.Background(), "sqlite", path, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	users := []channel.StaticUser{{Name: "al", Password: "al-irc",
+		Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}
+	icfg := testIRCConfig()
+	icfg.History = true
+	start := func(st store.Store) *gateway {
+		return startGatewayIRC(t, stk.msimAddr, channel.WithStore(st, &channel.StaticDirectory{Users: users}, ""), st, icfg,
+			func(c *channel.Config) { c.History = true })
+	}
+	bob := msimUser(t, stk, "bob")
+	alUID := lookupUID(t, bob, "al")
+
+	st1 := open()
+	g1 := start(st1)
+	al := dial(t, g1.ircAddr, "al", "al-irc", historyCaps...)
+	al.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	sendIMs(t, bob, alUID, "before the restart")
+	live := al.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "bob" })
+	al.send("PRIVMSG bob :my answer")
+	echo := al.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "al" && m.Param(0) == "bob" })
+	al.quit()
+	g1.stop()
+	if err := st1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st2 := open()
+	t.Cleanup(func() { st2.Close() })
+	g2 := start(st2)
+	al = dial(t, g2.ircAddr, "al", "al-irc", historyCaps...)
+	al.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	al.send("CHATHISTORY LATEST bob * 10")
+	hist := batchLines(al, "chathistory")
+	if got := texts(hist); got != "before the restart|my answer" {
+		t.Fatalf("CHATHISTORY after the restart: got %q", got)
+	}
+	if hist[0].Tags["msgid"] != live.Tags["msgid"] || hist[1].Tags["msgid"] != echo.Tags["msgid"] {
+		t.Errorf("msgids after the restart: %q, %q; want %q, %q", hist[0].Tags["msgid"], hist[1].Tags["msgid"], live.Tags["msgid"], echo.Tags["msgid"])
+	}
+	if hist[1].Tags["time"] != echo.Tags["time"] {
+		t.Errorf("my answer's time: %q in the history, %q in the echo", hist[1].Tags["time"], echo.Tags["time"])
+	}
+}
+
+// TestReadMarkerSync: a read marker one client sets is stored and sent to
+// the user's other clients with draft/read-marker; an older one changes
+// nothing, and a client asks for it with MARKREAD <nick>.
+func TestReadMarkerSync(t *testing.T) {
+	stk, g := historyGateway(t)
+	bob := msimUser(t, stk, "bob")
+	alUID := lookupUID(t, bob, "al")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	tablet := dial(t, g.ircAddr, "al", "al/tablet:al-irc", historyCaps...)
+	tablet.joinedControl("&al")
+	sendIMs(t, bob, alUID, "read me")
+	m := desk.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "bob" })
+	ts := m.Tags["time"]
+	desk.send("MARKREAD bob timestamp=" + ts)
+	if r := desk.expect("MARKREAD", nil); r.Param(1) != "timestamp="+ts {
+		t.Errorf("MARKREAD reply: got %v", r)
+	}
+	if r := tablet.expect("MARKREAD", nil); r.Param(0) != "bob" || r.Param(1) != "timestamp="+ts {
+		t.Errorf("the tablet got %v, want MARKREAD bob timestamp=%s", r, ts)
+	}
+	desk.send("MARKREAD bob timestamp=2020-01-01T00:00:00.000Z") // older: kept
+	if r := desk.expect("MARKREAD", nil); r.Param(1) != "timestamp="+ts {
+		t.Errorf("an older marker: got %v, want the stored %s", r, ts)
+	}
+	tablet.send("MARKREAD bob")
+	if r := tablet.expect("MARKREAD", nil); r.Param(1) != "timestamp="+ts {
+		t.Errorf("MARKREAD bob query: got %v", r)
+	}
 }

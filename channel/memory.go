@@ -447,6 +447,14 @@ func (m *userMemory) setNick(k buddyKey, nick string, derived bool) {
 
 // ownedByOther reports whether the nick key is remembered for a buddy other
 // than k (who may be offline or on an account that logs in later).
+// nickOwner is the buddy whose remembered nick has key.
+func (m *userMemory) nickOwner(key string) (buddyKey, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.byNick[key]
+	return k, ok
+}
+
 func (m *userMemory) ownedByOther(key string, k buddyKey) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
