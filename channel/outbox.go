@@ -138,17 +138,5 @@ func (s *session) holdOutbox() {
 		}
 	}
 	s.out.q = nil
-	if s.out.inflight.Load() <= 0 {
-		return
-	}
-	t := time.NewTimer(sentWait)
-	defer t.Stop()
-	for s.out.inflight.Load() > 0 {
-		select {
-		case <-s.out.drained:
-		case <-t.C:
-			s.log.Warn("ircd has not reported every IM handed to it; those it reports as not sent are held later")
-			return
-		}
-	}
+	s.waitSent()
 }
