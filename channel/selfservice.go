@@ -24,8 +24,8 @@ func selfServiceCommands() map[string]command {
 	return map[string]command{
 		"register": {"register <password>",
 			"Registers your current nick with a password: from then on the nick needs it (PASS, SASL or identify), and your accounts, settings and nicks are kept. On the embedded network it also sets up your nick's MSIM account. Example: register hunter2", 1, (*session).cmdRegister},
-		"identify": {"identify <password>",
-			"Gives the password of your registered nick and loads your accounts. Example: /msg root identify hunter2", 1, (*session).cmdIdentify},
+		"identify": {"identify [-noload|-force] <password>",
+			"Gives the password of your registered nick and loads your accounts (BitlBee's -noload and -force are accepted; with everything saved as it changes they change nothing). Example: /msg root identify hunter2", 1, (*session).cmdIdentify},
 		"drop": {"drop <password>",
 			"Deletes your registration and everything kept for you (accounts, settings, nicks, held IMs), after you confirm with yes within a minute. Example: drop hunter2, then yes", 1, (*session).cmdDrop},
 		"yes":  {"yes", "Confirms a drop.", 0, (*session).cmdYes},
@@ -271,6 +271,14 @@ func (s *session) cmdIdentify(r replyCtx, args []string) {
 	if !ok {
 		s.reply(r, "The nick %s is not registered. Type register <password> to register it.", nick)
 		return
+	}
+	// BitlBee's -noload (identify without loading the saved accounts, to
+	// save over them) and -force (load them over accounts added before
+	// identifying) have nothing to act on here: every change is saved as
+	// it is made, and an unidentified connection can add no account.
+	for len(args) > 1 && (strings.EqualFold(args[0], "-noload") || strings.EqualFold(args[0], "-force")) {
+		s.reply(r, "identify %s does nothing here: your accounts and settings are saved as you change them, so there is nothing to skip or overwrite.", strings.ToLower(args[0]))
+		args = args[1:]
 	}
 	old := s.user
 	s.checkGuess(r, d, u.Name, strings.Join(args, " "), func(u User) {

@@ -558,3 +558,20 @@ func TestRegistrationQuota(t *testing.T) {
 		t.Errorf("stored ned after a refused register: got %v, want ErrNotFound", err)
 	}
 }
+
+// TestIdentifyFlags: BitlBee's identify -noload and -force are accepted,
+// said to have nothing to act on, and the password after them counts.
+func TestIdentifyFlags(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	addr := ss.gw.ircAddr
+	c := dial(t, addr, "uma", "", allCaps...)
+	c.joinedControl("&uma")
+	c.private("register uma-pw", "is registered")
+	c.joinedControl("&uma")
+	c.quit()
+	c = dial(t, addr, "uma", "", allCaps...)
+	c.expectFrom("PRIVMSG", "root", "identify")
+	c.private("identify -noload uma-pw", "identify -noload does nothing here")
+	c.expectFrom("PRIVMSG", "root", "Password accepted")
+	c.joinedControl("&uma")
+}
