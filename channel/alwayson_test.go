@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -349,4 +350,32 @@ func TestOwnMessagesInOtherClients(t *testing.T) {
 	if strings.Join(got, "|") != "hello from the desk|and from the phone" {
 		t.Errorf("bob got %q", got)
 	}
+}
+
+// TestClientNameInPass: on the embedded network (the demo directory), a
+// nick's own password given as PASS nick/client:password attaches the
+// client to the nick's user like PASS password does.
+func TestClientNameInPass(t *testing.T) {
+	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
+		cfg.Directory = &channel.DemoDirectory{CreateAccount: msrv.AddAccount, CheckPassword: msrv.CheckPassword,
+			Exists: func(err error) bool { return errors.Is(err, server.ErrAccountExists) }}
+		cfg.AlwaysOn = true
+	})
+	first := dial(t, st.ircAddr, "ivy", "ivy-secret", allCaps...)
+	first.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	phone := dial(t, st.ircAddr, "ivy", "ivy/phone:ivy-secret", allCaps...)
+	phone.joinedControl("&ivy")
+	phone.expectFrom("PRIVMSG", "root", "Logged in to MSIM as ivy")
+	dialRefused(t, st.ircAddr, "ivy", "ivy/phone:not-the-password")
+}
+
+// TestAttachChecksPassword: with a directory that leaves the password to
+// the MSIM login (no CheckPassword), a connection with a wrong password is
+// still refused, not attached to the session its right password started.
+func TestAttachChecksPassword(t *testing.T) {
+	st := startStack(t, func(cfg *channel.Config, _ *server.Server) { cfg.AlwaysOn = true })
+	first := dial(t, st.ircAddr, "ivy", "ivy-secret", allCaps...)
+	first.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	dialRefused(t, st.ircAddr, "ivy", "not-the-password")
+	first.command("&ivy", "status", "is online")
 }

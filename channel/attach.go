@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -45,8 +46,9 @@ func newAttachment(c ircConn, s *session, remote net.Addr) *attachment {
 }
 
 type attachReq struct {
-	at   *attachment
-	done chan error // the attach's result, once the client's world is built
+	at       *attachment
+	accounts []Account  // the directory's answer for the connection (nil: not checked)
+	done     chan error // the attach's result, once the client's world is built
 }
 
 func (attachReq) isEvent() {}
@@ -74,17 +76,20 @@ func (at *attachment) WhoisAsync(nick string, answer func(lines []string)) {
 // attachClient attaches c to the running session s and returns once the
 // client's world is built; ended is true if s has ended (the caller starts
 // a new session), err refuses the connection.
-func (s *session) attachClient(c ircConn, remote net.Addr, name string) (at *attachment, ended bool, err error) {
+func (s *session) attachClient(c ircConn, remote net.Addr, name string, accounts []Account) (at *attachment, ended bool, err error) {
 	at = newAttachment(c, s, remote)
 	at.name = name
-	ended, err = s.attachRunning(at)
+	ended, err = s.attachRunning(at, accounts)
 	return at, ended, err
 }
 
-// attachRunning posts at to s and waits until s has attached it.
-func (s *session) attachRunning(at *attachment) (ended bool, err error) {
+// attachRunning posts at to s and waits until s has attached it; accounts,
+// when not nil, are what the directory gave the connection, which must not
+// contradict the session's (a directory that leaves the password check to
+// the MSIM login would otherwise let a wrong password in).
+func (s *session) attachRunning(at *attachment, accounts []Account) (ended bool, err error) {
 	done := make(chan error, 1)
-	if !s.post(attachReq{at: at, done: done}) {
+	if !s.post(attachReq{at: at, accounts: accounts, done: done}) {
 		return true, nil
 	}
 	select {
@@ -100,7 +105,7 @@ func (s *session) attachRunning(at *attachment) (ended bool, err error) {
 // accounts left). False if to has ended meanwhile or refused it (err).
 func (s *session) handOver(at *attachment, to *session) (bool, error) {
 	at.s.Store(to)
-	ended, err := to.attachRunning(at)
+	ended, err := to.attachRunning(at, nil)
 	if ended || err != nil {
 		at.s.Store(s)
 		return false, err
@@ -134,7 +139,14 @@ func (s *session) persistent() bool {
 }
 
 // attach adds at to the session's connections and builds its world.
-func (s *session) attach(at *attachment) error {
+func (s *session) attach(at *attachment, accounts []Account) error {
+	for _, ac := range accounts {
+		for _, a := range s.accounts {
+			if strings.EqualFold(a.cfg.Email, ac.Email) && !eq(a.cfg.Password, ac.Password) {
+				return ErrAuth
+			}
+		}
+	}
 	if len(s.cl.ats) >= s.b.cfg.MaxClients {
 		return errTooManyClients
 	}

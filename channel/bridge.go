@@ -246,7 +246,11 @@ func clientName(reg ircd.Registration) (ircd.Registration, string) {
 	if name, pw, ok := strings.Cut(reg.Pass, ":"); ok && strings.Contains(name, "/") {
 		var c string
 		name, c = splitClient(name)
-		reg.Pass = name + ":" + pw
+		if strings.EqualFold(name, reg.Nick) {
+			reg.Pass = pw // the nick's own password, as every directory takes it
+		} else {
+			reg.Pass = name + ":" + pw
+		}
 		if client == "" {
 			client = c
 		}
@@ -287,7 +291,7 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 		}
 		if old != nil && !u.Ephemeral {
 			b.mu.Unlock()
-			at, ended, err := old.attachClient(c, reg.Remote, client)
+			at, ended, err := old.attachClient(c, reg.Remote, client, u.Accounts)
 			if err != nil {
 				return nil, err
 			}

@@ -305,7 +305,7 @@ func (d *DemoDirectory) resolve(name, password string, remote net.Addr, create b
 
 func (d *DemoDirectory) checkPassword(email, pw string) error {
 	if d.CheckPassword == nil {
-		return nil // the MSIM login checks it then
+		return nil // the MSIM login checks it then (attach: the session's accounts)
 	}
 	if d.CheckPassword(email, pw) != nil {
 		return ErrAuth

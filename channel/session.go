@@ -208,7 +208,7 @@ func (s *session) handle(ev event) bool {
 	case ircClosed:
 		return s.closed(ev.at)
 	case attachReq:
-		ev.done <- s.attach(ev.at)
+		ev.done <- s.attach(ev.at, ev.accounts)
 	case linkResult:
 		s.onLinkResult(ev)
 	case retryDue:

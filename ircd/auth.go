@@ -63,12 +63,21 @@ func keysFor(remote net.Addr, account string) guessKeys {
 // else the name before ':' in PASS, else the nick.
 func accountOf(reg Registration) string {
 	if reg.Account != "" {
-		return reg.Account
+		return withoutClient(reg.Account)
 	}
 	if name, _, ok := strings.Cut(reg.Pass, ":"); ok && name != "" {
-		return name
+		return withoutClient(name)
 	}
 	return reg.Nick
+}
+
+// withoutClient drops a client's name (alice/phone → alice), so that
+// guesses against one account count together whatever client they name.
+func withoutClient(name string) string {
+	if u, _, ok := strings.Cut(name, "/"); ok && u != "" {
+		return u
+	}
+	return name
 }
 
 // before waits the delay that earlier failures of k call for, bounded by

@@ -218,6 +218,8 @@ func TestAccountOf(t *testing.T) {
 		{"pass without name", Registration{Pass: "x", Nick: "carol"}, "carol"},
 		{"empty name", Registration{Pass: ":x", Nick: "carol"}, "carol"},
 		{"no pass", Registration{Nick: "carol"}, "carol"},
+		{"sasl account with a client", Registration{Account: "alice/phone"}, "alice"},
+		{"pass name with a client", Registration{Pass: "alice/laptop:x", Nick: "carol"}, "alice"},
 	}
 	for _, tc := range tests {
 		if got := accountOf(tc.reg); got != tc.want {

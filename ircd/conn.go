@@ -72,6 +72,7 @@ type Client struct {
 	mu         sync.Mutex // guards everything below
 	nick       string
 	user       string
+	userClient string // what followed a '/' in USER's user name ("phone" of alice/phone)
 	realName   string
 	host       string
 	pass       string

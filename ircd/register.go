@@ -84,6 +84,11 @@ func cmdUser(c *Client, m *irc.Message) *ircError {
 		return newErr(irc.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
 	}
 	c.user = cleanUser(m.Params[0])
+	if u, client, ok := strings.Cut(c.user, "/"); ok && u != "" {
+		// A client's name (alice/phone): the backend gets it; the
+		// hostmask shows the user name alone.
+		c.user, c.userClient = u, client
+	}
 	c.realName = m.Params[3]
 	c.tryRegister()
 	return nil
@@ -96,7 +101,11 @@ func (c *Client) tryRegister() {
 		return
 	}
 	c.connecting = true
-	reg := Registration{Nick: c.nick, User: c.user, RealName: c.realName, Pass: c.pass, Account: c.account, Remote: c.remote}
+	user := c.user
+	if c.userClient != "" {
+		user += "/" + c.userClient
+	}
+	reg := Registration{Nick: c.nick, User: user, RealName: c.realName, Pass: c.pass, Account: c.account, Remote: c.remote}
 	c.pass = ""
 	c.later(func() { c.connect(reg) })
 }

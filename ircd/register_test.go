@@ -299,3 +299,25 @@ func lines2tokens(n int) []string {
 	}
 	return out
 }
+
+// TestUserClientName: a client's name after a '/' in USER's user name
+// reaches the backend in Registration.User; the hostmask shows the user
+// name alone.
+func TestUserClientName(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c := dial(t, addr)
+	c.send(t, "NICK me", "USER ivy/phone 0 * :R")
+	c.readUntil(t, irc.RPL_ENDOFMOTD, irc.ERR_NOMOTD)
+	c.send(t, "WHOIS me")
+	ms := c.readUntil(t, irc.RPL_WHOISUSER)
+	if m := ms[len(ms)-1]; m.Param(2) != "ivy" {
+		t.Errorf("WHOIS user name: got %q, want ivy", m.Param(2))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := b.regs[len(b.regs)-1].User; got != "ivy/phone" {
+		t.Errorf("Registration.User: got %q, want ivy/phone", got)
+	}
+}

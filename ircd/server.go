@@ -225,6 +225,9 @@ type Backend interface {
 
 // Registration describes a client that finished registering.
 type Registration struct {
+	// User is USER's user name, with a client's name after a '/' as the
+	// client gave it (alice/phone); the client's hostmask shows the user
+	// name alone.
 	Nick, User, RealName string
 	Pass                 string // PASS value, "" if none
 	Account              string // SASL-authenticated account, "" if none
