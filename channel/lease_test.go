@@ -301,3 +301,88 @@ func TestSessionMovesBetweenInstances(t *testing.T) {
 		t.Errorf("bob got from alice %q, want the queued IM once", got)
 	}
 }
+
+// TestDeadInstanceHandsOverAfterTTL: instance A dies with alice's session
+// (it stops renewing and answering, its MSIM link and store go away)
+// while IMs are held for her there; her client's connection to B waits
+// for A's lease to expire, then B takes her over: the IMs A held and
+// those sent while she was nowhere arrive once, in order.
+func TestDeadInstanceHandsOverAfterTTL(t *testing.T) {
+	dsn := sharedPostgres(t)
+	stk := startStack(t)
+	if _, err := stk.msrv.AddAccount("alice@example.com", "alicepw", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	bob := msimUser(t, stk, "bob")
+	aliceUID := lookupUID(t, bob, "alice")
+	pxA := newProxy(t, stk.msimAddr, false)
+	t.Cleanup(pxA.close)
+	stA := openShared(t, dsn)
+	const ttl = time.Second
+	gA := startGateway(t, pxA.addr(), aliceDirectory(), stA, instance("a", ttl, 20*time.Second))
+	gB := startGateway(t, stk.msimAddr, aliceDirectory(), openShared(t, dsn), instance("b", ttl, 20*time.Second))
+	waitFor(t, gB.bridge.Listening(), "B listening for notes")
+
+	c := dial(t, gA.ircAddr, "alice", "alice-irc", allCaps...)
+	c.joinedControl("&alice")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.add("&alice", "bob")
+	c.quit()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var want []string
+	for i := range 3 {
+		want = append(want, fmt.Sprintf("held on A %d", i))
+		if err := bob.SendIM(ctx, aliceUID, want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for { // a barrier: A has held them in the store
+		held, err := stA.HeldIMs(ctx, "alice", "alice@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(held) == 3 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("A held %d IMs, want 3", len(held))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	// A dies: no renewal, no answer, no MSIM link, no store.
+	gA.bridge.StopLeases()
+	pxA.setDown(true)
+	pxA.cut()
+	waitOnline(t, stk.msrv, aliceUID, false)
+	stA.Close()
+	want = append(want, "while alice is nowhere")
+	if err := bob.SendIM(ctx, aliceUID, want[3]); err != nil {
+		t.Fatal(err)
+	}
+	tomBarrier(t, bob)
+
+	var log imLog
+	c = dial(t, gB.ircAddr, "alice", "alice-irc", allCaps...)
+	for log.len() < len(want) {
+		if log.read(c, func(m *irc.Message) bool { return m.Command == "PRIVMSG" }) == nil {
+			t.Fatalf("the connection to B ended after %d IMs", log.len())
+		}
+	}
+	c.sync()
+	log.check(t, want)
+	if l, err := openShared(t, dsn).Lease(ctx, "alice"); err != nil || l.Instance != "b" {
+		t.Errorf("alice's lease: got %+v, %v; want B's", l, err)
+	}
+}
+
+// TestInstanceNeedsAStore: an instance among several without a shared
+// store is refused at New.
+func TestInstanceNeedsAStore(t *testing.T) {
+	_, err := channel.New(channel.Config{MSIMAddr: "127.0.0.1:1", Directory: aliceDirectory(), Instance: "a"})
+	if err == nil || !strings.Contains(err.Error(), "shared store") {
+		t.Errorf("New with an instance and no store: got %v, want an error asking for a shared store", err)
+	}
+}
