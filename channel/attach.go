@@ -330,6 +330,21 @@ func (b *Bridge) bringOnline(u User) (bool, error) {
 		b.mu.Unlock()
 		return false, nil // a client came first
 	}
+	if b.lease.needs(u) && !b.lease.holds(u.Name) {
+		b.mu.Unlock()
+		ok, err := b.lease.tryAcquire(u.Name)
+		if err != nil {
+			return false, fmt.Errorf("user %s: store: the lease: %w", u.Name, err)
+		}
+		if !ok {
+			return false, nil // another instance serves the user
+		}
+		b.mu.Lock()
+		if b.ctx.Err() != nil || b.sessions[u.Name] != nil {
+			b.mu.Unlock()
+			return false, nil // a client came first (the lease is its)
+		}
+	}
 	s, err := b.startLocked(u, nil, nil)
 	b.mu.Unlock()
 	if err != nil {

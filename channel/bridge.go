@@ -119,6 +119,20 @@ type Config struct {
 	// no limit.
 	Registrations *guard.Quota
 	Log           *logrus.Entry
+	// Instance names this gateway among several that share one
+	// PostgreSQL Store (lease.go): a user is served by one instance at a
+	// time, and moves to the instance their client connects to. "" (the
+	// default): the only instance, and no leases are taken.
+	Instance string
+	// LeaseTTL is how long a user's lease lasts unrenewed (renewed every
+	// third of it); an instance that dies hands its users over after it.
+	// 0: DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// HandOverWait bounds how long a connection waits for another
+	// instance to hand its user over, or for that instance's lease to
+	// expire; past it the connection is refused, saying when to come
+	// back. 0: DefaultHandOverWait.
+	HandOverWait time.Duration
 	// Metrics, when set, gets the bridge's Prometheus collectors; nil
 	// counts nothing.
 	Metrics prometheus.Registerer
@@ -161,6 +175,12 @@ func (c Config) withDefaults() Config {
 	if c.ReplayPerBuddy <= 0 {
 		c.ReplayPerBuddy = DefaultReplayPerBuddy
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.HandOverWait <= 0 {
+		c.HandOverWait = DefaultHandOverWait
+	}
 	if c.Log == nil {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
@@ -183,6 +203,7 @@ type Bridge struct {
 	failAddr *guard.FailureLimiter
 	failUser *guard.FailureLimiter
 	met      *bridgeMetrics // nil: no metrics
+	lease    *leases        // nil: the only instance (Config.Instance "")
 
 	mu       sync.Mutex
 	sessions map[string]*session    // live session by user name
@@ -201,6 +222,9 @@ func New(cfg Config) (*Bridge, error) {
 	if !validNick(cfg.ServiceNick) {
 		return nil, fmt.Errorf("channel: service nick %q is not a valid nick", cfg.ServiceNick)
 	}
+	if cfg.Instance != "" && cfg.Store == nil {
+		return nil, fmt.Errorf("channel: instance %q: several instances need a shared store", cfg.Instance)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	perUser := cfg.IdentifyFailures
 	perUser.RefuseAfter = -1
@@ -218,6 +242,9 @@ func New(cfg Config) (*Bridge, error) {
 	}
 	if cfg.History && cfg.Store != nil {
 		b.hist = newHistoryWriter(cfg.Store, cfg.Log)
+	}
+	if cfg.Instance != "" {
+		b.lease = newLeases(b)
 	}
 	return b, nil
 }
@@ -301,6 +328,13 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 			<-old.done // it ended meanwhile: start anew
 			continue
 		}
+		if b.lease.needs(u) && !b.lease.holds(u.Name) {
+			b.mu.Unlock()
+			if err := b.claim(u, nil); err != nil {
+				return nil, err
+			}
+			continue // the sessions may have changed meanwhile
+		}
 		s, err := b.startLocked(u, c, reg.Remote)
 		b.mu.Unlock()
 		if err != nil {
@@ -352,7 +386,15 @@ func (b *Bridge) run(s *session) {
 	if last && u.Ephemeral {
 		b.forget(u)
 	}
+	var rel *store.Lease
+	if last && b.lease != nil {
+		// Another instance may serve the user next: their state is read
+		// from the store again when they come back.
+		b.forgetMemory(u.Name)
+		rel = b.lease.drop(u.Name)
+	}
 	b.mu.Unlock()
+	b.lease.release(rel)
 	if f, ok := b.cfg.Directory.(Forgetter); ok && last && u.Ephemeral {
 		f.Forget(u)
 	}
@@ -372,21 +414,15 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 		b.hist.close() // every session has ended: what they recorded is appended
 		b.hist = nil
 	}
+	if b.lease != nil {
+		b.lease.stop() // every session has ended and released its lease
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for name, m := range b.memory {
-		m.mu.Lock()
-		held := 0
-		for _, evs := range m.held {
-			held += len(evs)
+		if held, notes := m.leftovers(); held > 0 || notes > 0 {
+			b.log.WithField("user", name).Warnf("exiting with %d IMs held or queued and %d notes kept in memory only (no store, or it failed): they are lost", held, notes)
 		}
-		for _, qs := range m.queued {
-			held += len(qs)
-		}
-		if held > 0 || len(m.notes) > 0 {
-			b.log.WithField("user", name).Warnf("exiting with %d IMs held or queued and %d notes kept in memory only (no store, or it failed): they are lost", held, len(m.notes))
-		}
-		m.mu.Unlock()
 	}
 	return nil
 }

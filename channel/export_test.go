@@ -32,3 +32,11 @@ func MemoryOf(t interface{ Fatal(...any) }, st store.Store, user string) StoredM
 
 // Hold holds an IM in the memory, as for a detached user.
 func (s StoredMemory) Hold(email string, ev msim.IMEvent) { s.m.hold(email, ev) }
+
+// Listening is closed once the bridge receives the notes between instances
+// (tests only).
+func (b *Bridge) Listening() <-chan struct{} { return b.lease.listening }
+
+// StopLeases stops renewing the bridge's leases and listening for notes,
+// releasing nothing, as an instance that died would (tests only).
+func (b *Bridge) StopLeases() { b.lease.stop() }

@@ -162,8 +162,8 @@ func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
 }
 
 func (s *session) flushQueue(a *account) {
-	if len(a.queue) == 0 {
-		return
+	if len(a.queue) == 0 || !s.leaseValid() {
+		return // no lease: the instance that took the user over sends them
 	}
 	q := a.queue
 	a.queue = nil

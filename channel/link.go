@@ -65,6 +65,10 @@ func (s *session) connect(a *account) {
 	if a.state == linkConnecting || a.state == linkUp {
 		return
 	}
+	if !s.leaseValid() { // lease.go: the user is another instance's now
+		s.status(a, "Not logging in: your session has moved to another gateway instance.")
+		return
+	}
 	a.stopTimer()
 	a.gen++
 	s.setState(a, linkConnecting)
@@ -78,9 +82,15 @@ func (s *session) connect(a *account) {
 		Log:    s.log.WithField("account", a.cfg.Email),
 	}
 	s.status(a, "Connecting to MSIM as %s…", a.cfg.Email)
+	name, leased := s.user.Name, s.b.lease.needs(s.user)
 	s.workers.Add(1)
 	go func() { // touches only what it is given, and the user's memory
 		defer s.workers.Done()
+		if leased && !s.b.lease.check(s.ctx, name) {
+			// Taken over meanwhile: never log in over the new holder.
+			_ = s.post(linkResult{a: a, gen: gen, err: errLeaseLost})
+			return
+		}
 		cl, err := s.b.cfg.DialMSIM(s.ctx, cfg)
 		if !s.post(linkResult{a: a, gen: gen, cl: cl, err: err}) && cl != nil {
 			// The session has ended: keep the IMs the login brought.
@@ -146,6 +156,11 @@ func (s *session) onLinkResult(ev linkResult) {
 	}
 	s.b.met.login(ev.err)
 	defer s.joinClient(a)
+	if errors.Is(ev.err, errLeaseLost) {
+		s.setState(a, linkStopped)
+		s.status(a, "Not logging in: your session has moved to another gateway instance.")
+		return
+	}
 	if ev.err != nil {
 		var le *msim.LoginError
 		if errors.Is(ev.err, msim.ErrBadPassword) || errors.Is(ev.err, msim.ErrUnknownAccount) || errors.Is(ev.err, msim.ErrNoUserName) {

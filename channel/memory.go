@@ -122,6 +122,20 @@ func (m *userMemory) takeNotes() []string {
 	return n
 }
 
+// leftovers counts the IMs held or queued and the notes kept in memory
+// only (no store, or it failed).
+func (m *userMemory) leftovers() (held, notes int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, evs := range m.held {
+		held += len(evs)
+	}
+	for _, qs := range m.queued {
+		held += len(qs)
+	}
+	return held, len(m.notes)
+}
+
 // maxHeld bounds the IMs held per account for a detached user.
 const maxHeld = 1000
 

@@ -340,6 +340,8 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 		delete(s.b.sessions, name)
 	}
 	delete(s.b.memory, name)
+	rel := s.b.lease.drop(name)
+	defer s.b.lease.release(rel)
 	s.user = User{Name: "dropped/" + name + "/" + fmt.Sprint(s.b.cfg.Clock.Now().UnixNano()), Ephemeral: true}
 	s.mem = newUserMemory()
 	s.mem.user, s.mem.log, s.mem.met = s.user.Name, s.b.log, s.b.met
@@ -354,6 +356,11 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 // accounts get their control channels and connect.
 func (s *session) becomeUser(r replyCtx, u User, old User) {
 	b := s.b
+	if b.lease.needs(u) && !b.lease.holds(u.Name) {
+		// Another instance may serve u: u's lease first (lease.go).
+		s.claimThen(r, u, func() { s.becomeUser(r, u, old) })
+		return
+	}
 	for _, a := range slices.Clone(s.accounts) {
 		s.removeAccount(a, "")
 	}
@@ -393,9 +400,11 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	if old.Ephemeral {
 		b.forget(old)
 	}
+	rel := b.lease.drop(old.Name) // its accounts are gone
 	b.sessions[u.Name] = s
 	s.user, s.mem = u, mem
 	b.mu.Unlock()
+	b.lease.release(rel)
 	if old.Ephemeral && len(old.Accounts) > 0 {
 		if f, ok := b.cfg.Directory.(Forgetter); ok {
 			f.Forget(old)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,8 +62,8 @@ func WithMetrics(st Store, reg prometheus.Registerer) Store {
 		Help:    "Time the gateway's store took for one operation, by operation.",
 		Buckets: metrics.LatencyBuckets,
 	}, []string{"op"}))
-	m := &timedStore{st: st, ops: make(map[string]prometheus.Observer, len(allOps)+len(historyOps))}
-	for _, op := range append(allOps, historyOps...) {
+	m := &timedStore{st: st, ops: make(map[string]prometheus.Observer, len(allOps)+len(historyOps)+len(leaseOps))}
+	for _, op := range slices.Concat(allOps, historyOps, leaseOps) {
 		m.ops[op] = h.WithLabelValues(op) // every op shows from the start
 	}
 	return m

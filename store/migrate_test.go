@@ -24,6 +24,7 @@ func TestMigrationsUnchanged(t *testing.T) {
 		"0001_init.sql", "fc19abdc8db894570e602b07c07ee6e2d8f901e096158bc6d88879cc07904209",
 		"0002_history.sql", "95311b3153c7a6170f5384940cd569bc948d677bb3cedfac294983590fa7103c",
 		"0003_held_msgid.sql", "644a4c72460befc3de1258f4805126966ff7284dbe4aafd26d94d48728cbb6d4",
+		"0004_leases.sql", "b106a13109ce8386e93f250eff6aadba6bba702c3ce527b265701b80d500cdfb",
 	}
 	for i := 0; i < len(released); i += 2 {
 		b, err := migrationFiles.ReadFile("migrations/" + released[i])

@@ -183,6 +183,9 @@ type sqlStore struct {
 	maxHistory int64     // entries kept per user
 	appends    *appender // group commit of AppendHistory; nil: one transaction each
 	stmts      sync.Map  // query → *sql.Stmt
+	notes      noteScope // where lease notes go (PostgreSQL)
+	// now is the leases' clock (tests step it); nil: the database's.
+	now func() time.Time
 }
 
 // Option tunes a store at Open.

@@ -4,7 +4,8 @@
 // renames, user and account settings, IMs held for a detached user, IMs
 // queued while an MSIM link is down, notes for a user's next connection,
 // and the history of every conversation with its read markers and what
-// each of the user's clients has been sent (HistoryStore).
+// each of the user's clients has been sent (HistoryStore), and which of
+// several gateway instances serves each user (LeaseStore).
 //
 // One implementation over database/sql serves two engines on one schema:
 // SQLite (modernc.org/sqlite, pure Go) as the embedded default and
@@ -117,6 +118,7 @@ type Store interface {
 	Ping(ctx context.Context) error
 
 	HistoryStore
+	LeaseStore
 
 	// Close closes the database.
 	Close() error

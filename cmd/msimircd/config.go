@@ -25,6 +25,7 @@ type Config struct {
 
 	Metrics MetricsConfig `toml:"metrics"` // see metrics.go
 	History HistoryConfig `toml:"history"` // see history.go
+	Cluster ClusterConfig `toml:"cluster"` // see cluster.go
 }
 
 // IRCConfig is the [irc] table.
@@ -505,6 +506,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.History.validate(); err != nil {
+		return err
+	}
+	if err := c.Cluster.validate(c); err != nil {
 		return err
 	}
 	switch strings.ToLower(c.Log.Level) {

@@ -64,6 +64,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"unknown store driver", "[store]\ndriver = \"mysql\"\n", []string{"line 2", "store.driver", "sqlite or postgres"}},
 		{"postgres without dsn", "[store]\n\ndriver = \"postgres\"\n", []string{"line 1", "store.dsn", "PGPASSFILE"}},
 		{"sqlite URI", "[store]\ndsn = \"file:x.db?mode=ro\"\n", []string{"line 2", "store.dsn", "plain path"}},
+		{"cluster on sqlite", "[cluster]\ninstance = \"a\"\n", []string{"line 2", "cluster.instance", "postgres"}},
+		{"cluster on the embedded network", "[store]\ndriver = \"postgres\"\ndsn = \"postgres://x@127.0.0.1/db\"\n[cluster]\ninstance = \"a\"\n", []string{"line 5", "cluster.instance", "msim.server"}},
+		{"bad instance name", "[cluster]\ninstance = \"a b\"\n", []string{"line 2", "cluster.instance", "letters"}},
+		{"short lease", "[cluster]\nlease_ttl = \"10ms\"\n", []string{"line 2", "cluster.lease_ttl", "1s or more"}},
 		{"bad channel", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nchannel = \"nochan\"\n", []string{"line 6", "channel"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,7 @@ var configSections = []cmdhelp.Item{
 	{Term: "[store]", Text: "what survives a restart: state_dir (the state directory), driver (sqlite or postgres), dsn (the SQLite file or a PostgreSQL connection string) and key_file (the key sealing the MSIM passwords)."},
 	{Term: "[metrics]", Text: "listen (an address for Prometheus metrics, /healthz and /readyz; off when unset) and public (true allows a non-loopback address)."},
 	{Term: "[history]", Text: "enabled (keep every IM in and out in the store, for CHATHISTORY, read markers, the replay to clients and the history command; default true), retention (how long, e.g. 90d, the default; 0 keeps only what no client was sent yet) and replay_per_buddy (messages replayed per conversation to a client without chathistory; default 50)."},
+	{Term: "[cluster]", Text: "several instances on one PostgreSQL store, behind a TCP load balancer: instance (this instance's name, each its own; unset: the only instance), lease_ttl (how long a user's lease lasts unrenewed, the longest the users of an instance that died wait; default 30s) and hand_over_wait (how long a connection waits for another instance to hand its user over; default 10s). Needs store.driver = \"postgres\" and msim.server."},
 	{Term: "[log]", Text: "level (debug, info, warn or error) and format (text or json), to standard error."},
 	{Term: "[[user]]", Text: "an IRC user: name, password, and [[user.account]] tables for their MSIM accounts (email, password or password_file, channel, autoconnect). Without any, every nick gets a demo account of its own."},
 }

@@ -145,7 +145,7 @@ func staticUsers(us []UserEntry) []channel.StaticUser {
 }
 
 func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.Store, reg prometheus.Registerer, log *logrus.Entry) (*channel.Bridge, error) {
-	return channel.New(channel.Config{
+	bc := channel.Config{
 		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir, Store: st,
 		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
 		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
@@ -156,7 +156,9 @@ func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.St
 		Registrations: guard.NewQuota(cfg.MSIM.AccountCreationPerHour, time.Hour, nil),
 		Log:           log.WithField("part", "bridge"),
 		Metrics:       reg,
-	})
+	}
+	clusterOf(cfg.Cluster, &bc)
+	return channel.New(bc)
 }
 
 func newIRCServer(cfg Config, bridge *channel.Bridge, history bool, reg prometheus.Registerer, log *logrus.Entry) *ircd.Server {
