@@ -77,6 +77,7 @@ type metricTally struct {
 	mu      sync.Mutex
 	delta   map[string]float64 // every series seen, by how much it moved in all
 	sources map[string]bool    // sources scraped before and after at least once
+	stacks  int                // stacks whose metrics were asked for
 	errs    []string
 }
 
@@ -123,6 +124,9 @@ func startMetrics(tally *metricTally, label string, sources []metricSource) *sta
 	if tally == nil {
 		return m
 	}
+	tally.mu.Lock()
+	tally.stacks++
+	tally.mu.Unlock()
 	for _, src := range sources {
 		if src.addr == "" {
 			continue
@@ -173,13 +177,15 @@ var (
 	msimdBadPassword      = fmt.Sprintf(`msimd_logins_total{result="%d"}`, msim.ErrCodeBadPassword)
 )
 
-func dir(metric, d string) string      { return fmt.Sprintf(`%s{direction="%s"}`, metric, d) }
-func label(metric, k, v string) string { return fmt.Sprintf(`%s{%s="%s"}`, metric, k, v) }
-func storeOp(op string) string         { return label(storeOps, "op", op) }
-func msimdErr(code int) string         { return fmt.Sprintf(`msimd_protocol_errors_total{code="%d"}`, code) }
-func bothWays(metric string) []string  { return []string{dir(metric, "to_msim"), dir(metric, "to_irc")} }
+func byDir(metric, d string) string      { return fmt.Sprintf(`%s{direction="%s"}`, metric, d) }
+func byLabel(metric, k, v string) string { return fmt.Sprintf(`%s{%s="%s"}`, metric, k, v) }
+func storeOp(op string) string           { return byLabel(storeOps, "op", op) }
+func msimdErr(code int) string           { return fmt.Sprintf(`msimd_protocol_errors_total{code="%d"}`, code) }
+func bothWays(metric string) []string {
+	return []string{byDir(metric, "to_msim"), byDir(metric, "to_irc")}
+}
 func msimircdLogins(result string) string {
-	return label("msimircd_msim_logins_total", "result", result)
+	return byLabel("msimircd_msim_logins_total", "result", result)
 }
 
 // requiredMetrics are the series (or, for a bare metric name, any of its
@@ -195,7 +201,7 @@ func requiredMetrics(r ranSet) []string {
 	}
 	if r.im {
 		gw = append(gw, bothWays("msimircd_ims_bridged_total")...)
-		gw = append(gw, dir("msimircd_presence_updates_total", "to_irc"))
+		gw = append(gw, byDir("msimircd_presence_updates_total", "to_irc"))
 		if r.historyOn {
 			gw = append(gw, storeOp("append_history"))
 		}
@@ -206,9 +212,9 @@ func requiredMetrics(r ranSet) []string {
 		gw = append(gw, bothWays("msimircd_zaps_total")...)
 		gw = append(gw, bothWays("msimircd_presence_updates_total")...)
 		gw = append(gw, msimircdLogins("bad_password"), seriesAccountsStopped,
-			label("msimircd_msim_links_lost_total", "reason", "kicked"),
+			byLabel("msimircd_msim_links_lost_total", "reason", "kicked"),
 			"msimircd_ims_refused_total", "msimircd_irc_flood_delays_total", storeOp("history"),
-			label("msimircd_msim_links_lost_total", "reason", "network"), "msimircd_msim_reconnects_total",
+			byLabel("msimircd_msim_links_lost_total", "reason", "network"), "msimircd_msim_reconnects_total",
 			msimircdLogins("network"), "msimircd_ims_queued_total")
 		md = append(md, msimdBadPassword, msimdErr(msim.ErrCodeBadPassword), msimdErr(msim.ErrCodeElsewhere),
 			"msimd_ims_stored_total", "msimd_ims_delivered_from_storage_total")
@@ -311,6 +317,13 @@ func (t *metricTally) result(r ranSet) (rep metricsReport, failures []string) {
 	rep.Required = requiredMetrics(r)
 	rep.Moved, rep.Still, rep.Missing = metricsVerdict(t.delta, rep.Required)
 	rep.NotExpected = notExpected
+	switch {
+	case len(rep.Sources) > 0:
+	case t.stacks == 0:
+		rep.Skipped = "no scenario ran a gateway"
+	default:
+		rep.Skipped = "no metrics listener was scraped (a gateway without -metrics-listen, or external mode without -gateway-metrics and -msim-metrics)"
+	}
 	failures = append(failures, t.errs...)
 	if len(rep.Missing) > 0 {
 		failures = append(failures, "these metrics did not move: "+strings.Join(rep.Missing, ", "))

@@ -187,9 +187,28 @@ func TestTallyResult(t *testing.T) {
 	if !slices.Equal(rep.Sources, []string{"msimircd"}) {
 		t.Errorf("sources: got %q, want msimircd (msimd was not scraped, so none of its metrics is required)", rep.Sources)
 	}
+	if rep.Skipped != "" {
+		t.Errorf("skipped: got %q, want nothing (a source was scraped)", rep.Skipped)
+	}
 	tally.fail("im: msimd metrics after: connection refused")
 	if _, failures := tally.result(ranSet{}); len(failures) != 1 || !strings.Contains(failures[0], "connection refused") {
 		t.Errorf("failures: got %q, want the scrape error", failures)
+	}
+}
+
+// TestMetricsSkipped: a run without a gateway, or whose gateways served no
+// metrics, says why nothing was checked.
+func TestMetricsSkipped(t *testing.T) {
+	t.Parallel()
+	rep, failures := newMetricTally().result(ranSet{})
+	if rep.Skipped != "no scenario ran a gateway" || len(failures) != 0 {
+		t.Errorf("no stack: got skipped %q, failures %q", rep.Skipped, failures)
+	}
+	tally := newMetricTally()
+	startMetrics(tally, "im", []metricSource{{"msimircd", ""}, {"msimd", ""}}).finish()
+	rep, _ = tally.result(ranSet{im: true})
+	if !strings.Contains(rep.Skipped, "no metrics listener") || len(rep.Required) != 0 {
+		t.Errorf("no listener: got skipped %q, required %q; want the reason and nothing required", rep.Skipped, rep.Required)
 	}
 }
 
