@@ -358,6 +358,15 @@ func printMetrics(w io.Writer, m *metricsReport) {
 		fmt.Fprintf(w, "  %-*s  %+g\n", width, s, m.Moved[s])
 	}
 	if len(m.Still) > 0 {
-		fmt.Fprintf(w, "did not move: %s\n", strings.Join(m.Still, " "))
+		fmt.Fprintf(w, "did not move (%d):\n", len(m.Still))
+		line := ""
+		for _, s := range m.Still {
+			if line != "" && len(line)+1+len(s) > 100 {
+				fmt.Fprintln(w, " "+line)
+				line = ""
+			}
+			line += " " + s
+		}
+		fmt.Fprintln(w, " "+line)
 	}
 }

@@ -389,7 +389,7 @@ func TestPrintMetrics(t *testing.T) {
 	printMetrics(&b, &metricsReport{Sources: []string{"msimircd"}, Moved: map[string]float64{"msimircd_irc_connections": 4},
 		Still: []string{"msimircd_ims_held_total"}, Required: []string{"msimircd_irc_connections", "msimircd_users_attached"},
 		Missing: []string{"msimircd_users_attached"}})
-	for _, want := range []string{"msimircd_irc_connections  +4", "did not move: msimircd_ims_held_total", "MISSED, did not move: msimircd_users_attached"} {
+	for _, want := range []string{"msimircd_irc_connections  +4", "did not move (1):\n  msimircd_ims_held_total\n", "MISSED, did not move: msimircd_users_attached"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table: want %q in\n%s", want, b.String())
 		}
