@@ -51,10 +51,12 @@ type ircClient struct {
 }
 
 // handlers are what a load does with messages from nicks. They run on the
-// reader goroutine; text is only valid during the call.
+// reader goroutine; text and line are only valid during the call. Any may
+// be nil.
 type handlers struct {
 	privmsg func(from string, text []byte, at time.Time) // PRIVMSGs to this client (not to a channel)
 	notice  func(from string, text []byte)               // NOTICEs from nicks (not the server)
+	raw     func(line []byte, at time.Time)              // every line, tags included, before the others
 }
 
 // nickKey folds a nick as the gateway does.
@@ -64,6 +66,17 @@ func nickKey(s string) string { return ircd.Nick(s).Key() }
 // want say which channel's membership to watch (joined is closed once its
 // NAMES arrived and every wanted nick is a voiced member).
 func dialIRC(ctx context.Context, addr, nick, pass, channel string, want []string) (*ircClient, error) {
+	return dialIRCWith(ctx, addr, nick, pass, channel, want, dialOpts{})
+}
+
+// dialOpts are the extras of a scripted client.
+type dialOpts struct {
+	caps []string  // requested (CAP REQ) before the registration, which then waits for CAP END
+	h    *handlers // installed before the reader starts: no line is missed
+}
+
+// dialIRCWith is dialIRC with capabilities and handlers.
+func dialIRCWith(ctx context.Context, addr, nick, pass, channel string, want []string, o dialOpts) (*ircClient, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -87,10 +100,19 @@ func dialIRC(ctx context.Context, addr, nick, pass, channel string, want []strin
 	for _, w := range want {
 		c.want[nickKey(w)] = true
 	}
+	if o.h != nil {
+		c.handlers.Store(o.h)
+	}
+	if len(o.caps) > 0 {
+		fmt.Fprintf(c.bw, "CAP REQ :%s\r\n", strings.Join(o.caps, " "))
+	}
 	if pass != "" {
 		fmt.Fprintf(c.bw, "PASS %s\r\n", pass)
 	}
 	fmt.Fprintf(c.bw, "NICK %s\r\nUSER %s 0 * :msimbench\r\n", nick, nick)
+	if len(o.caps) > 0 {
+		c.bw.WriteString("CAP END\r\n")
+	}
 	if err := c.bw.Flush(); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("irc register %s: %w", nick, err)
@@ -229,13 +251,17 @@ func (p *parsed) param(i int) []byte {
 }
 
 func (c *ircClient) handle(line []byte, at time.Time) {
+	h := c.handlers.Load()
+	if h != nil && h.raw != nil {
+		h.raw(line, at)
+	}
 	var p parsed
 	if !parseInto(&p, line) {
 		return
 	}
 	switch string(p.cmd) {
 	case "PRIVMSG":
-		if h := c.handlers.Load(); h != nil && len(p.params) >= 2 && !isChan(p.params[0]) {
+		if h != nil && h.privmsg != nil && len(p.params) >= 2 && !isChan(p.params[0]) {
 			h.privmsg(string(p.from), p.params[1], at)
 		}
 		return
@@ -249,7 +275,7 @@ func (c *ircClient) handle(line []byte, at time.Time) {
 			close(c.registered)
 		}
 	case "NOTICE":
-		if h := c.handlers.Load(); h != nil && len(p.params) >= 2 && !isChan(p.params[0]) && bytes.IndexByte(p.from, '.') < 0 {
+		if h != nil && h.notice != nil && len(p.params) >= 2 && !isChan(p.params[0]) && bytes.IndexByte(p.from, '.') < 0 {
 			h.notice(string(p.from), p.params[1])
 		}
 	case "ERROR":

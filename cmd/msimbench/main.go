@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,9 @@ type options struct {
 	profileDir                  string
 	setupDir                    string
 	timeout                     time.Duration
+	history, historyCompare     bool
+	hist                        historyOptions
+	gwMetrics, msimMetrics      string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -72,7 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object instead of the table")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, gateway logs)")
-	fs.StringVar(&o.scenarios, "scenarios", "im,memory,names,plain", "comma-separated: im (throughput, latency, fixed rate), memory (memory per account and the login storm), names (large contact list), plain (ordinary IRC server)")
+	fs.StringVar(&o.scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated: im (throughput, latency, fixed rate), memory (memory per account and the login storm), names (large contact list), history (CHATHISTORY over a filled store), probes (a script that moves the metrics the load does not), plain (ordinary IRC server)")
 	fs.IntVar(&o.clients, "clients", 100, "bridged IM: IRC clients (each its own MSIM account; pairs are buddies)")
 	fs.IntVar(&o.window, "window", 8, "bridged IM: messages in flight per direction at full load")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "full-load phase, measured")
@@ -92,6 +96,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.profileDir, "profile", "", "save the gateway's CPU, mutex, block and goroutine profiles (bridged IM, login storm), its heap profiles (memory) and msimbench's own CPU profile in this directory")
 	fs.StringVar(&o.setupDir, "setup", "", "write msim.db (a store for msimd -data) and config.toml (for msimircd) with every bench account into this directory, then exit")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on each scenario's logins and NAMES waits")
+	fs.BoolVar(&o.history, "history", true, "the gateway keeps history ([history] enabled) in the im, memory and names scenarios (history and probes always keep it)")
+	fs.BoolVar(&o.historyCompare, "history-compare", false, "run the fixed-rate phase again on a second gateway with history the other way, and report the p99 overhead of storing IMs")
+	fs.IntVar(&o.hist.users, "history-users", 100, "chathistory: IRC users (pairs of buddies)")
+	fs.IntVar(&o.hist.ims, "history-ims", 10000, "chathistory: IMs stored per user before the gateway starts")
+	fs.IntVar(&o.hist.rounds, "history-rounds", 5, "chathistory: CHATHISTORY LATEST requests per client")
+	fs.IntVar(&o.hist.pages, "history-pages", 10, "chathistory: CHATHISTORY BEFORE pages after each LATEST")
+	fs.IntVar(&o.hist.inflight, "history-inflight", 0, "chathistory: requests in flight across all clients (0: one per client, all at once)")
+	fs.StringVar(&o.gwMetrics, "gateway-metrics", "", "external mode: the gateway's -metrics-listen address (its metrics are checked)")
+	fs.StringVar(&o.msimMetrics, "msim-metrics", "", "external mode: the MSIM server's metrics address (msimd -metrics-listen)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -116,6 +129,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		def("buddies", func() { o.buddies = 10 })
 		def("names-buddies", func() { o.namesBuddies = 50 })
 		def("timeout", func() { o.timeout = 30 * time.Second })
+		def("history-users", func() { o.hist.users = 4 })
+		def("history-ims", func() { o.hist.ims = 500 })
+		def("history-rounds", func() { o.hist.rounds = 2 })
+		def("history-pages", func() { o.hist.pages = 3 })
+	}
+	if o.hist.users < 2 || o.hist.users%2 != 0 {
+		return o, fmt.Errorf("-history-users %d: need an even number ≥ 2", o.hist.users)
+	}
+	if o.hist.ims < 1 || o.hist.rounds < 1 || o.hist.pages < 0 || o.hist.inflight < 0 {
+		return o, errors.New("-history-ims and -history-rounds must be ≥ 1, -history-pages and -history-inflight ≥ 0")
 	}
 	if o.clients < 2 || o.clients%2 != 0 {
 		return o, fmt.Errorf("-clients %d: need an even number ≥ 2", o.clients)
@@ -126,16 +149,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if (o.ircAddr == "") != (o.msimAddr == "") && o.setupDir == "" {
 		return o, errors.New("external mode needs both -irc and -msim")
 	}
-	for _, a := range []string{o.ircAddr, o.msimAddr, o.gwDebug, o.plainAddr} {
+	for _, a := range []string{o.ircAddr, o.msimAddr, o.gwDebug, o.plainAddr, o.gwMetrics, o.msimMetrics} {
 		if a != "" && !isLoopbackAddr(a) {
 			return o, fmt.Errorf("%s: only loopback addresses are allowed", a)
 		}
 	}
 	for s := range strings.SplitSeq(o.scenarios, ",") {
-		switch strings.TrimSpace(s) {
-		case "im", "memory", "names", "plain", "":
-		default:
-			return o, fmt.Errorf("-scenarios: unknown %q (im, memory, names, plain)", s)
+		if s = strings.TrimSpace(s); s != "" && !slices.Contains(allScenarios, s) {
+			return o, fmt.Errorf("-scenarios: unknown %q (%s)", s, strings.Join(allScenarios, ", "))
 		}
 	}
 	if _, err := o.accountCounts(); err != nil {
@@ -143,6 +164,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	return o, nil
 }
+
+// allScenarios are the scenarios, in the order they run.
+var allScenarios = []string{"im", "memory", "names", "history", "probes", "plain"}
 
 func (o options) has(s string) bool {
 	for x := range strings.SplitSeq(o.scenarios, ",") {
@@ -185,6 +209,24 @@ type report struct {
 	RateP99ms   *float64 `json:"rate_p99_ms"`
 	Lost        int64    `json:"lost"`
 	Errors      int64    `json:"errors"`
+
+	// History is whether the im, memory and names gateways kept history.
+	History bool `json:"history"`
+	// With -history-compare: the fixed-rate p99 with history on and off,
+	// and the overhead of storing IMs, (on − off) / off.
+	RateP99msHistory   *float64    `json:"rate_p99_ms_history"`
+	RateP99msNoHistory *float64    `json:"rate_p99_ms_no_history"`
+	HistoryP99Overhead *float64    `json:"history_p99_overhead"`
+	HistoryCompare     *loadResult `json:"history_compare"` // the second gateway's fixed-rate run
+
+	ChathistoryLatestP50ms *float64       `json:"chathistory_latest_p50_ms"`
+	ChathistoryLatestP99ms *float64       `json:"chathistory_latest_p99_ms"`
+	ChathistoryBeforeP50ms *float64       `json:"chathistory_before_p50_ms"`
+	ChathistoryBeforeP99ms *float64       `json:"chathistory_before_p99_ms"`
+	Chathistory            *historyResult `json:"chathistory"`
+	Probes                 *probeResult   `json:"probes"`
+
+	metricsReport
 
 	BytesPerAccount      *float64 `json:"bytes_per_account"`      // RSS growth / N, at the largest N
 	HeapBytesPerAccount  *float64 `json:"heap_bytes_per_account"` // Go heap+stacks growth / N, at the largest N
@@ -273,11 +315,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		defer os.RemoveAll(tmp)
 	}
 	e := &env{tmp: tmp, extIRC: o.ircAddr, extMSIM: o.msimAddr, extDebug: o.gwDebug,
-		extPID: o.gwPID, profileDir: o.profileDir, prog: prog, timeout: o.timeout}
-	rep := &report{Quick: o.quick, Mode: "subprocess", Memory: []memResult{}, Failures: []string{}, LoadBefore: loadAvg()}
+		extPID: o.gwPID, profileDir: o.profileDir, prog: prog, timeout: o.timeout,
+		extGWMetrics: o.gwMetrics, extMSIMMetrics: o.msimMetrics, metrics: newMetricTally()}
+	rep := &report{Quick: o.quick, Mode: "subprocess", Memory: []memResult{}, Failures: []string{}, LoadBefore: loadAvg(), History: o.history}
 	if e.external() {
 		rep.Mode = "external"
-	} else if o.has("im") || o.has("memory") || o.has("names") {
+	} else if o.has("im") || o.has("memory") || o.has("names") || o.has("history") || o.has("probes") {
 		if o.gatewayBin != "" {
 			e.gatewayBin = o.gatewayBin
 		} else {
@@ -308,12 +351,16 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		prog.say("FAILED " + what + ": " + err.Error())
 	}
 	lo := o.loadOptions()
+	var ran ranSet
+	gwo := gwOptions{noHistory: !o.history}
 
 	if o.has("im") && ctx.Err() == nil {
-		prog.say(fmt.Sprintf("bridged IM: %d clients, window %d, %s at full load, %g IMs/s for %s", o.clients, o.window, o.duration, o.rate, o.rateDuration))
-		res, err := runBridged(ctx, e, o.clients, lo)
+		prog.say(fmt.Sprintf("bridged IM: %d clients, window %d, %s at full load, %g IMs/s for %s, history %s", o.clients, o.window, o.duration, o.rate, o.rateDuration, onOff(o.history)))
+		res, err := runBridged(ctx, e, "im", o.clients, lo, gwo)
 		if err != nil {
 			fail("bridged IM", err)
+		} else {
+			ran.im, ran.historyOn = true, o.history
 		}
 		if res.Clients > 0 {
 			rep.Bridged = &res
@@ -327,16 +374,31 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 				fail("bridged IM", fmt.Errorf("%d lost, %d errors; first: %s", res.Lost, res.Errors, res.FirstError))
 			}
 		}
+		if o.historyCompare && res.RateOffered > 0 && ctx.Err() == nil {
+			prog.say(fmt.Sprintf("bridged IM again, history %s: %g IMs/s for %s", onOff(!o.history), o.rate, o.rateDuration))
+			lc := lo
+			lc.duration = 0
+			other, err := runBridged(ctx, e, "im-history-"+onOff(!o.history), o.clients, lc, gwOptions{noHistory: o.history})
+			switch {
+			case err != nil:
+				fail("bridged IM, history "+onOff(!o.history), err)
+			case other.Lost > 0 || other.Errors > 0:
+				fail("bridged IM, history "+onOff(!o.history), fmt.Errorf("%d lost, %d errors; first: %s", other.Lost, other.Errors, other.FirstError))
+			default:
+				rep.setHistoryCompare(o.history, &res, &other)
+			}
+		}
 	}
 	if o.has("memory") && ctx.Err() == nil {
 		counts, _ := o.accountCounts()
 		for _, n := range counts {
 			prog.say(fmt.Sprintf("memory and login storm: %d accounts, %d buddies each", n, o.buddies))
-			res, err := runMemory(ctx, e, n, o.buddies)
+			res, err := runMemory(ctx, e, n, o.buddies, gwo)
 			if err != nil {
 				fail(fmt.Sprintf("memory (%d accounts)", n), err)
 				continue
 			}
+			ran.memory = true
 			rep.Memory = append(rep.Memory, res)
 			rep.LoginStormMs, rep.LoginStormAccounts = fp(res.LoginStormMs), n
 			if res.MemoryMeasured {
@@ -347,11 +409,32 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if o.has("names") && ctx.Err() == nil {
 		prog.say(fmt.Sprintf("large contact list: %d buddies", o.namesBuddies))
-		res, err := runNames(ctx, e, o.namesBuddies)
+		res, err := runNames(ctx, e, o.namesBuddies, gwo)
 		if err != nil {
 			fail("large contact list", err)
 		} else {
 			rep.Names, rep.NamesMs, rep.NamesBuddies = &res, fp(res.NamesMs), o.namesBuddies
+			ran.names = true
+		}
+	}
+	if o.has("history") && ctx.Err() == nil {
+		prog.say(fmt.Sprintf("chathistory: %d users × %d stored IMs, %d × (LATEST + %d BEFORE pages) each", o.hist.users, o.hist.ims, o.hist.rounds, o.hist.pages))
+		res, err := runHistory(ctx, e, o.hist)
+		if err != nil {
+			fail("chathistory", err)
+		} else {
+			rep.setChathistory(&res)
+			ran.history = true
+		}
+	}
+	if o.has("probes") && ctx.Err() == nil {
+		prog.say("probes: typing, zap, away, CHATHISTORY, offline IM, kick, wrong password, flood, network")
+		res, err := runProbes(ctx, e)
+		if err != nil {
+			fail("probes", err)
+		} else {
+			rep.Probes = &res
+			ran.probes = true
 		}
 	}
 	if o.has("plain") && ctx.Err() == nil {
@@ -379,6 +462,11 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if ctx.Err() != nil {
 		fail("run", ctx.Err())
+	}
+	mr, mfail := e.metrics.result(ran)
+	rep.metricsReport = mr
+	for _, f := range mfail {
+		fail("metrics", errors.New(f))
 	}
 	rep.ElapsedS = time.Since(started).Seconds()
 	rep.LoadAfter = loadAvg()
@@ -535,6 +623,7 @@ func printTable(w io.Writer, r *report) {
 		}
 		fmt.Fprintf(tw, "login storm: %d accounts online, buddies visible\t%.0f ms\t%s\t\n", m.Accounts, m.LoginStormMs, storm)
 	}
+	printHistoryRows(tw, r)
 	if n := r.Names; n != nil {
 		fmt.Fprintf(tw, "complete NAMES, %d buddies online\t%.0f ms\t≤ %d ms: %s\t\n", n.Buddies, n.NamesMs, targetNamesMs, verdict(n.NamesMs <= targetNamesMs))
 		fmt.Fprintf(tw, "  001 / first 366 (%d buddies in it)\t%.0f / %.0f ms\t\t\n", n.InNames, n.WelcomeMs, n.FirstEndMs)
@@ -553,6 +642,7 @@ func printTable(w io.Writer, r *report) {
 	if r.Plain == nil && r.PlainSkipped != "" { // a long reason would widen the table
 		fmt.Fprintln(w, "plain IRC skipped:", r.PlainSkipped)
 	}
+	printMetrics(w, &r.metricsReport)
 	for _, f := range r.Failures {
 		fmt.Fprintln(w, "FAILED:", f)
 	}

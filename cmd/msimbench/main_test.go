@@ -37,7 +37,8 @@ func TestEndToEnd(t *testing.T) {
 	if left, _ := os.ReadDir(stateHome); len(left) > 0 {
 		t.Errorf("XDG_STATE_HOME: got %d entries (%s first), want none: the gateway's state belongs in the run's temporary directory", len(left), left[0].Name())
 	}
-	for _, k := range []string{"im_per_sec", "p50_ms", "p99_ms", "lost", "bytes_per_account", "login_storm_ms", "names_ms", "names_buddies", "rate_p99_ms", "heap_bytes_per_account", "goroutines_per_account"} {
+	for _, k := range []string{"im_per_sec", "p50_ms", "p99_ms", "lost", "bytes_per_account", "login_storm_ms", "names_ms", "names_buddies", "rate_p99_ms", "heap_bytes_per_account", "goroutines_per_account",
+		"chathistory_latest_p50_ms", "chathistory_latest_p99_ms", "chathistory_before_p50_ms", "chathistory_before_p99_ms"} {
 		v, ok := rep[k]
 		if !ok || v == nil {
 			t.Errorf("key %s: got %v, want a number", k, v)
@@ -58,6 +59,28 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("key %s: got %v, want a number (the plain mode ran)", k, rep[k])
 			}
 		}
+	}
+	// Every required metric moved, the probes' included, on both sources.
+	if missing, ok := rep["metrics_missing"].([]any); !ok || len(missing) != 0 {
+		t.Errorf("metrics_missing: got %v, want an empty list", rep["metrics_missing"])
+	}
+	if src, _ := rep["metrics_sources"].([]any); len(src) != 2 {
+		t.Errorf("metrics_sources: got %v, want msimd and msimircd", rep["metrics_sources"])
+	}
+	moved, _ := rep["metrics_moved"].(map[string]any)
+	for _, s := range []string{`msimircd_ims_bridged_total{direction="to_msim"}`, `msimircd_typing_total{direction="to_irc"}`, "msimircd_msim_reconnects_total", "msimd_ims_routed_total"} {
+		if d, _ := moved[s].(float64); d <= 0 {
+			t.Errorf("metrics_moved[%s]: got %v, want > 0", s, moved[s])
+		}
+	}
+	if still, _ := rep["metrics_still"].([]any); len(still) == 0 {
+		t.Errorf("metrics_still: got %v, want the series nothing moved (held IMs, SendQ disconnects…)", rep["metrics_still"])
+	}
+	if h, _ := rep["history"].(bool); !h {
+		t.Errorf("history: got %v, want true (the default)", rep["history"])
+	}
+	if ch, _ := rep["chathistory"].(map[string]any); ch == nil || ch["messages_received"].(float64) <= 0 {
+		t.Errorf("chathistory: got %v, want IMs received", rep["chathistory"])
 	}
 	if b, _ := rep["bridged"].(map[string]any); b == nil {
 		t.Errorf("bridged: got nothing, want the load's details")

@@ -22,7 +22,12 @@ type target struct {
 	ircAddr, msimAddr string
 	gw                *gateway
 	close             func()
+	metrics           *stackMetrics // scraped at the start; finish at the scenario's end
 }
+
+// finishMetrics takes the stack's second metrics scrape: call it while the
+// scenario's clients are still connected.
+func (t *target) finishMetrics() { t.metrics.finish() }
 
 // env is what every scenario shares.
 type env struct {
@@ -33,9 +38,13 @@ type env struct {
 	extIRC, extMSIM string
 	extDebug        string
 	extPID          int
-	profileDir      string
-	prog            *progress
-	timeout         time.Duration // bound on each wait for logins and NAMES
+	// External mode: the metrics listeners of the gateway and of the
+	// MSIM server ("" = not scraped).
+	extGWMetrics, extMSIMMetrics string
+	metrics                      *metricTally // nil: no metrics scraped
+	profileDir                   string
+	prog                         *progress
+	timeout                      time.Duration // bound on each wait for logins and NAMES
 }
 
 func (e *env) external() bool { return e.extIRC != "" }
@@ -43,8 +52,11 @@ func (e *env) external() bool { return e.extIRC != "" }
 // start brings up the system under test for accts.
 func (e *env) start(name string, accts []*acct, o gwOptions) (*target, error) {
 	if e.external() {
-		return &target{ircAddr: e.extIRC, msimAddr: e.extMSIM,
-			gw: &gateway{ircAddr: e.extIRC, debugAddr: e.extDebug, pid: e.extPID}, close: func() {}}, nil
+		t := &target{ircAddr: e.extIRC, msimAddr: e.extMSIM,
+			gw: &gateway{ircAddr: e.extIRC, debugAddr: e.extDebug, metricsAddr: e.extGWMetrics, pid: e.extPID}}
+		t.metrics = startMetrics(e.metrics, name, []metricSource{{"msimircd", e.extGWMetrics}, {"msimd", e.extMSIMMetrics}})
+		t.close = t.finishMetrics
+		return t, nil
 	}
 	ms, err := startMSIM(accts)
 	if err != nil {
@@ -55,21 +67,37 @@ func (e *env) start(name string, accts []*acct, o gwOptions) (*target, error) {
 		ms.Close()
 		return nil, err
 	}
-	gw, err := startGateway(e.gatewayBin, dir, ms.addr, o, accts)
+	upstream := ms.addr
+	if o.proxy != nil {
+		upstream = o.proxy.forward(ms.addr)
+	}
+	gw, err := startGateway(e.gatewayBin, dir, upstream, o, accts)
 	if err != nil {
+		o.proxy.close()
 		ms.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &target{ircAddr: gw.ircAddr, msimAddr: ms.addr, gw: gw, close: func() {
+	t := &target{ircAddr: gw.ircAddr, msimAddr: ms.addr, gw: gw}
+	t.metrics = startMetrics(e.metrics, name, []metricSource{{"msimircd", gw.metricsAddr}, {"msimd", ms.metricsAddr}})
+	t.close = func() {
+		t.finishMetrics()
 		gw.Stop()
+		o.proxy.close()
 		ms.Close()
-	}}, nil
+	}
+	return t, nil
 }
 
 // connectAll connects an IRC client for every IRC user in accts at once
 // and returns them in that order; want(a) lists the nicks that must be
 // voiced in its control channel.
 func connectAll(ctx context.Context, addr string, accts []*acct, want func(*acct) []string) ([]*ircClient, error) {
+	return connectAllWith(ctx, addr, accts, want, nil)
+}
+
+// connectAllWith is connectAll with the dial options opts(a) (nil: none)
+// for each user.
+func connectAllWith(ctx context.Context, addr string, accts []*acct, want func(*acct) []string, opts func(*acct) dialOpts) ([]*ircClient, error) {
 	var users []*acct
 	for _, a := range accts {
 		if a.ircUser {
@@ -95,7 +123,11 @@ func connectAll(ctx context.Context, addr string, accts []*acct, want func(*acct
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := dialIRC(ctx, addr, a.name, a.name+":"+benchPassword, a.channel(), want(a))
+			var o dialOpts
+			if opts != nil {
+				o = opts(a)
+			}
+			c, err := dialIRCWith(ctx, addr, a.name, a.name+":"+benchPassword, a.channel(), want(a), o)
 			if err != nil {
 				failed(i, err)
 				return
@@ -181,9 +213,12 @@ func pairAccounts(prefix string, n int) []*acct {
 	return accts
 }
 
-func runBridged(ctx context.Context, e *env, clientsN int, o loadOptions) (loadResult, error) {
+// runBridged runs the load through a fresh stack called name; gwo are its
+// config choices (the default sendq: a large one only makes the GC scan
+// empty queues).
+func runBridged(ctx context.Context, e *env, name string, clientsN int, o loadOptions, gwo gwOptions) (loadResult, error) {
 	accts := pairAccounts("im", clientsN)
-	t, err := e.start("im", accts, gwOptions{}) // the default sendq: a large one only makes the GC scan empty queues
+	t, err := e.start(name, accts, gwo)
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -200,13 +235,14 @@ func runBridged(ctx context.Context, e *env, clientsN int, o loadOptions) (loadR
 		nicks[i] = a.name
 	}
 	secs := int((o.rateDuration + o.warmup + o.duration).Seconds() + 0.999)
-	waitProfiles := t.gw.profiles(e.profileDir, "im", secs)
+	waitProfiles := t.gw.profiles(e.profileDir, name, secs)
 	l := newLoad(clients, nicks, o.window)
 	cpu0, cpuErr := t.gw.cpuTicks()
 	res := l.run(ctx, o, e.prog, "bridged IM")
 	if cpu1, err := t.gw.cpuTicks(); err == nil && cpuErr == nil && res.Delivered > 0 {
 		res.GatewayCPUPerIM = float64(cpu1-cpu0) * 1e6 / clockTicks / float64(res.Delivered)
 	}
+	t.finishMetrics()
 	waitProfiles()
 	if err := t.gw.alive(); err != nil {
 		return res, err
@@ -254,7 +290,7 @@ func ringAccounts(prefix string, n, buddies int) []*acct {
 	return accts
 }
 
-func runMemory(ctx context.Context, e *env, n, buddies int) (memResult, error) {
+func runMemory(ctx context.Context, e *env, n, buddies int, gwo gwOptions) (memResult, error) {
 	res := memResult{Accounts: n, Buddies: buddies}
 	accts := ringAccounts(fmt.Sprintf("k%d_", n), n, buddies)
 	online := map[string]bool{}
@@ -275,7 +311,7 @@ func runMemory(ctx context.Context, e *env, n, buddies int) (memResult, error) {
 		total += len(want(a))
 	}
 	res.OnlineBuddies = total / n
-	t, err := e.start(fmt.Sprintf("mem%d", n), accts, gwOptions{})
+	t, err := e.start(fmt.Sprintf("mem%d", n), accts, gwo)
 	if err != nil {
 		return res, err
 	}
@@ -312,10 +348,12 @@ func runMemory(ctx context.Context, e *env, n, buddies int) (memResult, error) {
 	}
 	res.LoginStormMs = ms(last.Sub(start))
 	if !canMeasure {
+		t.finishMetrics()
 		res.MemoryNotMeasur = "no -gateway-debug address"
 		return res, nil
 	}
 	res.SettleMs = ms(t.gw.settle(60 * time.Second))
+	t.finishMetrics()
 	if res.After, err = t.gw.memory(); err != nil {
 		return res, fmt.Errorf("memory: %w", err)
 	}
@@ -357,10 +395,10 @@ func namesAccounts(buddies int) (*acct, []*acct) {
 	return big, accts
 }
 
-func runNames(ctx context.Context, e *env, buddies int) (namesResult, error) {
+func runNames(ctx context.Context, e *env, buddies int, gwo gwOptions) (namesResult, error) {
 	res := namesResult{Buddies: buddies}
 	big, accts := namesAccounts(buddies)
-	t, err := e.start(fmt.Sprintf("names%d", buddies), accts, gwOptions{})
+	t, err := e.start(fmt.Sprintf("names%d", buddies), accts, gwo)
 	if err != nil {
 		return res, err
 	}
@@ -398,6 +436,7 @@ func runNames(ctx context.Context, e *env, buddies int) (namesResult, error) {
 		res.WelcomeMs = ms(c.welcomeAt.Sub(start))
 	}
 	res.InNames = c.inFirstNames
+	t.finishMetrics()
 	return res, t.gw.alive()
 }
 

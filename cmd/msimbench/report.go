@@ -1,0 +1,71 @@
+package main
+
+// The report's history figures: the cost of storing IMs on the bridged
+// path, and the chathistory benchmark.
+
+import (
+	"fmt"
+	"io"
+)
+
+// targetHistoryOverhead is issue 14's bound on what storing an IM adds to
+// the bridged path's p99 at the fixed rate: (on − off) / off.
+const targetHistoryOverhead = 0.10
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
+
+// historyOverhead is what history adds to the p99: (on − off) / off.
+func historyOverhead(on, off float64) float64 {
+	if off <= 0 {
+		return 0
+	}
+	return (on - off) / off
+}
+
+// setHistoryCompare records the fixed-rate phase of the main run (history
+// as -history says) and of the second gateway (history the other way).
+func (r *report) setHistoryCompare(mainOn bool, main, other *loadResult) {
+	on, off := main, other
+	if !mainOn {
+		on, off = other, main
+	}
+	r.HistoryCompare = other
+	r.RateP99msHistory, r.RateP99msNoHistory = fp(on.RateP99ms), fp(off.RateP99ms)
+	r.HistoryP99Overhead = fp(historyOverhead(on.RateP99ms, off.RateP99ms))
+}
+
+// setChathistory records the chathistory benchmark, with its figures at
+// the top level.
+func (r *report) setChathistory(h *historyResult) {
+	r.Chathistory = h
+	r.ChathistoryLatestP50ms, r.ChathistoryLatestP99ms = fp(h.LatestP50ms), fp(h.LatestP99ms)
+	r.ChathistoryBeforeP50ms, r.ChathistoryBeforeP99ms = fp(h.BeforeP50ms), fp(h.BeforeP99ms)
+}
+
+// printHistoryRows writes the table's rows of the history figures (tw is
+// the table's tabwriter).
+func printHistoryRows(tw io.Writer, r *report) {
+	if r.HistoryP99Overhead != nil && r.Bridged != nil {
+		ov := *r.HistoryP99Overhead
+		fmt.Fprintf(tw, "history cost at %.0f IMs/s: p99 with / without\t%.2f / %.2f ms (%+.0f%%)\t≤ %+.0f%%: %s\t\n", r.Bridged.RateOffered,
+			*r.RateP99msHistory, *r.RateP99msNoHistory, 100*ov, 100*targetHistoryOverhead, verdict(ov <= targetHistoryOverhead))
+	}
+	if h := r.Chathistory; h != nil {
+		fmt.Fprintf(tw, "CHATHISTORY LATEST * %d (%d users × %d stored)\tp50 %.2f / p99 %.2f ms\t\t\n", historyPage, h.Users, h.StoredPerUser, h.LatestP50ms, h.LatestP99ms)
+		fmt.Fprintf(tw, "  BEFORE pages of %d\tp50 %.2f / p99 %.2f ms\t\t\n", historyPage, h.BeforeP50ms, h.BeforeP99ms)
+		inflight := "one per client"
+		if h.Inflight > 0 {
+			inflight = fmt.Sprint(h.Inflight)
+		}
+		fmt.Fprintf(tw, "  requests (in flight: %s) / IMs received\t%d (%.0f/s) / %d\t\t\n", inflight, h.Latest+h.Before, h.PerSec, h.Messages)
+		fmt.Fprintf(tw, "  store filled in\t%.1f s (%.0f IMs/s)\t\t\n", h.FillS, h.FillPerSec)
+	}
+	if p := r.Probes; p != nil {
+		fmt.Fprintf(tw, "probes (%d steps)\t%.0f ms\t\t\n", len(p.Steps), p.Ms)
+	}
+}
