@@ -18,7 +18,7 @@ const (
 	// histWriters is how many goroutines append at once (the store commits
 	// concurrent appends together); a user's entries always go through the
 	// same one, so they are appended in order.
-	histWriters = 4
+	histWriters = 128
 	// histQueue bounds the entries waiting per writer; a session that
 	// finds its writer's queue full waits (backpressure, never a drop).
 	histQueue = 1024
