@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"sync"
 )
 
@@ -95,7 +94,11 @@ func (a *appender) run() {
 	}
 }
 
-// commit runs a batch in one transaction and answers its callers.
+// commit runs a batch in one transaction and answers its callers. An
+// append refused as such (ErrExists, ErrNotFound) writes nothing and
+// leaves the others be; any other failure undoes the transaction, and the
+// batch's appends are then made one transaction each, so one bad append
+// never fails the others.
 func (a *appender) commit(batch []*appendReq) {
 	// Not a caller's context: one caller giving up must not undo the
 	// others' appends.
@@ -107,36 +110,38 @@ func (a *appender) commit(batch []*appendReq) {
 				results[i].err = err
 				continue
 			}
-			var err error
-			if results[i], err = a.one(ctx, tx, r); err != nil {
+			e, err := a.s.appendTx(ctx, tx, r.user, r.e)
+			if err != nil && !refused(err) {
 				return err
 			}
+			results[i] = appendRes{e: e, err: err}
 		}
 		return nil
 	})
-	for i, r := range batch {
-		if err != nil {
-			results[i] = appendRes{err: err}
+	if err != nil {
+		for i, r := range batch {
+			results[i] = a.alone(ctx, r)
 		}
+	}
+	for i, r := range batch {
 		r.res <- results[i]
 	}
 }
 
-// one runs an append in a savepoint of tx, undone if the append fails.
-// A savepoint that cannot be made or undone fails the whole batch
-// (fatal), as the transaction is then in doubt.
-func (a *appender) one(ctx context.Context, tx *sql.Tx, r *appendReq) (res appendRes, fatal error) {
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT append_history"); err != nil {
-		return appendRes{}, err
+// refused reports whether an append failed without writing anything.
+func refused(err error) bool { return errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) }
+
+// alone makes one append in a transaction of its own.
+func (a *appender) alone(ctx context.Context, r *appendReq) appendRes {
+	if err := r.ctx.Err(); err != nil {
+		return appendRes{err: err}
 	}
-	e, err := a.s.appendTx(ctx, tx, r.user, r.e)
-	if err != nil {
-		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT append_history"); rerr != nil {
-			return appendRes{}, fmt.Errorf("%w (and undoing it: %v)", err, rerr)
-		}
-	}
-	if _, rerr := tx.ExecContext(ctx, "RELEASE SAVEPOINT append_history"); rerr != nil {
-		return appendRes{}, rerr
-	}
-	return appendRes{e: e, err: err}, nil
+	var res appendRes
+	err := a.s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res.e, err = a.s.appendTx(ctx, tx, r.user, r.e)
+		return err
+	})
+	res.err = err
+	return res
 }

@@ -387,7 +387,7 @@ func testHistoryReopen(t *testing.T, db testDB) {
 
 // testGroupCommit runs one batch of the appender (SQLite's group commit;
 // made by hand here on either engine) with appends that fail among others:
-// each fails alone, undone to its savepoint, and the rest are committed.
+// each fails alone, writing nothing, and the rest are committed.
 func testGroupCommit(t *testing.T, db testDB) {
 	s := db.open(t, testKey(1))
 	user, email := userWithAccount(t, s)

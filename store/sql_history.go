@@ -166,6 +166,11 @@ func (s *sqlStore) appendTx(ctx context.Context, tx *sql.Tx, user string, e Hist
 	err = s.queryRow(ctx, tx, qHistoryInsert, uid, int64(e.Buddy), e.MsgID, micros(e.Time),
 		e.Outgoing, e.Kind, e.Text, uid, e.Account).Scan(&e.ID, &acct)
 	if errors.Is(err, sql.ErrNoRows) {
+		// Nothing inserted: take back the count, so a refused append
+		// writes nothing (the group commit relies on it).
+		if _, err := s.exec(ctx, tx, qHistoryPruned, 1, uid); err != nil {
+			return e, err
+		}
 		return e, fmt.Errorf("msgid %q of user %q: %w", e.MsgID, user, ErrExists)
 	}
 	if err != nil {
