@@ -199,6 +199,7 @@ func (at *attachment) History(q ircd.HistoryQuery, answer func([]ircd.HistoryMes
 }
 
 func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
+	s.b.met.historyQuery("chathistory")
 	st, user, hist := s.b.cfg.Store, s.user.Name, s.b.hist
 	s.lookupConversation(q.Target, func(ctx context.Context, c conversation, err error) {
 		if err != nil {
@@ -301,6 +302,7 @@ func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.History
 		answer(nil, nil)
 		return
 	}
+	s.b.met.historyQuery("targets")
 	after, before := q.From, q.To
 	if before.Before(after) {
 		after, before = before, after
@@ -366,6 +368,7 @@ func (s *session) readMarker(target string) time.Time {
 	if err != nil {
 		return time.Time{}
 	}
+	s.b.met.historyQuery("read_marker")
 	ctx, cancel := storeCtx()
 	defer cancel()
 	t, err := s.b.cfg.Store.ReadMarker(ctx, s.user.Name, c.email, c.uid)
@@ -396,6 +399,7 @@ func (s *session) replay(at *attachment) {
 	if !found {
 		return
 	}
+	s.b.met.historyQuery("replay")
 	entries, err := st.HistorySince(ctx, user, pos, replayMax)
 	if err != nil {
 		s.log.WithError(err).Error("store: the history to replay could not be read")
@@ -484,13 +488,14 @@ func (s *session) cmdHistory(r replyCtx, args []string) {
 		}
 		n = min(n, historyShowMax)
 	}
-	st, user, self, hist := s.b.cfg.Store, s.user.Name, s.irc.Nick(), s.b.hist
+	st, user, self, hist, met := s.b.cfg.Store, s.user.Name, s.irc.Nick(), s.b.hist, s.b.met
 	s.lookupConversation(args[0], func(ctx context.Context, c conversation, err error) {
 		if err != nil {
 			s.post(call(func() { s.reply(r, "No messages with %s are kept.", args[0]) }))
 			return
 		}
 		hist.sync(ctx, user)
+		met.historyQuery("command")
 		es, err := st.History(ctx, user, store.HistoryQuery{Account: c.email, Buddy: c.uid, Limit: n, Latest: true})
 		s.post(call(func() {
 			if err != nil {

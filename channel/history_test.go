@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/irc.v4"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
@@ -18,7 +20,7 @@ var historyCaps = []string{"server-time", "message-tags", "batch", "echo-message
 
 // historyGateway runs a gateway with history, a store and user al (and her
 // MSIM account) always on, on the stack's MSIM server.
-func historyGateway(t *testing.T) (*stack, *gateway) {
+func historyGateway(t *testing.T, opts ...func(*channel.Config)) (*stack, *gateway) {
 	t.Helper()
 	stk := startStack(t)
 	if _, err := stk.msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
@@ -29,9 +31,9 @@ func historyGateway(t *testing.T) (*stack, *gateway) {
 		Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}, "")
 	icfg := testIRCConfig()
 	icfg.History = true
-	g := startGatewayIRC(t, stk.msimAddr, dir, st, icfg, func(c *channel.Config) {
+	g := startGatewayIRC(t, stk.msimAddr, dir, st, icfg, append([]func(*channel.Config){func(c *channel.Config) {
 		c.History, c.AlwaysOn = true, true
-	})
+	}}, opts...)...)
 	return stk, g
 }
 
@@ -239,5 +241,35 @@ func TestReadMarkerSync(t *testing.T) {
 	tablet.send("MARKREAD bob")
 	if r := tablet.expect("MARKREAD", nil); r.Param(1) != "timestamp="+ts {
 		t.Errorf("MARKREAD bob query: got %v", r)
+	}
+}
+
+// TestHistoryQueriesCounted: each way of reading the history counts in
+// msimircd_history_queries_total under its kind.
+func TestHistoryQueriesCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	stk, g := historyGateway(t, func(c *channel.Config) { c.Metrics = reg })
+	bob := msimUser(t, stk, "bob")
+	alUID := lookupUID(t, bob, "al")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...)
+	phone.joinedControl("&al")
+	phone.quit()
+	sendIMs(t, bob, alUID, "hello")
+	desk.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "bob" })
+	desk.send("CHATHISTORY LATEST bob * 10")
+	batchLines(desk, "chathistory")
+	desk.send("CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10")
+	batchLines(desk, "draft/chathistory-targets")
+	desk.send("MARKREAD bob")
+	desk.expect("MARKREAD", nil)
+	desk.command("&al", "history bob", "The last 1 message with bob")
+	phone = dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...) // replayed to
+	phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "bob" })
+	for _, kind := range []string{"chathistory", "targets", "read_marker", "command", "replay"} {
+		if got := promtest.Value(t, reg, "msimircd_history_queries_total", "kind", kind); got < 1 {
+			t.Errorf("history queries of kind %s: got %v, want at least 1", kind, got)
+		}
 	}
 }

@@ -95,6 +95,17 @@ type bridgeMetrics struct {
 	held      prometheus.Counter
 	refused   prometheus.Counter
 	dropped   prometheus.Counter
+	history   map[string]prometheus.Counter // by historyKinds
+}
+
+// historyKinds label msimircd_history_queries_total.
+var historyKinds = []string{"chathistory", "targets", "read_marker", "replay", "command"}
+
+// historyQuery counts a read of the history of kind (historyKinds).
+func (m *bridgeMetrics) historyQuery(kind string) {
+	if m != nil {
+		m.history[kind].Inc()
+	}
 }
 
 func newBridgeMetrics(reg prometheus.Registerer) *bridgeMetrics {
@@ -130,6 +141,14 @@ func newBridgeMetrics(reg prometheus.Registerer) *bridgeMetrics {
 		held:      counter("msimircd_ims_held_total", "IMs and zaps from MSIM held for the user's next IRC connection (they did not reach the IRC client)."),
 		refused:   counter("msimircd_ims_refused_total", "IMs typed on IRC that were not taken (link stopped, queue full, MSIM refused the send); the user got a notice."),
 		dropped:   counter("msimircd_ims_dropped_total", "IMs taken (queued, or from MSIM) and then lost; the user got a notice."),
+	}
+	hv := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "msimircd_history_queries_total",
+		Help: "Reads of the history: CHATHISTORY, CHATHISTORY TARGETS, MARKREAD, the replay to a client without chathistory, the history command.",
+	}, []string{"kind"}))
+	m.history = map[string]prometheus.Counter{}
+	for _, k := range historyKinds {
+		m.history[k] = hv.WithLabelValues(k)
 	}
 	states := metrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "msimircd_msim_accounts",
