@@ -214,13 +214,14 @@ func requiredMetrics(r ranSet) []string {
 		gw = append(gw, msimircdLogins("bad_password"), seriesAccountsStopped,
 			byLabel("msimircd_msim_links_lost_total", "reason", "kicked"),
 			"msimircd_ims_refused_total", "msimircd_irc_flood_delays_total", storeOp("history"),
+			byLabel("msimircd_history_queries_total", "kind", "chathistory"),
 			byLabel("msimircd_msim_links_lost_total", "reason", "network"), "msimircd_msim_reconnects_total",
 			msimircdLogins("network"), "msimircd_ims_queued_total")
 		md = append(md, msimdBadPassword, msimdErr(msim.ErrCodeBadPassword), msimdErr(msim.ErrCodeElsewhere),
 			"msimd_ims_stored_total", "msimd_ims_delivered_from_storage_total")
 	}
 	if r.history {
-		gw = append(gw, storeOp("history"))
+		gw = append(gw, storeOp("history"), byLabel("msimircd_history_queries_total", "kind", "chathistory"))
 	}
 	var out []string
 	if r.msimircd {

@@ -176,6 +176,7 @@ func TestTallyResult(t *testing.T) {
 	tally.add("msimircd", map[string]float64{}, map[string]float64{
 		"msimircd_irc_connections": 2, "msimircd_users_attached": 2, seriesAccountsOnline: 2,
 		msimircdLogins("ok"): 2, storeOp("load_user"): 2, storeOp("history"): 0,
+		`msimircd_history_queries_total{kind="chathistory"}`: 3,
 	})
 	rep, failures := tally.result(ranSet{history: true})
 	if !slices.Equal(rep.Missing, []string{storeOp("history")}) {
