@@ -70,6 +70,11 @@ type Config struct {
 	// Metrics, if not nil, gets the server's Prometheus collectors
 	// (metrics.go); nil counts nothing.
 	Metrics prometheus.Registerer
+
+	// Bus, if not nil, makes the server one node of a cluster (bus.go):
+	// what crosses sessions crosses the bus when the peer is on another
+	// node. All the nodes must share one Store. nil: a single process.
+	Bus Bus
 }
 
 func (c *Config) defaults() {
@@ -98,6 +103,7 @@ type Server struct {
 	log   *logrus.Entry
 	reg   registry
 	tom   *tom // nil unless cfg.Demo
+	bus   Bus  // nil unless cfg.Bus
 
 	metrics *metricSet // nil without cfg.Metrics
 
@@ -137,6 +143,7 @@ func New(cfg Config, store Store, log *logrus.Entry) (*Server, error) {
 		conns:     map[*session]struct{}{},
 	}
 	s.reg.init(cfg.Demo)
+	s.bus, s.reg.bus = cfg.Bus, cfg.Bus
 	s.initLimits()
 	m, err := newMetricSet(cfg.Metrics, s)
 	if err != nil {
@@ -150,6 +157,9 @@ func New(cfg Config, store Store, log *logrus.Entry) (*Server, error) {
 			return nil, err
 		}
 		s.tom = t
+	}
+	if s.bus != nil {
+		s.bus.Attach(peer{s})
 	}
 	return s, nil
 }
