@@ -147,7 +147,6 @@ func (n *Node) onFence(m *nats.Msg) {
 
 func (n *Node) onAlert(m *nats.Msg) {
 	defer n.recoverAndLog()
-	n.metrics.received(kindAlert)
 	var a alertMsg
 	if len(m.Data) == 0 || decodeJSON(m.Data[1:], &a) != nil || a.UID <= 0 || a.UID > maxUID {
 		n.bad(m, errBadMessage)
@@ -160,7 +159,9 @@ func (n *Node) onAlert(m *nats.Msg) {
 		n.peer.AlertsTaken(a.UID)
 	default:
 		n.bad(m, errBadMessage)
+		return
 	}
+	n.metrics.received(kindAlert) // once done: tests wait on it
 }
 
 // heartbeats sends this node's heartbeats and sweeps the liveness table.
@@ -180,21 +181,35 @@ func (n *Node) heartbeats() {
 
 func (n *Node) beat() {
 	defer n.recoverAndLog()
-	inc := n.Node()
-	n.publish(kindHeartbeat, n.subj.heartbeat(), encodeJSON(opHeartbeat, beat{Node: inc}))
+	n.mu.Lock()
+	inc, fenced := n.inc, n.fenced
+	n.mu.Unlock()
+	if !fenced { // a fenced node's old name is dead: it only checks the link
+		n.publish(kindHeartbeat, n.subj.heartbeat(), encodeJSON(opHeartbeat, beat{Node: inc}))
+	}
 	err := n.nc.FlushTimeout(n.cfg.Heartbeat)
 	now := time.Now()
-	n.mu.Lock()
+	var down []string
 	rejoined := false
+	n.mu.Lock()
 	if err == nil && n.nc.IsConnected() {
+		if n.cutOff {
+			// The others could not be heard while the link was down.
+			n.live.refresh(now)
+			n.cutOff = false
+		}
 		n.live.ok(now)
 		if n.fenced && !n.closed {
-			// Back, under a new name: the old one is dead for everyone.
+			// Back, under a new name: the old one is dead for everyone,
+			// and what this node thought of the others is void.
 			n.fenced, rejoined = false, true
 			n.inc = incarnation(n.cfg.Name)
+			n.live.reset(now)
 		}
+		down = n.live.sweep(now) // only a node in touch judges the others
+	} else {
+		n.cutOff = true
 	}
-	down := n.live.sweep(now)
 	fence := !n.fenced && !n.closed && n.live.lost(now)
 	n.fenced = n.fenced || fence
 	newInc := n.inc

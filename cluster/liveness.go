@@ -65,6 +65,22 @@ func (l *liveness) sweep(now time.Time) []string {
 	return down
 }
 
+// refresh counts every peer as heard now: after this node was cut off, the
+// others' silence says nothing about them.
+func (l *liveness) refresh(now time.Time) {
+	for n := range l.peers {
+		l.peers[n] = now
+	}
+}
+
+// reset forgets every peer, alive or dead: for a node back under a new
+// name, whose view of the others is void.
+func (l *liveness) reset(now time.Time) {
+	clear(l.peers)
+	clear(l.dead)
+	l.lastOK = now
+}
+
 // ok records a heartbeat of this node that reached NATS.
 func (l *liveness) ok(now time.Time) { l.lastOK = now }
 

@@ -108,6 +108,7 @@ type Node struct {
 	inc      string // incarnation: Name plus a random suffix, new after each fence
 	attached bool
 	fenced   bool
+	cutOff   bool // the last heartbeat did not reach NATS
 	closed   bool
 	live     *liveness
 	claims   map[msim.UID]*counted
