@@ -150,7 +150,12 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 		nats.PingInterval(max(cfg.Heartbeat, cfg.DeadAfter/2)),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			n.log.WithError(err).Warn("NATS link lost; reconnecting")
+			n.mu.Lock()
+			closed := n.closed
+			n.mu.Unlock()
+			if !closed {
+				n.log.WithError(err).Warn("NATS link lost; reconnecting")
+			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			n.log.WithField("server", c.ConnectedUrlRedacted()).Info("NATS link back")
