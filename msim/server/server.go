@@ -18,6 +18,13 @@
 // presence and privacy settings) lives in the registry behind one mutex;
 // sending to another session only appends to its queue and never blocks.
 // The Store is safe for concurrent use.
+//
+// With Config.Bus the server is one node of a cluster (bus.go, remote.go;
+// package cluster is the bus over NATS): the registry also follows the
+// states of listed users whose sessions are on other nodes, and what it
+// cannot deliver locally goes to the bus before it is stored. The bus calls
+// back through Peer on its own goroutines; the registry is never locked
+// across a bus call. Without a Bus none of this runs.
 package server
 
 import (
