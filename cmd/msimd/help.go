@@ -56,6 +56,7 @@ func helpPage(fs *flag.FlagSet) *cmdhelp.Page {
 		Description: []string{
 			"msimd runs the MSIM network that msimircd embeds, on its own: for real MSIM clients (such as libpurple's), for msimircd gateways whose [msim] server points at it, and for testing.",
 			"Without -data the network lives in memory and is gone at exit. With it, accounts, contact lists and offline IMs are kept in the data file, and the password hashes in it are sealed under the key file -key (default: the data file's path + \".key\", created mode 0600 at the first start): back the key file up apart from the data file.",
+			"With -nats, msimd is one node of a cluster: any number of nodes that share the store and a NATS server (or NATS cluster) serve one network, and a user may log in to any of them. IMs, typing, zaps, presence, alerts and the kick of a second login cross NATS; a node that dies or loses NATS has its users offline for the others within seconds, and IMs for them are stored.",
 			"Accounts are made out of band, because the login never shows the password to the server: with adduser on the data file (it asks for the password twice without echo on a terminal, or reads one line from standard input), or from an -account-file of EMAIL:PASSWORD lines (mode 0600; the user name is the part of the address before '@'). adduser cannot open a data file a running msimd holds: add a line to its -account-file and send it SIGHUP instead. The older forms \"adduser EMAIL PASSWORD [USERNAME]\" and -account EMAIL:PASSWORD still work but show the password to other local users.",
 		},
 		Flags: fs,
@@ -80,7 +81,7 @@ func helpPage(fs *flag.FlagSet) *cmdhelp.Page {
 				Items: []cmdhelp.Item{
 					{Term: "0", Text: "a clean shutdown, or -help."},
 					{Term: "1", Text: "an error, such as a data file in use or a listener that would not open; the message is on standard error."},
-					{Term: "2", Text: "a usage error: a bad flag or argument, or -key without -data."},
+					{Term: "2", Text: "a usage error: a bad flag or argument, -key without -data, or -node without -nats."},
 				},
 			},
 		},

@@ -1,7 +1,7 @@
 // Command msimd runs a standalone MSIM (MySpaceIM) server: the network
 // msimircd embeds, on its own, for real MSIM clients and for testing.
 //
-//	msimd [-listen ADDR] [-data PATH] [-key PATH] [-demo] [-account-file FILE] [limits] [-metrics-listen ADDR [-metrics-public]] [-debug]
+//	msimd [-listen ADDR] [-data PATH] [-key PATH] [-demo] [-account-file FILE] [limits] [-metrics-listen ADDR [-metrics-public]] [-nats URL[,URL] [-node NAME]] [-debug]
 //	msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL   (password on standard input)
 //
 // Without -data the network lives in memory and is gone at exit. With it,
@@ -18,6 +18,9 @@
 // The older forms "adduser EMAIL PASSWORD [USERNAME]" and "-account
 // EMAIL:PASSWORD" still work but put the password where other local users
 // can read it (ps, /proc), and say so.
+//
+// With -nats, msimd is one node of a cluster: nodes that share the store
+// and a NATS server (or cluster) serve one network (package cluster).
 //
 // With -metrics-listen, msimd serves Prometheus metrics at /metrics,
 // liveness at /healthz and readiness (the MSIM listener is served, the store
@@ -42,6 +45,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 
+	"github.com/msimircd/msimircd/cluster"
 	"github.com/msimircd/msimircd/metrics"
 	"github.com/msimircd/msimircd/msim/server"
 )
@@ -114,6 +118,9 @@ type options struct {
 
 	metricsListen string
 	metricsPublic bool
+
+	nats string // NATS URLs: join a cluster
+	node string // this node's name in the cluster
 }
 
 // run is main without the process: it serves until ctx ends, or runs
@@ -136,6 +143,8 @@ func run(ctx context.Context, args []string, e env) error {
 	fs.Int64Var(&o.limits.OfflinePerSenderBytes, "offline-sender-bytes", 0, fmt.Sprintf("bytes one sender may have waiting for one user (0: %d; negative: no cap)", server.DefaultOfflinePerSenderBytes))
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on `ADDR` (default: off; loopback only unless -metrics-public)")
 	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "allow a non-loopback -metrics-listen address (the endpoints have no authentication)")
+	fs.StringVar(&o.nats, "nats", "", "join the cluster of msimd nodes on the NATS servers `URL[,URL]` (nats://host:4222); every node must share the store (default: a single process)")
+	fs.StringVar(&o.node, "node", "", "this node's `NAME` in the cluster, in logs (default: the host name)")
 	setHelp(fs, e) // help.go
 	sub := len(args) > 0 && args[0] == "adduser"
 	if sub {
@@ -151,6 +160,9 @@ func run(ctx context.Context, args []string, e env) error {
 			return parseError(err)
 		}
 		rest = fs.Args()
+	}
+	if o.node != "" && o.nats == "" {
+		return fmt.Errorf("%w: -node needs -nats (it names this node in the cluster)", errUsage)
 	}
 	if o.key != "" && o.data == "" {
 		return fmt.Errorf("%w: -key needs -data (the key seals the data file's password hashes)", errUsage)
@@ -347,6 +359,18 @@ func serve(ctx context.Context, o options, e env, log *logrus.Entry) error {
 	if o.metricsListen != "" {
 		cfg.Metrics = reg
 	}
+	var bus *cluster.Node
+	if o.nats != "" {
+		if o.data == "" {
+			log.Warn("-nats with the store in memory: this node's accounts and offline IMs are its own, and other nodes cannot see them")
+		}
+		bus, err = cluster.Connect(cluster.Config{URL: o.nats, Name: o.node, Metrics: cfg.Metrics}, log)
+		if err != nil {
+			return err
+		}
+		defer bus.Close() // after the server's Shutdown: its logouts reach the other nodes
+		cfg.Bus = bus
+	}
 	srv, err := server.New(cfg, store, log)
 	if err != nil {
 		return err
@@ -379,12 +403,15 @@ func serve(ctx context.Context, o options, e env, log *logrus.Entry) error {
 		}
 		ms.AddCheck("msim listener", srv.CheckListening)
 		ms.AddCheck("store", srv.CheckStore)
+		if bus != nil {
+			ms.AddCheck("cluster", bus.Check)
+		}
 		log.WithField("metrics", ms.Addr().String()).Info("serving /metrics, /healthz and /readyz")
 		if e.metricsReady != nil {
 			e.metricsReady(ms.Addr().String())
 		}
 	}
-	log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "demo": o.demo, "data": o.data}).Info("msimd serving")
+	log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "demo": o.demo, "data": o.data, "cluster": bus != nil}).Info("msimd serving")
 	if e.ready != nil {
 		e.ready(ln.Addr().String())
 	}

@@ -72,6 +72,17 @@ func (srv *Server) route(from, to msim.UID, typ int, out *msim.Message, body str
 		srv.metrics.routedIM(typ)
 		return nil
 	}
+	if srv.bus != nil {
+		taken, err := srv.bus.Deliver(to, from, wire)
+		if err != nil {
+			// Not known to be delivered: an IM is stored rather than lost.
+			srv.log.WithError(err).WithField("to", to).Warn("cluster delivery failed")
+		}
+		if taken {
+			srv.metrics.routedIM(typ)
+			return nil
+		}
+	}
 	acct, err := srv.store.Account(to)
 	if err != nil {
 		if errors.Is(err, ErrNoSuchAccount) {
@@ -102,15 +113,20 @@ func (srv *Server) route(from, to msim.UID, typ int, out *msim.Message, body str
 		return nil
 	}
 	srv.offlineMu.Lock()
-	defer srv.offlineMu.Unlock()
 	if srv.reg.deliver(to, from, wire) { // logged in meanwhile
+		srv.offlineMu.Unlock()
 		srv.metrics.routedIM(typ)
 		return nil
 	}
-	if err := srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: body}, srv.offlineLimits); err != nil {
+	err = srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: body}, srv.offlineLimits)
+	srv.offlineMu.Unlock()
+	if err != nil {
 		return err
 	}
 	srv.metrics.storedIMs(1)
+	if srv.bus != nil {
+		srv.bus.Stored(to) // the recipient may have logged in on another node meanwhile
+	}
 	return nil
 }
 

@@ -37,7 +37,7 @@ var loginCodes = []int{0, msim.ErrCodeParse, msim.ErrCodeBadPassword}
 // errorCodes are the codes of the \error\ messages the server sends.
 var errorCodes = []int{
 	msim.ErrCodeParse, msim.ErrCodeNotLoggedIn, msim.ErrCodeBadSession, msim.ErrCodeElsewhere,
-	msim.ErrCodeBadPassword, msim.ErrCodeBadUID, ErrCodeNotStored, ErrCodeRefused,
+	msim.ErrCodeBadPassword, msim.ErrCodeBadUID, ErrCodeNotStored, ErrCodeRefused, ErrCodeNodeLost,
 }
 
 // persistKinds are the persist requests session.persist answers (keep the

@@ -18,6 +18,21 @@ type registry struct {
 	alerts   map[msim.UID]msim.Dict             // pending persist 7/18 alerts
 	demo     bool                               // Tom is online
 	metrics  *metricSet                         // set by New; nil counts nothing
+
+	// In a cluster (bus not nil): what this node knows of the users its
+	// sessions list, whose sessions may be on other nodes, and the logins
+	// under way between their Claim and login. Bus calls are made after
+	// mu is released.
+	bus      Bus
+	remote   map[msim.UID]*remoteEntry
+	claiming map[msim.UID]*claimMark
+}
+
+// claimMark is a login under way in a cluster: by is set when a later
+// login on another node claimed the uid meanwhile.
+type claimMark struct {
+	ver Version
+	by  *Version
 }
 
 // route is a logged-in session's routing state, guarded by registry.mu.
@@ -38,6 +53,8 @@ func (r *registry) init(demo bool) {
 	r.keys = map[int]*session{}
 	r.watchers = map[msim.UID]map[*session]struct{}{}
 	r.alerts = map[msim.UID]msim.Dict{}
+	r.remote = map[msim.UID]*remoteEntry{}
+	r.claiming = map[msim.UID]*claimMark{}
 }
 
 func has(m map[msim.UID]struct{}, u msim.UID) bool {
@@ -101,16 +118,20 @@ var offline = msim.Presence{Status: msim.StatusOffline}
 // While the registry is still locked, so that nothing routed to ss can
 // overtake them, it calls greet with the session it replaces (or nil) and
 // the presence messages of ss's online contacts. A replaced session hands
-// its published presence to ss, so watchers see no flicker.
-func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte)) {
+// its published presence to ss, so watchers see no flicker; so does one on
+// another node (ss.inherit). In a cluster it returns the version of a later
+// login elsewhere that claimed the uid while this one was under way (ss
+// must then be closed), and publishes ss's state.
+func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte)) (supersededBy *Version) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for ss.key == 0 || r.keys[ss.key] != nil {
 		ss.key = newSessionKey()
 	}
 	old := r.byUID[ss.uid]
 	if old != nil {
 		ss.rt.presence, ss.rt.announced = old.rt.presence, old.rt.announced
+	} else if ss.inherit != nil {
+		ss.rt.presence, ss.rt.announced = ss.inherit.Presence, ss.inherit.Announced
 	}
 	r.byUID[ss.uid] = ss
 	r.keys[ss.key] = ss
@@ -118,6 +139,20 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 		r.watch(ss, c)
 	}
 	greet(old, r.contactPresences(ss))
+	if r.bus == nil {
+		r.mu.Unlock()
+		return nil
+	}
+	if c := r.claiming[ss.uid]; c != nil && c.ver == ss.ver {
+		delete(r.claiming, ss.uid)
+		supersededBy = c.by
+	}
+	ss.seq = 1
+	st := ss.peerState(false)
+	r.setLocal(st)
+	r.mu.Unlock()
+	r.bus.Publish(st)
+	return supersededBy
 }
 
 func (r *registry) watch(ss *session, subject msim.UID) {
@@ -139,10 +174,28 @@ func (r *registry) unwatch(ss *session, subject msim.UID) {
 }
 
 // logout removes ss. Unless a newer login replaced it, watchers who saw it
-// online are told it is offline.
+// online are told it is offline (in a cluster, on every node).
 func (r *registry) logout(ss *session) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	st := r.logoutLocked(ss)
+	var dropped []msim.UID
+	if r.bus != nil {
+		dropped = r.unpinLocked(keys(ss.rt.contacts))
+	}
+	r.mu.Unlock()
+	if r.bus == nil {
+		return
+	}
+	if st != nil {
+		r.bus.Publish(st)
+	}
+	r.bus.Unwatch(dropped)
+	ss.releaseClaim()
+}
+
+// logoutLocked is logout's work under r.mu; in a cluster it returns the
+// offline state to publish, if ss was the live session.
+func (r *registry) logoutLocked(ss *session) *PeerState {
 	if r.keys[ss.key] == ss {
 		delete(r.keys, ss.key)
 	}
@@ -150,7 +203,7 @@ func (r *registry) logout(ss *session) {
 		r.unwatch(ss, c)
 	}
 	if r.byUID[ss.uid] != ss {
-		return
+		return nil
 	}
 	delete(r.byUID, ss.uid)
 	var msg []byte
@@ -165,6 +218,13 @@ func (r *registry) logout(ss *session) {
 		}
 	}
 	r.metrics.presenceFanout(n)
+	if r.bus == nil {
+		return nil
+	}
+	ss.seq++
+	st := &PeerState{UID: ss.uid, Version: ss.ver, Seq: ss.seq, Presence: offline}
+	r.setLocal(st)
+	return st
 }
 
 // update applies fn to ss's route and tells every watcher whose view of ss
@@ -172,7 +232,6 @@ func (r *registry) logout(ss *session) {
 // both before and after get the (new) presence too.
 func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	ws := r.watchers[ss.uid]
 	before := make(map[*session]bool, len(ws))
 	for w := range ws {
@@ -180,6 +239,7 @@ func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 	}
 	fn(&ss.rt)
 	if r.byUID[ss.uid] != ss {
+		r.mu.Unlock()
 		return
 	}
 	var on, off []byte
@@ -207,6 +267,23 @@ func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 	if always { // a status change, not a privacy setting
 		r.metrics.presenceFanout(n)
 	}
+	st := r.nextState(ss, always)
+	r.mu.Unlock()
+	if st != nil {
+		r.bus.Publish(st)
+	}
+}
+
+// nextState is ss's new state for the cluster (nil without one), also
+// recorded for this node's own watchers. The caller holds r.mu.
+func (r *registry) nextState(ss *session, status bool) *PeerState {
+	if r.bus == nil {
+		return nil
+	}
+	ss.seq++
+	st := ss.peerState(status)
+	r.setLocal(st)
+	return st
 }
 
 // presenceFor returns subject's presence as viewer sees it (offline when
@@ -217,23 +294,49 @@ func (r *registry) presenceFor(subject msim.UID, viewer msim.UID) msim.Presence 
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s := r.byUID[subject]; s != nil && s.rt.visibleTo(viewer) {
-		return s.rt.presence
+	if s := r.byUID[subject]; s != nil {
+		if s.rt.visibleTo(viewer) {
+			return s.rt.presence
+		}
+		return offline
+	}
+	if e := r.remote[subject]; e != nil && e.visibleTo(viewer) {
+		return e.st.Presence
 	}
 	return offline
 }
 
 // setContact lists (or, with listed false, unlists) subject for ss and
-// updates the watcher index.
+// updates the watcher index (in a cluster, what this node follows).
 func (r *registry) setContact(ss *session, subject msim.UID, listed bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	was := has(ss.rt.contacts, subject)
 	if listed {
 		add(&ss.rt.contacts, subject)
 		r.watch(ss, subject)
 	} else {
 		delete(ss.rt.contacts, subject)
 		r.unwatch(ss, subject)
+	}
+	if r.bus == nil || was == listed {
+		r.mu.Unlock()
+		return
+	}
+	var newly, dropped []msim.UID
+	if listed {
+		newly = r.pinLocked([]msim.UID{subject})
+	} else {
+		dropped = r.unpinLocked([]msim.UID{subject})
+	}
+	var st *PeerState
+	if ss.rt.showOnlyToList && r.byUID[ss.uid] == ss {
+		st = r.nextState(ss, false) // who may see ss changed
+	}
+	r.mu.Unlock()
+	r.bus.Watch(newly)
+	r.bus.Unwatch(dropped)
+	if st != nil {
+		r.bus.Publish(st)
 	}
 }
 
@@ -246,8 +349,12 @@ func (r *registry) contactPresences(ss *session) [][]byte {
 			out = append(out, presenceMsg(TomUID, tomPresence))
 			continue
 		}
-		if s := r.byUID[c]; s != nil && s.rt.visibleTo(ss.uid) {
-			out = append(out, presenceMsg(c, s.rt.presence))
+		if s := r.byUID[c]; s != nil {
+			if s.rt.visibleTo(ss.uid) {
+				out = append(out, presenceMsg(c, s.rt.presence))
+			}
+		} else if e := r.remote[c]; e != nil && e.visibleTo(ss.uid) {
+			out = append(out, presenceMsg(c, e.st.Presence))
 		}
 	}
 	return out
@@ -271,20 +378,37 @@ func (r *registry) deliver(uid, sender msim.UID, msg []byte) (online bool) {
 	return s.enqueue(msg)
 }
 
-// addAlert records a pending alert (e.g. FriendRequest) for uid.
+// addAlert records a pending alert (e.g. FriendRequest) for uid, on every
+// node in a cluster.
 func (r *registry) addAlert(uid msim.UID, key string) {
+	r.setAlert(uid, key)
+	if r.bus != nil {
+		r.bus.Alert(uid, key)
+	}
+}
+
+func (r *registry) setAlert(uid msim.UID, key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.alerts[uid] = r.alerts[uid].Set(key, "On")
 }
 
-// takeAlerts returns and clears uid's pending alerts.
+// takeAlerts returns and clears uid's pending alerts (on every node).
 func (r *registry) takeAlerts(uid msim.UID) msim.Dict {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	d := r.alerts[uid]
 	delete(r.alerts, uid)
+	r.mu.Unlock()
+	if r.bus != nil && len(d) > 0 {
+		r.bus.AlertsTaken(uid)
+	}
 	return d
+}
+
+func (r *registry) dropAlerts(uid msim.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.alerts, uid)
 }
 
 // count returns the number of live sessions.

@@ -18,6 +18,13 @@
 // presence and privacy settings) lives in the registry behind one mutex;
 // sending to another session only appends to its queue and never blocks.
 // The Store is safe for concurrent use.
+//
+// With Config.Bus the server is one node of a cluster (bus.go, remote.go;
+// package cluster is the bus over NATS): the registry also follows the
+// states of listed users whose sessions are on other nodes, and what it
+// cannot deliver locally goes to the bus before it is stored. The bus calls
+// back through Peer on its own goroutines; the registry is never locked
+// across a bus call. Without a Bus none of this runs.
 package server
 
 import (
@@ -70,6 +77,11 @@ type Config struct {
 	// Metrics, if not nil, gets the server's Prometheus collectors
 	// (metrics.go); nil counts nothing.
 	Metrics prometheus.Registerer
+
+	// Bus, if not nil, makes the server one node of a cluster (bus.go):
+	// what crosses sessions crosses the bus when the peer is on another
+	// node. All the nodes must share one Store. nil: a single process.
+	Bus Bus
 }
 
 func (c *Config) defaults() {
@@ -98,6 +110,7 @@ type Server struct {
 	log   *logrus.Entry
 	reg   registry
 	tom   *tom // nil unless cfg.Demo
+	bus   Bus  // nil unless cfg.Bus
 
 	metrics *metricSet // nil without cfg.Metrics
 
@@ -137,6 +150,7 @@ func New(cfg Config, store Store, log *logrus.Entry) (*Server, error) {
 		conns:     map[*session]struct{}{},
 	}
 	s.reg.init(cfg.Demo)
+	s.bus, s.reg.bus = cfg.Bus, cfg.Bus
 	s.initLimits()
 	m, err := newMetricSet(cfg.Metrics, s)
 	if err != nil {
@@ -150,6 +164,9 @@ func New(cfg Config, store Store, log *logrus.Entry) (*Server, error) {
 			return nil, err
 		}
 		s.tom = t
+	}
+	if s.bus != nil {
+		s.bus.Attach(peer{s})
 	}
 	return s, nil
 }

@@ -55,6 +55,15 @@ type session struct {
 	// Routing state, guarded by srv.reg.mu.
 	rt route
 
+	// In a cluster: the session's version (set by claim, then constant),
+	// the sequence number of its last published state (srv.reg.mu), the
+	// state of the session it replaced on another node (reader only,
+	// before registration), and whether it holds the bus's claim on uid.
+	ver     Version
+	seq     uint64
+	inherit *PeerState
+	claimed atomic.Bool
+
 	// Reader goroutine only.
 	nonce    []byte
 	loggedIn bool
@@ -338,6 +347,9 @@ func (s *session) finish() {
 		s.srv.reg.logout(s)
 		s.logger().Info("logged out")
 	}
+	if s.srv.bus != nil {
+		s.releaseClaim()
+	}
 	s.srv.forget(s)
 }
 
@@ -502,6 +514,17 @@ func (s *session) login(m *msim.Message) bool {
 		}
 	}
 	s.log.Store(log.WithField("uid", acct.UID))
+	if srv.bus != nil {
+		// Other nodes close their sessions of this account, and this node
+		// follows the contacts' states before greeting.
+		if err := s.claim(); err != nil {
+			s.logger().WithError(err).Error("login: cluster")
+			srv.metrics.login(msim.ErrCodeParse)
+			s.fatal(msim.ErrCodeParse, "The server could not process the login.")
+			return false
+		}
+		srv.bus.Watch(srv.reg.pin(keys(s.rt.contacts)))
+	}
 
 	// Offline messages are taken under offlineMu so that none stored by a
 	// sender who still saw this account offline can be missed.
@@ -510,7 +533,7 @@ func (s *session) login(m *msim.Message) bool {
 	if err != nil {
 		s.logger().WithError(err).Error("login: offline messages")
 	}
-	srv.reg.login(s, func(old *session, presences [][]byte) {
+	supersededBy := srv.reg.login(s, func(old *session, presences [][]byte) {
 		if old != nil {
 			old.send(msim.ErrorMessage(msim.ErrCodeElsewhere, true, textElsewhere))
 			old.closeAfterFlush()
@@ -532,6 +555,10 @@ func (s *session) login(m *msim.Message) bool {
 	srv.offlineMu.Unlock()
 
 	s.loggedIn = true
+	if supersededBy != nil {
+		// A later login on another node won while this one was under way.
+		peer{srv}.Kick(s.uid, *supersededBy)
+	}
 	srv.metrics.login(0)
 	_ = s.nc.SetReadDeadline(time.Time{})
 	s.logger().WithField("offline_messages", len(stored)).Info("logged in")

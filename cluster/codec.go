@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+// Operations on PREFIX.u.UID: the first byte of the payload.
+const (
+	opDeliver = 'D' // uvarint sender uid, then the encoded bm
+	opKick    = 'K' // JSON server.Version
+	opState   = 'S' // nothing
+	opMailbox = 'M' // nothing
+)
+
+// Operations on PREFIX.alert and PREFIX.hb.
+const (
+	opAlert      = 'A' // JSON alertMsg
+	opAlertTaken = 'T' // JSON alertMsg without Key
+	opHeartbeat  = 'H' // JSON beat
+	opBye        = 'B' // JSON beat
+)
+
+// Replies to opDeliver.
+var (
+	replyTaken    = []byte{'1'}
+	replyNotTaken = []byte{'0'}
+)
+
+// errBadMessage is the error of every decoder here.
+var errBadMessage = errors.New("cluster: malformed message")
+
+// maxUID bounds the uids a message may carry (msim.UID is an int, and uids
+// are positive 31-bit numbers on the wire).
+const maxUID = 1<<31 - 1
+
+func encodeDeliver(from msim.UID, wire []byte) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(wire))
+	b = append(b, opDeliver)
+	b = binary.AppendUvarint(b, uint64(from))
+	return append(b, wire...)
+}
+
+// decodeDeliver reads an opDeliver payload without its op byte.
+func decodeDeliver(b []byte) (msim.UID, []byte, error) {
+	from, n := binary.Uvarint(b)
+	if n <= 0 || from == 0 || from > maxUID || n == len(b) {
+		return 0, nil, errBadMessage
+	}
+	return msim.UID(from), b[n:], nil
+}
+
+// encodeJSON is op followed by v as JSON.
+func encodeJSON(op byte, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil { // only plain structs are encoded here
+		panic(fmt.Sprintf("cluster: encode %T: %v", v, err))
+	}
+	return append([]byte{op}, b...)
+}
+
+func decodeJSON(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %v", errBadMessage, err)
+	}
+	return nil
+}
+
+// decodeState reads a PeerState and checks that it is about uid (0: any).
+func decodeState(b []byte, uid msim.UID) (*server.PeerState, error) {
+	var st server.PeerState
+	if err := decodeJSON(b, &st); err != nil {
+		return nil, err
+	}
+	if st.UID <= 0 || st.UID > maxUID || uid != 0 && st.UID != uid || st.Node == "" {
+		return nil, errBadMessage
+	}
+	return &st, nil
+}
+
+// alertMsg is an alert set or taken.
+type alertMsg struct {
+	UID  msim.UID `json:"uid"`
+	Key  string   `json:"key,omitempty"`
+	Node string   `json:"node"`
+}
+
+// beat is a heartbeat or a goodbye.
+type beat struct {
+	Node string `json:"node"` // incarnation
+}
+
+// subjects builds the subject names under a prefix.
+type subjects string
+
+func (p subjects) user(uid msim.UID) string     { return string(p) + ".u." + strconv.Itoa(int(uid)) }
+func (p subjects) presence(uid msim.UID) string { return string(p) + ".p." + strconv.Itoa(int(uid)) }
+func (p subjects) heartbeat() string            { return string(p) + ".hb" }
+func (p subjects) fence() string                { return string(p) + ".fence" }
+func (p subjects) alert() string                { return string(p) + ".alert" }
+
+// uidOf reads the uid at the end of a per-user subject.
+func uidOf(subject string) (msim.UID, error) {
+	i := strings.LastIndexByte(subject, '.')
+	n, err := strconv.Atoi(subject[i+1:])
+	if err != nil || n <= 0 || n > maxUID {
+		return 0, errBadMessage
+	}
+	return msim.UID(n), nil
+}
+
+// validPrefix reports whether p can prefix subjects: dot-separated tokens
+// without wildcards or spaces.
+func validPrefix(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,38 @@
+// Package cluster joins msimd nodes into one MSIM network over NATS: it
+// implements server.Bus, so that what crosses sessions in one process (IMs,
+// typing and zaps, presence fan-out, alerts, the err 6 kick of a second
+// login) crosses NATS when the peer is on another node. The nodes share
+// nothing else but the Store (PostgreSQL in production).
+//
+// Subjects, under a prefix (Config.Subject, default "msimd"):
+//
+//	PREFIX.u.UID    requests to the node holding UID's session: deliver a
+//	                bm, kick an older session, fetch the state, check the
+//	                mailbox. Subscribed from Claim to Release.
+//	PREFIX.p.UID    UID's state (presence and privacy) whenever it changes.
+//	                Subscribed while local sessions list UID.
+//	PREFIX.hb       heartbeats (and a node's goodbye).
+//	PREFIX.fence    "you were declared dead": the named node drops its sessions.
+//	PREFIX.alert    pending alerts, set and taken.
+//
+// Routing needs no table: NATS's own interest in PREFIX.u.UID is the map of
+// who is where, and a request nobody subscribes to fails at once (no
+// responders), which is how a sender's node learns that UID is connected
+// nowhere and stores the IM itself, once.
+//
+// Ownership: a node owns its sessions while its heartbeats reach NATS.
+// Every node hears the others' heartbeats; one silent for DeadAfter is
+// declared dead and its users offline. A node whose own heartbeat has not
+// been flushed for FenceAfter (shorter than DeadAfter) closes every session
+// (it fences itself), and comes back under a new incarnation name, so its
+// old sessions are never resurrected; a node heard from after it was
+// declared dead is told to fence.
+//
+// Goroutines: NATS delivers the per-user subjects into a few shard channels
+// (by uid, so one user's messages keep their order), each drained by one
+// goroutine that calls the server's Peer. One goroutine sends heartbeats
+// and sweeps the liveness table. nats.go runs its own (reader, flusher, and
+// one per handler subscription: heartbeats, fences, alerts). The Node's
+// tables (claims, watches, liveness) are guarded by mu; no NATS call is made
+// with mu held except subscribing and unsubscribing.
+package cluster

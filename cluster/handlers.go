@@ -1,0 +1,228 @@
+package cluster
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+// drain is a shard's goroutine: it hands the per-user messages to the
+// server, in order.
+func (n *Node) drain(ch chan *nats.Msg) {
+	defer n.wg.Done()
+	for {
+		select {
+		case m := <-ch:
+			n.onUserMsg(m)
+		case <-n.done:
+			return
+		}
+	}
+}
+
+func (n *Node) onUserMsg(m *nats.Msg) {
+	defer n.recoverAndLog()
+	uid, err := uidOf(m.Subject)
+	if err != nil || len(m.Data) == 0 {
+		n.bad(m, err)
+		return
+	}
+	if strings.HasPrefix(m.Subject, string(n.subj)+".p.") {
+		n.metrics.received(kindPresence)
+		st, err := decodeState(m.Data, uid)
+		if err != nil {
+			n.bad(m, err)
+			return
+		}
+		n.peer.PeerState(st)
+		return
+	}
+	switch m.Data[0] {
+	case opDeliver:
+		n.metrics.received(kindDeliver)
+		from, wire, err := decodeDeliver(m.Data[1:])
+		if err != nil {
+			n.bad(m, err)
+			return
+		}
+		switch {
+		case n.peer.Deliver(uid, from, wire):
+			n.respond(m, replyTaken)
+		case n.holds(uid):
+			n.respond(m, replyNotTaken)
+		}
+		// A node that no longer holds uid (its session was kicked) stays
+		// silent: the node that took uid over answers.
+	case opKick:
+		n.metrics.received(kindKick)
+		var v server.Version
+		if err := decodeJSON(m.Data[1:], &v); err != nil || v.Node == "" {
+			n.bad(m, err)
+			return
+		}
+		if st := n.peer.Kick(uid, v); st != nil {
+			n.respond(m, encodeState(st))
+		} else {
+			n.respond(m, noState)
+		}
+	case opState:
+		n.metrics.received(kindState)
+		if st := n.peer.State(uid); st != nil {
+			n.respond(m, encodeState(st))
+		} else if n.holds(uid) {
+			n.respond(m, noState)
+		}
+	case opMailbox:
+		n.metrics.received(kindMailbox)
+		n.peer.Mailbox(uid)
+	default:
+		n.bad(m, errBadMessage)
+	}
+}
+
+func encodeState(st *server.PeerState) []byte {
+	b, _ := json.Marshal(st) // a plain struct: it always encodes
+	return b
+}
+
+// bad counts and logs a message that does not read.
+func (n *Node) bad(m *nats.Msg, err error) {
+	n.metrics.drop()
+	n.log.WithError(err).WithField("subject", m.Subject).Warn("malformed cluster message dropped")
+}
+
+func (n *Node) onHeartbeat(m *nats.Msg) {
+	defer n.recoverAndLog()
+	n.metrics.received(kindHeartbeat)
+	var b beat
+	if len(m.Data) == 0 || decodeJSON(m.Data[1:], &b) != nil || b.Node == "" {
+		n.bad(m, errBadMessage)
+		return
+	}
+	now := time.Now()
+	switch m.Data[0] {
+	case opHeartbeat:
+		n.mu.Lock()
+		alive := n.live.heard(b.Node, now)
+		n.mu.Unlock()
+		if !alive {
+			// Declared dead, yet it talks: its users are offline for
+			// everyone, so its sessions must go.
+			n.publish(kindFence, n.subj.fence(), encodeJSON(opHeartbeat, beat{Node: b.Node}))
+		}
+	case opBye:
+		n.mu.Lock()
+		known := n.live.bye(b.Node, now)
+		n.mu.Unlock()
+		if known {
+			n.metrics.nodeDown()
+			n.log.WithField("peer", b.Node).Info("node left the cluster")
+		}
+		n.peer.NodeDown(b.Node)
+	default:
+		n.bad(m, errBadMessage)
+	}
+}
+
+func (n *Node) onFence(m *nats.Msg) {
+	defer n.recoverAndLog()
+	n.metrics.received(kindFence)
+	var b beat
+	if len(m.Data) == 0 || decodeJSON(m.Data[1:], &b) != nil {
+		n.bad(m, errBadMessage)
+		return
+	}
+	n.mu.Lock()
+	fence := b.Node == n.inc && !n.fenced && !n.closed
+	n.fenced = n.fenced || fence
+	n.mu.Unlock()
+	if fence {
+		n.fence("the other nodes declared this one dead")
+	}
+}
+
+func (n *Node) onAlert(m *nats.Msg) {
+	defer n.recoverAndLog()
+	var a alertMsg
+	if len(m.Data) == 0 || decodeJSON(m.Data[1:], &a) != nil || a.UID <= 0 || a.UID > maxUID {
+		n.bad(m, errBadMessage)
+		return
+	}
+	switch {
+	case m.Data[0] == opAlert && a.Key != "":
+		n.peer.Alert(a.UID, a.Key)
+	case m.Data[0] == opAlertTaken:
+		n.peer.AlertsTaken(a.UID)
+	default:
+		n.bad(m, errBadMessage)
+		return
+	}
+	n.metrics.received(kindAlert) // once done: tests wait on it
+}
+
+// heartbeats sends this node's heartbeats and sweeps the liveness table.
+func (n *Node) heartbeats() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		n.beat()
+		select {
+		case <-t.C:
+		case <-n.done:
+			return
+		}
+	}
+}
+
+func (n *Node) beat() {
+	defer n.recoverAndLog()
+	n.mu.Lock()
+	inc, fenced := n.inc, n.fenced
+	n.mu.Unlock()
+	if !fenced { // a fenced node's old name is dead: it only checks the link
+		n.publish(kindHeartbeat, n.subj.heartbeat(), encodeJSON(opHeartbeat, beat{Node: inc}))
+	}
+	err := n.nc.FlushTimeout(n.cfg.Heartbeat)
+	now := time.Now()
+	var down []string
+	rejoined := false
+	n.mu.Lock()
+	if err == nil && n.nc.IsConnected() {
+		if n.cutOff {
+			// The others could not be heard while the link was down.
+			n.live.refresh(now)
+			n.cutOff = false
+		}
+		n.live.ok(now)
+		if n.fenced && !n.closed {
+			// Back, under a new name: the old one is dead for everyone,
+			// and what this node thought of the others is void.
+			n.fenced, rejoined = false, true
+			n.inc = incarnation(n.cfg.Name)
+			n.live.reset(now)
+		}
+		down = n.live.sweep(now) // only a node in touch judges the others
+	} else {
+		n.cutOff = true
+	}
+	fence := !n.fenced && !n.closed && n.live.lost(now)
+	n.fenced = n.fenced || fence
+	newInc := n.inc
+	n.mu.Unlock()
+	for _, d := range down {
+		n.metrics.nodeDown()
+		n.log.WithField("peer", d).Warn("node silent too long: its users are offline")
+		n.peer.NodeDown(d)
+	}
+	if fence {
+		n.fence("no heartbeat reached NATS")
+	}
+	if rejoined {
+		n.log.WithField("incarnation", newInc).Info("back in the cluster under a new name")
+	}
+}

@@ -1,0 +1,123 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Message kinds, the values of the kind label.
+const (
+	kindDeliver   = "deliver"
+	kindKick      = "kick"
+	kindState     = "state"
+	kindMailbox   = "mailbox"
+	kindPresence  = "presence"
+	kindHeartbeat = "heartbeat"
+	kindFence     = "fence"
+	kindAlert     = "alert"
+	kindReply     = "reply"
+)
+
+var messageKinds = []string{kindDeliver, kindKick, kindState, kindMailbox, kindPresence, kindHeartbeat, kindFence, kindAlert, kindReply}
+
+// requestKinds are the requests whose round trip is measured.
+var requestKinds = []string{kindDeliver, kindKick, kindState}
+
+// latencyBuckets span a loopback round trip to a request that times out.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// metricSet holds the cluster's collectors; nil counts nothing.
+type metricSet struct {
+	in, out   map[string]prometheus.Counter
+	latency   map[string]prometheus.Observer
+	fences    prometheus.Counter
+	nodesDown prometheus.Counter
+	dropped   prometheus.Counter
+}
+
+func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
+	if r == nil {
+		return nil, nil
+	}
+	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "msimd_nats_messages_total",
+		Help: "NATS messages this node sent (out) and received (in), by kind.",
+	}, []string{"direction", "kind"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "msimd_cluster_request_duration_seconds",
+		Help:    "Round trip of a request to another node (deliver a bm, kick a session, fetch a state): the latency a cross-node hop adds.",
+		Buckets: latencyBuckets,
+	}, []string{"kind"})
+	peers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "msimd_cluster_peers",
+		Help: "Other nodes whose heartbeats this node hears.",
+	}, func() float64 { return float64(n.peerCount()) })
+	fences := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "msimd_cluster_fences_total",
+		Help: "Times this node lost the cluster and closed every session.",
+	})
+	nodesDown := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "msimd_cluster_nodes_down_total",
+		Help: "Other nodes declared dead (silent too long) or gone (goodbye).",
+	})
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "msimd_nats_dropped_messages_total",
+		Help: "NATS messages this node received but could not take in time (slow consumer) or could not read.",
+	})
+	for _, c := range []prometheus.Collector{msgs, latency, peers, fences, nodesDown, dropped} {
+		if err := r.Register(c); err != nil {
+			return nil, fmt.Errorf("cluster: register metrics: %w", err)
+		}
+	}
+	m := &metricSet{
+		in: map[string]prometheus.Counter{}, out: map[string]prometheus.Counter{},
+		latency: map[string]prometheus.Observer{},
+		fences:  fences, nodesDown: nodesDown, dropped: dropped,
+	}
+	for _, k := range messageKinds {
+		m.in[k] = msgs.WithLabelValues("in", k)
+		m.out[k] = msgs.WithLabelValues("out", k)
+	}
+	for _, k := range requestKinds {
+		m.latency[k] = latency.WithLabelValues(k)
+	}
+	return m, nil
+}
+
+func (m *metricSet) sent(kind string) {
+	if m != nil {
+		m.out[kind].Inc()
+	}
+}
+
+func (m *metricSet) received(kind string) {
+	if m != nil {
+		m.in[kind].Inc()
+	}
+}
+
+func (m *metricSet) roundTrip(kind string, d time.Duration) {
+	if m != nil {
+		m.latency[kind].Observe(d.Seconds())
+	}
+}
+
+func (m *metricSet) fenced() {
+	if m != nil {
+		m.fences.Inc()
+	}
+}
+
+func (m *metricSet) nodeDown() {
+	if m != nil {
+		m.nodesDown.Inc()
+	}
+}
+
+func (m *metricSet) drop() {
+	if m != nil {
+		m.dropped.Inc()
+	}
+}

@@ -1,0 +1,540 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+// Config tunes a Node. Zero fields take their defaults.
+type Config struct {
+	URL     string // NATS server URLs, comma-separated (nats://host:4222,…)
+	Name    string // this node's name, in logs and incarnation names; default: the host name
+	Subject string // subject prefix, default "msimd"; nodes of one network share it
+
+	// A node sends a heartbeat every Heartbeat (default 1s); one silent for
+	// DeadAfter (default 5s) is dead, and its users offline. A node whose
+	// own heartbeat has not reached NATS for DeadAfter-Heartbeat closes
+	// its sessions, before the others count it dead.
+	Heartbeat time.Duration
+	DeadAfter time.Duration
+	// RequestTimeout bounds a request to another node (default 2s): an IM
+	// whose recipient's node does not answer in time is stored offline.
+	RequestTimeout time.Duration
+
+	Metrics prometheus.Registerer // nil counts nothing
+	Options []nats.Option         // after the node's own (user credentials, TLS…)
+}
+
+func (c *Config) defaults() error {
+	if c.Name == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "msimd"
+		}
+		c.Name = h
+	}
+	if c.Subject == "" {
+		c.Subject = "msimd"
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = time.Second
+	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = 5 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 2 * time.Second
+	}
+	switch {
+	case c.URL == "":
+		return errors.New("cluster: no NATS URL")
+	case !validPrefix(c.Subject):
+		return fmt.Errorf("cluster: subject prefix %q is not dot-separated tokens without wildcards", c.Subject)
+	case strings.ContainsAny(c.Name, " \t\r\n"):
+		return fmt.Errorf("cluster: node name %q has white space", c.Name)
+	case c.DeadAfter < 3*c.Heartbeat:
+		return fmt.Errorf("cluster: DeadAfter (%v) must be at least three heartbeats (%v)", c.DeadAfter, c.Heartbeat)
+	}
+	return nil
+}
+
+// ErrNotInCluster is the error of Claim and Deliver while the node is cut
+// off from the cluster (or closed).
+var ErrNotInCluster = errors.New("cluster: this node is not in the cluster (NATS link lost)")
+
+// Shards of the per-user subjects, and the messages each may hold before
+// NATS drops them (a slow consumer).
+const (
+	shardCount = 4
+	shardQueue = 8192
+	fetchers   = 16 // state fetches of one Watch at a time
+)
+
+// noState is the reply to a kick or a state fetch when there is no state.
+var noState = []byte{'-'}
+
+// Node is one msimd node's link to the cluster: a server.Bus over NATS.
+// Create it with Connect, give it to server.New (Config.Bus), and Close it
+// after the server's Shutdown.
+type Node struct {
+	cfg     Config
+	log     *logrus.Entry
+	nc      *nats.Conn
+	subj    subjects
+	peer    server.Peer // set by Attach
+	metrics *metricSet
+	shards  []chan *nats.Msg
+	done    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.Once
+
+	mu       sync.Mutex
+	inc      string // incarnation: Name plus a random suffix, new after each fence
+	attached bool
+	fenced   bool
+	cutOff   bool // the last heartbeat did not reach NATS
+	closed   bool
+	live     *liveness
+	claims   map[msim.UID]*counted
+	watches  map[msim.UID]*counted
+}
+
+// counted is a subscription held by n claims or watches.
+type counted struct {
+	n   int
+	sub *nats.Subscription // nil if subscribing failed
+}
+
+// Connect joins the NATS servers of cfg.URL. The node takes part in the
+// cluster once server.New has attached it.
+func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:     cfg,
+		subj:    subjects(cfg.Subject),
+		done:    make(chan struct{}),
+		inc:     incarnation(cfg.Name),
+		claims:  map[msim.UID]*counted{},
+		watches: map[msim.UID]*counted{},
+	}
+	n.log = log.WithField("node", cfg.Name)
+	n.live = newLiveness(cfg.DeadAfter, cfg.DeadAfter-cfg.Heartbeat, time.Now())
+	m, err := newMetricSet(cfg.Metrics, n)
+	if err != nil {
+		return nil, err
+	}
+	n.metrics = m
+	opts := []nats.Option{
+		nats.Name("msimd " + cfg.Name),
+		nats.NoEcho(), // a node never hears itself: its own kicks, states and beats
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(cfg.Heartbeat),
+		nats.PingInterval(max(cfg.Heartbeat, cfg.DeadAfter/2)),
+		nats.MaxPingsOutstanding(2),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.mu.Lock()
+			closed := n.closed
+			n.mu.Unlock()
+			if !closed {
+				n.log.WithError(err).Warn("NATS link lost; reconnecting")
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.log.WithField("server", c.ConnectedUrlRedacted()).Info("NATS link back")
+			n.resync()
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { n.onClosed() }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			n.metrics.drop()
+			l := n.log.WithError(err)
+			if sub != nil {
+				l = l.WithField("subject", sub.Subject)
+			}
+			l.Warn("NATS error")
+		}),
+	}
+	nc, err := nats.Connect(cfg.URL, append(opts, cfg.Options...)...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect %s: %w", redact(cfg.URL), err)
+	}
+	n.nc = nc
+	return n, nil
+}
+
+// redact hides the passwords of URLs like nats://user:pw@host.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		if at := strings.LastIndexByte(u, '@'); at >= 0 {
+			scheme, _, _ := strings.Cut(u, "://")
+			parts[i] = scheme + "://…" + u[at:]
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func incarnation(name string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return name + "-" + hex.EncodeToString(b[:])
+}
+
+// Attach starts the node's part in the cluster (server.New calls it).
+func (n *Node) Attach(p server.Peer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.attached || n.closed {
+		return
+	}
+	n.attached, n.peer = true, p
+	for range shardCount {
+		ch := make(chan *nats.Msg, shardQueue)
+		n.shards = append(n.shards, ch)
+		n.wg.Add(1)
+		go n.drain(ch)
+	}
+	for subj, h := range map[string]nats.MsgHandler{
+		n.subj.heartbeat(): n.onHeartbeat,
+		n.subj.fence():     n.onFence,
+		n.subj.alert():     n.onAlert,
+	} {
+		if _, err := n.nc.Subscribe(subj, h); err != nil {
+			n.log.WithError(err).WithField("subject", subj).Error("subscribe")
+		}
+	}
+	n.wg.Add(1)
+	go n.heartbeats()
+	n.log.WithFields(logrus.Fields{"nats": n.nc.ConnectedUrlRedacted(), "incarnation": n.inc}).Info("joined the cluster")
+}
+
+// Node returns the current incarnation name.
+func (n *Node) Node() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.inc
+}
+
+// Check is a readiness probe: nil while the node is in the cluster.
+func (n *Node) Check(context.Context) error {
+	if !n.ready() {
+		return ErrNotInCluster
+	}
+	return nil
+}
+
+func (n *Node) ready() bool {
+	n.mu.Lock()
+	ok := n.attached && !n.fenced && !n.closed
+	n.mu.Unlock()
+	return ok && n.nc.IsConnected()
+}
+
+func (n *Node) peerCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.live.count()
+}
+
+// Close says goodbye to the other nodes and leaves NATS. Call it after the
+// server's Shutdown, whose logouts it lets reach the other nodes first.
+func (n *Node) Close() error {
+	n.closeMu.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		inc, attached := n.inc, n.attached
+		n.mu.Unlock()
+		close(n.done)
+		if attached && n.nc.IsConnected() {
+			n.publish(kindHeartbeat, n.subj.heartbeat(), encodeJSON(opBye, beat{Node: inc}))
+			if err := n.nc.FlushTimeout(n.cfg.RequestTimeout); err != nil {
+				n.log.WithError(err).Warn("goodbye not flushed")
+			}
+		}
+		n.nc.Close()
+		n.wg.Wait()
+	})
+	return nil
+}
+
+// Cut drops the NATS link at once, with no goodbye: for tests of what the
+// other nodes see when a node dies. The node fences itself.
+func (n *Node) Cut() { n.nc.Close() }
+
+func (n *Node) onClosed() {
+	n.mu.Lock()
+	closing := n.closed || !n.attached
+	fence := !closing && !n.fenced
+	n.fenced = n.fenced || fence
+	n.mu.Unlock()
+	if fence {
+		n.fence("the NATS connection is closed")
+	}
+}
+
+func (n *Node) fence(why string) {
+	n.metrics.fenced()
+	n.log.WithField("reason", why).Warn("out of the cluster: closing every session")
+	n.peer.Fence()
+}
+
+func (n *Node) publish(kind, subject string, data []byte) {
+	n.metrics.sent(kind)
+	if err := n.nc.Publish(subject, data); err != nil {
+		n.log.WithError(err).WithField("subject", subject).Debug("publish failed")
+	}
+}
+
+// request sends a request and measures its round trip.
+func (n *Node) request(kind, subject string, data []byte) (*nats.Msg, error) {
+	n.metrics.sent(kind)
+	t0 := time.Now()
+	m, err := n.nc.Request(subject, data, n.cfg.RequestTimeout)
+	if err == nil {
+		n.metrics.roundTrip(kind, time.Since(t0))
+	}
+	return m, err
+}
+
+func (n *Node) respond(m *nats.Msg, data []byte) {
+	n.metrics.sent(kindReply)
+	if err := m.Respond(data); err != nil {
+		n.log.WithError(err).Debug("reply failed")
+	}
+}
+
+// shard is the channel of uid's per-user subjects.
+func (n *Node) shard(uid msim.UID) chan *nats.Msg { return n.shards[int(uid)%len(n.shards)] }
+
+// Claim implements server.Bus: kick older sessions of uid elsewhere, then
+// answer for uid.
+func (n *Node) Claim(uid msim.UID, v server.Version) (*server.PeerState, error) {
+	if !n.ready() {
+		return nil, ErrNotInCluster
+	}
+	var old *server.PeerState
+	m, err := n.request(kindKick, n.subj.user(uid), encodeJSON(opKick, v))
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+	case err != nil:
+		n.log.WithError(err).WithField("uid", uid).Warn("kick of an older session not answered")
+	case !bytes.Equal(m.Data, noState):
+		if old, err = decodeState(m.Data, uid); err != nil {
+			n.log.WithError(err).Warn("bad kick reply")
+		}
+	}
+	n.mu.Lock()
+	c, fresh := n.hold(n.claims, uid, n.subj.user(uid))
+	c.n++
+	n.mu.Unlock()
+	if fresh {
+		n.flush()
+	}
+	return old, nil
+}
+
+// hold returns the subscription of uid in table, subscribing subject if
+// there is none. The caller holds n.mu.
+func (n *Node) hold(table map[msim.UID]*counted, uid msim.UID, subject string) (*counted, bool) {
+	if c := table[uid]; c != nil {
+		return c, false
+	}
+	c := &counted{}
+	sub, err := n.nc.ChanSubscribe(subject, n.shard(uid))
+	if err != nil {
+		n.log.WithError(err).WithField("subject", subject).Warn("subscribe failed")
+	} else {
+		_ = sub.SetPendingLimits(-1, -1) // the shard channel is the limit
+		c.sub = sub
+	}
+	table[uid] = c
+	return c, true
+}
+
+// drop undoes one hold. The caller holds n.mu.
+func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) {
+	c := table[uid]
+	if c == nil {
+		return
+	}
+	if c.n--; c.n > 0 {
+		return
+	}
+	delete(table, uid)
+	if c.sub != nil {
+		_ = c.sub.Unsubscribe()
+	}
+}
+
+// flush makes sure NATS has the subscriptions made so far.
+func (n *Node) flush() {
+	if err := n.nc.FlushTimeout(n.cfg.RequestTimeout); err != nil {
+		n.log.WithError(err).Debug("flush failed")
+	}
+}
+
+// Release implements server.Bus.
+func (n *Node) Release(uid msim.UID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.drop(n.claims, uid)
+}
+
+func (n *Node) holds(uid msim.UID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.claims[uid] != nil
+}
+
+// Deliver implements server.Bus.
+func (n *Node) Deliver(to, from msim.UID, wire []byte) (bool, error) {
+	if !n.ready() {
+		return false, ErrNotInCluster
+	}
+	m, err := n.request(kindDeliver, n.subj.user(to), encodeDeliver(from, wire))
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("cluster: deliver to %d: %w", to, err)
+	}
+	return bytes.Equal(m.Data, replyTaken), nil
+}
+
+// Publish implements server.Bus.
+func (n *Node) Publish(st *server.PeerState) {
+	n.publish(kindPresence, n.subj.presence(st.UID), encodeState(st))
+}
+
+// Watch implements server.Bus.
+func (n *Node) Watch(uids []msim.UID) {
+	if len(uids) == 0 {
+		return
+	}
+	fresh := false
+	n.mu.Lock()
+	for _, u := range uids {
+		c, f := n.hold(n.watches, u, n.subj.presence(u))
+		c.n++
+		fresh = fresh || f
+	}
+	n.mu.Unlock()
+	if fresh {
+		n.flush() // subscribed before fetching: no change falls in between
+	}
+	n.fetch(uids)
+}
+
+// fetch asks the nodes of uids for their states, a few at a time.
+func (n *Node) fetch(uids []msim.UID) {
+	if len(uids) == 1 {
+		n.fetchOne(uids[0])
+		return
+	}
+	sem := make(chan struct{}, fetchers)
+	var wg sync.WaitGroup
+	for _, u := range uids {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			n.fetchOne(u)
+		}()
+	}
+	wg.Wait()
+}
+
+func (n *Node) fetchOne(uid msim.UID) {
+	if !n.ready() {
+		return
+	}
+	m, err := n.request(kindState, n.subj.user(uid), []byte{opState})
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return // connected nowhere
+	case err != nil:
+		n.log.WithError(err).WithField("uid", uid).Debug("state not fetched")
+		return
+	case bytes.Equal(m.Data, noState):
+		return
+	}
+	st, err := decodeState(m.Data, uid)
+	if err != nil {
+		n.log.WithError(err).Warn("bad state reply")
+		return
+	}
+	n.peer.PeerState(st)
+}
+
+// Unwatch implements server.Bus.
+func (n *Node) Unwatch(uids []msim.UID) {
+	if len(uids) == 0 {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, u := range uids {
+		n.drop(n.watches, u)
+	}
+}
+
+// Stored implements server.Bus.
+func (n *Node) Stored(uid msim.UID) {
+	n.publish(kindMailbox, n.subj.user(uid), []byte{opMailbox})
+}
+
+// Alert implements server.Bus.
+func (n *Node) Alert(uid msim.UID, key string) {
+	n.publish(kindAlert, n.subj.alert(), encodeJSON(opAlert, alertMsg{UID: uid, Key: key, Node: n.Node()}))
+}
+
+// AlertsTaken implements server.Bus.
+func (n *Node) AlertsTaken(uid msim.UID) {
+	n.publish(kindAlert, n.subj.alert(), encodeJSON(opAlertTaken, alertMsg{UID: uid, Node: n.Node()}))
+}
+
+// resync runs after the NATS link came back: states may have changed and
+// IMs been stored for local users meanwhile.
+func (n *Node) resync() {
+	n.mu.Lock()
+	if n.closed || !n.attached {
+		n.mu.Unlock()
+		return
+	}
+	uids := make([]msim.UID, 0, len(n.watches))
+	for u := range n.watches {
+		uids = append(uids, u)
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		defer n.recoverAndLog()
+		n.fetch(uids)
+		n.peer.Rescan()
+	}()
+}
+
+func (n *Node) recoverAndLog() {
+	if r := recover(); r != nil {
+		n.log.WithField("panic", r).Errorf("cluster goroutine panicked\n%s", debug.Stack())
+	}
+}

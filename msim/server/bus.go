@@ -1,0 +1,292 @@
+package server
+
+import (
+	"slices"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// ErrCodeNodeLost is the fatal error every session of a node gets when the
+// node loses the cluster (its NATS link, or its lease): the rest of the
+// network already counts those users as offline, so they must log in again.
+// The protocol has no code for this; this one is msimircd's.
+const ErrCodeNodeLost = 4355
+
+const textNodeLost = "This server lost its link to the rest of the network; log in again."
+
+// Bus carries what crosses nodes when several msimd nodes serve one network
+// (Config.Bus; package cluster implements it over NATS). Without it the
+// Server is a single process and nothing here is used.
+//
+// A node answers for a uid (Deliver, State, Mailbox) from its Claim to its
+// Release. Every method is safe for concurrent use and bounded in time; none
+// is called with the registry locked.
+type Bus interface {
+	// Attach gives the bus the server's side. New calls it once, first.
+	Attach(p Peer)
+	// Node names this node's incarnation, for PeerState.Node. It changes
+	// when the node lost the cluster and came back.
+	Node() string
+	// Claim announces that uid logs in here as session v: every other node
+	// with an older session of uid closes it (err 6) and its state comes
+	// back (nil if there was none). It fails when the node is not in the
+	// cluster.
+	Claim(uid msim.UID, v Version) (old *PeerState, err error)
+	// Release ends a Claim.
+	Release(uid msim.UID)
+	// Deliver offers wire, a bm from `from`, to the node holding to's
+	// session. taken reports that a node took it: queued it, or dropped it
+	// under to's privacy settings. false with a nil error means to is
+	// connected nowhere.
+	Deliver(to, from msim.UID, wire []byte) (taken bool, err error)
+	// Publish tells every node that follows st.UID of its new state.
+	Publish(st *PeerState)
+	// Watch follows the states of uids (each call is undone by one Unwatch
+	// of the same uids) and, for those not followed before, fetches the
+	// current state into Peer.PeerState before it returns.
+	Watch(uids []msim.UID)
+	Unwatch(uids []msim.UID)
+	// Stored tells uid's node, if any, that an IM was stored for uid.
+	Stored(uid msim.UID)
+	// Alert and AlertsTaken keep the other nodes' pending alerts in step.
+	Alert(uid msim.UID, key string)
+	AlertsTaken(uid msim.UID)
+}
+
+// Peer is the server's side of the Bus: what arrives from other nodes.
+// Methods return at once; none waits on a socket.
+type Peer interface {
+	// Deliver queues wire for uid's session here (see Bus.Deliver).
+	Deliver(to, from msim.UID, wire []byte) bool
+	// Kick closes uid's session here if it is older than by, and returns
+	// its state (nil if none was closed).
+	Kick(uid msim.UID, by Version) *PeerState
+	// State returns uid's state if uid has a session here.
+	State(uid msim.UID) *PeerState
+	// Mailbox hands uid's stored IMs to its session here, if any.
+	Mailbox(uid msim.UID)
+	// PeerState takes a new state of a user on another node.
+	PeerState(st *PeerState)
+	// NodeDown says a node is gone: its users are offline.
+	NodeDown(node string)
+	// Fence says this node lost the cluster: every session is closed.
+	Fence()
+	// Rescan hands every local user their stored IMs (after the node was
+	// cut off for a while: IMs were stored for them meanwhile).
+	Rescan()
+	Alert(uid msim.UID, key string)
+	AlertsTaken(uid msim.UID)
+}
+
+// Version orders the sessions of one user across nodes: a later login has a
+// larger Epoch (its start in Unix nanoseconds); Node breaks ties.
+type Version struct {
+	Epoch int64
+	Node  string
+}
+
+// Less reports whether v is older than w.
+func (v Version) Less(w Version) bool {
+	return v.Epoch < w.Epoch || v.Epoch == w.Epoch && v.Node < w.Node
+}
+
+// PeerState is what other nodes need of a user's session: its presence and
+// the privacy settings that decide who sees it.
+type PeerState struct {
+	UID msim.UID `json:"uid"`
+	Version
+	Seq       uint64        `json:"seq"`    // orders the states of one session
+	Online    bool          `json:"online"` // false: the session ended
+	Announced bool          `json:"announced"`
+	Presence  msim.Presence `json:"presence"`
+	Hide      []msim.UID    `json:"hide,omitempty"`   // block list and blocked records
+	OnlyList  bool          `json:"onlyList"`         // ShowOnlyToList
+	Listed    []msim.UID    `json:"listed,omitempty"` // contacts and allow list, with OnlyList
+	Status    bool          `json:"status"`           // a status change: watchers get it even if they saw the user before
+}
+
+// newer reports whether st supersedes cur.
+func (st *PeerState) newer(cur *PeerState) bool {
+	if cur == nil {
+		return true
+	}
+	if st.Version != cur.Version {
+		return cur.Version.Less(st.Version)
+	}
+	return st.Seq > cur.Seq
+}
+
+// remoteEntry is what a node knows of a user whose session may be on
+// another node: followed while local sessions list the user (pins).
+type remoteEntry struct {
+	pins   int
+	st     *PeerState // nil: not known (offline)
+	hide   map[msim.UID]struct{}
+	listed map[msim.UID]struct{}
+}
+
+func (e *remoteEntry) set(st *PeerState) {
+	e.st, e.hide, e.listed = st, setOf(st.Hide), setOf(st.Listed)
+}
+
+// visibleTo is route.visibleTo for a remote state.
+func (e *remoteEntry) visibleTo(viewer msim.UID) bool {
+	st := e.st
+	return st != nil && st.Online && st.Announced && st.Presence.Status != msim.StatusOffline &&
+		!has(e.hide, viewer) && (!st.OnlyList || has(e.listed, viewer))
+}
+
+// peerState is ss's state for other nodes. The caller holds r.mu.
+func (ss *session) peerState(status bool) *PeerState {
+	rt := &ss.rt
+	st := &PeerState{
+		UID: ss.uid, Version: ss.ver, Seq: ss.seq, Online: true,
+		Announced: rt.announced, Presence: rt.presence, OnlyList: rt.showOnlyToList, Status: status,
+	}
+	st.Hide = appendKeys(appendKeys(nil, rt.blockList), rt.blockRecs)
+	if rt.showOnlyToList {
+		st.Listed = appendKeys(appendKeys(nil, rt.contacts), rt.allow)
+	}
+	return st
+}
+
+func appendKeys(dst []msim.UID, m map[msim.UID]struct{}) []msim.UID {
+	for u := range m {
+		if !slices.Contains(dst, u) {
+			dst = append(dst, u)
+		}
+	}
+	return dst
+}
+
+// peer is the Server's Peer.
+type peer struct{ srv *Server }
+
+func (p peer) Deliver(to, from msim.UID, wire []byte) bool {
+	srv := p.srv
+	if srv.reg.deliver(to, from, wire) {
+		srv.metrics.routedIM(bmType(wire))
+		return true
+	}
+	// A login may be registering uid right now: wait for it.
+	srv.offlineMu.Lock()
+	defer srv.offlineMu.Unlock()
+	if srv.reg.deliver(to, from, wire) {
+		srv.metrics.routedIM(bmType(wire))
+		return true
+	}
+	return false
+}
+
+// bmType reads the type of an encoded bm (\bm\N\…) for the metrics.
+func bmType(wire []byte) int {
+	n := 0
+	for _, c := range wire[min(len(wire), 4):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func (p peer) Kick(uid msim.UID, by Version) *PeerState {
+	old, st := p.srv.reg.kick(uid, by)
+	if old != nil {
+		old.logger().WithField("node", by.Node).Info("logged in on another node; closing this session")
+		old.fatal(msim.ErrCodeElsewhere, textElsewhere)
+		old.releaseClaim()
+	}
+	return st
+}
+
+func (p peer) State(uid msim.UID) *PeerState { return p.srv.reg.state(uid) }
+
+func (p peer) Mailbox(uid msim.UID) {
+	srv := p.srv
+	ss := srv.reg.session(uid)
+	if ss == nil {
+		return
+	}
+	srv.offlineMu.Lock()
+	defer srv.offlineMu.Unlock()
+	stored, err := srv.store.TakeOffline(uid)
+	if err != nil {
+		ss.logger().WithError(err).Error("offline messages")
+		return
+	}
+	handed := 0
+	for i, om := range stored {
+		if !ss.enqueue(msim.Encode(offlineIM(om))) {
+			ss.restore(stored[i:])
+			break
+		}
+		handed++
+	}
+	srv.metrics.deliveredFromStorage(handed)
+}
+
+// restore stores again the offline messages a closing session did not take.
+func (s *session) restore(msgs []OfflineMessage) {
+	for _, om := range msgs {
+		if err := s.srv.store.AddOffline(s.uid, om, OfflineLimits{}); err != nil {
+			s.logger().WithError(err).WithField("from", om.From).Error("a stored IM could not be stored again; it is lost")
+		}
+	}
+}
+
+func (p peer) PeerState(st *PeerState) { p.srv.reg.peerState(st) }
+
+func (p peer) NodeDown(node string) { p.srv.reg.nodeDown(node) }
+
+func (p peer) Fence() {
+	srv := p.srv
+	srv.mu.Lock()
+	conns := make([]*session, 0, len(srv.conns))
+	for c := range srv.conns {
+		conns = append(conns, c)
+	}
+	srv.mu.Unlock()
+	if len(conns) > 0 {
+		srv.log.WithField("sessions", len(conns)).Warn("lost the cluster: closing every session")
+	}
+	for _, c := range conns {
+		c.fatal(ErrCodeNodeLost, textNodeLost)
+	}
+}
+
+func (p peer) Rescan() {
+	for _, uid := range p.srv.reg.uids() {
+		p.Mailbox(uid)
+	}
+}
+
+func (p peer) Alert(uid msim.UID, key string) { p.srv.reg.setAlert(uid, key) }
+
+func (p peer) AlertsTaken(uid msim.UID) { p.srv.reg.dropAlerts(uid) }
+
+// releaseClaim ends the session's Claim on the bus, once.
+func (s *session) releaseClaim() {
+	if s.claimed.Swap(false) {
+		s.srv.bus.Release(s.uid)
+	}
+}
+
+// claim makes the session's uid this node's on the bus: older sessions
+// elsewhere are closed and their presence carried over.
+func (s *session) claim() error {
+	bus := s.srv.bus
+	s.ver = Version{Epoch: time.Now().UnixNano(), Node: bus.Node()}
+	s.srv.reg.startClaim(s.uid, s.ver)
+	old, err := bus.Claim(s.uid, s.ver)
+	if err != nil {
+		s.srv.reg.endClaim(s.uid, s.ver)
+		return err
+	}
+	s.claimed.Store(true)
+	if old != nil && old.Online {
+		s.inherit = old
+	}
+	return nil
+}

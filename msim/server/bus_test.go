@@ -1,0 +1,211 @@
+package server
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// fakeBus is a Bus whose other nodes the test plays.
+type fakeBus struct {
+	mu      sync.Mutex
+	peer    Peer
+	claim   func(uid msim.UID, v Version) (*PeerState, error) // nil: no other node has uid
+	deliver func(to msim.UID) (bool, error)                   // nil: connected nowhere
+	states  []*PeerState
+	stored  []msim.UID
+	watched map[msim.UID]int
+}
+
+func (b *fakeBus) Attach(p Peer)    { b.peer = p }
+func (b *fakeBus) Node() string     { return "here" }
+func (b *fakeBus) Release(msim.UID) {}
+func (b *fakeBus) Claim(uid msim.UID, v Version) (*PeerState, error) {
+	if b.claim == nil {
+		return nil, nil
+	}
+	return b.claim(uid, v)
+}
+func (b *fakeBus) Deliver(to, _ msim.UID, _ []byte) (bool, error) {
+	if b.deliver == nil {
+		return false, nil
+	}
+	return b.deliver(to)
+}
+func (b *fakeBus) Publish(st *PeerState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.states = append(b.states, st)
+}
+func (b *fakeBus) Watch(uids []msim.UID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.watched == nil {
+		b.watched = map[msim.UID]int{}
+	}
+	for _, u := range uids {
+		b.watched[u]++
+	}
+}
+func (b *fakeBus) Unwatch(uids []msim.UID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, u := range uids {
+		b.watched[u]--
+	}
+}
+func (b *fakeBus) Stored(uid msim.UID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stored = append(b.stored, uid)
+}
+func (b *fakeBus) Alert(msim.UID, string) {}
+func (b *fakeBus) AlertsTaken(msim.UID)   {}
+
+func (b *fakeBus) watching(uid msim.UID) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.watched[uid]
+}
+
+// TestBusRoute: an IM for a user on no local session goes to the bus; only
+// when no node takes it (or the bus fails) is it stored, once, and the
+// recipient's mailbox nudged.
+func TestBusRoute(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		taken  bool
+		err    error
+		stored int
+	}{
+		{"taken by another node", true, nil, 0},
+		{"connected nowhere", false, nil, 1},
+		{"bus failed", false, errors.New("timeout"), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bus := &fakeBus{deliver: func(msim.UID) (bool, error) { return tc.taken, tc.err }}
+			store := NewMemStore()
+			srv, addr := startServer(t, Config{Bus: bus}, store)
+			addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+			bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
+			alice := login(t, addr, "alice@example.com", "pw-a")
+			alice.bm(msim.BMIM, bob, "hi")
+			alice.sync()
+			none(t, alice.takeSeen(), "error", func(m *msim.Message) bool { return m.Is("error") })
+			got, _ := store.TakeOffline(bob)
+			bus.mu.Lock()
+			nudged := len(bus.stored)
+			bus.mu.Unlock()
+			if len(got) != tc.stored || nudged != tc.stored {
+				t.Errorf("got %d stored, %d nudges; want %d of each", len(got), nudged, tc.stored)
+			}
+		})
+	}
+}
+
+// TestBusRemoteState: a local session sees a remote user's states as the
+// bus brings them: online, hidden by the remote user's block list, back,
+// then offline when the remote node is declared down; a stale state
+// changes nothing. What the session lists is watched, and unwatched at
+// logout.
+func TestBusRemoteState(t *testing.T) {
+	bus := &fakeBus{}
+	store := NewMemStore()
+	srv, addr := startServer(t, Config{Bus: bus}, store)
+	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
+	if err := store.PutContact(alice, Contact{UID: bob, GroupName: "IM Friends", Position: 1000, Visibility: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c := login(t, addr, "alice@example.com", "pw-a")
+	if n := bus.watching(bob); n != 1 {
+		t.Fatalf("bob watched %d times, want 1", n)
+	}
+	ver := Version{Epoch: 1, Node: "there"}
+	st := func(seq uint64, hide ...msim.UID) *PeerState {
+		return &PeerState{UID: bob, Version: ver, Seq: seq, Online: true, Announced: true,
+			Presence: msim.Presence{Status: msim.StatusOnline, Text: "hi"}, Hide: hide}
+	}
+	for _, step := range []struct {
+		name string
+		do   func()
+		want msim.Status // -1: no presence message
+	}{
+		{"online", func() { bus.peer.PeerState(st(1)) }, msim.StatusOnline},
+		{"blocks alice", func() { bus.peer.PeerState(st(2, alice)) }, msim.StatusOffline},
+		{"stale", func() { bus.peer.PeerState(st(1)) }, -1},
+		{"unblocks alice", func() { bus.peer.PeerState(st(3)) }, msim.StatusOnline},
+		{"node down", func() { bus.peer.NodeDown("there") }, msim.StatusOffline},
+		{"other node down", func() { bus.peer.NodeDown("elsewhere") }, -1},
+	} {
+		step.do()
+		c.sync()
+		var got []msim.Status
+		for _, m := range c.takeSeen() {
+			if isBM(msim.BMStatus, bob)(m) {
+				l, _ := m.List("msg")
+				p, _ := msim.ParsePresence(l)
+				got = append(got, p.Status)
+			}
+		}
+		switch {
+		case step.want < 0 && len(got) != 0:
+			t.Errorf("%s: got presences %v, want none", step.name, got)
+		case step.want >= 0 && (len(got) != 1 || got[0] != step.want):
+			t.Errorf("%s: got presences %v, want [%v]", step.name, got, step.want)
+		}
+	}
+	c.send(msim.New("logout", "").AddInt("sesskey", c.key))
+	c.expectClosed()
+	if err := srv.Shutdown(t.Context()); err != nil { // the logout is done
+		t.Fatal(err)
+	}
+	if n := bus.watching(bob); n != 0 {
+		t.Errorf("bob watched %d times after the logout, want 0", n)
+	}
+}
+
+// TestBusSupersededLogin: when a later login on another node claims the
+// account while this node's login is under way, this login completes and
+// is then closed with err 6, and is not the account's session here.
+func TestBusSupersededLogin(t *testing.T) {
+	bus := &fakeBus{}
+	bus.claim = func(uid msim.UID, v Version) (*PeerState, error) {
+		later := Version{Epoch: v.Epoch + 1, Node: "there"}
+		if st := bus.peer.Kick(uid, later); st != nil {
+			t.Errorf("kick during the claim closed a session: %+v", st)
+		}
+		return nil, nil
+	}
+	srv, addr := startServer(t, Config{Bus: bus}, NewMemStore())
+	uid := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	c := login(t, addr, "alice@example.com", "pw-a")
+	c.expect("err 6", isError(msim.ErrCodeElsewhere))
+	c.expectClosed()
+	if st := bus.peer.State(uid); st != nil {
+		t.Errorf("got a session here with state %+v, want none", st)
+	}
+}
+
+// TestBusKickHandsOver: a kick from a later login elsewhere closes the
+// session here with err 6 and hands back its presence; an older one
+// closes nothing.
+func TestBusKickHandsOver(t *testing.T) {
+	bus := &fakeBus{}
+	srv, addr := startServer(t, Config{Bus: bus}, NewMemStore())
+	uid := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	c := login(t, addr, "alice@example.com", "pw-a")
+	c.status(msim.StatusAway, "lunch")
+	c.sync()
+	if st := bus.peer.Kick(uid, Version{Epoch: 1, Node: "there"}); st != nil {
+		t.Errorf("an older login kicked the session: %+v", st)
+	}
+	st := bus.peer.Kick(uid, Version{Epoch: 1 << 62, Node: "there"})
+	if st == nil || st.Presence.Status != msim.StatusAway || st.Presence.Text != "lunch" || !st.Announced {
+		t.Fatalf("got state %+v, want away, lunch, announced", st)
+	}
+	c.expect("err 6", isError(msim.ErrCodeElsewhere))
+	c.expectClosed()
+}
