@@ -75,12 +75,12 @@ func loadKey(path string, sealed bool) (key []byte, created bool, err error) {
 	case err == nil:
 		return key, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, false, fmt.Errorf("msim/server: %w", err)
+		return nil, false, err
 	case sealed:
-		return nil, false, fmt.Errorf("msim/server: key file %s is missing, and the database's password hashes are sealed under it", path)
+		return nil, false, fmt.Errorf("key file %s is missing, and the database's password hashes are sealed under it", path)
 	}
 	if key, err = keyfile.Create(path, KeySize); err != nil {
-		return nil, false, fmt.Errorf("msim/server: %w", err)
+		return nil, false, err
 	}
 	return key, true, nil
 }
