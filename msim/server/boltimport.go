@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -309,4 +310,113 @@ func (im *importer) offline() error {
 		im.st.Offline++
 		return nil
 	})
+}
+
+// Names beside a data file that UpgradeBoltFile upgrades in place.
+const (
+	upgradingSuffix = ".importing"     // the new database while it is filled
+	boltKeptSuffix  = ".bolt-imported" // the old file, kept after the import
+)
+
+// UpgradeBoltFile turns the data file at path, if it is an earlier
+// msimd's bbolt file, into a SQLite database at the same path, sealed
+// under the same key file (path + ".key"), so the sealed hashes are copied
+// as they are. The old file is kept as path + ".bolt-imported"; nothing of
+// it is changed. upgraded reports that path was a bbolt file (or the end
+// of an upgrade stopped midway was done now); a file that is not bbolt,
+// or no file, is left alone. The new database is filled under
+// path + ".importing" and moved into place once whole, so a crash at any
+// point leaves the old file or the new database at path (or both, with
+// the move finished at the next call). On an error path is unchanged.
+func UpgradeBoltFile(ctx context.Context, path string) (st ImportStats, upgraded bool, err error) {
+	tmp, kept, keyFile := path+upgradingSuffix, path+boltKeptSuffix, path+".key"
+	if !exists(path) && exists(tmp) && exists(kept) {
+		// Stopped between moving the old file away and the new one in.
+		if err := os.Rename(tmp, path); err != nil {
+			return st, false, fmt.Errorf("msim/server: finish the import of %s: %w", path, err)
+		}
+		return st, true, syncDir(path)
+	}
+	if !IsBoltFile(path) {
+		return st, false, nil
+	}
+	if exists(kept) {
+		return st, false, fmt.Errorf("msim/server: %s is an earlier msimd's data file (bbolt), to be imported and kept as %s, but that file exists: move it away", path, kept)
+	}
+	if err := checkBoltKey(path, keyFile); err != nil {
+		return st, false, fmt.Errorf("msim/server: import %s: %w", path, err)
+	}
+	removeSQLite(tmp) // what an import stopped midway left
+	keyExisted := exists(keyFile)
+	defer func() {
+		if err != nil {
+			removeSQLite(tmp)
+			if !keyExisted {
+				os.Remove(keyFile) // made for the new database, which is gone
+			}
+		}
+	}()
+	dst, err := OpenStore(ctx, tmp, StoreOptions{KeyFile: keyFile})
+	if err != nil {
+		return st, false, err
+	}
+	st, err = ImportBolt(ctx, path, ImportOptions{KeyFile: keyFile}, dst)
+	if cerr := dst.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("msim/server: import %s: %w", path, cerr)
+	}
+	if err != nil {
+		return ImportStats{}, false, err
+	}
+	if err := os.Rename(path, kept); err != nil {
+		return ImportStats{}, false, fmt.Errorf("msim/server: import %s: keep the old file: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		// The next call finishes the move; the old file is whole at kept.
+		return ImportStats{}, false, fmt.Errorf("msim/server: import %s: %w", path, err)
+	}
+	removeSQLite(tmp) // an empty WAL left beside the moved database
+	return st, true, syncDir(path)
+}
+
+// checkBoltKey fails if the bbolt file at path has sealed hashes that
+// keyFile does not open (or keyFile is missing), before anything is made.
+func checkBoltKey(path, keyFile string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return fmt.Errorf("%w (stop the msimd or msimircd using it first)", ErrStoreInUse)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(btx *bolt.Tx) error {
+		_, err := oldSealer(btx, keyFile)
+		return err
+	})
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// removeSQLite removes a SQLite database file and its WAL and shared
+// memory files.
+func removeSQLite(path string) {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		os.Remove(p)
+	}
+}
+
+// syncDir makes the renames in path's directory durable.
+func syncDir(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("msim/server: sync %s: %w", filepath.Dir(path), err)
+	}
+	return nil
 }
