@@ -14,8 +14,8 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
-// The store's queries, all prepared at open (see prepare). A lock suffix
-// (the dialect's LockRow) is added by lockQuery.
+// The store's queries, all prepared at open (see prepare); lockMarker at
+// the end of one becomes the dialect's LockRow there.
 const (
 	qAccountCols    = `SELECT uid, email, user_name, sealed_hash, data FROM msim_accounts `
 	qAccount        = qAccountCols + `WHERE uid = ?`
@@ -38,8 +38,7 @@ const (
 	qTakeOffline   = `DELETE FROM msim_offline WHERE recipient = ? RETURNING id, sender, sent, cv, body`
 )
 
-// queries lists every query of the store; the locking ones are made by
-// lockQuery at prepare.
+// queries lists every query of the store.
 var queries = []string{
 	qAccount, qAccountByEmail, qAccountByName, qEmailTaken, qNameTaken, qUIDTaken, qNextUID,
 	qInsertAccount, qUpdateAccount, qContacts, qPutContact, qDeleteContact, qOfflineCounts,
@@ -253,7 +252,13 @@ func (s *sqlStore) Account(uid msim.UID) (*Account, error) {
 func (s *sqlStore) byKey(query, key string) (*Account, error) {
 	ctx, cancel := opContext()
 	defer cancel()
-	a, _, err := s.scanAccount(s.stmt(ctx, s.r, nil, query).QueryRowContext(ctx, fold(key)))
+	var err error
+	var a *Account
+	if validText(key) { // else no account has it (and PostgreSQL would refuse the query)
+		a, _, err = s.scanAccount(s.stmt(ctx, s.r, nil, query).QueryRowContext(ctx, fold(key)))
+	} else {
+		err = ErrNoSuchAccount
+	}
 	if errors.Is(err, ErrNoSuchAccount) {
 		_, _ = s.keys.open(keyCheckUID, s.decoy) // the work a found account costs
 		return nil, err

@@ -40,8 +40,13 @@ func TestStores(t *testing.T) {
 			if got, err := s.AccountByUserName("alice"); err != nil || got.UID != a.UID || got.Hash != a.Hash {
 				t.Errorf("by user name: got %+v, %v", got, err)
 			}
-			if _, err := s.AccountByEmail("nobody@x"); !errors.Is(err, ErrNoSuchAccount) {
-				t.Errorf("unknown e-mail: got %v", err)
+			for _, nobody := range []string{"nobody@x", "\xff@x", "a\x00@x"} {
+				if _, err := s.AccountByEmail(nobody); !errors.Is(err, ErrNoSuchAccount) {
+					t.Errorf("unknown e-mail %q: got %v, want ErrNoSuchAccount", nobody, err)
+				}
+				if _, err := s.AccountByUserName(nobody); !errors.Is(err, ErrNoSuchAccount) {
+					t.Errorf("unknown user name %q: got %v, want ErrNoSuchAccount", nobody, err)
+				}
 			}
 			err := s.UpdateAccount(b.UID, func(a *Account) error { a.UserName = "tom"; return nil })
 			if !errors.Is(err, ErrUserNameTaken) {
