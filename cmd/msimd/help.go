@@ -51,13 +51,15 @@ func helpPage(fs *flag.FlagSet) *cmdhelp.Page {
 		Summary: "a standalone MySpaceIM (MSIM) server",
 		Synopsis: []string{
 			"msimd [flags]",
-			"msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL",
+			"msimd (-data PATH | -db DSN) [-key PATH] [-demo] adduser [-username NAME] EMAIL",
+			"msimd (-data PATH | -db DSN) [-key PATH] import [-key OLD.key] OLD.db",
 		},
 		Description: []string{
 			"msimd runs the MSIM network that msimircd embeds, on its own: for real MSIM clients (such as libpurple's), for msimircd gateways whose [msim] server points at it, and for testing.",
-			"Without -data the network lives in memory and is gone at exit. With it, accounts, contact lists and offline IMs are kept in the data file, and the password hashes in it are sealed under the key file -key (default: the data file's path + \".key\", created mode 0600 at the first start): back the key file up apart from the data file.",
+			"Without -data or -db the network lives in memory and is gone at exit. With -data PATH, accounts, contact lists and offline IMs are kept in the SQLite database file PATH; with -db DSN, in PostgreSQL (DSN a postgres:// URL; several msimd nodes may share one database) or, given a path, in SQLite too. The password hashes in the database are sealed under the key file -key (for SQLite, default: the database file's path + \".key\", created mode 0600 at the first start; PostgreSQL needs -key, the same file on every node): back the key file up apart from the database. The schema is created, and migrated when msimd is upgraded, at the start; a database written by a newer msimd is refused.",
 			"With -nats, msimd is one node of a cluster: any number of nodes that share the store and a NATS server (or NATS cluster) serve one network, and a user may log in to any of them. IMs, typing, zaps, presence, alerts and the kick of a second login cross NATS; a node that dies or loses NATS has its users offline for the others within seconds, and IMs for them are stored.",
-			"Accounts are made out of band, because the login never shows the password to the server: with adduser on the data file (it asks for the password twice without echo on a terminal, or reads one line from standard input), or from an -account-file of EMAIL:PASSWORD lines (mode 0600; the user name is the part of the address before '@'). adduser cannot open a data file a running msimd holds: add a line to its -account-file and send it SIGHUP instead. The older forms \"adduser EMAIL PASSWORD [USERNAME]\" and -account EMAIL:PASSWORD still work but show the password to other local users.",
+			"Accounts are made out of band, because the login never shows the password to the server: with adduser on the database (it asks for the password twice without echo on a terminal, or reads one line from standard input; a running msimd on the same database sees the account at once), or from an -account-file of EMAIL:PASSWORD lines (mode 0600; the user name is the part of the address before '@'). The older forms \"adduser EMAIL PASSWORD [USERNAME]\" and -account EMAIL:PASSWORD still work but show the password to other local users.",
+			"import carries over the data file of an earlier msimd (a bbolt file, which this msimd no longer serves): accounts with their sealed password hashes (sealed anew when -key differs from the old key file), profiles, groups, block lists, contact lists and waiting offline IMs go into the -data or -db store, in one transaction. The store must be empty; the old file is only read (stop the old msimd first). Its key file is OLD.db.key unless import's own -key names another.",
 		},
 		Flags: fs,
 		Sections: []cmdhelp.Section{
@@ -71,8 +73,8 @@ func helpPage(fs *flag.FlagSet) *cmdhelp.Page {
 			{
 				Title: "Files",
 				Items: []cmdhelp.Item{
-					{Term: "DATA", Text: "the data file -data names (a bbolt file), locked while msimd runs."},
-					{Term: "DATA.key", Text: "the key sealing its password hashes, mode 0600, unless -key puts it elsewhere. Without it the data file does not open."},
+					{Term: "DATA", Text: "the SQLite database -data names, with DATA-wal and DATA-shm beside it while it is open."},
+					{Term: "DATA.key", Text: "the key sealing its password hashes, mode 0600, unless -key puts it elsewhere. Without it the database does not open."},
 					{Term: "FILE", Text: "the -account-file: EMAIL:PASSWORD lines; '#' starts a comment line. It holds passwords, so msimd refuses it when group or others may read it."},
 				},
 			},
@@ -80,8 +82,8 @@ func helpPage(fs *flag.FlagSet) *cmdhelp.Page {
 				Title: "Exit status",
 				Items: []cmdhelp.Item{
 					{Term: "0", Text: "a clean shutdown, or -help."},
-					{Term: "1", Text: "an error, such as a data file in use or a listener that would not open; the message is on standard error."},
-					{Term: "2", Text: "a usage error: a bad flag or argument, -key without -data, or -node without -nats."},
+					{Term: "1", Text: "an error, such as a damaged database or a listener that would not open; the message is on standard error."},
+					{Term: "2", Text: "a usage error: a bad flag or argument, -key without -data or -db, PostgreSQL without -key, or -node without -nats."},
 				},
 			},
 		},

@@ -41,7 +41,8 @@ func TestHelp(t *testing.T) {
 			cmdhelptest.CheckHelp(t, text, fs)
 			for _, want := range []string{
 				"msimd [flags]\n",
-				"msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL\n",
+				"msimd (-data PATH | -db DSN) [-key PATH] [-demo] adduser [-username NAME] EMAIL\n",
+				"msimd (-data PATH | -db DSN) [-key PATH] import [-key OLD.key] OLD.db\n",
 				"re-reads the -account-file",
 				"\n  2   a usage error",
 			} {

@@ -1,23 +1,31 @@
 // Command msimd runs a standalone MSIM (MySpaceIM) server: the network
 // msimircd embeds, on its own, for real MSIM clients and for testing.
 //
-//	msimd [-listen ADDR] [-data PATH] [-key PATH] [-demo] [-account-file FILE] [limits] [-metrics-listen ADDR [-metrics-public]] [-nats URL[,URL] [-node NAME]] [-debug]
-//	msimd [-data PATH] [-key PATH] [-demo] adduser [-username NAME] EMAIL   (password on standard input)
+//	msimd [-listen ADDR] [-data PATH | -db DSN] [-key PATH] [-demo] [-account-file FILE] [limits] [-metrics-listen ADDR [-metrics-public]] [-nats URL[,URL] [-node NAME]] [-debug]
+//	msimd (-data PATH | -db DSN) [-key PATH] [-demo] adduser [-username NAME] EMAIL   (password on standard input)
+//	msimd (-data PATH | -db DSN) [-key PATH] import [-key OLD.key] OLD.db
 //
-// Without -data the network lives in memory and is gone at exit. With it,
-// the password hashes in the data file are sealed under the key file -key
-// (default: the data file's path + ".key", created mode 0600 at first
-// start): keep it out of the data file's backups.
+// Without -data or -db the network lives in memory and is gone at exit.
+// -data PATH keeps it in a SQLite database file; -db DSN in PostgreSQL
+// (a postgres:// URL, which several msimd nodes may share) or, given a
+// path, in SQLite too. The password hashes in the database are sealed
+// under the key file -key (for SQLite, default: the database file's path +
+// ".key", created mode 0600 at first start; PostgreSQL needs -key): keep it
+// out of the database's backups.
+//
+// import copies the data file of an earlier msimd (a bbolt file, sealed
+// under OLD.db.key unless its own -key says otherwise) into an empty
+// -data or -db store.
 //
 // Accounts are created out of band, because the login never reveals the
 // password to the server: with adduser on the durable store (it prompts for
-// the password, or reads one line from standard input), or from an
-// -account-file of EMAIL:PASSWORD lines (mode 0600; the user name is the
-// part of the address before '@'). A running msimd re-reads its
-// -account-file on SIGHUP, which is how accounts are added while it runs.
-// The older forms "adduser EMAIL PASSWORD [USERNAME]" and "-account
-// EMAIL:PASSWORD" still work but put the password where other local users
-// can read it (ps, /proc), and say so.
+// the password, or reads one line from standard input; a running msimd sees
+// the account at once), or from an -account-file of EMAIL:PASSWORD lines
+// (mode 0600; the user name is the part of the address before '@'). A
+// running msimd re-reads its -account-file on SIGHUP. The older forms
+// "adduser EMAIL PASSWORD [USERNAME]" and "-account EMAIL:PASSWORD" still
+// work but put the password where other local users can read it (ps,
+// /proc), and say so.
 //
 // With -nats, msimd is one node of a cluster: nodes that share the store
 // and a NATS server (or cluster) serve one network (package cluster).
@@ -46,6 +54,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/msimircd/msimircd/cluster"
+	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/metrics"
 	"github.com/msimircd/msimircd/msim/server"
 )
@@ -108,6 +117,7 @@ func (a *accountFlags) Set(v string) error {
 type options struct {
 	listen      string
 	data        string
+	db          string
 	key         string
 	demo        bool
 	debug       bool
@@ -130,8 +140,9 @@ func run(ctx context.Context, args []string, e env) error {
 	fs := flag.NewFlagSet("msimd", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:1863", "address to accept MSIM clients on")
-	fs.StringVar(&o.data, "data", "", "durable store file (default: in memory)")
-	fs.StringVar(&o.key, "key", "", "key file sealing the password hashes of -data (default: the data file's path + \".key\"; created mode 0600)")
+	fs.StringVar(&o.data, "data", "", "keep the network in the SQLite database file `PATH` (default: in memory)")
+	fs.StringVar(&o.db, "db", "", "keep the network in `DSN`: a PostgreSQL URL (postgres://…; needs -key) or a SQLite file's path")
+	fs.StringVar(&o.key, "key", "", "key file sealing the password hashes in the database (default for SQLite: the database file's path + \".key\"; created mode 0600)")
 	fs.BoolVar(&o.demo, "demo", false, "seed the demo user Tom (uid 6221), who answers IMs")
 	fs.BoolVar(&o.debug, "debug", false, "log every message (session keys, nonces and login responses redacted)")
 	fs.StringVar(&o.accountFile, "account-file", "", "create the accounts of `FILE` (lines EMAIL:PASSWORD, mode 0600) at start and on SIGHUP")
@@ -164,8 +175,17 @@ func run(ctx context.Context, args []string, e env) error {
 	if o.node != "" && o.nats == "" {
 		return fmt.Errorf("%w: -node needs -nats (it names this node in the cluster)", errUsage)
 	}
-	if o.key != "" && o.data == "" {
-		return fmt.Errorf("%w: -key needs -data (the key seals the data file's password hashes)", errUsage)
+	if o.data != "" && o.db != "" {
+		return fmt.Errorf("%w: -data and -db both name the store: give one", errUsage)
+	}
+	if o.data != "" && sqldb.IsPostgresURL(o.data) {
+		return fmt.Errorf("%w: -data is a SQLite file's path; give a PostgreSQL URL with -db", errUsage)
+	}
+	if o.key != "" && o.dsn() == "" {
+		return fmt.Errorf("%w: -key needs -data or -db (the key seals the database's password hashes)", errUsage)
+	}
+	if sqldb.IsPostgresURL(o.db) && o.key == "" {
+		return fmt.Errorf("%w: -db with PostgreSQL needs -key PATH, the key file sealing its password hashes (the same on every node)", errUsage)
 	}
 
 	l := logrus.New()
@@ -177,6 +197,9 @@ func run(ctx context.Context, args []string, e env) error {
 
 	if sub {
 		return addUser(o, rest, e, log)
+	}
+	if len(rest) > 0 && rest[0] == "import" {
+		return importData(ctx, o, rest[1:], e, log)
 	}
 	if o.userName != "" {
 		return fmt.Errorf("%w: -username is for adduser", errUsage)
@@ -194,28 +217,78 @@ func run(ctx context.Context, args []string, e env) error {
 	return serve(ctx, o, e, log)
 }
 
-func openStore(o options) (server.Store, error) {
-	if o.data == "" {
+// dsn is the durable store -data or -db names; "" for memory.
+func (o options) dsn() string {
+	if o.data != "" {
+		return o.data
+	}
+	return o.db
+}
+
+// storeOpenTimeout bounds opening the store (migrations included).
+const storeOpenTimeout = time.Minute
+
+func openStore(ctx context.Context, o options) (server.Store, error) {
+	if o.dsn() == "" {
 		return server.NewMemStore(), nil
 	}
-	s, err := server.OpenFileStoreWith(o.data, server.FileStoreOptions{KeyFile: o.key})
-	if errors.Is(err, server.ErrStoreInUse) {
-		return nil, fmt.Errorf("data file %s is in use by a running msimd (or msimircd): stop it first, "+
-			"or add a line EMAIL:PASSWORD to the -account-file it was started with and send it SIGHUP (kill -HUP PID): %w", o.data, err)
+	ctx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
+	defer cancel()
+	return server.OpenStore(ctx, o.dsn(), server.StoreOptions{KeyFile: o.key})
+}
+
+// importData is "msimd (-data PATH | -db DSN) import [-key OLD.key]
+// OLD.db": it copies an earlier msimd's bbolt data file into the store,
+// which must be empty.
+func importData(ctx context.Context, o options, args []string, e env, log *logrus.Entry) error {
+	const usage = "msimd (-data PATH | -db DSN) [-key PATH] import [-key OLD.key] OLD.db"
+	fs := flag.NewFlagSet("msimd import", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var oldKey string
+	fs.StringVar(&oldKey, "key", "", "the key file of OLD.db (default: OLD.db.key)")
+	if err := fs.Parse(args); err != nil {
+		return parseError(err)
 	}
-	return s, err
+	rest := fs.Args()
+	if len(rest) > 0 { // flags after OLD.db
+		if err := fs.Parse(rest[1:]); err != nil {
+			return parseError(err)
+		}
+		rest = append(rest[:1], fs.Args()...)
+	}
+	if len(rest) != 1 {
+		return fmt.Errorf("%w: %s", errUsage, usage)
+	}
+	if o.dsn() == "" {
+		return fmt.Errorf("%w: import needs -data PATH or -db DSN before it, the store to import into: %s", errUsage, usage)
+	}
+	if o.userName != "" {
+		return fmt.Errorf("%w: -username is for adduser", errUsage)
+	}
+	store, err := openStore(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	st, err := server.ImportBolt(ctx, rest[0], server.ImportOptions{KeyFile: oldKey}, store)
+	if err != nil {
+		return err
+	}
+	log.WithFields(logrus.Fields{"from": rest[0], "accounts": st.Accounts, "contacts": st.Contacts,
+		"offline_ims": st.Offline, "resealed": st.Resealed}).Info("data file imported; it was only read, and can be kept as a backup")
+	return nil
 }
 
 // addUser is "msimd adduser [-username NAME] EMAIL" (the password from
 // standard input) or the older "msimd adduser EMAIL PASSWORD [USERNAME]",
 // on the durable store.
 func addUser(o options, args []string, e env, log *logrus.Entry) error {
-	const usage = "msimd -data PATH adduser [-username NAME] EMAIL (the password on standard input)"
+	const usage = "msimd (-data PATH | -db DSN) adduser [-username NAME] EMAIL (the password on standard input)"
 	if len(args) < 1 || len(args) > 3 {
 		return fmt.Errorf("%w: %s", errUsage, usage)
 	}
-	if o.data == "" {
-		return fmt.Errorf("%w: adduser needs -data PATH (an in-memory account would vanish at once)", errUsage)
+	if o.dsn() == "" {
+		return fmt.Errorf("%w: adduser needs -data PATH or -db DSN (an in-memory account would vanish at once)", errUsage)
 	}
 	email, name := args[0], o.userName
 	var pw string
@@ -236,7 +309,7 @@ func addUser(o options, args []string, e env, log *logrus.Entry) error {
 			name = args[2]
 		}
 	}
-	store, err := openStore(o)
+	store, err := openStore(context.Background(), o)
 	if err != nil {
 		return err
 	}
@@ -348,7 +421,7 @@ func seed(srv *server.Server, specs []string, log *logrus.Entry) error {
 }
 
 func serve(ctx context.Context, o options, e env, log *logrus.Entry) error {
-	store, err := openStore(o)
+	store, err := openStore(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -361,8 +434,8 @@ func serve(ctx context.Context, o options, e env, log *logrus.Entry) error {
 	}
 	var bus *cluster.Node
 	if o.nats != "" {
-		if o.data == "" {
-			log.Warn("-nats with the store in memory: this node's accounts and offline IMs are its own, and other nodes cannot see them")
+		if o.dsn() == "" {
+			log.Warn("-nats with the store in memory: this node's accounts and offline IMs are its own, and other nodes cannot see them (give every node the same -db)")
 		}
 		bus, err = cluster.Connect(cluster.Config{URL: o.nats, Name: o.node, Metrics: cfg.Metrics}, log)
 		if err != nil {
@@ -411,7 +484,7 @@ func serve(ctx context.Context, o options, e env, log *logrus.Entry) error {
 			e.metricsReady(ms.Addr().String())
 		}
 	}
-	log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "demo": o.demo, "data": o.data, "cluster": bus != nil}).Info("msimd serving")
+	log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "demo": o.demo, "store": storeName(o), "cluster": bus != nil}).Info("msimd serving")
 	if e.ready != nil {
 		e.ready(ln.Addr().String())
 	}
@@ -458,6 +531,18 @@ loop:
 		<-metricsDone
 	}
 	return errors.Join(failed, err)
+}
+
+// storeName says where the network is kept, for the log: never a
+// PostgreSQL URL (it may hold a password).
+func storeName(o options) string {
+	switch {
+	case o.dsn() == "":
+		return "memory"
+	case sqldb.IsPostgresURL(o.dsn()):
+		return "postgres"
+	}
+	return "sqlite " + o.dsn()
 }
 
 // reloadAccounts creates the accounts added to the account file since it

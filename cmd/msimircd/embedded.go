@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -31,7 +32,7 @@ type embedded struct {
 func openEmbedded(cfg Config, log *logrus.Entry) (_ *embedded, err error) {
 	e := &embedded{store: server.NewMemStore(), log: log}
 	if cfg.MSIM.DataFile != "" {
-		if e.store, err = server.OpenFileStore(cfg.MSIM.DataFile); err != nil {
+		if e.store, err = openEmbeddedStore(cfg.MSIM.DataFile, log); err != nil {
 			return nil, err
 		}
 	}
@@ -62,6 +63,27 @@ func openEmbedded(cfg Config, log *logrus.Entry) (_ *embedded, err error) {
 		log.Infof("embedded MSIM network: MSIM clients can log in at %s", e.addr())
 	}
 	return e, nil
+}
+
+// openEmbeddedStore opens the embedded network's SQLite database at path.
+// An earlier msimircd's data file (bbolt) found there is imported first,
+// under the same key file, and kept as path + ".bolt-imported", so its
+// accounts, lists and offline IMs carry over on their own.
+func openEmbeddedStore(path string, log *logrus.Entry) (server.Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+	defer cancel()
+	st, upgraded, err := server.UpgradeBoltFile(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("embedded MSIM network: %s is an earlier msimircd's data file, and importing it failed (it is unchanged): %w", path, err)
+	}
+	if upgraded {
+		f := logrus.Fields{"data": path, "kept": path + ".bolt-imported"}
+		if st != (server.ImportStats{}) { // zero when an import stopped midway was finished
+			f["accounts"], f["contacts"], f["offline_ims"] = st.Accounts, st.Contacts, st.Offline
+		}
+		log.WithFields(f).Info("the embedded MSIM network's data file was an earlier msimircd's: imported into SQLite; the old file is kept")
+	}
+	return server.OpenStore(ctx, path, server.StoreOptions{})
 }
 
 // addr is where the embedded server listens.

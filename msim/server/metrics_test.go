@@ -423,7 +423,7 @@ func (s stuckStore) Account(uid msim.UID) (*Account, error) {
 func TestCheckStore(t *testing.T) {
 	ctx := context.Background()
 	open := func(t *testing.T) Store {
-		st, err := OpenFileStoreWith(filepath.Join(t.TempDir(), "msim.db"), FileStoreOptions{})
+		st, err := OpenFileStore(filepath.Join(t.TempDir(), "msim.db"))
 		if err != nil {
 			t.Fatal(err)
 		}

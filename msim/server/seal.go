@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,16 +15,16 @@ import (
 )
 
 // The login hash of a password is all a client needs to log in (spec §3),
-// so the file store keeps it sealed (XChaCha20-Poly1305) under a key that
-// lives in a file of its own: a copy of the data file alone lets nobody log
+// so the store keeps it sealed (XChaCha20-Poly1305) under a key that
+// lives in a file of its own: a copy of the database alone lets nobody log
 // in.
 
 // KeySize is the size of a key file: 32 random bytes.
 const KeySize = chacha20poly1305.KeySize
 
-// ErrWrongKey reports a key file that does not open the data file's sealed
+// ErrWrongKey reports a key file that does not open the database's sealed
 // password hashes.
-var ErrWrongKey = errors.New("msim/server: the key file does not open this data file's sealed password hashes")
+var ErrWrongKey = errors.New("msim/server: the key file does not open this database's sealed password hashes")
 
 // sealer seals and opens password hashes under one key.
 type sealer struct{ aead cipher.AEAD }
@@ -39,6 +40,8 @@ func newSealer(key []byte) (sealer, error) {
 // sealAD binds a sealed hash to its account: moved to another record, it
 // does not open.
 func sealAD(uid msim.UID) []byte { return append([]byte("msimd password hash "), uidKey(uid)...) }
+
+func uidKey(u msim.UID) []byte { return binary.BigEndian.AppendUint64(nil, uint64(u)) }
 
 func (s sealer) seal(uid msim.UID, h msim.PasswordHash) []byte {
 	nonce := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(h)+s.aead.Overhead())
@@ -63,8 +66,8 @@ func (s sealer) open(uid msim.UID, b []byte) (msim.PasswordHash, error) {
 // it: uids are positive).
 const keyCheckUID msim.UID = 0
 
-// loadKey returns the key of path, creating it when the data file has
-// nothing sealed yet (sealed false); a sealed data file without its key
+// loadKey returns the key of path, creating it when the database has
+// nothing sealed yet (sealed false); a sealed database without its key
 // file is an error, never a new key.
 func loadKey(path string, sealed bool) (key []byte, created bool, err error) {
 	key, err = keyfile.Read(path, KeySize)
@@ -72,12 +75,12 @@ func loadKey(path string, sealed bool) (key []byte, created bool, err error) {
 	case err == nil:
 		return key, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, false, fmt.Errorf("msim/server: %w", err)
+		return nil, false, err
 	case sealed:
-		return nil, false, fmt.Errorf("msim/server: key file %s is missing, and the data file's password hashes are sealed under it", path)
+		return nil, false, fmt.Errorf("key file %s is missing, and the database's password hashes are sealed under it", path)
 	}
 	if key, err = keyfile.Create(path, KeySize); err != nil {
-		return nil, false, fmt.Errorf("msim/server: %w", err)
+		return nil, false, err
 	}
 	return key, true, nil
 }

@@ -2,9 +2,10 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,9 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/msimircd/msimircd/msim"
 )
@@ -33,12 +31,16 @@ func hashForms(pw string) map[string][]byte {
 	}
 }
 
-// noHashIn fails if the file at path holds pw's hash in any form.
+// noHashIn fails if the file at path (or a SQLite WAL beside it) holds
+// pw's hash in any form.
 func noHashIn(t *testing.T, path, pw string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wal, err := os.ReadFile(path + "-wal"); err == nil {
+		b = append(b, wal...)
 	}
 	for form, h := range hashForms(pw) {
 		if bytes.Contains(b, h) {
@@ -47,9 +49,9 @@ func noHashIn(t *testing.T, path, pw string) {
 	}
 }
 
-func openStore(t *testing.T, path string, o FileStoreOptions) Store {
+func openStore(t *testing.T, path string, o StoreOptions) Store {
 	t.Helper()
-	s, err := OpenFileStoreWith(path, o)
+	s, err := OpenStore(context.Background(), path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func copyFile(t *testing.T, from, to string) {
 func TestSealedHashAtRest(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "msim.db")
-	store := openStore(t, path, FileStoreOptions{})
+	store := openStore(t, path, StoreOptions{})
 	srv, err := New(Config{}, store, testLog(t))
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +131,7 @@ func TestSealedHashAtRest(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cp := filepath.Join(t.TempDir(), "copy.db")
 			copyFile(t, path, cp)
-			s, err := OpenFileStoreWith(cp, FileStoreOptions{KeyFile: tc.keyFile})
+			s, err := OpenStore(context.Background(), cp, StoreOptions{KeyFile: tc.keyFile})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("open: got %v, want an error saying %q", err, tc.wantErr)
@@ -154,93 +156,29 @@ func TestSealedHashAtRest(t *testing.T) {
 // the sealed hashes themselves refuse another key.
 func TestSealedRecordNeedsItsKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "msim.db")
-	store := openStore(t, path, FileStoreOptions{})
+	store := openStore(t, path, StoreOptions{})
 	if err := store.CreateAccount(&Account{Email: "alice@example.com", Hash: msim.HashPassword("Secret1")}); err != nil {
 		t.Fatal(err)
 	}
 	store.Close()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Delete(keyCheck) })
+	_, err = db.Exec(`DELETE FROM msim_meta WHERE name = 'key_check'`)
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := filepath.Join(t.TempDir(), "other.key")
 	writeKey(t, other, 0o600, KeySize)
-	if _, err := OpenFileStoreWith(path, FileStoreOptions{KeyFile: other}); !errors.Is(err, ErrWrongKey) {
+	if _, err := OpenStore(context.Background(), path, StoreOptions{KeyFile: other}); !errors.Is(err, ErrWrongKey) {
 		t.Errorf("open with another key: got %v, want ErrWrongKey", err)
 	}
-	s := openStore(t, path, FileStoreOptions{})
+	s := openStore(t, path, StoreOptions{})
 	defer s.Close()
 	if !loginWorks(t, s, "alice@example.com", "Secret1") {
 		t.Error("login with the right key failed")
-	}
-}
-
-// TestSealMigration: a data file from before sealing (hashes in clear, no
-// offline counts) is sealed and compacted on open: no copy of the hash is
-// left, logins work, and its stored offline mail counts toward the caps.
-func TestSealMigration(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	writeLegacyFile(t, path)
-	s := openStore(t, path, FileStoreOptions{})
-	err := s.AddOffline(FirstUID+1, OfflineMessage{From: FirstUID, Body: strings.Repeat("z", 20)}, OfflineLimits{SenderBytes: 60})
-	if !errors.Is(err, errOfflineSenderFull) {
-		t.Errorf("offline mail after migration: got %v, want errOfflineSenderFull (50 bytes were waiting)", err)
-	}
-	s.Close()
-	noHashIn(t, path, "Secret1")
-	noHashIn(t, path, "hunter2")
-	s = openStore(t, path, FileStoreOptions{})
-	defer s.Close()
-	if !loginWorks(t, s, "bob@example.com", "hunter2") {
-		t.Error("login after migration failed")
-	}
-}
-
-// writeLegacyFile writes a data file the way the store did before hashes
-// were sealed: alice and bob, their hashes in clear, and 50 bytes of
-// offline mail from alice to bob.
-func writeLegacyFile(t *testing.T, path string) {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bAccounts, bEmail, bName, bContacts, bOffline} {
-			if _, err := tx.CreateBucket(b); err != nil {
-				return err
-			}
-		}
-		for _, a := range []Account{
-			{UID: FirstUID, Email: "alice@example.com", UserName: "alice", Hash: msim.HashPassword("Secret1")},
-			{UID: FirstUID + 1, Email: "bob@example.com", UserName: "bob", Hash: msim.HashPassword("hunter2")},
-		} {
-			if err := putJSON(tx.Bucket(bAccounts), uidKey(a.UID), a); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bEmail).Put([]byte(a.Email), uidKey(a.UID)); err != nil {
-				return err
-			}
-			if _, err := tx.Bucket(bAccounts).NextSequence(); err != nil {
-				return err
-			}
-		}
-		m := OfflineMessage{From: FirstUID, Body: strings.Repeat("m", 50)}
-		return putJSON(tx.Bucket(bOffline), binary.BigEndian.AppendUint64(uidKey(FirstUID+1), 1), m)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	b, _ := os.ReadFile(path)
-	if !bytes.Contains(b, hashForms("Secret1")["json"]) {
-		t.Fatal("the legacy file does not hold the hash in clear; the test proves nothing")
 	}
 }
 
@@ -264,7 +202,7 @@ func TestKeyFileRefused(t *testing.T) {
 			dir := t.TempDir()
 			key := filepath.Join(dir, "msim.key")
 			writeKey(t, key, tc.mode, tc.size)
-			s, err := OpenFileStoreWith(filepath.Join(dir, "msim.db"), FileStoreOptions{KeyFile: key})
+			s, err := OpenStore(context.Background(), filepath.Join(dir, "msim.db"), StoreOptions{KeyFile: key})
 			if err == nil {
 				s.Close()
 			}
@@ -272,16 +210,5 @@ func TestKeyFileRefused(t *testing.T) {
 				t.Errorf("got %v, want an error naming %s and saying %q", err, key, tc.wantErr)
 			}
 		})
-	}
-}
-
-// TestStoreInUse: a second open of a held data file says it is in use.
-func TestStoreInUse(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "msim.db")
-	s := openStore(t, path, FileStoreOptions{})
-	defer s.Close()
-	_, err := OpenFileStoreWith(path, FileStoreOptions{Timeout: 50 * time.Millisecond})
-	if !errors.Is(err, ErrStoreInUse) || !strings.Contains(err.Error(), path) {
-		t.Errorf("second open: got %v, want ErrStoreInUse naming the file", err)
 	}
 }

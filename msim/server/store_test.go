@@ -2,30 +2,21 @@ package server
 
 import (
 	"errors"
-	"path/filepath"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/msimircd/msimircd/msim"
 )
 
-// TestStores runs the Store contract against both implementations.
+// TestStores runs the Store contract against every implementation: the
+// memory store, SQLite and PostgreSQL (when postgresEnv is set).
 func TestStores(t *testing.T) {
-	stores := map[string]func(t *testing.T) Store{
-		"mem": func(*testing.T) Store { return NewMemStore() },
-		"file": func(t *testing.T) Store {
-			s, err := OpenFileStore(filepath.Join(t.TempDir(), "s.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		},
-	}
-	for name, open := range stores {
-		t.Run(name, func(t *testing.T) {
+	for _, e := range storeEngines() {
+		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
-			s := open(t)
+			s, _ := e.open(t)
 			a := &Account{Email: "Alice@Example.com", UserName: "Alice", Hash: msim.HashPassword("pw")}
 			if err := s.CreateAccount(a); err != nil || a.UID != FirstUID {
 				t.Fatalf("create: uid %v, err %v; want %v", a.UID, err, FirstUID)
@@ -49,8 +40,13 @@ func TestStores(t *testing.T) {
 			if got, err := s.AccountByUserName("alice"); err != nil || got.UID != a.UID || got.Hash != a.Hash {
 				t.Errorf("by user name: got %+v, %v", got, err)
 			}
-			if _, err := s.AccountByEmail("nobody@x"); !errors.Is(err, ErrNoSuchAccount) {
-				t.Errorf("unknown e-mail: got %v", err)
+			for _, nobody := range []string{"nobody@x", "\xff@x", "a\x00@x"} {
+				if _, err := s.AccountByEmail(nobody); !errors.Is(err, ErrNoSuchAccount) {
+					t.Errorf("unknown e-mail %q: got %v, want ErrNoSuchAccount", nobody, err)
+				}
+				if _, err := s.AccountByUserName(nobody); !errors.Is(err, ErrNoSuchAccount) {
+					t.Errorf("unknown user name %q: got %v, want ErrNoSuchAccount", nobody, err)
+				}
 			}
 			err := s.UpdateAccount(b.UID, func(a *Account) error { a.UserName = "tom"; return nil })
 			if !errors.Is(err, ErrUserNameTaken) {
@@ -97,7 +93,116 @@ func TestStores(t *testing.T) {
 				t.Errorf("taken twice: %v", got)
 			}
 			testOfflineLimits(t, s, a.UID, tom.UID, b.UID)
+			testAccountFields(t, s, b.UID)
+			testContactOrder(t, s, tom.UID)
+			testOfflineOrder(t, s, a.UID, tom.UID)
 		})
+	}
+}
+
+// testAccountFields: every field of an account survives UpdateAccount and
+// a read, byte for byte; a refused update changes nothing.
+func testAccountFields(t *testing.T, s Store, uid msim.UID) {
+	t.Helper()
+	when := time.Date(2008, 2, 3, 4, 5, 6, 7000, time.UTC)
+	want := Account{
+		UID: uid, Email: "b@x", UserName: "Bee", DisplayName: "B \x00 é", // JSON in the store: valid UTF-8 (as in the bbolt store)
+		Hash:    msim.HashPassword("new"),
+		Profile: msim.Dict{{Key: "Headline", Value: "hi\x00"}, {Key: "Age", Value: "30"}},
+		Prefs:   msim.Dict{{Key: "Sound", Value: "1"}},
+		Groups:  []Group{{ID: 1, Name: "IM Friends", Position: 1, Flag: 131073}, {ID: 9, Name: "Ötz", Position: 2}},
+		Block:   []msim.UID{7, 8}, Allow: []msim.UID{9},
+		ShowOnlyToList: true, OnlyListMayIM: true, LastLogin: when,
+	}
+	err := s.UpdateAccount(uid, func(a *Account) error {
+		a.UserName, a.DisplayName, a.Hash = want.UserName, want.DisplayName, want.Hash
+		a.Profile, a.Prefs, a.Groups, a.Block, a.Allow = want.Profile, want.Prefs, want.Groups, want.Block, want.Allow
+		a.ShowOnlyToList, a.OnlyListMayIM, a.LastLogin = true, true, when
+		a.UID, a.Email = 1, "changed@x" // ignored: they are the account's identity
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errNo := errors.New("no")
+	if err := s.UpdateAccount(uid, func(a *Account) error { a.DisplayName = "lost"; return errNo }); !errors.Is(err, errNo) {
+		t.Errorf("update whose fn fails: got %v, want fn's error", err)
+	}
+	for _, get := range []func() (*Account, error){
+		func() (*Account, error) { return s.Account(uid) },
+		func() (*Account, error) { return s.AccountByEmail("B@X") },
+		func() (*Account, error) { return s.AccountByUserName("bEE") },
+	} {
+		got, err := get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.LastLogin.Equal(when) {
+			t.Errorf("last login: got %v, want %v", got.LastLogin, when)
+		}
+		got.LastLogin = when
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("account: got %+v, want %+v", *got, want)
+		}
+	}
+	if _, err := s.Account(msim.UID(1)); !errors.Is(err, ErrNoSuchAccount) {
+		t.Errorf("the uid an update tried to set: got %v, want ErrNoSuchAccount", err)
+	}
+	if err := s.UpdateAccount(12345, func(*Account) error { return nil }); !errors.Is(err, ErrNoSuchAccount) {
+		t.Errorf("update of nobody: got %v, want ErrNoSuchAccount", err)
+	}
+	if err := s.PutContact(12345, Contact{UID: uid}); !errors.Is(err, ErrNoSuchAccount) {
+		t.Errorf("contact of nobody: got %v, want ErrNoSuchAccount", err)
+	}
+}
+
+// testContactOrder: contacts come back ordered by uid whatever the order
+// they were put in, a put replaces an entry, and names are kept byte for
+// byte.
+func testContactOrder(t *testing.T, s Store, owner msim.UID) {
+	t.Helper()
+	for _, c := range []Contact{
+		{UID: 900000, GroupName: "Work", NickName: "z"}, {UID: 5, GroupName: "\xff", Position: 3},
+		{UID: 70000, Visibility: 2}, {UID: 5, GroupName: "IM Friends", NickName: "n\x00", Visibility: 1, NameSelect: 1},
+	} {
+		if err := s.PutContact(owner, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Contacts(owner)
+	want := []Contact{
+		{UID: 5, GroupName: "IM Friends", NickName: "n\x00", Visibility: 1, NameSelect: 1},
+		{UID: 70000, Visibility: 2}, {UID: 900000, GroupName: "Work", NickName: "z"},
+	}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("contacts: got %+v (%v), want %+v", got, err, want)
+	}
+}
+
+// testOfflineOrder: offline messages come back oldest first, with every
+// field, bodies byte for byte.
+func testOfflineOrder(t *testing.T, s Store, from, to msim.UID) {
+	t.Helper()
+	var want []OfflineMessage
+	for i := range 30 {
+		m := OfflineMessage{From: from, Time: time.Date(2007, 1, 1, 0, 0, 30-i, 0, time.UTC), CV: 697 + i, Body: fmt.Sprintf("%d \xff\x00", i)}
+		if err := s.AddOffline(to, m, OfflineLimits{}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m)
+	}
+	got, err := s.TakeOffline(to)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("take: got %d messages (%v), want %d", len(got), err, len(want))
+	}
+	for i := range got {
+		if !got[i].Time.Equal(want[i].Time) {
+			t.Errorf("message %d: time %v, want %v", i, got[i].Time, want[i].Time)
+		}
+		got[i].Time = want[i].Time
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("offline messages: got %+v, want %+v", got, want)
 	}
 }
 

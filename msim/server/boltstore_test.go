@@ -15,26 +15,17 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
-// Buckets of the durable store. Keys are big-endian uids (8 bytes), so a
-// prefix scan over an owner's uid yields its contacts or messages in order.
+// The bbolt store of earlier msimd versions, as it was: the old code path
+// that made the data files ImportBolt reads. Tests use it to write such
+// files. The buckets it shares with the importer are in boltimport.go.
 var (
-	bAccounts    = []byte("accounts")     // uid → JSON storedAccount
 	bEmail       = []byte("email")        // lower-case e-mail → uid
 	bName        = []byte("username")     // lower-case user name → uid
-	bContacts    = []byte("contacts")     // owner uid | contact uid → JSON Contact
-	bOffline     = []byte("offline")      // recipient uid | sequence → JSON OfflineMessage
 	bOfflineSize = []byte("offline-size") // recipient uid → count | bytes; recipient | sender uid → bytes
-	bMeta        = []byte("meta")         // keyCheck → a known value sealed under the key
 )
 
-var keyCheck = []byte("keycheck")
-
-// ErrStoreInUse reports a data file another process (a running msimd or
-// msimircd) holds.
-var ErrStoreInUse = errors.New("msim/server: the data file is in use by another process")
-
-// FileStoreOptions tune OpenFileStoreWith. Zero fields take the defaults.
-type FileStoreOptions struct {
+// boltStoreOptions tune openBoltStoreWith. Zero fields take the defaults.
+type boltStoreOptions struct {
 	// KeyFile holds the key sealing the password hashes (default: the data
 	// file's path + ".key"). It is created, mode 0600, when the data file
 	// has nothing sealed yet; a key file others may read is refused.
@@ -44,15 +35,6 @@ type FileStoreOptions struct {
 	Timeout time.Duration
 }
 
-// storedAccount is an account as the file keeps it: the hash sealed.
-type storedAccount struct {
-	Account
-	// Hash shadows Account.Hash: a hash in clear, found only in files
-	// written before hashes were sealed (they are sealed on open).
-	Hash       json.RawMessage `json:",omitempty"`
-	SealedHash []byte          `json:",omitempty"`
-}
-
 // fileStore is the durable Store on a bbolt file.
 type fileStore struct {
 	db    *bolt.DB
@@ -60,19 +42,19 @@ type fileStore struct {
 	decoy []byte // opened for unknown e-mail addresses, like a real record
 }
 
-// OpenFileStore opens (or creates) the durable store at path, its hashes
+// openBoltStore opens (or creates) the durable store at path, its hashes
 // sealed under the key file path + ".key". Accounts, contact lists and
 // pending offline messages survive a restart. Only one process may hold
 // the file; a second open fails with ErrStoreInUse after a second.
-func OpenFileStore(path string) (Store, error) {
-	return OpenFileStoreWith(path, FileStoreOptions{})
+func openBoltStore(path string) (Store, error) {
+	return openBoltStoreWith(path, boltStoreOptions{})
 }
 
-// OpenFileStoreWith is OpenFileStore with options. Hashes stored in clear
+// openBoltStoreWith is OpenFileStore with options. Hashes stored in clear
 // by earlier versions are sealed, and the file compacted so that no copy of
 // them is left in its free pages. It fails with ErrWrongKey if the key file
 // does not open the sealed hashes.
-func OpenFileStoreWith(path string, o FileStoreOptions) (Store, error) {
+func openBoltStoreWith(path string, o boltStoreOptions) (Store, error) {
 	if o.KeyFile == "" {
 		o.KeyFile = path + ".key"
 	}
@@ -225,8 +207,6 @@ func compactFile(db *bolt.DB, path string, timeout time.Duration) (*bolt.DB, err
 	}
 	return openBolt(path, timeout)
 }
-
-func uidKey(u msim.UID) []byte { return binary.BigEndian.AppendUint64(nil, uint64(u)) }
 
 func pairKey(a msim.UID, b uint64) []byte {
 	return binary.BigEndian.AppendUint64(uidKey(a), b)

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+// writeOldDataFile writes a data file as the bbolt store of earlier msimd
+// versions did before hashes were sealed: alice (user name alice) and bob,
+// bob on alice's list, and an offline IM from alice to bob. With sealed,
+// it also holds a key check value no key opens, as a file sealed under a
+// key file that is not at hand.
+func writeOldDataFile(t *testing.T, path string, sealed bool) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := func(a, b uint64) []byte {
+		k := binary.BigEndian.AppendUint64(nil, a)
+		if b != 0 {
+			k = binary.BigEndian.AppendUint64(k, b)
+		}
+		return k
+	}
+	put := func(tx *bolt.Tx, bucket string, k []byte, v any) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
+		if err != nil {
+			return err
+		}
+		buf, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return b.Put(k, buf)
+	}
+	alice, bob := uint64(server.FirstUID), uint64(server.FirstUID+1)
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, a := range []server.Account{
+			{UID: msim.UID(alice), Email: "alice@example.com", UserName: "alice", Hash: msim.HashPassword("Secret1")},
+			{UID: msim.UID(bob), Email: "bob@example.com", Hash: msim.HashPassword("hunter2")},
+		} {
+			if err := put(tx, "accounts", key(uint64(a.UID), 0), a); err != nil {
+				return err
+			}
+			if _, err := tx.Bucket([]byte("accounts")).NextSequence(); err != nil {
+				return err
+			}
+		}
+		if err := put(tx, "contacts", key(alice, bob), server.Contact{UID: msim.UID(bob), GroupName: "IM Friends", Visibility: 1}); err != nil {
+			return err
+		}
+		if err := put(tx, "offline", key(bob, 1), server.OfflineMessage{From: msim.UID(alice), Time: time.Now(), Body: "kept across the upgrade"}); err != nil {
+			return err
+		}
+		if !sealed {
+			return nil
+		}
+		m, err := tx.CreateBucketIfNotExists([]byte("meta"))
+		if err != nil {
+			return err
+		}
+		check := make([]byte, 72)
+		_, _ = rand.Read(check)
+		return m.Put([]byte("keycheck"), check)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestImportCommand: "msimd -data NEW import OLD" carries an earlier
+// msimd's data file over: its accounts log in, with their user names, and
+// the offline IM waiting is delivered. A second import into the same
+// database is refused, saying why.
+func TestImportCommand(t *testing.T) {
+	dir := t.TempDir()
+	old, data := filepath.Join(dir, "old.db"), filepath.Join(dir, "msim.db")
+	writeOldDataFile(t, old, false)
+	logs, err := cli("", "-data", data, "import", old)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, logs)
+	}
+	for _, want := range []string{"data file imported", "accounts=2", "contacts=1", "offline_ims=1"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the import's log does not say %q:\n%s", want, logs)
+		}
+	}
+	if _, err := cli("", "-data", data, "import", old); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("a second import: got %v, want an error saying the store is not empty", err)
+	}
+	addr, _ := start(t, "-data", data)
+	if _, m := login(t, addr, "alice@example.com", "Secret1"); !m.Is("lc") || m.StrOr("uniquenick", "") != "alice" {
+		t.Errorf("alice's login: got %v, want lc 2 as alice", m)
+	}
+	c, m := login(t, addr, "bob@example.com", "hunter2")
+	if !m.Is("lc") {
+		t.Fatalf("bob's login: got %v, want lc 2", m)
+	}
+	im := c.next(func(m *msim.Message) bool { f, _ := m.Int("f"); return m.Is("bm") && f == int(server.FirstUID) })
+	if got := im.StrOr("msg", ""); got != "kept across the upgrade" {
+		t.Errorf("offline IM: got %q, want the one the old file held", got)
+	}
+}
+
+// TestImportUsage: import's arguments and its own -key (before or after
+// the old file's name) reach it; a missing store or file is a usage error.
+func TestImportUsage(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.db")
+	writeOldDataFile(t, old, true)
+	key := filepath.Join(dir, "other.key")
+	writeFile(t, key, strings.Repeat("k", server.KeySize), 0o600)
+	cases := []struct {
+		name  string
+		args  []string
+		usage bool
+		say   []string
+	}{
+		{"no store", []string{"import", old}, true, []string{"-data PATH or -db DSN"}},
+		{"no file", []string{"-data", filepath.Join(dir, "a.db"), "import"}, true, nil},
+		{"two files", []string{"-data", filepath.Join(dir, "b.db"), "import", old, old}, true, nil},
+		{"the old key file by default", []string{"-data", filepath.Join(dir, "c.db"), "import", old}, false, []string{old + ".key", "missing"}},
+		{"-key after the file", []string{"-data", filepath.Join(dir, "d.db"), "import", old, "-key", key}, false, []string{key, "does not open"}},
+		{"-key before the file", []string{"-data", filepath.Join(dir, "e.db"), "import", "-key", key, old}, false, []string{key, "does not open"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := cli("", tc.args...)
+			if err == nil || errors.Is(err, errUsage) != tc.usage {
+				t.Fatalf("got %v, want an error (usage error: %v)", err, tc.usage)
+			}
+			for _, w := range tc.say {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestStoreFlags: -data and -db name one store; PostgreSQL needs -key; a
+// SQLite path given to -db works as -data does; an earlier msimd's data
+// file is refused with the way to import it.
+func TestStoreFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		say  string
+	}{
+		{"both", []string{"-data", "a.db", "-db", "b.db"}, "give one"},
+		{"a URL for -data", []string{"-data", "postgres://localhost/msimd"}, "-db"},
+		{"postgres without -key", []string{"-db", "postgres://localhost/msimd"}, "needs -key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := cli("", append([]string{"-listen", "127.0.0.1:0"}, tc.args...)...)
+			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.say) {
+				t.Errorf("got %v, want a usage error saying %q", err, tc.say)
+			}
+		})
+	}
+	t.Run("a SQLite path for -db", func(t *testing.T) {
+		db := filepath.Join(dir, "net.db")
+		if logs, err := cli("pw1\n", "-db", db, "adduser", "ann@example.com"); err != nil {
+			t.Fatalf("adduser: %v\n%s", err, logs)
+		}
+		addr, _ := start(t, "-db", db)
+		if _, m := login(t, addr, "ann@example.com", "pw1"); !m.Is("lc") {
+			t.Errorf("login: got %v, want lc 2", m)
+		}
+	})
+	t.Run("an earlier msimd's file", func(t *testing.T) {
+		old := filepath.Join(dir, "old.db")
+		writeOldDataFile(t, old, false)
+		_, err := cli("", "-listen", "127.0.0.1:0", "-data", old)
+		if !errors.Is(err, server.ErrOldDataFile) || !strings.Contains(err.Error(), "import "+old) {
+			t.Errorf("got %v, want ErrOldDataFile saying how to import %s", err, old)
+		}
+	})
+}
+
+// TestPostgresStore: with MSIMIRCD_TEST_POSTGRES set, adduser and the
+// server work on PostgreSQL (-db URL -key FILE).
+func TestPostgresStore(t *testing.T) {
+	dsn := os.Getenv("MSIMIRCD_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("PostgreSQL not tested: set MSIMIRCD_TEST_POSTGRES to a postgres:// URL")
+	}
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "msimd_cmd_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	key := filepath.Join(t.TempDir(), "msimd.key")
+	if logs, err := cli("pw1\n", "-db", u.String(), "-key", key, "adduser", "ann@example.com"); err != nil {
+		t.Fatalf("adduser: %v\n%s", err, logs)
+	}
+	addr, logs := start(t, "-db", u.String(), "-key", key)
+	if _, m := login(t, addr, "ann@example.com", "pw1"); !m.Is("lc") {
+		t.Errorf("login: got %v, want lc 2", m)
+	}
+	if strings.Contains(logs.String(), u.String()) || !strings.Contains(logs.String(), "store=postgres") {
+		t.Errorf("the log names the store other than as postgres:\n%s", logs)
+	}
+}

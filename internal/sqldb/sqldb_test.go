@@ -1,0 +1,114 @@
+package sqldb
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func TestRebind(t *testing.T) {
+	cases := []struct {
+		d    *Dialect
+		in   string
+		want string
+	}{
+		{SQLite, "SELECT a FROM t WHERE b = ? AND c = ?", "SELECT a FROM t WHERE b = ? AND c = ?"},
+		{Postgres, "SELECT a FROM t WHERE b = ? AND c = ?", "SELECT a FROM t WHERE b = $1 AND c = $2"},
+		{Postgres, "SELECT 1", "SELECT 1"},
+	}
+	for _, tc := range cases {
+		if got := tc.d.Rebind(tc.in); got != tc.want {
+			t.Errorf("%s Rebind(%q): got %q, want %q", tc.d.Name, tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestIsPostgresURL(t *testing.T) {
+	for in, want := range map[string]bool{
+		"postgres://u@h/db": true, "postgresql://h/db": true, "/var/lib/msimd/msim.db": false,
+		"msim.db": false, "host=/run/postgresql dbname=x": false,
+	} {
+		if got := IsPostgresURL(in); got != want {
+			t.Errorf("IsPostgresURL(%q): got %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestLoadMigrations(t *testing.T) {
+	cases := []struct {
+		name    string
+		files   []string
+		want    int
+		wantErr string
+	}{
+		{"in order", []string{"0001_a.sql", "0002_b.sql"}, 2, ""},
+		{"a gap", []string{"0001_a.sql", "0003_c.sql"}, 0, "0002_"},
+		{"no number", []string{"init.sql"}, 0, "0001_"},
+		{"not sql", []string{"0001_a.txt"}, 0, "0001_"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := fstest.MapFS{}
+			for _, f := range tc.files {
+				fsys["m/"+f] = &fstest.MapFile{Data: []byte("CREATE TABLE x (a INTEGER);")}
+			}
+			got, err := LoadMigrations(fsys, "m")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || len(got) != tc.want {
+				t.Fatalf("got %d migrations (%v), want %d", len(got), err, tc.want)
+			}
+		})
+	}
+}
+
+// TestMigrateSQLite: migrations apply once each, in order, to the version
+// asked; a database newer than the schema is refused; a uniqueness
+// refusal names its column.
+func TestMigrateSQLite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "t.db")
+	db, where, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if !strings.Contains(where, path) {
+		t.Errorf("where: got %q, want it to name %s", where, path)
+	}
+	s := Schema{Program: "testd", VersionTable: "t_version", Migrations: []string{
+		"CREATE TABLE t (id {{id}}, name TEXT NOT NULL UNIQUE, b {{bytes}})",
+		"ALTER TABLE t ADD COLUMN c INTEGER",
+	}}
+	for _, target := range []int{1, 1, 2} {
+		if err := Migrate(ctx, db, SQLite, s, target); err != nil {
+			t.Fatalf("migrate to %d: %v", target, err)
+		}
+		if v, err := Version(ctx, db, s); err != nil || v != target {
+			t.Errorf("version: got %d (%v), want %d", v, err, target)
+		}
+	}
+	if _, err := db.Exec("INSERT INTO t (name, c) VALUES ('a', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec("INSERT INTO t (name, c) VALUES ('a', 2)")
+	if name, ok := UniqueViolation(err); !ok || name != "t.name" {
+		t.Errorf("UniqueViolation(%v): got %q, %v; want t.name, true", err, name, ok)
+	}
+	if _, ok := UniqueViolation(errors.New("other")); ok {
+		t.Error("UniqueViolation of another error: got true")
+	}
+	s.Migrations = s.Migrations[:1]
+	err = Migrate(ctx, db, SQLite, s, 1)
+	var newer *NewerSchemaError
+	if !errors.As(err, &newer) || newer.Database != 2 || newer.Binary != 1 || !strings.Contains(err.Error(), "upgrade testd") {
+		t.Errorf("newer database: got %v, want a NewerSchemaError (2 > 1) saying upgrade testd", err)
+	}
+}
