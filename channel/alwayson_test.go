@@ -202,13 +202,16 @@ func TestIdentifyJoinsRunningSession(t *testing.T) {
 
 	c := dial(t, g.ircAddr, "kai", "", allCaps...)
 	c.expectFrom("PRIVMSG", "root", "identify")
-	c.send("PRIVMSG root :identify kai-irc")
+	// What the client sends right behind identify, while the connection
+	// moves to kai's session, is not lost: it reaches that session.
+	c.send("PRIVMSG root :identify kai-irc\r\nPRIVMSG root :account list")
 	c.expectFrom("PRIVMSG", "root", "Password accepted")
 	c.joinedControl("&kai")
 	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
 	if got := imsFrom(c, "bob", 1); got[0] != "held for kai" {
 		t.Errorf("held IM: got %q", got[0])
 	}
+	c.expectFrom("PRIVMSG", "root", "0 (msim): kai@example.com in &kai")
 	c.command("&kai", "status", "kai@example.com is online")
 	if d := dials.Load(); d != 1 {
 		t.Errorf("MSIM logins: got %d, want 1", d)

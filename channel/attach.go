@@ -20,9 +20,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/msimircd/msimircd/ircd"
@@ -32,18 +33,40 @@ import (
 // methods; it forwards them to its session, tagged with itself so that the
 // session ignores a connection that is no longer attached.
 type attachment struct {
-	c      ircConn
-	s      atomic.Pointer[session] // moved by identify to the user's running session
-	remote net.Addr                // the client's address (identify's guess limiting)
-	name   string                  // the client's name ("phone" of alice/phone), or ""
-	away   string                  // the client's AWAY text (owned by the session goroutine)
+	c ircConn
+	// mu orders what the client does with a move of the connection to
+	// another session (identify): a post to the session holds it, so
+	// once handOver has it, nothing more reaches the old session.
+	mu     sync.Mutex
+	s      *session // guarded by mu
+	remote net.Addr // the client's address (identify's guess limiting)
+	name   string   // the client's name ("phone" of alice/phone), or ""
+	away   string   // the client's AWAY text (owned by the session goroutine)
 }
 
 func newAttachment(c ircConn, s *session, remote net.Addr) *attachment {
-	at := &attachment{c: c, remote: remote}
-	at.s.Store(s)
-	return at
+	return &attachment{c: c, remote: remote, s: s}
 }
+
+// post hands ev to the session the connection is attached to; false once
+// that session has ended.
+func (at *attachment) post(ev event) bool {
+	at.mu.Lock()
+	defer at.mu.Unlock()
+	return at.s.post(ev)
+}
+
+// do runs f on the goroutine of the session the connection is attached
+// to, given that session; false once it has ended.
+func (at *attachment) do(f func(s *session)) bool { return at.post(atCall{at, f}) }
+
+// atCall is work for whatever session at is attached to when it runs.
+type atCall struct {
+	at *attachment
+	f  func(s *session)
+}
+
+func (atCall) isEvent() {}
 
 type attachReq struct {
 	at       *attachment
@@ -61,16 +84,18 @@ var errTooManyClients = errors.New("too many IRC clients are attached to this us
 // control channel keeps the account connected; JOIN brings it back), and
 // buddy nicks are checked against the client's nick when made.
 
-func (at *attachment) Message(in ircd.Input) { at.s.Load().post(ircInput{at, in}) }
+func (at *attachment) Message(in ircd.Input) { at.post(ircInput{at, in}) }
 func (at *attachment) Join(string)           {}
 func (at *attachment) Part(string, string)   {}
-func (at *attachment) Away(text string)      { at.s.Load().post(ircAway{at, text}) }
+func (at *attachment) Away(text string)      { at.post(ircAway{at, text}) }
 func (at *attachment) Nick(string)           {}
-func (at *attachment) Closed(string)         { at.s.Load().post(ircClosed{at}) }
+func (at *attachment) Closed(string)         { at.post(ircClosed{at}) }
 
 // WhoisAsync implements ircd.AsyncWhoisHandler.
 func (at *attachment) WhoisAsync(nick string, answer func(lines []string)) {
-	at.s.Load().WhoisAsync(nick, answer)
+	if !at.post(whoisAsk{at: at, nick: nick, answer: answer}) {
+		answer(nil)
+	}
 }
 
 // attachClient attaches c to the running session s and returns once the
@@ -103,17 +128,75 @@ func (s *session) attachRunning(at *attachment, accounts []Account) (ended bool,
 // handOver moves the connection at to to, the running session of the user
 // the connection has just identified as, and ends this session (it has no
 // accounts left). False if to has ended meanwhile or refused it (err).
+//
+// What the client sent meanwhile is not lost: to attaches the connection
+// first; then, with at.mu held so that nothing more comes here, the events
+// of the connection waiting in this session's queue go to to, in order,
+// before at points to it.
 func (s *session) handOver(at *attachment, to *session) (bool, error) {
-	at.s.Store(to)
 	ended, err := to.attachRunning(at, nil)
 	if ended || err != nil {
-		at.s.Store(s)
 		return false, err
 	}
+	var mine []event // this session's own events, handled after the move
+	deferred := s.deferred
+	s.deferred = nil
+	for _, ev := range deferred { // typed before the queued ones
+		mine = s.forward(ev, at, to, mine)
+	}
+	for !at.mu.TryLock() {
+		// The connection's reader holds it, waiting for room here.
+		select {
+		case ev := <-s.events:
+			mine = s.forward(ev, at, to, mine)
+		default:
+			runtime.Gosched()
+		}
+	}
+	for drained := false; !drained; {
+		select {
+		case ev := <-s.events:
+			mine = s.forward(ev, at, to, mine)
+		default:
+			drained = true
+		}
+	}
+	at.s = to
+	at.mu.Unlock()
 	s.cl.remove(at)
 	s.countAttached(-1)
+	for _, ev := range mine {
+		s.handle(ev)
+	}
 	s.cancel()
 	return true, nil
+}
+
+// forward passes an event of the connection at on to to, and keeps (in
+// mine) the others.
+func (s *session) forward(ev event, at *attachment, to *session, mine []event) []event {
+	var of *attachment
+	switch ev := ev.(type) {
+	case ircInput:
+		of = ev.at
+	case ircAway:
+		of = ev.at
+	case ircClosed:
+		of = ev.at
+	case atCall:
+		of = ev.at
+	case whoisAsk:
+		of = ev.at
+	}
+	if of != at {
+		return append(mine, ev)
+	}
+	if !to.post(ev) {
+		if w, ok := ev.(whoisAsk); ok {
+			w.answer(nil)
+		}
+	}
+	return mine
 }
 
 // closeClients closes the session's connections, from any goroutine.
@@ -310,6 +393,10 @@ func (s *session) waitSent() {
 		}
 	}
 }
+
+// maxDeferred bounds the client's input kept while identify, register or
+// drop is under way; past it, input is handled at once.
+const maxDeferred = 64
 
 // maxBacklog bounds the status lines kept for a client not in the channel.
 const maxBacklog = 50

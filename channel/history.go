@@ -192,8 +192,7 @@ func (s *session) nickFor(email string, uid msim.UID) string {
 
 // History implements ircd.HistoryHandler (CHATHISTORY).
 func (at *attachment) History(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
-	s := at.s.Load()
-	if !s.post(call(func() { s.history(q, answer) })) {
+	if !at.do(func(s *session) { s.history(q, answer) }) {
 		answer(nil, errors.New("the session has ended"))
 	}
 }
@@ -291,8 +290,7 @@ func historyQuery(ctx context.Context, st store.Store, user string, c conversati
 
 // HistoryTargets implements ircd.HistoryHandler (CHATHISTORY TARGETS).
 func (at *attachment) HistoryTargets(q ircd.TargetsQuery, answer func([]ircd.HistoryTarget, error)) {
-	s := at.s.Load()
-	if !s.post(call(func() { s.historyTargets(q, answer) })) {
+	if !at.do(func(s *session) { s.historyTargets(q, answer) }) {
 		answer(nil, errors.New("the session has ended"))
 	}
 }
@@ -325,8 +323,7 @@ func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.History
 
 // MarkRead implements ircd.HistoryHandler (MARKREAD … timestamp=).
 func (at *attachment) MarkRead(target string, t time.Time) {
-	s := at.s.Load()
-	s.post(call(func() { s.markRead(at, target, t) }))
+	at.do(func(s *session) { s.markRead(at, target, t) })
 }
 
 func (s *session) markRead(from *attachment, target string, t time.Time) {
@@ -357,8 +354,7 @@ func (s *session) markRead(from *attachment, target string, t time.Time) {
 
 // ReadMarker implements ircd.HistoryHandler (MARKREAD <target>).
 func (at *attachment) ReadMarker(target string, answer func(time.Time)) {
-	s := at.s.Load()
-	if !s.post(call(func() { answer(s.readMarker(target)) })) {
+	if !at.do(func(s *session) { answer(s.readMarker(target)) }) {
 		answer(time.Time{})
 	}
 }

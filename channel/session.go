@@ -39,6 +39,7 @@ type retryDue struct {
 	gen int
 }
 type whoisAsk struct {
+	at     *attachment // the connection asking (nil: none)
 	nick   string
 	answer func(lines []string) // ircd's: called once, never blocks
 }
@@ -92,6 +93,9 @@ type session struct {
 	away      string              // the IRC user's AWAY text
 	out       outbox              // IMs on their way to the IRC client
 	busy      bool                // identify, register or drop is under way
+	// deferred holds what the client typed while busy, handled in order
+	// once it is done (or by the session identify moves the client to).
+	deferred []event
 	dropUntil time.Time           // drop was asked for and awaits yes until then
 }
 
@@ -187,6 +191,13 @@ func (s *session) run() {
 			if !s.handle(ev) {
 				return
 			}
+			for !s.busy && len(s.deferred) > 0 && s.ctx.Err() == nil {
+				ev := s.deferred[0]
+				s.deferred = s.deferred[1:]
+				if !s.handle(ev) {
+					return
+				}
+			}
 		}
 	}
 }
@@ -195,6 +206,10 @@ func (s *session) run() {
 func (s *session) handle(ev event) bool {
 	switch ev := ev.(type) {
 	case ircInput:
+		if s.busy && len(s.deferred) < maxDeferred {
+			s.deferred = append(s.deferred, ev)
+			break
+		}
 		if s.cl.attached(ev.at) {
 			s.sender = ev.at
 			s.onIRC(ev.in)
@@ -207,6 +222,8 @@ func (s *session) handle(ev event) bool {
 		}
 	case ircClosed:
 		return s.closed(ev.at)
+	case atCall:
+		ev.f(s)
 	case attachReq:
 		ev.done <- s.attach(ev.at, ev.accounts)
 	case linkResult:
