@@ -16,9 +16,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// loadSchema returns the store's versioned schema, run by internal/sqldb. What
-// sets it apart from msimd's, which may share a PostgreSQL database with
-// it: its version table (schema_version, from before the two shared
+// loadSchema returns the store's versioned schema, run by internal/sqldb.
+// What sets it apart from msimd's, which may share a PostgreSQL database
+// with it: its version table (schema_version, from before the two shared
 // code), its own advisory lock number and the program named in a
 // NewerSchemaError.
 var loadSchema = sync.OnceValues(func() (sqldb.Schema, error) {
