@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -149,7 +150,7 @@ func populate(b *testing.B, db testDB) {
 // bulk inserts rows many to a statement.
 type bulk struct {
 	tx    *sql.Tx
-	d     *dialect
+	d     *sqldb.Dialect
 	table string // "name (columns)"
 	rows  int
 	args  []any
@@ -170,7 +171,7 @@ func (k *bulk) flush(b *testing.B) {
 	}
 	one := "(" + strings.Repeat(", ?", len(k.args)/k.rows)[2:] + ")"
 	q := "INSERT INTO " + k.table + " VALUES " + strings.Repeat(", "+one, k.rows)[2:]
-	if _, err := k.tx.Exec(k.d.rebind(q), k.args...); err != nil {
+	if _, err := k.tx.Exec(k.d.Rebind(q), k.args...); err != nil {
 		b.Fatalf("populate %s: %v", k.table, err)
 	}
 	k.rows, k.args = 0, nil

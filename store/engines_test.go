@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/msimircd/msimircd/internal/sqldb"
 )
 
 // postgresEnv names the variable that holds a PostgreSQL DSN for the
@@ -112,14 +114,14 @@ func (db testDB) open(t testing.TB, key []byte) *sqlStore {
 
 // raw opens the database without the store, for tests that look under it
 // or set it up by hand.
-func (db testDB) raw(t testing.TB) (*sql.DB, *dialect) {
+func (db testDB) raw(t testing.TB) (*sql.DB, *sqldb.Dialect) {
 	t.Helper()
 	d := dialects[db.driver]
 	dsn := db.dsn
 	if db.driver == "sqlite" {
 		dsn += sqliteParams
 	}
-	r, err := sql.Open(d.sqlDriver, dsn)
+	r, err := sql.Open(d.Driver, dsn)
 	if err != nil {
 		t.Fatalf("raw open: %v", err)
 	}

@@ -5,11 +5,9 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
+	"sync"
+
+	"github.com/msimircd/msimircd/internal/sqldb"
 )
 
 // migrationFiles are the schema's versions: NNNN_name.sql takes the
@@ -18,27 +16,32 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// loadSchema returns the store's versioned schema, run by internal/sqldb.
+// What sets it apart from msimd's, which may share a PostgreSQL database
+// with it: its version table (schema_version, from before the two shared
+// code), its own advisory lock number and the program named in a
+// NewerSchemaError.
+var loadSchema = sync.OnceValues(func() (sqldb.Schema, error) {
+	m, err := sqldb.LoadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		return sqldb.Schema{}, err
+	}
+	return sqldb.Schema{
+		Program:      program,
+		VersionTable: "schema_version",
+		LockKey:      7306215870412535, // a number of msimircd's own
+		Migrations:   m,
+	}, nil
+})
+
+// program names this binary in a NewerSchemaError.
+const program = "msimircd"
+
 // migrations returns the migration scripts in order; migrations()[i]
 // brings a database to version i+1.
 func migrations() ([]string, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries { // ReadDir sorts by name
-		num, _, ok := strings.Cut(e.Name(), "_")
-		n, err := strconv.Atoi(num)
-		if !ok || err != nil || n != len(out)+1 {
-			return nil, fmt.Errorf("migration %s: want a file named %04d_….sql", e.Name(), len(out)+1)
-		}
-		b, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, string(b))
-	}
-	return out, nil
+	s, err := loadSchema()
+	return s.Migrations, err
 }
 
 // SchemaVersion is the schema version this binary writes.
@@ -50,78 +53,36 @@ func SchemaVersion() int {
 	return len(m)
 }
 
-const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_version (
-	id INTEGER PRIMARY KEY CHECK (id = 1),
-	version INTEGER NOT NULL
-)`
+// NewerSchemaError refuses a database written by a newer msimircd.
+type NewerSchemaError struct {
+	Database, Binary int // schema versions
+}
+
+func (e *NewerSchemaError) Error() string {
+	return (&sqldb.NewerSchemaError{Program: program, Database: e.Database, Binary: e.Binary}).Error()
+}
 
 // migrate brings the database to version target, one transaction per
-// version. A database newer than this binary is refused.
-func migrate(ctx context.Context, db *sql.DB, d *dialect, target int) error {
-	all, err := migrations()
+// version. A database newer than this binary is refused with a
+// *NewerSchemaError.
+func migrate(ctx context.Context, db *sql.DB, d *sqldb.Dialect, target int) error {
+	s, err := loadSchema()
 	if err != nil {
 		return err
 	}
-	for {
-		done, err := migrateStep(ctx, db, d, all, target)
-		if err != nil || done {
-			return err
-		}
+	err = sqldb.Migrate(ctx, db, d, s, target)
+	var ne *sqldb.NewerSchemaError
+	if errors.As(err, &ne) {
+		return &NewerSchemaError{Database: ne.Database, Binary: ne.Binary}
 	}
-}
-
-// migrateStep applies the next migration if the database is below target,
-// and reports whether it was at target already.
-func migrateStep(ctx context.Context, db *sql.DB, d *dialect, all []string, target int) (done bool, err error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return false, err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if d.lock != "" {
-		if _, err := tx.ExecContext(ctx, d.lock); err != nil {
-			return false, fmt.Errorf("migration lock: %w", err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, createVersionTable); err != nil {
-		return false, fmt.Errorf("schema version table: %w", err)
-	}
-	v, err := schemaVersion(ctx, tx)
-	if err != nil {
-		return false, err
-	}
-	if v > len(all) {
-		return false, &NewerSchemaError{Database: v, Binary: len(all)}
-	}
-	if v >= target {
-		return true, tx.Commit()
-	}
-	if _, err := tx.ExecContext(ctx, d.types.Replace(all[v])); err != nil {
-		return false, fmt.Errorf("migration to schema version %d: %w", v+1, err)
-	}
-	if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO schema_version (id, version) VALUES (1, ?)
-		ON CONFLICT (id) DO UPDATE SET version = excluded.version`), v+1); err != nil {
-		return false, fmt.Errorf("migration to schema version %d: %w", v+1, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("migration to schema version %d: %w", v+1, err)
-	}
-	return false, nil
+	return err
 }
 
 // schemaVersion reads the version row; 0 if the database has none yet.
 func schemaVersion(ctx context.Context, q querier) (int, error) {
-	var v int
-	err := q.QueryRowContext(ctx, `SELECT version FROM schema_version WHERE id = 1`).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
+	s, err := loadSchema()
 	if err != nil {
-		return 0, fmt.Errorf("schema version: %w", err)
+		return 0, err
 	}
-	return v, nil
+	return sqldb.Version(ctx, q, s)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -101,7 +102,7 @@ func testMigrationFromV1(t *testing.T, db testDB) {
 		{`INSERT INTO queued_ims (account_id, recipient, nick, text, typed) VALUES (1, 6221, 'tom', 'typed offline', ?)`, []any{when.UnixMicro()}},
 		{`INSERT INTO notes (user_id, text, created) VALUES (1, 'a note', ?)`, []any{when.UnixMicro()}},
 	} {
-		if _, err := r.Exec(d.rebind(q.sql), q.args...); err != nil {
+		if _, err := r.Exec(d.Rebind(q.sql), q.args...); err != nil {
 			t.Fatalf("v1 data: %s: %v", q.sql, err)
 		}
 	}
@@ -179,7 +180,7 @@ func testNewerSchema(t *testing.T, db testDB) {
 	check(t, "Close", s.Close())
 	r, d := db.raw(t)
 	newer := SchemaVersion() + 1
-	if _, err := r.Exec(d.rebind(`UPDATE schema_version SET version = ?`), newer); err != nil {
+	if _, err := r.Exec(d.Rebind(`UPDATE schema_version SET version = ?`), newer); err != nil {
 		t.Fatalf("set version: %v", err)
 	}
 	_, err := Open(context.Background(), db.driver, db.dsn, testKey(1))
@@ -226,7 +227,7 @@ func testSealedAtRest(t *testing.T, db testDB) {
 		assertFilesLack(t, db.path, secret)
 	}
 	// Sealed to its row: a's sealed password copied onto b does not open.
-	if _, err := r.Exec(d.rebind(`UPDATE accounts SET password = (SELECT password FROM accounts WHERE email = ?) WHERE email = ?`),
+	if _, err := r.Exec(d.Rebind(`UPDATE accounts SET password = (SELECT password FROM accounts WHERE email = ?) WHERE email = ?`),
 		"a@example.com", "b@example.com"); err != nil {
 		t.Fatalf("copy sealed password: %v", err)
 	}
@@ -260,4 +261,36 @@ func testWrongKey(t *testing.T, db testDB) {
 	if pw, err := right.open(sealed, passwordAD("alice", "a@example.com")); err != nil || string(pw) != "pw" {
 		t.Errorf("opening it with its key: got %q, %v, want pw", pw, err)
 	}
+}
+
+// TestPostgresMigrationLock: Open migrates under the advisory lock every
+// msimircd has used, so a start of this binary and one of an earlier
+// msimircd never migrate one database at once; while another session
+// holds it, Open waits at the lock rather than migrating.
+func TestPostgresMigrationLock(t *testing.T) {
+	db := newPostgresDB(t)
+	const releasedLockKey = 7306215870412535 // msimircd's since its first schema
+	other, err := sql.Open("pgx", db.dsn)
+	check(t, "open another session", err)
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	check(t, "connection", err)
+	defer conn.Close()
+	_, err = conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(releasedLockKey))
+	check(t, "take the lock", err)
+
+	wait, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	s, err := Open(wait, db.driver, db.dsn, testKey(1))
+	if err == nil {
+		s.Close()
+		t.Fatal("Open while another session holds the migration lock: got a store, want it to wait for the lock")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "migration lock") {
+		t.Errorf("Open while the lock is held: got %v, want the deadline to end its wait for the migration lock", err)
+	}
+
+	_, err = conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, int64(releasedLockKey))
+	check(t, "release the lock", err)
+	db.open(t, testKey(1)) // fails the test if Open fails
 }

@@ -6,24 +6,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/msimircd/msimircd/internal/sqldb"
 )
-
-// NewerSchemaError refuses a database written by a newer msimircd.
-type NewerSchemaError struct {
-	Database, Binary int // schema versions
-}
-
-func (e *NewerSchemaError) Error() string {
-	return fmt.Sprintf("database schema version %d is newer than this msimircd (%d); upgrade msimircd", e.Database, e.Binary)
-}
 
 // Open opens the store, creating and migrating its schema as needed.
 // driver is "sqlite" (dsn: the database file's path; the file is created
@@ -52,14 +40,13 @@ func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (
 		db    *sql.DB
 		where string
 	)
-	switch driver {
-	case "sqlite":
-		db, where, err = openSQLite(ctx, dsn)
-	default:
-		db, where, err = openPostgres(ctx, dsn)
+	if d == sqldb.SQLite {
+		db, where, err = sqldb.OpenSQLite(ctx, dsn)
+	} else {
+		db, where, err = sqldb.OpenPostgres(ctx, dsn, postgresConns)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &sqlStore{db: db, d: d, sl: sl, maxHistory: int64(o.maxHistory)}
 	if err := migrate(ctx, db, d, SchemaVersion()); err != nil {
@@ -74,111 +61,35 @@ func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (
 		s.Close()
 		return nil, fmt.Errorf("store: %s: %w", where, err)
 	}
-	if driver == "sqlite" {
+	if d == sqldb.SQLite {
 		s.appends = newAppender(s) // see history_batch.go
 	}
 	return s, nil
 }
 
-// sqliteParams: one connection (so one writer, and no lock waits between
-// the store's own connections), WAL, every commit synced (an accepted IM
-// survives a crash of the machine, not only of the process), foreign keys,
-// and write transactions that take the lock when they begin.
-const sqliteParams = "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-
-func openSQLite(ctx context.Context, path string) (*sql.DB, string, error) {
-	if path == "" {
-		return nil, "", errors.New("store: sqlite: no database file given")
-	}
-	if strings.Contains(path, "?") || strings.HasPrefix(path, "file:") {
-		return nil, "", fmt.Errorf("store: sqlite: database file %q: want a plain path (no '?', no file: URI)", path)
-	}
-	where := "database file " + path
-	// Made here, so it is 0600 (SQLite gives its WAL the same mode), and
-	// checked here, so a file SQLite could only open read-only is named.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, "", fmt.Errorf("store: %s: %w", where, err)
-	}
-	f.Close()
-	db, err := sql.Open("sqlite", path+sqliteParams)
-	if err != nil {
-		return nil, "", fmt.Errorf("store: %s: %w", where, err)
-	}
-	db.SetMaxOpenConns(1)
-	db.SetConnMaxIdleTime(0)
-	db.SetConnMaxLifetime(0)
-	fail := func(err error) (*sql.DB, string, error) {
-		db.Close()
-		return nil, "", fmt.Errorf("store: %s: %w", where, err)
-	}
-	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fail(err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fail(fmt.Errorf("journal mode is %q, not WAL (does the file system support it?)", mode))
-	}
-	// Reads every page once, so damage anywhere stops the start here
-	// rather than a write later.
-	rows, err := db.QueryContext(ctx, "PRAGMA quick_check")
-	if err != nil {
-		return fail(err)
-	}
-	var problems []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			rows.Close()
-			return fail(err)
-		}
-		if line != "ok" && len(problems) < 5 {
-			problems = append(problems, line)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fail(err)
-	}
-	rows.Close()
-	if len(problems) > 0 {
-		return fail(fmt.Errorf("the database is damaged: %s", strings.Join(problems, "; ")))
-	}
-	return db, where, nil
+// dialects are the engines, by the driver name Open takes.
+var dialects = map[string]*sqldb.Dialect{
+	sqldb.SQLite.Name:   sqldb.SQLite,
+	sqldb.Postgres.Name: sqldb.Postgres,
 }
 
-func openPostgres(ctx context.Context, dsn string) (*sql.DB, string, error) {
-	cfg, err := pgconn.ParseConfig(dsn) // its errors leave out the password
-	if err != nil {
-		return nil, "", fmt.Errorf("store: postgres: %w", err)
-	}
-	where := fmt.Sprintf("postgres database %s on %s:%d", cfg.Database, cfg.Host, cfg.Port)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		return nil, "", fmt.Errorf("store: %s: %w", where, err)
-	}
-	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(4)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, "", fmt.Errorf("store: %s: %w", where, err)
-	}
-	return db, where, nil
-}
+// postgresConns is the size of the PostgreSQL pool. SQLite has one
+// connection (sqldb.OpenSQLite), so one writer and no lock waits between
+// the store's own connections.
+const postgresConns = 16
+
+// sqliteParams are those sqldb.OpenSQLite opens the file with: WAL, every
+// commit synced (an accepted IM survives a crash of the machine, not only
+// of the process), foreign keys, and write transactions that take the
+// lock when they begin.
+const sqliteParams = sqldb.SQLiteParams
 
 // querier is what *sql.DB and *sql.Tx share.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
+type querier = sqldb.Querier
 
 type sqlStore struct {
 	db         *sql.DB
-	d          *dialect
+	d          *sqldb.Dialect
 	sl         *sealer
 	maxHistory int64     // entries kept per user
 	appends    *appender // group commit of AppendHistory; nil: one transaction each
@@ -232,7 +143,7 @@ func (s *sqlStore) exec(ctx context.Context, q querier, query string, args ...an
 		return nil, err
 	}
 	if st == nil {
-		return q.ExecContext(ctx, s.d.rebind(query), args...)
+		return q.ExecContext(ctx, s.d.Rebind(query), args...)
 	}
 	return st.ExecContext(ctx, args...)
 }
@@ -243,7 +154,7 @@ func (s *sqlStore) query(ctx context.Context, q querier, query string, args ...a
 		return nil, err
 	}
 	if st == nil {
-		return q.QueryContext(ctx, s.d.rebind(query), args...)
+		return q.QueryContext(ctx, s.d.Rebind(query), args...)
 	}
 	return st.QueryContext(ctx, args...)
 }
@@ -255,7 +166,7 @@ func (s *sqlStore) queryRow(ctx context.Context, q querier, query string, args .
 		return errRow{err}
 	}
 	if st == nil {
-		return q.QueryRowContext(ctx, s.d.rebind(query), args...)
+		return q.QueryRowContext(ctx, s.d.Rebind(query), args...)
 	}
 	return st.QueryRowContext(ctx, args...)
 }
@@ -278,7 +189,7 @@ func (s *sqlStore) stmt(ctx context.Context, q querier, query string) (*sql.Stmt
 		if inTx {
 			return nil, nil
 		}
-		prepared, err := s.db.PrepareContext(ctx, s.d.rebind(query))
+		prepared, err := s.db.PrepareContext(ctx, s.d.Rebind(query))
 		if err != nil {
 			return nil, err
 		}

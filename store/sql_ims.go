@@ -156,7 +156,7 @@ func (s *sqlStore) deleteByID(ctx context.Context, table, user, email string, id
 			}
 			marks := strings.Repeat(", ?", len(chunk))[2:]
 			// Not prepared: the list's length varies.
-			if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM `+table+` WHERE account_id = ? AND id IN (`+marks+`)`), args...); err != nil {
+			if _, err := tx.ExecContext(ctx, s.d.Rebind(`DELETE FROM `+table+` WHERE account_id = ? AND id IN (`+marks+`)`), args...); err != nil {
 				return err
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/msimircd/msimircd/internal/sqldb"
 )
 
 // leaseChannel is the PostgreSQL notification channel of the lease notes.
@@ -45,7 +46,7 @@ func (s *sqlStore) leaseNow(ctx context.Context) (time.Time, error) {
 	if s.now != nil {
 		return s.now(), nil
 	}
-	if s.d.name != "postgres" {
+	if s.d != sqldb.Postgres {
 		return time.Now(), nil
 	}
 	var us int64
@@ -134,7 +135,7 @@ func (s *sqlStore) RenewLeases(ctx context.Context, instance string, ttl time.Du
 func (s *sqlStore) ReleaseLease(ctx context.Context, l Lease) (bool, error) {
 	var released bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE leases SET instance = '', expires = 0 WHERE name = ? AND instance = ? AND epoch = ?`), l.User, l.Instance, l.Epoch)
+		res, err := tx.ExecContext(ctx, s.d.Rebind(`UPDATE leases SET instance = '', expires = 0 WHERE name = ? AND instance = ? AND epoch = ?`), l.User, l.Instance, l.Epoch)
 		if err != nil {
 			return err
 		}
@@ -143,7 +144,7 @@ func (s *sqlStore) ReleaseLease(ctx context.Context, l Lease) (bool, error) {
 			return err
 		}
 		released = true
-		if s.d.name != "postgres" {
+		if s.d != sqldb.Postgres {
 			return nil
 		}
 		return s.notify(ctx, tx, LeaseNote{Kind: LeaseReleased, User: l.User, From: l.Instance}, "")
@@ -196,19 +197,19 @@ func (s *sqlStore) notify(ctx context.Context, q querier, n LeaseNote, to string
 	if err != nil {
 		return err
 	}
-	_, err = q.ExecContext(ctx, s.d.rebind(`SELECT pg_notify('`+leaseChannel+`', ?)`), string(b))
+	_, err = q.ExecContext(ctx, s.d.Rebind(`SELECT pg_notify('`+leaseChannel+`', ?)`), string(b))
 	return err
 }
 
 func (s *sqlStore) AskLease(ctx context.Context, user, holder, from string) error {
-	if s.d.name != "postgres" {
+	if s.d != sqldb.Postgres {
 		return wrap("ask lease", ErrNoNotify)
 	}
 	return wrap("ask lease", s.notify(ctx, s.db, LeaseNote{Kind: LeaseAsked, User: user, From: from}, holder))
 }
 
 func (s *sqlStore) ListenLeases(ctx context.Context, instance string, f func(LeaseNote)) error {
-	if s.d.name != "postgres" {
+	if s.d != sqldb.Postgres {
 		return wrap("listen leases", ErrNoNotify)
 	}
 	schema, err := s.scope(ctx)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -210,7 +211,7 @@ func (s *sqlStore) DeleteNick(ctx context.Context, user, email string, uid msim.
 
 // readTx is how LoadUser reads: one snapshot of the user's rows.
 func (s *sqlStore) readTx(ctx context.Context) (*sql.Tx, error) {
-	if s.d.name == "postgres" {
+	if s.d == sqldb.Postgres {
 		return s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	}
 	return s.db.BeginTx(ctx, nil) // the one connection is the snapshot

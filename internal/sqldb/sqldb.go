@@ -110,6 +110,8 @@ func OpenSQLite(ctx context.Context, path string) (db *sql.DB, where string, err
 		return nil, "", fmt.Errorf("sqlite: database file %q: want a plain path (no '?', no file: URI)", path)
 	}
 	where = "database file " + path
+	// Made here, so it is 0600, and checked here, so a file SQLite could
+	// only open read-only is named.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		var pe *fs.PathError
