@@ -95,8 +95,8 @@ type session struct {
 	busy      bool                // identify, register or drop is under way
 	// deferred holds what the client typed while busy, handled in order
 	// once it is done (or by the session identify moves the client to).
-	deferred []event
-	dropUntil time.Time           // drop was asked for and awaits yes until then
+	deferred  []event
+	dropUntil time.Time // drop was asked for and awaits yes until then
 }
 
 // newSession makes u's session with c attached (nil: none).
