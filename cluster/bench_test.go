@@ -35,7 +35,7 @@ func BenchmarkIMLatency(b *testing.B) {
 				receiver = sender
 			} else {
 				var nodes []*node
-				nodes, store = startCluster(b, tc.nodes)
+				nodes, store = startCluster(b, memEngine, tc.nodes)
 				sender, receiver = nodes[0], nodes[0]
 				if tc.cross {
 					receiver = nodes[1]

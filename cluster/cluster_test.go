@@ -15,8 +15,10 @@ import (
 // see typing, get zaps and see a status change and a logout; nothing is
 // stored offline for users who are online, and NATS traffic and cross-node
 // latency are counted.
-func TestClusterChat(t *testing.T) {
-	nodes, store := startCluster(t, 3)
+func TestClusterChat(t *testing.T) { forEngines(t, testClusterChat) }
+
+func testClusterChat(t *testing.T, e engine) {
+	nodes, store := startCluster(t, e, 3)
 	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob", "carol")
 	alice := dial(t, nodes[0], "alice", acc["alice"])
 	bob := dial(t, nodes[1], "bob", acc["bob"])
@@ -105,8 +107,10 @@ func TestClusterChat(t *testing.T) {
 // TestClusterOfflineIM: IMs for a user connected nowhere are stored once,
 // by the sender's node, and arrive at the next login on another node, once
 // each and in order.
-func TestClusterOfflineIM(t *testing.T) {
-	nodes, store := startCluster(t, 3)
+func TestClusterOfflineIM(t *testing.T) { forEngines(t, testClusterOfflineIM) }
+
+func testClusterOfflineIM(t *testing.T, e engine) {
+	nodes, store := startCluster(t, e, 3)
 	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
 	alice := dial(t, nodes[0], "alice", acc["alice"])
 	texts := []string{"one", "two", "three"}
@@ -134,8 +138,10 @@ func TestClusterOfflineIM(t *testing.T) {
 // TestClusterSecondLoginKicks: a second login on another node closes the
 // first session with err 6; a buddy's IMs reach the new session and the
 // buddy never sees the user go offline.
-func TestClusterSecondLoginKicks(t *testing.T) {
-	nodes, store := startCluster(t, 3)
+func TestClusterSecondLoginKicks(t *testing.T) { forEngines(t, testClusterSecondLoginKicks) }
+
+func testClusterSecondLoginKicks(t *testing.T, e engine) {
+	nodes, store := startCluster(t, e, 3)
 	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
 	bob := dial(t, nodes[1], "bob", acc["bob"])
 	first := dial(t, nodes[0], "alice", acc["alice"])
@@ -163,8 +169,10 @@ func TestClusterSecondLoginKicks(t *testing.T) {
 // crashed) closes its sessions; its users are offline for buddies on other
 // nodes within 10 s; IMs sent to them meanwhile are stored and arrive at
 // their next login, once each.
-func TestClusterNodeDies(t *testing.T) {
-	nodes, store := startCluster(t, 3)
+func TestClusterNodeDies(t *testing.T) { forEngines(t, testClusterNodeDies) }
+
+func testClusterNodeDies(t *testing.T, e engine) {
+	nodes, store := startCluster(t, e, 3)
 	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob", "carol")
 	alice := dial(t, nodes[0], "alice", acc["alice"])
 	bob := dial(t, nodes[1], "bob", acc["bob"])
@@ -211,13 +219,15 @@ func TestClusterNodeDies(t *testing.T) {
 // store their IMs; when the link is back the node rejoins under a new name
 // and its old sessions stay gone (a buddy adding the user sees it offline)
 // until the user logs in again, and gets the IMs once.
-func TestClusterPartition(t *testing.T) {
-	url := startNATS(t)
-	store := server.NewMemStore()
-	px := startProxy(t, url[len("nats://"):])
-	n1 := startNode(t, px.url(), store, "n1")
-	n2 := startNode(t, url, store, "n2")
-	n3 := startNode(t, url, store, "n3")
+func TestClusterPartition(t *testing.T) { forEngines(t, testClusterPartition) }
+
+func testClusterPartition(t *testing.T, e engine) {
+	tn := newNet(t, e)
+	store := tn.store
+	px := startProxy(t, natsHostPort(t, tn.url))
+	n1 := startNode(t, tn, px.url(), "n1")
+	n2 := startNode(t, tn, tn.url, "n2")
+	n3 := startNode(t, tn, tn.url, "n3")
 	waitPeers(t, n1, n2, n3)
 	acc := addAccounts(t, n1.srv, store, "alice", "bob", "carol")
 	dave := account{email: "dave@example.com", password: "pw-dave"}
@@ -274,8 +284,10 @@ func TestClusterPartition(t *testing.T) {
 // TestClusterPrivacy: a user's block list is honoured across nodes: the
 // blocked user sees them offline and their IMs are dropped (neither
 // delivered nor stored), while others see them and reach them.
-func TestClusterPrivacy(t *testing.T) {
-	nodes, store := startCluster(t, 3)
+func TestClusterPrivacy(t *testing.T) { forEngines(t, testClusterPrivacy) }
+
+func testClusterPrivacy(t *testing.T, e engine) {
+	nodes, store := startCluster(t, e, 3)
 	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob", "carol")
 	err := store.UpdateAccount(acc["alice"].uid, func(a *server.Account) error {
 		a.Block = []msim.UID{acc["bob"].uid}
@@ -318,8 +330,10 @@ func TestClusterPrivacy(t *testing.T) {
 // TestClusterAlerts: a friend request made on one node is an alert for the
 // user on another node, online or not; taken on one node, it is gone from
 // all.
-func TestClusterAlerts(t *testing.T) {
-	nodes, store := startCluster(t, 3)
+func TestClusterAlerts(t *testing.T) { forEngines(t, testClusterAlerts) }
+
+func testClusterAlerts(t *testing.T, e engine) {
+	nodes, store := startCluster(t, e, 3)
 	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob", "carol")
 	bob := dial(t, nodes[1], "bob", acc["bob"])
 	alice := dial(t, nodes[0], "alice", acc["alice"])

@@ -39,9 +39,9 @@ func testLog(tb testing.TB) *logrus.Entry {
 	return testlog.New(tb, logrus.InfoLevel)
 }
 
-// startNATS runs a NATS server in-process on a loopback port, as NATS's
-// documentation recommends for tests, until the test ends.
-func startNATS(tb testing.TB) string {
+// startLocalNATS runs a NATS server in-process on a loopback port, as
+// NATS's documentation recommends for tests, until the test ends.
+func startLocalNATS(tb testing.TB) string {
 	tb.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
@@ -67,14 +67,16 @@ type node struct {
 	stop    func() // shuts it down cleanly; idempotent
 }
 
-// startNode runs an msimd node on a loopback port, joined to the NATS
-// server at url and sharing store, until the test ends.
-func startNode(tb testing.TB, url string, store server.Store, name string) *node {
+// startNode runs an msimd node on a loopback port, joined to tn's NATS
+// server through url (tn.url, or a proxy's) and with a store handle of
+// its own on tn's database, until the test ends.
+func startNode(tb testing.TB, tn *testNet, url, name string) *node {
 	tb.Helper()
 	log := testLog(tb).WithField("side", name)
 	reg := prometheus.NewRegistry()
+	store := tn.open(tb) // opened first: closed after the node stops
 	bus, err := Connect(Config{
-		URL: url, Name: name, Heartbeat: testHeartbeat, DeadAfter: testDeadAfter,
+		URL: url, Name: name, Subject: tn.subject, Heartbeat: testHeartbeat, DeadAfter: testDeadAfter,
 		RequestTimeout: time.Second, Metrics: reg,
 	}, log)
 	if err != nil {
@@ -110,18 +112,18 @@ func startNode(tb testing.TB, url string, store server.Store, name string) *node
 	return n
 }
 
-// startCluster runs a NATS server and n nodes sharing one Store (the
-// shared PostgreSQL of production).
-func startCluster(tb testing.TB, n int) ([]*node, server.Store) {
+// startCluster runs n nodes on a NATS server and a database of engine e
+// (each node with a handle of its own, as on the shared PostgreSQL of
+// production), and returns them with the test's own handle.
+func startCluster(tb testing.TB, e engine, n int) ([]*node, server.Store) {
 	tb.Helper()
-	url := startNATS(tb)
-	store := server.NewMemStore()
+	tn := newNet(tb, e)
 	nodes := make([]*node, n)
 	for i := range nodes {
-		nodes[i] = startNode(tb, url, store, fmt.Sprintf("n%d", i+1))
+		nodes[i] = startNode(tb, tn, tn.url, fmt.Sprintf("n%d", i+1))
 	}
 	waitPeers(tb, nodes...)
-	return nodes, store
+	return nodes, tn.store
 }
 
 // waitPeers waits until every node hears all the others.
@@ -143,7 +145,7 @@ type account struct {
 	uid             msim.UID
 }
 
-// addAccounts creates the users names (on the shared store) and lists each
+// addAccounts creates the users names (through srv) and lists each
 // of them for every other.
 func addAccounts(tb testing.TB, srv *server.Server, store server.Store, names ...string) map[string]account {
 	tb.Helper()

@@ -1,7 +1,9 @@
 // Command msimbench measures msimircd end to end: bridged IM throughput and
 // latency (IRC → msimircd → MSIM server → msimircd → IRC), gateway memory per
 // idle account, the login storm, the time to NAMES for a 1,000-buddy list,
-// and the same message load through an ordinary IRC server for comparison.
+// the same message load through an ordinary IRC server for comparison,
+// and with -msim-nodes the bridged load across several msimd nodes joined
+// over NATS (nodes.go).
 //
 // By default it runs the MSIM server in-process (on a MemStore it fills
 // directly) and msimircd as a subprocess with a generated config, on
@@ -66,6 +68,7 @@ type options struct {
 	history, historyCompare     bool
 	hist                        historyOptions
 	gwMetrics, msimMetrics      string
+	msimNodes, hopSamples       int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -105,6 +108,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.hist.inflight, "history-inflight", 0, "chathistory: requests in flight across all clients (0: one per client, all at once)")
 	fs.StringVar(&o.gwMetrics, "gateway-metrics", "", "external mode: the gateway's -metrics-listen address (its metrics are checked)")
 	fs.StringVar(&o.msimMetrics, "msim-metrics", "", "external mode: the MSIM server's metrics address (msimd -metrics-listen)")
+	fs.IntVar(&o.msimNodes, "msim-nodes", 1, "with the im scenario and N ≥ 2: the bridged IM load again through N gateways on N msimd nodes joined over NATS (every IM crosses nodes) and on one node, and a cross-node hop's latency; one machine shows the bus's cost, not more machines' gain")
+	fs.IntVar(&o.hopSamples, "hop-samples", 2000, "with -msim-nodes: IMs timed one at a time to each of a same-node and a cross-node user")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -133,6 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		def("history-ims", func() { o.hist.ims = 500 })
 		def("history-rounds", func() { o.hist.rounds = 2 })
 		def("history-pages", func() { o.hist.pages = 3 })
+		def("hop-samples", func() { o.hopSamples = 200 })
 	}
 	if o.hist.users < 2 || o.hist.users%2 != 0 {
 		return o, fmt.Errorf("-history-users %d: need an even number ≥ 2", o.hist.users)
@@ -145,6 +151,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.window < 1 || o.buddies < 1 || o.namesBuddies < 1 {
 		return o, errors.New("-window, -buddies and -names-buddies must be ≥ 1")
+	}
+	if o.msimNodes < 1 || o.msimNodes > maxMSIMNodes || o.hopSamples < 1 {
+		return o, fmt.Errorf("-msim-nodes must be 1 to %d and -hop-samples ≥ 1", maxMSIMNodes)
+	}
+	if o.msimNodes > 1 && o.clients < 2*o.msimNodes {
+		return o, fmt.Errorf("-msim-nodes %d: need -clients ≥ %d (a pair per node)", o.msimNodes, 2*o.msimNodes)
+	}
+	if o.msimNodes > 1 && o.ircAddr != "" {
+		return o, errors.New("-msim-nodes starts its own nodes and gateways: not with -irc and -msim")
 	}
 	if (o.ircAddr == "") != (o.msimAddr == "") && o.setupDir == "" {
 		return o, errors.New("external mode needs both -irc and -msim")
@@ -164,6 +179,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	return o, nil
 }
+
+// maxMSIMNodes bounds -msim-nodes: each node brings a gateway process.
+const maxMSIMNodes = 16
 
 // allScenarios are the scenarios, in the order they run.
 var allScenarios = []string{"im", "memory", "names", "history", "probes", "plain"}
@@ -225,6 +243,18 @@ type report struct {
 	ChathistoryBeforeP99ms *float64       `json:"chathistory_before_p99_ms"`
 	Chathistory            *historyResult `json:"chathistory"`
 	Probes                 *probeResult   `json:"probes"`
+
+	// With -msim-nodes N ≥ 2: the bridged load through N gateways on N
+	// nodes and on one node, and what a cross-node hop adds (µs).
+	MSIMNodes        int            `json:"msim_nodes"`
+	ClusterIMPerSec  *float64       `json:"cluster_im_per_sec"`
+	ClusterP99ms     *float64       `json:"cluster_p99_ms"`
+	ClusterRateP99ms *float64       `json:"cluster_rate_p99_ms"`
+	SingleIMPerSec   *float64       `json:"single_im_per_sec"`
+	SingleP99ms      *float64       `json:"single_p99_ms"`
+	SingleRateP99ms  *float64       `json:"single_rate_p99_ms"`
+	CrossNodeHopUs   *hopFigures    `json:"cross_node_hop_us"`
+	Cluster          *clusterResult `json:"cluster"`
 
 	metricsReport
 
@@ -317,7 +347,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	e := &env{tmp: tmp, extIRC: o.ircAddr, extMSIM: o.msimAddr, extDebug: o.gwDebug,
 		extPID: o.gwPID, profileDir: o.profileDir, prog: prog, timeout: o.timeout,
 		extGWMetrics: o.gwMetrics, extMSIMMetrics: o.msimMetrics, metrics: newMetricTally()}
-	rep := &report{Quick: o.quick, Mode: "subprocess", Memory: []memResult{}, Failures: []string{}, LoadBefore: loadAvg(), History: o.history}
+	rep := &report{Quick: o.quick, Mode: "subprocess", Memory: []memResult{}, Failures: []string{}, LoadBefore: loadAvg(), History: o.history, MSIMNodes: o.msimNodes}
 	if e.external() {
 		rep.Mode = "external"
 	} else if o.has("im") || o.has("memory") || o.has("names") || o.has("history") || o.has("probes") {
@@ -386,6 +416,24 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 				fail("bridged IM, history "+onOff(!o.history), fmt.Errorf("%d lost, %d errors; first: %s", other.Lost, other.Errors, other.FirstError))
 			default:
 				rep.setHistoryCompare(o.history, &res, &other)
+			}
+		}
+	}
+	if o.has("im") && o.msimNodes > 1 && ctx.Err() == nil {
+		prog.say(fmt.Sprintf("bridged IM through %d gateways on one msimd node, then on %d nodes over NATS", o.msimNodes, o.msimNodes))
+		res, err := runNodes(ctx, e, o.msimNodes, o.clients, o.hopSamples, lo, gwo)
+		if err != nil {
+			fail(fmt.Sprintf("bridged IM across %d nodes", o.msimNodes), err)
+		} else {
+			rep.setCluster(res)
+		}
+		if res != nil {
+			for _, lr := range []loadResult{res.Single, res.Cluster} {
+				rep.Lost += lr.Lost
+				rep.Errors += lr.Errors
+				if lr.Lost > 0 || lr.Errors > 0 {
+					fail(fmt.Sprintf("bridged IM across %d nodes", o.msimNodes), fmt.Errorf("%d lost, %d errors; first: %s", lr.Lost, lr.Errors, lr.FirstError))
+				}
 			}
 		}
 	}
@@ -623,6 +671,7 @@ func printTable(w io.Writer, r *report) {
 		}
 		fmt.Fprintf(tw, "login storm: %d accounts online, buddies visible\t%.0f ms\t%s\t\n", m.Accounts, m.LoginStormMs, storm)
 	}
+	printClusterRows(tw, r)
 	printHistoryRows(tw, r)
 	if n := r.Names; n != nil {
 		fmt.Fprintf(tw, "complete NAMES, %d buddies online\t%.0f ms\t≤ %d ms: %s\t\n", n.Buddies, n.NamesMs, targetNamesMs, verdict(n.NamesMs <= targetNamesMs))
@@ -643,6 +692,9 @@ func printTable(w io.Writer, r *report) {
 		fmt.Fprintln(w, "plain IRC skipped:", r.PlainSkipped)
 	}
 	printMetrics(w, &r.metricsReport)
+	if r.Cluster != nil {
+		fmt.Fprintln(w, "across nodes: "+clusterNote+".")
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintln(w, "FAILED:", f)
 	}
