@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
@@ -44,11 +46,28 @@ func (s *session) record(e store.HistoryEntry) {
 		return
 	}
 	e.Text = strings.ToValidUTF8(strings.ReplaceAll(e.Text, "\x00", ""), "\uFFFD")
-	log := s.log
-	s.b.hist.append(s.ctx, s.user.Name, e, func(err error) {
+	log, met := s.log, s.b.met
+	s.b.hist.append(s.user.Name, e, func(err error) {
+		met.historyDropped()
+		if errors.Is(err, ErrHistoryFull) {
+			s.historyFullOnce(log) // on the session goroutine: no post
+			return
+		}
 		log.WithError(err).Error("store: an IM was not added to the history")
 		s.post(call(s.historyFailedOnce))
 	})
+}
+
+// historyFullOnce logs, and tells the user, once per session, that the
+// history left entries out because the store was behind.
+func (s *session) historyFullOnce(log *logrus.Entry) {
+	if s.historyFull {
+		return
+	}
+	s.historyFull = true
+	log.Warn("history: the store is behind; entries are left out of this user's history (IMs are delivered as usual)")
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+		Text: "The gateway is too busy to keep your history just now: some IMs are missing from it (they were delivered as usual)."})
 }
 
 // historyFailedOnce tells the user, once per session, that history failed.

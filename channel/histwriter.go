@@ -1,11 +1,16 @@
 // The history writer: the bridge's goroutines that append to the store's
 // history, so that a session never waits for a history write (history is a
 // record of what was delivered; the delivery itself never waits for it).
+// Bursts wait in bounded queues; when the store cannot keep up for long and
+// a queue is full, the entry is left out of the history, counted
+// (msimircd_history_dropped_total), logged and told to the user, and the
+// IM itself goes on as usual.
 
 package channel
 
 import (
 	"context"
+	"errors"
 	"hash/maphash"
 	"sync"
 
@@ -19,8 +24,7 @@ const (
 	// concurrent appends together); a user's entries always go through the
 	// same one, so they are appended in order.
 	histWriters = 128
-	// histQueue bounds the entries waiting per writer; a session that
-	// finds its writer's queue full waits (backpressure, never a drop).
+	// histQueue bounds the entries waiting per writer.
 	histQueue = 1024
 )
 
@@ -71,8 +75,21 @@ func (w *historyWriter) run(q chan histJob) {
 
 // append queues e for user's history; it waits only while the queue is
 // full, or returns false once ctx has ended.
-func (w *historyWriter) append(ctx context.Context, user string, e store.HistoryEntry, failed func(error)) bool {
-	return w.put(ctx, histJob{user: user, e: e, failed: failed})
+// ErrHistoryFull is an append left out because its writer's queue is full.
+var ErrHistoryFull = errors.New("the history's writer is behind: entry left out")
+
+// append queues e for user's history without waiting; a full queue refuses
+// it (failed gets ErrHistoryFull).
+func (w *historyWriter) append(user string, e store.HistoryEntry, failed func(error)) {
+	select {
+	case w.queue(user) <- histJob{user: user, e: e, failed: failed}:
+	default:
+		failed(ErrHistoryFull)
+	}
+}
+
+func (w *historyWriter) queue(user string) chan histJob {
+	return w.qs[maphash.String(w.seed, user)%uint64(len(w.qs))]
 }
 
 // sync waits until what was queued for user before is appended; false if
@@ -91,7 +108,7 @@ func (w *historyWriter) sync(ctx context.Context, user string) bool {
 }
 
 func (w *historyWriter) put(ctx context.Context, j histJob) bool {
-	q := w.qs[maphash.String(w.seed, j.user)%uint64(len(w.qs))]
+	q := w.queue(j.user)
 	select {
 	case q <- j:
 		return true

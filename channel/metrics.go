@@ -96,6 +96,14 @@ type bridgeMetrics struct {
 	refused   prometheus.Counter
 	dropped   prometheus.Counter
 	history   map[string]prometheus.Counter // by historyKinds
+	histDrop  prometheus.Counter
+}
+
+// historyDropped counts an entry left out of the history.
+func (m *bridgeMetrics) historyDropped() {
+	if m != nil {
+		m.histDrop.Inc()
+	}
 }
 
 // historyKinds label msimircd_history_queries_total.
@@ -146,6 +154,7 @@ func newBridgeMetrics(reg prometheus.Registerer) *bridgeMetrics {
 		Name: "msimircd_history_queries_total",
 		Help: "Reads of the history: CHATHISTORY, CHATHISTORY TARGETS, MARKREAD, the replay to a client without chathistory, the history command.",
 	}, []string{"kind"}))
+	m.histDrop = counter("msimircd_history_dropped_total", "IMs left out of the history: the store failed, or was too far behind (the IMs were delivered).")
 	m.history = map[string]prometheus.Counter{}
 	for _, k := range historyKinds {
 		m.history[k] = hv.WithLabelValues(k)

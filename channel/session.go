@@ -84,8 +84,9 @@ type session struct {
 	cl        *clients
 	nattached atomic.Int32
 	sender    *attachment // the connection whose input is being handled
-	// historyFailed is set once the user was told the history failed.
-	historyFailed bool
+	// historyFailed is set once the user was told the history failed,
+	// historyFull once they were told it left entries out.
+	historyFailed, historyFull bool
 
 	accounts  []*account
 	byChannel map[string]*account // by nickKey(channel)
