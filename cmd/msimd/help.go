@@ -43,6 +43,18 @@ func helpShown(err error) bool { return errors.Is(err, flag.ErrHelp) }
 // account.
 func (*accountFlags) Repeatable() bool { return true }
 
+// configTop is the help's line for the config file's top-level keys.
+const configTop = "top level"
+
+// configSections are the config file's keys, one line per table.
+// TestConfigSections checks them against fileConfig's toml tags.
+var configSections = []cmdhelp.Item{
+	{Term: configTop, Text: "listen, data, db, key, demo, debug and account_file, as the flags -listen, -data, -db, -key, -demo, -debug and -account-file. There is no key for -account: passwords stay out of the file."},
+	{Term: "[limits]", Text: "max_conns, max_conns_per_addr, offline_bytes and offline_sender_bytes, as the flags of the same names (0: the default; negative: no cap)."},
+	{Term: "[metrics]", Text: "listen and public, as -metrics-listen and -metrics-public."},
+	{Term: "[cluster]", Text: "nats (a list of NATS URLs, or one string of them separated by commas, as -nats) and node, as -node."},
+}
+
 // helpPage is msimd's manual: -help prints it, docs/msimd.1 is it as a
 // man page.
 func helpPage(fs *flag.FlagSet) *cmdhelp.Page {
@@ -64,10 +76,17 @@ func helpPage(fs *flag.FlagSet) *cmdhelp.Page {
 		Flags: fs,
 		Sections: []cmdhelp.Section{
 			{
+				Title: "Config file",
+				Paragraphs: []string{
+					"-config FILE reads the settings from a TOML file whose keys mirror the flags; msimd.toml.example, beside the source, documents every key. A flag given on the command line wins over the file; a key left out keeps the flag's default. An unknown key, a bad value, or a setting the flags would refuse (cluster.node without cluster.nats, a PostgreSQL db without key) stops the start with the file, the line and the key named. The file may be readable by others while it holds no secret; when db or cluster.nats holds a password, msimd refuses it unless only its owner may read it (PostgreSQL's password is better kept in PGPASSFILE). The file is read at the start only. Its keys:",
+				},
+				Items: configSections,
+			},
+			{
 				Title: "Signals",
 				Items: []cmdhelp.Item{
 					{Term: "SIGINT, SIGTERM", Text: "shuts down: the listener closes and every session ends."},
-					{Term: "SIGHUP", Text: "re-reads the -account-file and creates the accounts added to it since; existing accounts are kept as they are. A file that does not read is logged and the server goes on."},
+					{Term: "SIGHUP", Text: "re-reads the -account-file and creates the accounts added to it since; existing accounts are kept as they are. A file that does not read is logged and the server goes on. The config file is not read again."},
 				},
 			},
 			{
@@ -83,7 +102,7 @@ func helpPage(fs *flag.FlagSet) *cmdhelp.Page {
 				Items: []cmdhelp.Item{
 					{Term: "0", Text: "a clean shutdown, or -help."},
 					{Term: "1", Text: "an error, such as a damaged database or a listener that would not open; the message is on standard error."},
-					{Term: "2", Text: "a usage error: a bad flag or argument, -key without -data or -db, PostgreSQL without -key, or -node without -nats."},
+					{Term: "2", Text: "a usage error: a bad flag or argument, a config file that does not load, -key without -data or -db, PostgreSQL without -key, or -node without -nats."},
 				},
 			},
 		},

@@ -1,7 +1,7 @@
 // Command msimd runs a standalone MSIM (MySpaceIM) server: the network
 // msimircd embeds, on its own, for real MSIM clients and for testing.
 //
-//	msimd [-listen ADDR] [-data PATH | -db DSN] [-key PATH] [-demo] [-account-file FILE] [limits] [-metrics-listen ADDR [-metrics-public]] [-nats URL[,URL] [-node NAME]] [-debug]
+//	msimd [-config FILE] [-listen ADDR] [-data PATH | -db DSN] [-key PATH] [-demo] [-account-file FILE] [limits] [-metrics-listen ADDR [-metrics-public]] [-nats URL[,URL] [-node NAME]] [-debug]
 //	msimd (-data PATH | -db DSN) [-key PATH] [-demo] adduser [-username NAME] EMAIL   (password on standard input)
 //	msimd (-data PATH | -db DSN) [-key PATH] import [-key OLD.key] OLD.db
 //
@@ -26,6 +26,10 @@
 // "adduser EMAIL PASSWORD [USERNAME]" and "-account EMAIL:PASSWORD" still
 // work but put the password where other local users can read it (ps,
 // /proc), and say so.
+//
+// -config FILE reads the settings from a TOML file whose keys mirror the
+// flags (msimd.toml.example; config.go); flags on the command line win
+// over it. -account has no key: passwords stay out of the file.
 //
 // With -nats, msimd is one node of a cluster: nodes that share the store
 // and a NATS server (or cluster) serve one network (package cluster).
@@ -131,6 +135,9 @@ type options struct {
 
 	nats string // NATS URLs: join a cluster
 	node string // this node's name in the cluster
+
+	config string              // the config file -config names
+	from   map[string]fromFile // flag name → where the config file set it
 }
 
 // run is main without the process: it serves until ctx ends, or runs
@@ -156,6 +163,7 @@ func run(ctx context.Context, args []string, e env) error {
 	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "allow a non-loopback -metrics-listen address (the endpoints have no authentication)")
 	fs.StringVar(&o.nats, "nats", "", "join the cluster of msimd nodes on the NATS servers `URL[,URL]` (nats://host:4222); every node must share the store (default: a single process)")
 	fs.StringVar(&o.node, "node", "", "this node's `NAME` in the cluster, in logs (default: the host name)")
+	fs.StringVar(&o.config, "config", "", "read settings from the TOML file `FILE`, whose keys mirror the flags (msimd.toml.example); flags given on the command line win over it")
 	setHelp(fs, e) // help.go
 	sub := len(args) > 0 && args[0] == "adduser"
 	if sub {
@@ -172,20 +180,29 @@ func run(ctx context.Context, args []string, e env) error {
 		}
 		rest = fs.Args()
 	}
+	if o.config != "" {
+		if err := applyConfig(&o, fs); err != nil { // config.go
+			return err
+		}
+	}
 	if o.node != "" && o.nats == "" {
-		return fmt.Errorf("%w: -node needs -nats (it names this node in the cluster)", errUsage)
+		return o.usageErr("node", "%s needs %s (it names this node in the cluster)", o.name("node"), o.name("nats"))
 	}
 	if o.data != "" && o.db != "" {
-		return fmt.Errorf("%w: -data and -db both name the store: give one", errUsage)
+		blame := "data"
+		if _, ok := o.from["db"]; ok {
+			blame = "db"
+		}
+		return o.usageErr(blame, "%s and %s both name the store: give one", o.name("data"), o.name("db"))
 	}
 	if o.data != "" && sqldb.IsPostgresURL(o.data) {
-		return fmt.Errorf("%w: -data is a SQLite file's path; give a PostgreSQL URL with -db", errUsage)
+		return o.usageErr("data", "%s is a SQLite file's path; give a PostgreSQL URL with %s", o.name("data"), o.name("db"))
 	}
 	if o.key != "" && o.dsn() == "" {
-		return fmt.Errorf("%w: -key needs -data or -db (the key seals the database's password hashes)", errUsage)
+		return o.usageErr("key", "%s needs %s or %s (the key seals the database's password hashes)", o.name("key"), o.name("data"), o.name("db"))
 	}
 	if sqldb.IsPostgresURL(o.db) && o.key == "" {
-		return fmt.Errorf("%w: -db with PostgreSQL needs -key PATH, the key file sealing its password hashes (the same on every node)", errUsage)
+		return o.usageErr("db", "%s with PostgreSQL needs %s PATH, the key file sealing its password hashes (the same on every node)", o.name("db"), o.name("key"))
 	}
 
 	l := logrus.New()
@@ -209,12 +226,35 @@ func run(ctx context.Context, args []string, e env) error {
 	}
 	if o.metricsListen != "" {
 		if err := metrics.CheckAddr(o.metricsListen, o.metricsPublic); errors.Is(err, metrics.ErrNotLoopback) {
-			return fmt.Errorf("%w: -metrics-listen %s is not a loopback address; add -metrics-public to serve metrics there", errUsage, o.metricsListen)
+			public := "-metrics-public"
+			if _, ok := o.from["metrics-listen"]; ok {
+				public = "metrics.public = true"
+			}
+			return o.usageErr("metrics-listen", "%s %s is not a loopback address; add %s to serve metrics there", o.name("metrics-listen"), o.metricsListen, public)
 		} else if err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
+			return o.usageErr("metrics-listen", "%v", err)
 		}
 	}
 	return serve(ctx, o, e, log)
+}
+
+// name is how the user gave the setting of flag: the config file's key
+// when it came from there, else the flag.
+func (o options) name(flag string) string {
+	if f, ok := o.from[flag]; ok {
+		return f.key
+	}
+	return "-" + flag
+}
+
+// usageErr is a usage error about the setting of flag: when the config
+// file set it, the error names the file and the line.
+func (o options) usageErr(flag, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if f, ok := o.from[flag]; ok {
+		return fmt.Errorf("%w: config %s: line %d: %s", errUsage, o.config, f.line, msg)
+	}
+	return fmt.Errorf("%w: %s", errUsage, msg)
 }
 
 // dsn is the durable store -data or -db names; "" for memory.
