@@ -186,7 +186,7 @@ func run(ctx context.Context, args []string, e env) error {
 		}
 	}
 	if o.node != "" && o.nats == "" {
-		return o.usageErr("node", "%s needs %s (it names this node in the cluster)", o.name("node"), o.name("nats"))
+		return o.usageErr("node", "%s needs %s (it names this node in the cluster)", o.name("node"), o.other("node", "nats"))
 	}
 	if o.data != "" && o.db != "" {
 		blame := "data"
@@ -196,13 +196,13 @@ func run(ctx context.Context, args []string, e env) error {
 		return o.usageErr(blame, "%s and %s both name the store: give one", o.name("data"), o.name("db"))
 	}
 	if o.data != "" && sqldb.IsPostgresURL(o.data) {
-		return o.usageErr("data", "%s is a SQLite file's path; give a PostgreSQL URL with %s", o.name("data"), o.name("db"))
+		return o.usageErr("data", "%s is a SQLite file's path; give a PostgreSQL URL with %s", o.name("data"), o.other("data", "db"))
 	}
 	if o.key != "" && o.dsn() == "" {
-		return o.usageErr("key", "%s needs %s or %s (the key seals the database's password hashes)", o.name("key"), o.name("data"), o.name("db"))
+		return o.usageErr("key", "%s needs %s or %s (the key seals the database's password hashes)", o.name("key"), o.other("key", "data"), o.other("key", "db"))
 	}
 	if sqldb.IsPostgresURL(o.db) && o.key == "" {
-		return o.usageErr("db", "%s with PostgreSQL needs %s PATH, the key file sealing its password hashes (the same on every node)", o.name("db"), o.name("key"))
+		return o.usageErr("db", "%s with PostgreSQL needs %s PATH, the key file sealing its password hashes (the same on every node)", o.name("db"), o.other("db", "key"))
 	}
 
 	l := logrus.New()
@@ -243,6 +243,19 @@ func run(ctx context.Context, args []string, e env) error {
 func (o options) name(flag string) string {
 	if f, ok := o.from[flag]; ok {
 		return f.key
+	}
+	return "-" + flag
+}
+
+// other names the setting of flag that a message about the setting of
+// blame asks for: a config key when blame came from the file.
+func (o options) other(blame, flag string) string {
+	if _, ok := o.from[blame]; ok {
+		for _, k := range fileKeys {
+			if k.flag == flag {
+				return k.key
+			}
+		}
 	}
 	return "-" + flag
 }
