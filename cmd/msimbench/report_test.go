@@ -197,3 +197,20 @@ func TestHasFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryBusyNotice: the gateway's notice that it left IMs out of the
+// history under load does not fail a run; any other NOTICE does.
+func TestHistoryBusyNotice(t *testing.T) {
+	for _, tc := range []struct {
+		from, text string
+		want       bool
+	}{
+		{"root", "The gateway is too busy to keep your history just now: some IMs are missing from it (they were delivered as usual).", true},
+		{"root", "Message NOT sent", false},
+		{"im0001", "too busy to keep your history", false},
+	} {
+		if got := historyBusy(tc.from, []byte(tc.text)); got != tc.want {
+			t.Errorf("historyBusy(%q, %q) = %v, want %v", tc.from, tc.text, got, tc.want)
+		}
+	}
+}
