@@ -207,8 +207,11 @@ func TestReloadChangesUser(t *testing.T) {
 		a.expectAll(tc.want...)
 		inAnn(a.sync())
 		a.command("&ann", "account list", "0 (msim): ann@example.com in &ann, connected")
-		if n := len(a.sync()); n != len(tc.accounts)-1 {
-			t.Errorf("%s: account list: got %d more lines, want %d", tc.name, n, len(tc.accounts)-1)
+		for i := 1; i < len(tc.accounts); i++ {
+			a.expectFrom("PRIVMSG", "root", fmt.Sprintf("%d (msim): %s", i, tc.accounts[i].Email))
+		}
+		if more := a.sync(); len(more) != 0 {
+			t.Errorf("%s: account list: got %d more lines, want one per account", tc.name, len(more))
 		}
 	}
 	// Unchanged: nothing happens.
