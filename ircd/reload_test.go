@@ -2,21 +2,15 @@ package ircd
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/testcert"
 	"golang.org/x/time/rate"
 	"gopkg.in/irc.v4"
 )
@@ -161,39 +155,6 @@ func TestSetFloodFreesOpenConnection(t *testing.T) {
 	}
 }
 
-// writeSerialCert writes a self-signed certificate for 127.0.0.1 with the
-// serial number and subject given, and its key.
-func writeSerialCert(t *testing.T, dir string, serial int64, subject string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: subject},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // peerCert dials addr over TLS and returns the server's certificate; the
 // connection registers and gets its welcome, so the listener serves it.
 func peerCert(t *testing.T, addr string) *x509.Certificate {
@@ -263,4 +224,13 @@ func TestTLSReload(t *testing.T) {
 			t.Errorf("%s: Certificate(): got leaf %v, want serial %d", tc.name, leaf, tc.serial)
 		}
 	}
+}
+
+// writeSerialCert writes a self-signed certificate for 127.0.0.1 with the
+// serial number and subject given, and its key, in dir.
+func writeSerialCert(t *testing.T, dir string, serial int64, subject string) (certFile, keyFile string) {
+	t.Helper()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	testcert.Write(t, certFile, keyFile, serial, subject)
+	return certFile, keyFile
 }

@@ -2,16 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/testcert"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"gopkg.in/irc.v4"
@@ -397,37 +391,6 @@ func TestReloadLogLevelFromCommandLine(t *testing.T) {
 	}
 }
 
-// writeCertFiles writes a self-signed certificate for 127.0.0.1 with the
-// serial number and subject given, and its key, to the files given.
-func writeCertFiles(t *testing.T, certFile, keyFile string, serial int64, subject string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: subject},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // serverCert returns the certificate a TLS client connecting to addr gets.
 func serverCert(t *testing.T, addr string) *x509.Certificate {
 	t.Helper()
@@ -445,7 +408,7 @@ func serverCert(t *testing.T, addr string) *x509.Certificate {
 func TestReloadCertificate(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeCertFiles(t, certFile, keyFile, 1001, "first")
+	testcert.Write(t, certFile, keyFile, 1001, "first")
 	config := reloadConfig(fmt.Sprintf("[[irc.tls]]\nlisten = \"127.0.0.1:0\"\ncert = %q\nkey = %q\n", certFile, keyFile), "alice")
 	path := writeConfig(t, config)
 	rl := startReloading(t, path)
@@ -457,7 +420,7 @@ func TestReloadCertificate(t *testing.T) {
 		}
 	}
 	check("at start", 1001, "first")
-	writeCertFiles(t, certFile, keyFile, 2002, "renewed")
+	testcert.Write(t, certFile, keyFile, 2002, "renewed")
 	check("renewed but not reloaded", 1001, "first")
 	if err := rl.r.reload(); err != nil {
 		t.Fatal(err)
