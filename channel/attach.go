@@ -91,7 +91,10 @@ func (at *attachment) Away(text string)      { at.post(ircAway{at, text}) }
 func (at *attachment) Nick(string)           {}
 func (at *attachment) Closed(string)         { at.post(ircClosed{at}) }
 
-// WhoisAsync implements ircd.AsyncWhoisHandler.
+// WhoisAsync implements ircd.AsyncWhoisHandler: a buddy's profile is
+// fetched when the user asks, so WHOIS is fresh and no profile is kept in
+// memory. The IRC reader goes on meanwhile; ircd sends the reply when the
+// answer comes, or without the extra lines after its own timeout.
 func (at *attachment) WhoisAsync(nick string, answer func(lines []string)) {
 	if !at.post(whoisAsk{at: at, nick: nick, answer: answer}) {
 		answer(nil)
@@ -216,6 +219,15 @@ func (s *session) countAttached(d int32) {
 	}
 }
 
+// remoteAddr is the address of the client whose input is being handled
+// (register's quota, identify's guess limiting); nil outside that.
+func (s *session) remoteAddr() net.Addr {
+	if s.sender == nil {
+		return nil
+	}
+	return s.sender.remote
+}
+
 // persistent reports whether the session outlives its connections.
 func (s *session) persistent() bool {
 	return s.b.cfg.AlwaysOn && !s.user.Ephemeral && s.user.identify == ""
@@ -239,7 +251,6 @@ func (s *session) attach(at *attachment, accounts []Account) error {
 	}
 	s.cl.add(at)
 	s.countAttached(1)
-	s.remote = at.remote
 	s.build(at, others)
 	s.replay(at)
 	s.updateAway()

@@ -364,7 +364,6 @@ func (b *Bridge) startLocked(u User, c ircConn, remote net.Addr) (*session, erro
 		b.memory[u.Name] = mem
 	}
 	s := newSession(b, c, u, mem)
-	s.remote = remote
 	if c != nil {
 		s.cl.ats[0].remote = remote
 	}

@@ -193,16 +193,6 @@ func (s *session) whoisInfo(bd *buddy, p *msim.Profile) []string {
 	return out
 }
 
-// WhoisAsync implements ircd.AsyncWhoisHandler: a buddy's profile is
-// fetched when the user asks, so WHOIS is fresh and no profile is kept in
-// memory. The IRC reader goes on meanwhile; ircd sends the reply when the
-// answer comes, or without the extra lines after its own timeout.
-func (s *session) WhoisAsync(nick string, answer func(lines []string)) {
-	if !s.post(whoisAsk{nick: nick, answer: answer}) {
-		answer(nil)
-	}
-}
-
 func (s *session) onWhois(ev whoisAsk) {
 	bd := s.nicks[nickKey(ev.nick)]
 	if bd == nil {

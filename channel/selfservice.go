@@ -7,6 +7,7 @@ package channel
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -87,8 +88,9 @@ func (s *session) cmdRegister(r replyCtx, args []string) {
 		s.reply(r, "The nick %s cannot be registered here.", nick)
 		return
 	}
-	if q := s.b.cfg.Registrations; q != nil && !q.Allow(guard.AddrKey(s.remote)) {
-		s.log.WithField("key", guard.AddrKey(s.remote)).Warn("registration quota reached; refusing a registration")
+	remote := s.remoteAddr()
+	if q := s.b.cfg.Registrations; q != nil && !q.Allow(guard.AddrKey(remote)) {
+		s.log.WithField("key", guard.AddrKey(remote)).Warn("registration quota reached; refusing a registration")
 		s.reply(r, "Too many nicks were registered from your address; try again later.")
 		return
 	}
@@ -110,7 +112,7 @@ func (s *session) cmdRegister(r replyCtx, args []string) {
 				return
 			}
 			s.log.WithField("name", name).Info("a user registered")
-			s.provision(r, d, nick, name, password)
+			s.provision(r, d, nick, name, password, remote)
 		}
 	})
 }
@@ -118,7 +120,7 @@ func (s *session) cmdRegister(r replyCtx, args []string) {
 // provision ends register: the embedded network's account of the nick is
 // set up (after the session's ephemeral one, which holds its user name,
 // has logged out) and the session becomes the registered user.
-func (s *session) provision(r replyCtx, d *storeDirectory, nick, name, password string) {
+func (s *session) provision(r replyCtx, d *storeDirectory, nick, name, password string, remote net.Addr) {
 	p, ok := d.next.(provisioner)
 	old := s.user
 	var have []Account
@@ -133,7 +135,6 @@ func (s *session) provision(r replyCtx, d *storeDirectory, nick, name, password 
 			have = nil
 		}
 	}
-	remote := s.remote
 	s.spawn(func() func() {
 		var perr error
 		if ok {
@@ -204,7 +205,7 @@ func (s *session) spawn(work func() func()) {
 
 // guessKeys are the limiter keys of a password guess for user name.
 func (s *session) guessKeys(name string) (addr, user string) {
-	return guard.AddrKey(s.remote), "account:" + strings.ToLower(name)
+	return guard.AddrKey(s.remoteAddr()), "account:" + strings.ToLower(name)
 }
 
 // checkGuess verifies a stored user's password off the session goroutine,

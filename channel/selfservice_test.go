@@ -575,3 +575,29 @@ func TestIdentifyFlags(t *testing.T) {
 	c.expectFrom("PRIVMSG", "root", "Password accepted")
 	c.joinedControl("&uma")
 }
+
+// TestGuessesCountPerClientAddress: with two clients of one user from two
+// addresses, wrong passwords typed in one count against its own address,
+// not against the other client's (the address is the typing client's).
+func TestGuessesCountPerClientAddress(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen,
+		guard.FailureConfig{Free: 1, Delay: time.Millisecond, MaxDelay: time.Millisecond, RefuseAfter: 3, RefuseFor: time.Hour},
+		func(c *channel.Config) { c.AlwaysOn = true })
+	if err := createUser(ss.st, "bob", "bobs-pw"); err != nil {
+		t.Fatal(err)
+	}
+	desk := dial(t, ss.gw.ircAddr, "bob", "bobs-pw", allCaps...)
+	desk.expectFrom("PRIVMSG", "root", "You have no MSIM accounts")
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	nc, err := d.Dial("tcp", ss.gw.ircAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone := register(t, nc, "bob", "bobs-pw", allCaps...)
+	phone.sync() // attached
+	for i := range 3 {
+		desk.private(fmt.Sprintf("drop guess%d", i), "Incorrect password")
+	}
+	desk.private("drop bobs-pw", "Too many wrong passwords")
+	phone.private("drop bobs-pw", "Type yes")
+}

@@ -3,7 +3,6 @@ package channel
 import (
 	"context"
 	"fmt"
-	"net"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -64,7 +63,6 @@ type session struct {
 	irc    ircConn
 	user   User        // changed by identify, register and drop (under b.mu)
 	mem    *userMemory // changed with user
-	remote net.Addr    // the client's address (identify's guess limiting)
 	log    *logrus.Entry
 	ctx    context.Context
 	cancel context.CancelFunc
