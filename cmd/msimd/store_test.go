@@ -3,87 +3,18 @@ package main
 import (
 	"crypto/rand"
 	"database/sql"
-	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
+	"github.com/msimircd/msimircd/msim/server/servertest"
 )
-
-// writeOldDataFile writes a data file as the bbolt store of earlier msimd
-// versions did before hashes were sealed: alice (user name alice) and bob,
-// bob on alice's list, and an offline IM from alice to bob. With sealed,
-// it also holds a key check value no key opens, as a file sealed under a
-// key file that is not at hand.
-func writeOldDataFile(t *testing.T, path string, sealed bool) {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	key := func(a, b uint64) []byte {
-		k := binary.BigEndian.AppendUint64(nil, a)
-		if b != 0 {
-			k = binary.BigEndian.AppendUint64(k, b)
-		}
-		return k
-	}
-	put := func(tx *bolt.Tx, bucket string, k []byte, v any) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
-		if err != nil {
-			return err
-		}
-		buf, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		return b.Put(k, buf)
-	}
-	alice, bob := uint64(server.FirstUID), uint64(server.FirstUID+1)
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, a := range []server.Account{
-			{UID: msim.UID(alice), Email: "alice@example.com", UserName: "alice", Hash: msim.HashPassword("Secret1")},
-			{UID: msim.UID(bob), Email: "bob@example.com", Hash: msim.HashPassword("hunter2")},
-		} {
-			if err := put(tx, "accounts", key(uint64(a.UID), 0), a); err != nil {
-				return err
-			}
-			if _, err := tx.Bucket([]byte("accounts")).NextSequence(); err != nil {
-				return err
-			}
-		}
-		if err := put(tx, "contacts", key(alice, bob), server.Contact{UID: msim.UID(bob), GroupName: "IM Friends", Visibility: 1}); err != nil {
-			return err
-		}
-		if err := put(tx, "offline", key(bob, 1), server.OfflineMessage{From: msim.UID(alice), Time: time.Now(), Body: "kept across the upgrade"}); err != nil {
-			return err
-		}
-		if !sealed {
-			return nil
-		}
-		m, err := tx.CreateBucketIfNotExists([]byte("meta"))
-		if err != nil {
-			return err
-		}
-		check := make([]byte, 72)
-		_, _ = rand.Read(check)
-		return m.Put([]byte("keycheck"), check)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestImportCommand: "msimd -data NEW import OLD" carries an earlier
 // msimd's data file over: its accounts log in, with their user names, and
@@ -92,7 +23,7 @@ func writeOldDataFile(t *testing.T, path string, sealed bool) {
 func TestImportCommand(t *testing.T) {
 	dir := t.TempDir()
 	old, data := filepath.Join(dir, "old.db"), filepath.Join(dir, "msim.db")
-	writeOldDataFile(t, old, false)
+	servertest.WriteBoltFile(t, old, false)
 	logs, err := cli("", "-data", data, "import", old)
 	if err != nil {
 		t.Fatalf("import: %v\n%s", err, logs)
@@ -114,7 +45,7 @@ func TestImportCommand(t *testing.T) {
 		t.Fatalf("bob's login: got %v, want lc 2", m)
 	}
 	im := c.next(func(m *msim.Message) bool { f, _ := m.Int("f"); return m.Is("bm") && f == int(server.FirstUID) })
-	if got := im.StrOr("msg", ""); got != "kept across the upgrade" {
+	if got := im.StrOr("msg", ""); got != servertest.OldOfflineIM {
 		t.Errorf("offline IM: got %q, want the one the old file held", got)
 	}
 }
@@ -124,7 +55,7 @@ func TestImportCommand(t *testing.T) {
 func TestImportUsage(t *testing.T) {
 	dir := t.TempDir()
 	old := filepath.Join(dir, "old.db")
-	writeOldDataFile(t, old, true)
+	servertest.WriteBoltFile(t, old, true)
 	key := filepath.Join(dir, "other.key")
 	writeFile(t, key, strings.Repeat("k", server.KeySize), 0o600)
 	cases := []struct {
@@ -188,7 +119,7 @@ func TestStoreFlags(t *testing.T) {
 	})
 	t.Run("an earlier msimd's file", func(t *testing.T) {
 		old := filepath.Join(dir, "old.db")
-		writeOldDataFile(t, old, false)
+		servertest.WriteBoltFile(t, old, false)
 		_, err := cli("", "-listen", "127.0.0.1:0", "-data", old)
 		if !errors.Is(err, server.ErrOldDataFile) || !strings.Contains(err.Error(), "import "+old) {
 			t.Errorf("got %v, want ErrOldDataFile saying how to import %s", err, old)

@@ -3,77 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	be "encoding/binary"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
-	bolt "go.etcd.io/bbolt"
 
-	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
+	"github.com/msimircd/msimircd/msim/server/servertest"
 )
-
-// writeOldMSIMData writes the embedded network's data file as earlier
-// msimircd versions did (bbolt, hashes in clear as before they were
-// sealed): alice and bob, and an offline IM from alice to bob. With
-// sealed, it holds a key check value that needs a key file not at hand.
-func writeOldMSIMData(t *testing.T, path string, sealed bool) {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	put := func(tx *bolt.Tx, bucket string, k []byte, v any) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
-		if err != nil {
-			return err
-		}
-		buf, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		return b.Put(k, buf)
-	}
-	uid := func(u msim.UID) []byte { return be.BigEndian.AppendUint64(nil, uint64(u)) }
-	alice, bob := server.FirstUID, server.FirstUID+1
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, a := range []server.Account{
-			{UID: alice, Email: "alice@example.com", UserName: "alice", Hash: msim.HashPassword("Secret1")},
-			{UID: bob, Email: "bob@example.com", UserName: "bob", Hash: msim.HashPassword("hunter2")},
-		} {
-			if err := put(tx, "accounts", uid(a.UID), a); err != nil {
-				return err
-			}
-		}
-		m := server.OfflineMessage{From: alice, Time: time.Now(), Body: "from before the upgrade"}
-		if err := put(tx, "offline", be.BigEndian.AppendUint64(uid(bob), 1), m); err != nil {
-			return err
-		}
-		if !sealed {
-			return nil
-		}
-		meta, err := tx.CreateBucketIfNotExists([]byte("meta"))
-		if err != nil {
-			return err
-		}
-		check := make([]byte, 72)
-		_, _ = rand.Read(check)
-		return meta.Put([]byte("keycheck"), check)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 // startState builds msimircd on the state directory dir and returns it
 // and its log.
@@ -106,7 +48,7 @@ func logged(hook *logtest.Hook, text string) bool {
 func TestEmbeddedImportsOldDataFile(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "msim.db")
-	writeOldMSIMData(t, data, false)
+	servertest.WriteBoltFile(t, data, false)
 	old, _ := os.ReadFile(data)
 	g, hook, err := startState(t, dir)
 	if err != nil {
@@ -118,7 +60,7 @@ func TestEmbeddedImportsOldDataFile(t *testing.T) {
 	if err := g.emb.srv.CheckPassword("alice@example.com", "Secret1"); err != nil {
 		t.Errorf("alice after the import: %v", err)
 	}
-	if got, err := g.emb.store.TakeOffline(server.FirstUID + 1); err != nil || len(got) != 1 || got[0].Body != "from before the upgrade" {
+	if got, err := g.emb.store.TakeOffline(server.FirstUID + 1); err != nil || len(got) != 1 || got[0].Body != servertest.OldOfflineIM {
 		t.Errorf("bob's offline IMs: got %+v, %v", got, err)
 	}
 	g.close()
@@ -151,7 +93,7 @@ func TestEmbeddedImportsOldDataFile(t *testing.T) {
 func TestEmbeddedOldDataFileRefused(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "msim.db")
-	writeOldMSIMData(t, data, true)
+	servertest.WriteBoltFile(t, data, true)
 	old, _ := os.ReadFile(data)
 	g, _, err := startState(t, dir)
 	if err == nil {
