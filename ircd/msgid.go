@@ -11,16 +11,27 @@ import (
 // msgIDEncoding writes message ids in lower-case base32 without padding:
 // letters and digits only, so an id never starts with ':' and holds no
 // space, CR, LF or '-' (IRCv3 message-ids), and a piece suffix ("-2") is
-// never mistaken for part of it.
-var msgIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+// never mistaken for part of it. Its alphabet is in byte order, so ids
+// sort as the bytes they encode.
+var msgIDEncoding = base32.NewEncoding("234567abcdefghijklmnopqrstuvwxyz").WithPadding(base32.NoPadding)
 
-// NewMsgID returns a new random message id (16 random bytes, 26
-// characters), unique for all practical purposes. ircd gives one to every
-// message the client sends (Input.MsgID); a backend may use it for its own
-// messages (Delivery.MsgID).
+// NewMsgID returns a new message id (26 characters): the time in
+// milliseconds, then 80 random bits, unique for all practical purposes.
+// Ids made later sort after, so a store's index by msgid grows at its end
+// rather than anywhere. ircd gives one to every message the client sends
+// (Input.MsgID); a backend may use it for its own messages
+// (Delivery.MsgID).
 func NewMsgID() string {
+	return newMsgID(time.Now())
+}
+
+func newMsgID(now time.Time) string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (8 * (5 - i)))
+	}
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails
 	return msgIDEncoding.EncodeToString(b[:])
 }
 

@@ -43,6 +43,25 @@ func TestNewMsgID(t *testing.T) {
 	}
 }
 
+// Ids made later sort after, so a store's unique index by msgid grows at
+// its end.
+func TestNewMsgIDSortsByTime(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	prev := newMsgID(at)
+	for _, step := range []time.Duration{time.Millisecond, time.Second, time.Hour, 24 * 365 * time.Hour} {
+		at = at.Add(step)
+		id := newMsgID(at)
+		if id <= prev {
+			t.Errorf("id %s later: got %q, want it after %q", step, id, prev)
+		}
+		prev = id
+	}
+	if a, b := newMsgID(at), newMsgID(at); a == b {
+		t.Errorf("two ids in one millisecond: got %q twice, want distinct", a)
+	}
+}
+
 // A Delivery's MsgID is the msgid tag for clients with message-tags, and
 // each line of a long text has an id of its own.
 func TestDeliverMsgID(t *testing.T) {

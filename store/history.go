@@ -50,6 +50,19 @@ type HistoryEntry struct {
 	Text string
 }
 
+// HistoryAppend is an entry of AppendHistoryBatch and the user it is for.
+type HistoryAppend struct {
+	User  string
+	Entry HistoryEntry
+}
+
+// HistoryResult is what AppendHistoryBatch did with one entry: the entry
+// as stored, or why it was not.
+type HistoryResult struct {
+	Entry HistoryEntry
+	Err   error
+}
+
 // HistoryQuery selects entries of one conversation.
 type HistoryQuery struct {
 	Account string
@@ -90,6 +103,12 @@ type HistoryStore interface {
 	// all). If ctx ends before it returns, the entry may have been stored
 	// or not: HistoryByMsgID tells.
 	AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error)
+	// AppendHistoryBatch appends each entry of batch as AppendHistory
+	// would, a user's in the order given, all in one transaction (one sync)
+	// unless one fails otherwise than with ErrExists or ErrNotFound; then
+	// each is appended on its own, so one bad entry fails no other. It
+	// returns one result per entry, in batch's order.
+	AppendHistoryBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult
 	// History returns entries of one conversation in ascending (Time, ID)
 	// order.
 	History(ctx context.Context, user string, q HistoryQuery) ([]HistoryEntry, error)

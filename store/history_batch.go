@@ -4,7 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
 )
 
 // errClosed: the store was closed.
@@ -13,12 +19,207 @@ var errClosed = errors.New("store: closed")
 // maxAppendBatch bounds the appends committed together.
 const maxAppendBatch = 256
 
+func (s *sqlStore) AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error) {
+	e, err := prepareEntry(e)
+	if err != nil {
+		return HistoryEntry{}, fmt.Errorf("store: append history: %w", err)
+	}
+	if s.appends != nil {
+		e, err = s.appends.append(ctx, user, e)
+	} else {
+		r := s.appendBatch(ctx, []HistoryAppend{{User: user, Entry: e}})[0]
+		e, err = r.Entry, r.Err
+	}
+	if err != nil {
+		return HistoryEntry{}, wrap("append history", err)
+	}
+	return e, nil
+}
+
+func (s *sqlStore) AppendHistoryBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult {
+	res := make([]HistoryResult, len(batch))
+	checked := make([]HistoryAppend, 0, len(batch))
+	at := make([]int, 0, len(batch)) // checked[j] is batch[at[j]]
+	for i, a := range batch {
+		e, err := prepareEntry(a.Entry)
+		if err != nil {
+			res[i].Err = fmt.Errorf("store: append history: %w", err)
+			continue
+		}
+		checked = append(checked, HistoryAppend{User: a.User, Entry: e})
+		at = append(at, i)
+	}
+	if len(checked) == 0 {
+		return res
+	}
+	for j, r := range s.appendBatch(ctx, checked) {
+		if r.Err != nil {
+			r = HistoryResult{Err: wrap("append history", r.Err)}
+		}
+		res[at[j]] = r
+	}
+	return res
+}
+
+// prepareEntry checks e and sets its Time as stored.
+func prepareEntry(e HistoryEntry) (HistoryEntry, error) {
+	if err := checkEntry(e); err != nil {
+		return e, err
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = toMilli(e.Time)
+	return e, nil
+}
+
+// appendBatch appends checked entries in one transaction; if that fails
+// otherwise than by refusing entries, each is appended in a transaction
+// of its own, so one bad entry never fails the others.
+func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult {
+	res := make([]HistoryResult, len(batch))
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, tx, batch, res) })
+	if err == nil {
+		return res
+	}
+	if len(batch) == 1 {
+		res[0] = HistoryResult{Err: err}
+		return res
+	}
+	for i := range batch {
+		one := res[i : i+1]
+		if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, tx, batch[i:i+1], one) }); err != nil {
+			one[0] = HistoryResult{Err: err}
+		}
+	}
+	return res
+}
+
+// appendTx stores checked entries in tx, user by user in name order (so
+// two batches lock their users' rows in the same order), each user's in
+// the order given. An entry refused (ErrExists, ErrNotFound) writes
+// nothing and gets its error in res; any other error is returned, and the
+// transaction must be undone.
+func (s *sqlStore) appendTx(ctx context.Context, tx *sql.Tx, batch []HistoryAppend, res []HistoryResult) error {
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batch[a].User, batch[b].User) })
+	for start := 0; start < len(order); {
+		end := start + 1
+		for end < len(order) && batch[order[end]].User == batch[order[start]].User {
+			end++
+		}
+		if err := s.appendUserTx(ctx, tx, batch, order[start:end], res); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// conversation names one of a user's conversations by account row.
+type conversation struct {
+	account int64
+	buddy   msim.UID
+}
+
+// appendUserTx stores the entries batch[idx] of one user: it counts them
+// in the user's history_users row first (which locks it), inserts them,
+// moves each conversation's latest time once, deletes what the cap has no
+// room for, and corrects the count for the entries refused and deleted.
+func (s *sqlStore) appendUserTx(ctx context.Context, tx *sql.Tx, batch []HistoryAppend, idx []int, res []HistoryResult) error {
+	user := batch[idx[0]].User
+	var uid, entries int64
+	err := s.queryRow(ctx, tx, qHistoryCount, len(idx), user).Scan(&uid, &entries)
+	if errors.Is(err, sql.ErrNoRows) {
+		for _, i := range idx {
+			res[i] = HistoryResult{Err: fmt.Errorf("user %q: %w", user, ErrNotFound)}
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Accounts are deleted only under the lock just taken, so what the
+	// inserts find is what stays until commit.
+	var (
+		latest  = make(map[conversation]int64, len(idx))
+		convs   []conversation // in first-appended order
+		refused int64
+		lastID  int64
+	)
+	for _, i := range idx {
+		e := batch[i].Entry
+		var acct int64
+		err := s.queryRow(ctx, tx, qHistoryInsert, uid, int64(e.Buddy), e.MsgID, micros(e.Time),
+			e.Outgoing, e.Kind, e.Text, uid, e.Account).Scan(&e.ID, &acct)
+		if errors.Is(err, sql.ErrNoRows) {
+			refused++
+			why := s.whyRefused(ctx, tx, uid, user, e)
+			if !errors.Is(why, ErrNotFound) && !errors.Is(why, ErrExists) {
+				return why
+			}
+			res[i] = HistoryResult{Err: why}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		res[i] = HistoryResult{Entry: e}
+		lastID = e.ID
+		c, t := conversation{acct, e.Buddy}, micros(e.Time)
+		if old, ok := latest[c]; !ok {
+			convs = append(convs, c)
+			latest[c] = t
+		} else if t > old {
+			latest[c] = t
+		}
+	}
+	for _, c := range convs {
+		if _, err := s.exec(ctx, tx, qConversationLatest, c.account, int64(c.buddy), uid, latest[c]); err != nil {
+			return err
+		}
+	}
+	var trimmed int64
+	if over := entries - refused - s.maxHistory; over > 0 && lastID != 0 {
+		r, err := s.exec(ctx, tx, qHistoryTrim, uid, over)
+		if err != nil {
+			return err
+		}
+		if trimmed, err = r.RowsAffected(); err != nil {
+			return err
+		}
+	}
+	if lastID == 0 { // nothing inserted: take the count back
+		_, err = s.exec(ctx, tx, qHistoryPruned, refused, uid)
+		return err
+	}
+	_, err = s.exec(ctx, tx, qHistoryAppended, lastID, refused+trimmed, uid)
+	return err
+}
+
+// whyRefused tells why an insert of e stored nothing: ErrNotFound for an
+// account that is not the user's, ErrExists for a msgid the user has
+// already; any other error is the database's.
+func (s *sqlStore) whyRefused(ctx context.Context, tx *sql.Tx, uid int64, user string, e HistoryEntry) error {
+	var one int
+	err := s.queryRow(ctx, tx, qAccountOfUser, uid, e.Account).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("account %q of user %q: %w", e.Account, user, ErrNotFound)
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("msgid %q of user %q: %w", e.MsgID, user, ErrExists)
+}
+
 // appender commits concurrent AppendHistory calls together (group commit)
 // on SQLite, whose one connection would otherwise sync each on its own:
-// one goroutine takes every append waiting, runs each in a savepoint of
-// one transaction (so one that fails, a duplicate msgid say, leaves the
-// others), commits once, and answers each caller. A caller's append is
-// committed when it returns without error, as with any other write.
+// one goroutine takes every append waiting and commits them as one batch
+// (appendBatch), then answers each caller. A caller's append is committed
+// when it returns without error, as with any other write.
 type appender struct {
 	s     *sqlStore
 	reqs  chan *appendReq // unbuffered: waiting callers are the queue
@@ -31,12 +232,7 @@ type appendReq struct {
 	ctx  context.Context
 	user string
 	e    HistoryEntry
-	res  chan appendRes // buffered: run never waits on a caller
-}
-
-type appendRes struct {
-	e   HistoryEntry
-	err error
+	res  chan HistoryResult // buffered: run never waits on a caller
 }
 
 func newAppender(s *sqlStore) *appender {
@@ -55,7 +251,7 @@ func (a *appender) stop() {
 // while the entry is being committed, it returns ctx's error, and the
 // entry may have been stored.
 func (a *appender) append(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error) {
-	r := &appendReq{ctx: ctx, user: user, e: e, res: make(chan appendRes, 1)}
+	r := &appendReq{ctx: ctx, user: user, e: e, res: make(chan HistoryResult, 1)}
 	select {
 	case a.reqs <- r:
 	case <-ctx.Done():
@@ -65,7 +261,7 @@ func (a *appender) append(ctx context.Context, user string, e HistoryEntry) (His
 	}
 	select {
 	case res := <-r.res:
-		return res.e, res.err
+		return res.Entry, res.Err
 	case <-ctx.Done():
 		return HistoryEntry{}, ctx.Err()
 	}
@@ -94,54 +290,28 @@ func (a *appender) run() {
 	}
 }
 
-// commit runs a batch in one transaction and answers its callers. An
-// append refused as such (ErrExists, ErrNotFound) writes nothing and
-// leaves the others be; any other failure undoes the transaction, and the
-// batch's appends are then made one transaction each, so one bad append
-// never fails the others.
+// commit appends a batch and answers its callers; a caller whose context
+// has ended by then gets its error and nothing is stored for it.
 func (a *appender) commit(batch []*appendReq) {
-	// Not a caller's context: one caller giving up must not undo the
-	// others' appends.
-	ctx := context.Background()
-	results := make([]appendRes, len(batch))
-	err := a.s.inTx(ctx, func(tx *sql.Tx) error {
-		for i, r := range batch {
-			if err := r.ctx.Err(); err != nil {
-				results[i].err = err
-				continue
-			}
-			e, err := a.s.appendTx(ctx, tx, r.user, r.e)
-			if err != nil && !refused(err) {
-				return err
-			}
-			results[i] = appendRes{e: e, err: err}
+	results := make([]HistoryResult, len(batch))
+	items := make([]HistoryAppend, 0, len(batch))
+	at := make([]int, 0, len(batch))
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i].Err = err
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		for i, r := range batch {
-			results[i] = a.alone(ctx, r)
+		items = append(items, HistoryAppend{User: r.user, Entry: r.e})
+		at = append(at, i)
+	}
+	if len(items) > 0 {
+		// Not a caller's context: one caller giving up must not undo the
+		// others' appends.
+		for j, res := range a.s.appendBatch(context.Background(), items) {
+			results[at[j]] = res
 		}
 	}
 	for i, r := range batch {
 		r.res <- results[i]
 	}
-}
-
-// refused reports whether an append failed without writing anything.
-func refused(err error) bool { return errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) }
-
-// alone makes one append in a transaction of its own.
-func (a *appender) alone(ctx context.Context, r *appendReq) appendRes {
-	if err := r.ctx.Err(); err != nil {
-		return appendRes{err: err}
-	}
-	var res appendRes
-	err := a.s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		res.e, err = a.s.appendTx(ctx, tx, r.user, r.e)
-		return err
-	})
-	res.err = err
-	return res
 }

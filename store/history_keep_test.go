@@ -409,18 +409,18 @@ func testGroupCommit(t *testing.T, db testDB) {
 		{ctx: ctx, user: user, e: entry("b4", email)},
 	}
 	for _, r := range batch {
-		r.res = make(chan appendRes, 1)
+		r.res = make(chan HistoryResult, 1)
 	}
 	a := &appender{s: s}
 	a.commit(batch)
 	wantErr := []error{nil, ErrExists, nil, ErrNotFound, context.Canceled, ErrExists, nil}
 	for i, r := range batch {
 		res := <-r.res
-		if !errors.Is(res.err, wantErr[i]) || (wantErr[i] == nil) != (res.err == nil) {
-			t.Errorf("append %d (%s of %s): got %v, want %v", i, r.e.MsgID, r.user, res.err, wantErr[i])
+		if !errors.Is(res.Err, wantErr[i]) || (wantErr[i] == nil) != (res.Err == nil) {
+			t.Errorf("append %d (%s of %s): got %v, want %v", i, r.e.MsgID, r.user, res.Err, wantErr[i])
 		}
-		if res.err == nil && (res.e.ID == 0 || res.e.MsgID != r.e.MsgID) {
-			t.Errorf("append %d: got %+v, want the entry with its ID", i, res.e)
+		if res.Err == nil && (res.Entry.ID == 0 || res.Entry.MsgID != r.e.MsgID) {
+			t.Errorf("append %d: got %+v, want the entry with its ID", i, res.Entry)
 		}
 	}
 	got, _ := s.HistorySince(ctx, user, 0, 10)
@@ -464,4 +464,102 @@ func TestAppendAfterClose(t *testing.T) {
 	if !errors.Is(err, errClosed) {
 		t.Errorf("AppendHistory after Close: got %v, want errClosed", err)
 	}
+}
+
+// testAppendBatch: AppendHistoryBatch appends users' entries interleaved
+// in one call, each user's in the order given (their IDs increase that
+// way), refuses the bad ones alone with the error AppendHistory would
+// give, moves each conversation's latest time to its newest entry, and
+// keeps the count and the last ID exact.
+func testAppendBatch(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	mustCreate(t, s, "bob")
+	mustAdd(t, s, "bob", Account{Email: email, Password: "p", Channel: "&b"})
+	appendAt(t, s, user, email, 7, "kept before", ms(0))
+	entry := func(msgid, account string, buddy msim.UID, at int) HistoryEntry {
+		return HistoryEntry{MsgID: msgid, Time: ms(at), Account: account, Buddy: buddy, Kind: KindIM, Text: msgid}
+	}
+	batch := []HistoryAppend{
+		{user, entry("a1", email, 7, 50)},
+		{"bob", entry("b1", email, 7, 10)},
+		{user, entry("kept before", email, 7, 60)}, // a duplicate
+		{"nobody", entry("n1", email, 7, 10)},
+		{user, entry("", email, 7, 10)}, // no msgid
+		{user, entry("a2", "other@example.com", 7, 10)},
+		{user, entry("a3", email, 8, 20)},
+		{"bob", entry("b2", email, 7, 5)},
+		{user, entry("a4", email, 7, 30)}, // older than a1: a1 stays the latest
+	}
+	res := s.AppendHistoryBatch(ctx, batch)
+	if len(res) != len(batch) {
+		t.Fatalf("results: got %d, want %d", len(res), len(batch))
+	}
+	wantErr := []error{nil, nil, ErrExists, ErrNotFound, nil, ErrNotFound, nil, nil, nil}
+	for i, r := range res {
+		switch {
+		case i == 4:
+			if r.Err == nil || !strings.Contains(r.Err.Error(), "msgid") {
+				t.Errorf("entry %d without a msgid: got %v, want an error naming it", i, r.Err)
+			}
+		case !errors.Is(r.Err, wantErr[i]) || (wantErr[i] == nil) != (r.Err == nil):
+			t.Errorf("entry %d (%s of %s): got %v, want %v", i, batch[i].Entry.MsgID, batch[i].User, r.Err, wantErr[i])
+		case r.Err == nil && (r.Entry.ID == 0 || r.Entry.MsgID != batch[i].Entry.MsgID || !r.Entry.Time.Equal(batch[i].Entry.Time)):
+			t.Errorf("entry %d: got %+v, want it stored with its ID and time", i, r.Entry)
+		}
+	}
+	if !(res[0].Entry.ID < res[6].Entry.ID && res[6].Entry.ID < res[8].Entry.ID && res[1].Entry.ID < res[7].Entry.ID) {
+		t.Errorf("IDs: got a1 %d, a3 %d, a4 %d, b1 %d, b2 %d; want each user's increasing in the batch's order",
+			res[0].Entry.ID, res[6].Entry.ID, res[8].Entry.ID, res[1].Entry.ID, res[7].Entry.ID)
+	}
+	got, _ := s.HistorySince(ctx, user, 0, 10)
+	if want := []string{"kept before", "a1", "a3", "a4"}; !slices.Equal(msgids(got), want) {
+		t.Errorf("alice's entries: got %q, want %q", msgids(got), want)
+	}
+	if got, _ := s.HistorySince(ctx, "bob", 0, 10); !slices.Equal(msgids(got), []string{"b1", "b2"}) {
+		t.Errorf("bob's entries: got %q, want [b1 b2]", msgids(got))
+	}
+	if last, err := s.LastHistoryID(ctx, user); err != nil || last != res[8].Entry.ID {
+		t.Errorf("alice's last ID: got %d, %v, want %d", last, err, res[8].Entry.ID)
+	}
+	targets, _ := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, 10)
+	if len(targets) != 2 || targets[0].Buddy != 7 || !targets[0].Latest.Equal(ms(50)) || targets[1].Buddy != 8 {
+		t.Errorf("alice's targets: got %+v, want buddy 7 at a1's time, then buddy 8", targets)
+	}
+	// Nothing but refusals: the count and the last ID stay.
+	res = s.AppendHistoryBatch(ctx, []HistoryAppend{{user, entry("a1", email, 7, 70)}})
+	if !errors.Is(res[0].Err, ErrExists) {
+		t.Errorf("a batch of one duplicate: got %v, want ErrExists", res[0].Err)
+	}
+	if last, _ := s.LastHistoryID(ctx, user); last != got[len(got)-1].ID {
+		t.Errorf("alice's last ID after a refused batch: got %d, want %d", last, got[len(got)-1].ID)
+	}
+	if res := s.AppendHistoryBatch(ctx, nil); len(res) != 0 {
+		t.Errorf("an empty batch: got %d results, want none", len(res))
+	}
+	historyConsistent(t, db)
+}
+
+// testAppendBatchCap: a batch longer than the cap keeps the user's newest
+// entries, the batch's last ones among them.
+func testAppendBatchCap(t *testing.T, db testDB) {
+	s, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(3))
+	check(t, "Open", err)
+	t.Cleanup(func() { s.Close() })
+	user, email := userWithAccount(t, s)
+	appendAt(t, s, user, email, 7, "before", ms(0))
+	var batch []HistoryAppend
+	for i := range 5 {
+		batch = append(batch, HistoryAppend{user, HistoryEntry{MsgID: fmt.Sprint("a", i), Time: ms(i), Account: email, Buddy: 7, Kind: KindIM}})
+	}
+	for i, r := range s.AppendHistoryBatch(ctx, batch) {
+		if r.Err != nil {
+			t.Errorf("entry %d: got %v, want it appended", i, r.Err)
+		}
+	}
+	got, _ := s.HistorySince(ctx, user, 0, 10)
+	if want := []string{"a2", "a3", "a4"}; !slices.Equal(msgids(got), want) {
+		t.Errorf("entries over the cap of 3: got %q, want %q", msgids(got), want)
+	}
+	historyConsistent(t, db)
 }

@@ -36,6 +36,8 @@ func TestHistory(t *testing.T) {
 		{"cap after an account is deleted", testHistoryCapAfterDeleteAccount},
 		{"parallel appends", testParallelAppend},
 		{"group commit isolates each append", testGroupCommit},
+		{"batch of several users", testAppendBatch},
+		{"batch longer than the cap", testAppendBatchCap},
 		{"append with an ended context", testAppendContext},
 		{"history survives reopening", testHistoryReopen},
 	}

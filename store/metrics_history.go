@@ -10,6 +10,7 @@ import (
 // The history operations' op labels (see metrics.go).
 const (
 	opAppendHistory     = "append_history"
+	opAppendBatch       = "append_history_batch"
 	opHistory           = "history"
 	opHistoryByMsgID    = "history_by_msg_id"
 	opHistoryTargets    = "history_targets"
@@ -23,13 +24,18 @@ const (
 )
 
 var historyOps = []string{
-	opAppendHistory, opHistory, opHistoryByMsgID, opHistoryTargets, opHistorySince, opLastHistoryID,
+	opAppendHistory, opAppendBatch, opHistory, opHistoryByMsgID, opHistoryTargets, opHistorySince, opLastHistoryID,
 	opSetReadMarker, opReadMarker, opSetClientPosition, opClientPosition, opPruneHistory,
 }
 
 func (m *timedStore) AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error) {
 	defer m.since(opAppendHistory, time.Now())
 	return m.st.AppendHistory(ctx, user, e)
+}
+
+func (m *timedStore) AppendHistoryBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult {
+	defer m.since(opAppendBatch, time.Now())
+	return m.st.AppendHistoryBatch(ctx, batch)
 }
 
 func (m *timedStore) History(ctx context.Context, user string, q HistoryQuery) ([]HistoryEntry, error) {

@@ -26,6 +26,7 @@ func TestMigrationsUnchanged(t *testing.T) {
 		"0002_history.sql", "95311b3153c7a6170f5384940cd569bc948d677bb3cedfac294983590fa7103c",
 		"0003_held_msgid.sql", "644a4c72460befc3de1258f4805126966ff7284dbe4aafd26d94d48728cbb6d4",
 		"0004_leases.sql", "b106a13109ce8386e93f250eff6aadba6bba702c3ce527b265701b80d500cdfb",
+		"0005_history_append.sql", "fd98bab122d0c4e48976e36bb4aa8ce21e67760229f88871247d306e34e1900b",
 	}
 	for i := 0; i < len(released); i += 2 {
 		b, err := migrationFiles.ReadFile("migrations/" + released[i])

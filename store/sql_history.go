@@ -24,9 +24,10 @@ import (
 // Queries run in transactions (prepared by Open, see txQueries).
 const (
 	qHistoryCount = `INSERT INTO history_users (user_id, entries, last_id)
-		SELECT a.user_id, 1, 0` + accountSelect + `
-		ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries + 1
+		SELECT u.id, ?, 0 FROM users u WHERE u.name = ?
+		ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries + excluded.entries
 		RETURNING user_id, entries`
+	qAccountOfUser = `SELECT 1 FROM accounts WHERE user_id = ? AND email = ?`
 	qHistoryInsert = `INSERT INTO history (user_id, account_id, buddy, msgid, sent, outgoing, kind, text)
 		SELECT ?, a.id, ?, ?, ?, ?, ?, ? FROM accounts a WHERE a.user_id = ? AND a.email = ?
 		ON CONFLICT (user_id, msgid) DO NOTHING RETURNING id, account_id`
@@ -57,7 +58,7 @@ const (
 )
 
 var historyTxQueries = []string{
-	qHistoryCount, qHistoryInsert, qConversationLatest, qConversationsEmptied, qHistoryTrim, qHistoryAppended, qLockHistoryUser, qHistoryRecount,
+	qHistoryCount, qAccountOfUser, qHistoryInsert, qConversationLatest, qConversationsEmptied, qHistoryTrim, qHistoryAppended, qLockHistoryUser, qHistoryRecount,
 	qHistoryPrune, qHistoryPruned, qHighestPosition, qAccountAndUser, qDeleteAccountByID,
 	qLockHistoryByName, qDeleteUserByName, qInsertPosition, qTrimPositions,
 }
@@ -124,73 +125,6 @@ func checkLimit(limit int) (int, error) {
 		return 0, fmt.Errorf("limit %d: want 1 or more", limit)
 	}
 	return min(limit, MaxHistoryLimit), nil
-}
-
-func (s *sqlStore) AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error) {
-	if err := checkEntry(e); err != nil {
-		return HistoryEntry{}, fmt.Errorf("store: append history: %w", err)
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	e.Time = toMilli(e.Time)
-	var err error
-	if s.appends != nil {
-		e, err = s.appends.append(ctx, user, e)
-	} else {
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			e, err = s.appendTx(ctx, tx, user, e)
-			return err
-		})
-	}
-	if err != nil {
-		return HistoryEntry{}, wrap("append history", err)
-	}
-	return e, nil
-}
-
-// appendTx stores a checked entry in tx.
-func (s *sqlStore) appendTx(ctx context.Context, tx *sql.Tx, user string, e HistoryEntry) (HistoryEntry, error) {
-	var uid, entries int64
-	err := s.queryRow(ctx, tx, qHistoryCount, user, e.Account).Scan(&uid, &entries)
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, fmt.Errorf("account %q of user %q: %w", e.Account, user, ErrNotFound)
-	}
-	if err != nil {
-		return e, err
-	}
-	// The account was there when its user's row was locked, and
-	// DeleteAccount takes that lock first: no row here is a msgid the
-	// user has already.
-	var acct int64
-	err = s.queryRow(ctx, tx, qHistoryInsert, uid, int64(e.Buddy), e.MsgID, micros(e.Time),
-		e.Outgoing, e.Kind, e.Text, uid, e.Account).Scan(&e.ID, &acct)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Nothing inserted: take back the count, so a refused append
-		// writes nothing (the group commit relies on it).
-		if _, err := s.exec(ctx, tx, qHistoryPruned, 1, uid); err != nil {
-			return e, err
-		}
-		return e, fmt.Errorf("msgid %q of user %q: %w", e.MsgID, user, ErrExists)
-	}
-	if err != nil {
-		return e, err
-	}
-	if _, err := s.exec(ctx, tx, qConversationLatest, acct, int64(e.Buddy), uid, micros(e.Time)); err != nil {
-		return e, err
-	}
-	var trimmed int64
-	if over := entries - s.maxHistory; over > 0 {
-		res, err := s.exec(ctx, tx, qHistoryTrim, uid, over)
-		if err != nil {
-			return e, err
-		}
-		if trimmed, err = res.RowsAffected(); err != nil {
-			return e, err
-		}
-	}
-	_, err = s.exec(ctx, tx, qHistoryAppended, e.ID, trimmed, uid)
-	return e, err
 }
 
 // Columns of an entry; the e-mail comes from the accounts row (alias a).
@@ -412,8 +346,8 @@ func (s *sqlStore) PruneHistory(ctx context.Context, before time.Time, keepNever
 	if before.Nanosecond()%1000 != 0 {
 		cut++ // sent < before, to the nanosecond
 	}
-	// Users with an entry old enough; the index by (user, time) makes this
-	// one probe per user.
+	// Users with an entry old enough: a walk of each user's entries in id
+	// order, which meets the old ones first.
 	var users []int64
 	err := s.eachRow(ctx, s.db, `SELECT hu.user_id FROM history_users hu WHERE EXISTS
 		(SELECT 1 FROM history h WHERE h.user_id = hu.user_id AND h.sent < ?) ORDER BY hu.user_id`,
