@@ -1,18 +1,21 @@
-// The history writer: the bridge's goroutines that append to the store's
+// The history writer: the bridge's goroutine that appends to the store's
 // history, so that a session never waits for a history write (history is a
 // record of what was delivered; the delivery itself never waits for it).
-// Bursts wait in bounded queues; when the store cannot keep up for long and
-// a queue is full, the entry is left out of the history, counted
-// (msimircd_history_dropped_total), logged and told to the user, and the
-// IM itself goes on as usual.
+// Entries wait in one bounded queue and are appended in batches, one
+// transaction each: a batch gathers for a moment (histLinger) unless a
+// reader waits for it, so the store commits a few times a second however
+// many IMs pass, rather than once per IM. When the store cannot keep up
+// for long and the queue is full, the entry is left out of the history,
+// counted (msimircd_history_dropped_total), logged and told to the user,
+// and the IM itself goes on as usual.
 
 package channel
 
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -20,16 +23,23 @@ import (
 )
 
 const (
-	// histWriters is how many goroutines append at once (the store commits
-	// concurrent appends together); a user's entries always go through the
-	// same one, so they are appended in order.
-	histWriters = 128
-	// histQueue bounds the entries waiting per writer.
-	histQueue = 1024
+	// histQueue bounds the entries waiting to be appended, all users'.
+	histQueue = 64 * 1024
+	// histBatch bounds the entries appended in one transaction.
+	histBatch = 1024
+	// histLinger is how long a batch gathers entries before it is
+	// appended, unless a reader waits for it or it is full.
+	histLinger = 50 * time.Millisecond
 )
 
+// ErrHistoryFull is an append left out because the writer's queue is full.
+var ErrHistoryFull = errors.New("the history's writer is behind: entry left out")
+
+// errHistoryStopped is an append after the writer has stopped.
+var errHistoryStopped = errors.New("the history's writer has stopped: entry left out")
+
 // histJob is an append, or with done set a barrier: done is closed once
-// the user's earlier jobs are done.
+// every job queued before it is done.
 type histJob struct {
 	user   string
 	e      store.HistoryEntry
@@ -37,68 +47,78 @@ type histJob struct {
 	done   chan struct{}
 }
 
-// historyWriter owns the writer goroutines and their queues.
+// historyWriter owns the writer goroutine and its queue. Entries are
+// appended in the order queued, so each user's are in order.
 type historyWriter struct {
-	st   store.Store
-	log  *logrus.Entry
-	seed maphash.Seed
-	qs   []chan histJob
-	wg   sync.WaitGroup
+	st     store.Store
+	log    *logrus.Entry
+	linger time.Duration
+	wake   chan struct{} // capacity 1: the queue was empty, or hurry was set
+	done   chan struct{} // closed when run has returned
+
+	mu      sync.Mutex
+	q       []histJob
+	appends int  // jobs in q that are appends (barriers are not bounded)
+	hurry   bool // a barrier or a full batch is queued, or close was called
+	closed  bool
 }
 
 func newHistoryWriter(st store.Store, log *logrus.Entry) *historyWriter {
-	w := &historyWriter{st: st, log: log, seed: maphash.MakeSeed()}
-	for range histWriters {
-		q := make(chan histJob, histQueue)
-		w.qs = append(w.qs, q)
-		w.wg.Add(1)
-		go w.run(q)
-	}
+	return startHistoryWriter(st, log, histLinger)
+}
+
+func startHistoryWriter(st store.Store, log *logrus.Entry, linger time.Duration) *historyWriter {
+	w := &historyWriter{st: st, log: log, linger: linger, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.run()
 	return w
 }
 
-func (w *historyWriter) run(q chan histJob) {
-	defer w.wg.Done()
-	for j := range q {
-		if j.done != nil {
-			close(j.done)
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), storeWait)
-		_, err := w.st.AppendHistory(ctx, j.user, j.e)
-		cancel()
-		if err != nil && j.failed != nil {
-			j.failed(err)
-		}
-	}
-}
-
-// append queues e for user's history; it waits only while the queue is
-// full, or returns false once ctx has ended.
-// ErrHistoryFull is an append left out because its writer's queue is full.
-var ErrHistoryFull = errors.New("the history's writer is behind: entry left out")
-
-// append queues e for user's history without waiting; a full queue refuses
-// it (failed gets ErrHistoryFull).
+// append queues e for user's history without waiting; a full queue
+// refuses it (failed gets ErrHistoryFull, at once, on the caller's
+// goroutine).
 func (w *historyWriter) append(user string, e store.HistoryEntry, failed func(error)) {
-	select {
-	case w.queue(user) <- histJob{user: user, e: e, failed: failed}:
-	default:
-		failed(ErrHistoryFull)
+	w.mu.Lock()
+	if w.closed || w.appends >= histQueue {
+		err := ErrHistoryFull
+		if w.closed {
+			err = errHistoryStopped
+		}
+		w.mu.Unlock()
+		failed(err)
+		return
+	}
+	w.appends++
+	w.queueLocked(histJob{user: user, e: e, failed: failed}, w.appends >= histBatch)
+	w.mu.Unlock()
+}
+
+// queueLocked adds j and wakes the writer if it may be waiting for it.
+// Caller holds w.mu.
+func (w *historyWriter) queueLocked(j histJob, hurry bool) {
+	w.q = append(w.q, j)
+	wake := len(w.q) == 1
+	if hurry && !w.hurry {
+		w.hurry, wake = true, true
+	}
+	if wake {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
-func (w *historyWriter) queue(user string) chan histJob {
-	return w.qs[maphash.String(w.seed, user)%uint64(len(w.qs))]
-}
-
-// sync waits until what was queued for user before is appended; false if
-// ctx ended first.
+// sync waits until what was queued before (user's entries among them) is
+// appended; false if ctx ended first or the writer has stopped.
 func (w *historyWriter) sync(ctx context.Context, user string) bool {
 	done := make(chan struct{})
-	if !w.put(ctx, histJob{user: user, done: done}) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
 		return false
 	}
+	w.queueLocked(histJob{user: user, done: done}, true)
+	w.mu.Unlock()
 	select {
 	case <-done:
 		return true
@@ -107,25 +127,99 @@ func (w *historyWriter) sync(ctx context.Context, user string) bool {
 	}
 }
 
-func (w *historyWriter) put(ctx context.Context, j histJob) bool {
-	q := w.queue(j.user)
-	select {
-	case q <- j:
-		return true
-	default:
+// close appends what is queued and stops the writer.
+func (w *historyWriter) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		w.queueLocked(histJob{done: make(chan struct{})}, true)
 	}
-	select {
-	case q <- j:
-		return true
-	case <-ctx.Done():
-		return false
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (w *historyWriter) run() {
+	defer close(w.done)
+	for {
+		<-w.wake
+		if !w.hurried() && w.linger > 0 {
+			t := time.NewTimer(w.linger)
+			select {
+			case <-t.C:
+			case <-w.wake: // hurry was set
+			}
+			t.Stop()
+		}
+		for {
+			jobs, more, closed := w.take()
+			w.write(jobs)
+			if closed && !more {
+				return
+			}
+			if !more {
+				break
+			}
+		}
 	}
 }
 
-// close appends what is queued and stops the writers.
-func (w *historyWriter) close() {
-	for _, q := range w.qs {
-		close(q)
+func (w *historyWriter) hurried() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.hurry
+}
+
+// take removes up to histBatch appends (and the barriers among them) from
+// the queue; more: some are left.
+func (w *historyWriter) take() (jobs []histJob, more, closed bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, appends := 0, 0
+	for n < len(w.q) && appends < histBatch {
+		if w.q[n].done == nil {
+			appends++
+		}
+		n++
 	}
-	w.wg.Wait()
+	jobs = w.q[:n:n]
+	w.q = w.q[n:]
+	if len(w.q) == 0 {
+		w.q = nil // the array goes with jobs
+	}
+	w.appends -= appends
+	w.hurry = len(w.q) > 0 && w.hurry
+	return jobs, len(w.q) > 0, w.closed
+}
+
+// write appends jobs' entries, one batch between barriers, and releases
+// each barrier once what was before it is appended.
+func (w *historyWriter) write(jobs []histJob) {
+	var (
+		batch  []store.HistoryAppend
+		failed []func(error)
+	)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), storeWait)
+		res := w.st.AppendHistoryBatch(ctx, batch)
+		cancel()
+		for i, r := range res {
+			if r.Err != nil && failed[i] != nil {
+				failed[i](r.Err)
+			}
+		}
+		batch, failed = batch[:0], failed[:0]
+	}
+	for _, j := range jobs {
+		if j.done != nil {
+			flush()
+			close(j.done)
+			continue
+		}
+		batch = append(batch, store.HistoryAppend{User: j.user, Entry: j.e})
+		failed = append(failed, j.failed)
+	}
+	flush()
 }

@@ -3,9 +3,13 @@ package channel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -19,10 +23,14 @@ type stalledStore struct {
 	appended atomic.Int32
 }
 
-func (s *stalledStore) AppendHistory(_ context.Context, _ string, e store.HistoryEntry) (store.HistoryEntry, error) {
+func (s *stalledStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend) []store.HistoryResult {
 	<-s.release
-	s.appended.Add(1)
-	return e, nil
+	s.appended.Add(int32(len(batch)))
+	res := make([]store.HistoryResult, len(batch))
+	for i, a := range batch {
+		res[i].Entry = a.Entry
+	}
+	return res
 }
 
 // TestHistoryWriterNeverWaits: a user's entries queue while the store is
@@ -42,7 +50,7 @@ func TestHistoryWriterNeverWaits(t *testing.T) {
 		full.Add(1)
 	}
 	const extra = 5
-	total := histQueue + 1 + extra // one taken by the stalled writer, histQueue queued
+	total := histQueue + histBatch + extra // at most a batch taken by the stalled writer, histQueue queued
 	for range total {
 		w.append("ann", store.HistoryEntry{}, failed)
 	}
@@ -53,5 +61,141 @@ func TestHistoryWriterNeverWaits(t *testing.T) {
 	w.close()
 	if got, want := int(st.appended.Load())+int(full.Load()), total; got != want {
 		t.Errorf("appended %d + refused %d = %d, want every entry accounted for (%d)", st.appended.Load(), full.Load(), got, want)
+	}
+}
+
+// recordingStore keeps each history batch it is given; entries whose text
+// is "bad" fail.
+type recordingStore struct {
+	store.Store
+	mu      sync.Mutex
+	batches [][]store.HistoryAppend
+}
+
+var errBadEntry = errors.New("bad entry")
+
+func (s *recordingStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend) []store.HistoryResult {
+	s.mu.Lock()
+	s.batches = append(s.batches, slices.Clone(batch))
+	s.mu.Unlock()
+	res := make([]store.HistoryResult, len(batch))
+	for i, a := range batch {
+		res[i].Entry = a.Entry
+		if a.Entry.Text == "bad" {
+			res[i] = store.HistoryResult{Err: errBadEntry}
+		}
+	}
+	return res
+}
+
+// texts returns the texts of every batch, and each batch's size.
+func (s *recordingStore) texts() (texts []string, sizes []int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.batches {
+		sizes = append(sizes, len(b))
+		for _, a := range b {
+			texts = append(texts, a.User+":"+a.Entry.Text)
+		}
+	}
+	return texts, sizes
+}
+
+func quietLog() *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return logrus.NewEntry(l)
+}
+
+// TestHistoryWriterBatches: entries queued together are appended in one
+// batch, in the order queued; a reader's sync does not wait out the
+// linger; an entry the store refuses has its own failed called with the
+// store's error, and no other.
+func TestHistoryWriterBatches(t *testing.T) {
+	st := &recordingStore{}
+	w := startHistoryWriter(st, quietLog(), time.Hour)
+	defer w.close()
+	var failures []string
+	var mu sync.Mutex
+	var want []string
+	for i := range 10 {
+		user, text := []string{"ann", "bob"}[i%2], fmt.Sprint(i)
+		if i == 3 {
+			text = "bad"
+		}
+		want = append(want, user+":"+text)
+		w.append(user, store.HistoryEntry{Text: text}, func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			failures = append(failures, fmt.Sprintf("%s %v", text, err))
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !w.sync(ctx, "ann") {
+		t.Fatal("sync: got false, want the queued entries appended (the linger is an hour)")
+	}
+	texts, sizes := st.texts()
+	if !slices.Equal(texts, want) || !slices.Equal(sizes, []int{10}) {
+		t.Errorf("batches: got %q in batches of %v, want %q in one batch", texts, sizes, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if wantFailed := []string{"bad " + errBadEntry.Error()}; !slices.Equal(failures, wantFailed) {
+		t.Errorf("failures: got %q, want %q", failures, wantFailed)
+	}
+}
+
+// TestHistoryWriterLingerEnds: with no reader waiting, a batch is appended
+// once the linger has passed.
+func TestHistoryWriterLingerEnds(t *testing.T) {
+	st := &recordingStore{}
+	w := startHistoryWriter(st, quietLog(), time.Millisecond)
+	defer w.close()
+	w.append("ann", store.HistoryEntry{Text: "hello"}, func(error) {})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if texts, _ := st.texts(); slices.Equal(texts, []string{"ann:hello"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("entry: not appended within 10 s of a 1 ms linger")
+		}
+	}
+}
+
+// TestHistoryWriterFullBatch: a full batch is appended without waiting
+// out the linger, and no batch is larger than histBatch.
+func TestHistoryWriterFullBatch(t *testing.T) {
+	st := &recordingStore{}
+	w := startHistoryWriter(st, quietLog(), time.Hour)
+	defer w.close()
+	var want []string
+	for i := range histBatch + 5 {
+		want = append(want, fmt.Sprint("ann:", i))
+		w.append("ann", store.HistoryEntry{Text: fmt.Sprint(i)}, func(error) {})
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, sizes := st.texts(); len(sizes) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a full batch: not appended within 10 s (the linger is an hour)")
+		}
+	}
+	w.close() // appends the rest
+	texts, sizes := st.texts()
+	if !slices.Equal(texts, want) {
+		t.Errorf("entries: got %d, want all %d in order", len(texts), len(want))
+	}
+	if sizes[0] != histBatch || slices.Max(sizes) > histBatch {
+		t.Errorf("batch sizes: got %v, want the first of %d and none larger", sizes, histBatch)
+	}
+	var got error
+	w.append("ann", store.HistoryEntry{Text: "late"}, func(err error) { got = err })
+	if !errors.Is(got, errHistoryStopped) {
+		t.Errorf("an append after close: got %v, want errHistoryStopped", got)
+	}
+	if w.sync(context.Background(), "ann") {
+		t.Error("sync after close: got true, want false")
 	}
 }

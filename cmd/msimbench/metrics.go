@@ -203,7 +203,7 @@ func requiredMetrics(r ranSet) []string {
 		gw = append(gw, bothWays("msimircd_ims_bridged_total")...)
 		gw = append(gw, byDir("msimircd_presence_updates_total", "to_irc"))
 		if r.historyOn {
-			gw = append(gw, storeOp("append_history"))
+			gw = append(gw, storeOp("append_history_batch"))
 		}
 		md = append(md, "msimd_ims_routed_total")
 	}
