@@ -140,6 +140,11 @@ func (w *historyWriter) close() {
 
 func (w *historyWriter) run() {
 	defer close(w.done)
+	// History is a record, never in the IM's way: the writer takes the CPU
+	// only when the IM path leaves it.
+	if err := lowPriority(); err != nil {
+		w.log.WithError(err).Warn("history: the writer runs at normal CPU priority")
+	}
 	for {
 		<-w.wake
 		if !w.hurried() && w.linger > 0 {

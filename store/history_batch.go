@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -115,6 +116,10 @@ func (s *sqlStore) appendTx(ctx context.Context, tx *sql.Tx, batch []HistoryAppe
 			return err
 		}
 		start = end
+		// A batch is background work (the bridge's history writer): let
+		// whatever else is ready run between two users' entries, so a
+		// long batch never holds the processor for long.
+		runtime.Gosched()
 	}
 	return nil
 }

@@ -283,3 +283,44 @@ func BenchmarkAppendHistoryAtRate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendHistoryBatch measures AppendHistoryBatch as the bridge's
+// history writer calls it: batches of benchBatch entries spread over
+// benchHistoryUsers users (two conversations each), with msgids made the
+// way ircd makes them (time first). Reports the CPU-bound cost per entry.
+func BenchmarkAppendHistoryBatch(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			requireEngine(b, e.name)
+			s := e.fresh(b).open(b, testKey(1))
+			for u := range benchHistoryUsers {
+				name := fmt.Sprintf("user%03d", u)
+				mustCreate(b, s, name)
+				mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
+			}
+			text := strings.Repeat("an IM of a typical length ", 4)
+			batch := make([]HistoryAppend, benchBatch)
+			n := 0
+			for b.Loop() {
+				for i := range batch {
+					n++
+					name := fmt.Sprintf("user%03d", n%benchHistoryUsers)
+					batch[i] = HistoryAppend{User: name, Entry: HistoryEntry{
+						MsgID: fmt.Sprintf("%012x%08x", time.Now().UnixMicro(), n), Account: name + "@example.com",
+						Buddy: msim.UID(1 + n%2), Outgoing: n%3 == 0, Kind: KindIM, Text: text,
+					}}
+				}
+				for _, r := range s.AppendHistoryBatch(context.Background(), batch) {
+					if r.Err != nil {
+						b.Fatal(r.Err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/entry")
+		})
+	}
+}
+
+// benchBatch is the size of BenchmarkAppendHistoryBatch's batches: what
+// the history writer gathers in its linger at the rate.
+const benchBatch = 500
