@@ -79,7 +79,7 @@ func prepareEntry(e HistoryEntry) (HistoryEntry, error) {
 // of its own, so one bad entry never fails the others.
 func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult {
 	res := make([]HistoryResult, len(batch))
-	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, tx, batch, res) })
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, bind(tx), batch, res) })
 	if err == nil {
 		return res
 	}
@@ -89,7 +89,7 @@ func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []His
 	}
 	for i := range batch {
 		one := res[i : i+1]
-		if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, tx, batch[i:i+1], one) }); err != nil {
+		if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, bind(tx), batch[i:i+1], one) }); err != nil {
 			one[0] = HistoryResult{Err: err}
 		}
 	}
@@ -101,7 +101,7 @@ func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []His
 // the order given. An entry refused (ErrExists, ErrNotFound) writes
 // nothing and gets its error in res; any other error is returned, and the
 // transaction must be undone.
-func (s *sqlStore) appendTx(ctx context.Context, tx *sql.Tx, batch []HistoryAppend, res []HistoryResult) error {
+func (s *sqlStore) appendTx(ctx context.Context, tx *boundTx, batch []HistoryAppend, res []HistoryResult) error {
 	order := make([]int, len(batch))
 	for i := range order {
 		order[i] = i
@@ -134,7 +134,7 @@ type conversation struct {
 // in the user's history_users row first (which locks it), inserts them,
 // moves each conversation's latest time once, deletes what the cap has no
 // room for, and corrects the count for the entries refused and deleted.
-func (s *sqlStore) appendUserTx(ctx context.Context, tx *sql.Tx, batch []HistoryAppend, idx []int, res []HistoryResult) error {
+func (s *sqlStore) appendUserTx(ctx context.Context, tx *boundTx, batch []HistoryAppend, idx []int, res []HistoryResult) error {
 	user := batch[idx[0]].User
 	var uid, entries int64
 	err := s.queryRow(ctx, tx, qHistoryCount, len(idx), user).Scan(&uid, &entries)
@@ -208,7 +208,7 @@ func (s *sqlStore) appendUserTx(ctx context.Context, tx *sql.Tx, batch []History
 // whyRefused tells why an insert of e stored nothing: ErrNotFound for an
 // account that is not the user's, ErrExists for a msgid the user has
 // already; any other error is the database's.
-func (s *sqlStore) whyRefused(ctx context.Context, tx *sql.Tx, uid int64, user string, e HistoryEntry) error {
+func (s *sqlStore) whyRefused(ctx context.Context, tx *boundTx, uid int64, user string, e HistoryEntry) error {
 	var one int
 	err := s.queryRow(ctx, tx, qAccountOfUser, uid, e.Account).Scan(&one)
 	switch {

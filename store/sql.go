@@ -183,6 +183,16 @@ func (r errRow) Scan(...any) error { return r.err }
 // database would wait for the transaction's connection, SQLite's only one.
 // Open prepares txQueries.
 func (s *sqlStore) stmt(ctx context.Context, q querier, query string) (*sql.Stmt, error) {
+	if b, ok := q.(*boundTx); ok {
+		if st := b.stmts[query]; st != nil {
+			return st, nil
+		}
+		st, err := s.stmt(ctx, b.Tx, query)
+		if st != nil {
+			b.stmts[query] = st
+		}
+		return st, err
+	}
 	st, ok := s.stmts.Load(query)
 	tx, inTx := q.(*sql.Tx)
 	if !ok {
@@ -203,6 +213,17 @@ func (s *sqlStore) stmt(ctx context.Context, q querier, query string) (*sql.Stmt
 	}
 	return st.(*sql.Stmt), nil
 }
+
+// boundTx is a transaction that keeps its statements, bound to it once,
+// for one that runs the same few queries many times (a history batch):
+// binding a prepared statement to a transaction is itself an allocation
+// and a lock every time.
+type boundTx struct {
+	*sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func bind(tx *sql.Tx) *boundTx { return &boundTx{Tx: tx, stmts: map[string]*sql.Stmt{}} }
 
 // txQueries are the queries run inside transactions, prepared by Open.
 var txQueries = []string{
