@@ -96,32 +96,160 @@ func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []His
 	return res
 }
 
-// appendTx stores checked entries in tx, user by user in name order (so
-// two batches lock their users' rows in the same order), each user's in
-// the order given. An entry refused (ErrExists, ErrNotFound) writes
-// nothing and gets its error in res; any other error is returned, and the
-// transaction must be undone.
+// appendTx stores checked entries in tx. An entry refused (ErrExists,
+// ErrNotFound) writes nothing and gets its error in res; any other error
+// is returned, and the transaction must be undone.
+//
+// First each user, in name order (so two batches lock their users' rows
+// in the same order), is counted in their history_users row, which locks
+// it, and their accounts are looked up; then every entry is inserted, a
+// user's in the order given (so their IDs increase that way), several to
+// a statement; then each user's conversations, cap and count are brought
+// up to date.
 func (s *sqlStore) appendTx(ctx context.Context, tx *boundTx, batch []HistoryAppend, res []HistoryResult) error {
 	order := make([]int, len(batch))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batch[a].User, batch[b].User) })
+	var (
+		users []*userAppend
+		rows  []histRow // to insert, grouped by user
+	)
 	for start := 0; start < len(order); {
 		end := start + 1
 		for end < len(order) && batch[order[end]].User == batch[order[start]].User {
 			end++
 		}
-		if err := s.appendUserTx(ctx, tx, batch, order[start:end], res); err != nil {
+		u, err := s.countUser(ctx, tx, batch, order[start:end], res, &rows)
+		if err != nil {
 			return err
 		}
+		if u != nil {
+			users = append(users, u)
+		}
 		start = end
+	}
+	ids, err := s.insertRows(ctx, tx, batch, rows)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if err := s.finishUser(ctx, tx, batch, u, ids, res); err != nil {
+			return err
+		}
 		// A batch is background work (the bridge's history writer): let
-		// whatever else is ready run between two users' entries, so a
-		// long batch never holds the processor for long.
+		// whatever else is ready run between two users, so a long batch
+		// never holds the processor for long.
 		runtime.Gosched()
 	}
 	return nil
+}
+
+// userAppend is one user's share of a batch.
+type userAppend struct {
+	name    string
+	uid     int64
+	entries int64     // counted, the batch's included
+	rows    []histRow // the entries sent to the insert
+	refused int64     // entries refused before or by the insert
+}
+
+// histRow is an entry to insert: batch[i], with its user's and account's
+// row ids.
+type histRow struct {
+	i       int
+	uid     int64
+	account int64
+}
+
+// rowKey finds an inserted row among those the insert returned.
+type rowKey struct {
+	uid   int64
+	msgid string
+}
+
+// countUser counts one user's entries batch[idx] in their history_users
+// row (which locks it), refuses those of an unknown user or account and
+// those repeating a msgid within the batch, and adds the rest to rows.
+// It returns nil for an unknown user.
+func (s *sqlStore) countUser(ctx context.Context, tx *boundTx, batch []HistoryAppend, idx []int, res []HistoryResult, rows *[]histRow) (*userAppend, error) {
+	u := &userAppend{name: batch[idx[0]].User}
+	err := s.queryRow(ctx, tx, qHistoryCount, len(idx), u.name).Scan(&u.uid, &u.entries)
+	if errors.Is(err, sql.ErrNoRows) {
+		for _, i := range idx {
+			res[i] = HistoryResult{Err: fmt.Errorf("user %q: %w", u.name, ErrNotFound)}
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Accounts are deleted only under the lock just taken, so what is
+	// found here stays until commit.
+	accounts := map[string]int64{} // e-mail → row id; 0: not the user's
+	seen := make(map[string]bool, len(idx))
+	first := len(*rows)
+	for _, i := range idx {
+		e := batch[i].Entry
+		acct, ok := accounts[e.Account]
+		if !ok {
+			err := s.queryRow(ctx, tx, qAccountOfUser, u.uid, e.Account).Scan(&acct)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, err
+			}
+			accounts[e.Account] = acct
+		}
+		switch {
+		case acct == 0:
+			res[i] = HistoryResult{Err: fmt.Errorf("account %q of user %q: %w", e.Account, u.name, ErrNotFound)}
+		case seen[e.MsgID]:
+			res[i] = HistoryResult{Err: fmt.Errorf("msgid %q of user %q: %w", e.MsgID, u.name, ErrExists)}
+		default:
+			seen[e.MsgID] = true
+			*rows = append(*rows, histRow{i: i, uid: u.uid, account: acct})
+			continue
+		}
+		u.refused++
+	}
+	u.rows = (*rows)[first:len(*rows):len(*rows)]
+	return u, nil
+}
+
+// insertRows inserts rows, in their order, several to a statement, and
+// returns the ids of those inserted; a row left out is a msgid its user
+// had already.
+func (s *sqlStore) insertRows(ctx context.Context, tx *boundTx, batch []HistoryAppend, rows []histRow) (map[rowKey]int64, error) {
+	ids := make(map[rowKey]int64, len(rows))
+	args := make([]any, 0, historyColumnsIn*insertSizes[0])
+	for len(rows) > 0 {
+		n := insertSizes[len(insertSizes)-1]
+		for _, size := range insertSizes {
+			if size <= len(rows) {
+				n = size
+				break
+			}
+		}
+		args = args[:0]
+		for _, r := range rows[:n] {
+			e := batch[r.i].Entry
+			args = append(args, r.uid, r.account, int64(e.Buddy), e.MsgID, micros(e.Time), e.Outgoing, e.Kind, e.Text)
+		}
+		rows = rows[n:]
+		err := s.eachRow(ctx, tx, qHistoryInsertRows[n], args, func(r *sql.Rows) error {
+			var k rowKey
+			var id int64
+			if err := r.Scan(&id, &k.uid, &k.msgid); err != nil {
+				return err
+			}
+			ids[k] = id
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // conversation names one of a user's conversations by account row.
@@ -130,51 +258,27 @@ type conversation struct {
 	buddy   msim.UID
 }
 
-// appendUserTx stores the entries batch[idx] of one user: it counts them
-// in the user's history_users row first (which locks it), inserts them,
-// moves each conversation's latest time once, deletes what the cap has no
-// room for, and corrects the count for the entries refused and deleted.
-func (s *sqlStore) appendUserTx(ctx context.Context, tx *boundTx, batch []HistoryAppend, idx []int, res []HistoryResult) error {
-	user := batch[idx[0]].User
-	var uid, entries int64
-	err := s.queryRow(ctx, tx, qHistoryCount, len(idx), user).Scan(&uid, &entries)
-	if errors.Is(err, sql.ErrNoRows) {
-		for _, i := range idx {
-			res[i] = HistoryResult{Err: fmt.Errorf("user %q: %w", user, ErrNotFound)}
-		}
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	// Accounts are deleted only under the lock just taken, so what the
-	// inserts find is what stays until commit.
+// finishUser sets the results of a user's inserted rows, moves each of
+// their conversations' latest time once, deletes what the cap has no room
+// for, and corrects the count for the entries refused and deleted.
+func (s *sqlStore) finishUser(ctx context.Context, tx *boundTx, batch []HistoryAppend, u *userAppend, ids map[rowKey]int64, res []HistoryResult) error {
 	var (
-		latest  = make(map[conversation]int64, len(idx))
-		convs   []conversation // in first-appended order
-		refused int64
-		lastID  int64
+		latest = make(map[conversation]int64, len(u.rows))
+		convs  []conversation // in first-appended order
+		lastID int64
 	)
-	for _, i := range idx {
-		e := batch[i].Entry
-		var acct int64
-		err := s.queryRow(ctx, tx, qHistoryInsert, uid, int64(e.Buddy), e.MsgID, micros(e.Time),
-			e.Outgoing, e.Kind, e.Text, uid, e.Account).Scan(&e.ID, &acct)
-		if errors.Is(err, sql.ErrNoRows) {
-			refused++
-			why := s.whyRefused(ctx, tx, uid, user, e)
-			if !errors.Is(why, ErrNotFound) && !errors.Is(why, ErrExists) {
-				return why
-			}
-			res[i] = HistoryResult{Err: why}
+	for _, r := range u.rows {
+		e := batch[r.i].Entry
+		id, ok := ids[rowKey{u.uid, e.MsgID}]
+		if !ok {
+			res[r.i] = HistoryResult{Err: fmt.Errorf("msgid %q of user %q: %w", e.MsgID, u.name, ErrExists)}
+			u.refused++
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		res[i] = HistoryResult{Entry: e}
-		lastID = e.ID
-		c, t := conversation{acct, e.Buddy}, micros(e.Time)
+		e.ID = id
+		res[r.i] = HistoryResult{Entry: e}
+		lastID = max(lastID, id)
+		c, t := conversation{r.account, e.Buddy}, micros(e.Time)
 		if old, ok := latest[c]; !ok {
 			convs = append(convs, c)
 			latest[c] = t
@@ -183,13 +287,13 @@ func (s *sqlStore) appendUserTx(ctx context.Context, tx *boundTx, batch []Histor
 		}
 	}
 	for _, c := range convs {
-		if _, err := s.exec(ctx, tx, qConversationLatest, c.account, int64(c.buddy), uid, latest[c]); err != nil {
+		if _, err := s.exec(ctx, tx, qConversationLatest, c.account, int64(c.buddy), u.uid, latest[c]); err != nil {
 			return err
 		}
 	}
 	var trimmed int64
-	if over := entries - refused - s.maxHistory; over > 0 && lastID != 0 {
-		r, err := s.exec(ctx, tx, qHistoryTrim, uid, over)
+	if over := u.entries - u.refused - s.maxHistory; over > 0 && lastID != 0 {
+		r, err := s.exec(ctx, tx, qHistoryTrim, u.uid, over)
 		if err != nil {
 			return err
 		}
@@ -198,26 +302,11 @@ func (s *sqlStore) appendUserTx(ctx context.Context, tx *boundTx, batch []Histor
 		}
 	}
 	if lastID == 0 { // nothing inserted: take the count back
-		_, err = s.exec(ctx, tx, qHistoryPruned, refused, uid)
+		_, err := s.exec(ctx, tx, qHistoryPruned, u.refused, u.uid)
 		return err
 	}
-	_, err = s.exec(ctx, tx, qHistoryAppended, lastID, refused+trimmed, uid)
+	_, err := s.exec(ctx, tx, qHistoryAppended, lastID, u.refused+trimmed, u.uid)
 	return err
-}
-
-// whyRefused tells why an insert of e stored nothing: ErrNotFound for an
-// account that is not the user's, ErrExists for a msgid the user has
-// already; any other error is the database's.
-func (s *sqlStore) whyRefused(ctx context.Context, tx *boundTx, uid int64, user string, e HistoryEntry) error {
-	var one int
-	err := s.queryRow(ctx, tx, qAccountOfUser, uid, e.Account).Scan(&one)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("account %q of user %q: %w", e.Account, user, ErrNotFound)
-	case err != nil:
-		return err
-	}
-	return fmt.Errorf("msgid %q of user %q: %w", e.MsgID, user, ErrExists)
 }
 
 // appender commits concurrent AppendHistory calls together (group commit)

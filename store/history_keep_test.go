@@ -563,3 +563,43 @@ func testAppendBatchCap(t *testing.T, db testDB) {
 	}
 	historyConsistent(t, db)
 }
+
+// testAppendBatchLarge: a batch inserted several rows to a statement keeps
+// each user's entries in the order given, and finds the one duplicate
+// among them.
+func testAppendBatchLarge(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	users := []string{"ann", "bob", "cat"}
+	for _, u := range users {
+		mustCreate(t, s, u)
+		mustAdd(t, s, u, Account{Email: u + "@example.com", Password: "p", Channel: "&" + u})
+	}
+	appendAt(t, s, "bob", "bob@example.com", 7, "bob-70", ms(0))
+	var batch []HistoryAppend
+	want := map[string][]string{"bob": {"bob-70"}}
+	for i := range 200 {
+		u := users[i%3]
+		msgid := fmt.Sprint(u, "-", i)
+		batch = append(batch, HistoryAppend{u, HistoryEntry{MsgID: msgid, Time: ms(1000 - i), Account: u + "@example.com", Buddy: msim.UID(1 + i%5), Kind: KindIM, Text: msgid}})
+		if msgid != "bob-70" {
+			want[u] = append(want[u], msgid)
+		}
+	}
+	for i, r := range s.AppendHistoryBatch(ctx, batch) {
+		wantErr := error(nil)
+		if batch[i].Entry.MsgID == "bob-70" {
+			wantErr = ErrExists
+		}
+		if !errors.Is(r.Err, wantErr) || (wantErr == nil) != (r.Err == nil) {
+			t.Errorf("entry %d (%s): got %v, want %v", i, batch[i].Entry.MsgID, r.Err, wantErr)
+		}
+	}
+	for _, u := range users {
+		got, err := s.HistorySince(ctx, u, 0, 500)
+		check(t, "HistorySince", err)
+		if !slices.Equal(msgids(got), want[u]) {
+			t.Errorf("%s's entries by ID: got %q, want %q", u, msgids(got), want[u])
+		}
+	}
+	historyConsistent(t, db)
+}

@@ -38,6 +38,7 @@ func TestHistory(t *testing.T) {
 		{"group commit isolates each append", testGroupCommit},
 		{"batch of several users", testAppendBatch},
 		{"batch longer than the cap", testAppendBatchCap},
+		{"batch of many rows", testAppendBatchLarge},
 		{"append with an ended context", testAppendContext},
 		{"history survives reopening", testHistoryReopen},
 	}

@@ -27,10 +27,7 @@ const (
 		SELECT u.id, ?, 0 FROM users u WHERE u.name = ?
 		ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries + excluded.entries
 		RETURNING user_id, entries`
-	qAccountOfUser = `SELECT 1 FROM accounts WHERE user_id = ? AND email = ?`
-	qHistoryInsert = `INSERT INTO history (user_id, account_id, buddy, msgid, sent, outgoing, kind, text)
-		SELECT ?, a.id, ?, ?, ?, ?, ?, ? FROM accounts a WHERE a.user_id = ? AND a.email = ?
-		ON CONFLICT (user_id, msgid) DO NOTHING RETURNING id, account_id`
+	qAccountOfUser = `SELECT id FROM accounts WHERE user_id = ? AND email = ?`
 	qConversationLatest = `INSERT INTO history_conversations (account_id, buddy, user_id, latest) VALUES (?, ?, ?, ?)
 		ON CONFLICT (account_id, buddy) DO UPDATE SET latest = CASE WHEN excluded.latest > history_conversations.latest
 		THEN excluded.latest ELSE history_conversations.latest END`
@@ -58,10 +55,38 @@ const (
 )
 
 var historyTxQueries = []string{
-	qHistoryCount, qAccountOfUser, qHistoryInsert, qConversationLatest, qConversationsEmptied, qHistoryTrim, qHistoryAppended, qLockHistoryUser, qHistoryRecount,
+	qHistoryCount, qAccountOfUser, qConversationLatest, qConversationsEmptied, qHistoryTrim, qHistoryAppended, qLockHistoryUser, qHistoryRecount,
 	qHistoryPrune, qHistoryPruned, qHighestPosition, qAccountAndUser, qDeleteAccountByID,
 	qLockHistoryByName, qDeleteUserByName, qInsertPosition, qTrimPositions,
 }
+
+// insertSizes are the numbers of rows one history insert takes, largest
+// first: a batch is inserted in statements of these sizes, each prepared
+// once.
+var insertSizes = []int{64, 16, 4, 1}
+
+// historyColumnsIn is the number of values of one inserted history row.
+const historyColumnsIn = 8
+
+// qHistoryInsertRows[n] inserts n history rows; a msgid the user has
+// already is left out, and each row inserted is returned.
+var qHistoryInsertRows = func() map[int]string {
+	qs := map[int]string{}
+	for _, n := range insertSizes {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO history (user_id, account_id, buddy, msgid, sent, outgoing, kind, text) VALUES `)
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		}
+		b.WriteString(` ON CONFLICT (user_id, msgid) DO NOTHING RETURNING id, user_id, msgid`)
+		qs[n] = b.String()
+		historyTxQueries = append(historyTxQueries, qs[n])
+	}
+	return qs
+}()
 
 // pruneChunk bounds the rows one PruneHistory transaction deletes, so
 // appends wait on it only briefly. A variable for the tests.
