@@ -27,7 +27,7 @@ const (
 		SELECT u.id, ?, 0 FROM users u WHERE u.name = ?
 		ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries + excluded.entries
 		RETURNING user_id, entries`
-	qAccountOfUser = `SELECT id FROM accounts WHERE user_id = ? AND email = ?`
+	qAccountOfUser      = `SELECT id FROM accounts WHERE user_id = ? AND email = ?`
 	qConversationLatest = `INSERT INTO history_conversations (account_id, buddy, user_id, latest) VALUES (?, ?, ?, ?)
 		ON CONFLICT (account_id, buddy) DO UPDATE SET latest = CASE WHEN excluded.latest > history_conversations.latest
 		THEN excluded.latest ELSE history_conversations.latest END`
