@@ -190,7 +190,7 @@ type Client struct {
 	pending  map[int]*pending
 	self     Profile
 	prefs    Dict
-	contacts []Contact
+	contacts []contactEntry
 	presence map[UID]Presence // latest presence per uid, contact or not
 	// strangers are the uids Block put in the contact table without their
 	// having an entry: Allow takes them off the list again.
@@ -802,7 +802,11 @@ func (c *Client) Self() Profile {
 func (c *Client) Contacts() []Contact {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Contact(nil), c.contacts...)
+	out := make([]Contact, len(c.contacts))
+	for i := range c.contacts {
+		out[i] = c.contacts[i].contact()
+	}
+	return out
 }
 
 // Groups returns the groups as loaded at login.
@@ -815,7 +819,7 @@ func (c *Client) Groups() []Group {
 // contactIndex returns the index of uid in c.contacts, or -1. c.mu held.
 func (c *Client) contactIndex(uid UID) int {
 	for i := range c.contacts {
-		if c.contacts[i].UID == uid {
+		if c.contacts[i].uid == uid {
 			return i
 		}
 	}

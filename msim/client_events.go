@@ -521,7 +521,7 @@ func (c *Client) onBM(m *Message) {
 		pr = Presence{Status: pr.Status, Text: strings.Clone(pr.Text)}
 		if i := c.contactIndex(uid); i >= 0 {
 			// A contact's presence lives in its entry only.
-			c.contacts[i].Status, c.contacts[i].StatusText = pr.Status, pr.Text
+			c.contacts[i].setPresence(pr.Status, pr.Text)
 			delete(c.presence, uid)
 		} else {
 			c.presence[uid] = pr

@@ -1,0 +1,67 @@
+package msim
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// TestClientContactAndPresenceOf: one entry of the table and anyone's
+// latest presence are read without copying the list, and agree with
+// Contacts.
+func TestClientContactAndPresenceOf(t *testing.T) {
+	t.Parallel()
+	c, fc := loggedIn(t, nil)
+	nextEvent(t, c)                                  // bob's presence from before the list
+	fc.write(presenceMsg(4242, StatusIdle, "afk"))   // not a contact
+	fc.write(presenceMsg(2002, StatusOnline, "hi!")) // a contact
+	nextEvent(t, c)
+	nextEvent(t, c)
+	for _, ct := range c.Contacts() {
+		got, ok := c.Contact(ct.UID)
+		if !ok || got != ct {
+			t.Errorf("Contact(%v) got %+v, %v, want %+v", ct.UID, got, ok, ct)
+		}
+	}
+	if got, ok := c.Contact(4242); ok {
+		t.Errorf("Contact(4242) got %+v, want none (not a contact)", got)
+	}
+	for _, tc := range []struct {
+		uid    UID
+		status Status
+		text   string
+		known  bool
+	}{
+		{2001, StatusAway, "lunch", true},
+		{2002, StatusOnline, "hi!", true},
+		{2003, StatusOffline, "", true},
+		{4242, StatusIdle, "afk", true},
+		{9999, StatusOffline, "", false},
+	} {
+		st, text, known := c.PresenceOf(tc.uid)
+		if st != tc.status || text != tc.text || known != tc.known {
+			t.Errorf("PresenceOf(%v) got %v %q %v, want %v %q %v", tc.uid, st, text, known, tc.status, tc.text, tc.known)
+		}
+	}
+}
+
+// TestContactEntryShares: entries round-trip every field of a Contact, and
+// entries that differ only in their own fields share the rest.
+func TestContactEntryShares(t *testing.T) {
+	cases := []Contact{
+		{UID: 1, UserName: "a", DisplayName: "A", Group: "IM Friends", Status: StatusOnline, StatusText: "x"},
+		{UID: 2, UserName: "b", Group: "IM Friends", Blocked: true},
+		{UID: 3, Group: "Work", NickName: "alias", Headline: "h", ImageURL: "http://i", Status: StatusAway},
+	}
+	for _, ct := range cases {
+		e := entryOf(ct)
+		if got := e.contact(); got != ct {
+			t.Errorf("round trip got %+v, want %+v", got, ct)
+		}
+	}
+	if a, b := entryOf(cases[0]), entryOf(cases[1]); a.more != b.more {
+		t.Errorf("two entries of one group got separate rests %p and %p, want one shared", a.more, b.more)
+	}
+	if got, max := unsafe.Sizeof(contactEntry{}), unsafe.Sizeof(Contact{}); got >= max {
+		t.Errorf("an entry takes %d bytes, want fewer than a Contact's %d", got, max)
+	}
+}
