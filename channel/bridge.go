@@ -204,6 +204,7 @@ type Bridge struct {
 	failUser *guard.FailureLimiter
 	met      *bridgeMetrics // nil: no metrics
 	lease    *leases        // nil: the only instance (Config.Instance "")
+	rel      *memReleaser   // returns memory after a burst of logins
 
 	mu       sync.Mutex
 	sessions map[string]*session    // live session by user name
@@ -239,6 +240,7 @@ func New(cfg Config) (*Bridge, error) {
 		met:      newBridgeMetrics(cfg.Metrics),
 		sessions: map[string]*session{},
 		memory:   map[string]*userMemory{},
+		rel:      newMemReleaser(cfg.Clock),
 	}
 	if cfg.History && cfg.Store != nil {
 		b.hist = newHistoryWriter(cfg.Store, cfg.Log)

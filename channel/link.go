@@ -82,6 +82,8 @@ func (s *session) connect(a *account) {
 		Log:    s.log.WithField("account", a.cfg.Email),
 	}
 	s.status(a, "Connecting to MSIM as %s…", a.cfg.Email)
+	s.dialing++
+	s.b.rel.begin()
 	name, leased := s.user.Name, s.b.lease.needs(s.user)
 	s.workers.Add(1)
 	go func() { // touches only what it is given, and the user's memory
@@ -148,6 +150,10 @@ func (s *session) disconnect(a *account, why string) {
 
 func (s *session) onLinkResult(ev linkResult) {
 	a := ev.a
+	if s.dialing > 0 {
+		s.dialing--
+		defer s.b.rel.end() // once the login's contacts are buddies
+	}
 	if ev.gen != a.gen {
 		if ev.cl != nil {
 			s.closeClient(a, ev.cl)

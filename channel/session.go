@@ -96,6 +96,7 @@ type session struct {
 	// once it is done (or by the session identify moves the client to).
 	deferred  []event
 	dropUntil time.Time // drop was asked for and awaits yes until then
+	dialing   int       // logins whose result is not handled yet (b.rel counts them)
 }
 
 // newSession makes u's session with c attached (nil: none).
@@ -251,6 +252,9 @@ func (s *session) shutdown() {
 	for _, a := range s.accounts {
 		s.release(a)
 		a.queue = nil // kept by the user's memory for the next session
+	}
+	for ; s.dialing > 0; s.dialing-- { // results that will not be handled
+		s.b.rel.end()
 	}
 	s.holdOutbox()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs
