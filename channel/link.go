@@ -111,6 +111,7 @@ func (s *session) wakeMSIM() {
 	case s.msimReady <- struct{}{}:
 	default:
 	}
+	s.kick()
 }
 
 // takeMSIM handles the events waiting in every account's MSIM client.

@@ -161,3 +161,46 @@ func ringIRCConfig() ircd.Config {
 	c.PingInterval = time.Hour
 	return c
 }
+
+// sessionLoops counts the goroutines running a session (its loop, or a
+// bridge's run that would hold one for the session's life).
+func sessionLoops() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			all := string(buf[:n])
+			return strings.Count(all, "channel.(*session).loop(") + strings.Count(all, "channel.(*Bridge).run(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// waitNoSessionLoop waits until no session runs its goroutine.
+func waitNoSessionLoop(t *testing.T, when string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for sessionLoops() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: got %d session goroutines, want none while idle", when, sessionLoops())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestIdleSessionHoldsNoGoroutine: once a logged-in user's session has
+// nothing to do it holds no goroutine, and what comes next (a command, an
+// IM) starts one again.
+func TestIdleSessionHoldsNoGoroutine(t *testing.T) {
+	st := startStack(t)
+	c := login(t, st, "alice", allCaps...)
+	waitNoSessionLoop(t, "after the login")
+	c.command("&alice", "help", "Commands")
+	waitNoSessionLoop(t, "after a command")
+	c.send("PRIVMSG tom :hi") // Tom greets a first IM, then echoes
+	c.expectFrom("PRIVMSG", "tom", "")
+	waitNoSessionLoop(t, "after an IM and its answer")
+	c.send("PRIVMSG tom :are you there")
+	c.expectFrom("PRIVMSG", "tom", "are you there")
+	waitNoSessionLoop(t, "after an echo")
+}
