@@ -1,6 +1,7 @@
 package msim
 
 import (
+	"net"
 	"testing"
 	"unsafe"
 )
@@ -63,5 +64,34 @@ func TestContactEntryShares(t *testing.T) {
 	}
 	if got, max := unsafe.Sizeof(contactEntry{}), unsafe.Sizeof(Contact{}); got >= max {
 		t.Errorf("an entry takes %d bytes, want fewer than a Contact's %d", got, max)
+	}
+}
+
+// TestTakeEventsLetsABurstGo: the event queue keeps its array for reuse
+// after a few events (up to 16), and lets a burst's go (an idle session
+// does not keep its login's).
+func TestTakeEventsLetsABurstGo(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	cfg := ClientConfig{Notify: func() {}}
+	cfg.setDefaults()
+	c := newClient(cfg, cfg.Log, a)
+	for _, tc := range []struct {
+		events   int
+		keepsArr bool
+	}{{3, true}, {64, false}, {16, true}, {200, false}} {
+		for i := range tc.events {
+			c.emit(PresenceEvent{UID: UID(i + 1)})
+		}
+		if got := len(c.TakeEvents(nil)); got != tc.events {
+			t.Fatalf("%d events: took %d", tc.events, got)
+		}
+		c.qmu.Lock()
+		kept := cap(c.queue) > 0
+		c.qmu.Unlock()
+		if kept != tc.keepsArr {
+			t.Errorf("after %d events: queue's array kept %v, want %v", tc.events, kept, tc.keepsArr)
+		}
 	}
 }

@@ -274,9 +274,10 @@ func (c *Contact) withProfile(p Profile) bool {
 // is never chosen), and TakeEvents hands the events over.
 func (c *Client) Events() <-chan Event { return c.events }
 
-// keptQueue is the largest queue capacity TakeEvents keeps for reuse; a
-// burst's larger array is let go.
-const keptQueue = 64
+// keptQueue is the largest queue capacity TakeEvents keeps for reuse (a
+// few events at a time, as IMs come); a burst's larger array is let go, so
+// an idle session does not keep its login's.
+const keptQueue = 16
 
 // TakeEvents appends the events queued since the last call to dst, in the
 // order they happened, and returns the extended slice; it takes them off the
