@@ -114,6 +114,10 @@ func (s *session) wakeMSIM() {
 	s.kick()
 }
 
+// keptEvents is the largest buffer of MSIM events the session keeps for
+// reuse.
+const keptEvents = 16
+
 // takeMSIM handles the events waiting in every account's MSIM client.
 func (s *session) takeMSIM() {
 	for _, a := range s.accounts {
@@ -124,6 +128,9 @@ func (s *session) takeMSIM() {
 		for i, ev := range s.evbuf {
 			s.onMSIM(a, a.gen, ev) // a DisconnectedEvent, always last, forgets the client
 			s.evbuf[i] = nil
+		}
+		if cap(s.evbuf) > keptEvents {
+			s.evbuf = nil // a burst's (a login's): not kept while idle
 		}
 	}
 }

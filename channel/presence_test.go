@@ -56,3 +56,27 @@ func TestPresenceReadFromClientTable(t *testing.T) {
 		t.Errorf("bob online: got %+v, want in the channel, voiced", bd)
 	}
 }
+
+// TestEventBufferLetsABurstGo: the session keeps its buffer of MSIM events
+// for reuse after a few, and lets a burst's go (a login's presences).
+func TestEventBufferLetsABurstGo(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	for _, tc := range []struct {
+		events int
+		kept   bool
+	}{{3, true}, {64, false}, {16, true}} {
+		for i := range tc.events {
+			cl.mu.Lock()
+			cl.events = append(cl.events, msim.PresenceEvent{UID: msim.UID(100 + i), Status: msim.StatusOnline})
+			cl.mu.Unlock()
+		}
+		r.s.takeMSIM()
+		if kept := cap(r.s.evbuf) > 0; kept != tc.kept {
+			t.Errorf("after %d events: buffer kept %v, want %v", tc.events, kept, tc.kept)
+		}
+	}
+}
