@@ -1,8 +1,10 @@
 package msim
 
 import (
+	"context"
 	"net"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -93,5 +95,33 @@ func TestTakeEventsLetsABurstGo(t *testing.T) {
 		if kept != tc.keepsArr {
 			t.Errorf("after %d events: queue's array kept %v, want %v", tc.events, kept, tc.keepsArr)
 		}
+	}
+}
+
+// TestIdleClientKeepsNoBatchBuffer: once the writer has written what was
+// queued and stopped, the client holds no batch buffer.
+func TestIdleClientKeepsNoBatchBuffer(t *testing.T) {
+	t.Parallel()
+	c, fc := loggedIn(t, nil)
+	if err := c.SetStatus(context.Background(), StatusAway, "out"); err != nil {
+		t.Fatal(err)
+	}
+	fc.expect("status")
+	deadline := time.Now().Add(waitLimit)
+	for {
+		c.wmu.Lock()
+		if !c.writing { // the writer's state is not touched until the next one starts
+			held, batch := c.ws.held, c.ws.batch
+			c.wmu.Unlock()
+			if held != nil || batch != nil {
+				t.Errorf("idle writer: got a batch buffer (cap %d), want none", cap(batch))
+			}
+			return
+		}
+		c.wmu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the writer did not stop")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
