@@ -125,3 +125,20 @@ func TestIdleClientKeepsNoBatchBuffer(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestContactOfSharesEqualNames: a contact whose display name is its user
+// name keeps one copy of it, and neither shares the reply's memory.
+func TestContactOfSharesEqualNames(t *testing.T) {
+	d := Dict{{"ContactID", "7"}, {"UserName", "bob"}, {"DisplayName", "bob"}}
+	c := contactOf(d)
+	if unsafe.StringData(c.UserName) != unsafe.StringData(c.DisplayName) {
+		t.Errorf("user and display name %q: got two copies, want one", c.UserName)
+	}
+	if unsafe.StringData(c.UserName) == unsafe.StringData(d.Str("UserName")) {
+		t.Error("the user name shares the reply's memory, want a copy")
+	}
+	c = contactOf(Dict{{"ContactID", "8"}, {"UserName", "bob"}, {"DisplayName", "Bob"}})
+	if c.UserName != "bob" || c.DisplayName != "Bob" {
+		t.Errorf("names got %q, %q; want bob, Bob", c.UserName, c.DisplayName)
+	}
+}

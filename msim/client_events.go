@@ -232,14 +232,18 @@ func contactOf(d Dict) Contact {
 	// Clone what is kept: the values share memory with the whole reply
 	// (a contact list can be large), which would otherwise stay alive.
 	c := Contact{
-		UID:         UID(id),
-		DisplayName: strings.Clone(d.Str("DisplayName")),
-		Group:       intern(d.Str("GroupName")),
-		NickName:    strings.Clone(d.Str("NickName")),
-		Headline:    strings.Clone(d.Str("Headline")),
-		ImageURL:    intern(d.Str("ImageURL")),
+		UID:      UID(id),
+		Group:    intern(d.Str("GroupName")),
+		NickName: strings.Clone(d.Str("NickName")),
+		Headline: strings.Clone(d.Str("Headline")),
+		ImageURL: intern(d.Str("ImageURL")),
 	}
 	c.UserName = strings.Clone(userName(d.Str("UserName"), c.UID))
+	if dn := d.Str("DisplayName"); dn == c.UserName {
+		c.DisplayName = c.UserName // one copy when the names are the same
+	} else {
+		c.DisplayName = strings.Clone(dn)
+	}
 	if c.ImageURL == "" {
 		c.ImageURL = intern(d.Str("AvatarURL"))
 	}
