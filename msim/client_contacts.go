@@ -3,7 +3,10 @@ package msim
 // The client's contact table, kept compact: an idle session holds one entry
 // per contact for as long as it lives, and a gateway holds many sessions.
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // contactEntry is a Contact as the table keeps it: the fields most entries
 // leave empty (or share with every other entry, such as the group) sit
@@ -102,4 +105,44 @@ func (c *Client) PresenceOf(uid UID) (Status, string, bool) {
 		return pr.Status, pr.Text, true
 	}
 	return StatusOffline, "", false
+}
+
+// packNames puts the user and display names of a login's contact list in
+// one allocation, which they share for the session: fewer, contiguous
+// objects than a small string each among the login's garbage, and none of
+// them pins a reply.
+func packNames(cs []Contact) {
+	n := 0
+	for i := range cs {
+		n += len(cs[i].UserName)
+		if cs[i].DisplayName != cs[i].UserName {
+			n += len(cs[i].DisplayName)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	ends := make([][2]int, len(cs)) // where each user name and display name ends in b
+	for i := range cs {
+		b.WriteString(cs[i].UserName)
+		ends[i][0] = b.Len()
+		if cs[i].DisplayName != cs[i].UserName {
+			b.WriteString(cs[i].DisplayName)
+		}
+		ends[i][1] = b.Len()
+	}
+	all, start := b.String(), 0
+	for i := range cs {
+		u, d := ends[i][0], ends[i][1]
+		same := cs[i].DisplayName == cs[i].UserName
+		cs[i].UserName = all[start:u]
+		if same {
+			cs[i].DisplayName = cs[i].UserName
+		} else {
+			cs[i].DisplayName = all[u:d]
+		}
+		start = d
+	}
 }

@@ -2,7 +2,10 @@ package msim
 
 import (
 	"context"
+	"math"
 	"net"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -140,5 +143,36 @@ func TestContactOfSharesEqualNames(t *testing.T) {
 	c = contactOf(Dict{{"ContactID", "8"}, {"UserName", "bob"}, {"DisplayName", "Bob"}})
 	if c.UserName != "bob" || c.DisplayName != "Bob" {
 		t.Errorf("names got %q, %q; want bob, Bob", c.UserName, c.DisplayName)
+	}
+}
+
+// TestPackNames: a login's contact names end up in one allocation, each
+// name unchanged, a display name equal to the user name one copy of it.
+func TestPackNames(t *testing.T) {
+	cs := []Contact{
+		{UID: 1, UserName: strings.Clone("bob"), DisplayName: strings.Clone("Bob B")},
+		{UID: 2, UserName: strings.Clone("carol"), DisplayName: strings.Clone("carol")},
+		{UID: 3},
+		{UID: 4, DisplayName: strings.Clone("Dave")},
+	}
+	want := slices.Clone(cs)
+	packNames(cs)
+	lo, hi := uintptr(math.MaxUint64), uintptr(0)
+	for i, c := range cs {
+		if c.UserName != want[i].UserName || c.DisplayName != want[i].DisplayName {
+			t.Errorf("contact %d: got %q, %q; want %q, %q", i, c.UserName, c.DisplayName, want[i].UserName, want[i].DisplayName)
+		}
+		for _, s := range []string{c.UserName, c.DisplayName} {
+			if s != "" {
+				p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+				lo, hi = min(lo, p), max(hi, p+uintptr(len(s)))
+			}
+		}
+	}
+	if got, want := hi-lo, uintptr(len("bobBob BcarolDave")); got != want {
+		t.Errorf("the names span %d bytes, want %d (one allocation, carol once)", got, want)
+	}
+	if unsafe.StringData(cs[1].UserName) != unsafe.StringData(cs[1].DisplayName) {
+		t.Error("carol's two equal names: got two copies, want one")
 	}
 }

@@ -249,6 +249,7 @@ func (c *Client) setup(ctx context.Context) error {
 		contacts[i].withProfile(profileOf(r.Body))
 	}
 
+	packNames(contacts)
 	c.mu.Lock()
 	moved := 0
 	for i := range contacts {
