@@ -85,7 +85,8 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 		s.fromUser(a, ev.From, ev)
 	case msim.PresenceEvent:
 		if bd := a.buddies[ev.UID]; bd != nil {
-			bd.status, bd.statusText = ev.Status, fromMSIMLine(ev.Text)
+			// The client's table holds the presence (this one, or a
+			// newer one whose event follows).
 			s.b.met.presenceUpdate(toIRC)
 			s.applyPresence(bd)
 		}

@@ -335,11 +335,11 @@ func contains(list []string, s string) bool {
 }
 
 // blistClass is a buddy's class for blist: online, away or offline.
-func blistClass(a *account, bd *buddy) string {
+func blistClass(a *account, st msim.Status) string {
 	if a.state != linkUp {
 		return "offline"
 	}
-	switch bd.status {
+	switch st {
 	case msim.StatusOnline:
 		return "online"
 	case msim.StatusIdle, msim.StatusAway:
@@ -364,7 +364,8 @@ func (s *session) cmdBlist(r replyCtx, args []string) {
 			if !bd.contact {
 				continue
 			}
-			class := blistClass(a, bd)
+			st, text := s.presence(bd)
+			class := blistClass(a, st)
 			counts[class]++
 			show := which == "all" || which == class || which == "visible" && class != "offline"
 			if !show {
@@ -372,7 +373,7 @@ func (s *session) cmdBlist(r replyCtx, args []string) {
 			}
 			status := "offline"
 			if class != "offline" {
-				status = bd.status.String() + suffix(": ", bd.statusText)
+				status = st.String() + suffix(": ", text)
 			}
 			lines = append(lines, fmt.Sprintf("%s (%s, %s): %s", bd.nick, nameOr(bd.userName, bd.uid.String()), a.cfg.Email, status))
 		}

@@ -372,7 +372,7 @@ func (s *session) build(at *attachment, others bool) {
 // client's own nick took bd's meanwhile, bd gets another.
 func (s *session) addBuddyUser(bd *buddy) {
 	u := ircd.User{Nick: bd.nick, User: sanitizeUser(bd.userName, bd.uid), Host: "msim." + bd.uid.String(),
-		RealName: nameOr(bd.displayName, bd.userName), Away: bd.away}
+		RealName: nameOr(bd.displayName, bd.userName), Away: awayText(s.presence(bd))}
 	if s.irc.AddUser(u) == nil {
 		return
 	}

@@ -4,10 +4,13 @@
 //
 // Ownership: Bridge implements ircd.Backend and keeps a small registry of
 // live sessions and remembered per-user state behind a mutex. Each IRC
-// connection gets a session whose single goroutine (session.run) owns all of
+// connection gets a session whose single goroutine (session.loop) owns all of
 // that user's accounts, buddies and nicks; the IRC reader and async requests
 // only post events to it, and the MSIM clients only signal that events are
-// waiting (their Notify), which the session takes from them itself.
+// waiting (their Notify), which the session takes from them itself. The
+// goroutine runs only while there is something to handle: whoever posts to
+// an idle session starts it (session.kick), and it ends once every queue is
+// empty, so an idle session holds no goroutine (one at a time, s.running).
 package channel
 
 import (
@@ -204,6 +207,7 @@ type Bridge struct {
 	failUser *guard.FailureLimiter
 	met      *bridgeMetrics // nil: no metrics
 	lease    *leases        // nil: the only instance (Config.Instance "")
+	rel      *memReleaser   // returns memory after a burst of logins
 
 	mu       sync.Mutex
 	sessions map[string]*session    // live session by user name
@@ -239,6 +243,7 @@ func New(cfg Config) (*Bridge, error) {
 		met:      newBridgeMetrics(cfg.Metrics),
 		sessions: map[string]*session{},
 		memory:   map[string]*userMemory{},
+		rel:      newMemReleaser(cfg.Clock),
 	}
 	if cfg.History && cfg.Store != nil {
 		b.hist = newHistoryWriter(cfg.Store, cfg.Log)
@@ -372,10 +377,15 @@ func (b *Bridge) startLocked(u User, c ircConn, remote net.Addr) (*session, erro
 	return s, nil
 }
 
-// run runs s until it ends, then forgets it (and an ephemeral user).
+// run runs s (its goroutine starts whenever there is work) and, once it
+// has ended, forgets it (and an ephemeral user).
 func (b *Bridge) run(s *session) {
+	s.run(func() { b.ended(s) })
+}
+
+// ended forgets s, which has ended, and an ephemeral user.
+func (b *Bridge) ended(s *session) {
 	defer b.wg.Done()
-	s.run()
 	u := s.user // identify, register and drop change it
 	b.mu.Lock()
 	last := b.sessions[u.Name] == s

@@ -11,7 +11,9 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
-// buddy is an MSIM user the IRC client sees as a nick.
+// buddy is an MSIM user the IRC client sees as a nick. Its presence is not
+// kept here: the MSIM client's table holds it (see presence), and ircd's
+// virtual user holds the away text shown.
 type buddy struct {
 	a           *account
 	uid         msim.UID
@@ -20,12 +22,33 @@ type buddy struct {
 	displayName string
 	contact     bool // on the contact list (not a stranger who wrote)
 	blocked     bool
-	status      msim.Status
-	statusText  string
 	inChan      bool
 	voiced      bool
-	away        string
 	typing      bool // the IRC client was last told the buddy is typing
+}
+
+// presence is bd's latest presence, read from the MSIM client's table:
+// offline while the account has no link.
+func (s *session) presence(bd *buddy) (msim.Status, string) {
+	a := bd.a
+	if a.client == nil || a.state != linkUp {
+		return msim.StatusOffline, ""
+	}
+	st, text, _ := a.client.PresenceOf(bd.uid)
+	return st, fromMSIMLine(text)
+}
+
+// awayText is the away text a buddy with this presence shows on IRC.
+func awayText(st msim.Status, text string) string {
+	switch st {
+	case msim.StatusOffline:
+		return "Offline"
+	case msim.StatusIdle:
+		return nameOr(text, "Idle")
+	case msim.StatusAway:
+		return nameOr(text, "Away")
+	}
+	return ""
 }
 
 // nickOf is the nick of uid on a, or the uid itself for a user the bridge
@@ -44,7 +67,6 @@ func (s *session) dropBuddies(a *account) {
 			s.irc.PartUser(a.channel, bd.nick, "MSIM link down")
 			bd.inChan, bd.voiced = false, false
 		}
-		bd.status = msim.StatusOffline
 	}
 }
 
@@ -63,14 +85,13 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 		bd.displayName = dn
 		s.irc.SetRealName(bd.nick, dn) // WHO and WHOIS show the new name
 	}
-	bd.status, bd.statusText = c.Status, fromMSIMLine(c.StatusText)
 	s.applyPresence(bd)
 }
 
 // newBuddy creates a buddy and its virtual user, with a stable nick.
 func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName string) *buddy {
 	userName, displayName = fromMSIMLine(userName), fromMSIMLine(displayName)
-	bd := &buddy{a: a, uid: uid, userName: userName, displayName: displayName, status: msim.StatusOffline}
+	bd := &buddy{a: a, uid: uid, userName: userName, displayName: displayName}
 	memKey := buddyKey{a.cfg.Email, uid}
 	taken := func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) }
 	nick, ok := s.mem.nick(memKey)
@@ -91,7 +112,6 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
 		}
 	}
-	bd.away = "Offline"
 	a.buddies[uid] = bd
 	s.nicks[nickKey(nick)] = bd
 	return bd
@@ -115,27 +135,16 @@ func (s *session) nickTaken(key string) bool {
 
 // applyPresence makes the channel show bd's status: online = voiced;
 // away or idle = present, marked away (devoiced unless away_devoice is off);
-// offline = not present unless show_offline.
+// offline = not present unless show_offline. (ircd tells the client of an
+// away text only when it changes.)
 func (s *session) applyPresence(bd *buddy) {
 	a := bd.a
-	away := ""
-	switch bd.status {
-	case msim.StatusOnline:
-	case msim.StatusOffline:
-		away = "Offline"
-	case msim.StatusIdle:
-		away = nameOr(bd.statusText, "Idle")
-	case msim.StatusAway:
-		away = nameOr(bd.statusText, "Away")
-	}
-	if away != bd.away {
-		s.irc.SetAway(bd.nick, away)
-		bd.away = away
-	}
+	st, text := s.presence(bd)
+	s.irc.SetAway(bd.nick, awayText(st, text))
 	show := bd.contact && !bd.blocked && a.state == linkUp &&
-		(bd.status != msim.StatusOffline || s.setting("show_offline") == "true")
-	voice := show && (bd.status == msim.StatusOnline ||
-		(bd.status != msim.StatusOffline && s.setting("away_devoice") != "true"))
+		(st != msim.StatusOffline || s.setting("show_offline") == "true")
+	voice := show && (st == msim.StatusOnline ||
+		(st != msim.StatusOffline && s.setting("away_devoice") != "true"))
 	switch {
 	case show && !bd.inChan:
 		s.irc.JoinUser(a.channel, bd.nick, voice)

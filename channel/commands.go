@@ -174,11 +174,7 @@ func (s *session) cmdAdd(r replyCtx, args []string) {
 			s.reply(r, "Adding %s failed: %v", who, err)
 			return
 		}
-		st, text := msim.StatusOffline, ""
-		if old := a.buddies[p.UID]; old != nil {
-			st, text = old.status, old.statusText
-		}
-		s.upsertContact(a, msim.Contact{UID: p.UID, UserName: p.UserName, DisplayName: p.DisplayName, Status: st, StatusText: text})
+		s.upsertContact(a, msim.Contact{UID: p.UID, UserName: p.UserName, DisplayName: p.DisplayName})
 		bd := a.buddies[p.UID]
 		s.reply(r, "Added %s (uid %d) to your buddy list as %s.", nameOr(p.UserName, who), p.UID, bd.nick)
 	})
@@ -254,7 +250,8 @@ func (s *session) cmdInfo(r replyCtx, args []string) {
 			return
 		}
 		info := s.whoisInfo(bd, &p)
-		s.reply(r, "%s is %s%s.", bd.nick, bd.status, suffix(": ", bd.statusText))
+		st, text := s.presence(bd)
+		s.reply(r, "%s is %s%s.", bd.nick, st, suffix(": ", text))
 		for _, l := range info {
 			s.reply(r, "%s", l)
 		}

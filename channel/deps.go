@@ -41,6 +41,9 @@ type ircConn interface {
 type MSIMClient interface {
 	Self() msim.Profile
 	Contacts() []msim.Contact
+	// PresenceOf is the latest presence the client received for uid
+	// (offline when none); the bridge keeps no copy of its own.
+	PresenceOf(uid msim.UID) (msim.Status, string, bool)
 	TakeEvents(dst []msim.Event) []msim.Event
 	SendIM(ctx context.Context, to msim.UID, text string) error
 	SendTyping(ctx context.Context, to msim.UID, typing bool) error

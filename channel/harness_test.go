@@ -50,6 +50,8 @@ type stackConfig struct {
 	// smallProxy gives the proxy's connections small receive buffers, so
 	// that a paused proxy soon makes the bridge's MSIM writes wait.
 	smallProxy bool
+	// quiet logs warnings and errors only (a benchmark's many logins).
+	quiet bool
 }
 
 // startStack runs the embedded demo network (Tom), the bridge with the demo
@@ -72,6 +74,9 @@ func startStackWith(t testing.TB, sc stackConfig, opts ...func(*channel.Config, 
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := testLog(t)
+	if sc.quiet {
+		log = testlog.New(t, logrus.WarnLevel)
+	}
 	mstore := server.NewMemStore()
 	msrv, err := server.New(sc.server, mstore, log.WithField("part", "msim"))
 	if err != nil {

@@ -82,6 +82,8 @@ func (s *session) connect(a *account) {
 		Log:    s.log.WithField("account", a.cfg.Email),
 	}
 	s.status(a, "Connecting to MSIM as %s…", a.cfg.Email)
+	s.dialing++
+	s.b.rel.begin()
 	name, leased := s.user.Name, s.b.lease.needs(s.user)
 	s.workers.Add(1)
 	go func() { // touches only what it is given, and the user's memory
@@ -109,7 +111,12 @@ func (s *session) wakeMSIM() {
 	case s.msimReady <- struct{}{}:
 	default:
 	}
+	s.kick()
 }
+
+// keptEvents is the largest buffer of MSIM events the session keeps for
+// reuse.
+const keptEvents = 16
 
 // takeMSIM handles the events waiting in every account's MSIM client.
 func (s *session) takeMSIM() {
@@ -121,6 +128,9 @@ func (s *session) takeMSIM() {
 		for i, ev := range s.evbuf {
 			s.onMSIM(a, a.gen, ev) // a DisconnectedEvent, always last, forgets the client
 			s.evbuf[i] = nil
+		}
+		if cap(s.evbuf) > keptEvents {
+			s.evbuf = nil // a burst's (a login's): not kept while idle
 		}
 	}
 }
@@ -148,6 +158,10 @@ func (s *session) disconnect(a *account, why string) {
 
 func (s *session) onLinkResult(ev linkResult) {
 	a := ev.a
+	if s.dialing > 0 {
+		s.dialing--
+		defer s.b.rel.end() // once the login's contacts are buddies
+	}
 	if ev.gen != a.gen {
 		if ev.cl != nil {
 			s.closeClient(a, ev.cl)

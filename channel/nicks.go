@@ -47,6 +47,9 @@ func sanitizeNick(s string) string {
 	if len(n) > NickLen {
 		n = strings.TrimRight(n[:NickLen], "_")
 	}
+	if n == s {
+		return s // kept with s's bytes, not a copy: a buddy's nick, ident and user name are often one string
+	}
 	return n
 }
 

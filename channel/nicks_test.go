@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 )
 
 func TestBaseNick(t *testing.T) {
@@ -95,3 +96,23 @@ func FuzzControlInput(f *testing.F) {
 
 // demoUserNameOf exposes the demo directory's user-name rule to the fuzzer.
 func demoUserNameOf(s string) string { return demoUserName(s) }
+
+// TestSanitizeNickSharesAValidName: a name that is a valid nick already is
+// returned as it is, sharing its bytes (a buddy's nick, ident and user name
+// are then one string), and a name that needs changes gets a new one.
+func TestSanitizeNickSharesAValidName(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		share bool
+	}{
+		{strings.Clone("bob_99"), true},
+		{strings.Clone("Bob"), true},
+		{strings.Clone("bob smith"), false},
+		{strings.Clone("9lives"), false},
+	} {
+		got := sanitizeNick(tc.in)
+		if shared := unsafe.StringData(got) == unsafe.StringData(tc.in); shared != tc.share {
+			t.Errorf("sanitizeNick(%q) = %q: shares the input's bytes %v, want %v", tc.in, got, shared, tc.share)
+		}
+	}
+}

@@ -95,6 +95,7 @@ func (s *session) pumpOut() {
 			case s.out.drained <- struct{}{}:
 			default:
 			}
+			s.kick()
 		}
 		s.irc.Deliver(d) // false: Sent(false) has held the IM
 	}

@@ -56,8 +56,8 @@ func (whoisAsk) isEvent()   {}
 func (call) isEvent()       {}
 
 // session is a user's MSIM accounts and the IRC connection attached to it,
-// if any (attach.go). All fields below the channel are owned by run's
-// goroutine.
+// if any (attach.go). All fields below the channel are owned by the
+// session's goroutine (loop), which runs only while there is work.
 type session struct {
 	b      *Bridge
 	irc    ircConn
@@ -75,7 +75,12 @@ type session struct {
 	// msimReady is the merged "events waiting" signal of every account's
 	// MSIM client (their Notify); the session takes the events itself.
 	msimReady chan struct{}
-	evbuf     []msim.Event
+	// rmu guards running (a loop goroutine runs, or is being started),
+	// live (run was called: posts start the loop) and ended.
+	rmu                  sync.Mutex
+	running, live, ended bool
+	afterEnd             func() // run's: called once the session has ended
+	evbuf                []msim.Event
 	// cl holds the attached connections (s.irc is cl, except while one
 	// client's world is built); nattached counts them, for the bridge to
 	// read from other goroutines.
@@ -96,6 +101,7 @@ type session struct {
 	// once it is done (or by the session identify moves the client to).
 	deferred  []event
 	dropUntil time.Time // drop was asked for and awaits yes until then
+	dialing   int       // logins whose result is not handled yet (b.rel counts them)
 }
 
 // newSession makes u's session with c attached (nil: none).
@@ -140,9 +146,21 @@ func (s *session) newAccount(ac Account) *account {
 func (s *session) post(ev event) bool {
 	select {
 	case s.events <- ev:
+		s.kick()
 		return true
 	case <-s.ctx.Done():
 		return false
+	}
+}
+
+// kick starts the session's goroutine unless it runs (or the session has
+// ended, or run was not called yet: events wait until it is).
+func (s *session) kick() {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.live && !s.running && !s.ended {
+		s.running = true
+		go s.loop()
 	}
 }
 
@@ -169,10 +187,30 @@ func (s *session) notice(a *account, text string) {
 	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Target: a.channel, Text: text})
 }
 
-func (s *session) run() {
-	defer close(s.done)
-	defer s.shutdown()
+// run starts the session: from now on its goroutine runs whenever there is
+// work, until the session ends; then afterEnd is called.
+func (s *session) run(afterEnd func()) {
+	s.rmu.Lock()
+	s.live, s.afterEnd = true, afterEnd
+	s.rmu.Unlock()
+	context.AfterFunc(s.ctx, s.kick) // the end is work too
+	s.kick()
+}
+
+// loop handles what is queued, and returns once the queues are empty (a
+// post starts it again) or the session ends.
+func (s *session) loop() {
+	idle := false
 	defer func() {
+		if idle {
+			return
+		}
+		s.rmu.Lock()
+		s.ended = true
+		s.rmu.Unlock()
+		defer s.afterEnd()
+		defer close(s.done)
+		defer s.shutdown()
 		if r := recover(); r != nil {
 			s.log.WithField("panic", r).Errorf("session crashed: %s", debug.Stack())
 			s.irc.Close("Internal error")
@@ -197,6 +235,17 @@ func (s *session) run() {
 					return
 				}
 			}
+		default:
+			// Nothing queued: stop, unless something came meanwhile (its
+			// poster saw running set and started nothing).
+			s.rmu.Lock()
+			if len(s.events) == 0 && len(s.msimReady) == 0 && len(s.out.drained) == 0 && s.ctx.Err() == nil {
+				s.running = false
+				s.rmu.Unlock()
+				idle = true
+				return
+			}
+			s.rmu.Unlock()
 		}
 	}
 }
@@ -251,6 +300,9 @@ func (s *session) shutdown() {
 	for _, a := range s.accounts {
 		s.release(a)
 		a.queue = nil // kept by the user's memory for the next session
+	}
+	for ; s.dialing > 0; s.dialing-- { // results that will not be handled
+		s.b.rel.end()
 	}
 	s.holdOutbox()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs

@@ -80,15 +80,30 @@ func (f *fakeIRC) said(text string) []string {
 
 // fakeMSIM is an MSIM client whose answers the test sets.
 type fakeMSIM struct {
-	mu      sync.Mutex
-	events  []msim.Event
-	notify  func()
-	sent    []string
-	failIM  int // SendIM number (1-based) that fails; 0: none
-	alerts  []string
-	polls   int
-	closed  bool
-	buddies []msim.Contact
+	mu       sync.Mutex
+	events   []msim.Event
+	notify   func()
+	sent     []string
+	failIM   int // SendIM number (1-based) that fails; 0: none
+	alerts   []string
+	polls    int
+	closed   bool
+	buddies  []msim.Contact
+	presence map[msim.UID]msim.PresenceEvent // the latest pushed
+}
+
+func (f *fakeMSIM) PresenceOf(uid msim.UID) (msim.Status, string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.presence[uid]; ok {
+		return p.Status, p.Text, true
+	}
+	for _, c := range f.buddies {
+		if c.UID == uid {
+			return c.Status, c.StatusText, true
+		}
+	}
+	return msim.StatusOffline, "", false
 }
 
 func (f *fakeMSIM) Self() msim.Profile { return msim.Profile{UID: 1, UserName: "alice"} }
@@ -100,6 +115,14 @@ func (f *fakeMSIM) Contacts() []msim.Contact {
 func (f *fakeMSIM) push(evs ...msim.Event) {
 	f.mu.Lock()
 	f.events = append(f.events, evs...)
+	for _, ev := range evs { // as the client's table does
+		if p, ok := ev.(msim.PresenceEvent); ok {
+			if f.presence == nil {
+				f.presence = map[msim.UID]msim.PresenceEvent{}
+			}
+			f.presence[p.UID] = p
+		}
+	}
 	n := f.notify
 	f.mu.Unlock()
 	n()

@@ -190,7 +190,7 @@ type Client struct {
 	pending  map[int]*pending
 	self     Profile
 	prefs    Dict
-	contacts []Contact
+	contacts []contactEntry
 	presence map[UID]Presence // latest presence per uid, contact or not
 	// strangers are the uids Block put in the contact table without their
 	// having an entry: Allow takes them off the list again.
@@ -435,9 +435,14 @@ type batchIM struct {
 	end int
 }
 
+// batchBufs holds the writers' batch buffers: a writer takes one when it
+// starts and hands it back when it stops, so an idle client keeps none.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); return &b }}
+
 // wstate is the writer goroutine's own bookkeeping; nothing else touches it.
 type wstate struct {
 	batch   []byte
+	held    *[]byte      // batch's holder from batchBufs (nil: none taken)
 	ims     []batchIM    // the IMs in batch, in order
 	unsent  []OutgoingIM // IMs of a batch whose write failed before their last byte
 	recent  imRing       // written IMs, oldest first: at most recentIMs, none older than keep
@@ -452,6 +457,10 @@ func (w *wstate) take(it outItem) (stop bool) {
 	if it.b == nil {
 		return true
 	}
+	if w.held == nil {
+		w.held = batchBufs.Get().(*[]byte)
+		w.batch = (*w.held)[:0]
+	}
 	w.batch = append(w.batch, it.b...)
 	if it.im != nil {
 		w.ims = append(w.ims, batchIM{im: it.im, end: len(w.batch)})
@@ -461,6 +470,18 @@ func (w *wstate) take(it outItem) (stop bool) {
 		imBufs.Put(it.pooled)
 	}
 	return false
+}
+
+// putBatch hands the (empty) batch buffer back as the writer stops.
+func (w *wstate) putBatch() {
+	if w.held == nil {
+		return
+	}
+	if cap(w.batch) <= 4*batchSize {
+		*w.held = w.batch[:0]
+		batchBufs.Put(w.held)
+	}
+	w.held, w.batch = nil, nil
 }
 
 // remember keeps a written IM for the Unconfirmed report.
@@ -572,6 +593,7 @@ func (c *Client) writeLoop() {
 				return
 			default:
 			}
+			w.putBatch()
 			c.writing = false
 			c.wmu.Unlock()
 			final = false
@@ -612,7 +634,7 @@ func (c *Client) write(w *wstate) error {
 	clear(w.ims)
 	w.ims = w.ims[:0]
 	if cap(w.batch) > 4*batchSize {
-		w.batch = nil // do not keep a large message's buffer
+		w.batch, w.held = nil, nil // do not keep a large message's buffer
 	} else {
 		w.batch = w.batch[:0]
 	}
@@ -802,7 +824,11 @@ func (c *Client) Self() Profile {
 func (c *Client) Contacts() []Contact {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Contact(nil), c.contacts...)
+	out := make([]Contact, len(c.contacts))
+	for i := range c.contacts {
+		out[i] = c.contacts[i].contact()
+	}
+	return out
 }
 
 // Groups returns the groups as loaded at login.
@@ -815,7 +841,7 @@ func (c *Client) Groups() []Group {
 // contactIndex returns the index of uid in c.contacts, or -1. c.mu held.
 func (c *Client) contactIndex(uid UID) int {
 	for i := range c.contacts {
-		if c.contacts[i].UID == uid {
+		if c.contacts[i].uid == uid {
 			return i
 		}
 	}

@@ -232,14 +232,18 @@ func contactOf(d Dict) Contact {
 	// Clone what is kept: the values share memory with the whole reply
 	// (a contact list can be large), which would otherwise stay alive.
 	c := Contact{
-		UID:         UID(id),
-		DisplayName: strings.Clone(d.Str("DisplayName")),
-		Group:       intern(d.Str("GroupName")),
-		NickName:    strings.Clone(d.Str("NickName")),
-		Headline:    strings.Clone(d.Str("Headline")),
-		ImageURL:    intern(d.Str("ImageURL")),
+		UID:      UID(id),
+		Group:    intern(d.Str("GroupName")),
+		NickName: strings.Clone(d.Str("NickName")),
+		Headline: strings.Clone(d.Str("Headline")),
+		ImageURL: intern(d.Str("ImageURL")),
 	}
 	c.UserName = strings.Clone(userName(d.Str("UserName"), c.UID))
+	if dn := d.Str("DisplayName"); dn == c.UserName {
+		c.DisplayName = c.UserName // one copy when the names are the same
+	} else {
+		c.DisplayName = strings.Clone(dn)
+	}
 	if c.ImageURL == "" {
 		c.ImageURL = intern(d.Str("AvatarURL"))
 	}
@@ -274,9 +278,10 @@ func (c *Contact) withProfile(p Profile) bool {
 // is never chosen), and TakeEvents hands the events over.
 func (c *Client) Events() <-chan Event { return c.events }
 
-// keptQueue is the largest queue capacity TakeEvents keeps for reuse; a
-// burst's larger array is let go.
-const keptQueue = 64
+// keptQueue is the largest queue capacity TakeEvents keeps for reuse (a
+// few events at a time, as IMs come); a burst's larger array is let go, so
+// an idle session does not keep its login's.
+const keptQueue = 16
 
 // TakeEvents appends the events queued since the last call to dst, in the
 // order they happened, and returns the extended slice; it takes them off the
@@ -521,7 +526,7 @@ func (c *Client) onBM(m *Message) {
 		pr = Presence{Status: pr.Status, Text: strings.Clone(pr.Text)}
 		if i := c.contactIndex(uid); i >= 0 {
 			// A contact's presence lives in its entry only.
-			c.contacts[i].Status, c.contacts[i].StatusText = pr.Status, pr.Text
+			c.contacts[i].setPresence(pr.Status, pr.Text)
 			delete(c.presence, uid)
 		} else {
 			c.presence[uid] = pr

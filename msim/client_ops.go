@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -205,7 +206,7 @@ func (c *Client) setup(ctx context.Context) error {
 		return err // without the contact list there is no session
 	}
 	recs := r.Body.Records("ContactID")
-	contacts := make([]Contact, 0, len(recs)) // kept for the session: no spare room
+	contacts := make([]Contact, 0, len(recs))
 	for _, rec := range recs {
 		if ct := contactOf(rec); ct.UID > 0 {
 			contacts = append(contacts, ct)
@@ -248,6 +249,7 @@ func (c *Client) setup(ctx context.Context) error {
 		contacts[i].withProfile(profileOf(r.Body))
 	}
 
+	packNames(contacts)
 	c.mu.Lock()
 	moved := 0
 	for i := range contacts {
@@ -267,7 +269,11 @@ func (c *Client) setup(ctx context.Context) error {
 		}
 		c.presence = rest
 	}
-	c.contacts, c.groups = contacts, gs
+	c.contacts = make([]contactEntry, len(contacts)) // kept for the session: no spare room
+	for i, ct := range contacts {
+		c.contacts[i] = entryOf(ct)
+	}
+	c.groups = gs
 	c.mu.Unlock()
 	return nil
 }
@@ -543,7 +549,7 @@ func (c *Client) putContact(ct Contact) {
 	}
 	if i := c.contactIndex(ct.UID); i >= 0 {
 		change = ContactUpdated
-		old := c.contacts[i]
+		old := c.contacts[i].contact()
 		// The entry holds the presence: a bm 100 may have come while the
 		// request was under way (the server answers addbuddy with one).
 		ct.Status, ct.StatusText = old.Status, old.StatusText
@@ -556,9 +562,9 @@ func (c *Client) putContact(ct Contact) {
 		if ct.ImageURL == "" {
 			ct.ImageURL = old.ImageURL
 		}
-		c.contacts[i] = ct
+		c.contacts[i] = entryOf(ct)
 	} else {
-		c.contacts = append(c.contacts, ct)
+		c.contacts = append(c.contacts, entryOf(ct))
 	}
 	c.mu.Unlock()
 	c.emit(ContactEvent{Change: change, Contact: ct})
@@ -570,8 +576,8 @@ func (c *Client) dropContact(uid UID) {
 	i := c.contactIndex(uid)
 	var ct Contact
 	if i >= 0 {
-		ct = c.contacts[i]
-		c.contacts = append(c.contacts[:i], c.contacts[i+1:]...)
+		ct = c.contacts[i].contact()
+		c.contacts = slices.Delete(c.contacts, i, i+1) // (zeroes the freed slot)
 		if ct.Status != StatusOffline {
 			c.presence[uid] = Presence{Status: ct.Status, Text: ct.StatusText}
 		}
@@ -624,7 +630,7 @@ func (c *Client) Block(ctx context.Context, uid UID) error {
 	c.mu.Lock()
 	ct := Contact{UID: uid}
 	if i := c.contactIndex(uid); i >= 0 {
-		ct = c.contacts[i]
+		ct = c.contacts[i].contact()
 		if !ct.Blocked {
 			delete(c.strangers, uid) // a buddy: Allow makes it one again
 		}
@@ -658,7 +664,7 @@ func (c *Client) Allow(ctx context.Context, uid UID) error {
 	var ct Contact
 	i := c.contactIndex(uid)
 	if i >= 0 {
-		ct = c.contacts[i]
+		ct = c.contacts[i].contact()
 	}
 	_, stranger := c.strangers[uid]
 	c.mu.Unlock()
@@ -726,8 +732,10 @@ func (c *Client) Profile(ctx context.Context, uid UID) (Profile, error) {
 	var ct Contact
 	changed := false
 	if i := c.contactIndex(uid); i >= 0 {
-		changed = c.contacts[i].withProfile(p)
-		ct = c.contacts[i]
+		ct = c.contacts[i].contact()
+		if changed = ct.withProfile(p); changed {
+			c.contacts[i] = entryOf(ct)
+		}
 	}
 	c.mu.Unlock()
 	if changed {
@@ -766,7 +774,7 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 	}
 	changed := false
 	if i := c.contactIndex(uid); i >= 0 {
-		old := c.contacts[i]
+		old := c.contacts[i].contact()
 		ct.Status, ct.StatusText = old.Status, old.StatusText // the entry holds the presence
 		if ct.UserName == "" {
 			ct.UserName = old.UserName
@@ -778,7 +786,7 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 			ct.ImageURL = old.ImageURL
 		}
 		if changed = old != ct; changed {
-			c.contacts[i] = ct
+			c.contacts[i] = entryOf(ct)
 		}
 	}
 	c.mu.Unlock()

@@ -1,0 +1,113 @@
+// Returning memory to the operating system after a burst of logins.
+//
+// A login makes garbage (the login's messages, the contact list as it
+// arrived, the first presence of every buddy) several times the size of
+// what the account keeps. After many logins at once (the gateway's start,
+// every user coming back after a restart or a network cut), the Go runtime
+// keeps the pages that garbage took for the heap to grow into again, and an
+// idle gateway never does: its resident memory stays about twice its live
+// heap. So once a burst is over (no login in progress) the bridge asks the
+// runtime to collect and give the free pages back, at most once per
+// releaseGap.
+
+package channel
+
+import (
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"time"
+)
+
+const (
+	// releaseLogins is how many logins since the last release make a
+	// burst worth releasing after.
+	releaseLogins = 32
+	// releaseFree is how much memory the process must hold beyond its
+	// live heap for a release to be worth its collection.
+	releaseFree = 8 << 20
+	// releaseGap is the least time between two releases.
+	releaseGap = time.Minute
+)
+
+// memReleaser counts the logins in progress across the bridge and
+// releases memory when a burst of them is over. Sessions call begin when a
+// login starts and end when its result has been handled (or dropped).
+type memReleaser struct {
+	clock Clock
+	// spare is the memory held beyond the live heap; release gives it
+	// back. Tests replace both.
+	spare   func() uint64
+	release func()
+
+	mu       sync.Mutex
+	inflight int
+	logins   int // ended since the last release
+	last     time.Time
+	pending  bool // a release is scheduled
+}
+
+func newMemReleaser(clock Clock) *memReleaser {
+	return &memReleaser{clock: clock, spare: spareMemory, release: debug.FreeOSMemory}
+}
+
+func (r *memReleaser) begin() {
+	r.mu.Lock()
+	r.inflight++
+	r.mu.Unlock()
+}
+
+// end counts a login done; the last of a burst schedules a release.
+func (r *memReleaser) end() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inflight--
+	r.logins++
+	if r.inflight > 0 || r.pending || r.logins < releaseLogins {
+		return
+	}
+	r.pending = true
+	wait := max(0, releaseGap-r.clock.Now().Sub(r.last))
+	if r.last.IsZero() {
+		wait = 0
+	}
+	r.clock.AfterFunc(wait, r.run)
+}
+
+// run releases memory unless another burst has begun (its end schedules
+// the release again).
+func (r *memReleaser) run() {
+	r.mu.Lock()
+	r.pending = false
+	if r.inflight > 0 {
+		r.mu.Unlock()
+		return
+	}
+	r.logins = 0
+	r.last = r.clock.Now()
+	r.mu.Unlock()
+	if r.spare() >= releaseFree {
+		r.release()
+	}
+}
+
+// spareMemory is what the Go runtime holds from the OS beyond the live
+// heap as of the last collection.
+func spareMemory() uint64 {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+	}
+	metrics.Read(s)
+	for _, x := range s {
+		if x.Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+	}
+	held := s[0].Value.Uint64() - s[1].Value.Uint64()
+	if live := s[2].Value.Uint64(); held > live {
+		return held - live
+	}
+	return 0
+}

@@ -1,0 +1,96 @@
+package channel
+
+import (
+	"testing"
+
+	"github.com/msimircd/msimircd/internal/fakeclock"
+)
+
+// TestMemReleaserAfterABurst: memory is given back once a burst of logins
+// is over (none in progress), not while one is, not after a few logins,
+// not when little is spare, and at most once per releaseGap.
+func TestMemReleaserAfterABurst(t *testing.T) {
+	clock := fakeclock.New()
+	r := newMemReleaser(clock)
+	spare, released := uint64(100<<20), 0
+	r.spare = func() uint64 { return spare }
+	r.release = func() { released++ }
+	burst := func(n int) {
+		for range n {
+			r.begin()
+		}
+		for range n {
+			r.end()
+		}
+	}
+	check := func(step string, want int) {
+		t.Helper()
+		clock.Advance(0)
+		if released != want {
+			t.Fatalf("%s: got %d releases, want %d", step, released, want)
+		}
+	}
+
+	burst(releaseLogins - 1)
+	check("a few logins", 0)
+
+	r.begin()
+	for range releaseLogins {
+		r.begin()
+		r.end()
+	}
+	check("logins while one is still in progress", 0)
+	r.end()
+	check("the burst's last login", 1)
+
+	burst(releaseLogins)
+	check("the next burst, within the gap", 1)
+	clock.Advance(releaseGap)
+	check("the next burst, once the gap is over", 2)
+
+	spare = releaseFree - 1
+	clock.Advance(releaseGap)
+	burst(releaseLogins)
+	check("little spare memory", 2)
+
+	// A burst that begins before the scheduled release: its end schedules it.
+	spare = releaseFree
+	clock.Advance(releaseGap)
+	burst(releaseLogins)
+	r.begin()
+	clock.Advance(releaseGap)
+	check("a release due while logins are in progress", 2)
+	r.end()
+	check("after that burst", 3)
+	if got := clock.Pending(); len(got) != 0 {
+		t.Errorf("timers left: %v, want none", got)
+	}
+}
+
+// TestLoginsCountedForRelease: a session counts each login from its start
+// until its result is handled, and one it will never handle when it ends.
+func TestLoginsCountedForRelease(t *testing.T) {
+	r := newRig(t, nil)
+	rel := r.s.b.rel
+	counts := func() (int, int) {
+		rel.mu.Lock()
+		defer rel.mu.Unlock()
+		return rel.inflight, rel.logins
+	}
+	r.failDial()
+	r.s.start()
+	if in, done := counts(); in != 1 || done != 0 {
+		t.Fatalf("dialing: got %d in progress, %d done; want 1, 0", in, done)
+	}
+	r.stepUntil("the failed login handled", func() bool { return r.a.state == linkWaiting })
+	if in, done := counts(); in != 0 || done != 1 {
+		t.Fatalf("after the result: got %d in progress, %d done; want 0, 1", in, done)
+	}
+	r.failDial()
+	r.s.disconnect(r.a, "Disconnected.")
+	r.s.connect(r.a)
+	r.s.shutdown()
+	if in, done := counts(); in != 0 || done != 2 {
+		t.Fatalf("after the session ended: got %d in progress, %d done; want 0, 2", in, done)
+	}
+}

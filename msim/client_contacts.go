@@ -1,0 +1,148 @@
+package msim
+
+// The client's contact table, kept compact: an idle session holds one entry
+// per contact for as long as it lives, and a gateway holds many sessions.
+
+import (
+	"strings"
+	"sync"
+)
+
+// contactEntry is a Contact as the table keeps it: the fields most entries
+// leave empty (or share with every other entry, such as the group) sit
+// behind one pointer to a shared contactMore.
+type contactEntry struct {
+	uid                   UID
+	userName, displayName string
+	statusText            string
+	more                  *contactMore // never nil
+	status                int32
+	blocked               bool
+}
+
+// contactMore is the rest of a Contact: values many entries share are one
+// allocation (see moreOf).
+type contactMore struct {
+	group, nickName, headline, imageURL string
+}
+
+// sharedMore holds one copy of the commonest contactMore values (a group
+// with nothing else, say); bounded like intern.
+var sharedMore struct {
+	sync.Mutex
+	m map[contactMore]*contactMore
+}
+
+// moreOf returns a contactMore equal to v, shared with other entries when
+// it can be.
+func moreOf(v contactMore) *contactMore {
+	sharedMore.Lock()
+	defer sharedMore.Unlock()
+	if p, ok := sharedMore.m[v]; ok {
+		return p
+	}
+	p := &v
+	// Only values without a contact's own alias or headline are worth
+	// sharing; the others would fill the map with one-offs.
+	if v.nickName == "" && v.headline == "" && len(sharedMore.m) < 1024 {
+		if sharedMore.m == nil {
+			sharedMore.m = make(map[contactMore]*contactMore)
+		}
+		sharedMore.m[v] = p
+	}
+	return p
+}
+
+// entryOf is ct as the table keeps it.
+func entryOf(ct Contact) contactEntry {
+	return contactEntry{
+		uid: ct.UID, userName: ct.UserName, displayName: ct.DisplayName, statusText: ct.StatusText,
+		more:   moreOf(contactMore{group: ct.Group, nickName: ct.NickName, headline: ct.Headline, imageURL: ct.ImageURL}),
+		status: int32(ct.Status), blocked: ct.Blocked,
+	}
+}
+
+// contact is the entry as a Contact.
+func (e *contactEntry) contact() Contact {
+	return Contact{
+		UID: e.uid, UserName: e.userName, DisplayName: e.displayName,
+		Group: e.more.group, NickName: e.more.nickName, Headline: e.more.headline, ImageURL: e.more.imageURL,
+		Blocked: e.blocked, Status: Status(e.status), StatusText: e.statusText,
+	}
+}
+
+// setPresence keeps a presence in the entry; a text equal to the one kept
+// keeps the old copy.
+func (e *contactEntry) setPresence(st Status, text string) {
+	e.status = int32(st)
+	if text != e.statusText {
+		e.statusText = text
+	}
+}
+
+// Contact returns uid's entry of the contact list (see Contacts), without
+// copying the rest of the list.
+func (c *Client) Contact(uid UID) (Contact, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := c.contactIndex(uid); i >= 0 {
+		return c.contacts[i].contact(), true
+	}
+	return Contact{}, false
+}
+
+// PresenceOf returns the latest presence received for uid, a contact or
+// not, and false when none was received (the user is then offline as far
+// as the session knows).
+func (c *Client) PresenceOf(uid UID) (Status, string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := c.contactIndex(uid); i >= 0 {
+		e := &c.contacts[i]
+		return Status(e.status), e.statusText, true
+	}
+	if pr, ok := c.presence[uid]; ok {
+		return pr.Status, pr.Text, true
+	}
+	return StatusOffline, "", false
+}
+
+// packNames puts the user and display names of a login's contact list in
+// one allocation, which they share for the session: fewer, contiguous
+// objects than a small string each among the login's garbage, and none of
+// them pins a reply.
+func packNames(cs []Contact) {
+	n := 0
+	for i := range cs {
+		n += len(cs[i].UserName)
+		if cs[i].DisplayName != cs[i].UserName {
+			n += len(cs[i].DisplayName)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	ends := make([][2]int, len(cs)) // where each user name and display name ends in b
+	for i := range cs {
+		b.WriteString(cs[i].UserName)
+		ends[i][0] = b.Len()
+		if cs[i].DisplayName != cs[i].UserName {
+			b.WriteString(cs[i].DisplayName)
+		}
+		ends[i][1] = b.Len()
+	}
+	all, start := b.String(), 0
+	for i := range cs {
+		u, d := ends[i][0], ends[i][1]
+		same := cs[i].DisplayName == cs[i].UserName
+		cs[i].UserName = all[start:u]
+		if same {
+			cs[i].DisplayName = cs[i].UserName
+		} else {
+			cs[i].DisplayName = all[u:d]
+		}
+		start = d
+	}
+}

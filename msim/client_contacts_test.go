@@ -1,0 +1,178 @@
+package msim
+
+import (
+	"context"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// TestClientContactAndPresenceOf: one entry of the table and anyone's
+// latest presence are read without copying the list, and agree with
+// Contacts.
+func TestClientContactAndPresenceOf(t *testing.T) {
+	t.Parallel()
+	c, fc := loggedIn(t, nil)
+	nextEvent(t, c)                                  // bob's presence from before the list
+	fc.write(presenceMsg(4242, StatusIdle, "afk"))   // not a contact
+	fc.write(presenceMsg(2002, StatusOnline, "hi!")) // a contact
+	nextEvent(t, c)
+	nextEvent(t, c)
+	for _, ct := range c.Contacts() {
+		got, ok := c.Contact(ct.UID)
+		if !ok || got != ct {
+			t.Errorf("Contact(%v) got %+v, %v, want %+v", ct.UID, got, ok, ct)
+		}
+	}
+	if got, ok := c.Contact(4242); ok {
+		t.Errorf("Contact(4242) got %+v, want none (not a contact)", got)
+	}
+	for _, tc := range []struct {
+		uid    UID
+		status Status
+		text   string
+		known  bool
+	}{
+		{2001, StatusAway, "lunch", true},
+		{2002, StatusOnline, "hi!", true},
+		{2003, StatusOffline, "", true},
+		{4242, StatusIdle, "afk", true},
+		{9999, StatusOffline, "", false},
+	} {
+		st, text, known := c.PresenceOf(tc.uid)
+		if st != tc.status || text != tc.text || known != tc.known {
+			t.Errorf("PresenceOf(%v) got %v %q %v, want %v %q %v", tc.uid, st, text, known, tc.status, tc.text, tc.known)
+		}
+	}
+}
+
+// TestContactEntryShares: entries round-trip every field of a Contact, and
+// entries that differ only in their own fields share the rest.
+func TestContactEntryShares(t *testing.T) {
+	cases := []Contact{
+		{UID: 1, UserName: "a", DisplayName: "A", Group: "IM Friends", Status: StatusOnline, StatusText: "x"},
+		{UID: 2, UserName: "b", Group: "IM Friends", Blocked: true},
+		{UID: 3, Group: "Work", NickName: "alias", Headline: "h", ImageURL: "http://i", Status: StatusAway},
+	}
+	for _, ct := range cases {
+		e := entryOf(ct)
+		if got := e.contact(); got != ct {
+			t.Errorf("round trip got %+v, want %+v", got, ct)
+		}
+	}
+	if a, b := entryOf(cases[0]), entryOf(cases[1]); a.more != b.more {
+		t.Errorf("two entries of one group got separate rests %p and %p, want one shared", a.more, b.more)
+	}
+	if got, max := unsafe.Sizeof(contactEntry{}), unsafe.Sizeof(Contact{}); got >= max {
+		t.Errorf("an entry takes %d bytes, want fewer than a Contact's %d", got, max)
+	}
+}
+
+// TestTakeEventsLetsABurstGo: the event queue keeps its array for reuse
+// after a few events (up to 16), and lets a burst's go (an idle session
+// does not keep its login's).
+func TestTakeEventsLetsABurstGo(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	cfg := ClientConfig{Notify: func() {}}
+	cfg.setDefaults()
+	c := newClient(cfg, cfg.Log, a)
+	for _, tc := range []struct {
+		events   int
+		keepsArr bool
+	}{{3, true}, {64, false}, {16, true}, {200, false}} {
+		for i := range tc.events {
+			c.emit(PresenceEvent{UID: UID(i + 1)})
+		}
+		if got := len(c.TakeEvents(nil)); got != tc.events {
+			t.Fatalf("%d events: took %d", tc.events, got)
+		}
+		c.qmu.Lock()
+		kept := cap(c.queue) > 0
+		c.qmu.Unlock()
+		if kept != tc.keepsArr {
+			t.Errorf("after %d events: queue's array kept %v, want %v", tc.events, kept, tc.keepsArr)
+		}
+	}
+}
+
+// TestIdleClientKeepsNoBatchBuffer: once the writer has written what was
+// queued and stopped, the client holds no batch buffer.
+func TestIdleClientKeepsNoBatchBuffer(t *testing.T) {
+	t.Parallel()
+	c, fc := loggedIn(t, nil)
+	if err := c.SetStatus(context.Background(), StatusAway, "out"); err != nil {
+		t.Fatal(err)
+	}
+	fc.expect("status")
+	deadline := time.Now().Add(waitLimit)
+	for {
+		c.wmu.Lock()
+		if !c.writing { // the writer's state is not touched until the next one starts
+			held, batch := c.ws.held, c.ws.batch
+			c.wmu.Unlock()
+			if held != nil || batch != nil {
+				t.Errorf("idle writer: got a batch buffer (cap %d), want none", cap(batch))
+			}
+			return
+		}
+		c.wmu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the writer did not stop")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestContactOfSharesEqualNames: a contact whose display name is its user
+// name keeps one copy of it, and neither shares the reply's memory.
+func TestContactOfSharesEqualNames(t *testing.T) {
+	d := Dict{{"ContactID", "7"}, {"UserName", "bob"}, {"DisplayName", "bob"}}
+	c := contactOf(d)
+	if unsafe.StringData(c.UserName) != unsafe.StringData(c.DisplayName) {
+		t.Errorf("user and display name %q: got two copies, want one", c.UserName)
+	}
+	if unsafe.StringData(c.UserName) == unsafe.StringData(d.Str("UserName")) {
+		t.Error("the user name shares the reply's memory, want a copy")
+	}
+	c = contactOf(Dict{{"ContactID", "8"}, {"UserName", "bob"}, {"DisplayName", "Bob"}})
+	if c.UserName != "bob" || c.DisplayName != "Bob" {
+		t.Errorf("names got %q, %q; want bob, Bob", c.UserName, c.DisplayName)
+	}
+}
+
+// TestPackNames: a login's contact names end up in one allocation, each
+// name unchanged, a display name equal to the user name one copy of it.
+func TestPackNames(t *testing.T) {
+	cs := []Contact{
+		{UID: 1, UserName: strings.Clone("bob"), DisplayName: strings.Clone("Bob B")},
+		{UID: 2, UserName: strings.Clone("carol"), DisplayName: strings.Clone("carol")},
+		{UID: 3},
+		{UID: 4, DisplayName: strings.Clone("Dave")},
+	}
+	want := slices.Clone(cs)
+	packNames(cs)
+	lo, hi := uintptr(math.MaxUint64), uintptr(0)
+	for i, c := range cs {
+		if c.UserName != want[i].UserName || c.DisplayName != want[i].DisplayName {
+			t.Errorf("contact %d: got %q, %q; want %q, %q", i, c.UserName, c.DisplayName, want[i].UserName, want[i].DisplayName)
+		}
+		for _, s := range []string{c.UserName, c.DisplayName} {
+			if s != "" {
+				p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+				lo, hi = min(lo, p), max(hi, p+uintptr(len(s)))
+			}
+		}
+	}
+	if got, want := hi-lo, uintptr(len("bobBob BcarolDave")); got != want {
+		t.Errorf("the names span %d bytes, want %d (one allocation, carol once)", got, want)
+	}
+	if unsafe.StringData(cs[1].UserName) != unsafe.StringData(cs[1].DisplayName) {
+		t.Error("carol's two equal names: got two copies, want one")
+	}
+}
