@@ -205,9 +205,13 @@ func (s *session) writeLoop() {
 		s.qmu.Unlock()
 		s.rescue(left)
 	}()
-	ka := time.NewTimer(s.srv.cfg.KeepAlive)
+	// The keepalive timer is not moved by every write: when it fires, it
+	// waits out the rest of the interval since the last write instead.
+	keepAlive := s.srv.cfg.KeepAlive
+	ka := time.NewTimer(keepAlive)
 	defer ka.Stop()
 	keepalive := msim.Encode(msim.New("ka", ""))
+	var w writer
 	for {
 		select {
 		case <-s.wake:
@@ -215,7 +219,7 @@ func (s *session) writeLoop() {
 			batch, fc := s.q, s.flushClose
 			s.q, s.spare = s.spare[:0], nil
 			s.qmu.Unlock()
-			if len(batch) > 0 && !s.write(batch...) {
+			if len(batch) > 0 && !s.write(&w, batch) {
 				return
 			}
 			clear(batch)
@@ -224,22 +228,47 @@ func (s *session) writeLoop() {
 				s.closeNow()
 				return
 			}
-			ka.Reset(s.srv.cfg.KeepAlive)
 		case <-ka.C:
-			if !s.write(keepalive) {
+			if idle := time.Since(w.last); idle < keepAlive {
+				ka.Reset(keepAlive - idle)
+				continue
+			}
+			if !s.write(&w, [][]byte{keepalive}) {
 				return
 			}
-			ka.Reset(s.srv.cfg.KeepAlive)
+			ka.Reset(keepAlive)
 		case <-s.done:
 			return
 		}
 	}
 }
 
-func (s *session) write(msgs ...[]byte) bool {
-	_ = s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	bufs := net.Buffers(append([][]byte(nil), msgs...))
-	n, err := bufs.WriteTo(s.nc)
+// writer is the write loop's state between writes.
+type writer struct {
+	last  time.Time   // when the last write began
+	armed time.Time   // the socket's write deadline
+	bufs  net.Buffers // scratch: WriteTo consumes its argument
+}
+
+// write writes msgs with one system call where the socket takes them. The
+// socket's deadline is moved only once it has gone stale by a 64th of
+// writeTimeout (moving it costs more than a small write), so a write may
+// time out that much sooner than writeTimeout.
+func (s *session) write(w *writer, msgs [][]byte) bool {
+	now := time.Now()
+	w.last = now
+	if due := now.Add(writeTimeout); due.Sub(w.armed) > writeTimeout/64 {
+		_ = s.nc.SetWriteDeadline(due)
+		w.armed = due
+	}
+	bufs := append(w.bufs[:0], msgs...)
+	v := bufs // WriteTo consumes v; bufs keeps the array
+	n, err := v.WriteTo(s.nc)
+	clear(bufs)
+	w.bufs = bufs[:0]
+	if cap(bufs) > 256 {
+		w.bufs = nil // a burst's array is let go
+	}
 	if err != nil {
 		s.logger().WithError(err).Debug("write failed; closing")
 		// IMs not written whole go back to the offline store.

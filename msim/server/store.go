@@ -191,6 +191,15 @@ func (s *memStore) Account(uid msim.UID) (*Account, error) {
 	return a.clone(), nil
 }
 
+// viewAccounts implements accountViewer.
+func (s *memStore) viewAccounts(uids []msim.UID, fn func(i int, a *Account)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i, u := range uids {
+		fn(i, s.accounts[u])
+	}
+}
+
 func (s *memStore) lookup(idx map[string]msim.UID, key string) (*Account, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
