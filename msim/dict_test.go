@@ -1,7 +1,9 @@
 package msim
 
 import (
+	"errors"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,5 +151,44 @@ func BenchmarkParseContactList(b *testing.B) {
 		if len(d.Records("ContactID")) != 100 {
 			b.Fatal("records")
 		}
+	}
+}
+
+// TestDecodeLargeAllocs: a message larger than the buffer a Decoder keeps
+// (a contact list) is gathered in a lent buffer, so it costs about its
+// string and its message, not a buffer grown anew for each one.
+func TestDecodeLargeAllocs(t *testing.T) {
+	p := &Persist{Cmd: CmdGet | CmdReply, DSN: 0, LID: 1, UID: 1000000, RID: 3, Body: contactListBody(100)}
+	one := string(Encode(p.Reply()))
+	if len(one) <= keptBuf {
+		t.Fatalf("the test message has %d bytes, want over %d", len(one), keptBuf)
+	}
+	d := NewDecoder(strings.NewReader(strings.Repeat(one, 300)))
+	var err error
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	allocs := testing.AllocsPerRun(100, func() {
+		var m *Message
+		if m, err = d.Decode(); err == nil && m.Type() != "persistr" {
+			err = errors.New("wrong type " + m.Type())
+		}
+	})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs > 4 {
+		t.Errorf("Decode: got %.1f allocations per message, want at most 4", allocs)
+	}
+	if per := float64(after.TotalAlloc-before.TotalAlloc) / 101; per > 1.5*float64(len(one)) {
+		t.Errorf("Decode: got %.0f bytes allocated per message of %d bytes, want at most 1.5 times its size", per, len(one))
+	}
+	// The message is whole.
+	m, err := NewDecoder(strings.NewReader(one)).Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Encode(m); string(got) != one {
+		t.Errorf("re-encoded: got %d bytes, want the %d sent", len(got), len(one))
 	}
 }
