@@ -347,12 +347,29 @@ func (c *Client) dropHeld() []entry {
 	return held
 }
 
-// msg builds a message with a non-nil prefix and tags.
-func msg(prefix *irc.Prefix, cmd string, params ...string) *irc.Message {
-	return &irc.Message{Prefix: prefix, Command: cmd, Params: params}
+// msgParams is a message and its parameters, allocated together.
+type msgParams struct {
+	m irc.Message
+	p [4]string
 }
 
-func (c *Client) serverPrefix() *irc.Prefix { return &irc.Prefix{Name: c.srv.cfg.ServerName} }
+// msg builds a message with prefix (shared, never changed once in a
+// message) and a copy of params.
+func msg(prefix *irc.Prefix, cmd string, params ...string) *irc.Message {
+	switch {
+	case len(params) == 0:
+		return &irc.Message{Prefix: prefix, Command: cmd}
+	case len(params) > len(msgParams{}.p):
+		return &irc.Message{Prefix: prefix, Command: cmd, Params: append([]string(nil), params...)}
+	}
+	mp := &msgParams{m: irc.Message{Prefix: prefix, Command: cmd}}
+	n := copy(mp.p[:], params)
+	mp.m.Params = mp.p[:n:n] // an append to them copies them elsewhere
+	return &mp.m
+}
+
+// serverPrefix is the server's prefix, shared by every line.
+func (c *Client) serverPrefix() *irc.Prefix { return c.srv.prefix }
 
 // selfPrefix is the real client's nick!user@host. Caller holds c.mu.
 func (c *Client) selfPrefix() *irc.Prefix {

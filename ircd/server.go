@@ -306,11 +306,14 @@ type Server struct {
 	log     *logrus.Entry
 	created time.Time
 
-	welcomeLines int  // lines of the welcome burst (welcomeLines)
-	live         live // what SetMOTD and SetFlood change (reload.go)
-	guesses      *guesses
-	conns        conns
-	met          *serverMetrics // nil: no metrics
+	welcomeLines int // lines of the welcome burst (welcomeLines)
+	// prefix is the server's own prefix, shared by the lines it sends
+	// (nothing changes a message's prefix once built).
+	prefix  *irc.Prefix
+	live    live // what SetMOTD and SetFlood change (reload.go)
+	guesses *guesses
+	conns   conns
+	met     *serverMetrics // nil: no metrics
 
 	// afterFunc runs f after d on its own goroutine unless stopped, as
 	// time.AfterFunc does; tests replace it to step time by hand.
@@ -333,6 +336,7 @@ func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 		log:          log,
 		created:      time.Now(),
 		welcomeLines: welcomeLines(&cfg),
+		prefix:       &irc.Prefix{Name: cfg.ServerName},
 		afterFunc:    afterFunc,
 		guesses:      newGuesses(&cfg),
 		met:          newServerMetrics(cfg.Metrics),
