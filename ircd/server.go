@@ -306,14 +306,15 @@ type Server struct {
 	log     *logrus.Entry
 	created time.Time
 
-	welcomeLines int // lines of the welcome burst (welcomeLines)
+	welcomeLines int  // lines of the welcome burst (welcomeLines)
+	live         live // what SetMOTD and SetFlood change (reload.go)
+	guesses      *guesses
+	conns        conns
+	met          *serverMetrics // nil: no metrics
+
 	// prefix is the server's own prefix, shared by the lines it sends
 	// (nothing changes a message's prefix once built).
-	prefix  *irc.Prefix
-	live    live // what SetMOTD and SetFlood change (reload.go)
-	guesses *guesses
-	conns   conns
-	met     *serverMetrics // nil: no metrics
+	prefix *irc.Prefix
 
 	// afterFunc runs f after d on its own goroutine unless stopped, as
 	// time.AfterFunc does; tests replace it to step time by hand.
