@@ -192,3 +192,18 @@ func TestDecodeLargeAllocs(t *testing.T) {
 		t.Errorf("re-encoded: got %d bytes, want the %d sent", len(got), len(one))
 	}
 }
+
+// TestParsePresenceAllocs: a server's presence list, with its extra items,
+// is read with one allocation.
+func TestParsePresenceAllocs(t *testing.T) {
+	l := ParseList("|s|1|ss|at work|ls||ip|0|p|0|ct|1")
+	var p Presence
+	var err error
+	allocs := testing.AllocsPerRun(100, func() { p, err = ParsePresence(l) })
+	if err != nil || p.Status != StatusOnline || p.Text != "at work" || len(p.Extra) != 3 || p.Extra[2] != (Pair{"ct", "1"}) {
+		t.Fatalf("got %+v, %v", p, err)
+	}
+	if allocs > 1 {
+		t.Errorf("got %.1f allocations, want at most 1", allocs)
+	}
+}

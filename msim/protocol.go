@@ -221,6 +221,9 @@ func ParsePresence(l List) (Presence, error) {
 		case "ls":
 			p.Location = v
 		default:
+			if p.Extra == nil {
+				p.Extra = make([]Pair, 0, (len(items)-i)/2) // room for the rest: one allocation
+			}
 			p.Extra = append(p.Extra, Pair{k, v})
 		}
 	}
