@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 func TestStormCPUSince(t *testing.T) {
 	tests := []struct {
@@ -32,5 +35,38 @@ func TestMachineCPU(t *testing.T) {
 	b, err := machineCPU()
 	if err != nil || b < a {
 		t.Errorf("second reading: got %d, %v; want at least %d", b, err, a)
+	}
+}
+
+func TestIOCallsMinus(t *testing.T) {
+	tests := []struct {
+		name   string
+		c0, c1 ioCalls
+		want   ioCalls
+	}{
+		{"counted", ioCalls{10, 20}, ioCalls{15, 50}, ioCalls{5, 30}},
+		{"first unread", ioCalls{}, ioCalls{15, 50}, ioCalls{}},
+		{"second unread", ioCalls{10, 20}, ioCalls{}, ioCalls{}},
+		{"went back", ioCalls{10, 20}, ioCalls{5, 30}, ioCalls{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.c1.minus(tc.c0); got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestProcIO(t *testing.T) {
+	if got := procIO(0); got != (ioCalls{}) {
+		t.Errorf("pid 0: got %+v, want zero", got)
+	}
+	c := procIO(os.Getpid())
+	if c == (ioCalls{}) {
+		t.Skip("no /proc/PID/io here")
+	}
+	if c.Reads == 0 {
+		t.Errorf("this process: got %+v, want some reads", c)
 	}
 }

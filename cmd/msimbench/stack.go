@@ -527,12 +527,25 @@ type stormCPU struct {
 	Gateway float64 `json:"gateway_s"`
 	Bench   float64 `json:"msimd_and_clients_s"`
 	Others  float64 `json:"others_s"`
+	// The read and write system calls of the gateway and of this process
+	// (zero when /proc does not tell).
+	GatewayCalls ioCalls `json:"gateway_syscalls"`
+	BenchCalls   ioCalls `json:"msimd_and_clients_syscalls"`
+}
+
+// ioCalls counts read and write system calls (/proc/PID/io's syscr and
+// syscw).
+type ioCalls struct {
+	Reads  uint64 `json:"reads"`
+	Writes uint64 `json:"writes"`
 }
 
 // cpuSample is the cumulative CPU time of the gateway, this process and
-// the whole machine, in clock ticks; ok is false when one could not be read.
+// the whole machine, in clock ticks, and the processes' system calls; ok
+// is false when a time could not be read.
 type cpuSample struct {
 	gw, self, all uint64
+	gwIO, selfIO  ioCalls
 	ok            bool
 }
 
@@ -543,6 +556,7 @@ func sampleCPU(g *gateway) cpuSample {
 	s.self, err2 = procCPU(os.Getpid())
 	s.all, err3 = machineCPU()
 	s.ok = err1 == nil && err2 == nil && err3 == nil
+	s.gwIO, s.selfIO = procIO(g.pid), procIO(os.Getpid())
 	return s
 }
 
@@ -553,9 +567,48 @@ func (s cpuSample) since(s0 cpuSample) stormCPU {
 	}
 	sec := func(t uint64) float64 { return float64(t) / clockTicks }
 	gw, self := s.gw-s0.gw, s.self-s0.self
-	c := stormCPU{Gateway: sec(gw), Bench: sec(self)}
+	c := stormCPU{Gateway: sec(gw), Bench: sec(self),
+		GatewayCalls: s.gwIO.minus(s0.gwIO), BenchCalls: s.selfIO.minus(s0.selfIO)}
 	if all := s.all - s0.all; all > gw+self {
 		c.Others = sec(all - gw - self)
+	}
+	return c
+}
+
+// minus is the calls made since c0; zero when either was not read.
+func (c ioCalls) minus(c0 ioCalls) ioCalls {
+	if c == (ioCalls{}) || c0 == (ioCalls{}) || c.Reads < c0.Reads || c.Writes < c0.Writes {
+		return ioCalls{}
+	}
+	return ioCalls{Reads: c.Reads - c0.Reads, Writes: c.Writes - c0.Writes}
+}
+
+// procIO reads pid's read and write system call counts; zero when it
+// cannot (pid 0, no /proc, or no permission).
+func procIO(pid int) ioCalls {
+	if pid == 0 {
+		return ioCalls{}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return ioCalls{}
+	}
+	var c ioCalls
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "syscr":
+			c.Reads = n
+		case "syscw":
+			c.Writes = n
+		}
 	}
 	return c
 }
