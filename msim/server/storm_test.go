@@ -99,3 +99,48 @@ func TestPresenceMessageFollowsChanges(t *testing.T) {
 		t.Errorf("dave's login burst after the change: got %q, want second", got)
 	}
 }
+
+// TestMemStoreContactList: the memory store keeps each list ordered as it
+// changes (puts in any order, replacements, deletions of any entry), and
+// hands out copies.
+func TestMemStoreContactList(t *testing.T) {
+	s := NewMemStore()
+	owner := &Account{Email: "o@example.com"}
+	if err := s.CreateAccount(owner); err != nil {
+		t.Fatal(err)
+	}
+	want := map[msim.UID]Contact{}
+	for i, u := range []msim.UID{50, 10, 40, 20, 30, 10, 60, 5} {
+		c := Contact{UID: u, Position: i}
+		want[u] = c
+		if err := s.PutContact(owner.UID, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []msim.UID{5, 30, 60, 99} {
+		delete(want, u)
+		if err := s.DeleteContact(owner.UID, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Contacts(owner.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUIDs := []msim.UID{10, 20, 40, 50}
+	if len(got) != len(wantUIDs) {
+		t.Fatalf("got %+v, want uids %v", got, wantUIDs)
+	}
+	for i, c := range got {
+		if c != want[wantUIDs[i]] {
+			t.Errorf("entry %d: got %+v, want %+v", i, c, want[wantUIDs[i]])
+		}
+	}
+	got[0].GroupName = "changed"
+	if again, _ := s.Contacts(owner.UID); again[0].GroupName != "" {
+		t.Errorf("the store's entry changed with the copy: got %q", again[0].GroupName)
+	}
+	if none, err := s.Contacts(12345); err != nil || none == nil || len(none) != 0 {
+		t.Errorf("contacts of nobody: got %#v, %v; want an empty list", none, err)
+	}
+}
