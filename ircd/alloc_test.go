@@ -15,6 +15,8 @@ func TestMsgParams(t *testing.T) {
 	}{
 		{"none", nil},
 		{"one", []string{"a"}},
+		{"two", []string{"a", "b c"}},
+		{"three", []string{"a", "b", "c"}},
 		{"four", []string{"a", "b", "c", "d e"}},
 		{"five", []string{"a", "b", "c", "d", "e f"}},
 	}

@@ -347,25 +347,46 @@ func (c *Client) dropHeld() []entry {
 	return held
 }
 
-// msgParams is a message and its parameters, allocated together.
-type msgParams struct {
-	m irc.Message
-	p [4]string
-}
+// A message and its parameters, allocated together, sized by their number
+// (the lines ircd sends have one to four).
+type (
+	msgParams1 struct {
+		m irc.Message
+		p [1]string
+	}
+	msgParams2 struct {
+		m irc.Message
+		p [2]string
+	}
+	msgParams4 struct {
+		m irc.Message
+		p [4]string
+	}
+)
 
 // msg builds a message with prefix (shared, never changed once in a
 // message) and a copy of params.
 func msg(prefix *irc.Prefix, cmd string, params ...string) *irc.Message {
-	switch {
-	case len(params) == 0:
+	var m *irc.Message
+	var p []string
+	switch n := len(params); {
+	case n == 0:
 		return &irc.Message{Prefix: prefix, Command: cmd}
-	case len(params) > len(msgParams{}.p):
+	case n == 1:
+		mp := &msgParams1{}
+		m, p = &mp.m, mp.p[:]
+	case n == 2:
+		mp := &msgParams2{}
+		m, p = &mp.m, mp.p[:]
+	case n <= 4:
+		mp := &msgParams4{}
+		m, p = &mp.m, mp.p[:n:n] // an append to them copies them elsewhere
+	default:
 		return &irc.Message{Prefix: prefix, Command: cmd, Params: append([]string(nil), params...)}
 	}
-	mp := &msgParams{m: irc.Message{Prefix: prefix, Command: cmd}}
-	n := copy(mp.p[:], params)
-	mp.m.Params = mp.p[:n:n] // an append to them copies them elsewhere
-	return &mp.m
+	copy(p, params)
+	m.Prefix, m.Command, m.Params = prefix, cmd, p
+	return m
 }
 
 // serverPrefix is the server's prefix, shared by every line.
