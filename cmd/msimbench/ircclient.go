@@ -49,6 +49,7 @@ type ircClient struct {
 	doneOnce     sync.Once
 
 	handlers atomic.Pointer[handlers] // set while the reader runs
+	parsed   parsed                   // the line being handled (reader goroutine only)
 }
 
 // handlers are what a load does with messages from nicks. They run on the
@@ -256,8 +257,8 @@ func (c *ircClient) handle(line []byte, at time.Time) {
 	if h != nil && h.raw != nil {
 		h.raw(line, at)
 	}
-	var p parsed
-	if !parseInto(&p, line) {
+	p := &c.parsed
+	if !parseInto(p, line) {
 		return
 	}
 	switch string(p.cmd) {
