@@ -41,26 +41,34 @@ func ParseDict(raw string) (Dict, error) {
 // structural bytes: 0x1C anywhere and '=' in a key are replaced by a space,
 // so text from a user can never split or merge items.
 func (d Dict) Encode() string {
+	return string(d.AppendTo(make([]byte, 0, d.wireSize())))
+}
+
+// wireSize is about the size of d's wire form (exact unless it escapes).
+func (d Dict) wireSize() int {
 	n := 0
 	for _, p := range d {
 		n += len(p.Key) + len(p.Value) + 2
 	}
-	var b strings.Builder
-	b.Grow(n + n/16)
-	for i, p := range d {
-		if i > 0 {
-			b.WriteByte(dictSep)
-		}
-		writeDictText(&b, p.Key, true)
-		b.WriteByte('=')
-		writeDictText(&b, p.Value, false)
-	}
-	return b.String()
+	return n
 }
 
-// writeDictText writes s escaped (as Escape), and for a key '=' too,
+// AppendTo appends the wire form of d (as Encode returns it) to b.
+func (d Dict) AppendTo(b []byte) []byte {
+	for i, p := range d {
+		if i > 0 {
+			b = append(b, dictSep)
+		}
+		b = appendDictText(b, p.Key, true)
+		b = append(b, '=')
+		b = appendDictText(b, p.Value, false)
+	}
+	return b
+}
+
+// appendDictText appends s escaped (as Escape), and for a key '=' too,
 // replaced by a space; 0x1C always is.
-func writeDictText(b *strings.Builder, s string, key bool) {
+func appendDictText(b []byte, s string, key bool) []byte {
 	esc := false
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
@@ -72,25 +80,14 @@ func writeDictText(b *strings.Builder, s string, key bool) {
 				if key {
 					bad = "\x1c=\\"
 				}
-				b.WriteString(scrub(Escape(s), bad))
-				return
+				return append(b, scrub(Escape(s), bad)...)
 			}
 		}
 	}
 	if !esc {
-		b.WriteString(s)
-		return
+		return append(b, s...)
 	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '/':
-			b.WriteString("/1")
-		case '\\':
-			b.WriteString("/2")
-		default:
-			b.WriteByte(c)
-		}
-	}
+	return appendEscaped(b, s)
 }
 
 // scrub replaces every byte of bad in s by a space.

@@ -207,3 +207,25 @@ func TestParsePresenceAllocs(t *testing.T) {
 		t.Errorf("got %.1f allocations, want at most 1", allocs)
 	}
 }
+
+// TestAppendReply: a reply written in place is what Reply encodes.
+func TestAppendReply(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Persist
+	}{
+		{"contact list", Persist{Cmd: CmdGet | CmdReply, DSN: 0, LID: 1, UID: 1000000, RID: 7, Body: contactListBody(3)}},
+		{"empty body", Persist{Cmd: CmdGet | CmdReply, DSN: 7, LID: 18, UID: 5, RID: 12}},
+		{"escapes and separators", Persist{Cmd: CmdPut | CmdError, DSN: 1, LID: 10, UID: 1, RID: 1,
+			Body: Dict{{"ErrorMessage", `a/b\c` + "\x1c"}, {"k=\\", "v=/"}}}},
+		{"negative numbers", Persist{Cmd: -1, DSN: -2, LID: -3, UID: 0, RID: -4, Body: Dict{{"x", ""}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := string(Encode(tc.p.Reply()))
+			if got := string(tc.p.AppendReply([]byte("x"))); got != "x"+want {
+				t.Errorf("got %q, want %q", got, "x"+want)
+			}
+		})
+	}
+}

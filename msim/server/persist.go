@@ -90,7 +90,7 @@ func (s *session) onPersist(m *msim.Message) {
 		}
 		r.Body = append(r.Body, msim.Pair{Key: "ErrorMessage", Value: string(pe)})
 	}
-	s.send(r.Reply())
+	s.sendPersist(r)
 }
 
 func (s *session) persist(p *msim.Persist) (msim.Dict, error) {

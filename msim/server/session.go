@@ -115,6 +115,16 @@ func (s *session) send(m *msim.Message) bool {
 	return s.enqueue(msim.Encode(m))
 }
 
+// sendPersist queues the persistr reply r, its body written straight into
+// the message (send would build it as a string first). A persistr is
+// never an \error\, the only kind the sent-message metrics count.
+func (s *session) sendPersist(r *msim.Persist) bool {
+	if s.logger().Logger.IsLevelEnabled(logrus.DebugLevel) {
+		return s.send(r.Reply())
+	}
+	return s.enqueue(r.AppendReply(make([]byte, 0, r.ReplySize())))
+}
+
 // enqueue queues an encoded message without blocking. A full queue means the
 // client cannot keep up: the session is closed, other sessions never wait.
 func (s *session) enqueue(b []byte) bool { return s.enqueueLimit(b, 0) }
