@@ -44,13 +44,14 @@ func (d Dict) Encode() string {
 	return string(d.AppendTo(make([]byte, 0, d.wireSize())))
 }
 
-// wireSize is about the size of d's wire form (exact unless it escapes).
+// wireSize is about the size of d's wire form, with room for some
+// escapes.
 func (d Dict) wireSize() int {
 	n := 0
 	for _, p := range d {
 		n += len(p.Key) + len(p.Value) + 2
 	}
-	return n
+	return n + n/8
 }
 
 // AppendTo appends the wire form of d (as Encode returns it) to b.
@@ -66,28 +67,29 @@ func (d Dict) AppendTo(b []byte) []byte {
 	return b
 }
 
+// dictSpecial marks the bytes appendDictText must look at: what Escape
+// changes, and what it scrubs (0x1C; '=' in keys).
+var dictSpecial = [256]bool{'/': true, '\\': true, dictSep: true, '=': true}
+
 // appendDictText appends s escaped (as Escape), and for a key '=' too,
 // replaced by a space; 0x1C always is.
 func appendDictText(b []byte, s string, key bool) []byte {
-	esc := false
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '/', '\\':
-			esc = true
-		case dictSep, '=':
-			if s[i] == dictSep || key { // rare: the general (slower) path
-				bad := "\x1c"
-				if key {
-					bad = "\x1c=\\"
-				}
-				return append(b, scrub(Escape(s), bad)...)
-			}
-		}
+	i := 0
+	for i < len(s) && !dictSpecial[s[i]] {
+		i++
 	}
-	if !esc {
+	if i == len(s) { // the common case: nothing to change
 		return append(b, s...)
 	}
-	return appendEscaped(b, s)
+	if strings.IndexByte(s[i:], dictSep) >= 0 || key && strings.IndexByte(s[i:], '=') >= 0 {
+		// Rare: the general (slower) path.
+		bad := "\x1c"
+		if key {
+			bad = "\x1c=\\"
+		}
+		return append(b, scrub(Escape(s), bad)...)
+	}
+	return appendEscaped(append(b, s[:i]...), s[i:])
 }
 
 // scrub replaces every byte of bad in s by a space.
