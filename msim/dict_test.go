@@ -177,10 +177,12 @@ func TestDecodeLargeAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if allocs > 4 {
+	if raceEnabled {
+		t.Log("race detector on: sync.Pool drops buffers, allocations not checked")
+	} else if allocs > 4 {
 		t.Errorf("Decode: got %.1f allocations per message, want at most 4", allocs)
 	}
-	if per := float64(after.TotalAlloc-before.TotalAlloc) / 101; per > 1.5*float64(len(one)) {
+	if per := float64(after.TotalAlloc-before.TotalAlloc) / 101; !raceEnabled && per > 1.5*float64(len(one)) {
 		t.Errorf("Decode: got %.0f bytes allocated per message of %d bytes, want at most 1.5 times its size", per, len(one))
 	}
 	// The message is whole.
