@@ -203,6 +203,9 @@ func (s *session) recoverAndLog() {
 	}
 }
 
+// keepaliveWire is the keepalive message, shared by every session.
+var keepaliveWire = msim.Encode(msim.New("ka", ""))
+
 // writeLoop is the only writer of the socket.
 func (s *session) writeLoop() {
 	defer s.srv.wg.Done()
@@ -220,7 +223,6 @@ func (s *session) writeLoop() {
 	keepAlive := s.srv.cfg.KeepAlive
 	ka := time.NewTimer(keepAlive)
 	defer ka.Stop()
-	keepalive := msim.Encode(msim.New("ka", ""))
 	var w writer
 	for {
 		select {
@@ -243,7 +245,7 @@ func (s *session) writeLoop() {
 				ka.Reset(keepAlive - idle)
 				continue
 			}
-			if !s.write(&w, [][]byte{keepalive}) {
+			if !s.write(&w, [][]byte{keepaliveWire}) {
 				return
 			}
 			ka.Reset(keepAlive)
@@ -258,6 +260,7 @@ type writer struct {
 	last  time.Time   // when the last write began
 	armed time.Time   // the socket's write deadline
 	bufs  net.Buffers // scratch: WriteTo consumes its argument
+	v     net.Buffers // what WriteTo consumes
 }
 
 // write writes msgs with one system call where the socket takes them. The
@@ -272,8 +275,9 @@ func (s *session) write(w *writer, msgs [][]byte) bool {
 		w.armed = due
 	}
 	bufs := append(w.bufs[:0], msgs...)
-	v := bufs // WriteTo consumes v; bufs keeps the array
-	n, err := v.WriteTo(s.nc)
+	w.v = bufs // WriteTo consumes w.v (a field: a local would be allocated for each write); bufs keeps the array
+	n, err := w.v.WriteTo(s.nc)
+	w.v = nil
 	clear(bufs)
 	w.bufs = bufs[:0]
 	if cap(bufs) > 256 {
