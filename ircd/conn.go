@@ -715,8 +715,7 @@ func (c *Client) read() (reason string) {
 			c.mu.Unlock()
 			return "Input line was too long"
 		}
-		var ne net.Error
-		if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		if err != nil && isTimeout(err) {
 			partial = append([]byte(nil), line...) // keep a line cut by the deadline
 			switch {
 			case time.Now().Before(deadline):
@@ -747,6 +746,14 @@ func (c *Client) read() (reason string) {
 			}
 		}
 	}
+}
+
+// isTimeout reports whether err is a network timeout. (Its net.Error
+// lives here rather than in the read loop, where it would be allocated for
+// every line read.)
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // handleLine checks one raw line from the client and dispatches it. A bare
