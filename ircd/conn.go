@@ -348,7 +348,8 @@ func (c *Client) dropHeld() []entry {
 }
 
 // A message and its parameters, allocated together, sized by their number
-// (the lines ircd sends have one to four).
+// (the lines ircd sends have one to four). Each slice is full, so an
+// append to a message's parameters copies them elsewhere.
 type (
 	msgParams1 struct {
 		m irc.Message
@@ -357,6 +358,10 @@ type (
 	msgParams2 struct {
 		m irc.Message
 		p [2]string
+	}
+	msgParams3 struct {
+		m irc.Message
+		p [3]string
 	}
 	msgParams4 struct {
 		m irc.Message
@@ -378,9 +383,12 @@ func msg(prefix *irc.Prefix, cmd string, params ...string) *irc.Message {
 	case n == 2:
 		mp := &msgParams2{}
 		m, p = &mp.m, mp.p[:]
-	case n <= 4:
+	case n == 3:
+		mp := &msgParams3{}
+		m, p = &mp.m, mp.p[:]
+	case n == 4:
 		mp := &msgParams4{}
-		m, p = &mp.m, mp.p[:n:n] // an append to them copies them elsewhere
+		m, p = &mp.m, mp.p[:]
 	default:
 		return &irc.Message{Prefix: prefix, Command: cmd, Params: append([]string(nil), params...)}
 	}
