@@ -347,12 +347,58 @@ func (c *Client) dropHeld() []entry {
 	return held
 }
 
-// msg builds a message with a non-nil prefix and tags.
+// A message and its parameters, allocated together, sized by their number
+// (the lines ircd sends have one to four). Each slice is full, so an
+// append to a message's parameters copies them elsewhere.
+type (
+	msgParams1 struct {
+		m irc.Message
+		p [1]string
+	}
+	msgParams2 struct {
+		m irc.Message
+		p [2]string
+	}
+	msgParams3 struct {
+		m irc.Message
+		p [3]string
+	}
+	msgParams4 struct {
+		m irc.Message
+		p [4]string
+	}
+)
+
+// msg builds a message with prefix (shared, never changed once in a
+// message) and a copy of params.
 func msg(prefix *irc.Prefix, cmd string, params ...string) *irc.Message {
-	return &irc.Message{Prefix: prefix, Command: cmd, Params: params}
+	var m *irc.Message
+	var p []string
+	switch n := len(params); {
+	case n == 0:
+		return &irc.Message{Prefix: prefix, Command: cmd}
+	case n == 1:
+		mp := &msgParams1{}
+		m, p = &mp.m, mp.p[:]
+	case n == 2:
+		mp := &msgParams2{}
+		m, p = &mp.m, mp.p[:]
+	case n == 3:
+		mp := &msgParams3{}
+		m, p = &mp.m, mp.p[:]
+	case n == 4:
+		mp := &msgParams4{}
+		m, p = &mp.m, mp.p[:]
+	default:
+		return &irc.Message{Prefix: prefix, Command: cmd, Params: append([]string(nil), params...)}
+	}
+	copy(p, params)
+	m.Prefix, m.Command, m.Params = prefix, cmd, p
+	return m
 }
 
-func (c *Client) serverPrefix() *irc.Prefix { return &irc.Prefix{Name: c.srv.cfg.ServerName} }
+// serverPrefix is the server's prefix, shared by every line.
+func (c *Client) serverPrefix() *irc.Prefix { return c.srv.prefix }
 
 // selfPrefix is the real client's nick!user@host. Caller holds c.mu.
 func (c *Client) selfPrefix() *irc.Prefix {
@@ -677,8 +723,7 @@ func (c *Client) read() (reason string) {
 			c.mu.Unlock()
 			return "Input line was too long"
 		}
-		var ne net.Error
-		if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		if err != nil && isTimeout(err) {
 			partial = append([]byte(nil), line...) // keep a line cut by the deadline
 			switch {
 			case time.Now().Before(deadline):
@@ -709,6 +754,14 @@ func (c *Client) read() (reason string) {
 			}
 		}
 	}
+}
+
+// isTimeout reports whether err is a network timeout. (Its net.Error
+// lives here rather than in the read loop, where it would be allocated for
+// every line read.)
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // handleLine checks one raw line from the client and dispatches it. A bare

@@ -312,6 +312,10 @@ type Server struct {
 	conns        conns
 	met          *serverMetrics // nil: no metrics
 
+	// prefix is the server's own prefix, shared by the lines it sends
+	// (nothing changes a message's prefix once built).
+	prefix *irc.Prefix
+
 	// afterFunc runs f after d on its own goroutine unless stopped, as
 	// time.AfterFunc does; tests replace it to step time by hand.
 	afterFunc func(d time.Duration, f func()) (stop func() bool)
@@ -333,6 +337,7 @@ func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 		log:          log,
 		created:      time.Now(),
 		welcomeLines: welcomeLines(&cfg),
+		prefix:       &irc.Prefix{Name: cfg.ServerName},
 		afterFunc:    afterFunc,
 		guesses:      newGuesses(&cfg),
 		met:          newServerMetrics(cfg.Metrics),

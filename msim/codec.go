@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // DefaultMaxSize is the largest message a Decoder accepts unless told
@@ -166,6 +167,7 @@ type Decoder struct {
 	r       *bufio.Reader
 	MaxSize int // 0 means DefaultMaxSize
 	buf     []byte
+	lent    *[]byte // holds the buffer lent by largeBufs while one is used
 	off     int64
 	sticky  error
 }
@@ -202,13 +204,16 @@ func (d *Decoder) Decode() (*Message, error) {
 	for {
 		chunk, err := d.r.ReadSlice('\\')
 		d.off += int64(len(chunk))
+		if len(buf)+len(chunk) > cap(buf) && len(buf)+len(chunk) > keptBuf {
+			buf = d.growLarge(buf, len(chunk))
+		}
 		if err == bufio.ErrBufferFull {
 			buf = append(buf, chunk...)
 		} else if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			d.buf = buf[:0]
+			d.keep(buf)
 			return nil, &SyntaxError{Offset: start, Err: err, Detail: "stream ended inside a message"}
 		} else {
 			tok := chunk[:len(chunk)-1]
@@ -230,25 +235,61 @@ func (d *Decoder) Decode() (*Message, error) {
 		}
 		if len(buf) > max {
 			d.sticky = &SyntaxError{Offset: start, Err: ErrTooLarge, Detail: fmt.Sprintf("over %d bytes", max)}
+			d.keep(buf)
 			d.buf = nil
 			return nil, d.sticky
 		}
 	}
-	// Keep the buffer for the next message unless a large one grew it: an
-	// idle connection should not hold on to its largest message's size.
-	if cap(buf) <= 8<<10 {
-		d.buf = buf[:0]
-	} else {
-		d.buf = nil
-	}
 	if tokens == 0 {
+		d.keep(buf)
 		return nil, &SyntaxError{Offset: start, Err: ErrMalformed, Detail: "empty message"}
 	}
-	m, err := parseFields(string(buf[1:len(buf)-1]), (tokens+1)/2)
+	text := string(buf[1 : len(buf)-1])
+	d.keep(buf)
+	m, err := parseFields(text, (tokens+1)/2)
 	if err != nil {
 		return nil, &SyntaxError{Offset: start, Err: err}
 	}
 	return m, nil
+}
+
+// keptBuf is the largest buffer a Decoder keeps between messages: an idle
+// connection should not hold on to its largest message's size. Larger
+// messages are gathered in buffers lent by largeBufs.
+const keptBuf = 8 << 10
+
+// largeBufs lends the buffers that gather messages over keptBuf (a contact
+// list, say), so that each costs only its string.
+var largeBufs sync.Pool // of *[]byte
+
+// growLarge returns a buffer lent by largeBufs holding buf's bytes, with
+// room for n more bytes.
+func (d *Decoder) growLarge(buf []byte, n int) []byte {
+	need := len(buf) + n
+	p, _ := largeBufs.Get().(*[]byte)
+	if p == nil || cap(*p) < need { // a small one is dropped: the pool keeps large ones
+		p = &[]byte{}
+		*p = make([]byte, 0, max(2*need, 4*keptBuf))
+	}
+	nb := append((*p)[:0], buf...)
+	d.keep(buf)
+	d.lent = p
+	return nb
+}
+
+// keep keeps buf for the next message if it is small, or lends it back to
+// largeBufs.
+func (d *Decoder) keep(buf []byte) {
+	switch {
+	case cap(buf) <= keptBuf:
+		d.buf = buf[:0]
+	case d.lent != nil && cap(buf) <= 2*ClientMaxSize:
+		*d.lent = buf[:0]
+		largeBufs.Put(d.lent)
+	}
+	if cap(buf) > keptBuf {
+		d.lent = nil
+	}
 }
 
 // skipGarbage discards bytes up to the next '\' (or whatever is buffered).

@@ -41,16 +41,55 @@ func ParseDict(raw string) (Dict, error) {
 // structural bytes: 0x1C anywhere and '=' in a key are replaced by a space,
 // so text from a user can never split or merge items.
 func (d Dict) Encode() string {
-	var b strings.Builder
+	return string(d.AppendTo(make([]byte, 0, d.wireSize())))
+}
+
+// wireSize is about the size of d's wire form, with room for some
+// escapes.
+func (d Dict) wireSize() int {
+	n := 0
+	for _, p := range d {
+		n += len(p.Key) + len(p.Value) + 2
+	}
+	return n + n/8
+}
+
+// AppendTo appends the wire form of d (as Encode returns it) to b.
+func (d Dict) AppendTo(b []byte) []byte {
 	for i, p := range d {
 		if i > 0 {
-			b.WriteByte(dictSep)
+			b = append(b, dictSep)
 		}
-		b.WriteString(scrub(Escape(p.Key), "\x1c=\\"))
-		b.WriteByte('=')
-		b.WriteString(scrub(Escape(p.Value), "\x1c"))
+		b = appendDictText(b, p.Key, true)
+		b = append(b, '=')
+		b = appendDictText(b, p.Value, false)
 	}
-	return b.String()
+	return b
+}
+
+// dictSpecial marks the bytes appendDictText must look at: what Escape
+// changes, and what it scrubs (0x1C; '=' in keys).
+var dictSpecial = [256]bool{'/': true, '\\': true, dictSep: true, '=': true}
+
+// appendDictText appends s escaped (as Escape), and for a key '=' too,
+// replaced by a space; 0x1C always is.
+func appendDictText(b []byte, s string, key bool) []byte {
+	i := 0
+	for i < len(s) && !dictSpecial[s[i]] {
+		i++
+	}
+	if i == len(s) { // the common case: nothing to change
+		return append(b, s...)
+	}
+	if strings.IndexByte(s[i:], dictSep) >= 0 || key && strings.IndexByte(s[i:], '=') >= 0 {
+		// Rare: the general (slower) path.
+		bad := "\x1c"
+		if key {
+			bad = "\x1c=\\"
+		}
+		return append(b, scrub(Escape(s), bad)...)
+	}
+	return appendEscaped(append(b, s[:i]...), s[i:])
 }
 
 // scrub replaces every byte of bad in s by a space.
@@ -125,20 +164,34 @@ func (d Dict) SetInt(k string, v int) Dict { return d.Set(k, strconv.Itoa(v)) }
 // occurrence of first (ContactID, GroupID, …). Items before the first
 // occurrence are dropped. A first key repeated at once with the same value
 // (the 2007 server's "ContactID=6221^ContactID=6221^…") starts one record.
+// The records share d's items (each is capped, so appending to one copies
+// it rather than overwriting the next).
 func (d Dict) Records(first string) []Dict {
-	var out []Dict
-	for i, p := range d {
+	n := 0
+	for _, p := range d {
 		if p.Key == first {
-			if n := len(out); n > 0 && len(out[n-1]) == 1 && out[n-1][0] == p {
-				continue
-			}
-			out = append(out, Dict{})
-		}
-		if len(out) > 0 {
-			out[len(out)-1] = append(out[len(out)-1], d[i])
+			n++
 		}
 	}
-	return out
+	if n == 0 {
+		return nil
+	}
+	out := make([]Dict, 0, n)
+	start := -1 // where the current record starts in d
+	for i, p := range d {
+		if p.Key != first {
+			continue
+		}
+		if start >= 0 && i == start+1 && d[start] == p {
+			start = i // the same item again: the record starts at the repeat
+			continue
+		}
+		if start >= 0 {
+			out = append(out, d[start:i:i])
+		}
+		start = i
+	}
+	return append(out, d[start:len(d):len(d)])
 }
 
 // List is a '|'-separated list, items unescaped.

@@ -190,6 +190,28 @@ func (p *Persist) Reply() *Message {
 		AddInt("uid", int(p.UID)).AddInt("lid", p.LID).AddInt("rid", p.RID).AddDict("body", p.Body)
 }
 
+// AppendReply appends the wire form of Reply() to b, the body written in
+// place rather than built as a string first.
+func (p *Persist) AppendReply(b []byte) []byte {
+	b = append(b, `\persistr\\cmd\`...)
+	b = strconv.AppendInt(b, int64(p.Cmd), 10)
+	b = append(b, `\dsn\`...)
+	b = strconv.AppendInt(b, int64(p.DSN), 10)
+	b = append(b, `\uid\`...)
+	b = strconv.AppendInt(b, int64(p.UID), 10)
+	b = append(b, `\lid\`...)
+	b = strconv.AppendInt(b, int64(p.LID), 10)
+	b = append(b, `\rid\`...)
+	b = strconv.AppendInt(b, int64(p.RID), 10)
+	b = append(b, `\body\`...)
+	b = p.Body.AppendTo(b)
+	return append(b, `\final\`...)
+}
+
+// ReplySize is about the size of AppendReply's output, for sizing its
+// buffer.
+func (p *Persist) ReplySize() int { return 96 + p.Body.wireSize() }
+
 // Presence is the content of a bm 100 message.
 type Presence struct {
 	Status   Status
@@ -221,6 +243,9 @@ func ParsePresence(l List) (Presence, error) {
 		case "ls":
 			p.Location = v
 		default:
+			if p.Extra == nil {
+				p.Extra = make([]Pair, 0, (len(items)-i)/2) // room for the rest: one allocation
+			}
 			p.Extra = append(p.Extra, Pair{k, v})
 		}
 	}

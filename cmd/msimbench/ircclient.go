@@ -35,19 +35,21 @@ type ircClient struct {
 	readErr    error         // set before closed is closed
 
 	// Owned by the reader goroutine until joined (or closed) is closed.
-	channel   string          // the channel to watch ("" = none)
-	want      map[string]bool // nick keys that must be voiced members
-	members   map[string]bool // nick key → voiced
-	namesDone bool
-	joinedAt  time.Time
-	namesAt   time.Time // when 366 arrived
-	doneAt    time.Time // when joined was closed
-	welcomeAt time.Time // when 001 arrived
+	channel      string          // the channel to watch ("" = none)
+	want         map[string]bool // nick keys that must be voiced members
+	members      map[string]bool // nick key → voiced; changed only by setMember and dropMember
+	voicedWanted int             // how many of want are voiced members
+	namesDone    bool
+	joinedAt     time.Time
+	namesAt      time.Time // when 366 arrived
+	doneAt       time.Time // when joined was closed
+	welcomeAt    time.Time // when 001 arrived
 	// inFirstNames counts the wanted nicks voiced when the first 366 came.
 	inFirstNames int
 	doneOnce     sync.Once
 
 	handlers atomic.Pointer[handlers] // set while the reader runs
+	parsed   parsed                   // the line being handled (reader goroutine only)
 }
 
 // handlers are what a load does with messages from nicks. They run on the
@@ -88,8 +90,8 @@ func dialIRCWith(ctx context.Context, addr, nick, pass, channel string, want []s
 	c := &ircClient{
 		nick:       nick,
 		nc:         nc,
-		br:         bufio.NewReaderSize(nc, 64<<10),
-		bw:         bufio.NewWriterSize(nc, 64<<10),
+		br:         bufio.NewReaderSize(nc, 16<<10), // the longest line the gateway may send, tags included, fits
+		bw:         bufio.NewWriterSize(nc, 4<<10),
 		registered: make(chan struct{}),
 		joined:     make(chan struct{}),
 		closed:     make(chan struct{}),
@@ -255,8 +257,8 @@ func (c *ircClient) handle(line []byte, at time.Time) {
 	if h != nil && h.raw != nil {
 		h.raw(line, at)
 	}
-	var p parsed
-	if !parseInto(&p, line) {
+	p := &c.parsed
+	if !parseInto(p, line) {
 		return
 	}
 	switch string(p.cmd) {
@@ -293,13 +295,13 @@ func (c *ircClient) handle(line []byte, at time.Time) {
 			c.joinedAt = at
 			return
 		}
-		c.members[nickKey(string(p.from))] = false
+		c.setMember(nickKey(string(p.from)), false)
 	case "PART":
 		if strings.EqualFold(string(p.param(0)), c.channel) {
-			delete(c.members, nickKey(string(p.from)))
+			c.dropMember(nickKey(string(p.from)))
 		}
 	case "QUIT":
-		delete(c.members, nickKey(string(p.from)))
+		c.dropMember(nickKey(string(p.from)))
 	case "MODE":
 		if !strings.EqualFold(string(p.param(0)), c.channel) || len(p.params) < 3 {
 			return
@@ -319,7 +321,7 @@ func (c *ircClient) handle(line []byte, at time.Time) {
 				if m == 'v' {
 					k := nickKey(string(args[0]))
 					if _, ok := c.members[k]; ok {
-						c.members[k] = on
+						c.setMember(k, on)
 					}
 				}
 				args = args[1:]
@@ -335,7 +337,7 @@ func (c *ircClient) handle(line []byte, at time.Time) {
 				voiced = voiced || n[0] == '+'
 				n = n[1:]
 			}
-			c.members[nickKey(string(n))] = voiced
+			c.setMember(nickKey(string(n)), voiced)
 		}
 	case "366":
 		if len(p.params) >= 2 && strings.EqualFold(string(p.params[1]), c.channel) && !c.namesDone {
@@ -358,10 +360,8 @@ func (c *ircClient) checkJoined(at time.Time) {
 		return
 	default:
 	}
-	for k := range c.want {
-		if !c.members[k] {
-			return
-		}
+	if c.voicedWanted < len(c.want) {
+		return
 	}
 	c.doneOnce.Do(func() {
 		c.doneAt = at
@@ -371,14 +371,33 @@ func (c *ircClient) checkJoined(at time.Time) {
 
 // missing returns how many wanted nicks are not voiced members; call it only
 // after the reader stopped or joined is closed.
-func (c *ircClient) missing() int {
-	n := 0
-	for k := range c.want {
-		if !c.members[k] {
-			n++
+func (c *ircClient) missing() int { return len(c.want) - c.voicedWanted }
+
+// setMember records k as a member of the watched channel, voiced or not,
+// keeping the count of voiced wanted nicks. Reader goroutine only.
+func (c *ircClient) setMember(k string, voiced bool) {
+	was, in := c.members[k]
+	c.members[k] = voiced
+	if c.want[k] {
+		c.voicedWanted += count(voiced) - count(in && was)
+	}
+}
+
+// dropMember records that k left the watched channel. Reader goroutine only.
+func (c *ircClient) dropMember(k string) {
+	if was, in := c.members[k]; in {
+		delete(c.members, k)
+		if c.want[k] {
+			c.voicedWanted -= count(was)
 		}
 	}
-	return n
+}
+
+func count(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func isChan(b []byte) bool { return len(b) > 0 && (b[0] == '#' || b[0] == '&') }

@@ -670,6 +670,12 @@ func printTable(w io.Writer, r *report) {
 			storm = fmt.Sprintf("≤ %d ms: %s", targetStormMs, verdict(m.LoginStormMs <= targetStormMs))
 		}
 		fmt.Fprintf(tw, "login storm: %d accounts online, buddies visible\t%.0f ms\t%s\t\n", m.Accounts, m.LoginStormMs, storm)
+		if c := m.StormCPU; c != (stormCPU{}) {
+			fmt.Fprintf(tw, "  storm CPU: gateway / msimd and clients / others\t%.2f / %.2f / %.2f s\t\t\n", c.Gateway, c.Bench, c.Others)
+			if g, b := c.GatewayCalls, c.BenchCalls; g != (ioCalls{}) && b != (ioCalls{}) {
+				fmt.Fprintf(tw, "  storm reads / writes: gateway; msimd and clients\t%d / %d; %d / %d\t\t\n", g.Reads, g.Writes, b.Reads, b.Writes)
+			}
+		}
 	}
 	printClusterRows(tw, r)
 	printHistoryRows(tw, r)

@@ -254,10 +254,13 @@ func runBridged(ctx context.Context, e *env, name string, clientsN int, o loadOp
 
 // memResult is one memory/login-storm run.
 type memResult struct {
-	Accounts       int       `json:"accounts"`
-	Buddies        int       `json:"buddies"`
-	OnlineBuddies  int       `json:"online_buddies_per_account"` // average
-	LoginStormMs   float64   `json:"login_storm_ms"`
+	Accounts      int     `json:"accounts"`
+	Buddies       int     `json:"buddies"`
+	OnlineBuddies int     `json:"online_buddies_per_account"` // average
+	LoginStormMs  float64 `json:"login_storm_ms"`
+	// StormCPU is the CPU the storm took, from its start until the last
+	// client saw its buddies (zero when not measured).
+	StormCPU       stormCPU  `json:"storm_cpu"`
 	Base           memSample `json:"baseline"`
 	After          memSample `json:"after"`
 	RSSPerAccount  float64   `json:"rss_per_account"`
@@ -333,8 +336,10 @@ func runMemory(ctx context.Context, e *env, n, buddies int, gwo gwOptions) (memR
 		time.Sleep(50 * time.Millisecond) // let the profiles start
 	}
 	stopProg := e.prog.every(fmt.Sprintf("login storm (%d accounts)", n), func() string { return "logging in" })
+	cpu0 := sampleCPU(t.gw)
 	start := time.Now()
 	clients, err := connectAll(cctx, t.ircAddr, accts, want)
+	res.StormCPU = sampleCPU(t.gw).since(cpu0)
 	stopProg()
 	if err != nil {
 		return res, fmt.Errorf("login storm of %d: %w", n, err)

@@ -520,6 +520,125 @@ func procCPU(pid int) (uint64, error) {
 	return ut + st, nil
 }
 
+// stormCPU is the CPU time of a phase, in seconds: the gateway's, this
+// process's (the MSIM server and the benchmark's clients) and every other
+// process's on the machine (another load skews the phase's wall time).
+type stormCPU struct {
+	Gateway float64 `json:"gateway_s"`
+	Bench   float64 `json:"msimd_and_clients_s"`
+	Others  float64 `json:"others_s"`
+	// The read and write system calls of the gateway and of this process
+	// (zero when /proc does not tell).
+	GatewayCalls ioCalls `json:"gateway_syscalls"`
+	BenchCalls   ioCalls `json:"msimd_and_clients_syscalls"`
+}
+
+// ioCalls counts read and write system calls (/proc/PID/io's syscr and
+// syscw).
+type ioCalls struct {
+	Reads  uint64 `json:"reads"`
+	Writes uint64 `json:"writes"`
+}
+
+// cpuSample is the cumulative CPU time of the gateway, this process and
+// the whole machine, in clock ticks, and the processes' system calls; ok
+// is false when a time could not be read.
+type cpuSample struct {
+	gw, self, all uint64
+	gwIO, selfIO  ioCalls
+	ok            bool
+}
+
+func sampleCPU(g *gateway) cpuSample {
+	var s cpuSample
+	var err1, err2, err3 error
+	s.gw, err1 = g.cpuTicks()
+	s.self, err2 = procCPU(os.Getpid())
+	s.all, err3 = machineCPU()
+	s.ok = err1 == nil && err2 == nil && err3 == nil
+	s.gwIO, s.selfIO = procIO(g.pid), procIO(os.Getpid())
+	return s
+}
+
+// since is the CPU spent between s0 and s; zero unless both were read.
+func (s cpuSample) since(s0 cpuSample) stormCPU {
+	if !s.ok || !s0.ok {
+		return stormCPU{}
+	}
+	sec := func(t uint64) float64 { return float64(t) / clockTicks }
+	gw, self := s.gw-s0.gw, s.self-s0.self
+	c := stormCPU{Gateway: sec(gw), Bench: sec(self),
+		GatewayCalls: s.gwIO.minus(s0.gwIO), BenchCalls: s.selfIO.minus(s0.selfIO)}
+	if all := s.all - s0.all; all > gw+self {
+		c.Others = sec(all - gw - self)
+	}
+	return c
+}
+
+// minus is the calls made since c0; zero when either was not read.
+func (c ioCalls) minus(c0 ioCalls) ioCalls {
+	if c == (ioCalls{}) || c0 == (ioCalls{}) || c.Reads < c0.Reads || c.Writes < c0.Writes {
+		return ioCalls{}
+	}
+	return ioCalls{Reads: c.Reads - c0.Reads, Writes: c.Writes - c0.Writes}
+}
+
+// procIO reads pid's read and write system call counts; zero when it
+// cannot (pid 0, no /proc, or no permission).
+func procIO(pid int) ioCalls {
+	if pid == 0 {
+		return ioCalls{}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return ioCalls{}
+	}
+	var c ioCalls
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "syscr":
+			c.Reads = n
+		case "syscw":
+			c.Writes = n
+		}
+	}
+	return c
+}
+
+// machineCPU returns the machine's busy CPU time (every state but idle
+// and iowait) in clock ticks, from /proc/stat.
+func machineCPU() (uint64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := bytes.Cut(b, []byte{'\n'})
+	f := strings.Fields(string(line))
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, errors.New("bad /proc/stat")
+	}
+	var busy uint64
+	for i, v := range f[1:8] { // user nice system idle iowait irq softirq
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bad /proc/stat: %w", err)
+		}
+		busy += n
+	}
+	return busy, nil
+}
+
 // clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times.
 const clockTicks = 100
 

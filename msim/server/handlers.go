@@ -143,7 +143,7 @@ func (s *session) onStatus(m *msim.Message) {
 		Location: m.StrOr("locstring", ""),
 	}
 	s.srv.reg.update(s, true, func(rt *route) {
-		rt.presence, rt.announced = p, true
+		rt.setPresence(p, true)
 	})
 }
 

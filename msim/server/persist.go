@@ -90,7 +90,7 @@ func (s *session) onPersist(m *msim.Message) {
 		}
 		r.Body = append(r.Body, msim.Pair{Key: "ErrorMessage", Value: string(pe)})
 	}
-	s.send(r.Reply())
+	s.sendPersist(r)
 }
 
 func (s *session) persist(p *msim.Persist) (msim.Dict, error) {
@@ -189,10 +189,29 @@ func contactRecord(d msim.Dict, c Contact, a *Account) msim.Dict {
 	return d
 }
 
+// accountViewer is a Store that can show many accounts under one lock,
+// without copying them: fn gets each uid's account (nil when there is
+// none) and must neither keep nor modify it.
+type accountViewer interface {
+	viewAccounts(uids []msim.UID, fn func(i int, a *Account))
+}
+
+// recordFields is how many items contactRecord writes for a known account.
+const recordFields = 10
+
 func (s *session) contactList() (msim.Dict, error) {
 	cs, err := s.srv.store.Contacts(s.uid)
 	if err != nil {
 		return nil, err
+	}
+	if v, ok := s.srv.store.(accountViewer); ok {
+		uids := make([]msim.UID, len(cs))
+		for i, c := range cs {
+			uids[i] = c.UID
+		}
+		d := make(msim.Dict, 0, recordFields*len(cs))
+		v.viewAccounts(uids, func(i int, a *Account) { d = contactRecord(d, cs[i], a) })
+		return d, nil
 	}
 	var d msim.Dict
 	for _, c := range cs {

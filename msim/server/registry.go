@@ -26,6 +26,15 @@ type registry struct {
 	bus      Bus
 	remote   map[msim.UID]*remoteEntry
 	claiming map[msim.UID]*claimMark
+
+	// views is update's scratch list of watchers, kept between calls.
+	views []watcherView
+}
+
+// watcherView is a watcher and whether it saw the session before a change.
+type watcherView struct {
+	w   *session
+	saw bool
 }
 
 // claimMark is a login under way in a cluster: by is set when a later
@@ -37,7 +46,10 @@ type claimMark struct {
 
 // route is a logged-in session's routing state, guarded by registry.mu.
 type route struct {
-	presence       msim.Presence
+	presence msim.Presence // set only with setPresence
+	// wire is presence's bm 100 message once built (nil until then): every
+	// watcher gets the same bytes.
+	wire           []byte
 	announced      bool                  // a \status\ has been received: presence is published
 	contacts       map[msim.UID]struct{} // listed, not blocked
 	blockList      map[msim.UID]struct{} // \blocklist\ b+ entries (Account.Block)
@@ -101,6 +113,20 @@ func (rt *route) mayMessage(sender msim.UID) bool {
 	return !rt.blocked(sender) && (!rt.onlyListMayIM || rt.listed(sender))
 }
 
+// setPresence sets the published presence.
+func (rt *route) setPresence(p msim.Presence, announced bool) {
+	rt.presence, rt.announced, rt.wire = p, announced, nil
+}
+
+// presenceWire returns the bm 100 message of uid (the route's owner) with
+// the route's presence, built once per presence.
+func (rt *route) presenceWire(uid msim.UID) []byte {
+	if rt.wire == nil {
+		rt.wire = presenceMsg(uid, rt.presence)
+	}
+	return rt.wire
+}
+
 func (r *registry) session(uid msim.UID) *session {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -129,9 +155,9 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 	}
 	old := r.byUID[ss.uid]
 	if old != nil {
-		ss.rt.presence, ss.rt.announced = old.rt.presence, old.rt.announced
+		ss.rt.setPresence(old.rt.presence, old.rt.announced)
 	} else if ss.inherit != nil {
-		ss.rt.presence, ss.rt.announced = ss.inherit.Presence, ss.inherit.Announced
+		ss.rt.setPresence(ss.inherit.Presence, ss.inherit.Announced)
 	}
 	r.byUID[ss.uid] = ss
 	r.keys[ss.key] = ss
@@ -233,28 +259,27 @@ func (r *registry) logoutLocked(ss *session) *PeerState {
 func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 	r.mu.Lock()
 	ws := r.watchers[ss.uid]
-	before := make(map[*session]bool, len(ws))
+	views := r.views[:0]
 	for w := range ws {
-		before[w] = ss.rt.visibleTo(w.uid)
+		views = append(views, watcherView{w, ss.rt.visibleTo(w.uid)})
 	}
 	fn(&ss.rt)
 	if r.byUID[ss.uid] != ss {
+		r.keepViews(views)
 		r.mu.Unlock()
 		return
 	}
-	var on, off []byte
+	var off []byte
 	n := 0
-	for w := range ws {
+	for _, v := range views {
+		w := v.w
 		if w.uid == ss.uid {
 			continue
 		}
-		was, is := before[w], ss.rt.visibleTo(w.uid)
+		was, is := v.saw, ss.rt.visibleTo(w.uid)
 		switch {
 		case is && (!was || always):
-			if on == nil {
-				on = presenceMsg(ss.uid, ss.rt.presence)
-			}
-			w.enqueue(on)
+			w.enqueue(ss.rt.presenceWire(ss.uid))
 			n++
 		case was && !is:
 			if off == nil {
@@ -264,6 +289,7 @@ func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 			n++
 		}
 	}
+	r.keepViews(views)
 	if always { // a status change, not a privacy setting
 		r.metrics.presenceFanout(n)
 	}
@@ -272,6 +298,16 @@ func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 	if st != nil {
 		r.bus.Publish(st)
 	}
+}
+
+// keepViews keeps update's scratch list for the next call, unless a large
+// fan-out grew it. The caller holds r.mu.
+func (r *registry) keepViews(views []watcherView) {
+	clear(views)
+	if cap(views) > 4*maxContacts {
+		views = nil
+	}
+	r.views = views[:0]
 }
 
 // nextState is ss's new state for the cluster (nil without one), also
@@ -343,7 +379,7 @@ func (r *registry) setContact(ss *session, subject msim.UID, listed bool) {
 // contactPresences returns the presence message of every contact of ss that
 // is online and visible to it. The caller holds r.mu.
 func (r *registry) contactPresences(ss *session) [][]byte {
-	var out [][]byte
+	out := make([][]byte, 0, len(ss.rt.contacts))
 	for c := range ss.rt.contacts {
 		if c == TomUID && r.demo {
 			out = append(out, presenceMsg(TomUID, tomPresence))
@@ -351,7 +387,7 @@ func (r *registry) contactPresences(ss *session) [][]byte {
 		}
 		if s := r.byUID[c]; s != nil {
 			if s.rt.visibleTo(ss.uid) {
-				out = append(out, presenceMsg(c, s.rt.presence))
+				out = append(out, s.rt.presenceWire(c))
 			}
 		} else if e := r.remote[c]; e != nil && e.visibleTo(ss.uid) {
 			out = append(out, presenceMsg(c, e.st.Presence))

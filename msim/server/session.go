@@ -115,6 +115,16 @@ func (s *session) send(m *msim.Message) bool {
 	return s.enqueue(msim.Encode(m))
 }
 
+// sendPersist queues the persistr reply r, its body written straight into
+// the message (send would build it as a string first). A persistr is
+// never an \error\, the only kind the sent-message metrics count.
+func (s *session) sendPersist(r *msim.Persist) bool {
+	if s.logger().Logger.IsLevelEnabled(logrus.DebugLevel) {
+		return s.send(r.Reply())
+	}
+	return s.enqueue(r.AppendReply(make([]byte, 0, r.ReplySize())))
+}
+
 // enqueue queues an encoded message without blocking. A full queue means the
 // client cannot keep up: the session is closed, other sessions never wait.
 func (s *session) enqueue(b []byte) bool { return s.enqueueLimit(b, 0) }
@@ -193,6 +203,9 @@ func (s *session) recoverAndLog() {
 	}
 }
 
+// keepaliveWire is the keepalive message, shared by every session.
+var keepaliveWire = msim.Encode(msim.New("ka", ""))
+
 // writeLoop is the only writer of the socket.
 func (s *session) writeLoop() {
 	defer s.srv.wg.Done()
@@ -205,9 +218,12 @@ func (s *session) writeLoop() {
 		s.qmu.Unlock()
 		s.rescue(left)
 	}()
-	ka := time.NewTimer(s.srv.cfg.KeepAlive)
+	// The keepalive timer is not moved by every write: when it fires, it
+	// waits out the rest of the interval since the last write instead.
+	keepAlive := s.srv.cfg.KeepAlive
+	ka := time.NewTimer(keepAlive)
 	defer ka.Stop()
-	keepalive := msim.Encode(msim.New("ka", ""))
+	var w writer
 	for {
 		select {
 		case <-s.wake:
@@ -215,7 +231,7 @@ func (s *session) writeLoop() {
 			batch, fc := s.q, s.flushClose
 			s.q, s.spare = s.spare[:0], nil
 			s.qmu.Unlock()
-			if len(batch) > 0 && !s.write(batch...) {
+			if len(batch) > 0 && !s.write(&w, batch) {
 				return
 			}
 			clear(batch)
@@ -224,22 +240,49 @@ func (s *session) writeLoop() {
 				s.closeNow()
 				return
 			}
-			ka.Reset(s.srv.cfg.KeepAlive)
 		case <-ka.C:
-			if !s.write(keepalive) {
+			if idle := time.Since(w.last); idle < keepAlive {
+				ka.Reset(keepAlive - idle)
+				continue
+			}
+			if !s.write(&w, [][]byte{keepaliveWire}) {
 				return
 			}
-			ka.Reset(s.srv.cfg.KeepAlive)
+			ka.Reset(keepAlive)
 		case <-s.done:
 			return
 		}
 	}
 }
 
-func (s *session) write(msgs ...[]byte) bool {
-	_ = s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	bufs := net.Buffers(append([][]byte(nil), msgs...))
-	n, err := bufs.WriteTo(s.nc)
+// writer is the write loop's state between writes.
+type writer struct {
+	last  time.Time   // when the last write began
+	armed time.Time   // the socket's write deadline
+	bufs  net.Buffers // scratch: WriteTo consumes its argument
+	v     net.Buffers // what WriteTo consumes
+}
+
+// write writes msgs with one system call where the socket takes them. The
+// socket's deadline is moved only once it has gone stale by a 64th of
+// writeTimeout (moving it costs more than a small write), so a write may
+// time out that much sooner than writeTimeout.
+func (s *session) write(w *writer, msgs [][]byte) bool {
+	now := time.Now()
+	w.last = now
+	if due := now.Add(writeTimeout); due.Sub(w.armed) > writeTimeout/64 {
+		_ = s.nc.SetWriteDeadline(due)
+		w.armed = due
+	}
+	bufs := append(w.bufs[:0], msgs...)
+	w.v = bufs // WriteTo consumes w.v (a field: a local would be allocated for each write); bufs keeps the array
+	n, err := w.v.WriteTo(s.nc)
+	w.v = nil
+	clear(bufs)
+	w.bufs = bufs[:0]
+	if cap(bufs) > 256 {
+		w.bufs = nil // a burst's array is let go
+	}
 	if err != nil {
 		s.logger().WithError(err).Debug("write failed; closing")
 		// IMs not written whole go back to the offline store.

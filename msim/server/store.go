@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strings"
@@ -136,7 +137,7 @@ type memStore struct {
 	accounts map[msim.UID]*Account
 	byEmail  map[string]msim.UID
 	byName   map[string]msim.UID
-	contacts map[msim.UID]map[msim.UID]Contact
+	contacts map[msim.UID][]Contact // each ordered by uid
 	offline  map[msim.UID][]OfflineMessage
 	next     msim.UID
 }
@@ -147,7 +148,7 @@ func NewMemStore() Store {
 		accounts: map[msim.UID]*Account{},
 		byEmail:  map[string]msim.UID{},
 		byName:   map[string]msim.UID{},
-		contacts: map[msim.UID]map[msim.UID]Contact{},
+		contacts: map[msim.UID][]Contact{},
 		offline:  map[msim.UID][]OfflineMessage{},
 		next:     FirstUID,
 	}
@@ -189,6 +190,15 @@ func (s *memStore) Account(uid msim.UID) (*Account, error) {
 		return nil, ErrNoSuchAccount
 	}
 	return a.clone(), nil
+}
+
+// viewAccounts implements accountViewer.
+func (s *memStore) viewAccounts(uids []msim.UID, fn func(i int, a *Account)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i, u := range uids {
+		fn(i, s.accounts[u])
+	}
 }
 
 func (s *memStore) lookup(idx map[string]msim.UID, key string) (*Account, error) {
@@ -237,12 +247,13 @@ func (s *memStore) UpdateAccount(uid msim.UID, fn func(*Account) error) error {
 func (s *memStore) Contacts(owner msim.UID) ([]Contact, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]Contact, 0, len(s.contacts[owner]))
-	for _, c := range s.contacts[owner] {
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b Contact) int { return int(a.UID) - int(b.UID) })
-	return out, nil
+	cs := s.contacts[owner]
+	return append(make([]Contact, 0, len(cs)), cs...), nil
+}
+
+// contactAt finds uid in the sorted list cs: its index, or where it goes.
+func contactAt(cs []Contact, uid msim.UID) (int, bool) {
+	return slices.BinarySearchFunc(cs, uid, func(c Contact, u msim.UID) int { return cmp.Compare(c.UID, u) })
 }
 
 func (s *memStore) PutContact(owner msim.UID, c Contact) error {
@@ -251,19 +262,26 @@ func (s *memStore) PutContact(owner msim.UID, c Contact) error {
 	if s.accounts[owner] == nil {
 		return ErrNoSuchAccount
 	}
-	m := s.contacts[owner]
-	if m == nil {
-		m = map[msim.UID]Contact{}
-		s.contacts[owner] = m
+	cs := s.contacts[owner]
+	if i, ok := contactAt(cs, c.UID); ok {
+		cs[i] = c
+	} else {
+		s.contacts[owner] = slices.Insert(cs, i, c)
 	}
-	m[c.UID] = c
 	return nil
 }
 
 func (s *memStore) DeleteContact(owner, contact msim.UID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.contacts[owner], contact)
+	cs := s.contacts[owner]
+	if i, ok := contactAt(cs, contact); ok {
+		cs = slices.Delete(cs, i, i+1)
+		if len(cs) == 0 {
+			cs = nil
+		}
+		s.contacts[owner] = cs
+	}
 	return nil
 }
 

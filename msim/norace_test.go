@@ -1,0 +1,5 @@
+//go:build !race
+
+package msim
+
+const raceEnabled = false
