@@ -23,6 +23,14 @@ func isNickSpecial(r rune) bool { return strings.ContainsRune("[]\\`_^{|}-", r) 
 // "" if nothing usable is left. Accents are dropped (é → e), spaces and
 // other characters become '_', and a leading digit or '-' gets a '_' before it.
 func sanitizeNick(s string) string {
+	if plainNick(s) {
+		return s // what sanitizeNickFull would make of it, without the work
+	}
+	return sanitizeNickFull(s)
+}
+
+// sanitizeNickFull is sanitizeNick's work for any s.
+func sanitizeNickFull(s string) string {
 	var b strings.Builder
 	for _, r := range norm.NFKD.String(s) {
 		switch {
@@ -51,6 +59,30 @@ func sanitizeNick(s string) string {
 		return s // kept with s's bytes, not a copy: a buddy's nick, ident and user name are often one string
 	}
 	return n
+}
+
+// plainNick reports whether s is a nick sanitizeNick would keep as it is,
+// by a scan of its bytes: ASCII letters, digits and nick specials, lone
+// '_' inside only, not starting with a digit or '-', and short enough.
+// Most user names are; the rest take sanitizeNick's full path.
+func plainNick(s string) bool {
+	if s == "" || len(s) > NickLen || s[0] == '_' || s[len(s)-1] == '_' || s[0] == '-' || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '_':
+			if s[i-1] == '_' {
+				return false
+			}
+		case strings.IndexByte("[]\\`^{|}-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // validNick reports whether s can be used as a nick as it is.

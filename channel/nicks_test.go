@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -113,6 +114,41 @@ func TestSanitizeNickSharesAValidName(t *testing.T) {
 		got := sanitizeNick(tc.in)
 		if shared := unsafe.StringData(got) == unsafe.StringData(tc.in); shared != tc.share {
 			t.Errorf("sanitizeNick(%q) = %q: shares the input's bytes %v, want %v", tc.in, got, shared, tc.share)
+		}
+	}
+}
+
+// plainNick's shortcut gives what the full path gives, for every string
+// it accepts, and accepts the common user names.
+func TestPlainNickAgreesWithSanitize(t *testing.T) {
+	t.Parallel()
+	alphabet := []rune("abzAZ09_-[]\\`^{|}. @é~!\u0301")
+	rng := rand.New(rand.NewPCG(1, 2))
+	accepted := 0
+	for range 200_000 {
+		r := make([]rune, 1+rng.IntN(20))
+		for i := range r {
+			r[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		s := string(r)
+		if plainNick(s) {
+			accepted++
+			if got := sanitizeNickFull(s); got != s {
+				t.Fatalf("plainNick(%q) is true, but the full path gives %q", s, got)
+			}
+		}
+	}
+	if accepted == 0 {
+		t.Fatal("plainNick accepted none of the random strings")
+	}
+	for _, s := range []string{"tom", "Alice_B", "x-ray", "nick[away]", "bob123"} {
+		if !plainNick(s) {
+			t.Errorf("plainNick(%q): got false, want true", s)
+		}
+	}
+	for _, s := range []string{"", "_a", "a_", "a__b", "1abc", "-a", "é", "a b", "a.b", "abcdefghijklmnopqrstuvwxyzabcdefghijk"} {
+		if plainNick(s) {
+			t.Errorf("plainNick(%q): got true, want false", s)
 		}
 	}
 }

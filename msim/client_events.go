@@ -441,7 +441,11 @@ func (c *Client) onPersist(m *Message) {
 	mtf, _ := m.Int("mtf") // "more to follow": a reply split in parts
 	c.mu.Lock()
 	if pd := c.pending[p.RID]; pd != nil && pd.kind == p.Kind() {
-		pd.body = append(pd.body, p.Body...)
+		if mtf != 0 || pd.body != nil {
+			pd.body = append(pd.body, p.Body...) // a reply in parts
+		} else {
+			pd.body = p.Body // the whole reply in one message: no copy
+		}
 		if mtf == 0 {
 			delete(c.pending, p.RID)
 			p.Body = pd.body
