@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // assertFilesLack fails if the SQLite file or its WAL holds s, byte-wise.
@@ -171,5 +172,24 @@ func TestOpenArguments(t *testing.T) {
 				t.Errorf("Open: got %q, want it to say %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestTakeNotesNoneWritesNothing: taking the notes of a user who has none
+// is a read, so it does not wait for another connection's write
+// transaction (as each login's TakeNotes would, one after another).
+func TestTakeNotesNoneWritesNothing(t *testing.T) {
+	db := newSQLiteDB(t)
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "alice")
+	r, _ := db.raw(t)
+	tx, err := r.BeginTx(ctx, nil) // _txlock=immediate: holds the write lock
+	check(t, "begin", err)
+	defer tx.Rollback()
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	notes, err := s.TakeNotes(short, "alice")
+	if err != nil || len(notes) != 0 {
+		t.Errorf("TakeNotes with none, another write open: got %q, %v; want none at once", notes, err)
 	}
 }
