@@ -197,13 +197,7 @@ func BenchmarkAppendHistoryParallel(b *testing.B) {
 	for _, e := range engines {
 		b.Run(e.name, func(b *testing.B) {
 			requireEngine(b, e.name)
-			s := e.fresh(b).open(b, testKey(1))
-			for u := range benchHistoryUsers {
-				name := fmt.Sprintf("user%03d", u)
-				mustCreate(b, s, name)
-				mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
-			}
-			text := strings.Repeat("an IM of a typical length ", 4)
+			s, text := openBenchUsers(b, e.fresh(b))
 			var (
 				mu   sync.Mutex
 				lat  = make([]time.Duration, 0, 1024)
@@ -235,6 +229,19 @@ func BenchmarkAppendHistoryParallel(b *testing.B) {
 	}
 }
 
+// openBenchUsers opens a fresh store in db with benchHistoryUsers users
+// ("user000"…, each with the account "<name>@example.com"), and returns it
+// with the text of a typical IM.
+func openBenchUsers(b *testing.B, db testDB) (Store, string) {
+	s := db.open(b, testKey(1))
+	for u := range benchHistoryUsers {
+		name := fmt.Sprintf("user%03d", u)
+		mustCreate(b, s, name)
+		mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
+	}
+	return s, strings.Repeat("an IM of a typical length ", 4)
+}
+
 // benchAppenders is how many goroutines append at once.
 const benchAppenders = 32
 
@@ -250,13 +257,7 @@ func BenchmarkAppendHistoryAtRate(b *testing.B) {
 	for _, e := range engines {
 		b.Run(e.name, func(b *testing.B) {
 			requireEngine(b, e.name)
-			s := e.fresh(b).open(b, testKey(1))
-			for u := range benchHistoryUsers {
-				name := fmt.Sprintf("user%03d", u)
-				mustCreate(b, s, name)
-				mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
-			}
-			text := strings.Repeat("an IM of a typical length ", 4)
+			s, text := openBenchUsers(b, e.fresh(b))
 			lat := make([]time.Duration, b.N)
 			var wg sync.WaitGroup
 			interval := time.Second / benchRate
@@ -292,13 +293,7 @@ func BenchmarkAppendHistoryBatch(b *testing.B) {
 	for _, e := range engines {
 		b.Run(e.name, func(b *testing.B) {
 			requireEngine(b, e.name)
-			s := e.fresh(b).open(b, testKey(1))
-			for u := range benchHistoryUsers {
-				name := fmt.Sprintf("user%03d", u)
-				mustCreate(b, s, name)
-				mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
-			}
-			text := strings.Repeat("an IM of a typical length ", 4)
+			s, text := openBenchUsers(b, e.fresh(b))
 			batch := make([]HistoryAppend, benchBatch)
 			n := 0
 			for b.Loop() {
