@@ -82,18 +82,19 @@ func (s *session) historyFailedOnce() {
 
 // recordIn keeps an IM or zap from a buddy as it arrives.
 func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
-	e := store.HistoryEntry{MsgID: se.msgid, Account: a.cfg.Email, Buddy: uid, Time: time.Now()}
+	e := store.HistoryEntry{MsgID: se.msgid, Account: a.cfg.Email, Buddy: uid}
 	switch ev := se.ev.(type) {
 	case msim.IMEvent:
-		if !ev.Time.IsZero() {
-			e.Time = ev.Time
+		e.Time = ev.Time // when it arrived
+		if e.Time.IsZero() {
+			e.Time = time.Now()
 		}
 		e.Kind, e.Text = kindIM, fromMSIM(ev.Text)
 		if rest, ok := strings.CutPrefix(e.Text, "/me "); ok {
 			e.Kind, e.Text = kindAction, rest
 		}
 	case msim.ZapEvent:
-		e.Kind, e.Text = kindZap, ev.Zap.Name()
+		e.Time, e.Kind, e.Text = time.Now(), kindZap, ev.Zap.Name()
 	default:
 		return
 	}

@@ -253,7 +253,8 @@ func (c *Client) message(m *irc.Message) *ircError {
 			}
 			name = ch.name
 		case Nick(t).Key() == Nick(c.nick).Key():
-			c.send(c.echo(m.Command, c.nick, text, tags, NewMsgID(), inputTime()))
+			now := inputTime()
+			c.send(c.echo(m.Command, c.nick, text, tags, newMsgID(now), now))
 			continue
 		default:
 			u := c.findUser(t)
@@ -266,7 +267,8 @@ func (c *Client) message(m *irc.Message) *ircError {
 				c.numeric(irc.RPL_AWAY, u.Nick, u.Away)
 			}
 		}
-		in := Input{Command: m.Command, Target: name, Text: text, MsgID: NewMsgID(), Time: inputTime()}
+		now := inputTime()
+		in := Input{Command: m.Command, Target: name, Text: text, MsgID: newMsgID(now), Time: now}
 		if c.caps["echo-message"] && (m.Command != "TAGMSG" || c.caps["message-tags"]) {
 			c.send(c.echo(m.Command, name, text, tags, in.MsgID, in.Time))
 		}

@@ -62,6 +62,20 @@ func TestNewMsgIDSortsByTime(t *testing.T) {
 	}
 }
 
+// msgIDTime is the time a NewMsgID id begins with.
+func msgIDTime(t *testing.T, id string) time.Time {
+	t.Helper()
+	b, err := msgIDEncoding.DecodeString(id)
+	if err != nil || len(b) != 16 {
+		t.Fatalf("msgid %q: got %d bytes (%v), want 16", id, len(b), err)
+	}
+	var ms int64
+	for _, c := range b[:6] {
+		ms = ms<<8 | int64(c)
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
 // A Delivery's MsgID is the msgid tag for clients with message-tags, and
 // each line of a long text has an id of its own.
 func TestDeliverMsgID(t *testing.T) {
@@ -176,6 +190,9 @@ func TestEchoCarriesInputMsgID(t *testing.T) {
 			t.Fatalf("%s: got Input.MsgID %q, want a new id", tc.name, in.MsgID)
 		}
 		ids[in.MsgID] = true
+		if at := msgIDTime(t, in.MsgID); !at.Equal(in.Time) {
+			t.Fatalf("%s: got a msgid made at %v, want Input.Time %v (one reading of the clock)", tc.name, at, in.Time)
+		}
 		if in.Time.Before(before) || in.Time.After(time.Now()) || in.Time.Location() != time.UTC || in.Time.Nanosecond()%int(time.Millisecond) != 0 {
 			t.Fatalf("%s: got Input.Time %v, want now in UTC to the millisecond", tc.name, in.Time)
 		}
