@@ -246,7 +246,7 @@ func New(cfg Config) (*Bridge, error) {
 		rel:      newMemReleaser(cfg.Clock),
 	}
 	if cfg.History && cfg.Store != nil {
-		b.hist = newHistoryWriter(cfg.Store, cfg.Log)
+		b.hist = newHistoryWriter(cfg.Store, cfg.Log, b.met)
 	}
 	if cfg.Instance != "" {
 		b.lease = newLeases(b)

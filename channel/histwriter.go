@@ -52,6 +52,7 @@ type histJob struct {
 type historyWriter struct {
 	st     store.Store
 	log    *logrus.Entry
+	met    *bridgeMetrics // nil: no metrics
 	linger time.Duration
 	wake   chan struct{} // capacity 1: the queue was empty, or hurry was set
 	done   chan struct{} // closed when run has returned
@@ -63,12 +64,12 @@ type historyWriter struct {
 	closed  bool
 }
 
-func newHistoryWriter(st store.Store, log *logrus.Entry) *historyWriter {
-	return startHistoryWriter(st, log, histLinger)
+func newHistoryWriter(st store.Store, log *logrus.Entry, met *bridgeMetrics) *historyWriter {
+	return startHistoryWriter(st, log, met, histLinger)
 }
 
-func startHistoryWriter(st store.Store, log *logrus.Entry, linger time.Duration) *historyWriter {
-	w := &historyWriter{st: st, log: log, linger: linger, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func startHistoryWriter(st store.Store, log *logrus.Entry, met *bridgeMetrics, linger time.Duration) *historyWriter {
+	w := &historyWriter{st: st, log: log, met: met, linger: linger, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -90,6 +91,7 @@ func (w *historyWriter) append(user string, e store.HistoryEntry, failed func(er
 	w.appends++
 	w.queueLocked(histJob{user: user, e: e, failed: failed}, w.appends >= histBatch)
 	w.mu.Unlock()
+	w.met.historyQueued(1)
 }
 
 // queueLocked adds j and wakes the writer if it may be waiting for it.
@@ -200,8 +202,9 @@ func (w *historyWriter) take() (jobs []histJob, more, closed bool) {
 // each barrier once what was before it is appended.
 func (w *historyWriter) write(jobs []histJob) {
 	var (
-		batch  []store.HistoryAppend
-		failed []func(error)
+		batch    []store.HistoryAppend
+		failed   []func(error)
+		appended int // entries through the store, stored or refused
 	)
 	flush := func() {
 		if len(batch) == 0 {
@@ -210,6 +213,7 @@ func (w *historyWriter) write(jobs []histJob) {
 		ctx, cancel := context.WithTimeout(context.Background(), storeWait)
 		res := w.st.AppendHistoryBatch(ctx, batch)
 		cancel()
+		appended += len(batch)
 		for i, r := range res {
 			if r.Err != nil && failed[i] != nil {
 				failed[i](r.Err)
@@ -217,6 +221,7 @@ func (w *historyWriter) write(jobs []histJob) {
 		}
 		batch, failed = batch[:0], failed[:0]
 	}
+	defer func() { w.met.historyQueued(-appended) }()
 	for _, j := range jobs {
 		if j.done != nil {
 			flush()

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -41,7 +43,7 @@ func TestHistoryWriterNeverWaits(t *testing.T) {
 	st := &stalledStore{release: make(chan struct{})}
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	w := newHistoryWriter(st, logrus.NewEntry(l))
+	w := newHistoryWriter(st, logrus.NewEntry(l), nil)
 	var full atomic.Int32
 	failed := func(err error) {
 		if !errors.Is(err, ErrHistoryFull) {
@@ -113,7 +115,7 @@ func quietLog() *logrus.Entry {
 // store's error, and no other.
 func TestHistoryWriterBatches(t *testing.T) {
 	st := &recordingStore{}
-	w := startHistoryWriter(st, quietLog(), time.Hour)
+	w := startHistoryWriter(st, quietLog(), nil, time.Hour)
 	defer w.close()
 	var failures []string
 	var mu sync.Mutex
@@ -150,7 +152,7 @@ func TestHistoryWriterBatches(t *testing.T) {
 // once the linger has passed.
 func TestHistoryWriterLingerEnds(t *testing.T) {
 	st := &recordingStore{}
-	w := startHistoryWriter(st, quietLog(), time.Millisecond)
+	w := startHistoryWriter(st, quietLog(), nil, time.Millisecond)
 	defer w.close()
 	w.append("ann", store.HistoryEntry{Text: "hello"}, func(error) {})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -167,7 +169,7 @@ func TestHistoryWriterLingerEnds(t *testing.T) {
 // out the linger, and no batch is larger than histBatch.
 func TestHistoryWriterFullBatch(t *testing.T) {
 	st := &recordingStore{}
-	w := startHistoryWriter(st, quietLog(), time.Hour)
+	w := startHistoryWriter(st, quietLog(), nil, time.Hour)
 	defer w.close()
 	var want []string
 	for i := range histBatch + 5 {
@@ -197,5 +199,27 @@ func TestHistoryWriterFullBatch(t *testing.T) {
 	}
 	if w.sync(context.Background(), "ann") {
 		t.Error("sync after close: got true, want false")
+	}
+}
+
+// TestHistoryQueuedGauge: msimircd_history_queued counts the entries
+// waiting for the writer, and is back to 0 once they are written.
+func TestHistoryQueuedGauge(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	st := &stalledStore{release: make(chan struct{})}
+	w := startHistoryWriter(st, quietLog(), newBridgeMetrics(reg), time.Hour)
+	for range 3 {
+		w.append("ann", store.HistoryEntry{}, func(error) {})
+	}
+	if got := promtest.Value(t, reg, "msimircd_history_queued"); got != 3 {
+		t.Errorf("queued with the linger running: got %v, want 3", got)
+	}
+	close(st.release)
+	w.close()
+	if got := promtest.Value(t, reg, "msimircd_history_queued"); got != 0 {
+		t.Errorf("queued once written: got %v, want 0", got)
+	}
+	if got := st.appended.Load(); got != 3 {
+		t.Errorf("appended: got %d, want 3", got)
 	}
 }

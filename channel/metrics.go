@@ -97,12 +97,21 @@ type bridgeMetrics struct {
 	dropped   prometheus.Counter
 	history   map[string]prometheus.Counter // by historyKinds
 	histDrop  prometheus.Counter
+	histQueue prometheus.Gauge
 }
 
 // historyDropped counts an entry left out of the history.
 func (m *bridgeMetrics) historyDropped() {
 	if m != nil {
 		m.histDrop.Inc()
+	}
+}
+
+// historyQueued moves the count of entries waiting for the history's
+// writer by delta.
+func (m *bridgeMetrics) historyQueued(delta int) {
+	if m != nil {
+		m.histQueue.Add(float64(delta))
 	}
 }
 
@@ -155,6 +164,10 @@ func newBridgeMetrics(reg prometheus.Registerer) *bridgeMetrics {
 		Help: "Reads of the history: CHATHISTORY, CHATHISTORY TARGETS, MARKREAD, the replay to a client without chathistory, the history command.",
 	}, []string{"kind"}))
 	m.histDrop = counter("msimircd_history_dropped_total", "IMs left out of the history: the store failed, or was too far behind (the IMs were delivered).")
+	m.histQueue = metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "msimircd_history_queued",
+		Help: "History entries waiting for the history's writer or being written (in batches, at low priority).",
+	}))
 	m.history = map[string]prometheus.Counter{}
 	for _, k := range historyKinds {
 		m.history[k] = hv.WithLabelValues(k)

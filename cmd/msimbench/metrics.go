@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/msim"
@@ -152,7 +153,7 @@ func (m *stackMetrics) finish() {
 	}
 	m.once.Do(func() {
 		for _, src := range m.sources {
-			got, err := scrapeMetrics(src.addr)
+			got, err := settleHistory(src.addr, historySettle)
 			if err != nil {
 				m.tally.fail(fmt.Sprintf("%s: %s metrics after: %v", m.label, src.name, err))
 				continue
@@ -160,6 +161,28 @@ func (m *stackMetrics) finish() {
 			m.tally.add(src.name, m.before[src.name], got)
 		}
 	})
+}
+
+// seriesHistoryQueued is the gateway's gauge of the history entries its
+// writer has not yet written.
+const seriesHistoryQueued = "msimircd_history_queued"
+
+// historySettle bounds settleHistory's wait.
+const historySettle = 30 * time.Second
+
+// settleHistory scrapes addr once the gateway there has written the
+// history it had queued (its writer works in batches, at low priority,
+// behind the load by design), or once max has passed: the after scrape
+// then counts those writes. A source without the gauge is scraped at once.
+func settleHistory(addr string, max time.Duration) (map[string]float64, error) {
+	deadline := time.Now().Add(max)
+	for {
+		got, err := scrapeMetrics(addr)
+		if err != nil || got[seriesHistoryQueued] == 0 || time.Now().After(deadline) {
+			return got, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // ranSet is what a run did, for the metrics it must move.

@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -399,5 +404,40 @@ func TestPrintMetrics(t *testing.T) {
 	printMetrics(&b, &metricsReport{Skipped: "no listener"})
 	if !strings.Contains(b.String(), "metrics not checked: no listener") {
 		t.Errorf("table: got %q, want the reason metrics were not checked", b.String())
+	}
+}
+
+// settleHistory scrapes once the gateway's history queue is empty, and no
+// later than its bound when the queue stays full; a source without the
+// gauge is scraped at once.
+func TestSettleHistory(t *testing.T) {
+	var scrapes atomic.Int32
+	queued := func(n int32) string {
+		return fmt.Sprintf("# TYPE %s gauge\n%s %d\n# TYPE msimircd_x_total counter\nmsimircd_x_total %d\n", seriesHistoryQueued, seriesHistoryQueued, n, n)
+	}
+	tests := []struct {
+		name      string
+		body      func(scrape int32) string
+		max       time.Duration
+		wantX     float64
+		minScrape int32
+	}{
+		{"drains", func(n int32) string { return queued(max(3-n, 0)) }, 10 * time.Second, 0, 4},
+		{"stays full", func(int32) string { return queued(5) }, 100 * time.Millisecond, 5, 2},
+		{"no gauge", func(int32) string { return "# TYPE msimircd_x_total counter\nmsimircd_x_total 7\n" }, 10 * time.Second, 7, 1},
+	}
+	for _, tc := range tests {
+		scrapes.Store(0)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprint(w, tc.body(scrapes.Add(1)-1))
+		}))
+		got, err := settleHistory(strings.TrimPrefix(srv.URL, "http://"), tc.max)
+		srv.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got["msimircd_x_total"] != tc.wantX || scrapes.Load() < tc.minScrape {
+			t.Errorf("%s: got msimircd_x_total %v after %d scrapes, want %v after at least %d", tc.name, got["msimircd_x_total"], scrapes.Load(), tc.wantX, tc.minScrape)
+		}
 	}
 }
