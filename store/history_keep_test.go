@@ -246,9 +246,7 @@ func testHistoryCap(t *testing.T, db testDB) {
 	if _, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(0)); err == nil || !strings.Contains(err.Error(), "max history") {
 		t.Errorf("Open with a maximum of 0: got %v, want an error naming it", err)
 	}
-	s, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(3))
-	check(t, "Open", err)
-	t.Cleanup(func() { s.Close() })
+	s := openCapped(t, db, 3)
 	user, email := userWithAccount(t, s)
 	mustCreate(t, s, "bob")
 	mustAdd(t, s, "bob", Account{Email: email, Password: "p", Channel: "&b"})
@@ -285,9 +283,7 @@ func testHistoryCap(t *testing.T, db testDB) {
 }
 
 func testHistoryCapAfterDeleteAccount(t *testing.T, db testDB) {
-	s, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(3))
-	check(t, "Open", err)
-	t.Cleanup(func() { s.Close() })
+	s := openCapped(t, db, 3)
 	user, email := userWithAccount(t, s)
 	mustAdd(t, s, user, Account{Email: "b@example.com", Password: "p", Channel: "&b"})
 	appendAt(t, s, user, email, 7, "a0", ms(0))
@@ -543,9 +539,7 @@ func testAppendBatch(t *testing.T, db testDB) {
 // testAppendBatchCap: a batch longer than the cap keeps the user's newest
 // entries, the batch's last ones among them.
 func testAppendBatchCap(t *testing.T, db testDB) {
-	s, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(3))
-	check(t, "Open", err)
-	t.Cleanup(func() { s.Close() })
+	s := openCapped(t, db, 3)
 	user, email := userWithAccount(t, s)
 	appendAt(t, s, user, email, 7, "before", ms(0))
 	var batch []HistoryAppend
@@ -602,4 +596,13 @@ func testAppendBatchLarge(t *testing.T, db testDB) {
 		}
 	}
 	historyConsistent(t, db)
+}
+
+// openCapped opens db keeping at most max history entries per user.
+func openCapped(t *testing.T, db testDB, max int) Store {
+	t.Helper()
+	s, err := Open(ctx, db.driver, db.dsn, testKey(1), WithMaxHistoryPerUser(max))
+	check(t, "Open", err)
+	t.Cleanup(func() { s.Close() })
+	return s
 }
