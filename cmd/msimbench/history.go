@@ -92,51 +92,36 @@ func fillHistory(ctx context.Context, stateDir string, accts []*acct, ims int) e
 		}
 	}
 	base := time.Now().Add(-time.Minute - time.Duration(ims)*historyStep)
-	type job struct{ u, i int }
-	jobs := make(chan job, 1024)
-	// More appenders than the store commits together, so every commit is
-	// a full one.
-	const workers = 512
-	var (
-		wg       sync.WaitGroup
-		failOnce sync.Once
-		first    error
-		failed   atomic.Bool
-	)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				if failed.Load() {
-					continue
-				}
-				a, b := accts[j.u], accts[j.u^1]
-				e := store.HistoryEntry{MsgID: fmt.Sprintf("bench%d", j.i), Time: base.Add(time.Duration(j.i) * historyStep),
-					Account: a.email(), Buddy: b.uid, Outgoing: j.i%2 == 0, Kind: store.KindIM,
-					Text: fmt.Sprintf("stored IM %d of %s and %s", j.i, a.name, b.name)}
-				if _, err := st.AppendHistory(ctx, channel.UserName(a.name), e); err != nil {
-					failOnce.Do(func() { first = fmt.Errorf("history: append: %w", err) })
-					failed.Store(true)
-				}
+	batch := make([]store.HistoryAppend, 0, fillBatch)
+	flush := func() error {
+		for i, r := range st.AppendHistoryBatch(ctx, batch) {
+			if r.Err != nil {
+				return fmt.Errorf("history: append %s of %s: %w", batch[i].Entry.MsgID, batch[i].User, r.Err)
 			}
-		}()
+		}
+		batch = batch[:0]
+		return ctx.Err()
 	}
 	for i := range ims {
 		for u := range accts {
-			if ctx.Err() != nil || failed.Load() {
-				break
+			a, b := accts[u], accts[u^1]
+			batch = append(batch, store.HistoryAppend{User: channel.UserName(a.name), Entry: store.HistoryEntry{
+				MsgID: fmt.Sprintf("bench%d", i), Time: base.Add(time.Duration(i) * historyStep),
+				Account: a.email(), Buddy: b.uid, Outgoing: i%2 == 0, Kind: store.KindIM,
+				Text: fmt.Sprintf("stored IM %d of %s and %s", i, a.name, b.name)}})
+			if len(batch) == fillBatch {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
-			jobs <- job{u, i}
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
+	return flush()
 }
+
+// fillBatch is how many entries fillHistory appends in one transaction:
+// the size of the gateway's own history batches.
+const fillBatch = 1024
 
 // chClient is an IRC client that asks CHATHISTORY, one request at a time.
 type chClient struct {
