@@ -99,9 +99,9 @@ type HistoryStore interface {
 	// as stored. ErrExists if the user has an entry with that MsgID
 	// already. When the user then has more entries than the store's
 	// maximum (WithMaxHistoryPerUser), their oldest are deleted.
-	// Concurrent appends are committed together on SQLite (one sync for
-	// all). If ctx ends before it returns, the entry may have been stored
-	// or not: HistoryByMsgID tells.
+	// Each call is a transaction of its own (one sync): a writer of many
+	// entries uses AppendHistoryBatch. If ctx ends before it returns, the
+	// entry may have been stored or not: HistoryByMsgID tells.
 	AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error)
 	// AppendHistoryBatch appends each entry of batch as AppendHistory
 	// would, a user's in the order given, all in one transaction (one sync)

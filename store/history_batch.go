@@ -8,33 +8,17 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/msimircd/msimircd/msim"
 )
 
-// errClosed: the store was closed.
-var errClosed = errors.New("store: closed")
-
-// maxAppendBatch bounds the appends committed together.
-const maxAppendBatch = 256
-
 func (s *sqlStore) AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error) {
-	e, err := prepareEntry(e)
-	if err != nil {
-		return HistoryEntry{}, fmt.Errorf("store: append history: %w", err)
+	r := s.AppendHistoryBatch(ctx, []HistoryAppend{{User: user, Entry: e}})[0]
+	if r.Err != nil {
+		return HistoryEntry{}, r.Err
 	}
-	if s.appends != nil {
-		e, err = s.appends.append(ctx, user, e)
-	} else {
-		r := s.appendBatch(ctx, []HistoryAppend{{User: user, Entry: e}})[0]
-		e, err = r.Entry, r.Err
-	}
-	if err != nil {
-		return HistoryEntry{}, wrap("append history", err)
-	}
-	return e, nil
+	return r.Entry, nil
 }
 
 func (s *sqlStore) AppendHistoryBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult {
@@ -307,105 +291,4 @@ func (s *sqlStore) finishUser(ctx context.Context, tx *boundTx, batch []HistoryA
 	}
 	_, err := s.exec(ctx, tx, qHistoryAppended, lastID, u.refused+trimmed, u.uid)
 	return err
-}
-
-// appender commits concurrent AppendHistory calls together (group commit)
-// on SQLite, whose one connection would otherwise sync each on its own:
-// one goroutine takes every append waiting and commits them as one batch
-// (appendBatch), then answers each caller. A caller's append is committed
-// when it returns without error, as with any other write.
-type appender struct {
-	s     *sqlStore
-	reqs  chan *appendReq // unbuffered: waiting callers are the queue
-	quit  chan struct{}
-	done  chan struct{} // closed when run has returned
-	close sync.Once
-}
-
-type appendReq struct {
-	ctx  context.Context
-	user string
-	e    HistoryEntry
-	res  chan HistoryResult // buffered: run never waits on a caller
-}
-
-func newAppender(s *sqlStore) *appender {
-	a := &appender{s: s, reqs: make(chan *appendReq), quit: make(chan struct{}), done: make(chan struct{})}
-	go a.run()
-	return a
-}
-
-// stop ends run, after the batch it is committing; appends then fail.
-func (a *appender) stop() {
-	a.close.Do(func() { close(a.quit) })
-	<-a.done
-}
-
-// append queues a checked entry and waits for its commit. If ctx ends
-// while the entry is being committed, it returns ctx's error, and the
-// entry may have been stored.
-func (a *appender) append(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error) {
-	r := &appendReq{ctx: ctx, user: user, e: e, res: make(chan HistoryResult, 1)}
-	select {
-	case a.reqs <- r:
-	case <-ctx.Done():
-		return HistoryEntry{}, ctx.Err()
-	case <-a.quit:
-		return HistoryEntry{}, errClosed
-	}
-	select {
-	case res := <-r.res:
-		return res.Entry, res.Err
-	case <-ctx.Done():
-		return HistoryEntry{}, ctx.Err()
-	}
-}
-
-func (a *appender) run() {
-	defer close(a.done)
-	for {
-		var batch []*appendReq
-		select {
-		case r := <-a.reqs:
-			batch = append(batch, r)
-		case <-a.quit:
-			return
-		}
-	more: // and every other caller waiting now
-		for len(batch) < maxAppendBatch {
-			select {
-			case r := <-a.reqs:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		a.commit(batch)
-	}
-}
-
-// commit appends a batch and answers its callers; a caller whose context
-// has ended by then gets its error and nothing is stored for it.
-func (a *appender) commit(batch []*appendReq) {
-	results := make([]HistoryResult, len(batch))
-	items := make([]HistoryAppend, 0, len(batch))
-	at := make([]int, 0, len(batch))
-	for i, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			results[i].Err = err
-			continue
-		}
-		items = append(items, HistoryAppend{User: r.user, Entry: r.e})
-		at = append(at, i)
-	}
-	if len(items) > 0 {
-		// Not a caller's context: one caller giving up must not undo the
-		// others' appends.
-		for j, res := range a.s.appendBatch(context.Background(), items) {
-			results[at[j]] = res
-		}
-	}
-	for i, r := range batch {
-		r.res <- results[i]
-	}
 }

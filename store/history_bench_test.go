@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,101 +187,6 @@ func populateHistory(b *testing.B, db testDB) time.Time {
 	return first
 }
 
-// BenchmarkAppendHistoryParallel measures appends from many goroutines at
-// once (benchAppenders, over benchHistoryUsers users), as the bridge's
-// account loops make them: throughput and latency.
-func BenchmarkAppendHistoryParallel(b *testing.B) {
-	for _, e := range engines {
-		b.Run(e.name, func(b *testing.B) {
-			requireEngine(b, e.name)
-			s, text := openBenchUsers(b, e.fresh(b))
-			var (
-				mu   sync.Mutex
-				lat  = make([]time.Duration, 0, 1024)
-				next atomic.Int64
-			)
-			b.SetParallelism(benchAppenders / runtime.GOMAXPROCS(0))
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				var mine []time.Duration
-				for pb.Next() {
-					n := next.Add(1)
-					name := fmt.Sprintf("user%03d", n%benchHistoryUsers)
-					start := time.Now()
-					if _, err := s.AppendHistory(context.Background(), name, HistoryEntry{
-						MsgID: fmt.Sprint("p", n), Account: name + "@example.com", Buddy: 1, Kind: KindIM, Text: text,
-					}); err != nil {
-						b.Error(err)
-						return
-					}
-					mine = append(mine, time.Since(start))
-				}
-				mu.Lock()
-				lat = append(lat, mine...)
-				mu.Unlock()
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
-			reportLatency(b, lat)
-		})
-	}
-}
-
-// openBenchUsers opens a fresh store in db with benchHistoryUsers users
-// ("user000"…, each with the account "<name>@example.com"), and returns it
-// with the text of a typical IM.
-func openBenchUsers(b *testing.B, db testDB) (Store, string) {
-	s := db.open(b, testKey(1))
-	for u := range benchHistoryUsers {
-		name := fmt.Sprintf("user%03d", u)
-		mustCreate(b, s, name)
-		mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
-	}
-	return s, strings.Repeat("an IM of a typical length ", 4)
-}
-
-// benchAppenders is how many goroutines append at once.
-const benchAppenders = 32
-
-// benchRate is the offered load of BenchmarkAppendHistoryAtRate, in
-// appends per second: the bridged IM rate.
-const benchRate = 5000
-
-// BenchmarkAppendHistoryAtRate offers appends at benchRate per second over
-// benchHistoryUsers users, each started on schedule whatever the others
-// do (an open loop), and reports latency from each one's scheduled start,
-// so queueing behind a slow commit counts.
-func BenchmarkAppendHistoryAtRate(b *testing.B) {
-	for _, e := range engines {
-		b.Run(e.name, func(b *testing.B) {
-			requireEngine(b, e.name)
-			s, text := openBenchUsers(b, e.fresh(b))
-			lat := make([]time.Duration, b.N)
-			var wg sync.WaitGroup
-			interval := time.Second / benchRate
-			b.ResetTimer()
-			start := time.Now()
-			for i := range b.N {
-				at := start.Add(time.Duration(i) * interval)
-				if d := time.Until(at); d > 0 {
-					time.Sleep(d)
-				}
-				wg.Go(func() {
-					name := fmt.Sprintf("user%03d", i%benchHistoryUsers)
-					if _, err := s.AppendHistory(context.Background(), name, HistoryEntry{
-						MsgID: fmt.Sprint("r", i), Account: name + "@example.com", Buddy: 1, Kind: KindIM, Text: text,
-					}); err != nil {
-						b.Error(err)
-					}
-					lat[i] = time.Since(at)
-				})
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
-			reportLatency(b, lat)
-		})
-	}
-}
-
 // BenchmarkAppendHistoryBatch measures AppendHistoryBatch as the bridge's
 // history writer calls it: batches of benchBatch entries spread over
 // benchHistoryUsers users (two conversations each), with msgids made the
@@ -319,3 +221,16 @@ func BenchmarkAppendHistoryBatch(b *testing.B) {
 // benchBatch is the size of BenchmarkAppendHistoryBatch's batches: what
 // the history writer gathers in its linger at the rate.
 const benchBatch = 500
+
+// openBenchUsers opens a fresh store in db with benchHistoryUsers users
+// ("user000"…, each with the account "<name>@example.com"), and returns it
+// with the text of a typical IM.
+func openBenchUsers(b *testing.B, db testDB) (Store, string) {
+	s := db.open(b, testKey(1))
+	for u := range benchHistoryUsers {
+		name := fmt.Sprintf("user%03d", u)
+		mustCreate(b, s, name)
+		mustAdd(b, s, name, Account{Email: name + "@example.com", Password: "p", Channel: "&msim"})
+	}
+	return s, strings.Repeat("an IM of a typical length ", 4)
+}

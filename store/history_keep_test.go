@@ -381,54 +381,6 @@ func testHistoryReopen(t *testing.T, db testDB) {
 	}
 }
 
-// testGroupCommit runs one batch of the appender (SQLite's group commit;
-// made by hand here on either engine) with appends that fail among others:
-// each fails alone, writing nothing, and the rest are committed.
-func testGroupCommit(t *testing.T, db testDB) {
-	s := db.open(t, testKey(1))
-	user, email := userWithAccount(t, s)
-	mustCreate(t, s, "bob")
-	mustAdd(t, s, "bob", Account{Email: email, Password: "p", Channel: "&b"})
-	appendAt(t, s, user, email, 7, "kept before", ms(0))
-	canceled, cancel := context.WithCancel(ctx)
-	cancel()
-	entry := func(msgid, account string) HistoryEntry {
-		return HistoryEntry{MsgID: msgid, Time: ms(1), Account: account, Buddy: 7, Kind: KindIM, Text: msgid}
-	}
-	batch := []*appendReq{
-		{ctx: ctx, user: user, e: entry("b1", email)},
-		{ctx: ctx, user: user, e: entry("kept before", email)}, // a duplicate
-		{ctx: ctx, user: "bob", e: entry("b1", email)},         // bob's own
-		{ctx: ctx, user: user, e: entry("b2", "nobody@example.com")},
-		{ctx: canceled, user: user, e: entry("b3", email)},
-		{ctx: ctx, user: user, e: entry("b1", email)}, // a duplicate within the batch
-		{ctx: ctx, user: user, e: entry("b4", email)},
-	}
-	for _, r := range batch {
-		r.res = make(chan HistoryResult, 1)
-	}
-	a := &appender{s: s}
-	a.commit(batch)
-	wantErr := []error{nil, ErrExists, nil, ErrNotFound, context.Canceled, ErrExists, nil}
-	for i, r := range batch {
-		res := <-r.res
-		if !errors.Is(res.Err, wantErr[i]) || (wantErr[i] == nil) != (res.Err == nil) {
-			t.Errorf("append %d (%s of %s): got %v, want %v", i, r.e.MsgID, r.user, res.Err, wantErr[i])
-		}
-		if res.Err == nil && (res.Entry.ID == 0 || res.Entry.MsgID != r.e.MsgID) {
-			t.Errorf("append %d: got %+v, want the entry with its ID", i, res.Entry)
-		}
-	}
-	got, _ := s.HistorySince(ctx, user, 0, 10)
-	if want := []string{"kept before", "b1", "b4"}; !slices.Equal(msgids(got), want) {
-		t.Errorf("alice's entries: got %q, want %q", msgids(got), want)
-	}
-	if got, _ := s.HistorySince(ctx, "bob", 0, 10); !slices.Equal(msgids(got), []string{"b1"}) {
-		t.Errorf("bob's entries: got %q, want [b1]", msgids(got))
-	}
-	historyConsistent(t, db)
-}
-
 // testAppendContext: an append whose context has ended stores nothing, on
 // either path.
 func testAppendContext(t *testing.T, db testDB) {
@@ -445,20 +397,19 @@ func testAppendContext(t *testing.T, db testDB) {
 	}
 }
 
-// TestAppendAfterClose: SQLite's group commit ends with the store; an
-// append then fails at once, and closing twice is fine.
+// TestAppendAfterClose: an append to a closed store fails, and closing
+// twice is fine.
 func TestAppendAfterClose(t *testing.T) {
 	db := newSQLiteDB(t)
 	s := db.open(t, testKey(1))
 	user, email := userWithAccount(t, s)
-	if s.appends == nil {
-		t.Fatal("SQLite store: got no group commit, want one")
-	}
 	check(t, "Close", s.Close())
 	check(t, "Close again", s.Close())
-	_, err := s.AppendHistory(ctx, user, HistoryEntry{MsgID: "m", Account: email, Buddy: 7, Kind: KindIM})
-	if !errors.Is(err, errClosed) {
-		t.Errorf("AppendHistory after Close: got %v, want errClosed", err)
+	if _, err := s.AppendHistory(ctx, user, HistoryEntry{MsgID: "m", Account: email, Buddy: 7, Kind: KindIM}); err == nil {
+		t.Error("AppendHistory after Close: got nil, want an error")
+	}
+	if res := s.AppendHistoryBatch(ctx, []HistoryAppend{{user, HistoryEntry{MsgID: "m", Account: email, Buddy: 7, Kind: KindIM}}}); res[0].Err == nil {
+		t.Error("AppendHistoryBatch after Close: got nil, want an error")
 	}
 }
 

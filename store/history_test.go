@@ -35,7 +35,6 @@ func TestHistory(t *testing.T) {
 		{"cap per user", testHistoryCap},
 		{"cap after an account is deleted", testHistoryCapAfterDeleteAccount},
 		{"parallel appends", testParallelAppend},
-		{"group commit isolates each append", testGroupCommit},
 		{"batch of several users", testAppendBatch},
 		{"batch longer than the cap", testAppendBatchCap},
 		{"batch of many rows", testAppendBatchLarge},

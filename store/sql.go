@@ -61,9 +61,6 @@ func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (
 		s.Close()
 		return nil, fmt.Errorf("store: %s: %w", where, err)
 	}
-	if d == sqldb.SQLite {
-		s.appends = newAppender(s) // see history_batch.go
-	}
 	return s, nil
 }
 
@@ -92,7 +89,6 @@ type sqlStore struct {
 	d          *sqldb.Dialect
 	sl         *sealer
 	maxHistory int64     // entries kept per user
-	appends    *appender // group commit of AppendHistory; nil: one transaction each
 	stmts      sync.Map  // query → *sql.Stmt
 	notes      noteScope // where lease notes go (PostgreSQL)
 	// now is the leases' clock (tests step it); nil: the database's.
@@ -124,9 +120,6 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqlStore) Close() error {
-	if s.appends != nil {
-		s.appends.stop()
-	}
 	s.stmts.Range(func(_, st any) bool {
 		st.(*sql.Stmt).Close()
 		return true
