@@ -315,24 +315,7 @@ func TestMetricsJSONKeys(t *testing.T) {
 		}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			b, err := json.Marshal(tc.rep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got map[string]any
-			if err := json.Unmarshal(b, &got); err != nil {
-				t.Fatal(err)
-			}
-			for k, want := range tc.want {
-				v, ok := got[k]
-				if !ok {
-					t.Errorf("key %s: missing, want %v", k, want)
-				} else if v != want {
-					t.Errorf("key %s: got %v, want %v", k, v, want)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkJSONKeys(t, tc.rep, tc.want) })
 	}
 	b, _ := json.Marshal(full)
 	var got struct {

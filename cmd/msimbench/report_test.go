@@ -45,24 +45,7 @@ func TestReportJSONShape(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := json.Marshal(tc.rep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got map[string]any
-			if err := json.Unmarshal(b, &got); err != nil {
-				t.Fatal(err)
-			}
-			for k, want := range tc.want {
-				v, ok := got[k]
-				if !ok {
-					t.Errorf("key %s: missing, want %v", k, want)
-					continue
-				}
-				if v != want {
-					t.Errorf("key %s: got %v, want %v", k, v, want)
-				}
-			}
+			got := checkJSONKeys(t, tc.rep, tc.want)
 			if _, ok := got["names_1000_ms"]; ok {
 				t.Errorf("key names_1000_ms: present, want it renamed to names_ms")
 			}
@@ -213,4 +196,27 @@ func TestHistoryBusyNotice(t *testing.T) {
 			t.Errorf("historyBusy(%q, %q) = %v, want %v", tc.from, tc.text, got, tc.want)
 		}
 	}
+}
+
+// checkJSONKeys marshals rep and checks each key of want has that value
+// (nil: the key is there, null); it returns the whole object.
+func checkJSONKeys(t *testing.T, rep *report, want map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for k, w := range want {
+		v, ok := got[k]
+		if !ok {
+			t.Errorf("key %s: missing, want %v", k, w)
+		} else if v != w {
+			t.Errorf("key %s: got %v, want %v", k, v, w)
+		}
+	}
+	return got
 }
