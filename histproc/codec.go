@@ -1,0 +1,269 @@
+package histproc
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// The pipes carry frames: a 4-byte big-endian length, then that many
+// bytes. Integers in a frame are varints (encoding/binary), strings a
+// uvarint length and the bytes. The gateway's side encodes into one
+// buffer it keeps, without reflection: it runs at the IMs' priority.
+//
+//	params:  driver, dsn, key, max history
+//	request: seq, wait (ns), n, then n entries: user, msgid, has time
+//	         (0/1) [, time (Unix ns)], account, buddy, outgoing (0/1),
+//	         kind, text
+//	reply:   seq, err, n, then n results: id, time (Unix ns; 0: none),
+//	         err, kind of err (errKind)
+
+// maxFrame bounds a frame either side reads: a batch of store.MaxHistory
+// entries of the longest IMs fits many times over.
+const maxFrame = 64 << 20
+
+var errFrame = errors.New("malformed frame")
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func appendParams(b []byte, p *Params) []byte {
+	b = appendString(b, p.Driver)
+	b = appendString(b, p.DSN)
+	b = appendString(b, string(p.Key))
+	return binary.AppendVarint(b, int64(p.MaxHistory))
+}
+
+func appendRequest(b []byte, req *request) []byte {
+	b = binary.AppendUvarint(b, req.Seq)
+	b = binary.AppendVarint(b, int64(req.Wait))
+	b = binary.AppendUvarint(b, uint64(len(req.Batch)))
+	for i := range req.Batch {
+		a := &req.Batch[i]
+		e := &a.Entry
+		b = appendString(b, a.User)
+		b = appendString(b, e.MsgID)
+		b = appendBool(b, !e.Time.IsZero())
+		if !e.Time.IsZero() {
+			b = binary.AppendVarint(b, e.Time.UnixNano())
+		}
+		b = appendString(b, e.Account)
+		b = binary.AppendVarint(b, int64(e.Buddy))
+		b = appendBool(b, e.Outgoing)
+		b = appendString(b, e.Kind)
+		b = appendString(b, e.Text)
+	}
+	return b
+}
+
+func appendReply(b []byte, rep *reply) []byte {
+	b = binary.AppendUvarint(b, rep.Seq)
+	b = appendString(b, rep.Err)
+	b = binary.AppendUvarint(b, uint64(len(rep.Results)))
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		b = binary.AppendVarint(b, r.ID)
+		b = binary.AppendVarint(b, unixNano(r.Time))
+		b = appendString(b, r.Err)
+		b = append(b, byte(r.Is))
+	}
+	return b
+}
+
+// unixNano is t in Unix nanoseconds, 0 for the zero Time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// decoder reads a frame's fields; the first error sticks and every read
+// after it returns zero values.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errFrame
+	}
+	d.b = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail()
+	return false
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// count reads a number of items each at least min bytes long: more than
+// the frame can hold is malformed (so no allocation follows from it).
+func (d *decoder) count(min int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/min) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+// done is the decoding's error: the first, or bytes left over.
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) > 0 {
+		d.err = fmt.Errorf("%w: %d bytes left over", errFrame, len(d.b))
+	}
+	return d.err
+}
+
+func decodeParams(b []byte) (Params, error) {
+	d := &decoder{b: b}
+	p := Params{Driver: d.string(), DSN: d.string()}
+	p.Key = []byte(d.string())
+	p.MaxHistory = int(d.varint())
+	return p, d.done()
+}
+
+// Smallest encodings of an entry and a result, for count.
+const (
+	minEntry  = 9
+	minResult = 4
+)
+
+func decodeRequest(b []byte) (request, error) {
+	d := &decoder{b: b}
+	req := request{Seq: d.uvarint(), Wait: time.Duration(d.varint())}
+	n := d.count(minEntry)
+	if n > 0 {
+		req.Batch = make([]store.HistoryAppend, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		a := &req.Batch[i]
+		e := &a.Entry
+		a.User, e.MsgID = d.string(), d.string()
+		if d.bool() {
+			e.Time = time.Unix(0, d.varint())
+		}
+		e.Account = d.string()
+		e.Buddy = msim.UID(d.varint())
+		e.Outgoing = d.bool()
+		e.Kind, e.Text = d.string(), d.string()
+	}
+	return req, d.done()
+}
+
+func decodeReply(b []byte) (reply, error) {
+	d := &decoder{b: b}
+	rep := reply{Seq: d.uvarint(), Err: d.string()}
+	n := d.count(minResult)
+	if n > 0 {
+		rep.Results = make([]result, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		r := &rep.Results[i]
+		r.ID = d.varint()
+		if ns := d.varint(); ns != 0 {
+			r.Time = time.Unix(0, ns).UTC()
+		}
+		r.Err = d.string()
+		r.Is = errKind(d.byte())
+		if r.Is > errNotFound {
+			d.fail()
+		}
+	}
+	return rep, d.done()
+}
+
+// writeFrame writes body as one frame and flushes w.
+func writeFrame(w *bufio.Writer, body []byte) error {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(body)))
+	w.Write(n[:])
+	w.Write(body)
+	return w.Flush()
+}
+
+// readFrame reads one frame into buf (grown as needed) and returns it.
+func readFrame(r *bufio.Reader, buf []byte) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return buf, err
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size > maxFrame {
+		return buf, fmt.Errorf("%w: %d bytes", errFrame, size)
+	}
+	if cap(buf) < int(size) {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return buf, err
+	}
+	return buf, nil
+}

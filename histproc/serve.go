@@ -1,0 +1,108 @@
+package histproc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/msimircd/msimircd/store"
+)
+
+// openWait bounds the child's store.Open.
+const openWait = 30 * time.Second
+
+// Serve is the history writer process: it lowers its own CPU priority to
+// idle, reads Params from in, opens the store and appends each batch it
+// reads, answering on out, until in ends (then it closes the store and
+// returns 0). Errors that end it go to errw, one line each, without the
+// parameters; the exit status is then 1. msimircd's main calls it when
+// started with Arg.
+func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
+	if err := idle(); err != nil {
+		fmt.Fprintf(errw, "history writer: runs at normal CPU priority: %v\n", err)
+	}
+	if err := serve(in, out); err != nil {
+		fmt.Fprintf(errw, "history writer: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(in io.Reader, out io.Writer) error {
+	br, bw := bufio.NewReader(in), bufio.NewWriter(out)
+	var rbuf, wbuf []byte
+	send := func(r *reply) error {
+		wbuf = appendReply(wbuf[:0], r)
+		if err := writeFrame(bw, wbuf); err != nil {
+			return fmt.Errorf("answering: %w", err)
+		}
+		return nil
+	}
+	rbuf, err := readFrame(br, rbuf)
+	if err != nil {
+		return fmt.Errorf("reading the store's parameters: %w", err)
+	}
+	p, err := decodeParams(rbuf)
+	clear(rbuf)
+	if err != nil {
+		return fmt.Errorf("reading the store's parameters: %w", err)
+	}
+	st, err := openStore(p)
+	clear(p.Key)
+	if err != nil {
+		send(&reply{Err: err.Error()})
+		return err
+	}
+	defer st.Close()
+	if err := send(&reply{}); err != nil {
+		return err
+	}
+	for {
+		if rbuf, err = readFrame(br, rbuf); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil // the gateway closed the pipe: done
+			}
+			return fmt.Errorf("reading a request: %w", err)
+		}
+		req, err := decodeRequest(rbuf)
+		if err != nil {
+			return fmt.Errorf("reading a request: %w", err)
+		}
+		if err := send(appendBatch(st, &req)); err != nil {
+			return err
+		}
+	}
+}
+
+func openStore(p Params) (store.Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), openWait)
+	defer cancel()
+	var opts []store.Option
+	if p.MaxHistory > 0 {
+		opts = append(opts, store.WithMaxHistoryPerUser(p.MaxHistory))
+	}
+	return store.Open(ctx, p.Driver, p.DSN, p.Key, opts...)
+}
+
+func appendBatch(st store.HistoryStore, req *request) *reply {
+	ctx := context.Background()
+	if req.Wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.Wait)
+		defer cancel()
+	}
+	res := st.AppendHistoryBatch(ctx, req.Batch)
+	rep := &reply{Seq: req.Seq, Results: make([]result, len(res))}
+	for i, r := range res {
+		rr := &rep.Results[i]
+		if r.Err != nil {
+			rr.Err, rr.Is = r.Err.Error(), kindOf(r.Err)
+			continue
+		}
+		rr.ID, rr.Time = r.Entry.ID, r.Entry.Time
+	}
+	return rep
+}

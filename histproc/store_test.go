@@ -1,0 +1,295 @@
+package histproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+const account = "alice@example.com"
+
+// open makes a SQLite store with users alice and bob (each with an
+// account) and wraps it: the children are this test binary (TestMain).
+func open(t *testing.T, change ...func(*Params)) (*Store, *test.Hook) {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := store.LoadOrCreateKey(filepath.Join(dir, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Params{Driver: "sqlite", DSN: filepath.Join(dir, "state.db"), Key: key}
+	st, err := store.Open(context.Background(), p.Driver, p.DSN, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := st.CreateUser(ctx, u, store.UnusablePasswordHash()); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddAccount(ctx, u, store.Account{Email: account, Password: "pw", Channel: "&msim"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range change {
+		c(&p)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, hook := test.NewNullLogger()
+	s := New(context.Background(), st, p, exe, logrus.NewEntry(log))
+	t.Cleanup(func() { s.Close() })
+	return s, hook
+}
+
+func entry(user, msgid string) store.HistoryAppend {
+	return store.HistoryAppend{User: user, Entry: store.HistoryEntry{
+		MsgID: msgid, Time: time.Now(), Account: account, Buddy: msim.UID(7), Kind: store.KindIM, Text: "hello " + msgid,
+	}}
+}
+
+// childPid is the running child's pid; 0 if none.
+func childPid(s *Store) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		return 0
+	}
+	return s.ch.cmd.Process.Pid
+}
+
+// checkStored fails unless every result is stored with an ID and the store
+// returns it by msgid.
+func checkStored(t *testing.T, s *Store, batch []store.HistoryAppend, res []store.HistoryResult) {
+	t.Helper()
+	if len(res) != len(batch) {
+		t.Fatalf("got %d results for %d entries", len(res), len(batch))
+	}
+	for i, r := range res {
+		if r.Err != nil || r.Entry.ID == 0 {
+			t.Errorf("entry %d: got %+v, want stored", i, r)
+			continue
+		}
+		got, err := s.Store.HistoryByMsgID(context.Background(), batch[i].User, batch[i].Entry.MsgID)
+		if err != nil || got.ID != r.Entry.ID || got.Text != batch[i].Entry.Text {
+			t.Errorf("entry %d: the store has %+v (%v), want ID %d", i, got, err, r.Entry.ID)
+		}
+	}
+}
+
+// TestAppendsInChild: a batch is appended by a child process running at
+// idle priority, with IDs, times and refusals as the store gives them,
+// and the child exits when the store is closed.
+func TestAppendsInChild(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	batch := []store.HistoryAppend{entry("alice", "a1"), entry("bob", "b1"), entry("alice", "a2")}
+	res := s.AppendHistoryBatch(ctx, batch)
+	checkStored(t, s, batch, res)
+	if !(res[0].Entry.ID < res[2].Entry.ID) {
+		t.Errorf("alice's IDs: got %d then %d, want increasing", res[0].Entry.ID, res[2].Entry.ID)
+	}
+	if !res[0].Entry.Time.Equal(batch[0].Entry.Time.Truncate(time.Millisecond)) {
+		t.Errorf("time: got %v, want %v to the millisecond", res[0].Entry.Time, batch[0].Entry.Time)
+	}
+	pid := childPid(s)
+	if pid == 0 || pid == os.Getpid() {
+		t.Fatalf("child pid %d: want a process of its own", pid)
+	}
+	checkIdle(t, pid)
+
+	// Refusals keep their text and their sentinel.
+	bad := entry("alice", "bad")
+	bad.Entry.Kind = "nonsense"
+	batch = []store.HistoryAppend{entry("alice", "a1"), entry("carol", "c1"), bad, entry("bob", "b2")}
+	res = s.AppendHistoryBatch(ctx, batch)
+	if !errors.Is(res[0].Err, store.ErrExists) {
+		t.Errorf("duplicate msgid: got %v, want ErrExists", res[0].Err)
+	}
+	if !errors.Is(res[1].Err, store.ErrNotFound) {
+		t.Errorf("unknown user: got %v, want ErrNotFound", res[1].Err)
+	}
+	if res[2].Err == nil || errors.Is(res[2].Err, store.ErrExists) || errors.Is(res[2].Err, store.ErrNotFound) {
+		t.Errorf("bad kind: got %v, want an error of its own", res[2].Err)
+	}
+	checkStored(t, s, batch[3:], res[3:])
+	if e, err := s.AppendHistory(ctx, "bob", entry("bob", "b3").Entry); err != nil || e.ID == 0 {
+		t.Errorf("AppendHistory: got %+v, %v", e, err)
+	}
+	if got := childPid(s); got != pid {
+		t.Errorf("child pid: got %d, want %d still", got, pid)
+	}
+
+	s.Close()
+	waitGone(t, pid)
+}
+
+// checkIdle fails unless every thread of pid runs under SCHED_IDLE.
+func checkIdle(t *testing.T, pid int) {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The fields after the command's closing parenthesis; policy is
+		// field 41 of stat, the 39th of these.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if policy := f[38]; policy != "5" {
+			t.Errorf("thread %s: scheduling policy %s, want 5 (SCHED_IDLE)", task.Name(), policy)
+		}
+	}
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("child %d still running", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestChildKilled: a child that died between batches is replaced, and
+// the next batch is appended by the new one.
+func TestChildKilled(t *testing.T) {
+	s, hook := open(t)
+	ctx := context.Background()
+	checkStored(t, s, []store.HistoryAppend{entry("alice", "a1")}, s.AppendHistoryBatch(ctx, []store.HistoryAppend{entry("alice", "a1")}))
+	pid := childPid(s)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	batch := []store.HistoryAppend{entry("alice", "a2"), entry("bob", "b1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch))
+	if got := childPid(s); got == 0 || got == pid {
+		t.Errorf("child pid: got %d, want a new child (the old was %d)", got, pid)
+	}
+	if !logged(hook, "appended again") {
+		t.Errorf("the child's failure was not logged: %v", messages(hook))
+	}
+}
+
+// TestChildExitsAfterStoring: children that store a batch and exit
+// before answering leave the batch stored once, each entry reported as
+// stored (not as a duplicate): the gateway appends it itself meanwhile.
+func TestChildExitsAfterStoring(t *testing.T) {
+	t.Setenv("HISTPROC_TEST_CHILD", "exit")
+	s, hook := open(t)
+	batch := []store.HistoryAppend{entry("alice", "a1"), entry("bob", "b1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	if !logged(hook, "in the gateway's process") {
+		t.Errorf("the fallback was not logged: %v", messages(hook))
+	}
+	es, err := s.Store.History(context.Background(), "alice", store.HistoryQuery{Account: account, Buddy: 7, Limit: 10})
+	if err != nil || len(es) != 1 {
+		t.Errorf("alice's history: got %d entries (%v), want 1", len(es), err)
+	}
+	// While no child may start, batches are appended in process.
+	batch = []store.HistoryAppend{entry("alice", "a2")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+}
+
+// TestChildHangs: a child that does not answer before the caller's
+// deadline is killed, the batch fails with the deadline, and the next
+// batch goes to a new child.
+func TestChildHangs(t *testing.T) {
+	t.Setenv("HISTPROC_TEST_CHILD", "hang")
+	s, _ := open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	// Start the child first, so that the deadline runs out on the batch.
+	pid := 0
+	res := s.AppendHistoryBatch(ctx, []store.HistoryAppend{entry("alice", "a1")})
+	if !errors.Is(res[0].Err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the deadline", res[0].Err)
+	}
+	if pid = childPid(s); pid != 0 {
+		t.Errorf("child %d still the store's after it hung", pid)
+	}
+	t.Setenv("HISTPROC_TEST_CHILD", "")
+	s.mu.Lock()
+	s.retryAt = time.Time{}
+	s.mu.Unlock()
+	batch := []store.HistoryAppend{entry("alice", "a2")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	if childPid(s) == 0 {
+		t.Error("no child after the hung one")
+	}
+}
+
+// TestChildCannotOpen: a child whose store does not open (here: the wrong
+// key) is reported with the store's error, and the batch is appended in
+// the gateway's process.
+func TestChildCannotOpen(t *testing.T) {
+	s, hook := open(t, func(p *Params) { p.Key = make([]byte, len(p.Key)) })
+	if !logged(hook, "key") {
+		t.Errorf("the store's error was not logged at the start: %v", messages(hook))
+	}
+	s.mu.Lock()
+	s.retryAt = time.Time{} // the retry, at once
+	s.mu.Unlock()
+	batch := []store.HistoryAppend{entry("alice", "a1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	if !logged(hook, "key") {
+		t.Errorf("the store's error was not logged: %v", messages(hook))
+	}
+	if childPid(s) != 0 {
+		t.Error("a child runs with a store that did not open")
+	}
+}
+
+// TestNoSecretsOnCommandLine: the child's command line and environment
+// hold neither the DSN nor the key.
+func TestNoSecretsOnCommandLine(t *testing.T) {
+	s, _ := open(t)
+	s.AppendHistoryBatch(context.Background(), []store.HistoryAppend{entry("alice", "a1")})
+	pid := childPid(s)
+	for _, f := range []string{"cmdline", "environ"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+		if err != nil {
+			t.Skipf("no /proc here: %v", err)
+		}
+		if strings.Contains(string(b), s.p.DSN) || strings.Contains(string(b), string(s.p.Key)) {
+			t.Errorf("the child's %s holds the store's parameters", f)
+		}
+	}
+}
+
+func logged(h *test.Hook, substr string) bool {
+	for _, e := range h.AllEntries() {
+		if strings.Contains(e.Message, substr) || strings.Contains(fmt.Sprint(e.Data[logrus.ErrorKey]), substr) {
+			return true
+		}
+	}
+	return false
+}
+
+func messages(h *test.Hook) []string {
+	var out []string
+	for _, e := range h.AllEntries() {
+		out = append(out, fmt.Sprintf("%s (%v)", e.Message, e.Data[logrus.ErrorKey]))
+	}
+	return out
+}
