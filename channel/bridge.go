@@ -109,6 +109,11 @@ type Config struct {
 	// replay per conversation (0: DefaultReplayPerBuddy).
 	History        bool
 	ReplayPerBuddy int
+	// HistoryElsewhere: the store appends history in another process
+	// (histproc), so the bridge's history writer only waits for it and
+	// keeps its thread's normal priority. Otherwise the writer's thread
+	// does the appends at the lowest priority (nice 19).
+	HistoryElsewhere bool
 	// MaxClients caps the IRC connections attached to one user at once;
 	// 0: DefaultMaxClients.
 	MaxClients int
@@ -246,7 +251,7 @@ func New(cfg Config) (*Bridge, error) {
 		rel:      newMemReleaser(cfg.Clock),
 	}
 	if cfg.History && cfg.Store != nil {
-		b.hist = newHistoryWriter(cfg.Store, cfg.Log, b.met)
+		b.hist = newHistoryWriter(cfg.Store, !cfg.HistoryElsewhere, cfg.Log, b.met)
 	}
 	if cfg.Instance != "" {
 		b.lease = newLeases(b)

@@ -54,6 +54,7 @@ type historyWriter struct {
 	log    *logrus.Entry
 	met    *bridgeMetrics // nil: no metrics
 	linger time.Duration
+	low    bool          // the writer's thread runs at the lowest priority
 	wake   chan struct{} // capacity 1: the queue was empty, or hurry was set
 	done   chan struct{} // closed when run has returned
 
@@ -64,12 +65,14 @@ type historyWriter struct {
 	closed  bool
 }
 
-func newHistoryWriter(st store.Store, log *logrus.Entry, met *bridgeMetrics) *historyWriter {
-	return startHistoryWriter(st, log, met, histLinger)
+// newHistoryWriter starts the writer; low: its thread does the appends at
+// the lowest priority (the store makes them in this process).
+func newHistoryWriter(st store.Store, low bool, log *logrus.Entry, met *bridgeMetrics) *historyWriter {
+	return startHistoryWriter(st, low, log, met, histLinger)
 }
 
-func startHistoryWriter(st store.Store, log *logrus.Entry, met *bridgeMetrics, linger time.Duration) *historyWriter {
-	w := &historyWriter{st: st, log: log, met: met, linger: linger, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func startHistoryWriter(st store.Store, low bool, log *logrus.Entry, met *bridgeMetrics, linger time.Duration) *historyWriter {
+	w := &historyWriter{st: st, low: low, log: log, met: met, linger: linger, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -142,10 +145,13 @@ func (w *historyWriter) close() {
 
 func (w *historyWriter) run() {
 	defer close(w.done)
-	// History is a record, never in the IM's way: the writer takes the CPU
-	// only when the IM path leaves it.
-	if err := lowPriority(); err != nil {
-		w.log.WithError(err).Warn("history: the writer runs at normal CPU priority")
+	// History is a record, never in the IM's way: the appends take the
+	// CPU only when the IM path leaves it (in the store's own process, or
+	// on this thread at the lowest priority).
+	if w.low {
+		if err := lowPriority(); err != nil {
+			w.log.WithError(err).Warn("history: the writer runs at normal CPU priority")
+		}
 	}
 	for {
 		<-w.wake

@@ -43,7 +43,7 @@ func TestHistoryWriterNeverWaits(t *testing.T) {
 	st := &stalledStore{release: make(chan struct{})}
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	w := newHistoryWriter(st, logrus.NewEntry(l), nil)
+	w := newHistoryWriter(st, true, logrus.NewEntry(l), nil)
 	var full atomic.Int32
 	failed := func(err error) {
 		if !errors.Is(err, ErrHistoryFull) {
@@ -115,7 +115,7 @@ func quietLog() *logrus.Entry {
 // store's error, and no other.
 func TestHistoryWriterBatches(t *testing.T) {
 	st := &recordingStore{}
-	w := startHistoryWriter(st, quietLog(), nil, time.Hour)
+	w := startHistoryWriter(st, true, quietLog(), nil, time.Hour)
 	defer w.close()
 	var failures []string
 	var mu sync.Mutex
@@ -152,7 +152,7 @@ func TestHistoryWriterBatches(t *testing.T) {
 // once the linger has passed.
 func TestHistoryWriterLingerEnds(t *testing.T) {
 	st := &recordingStore{}
-	w := startHistoryWriter(st, quietLog(), nil, time.Millisecond)
+	w := startHistoryWriter(st, true, quietLog(), nil, time.Millisecond)
 	defer w.close()
 	w.append("ann", store.HistoryEntry{Text: "hello"}, func(error) {})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -169,7 +169,7 @@ func TestHistoryWriterLingerEnds(t *testing.T) {
 // out the linger, and no batch is larger than histBatch.
 func TestHistoryWriterFullBatch(t *testing.T) {
 	st := &recordingStore{}
-	w := startHistoryWriter(st, quietLog(), nil, time.Hour)
+	w := startHistoryWriter(st, true, quietLog(), nil, time.Hour)
 	defer w.close()
 	var want []string
 	for i := range histBatch + 5 {
@@ -207,7 +207,7 @@ func TestHistoryWriterFullBatch(t *testing.T) {
 func TestHistoryQueuedGauge(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	st := &stalledStore{release: make(chan struct{})}
-	w := startHistoryWriter(st, quietLog(), newBridgeMetrics(reg), time.Hour)
+	w := startHistoryWriter(st, true, quietLog(), newBridgeMetrics(reg), time.Hour)
 	for range 3 {
 		w.append("ann", store.HistoryEntry{}, func(error) {})
 	}

@@ -3,12 +3,15 @@
 package channel
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/msimircd/msimircd/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,5 +57,42 @@ func TestLowPriority(t *testing.T) {
 	}
 	if n, err := threadNice(unix.Gettid()); err != nil || n != before {
 		t.Errorf("the test's thread: got nice %d (%v), want %d as before", n, err, before)
+	}
+}
+
+// niceStore records the nice value of the thread each batch is appended on.
+type niceStore struct {
+	store.Store
+	nice chan int
+}
+
+func (s *niceStore) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend) []store.HistoryResult {
+	n, err := threadNice(unix.Gettid())
+	if err != nil {
+		n = -100
+	}
+	s.nice <- n
+	return make([]store.HistoryResult, len(batch))
+}
+
+// TestHistoryWriterPriority: the history writer appends at nice 19 when
+// the store appends in this process, and at the process's own priority
+// when the store appends in another (Config.HistoryElsewhere).
+func TestHistoryWriterPriority(t *testing.T) {
+	own, err := threadNice(unix.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		low  bool
+		want int
+	}{{true, 19}, {false, own}} {
+		st := &niceStore{nice: make(chan int, 1)}
+		w := startHistoryWriter(st, c.low, quietLog(), nil, time.Millisecond)
+		w.append("ann", store.HistoryEntry{}, func(error) {})
+		if got := <-st.nice; got != c.want {
+			t.Errorf("low %v: the appends ran at nice %d, want %d", c.low, got, c.want)
+		}
+		w.close()
 	}
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/histproc"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -36,6 +38,19 @@ func (h HistoryConfig) validate() error {
 
 // historyOn reports whether history is kept: on, with a store.
 func historyOn(cfg Config, st store.Store) bool { return cfg.History.Enabled && st != nil }
+
+// historyProcess returns st with its history appends made by a process of
+// their own at idle CPU priority (histproc): this binary, started again
+// with histproc.Arg; elsewhere reports that. Where the binary cannot be
+// found, st appends them itself.
+func historyProcess(ctx context.Context, st store.Store, sc StoreConfig, key []byte, log *logrus.Entry) (_ store.Store, elsewhere bool) {
+	exe, err := os.Executable()
+	if err != nil {
+		log.WithError(err).Warn("history: appended in this process (the history writer process needs this binary's path)")
+		return st, false
+	}
+	return histproc.New(ctx, st, histproc.Params{Driver: sc.Driver, DSN: sc.DSN, Key: key}, exe, log), true
+}
 
 // pruneEvery is how often old history is deleted.
 const pruneEvery = time.Hour

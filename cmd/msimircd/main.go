@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/msimircd/msimircd/histproc"
 	"github.com/sirupsen/logrus"
 )
 
@@ -25,6 +26,11 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == histproc.Arg {
+		// The gateway's history writer (histproc): it reads what to do
+		// from stdin.
+		os.Exit(histproc.Serve(os.Stdin, os.Stdout, os.Stderr))
+	}
 	if err := run(os.Args[1:], os.Stdin); err != nil && !helpShown(err) {
 		fmt.Fprintln(os.Stderr, "msimircd:", err)
 		os.Exit(1)

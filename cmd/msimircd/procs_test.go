@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/histproc"
 	"gopkg.in/irc.v4"
 )
 
@@ -30,6 +31,11 @@ var bins struct {
 // user's home; the tests give one each (-state, or Store.StateDir), or
 // none to a Config that serve then keeps in memory.
 func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == histproc.Arg {
+		// A gateway started by a test runs its history writer as this
+		// test binary, as the real binary does (main).
+		os.Exit(histproc.Serve(os.Stdin, os.Stdout, os.Stderr))
+	}
 	state, err := os.MkdirTemp("", "msimircd-state-")
 	if err != nil {
 		panic(err)

@@ -63,8 +63,22 @@ func TestBinaryRestartKeepsState(t *testing.T) {
 	}
 	bob.Close()
 	waitDatabase(t, state, texts) // held: committed before the kill
+	// The history is appended by a process of its own (histproc), which
+	// ends with the gateway, even one killed.
+	writers := historyWriters(t, p.cmd.Process.Pid)
+	if len(writers) != 1 {
+		t.Errorf("history writer processes: got %v, want one", writers)
+	}
 	killedAt := time.Now()
 	p.kill()
+	for _, pid := range writers {
+		waitExited(t, pid)
+	}
+	for _, l := range p.lines() {
+		if strings.Contains(l, "history") && strings.Contains(l, "level=warn") {
+			t.Errorf("the gateway's log: %s", l)
+		}
+	}
 
 	// The rename is in the database (so it is the file to search), and
 	// no password is.

@@ -72,8 +72,13 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 	if err := makeStateDir(cfg.Store.StateDir); err != nil {
 		return nil, err
 	}
-	if g.st, err = openStore(ctx, cfg.Store); err != nil {
+	var key []byte
+	if g.st, key, err = openStoreKey(ctx, cfg.Store); err != nil {
 		return nil, err
+	}
+	histElsewhere := false
+	if historyOn(cfg, g.st) {
+		g.st, histElsewhere = historyProcess(ctx, g.st, cfg.Store, key, log)
 	}
 	g.st = store.WithMetrics(g.st, g.registerer())
 	if cfg.MSIM.Server == "" {
@@ -97,7 +102,7 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 	if err != nil {
 		return nil, err
 	}
-	if g.bridge, err = buildBridge(cfg, g.msimAddr, dir, g.st, g.registerer(), log); err != nil {
+	if g.bridge, err = buildBridge(cfg, g.msimAddr, dir, g.st, histElsewhere, g.registerer(), log); err != nil {
 		return nil, err
 	}
 	g.irc = newIRCServer(cfg, g.bridge, historyOn(cfg, g.st), g.registerer(), log)
@@ -144,13 +149,13 @@ func staticUsers(us []UserEntry) []channel.StaticUser {
 	return out
 }
 
-func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.Store, reg prometheus.Registerer, log *logrus.Entry) (*channel.Bridge, error) {
+func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.Store, histElsewhere bool, reg prometheus.Registerer, log *logrus.Entry) (*channel.Bridge, error) {
 	bc := channel.Config{
 		MSIMAddr: msimAddr, ServiceNick: cfg.IRC.ServiceNick, Directory: dir, Store: st,
 		DialTimeout: cfg.MSIM.Timeout.Duration, RequestTimeout: cfg.MSIM.Timeout.Duration,
 		ReconnectMin: cfg.MSIM.ReconnectMin.Duration, ReconnectMax: cfg.MSIM.ReconnectMax.Duration,
 		QueueLimit: cfg.MSIM.QueueLimit, AlwaysOn: cfg.MSIM.AlwaysOn, MaxClients: cfg.IRC.MaxClientsPerUser,
-		History: historyOn(cfg, st), ReplayPerBuddy: cfg.History.ReplayPerBuddy,
+		History: historyOn(cfg, st), ReplayPerBuddy: cfg.History.ReplayPerBuddy, HistoryElsewhere: histElsewhere,
 		// Nicks registered per address: as many as MSIM accounts may be
 		// made per address (register makes one on the embedded network).
 		Registrations: guard.NewQuota(cfg.MSIM.AccountCreationPerHour, time.Hour, nil),

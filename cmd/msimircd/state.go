@@ -145,22 +145,29 @@ func makeStateDir(dir string) error {
 // (no state directory and no dsn: memory only). The store's errors name
 // the database file (or the PostgreSQL database, never its password).
 func openStore(ctx context.Context, sc StoreConfig) (store.Store, error) {
+	st, _, err := openStoreKey(ctx, sc)
+	return st, err
+}
+
+// openStoreKey is openStore that also returns the sealing key.
+func openStoreKey(ctx context.Context, sc StoreConfig) (store.Store, []byte, error) {
 	if sc.DSN == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if sc.KeyFile == "" {
-		return nil, errKey("no key file: set store.key_file or a state directory (-state DIR or store.state_dir)", "key_file", pathStep{"store", -1})
+		return nil, nil, errKey("no key file: set store.key_file or a state directory (-state DIR or store.state_dir)", "key_file", pathStep{"store", -1})
 	}
 	key, err := store.LoadOrCreateKey(sc.KeyFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w (does its directory exist?)", err)
+			return nil, nil, fmt.Errorf("%w (does its directory exist?)", err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
 	defer cancel()
-	return store.Open(ctx, sc.Driver, sc.DSN, key)
+	st, err := store.Open(ctx, sc.Driver, sc.DSN, key)
+	return st, key, err
 }
 
 // validate checks the [store] table.
