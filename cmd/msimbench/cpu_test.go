@@ -2,7 +2,10 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestStormCPUSince(t *testing.T) {
@@ -68,5 +71,48 @@ func TestProcIO(t *testing.T) {
 	}
 	if c.Reads == 0 {
 		t.Errorf("this process: got %+v, want some reads", c)
+	}
+}
+
+// TestGatewayCPUCountsChildren: the gateway's CPU time includes its child
+// processes' (its history writer), running or reaped.
+func TestGatewayCPUCountsChildren(t *testing.T) {
+	if _, err := procStat(os.Getpid()); err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	// A shell whose one child spins for a while and then sleeps, and
+	// whose other child spins and exits (reaped by the shell's wait).
+	spin := `i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done`
+	cmd := exec.Command("sh", "-c", "("+spin+"; sleep 30) & ("+spin+") & wait")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sh: %v", err)
+	}
+	defer func() {
+		for _, c := range children(cmd.Process.Pid) {
+			syscall.Kill(c, syscall.SIGKILL)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	g := &gateway{pid: cmd.Process.Pid}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		own, err := procCPU(cmd.Process.Pid, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := g.cpuTicks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each spin takes well over 10 ticks (100 ms); the shell itself
+		// next to nothing.
+		if all-own >= 20 && len(children(cmd.Process.Pid)) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway CPU %d ticks, its own %d, children %v: want the two spins' time counted", all, own, children(cmd.Process.Pid))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

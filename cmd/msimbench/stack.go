@@ -500,24 +500,41 @@ func procRSS(pid int) (uint64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
-// procCPU returns the user+system CPU time of pid in clock ticks.
-func procCPU(pid int) (uint64, error) {
+// procStat returns the fields of /proc/PID/stat after the command name
+// (which is in parentheses): f[0] is the state, f[1] the parent's pid.
+func procStat(pid int) ([]string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, errors.New("bad /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return nil, errors.New("short /proc stat")
+	}
+	return f, nil
+}
+
+// procCPU returns the user+system CPU time of pid in clock ticks; reaped:
+// with that of the children it has waited for.
+func procCPU(pid int, reaped bool) (uint64, error) {
+	f, err := procStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	// Fields after the command name (which is in parentheses).
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("bad /proc stat")
+	n := 2 // utime, stime (fields 14 and 15 of stat)
+	if reaped {
+		n = 4 // and cutime, cstime
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
+	var t uint64
+	for _, v := range f[11 : 11+n] {
+		x, _ := strconv.ParseUint(v, 10, 64)
+		t += x
 	}
-	ut, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return ut + st, nil
+	return t, nil
 }
 
 // stormCPU is the CPU time of a phase, in seconds: the gateway's, this
@@ -553,7 +570,7 @@ func sampleCPU(g *gateway) cpuSample {
 	var s cpuSample
 	var err1, err2, err3 error
 	s.gw, err1 = g.cpuTicks()
-	s.self, err2 = procCPU(os.Getpid())
+	s.self, err2 = procCPU(os.Getpid(), false)
 	s.all, err3 = machineCPU()
 	s.ok = err1 == nil && err2 == nil && err3 == nil
 	s.gwIO, s.selfIO = procIO(g.pid), procIO(os.Getpid())
@@ -642,15 +659,45 @@ func machineCPU() (uint64, error) {
 // clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times.
 const clockTicks = 100
 
-// cpuTicks is the gateway's user+system CPU time in clock ticks.
+// cpuTicks is the gateway's user+system CPU time in clock ticks, with
+// that of its child processes (its history writer): those running and
+// those it has reaped.
 func (g *gateway) cpuTicks() (uint64, error) {
 	if g.pid == 0 {
 		return 0, errors.New("no pid for the gateway")
 	}
-	return procCPU(g.pid)
+	t, err := procCPU(g.pid, true)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range children(g.pid) {
+		if ct, err := procCPU(c, false); err == nil {
+			t += ct
+		}
+	}
+	return t, nil
 }
 
-// settle waits until the gateway is idle (under 4% of a core over 500 ms;
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f, err := procStat(c); err == nil && f[1] == strconv.Itoa(pid) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// settle waits until the gateway (its history writer included) is idle (under 4% of a core over 500 ms;
 // background work such as logins has finished) or max passes.
 func (g *gateway) settle(max time.Duration) time.Duration {
 	start := time.Now()
@@ -658,13 +705,13 @@ func (g *gateway) settle(max time.Duration) time.Duration {
 		time.Sleep(min(max, 2*time.Second))
 		return time.Since(start)
 	}
-	prev, err := procCPU(g.pid)
+	prev, err := g.cpuTicks()
 	if err != nil {
 		return 0
 	}
 	for time.Since(start) < max {
 		time.Sleep(500 * time.Millisecond)
-		cur, err := procCPU(g.pid)
+		cur, err := g.cpuTicks()
 		if err != nil {
 			break
 		}
