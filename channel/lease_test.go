@@ -2,12 +2,7 @@ package channel_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,47 +11,18 @@ import (
 	"gopkg.in/irc.v4"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/pgtest"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
 
-// postgresEnv names the variable that holds a PostgreSQL DSN; unset, the
-// tests of several instances skip.
-const postgresEnv = "MSIMIRCD_TEST_POSTGRES"
-
 // sharedPostgres returns a DSN for a schema of its own in the database the
 // environment names, dropped when the test ends: every instance of the
-// test opens it.
+// test opens it. Without one the test skips: several instances need
+// PostgreSQL.
 func sharedPostgres(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv(postgresEnv)
-	if dsn == "" {
-		t.Skipf("several instances need PostgreSQL: set %s to a connection string (e.g. postgres://postgres@127.0.0.1:54329/msimircd_test?sslmode=disable) to run this test", postgresEnv)
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "msimircd_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("postgres: create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("postgres: drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil || !strings.HasPrefix(dsn, "postgres") {
-		t.Fatalf("%s: want a postgres:// URL, got %q", postgresEnv, dsn)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.DSN(t)
 }
 
 // openShared opens a store handle of its own on the shared database.

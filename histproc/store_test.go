@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/msimircd/msimircd/internal/pgtest"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
@@ -24,12 +25,22 @@ const account = "alice@example.com"
 // account) and wraps it: the children are this test binary (TestMain).
 func open(t *testing.T, change ...func(*Params)) (*Store, *test.Hook) {
 	t.Helper()
+	return openOn(t, "sqlite", change...)
+}
+
+// openOn is open on the engine named: "sqlite", or "postgres" (a schema of
+// its own; skipped without pgtest.Env).
+func openOn(t *testing.T, engine string, change ...func(*Params)) (*Store, *test.Hook) {
+	t.Helper()
 	dir := t.TempDir()
 	key, err := store.LoadOrCreateKey(filepath.Join(dir, "key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := Params{Driver: "sqlite", DSN: filepath.Join(dir, "state.db"), Key: key}
+	if engine == "postgres" {
+		p.Driver, p.DSN = "postgres", pgtest.DSN(t)
+	}
 	st, err := store.Open(context.Background(), p.Driver, p.DSN, key)
 	if err != nil {
 		t.Fatal(err)
@@ -93,9 +104,15 @@ func checkStored(t *testing.T, s *Store, batch []store.HistoryAppend, res []stor
 
 // TestAppendsInChild: a batch is appended by a child process running at
 // idle priority, with IDs, times and refusals as the store gives them,
-// and the child exits when the store is closed.
+// and the child exits when the store is closed; on both engines.
 func TestAppendsInChild(t *testing.T) {
-	s, _ := open(t)
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) { testAppendsInChild(t, engine) })
+	}
+}
+
+func testAppendsInChild(t *testing.T, engine string) {
+	s, _ := openOn(t, engine)
 	ctx := context.Background()
 	batch := []store.HistoryAppend{entry("alice", "a1"), entry("bob", "b1"), entry("alice", "a2")}
 	res := s.AppendHistoryBatch(ctx, batch)

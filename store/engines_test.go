@@ -2,15 +2,12 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/msimircd/msimircd/internal/pgtest"
 	"github.com/msimircd/msimircd/internal/sqldb"
 )
 
@@ -66,39 +63,8 @@ func requireEngine(t testing.TB, name string) string {
 // and drops it when the test ends, so runs and tests never collide.
 func newPostgresDB(t testing.TB) testDB {
 	t.Helper()
-	dsn := requireEngine(t, "postgres")
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("postgres %s: %v", postgresEnv, err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "msimircd_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("postgres: create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("postgres: drop schema %s: %v", schema, err)
-		}
-	})
-	return testDB{driver: "postgres", dsn: withSearchPath(t, dsn, schema)}
-}
-
-// withSearchPath adds search_path to a DSN in either of pgx's forms.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("postgres: %s is not a URL: %v", postgresEnv, err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema
+	requireEngine(t, "postgres")
+	return testDB{driver: "postgres", dsn: pgtest.DSN(t)}
 }
 
 // open opens the store on the database, closed when the test ends.
