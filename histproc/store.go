@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"time"
 
@@ -183,6 +184,15 @@ type child struct {
 	status  error  // its exit status (set before exited is closed)
 }
 
+// selfExe is a path that runs this process's own binary ("" where there
+// is none).
+func selfExe() string {
+	if runtime.GOOS == "linux" {
+		return "/proc/self/exe"
+	}
+	return ""
+}
+
 // startChild starts exe as the history writer and waits for its store
 // to open.
 func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*child, error) {
@@ -205,6 +215,12 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 		return nil, err
 	}
 	cmd := exec.Command(exe, Arg)
+	if self := selfExe(); self != "" {
+		// The binary running, even if exe was replaced since (an
+		// upgrade): a newer one would migrate the database under this
+		// one. ps still shows exe.
+		cmd.Path = self
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	err = cmd.Start()
 	inR.Close()

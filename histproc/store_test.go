@@ -21,16 +21,16 @@ import (
 
 const account = "alice@example.com"
 
-// open makes a SQLite store with users alice and bob (each with an
-// account) and wraps it: the children are this test binary (TestMain).
-func open(t *testing.T, change ...func(*Params)) (*Store, *test.Hook) {
-	t.Helper()
-	return openOn(t, "sqlite", change...)
+// setup says how open makes a store.
+type setup struct {
+	engine string        // "sqlite" (""), or "postgres" (a schema of its own; skipped without pgtest.Env)
+	params func(*Params) // changes the children's parameters
+	exe    string        // the path the children are started as; "": this test binary
 }
 
-// openOn is open on the engine named: "sqlite", or "postgres" (a schema of
-// its own; skipped without pgtest.Env).
-func openOn(t *testing.T, engine string, change ...func(*Params)) (*Store, *test.Hook) {
+// open makes a store with users alice and bob (each with an account) and
+// wraps it: the children are this test binary (TestMain).
+func open(t *testing.T, su setup) (*Store, *test.Hook) {
 	t.Helper()
 	dir := t.TempDir()
 	key, err := store.LoadOrCreateKey(filepath.Join(dir, "key"))
@@ -38,7 +38,7 @@ func openOn(t *testing.T, engine string, change ...func(*Params)) (*Store, *test
 		t.Fatal(err)
 	}
 	p := Params{Driver: "sqlite", DSN: filepath.Join(dir, "state.db"), Key: key}
-	if engine == "postgres" {
+	if su.engine == "postgres" {
 		p.Driver, p.DSN = "postgres", pgtest.DSN(t)
 	}
 	st, err := store.Open(context.Background(), p.Driver, p.DSN, key)
@@ -54,12 +54,15 @@ func openOn(t *testing.T, engine string, change ...func(*Params)) (*Store, *test
 			t.Fatal(err)
 		}
 	}
-	for _, c := range change {
-		c(&p)
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if su.exe != "" {
+		exe = su.exe
+	}
+	if su.params != nil {
+		su.params(&p)
 	}
 	log, hook := test.NewNullLogger()
 	s := New(context.Background(), st, p, exe, logrus.NewEntry(log))
@@ -112,7 +115,7 @@ func TestAppendsInChild(t *testing.T) {
 }
 
 func testAppendsInChild(t *testing.T, engine string) {
-	s, _ := openOn(t, engine)
+	s, _ := open(t, setup{engine: engine})
 	ctx := context.Background()
 	batch := []store.HistoryAppend{entry("alice", "a1"), entry("bob", "b1"), entry("alice", "a2")}
 	res := s.AppendHistoryBatch(ctx, batch)
@@ -190,7 +193,7 @@ func waitGone(t *testing.T, pid int) {
 // TestChildKilled: a child that died between batches is replaced, and
 // the next batch is appended by the new one.
 func TestChildKilled(t *testing.T) {
-	s, hook := open(t)
+	s, hook := open(t, setup{})
 	ctx := context.Background()
 	checkStored(t, s, []store.HistoryAppend{entry("alice", "a1")}, s.AppendHistoryBatch(ctx, []store.HistoryAppend{entry("alice", "a1")}))
 	pid := childPid(s)
@@ -213,7 +216,7 @@ func TestChildKilled(t *testing.T) {
 // stored (not as a duplicate): the gateway appends it itself meanwhile.
 func TestChildExitsAfterStoring(t *testing.T) {
 	t.Setenv("HISTPROC_TEST_CHILD", "exit")
-	s, hook := open(t)
+	s, hook := open(t, setup{})
 	batch := []store.HistoryAppend{entry("alice", "a1"), entry("bob", "b1")}
 	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
 	if !logged(hook, "in the gateway's process") {
@@ -233,7 +236,7 @@ func TestChildExitsAfterStoring(t *testing.T) {
 // batch goes to a new child.
 func TestChildHangs(t *testing.T) {
 	t.Setenv("HISTPROC_TEST_CHILD", "hang")
-	s, _ := open(t)
+	s, _ := open(t, setup{})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	// Start the child first, so that the deadline runs out on the batch.
@@ -260,7 +263,7 @@ func TestChildHangs(t *testing.T) {
 // key) is reported with the store's error, and the batch is appended in
 // the gateway's process.
 func TestChildCannotOpen(t *testing.T) {
-	s, hook := open(t, func(p *Params) { p.Key = make([]byte, len(p.Key)) })
+	s, hook := open(t, setup{params: func(p *Params) { p.Key = make([]byte, len(p.Key)) }})
 	if !logged(hook, "key") {
 		t.Errorf("the store's error was not logged at the start: %v", messages(hook))
 	}
@@ -280,7 +283,7 @@ func TestChildCannotOpen(t *testing.T) {
 // TestNoSecretsOnCommandLine: the child's command line and environment
 // hold neither the DSN nor the key.
 func TestNoSecretsOnCommandLine(t *testing.T) {
-	s, _ := open(t)
+	s, _ := open(t, setup{})
 	s.AppendHistoryBatch(context.Background(), []store.HistoryAppend{entry("alice", "a1")})
 	pid := childPid(s)
 	for _, f := range []string{"cmdline", "environ"} {
@@ -309,4 +312,28 @@ func messages(h *test.Hook) []string {
 		out = append(out, fmt.Sprintf("%s (%v)", e.Message, e.Data[logrus.ErrorKey]))
 	}
 	return out
+}
+
+// TestChildIsThisBinary: the child runs the binary that is running, even
+// when the path it was found at has been replaced or removed since (an
+// upgrade), and shows that path.
+func TestChildIsThisBinary(t *testing.T) {
+	if selfExe() == "" {
+		t.Skip("no /proc/self/exe here")
+	}
+	gone := filepath.Join(t.TempDir(), "msimircd-replaced")
+	s, _ := open(t, setup{exe: gone})
+	batch := []store.HistoryAppend{entry("alice", "a1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	pid := childPid(s)
+	if pid == 0 {
+		t.Fatal("no child")
+	}
+	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := gone + "\x00" + Arg + "\x00"; string(cmd) != want {
+		t.Errorf("the child's command line: got %q, want %q", cmd, want)
+	}
 }
