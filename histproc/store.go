@@ -11,8 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/metrics"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -39,6 +41,8 @@ type Store struct {
 	exe string // the msimircd binary
 	log *logrus.Entry
 
+	failures prometheus.Counter // nil: not counted
+
 	mu      sync.Mutex // one batch at a time; guards what follows
 	ch      *child     // nil: none running
 	retryAt time.Time  // no new child before then
@@ -48,12 +52,20 @@ type Store struct {
 // (the running msimircd, os.Executable) started with Arg, opening the
 // store p says (the same as st). The child is started at once; one that
 // does not start is logged, and started again at a later batch. Close
-// stops the child, then closes st.
-func New(ctx context.Context, st store.Store, p Params, exe string, log *logrus.Entry) *Store {
+// stops the child, then closes st. With reg, the child's failures are
+// counted (msimircd_history_writer_failures_total).
+func New(ctx context.Context, st store.Store, p Params, exe string, reg prometheus.Registerer, log *logrus.Entry) *Store {
 	p.Key = append([]byte(nil), p.Key...)
 	s := &Store{Store: st, p: p, exe: exe, log: log.WithField("part", "history-writer")}
+	if reg != nil {
+		s.failures = metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "msimircd_history_writer_failures_total",
+			Help: "Times the history writer process failed: it did not start, exited or did not answer in time (its batch was appended again, by another or by the gateway).",
+		}))
+	}
 	ch, err := startChild(ctx, exe, s.p, s.log)
 	if err != nil {
+		s.failed()
 		s.log.WithError(err).Warn("history: the writer process did not start; appending in the gateway's process until it does")
 		s.retryAt = time.Now().Add(restartWait)
 		return s
@@ -106,6 +118,13 @@ func (s *Store) storedAlready(ctx context.Context, batch []store.HistoryAppend, 
 	return res
 }
 
+// failed counts a failure of the child.
+func (s *Store) failed() {
+	if s.failures != nil {
+		s.failures.Inc()
+	}
+}
+
 func failAll(batch []store.HistoryAppend, err error) []store.HistoryResult {
 	res := make([]store.HistoryResult, len(batch))
 	for i := range res {
@@ -126,6 +145,7 @@ func (s *Store) viaChild(ctx context.Context, batch []store.HistoryAppend) ([]st
 		}
 		ch, err := startChild(ctx, s.exe, s.p, s.log)
 		if err != nil {
+			s.failed()
 			s.retryAt = time.Now().Add(restartWait)
 			return nil, &errChild{err}
 		}
@@ -133,6 +153,7 @@ func (s *Store) viaChild(ctx context.Context, batch []store.HistoryAppend) ([]st
 	}
 	rep, err := s.ch.call(ctx, batch)
 	if err != nil {
+		s.failed()
 		s.ch.kill()
 		s.ch = nil
 		if fresh {

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/msimircd/msimircd/internal/pgtest"
+	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
@@ -65,7 +67,9 @@ func open(t *testing.T, su setup) (*Store, *test.Hook) {
 		su.params(&p)
 	}
 	log, hook := test.NewNullLogger()
-	s := New(context.Background(), st, p, exe, logrus.NewEntry(log))
+	reg := prometheus.NewRegistry()
+	s := New(context.Background(), st, p, exe, reg, logrus.NewEntry(log))
+	registries[s] = reg
 	t.Cleanup(func() { s.Close() })
 	return s, hook
 }
@@ -131,6 +135,9 @@ func testAppendsInChild(t *testing.T, engine string) {
 		t.Fatalf("child pid %d: want a process of its own", pid)
 	}
 	checkIdle(t, pid)
+	if got := failures(t, s); got != 0 {
+		t.Errorf("failures counted: got %v, want 0", got)
+	}
 
 	// Refusals keep their text and their sentinel.
 	bad := entry("alice", "bad")
@@ -208,6 +215,9 @@ func TestChildKilled(t *testing.T) {
 	}
 	if !logged(hook, "appended again") {
 		t.Errorf("the child's failure was not logged: %v", messages(hook))
+	}
+	if got := failures(t, s); got != 1 {
+		t.Errorf("failures counted: got %v, want 1", got)
 	}
 }
 
@@ -336,4 +346,13 @@ func TestChildIsThisBinary(t *testing.T) {
 	if want := gone + "\x00" + Arg + "\x00"; string(cmd) != want {
 		t.Errorf("the child's command line: got %q, want %q", cmd, want)
 	}
+}
+
+// registries are the tests' stores' metric registries.
+var registries = map[*Store]*prometheus.Registry{}
+
+// failures reads msimircd_history_writer_failures_total of s.
+func failures(t *testing.T, s *Store) float64 {
+	t.Helper()
+	return promtest.Value(t, registries[s], "msimircd_history_writer_failures_total")
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/histproc"
@@ -43,13 +44,13 @@ func historyOn(cfg Config, st store.Store) bool { return cfg.History.Enabled && 
 // their own at idle CPU priority (histproc): this binary, started again
 // with histproc.Arg; elsewhere reports that. Where the binary cannot be
 // found, st appends them itself.
-func historyProcess(ctx context.Context, st store.Store, sc StoreConfig, key []byte, log *logrus.Entry) (_ store.Store, elsewhere bool) {
+func historyProcess(ctx context.Context, st store.Store, sc StoreConfig, key []byte, reg prometheus.Registerer, log *logrus.Entry) (_ store.Store, elsewhere bool) {
 	exe, err := os.Executable()
 	if err != nil {
 		log.WithError(err).Warn("history: appended in this process (the history writer process needs this binary's path)")
 		return st, false
 	}
-	return histproc.New(ctx, st, histproc.Params{Driver: sc.Driver, DSN: sc.DSN, Key: key}, exe, log), true
+	return histproc.New(ctx, st, histproc.Params{Driver: sc.Driver, DSN: sc.DSN, Key: key}, exe, reg, log), true
 }
 
 // pruneEvery is how often old history is deleted.

@@ -78,7 +78,7 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 	}
 	histElsewhere := false
 	if historyOn(cfg, g.st) {
-		g.st, histElsewhere = historyProcess(ctx, g.st, cfg.Store, key, log)
+		g.st, histElsewhere = historyProcess(ctx, g.st, cfg.Store, key, g.registerer(), log)
 	}
 	g.st = store.WithMetrics(g.st, g.registerer())
 	if cfg.MSIM.Server == "" {
