@@ -7,7 +7,6 @@ package cluster
 
 import (
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"net/url"
@@ -18,14 +17,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/msimircd/msimircd/internal/pgtest"
 	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
 // Environment variables naming the real servers the tests may use.
 const (
-	// postgresEnv holds a postgres:// URL; unset, the PostgreSQL runs skip.
-	postgresEnv = "MSIMIRCD_TEST_POSTGRES"
 	// natsEnv holds a nats:// URL of a running NATS server; unset, each
 	// test runs a server in-process.
 	natsEnv = "MSIMIRCD_TEST_NATS"
@@ -68,45 +66,18 @@ func freshMem(testing.TB) func(testing.TB) server.Store {
 }
 
 // freshPostgres makes a schema of the test's own in the database that
-// postgresEnv names (dropped when the test ends) and a key file; every
+// pgtest.Env names (dropped when the test ends) and a key file; every
 // handle is a store of its own on them, closed when the test ends.
 func freshPostgres(tb testing.TB) func(testing.TB) server.Store {
 	tb.Helper()
-	dsn := os.Getenv(postgresEnv)
-	if dsn == "" {
-		msg := "PostgreSQL not tested: set " + postgresEnv + " to a postgres:// URL (e.g. postgres://postgres@127.0.0.1:54329/msimircd_test?sslmode=disable) to run the cluster scenarios with a store handle per node on it"
-		if inCI() {
-			tb.Fatal(msg + " (.ci/run sets it)")
-		}
-		tb.Skip(msg)
+	dsn := pgtest.DSN(tb)
+	if !sqldb.IsPostgresURL(dsn) {
+		tb.Fatalf("%s: want a postgres:// URL", pgtest.Env)
 	}
-	u, err := url.Parse(dsn)
-	if err != nil || !sqldb.IsPostgresURL(dsn) {
-		tb.Fatalf("%s: want a postgres:// URL (%v)", postgresEnv, err)
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatalf("%s: %v", postgresEnv, err)
-	}
-	schema := "msimd_cluster_test_" + randomHex(6)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		tb.Fatalf("postgres: create schema: %v", err)
-	}
-	// Registered first, so it runs last: after every handle is closed.
-	tb.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			tb.Errorf("postgres: drop schema %s: %v", schema, err)
-		}
-	})
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
 	key := filepath.Join(tb.TempDir(), "msimd.key")
 	return func(tb testing.TB) server.Store {
 		tb.Helper()
-		s, err := server.OpenStore(ctxT(tb), u.String(), server.StoreOptions{KeyFile: key})
+		s, err := server.OpenStore(ctxT(tb), dsn, server.StoreOptions{KeyFile: key})
 		if err != nil {
 			tb.Fatalf("OpenStore: %v", err)
 		}

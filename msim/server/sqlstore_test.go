@@ -3,13 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,13 +15,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/msimircd/msimircd/internal/pgtest"
 	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/msim"
 )
-
-// postgresEnv names the variable that holds a PostgreSQL DSN for the
-// suite (a postgres:// URL); unset, the PostgreSQL runs are skipped.
-const postgresEnv = "MSIMIRCD_TEST_POSTGRES"
 
 // testDB is an empty database of one engine made for one test, with the
 // key file its stores use.
@@ -61,7 +56,7 @@ func (db testDB) raw(t testing.TB) (*sql.DB, *sqldb.Dialect) {
 }
 
 // sqlEngines make a fresh empty database each: SQLite always, PostgreSQL
-// when postgresEnv is set (else its runs skip, saying why).
+// when pgtest.Env is set (else its runs skip, saying why).
 var sqlEngines = []struct {
 	name  string
 	fresh func(testing.TB) testDB
@@ -79,34 +74,11 @@ func newSQLiteDB(t testing.TB) testDB {
 // and drops it when the test ends, so runs and tests never collide.
 func newPostgresDB(t testing.TB) testDB {
 	t.Helper()
-	dsn := os.Getenv(postgresEnv)
-	if dsn == "" {
-		t.Skipf("PostgreSQL not tested: set %s to a postgres:// URL (e.g. postgres://postgres@127.0.0.1:54329/msimircd_test?sslmode=disable) to run the suite against it", postgresEnv)
+	dsn := pgtest.DSN(t)
+	if !sqldb.IsPostgresURL(dsn) {
+		t.Fatalf("%s: want a postgres:// URL", pgtest.Env)
 	}
-	u, err := url.Parse(dsn)
-	if err != nil || !sqldb.IsPostgresURL(dsn) {
-		t.Fatalf("%s: want a postgres:// URL (%v)", postgresEnv, err)
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("postgres %s: %v", postgresEnv, err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "msimd_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("postgres: create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("postgres: drop schema %s: %v", schema, err)
-		}
-	})
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return testDB{engine: "postgres", dsn: u.String(), key: filepath.Join(t.TempDir(), "msimd.key")}
+	return testDB{engine: "postgres", dsn: dsn, key: filepath.Join(t.TempDir(), "msimd.key")}
 }
 
 // storeEngines are the Store implementations the contract runs against.

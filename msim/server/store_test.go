@@ -11,7 +11,7 @@ import (
 )
 
 // TestStores runs the Store contract against every implementation: the
-// memory store, SQLite and PostgreSQL (when postgresEnv is set).
+// memory store, SQLite and PostgreSQL (when pgtest.Env is set).
 func TestStores(t *testing.T) {
 	for _, e := range storeEngines() {
 		t.Run(e.name, func(t *testing.T) {
