@@ -54,7 +54,12 @@ type historyWriter struct {
 	log    *logrus.Entry
 	met    *bridgeMetrics // nil: no metrics
 	linger time.Duration
-	low    bool          // the writer's thread runs at the lowest priority
+	// inProc: the store appends in this process, so the writer's thread
+	// does the work, at the lowest priority, each batch bounded by
+	// storeWait. Otherwise another process does (Config.HistoryElsewhere)
+	// and the writer waits for it as long as it takes: the queue's bound
+	// is what stops history from falling further behind.
+	inProc bool
 	wake   chan struct{} // capacity 1: the queue was empty, or hurry was set
 	done   chan struct{} // closed when run has returned
 
@@ -65,14 +70,14 @@ type historyWriter struct {
 	closed  bool
 }
 
-// newHistoryWriter starts the writer; low: its thread does the appends at
-// the lowest priority (the store makes them in this process).
-func newHistoryWriter(st store.Store, low bool, log *logrus.Entry, met *bridgeMetrics) *historyWriter {
-	return startHistoryWriter(st, low, log, met, histLinger)
+// newHistoryWriter starts the writer; inProc: the store appends in this
+// process (see historyWriter.inProc).
+func newHistoryWriter(st store.Store, inProc bool, log *logrus.Entry, met *bridgeMetrics) *historyWriter {
+	return startHistoryWriter(st, inProc, log, met, histLinger)
 }
 
-func startHistoryWriter(st store.Store, low bool, log *logrus.Entry, met *bridgeMetrics, linger time.Duration) *historyWriter {
-	w := &historyWriter{st: st, low: low, log: log, met: met, linger: linger, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func startHistoryWriter(st store.Store, inProc bool, log *logrus.Entry, met *bridgeMetrics, linger time.Duration) *historyWriter {
+	w := &historyWriter{st: st, inProc: inProc, log: log, met: met, linger: linger, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -148,7 +153,7 @@ func (w *historyWriter) run() {
 	// History is a record, never in the IM's way: the appends take the
 	// CPU only when the IM path leaves it (in the store's own process, or
 	// on this thread at the lowest priority).
-	if w.low {
+	if w.inProc {
 		if err := lowPriority(); err != nil {
 			w.log.WithError(err).Warn("history: the writer runs at normal CPU priority")
 		}
@@ -216,7 +221,10 @@ func (w *historyWriter) write(jobs []histJob) {
 		if len(batch) == 0 {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), storeWait)
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if w.inProc {
+			ctx, cancel = context.WithTimeout(ctx, storeWait)
+		}
 		res := w.st.AppendHistoryBatch(ctx, batch)
 		cancel()
 		appended += len(batch)

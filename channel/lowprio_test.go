@@ -60,10 +60,12 @@ func TestLowPriority(t *testing.T) {
 	}
 }
 
-// niceStore records the nice value of the thread each batch is appended on.
+// niceStore records the nice value of the thread each batch is appended
+// on, and whether the batch had a deadline.
 type niceStore struct {
 	store.Store
-	nice chan int
+	nice     chan int
+	deadline chan bool
 }
 
 func (s *niceStore) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend) []store.HistoryResult {
@@ -71,27 +73,33 @@ func (s *niceStore) AppendHistoryBatch(ctx context.Context, batch []store.Histor
 	if err != nil {
 		n = -100
 	}
+	_, d := ctx.Deadline()
 	s.nice <- n
+	s.deadline <- d
 	return make([]store.HistoryResult, len(batch))
 }
 
-// TestHistoryWriterPriority: the history writer appends at nice 19 when
-// the store appends in this process, and at the process's own priority
-// when the store appends in another (Config.HistoryElsewhere).
+// TestHistoryWriterPriority: the history writer appends at nice 19, each
+// batch with a deadline, when the store appends in this process; at the
+// process's own priority and waiting as long as it takes when the store
+// appends in another (Config.HistoryElsewhere).
 func TestHistoryWriterPriority(t *testing.T) {
 	own, err := threadNice(unix.Gettid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		low  bool
-		want int
+		inProc bool
+		want   int
 	}{{true, 19}, {false, own}} {
-		st := &niceStore{nice: make(chan int, 1)}
-		w := startHistoryWriter(st, c.low, quietLog(), nil, time.Millisecond)
+		st := &niceStore{nice: make(chan int, 1), deadline: make(chan bool, 1)}
+		w := startHistoryWriter(st, c.inProc, quietLog(), nil, time.Millisecond)
 		w.append("ann", store.HistoryEntry{}, func(error) {})
 		if got := <-st.nice; got != c.want {
-			t.Errorf("low %v: the appends ran at nice %d, want %d", c.low, got, c.want)
+			t.Errorf("in process %v: the appends ran at nice %d, want %d", c.inProc, got, c.want)
+		}
+		if got := <-st.deadline; got != c.inProc {
+			t.Errorf("in process %v: the batch had a deadline: %v", c.inProc, got)
 		}
 		w.close()
 	}

@@ -18,7 +18,7 @@ import (
 // buffer it keeps, without reflection: it runs at the IMs' priority.
 //
 //	params:  driver, dsn, key, max history
-//	request: seq, wait (ns), n, then n entries: user, msgid, has time
+//	request: seq, n, then n entries: user, msgid, has time
 //	         (0/1) [, time (Unix ns)], account, buddy, outgoing (0/1),
 //	         kind, text
 //	reply:   seq, err, n, then n results: id, time (Unix ns; 0: none),
@@ -51,7 +51,6 @@ func appendParams(b []byte, p *Params) []byte {
 
 func appendRequest(b []byte, req *request) []byte {
 	b = binary.AppendUvarint(b, req.Seq)
-	b = binary.AppendVarint(b, int64(req.Wait))
 	b = binary.AppendUvarint(b, uint64(len(req.Batch)))
 	for i := range req.Batch {
 		a := &req.Batch[i]
@@ -188,14 +187,22 @@ func decodeParams(b []byte) (Params, error) {
 
 // Smallest encodings of an entry and a result, for count.
 const (
-	minEntry  = 9
+	minEntry  = 8
 	minResult = 4
 )
 
+// maxBatch bounds the entries of a request: many times the bridge's
+// batches (its writer sends at most a thousand or so).
+const maxBatch = 1 << 14
+
 func decodeRequest(b []byte) (request, error) {
 	d := &decoder{b: b}
-	req := request{Seq: d.uvarint(), Wait: time.Duration(d.varint())}
+	req := request{Seq: d.uvarint()}
 	n := d.count(minEntry)
+	if n > maxBatch {
+		d.fail()
+		n = 0
+	}
 	if n > 0 {
 		req.Batch = make([]store.HistoryAppend, n)
 	}
@@ -214,10 +221,18 @@ func decodeRequest(b []byte) (request, error) {
 	return req, d.done()
 }
 
-func decodeReply(b []byte) (reply, error) {
+// decodeReply decodes a reply of want results (or none, with Err set or
+// to the store's parameters).
+func decodeReply(b []byte, want int) (reply, error) {
 	d := &decoder{b: b}
 	rep := reply{Seq: d.uvarint(), Err: d.string()}
 	n := d.count(minResult)
+	if n != want && (n != 0 || rep.Err == "") {
+		if d.err == nil {
+			d.err = fmt.Errorf("%w: %d results, want %d", errFrame, n, want)
+		}
+		n = 0
+	}
 	if n > 0 {
 		rep.Results = make([]result, n)
 	}

@@ -3,7 +3,6 @@ package histproc
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"reflect"
@@ -15,7 +14,7 @@ import (
 )
 
 func sampleRequest() request {
-	return request{Seq: 7, Wait: 10 * time.Second, Batch: []store.HistoryAppend{
+	return request{Seq: 7, Batch: []store.HistoryAppend{
 		{User: "alice", Entry: store.HistoryEntry{MsgID: "m1", Time: time.Unix(1_700_000_000, 123_456_789), Account: "a@example.com", Buddy: 42, Outgoing: true, Kind: store.KindIM, Text: "héllo\x01ACTION x\x01"}},
 		{User: "bob", Entry: store.HistoryEntry{MsgID: "m2", Account: "b@example.com", Buddy: msim.UID(-1), Kind: store.KindZap}},
 	}}
@@ -28,7 +27,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Seq != req.Seq || got.Wait != req.Wait || len(got.Batch) != len(req.Batch) {
+	if got.Seq != req.Seq || len(got.Batch) != len(req.Batch) {
 		t.Fatalf("request: got %+v, want %+v", got, req)
 	}
 	for i := range req.Batch {
@@ -47,7 +46,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Err: "store: exists", Is: errExists},
 		{Err: "store: no such user", Is: errNotFound},
 	}}
-	gotRep, err := decodeReply(appendReply(nil, &rep))
+	gotRep, err := decodeReply(appendReply(nil, &rep), len(rep.Results))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,25 +74,40 @@ func TestCodecRefusesMalformed(t *testing.T) {
 	if _, err := decodeRequest(append(b, 0)); !errors.Is(err, errFrame) {
 		t.Errorf("a byte left over: got %v", err)
 	}
-	// seq 1, wait 0, a billion entries in three bytes.
-	if _, err := decodeRequest([]byte{1, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03}); !errors.Is(err, errFrame) {
+	// seq 1, a billion entries in five bytes.
+	if _, err := decodeRequest([]byte{1, 0x80, 0x94, 0xeb, 0xdc, 0x03}); !errors.Is(err, errFrame) {
 		t.Errorf("a count larger than the frame: got %v", err)
 	}
 	rep := reply{Seq: 1, Results: []result{{Is: errNotFound + 1}}}
-	if _, err := decodeReply(appendReply(nil, &rep)); !errors.Is(err, errFrame) {
+	if _, err := decodeReply(appendReply(nil, &rep), 1); !errors.Is(err, errFrame) {
 		t.Errorf("an unknown error kind: got %v", err)
+	}
+	rep = reply{Seq: 1, Results: []result{{ID: 1}, {ID: 2}}}
+	if _, err := decodeReply(appendReply(nil, &rep), 3); !errors.Is(err, errFrame) {
+		t.Errorf("fewer results than entries: got %v", err)
+	}
+	if _, err := decodeReply(appendReply(nil, &reply{Seq: 1, Err: "store gone"}), 3); err != nil {
+		t.Errorf("a failed request has no results: got %v", err)
+	}
+	// The smallest entries: empty strings, no time, buddy 0.
+	empty := request{Seq: 1, Batch: make([]store.HistoryAppend, 10)}
+	if got, err := decodeRequest(appendRequest(nil, &empty)); err != nil || len(got.Batch) != 10 {
+		t.Errorf("ten empty entries: got %d, %v", len(got.Batch), err)
+	}
+	// More entries than a batch may have.
+	big := request{Seq: 1, Batch: make([]store.HistoryAppend, maxBatch+1)}
+	if _, err := decodeRequest(appendRequest(nil, &big)); !errors.Is(err, errFrame) {
+		t.Errorf("%d entries: got %v, want errFrame", maxBatch+1, err)
 	}
 	req.Batch[0].Entry.Outgoing = true
 	b = appendRequest(nil, &req)
-	// The first entry's has-time byte: after seq, wait, count, user, msgid.
-	at := 1 + len(appendVarintBytes(int64(req.Wait))) + 1 + 1 + len("alice") + 1 + len("m1")
+	// The first entry's has-time byte: after seq, count, user, msgid.
+	at := 1 + 1 + 1 + len("alice") + 1 + len("m1")
 	b[at] = 2
 	if _, err := decodeRequest(b); !errors.Is(err, errFrame) {
 		t.Errorf("a bool of 2: got %v", err)
 	}
 }
-
-func appendVarintBytes(v int64) []byte { return binary.AppendVarint(nil, v) }
 
 // TestFrames: frames pass whole, one after another; a frame longer than
 // maxFrame is refused before it is read; a frame cut short is an error.
@@ -162,9 +176,12 @@ func FuzzDecodeReply(f *testing.F) {
 	f.Add(appendReply(nil, &rep))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rep, err := decodeReply(b)
+		rep, err := decodeReply(b, 2)
 		if err != nil {
 			return
+		}
+		if len(rep.Results) != 2 && !(len(rep.Results) == 0 && rep.Err != "") {
+			t.Fatalf("accepted %d results, want 2", len(rep.Results))
 		}
 		for _, r := range rep.Results {
 			if r.Is > errNotFound {

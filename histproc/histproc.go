@@ -40,7 +40,6 @@ type Params struct {
 // open) and each request with a reply of the same Seq.
 type request struct {
 	Seq   uint64
-	Wait  time.Duration // how long the append may take; 0: no bound
 	Batch []store.HistoryAppend
 }
 

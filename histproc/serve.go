@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/signal"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/msimircd/msimircd/store"
@@ -21,6 +24,10 @@ const openWait = 30 * time.Second
 // parameters; the exit status is then 1. msimircd's main calls it when
 // started with Arg.
 func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
+	// The gateway ends it by closing its stdin, after its last batch: a
+	// signal meant for the gateway (Ctrl-C in a terminal, systemd
+	// stopping the service's processes) must not end it first.
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	if err := idle(); err != nil {
 		fmt.Fprintf(errw, "history writer: runs at normal CPU priority: %v\n", err)
 	}
@@ -87,14 +94,18 @@ func openStore(p Params) (store.Store, error) {
 	return store.Open(ctx, p.Driver, p.DSN, p.Key, opts...)
 }
 
+// txEntries bounds the entries appended in one transaction: the child
+// holds the database's write lock for the whole of one, and at idle
+// priority on a busy machine that can take a while, during which the
+// gateway's own writes (an IM held for a user away) wait.
+const txEntries = 256
+
 func appendBatch(st store.HistoryStore, req *request) *reply {
-	ctx := context.Background()
-	if req.Wait > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Wait)
-		defer cancel()
+	ctx := context.Background() // the gateway kills the child rather than wait longer
+	res := make([]store.HistoryResult, 0, len(req.Batch))
+	for b := range slices.Chunk(req.Batch, txEntries) {
+		res = append(res, st.AppendHistoryBatch(ctx, b)...)
 	}
-	res := st.AppendHistoryBatch(ctx, req.Batch)
 	rep := &reply{Seq: req.Seq, Results: make([]result, len(res))}
 	for i, r := range res {
 		rr := &rep.Results[i]

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -19,8 +20,17 @@ import (
 )
 
 const (
-	// restartWait is how long after the child failed Store appends in
-	// its own process before it starts another child.
+	// startWait bounds a child's start: its store's opening included.
+	startWait = time.Minute
+	// answerWait is how long a child may take over one batch before it
+	// is taken for hung. A child starved of CPU (its priority is idle)
+	// is slow, not hung: this is far beyond what a batch takes it on a
+	// machine whose cores are all busy.
+	answerWait = 2 * time.Minute
+	// inProcessWait bounds a batch appended in the gateway's process.
+	inProcessWait = 10 * time.Second
+	// restartWait is how long after a child failed to start, or failed
+	// the first batch it was given, before another is started.
 	restartWait = time.Second
 	// exitWait bounds the wait for the child to finish its last batch
 	// and exit once its stdin is closed.
@@ -30,43 +40,53 @@ const (
 // Store is the gateway's store with its history appends
 // (AppendHistoryBatch, and AppendHistory through it) made by the child
 // process; every other method is the embedded store's. When the child
-// cannot do a batch (it does not start, it exits, it does not answer in
-// time), the batch goes to a fresh child, or while none can be started
-// to the embedded store, in this process: an entry is never left out
-// because of the child. Entries a failed child had stored already come
-// back as stored, not as duplicates.
+// fails (it exits, or hangs), the batch it had is appended in the
+// gateway's process, and another child is started in the background;
+// until it runs, batches are appended in the gateway's process too. An
+// entry is never left out because of the child, and entries a failed
+// child had stored already come back as stored, not as duplicates.
+//
+// A batch waits for the child as long as the child works on it (up to
+// answerWait): on a machine whose cores are all busy, the idle-priority
+// child gets no CPU and history falls behind, which the caller bounds.
 type Store struct {
 	store.Store
-	p   Params
-	exe string // the msimircd binary
-	log *logrus.Entry
-
+	p        Params
+	exe      string // the msimircd binary
+	log      *logrus.Entry
 	failures prometheus.Counter // nil: not counted
+	starts   sync.WaitGroup     // background starts
+	hung     time.Duration      // answerWait (tests shorten it)
 
-	mu      sync.Mutex // one batch at a time; guards what follows
-	ch      *child     // nil: none running
-	retryAt time.Time  // no new child before then
+	mu       sync.Mutex // one batch at a time; guards what follows
+	ch       *child     // nil: none running
+	starting bool       // a child is being started in the background
+	retryAt  time.Time  // no new child before then
+	closed   bool
 }
 
 // New returns st with its history appends made by a child process: exe
 // (the running msimircd, os.Executable) started with Arg, opening the
-// store p says (the same as st). The child is started at once; one that
-// does not start is logged, and started again at a later batch. Close
-// stops the child, then closes st. With reg, the child's failures are
-// counted (msimircd_history_writer_failures_total).
+// store p says (the same as st). The child is started at once (ctx and
+// startWait bound that); one that does not start is logged, and batches
+// are appended in this process until another does. Close stops the
+// child, then closes st. With reg, the child's failures are counted
+// (msimircd_history_writer_failures_total).
 func New(ctx context.Context, st store.Store, p Params, exe string, reg prometheus.Registerer, log *logrus.Entry) *Store {
 	p.Key = append([]byte(nil), p.Key...)
-	s := &Store{Store: st, p: p, exe: exe, log: log.WithField("part", "history-writer")}
+	s := &Store{Store: st, p: p, exe: exe, log: log.WithField("part", "history-writer"), hung: answerWait}
 	if reg != nil {
 		s.failures = metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "msimircd_history_writer_failures_total",
-			Help: "Times the history writer process failed: it did not start, exited or did not answer in time (its batch was appended again, by another or by the gateway).",
+			Help: "Times the history writer process failed: it did not start, exited or hung (its batch was appended by the gateway).",
 		}))
 	}
+	ctx, cancel := context.WithTimeout(ctx, startWait)
+	defer cancel()
 	ch, err := startChild(ctx, exe, s.p, s.log)
 	if err != nil {
 		s.failed()
-		s.log.WithError(err).Warn("history: the writer process did not start; appending in the gateway's process until it does")
+		s.log.WithError(err).Warn("history: the writer process did not start; appending in the gateway's process until one does")
 		s.retryAt = time.Now().Add(restartWait)
 		return s
 	}
@@ -81,41 +101,101 @@ func (s *Store) AppendHistory(ctx context.Context, user string, e store.HistoryE
 }
 
 // AppendHistoryBatch has the child append batch, as the store's
-// AppendHistoryBatch would.
+// AppendHistoryBatch would. ctx ending fails the batch (the child may
+// have stored some of it).
 func (s *Store) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend) []store.HistoryResult {
 	if len(batch) == 0 {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := s.viaChild(ctx, batch)
+	if s.ch == nil {
+		s.restartLocked()
+		return s.inProcess(ctx, batch, false)
+	}
+	ch := s.ch
+	rep, dead, err := ch.call(ctx, batch, s.hung)
+	ch.served++
+	if dead {
+		// Failed, or killed as it answered: either way gone.
+		s.ch = nil
+		if ch.served == 1 {
+			s.retryAt = time.Now().Add(restartWait) // the batch may be what it fails at
+		}
+	}
 	if err == nil {
-		return res
+		if dead {
+			s.restartLocked()
+		}
+		return results(batch, rep)
 	}
 	if ctx.Err() != nil {
-		return failAll(batch, fmt.Errorf("store: append history: %w", err))
+		s.restartLocked()
+		return failAll(batch, fmt.Errorf("store: append history: %w", ctx.Err()))
 	}
-	// The child failed: it may have stored some of batch before it did.
-	s.log.WithError(err).Warn("history: the writer process failed; its batch is appended again")
-	if res, err = s.viaChild(ctx, batch); err != nil {
-		s.log.WithError(err).Warn("history: appending in the gateway's process until the writer process runs again")
-		res = s.Store.AppendHistoryBatch(ctx, batch)
+	s.failed()
+	// It may have stored some of batch before it failed.
+	s.log.WithError(&errChild{err}).Warn("history: the writer process failed; its batch is appended by the gateway")
+	s.restartLocked()
+	return s.inProcess(ctx, batch, true)
+}
+
+// inProcess appends batch in this process; again: the batch may have been
+// stored in part already, and those entries count as stored. Caller holds
+// s.mu.
+func (s *Store) inProcess(ctx context.Context, batch []store.HistoryAppend, again bool) []store.HistoryResult {
+	ctx, cancel := context.WithTimeout(ctx, inProcessWait)
+	defer cancel()
+	res := s.Store.AppendHistoryBatch(ctx, batch)
+	if again {
+		s.storedAlready(ctx, batch, res)
 	}
-	return s.storedAlready(ctx, batch, res)
+	return res
+}
+
+// restartLocked starts a child in the background unless one is starting,
+// the last failed a moment ago, or the store is closed. Caller holds s.mu.
+func (s *Store) restartLocked() {
+	if s.ch != nil || s.starting || s.closed || time.Now().Before(s.retryAt) {
+		return
+	}
+	s.starting = true
+	s.starts.Add(1)
+	go func() {
+		defer s.starts.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), startWait)
+		ch, err := startChild(ctx, s.exe, s.p, s.log)
+		cancel()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.starting = false
+		switch {
+		case err != nil:
+			s.failed()
+			s.retryAt = time.Now().Add(restartWait)
+			s.log.WithError(err).Warn("history: the writer process did not start; appending in the gateway's process until one does")
+		case s.closed:
+			ch.stop()
+		default:
+			s.ch = ch
+		}
+	}()
 }
 
 // storedAlready turns the duplicates of a batch appended again into the
-// entries stored the first time.
-func (s *Store) storedAlready(ctx context.Context, batch []store.HistoryAppend, res []store.HistoryResult) []store.HistoryResult {
+// entries stored the first time: those of the same msgid stored for the
+// user with the same content.
+func (s *Store) storedAlready(ctx context.Context, batch []store.HistoryAppend, res []store.HistoryResult) {
 	for i, r := range res {
 		if !errors.Is(r.Err, store.ErrExists) {
 			continue
 		}
-		if e, err := s.Store.HistoryByMsgID(ctx, batch[i].User, batch[i].Entry.MsgID); err == nil {
+		want := batch[i].Entry
+		e, err := s.Store.HistoryByMsgID(ctx, batch[i].User, want.MsgID)
+		if err == nil && e.Account == want.Account && e.Buddy == want.Buddy && e.Outgoing == want.Outgoing && e.Kind == want.Kind && e.Text == want.Text {
 			res[i] = store.HistoryResult{Entry: e}
 		}
 	}
-	return res
 }
 
 // failed counts a failure of the child.
@@ -133,34 +213,8 @@ func failAll(batch []store.HistoryAppend, err error) []store.HistoryResult {
 	return res
 }
 
-// viaChild has the running child (or a new one) append batch. A child
-// that fails the first batch it is given, or does not start, is not
-// replaced for restartWait: the batch may be what it fails at. Caller
-// holds s.mu.
-func (s *Store) viaChild(ctx context.Context, batch []store.HistoryAppend) ([]store.HistoryResult, error) {
-	fresh := s.ch == nil
-	if fresh {
-		if time.Now().Before(s.retryAt) {
-			return nil, &errChild{errors.New("not running (it failed a moment ago)")}
-		}
-		ch, err := startChild(ctx, s.exe, s.p, s.log)
-		if err != nil {
-			s.failed()
-			s.retryAt = time.Now().Add(restartWait)
-			return nil, &errChild{err}
-		}
-		s.ch = ch
-	}
-	rep, err := s.ch.call(ctx, batch)
-	if err != nil {
-		s.failed()
-		s.ch.kill()
-		s.ch = nil
-		if fresh {
-			s.retryAt = time.Now().Add(restartWait)
-		}
-		return nil, &errChild{err}
-	}
+// results are the child's answer to batch as the store gives them.
+func results(batch []store.HistoryAppend, rep *reply) []store.HistoryResult {
 	res := make([]store.HistoryResult, len(batch))
 	for i, r := range rep.Results {
 		if err := r.err(); err != nil {
@@ -171,18 +225,21 @@ func (s *Store) viaChild(ctx context.Context, batch []store.HistoryAppend) ([]st
 		e.ID, e.Time = r.ID, r.Time
 		res[i].Entry = e
 	}
-	return res, nil
+	return res
 }
 
 // Close stops the child (it finishes the batch it has) and closes the
 // embedded store.
 func (s *Store) Close() error {
 	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.starts.Wait() // a child started meanwhile is stopped
+	s.mu.Lock()
 	if s.ch != nil {
 		s.ch.stop()
 		s.ch = nil
 	}
-	s.retryAt = time.Now().Add(time.Duration(1<<62 - 1)) // no child after Close
 	clear(s.p.Key)
 	s.mu.Unlock()
 	return s.Store.Close()
@@ -198,6 +255,7 @@ type child struct {
 	wbuf   []byte // the frame being sent
 	rbuf   []byte // the frame last read
 	seq    uint64
+	served int           // batches given (by the Store, under its mu)
 	exited chan struct{} // closed once it has exited and its stderr ended
 	log    *logrus.Entry
 
@@ -270,6 +328,7 @@ func (c *child) wait(errR *os.File) {
 		c.lastErr = sc.Text()
 		c.log.Warn(c.lastErr)
 	}
+	io.Copy(io.Discard, errR) // past a line too long: the child never blocks on it
 	errR.Close()
 	c.status = c.cmd.Wait()
 	c.in.Close()
@@ -280,7 +339,7 @@ func (c *child) wait(errR *os.File) {
 // open sends the store's parameters and waits for the store to open.
 func (c *child) open(ctx context.Context, p Params) error {
 	c.wbuf = appendParams(c.wbuf[:0], &p)
-	rep, err := c.exchange(ctx)
+	rep, _, err := c.exchange(ctx, 0)
 	clear(c.wbuf)
 	if err != nil {
 		return err
@@ -291,51 +350,56 @@ func (c *child) open(ctx context.Context, p Params) error {
 	return nil
 }
 
-// call sends one batch and reads its answer.
-func (c *child) call(ctx context.Context, batch []store.HistoryAppend) (*reply, error) {
+// call sends one batch and reads its answer, killing the child if it has
+// not answered after hung; dead: the child is gone (failed, or killed as
+// it answered) and must not be used again.
+func (c *child) call(ctx context.Context, batch []store.HistoryAppend, hung time.Duration) (rep *reply, dead bool, err error) {
 	c.seq++
 	req := request{Seq: c.seq, Batch: batch}
-	if d, ok := ctx.Deadline(); ok {
-		req.Wait = max(time.Until(d), time.Millisecond)
-	}
 	c.wbuf = appendRequest(c.wbuf[:0], &req)
-	rep, err := c.exchange(ctx)
-	if err != nil {
-		return nil, err
-	}
+	ctx, cancel := context.WithTimeout(ctx, hung)
+	defer cancel()
+	rep, killed, err := c.exchange(ctx, len(batch))
 	switch {
+	case err != nil:
 	case rep.Seq != req.Seq:
-		return nil, fmt.Errorf("answered request %d, want %d", rep.Seq, req.Seq)
+		err = fmt.Errorf("answered request %d, want %d", rep.Seq, req.Seq)
 	case rep.Err != "":
-		return nil, errors.New(rep.Err)
-	case len(rep.Results) != len(batch):
-		return nil, fmt.Errorf("answered %d entries of %d", len(rep.Results), len(batch))
+		err = errors.New(rep.Err)
 	}
-	return rep, nil
+	if err != nil {
+		c.kill()
+		return nil, true, err
+	}
+	return rep, killed, nil
 }
 
-// exchange sends c.wbuf and reads the answer. When ctx ends first the
-// child is killed (what it was doing is lost with it, and it is not left
-// to answer later).
-func (c *child) exchange(ctx context.Context) (*reply, error) {
+// exchange sends c.wbuf and reads the answer, of want results. When ctx
+// ends first the child is killed (what it was doing is lost with it, and
+// it is not left to answer later); killed: that happened, even if the
+// answer came.
+func (c *child) exchange(ctx context.Context, want int) (_ *reply, killed bool, _ error) {
 	stop := context.AfterFunc(ctx, c.kill)
-	defer stop()
+	defer func() {
+		if !stop() && ctx.Err() != nil {
+			killed = true
+		}
+	}()
 	err := writeFrame(c.bw, c.wbuf)
 	if err == nil {
 		c.rbuf, err = readFrame(c.br, c.rbuf)
 	}
-	var rep reply
 	if err == nil {
-		rep, err = decodeReply(c.rbuf)
+		rep, err := decodeReply(c.rbuf, want)
 		if err != nil {
-			return nil, fmt.Errorf("its answer: %w", err) // it is killed
+			return nil, false, fmt.Errorf("its answer: %w", err)
 		}
-		return &rep, nil
+		return &rep, false, nil
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("no answer in time: %w", ctx.Err())
+		return nil, false, fmt.Errorf("no answer in time: %w", ctx.Err())
 	}
-	return nil, c.failure(err)
+	return nil, false, c.failure(err)
 }
 
 // failure describes the child's end after a pipe error err.

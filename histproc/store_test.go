@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -210,10 +211,13 @@ func TestChildKilled(t *testing.T) {
 	waitGone(t, pid)
 	batch := []store.HistoryAppend{entry("alice", "a2"), entry("bob", "b1")}
 	checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch))
-	if got := childPid(s); got == 0 || got == pid {
-		t.Errorf("child pid: got %d, want a new child (the old was %d)", got, pid)
+	newPid := waitChild(t, s, pid)
+	batch = []store.HistoryAppend{entry("alice", "a3")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch))
+	if got := childPid(s); got != newPid {
+		t.Errorf("child pid: got %d, want %d, the new child, still", got, newPid)
 	}
-	if !logged(hook, "appended again") {
+	if !logged(hook, "appended by the gateway") {
 		t.Errorf("the child's failure was not logged: %v", messages(hook))
 	}
 	if got := failures(t, s); got != 1 {
@@ -229,7 +233,7 @@ func TestChildExitsAfterStoring(t *testing.T) {
 	s, hook := open(t, setup{})
 	batch := []store.HistoryAppend{entry("alice", "a1"), entry("bob", "b1")}
 	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
-	if !logged(hook, "in the gateway's process") {
+	if !logged(hook, "appended by the gateway") {
 		t.Errorf("the fallback was not logged: %v", messages(hook))
 	}
 	es, err := s.Store.History(context.Background(), "alice", store.HistoryQuery{Account: account, Buddy: 7, Limit: 10})
@@ -241,32 +245,112 @@ func TestChildExitsAfterStoring(t *testing.T) {
 	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
 }
 
-// TestChildHangs: a child that does not answer before the caller's
-// deadline is killed, the batch fails with the deadline, and the next
-// batch goes to a new child.
+// TestChildHangs: a child that does not answer in time is killed, its
+// batch is appended by the gateway, and the next batch goes to a new
+// child.
 func TestChildHangs(t *testing.T) {
 	t.Setenv("HISTPROC_TEST_CHILD", "hang")
 	s, _ := open(t, setup{})
+	t.Setenv("HISTPROC_TEST_CHILD", "") // the children started from now on answer
+	s.hung = 300 * time.Millisecond
+	pid := childPid(s)
+	batch := []store.HistoryAppend{entry("alice", "a1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	if got := failures(t, s); got != 1 {
+		t.Errorf("failures counted: got %v, want 1", got)
+	}
+	waitGone(t, pid)
+	// It failed the first batch it had: none replaces it for a moment,
+	// and batches go to the gateway meanwhile.
+	time.Sleep(restartWait)
+	batch = []store.HistoryAppend{entry("alice", "a2")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	newPid := waitChild(t, s, pid)
+	batch = []store.HistoryAppend{entry("alice", "a3")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	if got := childPid(s); got != newPid {
+		t.Errorf("child pid: got %d, want %d, the new child, still", got, newPid)
+	}
+}
+
+// TestCallerDeadline: a batch whose context ends while the child works on
+// it fails with the context's error, and the child is replaced.
+func TestCallerDeadline(t *testing.T) {
+	t.Setenv("HISTPROC_TEST_CHILD", "hang")
+	s, _ := open(t, setup{})
+	t.Setenv("HISTPROC_TEST_CHILD", "")
+	pid := childPid(s)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	// Start the child first, so that the deadline runs out on the batch.
-	pid := 0
 	res := s.AppendHistoryBatch(ctx, []store.HistoryAppend{entry("alice", "a1")})
 	if !errors.Is(res[0].Err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want the deadline", res[0].Err)
 	}
-	if pid = childPid(s); pid != 0 {
-		t.Errorf("child %d still the store's after it hung", pid)
-	}
-	t.Setenv("HISTPROC_TEST_CHILD", "")
-	s.mu.Lock()
-	s.retryAt = time.Time{}
-	s.mu.Unlock()
+	waitGone(t, pid)
+	time.Sleep(restartWait)
 	batch := []store.HistoryAppend{entry("alice", "a2")}
 	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
-	if childPid(s) == 0 {
-		t.Error("no child after the hung one")
+	waitChild(t, s, pid)
+}
+
+// waitChild waits for the store to have a running child other than old
+// and returns its pid.
+func waitChild(t *testing.T, s *Store, old int) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if pid := childPid(s); pid != 0 && pid != old {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new child after %d", old)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestChildIgnoresSignals: a signal meant for the gateway (Ctrl-C, a
+// service manager stopping its processes, a hang-up) leaves the child
+// running: it ends when the gateway closes its stdin.
+func TestChildIgnoresSignals(t *testing.T) {
+	s, _ := open(t, setup{})
+	pid := childPid(s)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	batch := []store.HistoryAppend{entry("alice", "a1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	if got := childPid(s); got != pid {
+		t.Errorf("child pid: got %d, want %d still", got, pid)
+	}
+	if got := failures(t, s); got != 0 {
+		t.Errorf("failures counted: got %v, want 0", got)
+	}
+	s.Close()
+	waitGone(t, pid)
+}
+
+// TestRetryKeepsDuplicates: when a batch is appended again after its child
+// failed, an entry the child had stored counts as stored, but an entry
+// whose msgid was already taken by other content stays a duplicate.
+func TestRetryKeepsDuplicates(t *testing.T) {
+	t.Setenv("HISTPROC_TEST_CHILD", "exit")
+	s, _ := open(t, setup{})
+	ctx := context.Background()
+	other := entry("alice", "dup")
+	other.Entry.Text = "said before"
+	if _, err := s.Store.AppendHistory(ctx, other.User, other.Entry); err != nil {
+		t.Fatal(err)
+	}
+	batch := []store.HistoryAppend{entry("alice", "dup"), entry("alice", "a1")}
+	res := s.AppendHistoryBatch(ctx, batch)
+	if !errors.Is(res[0].Err, store.ErrExists) {
+		t.Errorf("an msgid taken by other content: got %+v, want ErrExists", res[0])
+	}
+	checkStored(t, s, batch[1:], res[1:])
 }
 
 // TestChildCannotOpen: a child whose store does not open (here: the wrong
@@ -355,4 +439,37 @@ var registries = map[*Store]*prometheus.Registry{}
 func failures(t *testing.T, s *Store) float64 {
 	t.Helper()
 	return promtest.Value(t, registries[s], "msimircd_history_writer_failures_total")
+}
+
+// sizesStore records the size of each AppendHistoryBatch it is given.
+type sizesStore struct {
+	store.HistoryStore
+	sizes []int
+}
+
+func (s *sizesStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend) []store.HistoryResult {
+	s.sizes = append(s.sizes, len(batch))
+	res := make([]store.HistoryResult, len(batch))
+	for i := range res {
+		res[i].Entry.ID = int64(len(s.sizes)*10000 + i)
+	}
+	return res
+}
+
+// TestChildTransactionsBounded: the child appends a long batch in
+// transactions of at most txEntries, in order, and answers for every
+// entry.
+func TestChildTransactionsBounded(t *testing.T) {
+	st := &sizesStore{}
+	req := request{Seq: 3, Batch: make([]store.HistoryAppend, 2*txEntries+10)}
+	rep := appendBatch(st, &req)
+	if want := []int{txEntries, txEntries, 10}; !slices.Equal(st.sizes, want) {
+		t.Errorf("transactions: got %v, want %v", st.sizes, want)
+	}
+	if rep.Seq != 3 || len(rep.Results) != len(req.Batch) {
+		t.Fatalf("reply: seq %d, %d results; want 3, %d", rep.Seq, len(rep.Results), len(req.Batch))
+	}
+	if last := rep.Results[len(rep.Results)-1].ID; last != 30009 {
+		t.Errorf("the last entry's result: ID %d, want 30009 (the third transaction's tenth)", last)
+	}
 }
