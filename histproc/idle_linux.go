@@ -15,8 +15,20 @@ import (
 // wakes takes the core at once. Threads made later inherit the policy of
 // the thread that makes them, so two passes over /proc/self/task (the
 // second catching a thread made during the first) cover the process.
-func idle() error {
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
+func idle() error { return setPolicy(unix.SCHED_IDLE) }
+
+// normal puts every thread of the process back under the kernel's normal
+// policy (SCHED_OTHER, nice 0): while the child holds the database's
+// write lock and the gateway waits for it.
+func normal() error { return setPolicy(unix.SCHED_NORMAL) }
+
+// boostSignal is what the gateway sends the child to have it finish its
+// batch at normal priority (see Store.boost).
+var boostSignal os.Signal = unix.SIGUSR1
+
+// setPolicy puts every thread of the process under policy.
+func setPolicy(policy uint32) error {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: policy}
 	done := map[int]bool{}
 	for pass := 0; pass < 2; pass++ {
 		ents, err := os.ReadDir("/proc/self/task")

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +33,21 @@ func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
 	if err := idle(); err != nil {
 		fmt.Fprintf(errw, "history writer: runs at normal CPU priority: %v\n", err)
 	}
+	// The gateway asks for the batch in progress to be finished at normal
+	// priority when it waits for the database (Store.boost): the child
+	// holds the write lock. The next batch is back at idle priority.
+	boosted := make(chan os.Signal, 1)
+	if boostSignal != nil {
+		signal.Notify(boosted, boostSignal)
+	}
+	go func() {
+		for range boosted {
+			if err := normal(); err != nil {
+				fmt.Fprintf(errw, "history writer: cannot raise its priority: %v\n", err)
+			}
+			boostedAt.Add(1)
+		}
+	}()
 	if err := serve(in, out); err != nil {
 		fmt.Fprintf(errw, "history writer: %v\n", err)
 		return 1
@@ -78,7 +95,11 @@ func serve(in io.Reader, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("reading a request: %w", err)
 		}
-		if err := send(appendBatch(st, &req)); err != nil {
+		rep := appendBatch(st, &req)
+		if boostedAt.Swap(0) > 0 {
+			idle()
+		}
+		if err := send(rep); err != nil {
 			return err
 		}
 	}
@@ -94,11 +115,16 @@ func openStore(p Params) (store.Store, error) {
 	return store.Open(ctx, p.Driver, p.DSN, p.Key, opts...)
 }
 
-// txEntries bounds the entries appended in one transaction: the child
-// holds the database's write lock for the whole of one, and at idle
-// priority on a busy machine that can take a while, during which the
-// gateway's own writes (an IM held for a user away) wait.
-const txEntries = 256
+// boostedAt counts the boosts since the last batch ended.
+var boostedAt atomic.Int32
+
+// txEntries bounds the entries appended in one transaction (the bridge's
+// batches are no longer). The child holds the database's write lock for
+// the whole of one, and the gateway's own writes (an IM held for a user
+// away) wait for it: on a machine whose cores are all busy, the idle
+// child may take seconds over one. Smaller transactions would cost more
+// CPU per entry (about a third more at 256).
+const txEntries = 1024
 
 func appendBatch(st store.HistoryStore, req *request) *reply {
 	ctx := context.Background() // the gateway kills the child rather than wait longer

@@ -169,21 +169,48 @@ func testAppendsInChild(t *testing.T, engine string) {
 // checkIdle fails unless every thread of pid runs under SCHED_IDLE.
 func checkIdle(t *testing.T, pid int) {
 	t.Helper()
+	if got := policies(t, pid); len(got) != 1 || got[0] != "5" {
+		t.Errorf("the child's threads' scheduling policies: got %v, want only 5 (SCHED_IDLE)", got)
+	}
+}
+
+// policies lists the scheduling policies of pid's threads, without
+// repeats.
+func policies(t *testing.T, pid int) []string {
+	t.Helper()
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		t.Skipf("no /proc here: %v", err)
 	}
+	var out []string
 	for _, task := range tasks {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
 		if err != nil {
-			t.Fatal(err)
+			continue // a thread that ended
 		}
 		// The fields after the command's closing parenthesis; policy is
 		// field 41 of stat, the 39th of these.
 		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if policy := f[38]; policy != "5" {
-			t.Errorf("thread %s: scheduling policy %s, want 5 (SCHED_IDLE)", task.Name(), policy)
+		if !slices.Contains(out, f[38]) {
+			out = append(out, f[38])
 		}
+	}
+	return out
+}
+
+// waitPolicy waits up to 10 s for every thread of pid to run under policy.
+func waitPolicy(t *testing.T, pid int, policy string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := policies(t, pid)
+		if len(got) == 1 && got[0] == policy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child's threads' policies: got %v, want only %s", got, policy)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -472,4 +499,60 @@ func TestChildTransactionsBounded(t *testing.T) {
 	if last := rep.Results[len(rep.Results)-1].ID; last != 30009 {
 		t.Errorf("the last entry's result: ID %d, want 30009 (the third transaction's tenth)", last)
 	}
+}
+
+// TestBoost: an IM held or queued while the child has a batch makes the
+// child finish it at normal priority (it holds the database's write
+// lock); the next batch is at idle priority again.
+func TestBoost(t *testing.T) {
+	if boostSignal == nil {
+		t.Skip("no priorities here")
+	}
+	t.Run("hold while a batch is in progress", func(t *testing.T) {
+		t.Setenv("HISTPROC_TEST_CHILD", "hang") // stores the batch, never answers
+		s, _ := open(t, setup{})
+		t.Setenv("HISTPROC_TEST_CHILD", "")
+		pid := childPid(s)
+		done := make(chan []store.HistoryResult, 1)
+		batch := []store.HistoryAppend{entry("alice", "a1")}
+		go func() { done <- s.AppendHistoryBatch(context.Background(), batch) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.busy.Load() == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("the batch never went to the child")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		checkIdle(t, pid)
+		ctx := context.Background()
+		if _, err := s.HoldIM(ctx, "alice", account, store.HeldIM{Seq: 1, From: 7, Text: "while you were away", Time: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		waitPolicy(t, pid, "0")
+		if _, err := s.QueueIM(ctx, "alice", account, store.QueuedIM{To: 7, Text: "typed while the link was down"}); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(pid, syscall.SIGKILL) // it would never answer
+		checkStored(t, s, batch, <-done)
+	})
+	t.Run("back to idle after the batch", func(t *testing.T) {
+		s, _ := open(t, setup{})
+		pid := childPid(s)
+		if err := syscall.Kill(pid, boostSignal.(syscall.Signal)); err != nil {
+			t.Fatal(err)
+		}
+		waitPolicy(t, pid, "0")
+		batch := []store.HistoryAppend{entry("alice", "a1")}
+		checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+		checkIdle(t, pid)
+	})
+	t.Run("no child busy: no boost", func(t *testing.T) {
+		s, _ := open(t, setup{})
+		pid := childPid(s)
+		if _, err := s.HoldIM(context.Background(), "alice", account, store.HeldIM{Seq: 1, From: 7, Text: "hi", Time: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		checkIdle(t, pid)
+	})
 }
