@@ -510,21 +510,32 @@ func TestBoost(t *testing.T) {
 	}
 	t.Run("hold while a batch is in progress", func(t *testing.T) {
 		t.Setenv("HISTPROC_TEST_CHILD", "hang") // stores the batch, never answers
-		s, _ := open(t, setup{})
+		s, hook := open(t, setup{})
+		defer func() {
+			if t.Failed() {
+				t.Log(messages(hook))
+			}
+		}()
 		t.Setenv("HISTPROC_TEST_CHILD", "")
 		pid := childPid(s)
+		defer syscall.Kill(pid, syscall.SIGKILL) // it would never answer
 		done := make(chan []store.HistoryResult, 1)
 		batch := []store.HistoryAppend{entry("alice", "a1")}
 		go func() { done <- s.AppendHistoryBatch(context.Background(), batch) }()
+		// Once the batch is stored, the child waits to answer with the
+		// batch still its own (it never answers): a boost now lasts.
+		ctx := context.Background()
 		deadline := time.Now().Add(10 * time.Second)
-		for s.busy.Load() == nil {
+		for {
+			if _, err := s.Store.HistoryByMsgID(ctx, "alice", "a1"); err == nil && s.busy.Load() != nil {
+				break
+			}
 			if time.Now().After(deadline) {
-				t.Fatal("the batch never went to the child")
+				t.Fatal("the child never stored the batch")
 			}
 			time.Sleep(time.Millisecond)
 		}
 		checkIdle(t, pid)
-		ctx := context.Background()
 		if _, err := s.HoldIM(ctx, "alice", account, store.HeldIM{Seq: 1, From: 7, Text: "while you were away", Time: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
@@ -532,7 +543,7 @@ func TestBoost(t *testing.T) {
 		if _, err := s.QueueIM(ctx, "alice", account, store.QueuedIM{To: 7, Text: "typed while the link was down"}); err != nil {
 			t.Fatal(err)
 		}
-		syscall.Kill(pid, syscall.SIGKILL) // it would never answer
+		syscall.Kill(pid, syscall.SIGKILL)
 		checkStored(t, s, batch, <-done)
 	})
 	t.Run("back to idle after the batch", func(t *testing.T) {
