@@ -41,9 +41,13 @@ func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
 		signal.Notify(boosted, boostSignal)
 	}
 	go func() {
+		told := false
 		for range boosted {
-			if err := normal(); err != nil {
-				fmt.Fprintf(errw, "history writer: cannot raise its priority: %v\n", err)
+			if err := normal(); err != nil && !told {
+				// Leaving SCHED_IDLE needs RLIMIT_NICE of 20 (the
+				// service unit's LimitNICE=20) or CAP_SYS_NICE.
+				fmt.Fprintf(errw, "history writer: cannot raise its priority while the gateway waits for it (allow it with LimitNICE=20 or ulimit -e 20): %v\n", err)
+				told = true
 			}
 			boostedAt.Add(1)
 		}
