@@ -172,14 +172,20 @@ type Decoder struct {
 	sticky  error
 }
 
-// NewDecoder returns a Decoder reading from r.
+// NewDecoder returns a Decoder reading from r, through a read buffer of
+// readBuf bytes unless r is a bufio.Reader already.
 func NewDecoder(r io.Reader) *Decoder {
 	br, ok := r.(*bufio.Reader)
-	if !ok || br.Size() < 4096 {
-		br = bufio.NewReaderSize(r, 4096)
+	if !ok || br.Size() < readBuf {
+		br = bufio.NewReaderSize(r, readBuf)
 	}
 	return &Decoder{r: br}
 }
+
+// readBuf is the size of the read buffer NewDecoder gives a plain reader:
+// every connection holds one for its life, and under load one read
+// syscall brings it several messages.
+const readBuf = 4096
 
 // Decode returns the next message. At a clean end of stream it returns io.EOF.
 func (d *Decoder) Decode() (*Message, error) {
@@ -255,8 +261,9 @@ func (d *Decoder) Decode() (*Message, error) {
 
 // keptBuf is the largest buffer a Decoder keeps between messages: an idle
 // connection should not hold on to its largest message's size. Larger
-// messages are gathered in buffers lent by largeBufs.
-const keptBuf = 8 << 10
+// messages (a contact list, a profile) are gathered in buffers lent by
+// largeBufs, which all connections share.
+const keptBuf = 1 << 10
 
 // largeBufs lends the buffers that gather messages over keptBuf (a contact
 // list, say), so that each costs only its string.

@@ -1,0 +1,79 @@
+package msim
+
+import (
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// TestDecoderIdleBuffers: a Decoder on a connection gathers messages
+// larger than keptBuf in a shared buffer and keeps no message buffer over
+// keptBuf between messages; messages split across writes and several in
+// one write decode as ever.
+func TestDecoderIdleBuffers(t *testing.T) {
+	a, b := tcpPair(t)
+	d := NewDecoder(b)
+	decode := func(want string) {
+		t.Helper()
+		m, err := d.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.StrOr("k", ""); got != want {
+			t.Fatalf("got k=%q, want %q", got, want)
+		}
+	}
+	// A large message (a contact list, say): decoded, and its buffer not
+	// kept once nothing more has arrived.
+	big := strings.Repeat("x", 6000)
+	a.Write([]byte(`\k\` + big + `\final\`))
+	decode(big)
+	if cap(d.buf) > keptBuf {
+		t.Errorf("idle after a large message: message buffer %d bytes, want at most %d", cap(d.buf), keptBuf)
+	}
+	// Two large ones in one write: the second decodes too.
+	a.Write([]byte(`\k\` + big + `\final\\k\` + big + "y" + `\final\`))
+	decode(big)
+	decode(big + "y")
+	if cap(d.buf) > keptBuf {
+		t.Errorf("idle after two: message buffer %d bytes, want at most %d", cap(d.buf), keptBuf)
+	}
+	// A small message split across writes.
+	go func() {
+		a.Write([]byte(`\k\fo`))
+		time.Sleep(20 * time.Millisecond)
+		a.Write([]byte(`ur\final\`))
+	}()
+	decode("four")
+	a.Close()
+	if _, err := d.Decode(); err != io.EOF {
+		t.Errorf("after the peer closed: got %v, want EOF", err)
+	}
+}
