@@ -505,9 +505,7 @@ func TestChildTransactionsBounded(t *testing.T) {
 // child finish it at normal priority (it holds the database's write
 // lock); the next batch is at idle priority again.
 func TestBoost(t *testing.T) {
-	if boostSignal == nil {
-		t.Skip("no priorities here")
-	}
+	requireLeaveIdle(t)
 	t.Run("hold while a batch is in progress", func(t *testing.T) {
 		t.Setenv("HISTPROC_TEST_CHILD", "hang") // stores the batch, never answers
 		s, hook := open(t, setup{})

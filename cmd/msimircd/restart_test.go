@@ -75,7 +75,9 @@ func TestBinaryRestartKeepsState(t *testing.T) {
 		waitExited(t, pid)
 	}
 	for _, l := range p.lines() {
-		if strings.Contains(l, "history") && strings.Contains(l, "level=warn") {
+		// (Raising the writer's priority needs RLIMIT_NICE 20, which a
+		// test run by a user without it does not have: that is said once.)
+		if strings.Contains(l, "history") && strings.Contains(l, "level=warn") && !strings.Contains(l, "cannot raise its priority") {
 			t.Errorf("the gateway's log: %s", l)
 		}
 	}
