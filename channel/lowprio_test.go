@@ -5,27 +5,22 @@ package channel
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/procstat"
 	"github.com/msimircd/msimircd/store"
 	"golang.org/x/sys/unix"
 )
 
 // threadNice reads the nice value of thread tid of this process.
 func threadNice(tid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+	f, err := procstat.Stat(fmt.Sprintf("/proc/self/task/%d/stat", tid))
 	if err != nil {
 		return 0, err
 	}
-	// The fields after the command (which may hold spaces) start at the
-	// third; nice is the nineteenth.
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return strconv.Atoi(fields[19-3])
+	n, err := f.Int(19)
+	return int(n), err
 }
 
 // TestLowPriority: the goroutine's thread runs at nice 19, and the rest of

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/msimircd/msimircd/internal/pgtest"
+	"github.com/msimircd/msimircd/internal/procstat"
 	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
@@ -184,15 +185,12 @@ func policies(t *testing.T, pid int) []string {
 	}
 	var out []string
 	for _, task := range tasks {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		f, err := procstat.Stat(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
 		if err != nil {
 			continue // a thread that ended
 		}
-		// The fields after the command's closing parenthesis; policy is
-		// field 41 of stat, the 39th of these.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if !slices.Contains(out, f[38]) {
-			out = append(out, f[38])
+		if p := f.Field(41); !slices.Contains(out, p) {
+			out = append(out, p)
 		}
 	}
 	return out
@@ -214,14 +212,11 @@ func waitPolicy(t *testing.T, pid int, policy string) {
 	}
 }
 
+// waitGone waits up to 10 s for the child pid to have exited.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("child %d still running", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !procstat.WaitGone(pid, 10*time.Second) {
+		t.Fatalf("child %d still running", pid)
 	}
 }
 

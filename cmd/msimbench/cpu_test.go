@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/msimircd/msimircd/internal/procstat"
 )
 
 func TestStormCPUSince(t *testing.T) {
@@ -77,7 +79,7 @@ func TestProcIO(t *testing.T) {
 // TestGatewayCPUCountsChildren: the gateway's CPU time includes its child
 // processes' (its history writer), running or reaped.
 func TestGatewayCPUCountsChildren(t *testing.T) {
-	if _, err := procStat(os.Getpid()); err != nil {
+	if _, err := procstat.Process(os.Getpid()); err != nil {
 		t.Skipf("no /proc here: %v", err)
 	}
 	// A shell whose one child spins for a while and then sleeps, and
@@ -88,7 +90,7 @@ func TestGatewayCPUCountsChildren(t *testing.T) {
 		t.Skipf("no sh: %v", err)
 	}
 	defer func() {
-		for _, c := range children(cmd.Process.Pid) {
+		for _, c := range procstat.Children(cmd.Process.Pid) {
 			syscall.Kill(c, syscall.SIGKILL)
 		}
 		cmd.Process.Kill()
@@ -107,11 +109,11 @@ func TestGatewayCPUCountsChildren(t *testing.T) {
 		}
 		// Each spin takes well over 10 ticks (100 ms); the shell itself
 		// next to nothing.
-		if all-own >= 20 && len(children(cmd.Process.Pid)) == 1 {
+		if all-own >= 20 && len(procstat.Children(cmd.Process.Pid)) == 1 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gateway CPU %d ticks, its own %d, children %v: want the two spins' time counted", all, own, children(cmd.Process.Pid))
+			t.Fatalf("gateway CPU %d ticks, its own %d, children %v: want the two spins' time counted", all, own, procstat.Children(cmd.Process.Pid))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

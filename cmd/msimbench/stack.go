@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/internal/procstat"
 	"github.com/msimircd/msimircd/metrics"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
@@ -500,39 +501,24 @@ func procRSS(pid int) (uint64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
-// procStat returns the fields of /proc/PID/stat after the command name
-// (which is in parentheses): f[0] is the state, f[1] the parent's pid.
-func procStat(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return nil, errors.New("bad /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return nil, errors.New("short /proc stat")
-	}
-	return f, nil
-}
-
 // procCPU returns the user+system CPU time of pid in clock ticks; reaped:
 // with that of the children it has waited for.
 func procCPU(pid int, reaped bool) (uint64, error) {
-	f, err := procStat(pid)
+	f, err := procstat.Process(pid)
 	if err != nil {
 		return 0, err
 	}
-	n := 2 // utime, stime (fields 14 and 15 of stat)
+	last := 15 // utime, stime
 	if reaped {
-		n = 4 // and cutime, cstime
+		last = 17 // and cutime, cstime
 	}
 	var t uint64
-	for _, v := range f[11 : 11+n] {
-		x, _ := strconv.ParseUint(v, 10, 64)
-		t += x
+	for n := 14; n <= last; n++ {
+		x, err := f.Int(n)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat field %d: %w", pid, n, err)
+		}
+		t += uint64(x)
 	}
 	return t, nil
 }
@@ -670,31 +656,12 @@ func (g *gateway) cpuTicks() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, c := range children(g.pid) {
+	for _, c := range procstat.Children(g.pid) {
 		if ct, err := procCPU(c, false); err == nil {
 			t += ct
 		}
 	}
 	return t, nil
-}
-
-// children lists the processes whose parent is pid.
-func children(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, e := range ents {
-		c, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if f, err := procStat(c); err == nil && f[1] == strconv.Itoa(pid) {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // settle waits until the gateway (its history writer included) is idle (under 4% of a core over 500 ms;

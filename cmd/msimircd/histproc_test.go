@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/msimircd/msimircd/histproc"
+	"github.com/msimircd/msimircd/internal/procstat"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -21,24 +20,11 @@ import (
 // history writer (histproc.Arg).
 func historyWriters(t *testing.T, ppid int) []int {
 	t.Helper()
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
+	if _, err := procstat.Process(os.Getpid()); err != nil {
 		t.Skipf("no /proc here: %v", err)
 	}
 	var pids []int
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) < 2 || f[1] != strconv.Itoa(ppid) {
-			continue
-		}
+	for _, pid := range procstat.Children(ppid) {
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00"); len(args) == 2 && args[1] == histproc.Arg {
 			pids = append(pids, pid)
@@ -96,14 +82,10 @@ func TestHistoryWriterProcess(t *testing.T) {
 	}
 }
 
-// waitExited waits up to 10 s for process pid to be gone.
+// waitExited waits up to 10 s for process pid to have exited.
 func waitExited(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d still running", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !procstat.WaitGone(pid, 10*time.Second) {
+		t.Fatalf("process %d still running", pid)
 	}
 }
