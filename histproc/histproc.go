@@ -16,7 +16,6 @@ package histproc
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/msimircd/msimircd/store"
@@ -98,10 +97,3 @@ func (r result) err() error {
 	}
 	return e
 }
-
-// errChild is the child failing as a whole (not starting, exiting, not
-// answering); the entries it had are retried or appended in process.
-type errChild struct{ err error }
-
-func (e *errChild) Error() string { return fmt.Sprintf("history writer process: %v", e.err) }
-func (e *errChild) Unwrap() error { return e.err }

@@ -139,7 +139,7 @@ func (s *Store) AppendHistoryBatch(ctx context.Context, batch []store.HistoryApp
 	}
 	s.failed()
 	// It may have stored some of batch before it failed.
-	s.log.WithError(&errChild{err}).Warn("history: the writer process failed; its batch is appended by the gateway")
+	s.log.WithError(err).Warn("history: the writer process failed; its batch is appended by the gateway")
 	s.restartLocked()
 	return s.inProcess(ctx, batch, true)
 }
