@@ -46,16 +46,21 @@ func (s *session) record(e store.HistoryEntry) {
 		return
 	}
 	e.Text = strings.ToValidUTF8(strings.ReplaceAll(e.Text, "\x00", ""), "\uFFFD")
-	log, met := s.log, s.b.met
-	s.b.hist.append(s.user.Name, e, func(err error) {
-		met.historyDropped()
-		if errors.Is(err, ErrHistoryFull) {
-			s.historyFullOnce(log) // on the session goroutine: no post
-			return
+	if s.histFailed == nil {
+		// Made once, not per entry (the history's garbage is the IMs'
+		// latency); with the log of now, which the writer may use.
+		log, met := s.log, s.b.met
+		s.histFailed = func(err error) {
+			met.historyDropped()
+			if errors.Is(err, ErrHistoryFull) {
+				s.historyFullOnce(log) // on the session goroutine: no post
+				return
+			}
+			log.WithError(err).Error("store: an IM was not added to the history")
+			s.post(call(s.historyFailedOnce))
 		}
-		log.WithError(err).Error("store: an IM was not added to the history")
-		s.post(call(s.historyFailedOnce))
-	})
+	}
+	s.b.hist.append(s.user.Name, e, s.histFailed)
 }
 
 // historyFullOnce logs, and tells the user, once per session, that the

@@ -65,10 +65,22 @@ type historyWriter struct {
 
 	mu      sync.Mutex
 	q       []histJob
-	appends int  // jobs in q that are appends (barriers are not bounded)
-	hurry   bool // a barrier or a full batch is queued, or close was called
+	spare   []histJob // empty; q's next array once q is taken whole
+	appends int       // jobs in q that are appends (barriers are not bounded)
+	hurry   bool      // a barrier or a full batch is queued, or close was called
 	closed  bool
+
+	// The writer goroutine's own, kept from one batch to the next: the
+	// history's garbage would otherwise grow with the IMs and bring the
+	// collector round, and its pauses into the IMs' latency, more often.
+	batch  []store.HistoryAppend
+	failed []func(error)
+	res    []store.HistoryResult
 }
+
+// spareMax bounds the queue array kept for reuse, so a backlog's array
+// goes once the backlog is written.
+const spareMax = 4 * histBatch
 
 // newHistoryWriter starts the writer; inProc: the store appends in this
 // process (see historyWriter.inProc).
@@ -169,8 +181,11 @@ func (w *historyWriter) run() {
 			t.Stop()
 		}
 		for {
-			jobs, more, closed := w.take()
+			jobs, own, more, closed := w.take()
 			w.write(jobs)
+			if own {
+				w.recycle(jobs)
+			}
 			if closed && !more {
 				return
 			}
@@ -188,8 +203,9 @@ func (w *historyWriter) hurried() bool {
 }
 
 // take removes up to histBatch appends (and the barriers among them) from
-// the queue; more: some are left.
-func (w *historyWriter) take() (jobs []histJob, more, closed bool) {
+// the queue; own: the array of jobs is theirs alone (see recycle); more:
+// some are left.
+func (w *historyWriter) take() (jobs []histJob, own, more, closed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n, appends := 0, 0
@@ -199,24 +215,26 @@ func (w *historyWriter) take() (jobs []histJob, more, closed bool) {
 		}
 		n++
 	}
-	jobs = w.q[:n:n]
-	w.q = w.q[n:]
-	if len(w.q) == 0 {
-		w.q = nil // the array goes with jobs
+	if own = len(w.q)-n <= histBatch; own {
+		// jobs keep the array, which comes back through recycle, and q
+		// goes on in the spare one, with what is left.
+		jobs = w.q[:n]
+		w.q, w.spare = append(w.spare[:0], w.q[n:]...), nil
+	} else {
+		// A backlog: q goes on in the rest of the array, not copied.
+		jobs = w.q[:n:n]
+		w.q = w.q[n:]
 	}
 	w.appends -= appends
 	w.hurry = len(w.q) > 0 && w.hurry
-	return jobs, len(w.q) > 0, w.closed
+	return jobs, own, len(w.q) > 0, w.closed
 }
 
 // write appends jobs' entries, one batch between barriers, and releases
 // each barrier once what was before it is appended.
 func (w *historyWriter) write(jobs []histJob) {
-	var (
-		batch    []store.HistoryAppend
-		failed   []func(error)
-		appended int // entries through the store, stored or refused
-	)
+	batch, failed := w.batch[:0], w.failed[:0]
+	appended := 0 // entries through the store, stored or refused
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -225,7 +243,7 @@ func (w *historyWriter) write(jobs []histJob) {
 		if w.inProc {
 			ctx, cancel = context.WithTimeout(ctx, storeWait)
 		}
-		res := w.st.AppendHistoryBatch(ctx, batch)
+		res := w.st.AppendHistoryBatch(ctx, batch, w.res)
 		cancel()
 		appended += len(batch)
 		for i, r := range res {
@@ -233,6 +251,10 @@ func (w *historyWriter) write(jobs []histJob) {
 				failed[i](r.Err)
 			}
 		}
+		clear(batch) // the entries' texts go now, not at the next batch
+		clear(failed)
+		clear(res)
+		w.res = res[:0]
 		batch, failed = batch[:0], failed[:0]
 	}
 	defer func() { w.met.historyQueued(-appended) }()
@@ -246,4 +268,19 @@ func (w *historyWriter) write(jobs []histJob) {
 		failed = append(failed, j.failed)
 	}
 	flush()
+	w.batch, w.failed = batch, failed
+}
+
+// recycle keeps the array of jobs, taken with their own and written, as
+// the queue's next one, unless the queue has one or it is a backlog's.
+func (w *historyWriter) recycle(jobs []histJob) {
+	if cap(jobs) > spareMax {
+		return
+	}
+	clear(jobs[:cap(jobs)])
+	w.mu.Lock()
+	if w.spare == nil {
+		w.spare = jobs[:0]
+	}
+	w.mu.Unlock()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,7 @@ type stalledStore struct {
 	appended atomic.Int32
 }
 
-func (s *stalledStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend) []store.HistoryResult {
+func (s *stalledStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend, _ []store.HistoryResult) []store.HistoryResult {
 	<-s.release
 	s.appended.Add(int32(len(batch)))
 	res := make([]store.HistoryResult, len(batch))
@@ -76,7 +77,7 @@ type recordingStore struct {
 
 var errBadEntry = errors.New("bad entry")
 
-func (s *recordingStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend) []store.HistoryResult {
+func (s *recordingStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend, _ []store.HistoryResult) []store.HistoryResult {
 	s.mu.Lock()
 	s.batches = append(s.batches, slices.Clone(batch))
 	s.mu.Unlock()
@@ -221,5 +222,72 @@ func TestHistoryQueuedGauge(t *testing.T) {
 	}
 	if got := st.appended.Load(); got != 3 {
 		t.Errorf("appended: got %d, want 3", got)
+	}
+}
+
+// reusingStore appends nothing; it gives its results in the array it is
+// handed, as the history writer process's client does, and notes each
+// array of entries and of results it sees.
+type reusingStore struct {
+	store.Store
+	batches   map[*store.HistoryAppend]bool
+	resArrays map[*store.HistoryResult]bool
+}
+
+func (s *reusingStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend, res []store.HistoryResult) []store.HistoryResult {
+	res = slices.Grow(res[:0], len(batch))[:len(batch)]
+	s.batches[&batch[:1][0]] = true
+	s.resArrays[&res[:1][0]] = true
+	return res
+}
+
+// TestHistoryWriterReusesArrays: batch after batch, the writer keeps its
+// queue's, its batch's and its results' arrays, so the history adds next
+// to no garbage per IM (the collector's pauses are the IMs' latency).
+func TestHistoryWriterReusesArrays(t *testing.T) {
+	st := &reusingStore{batches: map[*store.HistoryAppend]bool{}, resArrays: map[*store.HistoryResult]bool{}}
+	w := startHistoryWriter(st, false, quietLog(), nil, time.Hour)
+	defer w.close()
+	const rounds, per = 30, 500
+	failed := func(error) {}
+	e := store.HistoryEntry{MsgID: "m", Account: "a@example.com", Kind: "im", Text: "hello"}
+	var ms runtime.MemStats
+	var before uint64
+	for r := range rounds {
+		if r == rounds/3 { // the arrays have grown by now
+			runtime.ReadMemStats(&ms)
+			before = ms.TotalAlloc
+		}
+		for range per {
+			w.append("ann", e, failed)
+		}
+		if !w.sync(context.Background(), "ann") {
+			t.Fatal("sync: got false")
+		}
+	}
+	runtime.ReadMemStats(&ms)
+	perEntry := float64(ms.TotalAlloc-before) / float64((rounds-rounds/3)*per)
+	if len(st.batches) > 2 || len(st.resArrays) > 2 {
+		t.Errorf("arrays over %d batches: %d of entries and %d of results, want at most 2 each", rounds, len(st.batches), len(st.resArrays))
+	}
+	if perEntry > 32 {
+		t.Errorf("allocated %.0f bytes per entry once warm, want at most 32", perEntry)
+	}
+}
+
+// TestRecordNoClosurePerEntry: a session hands the writer the same
+// failure callback for every entry, not one made per IM.
+func TestRecordNoClosurePerEntry(t *testing.T) {
+	r := newRig(t, nil)
+	st := &stalledStore{release: make(chan struct{})}
+	r.s.b.hist = startHistoryWriter(st, false, quietLog(), nil, time.Hour)
+	defer func() {
+		close(st.release)
+		r.s.b.hist.close()
+	}()
+	e := store.HistoryEntry{MsgID: "m", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "hello"}
+	r.s.record(e) // the callback is made here
+	if allocs := testing.AllocsPerRun(200, func() { r.s.record(e) }); allocs > 0.5 {
+		t.Errorf("allocations per entry recorded: got %.2f, want none but the queue's growth", allocs)
 	}
 }

@@ -63,7 +63,7 @@ type niceStore struct {
 	deadline chan bool
 }
 
-func (s *niceStore) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend) []store.HistoryResult {
+func (s *niceStore) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend, _ []store.HistoryResult) []store.HistoryResult {
 	n, err := threadNice(unix.Gettid())
 	if err != nil {
 		n = -100

@@ -417,6 +417,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		<-prev.done   // it has logged out of MSIM and held what it had
 	}
 	s.log = b.log.WithField("user", u.Name)
+	s.histFailed = nil
 	r = s.where(r)
 	for _, n := range s.mem.takeNotes() {
 		s.reply(r, "%s", n)

@@ -90,6 +90,9 @@ type session struct {
 	// historyFailed is set once the user was told the history failed,
 	// historyFull once they were told it left entries out.
 	historyFailed, historyFull bool
+	// histFailed is what the history writer calls for an entry it could
+	// not append (made by record; nil again when the log changes).
+	histFailed func(error)
 
 	accounts  []*account
 	byChannel map[string]*account // by nickKey(channel)

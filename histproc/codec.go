@@ -222,8 +222,9 @@ func decodeRequest(b []byte) (request, error) {
 }
 
 // decodeReply decodes a reply of want results (or none, with Err set or
-// to the store's parameters).
-func decodeReply(b []byte, want int) (reply, error) {
+// to the store's parameters). The results go in into's array when it is
+// large enough, so a caller may keep one array for every reply.
+func decodeReply(b []byte, want int, into []result) (reply, error) {
 	d := &decoder{b: b}
 	rep := reply{Seq: d.uvarint(), Err: d.string()}
 	n := d.count(minResult)
@@ -234,7 +235,12 @@ func decodeReply(b []byte, want int) (reply, error) {
 		n = 0
 	}
 	if n > 0 {
-		rep.Results = make([]result, n)
+		if cap(into) >= n {
+			rep.Results = into[:n]
+			clear(rep.Results)
+		} else {
+			rep.Results = make([]result, n)
+		}
 	}
 	for i := 0; i < n && d.err == nil; i++ {
 		r := &rep.Results[i]

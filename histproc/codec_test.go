@@ -46,12 +46,26 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Err: "store: exists", Is: errExists},
 		{Err: "store: no such user", Is: errNotFound},
 	}}
-	gotRep, err := decodeReply(appendReply(nil, &rep), len(rep.Results))
+	gotRep, err := decodeReply(appendReply(nil, &rep), len(rep.Results), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(gotRep, rep) {
 		t.Errorf("reply: got %+v, want %+v", gotRep, rep)
+	}
+
+	// Into an array of the caller's, large enough: the results are there,
+	// and nothing is left of what the array held.
+	into := make([]result, 4)
+	for i := range into {
+		into[i] = result{ID: 99, Err: "stale", Is: errExists}
+	}
+	gotRep, err = decodeReply(appendReply(nil, &rep), len(rep.Results), into)
+	if err != nil || !reflect.DeepEqual(gotRep, rep) {
+		t.Errorf("reply into an array: got %+v (%v), want %+v", gotRep, err, rep)
+	}
+	if &gotRep.Results[0] != &into[0] {
+		t.Error("reply into an array: the results are in a new one")
 	}
 
 	p := Params{Driver: "postgres", DSN: "host=/run password=secret", Key: []byte{0, 1, 2, 255}, MaxHistory: 5}
@@ -79,14 +93,14 @@ func TestCodecRefusesMalformed(t *testing.T) {
 		t.Errorf("a count larger than the frame: got %v", err)
 	}
 	rep := reply{Seq: 1, Results: []result{{Is: errNotFound + 1}}}
-	if _, err := decodeReply(appendReply(nil, &rep), 1); !errors.Is(err, errFrame) {
+	if _, err := decodeReply(appendReply(nil, &rep), 1, nil); !errors.Is(err, errFrame) {
 		t.Errorf("an unknown error kind: got %v", err)
 	}
 	rep = reply{Seq: 1, Results: []result{{ID: 1}, {ID: 2}}}
-	if _, err := decodeReply(appendReply(nil, &rep), 3); !errors.Is(err, errFrame) {
+	if _, err := decodeReply(appendReply(nil, &rep), 3, nil); !errors.Is(err, errFrame) {
 		t.Errorf("fewer results than entries: got %v", err)
 	}
-	if _, err := decodeReply(appendReply(nil, &reply{Seq: 1, Err: "store gone"}), 3); err != nil {
+	if _, err := decodeReply(appendReply(nil, &reply{Seq: 1, Err: "store gone"}), 3, nil); err != nil {
 		t.Errorf("a failed request has no results: got %v", err)
 	}
 	// The smallest entries: empty strings, no time, buddy 0.
@@ -176,7 +190,7 @@ func FuzzDecodeReply(f *testing.F) {
 	f.Add(appendReply(nil, &rep))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rep, err := decodeReply(b, 2)
+		rep, err := decodeReply(b, 2, nil)
 		if err != nil {
 			return
 		}

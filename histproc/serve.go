@@ -134,7 +134,7 @@ func appendBatch(st store.HistoryStore, req *request) *reply {
 	ctx := context.Background() // the gateway kills the child rather than wait longer
 	res := make([]store.HistoryResult, 0, len(req.Batch))
 	for b := range slices.Chunk(req.Batch, txEntries) {
-		res = append(res, st.AppendHistoryBatch(ctx, b)...)
+		res = append(res, st.AppendHistoryBatch(ctx, b, nil)...)
 	}
 	rep := &reply{Seq: req.Seq, Results: make([]result, len(res))}
 	for i, r := range res {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,22 +99,22 @@ func New(ctx context.Context, st store.Store, p Params, exe string, reg promethe
 
 // AppendHistory appends one entry, through AppendHistoryBatch.
 func (s *Store) AppendHistory(ctx context.Context, user string, e store.HistoryEntry) (store.HistoryEntry, error) {
-	r := s.AppendHistoryBatch(ctx, []store.HistoryAppend{{User: user, Entry: e}})[0]
+	r := s.AppendHistoryBatch(ctx, []store.HistoryAppend{{User: user, Entry: e}}, nil)[0]
 	return r.Entry, r.Err
 }
 
 // AppendHistoryBatch has the child append batch, as the store's
 // AppendHistoryBatch would. ctx ending fails the batch (the child may
 // have stored some of it).
-func (s *Store) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend) []store.HistoryResult {
+func (s *Store) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend, res []store.HistoryResult) []store.HistoryResult {
 	if len(batch) == 0 {
-		return nil
+		return res[:0]
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ch == nil {
 		s.restartLocked()
-		return s.inProcess(ctx, batch, false)
+		return s.inProcess(ctx, batch, false, res)
 	}
 	ch := s.ch
 	s.busy.Store(ch)
@@ -131,7 +132,7 @@ func (s *Store) AppendHistoryBatch(ctx context.Context, batch []store.HistoryApp
 		if dead {
 			s.restartLocked()
 		}
-		return results(batch, rep)
+		return results(batch, rep, res)
 	}
 	if ctx.Err() != nil {
 		s.restartLocked()
@@ -141,7 +142,7 @@ func (s *Store) AppendHistoryBatch(ctx context.Context, batch []store.HistoryApp
 	// It may have stored some of batch before it failed.
 	s.log.WithError(err).Warn("history: the writer process failed; its batch is appended by the gateway")
 	s.restartLocked()
-	return s.inProcess(ctx, batch, true)
+	return s.inProcess(ctx, batch, true, res)
 }
 
 // HoldIM holds an IM in the store, the child's batch in progress finished
@@ -173,10 +174,10 @@ func (s *Store) boost() {
 // inProcess appends batch in this process; again: the batch may have been
 // stored in part already, and those entries count as stored. Caller holds
 // s.mu.
-func (s *Store) inProcess(ctx context.Context, batch []store.HistoryAppend, again bool) []store.HistoryResult {
+func (s *Store) inProcess(ctx context.Context, batch []store.HistoryAppend, again bool, res []store.HistoryResult) []store.HistoryResult {
 	ctx, cancel := context.WithTimeout(ctx, inProcessWait)
 	defer cancel()
-	res := s.Store.AppendHistoryBatch(ctx, batch)
+	res = s.Store.AppendHistoryBatch(ctx, batch, res)
 	if again {
 		s.storedAlready(ctx, batch, res)
 	}
@@ -243,9 +244,11 @@ func failAll(batch []store.HistoryAppend, err error) []store.HistoryResult {
 	return res
 }
 
-// results are the child's answer to batch as the store gives them.
-func results(batch []store.HistoryAppend, rep *reply) []store.HistoryResult {
-	res := make([]store.HistoryResult, len(batch))
+// results are the child's answer to batch as the store gives them, in
+// res's array if it is large enough.
+func results(batch []store.HistoryAppend, rep *reply, res []store.HistoryResult) []store.HistoryResult {
+	res = slices.Grow(res[:0], len(batch))[:len(batch)]
+	clear(res)
 	for i, r := range rep.Results {
 		if err := r.err(); err != nil {
 			res[i].Err = err
@@ -282,8 +285,9 @@ type child struct {
 	out    *os.File // its stdout
 	bw     *bufio.Writer
 	br     *bufio.Reader
-	wbuf   []byte // the frame being sent
-	rbuf   []byte // the frame last read
+	wbuf   []byte   // the frame being sent
+	rbuf   []byte   // the frame last read
+	res    []result // the results last read (an answer's, until the next)
 	seq    uint64
 	served int           // batches given (by the Store, under its mu)
 	exited chan struct{} // closed once it has exited and its stderr ended
@@ -420,9 +424,12 @@ func (c *child) exchange(ctx context.Context, want int) (_ *reply, killed bool, 
 		c.rbuf, err = readFrame(c.br, c.rbuf)
 	}
 	if err == nil {
-		rep, err := decodeReply(c.rbuf, want)
+		rep, err := decodeReply(c.rbuf, want, c.res)
 		if err != nil {
 			return nil, false, fmt.Errorf("its answer: %w", err)
+		}
+		if cap(rep.Results) > cap(c.res) {
+			c.res = rep.Results
 		}
 		return &rep, false, nil
 	}

@@ -111,6 +111,41 @@ func checkStored(t *testing.T, s *Store, batch []store.HistoryAppend, res []stor
 	}
 }
 
+// TestResultsInCallersArray: the results go in the caller's array when it
+// is large enough, with nothing left of what it held, batch after batch,
+// from the child and from the gateway's own process alike.
+func TestResultsInCallersArray(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		su   setup
+	}{
+		{"child", setup{}},
+		// The child cannot open the store (another key): the gateway
+		// appends itself.
+		{"gateway", setup{params: func(p *Params) { p.Key = make([]byte, len(p.Key)) }}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := open(t, c.su)
+			arr := make([]store.HistoryResult, 0, 4)
+			for i := range 3 {
+				stale := arr[:cap(arr)]
+				for j := range stale {
+					stale[j] = store.HistoryResult{Err: errors.New("stale")}
+				}
+				batch := []store.HistoryAppend{entry("alice", fmt.Sprint("a", i)), entry("bob", fmt.Sprint("b", i))}
+				res := s.AppendHistoryBatch(context.Background(), batch, arr)
+				checkStored(t, s, batch, res)
+				if &res[0] != &arr[:1][0] {
+					t.Errorf("batch %d: results in a new array", i)
+				}
+			}
+			if got := childPid(s) != 0; got != (c.name == "child") {
+				t.Errorf("a child runs: %v, want %v", got, c.name == "child")
+			}
+		})
+	}
+}
+
 // TestAppendsInChild: a batch is appended by a child process running at
 // idle priority, with IDs, times and refusals as the store gives them,
 // and the child exits when the store is closed; on both engines.
@@ -124,7 +159,7 @@ func testAppendsInChild(t *testing.T, engine string) {
 	s, _ := open(t, setup{engine: engine})
 	ctx := context.Background()
 	batch := []store.HistoryAppend{entry("alice", "a1"), entry("bob", "b1"), entry("alice", "a2")}
-	res := s.AppendHistoryBatch(ctx, batch)
+	res := s.AppendHistoryBatch(ctx, batch, nil)
 	checkStored(t, s, batch, res)
 	if !(res[0].Entry.ID < res[2].Entry.ID) {
 		t.Errorf("alice's IDs: got %d then %d, want increasing", res[0].Entry.ID, res[2].Entry.ID)
@@ -145,7 +180,7 @@ func testAppendsInChild(t *testing.T, engine string) {
 	bad := entry("alice", "bad")
 	bad.Entry.Kind = "nonsense"
 	batch = []store.HistoryAppend{entry("alice", "a1"), entry("carol", "c1"), bad, entry("bob", "b2")}
-	res = s.AppendHistoryBatch(ctx, batch)
+	res = s.AppendHistoryBatch(ctx, batch, nil)
 	if !errors.Is(res[0].Err, store.ErrExists) {
 		t.Errorf("duplicate msgid: got %v, want ErrExists", res[0].Err)
 	}
@@ -225,17 +260,17 @@ func waitGone(t *testing.T, pid int) {
 func TestChildKilled(t *testing.T) {
 	s, hook := open(t, setup{})
 	ctx := context.Background()
-	checkStored(t, s, []store.HistoryAppend{entry("alice", "a1")}, s.AppendHistoryBatch(ctx, []store.HistoryAppend{entry("alice", "a1")}))
+	checkStored(t, s, []store.HistoryAppend{entry("alice", "a1")}, s.AppendHistoryBatch(ctx, []store.HistoryAppend{entry("alice", "a1")}, nil))
 	pid := childPid(s)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	waitGone(t, pid)
 	batch := []store.HistoryAppend{entry("alice", "a2"), entry("bob", "b1")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch, nil))
 	newPid := waitChild(t, s, pid)
 	batch = []store.HistoryAppend{entry("alice", "a3")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch, nil))
 	if got := childPid(s); got != newPid {
 		t.Errorf("child pid: got %d, want %d, the new child, still", got, newPid)
 	}
@@ -254,7 +289,7 @@ func TestChildExitsAfterStoring(t *testing.T) {
 	t.Setenv("HISTPROC_TEST_CHILD", "exit")
 	s, hook := open(t, setup{})
 	batch := []store.HistoryAppend{entry("alice", "a1"), entry("bob", "b1")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 	if !logged(hook, "appended by the gateway") {
 		t.Errorf("the fallback was not logged: %v", messages(hook))
 	}
@@ -264,7 +299,7 @@ func TestChildExitsAfterStoring(t *testing.T) {
 	}
 	// While no child may start, batches are appended in process.
 	batch = []store.HistoryAppend{entry("alice", "a2")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 }
 
 // TestChildHangs: a child that does not answer in time is killed, its
@@ -277,7 +312,7 @@ func TestChildHangs(t *testing.T) {
 	s.hung = 300 * time.Millisecond
 	pid := childPid(s)
 	batch := []store.HistoryAppend{entry("alice", "a1")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 	if got := failures(t, s); got != 1 {
 		t.Errorf("failures counted: got %v, want 1", got)
 	}
@@ -286,10 +321,10 @@ func TestChildHangs(t *testing.T) {
 	// and batches go to the gateway meanwhile.
 	time.Sleep(restartWait)
 	batch = []store.HistoryAppend{entry("alice", "a2")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 	newPid := waitChild(t, s, pid)
 	batch = []store.HistoryAppend{entry("alice", "a3")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 	if got := childPid(s); got != newPid {
 		t.Errorf("child pid: got %d, want %d, the new child, still", got, newPid)
 	}
@@ -304,14 +339,14 @@ func TestCallerDeadline(t *testing.T) {
 	pid := childPid(s)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	res := s.AppendHistoryBatch(ctx, []store.HistoryAppend{entry("alice", "a1")})
+	res := s.AppendHistoryBatch(ctx, []store.HistoryAppend{entry("alice", "a1")}, nil)
 	if !errors.Is(res[0].Err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want the deadline", res[0].Err)
 	}
 	waitGone(t, pid)
 	time.Sleep(restartWait)
 	batch := []store.HistoryAppend{entry("alice", "a2")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 	waitChild(t, s, pid)
 }
 
@@ -344,7 +379,7 @@ func TestChildIgnoresSignals(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	batch := []store.HistoryAppend{entry("alice", "a1")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 	if got := childPid(s); got != pid {
 		t.Errorf("child pid: got %d, want %d still", got, pid)
 	}
@@ -368,7 +403,7 @@ func TestRetryKeepsDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := []store.HistoryAppend{entry("alice", "dup"), entry("alice", "a1")}
-	res := s.AppendHistoryBatch(ctx, batch)
+	res := s.AppendHistoryBatch(ctx, batch, nil)
 	if !errors.Is(res[0].Err, store.ErrExists) {
 		t.Errorf("an msgid taken by other content: got %+v, want ErrExists", res[0])
 	}
@@ -387,7 +422,7 @@ func TestChildCannotOpen(t *testing.T) {
 	s.retryAt = time.Time{} // the retry, at once
 	s.mu.Unlock()
 	batch := []store.HistoryAppend{entry("alice", "a1")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 	if !logged(hook, "key") {
 		t.Errorf("the store's error was not logged: %v", messages(hook))
 	}
@@ -400,7 +435,7 @@ func TestChildCannotOpen(t *testing.T) {
 // hold neither the DSN nor the key.
 func TestNoSecretsOnCommandLine(t *testing.T) {
 	s, _ := open(t, setup{})
-	s.AppendHistoryBatch(context.Background(), []store.HistoryAppend{entry("alice", "a1")})
+	s.AppendHistoryBatch(context.Background(), []store.HistoryAppend{entry("alice", "a1")}, nil)
 	pid := childPid(s)
 	for _, f := range []string{"cmdline", "environ"} {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
@@ -440,7 +475,7 @@ func TestChildIsThisBinary(t *testing.T) {
 	gone := filepath.Join(t.TempDir(), "msimircd-replaced")
 	s, _ := open(t, setup{exe: gone})
 	batch := []store.HistoryAppend{entry("alice", "a1")}
-	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 	pid := childPid(s)
 	if pid == 0 {
 		t.Fatal("no child")
@@ -469,7 +504,7 @@ type sizesStore struct {
 	sizes []int
 }
 
-func (s *sizesStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend) []store.HistoryResult {
+func (s *sizesStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend, _ []store.HistoryResult) []store.HistoryResult {
 	s.sizes = append(s.sizes, len(batch))
 	res := make([]store.HistoryResult, len(batch))
 	for i := range res {
@@ -514,7 +549,7 @@ func TestBoost(t *testing.T) {
 		defer syscall.Kill(pid, syscall.SIGKILL) // it would never answer
 		done := make(chan []store.HistoryResult, 1)
 		batch := []store.HistoryAppend{entry("alice", "a1")}
-		go func() { done <- s.AppendHistoryBatch(context.Background(), batch) }()
+		go func() { done <- s.AppendHistoryBatch(context.Background(), batch, nil) }()
 		// Once the batch is stored, the child waits to answer with the
 		// batch still its own (it never answers): a boost now lasts.
 		ctx := context.Background()
@@ -547,7 +582,7 @@ func TestBoost(t *testing.T) {
 		}
 		waitPolicy(t, pid, "0")
 		batch := []store.HistoryAppend{entry("alice", "a1")}
-		checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch))
+		checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
 		checkIdle(t, pid)
 	})
 	t.Run("no child busy: no boost", func(t *testing.T) {

@@ -107,8 +107,10 @@ type HistoryStore interface {
 	// would, a user's in the order given, all in one transaction (one sync)
 	// unless one fails otherwise than with ErrExists or ErrNotFound; then
 	// each is appended on its own, so one bad entry fails no other. It
-	// returns one result per entry, in batch's order.
-	AppendHistoryBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult
+	// returns one result per entry, in batch's order, in res's array when
+	// it is large enough (res may be nil): a caller that appends batch
+	// after batch keeps one array for their results.
+	AppendHistoryBatch(ctx context.Context, batch []HistoryAppend, res []HistoryResult) []HistoryResult
 	// History returns entries of one conversation in ascending (Time, ID)
 	// order.
 	History(ctx context.Context, user string, q HistoryQuery) ([]HistoryEntry, error)

@@ -14,15 +14,15 @@ import (
 )
 
 func (s *sqlStore) AppendHistory(ctx context.Context, user string, e HistoryEntry) (HistoryEntry, error) {
-	r := s.AppendHistoryBatch(ctx, []HistoryAppend{{User: user, Entry: e}})[0]
+	r := s.AppendHistoryBatch(ctx, []HistoryAppend{{User: user, Entry: e}}, nil)[0]
 	if r.Err != nil {
 		return HistoryEntry{}, r.Err
 	}
 	return r.Entry, nil
 }
 
-func (s *sqlStore) AppendHistoryBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult {
-	res := make([]HistoryResult, len(batch))
+func (s *sqlStore) AppendHistoryBatch(ctx context.Context, batch []HistoryAppend, res []HistoryResult) []HistoryResult {
+	res = results(res, len(batch))
 	checked := make([]HistoryAppend, 0, len(batch))
 	at := make([]int, 0, len(batch)) // checked[j] is batch[at[j]]
 	for i, a := range batch {
@@ -43,6 +43,14 @@ func (s *sqlStore) AppendHistoryBatch(ctx context.Context, batch []HistoryAppend
 		}
 		res[at[j]] = r
 	}
+	return res
+}
+
+// results is res's array (or a new one if it is too small) holding n
+// zero results.
+func results(res []HistoryResult, n int) []HistoryResult {
+	res = slices.Grow(res[:0], n)[:n]
+	clear(res)
 	return res
 }
 

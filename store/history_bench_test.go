@@ -207,7 +207,7 @@ func BenchmarkAppendHistoryBatch(b *testing.B) {
 						Buddy: msim.UID(1 + n%2), Outgoing: n%3 == 0, Kind: KindIM, Text: text,
 					}}
 				}
-				for _, r := range s.AppendHistoryBatch(context.Background(), batch) {
+				for _, r := range s.AppendHistoryBatch(context.Background(), batch, nil) {
 					if r.Err != nil {
 						b.Fatal(r.Err)
 					}

@@ -408,7 +408,7 @@ func TestAppendAfterClose(t *testing.T) {
 	if _, err := s.AppendHistory(ctx, user, HistoryEntry{MsgID: "m", Account: email, Buddy: 7, Kind: KindIM}); err == nil {
 		t.Error("AppendHistory after Close: got nil, want an error")
 	}
-	if res := s.AppendHistoryBatch(ctx, []HistoryAppend{{user, HistoryEntry{MsgID: "m", Account: email, Buddy: 7, Kind: KindIM}}}); res[0].Err == nil {
+	if res := s.AppendHistoryBatch(ctx, []HistoryAppend{{user, HistoryEntry{MsgID: "m", Account: email, Buddy: 7, Kind: KindIM}}}, nil); res[0].Err == nil {
 		t.Error("AppendHistoryBatch after Close: got nil, want an error")
 	}
 }
@@ -416,8 +416,9 @@ func TestAppendAfterClose(t *testing.T) {
 // testAppendBatch: AppendHistoryBatch appends users' entries interleaved
 // in one call, each user's in the order given (their IDs increase that
 // way), refuses the bad ones alone with the error AppendHistory would
-// give, moves each conversation's latest time to its newest entry, and
-// keeps the count and the last ID exact.
+// give, moves each conversation's latest time to its newest entry, keeps
+// the count and the last ID exact, and gives its results in the caller's
+// array.
 func testAppendBatch(t *testing.T, db testDB) {
 	s := db.open(t, testKey(1))
 	user, email := userWithAccount(t, s)
@@ -438,9 +439,18 @@ func testAppendBatch(t *testing.T, db testDB) {
 		{"bob", entry("b2", email, 7, 5)},
 		{user, entry("a4", email, 7, 30)}, // older than a1: a1 stays the latest
 	}
-	res := s.AppendHistoryBatch(ctx, batch)
+	// The results go in the caller's array, with nothing left of what it
+	// held.
+	arr := make([]HistoryResult, len(batch)+2)
+	for i := range arr {
+		arr[i] = HistoryResult{Entry: HistoryEntry{ID: 99}, Err: errors.New("stale")}
+	}
+	res := s.AppendHistoryBatch(ctx, batch, arr[:1])
 	if len(res) != len(batch) {
 		t.Fatalf("results: got %d, want %d", len(res), len(batch))
+	}
+	if &res[0] != &arr[0] {
+		t.Error("results: in a new array, want the one given")
 	}
 	wantErr := []error{nil, nil, ErrExists, ErrNotFound, nil, ErrNotFound, nil, nil, nil}
 	for i, r := range res {
@@ -474,14 +484,14 @@ func testAppendBatch(t *testing.T, db testDB) {
 		t.Errorf("alice's targets: got %+v, want buddy 7 at a1's time, then buddy 8", targets)
 	}
 	// Nothing but refusals: the count and the last ID stay.
-	res = s.AppendHistoryBatch(ctx, []HistoryAppend{{user, entry("a1", email, 7, 70)}})
+	res = s.AppendHistoryBatch(ctx, []HistoryAppend{{user, entry("a1", email, 7, 70)}}, nil)
 	if !errors.Is(res[0].Err, ErrExists) {
 		t.Errorf("a batch of one duplicate: got %v, want ErrExists", res[0].Err)
 	}
 	if last, _ := s.LastHistoryID(ctx, user); last != got[len(got)-1].ID {
 		t.Errorf("alice's last ID after a refused batch: got %d, want %d", last, got[len(got)-1].ID)
 	}
-	if res := s.AppendHistoryBatch(ctx, nil); len(res) != 0 {
+	if res := s.AppendHistoryBatch(ctx, nil, nil); len(res) != 0 {
 		t.Errorf("an empty batch: got %d results, want none", len(res))
 	}
 	historyConsistent(t, db)
@@ -497,7 +507,7 @@ func testAppendBatchCap(t *testing.T, db testDB) {
 	for i := range 5 {
 		batch = append(batch, HistoryAppend{user, HistoryEntry{MsgID: fmt.Sprint("a", i), Time: ms(i), Account: email, Buddy: 7, Kind: KindIM}})
 	}
-	for i, r := range s.AppendHistoryBatch(ctx, batch) {
+	for i, r := range s.AppendHistoryBatch(ctx, batch, nil) {
 		if r.Err != nil {
 			t.Errorf("entry %d: got %v, want it appended", i, r.Err)
 		}
@@ -530,7 +540,7 @@ func testAppendBatchLarge(t *testing.T, db testDB) {
 			want[u] = append(want[u], msgid)
 		}
 	}
-	for i, r := range s.AppendHistoryBatch(ctx, batch) {
+	for i, r := range s.AppendHistoryBatch(ctx, batch, nil) {
 		wantErr := error(nil)
 		if batch[i].Entry.MsgID == "bob-70" {
 			wantErr = ErrExists

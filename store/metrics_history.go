@@ -33,9 +33,9 @@ func (m *timedStore) AppendHistory(ctx context.Context, user string, e HistoryEn
 	return m.st.AppendHistory(ctx, user, e)
 }
 
-func (m *timedStore) AppendHistoryBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult {
+func (m *timedStore) AppendHistoryBatch(ctx context.Context, batch []HistoryAppend, res []HistoryResult) []HistoryResult {
 	defer m.since(opAppendBatch, time.Now())
-	return m.st.AppendHistoryBatch(ctx, batch)
+	return m.st.AppendHistoryBatch(ctx, batch, res)
 }
 
 func (m *timedStore) History(ctx context.Context, user string, q HistoryQuery) ([]HistoryEntry, error) {

@@ -94,7 +94,7 @@ func fillHistory(ctx context.Context, stateDir string, accts []*acct, ims int) e
 	base := time.Now().Add(-time.Minute - time.Duration(ims)*historyStep)
 	batch := make([]store.HistoryAppend, 0, fillBatch)
 	flush := func() error {
-		for i, r := range st.AppendHistoryBatch(ctx, batch) {
+		for i, r := range st.AppendHistoryBatch(ctx, batch, nil) {
 			if r.Err != nil {
 				return fmt.Errorf("history: append %s of %s: %w", batch[i].Entry.MsgID, batch[i].User, r.Err)
 			}
