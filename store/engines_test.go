@@ -68,9 +68,9 @@ func newPostgresDB(t testing.TB) testDB {
 }
 
 // open opens the store on the database, closed when the test ends.
-func (db testDB) open(t testing.TB, key []byte) *sqlStore {
+func (db testDB) open(t testing.TB, key []byte, opts ...Option) *sqlStore {
 	t.Helper()
-	s, err := Open(context.Background(), db.driver, db.dsn, key)
+	s, err := Open(context.Background(), db.driver, db.dsn, key, opts...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

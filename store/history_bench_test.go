@@ -224,9 +224,10 @@ const benchBatch = 500
 
 // openBenchUsers opens a fresh store in db with benchHistoryUsers users
 // ("user000"…, each with the account "<name>@example.com"), and returns it
-// with the text of a typical IM.
+// with the text of a typical IM. It has the page cache of the history
+// writer process (histproc), which makes the bridge's appends.
 func openBenchUsers(b *testing.B, db testDB) (Store, string) {
-	s := db.open(b, testKey(1))
+	s := db.open(b, testKey(1), WithSQLiteCache(32*1024))
 	for u := range benchHistoryUsers {
 		name := fmt.Sprintf("user%03d", u)
 		mustCreate(b, s, name)

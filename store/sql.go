@@ -41,7 +41,11 @@ func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (
 		where string
 	)
 	if d == sqldb.SQLite {
-		db, where, err = sqldb.OpenSQLite(ctx, dsn)
+		var pragmas []string
+		if o.cacheKiB > 0 {
+			pragmas = append(pragmas, fmt.Sprintf("cache_size(-%d)", o.cacheKiB))
+		}
+		db, where, err = sqldb.OpenSQLite(ctx, dsn, pragmas...)
 	} else {
 		db, where, err = sqldb.OpenPostgres(ctx, dsn, postgresConns)
 	}
@@ -100,6 +104,16 @@ type Option func(*options)
 
 type options struct {
 	maxHistory int
+	cacheKiB   int
+}
+
+// WithSQLiteCache sets the page cache of a SQLite store's connection, in
+// KiB (SQLite's default is 2,000 KiB; no effect on PostgreSQL). The
+// history writer process, which does nothing but append, takes a larger
+// one: index pages it would otherwise read again at every batch, with a
+// system call each, stay in memory.
+func WithSQLiteCache(kib int) Option {
+	return func(o *options) { o.cacheKiB = kib }
 }
 
 // WithMaxHistoryPerUser sets how many history entries a user keeps (1 or

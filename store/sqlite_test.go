@@ -82,6 +82,25 @@ func TestSQLiteSettings(t *testing.T) {
 	}
 }
 
+// TestSQLiteCache: WithSQLiteCache sets the connection's page cache, and
+// without it SQLite's default stays.
+func TestSQLiteCache(t *testing.T) {
+	for _, c := range []struct {
+		opts []Option
+		want string
+	}{
+		{nil, "-2000"},
+		{[]Option{WithSQLiteCache(32 * 1024)}, "-32768"},
+	} {
+		s := newSQLiteDB(t).open(t, testKey(1), c.opts...)
+		var got string
+		check(t, "cache_size", s.db.QueryRow("PRAGMA cache_size").Scan(&got))
+		if got != c.want {
+			t.Errorf("PRAGMA cache_size with %d options: got %s, want %s", len(c.opts), got, c.want)
+		}
+	}
+}
+
 // TestSQLiteRefusesBadFile: a file that is not a database, is damaged or
 // cannot be opened stops Open with an error naming it, and is left as it
 // was (never reset).

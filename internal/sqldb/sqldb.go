@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -102,7 +103,10 @@ const sqliteReadParams = "?_pragma=busy_timeout(10000)&_pragma=query_only(1)"
 // lock. It checks that the file opens in WAL mode and reads every page
 // once, so damage anywhere stops the start here rather than a write later.
 // where names the file for the caller's errors; the errors name it too.
-func OpenSQLite(ctx context.Context, path string) (db *sql.DB, where string, err error) {
+//
+// pragmas are more of SQLite's settings for the connection, each as
+// "name(value)", such as "cache_size(-65536)".
+func OpenSQLite(ctx context.Context, path string, pragmas ...string) (db *sql.DB, where string, err error) {
 	if path == "" {
 		return nil, "", errors.New("sqlite: no database file given")
 	}
@@ -121,7 +125,11 @@ func OpenSQLite(ctx context.Context, path string) (db *sql.DB, where string, err
 		return nil, "", fmt.Errorf("%s: %w", where, err)
 	}
 	f.Close()
-	db, err = sql.Open("sqlite", path+SQLiteParams)
+	params := SQLiteParams
+	for _, p := range pragmas {
+		params += "&_pragma=" + url.QueryEscape(p)
+	}
+	db, err = sql.Open("sqlite", path+params)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", where, err)
 	}
