@@ -372,6 +372,19 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 }
 
 // percentiles returns p50, p99 and max of ns latencies, in ms.
+// takeRateLat returns the fixed-rate latencies of every flow so far and
+// forgets them: the next run's percentiles are its own.
+func (l *load) takeRateLat() []int64 {
+	var lat []int64
+	for _, f := range l.flows {
+		f.latMu.Lock()
+		lat = append(lat, f.rateLat...)
+		f.rateLat = nil
+		f.latMu.Unlock()
+	}
+	return lat
+}
+
 func percentiles(ns []int64) (p50, p99, maxv float64) {
 	if len(ns) == 0 {
 		return 0, 0, 0

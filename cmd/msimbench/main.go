@@ -66,6 +66,7 @@ type options struct {
 	setupDir                    string
 	timeout                     time.Duration
 	history, historyCompare     bool
+	historyRounds               int
 	hist                        historyOptions
 	gwMetrics, msimMetrics      string
 	msimNodes, hopSamples       int
@@ -100,7 +101,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.setupDir, "setup", "", "write msim.db (a store for msimd -data) and config.toml (for msimircd) with every bench account into this directory, then exit")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on each scenario's logins and NAMES waits")
 	fs.BoolVar(&o.history, "history", true, "the gateway keeps history ([history] enabled) in the im, memory and names scenarios (history and probes always keep it)")
-	fs.BoolVar(&o.historyCompare, "history-compare", false, "run the fixed-rate phase again on a second gateway with history the other way, and report the p99 overhead of storing IMs")
+	fs.BoolVar(&o.historyCompare, "history-compare", false, "with the im scenario: run the fixed-rate phase in turns on two more gateways side by side, one keeping history and one not, and report the p99 overhead of storing IMs")
+	fs.IntVar(&o.historyRounds, "history-compare-rounds", 3, "with -history-compare: fixed-rate phases of each gateway, taken in turns")
 	fs.IntVar(&o.hist.users, "history-users", 100, "chathistory: IRC users (pairs of buddies)")
 	fs.IntVar(&o.hist.ims, "history-ims", 10000, "chathistory: IMs stored per user before the gateway starts")
 	fs.IntVar(&o.hist.rounds, "history-rounds", 5, "chathistory: CHATHISTORY LATEST requests per client")
@@ -137,11 +139,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		def("history-users", func() { o.hist.users = 4 })
 		def("history-ims", func() { o.hist.ims = 500 })
 		def("history-rounds", func() { o.hist.rounds = 2 })
+		def("history-compare-rounds", func() { o.historyRounds = 2 })
 		def("history-pages", func() { o.hist.pages = 3 })
 		def("hop-samples", func() { o.hopSamples = 200 })
 	}
 	if o.hist.users < 2 || o.hist.users%2 != 0 {
 		return o, fmt.Errorf("-history-users %d: need an even number ≥ 2", o.hist.users)
+	}
+	if o.historyRounds < 1 {
+		return o, fmt.Errorf("-history-compare-rounds %d: need 1 or more", o.historyRounds)
 	}
 	if o.hist.ims < 1 || o.hist.rounds < 1 || o.hist.pages < 0 || o.hist.inflight < 0 {
 		return o, errors.New("-history-ims and -history-rounds must be ≥ 1, -history-pages and -history-inflight ≥ 0")
@@ -231,11 +237,12 @@ type report struct {
 	// History is whether the im, memory and names gateways kept history.
 	History bool `json:"history"`
 	// With -history-compare: the fixed-rate p99 with history on and off,
-	// and the overhead of storing IMs, (on − off) / off.
-	RateP99msHistory   *float64    `json:"rate_p99_ms_history"`
-	RateP99msNoHistory *float64    `json:"rate_p99_ms_no_history"`
-	HistoryP99Overhead *float64    `json:"history_p99_overhead"`
-	HistoryCompare     *loadResult `json:"history_compare"` // the second gateway's fixed-rate run
+	// each over every round of the comparison, and the overhead of
+	// storing IMs, (on − off) / off.
+	RateP99msHistory   *float64      `json:"rate_p99_ms_history"`
+	RateP99msNoHistory *float64      `json:"rate_p99_ms_no_history"`
+	HistoryP99Overhead *float64      `json:"history_p99_overhead"`
+	HistoryCompare     *historyPairs `json:"history_compare"`
 
 	ChathistoryLatestP50ms *float64       `json:"chathistory_latest_p50_ms"`
 	ChathistoryLatestP99ms *float64       `json:"chathistory_latest_p99_ms"`
@@ -404,18 +411,13 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 				fail("bridged IM", fmt.Errorf("%d lost, %d errors; first: %s", res.Lost, res.Errors, res.FirstError))
 			}
 		}
-		if o.historyCompare && res.RateOffered > 0 && ctx.Err() == nil {
-			prog.say(fmt.Sprintf("bridged IM again, history %s: %g IMs/s for %s", onOff(!o.history), o.rate, o.rateDuration))
-			lc := lo
-			lc.duration = 0
-			other, err := runBridged(ctx, e, "im-history-"+onOff(!o.history), o.clients, lc, gwOptions{noHistory: o.history})
-			switch {
-			case err != nil:
-				fail("bridged IM, history "+onOff(!o.history), err)
-			case other.Lost > 0 || other.Errors > 0:
-				fail("bridged IM, history "+onOff(!o.history), fmt.Errorf("%d lost, %d errors; first: %s", other.Lost, other.Errors, other.FirstError))
-			default:
-				rep.setHistoryCompare(o.history, &res, &other)
+		if o.historyCompare && o.rate > 0 && ctx.Err() == nil {
+			prog.say(fmt.Sprintf("history's cost: %d rounds of %g IMs/s for %s on a gateway with history, then one without (or the other way)", o.historyRounds, o.rate, o.rateDuration))
+			hp, err := runHistoryPairs(ctx, e, o.clients, lo, o.historyRounds)
+			if err != nil {
+				fail("history's cost", err)
+			} else {
+				rep.setHistoryCompare(&hp)
 			}
 		}
 	}

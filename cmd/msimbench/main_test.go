@@ -95,6 +95,55 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
+// TestHistoryCompareRuns: -history-compare takes the fixed-rate phase in
+// turns on a gateway with history and one without, round after round, and
+// reports each side pooled over the rounds and each round's overhead.
+func TestHistoryCompareRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end benchmark run; skipped with -short")
+	}
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	var out, errOut bytes.Buffer
+	args := []string{"-quick", "-json", "-quiet", "-scenarios", "im", "-clients", "4", "-window", "2",
+		"-duration", "0", "-warmup", "50ms", "-rate", "200", "-rate-duration", "400ms",
+		"-history-compare", "-history-compare-rounds", "2", "-timeout", "20s"}
+	code, err := run(args, &out, &errOut)
+	if err != nil || code != 0 {
+		t.Fatalf("run: code %d, err %v\nstdout: %s\nstderr: %s", code, err, out.String(), errOut.String())
+	}
+	var rep struct {
+		OK        bool         `json:"ok"`
+		Failures  []string     `json:"failures"`
+		On        *float64     `json:"rate_p99_ms_history"`
+		NoHistory *float64     `json:"rate_p99_ms_no_history"`
+		Overhead  *float64     `json:"history_p99_overhead"`
+		HP        historyPairs `json:"history_compare"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("output: %v\n%s", err, out.String())
+	}
+	if !rep.OK {
+		t.Fatalf("ok: false; failures %v", rep.Failures)
+	}
+	if rep.On == nil || rep.NoHistory == nil || rep.Overhead == nil || *rep.On <= 0 || *rep.NoHistory <= 0 {
+		t.Errorf("top-level figures: got %v / %v / %v, want p99s with and without history and the overhead", rep.On, rep.NoHistory, rep.Overhead)
+	}
+	hp := rep.HP
+	if hp.Rounds != 2 || len(hp.RoundOverheads) != 2 || len(hp.RoundP99ms) != 2 {
+		t.Errorf("rounds: got %d, %d overheads, %d pairs of p99s; want 2 of each", hp.Rounds, len(hp.RoundOverheads), len(hp.RoundP99ms))
+	}
+	for name, side := range map[string]loadResult{"on": hp.On, "off": hp.Off} {
+		// Two rounds of 400 ms at 200 IMs/s: about 160 IMs, all delivered.
+		if side.Delivered < 120 || side.Lost != 0 || side.Errors != 0 || side.RateP99ms <= 0 || side.GatewayCPUPerIM <= 0 {
+			t.Errorf("%s: got %d delivered, %d lost, %d errors, p99 %v ms, %v µs of CPU per IM; want both rounds' IMs, none lost",
+				name, side.Delivered, side.Lost, side.Errors, side.RateP99ms, side.GatewayCPUPerIM)
+		}
+	}
+	if *rep.On != hp.On.RateP99ms || *rep.NoHistory != hp.Off.RateP99ms {
+		t.Errorf("top-level p99s %v / %v, want the pooled %v / %v", *rep.On, *rep.NoHistory, hp.On.RateP99ms, hp.Off.RateP99ms)
+	}
+}
+
 func TestParseLine(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -296,7 +296,7 @@ func TestMetricsJSONKeys(t *testing.T) {
 	full.metricsReport = metricsReport{Sources: []string{"msimd", "msimircd"}, Moved: map[string]float64{"msimd_sessions": 2},
 		Still: []string{"msimircd_ims_held_total"}, Required: []string{"msimd_sessions"}, Missing: []string{}, NotExpected: notExpected}
 	full.History = true
-	full.setHistoryCompare(true, &loadResult{RateOffered: 5000, RateP99ms: 1.1}, &loadResult{RateOffered: 5000, RateP99ms: 1.0})
+	full.setHistoryCompare(&historyPairs{Rounds: 1, On: loadResult{RateOffered: 5000, RateP99ms: 1.1}, Off: loadResult{RateOffered: 5000, RateP99ms: 1.0}})
 	full.setChathistory(&historyResult{LatestP50ms: 1, LatestP99ms: 4, BeforeP50ms: 2, BeforeP99ms: 5})
 	tests := []struct {
 		name string
@@ -336,34 +336,47 @@ func TestMetricsJSONKeys(t *testing.T) {
 	}
 }
 
-// TestHistoryCompare: whichever way the main run kept history, the on and
-// off figures land in their own keys, and the table says the verdict.
+// TestHistoryCompare: the pooled figures land in their keys, the verdict
+// is on them, and the table shows each round and their median.
 func TestHistoryCompare(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name            string
-		mainOn          bool
-		main, other     float64
-		wantOn, wantOff float64
-		wantVerdict     string
+		name        string
+		on, off     float64
+		rounds      []float64
+		wantVerdict string
+		wantRounds  string
 	}{
-		{"main on, within", true, 1.05, 1.0, 1.05, 1.0, "≤ +10%: met"},
-		{"main off, over", false, 1.0, 1.5, 1.5, 1.0, "≤ +10%: MISSED"},
-		{"history faster", true, 0.9, 1.0, 0.9, 1.0, "≤ +10%: met"},
+		{"within", 1.05, 1.0, []float64{0.2, 0.01, -0.05}, "≤ +10%: met", "+20%, +1%, -5%; +1%"},
+		{"over", 1.5, 1.0, []float64{0.5, 0.4}, "≤ +10%: MISSED", "+50%, +40%; +45%"},
+		{"history faster", 0.9, 1.0, []float64{-0.1}, "≤ +10%: met", "-10%; -10%"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &report{Bridged: &loadResult{RateOffered: 5000, RateP99ms: tc.main}}
-			r.setHistoryCompare(tc.mainOn, r.Bridged, &loadResult{RateOffered: 5000, RateP99ms: tc.other})
-			if *r.RateP99msHistory != tc.wantOn || *r.RateP99msNoHistory != tc.wantOff {
-				t.Errorf("got on %v off %v, want %v %v", *r.RateP99msHistory, *r.RateP99msNoHistory, tc.wantOn, tc.wantOff)
+			hp := &historyPairs{Rounds: len(tc.rounds), RoundOverheads: tc.rounds, MedianOverhead: median(tc.rounds),
+				On:  loadResult{RateOffered: 5000, RateP99ms: tc.on, GatewayCPUPerIM: 120},
+				Off: loadResult{RateOffered: 5000, RateP99ms: tc.off, GatewayCPUPerIM: 80}}
+			r := &report{}
+			r.setHistoryCompare(hp)
+			if *r.RateP99msHistory != tc.on || *r.RateP99msNoHistory != tc.off || r.HistoryCompare != hp {
+				t.Errorf("got on %v off %v, want %v %v", *r.RateP99msHistory, *r.RateP99msNoHistory, tc.on, tc.off)
 			}
 			var b strings.Builder
 			printHistoryRows(&b, r)
-			if !strings.Contains(b.String(), tc.wantVerdict) {
-				t.Errorf("table: got %q, want %q", b.String(), tc.wantVerdict)
+			for _, want := range []string{tc.wantVerdict, tc.wantRounds, "120 / 80 µs", fmt.Sprintf("%d rounds", len(tc.rounds))} {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("table: got %q, want %q in it", b.String(), want)
+				}
 			}
 		})
+	}
+	for _, c := range []struct {
+		xs   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.xs); got != c.want {
+			t.Errorf("median(%v): got %v, want %v", c.xs, got, c.want)
+		}
 	}
 	if got := historyOverhead(1, 0); got != 0 {
 		t.Errorf("historyOverhead with no baseline: got %v, want 0", got)

@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 )
 
 // targetHistoryOverhead is issue 14's bound on what storing an IM adds to
@@ -27,16 +28,12 @@ func historyOverhead(on, off float64) float64 {
 	return (on - off) / off
 }
 
-// setHistoryCompare records the fixed-rate phase of the main run (history
-// as -history says) and of the second gateway (history the other way).
-func (r *report) setHistoryCompare(mainOn bool, main, other *loadResult) {
-	on, off := main, other
-	if !mainOn {
-		on, off = other, main
-	}
-	r.HistoryCompare = other
-	r.RateP99msHistory, r.RateP99msNoHistory = fp(on.RateP99ms), fp(off.RateP99ms)
-	r.HistoryP99Overhead = fp(historyOverhead(on.RateP99ms, off.RateP99ms))
+// setHistoryCompare records the comparison of history on and off, its
+// pooled figures at the top level.
+func (r *report) setHistoryCompare(hp *historyPairs) {
+	r.HistoryCompare = hp
+	r.RateP99msHistory, r.RateP99msNoHistory = fp(hp.On.RateP99ms), fp(hp.Off.RateP99ms)
+	r.HistoryP99Overhead = fp(historyOverhead(hp.On.RateP99ms, hp.Off.RateP99ms))
 }
 
 // setChathistory records the chathistory benchmark, with its figures at
@@ -50,10 +47,18 @@ func (r *report) setChathistory(h *historyResult) {
 // printHistoryRows writes the table's rows of the history figures (tw is
 // the table's tabwriter).
 func printHistoryRows(tw io.Writer, r *report) {
-	if r.HistoryP99Overhead != nil && r.Bridged != nil {
+	if hp := r.HistoryCompare; hp != nil && r.HistoryP99Overhead != nil {
 		ov := *r.HistoryP99Overhead
-		fmt.Fprintf(tw, "history cost at %.0f IMs/s: p99 with / without\t%.2f / %.2f ms (%+.0f%%)\t≤ %+.0f%%: %s\t\n", r.Bridged.RateOffered,
+		fmt.Fprintf(tw, "history cost at %.0f IMs/s, %d rounds: p99 with / without\t%.2f / %.2f ms (%+.0f%%)\t≤ %+.0f%%: %s\t\n", hp.On.RateOffered, hp.Rounds,
 			*r.RateP99msHistory, *r.RateP99msNoHistory, 100*ov, 100*targetHistoryOverhead, verdict(ov <= targetHistoryOverhead))
+		var rounds []string
+		for _, o := range hp.RoundOverheads {
+			rounds = append(rounds, fmt.Sprintf("%+.0f%%", 100*o))
+		}
+		fmt.Fprintf(tw, "  each round; median\t%s; %+.0f%%\t\t\n", strings.Join(rounds, ", "), 100*hp.MedianOverhead)
+		if hp.On.GatewayCPUPerIM > 0 && hp.Off.GatewayCPUPerIM > 0 {
+			fmt.Fprintf(tw, "  gateway CPU per IM with / without\t%.0f / %.0f µs\t\t\n", hp.On.GatewayCPUPerIM, hp.Off.GatewayCPUPerIM)
+		}
 	}
 	if h := r.Chathistory; h != nil {
 		fmt.Fprintf(tw, "CHATHISTORY LATEST * %d (%d users × %d stored)\tp50 %.2f / p99 %.2f ms\t\t\n", historyPage, h.Users, h.StoredPerUser, h.LatestP50ms, h.LatestP99ms)
