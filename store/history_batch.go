@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -92,59 +91,39 @@ func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []His
 // ErrNotFound) writes nothing and gets its error in res; any other error
 // is returned, and the transaction must be undone.
 //
-// First each user, in name order (so two batches lock their users' rows
-// in the same order), is counted in their history_users row, which locks
-// it, and their accounts are looked up; then every entry is inserted, a
-// user's in the order given (so their IDs increase that way), several to
-// a statement; then each user's conversations, cap and count are brought
-// up to date.
+// Each step is a few statements of many rows, not one per user: first the
+// batch's users are found and counted in their history_users rows, in
+// name order (which locks the rows, so two batches lock them in the same
+// order), and their accounts listed; then every entry is inserted, a
+// user's in the order given (so their IDs increase that way); then each
+// conversation's latest time, what the cap has no room for, and each
+// user's count and last id are brought up to date.
 func (s *sqlStore) appendTx(ctx context.Context, tx *boundTx, batch []HistoryAppend, res []HistoryResult) error {
-	order := make([]int, len(batch))
-	for i := range order {
-		order[i] = i
+	users, err := s.countUsers(ctx, tx, batch, res)
+	if err != nil {
+		return err
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batch[a].User, batch[b].User) })
-	var (
-		users []*userAppend
-		rows  []histRow // to insert, grouped by user
-	)
-	for start := 0; start < len(order); {
-		end := start + 1
-		for end < len(order) && batch[order[end]].User == batch[order[start]].User {
-			end++
-		}
-		u, err := s.countUser(ctx, tx, batch, order[start:end], res, &rows)
-		if err != nil {
-			return err
-		}
-		if u != nil {
-			users = append(users, u)
-		}
-		start = end
+	rows, err := s.checkRows(ctx, tx, batch, users, res)
+	if err != nil {
+		return err
 	}
 	ids, err := s.insertRows(ctx, tx, batch, rows)
 	if err != nil {
 		return err
 	}
-	for _, u := range users {
-		if err := s.finishUser(ctx, tx, batch, u, ids, res); err != nil {
-			return err
-		}
-		// A batch is background work (the bridge's history writer): let
-		// whatever else is ready run between two users, so a long batch
-		// never holds the processor for long.
-		runtime.Gosched()
-	}
-	return nil
+	return s.finishUsers(ctx, tx, batch, users, ids, res)
 }
 
 // userAppend is one user's share of a batch.
 type userAppend struct {
 	name    string
+	idx     []int // the user's entries in batch, in order
 	uid     int64
 	entries int64     // counted, the batch's included
 	rows    []histRow // the entries sent to the insert
 	refused int64     // entries refused before or by the insert
+	lastID  int64     // the highest id inserted; 0: none
+	trimmed int64     // entries the cap deleted
 }
 
 // histRow is an entry to insert: batch[i], with its user's and account's
@@ -161,51 +140,130 @@ type rowKey struct {
 	msgid string
 }
 
-// countUser counts one user's entries batch[idx] in their history_users
-// row (which locks it), refuses those of an unknown user or account and
-// those repeating a msgid within the batch, and adds the rest to rows.
-// It returns nil for an unknown user.
-func (s *sqlStore) countUser(ctx context.Context, tx *boundTx, batch []HistoryAppend, idx []int, res []HistoryResult, rows *[]histRow) (*userAppend, error) {
-	u := &userAppend{name: batch[idx[0]].User}
-	err := s.queryRow(ctx, tx, qHistoryCount, len(idx), u.name).Scan(&u.uid, &u.entries)
-	if errors.Is(err, sql.ErrNoRows) {
-		for _, i := range idx {
-			res[i] = HistoryResult{Err: fmt.Errorf("user %q: %w", u.name, ErrNotFound)}
-		}
-		return nil, nil
+// countUsers groups batch by user, in name order, refuses the entries of
+// unknown users, and adds the rest to their users' history_users rows
+// (creating and locking them), returning the users found with their
+// counts.
+func (s *sqlStore) countUsers(ctx context.Context, tx *boundTx, batch []HistoryAppend, res []HistoryResult) ([]*userAppend, error) {
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
 	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batch[a].User, batch[b].User) })
+	var all []*userAppend
+	for start := 0; start < len(order); {
+		end := start + 1
+		for end < len(order) && batch[order[end]].User == batch[order[start]].User {
+			end++
+		}
+		all = append(all, &userAppend{name: batch[order[start]].User, idx: order[start:end]})
+		start = end
+	}
+	byName := make(map[string]*userAppend, len(all))
+	args := make([]any, 0, 2*insertSizes[0])
+	err := chunks(len(all), func(lo, hi int) error {
+		args = args[:0]
+		for _, u := range all[lo:hi] {
+			args = append(args, u.name)
+			byName[u.name] = u
+		}
+		return s.eachRow(ctx, tx, qUserIDs[hi-lo], args, func(r *sql.Rows) error {
+			var id int64
+			var name string
+			if err := r.Scan(&id, &name); err != nil {
+				return err
+			}
+			if u := byName[name]; u != nil {
+				u.uid = id
+			}
+			return nil
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
-	// Accounts are deleted only under the lock just taken, so what is
-	// found here stays until commit.
-	accounts := map[string]int64{} // e-mail → row id; 0: not the user's
-	seen := make(map[string]bool, len(idx))
-	first := len(*rows)
-	for _, i := range idx {
-		e := batch[i].Entry
-		acct, ok := accounts[e.Account]
-		if !ok {
-			err := s.queryRow(ctx, tx, qAccountOfUser, u.uid, e.Account).Scan(&acct)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, err
+	users := all[:0:0]
+	for _, u := range all {
+		if u.uid == 0 {
+			for _, i := range u.idx {
+				res[i] = HistoryResult{Err: fmt.Errorf("user %q: %w", u.name, ErrNotFound)}
 			}
-			accounts[e.Account] = acct
-		}
-		switch {
-		case acct == 0:
-			res[i] = HistoryResult{Err: fmt.Errorf("account %q of user %q: %w", e.Account, u.name, ErrNotFound)}
-		case seen[e.MsgID]:
-			res[i] = HistoryResult{Err: fmt.Errorf("msgid %q of user %q: %w", e.MsgID, u.name, ErrExists)}
-		default:
-			seen[e.MsgID] = true
-			*rows = append(*rows, histRow{i: i, uid: u.uid, account: acct})
 			continue
 		}
-		u.refused++
+		users = append(users, u)
 	}
-	u.rows = (*rows)[first:len(*rows):len(*rows)]
-	return u, nil
+	byID := make(map[int64]*userAppend, len(users))
+	err = chunks(len(users), func(lo, hi int) error {
+		args = args[:0]
+		for _, u := range users[lo:hi] {
+			args = append(args, u.uid, len(u.idx))
+			byID[u.uid] = u
+		}
+		return s.eachRow(ctx, tx, qHistoryCount[hi-lo], args, func(r *sql.Rows) error {
+			var id, n int64
+			if err := r.Scan(&id, &n); err != nil {
+				return err
+			}
+			if u := byID[id]; u != nil {
+				u.entries = n
+			}
+			return nil
+		})
+	})
+	return users, err
+}
+
+// checkRows refuses the entries of an account their user does not have
+// and those repeating a msgid within the batch, and returns the rest as
+// rows to insert, grouped by user. Accounts are deleted only under the
+// locks countUsers took, so what is found here stays until commit.
+func (s *sqlStore) checkRows(ctx context.Context, tx *boundTx, batch []HistoryAppend, users []*userAppend, res []HistoryResult) ([]histRow, error) {
+	type userEmail struct {
+		uid   int64
+		email string
+	}
+	accounts := map[userEmail]int64{}
+	args := make([]any, 0, insertSizes[0])
+	err := chunks(len(users), func(lo, hi int) error {
+		args = args[:0]
+		for _, u := range users[lo:hi] {
+			args = append(args, u.uid)
+		}
+		return s.eachRow(ctx, tx, qAccountsOfUsers[hi-lo], args, func(r *sql.Rows) error {
+			var id int64
+			var k userEmail
+			if err := r.Scan(&id, &k.uid, &k.email); err != nil {
+				return err
+			}
+			accounts[k] = id
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	var rows []histRow
+	for _, u := range users {
+		seen := make(map[string]bool, len(u.idx))
+		first := len(rows)
+		for _, i := range u.idx {
+			e := batch[i].Entry
+			acct := accounts[userEmail{u.uid, e.Account}]
+			switch {
+			case acct == 0:
+				res[i] = HistoryResult{Err: fmt.Errorf("account %q of user %q: %w", e.Account, u.name, ErrNotFound)}
+			case seen[e.MsgID]:
+				res[i] = HistoryResult{Err: fmt.Errorf("msgid %q of user %q: %w", e.MsgID, u.name, ErrExists)}
+			default:
+				seen[e.MsgID] = true
+				rows = append(rows, histRow{i: i, uid: u.uid, account: acct})
+				continue
+			}
+			u.refused++
+		}
+		u.rows = rows[first:len(rows):len(rows)]
+	}
+	return rows, nil
 }
 
 // insertRows inserts rows, in their order, several to a statement, and
@@ -214,21 +272,13 @@ func (s *sqlStore) countUser(ctx context.Context, tx *boundTx, batch []HistoryAp
 func (s *sqlStore) insertRows(ctx context.Context, tx *boundTx, batch []HistoryAppend, rows []histRow) (map[rowKey]int64, error) {
 	ids := make(map[rowKey]int64, len(rows))
 	args := make([]any, 0, historyColumnsIn*insertSizes[0])
-	for len(rows) > 0 {
-		n := insertSizes[len(insertSizes)-1]
-		for _, size := range insertSizes {
-			if size <= len(rows) {
-				n = size
-				break
-			}
-		}
+	err := chunks(len(rows), func(lo, hi int) error {
 		args = args[:0]
-		for _, r := range rows[:n] {
+		for _, r := range rows[lo:hi] {
 			e := batch[r.i].Entry
 			args = append(args, r.uid, r.account, int64(e.Buddy), e.MsgID, micros(e.Time), e.Outgoing, e.Kind, e.Text)
 		}
-		rows = rows[n:]
-		err := s.eachRow(ctx, tx, qHistoryInsertRows[n], args, func(r *sql.Rows) error {
+		return s.eachRow(ctx, tx, qHistoryInsertRows[hi-lo], args, func(r *sql.Rows) error {
 			var k rowKey
 			var id int64
 			if err := r.Scan(&id, &k.uid, &k.msgid); err != nil {
@@ -237,9 +287,9 @@ func (s *sqlStore) insertRows(ctx context.Context, tx *boundTx, batch []HistoryA
 			ids[k] = id
 			return nil
 		})
-		if err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return ids, nil
 }
@@ -250,53 +300,71 @@ type conversation struct {
 	buddy   msim.UID
 }
 
-// finishUser sets the results of a user's inserted rows, moves each of
-// their conversations' latest time once, deletes what the cap has no room
-// for, and corrects the count for the entries refused and deleted.
-func (s *sqlStore) finishUser(ctx context.Context, tx *boundTx, batch []HistoryAppend, u *userAppend, ids map[rowKey]int64, res []HistoryResult) error {
-	var (
-		latest = make(map[conversation]int64, len(u.rows))
-		convs  []conversation // in first-appended order
-		lastID int64
-	)
-	for _, r := range u.rows {
-		e := batch[r.i].Entry
-		id, ok := ids[rowKey{u.uid, e.MsgID}]
-		if !ok {
-			res[r.i] = HistoryResult{Err: fmt.Errorf("msgid %q of user %q: %w", e.MsgID, u.name, ErrExists)}
-			u.refused++
-			continue
+// finishUsers sets the results of the inserted rows, moves each
+// conversation's latest time once, deletes what the cap has no room for,
+// and corrects each user's count for the entries refused and deleted and
+// moves their last id.
+func (s *sqlStore) finishUsers(ctx context.Context, tx *boundTx, batch []HistoryAppend, users []*userAppend, ids map[rowKey]int64, res []HistoryResult) error {
+	type convLatest struct {
+		conversation
+		uid    int64
+		latest int64
+	}
+	var convs []convLatest // in first-appended order
+	at := map[conversation]int{}
+	for _, u := range users {
+		for _, r := range u.rows {
+			e := batch[r.i].Entry
+			id, ok := ids[rowKey{u.uid, e.MsgID}]
+			if !ok {
+				res[r.i] = HistoryResult{Err: fmt.Errorf("msgid %q of user %q: %w", e.MsgID, u.name, ErrExists)}
+				u.refused++
+				continue
+			}
+			e.ID = id
+			res[r.i] = HistoryResult{Entry: e}
+			u.lastID = max(u.lastID, id)
+			c, t := conversation{r.account, e.Buddy}, micros(e.Time)
+			if j, ok := at[c]; !ok {
+				at[c] = len(convs)
+				convs = append(convs, convLatest{c, u.uid, t})
+			} else if t > convs[j].latest {
+				convs[j].latest = t
+			}
 		}
-		e.ID = id
-		res[r.i] = HistoryResult{Entry: e}
-		lastID = max(lastID, id)
-		c, t := conversation{r.account, e.Buddy}, micros(e.Time)
-		if old, ok := latest[c]; !ok {
-			convs = append(convs, c)
-			latest[c] = t
-		} else if t > old {
-			latest[c] = t
+		if over := u.entries - u.refused - s.maxHistory; over > 0 && u.lastID != 0 {
+			r, err := s.exec(ctx, tx, qHistoryTrim, u.uid, over)
+			if err != nil {
+				return err
+			}
+			if u.trimmed, err = r.RowsAffected(); err != nil {
+				return err
+			}
 		}
 	}
-	for _, c := range convs {
-		if _, err := s.exec(ctx, tx, qConversationLatest, c.account, int64(c.buddy), u.uid, latest[c]); err != nil {
-			return err
+	args := make([]any, 0, 4*insertSizes[0])
+	err := chunks(len(convs), func(lo, hi int) error {
+		args = args[:0]
+		for _, c := range convs[lo:hi] {
+			args = append(args, c.account, int64(c.buddy), c.uid, c.latest)
 		}
-	}
-	var trimmed int64
-	if over := u.entries - u.refused - s.maxHistory; over > 0 && lastID != 0 {
-		r, err := s.exec(ctx, tx, qHistoryTrim, u.uid, over)
-		if err != nil {
-			return err
-		}
-		if trimmed, err = r.RowsAffected(); err != nil {
-			return err
-		}
-	}
-	if lastID == 0 { // nothing inserted: take the count back
-		_, err := s.exec(ctx, tx, qHistoryPruned, u.refused, u.uid)
+		_, err := s.exec(ctx, tx, qConversationLatest[hi-lo], args...)
+		// A batch is background work (the bridge's history writer): let
+		// whatever else is ready run between two statements, so a long
+		// batch never holds the processor for long.
+		runtime.Gosched()
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	_, err := s.exec(ctx, tx, qHistoryAppended, lastID, u.refused+trimmed, u.uid)
-	return err
+	return chunks(len(users), func(lo, hi int) error {
+		args = args[:0]
+		for _, u := range users[lo:hi] {
+			args = append(args, u.uid, u.refused+u.trimmed, u.lastID)
+		}
+		_, err := s.exec(ctx, tx, qHistoryAppended[hi-lo], args...)
+		runtime.Gosched()
+		return err
+	})
 }

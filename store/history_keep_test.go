@@ -567,3 +567,54 @@ func openCapped(t *testing.T, db testDB, max int) Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// testAppendBatchManyUsers: a batch of more users, accounts and
+// conversations than one of its statements takes (85: statements of 64,
+// 16, 4 and 1), unknown users among them, keeps each user's count, last
+// ID and conversations exact, a second batch for the same users too.
+func testAppendBatchManyUsers(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	const n = 85
+	name := func(u int) string { return fmt.Sprintf("u%03d", u) }
+	email := func(u int) string { return name(u) + "@example.com" }
+	for u := range n {
+		mustCreate(t, s, name(u))
+		mustAdd(t, s, name(u), Account{Email: email(u), Password: "p", Channel: "&m"})
+	}
+	for round := range 2 {
+		var batch []HistoryAppend
+		for i := range 3 {
+			for u := n - 1; u >= 0; u-- { // against name order
+				batch = append(batch, HistoryAppend{name(u), HistoryEntry{MsgID: fmt.Sprintf("r%d-%d", round, i), Time: ms(100*round + i),
+					Account: email(u), Buddy: msim.UID(1 + i%2), Kind: KindIM, Text: "x"}})
+			}
+			batch = append(batch, HistoryAppend{fmt.Sprint("nobody", i), HistoryEntry{MsgID: "n", Account: "a@example.com", Buddy: 1, Kind: KindIM}})
+		}
+		res := s.AppendHistoryBatch(ctx, batch, nil)
+		last := map[string]int64{}
+		for i, r := range res {
+			a := batch[i]
+			if strings.HasPrefix(a.User, "nobody") {
+				if !errors.Is(r.Err, ErrNotFound) {
+					t.Errorf("round %d, unknown user %s: got %v, want ErrNotFound", round, a.User, r.Err)
+				}
+				continue
+			}
+			if r.Err != nil || r.Entry.ID <= last[a.User] {
+				t.Fatalf("round %d, entry %d of %s: got %+v, %v; want stored after ID %d", round, i, a.User, r.Entry, r.Err, last[a.User])
+			}
+			last[a.User] = r.Entry.ID
+		}
+		for u := range n {
+			if got, err := s.LastHistoryID(ctx, name(u)); err != nil || got != last[name(u)] {
+				t.Errorf("round %d, %s's last ID: got %d, %v; want %d", round, name(u), got, err, last[name(u)])
+			}
+		}
+		targets, err := s.HistoryTargets(ctx, name(n-1), time.Time{}, time.Time{}, 10)
+		check(t, "HistoryTargets", err)
+		if len(targets) != 2 || !targets[0].Latest.Equal(ms(100*round+2)) || !targets[1].Latest.Equal(ms(100*round+1)) {
+			t.Errorf("round %d, targets: got %+v, want buddies 1 and 2 at their newest entries", round, targets)
+		}
+	}
+	historyConsistent(t, db)
+}

@@ -38,6 +38,7 @@ func TestHistory(t *testing.T) {
 		{"batch of several users", testAppendBatch},
 		{"batch longer than the cap", testAppendBatchCap},
 		{"batch of many rows", testAppendBatchLarge},
+		{"batch of many users", testAppendBatchManyUsers},
 		{"append with an ended context", testAppendContext},
 		{"history survives reopening", testHistoryReopen},
 	}

@@ -23,19 +23,10 @@ import (
 
 // Queries run in transactions (prepared by Open, see txQueries).
 const (
-	qHistoryCount = `INSERT INTO history_users (user_id, entries, last_id)
-		SELECT u.id, ?, 0 FROM users u WHERE u.name = ?
-		ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries + excluded.entries
-		RETURNING user_id, entries`
-	qAccountOfUser      = `SELECT id FROM accounts WHERE user_id = ? AND email = ?`
-	qConversationLatest = `INSERT INTO history_conversations (account_id, buddy, user_id, latest) VALUES (?, ?, ?, ?)
-		ON CONFLICT (account_id, buddy) DO UPDATE SET latest = CASE WHEN excluded.latest > history_conversations.latest
-		THEN excluded.latest ELSE history_conversations.latest END`
 	qConversationsEmptied = `DELETE FROM history_conversations WHERE user_id = ? AND NOT EXISTS
 		(SELECT 1 FROM history h WHERE h.account_id = history_conversations.account_id AND h.buddy = history_conversations.buddy)`
 	qHistoryTrim = `DELETE FROM history WHERE id IN
 		(SELECT id FROM history WHERE user_id = ? ORDER BY id LIMIT ?)`
-	qHistoryAppended = `UPDATE history_users SET last_id = ?, entries = entries - ? WHERE user_id = ?`
 	qLockHistoryUser = `UPDATE history_users SET entries = entries WHERE user_id = ?`
 	qHistoryRecount  = `UPDATE history_users SET entries =
 		(SELECT count(*) FROM history WHERE user_id = ?) WHERE user_id = ?`
@@ -55,38 +46,87 @@ const (
 )
 
 var historyTxQueries = []string{
-	qHistoryCount, qAccountOfUser, qConversationLatest, qConversationsEmptied, qHistoryTrim, qHistoryAppended, qLockHistoryUser, qHistoryRecount,
+	qConversationsEmptied, qHistoryTrim, qLockHistoryUser, qHistoryRecount,
 	qHistoryPrune, qHistoryPruned, qHighestPosition, qAccountAndUser, qDeleteAccountByID,
 	qLockHistoryByName, qDeleteUserByName, qInsertPosition, qTrimPositions,
 }
 
-// insertSizes are the numbers of rows one history insert takes, largest
-// first: a batch is inserted in statements of these sizes, each prepared
-// once.
+// insertSizes are the numbers of rows one of AppendHistoryBatch's
+// statements takes (entries to insert, users, conversations), largest
+// first: a batch goes through statements of these sizes, each prepared
+// once (see chunks).
 var insertSizes = []int{64, 16, 4, 1}
 
 // historyColumnsIn is the number of values of one inserted history row.
 const historyColumnsIn = 8
 
-// qHistoryInsertRows[n] inserts n history rows; a msgid the user has
-// already is left out, and each row inserted is returned.
-var qHistoryInsertRows = func() map[int]string {
+// repeated returns, for each size n of insertSizes, head followed by n
+// copies of tuple separated by commas, then tail; each is prepared with
+// the transactions' queries.
+func repeated(head, tuple, tail string) map[int]string {
 	qs := map[int]string{}
 	for _, n := range insertSizes {
 		var b strings.Builder
-		b.WriteString(`INSERT INTO history (user_id, account_id, buddy, msgid, sent, outgoing, kind, text) VALUES `)
+		b.WriteString(head)
 		for i := range n {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+			b.WriteString(tuple)
 		}
-		b.WriteString(` ON CONFLICT (user_id, msgid) DO NOTHING RETURNING id, user_id, msgid`)
+		b.WriteString(tail)
 		qs[n] = b.String()
 		historyTxQueries = append(historyTxQueries, qs[n])
 	}
 	return qs
-}()
+}
+
+// The batch's statements, each of several rows (see repeated).
+var (
+	// qHistoryInsertRows[n] inserts n history rows; a msgid the user has
+	// already is left out, and each row inserted is returned.
+	qHistoryInsertRows = repeated(`INSERT INTO history (user_id, account_id, buddy, msgid, sent, outgoing, kind, text) VALUES `,
+		"(?, ?, ?, ?, ?, ?, ?, ?)", ` ON CONFLICT (user_id, msgid) DO NOTHING RETURNING id, user_id, msgid`)
+	// qUserIDs[n] finds n users by name.
+	qUserIDs = repeated(`SELECT id, name FROM users WHERE name IN (`, "?", `)`)
+	// qHistoryCount[n] adds to n users' counts, creating their rows as
+	// needed, in the order given (so it locks them in that order), and
+	// returns the counts.
+	qHistoryCount = repeated(`INSERT INTO history_users (user_id, entries, last_id) VALUES `, "(?, ?, 0)",
+		` ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries + excluded.entries RETURNING user_id, entries`)
+	// qAccountsOfUsers[n] lists the accounts of n users.
+	qAccountsOfUsers = repeated(`SELECT id, user_id, email FROM accounts WHERE user_id IN (`, "?", `)`)
+	// qConversationLatest[n] moves n conversations' latest times forward
+	// (each once), creating their rows as needed.
+	qConversationLatest = repeated(`INSERT INTO history_conversations (account_id, buddy, user_id, latest) VALUES `, "(?, ?, ?, ?)",
+		` ON CONFLICT (account_id, buddy) DO UPDATE SET latest = CASE WHEN excluded.latest > history_conversations.latest
+		THEN excluded.latest ELSE history_conversations.latest END`)
+	// qHistoryAppended[n] takes from n users' counts what was refused or
+	// trimmed and moves their last ids forward (a 0 keeps it); their rows
+	// exist, counted and locked earlier in the transaction.
+	qHistoryAppended = repeated(`INSERT INTO history_users (user_id, entries, last_id) VALUES `, "(?, ?, ?)",
+		` ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries - excluded.entries,
+		last_id = CASE WHEN excluded.last_id > history_users.last_id THEN excluded.last_id ELSE history_users.last_id END`)
+)
+
+// chunks calls f with consecutive pieces [lo, hi) of n items, each of a
+// size in insertSizes, largest first; it stops at f's first error.
+func chunks(n int, f func(lo, hi int) error) error {
+	for lo := 0; lo < n; {
+		size := insertSizes[len(insertSizes)-1]
+		for _, sz := range insertSizes {
+			if sz <= n-lo {
+				size = sz
+				break
+			}
+		}
+		if err := f(lo, lo+size); err != nil {
+			return err
+		}
+		lo += size
+	}
+	return nil
+}
 
 // pruneChunk bounds the rows one PruneHistory transaction deletes, so
 // appends wait on it only briefly. A variable for the tests.
