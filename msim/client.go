@@ -388,7 +388,14 @@ func (c *Client) readLoop() {
 			_ = c.nc.SetReadDeadline(last.Add(c.cfg.DeadAfter))
 			armed = last
 		}
-		m, err := c.dec.Decode()
+		// Between messages the reader waits in Wait, not in Decode: an
+		// idle connection's goroutine then has a stack small enough to be
+		// shrunk.
+		err := c.dec.Wait()
+		var m *Message
+		if err == nil {
+			m, err = c.dec.Decode()
+		}
 		if err != nil {
 			var se *SyntaxError
 			switch {

@@ -187,6 +187,21 @@ func NewDecoder(r io.Reader) *Decoder {
 // syscall brings it several messages.
 const readBuf = 4096
 
+// Wait blocks until the next message has begun to arrive, and returns
+// the error that Decode would return if it cannot (a read error, or the
+// refusal after ErrTooLarge). A reader that waits here between messages
+// rather than inside Decode waits on a shallower stack, which the Go
+// runtime can then shrink: most connections are idle most of the time.
+//
+//go:noinline
+func (d *Decoder) Wait() error {
+	if d.sticky != nil {
+		return d.sticky
+	}
+	_, err := d.r.Peek(1)
+	return err
+}
+
 // Decode returns the next message. At a clean end of stream it returns io.EOF.
 func (d *Decoder) Decode() (*Message, error) {
 	if d.sticky != nil {

@@ -77,3 +77,58 @@ func TestDecoderIdleBuffers(t *testing.T) {
 		t.Errorf("after the peer closed: got %v, want EOF", err)
 	}
 }
+
+// TestDecoderWait: Wait returns once the next message has begun to
+// arrive, consuming nothing; at the end of the stream it returns io.EOF,
+// on a read deadline the timeout, and after ErrTooLarge the same refusal
+// Decode gives.
+func TestDecoderWait(t *testing.T) {
+	client, server := tcpPair(t)
+	d := NewDecoder(client)
+	waited := make(chan error, 1)
+	go func() { waited <- d.Wait() }()
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait with nothing sent: returned %v, want it to block", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	msg := `\lc\1\nonce\abc\final\`
+	if _, err := io.WriteString(server, msg[:3]); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("Wait once a message began: got %v, want nil", err)
+	}
+	if _, err := io.WriteString(server, msg[3:]); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := d.Decode(); err != nil || m.StrOr("nonce", "") != "abc" {
+		t.Fatalf("Decode after Wait: got %v, %v; want the whole message", m, err)
+	}
+
+	if err := client.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(); !isTimeout(err) {
+		t.Errorf("Wait past the deadline: got %v, want a timeout", err)
+	}
+	if err := client.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+
+	d.MaxSize = 16
+	if _, err := io.WriteString(server, `\lc\1\big\`+strings.Repeat("x", 64)+`\final\`); err != nil {
+		t.Fatal(err)
+	}
+	_, tooLarge := d.Decode()
+	if err := d.Wait(); err == nil || err != tooLarge {
+		t.Errorf("Wait after a message too large: got %v, want Decode's refusal %v", err, tooLarge)
+	}
+
+	c2, s2 := tcpPair(t)
+	d2 := NewDecoder(c2)
+	s2.Close()
+	if err := d2.Wait(); err != io.EOF {
+		t.Errorf("Wait at the end of the stream: got %v, want io.EOF", err)
+	}
+}
