@@ -649,7 +649,15 @@ func (c *Client) readLoop() {
 	defer c.recoverAndLog()
 	defer c.srv.remove(c)
 	defer c.stopAfter()
-	reason := c.read()
+	c.closeRead(c.read())
+}
+
+// closeRead ends the connection once its reader has stopped for reason.
+// Apart from readLoop so that its frame is not on the reader's stack
+// while the reader waits (see read).
+//
+//go:noinline
+func (c *Client) closeRead(reason string) {
 	c.shutdown(reason, true)
 	<-c.done
 	if c.release != nil {
@@ -668,7 +676,27 @@ func (c *Client) readLoop() {
 	}
 }
 
-// read runs the reader until the connection ends and returns why.
+// readState is the reader's, kept from line to line.
+type readState struct {
+	br          *lineReader
+	regDeadline time.Time
+	lastRead    time.Time
+	pingSent    time.Time
+	// The deadline moves with every line; the socket's is moved only when
+	// it must come sooner or has gone stale by a 64th of the ping interval
+	// (moving it costs more than reading a short line). A timeout before
+	// the deadline due is not one: it re-arms.
+	armed      time.Time
+	deadline   time.Time // of the read in progress
+	registered bool      // when the read in progress began
+	partial    []byte    // a line cut by the deadline
+}
+
+// read runs the reader until the connection ends and returns why. Most
+// connections are idle most of the time, their readers waiting in the
+// loop below: everything else is done in calls that have returned by
+// then (arm, line), so that the waiting stack is small enough for the Go
+// runtime to shrink.
 func (c *Client) read() (reason string) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -676,84 +704,98 @@ func (c *Client) read() (reason string) {
 			reason = "Internal error"
 		}
 	}()
-	cfg := &c.srv.cfg
-	br := newLineReader(c.nc, 512+maxTagsLen)
-	regDeadline := time.Now().Add(cfg.RegistrationTimeout)
-	lastRead := time.Now()
-	var pingSent time.Time
-	var partial []byte
-	// The deadline moves with every line; the socket's is moved only when
-	// it must come sooner or has gone stale by a 64th of the ping interval
-	// (moving it costs more than reading a short line). A timeout before
-	// the deadline due is not one: it re-arms.
-	var armed time.Time
+	st := &readState{br: newLineReader(c.nc, 512+maxTagsLen)}
+	st.regDeadline = time.Now().Add(c.srv.cfg.RegistrationTimeout)
+	st.lastRead = time.Now()
 	for {
-		select {
-		case <-c.done:
-			return c.reason
-		default:
+		if reason, done := c.arm(st); done {
+			return reason
 		}
-		c.mu.Lock()
-		registered := c.welcomed
-		c.mu.Unlock()
-		var deadline time.Time
-		switch {
-		case !registered:
-			deadline = regDeadline
-		case pingSent.IsZero():
-			deadline = lastRead.Add(cfg.PingInterval)
-		default:
-			deadline = pingSent.Add(cfg.PingTimeout)
-		}
-		if deadline.Before(armed) || deadline.Sub(armed) > cfg.PingInterval/64 {
-			_ = c.nc.SetReadDeadline(deadline)
-			armed = deadline
-		}
-		line, err := br.ReadSlice()
-		if len(partial) > 0 && (err == nil || len(line) > 0) {
-			line = append(partial, line...)
-			partial = nil
-		}
-		if len(line) > 512+maxTagsLen || errors.Is(err, bufio.ErrBufferFull) {
-			if c.tracing() {
-				c.traceRead(line)
-			}
-			c.mu.Lock()
-			c.numeric(errInputTooLong, "Input line was too long")
-			c.mu.Unlock()
-			return "Input line was too long"
-		}
-		if err != nil && isTimeout(err) {
-			partial = append([]byte(nil), line...) // keep a line cut by the deadline
-			switch {
-			case time.Now().Before(deadline):
-				armed = time.Time{} // early: set the deadline due
-				continue
-			case !registered:
-				return "Registration timed out"
-			case pingSent.IsZero():
-				pingSent = time.Now()
-				c.enqueue(entry{m: msg(nil, "PING", cfg.ServerName)})
-				continue
-			default:
-				return fmt.Sprintf("Ping timeout: %d seconds", int(time.Since(lastRead).Seconds()))
-			}
-		}
-		if err != nil {
-			if len(line) > 0 {
-				c.handleLine(line)
-			}
-			return "Connection closed"
-		}
-		lastRead, pingSent = time.Now(), time.Time{}
-		c.handleLine(line)
-		if c.limiter != nil && !c.limiter.Allow() { // no token now: wait for one
-			c.srv.met.floodDelayed()
-			if err := c.limiter.Wait(c.ctx); err != nil {
-				return "Connection closed"
-			}
+		line, err := st.br.ReadSlice()
+		if reason, done := c.line(st, line, err); done {
+			return reason
 		}
 	}
+}
+
+// arm sets the deadline of the next read; done: the connection is ending.
+//
+//go:noinline
+func (c *Client) arm(st *readState) (reason string, done bool) {
+	select {
+	case <-c.done:
+		return c.reason, true
+	default:
+	}
+	cfg := &c.srv.cfg
+	c.mu.Lock()
+	st.registered = c.welcomed
+	c.mu.Unlock()
+	switch {
+	case !st.registered:
+		st.deadline = st.regDeadline
+	case st.pingSent.IsZero():
+		st.deadline = st.lastRead.Add(cfg.PingInterval)
+	default:
+		st.deadline = st.pingSent.Add(cfg.PingTimeout)
+	}
+	if st.deadline.Before(st.armed) || st.deadline.Sub(st.armed) > cfg.PingInterval/64 {
+		_ = c.nc.SetReadDeadline(st.deadline)
+		st.armed = st.deadline
+	}
+	return "", false
+}
+
+// line handles what a read gave; done: the connection is ending, for
+// reason.
+//
+//go:noinline
+func (c *Client) line(st *readState, line []byte, err error) (reason string, done bool) {
+	cfg := &c.srv.cfg
+	if len(st.partial) > 0 && (err == nil || len(line) > 0) {
+		line = append(st.partial, line...)
+		st.partial = nil
+	}
+	if len(line) > 512+maxTagsLen || errors.Is(err, bufio.ErrBufferFull) {
+		if c.tracing() {
+			c.traceRead(line)
+		}
+		c.mu.Lock()
+		c.numeric(errInputTooLong, "Input line was too long")
+		c.mu.Unlock()
+		return "Input line was too long", true
+	}
+	if err != nil && isTimeout(err) {
+		st.partial = append([]byte(nil), line...) // keep a line cut by the deadline
+		switch {
+		case time.Now().Before(st.deadline):
+			st.armed = time.Time{} // early: set the deadline due
+			return "", false
+		case !st.registered:
+			return "Registration timed out", true
+		case st.pingSent.IsZero():
+			st.pingSent = time.Now()
+			c.enqueue(entry{m: msg(nil, "PING", cfg.ServerName)})
+			return "", false
+		default:
+			return fmt.Sprintf("Ping timeout: %d seconds", int(time.Since(st.lastRead).Seconds())), true
+		}
+	}
+	if err != nil {
+		if len(line) > 0 {
+			c.handleLine(line)
+		}
+		return "Connection closed", true
+	}
+	st.lastRead, st.pingSent = time.Now(), time.Time{}
+	c.handleLine(line)
+	if c.limiter != nil && !c.limiter.Allow() { // no token now: wait for one
+		c.srv.met.floodDelayed()
+		if err := c.limiter.Wait(c.ctx); err != nil {
+			return "Connection closed", true
+		}
+	}
+	return "", false
 }
 
 // isTimeout reports whether err is a network timeout. (Its net.Error

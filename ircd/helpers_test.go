@@ -124,6 +124,9 @@ func (f *fakeConn) Message(in Input) {
 	if in.Text == f.panicOn {
 		panic("handler panic")
 	}
+	if in.Text == deepText {
+		deep(deepFrames) // a handler that goes deep, as a real backend's may
+	}
 	ev := fmt.Sprintf("message %s %s %s", in.Command, in.Target, in.Text)
 	if len(in.Tags) > 0 {
 		ev += " tags=" + in.Tags.String()

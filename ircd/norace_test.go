@@ -1,0 +1,5 @@
+//go:build !race
+
+package ircd
+
+const raceEnabled = false
