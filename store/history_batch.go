@@ -67,7 +67,8 @@ func prepareEntry(e HistoryEntry) (HistoryEntry, error) {
 
 // appendBatch appends checked entries in one transaction; if that fails
 // otherwise than by refusing entries, each is appended in a transaction
-// of its own, so one bad entry never fails the others.
+// of its own, so one bad entry never fails the others (counted in
+// batchRetries).
 func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult {
 	res := make([]HistoryResult, len(batch))
 	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, bind(tx), batch, res) })
@@ -78,6 +79,8 @@ func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []His
 		res[0] = HistoryResult{Err: err}
 		return res
 	}
+	s.batchRetries.Add(1)
+	clear(res)
 	for i := range batch {
 		one := res[i : i+1]
 		if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, bind(tx), batch[i:i+1], one) }); err != nil {
@@ -182,6 +185,9 @@ func (s *sqlStore) countUsers(ctx context.Context, tx *boundTx, batch []HistoryA
 	if err != nil {
 		return nil, err
 	}
+	if testHookUsersFound != nil {
+		testHookUsersFound(ctx, tx)
+	}
 	users := all[:0:0]
 	for _, u := range all {
 		if u.uid == 0 {
@@ -193,10 +199,11 @@ func (s *sqlStore) countUsers(ctx context.Context, tx *boundTx, batch []HistoryA
 		users = append(users, u)
 	}
 	byID := make(map[int64]*userAppend, len(users))
+	counted := make(map[int64]bool, len(users))
 	err = chunks(len(users), func(lo, hi int) error {
 		args = args[:0]
 		for _, u := range users[lo:hi] {
-			args = append(args, u.uid, len(u.idx))
+			args = append(args, u.name, len(u.idx))
 			byID[u.uid] = u
 		}
 		return s.eachRow(ctx, tx, qHistoryCount[hi-lo], args, func(r *sql.Rows) error {
@@ -205,18 +212,39 @@ func (s *sqlStore) countUsers(ctx context.Context, tx *boundTx, batch []HistoryA
 				return err
 			}
 			if u := byID[id]; u != nil {
-				u.entries = n
+				u.entries, counted[id] = n, true
 			}
 			return nil
 		})
 	})
-	return users, err
+	if err != nil {
+		return nil, err
+	}
+	found := users[:0]
+	for _, u := range users {
+		if !counted[u.uid] { // deleted (or renamed) since it was found
+			for _, i := range u.idx {
+				res[i] = HistoryResult{Err: fmt.Errorf("user %q: %w", u.name, ErrNotFound)}
+			}
+			continue
+		}
+		found = append(found, u)
+	}
+	return found, nil
 }
+
+// testHookUsersFound, if set, runs after countUsers has found the batch's
+// users and before it counts them (a test deletes one there).
+var testHookUsersFound func(ctx context.Context, tx *boundTx)
 
 // checkRows refuses the entries of an account their user does not have
 // and those repeating a msgid within the batch, and returns the rest as
-// rows to insert, grouped by user. Accounts are deleted only under the
-// locks countUsers took, so what is found here stays until commit.
+// rows to insert, grouped by user. DeleteAccount takes the user's lock
+// that countUsers took, so an account found here stays until commit,
+// unless this transaction is creating that user's history_users row
+// (their first entries): then an account deleted meanwhile fails the
+// insert's foreign key, and the batch is appended again one entry at a
+// time (appendBatch).
 func (s *sqlStore) checkRows(ctx context.Context, tx *boundTx, batch []HistoryAppend, users []*userAppend, res []HistoryResult) ([]histRow, error) {
 	type userEmail struct {
 		uid   int64

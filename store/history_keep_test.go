@@ -452,6 +452,11 @@ func testAppendBatch(t *testing.T, db testDB) {
 	if &res[0] != &arr[0] {
 		t.Error("results: in a new array, want the one given")
 	}
+	for i, r := range res {
+		if r.Err != nil && r.Entry != (HistoryEntry{}) {
+			t.Errorf("entry %d, refused: got %+v with it, want no entry (nothing left of what the array held)", i, r.Entry)
+		}
+	}
 	wantErr := []error{nil, nil, ErrExists, ErrNotFound, nil, ErrNotFound, nil, nil, nil}
 	for i, r := range res {
 		switch {
@@ -494,6 +499,7 @@ func testAppendBatch(t *testing.T, db testDB) {
 	if res := s.AppendHistoryBatch(ctx, nil, nil); len(res) != 0 {
 		t.Errorf("an empty batch: got %d results, want none", len(res))
 	}
+	noBatchRetries(t, s)
 	historyConsistent(t, db)
 }
 
@@ -516,6 +522,7 @@ func testAppendBatchCap(t *testing.T, db testDB) {
 	if want := []string{"a2", "a3", "a4"}; !slices.Equal(msgids(got), want) {
 		t.Errorf("entries over the cap of 3: got %q, want %q", msgids(got), want)
 	}
+	noBatchRetries(t, s.(*sqlStore))
 	historyConsistent(t, db)
 }
 
@@ -556,6 +563,7 @@ func testAppendBatchLarge(t *testing.T, db testDB) {
 			t.Errorf("%s's entries by ID: got %q, want %q", u, msgids(got), want[u])
 		}
 	}
+	noBatchRetries(t, s)
 	historyConsistent(t, db)
 }
 
@@ -569,9 +577,10 @@ func openCapped(t *testing.T, db testDB, max int) Store {
 }
 
 // testAppendBatchManyUsers: a batch of more users, accounts and
-// conversations than one of its statements takes (85: statements of 64,
-// 16, 4 and 1), unknown users among them, keeps each user's count, last
-// ID and conversations exact, a second batch for the same users too.
+// conversations than one of its statements takes (85 users, so several
+// sizes of each statement), unknown users among them, keeps each user's
+// count, last ID and conversations exact, a second batch for the same
+// users too, each in one transaction.
 func testAppendBatchManyUsers(t *testing.T, db testDB) {
 	s := db.open(t, testKey(1))
 	const n = 85
@@ -616,5 +625,42 @@ func testAppendBatchManyUsers(t *testing.T, db testDB) {
 			t.Errorf("round %d, targets: got %+v, want buddies 1 and 2 at their newest entries", round, targets)
 		}
 	}
+	noBatchRetries(t, s)
+	historyConsistent(t, db)
+}
+
+// noBatchRetries fails if a history batch of s was appended again one
+// entry at a time: its transaction failed (a statement of several rows
+// that does not work would hide behind that).
+func noBatchRetries(t *testing.T, s *sqlStore) {
+	t.Helper()
+	if n := s.batchRetries.Load(); n != 0 {
+		t.Errorf("batches appended again one entry at a time: got %d, want none", n)
+	}
+}
+
+// testAppendBatchUserGone: a user deleted after the batch found them and
+// before it counts them has their entries refused with ErrNotFound; the
+// others are stored, in the one transaction.
+func testAppendBatchUserGone(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "ann")
+	mustAdd(t, s, "ann", Account{Email: "ann@example.com", Password: "p", Channel: "&a"})
+	mustCreate(t, s, "bob")
+	mustAdd(t, s, "bob", Account{Email: "bob@example.com", Password: "p", Channel: "&b"})
+	testHookUsersFound = func(ctx context.Context, tx *boundTx) {
+		if _, err := tx.ExecContext(ctx, s.d.Rebind("DELETE FROM users WHERE name = ?"), "bob"); err != nil {
+			t.Errorf("delete bob: %v", err)
+		}
+	}
+	defer func() { testHookUsersFound = nil }()
+	entry := func(user, msgid string) HistoryAppend {
+		return HistoryAppend{user, HistoryEntry{MsgID: msgid, Time: ms(1), Account: user + "@example.com", Buddy: 7, Kind: KindIM, Text: msgid}}
+	}
+	res := s.AppendHistoryBatch(ctx, []HistoryAppend{entry("ann", "a1"), entry("bob", "b1"), entry("ann", "a2")}, nil)
+	if res[0].Err != nil || res[2].Err != nil || !errors.Is(res[1].Err, ErrNotFound) {
+		t.Errorf("results: got %v, %v, %v; want ann's stored and bob's ErrNotFound", res[0].Err, res[1].Err, res[2].Err)
+	}
+	noBatchRetries(t, s)
 	historyConsistent(t, db)
 }

@@ -39,6 +39,7 @@ func TestHistory(t *testing.T) {
 		{"batch longer than the cap", testAppendBatchCap},
 		{"batch of many rows", testAppendBatchLarge},
 		{"batch of many users", testAppendBatchManyUsers},
+		{"batch whose user goes", testAppendBatchUserGone},
 		{"append with an ended context", testAppendContext},
 		{"history survives reopening", testHistoryReopen},
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/msimircd/msimircd/internal/sqldb"
@@ -97,6 +98,9 @@ type sqlStore struct {
 	notes      noteScope // where lease notes go (PostgreSQL)
 	// now is the leases' clock (tests step it); nil: the database's.
 	now func() time.Time
+	// batchRetries counts the history batches appended again one entry
+	// at a time after their transaction failed (the tests want none).
+	batchRetries atomic.Int64
 }
 
 // Option tunes a store at Open.

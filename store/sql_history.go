@@ -89,11 +89,15 @@ var (
 		"(?, ?, ?, ?, ?, ?, ?, ?)", ` ON CONFLICT (user_id, msgid) DO NOTHING RETURNING id, user_id, msgid`)
 	// qUserIDs[n] finds n users by name.
 	qUserIDs = repeated(`SELECT id, name FROM users WHERE name IN (`, "?", `)`)
-	// qHistoryCount[n] adds to n users' counts, creating their rows as
-	// needed, in the order given (so it locks them in that order), and
-	// returns the counts.
-	qHistoryCount = repeated(`INSERT INTO history_users (user_id, entries, last_id) VALUES `, "(?, ?, 0)",
-		` ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries + excluded.entries RETURNING user_id, entries`)
+	// qHistoryCount[n] adds to n users' counts, by name and number,
+	// creating their rows as needed, in name order (which locks them in
+	// that order), and returns the counts. A user gone since qUserIDs
+	// found them is left out, in the same statement that takes the lock.
+	// (SQLite's upsert after a join wants the WHERE.)
+	qHistoryCount = repeated(`INSERT INTO history_users (user_id, entries, last_id)
+		SELECT u.id, v.column2, 0 FROM (VALUES `, "(?, CAST(? AS BIGINT))",
+		`) AS v JOIN users u ON u.name = v.column1 WHERE true ORDER BY u.name
+		ON CONFLICT (user_id) DO UPDATE SET entries = history_users.entries + excluded.entries RETURNING user_id, entries`)
 	// qAccountsOfUsers[n] lists the accounts of n users.
 	qAccountsOfUsers = repeated(`SELECT id, user_id, email FROM accounts WHERE user_id IN (`, "?", `)`)
 	// qConversationLatest[n] moves n conversations' latest times forward
