@@ -66,6 +66,7 @@ type historyWriter struct {
 	mu      sync.Mutex
 	q       []histJob
 	spare   []histJob // empty; q's next array once q is taken whole
+	shifted bool      // q does not start at its array's front (a backlog's rest)
 	appends int       // jobs in q that are appends (barriers are not bounded)
 	hurry   bool      // a barrier or a full batch is queued, or close was called
 	closed  bool
@@ -185,6 +186,8 @@ func (w *historyWriter) run() {
 			w.write(jobs)
 			if own {
 				w.recycle(jobs)
+			} else {
+				clear(jobs) // what is written goes, though the array stays for now
 			}
 			if closed && !more {
 				return
@@ -215,15 +218,16 @@ func (w *historyWriter) take() (jobs []histJob, own, more, closed bool) {
 		}
 		n++
 	}
-	if own = len(w.q)-n <= histBatch; own {
-		// jobs keep the array, which comes back through recycle, and q
-		// goes on in the spare one, with what is left.
-		jobs = w.q[:n]
-		w.q, w.spare = append(w.spare[:0], w.q[n:]...), nil
+	if len(w.q)-n <= histBatch {
+		// jobs keep the array, which comes back through recycle unless
+		// it is the rest of a backlog's, and q goes on in the spare one,
+		// with what is left.
+		jobs, own = w.q[:n], !w.shifted
+		w.q, w.spare, w.shifted = append(w.spare[:0], w.q[n:]...), nil, false
 	} else {
 		// A backlog: q goes on in the rest of the array, not copied.
 		jobs = w.q[:n:n]
-		w.q = w.q[n:]
+		w.q, w.shifted = w.q[n:], true
 	}
 	w.appends -= appends
 	w.hurry = len(w.q) > 0 && w.hurry

@@ -291,3 +291,37 @@ func TestRecordNoClosurePerEntry(t *testing.T) {
 		t.Errorf("allocations per entry recorded: got %.2f, want none but the queue's growth", allocs)
 	}
 }
+
+// TestHistoryWriterBacklogGoes: once a backlog is written, nothing of it
+// stays in memory (its entries' callbacks hold sessions), though the
+// writer keeps arrays for the queue from batch to batch.
+func TestHistoryWriterBacklogGoes(t *testing.T) {
+	st := &stalledStore{release: make(chan struct{})}
+	w := startHistoryWriter(st, false, quietLog(), nil, time.Hour)
+	defer w.close()
+	const backlog = 10000
+	var gone atomic.Int32
+	for range backlog {
+		owner := new([64]byte) // what a callback holds, as a session
+		runtime.AddCleanup(owner, func(struct{}) { gone.Add(1) }, struct{}{})
+		w.append("ann", store.HistoryEntry{Text: "x"}, func(error) { _ = owner[0] })
+	}
+	close(st.release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 5 { // the queue in use again, in batches of its usual size
+		for range 10 {
+			w.append("ann", store.HistoryEntry{Text: "y"}, func(error) {})
+		}
+		if !w.sync(ctx, "ann") {
+			t.Fatal("sync: got false")
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); gone.Load() < backlog && time.Now().Before(deadline); {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // cleanups run on a goroutine of their own
+	}
+	if got := gone.Load(); got < backlog {
+		t.Errorf("backlog entries still held once written: %d of %d", backlog-got, backlog)
+	}
+}
