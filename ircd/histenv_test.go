@@ -35,13 +35,17 @@ func newFakeHistory() *fakeHistory {
 	}
 }
 
-func (fh *fakeHistory) answer(f func()) {
+// answer decides whether to hold the answer f, then tells the test of the
+// query (asked), then answers unless holding: a test that changes hold
+// once it has seen the query changes it for the next query only.
+func (fh *fakeHistory) answer(asked, f func()) {
 	fh.mu.Lock()
 	hold := fh.hold
 	if hold {
 		fh.held = append(fh.held, f)
 	}
 	fh.mu.Unlock()
+	asked()
 	if !hold {
 		f()
 	}
@@ -76,19 +80,17 @@ type historyConn struct {
 func (h *historyConn) Message(in Input) { h.inputs <- in }
 
 func (h *historyConn) History(q HistoryQuery, answer func([]HistoryMessage, error)) {
-	h.fh.queries <- q
 	h.fh.mu.Lock()
 	msgs, err := h.fh.msgs, h.fh.err
 	h.fh.mu.Unlock()
-	h.fh.answer(func() { answer(msgs, err) })
+	h.fh.answer(func() { h.fh.queries <- q }, func() { answer(msgs, err) })
 }
 
 func (h *historyConn) HistoryTargets(q TargetsQuery, answer func([]HistoryTarget, error)) {
-	h.fh.tqs <- q
 	h.fh.mu.Lock()
 	ts, err := h.fh.targets, h.fh.err
 	h.fh.mu.Unlock()
-	h.fh.answer(func() { answer(ts, err) })
+	h.fh.answer(func() { h.fh.tqs <- q }, func() { answer(ts, err) })
 }
 
 func (h *historyConn) MarkRead(target string, t time.Time) {
@@ -105,11 +107,10 @@ func (h *historyConn) MarkRead(target string, t time.Time) {
 }
 
 func (h *historyConn) ReadMarker(target string, answer func(time.Time)) {
-	h.fh.asked <- "readmarker " + target
 	h.fh.mu.Lock()
 	t := h.fh.marks[target]
 	h.fh.mu.Unlock()
-	h.fh.answer(func() { answer(t) })
+	h.fh.answer(func() { h.fh.asked <- "readmarker " + target }, func() { answer(t) })
 }
 
 // histBackend is fakeBackend whose handlers are historyConns.
