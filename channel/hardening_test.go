@@ -256,6 +256,7 @@ func TestIMsCutWithTheLinkAreQueuedOrNamed(t *testing.T) {
 		alice.sendf("PRIVMSG bob :%s", text(i))
 	}
 	alice.command("&alice", "status", "is online") // the session has handed every IM to the MSIM client
+	st.proxy.waitUnread(10 * time.Second)          // and its writer has written some of them
 	st.proxy.cut()
 	st.proxy.resume()
 

@@ -244,6 +244,30 @@ func (p *proxy) accept() {
 	}
 }
 
+// waitUnread waits until the proxy's side of some connection from a
+// client has bytes it has not forwarded (while paused: what the client
+// wrote), and fails the test if none come within d. Where that cannot be
+// told it returns at once.
+func (p *proxy) waitUnread(d time.Duration) {
+	p.t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		total, known := 0, false
+		for i := 0; i < len(p.conns); i += 2 { // client side, then upstream
+			if n := unread(p.conns[i]); n >= 0 {
+				total, known = total+n, true
+			}
+		}
+		p.mu.Unlock()
+		if !known && len(p.conns) > 0 || total > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("no bytes from a client reached the paused proxy within %v", d)
+		}
+	}
+}
+
 // cut closes every proxied connection (the MSIM link drops).
 func (p *proxy) cut() int {
 	p.mu.Lock()
