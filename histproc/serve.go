@@ -52,14 +52,14 @@ func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
 			boostedAt.Add(1)
 		}
 	}()
-	if err := serve(in, out); err != nil {
+	if err := serve(in, out, errw); err != nil {
 		fmt.Fprintf(errw, "history writer: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(in io.Reader, out io.Writer) error {
+func serve(in io.Reader, out, errw io.Writer) error {
 	br, bw := bufio.NewReader(in), bufio.NewWriter(out)
 	var rbuf, wbuf []byte
 	send := func(r *reply) error {
@@ -88,6 +88,7 @@ func serve(in io.Reader, out io.Writer) error {
 	if err := send(&reply{}); err != nil {
 		return err
 	}
+	var retries retryReport
 	for {
 		if rbuf, err = readFrame(br, rbuf); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -100,6 +101,7 @@ func serve(in io.Reader, out io.Writer) error {
 			return fmt.Errorf("reading a request: %w", err)
 		}
 		rep := appendBatch(st, &req)
+		retries.check(st, errw, time.Now())
 		if boostedAt.Swap(0) > 0 {
 			idle()
 		}
@@ -117,6 +119,36 @@ func openStore(p Params) (store.Store, error) {
 		opts = append(opts, store.WithMaxHistoryPerUser(p.MaxHistory))
 	}
 	return store.Open(ctx, p.Driver, p.DSN, p.Key, opts...)
+}
+
+// retryReport tells the gateway (a line on stderr, which it logs) of the
+// batches the store appended again one entry at a time after their
+// transaction failed: nothing is lost by that, but the cause wants
+// looking at. At most one line per retryReportEvery, with the number
+// since the last.
+type retryReport struct {
+	told int64     // batches reported so far
+	at   time.Time // when last reported
+}
+
+const retryReportEvery = 10 * time.Second
+
+// batchRetrier is what the SQL store tells of its retried batches.
+type batchRetrier interface {
+	HistoryBatchRetries() (int64, error)
+}
+
+func (r *retryReport) check(st any, w io.Writer, now time.Time) {
+	br, ok := st.(batchRetrier)
+	if !ok {
+		return
+	}
+	n, err := br.HistoryBatchRetries()
+	if n <= r.told || now.Sub(r.at) < retryReportEvery {
+		return
+	}
+	fmt.Fprintf(w, "history writer: %d batches appended again one entry at a time, their transaction having failed (the last time: %v)\n", n-r.told, err)
+	r.told, r.at = n, now
 }
 
 // childCacheKiB is the child's SQLite page cache: room for the last pages

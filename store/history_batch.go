@@ -80,6 +80,7 @@ func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []His
 		return res
 	}
 	s.batchRetries.Add(1)
+	s.retryErr.Store(&err)
 	clear(res)
 	for i := range batch {
 		one := res[i : i+1]
@@ -186,7 +187,9 @@ func (s *sqlStore) countUsers(ctx context.Context, tx *boundTx, batch []HistoryA
 		return nil, err
 	}
 	if testHookUsersFound != nil {
-		testHookUsersFound(ctx, tx)
+		if err := testHookUsersFound(ctx, tx); err != nil {
+			return nil, err
+		}
 	}
 	users := all[:0:0]
 	for _, u := range all {
@@ -234,8 +237,22 @@ func (s *sqlStore) countUsers(ctx context.Context, tx *boundTx, batch []HistoryA
 }
 
 // testHookUsersFound, if set, runs after countUsers has found the batch's
-// users and before it counts them (a test deletes one there).
-var testHookUsersFound func(ctx context.Context, tx *boundTx)
+// users and before it counts them (a test deletes one there); an error
+// fails the batch's transaction.
+var testHookUsersFound func(ctx context.Context, tx *boundTx) error
+
+// HistoryBatchRetries returns how many history batches this store has
+// appended again one entry at a time, after their transaction failed
+// otherwise than by refusing entries, and the last such failure. The
+// history writer process reports them (nothing is lost by a retry, but
+// the cause wants looking at).
+func (s *sqlStore) HistoryBatchRetries() (int64, error) {
+	var err error
+	if p := s.retryErr.Load(); p != nil {
+		err = *p
+	}
+	return s.batchRetries.Load(), err
+}
 
 // checkRows refuses the entries of an account their user does not have
 // and those repeating a msgid within the batch, and returns the rest as

@@ -648,10 +648,11 @@ func testAppendBatchUserGone(t *testing.T, db testDB) {
 	mustAdd(t, s, "ann", Account{Email: "ann@example.com", Password: "p", Channel: "&a"})
 	mustCreate(t, s, "bob")
 	mustAdd(t, s, "bob", Account{Email: "bob@example.com", Password: "p", Channel: "&b"})
-	testHookUsersFound = func(ctx context.Context, tx *boundTx) {
+	testHookUsersFound = func(ctx context.Context, tx *boundTx) error {
 		if _, err := tx.ExecContext(ctx, s.d.Rebind("DELETE FROM users WHERE name = ?"), "bob"); err != nil {
 			t.Errorf("delete bob: %v", err)
 		}
+		return nil
 	}
 	defer func() { testHookUsersFound = nil }()
 	entry := func(user, msgid string) HistoryAppend {
@@ -662,5 +663,36 @@ func testAppendBatchUserGone(t *testing.T, db testDB) {
 		t.Errorf("results: got %v, %v, %v; want ann's stored and bob's ErrNotFound", res[0].Err, res[1].Err, res[2].Err)
 	}
 	noBatchRetries(t, s)
+	historyConsistent(t, db)
+}
+
+// testAppendBatchRetried: a batch whose transaction fails otherwise than
+// by refusing entries is appended again one entry at a time, every entry
+// stored, and HistoryBatchRetries counts it with the failure.
+func testAppendBatchRetried(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	injected := errors.New("injected failure")
+	calls := 0
+	testHookUsersFound = func(context.Context, *boundTx) error {
+		calls++
+		if calls == 1 {
+			return injected
+		}
+		return nil
+	}
+	defer func() { testHookUsersFound = nil }()
+	var batch []HistoryAppend
+	for i := range 3 {
+		batch = append(batch, HistoryAppend{user, HistoryEntry{MsgID: fmt.Sprint("r", i), Time: ms(i), Account: email, Buddy: 7, Kind: KindIM, Text: "t"}})
+	}
+	for i, r := range s.AppendHistoryBatch(ctx, batch, nil) {
+		if r.Err != nil || r.Entry.ID == 0 {
+			t.Errorf("entry %d: got %+v, %v; want it stored", i, r.Entry, r.Err)
+		}
+	}
+	if n, err := s.HistoryBatchRetries(); n != 1 || !errors.Is(err, injected) {
+		t.Errorf("HistoryBatchRetries: got %d, %v; want 1, the injected failure", n, err)
+	}
 	historyConsistent(t, db)
 }

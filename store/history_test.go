@@ -40,6 +40,7 @@ func TestHistory(t *testing.T) {
 		{"batch of many rows", testAppendBatchLarge},
 		{"batch of many users", testAppendBatchManyUsers},
 		{"batch whose user goes", testAppendBatchUserGone},
+		{"batch appended again one entry at a time", testAppendBatchRetried},
 		{"append with an ended context", testAppendContext},
 		{"history survives reopening", testHistoryReopen},
 	}

@@ -101,6 +101,7 @@ type sqlStore struct {
 	// batchRetries counts the history batches appended again one entry
 	// at a time after their transaction failed (the tests want none).
 	batchRetries atomic.Int64
+	retryErr     atomic.Pointer[error] // the last of those failures
 }
 
 // Option tunes a store at Open.

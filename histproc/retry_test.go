@@ -1,0 +1,75 @@
+package histproc
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/store"
+)
+
+// retrier is a store that has retried n batches, the last for err.
+type retrier struct {
+	n   int64
+	err error
+}
+
+func (r *retrier) HistoryBatchRetries() (int64, error) { return r.n, r.err }
+
+// TestRetryReport: retried batches are told in one line, with how many
+// since the last line and the last failure, at most once per
+// retryReportEvery; none, no line.
+func TestRetryReport(t *testing.T) {
+	var r retryReport
+	var w strings.Builder
+	st := &retrier{}
+	t0 := time.Unix(1_700_000_000, 0)
+	steps := []struct {
+		n    int64
+		at   time.Duration
+		want string // "" : no line
+	}{
+		{0, 0, ""},
+		{2, time.Second, "2 batches appended again one entry at a time, their transaction having failed (the last time: disk I/O error)"},
+		{3, 5 * time.Second, ""},
+		{3, 11 * time.Second, "1 batches"},
+		{3, 30 * time.Second, ""},
+	}
+	for i, s := range steps {
+		st.n, st.err = s.n, errors.New("disk I/O error")
+		w.Reset()
+		r.check(st, &w, t0.Add(s.at))
+		switch got := w.String(); {
+		case s.want == "" && got != "":
+			t.Errorf("step %d: got %q, want no line", i, got)
+		case s.want != "" && !strings.Contains(got, s.want):
+			t.Errorf("step %d: got %q, want a line with %q", i, got, s.want)
+		}
+	}
+	w.Reset()
+	r.check(struct{}{}, &w, t0.Add(time.Hour)) // a store that does not tell
+	if w.Len() != 0 {
+		t.Errorf("a store without retries to tell: got %q", w.String())
+	}
+}
+
+// TestStoreTellsRetries: the store the child opens tells its retried
+// batches (retryReport would otherwise never report).
+func TestStoreTellsRetries(t *testing.T) {
+	dir := t.TempDir()
+	key, err := store.LoadOrCreateKey(filepath.Join(dir, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), "sqlite", filepath.Join(dir, "state.db"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, ok := st.(batchRetrier); !ok {
+		t.Errorf("store %T: does not tell its retried batches", st)
+	}
+}
