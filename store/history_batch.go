@@ -202,7 +202,6 @@ func (s *sqlStore) countUsers(ctx context.Context, tx *boundTx, batch []HistoryA
 		users = append(users, u)
 	}
 	byID := make(map[int64]*userAppend, len(users))
-	counted := make(map[int64]bool, len(users))
 	err = chunks(len(users), func(lo, hi int) error {
 		args = args[:0]
 		for _, u := range users[lo:hi] {
@@ -215,7 +214,7 @@ func (s *sqlStore) countUsers(ctx context.Context, tx *boundTx, batch []HistoryA
 				return err
 			}
 			if u := byID[id]; u != nil {
-				u.entries, counted[id] = n, true
+				u.entries = n // at least the batch's own: 0 is not counted
 			}
 			return nil
 		})
@@ -225,7 +224,7 @@ func (s *sqlStore) countUsers(ctx context.Context, tx *boundTx, batch []HistoryA
 	}
 	found := users[:0]
 	for _, u := range users {
-		if !counted[u.uid] { // deleted (or renamed) since it was found
+		if u.entries == 0 { // not counted: deleted (or renamed) since it was found
 			for _, i := range u.idx {
 				res[i] = HistoryResult{Err: fmt.Errorf("user %q: %w", u.name, ErrNotFound)}
 			}
