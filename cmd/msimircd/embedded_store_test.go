@@ -17,6 +17,28 @@ import (
 	"github.com/msimircd/msimircd/msim/server/servertest"
 )
 
+// buildCfg validates cfg (failing the test if it is invalid) and builds
+// msimircd from it, logging to the hook it returns.
+func buildCfg(t *testing.T, cfg Config) (*gateway, *logtest.Hook, error) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	l, hook := logtest.NewNullLogger()
+	g, err := build(context.Background(), cfg, logrus.NewEntry(l))
+	return g, hook, err
+}
+
+// mustBuild is buildCfg, failing the test if the build fails.
+func mustBuild(t *testing.T, cfg Config) (*gateway, *logtest.Hook) {
+	t.Helper()
+	g, hook, err := buildCfg(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, hook
+}
+
 // startState builds msimircd on the state directory dir and returns it
 // and its log.
 func startState(t *testing.T, dir string) (*gateway, *logtest.Hook, error) {
@@ -24,12 +46,7 @@ func startState(t *testing.T, dir string) (*gateway, *logtest.Hook, error) {
 	cfg := Defaults()
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
 	cfg.Store.StateDir = dir
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	l, hook := logtest.NewNullLogger()
-	g, err := build(context.Background(), cfg, logrus.NewEntry(l))
-	return g, hook, err
+	return buildCfg(t, cfg)
 }
 
 func logged(hook *logtest.Hook, text string) bool {

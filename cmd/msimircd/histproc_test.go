@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
-
 	"github.com/msimircd/msimircd/histproc"
 	"github.com/msimircd/msimircd/internal/procstat"
 	"github.com/msimircd/msimircd/store"
@@ -43,14 +40,7 @@ func TestHistoryWriterProcess(t *testing.T) {
 			cfg.IRC.Listen = []string{"127.0.0.1:0"}
 			cfg.Store.StateDir = t.TempDir()
 			cfg.History.Enabled = on
-			if err := cfg.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			l, _ := logtest.NewNullLogger()
-			g, err := build(context.Background(), cfg, logrus.NewEntry(l))
-			if err != nil {
-				t.Fatal(err)
-			}
+			g, _ := mustBuild(t, cfg)
 			closed := false
 			defer func() {
 				if !closed {

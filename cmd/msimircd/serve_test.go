@@ -36,20 +36,13 @@ func TestListenerFailureEndsServe(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Defaults()
 			cfg.IRC.Listen = []string{"127.0.0.1:0", "127.0.0.1:0"}
-			if err := cfg.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			l, hook := logtest.NewNullLogger()
-			g, err := build(context.Background(), cfg, logrus.NewEntry(l))
-			if err != nil {
-				t.Fatal(err)
-			}
+			g, hook := mustBuild(t, cfg)
 			defer g.close()
 			healthy := g.ircLns[1].Addr().String()
 			tc.spoil(g)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			err = g.run(ctx, nil)
+			err := g.run(ctx, nil)
 			if err == nil || ctx.Err() != nil {
 				t.Fatalf("run: got %v (context: %v), want the listener's error before the context ends", err, ctx.Err())
 			}

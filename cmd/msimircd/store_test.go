@@ -11,9 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
-
 	"github.com/msimircd/msimircd/msim/server"
 	"github.com/msimircd/msimircd/store"
 )
@@ -133,11 +130,7 @@ func TestStoreKeyFileMode(t *testing.T) {
 	start := func(t *testing.T, cfg Config) error {
 		t.Helper()
 		cfg.IRC.Listen = []string{"127.0.0.1:0"}
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		l, _ := logtest.NewNullLogger()
-		g, err := build(context.Background(), cfg, logrus.NewEntry(l))
+		g, _, err := buildCfg(t, cfg)
 		if err == nil {
 			g.close()
 		}
@@ -191,14 +184,7 @@ func TestStoreKeyFileMode(t *testing.T) {
 func TestMemoryOnlyWithoutStateDir(t *testing.T) {
 	cfg := Defaults()
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	l, _ := logtest.NewNullLogger()
-	g, err := build(context.Background(), cfg, logrus.NewEntry(l))
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, _ := mustBuild(t, cfg)
 	defer g.close()
 	if g.st != nil {
 		t.Errorf("got a store (%T), want none", g.st)
