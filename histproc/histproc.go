@@ -34,9 +34,9 @@ type Params struct {
 	MaxHistory int
 }
 
-// The messages on the pipes, gob-encoded: Params first, then requests;
-// the child answers Params with a reply of Seq 0 (Err: the store did not
-// open) and each request with a reply of the same Seq.
+// The messages on the pipes, a frame each (codec.go): Params first, then
+// requests; the child answers Params with a reply of Seq 0 (Err: the
+// store did not open) and each request with a reply of the same Seq.
 type request struct {
 	Seq   uint64
 	Batch []store.HistoryAppend
