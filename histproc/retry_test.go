@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/store"
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 )
 
 // retrier is a store that has retried n batches, the last for err.
@@ -71,5 +73,24 @@ func TestStoreTellsRetries(t *testing.T) {
 	defer st.Close()
 	if _, ok := st.(batchRetrier); !ok {
 		t.Errorf("store %T: does not tell its retried batches", st)
+	}
+}
+
+// TestChildNotesAreNotCauses: the child's notes (a retried batch, a
+// priority it cannot take) are logged, but a failure is described by the
+// last line that is not one.
+func TestChildNotesAreNotCauses(t *testing.T) {
+	log, hook := test.NewNullLogger()
+	c := &child{log: logrus.NewEntry(log)}
+	var notes strings.Builder
+	(&retryReport{}).check(&retrier{n: 1, err: errors.New("locked")}, &notes, time.Now())
+	for _, line := range []string{"history writer: reading a request: unexpected EOF", strings.TrimSuffix(notes.String(), "\n")} {
+		c.stderrLine(line)
+	}
+	if got, want := c.lastErr, "history writer: reading a request: unexpected EOF"; got != want {
+		t.Errorf("last error: got %q, want %q (not the note after it)", got, want)
+	}
+	if n := len(hook.AllEntries()); n != 2 {
+		t.Errorf("lines logged: got %d, want both", n)
 	}
 }

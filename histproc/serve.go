@@ -31,7 +31,7 @@ func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
 	// stopping the service's processes) must not end it first.
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	if err := idle(); err != nil {
-		fmt.Fprintf(errw, "history writer: runs at normal CPU priority: %v\n", err)
+		fmt.Fprintf(errw, "%sruns at normal CPU priority: %v\n", notePrefix, err)
 	}
 	// The gateway asks for the batch in progress to be finished at normal
 	// priority when it waits for the database (Store.boost): the child
@@ -46,7 +46,7 @@ func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
 			if err := normal(); err != nil && !told {
 				// Leaving SCHED_IDLE needs RLIMIT_NICE of 20 (the
 				// service unit's LimitNICE=20) or CAP_SYS_NICE.
-				fmt.Fprintf(errw, "history writer: cannot raise its priority while the gateway waits for it (allow it with LimitNICE=20 or ulimit -e 20): %v\n", err)
+				fmt.Fprintf(errw, "%scannot raise its priority while the gateway waits for it (allow it with LimitNICE=20 or ulimit -e 20): %v\n", notePrefix, err)
 				told = true
 			}
 			boostedAt.Add(1)
@@ -121,6 +121,11 @@ func openStore(p Params) (store.Store, error) {
 	return store.Open(ctx, p.Driver, p.DSN, p.Key, opts...)
 }
 
+// notePrefix starts the child's lines on stderr that are news, not the
+// reason it ends: the gateway logs them, but does not give them as the
+// cause when the child has failed.
+const notePrefix = "history writer: note: "
+
 // retryReport tells the gateway (a line on stderr, which it logs) of the
 // batches the store appended again one entry at a time after their
 // transaction failed: nothing is lost by that, but the cause wants
@@ -147,7 +152,7 @@ func (r *retryReport) check(st any, w io.Writer, now time.Time) {
 	if n <= r.told || now.Sub(r.at) < retryReportEvery {
 		return
 	}
-	fmt.Fprintf(w, "history writer: %d batches appended again one entry at a time, their transaction having failed (the last time: %v)\n", n-r.told, err)
+	fmt.Fprintf(w, "%s%d batches appended again one entry at a time, their transaction having failed (the last time: %v)\n", notePrefix, n-r.told, err)
 	r.told, r.at = n, now
 }
 

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,7 +294,7 @@ type child struct {
 	exited chan struct{} // closed once it has exited and its stderr ended
 	log    *logrus.Entry
 
-	lastErr string // its last line on stderr (set before exited is closed)
+	lastErr string // its last line on stderr but notes (set before exited is closed)
 	status  error  // its exit status (set before exited is closed)
 }
 
@@ -359,8 +360,7 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 func (c *child) wait(errR *os.File) {
 	sc := bufio.NewScanner(errR)
 	for sc.Scan() {
-		c.lastErr = sc.Text()
-		c.log.Warn(c.lastErr)
+		c.stderrLine(sc.Text())
 	}
 	io.Copy(io.Discard, errR) // past a line too long: the child never blocks on it
 	errR.Close()
@@ -368,6 +368,15 @@ func (c *child) wait(errR *os.File) {
 	c.in.Close()
 	c.out.Close()
 	close(c.exited)
+}
+
+// stderrLine logs a line of the child's stderr and, unless it is a note,
+// keeps it as what the child last said of why it fails.
+func (c *child) stderrLine(line string) {
+	c.log.Warn(line)
+	if !strings.HasPrefix(line, notePrefix) {
+		c.lastErr = line
+	}
 }
 
 // open sends the store's parameters and waits for the store to open.
