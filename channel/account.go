@@ -27,6 +27,8 @@ type account struct {
 	delay  time.Duration
 
 	buddies map[msim.UID]*buddy
+	spare   []buddy                 // room reserveBuddies made for the next buddies
+	strs    strPack                 // the idents and hosts of the buddies' virtual users
 	pending map[msim.UID][]seqEvent // events from strangers awaiting their profile
 	queue   []queuedIM
 

@@ -332,6 +332,7 @@ func (s *session) build(at *attachment, others bool) {
 		}
 		s.irc.JoinUser(a.channel, svc, false)
 		s.irc.SetOp(a.channel, svc, true)
+		s.irc.Reserve(a.channel, len(a.buddies))
 		for _, bd := range a.buddies {
 			s.addBuddyUser(bd)
 			if bd.inChan {
@@ -371,7 +372,8 @@ func (s *session) build(at *attachment, others bool) {
 // addBuddyUser gives the attached client bd's virtual user; if the
 // client's own nick took bd's meanwhile, bd gets another.
 func (s *session) addBuddyUser(bd *buddy) {
-	u := ircd.User{Nick: bd.nick, User: sanitizeUser(bd.userName, bd.uid), Host: "msim." + bd.uid.String(),
+	ident, host := bd.a.userOf(bd.userName, bd.uid)
+	u := ircd.User{Nick: bd.nick, User: ident, Host: host,
 		RealName: nameOr(bd.displayName, bd.userName), Away: awayText(s.presence(bd))}
 	if s.irc.AddUser(u) == nil {
 		return

@@ -6,6 +6,7 @@ package channel
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
@@ -88,10 +89,58 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 	s.applyPresence(bd)
 }
 
+// reserveBuddies makes room for the contacts of a's list that are not yet
+// its buddies, before they are added: the session's and the IRC clients'
+// maps are sized once, and the new buddies share one allocation, rather
+// than a small object each among a login's garbage.
+func (s *session) reserveBuddies(a *account, contacts []msim.Contact) {
+	n := 0
+	for _, c := range contacts {
+		if a.buddies[c.UID] == nil {
+			n++
+		}
+	}
+	if n < reserveMin {
+		return
+	}
+	a.buddies = grown(a.buddies, n)
+	s.nicks = grown(s.nicks, n)
+	a.spare = make([]buddy, n)
+	a.strs.grow(n * len("msim.4294967295u4294967295")) // room for a host and an ident each
+	s.irc.Reserve(a.channel, n)
+}
+
+// reserveMin is the least number of new buddies worth reserveBuddies' work.
+const reserveMin = 8
+
+// grown is m, or a copy of it sized for n more entries when it is not much
+// larger already: Go's maps grow only as entries come.
+func grown[K comparable, V any](m map[K]V, n int) map[K]V {
+	if len(m) > n {
+		return m // regrowing would cost more than the entries' own growth
+	}
+	g := make(map[K]V, len(m)+n)
+	maps.Copy(g, m)
+	return g
+}
+
+// newBuddyRecord is a new buddy's memory: from the room reserveBuddies made,
+// if any is left.
+func (a *account) newBuddyRecord() *buddy {
+	if len(a.spare) == 0 {
+		a.spare = nil
+		return new(buddy)
+	}
+	bd := &a.spare[0]
+	a.spare = a.spare[1:]
+	return bd
+}
+
 // newBuddy creates a buddy and its virtual user, with a stable nick.
 func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName string) *buddy {
 	userName, displayName = fromMSIMLine(userName), fromMSIMLine(displayName)
-	bd := &buddy{a: a, uid: uid, userName: userName, displayName: displayName}
+	bd := a.newBuddyRecord()
+	*bd = buddy{a: a, uid: uid, userName: userName, displayName: displayName}
 	memKey := buddyKey{a.cfg.Email, uid}
 	taken := func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) }
 	nick, ok := s.mem.nick(memKey)
@@ -101,27 +150,20 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 		s.mem.setNick(memKey, nick, nick == base)
 	}
 	bd.nick = nick
-	host := "msim." + uid.String()
-	if err := s.irc.AddUser(ircd.User{Nick: nick, User: sanitizeUser(userName, uid), Host: host,
+	ident, host := a.userOf(userName, uid)
+	if err := s.irc.AddUser(ircd.User{Nick: nick, User: ident, Host: host,
 		RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
 		// The real client took this nick meanwhile: pick another.
 		nick = uniqueNick(nick, func(k string) bool { return taken(k) || k == nickKey(nick) })
 		bd.nick = nick
 		s.mem.setNick(memKey, nick, false)
-		if err := s.irc.AddUser(ircd.User{Nick: nick, User: sanitizeUser(userName, uid), Host: host, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
+		if err := s.irc.AddUser(ircd.User{Nick: nick, User: ident, Host: host, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
 			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
 		}
 	}
 	a.buddies[uid] = bd
 	s.nicks[nickKey(nick)] = bd
 	return bd
-}
-
-func sanitizeUser(userName string, uid msim.UID) string {
-	if u := sanitizeNick(userName); u != "" && len(u) <= 10 && u[0] != '_' {
-		return u
-	}
-	return "u" + uid.String()
 }
 
 // nickTaken reports whether a nick key is used by a buddy, the service or

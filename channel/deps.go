@@ -22,6 +22,7 @@ type ircConn interface {
 	Nick() string
 	Close(reason string)
 	AddUser(u ircd.User) error
+	Reserve(channel string, n int)
 	RenameUser(oldNick, newNick string) error
 	SetAway(nick, text string)
 	SetRealName(nick, name string)

@@ -202,6 +202,7 @@ func (s *session) onLinkResult(ev linkResult) {
 		s.mem.setChannel(a.cfg, "&"+sanitizeNick(a.self.UserName))
 	}
 	contacts := ev.cl.Contacts()
+	s.reserveBuddies(a, contacts)
 	for _, c := range contacts {
 		s.upsertContact(a, c)
 	}

@@ -46,6 +46,7 @@ func (f *fakeIRC) AddUser(u ircd.User) error {
 	f.users[u.Nick] = true
 	return nil
 }
+func (f *fakeIRC) Reserve(string, int)                {}
 func (f *fakeIRC) RenameUser(string, string) error    { return nil }
 func (f *fakeIRC) SetAway(string, string)             {}
 func (f *fakeIRC) SetRealName(string, string)         {}

@@ -90,6 +90,7 @@ type Client struct {
 	signon     time.Time
 	lastActive time.Time
 	users      map[string]*vuser // by Nick.Key
+	room       []vuser           // made by Reserve for the next virtual users
 	chans      map[string]*vchan // by foldCase(name)
 	calls      []func()          // backend calls to make after unlocking
 	whois      []*whoisReq       // WHOIS replies waiting, in the order asked

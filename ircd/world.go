@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,9 +141,54 @@ func (c *Client) AddUser(u User) error {
 		return ErrNickInUse
 	}
 	now := c.stamp()
-	vu := &vuser{Nick: u.Nick, ident: u.User, Host: u.Host, RealName: u.RealName, Away: u.Away, signon: now, lastSpoke: now}
+	vu := c.newVuser()
+	*vu = vuser{Nick: u.Nick, ident: u.User, Host: u.Host, RealName: u.RealName, Away: u.Away, signon: now, lastSpoke: now}
 	c.users[n.Key()] = vu
 	return nil
+}
+
+// reserveMin is the least number of users worth a Reserve's work.
+const reserveMin = 8
+
+// Reserve makes room for n more virtual users, about to be added, and for
+// them as members of channel (if it exists): the maps are sized once
+// rather than regrown step by step, and the users share one allocation.
+// The backend calls it before adding a contact list; it changes nothing a
+// client sees.
+func (c *Client) Reserve(channel string, n int) {
+	if n < reserveMin {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.users = grown(c.users, n)
+	c.room = make([]vuser, n)
+	if ch := c.channel(channel); ch != nil {
+		ch.members = grown(ch.members, n)
+	}
+}
+
+// grown is m, or a copy of it sized for n more entries when it has not
+// room for them: Go's maps do not shrink or grow on request.
+func grown[K comparable, V any](m map[K]V, n int) map[K]V {
+	if len(m) > n {
+		return m // regrowing would cost more than the entries' own growth
+	}
+	g := make(map[K]V, len(m)+n)
+	maps.Copy(g, m)
+	return g
+}
+
+// newVuser is a user's record: from the room Reserve made, if any is left.
+// Caller holds c.mu.
+func (c *Client) newVuser() *vuser {
+	if len(c.room) == 0 {
+		c.room = nil
+		return new(vuser)
+	}
+	vu := &c.room[0]
+	c.room = c.room[1:]
+	return vu
 }
 
 // user looks up a virtual user. Caller holds c.mu.

@@ -1,0 +1,80 @@
+package channel
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// TestContactListAllocations: adding a login's contact list makes no
+// allocation per contact in the session (the buddies share the room
+// reserveBuddies made, their idents and hosts share a few buffers, the
+// maps are sized once), and every contact is a buddy with its virtual
+// user's ident and host.
+func TestContactListAllocations(t *testing.T) {
+	const n = 100
+	r := newRig(t, nil)
+	cl := &fakeMSIM{}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	contacts := make([]msim.Contact, n)
+	for i := range contacts {
+		name := fmt.Sprintf("friend%03d", i)
+		if i%3 == 0 {
+			name = fmt.Sprintf("averylongname%03d", i) // too long for an ident: "u" and the uid
+		}
+		contacts[i] = msim.Contact{UID: msim.UID(1000 + i), UserName: name}
+	}
+	r.irc.users = make(map[string]bool, 2*n) // the fake's own map is not the session's
+	allocs := mallocs(func() {
+		r.s.reserveBuddies(r.a, contacts)
+		for _, c := range contacts {
+			r.s.upsertContact(r.a, c)
+		}
+	})
+	if allocs > n/5 { // about ten; before reserveBuddies, more than one per contact
+		t.Errorf("%d allocations for %d contacts, want a few for all of them", allocs, n)
+	}
+	for i, c := range contacts {
+		bd := r.a.buddies[c.UID]
+		if bd == nil || r.s.nicks[nickKey(bd.nick)] != bd {
+			t.Fatalf("contact %d (%s) is not a buddy", i, c.UserName)
+		}
+		ident, host := r.a.userOf(bd.userName, bd.uid)
+		wantIdent := c.UserName
+		if i%3 == 0 {
+			wantIdent = fmt.Sprintf("u%d", c.UID)
+		}
+		if ident != wantIdent || host != fmt.Sprintf("msim.%d", c.UID) {
+			t.Errorf("contact %d: ident %q host %q", i, ident, host)
+		}
+	}
+}
+
+// TestStrPack: strings from a pack keep their bytes when the pack moves to
+// a new buffer.
+func TestStrPack(t *testing.T) {
+	var p strPack
+	var got []string
+	for i := range 200 { // several buffers
+		got = append(got, p.uid("msim.", msim.UID(i*7919)))
+	}
+	for i, s := range got {
+		if want := fmt.Sprintf("msim.%d", i*7919); s != want {
+			t.Fatalf("string %d is %q, want %q", i, s, want)
+		}
+	}
+}
+
+// mallocs is how many heap allocations f makes, run once (not warmed up
+// first, as testing.AllocsPerRun does).
+func mallocs(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.Mallocs - before.Mallocs
+}
