@@ -79,7 +79,7 @@ func (s *session) connect(a *account) {
 		DialTimeout: s.b.cfg.DialTimeout, RequestTimeout: s.b.cfg.RequestTimeout,
 		Dial:   s.b.cfg.Dial,
 		Notify: s.wakeMSIM,
-		Log:    s.log.WithField("account", a.cfg.Email),
+		Log:    s.log, // the client adds the account
 	}
 	s.status(a, "Connecting to MSIM as %s…", a.cfg.Email)
 	s.dialing++

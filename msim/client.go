@@ -161,7 +161,6 @@ func (cfg *ClientConfig) setDefaults() {
 // Client is a logged-in MSIM session. Create it with Dial; always Close it.
 type Client struct {
 	cfg     ClientConfig
-	log     *logrus.Entry
 	debug   bool
 	nc      net.Conn
 	dec     *Decoder
@@ -215,18 +214,15 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	cfg.setDefaults()
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	log := cfg.Log.WithField("account", cfg.Email)
-
 	nc, err := cfg.Dial(ctx, cfg.Addr)
 	if err != nil {
 		return nil, errorf("msim: dial %s: %w", cfg.Addr, err)
 	}
-	c := newClient(cfg, log, nc)
+	c := newClient(cfg, nc)
 	if err := c.handshake(ctx); err != nil {
 		nc.Close()
 		return nil, err
 	}
-	c.log = c.log.WithField("uid", c.uid)
 	c.wg.Add(2) // the reader, and the writer that ends the session
 	go c.readLoop()
 	if cfg.Notify == nil {
@@ -246,11 +242,10 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 
 // newClient builds a Client over nc, with cfg's defaults already set; Dial
 // starts its goroutines once the handshake is done.
-func newClient(cfg ClientConfig, log *logrus.Entry, nc net.Conn) *Client {
+func newClient(cfg ClientConfig, nc net.Conn) *Client {
 	c := &Client{
 		cfg:        cfg,
-		log:        log,
-		debug:      log.Logger.IsLevelEnabled(logrus.DebugLevel),
+		debug:      cfg.Log.Logger.IsLevelEnabled(logrus.DebugLevel),
 		nc:         nc,
 		dec:        NewDecoder(nc),
 		out:        make(chan outItem, outQueue),
@@ -309,7 +304,7 @@ func (c *Client) handshake(ctx context.Context) error {
 			case "persistr", "ka":
 				continue // server info, keepalive
 			default:
-				c.log.WithField("type", m.Type()).Debug("msim: ignoring message during login")
+				c.logger().WithField("type", m.Type()).Debug("msim: ignoring message during login")
 			}
 		}
 	}
@@ -364,9 +359,20 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// logger is the client's log entry: cfg.Log with the account and, once
+// logged in, the uid. It is built when something is logged (rarely), not
+// kept in every client.
+func (c *Client) logger() *logrus.Entry {
+	e := c.cfg.Log.WithField("account", c.cfg.Email)
+	if c.uid != 0 {
+		e = e.WithField("uid", c.uid)
+	}
+	return e
+}
+
 func (c *Client) trace(dir string, m *Message) {
 	if c.debug {
-		c.log.Debug("msim ", dir, " ", m.String()) // String redacts secrets
+		c.logger().Debug("msim ", dir, " ", m.String()) // String redacts secrets
 	}
 }
 
@@ -407,7 +413,7 @@ func (c *Client) readLoop() {
 			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 				c.down(DisconnectNetwork, errorf("msim: server closed the connection: %w", err))
 			case errors.As(err, &se) && (errors.Is(err, ErrMalformed) || errors.Is(err, ErrEmptyKey)):
-				c.log.WithError(err).Warn("msim: skipping malformed message")
+				c.logger().WithError(err).Warn("msim: skipping malformed message")
 				continue
 			case errors.As(err, &se):
 				c.down(DisconnectServerError, errorf("msim: protocol error from server: %w", err))
@@ -672,7 +678,7 @@ func (c *Client) endWriter(w *wstate) {
 		ev.Unconfirmed, ev.MoreUnconfirmed = w.since(c.lostAt.Add(-c.cfg.UnconfirmedWindow))
 	}
 	if len(unsent) > 0 {
-		c.log.WithField("unsent", len(unsent)).Info("msim: IMs not sent before the link went down")
+		c.logger().WithField("unsent", len(unsent)).Info("msim: IMs not sent before the link went down")
 	}
 	c.qmu.Lock()
 	c.queue = append(c.queue, ev) // past qfinal: this is the final event
@@ -684,7 +690,7 @@ func (c *Client) endWriter(w *wstate) {
 func (c *Client) recover(who string) {
 	if r := recover(); r != nil {
 		err := errorf("msim: internal error in %s: %v", who, r)
-		c.log.WithError(err).Error("msim: panic; ending the session")
+		c.logger().WithError(err).Error("msim: panic; ending the session")
 		c.down(DisconnectNetwork, err)
 	}
 }
@@ -761,7 +767,7 @@ func (c *Client) down(reason DisconnectReason, err error) {
 		close(c.done)
 		_ = c.nc.Close()
 		if reason != DisconnectClosed {
-			c.log.WithError(err).WithField("reason", reason).Info("msim: disconnected")
+			c.logger().WithError(err).WithField("reason", reason).Info("msim: disconnected")
 		}
 		c.startWriter() // the writer ends the session; a running one sees done
 	})

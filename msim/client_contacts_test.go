@@ -81,7 +81,7 @@ func TestTakeEventsLetsABurstGo(t *testing.T) {
 	defer b.Close()
 	cfg := ClientConfig{Notify: func() {}}
 	cfg.setDefaults()
-	c := newClient(cfg, cfg.Log, a)
+	c := newClient(cfg, a)
 	for _, tc := range []struct {
 		events   int
 		keepsArr bool

@@ -394,7 +394,7 @@ func (c *Client) finish(rest []Event) {
 			case c.events <- ev:
 			case <-grace.C:
 				expired = true
-				c.log.WithField("from", im.From).Warn("msim: IMs received before Close were not taken from Events")
+				c.logger().WithField("from", im.From).Warn("msim: IMs received before Close were not taken from Events")
 			}
 			continue
 		}
@@ -428,14 +428,14 @@ func (c *Client) handle(m *Message) {
 	case "ka":
 		// Liveness only: the read deadline was already pushed back.
 	default:
-		c.log.WithField("type", m.Type()).Debug("msim: ignoring message")
+		c.logger().WithField("type", m.Type()).Debug("msim: ignoring message")
 	}
 }
 
 func (c *Client) onPersist(m *Message) {
 	p, err := ParsePersist(m)
 	if err != nil {
-		c.log.WithError(err).Warn("msim: bad persist reply")
+		c.logger().WithError(err).Warn("msim: bad persist reply")
 		return
 	}
 	mtf, _ := m.Int("mtf") // "more to follow": a reply split in parts
@@ -461,7 +461,7 @@ func (c *Client) onPersist(m *Message) {
 			c.emit(AlertEvent{Alerts: a})
 		}
 	default:
-		c.log.WithField("kind", p.Kind()).Debug("msim: unsolicited persist reply")
+		c.logger().WithField("kind", p.Kind()).Debug("msim: unsolicited persist reply")
 	}
 }
 
@@ -483,7 +483,7 @@ func (c *Client) onBM(m *Message) {
 	typ, err1 := m.TypeInt()
 	from, err2 := m.Int("f")
 	if err1 != nil || err2 != nil || from <= 0 {
-		c.log.WithField("msg", m.String()).Warn("msim: bad bm message")
+		c.logger().WithField("msg", m.String()).Warn("msim: bad bm message")
 		return
 	}
 	uid := UID(from)
@@ -500,7 +500,7 @@ func (c *Client) onBM(m *Message) {
 			c.emit(ZapEvent{From: uid, Zap: z})
 		default:
 			if typ == BMAction && (body == "" || len(body) > 3 && body[:3] == "!!!") {
-				c.log.WithField("from", uid).Debug("msim: ignoring group-chat control message")
+				c.logger().WithField("from", uid).Debug("msim: ignoring group-chat control message")
 				return
 			}
 			ev := IMEvent{From: uid, Text: markup.ToPlain(body), Markup: body, Time: time.Now(), Action: typ == BMAction}
@@ -517,7 +517,7 @@ func (c *Client) onBM(m *Message) {
 		l, _ := m.List("msg")
 		pr, err := ParsePresence(l)
 		if err != nil {
-			c.log.WithError(err).Warn("msim: bad presence")
+			c.logger().WithError(err).Warn("msim: bad presence")
 			return
 		}
 		switch pr.Status {
@@ -539,7 +539,7 @@ func (c *Client) onBM(m *Message) {
 		c.emit(PresenceEvent{UID: uid, Status: pr.Status, Text: pr.Text})
 	default:
 		// 4 (add notify), 122 (media), 124, 126, 200: no useful payload.
-		c.log.WithFields(map[string]any{"bm": typ, "from": uid}).Debug("msim: ignoring buddy message")
+		c.logger().WithFields(map[string]any{"bm": typ, "from": uid}).Debug("msim: ignoring buddy message")
 	}
 }
 
@@ -548,7 +548,7 @@ func (c *Client) onError(m *Message) {
 	e := &ServerError{Code: code, Message: m.StrOr("errmsg", ""), Fatal: m.Has("fatal")}
 	c.emit(ErrorEvent{Code: e.Code, Message: e.Message, Fatal: e.Fatal})
 	if !e.Fatal {
-		c.log.WithError(e).Warn("msim: server reported an error")
+		c.logger().WithError(e).Warn("msim: server reported an error")
 		return
 	}
 	reason := DisconnectServerError

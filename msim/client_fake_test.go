@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/msimircd/msimircd/internal/testlog"
 )
@@ -385,5 +386,33 @@ func waitDisconnect(t *testing.T, c *Client) DisconnectedEvent {
 			}
 			return d
 		}
+	}
+}
+
+// TestLogFields: what the client logs once logged in names its account and
+// uid, though it keeps no log entry of its own.
+func TestLogFields(t *testing.T) {
+	l, hook := logtest.NewNullLogger()
+	l.SetLevel(logrus.DebugLevel)
+	c, fc := loggedIn(t, func(cfg *ClientConfig) {
+		cfg.Log = logrus.NewEntry(l).WithField("user", "alice")
+		cfg.closeGrace = time.Millisecond
+	})
+	fc.writeRaw(`\strange\1\final\`)
+	deadline := time.Now().Add(waitLimit)
+	for {
+		for _, e := range hook.AllEntries() {
+			if e.Message != "msim: ignoring message" {
+				continue
+			}
+			if e.Data["account"] != fakeEmail || e.Data["uid"] != c.uid || e.Data["user"] != "alice" {
+				t.Errorf("fields %v, want the account, the uid and the caller's", e.Data)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ignored message was not logged")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -360,7 +360,7 @@ func benchHandoff(b *testing.B, notify bool, inFlight int) {
 		}
 	}
 	cfg.setDefaults()
-	c := newClient(cfg, cfg.Log, nil)
+	c := newClient(cfg, nil)
 	if !notify {
 		c.wg.Add(1)
 		go c.pump()

@@ -169,7 +169,7 @@ func (c *Client) setup(ctx context.Context) error {
 		if fatal {
 			return err
 		}
-		c.log.WithError(err).Warn("msim: own profile not loaded")
+		c.logger().WithError(err).Warn("msim: own profile not loaded")
 	} else {
 		p := profileOf(r.Body)
 		p.UID = c.uid
@@ -184,7 +184,7 @@ func (c *Client) setup(ctx context.Context) error {
 		if fatal {
 			return err
 		}
-		c.log.WithError(err).Warn("msim: own IM info not loaded")
+		c.logger().WithError(err).Warn("msim: own IM info not loaded")
 	} else {
 		c.mu.Lock()
 		c.prefs = r.Body
@@ -217,7 +217,7 @@ func (c *Client) setup(ctx context.Context) error {
 		if fatal {
 			return err
 		}
-		c.log.WithError(err).Warn("msim: group list not loaded")
+		c.logger().WithError(err).Warn("msim: group list not loaded")
 	} else {
 		for _, rec := range r.Body.Records("GroupID") {
 			id, _ := rec.Int("GroupID")
@@ -243,7 +243,7 @@ func (c *Client) setup(ctx context.Context) error {
 			if c.fatal(ctx, err) {
 				return err
 			}
-			c.log.WithError(err).WithField("contact", contacts[i].UID).Warn("msim: contact profile not loaded")
+			c.logger().WithError(err).WithField("contact", contacts[i].UID).Warn("msim: contact profile not loaded")
 			continue
 		}
 		contacts[i].withProfile(profileOf(r.Body))
