@@ -182,7 +182,7 @@ func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
 		return 0, false
 	}
 	m.lastID--
-	m.held[email] = append(m.held[email], seqEvent{ev: ev, seq: se.seq, held: m.lastID, msgid: se.msgid})
+	put(&m.held, email, append(m.held[email], seqEvent{ev: ev, seq: se.seq, held: m.lastID, msgid: se.msgid}))
 	m.met.imHeld()
 	return m.lastID, true
 }
@@ -265,7 +265,7 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 	}
 	m.lastID--
 	q.id = m.lastID
-	m.queued[email] = append(m.queued[email], q)
+	put(&m.queued, email, append(m.queued[email], q))
 	return q
 }
 
@@ -320,11 +320,16 @@ func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 func isExists(err error) bool   { return errors.Is(err, store.ErrExists) }
 
 func newUserMemory() *userMemory {
-	return &userMemory{
-		log:   logrus.NewEntry(logrus.StandardLogger()),
-		nicks: map[buddyKey]string{}, byNick: map[string]buddyKey{}, stored: map[buddyKey]bool{}, settings: map[string]string{}, channels: map[string]string{},
-		held: map[string][]seqEvent{}, queued: map[string][]queuedIM{},
+	return &userMemory{log: logrus.NewEntry(logrus.StandardLogger())} // its maps are made by put
+}
+
+// put sets (*m)[k] = v, making the map on first use: most of a user's
+// memory's maps stay empty.
+func put[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = make(map[K]V)
 	}
+	(*m)[k] = v
 }
 
 // loadUserMemory is the memory of user u kept in st: the user and their
@@ -340,17 +345,17 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry) (*userMemory, err
 	}
 	for _, as := range state.Accounts {
 		if as.Channel != "" {
-			m.channels[as.Email] = as.Channel
+			put(&m.channels, as.Email, as.Channel)
 		}
 		for uid, nick := range as.Nicks {
 			k := buddyKey{as.Email, uid}
-			m.nicks[k] = nick
-			m.byNick[nickKey(nick)] = k
-			m.stored[k] = true
+			put(&m.nicks, k, nick)
+			put(&m.byNick, nickKey(nick), k)
+			put(&m.stored, k, true)
 		}
 	}
 	for k, v := range state.Settings {
-		m.settings[k] = v
+		put(&m.settings, k, v)
 	}
 	m.seq = uint64(state.HeldSeq)
 	return m, nil
@@ -436,8 +441,8 @@ func (m *userMemory) setNick(k buddyKey, nick string, derived bool) {
 		delete(m.nicks, k)
 	}
 	if !derived {
-		m.nicks[k] = nick
-		m.byNick[nickKey(nick)] = k
+		put(&m.nicks, k, nick)
+		put(&m.byNick, nickKey(nick), k)
 	}
 	// A derived nick is not remembered: made again from the buddy's name
 	// whenever needed, it costs nothing per buddy.
@@ -452,7 +457,7 @@ func (m *userMemory) setNick(k buddyKey, nick string, derived bool) {
 		delete(m.stored, k)
 	} else {
 		err = m.st.SetNick(ctx, m.user, k.email, k.uid, nick)
-		m.stored[k] = true
+		put(&m.stored, k, true)
 	}
 	if err != nil {
 		m.failed("the nick "+nick, err)
@@ -486,7 +491,7 @@ func (m *userMemory) setting(k string) (string, bool) {
 func (m *userMemory) setSetting(k, v string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.settings[k] = v
+	put(&m.settings, k, v)
 	if m.st != nil {
 		ctx, cancel := m.ctx()
 		err := m.st.SetSetting(ctx, m.user, k, v)
@@ -511,7 +516,7 @@ func (m *userMemory) setChannel(a Account, ch string) {
 	if m.channels[a.Email] == ch {
 		return
 	}
-	m.channels[a.Email] = ch
+	put(&m.channels, a.Email, ch)
 	if m.st != nil {
 		ctx, cancel := m.ctx()
 		err := m.st.UpdateAccount(ctx, m.user, store.Account{Email: a.Email, Password: a.Password, Channel: ch, Autoconnect: a.AutoConnect})
