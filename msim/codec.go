@@ -183,9 +183,10 @@ func NewDecoder(r io.Reader) *Decoder {
 }
 
 // readBuf is the size of the read buffer NewDecoder gives a plain reader:
-// every connection holds one for its life, and under load one read
-// syscall brings it several messages.
-const readBuf = 4096
+// every connection holds one for its life, so it is small; under load one
+// read syscall still brings it several IMs, and a larger message comes in
+// several reads (see largeBufs).
+const readBuf = 1024
 
 // Wait blocks until the next message has begun to arrive, and returns
 // the error that Decode would return if it cannot (a read error, or the
