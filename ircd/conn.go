@@ -292,8 +292,9 @@ func (c *Client) queued() int {
 	return len(c.q)
 }
 
-// keptQueue is the largest queue array kept for reuse once written; a
-// burst's larger array is let go, so an idle connection holds at most this.
+// keptQueue is the largest queue array kept for reuse once written while
+// the writer runs; a burst's larger array is let go, and the writer lets
+// go of both when it stops, so an idle connection holds none.
 const keptQueue = 64
 
 func (c *Client) giveBack(batch []entry) {
@@ -580,6 +581,7 @@ func (c *Client) writeLoop() {
 			case <-c.done:
 			default:
 				c.writing = false
+				c.q, c.spare = nil, nil // an idle connection keeps no queue array
 				c.qmu.Unlock()
 				final = false
 				return

@@ -350,3 +350,33 @@ func TestIdleConnectionHasNoWriter(t *testing.T) {
 		t.Fatalf("Closed: got %q, want %q", got, "bye")
 	}
 }
+
+// TestIdleWriterKeepsNoQueue: once the writer has written everything and
+// stopped, the connection holds no queue array; the next line starts it
+// again and arrives.
+func TestIdleWriterKeepsNoQueue(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, fc, _ := register(t, addr, b, "me")
+	state := func() (writing bool, q, spare []entry) {
+		fc.c.qmu.Lock()
+		defer fc.c.qmu.Unlock()
+		return fc.c.writing, fc.c.q, fc.c.spare
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		writing, q, spare := state()
+		if !writing && q == nil && spare == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writing %v, arrays of %d and %d: want no writer and none kept", writing, cap(q), cap(spare))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.send(t, "PING again")
+	if m := expect(t, c, "PONG"); m.Trailing() != "again" {
+		t.Fatalf("got %q, want the PONG", m)
+	}
+}
