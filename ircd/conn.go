@@ -47,8 +47,8 @@ type Client struct {
 	cancel context.CancelFunc
 	remote net.Addr
 
-	stopAfter func() bool // stops the close-on-Serve-ctx hook
-	release   func()      // uncounts the connection in the server's caps; nil if not counted
+	serve   context.Context // Serve's: when it is done, Serve closes the connection
+	release func()          // uncounts the connection in the server's caps; nil if not counted
 
 	// Outgoing queue: a slice grown on demand (an idle connection holds no
 	// buffer), bounded by SendQ. The writer goroutine runs only while there
@@ -110,8 +110,10 @@ func newErr(code string, params ...string) *ircError { return &ircError{code, pa
 
 func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 	id := s.nextID.Add(1)
+	serve := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	c := &Client{
+		serve:  serve,
 		srv:    s,
 		nc:     nc,
 		ctx:    ctx,
@@ -128,7 +130,6 @@ func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 	}
 	c.lastActive = c.signon
 	c.limiter = s.newLimiter()
-	c.stopAfter = context.AfterFunc(ctx, func() { c.Close("Server shutting down") })
 	return c
 }
 
@@ -651,7 +652,6 @@ func (c *Client) readLoop() {
 	defer c.srv.wg.Done()
 	defer c.recoverAndLog()
 	defer c.srv.remove(c)
-	defer c.stopAfter()
 	c.closeRead(c.read())
 }
 

@@ -195,6 +195,49 @@ func TestServeContextCancel(t *testing.T) {
 	}
 }
 
+// TestServeContextCancelClosesItsOwn: with two listeners served under
+// different contexts, ending one closes the connections it accepted and
+// leaves the other's open.
+func TestServeContextCancelClosesItsOwn(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	log, _ := testLog()
+	srv := NewServer(testConfig(), b, log)
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln
+	}
+	ln1, ln2 := listen(), listen()
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	served := make(chan error, 2)
+	go func() { served <- srv.Serve(ctx1, ln1) }()
+	go func() { served <- srv.Serve(context.Background(), ln2) }()
+	c1, _, _ := register(t, ln1.Addr().String(), b, "one")
+	c2, _, _ := register(t, ln2.Addr().String(), b, "two")
+	cancel1()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve returned %v, want nil", err)
+	}
+	if got := c1.expectClosed(t); got != "Closing link: 127.0.0.1 (Server shutting down)" {
+		t.Fatalf("got ERROR %q", got)
+	}
+	c2.send(t, "PING still")
+	if m := expect(t, c2, "PONG"); m.Trailing() != "still" {
+		t.Fatalf("got %q, want the PONG", m)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve returned %v, want nil", err)
+	}
+}
+
 func TestHandlerPanicEndsOnlyItsConnection(t *testing.T) {
 	t.Parallel()
 	b := newBackend()

@@ -64,7 +64,7 @@ func fuzzClient(t testing.TB) (*Client, func()) {
 		t.Fatal(err)
 	}
 	c.handler = nopHandler{}
-	return c, func() { c.stopAfter(); _ = a.Close(); _ = b.Close() }
+	return c, func() { c.cancel(); _ = a.Close(); _ = b.Close() }
 }
 
 type nopHandler struct{}

@@ -365,7 +365,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Unlock()
 	defer s.wg.Done()
 
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		_ = ln.Close()
+		s.closeServed(ctx)
+	})
 	defer stop()
 	defer func() {
 		s.mu.Lock()
@@ -411,7 +414,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) start(ctx context.Context, nc net.Conn, release func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing || ctx.Err() != nil { // after ctx's end closeServed has run, or is waiting for s.mu
 		return false
 	}
 	c := newClient(ctx, s, nc)
@@ -428,6 +431,22 @@ func (s *Server) remove(c *Client) {
 	delete(s.clients, c)
 	s.mu.Unlock()
 	s.met.connClosed()
+}
+
+// closeServed closes the connections Serve(ctx) accepted, now that ctx is
+// done: one hook per Serve rather than one per connection.
+func (s *Server) closeServed(ctx context.Context) {
+	s.mu.Lock()
+	var cs []*Client
+	for c := range s.clients {
+		if c.serve == ctx {
+			cs = append(cs, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.Close("Server shutting down")
+	}
 }
 
 // Shutdown stops accepting, sends ERROR :Server shutting down to every
