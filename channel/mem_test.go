@@ -204,3 +204,45 @@ func TestIdleSessionHoldsNoGoroutine(t *testing.T) {
 	c.expectFrom("PRIVMSG", "tom", "are you there")
 	waitNoSessionLoop(t, "after an echo")
 }
+
+// sessionLoopIDs are the goroutine ids of the goroutines running a
+// session's loop.
+func sessionLoopIDs() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n == len(buf) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		var ids []string
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "channel.(*session).loop(") {
+				ids = append(ids, strings.Fields(g)[1])
+			}
+		}
+		return ids
+	}
+}
+
+// TestBusySessionKeepsItsGoroutine: a session whose events come closer
+// together than it lingers keeps one goroutine for all of them, rather
+// than ending it after each and starting (and growing the stack of) a new
+// one; once idle it still holds none.
+func TestBusySessionKeepsItsGoroutine(t *testing.T) {
+	st := startStack(t)
+	c := login(t, st, "alice", allCaps...)
+	waitNoSessionLoop(t, "after the login")
+	seen := map[string]bool{}
+	for range 10 {
+		c.command("&alice", "help", "Commands")
+		for _, id := range sessionLoopIDs() {
+			seen[id] = true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(seen) != 1 {
+		t.Errorf("%d goroutines seen running the session's events, want one that stayed up for all of them", len(seen))
+	}
+	waitNoSessionLoop(t, "after the commands")
+}

@@ -219,7 +219,37 @@ func (s *session) loop() {
 			s.irc.Close("Internal error")
 		}
 	}()
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.out.drained:
+			s.pumpOut()
+			continue
+		case <-s.msimReady:
+			s.takeMSIM()
+			continue
+		case ev := <-s.events:
+			if !s.handleQueued(ev) {
+				return
+			}
+			continue
+		default:
+		}
+		// Nothing queued: wait a little for more before stopping, so that
+		// a busy session does not end its goroutine between two events
+		// and grow a new one's stack again for the next.
+		if linger == nil {
+			linger = time.NewTimer(sessionLinger)
+		} else {
+			linger.Reset(sessionLinger)
+		}
 		select {
 		case <-s.ctx.Done():
 			return
@@ -228,19 +258,12 @@ func (s *session) loop() {
 		case <-s.msimReady:
 			s.takeMSIM()
 		case ev := <-s.events:
-			if !s.handle(ev) {
+			if !s.handleQueued(ev) {
 				return
 			}
-			for !s.busy && len(s.deferred) > 0 && s.ctx.Err() == nil {
-				ev := s.deferred[0]
-				s.deferred = s.deferred[1:]
-				if !s.handle(ev) {
-					return
-				}
-			}
-		default:
-			// Nothing queued: stop, unless something came meanwhile (its
-			// poster saw running set and started nothing).
+		case <-linger.C:
+			// Stop, unless something came meanwhile (its poster saw
+			// running set and started nothing).
 			s.rmu.Lock()
 			if len(s.events) == 0 && len(s.msimReady) == 0 && len(s.out.drained) == 0 && s.ctx.Err() == nil {
 				s.running = false
@@ -251,6 +274,27 @@ func (s *session) loop() {
 			s.rmu.Unlock()
 		}
 	}
+}
+
+// sessionLinger is how long a session's goroutine waits for more work
+// before it stops: long enough to stay up between the events of a busy
+// session, short enough that an idle one soon holds no goroutine.
+const sessionLinger = 250 * time.Millisecond
+
+// handleQueued handles a posted event, then what was deferred while the
+// session was busy; false when the session is to end.
+func (s *session) handleQueued(ev event) bool {
+	if !s.handle(ev) {
+		return false
+	}
+	for !s.busy && len(s.deferred) > 0 && s.ctx.Err() == nil {
+		ev := s.deferred[0]
+		s.deferred = s.deferred[1:]
+		if !s.handle(ev) {
+			return false
+		}
+	}
+	return true
 }
 
 // handle runs one posted event; false when the session is to end.
