@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,7 +189,6 @@ type Client struct {
 	rid      int
 	pending  map[int]*pending
 	self     Profile
-	prefs    Dict
 	contacts []contactEntry
 	presence map[UID]Presence // latest presence per uid, contact or not
 	// strangers are the uids Block put in the contact table without their
@@ -346,7 +346,8 @@ func (c *Client) handshake(ctx context.Context) error {
 		return &LoginError{Message: fmt.Sprintf("bad lc 2: %v", err), Err: ErrServer}
 	}
 	c.sesskey, c.uid = sk, UID(uid)
-	c.self = Profile{UID: c.uid, UserName: m.StrOr("uniquenick", "")}
+	// A copy: a substring would keep the whole login reply for the session.
+	c.self = Profile{UID: c.uid, UserName: strings.Clone(m.StrOr("uniquenick", ""))}
 	if c.self.UserName == c.uid.String() {
 		c.self.UserName = ""
 	}

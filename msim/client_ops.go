@@ -186,9 +186,6 @@ func (c *Client) setup(ctx context.Context) error {
 		}
 		c.logger().WithError(err).Warn("msim: own IM info not loaded")
 	} else {
-		c.mu.Lock()
-		c.prefs = r.Body
-		c.mu.Unlock()
 		// As Pidgin: tell the server our privacy settings.
 		w, cb := 0, 0
 		if r.Body.Bool("ShowOnlyToList", false) {
