@@ -166,8 +166,8 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 type Decoder struct {
 	r       *bufio.Reader
 	MaxSize int // 0 means DefaultMaxSize
-	buf     []byte
 	lent    *[]byte // holds the buffer lent by largeBufs while one is used
+	small   *[]byte // holds the buffer lent by smallBufs while one is used
 	off     int64
 	sticky  error
 }
@@ -221,7 +221,11 @@ func (d *Decoder) Decode() (*Message, error) {
 	if max <= 0 {
 		max = DefaultMaxSize
 	}
-	buf := append(d.buf[:0], '\\')
+	d.small, _ = smallBufs.Get().(*[]byte)
+	if d.small == nil {
+		d.small = new([]byte)
+	}
+	buf := append((*d.small)[:0], '\\')
 	tokens, tokStart := 0, 1
 	for {
 		chunk, err := d.r.ReadSlice('\\')
@@ -258,7 +262,6 @@ func (d *Decoder) Decode() (*Message, error) {
 		if len(buf) > max {
 			d.sticky = &SyntaxError{Offset: start, Err: ErrTooLarge, Detail: fmt.Sprintf("over %d bytes", max)}
 			d.keep(buf)
-			d.buf = nil
 			return nil, d.sticky
 		}
 	}
@@ -275,11 +278,14 @@ func (d *Decoder) Decode() (*Message, error) {
 	return m, nil
 }
 
-// keptBuf is the largest buffer a Decoder keeps between messages: an idle
-// connection should not hold on to its largest message's size. Larger
-// messages (a contact list, a profile) are gathered in buffers lent by
-// largeBufs, which all connections share.
+// keptBuf is the largest buffer smallBufs keeps: most messages are
+// gathered in one of those. Larger messages (a contact list, a profile)
+// are gathered in buffers lent by largeBufs. Both are shared by all
+// connections, so an idle one holds no gathering buffer.
 const keptBuf = 1 << 10
+
+// smallBufs holds the buffers of up to keptBuf bytes messages are gathered in.
+var smallBufs sync.Pool // of *[]byte
 
 // largeBufs lends the buffers that gather messages over keptBuf (a contact
 // list, say), so that each costs only its string.
@@ -300,12 +306,13 @@ func (d *Decoder) growLarge(buf []byte, n int) []byte {
 	return nb
 }
 
-// keep keeps buf for the next message if it is small, or lends it back to
-// largeBufs.
+// keep gives buf back to smallBufs if it is small, or to largeBufs.
 func (d *Decoder) keep(buf []byte) {
 	switch {
 	case cap(buf) <= keptBuf:
-		d.buf = buf[:0]
+		*d.small = buf[:0]
+		smallBufs.Put(d.small)
+		d.small = nil
 	case d.lent != nil && cap(buf) <= 2*ClientMaxSize:
 		*d.lent = buf[:0]
 		largeBufs.Put(d.lent)

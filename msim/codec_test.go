@@ -606,7 +606,8 @@ func TestAppendBM(t *testing.T) {
 }
 
 // TestDecodeAllocs: a small message costs its string and one allocation for
-// the message with its fields.
+// the message with its fields; the buffer it is gathered in is a pool's.
+// (.ci/run runs it without the race detector too, whose pool drops some.)
 func TestDecodeAllocs(t *testing.T) {
 	one := `\bm\1\sesskey\5\f\1000001\msg\<p><f f='Times' h='16'>hi</f></p>\final\`
 	d := NewDecoder(strings.NewReader(strings.Repeat(one, 1000)))
@@ -620,8 +621,12 @@ func TestDecodeAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if allocs > 2 {
-		t.Errorf("Decode: got %.1f allocations per message, want at most 2", allocs)
+	want := 2.0
+	if raceEnabled {
+		want = 3
+	}
+	if allocs > want {
+		t.Errorf("Decode: got %.1f allocations per message, want at most %.0f", allocs, want)
 	}
 }
 

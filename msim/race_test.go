@@ -2,6 +2,6 @@
 
 package msim
 
-// raceEnabled: the race detector makes sync.Pool drop some of what it is
-// given, so allocation counts that rely on a pool do not hold.
+// raceEnabled: under the race detector sync.Pool drops some of what it is
+// given, so buffers from a pool are allocated again now and then.
 const raceEnabled = true
