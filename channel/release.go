@@ -6,9 +6,9 @@
 // every user coming back after a restart or a network cut), the Go runtime
 // keeps the pages that garbage took for the heap to grow into again, and an
 // idle gateway never does: its resident memory stays about twice its live
-// heap. So once a burst is over (no login in progress) the bridge asks the
-// runtime to collect and give the free pages back, at most once per
-// releaseGap.
+// heap. So once a burst is over (no login in progress, none ended for
+// releaseQuiet) the bridge asks the runtime to collect and give the free
+// pages back, at most once per releaseGap.
 
 package channel
 
@@ -28,6 +28,12 @@ const (
 	releaseFree = 8 << 20
 	// releaseGap is the least time between two releases.
 	releaseGap = time.Minute
+	// releaseQuiet is how long no login may have ended for a burst to be
+	// over: a pause in a burst that is still coming is not its end (a
+	// release then would be the only one for releaseGap), and the
+	// sessions' goroutines have stopped (sessionLinger) and let their
+	// stacks go.
+	releaseQuiet = 300 * time.Millisecond
 )
 
 // memReleaser counts the logins in progress across the bridge and
@@ -44,7 +50,8 @@ type memReleaser struct {
 	inflight int
 	logins   int // ended since the last release
 	last     time.Time
-	pending  bool // a release is scheduled
+	lastEnd  time.Time // when a login last ended
+	pending  bool      // a release is scheduled
 }
 
 func newMemReleaser(clock Clock) *memReleaser {
@@ -63,19 +70,21 @@ func (r *memReleaser) end() {
 	defer r.mu.Unlock()
 	r.inflight--
 	r.logins++
+	r.lastEnd = r.clock.Now()
 	if r.inflight > 0 || r.pending || r.logins < releaseLogins {
 		return
 	}
 	r.pending = true
-	wait := max(0, releaseGap-r.clock.Now().Sub(r.last))
-	if r.last.IsZero() {
-		wait = 0
+	wait := releaseQuiet
+	if !r.last.IsZero() {
+		wait = max(wait, releaseGap-r.lastEnd.Sub(r.last))
 	}
 	r.clock.AfterFunc(wait, r.run)
 }
 
 // run releases memory unless another burst has begun (its end schedules
-// the release again).
+// the release again) or a login ended less than releaseQuiet ago (then it
+// waits for the quiet).
 func (r *memReleaser) run() {
 	r.mu.Lock()
 	r.pending = false
@@ -83,8 +92,15 @@ func (r *memReleaser) run() {
 		r.mu.Unlock()
 		return
 	}
+	now := r.clock.Now()
+	if wait := releaseQuiet - now.Sub(r.lastEnd); wait > 0 {
+		r.pending = true
+		r.clock.AfterFunc(wait, r.run)
+		r.mu.Unlock()
+		return
+	}
 	r.logins = 0
-	r.last = r.clock.Now()
+	r.last = now
 	r.mu.Unlock()
 	if r.spare() >= releaseFree {
 		r.release()

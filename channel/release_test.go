@@ -7,8 +7,9 @@ import (
 )
 
 // TestMemReleaserAfterABurst: memory is given back once a burst of logins
-// is over (none in progress), not while one is, not after a few logins,
-// not when little is spare, and at most once per releaseGap.
+// is over (none in progress, none ended for releaseQuiet), not while one
+// is, not in a short pause of one, not after a few logins, not when little
+// is spare, and at most once per releaseGap.
 func TestMemReleaserAfterABurst(t *testing.T) {
 	clock := fakeclock.New()
 	r := newMemReleaser(clock)
@@ -25,7 +26,7 @@ func TestMemReleaserAfterABurst(t *testing.T) {
 	}
 	check := func(step string, want int) {
 		t.Helper()
-		clock.Advance(0)
+		clock.Advance(releaseQuiet)
 		if released != want {
 			t.Fatalf("%s: got %d releases, want %d", step, released, want)
 		}
@@ -62,6 +63,17 @@ func TestMemReleaserAfterABurst(t *testing.T) {
 	check("a release due while logins are in progress", 2)
 	r.end()
 	check("after that burst", 3)
+
+	// A pause shorter than releaseQuiet is not a burst's end.
+	clock.Advance(releaseGap)
+	burst(releaseLogins)
+	clock.Advance(releaseQuiet / 2)
+	burst(1)
+	clock.Advance(releaseQuiet / 2)
+	if released != 3 {
+		t.Fatalf("in a pause of a burst: got %d releases, want 3", released)
+	}
+	check("once no login has ended for releaseQuiet", 4)
 	if got := clock.Pending(); len(got) != 0 {
 		t.Errorf("timers left: %v, want none", got)
 	}
