@@ -6,8 +6,8 @@ package channel
 import (
 	"context"
 	"fmt"
-	"maps"
 
+	"github.com/msimircd/msimircd/internal/maproom"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
@@ -103,8 +103,8 @@ func (s *session) reserveBuddies(a *account, contacts []msim.Contact) {
 	if n < reserveMin {
 		return
 	}
-	a.buddies = grown(a.buddies, n)
-	s.nicks = grown(s.nicks, n)
+	a.buddies = maproom.For(a.buddies, n)
+	s.nicks = maproom.For(s.nicks, n)
 	a.spare = make([]buddy, n)
 	a.strs.grow(n * len("msim.4294967295u4294967295")) // room for a host and an ident each
 	s.irc.Reserve(a.channel, n)
@@ -112,17 +112,6 @@ func (s *session) reserveBuddies(a *account, contacts []msim.Contact) {
 
 // reserveMin is the least number of new buddies worth reserveBuddies' work.
 const reserveMin = 8
-
-// grown is m, or a copy of it sized for n more entries when it is not much
-// larger already: Go's maps grow only as entries come.
-func grown[K comparable, V any](m map[K]V, n int) map[K]V {
-	if len(m) > n {
-		return m // regrowing would cost more than the entries' own growth
-	}
-	g := make(map[K]V, len(m)+n)
-	maps.Copy(g, m)
-	return g
-}
 
 // newBuddyRecord is a new buddy's memory: from the room reserveBuddies made,
 // if any is left.

@@ -2,9 +2,9 @@ package channel
 
 import (
 	"fmt"
-	"runtime"
 	"testing"
 
+	"github.com/msimircd/msimircd/internal/allocs"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -29,7 +29,7 @@ func TestContactListAllocations(t *testing.T) {
 		contacts[i] = msim.Contact{UID: msim.UID(1000 + i), UserName: name}
 	}
 	r.irc.users = make(map[string]bool, 2*n) // the fake's own map is not the session's
-	allocs := mallocs(func() {
+	allocs := allocs.Of(func() {
 		r.s.reserveBuddies(r.a, contacts)
 		for _, c := range contacts {
 			r.s.upsertContact(r.a, c)
@@ -67,14 +67,4 @@ func TestStrPack(t *testing.T) {
 			t.Fatalf("string %d is %q, want %q", i, s, want)
 		}
 	}
-}
-
-// mallocs is how many heap allocations f makes, run once (not warmed up
-// first, as testing.AllocsPerRun does).
-func mallocs(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs
 }

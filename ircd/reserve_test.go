@@ -2,8 +2,9 @@ package ircd
 
 import (
 	"fmt"
-	"runtime"
 	"testing"
+
+	"github.com/msimircd/msimircd/internal/allocs"
 )
 
 // TestReserve: after Reserve, adding the users it made room for and
@@ -20,7 +21,7 @@ func TestReserve(t *testing.T) {
 	c, done := fuzzClient(t)
 	defer done()
 	c.Reserve("#other", n)
-	allocs := mallocs(func() {
+	allocs := allocs.Of(func() {
 		for i := range n {
 			if err := c.AddUser(User{Nick: nicks[i], User: "u", Host: "msim", RealName: "Buddy"}); err != nil {
 				t.Fatal(err)
@@ -47,14 +48,4 @@ func TestReserve(t *testing.T) {
 	if ch := c.channel("&bitlbee"); len(ch.members) != 2 {
 		t.Errorf("&bitlbee has %d members, want 2", len(ch.members))
 	}
-}
-
-// mallocs is how many heap allocations f makes, run once (not warmed up
-// first, as testing.AllocsPerRun does).
-func mallocs(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs
 }

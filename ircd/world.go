@@ -1,13 +1,14 @@
 package ircd
 
 import (
-	"maps"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/internal/maproom"
 )
 
 // User is a virtual user of one client's world.
@@ -161,22 +162,11 @@ func (c *Client) Reserve(channel string, n int) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.users = grown(c.users, n)
+	c.users = maproom.For(c.users, n)
 	c.room = make([]vuser, n)
 	if ch := c.channel(channel); ch != nil {
-		ch.members = grown(ch.members, n)
+		ch.members = maproom.For(ch.members, n)
 	}
-}
-
-// grown is m, or a copy of it sized for n more entries when it has not
-// room for them: Go's maps do not shrink or grow on request.
-func grown[K comparable, V any](m map[K]V, n int) map[K]V {
-	if len(m) > n {
-		return m // regrowing would cost more than the entries' own growth
-	}
-	g := make(map[K]V, len(m)+n)
-	maps.Copy(g, m)
-	return g
 }
 
 // newVuser is a user's record: from the room Reserve made, if any is left.

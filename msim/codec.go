@@ -165,7 +165,7 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 // the connection.
 type Decoder struct {
 	r       *bufio.Reader
-	MaxSize int // 0 means DefaultMaxSize
+	MaxSize int     // 0 means DefaultMaxSize
 	lent    *[]byte // holds the buffer lent by largeBufs while one is used
 	small   *[]byte // holds the buffer lent by smallBufs while one is used
 	off     int64
