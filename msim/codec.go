@@ -306,18 +306,22 @@ func (d *Decoder) growLarge(buf []byte, n int) []byte {
 	return nb
 }
 
-// keep gives buf back to smallBufs if it is small, or to largeBufs.
+// keep gives back the buffers lent for a message once it is done with buf:
+// smallBufs' (with buf's array if buf is small, else the array it lent,
+// which append may have outgrown), and largeBufs' if buf is large.
 func (d *Decoder) keep(buf []byte) {
-	switch {
-	case cap(buf) <= keptBuf:
-		*d.small = buf[:0]
+	if d.small != nil {
+		if cap(buf) <= keptBuf {
+			*d.small = buf[:0]
+		}
 		smallBufs.Put(d.small)
 		d.small = nil
-	case d.lent != nil && cap(buf) <= 2*ClientMaxSize:
-		*d.lent = buf[:0]
-		largeBufs.Put(d.lent)
 	}
 	if cap(buf) > keptBuf {
+		if d.lent != nil && cap(buf) <= 2*ClientMaxSize {
+			*d.lent = buf[:0]
+			largeBufs.Put(d.lent)
+		}
 		d.lent = nil
 	}
 }

@@ -1,6 +1,7 @@
 package msim
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -58,6 +59,14 @@ func TestDecoderIdleBuffers(t *testing.T) {
 	a.Write([]byte(`\k\small\final\`))
 	decode("small")
 	idle("a small message")
+	// Messages whose buffer append grows past keptBuf before the shared
+	// large buffer takes over.
+	for _, n := range []int{700, 900, 1000, 1100} {
+		v := strings.Repeat("m", n)
+		a.Write([]byte(`\k\` + v + `\final\`))
+		decode(v)
+		idle(fmt.Sprintf("a message of %d bytes", n))
+	}
 	// A large message (a contact list, say): decoded, and its buffer not
 	// kept once nothing more has arrived.
 	big := strings.Repeat("x", 6000)

@@ -623,7 +623,9 @@ func TestDecodeAllocs(t *testing.T) {
 	}
 	want := 2.0
 	if raceEnabled {
-		want = 3
+		// The detector's pool drops about a quarter of what it is given,
+		// and each buffer made again costs its holder and its growth.
+		want = 4
 	}
 	if allocs > want {
 		t.Errorf("Decode: got %.1f allocations per message, want at most %.0f", allocs, want)
