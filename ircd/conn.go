@@ -47,8 +47,8 @@ type Client struct {
 	cancel context.CancelFunc
 	remote net.Addr
 
-	serve   context.Context // Serve's: when it is done, Serve closes the connection
-	release func()          // uncounts the connection in the server's caps; nil if not counted
+	serving *serving // the Serve that accepted it (nil: none), which closes it when its context ends
+	release func()   // uncounts the connection in the server's caps; nil if not counted
 
 	// Outgoing queue: a slice grown on demand (an idle connection holds no
 	// buffer), bounded by SendQ. The writer goroutine runs only while there
@@ -110,10 +110,8 @@ func newErr(code string, params ...string) *ircError { return &ircError{code, pa
 
 func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 	id := s.nextID.Add(1)
-	serve := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	c := &Client{
-		serve:  serve,
 		srv:    s,
 		nc:     nc,
 		ctx:    ctx,

@@ -195,6 +195,38 @@ func TestServeContextCancel(t *testing.T) {
 	}
 }
 
+// TestServeContextOutlivesItsListener: a connection Serve accepted is
+// closed when Serve's context ends even if the listener was closed (and
+// Serve returned) before.
+func TestServeContextOutlivesItsListener(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	log, _ := testLog()
+	srv := NewServer(testConfig(), b, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	c, _, _ := register(t, ln.Addr().String(), b, "me")
+	_ = ln.Close()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve returned %v, want nil", err)
+	}
+	cancel()
+	if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Server shutting down)" {
+		t.Fatalf("got ERROR %q", got)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestServeContextCancelClosesItsOwn: with two listeners served under
 // different contexts, ending one closes the connections it accepted and
 // leaves the other's open.

@@ -365,11 +365,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Unlock()
 	defer s.wg.Done()
 
-	stop := context.AfterFunc(ctx, func() {
+	// One hook for the listener and every connection it accepts. It stays
+	// after Serve returns (a listener closed by the caller, say): the
+	// connections are still closed when ctx is done.
+	sv := &serving{ln: ln}
+	context.AfterFunc(ctx, func() {
 		_ = ln.Close()
-		s.closeServed(ctx)
+		s.closeServed(sv)
 	})
-	defer stop()
 	defer func() {
 		s.mu.Lock()
 		delete(s.lns, ln)
@@ -401,7 +404,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.refuse(nc, cerr)
 			continue
 		}
-		if !s.start(ctx, nc, release) {
+		if !s.start(ctx, sv, nc, release) {
 			release()
 			_ = nc.Close()
 			return nil
@@ -411,13 +414,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // start registers and runs a new connection; false if shutting down.
 // release uncounts the connection once it ends.
-func (s *Server) start(ctx context.Context, nc net.Conn, release func()) bool {
+func (s *Server) start(ctx context.Context, sv *serving, nc net.Conn, release func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing || ctx.Err() != nil { // after ctx's end closeServed has run, or is waiting for s.mu
 		return false
 	}
 	c := newClient(ctx, s, nc)
+	c.serving = sv
 	c.release = release
 	s.clients[c] = struct{}{}
 	s.met.connOpened()
@@ -433,13 +437,16 @@ func (s *Server) remove(c *Client) {
 	s.met.connClosed()
 }
 
-// closeServed closes the connections Serve(ctx) accepted, now that ctx is
+// serving is one call of Serve, which its connections point to.
+type serving struct{ ln net.Listener }
+
+// closeServed closes the connections sv accepted, now that its context is
 // done: one hook per Serve rather than one per connection.
-func (s *Server) closeServed(ctx context.Context) {
+func (s *Server) closeServed(sv *serving) {
 	s.mu.Lock()
 	var cs []*Client
 	for c := range s.clients {
-		if c.serve == ctx {
+		if c.serving == sv {
 			cs = append(cs, c)
 		}
 	}
