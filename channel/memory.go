@@ -227,7 +227,9 @@ func forgetIDs[T any](list map[string][]T, email string, ids []int64, id func(T)
 			stored = append(stored, x)
 			continue
 		}
-		list[email] = slices.DeleteFunc(list[email], func(e T) bool { return id(e) == x })
+		if l := list[email]; len(l) > 0 { // list may be nil: a memory makes its maps on first use
+			list[email] = slices.DeleteFunc(l, func(e T) bool { return id(e) == x })
+		}
 	}
 	if len(list[email]) == 0 {
 		delete(list, email)

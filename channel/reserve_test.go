@@ -68,3 +68,14 @@ func TestStrPack(t *testing.T) {
 		}
 	}
 }
+
+// TestFreshMemoryForgets: a user's memory whose maps were never made
+// forgets IMs by id without failing (its maps are made on first use).
+func TestFreshMemoryForgets(t *testing.T) {
+	m := newUserMemory()
+	m.dropHeld("alice@msim.test", -1, -2)
+	m.unqueue("alice@msim.test", -3)
+	if len(m.held) != 0 || len(m.queued) != 0 {
+		t.Fatalf("held %v, queued %v: want none", m.held, m.queued)
+	}
+}
