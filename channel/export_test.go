@@ -40,3 +40,17 @@ func (b *Bridge) Listening() <-chan struct{} { return b.lease.listening }
 // StopLeases stops renewing the bridge's leases and listening for notes,
 // releasing nothing, as an instance that died would (tests only).
 func (b *Bridge) StopLeases() { b.lease.stop() }
+
+// SessionLoops is how many goroutines user's live session has started for
+// its work (tests only); -1 without a live session.
+func (b *Bridge) SessionLoops(user string) int {
+	b.mu.Lock()
+	s := b.sessions[user]
+	b.mu.Unlock()
+	if s == nil {
+		return -1
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.loops
+}

@@ -79,6 +79,7 @@ type session struct {
 	// live (run was called: posts start the loop) and ended.
 	rmu                  sync.Mutex
 	running, live, ended bool
+	loops                int    // goroutines started for the session (tests read it)
 	afterEnd             func() // run's: called once the session has ended
 	evbuf                []msim.Event
 	// cl holds the attached connections (s.irc is cl, except while one
@@ -163,6 +164,7 @@ func (s *session) kick() {
 	defer s.rmu.Unlock()
 	if s.live && !s.running && !s.ended {
 		s.running = true
+		s.loops++
 		go s.loop()
 	}
 }
