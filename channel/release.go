@@ -30,10 +30,11 @@ const (
 	releaseGap = time.Minute
 	// releaseQuiet is how long no login may have ended for a burst to be
 	// over: a pause in a burst that is still coming is not its end (a
-	// release then would be the only one for releaseGap), and the
-	// sessions' goroutines have stopped (sessionLinger) and let their
-	// stacks go.
-	releaseQuiet = 300 * time.Millisecond
+	// release then would be the only one for releaseGap). It is longer
+	// than sessionLinger, so that the logins' sessions have mostly stopped
+	// their goroutines by then (the presence that follows a login may keep
+	// some up a little longer).
+	releaseQuiet = sessionLinger + 50*time.Millisecond
 )
 
 // memReleaser counts the logins in progress across the bridge and
