@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/maproom"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
@@ -27,7 +28,7 @@ type account struct {
 	delay  time.Duration
 
 	buddies map[msim.UID]*buddy
-	spare   []buddy                 // room reserveBuddies made for the next buddies
+	room    maproom.Room[buddy]     // made by reserveBuddies for the next buddies
 	strs    strPack                 // the idents and hosts of the buddies' virtual users
 	pending map[msim.UID][]seqEvent // events from strangers awaiting their profile
 	queue   []queuedIM

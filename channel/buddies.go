@@ -91,44 +91,31 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 
 // reserveBuddies makes room for the contacts of a's list that are not yet
 // its buddies, before they are added: the session's and the IRC clients'
-// maps are sized once, and the new buddies share one allocation, rather
-// than a small object each among a login's garbage.
+// maps are sized once, and the new buddies share one allocation, as do
+// their idents and hosts, rather than a small object each among a login's
+// garbage. A removed buddy's record stays with the others until all go.
 func (s *session) reserveBuddies(a *account, contacts []msim.Contact) {
-	n := 0
+	n, size := 0, 0
 	for _, c := range contacts {
 		if a.buddies[c.UID] == nil {
 			n++
+			size += identHostLen(c.UserName, c.UID)
 		}
 	}
-	if n < reserveMin {
+	if n < maproom.Min {
 		return
 	}
 	a.buddies = maproom.For(a.buddies, n)
 	s.nicks = maproom.For(s.nicks, n)
-	a.spare = make([]buddy, n)
-	a.strs.grow(n * len("msim.4294967295u4294967295")) // room for a host and an ident each
+	a.room.Make(n)
+	a.strs.grow(size)
 	s.irc.Reserve(a.channel, n)
-}
-
-// reserveMin is the least number of new buddies worth reserveBuddies' work.
-const reserveMin = 8
-
-// newBuddyRecord is a new buddy's memory: from the room reserveBuddies made,
-// if any is left.
-func (a *account) newBuddyRecord() *buddy {
-	if len(a.spare) == 0 {
-		a.spare = nil
-		return new(buddy)
-	}
-	bd := &a.spare[0]
-	a.spare = a.spare[1:]
-	return bd
 }
 
 // newBuddy creates a buddy and its virtual user, with a stable nick.
 func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName string) *buddy {
 	userName, displayName = fromMSIMLine(userName), fromMSIMLine(displayName)
-	bd := a.newBuddyRecord()
+	bd := a.room.Take()
 	*bd = buddy{a: a, uid: uid, userName: userName, displayName: displayName}
 	memKey := buddyKey{a.cfg.Email, uid}
 	taken := func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) }

@@ -32,7 +32,7 @@ func (p *strPack) grow(n int) {
 // uid returns prefix followed by uid in decimal.
 func (p *strPack) uid(prefix string, uid msim.UID) string {
 	var digits [20]byte
-	d := strconv.AppendUint(digits[:0], uint64(uid), 10)
+	d := strconv.AppendInt(digits[:0], int64(uid), 10)
 	p.grow(len(prefix) + len(d))
 	start := p.b.Len()
 	p.b.WriteString(prefix)
@@ -44,9 +44,26 @@ func (p *strPack) uid(prefix string, uid msim.UID) string {
 // a short plain user name as the ident, or "u" and the uid; "msim." and
 // the uid as the host.
 func (a *account) userOf(userName string, uid msim.UID) (ident, host string) {
-	ident = sanitizeNick(userName)
-	if ident == "" || len(ident) > 10 || ident[0] == '_' {
+	ident, ok := plainIdent(userName)
+	if !ok {
 		ident = a.strs.uid("u", uid)
 	}
 	return ident, a.strs.uid("msim.", uid)
+}
+
+// plainIdent is the user name made a nick, if it makes an ident.
+func plainIdent(userName string) (string, bool) {
+	ident := sanitizeNick(userName)
+	return ident, ident != "" && len(ident) <= 10 && ident[0] != '_'
+}
+
+// identHostLen is how much of a strPack userOf takes for a buddy.
+func identHostLen(userName string, uid msim.UID) int {
+	var digits [20]byte
+	d := len(strconv.AppendInt(digits[:0], int64(uid), 10))
+	n := len("msim.") + d
+	if _, ok := plainIdent(userName); !ok {
+		n += len("u") + d
+	}
+	return n
 }

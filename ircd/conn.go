@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/msimircd/msimircd/internal/maproom"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
 	"gopkg.in/irc.v4"
@@ -89,13 +90,13 @@ type Client struct {
 	umodes     string
 	signon     time.Time
 	lastActive time.Time
-	users      map[string]*vuser // by Nick.Key
-	room       []vuser           // made by Reserve for the next virtual users
-	chans      map[string]*vchan // by foldCase(name)
-	calls      []func()          // backend calls to make after unlocking
-	whois      []*whoisReq       // WHOIS replies waiting, in the order asked
-	pending    []*asyncReq       // replies waiting for a HistoryHandler, in the order asked
-	capture    *replyBuf         // the labeled reply being collected (labeled.go)
+	users      map[string]*vuser   // by Nick.Key
+	room       maproom.Room[vuser] // made by Reserve for the next virtual users
+	chans      map[string]*vchan   // by foldCase(name)
+	calls      []func()            // backend calls to make after unlocking
+	whois      []*whoisReq         // WHOIS replies waiting, in the order asked
+	pending    []*asyncReq         // replies waiting for a HistoryHandler, in the order asked
+	capture    *replyBuf           // the labeled reply being collected (labeled.go)
 }
 
 // ircError is a numeric error reply. The dispatcher prefixes the nick.

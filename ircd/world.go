@@ -142,14 +142,11 @@ func (c *Client) AddUser(u User) error {
 		return ErrNickInUse
 	}
 	now := c.stamp()
-	vu := c.newVuser()
+	vu := c.room.Take()
 	*vu = vuser{Nick: u.Nick, ident: u.User, Host: u.Host, RealName: u.RealName, Away: u.Away, signon: now, lastSpoke: now}
 	c.users[n.Key()] = vu
 	return nil
 }
-
-// reserveMin is the least number of users worth a Reserve's work.
-const reserveMin = 8
 
 // Reserve makes room for n more virtual users, about to be added, and for
 // them as members of channel (if it exists): the maps are sized once
@@ -157,28 +154,16 @@ const reserveMin = 8
 // The backend calls it before adding a contact list; it changes nothing a
 // client sees.
 func (c *Client) Reserve(channel string, n int) {
-	if n < reserveMin {
+	if n < maproom.Min {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.users = maproom.For(c.users, n)
-	c.room = make([]vuser, n)
+	c.room.Make(n)
 	if ch := c.channel(channel); ch != nil {
 		ch.members = maproom.For(ch.members, n)
 	}
-}
-
-// newVuser is a user's record: from the room Reserve made, if any is left.
-// Caller holds c.mu.
-func (c *Client) newVuser() *vuser {
-	if len(c.room) == 0 {
-		c.room = nil
-		return new(vuser)
-	}
-	vu := &c.room[0]
-	c.room = c.room[1:]
-	return vu
 }
 
 // user looks up a virtual user. Caller holds c.mu.

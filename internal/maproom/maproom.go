@@ -1,8 +1,13 @@
-// Package maproom sizes a map for entries about to be added. Used by the
-// bridge (channel) and ircd before they add a contact list; owns nothing.
+// Package maproom makes room for entries about to be added: maps sized
+// once, and values allocated together. Used by the bridge (channel) and
+// ircd before they add a contact list; owns nothing.
 package maproom
 
 import "maps"
+
+// Min is the least number of entries worth making room for: below it the
+// entries' own allocations cost about as much.
+const Min = 8
 
 // For returns m, or a copy of it sized for n more entries when it is not
 // larger than n already: Go's maps grow only as entries come, each step a
@@ -14,4 +19,24 @@ func For[K comparable, V any](m map[K]V, n int) map[K]V {
 	g := make(map[K]V, len(m)+n)
 	maps.Copy(g, m)
 	return g
+}
+
+// Room hands out values allocated together in one array, then one at a
+// time once it is used up. The array stays as long as any of its values
+// is kept, so it suits values made together that go together (a contact
+// list's). The zero Room allocates each value on its own.
+type Room[T any] struct{ free []T }
+
+// Make makes room for n values; what was left of the last room is given up.
+func (r *Room[T]) Make(n int) { r.free = make([]T, n) }
+
+// Take returns a zeroed value from the room, or a new one once it is used up.
+func (r *Room[T]) Take() *T {
+	if len(r.free) == 0 {
+		r.free = nil
+		return new(T)
+	}
+	v := &r.free[0]
+	r.free = r.free[1:]
+	return v
 }
