@@ -167,32 +167,68 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-func TestServeContextCancel(t *testing.T) {
-	t.Parallel()
-	b := newBackend()
+// served is a server with Serve running on listeners of its own, each
+// under its context, for the tests of how Serve's context ends things.
+type served struct {
+	t   *testing.T
+	b   *fakeBackend
+	srv *Server
+	ret chan error // what each Serve returned
+}
+
+func newServed(t *testing.T) *served {
 	log, _ := testLog()
-	srv := NewServer(testConfig(), b, log)
+	b := newBackend()
+	return &served{t: t, b: b, srv: NewServer(testConfig(), b, log), ret: make(chan error, 4)}
+}
+
+// serve starts Serve(ctx) on a new loopback listener.
+func (sv *served) serve(ctx context.Context) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		sv.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	c, fc, _ := register(t, ln.Addr().String(), b, "me")
-	cancel()
-	if err := <-served; err != nil {
-		t.Fatalf("Serve returned %v, want nil", err)
+	go func() { sv.ret <- sv.srv.Serve(ctx, ln) }()
+	return ln
+}
+
+// returned waits for one Serve to return nil.
+func (sv *served) returned() {
+	sv.t.Helper()
+	if err := <-sv.ret; err != nil {
+		sv.t.Fatalf("Serve returned %v, want nil", err)
 	}
+}
+
+// shutdown shuts the server down.
+func (sv *served) shutdown() {
+	sv.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := sv.srv.Shutdown(ctx); err != nil {
+		sv.t.Fatal(err)
+	}
+}
+
+// expectShutDown checks that c was closed as the server shutting down.
+func expectShutDown(t *testing.T, c *tclient) {
+	t.Helper()
 	if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Server shutting down)" {
 		t.Fatalf("got ERROR %q", got)
 	}
+}
+
+func TestServeContextCancel(t *testing.T) {
+	t.Parallel()
+	sv := newServed(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ln := sv.serve(ctx)
+	c, fc, _ := register(t, ln.Addr().String(), sv.b, "me")
+	cancel()
+	sv.returned()
+	expectShutDown(t, c)
 	fc.waitClosed(t)
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
+	sv.shutdown()
 }
 
 // TestServeContextOutlivesItsListener: a connection Serve accepted is
@@ -200,31 +236,16 @@ func TestServeContextCancel(t *testing.T) {
 // Serve returned) before.
 func TestServeContextOutlivesItsListener(t *testing.T) {
 	t.Parallel()
-	b := newBackend()
-	log, _ := testLog()
-	srv := NewServer(testConfig(), b, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sv := newServed(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	c, _, _ := register(t, ln.Addr().String(), b, "me")
+	ln := sv.serve(ctx)
+	c, _, _ := register(t, ln.Addr().String(), sv.b, "me")
 	_ = ln.Close()
-	if err := <-served; err != nil {
-		t.Fatalf("Serve returned %v, want nil", err)
-	}
+	sv.returned()
 	cancel()
-	if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Server shutting down)" {
-		t.Fatalf("got ERROR %q", got)
-	}
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
+	expectShutDown(t, c)
+	sv.shutdown()
 }
 
 // TestServeContextCancelClosesItsOwn: with two listeners served under
@@ -232,42 +253,20 @@ func TestServeContextOutlivesItsListener(t *testing.T) {
 // leaves the other's open.
 func TestServeContextCancelClosesItsOwn(t *testing.T) {
 	t.Parallel()
-	b := newBackend()
-	log, _ := testLog()
-	srv := NewServer(testConfig(), b, log)
-	listen := func() net.Listener {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ln
-	}
-	ln1, ln2 := listen(), listen()
+	sv := newServed(t)
 	ctx1, cancel1 := context.WithCancel(context.Background())
-	served := make(chan error, 2)
-	go func() { served <- srv.Serve(ctx1, ln1) }()
-	go func() { served <- srv.Serve(context.Background(), ln2) }()
-	c1, _, _ := register(t, ln1.Addr().String(), b, "one")
-	c2, _, _ := register(t, ln2.Addr().String(), b, "two")
+	ln1, ln2 := sv.serve(ctx1), sv.serve(context.Background())
+	c1, _, _ := register(t, ln1.Addr().String(), sv.b, "one")
+	c2, _, _ := register(t, ln2.Addr().String(), sv.b, "two")
 	cancel1()
-	if err := <-served; err != nil {
-		t.Fatalf("Serve returned %v, want nil", err)
-	}
-	if got := c1.expectClosed(t); got != "Closing link: 127.0.0.1 (Server shutting down)" {
-		t.Fatalf("got ERROR %q", got)
-	}
+	sv.returned()
+	expectShutDown(t, c1)
 	c2.send(t, "PING still")
 	if m := expect(t, c2, "PONG"); m.Trailing() != "still" {
 		t.Fatalf("got %q, want the PONG", m)
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-served; err != nil {
-		t.Fatalf("Serve returned %v, want nil", err)
-	}
+	sv.shutdown()
+	sv.returned()
 }
 
 func TestHandlerPanicEndsOnlyItsConnection(t *testing.T) {

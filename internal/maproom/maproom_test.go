@@ -31,7 +31,7 @@ func TestFor(t *testing.T) {
 // TestRoom: values from a room are distinct and zeroed, come from one
 // allocation, and keep coming (one by one) once it is used up.
 func TestRoom(t *testing.T) {
-	type rec struct{ a, b int }
+	type rec struct{ n int }
 	var r Room[rec]
 	r.Make(10)
 	seen := make(map[*rec]bool, 16)
@@ -41,7 +41,7 @@ func TestRoom(t *testing.T) {
 			if *v != (rec{}) || seen[v] {
 				t.Fatalf("got %v (seen %v), want a new zero value", *v, seen[v])
 			}
-			v.a = 1
+			v.n = 1
 			seen[v] = true
 		}
 	})
