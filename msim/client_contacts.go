@@ -41,7 +41,8 @@ func moreOf(v contactMore) *contactMore {
 	if p, ok := sharedMore.m[v]; ok {
 		return p
 	}
-	p := &v
+	p := new(contactMore) // not &v, which would move v to the heap for every call
+	*p = v
 	// Only values without a contact's own alias or headline are worth
 	// sharing; the others would fill the map with one-offs.
 	if v.nickName == "" && v.headline == "" && len(sharedMore.m) < 1024 {

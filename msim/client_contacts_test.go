@@ -176,3 +176,17 @@ func TestPackNames(t *testing.T) {
 		t.Error("carol's two equal names: got two copies, want one")
 	}
 }
+
+// TestMoreOfShared: a contact whose rarely set fields are the common ones
+// (a group and nothing else) costs no allocation for them.
+func TestMoreOfShared(t *testing.T) {
+	v := contactMore{group: "IM Friends"}
+	first := moreOf(v)
+	if n := testing.AllocsPerRun(100, func() {
+		if moreOf(v) != first {
+			t.Fatal("not shared")
+		}
+	}); n > 0 {
+		t.Errorf("moreOf of a shared value: %.0f allocations, want none", n)
+	}
+}

@@ -514,20 +514,20 @@ func (c *Client) onBM(m *Message) {
 			c.emit(ev)
 		}
 	case BMStatus:
-		l, _ := m.List("msg")
-		pr, err := ParsePresence(l)
+		raw, _ := m.Raw("msg")
+		st, text, err := parseStatus(raw)
 		if err != nil {
 			c.logger().WithError(err).Warn("msim: bad presence")
 			return
 		}
-		switch pr.Status {
+		switch st {
 		case StatusOffline, StatusOnline, StatusIdle, StatusAway:
 		default:
-			pr.Status = StatusOnline
+			st = StatusOnline
 		}
 		c.mu.Lock()
 		// Kept small: no extra items, and text that does not pin the message.
-		pr = Presence{Status: pr.Status, Text: strings.Clone(pr.Text)}
+		pr := Presence{Status: st, Text: strings.Clone(text)}
 		if i := c.contactIndex(uid); i >= 0 {
 			// A contact's presence lives in its entry only.
 			c.contacts[i].setPresence(pr.Status, pr.Text)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -218,6 +219,40 @@ type Presence struct {
 	Text     string // ss: status text / headline, plain text
 	Location string // ls
 	Extra    []Pair // other items (ip, p, ts, caps…), kept in order
+}
+
+// parseStatus is ParsePresence(ParseList(raw)) for what the client keeps
+// of a status message, its status and text, without making the list.
+func parseStatus(raw string) (Status, string, error) {
+	raw = strings.TrimPrefix(raw, "|")
+	var (
+		st    Status
+		text  string
+		haveS bool
+	)
+	for raw != "" {
+		k, rest, ok := strings.Cut(raw, "|")
+		if !ok {
+			break // a last key without a value
+		}
+		v, rest, _ := strings.Cut(rest, "|")
+		raw = rest
+		switch k := Unescape(k); k {
+		case "s":
+			v = Unescape(v)
+			n, err := parseInt(v)
+			if err != nil {
+				return st, text, &FieldError{Key: "s", Value: v, Err: err}
+			}
+			st, haveS = Status(n), true
+		case "ss":
+			text = Unescape(v)
+		}
+	}
+	if !haveS {
+		return st, text, &FieldError{Key: "s", Err: ErrMissing}
+	}
+	return st, text, nil
 }
 
 // ParsePresence reads a presence list "|s|1|ss|text|ls||ip|0|p|0" by key.
