@@ -41,7 +41,8 @@ type ircConn interface {
 // MSIMClient is what the bridge uses of an MSIM session (*msim.Client).
 type MSIMClient interface {
 	Self() msim.Profile
-	Contacts() []msim.Contact
+	// AppendContacts appends the contact list to dst.
+	AppendContacts(dst []msim.Contact) []msim.Contact
 	// PresenceOf is the latest presence the client received for uid
 	// (offline when none); the bridge keeps no copy of its own.
 	PresenceOf(uid msim.UID) (msim.Status, string, bool)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/msimircd/msimircd/ircd"
@@ -201,14 +202,22 @@ func (s *session) onLinkResult(ev linkResult) {
 	if a.cfg.Channel == "" && a.self.UserName != "" {
 		s.mem.setChannel(a.cfg, "&"+sanitizeNick(a.self.UserName))
 	}
-	contacts := ev.cl.Contacts()
+	lp, _ := contactLists.Get().(*[]msim.Contact)
+	if lp == nil {
+		lp = new([]msim.Contact)
+	}
+	contacts := ev.cl.AppendContacts((*lp)[:0])
 	s.reserveBuddies(a, contacts)
 	for _, c := range contacts {
 		s.upsertContact(a, c)
 	}
+	n := len(contacts)
+	clear(contacts) // the pool keeps the array, not the contacts' strings
+	*lp = contacts[:0]
+	contactLists.Put(lp)
 	// Said once the buddies are in the channel, so "logged in" means the
 	// channel is complete.
-	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(len(contacts), "buddy", "buddies"))
+	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"))
 	s.wakeMSIM() // events that came with the login, after what was held
 	for _, se := range s.mem.heldFor(a.cfg.Email) {
 		s.fromUserSeq(a, senderOf(se.ev), se)
@@ -219,6 +228,11 @@ func (s *session) onLinkResult(ev linkResult) {
 	s.flushQueue(a)
 	s.pollAlerts(a)
 }
+
+// contactLists holds the arrays logins copy their contact lists into:
+// during a login storm one serves many logins in turn rather than each
+// making its own.
+var contactLists sync.Pool // of *[]msim.Contact
 
 // scheduleRetry reconnects after an exponential, jittered delay.
 func (s *session) scheduleRetry(a *account) {

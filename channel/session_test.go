@@ -108,10 +108,10 @@ func (f *fakeMSIM) PresenceOf(uid msim.UID) (msim.Status, string, bool) {
 }
 
 func (f *fakeMSIM) Self() msim.Profile { return msim.Profile{UID: 1, UserName: "alice"} }
-func (f *fakeMSIM) Contacts() []msim.Contact {
+func (f *fakeMSIM) AppendContacts(dst []msim.Contact) []msim.Contact {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]msim.Contact(nil), f.buddies...)
+	return append(dst, f.buddies...)
 }
 func (f *fakeMSIM) push(evs ...msim.Event) {
 	f.mu.Lock()

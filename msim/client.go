@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -835,14 +836,18 @@ func (c *Client) Self() Profile {
 // Contacts returns a copy of the contact list: the login-time list kept up
 // to date by presence, by the buddy methods and by ContactInfo. Blocked
 // entries are included with Blocked set.
-func (c *Client) Contacts() []Contact {
+func (c *Client) Contacts() []Contact { return c.AppendContacts(nil) }
+
+// AppendContacts appends the contact list to dst, as Contacts returns it,
+// so that a caller can reuse one array for the lists of many logins.
+func (c *Client) AppendContacts(dst []Contact) []Contact {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Contact, len(c.contacts))
+	dst = slices.Grow(dst, len(c.contacts))
 	for i := range c.contacts {
-		out[i] = c.contacts[i].contact()
+		dst = append(dst, c.contacts[i].contact())
 	}
-	return out
+	return dst
 }
 
 // Groups returns the groups as loaded at login.

@@ -11,6 +11,24 @@ import (
 	"unsafe"
 )
 
+// TestAppendContacts: the contact list appended to an array keeps what
+// the array held, is what Contacts returns, and reuses the array's room.
+func TestAppendContacts(t *testing.T) {
+	t.Parallel()
+	c, _ := loggedIn(t, nil)
+	want := c.Contacts()
+	if len(want) == 0 {
+		t.Fatal("no contacts")
+	}
+	head := Contact{UID: 1, UserName: "already there"}
+	dst := make([]Contact, 1, 1+len(want))
+	dst[0] = head
+	got := c.AppendContacts(dst)
+	if &got[0] != &dst[0] || got[0] != head || !slices.Equal(got[1:], want) {
+		t.Fatalf("got %+v, want %+v then %+v in the same array", got, head, want)
+	}
+}
+
 // TestClientContactAndPresenceOf: one entry of the table and anyone's
 // latest presence are read without copying the list, and agree with
 // Contacts.
