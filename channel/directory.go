@@ -33,11 +33,19 @@ type StaticUser struct {
 type StaticDirectory struct {
 	Users          []StaticUser
 	ServerPassword string // required of users without a password of their own
+	// byName indexes Users by lower-cased name, for a directory whose
+	// Users do not change (staticCopy's); nil: find scans Users.
+	byName map[string]int
 }
 
 func eq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
 func (d *StaticDirectory) find(name string) *StaticUser {
+	if i, ok := d.byName[strings.ToLower(name)]; ok && strings.EqualFold(d.Users[i].Name, name) {
+		return &d.Users[i]
+	}
+	// Without an index, or a name that only Unicode folding makes equal
+	// (which ToLower does not).
 	for i := range d.Users {
 		if strings.EqualFold(d.Users[i].Name, name) {
 			return &d.Users[i]

@@ -30,14 +30,21 @@ func NewLiveDirectory(users []StaticUser, serverPassword string) *LiveDirectory 
 	return d
 }
 
-// staticCopy is a StaticDirectory holding its own copy of users.
+// staticCopy is a StaticDirectory holding its own copy of users, which
+// nothing changes: its users are found through an index rather than by a
+// scan, which every login made (quadratic in a login storm).
 func staticCopy(users []StaticUser, serverPassword string) *StaticDirectory {
 	us := make([]StaticUser, len(users))
+	byName := make(map[string]int, len(users))
 	for i, u := range users {
 		u.Accounts = slices.Clone(u.Accounts)
 		us[i] = u
+		k := strings.ToLower(u.Name)
+		if _, dup := byName[k]; !dup {
+			byName[k] = i // the first of the same name, as a scan finds
+		}
 	}
-	return &StaticDirectory{Users: us, ServerPassword: serverPassword}
+	return &StaticDirectory{Users: us, ServerPassword: serverPassword, byName: byName}
 }
 
 // Authenticate implements Directory.

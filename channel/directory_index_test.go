@@ -1,0 +1,41 @@
+package channel
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestStaticCopyFinds: a directory staticCopy makes finds its users
+// through its index as a scan would: whatever the case, the first of two
+// with the same name, one only Unicode folding makes equal, and no one
+// for an unknown name.
+func TestStaticCopyFinds(t *testing.T) {
+	users := []StaticUser{{Name: "alice"}, {Name: "Bob", Password: "first"}, {Name: "bob", Password: "second"}, {Name: "Kate"}}
+	d := staticCopy(users, "")
+	scan := &StaticDirectory{Users: users}
+	for _, name := range []string{"alice", "ALICE", "bob", "BOB", "\u212aate", "kate", "carol", ""} {
+		got, want := d.find(name), scan.find(name)
+		if (got == nil) != (want == nil) || (got != nil && (got.Name != want.Name || got.Password != want.Password)) {
+			t.Errorf("find(%q): got %+v, want %+v", name, got, want)
+		}
+	}
+	if u := d.find("\u212aate"); u == nil || u.Name != "Kate" {
+		t.Errorf("find with a Kelvin sign: got %+v, want Kate", u)
+	}
+}
+
+// BenchmarkStaticFind: finding a user among many, as each login does.
+func BenchmarkStaticFind(b *testing.B) {
+	users := make([]StaticUser, 10000)
+	for i := range users {
+		users[i].Name = fmt.Sprintf("user%05d", i)
+	}
+	d := staticCopy(users, "")
+	i := 0
+	for b.Loop() {
+		if d.find(users[i%len(users)].Name) == nil {
+			b.Fatal("not found")
+		}
+		i++
+	}
+}
