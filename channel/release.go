@@ -30,11 +30,10 @@ const (
 	releaseGap = time.Minute
 	// releaseQuiet is how long no login may have ended for a burst to be
 	// over: a pause in a burst that is still coming is not its end (a
-	// release then would be the only one for releaseGap). It is longer
-	// than sessionLinger, so that the logins' sessions have mostly stopped
-	// their goroutines by then (the presence that follows a login may keep
-	// some up a little longer).
-	releaseQuiet = sessionLinger + 50*time.Millisecond
+	// release then would be the only one for releaseGap). Some of the
+	// logins' sessions may still have their goroutines (sessionLinger)
+	// then; their stacks go with the next collection.
+	releaseQuiet = 300 * time.Millisecond
 )
 
 // memReleaser counts the logins in progress across the bridge and

@@ -221,37 +221,13 @@ func (s *session) loop() {
 			s.irc.Close("Internal error")
 		}
 	}()
-	var linger *time.Timer
-	defer func() {
-		if linger != nil {
-			linger.Stop()
-		}
-	}()
+	// A busy session does not end its goroutine between two events (and
+	// grow a new one's stack again for the next): it stops once a whole
+	// sessionLinger has passed without work.
+	linger := time.NewTimer(sessionLinger)
+	defer linger.Stop()
+	worked := false
 	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.out.drained:
-			s.pumpOut()
-			continue
-		case <-s.msimReady:
-			s.takeMSIM()
-			continue
-		case ev := <-s.events:
-			if !s.handleQueued(ev) {
-				return
-			}
-			continue
-		default:
-		}
-		// Nothing queued: wait a little for more before stopping, so that
-		// a busy session does not end its goroutine between two events
-		// and grow a new one's stack again for the next.
-		if linger == nil {
-			linger = time.NewTimer(sessionLinger)
-		} else {
-			linger.Reset(sessionLinger)
-		}
 		select {
 		case <-s.ctx.Done():
 			return
@@ -264,23 +240,29 @@ func (s *session) loop() {
 				return
 			}
 		case <-linger.C:
-			// Stop, unless something came meanwhile (its poster saw
-			// running set and started nothing).
+			// Stop, unless there was work since the last tick or something
+			// came meanwhile (its poster saw running set and started
+			// nothing).
 			s.rmu.Lock()
-			if len(s.events) == 0 && len(s.msimReady) == 0 && len(s.out.drained) == 0 && s.ctx.Err() == nil {
+			if !worked && len(s.events) == 0 && len(s.msimReady) == 0 && len(s.out.drained) == 0 && s.ctx.Err() == nil {
 				s.running = false
 				s.rmu.Unlock()
 				idle = true
 				return
 			}
 			s.rmu.Unlock()
+			worked = false
+			linger.Reset(sessionLinger)
+			continue
 		}
+		worked = true
 	}
 }
 
-// sessionLinger is how long a session's goroutine waits for more work
-// before it stops: long enough to stay up between the events of a busy
-// session, short enough that an idle one soon holds no goroutine.
+// sessionLinger is how long a session's goroutine goes without work
+// before it stops (between one and two of them after the last): long
+// enough to stay up between the events of a busy session, short enough
+// that an idle one soon holds no goroutine.
 const sessionLinger = 250 * time.Millisecond
 
 // handleQueued handles a posted event, then what was deferred while the
