@@ -369,10 +369,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// after Serve returns (a listener closed by the caller, say): the
 	// connections are still closed when ctx is done.
 	sv := &serving{ln: ln}
-	context.AfterFunc(ctx, func() {
-		_ = ln.Close()
-		s.closeServed(sv)
-	})
+	context.AfterFunc(ctx, func() { s.closeServed(sv) })
 	defer func() {
 		s.mu.Lock()
 		delete(s.lns, ln)
@@ -440,9 +437,11 @@ func (s *Server) remove(c *Client) {
 // serving is one call of Serve, which its connections point to.
 type serving struct{ ln net.Listener }
 
-// closeServed closes the connections sv accepted, now that its context is
-// done: one hook per Serve rather than one per connection.
+// closeServed closes sv's listener and the connections it accepted, now
+// that its context is done: one hook per Serve rather than one per
+// connection.
 func (s *Server) closeServed(sv *serving) {
+	_ = sv.ln.Close()
 	s.mu.Lock()
 	var cs []*Client
 	for c := range s.clients {
