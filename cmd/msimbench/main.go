@@ -664,6 +664,7 @@ func printTable(w io.Writer, r *report) {
 				kib(m.RSSPerAccount), kib(m.HeapPerAccount), verdict(m.RSSPerAccount <= targetPerAccount))
 			fmt.Fprintf(tw, "  goroutines per idle account\t%.2f\t≤ %d: %s\t\n", m.GoroutinesPerAccount, targetGoroutines, verdict(m.GoroutinesPerAccount <= targetGoroutines))
 			fmt.Fprintf(tw, "  gateway RSS before / after\t%s / %s\t\t\n", mib(m.Base.RSS), mib(m.After.RSS))
+			fmt.Fprintf(tw, "  allocated per account during the storm; collections\t%s in %.0f objects; %d\t\t\n", kib(m.AllocPerAccount), m.ObjectsPerAccount, m.StormGCs)
 		} else {
 			fmt.Fprintf(tw, "memory per idle account (N=%d)\tnot measured: %s\t\t\n", m.Accounts, m.MemoryNotMeasur)
 		}

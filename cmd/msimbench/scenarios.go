@@ -268,9 +268,15 @@ type memResult struct {
 	// GoroutinesPerAccount is the growth of the gateway's goroutine count
 	// divided by N.
 	GoroutinesPerAccount float64 `json:"goroutines_per_account"`
-	SettleMs             float64 `json:"settle_ms"`
-	MemoryMeasured       bool    `json:"memory_measured"`
-	MemoryNotMeasur      string  `json:"memory_skipped,omitempty"`
+	// AllocPerAccount and ObjectsPerAccount are what the gateway allocated
+	// from the baseline to the settled state (the storm and what follows
+	// it), divided by N; StormGCs the collections it ran meanwhile.
+	AllocPerAccount   float64 `json:"alloc_per_account"`
+	ObjectsPerAccount float64 `json:"objects_per_account"`
+	StormGCs          uint32  `json:"storm_gcs"`
+	SettleMs          float64 `json:"settle_ms"`
+	MemoryMeasured    bool    `json:"memory_measured"`
+	MemoryNotMeasur   string  `json:"memory_skipped,omitempty"`
 }
 
 // ringAccounts makes n IRC users plus buddies extra MSIM-only accounts on a
@@ -369,6 +375,9 @@ func runMemory(ctx context.Context, e *env, n, buddies int, gwo gwOptions) (memR
 	res.MemoryMeasured = true
 	res.HeapPerAccount = (float64(res.After.goMem()) - float64(res.Base.goMem())) / float64(n)
 	res.GoroutinesPerAccount = float64(res.After.Goroutines-res.Base.Goroutines) / float64(n)
+	res.AllocPerAccount = float64(res.After.TotalAlloc-res.Base.TotalAlloc) / float64(n)
+	res.ObjectsPerAccount = float64(res.After.Mallocs-res.Base.Mallocs) / float64(n)
+	res.StormGCs = res.After.NumGC - res.Base.NumGC
 	if res.After.RSS > 0 {
 		res.RSSPerAccount = (float64(res.After.RSS) - float64(res.Base.RSS)) / float64(n)
 	}

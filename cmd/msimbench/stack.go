@@ -403,6 +403,11 @@ type memSample struct {
 	StackInuse uint64 `json:"stack_inuse"`
 	Sys        uint64 `json:"sys"`
 	Goroutines int    `json:"goroutines"`
+	// TotalAlloc, Mallocs and NumGC are the process's running totals: the
+	// bytes and objects it allocated and the collections it ran so far.
+	TotalAlloc uint64 `json:"total_alloc"`
+	Mallocs    uint64 `json:"mallocs"`
+	NumGC      uint32 `json:"num_gc"`
 }
 
 // goMem is HeapInuse + StackInuse: the Go memory the process holds for
@@ -441,12 +446,16 @@ func (g *gateway) memory() (memSample, error) {
 	var vars struct {
 		Memstats struct {
 			HeapAlloc, HeapInuse, StackInuse, Sys uint64
+			TotalAlloc, Mallocs                   uint64
+			NumGC                                 uint32
 		} `json:"memstats"`
 	}
 	if err := json.Unmarshal(b, &vars); err != nil {
 		return m, fmt.Errorf("/debug/vars: %w", err)
 	}
-	m.HeapAlloc, m.HeapInuse, m.StackInuse, m.Sys = vars.Memstats.HeapAlloc, vars.Memstats.HeapInuse, vars.Memstats.StackInuse, vars.Memstats.Sys
+	ms := vars.Memstats
+	m.HeapAlloc, m.HeapInuse, m.StackInuse, m.Sys = ms.HeapAlloc, ms.HeapInuse, ms.StackInuse, ms.Sys
+	m.TotalAlloc, m.Mallocs, m.NumGC = ms.TotalAlloc, ms.Mallocs, ms.NumGC
 	if m.Goroutines, err = g.goroutines(); err != nil {
 		return m, err
 	}
