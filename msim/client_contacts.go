@@ -108,6 +108,24 @@ func (c *Client) PresenceOf(uid UID) (Status, string, bool) {
 	return StatusOffline, "", false
 }
 
+// contactBufs holds the lists a login's contacts are gathered in before the
+// table is built: garbage once it is, and as large as the list.
+var contactBufs = sync.Pool{New: func() any { return new([]Contact) }}
+
+// keptContactBuf is the largest list contactBufs keeps.
+const keptContactBuf = 4096
+
+// putContactBuf gives a list back to contactBufs, emptied (it holds no
+// name then), unless it is too large to keep.
+func putContactBuf(p *[]Contact) {
+	if cap(*p) > keptContactBuf {
+		return
+	}
+	clear((*p)[:cap(*p)])
+	*p = (*p)[:0]
+	contactBufs.Put(p)
+}
+
 // packNames puts the user and display names of a login's contact list in
 // one allocation, which they share for the session: fewer, contiguous
 // objects than a small string each among the login's garbage, and none of

@@ -2,8 +2,10 @@ package msim
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -207,4 +209,52 @@ func TestMoreOfShared(t *testing.T) {
 	}); n > 0 {
 		t.Errorf("moreOf of a shared value: %.0f allocations, want none", n)
 	}
+}
+
+// The contact list is read from its wire form record by record: a list in
+// parts (mtf) is one list, a record may straddle two parts, and an error
+// reply still fails the login with the server's message.
+func TestContactListParts(t *testing.T) {
+	t.Parallel()
+	t.Run("in parts", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		ch := dialAsync(testConfig(t, f.addr()))
+		fc := f.accept()
+		fc.override(PersistContactList, func(fc *fakeConn, p *Persist) Dict {
+			part := &Persist{Cmd: p.Cmd | CmdReply, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
+				Body: Dict{{"ContactID", "2002"}, {"UserName", "carol"}}}
+			fc.write(part.Reply().AddInt("mtf", 1))
+			return Dict{{"DisplayName", "Carol / C"}, {"GroupName", "Work"}, {"Visibility", "1"},
+				{"ContactID", "2003"}, {"UserName", "dave"}, {"DisplayName", "dave"}, {"ImageURL", "http://x/d.png"}}
+		})
+		fc.login("alice")
+		c, err := waitDial(t, ch)
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		want := []Contact{
+			{UID: 2002, UserName: "carol", DisplayName: "Carol / C", Group: "Work"},
+			{UID: 2003, UserName: "dave", DisplayName: "dave", ImageURL: "http://x/d.png"},
+		}
+		if got := c.Contacts(); !reflect.DeepEqual(got, want) {
+			t.Errorf("Contacts got %+v, want %+v", got, want)
+		}
+	})
+	t.Run("error reply", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		ch := dialAsync(testConfig(t, f.addr()))
+		fc := f.accept()
+		fc.override(PersistContactList, func(fc *fakeConn, p *Persist) Dict {
+			fc.reply(p, p.Cmd|CmdReply|CmdError, Dict{{"ErrorMessage", "list unavailable"}})
+			return nil
+		})
+		fc.login("alice")
+		_, err := waitDial(t, ch)
+		var pe *PersistError
+		if !errors.As(err, &pe) || pe.Message != "list unavailable" {
+			t.Errorf("Dial got %v, want a *PersistError with the server's message", err)
+		}
+	})
 }

@@ -228,6 +228,20 @@ func intern(s string) string {
 }
 
 func contactOf(d Dict) Contact {
+	c := contactOfShared(d)
+	same := c.DisplayName == c.UserName
+	c.UserName = strings.Clone(c.UserName)
+	if same {
+		c.DisplayName = c.UserName // one copy when the names are the same
+	} else {
+		c.DisplayName = strings.Clone(c.DisplayName)
+	}
+	return c
+}
+
+// contactOfShared is contactOf with the user and display names still
+// sharing d's memory (the caller copies them).
+func contactOfShared(d Dict) Contact {
 	id, _ := d.Int("ContactID")
 	// Clone what is kept: the values share memory with the whole reply
 	// (a contact list can be large), which would otherwise stay alive.
@@ -238,11 +252,11 @@ func contactOf(d Dict) Contact {
 		Headline: strings.Clone(d.Str("Headline")),
 		ImageURL: intern(d.Str("ImageURL")),
 	}
-	c.UserName = strings.Clone(userName(d.Str("UserName"), c.UID))
+	c.UserName = userName(d.Str("UserName"), c.UID)
 	if dn := d.Str("DisplayName"); dn == c.UserName {
-		c.DisplayName = c.UserName // one copy when the names are the same
+		c.DisplayName = c.UserName
 	} else {
-		c.DisplayName = strings.Clone(dn)
+		c.DisplayName = dn
 	}
 	if c.ImageURL == "" {
 		c.ImageURL = intern(d.Str("AvatarURL"))
@@ -433,7 +447,14 @@ func (c *Client) handle(m *Message) {
 }
 
 func (c *Client) onPersist(m *Message) {
-	p, err := ParsePersist(m)
+	rid, _ := m.Int("rid")
+	c.mu.Lock()
+	raw := false
+	if pd := c.pending[rid]; pd != nil {
+		raw = pd.raw
+	}
+	c.mu.Unlock()
+	p, err := parsePersist(m, !raw)
 	if err != nil {
 		c.logger().WithError(err).Warn("msim: bad persist reply")
 		return
@@ -441,14 +462,19 @@ func (c *Client) onPersist(m *Message) {
 	mtf, _ := m.Int("mtf") // "more to follow": a reply split in parts
 	c.mu.Lock()
 	if pd := c.pending[p.RID]; pd != nil && pd.kind == p.Kind() {
-		if mtf != 0 || pd.body != nil {
+		switch {
+		case pd.raw && !p.IsError():
+			if b, ok := m.Raw("body"); ok {
+				pd.parts = append(pd.parts, b)
+			}
+		case mtf != 0 || pd.body != nil:
 			pd.body = append(pd.body, p.Body...) // a reply in parts
-		} else {
+		default:
 			pd.body = p.Body // the whole reply in one message: no copy
 		}
 		if mtf == 0 {
 			delete(c.pending, p.RID)
-			p.Body = pd.body
+			p.Body, p.parts = pd.body, pd.parts
 			pd.ch <- p // buffered, and sent to only once
 		}
 		c.mu.Unlock()

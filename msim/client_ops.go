@@ -25,6 +25,10 @@ type pending struct {
 	kind DSNLID
 	body Dict          // parts received so far (mtf); reader only, under c.mu
 	ch   chan *Persist // buffered: the reader never blocks on it
+	// raw asks for the body's wire form (Persist.parts) rather than
+	// Body: a large list read once, record by record.
+	raw   bool
+	parts []string // as body, for raw
 }
 
 // req describes a persist request.
@@ -33,13 +37,14 @@ type req struct {
 	kind  DSNLID
 	body  Dict
 	noUID bool // Pidgin omits uid in some requests (own IM info)
+	raw   bool // the reply's body in wire form (see pending.raw)
 }
 
 // start sends a persist request and registers it for its reply.
 func (c *Client) start(ctx context.Context, r req) (*pending, error) {
 	c.mu.Lock()
 	c.rid++
-	p := &pending{rid: c.rid, cmd: r.cmd, kind: r.kind, ch: make(chan *Persist, 1)}
+	p := &pending{rid: c.rid, cmd: r.cmd, kind: r.kind, raw: r.raw, ch: make(chan *Persist, 1)}
 	c.pending[p.rid] = p
 	c.mu.Unlock()
 
@@ -71,7 +76,9 @@ func (c *Client) await(ctx context.Context, p *pending) (*Persist, error) {
 	defer c.forget(p.rid)
 	t := time.NewTimer(c.cfg.RequestTimeout)
 	defer t.Stop()
-	what := fmt.Sprintf("msim: persist %d/%d/%d rid %d", p.cmd, p.kind.DSN, p.kind.LID, p.rid)
+	what := func() string { // only for an error: most requests are answered
+		return fmt.Sprintf("msim: persist %d/%d/%d rid %d", p.cmd, p.kind.DSN, p.kind.LID, p.rid)
+	}
 	var r *Persist
 	select {
 	case r = <-p.ch:
@@ -79,12 +86,12 @@ func (c *Client) await(ctx context.Context, p *pending) (*Persist, error) {
 		select {
 		case r = <-p.ch: // it made it just before the link went
 		default:
-			return nil, errorf("%s: %w", what, c.linkErr())
+			return nil, errorf("%s: %w", what(), c.linkErr())
 		}
 	case <-ctx.Done():
-		return nil, errorf("%s: %w", what, ctx.Err())
+		return nil, errorf("%s: %w", what(), ctx.Err())
 	case <-t.C:
-		return nil, errorf("%s: %w: no reply within %v", what, ErrTimeout, c.cfg.RequestTimeout)
+		return nil, errorf("%s: %w: no reply within %v", what(), ErrTimeout, c.cfg.RequestTimeout)
 	}
 	if r.IsError() {
 		return r, &PersistError{Cmd: r.Cmd, DSN: r.DSN, LID: r.LID, Message: r.ErrorMessage()}
@@ -156,7 +163,7 @@ func (c *Client) setup(ctx context.Context) error {
 	if err := c.sendStatus(ctx, c.cfg.Status, c.cfg.StatusText); err != nil {
 		return err
 	}
-	list, err := c.start(ctx, req{cmd: CmdGet, kind: PersistContactList})
+	list, err := c.start(ctx, req{cmd: CmdGet, kind: PersistContactList, raw: true})
 	if err != nil {
 		return err
 	}
@@ -202,13 +209,16 @@ func (c *Client) setup(ctx context.Context) error {
 	if err != nil {
 		return err // without the contact list there is no session
 	}
-	recs := r.Body.Records("ContactID")
-	contacts := make([]Contact, 0, len(recs))
-	for _, rec := range recs {
-		if ct := contactOf(rec); ct.UID > 0 {
+	buf := contactBufs.Get().(*[]Contact)
+	defer putContactBuf(buf)
+	contacts := (*buf)[:0]
+	eachRecord(r.parts, "ContactID", func(rec Dict) {
+		// The names are not copied here: packNames copies them all below.
+		if ct := contactOfShared(rec); ct.UID > 0 {
 			contacts = append(contacts, ct)
 		}
-	}
+	})
+	*buf = contacts
 	var gs []Group
 	if r, fatal, err := c.awaitOptional(ctx, groups); err != nil {
 		if fatal {

@@ -194,6 +194,45 @@ func (d Dict) Records(first string) []Dict {
 	return append(out, d[start:len(d):len(d)])
 }
 
+// eachRecord calls fn with each record of a list-like dictionary whose wire
+// form (values still escaped) comes in parts, the records as
+// Dict.Records splits the parts' concatenated ParseDict: an item without
+// '=' ends its part. It builds no dictionary of the whole: fn's Dict holds
+// one record, is reused for the next, and its values may share the parts'
+// memory, so fn copies what it keeps.
+func eachRecord(parts []string, first string, fn func(Dict)) {
+	var rec Dict
+	for _, raw := range parts {
+		for raw != "" {
+			item, rest, _ := strings.Cut(raw, "\x1c")
+			raw = rest
+			k, v, ok := strings.Cut(item, "=")
+			if !ok {
+				break
+			}
+			if k != first {
+				if len(rec) > 0 { // items before the first record are dropped
+					rec = append(rec, Pair{k, Unescape(v)})
+				}
+				continue
+			}
+			p := Pair{k, Unescape(v)}
+			if len(rec) == 1 && rec[0] == p {
+				continue // the same item again: one record
+			}
+			if len(rec) > 0 {
+				fn(rec)
+				clear(rec)
+				rec = rec[:0]
+			}
+			rec = append(rec, p)
+		}
+	}
+	if len(rec) > 0 {
+		fn(rec)
+	}
+}
+
 // List is a '|'-separated list, items unescaped.
 type List []string
 

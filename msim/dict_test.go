@@ -231,3 +231,89 @@ func TestAppendReply(t *testing.T) {
 		})
 	}
 }
+
+// recordsByDict is what eachRecord must match: each part parsed as
+// ParseDict parses it (up to a bad item), the parts joined, then split by
+// Records.
+func recordsByDict(parts []string, first string) []Dict {
+	var all Dict
+	for _, p := range parts {
+		d, _ := ParseDict(p)
+		all = append(all, d...)
+	}
+	return all.Records(first)
+}
+
+// recordsByEach collects eachRecord's records, copied (fn's Dict is reused).
+func recordsByEach(parts []string, first string) []Dict {
+	var out []Dict
+	eachRecord(parts, first, func(rec Dict) { out = append(out, append(Dict(nil), rec...)) })
+	return out
+}
+
+func TestEachRecord(t *testing.T) {
+	tests := []struct {
+		name  string
+		parts []string
+		want  []Dict
+	}{
+		{"none", nil, nil},
+		{"empty part", []string{""}, nil},
+		{"two records", []string{"ContactID=1\x1cUserName=a/1b\x1cContactID=2\x1cUserName=c"},
+			[]Dict{{{"ContactID", "1"}, {"UserName", "a/b"}}, {{"ContactID", "2"}, {"UserName", "c"}}}},
+		{"items before the first record dropped", []string{"x=1\x1cContactID=1\x1cy=2"},
+			[]Dict{{{"ContactID", "1"}, {"y", "2"}}}},
+		{"repeated first item is one record", []string{"ContactID=6221\x1cContactID=6221\x1cy=2\x1cContactID=7"},
+			[]Dict{{{"ContactID", "6221"}, {"y", "2"}}, {{"ContactID", "7"}}}},
+		{"same first value later starts a record", []string{"ContactID=1\x1cy=2\x1cContactID=1"},
+			[]Dict{{{"ContactID", "1"}, {"y", "2"}}, {{"ContactID", "1"}}}},
+		{"a record across parts", []string{"ContactID=1\x1cy=2", "z=3\x1cContactID=2"},
+			[]Dict{{{"ContactID", "1"}, {"y", "2"}, {"z", "3"}}, {{"ContactID", "2"}}}},
+		{"a bad item ends its part only", []string{"ContactID=1\x1cbad\x1cy=2", "z=3"},
+			[]Dict{{{"ContactID", "1"}, {"z", "3"}}}},
+		{"empty item ends its part", []string{"ContactID=1\x1c\x1cy=2"},
+			[]Dict{{{"ContactID", "1"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := recordsByEach(tt.parts, "ContactID")
+			if !equalRecords(got, tt.want) {
+				t.Errorf("eachRecord got %q, want %q", got, tt.want)
+			}
+			if ref := recordsByDict(tt.parts, "ContactID"); !equalRecords(ref, tt.want) {
+				t.Errorf("Records of ParseDict got %q, want %q", ref, tt.want)
+			}
+		})
+	}
+}
+
+func equalRecords(a, b []Dict) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+		for j := range a[i] {
+			if a[i][j] != b[i][j] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// eachRecord splits any parts as Records splits their parsed dictionary.
+func FuzzEachRecord(f *testing.F) {
+	f.Add("ContactID=1\x1cUserName=a/1b\x1cContactID=1\x1cx=2", "y=3\x1cContactID=2", "ContactID")
+	f.Add("a=1\x1cbad\x1cContactID=3", "", "ContactID")
+	f.Add("GroupID=1\x1cGroupName=x", "GroupID=1\x1cGroupID=1", "GroupID")
+	f.Fuzz(func(t *testing.T, p1, p2, first string) {
+		parts := []string{p1, p2}
+		got, want := recordsByEach(parts, first), recordsByDict(parts, first)
+		if !equalRecords(got, want) {
+			t.Errorf("eachRecord(%q, %q) got %q, want %q", parts, first, got, want)
+		}
+	})
+}

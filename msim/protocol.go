@@ -124,6 +124,11 @@ type Persist struct {
 	UID  UID // the requester's uid; 0 when the request omitted it
 	RID  int
 	Body Dict
+
+	// parts is the wire form of the body (values still escaped), one item
+	// per message of the reply, for a request that asked for it (req.raw):
+	// Body is then left empty, unless the reply is an error.
+	parts []string
 }
 
 // Kind returns the (dsn, lid) pair.
@@ -140,7 +145,12 @@ func (p *Persist) ErrorMessage() string { return p.Body.Str("ErrorMessage") }
 
 // ParsePersist reads a persist or persistr message. Fields are looked up by
 // name, in any order; uid may be missing.
-func ParsePersist(m *Message) (*Persist, error) {
+func ParsePersist(m *Message) (*Persist, error) { return parsePersist(m, true) }
+
+// parsePersist is ParsePersist; without body, the body is left unparsed
+// (the caller reads it with m.Raw), unless the reply is an error, whose
+// message is in the body.
+func parsePersist(m *Message, body bool) (*Persist, error) {
 	if !m.Is("persist") && !m.Is("persistr") {
 		return nil, fmt.Errorf("msim: %q is not a persist message", m.Type())
 	}
@@ -165,7 +175,7 @@ func ParsePersist(m *Message) (*Persist, error) {
 		}
 		p.UID = UID(u)
 	}
-	if m.Has("body") {
+	if (body || p.IsError()) && m.Has("body") {
 		// An item without '=' ends the body; what came before is kept, as
 		// the reference client does, so the request still gets its answer.
 		if p.Body, err = m.Dict("body"); err != nil && !errors.Is(err, ErrBadDict) {
