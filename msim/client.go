@@ -402,7 +402,10 @@ func (c *Client) readLoop() {
 		err := c.dec.Wait()
 		var m *Message
 		if err == nil {
-			m, err = c.dec.Decode()
+			m = readMsgs.Get().(*Message)
+			if err = c.dec.DecodeInto(m); err != nil {
+				putReadMsg(m)
+			}
 		}
 		if err != nil {
 			var se *SyntaxError
@@ -426,8 +429,27 @@ func (c *Client) readLoop() {
 		}
 		last = time.Now()
 		c.trace("<-", m)
-		c.handle(m)
+		c.handle(m) // keeps neither m nor its fields
+		putReadMsg(m)
 	}
+}
+
+// readMsgs holds the messages readers decode into, one at a time each:
+// a message handled is garbage, and most sessions get many small ones.
+var readMsgs = sync.Pool{New: func() any { return &Message{fields: make([]Field, 0, keptReadFields)} }}
+
+// keptReadFields is the most fields a message readMsgs keeps has room for.
+const keptReadFields = 16
+
+// putReadMsg gives m back to readMsgs, holding no value (so that it pins
+// no message's text), unless its fields outgrew keptReadFields.
+func putReadMsg(m *Message) {
+	if cap(m.fields) > keptReadFields {
+		return
+	}
+	clear(m.fields[:cap(m.fields)])
+	m.fields = m.fields[:0]
+	readMsgs.Put(m)
 }
 
 // outItem is an entry of the writer's queue.

@@ -204,7 +204,20 @@ func (d *Decoder) Wait() error {
 }
 
 // Decode returns the next message. At a clean end of stream it returns io.EOF.
-func (d *Decoder) Decode() (*Message, error) {
+func (d *Decoder) Decode() (*Message, error) { return d.decode(nil) }
+
+// DecodeInto is Decode into m, whose fields it replaces, reusing their
+// array when it is large enough: for a reader that handles one message at
+// a time and keeps neither m nor its Fields once done with it. The values
+// of m's former fields stay valid. On an error m holds no fields.
+func (d *Decoder) DecodeInto(m *Message) error {
+	m.fields = m.fields[:0]
+	_, err := d.decode(m)
+	return err
+}
+
+// decode is Decode, into the message into when it is not nil.
+func (d *Decoder) decode(into *Message) (*Message, error) {
 	if d.sticky != nil {
 		return nil, d.sticky
 	}
@@ -271,7 +284,7 @@ func (d *Decoder) Decode() (*Message, error) {
 	}
 	text := string(buf[1 : len(buf)-1])
 	d.keep(buf)
-	m, err := parseFields(text, (tokens+1)/2)
+	m, err := parseFields(text, (tokens+1)/2, into)
 	if err != nil {
 		return nil, &SyntaxError{Offset: start, Err: err}
 	}
@@ -354,10 +367,19 @@ type (
 	}
 )
 
-func parseFields(s string, n int) (*Message, error) {
+func parseFields(s string, n int, into *Message) (*Message, error) {
 	var m *Message
 	var fields []Field
 	switch {
+	case into != nil:
+		m = into
+		if cap(into.fields) >= n {
+			clear(into.fields[:cap(into.fields)])
+			fields = into.fields[:0]
+		} else {
+			fields = make([]Field, 0, n)
+		}
+		into.fields = nil // until parsed
 	case n <= 4:
 		mf := &message4{}
 		m, fields = &mf.m, mf.f[:0:n]

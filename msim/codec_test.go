@@ -487,8 +487,21 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := NewDecoder(bytes.NewReader(b))
+		// DecodeInto, into one message reused, decodes the same stream
+		// alike.
+		into, reused := NewDecoder(bytes.NewReader(b)), &Message{}
 		for range 16 {
 			m, err := d.Decode()
+			err2 := into.DecodeInto(reused)
+			if (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
+				t.Fatalf("Decode got %v, DecodeInto got %v", err, err2)
+			}
+			if err == nil && !m.Equal(reused) {
+				t.Fatalf("Decode got %s, DecodeInto got %s", m, reused)
+			}
+			if err != nil && len(reused.Fields()) != 0 {
+				t.Fatalf("DecodeInto failed with %v and left %d fields", err, len(reused.Fields()))
+			}
 			if err != nil {
 				if errors.Is(err, io.EOF) || errors.Is(err, ErrTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
 					return
@@ -629,6 +642,46 @@ func TestDecodeAllocs(t *testing.T) {
 	}
 	if allocs > want {
 		t.Errorf("Decode: got %.1f allocations per message, want at most %.0f", allocs, want)
+	}
+}
+
+// DecodeInto reuses its message's fields: a small message costs only its
+// text, and the values decoded before stay valid.
+func TestDecodeIntoReuses(t *testing.T) {
+	one := `\bm\1\sesskey\5\f\1000001\msg\<p><f f='Times' h='16'>hi</f></p>\final\`
+	d := NewDecoder(strings.NewReader(`\bm\100\f\7\msg\first\final\` + strings.Repeat(one, 1000)))
+	m := &Message{}
+	if err := d.DecodeInto(m); err != nil {
+		t.Fatal(err)
+	}
+	first := m.StrOr("msg", "")
+	var err error
+	allocs := testing.AllocsPerRun(500, func() {
+		if err = d.DecodeInto(m); err == nil && m.Type() != "bm" {
+			err = errors.New("wrong type " + m.Type())
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != "first" {
+		t.Errorf("a value decoded before got %q, want %q", first, "first")
+	}
+	if got := m.StrOr("msg", ""); got != "<p><f f='Times' h='16'>hi</f></p>" {
+		t.Errorf("msg got %q", got)
+	}
+	want := 1.0
+	if raceEnabled {
+		want = 3 // the detector's pool drops some of what it is given
+	}
+	if allocs > want {
+		t.Errorf("DecodeInto: got %.1f allocations per message, want at most %.0f", allocs, want)
+	}
+	// At the end of the stream m is left without fields.
+	for d.DecodeInto(m) == nil {
+	}
+	if n := len(m.Fields()); n != 0 {
+		t.Errorf("after an error m has %d fields, want 0", n)
 	}
 }
 
