@@ -169,10 +169,10 @@ type Client struct {
 	sesskey int
 	uid     UID
 
-	out        chan outItem
-	smu        sync.RWMutex // held shared by senders putting an item in out
-	wmu        sync.Mutex   // guards writing
+	smu        sync.RWMutex // held shared by senders putting an item in the queue
+	wmu        sync.Mutex   // guards writing and the queue
 	writing    bool         // a writer goroutine runs (or has ended the session)
+	out        outRing      // the writer's queue
 	ws         *wstate      // the writer's bookkeeping, handed from one writer to the next
 	done       chan struct{}
 	writerDone chan struct{} // the writer has stopped writing
@@ -249,7 +249,6 @@ func newClient(cfg ClientConfig, nc net.Conn) *Client {
 		debug:      cfg.Log.Logger.IsLevelEnabled(logrus.DebugLevel),
 		nc:         nc,
 		dec:        NewDecoder(nc),
-		out:        make(chan outItem, outQueue),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		final:      make(chan struct{}),
@@ -452,6 +451,59 @@ func putReadMsg(m *Message) {
 	readMsgs.Put(m)
 }
 
+// outRing is the writer's queue of at most outQueue items, in a ring
+// borrowed from outRings while the writer runs: an idle session holds
+// none. Guarded by Client.wmu.
+type outRing struct {
+	ring    *[outQueue]outItem
+	head, n int
+	room    chan struct{} // made when a sender waits for room; closed once there is
+}
+
+// outRings holds the rings of writers that stopped.
+var outRings = sync.Pool{New: func() any { return new([outQueue]outItem) }}
+
+// push adds it as the newest item; with the queue full it returns false
+// and the channel to wait on for room.
+func (q *outRing) push(it outItem) (chan struct{}, bool) {
+	if q.n == outQueue {
+		if q.room == nil {
+			q.room = make(chan struct{})
+		}
+		return q.room, false
+	}
+	if q.ring == nil {
+		q.ring = outRings.Get().(*[outQueue]outItem)
+	}
+	q.ring[(q.head+q.n)%outQueue] = it
+	q.n++
+	return nil, true
+}
+
+// pop takes the oldest item, waking the senders waiting for room.
+func (q *outRing) pop() (outItem, bool) {
+	if q.n == 0 {
+		return outItem{}, false
+	}
+	it := q.ring[q.head]
+	q.ring[q.head] = outItem{}
+	q.head = (q.head + 1) % outQueue
+	q.n--
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
+	return it, true
+}
+
+// release hands the ring of an empty queue back to outRings.
+func (q *outRing) release() {
+	if q.n == 0 && q.ring != nil {
+		outRings.Put(q.ring)
+		q.ring, q.head = nil, 0
+	}
+}
+
 // outItem is an entry of the writer's queue.
 type outItem struct {
 	b      []byte      // an encoded message; nil: flush what came before and stop (Close)
@@ -581,14 +633,38 @@ func (r *imRing) push(im OutgoingIM) {
 }
 
 // startWriter starts the writer unless one runs (or the session ended).
-// Senders call it after putting an item in out, down after closing done.
+// tryPut calls it once an item is queued, down after closing done.
 func (c *Client) startWriter() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.startWriterLocked()
+}
+
+// startWriterLocked is startWriter with c.wmu held.
+func (c *Client) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
 		go c.writeLoop()
 	}
+}
+
+// tryPut queues it and starts the writer; with the queue full it returns
+// false and a channel closed once the writer has made room.
+func (c *Client) tryPut(it outItem) (<-chan struct{}, bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if room, ok := c.out.push(it); !ok {
+		return room, false
+	}
+	c.startWriterLocked()
+	return nil, true
+}
+
+// next takes the oldest queued item; false when the queue is empty.
+func (c *Client) next() (outItem, bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.out.pop()
 }
 
 // writeLoop writes queued messages in batches: it writes when batchSize
@@ -607,38 +683,38 @@ func (c *Client) writeLoop() {
 	}()
 	defer c.recover("writer")
 	for {
-		var it outItem
 		select {
 		case <-c.done:
 			return
 		default:
 		}
-		select {
-		case it = <-c.out:
-		default:
-			// Empty: stop, unless an item came in meanwhile (its sender
-			// saw writing set and starts no writer) or the link went
-			// down (down saw writing set and relies on this one).
-			c.wmu.Lock()
-			if len(c.out) > 0 {
-				c.wmu.Unlock()
-				continue
-			}
+		c.wmu.Lock()
+		it, ok := c.out.pop()
+		if !ok {
+			// Empty: stop, unless the link went down (down saw writing
+			// set and relies on this one). An item queued from now on
+			// starts a writer again.
 			select {
 			case <-c.done:
 				c.wmu.Unlock()
 				return
 			default:
 			}
+			c.out.release()
 			w.putBatch()
 			c.writing = false
 			c.wmu.Unlock()
 			final = false
 			return
 		}
+		c.wmu.Unlock()
 		stop := w.take(it)
-		for !stop && len(w.batch) < batchSize && len(c.out) > 0 {
-			stop = w.take(<-c.out) // only this goroutine receives: it cannot block
+		for !stop && len(w.batch) < batchSize {
+			it, ok := c.next()
+			if !ok {
+				break
+			}
+			stop = w.take(it)
 		}
 		if err := c.write(w); err != nil {
 			c.down(DisconnectNetwork, errorf("msim: write: %w", err))
@@ -691,8 +767,8 @@ func (c *Client) endWriter(w *wstate) {
 	// Senders hold smu shared from their check of done until their item is
 	// in the queue (or they gave up): once we hold it, nothing more comes.
 	c.smu.Lock()
-	for len(c.out) > 0 {
-		if it := <-c.out; it.im != nil {
+	for it, ok := c.next(); ok; it, ok = c.next() {
+		if it.im != nil {
 			unsent = append(unsent, *it.im)
 		}
 	}
@@ -745,20 +821,18 @@ func (c *Client) enqueueEncoded(ctx context.Context, b []byte, pooled *[]byte, t
 		c.trace("->", m)
 	}
 	it := outItem{b: b, im: im, pooled: pooled}
-	select { // first without ctx: a cancelable ctx's Done allocates
-	case c.out <- it:
-		c.startWriter()
-		return nil
-	default:
-	}
-	select {
-	case c.out <- it:
-		c.startWriter()
-		return nil
-	case <-c.done:
-		return c.linkErr()
-	case <-ctx.Done():
-		return errorf("msim: send %s: %w", typ, ctx.Err())
+	for {
+		room, ok := c.tryPut(it)
+		if ok {
+			return nil
+		}
+		select { // ctx's Done only now: a cancelable ctx's Done allocates
+		case <-room:
+		case <-c.done:
+			return c.linkErr()
+		case <-ctx.Done():
+			return errorf("msim: send %s: %w", typ, ctx.Err())
+		}
 	}
 }
 
@@ -819,12 +893,20 @@ func (c *Client) Close() error {
 			t := time.NewTimer(c.cfg.closeGrace)
 			defer t.Stop()
 			b := Encode(New("logout", "").AddInt("sesskey", c.sesskey))
+		items:
 			for _, item := range []outItem{{b: b}, {}} {
-				select {
-				case c.out <- item:
-					c.startWriter()
-				case <-c.done:
-				case <-t.C:
+				for {
+					room, ok := c.tryPut(item)
+					if ok {
+						break
+					}
+					select {
+					case <-room:
+					case <-c.done:
+						break items
+					case <-t.C:
+						break items
+					}
 				}
 			}
 			select {

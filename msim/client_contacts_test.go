@@ -122,7 +122,7 @@ func TestTakeEventsLetsABurstGo(t *testing.T) {
 }
 
 // TestIdleClientKeepsNoBatchBuffer: once the writer has written what was
-// queued and stopped, the client holds no batch buffer.
+// queued and stopped, the client holds no batch buffer and no queue.
 func TestIdleClientKeepsNoBatchBuffer(t *testing.T) {
 	t.Parallel()
 	c, fc := loggedIn(t, nil)
@@ -134,10 +134,13 @@ func TestIdleClientKeepsNoBatchBuffer(t *testing.T) {
 	for {
 		c.wmu.Lock()
 		if !c.writing { // the writer's state is not touched until the next one starts
-			held, batch := c.ws.held, c.ws.batch
+			held, batch, ring := c.ws.held, c.ws.batch, c.out.ring
 			c.wmu.Unlock()
 			if held != nil || batch != nil {
 				t.Errorf("idle writer: got a batch buffer (cap %d), want none", cap(batch))
+			}
+			if ring != nil {
+				t.Errorf("idle writer: got a queue of %d items, want none", len(ring))
 			}
 			return
 		}

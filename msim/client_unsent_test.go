@@ -11,7 +11,9 @@ import (
 	"errors"
 	"net"
 	"reflect"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -242,6 +244,61 @@ func TestClientUnsentRace(t *testing.T) {
 	}
 	if len(d.Unconfirmed) != 0 {
 		t.Errorf("Unconfirmed got %q, want none (nothing was written)", texts(d.Unconfirmed))
+	}
+}
+
+// TestClientQueueFullWaits: with the writer stuck and the queue full, a
+// sender waits; once the write goes out it is let in, and every IM is
+// written in order.
+func TestClientQueueFullWaits(t *testing.T) {
+	t.Parallel()
+	c, fc, g, _ := gatedClient(t, nil)
+	g.hold()
+	sendIMs(t, c, "first")
+	<-g.writes // the writer is stuck in first's write
+	var want []string
+	for i := range outQueue {
+		want = append(want, "q"+strconv.Itoa(i))
+	}
+	sendIMs(t, c, want...)
+	sent := make(chan error, 1)
+	go func() { sent <- c.SendIM(context.Background(), 2001, "last") }()
+	for waiting := false; !waiting; { // until the sender waits for room
+		c.wmu.Lock()
+		waiting = c.out.room != nil
+		c.wmu.Unlock()
+		select {
+		case err := <-sent:
+			t.Fatalf("SendIM with the queue full returned %v, want it to wait", err)
+		default:
+		}
+		runtime.Gosched()
+	}
+	g.release <- 1 << 20 // first goes out; the writer takes the queue
+	go func() {          // and the batches after it
+		for {
+			select {
+			case <-g.writes:
+				g.release <- 1 << 20
+			case <-g.closed:
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-sent:
+		if err != nil {
+			t.Fatalf("SendIM once there was room got %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("SendIM still waits with room in the queue")
+	}
+	want = append([]string{"first"}, append(want, "last")...)
+	for _, w := range want {
+		m := fc.expect("bm")
+		if got := m.StrOr("msg", ""); !strings.Contains(got, w) {
+			t.Fatalf("IM got %q, want %q (in order)", got, w)
+		}
 	}
 }
 
