@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/internal/maproom"
+	"github.com/msimircd/msimircd/internal/sortidx"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
@@ -27,10 +28,10 @@ type account struct {
 	alerts func() bool // stops the next alert poll
 	delay  time.Duration
 
-	buddies map[msim.UID]*buddy
-	room    maproom.Room[buddy]     // made by reserveBuddies for the next buddies
-	strs    strPack                 // the idents and hosts of the buddies' virtual users
-	pending map[msim.UID][]seqEvent // events from strangers awaiting their profile
+	buddies sortidx.Index[*buddy, msim.UID] // by uid
+	room    maproom.Room[buddy]             // made by reserveBuddies for the next buddies
+	strs    strPack                         // the idents and hosts of the buddies' virtual users
+	pending map[msim.UID][]seqEvent         // events from strangers awaiting their profile
 	queue   []queuedIM
 
 	status     msim.Status // what the user asked for; restored on reconnect
@@ -87,7 +88,7 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 	case msim.IMEvent:
 		s.fromUser(a, ev.From, ev)
 	case msim.PresenceEvent:
-		if bd := a.buddies[ev.UID]; bd != nil {
+		if bd := a.buddy(ev.UID); bd != nil {
 			// The client's table holds the presence (this one, or a
 			// newer one whose event follows).
 			s.b.met.presenceUpdate(toIRC)
@@ -96,7 +97,7 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 	case msim.TypingEvent:
 		// Clients repeat "stopped typing" (libpurple sends it twice): only
 		// a change reaches IRC.
-		if bd := a.buddies[ev.From]; bd != nil && s.setting("typing") == "true" && bd.typing != ev.Typing {
+		if bd := a.buddy(ev.From); bd != nil && s.setting("typing") == "true" && bd.typing != ev.Typing {
 			bd.typing = ev.Typing
 			if s.irc.Deliver(ircd.Delivery{Command: "TAGMSG", From: bd.nick, Tags: typingTags(ev.Typing)}) && s.irc.HasCap("message-tags") {
 				s.b.met.typed(toIRC)
@@ -107,7 +108,7 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 	case msim.ContactEvent:
 		switch ev.Change {
 		case msim.ContactRemoved:
-			if bd := a.buddies[ev.Contact.UID]; bd != nil {
+			if bd := a.buddy(ev.Contact.UID); bd != nil {
 				bd.contact = false
 				s.applyPresence(bd)
 			}

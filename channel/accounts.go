@@ -297,7 +297,7 @@ func (s *session) accountSet(r replyCtx, a *account, args []string) {
 func (s *session) moveChannel(a *account, ch string) {
 	delete(s.byChannel, nickKey(a.channel))
 	s.irc.RemoveChannel(a.channel)
-	for _, bd := range a.buddies {
+	for _, bd := range a.buddies.All() {
 		bd.inChan, bd.voiced = false, false
 	}
 	a.channel, a.joined = ch, false
@@ -310,7 +310,7 @@ func (s *session) moveChannel(a *account, ch string) {
 	s.irc.JoinUser(ch, svc, false)
 	s.irc.SetOp(ch, svc, true)
 	s.joinClient(a)
-	for _, bd := range a.buddies {
+	for _, bd := range a.buddies.All() {
 		s.applyPresence(bd)
 	}
 }
@@ -360,7 +360,7 @@ func (s *session) cmdBlist(r replyCtx, args []string) {
 	counts := map[string]int{}
 	var lines []string
 	for _, a := range s.accounts {
-		for _, bd := range a.buddies {
+		for _, bd := range a.buddies.All() {
 			if !bd.contact {
 				continue
 			}

@@ -332,8 +332,8 @@ func (s *session) build(at *attachment, others bool) {
 		}
 		s.irc.JoinUser(a.channel, svc, false)
 		s.irc.SetOp(a.channel, svc, true)
-		s.irc.Reserve(a.channel, len(a.buddies))
-		for _, bd := range a.buddies {
+		s.irc.Reserve(a.channel, a.buddies.Len())
+		for _, bd := range a.buddies.All() {
 			s.addBuddyUser(bd)
 			if bd.inChan {
 				s.irc.JoinUser(a.channel, bd.nick, bd.voiced)
@@ -344,7 +344,7 @@ func (s *session) build(at *attachment, others bool) {
 		s.joinClient(a)
 		if a.state == linkUp && quiet {
 			n := 0
-			for _, bd := range a.buddies {
+			for _, bd := range a.buddies.All() {
 				if bd.contact {
 					n++
 				}
@@ -381,9 +381,9 @@ func (s *session) addBuddyUser(bd *buddy) {
 	memKey := buddyKey{bd.a.cfg.Email, bd.uid}
 	old := bd.nick
 	nick := uniqueNick(old, func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) || k == nickKey(old) })
-	delete(s.nicks, nickKey(old))
+	s.nicks.Delete(old)
 	bd.nick, u.Nick = nick, nick
-	s.nicks[nickKey(nick)] = bd
+	s.nicks.Add(bd, nick)
 	s.mem.setNick(memKey, nick, false)
 	if err := s.irc.AddUser(u); err != nil {
 		s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")

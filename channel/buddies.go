@@ -4,10 +4,12 @@
 package channel
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
 	"github.com/msimircd/msimircd/internal/maproom"
+	"github.com/msimircd/msimircd/internal/sortidx"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
@@ -26,6 +28,26 @@ type buddy struct {
 	inChan      bool
 	voiced      bool
 	typing      bool // the IRC client was last told the buddy is typing
+}
+
+// newBuddyIndex is an empty index of an account's buddies by uid.
+func newBuddyIndex() sortidx.Index[*buddy, msim.UID] { return sortidx.New(cmpBuddyUID) }
+
+func cmpBuddyUID(bd *buddy, uid msim.UID) int { return cmp.Compare(bd.uid, uid) }
+
+// cmpBuddyNick orders buddies by nick as the IRC server compares nicks.
+func cmpBuddyNick(bd *buddy, nick string) int { return ircd.CompareNicks(bd.nick, nick) }
+
+// buddy is a's buddy uid, or nil.
+func (a *account) buddy(uid msim.UID) *buddy {
+	bd, _ := a.buddies.Get(uid)
+	return bd
+}
+
+// buddyByNick is the buddy of any account known by nick, or nil.
+func (s *session) buddyByNick(nick string) *buddy {
+	bd, _ := s.nicks.Get(nick)
+	return bd
 }
 
 // presence is bd's latest presence, read from the MSIM client's table:
@@ -55,7 +77,7 @@ func awayText(st msim.Status, text string) string {
 // nickOf is the nick of uid on a, or the uid itself for a user the bridge
 // no longer knows.
 func (s *session) nickOf(a *account, uid msim.UID) string {
-	if bd := a.buddies[uid]; bd != nil {
+	if bd := a.buddy(uid); bd != nil {
 		return bd.nick
 	}
 	return uid.String()
@@ -63,7 +85,7 @@ func (s *session) nickOf(a *account, uid msim.UID) string {
 
 // dropBuddies takes every buddy of a out of its channel (the link is down).
 func (s *session) dropBuddies(a *account) {
-	for _, bd := range a.buddies {
+	for _, bd := range a.buddies.All() {
 		if bd.inChan {
 			s.irc.PartUser(a.channel, bd.nick, "MSIM link down")
 			bd.inChan, bd.voiced = false, false
@@ -73,7 +95,7 @@ func (s *session) dropBuddies(a *account) {
 
 // upsertContact creates or updates a buddy from the contact list.
 func (s *session) upsertContact(a *account, c msim.Contact) {
-	bd := a.buddies[c.UID]
+	bd := a.buddy(c.UID)
 	if bd == nil {
 		bd = s.newBuddy(a, c.UID, c.UserName, c.DisplayName)
 	}
@@ -97,7 +119,7 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 func (s *session) reserveBuddies(a *account, contacts []msim.Contact) {
 	n, size := 0, 0
 	for _, c := range contacts {
-		if a.buddies[c.UID] == nil {
+		if a.buddy(c.UID) == nil {
 			n++
 			size += identHostLen(c.UserName, c.UID)
 		}
@@ -105,8 +127,8 @@ func (s *session) reserveBuddies(a *account, contacts []msim.Contact) {
 	if n < maproom.Min {
 		return
 	}
-	a.buddies = maproom.For(a.buddies, n)
-	s.nicks = maproom.For(s.nicks, n)
+	a.buddies.Grow(n)
+	s.nicks.Grow(n)
 	a.room.Make(n)
 	a.strs.grow(size)
 	s.irc.Reserve(a.channel, n)
@@ -137,15 +159,15 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
 		}
 	}
-	a.buddies[uid] = bd
-	s.nicks[nickKey(nick)] = bd
+	a.buddies.Add(bd, uid)
+	s.nicks.Add(bd, nick)
 	return bd
 }
 
 // nickTaken reports whether a nick key is used by a buddy, the service or
 // the IRC user.
 func (s *session) nickTaken(key string) bool {
-	if _, ok := s.nicks[key]; ok {
+	if s.buddyByNick(key) != nil {
 		return true
 	}
 	return key == nickKey(s.b.cfg.ServiceNick) || key == nickKey(s.irc.Nick())
@@ -221,7 +243,7 @@ func (s *session) whoisInfo(bd *buddy, p *msim.Profile) []string {
 }
 
 func (s *session) onWhois(ev whoisAsk) {
-	bd := s.nicks[nickKey(ev.nick)]
+	bd := s.buddyByNick(ev.nick)
 	if bd == nil {
 		if nickKey(ev.nick) == nickKey(s.b.cfg.ServiceNick) {
 			ev.answer([]string{"msimircd's service: type help in a control channel"})

@@ -122,7 +122,7 @@ func (s *session) online(r replyCtx) MSIMClient {
 
 // findBuddy resolves a nick to a buddy of the reply's account.
 func (s *session) findBuddy(r replyCtx, nick string) *buddy {
-	bd := s.nicks[nickKey(nick)]
+	bd := s.buddyByNick(nick)
 	if bd == nil {
 		s.reply(r, "No buddy is called %q.", nick)
 		return nil
@@ -175,7 +175,7 @@ func (s *session) cmdAdd(r replyCtx, args []string) {
 			return
 		}
 		s.upsertContact(a, msim.Contact{UID: p.UID, UserName: p.UserName, DisplayName: p.DisplayName})
-		bd := a.buddies[p.UID]
+		bd := a.buddy(p.UID)
 		s.reply(r, "Added %s (uid %d) to your buddy list as %s.", nameOr(p.UserName, who), p.UID, bd.nick)
 	})
 }
@@ -304,9 +304,9 @@ func (s *session) cmdRename(r replyCtx, args []string) {
 		s.reply(r, "Cannot rename %s: %v", old, err)
 		return
 	}
-	delete(s.nicks, nickKey(old))
+	s.nicks.Delete(old)
 	bd.nick = nn
-	s.nicks[nickKey(nn)] = bd
+	s.nicks.Add(bd, nn)
 	s.mem.setNick(buddyKey{bd.a.cfg.Email, bd.uid}, nn, false)
 	s.reply(r, "%s is now known as %s.", old, nn)
 }
@@ -395,7 +395,7 @@ func (s *session) cmdSet(r replyCtx, args []string) {
 	s.mem.setSetting(k, v)
 	s.reply(r, "%s = %s", k, v)
 	for _, a := range s.accounts {
-		for _, bd := range a.buddies {
+		for _, bd := range a.buddies.All() {
 			s.applyPresence(bd)
 		}
 	}

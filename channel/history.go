@@ -156,7 +156,7 @@ func (s *session) findConversation(target string) (conversation, error) {
 	if !s.historyOn() {
 		return conversation{}, fmt.Errorf("%s: %w", target, ircd.ErrInvalidTarget)
 	}
-	if bd := s.nicks[nickKey(target)]; bd != nil {
+	if bd := s.buddyByNick(target); bd != nil {
 		return conversation{bd.a.cfg.Email, bd.uid, bd.nick}, nil
 	}
 	if k, ok := s.mem.nickOwner(nickKey(target)); ok {
@@ -207,7 +207,7 @@ func (s *session) lookupConversation(target string, done func(context.Context, c
 func (s *session) nickFor(email string, uid msim.UID) string {
 	for _, a := range s.accounts {
 		if strings.EqualFold(a.cfg.Email, email) {
-			if bd := a.buddies[uid]; bd != nil {
+			if bd := a.buddy(uid); bd != nil {
 				return bd.nick
 			}
 		}

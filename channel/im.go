@@ -54,7 +54,7 @@ func senderOf(ev msim.Event) msim.UID {
 // fromUserSeq puts an IM or zap from uid in the outbox, first learning who
 // a stranger is.
 func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
-	bd := a.buddies[uid]
+	bd := a.buddy(uid)
 	if bd == nil {
 		if q, ok := a.pending[uid]; ok {
 			a.pending[uid] = append(q, se)
@@ -85,7 +85,7 @@ func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
 func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
 	evs := a.pending[uid]
 	delete(a.pending, uid)
-	if a.buddies[uid] == nil {
+	if a.buddy(uid) == nil {
 		s.newBuddy(a, uid, p.UserName, p.DisplayName)
 	}
 	for _, se := range evs {

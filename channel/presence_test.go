@@ -52,7 +52,7 @@ func TestPresenceReadFromClientTable(t *testing.T) {
 			t.Errorf("%s: blist got %q, want it to end in %q", tc.name, got, tc.want)
 		}
 	}
-	if bd := r.a.buddies[7]; bd == nil || !bd.inChan || !bd.voiced {
+	if bd := r.a.buddy(7); bd == nil || !bd.inChan || !bd.voiced {
 		t.Errorf("bob online: got %+v, want in the channel, voiced", bd)
 	}
 }

@@ -39,8 +39,8 @@ func TestContactListAllocations(t *testing.T) {
 		t.Errorf("%d allocations for %d contacts, want a few for all of them", allocs, n)
 	}
 	for i, c := range contacts {
-		bd := r.a.buddies[c.UID]
-		if bd == nil || r.s.nicks[nickKey(bd.nick)] != bd {
+		bd := r.a.buddy(c.UID)
+		if bd == nil || r.s.buddyByNick(bd.nick) != bd {
 			t.Fatalf("contact %d (%s) is not a buddy", i, c.UserName)
 		}
 		ident, host := r.a.userOf(bd.userName, bd.uid)

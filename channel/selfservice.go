@@ -14,7 +14,6 @@ import (
 
 	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/ircd"
-	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -450,13 +449,13 @@ func (s *session) removeAccount(a *account, why string) {
 	if why != "" && a.joined {
 		s.say(a, "%s", why)
 	}
-	for _, bd := range a.buddies {
-		if s.nicks[nickKey(bd.nick)] == bd {
-			delete(s.nicks, nickKey(bd.nick))
+	for _, bd := range a.buddies.All() {
+		if s.buddyByNick(bd.nick) == bd {
+			s.nicks.Delete(bd.nick)
 		}
 		s.irc.RemoveUser(bd.nick, "Account removed")
 	}
-	a.buddies = map[msim.UID]*buddy{}
+	a.buddies = newBuddyIndex()
 	a.queue = nil
 	if s.byChannel[nickKey(a.channel)] == a {
 		delete(s.byChannel, nickKey(a.channel))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/internal/sortidx"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
@@ -96,11 +97,11 @@ type session struct {
 	histFailed func(error)
 
 	accounts  []*account
-	byChannel map[string]*account // by nickKey(channel)
-	nicks     map[string]*buddy   // by nickKey(nick), across all accounts
-	away      string              // the IRC user's AWAY text
-	out       outbox              // IMs on their way to the IRC client
-	busy      bool                // identify, register or drop is under way
+	byChannel map[string]*account           // by nickKey(channel)
+	nicks     sortidx.Index[*buddy, string] // by nick, case folded, across all accounts
+	away      string                        // the IRC user's AWAY text
+	out       outbox                        // IMs on their way to the IRC client
+	busy      bool                          // identify, register or drop is under way
 	// deferred holds what the client typed while busy, handled in order
 	// once it is done (or by the session identify moves the client to).
 	deferred  []event
@@ -118,7 +119,7 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 		cancel: cancel,
 		events: make(chan event, 64),
 		done:   make(chan struct{}),
-		nicks:  map[string]*buddy{}, byChannel: map[string]*account{},
+		nicks:  sortidx.New(cmpBuddyNick), byChannel: map[string]*account{},
 		out: newOutbox(),
 
 		msimReady: make(chan struct{}, 1),
@@ -136,7 +137,7 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 }
 
 func (s *session) newAccount(ac Account) *account {
-	a := &account{cfg: ac, buddies: map[msim.UID]*buddy{}, pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
+	a := &account{cfg: ac, buddies: newBuddyIndex(), pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
 	a.channel = s.channelName(ac)
 	s.b.met.accountOpened()
 	a.queue = s.mem.queuedFor(ac.Email) // typed before the user last left
@@ -521,7 +522,7 @@ func (s *session) onIRC(in ircd.Input) {
 			return
 		}
 		if nick, rest, ok := addressed(text); ok {
-			if bd := s.nicks[nickKey(nick)]; bd != nil {
+			if bd := s.buddyByNick(nick); bd != nil {
 				s.own(bd, in, "PRIVMSG", rest)
 				s.sendIM(bd, rest)
 				return
@@ -543,7 +544,7 @@ func (s *session) onIRC(in ircd.Input) {
 		}
 		return
 	}
-	bd := s.nicks[nickKey(in.Target)]
+	bd := s.buddyByNick(in.Target)
 	if bd == nil {
 		return
 	}

@@ -332,14 +332,10 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 	if matches(c.nick, c.user, c.host, c.realName) {
 		c.numeric(irc.RPL_WHOREPLY, "*", c.user, c.host, server, c.nick, c.whoFlags(c.away, ""), "0 "+c.realName)
 	}
-	users := make([]*vuser, 0, len(c.users))
-	for _, u := range c.users {
-		if matches(u.Nick, u.ident, u.Host, u.RealName) {
-			users = append(users, u)
+	for _, u := range c.users.All() { // in nick order
+		if !matches(u.Nick, u.ident, u.Host, u.RealName) {
+			continue
 		}
-	}
-	sort.Slice(users, func(i, j int) bool { return Nick(users[i].Nick).Key() < Nick(users[j].Nick).Key() })
-	for _, u := range users {
 		c.numeric(irc.RPL_WHOREPLY, "*", u.ident, u.Host, server, u.Nick, c.whoFlags(u.Away, ""), "0 "+u.RealName)
 	}
 	c.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list.")

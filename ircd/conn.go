@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/msimircd/msimircd/internal/maproom"
+	"github.com/msimircd/msimircd/internal/sortidx"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
 	"gopkg.in/irc.v4"
@@ -90,13 +91,13 @@ type Client struct {
 	umodes     string
 	signon     time.Time
 	lastActive time.Time
-	users      map[string]*vuser   // by Nick.Key
-	room       maproom.Room[vuser] // made by Reserve for the next virtual users
-	chans      map[string]*vchan   // by foldCase(name)
-	calls      []func()            // backend calls to make after unlocking
-	whois      []*whoisReq         // WHOIS replies waiting, in the order asked
-	pending    []*asyncReq         // replies waiting for a HistoryHandler, in the order asked
-	capture    *replyBuf           // the labeled reply being collected (labeled.go)
+	users      sortidx.Index[*vuser, string] // by nick, case folded (cmpUser)
+	room       maproom.Room[vuser]           // made by Reserve for the next virtual users
+	chans      map[string]*vchan             // by foldCase(name)
+	calls      []func()                      // backend calls to make after unlocking
+	whois      []*whoisReq                   // WHOIS replies waiting, in the order asked
+	pending    []*asyncReq                   // replies waiting for a HistoryHandler, in the order asked
+	capture    *replyBuf                     // the labeled reply being collected (labeled.go)
 }
 
 // ircError is a numeric error reply. The dispatcher prefixes the nick.
@@ -121,7 +122,7 @@ func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 		id:     id,
 		done:   make(chan struct{}),
 		caps:   make(map[string]bool),
-		users:  make(map[string]*vuser),
+		users:  sortidx.New(cmpUser),
 		chans:  make(map[string]*vchan),
 		nick:   "*",
 		host:   hostOf(nc.RemoteAddr()),

@@ -1,6 +1,9 @@
 package ircd
 
-import "strings"
+import (
+	"cmp"
+	"strings"
+)
 
 // Limits advertised in ISUPPORT and enforced on every name.
 const (
@@ -46,26 +49,50 @@ func (n Nick) Valid() bool {
 // foldCase applies the rfc1459 casemapping.
 func foldCase(s string) string {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c >= 'A' && c <= 'Z') || c == '[' || c == ']' || c == '\\' || c == '~' {
+		if foldByte(s[i]) != s[i] {
 			b := []byte(s)
 			for j := i; j < len(b); j++ {
-				switch c := b[j]; {
-				case c >= 'A' && c <= 'Z':
-					b[j] = c + 'a' - 'A'
-				case c == '[':
-					b[j] = '{'
-				case c == ']':
-					b[j] = '}'
-				case c == '\\':
-					b[j] = '|'
-				case c == '~':
-					b[j] = '^'
-				}
+				b[j] = foldByte(b[j])
 			}
 			return string(b)
 		}
 	}
 	return s
+}
+
+// foldByte is c in lower case (rfc1459: []\~ are the upper case of {}|^).
+func foldByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '[':
+		return '{'
+	case c == ']':
+		return '}'
+	case c == '\\':
+		return '|'
+	case c == '~':
+		return '^'
+	}
+	return c
+}
+
+// CompareNicks orders nicks as the server compares them: case folded, as
+// strings.Compare orders their Keys.
+func CompareNicks(a, b string) int { return compareFolded(a, b) }
+
+// compareFolded compares a and b case folded, as strings.Compare compares
+// foldCase(a) and foldCase(b), without making either.
+func compareFolded(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		if x, y := foldByte(a[i]), foldByte(b[i]); x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return cmp.Compare(len(a), len(b))
 }
 
 // validChannel reports whether s is a well-formed channel name: '#' or '&',

@@ -59,7 +59,7 @@ func cmdNick(c *Client, m *irc.Message) *ircError {
 	if !n.Valid() {
 		return newErr(irc.ERR_ERRONEUSNICKNAME, string(n), "Erroneous nickname")
 	}
-	if _, taken := c.users[n.Key()]; taken {
+	if c.findUser(string(n)) != nil {
 		return newErr(irc.ERR_NICKNAMEINUSE, string(n), "Nickname is already in use")
 	}
 	if string(n) == c.nick {
@@ -237,7 +237,7 @@ func welcomeLines(cfg *Config) int {
 
 // lusers sends 251-266 for the client's world. Caller holds c.mu.
 func (c *Client) lusers() {
-	n := strconv.Itoa(len(c.users) + 1)
+	n := strconv.Itoa(c.users.Len() + 1)
 	c.numeric(irc.RPL_LUSERCLIENT, fmt.Sprintf("There are %s users and 0 invisible on 1 servers", n))
 	c.numeric(irc.RPL_LUSERCHANNELS, strconv.Itoa(len(c.chans)), "channels formed")
 	c.numeric(irc.RPL_LUSERME, fmt.Sprintf("I have %s clients and 0 servers", n))

@@ -105,7 +105,7 @@ func (c *Client) replyWhois(r *whoisReq) {
 	switch {
 	case r.self:
 		c.whoisSelf()
-	case r.u == nil || c.users[Nick(r.u.Nick).Key()] != r.u: // unknown, or removed meanwhile
+	case r.u == nil || c.findUser(r.u.Nick) != r.u: // unknown, or removed meanwhile
 		c.noSuchNick(r.target)
 	default:
 		c.whoisUser(r.u, r.info)

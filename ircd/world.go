@@ -138,13 +138,13 @@ func (c *Client) AddUser(u User) error {
 	u.Away = clean(u.Away, TopicLen)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.users[n.Key()]; ok || n.Key() == Nick(c.nick).Key() {
+	if c.findUser(u.Nick) != nil || n.Key() == Nick(c.nick).Key() {
 		return ErrNickInUse
 	}
 	now := c.stamp()
 	vu := c.room.Take()
 	*vu = vuser{Nick: u.Nick, ident: u.User, Host: u.Host, RealName: u.RealName, Away: u.Away, signon: now, lastSpoke: now}
-	c.users[n.Key()] = vu
+	c.users.Add(vu, vu.Nick)
 	return nil
 }
 
@@ -159,15 +159,21 @@ func (c *Client) Reserve(channel string, n int) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.users = maproom.For(c.users, n)
+	c.users.Grow(n)
 	c.room.Make(n)
 	if ch := c.channel(channel); ch != nil {
 		ch.members = maproom.For(ch.members, n)
 	}
 }
 
-// user looks up a virtual user. Caller holds c.mu.
-func (c *Client) findUser(nick string) *vuser { return c.users[Nick(nick).Key()] }
+// findUser looks up a virtual user. Caller holds c.mu.
+func (c *Client) findUser(nick string) *vuser {
+	u, _ := c.users.Get(nick)
+	return u
+}
+
+// cmpUser orders virtual users by nick, case folded: c.users' order.
+func cmpUser(u *vuser, nick string) int { return compareFolded(u.Nick, nick) }
 
 // isMember reports whether nick is a virtual user in ch. Caller holds c.mu.
 func (c *Client) isMember(ch *vchan, nick string) bool {
@@ -229,13 +235,13 @@ func (c *Client) RenameUser(oldNick, newNick string) error {
 	if u == nil {
 		return ErrNoSuchUser
 	}
-	if other := c.users[n.Key()]; (other != nil && other != u) || n.Key() == Nick(c.nick).Key() {
+	if other := c.findUser(newNick); (other != nil && other != u) || n.Key() == Nick(c.nick).Key() {
 		return ErrNickInUse
 	}
 	c.emit(msg(u.prefix(), "NICK", newNick))
-	delete(c.users, Nick(u.Nick).Key())
+	c.users.Delete(u.Nick)
 	u.Nick = newNick
-	c.users[n.Key()] = u
+	c.users.Add(u, u.Nick)
 	return nil
 }
 
@@ -256,7 +262,7 @@ func (c *Client) RemoveUser(nick, reason string) {
 	for _, ch := range c.chans {
 		delete(ch.members, u)
 	}
-	delete(c.users, Nick(u.Nick).Key())
+	c.users.Delete(u.Nick)
 }
 
 // CreateChannel adds a channel (CHANTYPES #&) to the client's world.
