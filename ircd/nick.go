@@ -60,22 +60,20 @@ func foldCase(s string) string {
 	return s
 }
 
-// foldByte is c in lower case (rfc1459: []\~ are the upper case of {}|^).
-func foldByte(c byte) byte {
-	switch {
-	case c >= 'A' && c <= 'Z':
-		return c + 'a' - 'A'
-	case c == '[':
-		return '{'
-	case c == ']':
-		return '}'
-	case c == '\\':
-		return '|'
-	case c == '~':
-		return '^'
+// foldByte is c in lower case (rfc1459: []\\~ are the upper case of {}|^).
+func foldByte(c byte) byte { return foldTable[c] }
+
+// foldTable maps each byte to its lower case.
+var foldTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
 	}
-	return c
-}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = byte(c) + 'a' - 'A'
+	}
+	t['['], t[']'], t['\\'], t['~'] = '{', '}', '|', '^'
+	return t
+}()
 
 // CompareNicks orders nicks as the server compares them: case folded, as
 // strings.Compare orders their Keys.
@@ -85,6 +83,9 @@ func CompareNicks(a, b string) int { return compareFolded(a, b) }
 // foldCase(a) and foldCase(b), without making either.
 func compareFolded(a, b string) int {
 	for i := range min(len(a), len(b)) {
+		if a[i] == b[i] {
+			continue
+		}
 		if x, y := foldByte(a[i]), foldByte(b[i]); x != y {
 			if x < y {
 				return -1
