@@ -60,7 +60,7 @@ func foldCase(s string) string {
 	return s
 }
 
-// foldByte is c in lower case (rfc1459: []\\~ are the upper case of {}|^).
+// foldByte is c in lower case (rfc1459: []\~ are the upper case of {}|^).
 func foldByte(c byte) byte { return foldTable[c] }
 
 // foldTable maps each byte to its lower case.
