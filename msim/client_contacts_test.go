@@ -219,20 +219,25 @@ func TestMoreOfShared(t *testing.T) {
 // reply still fails the login with the server's message.
 func TestContactListParts(t *testing.T) {
 	t.Parallel()
-	t.Run("in parts", func(t *testing.T) {
-		t.Parallel()
+	// dialWith logs alice in to a fake server that answers the contact
+	// list request with list.
+	dialWith := func(t *testing.T, list responder) (*Client, error) {
 		f := newFake(t)
 		ch := dialAsync(testConfig(t, f.addr()))
 		fc := f.accept()
-		fc.override(PersistContactList, func(fc *fakeConn, p *Persist) Dict {
+		fc.override(PersistContactList, list)
+		fc.login("alice")
+		return waitDial(t, ch)
+	}
+	t.Run("in parts", func(t *testing.T) {
+		t.Parallel()
+		c, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
 			part := &Persist{Cmd: p.Cmd | CmdReply, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
 				Body: Dict{{"ContactID", "2002"}, {"UserName", "carol"}}}
 			fc.write(part.Reply().AddInt("mtf", 1))
 			return Dict{{"DisplayName", "Carol / C"}, {"GroupName", "Work"}, {"Visibility", "1"},
 				{"ContactID", "2003"}, {"UserName", "dave"}, {"DisplayName", "dave"}, {"ImageURL", "http://x/d.png"}}
 		})
-		fc.login("alice")
-		c, err := waitDial(t, ch)
 		if err != nil {
 			t.Fatalf("Dial: %v", err)
 		}
@@ -246,15 +251,10 @@ func TestContactListParts(t *testing.T) {
 	})
 	t.Run("error reply", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		ch := dialAsync(testConfig(t, f.addr()))
-		fc := f.accept()
-		fc.override(PersistContactList, func(fc *fakeConn, p *Persist) Dict {
+		_, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
 			fc.reply(p, p.Cmd|CmdReply|CmdError, Dict{{"ErrorMessage", "list unavailable"}})
 			return nil
 		})
-		fc.login("alice")
-		_, err := waitDial(t, ch)
 		var pe *PersistError
 		if !errors.As(err, &pe) || pe.Message != "list unavailable" {
 			t.Errorf("Dial got %v, want a *PersistError with the server's message", err)
