@@ -112,8 +112,8 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 }
 
 // reserveBuddies makes room for the contacts of a's list that are not yet
-// its buddies, before they are added: the session's and the IRC clients'
-// maps are sized once, and the new buddies share one allocation, as do
+// its buddies, before they are added: the session's indexes and the IRC
+// clients' are sized once, and the new buddies share one allocation, as do
 // their idents and hosts, rather than a small object each among a login's
 // garbage. A removed buddy's record stays with the others until all go.
 func (s *session) reserveBuddies(a *account, contacts []msim.Contact) {

@@ -149,8 +149,9 @@ func (c *Client) AddUser(u User) error {
 }
 
 // Reserve makes room for n more virtual users, about to be added, and for
-// them as members of channel (if it exists): the maps are sized once
-// rather than regrown step by step, and the users share one allocation.
+// them as members of channel (if it exists): the index of users and the
+// channel's members are sized once rather than regrown step by step, and
+// the users share one allocation.
 // The backend calls it before adding a contact list; it changes nothing a
 // client sees.
 func (c *Client) Reserve(channel string, n int) {

@@ -633,7 +633,7 @@ func (r *imRing) push(im OutgoingIM) {
 }
 
 // startWriter starts the writer unless one runs (or the session ended).
-// tryPut calls it once an item is queued, down after closing done.
+// down calls it after closing done (tryPut starts one with wmu held).
 func (c *Client) startWriter() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -649,7 +649,8 @@ func (c *Client) startWriterLocked() {
 }
 
 // tryPut queues it and starts the writer; with the queue full it returns
-// false and a channel closed once the writer has made room.
+// false and a channel closed once the writer has made room. Senders that
+// waited are let in in no particular order, and a new one may come first.
 func (c *Client) tryPut(it outItem) (<-chan struct{}, bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -772,6 +773,9 @@ func (c *Client) endWriter(w *wstate) {
 			unsent = append(unsent, *it.im)
 		}
 	}
+	c.wmu.Lock()
+	c.out.release()
+	c.wmu.Unlock()
 	c.smu.Unlock()
 	ev := DisconnectedEvent{Reason: c.reason, Err: c.downErr, Unsent: unsent}
 	if !(c.reason == DisconnectClosed && w.flushed) && c.cfg.UnconfirmedWindow >= 0 {
@@ -893,6 +897,7 @@ func (c *Client) Close() error {
 			t := time.NewTimer(c.cfg.closeGrace)
 			defer t.Stop()
 			b := Encode(New("logout", "").AddInt("sesskey", c.sesskey))
+			expired := false // the grace ran out while the queue was full
 		items:
 			for _, item := range []outItem{{b: b}, {}} {
 				for {
@@ -905,21 +910,13 @@ func (c *Client) Close() error {
 					case <-c.done:
 						break items
 					case <-t.C:
+						expired = true
 						break items
 					}
 				}
 			}
-			select {
-			case <-c.writerDone:
-				// The logout is out. The server may have written IMs
-				// before it read the logout; it counts them delivered, so
-				// read on until it closes the connection.
-				select {
-				case <-c.done:
-				case <-t.C:
-				}
-			case <-c.done:
-			case <-t.C:
+			if !expired {
+				c.awaitLogout(t.C)
 			}
 		}
 		c.down(DisconnectClosed, ErrClosed)
@@ -928,6 +925,23 @@ func (c *Client) Close() error {
 	})
 	c.wg.Wait()
 	return nil
+}
+
+// awaitLogout waits, until expired fires, for the writer to have written
+// the logout and then for the server to close the connection.
+func (c *Client) awaitLogout(expired <-chan time.Time) {
+	select {
+	case <-c.writerDone:
+		// The logout is out. The server may have written IMs
+		// before it read the logout; it counts them delivered, so
+		// read on until it closes the connection.
+		select {
+		case <-c.done:
+		case <-expired:
+		}
+	case <-c.done:
+	case <-expired:
+	}
 }
 
 // Self returns the logged-in user's profile as loaded at login.

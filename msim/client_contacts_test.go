@@ -249,6 +249,51 @@ func TestContactListParts(t *testing.T) {
 			t.Errorf("Contacts got %+v, want %+v", got, want)
 		}
 	})
+	t.Run("no body", func(t *testing.T) {
+		t.Parallel()
+		c, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
+			fc.write(NewInt("persistr", 0).AddInt("cmd", p.Cmd|CmdReply).AddInt("dsn", p.DSN).
+				AddInt("uid", int(p.UID)).AddInt("lid", p.LID).AddInt("rid", p.RID))
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		if got := c.Contacts(); len(got) != 0 {
+			t.Errorf("Contacts got %+v, want none", got)
+		}
+	})
+	t.Run("another kind under its rid", func(t *testing.T) {
+		// Alerts that come with the list's rid are alerts all the same.
+		t.Parallel()
+		c, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
+			fc.write((&Persist{Cmd: 257, DSN: 7, LID: 18, UID: p.UID, RID: p.RID, Body: Dict{{"Mail", "On"}}}).Reply())
+			return Dict{{"ContactID", "2002"}, {"UserName", "carol"}}
+		})
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		if ev := nextEvent(t, c); !reflect.DeepEqual(ev, AlertEvent{Alerts: []string{"Mail"}}) {
+			t.Errorf("event got %#v, want the alert", ev)
+		}
+		if got := c.Contacts(); len(got) != 1 || got[0].UserName != "carol" {
+			t.Errorf("Contacts got %+v, want carol", got)
+		}
+	})
+	t.Run("error reply after a part", func(t *testing.T) {
+		t.Parallel()
+		_, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
+			part := &Persist{Cmd: p.Cmd | CmdReply, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
+				Body: Dict{{"ContactID", "2002"}, {"UserName", "carol"}}}
+			fc.write(part.Reply().AddInt("mtf", 1))
+			fc.reply(p, p.Cmd|CmdReply|CmdError, Dict{{"ErrorMessage", "list cut short"}})
+			return nil
+		})
+		var pe *PersistError
+		if !errors.As(err, &pe) || pe.Message != "list cut short" {
+			t.Errorf("Dial got %v, want a *PersistError with the server's message", err)
+		}
+	})
 	t.Run("error reply", func(t *testing.T) {
 		t.Parallel()
 		_, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {

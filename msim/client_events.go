@@ -277,11 +277,12 @@ func (c *Contact) withProfile(p Profile) bool {
 		c.DisplayName = p.DisplayName
 	}
 	if p.ImageURL != "" {
-		c.ImageURL = p.ImageURL
+		c.ImageURL = p.ImageURL // interned below
 	}
 	if p.Headline != "" && c.Headline == "" {
-		c.Headline = p.Headline
+		c.Headline = strings.Clone(p.Headline) // kept: not a share of the reply
 	}
+	c.ImageURL = intern(c.ImageURL)
 	return *c != old
 }
 
@@ -447,17 +448,17 @@ func (c *Client) handle(m *Message) {
 }
 
 func (c *Client) onPersist(m *Message) {
-	rid, _ := m.Int("rid")
-	c.mu.Lock()
-	raw := false
-	if pd := c.pending[rid]; pd != nil {
-		raw = pd.raw
-	}
-	c.mu.Unlock()
-	p, err := parsePersist(m, !raw)
+	p, err := parsePersist(m, false)
 	if err != nil {
 		c.logger().WithError(err).Warn("msim: bad persist reply")
 		return
+	}
+	c.mu.Lock()
+	pd := c.pending[p.RID]
+	raw := pd != nil && pd.kind == p.Kind() && pd.raw
+	c.mu.Unlock()
+	if !raw && !p.IsError() { // (an error's body is parsed already)
+		p.Body = persistBody(m)
 	}
 	mtf, _ := m.Int("mtf") // "more to follow": a reply split in parts
 	c.mu.Lock()

@@ -302,6 +302,33 @@ func TestClientQueueFullWaits(t *testing.T) {
 	}
 }
 
+// TestClientCloseQueueFull: Close with the writer stuck and the queue full
+// gives up on the logout once its grace is over, rather than waiting for
+// the stuck write; what was queued is Unsent.
+func TestClientCloseQueueFull(t *testing.T) {
+	t.Parallel()
+	c, _, g, _ := gatedClient(t, func(cfg *ClientConfig) { cfg.closeGrace = 50 * time.Millisecond })
+	g.hold()
+	sendIMs(t, c, "first")
+	<-g.writes // the writer is stuck in first's write
+	var queued []string
+	for i := range outQueue {
+		queued = append(queued, "q"+strconv.Itoa(i))
+	}
+	sendIMs(t, c, queued...)
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(waitLimit):
+		t.Fatal("Close still waits for the stuck write after its grace")
+	}
+	d := waitDisconnect(t, c)
+	if got := texts(d.Unsent); !reflect.DeepEqual(got, append([]string{"first"}, queued...)) {
+		t.Errorf("Unsent got %q, want first and the %d queued", got, len(queued))
+	}
+}
+
 // TestClientPartialWrite: when a write fails part-way through a batch, the
 // IMs whose bytes all went out are written (unconfirmed), the others unsent.
 func TestClientPartialWrite(t *testing.T) {

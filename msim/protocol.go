@@ -1,7 +1,6 @@
 package msim
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -175,14 +174,21 @@ func parsePersist(m *Message, body bool) (*Persist, error) {
 		}
 		p.UID = UID(u)
 	}
-	if (body || p.IsError()) && m.Has("body") {
-		// An item without '=' ends the body; what came before is kept, as
-		// the reference client does, so the request still gets its answer.
-		if p.Body, err = m.Dict("body"); err != nil && !errors.Is(err, ErrBadDict) {
-			return nil, err
-		}
+	if body || p.IsError() {
+		p.Body = persistBody(m)
 	}
 	return p, nil
+}
+
+// persistBody is m's body parsed; nil when it has none. An item without
+// '=' ends the body; what came before is kept, as the reference client
+// does, so the request still gets its answer.
+func persistBody(m *Message) Dict {
+	if !m.Has("body") {
+		return nil
+	}
+	d, _ := m.Dict("body") // its only error is ErrBadDict, with the items before
+	return d
 }
 
 // Request encodes p as a client's persist request.
