@@ -978,7 +978,7 @@ func (c *Client) Groups() []Group {
 // contactIndex returns the index of uid in c.contacts, or -1. c.mu held.
 func (c *Client) contactIndex(uid UID) int {
 	for i := range c.contacts {
-		if c.contacts[i].uid == uid {
+		if UID(c.contacts[i].uid) == uid {
 			return i
 		}
 	}

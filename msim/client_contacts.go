@@ -12,11 +12,11 @@ import (
 // leave empty (or share with every other entry, such as the group) sit
 // behind one pointer to a shared contactMore.
 type contactEntry struct {
-	uid                   UID
 	userName, displayName string
 	statusText            string
 	more                  *contactMore // never nil
-	status                int32
+	uid                   uint32       // a valid uid (validUID) fits
+	status                int8         // a Status: the codes kept (see onBM) fit
 	blocked               bool
 }
 
@@ -57,16 +57,16 @@ func moreOf(v contactMore) *contactMore {
 // entryOf is ct as the table keeps it.
 func entryOf(ct Contact) contactEntry {
 	return contactEntry{
-		uid: ct.UID, userName: ct.UserName, displayName: ct.DisplayName, statusText: ct.StatusText,
+		uid: uint32(ct.UID), userName: ct.UserName, displayName: ct.DisplayName, statusText: ct.StatusText,
 		more:   moreOf(contactMore{group: ct.Group, nickName: ct.NickName, headline: ct.Headline, imageURL: ct.ImageURL}),
-		status: int32(ct.Status), blocked: ct.Blocked,
+		status: int8(ct.Status), blocked: ct.Blocked,
 	}
 }
 
 // contact is the entry as a Contact.
 func (e *contactEntry) contact() Contact {
 	return Contact{
-		UID: e.uid, UserName: e.userName, DisplayName: e.displayName,
+		UID: UID(e.uid), UserName: e.userName, DisplayName: e.displayName,
 		Group: e.more.group, NickName: e.more.nickName, Headline: e.more.headline, ImageURL: e.more.imageURL,
 		Blocked: e.blocked, Status: Status(e.status), StatusText: e.statusText,
 	}
@@ -75,7 +75,7 @@ func (e *contactEntry) contact() Contact {
 // setPresence keeps a presence in the entry; a text equal to the one kept
 // keeps the old copy.
 func (e *contactEntry) setPresence(st Status, text string) {
-	e.status = int32(st)
+	e.status = int8(st)
 	if text != e.statusText {
 		e.statusText = text
 	}

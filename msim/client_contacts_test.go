@@ -249,6 +249,22 @@ func TestContactListParts(t *testing.T) {
 			t.Errorf("Contacts got %+v, want %+v", got, want)
 		}
 	})
+	t.Run("uids out of range dropped", func(t *testing.T) {
+		t.Parallel()
+		c, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
+			return Dict{{"ContactID", "2147483648"}, {"UserName", "big"}, {"ContactID", "-5"}, {"UserName", "neg"},
+				{"ContactID", "2147483647"}, {"UserName", "max"}}
+		})
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		if got := c.Contacts(); len(got) != 1 || got[0].UID != 1<<31-1 || got[0].UserName != "max" {
+			t.Errorf("Contacts got %+v, want max alone", got)
+		}
+		if _, ok := c.Contact(1 << 31); ok {
+			t.Error("Contact(1<<31) found an entry")
+		}
+	})
 	t.Run("no body", func(t *testing.T) {
 		t.Parallel()
 		c, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
@@ -305,4 +321,13 @@ func TestContactListParts(t *testing.T) {
 			t.Errorf("Dial got %v, want a *PersistError with the server's message", err)
 		}
 	})
+}
+
+// TestContactEntrySize: an entry of the table is 64 bytes, so a list of 100
+// takes 6,400 bytes, in the allocator's 6,784-byte class rather than the
+// 8,192 of 72-byte entries.
+func TestContactEntrySize(t *testing.T) {
+	if got := unsafe.Sizeof(contactEntry{}); got != 64 {
+		t.Errorf("contactEntry: got %d bytes, want 64", got)
+	}
 }

@@ -214,7 +214,7 @@ func (c *Client) setup(ctx context.Context) error {
 	contacts := (*buf)[:0]
 	eachRecord(r.parts, "ContactID", func(rec Dict) {
 		// The names are not copied here: packNames copies them all below.
-		if ct := contactOfShared(rec); ct.UID > 0 {
+		if ct := contactOfShared(rec); validUID(ct.UID) {
 			contacts = append(contacts, ct)
 		}
 	})
@@ -378,7 +378,7 @@ func validUserName(s string) bool {
 }
 
 func checkUID(uid UID) error {
-	if uid <= 0 {
+	if !validUID(uid) {
 		return errorf("msim: invalid uid %d", int(uid))
 	}
 	return nil

@@ -10,10 +10,14 @@ import (
 // UID is a numeric MySpace user id.
 type UID int
 
+// validUID reports whether uid can be an MSIM user's: positive, and 31
+// bits at most, as the protocol's ids are.
+func validUID(uid UID) bool { return uid > 0 && uid <= 1<<31-1 }
+
 // ParseUID parses a decimal uid; zero and negative ids are invalid.
 func ParseUID(s string) (UID, error) {
 	n, err := parseInt(s)
-	if err != nil || n <= 0 || n > 1<<31-1 {
+	if err != nil || !validUID(UID(n)) {
 		return 0, fmt.Errorf("msim: bad uid %q", s)
 	}
 	return UID(n), nil
