@@ -32,6 +32,7 @@ type account struct {
 	room    maproom.Room[buddy]             // made by reserveBuddies for the next buddies
 	strs    strPack                         // the idents and hosts of the buddies' virtual users
 	pending map[msim.UID][]seqEvent         // events from strangers awaiting their profile
+	typing  []msim.UID                      // buddies the IRC client was last told are typing (few at a time)
 	queue   []queuedIM
 
 	status     msim.Status // what the user asked for; restored on reconnect
@@ -97,8 +98,8 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 	case msim.TypingEvent:
 		// Clients repeat "stopped typing" (libpurple sends it twice): only
 		// a change reaches IRC.
-		if bd := a.buddy(ev.From); bd != nil && s.setting("typing") == "true" && bd.typing != ev.Typing {
-			bd.typing = ev.Typing
+		if bd := a.buddy(ev.From); bd != nil && s.setting("typing") == "true" && bd.typing() != ev.Typing {
+			bd.setTyping(ev.Typing)
 			if s.irc.Deliver(ircd.Delivery{Command: "TAGMSG", From: bd.nick, Tags: typingTags(ev.Typing)}) && s.irc.HasCap("message-tags") {
 				s.b.met.typed(toIRC)
 			}

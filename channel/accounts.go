@@ -375,7 +375,7 @@ func (s *session) cmdBlist(r replyCtx, args []string) {
 			if class != "offline" {
 				status = st.String() + suffix(": ", text)
 			}
-			lines = append(lines, fmt.Sprintf("%s (%s, %s): %s", bd.nick, nameOr(bd.userName, bd.uid.String()), a.cfg.Email, status))
+			lines = append(lines, fmt.Sprintf("%s (%s, %s): %s", bd.nick, nameOr(bd.userName, bd.UID().String()), a.cfg.Email, status))
 		}
 	}
 	sort.Strings(lines)

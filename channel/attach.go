@@ -372,13 +372,13 @@ func (s *session) build(at *attachment, others bool) {
 // addBuddyUser gives the attached client bd's virtual user; if the
 // client's own nick took bd's meanwhile, bd gets another.
 func (s *session) addBuddyUser(bd *buddy) {
-	ident, host := bd.a.userOf(bd.userName, bd.uid)
+	ident, host := bd.a.userOf(bd.userName, bd.UID())
 	u := ircd.User{Nick: bd.nick, User: ident, Host: host,
 		RealName: nameOr(bd.displayName, bd.userName), Away: awayText(s.presence(bd))}
 	if s.irc.AddUser(u) == nil {
 		return
 	}
-	memKey := buddyKey{bd.a.cfg.Email, bd.uid}
+	memKey := buddyKey{bd.a.cfg.Email, bd.UID()}
 	old := bd.nick
 	nick := uniqueNick(old, func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) || k == nickKey(old) })
 	s.nicks.Delete(old)

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/msimircd/msimircd/internal/maproom"
 	"github.com/msimircd/msimircd/internal/sortidx"
@@ -19,21 +20,39 @@ import (
 // virtual user holds the away text shown.
 type buddy struct {
 	a           *account
-	uid         msim.UID
 	nick        string
 	userName    string
 	displayName string
-	contact     bool // on the contact list (not a stranger who wrote)
+	id          uint32 // the uid (see UID): MSIM's uids take 31 bits
+	contact     bool   // on the contact list (not a stranger who wrote)
 	blocked     bool
 	inChan      bool
 	voiced      bool
-	typing      bool // the IRC client was last told the buddy is typing
+}
+
+// UID is bd's uid.
+func (bd *buddy) UID() msim.UID { return msim.UID(bd.id) }
+
+// typing reports whether the IRC client was last told bd is typing.
+func (bd *buddy) typing() bool { return slices.Contains(bd.a.typing, bd.UID()) }
+
+// setTyping records what the IRC client was last told of bd's typing.
+func (bd *buddy) setTyping(on bool) {
+	a := bd.a
+	if i := slices.Index(a.typing, bd.UID()); i >= 0 && !on {
+		a.typing = slices.Delete(a.typing, i, i+1)
+		if len(a.typing) == 0 {
+			a.typing = nil
+		}
+	} else if i < 0 && on {
+		a.typing = append(a.typing, bd.UID())
+	}
 }
 
 // newBuddyIndex is an empty index of an account's buddies by uid.
 func newBuddyIndex() sortidx.Index[*buddy, msim.UID] { return sortidx.New(cmpBuddyUID) }
 
-func cmpBuddyUID(bd *buddy, uid msim.UID) int { return cmp.Compare(bd.uid, uid) }
+func cmpBuddyUID(bd *buddy, uid msim.UID) int { return cmp.Compare(bd.UID(), uid) }
 
 // cmpBuddyNick orders buddies by nick as the IRC server compares nicks.
 func cmpBuddyNick(bd *buddy, nick string) int { return ircd.CompareNicks(bd.nick, nick) }
@@ -57,7 +76,7 @@ func (s *session) presence(bd *buddy) (msim.Status, string) {
 	if a.client == nil || a.state != linkUp {
 		return msim.StatusOffline, ""
 	}
-	st, text, _ := a.client.PresenceOf(bd.uid)
+	st, text, _ := a.client.PresenceOf(bd.UID())
 	return st, fromMSIMLine(text)
 }
 
@@ -138,7 +157,7 @@ func (s *session) reserveBuddies(a *account, contacts []msim.Contact) {
 func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName string) *buddy {
 	userName, displayName = fromMSIMLine(userName), fromMSIMLine(displayName)
 	bd := a.room.Take()
-	*bd = buddy{a: a, uid: uid, userName: userName, displayName: displayName}
+	*bd = buddy{a: a, id: uint32(uid), userName: userName, displayName: displayName} // uid is valid: msim refuses others
 	memKey := buddyKey{a.cfg.Email, uid}
 	taken := func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) }
 	nick, ok := s.mem.nick(memKey)
@@ -218,7 +237,7 @@ func (s *session) whoisInfo(bd *buddy, p *msim.Profile) []string {
 		p = &msim.Profile{}
 	}
 	add("Display name", nameOr(p.DisplayName, bd.displayName))
-	add("User name", fmt.Sprintf("%s (uid %d, account %s)", nameOr(nameOr(p.UserName, bd.userName), "(none)"), bd.uid, bd.a.cfg.Email))
+	add("User name", fmt.Sprintf("%s (uid %d, account %s)", nameOr(nameOr(p.UserName, bd.userName), "(none)"), bd.UID(), bd.a.cfg.Email))
 	add("Headline", p.Headline)
 	switch {
 	case p.BandName != "" && p.SongName != "":
@@ -258,7 +277,7 @@ func (s *session) onWhois(ev whoisAsk) {
 		return
 	}
 	var p msim.Profile
-	s.async(func(ctx context.Context) (err error) { p, err = cl.Profile(ctx, bd.uid); return err }, func(err error) {
+	s.async(func(ctx context.Context) (err error) { p, err = cl.Profile(ctx, bd.UID()); return err }, func(err error) {
 		if err != nil {
 			ev.answer(s.whoisInfo(bd, nil))
 			return

@@ -186,7 +186,7 @@ func (s *session) cmdRemove(r replyCtx, args []string) {
 	if cl == nil || bd == nil {
 		return
 	}
-	s.async(func(ctx context.Context) error { return cl.RemoveBuddy(ctx, bd.uid) }, func(err error) {
+	s.async(func(ctx context.Context) error { return cl.RemoveBuddy(ctx, bd.UID()) }, func(err error) {
 		if err != nil {
 			s.reply(r, "Removing %s failed: %v", bd.nick, err)
 			return
@@ -203,7 +203,7 @@ func (s *session) cmdBlock(r replyCtx, args []string) {
 	if cl == nil || bd == nil {
 		return
 	}
-	s.async(func(ctx context.Context) error { return cl.Block(ctx, bd.uid) }, func(err error) {
+	s.async(func(ctx context.Context) error { return cl.Block(ctx, bd.UID()) }, func(err error) {
 		if err != nil {
 			s.reply(r, "Blocking %s failed: %v", bd.nick, err)
 			return
@@ -220,7 +220,7 @@ func (s *session) cmdAllow(r replyCtx, args []string) {
 	if cl == nil || bd == nil {
 		return
 	}
-	s.async(func(ctx context.Context) error { return cl.Allow(ctx, bd.uid) }, func(err error) {
+	s.async(func(ctx context.Context) error { return cl.Allow(ctx, bd.UID()) }, func(err error) {
 		if err != nil {
 			s.reply(r, "Unblocking %s failed: %v", bd.nick, err)
 			return
@@ -233,7 +233,7 @@ func (s *session) cmdAllow(r replyCtx, args []string) {
 			s.reply(r, "Unblocked %s; they are on your buddy list again.", bd.nick)
 			return
 		}
-		s.reply(r, "Unblocked %s. Type add %s to put them on your list.", bd.nick, nameOr(bd.userName, bd.uid.String()))
+		s.reply(r, "Unblocked %s. Type add %s to put them on your list.", bd.nick, nameOr(bd.userName, bd.UID().String()))
 	})
 }
 
@@ -244,7 +244,7 @@ func (s *session) cmdInfo(r replyCtx, args []string) {
 		return
 	}
 	var p msim.Profile
-	s.async(func(ctx context.Context) (err error) { p, err = cl.Profile(ctx, bd.uid); return err }, func(err error) {
+	s.async(func(ctx context.Context) (err error) { p, err = cl.Profile(ctx, bd.UID()); return err }, func(err error) {
 		if err != nil {
 			s.reply(r, "Cannot fetch %s's profile: %v", bd.nick, err)
 			return
@@ -295,7 +295,7 @@ func (s *session) cmdRename(r replyCtx, args []string) {
 		s.reply(r, "%q is not a valid nick (letters, digits and []\\`_^{|}-, not starting with a digit or -, at most %d).", nn, NickLen)
 		return
 	}
-	if nickKey(nn) != nickKey(bd.nick) && (s.nickTaken(nickKey(nn)) || s.mem.ownedByOther(nickKey(nn), buddyKey{bd.a.cfg.Email, bd.uid})) {
+	if nickKey(nn) != nickKey(bd.nick) && (s.nickTaken(nickKey(nn)) || s.mem.ownedByOther(nickKey(nn), buddyKey{bd.a.cfg.Email, bd.UID()})) {
 		s.reply(r, "The nick %s is taken.", nn)
 		return
 	}
@@ -307,7 +307,7 @@ func (s *session) cmdRename(r replyCtx, args []string) {
 	s.nicks.Delete(old)
 	bd.nick = nn
 	s.nicks.Add(bd, nn)
-	s.mem.setNick(buddyKey{bd.a.cfg.Email, bd.uid}, nn, false)
+	s.mem.setNick(buddyKey{bd.a.cfg.Email, bd.UID()}, nn, false)
 	s.reply(r, "%s is now known as %s.", old, nn)
 }
 
@@ -326,13 +326,13 @@ func (s *session) cmdZap(r replyCtx, args []string) {
 		s.reply(r, "Unknown zap %q. Zaps: %s.", arg, zapNames())
 		return
 	}
-	s.async(func(ctx context.Context) error { return cl.SendZap(ctx, bd.uid, z) }, func(err error) {
+	s.async(func(ctx context.Context) error { return cl.SendZap(ctx, bd.UID(), z) }, func(err error) {
 		if err != nil {
 			s.reply(r, "Zapping %s failed: %v", bd.nick, err)
 			return
 		}
 		s.b.met.zapToMSIM()
-		s.record(store.HistoryEntry{MsgID: ircd.NewMsgID(), Time: time.Now(), Account: bd.a.cfg.Email, Buddy: bd.uid, Outgoing: true, Kind: kindZap, Text: z.Name()})
+		s.record(store.HistoryEntry{MsgID: ircd.NewMsgID(), Time: time.Now(), Account: bd.a.cfg.Email, Buddy: bd.UID(), Outgoing: true, Kind: kindZap, Text: z.Name()})
 		s.reply(r, "Sent %s a zap: %s.", bd.nick, z.Name())
 	})
 }

@@ -108,7 +108,7 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 
 // recordOut keeps what the user typed to bd (IRC text: an ACTION is a /me).
 func (s *session) recordOut(bd *buddy, in ircd.Input, text string) {
-	e := store.HistoryEntry{MsgID: in.MsgID, Time: in.Time, Account: bd.a.cfg.Email, Buddy: bd.uid, Outgoing: true, Kind: kindIM, Text: text}
+	e := store.HistoryEntry{MsgID: in.MsgID, Time: in.Time, Account: bd.a.cfg.Email, Buddy: bd.UID(), Outgoing: true, Kind: kindIM, Text: text}
 	if act, ok := ctcpAction(text); ok {
 		e.Kind, e.Text = kindAction, act
 	}
@@ -157,7 +157,7 @@ func (s *session) findConversation(target string) (conversation, error) {
 		return conversation{}, fmt.Errorf("%s: %w", target, ircd.ErrInvalidTarget)
 	}
 	if bd := s.buddyByNick(target); bd != nil {
-		return conversation{bd.a.cfg.Email, bd.uid, bd.nick}, nil
+		return conversation{bd.a.cfg.Email, bd.UID(), bd.nick}, nil
 	}
 	if k, ok := s.mem.nickOwner(nickKey(target)); ok {
 		return conversation{k.email, k.uid, target}, nil

@@ -109,19 +109,19 @@ func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 func (s *session) sendIM(bd *buddy, text string) {
 	a := bd.a
 	if a.client == nil {
-		s.queueIM(a, queuedIM{uid: bd.uid, nick: bd.nick, text: text})
+		s.queueIM(a, queuedIM{uid: bd.UID(), nick: bd.nick, text: text})
 		return
 	}
 	// No timer of its own: a send waits only while the client's queue is
 	// full, and the client's writer ends the link when a write stalls.
-	err := a.client.SendIM(s.ctx, bd.uid, text)
+	err := a.client.SendIM(s.ctx, bd.UID(), text)
 	switch {
 	case err == nil:
 		s.b.met.imToMSIM()
 	case errors.Is(err, msim.ErrDisconnected):
 		// The link just died; its DisconnectedEvent follows and the
 		// reconnect sends the queue.
-		s.queueIM(a, queuedIM{uid: bd.uid, nick: bd.nick, text: text})
+		s.queueIM(a, queuedIM{uid: bd.UID(), nick: bd.nick, text: text})
 	default:
 		s.b.met.imRefused()
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
@@ -199,7 +199,7 @@ func (s *session) sendTyping(bd *buddy, on bool) {
 	if a.client == nil || s.setting("typing") != "true" {
 		return
 	}
-	if a.client.SendTyping(s.ctx, bd.uid, on) == nil { // best effort: typing is not a message
+	if a.client.SendTyping(s.ctx, bd.UID(), on) == nil { // best effort: typing is not a message
 		s.b.met.typed(toMSIM)
 	}
 }

@@ -109,7 +109,7 @@ func (s *session) imDelivery(it outIM) (ircd.Delivery, bool) {
 	bd := it.bd
 	switch ev := it.ev.(type) {
 	case msim.IMEvent:
-		bd.typing = false // a message ends typing, for IRC clients too
+		bd.setTyping(false) // a message ends typing, for IRC clients too
 		d := s.imLine(bd, ev)
 		d.MsgID = it.msgid
 		return d, true

@@ -3,6 +3,7 @@ package channel
 import (
 	"fmt"
 	"testing"
+	"unsafe"
 
 	"github.com/msimircd/msimircd/internal/allocs"
 	"github.com/msimircd/msimircd/msim"
@@ -43,7 +44,7 @@ func TestContactListAllocations(t *testing.T) {
 		if bd == nil || r.s.buddyByNick(bd.nick) != bd {
 			t.Fatalf("contact %d (%s) is not a buddy", i, c.UserName)
 		}
-		ident, host := r.a.userOf(bd.userName, bd.uid)
+		ident, host := r.a.userOf(bd.userName, bd.UID())
 		wantIdent := c.UserName
 		if i%3 == 0 {
 			wantIdent = fmt.Sprintf("u%d", c.UID)
@@ -77,5 +78,14 @@ func TestFreshMemoryForgets(t *testing.T) {
 	m.unqueue("alice@msim.test", -3)
 	if len(m.held) != 0 || len(m.queued) != 0 {
 		t.Fatalf("held %v, queued %v: want none", m.held, m.queued)
+	}
+}
+
+// TestBuddySize: a buddy is 64 bytes, so a list of 100 takes 6,400 bytes,
+// in the allocator's 6,784-byte class rather than the 8,192 of 72-byte
+// buddies.
+func TestBuddySize(t *testing.T) {
+	if got := unsafe.Sizeof(buddy{}); got != 64 {
+		t.Errorf("buddy: got %d bytes, want 64", got)
 	}
 }

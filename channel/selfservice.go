@@ -455,7 +455,7 @@ func (s *session) removeAccount(a *account, why string) {
 		}
 		s.irc.RemoveUser(bd.nick, "Account removed")
 	}
-	a.buddies = newBuddyIndex()
+	a.buddies, a.typing = newBuddyIndex(), nil
 	a.queue = nil
 	if s.byChannel[nickKey(a.channel)] == a {
 		delete(s.byChannel, nickKey(a.channel))

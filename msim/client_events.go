@@ -509,7 +509,7 @@ func alertsOf(d Dict) []string {
 func (c *Client) onBM(m *Message) {
 	typ, err1 := m.TypeInt()
 	from, err2 := m.Int("f")
-	if err1 != nil || err2 != nil || from <= 0 {
+	if err1 != nil || err2 != nil || !validUID(UID(from)) {
 		c.logger().WithField("msg", m.String()).Warn("msim: bad bm message")
 		return
 	}

@@ -193,6 +193,7 @@ func TestClientIncomingEvents(t *testing.T) {
 		return NewInt("bm", typ).AddInt("f", int(from)).AddInt("cv", 697).Add("msg", msg)
 	}
 	body := `<p><f f='Times' h='16'>a/b\c &amp; <i n="happy"/></f></p>`
+	fc.write(bm(BMIM, 1<<31, "from a uid past 31 bits: dropped"))
 	fc.write(bm(BMIM, 2001, body))
 	fc.write(bm(BMIM, 2002, "offline hi").AddInt("date", 1250263988))
 	fc.write(New("ka", ""))
