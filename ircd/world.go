@@ -212,9 +212,8 @@ func awayMsg(u *vuser) *irc.Message {
 	return msg(u.prefix(), "AWAY", u.Away)
 }
 
-// SetRealName replaces a virtual user's real name (WHOIS, WHO). Nothing
-// calls it yet: the bridge will, when a buddy's display name changes (today
-// it keeps the name the buddy had when added).
+// SetRealName replaces a virtual user's real name (WHOIS, WHO). The bridge
+// calls it when a buddy's display name changes.
 func (c *Client) SetRealName(nick, name string) {
 	name = clean(name, 200)
 	c.mu.Lock()
@@ -247,8 +246,8 @@ func (c *Client) RenameUser(oldNick, newNick string) error {
 }
 
 // RemoveUser deletes a virtual user; the client sees QUIT if they shared a
-// channel. Nothing outside ircd calls it yet: the bridge will, for the
-// buddies of an account the user deletes (issue 13's account del).
+// channel. The bridge calls it for the buddies of an account the user
+// deletes.
 func (c *Client) RemoveUser(nick, reason string) {
 	reason = clean(reason, TopicLen)
 	c.mu.Lock()
@@ -286,9 +285,8 @@ func (c *Client) CreateChannel(name, topic string) error {
 }
 
 // RemoveChannel deletes a channel; the client sees PART if it was in it.
-// Nothing calls it yet: the bridge will, for the control channel of an
-// account the user deletes or moves (issue 13's account del and set
-// channel).
+// The bridge calls it for the control channel of an account the user
+// moves to another channel.
 func (c *Client) RemoveChannel(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
