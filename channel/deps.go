@@ -39,6 +39,8 @@ type ircConn interface {
 }
 
 // MSIMClient is what the bridge uses of an MSIM session (*msim.Client).
+// Every uid it reports (contacts, presence, IMs) is a valid one: positive
+// and 31 bits at most, which a buddy keeps in 32.
 type MSIMClient interface {
 	Self() msim.Profile
 	// AppendContacts appends the contact list to dst.

@@ -170,6 +170,14 @@ func (s *session) flushQueue(a *account) {
 	sent := 0
 	for i, m := range q {
 		err := a.client.SendIM(s.ctx, m.uid, m.text)
+		if errors.Is(err, msim.ErrInvalidUID) {
+			// Never sendable (kept by an older version, say): it must not
+			// hold up the IMs queued after it.
+			s.b.met.imDropped()
+			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: m.nick, Text: "Message NOT sent (" + err.Error() + "): " + m.text})
+			s.mem.unqueue(a.cfg.Email, m.id)
+			continue
+		}
 		if err != nil {
 			a.queue = append(a.queue, q[i:]...)
 			s.say(a, "Sent %d queued messages; %d still waiting (%v).", sent, len(a.queue), err)

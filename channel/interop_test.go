@@ -75,6 +75,36 @@ func TestStoppedTypingOnce(t *testing.T) {
 	}
 }
 
+// TestTypingAfterAnIM: an IM ends a buddy's typing for the IRC client too,
+// so typing that starts again after it is shown again.
+func TestTypingAfterAnIM(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	dave := msimUser(t, st, "dave")
+	alice.add("&alice", "dave")
+	uid := lookupUID(t, dave, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got []string
+	for _, text := range []string{"first", "second"} {
+		if err := dave.SendTyping(ctx, uid, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := dave.SendIM(ctx, uid, text); err != nil {
+			t.Fatal(err)
+		}
+		alice.expect("", func(m *irc.Message) bool {
+			if m.Command == "TAGMSG" && m.Name == "dave" {
+				got = append(got, m.Tags["+typing"])
+			}
+			return m.Command == "PRIVMSG" && m.Name == "dave"
+		})
+	}
+	if strings.Join(got, " ") != "active active" {
+		t.Errorf("typing notifications: got %q, want active before each IM", got)
+	}
+}
+
 // TestAddSelfRefused: a user cannot put their own account on its buddy
 // list.
 func TestAddSelfRefused(t *testing.T) {

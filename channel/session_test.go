@@ -85,7 +85,8 @@ type fakeMSIM struct {
 	events   []msim.Event
 	notify   func()
 	sent     []string
-	failIM   int // SendIM number (1-based) that fails; 0: none
+	failIM   int      // SendIM number (1-based) that fails; 0: none
+	badUID   msim.UID // SendIM to it fails with msim.ErrInvalidUID
 	alerts   []string
 	polls    int
 	closed   bool
@@ -135,9 +136,12 @@ func (f *fakeMSIM) TakeEvents(dst []msim.Event) []msim.Event {
 	f.events = nil
 	return dst
 }
-func (f *fakeMSIM) SendIM(_ context.Context, _ msim.UID, text string) error {
+func (f *fakeMSIM) SendIM(_ context.Context, uid msim.UID, text string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.badUID != 0 && uid == f.badUID {
+		return fmt.Errorf("msim: send: %w", msim.ErrInvalidUID)
+	}
 	if f.failIM == len(f.sent)+1 {
 		f.failIM = 0
 		return errors.New("msim: send: the link is slow")
@@ -365,6 +369,34 @@ func TestFlushStopsAtAFailure(t *testing.T) {
 	}
 	if got := r.irc.said("Sent 1 queued messages; 2 still waiting"); len(got) != 1 {
 		t.Errorf("the user is told: got %q", got)
+	}
+}
+
+// TestFlushDropsUnsendable: a queued IM that can never be sent (to an
+// invalid uid) is refused with a notice and holds up none after it.
+func TestFlushDropsUnsendable(t *testing.T) {
+	r := newRig(t, nil)
+	first := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(first)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	first.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof")})
+	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
+	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "one"})
+	r.s.queueIM(r.a, queuedIM{uid: 1 << 31, nick: "ghost", text: "never"})
+	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "two"})
+	second := &fakeMSIM{buddies: first.buddies, badUID: 1 << 31}
+	r.okDial(second)
+	r.clock.Advance(r.clock.Pending()[0])
+	r.stepUntil("logged in again", func() bool { return r.a.state == linkUp }) // the queue is flushed
+	if strings.Join(second.sent, ",") != "one,two" {
+		t.Errorf("sent %q, want one and two", second.sent)
+	}
+	if len(r.a.queue) != 0 {
+		t.Errorf("still queued: %+v, want none", r.a.queue)
+	}
+	if got := r.irc.said("Message NOT sent (msim: send: msim: invalid uid): never"); len(got) != 1 {
+		t.Errorf("the refusal: got %q, want it once", got)
 	}
 }
 

@@ -875,8 +875,8 @@ func (c *Client) down(reason DisconnectReason, err error) {
 	})
 }
 
-// Close logs out, closes the connection and waits for the client's
-// goroutines. It is idempotent and always returns nil. The session's events
+// Close logs out (unless the send queue stays full for its whole grace),
+// closes the connection and waits for the client's goroutines. It is idempotent and always returns nil. The session's events
 // still end with a DisconnectedEvent (DisconnectClosed unless the link was
 // already down). With Events, events not yet taken from the channel may be
 // discarded (IMs only after a grace for a reader still draining it), and the

@@ -265,6 +265,22 @@ func TestContactListParts(t *testing.T) {
 			t.Error("Contact(1<<31) found an entry")
 		}
 	})
+	t.Run("uids out of range refused by the API", func(t *testing.T) {
+		t.Parallel()
+		c, err := dialWith(t, func(*fakeConn, *Persist) Dict { return Dict{} })
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		ctx := context.Background()
+		for _, uid := range []UID{1 << 31, 0, -1} {
+			if err := c.SendIM(ctx, uid, "x"); !errors.Is(err, ErrInvalidUID) {
+				t.Errorf("SendIM(%d) got %v, want ErrInvalidUID", uid, err)
+			}
+			if err := c.AddBuddy(ctx, uid, ""); !errors.Is(err, ErrInvalidUID) {
+				t.Errorf("AddBuddy(%d) got %v, want ErrInvalidUID", uid, err)
+			}
+		}
+	})
 	t.Run("no body", func(t *testing.T) {
 		t.Parallel()
 		c, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
@@ -327,6 +343,9 @@ func TestContactListParts(t *testing.T) {
 // takes 6,400 bytes, in the allocator's 6,784-byte class rather than the
 // 8,192 of 72-byte entries.
 func TestContactEntrySize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are a 64-bit platform's")
+	}
 	if got := unsafe.Sizeof(contactEntry{}); got != 64 {
 		t.Errorf("contactEntry: got %d bytes, want 64", got)
 	}

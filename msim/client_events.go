@@ -633,6 +633,7 @@ var (
 	ErrClosed            = errors.New("msim: client closed")
 	ErrDeadLink          = errors.New("msim: connection silent")
 	ErrEventOverflow     = errors.New("msim: event backlog overflow")
+	ErrInvalidUID        = errors.New("msim: invalid uid") // not positive, or past 31 bits
 )
 
 // sentinelFor maps an \error\ code to its sentinel.

@@ -379,7 +379,7 @@ func validUserName(s string) bool {
 
 func checkUID(uid UID) error {
 	if !validUID(uid) {
-		return errorf("msim: invalid uid %d", int(uid))
+		return errorf("%w %d", ErrInvalidUID, int(uid))
 	}
 	return nil
 }
