@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -227,6 +228,11 @@ func (s *session) writeLoop() {
 	for {
 		select {
 		case <-s.wake:
+			// Let the goroutines that are ready run first: in a burst
+			// (a login's presence fanned out to many watchers, say) they
+			// add to the queue, and one write takes what they added.
+			// When nothing else is ready this returns at once.
+			runtime.Gosched()
 			s.qmu.Lock()
 			batch, fc := s.q, s.flushClose
 			s.q, s.spare = s.spare[:0], nil
