@@ -228,11 +228,13 @@ func (s *session) writeLoop() {
 	for {
 		select {
 		case <-s.wake:
-			// Let the goroutines that are ready run first: in a burst
-			// (a login's presence fanned out to many watchers, say) they
-			// add to the queue, and one write takes what they added.
-			// When nothing else is ready this returns at once.
-			runtime.Gosched()
+			// In a burst (a login's presence fanned out to many watchers,
+			// say) the goroutines that are ready run first: they add to
+			// the queue, and one write takes what they added. A message
+			// after a pause goes out at once.
+			if time.Since(w.last) < burstGap {
+				runtime.Gosched()
+			}
 			s.qmu.Lock()
 			batch, fc := s.q, s.flushClose
 			s.q, s.spare = s.spare[:0], nil
@@ -260,6 +262,10 @@ func (s *session) writeLoop() {
 		}
 	}
 }
+
+// burstGap is how soon after the last write a message counts as part of a
+// burst, which the writer gathers before writing.
+const burstGap = time.Millisecond
 
 // writer is the write loop's state between writes.
 type writer struct {
