@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/msim"
 	"gopkg.in/irc.v4"
 )
 
@@ -45,14 +46,20 @@ func TestAllowBringsTheBuddyBack(t *testing.T) {
 	alice.expect("AWAY", func(m *irc.Message) bool { return m.Name == "bob" && len(m.Params) == 0 })
 }
 
-// TestStoppedTypingOnce: a buddy's repeated "stopped typing" reaches IRC
-// once.
-func TestStoppedTypingOnce(t *testing.T) {
+// aliceWithDave starts a stack where IRC user alice has MSIM user dave as
+// a buddy; it returns alice's client, dave's and alice's uid.
+func aliceWithDave(t *testing.T) (*ircClient, *msim.Client, msim.UID) {
 	st := startStack(t)
 	alice := login(t, st, "alice", allCaps...)
 	dave := msimUser(t, st, "dave")
 	alice.add("&alice", "dave")
-	uid := lookupUID(t, dave, "alice")
+	return alice, dave, lookupUID(t, dave, "alice")
+}
+
+// TestStoppedTypingOnce: a buddy's repeated "stopped typing" reaches IRC
+// once.
+func TestStoppedTypingOnce(t *testing.T) {
+	alice, dave, uid := aliceWithDave(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, typing := range []bool{true, false, false} {
@@ -63,26 +70,29 @@ func TestStoppedTypingOnce(t *testing.T) {
 	if err := dave.SendIM(ctx, uid, "barrier"); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	alice.expect("", func(m *irc.Message) bool {
-		if m.Command == "TAGMSG" && m.Name == "dave" {
-			got = append(got, m.Tags["+typing"])
-		}
-		return m.Command == "PRIVMSG" && m.Name == "dave"
-	})
+	got := typingUntilIM(alice, "dave")
 	if strings.Join(got, " ") != "active done" {
 		t.Errorf("typing notifications: got %q, want active then done once", got)
 	}
 }
 
+// typingUntilIM reads c's lines up to the next PRIVMSG from nick and
+// returns the +typing values of the TAGMSGs from nick before it.
+func typingUntilIM(c *ircClient, nick string) []string {
+	var got []string
+	c.expect("", func(m *irc.Message) bool {
+		if m.Command == "TAGMSG" && m.Name == nick {
+			got = append(got, m.Tags["+typing"])
+		}
+		return m.Command == "PRIVMSG" && m.Name == nick
+	})
+	return got
+}
+
 // TestTypingAfterAnIM: an IM ends a buddy's typing for the IRC client too,
 // so typing that starts again after it is shown again.
 func TestTypingAfterAnIM(t *testing.T) {
-	st := startStack(t)
-	alice := login(t, st, "alice", allCaps...)
-	dave := msimUser(t, st, "dave")
-	alice.add("&alice", "dave")
-	uid := lookupUID(t, dave, "alice")
+	alice, dave, uid := aliceWithDave(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var got []string
@@ -93,12 +103,7 @@ func TestTypingAfterAnIM(t *testing.T) {
 		if err := dave.SendIM(ctx, uid, text); err != nil {
 			t.Fatal(err)
 		}
-		alice.expect("", func(m *irc.Message) bool {
-			if m.Command == "TAGMSG" && m.Name == "dave" {
-				got = append(got, m.Tags["+typing"])
-			}
-			return m.Command == "PRIVMSG" && m.Name == "dave"
-		})
+		got = append(got, typingUntilIM(alice, "dave")...)
 	}
 	if strings.Join(got, " ") != "active active" {
 		t.Errorf("typing notifications: got %q, want active before each IM", got)

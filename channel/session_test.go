@@ -346,7 +346,9 @@ func TestQueueLimits(t *testing.T) {
 	}
 }
 
-func TestFlushStopsAtAFailure(t *testing.T) {
+// loggedInThenLost is a rig whose account logged in with buddy bob (uid 7)
+// and lost its link; the next dial waits for okDial.
+func loggedInThenLost(t *testing.T) (*rig, *fakeMSIM) {
 	r := newRig(t, nil)
 	first := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
 	r.okDial(first)
@@ -354,6 +356,11 @@ func TestFlushStopsAtAFailure(t *testing.T) {
 	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
 	first.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof")})
 	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
+	return r, first
+}
+
+func TestFlushStopsAtAFailure(t *testing.T) {
+	r, first := loggedInThenLost(t)
 	for _, text := range []string{"one", "two", "three"} {
 		r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: text})
 	}
@@ -375,13 +382,7 @@ func TestFlushStopsAtAFailure(t *testing.T) {
 // TestFlushDropsUnsendable: a queued IM that can never be sent (to an
 // invalid uid) is refused with a notice and holds up none after it.
 func TestFlushDropsUnsendable(t *testing.T) {
-	r := newRig(t, nil)
-	first := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.okDial(first)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
-	first.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof")})
-	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
+	r, first := loggedInThenLost(t)
 	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "one"})
 	r.s.queueIM(r.a, queuedIM{uid: 1 << 31, nick: "ghost", text: "never"})
 	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "two"})

@@ -229,12 +229,17 @@ func TestContactListParts(t *testing.T) {
 		fc.login("alice")
 		return waitDial(t, ch)
 	}
+	// carolFirst writes a first part of the reply to p: carol's record,
+	// cut after her user name.
+	carolFirst := func(fc *fakeConn, p *Persist) {
+		part := &Persist{Cmd: p.Cmd | CmdReply, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
+			Body: Dict{{"ContactID", "2002"}, {"UserName", "carol"}}}
+		fc.write(part.Reply().AddInt("mtf", 1))
+	}
 	t.Run("in parts", func(t *testing.T) {
 		t.Parallel()
 		c, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
-			part := &Persist{Cmd: p.Cmd | CmdReply, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
-				Body: Dict{{"ContactID", "2002"}, {"UserName", "carol"}}}
-			fc.write(part.Reply().AddInt("mtf", 1))
+			carolFirst(fc, p)
 			return Dict{{"DisplayName", "Carol / C"}, {"GroupName", "Work"}, {"Visibility", "1"},
 				{"ContactID", "2003"}, {"UserName", "dave"}, {"DisplayName", "dave"}, {"ImageURL", "http://x/d.png"}}
 		})
@@ -315,9 +320,7 @@ func TestContactListParts(t *testing.T) {
 	t.Run("error reply after a part", func(t *testing.T) {
 		t.Parallel()
 		_, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
-			part := &Persist{Cmd: p.Cmd | CmdReply, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
-				Body: Dict{{"ContactID", "2002"}, {"UserName", "carol"}}}
-			fc.write(part.Reply().AddInt("mtf", 1))
+			carolFirst(fc, p)
 			fc.reply(p, p.Cmd|CmdReply|CmdError, Dict{{"ErrorMessage", "list cut short"}})
 			return nil
 		})

@@ -247,20 +247,28 @@ func TestClientUnsentRace(t *testing.T) {
 	}
 }
 
+// fillStuck holds the writer in the write of an IM "first", then fills the
+// queue behind it; it returns the queued IMs' texts.
+func fillStuck(t *testing.T, c *Client, g *gatedConn) []string {
+	t.Helper()
+	g.hold()
+	sendIMs(t, c, "first")
+	<-g.writes // the writer is stuck in first's write
+	var queued []string
+	for i := range outQueue {
+		queued = append(queued, "q"+strconv.Itoa(i))
+	}
+	sendIMs(t, c, queued...)
+	return queued
+}
+
 // TestClientQueueFullWaits: with the writer stuck and the queue full, a
 // sender waits; once the write goes out it is let in, and every IM is
 // written in order.
 func TestClientQueueFullWaits(t *testing.T) {
 	t.Parallel()
 	c, fc, g, _ := gatedClient(t, nil)
-	g.hold()
-	sendIMs(t, c, "first")
-	<-g.writes // the writer is stuck in first's write
-	var want []string
-	for i := range outQueue {
-		want = append(want, "q"+strconv.Itoa(i))
-	}
-	sendIMs(t, c, want...)
+	want := fillStuck(t, c, g)
 	sent := make(chan error, 1)
 	go func() { sent <- c.SendIM(context.Background(), 2001, "last") }()
 	for waiting := false; !waiting; { // until the sender waits for room
@@ -308,14 +316,7 @@ func TestClientQueueFullWaits(t *testing.T) {
 func TestClientCloseQueueFull(t *testing.T) {
 	t.Parallel()
 	c, _, g, _ := gatedClient(t, func(cfg *ClientConfig) { cfg.closeGrace = 50 * time.Millisecond })
-	g.hold()
-	sendIMs(t, c, "first")
-	<-g.writes // the writer is stuck in first's write
-	var queued []string
-	for i := range outQueue {
-		queued = append(queued, "q"+strconv.Itoa(i))
-	}
-	sendIMs(t, c, queued...)
+	queued := fillStuck(t, c, g)
 	closed := make(chan struct{})
 	go func() { c.Close(); close(closed) }()
 	select {
