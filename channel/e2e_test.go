@@ -193,6 +193,10 @@ func TestOfflineMessageKeepsItsTime(t *testing.T) {
 
 	// With server-time, the original time is the tag.
 	bob = dial(t, st.ircAddr, "bob", "pw-bob", "server-time")
+	// Bob is seen online before he leaves again: the bridge shows a
+	// buddy's latest presence, so an online and an offline handled
+	// together would show nothing to PART.
+	alice.expect("JOIN", func(m *irc.Message) bool { return m.Prefix != nil && m.Name == "bob" })
 	m := bob.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "alice" })
 	if m.Trailing() != "while you were out" {
 		t.Errorf("offline message: got %q", m.Trailing())
