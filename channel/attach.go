@@ -381,9 +381,8 @@ func (s *session) addBuddyUser(bd *buddy) {
 	memKey := buddyKey{bd.a.cfg.Email, bd.UID()}
 	old := bd.nick
 	nick := uniqueNick(old, func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) || k == nickKey(old) })
-	s.nicks.Delete(old)
-	bd.nick, u.Nick = nick, nick
-	s.nicks.Add(bd, nick)
+	s.setNick(bd, nick)
+	u.Nick = nick
 	s.mem.setNick(memKey, nick, false)
 	if err := s.irc.AddUser(u); err != nil {
 		s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")

@@ -63,6 +63,14 @@ func (a *account) buddy(uid msim.UID) *buddy {
 	return bd
 }
 
+// setNick gives bd another nick, moving it in s.nicks: the index is in
+// nick order, so bd leaves it under its old nick first.
+func (s *session) setNick(bd *buddy, nick string) {
+	s.nicks.Delete(bd.nick)
+	bd.nick = nick
+	s.nicks.Add(bd, nick)
+}
+
 // buddyByNick is the buddy of any account known by nick, or nil.
 func (s *session) buddyByNick(nick string) *buddy {
 	bd, _ := s.nicks.Get(nick)

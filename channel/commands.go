@@ -304,9 +304,7 @@ func (s *session) cmdRename(r replyCtx, args []string) {
 		s.reply(r, "Cannot rename %s: %v", old, err)
 		return
 	}
-	s.nicks.Delete(old)
-	bd.nick = nn
-	s.nicks.Add(bd, nn)
+	s.setNick(bd, nn)
 	s.mem.setNick(buddyKey{bd.a.cfg.Email, bd.UID()}, nn, false)
 	s.reply(r, "%s is now known as %s.", old, nn)
 }

@@ -173,9 +173,7 @@ func (s *session) flushQueue(a *account) {
 		if errors.Is(err, msim.ErrInvalidUID) {
 			// Never sendable (kept by an older version, say): it must not
 			// hold up the IMs queued after it.
-			s.b.met.imDropped()
-			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: m.nick, Text: "Message NOT sent (" + err.Error() + "): " + m.text})
-			s.mem.unqueue(a.cfg.Email, m.id)
+			s.refuseQueued(a, m, err.Error())
 			continue
 		}
 		if err != nil {
@@ -195,11 +193,17 @@ func (s *session) failQueue(a *account, why string) {
 		return
 	}
 	for _, m := range a.queue {
-		s.b.met.imDropped()
-		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: m.nick, Text: "Message NOT sent (" + why + "): " + m.text})
-		s.mem.unqueue(a.cfg.Email, m.id)
+		s.refuseQueued(a, m, why)
 	}
 	a.queue = nil
+}
+
+// refuseQueued tells the user a queued IM was not sent, and why, and
+// forgets it.
+func (s *session) refuseQueued(a *account, m queuedIM, why string) {
+	s.b.met.imDropped()
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: m.nick, Text: "Message NOT sent (" + why + "): " + m.text})
+	s.mem.unqueue(a.cfg.Email, m.id)
 }
 
 func (s *session) sendTyping(bd *buddy, on bool) {
