@@ -876,18 +876,19 @@ func (c *Client) down(reason DisconnectReason, err error) {
 }
 
 // Close logs out (unless the send queue stays full for its whole grace),
-// closes the connection and waits for the client's goroutines. It is idempotent and always returns nil. The session's events
-// still end with a DisconnectedEvent (DisconnectClosed unless the link was
-// already down). With Events, events not yet taken from the channel may be
-// discarded (IMs only after a grace for a reader still draining it), and the
-// channel is closed after the DisconnectedEvent. With Notify, nothing is
-// discarded short of the EventBacklog cap: once Close returns, TakeEvents
-// returns every event not yet taken, the DisconnectedEvent last. The logout
-// goes after every queued message; IMs still queued when Close stops waiting
-// for the flush are the event's Unsent. After the logout, Close reads on
-// until the server closes the connection (bounded by the same grace), so IMs
-// the server wrote before it read the logout become events rather than
-// vanish in the socket.
+// closes the connection and waits for the client's goroutines. It is
+// idempotent and always returns nil. The session's events still end with a
+// DisconnectedEvent (DisconnectClosed unless the link was already down).
+// With Events, events not yet taken from the channel may be discarded (IMs
+// only after a grace for a reader still draining it), and the channel is
+// closed after the DisconnectedEvent. With Notify, nothing is discarded
+// short of the EventBacklog cap: once Close returns, TakeEvents returns
+// every event not yet taken, the DisconnectedEvent last. The logout goes
+// after every queued message; IMs still queued when Close stops waiting for
+// the flush are the event's Unsent. After the logout, Close reads on until
+// the server closes the connection (bounded by the same grace), so IMs the
+// server wrote before it read the logout become events rather than vanish in
+// the socket.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)

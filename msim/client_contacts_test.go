@@ -353,3 +353,20 @@ func TestContactEntrySize(t *testing.T) {
 		t.Errorf("contactEntry: got %d bytes, want 64", got)
 	}
 }
+
+// TestWithProfileCopies: a contact keeps copies of the headline and
+// picture a profile gave it, not shares of the profile's reply.
+func TestWithProfileCopies(t *testing.T) {
+	reply := "headline text" + strings.Repeat("x", 1000) + "http://x/pic.png"
+	p := Profile{Headline: reply[:13], ImageURL: reply[len(reply)-16:]}
+	var c Contact
+	if !c.withProfile(p) || c.Headline != "headline text" || c.ImageURL != "http://x/pic.png" {
+		t.Fatalf("withProfile got %+v", c)
+	}
+	start := uintptr(unsafe.Pointer(unsafe.StringData(reply)))
+	for name, v := range map[string]string{"headline": c.Headline, "picture": c.ImageURL} {
+		if at := uintptr(unsafe.Pointer(unsafe.StringData(v))); at >= start && at < start+uintptr(len(reply)) {
+			t.Errorf("%s %q shares the reply's memory", name, v)
+		}
+	}
+}

@@ -276,13 +276,13 @@ func (c *Contact) withProfile(p Profile) bool {
 	if p.DisplayName != "" {
 		c.DisplayName = p.DisplayName
 	}
+	// What is kept is copied (or interned), not a share of the reply.
 	if p.ImageURL != "" {
-		c.ImageURL = p.ImageURL // interned below
+		c.ImageURL = intern(p.ImageURL)
 	}
 	if p.Headline != "" && c.Headline == "" {
-		c.Headline = strings.Clone(p.Headline) // kept: not a share of the reply
+		c.Headline = strings.Clone(p.Headline)
 	}
-	c.ImageURL = intern(c.ImageURL)
 	return *c != old
 }
 

@@ -374,7 +374,9 @@ func parseFields(s string, n int, into *Message) (*Message, error) {
 	case into != nil:
 		m = into
 		if cap(into.fields) >= n {
-			clear(into.fields[:cap(into.fields)])
+			// The n fields overwrite the first n; the values of an
+			// earlier, longer message beyond them must not pin its text.
+			clear(into.fields[n:cap(into.fields)])
 			fields = into.fields[:0]
 		} else {
 			fields = make([]Field, 0, n)
