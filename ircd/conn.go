@@ -60,6 +60,7 @@ type Client struct {
 	// the queue for the last time.
 	qmu       sync.Mutex
 	q, spare  []entry
+	qc        *lineChunk // the encoded lines of entries queued (rawline.go)
 	qclosed   bool
 	writing   bool
 	noWriter  bool // tests that drain the queue themselves (take) start no writer
@@ -188,12 +189,27 @@ func (c *Client) startWriter() {
 	go c.writeLoop()
 }
 
-// entry is one queued line and, on the last line of a Delivery, its Sent
-// callback. An entry without a line (m == nil) only carries a callback: a
-// delivery with nothing to write, reported once the lines before it are.
+// entry is one queued line, a message or a line already encoded (raw, in
+// the queue's chunk: see emitLine), and, on the last line of a Delivery,
+// its Sent callback. An entry without a line (m and raw nil) only carries
+// a callback: a delivery with nothing to write, reported once the lines
+// before it are.
 type entry struct {
 	m    *irc.Message
+	raw  []byte
 	sent func(ok bool)
+}
+
+// lineLen is the length of the entry's line as written, without the CRLF;
+// 0 without a line.
+func (e *entry) lineLen() int {
+	switch {
+	case e.raw != nil:
+		return len(e.raw)
+	case e.m != nil:
+		return lineLen(e.m)
+	}
+	return 0
 }
 
 // send queues m without blocking, or adds it to the labeled reply being
@@ -210,6 +226,19 @@ func (c *Client) send(m *irc.Message) {
 // the queue is full, which drops the client. On false the caller still owns
 // e.sent.
 func (c *Client) enqueue(e entry) bool {
+	if !c.admit() {
+		return false
+	}
+	c.q = append(c.q, e)
+	c.startWriter()
+	c.qmu.Unlock()
+	return true
+}
+
+// admit takes c.qmu for one more entry in the queue. It returns false,
+// without the lock, if the connection is closing or the queue is full,
+// which drops the client.
+func (c *Client) admit() bool {
 	select {
 	case <-c.done:
 		return false
@@ -227,9 +256,6 @@ func (c *Client) enqueue(e entry) bool {
 		c.shutdown("SendQ exceeded", false)
 		return false
 	}
-	c.q = append(c.q, e)
-	c.startWriter()
-	c.qmu.Unlock()
 	return true
 }
 
@@ -300,11 +326,11 @@ const keptQueue = 64
 
 func (c *Client) giveBack(batch []entry) {
 	clear(batch)
-	if cap(batch) > keptQueue {
-		return
-	}
 	c.qmu.Lock()
-	c.spare = batch[:0]
+	c.linesWritten()
+	if cap(batch) <= keptQueue {
+		c.spare = batch[:0]
+	}
 	c.qmu.Unlock()
 }
 
@@ -449,10 +475,14 @@ func (c *Client) writeBatch(msgs []entry) (int, error) {
 	}
 	var err error
 	for _, e := range msgs {
-		if e.m == nil {
+		switch {
+		case e.raw != nil:
+			_, _ = bw.Write(e.raw)
+		case e.m != nil:
+			writeLine(bw, e.m) // m.String() would build the line in a buffer of its own
+		default:
 			continue
 		}
-		writeLine(bw, e.m) // m.String() would build the line in a buffer of its own
 		if _, err = bw.WriteString("\r\n"); err != nil {
 			break
 		}
@@ -465,8 +495,8 @@ func (c *Client) writeBatch(msgs []entry) (int, error) {
 	}
 	var end int64
 	for i, e := range msgs {
-		if e.m != nil {
-			end += int64(lineLen(e.m) + 2)
+		if e.m != nil || e.raw != nil {
+			end += int64(e.lineLen() + 2)
 		}
 		if end > cw.n {
 			return i, err
@@ -583,6 +613,7 @@ func (c *Client) writeLoop() {
 			default:
 				c.writing = false
 				c.q, c.spare = nil, nil // an idle connection keeps no queue array
+				c.dropChunk()
 				c.qmu.Unlock()
 				final = false
 				return
@@ -635,6 +666,7 @@ func (c *Client) finish() {
 	c.qmu.Lock()
 	batch := c.q
 	c.q, c.spare, c.qclosed = nil, nil, true
+	c.qc = nil // the batch's lines may be in it
 	c.qmu.Unlock()
 	if !c.flush {
 		report(batch, false)

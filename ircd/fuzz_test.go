@@ -86,8 +86,7 @@ func FuzzHandleLine(f *testing.F) {
 		c, done := fuzzClient(t)
 		defer done()
 		c.handleLine(line)
-		for _, e := range c.take() {
-			s := e.m.String()
+		for _, s := range entryLines(c.take()) {
 			if len(s) == 0 {
 				t.Fatalf("empty reply to %q", line)
 			}

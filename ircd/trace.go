@@ -65,13 +65,23 @@ func (c *Client) traceWritten(batch []entry) {
 	log, nick := c.traceLog()
 	self := Nick(nick).Key()
 	for _, e := range batch {
-		if e.m == nil {
+		m := e.m
+		if e.raw != nil {
+			// Only the lines of the world's virtual users and the
+			// server are queued encoded; they parse back.
+			var err error
+			if m, err = parseLine(string(e.raw)); err != nil {
+				log.Debug("irc ", traceOut, " (a line that does not parse)")
+				continue
+			}
+		}
+		if m == nil {
 			continue
 		}
 		// The client's own lines coming back (echo-message) are the
 		// backend's to mask as well.
-		echo := e.m.Prefix != nil && Nick(e.m.Name).Key() == self
-		log.Debug("irc ", traceOut, " ", c.srv.redact(e.m, echo).String())
+		echo := m.Prefix != nil && Nick(m.Name).Key() == self
+		log.Debug("irc ", traceOut, " ", c.srv.redact(m, echo).String())
 	}
 }
 

@@ -175,6 +175,13 @@ func TestTraceLines(t *testing.T) {
 	if m := expect(t, c, "PRIVMSG"); m.Trailing() != "identify tom-words" {
 		t.Fatalf("got %q, want tom's message", m)
 	}
+	// A buddy's lines are queued encoded (emitLine): traced all the same.
+	if err := fc.c.AddUser(User{Nick: "bud", User: "bud", Host: "msim.1"}); err != nil {
+		t.Fatal(err)
+	}
+	fc.c.JoinUser("&bitlbee", "bud", true)
+	expect(t, c, "JOIN")
+	expect(t, c, "MODE")
 	c.sync(t)
 
 	es := traceEntries(t, hook, passSecret, saslSecret, payload, cmdSecret)
@@ -192,6 +199,8 @@ func TestTraceLines(t *testing.T) {
 		{"irc <- PRIVMSG &bitlbee :identify " + Masked, "alice"},
 		{"irc -> :alice!u@127.0.0.1 PRIVMSG &bitlbee :identify " + Masked, "alice"},
 		{"irc -> :tom!tom@msim PRIVMSG alice :identify tom-words", "alice"},
+		{"irc -> :bud!bud@msim.1 JOIN &bitlbee", "alice"},
+		{"irc -> :irc.test MODE &bitlbee +v bud", "alice"},
 	} {
 		e := findTrace(es, tc.msg)
 		if e == nil {

@@ -201,15 +201,17 @@ func (c *Client) SetAway(nick, text string) {
 	}
 	u.Away = text
 	if c.caps["away-notify"] && c.visible(u) {
-		c.emit(awayMsg(u))
+		c.emitAway(u)
 	}
 }
 
-func awayMsg(u *vuser) *irc.Message {
+// emitAway queues u's AWAY (away-notify). Caller holds c.mu.
+func (c *Client) emitAway(u *vuser) {
 	if u.Away == "" {
-		return msg(u.prefix(), "AWAY")
+		c.emitUserLine(u, "AWAY")
+	} else {
+		c.emitUserLine(u, "AWAY", u.Away)
 	}
-	return msg(u.prefix(), "AWAY", u.Away)
 }
 
 // SetRealName replaces a virtual user's real name (WHOIS, WHO). The bridge
@@ -238,7 +240,7 @@ func (c *Client) RenameUser(oldNick, newNick string) error {
 	if other := c.findUser(newNick); (other != nil && other != u) || n.Key() == Nick(c.nick).Key() {
 		return ErrNickInUse
 	}
-	c.emit(msg(u.prefix(), "NICK", newNick))
+	c.emitUserLine(u, "NICK", newNick)
 	c.users.Delete(u.Nick)
 	u.Nick = newNick
 	c.users.Add(u, u.Nick)
@@ -257,7 +259,7 @@ func (c *Client) RemoveUser(nick, reason string) {
 		return
 	}
 	if c.visible(u) {
-		c.emit(msg(u.prefix(), "QUIT", reason))
+		c.emitUserLine(u, "QUIT", reason)
 	}
 	for _, ch := range c.chans {
 		delete(ch.members, u)
@@ -322,12 +324,12 @@ func (c *Client) JoinUser(channel, nick string, voice bool) {
 	if !ch.joined {
 		return
 	}
-	c.emit(msg(u.prefix(), "JOIN", ch.name))
+	c.emitUserLine(u, "JOIN", ch.name)
 	if voice {
-		c.emit(msg(c.serverPrefix(), "MODE", ch.name, "+v", u.Nick))
+		c.emitServerLine("MODE", ch.name, "+v", u.Nick)
 	}
 	if u.Away != "" && c.caps["away-notify"] {
-		c.emit(awayMsg(u))
+		c.emitAway(u)
 	}
 }
 
@@ -346,9 +348,9 @@ func (c *Client) PartUser(channel, nick, reason string) {
 	delete(ch.members, u)
 	if ch.joined {
 		if reason == "" {
-			c.emit(msg(u.prefix(), "PART", ch.name))
+			c.emitUserLine(u, "PART", ch.name)
 		} else {
-			c.emit(msg(u.prefix(), "PART", ch.name, reason))
+			c.emitUserLine(u, "PART", ch.name, reason)
 		}
 	}
 }
@@ -384,15 +386,16 @@ func (c *Client) setMode(ch *vchan, u *vuser, f status, on bool) {
 		ch.members[u] = st &^ f
 	}
 	if ch.joined {
-		mode := "v"
-		if f == stOp {
-			mode = "o"
+		change := "-v"
+		switch {
+		case f == stOp && on:
+			change = "+o"
+		case f == stOp:
+			change = "-o"
+		case on:
+			change = "+v"
 		}
-		sign := "-"
-		if on {
-			sign = "+"
-		}
-		c.emit(msg(c.serverPrefix(), "MODE", ch.name, sign+mode, u.Nick))
+		c.emitServerLine("MODE", ch.name, change, u.Nick)
 	}
 }
 

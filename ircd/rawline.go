@@ -1,0 +1,149 @@
+// Lines queued already encoded.
+//
+// The lines a buddy's arrival and presence send (JOIN, MODE +v, AWAY, PART,
+// QUIT, NICK) are the commonest by far at a login: one or two for every
+// online contact. They are encoded straight into a chunk of bytes the
+// queue holds while its writer runs, instead of being built as a message
+// and a prefix each. A login's burst then leaves no small objects behind
+// for the collector, only a chunk or two, and the small objects an account
+// keeps are not scattered among its burst's garbage.
+
+package ircd
+
+import (
+	"sync"
+
+	"gopkg.in/irc.v4"
+)
+
+// lineChunkSize is the size of a chunk of encoded lines; a longer line gets
+// a chunk of its own size.
+const lineChunkSize = 8 << 10
+
+// lineChunk is the encoded lines of some queued entries, each an entry's
+// raw slice of b. Entries written, the writer empties the chunk (when no
+// queued entry refers to it); a full chunk is left to the entries that
+// refer to it, and a new one takes its place.
+type lineChunk struct{ b []byte }
+
+// lineChunks holds the chunks of writers that stopped.
+var lineChunks = sync.Pool{New: func() any { return &lineChunk{b: make([]byte, 0, lineChunkSize)} }}
+
+// emitLine queues the line ":name!user@host cmd params..." (user and host
+// left out when empty, the prefix when name is) as emit would queue
+// msg(prefix, cmd, params...): it sends the same bytes. Caller holds c.mu.
+func (c *Client) emitLine(name, user, host, cmd string, params ...string) {
+	if !c.welcomed {
+		// Held until the welcome: rare, and held entries are not the
+		// queue's, so they stay messages.
+		var p *irc.Prefix
+		if name != "" {
+			p = &irc.Prefix{Name: name, User: user, Host: host}
+		}
+		c.emit(msg(p, cmd, params...))
+		return
+	}
+	if !c.admit() {
+		return
+	}
+	n := rawLineLen(name, user, host, cmd, params)
+	if c.qc == nil {
+		c.qc = lineChunks.Get().(*lineChunk)
+	}
+	if cap(c.qc.b)-len(c.qc.b) < n {
+		c.qc = &lineChunk{b: make([]byte, 0, max(n, lineChunkSize))}
+	}
+	start := len(c.qc.b)
+	c.qc.b = appendRawLine(c.qc.b, name, user, host, cmd, params)
+	end := len(c.qc.b)
+	c.q = append(c.q, entry{raw: c.qc.b[start:end:end]})
+	c.startWriter()
+	c.qmu.Unlock()
+}
+
+// emitUserLine is emitLine with u as the prefix. Caller holds c.mu.
+func (c *Client) emitUserLine(u *vuser, cmd string, params ...string) {
+	c.emitLine(u.Nick, u.ident, u.Host, cmd, params...)
+}
+
+// emitServerLine is emitLine with the server as the prefix. Caller holds
+// c.mu.
+func (c *Client) emitServerLine(cmd string, params ...string) {
+	p := c.serverPrefix()
+	c.emitLine(p.Name, p.User, p.Host, cmd, params...)
+}
+
+// linesWritten empties the chunk once no queued entry refers to it (the
+// writer has written every line taken). c.qmu held.
+func (c *Client) linesWritten() {
+	if len(c.q) == 0 && c.qc != nil {
+		c.qc.b = c.qc.b[:0]
+	}
+}
+
+// dropChunk lets the queue's chunk go when the writer stops with nothing
+// queued: a chunk of the usual size goes back to the pool. c.qmu held.
+func (c *Client) dropChunk() {
+	if c.qc == nil {
+		return
+	}
+	if len(c.q) == 0 && cap(c.qc.b) == lineChunkSize {
+		c.qc.b = c.qc.b[:0]
+		lineChunks.Put(c.qc)
+	}
+	c.qc = nil
+}
+
+// appendRawLine appends the line writeLine would write for msg(prefix,
+// cmd, params...) with that prefix, without the CRLF.
+func appendRawLine(b []byte, name, user, host, cmd string, params []string) []byte {
+	if name != "" {
+		b = append(b, ':')
+		b = append(b, name...)
+		if user != "" {
+			b = append(b, '!')
+			b = append(b, user...)
+		}
+		if host != "" {
+			b = append(b, '@')
+			b = append(b, host...)
+		}
+		b = append(b, ' ')
+	}
+	b = append(b, cmd...)
+	if len(params) == 0 {
+		return b
+	}
+	for _, a := range params[:len(params)-1] {
+		b = append(b, ' ')
+		b = append(b, a...)
+	}
+	last := params[len(params)-1]
+	if needsColon(last) {
+		b = append(b, " :"...)
+	} else {
+		b = append(b, ' ')
+	}
+	return append(b, last...)
+}
+
+// rawLineLen is the length of appendRawLine's output.
+func rawLineLen(name, user, host, cmd string, params []string) int {
+	n := len(cmd)
+	if name != "" {
+		n += 2 + len(name)
+		if user != "" {
+			n += 1 + len(user)
+		}
+		if host != "" {
+			n += 1 + len(host)
+		}
+	}
+	for _, a := range params {
+		n += 1 + len(a)
+	}
+	if len(params) > 0 && needsColon(params[len(params)-1]) {
+		n++
+	}
+	return n
+}
