@@ -370,3 +370,36 @@ func TestWithProfileCopies(t *testing.T) {
 		}
 	}
 }
+
+// TestContactFromWire: a contact-list record as eachRecord gives it (values
+// still escaped) becomes the contact contactOf makes of the parsed record,
+// and, once its group and image address are interned, without allocating:
+// neither the interned values nor a name without escapes is unescaped into
+// a copy, nor the uid formatted to compare with the user name.
+func TestContactFromWire(t *testing.T) {
+	wire := "ContactID=4242\x1cGroupName=IM Friends\x1cImageURL=http:/1/1img.test/1a/2b.png\x1cUserName=joe/1x\x1cDisplayName=Joe\x1cNickName=j/2\x1cHeadline=/1hi\x1cVisibility=2"
+	var got Contact
+	eachRecord([]string{wire}, "ContactID", func(rec Dict) { got = contactFrom(rec, true) })
+	parsed, err := ParseDict(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := contactOf(parsed)
+	if got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if got.ImageURL != `http://img.test/a\b.png` || got.UserName != "joe/x" || got.NickName != `j\` || got.Headline != "/hi" || !got.Blocked {
+		t.Fatalf("unescaped: got %+v", got)
+	}
+	plain := "ContactID=4243\x1cGroupName=IM Friends\x1cImageURL=http:/1/1img.test/1a/2b.png\x1cUserName=4243\x1cDisplayName=Ann\x1cVisibility=1"
+	var rec Dict
+	eachRecord([]string{plain}, "ContactID", func(r Dict) { rec = append(Dict(nil), r...) })
+	contactFrom(rec, true) // interns the group and the address
+	var c Contact
+	if n := testing.AllocsPerRun(100, func() { c = contactFrom(rec, true) }); n != 0 {
+		t.Errorf("contactFrom: got %.1f allocations, want none", n)
+	}
+	if c.UserName != "" || c.DisplayName != "Ann" || c.ImageURL != `http://img.test/a\b.png` || c.Group != "IM Friends" || c.Blocked {
+		t.Errorf("got %+v", c)
+	}
+}

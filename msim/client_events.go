@@ -173,7 +173,8 @@ type Group struct {
 // userName drops a "user name" that is just the uid (the mark of an account
 // without one).
 func userName(name string, uid UID) string {
-	if name == uid.String() {
+	var digits [20]byte
+	if name == string(strconv.AppendInt(digits[:0], int64(uid), 10)) {
 		return ""
 	}
 	return name
@@ -206,6 +207,23 @@ func profileOf(d Dict) Profile {
 var interned struct {
 	sync.Mutex
 	m map[string]string
+}
+
+// internUnescaped is intern(Unescape(raw)), without making the unescaped
+// copy when that value is interned already.
+func internUnescaped(raw string) string {
+	var buf [128]byte
+	if strings.IndexByte(raw, '/') < 0 || len(raw) > len(buf) {
+		return intern(Unescape(raw))
+	}
+	b := appendUnescaped(buf[:0], raw)
+	interned.Lock()
+	v, ok := interned.m[string(b)]
+	interned.Unlock()
+	if ok {
+		return v
+	}
+	return intern(string(b))
 }
 
 func intern(s string) string {
@@ -241,25 +259,47 @@ func contactOf(d Dict) Contact {
 
 // contactOfShared is contactOf with the user and display names still
 // sharing d's memory (the caller copies them).
-func contactOfShared(d Dict) Contact {
+func contactOfShared(d Dict) Contact { return contactFrom(d, false) }
+
+// contactFrom is contactOfShared for d's values unescaped, or as on the
+// wire (eachRecord's) if wire is set: those are unescaped here, making no
+// copy of a value interned already (a group, an image's address) or kept
+// whole (a name without escapes).
+func contactFrom(d Dict, wire bool) Contact {
+	str := func(k string) string { // shares d's memory unless unescaped
+		if wire {
+			return Unescape(d.Str(k))
+		}
+		return d.Str(k)
+	}
+	kept := func(k string) string { // a copy of its own
+		if v := d.Str(k); !wire || strings.IndexByte(v, '/') < 0 {
+			return strings.Clone(v)
+		}
+		return Unescape(d.Str(k))
+	}
+	internOf := func(k string) string {
+		if wire {
+			return internUnescaped(d.Str(k))
+		}
+		return intern(d.Str(k))
+	}
 	id, _ := d.Int("ContactID")
-	// Clone what is kept: the values share memory with the whole reply
-	// (a contact list can be large), which would otherwise stay alive.
 	c := Contact{
 		UID:      UID(id),
-		Group:    intern(d.Str("GroupName")),
-		NickName: strings.Clone(d.Str("NickName")),
-		Headline: strings.Clone(d.Str("Headline")),
-		ImageURL: intern(d.Str("ImageURL")),
+		Group:    internOf("GroupName"),
+		NickName: kept("NickName"),
+		Headline: kept("Headline"),
+		ImageURL: internOf("ImageURL"),
 	}
-	c.UserName = userName(d.Str("UserName"), c.UID)
-	if dn := d.Str("DisplayName"); dn == c.UserName {
+	c.UserName = userName(str("UserName"), c.UID)
+	if dn := str("DisplayName"); dn == c.UserName {
 		c.DisplayName = c.UserName
 	} else {
 		c.DisplayName = dn
 	}
 	if c.ImageURL == "" {
-		c.ImageURL = intern(d.Str("AvatarURL"))
+		c.ImageURL = internOf("AvatarURL")
 	}
 	vis, _ := d.Int("Visibility")
 	c.Blocked = vis == 2

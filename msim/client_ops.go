@@ -214,7 +214,7 @@ func (c *Client) setup(ctx context.Context) error {
 	contacts := (*buf)[:0]
 	eachRecord(r.parts, "ContactID", func(rec Dict) {
 		// The names are not copied here: packNames copies them all below.
-		if ct := contactOfShared(rec); validUID(ct.UID) {
+		if ct := contactFrom(rec, true); validUID(ct.UID) {
 			contacts = append(contacts, ct)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // DefaultMaxSize is the largest message a Decoder accepts unless told
@@ -84,30 +85,32 @@ func escapeTail(b []byte, from int) []byte {
 // Unescape decodes a string value: "/1" becomes '/', "/2" becomes '\'. Any
 // other '/' is kept as it is, as the protocol specifies.
 func Unescape(s string) string {
-	i := strings.IndexByte(s, '/')
-	if i < 0 {
+	if strings.IndexByte(s, '/') < 0 {
 		return s
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	b.WriteString(s[:i])
-	for ; i < len(s); i++ {
+	b := appendUnescaped(make([]byte, 0, len(s)), s)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not used again
+}
+
+// appendUnescaped appends Unescape(s) to b.
+func appendUnescaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '/' && i+1 < len(s) {
 			switch s[i+1] {
 			case '1':
-				b.WriteByte('/')
+				b = append(b, '/')
 				i++
 				continue
 			case '2':
-				b.WriteByte('\\')
+				b = append(b, '\\')
 				i++
 				continue
 			}
 		}
-		b.WriteByte(c)
+		b = append(b, c)
 	}
-	return b.String()
+	return b
 }
 
 // AppendTo appends the wire form of m (ending in \final\) to b.

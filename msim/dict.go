@@ -198,8 +198,9 @@ func (d Dict) Records(first string) []Dict {
 // form (values still escaped) comes in parts, the records as
 // Dict.Records splits the parts' concatenated ParseDict: an item without
 // '=' ends its part. It builds no dictionary of the whole: fn's Dict holds
-// one record, is reused for the next, and its values may share the parts'
-// memory, so fn copies what it keeps.
+// one record, is reused for the next, and its values are as on the wire
+// (still escaped: fn unescapes what it uses) and share the parts' memory,
+// so fn copies what it keeps.
 func eachRecord(parts []string, first string, fn func(Dict)) {
 	var rec Dict
 	for _, raw := range parts {
@@ -212,12 +213,12 @@ func eachRecord(parts []string, first string, fn func(Dict)) {
 			}
 			if k != first {
 				if len(rec) > 0 { // items before the first record are dropped
-					rec = append(rec, Pair{k, Unescape(v)})
+					rec = append(rec, Pair{k, v})
 				}
 				continue
 			}
-			p := Pair{k, Unescape(v)}
-			if len(rec) == 1 && rec[0] == p {
+			p := Pair{k, v}
+			if len(rec) == 1 && Unescape(rec[0].Value) == Unescape(v) {
 				continue // the same item again: one record
 			}
 			if len(rec) > 0 {

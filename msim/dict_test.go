@@ -247,7 +247,13 @@ func recordsByDict(parts []string, first string) []Dict {
 // recordsByEach collects eachRecord's records, copied (fn's Dict is reused).
 func recordsByEach(parts []string, first string) []Dict {
 	var out []Dict
-	eachRecord(parts, first, func(rec Dict) { out = append(out, append(Dict(nil), rec...)) })
+	eachRecord(parts, first, func(rec Dict) {
+		d := make(Dict, len(rec))
+		for i, p := range rec {
+			d[i] = Pair{p.Key, Unescape(p.Value)} // eachRecord's values are escaped
+		}
+		out = append(out, d)
+	})
 	return out
 }
 
