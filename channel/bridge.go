@@ -82,8 +82,8 @@ type Config struct {
 	MSIMAddr       string // the MSIM server, host:port
 	ServiceNick    string // the control channels' service nick; default "root"
 	Directory      Directory
-	DialTimeout    time.Duration // MSIM connect and login; default 30s
-	RequestTimeout time.Duration // MSIM requests; default 30s
+	DialTimeout    time.Duration // MSIM connect and login (after lc 2: of silence, see msim.ClientConfig); default 30s
+	RequestTimeout time.Duration // MSIM requests (of silence after it); default 30s
 	ReconnectMin   time.Duration // first retry delay; default 2s
 	ReconnectMax   time.Duration // longest retry delay; default 5m
 	QueueLimit     int           // IMs held per account while its link is down; default 100

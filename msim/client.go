@@ -79,8 +79,13 @@ type ClientConfig struct {
 	// name is taken it is called again with a new suggestion (at most
 	// three attempts in all).
 	ChooseUserName func(ctx context.Context, suggested string) (string, error)
-	DialTimeout    time.Duration // default 30s; also bounds the whole login
-	RequestTimeout time.Duration // persist replies; default 30s
+	// DialTimeout bounds the connect and the handshake up to lc 2 (default
+	// 30s). After lc 2 the login's setup fails once the server has sent
+	// nothing for this long: a server delivering a long backlog of offline
+	// IMs before its replies is busy, not stuck, and dropping the link then
+	// would lose the IMs it has already handed over.
+	DialTimeout    time.Duration
+	RequestTimeout time.Duration // persist replies: a request fails once the server sent nothing for this long after it; default 30s
 	DeadAfter      time.Duration // no bytes received for this long ⇒ disconnected; default 180s
 	EventQueue     int           // buffer of the Events channel; default 64 (the backlog beyond it is EventBacklog); unused with Notify
 	// EventBacklog caps the events received but not yet taken by the
@@ -185,6 +190,7 @@ type Client struct {
 	downErr    error     // written before done is closed
 	lostAt     time.Time // when the link was lost, as far as known; written before done is closed
 	wg         sync.WaitGroup
+	lastRead   atomic.Int64 // when the reader last got a message (or the handshake ended), in Unix nanoseconds
 
 	mu       sync.Mutex
 	rid      int
@@ -213,17 +219,18 @@ type Client struct {
 // ErrServer; network failures wrap the net error.
 func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	cfg.setDefaults()
-	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	hctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	nc, err := cfg.Dial(ctx, cfg.Addr)
+	nc, err := cfg.Dial(hctx, cfg.Addr)
 	if err != nil {
 		return nil, errorf("msim: dial %s: %w", cfg.Addr, err)
 	}
 	c := newClient(cfg, nc)
-	if err := c.handshake(ctx); err != nil {
+	if err := c.handshake(hctx); err != nil {
 		nc.Close()
 		return nil, err
 	}
+	c.lastRead.Store(time.Now().UnixNano())
 	c.wg.Add(2) // the reader, and the writer that ends the session
 	go c.readLoop()
 	if cfg.Notify == nil {
@@ -231,14 +238,58 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		go c.pump()
 	}
 
-	if err := c.setup(ctx); err != nil {
+	sctx, stop := c.whileHeard(ctx, cfg.DialTimeout)
+	err = c.setup(sctx)
+	stop()
+	if err != nil {
 		c.Close()
-		if ctx.Err() != nil && !errors.As(err, new(*LoginError)) {
-			err = errorf("msim: login %s: %w (%w)", cfg.Email, ctx.Err(), err)
+		if sctx.Err() != nil && !errors.As(err, new(*LoginError)) {
+			err = errorf("msim: login %s: %w (%w)", cfg.Email, context.Cause(sctx), err)
 		}
 		return nil, err
 	}
 	return c, nil
+}
+
+// quiet is how long the server has sent nothing.
+func (c *Client) quiet() time.Duration {
+	return time.Since(time.Unix(0, c.lastRead.Load()))
+}
+
+// silenceError ends a context whileHeard made: the server sent nothing for
+// its length. It is a timeout (context.DeadlineExceeded).
+type silenceError struct{ d time.Duration }
+
+func (e silenceError) Error() string {
+	return fmt.Sprintf("nothing received for %v", e.d.Round(time.Millisecond))
+}
+
+func (silenceError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// whileHeard returns a context that ends with parent or once the server
+// has sent nothing for d (its cause is then a silenceError), and the
+// function that releases it.
+func (c *Client) whileHeard(parent context.Context, d time.Duration) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	var mu sync.Mutex // t is set before its function can see it
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(d, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if q := c.quiet(); q < d {
+			t.Reset(d - q)
+			return
+		}
+		cancel(silenceError{d})
+	})
+	mu.Unlock()
+	return ctx, func() {
+		mu.Lock()
+		t.Stop()
+		mu.Unlock()
+		cancel(context.Canceled)
+	}
 }
 
 // newClient builds a Client over nc, with cfg's defaults already set; Dial
@@ -427,6 +478,7 @@ func (c *Client) readLoop() {
 			return
 		}
 		last = time.Now()
+		c.lastRead.Store(last.UnixNano())
 		c.trace("<-", m)
 		c.handle(m) // keeps neither m nor its fields
 		putReadMsg(m)

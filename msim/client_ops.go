@@ -80,18 +80,30 @@ func (c *Client) await(ctx context.Context, p *pending) (*Persist, error) {
 		return fmt.Sprintf("msim: persist %d/%d/%d rid %d", p.cmd, p.kind.DSN, p.kind.LID, p.rid)
 	}
 	var r *Persist
-	select {
-	case r = <-p.ch:
-	case <-c.done:
+wait:
+	for {
 		select {
-		case r = <-p.ch: // it made it just before the link went
-		default:
-			return nil, errorf("%s: %w", what(), c.linkErr())
+		case r = <-p.ch:
+			break wait
+		case <-c.done:
+			select {
+			case r = <-p.ch: // it made it just before the link went
+				break wait
+			default:
+				return nil, errorf("%s: %w", what(), c.linkErr())
+			}
+		case <-ctx.Done():
+			return nil, errorf("%s: %w", what(), context.Cause(ctx))
+		case <-t.C:
+			// The server answers in order: while it is sending other
+			// messages (a backlog of offline IMs), the reply may be
+			// behind them. It is late once the server has been silent.
+			if q := c.quiet(); q < c.cfg.RequestTimeout {
+				t.Reset(c.cfg.RequestTimeout - q)
+				continue
+			}
+			return nil, errorf("%s: %w: no reply, and nothing else from the server, within %v", what(), ErrTimeout, c.cfg.RequestTimeout)
 		}
-	case <-ctx.Done():
-		return nil, errorf("%s: %w", what(), ctx.Err())
-	case <-t.C:
-		return nil, errorf("%s: %w: no reply within %v", what(), ErrTimeout, c.cfg.RequestTimeout)
 	}
 	if r.IsError() {
 		return r, &PersistError{Cmd: r.Cmd, DSN: r.DSN, LID: r.LID, Message: r.ErrorMessage()}
@@ -123,22 +135,23 @@ func (c *Client) fatal(ctx context.Context, err error) bool {
 }
 
 // awaitOptional waits for a reply the session can do without (own profile,
-// IM info, groups) for at most a quarter of the login's remaining time, so a
-// server that never answers one (the 2007 server timed some out) does not
-// fail the login. It reports whether a failure must end the login.
+// IM info, groups) until the server has sent nothing for a quarter of the
+// login's time (it may be sending a backlog first), so a server that never
+// answers one (the 2007 server timed some out) does not fail the login. It
+// reports whether a failure must end the login.
 func (c *Client) awaitOptional(ctx context.Context, p *pending) (*Persist, bool, error) {
-	wait := c.cfg.RequestTimeout
+	wait := min(c.cfg.RequestTimeout, c.cfg.DialTimeout/4)
 	if dl, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(dl)/4)
 	}
-	octx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
+	octx, stop := c.whileHeard(ctx, wait)
+	defer stop()
 	r, err := c.await(octx, p)
 	if err == nil {
 		return r, false, nil
 	}
 	if octx.Err() != nil && ctx.Err() == nil {
-		return nil, false, errorf("%w (not answered in %v)", err, wait.Round(time.Millisecond))
+		return nil, false, errorf("%w (not answered)", err)
 	}
 	return nil, c.fatal(ctx, err), err
 }

@@ -1,0 +1,123 @@
+package msim
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// streamIMs writes n IMs from 2001, one every gap: a server handing over a
+// backlog of offline IMs before it answers what it was asked.
+func streamIMs(fc *fakeConn, n int, gap time.Duration) {
+	for i := range n {
+		fc.write(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strconv.Itoa(i)))
+		time.Sleep(gap)
+	}
+}
+
+// takeIMs reads events until n IMs came, skipping the others, and checks
+// their texts are 0…n-1 in order.
+func takeIMs(t *testing.T, c *Client, n int) {
+	t.Helper()
+	for i := 0; i < n; {
+		ev := nextEvent(t, c)
+		im, ok := ev.(IMEvent)
+		if !ok {
+			continue
+		}
+		if im.Text != strconv.Itoa(i) {
+			t.Fatalf("IM %d: got %q, want %q (every IM once, in order)", i, im.Text, strconv.Itoa(i))
+		}
+		i++
+	}
+}
+
+// TestLoginWaitsBehindABacklog: a server that hands over a backlog of IMs
+// for several times DialTimeout before it answers the login's requests is
+// busy, not stuck. The login succeeds with the own profile and the contact
+// list loaded, and every IM is an event, in order. (A fixed deadline for
+// the whole login dropped the link, and with it the IMs the server had
+// already handed over and no longer stored.)
+func TestLoginWaitsBehindABacklog(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	cfg := testConfig(t, f.addr())
+	cfg.DialTimeout, cfg.RequestTimeout = 400*time.Millisecond, 400*time.Millisecond
+	ch := dialAsync(cfg)
+	fc := f.accept()
+	const n = 40
+	own := defaultResponders()[PersistOwnProfile]
+	fc.override(PersistOwnProfile, func(fc *fakeConn, p *Persist) Dict {
+		streamIMs(fc, n, 40*time.Millisecond) // 1.6 s: four times DialTimeout
+		return own(fc, p)
+	})
+	fc.login("alice")
+	c, err := waitDial(t, ch)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if got := c.Self().DisplayName; got != "Alice" {
+		t.Errorf("own profile's display name: got %q, want Alice (answered after the backlog)", got)
+	}
+	if got := len(c.Contacts()); got != 3 {
+		t.Errorf("got %d contacts, want 3", got)
+	}
+	takeIMs(t, c, n)
+}
+
+// TestLoginFailsOnceTheServerFallsSilent: the login still has a bound. A
+// server that sends a while and then nothing, never answering the contact
+// list, fails the login DialTimeout after its last message, as a timeout.
+func TestLoginFailsOnceTheServerFallsSilent(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	cfg := testConfig(t, f.addr())
+	cfg.DialTimeout = 400 * time.Millisecond // RequestTimeout stays waitLimit: the silence ends the login
+	ch := dialAsync(cfg)
+	fc := f.accept()
+	own := defaultResponders()[PersistOwnProfile]
+	fc.override(PersistOwnProfile, func(fc *fakeConn, p *Persist) Dict {
+		streamIMs(fc, 10, 40*time.Millisecond)
+		return own(fc, p)
+	})
+	fc.override(PersistContactList, nil)
+	fc.login("alice")
+	c, err := waitDial(t, ch)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded without a contact list")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "nothing received for 400ms") {
+		t.Errorf("Dial: got %v, want a timeout after 400ms of silence", err)
+	}
+	fc.waitEOF()
+}
+
+// TestRequestWaitsBehindTraffic: the server answers in order, so a reply
+// behind other messages is not late; a request fails with ErrTimeout only
+// once the server has sent nothing for RequestTimeout.
+func TestRequestWaitsBehindTraffic(t *testing.T) {
+	t.Parallel()
+	c, fc := loggedIn(t, func(cfg *ClientConfig) { cfg.RequestTimeout = 300 * time.Millisecond })
+	lookup := defaultResponders()[PersistLookup]
+	const n = 30
+	fc.override(PersistLookup, func(fc *fakeConn, p *Persist) Dict {
+		streamIMs(fc, n, 30*time.Millisecond) // 0.9 s: three times RequestTimeout
+		return lookup(fc, p)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*waitLimit)
+	defer cancel()
+	p, err := c.LookupUser(ctx, "bob")
+	if err != nil || p.UID != 2001 {
+		t.Fatalf("LookupUser behind %d IMs: got (%v, %v), want bob", n, p.UID, err)
+	}
+	takeIMs(t, c, n)
+
+	fc.override(PersistLookup, nil)
+	if _, err := c.LookupUser(ctx, "bob"); !errors.Is(err, ErrTimeout) {
+		t.Errorf("LookupUser never answered: got %v, want ErrTimeout", err)
+	}
+}
