@@ -95,10 +95,16 @@ func (s *session) connect(a *account) {
 			return
 		}
 		cl, err := s.b.cfg.DialMSIM(s.ctx, cfg)
-		if !s.post(linkResult{a: a, gen: gen, cl: cl, err: err}) && cl != nil {
-			// The session has ended: keep the IMs the login brought.
-			_ = cl.Close()
-			for _, ev := range cl.TakeEvents(nil) {
+		if !s.post(linkResult{a: a, gen: gen, cl: cl, err: err}) {
+			// The session has ended: keep the IMs the login brought,
+			// whether it succeeded or not.
+			if cl != nil {
+				_ = cl.Close()
+				for _, ev := range cl.TakeEvents(nil) {
+					s.holdIM(a, ev)
+				}
+			}
+			for _, ev := range msim.Undelivered(err) {
 				s.holdIM(a, ev)
 			}
 		}
@@ -162,6 +168,11 @@ func (s *session) onLinkResult(ev linkResult) {
 	if s.dialing > 0 {
 		s.dialing--
 		defer s.b.rel.end() // once the login's contacts are buddies
+	}
+	// A login that failed after the server handed over IMs (a stored
+	// backlog comes first) brings them: the server keeps them no longer.
+	for _, im := range msim.Undelivered(ev.err) {
+		s.fromUser(a, senderOf(im), im)
 	}
 	if ev.gen != a.gen {
 		if ev.cl != nil {

@@ -246,6 +246,9 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		if sctx.Err() != nil && !errors.As(err, new(*LoginError)) {
 			err = errorf("msim: login %s: %w (%w)", cfg.Email, context.Cause(sctx), err)
 		}
+		if ims := c.leftIMs(); len(ims) > 0 {
+			err = &UndeliveredError{Err: err, Events: ims}
+		}
 		return nil, err
 	}
 	return c, nil

@@ -121,3 +121,43 @@ func TestRequestWaitsBehindTraffic(t *testing.T) {
 		t.Errorf("LookupUser never answered: got %v, want ErrTimeout", err)
 	}
 }
+
+// TestFailedLoginGivesItsIMs: a login that fails after the server handed
+// over IMs returns them with its error (UndeliveredError), in order, with
+// Notify and without; the error is still the timeout it was.
+func TestFailedLoginGivesItsIMs(t *testing.T) {
+	t.Parallel()
+	for _, notify := range []bool{true, false} {
+		f := newFake(t)
+		cfg := testConfig(t, f.addr())
+		cfg.DialTimeout = 400 * time.Millisecond
+		if notify {
+			cfg.Notify = func() {}
+		}
+		ch := dialAsync(cfg)
+		fc := f.accept()
+		own := defaultResponders()[PersistOwnProfile]
+		fc.override(PersistOwnProfile, func(fc *fakeConn, p *Persist) Dict {
+			streamIMs(fc, 5, 0)
+			return own(fc, p)
+		})
+		fc.override(PersistContactList, nil)
+		fc.login("alice")
+		_, err := waitDial(t, ch)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("notify %v: Dial got %v, want a timeout", notify, err)
+		}
+		ims := Undelivered(err)
+		if len(ims) != 5 {
+			t.Fatalf("notify %v: got %d IMs with the error, want 5 (%v)", notify, len(ims), err)
+		}
+		for i, ev := range ims {
+			if im, ok := ev.(IMEvent); !ok || im.From != 2001 || im.Text != strconv.Itoa(i) {
+				t.Errorf("notify %v: IM %d: got %#v", notify, i, ev)
+			}
+		}
+	}
+	if Undelivered(errors.New("refused")) != nil {
+		t.Error("Undelivered of another error: got IMs, want none")
+	}
+}

@@ -361,6 +361,52 @@ func (c *Client) TakeEvents(dst []Event) []Event {
 	return dst
 }
 
+// UndeliveredError is the error of a Dial that failed after the server
+// had handed over IMs or zaps: a user's stored offline IMs come before the
+// replies the login waits for, and the server keeps them no longer. They
+// are the caller's to show or keep. With Notify it gets all of them;
+// without, those the Events channel held.
+type UndeliveredError struct {
+	Err    error
+	Events []Event // IMEvent and ZapEvent values, as received
+}
+
+func (e *UndeliveredError) Error() string {
+	return fmt.Sprintf("%v (after %d IMs or zaps)", e.Err, len(e.Events))
+}
+
+func (e *UndeliveredError) Unwrap() error { return e.Err }
+
+// Undelivered returns the IMs and zaps a failed Dial had received (see
+// UndeliveredError); nil when there were none.
+func Undelivered(err error) []Event {
+	var ue *UndeliveredError
+	if errors.As(err, &ue) {
+		return ue.Events
+	}
+	return nil
+}
+
+// leftIMs takes, after Close, the IMs and zaps the owner was never given.
+func (c *Client) leftIMs() []Event {
+	var all []Event
+	if c.cfg.Notify != nil {
+		all = c.TakeEvents(nil)
+	} else {
+		for ev := range c.events { // closed by the pump, which Close waited for
+			all = append(all, ev)
+		}
+	}
+	var ims []Event
+	for _, ev := range all {
+		switch ev.(type) {
+		case IMEvent, ZapEvent:
+			ims = append(ims, ev)
+		}
+	}
+	return ims
+}
+
 // emit queues an event for the owner. Past the backlog cap the session ends.
 func (c *Client) emit(ev Event) {
 	c.qmu.Lock()
