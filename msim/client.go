@@ -83,7 +83,9 @@ type ClientConfig struct {
 	// 30s). After lc 2 the login's setup fails once the server has sent
 	// nothing for this long: a server delivering a long backlog of offline
 	// IMs before its replies is busy, not stuck, and dropping the link then
-	// would lose the IMs it has already handed over.
+	// would lose the IMs it has already handed over. A login still ends,
+	// however busy the server, after the longer of DeadAfter and ten times
+	// DialTimeout.
 	DialTimeout    time.Duration
 	RequestTimeout time.Duration // persist replies: a request fails once the server sent nothing for this long after it; default 30s
 	DeadAfter      time.Duration // no bytes received for this long ⇒ disconnected; default 180s
@@ -122,6 +124,9 @@ type ClientConfig struct {
 	// Test seam: how long Close waits for the logout to be flushed (0:
 	// closeGrace).
 	closeGrace time.Duration
+	// Test seam: the longest a login may take after lc 2, however busy the
+	// server (0: the longer of DeadAfter and ten times DialTimeout).
+	loginLimit time.Duration
 }
 
 func (cfg *ClientConfig) setDefaults() {
@@ -158,6 +163,9 @@ func (cfg *ClientConfig) setDefaults() {
 	if cfg.closeGrace <= 0 {
 		cfg.closeGrace = closeGrace
 	}
+	if cfg.loginLimit <= 0 {
+		cfg.loginLimit = max(cfg.DeadAfter, 10*cfg.DialTimeout)
+	}
 	if cfg.Log == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
@@ -190,7 +198,8 @@ type Client struct {
 	downErr    error     // written before done is closed
 	lostAt     time.Time // when the link was lost, as far as known; written before done is closed
 	wg         sync.WaitGroup
-	lastRead   atomic.Int64 // when the reader last got a message (or the handshake ended), in Unix nanoseconds
+	born       time.Time    // when the client was made: lastRead counts from it on the monotonic clock
+	lastRead   atomic.Int64 // when the reader last got a message (or the handshake ended), in nanoseconds since born
 
 	mu       sync.Mutex
 	rid      int
@@ -230,7 +239,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		nc.Close()
 		return nil, err
 	}
-	c.lastRead.Store(time.Now().UnixNano())
+	c.heard()
 	c.wg.Add(2) // the reader, and the writer that ends the session
 	go c.readLoop()
 	if cfg.Notify == nil {
@@ -238,15 +247,29 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		go c.pump()
 	}
 
-	sctx, stop := c.whileHeard(ctx, cfg.DialTimeout)
+	lctx, cancelLogin := context.WithTimeoutCause(ctx, cfg.loginLimit, loginLimitError{cfg.loginLimit})
+	defer cancelLogin()
+	sctx, stop := c.whileHeard(lctx, cfg.DialTimeout)
 	err = c.setup(sctx)
+	cause := context.Cause(sctx) // before stop, which cancels sctx
 	stop()
 	if err != nil {
-		c.Close()
-		if sctx.Err() != nil && !errors.As(err, new(*LoginError)) {
-			err = errorf("msim: login %s: %w (%w)", cfg.Email, context.Cause(sctx), err)
+		var ims []Event
+		if cfg.Notify == nil {
+			// Nobody reads Events while Close runs: take them meanwhile,
+			// or the pump waits closeGrace and drops the older ones.
+			taken := make(chan []Event, 1)
+			go func() { taken <- drainEvents(c.events) }()
+			c.Close()
+			ims = onlyIMs(<-taken)
+		} else {
+			c.Close()
+			ims = onlyIMs(c.TakeEvents(nil))
 		}
-		if ims := c.leftIMs(); len(ims) > 0 {
+		if cause != nil && !errors.As(err, new(*LoginError)) {
+			err = errorf("msim: login %s: %w (%w)", cfg.Email, cause, err)
+		}
+		if len(ims) > 0 {
 			err = &UndeliveredError{Err: err, Events: ims}
 		}
 		return nil, err
@@ -254,9 +277,22 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
+// loginLimitError ends a login that took longer than its limit, however
+// busy the server kept it. It is a timeout (context.DeadlineExceeded).
+type loginLimitError struct{ d time.Duration }
+
+func (e loginLimitError) Error() string {
+	return fmt.Sprintf("login took longer than %v", e.d.Round(time.Millisecond))
+}
+
+func (loginLimitError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// heard notes that the server just sent something.
+func (c *Client) heard() { c.lastRead.Store(int64(time.Since(c.born))) }
+
 // quiet is how long the server has sent nothing.
 func (c *Client) quiet() time.Duration {
-	return time.Since(time.Unix(0, c.lastRead.Load()))
+	return time.Since(c.born) - time.Duration(c.lastRead.Load())
 }
 
 // silenceError ends a context whileHeard made: the server sent nothing for
@@ -276,10 +312,14 @@ func (c *Client) whileHeard(parent context.Context, d time.Duration) (context.Co
 	ctx, cancel := context.WithCancelCause(parent)
 	var mu sync.Mutex // t is set before its function can see it
 	var t *time.Timer
+	stopped := false // once released, the timer is not re-armed
 	mu.Lock()
 	t = time.AfterFunc(d, func() {
 		mu.Lock()
 		defer mu.Unlock()
+		if stopped {
+			return
+		}
 		if q := c.quiet(); q < d {
 			t.Reset(d - q)
 			return
@@ -289,6 +329,7 @@ func (c *Client) whileHeard(parent context.Context, d time.Duration) (context.Co
 	mu.Unlock()
 	return ctx, func() {
 		mu.Lock()
+		stopped = true
 		t.Stop()
 		mu.Unlock()
 		cancel(context.Canceled)
@@ -300,6 +341,7 @@ func (c *Client) whileHeard(parent context.Context, d time.Duration) (context.Co
 func newClient(cfg ClientConfig, nc net.Conn) *Client {
 	c := &Client{
 		cfg:        cfg,
+		born:       time.Now(),
 		debug:      cfg.Log.Logger.IsLevelEnabled(logrus.DebugLevel),
 		nc:         nc,
 		dec:        NewDecoder(nc),
@@ -481,7 +523,7 @@ func (c *Client) readLoop() {
 			return
 		}
 		last = time.Now()
-		c.lastRead.Store(last.UnixNano())
+		c.heard()
 		c.trace("<-", m)
 		c.handle(m) // keeps neither m nor its fields
 		putReadMsg(m)

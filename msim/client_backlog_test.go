@@ -124,13 +124,17 @@ func TestRequestWaitsBehindTraffic(t *testing.T) {
 
 // TestFailedLoginGivesItsIMs: a login that fails after the server handed
 // over IMs returns them with its error (UndeliveredError), in order, with
-// Notify and without; the error is still the timeout it was.
+// Notify and without (with more IMs than the Events channel holds: nobody
+// reads it while the failed login closes); the error is still the timeout
+// it was.
 func TestFailedLoginGivesItsIMs(t *testing.T) {
 	t.Parallel()
+	const n = 10
 	for _, notify := range []bool{true, false} {
 		f := newFake(t)
 		cfg := testConfig(t, f.addr())
 		cfg.DialTimeout = 400 * time.Millisecond
+		cfg.EventQueue = 4
 		if notify {
 			cfg.Notify = func() {}
 		}
@@ -138,7 +142,7 @@ func TestFailedLoginGivesItsIMs(t *testing.T) {
 		fc := f.accept()
 		own := defaultResponders()[PersistOwnProfile]
 		fc.override(PersistOwnProfile, func(fc *fakeConn, p *Persist) Dict {
-			streamIMs(fc, 5, 0)
+			streamIMs(fc, n, 0)
 			return own(fc, p)
 		})
 		fc.override(PersistContactList, nil)
@@ -148,8 +152,8 @@ func TestFailedLoginGivesItsIMs(t *testing.T) {
 			t.Fatalf("notify %v: Dial got %v, want a timeout", notify, err)
 		}
 		ims := Undelivered(err)
-		if len(ims) != 5 {
-			t.Fatalf("notify %v: got %d IMs with the error, want 5 (%v)", notify, len(ims), err)
+		if len(ims) != n {
+			t.Fatalf("notify %v: got %d IMs with the error, want %d (%v)", notify, len(ims), n, err)
 		}
 		for i, ev := range ims {
 			if im, ok := ev.(IMEvent); !ok || im.From != 2001 || im.Text != strconv.Itoa(i) {
@@ -159,5 +163,63 @@ func TestFailedLoginGivesItsIMs(t *testing.T) {
 	}
 	if Undelivered(errors.New("refused")) != nil {
 		t.Error("Undelivered of another error: got IMs, want none")
+	}
+}
+
+// TestDroppedLoginIsNoTimeout: a link the server drops during the login's
+// setup fails it with the link's error, not as a cancel or a timeout, and
+// the IMs received before the drop come with it.
+func TestDroppedLoginIsNoTimeout(t *testing.T) {
+	t.Parallel()
+	for _, notify := range []bool{true, false} {
+		f := newFake(t)
+		cfg := testConfig(t, f.addr())
+		if notify {
+			cfg.Notify = func() {}
+		}
+		ch := dialAsync(cfg)
+		fc := f.accept()
+		fc.override(PersistContactList, func(fc *fakeConn, p *Persist) Dict {
+			streamIMs(fc, 3, 0)
+			fc.nc.Close()
+			return nil
+		})
+		fc.login("alice")
+		_, err := waitDial(t, ch)
+		if err == nil {
+			t.Fatalf("notify %v: Dial succeeded over a dropped link", notify)
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("notify %v: Dial got %v, want the link's error alone", notify, err)
+		}
+		if got := len(Undelivered(err)); got != 3 {
+			t.Errorf("notify %v: got %d IMs with the error, want 3", notify, got)
+		}
+	}
+}
+
+// TestLoginHasALimit: a server that keeps sending but never answers the
+// login's requests does not hold it forever: the login fails once its
+// limit has passed, as a timeout that says so.
+func TestLoginHasALimit(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	cfg := testConfig(t, f.addr())
+	cfg.DialTimeout = 300 * time.Millisecond
+	cfg.loginLimit = time.Second
+	ch := dialAsync(cfg)
+	fc := f.accept()
+	fc.override(PersistOwnProfile, func(fc *fakeConn, p *Persist) Dict {
+		streamIMs(fc, 60, 50*time.Millisecond) // 3 s, never silent for DialTimeout
+		return nil
+	})
+	fc.login("alice")
+	c, err := waitDial(t, ch)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded without an own profile")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "login took longer than 1s") {
+		t.Errorf("Dial: got %v, want a timeout at the login's limit of 1s", err)
 	}
 }

@@ -387,18 +387,20 @@ func Undelivered(err error) []Event {
 	return nil
 }
 
-// leftIMs takes, after Close, the IMs and zaps the owner was never given.
-func (c *Client) leftIMs() []Event {
+// drainEvents reads events until the channel is closed (the pump closes
+// it once Close has run) and returns them.
+func drainEvents(events <-chan Event) []Event {
 	var all []Event
-	if c.cfg.Notify != nil {
-		all = c.TakeEvents(nil)
-	} else {
-		for ev := range c.events { // closed by the pump, which Close waited for
-			all = append(all, ev)
-		}
+	for ev := range events {
+		all = append(all, ev)
 	}
+	return all
+}
+
+// onlyIMs keeps the IMs and zaps of evs: what a failed login must not lose.
+func onlyIMs(evs []Event) []Event {
 	var ims []Event
-	for _, ev := range all {
+	for _, ev := range evs {
 		switch ev.(type) {
 		case IMEvent, ZapEvent:
 			ims = append(ims, ev)
