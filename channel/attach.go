@@ -42,6 +42,11 @@ type attachment struct {
 	remote net.Addr // the client's address (identify's guess limiting)
 	name   string   // the client's name ("phone" of alice/phone), or ""
 	away   string   // the client's AWAY text (owned by the session goroutine)
+	// missed is the msgid of the first message this client could not be
+	// given (it was closing) while it was still attached: its position
+	// stops before it, so its next connection is replayed it. Owned by
+	// the session goroutine.
+	missed string
 }
 
 func newAttachment(c ircConn, s *session, remote net.Addr) *attachment {

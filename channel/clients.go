@@ -68,6 +68,8 @@ func (c *clients) Deliver(d ircd.Delivery) bool {
 		}
 		if at.c.Deliver(dd) {
 			ok = true
+		} else if at.missed == "" {
+			at.missed = d.MsgID
 		}
 	}
 	return ok

@@ -473,19 +473,31 @@ func (s *session) replay(at *attachment) {
 	}
 }
 
-// savePosition keeps how far the client at has seen the history: all of
-// it, as it leaves (what it did not receive was held, or shown to another
-// client).
+// savePosition keeps how far the client at has seen the history, as it
+// leaves: all of it (what it did not receive was held, or shown to another
+// client), except from the first message it could no longer be given while
+// attached (it was already closing, another client saw it): its next
+// connection is replayed that.
 func (s *session) savePosition(at *attachment) {
 	if !s.historyOn() {
 		return
 	}
 	ctx, cancel := storeCtx()
 	defer cancel()
-	s.b.hist.sync(ctx, s.user.Name) // what it was shown is appended
-	last, err := s.b.cfg.Store.LastHistoryID(ctx, s.user.Name)
+	st, user := s.b.cfg.Store, s.user.Name
+	s.b.hist.sync(ctx, user) // what it was shown is appended
+	pos, err := st.LastHistoryID(ctx, user)
+	if err == nil && at.missed != "" {
+		var e store.HistoryEntry
+		switch e, err = st.HistoryByMsgID(ctx, user, at.missed); {
+		case err == nil:
+			pos = min(pos, e.ID-1)
+		case errors.Is(err, store.ErrNotFound): // not recorded, or trimmed since
+			err = nil
+		}
+	}
 	if err == nil {
-		err = s.b.cfg.Store.SetClientPosition(ctx, s.user.Name, at.name, last)
+		err = st.SetClientPosition(ctx, user, at.name, pos)
 	}
 	if err != nil {
 		s.log.WithError(err).Error("store: a client's position could not be saved; it may be replayed again")
