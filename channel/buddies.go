@@ -125,6 +125,8 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 	bd := a.buddy(c.UID)
 	if bd == nil {
 		bd = s.newBuddy(a, c.UID, c.UserName, c.DisplayName)
+	} else if bd.userName == "" && bd.displayName == "" {
+		s.nameNamelessBuddy(bd, c)
 	}
 	bd.contact = true
 	bd.blocked = c.Blocked
@@ -136,6 +138,31 @@ func (s *session) upsertContact(a *account, c msim.Contact) {
 		s.irc.SetRealName(bd.nick, dn) // WHO and WHOIS show the new name
 	}
 	s.applyPresence(bd)
+}
+
+// nameNamelessBuddy gives a buddy made before its names were known (an IM
+// that came while the link was down, a stranger whose profile could not be
+// read) the nick its names give, now that the contact list tells them, as
+// a NICK change the IRC clients follow. A nick the user chose, or a
+// collision suffix, stays.
+func (s *session) nameNamelessBuddy(bd *buddy, c msim.Contact) {
+	key := buddyKey{bd.a.cfg.Email, bd.UID()}
+	base := baseNick(fromMSIMLine(c.UserName), fromMSIMLine(c.DisplayName), int(bd.UID()))
+	if _, kept := s.mem.nick(key); kept || nickKey(base) == nickKey(bd.nick) {
+		return
+	}
+	nick := uniqueNick(base, func(k string) bool {
+		return (s.nickTaken(k) && k != nickKey(bd.nick)) || s.mem.ownedByOther(k, key)
+	})
+	if nickKey(nick) == nickKey(bd.nick) {
+		return
+	}
+	if err := s.irc.RenameUser(bd.nick, nick); err != nil {
+		s.log.WithError(err).WithField("nick", bd.nick).Warn("a buddy keeps the nick it had before its names were known")
+		return
+	}
+	s.setNick(bd, nick)
+	s.mem.setNick(key, nick, nick == base)
 }
 
 // reserveBuddies makes room for the contacts of a's list that are not yet

@@ -10,7 +10,9 @@ import (
 
 // TestFailedLoginBringsItsIMs: a login that failed after the MSIM server
 // had handed over stored IMs (msim.UndeliveredError; the server keeps
-// them no longer) shows them, in order, and then retries.
+// them no longer) shows them, in order, and then retries. The sender, not
+// yet known by name, takes the nick its name gives once the next login
+// brings the contact list, as a NICK change.
 func TestFailedLoginBringsItsIMs(t *testing.T) {
 	r := newRig(t, nil)
 	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
@@ -39,5 +41,15 @@ func TestFailedLoginBringsItsIMs(t *testing.T) {
 	r.stepUntil("the retry", func() bool { return len(r.clock.Pending()) == 1 })
 	if got := r.irc.said("Cannot connect to MSIM"); len(got) != 1 {
 		t.Errorf("got %q, want the failure told once", got)
+	}
+	before := r.a.buddy(42).nick
+	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 42, UserName: "bob", Status: msim.StatusOnline}}})
+	r.clock.Advance(r.clock.Pending()[0])
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	if got := r.a.buddy(42).nick; got != "bob" {
+		t.Errorf("the sender's nick once the contact list came: got %q, want bob", got)
+	}
+	if got := r.irc.said("NICK " + before + ": bob"); len(got) != 1 {
+		t.Errorf("got renames %q, want %s renamed bob once", got, before)
 	}
 }

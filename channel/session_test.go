@@ -46,8 +46,13 @@ func (f *fakeIRC) AddUser(u ircd.User) error {
 	f.users[u.Nick] = true
 	return nil
 }
-func (f *fakeIRC) Reserve(string, int)                {}
-func (f *fakeIRC) RenameUser(string, string) error    { return nil }
+func (f *fakeIRC) Reserve(string, int) {}
+func (f *fakeIRC) RenameUser(old, nick string) error {
+	f.mu.Lock()
+	f.lines = append(f.lines, "NICK "+old+": "+nick)
+	f.mu.Unlock()
+	return nil
+}
 func (f *fakeIRC) SetAway(string, string)             {}
 func (f *fakeIRC) SetRealName(string, string)         {}
 func (f *fakeIRC) CreateChannel(string, string) error { return nil }
