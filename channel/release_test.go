@@ -1,6 +1,8 @@
 package channel
 
 import (
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/msimircd/msimircd/internal/fakeclock"
@@ -104,5 +106,55 @@ func TestLoginsCountedForRelease(t *testing.T) {
 	r.s.shutdown()
 	if in, done := counts(); in != 0 || done != 2 {
 		t.Fatalf("after the session ended: got %d in progress, %d done; want 0, 2", in, done)
+	}
+}
+
+// growStack uses about 200 bytes of stack per level.
+//
+//go:noinline
+func growStack(n int) byte {
+	var pad [160]byte
+	pad[n%len(pad)] = byte(n)
+	if n == 0 {
+		return pad[0]
+	}
+	return growStack(n-1) + pad[n%len(pad)]
+}
+
+// TestReleaseShrinksGrownStacks: goroutines whose stacks grew during a
+// burst (to 32 KiB here) and that now wait keep, after a release, a small
+// part of what they grew: the release collects often enough for the
+// stacks to shrink step by step, not once by half.
+func TestReleaseShrinksGrownStacks(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's frames are larger: stack sizes are a normal build's")
+	}
+	const n = 64
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.StackInuse
+	ready, stop := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			growStack(100) // about 20 KiB: the stack grows to 32 KiB
+			ready <- struct{}{}
+			<-stop
+		})
+	}
+	for range n {
+		<-ready
+	}
+	defer func() { close(stop); wg.Wait() }()
+	runtime.ReadMemStats(&ms)
+	grown := ms.StackInuse - base
+	if grown < n*16<<10 {
+		t.Fatalf("stacks grew by %d bytes, want at least %d", grown, n*16<<10)
+	}
+	releaseMemory()
+	runtime.ReadMemStats(&ms)
+	if left := int64(ms.StackInuse) - int64(base); left > int64(grown/4) {
+		t.Errorf("after a release the stacks keep %d of the %d bytes they grew, want at most a quarter", left, grown)
 	}
 }
