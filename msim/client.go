@@ -83,9 +83,10 @@ type ClientConfig struct {
 	// 30s). After lc 2 the login's setup fails once the server has sent
 	// nothing for this long: a server delivering a long backlog of offline
 	// IMs before its replies is busy, not stuck, and dropping the link then
-	// would lose the IMs it has already handed over. A login still ends,
+	// would lose the IMs it has already handed over. A login still fails,
 	// however busy the server, after the longer of DeadAfter and ten times
-	// DialTimeout.
+	// DialTimeout (Dial then returns once the link is closed, which may
+	// take the logout's grace of a few seconds).
 	DialTimeout    time.Duration
 	RequestTimeout time.Duration // persist replies: a request fails once the server sent nothing for this long after it; default 30s
 	DeadAfter      time.Duration // no bytes received for this long ⇒ disconnected; default 180s

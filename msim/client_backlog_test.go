@@ -3,10 +3,13 @@ package msim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msimircd/msimircd/msim/markup"
 )
 
 // streamIMs writes n IMs from 2001, one every gap: a server handing over a
@@ -221,5 +224,41 @@ func TestLoginHasALimit(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "login took longer than 1s") {
 		t.Errorf("Dial: got %v, want a timeout at the login's limit of 1s", err)
+	}
+}
+
+// TestDroppedLoginGivesEveryIM: a login whose link the server drops after
+// handing over more IMs, or zaps, than the Events channel holds returns
+// every one of them with its error: none is dropped to make room for the
+// end of the stream.
+func TestDroppedLoginGivesEveryIM(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{4, 5, 10, 14} {
+		for _, zaps := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d zaps=%v", n, zaps), func(t *testing.T) {
+				t.Parallel()
+				f := newFake(t)
+				cfg := testConfig(t, f.addr())
+				cfg.EventQueue = 4
+				ch := dialAsync(cfg)
+				fc := f.accept()
+				fc.override(PersistContactList, func(fc *fakeConn, p *Persist) Dict {
+					for i := range n {
+						if zaps {
+							fc.write(NewInt("bm", BMAction).AddInt("f", 2001).Add("msg", markup.ZapSmooch.Payload()))
+						} else {
+							fc.write(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strconv.Itoa(i)))
+						}
+					}
+					fc.nc.Close()
+					return nil
+				})
+				fc.login("alice")
+				_, err := waitDial(t, ch)
+				if got := len(Undelivered(err)); got != n {
+					t.Errorf("got %d of %d with the error (%v)", got, n, err)
+				}
+			})
+		}
 	}
 }

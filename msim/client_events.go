@@ -364,8 +364,7 @@ func (c *Client) TakeEvents(dst []Event) []Event {
 // UndeliveredError is the error of a Dial that failed after the server
 // had handed over IMs or zaps: a user's stored offline IMs come before the
 // replies the login waits for, and the server keeps them no longer. They
-// are the caller's to show or keep. With Notify it gets all of them;
-// without, those the Events channel held.
+// are the caller's to show or keep, all of them, in order.
 type UndeliveredError struct {
 	Err    error
 	Events []Event // IMEvent and ZapEvent values, as received
@@ -490,20 +489,29 @@ func (c *Client) finish(rest []Event) {
 	defer grace.Stop()
 	expired := false
 	for _, ev := range rest[:len(rest)-1] {
-		if im, ok := ev.(IMEvent); ok && !expired {
-			// An IM was received: give a reader that is still draining
-			// Events the time to take it rather than drop it.
+		if from := senderOf(ev); from != 0 && !expired {
+			// An IM or zap was received: give a reader that is still
+			// draining Events the time to take it rather than drop it.
 			select {
 			case c.events <- ev:
 			case <-grace.C:
 				expired = true
-				c.logger().WithField("from", im.From).Warn("msim: IMs received before Close were not taken from Events")
+				c.logger().WithField("from", from).Warn("msim: IMs received before Close were not taken from Events")
 			}
 			continue
 		}
 		select {
 		case c.events <- ev:
 		default:
+		}
+	}
+	if !expired {
+		// Making room for the last event drops the oldest in the
+		// channel, which may be an IM: a draining reader takes it first.
+		select {
+		case c.events <- last:
+			return
+		case <-grace.C:
 		}
 	}
 	for {
@@ -517,6 +525,17 @@ func (c *Client) finish(rest []Event) {
 		default:
 		}
 	}
+}
+
+// senderOf is the sender of an IM or zap, and 0 for other events.
+func senderOf(ev Event) UID {
+	switch ev := ev.(type) {
+	case IMEvent:
+		return ev.From
+	case ZapEvent:
+		return ev.From
+	}
+	return 0
 }
 
 // handle dispatches one received message. It runs on the reader goroutine.
