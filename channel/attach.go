@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/msimircd/msimircd/ircd"
@@ -42,11 +43,21 @@ type attachment struct {
 	remote net.Addr // the client's address (identify's guess limiting)
 	name   string   // the client's name ("phone" of alice/phone), or ""
 	away   string   // the client's AWAY text (owned by the session goroutine)
-	// missed is the msgid of the first message this client could not be
-	// given (it was closing) while it was still attached: its position
-	// stops before it, so its next connection is replayed it. Owned by
-	// the session goroutine.
-	missed string
+	// missed is the msgid of the first message this client was not given
+	// while it was still attached (it was closing, or closed with the
+	// message still queued) though another client was: its position stops
+	// before it, so its next connection is replayed it. Set on the session
+	// goroutine, or on ircd's writer (a miss the writer reports after the
+	// session has let the client go comes too late to count).
+	missed atomic.Pointer[string]
+}
+
+// miss records that the client was not given the message of msgid, unless
+// it missed an earlier one.
+func (at *attachment) miss(msgid string) {
+	if msgid != "" {
+		at.missed.CompareAndSwap(nil, &msgid)
+	}
 }
 
 func newAttachment(c ircConn, s *session, remote net.Addr) *attachment {

@@ -219,12 +219,12 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 }
 
 // nickTaken reports whether a nick key is used by a buddy, the service or
-// the IRC user.
+// the IRC user (in any of their attached clients).
 func (s *session) nickTaken(key string) bool {
 	if s.buddyByNick(key) != nil {
 		return true
 	}
-	return key == nickKey(s.b.cfg.ServiceNick) || key == nickKey(s.irc.Nick())
+	return key == nickKey(s.b.cfg.ServiceNick) || s.cl.nickIs(key)
 }
 
 // applyPresence makes the channel show bd's status: online = voiced;

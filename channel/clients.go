@@ -65,11 +65,22 @@ func (c *clients) Deliver(d ircd.Delivery) bool {
 		dd := stampLate(d, at.c.HasCap("server-time"))
 		if agg != nil {
 			dd.Sent = agg.report
+			if len(c.ats) > 1 && d.MsgID != "" {
+				// What one client misses, another may show: its own
+				// position must know (a sole client's misses are held).
+				msgid := d.MsgID
+				dd.Sent = func(ok bool) {
+					if !ok {
+						at.miss(msgid)
+					}
+					agg.report(ok)
+				}
+			}
 		}
 		if at.c.Deliver(dd) {
 			ok = true
-		} else if at.missed == "" {
-			at.missed = d.MsgID
+		} else {
+			at.miss(d.MsgID) // now: Sent may come after the session let the client go
 		}
 	}
 	return ok
@@ -123,6 +134,20 @@ func (c *clients) Nick() string {
 		return c.nick
 	}
 	return c.ats[0].c.Nick()
+}
+
+// nickIs reports whether the user goes by the nick of key in any
+// attached client (each keeps the nick it chose), or last did when none is.
+func (c *clients) nickIs(key string) bool {
+	if len(c.ats) == 0 {
+		return key == nickKey(c.nick)
+	}
+	for _, at := range c.ats {
+		if key == nickKey(at.c.Nick()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *clients) Close(reason string) {

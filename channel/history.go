@@ -475,9 +475,9 @@ func (s *session) replay(at *attachment) {
 
 // savePosition keeps how far the client at has seen the history, as it
 // leaves: all of it (what it did not receive was held, or shown to another
-// client), except from the first message it could no longer be given while
-// attached (it was already closing, another client saw it): its next
-// connection is replayed that.
+// client), except from the first message it was not given while attached
+// (it was closing, or closed with the message queued; another client saw
+// it): its next connection is replayed that.
 func (s *session) savePosition(at *attachment) {
 	if !s.historyOn() {
 		return
@@ -487,9 +487,9 @@ func (s *session) savePosition(at *attachment) {
 	st, user := s.b.cfg.Store, s.user.Name
 	s.b.hist.sync(ctx, user) // what it was shown is appended
 	pos, err := st.LastHistoryID(ctx, user)
-	if err == nil && at.missed != "" {
+	if missed := at.missed.Load(); err == nil && missed != nil {
 		var e store.HistoryEntry
-		switch e, err = st.HistoryByMsgID(ctx, user, at.missed); {
+		switch e, err = st.HistoryByMsgID(ctx, user, *missed); {
 		case err == nil:
 			pos = min(pos, e.ID-1)
 		case errors.Is(err, store.ErrNotFound): // not recorded, or trimmed since

@@ -53,3 +53,37 @@ func TestFailedLoginBringsItsIMs(t *testing.T) {
 		t.Errorf("got renames %q, want %s renamed bob once", got, before)
 	}
 }
+
+// nickedIRC is a connection whose client goes by its own nick.
+type nickedIRC struct {
+	*fakeIRC
+	nick string
+}
+
+func (f *nickedIRC) Nick() string { return f.nick }
+
+// TestNamedBuddyAvoidsEveryClientsNick: the nick a buddy takes once its
+// names are known is none the user goes by in any attached client, not
+// only the first one's.
+func TestNamedBuddyAvoidsEveryClientsNick(t *testing.T) {
+	r := newRig(t, nil)
+	phone := newAttachment(&nickedIRC{fakeIRC: newFakeIRC(), nick: "bob"}, r.s, nil)
+	r.s.cl.add(phone)
+	r.s.countAttached(1)
+	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
+		return nil, &msim.UndeliveredError{Err: context.DeadlineExceeded, Events: []msim.Event{msim.IMEvent{From: 42, Text: "stored"}}}
+	}
+	r.s.start()
+	r.stepUntil("the stored IM shown", func() bool { return len(r.irc.said("stored")) == 1 })
+	r.stepUntil("the retry", func() bool { return len(r.clock.Pending()) == 1 })
+	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 42, UserName: "bob", Status: msim.StatusOnline}}})
+	r.clock.Advance(r.clock.Pending()[0])
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	got := r.a.buddy(42).nick
+	if nickKey(got) == nickKey("bob") || strings.HasPrefix(got, "u") {
+		t.Errorf("the sender's nick: got %q, want one from its name that is not the phone's nick bob", got)
+	}
+	if bd := r.s.buddyByNick(nickKey(got)); bd == nil || bd.UID() != 42 {
+		t.Errorf("the nick index: %q gives %v, want the buddy 42", got, bd)
+	}
+}

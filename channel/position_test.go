@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -13,10 +14,12 @@ import (
 	"github.com/msimircd/msimircd/store"
 )
 
-// closableIRC is a connection that, once closing, takes nothing more.
+// closableIRC is a connection that, once closing, takes nothing more;
+// with queued, it takes a message and then reports it not written, as a
+// connection closed with lines still queued does.
 type closableIRC struct {
 	*fakeIRC
-	closing bool
+	closing, queued bool
 }
 
 func (f *closableIRC) Deliver(d ircd.Delivery) bool {
@@ -26,7 +29,7 @@ func (f *closableIRC) Deliver(d ircd.Delivery) bool {
 	if d.Sent != nil {
 		d.Sent(false)
 	}
-	return false
+	return f.queued
 }
 
 // TestPositionStopsAtWhatAClosingClientMissed: an IM that comes while a
@@ -35,6 +38,12 @@ func (f *closableIRC) Deliver(d ircd.Delivery) bool {
 // client's position stops before that IM, so its next connection is
 // replayed it; a client that missed nothing is at the end.
 func TestPositionStopsAtWhatAClosingClientMissed(t *testing.T) {
+	for _, queued := range []bool{false, true} {
+		t.Run(fmt.Sprintf("queued=%v", queued), func(t *testing.T) { positionAfterAMiss(t, queued) })
+	}
+}
+
+func positionAfterAMiss(t *testing.T, queued bool) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	ctx := context.Background()
@@ -55,7 +64,7 @@ func TestPositionStopsAtWhatAClosingClientMissed(t *testing.T) {
 
 	desk := r.s.cl.ats[0]
 	desk.name = "desk"
-	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
+	phoneIRC := &closableIRC{fakeIRC: newFakeIRC(), queued: queued}
 	phone := newAttachment(phoneIRC, r.s, nil)
 	phone.name = "phone"
 	r.s.cl.add(phone)
@@ -76,8 +85,10 @@ func TestPositionStopsAtWhatAClosingClientMissed(t *testing.T) {
 	}
 	r.s.closed(phone)
 	r.s.closed(desk)
-	for shown.Load() < 3 { // desk saw all three
-		time.Sleep(time.Millisecond) // Sent may be reported on another goroutine
+	for deadline := time.Now().Add(10 * time.Second); shown.Load() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // Sent may be reported on another goroutine
+			t.Fatalf("%d of 3 IMs reported shown", shown.Load())
+		}
 	}
 
 	for _, tc := range []struct {
