@@ -267,7 +267,11 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			c.Close()
 			ims = onlyIMs(c.TakeEvents(nil))
 		}
-		if cause != nil && !errors.As(err, new(*LoginError)) {
+		switch {
+		case cause == nil || errors.As(err, new(*LoginError)):
+		case errors.Is(err, cause): // the request that waited says why
+			err = errorf("msim: login %s: %w", cfg.Email, err)
+		default:
 			err = errorf("msim: login %s: %w (%w)", cfg.Email, cause, err)
 		}
 		if len(ims) > 0 {
