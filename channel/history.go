@@ -451,7 +451,7 @@ func (s *session) replay(at *attachment) {
 		byConv[k] = append(byConv[k], e)
 	}
 	per := s.b.cfg.ReplayPerBuddy
-	for _, k := range order {
+	for i, k := range order {
 		es := byConv[k]
 		nick := s.nickFor(k.email, k.uid)
 		if nick == "" {
@@ -466,11 +466,27 @@ func (s *session) replay(at *attachment) {
 		for i, e := range es {
 			ds[i] = historyLine(e, nick)
 		}
-		at.c.DeliverHistory(nick, ds)
+		if !at.c.DeliverHistory(nick, ds) {
+			// Closing: this and the conversations after it are not
+			// shown; its position stays before the earliest of them.
+			at.miss(earliest(order[i:], func(k key) store.HistoryEntry { return byConv[k][0] }).MsgID)
+			return
+		}
 	}
 	if len(entries) == replayMax {
 		at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: "More was missed than one replay holds; use the history command for the rest."})
 	}
+}
+
+// earliest is the entry of the lowest ID among first(k) for each of keys.
+func earliest[K any](keys []K, first func(K) store.HistoryEntry) store.HistoryEntry {
+	var e store.HistoryEntry
+	for i, k := range keys {
+		if f := first(k); i == 0 || f.ID < e.ID {
+			e = f
+		}
+	}
+	return e
 }
 
 // savePosition keeps how far the client at has seen the history, as it

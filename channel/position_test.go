@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -20,6 +21,16 @@ import (
 type closableIRC struct {
 	*fakeIRC
 	closing, queued bool
+}
+
+// HasCap: the client has no chathistory, so it is replayed to.
+func (f *closableIRC) HasCap(name string) bool { return name != "draft/chathistory" }
+
+func (f *closableIRC) DeliverHistory(target string, ds []ircd.Delivery) bool {
+	if !f.closing {
+		return f.fakeIRC.DeliverHistory(target, ds)
+	}
+	return false
 }
 
 func (f *closableIRC) Deliver(d ircd.Delivery) bool {
@@ -43,7 +54,10 @@ func TestPositionStopsAtWhatAClosingClientMissed(t *testing.T) {
 	}
 }
 
-func positionAfterAMiss(t *testing.T, queued bool) {
+// historyRig is a rig whose session keeps history in a real store, with
+// alice's account in it.
+func historyRig(t *testing.T) (*rig, store.Store) {
+	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	ctx := context.Background()
@@ -51,7 +65,7 @@ func positionAfterAMiss(t *testing.T, queued bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	if _, err := st.CreateUser(ctx, "alice", store.UnusablePasswordHash()); err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +74,32 @@ func positionAfterAMiss(t *testing.T, queued bool) {
 	}
 	r := newRig(t, func(c *Config) { c.Store = st })
 	r.s.b.hist = startHistoryWriter(st, false, quietLog(), nil, time.Hour)
-	defer r.s.b.hist.close()
+	t.Cleanup(r.s.b.hist.close)
+	return r, st
+}
 
+// replayedTo is what the client's next connection would be replayed: the
+// texts after its position.
+func replayedTo(t *testing.T, st store.Store, client string) []string {
+	t.Helper()
+	ctx := context.Background()
+	pos, found, err := st.ClientPosition(ctx, "alice", client)
+	if err != nil || !found {
+		t.Fatalf("%s's position: %v, %v", client, found, err)
+	}
+	es, err := st.HistorySince(ctx, "alice", pos, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Text)
+	}
+	return got
+}
+
+func positionAfterAMiss(t *testing.T, queued bool) {
+	r, st := historyRig(t)
 	desk := r.s.cl.ats[0]
 	desk.name = "desk"
 	phoneIRC := &closableIRC{fakeIRC: newFakeIRC(), queued: queued}
@@ -95,20 +133,41 @@ func positionAfterAMiss(t *testing.T, queued bool) {
 		client string
 		want   []string
 	}{{"phone", []string{"two", "three"}}, {"desk", nil}} {
-		pos, found, err := st.ClientPosition(ctx, "alice", tc.client)
-		if err != nil || !found {
-			t.Fatalf("%s's position: %v, %v", tc.client, found, err)
-		}
-		es, err := st.HistorySince(ctx, "alice", pos, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, e := range es {
-			got = append(got, e.Text)
-		}
-		if !slices.Equal(got, tc.want) {
+		if got := replayedTo(t, st, tc.client); !slices.Equal(got, tc.want) {
 			t.Errorf("%s's next connection would be replayed %q, want %q", tc.client, got, tc.want)
 		}
+	}
+}
+
+// TestPositionStaysBeforeACutReplay: a replay that the client, closing,
+// no longer takes leaves its position before the earliest entry of the
+// conversations not shown, so its next connection is replayed them.
+func TestPositionStaysBeforeACutReplay(t *testing.T) {
+	r, st := historyRig(t)
+	ctx := context.Background()
+	for _, b := range []struct {
+		uid  msim.UID
+		name string
+	}{{7, "bob"}, {8, "carol"}} {
+		r.s.newBuddy(r.a, b.uid, b.name, "")
+	}
+	if err := st.SetClientPosition(ctx, "alice", "phone", 0); err != nil {
+		t.Fatal(err)
+	}
+	for i, im := range []struct {
+		uid  msim.UID
+		text string
+	}{{7, "one"}, {8, "two"}, {7, "three"}} {
+		r.s.record(store.HistoryEntry{MsgID: "m" + im.text, Account: "alice@msim.test", Buddy: im.uid, Kind: kindIM, Text: im.text,
+			Time: time.Now().Add(time.Duration(i) * time.Millisecond)})
+	}
+	phone := newAttachment(&closableIRC{fakeIRC: newFakeIRC(), closing: true}, r.s, nil)
+	phone.name = "phone"
+	r.s.cl.add(phone)
+	r.s.countAttached(1)
+	r.s.replay(phone)
+	r.s.closed(phone)
+	if got, want := replayedTo(t, st, "phone"), []string{"one", "two", "three"}; !slices.Equal(got, want) {
+		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 	}
 }
