@@ -446,13 +446,26 @@ func TestStrangerMessageArrives(t *testing.T) {
 func TestHeldIMsArriveAtReconnect(t *testing.T) {
 	st := startStack(t)
 	alice := login(t, st, "alice", "server-time")
-	alice.send("QUIT")
+	alice.quit()
+	waitLeft(t, st, "demo/alice@msimircd.local")
 	at := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	st.bridge.Hold("demo/alice@msimircd.local", "alice@msimircd.local", msim.IMEvent{From: 6221, Text: "held for you", Time: at})
 	alice = dial(t, st.ircAddr, "alice", "pw-alice", "server-time")
 	m := alice.expect("PRIVMSG", isCmd("PRIVMSG", "tom"))
 	if m.Trailing() != "held for you" || m.Tags["time"] != "2026-11-23T08:00:00.000Z" {
 		t.Errorf("held IM: got %q at %q", m.Trailing(), m.Tags["time"])
+	}
+}
+
+// waitLeft waits until the gateway has let go of user's IRC connection:
+// the client read ERROR before the session heard of the close, and a
+// connection that came meanwhile would be a second client of the session.
+func waitLeft(t *testing.T, st *stack, user string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); st.bridge.Attached(user) > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's connection is still attached", user)
+		}
 	}
 }
 
@@ -467,8 +480,8 @@ func TestQueueSurvivesReconnect(t *testing.T) {
 	alice.expectFrom("PRIVMSG", "root", "Lost the MSIM connection")
 	alice.send("PRIVMSG tom :stuck in the queue")
 	alice.expect("NOTICE", isCmd("NOTICE", "tom"))
-	alice.send("QUIT")
-	alice.expect("ERROR", nil)
+	alice.quit()
+	waitLeft(t, st, "demo/alice@msimircd.local")
 	st.proxy.setDown(false)
 	alice = dial(t, st.ircAddr, "alice", "pw-alice", allCaps...)
 	alice.expectFrom("PRIVMSG", "root", "1 message you typed while the MSIM link was down is still queued")

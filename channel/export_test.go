@@ -54,3 +54,15 @@ func (b *Bridge) SessionLoops(user string) int {
 	defer s.rmu.Unlock()
 	return s.loops
 }
+
+// Attached is how many IRC connections user's live session has attached
+// (tests only); -1 without a live session.
+func (b *Bridge) Attached(user string) int {
+	b.mu.Lock()
+	s := b.sessions[user]
+	b.mu.Unlock()
+	if s == nil {
+		return -1
+	}
+	return int(s.nattached.Load())
+}
