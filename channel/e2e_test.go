@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/irc.v4"
 
+	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -447,7 +448,7 @@ func TestHeldIMsArriveAtReconnect(t *testing.T) {
 	st := startStack(t)
 	alice := login(t, st, "alice", "server-time")
 	alice.quit()
-	waitLeft(t, st, "demo/alice@msimircd.local")
+	waitLeft(t, st.bridge, "demo/alice@msimircd.local")
 	at := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	st.bridge.Hold("demo/alice@msimircd.local", "alice@msimircd.local", msim.IMEvent{From: 6221, Text: "held for you", Time: at})
 	alice = dial(t, st.ircAddr, "alice", "pw-alice", "server-time")
@@ -460,9 +461,9 @@ func TestHeldIMsArriveAtReconnect(t *testing.T) {
 // waitLeft waits until the gateway has let go of user's IRC connection:
 // the client read ERROR before the session heard of the close, and a
 // connection that came meanwhile would be a second client of the session.
-func waitLeft(t *testing.T, st *stack, user string) {
+func waitLeft(t *testing.T, b *channel.Bridge, user string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); st.bridge.Attached(user) > 0; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); b.Attached(user) > 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s's connection is still attached", user)
 		}
@@ -481,7 +482,7 @@ func TestQueueSurvivesReconnect(t *testing.T) {
 	alice.send("PRIVMSG tom :stuck in the queue")
 	alice.expect("NOTICE", isCmd("NOTICE", "tom"))
 	alice.quit()
-	waitLeft(t, st, "demo/alice@msimircd.local")
+	waitLeft(t, st.bridge, "demo/alice@msimircd.local")
 	st.proxy.setDown(false)
 	alice = dial(t, st.ircAddr, "alice", "pw-alice", allCaps...)
 	alice.expectFrom("PRIVMSG", "root", "1 message you typed while the MSIM link was down is still queued")

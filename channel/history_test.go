@@ -106,6 +106,7 @@ func TestSeveralClientsAndHistory(t *testing.T) {
 	sendIMs(t, bob, alUID, "three")
 	desk.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "bob" && m.Trailing() == "three" })
 	desk.quit()
+	waitLeft(t, g.bridge, "al")
 
 	sendIMs(t, bob, alUID, "four", "five", "six")
 
