@@ -63,8 +63,7 @@ type Client struct {
 	qc        *lineChunk // the encoded lines of entries queued (rawline.go)
 	qclosed   bool
 	writing   bool
-	writer    sync.WaitGroup // the running writer, if any
-	noWriter  bool           // tests that drain the queue themselves (take) start no writer
+	noWriter  bool // tests that drain the queue themselves (take) start no writer
 	done      chan struct{}
 	closeOnce sync.Once
 	reason    string // why the connection closed; written before done is closed
@@ -187,7 +186,6 @@ func (c *Client) startWriter() {
 		return
 	}
 	c.writing = true
-	c.writer.Add(1)
 	go c.writeLoop()
 }
 
@@ -607,7 +605,6 @@ func (c *Client) writeLoop() {
 			c.qmu.Unlock()
 		}
 	}()
-	defer c.writer.Done() // before the close lingers: every line is reported
 	for {
 		c.qmu.Lock()
 		if len(c.q) == 0 {
@@ -698,10 +695,6 @@ func (c *Client) readLoop() {
 func (c *Client) closeRead(reason string) {
 	c.shutdown(reason, true)
 	<-c.done
-	// The last writer has reported each queued line written or not before
-	// the backend hears of the close: what a connection missed is known
-	// when it is let go.
-	c.writer.Wait()
 	if c.release != nil {
 		c.release()
 	}

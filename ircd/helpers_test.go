@@ -51,8 +51,6 @@ type fakeConn struct {
 	events  chan string
 	closed  chan string
 	panicOn string // Message text that makes the handler panic
-	// onClosed, when set, runs in Closed before the close is told.
-	onClosed atomic.Pointer[func()]
 }
 
 func newBackend() *fakeBackend {
@@ -139,12 +137,7 @@ func (f *fakeConn) Join(ch string)         { f.events <- "join " + ch }
 func (f *fakeConn) Part(ch, reason string) { f.events <- "part " + ch + " " + reason }
 func (f *fakeConn) Away(text string)       { f.events <- "away " + text }
 func (f *fakeConn) Nick(n string)          { f.events <- "nick " + n }
-func (f *fakeConn) Closed(reason string) {
-	if h := f.onClosed.Load(); h != nil {
-		(*h)()
-	}
-	f.closed <- reason
-}
+func (f *fakeConn) Closed(reason string)   { f.closed <- reason }
 
 // whoisConn is a handler that supplies WHOIS lines on demand.
 type whoisConn struct {

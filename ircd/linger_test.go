@@ -3,9 +3,7 @@ package ircd
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,51 +60,3 @@ func TestDroppedClientGetsWhatWasSent(t *testing.T) {
 }
 
 var errConnReset = errors.New("connection reset by peer")
-
-// TestSentReportedBeforeClosed: a client that quits with lines still
-// queued (it stopped reading) has each of its deliveries reported, written
-// or not, before the backend is told the connection closed, so the backend
-// knows what the client missed when it lets it go.
-func TestSentReportedBeforeClosed(t *testing.T) {
-	cfg := testConfig()
-	cfg.SendQ = 100000
-	cfg.WriteTimeout = 300 * time.Millisecond
-	b := newBackend()
-	addr, _ := startServer(t, cfg, b)
-	c, fc, _ := register(t, addr, b, "alice")
-
-	var mu sync.Mutex
-	reported := map[int]bool{}
-	var atClose map[int]bool
-	hook := func() {
-		mu.Lock()
-		atClose = maps.Clone(reported)
-		mu.Unlock()
-	}
-	fc.onClosed.Store(&hook)
-	text := strings.Repeat("z", 400)
-	accepted := 0
-	for fc.c.Room() > cfg.SendQ-1000 { // the socket is full: lines stay queued
-		if accepted == 200000 {
-			t.Fatal("the queue never grew")
-		}
-		i := accepted
-		if !fc.c.Deliver(Delivery{From: "bob", Text: fmt.Sprintf("%06d %s", i, text), Sent: func(bool) {
-			mu.Lock()
-			reported[i] = true
-			mu.Unlock()
-		}}) {
-			t.Fatalf("delivery %d refused", i)
-		}
-		accepted++
-	}
-	_, _ = c.nc.Write([]byte("QUIT :bye\r\n"))
-	fc.waitClosed(t)
-	mu.Lock()
-	defer mu.Unlock()
-	for i := range accepted {
-		if !atClose[i] {
-			t.Fatalf("delivery %d of %d was not yet reported when the close was told", i, accepted)
-		}
-	}
-}
