@@ -47,8 +47,8 @@ type attachment struct {
 	// while it was still attached (it was closing, or closed with the
 	// message still queued) though another client was: its position stops
 	// before it, so its next connection is replayed it. Set on the session
-	// goroutine, or on ircd's writer, which reports every queued line
-	// before ircd tells the session the connection closed.
+	// goroutine, or on ircd's writer (a miss the writer reports after the
+	// session has let the client go comes too late to count).
 	missed atomic.Pointer[string]
 }
 

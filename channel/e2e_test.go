@@ -459,8 +459,8 @@ func TestHeldIMsArriveAtReconnect(t *testing.T) {
 }
 
 // waitLeft waits until the gateway has let go of user's IRC connection:
-// the client read ERROR before the session heard of the close, and a
-// connection that came meanwhile would be a second client of the session.
+// the session hears of a close on its own goroutine, and a connection that
+// came before it did would be a second client of the session.
 func waitLeft(t *testing.T, b *channel.Bridge, user string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); b.Attached(user) > 0; time.Sleep(time.Millisecond) {
