@@ -118,6 +118,7 @@ func TestAlwaysOn(t *testing.T) {
 	}
 	c2.send("QUIT")
 	c2.expect("ERROR", nil)
+	waitLeft(t, st.bridge, "al")
 	for i := range 2 {
 		if err := bob.SendIM(ctx, alUID, fmt.Sprintf("while away %d", i)); err != nil {
 			t.Fatal(err)
