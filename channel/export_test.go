@@ -41,12 +41,17 @@ func (b *Bridge) Listening() <-chan struct{} { return b.lease.listening }
 // releasing nothing, as an instance that died would (tests only).
 func (b *Bridge) StopLeases() { b.lease.stop() }
 
+// liveSession is user's live session, or nil.
+func (b *Bridge) liveSession(user string) *session {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessions[user]
+}
+
 // SessionLoops is how many goroutines user's live session has started for
 // its work (tests only); -1 without a live session.
 func (b *Bridge) SessionLoops(user string) int {
-	b.mu.Lock()
-	s := b.sessions[user]
-	b.mu.Unlock()
+	s := b.liveSession(user)
 	if s == nil {
 		return -1
 	}
@@ -58,11 +63,8 @@ func (b *Bridge) SessionLoops(user string) int {
 // Attached is how many IRC connections user's live session has attached
 // (tests only); -1 without a live session.
 func (b *Bridge) Attached(user string) int {
-	b.mu.Lock()
-	s := b.sessions[user]
-	b.mu.Unlock()
-	if s == nil {
-		return -1
+	if s := b.liveSession(user); s != nil {
+		return int(s.nattached.Load())
 	}
-	return int(s.nattached.Load())
+	return -1
 }
