@@ -70,7 +70,7 @@ func nameOr(a, b string) string {
 func (s *session) onStaleMSIM(a *account, ev msim.Event) {
 	switch ev := ev.(type) {
 	case msim.IMEvent, msim.ZapEvent:
-		s.fromUser(a, senderOf(ev), ev)
+		s.fromUser(a, msim.SenderOf(ev), ev)
 	case msim.DisconnectedEvent:
 		for _, im := range ev.Unsent {
 			s.b.met.imDropped()

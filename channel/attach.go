@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
 )
 
 // attachment is one IRC connection of a user. ircd calls its Handler
@@ -379,7 +380,7 @@ func (s *session) build(at *attachment, others bool) {
 	for _, a := range s.accounts {
 		if a.state == linkUp {
 			for _, se := range s.mem.heldFor(a.cfg.Email) {
-				s.fromUserSeq(a, senderOf(se.ev), se)
+				s.fromUserSeq(a, msim.SenderOf(se.ev), se)
 			}
 		}
 	}

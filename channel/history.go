@@ -469,24 +469,19 @@ func (s *session) replay(at *attachment) {
 		if !at.c.DeliverHistory(nick, ds) {
 			// Closing: this and the conversations after it are not
 			// shown; its position stays before the earliest of them.
-			at.miss(earliest(order[i:], func(k key) store.HistoryEntry { return byConv[k][0] }).MsgID)
+			first := byConv[k][0]
+			for _, later := range order[i+1:] {
+				if e := byConv[later][0]; e.ID < first.ID {
+					first = e
+				}
+			}
+			at.miss(first.MsgID)
 			return
 		}
 	}
 	if len(entries) == replayMax {
 		at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: "More was missed than one replay holds; use the history command for the rest."})
 	}
-}
-
-// earliest is the entry of the lowest ID among first(k) for each of keys.
-func earliest[K any](keys []K, first func(K) store.HistoryEntry) store.HistoryEntry {
-	var e store.HistoryEntry
-	for i, k := range keys {
-		if f := first(k); i == 0 || f.ID < e.ID {
-			e = f
-		}
-	}
-	return e
 }
 
 // savePosition keeps how far the client at has seen the history, as it

@@ -26,9 +26,9 @@ type queuedIM struct {
 // user's next connection.
 func (s *session) holdIM(a *account, ev msim.Event) {
 	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: ircd.NewMsgID()}
-	s.recordIn(a, senderOf(ev), se)
+	s.recordIn(a, msim.SenderOf(ev), se)
 	if _, ok := s.mem.holdEvent(a.cfg.Email, se); !ok {
-		s.log.WithField("account", a.cfg.Email).WithField("from", senderOf(ev)).
+		s.log.WithField("account", a.cfg.Email).WithField("from", msim.SenderOf(ev)).
 			Errorf("an IM arrived after the IRC client left and %d are already held; it is lost (the user is told)", maxHeld)
 	}
 }
@@ -38,17 +38,6 @@ func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
 	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: ircd.NewMsgID()}
 	s.recordIn(a, uid, se)
 	s.fromUserSeq(a, uid, se)
-}
-
-// senderOf is the sender of an IM or zap.
-func senderOf(ev msim.Event) msim.UID {
-	switch ev := ev.(type) {
-	case msim.IMEvent:
-		return ev.From
-	case msim.ZapEvent:
-		return ev.From
-	}
-	return 0
 }
 
 // fromUserSeq puts an IM or zap from uid in the outbox, first learning who

@@ -172,7 +172,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	// A login that failed after the server handed over IMs (a stored
 	// backlog comes first) brings them: the server keeps them no longer.
 	for _, im := range msim.Undelivered(ev.err) {
-		s.fromUser(a, senderOf(im), im)
+		s.fromUser(a, msim.SenderOf(im), im)
 	}
 	if ev.gen != a.gen {
 		if ev.cl != nil {
@@ -231,7 +231,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"))
 	s.wakeMSIM() // events that came with the login, after what was held
 	for _, se := range s.mem.heldFor(a.cfg.Email) {
-		s.fromUserSeq(a, senderOf(se.ev), se)
+		s.fromUserSeq(a, msim.SenderOf(se.ev), se)
 	}
 	if s.away != "" && a.status == msim.StatusOnline {
 		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})

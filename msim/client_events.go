@@ -400,8 +400,7 @@ func drainEvents(events <-chan Event) []Event {
 func onlyIMs(evs []Event) []Event {
 	var ims []Event
 	for _, ev := range evs {
-		switch ev.(type) {
-		case IMEvent, ZapEvent:
+		if SenderOf(ev) != 0 {
 			ims = append(ims, ev)
 		}
 	}
@@ -489,7 +488,7 @@ func (c *Client) finish(rest []Event) {
 	defer grace.Stop()
 	expired := false
 	for _, ev := range rest[:len(rest)-1] {
-		if from := senderOf(ev); from != 0 && !expired {
+		if from := SenderOf(ev); from != 0 && !expired {
 			// An IM or zap was received: give a reader that is still
 			// draining Events the time to take it rather than drop it.
 			select {
@@ -527,8 +526,9 @@ func (c *Client) finish(rest []Event) {
 	}
 }
 
-// senderOf is the sender of an IM or zap, and 0 for other events.
-func senderOf(ev Event) UID {
+// SenderOf is the sender of an IM or zap, and 0 for any other event: an
+// IM or zap always has a valid (positive) sender.
+func SenderOf(ev Event) UID {
 	switch ev := ev.(type) {
 	case IMEvent:
 		return ev.From
