@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Page is a command's manual.
@@ -199,19 +200,22 @@ func manParagraphs(b *bufio.Writer, paras []string) {
 }
 
 // manText escapes text for a man page's text line: backslashes, a hyphen
-// that starts a word (a flag: a minus sign, so it can be copied), and a
-// period or an apostrophe that would make the line a request.
+// that starts a word (a flag: a minus sign, so it can be copied), a
+// period or an apostrophe that would make the line a request, and every
+// character past ASCII (as \[uXXXX]: groff reads its input as Latin-1
+// unless told otherwise, mandoc as ASCII).
 func manText(s string) string {
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	for i, r := range s {
 		switch {
-		case c == '\\':
+		case r == '\\':
 			b.WriteString(`\e`)
-		case c == '-' && (i == 0 || strings.IndexByte(" ([|\"'`", s[i-1]) >= 0):
+		case r == '-' && (i == 0 || strings.IndexByte(" ([|\"'`", s[i-1]) >= 0):
 			b.WriteString(`\-`)
+		case r >= utf8.RuneSelf:
+			fmt.Fprintf(&b, `\[u%04X]`, r)
 		default:
-			b.WriteByte(c)
+			b.WriteRune(r)
 		}
 	}
 	out := b.String()

@@ -12,6 +12,7 @@ func TestManText(t *testing.T) {
 		{".starts", `\&.starts`},
 		{"'quote", `\&'quote`},
 		{"plain", "plain"},
+		{"postgres://…; a—b é", `postgres://\[u2026]; a\[u2014]b \[u00E9]`},
 	} {
 		if got := manText(tc.in); got != tc.want {
 			t.Errorf("manText(%q): got %q, want %q", tc.in, got, tc.want)
