@@ -18,6 +18,8 @@ import (
 	"runtime/metrics"
 	"sync"
 	"time"
+
+	"github.com/msimircd/msimircd/internal/rest"
 )
 
 const (
@@ -63,14 +65,26 @@ func newMemReleaser(clock Clock) *memReleaser {
 // one that returns the free pages.
 const releaseCollections = 3
 
-// releaseMemory collects and gives the free pages back. A collection
-// halves, at most, each goroutine stack that is mostly unused, and an idle
-// gateway runs one only every two minutes: the readers' stacks, grown
-// during the logins, would stay grown that long. So the release runs a few
-// collections first, each taking the stacks a step down.
+// restHandover is how long a release gives the connections' readers,
+// asked to rest, to hand their waits to fresh goroutines before the
+// collection that returns the free pages (their old stacks included).
+const restHandover = 50 * time.Millisecond
+
+// releaseMemory collects, has every connection's reader hand its wait to
+// a fresh goroutine, and gives the free pages back. A collection halves,
+// at most, each goroutine stack that is mostly unused, and an idle
+// gateway runs one only every two minutes: stacks grown during the logins
+// would stay grown that long. So the release runs a few collections first,
+// each taking the stacks a step down. A waiting reader's stack never goes
+// below 4 KiB that way; but a goroutine started after those collections,
+// which found the goroutines idle, starts at the smallest size (see
+// package rest), so the readers move to fresh ones.
 func releaseMemory() {
 	for range releaseCollections {
 		runtime.GC()
+	}
+	if rest.All() > 0 {
+		time.Sleep(restHandover)
 	}
 	debug.FreeOSMemory()
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/msimircd/msimircd/internal/fakeclock"
+	"github.com/msimircd/msimircd/internal/rest"
 )
 
 // TestMemReleaserAfterABurst: memory is given back once a burst of logins
@@ -157,5 +158,31 @@ func TestReleaseShrinksGrownStacks(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	if left := int64(ms.StackInuse) - int64(base); left > int64(grown/8) {
 		t.Errorf("after a release the stacks keep %d of the %d bytes they grew, want at most an eighth", left, grown)
+	}
+}
+
+// restCounter is a connection reader that counts the calls to rest.
+type restCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (r *restCounter) Rest() {
+	r.mu.Lock()
+	r.n++
+	r.mu.Unlock()
+}
+
+// TestReleaseRestsReaders: a release asks every connection's reader to
+// hand its wait to a fresh goroutine (see package rest).
+func TestReleaseRestsReaders(t *testing.T) {
+	r := &restCounter{}
+	rest.Add(r)
+	defer rest.Remove(r)
+	releaseMemory()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n != 1 {
+		t.Errorf("Rest calls: got %d, want 1", r.n)
 	}
 }

@@ -10,10 +10,12 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/msimircd/msimircd/internal/maproom"
+	"github.com/msimircd/msimircd/internal/rest"
 	"github.com/msimircd/msimircd/internal/sortidx"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
@@ -49,8 +51,9 @@ type Client struct {
 	cancel context.CancelFunc
 	remote net.Addr
 
-	serving *serving // the Serve that accepted it (nil: none), which closes it when its context ends
-	release func()   // uncounts the connection in the server's caps; nil if not counted
+	serving *serving    // the Serve that accepted it (nil: none), which closes it when its context ends
+	release func()      // uncounts the connection in the server's caps; nil if not counted
+	poked   atomic.Bool // Rest was called: the reader hands over at its next timeout
 
 	// Outgoing queue: a slice grown on demand (an idle connection holds no
 	// buffer), bounded by SendQ. The writer goroutine runs only while there
@@ -680,11 +683,37 @@ func (c *Client) finish() {
 	reportWritten(batch, n)
 }
 
-func (c *Client) readLoop() {
+// readLoop runs the connection's reader (st nil: a new connection) until
+// the connection ends, or until it has rested (see ReaderRest) and hands
+// its state to a fresh goroutine.
+func (c *Client) readLoop(st *readState) {
 	defer c.srv.wg.Done()
+	reason, rested := c.read(st)
+	if rested {
+		c.srv.wg.Add(1) // before this one's Done: the count never passes 0
+		go c.readLoop(st)
+		return
+	}
+	c.endRead(reason)
+}
+
+// endRead ends the connection once its reader has stopped for reason.
+//
+//go:noinline
+func (c *Client) endRead(reason string) {
 	defer c.recoverAndLog()
 	defer c.srv.remove(c)
-	c.closeRead(c.read())
+	rest.Remove(c)
+	c.closeRead(reason)
+}
+
+// Rest asks the reader to hand its wait to a fresh goroutine now (see
+// package rest): the read in progress times out, and the reader hands
+// over instead of re-arming. A line cut by it is kept, as by any early
+// timeout.
+func (c *Client) Rest() {
+	c.poked.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now())
 }
 
 // closeRead ends the connection once its reader has stopped for reason.
@@ -725,32 +754,58 @@ type readState struct {
 	deadline   time.Time // of the read in progress
 	registered bool      // when the read in progress began
 	partial    []byte    // a line cut by the deadline
+	// rest is the socket's deadline when it is set ReaderRest after a
+	// line rather than to the deadline due (zero otherwise); worn: a line
+	// was handled since the goroutine began or the rest was armed.
+	rest time.Time
+	worn bool
 }
+
+// ReaderRest is how long a connection's reader, once it has handled a
+// line, waits for the next before it hands the wait to a fresh goroutine.
+// Handling a line may grow a goroutine's stack, and the runtime shrinks a
+// waiting stack by halves only while three quarters of it are unused,
+// which the frames of a blocked read never leave of a 4 KiB stack; a fresh
+// goroutine waits in the smallest one. A connection in steady use pays one
+// more deadline per ReaderRest.
+const ReaderRest = 200 * time.Millisecond
 
 // read runs the reader until the connection ends and returns why. Most
 // connections are idle most of the time, their readers waiting in the
 // loop below: everything else is done in calls that have returned by
 // then (arm, line), so that the waiting stack is small enough for the Go
 // runtime to shrink.
-func (c *Client) read() (reason string) {
+//
+// It returns rested instead once the reader has rested: its caller hands
+// st to a fresh goroutine.
+func (c *Client) read(st *readState) (reason string, rested bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.logger().WithField("panic", r).Error("reader panicked")
-			reason = "Internal error"
+			reason, rested = "Internal error", false
 		}
 	}()
-	st := &readState{br: newLineReader(c.nc, 512+maxTagsLen)}
-	st.regDeadline = time.Now().Add(c.srv.cfg.RegistrationTimeout)
-	st.lastRead = time.Now()
+	if st == nil {
+		st = c.newReadState()
+	}
 	for {
 		if reason, done := c.arm(st); done {
-			return reason
+			return reason, false
 		}
 		line, err := st.br.ReadSlice()
 		if reason, done := c.line(st, line, err); done {
-			return reason
+			return reason, reason == ""
 		}
 	}
+}
+
+//go:noinline
+func (c *Client) newReadState() *readState {
+	st := &readState{br: newLineReader(c.nc, 512+maxTagsLen)}
+	st.regDeadline = time.Now().Add(c.srv.cfg.RegistrationTimeout)
+	st.lastRead = time.Now()
+	rest.Add(c)
+	return st
 }
 
 // arm sets the deadline of the next read; done: the connection is ending.
@@ -773,6 +828,17 @@ func (c *Client) arm(st *readState) (reason string, done bool) {
 		st.deadline = st.lastRead.Add(cfg.PingInterval)
 	default:
 		st.deadline = st.pingSent.Add(cfg.PingTimeout)
+	}
+	if !st.rest.IsZero() && st.rest.Before(st.deadline) {
+		return "", false // a timeout at the rest decides (see line)
+	}
+	st.rest = time.Time{}
+	if st.worn {
+		if at := time.Now().Add(ReaderRest); at.Before(st.deadline) {
+			_ = c.nc.SetReadDeadline(at)
+			st.rest, st.armed, st.worn = at, time.Time{}, false
+			return "", false
+		}
 	}
 	if st.deadline.Before(st.armed) || st.deadline.Sub(st.armed) > cfg.PingInterval/64 {
 		_ = c.nc.SetReadDeadline(st.deadline)
@@ -802,7 +868,16 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 	}
 	if err != nil && isTimeout(err) {
 		st.partial = append([]byte(nil), line...) // keep a line cut by the deadline
+		rested := !st.rest.IsZero()
+		st.rest = time.Time{}
 		switch {
+		case c.poked.Swap(false) && time.Now().Before(st.deadline):
+			st.armed = time.Time{} // the poke moved it: set the deadline due
+			return "", true        // hand over (done, no reason)
+		case rested && time.Now().Before(st.deadline):
+			// No line since the rest was armed: hand over (done, no
+			// reason). Otherwise the next arm sets another rest.
+			return "", !st.worn
 		case time.Now().Before(st.deadline):
 			st.armed = time.Time{} // early: set the deadline due
 			return "", false
@@ -822,7 +897,7 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 		}
 		return "Connection closed", true
 	}
-	st.lastRead, st.pingSent = time.Now(), time.Time{}
+	st.lastRead, st.pingSent, st.worn = time.Now(), time.Time{}, true
 	c.handleLine(line)
 	if c.limiter != nil && !c.limiter.Allow() { // no token now: wait for one
 		c.srv.met.floodDelayed()

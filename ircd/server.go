@@ -423,7 +423,7 @@ func (s *Server) start(ctx context.Context, sv *serving, nc net.Conn, release fu
 	s.clients[c] = struct{}{}
 	s.met.connOpened()
 	s.wg.Add(2) // the reader, and the writer that finishes the connection
-	go c.readLoop()
+	go c.readLoop(nil)
 	return true
 }
 

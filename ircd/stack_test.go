@@ -3,7 +3,12 @@ package ircd
 import (
 	"fmt"
 	"runtime"
+	"runtime/pprof"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/internal/alone"
 )
 
 // deepText is the message text on which the fake backend's handler runs
@@ -25,24 +30,11 @@ func deep(n int) int {
 	return deep(n-1) + int(pad[n%len(pad)])
 }
 
-// TestIdleReaderStack: a registered client's reader that once went deep
-// (its stack grown to 8 KiB) and now waits for the next line is left, by
-// the collector, with 4 KiB of stack: the frames it waits in are small
-// enough for the runtime to shrink the stack. (The bound leaves room for
-// the few other goroutines counted.)
-func TestIdleReaderStack(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector's frames are larger: stack sizes are a normal build's")
-	}
-	b := newBackend()
-	cfg := testConfig()
-	cfg.MaxConnectionsPerAddr = 200
-	addr, _ := startServer(t, cfg, b)
-	const n = 100
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	before, g0 := ms.StackInuse, runtime.NumGoroutine()
+// goDeep registers n clients, each of which sends a line on which the
+// handler runs deep, growing its reader's stack to 8 KiB.
+func goDeep(t *testing.T, addr string, b *fakeBackend, n int) []*tclient {
+	t.Helper()
+	clients := make([]*tclient, n)
 	for i := range n {
 		c, fc, _ := register(t, addr, b, fmt.Sprintf("n%03d", i))
 		c.send(t, "PRIVMSG tom :"+deepText)
@@ -50,7 +42,40 @@ func TestIdleReaderStack(t *testing.T) {
 		if evs := fc.drain(); len(evs) == 0 || evs[len(evs)-1] != "message PRIVMSG tom "+deepText {
 			t.Fatalf("events: got %q, want the message last", evs)
 		}
+		clients[i] = c
 	}
+	return clients
+}
+
+// TestRestedReaderStack: readers that went deep (their stacks grown to 8
+// KiB) and were asked to rest once the collector had seen them idle wait
+// on fresh goroutines with the smallest stack, 2 KiB. (The bound leaves
+// room for the few other goroutines counted.) Without the hand-over the
+// collector leaves them 4 KiB at best. Every client is served after.
+func TestRestedReaderStack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's frames are larger: stack sizes are a normal build's")
+	}
+	if !alone.Run(t) {
+		return
+	}
+	b := newBackend()
+	cfg := testConfig()
+	cfg.MaxConnectionsPerAddr = 200
+	addr, srv := startServer(t, cfg, b)
+	const n = 190
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before, g0 := ms.StackInuse, runtime.NumGoroutine()
+	clients := goDeep(t, addr, b, n)
+	runtime.GC() // the starting size of a goroutine: what the idle ones use
+	srv.mu.Lock()
+	for c := range srv.clients {
+		c.Rest()
+	}
+	srv.mu.Unlock()
+	time.Sleep(50 * time.Millisecond)
 	for range 3 { // each collection may halve a stack
 		runtime.GC()
 	}
@@ -59,7 +84,53 @@ func TestIdleReaderStack(t *testing.T) {
 	if g < n {
 		t.Fatalf("goroutines: got %d more, want at least a reader per client (%d)", g, n)
 	}
-	if per := float64(ms.StackInuse-before) / float64(g); per > 5120 {
-		t.Errorf("stack per goroutine once idle: got %.0f bytes, want 4 KiB each (at most 5 KiB on average)", per)
+	if per := float64(ms.StackInuse-before) / float64(g); per > 2560 {
+		t.Errorf("stack per goroutine once rested: got %.0f bytes, want 2 KiB each (at most 2.5 KiB on average)", per)
+	}
+	for _, c := range clients {
+		c.send(t, "PRIVMSG tom :after the rest")
+		c.sync(t)
+	}
+}
+
+// TestReaderRests: a reader that handled a line and then got none for
+// ReaderRest hands its wait to a fresh goroutine (started by the reader)
+// and still reads; one that gets lines meanwhile keeps reading them all.
+func TestReaderRests(t *testing.T) {
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	handedOver := func() int {
+		var buf strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
+		return strings.Count(buf.String(), "created by github.com/msimircd/msimircd/ircd.(*Client).readLoop")
+	}
+	c, fc, _ := register(t, addr, b, "resting")
+	c.send(t, "PRIVMSG tom :one")
+	c.sync(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for handedOver() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader did not hand over after resting")
+		}
+		time.Sleep(ReaderRest / 4)
+	}
+	// Lines faster than the rest: none is lost or cut.
+	for i := range 20 {
+		c.send(t, fmt.Sprintf("PRIVMSG tom :busy %d", i))
+		time.Sleep(ReaderRest / 8)
+	}
+	c.sync(t)
+	var got []string
+	for _, e := range fc.drain() {
+		if strings.HasPrefix(e, "message PRIVMSG tom ") {
+			got = append(got, strings.TrimPrefix(e, "message PRIVMSG tom "))
+		}
+	}
+	want := []string{"one"}
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("busy %d", i))
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("messages: got %q, want %q", got, want)
 	}
 }

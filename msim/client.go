@@ -43,6 +43,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/rest"
 	"github.com/sirupsen/logrus"
 )
 
@@ -202,6 +203,13 @@ type Client struct {
 	born       time.Time    // when the client was made: lastRead counts from it on the monotonic clock
 	lastRead   atomic.Int64 // when the reader last got a message (or the handshake ended), in nanoseconds since born
 
+	// rmu orders Rest against the reader leaving its wait between
+	// messages: Rest moves the deadline only while the reader waits there,
+	// and the reader, once out, moves it back before it decodes.
+	rmu     sync.Mutex
+	waiting bool // the reader waits for the next message
+	poked   bool // Rest moved the deadline while the reader waited
+
 	mu       sync.Mutex
 	rid      int
 	pending  map[int]*pending
@@ -242,7 +250,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	c.heard()
 	c.wg.Add(2) // the reader, and the writer that ends the session
-	go c.readLoop()
+	go c.readLoop(nil)
 	if cfg.Notify == nil {
 		c.wg.Add(1)
 		go c.pump()
@@ -481,25 +489,95 @@ func (c *Client) trace(dir string, m *Message) {
 // UID returns the logged-in user's uid.
 func (c *Client) UID() UID { return c.uid }
 
-// readLoop decodes messages until the link fails.
-func (c *Client) readLoop() {
+// readLoop runs the reader (st nil: a new link) until the link fails, or
+// until it has rested (see ReaderRest) and hands st to a fresh goroutine.
+func (c *Client) readLoop(st *readState) {
 	defer c.wg.Done()
+	if st == nil {
+		st = &readState{last: time.Now()}
+		rest.Add(c)
+	}
+	if c.read(st) {
+		c.wg.Add(1) // before this one's Done: the count never passes 0
+		go c.readLoop(st)
+		return
+	}
+	rest.Remove(c)
+}
+
+// Rest asks the reader, if it waits for the next message, to hand the
+// wait to a fresh goroutine now (see package rest). A message being
+// decoded is never cut: Rest moves the deadline only while the reader
+// waits between messages.
+func (c *Client) Rest() {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.waiting && !c.poked {
+		c.poked = true
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// wait waits for the next message to begin (see Decoder.Wait); poked:
+// Rest moved the deadline meanwhile.
+//
+//go:noinline
+func (c *Client) wait() (err error, poked bool) {
+	c.rmu.Lock()
+	c.waiting = true
+	c.rmu.Unlock()
+	err = c.dec.Wait()
+	c.rmu.Lock()
+	c.waiting = false
+	poked, c.poked = c.poked, false
+	c.rmu.Unlock()
+	return err, poked
+}
+
+// readState is the reader's, kept from message to message and from one
+// goroutine to the next. The deadline is moved only once it has gone stale
+// by a 64th of DeadAfter (moving it costs more than reading a small
+// message); a timeout that comes before DeadAfter has passed since the
+// last message, between messages, re-arms it.
+type readState struct {
+	last  time.Time // when the last message came
+	armed time.Time // the last message's time when the deadline was set
+	// rest is the socket's deadline when it is set ReaderRest after a
+	// message rather than DeadAfter (zero otherwise); worn: a message was
+	// handled since the goroutine began or the rest was armed.
+	rest time.Time
+	worn bool
+}
+
+// ReaderRest is how long the reader, once it has handled a message, waits
+// for the next before it hands the wait to a fresh goroutine. Handling a
+// message may grow a goroutine's stack, and the runtime shrinks a waiting
+// stack by halves only while three quarters of it are unused, which the
+// frames of a blocked read never leave of a 4 KiB stack; a fresh goroutine
+// waits in the smallest one. A link in steady use pays one more deadline
+// per ReaderRest.
+const ReaderRest = 200 * time.Millisecond
+
+// read decodes and handles messages until the link fails (false) or the
+// reader has rested (true).
+func (c *Client) read(st *readState) (rested bool) {
 	defer c.recover("reader")
-	// The deadline is moved only once it has gone stale by a 64th of
-	// DeadAfter (moving it costs more than reading a small message); a
-	// timeout that comes before DeadAfter has passed since the last message,
-	// between messages, re-arms it.
-	last := time.Now()  // when the last message came
-	var armed time.Time // when the deadline was set
 	for {
-		if last.Sub(armed) > c.cfg.DeadAfter/64 {
-			_ = c.nc.SetReadDeadline(last.Add(c.cfg.DeadAfter))
-			armed = last
-		}
+		c.arm(st)
 		// Between messages the reader waits in Wait, not in Decode: an
 		// idle connection's goroutine then has a stack small enough to be
 		// shrunk.
-		err := c.dec.Wait()
+		err, poked := c.wait()
+		if poked && err != nil && isTimeout(err) && time.Since(st.last) < c.cfg.DeadAfter {
+			st.rest, st.armed = time.Time{}, time.Time{}
+			return true
+		}
+		if err == nil && (poked || !st.rest.IsZero() && !c.dec.Whole()) {
+			// Neither the poke's deadline nor the rest's may cut a
+			// message: decoding cannot resume. Back to DeadAfter.
+			_ = c.nc.SetReadDeadline(st.last.Add(c.cfg.DeadAfter))
+			st.rest, st.armed = time.Time{}, st.last
+		}
 		var m *Message
 		if err == nil {
 			m = readMsgs.Get().(*Message)
@@ -510,8 +588,14 @@ func (c *Client) readLoop() {
 		if err != nil {
 			var se *SyntaxError
 			switch {
-			case isTimeout(err) && !errors.As(err, &se) && time.Since(last) < c.cfg.DeadAfter:
-				armed = time.Time{} // early: set it to DeadAfter after the last message
+			case isTimeout(err) && !errors.As(err, &se) && time.Since(st.last) < c.cfg.DeadAfter:
+				st.armed = time.Time{} // early: set it to DeadAfter after the last message
+				if !st.rest.IsZero() {
+					st.rest = time.Time{}
+					if !st.worn {
+						return true // nothing since the rest was armed
+					}
+				}
 				continue
 			case isTimeout(err):
 				c.down(DisconnectTimeout, errorf("%w: nothing received for %v", ErrDeadLink, c.cfg.DeadAfter))
@@ -525,13 +609,35 @@ func (c *Client) readLoop() {
 			default:
 				c.down(DisconnectNetwork, errorf("msim: read: %w", err))
 			}
-			return
+			return false
 		}
-		last = time.Now()
+		st.last, st.worn = time.Now(), true
 		c.heard()
 		c.trace("<-", m)
 		c.handle(m) // keeps neither m nor its fields
 		putReadMsg(m)
+	}
+}
+
+// arm sets the socket's read deadline for the next message: ReaderRest
+// from now once a message was handled, otherwise DeadAfter after the last.
+//
+//go:noinline
+func (c *Client) arm(st *readState) {
+	if !st.rest.IsZero() {
+		return // a timeout at the rest decides (see read)
+	}
+	due := st.last.Add(c.cfg.DeadAfter)
+	if st.worn {
+		if at := time.Now().Add(ReaderRest); at.Before(due) {
+			_ = c.nc.SetReadDeadline(at)
+			st.rest, st.armed, st.worn = at, time.Time{}, false
+			return
+		}
+	}
+	if st.last.Sub(st.armed) > c.cfg.DeadAfter/64 {
+		_ = c.nc.SetReadDeadline(due)
+		st.armed = st.last
 	}
 }
 
