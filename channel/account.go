@@ -30,7 +30,7 @@ type account struct {
 
 	buddies sortidx.Index[*buddy, msim.UID] // by uid
 	room    maproom.Room[buddy]             // made by reserveBuddies for the next buddies
-	strs    strPack                         // the idents and hosts of the buddies' virtual users
+	strs    strPack                         // the masks (ident@host) of the buddies' virtual users
 	pending map[msim.UID][]seqEvent         // events from strangers awaiting their profile
 	typing  []msim.UID                      // buddies the IRC client was last told are typing (few at a time)
 	queue   []queuedIM

@@ -389,8 +389,7 @@ func (s *session) build(at *attachment, others bool) {
 // addBuddyUser gives the attached client bd's virtual user; if the
 // client's own nick took bd's meanwhile, bd gets another.
 func (s *session) addBuddyUser(bd *buddy) {
-	ident, host := bd.a.userOf(bd.userName, bd.UID())
-	u := ircd.User{Nick: bd.nick, User: ident, Host: host,
+	u := ircd.User{Nick: bd.nick, Mask: bd.a.maskOf(bd.userName, bd.UID()),
 		RealName: nameOr(bd.displayName, bd.userName), Away: awayText(s.presence(bd))}
 	if s.irc.AddUser(u) == nil {
 		return

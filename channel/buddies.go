@@ -168,14 +168,14 @@ func (s *session) nameNamelessBuddy(bd *buddy, c msim.Contact) {
 // reserveBuddies makes room for the contacts of a's list that are not yet
 // its buddies, before they are added: the session's indexes and the IRC
 // clients' are sized once, and the new buddies share one allocation, as do
-// their idents and hosts, rather than a small object each among a login's
+// their masks (ident@host), rather than a small object each among a login's
 // garbage. A removed buddy's record stays with the others until all go.
 func (s *session) reserveBuddies(a *account, contacts []msim.Contact) {
 	n, size := 0, 0
 	for _, c := range contacts {
 		if a.buddy(c.UID) == nil {
 			n++
-			size += identHostLen(c.UserName, c.UID)
+			size += maskSize(c.UserName, c.UID)
 		}
 	}
 	if n < maproom.Min {
@@ -202,14 +202,14 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 		s.mem.setNick(memKey, nick, nick == base)
 	}
 	bd.nick = nick
-	ident, host := a.userOf(userName, uid)
-	if err := s.irc.AddUser(ircd.User{Nick: nick, User: ident, Host: host,
+	mask := a.maskOf(userName, uid)
+	if err := s.irc.AddUser(ircd.User{Nick: nick, Mask: mask,
 		RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
 		// The real client took this nick meanwhile: pick another.
 		nick = uniqueNick(nick, func(k string) bool { return taken(k) || k == nickKey(nick) })
 		bd.nick = nick
 		s.mem.setNick(memKey, nick, false)
-		if err := s.irc.AddUser(ircd.User{Nick: nick, User: ident, Host: host, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
+		if err := s.irc.AddUser(ircd.User{Nick: nick, Mask: mask, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
 			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
 		}
 	}

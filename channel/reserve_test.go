@@ -11,7 +11,7 @@ import (
 
 // TestContactListAllocations: adding a login's contact list makes no
 // allocation per contact in the session (the buddies share the room
-// reserveBuddies made, their idents and hosts share a few buffers, the
+// reserveBuddies made, their masks (ident@host) share a few buffers, the
 // maps are sized once), and every contact is a buddy with its virtual
 // user's ident and host.
 func TestContactListAllocations(t *testing.T) {
@@ -44,28 +44,40 @@ func TestContactListAllocations(t *testing.T) {
 		if bd == nil || r.s.buddyByNick(bd.nick) != bd {
 			t.Fatalf("contact %d (%s) is not a buddy", i, c.UserName)
 		}
-		ident, host := r.a.userOf(bd.userName, bd.UID())
-		wantIdent := c.UserName
+		mask := r.a.maskOf(bd.userName, bd.UID())
+		want := c.UserName + fmt.Sprintf("@msim.%d", c.UID)
 		if i%3 == 0 {
-			wantIdent = fmt.Sprintf("u%d", c.UID)
+			want = fmt.Sprintf("u%d@msim.%d", c.UID, c.UID)
 		}
-		if ident != wantIdent || host != fmt.Sprintf("msim.%d", c.UID) {
-			t.Errorf("contact %d: ident %q host %q", i, ident, host)
+		if mask != want {
+			t.Errorf("contact %d: mask %q, want %q", i, mask, want)
 		}
 	}
 }
 
-// TestStrPack: strings from a pack keep their bytes when the pack moves to
-// a new buffer.
+// TestStrPack: masks from a pack keep their bytes when the pack moves to
+// a new buffer, and each takes what maskSize says.
 func TestStrPack(t *testing.T) {
-	var p strPack
+	a := &account{}
 	var got []string
 	for i := range 200 { // several buffers
-		got = append(got, p.uid("msim.", msim.UID(i*7919)))
+		name := fmt.Sprintf("name%d", i)
+		if i%2 == 0 {
+			name = "_not an ident"
+		}
+		before := a.strs.b.Len()
+		got = append(got, a.maskOf(name, msim.UID(i*7919)))
+		if n := a.strs.b.Len(); n > before && n-before != maskSize(name, msim.UID(i*7919)) {
+			t.Errorf("mask %d took %d bytes, maskSize says %d", i, n-before, maskSize(name, msim.UID(i*7919)))
+		}
 	}
 	for i, s := range got {
-		if want := fmt.Sprintf("msim.%d", i*7919); s != want {
-			t.Fatalf("string %d is %q, want %q", i, s, want)
+		want := fmt.Sprintf("name%d@msim.%d", i, i*7919)
+		if i%2 == 0 {
+			want = fmt.Sprintf("u%d@msim.%d", i*7919, i*7919)
+		}
+		if s != want {
+			t.Fatalf("mask %d is %q, want %q", i, s, want)
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 const packChunk = 512
 
 // strPack hands out strings that share a few large allocations, so the
-// idents and hosts of a contact list's virtual users are not each a small
+// masks (ident@host) of a contact list's virtual users are not each a small
 // object among a login's garbage, keeping a span of it from being reused.
 // A strings.Builder never rewrites bytes it has written: a string the pack
 // gave stays valid when a later one starts a new buffer. Owned by the
@@ -29,26 +29,25 @@ func (p *strPack) grow(n int) {
 	p.b.Grow(max(n, packChunk))
 }
 
-// uid returns prefix followed by uid in decimal.
-func (p *strPack) uid(prefix string, uid msim.UID) string {
+// maskOf is "ident@host" for the virtual user of a's buddy uid: a short
+// plain user name as the ident, or "u" and the uid; "msim." and the uid
+// as the host.
+func (a *account) maskOf(userName string, uid msim.UID) string {
 	var digits [20]byte
 	d := strconv.AppendInt(digits[:0], int64(uid), 10)
-	p.grow(len(prefix) + len(d))
+	ident, plain := plainIdent(userName)
+	p := &a.strs
+	p.grow(maskLen(ident, plain, len(d)))
 	start := p.b.Len()
-	p.b.WriteString(prefix)
+	if plain {
+		p.b.WriteString(ident)
+	} else {
+		p.b.WriteByte('u')
+		p.b.Write(d)
+	}
+	p.b.WriteString("@msim.")
 	p.b.Write(d)
 	return p.b.String()[start:]
-}
-
-// userOf is the ident and host of the virtual user of a's buddy uid:
-// a short plain user name as the ident, or "u" and the uid; "msim." and
-// the uid as the host.
-func (a *account) userOf(userName string, uid msim.UID) (ident, host string) {
-	ident, ok := plainIdent(userName)
-	if !ok {
-		ident = a.strs.uid("u", uid)
-	}
-	return ident, a.strs.uid("msim.", uid)
 }
 
 // plainIdent is the user name made a nick, if it makes an ident.
@@ -57,13 +56,18 @@ func plainIdent(userName string) (string, bool) {
 	return ident, ident != "" && len(ident) <= 10 && ident[0] != '_'
 }
 
-// identHostLen is how much of a strPack userOf takes for a buddy.
-func identHostLen(userName string, uid msim.UID) int {
-	var digits [20]byte
-	d := len(strconv.AppendInt(digits[:0], int64(uid), 10))
-	n := len("msim.") + d
-	if _, ok := plainIdent(userName); !ok {
-		n += len("u") + d
+// maskLen is the length of a mask whose uid has digits digits.
+func maskLen(ident string, plain bool, digits int) int {
+	n := len("@msim.") + digits
+	if plain {
+		return n + len(ident)
 	}
-	return n
+	return n + len("u") + digits
+}
+
+// maskSize is how much of a strPack maskOf takes for a buddy.
+func maskSize(userName string, uid msim.UID) int {
+	var digits [20]byte
+	ident, plain := plainIdent(userName)
+	return maskLen(ident, plain, len(strconv.AppendInt(digits[:0], int64(uid), 10)))
 }

@@ -263,8 +263,8 @@ func (c *Client) message(m *irc.Message) *ircError {
 				continue
 			}
 			name = u.Nick
-			if u.Away != "" && m.Command == "PRIVMSG" {
-				c.numeric(irc.RPL_AWAY, u.Nick, u.Away)
+			if away := c.awayOf(u); away != "" && m.Command == "PRIVMSG" {
+				c.numeric(irc.RPL_AWAY, u.Nick, away)
 			}
 		}
 		now := inputTime()
@@ -321,7 +321,7 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 		multi := c.caps["multi-prefix"]
 		for _, mb := range sortedMembers(ch) {
 			u := mb.u
-			c.numeric(irc.RPL_WHOREPLY, ch.name, u.ident, u.Host, server, u.Nick, c.whoFlags(u.Away, mb.st.prefixes(multi)), "0 "+u.RealName)
+			c.numeric(irc.RPL_WHOREPLY, ch.name, u.ident(), u.host(), server, u.Nick, c.whoFlags(c.awayOf(u), mb.st.prefixes(multi)), "0 "+u.RealName)
 		}
 		c.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list.")
 		return nil
@@ -333,10 +333,10 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 		c.numeric(irc.RPL_WHOREPLY, "*", c.user, c.host, server, c.nick, c.whoFlags(c.away, ""), "0 "+c.realName)
 	}
 	for _, u := range c.users.All() { // in nick order
-		if !matches(u.Nick, u.ident, u.Host, u.RealName) {
+		if !matches(u.Nick, u.ident(), u.host(), u.RealName) {
 			continue
 		}
-		c.numeric(irc.RPL_WHOREPLY, "*", u.ident, u.Host, server, u.Nick, c.whoFlags(u.Away, ""), "0 "+u.RealName)
+		c.numeric(irc.RPL_WHOREPLY, "*", u.ident(), u.host(), server, u.Nick, c.whoFlags(c.awayOf(u), ""), "0 "+u.RealName)
 	}
 	c.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list.")
 	return nil
@@ -387,7 +387,7 @@ func cmdUserhost(c *Client, m *irc.Message) *ircError {
 		}
 		switch u := c.findUser(n); {
 		case u != nil:
-			out = append(out, u.Nick+"="+awaySign(u.Away)+u.ident+"@"+u.Host)
+			out = append(out, u.Nick+"="+awaySign(c.awayOf(u))+u.mask)
 		case Nick(n).Key() == Nick(c.nick).Key():
 			out = append(out, c.nick+"="+awaySign(c.away)+c.user+"@"+c.host)
 		}

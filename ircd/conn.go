@@ -97,6 +97,7 @@ type Client struct {
 	lastActive time.Time
 	users      sortidx.Index[*vuser, string] // by nick, case folded (cmpUser)
 	room       maproom.Room[vuser]           // made by Reserve for the next virtual users
+	aways      awayTexts                     // the virtual users' away texts
 	chans      map[string]*vchan             // by foldCase(name)
 	calls      []func()                      // backend calls to make after unlocking
 	whois      []*whoisReq                   // WHOIS replies waiting, in the order asked

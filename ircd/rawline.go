@@ -63,7 +63,7 @@ func (c *Client) emitLine(name, user, host, cmd string, params ...string) {
 
 // emitUserLine is emitLine with u as the prefix. Caller holds c.mu.
 func (c *Client) emitUserLine(u *vuser, cmd string, params ...string) {
-	c.emitLine(u.Nick, u.ident, u.Host, cmd, params...)
+	c.emitLine(u.Nick, u.ident(), u.host(), cmd, params...)
 }
 
 // emitServerLine is emitLine with the server as the prefix. Caller holds

@@ -7,7 +7,8 @@ import (
 	"github.com/msimircd/msimircd/internal/allocs"
 )
 
-// TestReserve: after Reserve, adding the users it made room for and
+// TestReserve: after Reserve, adding the users it made room for (each
+// with its Mask, which the client keeps as it is given) and
 // joining them to the channel allocates nothing per user (the nicks are
 // made beforehand; the client is not in the channel, so it is sent no
 // lines), and the world is the same as without it: the users already
@@ -23,7 +24,7 @@ func TestReserve(t *testing.T) {
 	c.Reserve("#other", n)
 	allocs := allocs.Of(func() {
 		for i := range n {
-			if err := c.AddUser(User{Nick: nicks[i], User: "u", Host: "msim", RealName: "Buddy"}); err != nil {
+			if err := c.AddUser(User{Nick: nicks[i], Mask: "u@msim", RealName: "Buddy"}); err != nil {
 				t.Fatal(err)
 			}
 			c.JoinUser("#other", nicks[i], i%2 == 0)

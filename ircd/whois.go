@@ -164,7 +164,7 @@ func (c *Client) noSuchNick(nick string) {
 // lines. Caller holds c.mu.
 func (c *Client) whoisUser(u *vuser, info []string) {
 	multi := c.caps["multi-prefix"]
-	c.numeric(irc.RPL_WHOISUSER, u.Nick, u.ident, u.Host, "*", u.RealName)
+	c.numeric(irc.RPL_WHOISUSER, u.Nick, u.ident(), u.host(), "*", u.RealName)
 	var chans []string
 	for _, ch := range c.chans {
 		if st, ok := ch.members[u]; ok {
@@ -174,8 +174,8 @@ func (c *Client) whoisUser(u *vuser, info []string) {
 	sort.Strings(chans)
 	c.whoisChannels(u.Nick, chans)
 	c.numeric(irc.RPL_WHOISSERVER, u.Nick, c.srv.cfg.ServerName, c.srv.cfg.Network)
-	if u.Away != "" {
-		c.numeric(irc.RPL_AWAY, u.Nick, u.Away)
+	if away := c.awayOf(u); away != "" {
+		c.numeric(irc.RPL_AWAY, u.Nick, away)
 	}
 	for _, l := range info {
 		c.numeric(rplWhoisSpecial, u.Nick, l)

@@ -18,14 +18,32 @@ type User struct {
 	Host     string // default the server name
 	RealName string
 	Away     string // "" = here
+	// Mask is "ident@host", in place of User and Host: one string the
+	// backend may keep packed with others. When set, User and Host are
+	// not read.
+	Mask string
 }
 
 // vuser is kept small: a world may hold hundreds of them per connection.
 // Its channels are found through the channels' member maps (a world has few
 // channels), and its times are seconds after the client's signon.
 type vuser struct {
-	Nick, ident, Host, RealName, Away string
-	signon, lastSpoke                 stamp
+	Nick, mask, RealName string // mask: ident "@" host
+	away                 uint16 // the away text's index in the client's awayTexts
+	signon, lastSpoke    stamp
+}
+
+// ident is the user's ident, before the mask's '@' (which neither part
+// may hold).
+func (u *vuser) ident() string {
+	ident, _, _ := strings.Cut(u.mask, "@")
+	return ident
+}
+
+// host is the user's host, after the mask's '@'.
+func (u *vuser) host() string {
+	_, host, _ := strings.Cut(u.mask, "@")
+	return host
 }
 
 // stamp is a time as whole seconds after the client's signon.
@@ -38,7 +56,7 @@ func (c *Client) stamp() stamp { return stamp(time.Since(c.signon) / time.Second
 func (c *Client) time(s stamp) time.Time { return c.signon.Add(time.Duration(s) * time.Second) }
 
 func (u *vuser) prefix() *irc.Prefix {
-	return &irc.Prefix{Name: u.Nick, User: u.ident, Host: u.Host}
+	return &irc.Prefix{Name: u.Nick, User: u.ident(), Host: u.host()}
 }
 
 // status is a member's channel status: a set of the flags below.
@@ -125,14 +143,23 @@ func (c *Client) AddUser(u User) error {
 	if !n.Valid() {
 		return ErrInvalidNick
 	}
-	if u.User == "" {
-		u.User = "user"
-	}
-	if u.Host == "" {
-		u.Host = c.srv.cfg.ServerName
-	}
-	if !validWord(u.User, UserLen) || !validWord(u.Host, HostLen) {
-		return ErrInvalidUser
+	mask := u.Mask
+	if mask != "" {
+		ident, host, _ := strings.Cut(mask, "@")
+		if !validWord(ident, UserLen) || !validWord(host, HostLen) {
+			return ErrInvalidUser
+		}
+	} else {
+		if u.User == "" {
+			u.User = "user"
+		}
+		if u.Host == "" {
+			u.Host = c.srv.cfg.ServerName
+		}
+		if !validWord(u.User, UserLen) || !validWord(u.Host, HostLen) {
+			return ErrInvalidUser
+		}
+		mask = u.User + "@" + u.Host
 	}
 	u.RealName = clean(u.RealName, 200)
 	u.Away = clean(u.Away, TopicLen)
@@ -143,7 +170,7 @@ func (c *Client) AddUser(u User) error {
 	}
 	now := c.stamp()
 	vu := c.room.Take()
-	*vu = vuser{Nick: u.Nick, ident: u.User, Host: u.Host, RealName: u.RealName, Away: u.Away, signon: now, lastSpoke: now}
+	*vu = vuser{Nick: u.Nick, mask: mask, RealName: u.RealName, away: c.aways.hold(u.Away), signon: now, lastSpoke: now}
 	c.users.Add(vu, vu.Nick)
 	return nil
 }
@@ -196,10 +223,11 @@ func (c *Client) SetAway(nick, text string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	u := c.findUser(nick)
-	if u == nil || u.Away == text {
+	if u == nil || c.awayOf(u) == text {
 		return
 	}
-	u.Away = text
+	c.aways.release(u.away)
+	u.away = c.aways.hold(text)
 	if c.caps["away-notify"] && c.visible(u) {
 		c.emitAway(u)
 	}
@@ -207,12 +235,15 @@ func (c *Client) SetAway(nick, text string) {
 
 // emitAway queues u's AWAY (away-notify). Caller holds c.mu.
 func (c *Client) emitAway(u *vuser) {
-	if u.Away == "" {
+	if away := c.awayOf(u); away == "" {
 		c.emitUserLine(u, "AWAY")
 	} else {
-		c.emitUserLine(u, "AWAY", u.Away)
+		c.emitUserLine(u, "AWAY", away)
 	}
 }
+
+// awayOf is u's away text ("" = here). Caller holds c.mu.
+func (c *Client) awayOf(u *vuser) string { return c.aways.text(u.away) }
 
 // SetRealName replaces a virtual user's real name (WHOIS, WHO). The bridge
 // calls it when a buddy's display name changes.
@@ -265,6 +296,8 @@ func (c *Client) RemoveUser(nick, reason string) {
 		delete(ch.members, u)
 	}
 	c.users.Delete(u.Nick)
+	c.aways.release(u.away)
+	u.away = 0
 }
 
 // CreateChannel adds a channel (CHANTYPES #&) to the client's world.
@@ -328,7 +361,7 @@ func (c *Client) JoinUser(channel, nick string, voice bool) {
 	if voice {
 		c.emitServerLine("MODE", ch.name, "+v", u.Nick)
 	}
-	if u.Away != "" && c.caps["away-notify"] {
+	if u.away != 0 && c.caps["away-notify"] {
 		c.emitAway(u)
 	}
 }

@@ -29,12 +29,26 @@ func TestAddUserErrors(t *testing.T) {
 		{"bad host", User{Nick: "x1", Host: "a b"}, ErrInvalidUser},
 		{"bad user", User{Nick: "x2", User: "a@b"}, ErrInvalidUser},
 		{"ok", User{Nick: "x3"}, nil},
+		{"mask without an ident", User{Nick: "x4", Mask: "@host"}, ErrInvalidUser},
+		{"mask without a host", User{Nick: "x5", Mask: "ident@"}, ErrInvalidUser},
+		{"mask without an @", User{Nick: "x6", Mask: "identhost"}, ErrInvalidUser},
+		{"mask with two @", User{Nick: "x7", Mask: "a@b@c"}, ErrInvalidUser},
+		{"mask with a space", User{Nick: "x8", Mask: "a b@c"}, ErrInvalidUser},
+		{"mask", User{Nick: "x9", Mask: "id@host.example", User: "ignored", Host: "ignored"}, nil},
 	}
 	for _, tc := range tests {
 		if err := c.AddUser(tc.u); !errors.Is(err, tc.err) {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.err)
 		}
 	}
+	c.mu.Lock()
+	if u := c.findUser("x9"); u == nil || u.ident() != "id" || u.host() != "host.example" {
+		t.Errorf("user given a mask: got %+v, want ident id and host host.example", u)
+	}
+	if u := c.findUser("x3"); u == nil || u.ident() != "user" || u.host() != testServer {
+		t.Errorf("user given neither: got %+v, want ident user and host %s", u, testServer)
+	}
+	c.mu.Unlock()
 	if err := c.CreateChannel("nochan", ""); !errors.Is(err, ErrInvalidChannel) {
 		t.Errorf("got %v, want ErrInvalidChannel", err)
 	}
