@@ -160,7 +160,7 @@ func (c *Client) sortedChans() []*vchan {
 func cmdList(c *Client, _ *irc.Message) *ircError {
 	c.numeric(irc.RPL_LISTSTART, "Channel", "Users  Name")
 	for _, ch := range c.sortedChans() {
-		n := len(ch.members)
+		n := ch.members.len()
 		if ch.joined {
 			n++
 		}
@@ -356,11 +356,10 @@ type member struct {
 }
 
 func sortedMembers(ch *vchan) []member {
-	out := make([]member, 0, len(ch.members))
-	for u, st := range ch.members {
-		out = append(out, member{u, st})
+	out := make([]member, ch.members.len())
+	for i, u := range ch.members.us {
+		out[i] = member{u, ch.members.st[i]}
 	}
-	sort.Slice(out, func(i, j int) bool { return Nick(out[i].u.Nick).Key() < Nick(out[j].u.Nick).Key() })
 	return out
 }
 

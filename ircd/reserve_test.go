@@ -43,10 +43,10 @@ func TestReserve(t *testing.T) {
 			t.Errorf("%s missing", nick)
 		}
 	}
-	if ch := c.channel("#other"); len(ch.members) != n {
-		t.Errorf("#other has %d members, want %d", len(ch.members), n)
+	if ch := c.channel("#other"); ch.members.len() != n {
+		t.Errorf("#other has %d members, want %d", ch.members.len(), n)
 	}
-	if ch := c.channel("&bitlbee"); len(ch.members) != 2 {
-		t.Errorf("&bitlbee has %d members, want 2", len(ch.members))
+	if ch := c.channel("&bitlbee"); ch.members.len() != 2 {
+		t.Errorf("&bitlbee has %d members, want 2", ch.members.len())
 	}
 }

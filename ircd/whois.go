@@ -167,7 +167,7 @@ func (c *Client) whoisUser(u *vuser, info []string) {
 	c.numeric(irc.RPL_WHOISUSER, u.Nick, u.ident(), u.host(), "*", u.RealName)
 	var chans []string
 	for _, ch := range c.chans {
-		if st, ok := ch.members[u]; ok {
+		if st, ok := ch.members.get(u); ok {
 			chans = append(chans, st.prefixes(multi)+ch.name)
 		}
 	}

@@ -76,8 +76,8 @@ type vchan struct {
 	topicBy string
 	topicAt time.Time
 	created time.Time
-	members map[*vuser]status // keyed by the user, so renames need no rekeying
-	joined  bool              // the real client is in the channel
+	members memberList
+	joined  bool // the real client is in the channel
 }
 
 // prefixes returns the member's NAMES/WHO prefix.
@@ -129,7 +129,7 @@ func (c *Client) HasCap(name string) bool {
 // c.mu.
 func (c *Client) visible(u *vuser) bool {
 	for _, ch := range c.chans {
-		if _, ok := ch.members[u]; ok && ch.joined {
+		if ch.joined && ch.members.has(u) {
 			return true
 		}
 	}
@@ -190,7 +190,7 @@ func (c *Client) Reserve(channel string, n int) {
 	c.users.Grow(n)
 	c.room.Make(n)
 	if ch := c.channel(channel); ch != nil {
-		ch.members = maproom.For(ch.members, n)
+		ch.members.grow(n)
 	}
 }
 
@@ -209,8 +209,7 @@ func (c *Client) isMember(ch *vchan, nick string) bool {
 	if u == nil {
 		return false
 	}
-	_, ok := ch.members[u]
-	return ok
+	return ch.members.has(u)
 }
 
 // channel looks up a channel. Caller holds c.mu.
@@ -273,8 +272,19 @@ func (c *Client) RenameUser(oldNick, newNick string) error {
 	}
 	c.emitUserLine(u, "NICK", newNick)
 	c.users.Delete(u.Nick)
+	var in []*vchan // the channels u is in, with u's status there
+	var sts []status
+	for _, ch := range c.chans {
+		if st, ok := ch.members.get(u); ok {
+			ch.members.remove(u)
+			in, sts = append(in, ch), append(sts, st)
+		}
+	}
 	u.Nick = newNick
 	c.users.Add(u, u.Nick)
+	for i, ch := range in {
+		ch.members.set(u, sts[i]) // where the new nick sorts
+	}
 	return nil
 }
 
@@ -293,7 +303,7 @@ func (c *Client) RemoveUser(nick, reason string) {
 		c.emitUserLine(u, "QUIT", reason)
 	}
 	for _, ch := range c.chans {
-		delete(ch.members, u)
+		ch.members.remove(u)
 	}
 	c.users.Delete(u.Nick)
 	c.aways.release(u.away)
@@ -311,7 +321,7 @@ func (c *Client) CreateChannel(name, topic string) error {
 	if c.chans[key] != nil {
 		return ErrChannelExists
 	}
-	ch := &vchan{name: name, key: key, created: time.Now(), members: make(map[*vuser]status)}
+	ch := &vchan{name: name, key: key, created: time.Now()}
 	if topic = clean(topic, TopicLen); topic != "" {
 		ch.topic, ch.topicBy, ch.topicAt = topic, c.srv.cfg.ServerName, ch.created
 	}
@@ -345,7 +355,7 @@ func (c *Client) JoinUser(channel, nick string, voice bool) {
 		c.logger().WithFields(map[string]any{"channel": channel, "nick": nick}).Warn("JoinUser: no such channel or user")
 		return
 	}
-	if _, ok := ch.members[u]; ok {
+	if ch.members.has(u) {
 		c.setMode(ch, u, stVoice, voice)
 		return
 	}
@@ -353,7 +363,7 @@ func (c *Client) JoinUser(channel, nick string, voice bool) {
 	if voice {
 		st = stVoice
 	}
-	ch.members[u] = st
+	ch.members.set(u, st)
 	if !ch.joined {
 		return
 	}
@@ -375,10 +385,9 @@ func (c *Client) PartUser(channel, nick, reason string) {
 	if ch == nil || u == nil {
 		return
 	}
-	if _, ok := ch.members[u]; !ok {
+	if !ch.members.remove(u) {
 		return
 	}
-	delete(ch.members, u)
 	if ch.joined {
 		if reason == "" {
 			c.emitUserLine(u, "PART", ch.name)
@@ -401,7 +410,7 @@ func (c *Client) setStatus(channel, nick string, f status, on bool) {
 	if ch == nil || u == nil {
 		return
 	}
-	if _, ok := ch.members[u]; ok {
+	if ch.members.has(u) {
 		c.setMode(ch, u, f, on)
 	}
 }
@@ -409,14 +418,14 @@ func (c *Client) setStatus(channel, nick string, f status, on bool) {
 // setMode gives or takes member u's +o (stOp) or +v (stVoice) and announces
 // it. Caller holds c.mu.
 func (c *Client) setMode(ch *vchan, u *vuser, f status, on bool) {
-	st := ch.members[u]
+	st, _ := ch.members.get(u)
 	if st.has(f) == on {
 		return
 	}
 	if on {
-		ch.members[u] = st | f
+		ch.members.set(u, st|f)
 	} else {
-		ch.members[u] = st &^ f
+		ch.members.set(u, st&^f)
 	}
 	if ch.joined {
 		change := "-v"
@@ -466,8 +475,9 @@ func (c *Client) topicReply(ch *vchan, out func(*irc.Message)) {
 // names sends 353 lines and 366 for ch. Caller holds c.mu.
 func (c *Client) names(ch *vchan, out func(*irc.Message)) {
 	multi, full := c.caps["multi-prefix"], c.caps["userhost-in-names"]
-	list := make([]string, 0, len(ch.members)+1)
-	for u, st := range ch.members {
+	list := make([]string, 0, ch.members.len()+1)
+	for i, u := range ch.members.us {
+		st := ch.members.st[i]
 		if full {
 			list = append(list, st.prefixes(multi)+u.prefix().String())
 		} else {

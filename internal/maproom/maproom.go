@@ -1,25 +1,11 @@
-// Package maproom makes room for entries about to be added: maps sized
-// once, and values allocated together. Used by the bridge (channel) and
-// ircd before they add a contact list; owns nothing.
+// Package maproom makes room for values about to be added, allocated
+// together. Used by the bridge (channel) and ircd before they add a
+// contact list; owns nothing.
 package maproom
-
-import "maps"
 
 // Min is the least number of entries worth making room for: below it the
 // entries' own allocations cost about as much.
 const Min = 8
-
-// For returns m, or a copy of it sized for n more entries when it is not
-// larger than n already: Go's maps grow only as entries come, each step a
-// new table, and a copy costs no more than the entries' own growth.
-func For[K comparable, V any](m map[K]V, n int) map[K]V {
-	if len(m) > n {
-		return m
-	}
-	g := make(map[K]V, len(m)+n)
-	maps.Copy(g, m)
-	return g
-}
 
 // Room hands out values allocated together in one array, then one at a
 // time once it is used up. The array stays as long as any of its values

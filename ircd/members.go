@@ -1,0 +1,64 @@
+package ircd
+
+import "slices"
+
+// memberList is a channel's virtual members and their status, in the
+// order of their nicks (case folded, as the client's index of users): a
+// sorted slice of pointers and one of statuses take about half of what a
+// map of them took, and WHO lists them in order without sorting. A rename
+// moves the member (see RenameUser). Guarded by Client.mu.
+type memberList struct {
+	us []*vuser
+	st []status
+}
+
+// find returns where u is, or would be, in the list.
+func (m *memberList) find(u *vuser) (int, bool) {
+	i, found := slices.BinarySearchFunc(m.us, u.Nick, cmpUser)
+	return i, found && m.us[i] == u
+}
+
+// get returns u's status and whether u is a member.
+func (m *memberList) get(u *vuser) (status, bool) {
+	if i, ok := m.find(u); ok {
+		return m.st[i], true
+	}
+	return 0, false
+}
+
+// has reports whether u is a member.
+func (m *memberList) has(u *vuser) bool {
+	_, ok := m.find(u)
+	return ok
+}
+
+// set makes u a member with status st, or sets its status.
+func (m *memberList) set(u *vuser, st status) {
+	i, ok := m.find(u)
+	if ok {
+		m.st[i] = st
+		return
+	}
+	m.us = slices.Insert(m.us, i, u)
+	m.st = slices.Insert(m.st, i, st)
+}
+
+// remove takes u out; false if it was not a member.
+func (m *memberList) remove(u *vuser) bool {
+	i, ok := m.find(u)
+	if !ok {
+		return false
+	}
+	m.us = slices.Delete(m.us, i, i+1)
+	m.st = slices.Delete(m.st, i, i+1)
+	return true
+}
+
+// len is the number of members.
+func (m *memberList) len() int { return len(m.us) }
+
+// grow makes room for n more members.
+func (m *memberList) grow(n int) {
+	m.us = slices.Grow(m.us, n)
+	m.st = slices.Grow(m.st, n)
+}
