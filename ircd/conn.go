@@ -769,7 +769,7 @@ type readState struct {
 // which the frames of a blocked read never leave of a 4 KiB stack; a fresh
 // goroutine waits in the smallest one. A connection in steady use pays one
 // more deadline per ReaderRest.
-const ReaderRest = 200 * time.Millisecond
+const ReaderRest = time.Second
 
 // read runs the reader until the connection ends and returns why. Most
 // connections are idle most of the time, their readers waiting in the

@@ -556,7 +556,7 @@ type readState struct {
 // frames of a blocked read never leave of a 4 KiB stack; a fresh goroutine
 // waits in the smallest one. A link in steady use pays one more deadline
 // per ReaderRest.
-const ReaderRest = 200 * time.Millisecond
+const ReaderRest = time.Second
 
 // read decodes and handles messages until the link fails (false) or the
 // reader has rested (true).
