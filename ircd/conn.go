@@ -805,7 +805,6 @@ func (c *Client) newReadState() *readState {
 	st := &readState{br: newLineReader(c.nc, 512+maxTagsLen)}
 	st.regDeadline = time.Now().Add(c.srv.cfg.RegistrationTimeout)
 	st.lastRead = time.Now()
-	rest.Add(c)
 	return st
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msimircd/msimircd/internal/rest"
 )
 
 // memBackend builds the world of BenchmarkWorldMemory: one channel the
@@ -76,7 +78,8 @@ func heapNow() (heap, stack uint64) {
 
 // BenchmarkWorldMemory measures what an idle connection costs the server
 // when its world has one channel with 100 virtual users, all joined: the
-// live heap (and goroutine stacks) per connection after a GC, the test
+// live heap (and goroutine stacks) per connection after a GC, once the
+// readers were asked to rest (rest.All, as after a burst of logins), the test
 // side's sockets included (a few hundred bytes each). With MEMPROF=file it
 // writes a heap profile while the connections are open (use it with
 // -memprofilerate=1 to see every allocation).
@@ -90,7 +93,8 @@ func BenchmarkWorldMemory(b *testing.B) {
 func worldMemory(b *testing.B, users int) {
 	const conns = 50
 	cfg := testConfig()
-	cfg.PingInterval = time.Hour // keep the connections idle
+	cfg.PingInterval = time.Hour          // keep the connections idle
+	cfg.MaxConnectionsPerAddr = conns + 1 // all from loopback
 	addr, srv := startServer(b, cfg, memBackend{users: users})
 	var heap, stack float64
 	b.ResetTimer()
@@ -100,6 +104,12 @@ func worldMemory(b *testing.B, users int) {
 		for i := range conns {
 			ncs = append(ncs, dialIdle(b, addr, fmt.Sprintf("me%d", i)))
 		}
+		// Idle: the readers rest, as the bridge has them after a burst
+		// (once a collection has seen the goroutines idle, a new one
+		// starts at the smallest stack).
+		runtime.GC()
+		rest.All()
+		time.Sleep(50 * time.Millisecond)
 		h1, s1 := heapNow()
 		if f := os.Getenv("MEMPROF"); f != "" {
 			fh, _ := os.Create(f)

@@ -40,9 +40,12 @@
 //
 // Memory: an idle connection holds a read buffer of one ordinary line
 // (grown only while a longer line is read), no write buffer (one is
-// borrowed per batch) and a send queue that is empty or small; its world
-// holds a small record per virtual user and per channel membership besides
-// the strings the backend gave. BenchmarkWorldMemory measures them.
+// borrowed per batch) and a send queue that is empty or small; its reader
+// waits on a fresh goroutine once it has rested (ReaderRest, Rest); its
+// world holds a small record per virtual user and per channel membership
+// besides the strings the backend gave (a user's ident and host as one,
+// User.Mask; its away text shared with the users that have the same).
+// BenchmarkWorldMemory measures them.
 //
 // Delivery: Deliver reports whether a message was queued, Delivery.Sent
 // when it was written, and Room how much the send queue takes now, so a
@@ -59,6 +62,7 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/internal/guard"
+	"github.com/msimircd/msimircd/internal/rest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"gopkg.in/irc.v4"
@@ -423,6 +427,7 @@ func (s *Server) start(ctx context.Context, sv *serving, nc net.Conn, release fu
 	s.clients[c] = struct{}{}
 	s.met.connOpened()
 	s.wg.Add(2) // the reader, and the writer that finishes the connection
+	rest.Add(c) // here: on the reader's own stack the map's growth would grow it
 	go c.readLoop(nil)
 	return true
 }

@@ -6,7 +6,9 @@ package msim
 //   - the reader decodes everything the server sends. It hands persist
 //     replies straight to the request waiting for them (never through the
 //     event queue), applies presence to the contact table, and appends
-//     events to an internal queue. It never blocks on the owner.
+//     events to an internal queue. It never blocks on the owner. Once it
+//     has rested (ReaderRest without a message), or when asked (Rest), it
+//     hands its wait to a fresh goroutine, whose stack is the smallest.
 //   - the writer drains a bounded queue of encoded messages onto the socket,
 //     in batches, each write under a deadline. It runs only while there is
 //     something to write: whoever queues onto an empty queue starts it, and
@@ -250,6 +252,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	c.heard()
 	c.wg.Add(2) // the reader, and the writer that ends the session
+	rest.Add(c) // here: on the reader's own stack the map's growth would grow it
 	go c.readLoop(nil)
 	if cfg.Notify == nil {
 		c.wg.Add(1)
@@ -495,7 +498,6 @@ func (c *Client) readLoop(st *readState) {
 	defer c.wg.Done()
 	if st == nil {
 		st = &readState{last: time.Now()}
-		rest.Add(c)
 	}
 	if c.read(st) {
 		c.wg.Add(1) // before this one's Done: the count never passes 0
