@@ -76,6 +76,9 @@ func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, r
 			return hp, fmt.Errorf("%s: %w", name, err)
 		}
 		sides[i].clients, sides[i].l = clients, newLoad(clients, nicks, o.window)
+		// Its memory release after the logins (collections) would fall
+		// into the other side's first phase: let it pass.
+		t.gw.settle(settleAfterLogins)
 	}
 	po := o
 	po.duration = 0 // the fixed-rate phase only

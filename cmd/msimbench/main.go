@@ -97,7 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.gwPID, "gateway-pid", 0, "external mode: the gateway's pid (for RSS)")
 	fs.StringVar(&o.plainAddr, "plain-irc", "", "plain mode: an ordinary IRC server at this address (default: start ngircd)")
 	fs.BoolVar(&o.installNgircd, "install-ngircd", false, "plain mode: apt-get install ngircd when it is missing and we are root (without it, a missing ngircd skips the plain mode)")
-	fs.StringVar(&o.profileDir, "profile", "", "save the gateway's CPU, mutex, block and goroutine profiles (bridged IM, login storm), its heap profiles (memory) and msimbench's own CPU profile in this directory")
+	fs.StringVar(&o.profileDir, "profile", "", "save the gateway's CPU, mutex, block and goroutine profiles (bridged IM, login storm), its execution trace of the fixed-rate phase (up to 5 s), its heap profiles (memory) and msimbench's own CPU profile in this directory")
 	fs.StringVar(&o.setupDir, "setup", "", "write msim.db (a store for msimd -data) and config.toml (for msimircd) with every bench account into this directory, then exit")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on each scenario's logins and NAMES waits")
 	fs.BoolVar(&o.history, "history", true, "the gateway keeps history ([history] enabled) in the im, memory and names scenarios (history and probes always keep it)")

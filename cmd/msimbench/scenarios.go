@@ -234,8 +234,15 @@ func runBridged(ctx context.Context, e *env, name string, clientsN int, o loadOp
 	for i, a := range accts {
 		nicks[i] = a.name
 	}
+	// The loads measure the steady state: the gateway's memory release
+	// after the burst of logins (collections) must not fall into them.
+	t.gw.settle(settleAfterLogins)
 	secs := int((o.rateDuration + o.warmup + o.duration).Seconds() + 0.999)
 	waitProfiles := t.gw.profiles(e.profileDir, name, secs)
+	if o.rate > 0 && o.rateDuration > 0 {
+		waitTrace := t.gw.trace(e.profileDir, name+"-rate", min(o.rateDuration, 5*time.Second))
+		defer waitTrace()
+	}
 	l := newLoad(clients, nicks, o.window)
 	cpu0, cpuErr := t.gw.cpuTicks()
 	res := l.run(ctx, o, e.prog, "bridged IM")

@@ -673,6 +673,10 @@ func (g *gateway) cpuTicks() (uint64, error) {
 	return t, nil
 }
 
+// settleAfterLogins bounds the wait for a gateway to settle after its
+// users have logged in, before a load is measured.
+const settleAfterLogins = 10 * time.Second
+
 // settle waits until the gateway (its history writer included) is idle (under 4% of a core over 500 ms;
 // background work such as logins has finished) or max passes.
 func (g *gateway) settle(max time.Duration) time.Duration {
@@ -711,6 +715,25 @@ func (g *gateway) saveProfile(path, query string) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// trace saves, in the background, the gateway's execution trace of the
+// next d (rounded up to whole seconds) as <prefix>-trace.out in dir: for
+// the fixed-rate phase, where the latency's tail is read from it (go tool
+// trace -pprof=sched). The returned func waits for it.
+func (g *gateway) trace(dir, prefix string, d time.Duration) (wait func()) {
+	if dir == "" || g.debugAddr == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q := fmt.Sprintf("trace?seconds=%d", int(d.Seconds()+0.999))
+		if err := g.saveProfile(filepath.Join(dir, prefix+"-trace.out"), q); err != nil {
+			fmt.Fprintf(os.Stderr, "msimbench: trace: %v\n", err)
+		}
+	}()
+	return func() { <-done }
 }
 
 // profiles collects, in the background for secs seconds, the gateway's CPU
