@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -360,6 +361,7 @@ func sortedMembers(ch *vchan) []member {
 	for i, u := range ch.members.us {
 		out[i] = member{u, ch.members.st[i]}
 	}
+	slices.SortFunc(out, func(a, b member) int { return compareFolded(a.u.Nick, b.u.Nick) })
 	return out
 }
 

@@ -98,6 +98,7 @@ type Client struct {
 	users      sortidx.Index[*vuser, string] // by nick, case folded (cmpUser)
 	room       maproom.Room[vuser]           // made by Reserve for the next virtual users
 	aways      awayTexts                     // the virtual users' away texts
+	lastUserID uint32                        // the id of the last virtual user added
 	chans      map[string]*vchan             // by foldCase(name)
 	calls      []func()                      // backend calls to make after unlocking
 	whois      []*whoisReq                   // WHOIS replies waiting, in the order asked

@@ -3,10 +3,10 @@ package ircd
 import "slices"
 
 // memberList is a channel's virtual members and their status, in the
-// order of their nicks (case folded, as the client's index of users): a
-// sorted slice of pointers and one of statuses take about half of what a
-// map of them took, and WHO lists them in order without sorting. A rename
-// moves the member (see RenameUser). Guarded by Client.mu.
+// order of the users' ids (vuser.id, given as they are added): a sorted
+// slice of pointers and one of statuses take about half of what a map of
+// them took, and an id is a number, quick to compare. Guarded by
+// Client.mu.
 type memberList struct {
 	us []*vuser
 	st []status
@@ -14,8 +14,19 @@ type memberList struct {
 
 // find returns where u is, or would be, in the list.
 func (m *memberList) find(u *vuser) (int, bool) {
-	i, found := slices.BinarySearchFunc(m.us, u.Nick, cmpUser)
-	return i, found && m.us[i] == u
+	lo, hi := 0, len(m.us)
+	if hi > 0 && m.us[hi-1].id < u.id {
+		return hi, false // after the last: a user joining once added
+	}
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		if m.us[h].id < u.id {
+			lo = h + 1
+		} else {
+			hi = h
+		}
+	}
+	return lo, lo < len(m.us) && m.us[lo] == u
 }
 
 // get returns u's status and whether u is a member.

@@ -30,6 +30,7 @@ type User struct {
 type vuser struct {
 	Nick, mask, RealName string // mask: ident "@" host
 	away                 uint16 // the away text's index in the client's awayTexts
+	id                   uint32 // the client's number for it, in the order added: its place in memberList
 	signon, lastSpoke    stamp
 }
 
@@ -170,7 +171,8 @@ func (c *Client) AddUser(u User) error {
 	}
 	now := c.stamp()
 	vu := c.room.Take()
-	*vu = vuser{Nick: u.Nick, mask: mask, RealName: u.RealName, away: c.aways.hold(u.Away), signon: now, lastSpoke: now}
+	c.lastUserID++
+	*vu = vuser{Nick: u.Nick, mask: mask, RealName: u.RealName, away: c.aways.hold(u.Away), id: c.lastUserID, signon: now, lastSpoke: now}
 	c.users.Add(vu, vu.Nick)
 	return nil
 }
@@ -272,19 +274,8 @@ func (c *Client) RenameUser(oldNick, newNick string) error {
 	}
 	c.emitUserLine(u, "NICK", newNick)
 	c.users.Delete(u.Nick)
-	var in []*vchan // the channels u is in, with u's status there
-	var sts []status
-	for _, ch := range c.chans {
-		if st, ok := ch.members.get(u); ok {
-			ch.members.remove(u)
-			in, sts = append(in, ch), append(sts, st)
-		}
-	}
 	u.Nick = newNick
 	c.users.Add(u, u.Nick)
-	for i, ch := range in {
-		ch.members.set(u, sts[i]) // where the new nick sorts
-	}
 	return nil
 }
 
