@@ -549,6 +549,10 @@ type readState struct {
 	// handled since the goroutine began or the rest was armed.
 	rest time.Time
 	worn bool
+	// calm: no rest is armed before it. A rest's deadline put back for a
+	// message that had not arrived whole is not armed again at once: in
+	// a burst of messages split across reads each would cost two.
+	calm time.Time
 }
 
 // ReaderRest is how long the reader, once it has handled a message, waits
@@ -579,6 +583,7 @@ func (c *Client) read(st *readState) (rested bool) {
 			// message: decoding cannot resume. Back to DeadAfter.
 			_ = c.nc.SetReadDeadline(st.last.Add(c.cfg.DeadAfter))
 			st.rest, st.armed = time.Time{}, st.last
+			st.calm = time.Now().Add(ReaderRest / 8)
 		}
 		var m *Message
 		if err == nil {
@@ -630,8 +635,11 @@ func (c *Client) arm(st *readState) {
 		return // a timeout at the rest decides (see read)
 	}
 	due := st.last.Add(c.cfg.DeadAfter)
-	if st.worn {
-		if at := time.Now().Add(ReaderRest); at.Before(due) {
+	// A rest is armed only when the reader is about to wait: with a
+	// message already buffered it would be moved back for nothing.
+	if st.worn && c.dec.Buffered() == 0 {
+		now := time.Now()
+		if at := now.Add(ReaderRest); !now.Before(st.calm) && at.Before(due) {
 			_ = c.nc.SetReadDeadline(at)
 			st.rest, st.armed, st.worn = at, time.Time{}, false
 			return

@@ -3,10 +3,14 @@ package msim
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -195,5 +199,47 @@ func TestWholeOfEncoded(t *testing.T) {
 				t.Errorf("%q cut at %d: Whole %v, want %v", enc, cut, got, want)
 			}
 		}
+	}
+}
+
+// deadlineCounter counts the read deadlines set on its connection.
+type deadlineCounter struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (d *deadlineCounter) SetReadDeadline(t time.Time) error {
+	d.n.Add(1)
+	return d.Conn.SetReadDeadline(t)
+}
+
+// TestRestDeadlinesInABurst: a burst of messages each arriving in two
+// parts costs a few read deadlines, not two per message (a rest armed
+// before each, put back for each part that is not whole). Not parallel:
+// it counts the time between parts.
+func TestRestDeadlinesInABurst(t *testing.T) {
+	var counted *deadlineCounter
+	c, fc := loggedIn(t, func(cfg *ClientConfig) {
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			counted = &deadlineCounter{Conn: nc}
+			return counted, nil
+		}
+	})
+	nextEvent(t, c) // the first presence
+	const n = 100
+	before := counted.n.Load()
+	for i := range n {
+		enc := string(Encode(imMsg(2001, fmt.Sprintf("split %d", i))))
+		fc.writeRaw(enc[:len(enc)/2])
+		time.Sleep(time.Millisecond) // the reader has read the first part alone
+		fc.writeRaw(enc[len(enc)/2:])
+		wantIM(t, c, fmt.Sprintf("split %d", i))
+	}
+	if got := counted.n.Load() - before; got > n/2 {
+		t.Errorf("%d read deadlines for %d messages in two parts, want at most %d", got, n, n/2)
 	}
 }

@@ -206,6 +206,10 @@ func (d *Decoder) Wait() error {
 	return err
 }
 
+// Buffered is how many bytes have been read from the underlying reader
+// and not yet decoded.
+func (d *Decoder) Buffered() int { return d.r.Buffered() }
+
 // Whole reports whether the next message has arrived whole, so that
 // decoding it reads nothing more from the underlying reader (and a read
 // deadline cannot cut it). It is conservative: false for a message whose
