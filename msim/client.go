@@ -193,6 +193,7 @@ type Client struct {
 	ws         *wstate      // the writer's bookkeeping, handed from one writer to the next
 	done       chan struct{}
 	writerDone chan struct{} // the writer has stopped writing
+	readerDone chan struct{} // the reader has stopped: every message it had is handled
 	final      chan struct{} // the DisconnectedEvent is queued
 	closing    chan struct{} // closed by Close after the link is down
 	downOnce   sync.Once
@@ -363,6 +364,7 @@ func newClient(cfg ClientConfig, nc net.Conn) *Client {
 		dec:        NewDecoder(nc),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		readerDone: make(chan struct{}),
 		final:      make(chan struct{}),
 		closing:    make(chan struct{}),
 		pending:    make(map[int]*pending),
@@ -505,6 +507,7 @@ func (c *Client) readLoop(st *readState) {
 		return
 	}
 	rest.Remove(c)
+	close(c.readerDone)
 }
 
 // Rest asks the reader, if it waits for the next message, to hand the
@@ -979,6 +982,10 @@ func (c *Client) write(w *wstate) error {
 func (c *Client) endWriter(w *wstate) {
 	close(c.writerDone)
 	<-c.done
+	// The reader stops once the closed connection has nothing more for it;
+	// what it had read (the link may have failed on a write while messages
+	// waited in its buffer) becomes events before the final one.
+	<-c.readerDone
 	unsent := w.unsent
 	for _, b := range w.ims { // a batch never tried (the writer panicked)
 		unsent = append(unsent, *b.im)
@@ -1003,7 +1010,8 @@ func (c *Client) endWriter(w *wstate) {
 		c.logger().WithField("unsent", len(unsent)).Info("msim: IMs not sent before the link went down")
 	}
 	c.qmu.Lock()
-	c.queue = append(c.queue, ev) // past qfinal: this is the final event
+	c.qfinal = true               // nothing is queued after it
+	c.queue = append(c.queue, ev) // the final event, whatever the backlog
 	c.qmu.Unlock()
 	c.wake()
 	close(c.final)
@@ -1079,11 +1087,15 @@ func (c *Client) down(reason DisconnectReason, err error) {
 			// after the last message received.
 			c.lostAt = c.lostAt.Add(-c.cfg.DeadAfter)
 		}
-		// No event is queued from now on, before the writer can see done
-		// and queue the final one: nothing may follow it.
-		c.qmu.Lock()
-		c.qfinal = true
-		c.qmu.Unlock()
+		// Events still come until the writer queues the final one, once
+		// the reader has stopped (see endWriter): what it had read is not
+		// lost. Past an overflow none does: after the one left out, a
+		// later event would leave a gap.
+		if reason == DisconnectOverflow {
+			c.qmu.Lock()
+			c.qfinal = true
+			c.qmu.Unlock()
+		}
 		close(c.done)
 		_ = c.nc.Close()
 		if reason != DisconnectClosed {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"reflect"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -402,4 +404,39 @@ func benchHandoff(b *testing.B, notify bool, inFlight int) {
 	b.StopTimer()
 	close(c.closing)
 	c.wg.Wait()
+}
+
+// TestDownKeepsWhatTheReaderHas: when the link is declared down (a
+// failed write, say) while the reader still has messages it read from the
+// socket, those become events before the DisconnectedEvent: none is lost
+// because the failure came from the other side of the connection.
+func TestDownKeepsWhatTheReaderHas(t *testing.T) {
+	t.Parallel()
+	n := newNotifier()
+	gate, stalled := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var armed atomic.Bool
+	c, fc := loggedIn(t, func(cfg *ClientConfig) {
+		cfg.Notify = func() {
+			if armed.Load() {
+				once.Do(func() { close(stalled); <-gate }) // the reader waits here
+			}
+			n.notify()
+		}
+	})
+	c.TakeEvents(nil) // the login's presence
+	armed.Store(true)
+	var burst strings.Builder
+	for i := range 5 {
+		burst.Write(Encode(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strconv.Itoa(i))))
+	}
+	fc.writeRaw(burst.String()) // one write: the reader takes it in one read
+	<-stalled                   // the first IM is queued, the others are in the reader's buffer
+	c.down(DisconnectNetwork, errors.New("a write failed"))
+	close(gate)
+	evs := takeUntil(t, c, n, untilDisconnected)
+	checkFinal(t, c, evs)
+	if got := imTexts(evs); !reflect.DeepEqual(got, numbered(5)) {
+		t.Errorf("IMs: got %q, want all 5 before the DisconnectedEvent", got)
+	}
 }
