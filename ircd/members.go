@@ -1,6 +1,9 @@
 package ircd
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+)
 
 // memberList is a channel's virtual members and their status, in the
 // order of the users' ids (vuser.id, given as they are added): a sorted
@@ -72,4 +75,19 @@ func (m *memberList) len() int { return len(m.us) }
 func (m *memberList) grow(n int) {
 	m.us = slices.Grow(m.us, n)
 	m.st = slices.Grow(m.st, n)
+}
+
+// sort puts the members back in the order of their ids (see
+// Client.renumberUsers).
+func (m *memberList) sort() {
+	idx := make([]int, len(m.us))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(m.us[a].id, m.us[b].id) })
+	us, st := make([]*vuser, len(idx)), make([]status, len(idx))
+	for i, j := range idx {
+		us[i], st[i] = m.us[j], m.st[j]
+	}
+	m.us, m.st = us, st
 }

@@ -3,6 +3,7 @@ package ircd
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -49,5 +50,50 @@ func TestMemberList(t *testing.T) {
 				t.Fatalf("step %d: %s: got %v %v, want %v %v", step, v.Nick, st, ok, want, wantOK)
 			}
 		}
+	}
+}
+
+// TestUserIDsWrap: once a connection has given out the last user id, the
+// users are numbered again and every channel's members stay found, in
+// order, with their status; without it the ids after the wrap would be
+// those of users still there.
+func TestUserIDsWrap(t *testing.T) {
+	c, done := fuzzClient(t)
+	defer done()
+	if err := c.CreateChannel("#wrap", ""); err != nil {
+		t.Fatal(err)
+	}
+	voiced := map[string]bool{}
+	add := func(nick string, voice bool) {
+		t.Helper()
+		if err := c.AddUser(User{Nick: nick}); err != nil {
+			t.Fatal(err)
+		}
+		c.JoinUser("#wrap", nick, voice)
+		voiced[nick] = voice
+	}
+	add("early", true)
+	c.mu.Lock()
+	early := c.findUser("early").id
+	c.lastUserID = math.MaxUint32 - 1
+	c.mu.Unlock()
+	add("last", false)         // takes the last id
+	for i := range early + 1 { // past the wrap, up to early's id
+		add(fmt.Sprintf("w%d", i), i%2 == 0)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.channel("#wrap")
+	if !slices.IsSortedFunc(ch.members.us, func(a, b *vuser) int { return cmp.Compare(a.id, b.id) }) {
+		t.Fatal("members out of order after the ids wrapped")
+	}
+	for nick, v := range voiced {
+		st, ok := ch.members.get(c.findUser(nick))
+		if !ok || st.has(stVoice) != v {
+			t.Errorf("%s: member %v, status %v; want a member, voiced %v", nick, ok, st, v)
+		}
+	}
+	if ch.members.len() != len(voiced) {
+		t.Errorf("%d members, want %d", ch.members.len(), len(voiced))
 	}
 }

@@ -1,6 +1,9 @@
 package ircd
 
 import (
+	"cmp"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -171,10 +174,29 @@ func (c *Client) AddUser(u User) error {
 	}
 	now := c.stamp()
 	vu := c.room.Take()
+	if c.lastUserID == math.MaxUint32 {
+		c.renumberUsers()
+	}
 	c.lastUserID++
 	*vu = vuser{Nick: u.Nick, mask: mask, RealName: u.RealName, away: c.aways.hold(u.Away), id: c.lastUserID, signon: now, lastSpoke: now}
 	c.users.Add(vu, vu.Nick)
 	return nil
+}
+
+// renumberUsers gives the virtual users ids from 1 again, in the order of
+// their ids, once the last id was taken (after four billion users added
+// to one connection), and puts the channels' members in that order.
+// Caller holds c.mu.
+func (c *Client) renumberUsers() {
+	us := slices.Clone(c.users.All())
+	slices.SortFunc(us, func(a, b *vuser) int { return cmp.Compare(a.id, b.id) })
+	for i, u := range us {
+		u.id = uint32(i + 1)
+	}
+	c.lastUserID = uint32(len(us))
+	for _, ch := range c.chans {
+		ch.members.sort()
+	}
 }
 
 // Reserve makes room for n more virtual users, about to be added, and for
