@@ -764,13 +764,9 @@ type readState struct {
 }
 
 // ReaderRest is how long a connection's reader, once it has handled a
-// line, waits for the next before it hands the wait to a fresh goroutine.
-// Handling a line may grow a goroutine's stack, and the runtime shrinks a
-// waiting stack by halves only while three quarters of it are unused,
-// which the frames of a blocked read never leave of a 4 KiB stack; a fresh
-// goroutine waits in the smallest one. A connection in steady use pays one
-// more deadline per ReaderRest.
-const ReaderRest = time.Second
+// line, waits for the next before it hands the wait to a fresh goroutine
+// (see package rest for why).
+const ReaderRest = rest.Idle
 
 // read runs the reader until the connection ends and returns why. Most
 // connections are idle most of the time, their readers waiting in the

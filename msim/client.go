@@ -559,13 +559,9 @@ type readState struct {
 }
 
 // ReaderRest is how long the reader, once it has handled a message, waits
-// for the next before it hands the wait to a fresh goroutine. Handling a
-// message may grow a goroutine's stack, and the runtime shrinks a waiting
-// stack by halves only while three quarters of it are unused, which the
-// frames of a blocked read never leave of a 4 KiB stack; a fresh goroutine
-// waits in the smallest one. A link in steady use pays one more deadline
-// per ReaderRest.
-const ReaderRest = time.Second
+// for the next before it hands the wait to a fresh goroutine (see package
+// rest for why).
+const ReaderRest = rest.Idle
 
 // read decodes and handles messages until the link fails (false) or the
 // reader has rested (true).
@@ -581,7 +577,7 @@ func (c *Client) read(st *readState) (rested bool) {
 			st.rest, st.armed = time.Time{}, time.Time{}
 			return true
 		}
-		if err == nil && (poked || !st.rest.IsZero() && !c.dec.Whole()) {
+		if err == nil && (poked || !st.rest.IsZero() && !c.dec.whole()) {
 			// Neither the poke's deadline nor the rest's may cut a
 			// message: decoding cannot resume. Back to DeadAfter.
 			_ = c.nc.SetReadDeadline(st.last.Add(c.cfg.DeadAfter))
@@ -640,7 +636,7 @@ func (c *Client) arm(st *readState) {
 	due := st.last.Add(c.cfg.DeadAfter)
 	// A rest is armed only when the reader is about to wait: with a
 	// message already buffered it would be moved back for nothing.
-	if st.worn && c.dec.Buffered() == 0 {
+	if st.worn && c.dec.buffered() == 0 {
 		now := time.Now()
 		if at := now.Add(ReaderRest); !now.Before(st.calm) && at.Before(due) {
 			_ = c.nc.SetReadDeadline(at)

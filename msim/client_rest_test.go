@@ -151,7 +151,7 @@ func (r *readPast) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// FuzzWhole: when Whole says the next message has arrived, decoding it
+// FuzzWhole: when whole says the next message has arrived, decoding it
 // reads nothing more; and a stream of whole messages is whole.
 func FuzzWhole(f *testing.F) {
 	f.Add([]byte(`\bm\1\f\2\msg\final\final\`))
@@ -170,11 +170,11 @@ func FuzzWhole(f *testing.F) {
 		if err := d.Wait(); err != nil {
 			return
 		}
-		if !d.Whole() {
+		if !d.whole() {
 			return
 		}
 		if _, err := d.Decode(); errors.Is(err, errReadPast) {
-			t.Fatalf("Whole, yet decoding %q read past what had arrived", data)
+			t.Fatalf("whole, yet decoding %q read past what had arrived", data)
 		}
 	})
 }
@@ -195,8 +195,8 @@ func TestWholeOfEncoded(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, _ = d.r.Peek(cut) // all that arrived is buffered
-			if got, want := d.Whole(), cut == len(enc); got != want {
-				t.Errorf("%q cut at %d: Whole %v, want %v", enc, cut, got, want)
+			if got, want := d.whole(), cut == len(enc); got != want {
+				t.Errorf("%q cut at %d: whole %v, want %v", enc, cut, got, want)
 			}
 		}
 	}

@@ -206,15 +206,15 @@ func (d *Decoder) Wait() error {
 	return err
 }
 
-// Buffered is how many bytes have been read from the underlying reader
+// buffered is how many bytes have been read from the underlying reader
 // and not yet decoded.
-func (d *Decoder) Buffered() int { return d.r.Buffered() }
+func (d *Decoder) buffered() int { return d.r.Buffered() }
 
-// Whole reports whether the next message has arrived whole, so that
+// whole reports whether the next message has arrived whole, so that
 // decoding it reads nothing more from the underlying reader (and a read
 // deadline cannot cut it). It is conservative: false for a message whose
 // end it cannot tell without reading on. It never reads.
-func (d *Decoder) Whole() bool {
+func (d *Decoder) whole() bool {
 	if d.sticky != nil {
 		return true // decoding fails at once
 	}

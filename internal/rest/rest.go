@@ -13,7 +13,16 @@
 // release (package channel) calls All after a burst of logins.
 package rest
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
+
+// Idle is how long a reader that has handled input waits for more before
+// it hands its wait to a fresh goroutine of its own accord, without All
+// (ircd.ReaderRest, msim.ReaderRest). A connection in steady use pays one
+// more read deadline per Idle.
+const Idle = time.Second
 
 // Reader is a connection's reader. Rest asks it, without blocking, to
 // hand its wait to a fresh goroutine if it is waiting for input (a reader
