@@ -90,9 +90,11 @@ func IsPostgresURL(dsn string) bool {
 
 // SQLiteParams: WAL, every commit synced (what was accepted survives a
 // crash of the machine, not only of the process), foreign keys, a wait
-// for another process's lock, and write transactions that take the lock
-// when they begin.
-const SQLiteParams = "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+// for another process's lock, write transactions that take the lock when
+// they begin, and temporary data (among it the statement journal a
+// statement of many rows keeps inside a transaction) in memory rather
+// than in a temporary file written a page at a time.
+const SQLiteParams = "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
 // sqliteReadParams are those of connections that only read.
 const sqliteReadParams = "?_pragma=busy_timeout(10000)&_pragma=query_only(1)"

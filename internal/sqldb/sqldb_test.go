@@ -112,3 +112,36 @@ func TestMigrateSQLite(t *testing.T) {
 		t.Errorf("newer database: got %v, want a NewerSchemaError (2 > 1) saying upgrade testd", err)
 	}
 }
+
+// TestSQLiteSettings: the connection OpenSQLite opens has the settings
+// SQLiteParams promises, among them a statement journal kept in memory
+// (temp_store 2): a statement of many rows inside a transaction (the
+// history's batches) spills its journal past 64 KiB, to a temporary file
+// otherwise, one write system call per page.
+func TestSQLiteSettings(t *testing.T) {
+	ctx := context.Background()
+	db, _, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "t.db"), "cache_size(-4096)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, c := range []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"},
+		{"foreign_keys", "1"},
+		{"busy_timeout", "10000"},
+		{"temp_store", "2"},
+		{"cache_size", "-4096"},
+	} {
+		var got string
+		if err := db.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", c.pragma, err)
+		}
+		if got != c.want {
+			t.Errorf("PRAGMA %s: got %s, want %s", c.pragma, got, c.want)
+		}
+	}
+}
