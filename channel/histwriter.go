@@ -26,10 +26,13 @@ const (
 	// histQueue bounds the entries waiting to be appended, all users'.
 	histQueue = 64 * 1024
 	// histBatch bounds the entries appended in one transaction.
-	histBatch = 1024
+	histBatch = 4096
 	// histLinger is how long a batch gathers entries before it is
-	// appended, unless a reader waits for it or it is full.
-	histLinger = 50 * time.Millisecond
+	// appended, unless a reader waits for it or it is full. A
+	// transaction writes every index page its users' entries touch, so a
+	// busy gateway's entries cost the store less each the more of them
+	// one holds (see TestHistoryWriterBatchHoldsALinger).
+	histLinger = 250 * time.Millisecond
 )
 
 // ErrHistoryFull is an append left out because the writer's queue is full.
@@ -81,7 +84,7 @@ type historyWriter struct {
 
 // spareMax bounds the queue array kept for reuse, so a backlog's array
 // goes once the backlog is written.
-const spareMax = 4 * histBatch
+const spareMax = 2 * histBatch
 
 // newHistoryWriter starts the writer; inProc: the store appends in this
 // process (see historyWriter.inProc).

@@ -169,8 +169,10 @@ var boostedAt atomic.Int32
 // the whole of one, and the gateway's own writes (an IM held for a user
 // away) wait for it: on a machine whose cores are all busy, the idle
 // child may take seconds over one. Smaller transactions would cost more
-// CPU per entry (about a third more at 256).
-const txEntries = 1024
+// CPU per entry (store's BenchmarkAppendHistoryBatch: most of what a
+// transaction writes are the index pages of its users, however few
+// entries each has in it).
+const txEntries = 4096
 
 func appendBatch(st store.HistoryStore, req *request) *reply {
 	ctx := context.Background() // the gateway kills the child rather than wait longer

@@ -220,7 +220,7 @@ func BenchmarkAppendHistoryBatch(b *testing.B) {
 
 // benchBatch is the size of BenchmarkAppendHistoryBatch's batches: what
 // the history writer gathers in its linger at the rate.
-const benchBatch = 500
+const benchBatch = 2500
 
 // openBenchUsers opens a fresh store in db with benchHistoryUsers users
 // ("user000"…, each with the account "<name>@example.com"), and returns it
