@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -163,18 +165,7 @@ func waitDatabase(t *testing.T, state string, want []string) {
 // want and, byte-wise, none of never.
 func checkDatabase(t *testing.T, state string, want, never []string) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(state, stateDBName+"*"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no database in %s (%v)", state, err)
-	}
-	var all []byte
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, b...)
-	}
+	files, all := readDatabase(t, state)
 	for _, w := range want {
 		if !bytes.Contains(all, []byte(w)) {
 			t.Errorf("the database (%s) does not contain %q", strings.Join(files, ", "), w)
@@ -183,6 +174,37 @@ func checkDatabase(t *testing.T, state string, want, never []string) {
 	for _, n := range never {
 		if bytes.Contains(all, []byte(n)) {
 			t.Errorf("the database (%s) contains the password %q in clear", strings.Join(files, ", "), n)
+		}
+	}
+}
+
+// readDatabase returns the names of the database's files in state (the
+// file, its WAL and shared-memory index) and their contents together. The
+// gateway's history process may still be closing the database, which
+// folds the WAL into the file and removes both companions: a file gone
+// between the listing and its reading starts the reading again.
+func readDatabase(t *testing.T, state string) ([]string, []byte) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		files, err := filepath.Glob(filepath.Join(state, stateDBName+"*"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no database in %s (%v)", state, err)
+		}
+		var all []byte
+		whole := true
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if errors.Is(err, fs.ErrNotExist) && time.Now().Before(deadline) {
+				whole = false
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		if whole {
+			return files, all
 		}
 	}
 }
