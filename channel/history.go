@@ -426,6 +426,7 @@ func (s *session) replay(at *attachment) {
 		s.log.WithError(err).Error("store: the history to replay could not be read")
 		return
 	}
+	// Held IMs come as such, and those on their way come live.
 	held := map[string]bool{}
 	for _, a := range s.accounts {
 		for _, se := range s.mem.heldFor(a.cfg.Email) {
@@ -434,6 +435,7 @@ func (s *session) replay(at *attachment) {
 			}
 		}
 	}
+	s.eachOnItsWay(func(se *seqEvent) { held[se.msgid] = true })
 	type key struct {
 		email string
 		uid   msim.UID
@@ -488,7 +490,8 @@ func (s *session) replay(at *attachment) {
 // leaves: all of it (what it did not receive was held, or shown to another
 // client), except from the first message it was not given while attached
 // (it was closing, or closed with the message queued; another client saw
-// it): its next connection is replayed that.
+// it) or that is still on its way to the clients (it is recorded as it
+// arrives): its next connection is replayed that.
 func (s *session) savePosition(at *attachment) {
 	if !s.historyOn() {
 		return
@@ -498,9 +501,16 @@ func (s *session) savePosition(at *attachment) {
 	st, user := s.b.cfg.Store, s.user.Name
 	s.b.hist.sync(ctx, user) // what it was shown is appended
 	pos, err := st.LastHistoryID(ctx, user)
-	if missed := at.missed.Load(); err == nil && missed != nil {
+	notGiven := []string{s.onItsWay()}
+	if missed := at.missed.Load(); missed != nil {
+		notGiven = append(notGiven, *missed)
+	}
+	for _, msgid := range notGiven {
+		if err != nil || msgid == "" {
+			continue
+		}
 		var e store.HistoryEntry
-		switch e, err = st.HistoryByMsgID(ctx, user, *missed); {
+		switch e, err = st.HistoryByMsgID(ctx, user, msgid); {
 		case err == nil:
 			pos = min(pos, e.ID-1)
 		case errors.Is(err, store.ErrNotFound): // not recorded, or trimmed since
@@ -512,6 +522,42 @@ func (s *session) savePosition(at *attachment) {
 	}
 	if err != nil {
 		s.log.WithError(err).Error("store: a client's position could not be saved; it may be replayed again")
+	}
+}
+
+// onItsWay returns the msgid of the earliest IM or zap that is in the
+// history but not yet handed to the clients (see eachOnItsWay), or "".
+func (s *session) onItsWay() string {
+	var first *seqEvent
+	s.eachOnItsWay(func(se *seqEvent) {
+		if first == nil || se.seq < first.seq {
+			first = se
+		}
+	})
+	if first == nil {
+		return ""
+	}
+	return first.msgid
+}
+
+// eachOnItsWay calls f with each IM or zap that is in the history but not
+// yet handed to the clients: waiting in the outbox for room, or for a
+// stranger's profile. Held IMs in the outbox are left out: they are given
+// as such, never replayed.
+func (s *session) eachOnItsWay(f func(*seqEvent)) {
+	for i := range s.out.q {
+		if se := &s.out.q[i].seqEvent; se.msgid != "" && se.held == 0 {
+			f(se)
+		}
+	}
+	for _, a := range s.accounts {
+		for _, q := range a.pending {
+			for i := range q {
+				if q[i].msgid != "" {
+					f(&q[i])
+				}
+			}
+		}
 	}
 }
 

@@ -171,3 +171,104 @@ func TestPositionStaysBeforeACutReplay(t *testing.T) {
 		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 	}
 }
+
+// slowProfile is an MSIM client whose profile lookups wait for release.
+type slowProfile struct {
+	*fakeMSIM
+	release chan struct{}
+}
+
+func (f *slowProfile) Profile(ctx context.Context, uid msim.UID) (msim.Profile, error) {
+	select {
+	case <-f.release:
+		return msim.Profile{UID: uid, UserName: "stranger"}, nil
+	case <-ctx.Done():
+		return msim.Profile{}, ctx.Err()
+	}
+}
+
+// TestPositionStopsBeforeWhatIsOnItsWay: an IM is in the history from
+// the moment it arrives, but reaches the clients only later: after the
+// sender's profile when it is a stranger, or once the clients' window has
+// room. A client that leaves in between never got it; its position stops
+// before it, so its next connection is replayed it, while the client
+// still attached, which got it, is not.
+func TestPositionStopsBeforeWhatIsOnItsWay(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hold func(r *rig) (deliver func())
+		from msim.UID
+	}{
+		{"a stranger's, waiting for the profile", func(r *rig) func() {
+			cl := &slowProfile{fakeMSIM: &fakeMSIM{}, release: make(chan struct{})}
+			r.a.client = cl
+			return func() {
+				close(cl.release)
+				r.stepUntil("the stranger's IM shown", func() bool { return len(r.a.pending) == 0 })
+			}
+		}, 9},
+		{"a buddy's, waiting for room", func(r *rig) func() {
+			r.s.newBuddy(r.a, 7, "bob", "")
+			r.s.out.inflight.Store(outWindow)
+			return func() {
+				r.s.out.inflight.Store(0)
+				r.s.pumpOut()
+			}
+		}, 7},
+	} {
+		for _, back := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, back before it: %v", tc.name, back), func(t *testing.T) {
+				onItsWay(t, tc.hold, tc.from, back)
+			})
+		}
+	}
+}
+
+// onItsWay: the phone leaves while an IM from from is held up by hold,
+// and with back, connects again before the IM comes: then it gets it live
+// and not in its replay too.
+func onItsWay(t *testing.T, hold func(r *rig) (deliver func()), from msim.UID, back bool) {
+	r, st := historyRig(t)
+	desk := r.s.cl.ats[0]
+	desk.name = "desk"
+	phone := newAttachment(&closableIRC{fakeIRC: newFakeIRC()}, r.s, nil)
+	phone.name = "phone"
+	r.s.cl.add(phone)
+	r.s.countAttached(1)
+	deliver := hold(r)
+
+	r.s.fromUser(r.a, from, msim.IMEvent{From: from, Text: "hello", Time: time.Now()})
+	if got := r.irc.said("hello"); len(got) != 0 {
+		t.Fatalf("the IM was shown at once (%q): nothing is on its way", got)
+	}
+	r.s.closed(phone)
+	wantReplay := []string{"hello"}
+	if back {
+		phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
+		phone = newAttachment(phoneIRC, r.s, nil)
+		phone.name = "phone"
+		r.s.cl.add(phone)
+		r.s.countAttached(1)
+		r.s.replay(phone)
+		deliver()
+		if got := phoneIRC.said("hello"); len(got) != 1 {
+			t.Errorf("the phone, back before the IM came, was shown %q, want it once", got)
+		}
+		r.s.closed(phone)
+		wantReplay = nil
+	} else {
+		deliver()
+	}
+	if got := r.irc.said("hello"); len(got) != 1 {
+		t.Fatalf("the desk was shown %q, want the IM once", got)
+	}
+	r.s.closed(desk)
+	for _, c := range []struct {
+		client string
+		want   []string
+	}{{"phone", wantReplay}, {"desk", nil}} {
+		if got := replayedTo(t, st, c.client); !slices.Equal(got, c.want) {
+			t.Errorf("%s's next connection would be replayed %q, want %q", c.client, got, c.want)
+		}
+	}
+}
