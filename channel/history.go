@@ -427,15 +427,15 @@ func (s *session) replay(at *attachment) {
 		return
 	}
 	// Held IMs come as such, and those on their way come live.
-	held := map[string]bool{}
+	skip := map[string]bool{}
 	for _, a := range s.accounts {
 		for _, se := range s.mem.heldFor(a.cfg.Email) {
 			if se.msgid != "" {
-				held[se.msgid] = true
+				skip[se.msgid] = true
 			}
 		}
 	}
-	s.eachOnItsWay(func(se *seqEvent) { held[se.msgid] = true })
+	s.eachOnItsWay(func(se *seqEvent) { skip[se.msgid] = true })
 	type key struct {
 		email string
 		uid   msim.UID
@@ -443,7 +443,7 @@ func (s *session) replay(at *attachment) {
 	byConv := map[key][]store.HistoryEntry{}
 	var order []key
 	for _, e := range entries {
-		if held[e.MsgID] {
+		if skip[e.MsgID] {
 			continue
 		}
 		k := key{strings.ToLower(e.Account), e.Buddy}

@@ -78,6 +78,16 @@ func historyRig(t *testing.T) (*rig, store.Store) {
 	return r, st
 }
 
+// attachNamed attaches another connection, c, to the rig's session as
+// the client name.
+func attachNamed(r *rig, c ircConn, name string) *attachment {
+	at := newAttachment(c, r.s, nil)
+	at.name = name
+	r.s.cl.add(at)
+	r.s.countAttached(1)
+	return at
+}
+
 // replayedTo is what the client's next connection would be replayed: the
 // texts after its position.
 func replayedTo(t *testing.T, st store.Store, client string) []string {
@@ -103,10 +113,7 @@ func positionAfterAMiss(t *testing.T, queued bool) {
 	desk := r.s.cl.ats[0]
 	desk.name = "desk"
 	phoneIRC := &closableIRC{fakeIRC: newFakeIRC(), queued: queued}
-	phone := newAttachment(phoneIRC, r.s, nil)
-	phone.name = "phone"
-	r.s.cl.add(phone)
-	r.s.countAttached(1)
+	phone := attachNamed(r, phoneIRC, "phone")
 
 	var shown atomic.Int32
 	for i, text := range []string{"one", "two", "three"} {
@@ -161,10 +168,7 @@ func TestPositionStaysBeforeACutReplay(t *testing.T) {
 		r.s.record(store.HistoryEntry{MsgID: "m" + im.text, Account: "alice@msim.test", Buddy: im.uid, Kind: kindIM, Text: im.text,
 			Time: time.Now().Add(time.Duration(i) * time.Millisecond)})
 	}
-	phone := newAttachment(&closableIRC{fakeIRC: newFakeIRC(), closing: true}, r.s, nil)
-	phone.name = "phone"
-	r.s.cl.add(phone)
-	r.s.countAttached(1)
+	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC(), closing: true}, "phone")
 	r.s.replay(phone)
 	r.s.closed(phone)
 	if got, want := replayedTo(t, st, "phone"), []string{"one", "two", "three"}; !slices.Equal(got, want) {
@@ -231,10 +235,7 @@ func onItsWay(t *testing.T, hold func(r *rig) (deliver func()), from msim.UID, b
 	r, st := historyRig(t)
 	desk := r.s.cl.ats[0]
 	desk.name = "desk"
-	phone := newAttachment(&closableIRC{fakeIRC: newFakeIRC()}, r.s, nil)
-	phone.name = "phone"
-	r.s.cl.add(phone)
-	r.s.countAttached(1)
+	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC()}, "phone")
 	deliver := hold(r)
 
 	r.s.fromUser(r.a, from, msim.IMEvent{From: from, Text: "hello", Time: time.Now()})
@@ -245,10 +246,7 @@ func onItsWay(t *testing.T, hold func(r *rig) (deliver func()), from msim.UID, b
 	wantReplay := []string{"hello"}
 	if back {
 		phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
-		phone = newAttachment(phoneIRC, r.s, nil)
-		phone.name = "phone"
-		r.s.cl.add(phone)
-		r.s.countAttached(1)
+		phone = attachNamed(r, phoneIRC, "phone")
 		r.s.replay(phone)
 		deliver()
 		if got := phoneIRC.said("hello"); len(got) != 1 {

@@ -142,12 +142,7 @@ func waitDatabase(t *testing.T, state string, want []string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		files, _ := filepath.Glob(filepath.Join(state, stateDBName+"*"))
-		var all []byte
-		for _, f := range files {
-			b, _ := os.ReadFile(f)
-			all = append(all, b...)
-		}
+		_, all := readDatabase(t, state)
 		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return bytes.Contains(all, []byte(w)) })
 		if len(missing) == 0 {
 			return
