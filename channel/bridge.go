@@ -215,8 +215,9 @@ type Bridge struct {
 	rel      *memReleaser   // returns memory after a burst of logins
 
 	mu       sync.Mutex
-	sessions map[string]*session    // live session by user name
-	memory   map[string]*userMemory // remembered state by user name
+	sessions map[string]*session      // live session by user name
+	memory   map[string]*userMemory   // remembered state by user name
+	loading  map[string]chan struct{} // users whose state is being read (loadMemory); closed when done
 }
 
 // New returns a bridge. Call Shutdown to end its sessions.
@@ -248,6 +249,7 @@ func New(cfg Config) (*Bridge, error) {
 		met:      newBridgeMetrics(cfg.Metrics),
 		sessions: map[string]*session{},
 		memory:   map[string]*userMemory{},
+		loading:  map[string]chan struct{}{},
 		rel:      newMemReleaser(cfg.Clock),
 	}
 	if cfg.History && cfg.Store != nil {
@@ -345,6 +347,13 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 			}
 			continue // the sessions may have changed meanwhile
 		}
+		if b.memory[u.Name] == nil {
+			b.mu.Unlock()
+			if err := b.loadMemory(u); err != nil {
+				return nil, err
+			}
+			continue // the sessions may have changed meanwhile
+		}
 		s, err := b.startLocked(u, c, reg.Remote)
 		b.mu.Unlock()
 		if err != nil {
@@ -354,24 +363,22 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 			old.closeClients("Replaced by a new connection") // ephemeral: one connection
 			<-old.done                                       // the old session has logged out of MSIM
 		}
-		s.cl.ats[0].name = client
+		at := s.cl.ats[0] // read before run: the session's goroutine owns s.cl then
+		at.name = client
 		s.start() // before run: its lines are part of the welcome
 		go b.run(s)
-		return s.cl.ats[0], nil
+		return at, nil
 	}
 }
 
 // startLocked makes u's session, attached to c (nil: none), and registers
-// it; the caller starts it and runs it (run). Caller holds b.mu.
+// it; the caller starts it and runs it (run). Caller holds b.mu, and has
+// made sure the bridge has u's state (loadMemory).
 func (b *Bridge) startLocked(u User, c ircConn, remote net.Addr) (*session, error) {
 	mem := b.memory[u.Name]
 	if mem == nil {
-		var err error
-		if mem, err = b.newMemory(u); err != nil {
-			b.log.WithError(err).WithField("user", u.Name).Error("store: the user's state cannot be loaded")
-			return nil, errors.New("the gateway's database is not available; try again later")
-		}
-		b.memory[u.Name] = mem
+		b.log.WithField("user", u.Name).Error("a session was started before the user's state was read")
+		return nil, errors.New("the gateway could not start your session; try again")
 	}
 	s := newSession(b, c, u, mem)
 	if c != nil {
@@ -454,6 +461,68 @@ func (b *Bridge) newMemory(u User) (*userMemory, error) {
 		m.met = b.met
 	}
 	return m, err
+}
+
+// errStateUnavailable is what a user is told when their state cannot be
+// read from the store.
+var errStateUnavailable = errors.New("the gateway's database is not available; try again later")
+
+// loadMemory makes sure the bridge has u's state, reading it from the
+// store when it has none. It is called without b.mu and reads without it:
+// a login waits for its own user's reads (a slow database, a lock held
+// elsewhere), never for another user's, and nothing else that needs b.mu
+// waits for them either. One read per user at a time: a second login of
+// the same user waits for the first's. The state is kept only if the
+// bridge may still serve the user (their lease, with several instances).
+// Callers look at b.memory again under b.mu, and load again if the state
+// is gone by then (a lease given up meanwhile).
+func (b *Bridge) loadMemory(u User) error {
+	b.mu.Lock()
+	for {
+		if b.memory[u.Name] != nil {
+			b.mu.Unlock()
+			return nil
+		}
+		wait := b.loading[u.Name]
+		if wait == nil {
+			break
+		}
+		b.mu.Unlock()
+		<-wait // then it is there, or that read failed and this one tries
+		b.mu.Lock()
+	}
+	done := make(chan struct{})
+	b.loading[u.Name] = done
+	b.mu.Unlock()
+	mem, err := b.newMemory(u)
+	b.mu.Lock()
+	delete(b.loading, u.Name)
+	if err == nil && b.memory[u.Name] == nil && !(b.lease.needs(u) && !b.lease.holds(u.Name)) {
+		b.memory[u.Name] = mem
+	}
+	b.mu.Unlock()
+	close(done)
+	if err != nil {
+		b.log.WithError(err).WithField("user", u.Name).Error("store: the user's state cannot be loaded")
+		return errStateUnavailable
+	}
+	return nil
+}
+
+// memoryOf returns the state the bridge has for the user name (nil: none),
+// once no read of it is under way.
+func (b *Bridge) memoryOf(name string) *userMemory {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		wait := b.loading[name]
+		if wait == nil {
+			return b.memory[name]
+		}
+		b.mu.Unlock()
+		<-wait
+		b.mu.Lock()
+	}
 }
 
 // forget drops what the bridge remembers of an ephemeral user. Caller

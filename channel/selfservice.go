@@ -385,14 +385,15 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	}
 	mem := b.memory[u.Name]
 	if mem == nil {
-		var err error
-		if mem, err = b.newMemory(u); err != nil {
-			b.mu.Unlock()
-			s.log.WithError(err).Error("store: the user's state cannot be loaded")
+		// Read without b.mu (loadMemory), then from the start: the
+		// sessions may have changed meanwhile.
+		b.mu.Unlock()
+		if err := b.loadMemory(u); err != nil {
 			s.reply(r, "Your accounts cannot be loaded: %v", errStore)
 			return
 		}
-		b.memory[u.Name] = mem
+		s.becomeUser(r, u, old)
+		return
 	}
 	if b.sessions[old.Name] == s {
 		delete(b.sessions, old.Name)
