@@ -71,6 +71,7 @@ func (e *env) start(name string, accts []*acct, o gwOptions) (*target, error) {
 	if o.proxy != nil {
 		upstream = o.proxy.forward(ms.addr)
 	}
+	o.contention = e.profileDir != ""
 	gw, err := startGateway(e.gatewayBin, dir, upstream, o, accts)
 	if err != nil {
 		o.proxy.close()

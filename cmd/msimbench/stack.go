@@ -248,6 +248,20 @@ type gwOptions struct {
 	// prepare, if set, runs before the gateway starts, with the state
 	// directory it will be given (created, empty).
 	prepare func(stateDir string) error
+	// contention: the gateway samples lock contention and blocking for
+	// its mutex and block profiles (a profiling run).
+	contention bool
+}
+
+// debugArgs are the flags that serve bin's debug endpoints at addr, with
+// contention sampled if asked and bin can (a gateway from before
+// -debug-contention serves empty mutex and block profiles).
+func debugArgs(bin, addr string, contention bool) []string {
+	args := []string{"-debug-listen", addr}
+	if contention && hasFlag(bin, "debug-contention") {
+		args = append(args, "-debug-contention")
+	}
+	return args
 }
 
 // startGateway runs bin with a config for accts in dir.
@@ -273,7 +287,7 @@ func startGateway(bin, dir, msimAddr string, o gwOptions, accts []*acct) (*gatew
 	// nothing written outside the temporary directory.
 	// (A gateway from before the store has no -state, one from before the
 	// metrics no -metrics-listen.)
-	args := []string{"-config", cfgPath, "-debug-listen", dbgAddr}
+	args := append([]string{"-config", cfgPath}, debugArgs(bin, dbgAddr, o.contention)...)
 	if hasFlag(bin, "state") {
 		stateDir := filepath.Join(dir, "state")
 		args = append(args, "-state", stateDir)
@@ -738,7 +752,8 @@ func (g *gateway) trace(dir, prefix string, d time.Duration) (wait func()) {
 
 // profiles collects, in the background for secs seconds, the gateway's CPU
 // profile, what it allocated, and its mutex and block profiles over the
-// same time (empty unless the gateway enables those), saved as <prefix>-cpu.pprof and so
+// same time (sampled when it runs with -debug-contention, as a profiling
+// run's gateway does), saved as <prefix>-cpu.pprof and so
 // on in dir. The returned func waits for them and then saves the goroutine
 // profile (once however often it is called); call it before stopping
 // the gateway.

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	_ "expvar" // /debug/vars, with -debug-listen
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	_ "net/http/pprof" // served only with -debug-listen
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +47,7 @@ type options struct {
 	configHasPasswords    bool // the config file itself holds passwords
 	passwordOnCommandLine bool
 	debugListen           string
+	debugContention       bool
 	version               bool
 	flags                 *flag.FlagSet // for -help
 }
@@ -68,11 +71,15 @@ func parseOptions(args []string, stdin io.Reader) (options, error) {
 	msimAccountFile := fs.String("msim-account-file", "", "create the accounts listed in `FILE` (lines EMAIL:PASSWORD) on the embedded MSIM network")
 	metricsListen := fs.String("metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz at `ADDR` (loopback unless the config sets metrics.public), overriding the config's metrics.listen")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof and expvar (memory statistics) at this loopback address, e.g. 127.0.0.1:6060")
+	fs.BoolVar(&o.debugContention, "debug-contention", false, "with -debug-listen: sample lock contention and goroutine blocking for pprof's mutex and block profiles (costs a little CPU)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if o.debugContention && o.debugListen == "" {
+		return o, errors.New("-debug-contention: the profiles are served at -debug-listen, which is not set")
 	}
 	if o.version {
 		return o, nil
@@ -145,22 +152,44 @@ func run(args []string, stdin io.Reader) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.debugListen != "" {
-		if !isLoopback(o.debugListen) {
-			return fmt.Errorf("-debug-listen %s: only loopback addresses are allowed", o.debugListen)
-		}
-		ln, err := net.Listen("tcp", o.debugListen)
+		addr, stop, err := serveDebug(o.debugListen, o.debugContention)
 		if err != nil {
-			return fmt.Errorf("-debug-listen: %w", err)
+			return err
 		}
-		srv := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-		log.Infof("debug endpoints (pprof, expvar) on http://%s/debug/", ln.Addr())
+		defer stop()
+		log.Infof("debug endpoints (pprof, expvar) on http://%s/debug/", addr)
 	}
 	hup := make(chan os.Signal, 1) // SIGHUP reloads the config file
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	return locateKey(o.configPath, serveReloading(ctx, o.cfg, o.fileCfg, o.configPath, log, nil, hup))
+}
+
+// Sampling of the mutex and block profiles with -debug-contention: one lock
+// contention event in mutexFraction, and blocking events about one per
+// blockRate nanoseconds spent blocked.
+const (
+	mutexFraction = 10
+	blockRate     = 100_000
+)
+
+// serveDebug serves pprof and expvar at addr (loopback only) until stop;
+// contention: sample lock contention and blocking for their profiles.
+func serveDebug(addr string, contention bool) (net.Addr, func(), error) {
+	if !isLoopback(addr) {
+		return nil, nil, fmt.Errorf("-debug-listen %s: only loopback addresses are allowed", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-debug-listen: %w", err)
+	}
+	if contention {
+		runtime.SetMutexProfileFraction(mutexFraction)
+		runtime.SetBlockProfileRate(blockRate)
+	}
+	srv := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr(), func() { _ = srv.Close() }, nil
 }
 
 func newLogger(c LogConfig) *logrus.Entry {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -79,5 +81,39 @@ func TestJSONLogging(t *testing.T) {
 	}
 	if line["msg"] != "shown" || line["user"] != "alice" || line["level"] != "warning" {
 		t.Errorf("got %v", line)
+	}
+}
+
+// TestDebugContention: -debug-contention samples lock contention and
+// blocking, so the mutex and block profiles served at -debug-listen are not
+// empty by construction; without it, the sampling stays off.
+func TestDebugContention(t *testing.T) {
+	if err := run([]string{"-debug-contention"}, strings.NewReader("")); err == nil || !strings.Contains(err.Error(), "-debug-listen") {
+		t.Errorf("-debug-contention without -debug-listen: got %v, want an error naming -debug-listen", err)
+	}
+	defer runtime.SetMutexProfileFraction(runtime.SetMutexProfileFraction(-1))
+	defer runtime.SetBlockProfileRate(0)
+	runtime.SetMutexProfileFraction(0)
+	for _, contention := range []bool{false, true} {
+		addr, stop, err := serveDebug("127.0.0.1:0", contention)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + addr.String() + "/debug/pprof/mutex?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		stop()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("mutex profile: status %d", resp.StatusCode)
+		}
+		want := 0
+		if contention {
+			want = mutexFraction
+		}
+		if got := runtime.SetMutexProfileFraction(-1); got != want {
+			t.Errorf("contention %v: mutex profile fraction %d, want %d", contention, got, want)
+		}
 	}
 }
