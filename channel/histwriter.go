@@ -67,24 +67,39 @@ type historyWriter struct {
 	done   chan struct{} // closed when run has returned
 
 	mu      sync.Mutex
-	q       []histJob
-	spare   []histJob // empty; q's next array once q is taken whole
-	shifted bool      // q does not start at its array's front (a backlog's rest)
-	appends int       // jobs in q that are appends (barriers are not bounded)
-	hurry   bool      // a barrier or a full batch is queued, or close was called
+	q       []histChunk              // the queue, oldest first; only the last has room
+	free    []*[histChunkLen]histJob // emptied chunks' jobs for the queue to reuse, at most spareChunks
+	appends int                      // jobs in q that are appends (barriers are not bounded)
+	hurry   bool                     // a barrier or a full batch is queued, or close was called
 	closed  bool
 
 	// The writer goroutine's own, kept from one batch to the next: the
 	// history's garbage would otherwise grow with the IMs and bring the
 	// collector round, and its pauses into the IMs' latency, more often.
+	taken  []histChunk
 	batch  []store.HistoryAppend
 	failed []func(error)
 	res    []store.HistoryResult
 }
 
-// spareMax bounds the queue array kept for reuse, so a backlog's array
-// goes once the backlog is written.
-const spareMax = 2 * histBatch
+// histChunkLen is how many jobs a chunk of the queue holds; a whole
+// number of chunks makes a batch.
+const histChunkLen = histBatch / 32
+
+// histChunk is a run of queued jobs. The queue is a list of chunks: an
+// append writes into the last one, the writer takes whole chunks from the
+// front, so neither moves what is queued. A queue kept in one array was
+// copied whole when it grew: with a backlog of tens of thousands of
+// entries, every session's append waited behind the copy.
+type histChunk struct {
+	jobs    *[histChunkLen]histJob
+	n       int // jobs[:n] are queued
+	appends int // of which appends (the others are barriers)
+}
+
+// spareChunks bounds the emptied chunks kept for reuse, so a backlog's
+// go once the backlog is written.
+const spareChunks = 2 * histBatch / histChunkLen
 
 // newHistoryWriter starts the writer; inProc: the store appends in this
 // process (see historyWriter.inProc).
@@ -121,8 +136,22 @@ func (w *historyWriter) append(user string, e store.HistoryEntry, failed func(er
 // queueLocked adds j and wakes the writer if it may be waiting for it.
 // Caller holds w.mu.
 func (w *historyWriter) queueLocked(j histJob, hurry bool) {
-	w.q = append(w.q, j)
-	wake := len(w.q) == 1
+	wake := len(w.q) == 0
+	if k := len(w.q); k == 0 || w.q[k-1].n == histChunkLen {
+		var jobs *[histChunkLen]histJob
+		if k := len(w.free); k > 0 {
+			jobs, w.free = w.free[k-1], w.free[:k-1]
+		} else {
+			jobs = new([histChunkLen]histJob)
+		}
+		w.q = append(w.q, histChunk{jobs: jobs})
+	}
+	c := &w.q[len(w.q)-1]
+	c.jobs[c.n] = j
+	c.n++
+	if j.done == nil {
+		c.appends++
+	}
 	if hurry && !w.hurry {
 		w.hurry, wake = true, true
 	}
@@ -185,13 +214,9 @@ func (w *historyWriter) run() {
 			t.Stop()
 		}
 		for {
-			jobs, own, more, closed := w.take()
-			w.write(jobs)
-			if own {
-				w.recycle(jobs)
-			} else {
-				clear(jobs) // what is written goes, though the array stays for now
-			}
+			chunks, more, closed := w.take()
+			w.write(chunks)
+			w.recycle(chunks)
 			if closed && !more {
 				return
 			}
@@ -208,38 +233,29 @@ func (w *historyWriter) hurried() bool {
 	return w.hurry
 }
 
-// take removes up to histBatch appends (and the barriers among them) from
-// the queue; own: the array of jobs is theirs alone (see recycle); more:
-// some are left.
-func (w *historyWriter) take() (jobs []histJob, own, more, closed bool) {
+// take removes from the queue the chunks of the next batch: whole chunks
+// from the front, as many as hold at most histBatch appends (at least one);
+// more: some are left. The chunks are the writer's until recycled.
+func (w *historyWriter) take() (chunks []histChunk, more, closed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n, appends := 0, 0
-	for n < len(w.q) && appends < histBatch {
-		if w.q[n].done == nil {
-			appends++
-		}
-		n++
+	k, appends := 0, 0
+	for k < len(w.q) && (k == 0 || appends+w.q[k].appends <= histBatch) {
+		appends += w.q[k].appends
+		k++
 	}
-	if len(w.q)-n <= histBatch {
-		// jobs keep the array, which comes back through recycle unless
-		// it is the rest of a backlog's, and q goes on in the spare one,
-		// with what is left.
-		jobs, own = w.q[:n], !w.shifted
-		w.q, w.spare, w.shifted = append(w.spare[:0], w.q[n:]...), nil, false
-	} else {
-		// A backlog: q goes on in the rest of the array, not copied.
-		jobs = w.q[:n:n]
-		w.q, w.shifted = w.q[n:], true
-	}
+	w.taken = append(w.taken[:0], w.q[:k]...)
+	n := copy(w.q, w.q[k:])
+	clear(w.q[n:])
+	w.q = w.q[:n]
 	w.appends -= appends
 	w.hurry = len(w.q) > 0 && w.hurry
-	return jobs, own, len(w.q) > 0, w.closed
+	return w.taken, len(w.q) > 0, w.closed
 }
 
-// write appends jobs' entries, one batch between barriers, and releases
-// each barrier once what was before it is appended.
-func (w *historyWriter) write(jobs []histJob) {
+// write appends the entries of the chunks' jobs, one batch between
+// barriers, and releases each barrier once what was before it is appended.
+func (w *historyWriter) write(chunks []histChunk) {
 	batch, failed := w.batch[:0], w.failed[:0]
 	appended := 0 // entries through the store, stored or refused
 	flush := func() {
@@ -265,29 +281,34 @@ func (w *historyWriter) write(jobs []histJob) {
 		batch, failed = batch[:0], failed[:0]
 	}
 	defer func() { w.met.historyQueued(-appended) }()
-	for _, j := range jobs {
-		if j.done != nil {
-			flush()
-			close(j.done)
-			continue
+	for _, c := range chunks {
+		for _, j := range c.jobs[:c.n] {
+			if j.done != nil {
+				flush()
+				close(j.done)
+				continue
+			}
+			batch = append(batch, store.HistoryAppend{User: j.user, Entry: j.e})
+			failed = append(failed, j.failed)
 		}
-		batch = append(batch, store.HistoryAppend{User: j.user, Entry: j.e})
-		failed = append(failed, j.failed)
 	}
 	flush()
 	w.batch, w.failed = batch, failed
 }
 
-// recycle keeps the array of jobs, taken with their own and written, as
-// the queue's next one, unless the queue has one or it is a backlog's.
-func (w *historyWriter) recycle(jobs []histJob) {
-	if cap(jobs) > spareMax {
-		return
+// recycle empties the written chunks (what their jobs held goes now) and
+// keeps up to spareChunks of them for the queue to reuse.
+func (w *historyWriter) recycle(chunks []histChunk) {
+	for _, c := range chunks {
+		clear(c.jobs[:c.n])
 	}
-	clear(jobs[:cap(jobs)])
 	w.mu.Lock()
-	if w.spare == nil {
-		w.spare = jobs[:0]
+	for _, c := range chunks {
+		if len(w.free) >= spareChunks {
+			break
+		}
+		w.free = append(w.free, c.jobs)
 	}
 	w.mu.Unlock()
+	clear(chunks)
 }

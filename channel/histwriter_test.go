@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -24,9 +25,11 @@ type stalledStore struct {
 	store.Store
 	release  chan struct{}
 	appended atomic.Int32
+	waiting  atomic.Int32 // batches waiting for the release
 }
 
 func (s *stalledStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend, _ []store.HistoryResult) []store.HistoryResult {
+	s.waiting.Add(1)
 	<-s.release
 	s.appended.Add(int32(len(batch)))
 	res := make([]store.HistoryResult, len(batch))
@@ -348,5 +351,41 @@ func TestHistoryWriterBacklogGoes(t *testing.T) {
 	}
 	if got := gone.Load(); got < backlog {
 		t.Errorf("backlog entries still held once written: %d of %d", backlog-got, backlog)
+	}
+}
+
+// TestHistoryWriterQueueNeverCopied: a backlog queues in chunks, each
+// entry's room allocated once; a queue kept in one array was copied to a
+// larger one as it grew, every session's append waiting behind the copy
+// (the full-load mutex profile's largest wait), and its garbage was the
+// size of the backlog again.
+func TestHistoryWriterQueueNeverCopied(t *testing.T) {
+	st := &stalledStore{release: make(chan struct{})}
+	w := startHistoryWriter(st, false, quietLog(), nil, time.Hour)
+	defer func() {
+		close(st.release)
+		w.close()
+	}()
+	failed := func(error) {}
+	e := store.HistoryEntry{MsgID: "m", Account: "a@example.com", Kind: "im", Text: "hello"}
+	for range histBatch { // the first batch, which the stalled store holds
+		w.append("ann", e, failed)
+	}
+	for deadline := time.Now().Add(10 * time.Second); st.waiting.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first batch never reached the store")
+		}
+	}
+	const backlog = histQueue - histBatch
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	for range backlog {
+		w.append("ann", e, failed)
+	}
+	runtime.ReadMemStats(&ms)
+	perEntry := float64(ms.TotalAlloc-before) / backlog
+	if room := float64(unsafe.Sizeof(histJob{})); perEntry > 1.25*room {
+		t.Errorf("allocated %.0f bytes per entry of a backlog, want at most %.0f (its room, %.0f, once)", perEntry, 1.25*room, room)
 	}
 }
