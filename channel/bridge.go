@@ -215,9 +215,9 @@ type Bridge struct {
 	rel      *memReleaser   // returns memory after a burst of logins
 
 	mu       sync.Mutex
-	sessions map[string]*session      // live session by user name
-	memory   map[string]*userMemory   // remembered state by user name
-	loading  map[string]chan struct{} // users whose state is being read (loadMemory); closed when done
+	sessions map[string]*session    // live session by user name
+	memory   map[string]*userMemory // remembered state by user name
+	loading  map[string]*memLoad    // users whose state is being read (loadMemory)
 }
 
 // New returns a bridge. Call Shutdown to end its sessions.
@@ -249,7 +249,7 @@ func New(cfg Config) (*Bridge, error) {
 		met:      newBridgeMetrics(cfg.Metrics),
 		sessions: map[string]*session{},
 		memory:   map[string]*userMemory{},
-		loading:  map[string]chan struct{}{},
+		loading:  map[string]*memLoad{},
 		rel:      newMemReleaser(cfg.Clock),
 	}
 	if cfg.History && cfg.Store != nil {
@@ -321,6 +321,10 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	}
 	for {
 		b.mu.Lock()
+		if b.ctx.Err() != nil { // while the user's state or lease was awaited
+			b.mu.Unlock()
+			return nil, errors.New("server shutting down")
+		}
 		old := b.sessions[u.Name]
 		if old != nil && old.nattached.Load() > 0 && reg.Pass == "" && reg.Account == "" {
 			// Said as a wrong password is: a refusal never tells whether a
@@ -467,15 +471,24 @@ func (b *Bridge) newMemory(u User) (*userMemory, error) {
 // read from the store.
 var errStateUnavailable = errors.New("the gateway's database is not available; try again later")
 
+// memLoad is a read of a user's state under way (loadMemory).
+type memLoad struct {
+	done    chan struct{} // closed when it is over
+	err     error         // set before done is closed
+	waiters int           // other logins of the user waiting for it; b.mu
+}
+
 // loadMemory makes sure the bridge has u's state, reading it from the
 // store when it has none. It is called without b.mu and reads without it:
 // a login waits for its own user's reads (a slow database, a lock held
 // elsewhere), never for another user's, and nothing else that needs b.mu
-// waits for them either. One read per user at a time: a second login of
-// the same user waits for the first's. The state is kept only if the
-// bridge may still serve the user (their lease, with several instances).
-// Callers look at b.memory again under b.mu, and load again if the state
-// is gone by then (a lease given up meanwhile).
+// waits for them either. One read per user at a time: another login of
+// the same user waits for it and shares its result, its failure included.
+// With several instances, the state is kept only if this instance held
+// the user's lease from before the read until after it (the same lease:
+// another instance may have served the user in between). Callers look at
+// b.memory again under b.mu, and load again if the state is gone by then
+// (a lease given up meanwhile).
 func (b *Bridge) loadMemory(u User) error {
 	b.mu.Lock()
 	for {
@@ -483,27 +496,38 @@ func (b *Bridge) loadMemory(u User) error {
 			b.mu.Unlock()
 			return nil
 		}
-		wait := b.loading[u.Name]
-		if wait == nil {
+		l := b.loading[u.Name]
+		if l == nil {
 			break
 		}
+		l.waiters++
 		b.mu.Unlock()
-		<-wait // then it is there, or that read failed and this one tries
+		<-l.done
+		if l.err != nil {
+			return errStateUnavailable
+		}
+		b.mu.Lock() // then it is there, unless the lease went meanwhile
+	}
+	needs := b.lease.needs(u)
+	epoch, held := b.lease.epoch(u.Name)
+	l := &memLoad{done: make(chan struct{})}
+	b.loading[u.Name] = l
+	b.mu.Unlock()
+	var mem *userMemory
+	defer func() { // a panic too leaves no read under way
 		b.mu.Lock()
-	}
-	done := make(chan struct{})
-	b.loading[u.Name] = done
-	b.mu.Unlock()
-	mem, err := b.newMemory(u)
-	b.mu.Lock()
-	delete(b.loading, u.Name)
-	if err == nil && b.memory[u.Name] == nil && !(b.lease.needs(u) && !b.lease.holds(u.Name)) {
-		b.memory[u.Name] = mem
-	}
-	b.mu.Unlock()
-	close(done)
-	if err != nil {
-		b.log.WithError(err).WithField("user", u.Name).Error("store: the user's state cannot be loaded")
+		delete(b.loading, u.Name)
+		if l.err == nil && mem != nil && b.memory[u.Name] == nil {
+			if now, still := b.lease.epoch(u.Name); !needs || held && still && now == epoch {
+				b.memory[u.Name] = mem
+			}
+		}
+		b.mu.Unlock()
+		close(l.done)
+	}()
+	mem, l.err = b.newMemory(u)
+	if l.err != nil {
+		b.log.WithError(l.err).WithField("user", u.Name).Error("store: the user's state cannot be loaded")
 		return errStateUnavailable
 	}
 	return nil
@@ -515,12 +539,12 @@ func (b *Bridge) memoryOf(name string) *userMemory {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for {
-		wait := b.loading[name]
-		if wait == nil {
+		l := b.loading[name]
+		if l == nil {
 			return b.memory[name]
 		}
 		b.mu.Unlock()
-		<-wait
+		<-l.done
 		b.mu.Lock()
 	}
 }

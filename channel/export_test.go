@@ -68,3 +68,14 @@ func (b *Bridge) Attached(user string) int {
 	}
 	return -1
 }
+
+// LoadWaiters is how many logins of user wait for a read of their state
+// under way (tests only).
+func (b *Bridge) LoadWaiters(user string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if l := b.loading[user]; l != nil {
+		return l.waiters
+	}
+	return 0
+}

@@ -121,6 +121,21 @@ func (l *leases) holds(user string) bool {
 	return ok && time.Now().Before(h.until)
 }
 
+// epoch returns the epoch of the user's lease this instance holds now,
+// and whether it holds one.
+func (l *leases) epoch(user string) (int64, bool) {
+	if l == nil {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, ok := l.held[user]
+	if !ok || !time.Now().Before(h.until) {
+		return 0, false
+	}
+	return h.Epoch, true
+}
+
 // drop forgets the user's lease and returns it for release; nil if none is
 // held.
 func (l *leases) drop(user string) *store.Lease {
@@ -423,6 +438,9 @@ func (b *Bridge) endSession(user, why string) {
 	var rel *store.Lease
 	if s == nil {
 		rel = b.lease.drop(user)
+		// The state read for a session about to start (loadMemory):
+		// another instance may change it before the user is back here.
+		b.forgetMemory(user)
 	}
 	b.mu.Unlock()
 	if s == nil {

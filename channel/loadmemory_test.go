@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,7 @@ type gatedStore struct {
 	once     sync.Once
 	reads    atomic.Int32 // the gated user's reads begun
 	returned atomic.Bool  // a gated read has returned
+	fail     atomic.Bool  // the gated reads fail once released
 }
 
 // newGatedStore returns st with the reads of user's state gated (armed).
@@ -49,6 +51,9 @@ func (s *gatedStore) LoadUser(ctx context.Context, name string) (store.UserState
 	case <-ctx.Done():
 		return store.UserState{}, ctx.Err()
 	}
+	if s.fail.Load() {
+		return store.UserState{}, errors.New("the database went away")
+	}
 	return s.Store.LoadUser(ctx, name)
 }
 
@@ -66,15 +71,7 @@ func TestLoginWaitsForNoOtherUsersState(t *testing.T) {
 	g := startGateway(t, stk.msimAddr, dir, st)
 	gw := &stack{ircAddr: g.ircAddr}
 
-	var anns []func() *ircClient
-	for range 2 {
-		anns = append(anns, startRegister(t, g.ircAddr, "ann", "pw-ann"))
-		select {
-		case <-st.entered:
-		case <-time.After(10 * time.Second):
-			t.Fatal("ann's state was never read")
-		}
-	}
+	anns := startTwoWaiting(t, g, st, "ann")
 	login(t, gw, "bob")
 	if st.returned.Load() {
 		t.Fatal("bob was welcomed only after ann's state was read: his login waited for hers")
@@ -83,8 +80,8 @@ func TestLoginWaitsForNoOtherUsersState(t *testing.T) {
 		t.Errorf("reads of ann's state while two of her connections waited: got %d, want 1", n)
 	}
 	close(st.release)
-	for _, welcomed := range anns {
-		welcomed().joinedControl("&ann")
+	for _, ann := range anns {
+		ann.welcomed().joinedControl("&ann")
 	}
 	if n := st.reads.Load(); n != 1 {
 		t.Errorf("reads of ann's state: got %d, want 1", n)
@@ -181,9 +178,63 @@ func TestIdentifyWaitsForNoOtherUser(t *testing.T) {
 	alice.expectFrom("PRIVMSG", "root", "You have no MSIM accounts yet")
 }
 
-// startRegister connects and sends the registration; what it returns
-// waits for the welcome.
-func startRegister(t *testing.T, addr, nick, pass string) func() *ircClient {
+// startTwoWaiting starts two registrations of nick and waits until the
+// first reads the user's state (held by st) and the second waits for that
+// read.
+func startTwoWaiting(t *testing.T, g *gateway, st *gatedStore, nick string) []registration {
+	t.Helper()
+	first := startRegister(t, g.ircAddr, nick, "pw-"+nick)
+	select {
+	case <-st.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s's state was never read", nick)
+	}
+	second := startRegister(t, g.ircAddr, nick, "pw-"+nick)
+	for deadline := time.Now().Add(10 * time.Second); g.bridge.LoadWaiters(st.user) != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's second connection never waited for the first's read", nick)
+		}
+	}
+	return []registration{first, second}
+}
+
+// TestLoginsShareAFailedRead: when the read of a user's state fails, the
+// logins that waited for it are refused with it, at once, rather than each
+// trying the database again in turn.
+func TestLoginsShareAFailedRead(t *testing.T) {
+	stk := startStack(t)
+	dir := &channel.DemoDirectory{CreateAccount: stk.msrv.AddAccount, CheckPassword: stk.msrv.CheckPassword,
+		Exists: func(err error) bool { return errors.Is(err, server.ErrAccountExists) }, Key: make([]byte, 32)}
+	st := newGatedStore(openStore(t), "demo/ann@msimircd.local")
+	g := startGateway(t, stk.msimAddr, dir, st)
+	anns := startTwoWaiting(t, g, st, "ann")
+	st.fail.Store(true)
+	close(st.release)
+	for i, registered := range anns {
+		c := registered.c
+		m := c.expect("ERROR", nil)
+		if !strings.Contains(m.Trailing(), "database is not available") {
+			t.Errorf("connection %d: got %v, want an ERROR saying the database is not available", i+1, m)
+		}
+	}
+	if n := st.reads.Load(); n != 1 {
+		t.Errorf("reads of ann's state: got %d, want 1 (the second login shares the first's failure)", n)
+	}
+}
+
+// registration is a connection that has sent its registration.
+type registration struct{ c *ircClient }
+
+// welcomed waits for the welcome.
+func (r registration) welcomed() *ircClient {
+	r.c.t.Helper()
+	r.c.expect("001", nil)
+	return r.c
+}
+
+// startRegister connects and sends the registration, without waiting for
+// the welcome.
+func startRegister(t *testing.T, addr, nick, pass string) registration {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -194,9 +245,5 @@ func startRegister(t *testing.T, addr, nick, pass string) func() *ircClient {
 	c.send("PASS " + pass)
 	c.send("NICK " + nick)
 	c.send("USER " + nick + " 0 * :Test " + nick)
-	return func() *ircClient {
-		t.Helper()
-		c.expect("001", nil)
-		return c
-	}
+	return registration{c}
 }

@@ -333,7 +333,7 @@ func (s *session) applyAccounts(next []Account) {
 // forgetAccounts drops what the bridge remembers of a user's removed
 // accounts when no session of theirs did.
 func (b *Bridge) forgetAccounts(name string, emails []string) {
-	m := b.memoryOf(name) // a read under way has read the store before the deletion, perhaps
+	m := b.memoryOf(name) // what a read under way installs, too
 	if m == nil {
 		return
 	}

@@ -78,11 +78,11 @@ func parseOptions(args []string, stdin io.Reader) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if o.debugContention && o.debugListen == "" {
-		return o, errors.New("-debug-contention: the profiles are served at -debug-listen, which is not set")
-	}
 	if o.version {
 		return o, nil
+	}
+	if o.debugContention && o.debugListen == "" {
+		return o, errors.New("-debug-contention: the profiles are served at -debug-listen, which is not set")
 	}
 	o.cfg = Defaults()
 	if o.configPath != "" {
