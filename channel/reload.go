@@ -186,10 +186,10 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 		default:
 			applied = s.reloadAccounts(r.name, r.accounts)
 		}
-		if !applied {
+		b.deleteAccounts(r.name, gone)
+		if !applied { // after the deletion: a read of the user's state then sees it
 			b.forgetAccounts(r.name, gone)
 		}
-		b.deleteAccounts(r.name, gone)
 	}
 	// Always on: an added user's accounts, and those of a user whose
 	// session a password change ended, log in at once.
