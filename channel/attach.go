@@ -460,12 +460,11 @@ func (b *Bridge) bringOnline(u User) (bool, error) {
 			return false, nil // a client came first (the lease is its)
 		}
 	}
-	if b.memory[u.Name] == nil {
-		b.mu.Unlock()
-		if err := b.loadMemory(u); err != nil {
+	if read, err := b.readStateFirst(u); read {
+		if err != nil {
 			return false, fmt.Errorf("user %s: %w", u.Name, err)
 		}
-		return b.bringOnline(u) // the sessions may have changed meanwhile
+		return b.bringOnline(u)
 	}
 	s, err := b.startLocked(u, nil, nil)
 	b.mu.Unlock()

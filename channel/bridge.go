@@ -351,12 +351,11 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 			}
 			continue // the sessions may have changed meanwhile
 		}
-		if b.memory[u.Name] == nil {
-			b.mu.Unlock()
-			if err := b.loadMemory(u); err != nil {
+		if read, err := b.readStateFirst(u); read {
+			if err != nil {
 				return nil, err
 			}
-			continue // the sessions may have changed meanwhile
+			continue
 		}
 		s, err := b.startLocked(u, c, reg.Remote)
 		b.mu.Unlock()
@@ -531,6 +530,19 @@ func (b *Bridge) loadMemory(u User) error {
 		return errStateUnavailable
 	}
 	return nil
+}
+
+// readStateFirst is for a caller holding b.mu that is about to use u's
+// state: if the bridge has it, it returns false with b.mu still held;
+// otherwise it releases b.mu, reads the state (loadMemory) and returns
+// true, and the caller starts over (the sessions may have changed
+// meanwhile).
+func (b *Bridge) readStateFirst(u User) (read bool, err error) {
+	if b.memory[u.Name] != nil {
+		return false, nil
+	}
+	b.mu.Unlock()
+	return true, b.loadMemory(u)
 }
 
 // memoryOf returns the state the bridge has for the user name (nil: none),

@@ -310,6 +310,17 @@ func dial(t testing.TB, addr, nick, pass string, caps ...string) *ircClient {
 // register registers on an open connection; caps are requested with CAP REQ.
 func register(t testing.TB, nc net.Conn, nick, pass string, caps ...string) *ircClient {
 	t.Helper()
+	return sendRegistration(t, nc, nick, pass, caps...).welcomed()
+}
+
+// registration is a connection that has sent its registration.
+type registration struct{ c *ircClient }
+
+// sendRegistration sends the registration on an open connection (caps
+// requested with CAP REQ and acknowledged), without waiting for the
+// welcome.
+func sendRegistration(t testing.TB, nc net.Conn, nick, pass string, caps ...string) registration {
+	t.Helper()
 	c := &ircClient{t: t, nick: nick, conn: nc, r: irc.NewReader(nc), w: irc.NewWriter(nc)}
 	t.Cleanup(func() { nc.Close() })
 	if len(caps) > 0 {
@@ -325,8 +336,14 @@ func register(t testing.TB, nc net.Conn, nick, pass string, caps ...string) *irc
 		c.expect("CAP", func(m *irc.Message) bool { return m.Param(1) == "ACK" })
 		c.send("CAP END")
 	}
-	c.expect("001", nil)
-	return c
+	return registration{c}
+}
+
+// welcomed waits for the welcome.
+func (r registration) welcomed() *ircClient {
+	r.c.t.Helper()
+	r.c.expect("001", nil)
+	return r.c
 }
 
 func (c *ircClient) send(line string) {

@@ -9,6 +9,17 @@ import (
 	"github.com/msimircd/msimircd/store"
 )
 
+// sqliteStore opens a store in a file of the test's, closed with it.
+func sqliteStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite", filepath.Join(t.TempDir(), "msimircd.db"), make([]byte, store.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // stallStore is a store whose reads of a user's state wait until released.
 type stallStore struct {
 	store.Store
@@ -29,11 +40,7 @@ func (s *stallStore) LoadUser(ctx context.Context, name string) (store.UserState
 // Giving a lease up with no session running forgets the state read for a
 // session about to start.
 func TestLoadMemoryKeepsItUnderTheSameLease(t *testing.T) {
-	st, err := store.Open(context.Background(), "sqlite", filepath.Join(t.TempDir(), "s.db"), make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := sqliteStore(t)
 	u := User{Name: "ann", Accounts: []Account{{Email: "ann@example.com", Password: "pw"}}}
 	l := &leases{st: st, log: quietLog(), held: map[string]heldLease{}}
 	hold := func(epoch int64) {

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/irc.v4"
-
 	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/msim/server"
 	"github.com/msimircd/msimircd/store"
@@ -222,16 +220,6 @@ func TestLoginsShareAFailedRead(t *testing.T) {
 	}
 }
 
-// registration is a connection that has sent its registration.
-type registration struct{ c *ircClient }
-
-// welcomed waits for the welcome.
-func (r registration) welcomed() *ircClient {
-	r.c.t.Helper()
-	r.c.expect("001", nil)
-	return r.c
-}
-
 // startRegister connects and sends the registration, without waiting for
 // the welcome.
 func startRegister(t *testing.T, addr, nick, pass string) registration {
@@ -240,10 +228,5 @@ func startRegister(t *testing.T, addr, nick, pass string) registration {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { nc.Close() })
-	c := &ircClient{t: t, nick: nick, conn: nc, r: irc.NewReader(nc), w: irc.NewWriter(nc)}
-	c.send("PASS " + pass)
-	c.send("NICK " + nick)
-	c.send("USER " + nick + " 0 * :Test " + nick)
-	return registration{c}
+	return sendRegistration(t, nc, nick, pass)
 }

@@ -2,9 +2,7 @@ package channel
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -58,14 +56,8 @@ func TestPositionStopsAtWhatAClosingClientMissed(t *testing.T) {
 // alice's account in it.
 func historyRig(t *testing.T) (*rig, store.Store) {
 	t.Helper()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "msimircd.db"), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqliteStore(t)
 	if _, err := st.CreateUser(ctx, "alice", store.UnusablePasswordHash()); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package channel
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/msimircd/msimircd/store"
@@ -27,11 +26,7 @@ func (s *stallDelete) DeleteAccount(ctx context.Context, user, email string) err
 // a session started at boot) does not bring the account's buddy nicks back.
 func TestReloadForgetsAfterDeleting(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "s.db"), make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := sqliteStore(t)
 	x := Account{Email: "x@example.com", Password: "xpw", Channel: "&x"}
 	y := Account{Email: "y@example.com", Password: "ypw", Channel: "&y"}
 	users := []StaticUser{{Name: "al", Password: "al-irc", Accounts: []Account{x, y}}}

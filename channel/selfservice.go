@@ -383,18 +383,15 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		b.mu.Lock()
 		prev = nil
 	}
-	mem := b.memory[u.Name]
-	if mem == nil {
-		// Read without b.mu (loadMemory), then from the start: the
-		// sessions may have changed meanwhile.
-		b.mu.Unlock()
-		if err := b.loadMemory(u); err != nil {
+	if read, err := b.readStateFirst(u); read {
+		if err != nil {
 			s.reply(r, "Your accounts cannot be loaded: %v", errStore)
 			return
 		}
 		s.becomeUser(r, u, old)
 		return
 	}
+	mem := b.memory[u.Name]
 	if b.sessions[old.Name] == s {
 		delete(b.sessions, old.Name)
 	}
