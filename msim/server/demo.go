@@ -95,7 +95,8 @@ func (t *tom) receive(from msim.UID, typ int, body string) {
 	}
 	out := msim.NewInt("bm", msim.BMIM).AddInt("f", int(TomUID)).AddInt("cv", msim.ClientVersion).
 		Add("msg", markup.FromPlain(text))
-	if err := t.srv.route(TomUID, from, msim.BMIM, out, markup.FromPlain(text), msim.ClientVersion); err != nil {
+	msg, _ := out.Raw("msg")
+	if err := t.srv.route(TomUID, from, msim.BMIM, msim.Encode(out), msg, msim.ClientVersion); err != nil {
 		t.srv.log.WithError(err).WithField("to", from).Debug("Tom could not answer")
 	}
 }

@@ -33,17 +33,9 @@ func (s *session) onBM(m *msim.Message) {
 	if typ == msim.BMStatus || typ == msim.BMAddNotify {
 		return // server-only types: a client may not forge them
 	}
-	// Relay only what a buddy message carries: other keys (lc, userid,
-	// sesskey…) could make the recipient's client act on a forged message.
-	out := msim.NewInt("bm", typ).AddInt("f", int(s.uid))
-	for _, f := range m.Fields()[1:] {
-		switch f.Key {
-		case "cv", "msg", "gid", "aid", "fg":
-			out.Add(f.Key, msim.Unescape(f.Value))
-		}
-	}
 	cv, _ := m.Int("cv")
-	err = s.srv.route(s.uid, msim.UID(to), typ, out, m.StrOr("msg", ""), cv)
+	msg, _ := m.Raw("msg")
+	err = s.srv.route(s.uid, msim.UID(to), typ, relayBM(typ, s.uid, m), msg, cv)
 	if errors.Is(err, errNoSuchUser) {
 		s.errorf(msim.ErrCodeBadUID, "%s%d", textNoSuchUser, to)
 	} else if errors.Is(err, errOfflineFull) {
@@ -58,16 +50,57 @@ func (s *session) onBM(m *msim.Message) {
 	}
 }
 
+// relayBM is the wire form of the buddy message m from the sender from,
+// as its recipient gets it: bm and f, then only the keys a buddy message
+// carries (cv, msg, gid, aid, fg), since others (lc, userid, sesskey…)
+// could make the recipient's client act on a forged message. Their values
+// go as they came, still escaped: the decoder split them at the
+// backslashes, so none holds one, and the recipient unescapes them as it
+// would have the sender's. The server makes one buffer, the one its
+// writer keeps, instead of decoding the text and encoding it again.
+func relayBM(typ int, from msim.UID, m *msim.Message) []byte {
+	fields := m.Fields()[1:]
+	n := len(`\bm\\f\\final\`) + 2*20
+	for _, f := range fields {
+		if relayedBMKey(f.Key) {
+			n += 2 + len(f.Key) + len(f.Value)
+		}
+	}
+	b := append(make([]byte, 0, n), `\bm\`...)
+	b = strconv.AppendInt(b, int64(typ), 10)
+	b = append(b, `\f\`...)
+	b = strconv.AppendInt(b, int64(from), 10)
+	for _, f := range fields {
+		if relayedBMKey(f.Key) {
+			b = append(b, '\\')
+			b = append(b, f.Key...)
+			b = append(b, '\\')
+			b = append(b, f.Value...)
+		}
+	}
+	return append(b, `\final\`...)
+}
+
+// relayedBMKey says whether a buddy message's key is relayed (relayBM).
+func relayedBMKey(k string) bool {
+	switch k {
+	case "cv", "msg", "gid", "aid", "fg":
+		return true
+	}
+	return false
+}
+
 // route delivers a buddy message from one uid to another: live if the
 // recipient is online, stored (bm 1 only) if not, to Tom in the demo.
 // It fails with errNoSuchUser when the recipient has no account.
-func (srv *Server) route(from, to msim.UID, typ int, out *msim.Message, body string, cv int) error {
+// wire is the message as the recipient gets it, msg its text as there
+// (escaped), which only Tom and an offline recipient's store decode.
+func (srv *Server) route(from, to msim.UID, typ int, wire []byte, msg string, cv int) error {
 	if srv.tom != nil && to == TomUID {
-		srv.tom.receive(from, typ, body)
+		srv.tom.receive(from, typ, msim.Unescape(msg))
 		srv.metrics.routedIM(typ)
 		return nil
 	}
-	wire := msim.Encode(out)
 	if srv.reg.deliver(to, from, wire) {
 		srv.metrics.routedIM(typ)
 		return nil
@@ -118,7 +151,7 @@ func (srv *Server) route(from, to msim.UID, typ int, out *msim.Message, body str
 		srv.metrics.routedIM(typ)
 		return nil
 	}
-	err = srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: body}, srv.offlineLimits)
+	err = srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: msim.Unescape(msg)}, srv.offlineLimits)
 	srv.offlineMu.Unlock()
 	if err != nil {
 		return err
