@@ -56,6 +56,14 @@ func (c *clients) Deliver(d ircd.Delivery) bool {
 		}
 		return false
 	}
+	if len(c.ats) == 1 { // the common case: Sent goes as it is, with no merging
+		at := c.ats[0]
+		if at.c.Deliver(stampLate(d, at.c.HasCap("server-time"))) {
+			return true
+		}
+		at.miss(d.MsgID)
+		return false
+	}
 	var agg *sentOnce
 	if d.Sent != nil {
 		agg = &sentOnce{left: len(c.ats), f: d.Sent}

@@ -435,3 +435,42 @@ func TestAlertPolling(t *testing.T) {
 		}
 	}
 }
+
+// quietIRC is a fakeIRC whose Deliver records nothing: it reports each
+// delivery shown, at once.
+type quietIRC struct {
+	*fakeIRC
+	delivered int
+}
+
+func (q *quietIRC) Deliver(d ircd.Delivery) bool {
+	q.delivered++
+	if d.Sent != nil {
+		d.Sent(true)
+	}
+	return true
+}
+
+// TestDeliverToOneClientAllocs: with one client attached, a delivery and
+// its Sent report go to it as they are; merging the reports of several
+// clients costs nothing there.
+func TestDeliverToOneClientAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a race-free build")
+	}
+	q := &quietIRC{fakeIRC: newFakeIRC()}
+	cl := &clients{}
+	cl.add(newAttachment(q, nil, nil))
+	sent := 0
+	d := ircd.Delivery{Command: "PRIVMSG", From: "bob", Text: "hi", MsgID: "m1", Sent: func(ok bool) {
+		if ok {
+			sent++
+		}
+	}}
+	if n := testing.AllocsPerRun(200, func() { cl.Deliver(d) }); n > 0 {
+		t.Errorf("Deliver to one client: %.1f allocations, want none", n)
+	}
+	if sent != q.delivered || sent == 0 {
+		t.Errorf("Sent(true) reported %d times for %d deliveries", sent, q.delivered)
+	}
+}
