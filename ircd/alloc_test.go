@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"gopkg.in/irc.v4"
@@ -84,4 +85,30 @@ func entryLines(es []entry) []string {
 		}
 	}
 	return out
+}
+
+// TestPrivmsgTargetsAllocs: a message's targets are walked, not split
+// into a list first, and a NOTICE's errors, which are not sent, are not
+// built: a NOTICE naming three missing nicks costs nothing. The limit on
+// targets still holds.
+func TestPrivmsgTargetsAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a race-free build")
+	}
+	c, done := fuzzClient(t)
+	defer done()
+	m := &irc.Message{Command: "NOTICE", Params: []string{"nobody,nobody2,nobody3", "hi"}}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := testing.AllocsPerRun(200, func() { c.message(m) }); n > 0 {
+		t.Errorf("NOTICE to three missing nicks: %.1f allocations, want none", n)
+	}
+	long := &irc.Message{Command: "NOTICE", Params: []string{strings.Repeat("a,", maxTargets) + "a", "hi"}}
+	if e := c.message(long); e == nil || e.Code != irc.ERR_TOOMANYTARGETS {
+		t.Errorf("%d targets: got %v, want %s", maxTargets+1, e, irc.ERR_TOOMANYTARGETS)
+	}
+	exact := &irc.Message{Command: "NOTICE", Params: []string{strings.TrimSuffix(strings.Repeat("a,", maxTargets), ","), "hi"}}
+	if e := c.message(exact); e != nil {
+		t.Errorf("%d targets: got %v, want none", maxTargets, e)
+	}
 }

@@ -211,9 +211,10 @@ func cmdMessage(c *Client, m *irc.Message) *ircError {
 }
 
 func (c *Client) message(m *irc.Message) *ircError {
-	numeric := c.numeric
-	if m.Command == "NOTICE" {
-		numeric = func(string, ...string) {}
+	numeric := func(code string, params ...string) {
+		if m.Command != "NOTICE" { // a NOTICE gets no error replies
+			c.numeric(code, params...)
+		}
 	}
 	if len(m.Params) == 0 || m.Params[0] == "" {
 		return newErr(irc.ERR_NORECIPIENT, "No recipient given ("+m.Command+")")
@@ -225,8 +226,7 @@ func (c *Client) message(m *irc.Message) *ircError {
 		}
 		text = m.Params[1]
 	}
-	targets := strings.Split(m.Params[0], ",")
-	if len(targets) > maxTargets {
+	if strings.Count(m.Params[0], ",") >= maxTargets {
 		return newErr(irc.ERR_TOOMANYTARGETS, m.Params[0], "Too many targets")
 	}
 	var tags irc.Tags // nil unless the client sent client-only tags
@@ -239,7 +239,7 @@ func (c *Client) message(m *irc.Message) *ircError {
 		}
 	}
 	c.lastActive = time.Now()
-	for _, t := range targets {
+	for t := range strings.SplitSeq(m.Params[0], ",") { // no list: most messages have one target
 		var name string
 		switch {
 		case isChannel(t):
