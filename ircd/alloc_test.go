@@ -3,6 +3,7 @@ package ircd
 import (
 	"slices"
 	"strings"
+	"time"
 	"testing"
 
 	"gopkg.in/irc.v4"
@@ -110,5 +111,36 @@ func TestPrivmsgTargetsAllocs(t *testing.T) {
 	exact := &irc.Message{Command: "NOTICE", Params: []string{strings.TrimSuffix(strings.Repeat("a,", maxTargets), ","), "hi"}}
 	if e := c.message(exact); e != nil {
 		t.Errorf("%d targets: got %v, want none", maxTargets, e)
+	}
+}
+
+// TestDeliverOneLineAllocs: an IM of one line to a client with
+// message-tags and server-time puts its msgid in the line's own tags
+// rather than in a copy of them. What is left: the message and its
+// parameters, the prefix, the tags, the time's text, the line list and
+// the split text's list.
+func TestDeliverOneLineAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a race-free build")
+	}
+	c, done := fuzzClient(t)
+	defer done()
+	c.caps["message-tags"], c.caps["server-time"] = true, true
+	if err := c.AddUser(User{Nick: "bud", User: "bud", Host: "msim.1"}); err != nil {
+		t.Fatal(err)
+	}
+	c.giveBack(c.take())
+	d := Delivery{Command: "PRIVMSG", From: "bud", Text: "hello there", MsgID: "abc", Time: time.Unix(1e9, 0)}
+	if n := testing.AllocsPerRun(200, func() {
+		c.Deliver(d)
+		c.giveBack(c.take())
+	}); n > 7 {
+		t.Errorf("Deliver of one line: %.1f allocations, want at most 7", n)
+	}
+	c.Deliver(d)
+	got := entryLines(c.take())
+	want := []string{"@msgid=abc;time=2001-09-09T01:46:40.000Z :bud!bud@msim.1 PRIVMSG me :hello there"}
+	if !slices.Equal(got, want) {
+		t.Errorf("lines: got %q, want %q", got, want)
 	}
 }

@@ -243,7 +243,7 @@ func (c *Client) lines(d Delivery, o compose) ([]*irc.Message, bool) {
 	}
 	if cmd == "TAGMSG" {
 		m := msg(prefix, cmd, target)
-		m.Tags = withMsgID(tags, msgid, 0)
+		m.Tags = ownMsgID(tags, msgid)
 		return []*irc.Message{m}, true
 	}
 	budget := 510 - (len(":") + prefixLen(prefix) + len(" ") + len(cmd) + len(" ") + len(target) + len(" :"))
@@ -251,7 +251,11 @@ func (c *Client) lines(d Delivery, o compose) ([]*irc.Message, bool) {
 	out := make([]*irc.Message, len(pieces))
 	for i, p := range pieces {
 		m := msg(prefix, cmd, target, p)
-		m.Tags = withMsgID(tags, msgid, i)
+		if len(pieces) == 1 {
+			m.Tags = ownMsgID(tags, msgid)
+		} else {
+			m.Tags = withMsgID(tags, msgid, i)
+		}
 		out[i] = m
 	}
 	return out, true
@@ -273,6 +277,18 @@ func withMsgID(tags irc.Tags, id string, i int) irc.Tags {
 		out["msgid"] = id + "-" + strconv.Itoa(i+1)
 	}
 	return out
+}
+
+// ownMsgID is withMsgID for the only line of a message: tags are that
+// line's alone, so the id goes in them rather than in a copy.
+func ownMsgID(tags irc.Tags, id string) irc.Tags {
+	if id != "" {
+		tags["msgid"] = id
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	return tags
 }
 
 // datePrefix puts "[date UTC] " before text, inside CTCP framing.
