@@ -3,8 +3,8 @@ package ircd
 import (
 	"slices"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"gopkg.in/irc.v4"
 )
@@ -139,8 +139,12 @@ func TestDeliverOneLineAllocs(t *testing.T) {
 	}
 	c.Deliver(d)
 	got := entryLines(c.take())
-	want := []string{"@msgid=abc;time=2001-09-09T01:46:40.000Z :bud!bud@msim.1 PRIVMSG me :hello there"}
-	if !slices.Equal(got, want) {
-		t.Errorf("lines: got %q, want %q", got, want)
+	if len(got) != 1 {
+		t.Fatalf("lines: got %q, want one", got)
+	}
+	m, err := irc.ParseMessage(got[0])
+	if err != nil || m.Tags["msgid"] != "abc" || m.Tags["time"] != "2001-09-09T01:46:40.000Z" || len(m.Tags) != 2 ||
+		m.Prefix.String() != "bud!bud@msim.1" || m.Command != "PRIVMSG" || !slices.Equal(m.Params, []string{"me", "hello there"}) {
+		t.Errorf("line: got %q, want the IM from bud with its msgid and time", got[0])
 	}
 }
