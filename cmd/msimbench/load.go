@@ -40,11 +40,18 @@ type loadResult struct {
 	RateP50ms   float64 `json:"rate_p50_ms,omitempty"`
 	RateP99ms   float64 `json:"rate_p99_ms,omitempty"`
 	RateMaxms   float64 `json:"rate_max_ms,omitempty"`
-	Sent        int64   `json:"sent"`
-	Delivered   int64   `json:"delivered"`
-	Lost        int64   `json:"lost"`
-	Errors      int64   `json:"errors"` // duplicates, reorders, corruption, unexpected messages, notices
-	FirstError  string  `json:"first_error,omitempty"`
+
+	// The fixed-rate phase's IMs over slowIM, and how many of them were
+	// sent during stalls (stalls.go).
+	RateSlow         int     `json:"rate_slow,omitempty"`
+	RateStalls       int     `json:"rate_stalls,omitempty"`
+	RateSlowInStalls float64 `json:"rate_slow_in_stalls,omitempty"`
+
+	Sent       int64  `json:"sent"`
+	Delivered  int64  `json:"delivered"`
+	Lost       int64  `json:"lost"`
+	Errors     int64  `json:"errors"` // duplicates, reorders, corruption, unexpected messages, notices
+	FirstError string `json:"first_error,omitempty"`
 	// GatewayCPUPerIM is the gateway's CPU time (user and system, both
 	// phases) per IM delivered, in µs; bridged runs with a known pid only.
 	GatewayCPUPerIM float64 `json:"gateway_cpu_us_per_im,omitempty"`
@@ -61,13 +68,13 @@ type flow struct {
 	sent atomic.Int64 // written by the sender
 
 	// Receiver side, owned by dst's reader goroutine (read after a drain).
-	from    string // the nick dst sees the messages from
-	next    int64  // the sequence number expected next
-	ok      atomic.Int64
-	errs    atomic.Int64
-	latMu   sync.Mutex
-	lat     []int64 // ns, measured phase only
-	rateLat []int64
+	from  string // the nick dst sees the messages from
+	next  int64  // the sequence number expected next
+	ok    atomic.Int64
+	errs  atomic.Int64
+	latMu sync.Mutex
+	lat   []int64 // ns, measured phase only
+	rate  []rateSample
 }
 
 // load is one run of the engine over connected clients.
@@ -161,7 +168,7 @@ func (l *load) receive(f *flow, from string, text []byte, at time.Time) {
 	switch l.phase.Load() {
 	case 1:
 		f.latMu.Lock()
-		f.rateLat = append(f.rateLat, lat)
+		f.rate = append(f.rate, rateSample{flow: f.id, sent: stamp, lat: lat})
 		f.latMu.Unlock()
 	case 2:
 		f.latMu.Lock()
@@ -308,13 +315,14 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		l.phase.Store(0)
 		res.RateOffered = o.rate
 		res.RateDone = float64(l.delivered.Load()-before) / o.rateDuration.Seconds()
-		var lat []int64
+		var samples []rateSample
 		for _, f := range l.flows {
 			f.latMu.Lock()
-			lat = append(lat, f.rateLat...)
+			samples = append(samples, f.rate...)
 			f.latMu.Unlock()
 		}
-		res.RateP50ms, res.RateP99ms, res.RateMaxms = percentiles(lat)
+		res.RateSlow, res.RateStalls, res.RateSlowInStalls = findStalls(samples)
+		res.RateP50ms, res.RateP99ms, res.RateMaxms = percentiles(latencies(samples))
 	}
 	if o.duration > 0 && ctx.Err() == nil {
 		stop := make(chan struct{})
@@ -371,20 +379,20 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 	return res
 }
 
-// percentiles returns p50, p99 and max of ns latencies, in ms.
 // takeRateLat returns the fixed-rate latencies of every flow so far and
 // forgets them: the next run's percentiles are its own.
 func (l *load) takeRateLat() []int64 {
 	var lat []int64
 	for _, f := range l.flows {
 		f.latMu.Lock()
-		lat = append(lat, f.rateLat...)
-		f.rateLat = nil
+		lat = append(lat, latencies(f.rate)...)
+		f.rate = nil
 		f.latMu.Unlock()
 	}
 	return lat
 }
 
+// percentiles returns p50, p99 and max of ns latencies, in ms.
 func percentiles(ns []int64) (p50, p99, maxv float64) {
 	if len(ns) == 0 {
 		return 0, 0, 0

@@ -652,6 +652,7 @@ func printTable(w io.Writer, r *report) {
 		if b.RateOffered > 0 {
 			fmt.Fprintf(tw, "bridged at %.0f IMs/s offered (achieved %.0f)\tp99 %.2f ms\t%s\t\n", b.RateOffered, b.RateDone, b.RateP99ms, rateTarget(b, r.Plain))
 			fmt.Fprintf(tw, "  latency p50 / max\t%.2f / %.2f ms\t\t\n", b.RateP50ms, b.RateMaxms)
+			fmt.Fprintf(tw, "  over %v / in stalls (%s)\t%d / %.0f%% (%d stalls)\t\t\n", slowIM, stallRule, b.RateSlow, 100*b.RateSlowInStalls, b.RateStalls)
 		}
 		fmt.Fprintf(tw, "  sent / delivered / lost / errors\t%d / %d / %d / %d\t0 lost: %s\t\n", b.Sent, b.Delivered, b.Lost, b.Errors, verdict(b.Lost == 0 && b.Errors == 0))
 		if b.GatewayCPUPerIM > 0 {
@@ -691,6 +692,7 @@ func printTable(w io.Writer, r *report) {
 		fmt.Fprintf(tw, "  latency p50 / p99 / max\t%.2f / %.2f / %.2f ms\t\t\n", p.P50ms, p.P99ms, p.Maxms)
 		if p.RateOffered > 0 {
 			fmt.Fprintf(tw, "  at %.0f IMs/s offered: p50 / p99\t%.2f / %.2f ms\t\t\n", p.RateOffered, p.RateP50ms, p.RateP99ms)
+			fmt.Fprintf(tw, "    over %v / in stalls\t%d / %.0f%% (%d stalls)\t\t\n", slowIM, p.RateSlow, 100*p.RateSlowInStalls, p.RateStalls)
 		}
 		fmt.Fprintf(tw, "  sent / delivered / lost / errors\t%d / %d / %d / %d\t\t\n", p.Sent, p.Delivered, p.Lost, p.Errors)
 	} else if r.PlainSkipped != "" {
