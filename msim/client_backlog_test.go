@@ -184,7 +184,7 @@ func TestDroppedLoginIsNoTimeout(t *testing.T) {
 		fc := f.accept()
 		fc.override(PersistContactList, func(fc *fakeConn, p *Persist) Dict {
 			streamIMs(fc, 3, 0)
-			fc.nc.Close()
+			fc.hangUp()
 			return nil
 		})
 		fc.login("alice")
@@ -250,7 +250,7 @@ func TestDroppedLoginGivesEveryIM(t *testing.T) {
 							fc.write(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strconv.Itoa(i)))
 						}
 					}
-					fc.nc.Close()
+					fc.hangUp()
 					return nil
 				})
 				fc.login("alice")

@@ -98,6 +98,21 @@ func (fc *fakeConn) writeRaw(s string) {
 	_, _ = io.WriteString(fc.nc, s) // a closed client shows up in the test's assertions
 }
 
+// hangUp ends the server's side of the connection after what it wrote:
+// it half-closes, so the client reads all of it and then the end of the
+// stream, and serve goes on reading (its answers fail) until the client
+// closes too. A full close with the client's messages unread would make
+// the kernel reset the connection, and the reset discards whatever the
+// client had not read yet.
+func (fc *fakeConn) hangUp() {
+	fc.wmu.Lock()
+	defer fc.wmu.Unlock()
+	if cw, ok := fc.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		return
+	}
+	fc.nc.Close()
+}
+
 // read reads one message synchronously (before serve runs).
 func (fc *fakeConn) read() *Message {
 	fc.t.Helper()
