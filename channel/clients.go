@@ -56,7 +56,9 @@ func (c *clients) Deliver(d ircd.Delivery) bool {
 		}
 		return false
 	}
-	if len(c.ats) == 1 { // the common case: Sent goes as it is, with no merging
+	if len(c.ats) == 1 {
+		// The common case: Sent goes as it is, with no merging, and what
+		// the sole client misses is held (Sent(false)).
 		at := c.ats[0]
 		if at.c.Deliver(stampLate(d, at.c.HasCap("server-time"))) {
 			return true
@@ -73,9 +75,9 @@ func (c *clients) Deliver(d ircd.Delivery) bool {
 		dd := stampLate(d, at.c.HasCap("server-time"))
 		if agg != nil {
 			dd.Sent = agg.report
-			if len(c.ats) > 1 && d.MsgID != "" {
+			if d.MsgID != "" {
 				// What one client misses, another may show: its own
-				// position must know (a sole client's misses are held).
+				// position must know.
 				msgid := d.MsgID
 				dd.Sent = func(ok bool) {
 					if !ok {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -11,9 +12,10 @@ import (
 // up every conversation at once: the machine's CPUs taken by other work,
 // a collector's pause, a shared queue. The two call for different
 // remedies, and a p99 alone does not tell them apart. The IMs over slowIM
-// are grouped by when they were due to be sent: slow IMs less than
-// stallGap apart form one episode, and an episode that slowed at least
-// stallFlows different conversations is a stall.
+// are grouped by when they were due to be sent: a run of slow IMs, each
+// less than stallGap after the one before, is one episode (of any length:
+// under lasting slowness, one long stall), and an episode that slowed at
+// least stallFlows different conversations is a stall.
 const (
 	slowIM     = 2 * time.Millisecond // the p99 target at 5,000 IMs/s (issue 12)
 	stallGap   = 10 * time.Millisecond
@@ -21,7 +23,7 @@ const (
 )
 
 // stallRule says in the report what a stall is.
-var stallRule = fmt.Sprintf("≥ %d conversations slow within %v of each other", stallFlows, stallGap)
+var stallRule = fmt.Sprintf("runs of slow IMs < %v apart, ≥ %d conversations", stallGap, stallFlows)
 
 // rateSample is one IM of a fixed-rate phase: its flow, when it was due
 // to be sent (on the load's clock) and its latency, in ns.
@@ -52,7 +54,7 @@ func findStalls(s []rateSample) (slow, stalls int, inStalls float64) {
 	if len(slowOnes) == 0 {
 		return 0, 0, 0
 	}
-	slices.SortFunc(slowOnes, func(a, b rateSample) int { return int(a.sent - b.sent) })
+	slices.SortFunc(slowOnes, func(a, b rateSample) int { return cmp.Compare(a.sent, b.sent) })
 	counted := 0
 	for start := 0; start < len(slowOnes); {
 		end := start + 1

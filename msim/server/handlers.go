@@ -21,8 +21,9 @@ var errNoSuchUser = errors.New("msim/server: no such user")
 // than maxContacts.
 var errListFull = persistError(fmt.Sprintf("A block or allow list may hold at most %d users", maxContacts))
 
-// onBM routes a buddy message. The server sets f from the session and drops
-// the client's sesskey and t; everything else is relayed as sent.
+// onBM routes a buddy message. The server sets f from the session and
+// relays only cv, msg, gid, aid and fg, with their values as sent
+// (relayBM).
 func (s *session) onBM(m *msim.Message) {
 	typ, err := m.TypeInt()
 	to, err2 := m.Int("t")
