@@ -115,10 +115,8 @@ func (l *leases) holds(user string) bool {
 	if l == nil {
 		return true
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	h, ok := l.held[user]
-	return ok && time.Now().Before(h.until)
+	_, held := l.epoch(user)
+	return held
 }
 
 // epoch returns the epoch of the user's lease this instance holds now,
