@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/msimircd/msimircd/internal/deadline"
 	"github.com/msimircd/msimircd/internal/maproom"
 	"github.com/msimircd/msimircd/internal/rest"
 	"github.com/msimircd/msimircd/internal/sortidx"
@@ -74,6 +75,10 @@ type Client struct {
 
 	limiter *rate.Limiter  // nil = no flood control; SetFlood may retune it
 	cw      countingWriter // the writer goroutine's byte count of a batch
+	// wdl is the writer goroutine's write deadline. shutdown's cut of a
+	// stuck write goes around it: a write after that fails at once, and
+	// finish sets its own deadline.
+	wdl deadline.Write
 
 	mu         sync.Mutex // guards everything below
 	nick       string
@@ -632,7 +637,7 @@ func (c *Client) writeLoop() {
 		default:
 		}
 		batch := c.take()
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		c.wdl.Arm(c.nc, time.Now(), c.srv.cfg.WriteTimeout)
 		n, err := c.writeBatch(batch)
 		reportWritten(batch, n)
 		c.giveBack(batch)

@@ -45,6 +45,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/deadline"
 	"github.com/msimircd/msimircd/internal/rest"
 	"github.com/sirupsen/logrus"
 )
@@ -755,6 +756,7 @@ type wstate struct {
 	keep    time.Duration
 	evicted time.Time // Written of the newest IM dropped from recent for room
 	flushed bool      // Close's final flush succeeded
+	dl      deadline.Write
 }
 
 // take adds an item to the batch. It reports whether the item asks the
@@ -951,7 +953,7 @@ func (c *Client) write(w *wstate) error {
 	if len(w.batch) == 0 {
 		return nil
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w.dl.Arm(c.nc, time.Now(), writeTimeout)
 	n, err := c.nc.Write(w.batch)
 	now := c.cfg.Now()
 	for _, b := range w.ims {

@@ -16,7 +16,7 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
-const deadline = 5 * time.Second
+const testWait = 5 * time.Second
 
 func testLog(t testing.TB) *logrus.Entry { return testlog.New(t, logrus.InfoLevel) }
 
@@ -43,7 +43,7 @@ func serve(t testing.TB, srv *Server) string {
 	go func() { served <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
-		sctx, stop := context.WithTimeout(context.Background(), deadline)
+		sctx, stop := context.WithTimeout(context.Background(), testWait)
 		defer stop()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -157,14 +157,14 @@ func (c *client) send(m *msim.Message) {
 
 func (c *client) write(b []byte) {
 	c.t.Helper()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(deadline))
+	_ = c.nc.SetWriteDeadline(time.Now().Add(testWait))
 	if _, err := c.nc.Write(b); err != nil {
 		c.t.Fatalf("write: %v", err)
 	}
 }
 
 func (c *client) read() (*msim.Message, error) {
-	_ = c.nc.SetReadDeadline(time.Now().Add(deadline))
+	_ = c.nc.SetReadDeadline(time.Now().Add(testWait))
 	return c.dec.Decode()
 }
 
@@ -197,7 +197,7 @@ func (c *client) expectClosed() {
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			c.t.Fatalf("connection still open after %v", deadline)
+			c.t.Fatalf("connection still open after %v", testWait)
 		}
 		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "reset") {
 			c.t.Fatalf("waiting for close: %v", err)

@@ -396,7 +396,7 @@ func TestCheckListening(t *testing.T) {
 	if err := srv.CheckListening(ctx); err != nil {
 		t.Errorf("serving: got %v, want nil", err)
 	}
-	sctx, cancel := context.WithTimeout(ctx, deadline)
+	sctx, cancel := context.WithTimeout(ctx, testWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		t.Fatal(err)

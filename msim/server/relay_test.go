@@ -56,11 +56,11 @@ func TestRelayedIMAllocations(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	done := make(chan error, 1)
 	go func() {
-		_ = b.nc.SetReadDeadline(time.Now().Add(deadline))
+		_ = b.nc.SetReadDeadline(time.Now().Add(testWait))
 		_, err := io.ReadFull(b.nc, buf)
 		done <- err
 	}()
-	_ = a.nc.SetWriteDeadline(time.Now().Add(deadline))
+	_ = a.nc.SetWriteDeadline(time.Now().Add(testWait))
 	for range n / 50 {
 		if _, err := a.nc.Write(batch); err != nil {
 			t.Fatal(err)

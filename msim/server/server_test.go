@@ -190,7 +190,7 @@ func TestFileStoreRestart(t *testing.T) {
 		go func() { served <- srv.Serve(ctx, ln) }()
 		fn(srv, ln.Addr().String())
 		cancel()
-		sctx, stop := context.WithTimeout(context.Background(), deadline)
+		sctx, stop := context.WithTimeout(context.Background(), testWait)
 		defer stop()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Fatal(err)
@@ -278,7 +278,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	alice.bm(msim.BMIM, TomUID, "hi Tom")
 	alice.expect("Tom's answer", isBM(msim.BMIM, TomUID))
 	idle := dial(t, addr) // never logs in
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)

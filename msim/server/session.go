@@ -17,6 +17,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/internal/deadline"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -269,23 +270,19 @@ const burstGap = time.Millisecond
 
 // writer is the write loop's state between writes.
 type writer struct {
-	last  time.Time   // when the last write began
-	armed time.Time   // the socket's write deadline
-	bufs  net.Buffers // scratch: WriteTo consumes its argument
-	v     net.Buffers // what WriteTo consumes
+	last time.Time      // when the last write began
+	dl   deadline.Write // the socket's write deadline
+	bufs net.Buffers    // scratch: WriteTo consumes its argument
+	v    net.Buffers    // what WriteTo consumes
 }
 
 // write writes msgs with one system call where the socket takes them. The
-// socket's deadline is moved only once it has gone stale by a 64th of
-// writeTimeout (moving it costs more than a small write), so a write may
-// time out that much sooner than writeTimeout.
+// socket's deadline is moved only once it has gone stale (package
+// deadline), so a write may time out a little sooner than writeTimeout.
 func (s *session) write(w *writer, msgs [][]byte) bool {
 	now := time.Now()
 	w.last = now
-	if due := now.Add(writeTimeout); due.Sub(w.armed) > writeTimeout/64 {
-		_ = s.nc.SetWriteDeadline(due)
-		w.armed = due
-	}
+	w.dl.Arm(s.nc, now, writeTimeout)
 	bufs := append(w.bufs[:0], msgs...)
 	w.v = bufs // WriteTo consumes w.v (a field: a local would be allocated for each write); bufs keeps the array
 	n, err := w.v.WriteTo(s.nc)
