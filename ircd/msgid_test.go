@@ -271,3 +271,10 @@ func TestDeliverHistoryPast(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkNewMsgID(b *testing.B) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		_ = newMsgID(at)
+	}
+}
