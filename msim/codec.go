@@ -116,13 +116,22 @@ func appendUnescaped(b []byte, s string) []byte {
 // AppendTo appends the wire form of m (ending in \final\) to b.
 func (m *Message) AppendTo(b []byte) []byte {
 	for _, f := range m.fields {
-		b = append(b, '\\')
-		b = append(b, f.Key...)
-		b = append(b, '\\')
-		b = append(b, f.Value...)
+		b = f.AppendTo(b)
 	}
-	return append(b, `\final\`...)
+	return AppendFinal(b)
 }
+
+// AppendTo appends f's wire form, \key\value, to b: Value as it stands
+// (escaped, as a decoded message holds it), without a copy of a Message.
+func (f Field) AppendTo(b []byte) []byte {
+	b = append(b, '\\')
+	b = append(b, f.Key...)
+	b = append(b, '\\')
+	return append(b, f.Value...)
+}
+
+// AppendFinal appends the end of a message, \final\, to b.
+func AppendFinal(b []byte) []byte { return append(b, `\final\`...) }
 
 // Encode returns the wire form of m.
 func Encode(m *Message) []byte {

@@ -73,13 +73,10 @@ func relayBM(typ int, from msim.UID, m *msim.Message) []byte {
 	b = strconv.AppendInt(b, int64(from), 10)
 	for _, f := range fields {
 		if relayedBMKey(f.Key) {
-			b = append(b, '\\')
-			b = append(b, f.Key...)
-			b = append(b, '\\')
-			b = append(b, f.Value...)
+			b = f.AppendTo(b)
 		}
 	}
-	return append(b, `\final\`...)
+	return msim.AppendFinal(b)
 }
 
 // relayedBMKey says whether a buddy message's key is relayed (relayBM).
