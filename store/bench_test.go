@@ -37,6 +37,32 @@ func BenchmarkHoldIM(b *testing.B) {
 	}
 }
 
+// BenchmarkLoginReads measures what a login reads of an account's IMs:
+// its held and its queued IMs, none of either (the usual case).
+func BenchmarkLoginReads(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			requireEngine(b, e.name)
+			s := e.fresh(b).open(b, testKey(1))
+			user, email := userWithAccount(b, s)
+			lat := make([]time.Duration, 0, 1024)
+			for b.Loop() {
+				start := time.Now()
+				held, err := s.HeldIMs(context.Background(), user, email)
+				if err != nil || len(held) != 0 {
+					b.Fatalf("HeldIMs: %d, %v", len(held), err)
+				}
+				queued, err := s.QueuedIMs(context.Background(), user, email)
+				if err != nil || len(queued) != 0 {
+					b.Fatalf("QueuedIMs: %d, %v", len(queued), err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			reportLatency(b, lat)
+		})
+	}
+}
+
 func reportLatency(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
 		return

@@ -56,17 +56,28 @@ func scanHeld(rows *sql.Rows) (HeldIM, error) {
 	return im, nil
 }
 
+// qHeldIMs reads an account's held IMs in one query, the account's lookup
+// included: no row means no such account, and a row of zeros (every id is
+// positive) an account with none.
+const qHeldIMs = `SELECT COALESCE(h.id, 0), COALESCE(h.seq, 0), COALESCE(h.sender, 0), COALESCE(h.text, ''),
+		COALESCE(h.sent, 0), COALESCE(h.offline, FALSE), h.zap, COALESCE(h.msgid, '')
+	FROM accounts a JOIN users u ON u.id = a.user_id LEFT JOIN held_ims h ON h.account_id = a.id
+	WHERE u.name = ? AND a.email = ? ORDER BY h.seq, h.id`
+
 func (s *sqlStore) HeldIMs(ctx context.Context, user, email string) ([]HeldIM, error) {
-	id, err := s.accountID(ctx, s.db, user, email)
-	if err != nil {
-		return nil, wrap("held IMs", err)
-	}
 	var out []HeldIM
-	err = s.eachRow(ctx, s.db, `SELECT `+heldColumns+` FROM held_ims WHERE account_id = ? ORDER BY seq, id`, []any{id}, func(rows *sql.Rows) error {
+	found := false
+	err := s.eachRow(ctx, s.db, qHeldIMs, []any{user, email}, func(rows *sql.Rows) error {
+		found = true
 		im, err := scanHeld(rows)
-		out = append(out, im)
+		if im.ID != 0 {
+			out = append(out, im)
+		}
 		return err
 	})
+	if err == nil && !found {
+		err = fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
+	}
 	if err != nil {
 		return nil, wrap("held IMs", err)
 	}
@@ -114,22 +125,30 @@ func (s *sqlStore) QueueIM(ctx context.Context, user, email string, im QueuedIM)
 	return im, nil
 }
 
+// qQueuedIMs reads an account's queued IMs in one query, as qHeldIMs.
+const qQueuedIMs = `SELECT COALESCE(q.id, 0), COALESCE(q.recipient, 0), COALESCE(q.nick, ''), COALESCE(q.text, ''), COALESCE(q.typed, 0)
+	FROM accounts a JOIN users u ON u.id = a.user_id LEFT JOIN queued_ims q ON q.account_id = a.id
+	WHERE u.name = ? AND a.email = ? ORDER BY q.id`
+
 func (s *sqlStore) QueuedIMs(ctx context.Context, user, email string) ([]QueuedIM, error) {
-	id, err := s.accountID(ctx, s.db, user, email)
-	if err != nil {
-		return nil, wrap("queued IMs", err)
-	}
 	var out []QueuedIM
-	err = s.eachRow(ctx, s.db, `SELECT id, recipient, nick, text, typed FROM queued_ims WHERE account_id = ? ORDER BY id`, []any{id}, func(rows *sql.Rows) error {
+	found := false
+	err := s.eachRow(ctx, s.db, qQueuedIMs, []any{user, email}, func(rows *sql.Rows) error {
+		found = true
 		var im QueuedIM
 		var to, typed int64
 		if err := rows.Scan(&im.ID, &to, &im.Nick, &im.Text, &typed); err != nil {
 			return err
 		}
-		im.To, im.Time = msim.UID(to), fromMicros(typed)
-		out = append(out, im)
+		if im.ID != 0 {
+			im.To, im.Time = msim.UID(to), fromMicros(typed)
+			out = append(out, im)
+		}
 		return nil
 	})
+	if err == nil && !found {
+		err = fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
+	}
 	if err != nil {
 		return nil, wrap("queued IMs", err)
 	}
