@@ -264,13 +264,40 @@ func debugArgs(bin, addr string, contention bool) []string {
 	return args
 }
 
-// startGateway runs bin with a config for accts in dir.
+// startTries is how many times startGateway starts the gateway when a
+// port it picked was taken before the gateway could listen on it.
+const startTries = 3
+
+// pickPort picks a free loopback port for the gateway (tests replace it).
+var pickPort = freePort
+
+// portTaken is the error of a gateway that could not listen on a port
+// picked for it: another socket took the port meanwhile (the bench's own
+// connections take ephemeral ports from the same range).
+type portTaken struct{ error }
+
+// startGateway runs bin with a config for accts in dir, on fresh ports
+// again (and a fresh state directory) when a port it picked was taken
+// before the gateway listened on it, up to startTries times.
 func startGateway(bin, dir, msimAddr string, o gwOptions, accts []*acct) (*gateway, error) {
-	ircAddr, err := freePort()
+	for try := 1; ; try++ {
+		g, err := startGatewayOnce(bin, dir, msimAddr, o, accts)
+		var taken *portTaken
+		if err == nil || try == startTries || !errors.As(err, &taken) {
+			return g, err
+		}
+		if err := os.RemoveAll(filepath.Join(dir, "state")); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func startGatewayOnce(bin, dir, msimAddr string, o gwOptions, accts []*acct) (*gateway, error) {
+	ircAddr, err := pickPort()
 	if err != nil {
 		return nil, err
 	}
-	dbgAddr, err := freePort()
+	dbgAddr, err := pickPort()
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +335,7 @@ func startGateway(bin, dir, msimAddr string, o gwOptions, accts []*acct) (*gatew
 	wait := []string{ircAddr, dbgAddr}
 	metricsAddr := ""
 	if hasFlag(bin, "metrics-listen") {
-		if metricsAddr, err = freePort(); err != nil {
+		if metricsAddr, err = pickPort(); err != nil {
 			lf.Close()
 			return nil, err
 		}
@@ -338,7 +365,12 @@ func startGateway(bin, dir, msimAddr string, o gwOptions, accts []*acct) (*gatew
 			}
 			select {
 			case <-g.exited:
-				return nil, fmt.Errorf("msimircd exited at start:\n%s", g.logTail())
+				tail := g.logTail()
+				err := fmt.Errorf("msimircd exited at start:\n%s", tail)
+				if strings.Contains(tail, "address already in use") {
+					return nil, &portTaken{err}
+				}
+				return nil, err
 			default:
 			}
 			if time.Now().After(deadline) {
