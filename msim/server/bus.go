@@ -165,14 +165,14 @@ type peer struct{ srv *Server }
 
 func (p peer) Deliver(to, from msim.UID, wire []byte) bool {
 	srv := p.srv
-	if srv.reg.deliver(to, from, wire) {
+	if srv.deliverLive(to, from, wire) {
 		srv.metrics.routedIM(bmType(wire))
 		return true
 	}
 	// A login may be registering uid right now: wait for it.
 	srv.offlineMu.Lock()
 	defer srv.offlineMu.Unlock()
-	if srv.reg.deliver(to, from, wire) {
+	if srv.deliverHolding(to, from, wire) {
 		srv.metrics.routedIM(bmType(wire))
 		return true
 	}
@@ -218,7 +218,7 @@ func (p peer) Mailbox(uid msim.UID) {
 	}
 	handed := 0
 	for i, om := range stored {
-		if !ss.enqueue(msim.Encode(offlineIM(om))) {
+		if !ss.enqueueBurst(msim.Encode(offlineIM(om))) { // as at login: stored IMs never overflow
 			ss.restore(stored[i:])
 			break
 		}

@@ -79,6 +79,34 @@ func relayBM(typ int, from msim.UID, m *msim.Message) []byte {
 	return msim.AppendFinal(b)
 }
 
+// deliverLive queues wire for to's session if to is online on this node.
+// A session closed at once has its writer store the IMs it did not write:
+// then it waits for that before it reports to offline, so that the
+// caller's store of wire comes after those.
+func (srv *Server) deliverLive(to, from msim.UID, wire []byte) bool {
+	for {
+		ok, wait := srv.reg.deliver(to, from, wire)
+		if ok || wait == nil {
+			return ok
+		}
+		<-wait
+	}
+}
+
+// deliverHolding is deliverLive for a caller holding offlineMu, which it
+// lets go while it waits (the writer stores under it).
+func (srv *Server) deliverHolding(to, from msim.UID, wire []byte) bool {
+	for {
+		ok, wait := srv.reg.deliver(to, from, wire)
+		if ok || wait == nil {
+			return ok
+		}
+		srv.offlineMu.Unlock()
+		<-wait
+		srv.offlineMu.Lock()
+	}
+}
+
 // relayedBMKey says whether a buddy message's key is relayed (relayBM).
 func relayedBMKey(k string) bool {
 	switch k {
@@ -99,7 +127,7 @@ func (srv *Server) route(from, to msim.UID, typ int, wire []byte, msg string, cv
 		srv.metrics.routedIM(typ)
 		return nil
 	}
-	if srv.reg.deliver(to, from, wire) {
+	if srv.deliverLive(to, from, wire) {
 		srv.metrics.routedIM(typ)
 		return nil
 	}
@@ -144,7 +172,7 @@ func (srv *Server) route(from, to msim.UID, typ int, wire []byte, msg string, cv
 		return nil
 	}
 	srv.offlineMu.Lock()
-	if srv.reg.deliver(to, from, wire) { // logged in meanwhile
+	if srv.deliverHolding(to, from, wire) { // logged in meanwhile
 		srv.offlineMu.Unlock()
 		srv.metrics.routedIM(typ)
 		return nil

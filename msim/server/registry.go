@@ -399,19 +399,29 @@ func (r *registry) contactPresences(ss *session) [][]byte {
 // deliver queues msg for uid's live session if sender may message it. It
 // reports whether uid is online; a message dropped by the target's privacy
 // settings still counts as delivered (the sender must not learn of it).
-func (r *registry) deliver(uid, sender msim.UID, msg []byte) (online bool) {
+// The session takes msg outside r.mu.
+//
+// A session that is closing did not take it: the caller stores an IM for
+// the next login instead, but if wait is not nil, only once it is closed
+// (holding no lock meanwhile): the session was closed at once and its
+// writer is storing the IMs it did not write, which come first. The
+// Server's deliverLive and deliverHolding do so.
+func (r *registry) deliver(uid, sender msim.UID, msg []byte) (online bool, wait <-chan struct{}) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	s := r.byUID[uid]
 	if s == nil {
-		return false
+		r.mu.Unlock()
+		return false, nil
 	}
 	if !s.rt.mayMessage(sender) {
-		return true // dropped by the recipient's privacy settings
+		r.mu.Unlock()
+		return true, nil // dropped by the recipient's privacy settings
 	}
-	// A session that is closing (or just overflowed) did not take it: the
-	// caller stores an IM for the next login instead.
-	return s.enqueue(msg)
+	r.mu.Unlock()
+	if s.enqueue(msg) {
+		return true, nil
+	}
+	return false, s.rescueWait()
 }
 
 // addAlert records a pending alert (e.g. FriendRequest) for uid, on every

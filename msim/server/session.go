@@ -11,6 +11,7 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,18 +79,44 @@ type session struct {
 	burst      int  // login-burst messages allowed beyond SendQ
 	closing    bool // no more messages are accepted
 	flushClose bool // the writer closes the socket once q is written
+	// rescue: once the session is closed at once (closeNow), its writer
+	// stores the IMs it did not write for the next login (storeUnwritten);
+	// IMs refused meanwhile are stored after those (rescueWait).
+	rescue     rescueState
 	wake       chan struct{}
 	done       chan struct{}
+	writerDone chan struct{} // closed once the writer has stored what it had to
 	closeOnce  sync.Once
+}
+
+type rescueState uint8
+
+const (
+	rescueNone    rescueState = iota
+	rescuePending             // the writer will store the IMs it did not write
+	rescueDone                // it has
+)
+
+// rescueWait returns a channel closed once the writer has stored the IMs
+// it did not write, if it has yet to: an IM the session refused is stored
+// after those. nil if there is nothing to wait for.
+func (s *session) rescueWait() <-chan struct{} {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.rescue == rescuePending {
+		return s.writerDone
+	}
+	return nil
 }
 
 func newSession(srv *Server, nc net.Conn, id uint64) *session {
 	s := &session{
-		srv:  srv,
-		nc:   nc,
-		id:   id,
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		srv:        srv,
+		nc:         nc,
+		id:         id,
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 	s.log.Store(srv.log.WithFields(logrus.Fields{"conn": id, "remote": nc.RemoteAddr().String()}))
 	return s
@@ -140,6 +167,12 @@ func (s *session) enqueueBurst(b []byte) bool { return s.enqueueLimit(b, 1) }
 // enqueueLimit queues b; burst > 0 marks it as part of the login burst, which
 // raises the session's limit by one for good (the burst may still be
 // draining when later messages come).
+//
+// A full queue closes the session at once: b is refused, and the writer
+// stores the IMs it did not write for the next login (storeUnwritten). No
+// store is called here, where the caller may hold the routing table's
+// lock; a sender's route that is refused waits for that store
+// (rescueWait) before it stores its IM, so the IMs stay in order.
 func (s *session) enqueueLimit(b []byte, burst int) bool {
 	s.qmu.Lock()
 	if s.closing {
@@ -148,12 +181,8 @@ func (s *session) enqueueLimit(b []byte, burst int) bool {
 	}
 	s.burst += burst
 	if len(s.q) >= s.srv.cfg.SendQ+s.burst {
-		s.closing = true
-		left := s.q
-		s.q = nil
 		s.qmu.Unlock()
 		s.logger().Warn("send queue exceeded; closing the session")
-		s.rescue(left) // before the caller stores the message that overflowed
 		s.closeNow()
 		return false
 	}
@@ -184,11 +213,15 @@ func (s *session) fatal(code int, text string) {
 	s.closeAfterFlush()
 }
 
-// closeNow closes the socket at once. Idempotent.
+// closeNow closes the socket at once; the writer stores the IMs it did not
+// write (storeUnwritten). Idempotent.
 func (s *session) closeNow() {
 	s.closeOnce.Do(func() {
 		s.qmu.Lock()
 		s.closing = true
+		if s.rescue == rescueNone {
+			s.rescue = rescuePending
+		}
 		s.qmu.Unlock()
 		close(s.done)
 		if s.release != nil {
@@ -211,21 +244,15 @@ var keepaliveWire = msim.Encode(msim.New("ka", ""))
 // writeLoop is the only writer of the socket.
 func (s *session) writeLoop() {
 	defer s.srv.wg.Done()
+	var w writer
+	defer close(s.writerDone) // last, even after a panic
 	defer s.recoverAndLog()
-	defer func() {
-		s.closeNow() // no more enqueues: what is left was never written
-		s.qmu.Lock()
-		left := s.q
-		s.q = nil
-		s.qmu.Unlock()
-		s.rescue(left)
-	}()
+	defer s.storeUnwritten(&w)
 	// The keepalive timer is not moved by every write: when it fires, it
 	// waits out the rest of the interval since the last write instead.
 	keepAlive := s.srv.cfg.KeepAlive
 	ka := time.NewTimer(keepAlive)
 	defer ka.Stop()
-	var w writer
 	for {
 		select {
 		case <-s.wake:
@@ -268,12 +295,36 @@ func (s *session) writeLoop() {
 // burst, which the writer gathers before writing.
 const burstGap = time.Millisecond
 
+// storeUnwritten runs as the writer ends: it stores the IMs never written,
+// w.unsent (a failed write's rest) and then the queue, for the next login
+// (rescueIMs), under offlineMu as every offline store. Senders whose IMs
+// the session refused meanwhile wait for it (rescueWait).
+func (s *session) storeUnwritten(w *writer) {
+	s.closeNow()
+	defer func() { // even if the store panicked: nobody waits for ever
+		s.qmu.Lock()
+		s.rescue = rescueDone
+		s.qmu.Unlock()
+	}()
+	s.qmu.Lock()
+	left := append(w.unsent, s.q...) // closed: nothing joins q any more
+	s.q = nil
+	s.qmu.Unlock()
+	if !slices.ContainsFunc(left, isStoredIM) {
+		return
+	}
+	s.srv.offlineMu.Lock()
+	defer s.srv.offlineMu.Unlock()
+	s.rescueIMs(left)
+}
+
 // writer is the write loop's state between writes.
 type writer struct {
-	last time.Time      // when the last write began
-	dl   deadline.Write // the socket's write deadline
-	bufs net.Buffers    // scratch: WriteTo consumes its argument
-	v    net.Buffers    // what WriteTo consumes
+	last   time.Time      // when the last write began
+	dl     deadline.Write // the socket's write deadline
+	bufs   net.Buffers    // scratch: WriteTo consumes its argument
+	v      net.Buffers    // what WriteTo consumes
+	unsent [][]byte       // the messages a failed write did not write whole
 }
 
 // write writes msgs with one system call where the socket takes them. The
@@ -294,10 +345,11 @@ func (s *session) write(w *writer, msgs [][]byte) bool {
 	}
 	if err != nil {
 		s.logger().WithError(err).Debug("write failed; closing")
-		// IMs not written whole go back to the offline store.
+		// IMs not written whole go back to the offline store, when the
+		// writer ends (rescueIMs).
 		for i, m := range msgs {
 			if n < int64(len(m)) {
-				s.rescue(msgs[i:])
+				w.unsent = msgs[i:]
 				break
 			}
 			n -= int64(len(m))
@@ -308,12 +360,17 @@ func (s *session) write(w *writer, msgs [][]byte) bool {
 	return true
 }
 
-// rescue stores the IMs among msgs as offline messages again: they were
+// isStoredIM says whether an encoded message is an IM that a closed
+// session's writer stores for the next login (rescueIMs).
+func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
+
+// rescueIMs stores the IMs among msgs as offline messages again: they were
 // meant for this session but never reached its socket, so the recipient
-// gets them at the next login rather than never.
-func (s *session) rescue(msgs [][]byte) {
+// gets them at the next login rather than never. The writer calls it as it
+// ends, holding offlineMu.
+func (s *session) rescueIMs(msgs [][]byte) {
 	for _, b := range msgs {
-		if !bytes.HasPrefix(b, []byte(`\bm\1\`)) {
+		if !isStoredIM(b) {
 			continue
 		}
 		m, err := msim.ParseMessage(b)
@@ -395,6 +452,15 @@ func (s *session) decodeError(err error) bool {
 // finish logs the session out once its reader has stopped.
 func (s *session) finish() {
 	s.closeAfterFlush()
+	// A session closed at once has a writer storing the IMs it did not
+	// write: the account goes offline (from when senders' routes store
+	// IMs themselves) only after that, so theirs come after those.
+	s.qmu.Lock()
+	pending := s.rescue == rescuePending
+	s.qmu.Unlock()
+	if pending {
+		<-s.writerDone
+	}
 	if s.loggedIn {
 		s.srv.reg.logout(s)
 		s.logger().Info("logged out")
