@@ -55,7 +55,9 @@ type Bus interface {
 }
 
 // Peer is the server's side of the Bus: what arrives from other nodes.
-// Methods return at once; none waits on a socket.
+// None waits on a socket; Deliver and Mailbox may wait for a session
+// closed at once to store the IMs it did not write (a store of at most
+// its send queue), so that what they store comes after those.
 type Peer interface {
 	// Deliver queues wire for uid's session here (see Bus.Deliver).
 	Deliver(to, from msim.UID, wire []byte) bool
@@ -218,13 +220,30 @@ func (p peer) Mailbox(uid msim.UID) {
 	}
 	handed := 0
 	for i, om := range stored {
-		if !ss.enqueueBurst(msim.Encode(offlineIM(om))) { // as at login: stored IMs never overflow
+		if !ss.enqueue(msim.Encode(offlineIM(om))) {
+			// The session closed: the IMs it did not write (these
+			// among them) are stored first, then the rest of these.
+			if wait := ss.rescueWait(); wait != nil {
+				srv.offlineMu.Unlock()
+				<-wait
+				srv.offlineMu.Lock()
+			}
 			ss.restore(stored[i:])
 			break
 		}
 		handed++
 	}
 	srv.metrics.deliveredFromStorage(handed)
+}
+
+// storedFor tells uid's live session, wherever it is, that IMs were stored
+// for it: through the bus in a cluster, to every node; alone, here.
+func (srv *Server) storedFor(uid msim.UID) {
+	if srv.bus != nil {
+		srv.bus.Stored(uid)
+		return
+	}
+	peer{srv}.Mailbox(uid)
 }
 
 // restore stores again the offline messages a closing session did not take.

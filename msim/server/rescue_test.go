@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,6 +32,56 @@ func (g *gatedStore) AddOffline(to msim.UID, m OfflineMessage, lim OfflineLimits
 	return g.Store.AddOffline(to, m, lim)
 }
 
+// floodUntilStored sends numbered IMs from alice to to, who does not read,
+// until the server stores one (g shut, so that store waits), and returns a
+// function that waits for the flood's end and says how many it sent. The
+// flood runs on its own goroutine: alice's route may wait for the store,
+// so her socket may fill and her writes wait too.
+func floodUntilStored(t *testing.T, alice *client, to msim.UID, g *gatedStore) func() int {
+	t.Helper()
+	pad := strings.Repeat("x", 8<<10)
+	stop := make(chan struct{})
+	flooded := make(chan int, 1)
+	go func() {
+		sent := 0
+		defer func() { flooded <- sent }()
+		for ; sent < 5000; sent++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = alice.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+			bm := msim.NewInt("bm", msim.BMIM).AddInt("sesskey", alice.key).AddInt("t", int(to)).AddInt("cv", 673).
+				Add("msg", fmt.Sprintf("%d %s", sent, pad))
+			if _, err := alice.nc.Write(msim.Encode(bm)); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-g.entered:
+	case <-time.After(testWait):
+		t.Fatal("IMs to a recipient who does not read, and nothing stored")
+	}
+	close(stop)
+	return func() int { return <-flooded }
+}
+
+// newGatedStore returns a gatedStore over a memory store, opened when the
+// test ends at the latest, and the function that opens it.
+func newGatedStore(t *testing.T) (*gatedStore, func()) {
+	g := &gatedStore{Store: NewMemStore(), entered: make(chan struct{}, 1), open: make(chan struct{})}
+	var opened atomic.Bool
+	release := func() {
+		if opened.CompareAndSwap(false, true) {
+			close(g.open)
+		}
+	}
+	t.Cleanup(release)
+	return g, release
+}
+
 // imIndex reads the number an IM of the flood begins with, -1 if m is none.
 func imIndex(m *msim.Message, from msim.UID) int {
 	if !isBM(msim.BMIM, from)(m) {
@@ -47,7 +99,7 @@ func imIndex(m *msim.Message, from msim.UID) int {
 // not stop two other users' IMs), and they come back in the order sent,
 // before an IM sent after them.
 func TestRescueHoldsNoRoutingLock(t *testing.T) {
-	g := &gatedStore{Store: NewMemStore(), entered: make(chan struct{}, 1), open: make(chan struct{})}
+	g, release := newGatedStore(t)
 	srv, addr := startServer(t, Config{SendQ: 8, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, g)
 	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
 	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
@@ -55,31 +107,12 @@ func TestRescueHoldsNoRoutingLock(t *testing.T) {
 	dUID := addAccount(t, srv, "dave@example.com", "Secret4", "dave")
 	alice := login(t, addr, "alice@example.com", "Secret1")
 	bob := login(t, addr, "bob@example.com", "hunter2")
+	_ = bob.nc.(*net.TCPConn).SetReadBuffer(16 << 10) // the server's queue fills sooner
 	carol := login(t, addr, "carol@example.com", "Secret3")
 	dave := login(t, addr, "dave@example.com", "Secret4")
-	var opened atomic.Bool
-	release := func() {
-		if opened.CompareAndSwap(false, true) {
-			close(g.open)
-		}
-	}
-	t.Cleanup(release)
 
 	g.shut.Store(true)
-	pad := strings.Repeat("x", 8<<10)
-	sent := 0
-	for waiting := false; !waiting; {
-		if sent == 5000 {
-			t.Fatal("5,000 IMs to a recipient who does not read, and nothing stored")
-		}
-		alice.bm(msim.BMIM, bUID, fmt.Sprintf("%d %s", sent, pad))
-		sent++
-		select {
-		case <-g.entered:
-			waiting = true
-		default:
-		}
-	}
+	flooded := floodUntilStored(t, alice, bUID, g)
 	// The store hangs with bob's IMs: carol's IM to dave still goes.
 	carol.bm(msim.BMIM, dUID, "still routed")
 	got := make(chan *msim.Message, 1)
@@ -103,6 +136,7 @@ func TestRescueHoldsNoRoutingLock(t *testing.T) {
 	}
 	release()
 	<-got
+	sent := flooded()
 	alice.sync()
 	alice.bm(msim.BMIM, bUID, fmt.Sprintf("%d after", sent))
 	alice.sync()
@@ -139,4 +173,44 @@ func TestRescueHoldsNoRoutingLock(t *testing.T) {
 		}
 	}
 	t.Logf("%d IMs sent, %d reached the socket, %d were stored", sent+1, live, len(seen)-live)
+}
+
+// TestRescueAfterATakeoverIsHandedOn: when another node took the account
+// over (and its mailbox) while a session closed at once was storing the
+// IMs it did not write, the node holding the account now is told they
+// were stored, so they are not left for the login after.
+func TestRescueAfterATakeoverIsHandedOn(t *testing.T) {
+	bus := &fakeBus{}
+	var live atomic.Bool // bob is logged in on the other node
+	bus.deliver = func(msim.UID) (bool, error) { return live.Load(), nil }
+	g, release := newGatedStore(t)
+	srv, addr := startServer(t, Config{SendQ: 8, Bus: bus, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, g)
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	alice := login(t, addr, "alice@example.com", "Secret1")
+	bob := login(t, addr, "bob@example.com", "hunter2") // never reads
+	_ = bob.nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+
+	g.shut.Store(true)
+	flooded := floodUntilStored(t, alice, bUID, g)
+	// bob logs in on the other node: it kicks this session and takes the
+	// mailbox, while the rescued IMs wait for the store.
+	bus.peer.Kick(bUID, Version{Epoch: 1 << 62, Node: "there"})
+	if took, err := g.Store.TakeOffline(bUID); err != nil || len(took) != 0 {
+		t.Fatalf("the other node's login took %d IMs (%v), want none yet", len(took), err)
+	}
+	live.Store(true)
+	release()
+	flooded()
+	alice.sync()
+	left, err := g.Store.TakeOffline(bUID)
+	if err != nil || len(left) == 0 {
+		t.Fatalf("stored after the takeover: %d IMs (%v), want the rescued ones", len(left), err)
+	}
+	bus.mu.Lock()
+	told := slices.Contains(bus.stored, bUID)
+	bus.mu.Unlock()
+	if !told {
+		t.Errorf("%d rescued IMs stored after the other node took the mailbox, and that node was not told", len(left))
+	}
 }

@@ -181,6 +181,9 @@ func (s *session) enqueueLimit(b []byte, burst int) bool {
 	}
 	s.burst += burst
 	if len(s.q) >= s.srv.cfg.SendQ+s.burst {
+		// Closed from here: nothing more is queued, and a sender refused
+		// waits for the rescue (closeNow only closes the socket now).
+		s.closing, s.rescue = true, rescuePending
 		s.qmu.Unlock()
 		s.logger().Warn("send queue exceeded; closing the session")
 		s.closeNow()
@@ -313,9 +316,17 @@ func (s *session) storeUnwritten(w *writer) {
 	if !slices.ContainsFunc(left, isStoredIM) {
 		return
 	}
-	s.srv.offlineMu.Lock()
-	defer s.srv.offlineMu.Unlock()
-	s.rescueIMs(left)
+	stored := func() int {
+		s.srv.offlineMu.Lock()
+		defer s.srv.offlineMu.Unlock()
+		return s.rescueIMs(left)
+	}()
+	if stored > 0 && s.srv.reg.session(s.uid) != s {
+		// Another session took over meanwhile (a newer login, here or
+		// on another node), and may have taken the account's stored IMs
+		// before these: it gets them now, not at its next login.
+		s.srv.storedFor(s.uid)
+	}
 }
 
 // writer is the write loop's state between writes.
@@ -367,8 +378,8 @@ func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
 // rescueIMs stores the IMs among msgs as offline messages again: they were
 // meant for this session but never reached its socket, so the recipient
 // gets them at the next login rather than never. The writer calls it as it
-// ends, holding offlineMu.
-func (s *session) rescueIMs(msgs [][]byte) {
+// ends, holding offlineMu. It returns how many it stored.
+func (s *session) rescueIMs(msgs [][]byte) (stored int) {
 	for _, b := range msgs {
 		if !isStoredIM(b) {
 			continue
@@ -389,8 +400,10 @@ func (s *session) rescueIMs(msgs [][]byte) {
 			continue
 		}
 		s.srv.metrics.storedIMs(1)
+		stored++
 		s.logger().WithField("from", from).Info("an IM the session could not take was stored for its next login")
 	}
+	return stored
 }
 
 // readLoop decodes and handles the client's messages until the connection
