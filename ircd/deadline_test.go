@@ -27,19 +27,13 @@ func TestWriterArmsDeadlineLazily(t *testing.T) {
 	cfg.MOTD = nil
 	cfg.WriteTimeout = time.Minute
 	b := newBackend()
-	log, _ := testLog()
-	srv := NewServer(cfg, b, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conns := make(chan *deadlineConn, 1)
-	serveOn(t, srv, &hookListener{ln, func(nc net.Conn) net.Conn {
+	addr, _ := startWrapped(t, cfg, b, func(nc net.Conn) net.Conn {
 		d := &deadlineConn{Conn: nc}
 		conns <- d
 		return d
-	}})
-	c, fc, _ := register(t, ln.Addr().String(), b, "me")
+	})
+	c, fc, _ := register(t, addr, b, "me")
 	d := <-conns
 	before := d.sets.Load()
 	const n = 50

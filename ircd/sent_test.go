@@ -57,19 +57,26 @@ func (l hookListener) Accept() (net.Conn, error) {
 func startGated(t *testing.T, cfg Config, b Backend) (string, *Server, chan *gateConn) {
 	t.Helper()
 	gates := make(chan *gateConn, 4)
+	addr, srv := startWrapped(t, cfg, b, func(nc net.Conn) net.Conn {
+		g := &gateConn{Conn: nc, entered: make(chan struct{}, 1), open: make(chan struct{})}
+		gates <- g
+		return g
+	})
+	return addr, srv, gates
+}
+
+// startWrapped runs a server on a loopback port until the test ends, its
+// connections wrapped by wrap as they are accepted.
+func startWrapped(t *testing.T, cfg Config, b Backend, wrap func(net.Conn) net.Conn) (string, *Server) {
+	t.Helper()
 	log, _ := testLog()
 	srv := NewServer(cfg, b, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hl := hookListener{ln, func(nc net.Conn) net.Conn {
-		g := &gateConn{Conn: nc, entered: make(chan struct{}, 1), open: make(chan struct{})}
-		gates <- g
-		return g
-	}}
-	serveOn(t, srv, &hl)
-	return ln.Addr().String(), srv, gates
+	serveOn(t, srv, &hookListener{ln, wrap})
+	return ln.Addr().String(), srv
 }
 
 // serveOn runs srv on ln until the test ends.
@@ -328,17 +335,11 @@ func TestDeliverPacedByRoom(t *testing.T) {
 	cfg := testConfig()
 	cfg.SendQ, cfg.MOTD = 32, nil
 	b := newBackend()
-	log, _ := testLog()
-	srv := NewServer(cfg, b, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveOn(t, srv, &hookListener{ln, func(nc net.Conn) net.Conn {
+	addr, _ := startWrapped(t, cfg, b, func(nc net.Conn) net.Conn {
 		_ = nc.(*net.TCPConn).SetWriteBuffer(4096) // fill the socket early
 		return nc
-	}})
-	c, fc, _ := register(t, ln.Addr().String(), b, "me")
+	})
+	c, fc, _ := register(t, addr, b, "me")
 	_ = c.nc.(*net.TCPConn).SetReadBuffer(4096)
 
 	const n = 1000
