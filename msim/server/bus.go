@@ -167,14 +167,14 @@ type peer struct{ srv *Server }
 
 func (p peer) Deliver(to, from msim.UID, wire []byte) bool {
 	srv := p.srv
-	if srv.deliverLive(to, from, wire) {
+	if srv.deliverLive(to, from, wire, false) {
 		srv.metrics.routedIM(bmType(wire))
 		return true
 	}
 	// A login may be registering uid right now: wait for it.
 	srv.offlineMu.Lock()
 	defer srv.offlineMu.Unlock()
-	if srv.deliverHolding(to, from, wire) {
+	if srv.deliverLive(to, from, wire, true) {
 		srv.metrics.routedIM(bmType(wire))
 		return true
 	}

@@ -82,28 +82,21 @@ func relayBM(typ int, from msim.UID, m *msim.Message) []byte {
 // deliverLive queues wire for to's session if to is online on this node.
 // A session closed at once has its writer store the IMs it did not write:
 // then it waits for that before it reports to offline, so that the
-// caller's store of wire comes after those.
-func (srv *Server) deliverLive(to, from msim.UID, wire []byte) bool {
+// caller's store of wire comes after those. holding: the caller holds
+// offlineMu, which it lets go while it waits (the writer stores under it).
+func (srv *Server) deliverLive(to, from msim.UID, wire []byte, holding bool) bool {
 	for {
 		ok, wait := srv.reg.deliver(to, from, wire)
 		if ok || wait == nil {
 			return ok
 		}
-		<-wait
-	}
-}
-
-// deliverHolding is deliverLive for a caller holding offlineMu, which it
-// lets go while it waits (the writer stores under it).
-func (srv *Server) deliverHolding(to, from msim.UID, wire []byte) bool {
-	for {
-		ok, wait := srv.reg.deliver(to, from, wire)
-		if ok || wait == nil {
-			return ok
+		if holding {
+			srv.offlineMu.Unlock()
 		}
-		srv.offlineMu.Unlock()
 		<-wait
-		srv.offlineMu.Lock()
+		if holding {
+			srv.offlineMu.Lock()
+		}
 	}
 }
 
@@ -127,7 +120,7 @@ func (srv *Server) route(from, to msim.UID, typ int, wire []byte, msg string, cv
 		srv.metrics.routedIM(typ)
 		return nil
 	}
-	if srv.deliverLive(to, from, wire) {
+	if srv.deliverLive(to, from, wire, false) {
 		srv.metrics.routedIM(typ)
 		return nil
 	}
@@ -172,7 +165,7 @@ func (srv *Server) route(from, to msim.UID, typ int, wire []byte, msg string, cv
 		return nil
 	}
 	srv.offlineMu.Lock()
-	if srv.deliverHolding(to, from, wire) { // logged in meanwhile
+	if srv.deliverLive(to, from, wire, true) { // logged in meanwhile
 		srv.offlineMu.Unlock()
 		srv.metrics.routedIM(typ)
 		return nil

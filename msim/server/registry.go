@@ -405,7 +405,7 @@ func (r *registry) contactPresences(ss *session) [][]byte {
 // the next login instead, but if wait is not nil, only once it is closed
 // (holding no lock meanwhile): the session was closed at once and its
 // writer is storing the IMs it did not write, which come first. The
-// Server's deliverLive and deliverHolding do so.
+// Server's deliverLive does so.
 func (r *registry) deliver(uid, sender msim.UID, msg []byte) (online bool, wait <-chan struct{}) {
 	r.mu.Lock()
 	s := r.byUID[uid]
