@@ -224,9 +224,7 @@ func (p peer) Mailbox(uid msim.UID) {
 			// The session closed: the IMs it did not write (these
 			// among them) are stored first, then the rest of these.
 			if wait := ss.rescueWait(); wait != nil {
-				srv.offlineMu.Unlock()
-				<-wait
-				srv.offlineMu.Lock()
+				srv.awaitRescue(wait, true)
 			}
 			ss.restore(stored[i:])
 			break

@@ -90,14 +90,19 @@ func (srv *Server) deliverLive(to, from msim.UID, wire []byte, holding bool) boo
 		if ok || wait == nil {
 			return ok
 		}
-		if holding {
-			srv.offlineMu.Unlock()
-		}
-		<-wait
-		if holding {
-			srv.offlineMu.Lock()
-		}
+		srv.awaitRescue(wait, holding)
 	}
+}
+
+// awaitRescue waits for a closing session's writer to store the IMs it
+// did not write (wait, from rescueWait). holding: the caller holds
+// offlineMu, which it lets go meanwhile (the writer stores under it).
+func (srv *Server) awaitRescue(wait <-chan struct{}, holding bool) {
+	if holding {
+		srv.offlineMu.Unlock()
+		defer srv.offlineMu.Lock()
+	}
+	<-wait
 }
 
 // relayedBMKey says whether a buddy message's key is relayed (relayBM).

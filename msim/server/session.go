@@ -468,11 +468,8 @@ func (s *session) finish() {
 	// A session closed at once has a writer storing the IMs it did not
 	// write: the account goes offline (from when senders' routes store
 	// IMs themselves) only after that, so theirs come after those.
-	s.qmu.Lock()
-	pending := s.rescue == rescuePending
-	s.qmu.Unlock()
-	if pending {
-		<-s.writerDone
+	if wait := s.rescueWait(); wait != nil {
+		<-wait
 	}
 	if s.loggedIn {
 		s.srv.reg.logout(s)
