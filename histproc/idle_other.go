@@ -7,8 +7,11 @@ import "os"
 // idle does nothing where msimircd knows no idle CPU priority.
 func idle() error { return nil }
 
-// normal does nothing either.
-func normal() error { return nil }
+// isIdle is true: there is nothing to go back to.
+func isIdle() bool { return true }
+
+// raise does nothing either.
+func raise(int) error { return nil }
 
 // boostSignal is none: there is no priority to raise.
 var boostSignal os.Signal

@@ -33,25 +33,19 @@ func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
 	if err := idle(); err != nil {
 		fmt.Fprintf(errw, "%sruns at normal CPU priority: %v\n", notePrefix, err)
 	}
-	// The gateway asks for the batch in progress to be finished at normal
-	// priority when it waits for the database (Store.boost): the child
-	// holds the write lock. The next batch is back at idle priority.
-	boosted := make(chan os.Signal, 1)
+	// The gateway raises the child to normal priority when it waits for
+	// the database during a batch (Store.boost: the child holds the write
+	// lock) and then signals it, so that the next batch is back at idle
+	// priority.
 	if boostSignal != nil {
+		boosted := make(chan os.Signal, 1)
 		signal.Notify(boosted, boostSignal)
-	}
-	go func() {
-		told := false
-		for range boosted {
-			if err := normal(); err != nil && !told {
-				// Leaving SCHED_IDLE needs RLIMIT_NICE of 20 (the
-				// service unit's LimitNICE=20) or CAP_SYS_NICE.
-				fmt.Fprintf(errw, "%scannot raise its priority while the gateway waits for it (allow it with LimitNICE=20 or ulimit -e 20): %v\n", notePrefix, err)
-				told = true
+		go func() {
+			for range boosted {
+				boostedAt.Add(1)
 			}
-			boostedAt.Add(1)
-		}
-	}()
+		}()
+	}
 	if err := serve(in, out, errw); err != nil {
 		fmt.Fprintf(errw, "history writer: %v\n", err)
 		return 1
@@ -102,7 +96,9 @@ func serve(in io.Reader, out, errw io.Writer) error {
 		}
 		rep := appendBatch(st, &req)
 		retries.check(st, errw, time.Now())
-		if boostedAt.Swap(0) > 0 {
+		// A boost whose signal has not been seen yet still shows in the
+		// policy of this thread.
+		if boostedAt.Swap(0) > 0 || !isIdle() {
 			idle()
 		}
 		if err := send(rep); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"runtime"
@@ -61,6 +62,9 @@ type Store struct {
 	starts   sync.WaitGroup        // background starts
 	hung     time.Duration         // answerWait (tests shorten it)
 	busy     atomic.Pointer[child] // the child while it has a batch
+	// raiseFailed: boost could not raise a child's priority, which has
+	// been logged (once).
+	raiseFailed atomic.Bool
 
 	mu       sync.Mutex // one batch at a time; guards what follows
 	ch       *child     // nil: none running
@@ -165,11 +169,21 @@ func (s *Store) QueueIM(ctx context.Context, user, email string, im store.Queued
 // must be committed before it counts as handled waits for that. At idle
 // priority on a machine whose cores are all busy that could take seconds;
 // at normal priority it takes the batch's CPU time. (PostgreSQL locks rows,
-// and an IM takes none the child holds.)
+// and an IM takes none the child holds.) The gateway raises the child's
+// threads itself (a child at idle priority might not get the CPU to do
+// it), then signals it to go back to idle after the batch.
 func (s *Store) boost() {
-	if c := s.busy.Load(); c != nil && boostSignal != nil && s.p.Driver == "sqlite" {
-		c.cmd.Process.Signal(boostSignal) // one that has exited has nothing to finish
+	c := s.busy.Load()
+	if c == nil || boostSignal == nil || s.p.Driver != "sqlite" {
+		return
 	}
+	if err := raise(c.cmd.Process.Pid); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) && s.raiseFailed.CompareAndSwap(false, true) {
+			s.log.WithError(err).Warn("history writer: cannot raise its priority while the gateway waits for it (allow it with LimitNICE=20 or ulimit -e 20); it finishes its batches at idle priority")
+		}
+		return
+	}
+	c.cmd.Process.Signal(boostSignal) // one that has exited has nothing to finish
 }
 
 // inProcess appends batch in this process; again: the batch may have been

@@ -564,9 +564,19 @@ func TestBoost(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		checkIdle(t, pid)
+		// A child that gets no CPU (stopped here; at idle priority on
+		// busy cores, nearly so) is raised all the same: the gateway
+		// does it.
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := s.HoldIM(ctx, "alice", account, store.HeldIM{Seq: 1, From: 7, Text: "while you were away", Time: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
+		if got := policies(t, pid); len(got) != 1 || got[0] != "0" {
+			t.Errorf("the stopped child's threads' policies after the hold: got %v, want only 0", got)
+		}
+		syscall.Kill(pid, syscall.SIGCONT)
 		waitPolicy(t, pid, "0")
 		if _, err := s.QueueIM(ctx, "alice", account, store.QueuedIM{To: 7, Text: "typed while the link was down"}); err != nil {
 			t.Fatal(err)
@@ -577,13 +587,22 @@ func TestBoost(t *testing.T) {
 	t.Run("back to idle after the batch", func(t *testing.T) {
 		s, _ := open(t, setup{})
 		pid := childPid(s)
-		if err := syscall.Kill(pid, boostSignal.(syscall.Signal)); err != nil {
-			t.Fatal(err)
+		// Raised, and told so or not (the signal may come after the
+		// batch): the batch after it is at idle priority.
+		for i, signal := range []bool{true, false} {
+			if err := raise(pid); err != nil {
+				t.Fatal(err)
+			}
+			waitPolicy(t, pid, "0")
+			if signal {
+				if err := syscall.Kill(pid, boostSignal.(syscall.Signal)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			batch := []store.HistoryAppend{entry("alice", fmt.Sprintf("a%d", i))}
+			checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
+			checkIdle(t, pid)
 		}
-		waitPolicy(t, pid, "0")
-		batch := []store.HistoryAppend{entry("alice", "a1")}
-		checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
-		checkIdle(t, pid)
 	})
 	t.Run("no child busy: no boost", func(t *testing.T) {
 		s, _ := open(t, setup{})
