@@ -695,6 +695,9 @@ func (c *Client) finish() {
 // its state to a fresh goroutine.
 func (c *Client) readLoop(st *readState) {
 	defer c.srv.wg.Done()
+	if st == nil {
+		st = c.newReadState()
+	}
 	reason, rested := c.read(st)
 	if rested {
 		c.srv.wg.Add(1) // before this one's Done: the count never passes 0
@@ -788,9 +791,6 @@ func (c *Client) read(st *readState) (reason string, rested bool) {
 			reason, rested = "Internal error", false
 		}
 	}()
-	if st == nil {
-		st = c.newReadState()
-	}
 	for {
 		if reason, done := c.arm(st); done {
 			return reason, false

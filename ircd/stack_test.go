@@ -93,17 +93,20 @@ func TestRestedReaderStack(t *testing.T) {
 	}
 }
 
+// handedOver counts the readers that have handed their wait to a fresh
+// goroutine (readers that readLoop started).
+func handedOver() int {
+	var buf strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
+	return strings.Count(buf.String(), "created by github.com/msimircd/msimircd/ircd.(*Client).readLoop")
+}
+
 // TestReaderRests: a reader that handled a line and then got none for
 // ReaderRest hands its wait to a fresh goroutine (started by the reader)
 // and still reads; one that gets lines meanwhile keeps reading them all.
 func TestReaderRests(t *testing.T) {
 	b := newBackend()
 	addr, _ := startServer(t, testConfig(), b)
-	handedOver := func() int {
-		var buf strings.Builder
-		_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
-		return strings.Count(buf.String(), "created by github.com/msimircd/msimircd/ircd.(*Client).readLoop")
-	}
 	c, fc, _ := register(t, addr, b, "resting")
 	c.send(t, "PRIVMSG tom :one")
 	c.sync(t)
@@ -133,4 +136,80 @@ func TestReaderRests(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("messages: got %q, want %q", got, want)
 	}
+}
+
+// TestReaderRestKeepsState: the reader hands its whole state to the
+// fresh goroutine, not a new one: a line cut by the rest is completed by
+// what comes after it, and the registration deadline is not moved by the
+// hand-overs (a client that sends a line a little less often than it
+// times out, never registering, is still dropped in time).
+func TestReaderRestKeepsState(t *testing.T) {
+	t.Run("a line cut by the rest", func(t *testing.T) {
+		t.Parallel()
+		b := newBackend()
+		addr, _ := startServer(t, testConfig(), b)
+		c, fc, _ := register(t, addr, b, "cut")
+		c.send(t, "PRIVMSG tom :one")
+		c.sync(t)
+		before := handedOver()
+		if _, err := c.nc.Write([]byte("PRIVMSG tom :across")); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * ReaderRest)
+		for handedOver() == before { // the reader rests and hands over
+			if time.Now().After(deadline) {
+				t.Fatal("the reader did not hand over after resting")
+			}
+			time.Sleep(ReaderRest / 10)
+		}
+		c.send(t, " the rest")
+		c.sync(t)
+		var got []string
+		for _, e := range fc.drain() {
+			if strings.HasPrefix(e, "message PRIVMSG tom ") {
+				got = append(got, strings.TrimPrefix(e, "message PRIVMSG tom "))
+			}
+		}
+		if want := []string{"one", "across the rest"}; strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("messages: got %q, want %q", got, want)
+		}
+	})
+	t.Run("the registration deadline", func(t *testing.T) {
+		t.Parallel()
+		cfg := testConfig()
+		cfg.RegistrationTimeout = 2*ReaderRest + ReaderRest/2
+		addr, _ := startServer(t, cfg, newBackend())
+		c := dial(t, addr)
+		start := time.Now()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			// A line every 1.2 rests: each one arms a rest, which then
+			// hands over before the next line.
+			tick := time.NewTicker(ReaderRest + ReaderRest/5)
+			defer tick.Stop()
+			for {
+				if _, err := c.nc.Write([]byte("NICK stall\r\n")); err != nil {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		for {
+			if time.Since(start) > cfg.RegistrationTimeout+3*ReaderRest {
+				t.Fatalf("still connected %v after connecting, registration timeout %v", time.Since(start).Round(time.Millisecond), cfg.RegistrationTimeout)
+			}
+			m := c.read(t)
+			if m.Command == "ERROR" {
+				if got := m.Trailing(); got != "Closing link: 127.0.0.1 (Registration timed out)" {
+					t.Fatalf("got ERROR %q", got)
+				}
+				return
+			}
+		}
+	})
 }
