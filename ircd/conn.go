@@ -700,6 +700,7 @@ func (c *Client) readLoop(st *readState) {
 	}
 	reason, rested := c.read(st)
 	if rested {
+		st.br.idle()
 		c.srv.wg.Add(1) // before this one's Done: the count never passes 0
 		go c.readLoop(st)
 		return

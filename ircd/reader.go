@@ -14,17 +14,26 @@ import (
 // one full line without tags.
 const idleReadBuf = 512
 
+// busyReadBuf is the read buffer of a connection one of whose reads
+// filled the buffer with lines: more was waiting, so lines come faster
+// than idleReadBuf takes in one read (a client with several messages in
+// flight), and a burst comes in one read instead of several. It is kept
+// until the reader rests (idle).
+const busyReadBuf = 4096
+
 // lineReader reads lines like bufio.Reader.ReadSlice('\n') on a reader of
 // size max, but its buffer starts at idleReadBuf and grows (up to max) only
-// for a longer line; once that line is consumed it goes back to
-// idleReadBuf. So an idle connection, blocked in Read, holds idleReadBuf
-// bytes and not what a line with tags may need, and the limit stays max: a
-// line longer than that gives bufio.ErrBufferFull.
+// for a longer line, or to busyReadBuf while the connection sends more at
+// once than that takes; once that line is consumed, or the reader rests,
+// it goes back to idleReadBuf. So an idle connection, blocked in Read,
+// holds idleReadBuf bytes and not what a line with tags may need, and the
+// limit stays max: a line longer than that gives bufio.ErrBufferFull.
 type lineReader struct {
 	rd   io.Reader
 	buf  []byte
 	r, w int // buf[r:w] is read but not returned yet
 	max  int
+	busy bool // a read filled the buffer with lines: it is busyReadBuf until idle
 }
 
 func newLineReader(rd io.Reader, max int) *lineReader {
@@ -62,9 +71,17 @@ func (b *lineReader) flush() []byte {
 // fill makes room and reads once more.
 func (b *lineReader) fill() error {
 	n := b.w - b.r
+	size := min(idleReadBuf, b.max)
+	if b.busy {
+		size = busyReadBuf
+	}
 	switch {
-	case n == 0 && len(b.buf) > idleReadBuf:
-		b.buf = make([]byte, idleReadBuf) // the long line is done: let its buffer go
+	case n == 0 && len(b.buf) > size:
+		b.buf = make([]byte, size) // the long line is done: let its buffer go
+	case len(b.buf) < size:
+		grown := make([]byte, size)
+		copy(grown, b.buf[b.r:b.w])
+		b.buf = grown
 	case b.r > 0:
 		copy(b.buf, b.buf[b.r:b.w])
 	case b.w == len(b.buf):
@@ -74,11 +91,15 @@ func (b *lineReader) fill() error {
 	}
 	b.r, b.w = 0, n
 	for range 100 {
+		free := len(b.buf) - b.w
 		m, err := b.rd.Read(b.buf[b.w:])
 		if m < 0 {
 			panic("ircd: negative read count")
 		}
 		b.w += m
+		if m == free && b.max >= busyReadBuf && bytes.IndexByte(b.buf[b.w-m:b.w], '\n') >= 0 {
+			b.busy = true // lines, not one long one, and more may be waiting
+		}
 		if err != nil {
 			return err
 		}
@@ -87,6 +108,15 @@ func (b *lineReader) fill() error {
 		}
 	}
 	return io.ErrNoProgress
+}
+
+// idle lets a busy buffer go back to idleReadBuf if nothing is buffered:
+// the reader is about to wait for input it has no sign of (it rests).
+func (b *lineReader) idle() {
+	b.busy = false
+	if b.r == b.w && len(b.buf) > idleReadBuf {
+		b.buf, b.r, b.w = make([]byte, idleReadBuf), 0, 0
+	}
 }
 
 // parsedLine holds a parsed line and room for its parts, allocated at once.

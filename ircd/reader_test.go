@@ -72,8 +72,9 @@ func TestLineReader(t *testing.T) {
 						t.Fatalf("result %d: got %q, %v, want %q, %v", i, got[i].line, got[i].err, tc.want[i].line, tc.want[i].err)
 					}
 				}
+				lr.idle()
 				if len(lr.buf) > idleReadBuf {
-					t.Errorf("buffer of %d bytes kept after the input, want at most %d", len(lr.buf), idleReadBuf)
+					t.Errorf("buffer of %d bytes kept after the input and a rest, want at most %d", len(lr.buf), idleReadBuf)
 				}
 			}
 		})
@@ -99,6 +100,88 @@ func TestLineReaderShrinks(t *testing.T) {
 	}
 	if len(lr.buf) != idleReadBuf {
 		t.Errorf("got a %d-byte buffer, want %d", len(lr.buf), idleReadBuf)
+	}
+}
+
+// bursts is a socket that a client writes bursts of lines to: a read
+// returns what is left of the current burst, as much as fits, and the next
+// burst only once that one is all read. It counts the reads.
+type bursts struct {
+	left  [][]byte
+	reads int
+}
+
+func (b *bursts) Read(p []byte) (int, error) {
+	if len(b.left) == 0 {
+		return 0, io.EOF
+	}
+	b.reads++
+	n := copy(p, b.left[0])
+	if b.left[0] = b.left[0][n:]; len(b.left[0]) == 0 {
+		b.left = b.left[1:]
+	}
+	return n, nil
+}
+
+// TestLineReaderBusy: once a read has filled the idle buffer (a client
+// with several lines in flight), a burst of them comes in one read instead
+// of one per idle buffer's worth; the buffer goes back to the idle size
+// when the reader rests (idle), and stays there for a client that sends a
+// line at a time.
+func TestLineReaderBusy(t *testing.T) {
+	t.Parallel()
+	line := "PRIVMSG buddy :" + strings.Repeat("x", 57) + "\r\n" // 74 bytes
+	burst := strings.Repeat(line, 8)                             // 592 bytes: more than idleReadBuf
+	const n = 5
+	src := &bursts{}
+	for range n {
+		src.left = append(src.left, []byte(burst))
+	}
+	lr := newLineReader(src, 512+maxTagsLen)
+	for i := range 8 * n {
+		if got, err := lr.ReadSlice(); err != nil || string(got) != line {
+			t.Fatalf("line %d: got %q, %v, want %q", i, got, err, line)
+		}
+	}
+	// The first burst takes two reads (512 bytes, then the rest); each
+	// later one, one.
+	if want := 2 + (n - 1); src.reads != want {
+		t.Errorf("reads: got %d for %d bursts, want %d", src.reads, n, want)
+	}
+	if len(lr.buf) != busyReadBuf {
+		t.Errorf("buffer while busy: got %d bytes, want %d", len(lr.buf), busyReadBuf)
+	}
+	lr.idle()
+	if len(lr.buf) != idleReadBuf {
+		t.Errorf("buffer once rested: got %d bytes, want %d", len(lr.buf), idleReadBuf)
+	}
+
+	// A line at a time never fills the buffer: it stays idle-sized.
+	src = &bursts{}
+	for range n {
+		src.left = append(src.left, []byte(line))
+	}
+	lr = newLineReader(src, 512+maxTagsLen)
+	for i := range n {
+		if got, err := lr.ReadSlice(); err != nil || string(got) != line {
+			t.Fatalf("single line %d: got %q, %v", i, got, err)
+		}
+		if len(lr.buf) != idleReadBuf {
+			t.Fatalf("buffer after a single line: got %d bytes, want %d", len(lr.buf), idleReadBuf)
+		}
+	}
+
+	// Resting with part of a line buffered keeps it.
+	src = &bursts{left: [][]byte{[]byte(burst + "PRIVMSG buddy :cut"), []byte(" here\r\n")}}
+	lr = newLineReader(src, 512+maxTagsLen)
+	for range 8 {
+		if _, err := lr.ReadSlice(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lr.idle()
+	if got, err := lr.ReadSlice(); err != nil || string(got) != "PRIVMSG buddy :cut here\r\n" {
+		t.Errorf("line across the rest: got %q, %v", got, err)
 	}
 }
 
