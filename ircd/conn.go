@@ -870,7 +870,9 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 		return "Input line was too long", true
 	}
 	if err != nil && isTimeout(err) {
-		st.partial = append([]byte(nil), line...) // keep a line cut by the deadline
+		if len(line) > 0 { // (a timeout with nothing new keeps the part kept before)
+			st.partial = append([]byte(nil), line...) // keep a line cut by the deadline
+		}
 		rested := !st.rest.IsZero()
 		st.rest = time.Time{}
 		switch {

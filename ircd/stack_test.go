@@ -142,10 +142,10 @@ func TestReaderRests(t *testing.T) {
 // fresh goroutine, not a new one: a line cut by the rest is completed by
 // what comes after it, and the registration deadline is not moved by the
 // hand-overs (a client that sends a line a little less often than it
-// times out, never registering, is still dropped in time).
+// times out, never registering, is still dropped in time). The subtests
+// run one after the other: the first counts the process's hand-overs.
 func TestReaderRestKeepsState(t *testing.T) {
 	t.Run("a line cut by the rest", func(t *testing.T) {
-		t.Parallel()
 		b := newBackend()
 		addr, _ := startServer(t, testConfig(), b)
 		c, fc, _ := register(t, addr, b, "cut")
@@ -175,7 +175,6 @@ func TestReaderRestKeepsState(t *testing.T) {
 		}
 	})
 	t.Run("the registration deadline", func(t *testing.T) {
-		t.Parallel()
 		cfg := testConfig()
 		cfg.RegistrationTimeout = 2*ReaderRest + ReaderRest/2
 		addr, _ := startServer(t, cfg, newBackend())
