@@ -35,10 +35,8 @@ func raise(pid int) error {
 	return setPolicy(fmt.Sprintf("/proc/%d/task", pid), unix.SCHED_NORMAL)
 }
 
-// boostSignal is what the gateway sends the child once it has raised it,
-// so that the child goes back to idle priority after its batch (see
-// Store.boost).
-var boostSignal os.Signal = unix.SIGUSR1
+// priorities: the child runs at idle priority and can be raised.
+const priorities = true
 
 // setPolicy puts every thread listed in tasks under policy.
 func setPolicy(tasks string, policy uint32) error {

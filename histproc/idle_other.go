@@ -2,8 +2,6 @@
 
 package histproc
 
-import "os"
-
 // idle does nothing where msimircd knows no idle CPU priority.
 func idle() error { return nil }
 
@@ -13,5 +11,5 @@ func isIdle() bool { return true }
 // raise does nothing either.
 func raise(int) error { return nil }
 
-// boostSignal is none: there is no priority to raise.
-var boostSignal os.Signal
+// priorities: there is no priority to raise.
+const priorities = false

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"slices"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,19 +30,6 @@ func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	if err := idle(); err != nil {
 		fmt.Fprintf(errw, "%sruns at normal CPU priority: %v\n", notePrefix, err)
-	}
-	// The gateway raises the child to normal priority when it waits for
-	// the database during a batch (Store.boost: the child holds the write
-	// lock) and then signals it, so that the next batch is back at idle
-	// priority.
-	if boostSignal != nil {
-		boosted := make(chan os.Signal, 1)
-		signal.Notify(boosted, boostSignal)
-		go func() {
-			for range boosted {
-				boostedAt.Add(1)
-			}
-		}()
 	}
 	if err := serve(in, out, errw); err != nil {
 		fmt.Fprintf(errw, "history writer: %v\n", err)
@@ -96,9 +81,11 @@ func serve(in io.Reader, out, errw io.Writer) error {
 		}
 		rep := appendBatch(st, &req)
 		retries.check(st, errw, time.Now())
-		// A boost whose signal has not been seen yet still shows in the
-		// policy of this thread.
-		if boostedAt.Swap(0) > 0 || !isIdle() {
+		// The gateway raises the child when it waits for the database
+		// during a batch (Store.boost: the child holds the write lock);
+		// the next batch is back at idle priority. (A raise that ended
+		// after this check shows at the next batch's.)
+		if !isIdle() {
 			idle()
 		}
 		if err := send(rep); err != nil {
@@ -156,9 +143,6 @@ func (r *retryReport) check(st any, w io.Writer, now time.Time) {
 // of many users' and conversations' indexes, where appends go. The
 // default (2,000 KiB) had it read about one page in ten from the file again.
 const childCacheKiB = 32 * 1024
-
-// boostedAt counts the boosts since the last batch ended.
-var boostedAt atomic.Int32
 
 // txEntries bounds the entries appended in one transaction (the bridge's
 // batches are no longer). The child holds the database's write lock for

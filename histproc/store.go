@@ -171,19 +171,17 @@ func (s *Store) QueueIM(ctx context.Context, user, email string, im store.Queued
 // at normal priority it takes the batch's CPU time. (PostgreSQL locks rows,
 // and an IM takes none the child holds.) The gateway raises the child's
 // threads itself (a child at idle priority might not get the CPU to do
-// it), then signals it to go back to idle after the batch.
+// it); the child goes back to idle once its batch is done.
 func (s *Store) boost() {
 	c := s.busy.Load()
-	if c == nil || boostSignal == nil || s.p.Driver != "sqlite" {
+	if c == nil || !priorities || s.p.Driver != "sqlite" {
 		return
 	}
 	if err := raise(c.cmd.Process.Pid); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) && s.raiseFailed.CompareAndSwap(false, true) {
 			s.log.WithError(err).Warn("history writer: cannot raise its priority while the gateway waits for it (allow it with LimitNICE=20 or ulimit -e 20); it finishes its batches at idle priority")
 		}
-		return
 	}
-	c.cmd.Process.Signal(boostSignal) // one that has exited has nothing to finish
 }
 
 // inProcess appends batch in this process; again: the batch may have been
