@@ -239,7 +239,7 @@ func (r *registry) logoutLocked(ss *session) *PeerState {
 			if msg == nil {
 				msg = presenceMsg(ss.uid, offline)
 			}
-			w.enqueue(msg)
+			w.enqueuePresence(msg)
 			n++
 		}
 	}
@@ -279,13 +279,13 @@ func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 		was, is := v.saw, ss.rt.visibleTo(w.uid)
 		switch {
 		case is && (!was || always):
-			w.enqueue(ss.rt.presenceWire(ss.uid))
+			w.enqueuePresence(ss.rt.presenceWire(ss.uid))
 			n++
 		case was && !is:
 			if off == nil {
 				off = presenceMsg(ss.uid, offline)
 			}
-			w.enqueue(off)
+			w.enqueuePresence(off)
 			n++
 		}
 	}

@@ -170,13 +170,13 @@ func (r *registry) apply(e *remoteEntry, st *PeerState) {
 			if on == nil {
 				on = presenceMsg(st.UID, st.Presence)
 			}
-			w.enqueue(on)
+			w.enqueuePresence(on)
 			n++
 		case was && !is:
 			if off == nil {
 				off = presenceMsg(st.UID, offline)
 			}
-			w.enqueue(off)
+			w.enqueuePresence(off)
 			n++
 		}
 	}

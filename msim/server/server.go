@@ -54,6 +54,11 @@ type Config struct {
 	MaxMessage   int           // largest accepted message, default msim.DefaultMaxSize
 	SendQ        int           // per-session outgoing queue length (messages), default 1024; overflow closes that session
 
+	// PresenceDelay bounds how long a contact's presence change may wait
+	// in a watcher's queue for more to share its write (default 50ms;
+	// negative: none waits). Anything else queued takes it along at once.
+	PresenceDelay time.Duration
+
 	// Failed logins are slowed per address (LoginFailures, default
 	// guard.DefaultFailures: a growing delay, then a temporary refusal) and
 	// per account (AccountFailures, default DefaultAccountFailures: a delay
@@ -96,6 +101,9 @@ func (c *Config) defaults() {
 	}
 	if c.SendQ <= 0 {
 		c.SendQ = 1024
+	}
+	if c.PresenceDelay == 0 {
+		c.PresenceDelay = defaultPresenceDelay
 	}
 }
 

@@ -77,6 +77,8 @@ type session struct {
 	qmu        sync.Mutex
 	q, spare   [][]byte
 	burst      int  // login-burst messages allowed beyond SendQ
+	urgent     bool // q holds a message that goes out now, not only presence
+	lazy       bool // q holds presence the writer has been woken for
 	closing    bool // no more messages are accepted
 	flushClose bool // the writer closes the socket once q is written
 	// rescue: once the session is closed at once (closeNow), its writer
@@ -158,6 +160,24 @@ func (s *session) sendPersist(r *msim.Persist) bool {
 // client cannot keep up: the session is closed, other sessions never wait.
 func (s *session) enqueue(b []byte) bool { return s.enqueueLimit(b, 0) }
 
+// enqueuePresence queues a contact's presence change (a watcher's share of
+// its fan-out). It may wait up to Config.PresenceDelay for more to share
+// its write (in a burst of logins a watcher gets its contacts' presences
+// one by one, each a write of the server's and a read of the client's
+// otherwise), unless presenceBatch are waiting or anything else is
+// queued: that takes them along, in order.
+func (s *session) enqueuePresence(b []byte) bool {
+	return s.queue(b, 0, s.srv.cfg.PresenceDelay > 0)
+}
+
+// defaultPresenceDelay is Config.PresenceDelay's default: short beside
+// the time a person takes to notice a status change. presenceBatch is
+// how many presence changes wait at most.
+const (
+	defaultPresenceDelay = 50 * time.Millisecond
+	presenceBatch        = 64
+)
+
 // enqueueBurst queues part of the login burst (presences of up to
 // MaxContacts contacts, up to maxOffline stored IMs): bounded by those
 // limits rather than by SendQ, so a long mailbox cannot make every login
@@ -173,7 +193,10 @@ func (s *session) enqueueBurst(b []byte) bool { return s.enqueueLimit(b, 1) }
 // store is called here, where the caller may hold the routing table's
 // lock; a sender's route that is refused waits for that store
 // (rescueWait) before it stores its IM, so the IMs stay in order.
-func (s *session) enqueueLimit(b []byte, burst int) bool {
+func (s *session) enqueueLimit(b []byte, burst int) bool { return s.queue(b, burst, false) }
+
+// queue is enqueueLimit, and enqueuePresence when lazy.
+func (s *session) queue(b []byte, burst int, lazy bool) bool {
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
@@ -190,10 +213,21 @@ func (s *session) enqueueLimit(b []byte, burst int) bool {
 		return false
 	}
 	s.q = append(s.q, b)
-	s.qmu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
+	wake := true
+	switch {
+	case !lazy || s.urgent || len(s.q) >= presenceBatch:
+		s.urgent = true
+	case s.lazy:
+		wake = false // the writer is waiting for more already
 	default:
+		s.lazy = true
+	}
+	s.qmu.Unlock()
+	if wake {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }
@@ -256,9 +290,32 @@ func (s *session) writeLoop() {
 	keepAlive := s.srv.cfg.KeepAlive
 	ka := time.NewTimer(keepAlive)
 	defer ka.Stop()
+	// Presence alone waits for more (enqueuePresence): up to
+	// PresenceDelay from when the writer first saw it.
+	var waited *time.Timer
+	var waitC <-chan time.Time
+	defer func() {
+		if waited != nil {
+			waited.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-s.wake:
+			s.qmu.Lock()
+			presenceOnly := !s.urgent && !s.flushClose && len(s.q) > 0
+			s.qmu.Unlock()
+			if presenceOnly {
+				if waitC == nil {
+					if waited == nil {
+						waited = time.NewTimer(s.srv.cfg.PresenceDelay)
+					} else {
+						waited.Reset(s.srv.cfg.PresenceDelay)
+					}
+					waitC = waited.C
+				}
+				continue
+			}
 			// In a burst (a login's presence fanned out to many watchers,
 			// say) the goroutines that are ready run first: they add to
 			// the queue, and one write takes what they added. A message
@@ -266,19 +323,7 @@ func (s *session) writeLoop() {
 			if time.Since(w.last) < burstGap {
 				runtime.Gosched()
 			}
-			s.qmu.Lock()
-			batch, fc := s.q, s.flushClose
-			s.q, s.spare = s.spare[:0], nil
-			s.qmu.Unlock()
-			if len(batch) > 0 && !s.write(&w, batch) {
-				return
-			}
-			clear(batch)
-			s.spare = batch[:0]
-			if fc {
-				s.closeNow()
-				return
-			}
+		case <-waitC:
 		case <-ka.C:
 			if idle := time.Since(w.last); idle < keepAlive {
 				ka.Reset(keepAlive - idle)
@@ -288,7 +333,26 @@ func (s *session) writeLoop() {
 				return
 			}
 			ka.Reset(keepAlive)
+			continue
 		case <-s.done:
+			return
+		}
+		if waitC != nil {
+			waited.Stop()
+			waitC = nil
+		}
+		s.qmu.Lock()
+		batch, fc := s.q, s.flushClose
+		s.q, s.spare = s.spare[:0], nil
+		s.urgent, s.lazy = false, false
+		s.qmu.Unlock()
+		if len(batch) > 0 && !s.write(&w, batch) {
+			return
+		}
+		clear(batch)
+		s.spare = batch[:0]
+		if fc {
+			s.closeNow()
 			return
 		}
 	}

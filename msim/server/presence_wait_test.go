@@ -1,0 +1,113 @@
+package server
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// watchedPair starts a server with cfg and logs in alice, then bob, who
+// lists her: bob has her first presence from his login burst, which does
+// not wait.
+func watchedPair(t *testing.T, cfg Config) (alice, bob *client, aliceUID msim.UID) {
+	t.Helper()
+	srv, addr := startServer(t, cfg, NewMemStore())
+	aliceUID = addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bobUID := addAccount(t, srv, "bob@example.com", "Secret1", "bob")
+	if err := srv.store.PutContact(bobUID, Contact{UID: aliceUID, GroupName: "IM Friends", Visibility: 1}); err != nil {
+		t.Fatal(err)
+	}
+	alice = login(t, addr, "alice@example.com", "Secret1")
+	alice.status(msim.StatusOnline, "here")
+	alice.sync()
+	bob = login(t, addr, "bob@example.com", "Secret1")
+	bob.expect("alice's presence in the login burst", isPresence(aliceUID, msim.StatusOnline))
+	return alice, bob, aliceUID
+}
+
+// presenceText matches alice's presence with the status text want.
+func presenceText(uid msim.UID, want string) func(*msim.Message) bool {
+	return func(m *msim.Message) bool {
+		if !isPresence(uid, msim.StatusAway)(m) && !isPresence(uid, msim.StatusOnline)(m) {
+			return false
+		}
+		l, _ := m.List("msg")
+		p, _ := msim.ParsePresence(l)
+		return p.Text == want
+	}
+}
+
+// TestPresenceWaitsToShareAWrite: presence changes fanned out to a watcher
+// wait (up to PresenceDelay) for the ones after them, and go out together,
+// in order, instead of one write each.
+func TestPresenceWaitsToShareAWrite(t *testing.T) {
+	const delay = 2 * time.Second
+	alice, bob, uid := watchedPair(t, Config{PresenceDelay: delay})
+	start := time.Now()
+	texts := []string{"one", "two", "three"}
+	for i, text := range texts {
+		s := msim.StatusAway
+		if i%2 == 1 {
+			s = msim.StatusOnline
+		}
+		alice.status(s, text)
+		time.Sleep(20 * time.Millisecond)
+	}
+	var at []time.Duration
+	for _, text := range texts {
+		bob.expect("alice's presence "+text, presenceText(uid, text))
+		at = append(at, time.Since(start))
+	}
+	if at[0] < delay/2 {
+		t.Errorf("the first change reached the watcher after %v: it did not wait for the others (delay %v)", at[0], delay)
+	}
+	if spread := at[len(at)-1] - at[0]; spread > delay/4 {
+		t.Errorf("the changes reached the watcher %v apart: not in one write (arrivals %v)", spread, at)
+	}
+}
+
+// TestPresenceGoesOutWithTheNextMessage: anything else queued for the
+// watcher (here an IM) takes the waiting presence along at once, before
+// it.
+func TestPresenceGoesOutWithTheNextMessage(t *testing.T) {
+	alice, bob, uid := watchedPair(t, Config{PresenceDelay: time.Hour})
+	start := time.Now()
+	alice.status(msim.StatusAway, "lunch")
+	alice.bm(msim.BMIM, bob.uid, "back soon")
+	m, err := bob.read()
+	for err == nil && m.Is("ka") {
+		m, err = bob.read()
+	}
+	if err != nil {
+		t.Fatalf("waiting for the presence: %v", err)
+	}
+	if !presenceText(uid, "lunch")(m) {
+		t.Fatalf("first message: got %v, want alice's presence \"lunch\"", m)
+	}
+	bob.expect("alice's IM", isBM(msim.BMIM, uid))
+	if d := time.Since(start); d > testWait/2 {
+		t.Errorf("presence and IM took %v", d)
+	}
+}
+
+// TestPresenceWaitsForAtMostABatch: once presenceBatch changes wait, they
+// go out without waiting for the delay.
+func TestPresenceWaitsForAtMostABatch(t *testing.T) {
+	alice, bob, uid := watchedPair(t, Config{PresenceDelay: time.Hour})
+	for i := range presenceBatch {
+		alice.status(msim.StatusAway, fmt.Sprint("change ", i))
+	}
+	for i := range presenceBatch {
+		bob.expect(fmt.Sprint("change ", i), presenceText(uid, fmt.Sprint("change ", i)))
+	}
+}
+
+// TestPresenceDelayNegative: with a negative PresenceDelay a change goes
+// out at once.
+func TestPresenceDelayNegative(t *testing.T) {
+	alice, bob, uid := watchedPair(t, Config{PresenceDelay: -1})
+	alice.status(msim.StatusAway, "now")
+	bob.expect("alice's presence", presenceText(uid, "now"))
+}
