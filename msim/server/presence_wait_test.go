@@ -92,22 +92,63 @@ func TestPresenceGoesOutWithTheNextMessage(t *testing.T) {
 	}
 }
 
-// TestPresenceWaitsForAtMostABatch: once presenceBatch changes wait, they
-// go out without waiting for the delay.
+// TestPresenceWaitsForAtMostABatch: fewer than presenceBatch changes
+// wait; the presenceBatch-th takes them all out without waiting for the
+// delay.
 func TestPresenceWaitsForAtMostABatch(t *testing.T) {
 	alice, bob, uid := watchedPair(t, Config{PresenceDelay: time.Hour})
-	for i := range presenceBatch {
+	for i := range presenceBatch - 1 {
 		alice.status(msim.StatusAway, fmt.Sprint("change ", i))
 	}
+	alice.sync() // all handled: queued for bob
+	_ = bob.nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if m, err := bob.dec.Decode(); err == nil {
+		t.Fatalf("with %d changes waiting bob got %v: they did not wait", presenceBatch-1, m)
+	}
+	// A read that timed out leaves the connection and decoder usable.
+	alice.status(msim.StatusAway, fmt.Sprint("change ", presenceBatch-1))
 	for i := range presenceBatch {
 		bob.expect(fmt.Sprint("change ", i), presenceText(uid, fmt.Sprint("change ", i)))
 	}
 }
 
-// TestPresenceDelayNegative: with a negative PresenceDelay a change goes
-// out at once.
-func TestPresenceDelayNegative(t *testing.T) {
-	alice, bob, uid := watchedPair(t, Config{PresenceDelay: -1})
-	alice.status(msim.StatusAway, "now")
-	bob.expect("alice's presence", presenceText(uid, "now"))
+// TestPresenceWaitNeverFillsTheQueue: with a SendQ smaller than
+// presenceBatch, the changes go out once half the SendQ waits, and a
+// watcher that reads is not closed for its queue.
+func TestPresenceWaitNeverFillsTheQueue(t *testing.T) {
+	const sendQ = 8
+	alice, bob, uid := watchedPair(t, Config{PresenceDelay: time.Hour, SendQ: sendQ})
+	const n = 3 * sendQ
+	for i := range n {
+		alice.status(msim.StatusAway, fmt.Sprint("change ", i))
+		alice.sync() // one at a time, as bob reads them
+	}
+	for i := range n - n%(sendQ/2) {
+		bob.expect(fmt.Sprint("change ", i), presenceText(uid, fmt.Sprint("change ", i)))
+	}
+}
+
+// TestPresenceDelayConfig: Config.PresenceDelay's default, and a negative
+// one queues a presence change as anything else (no wait).
+func TestPresenceDelayConfig(t *testing.T) {
+	for _, c := range []struct {
+		set, want time.Duration
+		wait      bool
+	}{
+		{0, defaultPresenceDelay, true},
+		{time.Second, time.Second, true},
+		{-1, -1, false},
+	} {
+		srv, _ := startServer(t, Config{PresenceDelay: c.set}, NewMemStore())
+		if srv.cfg.PresenceDelay != c.want {
+			t.Errorf("PresenceDelay %v: got %v, want %v", c.set, srv.cfg.PresenceDelay, c.want)
+		}
+		s := &session{srv: srv, wake: make(chan struct{}, 1)}
+		if !s.enqueuePresence(presenceMsg(1, msim.Presence{Status: msim.StatusOnline})) {
+			t.Fatalf("PresenceDelay %v: refused", c.set)
+		}
+		if got := !s.urgent && s.lazy; got != c.wait {
+			t.Errorf("PresenceDelay %v: waits %v, want %v", c.set, got, c.wait)
+		}
+	}
 }
