@@ -104,11 +104,14 @@ func TestLoginFailsOnceTheServerFallsSilent(t *testing.T) {
 // once the server has sent nothing for RequestTimeout.
 func TestRequestWaitsBehindTraffic(t *testing.T) {
 	t.Parallel()
-	c, fc := loggedIn(t, func(cfg *ClientConfig) { cfg.RequestTimeout = 300 * time.Millisecond })
+	// The gaps between IMs are a tenth of the timeout, whose length keeps
+	// them apart on a loaded machine (with 300 ms, a 30 ms gap once grew
+	// past it while other packages' tests ran).
+	c, fc := loggedIn(t, func(cfg *ClientConfig) { cfg.RequestTimeout = time.Second })
 	lookup := defaultResponders()[PersistLookup]
 	const n = 30
 	fc.override(PersistLookup, func(fc *fakeConn, p *Persist) Dict {
-		streamIMs(fc, n, 30*time.Millisecond) // 0.9 s: three times RequestTimeout
+		streamIMs(fc, n, 100*time.Millisecond) // 3 s: three times RequestTimeout
 		return lookup(fc, p)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*waitLimit)
