@@ -27,10 +27,10 @@ func watchedPair(t *testing.T, cfg Config) (alice, bob *client, aliceUID msim.UI
 	return alice, bob, aliceUID
 }
 
-// presenceText matches alice's presence with the status text want.
+// presenceText matches uid's presence with the status text want.
 func presenceText(uid msim.UID, want string) func(*msim.Message) bool {
 	return func(m *msim.Message) bool {
-		if !isPresence(uid, msim.StatusAway)(m) && !isPresence(uid, msim.StatusOnline)(m) {
+		if !isBM(msim.BMStatus, uid)(m) {
 			return false
 		}
 		l, _ := m.List("msg")

@@ -107,6 +107,11 @@ func (c *Config) defaults() {
 	}
 }
 
+// presenceBatch is how many presence changes wait in a watcher's queue
+// at most: presenceBatch, or half the SendQ when that is smaller, so
+// waiting never fills the queue of a client that reads.
+func (c *Config) presenceBatch() int { return min(presenceBatch, max(1, c.SendQ/2)) }
+
 // writeTimeout bounds every socket write; a peer that does not read for this
 // long is dropped.
 const writeTimeout = 15 * time.Second

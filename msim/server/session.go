@@ -172,8 +172,7 @@ func (s *session) enqueuePresence(b []byte) bool {
 
 // defaultPresenceDelay is Config.PresenceDelay's default: short beside
 // the time a person takes to notice a status change. presenceBatch is
-// how many presence changes wait at most (half the SendQ when that is
-// smaller, so waiting never fills the queue of a client that reads).
+// how many presence changes wait at most (see Config.presenceBatch).
 const (
 	defaultPresenceDelay = 50 * time.Millisecond
 	presenceBatch        = 64
@@ -216,7 +215,7 @@ func (s *session) queue(b []byte, burst int, lazy bool) bool {
 	s.q = append(s.q, b)
 	wake := true
 	switch {
-	case !lazy || s.urgent || len(s.q) >= min(presenceBatch, max(1, s.srv.cfg.SendQ/2)):
+	case !lazy || s.urgent || len(s.q) >= s.srv.cfg.presenceBatch():
 		s.urgent = true
 	case s.lazy:
 		wake = false // the writer is waiting for more already
