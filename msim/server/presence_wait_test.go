@@ -113,18 +113,20 @@ func TestPresenceWaitsForAtMostABatch(t *testing.T) {
 }
 
 // TestPresenceWaitNeverFillsTheQueue: with a SendQ smaller than
-// presenceBatch, the changes go out once half the SendQ waits, and a
-// watcher that reads is not closed for its queue.
+// presenceBatch, the changes go out once half the SendQ waits (without
+// that bound they would wait for the delay, and a few more would close
+// the watcher for its queue).
 func TestPresenceWaitNeverFillsTheQueue(t *testing.T) {
 	const sendQ = 8
 	alice, bob, uid := watchedPair(t, Config{PresenceDelay: time.Hour, SendQ: sendQ})
-	const n = 3 * sendQ
-	for i := range n {
-		alice.status(msim.StatusAway, fmt.Sprint("change ", i))
-		alice.sync() // one at a time, as bob reads them
-	}
-	for i := range n - n%(sendQ/2) {
-		bob.expect(fmt.Sprint("change ", i), presenceText(uid, fmt.Sprint("change ", i)))
+	for round := range 3 {
+		first := round * sendQ / 2
+		for i := first; i < first+sendQ/2; i++ {
+			alice.status(msim.StatusAway, fmt.Sprint("change ", i))
+		}
+		for i := first; i < first+sendQ/2; i++ {
+			bob.expect(fmt.Sprint("change ", i), presenceText(uid, fmt.Sprint("change ", i)))
+		}
 	}
 }
 
