@@ -57,7 +57,8 @@ func TestSQLiteFileHasNoPassword(t *testing.T) {
 }
 
 // TestSQLiteSettings: the file is private to its owner, in WAL mode, with
-// foreign keys on and every commit synced.
+// foreign keys on, every commit synced and the WAL checkpointed every
+// walCheckpointPages pages.
 func TestSQLiteSettings(t *testing.T) {
 	db := newSQLiteDB(t)
 	s := db.open(t, testKey(1))
@@ -71,6 +72,7 @@ func TestSQLiteSettings(t *testing.T) {
 		{"foreign_keys", "1"},
 		{"synchronous", "2"}, // FULL
 		{"busy_timeout", "10000"},
+		{"wal_autocheckpoint", walCheckpointPages},
 	} {
 		var got string
 		if err := s.db.QueryRow("PRAGMA " + c.pragma).Scan(&got); err != nil {

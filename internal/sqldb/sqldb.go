@@ -91,22 +91,10 @@ func IsPostgresURL(dsn string) bool {
 // SQLiteParams: WAL, every commit synced (what was accepted survives a
 // crash of the machine, not only of the process), foreign keys, a wait
 // for another process's lock, write transactions that take the lock when
-// they begin, temporary data (among it the statement journal a statement
-// of many rows keeps inside a transaction) in memory rather than in a
-// temporary file written a page at a time, and the WAL copied back into
-// the database every walCheckpointPages pages.
-const SQLiteParams = "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(" + walCheckpointPages + ")&_txlock=immediate"
-
-// walCheckpointPages is SQLiteParams' wal_autocheckpoint (SQLite's
-// default is 1,000). The history's appends rewrite the last pages of the
-// same indexes batch after batch; a checkpoint copies each page once
-// however many times the WAL holds it, so four times fewer checkpoints
-// copy fewer pages: fewer reads, writes and CPU per entry appended
-// (store's BenchmarkAppendHistoryBatch; the figures are in the benchmark
-// record).
-// Every connection has it, so the one appending history checkpoints, not
-// another process whose commit finds the WAL past a smaller mark.
-const walCheckpointPages = "4000"
+// they begin, and temporary data (among it the statement journal a
+// statement of many rows keeps inside a transaction) in memory rather
+// than in a temporary file written a page at a time.
+const SQLiteParams = "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
 // sqliteReadParams are those of connections that only read.
 const sqliteReadParams = "?_pragma=busy_timeout(10000)&_pragma=query_only(1)"
