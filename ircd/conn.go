@@ -73,6 +73,11 @@ type Client struct {
 	reason    string // why the connection closed; written before done is closed
 	flush     bool   // whether to flush the queue before the final ERROR
 
+	// The chunks that filled up while entries queued (full) or the batch
+	// the writer has taken (taken) refer to them: they go back to
+	// lineChunks once that batch is written (rawline.go).
+	full, taken []*lineChunk
+
 	limiter *rate.Limiter  // nil = no flood control; SetFlood may retune it
 	cw      countingWriter // the writer goroutine's byte count of a batch
 	// wdl is the writer goroutine's write deadline. shutdown's cut of a
@@ -239,10 +244,51 @@ func (c *Client) enqueue(e entry) bool {
 	if !c.admit() {
 		return false
 	}
-	c.q = append(c.q, e)
+	c.push(e)
 	c.startWriter()
 	c.qmu.Unlock()
 	return true
+}
+
+// push appends e to the queue, which takes an array from queueArrays if
+// it has none. c.qmu held.
+func (c *Client) push(e entry) {
+	if cap(c.q) == 0 {
+		if p, _ := queueArrays.Get().(*[]entry); p != nil {
+			c.q = (*p)[:0]
+		}
+	}
+	c.q = append(c.q, e)
+}
+
+// letGo lets go of the queue's arrays and chunks when the writer stops
+// with nothing queued: an idle connection keeps none; the pools keep them
+// for the next burst. c.qmu held.
+func (c *Client) letGo() {
+	putQueue(c.q)
+	putQueue(c.spare)
+	c.q, c.spare = nil, nil
+	c.dropChunk()
+}
+
+// queueArrays holds the queue arrays, up to pooledQueue entries, that
+// writers let go: a burst of lines (a login's) grows a queue far beyond
+// keptQueue, and every connection's writer stops and starts again many
+// times during one, each time with an empty queue.
+var queueArrays sync.Pool // of *[]entry
+
+// pooledQueue is the largest queue array queueArrays keeps.
+const pooledQueue = 1024
+
+// putQueue gives q's array to queueArrays, emptied.
+func putQueue(q []entry) {
+	if cap(q) == 0 || cap(q) > pooledQueue {
+		return
+	}
+	q = q[:cap(q)]
+	clear(q)
+	q = q[:0]
+	queueArrays.Put(&q)
 }
 
 // admit takes c.qmu for one more entry in the queue. It returns false,
@@ -319,6 +365,7 @@ func (c *Client) take() []entry {
 	defer c.qmu.Unlock()
 	batch := c.q
 	c.q, c.spare = c.spare[:0], nil
+	c.full, c.taken = c.taken[:0], c.full // taken was given back with its batch
 	return batch
 }
 
@@ -338,8 +385,11 @@ func (c *Client) giveBack(batch []entry) {
 	clear(batch)
 	c.qmu.Lock()
 	c.linesWritten()
+	c.chunksWritten()
 	if cap(batch) <= keptQueue {
 		c.spare = batch[:0]
+	} else {
+		putQueue(batch)
 	}
 	c.qmu.Unlock()
 }
@@ -622,8 +672,7 @@ func (c *Client) writeLoop() {
 			case <-c.done:
 			default:
 				c.writing = false
-				c.q, c.spare = nil, nil // an idle connection keeps no queue array
-				c.dropChunk()
+				c.letGo()
 				c.qmu.Unlock()
 				final = false
 				return
@@ -676,7 +725,7 @@ func (c *Client) finish() {
 	c.qmu.Lock()
 	batch := c.q
 	c.q, c.spare, c.qclosed = nil, nil, true
-	c.qc = nil // the batch's lines may be in it
+	c.qc, c.full, c.taken = nil, nil, nil // the batch's lines may be in them
 	c.qmu.Unlock()
 	if !c.flush {
 		report(batch, false)

@@ -22,11 +22,14 @@ const lineChunkSize = 8 << 10
 
 // lineChunk is the encoded lines of some queued entries, each an entry's
 // raw slice of b. Entries written, the writer empties the chunk (when no
-// queued entry refers to it); a full chunk is left to the entries that
-// refer to it, and a new one takes its place.
+// queued entry refers to it). A full chunk is set aside (Client.full) and
+// a new one takes its place; once the writer has taken every entry that
+// refers to it and written them, it goes back to lineChunks, so a burst
+// reuses a few chunks rather than leaving one behind for every 8 KiB.
 type lineChunk struct{ b []byte }
 
-// lineChunks holds the chunks of writers that stopped.
+// lineChunks holds the chunks no entry refers to any more: of writers that
+// stopped, and full ones whose lines are written.
 var lineChunks = sync.Pool{New: func() any { return &lineChunk{b: make([]byte, 0, lineChunkSize)} }}
 
 // emitLine queues the line ":name!user@host cmd params..." (user and host
@@ -51,12 +54,18 @@ func (c *Client) emitLine(name, user, host, cmd string, params ...string) {
 		c.qc = lineChunks.Get().(*lineChunk)
 	}
 	if cap(c.qc.b)-len(c.qc.b) < n {
-		c.qc = &lineChunk{b: make([]byte, 0, max(n, lineChunkSize))}
+		// Entries queued, or the batch being written, refer to it.
+		c.full = append(c.full, c.qc)
+		if n <= lineChunkSize {
+			c.qc = lineChunks.Get().(*lineChunk)
+		} else {
+			c.qc = &lineChunk{b: make([]byte, 0, n)}
+		}
 	}
 	start := len(c.qc.b)
 	c.qc.b = appendRawLine(c.qc.b, name, user, host, cmd, params)
 	end := len(c.qc.b)
-	c.q = append(c.q, entry{raw: c.qc.b[start:end:end]})
+	c.push(entry{raw: c.qc.b[start:end:end]})
 	c.startWriter()
 	c.qmu.Unlock()
 }
@@ -81,17 +90,41 @@ func (c *Client) linesWritten() {
 	}
 }
 
-// dropChunk lets the queue's chunk go when the writer stops with nothing
-// queued: a chunk of the usual size goes back to the pool. c.qmu held.
+// chunksWritten gives the chunks of the batch the writer has written
+// back to lineChunks. c.qmu held.
+func (c *Client) chunksWritten() {
+	for i, ch := range c.taken {
+		c.putChunk(ch)
+		c.taken[i] = nil
+	}
+	c.taken = c.taken[:0]
+}
+
+// putChunk gives ch back to lineChunks when it has the usual size (a
+// longer line's own chunk is let go).
+func (c *Client) putChunk(ch *lineChunk) {
+	if cap(ch.b) == lineChunkSize {
+		ch.b = ch.b[:0]
+		lineChunks.Put(ch)
+	}
+}
+
+// dropChunk lets the queue's chunks go when the writer stops with nothing
+// queued: those of the usual size go back to the pool, and an idle
+// connection holds none. c.qmu held.
 func (c *Client) dropChunk() {
-	if c.qc == nil {
-		return
+	if len(c.q) == 0 { // every line written
+		if c.qc != nil {
+			c.putChunk(c.qc)
+		}
+		for _, ch := range c.full {
+			c.putChunk(ch)
+		}
+		for _, ch := range c.taken {
+			c.putChunk(ch)
+		}
 	}
-	if len(c.q) == 0 && cap(c.qc.b) == lineChunkSize {
-		c.qc.b = c.qc.b[:0]
-		lineChunks.Put(c.qc)
-	}
-	c.qc = nil
+	c.qc, c.full, c.taken = nil, nil, nil
 }
 
 // appendRawLine appends the line writeLine would write for msg(prefix,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -172,4 +173,136 @@ func TestRawLinesOverSocket(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// queueLines queues n JOIN lines of distinct buddies (the commonest line
+// of a login's burst) and returns them as the client should send them.
+func queueLines(c *Client, from, n int) []string {
+	var want []string
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := from; i < from+n; i++ {
+		nick := fmt.Sprintf("buddy%05d", i)
+		c.emitLine(nick, nick, "msim.1000000", "JOIN", "&bitlbee")
+		want = append(want, ":"+nick+"!"+nick+"@msim.1000000 JOIN &bitlbee")
+	}
+	return want
+}
+
+// TestFullChunksKeptUntilWritten: a chunk that fills up while the writer
+// holds a batch of its lines, or while lines of it wait in the queue, is
+// not reused before those lines are written, however many chunks fill up
+// meanwhile.
+func TestFullChunksKeptUntilWritten(t *testing.T) {
+	c, done := fuzzClient(t)
+	defer done()
+	c.giveBack(c.take())
+	perChunk := lineChunkSize / len(":buddy00000!buddy00000@msim.1000000 JOIN &bitlbee\r\n")
+	check := func(step string, batch []entry, want []string) {
+		t.Helper()
+		if got := entryLines(batch); !slices.Equal(got, want) {
+			t.Fatalf("%s: the batch's lines changed before they were written (%d lines, %d differ)", step, len(got), countDiff(got, want))
+		}
+	}
+
+	want1 := queueLines(c, 0, perChunk/2)
+	batch1 := c.take() // being written
+	want2 := queueLines(c, perChunk, 3*perChunk)
+	check("chunks filled while a batch is written", batch1, want1)
+	c.giveBack(batch1)
+	batch2 := c.take()
+	want3 := queueLines(c, 10*perChunk, 3*perChunk)
+	check("chunks filled while the next batch, queued meanwhile, is written", batch2, want2)
+	c.giveBack(batch2)
+	batch3 := c.take()
+	queueLines(c, 20*perChunk, 3*perChunk)
+	check("and the next", batch3, want3)
+	c.giveBack(batch3)
+}
+
+// countDiff is how many of got and want differ, place by place.
+func countDiff(got, want []string) int {
+	n := max(len(got), len(want)) - min(len(got), len(want))
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBurstReusesChunks: a long burst of lines written while more are
+// queued goes through a few chunks, taken again once their lines are
+// written, rather than a new chunk for every lineChunkSize bytes.
+func TestBurstReusesChunks(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops some of what it is given in a race build")
+	}
+	c, done := fuzzClient(t)
+	defer done()
+	c.giveBack(c.take())
+	perChunk := lineChunkSize / len(":buddy00000!buddy00000@msim.1000000 JOIN &bitlbee\r\n")
+	seen := map[*lineChunk]bool{} // every chunk is the current one a while
+	for i := range 50 {
+		// The writer writes a batch while the burst queues two chunks'
+		// worth of lines.
+		batch := c.take()
+		for j := range 8 {
+			queueLines(c, (8*i+j)*perChunk/4, perChunk/4)
+			seen[c.qc] = true
+		}
+		c.giveBack(batch)
+	}
+	if len(seen) > 8 {
+		t.Errorf("a burst of 100 chunks' worth of lines used %d chunks, want a few", len(seen))
+	}
+}
+
+// TestBurstReusesQueueArrays: a connection whose writer stops and starts
+// again during a burst of lines (it empties the queue faster than the
+// burst fills it, as at a login) takes a queue array the last stop let go
+// rather than growing a new one from nothing each time.
+func TestBurstReusesQueueArrays(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops some of what it is given in a race build")
+	}
+	c, done := fuzzClient(t)
+	defer done()
+	nicks := make([]string, 200)
+	for i := range nicks {
+		nicks[i] = fmt.Sprintf("buddy%05d", i)
+	}
+	burst := func() {
+		c.mu.Lock()
+		for _, nick := range nicks {
+			c.emitLine(nick, nick, "msim.1000000", "JOIN", "&bitlbee")
+		}
+		c.mu.Unlock()
+		c.giveBack(c.take())
+		c.qmu.Lock()
+		c.letGo() // the writer stops
+		c.qmu.Unlock()
+	}
+	burst()
+	// What is left: the pointers the pool keeps an array by, the list of
+	// full chunks.
+	if n := bytesPerRun(50, burst); n > 512 {
+		t.Errorf("a burst of 200 lines after another: %d bytes allocated, want a few small objects' worth", n)
+	}
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.q != nil || c.spare != nil || c.qc != nil || c.full != nil || c.taken != nil {
+		t.Errorf("a stopped writer's connection keeps a queue array or a chunk")
+	}
+}
+
+// bytesPerRun is the bytes f allocates, on average over runs calls.
+func bytesPerRun(runs int, f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / uint64(runs)
 }
