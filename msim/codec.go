@@ -177,9 +177,10 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 // the connection.
 type Decoder struct {
 	r       *bufio.Reader
-	MaxSize int     // 0 means DefaultMaxSize
-	lent    *[]byte // holds the buffer lent by largeBufs while one is used
-	small   *[]byte // holds the buffer lent by smallBufs while one is used
+	burst   *burstReader // under r when NewDecoder made r; nil otherwise
+	MaxSize int          // 0 means DefaultMaxSize
+	lent    *[]byte      // holds the buffer lent by largeBufs while one is used
+	small   *[]byte      // holds the buffer lent by smallBufs while one is used
 	off     int64
 	sticky  error
 }
@@ -187,17 +188,17 @@ type Decoder struct {
 // NewDecoder returns a Decoder reading from r, through a read buffer of
 // readBuf bytes unless r is a bufio.Reader already.
 func NewDecoder(r io.Reader) *Decoder {
-	br, ok := r.(*bufio.Reader)
-	if !ok || br.Size() < readBuf {
-		br = bufio.NewReaderSize(r, readBuf)
+	if br, ok := r.(*bufio.Reader); ok && br.Size() >= readBuf {
+		return &Decoder{r: br}
 	}
-	return &Decoder{r: br}
+	burst := &burstReader{r: r}
+	return &Decoder{r: bufio.NewReaderSize(burst, readBuf), burst: burst}
 }
 
 // readBuf is the size of the read buffer NewDecoder gives a plain reader:
 // every connection holds one for its life, so it is small; under load one
-// read syscall still brings it several IMs, and a larger message comes in
-// several reads (see largeBufs).
+// read syscall still brings it several IMs, and in a burst (a contact
+// list, a login's presences) its burstReader reads far more at once.
 const readBuf = 1024
 
 // Wait blocks until the next message has begun to arrive, and returns
@@ -217,7 +218,12 @@ func (d *Decoder) Wait() error {
 
 // buffered is how many bytes have been read from the underlying reader
 // and not yet decoded.
-func (d *Decoder) buffered() int { return d.r.Buffered() }
+func (d *Decoder) buffered() int {
+	if d.burst != nil {
+		return d.r.Buffered() + len(d.burst.b)
+	}
+	return d.r.Buffered()
+}
 
 // whole reports whether the next message has arrived whole, so that
 // decoding it reads nothing more from the underlying reader (and a read
