@@ -250,15 +250,30 @@ func (c *Client) enqueue(e entry) bool {
 	return true
 }
 
-// push appends e to the queue, which takes an array from queueArrays if
-// it has none. c.qmu held.
+// push appends e to the queue, giving it room first when it is full
+// (grow). c.qmu held.
 func (c *Client) push(e entry) {
-	if cap(c.q) == 0 {
-		if p, _ := queueArrays.Get().(*[]entry); p != nil {
-			c.q = (*p)[:0]
-		}
+	if len(c.q) == cap(c.q) {
+		c.grow()
 	}
 	c.q = append(c.q, e)
+}
+
+// grow gives a full queue room: an array of keptQueue entries when it has
+// none, then one of largeQueue, from their pools when they hold one; past
+// that, append grows it. The connection's writer stops whenever the queue
+// is empty and lets its arrays go (letGo), so without the pools a burst of
+// lines (a login's) would grow a new array from nothing every time the
+// writer starts again. c.qmu held.
+func (c *Client) grow() {
+	switch {
+	case cap(c.q) == 0:
+		c.q = getQueue(&smallQueues, keptQueue)
+	case cap(c.q) < largeQueue:
+		large := append(getQueue(&largeQueues, largeQueue), c.q...)
+		putQueue(c.q)
+		c.q = large
+	}
 }
 
 // letGo lets go of the queue's arrays and chunks when the writer stops
@@ -271,24 +286,35 @@ func (c *Client) letGo() {
 	c.dropChunk()
 }
 
-// queueArrays holds the queue arrays, up to pooledQueue entries, that
-// writers let go: a burst of lines (a login's) grows a queue far beyond
-// keptQueue, and every connection's writer stops and starts again many
-// times during one, each time with an empty queue.
-var queueArrays sync.Pool // of *[]entry
+// smallQueues and largeQueues hold the queue arrays writers let go, of
+// keptQueue and of largeQueue entries.
+var smallQueues, largeQueues sync.Pool // of *[]entry
 
-// pooledQueue is the largest queue array queueArrays keeps.
-const pooledQueue = 1024
+// largeQueue is the size of the queue arrays a burst takes once it
+// outgrows keptQueue.
+const largeQueue = 256
 
-// putQueue gives q's array to queueArrays, emptied.
-func putQueue(q []entry) {
-	if cap(q) == 0 || cap(q) > pooledQueue {
-		return
+// getQueue returns an empty queue array from pool, or a new one of size.
+func getQueue(pool *sync.Pool, size int) []entry {
+	if p, _ := pool.Get().(*[]entry); p != nil {
+		return (*p)[:0]
 	}
-	q = q[:cap(q)]
+	return make([]entry, 0, size)
+}
+
+// putQueue gives q's array to its pool, emptied, if it has one of the two
+// sizes. Only q's first len(q) entries can hold anything: an array's
+// entries are cleared up to its length whenever it is given back
+// (giveBack, putQueue), and append writes only past that.
+func putQueue(q []entry) {
 	clear(q)
 	q = q[:0]
-	queueArrays.Put(&q)
+	switch cap(q) {
+	case keptQueue:
+		smallQueues.Put(&q)
+	case largeQueue:
+		largeQueues.Put(&q)
+	}
 }
 
 // admit takes c.qmu for one more entry in the queue. It returns false,
