@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // trickle is a connection holding data that is all there already: a read
@@ -16,6 +18,21 @@ type trickle struct {
 	per   int
 	reads int
 	err   error
+}
+
+// readNow is Read without the end: what is there, or false.
+func (t *trickle) readNow(p []byte) (int, bool) {
+	if len(t.data) == 0 {
+		return 0, false
+	}
+	t.reads++
+	n := len(p)
+	if t.per > 0 {
+		n = min(n, t.per)
+	}
+	n = copy(p, t.data[:min(n, len(t.data))])
+	t.data = t.data[n:]
+	return n, true
 }
 
 func (t *trickle) Read(p []byte) (int, error) {
@@ -83,7 +100,7 @@ func TestSmallReadsGoStraight(t *testing.T) {
 		if _, err := d.Decode(); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
-		if d.burst.lent != nil {
+		if d.burst.lends != 0 {
 			t.Fatalf("message %d: a buffer was lent for small reads", i)
 		}
 	}
@@ -98,7 +115,8 @@ func TestBurstKeepsTheErrorForLast(t *testing.T) {
 	msg := contactListMsg(4 << 10)
 	boom := errors.New("connection reset")
 	conn := &trickle{data: bytes.Clone(msg), err: boom}
-	br := &burstReader{r: conn, more: true}
+	br := newBurstReader(conn)
+	br.more = true
 	got, err := io.ReadAll(io.LimitReader(struct{ io.Reader }{br}, int64(len(msg)+1)))
 	if !bytes.Equal(got, msg) {
 		t.Fatalf("read %d bytes, want the %d sent", len(got), len(msg))
@@ -120,7 +138,8 @@ func FuzzBurstReader(f *testing.F) {
 	f.Add(contactListMsg(3<<10), uint16(1), uint16(7), true)
 	f.Fuzz(func(t *testing.T, data []byte, per, ask uint16, more bool) {
 		conn := &trickle{data: bytes.Clone(data), per: int(per)}
-		br := &burstReader{r: conn, more: more}
+		br := newBurstReader(conn)
+		br.more = more
 		buf := make([]byte, max(1, int(ask)))
 		var got []byte
 		for range 4*len(data) + 8 {
@@ -140,4 +159,94 @@ func FuzzBurstReader(f *testing.F) {
 			t.Fatalf("a buffer is held at the end")
 		}
 	})
+}
+
+// loopback returns the two ends of a TCP connection over loopback.
+func loopback(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// TestBurstOverTCP: on a real socket a burst that has arrived is read in
+// large reads too, and every byte of it decodes.
+func TestBurstOverTCP(t *testing.T) {
+	client, server := loopback(t)
+	msg := contactListMsg(20 << 10)
+	if _, err := server.Write(append(bytes.Clone(msg), msg...)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // all of it there before the first read
+	d := NewDecoder(client)
+	for i := range 2 {
+		m, err := d.Decode()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if got, _ := m.Raw("body"); len(got) < 20<<10 {
+			t.Fatalf("message %d: body of %d bytes", i, len(got))
+		}
+	}
+	if d.burst.lends == 0 {
+		t.Errorf("two messages of %d bytes, there at once: no large read", len(msg))
+	}
+	if d.burst.lent != nil {
+		t.Errorf("the burst's buffer is held after its bytes were read")
+	}
+}
+
+// TestWaitingReaderHoldsNoBuffer: when a read filled the read buffer
+// exactly and nothing more has arrived, the reader waits for the next
+// message without a lent buffer: an idle connection holds none.
+func TestWaitingReaderHoldsNoBuffer(t *testing.T) {
+	client, server := loopback(t)
+	base := len(NewInt("bm", 1).Add("f", "1000002").Add("msg", "").AppendTo(nil))
+	exact := NewInt("bm", 1).Add("f", "1000002").Add("msg", strings.Repeat("a", readBuf-base)).AppendTo(nil)
+	if len(exact) != readBuf {
+		t.Fatalf("message of %d bytes, want %d", len(exact), readBuf)
+	}
+	if _, err := server.Write(exact); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	d := NewDecoder(client)
+	if _, err := d.Decode(); err != nil {
+		t.Fatal(err)
+	}
+	if !d.burst.more {
+		t.Fatalf("a read of exactly %d bytes did not say more may be waiting", readBuf)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := d.Decode() // waits: nothing has arrived
+		got <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := server.Write(NewInt("bm", 1).Add("f", "1000002").Add("msg", "hi").AppendTo(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if d.burst.lends != 0 {
+		t.Errorf("a buffer was lent to a reader waiting for its next message (%d lent)", d.burst.lends)
+	}
 }

@@ -191,7 +191,7 @@ func NewDecoder(r io.Reader) *Decoder {
 	if br, ok := r.(*bufio.Reader); ok && br.Size() >= readBuf {
 		return &Decoder{r: br}
 	}
-	burst := &burstReader{r: r}
+	burst := newBurstReader(r)
 	return &Decoder{r: bufio.NewReaderSize(burst, readBuf), burst: burst}
 }
 
