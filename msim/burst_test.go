@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -20,29 +19,28 @@ type trickle struct {
 	err   error
 }
 
+// next takes what one read gets: up to per bytes of what is there.
+func (t *trickle) next(p []byte) int {
+	t.reads++
+	n := len(p)
+	if t.per > 0 {
+		n = min(n, t.per)
+	}
+	n = copy(p, t.data[:min(n, len(t.data))])
+	t.data = t.data[n:]
+	return n
+}
+
 // readNow is Read without the end: what is there, or false.
 func (t *trickle) readNow(p []byte) (int, bool) {
 	if len(t.data) == 0 {
 		return 0, false
 	}
-	t.reads++
-	n := len(p)
-	if t.per > 0 {
-		n = min(n, t.per)
-	}
-	n = copy(p, t.data[:min(n, len(t.data))])
-	t.data = t.data[n:]
-	return n, true
+	return t.next(p), true
 }
 
 func (t *trickle) Read(p []byte) (int, error) {
-	t.reads++
-	n := len(p)
-	if t.per > 0 {
-		n = min(n, t.per)
-	}
-	n = copy(p, t.data[:min(n, len(t.data))])
-	t.data = t.data[n:]
+	n := t.next(p)
 	if len(t.data) == 0 {
 		if t.err != nil {
 			return n, t.err
@@ -62,6 +60,21 @@ func contactListMsg(size int) []byte {
 	return NewInt("persistr", 1).Add("uid", "1000001").Add("body", Escape(body.String())).AppendTo(nil)
 }
 
+// decodeLists decodes n messages from d, each with a body of at least
+// size bytes (contactListMsg's).
+func decodeLists(t *testing.T, d *Decoder, n, size int) {
+	t.Helper()
+	for i := range n {
+		m, err := d.Decode()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if got, _ := m.Raw("body"); len(got) < size {
+			t.Fatalf("message %d: body of %d bytes, want at least %d", i, len(got), size)
+		}
+	}
+}
+
 // TestBurstReadsAhead: a message far larger than the read buffer that has
 // arrived whole is read in a few large reads of the connection, not one
 // of readBuf bytes at a time, and the lent buffer goes back once read.
@@ -69,15 +82,7 @@ func TestBurstReadsAhead(t *testing.T) {
 	msg := contactListMsg(20 << 10)
 	conn := &trickle{data: append(msg, msg...)}
 	d := NewDecoder(conn)
-	for i := range 2 {
-		m, err := d.Decode()
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		if got, _ := m.Raw("body"); len(got) < 20<<10 {
-			t.Fatalf("message %d: body of %d bytes", i, len(got))
-		}
-	}
+	decodeLists(t, d, 2, 20<<10)
 	if max := 2*len(msg)/burstRead + 3; conn.reads > max {
 		t.Errorf("two messages of %d bytes: %d reads of the connection, want at most %d", len(msg), conn.reads, max)
 	}
@@ -161,50 +166,17 @@ func FuzzBurstReader(f *testing.F) {
 	})
 }
 
-// loopback returns the two ends of a TCP connection over loopback.
-func loopback(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
-
 // TestBurstOverTCP: on a real socket a burst that has arrived is read in
 // large reads too, and every byte of it decodes.
 func TestBurstOverTCP(t *testing.T) {
-	client, server := loopback(t)
+	client, server := tcpPair(t)
 	msg := contactListMsg(20 << 10)
 	if _, err := server.Write(append(bytes.Clone(msg), msg...)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond) // all of it there before the first read
 	d := NewDecoder(client)
-	for i := range 2 {
-		m, err := d.Decode()
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		if got, _ := m.Raw("body"); len(got) < 20<<10 {
-			t.Fatalf("message %d: body of %d bytes", i, len(got))
-		}
-	}
+	decodeLists(t, d, 2, 20<<10)
 	if d.burst.lends == 0 {
 		t.Errorf("two messages of %d bytes, there at once: no large read", len(msg))
 	}
@@ -217,7 +189,7 @@ func TestBurstOverTCP(t *testing.T) {
 // exactly and nothing more has arrived, the reader waits for the next
 // message without a lent buffer: an idle connection holds none.
 func TestWaitingReaderHoldsNoBuffer(t *testing.T) {
-	client, server := loopback(t)
+	client, server := tcpPair(t)
 	base := len(NewInt("bm", 1).Add("f", "1000002").Add("msg", "").AppendTo(nil))
 	exact := NewInt("bm", 1).Add("f", "1000002").Add("msg", strings.Repeat("a", readBuf-base)).AppendTo(nil)
 	if len(exact) != readBuf {
