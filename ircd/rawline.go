@@ -93,19 +93,19 @@ func (c *Client) linesWritten() {
 // chunksWritten gives the chunks of the batch the writer has written
 // back to lineChunks. c.qmu held.
 func (c *Client) chunksWritten() {
-	for i, ch := range c.taken {
-		c.putChunk(ch)
-		c.taken[i] = nil
-	}
+	putChunks(c.taken...)
 	c.taken = c.taken[:0]
 }
 
-// putChunk gives ch back to lineChunks when it has the usual size (a
-// longer line's own chunk is let go).
-func (c *Client) putChunk(ch *lineChunk) {
-	if cap(ch.b) == lineChunkSize {
-		ch.b = ch.b[:0]
-		lineChunks.Put(ch)
+// putChunks gives chs back to lineChunks, those of the usual size (a
+// longer line's own chunk is let go), and forgets them.
+func putChunks(chs ...*lineChunk) {
+	for i, ch := range chs {
+		if ch != nil && cap(ch.b) == lineChunkSize {
+			ch.b = ch.b[:0]
+			lineChunks.Put(ch)
+		}
+		chs[i] = nil
 	}
 }
 
@@ -114,15 +114,9 @@ func (c *Client) putChunk(ch *lineChunk) {
 // connection holds none. c.qmu held.
 func (c *Client) dropChunk() {
 	if len(c.q) == 0 { // every line written
-		if c.qc != nil {
-			c.putChunk(c.qc)
-		}
-		for _, ch := range c.full {
-			c.putChunk(ch)
-		}
-		for _, ch := range c.taken {
-			c.putChunk(ch)
-		}
+		putChunks(c.qc)
+		putChunks(c.full...)
+		putChunks(c.taken...)
 	}
 	c.qc, c.full, c.taken = nil, nil, nil
 }
