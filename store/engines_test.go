@@ -68,13 +68,22 @@ func newPostgresDB(t testing.TB) testDB {
 }
 
 // open opens the store on the database, closed when the test ends.
-func (db testDB) open(t testing.TB, key []byte, opts ...Option) *sqlStore {
+func (db testDB) open(t testing.TB, key []byte, opts ...Option) Store {
 	t.Helper()
 	s, err := Open(context.Background(), db.driver, db.dsn, key, opts...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// sqlOf is the sqlStore under what Open returned, for tests that look at
+// its fields.
+func sqlOf(s Store) *sqlStore {
+	if o, ok := s.(*oneGoroutine); ok {
+		return o.st.(*sqlStore)
+	}
 	return s.(*sqlStore)
 }
 

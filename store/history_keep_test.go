@@ -499,7 +499,7 @@ func testAppendBatch(t *testing.T, db testDB) {
 	if res := s.AppendHistoryBatch(ctx, nil, nil); len(res) != 0 {
 		t.Errorf("an empty batch: got %d results, want none", len(res))
 	}
-	noBatchRetries(t, s)
+	noBatchRetries(t, sqlOf(s))
 	historyConsistent(t, db)
 }
 
@@ -522,7 +522,7 @@ func testAppendBatchCap(t *testing.T, db testDB) {
 	if want := []string{"a2", "a3", "a4"}; !slices.Equal(msgids(got), want) {
 		t.Errorf("entries over the cap of 3: got %q, want %q", msgids(got), want)
 	}
-	noBatchRetries(t, s.(*sqlStore))
+	noBatchRetries(t, sqlOf(s))
 	historyConsistent(t, db)
 }
 
@@ -563,7 +563,7 @@ func testAppendBatchLarge(t *testing.T, db testDB) {
 			t.Errorf("%s's entries by ID: got %q, want %q", u, msgids(got), want[u])
 		}
 	}
-	noBatchRetries(t, s)
+	noBatchRetries(t, sqlOf(s))
 	historyConsistent(t, db)
 }
 
@@ -625,7 +625,7 @@ func testAppendBatchManyUsers(t *testing.T, db testDB) {
 			t.Errorf("round %d, targets: got %+v, want buddies 1 and 2 at their newest entries", round, targets)
 		}
 	}
-	noBatchRetries(t, s)
+	noBatchRetries(t, sqlOf(s))
 	historyConsistent(t, db)
 }
 
@@ -649,7 +649,7 @@ func testAppendBatchUserGone(t *testing.T, db testDB) {
 	mustCreate(t, s, "bob")
 	mustAdd(t, s, "bob", Account{Email: "bob@example.com", Password: "p", Channel: "&b"})
 	testHookUsersFound = func(ctx context.Context, tx *boundTx) error {
-		if _, err := tx.ExecContext(ctx, s.d.Rebind("DELETE FROM users WHERE name = ?"), "bob"); err != nil {
+		if _, err := tx.ExecContext(ctx, sqlOf(s).d.Rebind("DELETE FROM users WHERE name = ?"), "bob"); err != nil {
 			t.Errorf("delete bob: %v", err)
 		}
 		return nil
@@ -662,7 +662,7 @@ func testAppendBatchUserGone(t *testing.T, db testDB) {
 	if res[0].Err != nil || res[2].Err != nil || !errors.Is(res[1].Err, ErrNotFound) {
 		t.Errorf("results: got %v, %v, %v; want ann's stored and bob's ErrNotFound", res[0].Err, res[1].Err, res[2].Err)
 	}
-	noBatchRetries(t, s)
+	noBatchRetries(t, sqlOf(s))
 	historyConsistent(t, db)
 }
 
@@ -691,7 +691,12 @@ func testAppendBatchRetried(t *testing.T, db testDB) {
 			t.Errorf("entry %d: got %+v, %v; want it stored", i, r.Entry, r.Err)
 		}
 	}
-	if n, err := s.HistoryBatchRetries(); n != 1 || !errors.Is(err, injected) {
+	// What Open returned tells them, as the history writer process asks.
+	br, ok := s.(interface{ HistoryBatchRetries() (int64, error) })
+	if !ok {
+		t.Fatalf("%T does not tell its retried batches", s)
+	}
+	if n, err := br.HistoryBatchRetries(); n != 1 || !errors.Is(err, injected) {
 		t.Errorf("HistoryBatchRetries: got %d, %v; want 1, the injected failure", n, err)
 	}
 	historyConsistent(t, db)

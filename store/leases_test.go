@@ -40,7 +40,7 @@ func TestLeases(t *testing.T) {
 			requireEngine(t, e.name)
 			s := e.fresh(t).open(t, testKey(1))
 			clk := &leaseClock{now: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
-			s.now = clk.Now
+			sqlOf(s).now = clk.Now
 
 			if _, err := s.Lease(ctx, "alice"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("Lease of a user never leased: got %v, want ErrNotFound", err)

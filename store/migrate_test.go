@@ -157,7 +157,7 @@ func testMigrationFromV1(t *testing.T, db testDB) {
 		t.Errorf("new held IM: got ID %d, want above 2", im.ID)
 	}
 	// Schema 2's history works on the migrated user and account.
-	if v, err := schemaVersion(ctx, s.db); err != nil || v != SchemaVersion() || v < 2 {
+	if v, err := schemaVersion(ctx, sqlOf(s).db); err != nil || v != SchemaVersion() || v < 2 {
 		t.Errorf("schema version after migration: got %d (%v), want %d", v, err, SchemaVersion())
 	}
 	e, err := s.AppendHistory(ctx, "alice", HistoryEntry{MsgID: "m1", Time: when, Account: "alice@example.com", Buddy: 6221, Kind: KindIM, Text: "first"})

@@ -66,6 +66,9 @@ func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (
 		s.Close()
 		return nil, fmt.Errorf("store: %s: %w", where, err)
 	}
+	if d == sqldb.SQLite {
+		return onOneGoroutine(s), nil
+	}
 	return s, nil
 }
 

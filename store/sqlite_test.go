@@ -75,7 +75,7 @@ func TestSQLiteSettings(t *testing.T) {
 		{"wal_autocheckpoint", walCheckpointPages},
 	} {
 		var got string
-		if err := s.db.QueryRow("PRAGMA " + c.pragma).Scan(&got); err != nil {
+		if err := sqlOf(s).db.QueryRow("PRAGMA " + c.pragma).Scan(&got); err != nil {
 			t.Fatalf("PRAGMA %s: %v", c.pragma, err)
 		}
 		if got != c.want {
@@ -96,7 +96,7 @@ func TestSQLiteCache(t *testing.T) {
 	} {
 		s := newSQLiteDB(t).open(t, testKey(1), c.opts...)
 		var got string
-		check(t, "cache_size", s.db.QueryRow("PRAGMA cache_size").Scan(&got))
+		check(t, "cache_size", sqlOf(s).db.QueryRow("PRAGMA cache_size").Scan(&got))
 		if got != c.want {
 			t.Errorf("PRAGMA cache_size with %d options: got %s, want %s", len(c.opts), got, c.want)
 		}

@@ -231,3 +231,12 @@ func (w *wrapped) Lease(ctx context.Context, user string) (Lease, error) {
 func (w *wrapped) AskLease(ctx context.Context, user, holder, from string) error {
 	return w.call0(ctx, opAskLease, func() error { return w.st.AskLease(ctx, user, holder, from) })
 }
+
+// HistoryBatchRetries is the store underneath's (sqlStore's, which the
+// history writer process reports); none for a store that keeps no count.
+func (w *wrapped) HistoryBatchRetries() (int64, error) {
+	if br, ok := w.st.(interface{ HistoryBatchRetries() (int64, error) }); ok {
+		return br.HistoryBatchRetries()
+	}
+	return 0, nil
+}
