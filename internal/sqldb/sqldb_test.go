@@ -5,8 +5,11 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
+
+	"github.com/msimircd/msimircd/internal/pgtest"
 )
 
 func TestRebind(t *testing.T) {
@@ -143,5 +146,42 @@ func TestSQLiteSettings(t *testing.T) {
 		if got != c.want {
 			t.Errorf("PRAGMA %s: got %s, want %s", c.pragma, got, c.want)
 		}
+	}
+}
+
+// TestPostgresKeepsABurstsConnections: after a burst that used every
+// connection of the pool, the pool keeps them all for the next one.
+func TestPostgresKeepsABurstsConnections(t *testing.T) {
+	const conns = 8
+	db, _, err := OpenPostgres(context.Background(), pgtest.DSN(t), conns)
+	if err != nil {
+		t.Fatalf("OpenPostgres: %v", err)
+	}
+	defer db.Close()
+	var (
+		wg      sync.WaitGroup
+		started sync.WaitGroup
+		hold    = make(chan struct{})
+	)
+	started.Add(conns)
+	for range conns {
+		wg.Go(func() {
+			tx, err := db.Begin() // a connection each, held until all have one
+			started.Done()
+			if err != nil {
+				t.Errorf("begin: %v", err)
+				return
+			}
+			<-hold
+			if err := tx.Rollback(); err != nil {
+				t.Errorf("rollback: %v", err)
+			}
+		})
+	}
+	started.Wait()
+	close(hold)
+	wg.Wait()
+	if st := db.Stats(); st.OpenConnections != conns || st.Idle != conns {
+		t.Errorf("after a burst on %d connections: %d open, %d idle; want all %d kept", conns, st.OpenConnections, st.Idle, conns)
 	}
 }
