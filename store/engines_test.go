@@ -81,10 +81,7 @@ func (db testDB) open(t testing.TB, key []byte, opts ...Option) Store {
 // sqlOf is the sqlStore under what Open returned, for tests that look at
 // its fields.
 func sqlOf(s Store) *sqlStore {
-	if o, ok := s.(*oneGoroutine); ok {
-		return o.st.(*sqlStore)
-	}
-	return s.(*sqlStore)
+	return s.(*ownGoroutines).st.(*sqlStore)
 }
 
 // raw opens the database without the store, for tests that look under it

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ const (
 	benchHistoryBuddies = 9
 	benchHistorySpan    = 90 * 24 * time.Hour // the entries' times spread over it
 	benchPage           = 100
+	benchPagesEach      = 10 // requests after the first, in benchAllAtOnce
 )
 
 // BenchmarkAppendHistory measures storing one IM in an empty store: a
@@ -119,9 +121,52 @@ func BenchmarkHistory(b *testing.B) {
 				}
 				return len(es), err
 			})
+			b.Run("latest-100-and-10-more-all-users-at-once", func(b *testing.B) { benchAllAtOnce(b, s) })
 			b.Run("append", func(b *testing.B) { benchAppend(b, s, user, email) })
 		})
 	}
+}
+
+// benchAllAtOnce: every user asks for the LATEST 100 of its conversation
+// at the same moment (clients reconnecting together), then for
+// benchPagesEach more, each as soon as the one before has come (as a
+// client pages back); the latencies of all the requests, median and 99th
+// percentile. How the store serves callers waiting their turn shows in the
+// tail: a caller passed over again and again waits for many others' turns.
+func benchAllAtOnce(b *testing.B, s Store) {
+	var (
+		lat []time.Duration
+		mu  sync.Mutex
+	)
+	round := func() {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for u := range benchHistoryUsers {
+			user := fmt.Sprintf("user%03d", u)
+			wg.Go(func() {
+				<-start
+				for range 1 + benchPagesEach {
+					t := time.Now()
+					es, err := s.History(context.Background(), user, HistoryQuery{Account: user + "@example.com", Buddy: 1, Limit: benchPage, Latest: true})
+					d := time.Since(t)
+					if err != nil || len(es) != benchPage {
+						b.Errorf("%s: LATEST %d: %d entries, %v", user, benchPage, len(es), err)
+					}
+					mu.Lock()
+					lat = append(lat, d)
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+	round() // a pool's connections opened, not counted
+	lat = make([]time.Duration, 0, 1024)
+	for b.Loop() {
+		round()
+	}
+	reportLatency(b, lat)
 }
 
 // populateHistory fills the database by hand, in one transaction, and

@@ -66,10 +66,11 @@ func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (
 		s.Close()
 		return nil, fmt.Errorf("store: %s: %w", where, err)
 	}
+	conns := postgresConns
 	if d == sqldb.SQLite {
-		return onOneGoroutine(s), nil
+		conns = 1
 	}
-	return s, nil
+	return onOwnGoroutines(s, conns), nil
 }
 
 // dialects are the engines, by the driver name Open takes.

@@ -9,7 +9,8 @@ import (
 
 // wrapped is a Store each of whose operations goes through around, with
 // its op label (the op constants of metrics.go): the store's decorators
-// (WithMetrics, and oneGoroutine for SQLite) are each an around. Ping,
+// (WithMetrics, and ownGoroutines under every store Open returns) are
+// each an around. Ping,
 // ListenLeases and Close go straight to the store underneath; a decorator
 // that must do more for them has its own.
 type wrapped struct {
