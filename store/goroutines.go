@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 )
 
@@ -25,10 +26,17 @@ import (
 //     once (clients fetching history as they reconnect) some waited for
 //     nearly all the others.
 //
-// Ping and ListenLeases run on the caller's goroutine (see wrapped).
+// Ping waits for its turn like any operation, so a store held up fails
+// it; ListenLeases runs on the caller's goroutine, as long as its ctx. A
+// panic in an operation is raised again on its caller's goroutine.
 type ownGoroutines struct {
 	wrapped
-	n         int // goroutines
+	n int // goroutines
+	// ownTurns are the operations that take a turn for each of their
+	// steps themselves (Open: sqlStore's long ones, see sqlStore.step):
+	// they run on the caller's goroutine, and others get turns between
+	// their steps.
+	ownTurns  map[string]bool
 	jobs      chan func()
 	closed    chan struct{} // closed by Close: the goroutines end
 	running   sync.WaitGroup
@@ -40,8 +48,8 @@ type ownGoroutines struct {
 var errClosed = errors.New("store: closed")
 
 // onOwnGoroutines starts st's n goroutines; Close ends them.
-func onOwnGoroutines(st Store, n int) *ownGoroutines {
-	o := &ownGoroutines{n: max(n, 1), jobs: make(chan func()), closed: make(chan struct{})}
+func onOwnGoroutines(st Store, n int, ownTurns map[string]bool) *ownGoroutines {
+	o := &ownGoroutines{n: max(n, 1), ownTurns: ownTurns, jobs: make(chan func()), closed: make(chan struct{})}
 	o.wrapped = wrapped{st: st, around: o.run}
 	for range o.n {
 		o.running.Go(o.loop)
@@ -62,24 +70,57 @@ func (o *ownGoroutines) loop() {
 	}
 }
 
-// run is ownGoroutines' around: f runs on one of the store's goroutines
-// when its turn comes, and run returns once it has. If ctx ends or the
-// store is closed before that turn, f never runs and run says why.
+// run is ownGoroutines' around: f takes its turn (see take), unless its
+// operation takes a turn for each of its steps itself.
 func (o *ownGoroutines) run(ctx context.Context, op string, f func()) error {
-	done := make(chan struct{})
+	if o.ownTurns[op] {
+		f()
+		return nil
+	}
+	return o.take(ctx, op, f)
+}
+
+// take runs f on one of the store's goroutines when its turn comes, and
+// returns once it has. If ctx ends or the store is closed before that
+// turn, f never runs and take says why. If f panics, take panics with
+// what f panicked with and where.
+func (o *ownGoroutines) take(ctx context.Context, op string, f func()) error {
+	var (
+		done     = make(chan struct{})
+		panicked any
+		stack    []byte
+	)
+	job := func() {
+		defer func() {
+			if panicked = recover(); panicked != nil {
+				stack = debug.Stack()
+			}
+			close(done)
+		}()
+		f()
+	}
 	select {
-	case o.jobs <- func() { f(); close(done) }:
+	case o.jobs <- job:
 	case <-ctx.Done():
-		return fmt.Errorf("store: %s: waiting for the store: %w", op, ctx.Err())
+		return fmt.Errorf("store: waiting for its turn (%s): %w", op, ctx.Err())
 	case <-o.closed:
 		return fmt.Errorf("store: %s: %w", op, errClosed)
 	}
 	<-done
+	if panicked != nil {
+		panic(fmt.Sprintf("store: %s: %v\n\non the store's goroutine:\n%s", op, panicked, stack))
+	}
 	return nil
 }
 
-// Close ends the goroutines once the operations under way have ended, then
-// closes the store underneath; operations after it fail.
+// Ping takes its turn like any operation.
+func (o *ownGoroutines) Ping(ctx context.Context) error {
+	return o.call0(ctx, "ping", func() error { return o.st.Ping(ctx) })
+}
+
+// Close ends the goroutines once the operations under way have ended (it
+// waits for them), then closes the store underneath; operations after it
+// fail.
 func (o *ownGoroutines) Close() error {
 	o.closeOnce.Do(func() {
 		close(o.closed)

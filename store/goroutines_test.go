@@ -53,7 +53,7 @@ func TestOwnGoroutinesRunEveryCallerOnThem(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			h := newHeldStore()
-			o := onOwnGoroutines(h, n)
+			o := onOwnGoroutines(h, n, nil)
 			const callers = 20
 			var wg sync.WaitGroup
 			for range callers {
@@ -120,7 +120,7 @@ func TestOwnGoroutinesTakeCallersInOrder(t *testing.T) {
 			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			const waiting = 6
 			h := newHeldStore()
-			o := onOwnGoroutines(h, n)
+			o := onOwnGoroutines(h, n, nil)
 			var wg sync.WaitGroup
 			load := func(name string) {
 				wg.Go(func() {
@@ -255,7 +255,7 @@ func (h *heldStore) counts() (loads, batches int, closed bool) {
 func TestOwnGoroutinesWaitWithContext(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	h := newHeldStore()
-	o := onOwnGoroutines(h, 1)
+	o := onOwnGoroutines(h, 1, nil)
 
 	first := make(chan error, 1)
 	go func() {
@@ -304,5 +304,73 @@ func TestOwnGoroutinesWaitWithContext(t *testing.T) {
 	}
 	if err := o.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestPruneGivesOthersTurns: PruneHistory takes a turn for each chunk, so
+// an operation that comes while one chunk is deleted runs before the next,
+// not after the whole prune.
+func TestPruneGivesOthersTurns(t *testing.T) {
+	old := pruneChunk
+	pruneChunk = 2
+	t.Cleanup(func() { pruneChunk = old })
+	s := newSQLiteDB(t).open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	for i := range 6 {
+		appendAt(t, s, user, email, 7, fmt.Sprint("a", i), ms(i))
+	}
+	chunks := 0
+	loaded := make(chan struct{})
+	testHookPruneChunk = func() {
+		chunks++
+		switch chunks {
+		case 1: // another operation comes while the first chunk is deleted
+			go func() {
+				defer close(loaded)
+				if _, err := s.User(ctx, user); err != nil {
+					t.Errorf("User during the prune: %v", err)
+				}
+			}()
+			waitingCallers(t, 1)
+		case 2:
+			select {
+			case <-loaded:
+			case <-time.After(5 * time.Second):
+				t.Error("User waited for the whole prune; want it between two chunks")
+			}
+		}
+	}
+	t.Cleanup(func() { testHookPruneChunk = nil })
+	n, err := s.PruneHistory(ctx, ms(6), false)
+	if err != nil || n != 6 {
+		t.Errorf("PruneHistory: %d deleted, %v; want 6", n, err)
+	}
+	if chunks < 3 {
+		t.Errorf("PruneHistory in %d chunks, want 3 or more", chunks)
+	}
+	<-loaded
+}
+
+// TestOwnGoroutinesRaisePanicsOnTheCaller: an operation that panics
+// panics on its caller's goroutine (which may recover, as a session
+// does), naming the operation and the panic, and the store's goroutine
+// serves the next operation.
+func TestOwnGoroutinesRaisePanicsOnTheCaller(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	h := newHeldStore() // its User is the nil Store's: a panic
+	o := onOwnGoroutines(h, 1, nil)
+	got := func() (p any) {
+		defer func() { p = recover() }()
+		o.User(ctx, "alice")
+		return nil
+	}()
+	if msg, _ := got.(string); !strings.Contains(msg, "store: user:") || !strings.Contains(msg, "nil pointer") {
+		t.Errorf("the caller's panic: %v; want it to name the operation and the panic", got)
+	}
+	if res := o.AppendHistoryBatch(ctx, make([]HistoryAppend, 1), nil); len(res) != 1 || res[0].Err != nil {
+		t.Errorf("batch after the panic: got %v", res)
+	}
+	if err := o.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }

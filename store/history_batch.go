@@ -71,7 +71,9 @@ func prepareEntry(e HistoryEntry) (HistoryEntry, error) {
 // batchRetries).
 func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []HistoryResult {
 	res := make([]HistoryResult, len(batch))
-	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, bind(tx), batch, res) })
+	err := s.step(ctx, opAppendBatch, func() error {
+		return s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, bind(tx), batch, res) })
+	})
 	if err == nil {
 		return res
 	}
@@ -84,7 +86,9 @@ func (s *sqlStore) appendBatch(ctx context.Context, batch []HistoryAppend) []His
 	clear(res)
 	for i := range batch {
 		one := res[i : i+1]
-		if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, bind(tx), batch[i:i+1], one) }); err != nil {
+		if err := s.step(ctx, opAppendBatch, func() error {
+			return s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTx(ctx, bind(tx), batch[i:i+1], one) })
+		}); err != nil {
 			one[0] = HistoryResult{Err: err}
 		}
 	}

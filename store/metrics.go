@@ -51,7 +51,8 @@ var allOps = []string{
 
 // WithMetrics returns st timing every operation into the histogram
 // msimircd_store_operation_duration_seconds{op} registered on reg (failed
-// operations included); with a nil reg it returns st itself.
+// operations included, and the wait for the store's goroutines); with a
+// nil reg it returns st itself.
 func WithMetrics(st Store, reg prometheus.Registerer) Store {
 	if reg == nil || st == nil {
 		return st

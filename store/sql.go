@@ -48,7 +48,7 @@ func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (
 		}
 		db, where, err = sqldb.OpenSQLite(ctx, dsn, pragmas...)
 	} else {
-		db, where, err = sqldb.OpenPostgres(ctx, dsn, postgresConns)
+		db, where, err = sqldb.OpenPostgres(ctx, dsn, postgresConns+1) // and the lease listener's
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -69,8 +69,13 @@ func Open(ctx context.Context, driver, dsn string, key []byte, opts ...Option) (
 	conns := postgresConns
 	if d == sqldb.SQLite {
 		conns = 1
+	} else if _, err := s.scope(ctx); err != nil { // read now: a lease note inside a transaction needs it
+		s.Close()
+		return nil, fmt.Errorf("store: %s: %w", where, err)
 	}
-	return onOwnGoroutines(s, conns), nil
+	own := onOwnGoroutines(s, conns, stepped)
+	s.turn = own.take
+	return own, nil
 }
 
 // dialects are the engines, by the driver name Open takes.
@@ -79,9 +84,11 @@ var dialects = map[string]*sqldb.Dialect{
 	sqldb.Postgres.Name: sqldb.Postgres,
 }
 
-// postgresConns is the size of the PostgreSQL pool. SQLite has one
+// postgresConns is how many PostgreSQL connections the store's operations
+// use at once: its goroutines (ownGoroutines), and its pool but for one
+// more that a lease listener holds while it listens. SQLite has one
 // connection (sqldb.OpenSQLite), so one writer and no lock waits between
-// the store's own connections.
+// the store's own connections, and one goroutine.
 const postgresConns = 16
 
 // sqliteParams are those sqldb.OpenSQLite opens the file with: WAL, every
@@ -113,6 +120,9 @@ type sqlStore struct {
 	notes      noteScope // where lease notes go (PostgreSQL)
 	// now is the leases' clock (tests step it); nil: the database's.
 	now func() time.Time
+	// turn runs a step of a long operation (see step); nil: straight
+	// away. Open sets it to its goroutines' take.
+	turn func(ctx context.Context, op string, f func()) error
 	// batchRetries counts the history batches appended again one entry
 	// at a time after their transaction failed (the tests want none).
 	batchRetries atomic.Int64
@@ -143,8 +153,32 @@ func WithMaxHistoryPerUser(n int) Option {
 	return func(o *options) { o.maxHistory = n }
 }
 
-// Ping runs a trivial query: it waits for a connection like any other
-// operation, so a database that is gone or held up fails it.
+// stepped are the operations made of steps that each take their turn on
+// the store's goroutines (step), rather than holding one for the whole
+// operation: PruneHistory (a transaction per chunk of a user's entries)
+// and the appends (a failed batch is appended again one entry at a time,
+// a transaction and a sync each). An operation that calls step must be
+// here: run whole on one of the store's goroutines, its step would wait
+// for a turn that goroutine can never give.
+var stepped = map[string]bool{opPruneHistory: true, opAppendBatch: true, opAppendHistory: true}
+
+// step runs one step of a long operation (a transaction): through s.turn
+// when the store runs on goroutines of its own, so the others waiting get
+// their turns between its steps; straight away otherwise.
+func (s *sqlStore) step(ctx context.Context, op string, f func() error) error {
+	if s.turn == nil {
+		return f()
+	}
+	var err error
+	if e := s.turn(ctx, op, func() { err = f() }); e != nil {
+		return e
+	}
+	return err
+}
+
+// Ping runs a trivial query: it waits for a connection, and for its turn
+// on the store's goroutines, like any other operation, so a database that
+// is gone or held up fails it.
 func (s *sqlStore) Ping(ctx context.Context) error {
 	var one int
 	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {

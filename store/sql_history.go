@@ -418,21 +418,27 @@ func (s *sqlStore) PruneHistory(ctx context.Context, before time.Time, keepNever
 	// Users with an entry old enough: a walk of each user's entries in id
 	// order, which meets the old ones first.
 	var users []int64
-	err := s.eachRow(ctx, s.db, `SELECT hu.user_id FROM history_users hu WHERE EXISTS
+	err := s.step(ctx, opPruneHistory, func() error {
+		return s.eachRow(ctx, s.db, `SELECT hu.user_id FROM history_users hu WHERE EXISTS
 		(SELECT 1 FROM history h WHERE h.user_id = hu.user_id AND h.sent < ?) ORDER BY hu.user_id`,
-		[]any{cut}, func(rows *sql.Rows) error {
-			var id int64
-			err := rows.Scan(&id)
-			users = append(users, id)
-			return err
-		})
+			[]any{cut}, func(rows *sql.Rows) error {
+				var id int64
+				err := rows.Scan(&id)
+				users = append(users, id)
+				return err
+			})
+	})
 	if err != nil {
 		return 0, wrap("prune history", err)
 	}
 	var total int64
 	for _, uid := range users {
 		for {
-			n, err := s.pruneUser(ctx, uid, cut, keepNeverDelivered)
+			var n int64
+			err := s.step(ctx, opPruneHistory, func() (err error) {
+				n, err = s.pruneUser(ctx, uid, cut, keepNeverDelivered)
+				return err
+			})
 			total += n
 			if err != nil {
 				return total, wrap("prune history", err)
@@ -445,9 +451,15 @@ func (s *sqlStore) PruneHistory(ctx context.Context, before time.Time, keepNever
 	return total, nil
 }
 
+// testHookPruneChunk, if set, runs as each chunk of PruneHistory begins.
+var testHookPruneChunk func()
+
 // pruneUser deletes up to pruneChunk of the user's entries sent before
 // cut (microseconds), in one transaction.
 func (s *sqlStore) pruneUser(ctx context.Context, uid, cut int64, keepNeverDelivered bool) (int64, error) {
+	if testHookPruneChunk != nil {
+		testHookPruneChunk()
+	}
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.exec(ctx, tx, qLockHistoryUser, uid)

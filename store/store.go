@@ -17,6 +17,14 @@
 // has committed its change when it returns without error, so a caller may
 // treat an IM as accepted once HoldIM or QueueIM has returned.
 //
+// The store Open returns runs its operations on goroutines of its own, as
+// many as it has connections (one for SQLite, 16 for PostgreSQL), taking
+// callers in the order they came; a long operation (PruneHistory, a
+// failed history batch appended again entry by entry) takes a turn for
+// each of its transactions. An operation whose ctx ends while it waits for
+// its turn fails with ctx's error and has done nothing (an append stored
+// nothing). ListenLeases runs on its caller's goroutine.
+//
 // Names are compared exactly: the caller passes a user name and an account
 // e-mail in the one spelling it uses for them (for example casemapped).
 package store
@@ -120,7 +128,8 @@ type Store interface {
 	HistoryStore
 	LeaseStore
 
-	// Close closes the database.
+	// Close closes the database once the operations under way have
+	// ended; operations after it fail.
 	Close() error
 }
 

@@ -10,9 +10,8 @@ import (
 // wrapped is a Store each of whose operations goes through around, with
 // its op label (the op constants of metrics.go): the store's decorators
 // (WithMetrics, and ownGoroutines under every store Open returns) are
-// each an around. Ping,
-// ListenLeases and Close go straight to the store underneath; a decorator
-// that must do more for them has its own.
+// each an around. Ping, ListenLeases and Close go straight to the store
+// underneath; a decorator that must do more for them has its own.
 type wrapped struct {
 	st Store
 	// around runs f once, or returns an error without running it (for
