@@ -9,8 +9,9 @@ import (
 )
 
 // ownGoroutines is a Store whose operations run on goroutines of its own,
-// as many as the database has connections (Open: one for SQLite, the
-// pool's size for PostgreSQL), taken in the order the callers came.
+// as many as the database has connections for them (Open: one for SQLite,
+// postgresConns for PostgreSQL, whose pool holds one more for a lease
+// listener), taken in the order the callers came.
 //
 //   - Stacks: run by their callers, the database's deep calls (SQLite's
 //     above all) grew the stack of every goroutine that made one (an IRC

@@ -161,8 +161,9 @@ func TestOwnGoroutinesTakeCallersInOrder(t *testing.T) {
 }
 
 // heldStore is a Store whose LoadUser waits until released, and which
-// counts the LoadUser and AppendHistoryBatch calls that reached it. Other
-// operations are not called.
+// counts the LoadUser and AppendHistoryBatch calls that reached it. Its
+// other operations are the nil Store's: calling one panics (which
+// TestOwnGoroutinesRaisePanicsOnTheCaller wants).
 type heldStore struct {
 	Store
 	entered chan struct{} // one receive per LoadUser that started
