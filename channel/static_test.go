@@ -92,6 +92,9 @@ func TestFriendRequestAlert(t *testing.T) {
 	}, map[string]string{"ann@example.com": "Ann1", "ben@example.com": "Ben1"})
 	ann := dial(t, st.ircAddr, "ann", "")
 	ann.joinedControl("&ann")
+	// ann is online before ben adds her: the JOIN that add waits for
+	// comes with her presence.
+	ann.expectFrom("PRIVMSG", "root", "Logged in")
 	ben := dial(t, st.ircAddr, "ben", "")
 	ben.joinedControl("&ben")
 	ben.expectFrom("PRIVMSG", "root", "Logged in")
