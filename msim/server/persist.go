@@ -189,11 +189,15 @@ func contactRecord(d msim.Dict, c Contact, a *Account) msim.Dict {
 	return d
 }
 
-// accountViewer is a Store that can show many accounts under one lock,
-// without copying them: fn gets each uid's account (nil when there is
-// none) and must neither keep nor modify it.
+// accountViewer is a Store that can show the accounts of owner's contacts
+// uids (as Contacts gave them) at once rather than one Account call each:
+// fn gets each uid's account (nil when there is none) in uids' order, and
+// must neither keep nor modify it, and may read only what a contact list
+// shows (contactRecord: UID, UserName, DisplayName, Profile). The memory
+// store shows them under one lock without copying them; the SQL store
+// reads them with one query.
 type accountViewer interface {
-	viewAccounts(uids []msim.UID, fn func(i int, a *Account))
+	viewAccounts(owner msim.UID, uids []msim.UID, fn func(i int, a *Account)) error
 }
 
 // recordFields is how many items contactRecord writes for a known account.
@@ -210,7 +214,9 @@ func (s *session) contactList() (msim.Dict, error) {
 			uids[i] = c.UID
 		}
 		d := make(msim.Dict, 0, recordFields*len(cs))
-		v.viewAccounts(uids, func(i int, a *Account) { d = contactRecord(d, cs[i], a) })
+		if err := v.viewAccounts(s.uid, uids, func(i int, a *Account) { d = contactRecord(d, cs[i], a) }); err != nil {
+			return nil, err
+		}
 		return d, nil
 	}
 	var d msim.Dict

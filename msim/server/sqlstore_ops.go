@@ -28,7 +28,10 @@ const (
 	qInsertAccount  = `INSERT INTO msim_accounts (uid, email, email_key, user_name, name_key, sealed_hash, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	qUpdateAccount  = `UPDATE msim_accounts SET user_name = ?, name_key = ?, sealed_hash = ?, data = ? WHERE uid = ?`
 	qContacts       = `SELECT uid, group_name, position, visibility, nick_name, name_select FROM msim_contacts WHERE owner = ? ORDER BY uid`
-	qPutContact     = `INSERT INTO msim_contacts (owner, uid, group_name, position, visibility, nick_name, name_select)
+	// The accounts of an owner's contacts, for its contact list: no hash.
+	qContactAccounts = `SELECT a.uid, a.email, a.user_name, a.data FROM msim_contacts c
+		JOIN msim_accounts a ON a.uid = c.uid WHERE c.owner = ? ORDER BY a.uid`
+	qPutContact = `INSERT INTO msim_contacts (owner, uid, group_name, position, visibility, nick_name, name_select)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, uid) DO UPDATE SET group_name = excluded.group_name,
 		position = excluded.position, visibility = excluded.visibility, nick_name = excluded.nick_name, name_select = excluded.name_select`
 	qDeleteContact = `DELETE FROM msim_contacts WHERE owner = ? AND uid = ?`
@@ -41,7 +44,7 @@ const (
 // queries lists every query of the store.
 var queries = []string{
 	qAccount, qAccountByEmail, qAccountByName, qEmailTaken, qNameTaken, qUIDTaken, qNextUID,
-	qInsertAccount, qUpdateAccount, qContacts, qPutContact, qDeleteContact, qOfflineCounts,
+	qInsertAccount, qUpdateAccount, qContacts, qContactAccounts, qPutContact, qDeleteContact, qOfflineCounts,
 	qInsertOffline, qTakeOffline, lockAccount, lockUID,
 }
 
@@ -335,6 +338,55 @@ func (s *sqlStore) Contacts(owner msim.UID) ([]Contact, error) {
 			Visibility: int(visibility), NickName: string(nick), NameSelect: int(nameSelect)})
 	}
 	return out, s.wrap("contacts", rows.Err())
+}
+
+// listedData is the part of accountData a contact list shows.
+type listedData struct {
+	DisplayName string     `json:"display_name,omitempty"`
+	Profile     []dictPair `json:"profile,omitempty"`
+}
+
+// viewAccounts implements accountViewer: one query reads the accounts of
+// owner's contacts, and of each only what a contact list shows (no hash
+// to open, no lists or settings to decode). A uid that is no longer
+// owner's contact by then, or has no account, gets nil, as from the
+// memory store.
+func (s *sqlStore) viewAccounts(owner msim.UID, uids []msim.UID, fn func(i int, a *Account)) error {
+	ctx, cancel := opContext()
+	defer cancel()
+	rows, err := s.stmt(ctx, s.r, nil, qContactAccounts).QueryContext(ctx, int64(owner))
+	if err != nil {
+		return s.wrap("contact accounts", err)
+	}
+	defer rows.Close()
+	accounts := make([]Account, 0, len(uids))
+	for rows.Next() {
+		var (
+			a    Account
+			uid  int64
+			data string
+		)
+		if err := rows.Scan(&uid, &a.Email, &a.UserName, &data); err != nil {
+			return s.wrap("contact accounts", err)
+		}
+		var d listedData
+		if err := json.Unmarshal([]byte(data), &d); err != nil {
+			return s.wrap("contact accounts", fmt.Errorf("account %d: %w", uid, err))
+		}
+		a.UID, a.DisplayName, a.Profile = msim.UID(uid), d.DisplayName, fromPairs(d.Profile)
+		accounts = append(accounts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return s.wrap("contact accounts", err)
+	}
+	for i, u := range uids {
+		var a *Account
+		if j, ok := slices.BinarySearchFunc(accounts, u, func(a Account, u msim.UID) int { return cmp.Compare(a.UID, u) }); ok {
+			a = &accounts[j]
+		}
+		fn(i, a)
+	}
+	return nil
 }
 
 func (s *sqlStore) PutContact(owner msim.UID, c Contact) error {

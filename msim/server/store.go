@@ -193,12 +193,13 @@ func (s *memStore) Account(uid msim.UID) (*Account, error) {
 }
 
 // viewAccounts implements accountViewer.
-func (s *memStore) viewAccounts(uids []msim.UID, fn func(i int, a *Account)) {
+func (s *memStore) viewAccounts(_ msim.UID, uids []msim.UID, fn func(i int, a *Account)) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for i, u := range uids {
 		fn(i, s.accounts[u])
 	}
+	return nil
 }
 
 func (s *memStore) lookup(idx map[string]msim.UID, key string) (*Account, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -19,11 +20,22 @@ import (
 // login; the server and the clients share the process, so profile with
 // -cpuprofile and focus on this package for the server's part.
 func BenchmarkLoginStorm(b *testing.B) {
+	b.Run("memory", func(b *testing.B) { benchLoginStorm(b, NewMemStore()) })
+	b.Run("sqlite", func(b *testing.B) {
+		st, err := OpenFileStore(filepath.Join(b.TempDir(), "msim.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchLoginStorm(b, st)
+	})
+}
+
+func benchLoginStorm(b *testing.B, st Store) {
 	const n, buddies = 300, 100
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	l.SetLevel(logrus.ErrorLevel) // as msimbench runs msimd
-	srv, err := New(Config{SendQ: 1 << 16, MaxConnections: 4 * n, MaxConnectionsPerAddr: -1}, NewMemStore(), logrus.NewEntry(l))
+	srv, err := New(Config{SendQ: 1 << 16, MaxConnections: 4 * n, MaxConnectionsPerAddr: -1}, st, logrus.NewEntry(l))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,13 +1,14 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/msimircd/msimircd/msim"
 )
 
-// plainStore hides memStore's accountViewer: the contact list is built
-// from one Account call per contact, the path every other Store takes.
+// plainStore hides a store's accountViewer: the contact list is built
+// from one Account call per contact.
 type plainStore struct{ Store }
 
 // fillContactList makes the same accounts and list in srv's store: alice
@@ -38,21 +39,34 @@ func fillContactList(t *testing.T, srv *Server) {
 	}
 }
 
-// TestContactListFromViewerSameBytes: the contact list read under one lock
-// from the memory store is the reply the per-contact reads give.
+// TestContactListFromViewerSameBytes: the contact list each store shows at
+// once (the memory store under one lock, the SQL stores with one query) is
+// the reply the per-contact reads give.
 func TestContactListFromViewerSameBytes(t *testing.T) {
-	replies := make([]string, 2)
-	for i, st := range []Store{NewMemStore(), plainStore{NewMemStore()}} {
-		if _, ok := st.(accountViewer); ok != (i == 0) {
-			t.Fatalf("store %d: accountViewer %v", i, ok)
-		}
-		srv, addr := startServer(t, Config{}, st)
-		fillContactList(t, srv)
-		alice := login(t, addr, "alice@example.com", "Secret1")
-		replies[i] = alice.persist(msim.CmdGet, msim.PersistContactList, nil).Body.Encode()
-	}
-	if replies[0] != replies[1] {
-		t.Errorf("contact list: got %q, want %q", replies[0], replies[1])
+	for _, e := range storeEngines() {
+		t.Run(e.name, func(t *testing.T) {
+			replies := make([]string, 2)
+			for i, wrap := range []func(Store) Store{
+				func(st Store) Store { return st },
+				func(st Store) Store { return plainStore{st} },
+			} {
+				st, _ := e.open(t)
+				st = wrap(st)
+				if _, ok := st.(accountViewer); ok != (i == 0) {
+					t.Fatalf("store %d: accountViewer %v", i, ok)
+				}
+				srv, addr := startServer(t, Config{}, st)
+				fillContactList(t, srv)
+				alice := login(t, addr, "alice@example.com", "Secret1")
+				replies[i] = alice.persist(msim.CmdGet, msim.PersistContactList, nil).Body.Encode()
+			}
+			if replies[0] != replies[1] {
+				t.Errorf("contact list: got %q, want %q", replies[0], replies[1])
+			}
+			if !strings.Contains(replies[0], "bobby") || !strings.Contains(replies[0], "Bob") {
+				t.Errorf("contact list %q lacks bob's record", replies[0])
+			}
+		})
 	}
 }
 
