@@ -200,6 +200,21 @@ type accountViewer interface {
 	viewAccounts(owner msim.UID, uids []msim.UID, fn func(i int, a *Account)) error
 }
 
+// contactCounter is a Store that counts a contact list without reading it.
+type contactCounter interface {
+	contactCount(owner msim.UID) (int, error)
+}
+
+// contactCount is how many entries owner's contact list has (a profile's
+// TotalFriends).
+func contactCount(st Store, owner msim.UID) (int, error) {
+	if c, ok := st.(contactCounter); ok {
+		return c.contactCount(owner)
+	}
+	cs, err := st.Contacts(owner)
+	return len(cs), err
+}
+
 // recordFields is how many items contactRecord writes for a known account.
 const recordFields = 10
 
@@ -347,11 +362,11 @@ func (s *session) profile(uid msim.UID) (msim.Dict, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	cs, err := s.srv.store.Contacts(uid)
+	friends, err := contactCount(s.srv.store, uid)
 	if err != nil {
 		return nil, err
 	}
-	d := append(profileDict(a), msim.Pair{Key: "TotalFriends", Value: strconv.Itoa(len(cs))})
+	d := append(profileDict(a), msim.Pair{Key: "TotalFriends", Value: strconv.Itoa(friends)})
 	if !a.LastLogin.IsZero() {
 		// Not in the 2007 capture's profile replies; clients ignore unknown
 		// keys, and msimircd shows it in WHOIS.

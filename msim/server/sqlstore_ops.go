@@ -28,6 +28,7 @@ const (
 	qInsertAccount  = `INSERT INTO msim_accounts (uid, email, email_key, user_name, name_key, sealed_hash, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	qUpdateAccount  = `UPDATE msim_accounts SET user_name = ?, name_key = ?, sealed_hash = ?, data = ? WHERE uid = ?`
 	qContacts       = `SELECT uid, group_name, position, visibility, nick_name, name_select FROM msim_contacts WHERE owner = ? ORDER BY uid`
+	qContactCount   = `SELECT COUNT(*) FROM msim_contacts WHERE owner = ?`
 	// The accounts of an owner's contacts, for its contact list: no hash.
 	qContactAccounts = `SELECT a.uid, a.email, a.user_name, a.data FROM msim_contacts c
 		JOIN msim_accounts a ON a.uid = c.uid WHERE c.owner = ? ORDER BY a.uid`
@@ -44,7 +45,7 @@ const (
 // queries lists every query of the store.
 var queries = []string{
 	qAccount, qAccountByEmail, qAccountByName, qEmailTaken, qNameTaken, qUIDTaken, qNextUID,
-	qInsertAccount, qUpdateAccount, qContacts, qContactAccounts, qPutContact, qDeleteContact, qOfflineCounts,
+	qInsertAccount, qUpdateAccount, qContacts, qContactCount, qContactAccounts, qPutContact, qDeleteContact, qOfflineCounts,
 	qInsertOffline, qTakeOffline, lockAccount, lockUID,
 }
 
@@ -338,6 +339,15 @@ func (s *sqlStore) Contacts(owner msim.UID) ([]Contact, error) {
 			Visibility: int(visibility), NickName: string(nick), NameSelect: int(nameSelect)})
 	}
 	return out, s.wrap("contacts", rows.Err())
+}
+
+// contactCount implements contactCounter.
+func (s *sqlStore) contactCount(owner msim.UID) (int, error) {
+	ctx, cancel := opContext()
+	defer cancel()
+	var n int64
+	err := s.stmt(ctx, s.r, nil, qContactCount).QueryRowContext(ctx, int64(owner)).Scan(&n)
+	return int(n), s.wrap("contact count", err)
 }
 
 // listedData is the part of accountData a contact list shows.

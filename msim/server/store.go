@@ -252,6 +252,13 @@ func (s *memStore) Contacts(owner msim.UID) ([]Contact, error) {
 	return append(make([]Contact, 0, len(cs)), cs...), nil
 }
 
+// contactCount implements contactCounter.
+func (s *memStore) contactCount(owner msim.UID) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.contacts[owner]), nil
+}
+
 // contactAt finds uid in the sorted list cs: its index, or where it goes.
 func contactAt(cs []Contact, uid msim.UID) (int, bool) {
 	return slices.BinarySearchFunc(cs, uid, func(c Contact, u msim.UID) int { return cmp.Compare(c.UID, u) })

@@ -70,6 +70,40 @@ func TestContactListFromViewerSameBytes(t *testing.T) {
 	}
 }
 
+// TestProfileCountsFriends: a profile's TotalFriends is the length of the
+// user's contact list, counted by each store (or from the list itself).
+func TestProfileCountsFriends(t *testing.T) {
+	for _, e := range storeEngines() {
+		t.Run(e.name, func(t *testing.T) {
+			for i, wrap := range []func(Store) Store{
+				func(st Store) Store { return st },
+				func(st Store) Store { return plainStore{st} },
+			} {
+				st, _ := e.open(t)
+				st = wrap(st)
+				if _, ok := st.(contactCounter); ok != (i == 0) {
+					t.Fatalf("store %d: contactCounter %v", i, ok)
+				}
+				srv, addr := startServer(t, Config{}, st)
+				fillContactList(t, srv)
+				alice := login(t, addr, "alice@example.com", "Secret1")
+				own := alice.persist(msim.CmdGet, msim.PersistOwnProfile, nil).Body
+				bob, _ := srv.store.AccountByEmail("bob@example.com")
+				other := alice.persist(msim.CmdGet, msim.PersistProfile, msim.Dict{}.SetInt("UserID", int(bob.UID))).Body
+				for _, c := range []struct {
+					name string
+					d    msim.Dict
+					want string
+				}{{"alice", own, "3"}, {"bob", other, "0"}} {
+					if got := c.d.Str("TotalFriends"); got != c.want {
+						t.Errorf("store %d: %s's TotalFriends %q, want %s", i, c.name, got, c.want)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestPresenceMessageFollowsChanges: a session's presence message is built
 // once and shared, yet every status change reaches both the watchers online
 // (fan-out) and those logging in later (login burst).
