@@ -305,12 +305,20 @@ func (s *sqlStore) UpdateAccount(uid msim.UID, fn func(*Account) error) error {
 				return ErrUserNameTaken
 			}
 		}
-		if a.Hash != old.Hash {
-			sealed = s.keys.seal(uid, a.Hash)
-		}
 		data, err := encodeData(a)
 		if err != nil {
 			return s.wrap("update account", err)
+		}
+		if a.UserName == old.UserName && a.Hash == old.Hash {
+			// Nothing to write when the change changed nothing (a client
+			// telling its privacy settings again at each login): the
+			// transaction ends without a write, and without a sync.
+			if was, err := encodeData(old); err == nil && was == data {
+				return nil
+			}
+		}
+		if a.Hash != old.Hash {
+			sealed = s.keys.seal(uid, a.Hash)
 		}
 		_, err = s.stmt(ctx, s.w, tx, qUpdateAccount).ExecContext(ctx, a.UserName, nameKey(a.UserName), sealed, data, int64(uid))
 		return s.uniqueError("update account", err)

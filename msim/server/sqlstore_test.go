@@ -480,3 +480,62 @@ func TestCreateAccountConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestUpdateAccountUnchangedWritesNothing: an update that changes nothing
+// (a client telling its privacy settings again at each login) writes
+// nothing: SQLite's data version stays, and so does the PostgreSQL row's
+// version; an update that changes something moves them.
+func TestUpdateAccountUnchangedWritesNothing(t *testing.T) {
+	for _, e := range sqlEngines {
+		t.Run(e.name, func(t *testing.T) {
+			db := e.fresh(t)
+			s := db.open(t)
+			a := &Account{Email: "same@example.com", UserName: "same", DisplayName: "Same", Hash: msim.HashPassword("Secret1"),
+				Prefs: msim.Dict{{Key: "ShowOnlyToList", Value: "False"}}}
+			if err := s.CreateAccount(a); err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := db.raw(t)
+			conn, err := raw.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			probe := `PRAGMA data_version`
+			if e.name == "postgres" {
+				probe = fmt.Sprintf(`SELECT xmin::text FROM msim_accounts WHERE uid = %d`, a.UID)
+			}
+			version := func() string {
+				t.Helper()
+				var v string
+				if err := conn.QueryRowContext(context.Background(), probe).Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			before := version()
+			err = s.UpdateAccount(a.UID, func(a *Account) error {
+				a.ShowOnlyToList = false
+				a.Prefs = a.Prefs.Set("ShowOnlyToList", "False")
+				a.DisplayName = "Same"
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := version(); v != before {
+				t.Errorf("an update that changed nothing wrote: version %s → %s", before, v)
+			}
+			if err := s.UpdateAccount(a.UID, func(a *Account) error { a.ShowOnlyToList = true; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if v := version(); v == before {
+				t.Errorf("an update that changed something left the version at %s", v)
+			}
+			got, err := s.Account(a.UID)
+			if err != nil || !got.ShowOnlyToList || got.DisplayName != "Same" {
+				t.Errorf("after the updates: %+v, %v; want ShowOnlyToList and the display name kept", got, err)
+			}
+		})
+	}
+}
