@@ -40,13 +40,14 @@ const (
 		CAST(COALESCE(SUM(CASE WHEN sender = ? THEN size ELSE 0 END), 0) AS BIGINT) FROM msim_offline WHERE recipient = ?`
 	qInsertOffline = `INSERT INTO msim_offline (recipient, sender, sent, cv, body, size) VALUES (?, ?, ?, ?, ?, ?)`
 	qTakeOffline   = `DELETE FROM msim_offline WHERE recipient = ? RETURNING id, sender, sent, cv, body`
+	qHasOffline    = `SELECT EXISTS (SELECT 1 FROM msim_offline WHERE recipient = ?)`
 )
 
 // queries lists every query of the store.
 var queries = []string{
 	qAccount, qAccountByEmail, qAccountByName, qEmailTaken, qNameTaken, qUIDTaken, qNextUID,
 	qInsertAccount, qUpdateAccount, qContacts, qContactCount, qContactAccounts, qPutContact, qDeleteContact, qOfflineCounts,
-	qInsertOffline, qTakeOffline, lockAccount, lockUID,
+	qInsertOffline, qTakeOffline, qHasOffline, lockAccount, lockUID,
 }
 
 // Queries that lock the account's row until the transaction ends
@@ -463,6 +464,16 @@ func (s *sqlStore) AddOffline(to msim.UID, m OfflineMessage, lim OfflineLimits) 
 func (s *sqlStore) TakeOffline(to msim.UID) ([]OfflineMessage, error) {
 	ctx, cancel := opContext()
 	defer cancel()
+	// Most logins find nothing waiting: a read says so, without the write
+	// a DELETE takes even when it deletes nothing (on SQLite the one
+	// writer, which other logins' writes hold while they sync).
+	var has bool
+	if err := s.stmt(ctx, s.r, nil, qHasOffline).QueryRowContext(ctx, int64(to)).Scan(&has); err != nil {
+		return nil, s.wrap("take offline", err)
+	}
+	if !has {
+		return nil, nil
+	}
 	rows, err := s.stmt(ctx, s.w, nil, qTakeOffline).QueryContext(ctx, int64(to))
 	if err != nil {
 		return nil, s.wrap("take offline", err)
