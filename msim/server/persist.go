@@ -189,15 +189,16 @@ func contactRecord(d msim.Dict, c Contact, a *Account) msim.Dict {
 	return d
 }
 
-// accountViewer is a Store that can show the accounts of owner's contacts
-// uids (as Contacts gave them) at once rather than one Account call each:
+// contactAccountViewer is a Store that can show the accounts of owner's
+// contacts uids (as Contacts gave them) at once rather than one Account
+// call each:
 // fn gets each uid's account (nil when there is none) in uids' order, and
 // must neither keep nor modify it, and may read only what a contact list
 // shows (contactRecord: UID, UserName, DisplayName, Profile). The memory
 // store shows them under one lock without copying them; the SQL store
 // reads them with one query.
-type accountViewer interface {
-	viewAccounts(owner msim.UID, uids []msim.UID, fn func(i int, a *Account)) error
+type contactAccountViewer interface {
+	viewContactAccounts(owner msim.UID, uids []msim.UID, fn func(i int, a *Account)) error
 }
 
 // contactCounter is a Store that counts a contact list without reading it.
@@ -223,13 +224,13 @@ func (s *session) contactList() (msim.Dict, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := s.srv.store.(accountViewer); ok {
+	if v, ok := s.srv.store.(contactAccountViewer); ok {
 		uids := make([]msim.UID, len(cs))
 		for i, c := range cs {
 			uids[i] = c.UID
 		}
 		d := make(msim.Dict, 0, recordFields*len(cs))
-		if err := v.viewAccounts(s.uid, uids, func(i int, a *Account) { d = contactRecord(d, cs[i], a) }); err != nil {
+		if err := v.viewContactAccounts(s.uid, uids, func(i int, a *Account) { d = contactRecord(d, cs[i], a) }); err != nil {
 			return nil, err
 		}
 		return d, nil

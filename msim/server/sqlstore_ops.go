@@ -312,8 +312,10 @@ func (s *sqlStore) UpdateAccount(uid msim.UID, fn func(*Account) error) error {
 		}
 		if a.UserName == old.UserName && a.Hash == old.Hash {
 			// Nothing to write when the change changed nothing (a client
-			// telling its privacy settings again at each login): the
-			// transaction ends without a write, and without a sync.
+			// telling its privacy settings again at each login): on
+			// SQLite the commit then writes no WAL frame and does no
+			// sync; on PostgreSQL no new row version is made (the row
+			// lock taken above is still logged).
 			if was, err := encodeData(old); err == nil && was == data {
 				return nil
 			}
@@ -365,12 +367,13 @@ type listedData struct {
 	Profile     []dictPair `json:"profile,omitempty"`
 }
 
-// viewAccounts implements accountViewer: one query reads the accounts of
-// owner's contacts, and of each only what a contact list shows (no hash
-// to open, no lists or settings to decode). A uid that is no longer
-// owner's contact by then, or has no account, gets nil, as from the
-// memory store.
-func (s *sqlStore) viewAccounts(owner msim.UID, uids []msim.UID, fn func(i int, a *Account)) error {
+// viewContactAccounts implements contactAccountViewer: one query reads
+// the accounts of owner's contacts, and of each only what a contact list
+// shows (no hash to open, no lists or settings to decode). A uid with no
+// account gets nil, as from the memory store; so does one that is no
+// longer owner's contact by then (the memory store, which ignores owner,
+// gives its account).
+func (s *sqlStore) viewContactAccounts(owner msim.UID, uids []msim.UID, fn func(i int, a *Account)) error {
 	ctx, cancel := opContext()
 	defer cancel()
 	rows, err := s.stmt(ctx, s.r, nil, qContactAccounts).QueryContext(ctx, int64(owner))
@@ -464,15 +467,19 @@ func (s *sqlStore) AddOffline(to msim.UID, m OfflineMessage, lim OfflineLimits) 
 func (s *sqlStore) TakeOffline(to msim.UID) ([]OfflineMessage, error) {
 	ctx, cancel := opContext()
 	defer cancel()
-	// Most logins find nothing waiting: a read says so, without the write
-	// a DELETE takes even when it deletes nothing (on SQLite the one
-	// writer, which other logins' writes hold while they sync).
-	var has bool
-	if err := s.stmt(ctx, s.r, nil, qHasOffline).QueryRowContext(ctx, int64(to)).Scan(&has); err != nil {
-		return nil, s.wrap("take offline", err)
-	}
-	if !has {
-		return nil, nil
+	// Most logins find nothing waiting. On SQLite a read on the readers
+	// says so, without the write lock a DELETE takes even when it deletes
+	// nothing (the one writer, which other logins' updates hold while
+	// they sync). PostgreSQL has no such lock to wait for (one pool; a
+	// DELETE of nothing writes nothing), so there the DELETE alone asks.
+	if s.r != s.w {
+		var has bool
+		if err := s.stmt(ctx, s.r, nil, qHasOffline).QueryRowContext(ctx, int64(to)).Scan(&has); err != nil {
+			return nil, s.wrap("take offline", err)
+		}
+		if !has {
+			return nil, nil
+		}
 	}
 	rows, err := s.stmt(ctx, s.w, nil, qTakeOffline).QueryContext(ctx, int64(to))
 	if err != nil {

@@ -192,8 +192,8 @@ func (s *memStore) Account(uid msim.UID) (*Account, error) {
 	return a.clone(), nil
 }
 
-// viewAccounts implements accountViewer.
-func (s *memStore) viewAccounts(_ msim.UID, uids []msim.UID, fn func(i int, a *Account)) error {
+// viewContactAccounts implements contactAccountViewer.
+func (s *memStore) viewContactAccounts(_ msim.UID, uids []msim.UID, fn func(i int, a *Account)) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for i, u := range uids {

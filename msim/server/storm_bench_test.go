@@ -26,6 +26,7 @@ func BenchmarkLoginStorm(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { st.Close() })
 		benchLoginStorm(b, st)
 	})
 }

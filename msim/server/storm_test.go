@@ -7,7 +7,7 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
-// plainStore hides a store's accountViewer: the contact list is built
+// plainStore hides a store's contactAccountViewer: the contact list is built
 // from one Account call per contact.
 type plainStore struct{ Store }
 
@@ -65,8 +65,8 @@ func withAndWithout(t *testing.T, f func(t *testing.T, i int, st Store, srv *Ser
 func TestContactListFromViewerSameBytes(t *testing.T) {
 	replies := map[string][]string{}
 	withAndWithout(t, func(t *testing.T, i int, st Store, _ *Server, alice *client) {
-		if _, ok := st.(accountViewer); ok != (i == 0) {
-			t.Fatalf("store %d: accountViewer %v", i, ok)
+		if _, ok := st.(contactAccountViewer); ok != (i == 0) {
+			t.Fatalf("store %d: contactAccountViewer %v", i, ok)
 		}
 		replies[t.Name()] = append(replies[t.Name()], alice.persist(msim.CmdGet, msim.PersistContactList, nil).Body.Encode())
 	})
