@@ -191,12 +191,11 @@ func contactRecord(d msim.Dict, c Contact, a *Account) msim.Dict {
 
 // contactAccountViewer is a Store that can show the accounts of owner's
 // contacts uids (as Contacts gave them) at once rather than one Account
-// call each:
-// fn gets each uid's account (nil when there is none) in uids' order, and
-// must neither keep nor modify it, and may read only what a contact list
-// shows (contactRecord: UID, UserName, DisplayName, Profile). The memory
-// store shows them under one lock without copying them; the SQL store
-// reads them with one query.
+// call each: fn gets each uid's account (nil when there is none) in uids'
+// order, must neither keep nor modify it, and may read only what a
+// contact list shows (contactRecord: UID, UserName, DisplayName,
+// Profile). The memory store shows them under one lock without copying
+// them; the SQL store reads them with one query.
 type contactAccountViewer interface {
 	viewContactAccounts(owner msim.UID, uids []msim.UID, fn func(i int, a *Account)) error
 }
