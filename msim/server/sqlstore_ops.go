@@ -29,8 +29,9 @@ const (
 	qUpdateAccount  = `UPDATE msim_accounts SET user_name = ?, name_key = ?, sealed_hash = ?, data = ? WHERE uid = ?`
 	qContacts       = `SELECT uid, group_name, position, visibility, nick_name, name_select FROM msim_contacts WHERE owner = ? ORDER BY uid`
 	qContactCount   = `SELECT COUNT(*) FROM msim_contacts WHERE owner = ?`
-	// The accounts of an owner's contacts, for its contact list: no hash.
-	qContactAccounts = `SELECT a.uid, a.email, a.user_name, a.data FROM msim_contacts c
+	// The accounts of an owner's contacts, for its contact list: what
+	// the list shows (no e-mail address, no hash).
+	qContactAccounts = `SELECT a.uid, a.user_name, a.data FROM msim_contacts c
 		JOIN msim_accounts a ON a.uid = c.uid WHERE c.owner = ? ORDER BY a.uid`
 	qPutContact = `INSERT INTO msim_contacts (owner, uid, group_name, position, visibility, nick_name, name_select)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, uid) DO UPDATE SET group_name = excluded.group_name,
@@ -138,26 +139,25 @@ func nameKey(name string) any {
 	return fold(name)
 }
 
-// scanAccount reads an account row, its hash opened. sealed is the hash
-// as stored, for an update that keeps it.
-func (s *sqlStore) scanAccount(row interface{ Scan(...any) error }) (a *Account, sealed []byte, err error) {
+// scanAccount reads an account row, its hash opened. sealed and data are
+// the hash and the data as stored, for an update that keeps them.
+func (s *sqlStore) scanAccount(row interface{ Scan(...any) error }) (a *Account, sealed []byte, data string, err error) {
 	a = &Account{}
 	var uid int64
-	var data string
 	if err := row.Scan(&uid, &a.Email, &a.UserName, &sealed, &data); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil, ErrNoSuchAccount
+			return nil, nil, "", ErrNoSuchAccount
 		}
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	a.UID = msim.UID(uid)
 	if err := decodeData(data, a); err != nil {
-		return nil, nil, fmt.Errorf("account %d: %w", uid, err)
+		return nil, nil, "", fmt.Errorf("account %d: %w", uid, err)
 	}
 	if a.Hash, err = s.keys.open(a.UID, sealed); err != nil {
-		return nil, nil, fmt.Errorf("account %d: %w", uid, err)
+		return nil, nil, "", fmt.Errorf("account %d: %w", uid, err)
 	}
-	return a, sealed, nil
+	return a, sealed, data, nil
 }
 
 func (s *sqlStore) CreateAccount(a *Account) error {
@@ -247,7 +247,7 @@ func (s *sqlStore) exists(ctx context.Context, tx *sql.Tx, query string, args ..
 func (s *sqlStore) Account(uid msim.UID) (*Account, error) {
 	ctx, cancel := opContext()
 	defer cancel()
-	a, _, err := s.scanAccount(s.stmt(ctx, s.r, nil, qAccount).QueryRowContext(ctx, int64(uid)))
+	a, _, _, err := s.scanAccount(s.stmt(ctx, s.r, nil, qAccount).QueryRowContext(ctx, int64(uid)))
 	if errors.Is(err, ErrNoSuchAccount) {
 		return nil, err
 	}
@@ -260,7 +260,7 @@ func (s *sqlStore) byKey(query, key string) (*Account, error) {
 	var err error
 	var a *Account
 	if validText(key) { // else no account has it (and PostgreSQL would refuse the query)
-		a, _, err = s.scanAccount(s.stmt(ctx, s.r, nil, query).QueryRowContext(ctx, fold(key)))
+		a, _, _, err = s.scanAccount(s.stmt(ctx, s.r, nil, query).QueryRowContext(ctx, fold(key)))
 	} else {
 		err = ErrNoSuchAccount
 	}
@@ -283,7 +283,7 @@ func (s *sqlStore) UpdateAccount(uid msim.UID, fn func(*Account) error) error {
 	ctx, cancel := opContext()
 	defer cancel()
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		old, sealed, err := s.scanAccount(s.stmt(ctx, s.w, tx, lockAccount).QueryRowContext(ctx, int64(uid)))
+		old, sealed, stored, err := s.scanAccount(s.stmt(ctx, s.w, tx, lockAccount).QueryRowContext(ctx, int64(uid)))
 		if errors.Is(err, ErrNoSuchAccount) {
 			return err
 		}
@@ -310,15 +310,14 @@ func (s *sqlStore) UpdateAccount(uid msim.UID, fn func(*Account) error) error {
 		if err != nil {
 			return s.wrap("update account", err)
 		}
-		if a.UserName == old.UserName && a.Hash == old.Hash {
+		if a.UserName == old.UserName && a.Hash == old.Hash && data == stored {
 			// Nothing to write when the change changed nothing (a client
 			// telling its privacy settings again at each login): on
 			// SQLite the commit then writes no WAL frame and does no
 			// sync; on PostgreSQL no new row version is made (the row
-			// lock taken above is still logged).
-			if was, err := encodeData(old); err == nil && was == data {
-				return nil
-			}
+			// lock taken above is still logged). Data stored in another
+			// form (an older release's, an import) is written once anew.
+			return nil
 		}
 		if a.Hash != old.Hash {
 			sealed = s.keys.seal(uid, a.Hash)
@@ -388,7 +387,7 @@ func (s *sqlStore) viewContactAccounts(owner msim.UID, uids []msim.UID, fn func(
 			uid  int64
 			data string
 		)
-		if err := rows.Scan(&uid, &a.Email, &a.UserName, &data); err != nil {
+		if err := rows.Scan(&uid, &a.UserName, &data); err != nil {
 			return s.wrap("contact accounts", err)
 		}
 		var d listedData
