@@ -195,6 +195,26 @@ func (s *sqlStore) Close() error {
 	return s.db.Close()
 }
 
+// shortRead is the context for a short read of one user's rows by key: a
+// user's state at login and the login's reads of their held and queued
+// IMs, notes and a client's position. On SQLite the read cannot be cut
+// short once under way. Each statement run under a context that can end
+// costs two goroutines (the driver's, which would interrupt SQLite, and
+// database/sql's, which would close the rows), started and ended again:
+// more than the read's own work. And a read in WAL mode does not wait for
+// writers, so there is nothing to cut short. A context that has ended
+// already still stops the read before it starts. PostgreSQL keeps ctx: a
+// query there can wait on the network or a lock.
+func (s *sqlStore) shortRead(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.d != sqldb.SQLite {
+		return ctx, nil
+	}
+	return context.WithoutCancel(ctx), nil
+}
+
 // exec, query and queryRow run one of the package's fixed queries as a
 // prepared statement, rebound for the dialect and prepared once per store:
 // SQLite would otherwise parse the query at every call.
@@ -289,7 +309,6 @@ func bind(tx *sql.Tx) *boundTx { return &boundTx{Tx: tx, stmts: map[string]*sql.
 // txQueries are the queries run inside transactions, prepared by Open.
 var txQueries = []string{
 	qUserID, qAccountID, qInsertAccount, qInsertAccountSetting,
-	qLoadUser, qLoadSettings, qLoadAccounts, qLoadAccountSettings, qLoadNicks,
 }
 
 func (s *sqlStore) prepare(ctx context.Context) error {

@@ -396,9 +396,13 @@ func (s *sqlStore) SetClientPosition(ctx context.Context, user, client string, i
 }
 
 func (s *sqlStore) ClientPosition(ctx context.Context, user, client string) (int64, bool, error) {
+	ctx, err := s.shortRead(ctx)
+	if err != nil {
+		return 0, false, wrap("client position", err)
+	}
 	var uid int64
 	var pos sql.NullInt64
-	err := s.queryRow(ctx, s.db, `SELECT u.id, p.position FROM users u
+	err = s.queryRow(ctx, s.db, `SELECT u.id, p.position FROM users u
 		LEFT JOIN client_positions p ON p.user_id = u.id AND p.client = ?
 		WHERE u.name = ?`, client, user).Scan(&uid, &pos)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -65,9 +65,13 @@ const qHeldIMs = `SELECT COALESCE(h.id, 0), COALESCE(h.seq, 0), COALESCE(h.sende
 	WHERE u.name = ? AND a.email = ? ORDER BY h.seq, h.id`
 
 func (s *sqlStore) HeldIMs(ctx context.Context, user, email string) ([]HeldIM, error) {
+	ctx, err := s.shortRead(ctx)
+	if err != nil {
+		return nil, wrap("held IMs", err)
+	}
 	var out []HeldIM
 	found := false
-	err := s.eachRow(ctx, s.db, qHeldIMs, []any{user, email}, func(rows *sql.Rows) error {
+	err = s.eachRow(ctx, s.db, qHeldIMs, []any{user, email}, func(rows *sql.Rows) error {
 		found = true
 		im, err := scanHeld(rows)
 		if im.ID != 0 {
@@ -131,9 +135,13 @@ const qQueuedIMs = `SELECT COALESCE(q.id, 0), COALESCE(q.recipient, 0), COALESCE
 	WHERE u.name = ? AND a.email = ? ORDER BY q.id`
 
 func (s *sqlStore) QueuedIMs(ctx context.Context, user, email string) ([]QueuedIM, error) {
+	ctx, err := s.shortRead(ctx)
+	if err != nil {
+		return nil, wrap("queued IMs", err)
+	}
 	var out []QueuedIM
 	found := false
-	err := s.eachRow(ctx, s.db, qQueuedIMs, []any{user, email}, func(rows *sql.Rows) error {
+	err = s.eachRow(ctx, s.db, qQueuedIMs, []any{user, email}, func(rows *sql.Rows) error {
 		found = true
 		var im QueuedIM
 		var to, typed int64
@@ -190,7 +198,11 @@ func (s *sqlStore) AddNote(ctx context.Context, user, text string) error {
 }
 
 func (s *sqlStore) TakeNotes(ctx context.Context, user string) ([]string, error) {
-	id, err := s.userID(ctx, s.db, user)
+	rctx, err := s.shortRead(ctx)
+	if err != nil {
+		return nil, wrap("take notes", err)
+	}
+	id, err := s.userID(rctx, s.db, user)
 	if err != nil {
 		return nil, wrap("take notes", err)
 	}
@@ -201,7 +213,7 @@ func (s *sqlStore) TakeNotes(ctx context.Context, user string) ([]string, error)
 	// Most users have no notes: a read says so without the write
 	// transaction a DELETE takes even when it deletes nothing.
 	var has bool
-	if err := s.queryRow(ctx, s.db, `SELECT EXISTS (SELECT 1 FROM notes WHERE user_id = ?)`, id).Scan(&has); err != nil {
+	if err := s.queryRow(rctx, s.db, `SELECT EXISTS (SELECT 1 FROM notes WHERE user_id = ?)`, id).Scan(&has); err != nil {
 		return nil, wrap("take notes", err)
 	}
 	if !has {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -16,18 +15,29 @@ const (
 	qInsertAccount = `INSERT INTO accounts (user_id, email, password, channel, autoconnect)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, email) DO NOTHING RETURNING id`
 	qInsertAccountSetting = `INSERT INTO account_settings (account_id, name, value) VALUES (?, ?, ?)`
-	qLoadUser             = `SELECT id, password_hash, created FROM users WHERE name = ?`
-	qLoadSettings         = `SELECT name, value FROM user_settings WHERE user_id = ?`
-	qLoadAccounts         = `SELECT a.id, a.email, a.password, a.channel, a.autoconnect,
+)
+
+// qLoadUser reads a user's state in one statement, which is its own
+// snapshot (no transaction, and on PostgreSQL one round trip): the
+// user, then their settings, accounts (with their held and queued
+// IMs counted), account settings and nicks, one kind of row after the
+// other (loadUser; the accounts' part comes first in the text so that
+// PostgreSQL takes the columns' types from it). No row: no such user.
+const qLoadUser = `WITH u AS (SELECT id, password_hash, created FROM users WHERE name = ?)
+	SELECT 2, a.id, a.email, a.channel, a.password, a.autoconnect,
 		(SELECT count(*) FROM held_ims h WHERE h.account_id = a.id),
 		(SELECT COALESCE(max(h.seq), 0) FROM held_ims h WHERE h.account_id = a.id),
 		(SELECT count(*) FROM queued_ims q WHERE q.account_id = a.id)
-		FROM accounts a WHERE a.user_id = ? ORDER BY a.id`
-	qLoadAccountSettings = `SELECT s.account_id, s.name, s.value FROM account_settings s
-		JOIN accounts a ON a.id = s.account_id WHERE a.user_id = ?`
-	qLoadNicks = `SELECT n.account_id, n.uid, n.nick FROM buddy_nicks n
-		JOIN accounts a ON a.id = n.account_id WHERE a.user_id = ?`
-)
+		FROM accounts a JOIN u ON a.user_id = u.id
+	UNION ALL SELECT 0, u.id, u.password_hash, '', NULL, FALSE, u.created,
+		(SELECT count(*) FROM notes n WHERE n.user_id = u.id), 0 FROM u
+	UNION ALL SELECT 1, 0, s.name, s.value, NULL, FALSE, 0, 0, 0
+		FROM user_settings s JOIN u ON s.user_id = u.id
+	UNION ALL SELECT 3, s.account_id, s.name, s.value, NULL, FALSE, 0, 0, 0
+		FROM account_settings s JOIN accounts a ON a.id = s.account_id JOIN u ON a.user_id = u.id
+	UNION ALL SELECT 4, n.account_id, n.nick, '', NULL, FALSE, n.uid, 0, 0
+		FROM buddy_nicks n JOIN accounts a ON a.id = n.account_id JOIN u ON a.user_id = u.id
+	ORDER BY 1, 2`
 
 func (s *sqlStore) CreateUser(ctx context.Context, name, passwordHash string) (User, error) {
 	if name == "" {
@@ -209,67 +219,77 @@ func (s *sqlStore) DeleteNick(ctx context.Context, user, email string, uid msim.
 	return wrap("delete nick", err)
 }
 
-// readTx is how LoadUser reads: one snapshot of the user's rows.
-func (s *sqlStore) readTx(ctx context.Context) (*sql.Tx, error) {
-	if s.d == sqldb.Postgres {
-		return s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-	}
-	return s.db.BeginTx(ctx, nil) // the one connection is the snapshot
-}
-
 func (s *sqlStore) LoadUser(ctx context.Context, name string) (UserState, error) {
-	tx, err := s.readTx(ctx)
+	ctx, err := s.shortRead(ctx)
 	if err != nil {
 		return UserState{}, wrap("load user", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // read only
-	st, err := s.loadUser(ctx, tx, name)
-	if err != nil {
-		return UserState{}, wrap("load user", err)
-	}
-	return st, wrap("load user", tx.Commit())
+	st, err := s.loadUser(ctx, name)
+	return st, wrap("load user", err)
 }
 
-func (s *sqlStore) loadUser(ctx context.Context, tx *sql.Tx, name string) (UserState, error) {
+// Kinds of qLoadUser's rows, in the order they come.
+const (
+	rowUser = iota
+	rowSetting
+	rowAccount
+	rowAccountSetting
+	rowNick
+)
+
+func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error) {
 	st := UserState{User: User{Name: name}, Settings: map[string]string{}}
-	var uid, created int64
-	err := s.queryRow(ctx, tx, qLoadUser, name).Scan(&uid, &st.User.PasswordHash, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return UserState{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return UserState{}, err
-	}
-	st.User.Created = fromMicros(created)
-
-	if err := s.eachRow(ctx, tx, qLoadSettings, []any{uid}, func(rows *sql.Rows) error {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return err
-		}
-		st.Settings[k] = v
-		return nil
-	}); err != nil {
-		return UserState{}, err
-	}
-
-	byID := map[int64]*AccountState{}
 	var ids []int64
 	var sealed [][]byte
-	if err := s.eachRow(ctx, tx, qLoadAccounts, []any{uid}, func(rows *sql.Rows) error {
-		var id, maxSeq int64
-		var pw []byte
-		a := AccountState{Account: Account{Settings: map[string]string{}}, Nicks: map[msim.UID]string{}}
-		if err := rows.Scan(&id, &a.Email, &pw, &a.Channel, &a.Autoconnect, &a.Held, &maxSeq, &a.Queued); err != nil {
+	byID := map[int64]*AccountState{}
+	found := false
+	err := s.eachRow(ctx, s.db, qLoadUser, []any{name}, func(rows *sql.Rows) error {
+		var (
+			kind, id   int
+			t1, t2     string
+			pw         []byte
+			b          bool
+			n1, n2, n3 int64
+		)
+		if err := rows.Scan(&kind, &id, &t1, &t2, &pw, &b, &n1, &n2, &n3); err != nil {
 			return err
 		}
-		st.HeldSeq = max(st.HeldSeq, maxSeq)
-		st.Accounts = append(st.Accounts, a)
-		ids = append(ids, id)
-		sealed = append(sealed, pw)
+		switch kind {
+		case rowUser:
+			found = true
+			st.User.PasswordHash, st.User.Created, st.Notes = t1, fromMicros(n1), int(n2)
+		case rowSetting:
+			st.Settings[t1] = t2
+		case rowAccount:
+			a := AccountState{Account: Account{Email: t1, Channel: t2, Autoconnect: b, Settings: map[string]string{}},
+				Nicks: map[msim.UID]string{}, Held: int(n1), Queued: int(n3)}
+			st.HeldSeq = max(st.HeldSeq, n2)
+			st.Accounts = append(st.Accounts, a)
+			ids = append(ids, int64(id))
+			sealed = append(sealed, pw)
+		case rowAccountSetting, rowNick:
+			if len(byID) != len(ids) { // the accounts have all come
+				for i := range st.Accounts {
+					byID[ids[i]] = &st.Accounts[i]
+				}
+			}
+			a := byID[int64(id)]
+			if a == nil {
+				return nil
+			}
+			if kind == rowNick {
+				a.Nicks[msim.UID(n1)] = t1
+			} else {
+				a.Settings[t1] = t2
+			}
+		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return UserState{}, err
+	}
+	if !found {
+		return UserState{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
 	}
 	for i := range st.Accounts {
 		a := &st.Accounts[i]
@@ -278,35 +298,6 @@ func (s *sqlStore) loadUser(ctx context.Context, tx *sql.Tx, name string) (UserS
 			return UserState{}, fmt.Errorf("password of account %q: %w", a.Email, err)
 		}
 		a.Password = string(pw)
-		byID[ids[i]] = a
-	}
-
-	if err := s.eachRow(ctx, tx, qLoadAccountSettings, []any{uid}, func(rows *sql.Rows) error {
-		var id int64
-		var k, v string
-		if err := rows.Scan(&id, &k, &v); err != nil {
-			return err
-		}
-		if a := byID[id]; a != nil {
-			a.Settings[k] = v
-		}
-		return nil
-	}); err != nil {
-		return UserState{}, err
-	}
-
-	if err := s.eachRow(ctx, tx, qLoadNicks, []any{uid}, func(rows *sql.Rows) error {
-		var id, buddy int64
-		var nick string
-		if err := rows.Scan(&id, &buddy, &nick); err != nil {
-			return err
-		}
-		if a := byID[id]; a != nil {
-			a.Nicks[msim.UID(buddy)] = nick
-		}
-		return nil
-	}); err != nil {
-		return UserState{}, err
 	}
 	return st, nil
 }

@@ -167,6 +167,8 @@ type UserState struct {
 	// caller numbering arrivals continues after it, so what arrives now
 	// sorts after what was held before a restart.
 	HeldSeq int64
+	// Notes is how many notes wait for the user (TakeNotes returns them).
+	Notes int
 }
 
 // HeldIM is an IM or a zap from a buddy that did not reach the user.

@@ -451,6 +451,9 @@ func testNotes(t *testing.T, db testDB) {
 		check(t, "AddNote", s.AddNote(ctx, "alice", n))
 	}
 	check(t, "AddNote bob", s.AddNote(ctx, "bob", "bob's"))
+	if n := mustLoad(t, s, "alice").Notes; n != 3 {
+		t.Errorf("LoadUser: %d notes, want 3", n)
+	}
 	got, err := s.TakeNotes(ctx, "alice")
 	check(t, "TakeNotes", err)
 	if want := []string{"one", "two", "three"}; !slices.Equal(got, want) {
@@ -458,6 +461,9 @@ func testNotes(t *testing.T, db testDB) {
 	}
 	if got, _ := s.TakeNotes(ctx, "alice"); len(got) != 0 {
 		t.Errorf("TakeNotes twice: got %q, want none", got)
+	}
+	if n := mustLoad(t, s, "alice").Notes; n != 0 {
+		t.Errorf("LoadUser after TakeNotes: %d notes, want 0", n)
 	}
 	if got, _ := s.TakeNotes(ctx, "bob"); !slices.Equal(got, []string{"bob's"}) {
 		t.Errorf("bob's notes: got %q, want [bob's]", got)
