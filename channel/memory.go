@@ -50,6 +50,14 @@ type userMemory struct {
 	seq    uint64
 	lastID int64
 	notes  []string // told to the user when they next connect (memory only)
+	// What the store may keep for the user: held and queued IMs by
+	// account e-mail, and notes. Loaded with the user, set when one is
+	// written (or its write tried), and cleared by a read that finds
+	// none: a login reads only what may be there. The memory is the only
+	// writer of these while the bridge has it (with several instances,
+	// only under the user's lease, and read again with it).
+	mayHeld, mayQueued map[string]bool
+	mayNotes           bool
 }
 
 // seqEvent is an event from MSIM with its arrival number, and the id it is
@@ -90,6 +98,7 @@ func (m *userMemory) note(text string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.st != nil {
+		m.mayNotes = true
 		ctx, cancel := m.ctx()
 		err := m.st.AddNote(ctx, m.user, text)
 		cancel()
@@ -108,12 +117,14 @@ func (m *userMemory) takeNotes() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var n []string
-	if m.st != nil {
+	if m.st != nil && m.mayNotes {
 		ctx, cancel := m.ctx()
 		stored, err := m.st.TakeNotes(ctx, m.user)
 		cancel()
 		if err != nil {
 			m.log.WithError(err).WithField("user", m.user).Error("store: notes not read; they are kept for the next connection")
+		} else {
+			m.mayNotes = false
 		}
 		n = stored
 	}
@@ -165,6 +176,7 @@ func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.st != nil {
+		put(&m.mayHeld, email, true)
 		ctx, cancel := m.ctx()
 		h, err := m.st.HoldIM(ctx, m.user, email, toStoreHeld(ev, se.seq, se.msgid))
 		cancel()
@@ -193,12 +205,14 @@ func (m *userMemory) heldFor(email string) []seqEvent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []seqEvent
-	if m.st != nil {
+	if m.st != nil && m.mayHeld[email] {
 		ctx, cancel := m.ctx()
 		hs, err := m.st.HeldIMs(ctx, m.user, email)
 		cancel()
 		if err != nil {
 			m.log.WithError(err).WithField("user", m.user).Error("store: held IMs not read; they stay held for the next login")
+		} else if len(hs) == 0 {
+			delete(m.mayHeld, email)
 		}
 		for _, h := range hs {
 			out = append(out, fromStoreHeld(h))
@@ -256,6 +270,7 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.st != nil {
+		put(&m.mayQueued, email, true)
 		ctx, cancel := m.ctx()
 		s, err := m.st.QueueIM(ctx, m.user, email, store.QueuedIM{To: q.uid, Nick: q.nick, Text: q.text, Time: time.Now()})
 		cancel()
@@ -276,12 +291,14 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []queuedIM
-	if m.st != nil {
+	if m.st != nil && m.mayQueued[email] {
 		ctx, cancel := m.ctx()
 		qs, err := m.st.QueuedIMs(ctx, m.user, email)
 		cancel()
 		if err != nil {
 			m.log.WithError(err).WithField("user", m.user).Error("store: queued IMs not read; they stay queued")
+		} else if len(qs) == 0 {
+			delete(m.mayQueued, email)
 		}
 		for _, q := range qs {
 			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text})
@@ -345,9 +362,16 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry) (*userMemory, err
 	if err != nil {
 		return nil, err
 	}
+	m.mayNotes = state.Notes > 0
 	for _, as := range state.Accounts {
 		if as.Channel != "" {
 			put(&m.channels, as.Email, as.Channel)
+		}
+		if as.Held > 0 {
+			put(&m.mayHeld, as.Email, true)
+		}
+		if as.Queued > 0 {
+			put(&m.mayQueued, as.Email, true)
 		}
 		for uid, nick := range as.Nicks {
 			k := buddyKey{as.Email, uid}

@@ -1,0 +1,109 @@
+package channel
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// readCounter is a store that counts the reads of held and queued IMs and
+// of notes.
+type readCounter struct {
+	store.Store
+	mu                  sync.Mutex
+	held, queued, notes int
+}
+
+func (r *readCounter) HeldIMs(ctx context.Context, user, email string) ([]store.HeldIM, error) {
+	r.mu.Lock()
+	r.held++
+	r.mu.Unlock()
+	return r.Store.HeldIMs(ctx, user, email)
+}
+
+func (r *readCounter) QueuedIMs(ctx context.Context, user, email string) ([]store.QueuedIM, error) {
+	r.mu.Lock()
+	r.queued++
+	r.mu.Unlock()
+	return r.Store.QueuedIMs(ctx, user, email)
+}
+
+func (r *readCounter) TakeNotes(ctx context.Context, user string) ([]string, error) {
+	r.mu.Lock()
+	r.notes++
+	r.mu.Unlock()
+	return r.Store.TakeNotes(ctx, user)
+}
+
+func (r *readCounter) counts() (held, queued, notes int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	held, queued, notes = r.held, r.queued, r.notes
+	r.held, r.queued, r.notes = 0, 0, 0
+	return held, queued, notes
+}
+
+// TestLoginReadsOnlyWhatMayBeStored: a login reads the held and queued IMs
+// of an account, and the user's notes, only when the store may have some:
+// as loaded with the user, or written since. What is there is still read,
+// after a restart too, and a read that finds none stops the next ones.
+func TestLoginReadsOnlyWhatMayBeStored(t *testing.T) {
+	rc := &readCounter{Store: sqliteStore(t)}
+	const email = "ann@example.com"
+	u := User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}, {Email: "other@example.com", Password: "pw"}}}
+	load := func() *userMemory {
+		t.Helper()
+		m, err := loadUserMemory(rc, u, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	expect := func(when string, held, queued, notes int) {
+		t.Helper()
+		if h, q, n := rc.counts(); h != held || q != queued || n != notes {
+			t.Errorf("%s: store read held %d, queued %d, notes %d times; want %d, %d, %d", when, h, q, n, held, queued, notes)
+		}
+	}
+	login := func(m *userMemory) (held []seqEvent, queued []queuedIM, notes []string) {
+		return m.heldFor(email), m.queuedFor(email), m.takeNotes()
+	}
+
+	m := load()
+	if h, q, n := login(m); len(h)+len(q)+len(n) != 0 {
+		t.Fatalf("a new user has %d held, %d queued, %d notes", len(h), len(q), len(n))
+	}
+	expect("a login with nothing stored", 0, 0, 0)
+
+	m.hold(email, msim.IMEvent{From: 7, Text: "while away"})
+	m.queue(email, queuedIM{uid: 7, nick: "tom", text: "typed offline"})
+	m.note("a note")
+	h, q, n := login(m)
+	if len(h) != 1 || len(q) != 1 || len(n) != 1 {
+		t.Fatalf("after writing one of each: %d held, %d queued, %d notes", len(h), len(q), len(n))
+	}
+	expect("a login after writing one of each", 1, 1, 1)
+	if h := m.heldFor("other@example.com"); len(h) != 0 {
+		t.Errorf("the other account has %d held", len(h))
+	}
+	expect("the other account's login", 0, 0, 0)
+
+	// A restart: the held and queued IMs are still stored (not yet
+	// delivered), the note was taken.
+	m = load()
+	h, q, n = login(m)
+	if len(h) != 1 || len(q) != 1 || len(n) != 0 {
+		t.Fatalf("after a restart: %d held, %d queued, %d notes", len(h), len(q), len(n))
+	}
+	expect("a login after a restart", 1, 1, 0)
+
+	m.dropHeld(email, h[0].held)
+	m.unqueue(email, q[0].id)
+	login(m)
+	expect("the first login after delivering them", 1, 1, 0)
+	login(m)
+	expect("the next login", 0, 0, 0)
+}
