@@ -219,9 +219,13 @@ func contactCount(st Store, owner msim.UID) (int, error) {
 const recordFields = 10
 
 func (s *session) contactList() (msim.Dict, error) {
-	cs, err := s.srv.store.Contacts(s.uid)
-	if err != nil {
-		return nil, err
+	cs := s.listed
+	s.listed = nil
+	if cs == nil {
+		var err error
+		if cs, err = s.srv.store.Contacts(s.uid); err != nil {
+			return nil, err
+		}
 	}
 	if v, ok := s.srv.store.(contactAccountViewer); ok {
 		uids := make([]msim.UID, len(cs))
@@ -244,6 +248,9 @@ func (s *session) contactList() (msim.Dict, error) {
 	}
 	return d, nil
 }
+
+// listChanged forgets the list the login read: the session is changing it.
+func (s *session) listChanged() { s.listed = nil }
 
 // contactInfo answers 0/2 for one ContactID: its record if listed, else the
 // user's data with an empty group.
@@ -449,6 +456,7 @@ func (s *session) setContact(body msim.Dict) (msim.Dict, error) {
 			}
 		}
 	}
+	s.listChanged()
 	if err := s.srv.store.PutContact(s.uid, c); err != nil {
 		return nil, err
 	}
@@ -463,6 +471,7 @@ func (s *session) deleteContact(body msim.Dict) (msim.Dict, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.listChanged()
 	if err := s.srv.store.DeleteContact(s.uid, uid); err != nil {
 		return nil, err
 	}

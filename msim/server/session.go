@@ -72,6 +72,11 @@ type session struct {
 	loggedIn bool
 	nick     string // uniquenick: user name, or the uid when none is set
 	badInput int
+	// listed is the contact list as the login read it, kept for the
+	// client's first request of its list (every client asks for it right
+	// after the login) so that it is not read twice; nil once used, or
+	// once the session has changed the list (listChanged).
+	listed []Contact
 
 	// Outgoing queue: encoded messages, shared read-only between sessions.
 	qmu        sync.Mutex
@@ -691,6 +696,7 @@ func (s *session) login(m *msim.Message) bool {
 	s.nonce = nil
 	s.uid = acct.UID
 	s.nick = uniqueNick(acct)
+	s.listed = contacts
 	s.rt = route{
 		presence:       msim.Presence{Status: msim.StatusOnline},
 		blockList:      setOf(acct.Block),
