@@ -210,6 +210,9 @@ func (srv *Server) account(uid msim.UID) (*Account, error) {
 	if errors.Is(err, ErrNoSuchAccount) {
 		return nil, errNoSuchUser
 	}
+	if t, ok := srv.lastLogin.of(uid); ok && err == nil && t.After(a.LastLogin) {
+		a.LastLogin = t // recorded, not yet written
+	}
 	return a, err
 }
 

@@ -125,7 +125,8 @@ type Server struct {
 	tom   *tom // nil unless cfg.Demo
 	bus   Bus  // nil unless cfg.Bus
 
-	metrics *metricSet // nil without cfg.Metrics
+	metrics   *metricSet  // nil without cfg.Metrics
+	lastLogin *lastLogins // login times on their way to the store
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -161,6 +162,7 @@ func New(cfg Config, store Store, log *logrus.Entry) (*Server, error) {
 		log:       log,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*session]struct{}{},
+		lastLogin: newLastLogins(store, log),
 	}
 	s.reg.init(cfg.Demo)
 	s.bus, s.reg.bus = cfg.Bus, cfg.Bus
@@ -374,12 +376,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.lastLogin.close()
 		return nil
 	case <-ctx.Done():
 		for _, c := range conns {
 			c.closeNow()
 		}
 		<-done
+		s.lastLogin.close()
 		return ctx.Err()
 	}
 }

@@ -760,13 +760,7 @@ func (s *session) login(m *msim.Message) bool {
 	srv.metrics.login(0)
 	_ = s.nc.SetReadDeadline(time.Time{})
 	s.logger().WithField("offline_messages", len(stored)).Info("logged in")
-	err = srv.store.UpdateAccount(s.uid, func(a *Account) error {
-		a.LastLogin = time.Now().UTC()
-		return nil
-	})
-	if err != nil {
-		s.logger().WithError(err).Warn("login: record last login")
-	}
+	srv.lastLogin.record(s.uid, time.Now().UTC())
 	return true
 }
 

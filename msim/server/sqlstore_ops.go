@@ -282,49 +282,73 @@ func (s *sqlStore) AccountByUserName(name string) (*Account, error) {
 func (s *sqlStore) UpdateAccount(uid msim.UID, fn func(*Account) error) error {
 	ctx, cancel := opContext()
 	defer cancel()
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.updateAccount(ctx, tx, uid, fn) })
+}
+
+// recordLogins implements loginRecorder: the accounts in uid order (so
+// that nodes recording overlapping logins lock the rows in one order), in
+// one transaction. An account deleted meanwhile is left out.
+func (s *sqlStore) recordLogins(times map[msim.UID]time.Time) error {
+	uids := make([]msim.UID, 0, len(times))
+	for uid := range times {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	ctx, cancel := opContext()
+	defer cancel()
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		old, sealed, stored, err := s.scanAccount(s.stmt(ctx, s.w, tx, lockAccount).QueryRowContext(ctx, int64(uid)))
-		if errors.Is(err, ErrNoSuchAccount) {
-			return err
-		}
-		if err != nil {
-			return s.wrap("update account", err)
-		}
-		a := old.clone()
-		if err := fn(a); err != nil {
-			return err
-		}
-		a.UID, a.Email = old.UID, old.Email
-		if err := checkText("user name", a.UserName); err != nil {
-			return err
-		}
-		if fold(a.UserName) != fold(old.UserName) && a.UserName != "" {
-			switch taken, err := s.exists(ctx, tx, qNameTaken, fold(a.UserName), int64(uid)); {
-			case err != nil:
+		for _, uid := range uids {
+			if err := s.updateAccount(ctx, tx, uid, laterLogin(times[uid])); err != nil && !errors.Is(err, ErrNoSuchAccount) {
 				return err
-			case taken:
-				return ErrUserNameTaken
 			}
 		}
-		data, err := encodeData(a)
-		if err != nil {
-			return s.wrap("update account", err)
-		}
-		if a.UserName == old.UserName && a.Hash == old.Hash && data == stored {
-			// Nothing to write when the change changed nothing (a client
-			// telling its privacy settings again at each login): on
-			// SQLite the commit then writes no WAL frame and does no
-			// sync; on PostgreSQL no new row version is made (the row
-			// lock taken above is still logged). Data stored in another
-			// form (an older release's, an import) is written once anew.
-			return nil
-		}
-		if a.Hash != old.Hash {
-			sealed = s.keys.seal(uid, a.Hash)
-		}
-		_, err = s.stmt(ctx, s.w, tx, qUpdateAccount).ExecContext(ctx, a.UserName, nameKey(a.UserName), sealed, data, int64(uid))
-		return s.uniqueError("update account", err)
+		return nil
 	})
+}
+
+// updateAccount is UpdateAccount inside tx.
+func (s *sqlStore) updateAccount(ctx context.Context, tx *sql.Tx, uid msim.UID, fn func(*Account) error) error {
+	old, sealed, stored, err := s.scanAccount(s.stmt(ctx, s.w, tx, lockAccount).QueryRowContext(ctx, int64(uid)))
+	if errors.Is(err, ErrNoSuchAccount) {
+		return err
+	}
+	if err != nil {
+		return s.wrap("update account", err)
+	}
+	a := old.clone()
+	if err := fn(a); err != nil {
+		return err
+	}
+	a.UID, a.Email = old.UID, old.Email
+	if err := checkText("user name", a.UserName); err != nil {
+		return err
+	}
+	if fold(a.UserName) != fold(old.UserName) && a.UserName != "" {
+		switch taken, err := s.exists(ctx, tx, qNameTaken, fold(a.UserName), int64(uid)); {
+		case err != nil:
+			return err
+		case taken:
+			return ErrUserNameTaken
+		}
+	}
+	data, err := encodeData(a)
+	if err != nil {
+		return s.wrap("update account", err)
+	}
+	if a.UserName == old.UserName && a.Hash == old.Hash && data == stored {
+		// Nothing to write when the change changed nothing (a client
+		// telling its privacy settings again at each login): on
+		// SQLite the commit then writes no WAL frame and does no
+		// sync; on PostgreSQL no new row version is made (the row
+		// lock taken above is still logged). Data stored in another
+		// form (an older release's, an import) is written once anew.
+		return nil
+	}
+	if a.Hash != old.Hash {
+		sealed = s.keys.seal(uid, a.Hash)
+	}
+	_, err = s.stmt(ctx, s.w, tx, qUpdateAccount).ExecContext(ctx, a.UserName, nameKey(a.UserName), sealed, data, int64(uid))
+	return s.uniqueError("update account", err)
 }
 
 func (s *sqlStore) Contacts(owner msim.UID) ([]Contact, error) {
