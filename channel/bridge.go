@@ -459,7 +459,7 @@ func (b *Bridge) newMemory(u User) (*userMemory, error) {
 		m.user, m.log, m.met = u.Name, b.log, b.met
 		return m, nil
 	}
-	m, err := loadUserMemory(b.cfg.Store, u, b.log)
+	m, err := loadUserMemory(b.cfg.Store, u, b.log, b.lease == nil)
 	if m != nil {
 		m.met = b.met
 	}

@@ -23,7 +23,7 @@ type StoredMemory struct{ m *userMemory }
 
 // MemoryOf loads user's memory from st (tests only).
 func MemoryOf(t interface{ Fatal(...any) }, st store.Store, user string) StoredMemory {
-	m, err := loadUserMemory(st, User{Name: user}, newUserMemory().log)
+	m, err := loadUserMemory(st, User{Name: user}, newUserMemory().log, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,11 +53,16 @@ type userMemory struct {
 	// What the store may keep for the user: held and queued IMs by
 	// account e-mail, and notes. Loaded with the user, set when one is
 	// written (or its write tried), and cleared by a read that finds
-	// none: a login reads only what may be there. The memory is the only
-	// writer of these while the bridge has it (with several instances,
-	// only under the user's lease, and read again with it).
+	// none: a login reads only what may be there. They count only when
+	// soleWriter: with one instance the bridge keeps one memory per user
+	// for good, and every hold, queue and note goes through it. With
+	// several, another instance that held the user's lease (or this one's
+	// memory from before the lease went and came back) may still hold an
+	// IM it could not deliver after this memory was loaded, so every login
+	// reads.
 	mayHeld, mayQueued map[string]bool
 	mayNotes           bool
+	soleWriter         bool
 }
 
 // seqEvent is an event from MSIM with its arrival number, and the id it is
@@ -117,7 +122,7 @@ func (m *userMemory) takeNotes() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var n []string
-	if m.st != nil && m.mayNotes {
+	if m.st != nil && (m.mayNotes || !m.soleWriter) {
 		ctx, cancel := m.ctx()
 		stored, err := m.st.TakeNotes(ctx, m.user)
 		cancel()
@@ -205,7 +210,7 @@ func (m *userMemory) heldFor(email string) []seqEvent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []seqEvent
-	if m.st != nil && m.mayHeld[email] {
+	if m.st != nil && (m.mayHeld[email] || !m.soleWriter) {
 		ctx, cancel := m.ctx()
 		hs, err := m.st.HeldIMs(ctx, m.user, email)
 		cancel()
@@ -291,7 +296,7 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []queuedIM
-	if m.st != nil && m.mayQueued[email] {
+	if m.st != nil && (m.mayQueued[email] || !m.soleWriter) {
 		ctx, cancel := m.ctx()
 		qs, err := m.st.QueuedIMs(ctx, m.user, email)
 		cancel()
@@ -353,9 +358,11 @@ func put[K comparable, V any](m *map[K]V, k K, v V) {
 
 // loadUserMemory is the memory of user u kept in st: the user and their
 // accounts are saved there first (SaveUsers), then what was kept is loaded.
-func loadUserMemory(st store.Store, u User, log *logrus.Entry) (*userMemory, error) {
+// soleWriter: the memory is the only writer of the user's held and queued
+// IMs and notes (one instance; see userMemory.soleWriter).
+func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) (*userMemory, error) {
 	m := newUserMemory()
-	m.st, m.user, m.log = st, u.Name, log
+	m.st, m.user, m.log, m.soleWriter = st, u.Name, log, soleWriter
 	ctx, cancel := context.WithTimeout(context.Background(), storeWait)
 	defer cancel()
 	state, err := saveUser(ctx, st, u)

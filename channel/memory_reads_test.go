@@ -56,7 +56,7 @@ func TestLoginReadsOnlyWhatMayBeStored(t *testing.T) {
 	u := User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}, {Email: "other@example.com", Password: "pw"}}}
 	load := func() *userMemory {
 		t.Helper()
-		m, err := loadUserMemory(rc, u, quietLog())
+		m, err := loadUserMemory(rc, u, quietLog(), true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,4 +106,38 @@ func TestLoginReadsOnlyWhatMayBeStored(t *testing.T) {
 	expect("the first login after delivering them", 1, 1, 0)
 	login(m)
 	expect("the next login", 0, 0, 0)
+
+	// A note kept over a restart is read at the next login.
+	m.note("kept")
+	m = load()
+	if n := m.takeNotes(); len(n) != 1 || n[0] != "kept" {
+		t.Errorf("notes after a restart: %q, want [kept]", n)
+	}
+	expect("the notes after a restart", 0, 0, 1)
+}
+
+// TestLoginReadsAllWithSeveralInstances: with several instances another
+// memory of the user (another instance's, or this one's from before the
+// lease went and came back) may hold an IM or keep a note after this
+// memory was loaded, so every login reads them.
+func TestLoginReadsAllWithSeveralInstances(t *testing.T) {
+	st := sqliteStore(t)
+	const email = "ann@example.com"
+	u := User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}}}
+	mine, err := loadUserMemory(st, u, quietLog(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := loadUserMemory(st, u, quietLog(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.hold(email, msim.IMEvent{From: 7, Text: "late"})
+	old.note("late note")
+	if h := mine.heldFor(email); len(h) != 1 {
+		t.Errorf("held IMs another memory kept: %d, want 1", len(h))
+	}
+	if n := mine.takeNotes(); len(n) != 1 {
+		t.Errorf("notes another memory kept: %q, want one", n)
+	}
 }
