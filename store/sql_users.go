@@ -245,7 +245,8 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 	found := false
 	err := s.eachRow(ctx, s.db, qLoadUser, []any{name}, func(rows *sql.Rows) error {
 		var (
-			kind, id   int
+			kind       int
+			id         int64
 			t1, t2     string
 			pw         []byte
 			b          bool
@@ -265,7 +266,7 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 				Nicks: map[msim.UID]string{}, Held: int(n1), Queued: int(n3)}
 			st.HeldSeq = max(st.HeldSeq, n2)
 			st.Accounts = append(st.Accounts, a)
-			ids = append(ids, int64(id))
+			ids = append(ids, id)
 			sealed = append(sealed, pw)
 		case rowAccountSetting, rowNick:
 			if len(byID) != len(ids) { // the accounts have all come
@@ -273,7 +274,7 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 					byID[ids[i]] = &st.Accounts[i]
 				}
 			}
-			a := byID[int64(id)]
+			a := byID[id]
 			if a == nil {
 				return nil
 			}
