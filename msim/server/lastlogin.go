@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
@@ -108,11 +109,19 @@ func (l *lastLogins) run() {
 }
 
 // write stores the login times of batch, each only if later than the one
-// stored (another node may have stored a later login meanwhile).
+// stored (another node may have stored a later login meanwhile). If the
+// batch fails for something else than the database's time running out
+// (an account's data the update refuses), the accounts are tried one by
+// one, so that one of them does not keep the others' times out; a
+// database that does not answer is not asked once per account.
 func (l *lastLogins) write(batch map[msim.UID]time.Time) {
 	if r, ok := l.st.(loginRecorder); ok {
 		err := r.recordLogins(batch)
 		if err == nil {
+			return
+		}
+		if timedOut(err) {
+			l.log.WithError(err).WithField("logins", len(batch)).Warn("login: last logins not recorded")
 			return
 		}
 		l.log.WithError(err).WithField("logins", len(batch)).Warn("login: recording last logins together failed; recording them one by one")
@@ -122,12 +131,22 @@ func (l *lastLogins) write(batch map[msim.UID]time.Time) {
 		uids = append(uids, uid)
 	}
 	slices.Sort(uids)
-	for _, uid := range uids {
+	for i, uid := range uids {
 		err := l.st.UpdateAccount(uid, laterLogin(batch[uid]))
 		if err != nil && !errors.Is(err, ErrNoSuchAccount) {
 			l.log.WithError(err).WithField("uid", uid).Warn("login: record last login")
 		}
+		if timedOut(err) {
+			l.log.WithField("logins", len(uids)-i-1).Warn("login: last logins not recorded")
+			return
+		}
 	}
+}
+
+// timedOut reports whether err is a store operation's time running out
+// (or its context ending).
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // laterLogin sets an account's LastLogin to t unless it is later already.
@@ -140,8 +159,10 @@ func laterLogin(t time.Time) func(*Account) error {
 	}
 }
 
-// close writes what is pending and ends run.
-func (l *lastLogins) close() {
+// close writes what is pending and ends run, waiting for it as long as
+// ctx lasts (Shutdown's); it says what it leaves unwritten when ctx ends
+// first.
+func (l *lastLogins) close(ctx context.Context) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -157,5 +178,12 @@ func (l *lastLogins) close() {
 	case l.wake <- struct{}{}:
 	default: // run is woken already; it sees closed when it takes the token
 	}
-	<-l.done
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		l.mu.Lock()
+		n := len(l.pending)
+		l.mu.Unlock()
+		l.log.WithField("logins", n).Warn("shutdown: last logins still being recorded are left")
+	}
 }

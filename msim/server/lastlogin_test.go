@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -147,7 +149,7 @@ func TestLastLoginsCloseWritesWhatIsLeft(t *testing.T) {
 	}
 	l.record(b, tb)
 	closed := make(chan struct{})
-	go func() { l.close(); close(closed) }()
+	go func() { l.close(context.Background()); close(closed) }()
 	select {
 	case <-closed:
 		t.Fatal("close returned before the write under way ended")
@@ -169,5 +171,66 @@ func TestLastLoginsCloseWritesWhatIsLeft(t *testing.T) {
 	l.record(a, tc)
 	if got := lastLoginOf(t, st, a); !got.Equal(tc) {
 		t.Errorf("a after close: %v, want %v", got, tc)
+	}
+}
+
+// TestLastLoginsCloseBoundedByItsContext: Shutdown's deadline bounds the
+// wait for a write the database holds up.
+func TestLastLoginsCloseBoundedByItsContext(t *testing.T) {
+	st := NewMemStore()
+	srv, err := New(Config{}, st, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := addAccount(t, srv, "a@example.com", "Secret1", "a")
+	h := &heldWrites{Store: st, shut: make(chan struct{})}
+	defer func() {
+		h.mu.Lock()
+		close(h.shut)
+		h.mu.Unlock()
+	}()
+	l := newLastLogins(h, testLog(t))
+	l.record(a, time.Now().UTC())
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	l.close(ctx)
+	if d := time.Since(start); d > testWait {
+		t.Errorf("close waited %v for a held write", d)
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Errorf("close returned before its deadline with the write held")
+	}
+}
+
+// TestRecordLoginsInChunks: the SQL stores write a large batch of login
+// times in transactions of loginChunk accounts, every one of them.
+func TestRecordLoginsInChunks(t *testing.T) {
+	for _, e := range storeEngines() {
+		if e.name == "mem" {
+			continue
+		}
+		t.Run(e.name, func(t *testing.T) {
+			st, _ := e.open(t)
+			srv, err := New(Config{}, st, testLog(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			when := time.Now().UTC().Truncate(time.Microsecond)
+			times := map[msim.UID]time.Time{}
+			for i := range 2*loginChunk + 1 {
+				times[addAccount(t, srv, "u"+strconv.Itoa(i)+"@example.com", "Secret1", "")] = when
+			}
+			times[FirstUID+100000] = when // no such account: left out
+			if err := st.(loginRecorder).recordLogins(times); err != nil {
+				t.Fatal(err)
+			}
+			delete(times, FirstUID+100000)
+			for uid := range times {
+				if got := lastLoginOf(t, st, uid); !got.Equal(when) {
+					t.Fatalf("uid %v: last login %v, want %v", uid, got, when)
+				}
+			}
+		})
 	}
 }

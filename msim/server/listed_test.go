@@ -91,6 +91,16 @@ func TestLoginListReadOnce(t *testing.T) {
 				t.Errorf("list after deleting carol's entry: %v, want none", got)
 			}
 			c.nc.Close()
+			// An empty list is read once too.
+			st.n.Store(0)
+			c = login(t, addr, "alice@example.com", "Secret1")
+			if got := listedUIDs(t, c); len(got) != 0 {
+				t.Errorf("empty list: %v", got)
+			}
+			if n := st.n.Load(); n != 1 {
+				t.Errorf("a login with an empty list and its list read the list %d times, want 1", n)
+			}
+			c.nc.Close()
 			if err := srv.store.PutContact(alice, Contact{UID: bob, GroupName: "IM Friends", Position: 1, Visibility: 1}); err != nil {
 				t.Fatal(err)
 			}

@@ -219,9 +219,9 @@ func contactCount(st Store, owner msim.UID) (int, error) {
 const recordFields = 10
 
 func (s *session) contactList() (msim.Dict, error) {
-	cs := s.listed
-	s.listed = nil
-	if cs == nil {
+	cs, have := s.listed, s.haveListed
+	s.listChanged()
+	if !have {
 		var err error
 		if cs, err = s.srv.store.Contacts(s.uid); err != nil {
 			return nil, err
@@ -250,7 +250,7 @@ func (s *session) contactList() (msim.Dict, error) {
 }
 
 // listChanged forgets the list the login read: the session is changing it.
-func (s *session) listChanged() { s.listed = nil }
+func (s *session) listChanged() { s.listed, s.haveListed = nil, false }
 
 // contactInfo answers 0/2 for one ContactID: its record if listed, else the
 // user's data with an empty group.

@@ -376,14 +376,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		s.lastLogin.close()
-		return nil
+		s.lastLogin.close(ctx)
+		return ctx.Err()
 	case <-ctx.Done():
 		for _, c := range conns {
 			c.closeNow()
 		}
 		<-done
-		s.lastLogin.close()
+		s.lastLogin.close(ctx)
 		return ctx.Err()
 	}
 }

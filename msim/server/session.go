@@ -75,8 +75,10 @@ type session struct {
 	// listed is the contact list as the login read it, kept for the
 	// client's first request of its list (every client asks for it right
 	// after the login) so that it is not read twice; nil once used, or
-	// once the session has changed the list (listChanged).
-	listed []Contact
+	// once the session has changed the list (listChanged); haveListed
+	// says it holds one (an empty list is nil).
+	listed     []Contact
+	haveListed bool
 
 	// Outgoing queue: encoded messages, shared read-only between sessions.
 	qmu        sync.Mutex
@@ -696,7 +698,7 @@ func (s *session) login(m *msim.Message) bool {
 	s.nonce = nil
 	s.uid = acct.UID
 	s.nick = uniqueNick(acct)
-	s.listed = contacts
+	s.listed, s.haveListed = contacts, true
 	s.rt = route{
 		presence:       msim.Presence{Status: msim.StatusOnline},
 		blockList:      setOf(acct.Block),

@@ -285,25 +285,36 @@ func (s *sqlStore) UpdateAccount(uid msim.UID, fn func(*Account) error) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return s.updateAccount(ctx, tx, uid, fn) })
 }
 
+// loginChunk bounds the accounts one transaction of recordLogins updates
+// (and holds locked until it commits).
+const loginChunk = 500
+
 // recordLogins implements loginRecorder: the accounts in uid order (so
-// that nodes recording overlapping logins lock the rows in one order), in
-// one transaction. An account deleted meanwhile is left out.
+// that nodes recording overlapping logins lock the rows in one order), up
+// to loginChunk in a transaction. An account deleted meanwhile is left
+// out.
 func (s *sqlStore) recordLogins(times map[msim.UID]time.Time) error {
 	uids := make([]msim.UID, 0, len(times))
 	for uid := range times {
 		uids = append(uids, uid)
 	}
 	slices.Sort(uids)
-	ctx, cancel := opContext()
-	defer cancel()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, uid := range uids {
-			if err := s.updateAccount(ctx, tx, uid, laterLogin(times[uid])); err != nil && !errors.Is(err, ErrNoSuchAccount) {
-				return err
+	for chunk := range slices.Chunk(uids, loginChunk) {
+		ctx, cancel := opContext()
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			for _, uid := range chunk {
+				if err := s.updateAccount(ctx, tx, uid, laterLogin(times[uid])); err != nil && !errors.Is(err, ErrNoSuchAccount) {
+					return err
+				}
 			}
+			return nil
+		})
+		cancel()
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // updateAccount is UpdateAccount inside tx.
