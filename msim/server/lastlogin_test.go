@@ -118,24 +118,33 @@ func TestLastLoginOffTheLoginPath(t *testing.T) {
 			if _, batched := base.(loginRecorder); batched && writes > 3 {
 				t.Errorf("%d logins written in %d writes, want at most 3", n, writes)
 			}
-
 		})
 	}
+}
+
+// heldLastLogins is a memory store with n accounts and a lastLogins
+// writing to it through a heldWrites that is shut.
+func heldLastLogins(t *testing.T, n int) (Store, []msim.UID, *heldWrites, *lastLogins) {
+	t.Helper()
+	st := NewMemStore()
+	srv, err := New(Config{}, st, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uids := make([]msim.UID, n)
+	for i := range uids {
+		uids[i] = addAccount(t, srv, "u"+strconv.Itoa(i)+"@example.com", "Secret1", "u"+strconv.Itoa(i))
+	}
+	h := &heldWrites{Store: st, shut: make(chan struct{})}
+	return st, uids, h, newLastLogins(h, testLog(t))
 }
 
 // TestLastLoginsCloseWritesWhatIsLeft: close (from Shutdown) returns once
 // every time recorded before it is written, one recorded while a write was
 // under way included.
 func TestLastLoginsCloseWritesWhatIsLeft(t *testing.T) {
-	st := NewMemStore()
-	srv, err := New(Config{}, st, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := addAccount(t, srv, "a@example.com", "Secret1", "a")
-	b := addAccount(t, srv, "b@example.com", "Secret1", "b")
-	h := &heldWrites{Store: st, shut: make(chan struct{})}
-	l := newLastLogins(h, testLog(t))
+	st, uids, h, l := heldLastLogins(t, 2)
+	a, b := uids[0], uids[1]
 	ta, tb := time.Now().UTC(), time.Now().UTC().Add(time.Second)
 	l.record(a, ta) // its write waits at the gate
 	for {
@@ -177,19 +186,13 @@ func TestLastLoginsCloseWritesWhatIsLeft(t *testing.T) {
 // TestLastLoginsCloseBoundedByItsContext: Shutdown's deadline bounds the
 // wait for a write the database holds up.
 func TestLastLoginsCloseBoundedByItsContext(t *testing.T) {
-	st := NewMemStore()
-	srv, err := New(Config{}, st, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := addAccount(t, srv, "a@example.com", "Secret1", "a")
-	h := &heldWrites{Store: st, shut: make(chan struct{})}
+	_, uids, h, l := heldLastLogins(t, 1)
+	a := uids[0]
 	defer func() {
 		h.mu.Lock()
 		close(h.shut)
 		h.mu.Unlock()
 	}()
-	l := newLastLogins(h, testLog(t))
 	l.record(a, time.Now().UTC())
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
