@@ -263,7 +263,7 @@ func (s *session) onAddBuddy(m *msim.Message) {
 			c = Contact{UID: uid, GroupName: "IM Friends", Position: 1000}
 		}
 		c.Visibility = 1
-		s.listChanged()
+		s.forgetListed()
 		if err := s.srv.store.PutContact(s.uid, c); err != nil {
 			s.persistFailure("addbuddy", err)
 			return
@@ -301,7 +301,7 @@ func (s *session) onDelBuddy(m *msim.Message) {
 	uid := msim.UID(n)
 	c, ok, err := s.srv.contact(s.uid, uid)
 	if err == nil && ok && !c.Blocked() {
-		s.listChanged()
+		s.forgetListed()
 		err = s.srv.store.DeleteContact(s.uid, uid)
 	}
 	if err != nil {

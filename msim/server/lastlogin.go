@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -83,10 +84,7 @@ func (l *lastLogins) run() {
 	defer close(l.done)
 	for range l.wake {
 		l.mu.Lock()
-		batch := make(map[msim.UID]time.Time, len(l.pending))
-		for uid, t := range l.pending {
-			batch[uid] = t
-		}
+		batch := maps.Clone(l.pending)
 		closed := l.closed
 		l.mu.Unlock()
 		if len(batch) > 0 {
@@ -126,11 +124,7 @@ func (l *lastLogins) write(batch map[msim.UID]time.Time) {
 		}
 		l.log.WithError(err).WithField("logins", len(batch)).Warn("login: recording last logins together failed; recording them one by one")
 	}
-	uids := make([]msim.UID, 0, len(batch))
-	for uid := range batch {
-		uids = append(uids, uid)
-	}
-	slices.Sort(uids)
+	uids := slices.Sorted(maps.Keys(batch))
 	for i, uid := range uids {
 		err := l.st.UpdateAccount(uid, laterLogin(batch[uid]))
 		if err != nil && !errors.Is(err, ErrNoSuchAccount) {

@@ -220,7 +220,7 @@ const recordFields = 10
 
 func (s *session) contactList() (msim.Dict, error) {
 	cs, have := s.listed, s.haveListed
-	s.listChanged()
+	s.forgetListed()
 	if !have {
 		var err error
 		if cs, err = s.srv.store.Contacts(s.uid); err != nil {
@@ -249,8 +249,9 @@ func (s *session) contactList() (msim.Dict, error) {
 	return d, nil
 }
 
-// listChanged forgets the list the login read: the session is changing it.
-func (s *session) listChanged() { s.listed, s.haveListed = nil, false }
+// forgetListed forgets the list the login read: it has been used, or the
+// session is changing the list.
+func (s *session) forgetListed() { s.listed, s.haveListed = nil, false }
 
 // contactInfo answers 0/2 for one ContactID: its record if listed, else the
 // user's data with an empty group.
@@ -456,7 +457,7 @@ func (s *session) setContact(body msim.Dict) (msim.Dict, error) {
 			}
 		}
 	}
-	s.listChanged()
+	s.forgetListed()
 	if err := s.srv.store.PutContact(s.uid, c); err != nil {
 		return nil, err
 	}
@@ -471,7 +472,7 @@ func (s *session) deleteContact(body msim.Dict) (msim.Dict, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.listChanged()
+	s.forgetListed()
 	if err := s.srv.store.DeleteContact(s.uid, uid); err != nil {
 		return nil, err
 	}

@@ -75,7 +75,7 @@ type session struct {
 	// listed is the contact list as the login read it, kept for the
 	// client's first request of its list (every client asks for it right
 	// after the login) so that it is not read twice; nil once used, or
-	// once the session has changed the list (listChanged); haveListed
+	// once the session has changed the list (forgetListed); haveListed
 	// says it holds one (an empty list is nil).
 	listed     []Contact
 	haveListed bool

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -294,12 +295,7 @@ const loginChunk = 500
 // to loginChunk in a transaction. An account deleted meanwhile is left
 // out.
 func (s *sqlStore) recordLogins(times map[msim.UID]time.Time) error {
-	uids := make([]msim.UID, 0, len(times))
-	for uid := range times {
-		uids = append(uids, uid)
-	}
-	slices.Sort(uids)
-	for chunk := range slices.Chunk(uids, loginChunk) {
+	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(times)), loginChunk) {
 		ctx, cancel := opContext()
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			for _, uid := range chunk {
