@@ -219,7 +219,14 @@ type Client struct {
 	pending  map[int]*pending
 	self     Profile
 	contacts []contactEntry
-	presence map[UID]Presence // latest presence per uid, contact or not
+	presence map[UID]Presence // latest presence per uid not in contacts
+	// early is the presence received before the contact table was built,
+	// in order of arrival: a login's burst (the server tells the presence
+	// of every online contact as the login ends, before the client asks
+	// for its list). setup moves it into the table's entries, and only a
+	// stranger's into presence. Lent by earlyBufs; nil once listed.
+	early  *[]earlyPresence
+	listed bool // the contact table is built: setup has moved early
 	// strangers are the uids Block put in the contact table without their
 	// having an entry: Allow takes them off the list again.
 	strangers map[UID]struct{}

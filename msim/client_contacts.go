@@ -4,6 +4,8 @@ package msim
 // per contact for as long as it lives, and a gateway holds many sessions.
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -102,10 +104,88 @@ func (c *Client) PresenceOf(uid UID) (Status, string, bool) {
 		e := &c.contacts[i]
 		return Status(e.status), e.statusText, true
 	}
-	if pr, ok := c.presence[uid]; ok {
+	if pr, ok := c.outsidePresence(uid); ok {
 		return pr.Status, pr.Text, true
 	}
 	return StatusOffline, "", false
+}
+
+// outsidePresence returns the latest presence received for a uid that has
+// no entry in the contact table (or for any uid before the table is
+// built). c.mu is held.
+func (c *Client) outsidePresence(uid UID) (Presence, bool) {
+	if pr, ok := c.presence[uid]; ok {
+		return pr, true
+	}
+	if c.early != nil {
+		for _, e := range slices.Backward(*c.early) {
+			if e.uid == uid {
+				return Presence{Status: e.status, Text: e.text}, true
+			}
+		}
+	}
+	return Presence{}, false
+}
+
+// earlyPresence is one presence received before the contact table was
+// built (Client.early).
+type earlyPresence struct {
+	uid    UID
+	status Status
+	text   string
+	taken  bool // by a contact's entry (takeEarly)
+}
+
+// earlyBufs lends the lists of presence received before the contact table:
+// a login's garbage once the table is built, as long as its online list.
+var earlyBufs = sync.Pool{New: func() any { return new([]earlyPresence) }}
+
+// keptEarlyBuf is the largest list earlyBufs keeps.
+const keptEarlyBuf = 4096
+
+// noteEarly keeps a presence received before the contact table was built.
+// c.mu is held.
+func (c *Client) noteEarly(uid UID, st Status, text string) {
+	if c.early == nil {
+		c.early = earlyBufs.Get().(*[]earlyPresence)
+	}
+	*c.early = append(*c.early, earlyPresence{uid: uid, status: st, text: text})
+}
+
+// takeEarly gives each of contacts the last presence received for it
+// before the table was built, keeps a stranger's in c.presence, and lets
+// the list go: from now on presence goes to the table. c.mu is held.
+func (c *Client) takeEarly(contacts []Contact) {
+	c.listed = true
+	p := c.early
+	if p == nil {
+		return
+	}
+	c.early = nil
+	early := *p
+	// Stable: of a uid's presences, the last received stays the last.
+	slices.SortStableFunc(early, func(a, b earlyPresence) int { return cmp.Compare(a.uid, b.uid) })
+	for i := range contacts {
+		j, found := slices.BinarySearchFunc(early, contacts[i].UID, func(e earlyPresence, uid UID) int { return cmp.Compare(e.uid, uid) })
+		if !found {
+			continue
+		}
+		for ; j < len(early) && early[j].uid == contacts[i].UID; j++ {
+			contacts[i].Status, contacts[i].StatusText = early[j].status, early[j].text
+			early[j].taken = true
+		}
+	}
+	for j, e := range early {
+		if !e.taken && (j+1 == len(early) || early[j+1].uid != e.uid) {
+			c.presence[e.uid] = Presence{Status: e.status, Text: e.text}
+		}
+	}
+	if cap(early) > keptEarlyBuf {
+		return
+	}
+	clear(early)
+	*p = early[:0]
+	earlyBufs.Put(p)
 }
 
 // contactBufs holds the lists a login's contacts are gathered in before the

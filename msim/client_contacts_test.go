@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -401,5 +402,109 @@ func TestContactFromWire(t *testing.T) {
 	}
 	if c.UserName != "" || c.DisplayName != "Ann" || c.ImageURL != `http://img.test/a\b.png` || c.Group != "IM Friends" || c.Blocked {
 		t.Errorf("got %+v", c)
+	}
+}
+
+// TestEarlyPresenceIsKeptInOrder: presence received before the contact
+// table is built is known at once, and the table takes each contact's last
+// one; a stranger's last presence stays known once the table is built.
+func TestEarlyPresenceIsKeptInOrder(t *testing.T) {
+	cfg := ClientConfig{Notify: func() {}}
+	cfg.setDefaults()
+	c := newClient(cfg, nil)
+	for _, m := range []*Message{
+		presenceMsg(7, StatusOnline, "first"),
+		presenceMsg(4242, StatusIdle, "afk"), // not a contact
+		presenceMsg(3, StatusOnline, ""),
+		presenceMsg(7, StatusAway, "lunch"),
+		presenceMsg(4242, StatusOnline, "back"),
+		presenceMsg(3, StatusIdle, "zzz"),
+	} {
+		c.onBM(m)
+	}
+	c.TakeEvents(nil)
+	if st, text, ok := c.PresenceOf(7); st != StatusAway || text != "lunch" || !ok {
+		t.Errorf("before the list: PresenceOf(7) got %v %q %v, want away \"lunch\" true", st, text, ok)
+	}
+	contacts := []Contact{{UID: 9}, {UID: 7}, {UID: 3}}
+	c.mu.Lock()
+	c.takeEarly(contacts)
+	c.mu.Unlock()
+	for _, tc := range []struct {
+		i      int
+		status Status
+		text   string
+	}{{0, StatusOffline, ""}, {1, StatusAway, "lunch"}, {2, StatusIdle, "zzz"}} {
+		if got := contacts[tc.i]; got.Status != tc.status || got.StatusText != tc.text {
+			t.Errorf("contact %v got %v %q, want %v %q", got.UID, got.Status, got.StatusText, tc.status, tc.text)
+		}
+	}
+	if st, text, ok := c.PresenceOf(4242); st != StatusOnline || text != "back" || !ok {
+		t.Errorf("stranger after the list: PresenceOf(4242) got %v %q %v, want online \"back\" true", st, text, ok)
+	}
+	if len(c.presence) != 1 {
+		t.Errorf("after the list: %d uids kept outside the table, want 1 (the stranger)", len(c.presence))
+	}
+}
+
+// TestEarlyPresenceCostsNoMoreThanLate: a login's burst of presence, which
+// comes before the contact table is built, costs no more memory than the
+// same presence once the table is built (where each goes into its entry).
+// Each presence is taken as an event at once, so the event queue keeps
+// its array in both.
+func TestEarlyPresenceCostsNoMoreThanLate(t *testing.T) {
+	const n = 100
+	cfg := ClientConfig{Notify: func() {}}
+	cfg.setDefaults()
+	msgs := make([]*Message, n)
+	contacts := make([]Contact, n)
+	for i := range n {
+		msgs[i] = presenceMsg(UID(1000+i), StatusOnline, "")
+		contacts[i] = Contact{UID: UID(1000 + i)}
+	}
+	list := slices.Clone(contacts)
+	burst := func(c *Client, take bool) {
+		var buf []Event
+		for _, m := range msgs {
+			c.onBM(m)
+			buf = c.TakeEvents(buf[:0])
+		}
+		if take {
+			c.mu.Lock()
+			c.takeEarly(list)
+			c.mu.Unlock()
+		}
+	}
+	measure := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	bytesOf := func(listed bool) uint64 {
+		least := ^uint64(0)
+		for range 5 {
+			c := newClient(cfg, nil)
+			burst(c, true) // warms the pools
+			if listed {
+				c.mu.Lock()
+				c.contacts = make([]contactEntry, n)
+				for i, ct := range contacts {
+					c.contacts[i] = entryOf(ct)
+				}
+				c.mu.Unlock()
+				burst(c, false) // warms the event queue
+			} else {
+				c = newClient(cfg, nil) // a fresh login
+			}
+			least = min(least, measure(func() { burst(c, !listed) }))
+		}
+		return least
+	}
+	late, early := bytesOf(true), bytesOf(false)
+	// Room for the table's lookups, not for a map or list per uid.
+	if early > late+late/4 {
+		t.Errorf("%d presences before the list cost %d bytes, after it %d: want at most 1.25×", n, early, late)
 	}
 }

@@ -662,7 +662,9 @@ func (c *Client) onBM(m *Message) {
 		c.mu.Lock()
 		// Kept small: no extra items, and text that does not pin the message.
 		pr := Presence{Status: st, Text: strings.Clone(text)}
-		if i := c.contactIndex(uid); i >= 0 {
+		if !c.listed {
+			c.noteEarly(uid, pr.Status, pr.Text)
+		} else if i := c.contactIndex(uid); i >= 0 {
 			// A contact's presence lives in its entry only.
 			c.contacts[i].setPresence(pr.Status, pr.Text)
 			delete(c.presence, uid)

@@ -271,24 +271,7 @@ func (c *Client) setup(ctx context.Context) error {
 
 	packNames(contacts)
 	c.mu.Lock()
-	moved := 0
-	for i := range contacts {
-		if pr, ok := c.presence[contacts[i].UID]; ok {
-			contacts[i].Status, contacts[i].StatusText = pr.Status, pr.Text
-			delete(c.presence, contacts[i].UID) // kept in the entry from now on
-			moved++
-		}
-	}
-	if moved > 0 {
-		// A map keeps its room after deletes: the presence of a whole
-		// contact list that came before the list would stay allocated.
-		// (maps.Clone keeps the room too.)
-		rest := make(map[UID]Presence, len(c.presence))
-		for uid, pr := range c.presence {
-			rest[uid] = pr
-		}
-		c.presence = rest
-	}
+	c.takeEarly(contacts)
 	c.contacts = make([]contactEntry, len(contacts)) // kept for the session: no spare room
 	for i, ct := range contacts {
 		c.contacts[i] = entryOf(ct)
@@ -563,7 +546,7 @@ func (c *Client) addBuddy(ctx context.Context, uid UID, group, nick string) erro
 func (c *Client) putContact(ct Contact) {
 	c.mu.Lock()
 	change := ContactAdded
-	if pr, ok := c.presence[ct.UID]; ok {
+	if pr, ok := c.outsidePresence(ct.UID); ok {
 		ct.Status, ct.StatusText = pr.Status, pr.Text
 		delete(c.presence, ct.UID) // kept in the entry from now on
 	}
@@ -789,7 +772,7 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 		return Contact{}, errorf("msim: contact info %v: %w (reply is about %v)", uid, ErrNotContact, ct.UID)
 	}
 	c.mu.Lock()
-	if pr, ok := c.presence[uid]; ok {
+	if pr, ok := c.outsidePresence(uid); ok {
 		ct.Status, ct.StatusText = pr.Status, pr.Text
 	}
 	changed := false
