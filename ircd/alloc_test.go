@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -146,5 +147,62 @@ func TestDeliverOneLineAllocs(t *testing.T) {
 	if err != nil || m.Tags["msgid"] != "abc" || m.Tags["time"] != "2001-09-09T01:46:40.000Z" || len(m.Tags) != 2 ||
 		m.Prefix.String() != "bud!bud@msim.1" || m.Command != "PRIVMSG" || !slices.Equal(m.Params, []string{"me", "hello there"}) {
 		t.Errorf("line: got %q, want the IM from bud with its msgid and time", got[0])
+	}
+}
+
+// TestNumericAllocs: a numeric reply is encoded straight into the queue's
+// chunk, so once the queue has its chunk it allocates nothing, and its
+// line is the one the message it replaces would write, however many
+// parameters it has. A labeled reply being collected still gets it as a
+// message.
+func TestNumericAllocs(t *testing.T) {
+	c, done := fuzzClient(t)
+	defer done()
+	c.giveBack(c.take())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !raceEnabled {
+		allocs := testing.AllocsPerRun(200, func() {
+			c.numeric(irc.RPL_WHOISUSER, "bud", "bud", "msim.1", "*", "Bud Buddy")
+			c.giveBack(c.take())
+		})
+		if allocs > 0 {
+			t.Errorf("a numeric: got %.1f allocations, want none", allocs)
+		}
+	}
+	many := make([]string, numericRoom+4)
+	for i := range many {
+		many[i] = fmt.Sprintf("TOKEN%d=x", i)
+	}
+	many[len(many)-1] = "are supported by this server"
+	cases := [][]string{
+		{irc.RPL_WHOISUSER, "bud", "bud", "msim.1", "*", "Bud Buddy"},
+		{irc.RPL_ENDOFWHO, "&bitlbee", "End of WHO list"},
+		{irc.RPL_NAMREPLY, "=", "&bitlbee", "@me +bud"},
+		{irc.ERR_NOSUCHNICK, "nobody", ":colon"},
+		{irc.RPL_UMODEIS, "+iw"},
+		append([]string{irc.RPL_ISUPPORT}, many...),
+	}
+	var want []string
+	for _, tc := range cases {
+		c.numeric(tc[0], tc[1:]...)
+		want = append(want, msg(c.serverPrefix(), tc[0], append([]string{c.nick}, tc[1:]...)...).String())
+	}
+	batch := c.take()
+	if got := entryLines(batch); !slices.Equal(got, want) {
+		t.Errorf("lines: got %q, want %q", got, want)
+	}
+	for i, e := range batch {
+		if e.raw == nil {
+			t.Errorf("line %d queued as a message, want encoded", i)
+		}
+	}
+	c.giveBack(batch)
+	rb := &replyBuf{label: "x"}
+	c.capture = rb
+	c.numeric(irc.RPL_UMODEIS, "+iw")
+	c.capture = nil
+	if len(rb.lines) != 1 || rb.lines[0].String() != ":"+testServer+" 221 me +iw" || c.queued() != 0 {
+		t.Errorf("while a labeled reply is collected: got %q collected, %d queued; want the line collected", rb.lines, c.queued())
 	}
 }

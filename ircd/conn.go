@@ -520,10 +520,22 @@ func (c *Client) selfPrefix() *irc.Prefix {
 	return &irc.Prefix{Name: c.nick, User: c.user, Host: c.host}
 }
 
-// numeric queues a numeric reply to the client. Caller holds c.mu.
+// numeric queues a numeric reply to the client, encoded straight into the
+// queue's chunk unless a labeled reply is being collected (which keeps
+// messages). Caller holds c.mu.
 func (c *Client) numeric(code string, params ...string) {
-	c.send(msg(c.serverPrefix(), code, append([]string{c.nick}, params...)...))
+	if c.capture != nil {
+		c.send(msg(c.serverPrefix(), code, append([]string{c.nick}, params...)...))
+		return
+	}
+	var room [numericRoom]string // on the stack: queueLine keeps no parameter
+	p := c.serverPrefix()
+	c.queueLine(p.Name, p.User, p.Host, code, append(append(room[:0], c.nick), params...))
 }
+
+// numericRoom is how many parameters, the nick included, a numeric has
+// room for without allocating (RPL_ISUPPORT's lines are the longest).
+const numericRoom = 16
 
 // writeBufs holds the write buffers. A connection takes one only
 // while it writes a batch, so an idle connection holds none.

@@ -46,6 +46,13 @@ func (c *Client) emitLine(name, user, host, cmd string, params ...string) {
 		c.emit(msg(p, cmd, params...))
 		return
 	}
+	c.queueLine(name, user, host, cmd, params)
+}
+
+// queueLine queues the line emitLine would, encoded into the queue's
+// chunk, without holding it before the welcome. A full queue drops the
+// client. Caller holds c.mu.
+func (c *Client) queueLine(name, user, host, cmd string, params []string) {
 	if !c.admit() {
 		return
 	}
