@@ -112,7 +112,8 @@ func (c *Client) PresenceOf(uid UID) (Status, string, bool) {
 
 // outsidePresence returns the latest presence received for a uid that has
 // no entry in the contact table (or for any uid before the table is
-// built). c.mu is held.
+// built, from a scan of the early list, which earlyCompactMin bounds).
+// c.mu is held.
 func (c *Client) outsidePresence(uid UID) (Presence, bool) {
 	if pr, ok := c.presence[uid]; ok {
 		return pr, true
@@ -143,13 +144,44 @@ var earlyBufs = sync.Pool{New: func() any { return new([]earlyPresence) }}
 // keptEarlyBuf is the largest list earlyBufs keeps.
 const keptEarlyBuf = 4096
 
+// earlyCompactMin is the length from which a full list of early presence
+// is compacted (lastPerUID) before it grows: a contact whose presence
+// keeps changing during the login, or a server repeating itself, costs no
+// more than one entry per uid, and the list stays within twice the uids
+// it holds.
+const earlyCompactMin = 256
+
 // noteEarly keeps a presence received before the contact table was built.
 // c.mu is held.
 func (c *Client) noteEarly(uid UID, st Status, text string) {
 	if c.early == nil {
 		c.early = earlyBufs.Get().(*[]earlyPresence)
 	}
-	*c.early = append(*c.early, earlyPresence{uid: uid, status: st, text: text})
+	early := *c.early
+	if len(early) == cap(early) && len(early) >= earlyCompactMin {
+		early = lastPerUID(early)
+	}
+	*c.early = append(early, earlyPresence{uid: uid, status: st, text: text})
+}
+
+// byUID orders early presence by uid.
+func byUID(a, b earlyPresence) int { return cmp.Compare(a.uid, b.uid) }
+
+// lastPerUID keeps, in place, only the last presence of each uid of early,
+// in uid order, and returns them.
+func lastPerUID(early []earlyPresence) []earlyPresence {
+	// Stable: of a uid's presences, the last received stays the last.
+	slices.SortStableFunc(early, byUID)
+	n := 0
+	for j, e := range early {
+		if j+1 < len(early) && early[j+1].uid == e.uid {
+			continue
+		}
+		early[n] = e
+		n++
+	}
+	clear(early[n:])
+	return early[:n]
 }
 
 // takeEarly gives each of contacts the last presence received for it
@@ -162,21 +194,16 @@ func (c *Client) takeEarly(contacts []Contact) {
 		return
 	}
 	c.early = nil
-	early := *p
-	// Stable: of a uid's presences, the last received stays the last.
-	slices.SortStableFunc(early, func(a, b earlyPresence) int { return cmp.Compare(a.uid, b.uid) })
+	early := lastPerUID(*p)
 	for i := range contacts {
 		j, found := slices.BinarySearchFunc(early, contacts[i].UID, func(e earlyPresence, uid UID) int { return cmp.Compare(e.uid, uid) })
-		if !found {
-			continue
-		}
-		for ; j < len(early) && early[j].uid == contacts[i].UID; j++ {
+		if found {
 			contacts[i].Status, contacts[i].StatusText = early[j].status, early[j].text
 			early[j].taken = true
 		}
 	}
-	for j, e := range early {
-		if !e.taken && (j+1 == len(early) || early[j+1].uid != e.uid) {
+	for _, e := range early {
+		if !e.taken {
 			c.presence[e.uid] = Presence{Status: e.status, Text: e.text}
 		}
 	}
