@@ -534,8 +534,9 @@ func (c *Client) numeric(code string, params ...string) {
 }
 
 // numericRoom is how many parameters, the nick included, a numeric has
-// room for without allocating (RPL_ISUPPORT's lines are the longest).
-const numericRoom = 16
+// room for on the stack (RPL_WHOREPLY's eight; RPL_ISUPPORT's longer
+// lines, once per connection, allocate). The reader's stack holds it.
+const numericRoom = 8
 
 // writeBufs holds the write buffers. A connection takes one only
 // while it writes a batch, so an idle connection holds none.

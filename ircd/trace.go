@@ -68,7 +68,9 @@ func (c *Client) traceWritten(batch []entry) {
 		m := e.m
 		if e.raw != nil {
 			// Only the lines of the world's virtual users and the
-			// server are queued encoded; they parse back.
+			// server's (numerics among them) are queued encoded; they
+			// parse back, though a numeric echoing an empty parameter
+			// of the client's loses it in the trace (not on the wire).
 			var err error
 			if m, err = parseLine(string(e.raw)); err != nil {
 				log.Debug("irc ", traceOut, " (a line that does not parse)")
