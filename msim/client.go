@@ -221,10 +221,12 @@ type Client struct {
 	contacts []contactEntry
 	presence map[UID]Presence // latest presence per uid not in contacts
 	// early is the presence received before the contact table was built,
-	// in order of arrival: a login's burst (the server tells the presence
-	// of every online contact as the login ends, before the client asks
-	// for its list). setup moves it into the table's entries, and only a
-	// stranger's into presence. Lent by earlyBufs; nil once listed.
+	// in order of arrival (compacted to the last per uid when it would
+	// grow large, see noteEarly): a login's burst (the server tells the
+	// presence of every online contact as the login ends, before the
+	// client asks for its list). setup moves it into the table's entries,
+	// and only a stranger's into presence. Lent by earlyBufs; nil once
+	// listed.
 	early  *[]earlyPresence
 	listed bool // the contact table is built: setup has moved early
 	// strangers are the uids Block put in the contact table without their
