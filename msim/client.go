@@ -226,7 +226,8 @@ type Client struct {
 	// presence of every online contact as the login ends, before the
 	// client asks for its list). setup moves it into the table's entries,
 	// and only a stranger's into presence. Lent by earlyBufs; nil once
-	// listed.
+	// listed. Only the reader and setup see it: Dial returns the client
+	// once setup has listed.
 	early  *[]earlyPresence
 	listed bool // the contact table is built: setup has moved early
 	// strangers are the uids Block put in the contact table without their

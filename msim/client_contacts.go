@@ -104,28 +104,10 @@ func (c *Client) PresenceOf(uid UID) (Status, string, bool) {
 		e := &c.contacts[i]
 		return Status(e.status), e.statusText, true
 	}
-	if pr, ok := c.outsidePresence(uid); ok {
+	if pr, ok := c.presence[uid]; ok {
 		return pr.Status, pr.Text, true
 	}
 	return StatusOffline, "", false
-}
-
-// outsidePresence returns the latest presence received for a uid that has
-// no entry in the contact table (or for any uid before the table is
-// built, from a scan of the early list, which earlyCompactMin bounds).
-// c.mu is held.
-func (c *Client) outsidePresence(uid UID) (Presence, bool) {
-	if pr, ok := c.presence[uid]; ok {
-		return pr, true
-	}
-	if c.early != nil {
-		for _, e := range slices.Backward(*c.early) {
-			if e.uid == uid {
-				return Presence{Status: e.status, Text: e.text}, true
-			}
-		}
-	}
-	return Presence{}, false
 }
 
 // earlyPresence is one presence received before the contact table was

@@ -546,7 +546,7 @@ func (c *Client) addBuddy(ctx context.Context, uid UID, group, nick string) erro
 func (c *Client) putContact(ct Contact) {
 	c.mu.Lock()
 	change := ContactAdded
-	if pr, ok := c.outsidePresence(ct.UID); ok {
+	if pr, ok := c.presence[ct.UID]; ok {
 		ct.Status, ct.StatusText = pr.Status, pr.Text
 		delete(c.presence, ct.UID) // kept in the entry from now on
 	}
@@ -772,7 +772,7 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 		return Contact{}, errorf("msim: contact info %v: %w (reply is about %v)", uid, ErrNotContact, ct.UID)
 	}
 	c.mu.Lock()
-	if pr, ok := c.outsidePresence(uid); ok {
+	if pr, ok := c.presence[uid]; ok {
 		ct.Status, ct.StatusText = pr.Status, pr.Text
 	}
 	changed := false
