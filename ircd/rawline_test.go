@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/allocs"
 	"gopkg.in/irc.v4"
 )
 
@@ -313,11 +313,9 @@ func TestBurstReusesQueueArrays(t *testing.T) {
 
 // bytesPerRun is the bytes f allocates, on average over runs calls.
 func bytesPerRun(runs int, f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range runs {
-		f()
-	}
-	runtime.ReadMemStats(&after)
-	return (after.TotalAlloc - before.TotalAlloc) / uint64(runs)
+	return allocs.Bytes(func() {
+		for range runs {
+			f()
+		}
+	}) / uint64(runs)
 }

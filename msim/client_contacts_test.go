@@ -7,12 +7,13 @@ import (
 	"math"
 	"net"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/msimircd/msimircd/internal/allocs"
 )
 
 // TestAppendContacts: the contact list appended to an array keeps what
@@ -476,16 +477,8 @@ func TestEarlyPresenceCostsNoMoreThanLate(t *testing.T) {
 			c.mu.Unlock()
 		}
 	}
-	measure := func(f func()) uint64 {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		f()
-		runtime.ReadMemStats(&after)
-		return after.TotalAlloc - before.TotalAlloc
-	}
 	bytesOf := func(listed bool) uint64 {
-		least := ^uint64(0)
-		for range 5 {
+		return allocs.LeastBytes(5, func() func() {
 			c := newClient(cfg, nil)
 			burst(c, true) // warms the pools
 			if listed {
@@ -499,9 +492,8 @@ func TestEarlyPresenceCostsNoMoreThanLate(t *testing.T) {
 			} else {
 				c = newClient(cfg, nil) // a fresh login
 			}
-			least = min(least, measure(func() { burst(c, !listed) }))
-		}
-		return least
+			return func() { burst(c, !listed) }
+		})
 	}
 	late, early := bytesOf(true), bytesOf(false)
 	// Room for the table's lookups, not for a map or list per uid.

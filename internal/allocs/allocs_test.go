@@ -37,3 +37,25 @@ func TestLeast(t *testing.T) {
 		t.Errorf("no allocations: got %d after %d tries, want 0 after 1", n, tries)
 	}
 }
+
+// TestBytes counts the bytes the code allocates, and LeastBytes the
+// fewest of its tries, as Least does for allocations.
+func TestBytes(t *testing.T) {
+	if n := Bytes(func() { sink = make([]byte, 4096) }); n < 4096 {
+		t.Errorf("4096 bytes counted as %d", n)
+	}
+	extra := 1
+	n := LeastBytes(5, func() func() {
+		sink = make([]byte, 1<<16) // preparing: not counted
+		return func() {
+			if extra > 0 { // the first try allocates more, as if another goroutine did
+				sink = make([]byte, 1<<14)
+				extra = 0
+			}
+			sink = make([]byte, 4096)
+		}
+	})
+	if n < 4096 || n >= 1<<14 {
+		t.Errorf("LeastBytes got %d bytes, want those of the 4096-byte allocation", n)
+	}
+}
