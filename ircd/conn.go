@@ -524,13 +524,14 @@ func (c *Client) selfPrefix() *irc.Prefix {
 // queue's chunk unless a labeled reply is being collected (which keeps
 // messages). Caller holds c.mu.
 func (c *Client) numeric(code string, params ...string) {
+	var room [numericRoom]string // on the stack: msg copies, queueLine encodes
+	params = append(append(room[:0], c.nick), params...)
+	p := c.serverPrefix()
 	if c.capture != nil {
-		c.send(msg(c.serverPrefix(), code, append([]string{c.nick}, params...)...))
+		c.send(msg(p, code, params...))
 		return
 	}
-	var room [numericRoom]string // on the stack: queueLine keeps no parameter
-	p := c.serverPrefix()
-	c.queueLine(p.Name, p.User, p.Host, code, append(append(room[:0], c.nick), params...))
+	c.queueLine(p.Name, p.User, p.Host, code, params)
 }
 
 // numericRoom is how many parameters, the nick included, a numeric has
