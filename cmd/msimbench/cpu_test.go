@@ -32,6 +32,33 @@ func TestStormCPUSince(t *testing.T) {
 	}
 }
 
+// TestCostOf: a phase's cost is its CPU (clock ticks) and system calls
+// per IM delivered, the server's and this process's.
+func TestCostOf(t *testing.T) {
+	s0 := cpuSample{gw: 100, self: 50, all: 1000, gwIO: ioCalls{10, 20}, selfIO: ioCalls{30, 40}, ok: true}
+	s1 := cpuSample{gw: 150, self: 70, all: 1100, gwIO: ioCalls{1010, 520}, selfIO: ioCalls{2030, 1040}, ok: true}
+	got := costOf(s0, s1, 2000)
+	want := &phaseCost{ServerCPUus: 250, BenchCPUus: 100, MachineCPUus: 500, IMs: 2000,
+		ServerReads: 0.5, ServerWrites: 0.25, BenchReads: 1, BenchWrites: 0.5, systemCallsSet: true}
+	if got == nil || *got != *want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	noIO := s1
+	noIO.gwIO = ioCalls{}
+	if c := costOf(s0, noIO, 2000); c == nil || c.systemCallsSet || c.ServerReads != 0 || c.ServerCPUus != 250 {
+		t.Errorf("without the server's system calls: got %+v, want the CPU only", c)
+	}
+	for _, tc := range []struct {
+		name   string
+		s0, s1 cpuSample
+		ims    int64
+	}{{"first unread", cpuSample{}, s1, 2000}, {"second unread", s0, cpuSample{}, 2000}, {"no IMs", s0, s1, 0}} {
+		if c := costOf(tc.s0, tc.s1, tc.ims); c != nil {
+			t.Errorf("%s: got %+v, want nil", tc.name, c)
+		}
+	}
+}
+
 func TestMachineCPU(t *testing.T) {
 	a, err := machineCPU()
 	if err != nil {

@@ -55,6 +55,55 @@ type loadResult struct {
 	// GatewayCPUPerIM is the gateway's CPU time (user and system, both
 	// phases) per IM delivered, in µs; bridged runs with a known pid only.
 	GatewayCPUPerIM float64 `json:"gateway_cpu_us_per_im,omitempty"`
+	// What each phase cost per IM delivered in it, the server's and this
+	// process's (the benchmark's clients, and in a bridged run the MSIM
+	// server): nil when the server's process is not known.
+	RateCost     *phaseCost `json:"rate_cost,omitempty"`
+	FullLoadCost *phaseCost `json:"full_load_cost,omitempty"`
+}
+
+// phaseCost is the CPU and the read and write system calls per IM of one
+// phase, of the IRC server under test and of this process (the calls are
+// zero when /proc does not tell: systemCallsSet).
+type phaseCost struct {
+	ServerCPUus    float64 `json:"server_cpu_us_per_im"`
+	ServerReads    float64 `json:"server_reads_per_im"`
+	ServerWrites   float64 `json:"server_writes_per_im"`
+	BenchCPUus     float64 `json:"bench_cpu_us_per_im"`
+	BenchReads     float64 `json:"bench_reads_per_im"`
+	BenchWrites    float64 `json:"bench_writes_per_im"`
+	MachineCPUus   float64 `json:"machine_cpu_us_per_im"` // every process's, these two included
+	IMs            int64   `json:"ims"`
+	systemCallsSet bool
+}
+
+// costOf is what a phase between s0 and s1 cost per IM for ims IMs; nil
+// when either sample is missing or no IM was delivered.
+func costOf(s0, s1 cpuSample, ims int64) *phaseCost {
+	if !s0.ok || !s1.ok || ims <= 0 {
+		return nil
+	}
+	n := float64(ims)
+	us := func(t uint64) float64 { return float64(t) * 1e6 / clockTicks / n }
+	c := &phaseCost{
+		ServerCPUus: us(s1.gw - s0.gw), BenchCPUus: us(s1.self - s0.self),
+		MachineCPUus: us(s1.all - s0.all), IMs: ims,
+	}
+	if g, b := s1.gwIO.minus(s0.gwIO), s1.selfIO.minus(s0.selfIO); g != (ioCalls{}) && b != (ioCalls{}) {
+		c.ServerReads, c.ServerWrites = float64(g.Reads)/n, float64(g.Writes)/n
+		c.BenchReads, c.BenchWrites = float64(b.Reads)/n, float64(b.Writes)/n
+		c.systemCallsSet = true
+	}
+	return c
+}
+
+// sample reads the server's and this process's counters; not ok without
+// a server.
+func (l *load) sample() cpuSample {
+	if l.server == nil {
+		return cpuSample{}
+	}
+	return l.server()
 }
 
 // flow is one direction of a pair: src sends to dst, whose nick on src's
@@ -86,6 +135,10 @@ type load struct {
 	errMu     sync.Mutex
 	firstErr  string
 	errCount  atomic.Int64
+	// server, when set, reads the server's (the gateway's or the plain
+	// IRC server's) and this process's CPU and system calls, for the cost
+	// per IM of each phase.
+	server func() cpuSample
 }
 
 // historyBusy reports whether a NOTICE is the gateway saying, once, that
@@ -298,6 +351,7 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		// Latencies count after the warm-up (logins' background work done).
 		measure := time.AfterFunc(time.Duration(start-l.now())+o.warmup, func() { l.phase.Store(1) })
 		before := l.delivered.Load()
+		c0 := l.sample()
 		for i, f := range l.flows {
 			wg.Add(1)
 			go func() {
@@ -310,6 +364,7 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		})
 		wg.Wait()
 		l.drain(o.drain)
+		res.RateCost = costOf(c0, l.sample(), l.delivered.Load()-before)
 		stopProg()
 		measure.Stop()
 		l.phase.Store(0)
@@ -336,6 +391,7 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		}
 		time.Sleep(o.warmup)
 		l.phase.Store(2)
+		c1 := l.sample()
 		t1, d1 := time.Now(), l.delivered.Load()
 		stopProg := prog.every(label+" full load", func() string {
 			el := time.Since(t1).Seconds()
@@ -346,6 +402,7 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		case <-ctx.Done():
 		}
 		d2, t2 := l.delivered.Load(), time.Now()
+		res.FullLoadCost = costOf(c1, l.sample(), d2-d1)
 		l.phase.Store(0)
 		stopProg()
 		close(stop)

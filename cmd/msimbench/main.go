@@ -488,7 +488,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 	if o.has("plain") && ctx.Err() == nil {
-		addr, name, stopPlain, skip := plainTarget(e, o.plainAddr, o.installNgircd)
+		addr, name, pid, stopPlain, skip := plainTarget(e, o.plainAddr, o.installNgircd)
 		if skip != "" {
 			// Said even with -quiet: the report lacks the comparison.
 			rep.PlainSkipped = skip
@@ -496,7 +496,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		} else {
 			prog.say(fmt.Sprintf("plain IRC (%s): %d clients", name, o.clients))
 			rep.PlainServer = name
-			res, err := runPlain(ctx, e, addr, o.clients, lo)
+			res, err := runPlain(ctx, e, addr, pid, o.clients, lo)
 			stopPlain()
 			if err != nil {
 				fail("plain IRC", err)
@@ -641,6 +641,24 @@ func verdict(ok bool) string {
 	return "MISSED"
 }
 
+// printCost prints what each load phase cost per IM: the server's CPU and
+// system calls, and this process's (called bench).
+func printCost(tw io.Writer, server, bench string, r *loadResult) {
+	for _, ph := range []struct {
+		name string
+		c    *phaseCost
+	}{{"fixed rate", r.RateCost}, {"full load", r.FullLoadCost}} {
+		c := ph.c
+		if c == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "  %s, per IM: CPU of %s / %s / machine\t%.1f / %.1f / %.1f µs\t\t\n", ph.name, server, bench, c.ServerCPUus, c.BenchCPUus, c.MachineCPUus)
+		if c.systemCallsSet {
+			fmt.Fprintf(tw, "    reads / writes per IM: %s; %s\t%.2f / %.2f; %.2f / %.2f\t\t\n", server, bench, c.ServerReads, c.ServerWrites, c.BenchReads, c.BenchWrites)
+		}
+	}
+}
+
 func printTable(w io.Writer, r *report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "msimbench (%s gateway)\n\n", r.Mode)
@@ -658,6 +676,7 @@ func printTable(w io.Writer, r *report) {
 		if b.GatewayCPUPerIM > 0 {
 			fmt.Fprintf(tw, "  gateway CPU per IM\t%.1f µs\t\t\n", b.GatewayCPUPerIM)
 		}
+		printCost(tw, "gateway", "msimd and clients", b)
 	}
 	for _, m := range r.Memory {
 		if m.MemoryMeasured {
@@ -695,6 +714,7 @@ func printTable(w io.Writer, r *report) {
 			fmt.Fprintf(tw, "    over %v / in stalls\t%d / %.0f%% (%d stalls)\t\t\n", slowIM, p.RateSlow, 100*p.RateSlowInStalls, p.RateStalls)
 		}
 		fmt.Fprintf(tw, "  sent / delivered / lost / errors\t%d / %d / %d / %d\t\t\n", p.Sent, p.Delivered, p.Lost, p.Errors)
+		printCost(tw, "server", "clients", p)
 	} else if r.PlainSkipped != "" {
 		fmt.Fprintf(tw, "plain IRC\tskipped (below)\t\t\n")
 	}

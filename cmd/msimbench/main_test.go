@@ -84,14 +84,44 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if b, _ := rep["bridged"].(map[string]any); b == nil {
 		t.Errorf("bridged: got nothing, want the load's details")
-	} else if cpu, _ := b["gateway_cpu_us_per_im"].(float64); cpu <= 0 {
-		t.Errorf("bridged.gateway_cpu_us_per_im: got %v, want > 0", b["gateway_cpu_us_per_im"])
+	} else {
+		if cpu, _ := b["gateway_cpu_us_per_im"].(float64); cpu <= 0 {
+			t.Errorf("bridged.gateway_cpu_us_per_im: got %v, want > 0", b["gateway_cpu_us_per_im"])
+		}
+		checkCost(t, "bridged", b)
+	}
+	if p, _ := rep["plain"].(map[string]any); p != nil {
+		checkCost(t, "plain", p)
 	}
 	if rep["plain"] == nil && rep["plain_skipped"] == nil {
 		t.Errorf("plain: neither measured nor skipped")
 	}
 	if rep["plain_skipped"] != nil && !strings.Contains(errOut.String(), "plain IRC comparison skipped") {
 		t.Errorf("stderr: got %q, want the reason the plain mode was skipped, even with -quiet", errOut.String())
+	}
+}
+
+// checkCost checks a load's cost per IM in each phase: the IMs counted,
+// and where this machine's /proc tells, the server's system calls.
+func checkCost(t *testing.T, name string, load map[string]any) {
+	t.Helper()
+	for _, key := range []string{"rate_cost", "full_load_cost"} {
+		c, _ := load[key].(map[string]any)
+		if c == nil {
+			t.Errorf("%s.%s: got nothing, want the phase's cost per IM", name, key)
+			continue
+		}
+		if n, _ := c["ims"].(float64); n <= 0 {
+			t.Errorf("%s.%s.ims: got %v, want > 0", name, key, c["ims"])
+		}
+		if procIO(os.Getpid()) == (ioCalls{}) {
+			continue // no /proc/PID/io here
+		}
+		for _, k := range []string{"server_reads_per_im", "server_writes_per_im", "bench_reads_per_im", "bench_writes_per_im"} {
+			if v, _ := c[k].(float64); v <= 0 {
+				t.Errorf("%s.%s.%s: got %v, want > 0", name, key, k, c[k])
+			}
+		}
 	}
 }
 

@@ -41,7 +41,7 @@ func TestSkipWithoutNgircd(t *testing.T) {
 	if _, err := os.Stat("/usr/sbin/ngircd"); err == nil {
 		t.Skip("ngircd is installed here")
 	}
-	_, _, _, skip := plainTarget(&env{tmp: t.TempDir()}, "", false)
+	_, _, _, _, skip := plainTarget(&env{tmp: t.TempDir()}, "", false)
 	if skip != skipNoNgircd {
 		t.Fatalf("skip: got %q, want %q", skip, skipNoNgircd)
 	}

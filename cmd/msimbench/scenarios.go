@@ -245,6 +245,7 @@ func runBridged(ctx context.Context, e *env, name string, clientsN int, o loadOp
 		defer waitTrace()
 	}
 	l := newLoad(clients, nicks, o.window)
+	l.server = func() cpuSample { return sampleCPU(t.gw) }
 	cpu0, cpuErr := t.gw.cpuTicks()
 	res := l.run(ctx, o, e.prog, "bridged IM")
 	if cpu1, err := t.gw.cpuTicks(); err == nil && cpuErr == nil && res.Delivered > 0 {
@@ -502,11 +503,12 @@ const (
 )
 
 // plainTarget finds or starts an ordinary IRC server: addr if given, else
-// ngircd (installed with apt-get when allowed). It returns "" and a reason
-// when the mode must be skipped.
-func plainTarget(e *env, addr string, install bool) (ircAddr, name string, stop func(), skip string) {
+// ngircd (installed with apt-get when allowed), with the pid of the one it
+// started (0 for a given one). It returns "" and a reason when the mode
+// must be skipped.
+func plainTarget(e *env, addr string, install bool) (ircAddr, name string, pid int, stop func(), skip string) {
 	if addr != "" {
-		return addr, "given by -plain-irc", func() {}, ""
+		return addr, "given by -plain-irc", 0, func() {}, ""
 	}
 	bin, err := exec.LookPath("ngircd")
 	if err != nil {
@@ -516,16 +518,16 @@ func plainTarget(e *env, addr string, install bool) (ircAddr, name string, stop 
 	}
 	if bin == "" {
 		if !install {
-			return "", "", nil, skipNoNgircd
+			return "", "", 0, nil, skipNoNgircd
 		}
 		if os.Geteuid() != 0 {
-			return "", "", nil, skipNoNgircdNoRoot
+			return "", "", 0, nil, skipNoNgircdNoRoot
 		}
 		e.prog.say("installing ngircd with apt-get")
 		cmd := exec.Command("apt-get", "install", "-y", "-q", "ngircd")
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", "", nil, fmt.Sprintf("apt-get install ngircd failed: %v: %s", err, lastLine(out))
+			return "", "", 0, nil, fmt.Sprintf("apt-get install ngircd failed: %v: %s", err, lastLine(out))
 		}
 		if bin, err = exec.LookPath("ngircd"); err != nil {
 			bin = "/usr/sbin/ngircd"
@@ -533,12 +535,12 @@ func plainTarget(e *env, addr string, install bool) (ircAddr, name string, stop 
 	}
 	port, err := freePort()
 	if err != nil {
-		return "", "", nil, err.Error()
+		return "", "", 0, nil, err.Error()
 	}
 	_, p, _ := strings.Cut(port, ":")
 	dir := filepath.Join(e.tmp, "ngircd")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", nil, err.Error()
+		return "", "", 0, nil, err.Error()
 	}
 	conf := fmt.Sprintf(`[Global]
 	Name = bench.ngircd.local
@@ -563,14 +565,14 @@ func plainTarget(e *env, addr string, install bool) (ircAddr, name string, stop 
 `, p, filepath.Join(dir, "ngircd.pid"))
 	cfg := filepath.Join(dir, "ngircd.conf")
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		return "", "", nil, err.Error()
+		return "", "", 0, nil, err.Error()
 	}
 	logf, _ := os.Create(filepath.Join(dir, "ngircd.log"))
 	cmd := exec.Command(bin, "-n", "-f", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return "", "", nil, fmt.Sprintf("start ngircd: %v", err)
+		return "", "", 0, nil, fmt.Sprintf("start ngircd: %v", err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -596,12 +598,12 @@ func plainTarget(e *env, addr string, install bool) (ircAddr, name string, stop 
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if nc, err := net.DialTimeout("tcp", port, time.Second); err == nil {
 			nc.Close()
-			return port, ver, stop, ""
+			return port, ver, cmd.Process.Pid, stop, ""
 		}
 		if time.Now().After(deadline) {
 			stop()
 			b, _ := os.ReadFile(filepath.Join(dir, "ngircd.log"))
-			return "", "", nil, "ngircd did not start: " + lastLine(b)
+			return "", "", 0, nil, "ngircd did not start: " + lastLine(b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -616,7 +618,7 @@ func lastLine(b []byte) string {
 }
 
 // runPlain runs the same load between clients of an ordinary IRC server.
-func runPlain(ctx context.Context, e *env, addr string, n int, o loadOptions) (loadResult, error) {
+func runPlain(ctx context.Context, e *env, addr string, pid int, n int, o loadOptions) (loadResult, error) {
 	cctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	clients := make([]*ircClient, n)
@@ -644,5 +646,8 @@ func runPlain(ctx context.Context, e *env, addr string, n int, o loadOptions) (l
 	}
 	defer closeAll(clients)
 	l := newLoad(clients, nicks, o.window)
+	if pid != 0 {
+		l.server = func() cpuSample { return samplePID(pid) }
+	}
 	return l.run(ctx, o, e.prog, "plain IRC"), nil
 }

@@ -608,13 +608,27 @@ type cpuSample struct {
 }
 
 func sampleCPU(g *gateway) cpuSample {
-	var s cpuSample
-	var err1, err2, err3 error
-	s.gw, err1 = g.cpuTicks()
+	gw, err := g.cpuTicks()
+	return sampleWith(gw, err, g.pid)
+}
+
+// samplePID is sampleCPU for another server under test, the process pid
+// (the plain IRC server).
+func samplePID(pid int) cpuSample {
+	t, err := procCPU(pid, true)
+	return sampleWith(t, err, pid)
+}
+
+// sampleWith completes a sample of the server's CPU time t (err if it
+// could not be read) and system calls (pid) with this process's and the
+// machine's.
+func sampleWith(t uint64, err error, pid int) cpuSample {
+	s := cpuSample{gw: t}
+	var err2, err3 error
 	s.self, err2 = procCPU(os.Getpid(), false)
 	s.all, err3 = machineCPU()
-	s.ok = err1 == nil && err2 == nil && err3 == nil
-	s.gwIO, s.selfIO = procIO(g.pid), procIO(os.Getpid())
+	s.ok = err == nil && err2 == nil && err3 == nil
+	s.gwIO, s.selfIO = procIO(pid), procIO(os.Getpid())
 	return s
 }
 
