@@ -80,14 +80,14 @@ func (s *session) onStaleMSIM(a *account, ev msim.Event) {
 	}
 }
 
-func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
+func (s *session) onMSIM(a *account, gen int, event msim.Event) {
 	if gen != a.gen {
-		s.onStaleMSIM(a, ev)
+		s.onStaleMSIM(a, event)
 		return
 	}
-	switch ev := ev.(type) {
+	switch ev := event.(type) {
 	case msim.IMEvent:
-		s.fromUser(a, ev.From, ev)
+		s.fromUser(a, ev.From, event) // the event as it came: no copy of the IM
 	case msim.PresenceEvent:
 		if bd := a.buddy(ev.UID); bd != nil {
 			// The client's table holds the presence (this one, or a
@@ -105,7 +105,7 @@ func (s *session) onMSIM(a *account, gen int, ev msim.Event) {
 			}
 		}
 	case msim.ZapEvent:
-		s.fromUser(a, ev.From, ev)
+		s.fromUser(a, ev.From, event)
 	case msim.ContactEvent:
 		switch ev.Change {
 		case msim.ContactRemoved:

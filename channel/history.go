@@ -545,8 +545,8 @@ func (s *session) onItsWay() string {
 // stranger's profile. Held IMs in the outbox are left out: they are given
 // as such, never replayed.
 func (s *session) eachOnItsWay(f func(*seqEvent)) {
-	for i := range s.out.q {
-		if se := &s.out.q[i].seqEvent; se.msgid != "" && se.held == 0 {
+	for i, q := 0, s.out.waiting(); i < len(q); i++ {
+		if se := &q[i].seqEvent; se.msgid != "" && se.held == 0 {
 			f(se)
 		}
 	}

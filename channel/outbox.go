@@ -2,8 +2,11 @@ package channel
 
 import (
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
@@ -37,7 +40,10 @@ type outIM struct {
 }
 
 type outbox struct {
+	// q[head:] waits, oldest first; the slots before head are taken (and
+	// cleared), so the array is used again once the queue runs empty.
 	q        []outIM
+	head     int
 	inflight atomic.Int64  // bytes handed to ircd and not yet reported Sent
 	drained  chan struct{} // a Sent report came: the window may have room
 }
@@ -48,23 +54,43 @@ func newOutbox() outbox { return outbox{drained: make(chan struct{}, 1)} }
 // beyond maxHeld waiting for a stalled client is refused with a log line and
 // a notice, never dropped silently.
 func (s *session) enqueue(bd *buddy, se seqEvent) {
-	if len(s.out.q) >= maxHeld*max(1, len(s.accounts)) {
-		s.log.WithField("account", bd.a.cfg.Email).Errorf("%d IMs are waiting for a client that does not read; one from %s is lost", len(s.out.q), bd.nick)
+	if n := len(s.out.waiting()); n >= maxHeld*max(1, len(s.accounts)) {
+		s.log.WithField("account", bd.a.cfg.Email).Errorf("%d IMs are waiting for a client that does not read; one from %s is lost", n, bd.nick)
 		s.b.met.imDropped()
 		s.notice(bd.a, "An IM from "+bd.nick+" was lost: too many IMs are waiting for your IRC client to read them.")
 		return
 	}
-	s.out.q = append(s.out.q, outIM{bd, se})
+	s.out.push(outIM{bd, se})
 	s.pumpOut()
+}
+
+// waiting is the queue, oldest first.
+func (o *outbox) waiting() []outIM { return o.q[o.head:] }
+
+// push queues it. With the array full it moves what waits to the front
+// rather than grow it for slots already taken.
+func (o *outbox) push(it outIM) {
+	if len(o.q) == cap(o.q) && o.head > 0 {
+		n := copy(o.q, o.q[o.head:])
+		clear(o.q[n:])
+		o.q, o.head = o.q[:n], 0
+	}
+	o.q = append(o.q, it)
+}
+
+// pop takes the oldest IM.
+func (o *outbox) pop() {
+	o.q[o.head] = outIM{}
+	o.head++
 }
 
 // pumpOut hands queued IMs to ircd while the window and the SendQ allow.
 func (s *session) pumpOut() {
-	for len(s.out.q) > 0 {
-		it := s.out.q[0]
+	for s.out.head < len(s.out.q) {
+		it := s.out.q[s.out.head]
 		d, ok := s.imDelivery(it)
 		if !ok {
-			s.out.q = s.out.q[1:]
+			s.out.pop()
 			continue
 		}
 		size := int64(len(d.Text)) + 1
@@ -73,35 +99,71 @@ func (s *session) pumpOut() {
 		if busy > 0 && (busy+size > outWindow || s.irc.Room() < lines+outReserve) {
 			return // a Sent report wakes the session to go on
 		}
-		s.out.q[0] = outIM{}
-		s.out.q = s.out.q[1:]
+		s.out.pop()
 		s.out.inflight.Add(size)
-		mem, email, log := s.mem, it.bd.a.cfg.Email, s.log
-		met := s.b.met
-		d.Sent = func(ok bool) {
-			if ok {
-				met.delivered(it.ev)
-			}
-			switch {
-			case ok && it.held != 0: // shown: no longer held
-				mem.dropHeld(email, it.held)
-			case !ok && it.held == 0:
-				if _, kept := mem.holdEvent(email, it.seqEvent); !kept {
-					log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
-				}
-			}
-			s.out.inflight.Add(-size)
-			select {
-			case s.out.drained <- struct{}{}:
-			default:
-			}
-			s.kick()
-		}
+		d.Sent = s.imSent(it, size)
 		s.irc.Deliver(d) // false: Sent(false) has held the IM
 	}
-	if cap(s.out.q) > 64 && len(s.out.q) == 0 {
+	if cap(s.out.q) > 64 {
 		s.out.q = nil // let a burst's array go
+	} else {
+		s.out.q = s.out.q[:0]
 	}
+	s.out.head = 0
+}
+
+// imSentReport is what an IM handed to ircd needs once its fate is
+// reported (Delivery.Sent, on an ircd goroutine): what the session held
+// when it was handed over, never the session's state since. Reports are
+// pooled with their callback, so a delivery allocates none.
+type imSentReport struct {
+	s      *session
+	it     outIM
+	size   int64
+	mem    *userMemory
+	email  string
+	log    *logrus.Entry
+	met    *bridgeMetrics
+	report func(ok bool) // r.sent, made once per report
+}
+
+var imSentReports sync.Pool // of *imSentReport
+
+// imSent returns the Sent callback of it, size bytes of text in flight.
+func (s *session) imSent(it outIM, size int64) func(ok bool) {
+	r, _ := imSentReports.Get().(*imSentReport)
+	if r == nil {
+		r = &imSentReport{}
+		r.report = r.sent
+	}
+	r.s, r.it, r.size = s, it, size
+	r.mem, r.email, r.log, r.met = s.mem, it.bd.a.cfg.Email, s.log, s.b.met
+	return r.report
+}
+
+// sent is the report; it runs once per delivery, then the report goes
+// back to the pool.
+func (r *imSentReport) sent(ok bool) {
+	s, it, size, mem, email, log, met := r.s, r.it, r.size, r.mem, r.email, r.log, r.met
+	*r = imSentReport{report: r.report}
+	imSentReports.Put(r)
+	if ok {
+		met.delivered(it.ev)
+	}
+	switch {
+	case ok && it.held != 0: // shown: no longer held
+		mem.dropHeld(email, it.held)
+	case !ok && it.held == 0:
+		if _, kept := mem.holdEvent(email, it.seqEvent); !kept {
+			log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
+		}
+	}
+	s.out.inflight.Add(-size)
+	select {
+	case s.out.drained <- struct{}{}:
+	default:
+	}
+	s.kick()
 }
 
 // imDelivery renders an IM or zap for the IRC client.
@@ -130,7 +192,7 @@ const sentWait = 5 * time.Second
 // handed, so that each is either shown or held before the next session of
 // the user takes the held IMs.
 func (s *session) holdOutbox() {
-	for _, it := range s.out.q {
+	for _, it := range s.out.waiting() {
 		if it.held != 0 {
 			continue // held already, until it is shown
 		}
@@ -138,6 +200,6 @@ func (s *session) holdOutbox() {
 			s.log.WithField("account", it.bd.a.cfg.Email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		}
 	}
-	s.out.q = nil
+	s.out.q, s.out.head = nil, 0
 	s.waitSent()
 }

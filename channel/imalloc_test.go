@@ -1,0 +1,61 @@
+package channel
+
+import (
+	"testing"
+
+	"github.com/msimircd/msimircd/internal/allocs"
+	"github.com/msimircd/msimircd/msim"
+)
+
+// TestIMToIRCAllocs: an IM from a buddy allocates only its msgid on the
+// session's way to the IRC client: not a copy of the event, not a slot of
+// the outbox (its array is used again once it runs empty), not the report
+// of its fate (pooled with its callback).
+func TestIMToIRCAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a race-free build")
+	}
+	r := newRig(t, nil)
+	q := &quietIRC{fakeIRC: r.irc}
+	r.s.irc = q
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	var ev msim.Event = msim.IMEvent{From: 7, Text: "hello there"}
+	im := func() { r.s.onMSIM(r.a, r.a.gen, ev) }
+	for range 100 { // the queue's array, the ids' state
+		im()
+	}
+	before := q.delivered
+	const runs = 200
+	objects := allocs.Least(5, func() func() {
+		return func() {
+			for range runs {
+				im()
+			}
+		}
+	})
+	bytes := allocs.LeastBytes(5, func() func() {
+		return func() {
+			for range runs {
+				im()
+			}
+		}
+	})
+	if got := q.delivered - before; got != 10*runs {
+		t.Fatalf("delivered %d IMs, want %d", got, 10*runs)
+	}
+	t.Logf("per IM: %.1f allocations, %.0f bytes", float64(objects)/runs, float64(bytes)/runs)
+	if per := float64(objects) / runs; per > maxIMAllocs {
+		t.Errorf("an IM to IRC: %.1f allocations, want at most %d", per, maxIMAllocs)
+	}
+	if per := float64(bytes) / runs; per > maxIMBytes {
+		t.Errorf("an IM to IRC: %.0f bytes allocated, want at most %d", per, maxIMBytes)
+	}
+}
+
+const (
+	maxIMAllocs = 1  // the msgid
+	maxIMBytes  = 48 // the msgid's bytes
+)
