@@ -125,6 +125,11 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 
 // deliverAs queues the lines of d, as deliver does. Caller holds c.mu.
 func (c *Client) deliverAs(d Delivery, o compose) bool {
+	if c.welcomed {
+		if ok, done := c.deliverRaw(d, o); done {
+			return ok
+		}
+	}
 	lines, ok := c.lines(d, o)
 	if !ok {
 		return false

@@ -56,7 +56,35 @@ func (c *Client) queueLine(name, user, host, cmd string, params []string) {
 	if !c.admit() {
 		return
 	}
-	n := rawLineLen(name, user, host, cmd, params)
+	c.chunkRoom(rawLineLen(name, user, host, cmd, params))
+	start := len(c.qc.b)
+	c.qc.b = appendRawLine(c.qc.b, name, user, host, cmd, params)
+	end := len(c.qc.b)
+	c.push(entry{raw: c.qc.b[start:end:end]})
+	c.startWriter()
+	c.qmu.Unlock()
+}
+
+// queueTagged queues the line queueLine would, with tags before it and
+// sent called once it is written (or with false if it never is); false
+// when the queue refused it (the client is dropped). Caller holds c.mu.
+func (c *Client) queueTagged(t *lineTags, name, user, host, cmd string, params []string, sent func(bool)) bool {
+	if !c.admit() {
+		return false
+	}
+	n := t.len() + rawLineLen(name, user, host, cmd, params)
+	c.chunkRoom(n)
+	start := len(c.qc.b)
+	c.qc.b = appendRawLine(t.appendTo(c.qc.b), name, user, host, cmd, params)
+	end := len(c.qc.b)
+	c.push(entry{raw: c.qc.b[start:end:end], sent: sent})
+	c.startWriter()
+	c.qmu.Unlock()
+	return true
+}
+
+// chunkRoom makes sure the queue's chunk has n bytes free. c.qmu held.
+func (c *Client) chunkRoom(n int) {
 	if c.qc == nil {
 		c.qc = lineChunks.Get().(*lineChunk)
 	}
@@ -69,12 +97,6 @@ func (c *Client) queueLine(name, user, host, cmd string, params []string) {
 			c.qc = &lineChunk{b: make([]byte, 0, n)}
 		}
 	}
-	start := len(c.qc.b)
-	c.qc.b = appendRawLine(c.qc.b, name, user, host, cmd, params)
-	end := len(c.qc.b)
-	c.push(entry{raw: c.qc.b[start:end:end]})
-	c.startWriter()
-	c.qmu.Unlock()
 }
 
 // emitUserLine is emitLine with u as the prefix. Caller holds c.mu.
