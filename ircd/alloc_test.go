@@ -205,3 +205,55 @@ func TestNumericAllocs(t *testing.T) {
 		t.Errorf("while a labeled reply is collected: got %q collected, %d queued; want the line collected", rb.lines, c.queued())
 	}
 }
+
+// countingHandler counts the Message calls it gets, and when they come
+// with the client's lock free.
+type countingHandler struct {
+	nopHandler
+	c        *Client
+	messages int
+	locked   int
+	last     Input
+}
+
+func (h *countingHandler) Message(in Input) {
+	h.messages++
+	if !h.c.mu.TryLock() {
+		h.locked++
+	} else {
+		h.c.mu.Unlock()
+	}
+	h.last = in
+}
+
+// TestPrivmsgToHandlerAllocs: a PRIVMSG to a buddy reaches the handler
+// after the client's lock is released, one Message call per target in
+// order, and its way there allocates only the line, its parse and its
+// msgid: no closure per call, no list of calls.
+func TestPrivmsgToHandlerAllocs(t *testing.T) {
+	c, done := fuzzClient(t)
+	defer done()
+	h := &countingHandler{c: c}
+	c.handler = h
+	for _, nick := range []string{"bud", "pal"} {
+		if err := c.AddUser(User{Nick: nick, User: nick, Host: "msim.1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.giveBack(c.take())
+	m, err := parseLine("PRIVMSG bud,pal :hello there")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dispatch(m)
+	if h.messages != 2 || h.locked != 0 || h.last.Target != "pal" || h.last.Text != "hello there" {
+		t.Fatalf("got %d Message calls (%d under the lock), the last %+v; want 2, none locked, the last to pal", h.messages, h.locked, h.last)
+	}
+	if raceEnabled {
+		return
+	}
+	one, _ := parseLine("PRIVMSG bud :hello there")
+	if n := testing.AllocsPerRun(200, func() { c.dispatch(one) }); n > 1 {
+		t.Errorf("PRIVMSG to a buddy: %.1f allocations, want at most 1 (its msgid)", n)
+	}
+}

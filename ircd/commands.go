@@ -276,8 +276,8 @@ func (c *Client) message(m *irc.Message) *ircError {
 		if tags != nil {
 			in.Tags = tags.Copy()
 		}
-		if h := c.handler; h != nil { // as withHandler, with one closure instead of two
-			c.later(func() { h.Message(in) })
+		if h := c.handler; h != nil { // as withHandler, without a closure (dispatch)
+			c.inputs, c.inputsTo = append(c.inputs, in), h
 		}
 	}
 	return nil

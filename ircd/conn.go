@@ -111,9 +111,14 @@ type Client struct {
 	lastUserID uint32                        // the id of the last virtual user added
 	chans      map[string]*vchan             // by foldCase(name)
 	calls      []func()                      // backend calls to make after unlocking
-	whois      []*whoisReq                   // WHOIS replies waiting, in the order asked
-	pending    []*asyncReq                   // replies waiting for a HistoryHandler, in the order asked
-	capture    *replyBuf                     // the labeled reply being collected (labeled.go)
+	// inputs are the handler's Message calls the command being run
+	// queued, made after unlocking (after calls) without a closure each;
+	// inputsTo is the handler then. The reader goroutine's alone.
+	inputs   []Input
+	inputsTo Handler
+	whois    []*whoisReq // WHOIS replies waiting, in the order asked
+	pending  []*asyncReq // replies waiting for a HistoryHandler, in the order asked
+	capture  *replyBuf   // the labeled reply being collected (labeled.go)
 }
 
 // ircError is a numeric error reply. The dispatcher prefixes the nick.
@@ -1077,6 +1082,14 @@ func (c *Client) tooLong() {
 func (c *Client) dispatch(m *irc.Message) {
 	for _, f := range c.run(m) {
 		f()
+	}
+	if len(c.inputs) > 0 {
+		h := c.inputsTo
+		for i := range c.inputs {
+			h.Message(c.inputs[i])
+			c.inputs[i] = Input{}
+		}
+		c.inputs, c.inputsTo = c.inputs[:0], nil
 	}
 }
 
