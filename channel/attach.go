@@ -101,12 +101,16 @@ var errTooManyClients = errors.New("too many IRC clients are attached to this us
 // control channel keeps the account connected; JOIN brings it back), and
 // buddy nicks are checked against the client's nick when made.
 
-func (at *attachment) Message(in ircd.Input) { at.post(ircInput{at, in}) }
-func (at *attachment) Join(string)           {}
-func (at *attachment) Part(string, string)   {}
-func (at *attachment) Away(text string)      { at.post(ircAway{at, text}) }
-func (at *attachment) Nick(string)           {}
-func (at *attachment) Closed(string)         { at.post(ircClosed{at}) }
+func (at *attachment) Message(in ircd.Input) {
+	if ev := newIRCInput(at, in); !at.post(ev) {
+		ev.release()
+	}
+}
+func (at *attachment) Join(string)         {}
+func (at *attachment) Part(string, string) {}
+func (at *attachment) Away(text string)    { at.post(ircAway{at, text}) }
+func (at *attachment) Nick(string)         {}
+func (at *attachment) Closed(string)       { at.post(ircClosed{at}) }
 
 // WhoisAsync implements ircd.AsyncWhoisHandler: a buddy's profile is
 // fetched when the user asks, so WHOIS is fresh and no profile is kept in
@@ -197,7 +201,7 @@ func (s *session) handOver(at *attachment, to *session) (bool, error) {
 func (s *session) forward(ev event, at *attachment, to *session, mine []event) []event {
 	var of *attachment
 	switch ev := ev.(type) {
-	case ircInput:
+	case *ircInput:
 		of = ev.at
 	case ircAway:
 		of = ev.at

@@ -2,8 +2,10 @@ package channel
 
 import (
 	"testing"
+	"time"
 
 	"github.com/msimircd/msimircd/internal/allocs"
+	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -59,3 +61,47 @@ const (
 	maxIMAllocs = 1  // the msgid
 	maxIMBytes  = 48 // the msgid's bytes
 )
+
+// TestIRCInputAllocs: a message from the IRC client reaches the session as
+// a pooled event, not a copy boxed for the queue: posting it, handling it
+// and handing it to the MSIM client allocates nothing (the fakes record
+// nothing that allocates while measured).
+func TestIRCInputAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a race-free build (the pool drops items under it)")
+	}
+	r := newRig(t, nil)
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	q := &quietIRC{fakeIRC: r.irc}
+	r.s.irc = q
+	at := newAttachment(q, r.s, nil)
+	r.s.cl.ats = []*attachment{at} // the only client: no echo to another
+	in := ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "hello there", MsgID: "m1", Time: time.Now()}
+	sent := func() int {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		return len(cl.sent)
+	}
+	send := func() {
+		n := sent()
+		at.Message(in)
+		for sent() == n { // past what the login posted meanwhile
+			r.s.handleQueued(<-r.s.events)
+		}
+	}
+	for range 100 {
+		send()
+	}
+	cl.mu.Lock()
+	cl.sent = make([]string, 0, 4096) // the fake's record allocates nothing while measured
+	cl.mu.Unlock()
+	n := allocs.Least(5, func() func() { return send })
+	if n > maxInputAllocs {
+		t.Errorf("a message from the IRC client: %d allocations, want at most %d", n, maxInputAllocs)
+	}
+}
+
+const maxInputAllocs = 0 // before the pool: 1, the boxed event

@@ -19,10 +19,27 @@ import (
 // Events posted to a session's goroutine. Only this package implements them.
 type event interface{ isEvent() }
 
+// ircInput is a message the IRC client sent. They are pooled: handle
+// gives each back once it is done with it.
 type ircInput struct {
 	at *attachment
 	in ircd.Input
 }
+
+var ircInputs = sync.Pool{New: func() any { return new(ircInput) }}
+
+func newIRCInput(at *attachment, in ircd.Input) *ircInput {
+	ev := ircInputs.Get().(*ircInput)
+	ev.at, ev.in = at, in
+	return ev
+}
+
+// release gives ev back to the pool; nothing may use it after.
+func (ev *ircInput) release() {
+	*ev = ircInput{}
+	ircInputs.Put(ev)
+}
+
 type ircAway struct {
 	at   *attachment
 	text string
@@ -48,7 +65,7 @@ type whoisAsk struct {
 // requests) hands its result back to the owner.
 type call func()
 
-func (ircInput) isEvent()   {}
+func (*ircInput) isEvent()  {}
 func (ircAway) isEvent()    {}
 func (ircClosed) isEvent()  {}
 func (linkResult) isEvent() {}
@@ -285,7 +302,7 @@ func (s *session) handleQueued(ev event) bool {
 // handle runs one posted event; false when the session is to end.
 func (s *session) handle(ev event) bool {
 	switch ev := ev.(type) {
-	case ircInput:
+	case *ircInput:
 		if s.busy && len(s.deferred) < maxDeferred {
 			s.deferred = append(s.deferred, ev)
 			break
@@ -295,6 +312,7 @@ func (s *session) handle(ev event) bool {
 			s.onIRC(ev.in)
 			s.sender = nil
 		}
+		ev.release()
 	case ircAway:
 		if s.cl.attached(ev.at) {
 			ev.at.away = ev.text
