@@ -167,6 +167,12 @@ func (s *session) newAccount(ac Account) *account {
 // post hands ev to the session goroutine; false once the session has ended.
 func (s *session) post(ev event) bool {
 	select {
+	case s.events <- ev: // without the select below while there is room
+		s.kick()
+		return true
+	default:
+	}
+	select {
 	case s.events <- ev:
 		s.kick()
 		return true
@@ -246,6 +252,37 @@ func (s *session) loop() {
 	defer linger.Stop()
 	worked := false
 	for {
+		// Work already waiting is taken without the select below, which
+		// locks every channel it names (under load there usually is some),
+		// a turn for each source so that none waits for another's flood.
+		took := false
+		select {
+		case ev := <-s.events:
+			if s.ctx.Err() != nil || !s.handleQueued(ev) {
+				return
+			}
+			took = true
+		default:
+		}
+		select {
+		case <-s.msimReady:
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.takeMSIM()
+			took = true
+		default:
+		}
+		select {
+		case <-s.out.drained:
+			s.pumpOut()
+			took = true
+		default:
+		}
+		if took {
+			worked = true
+			continue
+		}
 		select {
 		case <-s.ctx.Done():
 			return

@@ -97,6 +97,7 @@ type fakeMSIM struct {
 	closed   bool
 	buddies  []msim.Contact
 	presence map[msim.UID]msim.PresenceEvent // the latest pushed
+	taken    func(n int)                     // when set, told how many events TakeEvents hands over
 }
 
 func (f *fakeMSIM) PresenceOf(uid msim.UID) (msim.Status, string, bool) {
@@ -138,6 +139,9 @@ func (f *fakeMSIM) TakeEvents(dst []msim.Event) []msim.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	dst = append(dst, f.events...)
+	if f.taken != nil && len(f.events) > 0 {
+		f.taken(len(f.events))
+	}
 	f.events = nil
 	return dst
 }
