@@ -9,6 +9,22 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
+// bobOnline is a rig logged in with bob (uid 7) online, whose IRC side
+// records nothing (quietIRC), with one client attached, at.
+func bobOnline(t *testing.T) (*rig, *fakeMSIM, *quietIRC, *attachment) {
+	t.Helper()
+	r := newRig(t, nil)
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	q := &quietIRC{fakeIRC: r.irc}
+	r.s.irc = q
+	at := newAttachment(q, r.s, nil)
+	r.s.cl.ats = []*attachment{at} // the only client: no echo to another
+	return r, cl, q, at
+}
+
 // TestIMToIRCAllocs: an IM from a buddy allocates only its msgid on the
 // session's way to the IRC client: not a copy of the event, not a slot of
 // the outbox (its array is used again once it runs empty), not the report
@@ -17,13 +33,7 @@ func TestIMToIRCAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts need a race-free build")
 	}
-	r := newRig(t, nil)
-	q := &quietIRC{fakeIRC: r.irc}
-	r.s.irc = q
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.okDial(cl)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	r, _, q, _ := bobOnline(t)
 	var ev msim.Event = msim.IMEvent{From: 7, Text: "hello there"}
 	im := func() { r.s.onMSIM(r.a, r.a.gen, ev) }
 	for range 100 { // the queue's array, the ids' state
@@ -70,15 +80,7 @@ func TestIRCInputAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts need a race-free build (the pool drops items under it)")
 	}
-	r := newRig(t, nil)
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.okDial(cl)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
-	q := &quietIRC{fakeIRC: r.irc}
-	r.s.irc = q
-	at := newAttachment(q, r.s, nil)
-	r.s.cl.ats = []*attachment{at} // the only client: no echo to another
+	r, cl, _, at := bobOnline(t)
 	in := ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "hello there", MsgID: "m1", Time: time.Now()}
 	sent := func() int {
 		cl.mu.Lock()

@@ -12,15 +12,7 @@ import (
 // in turn, so an IRC client's flood of messages does not hold up an IM
 // that came from MSIM meanwhile (nor the other way round).
 func TestLoopGivesEachSourceATurn(t *testing.T) {
-	r := newRig(t, nil)
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.okDial(cl)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
-	q := &quietIRC{fakeIRC: r.irc}
-	r.s.irc = q
-	at := newAttachment(q, r.s, nil)
-	r.s.cl.ats = []*attachment{at}
+	r, cl, _, at := bobOnline(t)
 
 	flood := cap(r.s.events)
 	for i := range flood {
