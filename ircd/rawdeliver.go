@@ -84,7 +84,7 @@ func plainLine(text string, budget int) bool {
 		case b == 0 || b == '\r' || b == '\n':
 			return false
 		case b >= utf8.RuneSelf:
-			return utf8.ValidString(text[i:]) && strings.IndexAny(text[i:], "\x00\r\n") < 0
+			return utf8.ValidString(text[i:]) && !strings.ContainsAny(text[i:], "\x00\r\n")
 		}
 	}
 	return true
@@ -93,7 +93,7 @@ func plainLine(text string, budget int) bool {
 // plainTagValue reports whether v is written as it is in a tag: no
 // character a tag value escapes, and valid UTF-8.
 func plainTagValue(v string) bool {
-	return strings.IndexAny(v, "; \\\r\n") < 0 && utf8.ValidString(v)
+	return !strings.ContainsAny(v, "; \\\r\n") && utf8.ValidString(v)
 }
 
 // lineTags are the tags deliverRaw writes, each left out when empty.
