@@ -96,19 +96,24 @@ func (s *session) connect(a *account) {
 		}
 		cl, err := s.b.cfg.DialMSIM(s.ctx, cfg)
 		if !s.post(linkResult{a: a, gen: gen, cl: cl, err: err}) {
-			// The session has ended: keep the IMs the login brought,
-			// whether it succeeded or not.
-			if cl != nil {
-				_ = cl.Close()
-				for _, ev := range cl.TakeEvents(nil) {
-					s.holdIM(a, ev)
-				}
-			}
-			for _, ev := range msim.Undelivered(err) {
-				s.holdIM(a, ev)
-			}
+			s.keepLogin(a, cl, err)
 		}
 	}()
+}
+
+// keepLogin ends a login the session will not handle, because it has
+// ended: the client is closed, and the IMs the login brought are kept,
+// whether it succeeded or not.
+func (s *session) keepLogin(a *account, cl MSIMClient, err error) {
+	if cl != nil {
+		_ = cl.Close()
+		for _, ev := range cl.TakeEvents(nil) {
+			s.holdIM(a, ev)
+		}
+	}
+	for _, ev := range msim.Undelivered(err) {
+		s.holdIM(a, ev)
+	}
 }
 
 // wakeMSIM is every MSIM client's Notify: it tells the session, without

@@ -87,3 +87,28 @@ func TestNamedBuddyAvoidsEveryClientsNick(t *testing.T) {
 		t.Errorf("the nick index: %q gives %v, want the buddy 42", got, bd)
 	}
 }
+
+// TestLoginEndingWithTheSessionKeepsItsIMs: a login that ends after its
+// session has (the user left while it was under way) keeps the IMs the
+// MSIM server handed it, whether its result was posted to the ended
+// session or not.
+func TestLoginEndingWithTheSessionKeepsItsIMs(t *testing.T) {
+	for range 20 {
+		r := newRig(t, nil)
+		started, release := make(chan struct{}), make(chan struct{})
+		r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
+			close(started)
+			<-release
+			return nil, &msim.UndeliveredError{Err: context.Canceled, Events: []msim.Event{msim.IMEvent{From: 42, Text: "stored"}}}
+		}
+		r.s.start()
+		<-started
+		r.s.cancel()
+		close(release)
+		r.s.shutdown() // waits for the login's goroutine
+		held := r.s.mem.heldFor(r.a.cfg.Email)
+		if len(held) != 1 || held[0].ev.(msim.IMEvent).Text != "stored" {
+			t.Fatalf("held after the session ended: %d IMs, want the login's one", len(held))
+		}
+	}
+}

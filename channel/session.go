@@ -166,11 +166,13 @@ func (s *session) newAccount(ac Account) *account {
 
 // post hands ev to the session goroutine; false once the session has ended.
 func (s *session) post(ev event) bool {
-	select {
-	case s.events <- ev: // without the select below while there is room
-		s.kick()
-		return true
-	default:
+	if s.ctx.Err() == nil { // an ended session's queue has room, and no reader
+		select {
+		case s.events <- ev: // without the select below while there is room
+			s.kick()
+			return true
+		default:
+		}
 	}
 	select {
 	case s.events <- ev:
@@ -255,10 +257,13 @@ func (s *session) loop() {
 		// Work already waiting is taken without the select below, which
 		// locks every channel it names (under load there usually is some),
 		// a turn for each source so that none waits for another's flood.
+		if s.ctx.Err() != nil {
+			return // what waits is shutdown's
+		}
 		took := false
 		select {
 		case ev := <-s.events:
-			if s.ctx.Err() != nil || !s.handleQueued(ev) {
+			if !s.handleQueued(ev) {
 				return
 			}
 			took = true
@@ -266,9 +271,6 @@ func (s *session) loop() {
 		}
 		select {
 		case <-s.msimReady:
-			if s.ctx.Err() != nil {
-				return
-			}
 			s.takeMSIM()
 			took = true
 		default:
@@ -393,12 +395,16 @@ func (s *session) shutdown() {
 	}
 	s.holdOutbox()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs
-	// WHOIS asked but not answered: ircd sends the reply without them.
+	// WHOIS asked but not answered: ircd sends the reply without them. A
+	// login that ended as the session did keeps its IMs.
 	for {
 		select {
 		case ev := <-s.events:
-			if w, ok := ev.(whoisAsk); ok {
-				w.answer(nil)
+			switch ev := ev.(type) {
+			case whoisAsk:
+				ev.answer(nil)
+			case linkResult:
+				s.keepLogin(ev.a, ev.cl, ev.err)
 			}
 			continue
 		default:

@@ -228,8 +228,8 @@ func (h *countingHandler) Message(in Input) {
 
 // TestPrivmsgToHandlerAllocs: a PRIVMSG to a buddy reaches the handler
 // after the client's lock is released, one Message call per target in
-// order, and its way there allocates only the line, its parse and its
-// msgid: no closure per call, no list of calls.
+// order, and dispatching the parsed line allocates only its msgid: no
+// closure per call, no list of calls.
 func TestPrivmsgToHandlerAllocs(t *testing.T) {
 	c, done := fuzzClient(t)
 	defer done()

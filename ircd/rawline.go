@@ -67,7 +67,8 @@ func (c *Client) queueLine(name, user, host, cmd string, params []string) {
 
 // queueTagged queues the line queueLine would, with tags before it and
 // sent called once it is written (or with false if it never is); false
-// when the queue refused it (the client is dropped). Caller holds c.mu.
+// when the queue refused it: the connection is closing, or its SendQ
+// overflowed (which drops the client). Caller holds c.mu.
 func (c *Client) queueTagged(t *lineTags, name, user, host, cmd string, params []string, sent func(bool)) bool {
 	if !c.admit() {
 		return false
