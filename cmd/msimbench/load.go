@@ -57,7 +57,10 @@ type loadResult struct {
 	GatewayCPUPerIM float64 `json:"gateway_cpu_us_per_im,omitempty"`
 	// What each phase cost per IM delivered in it, the server's and this
 	// process's (the benchmark's clients, and in a bridged run the MSIM
-	// server): nil when the server's process is not known.
+	// server): nil when the server's process is not known. The fixed
+	// rate's is over the whole phase, its warm-up and drain included (the
+	// latencies leave the warm-up out); the full load's over the measured
+	// part only.
 	RateCost     *phaseCost `json:"rate_cost,omitempty"`
 	FullLoadCost *phaseCost `json:"full_load_cost,omitempty"`
 }
