@@ -53,16 +53,7 @@ func (c *Client) emitLine(name, user, host, cmd string, params ...string) {
 // chunk, without holding it before the welcome. A full queue drops the
 // client. Caller holds c.mu.
 func (c *Client) queueLine(name, user, host, cmd string, params []string) {
-	if !c.admit() {
-		return
-	}
-	c.chunkRoom(rawLineLen(name, user, host, cmd, params))
-	start := len(c.qc.b)
-	c.qc.b = appendRawLine(c.qc.b, name, user, host, cmd, params)
-	end := len(c.qc.b)
-	c.push(entry{raw: c.qc.b[start:end:end]})
-	c.startWriter()
-	c.qmu.Unlock()
+	c.queueTagged(&lineTags{}, name, user, host, cmd, params, nil)
 }
 
 // queueTagged queues the line queueLine would, with tags before it and
@@ -73,8 +64,7 @@ func (c *Client) queueTagged(t *lineTags, name, user, host, cmd string, params [
 	if !c.admit() {
 		return false
 	}
-	n := t.len() + rawLineLen(name, user, host, cmd, params)
-	c.chunkRoom(n)
+	c.chunkRoom(t.len() + rawLineLen(name, user, host, cmd, params))
 	start := len(c.qc.b)
 	c.qc.b = appendRawLine(t.appendTo(c.qc.b), name, user, host, cmd, params)
 	end := len(c.qc.b)
