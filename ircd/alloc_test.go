@@ -54,10 +54,7 @@ func TestMsgParams(t *testing.T) {
 func TestVoicedJoinAllocs(t *testing.T) {
 	c, done := fuzzClient(t)
 	defer done()
-	if err := c.AddUser(User{Nick: "bud", User: "bud", Host: "msim.1"}); err != nil {
-		t.Fatal(err)
-	}
-	c.giveBack(c.take())
+	addBud(t, c)
 	allocs := testing.AllocsPerRun(200, func() {
 		c.JoinUser("&bitlbee", "bud", true)
 		c.PartUser("&bitlbee", "bud", "")
@@ -72,6 +69,16 @@ func TestVoicedJoinAllocs(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("lines: got %q, want %q", got, want)
 	}
+}
+
+// addBud gives c the virtual user bud (bud!bud@msim.1) and empties its
+// queue of the lines that brought it.
+func addBud(t testing.TB, c *Client) {
+	t.Helper()
+	if err := c.AddUser(User{Nick: "bud", User: "bud", Host: "msim.1"}); err != nil {
+		t.Fatal(err)
+	}
+	c.giveBack(c.take())
 }
 
 // entryLines is the lines of es as written, without CRLF (an entry
@@ -126,10 +133,7 @@ func TestDeliverOneLineAllocs(t *testing.T) {
 	c, done := fuzzClient(t)
 	defer done()
 	c.caps["message-tags"], c.caps["server-time"] = true, true
-	if err := c.AddUser(User{Nick: "bud", User: "bud", Host: "msim.1"}); err != nil {
-		t.Fatal(err)
-	}
-	c.giveBack(c.take())
+	addBud(t, c)
 	d := Delivery{Command: "PRIVMSG", From: "bud", Text: "hello there", MsgID: "abc", Time: time.Unix(1e9, 0)}
 	if n := testing.AllocsPerRun(200, func() {
 		c.Deliver(d)

@@ -51,10 +51,7 @@ func TestDeliverRawSameLine(t *testing.T) {
 				c, stop := fuzzClient(t)
 				defer stop()
 				c.caps["message-tags"], c.caps["server-time"] = caps[0], caps[1]
-				if err := c.AddUser(User{Nick: "bud", User: "bud", Host: "msim.1"}); err != nil {
-					t.Fatal(err)
-				}
-				c.giveBack(c.take())
+				addBud(t, c)
 				c.mu.Lock()
 				defer c.mu.Unlock()
 				want, _ := c.lines(tc.d, tc.o)
@@ -113,10 +110,7 @@ func withoutTags(tags, _ bool) bool { return !tags } // else the odd tags are wr
 func TestDeliverRawReportsSent(t *testing.T) {
 	c, done := fuzzClient(t)
 	defer done()
-	if err := c.AddUser(User{Nick: "bud", User: "bud", Host: "msim.1"}); err != nil {
-		t.Fatal(err)
-	}
-	c.giveBack(c.take())
+	addBud(t, c)
 	var got []bool
 	d := Delivery{From: "bud", Text: "hi", Sent: func(ok bool) { got = append(got, ok) }}
 	if !c.Deliver(d) {
