@@ -238,7 +238,8 @@ func (c *Client) message(m *irc.Message) *ircError {
 			tags[k] = v
 		}
 	}
-	c.lastActive = time.Now()
+	at := c.readTime()
+	c.lastActive = at
 	for t := range strings.SplitSeq(m.Params[0], ",") { // no list: most messages have one target
 		var name string
 		switch {
@@ -254,7 +255,7 @@ func (c *Client) message(m *irc.Message) *ircError {
 			}
 			name = ch.name
 		case Nick(t).Key() == Nick(c.nick).Key():
-			now := inputTime()
+			now := inputTime(at)
 			c.send(c.echo(m.Command, c.nick, text, tags, newMsgID(now), now))
 			continue
 		default:
@@ -268,7 +269,7 @@ func (c *Client) message(m *irc.Message) *ircError {
 				c.numeric(irc.RPL_AWAY, u.Nick, away)
 			}
 		}
-		now := inputTime()
+		now := inputTime(at)
 		in := Input{Command: m.Command, Target: name, Text: text, MsgID: newMsgID(now), Time: now}
 		if c.caps["echo-message"] && (m.Command != "TAGMSG" || c.caps["message-tags"]) {
 			c.send(c.echo(m.Command, name, text, tags, in.MsgID, in.Time))

@@ -78,8 +78,11 @@ type Client struct {
 	// lineChunks once that batch is written (rawline.go).
 	full, taken []*lineChunk
 
-	limiter *rate.Limiter  // nil = no flood control; SetFlood may retune it
-	cw      countingWriter // the writer goroutine's byte count of a batch
+	limiter *rate.Limiter // nil = no flood control; SetFlood may retune it
+	// lineAt is when the reader read the line it is handling (zero
+	// between lines): the reader goroutine's, which dispatches the line.
+	lineAt time.Time
+	cw     countingWriter // the writer goroutine's byte count of a batch
 	// wdl is the writer goroutine's write deadline. shutdown's cut of a
 	// stuck write goes around it: a write after that fails at once, and
 	// finish sets its own deadline.
@@ -915,9 +918,11 @@ func (c *Client) arm(st *readState) (reason string, done bool) {
 	default:
 	}
 	cfg := &c.srv.cfg
-	c.mu.Lock()
-	st.registered = c.welcomed
-	c.mu.Unlock()
+	if !st.registered { // once welcomed, always: no lock for every line
+		c.mu.Lock()
+		st.registered = c.welcomed
+		c.mu.Unlock()
+	}
 	switch {
 	case !st.registered:
 		st.deadline = st.regDeadline
@@ -996,9 +1001,15 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 		}
 		return "Connection closed", true
 	}
-	st.lastRead, st.pingSent, st.worn = time.Now(), time.Time{}, true
+	// One clock read per line: its time is the line's everywhere (the
+	// ping timer, flood control, idle time, the message's server-time and
+	// msgid).
+	now := c.srv.now()
+	st.lastRead, st.pingSent, st.worn = now, time.Time{}, true
+	c.lineAt = now
 	c.handleLine(line)
-	if c.limiter != nil && !c.limiter.Allow() { // no token now: wait for one
+	c.lineAt = time.Time{}
+	if c.limiter != nil && !c.limiter.AllowN(now, 1) { // no token now: wait for one
 		c.srv.met.floodDelayed()
 		if err := c.limiter.Wait(c.ctx); err != nil {
 			return "Connection closed", true

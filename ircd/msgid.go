@@ -56,6 +56,16 @@ func MsgIDBase(id string) string {
 	return id[:i]
 }
 
-// inputTime is the time of a message the client sent: now, in UTC, to the
-// millisecond that server-time shows, so an echo and a stored copy agree.
-func inputTime() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+// inputTime is the time of a message the client sent, read at (see
+// readTime), in UTC, to the millisecond that server-time shows, so an echo
+// and a stored copy agree.
+func inputTime(at time.Time) time.Time { return at.UTC().Truncate(time.Millisecond) }
+
+// readTime is when the reader read the line being handled, or now outside
+// a line the reader handles.
+func (c *Client) readTime() time.Time {
+	if !c.lineAt.IsZero() {
+		return c.lineAt
+	}
+	return c.srv.now()
+}

@@ -323,6 +323,9 @@ type Server struct {
 	// afterFunc runs f after d on its own goroutine unless stopped, as
 	// time.AfterFunc does; tests replace it to step time by hand.
 	afterFunc func(d time.Duration, f func()) (stop func() bool)
+	// now reads the clock for a line a client sent (time.Now; tests may
+	// replace it before the server serves).
+	now func() time.Time
 
 	wg      sync.WaitGroup // every connection goroutine and accept loop
 	nextID  atomic.Uint64
@@ -343,6 +346,7 @@ func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 		welcomeLines: welcomeLines(&cfg),
 		prefix:       &irc.Prefix{Name: cfg.ServerName},
 		afterFunc:    afterFunc,
+		now:          time.Now,
 		guesses:      newGuesses(&cfg),
 		met:          newServerMetrics(cfg.Metrics),
 		clients:      make(map[*Client]struct{}),
