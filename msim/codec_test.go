@@ -708,3 +708,28 @@ func TestAppendIM(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEscapeTail: escaping a message's tail in place is Escape, and leaves
+// what comes before it alone.
+func FuzzEscapeTail(f *testing.F) {
+	for _, s := range []string{"", "plain", "a/b\\c", "\\", "/", "//\\\\", "<p>x</p>", "é/\\é"} {
+		f.Add("keep/", s)
+	}
+	f.Fuzz(func(t *testing.T, prefix, text string) {
+		got := string(escapeTail([]byte(prefix+text), len(prefix)))
+		if want := prefix + Escape(text); got != want {
+			t.Errorf("escapeTail(%q after %q): got %q, want %q", text, prefix, got, want)
+		}
+	})
+}
+
+// BenchmarkAppendIM: an IM the user typed, written straight to bytes with
+// its markup escaped in place, as the gateway sends it.
+func BenchmarkAppendIM(b *testing.B) {
+	buf := make([]byte, 0, 512)
+	text := "Hello there, how are you doing today? Want to get lunch at noon, the usual place by the river?"
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendIM(buf[:0], 263958216, 1000002, text)
+	}
+}
