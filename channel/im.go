@@ -25,7 +25,7 @@ type queuedIM struct {
 // holdIM keeps an IM or zap that arrived after the session ended for the
 // user's next connection.
 func (s *session) holdIM(a *account, ev msim.Event) {
-	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: ircd.NewMsgID()}
+	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: msgidOf(ev)}
 	s.recordIn(a, msim.SenderOf(ev), se)
 	if _, ok := s.mem.holdEvent(a.cfg.Email, se); !ok {
 		s.log.WithField("account", a.cfg.Email).WithField("from", msim.SenderOf(ev)).
@@ -35,9 +35,20 @@ func (s *session) holdIM(a *account, ev msim.Event) {
 
 // fromUser delivers an event from uid that has just arrived.
 func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
-	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: ircd.NewMsgID()}
+	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: msgidOf(ev)}
 	s.recordIn(a, uid, se)
 	s.fromUserSeq(a, uid, se)
+}
+
+// msgidOf is the msgid of an event from a buddy: a live IM's starts with
+// the time it arrived (its Time, which its history entry keeps), read once
+// for both; an offline IM's time is when it was sent, long ago, and a zap
+// has none, so theirs start with now.
+func msgidOf(ev msim.Event) string {
+	if im, ok := ev.(msim.IMEvent); ok && !im.Offline && !im.Time.IsZero() {
+		return ircd.NewMsgIDAt(im.Time)
+	}
+	return ircd.NewMsgID()
 }
 
 // fromUserSeq puts an IM or zap from uid in the outbox, first learning who

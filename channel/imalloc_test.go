@@ -107,3 +107,38 @@ func TestIRCInputAllocs(t *testing.T) {
 }
 
 const maxInputAllocs = 0 // before the pool: 1, the boxed event
+
+// msgidIRC records the msgid of each delivery.
+type msgidIRC struct {
+	*fakeIRC
+	ids []string
+}
+
+func (m *msgidIRC) Deliver(d ircd.Delivery) bool {
+	m.ids = append(m.ids, d.MsgID)
+	return m.fakeIRC.Deliver(d)
+}
+
+// TestLiveIMMsgIDFromItsTime: a live IM's msgid starts with the time it
+// arrived, which the MSIM client read for it (and its history entry
+// keeps): the session reads no clock of its own for it. An offline IM's,
+// whose time is when it was sent, starts with now.
+func TestLiveIMMsgIDFromItsTime(t *testing.T) {
+	r, _, q, _ := bobOnline(t)
+	m := &msgidIRC{fakeIRC: q.fakeIRC}
+	r.s.irc = m
+	r.s.cl.ats = []*attachment{newAttachment(m, r.s, nil)}
+	came := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	r.s.onMSIM(r.a, r.a.gen, msim.IMEvent{From: 7, Text: "live", Time: came})
+	r.s.onMSIM(r.a, r.a.gen, msim.IMEvent{From: 7, Text: "offline", Time: came, Offline: true})
+	if len(m.ids) != 2 {
+		t.Fatalf("delivered msgids %q, want 2", m.ids)
+	}
+	// A msgid's first 9 characters are 45 of its 48 bits of time.
+	if got, want := m.ids[0][:9], ircd.NewMsgIDAt(came)[:9]; got != want {
+		t.Errorf("live IM: msgid %s starts %s, want %s (its time)", m.ids[0], got, want)
+	}
+	if got, old := m.ids[1][:9], ircd.NewMsgIDAt(came)[:9]; got == old {
+		t.Errorf("offline IM: msgid %s starts with the time it was sent, want now", m.ids[1])
+	}
+}

@@ -26,6 +26,11 @@ func NewMsgID() string {
 	return newMsgID(time.Now())
 }
 
+// NewMsgIDAt is NewMsgID for a message that came at the time at, which
+// its id starts with: a backend that has already read the clock for the
+// message (a time it keeps with it) need not read it again.
+func NewMsgIDAt(at time.Time) string { return newMsgID(at) }
+
 // newMsgID is NewMsgID at now. The random bits come from math/rand/v2's generator, seeded by the
 // operating system: an id must not repeat, and it guards nothing (a
 // client names ids only in its own user's history), so it needs no system
