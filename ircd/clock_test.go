@@ -8,7 +8,7 @@ import (
 // TestLineReadsTheClockOnce: the reader reads the clock once for a line,
 // and that time is the line's everywhere: the ping timer's last read, the
 // idle time, the message's server-time and the time its msgid starts
-// with. A clock read costs a fiftieth of a line's handling.
+// with.
 func TestLineReadsTheClockOnce(t *testing.T) {
 	c, done := fuzzClient(t)
 	defer done()
@@ -31,9 +31,8 @@ func TestLineReadsTheClockOnce(t *testing.T) {
 		if h.messages != i+1 || !h.last.Time.Equal(want) || h.last.Time.Location() != time.UTC {
 			t.Fatalf("line %d: %d messages, the last at %v; want %d, at %v (UTC)", i, h.messages, h.last.Time, i+1, want)
 		}
-		// The msgid's first 9 characters are 45 of its 48 bits of time.
-		if got, want := h.last.MsgID[:9], newMsgID(at)[:9]; got != want {
-			t.Errorf("line %d: msgid %s starts %s, want %s (the line's time)", i, h.last.MsgID, got, want)
+		if got := msgIDTime(t, h.last.MsgID); !got.Equal(want) {
+			t.Errorf("line %d: msgid %s is of %v, want %v (the line's time)", i, h.last.MsgID, got, want)
 		}
 		if !st.lastRead.Equal(at) || !c.lastActive.Equal(at) {
 			t.Errorf("line %d: last read %v, last active %v; want both %v", i, st.lastRead, c.lastActive, at)

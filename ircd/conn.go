@@ -860,7 +860,7 @@ type readState struct {
 	// the deadline due is not one: it re-arms.
 	armed      time.Time
 	deadline   time.Time // of the read in progress
-	registered bool      // when the read in progress began
+	registered bool      // welcomed when a read began (once true, it stays)
 	partial    []byte    // a line cut by the deadline
 	// rest is the socket's deadline when it is set ReaderRest after a
 	// line rather than to the deadline due (zero otherwise); worn: a line
@@ -1001,15 +1001,16 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 		}
 		return "Connection closed", true
 	}
-	// One clock read per line: its time is the line's everywhere (the
-	// ping timer, flood control, idle time, the message's server-time and
-	// msgid).
+	// One clock read for the line's handling: its time is the line's
+	// everywhere (the ping timer, idle time, the message's server-time and
+	// msgid). Flood control reads its own once the line is handled, the
+	// clock a reload retunes it by.
 	now := c.srv.now()
 	st.lastRead, st.pingSent, st.worn = now, time.Time{}, true
 	c.lineAt = now
 	c.handleLine(line)
 	c.lineAt = time.Time{}
-	if c.limiter != nil && !c.limiter.AllowN(now, 1) { // no token now: wait for one
+	if c.limiter != nil && !c.limiter.Allow() { // no token now: wait for one
 		c.srv.met.floodDelayed()
 		if err := c.limiter.Wait(c.ctx); err != nil {
 			return "Connection closed", true

@@ -18,8 +18,8 @@ var msgIDEncoding = base32.NewEncoding("234567abcdefghijklmnopqrstuvwxyz").WithP
 
 // NewMsgID returns a new message id (26 characters): the time in
 // milliseconds, then 80 random bits, unique for all practical purposes.
-// Ids made later sort after, so a store's index by msgid grows at its end
-// rather than anywhere. ircd gives one to every message the client sends
+// Ids of later times sort after, so a store's index by msgid grows at its
+// end rather than anywhere. ircd gives one to every message the client sends
 // (Input.MsgID); a backend may use it for its own messages
 // (Delivery.MsgID).
 func NewMsgID() string {

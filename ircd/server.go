@@ -323,8 +323,10 @@ type Server struct {
 	// afterFunc runs f after d on its own goroutine unless stopped, as
 	// time.AfterFunc does; tests replace it to step time by hand.
 	afterFunc func(d time.Duration, f func()) (stop func() bool)
-	// now reads the clock for a line a client sent (time.Now; tests may
-	// replace it before the server serves).
+	// now reads the clock for a line a client sent: time.Now. A test may
+	// replace it to see which time a line is given, calling the reader's
+	// line handling itself: a reader on a socket sets its deadlines from
+	// that time.
 	now func() time.Time
 
 	wg      sync.WaitGroup // every connection goroutine and accept loop

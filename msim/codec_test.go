@@ -724,12 +724,20 @@ func FuzzEscapeTail(f *testing.F) {
 }
 
 // BenchmarkAppendIM: an IM the user typed, written straight to bytes with
-// its markup escaped in place, as the gateway sends it.
+// its markup escaped in place, as the gateway sends it: a line of text
+// (slashes only in the markup's closing tags, at the end), and text with
+// slashes from its start (a link, then more lines).
 func BenchmarkAppendIM(b *testing.B) {
-	buf := make([]byte, 0, 512)
-	text := "Hello there, how are you doing today? Want to get lunch at noon, the usual place by the river?"
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = appendIM(buf[:0], 263958216, 1000002, text)
+	for _, c := range []struct{ name, text string }{
+		{"line", "Hello there, how are you doing today? Want to get lunch at noon, the usual place by the river?"},
+		{"slashes", "https://example.com/a/b see this\\that 1/2 of it\nHello there, how are you doing today?\nWant to get lunch at noon, the usual place by the river?"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			buf := make([]byte, 0, 1024)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = appendIM(buf[:0], 263958216, 1000002, c.text)
+			}
+		})
 	}
 }
