@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/irc.v4"
 
 	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/internal/imtest"
+	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
 )
@@ -182,6 +184,8 @@ func TestIMsNotWrittenAreHeld(t *testing.T) {
 	const n, size = 300, 20_000
 	ic := testIRCConfig()
 	ic.SendQ = 400
+	reg := prometheus.NewRegistry()
+	ic.Metrics = reg
 	st := startStackWith(t, stackConfig{server: server.Config{Demo: true}, ircd: ic})
 	alice := register(t, dialSmallBuffer(t, st.ircAddr), "alice", "pw-alice", "server-time")
 	alice.joinedControl("&alice")
@@ -204,6 +208,14 @@ func TestIMsNotWrittenAreHeld(t *testing.T) {
 		if err := alice.w.Writef("PING flood%d", i); err != nil {
 			break // dropped already
 		}
+	}
+	// Reading before the drop would let the queue drain, the PONGs and
+	// every IM with it.
+	for deadline := time.Now().Add(time.Minute); promtest.Value(t, reg, "msimircd_irc_sendq_disconnects_total") < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("alice was not dropped for her SendQ")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	got := imtest.ReadIMs(t, alice.conn, alice.r, "dave", n, size, imtest.CutAllowed) // what was written before the drop
 	alice.conn.Close()
