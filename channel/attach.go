@@ -416,9 +416,10 @@ func (s *session) waitSent() {
 	}
 	t := time.NewTimer(sentWait)
 	defer t.Stop()
+	defer s.signal() // the wake-ups taken here were maybe other work's
 	for s.out.inflight.Load() > 0 {
 		select {
-		case <-s.out.drained:
+		case <-s.wake: // a report, or other work: the loop looks at it next
 		case <-t.C:
 			s.log.Warn("ircd has not reported every IM handed to it; those it reports as not sent are held later")
 			return

@@ -11,7 +11,7 @@ import (
 
 // bobOnline is a rig logged in with bob (uid 7) online, whose IRC side
 // records nothing (quietIRC), with one client attached, at.
-func bobOnline(t *testing.T) (*rig, *fakeMSIM, *quietIRC, *attachment) {
+func bobOnline(t testing.TB) (*rig, *fakeMSIM, *quietIRC, *attachment) {
 	t.Helper()
 	r := newRig(t, nil)
 	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}

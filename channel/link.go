@@ -119,10 +119,8 @@ func (s *session) keepLogin(a *account, cl MSIMClient, err error) {
 // wakeMSIM is every MSIM client's Notify: it tells the session, without
 // blocking, that events are waiting.
 func (s *session) wakeMSIM() {
-	select {
-	case s.msimReady <- struct{}{}:
-	default:
-	}
+	s.msimWaiting.Store(true)
+	s.signal()
 	s.kick()
 }
 

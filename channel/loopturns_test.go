@@ -62,3 +62,44 @@ func floodRound(t *testing.T) (before, flood int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// signalIRC tells got of each delivery.
+type signalIRC struct {
+	*fakeIRC
+	got chan struct{}
+}
+
+func (s *signalIRC) Deliver(d ircd.Delivery) bool {
+	if d.Sent != nil {
+		d.Sent(true)
+	}
+	s.got <- struct{}{}
+	return true
+}
+
+// BenchmarkSessionWake: an IM from MSIM reaches a session whose goroutine
+// waits for work, one at a time: the MSIM client's wake-up, the session
+// taking the IM and handing it to the IRC client (a fake that reports it
+// at once), and the session waiting again.
+func BenchmarkSessionWake(b *testing.B) {
+	r, cl, q, _ := bobOnline(b)
+	irc := &signalIRC{fakeIRC: q.fakeIRC, got: make(chan struct{})}
+	r.s.irc = irc
+	r.s.cl.ats = []*attachment{newAttachment(irc, r.s, nil)}
+	r.s.afterEnd = func() {}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.s.loop()
+	}()
+	defer func() {
+		r.s.cancel()
+		<-done
+	}()
+	var ev msim.Event = msim.IMEvent{From: 7, Text: "hello"}
+	b.ReportAllocs()
+	for b.Loop() {
+		cl.push(ev)
+		<-irc.got
+	}
+}

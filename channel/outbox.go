@@ -45,10 +45,10 @@ type outbox struct {
 	q        []outIM
 	head     int
 	inflight atomic.Int64  // bytes handed to ircd and not yet reported Sent
-	drained  chan struct{} // a Sent report came: the window may have room
+	drained  atomic.Bool // a Sent report came: the window may have room
 }
 
-func newOutbox() outbox { return outbox{drained: make(chan struct{}, 1)} }
+func newOutbox() outbox { return outbox{} }
 
 // enqueue puts an event from bd in the outbox and sends what fits. An IM
 // beyond maxHeld waiting for a stalled client is refused with a log line and
@@ -159,10 +159,8 @@ func (r *imSentReport) sent(ok bool) {
 		}
 	}
 	s.out.inflight.Add(-size)
-	select {
-	case s.out.drained <- struct{}{}:
-	default:
-	}
+	s.out.drained.Store(true)
+	s.signal()
 	s.kick()
 }
 

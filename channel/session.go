@@ -90,9 +90,17 @@ type session struct {
 	// for the session; each is given only what it may touch (the MSIM
 	// client), and hands its result back by posting.
 	workers sync.WaitGroup
-	// msimReady is the merged "events waiting" signal of every account's
+	// wake is the loop's one wake-up (capacity 1). Whoever leaves the loop
+	// work (an event queued, MSIM events waiting, a Sent report, the
+	// linger's tick, the session's end) sends on it without blocking once
+	// the work is there (signal), and the loop looks at every source
+	// before it waits again: it waits on one channel, not in a select
+	// over one per source, which locks them all each time.
+	wake chan struct{}
+	// msimWaiting is the merged "events waiting" signal of every account's
 	// MSIM client (their Notify); the session takes the events itself.
-	msimReady chan struct{}
+	// lingerDue: the linger's tick came (see loop).
+	msimWaiting, lingerDue atomic.Bool
 	// rmu guards running (a loop goroutine runs, or is being started),
 	// live (run was called: posts start the loop) and ended.
 	rmu                  sync.Mutex
@@ -139,7 +147,7 @@ func newSession(b *Bridge, c ircConn, u User, mem *userMemory) *session {
 		nicks:  sortidx.New(cmpBuddyNick), byChannel: map[string]*account{},
 		out: newOutbox(),
 
-		msimReady: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1),
 	}
 	s.cl = &clients{s: s, nick: u.Name}
 	s.irc = s.cl
@@ -169,6 +177,7 @@ func (s *session) post(ev event) bool {
 	if s.ctx.Err() == nil { // an ended session's queue has room, and no reader
 		select {
 		case s.events <- ev: // without the select below while there is room
+			s.signal()
 			s.kick()
 			return true
 		default:
@@ -176,10 +185,19 @@ func (s *session) post(ev event) bool {
 	}
 	select {
 	case s.events <- ev:
+		s.signal()
 		s.kick()
 		return true
 	case <-s.ctx.Done():
 		return false
+	}
+}
+
+// signal wakes the loop, without blocking, for work left where it looks.
+func (s *session) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -224,7 +242,10 @@ func (s *session) run(afterEnd func()) {
 	s.rmu.Lock()
 	s.live, s.afterEnd = true, afterEnd
 	s.rmu.Unlock()
-	context.AfterFunc(s.ctx, s.kick) // the end is work too
+	context.AfterFunc(s.ctx, func() { // the end is work too
+		s.signal()
+		s.kick()
+	})
 	s.kick()
 }
 
@@ -250,13 +271,17 @@ func (s *session) loop() {
 	// A busy session does not end its goroutine between two events (and
 	// grow a new one's stack again for the next): it stops once a whole
 	// sessionLinger has passed without work.
-	linger := time.NewTimer(sessionLinger)
+	// The linger's tick is left like any other work (a timer's channel in
+	// the wait would be put on and taken off the runtime's timers at every
+	// wait).
+	linger := time.AfterFunc(sessionLinger, func() {
+		s.lingerDue.Store(true)
+		s.signal()
+	})
 	defer linger.Stop()
 	worked := false
 	for {
-		// Work already waiting is taken without the select below, which
-		// locks every channel it names (under load there usually is some),
-		// a turn for each source so that none waits for another's flood.
+		// A turn for each source, so that none waits for another's flood.
 		if s.ctx.Err() != nil {
 			return // what waits is shutdown's
 		}
@@ -269,39 +294,25 @@ func (s *session) loop() {
 			took = true
 		default:
 		}
-		select {
-		case <-s.msimReady:
+		if s.msimWaiting.Swap(false) {
 			s.takeMSIM()
 			took = true
-		default:
 		}
-		select {
-		case <-s.out.drained:
+		if s.out.drained.Swap(false) {
 			s.pumpOut()
 			took = true
-		default:
 		}
 		if took {
 			worked = true
 			continue
 		}
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.out.drained:
-			s.pumpOut()
-		case <-s.msimReady:
-			s.takeMSIM()
-		case ev := <-s.events:
-			if !s.handleQueued(ev) {
-				return
-			}
-		case <-linger.C:
+		if s.lingerDue.Swap(false) {
 			// Stop, unless there was work since the last tick or something
 			// came meanwhile (its poster saw running set and started
-			// nothing).
+			// nothing). A tick of an earlier run's linger, stopped as it
+			// fired, only makes this one shorter.
 			s.rmu.Lock()
-			if !worked && len(s.events) == 0 && len(s.msimReady) == 0 && len(s.out.drained) == 0 && s.ctx.Err() == nil {
+			if !worked && len(s.events) == 0 && !s.msimWaiting.Load() && !s.out.drained.Load() && s.ctx.Err() == nil {
 				s.running = false
 				s.rmu.Unlock()
 				idle = true
@@ -312,7 +323,7 @@ func (s *session) loop() {
 			linger.Reset(sessionLinger)
 			continue
 		}
-		worked = true
+		<-s.wake
 	}
 }
 

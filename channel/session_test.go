@@ -187,7 +187,7 @@ func (f *fakeMSIM) Close() error {
 // rig is a session driven by hand: the test takes each posted event and
 // handles it on its own goroutine, so no real time passes.
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	s     *session
 	a     *account
 	irc   *fakeIRC
@@ -195,7 +195,7 @@ type rig struct {
 	dials chan func(cfg msim.ClientConfig) (MSIMClient, error)
 }
 
-func newRig(t *testing.T, mod func(*Config)) *rig {
+func newRig(t testing.TB, mod func(*Config)) *rig {
 	t.Helper()
 	r := &rig{t: t, irc: newFakeIRC(), clock: fakeclock.New(),
 		dials: make(chan func(msim.ClientConfig) (MSIMClient, error), 16)}
@@ -248,13 +248,26 @@ func (r *rig) okDial(cl *fakeMSIM) {
 // step handles the next posted event (or MSIM wake-up).
 func (r *rig) step() {
 	r.t.Helper()
-	select {
-	case ev := <-r.s.events:
-		r.s.handle(ev)
-	case <-r.s.msimReady:
-		r.s.takeMSIM()
-	case <-time.After(5 * time.Second):
-		r.t.Fatal("no event was posted")
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-r.s.events:
+			r.s.handle(ev)
+			return
+		default:
+		}
+		if r.s.msimWaiting.Swap(false) {
+			r.s.takeMSIM()
+			return
+		}
+		select {
+		case ev := <-r.s.events:
+			r.s.handle(ev)
+			return
+		case <-r.s.wake: // look again
+		case <-timeout:
+			r.t.Fatal("no event was posted")
+		}
 	}
 }
 
