@@ -44,8 +44,8 @@ type outbox struct {
 	// cleared), so the array is used again once the queue runs empty.
 	q        []outIM
 	head     int
-	inflight atomic.Int64  // bytes handed to ircd and not yet reported Sent
-	drained  atomic.Bool // a Sent report came: the window may have room
+	inflight atomic.Int64 // bytes handed to ircd and not yet reported Sent
+	drained  atomic.Bool  // a Sent report came: the window may have room
 }
 
 func newOutbox() outbox { return outbox{} }
