@@ -766,6 +766,7 @@ type wstate struct {
 	keep    time.Duration
 	evicted time.Time // Written of the newest IM dropped from recent for room
 	flushed bool      // Close's final flush succeeded
+	stop    bool      // the batch gathered ends with a stop item (gather)
 	dl      deadline.Write
 }
 
@@ -912,49 +913,81 @@ func (c *Client) writeLoop() {
 		}
 	}()
 	defer c.recover("writer")
+	// A writer is a new goroutine for each run (one per burst under
+	// load), whose stack starts small: the frames down to the socket's
+	// write are kept small enough for it (gather and wrote do the rest),
+	// or each run would grow and copy its stack there.
 	for {
-		select {
-		case <-c.done:
+		switch c.gather(w) {
+		case gatherDown:
 			return
-		default:
-		}
-		c.wmu.Lock()
-		it, ok := c.out.pop()
-		if !ok {
-			// Empty: stop, unless the link went down (down saw writing
-			// set and relies on this one). An item queued from now on
-			// starts a writer again.
-			select {
-			case <-c.done:
-				c.wmu.Unlock()
-				return
-			default:
-			}
-			c.out.release()
-			w.putBatch()
-			c.writing = false
-			c.wmu.Unlock()
+		case gatherEmpty:
 			final = false
 			return
 		}
-		c.wmu.Unlock()
-		stop := w.take(it)
-		for !stop && len(w.batch) < batchSize {
-			it, ok := c.next()
-			if !ok {
-				break
-			}
-			stop = w.take(it)
-		}
 		if err := c.write(w); err != nil {
-			c.down(DisconnectNetwork, errorf("msim: write: %w", err))
+			c.writeFailed(err)
 			return
 		}
-		if stop {
+		if w.stop {
 			w.flushed = true
 			return
 		}
 	}
+}
+
+// writeFailed ends the link for a failed write.
+//
+//go:noinline
+func (c *Client) writeFailed(err error) {
+	c.down(DisconnectNetwork, errorf("msim: write: %w", err))
+}
+
+// What gather found.
+const (
+	gatherBatch = iota // a batch to write (w.stop: the last)
+	gatherEmpty        // the queue is empty and the writer stopped
+	gatherDown         // the link is down
+)
+
+// gather takes the next batch from the queue into w (up to batchSize
+// bytes), or stops the writer if the queue is empty.
+//
+//go:noinline
+func (c *Client) gather(w *wstate) int {
+	select {
+	case <-c.done:
+		return gatherDown
+	default:
+	}
+	c.wmu.Lock()
+	it, ok := c.out.pop()
+	if !ok {
+		// Empty: stop, unless the link went down (down saw writing
+		// set and relies on this one). An item queued from now on
+		// starts a writer again.
+		select {
+		case <-c.done:
+			c.wmu.Unlock()
+			return gatherDown
+		default:
+		}
+		c.out.release()
+		w.putBatch()
+		c.writing = false
+		c.wmu.Unlock()
+		return gatherEmpty
+	}
+	c.wmu.Unlock()
+	w.stop = w.take(it)
+	for !w.stop && len(w.batch) < batchSize {
+		it, ok := c.next()
+		if !ok {
+			break
+		}
+		w.stop = w.take(it)
+	}
+	return gatherBatch
 }
 
 // write writes the batch. An IM counts as written once all its bytes were
@@ -963,8 +996,21 @@ func (c *Client) write(w *wstate) error {
 	if len(w.batch) == 0 {
 		return nil
 	}
-	w.dl.Arm(c.nc, time.Now(), writeTimeout)
+	c.armWrite(w)
 	n, err := c.nc.Write(w.batch)
+	c.wrote(w, n)
+	return err
+}
+
+// armWrite moves the socket's write deadline if it must.
+//
+//go:noinline
+func (c *Client) armWrite(w *wstate) { w.dl.Arm(c.nc, time.Now(), writeTimeout) }
+
+// wrote settles a batch of which the socket took n bytes.
+//
+//go:noinline
+func (c *Client) wrote(w *wstate, n int) {
 	now := c.cfg.Now()
 	for _, b := range w.ims {
 		if b.end <= n {
@@ -981,7 +1027,6 @@ func (c *Client) write(w *wstate) error {
 	} else {
 		w.batch = w.batch[:0]
 	}
-	return err
 }
 
 // endWriter runs when the writer stops. Once the link is down it collects
