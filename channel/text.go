@@ -43,7 +43,27 @@ func fromMSIMLine(s string) string {
 	return s
 }
 
+// hasControl reports whether s holds a control byte other than a line
+// break. Text almost never does: it looks at eight bytes at a time, and
+// byte by byte only at eight that may (a line break among them, say).
 func hasControl(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		below := (x - 0x20*ones) &^ x & highs // some byte < 0x20 (or none)
+		y := x ^ 0x7f*ones
+		del := (y - ones) &^ y & highs // some byte == 0x7f (or none)
+		if below|del != 0 && controlIn(s[i:i+8]) {
+			return true
+		}
+	}
+	return controlIn(s[i:])
+}
+
+// controlIn is hasControl byte by byte.
+func controlIn(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; (c < 0x20 && c != '\n' && c != '\r') || c == 0x7f {
 			return true

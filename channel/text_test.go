@@ -41,3 +41,27 @@ func FuzzFromMSIM(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHasControl: looking at eight bytes at a time finds what looking at
+// each byte does.
+func FuzzHasControl(f *testing.F) {
+	for _, s := range []string{"", "plain text of some length", "a\nb\r\nc", "\x01", "12345678\x7f", "1234567\x1f", "\u00ff\u00e9\x80\x9f", "line\tbreak after eight"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := hasControl(s), controlIn(s); got != want {
+			t.Fatalf("hasControl(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
+
+// BenchmarkHasControl: an IM's text, checked for control characters as it
+// comes from MSIM.
+func BenchmarkHasControl(b *testing.B) {
+	s := "Hello there, how are you doing today? Want to get lunch at noon, the usual place by the river?"
+	for b.Loop() {
+		if hasControl(s) {
+			b.Fatal("control found")
+		}
+	}
+}
