@@ -295,7 +295,16 @@ func (s *session) writeLoop() {
 	// The keepalive timer is not moved by every write: when it fires, it
 	// waits out the rest of the interval since the last write instead.
 	keepAlive := s.srv.cfg.KeepAlive
-	ka := time.NewTimer(keepAlive)
+	// The keepalive's tick comes on a channel of its own: a timer's
+	// channel in the select would be put on and taken off the runtime's
+	// timers each time the writer waits.
+	kaC := make(chan struct{}, 1)
+	ka := time.AfterFunc(keepAlive, func() {
+		select {
+		case kaC <- struct{}{}:
+		default:
+		}
+	})
 	defer ka.Stop()
 	// Presence alone waits for more (enqueuePresence): up to
 	// PresenceDelay from when the writer first saw it.
@@ -331,7 +340,7 @@ func (s *session) writeLoop() {
 				runtime.Gosched()
 			}
 		case <-waitC:
-		case <-ka.C:
+		case <-kaC:
 			if idle := time.Since(w.last); idle < keepAlive {
 				ka.Reset(keepAlive - idle)
 				continue
