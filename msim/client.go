@@ -187,11 +187,14 @@ type Client struct {
 	sesskey int
 	uid     UID
 
-	smu        sync.RWMutex // held shared by senders putting an item in the queue
-	wmu        sync.Mutex   // guards writing and the queue
-	writing    bool         // a writer goroutine runs (or has ended the session)
-	out        outRing      // the writer's queue
-	ws         *wstate      // the writer's bookkeeping, handed from one writer to the next
+	smu     sync.RWMutex // held shared by senders putting an item in the queue
+	wmu     sync.Mutex   // guards writing and the queue
+	writing bool         // a writer goroutine runs (or has ended the session)
+	out     outRing      // the writer's queue
+	ws      *wstate      // the writer's bookkeeping, handed from one writer to the next
+	// readAt is when the reader read the message it is handling (zero
+	// between messages): the reader goroutine's.
+	readAt     time.Time
 	done       chan struct{}
 	writerDone chan struct{} // the writer has stopped writing
 	readerDone chan struct{} // the reader has stopped: every message it had is handled
@@ -316,7 +319,19 @@ func (e loginLimitError) Error() string {
 func (loginLimitError) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // heard notes that the server just sent something.
-func (c *Client) heard() { c.lastRead.Store(int64(time.Since(c.born))) }
+func (c *Client) heard() { c.heardAt(time.Now()) }
+
+// heardAt notes that the server sent something at now.
+func (c *Client) heardAt(now time.Time) { c.lastRead.Store(int64(now.Sub(c.born))) }
+
+// receivedAt is when the reader read the message being handled, or now
+// outside the reader's handling.
+func (c *Client) receivedAt() time.Time {
+	if !c.readAt.IsZero() {
+		return c.readAt
+	}
+	return time.Now()
+}
 
 // quiet is how long the server has sent nothing.
 func (c *Client) quiet() time.Duration {
@@ -628,10 +643,15 @@ func (c *Client) read(st *readState) (rested bool) {
 			}
 			return false
 		}
-		st.last, st.worn = time.Now(), true
-		c.heard()
+		// One clock read for the message: when it was heard, and an IM's
+		// time.
+		now := time.Now()
+		st.last, st.worn = now, true
+		c.heardAt(now)
+		c.readAt = now
 		c.trace("<-", m)
 		c.handle(m) // keeps neither m nor its fields
+		c.readAt = time.Time{}
 		putReadMsg(m)
 	}
 }

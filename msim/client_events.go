@@ -637,7 +637,7 @@ func (c *Client) onBM(m *Message) {
 				c.logger().WithField("from", uid).Debug("msim: ignoring group-chat control message")
 				return
 			}
-			ev := IMEvent{From: uid, Text: markup.ToPlain(body), Markup: body, Time: time.Now(), Action: typ == BMAction}
+			ev := IMEvent{From: uid, Text: markup.ToPlain(body), Markup: body, Time: c.receivedAt(), Action: typ == BMAction}
 			// A live IM has no date: look before parsing, which would
 			// build a missing-field error for every one.
 			if _, dated := m.Raw("date"); dated {
