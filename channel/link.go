@@ -120,7 +120,6 @@ func (s *session) keepLogin(a *account, cl MSIMClient, err error) {
 // blocking, that events are waiting.
 func (s *session) wakeMSIM() {
 	s.msimWaiting.Store(true)
-	s.signal()
 	s.kick()
 }
 

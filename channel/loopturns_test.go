@@ -46,6 +46,7 @@ func floodRound(t *testing.T) (before, flood int) {
 	}()
 	defer func() {
 		r.s.cancel()
+		r.s.kick() // the end is work (run registers this; the rig does not call run)
 		<-done
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -94,6 +95,7 @@ func BenchmarkSessionWake(b *testing.B) {
 	}()
 	defer func() {
 		r.s.cancel()
+		r.s.kick() // the end is work (run registers this; the rig does not call run)
 		<-done
 	}()
 	var ev msim.Event = msim.IMEvent{From: 7, Text: "hello"}

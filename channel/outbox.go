@@ -20,8 +20,9 @@ import (
 // an IM that did not reach the socket (the client left, its SendQ
 // overflowed) is held for the user's next connection, so nothing the
 // gateway accepted is lost. The session goroutine owns the queue; Sent
-// callbacks, which run on ircd's goroutines, touch only the atomic counter,
-// the user's memory (behind its mutex) and the wake channel.
+// callbacks, which run on ircd's goroutines, touch only the atomic counter
+// and flag, the user's memory (behind its mutex) and the session's wake-up
+// (kick).
 
 const (
 	// outWindow bounds the text handed to ircd and not yet written.
@@ -160,7 +161,6 @@ func (r *imSentReport) sent(ok bool) {
 	}
 	s.out.inflight.Add(-size)
 	s.out.drained.Store(true)
-	s.signal()
 	s.kick()
 }
 

@@ -177,7 +177,6 @@ func (s *session) post(ev event) bool {
 	if s.ctx.Err() == nil { // an ended session's queue has room, and no reader
 		select {
 		case s.events <- ev: // without the select below while there is room
-			s.signal()
 			s.kick()
 			return true
 		default:
@@ -185,7 +184,6 @@ func (s *session) post(ev event) bool {
 	}
 	select {
 	case s.events <- ev:
-		s.signal()
 		s.kick()
 		return true
 	case <-s.ctx.Done():
@@ -193,7 +191,13 @@ func (s *session) post(ev event) bool {
 	}
 }
 
-// signal wakes the loop, without blocking, for work left where it looks.
+// signal leaves the loop a wake-up, without blocking. A producer takes and
+// releases rmu between leaving work and signalling (kick, wakeLinger), and
+// the loop looks for work under rmu before it waits: so either the loop
+// sees the work there, or the producer's signal comes after the loop took
+// its last wake-up and leaves it another. (A send that finds the channel
+// full reads its count without the channel's lock: without rmu, nothing
+// would order it after the loop's receive.)
 func (s *session) signal() {
 	select {
 	case s.wake <- struct{}{}:
@@ -201,14 +205,19 @@ func (s *session) signal() {
 	}
 }
 
-// kick starts the session's goroutine unless it runs (or the session has
+// kick is what whoever leaves the loop work does next: it wakes the
+// session's goroutine, and starts it unless it runs (or the session has
 // ended, or run was not called yet: events wait until it is).
 func (s *session) kick() {
 	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	if s.live && !s.running && !s.ended {
+	start := s.live && !s.running && !s.ended
+	if start {
 		s.running = true
 		s.loops++
+	}
+	s.rmu.Unlock()
+	s.signal()
+	if start {
 		go s.loop()
 	}
 }
@@ -242,15 +251,13 @@ func (s *session) run(afterEnd func()) {
 	s.rmu.Lock()
 	s.live, s.afterEnd = true, afterEnd
 	s.rmu.Unlock()
-	context.AfterFunc(s.ctx, func() { // the end is work too
-		s.signal()
-		s.kick()
-	})
+	context.AfterFunc(s.ctx, s.kick) // the end is work too
 	s.kick()
 }
 
-// loop handles what is queued, and returns once the queues are empty (a
-// post starts it again) or the session ends.
+// loop handles what is queued, and returns once a whole sessionLinger
+// has passed without work (whoever leaves work next starts it again) or
+// the session ends.
 func (s *session) loop() {
 	idle := false
 	defer func() {
@@ -274,10 +281,7 @@ func (s *session) loop() {
 	// The linger's tick is left like any other work (a timer's channel in
 	// the wait would be put on and taken off the runtime's timers at every
 	// wait).
-	linger := time.AfterFunc(sessionLinger, func() {
-		s.lingerDue.Store(true)
-		s.signal()
-	})
+	linger := time.AfterFunc(sessionLinger, s.wakeLinger)
 	defer linger.Stop()
 	worked := false
 	for {
@@ -309,8 +313,7 @@ func (s *session) loop() {
 		if s.lingerDue.Swap(false) {
 			// Stop, unless there was work since the last tick or something
 			// came meanwhile (its poster saw running set and started
-			// nothing). A tick of an earlier run's linger, stopped as it
-			// fired, only makes this one shorter.
+			// nothing).
 			s.rmu.Lock()
 			if !worked && len(s.events) == 0 && !s.msimWaiting.Load() && !s.out.drained.Load() && s.ctx.Err() == nil {
 				s.running = false
@@ -323,8 +326,28 @@ func (s *session) loop() {
 			linger.Reset(sessionLinger)
 			continue
 		}
-		<-s.wake
+		if s.nothingWaiting() {
+			<-s.wake
+		}
 	}
+}
+
+// nothingWaiting reports, under rmu, whether no work waits for the loop:
+// work left before a producer's kick is seen here, or that kick's wake-up
+// comes after (see signal).
+func (s *session) nothingWaiting() bool {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return len(s.events) == 0 && !s.msimWaiting.Load() && !s.out.drained.Load() && !s.lingerDue.Load() && s.ctx.Err() == nil
+}
+
+// wakeLinger is the linger timer's tick: work for the loop (see loop).
+func (s *session) wakeLinger() {
+	s.lingerDue.Store(true)
+	s.rmu.Lock()
+	//lint:ignore SA2001 an empty section: it orders the signal after the loop's look (see signal)
+	s.rmu.Unlock()
+	s.signal()
 }
 
 // sessionLinger is how long a session's goroutine goes without work

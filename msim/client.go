@@ -935,8 +935,9 @@ func (c *Client) writeLoop() {
 	defer c.recover("writer")
 	// A writer is a new goroutine for each run (one per burst under
 	// load), whose stack starts small: the frames down to the socket's
-	// write are kept small enough for it (gather and wrote do the rest),
-	// or each run would grow and copy its stack there.
+	// write are kept small enough for it (gather, armWrite, wrote and
+	// writeFailed, out of line, do the rest), or each run would grow and
+	// copy its stack there.
 	for {
 		switch c.gather(w) {
 		case gatherDown:
@@ -970,8 +971,8 @@ const (
 	gatherDown         // the link is down
 )
 
-// gather takes the next batch from the queue into w (up to batchSize
-// bytes), or stops the writer if the queue is empty.
+// gather takes the next batch from the queue into w (items until it holds
+// batchSize bytes or more), or stops the writer if the queue is empty.
 //
 //go:noinline
 func (c *Client) gather(w *wstate) int {
