@@ -38,17 +38,7 @@ func floodRound(t *testing.T) (before, flood int) {
 	cl.mu.Unlock()
 	cl.push(msim.IMEvent{From: 7, Text: "meanwhile"})
 
-	r.s.afterEnd = func() {}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.s.loop()
-	}()
-	defer func() {
-		r.s.cancel()
-		r.s.kick() // the end is work (run registers this; the rig does not call run)
-		<-done
-	}()
+	defer runLoop(r)()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cl.mu.Lock()
@@ -61,6 +51,22 @@ func floodRound(t *testing.T) (before, flood int) {
 			t.Fatalf("after 10 s: %d of %d IRC messages sent, MSIM's IM taken after %d", n, flood, took)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// runLoop runs the rig's session loop on a goroutine of its own, and
+// returns what ends it and waits for it.
+func runLoop(r *rig) (end func()) {
+	r.s.afterEnd = func() {}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.s.loop()
+	}()
+	return func() {
+		r.s.cancel()
+		r.s.kick() // the end is work (run registers this; the rig does not call run)
+		<-done
 	}
 }
 
@@ -87,17 +93,7 @@ func BenchmarkSessionWake(b *testing.B) {
 	irc := &signalIRC{fakeIRC: q.fakeIRC, got: make(chan struct{})}
 	r.s.irc = irc
 	r.s.cl.ats = []*attachment{newAttachment(irc, r.s, nil)}
-	r.s.afterEnd = func() {}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.s.loop()
-	}()
-	defer func() {
-		r.s.cancel()
-		r.s.kick() // the end is work (run registers this; the rig does not call run)
-		<-done
-	}()
+	defer runLoop(r)()
 	var ev msim.Event = msim.IMEvent{From: 7, Text: "hello"}
 	b.ReportAllocs()
 	for b.Loop() {
