@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,9 @@ func TestStormCPUSince(t *testing.T) {
 			stormCPU{Gateway: 1.5, Bench: 0.7, Others: 0.8}},
 		{"no others", cpuSample{gw: 0, self: 0, all: 0, ok: true}, cpuSample{gw: 100, self: 100, all: 150, ok: true},
 			stormCPU{Gateway: 1, Bench: 1}},
+		{"calls and switches", cpuSample{gw: 100, self: 50, all: 1000, gwIO: ioCalls{10, 20, 30}, selfIO: ioCalls{1, 2, 3}, ok: true},
+			cpuSample{gw: 250, self: 120, all: 1300, gwIO: ioCalls{110, 70, 330}, selfIO: ioCalls{11, 12, 13}, ok: true},
+			stormCPU{Gateway: 1.5, Bench: 0.7, Others: 0.8, GatewayCalls: ioCalls{100, 50, 300}, BenchCalls: ioCalls{10, 10, 10}}},
 		{"first unread", cpuSample{}, cpuSample{gw: 100, ok: true}, stormCPU{}},
 		{"second unread", cpuSample{ok: true}, cpuSample{gw: 100}, stormCPU{}},
 	}
@@ -35,13 +39,19 @@ func TestStormCPUSince(t *testing.T) {
 // TestCostOf: a phase's cost is its CPU (clock ticks) and system calls
 // per IM delivered, the server's and this process's.
 func TestCostOf(t *testing.T) {
-	s0 := cpuSample{gw: 100, self: 50, all: 1000, gwIO: ioCalls{10, 20}, selfIO: ioCalls{30, 40}, ok: true}
-	s1 := cpuSample{gw: 150, self: 70, all: 1100, gwIO: ioCalls{1010, 520}, selfIO: ioCalls{2030, 1040}, ok: true}
+	s0 := cpuSample{gw: 100, self: 50, all: 1000, gwIO: ioCalls{10, 20, 5}, selfIO: ioCalls{30, 40, 7}, ok: true}
+	s1 := cpuSample{gw: 150, self: 70, all: 1100, gwIO: ioCalls{1010, 520, 9005}, selfIO: ioCalls{2030, 1040, 3007}, ok: true}
 	got := costOf(s0, s1, 2000)
 	want := &phaseCost{ServerCPUus: 250, BenchCPUus: 100, MachineCPUus: 500, IMs: 2000,
-		ServerReads: 0.5, ServerWrites: 0.25, BenchReads: 1, BenchWrites: 0.5, systemCallsSet: true}
+		ServerReads: 0.5, ServerWrites: 0.25, BenchReads: 1, BenchWrites: 0.5, systemCallsSet: true,
+		ServerSwitches: 4.5, BenchSwitches: 1.5, switchesSet: true}
 	if got == nil || *got != *want {
 		t.Errorf("got %+v, want %+v", got, want)
+	}
+	noSwitches := s1
+	noSwitches.selfIO.Switches = 0
+	if c := costOf(s0, noSwitches, 2000); c == nil || !c.systemCallsSet || c.switchesSet || c.ServerSwitches != 0 || c.BenchReads != 1 {
+		t.Errorf("without this process's switches: got %+v, want the calls without switches", c)
 	}
 	noIO := s1
 	noIO.gwIO = ioCalls{}
@@ -76,10 +86,12 @@ func TestIOCallsMinus(t *testing.T) {
 		c0, c1 ioCalls
 		want   ioCalls
 	}{
-		{"counted", ioCalls{10, 20}, ioCalls{15, 50}, ioCalls{5, 30}},
-		{"first unread", ioCalls{}, ioCalls{15, 50}, ioCalls{}},
-		{"second unread", ioCalls{10, 20}, ioCalls{}, ioCalls{}},
-		{"went back", ioCalls{10, 20}, ioCalls{5, 30}, ioCalls{}},
+		{"counted", ioCalls{10, 20, 100}, ioCalls{15, 50, 160}, ioCalls{5, 30, 60}},
+		{"first unread", ioCalls{}, ioCalls{15, 50, 160}, ioCalls{}},
+		{"second unread", ioCalls{10, 20, 100}, ioCalls{}, ioCalls{}},
+		{"went back", ioCalls{10, 20, 100}, ioCalls{5, 30, 160}, ioCalls{}},
+		{"switches went back", ioCalls{10, 20, 100}, ioCalls{15, 50, 90}, ioCalls{5, 30, 0}},
+		{"switches unread before", ioCalls{10, 20, 0}, ioCalls{15, 50, 160}, ioCalls{5, 30, 0}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,6 +112,37 @@ func TestProcIO(t *testing.T) {
 	}
 	if c.Reads == 0 {
 		t.Errorf("this process: got %+v, want some reads", c)
+	}
+	if c.Switches == 0 {
+		t.Errorf("this process: got %+v, want some context switches", c)
+	}
+	// A thread that sleeps switches at least once each time. It stays
+	// until it is counted: a thread that exits takes its count along.
+	slept, counted := make(chan struct{}), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for range 20 {
+			time.Sleep(time.Millisecond)
+		}
+		close(slept)
+		<-counted
+	}()
+	<-slept
+	c2 := procIO(os.Getpid())
+	close(counted)
+	if c2.Switches < c.Switches+20 {
+		t.Errorf("after 20 sleeps: %d context switches, want at least %d", c2.Switches, c.Switches+20)
+	}
+}
+
+func TestStatusSwitches(t *testing.T) {
+	status := "Name:\tmsimircd\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n"
+	if got := statusSwitches([]byte(status)); got != 127 {
+		t.Errorf("got %d, want 127", got)
+	}
+	if got := statusSwitches([]byte("Name:\tx\nvoluntary_ctxt_switches:\tmany\n")); got != 0 {
+		t.Errorf("unreadable count: got %d, want 0", got)
 	}
 }
 

@@ -65,19 +65,24 @@ type loadResult struct {
 	FullLoadCost *phaseCost `json:"full_load_cost,omitempty"`
 }
 
-// phaseCost is the CPU and the read and write system calls per IM of one
-// phase, of the IRC server under test and of this process (the calls are
-// zero when /proc does not tell: systemCallsSet).
+// phaseCost is the CPU, the read and write system calls and the context
+// switches per IM of one phase, of the IRC server under test and of this
+// process (the calls are zero when /proc does not tell: systemCallsSet).
 type phaseCost struct {
-	ServerCPUus    float64 `json:"server_cpu_us_per_im"`
-	ServerReads    float64 `json:"server_reads_per_im"`
-	ServerWrites   float64 `json:"server_writes_per_im"`
-	BenchCPUus     float64 `json:"bench_cpu_us_per_im"`
-	BenchReads     float64 `json:"bench_reads_per_im"`
-	BenchWrites    float64 `json:"bench_writes_per_im"`
+	ServerCPUus  float64 `json:"server_cpu_us_per_im"`
+	ServerReads  float64 `json:"server_reads_per_im"`
+	ServerWrites float64 `json:"server_writes_per_im"`
+	BenchCPUus   float64 `json:"bench_cpu_us_per_im"`
+	BenchReads   float64 `json:"bench_reads_per_im"`
+	BenchWrites  float64 `json:"bench_writes_per_im"`
+	// Context switches per IM (switchesSet), of every thread of the
+	// server's process and of this process.
+	ServerSwitches float64 `json:"server_switches_per_im,omitempty"`
+	BenchSwitches  float64 `json:"bench_switches_per_im,omitempty"`
 	MachineCPUus   float64 `json:"machine_cpu_us_per_im"` // every process's, these two included
 	IMs            int64   `json:"ims"`
 	systemCallsSet bool
+	switchesSet    bool
 }
 
 // costOf is what a phase between s0 and s1 cost per IM for ims IMs; nil
@@ -96,6 +101,10 @@ func costOf(s0, s1 cpuSample, ims int64) *phaseCost {
 		c.ServerReads, c.ServerWrites = float64(g.Reads)/n, float64(g.Writes)/n
 		c.BenchReads, c.BenchWrites = float64(b.Reads)/n, float64(b.Writes)/n
 		c.systemCallsSet = true
+		if g.Switches != 0 && b.Switches != 0 {
+			c.ServerSwitches, c.BenchSwitches = float64(g.Switches)/n, float64(b.Switches)/n
+			c.switchesSet = true
+		}
 	}
 	return c
 }

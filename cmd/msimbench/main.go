@@ -656,6 +656,9 @@ func printCost(tw io.Writer, server, bench string, r *loadResult) {
 		if c.systemCallsSet {
 			fmt.Fprintf(tw, "    reads / writes per IM: %s; %s\t%.2f / %.2f; %.2f / %.2f\t\t\n", server, bench, c.ServerReads, c.ServerWrites, c.BenchReads, c.BenchWrites)
 		}
+		if c.switchesSet {
+			fmt.Fprintf(tw, "    context switches per IM: %s; %s\t%.2f; %.2f\t\t\n", server, bench, c.ServerSwitches, c.BenchSwitches)
+		}
 	}
 }
 
@@ -697,6 +700,9 @@ func printTable(w io.Writer, r *report) {
 			fmt.Fprintf(tw, "  storm CPU: gateway / msimd and clients / others\t%.2f / %.2f / %.2f s\t\t\n", c.Gateway, c.Bench, c.Others)
 			if g, b := c.GatewayCalls, c.BenchCalls; g != (ioCalls{}) && b != (ioCalls{}) {
 				fmt.Fprintf(tw, "  storm reads / writes: gateway; msimd and clients\t%d / %d; %d / %d\t\t\n", g.Reads, g.Writes, b.Reads, b.Writes)
+				if g.Switches != 0 && b.Switches != 0 {
+					fmt.Fprintf(tw, "  storm context switches: gateway; msimd and clients\t%d; %d\t\t\n", g.Switches, b.Switches)
+				}
 			}
 		}
 	}

@@ -102,7 +102,8 @@ func TestEndToEnd(t *testing.T) {
 }
 
 // checkCost checks a load's cost per IM in each phase: the IMs counted,
-// and where this machine's /proc tells, the server's system calls.
+// and where this machine's /proc tells, the server's and this process's
+// system calls and context switches.
 func checkCost(t *testing.T, name string, load map[string]any) {
 	t.Helper()
 	for _, key := range []string{"rate_cost", "full_load_cost"} {
@@ -117,7 +118,8 @@ func checkCost(t *testing.T, name string, load map[string]any) {
 		if procIO(os.Getpid()) == (ioCalls{}) {
 			continue // no /proc/PID/io here
 		}
-		for _, k := range []string{"server_reads_per_im", "server_writes_per_im", "bench_reads_per_im", "bench_writes_per_im"} {
+		for _, k := range []string{"server_reads_per_im", "server_writes_per_im", "bench_reads_per_im", "bench_writes_per_im",
+			"server_switches_per_im", "bench_switches_per_im"} {
 			if v, _ := c[k].(float64); v <= 0 {
 				t.Errorf("%s.%s.%s: got %v, want > 0", name, key, k, c[k])
 			}

@@ -592,10 +592,14 @@ type stormCPU struct {
 }
 
 // ioCalls counts read and write system calls (/proc/PID/io's syscr and
-// syscw).
+// syscw) and context switches, voluntary or not, of the process's
+// threads (/proc/PID/task/*/status). A thread that exits takes its
+// switches with it: Go's threads rarely do, and a count that went back
+// is not used.
 type ioCalls struct {
-	Reads  uint64 `json:"reads"`
-	Writes uint64 `json:"writes"`
+	Reads    uint64 `json:"reads"`
+	Writes   uint64 `json:"writes"`
+	Switches uint64 `json:"context_switches"`
 }
 
 // cpuSample is the cumulative CPU time of the gateway, this process and
@@ -647,16 +651,22 @@ func (s cpuSample) since(s0 cpuSample) stormCPU {
 	return c
 }
 
-// minus is the calls made since c0; zero when either was not read.
+// minus is the calls made since c0; zero when either was not read. The
+// switches are zero alone when either was not read or they went back.
 func (c ioCalls) minus(c0 ioCalls) ioCalls {
 	if c == (ioCalls{}) || c0 == (ioCalls{}) || c.Reads < c0.Reads || c.Writes < c0.Writes {
 		return ioCalls{}
 	}
-	return ioCalls{Reads: c.Reads - c0.Reads, Writes: c.Writes - c0.Writes}
+	d := ioCalls{Reads: c.Reads - c0.Reads, Writes: c.Writes - c0.Writes}
+	if c0.Switches != 0 && c.Switches >= c0.Switches {
+		d.Switches = c.Switches - c0.Switches
+	}
+	return d
 }
 
-// procIO reads pid's read and write system call counts; zero when it
-// cannot (pid 0, no /proc, or no permission).
+// procIO reads pid's read and write system call counts and its threads'
+// context switches; zero when it cannot (pid 0, no /proc, or no
+// permission), the switches alone when only they cannot be read.
 func procIO(pid int) ioCalls {
 	if pid == 0 {
 		return ioCalls{}
@@ -665,7 +675,7 @@ func procIO(pid int) ioCalls {
 	if err != nil {
 		return ioCalls{}
 	}
-	var c ioCalls
+	c := ioCalls{Switches: procSwitches(pid)}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
@@ -683,6 +693,41 @@ func procIO(pid int) ioCalls {
 		}
 	}
 	return c
+}
+
+// procSwitches sums the context switches of pid's threads; 0 when they
+// cannot be read.
+func procSwitches(pid int) uint64 {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/status")
+		if err != nil {
+			continue // the thread exited
+		}
+		n += statusSwitches(b)
+	}
+	return n
+}
+
+// statusSwitches is the sum of a /proc status file's voluntary and
+// involuntary context switches.
+func statusSwitches(b []byte) uint64 {
+	var n uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
+			continue
+		}
+		if x, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+			n += x
+		}
+	}
+	return n
 }
 
 // machineCPU returns the machine's busy CPU time (every state but idle
