@@ -232,6 +232,13 @@ func (w *wrapped) AskLease(ctx context.Context, user, holder, from string) error
 	return w.call0(ctx, opAskLease, func() error { return w.st.AskLease(ctx, user, holder, from) })
 }
 
+// HurryHistory is the store underneath's, if it has one (HistoryHurrier).
+func (w *wrapped) HurryHistory() {
+	if h, ok := w.st.(HistoryHurrier); ok {
+		h.HurryHistory()
+	}
+}
+
 // HistoryBatchRetries is the store underneath's (sqlStore's, which the
 // history writer process reports); none for a store that keeps no count.
 func (w *wrapped) HistoryBatchRetries() (int64, error) {
