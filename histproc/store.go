@@ -39,6 +39,11 @@ const (
 	// exitWait bounds the wait for the child to finish its last batch
 	// and exit once its stdin is closed.
 	exitWait = 10 * time.Second
+	// boostAfter is how long one of the gateway's own store operations
+	// may be under way before the child's batch in progress is finished
+	// at normal priority (boost): with SQLite, such an operation is most
+	// likely waiting for the write lock the child holds.
+	boostAfter = 50 * time.Millisecond
 )
 
 // Store is the gateway's store with its history appends
@@ -53,6 +58,9 @@ const (
 // A batch waits for the child as long as the child works on it (up to
 // answerWait): on a machine whose cores are all busy, the idle-priority
 // child gets no CPU and history falls behind, which the caller bounds.
+// The gateway's other store operations do not wait on it: with SQLite,
+// one that has waited boostAfter (for the write lock the child holds
+// through its batch) has the child finish that batch at normal priority.
 type Store struct {
 	store.Store
 	p        Params
@@ -83,6 +91,9 @@ type Store struct {
 func New(ctx context.Context, st store.Store, p Params, exe string, reg prometheus.Registerer, log *logrus.Entry) *Store {
 	p.Key = append([]byte(nil), p.Key...)
 	s := &Store{Store: st, p: p, exe: exe, log: log.WithField("part", "history-writer"), hung: answerWait}
+	if priorities && p.Driver == "sqlite" {
+		s.Store = store.WithSlowHook(st, boostAfter, s.boost)
+	}
 	if reg != nil {
 		s.failures = metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "msimircd_history_writer_failures_total",
@@ -163,6 +174,11 @@ func (s *Store) QueueIM(ctx context.Context, user, email string, im store.Queued
 	s.boost()
 	return s.Store.QueueIM(ctx, user, email, im)
 }
+
+// HurryHistory has the child finish the batch it has at normal priority
+// (boost), for a caller of the gateway's that waits for it
+// (store.HistoryHurrier).
+func (s *Store) HurryHistory() { s.boost() }
 
 // boost has the child finish the batch it has at normal priority: it
 // holds the database's write lock for the whole batch, and an IM that
