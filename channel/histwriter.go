@@ -33,6 +33,11 @@ const (
 	// busy gateway's entries cost the store less each the more of them
 	// one holds (see TestHistoryWriterBatchHoldsALinger).
 	histLinger = 250 * time.Millisecond
+	// histHurryEvery is how often a caller waiting for the history
+	// (sync) hurries a store whose appends may run at a low priority
+	// (store.HistoryHurrier): on a machine whose cores are all busy, a
+	// history writer at idle priority would otherwise keep it waiting.
+	histHurryEvery = 50 * time.Millisecond
 )
 
 // ErrHistoryFull is an append left out because the writer's queue is full.
@@ -164,7 +169,8 @@ func (w *historyWriter) queueLocked(j histJob, hurry bool) {
 }
 
 // sync waits until what was queued before (user's entries among them) is
-// appended; false if ctx ended first or the writer has stopped.
+// appended; false if ctx ended first or the writer has stopped. While it
+// waits, it hurries the store every histHurryEvery, if the store can be.
 func (w *historyWriter) sync(ctx context.Context, user string) bool {
 	done := make(chan struct{})
 	w.mu.Lock()
@@ -174,11 +180,22 @@ func (w *historyWriter) sync(ctx context.Context, user string) bool {
 	}
 	w.queueLocked(histJob{user: user, done: done}, true)
 	w.mu.Unlock()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
+	var tick <-chan time.Time
+	h, _ := w.st.(store.HistoryHurrier)
+	if h != nil {
+		t := time.NewTicker(histHurryEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-done:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-tick:
+			h.HurryHistory()
+		}
 	}
 }
 

@@ -70,6 +70,39 @@ func TestHistoryWriterNeverWaits(t *testing.T) {
 	}
 }
 
+// slowStore is a stalledStore that can be hurried: its appends wait
+// until HurryHistory is called, as a history process at idle priority on
+// busy cores would.
+type slowStore struct {
+	stalledStore
+	hurried atomic.Int32
+	once    sync.Once
+}
+
+func (s *slowStore) HurryHistory() {
+	s.hurried.Add(1)
+	s.once.Do(func() { close(s.release) })
+}
+
+// TestHistorySyncHurries: a caller waiting for the history hurries a store
+// that can be hurried, and its wait ends once the store catches up.
+func TestHistorySyncHurries(t *testing.T) {
+	st := &slowStore{stalledStore: stalledStore{release: make(chan struct{})}}
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	w := newHistoryWriter(st, false, logrus.NewEntry(l), nil)
+	defer w.close()
+	w.append("ann", store.HistoryEntry{Kind: store.KindIM, Text: "hi"}, func(err error) { t.Errorf("append: %v", err) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !w.sync(ctx, "ann") {
+		t.Fatal("sync ended without the entry appended")
+	}
+	if st.hurried.Load() == 0 || st.appended.Load() != 1 {
+		t.Errorf("hurried %d times, %d appended; want at least once, and the entry", st.hurried.Load(), st.appended.Load())
+	}
+}
+
 // recordingStore keeps each history batch it is given; entries whose text
 // is "bad" fail.
 type recordingStore struct {
