@@ -176,21 +176,30 @@ func (s *Store) QueueIM(ctx context.Context, user, email string, im store.Queued
 }
 
 // HurryHistory has the child finish the batch it has at normal priority
-// (boost), for a caller of the gateway's that waits for it
-// (store.HistoryHurrier).
-func (s *Store) HurryHistory() { s.boost() }
+// (raiseBusy), for a caller of the gateway's that waits for the history
+// (store.HistoryHurrier), whatever the database.
+func (s *Store) HurryHistory() { s.raiseBusy() }
 
-// boost has the child finish the batch it has at normal priority: it
-// holds the database's write lock for the whole batch, and an IM that
-// must be committed before it counts as handled waits for that. At idle
-// priority on a machine whose cores are all busy that could take seconds;
-// at normal priority it takes the batch's CPU time. (PostgreSQL locks rows,
-// and an IM takes none the child holds.) The gateway raises the child's
-// threads itself (a child at idle priority might not get the CPU to do
-// it); the child goes back to idle once its batch is done.
+// boost has the child finish the batch it has at normal priority
+// (raiseBusy) when the database is SQLite: the child holds its write lock
+// for the whole batch, and an IM that must be committed before it counts
+// as handled, or any other write of the gateway's, waits for that.
+// (PostgreSQL locks rows, and the gateway takes none the child holds.)
 func (s *Store) boost() {
+	if s.p.Driver == "sqlite" {
+		s.raiseBusy()
+	}
+}
+
+// raiseBusy raises the child's threads to normal priority if it has a
+// batch in progress. At idle priority on a machine whose cores are all
+// busy a batch could take seconds; at normal priority it takes the
+// batch's CPU time. The gateway raises the child itself (a child at idle
+// priority might not get the CPU to do it); the child goes back to idle
+// once its batch is done.
+func (s *Store) raiseBusy() {
 	c := s.busy.Load()
-	if c == nil || !priorities || s.p.Driver != "sqlite" {
+	if c == nil || !priorities {
 		return
 	}
 	if err := raise(c.cmd.Process.Pid); err != nil {

@@ -209,10 +209,10 @@ func testAppendsInChild(t *testing.T, engine string) {
 // stops the child: one that gets no CPU (at idle priority on busy cores,
 // nearly so) must be raised by the gateway. done has the batch's results
 // once the child is killed.
-func stoppedBusyChild(t *testing.T) (s *Store, pid int, batch []store.HistoryAppend, done chan []store.HistoryResult) {
+func stoppedBusyChild(t *testing.T, su setup) (s *Store, pid int, batch []store.HistoryAppend, done chan []store.HistoryResult) {
 	t.Helper()
 	t.Setenv("HISTPROC_TEST_CHILD", "hang") // stores the batch, never answers
-	s, hook := open(t, setup{})
+	s, hook := open(t, su)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(messages(hook))
@@ -582,7 +582,7 @@ func TestChildTransactionsBounded(t *testing.T) {
 func TestBoost(t *testing.T) {
 	requireLeaveIdle(t)
 	t.Run("hold while a batch is in progress", func(t *testing.T) {
-		s, pid, batch, done := stoppedBusyChild(t)
+		s, pid, batch, done := stoppedBusyChild(t, setup{})
 		ctx := context.Background()
 		if _, err := s.HoldIM(ctx, "alice", account, store.HeldIM{Seq: 1, From: 7, Text: "while you were away", Time: time.Now()}); err != nil {
 			t.Fatal(err)
@@ -599,7 +599,7 @@ func TestBoost(t *testing.T) {
 		checkStored(t, s, batch, <-done)
 	})
 	t.Run("an operation waiting for the lock", func(t *testing.T) {
-		s, pid, batch, done := stoppedBusyChild(t)
+		s, pid, batch, done := stoppedBusyChild(t, setup{})
 		// Another connection holds SQLite's write lock for a while, as a
 		// child at idle priority does through its batch on busy cores.
 		raw, err := sql.Open("sqlite", s.p.DSN+sqldb.SQLiteParams)
@@ -621,6 +621,17 @@ func TestBoost(t *testing.T) {
 		syscall.Kill(pid, syscall.SIGKILL)
 		checkStored(t, s, batch, <-done)
 	})
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run("hurried for a caller waiting, "+engine, func(t *testing.T) {
+			s, pid, batch, done := stoppedBusyChild(t, setup{engine: engine})
+			s.HurryHistory()
+			if got := policies(t, pid); len(got) != 1 || got[0] != "0" {
+				t.Errorf("the stopped child's threads' policies once hurried: got %v, want only 0", got)
+			}
+			syscall.Kill(pid, syscall.SIGKILL)
+			checkStored(t, s, batch, <-done)
+		})
+	}
 	t.Run("back to idle after the batch", func(t *testing.T) {
 		s, _ := open(t, setup{})
 		pid := childPid(s)
