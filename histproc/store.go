@@ -39,8 +39,8 @@ const (
 	// exitWait bounds the wait for the child to finish its last batch
 	// and exit once its stdin is closed.
 	exitWait = 10 * time.Second
-	// boostAfter is how long one of the gateway's own store operations
-	// may be under way before the child's batch in progress is finished
+	// boostAfter is how long one of the gateway's own store writes may
+	// be under way before the child's batch in progress is finished
 	// at normal priority (boost): with SQLite, such an operation is most
 	// likely waiting for the write lock the child holds.
 	boostAfter = 50 * time.Millisecond
@@ -59,7 +59,7 @@ const (
 // answerWait): on a machine whose cores are all busy, the idle-priority
 // child gets no CPU and history falls behind, which the caller bounds.
 // The gateway's other store operations do not wait on it: with SQLite,
-// one that has waited boostAfter (for the write lock the child holds
+// a write that has waited boostAfter (for the write lock the child holds
 // through its batch) has the child finish that batch at normal priority.
 type Store struct {
 	store.Store
@@ -92,7 +92,7 @@ func New(ctx context.Context, st store.Store, p Params, exe string, reg promethe
 	p.Key = append([]byte(nil), p.Key...)
 	s := &Store{Store: st, p: p, exe: exe, log: log.WithField("part", "history-writer"), hung: answerWait}
 	if priorities && p.Driver == "sqlite" {
-		s.Store = store.WithSlowHook(st, boostAfter, s.boost)
+		s.Store = store.WithSlowWriteHook(st, boostAfter, s.boost)
 	}
 	if reg != nil {
 		s.failures = metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{

@@ -2,15 +2,16 @@ package store
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// TestSlowHook: an operation that waits for the database's lock longer
-// than the bound calls the hook while it waits; one that does not, never;
-// and hook calls never overlap.
+// TestSlowHook: a write that waits for the database's lock longer than
+// the bound calls the hook while it waits; one that does not, never; and
+// hook calls never overlap.
 func TestSlowHook(t *testing.T) {
 	db := newSQLiteDB(t)
 	var calls, inHook, overlapped atomic.Int32
@@ -23,7 +24,7 @@ func TestSlowHook(t *testing.T) {
 		calls.Add(1)
 		<-release // slow, so that a second slow operation finds it under way
 	}
-	s := WithSlowHook(db.open(t, testKey(1)), 50*time.Millisecond, hook)
+	s := WithSlowWriteHook(db.open(t, testKey(1)), 50*time.Millisecond, hook)
 	mustCreate(t, s, "alice")
 	if got := calls.Load(); got != 0 {
 		t.Fatalf("hook calls after a quick operation: got %d, want 0", got)
@@ -59,5 +60,34 @@ func TestSlowHook(t *testing.T) {
 	}
 	if _, err := s.User(context.Background(), "carol"); err != nil {
 		t.Errorf("User carol: %v", err)
+	}
+}
+
+// TestSlowHookSkipsReads: an operation that only reads never calls the
+// hook, however long it takes; one that writes does.
+func TestSlowHookSkipsReads(t *testing.T) {
+	var calls atomic.Int32
+	h := WithSlowWriteHook(nil, 10*time.Millisecond, func() { calls.Add(1) }).(*slowHook)
+	slow := func() { time.Sleep(60 * time.Millisecond) }
+	for _, op := range []string{opUser, opLoadUser, opHistory, opHistorySince, opClientPosition} {
+		h.around(context.Background(), op, slow)
+	}
+	if got := calls.Load(); got != 0 {
+		t.Errorf("hook calls for slow reads: got %d, want 0", got)
+	}
+	h.around(context.Background(), opSetClientPosition, slow)
+	if got := calls.Load(); got != 1 {
+		t.Errorf("hook calls for a slow write: got %d, want 1", got)
+	}
+}
+
+// TestReadOpsAreOps: every operation said to only read is one of the
+// store's.
+func TestReadOpsAreOps(t *testing.T) {
+	all := append(append(append([]string(nil), allOps...), historyOps...), leaseOps...)
+	for op := range readOps {
+		if !slices.Contains(all, op) {
+			t.Errorf("readOps has %q, which is no operation", op)
+		}
 	}
 }
