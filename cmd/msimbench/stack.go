@@ -676,23 +676,29 @@ func procIO(pid int) ioCalls {
 		return ioCalls{}
 	}
 	c := ioCalls{Switches: procSwitches(pid)}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			continue
-		}
+	eachCount(b, func(k string, n uint64) {
 		switch k {
 		case "syscr":
 			c.Reads = n
 		case "syscw":
 			c.Writes = n
 		}
-	}
+	})
 	return c
+}
+
+// eachCount calls f with each "key: number" line of a /proc file (io,
+// status); lines whose value is not a number are skipped.
+func eachCount(b []byte, f func(key string, n uint64)) {
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+			f(k, n)
+		}
+	}
 }
 
 // procSwitches sums the context switches of pid's threads; 0 when they
@@ -718,15 +724,11 @@ func procSwitches(pid int) uint64 {
 // involuntary context switches.
 func statusSwitches(b []byte) uint64 {
 	var n uint64
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
-			continue
-		}
-		if x, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+	eachCount(b, func(k string, x uint64) {
+		if k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches" {
 			n += x
 		}
-	}
+	})
 	return n
 }
 
