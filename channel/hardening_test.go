@@ -184,6 +184,7 @@ func TestIMsNotWrittenAreHeld(t *testing.T) {
 	const n, size = 300, 20_000
 	ic := testIRCConfig()
 	ic.SendQ = 400
+	ic.WriteTimeout = 5 * time.Minute // the SendQ, not a stuck write, must drop alice
 	reg := prometheus.NewRegistry()
 	ic.Metrics = reg
 	st := startStackWith(t, stackConfig{server: server.Config{Demo: true}, ircd: ic})
@@ -203,19 +204,17 @@ func TestIMsNotWrittenAreHeld(t *testing.T) {
 		}
 	}
 	tomBarrier(t, dave)
-	// alice reads nothing while her answers to 500 PINGs overflow her SendQ.
-	for i := range 500 {
-		if err := alice.w.Writef("PING flood%d", i); err != nil {
-			break // dropped already
-		}
-	}
-	// Reading before the drop would let the queue drain, the PONGs and
-	// every IM with it.
-	for deadline := time.Now().Add(time.Minute); promtest.Value(t, reg, "msimircd_irc_sendq_disconnects_total") < 1; {
+	// alice reads nothing and sends PINGs until their answers overflow her
+	// SendQ. A fixed number is not enough: the socket may take many PONGs
+	// before it fills. Reading before the drop would let the queue drain,
+	// the PONGs and every IM with it.
+	for i, deadline := 0, time.Now().Add(time.Minute); promtest.Value(t, reg, "msimircd_irc_sendq_disconnects_total") < 1; i++ {
 		if time.Now().After(deadline) {
 			t.Fatal("alice was not dropped for her SendQ")
 		}
-		time.Sleep(10 * time.Millisecond)
+		if err := alice.w.Writef("PING flood%d", i); err != nil || i%100 == 99 {
+			time.Sleep(10 * time.Millisecond) // dropped already, or let ircd catch up
+		}
 	}
 	got := imtest.ReadIMs(t, alice.conn, alice.r, "dave", n, size, imtest.CutAllowed) // what was written before the drop
 	alice.conn.Close()
