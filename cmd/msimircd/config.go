@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -185,11 +187,17 @@ func Defaults() Config {
 
 // LoadConfig reads and validates a config file.
 func LoadConfig(path string) (Config, error) {
-	cfg := Defaults()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
+	return decodeConfig(path, data)
+}
+
+// decodeConfig decodes and validates the text of the config file at path;
+// its errors name the file and, where they can, the line and the key.
+func decodeConfig(path string, data []byte) (Config, error) {
+	cfg := Defaults()
 	md, err := toml.Decode(string(data), &cfg)
 	if err != nil {
 		var pe toml.ParseError
@@ -549,14 +557,11 @@ func (c *Config) Validate() error {
 				return errKey("set exactly one of password and password_file", "password", p, ap)
 			}
 			if a.PasswordFile != "" {
-				b, err := os.ReadFile(a.PasswordFile)
+				pw, err := readPasswordFile(a.PasswordFile)
 				if err != nil {
-					return errKey(fmt.Sprintf("cannot read it: %v", err), "password_file", p, ap)
+					return errKey(err.Error(), "password_file", p, ap)
 				}
-				a.Password = strings.TrimRight(string(b), "\r\n")
-				if a.Password == "" {
-					return errKey("the file is empty", "password_file", p, ap)
-				}
+				a.Password = pw
 			}
 			if a.Channel != "" && (a.Channel[0] != '&' && a.Channel[0] != '#' || strings.ContainsAny(a.Channel, " ,\x07")) {
 				return errKey(fmt.Sprintf("not a channel name (start with & or #, no spaces or commas): %q", a.Channel), "channel", p, ap)
@@ -591,4 +596,33 @@ func (m *MSIMConfig) validateLimits() error {
 		}
 	}
 	return nil
+}
+
+// maxPasswordLine bounds what is read of a password file. Its first line
+// is the password, so a file named by mistake (a log, a device that never
+// ends) is refused after that many bytes rather than read whole.
+const maxPasswordLine = 4 << 10
+
+// readPasswordFile returns the first line of the password file at path,
+// without its line end; the rest of the file is not read. Its errors never
+// show what the file holds.
+func readPasswordFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read it: %v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPasswordLine+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read it: %v", err)
+	}
+	line, _, ended := bytes.Cut(b, []byte("\n"))
+	if !ended && len(b) > maxPasswordLine {
+		return "", fmt.Errorf("its first line is over %d bytes: the password is the file's first line", maxPasswordLine)
+	}
+	pw := strings.TrimSuffix(string(line), "\r")
+	if pw == "" {
+		return "", errors.New("its first line (the password) is empty")
+	}
+	return pw, nil
 }

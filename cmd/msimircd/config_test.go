@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,4 +109,110 @@ func TestTOMLCode(t *testing.T) {
 	if k := keyOf(got[6]); k != "quoted" {
 		t.Errorf("key: got %q", k)
 	}
+}
+
+// TestPasswordFileFirstLine: a password_file's first line is the password
+// (as config.toml.example says); a file whose first line never ends within
+// the bound, a device that never ends among them, is refused without being
+// read whole, and an empty first line is refused. No error shows the file's
+// text.
+func TestPasswordFileFirstLine(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	config := func(pwFile string) string {
+		return "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword_file = \"" + pwFile + "\"\n"
+	}
+	for _, tc := range []struct{ name, text, want string }{
+		{"one line", "FromFile1\n", "FromFile1"},
+		{"no line end", "FromFile1", "FromFile1"},
+		{"CRLF", "FromFile1\r\n", "FromFile1"},
+		{"more lines", "FromFile1\nSecondLine2\n", "FromFile1"},
+		{"a long first line, then more", strings.Repeat("p", maxPasswordLine) + "\n" + strings.Repeat("q", 3*maxPasswordLine), strings.Repeat("p", maxPasswordLine)},
+	} {
+		cfg, err := LoadConfig(writeConfig(t, config(file(tc.name, tc.text))))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got := cfg.Users[0].Accounts[0].Password; got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ name, path, want string }{
+		{"over the bound", file("long", strings.Repeat("x", maxPasswordLine+1)), "over 4096 bytes"},
+		{"a device that never ends", "/dev/zero", "over 4096 bytes"},
+		{"empty", file("empty", ""), "is empty"},
+		{"empty first line", file("blank", "\nSecret1\n"), "is empty"},
+		{"missing", filepath.Join(dir, "none"), "cannot read it"},
+	} {
+		if tc.path == "/dev/zero" {
+			if _, err := os.Stat(tc.path); err != nil {
+				t.Logf("%s: %v", tc.name, err)
+				continue
+			}
+		}
+		_, err := LoadConfig(writeConfig(t, config(tc.path)))
+		if err == nil {
+			t.Errorf("%s: got no error", tc.name)
+			continue
+		}
+		for _, w := range []string{"line 5", "user[1].account[1].password_file", tc.want} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not contain %q", tc.name, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "Secret1") || strings.Contains(err.Error(), "xxxx") {
+			t.Errorf("%s: error %q shows the file's text", tc.name, err)
+		}
+	}
+}
+
+// FuzzDecodeConfig: whatever a config file holds, decoding it gives a
+// config that validates or an error naming the file, and the line a key's
+// error names is one of the file's lines; nothing panics.
+func FuzzDecodeConfig(f *testing.F) {
+	example, err := os.ReadFile("../../config.toml.example")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(example))
+	for _, s := range []string{
+		"[irc]\nlisten = [\"127.0.0.1:6667\"]\ncolour = 3\n",
+		"[[user]]\nname = 'a#\"b'\npassword = \"x#y\" # '\n[[user.account]]\nemail = \"nope\" # \"\n",
+		"[irc]\nmotd = ['''\n# not a comment\n[[user]]\ncolour = 1\n''']\ncolour = 3\n",
+		"[irc]\nmotd = [\"\"\"\nx = \\\"\"\"\n[log]\ncolour = 1 \"\"\"]\ncolour = 3\n",
+		"[msim]\nreconnect_min = \"soon\"\n[history]\nretention = \"90d\"\n",
+		"[store]\ndriver = \"postgres\"\n[cluster]\ninstance = \"a b\"\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if strings.Contains(text, "/dev/") || strings.Contains(text, "/proc/") {
+			t.Skip("a password_file there could block on a read")
+		}
+		const path = "fuzz.toml"
+		cfg, err := decodeConfig(path, []byte(text))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "config "+path) {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			var line int
+			if _, scanErr := fmt.Sscanf(strings.TrimPrefix(err.Error(), "config "+path+": "), "line %d:", &line); scanErr == nil && line > strings.Count(text, "\n")+1 {
+				t.Fatalf("error %q names a line past the file's end", err)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("a decoded config does not validate again: %v", err)
+		}
+		if n, lines := len(tomlCode([]byte(text))), strings.Count(text, "\n")+1; n != lines {
+			t.Fatalf("tomlCode: %d lines of %d", n, lines)
+		}
+	})
 }
