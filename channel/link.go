@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
@@ -185,6 +187,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	s.b.met.login(ev.err)
 	defer s.joinClient(a)
 	if errors.Is(ev.err, errLeaseLost) {
+		s.log.WithField("account", a.cfg.Email).Info("not logging in to MSIM: the user's session has moved to another instance")
 		s.setState(a, linkStopped)
 		s.status(a, "Not logging in: your session has moved to another gateway instance.")
 		return
@@ -197,10 +200,13 @@ func (s *session) onLinkResult(ev linkResult) {
 			if errors.As(ev.err, &le) {
 				why = le.Reason()
 			}
+			s.log.WithError(ev.err).WithField("account", a.cfg.Email).Warn("MSIM login failed; not retrying until the account's settings change or the user types connect")
 			s.status(a, "Login failed: %s. Not retrying: fix the account's settings, then type connect.", strings.TrimSuffix(why, "."))
 			s.failQueue(a, "the account cannot log in")
 			return
-		} else if errors.As(ev.err, &le) {
+		}
+		s.log.WithError(ev.err).WithField("account", a.cfg.Email).Warn("MSIM login failed; retrying")
+		if errors.As(ev.err, &le) {
 			s.status(a, "Login refused by the MSIM server: %v", ev.err)
 		} else {
 			s.status(a, "Cannot connect to MSIM: %v", ev.err)
@@ -230,6 +236,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	contactLists.Put(lp)
 	// Said once the buddies are in the channel, so "logged in" means the
 	// channel is complete.
+	s.log.WithFields(logrus.Fields{"account": a.cfg.Email, "uid": a.self.UID, "buddies": n}).Info("logged in to MSIM")
 	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"))
 	s.wakeMSIM() // events that came with the login, after what was held
 	for _, se := range s.mem.heldFor(a.cfg.Email) {
@@ -260,6 +267,7 @@ func (s *session) scheduleRetry(a *account) {
 	gen := a.gen
 	a.stopTimer()
 	a.timer = s.b.cfg.Clock.AfterFunc(d, func() { s.post(retryDue{a: a, gen: gen}) })
+	s.log.WithFields(logrus.Fields{"account": a.cfg.Email, "in": roundDur(d)}).Info("reconnecting to MSIM")
 	s.status(a, "Reconnecting in %s.", roundDur(d))
 }
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/msimircd/msimircd/internal/fakeclock"
 	"github.com/msimircd/msimircd/internal/testlog"
@@ -489,5 +491,49 @@ func TestDeliverToOneClientAllocs(t *testing.T) {
 	}
 	if sent != q.delivered || sent == 0 {
 		t.Errorf("Sent(true) reported %d times for %d deliveries", sent, q.delivered)
+	}
+}
+
+// TestLinkLogs: the gateway's log says when an account logs in to MSIM,
+// when a login fails and whether it is retried, so an operator sees why an
+// always-on account (no IRC client attached to read its control channel)
+// is offline. No line holds the account's password.
+func TestLinkLogs(t *testing.T) {
+	l, hook := logtest.NewNullLogger()
+	r := newRig(t, func(c *Config) { c.Log = logrus.NewEntry(l) })
+	r.failDial()
+	r.s.start()
+	r.step() // the failed dial's result
+	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}})
+	r.clock.Advance(r.clock.Pending()[0])
+	r.stepUntil("the login", func() bool { return r.a.state == linkUp })
+	r.s.disconnect(r.a, "Disconnected.")
+	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
+		return nil, &msim.LoginError{Message: "The password provided is incorrect.", Err: msim.ErrBadPassword}
+	}
+	r.s.connect(r.a)
+	r.stepUntil("the refused login", func() bool { return r.a.state == linkStopped })
+	var got []string
+	for _, e := range hook.AllEntries() {
+		line, err := e.String()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(line, "pw\"") || strings.Contains(line, "=pw ") {
+			t.Errorf("a log line holds the password: %s", line)
+		}
+		if e.Data["account"] != "alice@msim.test" {
+			continue
+		}
+		got = append(got, fmt.Sprintf("%s %s", e.Level, e.Message))
+	}
+	want := []string{
+		"warning MSIM login failed; retrying",
+		"info reconnecting to MSIM",
+		"info logged in to MSIM",
+		"warning MSIM login failed; not retrying until the account's settings change or the user types connect",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("log lines naming the account:\n got %q\nwant %q", got, want)
 	}
 }
