@@ -205,13 +205,13 @@ func (s *session) onLinkResult(ev linkResult) {
 			s.failQueue(a, "the account cannot log in")
 			return
 		}
-		s.log.WithError(ev.err).WithField("account", a.cfg.Email).Warn("MSIM login failed; retrying")
 		if errors.As(ev.err, &le) {
 			s.status(a, "Login refused by the MSIM server: %v", ev.err)
 		} else {
 			s.status(a, "Cannot connect to MSIM: %v", ev.err)
 		}
-		s.scheduleRetry(a)
+		d := s.scheduleRetry(a)
+		s.log.WithError(ev.err).WithFields(logrus.Fields{"account": a.cfg.Email, "retry_in": d}).Warn("MSIM login failed; retrying")
 		return
 	}
 	a.client = ev.cl
@@ -254,8 +254,9 @@ func (s *session) onLinkResult(ev linkResult) {
 // making its own.
 var contactLists sync.Pool // of *[]msim.Contact
 
-// scheduleRetry reconnects after an exponential, jittered delay.
-func (s *session) scheduleRetry(a *account) {
+// scheduleRetry reconnects after an exponential, jittered delay, which it
+// returns (rounded as the user is told it).
+func (s *session) scheduleRetry(a *account) time.Duration {
 	lo, hi := s.b.cfg.ReconnectMin, s.b.cfg.ReconnectMax
 	if a.delay == 0 {
 		a.delay = lo
@@ -267,8 +268,8 @@ func (s *session) scheduleRetry(a *account) {
 	gen := a.gen
 	a.stopTimer()
 	a.timer = s.b.cfg.Clock.AfterFunc(d, func() { s.post(retryDue{a: a, gen: gen}) })
-	s.log.WithFields(logrus.Fields{"account": a.cfg.Email, "in": roundDur(d)}).Info("reconnecting to MSIM")
 	s.status(a, "Reconnecting in %s.", roundDur(d))
+	return roundDur(d)
 }
 
 func roundDur(d time.Duration) time.Duration {
@@ -301,11 +302,13 @@ func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
 	s.dropBuddies(a)
 	s.b.met.linkLost(ev.Reason)
 	if ev.Reason == msim.DisconnectKicked {
+		s.log.WithField("account", a.cfg.Email).Warn("MSIM account logged in from another place; not reconnecting until the user types connect")
 		s.setState(a, linkStopped)
 		s.status(a, "Logged out: this account logged in from another place. Not reconnecting; type connect to take it back.")
 	} else {
 		s.status(a, "Lost the MSIM connection: %v", ev.Err)
-		s.scheduleRetry(a)
+		d := s.scheduleRetry(a)
+		s.log.WithError(ev.Err).WithFields(logrus.Fields{"account": a.cfg.Email, "reason": ev.Reason, "retry_in": d}).Warn("MSIM link lost; reconnecting")
 	}
 	s.reportUnconfirmed(a, ev)
 	// IMs the client had accepted but not written go back in the queue,

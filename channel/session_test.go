@@ -495,23 +495,41 @@ func TestDeliverToOneClientAllocs(t *testing.T) {
 }
 
 // TestLinkLogs: the gateway's log says when an account logs in to MSIM,
-// when a login fails and whether it is retried, so an operator sees why an
-// always-on account (no IRC client attached to read its control channel)
-// is offline. No line holds the account's password.
+// when a login fails or the link is lost (with when it retries), and when
+// it stops (a wrong password, a login from another place), so an operator
+// sees why an always-on account (no IRC client attached to read its
+// control channel) is offline. No line holds the account's password.
 func TestLinkLogs(t *testing.T) {
 	l, hook := logtest.NewNullLogger()
 	r := newRig(t, func(c *Config) { c.Log = logrus.NewEntry(l) })
+	const password = "Distinct-Secret-9"
+	r.a.cfg.Password = password
+	online := func() *fakeMSIM {
+		return &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	}
+	retry := func(cl *fakeMSIM) {
+		r.okDial(cl)
+		r.clock.Advance(r.clock.Pending()[0])
+		r.stepUntil("the login", func() bool { return r.a.state == linkUp })
+	}
 	r.failDial()
 	r.s.start()
 	r.step() // the failed dial's result
-	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}})
-	r.clock.Advance(r.clock.Pending()[0])
-	r.stepUntil("the login", func() bool { return r.a.state == linkUp })
-	r.s.disconnect(r.a, "Disconnected.")
-	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
+	cl := online()
+	retry(cl)
+	cl.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("read: connection reset")})
+	r.stepUntil("the loss", func() bool { return r.a.state == linkWaiting })
+	cl = online()
+	retry(cl)
+	cl.push(msim.DisconnectedEvent{Reason: msim.DisconnectKicked, Err: errors.New("logged in elsewhere")})
+	r.stepUntil("the kick", func() bool { return r.a.state == linkStopped })
+	r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
+		if cfg.Password != password {
+			t.Errorf("dialled with password %q", cfg.Password)
+		}
 		return nil, &msim.LoginError{Message: "The password provided is incorrect.", Err: msim.ErrBadPassword}
 	}
-	r.s.connect(r.a)
+	r.s.connect(r.a) // connecting now
 	r.stepUntil("the refused login", func() bool { return r.a.state == linkStopped })
 	var got []string
 	for _, e := range hook.AllEntries() {
@@ -519,18 +537,24 @@ func TestLinkLogs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(line, "pw\"") || strings.Contains(line, "=pw ") {
+		if strings.Contains(line, password) {
 			t.Errorf("a log line holds the password: %s", line)
 		}
 		if e.Data["account"] != "alice@msim.test" {
 			continue
 		}
-		got = append(got, fmt.Sprintf("%s %s", e.Level, e.Message))
+		msg := fmt.Sprintf("%s %s", e.Level, e.Message)
+		if _, ok := e.Data["retry_in"]; ok {
+			msg += " (retry_in)"
+		}
+		got = append(got, msg)
 	}
 	want := []string{
-		"warning MSIM login failed; retrying",
-		"info reconnecting to MSIM",
+		"warning MSIM login failed; retrying (retry_in)",
 		"info logged in to MSIM",
+		"warning MSIM link lost; reconnecting (retry_in)",
+		"info logged in to MSIM",
+		"warning MSIM account logged in from another place; not reconnecting until the user types connect",
 		"warning MSIM login failed; not retrying until the account's settings change or the user types connect",
 	}
 	if !slices.Equal(got, want) {

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -143,6 +143,9 @@ type AccountEntry struct {
 	PasswordFile string `toml:"password_file"`
 	Channel      string `toml:"channel"`
 	AutoConnect  *bool  `toml:"autoconnect"`
+	// fromFile: Validate read Password from PasswordFile (so a second
+	// Validate reads the file again rather than taking both as set).
+	fromFile bool
 }
 
 // Duration is a TOML string such as "30s" or "5m".
@@ -553,6 +556,9 @@ func (c *Config) Validate() error {
 			if !strings.Contains(a.Email, "@") {
 				return errKey(fmt.Sprintf("not an e-mail address: %q", a.Email), "email", p, ap)
 			}
+			if a.fromFile {
+				a.Password, a.fromFile = "", false // validated again: read the file again
+			}
 			if (a.Password == "") == (a.PasswordFile == "") {
 				return errKey("set exactly one of password and password_file", "password", p, ap)
 			}
@@ -561,7 +567,7 @@ func (c *Config) Validate() error {
 				if err != nil {
 					return errKey(err.Error(), "password_file", p, ap)
 				}
-				a.Password = pw
+				a.Password, a.fromFile = pw, true
 			}
 			if a.Channel != "" && (a.Channel[0] != '&' && a.Channel[0] != '#' || strings.ContainsAny(a.Channel, " ,\x07")) {
 				return errKey(fmt.Sprintf("not a channel name (start with & or #, no spaces or commas): %q", a.Channel), "channel", p, ap)
@@ -604,23 +610,23 @@ func (m *MSIMConfig) validateLimits() error {
 const maxPasswordLine = 4 << 10
 
 // readPasswordFile returns the first line of the password file at path,
-// without its line end; the rest of the file is not read. Its errors never
-// show what the file holds.
+// without its line end. It reads no further than that line's end (and
+// never more than maxPasswordLine bytes), so a pipe whose writer stays open
+// after the line serves too. Its errors never show what the file holds.
 func readPasswordFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("cannot read it: %v", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxPasswordLine+1))
-	if err != nil {
+	line, err := bufio.NewReaderSize(io.LimitReader(f, maxPasswordLine+1), 512).ReadString('\n')
+	switch {
+	case err == io.EOF && len(line) > maxPasswordLine:
+		return "", fmt.Errorf("its first line is over %d bytes: the password is the file's first line", maxPasswordLine)
+	case err != nil && err != io.EOF:
 		return "", fmt.Errorf("cannot read it: %v", err)
 	}
-	line, _, ended := bytes.Cut(b, []byte("\n"))
-	if !ended && len(b) > maxPasswordLine {
-		return "", fmt.Errorf("its first line is over %d bytes: the password is the file's first line", maxPasswordLine)
-	}
-	pw := strings.TrimSuffix(string(line), "\r")
+	pw := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 	if pw == "" {
 		return "", errors.New("its first line (the password) is empty")
 	}

@@ -5,7 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -145,8 +149,8 @@ func TestPasswordFileFirstLine(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ name, path, want string }{
-		{"over the bound", file("long", strings.Repeat("x", maxPasswordLine+1)), "over 4096 bytes"},
-		{"a device that never ends", "/dev/zero", "over 4096 bytes"},
+		{"over the bound", file("long", strings.Repeat("x", maxPasswordLine+1)), fmt.Sprintf("over %d bytes", maxPasswordLine)},
+		{"a device that never ends", "/dev/zero", fmt.Sprintf("over %d bytes", maxPasswordLine)},
 		{"empty", file("empty", ""), "is empty"},
 		{"empty first line", file("blank", "\nSecret1\n"), "is empty"},
 		{"missing", filepath.Join(dir, "none"), "cannot read it"},
@@ -193,8 +197,15 @@ func FuzzDecodeConfig(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		if strings.Contains(text, "/dev/") || strings.Contains(text, "/proc/") {
-			t.Skip("a password_file there could block on a read")
+		var files Config
+		if _, err := toml.Decode(text, &files); err == nil {
+			for _, u := range files.Users {
+				for _, a := range u.Accounts {
+					if a.PasswordFile != "" {
+						t.Skip("names a password file: reading one is TestPasswordFileFirstLine's")
+					}
+				}
+			}
 		}
 		const path = "fuzz.toml"
 		cfg, err := decodeConfig(path, []byte(text))
@@ -215,4 +226,82 @@ func FuzzDecodeConfig(f *testing.F) {
 			t.Fatalf("tomlCode: %d lines of %d", n, lines)
 		}
 	})
+}
+
+// TestPasswordFileStarts: a config whose account's password is in a
+// password_file is accepted by the command line's parsing (which validates
+// the config again once the flags are applied) and by a second Validate,
+// which reads the file again.
+func TestPasswordFileStarts(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "alice.pw")
+	if err := os.WriteFile(pwFile, []byte("FromFile1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, "[[user]]\nname = \"alice\"\n[[user.account]]\nemail = \"alice@example.com\"\npassword_file = \""+pwFile+"\"\n")
+	o, err := parseOptions([]string{"-config", path, "-state", filepath.Join(dir, "state")}, nil)
+	if err != nil {
+		t.Fatalf("parseOptions: %v", err)
+	}
+	if got := o.cfg.Users[0].Accounts[0].Password; got != "FromFile1" {
+		t.Errorf("password: got %q", got)
+	}
+	if err := os.WriteFile(pwFile, []byte("Changed2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.cfg.Validate(); err != nil {
+		t.Fatalf("Validate again: %v", err)
+	}
+	if got := o.cfg.Users[0].Accounts[0].Password; got != "Changed2" {
+		t.Errorf("password after the file changed: got %q", got)
+	}
+	if err := os.Remove(pwFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.cfg.Validate(); err == nil || !strings.Contains(err.Error(), "password_file") {
+		t.Errorf("Validate with the file gone: got %v, want an error naming password_file", err)
+	}
+}
+
+// TestPasswordFilePipe: a password_file may be a pipe (a FIFO, a process
+// substitution): its first line is read as soon as it is written, even
+// while the writer keeps the pipe open.
+func TestPasswordFilePipe(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "pw")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	w := make(chan *os.File, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			w <- nil
+			return
+		}
+		_, _ = f.WriteString("FromPipe1\nmore to come")
+		w <- f // kept open until the test has its answer
+	}()
+	got := make(chan string, 1)
+	go func() {
+		pw, err := readPasswordFile(fifo)
+		if err != nil {
+			pw = "error: " + err.Error()
+		}
+		got <- pw
+	}()
+	select {
+	case pw := <-got:
+		if pw != "FromPipe1" {
+			t.Errorf("got %q, want FromPipe1", pw)
+		}
+		if f := <-w; f != nil {
+			f.Close()
+		}
+	case <-time.After(time.Minute):
+		t.Error("the read waited for the pipe to close")
+		if f := <-w; f != nil {
+			f.Close() // ends the read
+		}
+		<-got
+	}
 }
