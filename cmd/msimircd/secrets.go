@@ -73,25 +73,41 @@ func (a accountList) passwords(stdin io.Reader) (specs []string, onCommandLine b
 }
 
 // readAccountsFile reads EMAIL:PASSWORD lines; blank lines and lines
-// starting with '#' are skipped. Errors never show a password.
+// starting with '#' are skipped. It reads line by line and refuses a line
+// over maxAccountLine bytes, so a file named by mistake (a device that
+// never ends, a binary) is refused, not read whole. Errors never show a
+// password.
 func readAccountsFile(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read it: %w", err)
 	}
+	defer f.Close()
 	var specs []string
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimRight(line, "\r")
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 512), maxAccountLine)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimRight(sc.Text(), "\r")
 		if t := strings.TrimSpace(line); t == "" || t[0] == '#' {
 			continue
 		}
 		if email, pw, ok := strings.Cut(line, ":"); !ok || !strings.Contains(email, "@") || pw == "" {
-			return nil, fmt.Errorf("line %d of %s is not EMAIL:PASSWORD", i+1, path)
+			return nil, fmt.Errorf("line %d of %s is not EMAIL:PASSWORD", n, path)
 		}
 		specs = append(specs, line)
 	}
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, fmt.Errorf("line %d of %s is over %d bytes: not EMAIL:PASSWORD", n+1, path, maxAccountLine)
+	} else if err != nil {
+		return nil, fmt.Errorf("cannot read it: %w", err)
+	}
 	return specs, nil
 }
+
+// maxAccountLine bounds a line of an accounts file.
+const maxAccountLine = 4 << 10
 
 // holdsPasswords reports whether the config file itself holds a password
 // (not one read from a password_file).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,6 +80,23 @@ func TestAccountsFile(t *testing.T) {
 	}
 	if err := run([]string{"-msim-account-file", filepath.Join(dir, "missing")}, strings.NewReader("")); err == nil || !strings.Contains(err.Error(), "accounts_file") {
 		t.Errorf("missing file: got %v", err)
+	}
+	// A line over the bound (a binary, a device that never ends) is
+	// refused once the bound is passed, not read whole.
+	long := filepath.Join(dir, "long")
+	if err := os.WriteFile(long, []byte("carol@example.com:Carol1\n"+strings.Repeat("Secret", maxAccountLine)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{long, "/dev/zero"} {
+		if _, err := os.Stat(path); err != nil {
+			t.Logf("%s: %v", path, err)
+			continue
+		}
+		_, err = LoadConfig(writeConfig(t, "[msim]\naccounts_file = '"+path+"'\n"))
+		want := fmt.Sprintf("over %d bytes", maxAccountLine)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "msim.accounts_file") || strings.Contains(err.Error(), "Secret") {
+			t.Errorf("%s: got %v, want an error naming msim.accounts_file and saying %q", path, err, want)
+		}
 	}
 }
 
