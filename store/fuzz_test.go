@@ -40,8 +40,9 @@ func FuzzParseHash(f *testing.F) {
 }
 
 // FuzzOpenSealed: a sealed value read from the database, whatever it
-// holds, opens only if it is what seal made for that row; anything else is
-// an error, and nothing panics.
+// holds, opens only if seal made it under this key for that row (each
+// fuzzing worker seals its own copy of the seed, under a nonce of its
+// own); anything else is an error, and nothing panics.
 func FuzzOpenSealed(f *testing.F) {
 	s, err := newSealer(bytes.Repeat([]byte{7}, KeySize))
 	if err != nil {
@@ -63,7 +64,7 @@ func FuzzOpenSealed(f *testing.F) {
 			}
 			return
 		}
-		if email != "alice@example.com" || !bytes.Equal(sealed, good) || string(plain) != "Secret1" {
+		if email != "alice@example.com" || string(plain) != "Secret1" {
 			t.Fatalf("%x for %q opened to %q", sealed, email, plain)
 		}
 	})
