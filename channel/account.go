@@ -24,9 +24,10 @@ type account struct {
 	gen    int // bumped on every connect/disconnect; stale events are ignored
 	client MSIMClient
 	self   msim.Profile
-	timer  func() bool // stops the reconnect timer
-	alerts func() bool // stops the next alert poll
-	delay  time.Duration
+	timer  func() bool   // stops the reconnect timer
+	alerts func() bool   // stops the next alert poll
+	delay  time.Duration // the back-off's last step; 0: start over
+	upAt   time.Time     // when the link last came up (see linkStable)
 
 	buddies sortidx.Index[*buddy, msim.UID] // by uid
 	room    maproom.Room[buddy]             // made by reserveBuddies for the next buddies

@@ -216,7 +216,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	}
 	a.client = ev.cl
 	s.setState(a, linkUp)
-	a.delay = 0
+	a.upAt = s.b.cfg.Clock.Now() // the back-off starts over once the link has held (onLinkLost)
 	a.self = ev.cl.Self()
 	if a.cfg.Channel == "" && a.self.UserName != "" {
 		s.mem.setChannel(a.cfg, "&"+sanitizeNick(a.self.UserName))
@@ -253,6 +253,11 @@ func (s *session) onLinkResult(ev linkResult) {
 // during a login storm one serves many logins in turn rather than each
 // making its own.
 var contactLists sync.Pool // of *[]msim.Contact
+
+// linkStable is how long a link must stay up for the back-off to start
+// over when it is lost: a link that the server drops soon after each login
+// is retried ever more slowly, as failed logins are, not every few seconds.
+const linkStable = time.Minute
 
 // scheduleRetry reconnects after an exponential, jittered delay, which it
 // returns (rounded as the user is told it).
@@ -307,6 +312,9 @@ func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
 		s.status(a, "Logged out: this account logged in from another place. Not reconnecting; type connect to take it back.")
 	} else {
 		s.status(a, "Lost the MSIM connection: %v", ev.Err)
+		if s.b.cfg.Clock.Now().Sub(a.upAt) >= linkStable {
+			a.delay = 0
+		}
 		d := s.scheduleRetry(a)
 		s.log.WithError(ev.Err).WithFields(logrus.Fields{"account": a.cfg.Email, "reason": ev.Reason, "retry_in": d}).Warn("MSIM link lost; reconnecting")
 	}

@@ -561,3 +561,56 @@ func TestLinkLogs(t *testing.T) {
 		t.Errorf("log lines naming the account:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestBackoffAcrossShortLinks: a link the server drops soon after each
+// login is retried ever more slowly, as failed logins are; once a link has
+// held for linkStable, losing it retries after the shortest delay again.
+func TestBackoffAcrossShortLinks(t *testing.T) {
+	r := newRig(t, nil)
+	within := func(what string, base time.Duration) {
+		t.Helper()
+		p := r.clock.Pending()
+		var d time.Duration
+		for _, pd := range p {
+			if pd < time.Minute { // the alert poll's is a minute away
+				d = pd
+			}
+		}
+		if d < base/2 || d >= base+base/2 {
+			t.Errorf("%s: retry in %v (pending %v), want within [%v, %v)", what, d, p, base/2, base+base/2)
+		}
+	}
+	up := func() *fakeMSIM {
+		cl := &fakeMSIM{}
+		r.okDial(cl)
+		return cl
+	}
+	lose := func(cl *fakeMSIM) {
+		cl.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("read: connection reset")})
+		r.stepUntil("the loss", func() bool { return r.a.state == linkWaiting })
+	}
+	retry := func() {
+		p := r.clock.Pending()
+		r.clock.Advance(slices.Min(p))
+		r.stepUntil("the login", func() bool { return r.a.state == linkUp })
+	}
+	cl := up()
+	r.s.start()
+	r.stepUntil("the first login", func() bool { return r.a.state == linkUp })
+	lose(cl)
+	within("the first loss", time.Second)
+	for i, base := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+		cl = up()
+		retry()
+		lose(cl) // at once
+		within(fmt.Sprintf("loss %d soon after its login", i+2), base)
+	}
+	cl = up()
+	retry()
+	r.clock.Advance(linkStable) // the alert poll comes and goes
+	for len(r.s.events) > 0 || r.s.msimWaiting.Load() {
+		r.step()
+	}
+	lose(cl)
+	within("a loss after the link held", time.Second)
+}
