@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/msimircd/msimircd/internal/tomlkey"
 )
 
 // fileConfig is msimd's config file (-config FILE), TOML: its keys mirror
@@ -275,8 +277,7 @@ func keyLine(data []byte, table, name string) int {
 		full = table + "." + name
 	}
 	cur, header := "", 0
-	for i, l := range strings.Split(string(data), "\n") {
-		code := stripComment(l)
+	for i, code := range tomlkey.Code(data) {
 		t := strings.TrimSpace(code)
 		if strings.HasPrefix(t, "[") {
 			cur = strings.ReplaceAll(strings.Trim(t, "[] \t"), " ", "")
@@ -296,22 +297,4 @@ func keyLine(data []byte, table, name string) int {
 		}
 	}
 	return header
-}
-
-// stripComment cuts a line at a '#' outside a string.
-func stripComment(l string) string {
-	var q byte
-	for i := 0; i < len(l); i++ {
-		switch c := l[i]; {
-		case q != 0 && c == '\\' && q == '"':
-			i++
-		case q != 0 && c == q:
-			q = 0
-		case q == 0 && (c == '"' || c == '\''):
-			q = c
-		case q == 0 && c == '#':
-			return l[:i]
-		}
-	}
-	return l
 }

@@ -160,6 +160,7 @@ func TestConfigErrors(t *testing.T) {
 		{"NATS wrong type", "[cluster]\nnats = 4222\n", 0, nil, "line 2: cluster.nats: want a list of NATS URLs"},
 		{"account", "demo = true\naccount = \"a@b.c:pw\"\n", 0, nil, "line 2: account: passwords do not belong in the config file"},
 		{"node without nats", "[cluster]\n\nnode = \"a\"\n", 0, nil, "line 3: cluster.node needs cluster.nats"},
+		{"key after a multi-line string", "[cluster]\nnode = '''a\nbogus = 1\n'''\nbogus = 2\n", 0, nil, "line 5: cluster.bogus: unknown key"},
 		{"node without nats, flag", "demo = true\n", 0, []string{"-node", "a"}, ""}, // the flag's error: no file line
 		{"postgres without key", "\ndb = \"postgres://msimd@db.example/msim\"\n", 0, nil, "line 2: db with PostgreSQL needs key PATH"},
 		{"data and db", "data = \"a.db\"\ndb = \"b.db\"\n", 0, nil, "line 2: data and db both name the store"},

@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/tomlkey"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
@@ -254,7 +255,7 @@ func (e *keyError) Error() string { return fmt.Sprintf("%s: %s", e.key, e.msg) }
 
 // line finds the line of the key (or of its table) in the file.
 func (e *keyError) line(data []byte) int {
-	lines := tomlCode(data)
+	lines := tomlkey.Code(data)
 	start, end := 0, len(lines)
 	for _, st := range e.path {
 		header := "[" + st.table + "]"
@@ -263,7 +264,7 @@ func (e *keyError) line(data []byte) int {
 		}
 		n, found := -1, -1
 		for i := start; i < end; i++ {
-			if headerOf(lines[i]) == header {
+			if tomlkey.Header(lines[i]) == header {
 				n++
 				if n == max(st.index, 0) {
 					found = i
@@ -277,7 +278,7 @@ func (e *keyError) line(data []byte) int {
 		start = found
 		// The table ends at the next header of the same or an outer array.
 		for i := found + 1; i < end; i++ {
-			t := headerOf(lines[i])
+			t := tomlkey.Header(lines[i])
 			if t == header || (t != "" && !strings.HasPrefix(t, "[["+st.table+".") && !strings.HasPrefix(t, "["+st.table+".")) {
 				end = i
 				break
@@ -285,92 +286,14 @@ func (e *keyError) line(data []byte) int {
 		}
 	}
 	for i := start; i < end; i++ {
-		if i > start && headerOf(lines[i]) != "" {
+		if i > start && tomlkey.Header(lines[i]) != "" {
 			break // a sub-table: the key was not set in this table
 		}
-		if keyOf(lines[i]) == e.field {
+		if tomlkey.Key(lines[i]) == e.field {
 			return i + 1
 		}
 	}
 	return start + 1
-}
-
-// tomlCode returns the file's lines as TOML reads them: comments removed,
-// and lines that a multi-line string continues blanked, so that neither is
-// taken for a key or a table header.
-func tomlCode(data []byte) []string {
-	lines := strings.Split(string(data), "\n")
-	out := make([]string, len(lines))
-	var open string // the delimiter of a multi-line string still open
-	for i, l := range lines {
-		var code strings.Builder
-		inside := open != "" // the line starts inside a string
-		for j := 0; j < len(l); {
-			switch {
-			case open != "":
-				if l[j] == '\\' && open == `"""` {
-					j += 2
-					continue
-				}
-				if strings.HasPrefix(l[j:], open) {
-					j += len(open)
-					open = ""
-					continue
-				}
-				j++
-			case strings.HasPrefix(l[j:], `"""`), strings.HasPrefix(l[j:], "'''"):
-				open = l[j : j+3]
-				code.WriteString(open)
-				j += 3
-			case l[j] == '"' || l[j] == '\'':
-				q := l[j]
-				k := j + 1
-				for k < len(l) && l[k] != q {
-					if q == '"' && l[k] == '\\' {
-						k++
-					}
-					k++
-				}
-				k = min(k+1, len(l))
-				code.WriteString(l[j:k])
-				j = k
-			case l[j] == '#':
-				j = len(l)
-			default:
-				code.WriteByte(l[j])
-				j++
-			}
-		}
-		if !inside {
-			out[i] = code.String()
-		}
-	}
-	return out
-}
-
-// headerOf returns the table header a line of tomlCode holds ("[irc]",
-// "[[user]]"), or "".
-func headerOf(code string) string {
-	t := strings.TrimSpace(code)
-	if !strings.HasPrefix(t, "[") {
-		return ""
-	}
-	double := strings.HasPrefix(t, "[[")
-	name := strings.TrimSpace(strings.Trim(t, "[]"))
-	name = strings.ReplaceAll(name, " ", "")
-	if double {
-		return "[[" + name + "]]"
-	}
-	return "[" + name + "]"
-}
-
-// keyOf returns the key a line of tomlCode sets, or "".
-func keyOf(code string) string {
-	k, _, ok := strings.Cut(code, "=")
-	if !ok || headerOf(code) != "" {
-		return ""
-	}
-	return strings.Trim(strings.TrimSpace(k), `"'`)
 }
 
 // keyLine finds the first line that sets key k (in a table named like k's
@@ -378,12 +301,12 @@ func keyOf(code string) string {
 func keyLine(data []byte, k toml.Key) int {
 	table := strings.Join(k[:len(k)-1], ".")
 	cur := ""
-	for i, l := range tomlCode(data) {
-		if h := headerOf(l); h != "" {
+	for i, l := range tomlkey.Code(data) {
+		if h := tomlkey.Header(l); h != "" {
 			cur = strings.Trim(h, "[]")
 			continue
 		}
-		if cur == table && keyOf(l) == k[len(k)-1] {
+		if cur == table && tomlkey.Key(l) == k[len(k)-1] {
 			return i + 1
 		}
 	}

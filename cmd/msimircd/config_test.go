@@ -96,25 +96,6 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	}
 }
 
-func TestTOMLCode(t *testing.T) {
-	in := "a = 'x # y' # comment\n" +
-		"b = \"q\\\" # r\" # c\n" +
-		"m = '''\n[[user]] # inside\n'''\n" +
-		"[irc] # t\n" +
-		"\"quoted\" = 1\n"
-	want := []string{"a = 'x # y' ", "b = \"q\\\" # r\" ", "m = '''", "", "", "[irc] ", "\"quoted\" = 1", ""}
-	got := tomlCode([]byte(in))
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if h := headerOf(got[5]); h != "[irc]" {
-		t.Errorf("header: got %q", h)
-	}
-	if k := keyOf(got[6]); k != "quoted" {
-		t.Errorf("key: got %q", k)
-	}
-}
-
 // TestPasswordFileFirstLine: a password_file's first line is the password
 // (as config.toml.example says); a file whose first line never ends within
 // the bound, a device that never ends among them, is refused without being
@@ -122,13 +103,7 @@ func TestTOMLCode(t *testing.T) {
 // text.
 func TestPasswordFileFirstLine(t *testing.T) {
 	dir := t.TempDir()
-	file := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	file := func(name, text string) string { return writeFile(t, dir, name, text) }
 	config := func(pwFile string) string {
 		return "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword_file = \"" + pwFile + "\"\n"
 	}
@@ -222,9 +197,6 @@ func FuzzDecodeConfig(f *testing.F) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("a decoded config does not validate again: %v", err)
 		}
-		if n, lines := len(tomlCode([]byte(text))), strings.Count(text, "\n")+1; n != lines {
-			t.Fatalf("tomlCode: %d lines of %d", n, lines)
-		}
 	})
 }
 
@@ -234,10 +206,7 @@ func FuzzDecodeConfig(f *testing.F) {
 // which reads the file again.
 func TestPasswordFileStarts(t *testing.T) {
 	dir := t.TempDir()
-	pwFile := filepath.Join(dir, "alice.pw")
-	if err := os.WriteFile(pwFile, []byte("FromFile1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pwFile := writeFile(t, dir, "alice.pw", "FromFile1\n")
 	path := writeConfig(t, "[[user]]\nname = \"alice\"\n[[user.account]]\nemail = \"alice@example.com\"\npassword_file = \""+pwFile+"\"\n")
 	o, err := parseOptions([]string{"-config", path, "-state", filepath.Join(dir, "state")}, nil)
 	if err != nil {
@@ -246,9 +215,7 @@ func TestPasswordFileStarts(t *testing.T) {
 	if got := o.cfg.Users[0].Accounts[0].Password; got != "FromFile1" {
 		t.Errorf("password: got %q", got)
 	}
-	if err := os.WriteFile(pwFile, []byte("Changed2\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, dir, "alice.pw", "Changed2\n")
 	if err := o.cfg.Validate(); err != nil {
 		t.Fatalf("Validate again: %v", err)
 	}

@@ -1,0 +1,87 @@
+// Package tomlkey finds where a key is set in a TOML file, for config
+// errors that name the line: the TOML decoder reports a syntax error's
+// line but not the line of a key it decoded. The config loaders of
+// cmd/msimircd and cmd/msimd own what they look for; this package owns
+// reading a file's lines as TOML does (comments, strings, multi-line
+// strings).
+package tomlkey
+
+import "strings"
+
+// Code returns the file's lines as TOML reads them: comments removed,
+// and lines that a multi-line string continues blanked, so that neither is
+// taken for a key or a table header.
+func Code(data []byte) []string {
+	lines := strings.Split(string(data), "\n")
+	out := make([]string, len(lines))
+	var open string // the delimiter of a multi-line string still open
+	for i, l := range lines {
+		var code strings.Builder
+		inside := open != "" // the line starts inside a string
+		for j := 0; j < len(l); {
+			switch {
+			case open != "":
+				if l[j] == '\\' && open == `"""` {
+					j += 2
+					continue
+				}
+				if strings.HasPrefix(l[j:], open) {
+					j += len(open)
+					open = ""
+					continue
+				}
+				j++
+			case strings.HasPrefix(l[j:], `"""`), strings.HasPrefix(l[j:], "'''"):
+				open = l[j : j+3]
+				code.WriteString(open)
+				j += 3
+			case l[j] == '"' || l[j] == '\'':
+				q := l[j]
+				k := j + 1
+				for k < len(l) && l[k] != q {
+					if q == '"' && l[k] == '\\' {
+						k++
+					}
+					k++
+				}
+				k = min(k+1, len(l))
+				code.WriteString(l[j:k])
+				j = k
+			case l[j] == '#':
+				j = len(l)
+			default:
+				code.WriteByte(l[j])
+				j++
+			}
+		}
+		if !inside {
+			out[i] = code.String()
+		}
+	}
+	return out
+}
+
+// Header returns the table header a line of Code holds ("[irc]",
+// "[[user]]"), or "".
+func Header(code string) string {
+	t := strings.TrimSpace(code)
+	if !strings.HasPrefix(t, "[") {
+		return ""
+	}
+	double := strings.HasPrefix(t, "[[")
+	name := strings.TrimSpace(strings.Trim(t, "[]"))
+	name = strings.ReplaceAll(name, " ", "")
+	if double {
+		return "[[" + name + "]]"
+	}
+	return "[" + name + "]"
+}
+
+// Key returns the key a line of Code sets, or "".
+func Key(code string) string {
+	k, _, ok := strings.Cut(code, "=")
+	if !ok || Header(code) != "" {
+		return ""
+	}
+	return strings.Trim(strings.TrimSpace(k), `"'`)
+}

@@ -1,0 +1,46 @@
+package tomlkey
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCode(t *testing.T) {
+	in := "a = 'x # y' # comment\n" +
+		"b = \"q\\\" # r\" # c\n" +
+		"m = '''\n[[user]] # inside\n'''\n" +
+		"[irc] # t\n" +
+		"\"quoted\" = 1\n"
+	want := []string{"a = 'x # y' ", "b = \"q\\\" # r\" ", "m = '''", "", "", "[irc] ", "\"quoted\" = 1", ""}
+	got := Code([]byte(in))
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if h := Header(got[5]); h != "[irc]" {
+		t.Errorf("header: got %q", h)
+	}
+	if k := Key(got[6]); k != "quoted" {
+		t.Errorf("key: got %q", k)
+	}
+}
+
+// FuzzCode: whatever a file holds, Code gives one line for each of the
+// file's, and each is a part of that line with its comment and the text of
+// its multi-line strings left out; nothing panics.
+func FuzzCode(f *testing.F) {
+	f.Add("a = 'x # y' # comment\nm = '''\n[[user]]\n'''\n[irc]\n")
+	f.Add("motd = [\"\"\"\nx = \\\"\"\"\n[log]\ncolour = 1 \"\"\"]\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		lines := strings.Split(text, "\n")
+		got := Code([]byte(text))
+		if len(got) != len(lines) {
+			t.Fatalf("%d lines of %d", len(got), len(lines))
+		}
+		for i, code := range got {
+			if len(code) > len(lines[i]) {
+				t.Fatalf("line %d: %q is longer than %q", i+1, code, lines[i])
+			}
+			_, _ = Header(code), Key(code)
+		}
+	})
+}
