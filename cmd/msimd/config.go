@@ -164,7 +164,7 @@ func applyConfig(o *options, fs *flag.FlagSet) error {
 			continue
 		}
 		k.set(o, c)
-		o.from[k.flag] = fromFile{key: k.key, line: keyLine(data, table, name)}
+		o.from[k.flag] = fromFile{key: k.key, line: tomlkey.Line(data, table, name)}
 	}
 	return nil
 }
@@ -206,33 +206,33 @@ func loadConfig(path string) (*fileConfig, toml.MetaData, []byte, error) {
 	}
 	if extra := md.Undecoded(); len(extra) > 0 {
 		k := extra[0]
-		return fail(keyLine(data, strings.Join(k[:len(k)-1], "."), k[len(k)-1]), k.String(), "unknown key")
+		return fail(tomlkey.Line(data, strings.Join(k[:len(k)-1], "."), k[len(k)-1]), k.String(), "unknown key")
 	}
 	if md.IsDefined("account") {
-		return fail(keyLine(data, "", "account"), "account", "passwords do not belong in the config file: name a file of EMAIL:PASSWORD lines (mode 0600) with account_file")
+		return fail(tomlkey.Line(data, "", "account"), "account", "passwords do not belong in the config file: name a file of EMAIL:PASSWORD lines (mode 0600) with account_file")
 	}
 	if c.Listen != "" || md.IsDefined("listen") {
 		if err := checkAddr(c.Listen); err != nil {
-			return fail(keyLine(data, "", "listen"), "listen", "%v", err)
+			return fail(tomlkey.Line(data, "", "listen"), "listen", "%v", err)
 		}
 	}
 	if c.Metrics.Listen != "" {
 		if err := checkAddr(c.Metrics.Listen); err != nil {
-			return fail(keyLine(data, "metrics", "listen"), "metrics.listen", "%v", err)
+			return fail(tomlkey.Line(data, "metrics", "listen"), "metrics.listen", "%v", err)
 		}
 	}
 	if c.Metrics.Public && c.Metrics.Listen == "" {
-		return fail(keyLine(data, "metrics", "public"), "metrics.public", "there is no metrics.listen to make public")
+		return fail(tomlkey.Line(data, "metrics", "public"), "metrics.public", "there is no metrics.listen to make public")
 	}
 	// The file may be read by others: then it must not hold a secret.
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		hint := fmt.Sprintf("group or others may read %s (mode %04o): chmod 600 it (and give it to msimd's user)", path, perm)
 		if hasPassword(c.DB) {
-			return fail(keyLine(data, "", "db"), "db", "holds a password, and %s, or put the password in PGPASSFILE", hint)
+			return fail(tomlkey.Line(data, "", "db"), "db", "holds a password, and %s, or put the password in PGPASSFILE", hint)
 		}
 		for _, u := range strings.Split(string(c.Cluster.NATS), ",") {
 			if strings.Contains(u, "@") {
-				return fail(keyLine(data, "cluster", "nats"), "cluster.nats", "a URL holds credentials (user:password@ or a token@), and %s", hint)
+				return fail(tomlkey.Line(data, "cluster", "nats"), "cluster.nats", "a URL holds credentials (user:password@ or a token@), and %s", hint)
 			}
 		}
 	}
@@ -266,35 +266,4 @@ func splitKey(k string) (table, name string) {
 		return k[:i], k[i+1:]
 	}
 	return "", k
-}
-
-// keyLine finds the line (from 1) that sets key name in table ("" for
-// the top level), written plainly or dotted; else the line of the table's
-// header ([table.name] for a table); else 0.
-func keyLine(data []byte, table, name string) int {
-	full := name
-	if table != "" {
-		full = table + "." + name
-	}
-	cur, header := "", 0
-	for i, code := range tomlkey.Code(data) {
-		t := strings.TrimSpace(code)
-		if strings.HasPrefix(t, "[") {
-			cur = strings.ReplaceAll(strings.Trim(t, "[] \t"), " ", "")
-			if cur == full || cur == table && header == 0 {
-				header = i + 1
-			}
-			continue
-		}
-		k, _, ok := strings.Cut(code, "=")
-		if !ok {
-			continue
-		}
-		k = strings.ReplaceAll(strings.TrimSpace(k), " ", "")
-		k = strings.ReplaceAll(strings.ReplaceAll(k, `"`, ""), "'", "")
-		if cur == table && k == name || cur == "" && k == full || cur != "" && cur+"."+k == full {
-			return i + 1
-		}
-	}
-	return header
 }

@@ -296,21 +296,9 @@ func (e *keyError) line(data []byte) int {
 	return start + 1
 }
 
-// keyLine finds the first line that sets key k (in a table named like k's
-// prefix, plain or array).
+// keyLine finds the line that sets key k (see tomlkey.Line).
 func keyLine(data []byte, k toml.Key) int {
-	table := strings.Join(k[:len(k)-1], ".")
-	cur := ""
-	for i, l := range tomlkey.Code(data) {
-		if h := tomlkey.Header(l); h != "" {
-			cur = strings.Trim(h, "[]")
-			continue
-		}
-		if cur == table && tomlkey.Key(l) == k[len(k)-1] {
-			return i + 1
-		}
-	}
-	return 0
+	return tomlkey.Line(data, strings.Join(k[:len(k)-1], "."), k[len(k)-1])
 }
 
 func errKey(msg string, field string, path ...pathStep) error {

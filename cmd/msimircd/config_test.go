@@ -48,6 +48,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	}{
 		{"syntax", "[irc]\nlisten = [\"127.0.0.1:6667\"\n", []string{"line "}},
 		{"unknown key", "[irc]\nlisten = [\"127.0.0.1:6667\"]\ncolour = 3\n", []string{"line 3", `unknown key "irc.colour"`}},
+		{"unknown dotted key", "\n\nirc.colour = 3\n", []string{"line 3", `unknown key "irc.colour"`}},
 		{"unknown key in a later table", "[irc]\nlisten = [\"127.0.0.1:6667\"]\n[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nname = \"x\"\n", []string{"line 8", `unknown key "user.account.name"`}},
 		{"bad duration", "[msim]\n\nreconnect_min = \"soon\"\n", []string{"line 3", "reconnect_min", "not a duration"}},
 		{"wrong type", "[irc]\nflood_rate = \"fast\"\n", []string{"line 2", "flood_rate"}},

@@ -77,11 +77,43 @@ func Header(code string) string {
 	return "[" + name + "]"
 }
 
-// Key returns the key a line of Code sets, or "".
+// Key returns the key a line of Code sets, or "": dotted as written
+// ("metrics.listen"), with the spaces and quotes around its parts left out.
 func Key(code string) string {
 	k, _, ok := strings.Cut(code, "=")
 	if !ok || Header(code) != "" {
 		return ""
 	}
-	return strings.Trim(strings.TrimSpace(k), `"'`)
+	k = strings.ReplaceAll(strings.TrimSpace(k), " ", "")
+	return strings.ReplaceAll(strings.ReplaceAll(k, `"`, ""), "'", "")
+}
+
+// Line returns the line (from 1) of data that sets key name in table (""
+// for the top level, "user.account" for a sub-table or an array of
+// tables), written plainly in the table or dotted from an outer one; else
+// the line of the table's header ([table.name] when the key is a table);
+// else 0.
+func Line(data []byte, table, name string) int {
+	full := name
+	if table != "" {
+		full = table + "." + name
+	}
+	cur, header := "", 0
+	for i, code := range Code(data) {
+		if h := Header(code); h != "" {
+			cur = strings.Trim(h, "[]")
+			if cur == full || cur == table && header == 0 {
+				header = i + 1
+			}
+			continue
+		}
+		k := Key(code)
+		if k == "" {
+			continue
+		}
+		if cur == table && k == name || cur == "" && k == full || cur != "" && cur+"."+k == full {
+			return i + 1
+		}
+	}
+	return header
 }

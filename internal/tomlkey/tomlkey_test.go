@@ -24,6 +24,36 @@ func TestCode(t *testing.T) {
 	}
 }
 
+func TestLine(t *testing.T) {
+	data := []byte("listen = 'a' # [metrics]\n" +
+		"metrics . \"listen\" = 'b'\n" +
+		"[cluster]\n" +
+		"node = '''\n" +
+		"nats = 1\n" +
+		"'''\n" +
+		"nats = 2\n" +
+		"[[user]]\n" +
+		"[[user.account]]\n" +
+		"email = 'x'\n" +
+		"[limits]\n")
+	for _, tc := range []struct {
+		table, name string
+		want        int
+	}{
+		{"", "listen", 1},
+		{"metrics", "listen", 2},  // dotted from the top level
+		{"cluster", "nats", 7},    // not the line inside the multi-line string
+		{"cluster", "missing", 3}, // the table's header
+		{"user.account", "email", 10},
+		{"", "limits", 11}, // a table itself
+		{"nowhere", "x", 0},
+	} {
+		if got := Line(data, tc.table, tc.name); got != tc.want {
+			t.Errorf("Line(%q, %q): got %d, want %d", tc.table, tc.name, got, tc.want)
+		}
+	}
+}
+
 // FuzzCode: whatever a file holds, Code gives one line for each of the
 // file's, and each is a part of that line with its comment and the text of
 // its multi-line strings left out; nothing panics.
