@@ -218,7 +218,9 @@ func (c *clients) SetVoice(ch, nick string, voice bool) {
 	c.each(func(x ircConn) { x.SetVoice(ch, nick, voice) })
 }
 func (c *clients) SetOp(ch, nick string, op bool) { c.each(func(x ircConn) { x.SetOp(ch, nick, op) }) }
-func (c *clients) JoinClient(ch string)           { c.each(func(x ircConn) { x.JoinClient(ch) }) }
+func (c *clients) JoinClient(ch string, marker time.Time) {
+	c.each(func(x ircConn) { x.JoinClient(ch, marker) })
+}
 func (c *clients) RemoveUser(nick, reason string) {
 	c.each(func(x ircConn) { x.RemoveUser(nick, reason) })
 }

@@ -31,7 +31,7 @@ type ircConn interface {
 	PartUser(channel, nick, reason string)
 	SetVoice(channel, nick string, voice bool)
 	SetOp(channel, nick string, op bool)
-	JoinClient(channel string)
+	JoinClient(channel string, marker time.Time)
 	RemoveUser(nick, reason string)
 	RemoveChannel(name string)
 	DeliverHistory(target string, ds []ircd.Delivery) bool

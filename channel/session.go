@@ -567,7 +567,7 @@ func (s *session) joinClient(a *account) {
 		return // no client: the next one to attach is joined (rebuild)
 	}
 	a.joined = true
-	s.irc.JoinClient(a.channel)
+	s.irc.JoinClient(a.channel, time.Time{}) // a control channel has no history, so no read marker
 	s.say(a, "Welcome to msimircd. This channel is your MSIM account %s; your buddies are its members. Type help for the commands.", a.cfg.Email)
 	for _, line := range a.backlog {
 		s.say(a, "%s", line)

@@ -62,7 +62,7 @@ func (f *fakeIRC) JoinUser(string, string, bool)      {}
 func (f *fakeIRC) PartUser(string, string, string)    {}
 func (f *fakeIRC) SetVoice(string, string, bool)      {}
 func (f *fakeIRC) SetOp(string, string, bool)         {}
-func (f *fakeIRC) JoinClient(string)                  {}
+func (f *fakeIRC) JoinClient(string, time.Time)       {}
 func (f *fakeIRC) RemoveUser(string, string)          {}
 func (f *fakeIRC) RemoveChannel(string)               {}
 func (f *fakeIRC) DeliverHistory(_ string, ds []ircd.Delivery) bool {

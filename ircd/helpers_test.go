@@ -196,7 +196,7 @@ func stdWorld(c *Client) error {
 	}
 	c.JoinUser("&bitlbee", "tom", true)
 	c.JoinUser("&bitlbee", "ann", false)
-	c.JoinClient("&bitlbee")
+	c.JoinClient("&bitlbee", time.Time{})
 	return nil
 }
 

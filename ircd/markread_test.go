@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +155,37 @@ func TestJoinReadMarker(t *testing.T) {
 	checkMsgs(t, slow.sync(t), join("*")[2:])
 	e.fh.release()
 	checkMsgs(t, slow.sync(t), nil)
+}
+
+// A JOIN the backend makes (JoinClient) carries the marker it gives, as a
+// client's own JOIN does: also the one made while the client registers,
+// whose lines wait for the welcome.
+func TestJoinClientReadMarker(t *testing.T) {
+	t.Parallel()
+	e := startHistory(t, historyConfig(), true)
+	c, fc, reg := register(t, e.addr, e.b.fakeBackend, "me", "draft/read-marker")
+	var cmds []string
+	for _, m := range reg {
+		if m.Param(1) == "&bitlbee" || m.Param(0) == "&bitlbee" || m.Param(2) == "&bitlbee" {
+			cmds = append(cmds, m.Command)
+		}
+	}
+	if got, want := strings.Join(cmds, " "), "JOIN 332 333 353 MARKREAD 366"; got != want {
+		t.Errorf("registration's join: got %s, want %s (%q)", got, want, msgStrings(reg))
+	}
+	fc.c.JoinClient("#other", ts(t, "2024-05-06T07:08:09.010Z"))
+	checkMsgs(t, c.sync(t), []want{
+		w("JOIN", "#other"),
+		w(irc.RPL_NAMREPLY, "me", "=", "#other", "me"),
+		w("MARKREAD", "#other", "timestamp=2024-05-06T07:08:09.010Z"),
+		w(irc.RPL_ENDOFNAMES, "me", "#other", "End of /NAMES list."),
+	})
+
+	plain, pfc, _ := register(t, e.addr, e.b.fakeBackend, "me")
+	pfc.c.JoinClient("#other", ts(t, "2024-05-06T07:08:09.010Z"))
+	checkMsgs(t, plain.sync(t), []want{
+		w("JOIN", "#other"),
+		w(irc.RPL_NAMREPLY, "me", "=", "#other", "me"),
+		w(irc.RPL_ENDOFNAMES, "me", "#other", "End of /NAMES list."),
+	})
 }

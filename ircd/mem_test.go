@@ -37,7 +37,7 @@ func (b memBackend) Connect(c *Client, _ Registration) (Handler, error) {
 		}
 		c.JoinUser("&bitlbee", n, i%3 == 0)
 	}
-	c.JoinClient("&bitlbee")
+	c.JoinClient("&bitlbee", time.Time{})
 	return nopHandler{}, nil
 }
 

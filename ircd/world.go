@@ -455,8 +455,10 @@ func (c *Client) setMode(ch *vchan, u *vuser, f status, on bool) {
 }
 
 // JoinClient puts the real client in a channel of its world: it sees JOIN,
-// the topic (332/333) and NAMES (353/366).
-func (c *Client) JoinClient(channel string) {
+// the topic (332/333) and NAMES (353/366), and, with draft/read-marker,
+// MARKREAD with marker (the channel's read marker; zero: none, "*") before
+// the end of the names, as a JOIN it sends itself gets.
+func (c *Client) JoinClient(channel string, marker time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := c.channel(channel)
@@ -464,9 +466,19 @@ func (c *Client) JoinClient(channel string) {
 		c.logger().WithField("channel", channel).Warn("JoinClient: no such channel")
 		return
 	}
-	if !ch.joined {
-		c.joinSelf(ch, c.emit)
+	if ch.joined {
+		return
 	}
+	out := c.emit
+	if c.srv.cfg.History && c.caps["draft/read-marker"] {
+		out = func(m *irc.Message) {
+			if m.Command == irc.RPL_ENDOFNAMES {
+				c.emit(c.markreadMsg(ch.name, marker))
+			}
+			c.emit(m)
+		}
+	}
+	c.joinSelf(ch, out)
 }
 
 // joinSelf marks the client joined and sends JOIN, topic and names through

@@ -107,13 +107,13 @@ func TestDrivingAPI(t *testing.T) {
 		}, []want{w("JOIN", "&bitlbee"), w("AWAY", "zzz")}, nil},
 		{"join client", nil, func(c *Client) {
 			c.JoinUser("#other", "ghost", false)
-			c.JoinClient("#other")
-			c.JoinClient("#other")
+			c.JoinClient("#other", time.Time{})
+			c.JoinClient("#other", time.Time{})
 		}, []want{w("JOIN", "#other"), w("353", "me", "=", "#other", "me ghost"), w("366", nil...)}, []string{"me"}},
 		{"remove channel", nil, func(c *Client) { c.RemoveChannel("&bitlbee") }, []want{w("PART", "&bitlbee", "Channel removed")}, []string{"me"}},
 		{"op without multi-prefix", nil, func(c *Client) {
 			c.SetOp("&bitlbee", "tom", true)
-			c.JoinClient("&bitlbee")
+			c.JoinClient("&bitlbee", time.Time{})
 		}, []want{w("MODE", "&bitlbee", "+o", "tom")}, nil},
 		{"server notice", nil, func(c *Client) { c.Deliver(Delivery{Command: "NOTICE", Text: "hello\nworld"}) }, []want{w("NOTICE", "me", "hello"), w("NOTICE", "me", "world")}, []string{testServer, testServer}},
 		{"deliver private", nil, func(c *Client) { c.Deliver(Delivery{From: "tom", Text: "hi"}) }, []want{w("PRIVMSG", "me", "hi")}, []string{"tom"}},
@@ -263,7 +263,7 @@ func TestJoinClientLargeChannel(t *testing.T) {
 			}
 			c.JoinUser("#big", nick, i%2 == 0)
 		}
-		c.JoinClient("#big")
+		c.JoinClient("#big", time.Time{})
 		return nil
 	}
 	addr, _ := startServer(t, testConfig(), b)
