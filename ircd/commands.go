@@ -92,6 +92,7 @@ func cmdJoin(c *Client, m *irc.Message) *ircError {
 	for name := range strings.SplitSeq(m.Params[0], ",") {
 		ch := c.channel(name)
 		switch {
+		case name == "": // "#a,,#b": no channel there
 		case ch == nil:
 			c.numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
 		case !ch.joined:
@@ -108,6 +109,7 @@ func cmdPart(c *Client, m *irc.Message) *ircError {
 	for name := range strings.SplitSeq(m.Params[0], ",") {
 		ch := c.channel(name)
 		switch {
+		case name == "":
 		case ch == nil:
 			c.numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
 		case !ch.joined:
@@ -243,6 +245,8 @@ func (c *Client) message(m *irc.Message) *ircError {
 	for t := range strings.SplitSeq(m.Params[0], ",") { // no list: most messages have one target
 		var name string
 		switch {
+		case t == "": // "a,,b": no target there
+			continue
 		case isChannel(t):
 			ch := c.channel(t)
 			if ch == nil {
@@ -255,8 +259,19 @@ func (c *Client) message(m *irc.Message) *ircError {
 			}
 			name = ch.name
 		case Nick(t).Key() == Nick(c.nick).Key():
+			// A message to oneself: with echo-message, the echo (part of
+			// a labeled reply); then the delivery, a side effect that never
+			// carries the label (labeled-response). TAGMSG only to a client
+			// with message-tags.
+			if m.Command == "TAGMSG" && !c.caps["message-tags"] {
+				continue
+			}
 			now := inputTime(at)
-			c.send(c.echo(m.Command, c.nick, text, tags, newMsgID(now), now))
+			id := newMsgID(now)
+			if c.caps["echo-message"] {
+				c.send(c.echo(m.Command, c.nick, text, tags, id, now))
+			}
+			c.enqueue(entry{m: c.echo(m.Command, c.nick, text, tags, id, now)})
 			continue
 		default:
 			u := c.findUser(t)

@@ -178,6 +178,22 @@ func TestCommands(t *testing.T) {
 		{"notice is never answered", nil, []string{"NOTICE nobody :x", "NOTICE #other :x", "NOTICE #nope :x", "NOTICE", "NOTICE ann", "NOTICE a,b,c,d,e :x", "NOTICE tom :x"}, nil,
 			[]string{"message NOTICE tom x"}},
 		{"privmsg self", nil, []string{"PRIVMSG me :note to self"}, []want{w("PRIVMSG", "me", "note to self")}, nil},
+		// With echo-message, the echo and then the delivery; TAGMSG only
+		// to a client with message-tags.
+		{"privmsg self echoed", []string{"echo-message"}, []string{"PRIVMSG me :note to self", "TAGMSG me"}, []want{
+			w("PRIVMSG", "me", "note to self"), w("PRIVMSG", "me", "note to self"),
+		}, nil},
+		{"tagmsg self", []string{"message-tags"}, []string{"@+typing=active TAGMSG me"}, []want{w("TAGMSG", "me")}, nil},
+		// Empty items of a target list are skipped; a client's target that
+		// cannot be a middle parameter is "*" in the numeric.
+		{"odd targets", nil, []string{"PRIVMSG ann,,nobody :hi", "PRIVMSG ann,:x :hi", "PRIVMSG :a b", "JOIN #nope,,", "PART ,#nope", "NICK :a b"}, []want{
+			w("401", "me", "nobody", "No such nick/channel"),
+			w("401", "me", "*", "No such nick/channel"),
+			w("412", "me", "No text to send"),
+			w("403", "me", "#nope", "No such channel"),
+			w("403", "me", "#nope", "No such channel"),
+			w("432", "me", "*", "Erroneous nickname"),
+		}, []string{"message PRIVMSG ann hi", "message PRIVMSG ann hi"}},
 		{"no echo without cap", nil, []string{"PRIVMSG ann :hi"}, nil, []string{"message PRIVMSG ann hi"}},
 		{"echo-message", []string{"echo-message"}, []string{"PRIVMSG ann :hi", "NOTICE &bitlbee :n"}, []want{
 			w("PRIVMSG", "ann", "hi"), w("NOTICE", "&bitlbee", "n"),

@@ -35,7 +35,8 @@ const (
 	rplEndOfExcepts  = "349"
 	rplEndOfInvites  = "347"
 	errNoPrivs       = "482"
-	maxTagsLen       = 8191 // '@', tags and the space after them
+	maxTagsLen       = 8191 // '@', tags and the space after them, the server's included
+	maxClientTagsLen = 4096 // '@', a client's tag data (at most 4094 bytes) and the space
 	maxBodyLen       = 510  // the rest of the line without CRLF
 	maxParams        = 15
 	finalWriteWindow = 2 * time.Second
@@ -534,12 +535,25 @@ func (c *Client) selfPrefix() *irc.Prefix {
 func (c *Client) numeric(code string, params ...string) {
 	var room [numericRoom]string // on the stack: msg copies, queueLine encodes
 	params = append(append(room[:0], c.nick), params...)
+	for i := 1; i < len(params)-1; i++ { // the client's words repeated, often
+		params[i] = middleParam(params[i])
+	}
 	p := c.serverPrefix()
 	if c.capture != nil {
 		c.send(msg(p, code, params...))
 		return
 	}
 	c.queueLine(p.Name, p.User, p.Host, code, params)
+}
+
+// middleParam is s as a middle parameter of a line: "*" when s could not be
+// one (empty, starting with ':', or holding a space or a line's end), so
+// that a client's odd target never shifts a numeric's parameters.
+func middleParam(s string) string {
+	if s == "" || s[0] == ':' || strings.ContainsAny(s, " \r\n\x00") {
+		return "*"
+	}
+	return s
 }
 
 // numericRoom is how many parameters, the nick included, a numeric has
@@ -1051,7 +1065,7 @@ func (c *Client) handleLine(raw []byte) {
 		body := seg
 		if seg[0] == '@' {
 			if i := bytes.IndexByte(seg, ' '); i >= 0 {
-				if i+1 > maxTagsLen {
+				if i+1 > maxClientTagsLen {
 					c.tooLong()
 					continue
 				}

@@ -25,8 +25,11 @@ func TestBadInput(t *testing.T) {
 		{"body over 512 bytes", "PRIVMSG ann :" + strings.Repeat("x", 600) + "\r\n", []want{w("417", "me", "Input line was too long")}, nil, ""},
 		{"body of exactly 510 bytes", "PRIVMSG ann :" + strings.Repeat("x", 510-13) + "\r\n", nil,
 			[]string{"message PRIVMSG ann " + strings.Repeat("x", 510-13)}, ""},
-		{"long tags are allowed", "@+x=" + strings.Repeat("t", 5000) + " PRIVMSG ann :hi\r\n", nil,
-			[]string{"message PRIVMSG ann hi tags=+x=" + strings.Repeat("t", 5000)}, ""},
+		// message-tags: a client's tag data is at most 4094 bytes, '@' and
+		// the space apart; a line with more gets 417 and is dropped.
+		{"client tags of 4094 bytes", "@+x=" + strings.Repeat("t", 4094-3) + " PRIVMSG ann :hi\r\n", nil,
+			[]string{"message PRIVMSG ann hi tags=+x=" + strings.Repeat("t", 4094-3)}, ""},
+		{"client tags over 4094 bytes", "@+x=" + strings.Repeat("t", 4094-2) + " PRIVMSG ann :hi\r\n", []want{w("417", "me", "Input line was too long")}, nil, ""},
 		{"tags over 8191 bytes", "@+x=" + strings.Repeat("t", 8190) + " PRIVMSG ann :hi\r\n", []want{w("417", nil...)}, nil, ""},
 		{"line over the buffer", strings.Repeat("x", 9000), nil, nil, "Closing link: 127.0.0.1 (Input line was too long)"},
 		{"NUL byte", "PRIVMSG ann :a\x00b\r\n", nil, nil, "Closing link: 127.0.0.1 (Malformed line (NUL byte))"},

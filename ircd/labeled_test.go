@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +168,30 @@ func TestLabeledHistory(t *testing.T) {
 	checkMsgs(t, c.sync(t), nil) // the whole reply waits
 	e.fh.release()
 	checkLabeledBatch(t, c.sync(t), "h4", "JOIN", irc.RPL_NAMREPLY, "MARKREAD", irc.RPL_ENDOFNAMES)
+}
+
+// A labeled message to oneself: the delivery is a side effect and never
+// carries the label; the reply is the echo (echo-message) or an ACK.
+func TestLabeledSelfMessage(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	for _, tc := range []struct {
+		caps []string
+		want []string // each line: command and label, sorted
+	}{
+		{labelCaps, []string{"ACK s1", "PRIVMSG "}},
+		{append(labelCaps, "echo-message"), []string{"PRIVMSG ", "PRIVMSG s1"}},
+	} {
+		c, _, _ := register(t, addr, b, "me", tc.caps...)
+		c.send(t, "@label=s1 PRIVMSG me :note to self")
+		var got []string
+		for _, m := range c.sync(t) {
+			got = append(got, m.Command+" "+m.Tags["label"])
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("caps %v: got %q, want %q", tc.caps, got, tc.want)
+		}
+	}
 }
