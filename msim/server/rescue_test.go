@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -212,5 +214,73 @@ func TestRescueAfterATakeoverIsHandedOn(t *testing.T) {
 	bus.mu.Unlock()
 	if !told {
 		t.Errorf("%d rescued IMs stored after the other node took the mailbox, and that node was not told", len(left))
+	}
+}
+
+// takeHookStore is a Store that runs hook once, as the first TakeOffline
+// begins.
+type takeHookStore struct {
+	Store
+	hook func(to msim.UID)
+	once sync.Once
+}
+
+func (h *takeHookStore) TakeOffline(to msim.UID) ([]OfflineMessage, error) {
+	h.once.Do(func() { h.hook(to) })
+	return h.Store.TakeOffline(to)
+}
+
+// A session that closes while it logs in (here a graceful shutdown, after
+// the server took the stored IMs) stores again the ones it did not take:
+// every stored IM is delivered or still stored.
+func TestOfflineIMsKeptWhenTheLoginCloses(t *testing.T) {
+	mem := NewMemStore()
+	st := &takeHookStore{Store: mem}
+	srv, addr := startServer(t, Config{}, st)
+	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	for i := 0; i < 3; i++ {
+		if err := mem.AddOffline(bUID, OfflineMessage{From: aUID, Time: time.Now().UTC(), Body: fmt.Sprint("offline ", i)}, OfflineLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shut := make(chan struct{})
+	st.hook = func(to msim.UID) {
+		// Shutdown begins now; it closes every session (closeAfterFlush).
+		go func() { srv.Shutdown(context.Background()); close(shut) }()
+		deadline := time.Now().Add(testWait)
+		for time.Now().Before(deadline) {
+			srv.mu.Lock()
+			closing := false
+			for s := range srv.conns {
+				s.qmu.Lock()
+				closing = closing || (s.uid == to && s.closing)
+				s.qmu.Unlock()
+			}
+			srv.mu.Unlock()
+			if closing {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	bob := dial(t, addr)
+	resp, _ := msim.LoginResponse(bob.nonce, "bob@example.com", msim.HashPassword("hunter2"), nil)
+	bob.send(msim.NewInt("login2", msim.LoginAlgorithm).Add("username", "bob@example.com").AddBase64("response", resp).
+		AddInt("clientver", 673).AddInt("reconn", 0).AddInt("status", 100).AddInt("id", 1))
+	got := 0
+	for {
+		m, err := bob.read()
+		if err != nil {
+			break
+		}
+		if isBM(msim.BMIM, aUID)(m) {
+			got++
+		}
+	}
+	<-shut // the server has finished with the session
+	left, _ := mem.TakeOffline(bUID)
+	if got+len(left) != 3 || len(left) == 0 {
+		t.Errorf("3 offline IMs: %d delivered, %d still stored (want all stored: the session took none)", got, len(left))
 	}
 }

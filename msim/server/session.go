@@ -742,6 +742,7 @@ func (s *session) login(m *msim.Message) bool {
 	if err != nil {
 		s.logger().WithError(err).Error("login: offline messages")
 	}
+	var refused []OfflineMessage // the stored IMs a session closing meanwhile did not take
 	supersededBy := srv.reg.login(s, func(old *session, presences [][]byte) {
 		if old != nil {
 			old.send(msim.ErrorMessage(msim.ErrCodeElsewhere, true, textElsewhere))
@@ -754,14 +755,28 @@ func (s *session) login(m *msim.Message) bool {
 			s.enqueueBurst(p)
 		}
 		handed := 0
-		for _, om := range stored {
-			if s.enqueueBurst(msim.Encode(offlineIM(om))) {
-				handed++
+		for i, om := range stored {
+			if !s.enqueueBurst(msim.Encode(offlineIM(om))) {
+				refused = stored[i:] // closed: it takes none of the rest either
+				break
 			}
+			handed++
 		}
 		srv.metrics.deliveredFromStorage(handed)
 	})
+	if len(refused) > 0 {
+		// Closed during the login (a shutdown, a failed write, a login
+		// elsewhere): the IMs its writer did not write are stored first,
+		// then these, for the next login, as Mailbox does.
+		if wait := s.rescueWait(); wait != nil {
+			srv.awaitRescue(wait, true)
+		}
+		s.restore(refused)
+	}
 	srv.offlineMu.Unlock()
+	if len(refused) > 0 && srv.reg.session(s.uid) != s {
+		srv.storedFor(s.uid) // a newer session may have taken the mailbox before these
+	}
 
 	s.loggedIn = true
 	if supersededBy != nil {
