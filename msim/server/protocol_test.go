@@ -285,3 +285,28 @@ func TestKeepaliveAndLoginTimeout(t *testing.T) {
 	// A logged-in session is never timed out for silence.
 	alice.sync()
 }
+
+// Under w1 (ShowOnlyToList) a change of the list changes who sees the
+// user: a watcher taken off the list sees the user go offline at once,
+// and sees them again when put back.
+func TestShowOnlyToListFollowsTheList(t *testing.T) {
+	srv, _, alice, bob := pair(t, Config{}) // each lists the other, both online
+	alice.blocklist("w1")
+	alice.sync()
+	bob.sync()
+	bob.takeSeen()
+
+	// Alice takes bob off her list as Pidgin does: delbuddy, 515/0/8, a- b-.
+	alice.send(msim.New("delbuddy", "").AddInt("sesskey", alice.key).AddInt("delprofileid", int(bob.uid)))
+	alice.persist(msim.CmdDelete|msim.CmdAction, msim.PersistDeleteContact, msim.Dict{{Key: "ContactID", Value: bob.uid.String()}})
+	alice.blocklist("a-|" + bob.uid.String() + "|b-|" + bob.uid.String())
+	alice.sync()
+	if p := srv.reg.presenceFor(alice.uid, bob.uid); p.Status != msim.StatusOffline {
+		t.Fatalf("the server still shows alice to bob: %v", p)
+	}
+	bob.expect("alice offline for bob once off her list", isPresence(alice.uid, msim.StatusOffline))
+
+	alice.addBuddy(bob.uid)
+	alice.sync()
+	bob.expect("alice online for bob once on her list again", isPresence(alice.uid, msim.StatusOnline))
+}

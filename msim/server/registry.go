@@ -347,12 +347,27 @@ func (r *registry) presenceFor(subject msim.UID, viewer msim.UID) msim.Presence 
 func (r *registry) setContact(ss *session, subject msim.UID, listed bool) {
 	r.mu.Lock()
 	was := has(ss.rt.contacts, subject)
+	saw := ss.rt.visibleTo(subject)
 	if listed {
 		add(&ss.rt.contacts, subject)
 		r.watch(ss, subject)
 	} else {
 		delete(ss.rt.contacts, subject)
 		r.unwatch(ss, subject)
+	}
+	if is := ss.rt.visibleTo(subject); is != saw && r.byUID[ss.uid] == ss {
+		// Under w1 the list says who sees ss: subject's sessions here
+		// that follow ss see it come or go (other nodes' hear of it
+		// through the state published below).
+		for w := range r.watchers[ss.uid] {
+			switch {
+			case w.uid != subject:
+			case is:
+				w.enqueuePresence(ss.rt.presenceWire(ss.uid))
+			default:
+				w.enqueuePresence(presenceMsg(ss.uid, offline))
+			}
+		}
 	}
 	if r.bus == nil || was == listed {
 		r.mu.Unlock()
