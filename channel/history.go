@@ -45,7 +45,7 @@ func (s *session) record(e store.HistoryEntry) {
 	if !s.historyOn() {
 		return
 	}
-	e.Text = strings.ToValidUTF8(strings.ReplaceAll(e.Text, "\x00", ""), "\uFFFD")
+	e.Text = storable(e.Text)
 	if s.histFailed == nil {
 		// Made once, not per entry (the history's garbage is the IMs'
 		// latency); with the log of now, which the writer may use.

@@ -277,7 +277,7 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 	if m.st != nil {
 		put(&m.mayQueued, email, true)
 		ctx, cancel := m.ctx()
-		s, err := m.st.QueueIM(ctx, m.user, email, store.QueuedIM{To: q.uid, Nick: q.nick, Text: q.text, Time: time.Now()})
+		s, err := m.st.QueueIM(ctx, m.user, email, store.QueuedIM{To: q.uid, Nick: q.nick, Text: storable(q.text), Time: time.Now()})
 		cancel()
 		if err == nil {
 			q.id = s.ID
@@ -326,7 +326,7 @@ func toStoreHeld(ev msim.Event, seq uint64, msgid string) store.HeldIM {
 	h := store.HeldIM{Seq: int64(seq), MsgID: msgid}
 	switch e := ev.(type) {
 	case msim.IMEvent:
-		h.From, h.Text, h.Time, h.Offline = e.From, e.Text, e.Time, e.Offline
+		h.From, h.Text, h.Time, h.Offline = e.From, storable(e.Text), e.Time, e.Offline
 	case msim.ZapEvent:
 		h.From, h.IsZap, h.Zap, h.Time = e.From, true, e.Zap, time.Now()
 	}

@@ -141,3 +141,33 @@ func TestLoginReadsAllWithSeveralInstances(t *testing.T) {
 		t.Errorf("notes another memory kept: %q, want one", n)
 	}
 }
+
+// TestHeldTextStorable: an IM whose text the store cannot keep as it is (a
+// NUL, invalid UTF-8: PostgreSQL refuses both, so the store does on every
+// engine) is held in the store with that text made storable, not kept in
+// memory only, where a restart would lose it.
+func TestHeldTextStorable(t *testing.T) {
+	st := sqliteStore(t)
+	const email = "ann@example.com"
+	u := User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}}}
+	m, err := loadUserMemory(st, u, quietLog(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.hold(email, msim.IMEvent{From: 7, Text: "nul\x00 caf\xe9"})
+	m.queue(email, queuedIM{uid: 7, nick: "bob", text: "typed\x00"})
+	held, err := st.HeldIMs(context.Background(), "ann", email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 1 || held[0].Text != "nul caf\uFFFD" {
+		t.Errorf("held in the store: %+v, want one with text %q", held, "nul caf\uFFFD")
+	}
+	queued, err := st.QueuedIMs(context.Background(), "ann", email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queued) != 1 || queued[0].Text != "typed" {
+		t.Errorf("queued in the store: %+v, want one with text %q", queued, "typed")
+	}
+}

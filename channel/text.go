@@ -1,6 +1,23 @@
 package channel
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// storable is text as the store keeps it (history, held and queued IMs):
+// valid UTF-8 without NUL, which every engine holds (PostgreSQL's text
+// refuses both, so the store refuses them everywhere). A NUL is dropped
+// and each invalid byte becomes U+FFFD.
+func storable(s string) string {
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}
 
 // fromMSIM makes text that came from the MSIM side (an IM, a status text, a
 // profile field, a name, an alert) safe to show on IRC: no control

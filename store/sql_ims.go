@@ -19,6 +19,9 @@ import (
 const deleteChunk = 500
 
 func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (HeldIM, error) {
+	if err := checkText("text", im.Text); err != nil { // PostgreSQL's TEXT refuses it: so do both
+		return HeldIM{}, fmt.Errorf("store: hold IM: %w", err)
+	}
 	if im.Time.IsZero() {
 		im.Time = time.Now()
 	}
@@ -113,6 +116,9 @@ func (s *sqlStore) DeleteHeld(ctx context.Context, user, email string, ids ...in
 }
 
 func (s *sqlStore) QueueIM(ctx context.Context, user, email string, im QueuedIM) (QueuedIM, error) {
+	if err := checkText("text", im.Text); err != nil {
+		return QueuedIM{}, fmt.Errorf("store: queue IM: %w", err)
+	}
 	if im.Time.IsZero() {
 		im.Time = time.Now()
 	}

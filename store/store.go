@@ -177,7 +177,7 @@ type HeldIM struct {
 	ID      int64    // set by the store
 	Seq     int64    // the caller's arrival number; the order they are shown in
 	From    msim.UID // the sender
-	Text    string   // plain text; empty for a zap
+	Text    string   // plain text, valid UTF-8 without NUL (as every engine can keep it); empty for a zap
 	Time    time.Time
 	Offline bool // stored by the MSIM server while the account was offline
 	IsZap   bool // a zap of kind Zap rather than an IM
@@ -187,9 +187,9 @@ type HeldIM struct {
 
 // QueuedIM is an IM the user typed while the MSIM link was down.
 type QueuedIM struct {
-	ID   int64    // set by the store
-	To   msim.UID // the recipient
-	Nick string   // the recipient's nick when it was typed
-	Text string
+	ID   int64     // set by the store
+	To   msim.UID  // the recipient
+	Nick string    // the recipient's nick when it was typed
+	Text string    // valid UTF-8 without NUL
 	Time time.Time // when it was typed
 }

@@ -30,6 +30,7 @@ func TestStore(t *testing.T) {
 		{"held IMs kept whole", testHeldFields},
 		{"held IMs taken and deleted", testHeldTakeDelete},
 		{"queued IMs", testQueued},
+		{"held and queued text every engine keeps", testIMText},
 		{"notes", testNotes},
 		{"delete user takes everything", testDeleteUserCascade},
 		{"delete account takes its rows", testDeleteAccountCascade},
@@ -354,6 +355,28 @@ func testHeldFields(t *testing.T, db testDB) {
 	check(t, "HoldIM", err)
 	if im.Time.Before(before) || im.Time.After(time.Now().Add(time.Second)) {
 		t.Errorf("HoldIM with no time: got %v, want about now", im.Time)
+	}
+}
+
+// testIMText: text with a NUL or invalid UTF-8, which PostgreSQL's text
+// cannot hold, is refused by every engine alike, and nothing is kept.
+func testIMText(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	for _, text := range []string{"nul\x00inside", "latin-1 caf\xe9"} {
+		if _, err := s.HoldIM(ctx, user, email, HeldIM{Seq: 1, From: 42, Text: text}); err == nil {
+			t.Errorf("HoldIM(%q): no error", text)
+		}
+		if _, err := s.QueueIM(ctx, user, email, QueuedIM{To: 42, Nick: "bob", Text: text}); err == nil {
+			t.Errorf("QueueIM(%q): no error", text)
+		}
+	}
+	held, err := s.HeldIMs(ctx, user, email)
+	check(t, "HeldIMs", err)
+	queued, err := s.QueuedIMs(ctx, user, email)
+	check(t, "QueuedIMs", err)
+	if len(held) != 0 || len(queued) != 0 {
+		t.Errorf("kept %d held and %d queued IMs, want none", len(held), len(queued))
 	}
 }
 
