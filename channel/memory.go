@@ -63,6 +63,9 @@ type userMemory struct {
 	mayHeld, mayQueued map[string]bool
 	mayNotes           bool
 	soleWriter         bool
+	// lostNoted: accounts whose IMs were lost for want of room, with the
+	// user told once; cleared when held IMs are delivered.
+	lostNoted map[string]bool
 }
 
 // seqEvent is an event from MSIM with its arrival number, and the id it is
@@ -102,6 +105,12 @@ func (m *userMemory) nextSeq() uint64 {
 func (m *userMemory) note(text string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.noteLocked(text)
+}
+
+// noteLocked is note; the caller holds m.mu. Past store.MaxNotes a note
+// is dropped (logged): the user has that many to read already.
+func (m *userMemory) noteLocked(text string) {
 	if m.st != nil {
 		m.mayNotes = true
 		ctx, cancel := m.ctx()
@@ -110,11 +119,27 @@ func (m *userMemory) note(text string) {
 		if err == nil {
 			return
 		}
+		if errors.Is(err, store.ErrFull) {
+			m.log.WithField("user", m.user).Warnf("a note for the user was dropped: %d wait already", store.MaxNotes)
+			return
+		}
 		m.failed("a note for your next connection", err)
 	}
 	if len(m.notes) < maxHeld {
 		m.notes = append(m.notes, text)
 	}
+}
+
+// lost counts an IM or zap for email that was not held: maxHeld wait
+// already. The user is told once, until held IMs are delivered. Caller
+// holds m.mu.
+func (m *userMemory) lost(email string) {
+	m.met.imDropped()
+	if m.lostNoted[email] {
+		return
+	}
+	put(&m.lostNoted, email, true)
+	m.noteLocked(fmt.Sprintf("IMs for %s were lost: %d were already waiting for you, and those that came after them were not kept.", email, maxHeld))
 }
 
 // takeNotes returns and forgets the notes for the user.
@@ -152,8 +177,9 @@ func (m *userMemory) leftovers() (held, notes int) {
 	return held, len(m.notes)
 }
 
-// maxHeld bounds the IMs held per account for a detached user.
-const maxHeld = 1000
+// maxHeld bounds the IMs held per account for a detached user, in the
+// store (which enforces it) or in memory.
+const maxHeld = store.MaxHeld
 
 // hold keeps an IM for the user's next connection, after those held so far.
 func (m *userMemory) hold(email string, ev msim.IMEvent) bool {
@@ -189,13 +215,14 @@ func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
 			m.met.imHeld()
 			return h.ID, true
 		}
+		if errors.Is(err, store.ErrFull) {
+			m.lost(email)
+			return 0, false
+		}
 		m.failed("an IM that arrived for you", err)
 	}
 	if len(m.held[email]) >= maxHeld {
-		if len(m.notes) < maxHeld {
-			m.notes = append(m.notes, fmt.Sprintf("An IM for %s was lost: %d were already waiting for you.", email, maxHeld))
-		}
-		m.met.imDropped()
+		m.lost(email)
 		return 0, false
 	}
 	m.lastID--
@@ -233,6 +260,8 @@ func (m *userMemory) dropHeld(email string, ids ...int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	stored := forgetIDs(m.held, email, ids, func(h seqEvent) int64 { return h.held })
+	// Room again: a later loss is told again.
+	delete(m.lostNoted, email)
 	if m.st != nil { // (a method value of a nil Store would panic)
 		m.deleteStored(stored, m.st.DeleteHeld, email, "IMs shown are still marked held; they will be shown again")
 	}

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -169,5 +170,43 @@ func TestHeldTextStorable(t *testing.T) {
 	}
 	if len(queued) != 1 || queued[0].Text != "typed" {
 		t.Errorf("queued in the store: %+v, want one with text %q", queued, "typed")
+	}
+}
+
+// TestHeldBoundedWithStore: with a store, the IMs held for an account stop
+// at maxHeld as they do in memory (the store enforces it), and the user is
+// told once that IMs were lost, until held ones are delivered.
+func TestHeldBoundedWithStore(t *testing.T) {
+	st := sqliteStore(t)
+	const email = "ann@example.com"
+	u := User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}}}
+	m, err := loadUserMemory(st, u, quietLog(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxHeld + 20 {
+		if ok := m.hold(email, msim.IMEvent{From: 7, Text: "spam"}); ok != (i < maxHeld) {
+			t.Fatalf("hold %d: %v", i, ok)
+		}
+	}
+	held, err := st.HeldIMs(context.Background(), "ann", email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != maxHeld {
+		t.Errorf("the store holds %d IMs, want %d", len(held), maxHeld)
+	}
+	if h, n := m.leftovers(); h != 0 || n != 0 {
+		t.Errorf("kept in memory: %d IMs, %d notes; want none", h, n)
+	}
+	notes := m.takeNotes()
+	if len(notes) != 1 || !strings.Contains(notes[0], "were lost") {
+		t.Errorf("notes: %q, want one saying IMs were lost", notes)
+	}
+	m.dropHeld(email, held[0].ID)
+	m.hold(email, msim.IMEvent{From: 7, Text: "fits"})
+	m.hold(email, msim.IMEvent{From: 7, Text: "lost again"})
+	if notes := m.takeNotes(); len(notes) != 1 {
+		t.Errorf("notes after a delivery and a new loss: %q, want one", notes)
 	}
 }

@@ -31,10 +31,13 @@ func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (H
 		zap = sql.NullInt64{Int64: int64(im.Zap), Valid: true}
 	}
 	err := s.queryRow(ctx, s.db, `INSERT INTO held_ims (account_id, seq, sender, text, sent, offline, zap, msgid)
-		SELECT a.id, ?, ?, ?, ?, ?, ?, ?`+accountSelect+` RETURNING id`,
-		im.Seq, int64(im.From), im.Text, micros(im.Time), im.Offline, zap, im.MsgID, user, email).Scan(&im.ID)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
+		SELECT a.id, ?, ?, ?, ?, ?, ?, ?`+accountSelect+`
+		AND (SELECT count(*) FROM held_ims h WHERE h.account_id = a.id) < ? RETURNING id`,
+		im.Seq, int64(im.From), im.Text, micros(im.Time), im.Offline, zap, im.MsgID, user, email, MaxHeld).Scan(&im.ID)
+	if errors.Is(err, sql.ErrNoRows) { // no such account, or it is full
+		if _, err = s.accountID(ctx, s.db, user, email); err == nil {
+			err = fmt.Errorf("account %q of user %q holds %d IMs: %w", email, user, MaxHeld, ErrFull)
+		}
 	}
 	if err != nil {
 		return HeldIM{}, wrap("hold IM", err)
@@ -198,9 +201,16 @@ func (s *sqlStore) deleteByID(ctx context.Context, table, user, email string, id
 }
 
 func (s *sqlStore) AddNote(ctx context.Context, user, text string) error {
-	res, err := s.exec(ctx, s.db, `INSERT INTO notes (user_id, text, created) SELECT id, ?, ? FROM users WHERE name = ?`,
-		text, micros(time.Now()), user)
-	return wrap("add note", mustAffect(res, err, fmt.Sprintf("user %q", user)))
+	res, err := s.exec(ctx, s.db, `INSERT INTO notes (user_id, text, created) SELECT u.id, ?, ? FROM users u WHERE u.name = ?
+		AND (SELECT count(*) FROM notes n WHERE n.user_id = u.id) < ?`,
+		text, micros(time.Now()), user, MaxNotes)
+	err = mustAffect(res, err, fmt.Sprintf("user %q", user))
+	if errors.Is(err, ErrNotFound) { // no such user, or they have MaxNotes
+		if _, err = s.userID(ctx, s.db, user); err == nil {
+			err = fmt.Errorf("user %q has %d notes: %w", user, MaxNotes, ErrFull)
+		}
+	}
+	return wrap("add note", err)
 }
 
 func (s *sqlStore) TakeNotes(ctx context.Context, user string) ([]string, error) {

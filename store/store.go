@@ -47,6 +47,17 @@ var (
 	ErrExists = errors.New("store: already exists")
 	// ErrWrongKey: the key does not open what was sealed in the database.
 	ErrWrongKey = errors.New("store: the key does not open the sealed MSIM passwords (is it the key file this database was created with?)")
+	// ErrFull: an account holds MaxHeld IMs, or a user has MaxNotes notes,
+	// already; nothing was added.
+	ErrFull = errors.New("store: full")
+)
+
+// MaxHeld bounds the IMs and zaps held per account, and MaxNotes the notes
+// kept per user, so that a buddy writing to a user who stays away fills
+// neither the database nor the user's next connection without end.
+const (
+	MaxHeld  = 1000
+	MaxNotes = 1000
 )
 
 // Store keeps the gateway's state. Every method is safe for concurrent use;
@@ -93,7 +104,7 @@ type Store interface {
 	DeleteNick(ctx context.Context, user, email string, uid msim.UID) error
 
 	// HoldIM keeps an IM or zap for the user's next connection and
-	// returns it with its ID set.
+	// returns it with its ID set; ErrFull when the account holds MaxHeld.
 	HoldIM(ctx context.Context, user, email string, im HeldIM) (HeldIM, error)
 	// HeldIMs returns the account's held IMs in arrival order (by Seq,
 	// then by the order they were held) and keeps them.
@@ -116,7 +127,8 @@ type Store interface {
 	// IDs not queued are ignored.
 	DeleteQueued(ctx context.Context, user, email string, ids ...int64) error
 
-	// AddNote keeps a line to tell the user when they next connect.
+	// AddNote keeps a line to tell the user when they next connect;
+	// ErrFull when the user has MaxNotes.
 	AddNote(ctx context.Context, user, text string) error
 	// TakeNotes returns the user's notes in the order added and forgets
 	// them, in one transaction.

@@ -31,6 +31,7 @@ func TestStore(t *testing.T) {
 		{"held IMs taken and deleted", testHeldTakeDelete},
 		{"queued IMs", testQueued},
 		{"held and queued text every engine keeps", testIMText},
+		{"held IMs and notes bounded", testHeldAndNotesBounded},
 		{"notes", testNotes},
 		{"delete user takes everything", testDeleteUserCascade},
 		{"delete account takes its rows", testDeleteAccountCascade},
@@ -378,6 +379,50 @@ func testIMText(t *testing.T, db testDB) {
 	if len(held) != 0 || len(queued) != 0 {
 		t.Errorf("kept %d held and %d queued IMs, want none", len(held), len(queued))
 	}
+}
+
+// testHeldAndNotesBounded: past MaxHeld IMs for an account, or MaxNotes
+// notes for a user, the store adds nothing and says ErrFull; a held IM
+// delivered makes room again. Unknown users and accounts stay ErrNotFound.
+func testHeldAndNotesBounded(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	user, email := userWithAccount(t, s)
+	var first int64
+	for i := range MaxHeld {
+		h, err := s.HoldIM(ctx, user, email, HeldIM{Seq: int64(i + 1), From: 42, Text: "spam"})
+		check(t, "HoldIM", err)
+		if i == 0 {
+			first = h.ID
+		}
+		check(t, "AddNote", s.AddNote(ctx, user, "note"))
+	}
+	if _, err := s.HoldIM(ctx, user, email, HeldIM{Seq: MaxHeld + 1, From: 42, Text: "one more"}); !errors.Is(err, ErrFull) {
+		t.Errorf("HoldIM past MaxHeld: got %v, want ErrFull", err)
+	}
+	if err := s.AddNote(ctx, user, "one more"); !errors.Is(err, ErrFull) {
+		t.Errorf("AddNote past MaxNotes: got %v, want ErrFull", err)
+	}
+	if _, err := s.HoldIM(ctx, user, "nobody@example.com", HeldIM{Seq: 1, From: 42, Text: "x"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("HoldIM for no account: got %v, want ErrNotFound", err)
+	}
+	if err := s.AddNote(ctx, "nobody", "x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("AddNote for no user: got %v, want ErrNotFound", err)
+	}
+	held, err := s.HeldIMs(ctx, user, email)
+	check(t, "HeldIMs", err)
+	if len(held) != MaxHeld || held[len(held)-1].Text != "spam" {
+		t.Fatalf("held %d IMs (last %q), want %d", len(held), held[len(held)-1].Text, MaxHeld)
+	}
+	check(t, "DeleteHeld", s.DeleteHeld(ctx, user, email, first))
+	if _, err := s.HoldIM(ctx, user, email, HeldIM{Seq: MaxHeld + 2, From: 42, Text: "room again"}); err != nil {
+		t.Errorf("HoldIM after one was delivered: %v", err)
+	}
+	notes, err := s.TakeNotes(ctx, user)
+	check(t, "TakeNotes", err)
+	if len(notes) != MaxNotes {
+		t.Errorf("notes kept: %d, want %d", len(notes), MaxNotes)
+	}
+	check(t, "AddNote after the notes were read", s.AddNote(ctx, user, "room again"))
 }
 
 func testHeldTakeDelete(t *testing.T, db testDB) {
