@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -382,4 +383,87 @@ func TestAttachChecksPassword(t *testing.T) {
 	first.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
 	dialRefused(t, st.ircAddr, "ivy", "not-the-password")
 	first.command("&ivy", "status", "is online")
+}
+
+// TestAwayTextSetLast: with every client away, the user's MSIM away text is
+// the one set last, whichever client attached first.
+func TestAwayTextSetLast(t *testing.T) {
+	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
+		if _, err := msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Directory = &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "al", Password: "al-irc",
+			Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}
+		cfg.AlwaysOn = true
+	})
+	bob := msimUser(t, st, "bob")
+	alUID := lookupUID(t, bob, "al")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bob.AddBuddy(ctx, alUID, "IM Friends"); err != nil {
+		t.Fatal(err)
+	}
+	desk := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	phone := dial(t, st.ircAddr, "al", "al/phone:al-irc", allCaps...)
+	phone.joinedControl("&al")
+	phone.send("AWAY :on the train")
+	phone.expect("306", nil)
+	desk.send("AWAY :at lunch") // set last
+	desk.expect("306", nil)
+	waitPresence(t, bob, alUID, msim.StatusAway, "at lunch")
+}
+
+// TestAutoAwayAtBoot: a session started at boot (always on) has no client
+// attached, so its accounts log in away with the auto_away text, as they
+// are once the last client leaves.
+func TestAutoAwayAtBoot(t *testing.T) {
+	stk := startStack(t)
+	if _, err := stk.msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
+		t.Fatal(err)
+	}
+	bob := msimUser(t, stk, "bob")
+	alUID := lookupUID(t, bob, "al")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bob.AddBuddy(ctx, alUID, "IM Friends"); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "msimircd.db")
+	key := make([]byte, 32)
+	open := func() store.Store {
+		st, err := store.Open(ctx, "sqlite", path, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	users := []channel.StaticUser{{Name: "al", Password: "al-irc",
+		Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}
+	start := func(st store.Store) *gateway {
+		return startGateway(t, stk.msimAddr, channel.WithStore(st, &channel.StaticDirectory{Users: users}, ""), st,
+			func(c *channel.Config) { c.AlwaysOn = true })
+	}
+	st1 := open()
+	g1 := start(st1)
+	al := dial(t, g1.ircAddr, "al", "al-irc", allCaps...)
+	al.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	al.command("&al", "set auto_away not at my desk", "auto_away = not at my desk")
+	al.quit()
+	waitPresence(t, bob, alUID, msim.StatusAway, "not at my desk")
+	g1.stop()
+	waitOnline(t, stk.msrv, alUID, false)
+	if err := st1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st2 := open()
+	t.Cleanup(func() { st2.Close() })
+	g2 := start(st2)
+	if n, err := g2.bridge.Start(ctx); err != nil || n != 1 {
+		t.Fatalf("Start: %d, %v", n, err)
+	}
+	waitOnline(t, stk.msrv, alUID, true)
+	// No client is attached: al should be away with the auto_away text.
+	waitPresence(t, bob, alUID, msim.StatusAway, "not at my desk")
 }

@@ -44,6 +44,7 @@ type attachment struct {
 	remote net.Addr // the client's address (identify's guess limiting)
 	name   string   // the client's name ("phone" of alice/phone), or ""
 	away   string   // the client's AWAY text (owned by the session goroutine)
+	awayAt uint64   // when away was set, in the session's count of AWAYs
 	// missed is the msgid of the first message this client was not given
 	// while it was still attached (it was closing, or closed with the
 	// message still queued) though another client was: its position stops
@@ -311,19 +312,22 @@ func (s *session) detach() {
 }
 
 // updateAway sets the user's MSIM status from their clients': away when
-// every attached client is away (with the text of the last one), else
-// back; with none attached, away with the auto_away text if set.
+// every attached client is away (with the text set last), else back; with
+// none attached, away with the auto_away text if set.
 func (s *session) updateAway() {
 	text := ""
 	if len(s.cl.ats) == 0 {
 		text = s.setting("auto_away")
 	} else {
+		var last uint64
 		for _, at := range s.cl.ats {
 			if at.away == "" {
 				text = ""
 				break
 			}
-			text = at.away
+			if at.awayAt >= last {
+				text, last = at.away, at.awayAt
+			}
 		}
 	}
 	if text != s.away {

@@ -125,6 +125,7 @@ type session struct {
 	byChannel map[string]*account           // by nickKey(channel)
 	nicks     sortidx.Index[*buddy, string] // by nick, case folded, across all accounts
 	away      string                        // the IRC user's AWAY text
+	aways     uint64                        // AWAYs from the clients so far (attachment.awayAt)
 	out       outbox                        // IMs on their way to the IRC client
 	busy      bool                          // identify, register or drop is under way
 	// deferred holds what the client typed while busy, handled in order
@@ -388,7 +389,8 @@ func (s *session) handle(ev event) bool {
 		ev.release()
 	case ircAway:
 		if s.cl.attached(ev.at) {
-			ev.at.away = ev.text
+			s.aways++
+			ev.at.away, ev.at.awayAt = ev.text, s.aways
 			s.updateAway()
 		}
 	case ircClosed:
@@ -516,6 +518,9 @@ func (s *session) start() {
 		for _, n := range s.mem.takeNotes() {
 			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
 		}
+	}
+	if len(s.cl.ats) == 0 {
+		s.updateAway() // started at boot: away with auto_away, if set, from the first login
 	}
 	for _, a := range s.accounts {
 		s.openAccount(a)
