@@ -25,6 +25,11 @@ func (s *session) cmdAccount(r replyCtx, args []string) {
 	case "list":
 		s.accountList(r)
 		return
+	case "on", "off": // as BitlBee: every autoconnect account, or every connected one
+		if s.findAccount(args[0]) == nil {
+			s.accountsOnOff(r, strings.EqualFold(args[0], "on"))
+			return
+		}
 	}
 	a := s.findAccount(args[0])
 	if a == nil {
@@ -47,6 +52,31 @@ func (s *session) cmdAccount(r replyCtx, args []string) {
 		s.accountSet(r, a, args[2:])
 	default:
 		s.reply(r, "Usage: %s", commands["account"].usage)
+	}
+}
+
+// accountsOnOff is account on (connect every autoconnect account not
+// connected) or account off (disconnect every connected account).
+func (s *session) accountsOnOff(r replyCtx, on bool) {
+	n := 0
+	for _, a := range s.accounts {
+		ar := replyCtx{a: a, target: r.target}
+		switch {
+		case on && a.cfg.AutoConnect && a.state != linkUp && a.state != linkConnecting:
+			s.cmdConnect(ar, nil)
+		case !on && a.state != linkDown && a.state != linkStopped:
+			s.cmdDisconnect(ar, nil)
+		default:
+			continue
+		}
+		n++
+	}
+	switch {
+	case n > 0:
+	case on:
+		s.reply(r, "No account to connect: every autoconnect account is connected (account <n> on connects another).")
+	default:
+		s.reply(r, "No account is connected.")
 	}
 }
 

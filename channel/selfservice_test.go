@@ -601,3 +601,16 @@ func TestGuessesCountPerClientAddress(t *testing.T) {
 	desk.private("drop bobs-pw", "Too many wrong passwords")
 	phone.private("drop bobs-pw", "Type yes")
 }
+
+// TestAccountOnOffAll: account off and account on with no account named,
+// as BitlBee has them: every connected account logs out, every autoconnect
+// account logs in.
+func TestAccountOnOffAll(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	alice.command("&alice", "account off", "Disconnected alice@")
+	alice.command("&alice", "account off", "No account is connected.")
+	alice.command("&alice", "account on", "Connecting to MSIM")
+	alice.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	alice.command("&alice", "account on", "No account to connect")
+}
