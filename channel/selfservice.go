@@ -31,7 +31,7 @@ func selfServiceCommands() map[string]command {
 		"yes":  {"yes", "Confirms a drop.", 0, (*session).cmdYes},
 		"save": {"save", "Nothing to do: your settings and accounts are saved as you change them.", 0, (*session).cmdSave},
 		"account": {"account add msim <e-mail> <password> | account list | account on|off | account <n|e-mail|channel> on|off|del | account <n|e-mail|channel> set [<key> [<value>]]",
-			"Manages your MSIM accounts (myspace is accepted for msim). Settings: channel, autoconnect, password (never shown), status (online|idle|away|invisible, used at each login) and status_text. An account is named by its number in account list, its e-mail or its channel; account on and account off with none connect every autoconnect account and disconnect every account. Examples: account add msim me@example.com secret; account list; account 0 off; account me@example.com set autoconnect false; account 0 set channel &me; account 0 del", 1, (*session).cmdAccount},
+			"Manages your MSIM accounts (myspace is accepted for msim). Settings: channel, autoconnect, password (never shown), status (online|idle|away|invisible, used at each login) and status_text. An account is named by its number in account list, its e-mail or its channel. Examples: account add msim me@example.com secret; account list; account 0 off; account on (every autoconnect account); account me@example.com set autoconnect false; account 0 set channel &me; account 0 del", 1, (*session).cmdAccount},
 		"blist": {"blist [all|online|offline|away]",
 			"Lists your buddies with their status, on every account (default: online and away ones). Example: blist all", 0, (*session).cmdBlist},
 	}
