@@ -274,3 +274,29 @@ func TestHistoryQueriesCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedIMNotInHistory: an IM the bridge refused ("Message NOT sent")
+// is not kept in the history as sent; one that went out is.
+func TestRefusedIMNotInHistory(t *testing.T) {
+	stk, g := historyGateway(t)
+	msimUser(t, stk, "bob")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	desk.send("PRIVMSG bob :went out")
+	desk.command("&al", "disconnect", "Disconnected al@example.com")
+	desk.send("PRIVMSG bob :never sent")
+	desk.expectFrom("NOTICE", "bob", "Message NOT sent")
+	desk.send("PRIVMSG &al :history bob")
+	m := desk.expectFrom("PRIVMSG", "root", "")
+	for !strings.Contains(m.Trailing(), "No messages with bob") && !strings.Contains(m.Trailing(), "The last") {
+		m = desk.expectFrom("PRIVMSG", "root", "")
+	}
+	all := m.Trailing()
+	for _, x := range desk.sync() {
+		all += "\n" + x.Trailing()
+	}
+	if strings.Contains(all, "never sent") || !strings.Contains(all, "went out") {
+		t.Errorf("the history, want the IM that went out and not the refused one:\n%s", all)
+	}
+}

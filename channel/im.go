@@ -102,15 +102,24 @@ func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 			at.c.Deliver(ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, MsgID: in.MsgID, Time: in.Time})
 		}
 	}
-	s.recordOut(bd, in, text)
 }
 
-// sendIM sends text to bd, or queues it while the link is down.
-func (s *session) sendIM(bd *buddy, text string) {
+// sendOwn sends what the user typed to bd (IRC text; out is the text as
+// MSIM gets it): shown in the user's other clients, sent or queued, and
+// kept in the history unless it was refused (the refusal's notice says so).
+func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
+	s.own(bd, in, cmd, text)
+	if s.sendIM(bd, out) {
+		s.recordOut(bd, in, text)
+	}
+}
+
+// sendIM sends text to bd, or queues it while the link is down; false if
+// it was refused, with a notice saying so.
+func (s *session) sendIM(bd *buddy, text string) bool {
 	a := bd.a
 	if a.client == nil {
-		s.queueIM(a, queuedIM{uid: bd.UID(), nick: bd.nick, text: text})
-		return
+		return s.queueIM(a, queuedIM{uid: bd.UID(), nick: bd.nick, text: text})
 	}
 	// No timer of its own: a send waits only while the client's queue is
 	// full, and the client's writer ends the link when a write stalls.
@@ -118,23 +127,26 @@ func (s *session) sendIM(bd *buddy, text string) {
 	switch {
 	case err == nil:
 		s.b.met.imToMSIM()
+		return true
 	case errors.Is(err, msim.ErrDisconnected):
 		// The link just died; its DisconnectedEvent follows and the
 		// reconnect sends the queue.
-		s.queueIM(a, queuedIM{uid: bd.UID(), nick: bd.nick, text: text})
+		return s.queueIM(a, queuedIM{uid: bd.UID(), nick: bd.nick, text: text})
 	default:
 		s.b.met.imRefused()
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
 			Text: fmt.Sprintf("Message NOT sent (%v): %s", err, text)})
+		return false
 	}
 }
 
-func (s *session) queueIM(a *account, q queuedIM) { s.queueIMAs(a, q, false) }
+func (s *session) queueIM(a *account, q queuedIM) bool { return s.queueIMAs(a, q, false) }
 
 // queueIMAs queues q for the reconnect and tells the user; unsent marks an
 // IM the MSIM client had taken but never written when the link died, which
-// the notice names by its text.
-func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
+// the notice names by its text. False if it was refused (the notice says
+// so).
+func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) bool {
 	limit := s.b.cfg.QueueLimit
 	notSent := "Message NOT sent"
 	if unsent {
@@ -144,13 +156,13 @@ func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
 		s.b.met.imNotTaken(unsent)
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
 			Text: fmt.Sprintf("%s: account %s is %s. Type connect in %s. The message: %s", notSent, a.cfg.Email, a.state, a.channel, q.text)})
-		return
+		return false
 	}
 	if len(a.queue) >= limit {
 		s.b.met.imNotTaken(unsent)
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
 			Text: fmt.Sprintf("%s: %d messages are already waiting for the MSIM link to come back. The message: %s", notSent, limit, q.text)})
-		return
+		return false
 	}
 	a.queue = append(a.queue, s.mem.queue(a.cfg.Email, q))
 	s.b.met.imQueued()
@@ -159,6 +171,7 @@ func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
 		text = fmt.Sprintf("The MSIM link was lost before this message went out; it is queued (%d waiting) and will be sent when the link is back: %s", len(a.queue), q.text)
 	}
 	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick, Text: text})
+	return true
 }
 
 func (s *session) flushQueue(a *account) {

@@ -623,8 +623,7 @@ func (s *session) onIRC(in ircd.Input) {
 		}
 		if nick, rest, ok := addressed(text); ok {
 			if bd := s.buddyByNick(nick); bd != nil {
-				s.own(bd, in, "PRIVMSG", rest)
-				s.sendIM(bd, rest)
+				s.sendOwn(bd, in, "PRIVMSG", rest, rest)
 				return
 			}
 			if nickKey(nick) == nickKey(s.b.cfg.ServiceNick) {
@@ -662,8 +661,7 @@ func (s *session) onIRC(in ircd.Input) {
 				Text: "CTCP is not supported by MSIM; nothing was sent."})
 			return
 		}
-		s.own(bd, in, in.Command, in.Text)
-		s.sendIM(bd, text)
+		s.sendOwn(bd, in, in.Command, in.Text, text)
 	}
 }
 
