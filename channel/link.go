@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -320,12 +321,31 @@ func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
 	}
 	s.reportUnconfirmed(a, ev)
 	// IMs the client had accepted but not written go back in the queue,
-	// ahead of anything typed from now on, and the user is told.
+	// ahead of anything typed after them (queued already if the session
+	// saw it before this event), and the user is told.
+	after := len(a.queue)
 	for _, im := range ev.Unsent {
 		s.queueIMAs(a, queuedIM{uid: im.To, nick: s.nickOf(a, im.To), text: im.Text}, true)
 	}
+	if after > 0 && len(a.queue) > after {
+		s.requeueAfter(a, after)
+	}
 	if ev.Reason == msim.DisconnectKicked {
 		s.failQueue(a, "the account logged in from another place")
+	}
+}
+
+// requeueAfter moves a.queue's first n IMs behind the rest, in the queue
+// and in the user's memory (re-queued before they are taken out there: a
+// crash between the two sends one twice rather than losing it), so that
+// the reconnect sends them in that order, now or after a restart.
+func (s *session) requeueAfter(a *account, n int) {
+	first := slices.Clone(a.queue[:n])
+	a.queue = append(a.queue[:0], a.queue[n:]...)
+	for _, q := range first {
+		old := q.id
+		a.queue = append(a.queue, s.mem.queue(a.cfg.Email, q))
+		s.mem.unqueue(a.cfg.Email, old)
 	}
 }
 

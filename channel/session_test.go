@@ -614,3 +614,58 @@ func TestBackoffAcrossShortLinks(t *testing.T) {
 	lose(cl)
 	within("a loss after the link held", time.Second)
 }
+
+// deadAfter is a fakeMSIM whose link has died once dead is set: its sends
+// fail with ErrDisconnected, as a client's do before its DisconnectedEvent
+// is seen.
+type deadAfter struct {
+	*fakeMSIM
+	dead bool
+}
+
+func (d *deadAfter) SendIM(ctx context.Context, uid msim.UID, text string) error {
+	if d.dead {
+		return msim.ErrDisconnected
+	}
+	return d.fakeMSIM.SendIM(ctx, uid, text)
+}
+
+// TestUnsentAheadOfWhatIsTypedNext: an IM the MSIM client took but never
+// wrote goes back in the queue ahead of one typed after it that the
+// session queued before it saw the link's loss, in the user's memory too;
+// the reconnect sends them in the order typed.
+func TestUnsentAheadOfWhatIsTypedNext(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &deadAfter{fakeMSIM: &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}}
+	r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
+		cl.mu.Lock()
+		cl.notify = cfg.Notify
+		cl.mu.Unlock()
+		return cl, nil
+	}
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+
+	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "first"}) // taken, never written
+	cl.dead = true
+	cl.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof"),
+		Unsent: []msim.OutgoingIM{{To: 7, Text: "first"}}})
+	// Typed before the session took the event (IRC input goes first).
+	r.s.handle(newIRCInput(r.s.cl.ats[0], ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "second"}))
+	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
+	var kept []string
+	for _, q := range r.s.mem.queuedFor(r.a.cfg.Email) {
+		kept = append(kept, q.text)
+	}
+	if got := strings.Join(kept, ","); got != "first,second" {
+		t.Errorf("queued in the user's memory: %q, want first,second", got)
+	}
+
+	second := &fakeMSIM{buddies: cl.buddies}
+	r.okDial(second)
+	r.clock.Advance(r.clock.Pending()[0])
+	r.stepUntil("logged in again", func() bool { return r.a.state == linkUp })
+	if got := strings.Join(second.sent, ","); got != "first,second" {
+		t.Errorf("bob got %q after the reconnect, want first,second", got)
+	}
+}
