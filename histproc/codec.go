@@ -18,11 +18,22 @@ import (
 // buffer it keeps, without reflection: it runs at the IMs' priority.
 //
 //	params:  driver, dsn, key, max history
-//	request: seq, n, then n entries: user, msgid, has time
-//	         (0/1) [, time (Unix ns)], account, buddy, outgoing (0/1),
-//	         kind, text
-//	reply:   seq, err, n, then n results: id, time (Unix ns; 0: none),
-//	         err, kind of err (errKind)
+//	request: seq, n, then n entries: user, msgid, time, account,
+//	         buddy, outgoing (0/1), kind, text
+//	reply:   seq, err, n, then n results: id, time, err, kind of err
+//	         (errKind)
+//
+// A time is 0 for the zero Time, or 1 then Unix seconds and nanoseconds
+// (0 to 999999999): any Time passes whole, and the child's store keeps
+// of it what the gateway's would (to the millisecond, the zero Time as
+// now, a Time within the zero Time's first millisecond as that instant).
+// Unix nanoseconds in an int64 hold only the years 1678 to 2262.
+//
+// The format has no version: the child is started from the binary the
+// gateway runs (selfExe), so both sides are one build. (Elsewhere than
+// Linux, where selfExe has no path, a child started after an upgrade
+// replaced the binary runs the new one: its format, like its store's
+// migrations, may differ.)
 
 // maxFrame bounds a frame either side reads: a batch of store.MaxHistory
 // entries of the longest IMs fits many times over.
@@ -57,10 +68,7 @@ func appendRequest(b []byte, req *request) []byte {
 		e := &a.Entry
 		b = appendString(b, a.User)
 		b = appendString(b, e.MsgID)
-		b = appendBool(b, !e.Time.IsZero())
-		if !e.Time.IsZero() {
-			b = binary.AppendVarint(b, e.Time.UnixNano())
-		}
+		b = appendTime(b, e.Time)
 		b = appendString(b, e.Account)
 		b = binary.AppendVarint(b, int64(e.Buddy))
 		b = appendBool(b, e.Outgoing)
@@ -77,19 +85,20 @@ func appendReply(b []byte, rep *reply) []byte {
 	for i := range rep.Results {
 		r := &rep.Results[i]
 		b = binary.AppendVarint(b, r.ID)
-		b = binary.AppendVarint(b, unixNano(r.Time))
+		b = appendTime(b, r.Time)
 		b = appendString(b, r.Err)
 		b = append(b, byte(r.Is))
 	}
 	return b
 }
 
-// unixNano is t in Unix nanoseconds, 0 for the zero Time.
-func unixNano(t time.Time) int64 {
+func appendTime(b []byte, t time.Time) []byte {
+	b = appendBool(b, !t.IsZero())
 	if t.IsZero() {
-		return 0
+		return b
 	}
-	return t.UnixNano()
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
 }
 
 // decoder reads a frame's fields; the first error sticks and every read
@@ -145,6 +154,25 @@ func (d *decoder) bool() bool {
 	}
 	d.fail()
 	return false
+}
+
+// time reads a time (appendTime); the zero Time sent as a time, or
+// nanoseconds of a second or more, are malformed: each Time has one
+// encoding.
+func (d *decoder) time() time.Time {
+	if !d.bool() {
+		return time.Time{}
+	}
+	sec, ns := d.varint(), d.uvarint()
+	if ns >= uint64(time.Second) {
+		d.fail()
+		return time.Time{}
+	}
+	t := time.Unix(sec, int64(ns))
+	if t.IsZero() {
+		d.fail()
+	}
+	return t
 }
 
 func (d *decoder) string() string {
@@ -210,9 +238,7 @@ func decodeRequest(b []byte) (request, error) {
 		a := &req.Batch[i]
 		e := &a.Entry
 		a.User, e.MsgID = d.string(), d.string()
-		if d.bool() {
-			e.Time = time.Unix(0, d.varint())
-		}
+		e.Time = d.time()
 		e.Account = d.string()
 		e.Buddy = msim.UID(d.varint())
 		e.Outgoing = d.bool()
@@ -245,9 +271,7 @@ func decodeReply(b []byte, want int, into []result) (reply, error) {
 	for i := 0; i < n && d.err == nil; i++ {
 		r := &rep.Results[i]
 		r.ID = d.varint()
-		if ns := d.varint(); ns != 0 {
-			r.Time = time.Unix(0, ns).UTC()
-		}
+		r.Time = d.time().UTC()
 		r.Err = d.string()
 		r.Is = errKind(d.byte())
 		if r.Is > errNotFound {

@@ -3,9 +3,11 @@ package histproc
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,6 +19,12 @@ func sampleRequest() request {
 	return request{Seq: 7, Batch: []store.HistoryAppend{
 		{User: "alice", Entry: store.HistoryEntry{MsgID: "m1", Time: time.Unix(1_700_000_000, 123_456_789), Account: "a@example.com", Buddy: 42, Outgoing: true, Kind: store.KindIM, Text: "héllo\x01ACTION x\x01"}},
 		{User: "bob", Entry: store.HistoryEntry{MsgID: "m2", Account: "b@example.com", Buddy: msim.UID(-1), Kind: store.KindZap}},
+		// Times Unix nanoseconds in an int64 do not hold, the epoch,
+		// and a Time in the zero Time's first millisecond.
+		{User: "bob", Entry: store.HistoryEntry{MsgID: "m3", Time: time.Date(2300, 1, 2, 3, 4, 5, 6, time.UTC)}},
+		{User: "bob", Entry: store.HistoryEntry{MsgID: "m4", Time: time.Date(1600, 1, 2, 3, 4, 5, 6, time.UTC)}},
+		{User: "bob", Entry: store.HistoryEntry{MsgID: "m5", Time: time.Unix(0, 0)}},
+		{User: "bob", Entry: store.HistoryEntry{MsgID: "m6", Time: time.Time{}.Add(time.Nanosecond)}},
 	}}
 }
 
@@ -43,6 +51,9 @@ func TestCodecRoundTrip(t *testing.T) {
 
 	rep := reply{Seq: 7, Err: "", Results: []result{
 		{ID: 1, Time: time.UnixMilli(1_700_000_000_123).UTC()},
+		{ID: 2, Time: time.Unix(0, 0).UTC()},
+		{ID: 3, Time: time.Date(2300, 1, 2, 3, 4, 5, 6_000_000, time.UTC)},
+		{ID: 4, Time: time.Date(1600, 1, 2, 3, 4, 5, 6_000_000, time.UTC)},
 		{Err: "store: exists", Is: errExists},
 		{Err: "store: no such user", Is: errNotFound},
 	}}
@@ -56,7 +67,7 @@ func TestCodecRoundTrip(t *testing.T) {
 
 	// Into an array of the caller's, large enough: the results are there,
 	// and nothing is left of what the array held.
-	into := make([]result, 4)
+	into := make([]result, len(rep.Results)+1)
 	for i := range into {
 		into[i] = result{ID: 99, Err: "stale", Is: errExists}
 	}
@@ -121,6 +132,18 @@ func TestCodecRefusesMalformed(t *testing.T) {
 	if _, err := decodeRequest(b); !errors.Is(err, errFrame) {
 		t.Errorf("a bool of 2: got %v", err)
 	}
+	// A time of a second's nanoseconds, and the zero Time as a time: each
+	// Time has one encoding.
+	for _, tm := range [][]byte{
+		binary.AppendUvarint(binary.AppendVarint([]byte{1}, 5), uint64(time.Second)),
+		binary.AppendUvarint(binary.AppendVarint([]byte{1}, time.Time{}.Unix()), 0),
+	} {
+		b = appendRequest(nil, &request{Seq: 1, Batch: make([]store.HistoryAppend, 1)})
+		b = slices.Concat(b[:4], tm, b[5:]) // seq, count, user, msgid; has time 0
+		if _, err := decodeRequest(b); !errors.Is(err, errFrame) {
+			t.Errorf("time % x: got %v, want errFrame", tm, err)
+		}
+	}
 }
 
 // TestFrames: frames pass whole, one after another; a frame longer than
@@ -153,7 +176,8 @@ func TestFrames(t *testing.T) {
 }
 
 // FuzzDecodeRequest: the child's parser never panics, and what it
-// accepts encodes back to the same bytes.
+// accepts encodes back to the same bytes, or to bytes that decode to the
+// same request, times to the nanosecond.
 func FuzzDecodeRequest(f *testing.F) {
 	req := sampleRequest()
 	f.Add(appendRequest(nil, &req))
@@ -168,25 +192,19 @@ func FuzzDecodeRequest(f *testing.F) {
 			// Varints have one shortest form; another is accepted but
 			// re-encodes shorter. Decoding that must give the same.
 			req2, err := decodeRequest(again)
-			if err != nil || !reflect.DeepEqual(stripTimes(req2), stripTimes(req)) {
+			if err != nil || !reflect.DeepEqual(req2, req) {
 				t.Fatalf("re-encoded request differs: %v", err)
 			}
 		}
 	})
 }
 
-func stripTimes(r request) request {
-	out := r
-	out.Batch = append([]store.HistoryAppend(nil), r.Batch...)
-	for i := range out.Batch {
-		out.Batch[i].Entry.Time = time.Unix(0, out.Batch[i].Entry.Time.UnixNano())
-	}
-	return out
-}
-
-// FuzzDecodeReply: the gateway's parser never panics.
+// FuzzDecodeReply: the gateway's parser never panics, and what it
+// accepts encodes back to bytes that decode to the same reply.
 func FuzzDecodeReply(f *testing.F) {
 	rep := reply{Seq: 3, Results: []result{{ID: 9, Time: time.Now()}, {Err: "x", Is: errExists}}}
+	f.Add(appendReply(nil, &rep))
+	rep.Results[0].Time, rep.Results[1] = time.Unix(0, 0), result{ID: 10, Time: time.Date(2300, 1, 2, 3, 4, 5, 6, time.UTC)}
 	f.Add(appendReply(nil, &rep))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -201,6 +219,9 @@ func FuzzDecodeReply(f *testing.F) {
 			if r.Is > errNotFound {
 				t.Fatalf("accepted error kind %d", r.Is)
 			}
+		}
+		if rep2, err := decodeReply(appendReply(nil, &rep), 2, nil); err != nil || !reflect.DeepEqual(rep2, rep) {
+			t.Fatalf("re-encoded reply differs: %v", err)
 		}
 	})
 }

@@ -204,6 +204,64 @@ func testAppendsInChild(t *testing.T, engine string) {
 	waitGone(t, pid)
 }
 
+// TestChildKeepsAnyTime: the child stores an entry's time, and gives it
+// back, as the store in the gateway's process does: to the millisecond
+// (truncated), in UTC, whatever the year (the Unix epoch, and years past
+// what int64 nanoseconds hold, which a remote server's \date can be); the
+// zero Time is when the entry is appended.
+func TestChildKeepsAnyTime(t *testing.T) {
+	s, _ := open(t, setup{})
+	ctx := context.Background()
+	pid := childPid(s)
+	if pid == 0 {
+		t.Fatal("no child runs")
+	}
+	for i, when := range []time.Time{
+		{},
+		time.Unix(0, 0).UTC(),
+		time.Date(2300, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Date(1600, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Unix(99999999999, 0), // msim's \date\99999999999
+		time.Date(2024, 5, 6, 7, 8, 9, 123_456_789, time.FixedZone("", 3600)),
+		time.Unix(-1, 999_999_999),       // before the epoch: down to -1 ms
+		time.Time{}.Add(time.Nanosecond), // not zero; to the millisecond, it is
+	} {
+		child, own := entry("alice", fmt.Sprint("c", i)), entry("bob", fmt.Sprint("o", i))
+		child.Entry.Time, own.Entry.Time = when, when
+		before := time.Now()
+		got := s.AppendHistoryBatch(ctx, []store.HistoryAppend{child}, nil)[0]
+		want := s.Store.AppendHistoryBatch(ctx, []store.HistoryAppend{own}, nil)[0]
+		if got.Err != nil || want.Err != nil {
+			t.Fatalf("append at %v: %v; in the gateway's process: %v", when, got.Err, want.Err)
+		}
+		if when.IsZero() {
+			// Now, in the child: before the gateway's own append.
+			if got.Entry.Time.Before(before.Truncate(time.Millisecond)) || got.Entry.Time.After(want.Entry.Time) || got.Entry.Time.Location() != time.UTC {
+				t.Errorf("append at the zero Time: got %v, want between %v and %v in UTC", got.Entry.Time, before, want.Entry.Time)
+			}
+			continue
+		}
+		if !got.Entry.Time.Equal(want.Entry.Time) || got.Entry.Time.Location() != want.Entry.Time.Location() {
+			t.Errorf("append at %v: got %v, want %v as in the gateway's process", when, got.Entry.Time, want.Entry.Time)
+		}
+		stored, err := s.Store.HistoryByMsgID(ctx, "alice", child.Entry.MsgID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ownStored, err := s.Store.HistoryByMsgID(ctx, "bob", own.Entry.MsgID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !stored.Time.Equal(ownStored.Time) {
+			t.Errorf("append at %v: stored at %v, want %v as in the gateway's process", when, stored.Time, ownStored.Time)
+		}
+	}
+	// Not appended in the gateway's process after a child failed.
+	if got := childPid(s); got != pid {
+		t.Errorf("child pid: got %d, want %d still", got, pid)
+	}
+}
+
 // stoppedBusyChild opens a store whose child has stored a batch and
 // never answers it (the batch stays its own, so a boost lasts), then
 // stops the child: one that gets no CPU (at idle priority on busy cores,
