@@ -45,6 +45,9 @@ type attachment struct {
 	name   string   // the client's name ("phone" of alice/phone), or ""
 	away   string   // the client's AWAY text (owned by the session goroutine)
 	awayAt uint64   // when away was set, in the session's count of AWAYs
+	// replayLater: conversations of the replay (history.go) waiting for
+	// their account's login (owned by the session goroutine).
+	replayLater []*replayConv
 	// missed is the msgid of the first message this client was not given
 	// while it was still attached (it was closing, or closed with the
 	// message still queued) though another client was: its position stops

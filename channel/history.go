@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +27,6 @@ const (
 	// DefaultReplayPerBuddy caps the messages replayed per conversation to
 	// a client without chathistory when Config.ReplayPerBuddy is not set.
 	DefaultReplayPerBuddy = 50
-	// replayMax bounds the entries read for one replay.
-	replayMax = 5000
 	// Kinds of history entries.
 	kindIM, kindAction, kindZap = "im", "action", "zap"
 )
@@ -401,9 +400,12 @@ func (s *session) readMarker(target string) time.Time {
 
 // replay gives a client without chathistory what it missed since it last
 // left, by its name: the history entries after its position, except the
-// IMs held for the user (they come as such), at most ReplayPerBuddy per
-// conversation, each conversation in a chathistory batch with the
-// original times. A client never seen before gets only the held IMs.
+// IMs held for the user (they come as such), the latest ReplayPerBuddy of
+// each conversation, each conversation in a chathistory batch with the
+// original times. A client never seen before gets only the held IMs. The
+// conversations of an account still logging in wait for its login (their
+// buddies are not known before); until then the client's position stays
+// before them.
 func (s *session) replay(at *attachment) {
 	if !s.historyOn() || at.c.HasCap("draft/chathistory") {
 		return
@@ -420,12 +422,6 @@ func (s *session) replay(at *attachment) {
 	if !found {
 		return
 	}
-	s.b.met.historyQuery("replay")
-	entries, err := st.HistorySince(ctx, user, pos, replayMax)
-	if err != nil {
-		s.log.WithError(err).Error("store: the history to replay could not be read")
-		return
-	}
 	// Held IMs come as such, and those on their way come live.
 	skip := map[string]bool{}
 	for _, a := range s.accounts {
@@ -436,53 +432,167 @@ func (s *session) replay(at *attachment) {
 		}
 	}
 	s.eachOnItsWay(func(se *seqEvent) { skip[se.msgid] = true })
+	s.b.met.historyQuery("replay")
+	convs, err := s.missedConversations(ctx, pos, skip)
+	if err != nil {
+		s.log.WithError(err).Error("store: the history to replay could not be read")
+		return
+	}
+	var now []*replayConv
+	for _, c := range convs {
+		if a := s.accountOf(c.email); a != nil && s.nickFor(c.email, c.uid) == "" &&
+			(a.state == linkConnecting || a.state == linkWaiting) {
+			at.replayLater = append(at.replayLater, c) // its buddies come with its login
+			continue
+		}
+		now = append(now, c)
+	}
+	s.deliverReplay(at, now)
+}
+
+// replayConv is a conversation's part of a replay: its latest entries
+// missed, and how many earlier ones are left out.
+type replayConv struct {
+	email string // lower case
+	uid   msim.UID
+	es    []store.HistoryEntry
+	left  int
+	// fetching: waiting for the profile of someone not on the list
+	// (replayStranger), not for a login.
+	fetching bool
+}
+
+// missedConversations reads the user's history after pos, page by page,
+// and keeps each conversation's latest ReplayPerBuddy entries (not those
+// of skip's msgids), in the order the conversations first appear.
+func (s *session) missedConversations(ctx context.Context, pos int64, skip map[string]bool) ([]*replayConv, error) {
 	type key struct {
 		email string
 		uid   msim.UID
 	}
-	byConv := map[key][]store.HistoryEntry{}
-	var order []key
-	for _, e := range entries {
-		if skip[e.MsgID] {
-			continue
-		}
-		k := key{strings.ToLower(e.Account), e.Buddy}
-		if _, ok := byConv[k]; !ok {
-			order = append(order, k)
-		}
-		byConv[k] = append(byConv[k], e)
-	}
+	byConv := map[key]*replayConv{}
+	var order []*replayConv
 	per := s.b.cfg.ReplayPerBuddy
-	for i, k := range order {
-		es := byConv[k]
-		nick := s.nickFor(k.email, k.uid)
+	for after := pos; ; {
+		page, err := s.b.cfg.Store.HistorySince(ctx, s.user.Name, after, store.MaxHistoryLimit)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			if skip[e.MsgID] {
+				continue
+			}
+			k := key{strings.ToLower(e.Account), e.Buddy}
+			c := byConv[k]
+			if c == nil {
+				c = &replayConv{email: k.email, uid: k.uid}
+				byConv[k] = c
+				order = append(order, c)
+			}
+			c.es = append(c.es, e) // (an append past the array's end starts a new one: the earlier go)
+			if len(c.es) > per {
+				c.left++
+				c.es = c.es[1:]
+			}
+		}
+		if len(page) < store.MaxHistoryLimit {
+			return order, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// accountOf returns the session's account of that e-mail, or nil.
+func (s *session) accountOf(email string) *account {
+	for _, a := range s.accounts {
+		if strings.EqualFold(a.cfg.Email, email) {
+			return a
+		}
+	}
+	return nil
+}
+
+// replayWaiting replays to each attached client the conversations of a
+// that waited for its login.
+func (s *session) replayWaiting(a *account) {
+	for _, at := range s.cl.ats {
+		var now []*replayConv
+		at.replayLater = slices.DeleteFunc(at.replayLater, func(c *replayConv) bool {
+			if !c.fetching && strings.EqualFold(c.email, a.cfg.Email) {
+				now = append(now, c)
+				return true
+			}
+			return false
+		})
+		s.deliverReplay(at, now)
+	}
+}
+
+// replayStranger replays c, a conversation of account a with someone not
+// on its list, once their profile names them (the nick they get, as when
+// they write); meanwhile it waits in at.replayLater, so that the client's
+// position stays before it.
+func (s *session) replayStranger(at *attachment, a *account, c *replayConv) {
+	c.fetching = true
+	at.replayLater = append(at.replayLater, c)
+	cl := a.client
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+		p, err := cl.Profile(ctx, c.uid)
+		cancel()
+		if err != nil {
+			p = msim.Profile{} // named by uid
+		}
+		s.post(call(func() {
+			i := slices.Index(at.replayLater, c)
+			if i < 0 || !s.cl.attached(at) {
+				return
+			}
+			at.replayLater = slices.Delete(at.replayLater, i, i+1)
+			if a.buddy(c.uid) == nil {
+				s.newBuddy(a, c.uid, p.UserName, p.DisplayName)
+			}
+			if s.nickFor(c.email, c.uid) != "" {
+				s.deliverReplay(at, []*replayConv{c})
+			}
+		}))
+	}()
+}
+
+// deliverReplay gives at each conversation of convs in a chathistory
+// batch, after a notice naming what was left out of it.
+func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
+	per := s.b.cfg.ReplayPerBuddy
+	for i, c := range convs {
+		nick := s.nickFor(c.email, c.uid)
 		if nick == "" {
+			if a := s.accountOf(c.email); a != nil && a.client != nil {
+				s.replayStranger(at, a, c) // not on the list: named as they would be writing now
+			}
 			continue
 		}
-		if n := len(es) - per; n > 0 {
-			es = es[n:]
+		if c.left > 0 {
 			at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: fmt.Sprintf(
-				"%s with %s left out of the replay; type history %s %d in a control channel to see them.", plural(n, "earlier message", "earlier messages"), nick, nick, min(n+per, historyShowMax))})
+				"%s with %s left out of the replay; type history %s %d in a control channel to see them.", plural(c.left, "earlier message", "earlier messages"), nick, nick, min(c.left+per, historyShowMax))})
 		}
-		ds := make([]ircd.Delivery, len(es))
-		for i, e := range es {
+		ds := make([]ircd.Delivery, len(c.es))
+		for i, e := range c.es {
 			ds[i] = historyLine(e, nick)
 		}
 		if !at.c.DeliverHistory(nick, ds) {
 			// Closing: this and the conversations after it are not
 			// shown; its position stays before the earliest of them.
-			first := byConv[k][0]
-			for _, later := range order[i+1:] {
-				if e := byConv[later][0]; e.ID < first.ID {
+			first := c.es[0]
+			for _, later := range convs[i+1:] {
+				if e := later.es[0]; e.ID < first.ID {
 					first = e
 				}
 			}
 			at.miss(first.MsgID)
 			return
 		}
-	}
-	if len(entries) == replayMax {
-		at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: "More was missed than one replay holds; use the history command for the rest."})
 	}
 }
 
@@ -504,6 +614,11 @@ func (s *session) savePosition(at *attachment) {
 	notGiven := []string{s.onItsWay()}
 	if missed := at.missed.Load(); missed != nil {
 		notGiven = append(notGiven, *missed)
+	}
+	for _, c := range at.replayLater { // waiting for their account's login
+		if err == nil {
+			pos = min(pos, c.es[0].ID-1)
+		}
 	}
 	for _, msgid := range notGiven {
 		if err != nil || msgid == "" {

@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -299,4 +300,132 @@ func TestRefusedIMNotInHistory(t *testing.T) {
 	if strings.Contains(all, "never sent") || !strings.Contains(all, "went out") {
 		t.Errorf("the history, want the IM that went out and not the refused one:\n%s", all)
 	}
+}
+
+// waitAttached waits until user has at most n connections attached.
+func waitAttached(t *testing.T, b *channel.Bridge, user string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); b.Attached(user) > n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has more than %d connections attached", user, n)
+		}
+	}
+}
+
+// replayUser is al, whose one account autoconnects, on a gateway that
+// keeps history (and, with alwaysOn, keeps al's session).
+func replayUser(t *testing.T, alwaysOn bool) (*stack, *gateway, store.Store) {
+	stk := startStack(t)
+	if _, err := stk.msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	dir := channel.WithStore(st, &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "al", Password: "al-irc",
+		Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}, "")
+	icfg := testIRCConfig()
+	icfg.History = true
+	g := startGatewayIRC(t, stk.msimAddr, dir, st, icfg, func(c *channel.Config) { c.History, c.AlwaysOn = true, alwaysOn })
+	return stk, g, st
+}
+
+// TestReplayWhenTheClientStartsTheSession: a client whose connection
+// starts the user's session (always on off, no other client) is replayed
+// what it missed once the account's login makes its buddies known.
+func TestReplayWhenTheClientStartsTheSession(t *testing.T) {
+	stk, g, _ := replayUser(t, false)
+	bob := msimUser(t, stk, "bob")
+	alUID := lookupUID(t, bob, "al")
+
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...)
+	phone.joinedControl("&al")
+	phone.quit()
+	waitAttached(t, g.bridge, "al", 1)
+	sendIMs(t, bob, alUID, "while the phone was away")
+	desk.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "bob" })
+	desk.quit()
+	waitLeft(t, g.bridge, "al")
+	waitOnline(t, stk.msrv, alUID, false)
+
+	phone = dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...)
+	phone.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	phone.expect("PRIVMSG", func(m *irc.Message) bool {
+		return m.Name == "bob" && strings.Contains(m.Trailing(), "while the phone was away")
+	})
+}
+
+// TestReplayShowsTheLatest: a client that missed more than one read of
+// the store is replayed the latest ReplayPerBuddy of each conversation,
+// told how many earlier ones were left out: a conversation whose only IM
+// came last is there too.
+func TestReplayShowsTheLatest(t *testing.T) {
+	stk, g, st := replayUser(t, true)
+	bob := msimUser(t, stk, "bob")
+	carol := msimUser(t, stk, "carol")
+	bobUID := lookupUID(t, bob, "bob")
+	carolUID := lookupUID(t, carol, "carol")
+
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	desk.add("&al", "carol")
+	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...)
+	phone.joinedControl("&al")
+	phone.quit()
+	waitAttached(t, g.bridge, "al", 1)
+
+	n := store.MaxHistoryLimit + 100
+	base := time.Now().Add(-time.Hour)
+	var batch []store.HistoryAppend
+	for i := range n {
+		batch = append(batch, store.HistoryAppend{User: "al", Entry: store.HistoryEntry{MsgID: fmt.Sprintf("bob-%d", i),
+			Time: base.Add(time.Duration(i) * time.Millisecond), Account: "al@example.com", Buddy: bobUID, Kind: "im", Text: fmt.Sprintf("bob %d", i)}})
+	}
+	batch = append(batch, store.HistoryAppend{User: "al", Entry: store.HistoryEntry{MsgID: "carol-0",
+		Time: base.Add(10 * time.Second), Account: "al@example.com", Buddy: carolUID, Kind: "im", Text: "latest from carol"}})
+	for _, r := range st.AppendHistoryBatch(context.Background(), batch, nil) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+
+	phone = dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...)
+	phone.joinedControl("&al")
+	var bobs []string
+	carols, told := 0, ""
+	for _, m := range phone.sync() {
+		switch {
+		case m.Command == "PRIVMSG" && m.Name == "bob":
+			bobs = append(bobs, m.Trailing())
+		case m.Command == "PRIVMSG" && m.Name == "carol" && m.Trailing() == "latest from carol":
+			carols++
+		case m.Command == "NOTICE" && strings.Contains(m.Trailing(), "left out of the replay"):
+			told = m.Trailing()
+		}
+	}
+	per := channel.DefaultReplayPerBuddy
+	if len(bobs) != per || bobs[0] != fmt.Sprintf("bob %d", n-per) || bobs[per-1] != fmt.Sprintf("bob %d", n-1) {
+		t.Errorf("bob's replay: %d messages (%q … %q), want bob %d to bob %d", len(bobs), first(bobs), last(bobs), n-per, n-1)
+	}
+	if carols != 1 {
+		t.Errorf("carol's only IM replayed %d times, want once", carols)
+	}
+	if want := fmt.Sprintf("%d earlier messages with bob left out", n-per); !strings.Contains(told, want) {
+		t.Errorf("notice %q, want %q", told, want)
+	}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func last(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[len(s)-1]
 }

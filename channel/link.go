@@ -243,6 +243,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	for _, se := range s.mem.heldFor(a.cfg.Email) {
 		s.fromUserSeq(a, msim.SenderOf(se.ev), se)
 	}
+	s.replayWaiting(a)
 	if s.away != "" && a.status == msim.StatusOnline {
 		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})
 	}
