@@ -574,11 +574,24 @@ func (c *Client) onPersist(m *Message) {
 		case pd.raw && !p.IsError():
 			if b, ok := m.Raw("body"); ok {
 				pd.parts = append(pd.parts, b)
+				pd.size += len(b)
 			}
 		case mtf != 0 || pd.body != nil:
 			pd.body = append(pd.body, p.Body...) // a reply in parts
+			for _, kv := range p.Body {
+				pd.size += len(kv.Key) + len(kv.Value)
+			}
 		default:
 			pd.body = p.Body // the whole reply in one message: no copy
+		}
+		if mtf != 0 && pd.size > maxReplyBytes {
+			// The rest, if it comes, is an unsolicited reply.
+			delete(c.pending, p.RID)
+			c.mu.Unlock()
+			c.logger().WithField("kind", p.Kind()).Warnf("msim: a persist reply in parts passed %d bytes; the request fails", maxReplyBytes)
+			pd.ch <- &Persist{Cmd: p.Cmd | CmdError, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
+				Body: Dict{{"ErrorMessage", fmt.Sprintf("the server's reply passed %d bytes", maxReplyBytes)}}}
+			return
 		}
 		if mtf == 0 {
 			delete(c.pending, p.RID)

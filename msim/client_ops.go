@@ -29,7 +29,14 @@ type pending struct {
 	// Body: a large list read once, record by record.
 	raw   bool
 	parts []string // as body, for raw
+	size  int      // bytes of the parts so far (maxReplyBytes)
 }
+
+// maxReplyBytes bounds a persist reply sent in parts (mtf): past it the
+// request fails, so a server that never ends one cannot grow the client's
+// memory without end. The largest real replies (a full contact list) are
+// a small fraction of it.
+const maxReplyBytes = 16 << 20
 
 // req describes a persist request.
 type req struct {

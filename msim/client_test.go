@@ -655,3 +655,28 @@ func TestClientOptionalRepliesMayNeverCome(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestClientReplyInPartsBounded: a persist reply whose parts (mtf) pass
+// maxReplyBytes fails its request at once, with a PersistError saying so,
+// rather than growing the client's memory for as long as the server goes
+// on; the link stays up.
+func TestClientReplyInPartsBounded(t *testing.T) {
+	t.Parallel()
+	c, fc := loggedIn(t, func(cfg *ClientConfig) { cfg.RequestTimeout = 400 * time.Millisecond })
+	ctx := context.Background()
+	big := strings.Repeat("x", ClientMaxSize/2)
+	fc.override(PersistAlerts, func(fc *fakeConn, p *Persist) Dict {
+		for range maxReplyBytes/len(big) + 2 {
+			part := &Persist{Cmd: 257, DSN: 7, LID: 18, UID: p.UID, RID: p.RID, Body: Dict{{"Mail", big}}}
+			fc.write(part.Reply().AddInt("mtf", 1))
+		}
+		return nil // never the last part
+	})
+	var pe *PersistError
+	if _, err := c.CheckAlerts(ctx); !errors.As(err, &pe) || !strings.Contains(pe.Message, "passed") {
+		t.Fatalf("CheckAlerts with an endless reply got %v, want a *PersistError saying it passed the bound", err)
+	}
+	if _, err := c.Profile(ctx, 2001); err != nil {
+		t.Errorf("Profile after the endless reply: %v", err)
+	}
+}
