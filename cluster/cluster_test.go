@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -279,6 +280,76 @@ func testClusterPartition(t *testing.T, e engine) {
 		t.Fatal(err)
 	}
 	again.next("live IM", im(acc["bob"].uid, "welcome back"))
+}
+
+// TestClusterShortCutLeavesOneSession: a node's NATS link drops for less
+// than it takes to fence, and meanwhile the user logs in again on another
+// node, whose kick finds nobody to answer it. Once the link is back, the
+// older session is closed as a second login closes it (logged in
+// elsewhere), and the buddy's IMs reach the newer session only.
+func TestClusterShortCutLeavesOneSession(t *testing.T) {
+	forEngines(t, testClusterShortCutLeavesOneSession)
+}
+
+func testClusterShortCutLeavesOneSession(t *testing.T, e engine) {
+	tn := newNet(t, e)
+	px := startProxy(t, natsHostPort(t, tn.url))
+	n1 := startNode(t, tn, px.url(), "n1")
+	n2 := startNode(t, tn, tn.url, "n2")
+	n3 := startNode(t, tn, tn.url, "n3")
+	waitPeers(t, n1, n2, n3)
+	acc := addAccounts(t, n1.srv, tn.store, "alice", "bob")
+	first := dial(t, n1, "alice on n1", acc["alice"])
+	bob := dial(t, n3, "bob", acc["bob"])
+	bob.next("alice online", presence(acc["alice"].uid, msim.StatusOnline))
+	oldName := n1.bus.Node()
+
+	px.setCut(true)
+	time.Sleep(2 * testHeartbeat) // NATS has dropped n1's subscriptions
+	type dialed struct {
+		c   *client
+		err error
+	}
+	done := make(chan dialed, 1)
+	go func() {
+		c, err := tryDial(t, n2, "alice on n2", acc["alice"])
+		done <- dialed{c, err}
+	}()
+	// The link is back as soon as n2 holds alice (its kick found nobody),
+	// well before n1 would fence itself.
+	for deadline := time.Now().Add(wait); !n2.bus.holds(acc["alice"].uid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("alice's login on n2 never claimed her")
+		}
+	}
+	px.setCut(false)
+	d := <-done
+	if d.err != nil {
+		t.Fatalf("alice on n2: %v", d.err)
+	}
+	second := d.c
+	waitPeers(t, n1, n2, n3)
+	if n1.bus.Node() != oldName {
+		t.Fatalf("n1 fenced itself (now %s): the cut was too long for this test", n1.bus.Node())
+	}
+
+	kick := first.next("kick", isDisconnected).(msim.DisconnectedEvent)
+	if kick.Reason != msim.DisconnectKicked || !errors.Is(kick.Err, msim.ErrLoggedInElsewhere) {
+		t.Errorf("older session: got %v (%v), want kicked, logged in elsewhere", kick.Reason, kick.Err)
+	}
+	const sent = 10
+	for i := range sent {
+		if err := bob.SendIM(ctxT(t), acc["alice"].uid, fmt.Sprintf("hello %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.sync()
+	if got := len(ims(second.sync())); got != sent {
+		t.Errorf("the newer session got %d of bob's %d IMs", got, sent)
+	}
+	if got, _ := tn.store.TakeOffline(acc["alice"].uid); len(got) != 0 {
+		t.Errorf("stored for alice: %v, want none (she was online)", got)
+	}
 }
 
 // TestClusterPrivacy: a user's block list is honoured across nodes: the

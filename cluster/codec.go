@@ -15,7 +15,7 @@ import (
 // Operations on PREFIX.u.UID: the first byte of the payload.
 const (
 	opDeliver = 'D' // uvarint sender uid, then the encoded bm
-	opKick    = 'K' // JSON server.Version
+	opKick    = 'K' // JSON server.Version; also the reply of a node whose session is newer
 	opState   = 'S' // nothing
 	opMailbox = 'M' // nothing
 )

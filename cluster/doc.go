@@ -26,7 +26,11 @@
 // been flushed for FenceAfter (shorter than DeadAfter) closes every session
 // (it fences itself), and comes back under a new incarnation name, so its
 // old sessions are never resurrected; a node heard from after it was
-// declared dead is told to fence.
+// declared dead is told to fence. After a shorter cut a node kicks again
+// for every user it holds, with the session's version: a login elsewhere
+// meanwhile found nobody to kick. A node whose session is newer than a
+// kick answers with its version, and the asker closes its own, so the older
+// of two sessions goes wherever it is.
 //
 // Goroutines: NATS delivers the per-user subjects into a few shard channels
 // (by uid, so one user's messages keep their order), each drained by one

@@ -66,6 +66,8 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 		}
 		if st := n.peer.Kick(uid, v); st != nil {
 			n.respond(m, encodeState(st))
+		} else if newer, ok := n.claimedAfter(uid, v); ok {
+			n.respond(m, encodeJSON(opKick, newer)) // the asker's session is the older
 		} else {
 			n.respond(m, noState)
 		}

@@ -83,7 +83,7 @@ var ErrNotInCluster = errors.New("cluster: this node is not in the cluster (NATS
 const (
 	shardCount = 4
 	shardQueue = 8192
-	fetchers   = 16 // state fetches of one Watch at a time
+	fetchers   = 16 // requests of one Watch, or of a resync, at a time
 )
 
 // noState is the reply to a kick or a state fetch when there is no state.
@@ -119,6 +119,7 @@ type Node struct {
 type counted struct {
 	n   int
 	sub *nats.Subscription // nil if subscribing failed
+	ver server.Version     // of claims: the latest session's
 }
 
 // Connect joins the NATS servers of cfg.URL. The node takes part in the
@@ -329,25 +330,57 @@ func (n *Node) Claim(uid msim.UID, v server.Version) (*server.PeerState, error) 
 	if !n.ready() {
 		return nil, ErrNotInCluster
 	}
-	var old *server.PeerState
-	m, err := n.request(kindKick, n.subj.user(uid), encodeJSON(opKick, v))
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-	case err != nil:
-		n.log.WithError(err).WithField("uid", uid).Warn("kick of an older session not answered")
-	case !bytes.Equal(m.Data, noState):
-		if old, err = decodeState(m.Data, uid); err != nil {
-			n.log.WithError(err).Warn("bad kick reply")
-		}
-	}
+	old := n.kick(uid, v)
 	n.mu.Lock()
 	c, fresh := n.hold(n.claims, uid, n.subj.user(uid))
 	c.n++
+	if c.ver.Less(v) {
+		c.ver = v
+	}
 	n.mu.Unlock()
 	if fresh {
 		n.flush()
 	}
 	return old, nil
+}
+
+// kick asks the node of uid's session elsewhere to close it if it is older
+// than v, and returns its state. A node whose session is newer kicks back:
+// this node's sessions of uid older than that one are closed, as its own
+// claim would have closed them had it reached this node.
+func (n *Node) kick(uid msim.UID, v server.Version) *server.PeerState {
+	m, err := n.request(kindKick, n.subj.user(uid), encodeJSON(opKick, v))
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+	case err != nil:
+		n.log.WithError(err).WithField("uid", uid).Warn("kick of an older session not answered")
+	case bytes.Equal(m.Data, noState):
+	case len(m.Data) > 0 && m.Data[0] == opKick:
+		var newer server.Version
+		if decodeJSON(m.Data[1:], &newer) != nil || newer.Node == "" || !v.Less(newer) {
+			n.log.WithError(errBadMessage).Warn("bad kick reply")
+			return nil
+		}
+		n.peer.Kick(uid, newer)
+	default:
+		old, err := decodeState(m.Data, uid)
+		if err != nil {
+			n.log.WithError(err).Warn("bad kick reply")
+		}
+		return old
+	}
+	return nil
+}
+
+// claimedAfter returns the latest version of uid claimed here if it is
+// newer than v.
+func (n *Node) claimedAfter(uid msim.UID, v server.Version) (server.Version, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c := n.claims[uid]; c != nil && v.Less(c.ver) {
+		return c.ver, true
+	}
+	return server.Version{}, false
 }
 
 // hold returns the subscription of uid in table, subscribing subject if
@@ -442,10 +475,13 @@ func (n *Node) Watch(uids []msim.UID) {
 	n.fetch(uids)
 }
 
-// fetch asks the nodes of uids for their states, a few at a time.
-func (n *Node) fetch(uids []msim.UID) {
+// fetch asks the nodes of uids for their states.
+func (n *Node) fetch(uids []msim.UID) { each(uids, n.fetchOne) }
+
+// each calls fn for every uid, a few at a time.
+func each(uids []msim.UID, fn func(msim.UID)) {
 	if len(uids) == 1 {
-		n.fetchOne(uids[0])
+		fn(uids[0])
 		return
 	}
 	sem := make(chan struct{}, fetchers)
@@ -456,7 +492,7 @@ func (n *Node) fetch(uids []msim.UID) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			n.fetchOne(u)
+			fn(u)
 		}()
 	}
 	wg.Wait()
@@ -511,13 +547,18 @@ func (n *Node) AlertsTaken(uid msim.UID) {
 	n.publish(kindAlert, n.subj.alert(), encodeJSON(opAlertTaken, alertMsg{UID: uid, Node: n.Node()}))
 }
 
-// resync runs after the NATS link came back: states may have changed and
-// IMs been stored for local users meanwhile.
+// resync runs after the NATS link came back: local users may have logged
+// in elsewhere, states may have changed and IMs been stored for local users
+// meanwhile.
 func (n *Node) resync() {
 	n.mu.Lock()
 	if n.closed || !n.attached {
 		n.mu.Unlock()
 		return
+	}
+	claimed := make(map[msim.UID]server.Version, len(n.claims))
+	for u, c := range n.claims {
+		claimed[u] = c.ver
 	}
 	uids := make([]msim.UID, 0, len(n.watches))
 	for u := range n.watches {
@@ -528,9 +569,34 @@ func (n *Node) resync() {
 	go func() {
 		defer n.wg.Done()
 		defer n.recoverAndLog()
+		n.reclaim(claimed)
 		n.fetch(uids)
 		n.peer.Rescan()
 	}()
+}
+
+// reclaim kicks again for the users claimed here, each with its latest
+// version: a login elsewhere while the link was down found nobody to kick,
+// and of two sessions of a user the older must go, here or there. Where an
+// older session is closed, that node's watchers are left with its state, as
+// at a login (whose session inherits it); this node's session did not, so
+// its own state is published again.
+func (n *Node) reclaim(claimed map[msim.UID]server.Version) {
+	uids := make([]msim.UID, 0, len(claimed))
+	for u := range claimed {
+		uids = append(uids, u)
+	}
+	each(uids, func(uid msim.UID) {
+		if !n.ready() {
+			return
+		}
+		if n.kick(uid, claimed[uid]) == nil {
+			return
+		}
+		if st := n.peer.State(uid); st != nil {
+			n.Publish(st)
+		}
+	})
 }
 
 func (n *Node) recoverAndLog() {

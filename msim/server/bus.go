@@ -30,8 +30,9 @@ type Bus interface {
 	Node() string
 	// Claim announces that uid logs in here as session v: every other node
 	// with an older session of uid closes it (err 6) and its state comes
-	// back (nil if there was none). It fails when the node is not in the
-	// cluster.
+	// back (nil if there was none). A node with a newer session of uid
+	// has this node's older ones closed instead (Peer.Kick), as its own
+	// Claim would have. It fails when the node is not in the cluster.
 	Claim(uid msim.UID, v Version) (old *PeerState, err error)
 	// Release ends a Claim.
 	Release(uid msim.UID)
