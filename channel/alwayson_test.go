@@ -239,12 +239,9 @@ func waitPresence(t *testing.T, cl *msim.Client, uid msim.UID, st msim.Status, t
 	}
 }
 
-// TestSeveralClients: a user's clients share one session, up to
-// MaxClients (the next is refused with the reason); a client may name
-// itself (al/phone); /away is the user's: away on MSIM only when every
-// attached client is away, back when one comes back, and with no client
-// attached away with the auto_away text.
-func TestSeveralClients(t *testing.T) {
+// alWatchedByBob starts a stack whose user al (account al@example.com) is
+// always on, with MSIM user bob, who lists al so as to see her presence.
+func alWatchedByBob(t *testing.T, opts ...func(*channel.Config)) (*stack, *msim.Client, msim.UID) {
 	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
 		if _, err := msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
 			t.Fatal(err)
@@ -252,7 +249,9 @@ func TestSeveralClients(t *testing.T) {
 		cfg.Directory = &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "al", Password: "al-irc",
 			Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}
 		cfg.AlwaysOn = true
-		cfg.MaxClients = 2
+		for _, o := range opts {
+			o(cfg)
+		}
 	})
 	bob := msimUser(t, st, "bob")
 	alUID := lookupUID(t, bob, "al")
@@ -261,6 +260,16 @@ func TestSeveralClients(t *testing.T) {
 	if err := bob.AddBuddy(ctx, alUID, "IM Friends"); err != nil {
 		t.Fatal(err)
 	}
+	return st, bob, alUID
+}
+
+// TestSeveralClients: a user's clients share one session, up to
+// MaxClients (the next is refused with the reason); a client may name
+// itself (al/phone); /away is the user's: away on MSIM only when every
+// attached client is away, back when one comes back, and with no client
+// attached away with the auto_away text.
+func TestSeveralClients(t *testing.T) {
+	st, bob, alUID := alWatchedByBob(t, func(cfg *channel.Config) { cfg.MaxClients = 2 })
 
 	desk := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
 	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
@@ -388,21 +397,7 @@ func TestAttachChecksPassword(t *testing.T) {
 // TestAwayTextSetLast: with every client away, the user's MSIM away text is
 // the one set last, whichever client attached first.
 func TestAwayTextSetLast(t *testing.T) {
-	st := startStack(t, func(cfg *channel.Config, msrv *server.Server) {
-		if _, err := msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
-			t.Fatal(err)
-		}
-		cfg.Directory = &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "al", Password: "al-irc",
-			Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}
-		cfg.AlwaysOn = true
-	})
-	bob := msimUser(t, st, "bob")
-	alUID := lookupUID(t, bob, "al")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := bob.AddBuddy(ctx, alUID, "IM Friends"); err != nil {
-		t.Fatal(err)
-	}
+	st, bob, alUID := alWatchedByBob(t)
 	desk := dial(t, st.ircAddr, "al", "al-irc", allCaps...)
 	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
 	phone := dial(t, st.ircAddr, "al", "al/phone:al-irc", allCaps...)

@@ -312,19 +312,10 @@ func waitAttached(t *testing.T, b *channel.Bridge, user string, n int) {
 	}
 }
 
-// replayUser is al, whose one account autoconnects, on a gateway that
-// keeps history (and, with alwaysOn, keeps al's session).
+// replayUser is historyGateway, always on or not, and its store.
 func replayUser(t *testing.T, alwaysOn bool) (*stack, *gateway, store.Store) {
-	stk := startStack(t)
-	if _, err := stk.msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
-		t.Fatal(err)
-	}
-	st := openStore(t)
-	dir := channel.WithStore(st, &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "al", Password: "al-irc",
-		Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}}, "")
-	icfg := testIRCConfig()
-	icfg.History = true
-	g := startGatewayIRC(t, stk.msimAddr, dir, st, icfg, func(c *channel.Config) { c.History, c.AlwaysOn = true, alwaysOn })
+	var st store.Store
+	stk, g := historyGateway(t, func(c *channel.Config) { st, c.AlwaysOn = c.Store, alwaysOn })
 	return stk, g, st
 }
 

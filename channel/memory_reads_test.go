@@ -143,11 +143,9 @@ func TestLoginReadsAllWithSeveralInstances(t *testing.T) {
 	}
 }
 
-// TestHeldTextStorable: an IM whose text the store cannot keep as it is (a
-// NUL, invalid UTF-8: PostgreSQL refuses both, so the store does on every
-// engine) is held in the store with that text made storable, not kept in
-// memory only, where a restart would lose it.
-func TestHeldTextStorable(t *testing.T) {
+// annInTheStore is user ann, with account ann@example.com, and her memory
+// on a SQLite store.
+func annInTheStore(t *testing.T) (store.Store, *userMemory, string) {
 	st := sqliteStore(t)
 	const email = "ann@example.com"
 	u := User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}}}
@@ -155,6 +153,15 @@ func TestHeldTextStorable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, m, email
+}
+
+// TestHeldTextStorable: an IM whose text the store cannot keep as it is (a
+// NUL, invalid UTF-8: PostgreSQL refuses both, so the store does on every
+// engine) is held in the store with that text made storable, not kept in
+// memory only, where a restart would lose it.
+func TestHeldTextStorable(t *testing.T) {
+	st, m, email := annInTheStore(t)
 	m.hold(email, msim.IMEvent{From: 7, Text: "nul\x00 caf\xe9"})
 	m.queue(email, queuedIM{uid: 7, nick: "bob", text: "typed\x00"})
 	held, err := st.HeldIMs(context.Background(), "ann", email)
@@ -177,13 +184,7 @@ func TestHeldTextStorable(t *testing.T) {
 // at maxHeld as they do in memory (the store enforces it), and the user is
 // told once that IMs were lost, until held ones are delivered.
 func TestHeldBoundedWithStore(t *testing.T) {
-	st := sqliteStore(t)
-	const email = "ann@example.com"
-	u := User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}}}
-	m, err := loadUserMemory(st, u, quietLog(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, m, email := annInTheStore(t)
 	for i := range maxHeld + 20 {
 		if ok := m.hold(email, msim.IMEvent{From: 7, Text: "spam"}); ok != (i < maxHeld) {
 			t.Fatalf("hold %d: %v", i, ok)
