@@ -217,9 +217,12 @@ type Client struct {
 	waiting bool // the reader waits for the next message
 	poked   bool // Rest moved the deadline while the reader waited
 
-	mu       sync.Mutex
-	rid      int
-	pending  map[int]*pending
+	mu      sync.Mutex
+	rid     int
+	pending map[int]*pending
+	// dropping: requests whose reply passed maxReplyBytes; the rest of
+	// their parts are dropped as they come (onPersist).
+	dropping map[int]struct{}
 	self     Profile
 	contacts []contactEntry
 	presence map[UID]Presence // latest presence per uid not in contacts

@@ -585,8 +585,15 @@ func (c *Client) onPersist(m *Message) {
 			pd.body = p.Body // the whole reply in one message: no copy
 		}
 		if mtf != 0 && pd.size > maxReplyBytes {
-			// The rest, if it comes, is an unsolicited reply.
+			// The rest, as it comes, is dropped.
 			delete(c.pending, p.RID)
+			if len(c.dropping) >= maxDropping {
+				clear(c.dropping) // a server that never ends them: forget the oldest too
+			}
+			if c.dropping == nil {
+				c.dropping = make(map[int]struct{})
+			}
+			c.dropping[p.RID] = struct{}{}
 			c.mu.Unlock()
 			c.logger().WithField("kind", p.Kind()).Warnf("msim: a persist reply in parts passed %d bytes; the request fails", maxReplyBytes)
 			pd.ch <- &Persist{Cmd: p.Cmd | CmdError, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
@@ -597,6 +604,13 @@ func (c *Client) onPersist(m *Message) {
 			delete(c.pending, p.RID)
 			p.Body, p.parts = pd.body, pd.parts
 			pd.ch <- p // buffered, and sent to only once
+		}
+		c.mu.Unlock()
+		return
+	}
+	if _, ok := c.dropping[p.RID]; ok {
+		if mtf == 0 {
+			delete(c.dropping, p.RID)
 		}
 		c.mu.Unlock()
 		return

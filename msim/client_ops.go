@@ -38,6 +38,10 @@ type pending struct {
 // a small fraction of it.
 const maxReplyBytes = 16 << 20
 
+// maxDropping bounds the requests whose too large replies are being
+// dropped (Client.dropping).
+const maxDropping = 16
+
 // req describes a persist request.
 type req struct {
 	cmd   int

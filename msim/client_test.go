@@ -659,7 +659,8 @@ func TestClientOptionalRepliesMayNeverCome(t *testing.T) {
 // TestClientReplyInPartsBounded: a persist reply whose parts (mtf) pass
 // maxReplyBytes fails its request at once, with a PersistError saying so,
 // rather than growing the client's memory for as long as the server goes
-// on; the link stays up.
+// on; the parts after are dropped (not taken for unsolicited replies), and
+// the link stays up.
 func TestClientReplyInPartsBounded(t *testing.T) {
 	t.Parallel()
 	c, fc := loggedIn(t, func(cfg *ClientConfig) { cfg.RequestTimeout = 400 * time.Millisecond })
@@ -670,13 +671,24 @@ func TestClientReplyInPartsBounded(t *testing.T) {
 			part := &Persist{Cmd: 257, DSN: 7, LID: 18, UID: p.UID, RID: p.RID, Body: Dict{{"Mail", big}}}
 			fc.write(part.Reply().AddInt("mtf", 1))
 		}
-		return nil // never the last part
+		return Dict{{"Mail", "On"}} // the last part, dropped as the rest
 	})
 	var pe *PersistError
 	if _, err := c.CheckAlerts(ctx); !errors.As(err, &pe) || !strings.Contains(pe.Message, "passed") {
 		t.Fatalf("CheckAlerts with an endless reply got %v, want a *PersistError saying it passed the bound", err)
 	}
-	if _, err := c.Profile(ctx, 2001); err != nil {
+	if _, err := c.Profile(ctx, 2001); err != nil { // answered after the last part
 		t.Errorf("Profile after the endless reply: %v", err)
+	}
+	for {
+		select {
+		case ev := <-c.Events():
+			if _, ok := ev.(AlertEvent); ok {
+				t.Errorf("the parts after the bound made an event: %+v", ev)
+			}
+			continue
+		default:
+		}
+		break
 	}
 }
