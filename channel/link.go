@@ -239,11 +239,11 @@ func (s *session) onLinkResult(ev linkResult) {
 	// channel is complete.
 	s.log.WithFields(logrus.Fields{"account": a.cfg.Email, "uid": a.self.UID, "buddies": n}).Info("logged in to MSIM")
 	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"))
-	s.wakeMSIM() // events that came with the login, after what was held
+	s.replayWaiting(a) // the history the clients missed, before what is newer
+	s.wakeMSIM()       // events that came with the login, after what was held
 	for _, se := range s.mem.heldFor(a.cfg.Email) {
 		s.fromUserSeq(a, msim.SenderOf(se.ev), se)
 	}
-	s.replayWaiting(a)
 	if s.away != "" && a.status == msim.StatusOnline {
 		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})
 	}

@@ -8,7 +8,7 @@ import (
 // storable is text as the store keeps it (history, held and queued IMs):
 // valid UTF-8 without NUL, which every engine holds (PostgreSQL's text
 // refuses both, so the store refuses them everywhere). A NUL is dropped
-// and each invalid byte becomes U+FFFD.
+// and each run of invalid bytes becomes one U+FFFD.
 func storable(s string) string {
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", "")
