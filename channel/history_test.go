@@ -321,7 +321,8 @@ func replayUser(t *testing.T, alwaysOn bool) (*stack, *gateway, store.Store) {
 
 // TestReplayWhenTheClientStartsTheSession: a client whose connection
 // starts the user's session (always on off, no other client) is replayed
-// what it missed once the account's login makes its buddies known.
+// what it missed once the account's login makes its buddies known, before
+// the IMs that came while the account was offline.
 func TestReplayWhenTheClientStartsTheSession(t *testing.T) {
 	stk, g, _ := replayUser(t, false)
 	bob := msimUser(t, stk, "bob")
@@ -329,6 +330,7 @@ func TestReplayWhenTheClientStartsTheSession(t *testing.T) {
 
 	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
 	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
 	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...)
 	phone.joinedControl("&al")
 	phone.quit()
@@ -338,11 +340,15 @@ func TestReplayWhenTheClientStartsTheSession(t *testing.T) {
 	desk.quit()
 	waitLeft(t, g.bridge, "al")
 	waitOnline(t, stk.msrv, alUID, false)
+	sendIMs(t, bob, alUID, "while al was offline") // stored by MSIM, newer than the history
 
 	phone = dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...)
 	phone.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
 	phone.expect("PRIVMSG", func(m *irc.Message) bool {
 		return m.Name == "bob" && strings.Contains(m.Trailing(), "while the phone was away")
+	})
+	phone.expect("PRIVMSG", func(m *irc.Message) bool { // after what it missed
+		return m.Name == "bob" && strings.Contains(m.Trailing(), "while al was offline")
 	})
 }
 
