@@ -48,6 +48,9 @@ type attachment struct {
 	// replayLater: conversations of the replay (history.go) waiting for
 	// their account's login (owned by the session goroutine).
 	replayLater []*replayConv
+	// keepPos: the client's position when its replay could not be read;
+	// it does not move past it (owned by the session goroutine).
+	keepPos *int64
 	// missed is the msgid of the first message this client was not given
 	// while it was still attached (it was closing, or closed with the
 	// message still queued) though another client was: its position stops

@@ -9,6 +9,7 @@
 package channel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,10 @@ const (
 	// DefaultReplayPerBuddy caps the messages replayed per conversation to
 	// a client without chathistory when Config.ReplayPerBuddy is not set.
 	DefaultReplayPerBuddy = 50
+	// replayPages bounds the pages of the store (store.MaxHistoryLimit
+	// entries each) one replay reads, from the newest back: the session
+	// waits for them.
+	replayPages = 10
 	// Kinds of history entries.
 	kindIM, kindAction, kindZap = "im", "action", "zap"
 )
@@ -401,8 +406,8 @@ func (s *session) readMarker(target string) time.Time {
 // replay gives a client without chathistory what it missed since it last
 // left, by its name: the history entries after its position, except the
 // IMs held for the user (they come as such), the latest ReplayPerBuddy of
-// each conversation, each conversation in a chathistory batch with the
-// original times. A client never seen before gets only the held IMs. The
+// each conversation (among the latest replayPages pages read), each
+// conversation in a chathistory batch with the original times. A client never seen before gets only the held IMs. The
 // conversations of an account still logging in wait for its login (their
 // buddies are not known before); until then the client's position stays
 // before them.
@@ -433,10 +438,15 @@ func (s *session) replay(at *attachment) {
 	}
 	s.eachOnItsWay(func(se *seqEvent) { skip[se.msgid] = true })
 	s.b.met.historyQuery("replay")
-	convs, err := s.missedConversations(ctx, pos, skip)
+	convs, more, err := s.missedConversations(ctx, pos, skip)
 	if err != nil {
-		s.log.WithError(err).Error("store: the history to replay could not be read")
+		s.log.WithError(err).Error("store: the history to replay could not be read; the client's position stays where it was")
+		at.keepPos = &pos
 		return
+	}
+	if more {
+		at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: fmt.Sprintf(
+			"More was missed than one replay reads (%d messages); the latest of each conversation follow, and the history command shows the rest.", replayPages*store.MaxHistoryLimit)})
 	}
 	var now []*replayConv
 	for _, c := range convs {
@@ -462,23 +472,26 @@ type replayConv struct {
 	fetching bool
 }
 
-// missedConversations reads the user's history after pos, page by page,
-// and keeps each conversation's latest ReplayPerBuddy entries (not those
-// of skip's msgids), in the order the conversations first appear.
-func (s *session) missedConversations(ctx context.Context, pos int64, skip map[string]bool) ([]*replayConv, error) {
+// missedConversations reads the user's history after pos from the newest
+// back, a page at a time, at most replayPages pages, and keeps each
+// conversation's latest ReplayPerBuddy entries (not those of skip's
+// msgids), counting the earlier ones, in the order the conversations'
+// kept entries begin. more: there is more before what was read.
+func (s *session) missedConversations(ctx context.Context, pos int64, skip map[string]bool) (convs []*replayConv, more bool, err error) {
 	type key struct {
 		email string
 		uid   msim.UID
 	}
 	byConv := map[key]*replayConv{}
-	var order []*replayConv
 	per := s.b.cfg.ReplayPerBuddy
-	for after := pos; ; {
-		page, err := s.b.cfg.Store.HistorySince(ctx, s.user.Name, after, store.MaxHistoryLimit)
+	before := int64(0)
+	for range replayPages {
+		page, err := s.b.cfg.Store.HistoryLatestSince(ctx, s.user.Name, pos, before, store.MaxHistoryLimit)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		for _, e := range page {
+		for i := len(page) - 1; i >= 0; i-- { // newest first
+			e := page[i]
 			if skip[e.MsgID] {
 				continue
 			}
@@ -487,19 +500,32 @@ func (s *session) missedConversations(ctx context.Context, pos int64, skip map[s
 			if c == nil {
 				c = &replayConv{email: k.email, uid: k.uid}
 				byConv[k] = c
-				order = append(order, c)
+				convs = append(convs, c)
 			}
-			c.es = append(c.es, e) // (an append past the array's end starts a new one: the earlier go)
-			if len(c.es) > per {
+			if len(c.es) < per {
+				c.es = append(c.es, e)
+			} else {
 				c.left++
-				c.es = c.es[1:]
 			}
 		}
 		if len(page) < store.MaxHistoryLimit {
-			return order, nil
+			break
 		}
-		after = page[len(page)-1].ID
+		before = page[0].ID
+		more = true // unless the next page is empty
 	}
+	if more {
+		rest, err := s.b.cfg.Store.HistoryLatestSince(ctx, s.user.Name, pos, before, 1)
+		if err != nil {
+			return nil, false, err
+		}
+		more = len(rest) > 0
+	}
+	for _, c := range convs {
+		slices.Reverse(c.es) // oldest first
+	}
+	slices.SortFunc(convs, func(a, b *replayConv) int { return cmp.Compare(a.es[0].ID, b.es[0].ID) })
+	return convs, more, nil
 }
 
 // accountOf returns the session's account of that e-mail, or nil.
@@ -619,6 +645,9 @@ func (s *session) savePosition(at *attachment) {
 		if err == nil {
 			pos = min(pos, c.es[0].ID-1)
 		}
+	}
+	if at.keepPos != nil && err == nil { // its replay could not be read
+		pos = min(pos, *at.keepPos)
 	}
 	for _, msgid := range notGiven {
 		if err != nil || msgid == "" {

@@ -352,10 +352,10 @@ func TestReplayWhenTheClientStartsTheSession(t *testing.T) {
 	})
 }
 
-// TestReplayShowsTheLatest: a client that missed more than one read of
-// the store is replayed the latest ReplayPerBuddy of each conversation,
-// told how many earlier ones were left out: a conversation whose only IM
-// came last is there too.
+// TestReplayShowsTheLatest: a client that missed more than a replay reads
+// is replayed the latest ReplayPerBuddy of each conversation, told how
+// many earlier ones were left out and that more was missed: a
+// conversation whose only IM came last is there too.
 func TestReplayShowsTheLatest(t *testing.T) {
 	stk, g, st := replayUser(t, true)
 	bob := msimUser(t, stk, "bob")
@@ -372,7 +372,8 @@ func TestReplayShowsTheLatest(t *testing.T) {
 	phone.quit()
 	waitAttached(t, g.bridge, "al", 1)
 
-	n := store.MaxHistoryLimit + 100
+	const pages = 10 // one replay reads at most this many of the store's pages
+	n := pages*store.MaxHistoryLimit + 100
 	base := time.Now().Add(-time.Hour)
 	var batch []store.HistoryAppend
 	for i := range n {
@@ -390,7 +391,7 @@ func TestReplayShowsTheLatest(t *testing.T) {
 	phone = dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...)
 	phone.joinedControl("&al")
 	var bobs []string
-	carols, told := 0, ""
+	carols, told, more := 0, "", false
 	for _, m := range phone.sync() {
 		switch {
 		case m.Command == "PRIVMSG" && m.Name == "bob":
@@ -399,6 +400,8 @@ func TestReplayShowsTheLatest(t *testing.T) {
 			carols++
 		case m.Command == "NOTICE" && strings.Contains(m.Trailing(), "left out of the replay"):
 			told = m.Trailing()
+		case m.Command == "NOTICE" && strings.Contains(m.Trailing(), "More was missed than one replay reads"):
+			more = true
 		}
 	}
 	per := channel.DefaultReplayPerBuddy
@@ -408,8 +411,12 @@ func TestReplayShowsTheLatest(t *testing.T) {
 	if carols != 1 {
 		t.Errorf("carol's only IM replayed %d times, want once", carols)
 	}
-	if want := fmt.Sprintf("%d earlier messages with bob left out", n-per); !strings.Contains(told, want) {
+	// Read: carol's one and bob's latest pages*MaxHistoryLimit-1.
+	if want := fmt.Sprintf("%d earlier messages with bob left out", pages*store.MaxHistoryLimit-1-per); !strings.Contains(told, want) {
 		t.Errorf("notice %q, want %q", told, want)
+	}
+	if !more {
+		t.Error("no notice that more was missed than the replay read")
 	}
 }
 

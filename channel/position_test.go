@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -260,5 +261,32 @@ func onItsWay(t *testing.T, hold func(r *rig) (deliver func()), from msim.UID, b
 		if got := replayedTo(t, st, c.client); !slices.Equal(got, c.want) {
 			t.Errorf("%s's next connection would be replayed %q, want %q", c.client, got, c.want)
 		}
+	}
+}
+
+// latestFails is a store whose reads of the history to replay fail.
+type latestFails struct{ store.Store }
+
+func (latestFails) HistoryLatestSince(context.Context, string, int64, int64, int) ([]store.HistoryEntry, error) {
+	return nil, errors.New("the database is away")
+}
+
+// TestPositionKeptWhenTheReplayFails: a client whose replay could not be
+// read keeps its position, so its next connection is replayed what it
+// missed rather than nothing.
+func TestPositionKeptWhenTheReplayFails(t *testing.T) {
+	r, st := historyRig(t)
+	r.s.newBuddy(r.a, 7, "bob", "")
+	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
+		t.Fatal(err)
+	}
+	r.s.record(store.HistoryEntry{MsgID: "m1", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "missed", Time: time.Now()})
+	r.s.b.cfg.Store = latestFails{st}
+	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC()}, "phone")
+	r.s.replay(phone)
+	r.s.b.cfg.Store = st
+	r.s.closed(phone)
+	if got, want := replayedTo(t, st, "phone"), []string{"missed"}; !slices.Equal(got, want) {
+		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 	}
 }

@@ -127,6 +127,12 @@ type HistoryStore interface {
 	// MaxHistoryLimit): what a client at position afterID has not been
 	// sent.
 	HistorySince(ctx context.Context, user string, afterID int64, limit int) ([]HistoryEntry, error)
+	// HistoryLatestSince returns the newest limit of the user's entries
+	// with ID > afterID and, when beforeID is above 0, ID < beforeID, of
+	// all conversations, by ascending ID (limit above 0, lowered to
+	// MaxHistoryLimit): what a client at position afterID missed, read
+	// from the newest back a page at a time.
+	HistoryLatestSince(ctx context.Context, user string, afterID, beforeID int64, limit int) ([]HistoryEntry, error)
 	// LastHistoryID is the ID of the user's latest append, even if that
 	// entry has since been deleted; 0 if none. A client given this
 	// position now is sent only what is appended after.

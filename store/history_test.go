@@ -461,6 +461,28 @@ func testHistorySince(t *testing.T, db testDB) {
 			t.Errorf("HistorySince(%d, %d): got %q, want %q", c.after, c.limit, msgids(got), msgids(c.want))
 		}
 	}
+	// The newest first, a page at a time, still by ascending ID.
+	for _, c := range []struct {
+		after, before int64
+		limit         int
+		want          []HistoryEntry
+	}{
+		{0, 0, 10, appended},
+		{0, 0, 2, appended[2:]},
+		{0, appended[2].ID, 10, appended[:2]},
+		{appended[0].ID, appended[3].ID, 10, appended[1:3]},
+		{appended[0].ID, appended[3].ID, 1, appended[2:3]},
+		{appended[3].ID, 0, 10, nil},
+	} {
+		got, err := s.HistoryLatestSince(ctx, user, c.after, c.before, c.limit)
+		check(t, "HistoryLatestSince", err)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("HistoryLatestSince(%d, %d, %d): got %q, want %q", c.after, c.before, c.limit, msgids(got), msgids(c.want))
+		}
+	}
+	if _, err := s.HistoryLatestSince(ctx, "nobody", 0, 0, 10); !errors.Is(err, ErrNotFound) {
+		t.Errorf("HistoryLatestSince of no user: got %v, want ErrNotFound", err)
+	}
 	// The last ID stays when its entry is gone: a position taken from it
 	// still means "everything so far".
 	n, err := s.PruneHistory(ctx, ms(60), false)

@@ -29,7 +29,7 @@ func WithSlowWriteHook(st Store, after time.Duration, hook func()) Store {
 // readOps are the operations that only read.
 var readOps = map[string]bool{
 	opUser: true, opUsers: true, opLoadUser: true, opHeldIMs: true, opQueuedIMs: true,
-	opHistory: true, opHistoryByMsgID: true, opHistoryTargets: true, opHistorySince: true,
+	opHistory: true, opHistoryByMsgID: true, opHistoryTargets: true, opHistorySince: true, opHistoryLatestSince: true,
 	opLastHistoryID: true, opReadMarker: true, opClientPosition: true, opLease: true,
 }
 

@@ -317,6 +317,26 @@ func (s *sqlStore) HistorySince(ctx context.Context, user string, afterID int64,
 	return out, nil
 }
 
+func (s *sqlStore) HistoryLatestSince(ctx context.Context, user string, afterID, beforeID int64, limit int) ([]HistoryEntry, error) {
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: history latest since: %w", err)
+	}
+	if beforeID <= 0 {
+		beforeID = math.MaxInt64
+	}
+	out, err := s.entries(ctx, `SELECT `+historyColumns+` FROM history h JOIN accounts a ON a.id = h.account_id
+		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.id > ? AND h.id < ? ORDER BY h.id DESC LIMIT ?`, user, afterID, beforeID, limit)
+	if err == nil && len(out) == 0 {
+		_, err = s.userID(ctx, s.db, user)
+	}
+	if err != nil {
+		return nil, wrap("history latest since", err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
 func (s *sqlStore) LastHistoryID(ctx context.Context, user string) (int64, error) {
 	var id int64
 	err := s.queryRow(ctx, s.db, `SELECT COALESCE(hu.last_id, 0) FROM users u

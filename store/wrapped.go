@@ -183,6 +183,12 @@ func (w *wrapped) HistorySince(ctx context.Context, user string, afterID int64, 
 	return call1(w, ctx, opHistorySince, func() ([]HistoryEntry, error) { return w.st.HistorySince(ctx, user, afterID, limit) })
 }
 
+func (w *wrapped) HistoryLatestSince(ctx context.Context, user string, afterID, beforeID int64, limit int) ([]HistoryEntry, error) {
+	return call1(w, ctx, opHistoryLatestSince, func() ([]HistoryEntry, error) {
+		return w.st.HistoryLatestSince(ctx, user, afterID, beforeID, limit)
+	})
+}
+
 func (w *wrapped) LastHistoryID(ctx context.Context, user string) (int64, error) {
 	return call1(w, ctx, opLastHistoryID, func() (int64, error) { return w.st.LastHistoryID(ctx, user) })
 }
