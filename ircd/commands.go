@@ -271,7 +271,7 @@ func (c *Client) message(m *irc.Message) *ircError {
 			if c.caps["echo-message"] {
 				c.send(c.echo(m.Command, c.nick, text, tags, id, now))
 			}
-			c.enqueue(entry{m: c.echo(m.Command, c.nick, text, tags, id, now)})
+			c.sideEffect(c.echo(m.Command, c.nick, text, tags, id, now))
 			continue
 		default:
 			u := c.findUser(t)

@@ -36,7 +36,8 @@ const maxAsyncInFlight = 16
 type replyBuf struct {
 	label string
 	lines []*irc.Message
-	taken bool // a reply waiting for the backend sends it
+	taken bool           // a reply waiting for the backend sends it
+	after []*irc.Message // sent unlabeled after the reply (sideEffect)
 }
 
 // startReply starts collecting the reply to m if it is labeled. Caller
@@ -64,6 +65,20 @@ func (c *Client) endReply(rb *replyBuf) {
 	if !rb.taken {
 		c.sendLabeled(rb.label, rb.lines)
 	}
+	for _, m := range rb.after {
+		c.enqueue(entry{m: m})
+	}
+}
+
+// sideEffect queues m unlabeled: after the labeled reply being collected,
+// if any (a message to oneself is delivered after its echo, and is no
+// reply: labeled-response), else at once. Caller holds c.mu.
+func (c *Client) sideEffect(m *irc.Message) {
+	if rb := c.capture; rb != nil && !rb.taken {
+		rb.after = append(rb.after, m)
+		return
+	}
+	c.enqueue(entry{m: m})
 }
 
 // takeReply hands the labeled reply being collected (nil if none) to a
