@@ -110,10 +110,12 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 	s.record(e)
 }
 
-// recordOut keeps what the user typed to bd (IRC text: an ACTION is a /me).
-func (s *session) recordOut(bd *buddy, in ircd.Input, text string) {
-	e := store.HistoryEntry{MsgID: in.MsgID, Time: in.Time, Account: bd.a.cfg.Email, Buddy: bd.UID(), Outgoing: true, Kind: kindIM, Text: text}
-	if act, ok := ctcpAction(text); ok {
+// recordOut keeps what the user typed (q.irc, IRC text: an ACTION is a
+// /me) to q.uid of account email, with q's msgid and time (new ones if
+// none).
+func (s *session) recordOut(email string, q queuedIM) {
+	e := store.HistoryEntry{MsgID: q.msgid, Time: q.at, Account: email, Buddy: q.uid, Outgoing: true, Kind: kindIM, Text: q.irc}
+	if act, ok := ctcpAction(q.irc); ok {
 		e.Kind, e.Text = kindAction, act
 	}
 	if e.MsgID == "" {

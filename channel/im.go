@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"gopkg.in/irc.v4"
 
@@ -20,6 +21,13 @@ type queuedIM struct {
 	uid  msim.UID
 	nick string
 	text string
+	// record: kept in the history once sent, as typed (irc, an ACTION for
+	// a /me) with its msgid (a new one if empty) and time; not for an IM
+	// the MSIM client took and did not write, kept when it was taken.
+	record bool
+	msgid  string
+	at     time.Time
+	irc    string
 }
 
 // holdIM keeps an IM or zap that arrived after the session ended for the
@@ -105,48 +113,41 @@ func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 }
 
 // sendOwn sends what the user typed to bd (IRC text; out is the text as
-// MSIM gets it): shown in the user's other clients, sent or queued, and
-// kept in the history unless it was refused (the refusal's notice says so).
+// MSIM gets it): shown in the user's other clients, then sent, or queued
+// while the link is down. It is kept in the history once sent: not if it
+// was refused, now or from the queue (the refusal's notice says so).
 func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	s.own(bd, in, cmd, text)
-	if s.sendIM(bd, out) {
-		s.recordOut(bd, in, text)
-	}
-}
-
-// sendIM sends text to bd, or queues it while the link is down; false if
-// it was refused, with a notice saying so.
-func (s *session) sendIM(bd *buddy, text string) bool {
 	a := bd.a
+	q := queuedIM{uid: bd.UID(), nick: bd.nick, text: out, record: true, msgid: in.MsgID, at: in.Time, irc: text}
 	if a.client == nil {
-		return s.queueIM(a, queuedIM{uid: bd.UID(), nick: bd.nick, text: text})
+		s.queueIM(a, q)
+		return
 	}
 	// No timer of its own: a send waits only while the client's queue is
 	// full, and the client's writer ends the link when a write stalls.
-	err := a.client.SendIM(s.ctx, bd.UID(), text)
+	err := a.client.SendIM(s.ctx, bd.UID(), out)
 	switch {
 	case err == nil:
 		s.b.met.imToMSIM()
-		return true
+		s.recordOut(a.cfg.Email, q)
 	case errors.Is(err, msim.ErrDisconnected):
 		// The link just died; its DisconnectedEvent follows and the
 		// reconnect sends the queue.
-		return s.queueIM(a, queuedIM{uid: bd.UID(), nick: bd.nick, text: text})
+		s.queueIM(a, q)
 	default:
 		s.b.met.imRefused()
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
-			Text: fmt.Sprintf("Message NOT sent (%v): %s", err, text)})
-		return false
+			Text: fmt.Sprintf("Message NOT sent (%v): %s", err, out)})
 	}
 }
 
-func (s *session) queueIM(a *account, q queuedIM) bool { return s.queueIMAs(a, q, false) }
+func (s *session) queueIM(a *account, q queuedIM) { s.queueIMAs(a, q, false) }
 
 // queueIMAs queues q for the reconnect and tells the user; unsent marks an
 // IM the MSIM client had taken but never written when the link died, which
-// the notice names by its text. False if it was refused (the notice says
-// so).
-func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) bool {
+// the notice names by its text.
+func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
 	limit := s.b.cfg.QueueLimit
 	notSent := "Message NOT sent"
 	if unsent {
@@ -156,13 +157,13 @@ func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) bool {
 		s.b.met.imNotTaken(unsent)
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
 			Text: fmt.Sprintf("%s: account %s is %s. Type connect in %s. The message: %s", notSent, a.cfg.Email, a.state, a.channel, q.text)})
-		return false
+		return
 	}
 	if len(a.queue) >= limit {
 		s.b.met.imNotTaken(unsent)
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
 			Text: fmt.Sprintf("%s: %d messages are already waiting for the MSIM link to come back. The message: %s", notSent, limit, q.text)})
-		return false
+		return
 	}
 	a.queue = append(a.queue, s.mem.queue(a.cfg.Email, q))
 	s.b.met.imQueued()
@@ -171,7 +172,6 @@ func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) bool {
 		text = fmt.Sprintf("The MSIM link was lost before this message went out; it is queued (%d waiting) and will be sent when the link is back: %s", len(a.queue), q.text)
 	}
 	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick, Text: text})
-	return true
 }
 
 func (s *session) flushQueue(a *account) {
@@ -196,6 +196,9 @@ func (s *session) flushQueue(a *account) {
 		}
 		s.mem.unqueue(a.cfg.Email, m.id)
 		s.b.met.imToMSIM()
+		if m.record {
+			s.recordOut(a.cfg.Email, m)
+		}
 		sent++
 	}
 	s.say(a, "The MSIM link is back: sent %d queued message(s).", sent)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -335,7 +336,9 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 			delete(m.mayQueued, email)
 		}
 		for _, q := range qs {
-			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text})
+			// Kept in the history once sent, as typed before a restart
+			// (with a new msgid: the store keeps none for a queued IM).
+			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text, record: true, at: q.Time, irc: ircText(q.Text)})
 		}
 	}
 	return append(out, m.queued[email]...)
@@ -360,6 +363,14 @@ func toStoreHeld(ev msim.Event, seq uint64, msgid string) store.HeldIM {
 		h.From, h.IsZap, h.Zap, h.Time = e.From, true, e.Zap, time.Now()
 	}
 	return h
+}
+
+// ircText is the IRC form of a queued IM's MSIM text: a /me is an ACTION.
+func ircText(msimText string) string {
+	if act, ok := strings.CutPrefix(msimText, "/me "); ok {
+		return action(act)
+	}
+	return msimText
 }
 
 func fromStoreHeld(h store.HeldIM) seqEvent {

@@ -290,3 +290,41 @@ func TestPositionKeptWhenTheReplayFails(t *testing.T) {
 		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 	}
 }
+
+// TestQueuedIMInHistoryOnceSent: an IM typed while the link is down is
+// kept in the history, with its msgid and time, once it is sent from the
+// queue; one refused from the queue (the account disconnected) is not.
+func TestQueuedIMInHistoryOnceSent(t *testing.T) {
+	r, st := historyRig(t)
+	bd := r.s.newBuddy(r.a, 7, "bob", "")
+	r.a.state = linkWaiting // down, and coming back: IMs are queued
+	typed := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "refused later", MsgID: "m-refused", Time: typed}, "PRIVMSG", "refused later", "refused later")
+	r.s.failQueue(r.a, "the account was disconnected")
+	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "\x01ACTION waves\x01", MsgID: "m-sent", Time: typed}, "PRIVMSG", "\x01ACTION waves\x01", "/me waves")
+	var got []string
+	history := func() {
+		got = nil
+		ctx := context.Background()
+		r.s.b.hist.sync(ctx, "alice")
+		es, err := st.HistorySince(ctx, "alice", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			got = append(got, fmt.Sprintf("%s %s %s %v", e.MsgID, e.Kind, e.Text, e.Time.Equal(typed)))
+		}
+	}
+	if history(); len(got) != 0 {
+		t.Errorf("history before the queue is sent: %q, want none", got)
+	}
+	cl := &fakeMSIM{}
+	r.a.client, r.a.state = cl, linkUp
+	r.s.flushQueue(r.a)
+	if !slices.Equal(cl.sent, []string{"/me waves"}) {
+		t.Fatalf("sent %q, want the /me", cl.sent)
+	}
+	if history(); !slices.Equal(got, []string{"m-sent action waves true"}) {
+		t.Errorf("history once the queue is sent: %q, want the /me as typed", got)
+	}
+}
