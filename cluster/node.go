@@ -564,12 +564,16 @@ func (n *Node) resync() {
 	for u := range n.watches {
 		uids = append(uids, u)
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
 		defer n.recoverAndLog()
 		n.reclaim(claimed)
+	}()
+	go func() { // beside the kicks: watchers do not wait for a node's every user
+		defer n.wg.Done()
+		defer n.recoverAndLog()
 		n.fetch(uids)
 		n.peer.Rescan()
 	}()
