@@ -511,6 +511,7 @@ func (s *session) missedConversations(ctx context.Context, pos int64, skip map[s
 			}
 		}
 		if len(page) < store.MaxHistoryLimit {
+			more = false // read to the position
 			break
 		}
 		before = page[0].ID
