@@ -570,12 +570,12 @@ func (n *Node) resync() {
 		defer n.wg.Done()
 		defer n.recoverAndLog()
 		n.reclaim(claimed)
+		n.peer.Rescan() // stored IMs go to the sessions the kicks left
 	}()
 	go func() { // beside the kicks: watchers do not wait for a node's every user
 		defer n.wg.Done()
 		defer n.recoverAndLog()
 		n.fetch(uids)
-		n.peer.Rescan()
 	}()
 }
 
