@@ -307,7 +307,7 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 	if m.st != nil {
 		put(&m.mayQueued, email, true)
 		ctx, cancel := m.ctx()
-		s, err := m.st.QueueIM(ctx, m.user, email, store.QueuedIM{To: q.uid, Nick: q.nick, Text: storable(q.text), Time: time.Now()})
+		s, err := m.st.QueueIM(ctx, m.user, email, store.QueuedIM{To: q.uid, Nick: q.nick, Text: storable(q.text), Time: cmp.Or(q.at, time.Now()), Recorded: !q.record})
 		cancel()
 		if err == nil {
 			q.id = s.ID
@@ -336,9 +336,9 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 			delete(m.mayQueued, email)
 		}
 		for _, q := range qs {
-			// Kept in the history once sent, as typed before a restart
-			// (with a new msgid: the store keeps none for a queued IM).
-			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text, record: true, at: q.Time, irc: ircText(q.Text)})
+			// Kept in the history once sent unless it is already, as
+			// typed (with a new msgid: the store keeps none for it).
+			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text, record: !q.Recorded, at: q.Time, irc: ircText(q.Text)})
 		}
 	}
 	return append(out, m.queued[email]...)

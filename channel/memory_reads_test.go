@@ -2,9 +2,12 @@ package channel
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
@@ -209,5 +212,27 @@ func TestHeldBoundedWithStore(t *testing.T) {
 	m.hold(email, msim.IMEvent{From: 7, Text: "lost again"})
 	if notes := m.takeNotes(); len(notes) != 1 {
 		t.Errorf("notes after a delivery and a new loss: %q, want one", notes)
+	}
+}
+
+// TestQueuedKeepsWhetherRecorded: whether a queued IM is in the history
+// already (one the MSIM client took and never wrote) and when it was typed
+// survive a restart, so that sending it records it once, at that time.
+func TestQueuedKeepsWhetherRecorded(t *testing.T) {
+	st, m, email := annInTheStore(t)
+	typed := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	m.queue(email, queuedIM{uid: 7, nick: "bob", text: "unsent", at: typed})
+	m.queue(email, queuedIM{uid: 7, nick: "bob", text: "/me waves", record: true, at: typed, irc: action("waves")})
+	again, err := loadUserMemory(st, User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}}}, quietLog(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, q := range again.queuedFor(email) {
+		got = append(got, fmt.Sprintf("%s record=%v %q %v", q.text, q.record, q.irc, q.at.Equal(typed)))
+	}
+	want := []string{`unsent record=false "unsent" true`, `/me waves record=true "\x01ACTION waves\x01" true`}
+	if !slices.Equal(got, want) {
+		t.Errorf("queued after a restart: %q, want %q", got, want)
 	}
 }

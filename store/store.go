@@ -204,4 +204,7 @@ type QueuedIM struct {
 	Nick string    // the recipient's nick when it was typed
 	Text string    // valid UTF-8 without NUL
 	Time time.Time // when it was typed
+	// Recorded: in the history already (an IM the MSIM client took and
+	// never wrote); otherwise the bridge records it once it is sent.
+	Recorded bool
 }
