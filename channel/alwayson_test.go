@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -424,15 +423,7 @@ func TestAutoAwayAtBoot(t *testing.T) {
 	if err := bob.AddBuddy(ctx, alUID, "IM Friends"); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "msimircd.db")
-	key := make([]byte, 32)
-	open := func() store.Store {
-		st, err := store.Open(ctx, "sqlite", path, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	open, _ := reopenable(t)
 	users := []channel.StaticUser{{Name: "al", Password: "al-irc",
 		Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}
 	start := func(st store.Store) *gateway {

@@ -69,20 +69,25 @@ func startGatewayIRC(t *testing.T, msimAddr string, dir channel.Directory, st st
 	return g
 }
 
-// TestStateSurvivesARestart: with a store, what a user built up — a
-// buddy's new nick, a setting, the IMs held for them — is there after the
-// gateway restarts, and the held IM arrives once, with its time.
-func TestStateSurvivesARestart(t *testing.T) {
-	ctx := context.Background()
+// reopenable returns a function that opens one SQLite store, again after
+// each Close (a gateway's restart), and the store's key.
+func reopenable(t *testing.T) (open func() store.Store, key []byte) {
 	path := filepath.Join(t.TempDir(), "msimircd.db")
-	key := make([]byte, 32)
-	open := func() store.Store {
-		st, err := store.Open(ctx, "sqlite", path, key)
+	key = make([]byte, 32)
+	return func() store.Store {
+		st, err := store.Open(context.Background(), "sqlite", path, key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return st
-	}
+	}, key
+}
+
+// TestStateSurvivesARestart: with a store, what a user built up — a
+// buddy's new nick, a setting, the IMs held for them — is there after the
+// gateway restarts, and the held IM arrives once, with its time.
+func TestStateSurvivesARestart(t *testing.T) {
+	open, key := reopenable(t)
 	stk := startStack(t)
 	dir := &channel.DemoDirectory{CreateAccount: stk.msrv.AddAccount, CheckPassword: stk.msrv.CheckPassword,
 		Exists: func(err error) bool { return errors.Is(err, server.ErrAccountExists) }, Key: key}
