@@ -211,11 +211,9 @@ func (s *session) lookupConversation(target string, done func(context.Context, c
 // nickFor is the current nick of a conversation's buddy, "" if the bridge
 // no longer knows it.
 func (s *session) nickFor(email string, uid msim.UID) string {
-	for _, a := range s.accounts {
-		if strings.EqualFold(a.cfg.Email, email) {
-			if bd := a.buddy(uid); bd != nil {
-				return bd.nick
-			}
+	if a := s.accountOf(email); a != nil {
+		if bd := a.buddy(uid); bd != nil {
+			return bd.nick
 		}
 	}
 	return ""
@@ -409,10 +407,10 @@ func (s *session) readMarker(target string) time.Time {
 // left, by its name: the history entries after its position, except the
 // IMs held for the user (they come as such), the latest ReplayPerBuddy of
 // each conversation (among the latest replayPages pages read), each
-// conversation in a chathistory batch with the original times. A client never seen before gets only the held IMs. The
-// conversations of an account still logging in wait for its login (their
-// buddies are not known before); until then the client's position stays
-// before them.
+// conversation in a chathistory batch with the original times. A client
+// never seen before gets only the held IMs. The conversations of an
+// account still logging in wait for its login (their buddies are not
+// known before); until then the client's position stays before them.
 func (s *session) replay(at *attachment) {
 	if !s.historyOn() || at.c.HasCap("draft/chathistory") {
 		return
@@ -487,7 +485,7 @@ func (s *session) missedConversations(ctx context.Context, pos int64, skip map[s
 	byConv := map[key]*replayConv{}
 	per := s.b.cfg.ReplayPerBuddy
 	before := int64(0)
-	for range replayPages {
+	for p := 0; ; p++ {
 		page, err := s.b.cfg.Store.HistoryLatestSince(ctx, s.user.Name, pos, before, store.MaxHistoryLimit)
 		if err != nil {
 			return nil, false, err
@@ -511,18 +509,17 @@ func (s *session) missedConversations(ctx context.Context, pos int64, skip map[s
 			}
 		}
 		if len(page) < store.MaxHistoryLimit {
-			more = false // read to the position
-			break
+			break // read to the position
 		}
 		before = page[0].ID
-		more = true // unless the next page is empty
-	}
-	if more {
-		rest, err := s.b.cfg.Store.HistoryLatestSince(ctx, s.user.Name, pos, before, 1)
-		if err != nil {
-			return nil, false, err
+		if p == replayPages-1 { // the last page read: is there more?
+			rest, err := s.b.cfg.Store.HistoryLatestSince(ctx, s.user.Name, pos, before, 1)
+			if err != nil {
+				return nil, false, err
+			}
+			more = len(rest) > 0
+			break
 		}
-		more = len(rest) > 0
 	}
 	for _, c := range convs {
 		slices.Reverse(c.es) // oldest first
@@ -590,11 +587,12 @@ func (s *session) replayStranger(at *attachment, a *account, c *replayConv) {
 	}()
 }
 
-// deliverReplay gives at each conversation of convs in a chathistory
-// batch, after a notice naming what was left out of it.
+// deliverReplay gives at each conversation of convs (in the order their
+// entries begin) in a chathistory batch, after a notice naming what was
+// left out of it.
 func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 	per := s.b.cfg.ReplayPerBuddy
-	for i, c := range convs {
+	for _, c := range convs {
 		nick := s.nickFor(c.email, c.uid)
 		if nick == "" {
 			if a := s.accountOf(c.email); a != nil && a.client != nil {
@@ -612,14 +610,8 @@ func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 		}
 		if !at.c.DeliverHistory(nick, ds) {
 			// Closing: this and the conversations after it are not
-			// shown; its position stays before the earliest of them.
-			first := c.es[0]
-			for _, later := range convs[i+1:] {
-				if e := later.es[0]; e.ID < first.ID {
-					first = e
-				}
-			}
-			at.miss(first.MsgID)
+			// shown; its position stays before the first of them.
+			at.miss(c.es[0].MsgID)
 			return
 		}
 	}

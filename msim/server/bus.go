@@ -224,9 +224,6 @@ func (p peer) Mailbox(uid msim.UID) {
 		if !ss.enqueue(msim.Encode(offlineIM(om))) {
 			// The session closed: the IMs it did not write (these
 			// among them) are stored first, then the rest of these.
-			if wait := ss.rescueWait(); wait != nil {
-				srv.awaitRescue(wait, true)
-			}
 			ss.restore(stored[i:])
 			break
 		}
@@ -245,8 +242,13 @@ func (srv *Server) storedFor(uid msim.UID) {
 	peer{srv}.Mailbox(uid)
 }
 
-// restore stores again the offline messages a closing session did not take.
+// restore stores again the offline messages a closing session did not
+// take, after the IMs its writer did not write (rescueWait), so they stay
+// in order. The caller holds offlineMu, let go while it waits.
 func (s *session) restore(msgs []OfflineMessage) {
+	if wait := s.rescueWait(); wait != nil {
+		s.srv.awaitRescue(wait, true)
+	}
 	for _, om := range msgs {
 		if err := s.srv.store.AddOffline(s.uid, om, OfflineLimits{}); err != nil {
 			s.logger().WithError(err).WithField("from", om.From).Error("a stored IM could not be stored again; it is lost")

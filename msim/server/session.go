@@ -766,11 +766,8 @@ func (s *session) login(m *msim.Message) bool {
 	})
 	if len(refused) > 0 {
 		// Closed during the login (a shutdown, a failed write, a login
-		// elsewhere): the IMs its writer did not write are stored first,
-		// then these, for the next login, as Mailbox does.
-		if wait := s.rescueWait(); wait != nil {
-			srv.awaitRescue(wait, true)
-		}
+		// elsewhere): these are stored again for the next login, as
+		// Mailbox does.
 		s.restore(refused)
 	}
 	srv.offlineMu.Unlock()
