@@ -110,12 +110,13 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 	s.record(e)
 }
 
-// recordOut keeps what the user typed (q.irc, IRC text: an ACTION is a
-// /me) to q.uid of account email, with q's msgid and time (new ones if
-// none).
+// recordOut keeps what the user sent to q.uid of account email (a /me is
+// an action, however it was typed: /me in a query or "nick: /me" in a
+// control channel both reach MSIM as one), with q's msgid and time (new
+// ones if none).
 func (s *session) recordOut(email string, q queuedIM) {
-	e := store.HistoryEntry{MsgID: q.msgid, Time: q.at, Account: email, Buddy: q.uid, Outgoing: true, Kind: kindIM, Text: q.irc}
-	if act, ok := ctcpAction(q.irc); ok {
+	e := store.HistoryEntry{MsgID: q.msgid, Time: q.at, Account: email, Buddy: q.uid, Outgoing: true, Kind: kindIM, Text: q.text}
+	if act, ok := strings.CutPrefix(q.text, "/me "); ok {
 		e.Kind, e.Text = kindAction, act
 	}
 	if e.MsgID == "" {

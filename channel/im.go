@@ -20,14 +20,13 @@ type queuedIM struct {
 	id   int64 // as kept by the user's memory (the store's, or negative)
 	uid  msim.UID
 	nick string
-	text string
-	// record: kept in the history once sent, as typed (irc, an ACTION for
-	// a /me) with its msgid (a new one if empty) and time; not for an IM
-	// the MSIM client took and did not write, kept when it was taken.
+	text string // as MSIM gets it: a /me is an action
+	// record: kept in the history once sent, with its msgid (a new one if
+	// empty) and time; not for an IM the MSIM client took and did not
+	// write, kept when it was taken.
 	record bool
 	msgid  string
 	at     time.Time
-	irc    string
 }
 
 // holdIM keeps an IM or zap that arrived after the session ended for the
@@ -119,7 +118,7 @@ func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	s.own(bd, in, cmd, text)
 	a := bd.a
-	q := queuedIM{uid: bd.UID(), nick: bd.nick, text: out, record: true, msgid: in.MsgID, at: in.Time, irc: text}
+	q := queuedIM{uid: bd.UID(), nick: bd.nick, text: out, record: true, msgid: in.MsgID, at: in.Time}
 	if a.client == nil {
 		s.queueIM(a, q)
 		return

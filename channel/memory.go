@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -338,7 +337,7 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 		for _, q := range qs {
 			// Kept in the history once sent unless it is already, as
 			// typed (with a new msgid: the store keeps none for it).
-			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text, record: !q.Recorded, at: q.Time, irc: ircText(q.Text)})
+			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text, record: !q.Recorded, at: q.Time})
 		}
 	}
 	return append(out, m.queued[email]...)
@@ -363,14 +362,6 @@ func toStoreHeld(ev msim.Event, seq uint64, msgid string) store.HeldIM {
 		h.From, h.IsZap, h.Zap, h.Time = e.From, true, e.Zap, time.Now()
 	}
 	return h
-}
-
-// ircText is the IRC form of a queued IM's MSIM text: a /me is an ACTION.
-func ircText(msimText string) string {
-	if act, ok := strings.CutPrefix(msimText, "/me "); ok {
-		return action(act)
-	}
-	return msimText
 }
 
 func fromStoreHeld(h store.HeldIM) seqEvent {

@@ -327,4 +327,9 @@ func TestQueuedIMInHistoryOnceSent(t *testing.T) {
 	if history(); !slices.Equal(got, []string{"m-sent action waves true"}) {
 		t.Errorf("history once the queue is sent: %q, want the /me as typed", got)
 	}
+	// "bob: /me nods" in a control channel reaches MSIM as a /me too.
+	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "&msim", Text: "bob: /me nods", MsgID: "m-nods", Time: typed}, "PRIVMSG", "/me nods", "/me nods")
+	if history(); !slices.Equal(got, []string{"m-sent action waves true", "m-nods action nods true"}) {
+		t.Errorf("history after a /me typed in a control channel: %q, want it an action", got)
+	}
 }
