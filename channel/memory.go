@@ -306,7 +306,7 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 	if m.st != nil {
 		put(&m.mayQueued, email, true)
 		ctx, cancel := m.ctx()
-		s, err := m.st.QueueIM(ctx, m.user, email, store.QueuedIM{To: q.uid, Nick: q.nick, Text: storable(q.text), Time: cmp.Or(q.at, time.Now()), Recorded: !q.record})
+		s, err := m.st.QueueIM(ctx, m.user, email, store.QueuedIM{To: q.uid, Nick: q.nick, Text: storable(q.text), Time: cmp.Or(q.at, time.Now()), Recorded: !q.record, MsgID: storable(q.msgid)})
 		cancel()
 		if err == nil {
 			q.id = s.ID
@@ -336,8 +336,8 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 		}
 		for _, q := range qs {
 			// Kept in the history once sent unless it is already, as
-			// typed (with a new msgid: the store keeps none for it).
-			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text, record: !q.Recorded, at: q.Time})
+			// typed, with the msgid it was typed with.
+			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text, record: !q.Recorded, msgid: q.MsgID, at: q.Time})
 		}
 	}
 	return append(out, m.queued[email]...)

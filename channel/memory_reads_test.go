@@ -216,22 +216,23 @@ func TestHeldBoundedWithStore(t *testing.T) {
 }
 
 // TestQueuedKeepsWhetherRecorded: whether a queued IM is in the history
-// already (one the MSIM client took and never wrote) and when it was typed
-// survive a restart, so that sending it records it once, at that time.
+// already (one the MSIM client took and never wrote), when it was typed and
+// its msgid survive a restart, so that sending it records it once, at that
+// time, under the msgid the user's other clients were shown.
 func TestQueuedKeepsWhetherRecorded(t *testing.T) {
 	st, m, email := annInTheStore(t)
 	typed := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	m.queue(email, queuedIM{uid: 7, nick: "bob", text: "unsent", at: typed})
-	m.queue(email, queuedIM{uid: 7, nick: "bob", text: "/me waves", record: true, at: typed})
+	m.queue(email, queuedIM{uid: 7, nick: "bob", text: "/me waves", record: true, msgid: "m-waves", at: typed})
 	again, err := loadUserMemory(st, User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}}}, quietLog(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, q := range again.queuedFor(email) {
-		got = append(got, fmt.Sprintf("%s record=%v %v", q.text, q.record, q.at.Equal(typed)))
+		got = append(got, fmt.Sprintf("%s record=%v %v msgid=%q", q.text, q.record, q.at.Equal(typed), q.msgid))
 	}
-	want := []string{"unsent record=false true", "/me waves record=true true"}
+	want := []string{`unsent record=false true msgid=""`, `/me waves record=true true msgid="m-waves"`}
 	if !slices.Equal(got, want) {
 		t.Errorf("queued after a restart: %q, want %q", got, want)
 	}

@@ -122,13 +122,16 @@ func (s *sqlStore) QueueIM(ctx context.Context, user, email string, im QueuedIM)
 	if err := checkText("text", im.Text); err != nil {
 		return QueuedIM{}, fmt.Errorf("store: queue IM: %w", err)
 	}
+	if err := checkText("msgid", im.MsgID); err != nil {
+		return QueuedIM{}, fmt.Errorf("store: queue IM: %w", err)
+	}
 	if im.Time.IsZero() {
 		im.Time = time.Now()
 	}
 	im.Time = fromMicros(micros(im.Time))
-	err := s.queryRow(ctx, s.db, `INSERT INTO queued_ims (account_id, recipient, nick, text, typed, recorded)
-		SELECT a.id, ?, ?, ?, ?, ?`+accountSelect+` RETURNING id`,
-		int64(im.To), im.Nick, im.Text, micros(im.Time), im.Recorded, user, email).Scan(&im.ID)
+	err := s.queryRow(ctx, s.db, `INSERT INTO queued_ims (account_id, recipient, nick, text, typed, recorded, msgid)
+		SELECT a.id, ?, ?, ?, ?, ?, ?`+accountSelect+` RETURNING id`,
+		int64(im.To), im.Nick, im.Text, micros(im.Time), im.Recorded, im.MsgID, user, email).Scan(&im.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
 	}
@@ -139,7 +142,7 @@ func (s *sqlStore) QueueIM(ctx context.Context, user, email string, im QueuedIM)
 }
 
 // qQueuedIMs reads an account's queued IMs in one query, as qHeldIMs.
-const qQueuedIMs = `SELECT COALESCE(q.id, 0), COALESCE(q.recipient, 0), COALESCE(q.nick, ''), COALESCE(q.text, ''), COALESCE(q.typed, 0), COALESCE(q.recorded, TRUE)
+const qQueuedIMs = `SELECT COALESCE(q.id, 0), COALESCE(q.recipient, 0), COALESCE(q.nick, ''), COALESCE(q.text, ''), COALESCE(q.typed, 0), COALESCE(q.recorded, TRUE), COALESCE(q.msgid, '')
 	FROM accounts a JOIN users u ON u.id = a.user_id LEFT JOIN queued_ims q ON q.account_id = a.id
 	WHERE u.name = ? AND a.email = ? ORDER BY q.id`
 
@@ -154,7 +157,7 @@ func (s *sqlStore) QueuedIMs(ctx context.Context, user, email string) ([]QueuedI
 		found = true
 		var im QueuedIM
 		var to, typed int64
-		if err := rows.Scan(&im.ID, &to, &im.Nick, &im.Text, &typed, &im.Recorded); err != nil {
+		if err := rows.Scan(&im.ID, &to, &im.Nick, &im.Text, &typed, &im.Recorded, &im.MsgID); err != nil {
 			return err
 		}
 		if im.ID != 0 {

@@ -207,4 +207,5 @@ type QueuedIM struct {
 	// Recorded: in the history already (an IM the MSIM client took and
 	// never wrote); otherwise the bridge records it once it is sent.
 	Recorded bool
+	MsgID    string // the msgid it was typed with ('' for none)
 }

@@ -477,6 +477,9 @@ func testQueued(t *testing.T, db testDB) {
 	var want []QueuedIM
 	for i := range deleteChunk + 20 { // more than one DELETE chunk
 		q := QueuedIM{To: msim.UID(100 + i%3), Nick: fmt.Sprint("nick", i%3), Text: fmt.Sprint("typed ", i), Time: when.Add(time.Duration(i) * time.Second), Recorded: i%2 == 1}
+		if i%3 != 0 {
+			q.MsgID = fmt.Sprint("msgid-", i)
+		}
 		got, err := s.QueueIM(ctx, user, email, q)
 		check(t, "QueueIM", err)
 		if got.ID == 0 {
@@ -492,7 +495,7 @@ func testQueued(t *testing.T, db testDB) {
 	}
 	for i := range want {
 		if got[i].ID != want[i].ID || got[i].To != want[i].To || got[i].Nick != want[i].Nick ||
-			got[i].Text != want[i].Text || !got[i].Time.Equal(want[i].Time) || got[i].Recorded != want[i].Recorded {
+			got[i].Text != want[i].Text || !got[i].Time.Equal(want[i].Time) || got[i].Recorded != want[i].Recorded || got[i].MsgID != want[i].MsgID {
 			t.Fatalf("queued %d: got %+v, want %+v", i, got[i], want[i])
 		}
 	}
