@@ -262,6 +262,9 @@ func (c *Client) enqueue(e entry) bool {
 // push appends e to the queue, giving it room first when it is full
 // (grow). c.qmu held.
 func (c *Client) push(e entry) {
+	if e.m != nil {
+		e.m = fitMessage(e.m)
+	}
 	if len(c.q) == cap(c.q) {
 		c.grow()
 	}

@@ -64,7 +64,12 @@ func (c *Client) queueTagged(t *lineTags, name, user, host, cmd string, params [
 	if !c.admit() {
 		return false
 	}
-	c.chunkRoom(t.len() + rawLineLen(name, user, host, cmd, params))
+	n := rawLineLen(name, user, host, cmd, params)
+	if n > maxLineBody {
+		params = fitParams(n, params)
+		n = rawLineLen(name, user, host, cmd, params)
+	}
+	c.chunkRoom(t.len() + n)
 	start := len(c.qc.b)
 	c.qc.b = appendRawLine(t.appendTo(c.qc.b), name, user, host, cmd, params)
 	end := len(c.qc.b)

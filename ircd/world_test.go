@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/irc.v4"
 )
@@ -336,4 +337,47 @@ func TestWorldBookkeeping(t *testing.T) {
 		w("319", "me", "ann", "&bitlbee"),
 		w("312", nil...), w("317", nil...), w("318", nil...),
 	})
+}
+
+// TestLongPartsFitALine: a 390-byte topic (TOPICLEN) on a channel with a
+// 64-byte name, for a 30-byte nick under a long server name, still gives
+// lines of at most 512 bytes: RPL_TOPIC and RPL_LIST cut the topic at a
+// UTF-8 boundary rather than go over.
+func TestLongPartsFitALine(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	name := "&" + strings.Repeat("c", ChannelLen-1)
+	topic := strings.Repeat("t", TopicLen-3*40) + strings.Repeat("é", 60) // 390 bytes
+	b.setup = func(c *Client) error {
+		if err := c.CreateChannel(name, topic); err != nil {
+			return err
+		}
+		c.JoinClient(name, time.Time{})
+		return nil
+	}
+	cfg := testConfig()
+	cfg.ServerName = "irc.msimircd.example.net"
+	addr, _ := startServer(t, cfg, b)
+	nick := strings.Repeat("n", NickLen)
+	c, _, got := register(t, addr, b, nick)
+	c.send(t, "LIST", "TOPIC "+name)
+	got = append(got, c.sync(t)...)
+	seen := map[string]int{}
+	for _, m := range got {
+		m.Tags = nil
+		if l := len(m.String()) + 2; l > 512 {
+			t.Errorf("got a %d-byte line %.40q..., want <= 512", l, m.String())
+		}
+		switch m.Command {
+		case irc.RPL_TOPIC, irc.RPL_LIST:
+			seen[m.Command]++
+			tr := m.Trailing()
+			if !utf8.ValidString(tr) || !strings.HasPrefix(topic, tr) || len(tr) < TopicLen-30 {
+				t.Errorf("%s topic: %d bytes %q..., want a valid prefix of the topic", m.Command, len(tr), tr[:20])
+			}
+		}
+	}
+	if seen[irc.RPL_TOPIC] != 2 || seen[irc.RPL_LIST] != 1 {
+		t.Errorf("got %v RPL_TOPIC and RPL_LIST lines, want 2 and 1", seen)
+	}
 }
