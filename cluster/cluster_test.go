@@ -10,6 +10,7 @@ import (
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/markup"
 	"github.com/msimircd/msimircd/msim/server"
+	"github.com/nats-io/nats.go"
 )
 
 // TestClusterChat: three users on three nodes see each other online, chat,
@@ -288,10 +289,18 @@ func testClusterPartition(t *testing.T, e engine) {
 // older session is closed as a second login closes it (logged in
 // elsewhere), and the buddy's IMs reach the newer session only.
 func TestClusterShortCutLeavesOneSession(t *testing.T) {
-	forEngines(t, testClusterShortCutLeavesOneSession)
+	forEngines(t, func(t *testing.T, e engine) { testClusterShortCutLeavesOneSession(t, e, false) })
 }
 
-func testClusterShortCutLeavesOneSession(t *testing.T, e engine) {
+// TestClusterKickBackAmongSeveralAnswers: as TestClusterShortCutLeavesOneSession,
+// with a third node that holds the user too (a further cut's leftover) and
+// answers the older session's kick first with no state. A kick reads only
+// the first answer, so the newer session's node kicks again itself.
+func TestClusterKickBackAmongSeveralAnswers(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) { testClusterShortCutLeavesOneSession(t, e, true) })
+}
+
+func testClusterShortCutLeavesOneSession(t *testing.T, e engine, quickAnswer bool) {
 	tn := newNet(t, e)
 	px := startProxy(t, natsHostPort(t, tn.url))
 	n1 := startNode(t, tn, px.url(), "n1")
@@ -320,6 +329,24 @@ func testClusterShortCutLeavesOneSession(t *testing.T, e engine) {
 	for deadline := time.Now().Add(wait); !n2.bus.holds(acc["alice"].uid); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("alice's login on n2 never claimed her")
+		}
+	}
+	if quickAnswer {
+		nc, err := nats.Connect(tn.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_, err = nc.Subscribe(n2.bus.subj.user(acc["alice"].uid), func(m *nats.Msg) {
+			if len(m.Data) > 0 && m.Data[0] == opKick {
+				_ = m.Respond(noState)
+			}
+		})
+		if err == nil {
+			err = nc.Flush()
+		}
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 	px.setCut(false)

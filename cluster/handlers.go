@@ -68,6 +68,7 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 			n.respond(m, encodeState(st))
 		} else if newer, ok := n.claimedAfter(uid, v); ok {
 			n.respond(m, encodeJSON(opKick, newer)) // the asker's session is the older
+			n.kickAgain(uid, newer)
 		} else {
 			n.respond(m, noState)
 		}

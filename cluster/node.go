@@ -590,17 +590,38 @@ func (n *Node) reclaim(claimed map[msim.UID]server.Version) {
 	for u := range claimed {
 		uids = append(uids, u)
 	}
-	each(uids, func(uid msim.UID) {
-		if !n.ready() {
-			return
-		}
-		if n.kick(uid, claimed[uid]) == nil {
-			return
-		}
-		if st := n.peer.State(uid); st != nil {
-			n.Publish(st)
-		}
-	})
+	each(uids, func(uid msim.UID) { n.kickFor(uid, claimed[uid]) })
+}
+
+// kickFor kicks the sessions of uid elsewhere older than this node's, at
+// version v, and publishes this node's state again if one was closed (its
+// node's watchers were left with that session's state).
+func (n *Node) kickFor(uid msim.UID, v server.Version) {
+	if !n.ready() || n.kick(uid, v) == nil {
+		return
+	}
+	if st := n.peer.State(uid); st != nil {
+		n.Publish(st)
+	}
+}
+
+// kickAgain kicks, in the background, for this node's session of uid at
+// version newer, after a node with an older one asked to kick it. A kick
+// reads only the first answer: with three nodes or more the asker may have
+// taken another older session's answer first and kept its own, which this
+// kick, reaching every node that holds uid, closes.
+func (n *Node) kickAgain(uid msim.UID, newer server.Version) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || !n.attached {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.recoverAndLog()
+		n.kickFor(uid, newer)
+	}()
 }
 
 func (n *Node) recoverAndLog() {
