@@ -557,35 +557,32 @@ func (s *session) replayWaiting(a *account) {
 
 // replayStranger replays c, a conversation of account a with someone not
 // on its list, once their profile names them (the nick they get, as when
-// they write); meanwhile it waits in at.replayLater, so that the client's
-// position stays before it.
+// they write: lookUpStranger); meanwhile it waits in at.replayLater, so
+// that the client's position stays before it.
 func (s *session) replayStranger(at *attachment, a *account, c *replayConv) {
 	c.fetching = true
 	at.replayLater = append(at.replayLater, c)
-	cl := a.client
-	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
-		p, err := cl.Profile(ctx, c.uid)
-		cancel()
-		if err != nil {
-			p = msim.Profile{} // named by uid
+	if _, busy := a.pending[c.uid]; !busy {
+		s.lookUpStranger(a, c.uid)
+	}
+}
+
+// replayStrangerKnown replays to each attached client its conversations
+// of a with uid that waited for uid's profile (replayStranger).
+func (s *session) replayStrangerKnown(a *account, uid msim.UID) {
+	for _, at := range s.cl.ats {
+		var now []*replayConv
+		at.replayLater = slices.DeleteFunc(at.replayLater, func(c *replayConv) bool {
+			if c.fetching && c.uid == uid && strings.EqualFold(c.email, a.cfg.Email) {
+				now = append(now, c)
+				return true
+			}
+			return false
+		})
+		if len(now) > 0 && s.nickFor(a.cfg.Email, uid) != "" {
+			s.deliverReplay(at, now)
 		}
-		s.post(call(func() {
-			i := slices.Index(at.replayLater, c)
-			if i < 0 || !s.cl.attached(at) {
-				return
-			}
-			at.replayLater = slices.Delete(at.replayLater, i, i+1)
-			if a.buddy(c.uid) == nil {
-				s.newBuddy(a, c.uid, p.UserName, p.DisplayName)
-			}
-			if s.nickFor(c.email, c.uid) != "" {
-				s.deliverReplay(at, []*replayConv{c})
-			}
-		}))
-	}()
+	}
 }
 
 // deliverReplay gives at each conversation of convs (in the order their

@@ -63,38 +63,51 @@ func msgidOf(ev msim.Event) string {
 func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
 	bd := a.buddy(uid)
 	if bd == nil {
-		if q, ok := a.pending[uid]; ok {
-			a.pending[uid] = append(q, se)
-			return
+		_, busy := a.pending[uid]
+		a.pending[uid] = append(a.pending[uid], se)
+		if !busy {
+			s.lookUpStranger(a, uid)
 		}
-		a.pending[uid] = []seqEvent{se}
-		cl := a.client
-		if cl == nil {
-			s.strangerKnown(a, uid, msim.Profile{})
-			return
-		}
-		s.workers.Add(1)
-		go func() {
-			defer s.workers.Done()
-			ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
-			p, err := cl.Profile(ctx, uid)
-			cancel()
-			if err != nil {
-				p = msim.Profile{}
-			}
-			s.post(call(func() { s.strangerKnown(a, uid, p) }))
-		}()
 		return
 	}
 	s.enqueue(bd, se)
 }
 
+// lookUpStranger learns who uid, not on a's list, is: a.pending[uid] (set,
+// if empty) holds the IMs and zaps from them that wait for it, and the
+// clients' replayLater the replays of conversations with them; one lookup
+// serves both, so that a replay comes before what they write meanwhile.
+func (s *session) lookUpStranger(a *account, uid msim.UID) {
+	if _, busy := a.pending[uid]; !busy {
+		a.pending[uid] = nil
+	}
+	cl := a.client
+	if cl == nil {
+		s.strangerKnown(a, uid, msim.Profile{})
+		return
+	}
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+		p, err := cl.Profile(ctx, uid)
+		cancel()
+		if err != nil {
+			p = msim.Profile{} // named by uid
+		}
+		s.post(call(func() { s.strangerKnown(a, uid, p) }))
+	}()
+}
+
+// strangerKnown names uid as p says, then gives out the replays and the
+// IMs and zaps that waited for it, in that order.
 func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
 	evs := a.pending[uid]
 	delete(a.pending, uid)
 	if a.buddy(uid) == nil {
 		s.newBuddy(a, uid, p.UserName, p.DisplayName)
 	}
+	s.replayStrangerKnown(a, uid)
 	for _, se := range evs {
 		s.fromUserSeq(a, uid, se)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -331,5 +332,69 @@ func TestQueuedIMInHistoryOnceSent(t *testing.T) {
 	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "&msim", Text: "bob: /me nods", MsgID: "m-nods", Time: typed}, "PRIVMSG", "/me nods", "/me nods")
 	if history(); !slices.Equal(got, []string{"m-sent action waves true", "m-nods action nods true"}) {
 		t.Errorf("history after a /me typed in a control channel: %q, want it an action", got)
+	}
+}
+
+// queuedProfiles is an MSIM client whose profile lookups each wait until
+// the test releases them, in the order they began.
+type queuedProfiles struct {
+	*fakeMSIM
+	calls chan chan struct{}
+}
+
+func (f *queuedProfiles) Profile(ctx context.Context, uid msim.UID) (msim.Profile, error) {
+	release := make(chan struct{})
+	f.calls <- release
+	select {
+	case <-release:
+		return msim.Profile{UID: uid, UserName: "stranger"}, nil
+	case <-ctx.Done():
+		return msim.Profile{}, ctx.Err()
+	}
+}
+
+// TestStrangerReplayBeforeTheirLiveIM: a client is replayed a conversation
+// with someone not on the list while an IM from them waits for their
+// profile. It is shown the replay first, then the new IM, though the IM's
+// lookup began first.
+func TestStrangerReplayBeforeTheirLiveIM(t *testing.T) {
+	r, st := historyRig(t)
+	cl := &queuedProfiles{fakeMSIM: &fakeMSIM{}, calls: make(chan chan struct{}, 4)}
+	r.a.client = cl
+	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
+		t.Fatal(err)
+	}
+	r.s.record(store.HistoryEntry{MsgID: "m-earlier", Account: "alice@msim.test", Buddy: 9, Kind: kindIM, Text: "earlier",
+		Time: time.Now().Add(-time.Minute)})
+	r.s.fromUser(r.a, 9, msim.IMEvent{From: 9, Text: "now", Time: time.Now()})
+	var first chan struct{}
+	select {
+	case first = <-cl.calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the IM's sender was not looked up")
+	}
+	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
+	phone := attachNamed(r, phoneIRC, "phone")
+	r.s.replay(phone)
+	close(first)
+	r.stepUntil("the sender named", func() bool { return len(r.a.pending) == 0 })
+	select {
+	case again := <-cl.calls:
+		close(again) // a lookup of the replay's own
+	case <-time.After(100 * time.Millisecond):
+	}
+	r.stepUntil("the replay shown", func() bool { return len(phone.replayLater) == 0 })
+	var got []string
+	phoneIRC.mu.Lock()
+	for _, l := range phoneIRC.lines {
+		for _, text := range []string{"earlier", "now"} {
+			if strings.HasSuffix(l, ": "+text) {
+				got = append(got, text)
+			}
+		}
+	}
+	phoneIRC.mu.Unlock()
+	if want := []string{"earlier", "now"}; !slices.Equal(got, want) {
+		t.Errorf("the phone was shown %q, want %q", got, want)
 	}
 }
