@@ -398,3 +398,39 @@ func TestStrangerReplayBeforeTheirLiveIM(t *testing.T) {
 		t.Errorf("the phone was shown %q, want %q", got, want)
 	}
 }
+
+// TestReplayWaitingBeforeWhatWasHeld: a client attached while its
+// account logs in waits for the login to be replayed the conversations of
+// that account; IMs held for the account meanwhile are newer, and come
+// after the replay.
+func TestReplayWaitingBeforeWhatWasHeld(t *testing.T) {
+	r, st := historyRig(t)
+	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
+		t.Fatal(err)
+	}
+	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 42, UserName: "bob", Status: msim.StatusOnline}}})
+	r.s.start()
+	r.s.record(store.HistoryEntry{MsgID: "m-earlier", Account: "alice@msim.test", Buddy: 42, Kind: kindIM, Text: "earlier",
+		Time: time.Now().Add(-time.Minute)})
+	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
+	phone := attachNamed(r, phoneIRC, "phone")
+	r.s.replay(phone)
+	if len(phone.replayLater) != 1 {
+		t.Fatalf("%d conversations wait for the login, want 1", len(phone.replayLater))
+	}
+	r.s.holdIM(r.a, msim.IMEvent{From: 42, Text: "held", Time: time.Now()})
+	r.stepUntil("the held IM shown", func() bool { return len(phoneIRC.said(": held")) > 0 })
+	var got []string
+	phoneIRC.mu.Lock()
+	for _, l := range phoneIRC.lines {
+		for _, text := range []string{"earlier", "held"} {
+			if strings.HasSuffix(l, ": "+text) {
+				got = append(got, text)
+			}
+		}
+	}
+	phoneIRC.mu.Unlock()
+	if want := []string{"earlier", "held"}; !slices.Equal(got, want) {
+		t.Errorf("the phone was shown %q, want %q", got, want)
+	}
+}
