@@ -384,17 +384,8 @@ func TestStrangerReplayBeforeTheirLiveIM(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	r.stepUntil("the replay shown", func() bool { return len(phone.replayLater) == 0 })
-	var got []string
-	phoneIRC.mu.Lock()
-	for _, l := range phoneIRC.lines {
-		for _, text := range []string{"earlier", "now"} {
-			if strings.HasSuffix(l, ": "+text) {
-				got = append(got, text)
-			}
-		}
-	}
-	phoneIRC.mu.Unlock()
-	if want := []string{"earlier", "now"}; !slices.Equal(got, want) {
+	want := []string{"earlier", "now"}
+	if got := shownOf(phoneIRC.fakeIRC, want...); !slices.Equal(got, want) {
 		t.Errorf("the phone was shown %q, want %q", got, want)
 	}
 }
@@ -420,17 +411,23 @@ func TestReplayWaitingBeforeWhatWasHeld(t *testing.T) {
 	}
 	r.s.holdIM(r.a, msim.IMEvent{From: 42, Text: "held", Time: time.Now()})
 	r.stepUntil("the held IM shown", func() bool { return len(phoneIRC.said(": held")) > 0 })
+	want := []string{"earlier", "held"}
+	if got := shownOf(phoneIRC.fakeIRC, want...); !slices.Equal(got, want) {
+		t.Errorf("the phone was shown %q, want %q", got, want)
+	}
+}
+
+// shownOf is which of texts f was shown, as whole texts, in the order shown.
+func shownOf(f *fakeIRC, texts ...string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var got []string
-	phoneIRC.mu.Lock()
-	for _, l := range phoneIRC.lines {
-		for _, text := range []string{"earlier", "held"} {
+	for _, l := range f.lines {
+		for _, text := range texts {
 			if strings.HasSuffix(l, ": "+text) {
 				got = append(got, text)
 			}
 		}
 	}
-	phoneIRC.mu.Unlock()
-	if want := []string{"earlier", "held"}; !slices.Equal(got, want) {
-		t.Errorf("the phone was shown %q, want %q", got, want)
-	}
+	return got
 }
