@@ -186,6 +186,12 @@ func (s *session) cmdRemove(r replyCtx, args []string) {
 	if cl == nil || bd == nil {
 		return
 	}
+	if bd.blocked {
+		// Blocking took them off the list; MSIM's remove would also take
+		// them off the block list.
+		s.reply(r, "%s is blocked, so not on your buddy list; type allow %s to unblock them.", bd.nick, bd.nick)
+		return
+	}
 	s.async(func(ctx context.Context) error { return cl.RemoveBuddy(ctx, bd.UID()) }, func(err error) {
 		if err != nil {
 			s.reply(r, "Removing %s failed: %v", bd.nick, err)

@@ -333,6 +333,32 @@ func TestBlockedBuddyLeaves(t *testing.T) {
 	})
 }
 
+// TestRemoveKeepsTheBlock: remove on a blocked buddy says they are off
+// the list already and leaves the block in place (MSIM's remove would lift
+// it): their IMs are still dropped.
+func TestRemoveKeepsTheBlock(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	alice.add("&alice", "bob")
+	bob.add("&bob", "alice")
+	alice.command("&alice", "block bob", "Blocked bob")
+	if m := alice.command("&alice", "remove bob", ""); !strings.Contains(m.Trailing(), "bob is blocked") {
+		t.Errorf("remove bob: got %q, want to be told bob is blocked", m.Trailing())
+	}
+	bob.send("PRIVMSG alice :still blocked?")
+	bob.stored() // the server has handled bob's IM to alice
+	alice.send("PRIVMSG tom :ping")
+	alice.expect("PRIVMSG", func(m *irc.Message) bool {
+		if m.Name == "bob" {
+			t.Errorf("alice got a message from blocked bob: %q", m.Trailing())
+		}
+		return m.Name == "tom"
+	})
+	alice.command("&alice", "info bob", "bob is")
+	alice.expectFrom("PRIVMSG", "root", "Blocked: yes")
+}
+
 // TestLinkDropQueuesAndReconnects cuts the MSIM connection and keeps it down:
 // the channel says so, buddies leave, messages typed meanwhile are queued
 // (the user is told), refused once the queue is full, and delivered after
