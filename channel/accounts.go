@@ -402,7 +402,9 @@ func (s *session) cmdBlist(r replyCtx, args []string) {
 				continue
 			}
 			status := "offline"
-			if class != "offline" {
+			if bd.blocked {
+				status = "blocked"
+			} else if class != "offline" {
 				status = st.String() + suffix(": ", text)
 			}
 			lines = append(lines, fmt.Sprintf("%s (%s, %s): %s", bd.nick, nameOr(bd.userName, bd.UID().String()), a.cfg.Email, status))

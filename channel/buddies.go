@@ -78,10 +78,11 @@ func (s *session) buddyByNick(nick string) *buddy {
 }
 
 // presence is bd's latest presence, read from the MSIM client's table:
-// offline while the account has no link.
+// offline while the account has no link, and while bd is blocked (the
+// block ends MSIM's presence subscription: the table's would go stale).
 func (s *session) presence(bd *buddy) (msim.Status, string) {
 	a := bd.a
-	if a.client == nil || a.state != linkUp {
+	if a.client == nil || a.state != linkUp || bd.blocked {
 		return msim.StatusOffline, ""
 	}
 	st, text, _ := a.client.PresenceOf(bd.UID())

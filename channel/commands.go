@@ -257,7 +257,11 @@ func (s *session) cmdInfo(r replyCtx, args []string) {
 		}
 		info := s.whoisInfo(bd, &p)
 		st, text := s.presence(bd)
-		s.reply(r, "%s is %s%s.", bd.nick, st, suffix(": ", text))
+		if bd.blocked {
+			s.reply(r, "%s is blocked: their status does not reach you.", bd.nick)
+		} else {
+			s.reply(r, "%s is %s%s.", bd.nick, st, suffix(": ", text))
+		}
 		for _, l := range info {
 			s.reply(r, "%s", l)
 		}

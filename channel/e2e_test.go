@@ -359,6 +359,28 @@ func TestRemoveKeepsTheBlock(t *testing.T) {
 	alice.expectFrom("PRIVMSG", "root", "Blocked: yes")
 }
 
+// TestBlockedBuddyPresenceUnknown: once blocked, a buddy's presence no
+// longer comes (the block ends the subscription): blist and info say
+// blocked rather than the last status seen, which goes stale.
+func TestBlockedBuddyPresenceUnknown(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	carol := login(t, st, "carol", allCaps...)
+	alice.add("&alice", "bob")
+	carol.add("&carol", "bob")
+	alice.command("&alice", "block bob", "Blocked bob")
+	bob.send("AWAY :gone fishing")
+	carol.expect("AWAY", isAway("bob", "gone fishing")) // the server has sent bob's presence
+	if m := alice.command("&alice", "blist all", "bob ("); !strings.HasSuffix(m.Trailing(), ": blocked") {
+		t.Errorf("blist all: got %q, want bob blocked", m.Trailing())
+	}
+	alice.expectFrom("PRIVMSG", "root", "(1 online, 0 away, 1 offline)")
+	if m := alice.command("&alice", "info bob", "bob is"); strings.Contains(m.Trailing(), "online") {
+		t.Errorf("info bob: got %q, want no stale status", m.Trailing())
+	}
+}
+
 // TestLinkDropQueuesAndReconnects cuts the MSIM connection and keeps it down:
 // the channel says so, buddies leave, messages typed meanwhile are queued
 // (the user is told), refused once the queue is full, and delivered after
