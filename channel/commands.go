@@ -232,7 +232,11 @@ func (s *session) cmdAllow(r replyCtx, args []string) {
 			return
 		}
 		// The MSIM client puts a blocked buddy back on the list, and its
-		// contact events (updated or removed) say where they stand.
+		// contact events (updated or removed) say where they stand: taken
+		// now, as they may wait behind this reply.
+		if s.msimWaiting.Swap(false) {
+			s.takeMSIM()
+		}
 		bd.blocked = false
 		s.applyPresence(bd)
 		if bd.contact {

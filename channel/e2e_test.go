@@ -381,6 +381,23 @@ func TestBlockedBuddyPresenceUnknown(t *testing.T) {
 	}
 }
 
+// TestAllowStrangerNotOnList: allow on a stranger who wrote and was
+// blocked takes them off the block list only; the reply says so, not that
+// they are on the buddy list again.
+func TestAllowStrangerNotOnList(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	bob.add("&bob", "alice")
+	bob.send("PRIVMSG alice :hi, you don't know me")
+	alice.expectFrom("PRIVMSG", "bob", "you don't know me")
+	alice.command("&alice", "block bob", "Blocked bob")
+	if m := alice.command("&alice", "allow bob", "Unblocked bob"); m.Trailing() != "Unblocked bob. Type add bob to put them on your list." {
+		t.Errorf("allow bob: got %q, want to be told to add bob", m.Trailing())
+	}
+	alice.command("&alice", "blist all", "1 buddy (")
+}
+
 // TestLinkDropQueuesAndReconnects cuts the MSIM connection and keeps it down:
 // the channel says so, buddies leave, messages typed meanwhile are queued
 // (the user is told), refused once the queue is full, and delivered after
