@@ -315,7 +315,7 @@ func (s *session) accountSet(r replyCtx, a *account, args []string) {
 	case "channel":
 		if next.Channel != a.channel {
 			s.moveChannel(a, next.Channel)
-			if r.a == a {
+			if r.a == a && r.target != "" { // asked in the channel that moved
 				r.target = a.channel
 			}
 		}

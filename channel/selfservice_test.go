@@ -482,6 +482,26 @@ func TestIdentifyAfterNickChange(t *testing.T) {
 		saysRoot("Logged in to MSIM as ivy ("))
 }
 
+// TestMoveChannelAnsweredWhereAsked: account set channel answers in
+// private when typed to root, even for the first account (which root's
+// commands act on), and in the new channel when typed in the old one.
+func TestMoveChannelAnsweredWhereAsked(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	c := dial(t, ss.gw.ircAddr, "kim", "", allCaps...)
+	c.joinedControl("&kim")
+	c.private("register kim-pw", "is registered")
+	c.joinedControl("&kim")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.send("PRIVMSG root :account 0 set channel &work")
+	if m := c.expectFrom("PRIVMSG", "root", "channel = &work"); m.Param(0) != "kim" {
+		t.Errorf("account 0 set channel, typed to root: answered in %s, want in private", m.Param(0))
+	}
+	c.send("PRIVMSG &work :account 0 set channel &desk")
+	if m := c.expectFrom("PRIVMSG", "root", "channel = &desk"); m.Param(0) != "&desk" {
+		t.Errorf("account 0 set channel, typed in its channel: answered in %s, want in &desk", m.Param(0))
+	}
+}
+
 // TestAccountStatusKept: an account's status and status text, set with
 // account set or the status command, are its settings: a registered user's
 // account logs in with them at the next connection.
