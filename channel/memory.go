@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -550,6 +551,13 @@ func (m *userMemory) setting(k string) (string, bool) {
 	defer m.mu.Unlock()
 	v, ok := m.settings[k]
 	return v, ok
+}
+
+// allSettings returns a copy of the settings that were set.
+func (m *userMemory) allSettings() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.settings)
 }
 
 func (m *userMemory) setSetting(k, v string) {

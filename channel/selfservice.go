@@ -122,6 +122,7 @@ func (s *session) cmdRegister(r replyCtx, args []string) {
 func (s *session) provision(r replyCtx, d *storeDirectory, nick, name, password string, remote net.Addr) {
 	p, ok := d.next.(provisioner)
 	old := s.user
+	settings := s.mem.allSettings() // kept while connected, as save says: the registered user's now
 	var have []Account
 	if ok {
 		for _, a := range s.accounts {
@@ -147,6 +148,14 @@ func (s *session) provision(r replyCtx, d *storeDirectory, nick, name, password 
 				cancel()
 			}
 		}
+		var serr error
+		for k, v := range settings {
+			ctx, cancel := storeCtx()
+			if err := d.st.SetSetting(ctx, name, k, v); err != nil {
+				serr = err
+			}
+			cancel()
+		}
 		u, err := d.load(name)
 		return func() {
 			s.busy = false
@@ -160,6 +169,10 @@ func (s *session) provision(r replyCtx, d *storeDirectory, nick, name, password 
 				old.Accounts = nil // forgotten already
 			}
 			s.reply(r, "The nick %s is registered. From now on connect with your password (PASS or SASL), or type identify <password> after connecting.", nick)
+			if serr != nil {
+				s.log.WithError(serr).Error("store: register could not keep the settings")
+				s.reply(r, "The settings you made before registering could not be kept (%v); set them again.", errStore)
+			}
 			if perr != nil {
 				s.log.WithError(perr).Warn("register: the nick's MSIM account could not be set up")
 				s.reply(r, "Your MSIM account on this gateway's network could not be set up (%s); add an account with account add msim <e-mail> <password>.", provisionError(perr))

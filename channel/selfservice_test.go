@@ -441,6 +441,33 @@ func dialRaw(t *testing.T, addr string) net.Conn {
 	return nc
 }
 
+// TestRegisterKeepsSettings: what a nick without a password set before
+// registering (kept while connected, as save says, until register) is
+// its registered user's, and comes back at its next connection.
+func TestRegisterKeepsSettings(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	addr := ss.gw.ircAddr
+	c := dial(t, addr, "lou", "", allCaps...)
+	c.joinedControl("&lou")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.command("&lou", "set show_offline true", "show_offline = true")
+	c.command("&lou", "set auto_away not at my desk", "auto_away = not at my desk")
+	c.command("&lou", "save", "Type register <password> to have them kept for good")
+	c.private("register lou-pw", "is registered")
+	c.joinedControl("&lou")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.command("&lou", "set show_offline", "show_offline = ")
+	c.quit()
+	c = dial(t, addr, "lou", "lou-pw", allCaps...)
+	c.joinedControl("&lou")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	for _, want := range []string{"auto_away = not at my desk", "away_devoice = true", "show_offline = true"} {
+		if m := c.command("&lou", "set "+strings.Fields(want)[0], ""); m.Trailing() != want {
+			t.Errorf("after register: got %q, want %q", m.Trailing(), want)
+		}
+	}
+}
+
 // TestRegisterKeepsDemoAccount: a nick that connected with a password (its
 // demo account's MSIM password is derived from it) registers with another
 // one: the account it had is the one kept, and the registered password
