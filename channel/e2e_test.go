@@ -574,6 +574,23 @@ func TestAwayKeepsVoice(t *testing.T) {
 	}
 }
 
+// TestRenameToAnyValidNick: rename takes any nick its reply describes
+// (underscores anywhere included), not only those the bridge would make
+// from a user name.
+func TestRenameToAnyValidNick(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	old := "tom"
+	for _, nn := range []string{"tom_", "_tom", "t__m", "[tom]"} {
+		if m := alice.command("&alice", "rename "+old+" "+nn, ""); m.Trailing() != old+" is now known as "+nn+"." {
+			t.Errorf("rename %s %s: got %q", old, nn, m.Trailing())
+			continue
+		}
+		old = nn
+	}
+	alice.command("&alice", "rename "+old+" 9tom", "is not a valid nick")
+}
+
 // TestRenameSurvivesReconnect: a renamed buddy keeps the new nick when the
 // IRC user comes back.
 func TestRenameSurvivesReconnect(t *testing.T) {

@@ -85,9 +85,11 @@ func plainNick(s string) bool {
 	return true
 }
 
-// validNick reports whether s can be used as a nick as it is.
+// validNick reports whether s can be used as a nick as it is: a valid IRC
+// nick of at most NickLen. (Nicks the bridge makes are such nicks, without
+// '_' at either end or twice in a row; one the user picks need not be.)
 func validNick(s string) bool {
-	return s != "" && len(s) <= NickLen && sanitizeNick(s) == s
+	return len(s) <= NickLen && ircd.Nick(s).Valid()
 }
 
 // baseNick chooses a buddy's nick: the user name, then the display name, then
