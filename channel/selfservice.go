@@ -73,7 +73,8 @@ func (s *session) cmdRegister(r replyCtx, args []string) {
 	case s.user.registered:
 		s.reply(r, "You are registered already.")
 		return
-	case s.user.identify != "":
+	case s.user.identify != "" && s.user.identify == UserName(nick):
+		// (After a change to another nick, that one may be registered.)
 		s.reply(r, "The nick %s is registered. Type identify <password>.", nick)
 		return
 	case d.registration == RegistrationClosed:

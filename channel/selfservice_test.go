@@ -529,6 +529,27 @@ func TestMoveChannelAnsweredWhereAsked(t *testing.T) {
 	}
 }
 
+// TestRegisterAfterNickChange: a connection that took a registered nick
+// without its password, then changed to a nick nobody registered, can
+// register that one (register, like identify, acts on the nick now).
+func TestRegisterAfterNickChange(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	if err := createUser(ss.st, "bob", "bobs-pw"); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, ss.gw.ircAddr, "bob", "", allCaps...)
+	c.expectFrom("PRIVMSG", "root", "identify")
+	c.send("NICK rob")
+	c.expect("NICK", nil)
+	c.nick = "rob"
+	if m := c.private("register robs-pw", "The nick rob is registered"); !strings.Contains(m.Trailing(), "From now on") {
+		t.Errorf("register after the nick change: got %q, want rob registered", m.Trailing())
+	}
+	if _, err := ss.st.User(context.Background(), "rob"); err != nil {
+		t.Errorf("the store's user rob: %v", err)
+	}
+}
+
 // TestAccountStatusKept: an account's status and status text, set with
 // account set or the status command, are its settings: a registered user's
 // account logs in with them at the next connection.
