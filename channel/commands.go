@@ -30,7 +30,7 @@ func init() {
 		"add":        {"add <user name|e-mail>", "Adds an MSIM user to your buddy list.", 1, (*session).cmdAdd},
 		"remove":     {"remove <nick>", "Removes a buddy from your list.", 1, (*session).cmdRemove},
 		"block":      {"block <nick>", "Blocks a user: their messages are dropped and you appear offline to them.", 1, (*session).cmdBlock},
-		"allow":      {"allow <nick>", "Unblocks a user (add them again to have them on your list).", 1, (*session).cmdAllow},
+		"allow":      {"allow <nick>", "Unblocks a user: a buddy you blocked goes back on your list; anyone else is only unblocked (add them to have them on it).", 1, (*session).cmdAllow},
 		"info":       {"info <nick>", "Shows a user's MSIM profile.", 1, (*session).cmdInfo},
 		"status":     {"status [online|idle|away|invisible] [text]", "Shows or sets this account's status and status text (kept for its next logins if you are registered).", 0, (*session).cmdStatus},
 		"rename":     {"rename <nick> <new nick>", "Gives a buddy another nick, remembered from now on.", 2, (*session).cmdRename},

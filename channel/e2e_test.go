@@ -398,6 +398,20 @@ func TestAllowStrangerNotOnList(t *testing.T) {
 	alice.command("&alice", "blist all", "1 buddy (")
 }
 
+// TestAllowHelp: help allow says what allow does: a buddy that was
+// blocked goes back on the list by itself, without an add.
+func TestAllowHelp(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", allCaps...)
+	login(t, st, "bob", allCaps...)
+	alice.add("&alice", "bob")
+	alice.command("&alice", "block bob", "Blocked bob")
+	alice.command("&alice", "allow bob", "Unblocked bob; they are on your buddy list again.")
+	if m := alice.command("&alice", "help allow", "allow <nick>"); strings.Contains(m.Trailing(), "add them again") || !strings.Contains(m.Trailing(), "goes back on your list") {
+		t.Errorf("help allow: got %q, want a blocked buddy said to go back on the list", m.Trailing())
+	}
+}
+
 // TestLinkDropQueuesAndReconnects cuts the MSIM connection and keeps it down:
 // the channel says so, buddies leave, messages typed meanwhile are queued
 // (the user is told), refused once the queue is full, and delivered after
