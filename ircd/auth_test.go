@@ -336,3 +336,21 @@ func TestSASLLoginWaitsOnce(t *testing.T) {
 		t.Fatalf("got waits %v, want %v (once, at SASL)", got, want)
 	}
 }
+
+// Guesses at one account over SASL count together whatever client name
+// ("alice/1", "alice/2") they give, as they do with PASS: the client
+// name does not reset the account's delay.
+func TestSASLGuessesIgnoreClientName(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	b.authErr = func(account, password string) error { return fmt.Errorf("wrong password for %s", account) }
+	addr, ws, _ := guessServer(t, b, fakeclock.New())
+	for i, from := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+		c := dialSASL(t, addr, from)
+		c.send(t, "AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain(fmt.Sprintf("alice/client%d", i), "guess"))
+		c.readUntil(t, irc.ERR_SASLFAIL)
+	}
+	if got, want := ws.take(), []time.Duration{time.Second}; !slices.Equal(got, want) {
+		t.Fatalf("got waits %v, want %v (the third guess at alice slowed)", got, want)
+	}
+}

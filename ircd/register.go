@@ -396,7 +396,7 @@ func cmdAuthenticate(c *Client, m *irc.Message) *ircError {
 // it runs on the reader goroutine without c.mu. A failure changes nothing
 // but the failure counts: the client may try again.
 func (c *Client) authenticate(account, password string) {
-	keys := keysFor(c.remote, account)
+	keys := keysFor(c.remote, withoutClient(account)) // as accountOf: alice/phone is alice
 	g := c.srv.guesses
 	if err := g.before(c.ctx, keys); err != nil {
 		if errors.Is(err, guard.ErrRefused) {
