@@ -258,7 +258,8 @@ func (s *session) checkGuess(r replyCtx, d *storeDirectory, name, password strin
 				s.log.WithError(err).Error("store: checking a password failed")
 				s.reply(r, "%v", errStore)
 			default:
-				s.b.failAddr.Succeed(addr)
+				// The address's failures stay: a right password for one
+				// user says nothing about guesses at others.
 				s.b.failUser.Succeed(user)
 				done(u)
 			}

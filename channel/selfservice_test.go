@@ -682,3 +682,31 @@ func TestAccountOnOffAll(t *testing.T) {
 	alice.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
 	alice.command("&alice", "account on", "No account to connect")
 }
+
+// TestIdentifyGuessesNotForgivenByOwnPassword: the right password of
+// one's own nick does not forget the wrong ones typed from that address
+// at another: guessing bob's password, then identifying as one's own
+// nick, still gets the address refused.
+func TestIdentifyGuessesNotForgivenByOwnPassword(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen,
+		guard.FailureConfig{Free: 1, Delay: time.Millisecond, MaxDelay: time.Millisecond, RefuseAfter: 3, RefuseFor: time.Hour})
+	for name, pw := range map[string]string{"bob": "bobs-pw", "mallory": "mallorys-pw"} {
+		if err := createUser(ss.st, name, pw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, ss.gw.ircAddr, "bob", "", allCaps...)
+	c.expectFrom("PRIVMSG", "root", "identify")
+	c.private("identify guess0", "Incorrect password")
+	c.private("identify guess1", "Incorrect password")
+	c.send("NICK mallory")
+	c.expect("NICK", nil)
+	c.nick = "mallory"
+	c.private("identify mallorys-pw", "Password accepted")
+	c.quit()
+
+	c = dial(t, ss.gw.ircAddr, "bob", "", allCaps...)
+	c.expectFrom("PRIVMSG", "root", "identify")
+	c.private("identify guess2", "Incorrect password")
+	c.private("identify bobs-pw", "Too many wrong passwords")
+}
