@@ -380,8 +380,18 @@ func (c *Config) Validate() error {
 	if r := c.IRC.Registration; r != "" && r != channel.RegistrationOpen && r != channel.RegistrationClosed {
 		return errKey(fmt.Sprintf("must be %q or %q, not %q", channel.RegistrationOpen, channel.RegistrationClosed, r), "registration", irc)
 	}
-	if c.IRC.FloodRate < 0 || c.IRC.FloodBurst < 0 || c.IRC.SendQ < 0 {
-		return errKey("must not be negative", "flood_rate", irc)
+	for _, n := range []struct {
+		key string
+		neg bool
+	}{
+		{"flood_rate", c.IRC.FloodRate < 0},
+		{"flood_burst", c.IRC.FloodBurst < 0},
+		{"sendq", c.IRC.SendQ < 0},
+		{"max_clients_per_user", c.IRC.MaxClientsPerUser < 0},
+	} {
+		if n.neg {
+			return errKey("must not be negative", n.key, irc)
+		}
 	}
 	if c.MSIM.Server != "" {
 		if err := checkAddr(c.MSIM.Server); err != nil {
@@ -409,6 +419,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.MSIM.validateLimits(); err != nil {
 		return err
+	}
+	if c.MSIM.QueueLimit < 0 {
+		return errKey("must not be negative (0 = the default, 100)", "queue_limit", pathStep{"msim", -1})
 	}
 	if c.MSIM.AccountCreationPerHour < 0 {
 		return errKey("must not be negative (0 = no limit)", "account_creation_per_hour", pathStep{"msim", -1})

@@ -74,6 +74,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"cluster on the embedded network", "[store]\ndriver = \"postgres\"\ndsn = \"postgres://x@127.0.0.1/db\"\n[cluster]\ninstance = \"a\"\n", []string{"line 5", "cluster.instance", "msim.server"}},
 		{"bad instance name", "[cluster]\ninstance = \"a b\"\n", []string{"line 2", "cluster.instance", "letters"}},
 		{"short lease", "[cluster]\nlease_ttl = \"10ms\"\n", []string{"line 2", "cluster.lease_ttl", "1s or more"}},
+		{"negative sendq", "[irc]\nflood_rate = 10.0\nsendq = -1\n", []string{"line 3", "irc.sendq", "negative"}},
+		{"negative flood burst", "[irc]\nflood_rate = 10.0\nflood_burst = -1\n", []string{"line 3", "irc.flood_burst", "negative"}},
+		{"negative clients per user", "[irc]\nmax_clients_per_user = -1\n", []string{"line 2", "irc.max_clients_per_user", "negative"}},
+		{"negative queue limit", "[msim]\nqueue_limit = -1\n", []string{"line 2", "msim.queue_limit", "negative"}},
 		{"bad channel", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nchannel = \"nochan\"\n", []string{"line 6", "channel"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
