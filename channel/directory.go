@@ -152,8 +152,15 @@ type DemoDirectory struct {
 
 	mu        sync.Mutex
 	key       []byte
-	ephemeral map[string]string // user name → e-mail of its ephemeral account in use
-	sasl      map[string]string // SASL account → password, from Authenticate to Lookup
+	ephemeral map[string]string    // user name → e-mail of its ephemeral account in use
+	sasl      map[string]saslLogin // by user name, from Authenticate to Lookup
+}
+
+// saslLogin is a password SASL checked, kept for the Lookups of the n
+// clients that gave it.
+type saslLogin struct {
+	password string
+	n        int
 }
 
 // ErrCreationQuota refuses a client whose address made too many accounts.
@@ -375,12 +382,17 @@ func (d *DemoDirectory) Authenticate(account, password string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.sasl == nil {
-		d.sasl = map[string]string{}
+		d.sasl = map[string]saslLogin{}
 	}
 	if len(d.sasl) >= 1000 {
 		clear(d.sasl) // bounded: stale entries of clients that never registered
 	}
-	d.sasl[name] = password
+	if l, ok := d.sasl[name]; ok && eq(l.password, password) {
+		l.n++ // another client of the user, logging in at once
+		d.sasl[name] = l
+	} else {
+		d.sasl[name] = saslLogin{password: password, n: 1}
+	}
 	return nil
 }
 
@@ -396,8 +408,13 @@ func (d *DemoDirectory) Lookup(reg ircd.Registration) (User, error) {
 	}
 	if reg.Account != "" {
 		d.mu.Lock()
-		password = d.sasl[name]
-		delete(d.sasl, name)
+		l := d.sasl[name]
+		password = l.password
+		if l.n--; l.n <= 0 {
+			delete(d.sasl, name)
+		} else {
+			d.sasl[name] = l
+		}
 		d.mu.Unlock()
 	}
 	l, err := d.resolve(name, password, reg.Remote, true)

@@ -710,3 +710,42 @@ func TestIdentifyGuessesNotForgivenByOwnPassword(t *testing.T) {
 	c.private("identify guess2", "Incorrect password")
 	c.private("identify bobs-pw", "Too many wrong passwords")
 }
+
+// TestSASLTwoClientsAtOnce: two clients of one registered user (a desk and
+// a phone, reconnecting together) that log in with SASL at the same time
+// both get in: the first to finish registering does not use up the
+// other's login.
+// The same holds for a nick's account on the demo network.
+func TestSASLTwoClientsAtOnce(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	if err := createUser(ss.st, "dave", "dave-pw"); err != nil {
+		t.Fatal(err)
+	}
+	erin := dial(t, ss.gw.ircAddr, "erin", "erin-pw", allCaps...) // makes erin's demo account
+	erin.joinedControl("&erin")
+	erin.quit()
+	for _, nick := range []string{"dave", "erin"} {
+		t.Run(nick, func(t *testing.T) {
+			var cs []*ircClient
+			for _, client := range []string{"desk", "phone"} {
+				c := &ircClient{t: t, nick: nick}
+				nc := dialRaw(t, ss.gw.ircAddr)
+				c.conn, c.r, c.w = nc, irc.NewReader(nc), irc.NewWriter(nc)
+				c.send("CAP LS 302")
+				c.send("CAP REQ :sasl")
+				c.send("NICK " + nick)
+				c.send("USER " + nick + " 0 * :x")
+				c.expect("CAP", func(m *irc.Message) bool { return m.Param(1) == "ACK" })
+				c.send("AUTHENTICATE PLAIN")
+				c.expect("AUTHENTICATE", nil)
+				c.send("AUTHENTICATE " + base64.StdEncoding.EncodeToString([]byte("\x00"+nick+"/"+client+"\x00"+nick+"-pw")))
+				c.expect("903", nil)
+				cs = append(cs, c)
+			}
+			for _, c := range cs {
+				c.send("CAP END")
+				c.expect("001", nil)
+			}
+		})
+	}
+}

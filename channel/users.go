@@ -38,7 +38,7 @@ func WithStore(st store.Store, d Directory, registration string) Directory {
 	if registration == "" {
 		registration = RegistrationOpen
 	}
-	return &storeDirectory{st: st, next: d, registration: registration, sasl: map[string]bool{}}
+	return &storeDirectory{st: st, next: d, registration: registration, sasl: map[string]int{}}
 }
 
 // UserName is the name under which the store keeps the user of a nick.
@@ -50,8 +50,10 @@ type storeDirectory struct {
 	next         Directory
 	registration string
 
-	mu   sync.Mutex
-	sasl map[string]bool // stored users whose SASL password was checked here
+	mu sync.Mutex
+	// sasl counts, per stored user, the SASL logins checked here and not
+	// yet registered: a user's clients may log in at once.
+	sasl map[string]int
 }
 
 // configured is an optional interface of a Directory: it names the users
@@ -142,7 +144,7 @@ func (d *storeDirectory) Authenticate(account, password string) error {
 	if len(d.sasl) >= 1000 {
 		clear(d.sasl) // bounded: clients that never finished registering
 	}
-	d.sasl[u.Name] = true
+	d.sasl[u.Name]++
 	return nil
 }
 
@@ -162,8 +164,10 @@ func (d *storeDirectory) Lookup(reg ircd.Registration) (User, error) {
 	switch {
 	case reg.Account != "":
 		d.mu.Lock()
-		checked := d.sasl[u.Name]
-		delete(d.sasl, u.Name)
+		checked := d.sasl[u.Name] > 0
+		if d.sasl[u.Name]--; d.sasl[u.Name] <= 0 {
+			delete(d.sasl, u.Name)
+		}
 		d.mu.Unlock()
 		if !checked {
 			return User{}, ErrAuth
