@@ -468,9 +468,6 @@ func (c *Config) Validate() error {
 			return errKey(fmt.Sprintf("duplicate user %q", u.Name), "name", p)
 		}
 		names[strings.ToLower(u.Name)] = true
-		if public && u.Password == "" && c.IRC.Password == "" {
-			return errKey("an IRC listener is not on loopback, so every user needs a password (or set irc.password)", "password", p)
-		}
 		if len(u.Accounts) == 0 {
 			return errKey(fmt.Sprintf("user %q has no [[user.account]]", u.Name), "name", p)
 		}
@@ -498,8 +495,24 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if public && len(c.Users) == 0 && c.IRC.Password == "" {
-		return errKey("an IRC listener is not on loopback: set irc.password (the embedded demo network is open to anyone who can connect)", "password", irc)
+	return c.checkPasswords(public)
+}
+
+// checkPasswords refuses, when an IRC listener is not on loopback
+// (public), a user without a password while there is no irc.password, and
+// the demo network without irc.password. A reload checks the file with the
+// listeners in effect, which the command line (-listen) may have moved.
+func (c *Config) checkPasswords(public bool) error {
+	if !public || c.IRC.Password != "" {
+		return nil
+	}
+	for i, u := range c.Users {
+		if u.Password == "" {
+			return errKey("an IRC listener is not on loopback, so every user needs a password (or set irc.password)", "password", pathStep{"user", i})
+		}
+	}
+	if len(c.Users) == 0 {
+		return errKey("an IRC listener is not on loopback: set irc.password (the embedded demo network is open to anyone who can connect)", "password", pathStep{"irc", -1})
 	}
 	return nil
 }

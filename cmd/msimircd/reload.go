@@ -81,6 +81,11 @@ func (r *reloader) reload() error {
 	}
 	r.log.WithField("config", r.path).Info("reloading the config file")
 	next, err := LoadConfig(r.path)
+	if err == nil && r.running.public() {
+		// The listeners in effect, not the file's (-listen may have
+		// moved them off loopback), decide whether passwords are needed.
+		err = locateKey(r.path, next.checkPasswords(true))
+	}
 	if err != nil {
 		r.log.WithError(err).Error("reload refused: the config stays as it was")
 		return err

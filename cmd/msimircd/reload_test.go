@@ -99,12 +99,20 @@ func startReloading(t *testing.T, path string) *reloading {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startReloadingAs(t, path, file, file, file)
+}
+
+// startReloadingAs is startReloading with the config in effect running
+// (the file with the command line's overrides), the gateway built from
+// built.
+func startReloadingAs(t *testing.T, path string, file, running, built Config) *reloading {
+	t.Helper()
 	l, hook := logtest.NewNullLogger()
-	g, err := build(context.Background(), file, logrus.NewEntry(l))
+	g, err := build(context.Background(), built, logrus.NewEntry(l))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rl := &reloading{r: newReloader(g, path, file, file), log: l, hook: hook}
+	rl := &reloading{r: newReloader(g, path, file, running), log: l, hook: hook}
 	for _, ln := range g.ircLns {
 		if _, ok := ln.(interface{ Certificate() *tls.Certificate }); ok && rl.tls == "" {
 			rl.tls = ln.Addr().String()
@@ -459,4 +467,28 @@ func TestReloadLogFormat(t *testing.T) {
 			t.Errorf("format %s: got formatter %T", tc.format, rl.log.Formatter)
 		}
 	}
+}
+
+// TestReloadKeepsPasswordsOffLoopback: with the IRC listener moved off
+// loopback by -listen, a reloaded config file must give every user a
+// password too, as at start, though the file's own listener is on
+// loopback: one that takes alice's away is refused, and she still needs it.
+func TestReloadKeepsPasswordsOffLoopback(t *testing.T) {
+	path := writeConfig(t, reloadConfig("", "alice"))
+	o, err := parseOptions([]string{"-config", path, "-state", t.TempDir(), "-listen", "0.0.0.0:6667"}, strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := o.cfg
+	built.IRC.Listen = []string{"127.0.0.1:0"} // the test listens on loopback only
+	rl := startReloadingAs(t, path, o.fileCfg, o.cfg, built)
+	open := strings.Replace(reloadConfig("", "alice"), "password = \"irc-alice\"\n", "", 1)
+	if err := os.WriteFile(path, []byte(open), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = rl.r.reload()
+	if err == nil || !strings.Contains(err.Error(), "user[1].password") || !strings.Contains(err.Error(), "not on loopback") {
+		t.Fatalf("reload: got %v, want a refusal naming user[1].password", err)
+	}
+	refused(t, rl.irc, "alice", "")
 }
