@@ -268,6 +268,37 @@ func (b *Bridge) Authenticate(_ context.Context, account, password string) error
 	return b.cfg.Directory.Authenticate(account, password)
 }
 
+// PassAccount implements ircd.AccountNamer: the user PASS "name:password"
+// names when name (or name/client) is a user of the configuration, else
+// the nick. Anything else before a ':' may be a password: the server
+// password of "SERVERPW:OWN", or one holding a ':'.
+func (b *Bridge) PassAccount(reg ircd.Registration) string {
+	if name, _, ok := strings.Cut(reg.Pass, ":"); ok {
+		if user, _ := splitClient(name); user != "" && configuredUser(b.cfg.Directory, user) {
+			return user
+		}
+	}
+	return reg.Nick
+}
+
+var _ ircd.AccountNamer = (*Bridge)(nil)
+
+// configuredUser reports whether the configuration behind dir names the
+// user (StaticDirectory's users, through gates and the store).
+func configuredUser(dir Directory, name string) bool {
+	switch d := dir.(type) {
+	case configured:
+		return d.configured(name)
+	case *storeDirectory:
+		return d.configures(name)
+	case *passwordGate:
+		return configuredUser(d.next, name)
+	case *forgettingGate:
+		return configuredUser(d.next, name)
+	}
+	return false
+}
+
 // splitClient splits "alice/phone" into the user and the client's name.
 func splitClient(s string) (user, client string) {
 	user, client, _ = strings.Cut(s, "/")

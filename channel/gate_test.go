@@ -171,3 +171,31 @@ func TestGateWithoutPasswordIsTheDirectory(t *testing.T) {
 		t.Errorf("got %T, want the directory itself", got)
 	}
 }
+
+// TestPassAccount: the account a PASS is counted against for guessing is
+// the configured user it names, else the nick: never what comes before a
+// ':' otherwise, which may be the server password or part of a password.
+func TestPassAccount(t *testing.T) {
+	static := channel.NewLiveDirectory([]channel.StaticUser{{Name: "alice", Password: "pw"}}, "")
+	for _, tc := range []struct {
+		name string
+		dir  channel.Directory
+		pass string
+		want string
+	}{
+		{"configured user", static, "alice:guess", "alice"},
+		{"configured user and client", static, "Alice/phone:guess", "Alice"},
+		{"password with ':'", static, "pa:ss", "bob"},
+		{"no ':'", static, "guess", "bob"},
+		{"server password and own", channel.WithServerPassword("Sesame", &recordingDirectory{}), "Sesame:mine", "bob"},
+		{"gate over configured users", channel.WithServerPassword("Sesame", static), "alice:guess", "alice"},
+	} {
+		b, err := channel.New(channel.Config{MSIMAddr: "127.0.0.1:1", Directory: tc.dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.PassAccount(ircd.Registration{Nick: "bob", Pass: tc.pass}); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

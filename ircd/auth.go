@@ -59,6 +59,26 @@ func keysFor(remote net.Addr, account string) guessKeys {
 	return guessKeys{guard.AddrKey(remote), "account:" + strings.ToLower(account)}
 }
 
+// AccountNamer is an optional interface of a Backend. PassAccount names the
+// account a registration without SASL logs in to, for the guessing limits
+// and their log lines: only the backend knows whether the part of PASS
+// before a ':' is a name or a password (a server password followed by the
+// client's own, a password holding a ':'), and a log must never show a
+// password. Without it, ircd takes the name before ':' in PASS, else the
+// nick.
+type AccountNamer interface {
+	PassAccount(reg Registration) string
+}
+
+// accountOf is the package's accountOf, the backend naming the account of
+// a PASS when it can (AccountNamer).
+func (s *Server) accountOf(reg Registration) string {
+	if n, ok := s.backend.(AccountNamer); ok && reg.Account == "" {
+		return withoutClient(n.PassAccount(reg))
+	}
+	return accountOf(reg)
+}
+
 // accountOf names the account a registration logs in to: the SASL account,
 // else the name before ':' in PASS, else the nick.
 func accountOf(reg Registration) string {

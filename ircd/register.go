@@ -115,7 +115,8 @@ func (c *Client) tryRegister() {
 // logged in with SASL, which waited already); it runs on the reader
 // goroutine without c.mu.
 func (c *Client) connect(reg Registration) {
-	keys := keysFor(c.remote, accountOf(reg))
+	account := c.srv.accountOf(reg)
+	keys := keysFor(c.remote, account)
 	g := c.srv.guesses
 	var h Handler
 	var err error
@@ -131,7 +132,7 @@ func (c *Client) connect(reg Registration) {
 		h, err = c.srv.backend.Connect(c, reg)
 		switch {
 		case errors.Is(err, ErrBadCredentials):
-			g.failed(c.logger().WithField("account", accountOf(reg)), keys)
+			g.failed(c.logger().WithField("account", account), keys)
 		case err == nil && reg.Pass != "":
 			g.succeeded(keys)
 		}

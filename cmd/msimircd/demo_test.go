@@ -317,3 +317,35 @@ func TestDemoGateServerPassword(t *testing.T) {
 		t.Errorf("ann's new account: got uid %d, want one", uid)
 	}
 }
+
+// TestDemoGateGuessesLogNoPassword: wrong own passwords behind the demo
+// network's irc.password ("SERVERPW:OWN") are slowed and logged by the
+// nick they try, never by the server password that comes first in PASS.
+func TestDemoGateGuessesLogNoPassword(t *testing.T) {
+	cfg := Defaults()
+	cfg.IRC.Password = "Sesame-Pw"
+	at, hook := startServe(t, cfg)
+	s, m := ircRegister(t, at.irc[0], "ben", "Sesame-Pw:mine")
+	if m.Command != "001" {
+		t.Fatalf("ben: got %s %q, want 001", m.Command, m.Trailing())
+	}
+	s.loggedIn("&ben")
+	for i := range 3 {
+		if _, m := ircRegister(t, at.irc[0], "ben", "Sesame-Pw:guess"+string(rune('0'+i))); m.Command == "001" {
+			t.Fatal("ben with a wrong own password got in")
+		}
+	}
+	slowed := false
+	for _, e := range hook.AllEntries() {
+		line, _ := e.String()
+		if strings.Contains(strings.ToLower(line), "sesame-pw") {
+			t.Errorf("the log shows the server password: %s", line)
+		}
+		if strings.HasPrefix(e.Message, "failed logins:") && strings.Contains(line, "account:ben") {
+			slowed = true
+		}
+	}
+	if !slowed {
+		t.Error("no log line slowing guesses at account:ben")
+	}
+}
