@@ -101,7 +101,9 @@ type Config struct {
 	// IdentifyFailures slows (and, per address, refuses) wrong passwords
 	// given to identify and drop: per client address as configured, per
 	// user name delayed only (at most 5s), so someone else's guessing
-	// never locks a user out. Zero fields: guard.DefaultFailures.
+	// never locks a user out. Zero fields: guard.DefaultFailures. The
+	// wrong MSIM passwords of a registered user's accounts are counted
+	// per user there too, and refuse that user's MSIM logins.
 	IdentifyFailures guard.FailureConfig
 	// History keeps every IM in and out in the store (with one) for
 	// CHATHISTORY, read markers, the replay to clients without

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
@@ -72,6 +73,12 @@ func (s *session) connect(a *account) {
 	if !s.leaseValid() { // lease.go: the user is another instance's now
 		s.status(a, "Not logging in: your session has moved to another gateway instance.")
 		return
+	}
+	if key := s.msimGuessKey(); key != "" {
+		if _, err := s.b.failAddr.Check(key); errors.Is(err, guard.ErrRefused) {
+			s.status(a, "Not logging in: too many wrong MSIM passwords were tried on your accounts; try again later.")
+			return
+		}
 	}
 	a.stopTimer()
 	a.gen++
@@ -147,6 +154,32 @@ func (s *session) takeMSIM() {
 	}
 }
 
+// msimGuessKey is the key (in Bridge.failAddr) under which the wrong MSIM
+// passwords of a registered user's accounts are counted: the user types
+// them (account add, account set password), and the MSIM server, which
+// sees only the gateway's address, cannot tell one guessing user from
+// another. "" for other users: their passwords are the configuration's or
+// the demo network's.
+func (s *session) msimGuessKey() string {
+	if !s.user.registered {
+		return ""
+	}
+	return "msim-user:" + s.user.Name
+}
+
+// msimGuessFailed counts a login that failed for its e-mail or password.
+func (s *session) msimGuessFailed(err error) {
+	key := s.msimGuessKey()
+	if key == "" || !errors.Is(err, msim.ErrBadPassword) && !errors.Is(err, msim.ErrUnknownAccount) {
+		return
+	}
+	for _, o := range s.b.failAddr.Fail(key) {
+		if o.Refused {
+			s.log.WithField("key", o.Key).WithField("failures", o.Failures).Warn("wrong MSIM passwords on a user's accounts; refusing their logins for a while")
+		}
+	}
+}
+
 // closeClient closes a client the session no longer uses and handles what
 // it still held, as events of a link closed on purpose.
 func (s *session) closeClient(a *account, cl MSIMClient) {
@@ -196,6 +229,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	if ev.err != nil {
 		var le *msim.LoginError
 		if errors.Is(ev.err, msim.ErrBadPassword) || errors.Is(ev.err, msim.ErrUnknownAccount) || errors.Is(ev.err, msim.ErrNoUserName) {
+			s.msimGuessFailed(ev.err)
 			s.setState(a, linkStopped)
 			why := ev.err.Error()
 			if errors.As(ev.err, &le) {

@@ -749,3 +749,30 @@ func TestSASLTwoClientsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestMSIMPasswordGuessesAreRefused: the wrong MSIM passwords a
+// registered user types (account add, account set password) count, as
+// identify's do, against the user: after too many, a login is refused
+// before it reaches the MSIM server, whose own limits see only the
+// gateway's address (and spare loopback, the embedded network's bridge).
+func TestMSIMPasswordGuessesAreRefused(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen,
+		guard.FailureConfig{Free: 1, Delay: time.Millisecond, MaxDelay: time.Millisecond, RefuseAfter: 3, RefuseFor: time.Hour})
+	if _, err := ss.stk.msrv.AddAccount("victim@example.com", "Victim1", "victim"); err != nil {
+		t.Fatal(err)
+	}
+	if err := createUser(ss.st, "mallory", "mallorys-pw"); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, ss.gw.ircAddr, "mallory", "mallorys-pw", allCaps...)
+	c.expectFrom("PRIVMSG", "root", "You have no MSIM accounts")
+	c.send("PRIVMSG root :account add msim victim@example.com guess0")
+	c.expectFrom("PRIVMSG", "root", "Login failed")
+	for _, pw := range []string{"guess1", "guess2"} {
+		c.private("account 0 set password "+pw, "password = ")
+		c.send("PRIVMSG root :account 0 on")
+		c.expectFrom("PRIVMSG", "root", "Login failed")
+	}
+	c.private("account 0 set password Victim1", "password = ")
+	c.private("account 0 on", "too many wrong MSIM passwords")
+}
