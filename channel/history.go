@@ -261,56 +261,64 @@ func (s *session) goWork(f func(ctx context.Context)) {
 	}()
 }
 
-// refTime is the time a CHATHISTORY reference stands for.
-func refTime(ctx context.Context, st store.Store, user string, r ircd.HistoryRef) (time.Time, error) {
+// refPlace is where a CHATHISTORY reference stands in the history's
+// (Time, ID) order: a timestamp's time, or a msgid's entry's time and ID
+// (0 for a timestamp), so that the entries of the same time as a msgid's
+// are before or after it rather than left out.
+func refPlace(ctx context.Context, st store.Store, user string, r ircd.HistoryRef) (time.Time, int64, error) {
 	if r.MsgID == "" {
-		return r.Time, nil
+		return r.Time, 0, nil
 	}
 	e, err := st.HistoryByMsgID(ctx, user, ircd.MsgIDBase(r.MsgID))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("message %s: %w", r.MsgID, err)
+		return time.Time{}, 0, fmt.Errorf("message %s: %w", r.MsgID, err)
 	}
-	return e.Time, nil
+	return e.Time, e.ID, nil
 }
 
 // historyQuery runs a CHATHISTORY request on the store; entries come
 // oldest first.
 func historyQuery(ctx context.Context, st store.Store, user string, c conversation, q ircd.HistoryQuery) ([]store.HistoryEntry, error) {
-	from, err := refTime(ctx, st, user, q.From)
+	from, fromID, err := refPlace(ctx, st, user, q.From)
 	if err != nil {
 		return nil, err
 	}
 	base := store.HistoryQuery{Account: c.email, Buddy: c.uid, Limit: q.Limit}
 	switch q.Subcommand {
 	case "LATEST":
-		base.After, base.Latest = from, true
+		base.After, base.AfterID, base.Latest = from, fromID, true
 	case "BEFORE":
-		base.Before, base.Latest = from, true
+		base.Before, base.BeforeID, base.Latest = from, fromID, true
 	case "AFTER":
-		base.After = from
+		base.After, base.AfterID = from, fromID
 	case "AROUND":
 		before := base
-		before.Before, before.Latest, before.Limit = from, true, max(1, q.Limit/2)
+		before.Before, before.BeforeID, before.Latest, before.Limit = from, fromID, true, max(1, q.Limit/2)
 		older, err := st.History(ctx, user, before)
 		if err != nil {
 			return nil, err
 		}
 		after := base
-		after.After, after.Limit = from.Add(-time.Nanosecond), q.Limit-len(older)
+		after.Limit = q.Limit - len(older)
+		if fromID != 0 { // from the message itself
+			after.After, after.AfterID = from, cmp.Or(fromID-1, -1)
+		} else { // from the time itself
+			after.After = from.Add(-time.Nanosecond)
+		}
 		if after.Limit <= 0 {
 			return older, nil
 		}
 		newer, err := st.History(ctx, user, after)
 		return append(older, newer...), err
 	case "BETWEEN":
-		to, err := refTime(ctx, st, user, q.To)
+		to, toID, err := refPlace(ctx, st, user, q.To)
 		if err != nil {
 			return nil, err
 		}
-		if from.Before(to) {
-			base.After, base.Before = from, to
+		if from.Before(to) || from.Equal(to) && fromID < toID {
+			base.After, base.AfterID, base.Before, base.BeforeID = from, fromID, to, toID
 		} else {
-			base.After, base.Before, base.Latest = to, from, true
+			base.After, base.AfterID, base.Before, base.BeforeID, base.Latest = to, toID, from, fromID, true
 		}
 	default:
 		return nil, fmt.Errorf("unknown subcommand %s", q.Subcommand)

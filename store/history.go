@@ -69,6 +69,13 @@ type HistoryQuery struct {
 	Buddy   msim.UID
 	// After and Before are exclusive bounds; zero is unbounded.
 	After, Before time.Time
+	// AfterID and BeforeID, when not 0, make After and Before the place
+	// of an entry in the (Time, ID) order rather than a time: the entries
+	// at After with an ID above AfterID are after it (a negative AfterID
+	// takes them all), and those at Before with an ID below BeforeID are
+	// before it. A CHATHISTORY msgid reference is such a place: entries of
+	// one time are not left out.
+	AfterID, BeforeID int64
 	// Limit is the most entries returned: it must be above 0 and is
 	// lowered to MaxHistoryLimit.
 	Limit int

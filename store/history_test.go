@@ -87,8 +87,8 @@ func testHistoryOrder(t *testing.T, db testDB) {
 	// b earlier within it: the millisecond is kept, so ID decides).
 	appendAt(t, s, user, email, 7, "m3", ms(3))
 	appendAt(t, s, user, email, 7, "m1", ms(1))
-	appendAt(t, s, user, email, 7, "m2a", ms(2).Add(900*time.Microsecond))
-	appendAt(t, s, user, email, 7, "m2b", ms(2).Add(100*time.Microsecond))
+	m2a := appendAt(t, s, user, email, 7, "m2a", ms(2).Add(900*time.Microsecond))
+	m2b := appendAt(t, s, user, email, 7, "m2b", ms(2).Add(100*time.Microsecond))
 	appendAt(t, s, user, email, 7, "m4", ms(4))
 	// Other conversations, which no query below may return.
 	appendAt(t, s, user, email, 8, "buddy 8", ms(2))
@@ -117,6 +117,12 @@ func testHistoryOrder(t *testing.T, db testDB) {
 		{"bounds a nanosecond off", HistoryQuery{After: ms(2).Add(-1), Before: ms(2).Add(1), Limit: 10}, []string{"m2a", "m2b"}},
 		{"empty range", HistoryQuery{After: ms(2), Before: ms(3), Limit: 10}, []string{}},
 		{"after the last", HistoryQuery{After: ms(4), Limit: 10}, []string{}},
+		{"after an entry of a tie", HistoryQuery{After: ms(2), AfterID: m2a.ID, Limit: 10}, []string{"m2b", "m3", "m4"}},
+		{"after a tie's last", HistoryQuery{After: ms(2), AfterID: m2b.ID, Limit: 10}, []string{"m3", "m4"}},
+		{"from a time on", HistoryQuery{After: ms(2), AfterID: -1, Limit: 10}, []string{"m2a", "m2b", "m3", "m4"}},
+		{"before an entry of a tie", HistoryQuery{Before: ms(2), BeforeID: m2b.ID, Limit: 10, Latest: true}, []string{"m1", "m2a"}},
+		{"between the entries of a tie", HistoryQuery{After: ms(2), AfterID: m2a.ID, Before: ms(2), BeforeID: m2b.ID, Limit: 10}, []string{}},
+		{"an ID at a rounded bound breaks no tie", HistoryQuery{After: ms(2).Add(-1), AfterID: m2b.ID, Limit: 10}, []string{"m2a", "m2b", "m3", "m4"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			q := c.q

@@ -160,6 +160,27 @@ func beforeBound(t time.Time) int64 {
 	return us
 }
 
+// afterPlace and beforePlace are afterBound and beforeBound with the ID
+// that breaks a tie at the bound (HistoryQuery.AfterID, BeforeID): for
+// sent >= us AND (sent > us OR id > afterID), and sent <= us AND (sent < us
+// OR id < beforeID). No tie is broken at a bound that was rounded (no
+// entry is at that time) or without an ID.
+func afterPlace(t time.Time, id int64) (us, afterID int64) {
+	us = afterBound(t)
+	if id == 0 || t.IsZero() || t.Nanosecond()%1000 != 0 {
+		return us, math.MaxInt64
+	}
+	return us, id
+}
+
+func beforePlace(t time.Time, id int64) (us, beforeID int64) {
+	us = beforeBound(t)
+	if id == 0 || t.IsZero() || t.Nanosecond()%1000 != 0 {
+		return us, math.MinInt64
+	}
+	return us, id
+}
+
 // checkText refuses what neither engine's text columns keep.
 func checkText(what, s string) error {
 	if !utf8.ValidString(s) {
@@ -213,7 +234,7 @@ func scanHistory(rows rowScanner) (HistoryEntry, error) {
 // subquery: one round trip in the usual case.
 const historyConversation = `SELECT ` + historyColumns + ` FROM history h JOIN accounts a ON a.id = h.account_id
 	WHERE h.account_id = (SELECT a2.id FROM accounts a2 JOIN users u ON u.id = a2.user_id WHERE u.name = ? AND a2.email = ?)
-	AND h.buddy = ? AND h.sent > ? AND h.sent < ?`
+	AND h.buddy = ? AND h.sent >= ? AND (h.sent > ? OR h.id > ?) AND h.sent <= ? AND (h.sent < ? OR h.id < ?)`
 
 const (
 	qHistoryOldest = historyConversation + ` ORDER BY h.sent, h.id LIMIT ?`
@@ -229,7 +250,9 @@ func (s *sqlStore) History(ctx context.Context, user string, q HistoryQuery) ([]
 	if q.Latest {
 		query = qHistoryLatest
 	}
-	out, err := s.entries(ctx, query, user, q.Account, int64(q.Buddy), afterBound(q.After), beforeBound(q.Before), limit)
+	after, afterID := afterPlace(q.After, q.AfterID)
+	before, beforeID := beforePlace(q.Before, q.BeforeID)
+	out, err := s.entries(ctx, query, user, q.Account, int64(q.Buddy), after, after, afterID, before, before, beforeID, limit)
 	if err == nil && len(out) == 0 {
 		_, err = s.accountID(ctx, s.db, user, q.Account) // none, or no such account?
 	}

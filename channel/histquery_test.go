@@ -1,0 +1,64 @@
+package channel_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// appendEntries stores al's entries with buddy uid, one per text, at the
+// times given.
+func appendEntries(t *testing.T, st store.Store, uid msim.UID, msgids []string, at []time.Time) {
+	t.Helper()
+	var batch []store.HistoryAppend
+	for i, id := range msgids {
+		batch = append(batch, store.HistoryAppend{User: "al", Entry: store.HistoryEntry{MsgID: id, Time: at[i],
+			Account: "al@example.com", Buddy: uid, Kind: "im", Text: id}})
+	}
+	for _, r := range st.AppendHistoryBatch(context.Background(), batch, nil) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+}
+
+// TestHistoryMsgIDRefsSameTime: a msgid reference is that message, not its
+// time: messages that share its time (offline IMs, stamped to the second)
+// are before or after it in the history's order, not left out.
+func TestHistoryMsgIDRefsSameTime(t *testing.T) {
+	stk, g, st := replayUser(t, true)
+	bob := msimUser(t, stk, "bob")
+	bobUID := lookupUID(t, bob, "bob")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	at := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	appendEntries(t, st, bobUID, []string{"m0", "m1", "m2", "m3"}, []time.Time{at, at, at, at})
+	query := func(line string) string {
+		desk.send(line)
+		var ids []string
+		for _, m := range batchLines(desk, "chathistory") {
+			ids = append(ids, m.Tags["msgid"])
+		}
+		return strings.Join(ids, " ")
+	}
+	for _, c := range []struct{ line, want string }{
+		{"CHATHISTORY BEFORE bob msgid=m2 10", "m0 m1"},
+		{"CHATHISTORY BEFORE bob msgid=m3 1", "m2"},
+		{"CHATHISTORY AFTER bob msgid=m1 10", "m2 m3"},
+		{"CHATHISTORY LATEST bob msgid=m1 10", "m2 m3"},
+		{"CHATHISTORY BETWEEN bob msgid=m0 msgid=m3 10", "m1 m2"},
+		{"CHATHISTORY BETWEEN bob msgid=m3 msgid=m0 1", "m2"},
+		{"CHATHISTORY AROUND bob msgid=m2 3", "m1 m2 m3"},
+		{"CHATHISTORY BEFORE bob timestamp=2024-01-01T12:00:00.000Z 10", ""},
+		{"CHATHISTORY AFTER bob timestamp=2024-01-01T11:59:59.999Z 10", "m0 m1 m2 m3"},
+	} {
+		if got := query(c.line); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.line, got, c.want)
+		}
+	}
+}
