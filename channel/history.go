@@ -339,12 +339,13 @@ func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.History
 		return
 	}
 	s.b.met.historyQuery("targets")
-	after, before := q.From, q.To
+	// Counted from From, as BETWEEN is: forwards in time, the oldest.
+	after, before, oldest := q.From, q.To, true
 	if before.Before(after) {
-		after, before = before, after
+		after, before, oldest = before, after, false
 	}
 	ctx, cancel := storeCtx()
-	ts, err := s.b.cfg.Store.HistoryTargets(ctx, s.user.Name, after, before, q.Limit)
+	ts, err := s.b.cfg.Store.HistoryTargets(ctx, s.user.Name, after, before, q.Limit, oldest)
 	cancel()
 	if err != nil {
 		answer(nil, err)

@@ -26,6 +26,36 @@ func appendEntries(t *testing.T, st store.Store, uid msim.UID, msgids []string, 
 	}
 }
 
+// TestHistoryTargetsCountedFromTheFirst: CHATHISTORY TARGETS counts its
+// limit from its first timestamp, as BETWEEN does: forwards, the oldest
+// conversations; backwards, the newest.
+func TestHistoryTargetsCountedFromTheFirst(t *testing.T) {
+	stk, g, st := replayUser(t, true)
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	base := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	for i, nick := range []string{"bob", "carol", "dave"} {
+		cl := msimUser(t, stk, nick)
+		uid := lookupUID(t, cl, nick)
+		desk.add("&al", nick)
+		appendEntries(t, st, uid, []string{nick + "-0"}, []time.Time{base.Add(time.Duration(i) * time.Minute)})
+	}
+	targets := func(line string) string {
+		desk.send(line)
+		var names []string
+		for _, m := range batchLines(desk, "draft/chathistory-targets") {
+			names = append(names, m.Param(1))
+		}
+		return strings.Join(names, " ")
+	}
+	if got := targets("CHATHISTORY TARGETS timestamp=2023-01-01T00:00:00.000Z timestamp=2025-01-01T00:00:00.000Z 2"); got != "bob carol" {
+		t.Errorf("TARGETS forwards, limit 2: got %q, want the oldest two, %q", got, "bob carol")
+	}
+	if got := targets("CHATHISTORY TARGETS timestamp=2025-01-01T00:00:00.000Z timestamp=2023-01-01T00:00:00.000Z 2"); got != "carol dave" {
+		t.Errorf("TARGETS backwards, limit 2: got %q, want the newest two, %q", got, "carol dave")
+	}
+}
+
 // TestHistoryMsgIDRefsSameTime: a msgid reference is that message, not its
 // time: messages that share its time (offline IMs, stamped to the second)
 // are before or after it in the history's order, not left out.

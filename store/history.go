@@ -127,8 +127,10 @@ type HistoryStore interface {
 	// HistoryTargets lists the conversations with an entry strictly
 	// between after and before (zero: unbounded), by the newest such
 	// entry, newest first (ties by account, then buddy), at most limit
-	// (above 0, lowered to MaxHistoryLimit).
-	HistoryTargets(ctx context.Context, user string, after, before time.Time, limit int) ([]HistoryTarget, error)
+	// (above 0, lowered to MaxHistoryLimit): those whose newest entry is
+	// latest, or with oldest, those whose newest entry is earliest (a
+	// CHATHISTORY TARGETS counted from its earlier bound).
+	HistoryTargets(ctx context.Context, user string, after, before time.Time, limit int, oldest bool) ([]HistoryTarget, error)
 	// HistorySince returns the user's entries with ID > afterID, of all
 	// conversations, by ascending ID, at most limit (above 0, lowered to
 	// MaxHistoryLimit): what a client at position afterID has not been

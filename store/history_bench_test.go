@@ -106,11 +106,11 @@ func BenchmarkHistory(b *testing.B) {
 				return len(es), err
 			})
 			query("targets-all", func() (int, error) {
-				ts, err := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, benchPage)
+				ts, err := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, benchPage, false)
 				return len(ts), err
 			})
 			query("targets-last-day", func() (int, error) {
-				ts, err := s.HistoryTargets(ctx, user, first.Add(benchHistorySpan-24*time.Hour), time.Time{}, benchPage)
+				ts, err := s.HistoryTargets(ctx, user, first.Add(benchHistorySpan-24*time.Hour), time.Time{}, benchPage, false)
 				return len(ts), err
 			})
 			query("since-100", func() (int, error) {

@@ -164,7 +164,7 @@ func testPruneByTime(t *testing.T, db testDB) {
 	if n != 5 {
 		t.Errorf("PruneHistory(20ms): got %d deleted, want 5", n)
 	}
-	targets, _ := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, 10)
+	targets, _ := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, 10, false)
 	if len(targets) != 1 || targets[0].Buddy != 7 || !targets[0].Latest.Equal(ms(40)) {
 		t.Errorf("targets after pruning: got %+v, want buddy 7 only, at 40ms", targets)
 	}
@@ -269,7 +269,7 @@ func testHistoryCap(t *testing.T, db testDB) {
 	appendAt(t, s, user, email, 9, "a5", ms(300))
 	appendAt(t, s, user, email, 7, "a6", ms(301))
 	appendAt(t, s, user, email, 7, "a7", ms(302))
-	targets, _ := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, 10)
+	targets, _ := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, 10, false)
 	if len(targets) != 2 || targets[0].Buddy != 7 || targets[1].Buddy != 9 {
 		t.Errorf("targets after the cap emptied buddy 8's: got %+v, want buddies 7 and 9", targets)
 	}
@@ -484,7 +484,7 @@ func testAppendBatch(t *testing.T, db testDB) {
 	if last, err := s.LastHistoryID(ctx, user); err != nil || last != res[8].Entry.ID {
 		t.Errorf("alice's last ID: got %d, %v, want %d", last, err, res[8].Entry.ID)
 	}
-	targets, _ := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, 10)
+	targets, _ := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, 10, false)
 	if len(targets) != 2 || targets[0].Buddy != 7 || !targets[0].Latest.Equal(ms(50)) || targets[1].Buddy != 8 {
 		t.Errorf("alice's targets: got %+v, want buddy 7 at a1's time, then buddy 8", targets)
 	}
@@ -619,7 +619,7 @@ func testAppendBatchManyUsers(t *testing.T, db testDB) {
 				t.Errorf("round %d, %s's last ID: got %d, %v; want %d", round, name(u), got, err, last[name(u)])
 			}
 		}
-		targets, err := s.HistoryTargets(ctx, name(n-1), time.Time{}, time.Time{}, 10)
+		targets, err := s.HistoryTargets(ctx, name(n-1), time.Time{}, time.Time{}, 10, false)
 		check(t, "HistoryTargets", err)
 		if len(targets) != 2 || !targets[0].Latest.Equal(ms(100*round+2)) || !targets[1].Latest.Equal(ms(100*round+1)) {
 			t.Errorf("round %d, targets: got %+v, want buddies 1 and 2 at their newest entries", round, targets)

@@ -176,13 +176,13 @@ func testHistoryBadQueries(t *testing.T, db testDB) {
 		if _, err := s.HistorySince(ctx, user, 0, limit); err == nil {
 			t.Errorf("HistorySince with limit %d: got no error", limit)
 		}
-		if _, err := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, limit); err == nil {
+		if _, err := s.HistoryTargets(ctx, user, time.Time{}, time.Time{}, limit, false); err == nil {
 			t.Errorf("HistoryTargets with limit %d: got no error", limit)
 		}
 	}
 	calls := map[string]error{}
 	_, calls["HistorySince"] = s.HistorySince(ctx, "nobody", 0, 1)
-	_, calls["HistoryTargets"] = s.HistoryTargets(ctx, "nobody", time.Time{}, time.Time{}, 1)
+	_, calls["HistoryTargets"] = s.HistoryTargets(ctx, "nobody", time.Time{}, time.Time{}, 1, false)
 	_, calls["HistoryByMsgID"] = s.HistoryByMsgID(ctx, "nobody", "m1")
 	_, calls["LastHistoryID"] = s.LastHistoryID(ctx, "nobody")
 	_, calls["ReadMarker"] = s.ReadMarker(ctx, "nobody", email, 7)
@@ -397,17 +397,20 @@ func testHistoryTargets(t *testing.T, db testDB) {
 		name          string
 		after, before time.Time
 		limit         int
+		oldest        bool
 		want          []tgt
 	}{
-		{"all", time.Time{}, time.Time{}, 10, []tgt{{email, 7, 40}, {email, 8, 30}, {other, 9, 30}, {other, 7, 20}}},
-		{"limit", time.Time{}, time.Time{}, 2, []tgt{{email, 7, 40}, {email, 8, 30}}},
-		{"latest within the bounds", time.Time{}, ms(40), 10, []tgt{{email, 8, 30}, {other, 9, 30}, {other, 7, 20}, {email, 7, 10}}},
-		{"after is exclusive", ms(30), time.Time{}, 10, []tgt{{email, 7, 40}}},
-		{"between", ms(10), ms(30), 10, []tgt{{other, 7, 20}}},
-		{"none", ms(40), time.Time{}, 10, []tgt{}},
+		{"all", time.Time{}, time.Time{}, 10, false, []tgt{{email, 7, 40}, {email, 8, 30}, {other, 9, 30}, {other, 7, 20}}},
+		{"limit", time.Time{}, time.Time{}, 2, false, []tgt{{email, 7, 40}, {email, 8, 30}}},
+		{"latest within the bounds", time.Time{}, ms(40), 10, false, []tgt{{email, 8, 30}, {other, 9, 30}, {other, 7, 20}, {email, 7, 10}}},
+		{"after is exclusive", ms(30), time.Time{}, 10, false, []tgt{{email, 7, 40}}},
+		{"between", ms(10), ms(30), 10, false, []tgt{{other, 7, 20}}},
+		{"none", ms(40), time.Time{}, 10, false, []tgt{}},
+		{"oldest", time.Time{}, time.Time{}, 2, true, []tgt{{other, 9, 30}, {other, 7, 20}}},
+		{"oldest within the bounds", ms(10), time.Time{}, 3, true, []tgt{{email, 8, 30}, {other, 9, 30}, {other, 7, 20}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := s.HistoryTargets(ctx, user, c.after, c.before, c.limit)
+			got, err := s.HistoryTargets(ctx, user, c.after, c.before, c.limit, c.oldest)
 			check(t, "HistoryTargets", err)
 			want := []HistoryTarget{}
 			for _, w := range c.want {
@@ -417,7 +420,7 @@ func testHistoryTargets(t *testing.T, db testDB) {
 				got = []HistoryTarget{}
 			}
 			if !slices.Equal(got, want) {
-				t.Errorf("HistoryTargets(%v, %v, %d): got %+v, want %+v", c.after, c.before, c.limit, got, want)
+				t.Errorf("HistoryTargets(%v, %v, %d, %v): got %+v, want %+v", c.after, c.before, c.limit, c.oldest, got, want)
 			}
 		})
 	}

@@ -290,7 +290,7 @@ func (s *sqlStore) HistoryByMsgID(ctx context.Context, user, msgid string) (Hist
 	return e, nil
 }
 
-func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, before time.Time, limit int) ([]HistoryTarget, error) {
+func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, before time.Time, limit int, oldest bool) ([]HistoryTarget, error) {
 	limit, err := checkLimit(limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: history targets: %w", err)
@@ -299,12 +299,16 @@ func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, befor
 	// Per conversation that had an entry after the lower bound, one probe
 	// of its index for the newest entry within the bounds.
 	from, to := afterBound(after), beforeBound(before)
+	order := ` ORDER BY latest DESC, email, buddy LIMIT ?`
+	if oldest {
+		order = ` ORDER BY latest, email DESC, buddy DESC LIMIT ?`
+	}
 	err = s.eachRow(ctx, s.db, `SELECT email, buddy, latest FROM
 		(SELECT a.email, c.buddy, (SELECT max(h.sent) FROM history h
 			WHERE h.account_id = c.account_id AND h.buddy = c.buddy AND h.sent > ? AND h.sent < ?) AS latest
 		FROM history_conversations c JOIN accounts a ON a.id = c.account_id
 		WHERE c.user_id = (SELECT id FROM users WHERE name = ?) AND c.latest > ?) t
-		WHERE latest IS NOT NULL ORDER BY latest DESC, email, buddy LIMIT ?`,
+		WHERE latest IS NOT NULL`+order,
 		[]any{from, to, user, from, limit}, func(rows *sql.Rows) error {
 			var t HistoryTarget
 			var buddy, latest int64
@@ -320,6 +324,9 @@ func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, befor
 	}
 	if err != nil {
 		return nil, wrap("history targets", err)
+	}
+	if oldest {
+		slices.Reverse(out) // newest first
 	}
 	return out, nil
 }

@@ -175,8 +175,10 @@ func (w *wrapped) HistoryByMsgID(ctx context.Context, user, msgid string) (Histo
 	return call1(w, ctx, opHistoryByMsgID, func() (HistoryEntry, error) { return w.st.HistoryByMsgID(ctx, user, msgid) })
 }
 
-func (w *wrapped) HistoryTargets(ctx context.Context, user string, after, before time.Time, limit int) ([]HistoryTarget, error) {
-	return call1(w, ctx, opHistoryTargets, func() ([]HistoryTarget, error) { return w.st.HistoryTargets(ctx, user, after, before, limit) })
+func (w *wrapped) HistoryTargets(ctx context.Context, user string, after, before time.Time, limit int, oldest bool) ([]HistoryTarget, error) {
+	return call1(w, ctx, opHistoryTargets, func() ([]HistoryTarget, error) {
+		return w.st.HistoryTargets(ctx, user, after, before, limit, oldest)
+	})
 }
 
 func (w *wrapped) HistorySince(ctx context.Context, user string, afterID int64, limit int) ([]HistoryEntry, error) {
