@@ -92,3 +92,28 @@ func TestHistoryMsgIDRefsSameTime(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryTargetsByTheirLatest: TARGETS matches a conversation's latest
+// message: one whose latest is past the bounds is not listed, even with
+// earlier messages within them (nor with one of those as its latest).
+func TestHistoryTargetsByTheirLatest(t *testing.T) {
+	stk, g, st := replayUser(t, true)
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	base := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	uids := map[string]msim.UID{}
+	for _, nick := range []string{"bob", "carol"} {
+		uids[nick] = lookupUID(t, msimUser(t, stk, nick), nick)
+		desk.add("&al", nick)
+	}
+	appendEntries(t, st, uids["bob"], []string{"bob-0", "bob-1"}, []time.Time{base, base.Add(5 * time.Minute)})
+	appendEntries(t, st, uids["carol"], []string{"carol-0"}, []time.Time{base.Add(2 * time.Minute)})
+	desk.send("CHATHISTORY TARGETS timestamp=2024-01-01T12:03:00.000Z timestamp=2023-01-01T00:00:00.000Z 10")
+	var got []string
+	for _, m := range batchLines(desk, "draft/chathistory-targets") {
+		got = append(got, m.Param(1)+" "+m.Param(2))
+	}
+	if want := "carol 2024-01-01T12:02:00.000Z"; strings.Join(got, ",") != want {
+		t.Errorf("TARGETS before 12:03: got %q, want only %q (bob's latest is at 12:05)", got, want)
+	}
+}

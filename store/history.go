@@ -85,7 +85,7 @@ type HistoryQuery struct {
 }
 
 // HistoryTarget is a conversation with history and its newest entry's
-// time within the bounds asked for.
+// time.
 type HistoryTarget struct {
 	Account string
 	Buddy   msim.UID
@@ -124,9 +124,10 @@ type HistoryStore interface {
 	// HistoryByMsgID returns the user's entry of that msgid; ErrNotFound
 	// if none.
 	HistoryByMsgID(ctx context.Context, user, msgid string) (HistoryEntry, error)
-	// HistoryTargets lists the conversations with an entry strictly
-	// between after and before (zero: unbounded), by the newest such
-	// entry, newest first (ties by account, then buddy), at most limit
+	// HistoryTargets lists the conversations whose newest entry is
+	// strictly between after and before (zero: unbounded; one with an
+	// entry past before is not listed, as CHATHISTORY TARGETS wants), by
+	// that entry, newest first (ties by account, then buddy), at most limit
 	// (above 0, lowered to MaxHistoryLimit): those whose newest entry is
 	// latest, or with oldest, those whose newest entry is earliest (a
 	// CHATHISTORY TARGETS counted from its earlier bound).

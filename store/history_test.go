@@ -402,7 +402,7 @@ func testHistoryTargets(t *testing.T, db testDB) {
 	}{
 		{"all", time.Time{}, time.Time{}, 10, false, []tgt{{email, 7, 40}, {email, 8, 30}, {other, 9, 30}, {other, 7, 20}}},
 		{"limit", time.Time{}, time.Time{}, 2, false, []tgt{{email, 7, 40}, {email, 8, 30}}},
-		{"latest within the bounds", time.Time{}, ms(40), 10, false, []tgt{{email, 8, 30}, {other, 9, 30}, {other, 7, 20}, {email, 7, 10}}},
+		{"newest past the bounds", time.Time{}, ms(40), 10, false, []tgt{{email, 8, 30}, {other, 9, 30}, {other, 7, 20}}},
 		{"after is exclusive", ms(30), time.Time{}, 10, false, []tgt{{email, 7, 40}}},
 		{"between", ms(10), ms(30), 10, false, []tgt{{other, 7, 20}}},
 		{"none", ms(40), time.Time{}, 10, false, []tgt{}},

@@ -297,7 +297,7 @@ func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, befor
 	}
 	var out []HistoryTarget
 	// Per conversation that had an entry after the lower bound, one probe
-	// of its index for the newest entry within the bounds.
+	// of its index for its newest entry, which must be within the bounds.
 	from, to := afterBound(after), beforeBound(before)
 	order := ` ORDER BY latest DESC, email, buddy LIMIT ?`
 	if oldest {
@@ -305,11 +305,11 @@ func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, befor
 	}
 	err = s.eachRow(ctx, s.db, `SELECT email, buddy, latest FROM
 		(SELECT a.email, c.buddy, (SELECT max(h.sent) FROM history h
-			WHERE h.account_id = c.account_id AND h.buddy = c.buddy AND h.sent > ? AND h.sent < ?) AS latest
+			WHERE h.account_id = c.account_id AND h.buddy = c.buddy) AS latest
 		FROM history_conversations c JOIN accounts a ON a.id = c.account_id
 		WHERE c.user_id = (SELECT id FROM users WHERE name = ?) AND c.latest > ?) t
-		WHERE latest IS NOT NULL`+order,
-		[]any{from, to, user, from, limit}, func(rows *sql.Rows) error {
+		WHERE latest > ? AND latest < ?`+order,
+		[]any{user, from, from, to, limit}, func(rows *sql.Rows) error {
 			var t HistoryTarget
 			var buddy, latest int64
 			if err := rows.Scan(&t.Account, &buddy, &latest); err != nil {
