@@ -115,11 +115,25 @@ func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
 
 // own shows what the user typed to bd in one client to their other
 // clients, as the user's own message with the same msgid and time (the
-// client it came from has its echo-message echo, if it asked for one).
+// client it came from has its echo-message echo, if it asked for one). A
+// client that is not given it (closing) misses it, as it would an IM: its
+// position stops before it.
 func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 	for _, at := range s.cl.ats {
-		if at != s.sender {
-			at.c.Deliver(ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, MsgID: in.MsgID, Time: in.Time})
+		if at == s.sender {
+			continue
+		}
+		d := ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, MsgID: in.MsgID, Time: in.Time}
+		if in.MsgID != "" {
+			msgid := in.MsgID
+			d.Sent = func(ok bool) {
+				if !ok {
+					at.miss(msgid)
+				}
+			}
+		}
+		if !at.c.Deliver(d) {
+			at.miss(in.MsgID) // now: Sent may come after the session let the client go
 		}
 	}
 }
