@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/irc.v4"
+
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
@@ -115,5 +117,28 @@ func TestHistoryTargetsByTheirLatest(t *testing.T) {
 	}
 	if want := "carol 2024-01-01T12:02:00.000Z"; strings.Join(got, ",") != want {
 		t.Errorf("TARGETS before 12:03: got %q, want only %q (bob's latest is at 12:05)", got, want)
+	}
+}
+
+// TestOwnActionInAControlChannel: "bob: /me waves" in a control channel
+// reaches bob as an action and is kept as one; the user's other clients
+// are shown it as one too, as the history shows it, not as the text typed.
+func TestOwnActionInAControlChannel(t *testing.T) {
+	stk, g := historyGateway(t)
+	msimUser(t, stk, "bob")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", historyCaps...)
+	phone.joinedControl("&al")
+	desk.send("PRIVMSG &al :bob: /me waves")
+	live := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "al" && m.Param(0) == "bob" })
+	phone.send("CHATHISTORY LATEST bob * 10")
+	hist := batchLines(phone, "chathistory")
+	if len(hist) != 1 || hist[0].Tags["msgid"] != live.Tags["msgid"] {
+		t.Fatalf("history %v, want the one message shown live (%v)", hist, live)
+	}
+	if want := "\x01ACTION waves\x01"; live.Trailing() != want || hist[0].Trailing() != want {
+		t.Errorf("shown live as %q, in the history as %q; want both %q", live.Trailing(), hist[0].Trailing(), want)
 	}
 }

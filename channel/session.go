@@ -623,7 +623,11 @@ func (s *session) onIRC(in ircd.Input) {
 		}
 		if nick, rest, ok := addressed(text); ok {
 			if bd := s.buddyByNick(nick); bd != nil {
-				s.sendOwn(bd, in, "PRIVMSG", rest, rest)
+				shown := rest // to the other clients: a /me is an action, as MSIM and the history take it
+				if act, ok := strings.CutPrefix(rest, "/me "); ok {
+					shown = action(act)
+				}
+				s.sendOwn(bd, in, "PRIVMSG", shown, rest)
 				return
 			}
 			if nickKey(nick) == nickKey(s.b.cfg.ServiceNick) {
