@@ -40,8 +40,13 @@ func (c *clients) remove(at *attachment) {
 
 // Deliver gives d to every attached client. Its Sent is called once, when
 // each has reported: true if any showed it. With no client, d is refused
-// (Sent(false)), or kept as a note if it is a message without Sent.
-func (c *clients) Deliver(d ircd.Delivery) bool {
+// (Sent(false)), or kept as a note if it is a message without Sent. A d
+// with a Time comes late (see deliver).
+func (c *clients) Deliver(d ircd.Delivery) bool { return c.deliver(d, !d.Time.IsZero()) }
+
+// deliver is Deliver; late: d comes late, and a client without
+// server-time is shown its Time before its text (stampLate).
+func (c *clients) deliver(d ircd.Delivery, late bool) bool {
 	if len(c.ats) == 0 {
 		if d.Sent != nil {
 			d.Sent(false)
@@ -60,7 +65,7 @@ func (c *clients) Deliver(d ircd.Delivery) bool {
 		// The common case: Sent goes as it is, with no merging, and what
 		// the sole client misses is held (Sent(false)).
 		at := c.ats[0]
-		if at.c.Deliver(stampLate(d, at.c.HasCap("server-time"))) {
+		if at.c.Deliver(stampLate(d, late, at.c.HasCap("server-time"))) {
 			return true
 		}
 		at.miss(d.MsgID)
@@ -72,7 +77,7 @@ func (c *clients) Deliver(d ircd.Delivery) bool {
 	}
 	ok := false
 	for _, at := range c.ats {
-		dd := stampLate(d, at.c.HasCap("server-time"))
+		dd := stampLate(d, late, at.c.HasCap("server-time"))
 		if agg != nil {
 			dd.Sent = agg.report
 			if d.MsgID != "" {

@@ -271,24 +271,21 @@ func ctcpAction(s string) (string, bool) {
 func action(text string) string { return "\x01ACTION " + text + "\x01" }
 
 // imLine renders an incoming IM from bd for the IRC client: an action for
-// "/me", and the time it was sent when it comes late (Time is set only
-// then; stampLate shows it to a client without server-time).
-func (s *session) imLine(bd *buddy, ev msim.IMEvent) ircd.Delivery {
+// "/me", with the time it arrived (or was sent, when it comes late), which
+// its history entry keeps too, so every copy has one time; late: it comes
+// late (stampLate shows its time to a client without server-time).
+func (s *session) imLine(bd *buddy, ev msim.IMEvent) (d ircd.Delivery, late bool) {
 	text := fromMSIM(ev.Text)
 	if strings.HasPrefix(text, "/me ") {
 		text = action(strings.TrimPrefix(text, "/me "))
 	}
-	d := ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: text}
-	if ev.Offline && !ev.Time.IsZero() {
-		d.Time = ev.Time
-	}
-	return d
+	return ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: text, Time: ev.Time}, ev.Offline && !ev.Time.IsZero()
 }
 
 // stampLate puts the time a late message was sent before its text, for a
 // client that does not take it as a server-time tag.
-func stampLate(d ircd.Delivery, serverTime bool) ircd.Delivery {
-	if d.Time.IsZero() || serverTime || d.Command == "TAGMSG" {
+func stampLate(d ircd.Delivery, late, serverTime bool) ircd.Delivery {
+	if !late || d.Time.IsZero() || serverTime || d.Command == "TAGMSG" {
 		return d
 	}
 	stamp := "[" + d.Time.UTC().Format("2006-01-02 15:04:05") + " UTC] "

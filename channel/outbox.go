@@ -89,7 +89,7 @@ func (o *outbox) pop() {
 func (s *session) pumpOut() {
 	for s.out.head < len(s.out.q) {
 		it := s.out.q[s.out.head]
-		d, ok := s.imDelivery(it)
+		d, late, ok := s.imDelivery(it)
 		if !ok {
 			s.out.pop()
 			continue
@@ -103,7 +103,11 @@ func (s *session) pumpOut() {
 		s.out.pop()
 		s.out.inflight.Add(size)
 		d.Sent = s.imSent(it, size)
-		s.irc.Deliver(d) // false: Sent(false) has held the IM
+		if cl, ok := s.irc.(*clients); ok {
+			cl.deliver(d, late) // false: Sent(false) has held the IM
+		} else {
+			s.irc.Deliver(d)
+		}
 	}
 	if cap(s.out.q) > 64 {
 		s.out.q = nil // let a burst's array go
@@ -164,19 +168,20 @@ func (r *imSentReport) sent(ok bool) {
 	s.kick()
 }
 
-// imDelivery renders an IM or zap for the IRC client.
-func (s *session) imDelivery(it outIM) (ircd.Delivery, bool) {
+// imDelivery renders an IM or zap for the IRC client; late: it comes late
+// (see imLine).
+func (s *session) imDelivery(it outIM) (d ircd.Delivery, late, ok bool) {
 	bd := it.bd
 	switch ev := it.ev.(type) {
 	case msim.IMEvent:
 		bd.setTyping(false) // a message ends typing, for IRC clients too
-		d := s.imLine(bd, ev)
+		d, late = s.imLine(bd, ev)
 		d.MsgID = it.msgid
-		return d, true
+		return d, late, true
 	case msim.ZapEvent:
-		return ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: action(zapText(ev.Zap.Name())), MsgID: it.msgid}, true
+		return ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: action(zapText(ev.Zap.Name())), MsgID: it.msgid}, false, true
 	}
-	return ircd.Delivery{}, false
+	return ircd.Delivery{}, false, false
 }
 
 func zapText(name string) string { return "sends you a zap: " + name + "!" }
