@@ -8,8 +8,10 @@
 // The package holds no mutable state; every function is safe to call from
 // any goroutine.
 //
-// The central guarantee is that for every valid UTF-8 string s,
-// ToPlain(FromPlain(s)) == s.
+// The central guarantee is that for every valid UTF-8 string s without
+// the characters XML cannot carry (the C0 controls other than tab, LF and
+// CR, and U+FFFE and U+FFFF), ToPlain(FromPlain(s)) == s. FromPlain sends
+// those as visible symbols (see FromPlain): receivers parse a body as XML.
 package markup
 
 import (
@@ -207,7 +209,8 @@ func isComment(raw []byte) bool {
 
 // decodeText appends s to b with XML character references decoded: the five
 // predefined entities and &#N; / &#xN;. A "&" that starts no valid reference
-// is kept literally. &#0; decodes to NUL, which FromPlain relies on.
+// is kept literally. &#0; decodes to NUL (XML forbids it, but a body from
+// another client may hold it).
 func decodeText(b *strings.Builder, s string) {
 	for {
 		i := strings.IndexByte(s, '&')
@@ -280,9 +283,14 @@ func digitVal(c byte, base rune) rune {
 // ToPlain restores the line breaks. Within a line, text is scanned left to
 // right; at each position the outgoing smiley symbols are tried longest
 // first (only each name's first symbol, see Outgoing) and emitted as
-// <i n="name"/>; otherwise "&", "<" and ">" are escaped, and "\r" and NUL are
-// written as &#13; and &#0; so that XML parsers and the html tokenizer
-// cannot normalise them away. Every other byte is copied unchanged.
+// <i n="name"/>; otherwise "&", "<" and ">" are escaped, and "\r" is
+// written as &#13; so that XML parsers and the html tokenizer cannot
+// normalise it away. The result is XML for valid UTF-8 input, as receivers
+// parse it (spec §5.1: a body that is not XML is shown as raw markup): a
+// C0 control other than tab, LF and CR, which XML 1.0 cannot carry even as
+// a reference (IRC's bold and colour codes, NUL), is sent as its visible
+// symbol (U+2400 + c: ␂ for \x02), and U+FFFE and U+FFFF as U+FFFD. Every
+// other byte is copied unchanged.
 func FromPlain(plain string) string {
 	return string(AppendFromPlain(make([]byte, 0, len(lineOpen)+len(plain)+len(plain)/4+len(lineClose)), plain))
 }
@@ -320,10 +328,20 @@ func AppendFromPlain(b []byte, plain string) []byte {
 			b = append(b, "&gt;"...)
 		case '\r':
 			b = append(b, "&#13;"...)
-		case 0:
-			b = append(b, "&#0;"...)
-		default: // a smiley's first byte that starts no smiley here
+		case 0xEF: // U+FFFE and U+FFFF start so; other characters pass
+			if strings.HasPrefix(plain[i:], "\uFFFE") || strings.HasPrefix(plain[i:], "\uFFFF") {
+				b = append(b, "\uFFFD"...)
+				i += len("\uFFFD")
+				run = i
+				continue
+			}
 			b = append(b, c)
+		default:
+			if c < 0x20 { // a control XML cannot carry: its symbol, U+2400 + c
+				b = append(b, 0xE2, 0x90, 0x80|c)
+			} else { // a smiley's first byte that starts no smiley here
+				b = append(b, c)
+			}
 		}
 		i++
 		run = i
@@ -333,11 +351,16 @@ func AppendFromPlain(b []byte, plain string) []byte {
 }
 
 // special marks the bytes FromPlain cannot copy as they are: those it
-// escapes here and, added by the smiley table's init, the first bytes of
+// escapes here (the C0 controls but tab, the first byte of U+FFFE and
+// U+FFFF) and, added by the smiley table's init, the first bytes of
 // outgoing smiley symbols.
 var special = func() (t [256]bool) {
-	for _, c := range "\n&<>\r\x00" {
+	for c := range 0x20 {
+		t[c] = c != '\t'
+	}
+	for _, c := range "&<>" {
 		t[c] = true
 	}
+	t[0xEF] = true
 	return t
 }()
