@@ -285,13 +285,17 @@ func (s *session) contactInfo(body msim.Dict) (msim.Dict, error) {
 	return d, nil
 }
 
-// imInfo is the IM information of 1/4 (own), 1/17 and 1/7 (anyone).
+// imInfo is the IM information of 1/4 (own), 1/17 and 1/7 (anyone). About
+// another user it is othersIMInfo: a user's IM settings are their own.
 func (s *session) imInfo(uid msim.UID, own bool) (msim.Dict, error) {
 	a, err := s.srv.account(uid)
 	if errors.Is(err, errNoSuchUser) {
 		return nil, errNoUser
 	} else if err != nil {
 		return nil, err
+	}
+	if !own {
+		return othersIMInfo(), nil
 	}
 	pref := func(k, def string) string {
 		if v, ok := a.Prefs.Get(k); ok {
@@ -315,7 +319,7 @@ func (s *session) imInfo(uid msim.UID, own bool) (msim.Dict, error) {
 		{Key: "ShowAvatar", Value: pref("ShowAvatar", "True")},
 		{Key: "IMName", Value: pref("IMName", "")},
 	}
-	if own && !a.LastLogin.IsZero() {
+	if !a.LastLogin.IsZero() {
 		d = append(d, msim.Pair{Key: "LastLogin", Value: strconv.FormatInt(msim.ToFileTime(a.LastLogin), 10)})
 	}
 	return append(d,
@@ -324,6 +328,28 @@ func (s *session) imInfo(uid msim.UID, own bool) (msim.Dict, error) {
 		msim.Pair{Key: "IMLang", Value: pref("IMLang", "ENGLISH")},
 		msim.Pair{Key: "LangID", Value: pref("LangID", "1033")},
 	), nil
+}
+
+// othersIMInfo answers 1/17 and 1/7 about another user as the 2007 server
+// did (capture n 14 and n 48, for two different users): UserID 0 and
+// default values, never that user's privacy settings, IM name or the like.
+func othersIMInfo() msim.Dict {
+	return msim.Dict{
+		{Key: "UserID", Value: "0"},
+		{Key: "Sound", Value: "True"},
+		{Key: "PrivacyMode", Value: "0"},
+		{Key: "ShowOnlyToList", Value: "False"},
+		{Key: "OfflineMessageMode", Value: "0"},
+		{Key: "Headline", Value: ""},
+		{Key: "AvatarUrl", Value: ""},
+		{Key: "Alert", Value: "0"},
+		{Key: "ShowAvatar", Value: "True"},
+		{Key: "IMName", Value: ""},
+		{Key: "ClientVersion", Value: "0"},
+		{Key: "AllowBrowse", Value: "True"},
+		{Key: "IMLang", Value: "ENGLISH"},
+		{Key: "LangID", Value: "1033"},
+	}
 }
 
 func (s *session) groupList() (msim.Dict, error) {

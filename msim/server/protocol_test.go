@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -309,4 +310,33 @@ func TestShowOnlyToListFollowsTheList(t *testing.T) {
 	alice.addBuddy(bob.uid)
 	alice.sync()
 	bob.expect("alice online for bob once on her list again", isPresence(alice.uid, msim.StatusOnline))
+}
+
+// TestIMInfoOfAnotherUser: persist 1/17 (and 1/7) about someone else is
+// answered as the 2007 server answered it (capture n 14 and n 48): UserID
+// 0 and the default values, whatever that user set. A user's IM settings
+// (who may see them or write to them, their IM name) are theirs; their
+// own 1/4 shows them.
+func TestIMInfoOfAnotherUser(t *testing.T) {
+	_, _, alice, bob := pair(t, Config{})
+	bob.blocklist("w1|c1")
+	bob.persist(msim.CmdPut|msim.CmdAction, msim.PersistSetPrefs, msim.Dict{
+		{Key: "Headline", Value: "secret plans"}, {Key: "IMName", Value: "bobby"}, {Key: "OfflineMessageMode", Value: "1"}, {Key: "Alert", Value: "1"},
+	})
+	own := bob.persist(msim.CmdGet, msim.PersistOwnIMInfo, nil)
+	if own.Body.Str("UserID") != bob.uid.String() || own.Body.Str("ShowOnlyToList") != "True" || own.Body.Str("IMName") != "bobby" {
+		t.Errorf("bob's own 1/4: got %v, want his settings", own.Body)
+	}
+	want := msim.Dict{{Key: "UserID", Value: "0"}, {Key: "Sound", Value: "True"}, {Key: "PrivacyMode", Value: "0"},
+		{Key: "ShowOnlyToList", Value: "False"}, {Key: "OfflineMessageMode", Value: "0"}, {Key: "Headline", Value: ""},
+		{Key: "AvatarUrl", Value: ""}, {Key: "Alert", Value: "0"}, {Key: "ShowAvatar", Value: "True"},
+		{Key: "IMName", Value: ""}, {Key: "ClientVersion", Value: "0"}}
+	for _, k := range []msim.DSNLID{msim.PersistIMInfo, msim.PersistIMInfoAlt} {
+		for _, key := range []string{"UserID", "ContactID"} {
+			r := alice.persist(msim.CmdGet, k, msim.Dict{{Key: key, Value: bob.uid.String()}})
+			if r.IsError() || len(r.Body) < len(want) || !slices.Equal(r.Body[:len(want)], want) {
+				t.Errorf("%v by %s about bob: got cmd %d %v, want the capture's %v…", k, key, r.Cmd, r.Body, want)
+			}
+		}
+	}
 }
