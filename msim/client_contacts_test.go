@@ -542,3 +542,29 @@ func TestEarlyPresenceStaysSmall(t *testing.T) {
 		t.Errorf("stranger: PresenceOf(4242) got %v %q %v, want away %q true", st, text, ok, last)
 	}
 }
+
+// TestContactAvatarUrl: a contact record without ImageURL gives its avatar
+// in AvatarUrl, spelt so by the 2007 server's contact records (capture n
+// 80 and n 81) and by msimd's; the spec's "AvatarURL" is read too.
+func TestContactAvatarUrl(t *testing.T) {
+	for _, key := range []string{"AvatarUrl", "AvatarURL"} {
+		wire := "ContactID=6221\x1cContactID=6221\x1cHeadline=:-)\x1cPosition=1\x1cGroupName=IM Friends\x1cVisibility=1\x1c" +
+			key + "=http:/1/1img.test/1tom.jpg\x1cShowAvatar=True\x1cIMName=\x1cNickName=\x1cNameSelect=0"
+		d, err := ParseDict(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := d.Records("ContactID")
+		if len(recs) != 1 {
+			t.Fatalf("%s: %d records, want 1", key, len(recs))
+		}
+		if got := contactOf(recs[0]).ImageURL; got != "http://img.test/tom.jpg" {
+			t.Errorf("%s: contactOf's ImageURL = %q, want the avatar's address", key, got)
+		}
+		eachRecord([]string{wire}, "ContactID", func(rec Dict) {
+			if got := contactFrom(rec, true).ImageURL; got != "http://img.test/tom.jpg" {
+				t.Errorf("%s: contactFrom's ImageURL = %q, want the avatar's address", key, got)
+			}
+		})
+	}
+}

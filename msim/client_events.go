@@ -299,7 +299,10 @@ func contactFrom(d Dict, wire bool) Contact {
 		c.DisplayName = dn
 	}
 	if c.ImageURL == "" {
-		c.ImageURL = internOf("AvatarURL")
+		// Spelt so by the 2007 server (and msimd); the spec says AvatarURL.
+		if c.ImageURL = internOf("AvatarUrl"); c.ImageURL == "" {
+			c.ImageURL = internOf("AvatarURL")
+		}
 	}
 	vis, _ := d.Int("Visibility")
 	c.Blocked = vis == 2
