@@ -32,7 +32,9 @@ func DefaultAccountFailures() guard.FailureConfig {
 }
 
 // ErrCodeRefused is the fatal error a connection gets when a connection cap
-// refuses it. The protocol has no code for this; this one is msimircd's.
+// refuses it, or a login from an address refused for its failed logins:
+// "try again later". The protocol has no code for this; this one is
+// msimircd's. Clients take it as a network error and retry.
 const ErrCodeRefused = 4354
 
 // Texts of the limits' errors.

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -119,8 +122,12 @@ func TestLoginGuessingSlowedThenRefused(t *testing.T) {
 			}
 		} else {
 			text, _ := m.Str("errmsg")
-			if !isError(msim.ErrCodeBadPassword)(m) || !m.Has("fatal") || text != st.wantText {
-				t.Fatalf("%s: got %v, want fatal err 260 %q", st.name, m, st.wantText)
+			code := msim.ErrCodeBadPassword
+			if st.wantText == textLoginsLater {
+				code = ErrCodeRefused
+			}
+			if !isError(code)(m) || !m.Has("fatal") || text != st.wantText {
+				t.Fatalf("%s: got %v, want fatal err %d %q", st.name, m, code, st.wantText)
 			}
 			c.expectClosed()
 		}
@@ -158,6 +165,48 @@ func TestLoginGuessingSlowedThenRefused(t *testing.T) {
 	}
 	if got := sl.take(); len(got) != 1 || got[0] != time.Second {
 		t.Errorf("after the refusal: delays got %v, want [1s]", got)
+	}
+}
+
+// TestRefusedAddressIsNotAWrongPassword: while an address is refused for
+// its failed logins, a login from it (with the right password) is told to
+// try again later with a code that does not say the password is wrong:
+// clients take err 260 as an incorrect password and stop logging in for
+// good (spec §3.6, §7.2; so do msimircd's accounts), where the refusal
+// ends by itself. Another gateway user's typos must not stop every account
+// behind the same address.
+func TestRefusedAddressIsNotAWrongPassword(t *testing.T) {
+	clock := fakeclock.New()
+	cfg := Config{
+		LoginFailures:   guard.FailureConfig{Free: 1, Delay: time.Second, MaxDelay: time.Second, RefuseAfter: 2, RefuseFor: 10 * time.Minute, Clock: clock},
+		AccountFailures: guard.FailureConfig{Free: 10, Delay: time.Second, Clock: clock},
+	}
+	srv, addr, _, _ := limitedServer(t, cfg, NewMemStore())
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	const gateway = "127.0.0.1"
+	for i := range 2 {
+		c := dialFrom(t, gateway, addr)
+		if m := c.tryLogin("alice@example.com", fmt.Sprintf("typo%d", i)); !isError(msim.ErrCodeBadPassword)(m) {
+			t.Fatalf("typo %d: got %v, want err 260", i, m)
+		}
+	}
+	c := dialFrom(t, gateway, addr)
+	m := c.tryLogin("bob@example.com", "hunter2")
+	if text, _ := m.Str("errmsg"); !m.Is("error") || !m.Has("fatal") || text != textLoginsLater {
+		t.Fatalf("refused: got %v, want a fatal error %q", m, textLoginsLater)
+	}
+	if isError(msim.ErrCodeBadPassword)(m) {
+		t.Errorf("refused: got %v, a wrong password's code", m)
+	}
+	_, err := msim.Dial(context.Background(), msim.ClientConfig{Addr: addr, Email: "bob@example.com", Password: "hunter2",
+		DialTimeout: testWait, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(gateway)}}
+			return d.DialContext(ctx, "tcp", addr)
+		}})
+	var le *msim.LoginError
+	if !errors.As(err, &le) || errors.Is(err, msim.ErrBadPassword) {
+		t.Errorf("msim.Dial while refused: got %v, want a login error that is not ErrBadPassword", err)
 	}
 }
 

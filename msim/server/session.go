@@ -658,10 +658,11 @@ func (s *session) login(m *msim.Message) bool {
 	wait, err := srv.loginWait(addrKey, acctKey)
 	if err != nil {
 		// Refused without looking at the password; the burst was logged
-		// when the refusal began.
+		// when the refusal began. Not err 260: clients take that for a
+		// wrong password and stop trying, where this refusal ends.
 		log.WithError(err).Debug("login refused: too many failed logins from this address")
-		srv.metrics.login(msim.ErrCodeBadPassword)
-		s.fatal(msim.ErrCodeBadPassword, textLoginsLater)
+		srv.metrics.login(ErrCodeRefused)
+		s.fatal(ErrCodeRefused, textLoginsLater)
 		return false
 	}
 	if wait > 0 {
