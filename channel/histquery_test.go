@@ -142,3 +142,33 @@ func TestOwnActionInAControlChannel(t *testing.T) {
 		t.Errorf("shown live as %q, in the history as %q; want both %q", live.Trailing(), hist[0].Trailing(), want)
 	}
 }
+
+// TestFormattingStaysOnIRC: IRC's formatting codes in an IM reach the MSIM
+// buddy as the words alone, while the user's other clients and the
+// history have the message as typed.
+func TestFormattingStaysOnIRC(t *testing.T) {
+	stk, g := historyGateway(t)
+	bob := msimUser(t, stk, "bob")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", historyCaps...)
+	phone.joinedControl("&al")
+	const typed = "\x02bold\x02 and \x0304,12red on blue\x03 \x1funderlined\x1f"
+	desk.send("PRIVMSG bob :" + typed)
+	if live := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "al" && m.Param(0) == "bob" }); live.Trailing() != typed {
+		t.Errorf("the phone was shown %q, want %q", live.Trailing(), typed)
+	}
+	phone.send("CHATHISTORY LATEST bob * 10")
+	if hist := batchLines(phone, "chathistory"); len(hist) != 1 || hist[0].Trailing() != typed {
+		t.Errorf("history %v, want the message as typed", hist)
+	}
+	for ev := range bob.Events() {
+		if im, ok := ev.(msim.IMEvent); ok {
+			if want := "bold and red on blue underlined"; im.Text != want {
+				t.Errorf("bob got %q, want %q", im.Text, want)
+			}
+			break
+		}
+	}
+}

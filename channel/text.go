@@ -88,3 +88,56 @@ func controlIn(s string) bool {
 	}
 	return false
 }
+
+// msimText is text typed on IRC as MSIM gets it: IRC's formatting codes
+// (bold, italic, underline, strike-through, monospace, reverse, reset, and
+// colours with their numbers) are dropped, as MSIM's markup has no
+// counterpart a receiver would show, and the words stay. Any other control
+// character is left for the markup to send as its visible symbol.
+func msimText(s string) string {
+	if !strings.ContainsAny(s, ircFormatting) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case 0x02, 0x0f, 0x11, 0x16, 0x1d, 0x1e, 0x1f:
+		case 0x03:
+			i += colourLen(s[i+1:], isDigit, 2)
+		case 0x04:
+			i += colourLen(s[i+1:], isHexDigit, 6)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// ircFormatting is IRC's formatting codes, as msimText drops them.
+const ircFormatting = "\x02\x03\x04\x0f\x11\x16\x1d\x1e\x1f"
+
+// colourLen is the length of a colour code's numbers after its control
+// byte: a foreground of up to n digits, then, after a comma, a background
+// of up to n (the comma is text when no digit follows it).
+func colourLen(s string, digit func(byte) bool, n int) int {
+	fg := 0
+	for fg < len(s) && fg < n && digit(s[fg]) {
+		fg++
+	}
+	if fg == 0 || fg == len(s) || s[fg] != ',' {
+		return fg
+	}
+	bg := 0
+	for rest := s[fg+1:]; bg < len(rest) && bg < n && digit(rest[bg]); {
+		bg++
+	}
+	if bg == 0 {
+		return fg
+	}
+	return fg + 1 + bg
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isHexDigit(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }

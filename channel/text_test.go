@@ -65,3 +65,49 @@ func BenchmarkHasControl(b *testing.B) {
 		}
 	}
 }
+
+func TestMSIMTextDropsFormatting(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"hello", "hello"},
+		{"\x02bold\x02 \x1ditalic\x1d \x1funder\x1f \x1estrike\x1e \x11mono\x11 \x16rev\x16 end\x0f", "bold italic under strike mono rev end"},
+		{"\x034red\x03 \x0304,12on blue\x03 \x0399 100\x03", "red on blue  100"},
+		{"\x03,5 comma stays", ",5 comma stays"},
+		{"\x034, and a comma", ", and a comma"},
+		{"\x03123", "3"}, // two digits at most
+		{"\x04ff0000red\x04 \x04FF0000,00FF00both\x04", "red both"},
+		{"bell\x07 stays for the markup", "bell\x07 stays for the markup"},
+		{"trailing \x03", "trailing "},
+		{"ünï\x02cödé\x02", "ünïcödé"},
+	} {
+		if got := msimText(tc.in); got != tc.want {
+			t.Errorf("msimText(%q): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzMSIMText: no formatting code is left, and nothing but the codes and
+// their colour numbers is dropped: the rest stays, in order.
+func FuzzMSIMText(f *testing.F) {
+	f.Add("\x02bold\x02 \x0304,12red\x03 \x04ff0000,00ff00hex\x04 \x1fu\x0f")
+	f.Add("plain, 12 and ff")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := msimText(s)
+		if strings.ContainsAny(out, ircFormatting) {
+			t.Fatalf("msimText(%q) = %q keeps a formatting code", s, out)
+		}
+		// What a colour's numbers could be made of is left out of the
+		// comparison; every other byte must be there, in order.
+		keep := func(s string) string {
+			var b []byte
+			for i := 0; i < len(s); i++ {
+				if !strings.ContainsRune(ircFormatting+",0123456789abcdefABCDEF", rune(s[i])) {
+					b = append(b, s[i])
+				}
+			}
+			return string(b)
+		}
+		if a, b := keep(out), keep(s); a != b {
+			t.Fatalf("msimText(%q) = %q: dropped more than codes (%q against %q)", s, out, a, b)
+		}
+	})
+}
