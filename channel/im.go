@@ -140,8 +140,9 @@ func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 
 // sendOwn sends what the user typed to bd (IRC text; out is the text as
 // MSIM gets it, but for IRC's formatting codes: msimText): shown in the
-// user's other clients, then sent, or queued while the link is down. It is kept in the history once sent: not if it
-// was refused, now or from the queue (the refusal's notice says so).
+// user's other clients, then sent, or queued while the link is down. It is
+// kept in the history once sent: not if it was refused, now or from the
+// queue (the refusal's notice says so).
 func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	s.own(bd, in, cmd, text)
 	a := bd.a
