@@ -48,13 +48,13 @@ func TestLoginWaitsBehindABacklog(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(t, f.addr())
-	cfg.DialTimeout, cfg.RequestTimeout = 400*time.Millisecond, 400*time.Millisecond
+	cfg.DialTimeout, cfg.RequestTimeout = time.Second, time.Second
 	ch := dialAsync(cfg)
 	fc := f.accept()
 	const n = 40
 	own := defaultResponders()[PersistOwnProfile]
 	fc.override(PersistOwnProfile, func(fc *fakeConn, p *Persist) Dict {
-		streamIMs(fc, n, 40*time.Millisecond) // 1.6 s: four times DialTimeout
+		streamIMs(fc, n, 100*time.Millisecond) // 4 s: four times DialTimeout
 		return own(fc, p)
 	})
 	fc.login("alice")
