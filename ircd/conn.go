@@ -675,10 +675,17 @@ func needsColon(last string) bool {
 
 // lineLen is the length of writeLine's output for m.
 func lineLen(m *irc.Message) int {
-	n := len(m.Command)
+	n := bodyLen(m)
 	if len(m.Tags) > 0 {
 		n += 2 + len(m.Tags.String())
 	}
+	return n
+}
+
+// bodyLen is lineLen without the tags: what counts against a line's 512
+// bytes.
+func bodyLen(m *irc.Message) int {
+	n := len(m.Command)
 	if p := m.Prefix; p != nil && p.Name != "" {
 		n += 2 + prefixLen(p)
 	}

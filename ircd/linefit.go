@@ -33,10 +33,7 @@ func fitMessage(m *irc.Message) *irc.Message {
 	if len(m.Params) == 0 {
 		return m
 	}
-	n := lineLen(m)
-	if len(m.Tags) > 0 {
-		n -= 2 + len(m.Tags.String())
-	}
+	n := bodyLen(m)
 	if n <= maxLineBody {
 		return m
 	}
