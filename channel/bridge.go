@@ -62,7 +62,9 @@ type Directory interface {
 	// Authenticate checks SASL PLAIN credentials.
 	Authenticate(account, password string) error
 	// Lookup returns the user that registered with reg (PASS or SASL
-	// account, nick), or an error that refuses the connection.
+	// account, nick), or an error that refuses the connection. With a SASL
+	// account, reg.SASLPassword is the password Authenticate accepted for
+	// this connection.
 	Lookup(reg ircd.Registration) (User, error)
 }
 

@@ -152,15 +152,7 @@ type DemoDirectory struct {
 
 	mu        sync.Mutex
 	key       []byte
-	ephemeral map[string]string    // user name → e-mail of its ephemeral account in use
-	sasl      map[string]saslLogin // by user name, from Authenticate to Lookup
-}
-
-// saslLogin is a password SASL checked, kept for the Lookups of the n
-// clients that gave it.
-type saslLogin struct {
-	password string
-	n        int
+	ephemeral map[string]string // user name → e-mail of its ephemeral account in use
 }
 
 // ErrCreationQuota refuses a client whose address made too many accounts.
@@ -370,52 +362,28 @@ func (d *DemoDirectory) createEphemeral(name string) (demoLogin, error) {
 }
 
 // Authenticate implements Directory: the password must be that of the
-// account's existing account; a missing one is made at Lookup.
+// account's existing account; a missing one is made at Lookup, with the
+// password the connection's own SASL login gave (reg.SASLPassword).
 func (d *DemoDirectory) Authenticate(account, password string) error {
 	name, err := DemoUserName(account)
 	if err != nil {
 		return ErrAuth
 	}
-	if _, err := d.resolve(name, password, nil, false); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.sasl == nil {
-		d.sasl = map[string]saslLogin{}
-	}
-	if len(d.sasl) >= 1000 {
-		clear(d.sasl) // bounded: stale entries of clients that never registered
-	}
-	if l, ok := d.sasl[name]; ok && eq(l.password, password) {
-		l.n++ // another client of the user, logging in at once
-		d.sasl[name] = l
-	} else {
-		d.sasl[name] = saslLogin{password: password, n: 1}
-	}
-	return nil
+	_, err = d.resolve(name, password, nil, false)
+	return err
 }
 
-// Lookup implements Directory.
+// Lookup implements Directory. A SASL login's password is checked again
+// (the account may have been made since Authenticate) or creates the
+// account.
 func (d *DemoDirectory) Lookup(reg ircd.Registration) (User, error) {
 	who, password := reg.Nick, reg.Pass
 	if reg.Account != "" {
-		who = reg.Account
+		who, password = reg.Account, reg.SASLPassword
 	}
 	name, err := DemoUserName(who)
 	if err != nil {
 		return User{}, err
-	}
-	if reg.Account != "" {
-		d.mu.Lock()
-		l := d.sasl[name]
-		password = l.password
-		if l.n--; l.n <= 0 {
-			delete(d.sasl, name)
-		} else {
-			d.sasl[name] = l
-		}
-		d.mu.Unlock()
 	}
 	l, err := d.resolve(name, password, reg.Remote, true)
 	if err != nil {

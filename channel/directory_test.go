@@ -335,7 +335,7 @@ func TestDemoRefusalsReadTheSame(t *testing.T) {
 			t.Errorf("Authenticate(%s, %s): got %v, want %v", tc.account, tc.pass, err, tc.want)
 		}
 	}
-	u, err := d.Lookup(ircd.Registration{Nick: "x", Account: "erin"})
+	u, err := d.Lookup(ircd.Registration{Nick: "x", Account: "erin", SASLPassword: "right"})
 	if err != nil || u.Accounts[0].Email != "erin@msimircd.local" {
 		t.Errorf("Lookup after SASL: got %+v, %v", u, err)
 	}

@@ -54,15 +54,18 @@ func (g *passwordGate) Authenticate(account, password string) error {
 }
 
 // Lookup implements Directory: PASS holds the server password, unless SASL
-// already checked it.
+// already checked it; then the client's own part of the SASL password goes
+// on to d.
 func (g *passwordGate) Lookup(reg ircd.Registration) (User, error) {
-	if reg.Account == "" {
-		own, ok := g.open(reg.Pass)
-		if !ok {
-			return User{}, ErrAuth
-		}
-		reg.Pass = own
+	given := &reg.Pass
+	if reg.Account != "" {
+		given = &reg.SASLPassword
 	}
+	own, ok := g.open(*given)
+	if !ok {
+		return User{}, ErrAuth
+	}
+	*given = own
 	return g.next.Lookup(reg)
 }
 

@@ -86,7 +86,7 @@ func TestGatePass(t *testing.T) {
 }
 
 // TestGateSASL: SASL PLAIN's password holds the server password (and OWN);
-// the lookup after a SASL login is not asked for it again.
+// the lookup after a SASL login gets the connection's OWN.
 func TestGateSASL(t *testing.T) {
 	for _, tc := range []struct {
 		name, server, password string
@@ -120,11 +120,11 @@ func TestGateSASL(t *testing.T) {
 				t.Errorf("the directory authenticated %q, want %q", next.authenticated, want)
 			}
 			// ircd then registers the SASL account without PASS.
-			if _, err := d.Lookup(ircd.Registration{Nick: "dave", Account: "dave"}); err != nil {
+			if _, err := d.Lookup(ircd.Registration{Nick: "dave", Account: "dave", SASLPassword: tc.password}); err != nil {
 				t.Fatalf("lookup after SASL: got %v, want no error", err)
 			}
-			if len(next.looked) != 1 || next.looked[0].Account != "dave" {
-				t.Errorf("the directory saw %+v, want one lookup of the SASL account dave", next.looked)
+			if len(next.looked) != 1 || next.looked[0].Account != "dave" || next.looked[0].SASLPassword != tc.own {
+				t.Errorf("the directory saw %+v, want one lookup of the SASL account dave with %q", next.looked, tc.own)
 			}
 		})
 	}

@@ -776,3 +776,44 @@ func TestMSIMPasswordGuessesAreRefused(t *testing.T) {
 	c.private("account 0 set password Victim1", "password = ")
 	c.private("account 0 on", "too many wrong MSIM passwords")
 }
+
+// saslClient connects and logs in with SASL PLAIN as account, without
+// ending registration; it waits for the SASL answer, reply (903 or 904).
+func saslClient(t *testing.T, addr, nick, account, password, reply string) *ircClient {
+	t.Helper()
+	c := &ircClient{t: t, nick: nick}
+	nc := dialRaw(t, addr)
+	c.conn, c.r, c.w = nc, irc.NewReader(nc), irc.NewWriter(nc)
+	c.send("CAP LS 302")
+	c.send("CAP REQ :sasl")
+	c.send("NICK " + nick)
+	c.send("USER " + nick + " 0 * :x")
+	c.expect("CAP", func(m *irc.Message) bool { return m.Param(1) == "ACK" })
+	c.send("AUTHENTICATE PLAIN")
+	c.expect("AUTHENTICATE", nil)
+	c.send("AUTHENTICATE " + base64.StdEncoding.EncodeToString([]byte("\x00"+account+"\x00"+password)))
+	c.expect(reply, nil)
+	return c
+}
+
+// TestDemoSASLLoginIsTheConnections: a client that logs in with SASL as a
+// nick without an account yet gets the account with its own password, even
+// when another client's SASL login at the nick, with another password,
+// comes between its login and its registration: that other password opens
+// nothing, then or later.
+func TestDemoSASLLoginIsTheConnections(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	victim := saslClient(t, ss.gw.ircAddr, "fay", "fay", "fays-pw", "903")
+	attacker := saslClient(t, ss.gw.ircAddr, "fay", "fay", "mallorys-pw", "903")
+	victim.send("CAP END")
+	victim.expect("001", nil)
+	victim.joinedControl("&fay")
+	attacker.send("CAP END")
+	attacker.expect("464", nil)
+
+	// The account is fay's: her password opens it, the other does not.
+	again := saslClient(t, ss.gw.ircAddr, "fay", "fay", "fays-pw", "903")
+	again.send("CAP END")
+	again.expect("001", nil)
+	saslClient(t, ss.gw.ircAddr, "fay", "fay", "mallorys-pw", "904")
+}

@@ -97,6 +97,7 @@ type Client struct {
 	host       string
 	pass       string
 	account    string
+	saslPass   string // the password SASL accepted for account, until registration
 	capVersion int
 	caps       map[string]bool
 	capBlock   bool // CAP LS/REQ seen before registration: wait for CAP END

@@ -105,8 +105,8 @@ func (c *Client) tryRegister() {
 	if c.userClient != "" {
 		user += "/" + c.userClient
 	}
-	reg := Registration{Nick: c.nick, User: user, RealName: c.realName, Pass: c.pass, Account: c.account, Remote: c.remote}
-	c.pass = ""
+	reg := Registration{Nick: c.nick, User: user, RealName: c.realName, Pass: c.pass, Account: c.account, SASLPassword: c.saslPass, Remote: c.remote}
+	c.pass, c.saslPass = "", ""
 	c.later(func() { c.connect(reg) })
 }
 
@@ -422,7 +422,7 @@ func (c *Client) authenticate(account, password string) {
 		c.numeric(irc.ERR_SASLFAIL, "SASL authentication failed")
 		return
 	}
-	c.account = account
+	c.account, c.saslPass = account, password
 	user := c.user
 	if user == "" {
 		user = "*"

@@ -235,7 +235,11 @@ type Registration struct {
 	Nick, User, RealName string
 	Pass                 string // PASS value, "" if none
 	Account              string // SASL-authenticated account, "" if none
-	Remote               net.Addr
+	// SASLPassword is the password Authenticate accepted for Account on
+	// this connection, so that the backend can tie what it does at Connect
+	// to this client's login, not to another's at the same account.
+	SASLPassword string
+	Remote       net.Addr
 }
 
 // Handler receives what the real client does in its world. Its methods are
