@@ -105,7 +105,9 @@ type Config struct {
 	// user name delayed only (at most 5s), so someone else's guessing
 	// never locks a user out. Zero fields: guard.DefaultFailures. The
 	// wrong MSIM passwords of a registered user's accounts are counted
-	// per user there too, and refuse that user's MSIM logins.
+	// per user there too, and refuse that user's MSIM logins. ircd counts
+	// failed PASS and SASL logins in the same limiters when its Config
+	// takes them (Bridge.GuessLimiters).
 	IdentifyFailures guard.FailureConfig
 	// History keeps every IM in and out in the store (with one) for
 	// CHATHISTORY, read markers, the replay to clients without
@@ -264,6 +266,12 @@ func New(cfg Config) (*Bridge, error) {
 	}
 	return b, nil
 }
+
+// GuessLimiters returns the limiters that count wrong identify and drop
+// passwords, per address and per user. ircd.Config's AuthLimiter and
+// AccountLimiter take them, so that failed PASS and SASL logins and wrong
+// identify passwords from one address count against one budget.
+func (b *Bridge) GuessLimiters() (addr, user *guard.FailureLimiter) { return b.failAddr, b.failUser }
 
 // Authenticate implements ircd.Backend (SASL PLAIN). The account may name
 // the client after a slash (alice/phone).

@@ -33,11 +33,14 @@ type guesses struct {
 }
 
 func newGuesses(cfg *Config) *guesses {
-	return &guesses{
-		addr:    guard.NewFailureLimiter(cfg.AuthFailures),
-		account: guard.NewFailureLimiter(cfg.AccountFailures),
-		sleep:   sleepCtx,
+	g := &guesses{addr: cfg.AuthLimiter, account: cfg.AccountLimiter, sleep: sleepCtx}
+	if g.addr == nil {
+		g.addr = guard.NewFailureLimiter(cfg.AuthFailures)
 	}
+	if g.account == nil {
+		g.account = guard.NewFailureLimiter(cfg.AccountFailures)
+	}
+	return g
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

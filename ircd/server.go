@@ -112,6 +112,13 @@ type Config struct {
 	// DefaultConfig's (a shorter delay, and never refused, so guessing
 	// never locks the owner out).
 	AccountFailures guard.FailureConfig
+	// AuthLimiter and AccountLimiter, when set, count the failures in
+	// place of limiters made from AuthFailures and AccountFailures (keys
+	// guard.AddrKey of the address, and "account:" and the account's
+	// name): a backend that takes passwords of its own after registration
+	// counts its failures in the same limiters, so that an address has one
+	// budget of guesses however it spends them.
+	AuthLimiter, AccountLimiter *guard.FailureLimiter
 
 	// TraceLines logs every line read from a client and every line
 	// written to it on the server's logger at debug level ("irc <- …",

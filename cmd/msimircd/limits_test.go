@@ -240,3 +240,41 @@ func errorsUntilTom(t *testing.T, cl *msim.Client) string {
 		}
 	}
 }
+
+// TestGuessesShareOneBudget: wrong identify passwords and failed PASS
+// logins from one address count as one address's failed logins, as the
+// limits table has it: after three wrong identify passwords (the free
+// ones), a wrong PASS at another nick waits the first delay.
+func TestGuessesShareOneBudget(t *testing.T) {
+	cfg := Defaults()
+	cfg.Store.StateDir = t.TempDir()
+	at, _ := startServe(t, cfg)
+	una, m := ircRegister(t, at.irc[0], "una", "una-pw")
+	if m.Command != "001" {
+		t.Fatalf("una: got %v, want 001", m)
+	}
+	una.loggedIn("&una")
+	_ = una.w.Write("PRIVMSG root :register una-pw")
+	una.wait(rootSays("is registered"))
+	_ = una.w.Write("QUIT")
+	una.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
+	if _, m := ircRegister(t, at.irc[0], "vic", "vic-pw"); m.Command != "001" {
+		t.Fatalf("vic: got %v, want 001", m)
+	}
+
+	guesser, m := ircRegister(t, at.irc[0], "una", "")
+	if m.Command != "001" {
+		t.Fatalf("una without a password: got %v, want 001", m)
+	}
+	for i := range 3 {
+		_ = guesser.w.Write("PRIVMSG root :identify guess" + string(rune('0'+i)))
+		guesser.wait(rootSays("Incorrect password"))
+	}
+	start := time.Now()
+	if _, m := ircRegister(t, at.irc[0], "vic", "guess"); m.Command != "464" {
+		t.Fatalf("vic with a wrong password: got %v, want 464", m)
+	}
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Errorf("a wrong PASS after 3 wrong identify passwords from the address was answered in %v, without the 1 s delay of a 4th failure", took)
+	}
+}

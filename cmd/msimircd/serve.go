@@ -167,11 +167,15 @@ func buildBridge(cfg Config, msimAddr string, dir channel.Directory, st store.St
 }
 
 func newIRCServer(cfg Config, bridge *channel.Bridge, history bool, reg prometheus.Registerer, log *logrus.Entry) *ircd.Server {
+	// Failed PASS and SASL logins count with wrong identify and drop
+	// passwords: an address has one budget of guesses.
+	authLimiter, accountLimiter := bridge.GuessLimiters()
 	return ircd.NewServer(ircd.Config{
 		ServerName: cfg.IRC.ServerName, Network: cfg.IRC.Network, Version: "msimircd-" + version, MOTD: motdOf(cfg),
 		PingInterval: cfg.IRC.PingInterval.Duration, SendQ: cfg.IRC.SendQ,
 		FloodRate: cfg.IRC.FloodRate, FloodBurst: cfg.IRC.FloodBurst,
 		MaxConnections: cfg.IRC.MaxConnections, MaxConnectionsPerAddr: cfg.IRC.MaxConnectionsPerAddr,
+		AuthLimiter: authLimiter, AccountLimiter: accountLimiter,
 		History: history, // draft/chathistory and draft/read-marker
 		// Lines are traced while the log level is debug or trace (-debug),
 		// the control commands' passwords masked by the bridge.
