@@ -218,7 +218,7 @@ func (s *session) spawn(work func() func()) {
 
 // guessKeys are the limiter keys of a password guess for user name.
 func (s *session) guessKeys(name string) (addr, user string) {
-	return guard.AddrKey(s.remoteAddr()), "account:" + strings.ToLower(name)
+	return guard.AddrKey(s.remoteAddr()), ircd.AccountKey(name)
 }
 
 // checkGuess verifies a stored user's password off the session goroutine,

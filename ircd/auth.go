@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/sirupsen/logrus"
@@ -55,11 +57,31 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // guessKeys are the limiter keys of a login attempt: the source address and
-// the account ("account:" + its lower-cased name).
+// the account (AccountKey).
 type guessKeys struct{ addr, account string }
 
 func keysFor(remote net.Addr, account string) guessKeys {
-	return guessKeys{guard.AddrKey(remote), "account:" + strings.ToLower(account)}
+	return guessKeys{guard.AddrKey(remote), AccountKey(account)}
+}
+
+// AccountKey is the key under which failed logins to the account name are
+// counted (Config.AccountLimiter): "account:" and the name folded as nicks
+// are (CASEMAPPING=rfc1459: []\~ are the capitals of {}|^) and as Unicode
+// case folding makes names equal (strings.EqualFold: "ſam" is "sam"), so
+// that every spelling of one account counts against it.
+func AccountKey(name string) string { return "account:" + strings.Map(foldAccountRune, name) }
+
+// foldAccountRune maps every rune of a case-folding orbit (K, k and the
+// Kelvin sign) to one of them, in lower case, and []\~ to {}|^.
+func foldAccountRune(r rune) rune {
+	m := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		m = min(m, f)
+	}
+	if m = unicode.ToLower(m); m < utf8.RuneSelf {
+		return rune(foldByte(byte(m)))
+	}
+	return m
 }
 
 // AccountNamer is an optional interface of a Backend. PassAccount names the

@@ -354,3 +354,45 @@ func TestSASLGuessesIgnoreClientName(t *testing.T) {
 		t.Fatalf("got waits %v, want %v (the third guess at alice slowed)", got, want)
 	}
 }
+
+// Guesses at one account count together however its name is spelled: in
+// any case as IRC folds nicks (CASEMAPPING=rfc1459, where []\~ are the
+// capitals of {}|^), and as Unicode case folding makes names equal (a
+// backend may look its users up so: "ſam" is "sam"), over SASL and with the
+// nick of a PASS.
+func TestGuessesFoldAccountNames(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		names []string
+		sasl  bool
+	}{
+		{"SASL, rfc1459", []string{"dev[x]", "DEV{X}", "dev{x]"}, true},
+		{"SASL, rfc1459 \\ and ~", []string{`a\b~`, "a|b^", `A|b~`}, true},
+		{"SASL, Unicode", []string{"sam", "ſam", "SAM"}, true},
+		{"nick", []string{"dev[x]", "DEV{X}", "dev{x]"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBackend()
+			b.authErr = func(account, password string) error { return fmt.Errorf("wrong password for %s", account) }
+			b.connErr = func(reg Registration) error { return fmt.Errorf("%w: wrong password", ErrBadCredentials) }
+			addr, ws, _ := guessServer(t, b, fakeclock.New())
+			for i, name := range tc.names {
+				from := fmt.Sprintf("127.0.0.%d", i+1)
+				if tc.sasl {
+					c := dialSASL(t, addr, from)
+					c.send(t, "AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain(name, "guess"))
+					c.readUntil(t, irc.ERR_SASLFAIL)
+					continue
+				}
+				c := dialFrom(t, addr, from)
+				c.send(t, "PASS guess", "NICK "+name, "USER u 0 * :R")
+				c.readUntil(t, irc.ERR_PASSWDMISMATCH)
+			}
+			if got, want := ws.take(), []time.Duration{time.Second}; !slices.Equal(got, want) {
+				t.Fatalf("got waits %v, want %v (the third guess at one account slowed)", got, want)
+			}
+		})
+	}
+}

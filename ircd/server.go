@@ -113,11 +113,11 @@ type Config struct {
 	// never locks the owner out).
 	AccountFailures guard.FailureConfig
 	// AuthLimiter and AccountLimiter, when set, count the failures in
-	// place of limiters made from AuthFailures and AccountFailures (keys
-	// guard.AddrKey of the address, and "account:" and the account's
-	// name): a backend that takes passwords of its own after registration
-	// counts its failures in the same limiters, so that an address has one
-	// budget of guesses however it spends them.
+	// place of limiters made from AuthFailures and AccountFailures (under
+	// guard.AddrKey of the address and AccountKey of the account): a
+	// backend that takes passwords of its own after registration counts
+	// its failures in the same limiters, so that an address has one budget
+	// of guesses however it spends them.
 	AuthLimiter, AccountLimiter *guard.FailureLimiter
 
 	// TraceLines logs every line read from a client and every line
