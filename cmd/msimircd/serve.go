@@ -18,8 +18,15 @@ import (
 	"github.com/msimircd/msimircd/store"
 )
 
-// shutdownTimeout bounds the shutdown.
-const shutdownTimeout = 10 * time.Second
+// shutdownTimeout bounds the shutdown (tests shorten it).
+var shutdownTimeout = 10 * time.Second
+
+// sessionsGrace is how much longer the shutdown waits for the bridge's
+// sessions once shutdownTimeout is over: at their end they save what they
+// hold (IMs that arrived for their users, the users' queues), each write
+// bounded by the store's own limit, and the stores close only after them.
+// Within systemd's default TimeoutStopSec (90 s).
+const sessionsGrace = time.Minute
 
 // listening is where a running msimircd can be reached.
 type listening struct {
@@ -41,6 +48,8 @@ type gateway struct {
 	reg        *prometheus.Registry // nil: no metrics
 	metricsCfg MetricsConfig
 	history    HistoryConfig
+
+	sessionsLeft bool // the bridge's sessions outlived the shutdown
 }
 
 // serve runs msimircd with cfg until ctx ends (then it returns nil) or a
@@ -279,7 +288,9 @@ func stopped(ctx context.Context, what string, err error) error {
 
 // shutdown stops IRC (clients get ERROR), then the bridge (it logs every
 // account out of MSIM), then the embedded MSIM server, all within
-// shutdownTimeout. The stores are closed after run returns.
+// shutdownTimeout, except that the bridge's sessions get sessionsGrace
+// more to end. The stores are closed after run returns, unless sessions
+// still run.
 func (g *gateway) shutdown() {
 	g.log.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -288,7 +299,13 @@ func (g *gateway) shutdown() {
 		g.log.WithError(err).Warn("IRC shutdown")
 	}
 	if err := g.bridge.Shutdown(ctx); err != nil {
-		g.log.WithError(err).Warn("bridge shutdown")
+		g.log.WithError(err).Warnf("bridge shutdown: waiting up to %v more for its sessions to save what they hold", sessionsGrace)
+		gctx, gcancel := context.WithTimeout(context.Background(), sessionsGrace)
+		defer gcancel()
+		if err := g.bridge.Shutdown(gctx); err != nil {
+			g.log.WithError(err).Error("bridge shutdown: sessions still running; the stores are left open, and what they hold now is lost")
+			g.sessionsLeft = true
+		}
 	}
 	if g.emb != nil {
 		if err := g.emb.srv.Shutdown(ctx); err != nil {
@@ -299,9 +316,13 @@ func (g *gateway) shutdown() {
 
 // close releases what build opened and run did not: listeners never
 // served, and the stores (the bridge has shut down: nothing writes to
-// them any more).
+// them any more). With sessions left running, the stores stay open for
+// them until the process exits.
 func (g *gateway) close() {
 	closeAll(g.ircLns)
+	if g.sessionsLeft {
+		return
+	}
 	g.emb.close()
 	if g.st != nil {
 		if err := g.st.Close(); err != nil {

@@ -102,3 +102,58 @@ func TestShutdownOrder(t *testing.T) {
 		t.Errorf("log: got %q, want %q", order, want)
 	}
 }
+
+// TestShutdownWaitsForSessions: when the bridge's sessions take longer to
+// end than the shutdown's limit, run still returns (and the stores close)
+// only once they have ended: a session saves what it holds at its end (IMs
+// that arrived for its user, the user's queue), and a closed store would
+// lose it.
+func TestShutdownWaitsForSessions(t *testing.T) {
+	defer func(d time.Duration) { shutdownTimeout = d }(shutdownTimeout)
+	shutdownTimeout = time.Nanosecond // every session outlives it
+	cfg := Defaults()
+	cfg.Store.StateDir = t.TempDir()
+	cfg.IRC.Listen = []string{"127.0.0.1:0"}
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := logtest.NewNullLogger()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, err := build(ctx, cfg, logrus.NewEntry(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	go func() { done <- g.run(ctx, ready) }()
+	at := <-ready
+	for _, nick := range []string{"dave", "erin", "fay"} {
+		c, m := ircRegister(t, at.irc[0], nick, nick+"-pw")
+		if m.Command != "001" {
+			t.Fatalf("%s: got %s %q, want 001", nick, m.Command, m.Trailing())
+		}
+		c.loggedIn("&" + nick)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	running := 0.0
+	mfs, err := g.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "msimircd_msim_accounts" {
+			for _, m := range mf.GetMetric() {
+				running += m.GetGauge().GetValue()
+			}
+		}
+	}
+	g.close()
+	if running != 0 {
+		t.Errorf("run returned with %v MSIM accounts still in sessions: the stores would close under them", running)
+	}
+}
