@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -718,8 +719,9 @@ func (s *session) cmdHistory(r replyCtx, args []string) {
 	}
 	n := 10
 	if len(args) > 1 {
-		if _, err := fmt.Sscan(args[1], &n); err != nil || n < 1 {
-			s.reply(r, "Usage: %s", commands["history"].usage)
+		var err error
+		if n, err = strconv.Atoi(args[1]); err != nil || n < 1 {
+			s.reply(r, "%s is not a number of messages (1 or more). Usage: %s", args[1], commands["history"].usage)
 			return
 		}
 		n = min(n, historyShowMax)
