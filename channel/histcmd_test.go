@@ -21,3 +21,15 @@ func TestHistoryCountMustBeANumber(t *testing.T) {
 	}
 	desk.command("&al", "history bob 5", "The last 1 message with bob")
 }
+
+// TestChathistoryOfAControlChannelIsEmpty: CHATHISTORY on the control
+// channel the client is in gets an empty batch, not INVALID_TARGET.
+func TestChathistoryOfAControlChannelIsEmpty(t *testing.T) {
+	_, g := historyGateway(t)
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.send("CHATHISTORY LATEST &al * 10")
+	if got := batchLines(desk, "chathistory"); len(got) != 0 {
+		t.Errorf("CHATHISTORY LATEST &al: %v, want none", got)
+	}
+}

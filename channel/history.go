@@ -175,11 +175,12 @@ func (s *session) findConversation(target string) (conversation, error) {
 
 // lookupConversation is findConversation, and for a nick it does not know
 // (someone who wrote before a restart, say), the MSIM user of that name
-// on the first logged-in account that has history with them; done runs on
-// a worker goroutine when the lookup is needed.
+// on the first logged-in account that has history with them (a channel's
+// name is no MSIM user's, and is not looked up); done runs on a worker
+// goroutine.
 func (s *session) lookupConversation(target string, done func(context.Context, conversation, error)) {
 	c, err := s.findConversation(target)
-	if err == nil || !s.historyOn() {
+	if err == nil || !s.historyOn() || isChannelName(target) {
 		s.goWork(func(ctx context.Context) { done(ctx, c, err) })
 		return
 	}
@@ -230,6 +231,12 @@ func (at *attachment) History(q ircd.HistoryQuery, answer func([]ircd.HistoryMes
 
 func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
 	s.b.met.historyQuery("chathistory")
+	if s.historyOn() && isChannelName(q.Target) {
+		// A control channel (the only channels the client is in) keeps
+		// no history: it has none to give, as any target without.
+		answer(nil, nil)
+		return
+	}
 	st, user, hist := s.b.cfg.Store, s.user.Name, s.b.hist
 	s.lookupConversation(q.Target, func(ctx context.Context, c conversation, err error) {
 		if err != nil {

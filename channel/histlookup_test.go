@@ -1,0 +1,76 @@
+package channel
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// lookupMSIM is a logged-in MSIM link whose LookupUser knows users, and
+// counts the lookups.
+type lookupMSIM struct {
+	*fakeMSIM
+	users   map[string]msim.UID
+	lookups atomic.Int32
+}
+
+func (l *lookupMSIM) LookupUser(_ context.Context, name string) (msim.Profile, error) {
+	l.lookups.Add(1)
+	if uid, ok := l.users[strings.ToLower(name)]; ok {
+		return msim.Profile{UID: uid, UserName: name}, nil
+	}
+	return msim.Profile{}, msim.ErrNoSuchUser
+}
+
+// lookupRig is historyRig with the account logged in on a lookupMSIM.
+func lookupRig(t *testing.T, users map[string]msim.UID) (*rig, store.Store, *lookupMSIM) {
+	r, st := historyRig(t)
+	cl := &lookupMSIM{fakeMSIM: &fakeMSIM{}, users: users}
+	r.a.client = cl
+	return r, st, cl
+}
+
+// await handles the session's events until ch has a value.
+func await[T any](r *rig, ch <-chan T) T {
+	r.t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case v := <-ch:
+			return v
+		case ev := <-r.s.events:
+			r.s.handle(ev)
+		case <-timeout:
+			r.t.Fatal("no answer")
+		}
+	}
+}
+
+// TestChathistoryOfAControlChannel: a control channel has no history of
+// its own: CHATHISTORY on it is answered with no messages (an empty
+// batch), as for any target with none, and no MSIM user is looked up by
+// the channel's name.
+func TestChathistoryOfAControlChannel(t *testing.T) {
+	r, _, cl := lookupRig(t, nil)
+	type result struct {
+		n   int
+		err error
+	}
+	got := make(chan result, 1)
+	r.s.cl.ats[0].History(ircd.HistoryQuery{Subcommand: "LATEST", Target: "&msim", Limit: 10}, func(ms []ircd.HistoryMessage, err error) {
+		got <- result{len(ms), err}
+	})
+	if res := await(r, got); res.err != nil || res.n != 0 {
+		t.Errorf("CHATHISTORY LATEST &msim: %d messages, error %v; want none, no error", res.n, res.err)
+	}
+	r.s.workers.Wait()
+	if n := cl.lookups.Load(); n != 0 {
+		t.Errorf("%d MSIM lookups for a channel's name, want none", n)
+	}
+}
