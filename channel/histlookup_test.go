@@ -74,3 +74,30 @@ func TestChathistoryOfAControlChannel(t *testing.T) {
 		t.Errorf("%d MSIM lookups for a channel's name, want none", n)
 	}
 }
+
+// TestMarkReadOfAStranger: MARKREAD finds a conversation as CHATHISTORY
+// does: with someone not on the list whose nick the bridge no longer
+// knows (after a restart), by looking their name up on MSIM. The marker
+// is stored and given back, not "*".
+func TestMarkReadOfAStranger(t *testing.T) {
+	r, st, _ := lookupRig(t, map[string]msim.UID{"stranger": 9})
+	ctx := context.Background()
+	wrote := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, res := range st.AppendHistoryBatch(ctx, []store.HistoryAppend{{User: "alice", Entry: store.HistoryEntry{
+		MsgID: "s1", Time: wrote, Account: "alice@msim.test", Buddy: 9, Kind: kindIM, Text: "hi"}}}, nil) {
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	at := r.s.cl.ats[0]
+	read := wrote.Add(time.Minute)
+	at.MarkRead("stranger", read)
+	got := make(chan time.Time, 1)
+	at.ReadMarker("stranger", func(t time.Time) { got <- t })
+	if m := await(r, got); !m.Equal(read) {
+		t.Errorf("MARKREAD stranger: the marker is %v, want %v", m, read)
+	}
+	if m, err := st.ReadMarker(ctx, "alice", "alice@msim.test", 9); err != nil || !m.Equal(read) {
+		t.Errorf("the stored marker: %v, %v; want %v", m, err, read)
+	}
+}

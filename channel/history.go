@@ -373,11 +373,51 @@ func (at *attachment) MarkRead(target string, t time.Time) {
 	at.do(func(s *session) { s.markRead(at, target, t) })
 }
 
+// marking is the MARKREADs of a nick under way (see session.marking):
+// how many, and what waits for them.
+type marking struct {
+	n     int
+	after []func()
+}
+
+// markRead keeps the read marker of target's conversation, found as
+// CHATHISTORY finds it: a nick the session does not know is looked up on
+// MSIM first, and until that is done, the marker's readers wait
+// (readMarker), so that they see it.
 func (s *session) markRead(from *attachment, target string, t time.Time) {
 	c, err := s.findConversation(target)
-	if err != nil {
+	if err == nil {
+		s.setReadMarker(from, c, t)
 		return
 	}
+	if !s.historyOn() || isChannelName(target) {
+		return
+	}
+	key := nickKey(target)
+	m := s.marking[key]
+	if m == nil {
+		m = &marking{}
+		put(&s.marking, key, m)
+	}
+	m.n++
+	s.lookupConversation(target, func(_ context.Context, c conversation, err error) {
+		s.post(call(func() {
+			if err == nil {
+				s.setReadMarker(from, c, t)
+			}
+			if m.n--; m.n == 0 {
+				delete(s.marking, key)
+				for _, f := range m.after {
+					f()
+				}
+			}
+		}))
+	})
+}
+
+// setReadMarker keeps t as c's read marker if it is later than the one
+// kept, and tells the user's other clients when that changed it.
+func (s *session) setReadMarker(from *attachment, c conversation, t time.Time) {
 	ctx, cancel := storeCtx()
 	defer cancel()
 	old, err := s.b.cfg.Store.ReadMarker(ctx, s.user.Name, c.email, c.uid)
@@ -401,24 +441,31 @@ func (s *session) markRead(from *attachment, target string, t time.Time) {
 
 // ReadMarker implements ircd.HistoryHandler (MARKREAD <target>).
 func (at *attachment) ReadMarker(target string, answer func(time.Time)) {
-	if !at.do(func(s *session) { answer(s.readMarker(target)) }) {
+	if !at.do(func(s *session) { s.readMarker(target, answer) }) {
 		answer(time.Time{})
 	}
 }
 
-func (s *session) readMarker(target string) time.Time {
-	c, err := s.findConversation(target)
-	if err != nil {
-		return time.Time{}
+// readMarker answers the read marker of target's conversation, found as
+// CHATHISTORY finds it, after the MARKREADs of target under way.
+func (s *session) readMarker(target string, answer func(time.Time)) {
+	if m := s.marking[nickKey(target)]; m != nil {
+		m.after = append(m.after, func() { s.readMarker(target, answer) })
+		return
 	}
-	s.b.met.historyQuery("read_marker")
-	ctx, cancel := storeCtx()
-	defer cancel()
-	t, err := s.b.cfg.Store.ReadMarker(ctx, s.user.Name, c.email, c.uid)
-	if err != nil {
-		s.log.WithError(err).Error("store: a read marker could not be read")
-	}
-	return t
+	st, user, log, met := s.b.cfg.Store, s.user.Name, s.log, s.b.met
+	s.lookupConversation(target, func(ctx context.Context, c conversation, err error) {
+		if err != nil {
+			answer(time.Time{})
+			return
+		}
+		met.historyQuery("read_marker")
+		t, err := st.ReadMarker(ctx, user, c.email, c.uid)
+		if err != nil {
+			log.WithError(err).Error("store: a read marker could not be read")
+		}
+		answer(t)
+	})
 }
 
 // replay gives a client without chathistory what it missed since it last

@@ -213,6 +213,11 @@ func TestHistorySurvivesARestart(t *testing.T) {
 	if hist[1].Tags["time"] != echo.Tags["time"] {
 		t.Errorf("my answer's time: %q in the history, %q in the echo", hist[1].Tags["time"], echo.Tags["time"])
 	}
+	// Bob is not on al's list: MARKREAD finds him as CHATHISTORY did.
+	al.send("MARKREAD bob timestamp=" + echo.Tags["time"])
+	if r := al.expect("MARKREAD", nil); r.Param(1) != "timestamp="+echo.Tags["time"] {
+		t.Errorf("MARKREAD bob after the restart: got %v, want the marker set", r)
+	}
 }
 
 // TestReadMarkerSync: a read marker one client sets is stored and sent to

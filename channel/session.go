@@ -120,6 +120,10 @@ type session struct {
 	// histFailed is what the history writer calls for an entry it could
 	// not append (made by record; nil again when the log changes).
 	histFailed func(error)
+	// marking holds, by nickKey, the MARKREADs of nicks being looked up
+	// on MSIM (markRead), and the read-marker questions that wait for
+	// them.
+	marking map[string]*marking
 
 	accounts  []*account
 	byChannel map[string]*account           // by nickKey(channel)
