@@ -104,7 +104,10 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 			e.Kind, e.Text = kindAction, rest
 		}
 	case msim.ZapEvent:
-		e.Time, e.Kind, e.Text = time.Now(), kindZap, ev.Zap.Name()
+		e.Time, e.Kind, e.Text = ev.Time, kindZap, ev.Zap.Name() // when it arrived
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
 	default:
 		return
 	}

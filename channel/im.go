@@ -42,18 +42,29 @@ func (s *session) holdIM(a *account, ev msim.Event) {
 
 // fromUser delivers an event from uid that has just arrived.
 func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
+	if z, ok := ev.(msim.ZapEvent); ok && z.Time.IsZero() {
+		z.Time = time.Now() // one time for its history entry and every copy
+		ev = z
+	}
 	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: msgidOf(ev)}
 	s.recordIn(a, uid, se)
 	s.fromUserSeq(a, uid, se)
 }
 
-// msgidOf is the msgid of an event from a buddy: a live IM's starts with
-// the time it arrived (its Time, which its history entry keeps), read once
-// for both; an offline IM's time is when it was sent, long ago, and a zap
-// has none, so theirs start with now.
+// msgidOf is the msgid of an event from a buddy: a live IM's or zap's
+// starts with the time it arrived (its Time, which its history entry
+// keeps), read once for both; an offline IM's time is when it was sent,
+// long ago, so its msgid starts with now.
 func msgidOf(ev msim.Event) string {
-	if im, ok := ev.(msim.IMEvent); ok && !im.Offline && !im.Time.IsZero() {
-		return ircd.NewMsgIDAt(im.Time)
+	switch ev := ev.(type) {
+	case msim.IMEvent:
+		if !ev.Offline && !ev.Time.IsZero() {
+			return ircd.NewMsgIDAt(ev.Time)
+		}
+	case msim.ZapEvent:
+		if !ev.Time.IsZero() {
+			return ircd.NewMsgIDAt(ev.Time)
+		}
 	}
 	return ircd.NewMsgID()
 }

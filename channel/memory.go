@@ -202,6 +202,10 @@ func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
 		}
 		ev = e
 	case msim.ZapEvent:
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		ev = e
 	default:
 		return 0, true
 	}
@@ -360,14 +364,14 @@ func toStoreHeld(ev msim.Event, seq uint64, msgid string) store.HeldIM {
 	case msim.IMEvent:
 		h.From, h.Text, h.Time, h.Offline = e.From, storable(e.Text), e.Time, e.Offline
 	case msim.ZapEvent:
-		h.From, h.IsZap, h.Zap, h.Time = e.From, true, e.Zap, time.Now()
+		h.From, h.IsZap, h.Zap, h.Time = e.From, true, e.Zap, e.Time
 	}
 	return h
 }
 
 func fromStoreHeld(h store.HeldIM) seqEvent {
 	if h.IsZap {
-		return seqEvent{msim.ZapEvent{From: h.From, Zap: h.Zap}, uint64(h.Seq), h.ID, h.MsgID}
+		return seqEvent{msim.ZapEvent{From: h.From, Zap: h.Zap, Time: h.Time}, uint64(h.Seq), h.ID, h.MsgID}
 	}
 	return seqEvent{msim.IMEvent{From: h.From, Text: h.Text, Time: h.Time, Offline: true}, uint64(h.Seq), h.ID, h.MsgID}
 }

@@ -179,7 +179,10 @@ func (s *session) imDelivery(it outIM) (d ircd.Delivery, late, ok bool) {
 		d.MsgID = it.msgid
 		return d, late, true
 	case msim.ZapEvent:
-		return ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: action(zapText(ev.Zap.Name())), MsgID: it.msgid}, false, true
+		// With the time it arrived, as its history entry; late when it
+		// was held for the user.
+		return ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: action(zapText(ev.Zap.Name())), MsgID: it.msgid, Time: ev.Time},
+			it.held != 0 && !ev.Time.IsZero(), true
 	}
 	return ircd.Delivery{}, false, false
 }

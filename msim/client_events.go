@@ -50,6 +50,7 @@ type TypingEvent struct {
 type ZapEvent struct {
 	From UID
 	Zap  markup.Zap
+	Time time.Time // when it was received
 }
 
 // ContactChange says what happened to a contact.
@@ -661,7 +662,7 @@ func (c *Client) onBM(m *Message) {
 			c.emit(TypingEvent{From: uid, Typing: false})
 		case markup.KindZap:
 			z, _ := markup.ParseZap(body)
-			c.emit(ZapEvent{From: uid, Zap: z})
+			c.emit(ZapEvent{From: uid, Zap: z, Time: c.receivedAt()})
 		default:
 			if typ == BMAction && (body == "" || len(body) > 3 && body[:3] == "!!!") {
 				c.logger().WithField("from", uid).Debug("msim: ignoring group-chat control message")
