@@ -344,6 +344,12 @@ func (at *attachment) HistoryTargets(q ircd.TargetsQuery, answer func([]ircd.His
 	}
 }
 
+// historyTargets lists the conversations TARGETS asks for, each by its
+// buddy's nick. Someone the session does not know (not on the list, and
+// written to before a restart) is named as when they write: their
+// profile is read and they become a buddy, whose nick CHATHISTORY then
+// reads. Only those of an account that is not logged in cannot be named,
+// and are left out before the limit counts.
 func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.HistoryTarget, error)) {
 	if !s.historyOn() {
 		answer(nil, nil)
@@ -356,19 +362,73 @@ func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.History
 		after, before, oldest = before, after, false
 	}
 	ctx, cancel := storeCtx()
-	ts, err := s.b.cfg.Store.HistoryTargets(ctx, s.user.Name, after, before, q.Limit, oldest)
+	ts, err := s.b.cfg.Store.HistoryTargets(ctx, s.user.Name, after, before, store.MaxHistoryLimit, oldest)
 	cancel()
 	if err != nil {
 		answer(nil, err)
 		return
 	}
-	var out []ircd.HistoryTarget
-	for _, t := range ts {
-		if nick := s.nickFor(t.Account, t.Buddy); nick != "" {
-			out = append(out, ircd.HistoryTarget{Name: nick, Latest: t.Latest})
-		}
+	if oldest {
+		slices.Reverse(ts) // the earliest first: those the limit keeps
 	}
-	answer(out, nil)
+	type stranger struct {
+		a   *account
+		uid msim.UID
+	}
+	var kept []store.HistoryTarget
+	var strangers []stranger
+	for _, t := range ts {
+		if len(kept) == q.Limit {
+			break
+		}
+		if s.nickFor(t.Account, t.Buddy) == "" {
+			a := s.accountOf(t.Account)
+			if a == nil || a.client == nil {
+				continue // cannot be named now
+			}
+			strangers = append(strangers, stranger{a, t.Buddy})
+		}
+		kept = append(kept, t)
+	}
+	reply := func() {
+		var out []ircd.HistoryTarget
+		for _, t := range kept {
+			if nick := s.nickFor(t.Account, t.Buddy); nick != "" {
+				out = append(out, ircd.HistoryTarget{Name: nick, Latest: t.Latest})
+			}
+		}
+		answer(out, nil)
+	}
+	if len(strangers) == 0 {
+		reply()
+		return
+	}
+	profiles := make([]msim.Profile, len(strangers))
+	clients := make([]MSIMClient, len(strangers))
+	for i, st := range strangers {
+		clients[i] = st.a.client
+	}
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.RequestTimeout)
+		defer cancel()
+		for i, st := range strangers {
+			if p, err := clients[i].Profile(ctx, st.uid); err == nil {
+				profiles[i] = p
+			} // else named by uid, as when they write
+		}
+		if !s.post(call(func() {
+			for i, st := range strangers {
+				if st.a.buddy(st.uid) == nil {
+					s.newBuddy(st.a, st.uid, profiles[i].UserName, profiles[i].DisplayName)
+				}
+			}
+			reply()
+		})) {
+			answer(nil, errors.New("the session has ended"))
+		}
+	}()
 }
 
 // MarkRead implements ircd.HistoryHandler (MARKREAD … timestamp=).

@@ -172,3 +172,37 @@ func TestFormattingStaysOnIRC(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryTargetsNotOnTheList: TARGETS lists a conversation with
+// someone the session does not know (not on the list, written to before
+// a restart), by the nick they get when their profile names them, which
+// CHATHISTORY then reads; its limit counts the conversations it lists.
+func TestHistoryTargetsNotOnTheList(t *testing.T) {
+	stk, g, st := replayUser(t, true)
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	base := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	bobUID := lookupUID(t, msimUser(t, stk, "bob"), "bob")
+	desk.add("&al", "bob")
+	carolUID := lookupUID(t, msimUser(t, stk, "carol"), "carol") // not on the list
+	appendEntries(t, st, bobUID, []string{"bob-0"}, []time.Time{base})
+	appendEntries(t, st, carolUID, []string{"carol-0"}, []time.Time{base.Add(time.Minute)})
+	targets := func(line string) string {
+		desk.send(line)
+		var names []string
+		for _, m := range batchLines(desk, "draft/chathistory-targets") {
+			names = append(names, m.Param(1))
+		}
+		return strings.Join(names, " ")
+	}
+	if got := targets("CHATHISTORY TARGETS timestamp=2025-01-01T00:00:00.000Z timestamp=2023-01-01T00:00:00.000Z 1"); got != "carol" {
+		t.Errorf("TARGETS backwards, limit 1: got %q, want %q", got, "carol")
+	}
+	if got := targets("CHATHISTORY TARGETS timestamp=2023-01-01T00:00:00.000Z timestamp=2025-01-01T00:00:00.000Z 10"); got != "bob carol" {
+		t.Errorf("TARGETS: got %q, want %q", got, "bob carol")
+	}
+	desk.send("CHATHISTORY LATEST carol * 10")
+	if got := batchLines(desk, "chathistory"); len(got) != 1 || got[0].Tags["msgid"] != "carol-0" {
+		t.Errorf("CHATHISTORY LATEST carol: %v, want carol-0", got)
+	}
+}
