@@ -58,6 +58,10 @@ type attachment struct {
 	// goroutine, or on ircd's writer (a miss the writer reports after the
 	// session has let the client go comes too late to count).
 	missed atomic.Pointer[string]
+	// unidentified: the connection came in as a registered nick without
+	// its password, left to identify (set by Bridge.Connect before ircd
+	// reads it; never changed).
+	unidentified bool
 }
 
 // miss records that the client was not given the message of msgid, unless
@@ -118,6 +122,11 @@ func (at *attachment) Part(string, string) {}
 func (at *attachment) Away(text string)    { at.post(ircAway{at, text}) }
 func (at *attachment) Nick(string)         {}
 func (at *attachment) Closed(string)       { at.post(ircClosed{at}) }
+
+// Unidentified implements ircd.Unidentified: a login left to identify
+// checked no password of the user's, so ircd keeps the failed guesses at
+// the nick.
+func (at *attachment) Unidentified() bool { return at.unidentified }
 
 // WhoisAsync implements ircd.AsyncWhoisHandler: a buddy's profile is
 // fetched when the user asks, so WHOIS is fresh and no profile is kept in

@@ -411,6 +411,7 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 		}
 		at := s.cl.ats[0] // read before run: the session's goroutine owns s.cl then
 		at.name = client
+		at.unidentified = u.identify != ""
 		s.start() // before run: its lines are part of the welcome
 		go b.run(s)
 		return at, nil

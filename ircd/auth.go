@@ -95,6 +95,25 @@ type AccountNamer interface {
 	PassAccount(reg Registration) string
 }
 
+// Unidentified is an optional interface of a Handler. Unidentified reports
+// that the backend let the connection in without checking a password of
+// its account: a registered nick given only the server password, say, left
+// to identify later. ircd forgets an account's failed guesses only after a
+// login that checked its password, so such a login keeps them. Without it,
+// ircd takes a login with a PASS as one that did.
+type Unidentified interface {
+	Unidentified() bool
+}
+
+// checkedPassword reports whether the login that h was accepted for
+// checked a password of its account (Unidentified).
+func checkedPassword(h Handler, reg Registration) bool {
+	if u, ok := h.(Unidentified); ok && u.Unidentified() {
+		return false
+	}
+	return reg.Pass != ""
+}
+
 // accountOf is the package's accountOf, the backend naming the account of
 // a PASS when it can (AccountNamer).
 func (s *Server) accountOf(reg Registration) string {

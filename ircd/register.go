@@ -133,7 +133,7 @@ func (c *Client) connect(reg Registration) {
 		switch {
 		case errors.Is(err, ErrBadCredentials):
 			g.failed(c.logger().WithField("account", account), keys)
-		case err == nil && reg.Pass != "":
+		case err == nil && checkedPassword(h, reg):
 			g.succeeded(keys)
 		}
 	}

@@ -59,7 +59,18 @@ type ircSession struct {
 // or ERROR).
 func ircRegister(t *testing.T, addr, nick, pass string) (*ircSession, *irc.Message) {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
+	return ircRegisterFrom(t, addr, "", nick, pass)
+}
+
+// ircRegisterFrom is ircRegister from the local IP from ("" = any; the
+// whole of 127/8 reaches a loopback listener).
+func ircRegisterFrom(t *testing.T, addr, from, nick, pass string) (*ircSession, *irc.Message) {
+	t.Helper()
+	var d net.Dialer
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -276,5 +277,46 @@ func TestGuessesShareOneBudget(t *testing.T) {
 	}
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Errorf("a wrong PASS after 3 wrong identify passwords from the address was answered in %v, without the 1 s delay of a 4th failure", took)
+	}
+}
+
+// TestServerPasswordAloneForgetsNoGuesses: behind irc.password, a
+// registered nick given the server password alone gets a session left to
+// identify, which checked no password of the user's: the wrong passwords
+// tried at the nick before (each from another address, so that only the
+// nick's count adds up) still slow the next one.
+func TestServerPasswordAloneForgetsNoGuesses(t *testing.T) {
+	cfg := Defaults()
+	cfg.Store.StateDir = t.TempDir()
+	cfg.IRC.Password = "Sesame-Pw"
+	at, _ := startServe(t, cfg)
+	una, m := ircRegisterFrom(t, at.irc[0], "127.0.0.2", "una", "Sesame-Pw")
+	if m.Command != "001" {
+		t.Fatalf("una: got %v, want 001", m)
+	}
+	una.loggedIn("&una")
+	_ = una.w.Write("PRIVMSG root :register una-pw")
+	una.wait(rootSays("is registered"))
+	_ = una.w.Write("QUIT")
+	una.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
+
+	for i := range 3 {
+		from := fmt.Sprintf("127.0.0.%d", 10+i)
+		if _, m := ircRegisterFrom(t, at.irc[0], from, "una", fmt.Sprintf("Sesame-Pw:guess%d", i)); m.Command != "464" {
+			t.Fatalf("guess %d: got %v, want 464", i, m)
+		}
+	}
+	s, m := ircRegisterFrom(t, at.irc[0], "127.0.0.20", "una", "Sesame-Pw")
+	if m.Command != "001" {
+		t.Fatalf("una with the server password alone: got %v, want 001 (left to identify)", m)
+	}
+	_ = s.w.Write("QUIT")
+	s.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
+	start := time.Now()
+	if _, m := ircRegisterFrom(t, at.irc[0], "127.0.0.21", "una", "Sesame-Pw:guess3"); m.Command != "464" {
+		t.Fatalf("guess 3: got %v, want 464", m)
+	}
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Errorf("a 4th wrong password at una, after a login with the server password alone, was answered in %v, without the 1 s delay", took)
 	}
 }
