@@ -332,6 +332,22 @@ func TestContactListParts(t *testing.T) {
 			t.Errorf("Dial got %v, want a *PersistError with the server's message", err)
 		}
 	})
+	t.Run("error part before the last", func(t *testing.T) {
+		// A part with the error bit fails the reply, whatever the parts
+		// after it say.
+		t.Parallel()
+		_, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {
+			carolFirst(fc, p)
+			part := &Persist{Cmd: p.Cmd | CmdReply | CmdError, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
+				Body: Dict{{"ErrorMessage", "list cut short"}}}
+			fc.write(part.Reply().AddInt("mtf", 1))
+			return Dict{{"ContactID", "2003"}, {"UserName", "dave"}}
+		})
+		var pe *PersistError
+		if !errors.As(err, &pe) || pe.Message != "list cut short" {
+			t.Errorf("Dial got %v, want a *PersistError with the server's message", err)
+		}
+	})
 	t.Run("error reply", func(t *testing.T) {
 		t.Parallel()
 		_, err := dialWith(t, func(fc *fakeConn, p *Persist) Dict {

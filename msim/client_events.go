@@ -574,6 +574,7 @@ func (c *Client) onPersist(m *Message) {
 	mtf, _ := m.Int("mtf") // "more to follow": a reply split in parts
 	c.mu.Lock()
 	if pd := c.pending[p.RID]; pd != nil && pd.kind == p.Kind() {
+		pd.failed = pd.failed || p.IsError()
 		switch {
 		case pd.raw && !p.IsError():
 			if b, ok := m.Raw("body"); ok {
@@ -607,6 +608,9 @@ func (c *Client) onPersist(m *Message) {
 		if mtf == 0 {
 			delete(c.pending, p.RID)
 			p.Body, p.parts = pd.body, pd.parts
+			if pd.failed {
+				p.Cmd |= CmdError
+			}
 			pd.ch <- p // buffered, and sent to only once
 		}
 		c.mu.Unlock()

@@ -30,6 +30,9 @@ type pending struct {
 	raw   bool
 	parts []string // as body, for raw
 	size  int      // bytes of the parts so far (maxReplyBytes)
+	// failed: a part had the error bit; the whole reply is an error,
+	// whatever the parts after it say.
+	failed bool
 }
 
 // maxReplyBytes bounds a persist reply sent in parts (mtf): past it the
