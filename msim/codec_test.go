@@ -388,16 +388,20 @@ func TestOddTokenCountValueNamedFinal(t *testing.T) {
 }
 
 func TestTypedGetters(t *testing.T) {
-	m, err := ParseMessage([]byte("\\persistr\\\\cmd\\x1\\rid\\\\body\\a=1\x1cbroken\\nc\\@@@\\final\\"))
+	m, err := ParseMessage([]byte("\\persistr\\\\cmd\\x1\\rid\\\\body\\a=1\x1cbroken\\nc\\@@@\\uid\\99999999999999999999\\final\\"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fe *FieldError
-	if _, err := m.Int("cmd"); !errors.As(err, &fe) || fe.Key != "cmd" || !errors.Is(err, ErrBadNumber) {
-		t.Errorf("cmd: got %v", err)
+	// Not numbers read as atoi reads them (TestIntegersAtoi).
+	if n, err := m.Int("cmd"); n != 0 || err != nil {
+		t.Errorf("cmd: got %d, %v", n, err)
 	}
-	if _, err := m.Int("rid"); !errors.Is(err, ErrBadNumber) {
-		t.Errorf("empty rid: got %v", err)
+	if n, err := m.Int("rid"); n != 0 || err != nil {
+		t.Errorf("empty rid: got %d, %v", n, err)
+	}
+	var fe *FieldError
+	if _, err := m.Int("uid"); !errors.As(err, &fe) || fe.Key != "uid" || !errors.Is(err, ErrBadNumber) {
+		t.Errorf("uid out of range: got %v", err)
 	}
 	if _, err := m.Str("nope"); !errors.Is(err, ErrMissing) {
 		t.Errorf("missing: got %v", err)
@@ -471,8 +475,8 @@ func TestList(t *testing.T) {
 	if _, err := ParsePresence(ParseList("|ss|x")); !errors.Is(err, ErrMissing) {
 		t.Errorf("presence without s: got %v", err)
 	}
-	if _, err := ParsePresence(ParseList("|s|x")); !errors.Is(err, ErrBadNumber) {
-		t.Errorf("presence with bad s: got %v", err)
+	if _, err := ParsePresence(ParseList("|s|99999999999999999999")); !errors.Is(err, ErrBadNumber) {
+		t.Errorf("presence with s out of range: got %v", err)
 	}
 }
 

@@ -242,7 +242,7 @@ func (m *Message) String() string {
 // *SyntaxError; test for them with errors.Is.
 var (
 	ErrMissing     = errors.New("msim: missing field")
-	ErrBadNumber   = errors.New("msim: not a decimal number")
+	ErrBadNumber   = errors.New("msim: number out of range")
 	ErrBadBase64   = errors.New("msim: bad base64")
 	ErrBadDict     = errors.New("msim: dictionary item without '='")
 	ErrMalformed   = errors.New("msim: malformed message")
@@ -273,24 +273,28 @@ func (e *FieldError) Error() string {
 
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// parseInt reads s as Pidgin's atoi does (the spec's "Integers"): blanks,
+// an optional sign, then the digits up to the first other byte; a value
+// without digits, not a number at all, reads as 0. Only a number too large
+// for an int is an error.
 func parseInt(s string) (int, error) {
-	if s == "" || len(s) > 19 {
-		return 0, ErrBadNumber
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] >= '\t' && s[i] <= '\r') {
+		i++
 	}
 	neg := false
-	if s[0] == '-' {
-		neg, s = true, s[1:]
-		if s == "" {
-			return 0, ErrBadNumber
-		}
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		neg = s[i] == '-'
+		i++
 	}
+	const maxInt = int(^uint(0) >> 1)
 	n := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		d := int(s[i] - '0')
+		if n > (maxInt-d)/10 {
 			return 0, ErrBadNumber
 		}
-		n = n*10 + int(c-'0')
+		n = n*10 + d
 	}
 	if neg {
 		n = -n

@@ -14,6 +14,7 @@ var statusCases = []string{
 	"s|2|ss|no leading bar",
 	"|ss|no status",
 	"|s|x|ss|bad status",
+	"|s|99999999999999999999|ss|s out of range",
 	"|s|",
 	"|s",
 	"",
@@ -64,4 +65,27 @@ func FuzzParseStatus(f *testing.F) {
 		f.Add(raw)
 	}
 	f.Fuzz(func(t *testing.T, raw string) { checkParseStatus(t, raw) })
+}
+
+// TestIntegersAtoi: integers are read as Pidgin's atoi reads them (spec
+// §2, "Integers"): the leading digits, and a value that is not a number
+// at all reads as 0, so a status whose s is garbage is offline rather
+// than dropped.
+func TestIntegersAtoi(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{{"x", 0}, {"", 0}, {"12abc", 12}, {" 7", 7}, {"-3", -3}, {"+4", 4}, {"-", 0}, {"100", 100}} {
+		m := New("bm", "").Add("n", c.in)
+		if got, err := m.Int("n"); err != nil || got != c.want {
+			t.Errorf("Int(%q) = %d, %v; want %d", c.in, got, err, c.want)
+		}
+	}
+	st, text, err := parseStatus("|s|x|ss|bad status")
+	if err != nil || st != StatusOffline || text != "bad status" {
+		t.Errorf("parseStatus with s x = %v, %q, %v; want offline, \"bad status\"", st, text, err)
+	}
+	if p, err := ParsePresence(ParseList("|s|x")); err != nil || p.Status != StatusOffline {
+		t.Errorf("ParsePresence with s x = %+v, %v; want offline", p, err)
+	}
 }
