@@ -196,11 +196,16 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 	*bd = buddy{a: a, id: uint32(uid), userName: userName, displayName: displayName} // uid is valid: msim refuses others
 	memKey := buddyKey{a.cfg.Email, uid}
 	taken := func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) }
-	nick, ok := s.mem.nick(memKey)
-	if !ok || s.nickTaken(nickKey(nick)) {
+	// A remembered nick (a rename) that is taken, by the nick the user's
+	// client goes by, stays remembered: the buddy shows under another
+	// for now and gets it back at a later login.
+	nick, remembered := s.mem.nick(memKey)
+	if !remembered || s.nickTaken(nickKey(nick)) {
 		base := baseNick(userName, displayName, int(uid))
 		nick = uniqueNick(base, taken)
-		s.mem.setNick(memKey, nick, nick == base)
+		if !remembered {
+			s.mem.setNick(memKey, nick, nick == base)
+		}
 	}
 	bd.nick = nick
 	mask := a.maskOf(userName, uid)
@@ -209,7 +214,9 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 		// The real client took this nick meanwhile: pick another.
 		nick = uniqueNick(nick, func(k string) bool { return taken(k) || k == nickKey(nick) })
 		bd.nick = nick
-		s.mem.setNick(memKey, nick, false)
+		if !remembered {
+			s.mem.setNick(memKey, nick, false)
+		}
 		if err := s.irc.AddUser(ircd.User{Nick: nick, Mask: mask, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
 			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
 		}

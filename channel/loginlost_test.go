@@ -112,3 +112,24 @@ func TestLoginEndingWithTheSessionKeepsItsIMs(t *testing.T) {
 		}
 	}
 }
+
+// TestRenameOutlivesAClientsNick: a buddy whose remembered nick (a rename)
+// is the nick the user's client goes by at login shows under another for
+// the session, and the rename is still remembered for the next login.
+func TestRenameOutlivesAClientsNick(t *testing.T) {
+	r := newRig(t, nil)
+	key := buddyKey{r.a.cfg.Email, 42}
+	r.s.mem.setNick(key, "robert", false) // rename bob robert, at an earlier login
+	phone := newAttachment(&nickedIRC{fakeIRC: newFakeIRC(), nick: "robert"}, r.s, nil)
+	r.s.cl.add(phone)
+	r.s.countAttached(1)
+	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 42, UserName: "bob", Status: msim.StatusOnline}}})
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	if got := r.a.buddy(42).nick; nickKey(got) == nickKey("robert") {
+		t.Errorf("the buddy's nick: got %q, the client's own", got)
+	}
+	if got, ok := r.s.mem.nick(key); !ok || got != "robert" {
+		t.Errorf("the remembered nick: got %q, %v; want the rename robert", got, ok)
+	}
+}
