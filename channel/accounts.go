@@ -73,6 +73,10 @@ func (s *session) accountsOnOff(r replyCtx, on bool) {
 	}
 	switch {
 	case n > 0:
+	case on && len(s.accounts) == 0 && s.user.registered: // as BitlBee: none, not all connected
+		s.reply(r, "No accounts yet. Add one with: account add msim <e-mail> <password>")
+	case on && len(s.accounts) == 0:
+		s.reply(r, "You have no MSIM accounts configured.")
 	case on:
 		s.reply(r, "No account to connect: every autoconnect account is connected (account <n> on connects another).")
 	default:

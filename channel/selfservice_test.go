@@ -683,6 +683,19 @@ func TestAccountOnOffAll(t *testing.T) {
 	alice.command("&alice", "account on", "No account to connect")
 }
 
+// TestAccountOnWithoutAccounts: account on for a user with no account
+// says so, as BitlBee does, rather than that every one is connected.
+func TestAccountOnWithoutAccounts(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	if err := createUser(ss.st, "alice", "S3cret-pw"); err != nil {
+		t.Fatal(err)
+	}
+	alice := dial(t, ss.gw.ircAddr, "alice", "", allCaps...)
+	alice.expectFrom("PRIVMSG", "root", "identify")
+	alice.private("identify S3cret-pw", "You have no MSIM accounts yet")
+	alice.private("account on", "No accounts yet. Add one with: account add msim")
+}
+
 // TestIdentifyGuessesNotForgivenByOwnPassword: the right password of
 // one's own nick does not forget the wrong ones typed from that address
 // at another: guessing bob's password, then identifying as one's own
