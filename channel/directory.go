@@ -433,6 +433,20 @@ func (d *DemoDirectory) unprovision(nick string, accounts []Account) error {
 	return nil
 }
 
+// errRetired: the nick's account on the embedded network was retired
+// (drop), and a retired account is not opened again.
+var errRetired = fmt.Errorf("%w: the nick's account was retired", ErrAuth)
+
+// retired reports whether the account of user name name was retired: its
+// e-mail address refused a new account while nobody holds the user name.
+func (d *DemoDirectory) retired(name string) bool {
+	if d.UserNameOwner == nil {
+		return false
+	}
+	owner, err := d.UserNameOwner(name)
+	return err == nil && owner == ""
+}
+
 // demoUserName is DemoUserName without the reason: "" when the nick has no
 // user name.
 func demoUserName(nick string) string {
@@ -456,6 +470,9 @@ func (d *DemoDirectory) provision(nick, password string, remote net.Addr, have [
 		}
 	}
 	l, err := d.resolve(name, password, remote, true)
+	if errors.Is(err, ErrAuth) && d.retired(name) {
+		return Account{}, errRetired
+	}
 	if err != nil {
 		return Account{}, err
 	}

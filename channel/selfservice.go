@@ -185,6 +185,8 @@ func (s *session) provision(r replyCtx, d *storeDirectory, nick, name, password 
 
 func provisionError(err error) string {
 	switch {
+	case errors.Is(err, errRetired):
+		return "the nick's account there was closed for good when the nick was dropped; register another nick for a new one"
 	case errors.Is(err, ErrAuth):
 		return "its user name is taken"
 	case errors.Is(err, ErrCreationQuota):

@@ -407,6 +407,25 @@ func TestDropAfterConfirmation(t *testing.T) {
 	}
 }
 
+// TestRegisterAfterDrop: registering a dropped nick again cannot set up
+// its account on the embedded network (drop retired it for good), and
+// says so rather than that its user name is taken.
+func TestRegisterAfterDrop(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	c := dial(t, ss.gw.ircAddr, "fay", "", allCaps...)
+	c.joinedControl("&fay")
+	c.private("register fay-pw", "is registered")
+	c.joinedControl("&fay")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.private("drop fay-pw", "Type yes within a minute")
+	c.private("yes", "are deleted")
+	c.send("PRIVMSG root :register fay-pw2")
+	m := c.expectFrom("PRIVMSG", "root", "could not be set up")
+	if strings.Contains(m.Trailing(), "user name is taken") || !strings.Contains(m.Trailing(), "dropped") {
+		t.Errorf("register after drop: got %q, want that drop closed the nick's account", m.Trailing())
+	}
+}
+
 // TestConfigUserWins: a user of the configuration connects with its
 // password although the store keeps a user of that name, and its nick
 // cannot be registered.
