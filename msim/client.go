@@ -186,6 +186,7 @@ type Client struct {
 	dec     *Decoder
 	sesskey int
 	uid     UID
+	unnamed bool // lc 2's uniquenick was the uid: no user name yet (§3.7)
 
 	smu     sync.RWMutex // held shared by senders putting an item in the queue
 	wmu     sync.Mutex   // guards writing and the queue
@@ -491,8 +492,10 @@ func (c *Client) handshake(ctx context.Context) error {
 	c.sesskey, c.uid = sk, UID(uid)
 	// A copy: a substring would keep the whole login reply for the session.
 	c.self = Profile{UID: c.uid, UserName: strings.Clone(m.StrOr("uniquenick", ""))}
-	if c.self.UserName == c.uid.String() {
-		c.self.UserName = ""
+	// As Pidgin: the account has no user name when uniquenick reads as the
+	// uid. Without the field it has one; the own profile tells it.
+	if n, _ := m.Int("uniquenick"); n == uid {
+		c.self.UserName, c.unnamed = "", true
 	}
 	_ = c.nc.SetDeadline(time.Time{})
 	return nil

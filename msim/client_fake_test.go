@@ -139,6 +139,7 @@ func (fc *fakeConn) challenge() []byte {
 
 // login runs the handshake up to lc 2 with the given uniquenick, then starts
 // serving persist requests.
+// An empty uniquenick leaves the field out of lc 2.
 func (fc *fakeConn) login(uniquenick string) {
 	fc.t.Helper()
 	nonce := fc.challenge()
@@ -153,8 +154,12 @@ func (fc *fakeConn) login(uniquenick string) {
 	if ok, _ := VerifyLogin(nonce, HashPassword(fakePassword), fakeEmail, resp); !ok {
 		fc.t.Fatalf("login2 response does not verify")
 	}
-	fc.write(NewInt("lc", 2).AddInt("sesskey", fakeSessKey).AddInt("proof", int(fakeUID)).
-		AddInt("userid", int(fakeUID)).AddInt("profileid", int(fakeUID)).Add("uniquenick", uniquenick).AddInt("id", 1))
+	lc := NewInt("lc", 2).AddInt("sesskey", fakeSessKey).AddInt("proof", int(fakeUID)).
+		AddInt("userid", int(fakeUID)).AddInt("profileid", int(fakeUID))
+	if uniquenick != "" {
+		lc.Add("uniquenick", uniquenick)
+	}
+	fc.write(lc.AddInt("id", 1))
 	go fc.serve()
 }
 

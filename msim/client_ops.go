@@ -174,7 +174,7 @@ func (c *Client) awaitOptional(ctx context.Context, p *pending) (*Persist, bool,
 // does: own profile, own IM info, status, contact list, groups; then the
 // block-list settings and the user names the contact list lacks.
 func (c *Client) setup(ctx context.Context) error {
-	if c.self.UserName == "" {
+	if c.unnamed {
 		if err := c.chooseUserName(ctx); err != nil {
 			return err
 		}

@@ -66,6 +66,24 @@ func TestClientLogin(t *testing.T) {
 	}
 }
 
+// TestClientLoginWithoutUniquenick: an lc 2 without uniquenick is a
+// login, not an account without a user name: only a uniquenick equal to
+// the uid says that (spec §3.7; Pidgin compares the field's number with
+// the uid). The user name comes with the own profile.
+func TestClientLoginWithoutUniquenick(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	ch := dialAsync(testConfig(t, f.addr())) // no ChooseUserName: that flow would fail the login
+	f.accept().login("")
+	c, err := waitDial(t, ch)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if got := c.Self().UserName; got != "alice" {
+		t.Errorf("own user name: got %q, want alice from the own profile", got)
+	}
+}
+
 func TestClientLoginErrors(t *testing.T) {
 	t.Parallel()
 	errMsg := func(code int, text string) func(fc *fakeConn) {
