@@ -398,3 +398,25 @@ func TestWhoisHandlerBlocking(t *testing.T) {
 		t.Errorf("got WHOIS numerics %v, want %v", whois, want)
 	}
 }
+
+// TestISupportNetworkEscaped: a network name with a space, a backslash or
+// '=' goes in ISUPPORT escaped (\x20, \x5C, \x3D), one token still,
+// rather than as a token the line cannot carry.
+func TestISupportNetworkEscaped(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	cfg := testConfig()
+	cfg.Network = `My Net\2=b`
+	addr, _ := startServer(t, cfg, b)
+	c := dial(t, addr)
+	c.send(t, "NICK me", "USER u 0 * :R")
+	var toks []string
+	for _, m := range c.readUntil(t, irc.RPL_ENDOFMOTD) {
+		if m.Command == irc.RPL_ISUPPORT {
+			toks = append(toks, m.Params[1:len(m.Params)-1]...)
+		}
+	}
+	if !slices.Contains(toks, `NETWORK=My\x20Net\x5C2\x3Db`) || slices.Contains(toks, "*") {
+		t.Fatalf(`got ISUPPORT %q, want NETWORK=My\x20Net\x5C2\x3Db`, toks)
+	}
+}

@@ -212,7 +212,7 @@ func isupport(cfg *Config) []string {
 		"CHANTYPES=#&",
 		"MAXTARGETS=" + strconv.Itoa(maxTargets),
 		"MODES=4",
-		"NETWORK=" + cfg.Network,
+		"NETWORK=" + isupportValue(cfg.Network),
 		"NICKLEN=" + strconv.Itoa(NickLen),
 		"PREFIX=(ov)@+",
 		"TARGMAX=NAMES:1,WHOIS:1,PRIVMSG:4,NOTICE:4,TAGMSG:4,JOIN:,PART:",
@@ -220,6 +220,22 @@ func isupport(cfg *Config) []string {
 		"USERLEN=" + strconv.Itoa(UserLen),
 		"UTF8ONLY",
 	}
+}
+
+// isupportValue escapes s for an ISUPPORT token's value: a space, a
+// backslash, '=' and control bytes as \xHH, so that the token stays one
+// parameter that clients read back whole.
+func isupportValue(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c <= ' ' || c == '\\' || c == '=' || c == 0x7f:
+			fmt.Fprintf(&b, "\\x%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // welcomeLines is how many lines welcome sends, at most: 001-004, 005s,
