@@ -160,9 +160,21 @@ func (c *Client) sortedChans() []*vchan {
 	return out
 }
 
-func cmdList(c *Client, _ *irc.Message) *ircError {
+// cmdList lists the client's channels, or those its first parameter names
+// (casemapped, or by a glob mask such as #ms*); a parameter that names no
+// channel, such as an ELIST condition, filters nothing.
+func cmdList(c *Client, m *irc.Message) *ircError {
+	var names []string
+	for name := range strings.SplitSeq(m.Param(0), ",") {
+		if isChannel(name) {
+			names = append(names, name)
+		}
+	}
 	c.numeric(irc.RPL_LISTSTART, "Channel", "Users  Name")
 	for _, ch := range c.sortedChans() {
+		if names != nil && !slices.ContainsFunc(names, func(n string) bool { return match(n, ch.name) }) {
+			continue
+		}
 		n := ch.members.len()
 		if ch.joined {
 			n++

@@ -223,6 +223,14 @@ func TestCommands(t *testing.T) {
 		{"list", nil, []string{"LIST"}, []want{
 			w("321", nil...), w("322", "me", "#other", "0", ""), w("322", "me", "&bitlbee", "3", "Welcome"), w("323", nil...),
 		}, nil},
+		// LIST with channel names (or masks) lists those alone; a
+		// parameter naming no channel (an ELIST condition) filters nothing.
+		{"list named channels", nil, []string{"LIST &BITLBEE", "LIST #nope,&bi*", "LIST #nope", "LIST >1"}, []want{
+			w("321", nil...), w("322", "me", "&bitlbee", "3", "Welcome"), w("323", nil...),
+			w("321", nil...), w("322", "me", "&bitlbee", "3", "Welcome"), w("323", nil...),
+			w("321", nil...), w("323", nil...),
+			w("321", nil...), w("322", "me", "#other", "0", ""), w("322", "me", "&bitlbee", "3", "Welcome"), w("323", nil...),
+		}, nil},
 		{"version", nil, []string{"VERSION"}, []want{w("351", "me", "v-test", testServer, ""), w("005", nil...), w("005", nil...)}, nil},
 		{"time", nil, []string{"TIME"}, []want{w("391", "me", testServer, "?")}, nil},
 		{"info", nil, []string{"INFO"}, []want{w("371", "me", "?"), w("371", "me", "?"), w("371", "me", "?"), w("374", "me", "End of /INFO list.")}, nil},
