@@ -357,12 +357,12 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 func cmdAuthenticate(c *Client, m *irc.Message) *ircError {
 	arg := m.Params[0]
 	switch {
+	case c.account != "": // before or after registration (sasl-3.1)
+		return newErr(irc.ERR_SASLALREADY, "You have already authenticated using SASL")
 	case c.connecting:
 		return newErr(irc.ERR_ALREADYREGISTERED, "You may not reregister")
 	case !c.caps["sasl"]:
 		return newErr(irc.ERR_SASLFAIL, "SASL authentication failed: sasl capability not enabled")
-	case c.account != "":
-		return newErr(irc.ERR_SASLALREADY, "You have already authenticated using SASL")
 	case arg == "*":
 		c.sasl = saslState{}
 		return newErr(irc.ERR_SASLABORTED, "SASL authentication aborted")

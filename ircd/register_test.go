@@ -321,3 +321,21 @@ func TestUserClientName(t *testing.T) {
 		t.Errorf("Registration.User: got %q, want ivy/phone", got)
 	}
 }
+
+// TestSASLAlreadyAfterRegistration: a client that logged in with SASL and
+// then registered gets 907 for another AUTHENTICATE, as sasl-3.1 requires
+// (462 only for one that never logged in: reregistering is not offered).
+func TestSASLAlreadyAfterRegistration(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c := dial(t, addr)
+	c.send(t, "CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain("alice", "secret"))
+	c.readUntil(t, irc.RPL_SASLSUCCESS)
+	c.send(t, "CAP END", "NICK me", "USER u 0 * :R")
+	c.readUntil(t, irc.RPL_ENDOFMOTD)
+	b.conn(t, c)
+	c.sync(t)
+	c.send(t, "AUTHENTICATE PLAIN")
+	checkMsgs(t, c.sync(t), []want{w(irc.ERR_SASLALREADY, "me", "You have already authenticated using SASL")})
+}
