@@ -101,6 +101,7 @@ func (c *Client) tryRegister() {
 		return
 	}
 	c.connecting = true
+	c.abortSASL() // a SASL exchange under way ends unfinished (sasl-3.1)
 	user := c.user
 	if c.userClient != "" {
 		user += "/" + c.userClient
@@ -342,16 +343,25 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 		}
 		c.send(msg(c.serverPrefix(), "CAP", c.nick, "ACK", m.Params[1]))
 	case "END":
-		if c.sasl.active {
-			c.sasl = saslState{}
-			c.numeric(irc.ERR_SASLABORTED, "SASL authentication aborted")
+		if c.connecting {
+			return nil // registered already: ignored
 		}
+		c.abortSASL()
 		c.capBlock = false
 		c.tryRegister()
 	default:
 		return newErr(irc.ERR_INVALIDCAPCMD, m.Params[0], "Invalid CAP command")
 	}
 	return nil
+}
+
+// abortSASL ends the SASL exchange under way, if any, with 906. Caller
+// holds c.mu.
+func (c *Client) abortSASL() {
+	if c.sasl.active {
+		c.sasl = saslState{}
+		c.numeric(irc.ERR_SASLABORTED, "SASL authentication aborted")
+	}
 }
 
 func cmdAuthenticate(c *Client, m *irc.Message) *ircError {

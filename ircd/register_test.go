@@ -339,3 +339,24 @@ func TestSASLAlreadyAfterRegistration(t *testing.T) {
 	c.send(t, "AUTHENTICATE PLAIN")
 	checkMsgs(t, c.sync(t), []want{w(irc.ERR_SASLALREADY, "me", "You have already authenticated using SASL")})
 }
+
+// TestSASLAbortedByRegistration: registration that completes while a SASL
+// exchange is under way (CAP END came before it, NICK and USER after)
+// aborts the exchange with 906 before the welcome, as sasl-3.1 asks; a
+// CAP END after registration is ignored.
+func TestSASLAbortedByRegistration(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c := dial(t, addr)
+	c.send(t, "CAP LS 302", "CAP REQ :sasl", "CAP END", "AUTHENTICATE PLAIN")
+	checkMsgs(t, c.sync(t), []want{w("CAP", nil...), w("CAP", "*", "ACK", "sasl"), w("AUTHENTICATE", "+")})
+	c.send(t, "NICK me", "USER u 0 * :R")
+	checkMsg(t, c.read(t), w(irc.ERR_SASLABORTED, "me", "SASL authentication aborted"))
+	expect(t, c, irc.RPL_WELCOME)
+	c.readUntil(t, irc.RPL_ENDOFMOTD)
+	b.conn(t, c)
+	c.sync(t)
+	c.send(t, "CAP END")
+	checkMsgs(t, c.sync(t), nil)
+}
