@@ -338,9 +338,12 @@ func (c *Client) echo(cmd, target, text string, tags irc.Tags, id string, t time
 // (itself included) whose nick, nick!user@host or real name matches a glob
 // mask, casemapped.
 func cmdWho(c *Client, m *irc.Message) *ircError {
-	mask := m.Param(0)
+	mask, asked := m.Param(0), m.Param(0) // asked: the mask 315 names
 	if mask == "" || mask == "0" {
 		mask = "*"
+	}
+	if asked == "" {
+		asked = "*"
 	}
 	server := c.srv.cfg.ServerName
 	if ch := c.channel(mask); ch != nil {
@@ -352,7 +355,7 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 			u := mb.u
 			c.numeric(irc.RPL_WHOREPLY, ch.name, u.ident(), u.host(), server, u.Nick, c.whoFlags(c.awayOf(u), mb.st.prefixes(multi)), "0 "+u.RealName)
 		}
-		c.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list.")
+		c.numeric(irc.RPL_ENDOFWHO, asked, "End of /WHO list.")
 		return nil
 	}
 	matches := func(nick, user, host, real string) bool {
@@ -367,7 +370,7 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 		}
 		c.numeric(irc.RPL_WHOREPLY, "*", u.ident(), u.host(), server, u.Nick, c.whoFlags(c.awayOf(u), ""), "0 "+u.RealName)
 	}
-	c.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list.")
+	c.numeric(irc.RPL_ENDOFWHO, asked, "End of /WHO list.")
 	return nil
 }
 

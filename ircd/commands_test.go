@@ -263,6 +263,12 @@ func TestCommands(t *testing.T) {
 			w("352", nil...), w("352", nil...), w("352", nil...),
 			w("315", "me", "*", "?"),
 		}, nil},
+		// WHO 0 lists everyone; its 315 names the mask as sent, which
+		// clients match against the WHO they sent.
+		{"who 0", nil, []string{"WHO 0"}, []want{
+			w("352", nil...), w("352", nil...), w("352", nil...), w("352", nil...),
+			w("315", "me", "0", "End of /WHO list."),
+		}, nil},
 		{"userhost-in-names", []string{"userhost-in-names"}, []string{"NAMES &bitlbee"}, []want{
 			w("353", "me", "=", "&bitlbee", "me!u@127.0.0.1 +tom!tom@msim ann!ann@msim"), w("366", "me", "&bitlbee", "?"),
 		}, nil},
