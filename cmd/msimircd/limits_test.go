@@ -250,15 +250,7 @@ func TestGuessesShareOneBudget(t *testing.T) {
 	cfg := Defaults()
 	cfg.Store.StateDir = t.TempDir()
 	at, _ := startServe(t, cfg)
-	una, m := ircRegister(t, at.irc[0], "una", "una-pw")
-	if m.Command != "001" {
-		t.Fatalf("una: got %v, want 001", m)
-	}
-	una.loggedIn("&una")
-	_ = una.w.Write("PRIVMSG root :register una-pw")
-	una.wait(rootSays("is registered"))
-	_ = una.w.Write("QUIT")
-	una.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
+	registerNick(t, at.irc[0], "", "una", "una-pw", "una-pw")
 	if _, m := ircRegister(t, at.irc[0], "vic", "vic-pw"); m.Command != "001" {
 		t.Fatalf("vic: got %v, want 001", m)
 	}
@@ -290,15 +282,7 @@ func TestServerPasswordAloneForgetsNoGuesses(t *testing.T) {
 	cfg.Store.StateDir = t.TempDir()
 	cfg.IRC.Password = "Sesame-Pw"
 	at, _ := startServe(t, cfg)
-	una, m := ircRegisterFrom(t, at.irc[0], "127.0.0.2", "una", "Sesame-Pw")
-	if m.Command != "001" {
-		t.Fatalf("una: got %v, want 001", m)
-	}
-	una.loggedIn("&una")
-	_ = una.w.Write("PRIVMSG root :register una-pw")
-	una.wait(rootSays("is registered"))
-	_ = una.w.Write("QUIT")
-	una.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
+	registerNick(t, at.irc[0], "127.0.0.2", "una", "Sesame-Pw", "una-pw")
 
 	for i := range 3 {
 		from := fmt.Sprintf("127.0.0.%d", 10+i)
@@ -319,4 +303,19 @@ func TestServerPasswordAloneForgetsNoGuesses(t *testing.T) {
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Errorf("a 4th wrong password at una, after a login with the server password alone, was answered in %v, without the 1 s delay", took)
 	}
+}
+
+// registerNick connects from from ("" = any) as nick with PASS pass,
+// registers the nick with password and leaves.
+func registerNick(t *testing.T, addr, from, nick, pass, password string) {
+	t.Helper()
+	s, m := ircRegisterFrom(t, addr, from, nick, pass)
+	if m.Command != "001" {
+		t.Fatalf("%s: got %v, want 001", nick, m)
+	}
+	s.loggedIn("&" + nick)
+	_ = s.w.Write("PRIVMSG root :register " + password)
+	s.wait(rootSays("is registered"))
+	_ = s.w.Write("QUIT")
+	s.wait(func(m *irc.Message) bool { return m.Command == "ERROR" })
 }
