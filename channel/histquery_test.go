@@ -206,3 +206,26 @@ func TestHistoryTargetsNotOnTheList(t *testing.T) {
 		t.Errorf("CHATHISTORY LATEST carol: %v, want carol-0", got)
 	}
 }
+
+// TestOwnActionInAQuery: "/me waves" typed as text in a query with bob
+// (not as a CTCP ACTION) reaches bob as an action and is kept as one; the
+// user's other clients are shown it as one too, as in a control channel.
+func TestOwnActionInAQuery(t *testing.T) {
+	stk, g := historyGateway(t)
+	msimUser(t, stk, "bob")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", historyCaps...)
+	phone.joinedControl("&al")
+	desk.send("PRIVMSG bob :/me waves")
+	live := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "al" && m.Param(0) == "bob" })
+	phone.send("CHATHISTORY LATEST bob * 10")
+	hist := batchLines(phone, "chathistory")
+	if len(hist) != 1 || hist[0].Tags["msgid"] != live.Tags["msgid"] {
+		t.Fatalf("history %v, want the one message shown live (%v)", hist, live)
+	}
+	if want := "\x01ACTION waves\x01"; live.Trailing() != want || hist[0].Trailing() != want {
+		t.Errorf("shown live as %q, in the history as %q; want both %q", live.Trailing(), hist[0].Trailing(), want)
+	}
+}

@@ -627,11 +627,7 @@ func (s *session) onIRC(in ircd.Input) {
 		}
 		if nick, rest, ok := addressed(text); ok {
 			if bd := s.buddyByNick(nick); bd != nil {
-				shown := rest // to the other clients: a /me is an action, as MSIM and the history take it
-				if act, ok := strings.CutPrefix(rest, "/me "); ok {
-					shown = action(act)
-				}
-				s.sendOwn(bd, in, "PRIVMSG", shown, rest)
+				s.sendOwn(bd, in, "PRIVMSG", ownShown(rest), rest)
 				return
 			}
 			if nickKey(nick) == nickKey(s.b.cfg.ServiceNick) {
@@ -669,8 +665,18 @@ func (s *session) onIRC(in ircd.Input) {
 				Text: "CTCP is not supported by MSIM; nothing was sent."})
 			return
 		}
-		s.sendOwn(bd, in, in.Command, in.Text, text)
+		s.sendOwn(bd, in, in.Command, ownShown(text), text)
 	}
+}
+
+// ownShown is what the user's other clients are shown of text typed to a
+// buddy, as MSIM gets it: a /me is an action, as MSIM and the history take
+// it, however it was typed (a CTCP ACTION, or "/me" as text).
+func ownShown(text string) string {
+	if act, ok := strings.CutPrefix(text, "/me "); ok {
+		return action(act)
+	}
+	return text
 }
 
 func isChannelName(s string) bool { return s != "" && (s[0] == '&' || s[0] == '#') }
