@@ -421,7 +421,10 @@ func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.History
 		if !s.post(call(func() {
 			for i, st := range strangers {
 				if st.a.buddy(st.uid) == nil {
-					s.newBuddy(st.a, st.uid, profiles[i].UserName, profiles[i].DisplayName)
+					// As their own lookup would: what waits for them
+					// (lookUpStranger) is given out first, before
+					// anything they write once they are named.
+					s.strangerKnown(st.a, st.uid, profiles[i])
 				}
 			}
 			reply()

@@ -431,3 +431,52 @@ func shownOf(f *fakeIRC, texts ...string) []string {
 	}
 	return got
 }
+
+// TestStrangerNamedByTargetsKeepsTheirOrder: an IM from someone not on
+// the list waits for their profile; meanwhile CHATHISTORY TARGETS names
+// them (a profile lookup of its own) and they write again. The waiting IM
+// is shown before the later one.
+func TestStrangerNamedByTargetsKeepsTheirOrder(t *testing.T) {
+	r, _ := historyRig(t)
+	cl := &queuedProfiles{fakeMSIM: &fakeMSIM{}, calls: make(chan chan struct{}, 4)}
+	r.a.client = cl
+	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
+	attachNamed(r, phoneIRC, "phone")
+	lookup := func(what string) chan struct{} {
+		t.Helper()
+		select {
+		case c := <-cl.calls:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no profile lookup", what)
+			return nil
+		}
+	}
+	r.s.fromUser(r.a, 9, msim.IMEvent{From: 9, Text: "first", Time: time.Now()})
+	first := lookup("the IM's sender")
+	if !r.s.b.hist.sync(context.Background(), "alice") {
+		t.Fatal("history not synced")
+	}
+	answered := make(chan []ircd.HistoryTarget, 1)
+	r.s.historyTargets(ircd.TargetsQuery{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour), Limit: 10},
+		func(ts []ircd.HistoryTarget, err error) { answered <- ts })
+	close(lookup("TARGETS' stranger"))
+	r.stepUntil("TARGETS answered", func() bool { return len(answered) == 1 })
+	r.s.fromUser(r.a, 9, msim.IMEvent{From: 9, Text: "second", Time: time.Now()})
+	close(first)
+	r.stepUntil("the sender named", func() bool { return len(r.a.pending) == 0 })
+
+	var got []string
+	phoneIRC.mu.Lock()
+	for _, l := range phoneIRC.lines {
+		for _, text := range []string{"first", "second"} {
+			if strings.HasSuffix(l, ": "+text) {
+				got = append(got, text)
+			}
+		}
+	}
+	phoneIRC.mu.Unlock()
+	if want := []string{"first", "second"}; !slices.Equal(got, want) {
+		t.Errorf("the phone was shown %q, want %q", got, want)
+	}
+}
