@@ -77,6 +77,9 @@ func (s *session) connect(a *account) {
 	if key := s.msimGuessKey(); key != "" {
 		if _, err := s.b.failAddr.Check(key); errors.Is(err, guard.ErrRefused) {
 			s.status(a, "Not logging in: too many wrong MSIM passwords were tried on your accounts; try again later.")
+			if a.state == linkWaiting {
+				s.scheduleRetry(a) // a retry: the next comes after the refusal, maybe
+			}
 			return
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/msimircd/msimircd/internal/fakeclock"
+	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/internal/testlog"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
@@ -667,5 +668,44 @@ func TestUnsentAheadOfWhatIsTypedNext(t *testing.T) {
 	r.stepUntil("logged in again", func() bool { return r.a.state == linkUp })
 	if got := strings.Join(second.sent, ","); got != "first,second" {
 		t.Errorf("bob got %q after the reconnect, want first,second", got)
+	}
+}
+
+// TestRetryWhileMSIMGuessesRefusedRetriesLater: a registered user's
+// account whose link dropped waits to reconnect; its retry comes while
+// the user's MSIM logins are refused for wrong passwords tried on another
+// of their accounts. It is not left waiting with no retry to come: it
+// logs in once the refusal is over.
+func TestRetryWhileMSIMGuessesRefusedRetriesLater(t *testing.T) {
+	r := newRig(t, func(c *Config) {
+		c.IdentifyFailures = guard.FailureConfig{Free: 1, RefuseAfter: 1, RefuseFor: time.Minute, Clock: c.Clock}
+	})
+	r.s.user.registered = true
+	r.failDial()
+	r.s.start()
+	r.step() // the failed dial's result: a retry is scheduled
+	if r.a.state != linkWaiting {
+		t.Fatalf("after a failed dial: state %v, want waiting", r.a.state)
+	}
+	r.s.b.failAddr.Fail(r.s.msimGuessKey()) // a wrong password on another account
+	r.clock.Advance(r.clock.Pending()[0])
+	r.step() // retryDue: refused
+	if r.a.state == linkConnecting {
+		t.Fatal("the retry logged in while the user's MSIM logins are refused")
+	}
+	r.okDial(&fakeMSIM{})
+	r.clock.Advance(2 * time.Minute) // the refusal is over
+	for i := 0; r.a.state != linkUp; i++ {
+		if i == 20 {
+			t.Fatalf("not logged in again after the refusal: state %v, timers %v", r.a.state, r.clock.Pending())
+		}
+		if p := r.clock.Pending(); len(p) > 0 {
+			r.clock.Advance(slices.Min(p))
+		}
+		select {
+		case ev := <-r.s.events:
+			r.s.handle(ev)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
