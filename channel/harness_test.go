@@ -1,6 +1,7 @@
 package channel_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -295,6 +296,8 @@ type ircClient struct {
 	r    *irc.Reader
 	w    *irc.Writer
 	seq  int
+	// patience is how long next waits for a message (0: 5 s).
+	patience time.Duration
 }
 
 // dial connects and registers; caps are requested with CAP REQ.
@@ -355,9 +358,9 @@ func (c *ircClient) send(line string) {
 
 func (c *ircClient) sendf(f string, args ...any) { c.send(fmt.Sprintf(f, args...)) }
 
-// next reads one message, with a 5 s deadline.
+// next reads one message, with a 5 s deadline (or the client's patience).
 func (c *ircClient) next() (*irc.Message, error) {
-	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.conn.SetReadDeadline(time.Now().Add(cmp.Or(c.patience, 5*time.Second)))
 	return c.r.ReadMessage()
 }
 
