@@ -3,6 +3,9 @@ package channel
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/ircd"
 )
 
 func TestFromMSIMNeutralisesControls(t *testing.T) {
@@ -110,4 +113,20 @@ func FuzzMSIMText(f *testing.F) {
 			t.Fatalf("msimText(%q) = %q: dropped more than codes (%q against %q)", s, out, a, b)
 		}
 	})
+}
+
+// TestFormattingAloneNotSent: an IM of IRC formatting codes alone would
+// reach MSIM empty: it is not sent, and the user is told.
+func TestFormattingAloneNotSent(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{}
+	r.a.client, r.a.state = cl, linkUp
+	bd := r.s.newBuddy(r.a, 7, "bob", "")
+	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "\x03\x0f", MsgID: "m1", Time: time.Now()}, "PRIVMSG", "\x03\x0f", "\x03\x0f")
+	if len(cl.sent) != 0 {
+		t.Errorf("sent %q to MSIM, want nothing", cl.sent)
+	}
+	if got := r.irc.said("NOT sent"); len(got) != 1 || !strings.Contains(got[0], "formatting") {
+		t.Errorf("the user was told %q, want that it held only formatting", got)
+	}
 }
