@@ -80,7 +80,10 @@ func cmdVersion(c *Client, _ *irc.Message) *ircError {
 }
 
 func cmdJoin(c *Client, m *irc.Message) *ircError {
-	if m.Params[0] == "0" {
+	switch m.Params[0] {
+	case "":
+		return newErr(irc.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
+	case "0":
 		for _, ch := range c.chans {
 			if ch.joined {
 				c.partSelf(ch, "")
@@ -105,6 +108,9 @@ func cmdJoin(c *Client, m *irc.Message) *ircError {
 }
 
 func cmdPart(c *Client, m *irc.Message) *ircError {
+	if m.Params[0] == "" {
+		return newErr(irc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
+	}
 	reason := clean(m.Param(1), TopicLen)
 	for name := range strings.SplitSeq(m.Params[0], ",") {
 		ch := c.channel(name)

@@ -86,6 +86,12 @@ func TestCommands(t *testing.T) {
 		}, []string{"join #other"}},
 		{"join again is silent", nil, []string{"JOIN &bitlbee"}, nil, nil},
 		{"join needs params", nil, []string{"JOIN"}, []want{w("461", "me", "JOIN", "?")}, nil},
+		// An empty channel list is a missing parameter; an empty WHOIS
+		// nick is no nick at all.
+		{"empty parameters", nil, []string{"JOIN :", "PART :", "WHOIS :", "WHOIS irc.test :"}, []want{
+			w("461", "me", "JOIN", "?"), w("461", "me", "PART", "?"),
+			w("431", "me", "No nickname given"), w("431", "me", "No nickname given"),
+		}, nil},
 		{"join 0", nil, []string{"JOIN 0"}, []want{w("PART", "&bitlbee")}, []string{"part &bitlbee "}},
 		{"part", nil, []string{"PART &bitlbee :bye now"}, []want{w("PART", "&bitlbee", "bye now")}, []string{"part &bitlbee bye now"}},
 		{"part errors", nil, []string{"PART #other", "PART #nope"}, []want{

@@ -31,6 +31,9 @@ type whoisReq struct {
 
 func cmdWhois(c *Client, m *irc.Message) *ircError {
 	target, _, _ := strings.Cut(m.Params[len(m.Params)-1], ",")
+	if target == "" {
+		return newErr(irc.ERR_NONICKNAMEGIVEN, "No nickname given")
+	}
 	self := Nick(target).Key() == Nick(c.nick).Key()
 	var u *vuser
 	if !self {
