@@ -515,6 +515,7 @@ func (c *Client) userMode(m *irc.Message) *ircError {
 	adding := true
 	var applied strings.Builder
 	sign := byte(0)
+	unknown := false
 	for _, r := range m.Params[1] {
 		switch r {
 		case '+':
@@ -541,7 +542,10 @@ func (c *Client) userMode(m *irc.Message) *ircError {
 			}
 			applied.WriteRune(r)
 		default:
-			c.numeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+			if !unknown { // one 501 for the command, not one per letter
+				unknown = true
+				c.numeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+			}
 		}
 	}
 	if applied.Len() > 0 {

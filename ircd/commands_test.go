@@ -155,6 +155,11 @@ func TestCommands(t *testing.T) {
 			w("502", "me", "?"),
 			w("401", "me", "nobody", "?"),
 		}, nil},
+		// However many unknown letters, one 501 for the command.
+		{"user mode unknown letters", nil, []string{"MODE me +xyz", "MODE me +xiy-z"}, []want{
+			w("501", "me", "?"),
+			w("501", "me", "?"), w("MODE", "me", "+i"),
+		}, nil},
 		{"topic", nil, []string{"TOPIC &bitlbee", "TOPIC #other", "TOPIC #nope", "TOPIC &bitlbee :new", "TOPIC #other :new", "TOPIC"}, []want{
 			w("332", "me", "&bitlbee", "Welcome"), w("333", "me", "&bitlbee", testServer, "?"),
 			w("331", "me", "#other", "No topic is set"),
