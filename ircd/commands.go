@@ -51,6 +51,7 @@ func init() {
 		"VERSION":      {cmdVersion, 0, false},
 		"WHO":          {cmdWho, 0, false},
 		"WHOIS":        {cmdWhois, 1, false},
+		"WHOWAS":       {cmdWhowas, 1, false},
 	}
 }
 

@@ -137,6 +137,14 @@ func TestCommands(t *testing.T) {
 			w("401", "me", "nobody", "No such nick/channel"), w("318", "me", "nobody", "?"),
 			w("461", "me", "WHOIS", "?"),
 		}, nil},
+		// No nick history is kept: WHOWAS (sent by clients after a
+		// failed WHOIS) finds no one, and ends its reply as usual.
+		{"whowas", nil, []string{"WHOWAS nobody", "WHOWAS tom 1", "WHOWAS :", "WHOWAS"}, []want{
+			w("406", "me", "nobody", "There was no such nickname"), w("369", "me", "nobody", "End of WHOWAS"),
+			w("406", "me", "tom", "?"), w("369", "me", "tom", "?"),
+			w("431", "me", "No nickname given"),
+			w("461", "me", "WHOWAS", "?"),
+		}, nil},
 		{"channel mode", nil, []string{"MODE &bitlbee", "MODE &bitlbee b", "MODE &bitlbee +v ann", "MODE &bitlbee +z", "MODE #nope"}, []want{
 			w("324", "me", "&bitlbee", "+nt"), w("329", "me", "&bitlbee", "?"),
 			w("368", "me", "&bitlbee", "?"),

@@ -55,6 +55,19 @@ func cmdWhois(c *Client, m *irc.Message) *ircError {
 	return nil
 }
 
+// cmdWhowas answers WHOWAS. No history of nicks is kept, so every nick
+// was no such nick; the reply still ends with RPL_ENDOFWHOWAS, which clients
+// (irssi after a WHOIS that found no one) wait for.
+func cmdWhowas(c *Client, m *irc.Message) *ircError {
+	nick, _, _ := strings.Cut(m.Params[0], ",")
+	if nick == "" {
+		return newErr(irc.ERR_NONICKNAMEGIVEN, "No nickname given")
+	}
+	c.numeric(irc.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
+	c.numeric(irc.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
+	return nil
+}
+
 // askWhois queues a WHOIS reply behind those asked before it and, for a
 // virtual user, asks ah for its lines once c.mu is released, with a timeout.
 // Caller holds c.mu.
