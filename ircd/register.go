@@ -342,6 +342,10 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 			}
 		}
 		c.send(msg(c.serverPrefix(), "CAP", c.nick, "ACK", m.Params[1]))
+		if !c.caps["sasl"] { // an exchange under way ends with the capability
+			c.abortSASL()
+			c.sasl = saslState{}
+		}
 	case "END":
 		if c.connecting {
 			return nil // registered already: ignored

@@ -151,6 +151,12 @@ func TestSASL(t *testing.T) {
 		}, "alice"},
 		{"abort", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE *"}, []want{w("AUTHENTICATE", "+"), w("906", "*", "?")}, ""},
 		{"cap end aborts", []string{"AUTHENTICATE PLAIN", "CAP END"}, []want{w("AUTHENTICATE", "+"), w("906", "*", "?")}, ""},
+		// Turning sasl off ends the exchange: the next AUTHENTICATE PLAIN,
+		// with sasl on again, starts a new one rather than being its data.
+		{"cap req -sasl aborts", []string{"AUTHENTICATE PLAIN", "CAP REQ -sasl", "CAP REQ sasl", "AUTHENTICATE PLAIN", "AUTHENTICATE " + saslPlain("alice", "secret")}, []want{
+			w("AUTHENTICATE", "+"), w("CAP", "*", "ACK", "-sasl"), w("906", "*", "?"), w("CAP", "*", "ACK", "sasl"),
+			w("AUTHENTICATE", "+"), w("900", nil...), w("903", nil...),
+		}, "alice"},
 		{"unknown mechanism", []string{"AUTHENTICATE EXTERNAL"}, []want{w("908", "*", "PLAIN", "?"), w("904", "*", "?")}, ""},
 		{"bad base64", []string{"AUTHENTICATE PLAIN", "AUTHENTICATE !!!"}, []want{w("AUTHENTICATE", "+"), w("904", "*", "?")}, ""},
 		{"chunked", append([]string{"AUTHENTICATE PLAIN"}, chunks(saslPlain("alice", longPass))...), []want{
