@@ -101,3 +101,34 @@ func TestMarkReadOfAStranger(t *testing.T) {
 		t.Errorf("the stored marker: %v, %v; want %v", m, err, read)
 	}
 }
+
+// TestChathistoryOfTheServiceNick: the service nick is the bridge's own,
+// no MSIM user's: CHATHISTORY on it is an empty batch, as on a control
+// channel, with no MSIM lookup by its name (an MSIM user of that name,
+// even one with history, is not who the nick is).
+func TestChathistoryOfTheServiceNick(t *testing.T) {
+	r, st, cl := lookupRig(t, map[string]msim.UID{"root": 7})
+	ctx := context.Background()
+	for _, res := range st.AppendHistoryBatch(ctx, []store.HistoryAppend{{User: "alice", Entry: store.HistoryEntry{
+		MsgID: "r1", Time: time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC), Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "hi"}}}, nil) {
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	got := make(chan result, 1)
+	svc := strings.ToUpper(r.s.b.cfg.ServiceNick)
+	r.s.cl.ats[0].History(ircd.HistoryQuery{Subcommand: "LATEST", Target: svc, Limit: 10}, func(ms []ircd.HistoryMessage, err error) {
+		got <- result{len(ms), err}
+	})
+	if res := await(r, got); res.err != nil || res.n != 0 {
+		t.Errorf("CHATHISTORY LATEST %s: %d messages, error %v; want none, no error", svc, res.n, res.err)
+	}
+	r.s.workers.Wait()
+	if n := cl.lookups.Load(); n != 0 {
+		t.Errorf("%d MSIM lookups for the service nick, want none", n)
+	}
+}

@@ -176,14 +176,20 @@ func (s *session) findConversation(target string) (conversation, error) {
 	return conversation{}, fmt.Errorf("%s: %w", target, ircd.ErrInvalidTarget)
 }
 
+// bridgeOwn reports whether target is a control channel or the service
+// nick: the bridge's own, no MSIM user's, with no conversation to look up.
+func (s *session) bridgeOwn(target string) bool {
+	return isChannelName(target) || nickKey(target) == nickKey(s.b.cfg.ServiceNick)
+}
+
 // lookupConversation is findConversation, and for a nick it does not know
 // (someone who wrote before a restart, say), the MSIM user of that name
 // on the first logged-in account that has history with them (a channel's
-// name is no MSIM user's, and is not looked up); done runs on a worker
-// goroutine.
+// name or the service nick is no MSIM user's, and is not looked up); done
+// runs on a worker goroutine.
 func (s *session) lookupConversation(target string, done func(context.Context, conversation, error)) {
 	c, err := s.findConversation(target)
-	if err == nil || !s.historyOn() || isChannelName(target) {
+	if err == nil || !s.historyOn() || s.bridgeOwn(target) {
 		s.goWork(func(ctx context.Context) { done(ctx, c, err) })
 		return
 	}
@@ -234,9 +240,10 @@ func (at *attachment) History(q ircd.HistoryQuery, answer func([]ircd.HistoryMes
 
 func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
 	s.b.met.historyQuery("chathistory")
-	if s.historyOn() && isChannelName(q.Target) {
-		// A control channel (the only channels the client is in) keeps
-		// no history: it has none to give, as any target without.
+	if s.historyOn() && s.bridgeOwn(q.Target) {
+		// A control channel (the only channels the client is in) and the
+		// service nick keep no history: they have none to give, as any
+		// target without.
 		answer(nil, nil)
 		return
 	}
@@ -456,7 +463,7 @@ func (s *session) markRead(from *attachment, target string, t time.Time) {
 		s.setReadMarker(from, c, t)
 		return
 	}
-	if !s.historyOn() || isChannelName(target) {
+	if !s.historyOn() || s.bridgeOwn(target) {
 		return
 	}
 	key := nickKey(target)
