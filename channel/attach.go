@@ -410,7 +410,8 @@ func (s *session) build(at *attachment, others bool) {
 }
 
 // addBuddyUser gives the attached client bd's virtual user; if the
-// client's own nick took bd's meanwhile, bd gets another.
+// client's own nick took bd's meanwhile, bd gets another for the session,
+// and the remembered one (a rename, say) stays for a later login.
 func (s *session) addBuddyUser(bd *buddy) {
 	u := ircd.User{Nick: bd.nick, Mask: bd.a.maskOf(bd.userName, bd.UID()),
 		RealName: nameOr(bd.displayName, bd.userName), Away: awayText(s.presence(bd))}
@@ -422,7 +423,6 @@ func (s *session) addBuddyUser(bd *buddy) {
 	nick := uniqueNick(old, func(k string) bool { return s.nickTaken(k) || s.mem.ownedByOther(k, memKey) || k == nickKey(old) })
 	s.setNick(bd, nick)
 	u.Nick = nick
-	s.mem.setNick(memKey, nick, false)
 	if err := s.irc.AddUser(u); err != nil {
 		s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
 	}

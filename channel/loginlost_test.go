@@ -2,9 +2,11 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -128,6 +130,42 @@ func TestRenameOutlivesAClientsNick(t *testing.T) {
 	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
 	if got := r.a.buddy(42).nick; nickKey(got) == nickKey("robert") {
 		t.Errorf("the buddy's nick: got %q, the client's own", got)
+	}
+	if got, ok := r.s.mem.nick(key); !ok || got != "robert" {
+		t.Errorf("the remembered nick: got %q, %v; want the rename robert", got, ok)
+	}
+}
+
+// ownNickIRC is a connection whose client goes by its own nick, which
+// ircd refuses to a virtual user, as it does.
+type ownNickIRC struct{ *nickedIRC }
+
+func (f ownNickIRC) AddUser(u ircd.User) error {
+	if nickKey(u.Nick) == nickKey(f.nick) {
+		return errors.New("nick in use")
+	}
+	return f.nickedIRC.AddUser(u)
+}
+
+// TestRenameOutlivesAnAttachingClientsNick: a renamed buddy whose nick is
+// the one a client attaching to the running session goes by shows under
+// another for the session, and the rename is still remembered.
+func TestRenameOutlivesAnAttachingClientsNick(t *testing.T) {
+	r := newRig(t, nil)
+	key := buddyKey{r.a.cfg.Email, 42}
+	r.s.mem.setNick(key, "robert", false) // rename bob robert, at an earlier login
+	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 42, UserName: "bob", Status: msim.StatusOnline}}})
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	if got := r.a.buddy(42).nick; got != "robert" {
+		t.Fatalf("the buddy's nick before the phone attaches: %q, want robert", got)
+	}
+	phone := newAttachment(ownNickIRC{&nickedIRC{fakeIRC: newFakeIRC(), nick: "robert"}}, r.s, nil)
+	if err := r.s.attach(phone, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.a.buddy(42).nick; nickKey(got) == nickKey("robert") {
+		t.Errorf("the buddy's nick: got %q, the phone's own", got)
 	}
 	if got, ok := r.s.mem.nick(key); !ok || got != "robert" {
 		t.Errorf("the remembered nick: got %q, %v; want the rename robert", got, ok)
