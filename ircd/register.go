@@ -303,11 +303,14 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 		if !c.connecting {
 			c.capBlock = true
 		}
-		if v, _ := strconv.Atoi(m.Param(1)); v >= 302 && c.capVersion < 302 {
+		v, _ := strconv.Atoi(m.Param(1))
+		if v >= 302 && c.capVersion < 302 {
 			c.capVersion = 302
 			c.caps["cap-notify"] = true
 		}
-		c.send(msg(c.serverPrefix(), "CAP", c.nick, "LS", capList(&c.srv.cfg, c.capVersion >= 302)))
+		// The reply is of the version asked for; a lower one keeps the
+		// stored version.
+		c.send(msg(c.serverPrefix(), "CAP", c.nick, "LS", capList(&c.srv.cfg, v >= 302)))
 	case "LIST":
 		var on []string
 		for n := range c.caps {

@@ -25,6 +25,14 @@ func TestCapNegotiation(t *testing.T) {
 	}{
 		{"ls 302", []string{"CAP LS 302"}, []want{w("CAP", "*", "LS", allCaps302)}},
 		{"ls plain", []string{"CAP LS"}, []want{w("CAP", "*", "LS", strings.Replace(allCaps302, "=PLAIN", "", 1))}},
+		// A lower version (or none) after 302 gets a reply of its own
+		// version, while 302 stays stored: cap-notify stays on.
+		{"ls plain after 302", []string{"CAP LS 302", "CAP LS", "CAP LS 301", "CAP LIST"}, []want{
+			w("CAP", "*", "LS", allCaps302),
+			w("CAP", "*", "LS", strings.Replace(allCaps302, "=PLAIN", "", 1)),
+			w("CAP", "*", "LS", strings.Replace(allCaps302, "=PLAIN", "", 1)),
+			w("CAP", "*", "LIST", "cap-notify"),
+		}},
 		{"list after 302 has cap-notify", []string{"CAP LS 302", "CAP LIST"}, []want{w("CAP", nil...), w("CAP", "*", "LIST", "cap-notify")}},
 		{"list plain is empty", []string{"CAP LS", "CAP LIST"}, []want{w("CAP", nil...), w("CAP", "*", "LIST", "")}},
 		{"req ack", []string{"CAP REQ :server-time echo-message", "CAP LIST"}, []want{
