@@ -208,12 +208,15 @@ func (p peer) State(uid msim.UID) *PeerState { return p.srv.reg.state(uid) }
 
 func (p peer) Mailbox(uid msim.UID) {
 	srv := p.srv
+	// The session is looked up under offlineMu: a login under way holds
+	// it from its take of the mailbox until its session is registered,
+	// and an IM stored elsewhere in between must find that session.
+	srv.offlineMu.Lock()
+	defer srv.offlineMu.Unlock()
 	ss := srv.reg.session(uid)
 	if ss == nil {
 		return
 	}
-	srv.offlineMu.Lock()
-	defer srv.offlineMu.Unlock()
 	stored, err := srv.store.TakeOffline(uid)
 	if err != nil {
 		ss.logger().WithError(err).Error("offline messages")

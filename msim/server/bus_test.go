@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/msimircd/msimircd/msim"
 )
@@ -208,4 +209,50 @@ func TestBusKickHandsOver(t *testing.T) {
 	}
 	c.expect("err 6", isError(msim.ErrCodeElsewhere))
 	c.expectClosed()
+}
+
+// takenHookStore is a Store that runs hook once, as the first TakeOffline
+// of uid has taken the mailbox.
+type takenHookStore struct {
+	Store
+	uid  msim.UID
+	hook func()
+	once sync.Once
+}
+
+func (h *takenHookStore) TakeOffline(to msim.UID) ([]OfflineMessage, error) {
+	msgs, err := h.Store.TakeOffline(to)
+	if to == h.uid {
+		h.once.Do(h.hook)
+	}
+	return msgs, err
+}
+
+// TestBusMailboxDuringLogin: an IM stored by another node after this
+// node's login took the mailbox, and announced (Stored) before the login
+// registered the session, reaches that session: the nudge waits for the
+// login instead of finding no session and leaving the IM stored.
+func TestBusMailboxDuringLogin(t *testing.T) {
+	bus := &fakeBus{}
+	mem := NewMemStore()
+	st := &takenHookStore{Store: mem}
+	srv, addr := startServer(t, Config{Bus: bus}, st)
+	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
+	st.uid = bob
+	st.hook = func() {
+		// Another node, which found bob connected nowhere, stores an
+		// IM and nudges bob's node.
+		if err := mem.AddOffline(bob, OfflineMessage{From: alice, Time: time.Now().UTC(), Body: "meanwhile"}, OfflineLimits{}); err != nil {
+			t.Error(err)
+		}
+		done := make(chan struct{})
+		go func() { bus.peer.Mailbox(bob); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(200 * time.Millisecond): // waits for the login
+		}
+	}
+	c := login(t, addr, "bob@example.com", "pw-b")
+	c.expect("the IM stored during the login", isBM(msim.BMIM, alice))
 }
