@@ -480,3 +480,39 @@ func waitAlert(t *testing.T, c *client, want string) {
 		time.Sleep(testHeartbeat / 4)
 	}
 }
+
+// TestClusterLogoutDuringShortCut: a buddy logs out while a node's NATS
+// link is down for less than it takes to fence. That node missed the
+// offline state; once the link is back, its watchers see the buddy
+// offline, not online for ever.
+func TestClusterLogoutDuringShortCut(t *testing.T) {
+	forEngines(t, testClusterLogoutDuringShortCut)
+}
+
+func testClusterLogoutDuringShortCut(t *testing.T, e engine) {
+	tn := newNet(t, e)
+	px := startProxy(t, natsHostPort(t, tn.url))
+	n1 := startNode(t, tn, px.url(), "n1")
+	n2 := startNode(t, tn, tn.url, "n2")
+	waitPeers(t, n1, n2)
+	acc := addAccounts(t, n1.srv, tn.store, "alice", "bob")
+	alice := dial(t, n1, "alice", acc["alice"])
+	bob := dial(t, n2, "bob", acc["bob"])
+	alice.next("bob online", presence(acc["bob"].uid, msim.StatusOnline))
+	oldName := n1.bus.Node()
+
+	px.setCut(true)
+	time.Sleep(2 * testHeartbeat) // NATS has dropped n1's subscriptions
+	bob.Close()
+	for deadline := time.Now().Add(wait); n2.bus.holds(acc["bob"].uid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's logout never released him")
+		}
+	}
+	px.setCut(false)
+	waitPeers(t, n1, n2)
+	if n1.bus.Node() != oldName {
+		t.Fatalf("n1 fenced itself (now %s): the cut was too long for this test", n1.bus.Node())
+	}
+	alice.next("bob offline", presence(acc["bob"].uid, msim.StatusOffline))
+}

@@ -502,10 +502,13 @@ func (n *Node) fetchOne(uid msim.UID) {
 	if !n.ready() {
 		return
 	}
+	asked := time.Now()
 	m, err := n.request(kindState, n.subj.user(uid), []byte{opState})
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return // connected nowhere
+		// Connected nowhere: after a cut, its logout may have been missed.
+		n.peer.Gone(uid, asked)
+		return
 	case err != nil:
 		n.log.WithError(err).WithField("uid", uid).Debug("state not fetched")
 		return

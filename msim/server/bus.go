@@ -73,6 +73,10 @@ type Peer interface {
 	PeerState(st *PeerState)
 	// NodeDown says a node is gone: its users are offline.
 	NodeDown(node string)
+	// Gone says a state fetch of uid sent at asked (by this node's clock)
+	// found it connected nowhere: a state known before then is over (its
+	// offline state may have been missed while the NATS link was down).
+	Gone(uid msim.UID, asked time.Time)
 	// Fence says this node lost the cluster: every session is closed.
 	Fence()
 	// Rescan hands every local user their stored IMs (after the node was
@@ -127,10 +131,11 @@ type remoteEntry struct {
 	st     *PeerState // nil: not known (offline)
 	hide   map[msim.UID]struct{}
 	listed map[msim.UID]struct{}
+	at     time.Time // when st was set, by this node's clock
 }
 
 func (e *remoteEntry) set(st *PeerState) {
-	e.st, e.hide, e.listed = st, setOf(st.Hide), setOf(st.Listed)
+	e.st, e.hide, e.listed, e.at = st, setOf(st.Hide), setOf(st.Listed), time.Now()
 }
 
 // visibleTo is route.visibleTo for a remote state.
@@ -262,6 +267,8 @@ func (s *session) restore(msgs []OfflineMessage) {
 func (p peer) PeerState(st *PeerState) { p.srv.reg.peerState(st) }
 
 func (p peer) NodeDown(node string) { p.srv.reg.nodeDown(node) }
+
+func (p peer) Gone(uid msim.UID, asked time.Time) { p.srv.reg.gone(uid, asked) }
 
 func (p peer) Fence() {
 	srv := p.srv

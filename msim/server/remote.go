@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -197,4 +199,19 @@ func (r *registry) nodeDown(node string) {
 		off.Online, off.Presence, off.Status = false, offline, false
 		r.apply(e, &off)
 	}
+}
+
+// gone marks uid offline, as nodeDown does, if its state was known
+// before asked: a state fetch sent then found uid connected nowhere. A
+// state that came meanwhile (a login since) is left alone.
+func (r *registry) gone(uid msim.UID, asked time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.remote[uid]
+	if e == nil || e.st == nil || !e.st.Online || r.byUID[uid] != nil || !e.at.Before(asked) {
+		return
+	}
+	off := *e.st
+	off.Online, off.Presence, off.Status = false, offline, false
+	r.apply(e, &off)
 }
