@@ -340,6 +340,14 @@ func (n *Node) Claim(uid msim.UID, v server.Version) (*server.PeerState, error) 
 	n.mu.Unlock()
 	if fresh {
 		n.flush()
+		// A login of uid on another node at the same moment may have
+		// kicked before this node subscribed, as this one did before it
+		// subscribed: both found nobody. Kicked again now, with this
+		// node subscribed, whichever of the two kicks comes second
+		// reaches the other node, and the older session goes.
+		if again := n.kick(uid, v); old == nil {
+			old = again
+		}
 	}
 	return old, nil
 }
