@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
@@ -212,6 +213,14 @@ func (n *Node) beat() {
 		down = n.live.sweep(now) // only a node in touch judges the others
 	} else {
 		n.cutOff = true
+	}
+	for _, table := range []map[msim.UID]*counted{n.claims, n.watches} {
+		for _, c := range table {
+			n.countDropped(c)
+		}
+	}
+	for _, c := range n.handlers {
+		n.countDropped(c)
 	}
 	fence := !n.fenced && !n.closed && n.live.lost(now)
 	n.fenced = n.fenced || fence

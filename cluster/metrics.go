@@ -116,8 +116,10 @@ func (m *metricSet) nodeDown() {
 	}
 }
 
-func (m *metricSet) drop() {
+func (m *metricSet) drop() { m.dropN(1) }
+
+func (m *metricSet) dropN(n int) {
 	if m != nil {
-		m.dropped.Inc()
+		m.dropped.Add(float64(n))
 	}
 }

@@ -113,6 +113,7 @@ type Node struct {
 	live     *liveness
 	claims   map[msim.UID]*counted
 	watches  map[msim.UID]*counted
+	handlers []*counted // the subscriptions of Attach's handlers
 }
 
 // counted is a subscription held by n claims or watches.
@@ -120,6 +121,22 @@ type counted struct {
 	n   int
 	sub *nats.Subscription // nil if subscribing failed
 	ver server.Version     // of claims: the latest session's
+	// dropped is how many of sub's messages NATS dropped (a slow
+	// consumer), as counted so far.
+	dropped int
+}
+
+// countDropped counts the messages NATS dropped on c's subscription since
+// the last call. NATS reports only the first drop of a burst to the
+// error handler; the subscription counts them all. The caller holds n.mu.
+func (n *Node) countDropped(c *counted) {
+	if c.sub == nil {
+		return
+	}
+	if d, err := c.sub.Dropped(); err == nil && d > c.dropped {
+		n.metrics.dropN(d - c.dropped)
+		c.dropped = d
+	}
 }
 
 // Connect joins the NATS servers of cfg.URL. The node takes part in the
@@ -164,7 +181,9 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { n.onClosed() }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			n.metrics.drop()
+			if !errors.Is(err, nats.ErrSlowConsumer) || sub == nil {
+				n.metrics.drop() // a slow consumer's drops are counted by countDropped
+			}
 			l := n.log.WithError(err)
 			if sub != nil {
 				l = l.WithField("subject", sub.Subject)
@@ -217,9 +236,12 @@ func (n *Node) Attach(p server.Peer) {
 		n.subj.fence():     n.onFence,
 		n.subj.alert():     n.onAlert,
 	} {
-		if _, err := n.nc.Subscribe(subj, h); err != nil {
+		sub, err := n.nc.Subscribe(subj, h)
+		if err != nil {
 			n.log.WithError(err).WithField("subject", subj).Error("subscribe")
+			continue
 		}
+		n.handlers = append(n.handlers, &counted{sub: sub})
 	}
 	n.wg.Add(1)
 	go n.heartbeats()
@@ -420,6 +442,7 @@ func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) {
 	}
 	delete(table, uid)
 	if c.sub != nil {
+		n.countDropped(c)
 		_ = c.sub.Unsubscribe()
 	}
 }

@@ -1,0 +1,90 @@
+package cluster
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+// stuckPeer is a Peer whose Mailbox waits until release is closed.
+type stuckPeer struct {
+	release chan struct{}
+	once    sync.Once
+	stuck   chan struct{}
+}
+
+func (p *stuckPeer) Deliver(msim.UID, msim.UID, []byte) bool         { return false }
+func (p *stuckPeer) Kick(msim.UID, server.Version) *server.PeerState { return nil }
+func (p *stuckPeer) State(msim.UID) *server.PeerState                { return nil }
+func (p *stuckPeer) PeerState(*server.PeerState)                     {}
+func (p *stuckPeer) NodeDown(string)                                 {}
+func (p *stuckPeer) Gone(msim.UID, time.Time)                        {}
+func (p *stuckPeer) Fence()                                          {}
+func (p *stuckPeer) Rescan()                                         {}
+func (p *stuckPeer) Alert(msim.UID, string)                          {}
+func (p *stuckPeer) AlertsTaken(msim.UID)                            {}
+func (p *stuckPeer) Mailbox(msim.UID) {
+	p.once.Do(func() { close(p.stuck) })
+	<-p.release
+}
+
+// TestDroppedMessagesCounted: every message a stalled shard could not take
+// is counted as dropped, not only the first of a burst.
+func TestDroppedMessagesCounted(t *testing.T) {
+	url := startLocalNATS(t)
+	reg := prometheus.NewRegistry()
+	n, err := Connect(Config{URL: url, Name: "n1", Heartbeat: testHeartbeat, DeadAfter: testDeadAfter, Metrics: reg}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stuckPeer{release: make(chan struct{}), stuck: make(chan struct{})}
+	n.Attach(p)
+	defer n.Close()
+	defer close(p.release)
+	const uid = 4 // every message on one shard
+	if _, err := n.Claim(uid, server.Version{Epoch: 1, Node: n.Node()}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish(n.subj.user(uid), []byte{opMailbox}); err != nil {
+		t.Fatal(err)
+	}
+	<-p.stuck
+	const extra = 500
+	for range shardQueue + extra {
+		if err := nc.Publish(n.subj.user(uid), []byte{opMailbox}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	dropped := n.metrics.dropped
+	deadline := time.Now().Add(wait)
+	for counterValue(t, dropped) < extra && time.Now().Before(deadline) {
+		time.Sleep(testHeartbeat)
+	}
+	if got := counterValue(t, dropped); got != extra {
+		t.Errorf("msimd_nats_dropped_messages_total = %v, want %d", got, extra)
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
