@@ -241,11 +241,11 @@ func (p peer) Mailbox(uid msim.UID) {
 }
 
 // storedFor tells uid's live session, wherever it is, that IMs were stored
-// for it: through the bus in a cluster, to every node; alone, here.
+// for it: here, and in a cluster through the bus to the other nodes (the
+// bus does not bring a node its own messages).
 func (srv *Server) storedFor(uid msim.UID) {
 	if srv.bus != nil {
 		srv.bus.Stored(uid)
-		return
 	}
 	peer{srv}.Mailbox(uid)
 }

@@ -2,6 +2,9 @@ package server
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -255,4 +258,27 @@ func TestBusMailboxDuringLogin(t *testing.T) {
 	}
 	c := login(t, addr, "bob@example.com", "pw-b")
 	c.expect("the IM stored during the login", isBM(msim.BMIM, alice))
+}
+
+// TestBusRescueAfterATakeoverHere: in a cluster, the IMs a session did not
+// write, stored after a newer login on the same node took the mailbox,
+// reach that newer session as they do without a cluster: the bus does not
+// echo a node's own Stored to it.
+func TestBusRescueAfterATakeoverHere(t *testing.T) {
+	bus := &fakeBus{}
+	mem := NewMemStore()
+	srv, addr := startServer(t, Config{Bus: bus, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, mem)
+	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	alice := login(t, addr, "alice@example.com", "Secret1")
+	old := login(t, addr, "bob@example.com", "hunter2") // never reads
+	_ = old.nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+	pad := strings.Repeat("x", 8<<10)
+	for i := range 1000 { // more than the sockets hold, less than SendQ
+		alice.bm(msim.BMIM, bUID, fmt.Sprint(i, pad))
+	}
+	alice.sync()
+	bob := login(t, addr, "bob@example.com", "hunter2")
+	old.nc.Close() // the old session's writes fail: what it holds is stored
+	bob.expect("an IM the old session did not write", isBM(msim.BMIM, aUID))
 }
