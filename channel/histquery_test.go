@@ -42,14 +42,7 @@ func TestHistoryTargetsCountedFromTheFirst(t *testing.T) {
 		desk.add("&al", nick)
 		appendEntries(t, st, uid, []string{nick + "-0"}, []time.Time{base.Add(time.Duration(i) * time.Minute)})
 	}
-	targets := func(line string) string {
-		desk.send(line)
-		var names []string
-		for _, m := range batchLines(desk, "draft/chathistory-targets") {
-			names = append(names, m.Param(1))
-		}
-		return strings.Join(names, " ")
-	}
+	targets := func(line string) string { return targetsOf(desk, line) }
 	if got := targets("CHATHISTORY TARGETS timestamp=2023-01-01T00:00:00.000Z timestamp=2025-01-01T00:00:00.000Z 2"); got != "bob carol" {
 		t.Errorf("TARGETS forwards, limit 2: got %q, want the oldest two, %q", got, "bob carol")
 	}
@@ -187,14 +180,7 @@ func TestHistoryTargetsNotOnTheList(t *testing.T) {
 	carolUID := lookupUID(t, msimUser(t, stk, "carol"), "carol") // not on the list
 	appendEntries(t, st, bobUID, []string{"bob-0"}, []time.Time{base})
 	appendEntries(t, st, carolUID, []string{"carol-0"}, []time.Time{base.Add(time.Minute)})
-	targets := func(line string) string {
-		desk.send(line)
-		var names []string
-		for _, m := range batchLines(desk, "draft/chathistory-targets") {
-			names = append(names, m.Param(1))
-		}
-		return strings.Join(names, " ")
-	}
+	targets := func(line string) string { return targetsOf(desk, line) }
 	if got := targets("CHATHISTORY TARGETS timestamp=2025-01-01T00:00:00.000Z timestamp=2023-01-01T00:00:00.000Z 1"); got != "carol" {
 		t.Errorf("TARGETS backwards, limit 1: got %q, want %q", got, "carol")
 	}
@@ -228,4 +214,15 @@ func TestOwnActionInAQuery(t *testing.T) {
 	if want := "\x01ACTION waves\x01"; live.Trailing() != want || hist[0].Trailing() != want {
 		t.Errorf("shown live as %q, in the history as %q; want both %q", live.Trailing(), hist[0].Trailing(), want)
 	}
+}
+
+// targetsOf sends a CHATHISTORY TARGETS line from c and returns the
+// conversations its batch names, in order, separated by spaces.
+func targetsOf(c *ircClient, line string) string {
+	c.send(line)
+	var names []string
+	for _, m := range batchLines(c, "draft/chathistory-targets") {
+		names = append(names, m.Param(1))
+	}
+	return strings.Join(names, " ")
 }
