@@ -760,19 +760,7 @@ func TestSASLTwoClientsAtOnce(t *testing.T) {
 		t.Run(nick, func(t *testing.T) {
 			var cs []*ircClient
 			for _, client := range []string{"desk", "phone"} {
-				c := &ircClient{t: t, nick: nick}
-				nc := dialRaw(t, ss.gw.ircAddr)
-				c.conn, c.r, c.w = nc, irc.NewReader(nc), irc.NewWriter(nc)
-				c.send("CAP LS 302")
-				c.send("CAP REQ :sasl")
-				c.send("NICK " + nick)
-				c.send("USER " + nick + " 0 * :x")
-				c.expect("CAP", func(m *irc.Message) bool { return m.Param(1) == "ACK" })
-				c.send("AUTHENTICATE PLAIN")
-				c.expect("AUTHENTICATE", nil)
-				c.send("AUTHENTICATE " + base64.StdEncoding.EncodeToString([]byte("\x00"+nick+"/"+client+"\x00"+nick+"-pw")))
-				c.expect("903", nil)
-				cs = append(cs, c)
+				cs = append(cs, saslClient(t, ss.gw.ircAddr, nick, nick+"/"+client, nick+"-pw", "903"))
 			}
 			for _, c := range cs {
 				c.send("CAP END")
