@@ -117,36 +117,14 @@ func TestHistoryTargetsByTheirLatest(t *testing.T) {
 // reaches bob as an action and is kept as one; the user's other clients
 // are shown it as one too, as the history shows it, not as the text typed.
 func TestOwnActionInAControlChannel(t *testing.T) {
-	stk, g := historyGateway(t)
-	msimUser(t, stk, "bob")
-	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
-	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
-	desk.add("&al", "bob")
-	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", historyCaps...)
-	phone.joinedControl("&al")
-	desk.send("PRIVMSG &al :bob: /me waves")
-	live := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "al" && m.Param(0) == "bob" })
-	phone.send("CHATHISTORY LATEST bob * 10")
-	hist := batchLines(phone, "chathistory")
-	if len(hist) != 1 || hist[0].Tags["msgid"] != live.Tags["msgid"] {
-		t.Fatalf("history %v, want the one message shown live (%v)", hist, live)
-	}
-	if want := "\x01ACTION waves\x01"; live.Trailing() != want || hist[0].Trailing() != want {
-		t.Errorf("shown live as %q, in the history as %q; want both %q", live.Trailing(), hist[0].Trailing(), want)
-	}
+	ownActionShown(t, "PRIVMSG &al :bob: /me waves")
 }
 
 // TestFormattingStaysOnIRC: IRC's formatting codes in an IM reach the MSIM
 // buddy as the words alone, while the user's other clients and the
 // history have the message as typed.
 func TestFormattingStaysOnIRC(t *testing.T) {
-	stk, g := historyGateway(t)
-	bob := msimUser(t, stk, "bob")
-	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
-	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
-	desk.add("&al", "bob")
-	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", historyCaps...)
-	phone.joinedControl("&al")
+	bob, desk, phone := deskAndPhone(t)
 	const typed = "\x02bold\x02 and \x0304,12red on blue\x03 \x1funderlined\x1f"
 	desk.send("PRIVMSG bob :" + typed)
 	if live := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "al" && m.Param(0) == "bob" }); live.Trailing() != typed {
@@ -196,15 +174,13 @@ func TestHistoryTargetsNotOnTheList(t *testing.T) {
 // TestOwnActionInAQuery: "/me waves" typed as text in a query with bob
 // (not as a CTCP ACTION) reaches bob as an action and is kept as one; the
 // user's other clients are shown it as one too, as in a control channel.
-func TestOwnActionInAQuery(t *testing.T) {
-	stk, g := historyGateway(t)
-	msimUser(t, stk, "bob")
-	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
-	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
-	desk.add("&al", "bob")
-	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", historyCaps...)
-	phone.joinedControl("&al")
-	desk.send("PRIVMSG bob :/me waves")
+func TestOwnActionInAQuery(t *testing.T) { ownActionShown(t, "PRIVMSG bob :/me waves") }
+
+// ownActionShown has the desk send line, a /me to bob, and checks that the
+// phone is shown an action, as the history keeps it, under one msgid.
+func ownActionShown(t *testing.T, line string) {
+	_, desk, phone := deskAndPhone(t)
+	desk.send(line)
 	live := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "al" && m.Param(0) == "bob" })
 	phone.send("CHATHISTORY LATEST bob * 10")
 	hist := batchLines(phone, "chathistory")
@@ -214,6 +190,20 @@ func TestOwnActionInAQuery(t *testing.T) {
 	if want := "\x01ACTION waves\x01"; live.Trailing() != want || hist[0].Trailing() != want {
 		t.Errorf("shown live as %q, in the history as %q; want both %q", live.Trailing(), hist[0].Trailing(), want)
 	}
+}
+
+// deskAndPhone starts al with bob on the list, and two clients of al's
+// with chathistory: the desk, which added bob, and the phone.
+func deskAndPhone(t *testing.T) (bob *msim.Client, desk, phone *ircClient) {
+	t.Helper()
+	stk, g := historyGateway(t)
+	bob = msimUser(t, stk, "bob")
+	desk = dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	phone = dial(t, g.ircAddr, "al", "al/phone:al-irc", historyCaps...)
+	phone.joinedControl("&al")
+	return bob, desk, phone
 }
 
 // targetsOf sends a CHATHISTORY TARGETS line from c and returns the
