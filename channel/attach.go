@@ -374,7 +374,7 @@ func (s *session) build(at *attachment, others bool) {
 		s.irc.SetOp(a.channel, svc, true)
 		s.irc.Reserve(a.channel, a.buddies.Len())
 		for _, bd := range a.buddies.All() {
-			s.addBuddyUser(bd)
+			s.addBuddyUser(at, bd)
 			if bd.inChan {
 				s.irc.JoinUser(a.channel, bd.nick, bd.voiced)
 			}
@@ -409,10 +409,11 @@ func (s *session) build(at *attachment, others bool) {
 	}
 }
 
-// addBuddyUser gives the attached client bd's virtual user; if the
+// addBuddyUser gives the attached client at bd's virtual user; if the
 // client's own nick took bd's meanwhile, bd gets another for the session,
-// and the remembered one (a rename, say) stays for a later login.
-func (s *session) addBuddyUser(bd *buddy) {
+// which the clients attached before at are told by a NICK, and the
+// remembered one (a rename, say) stays for a later login.
+func (s *session) addBuddyUser(at *attachment, bd *buddy) {
 	u := ircd.User{Nick: bd.nick, Mask: bd.a.maskOf(bd.userName, bd.UID()),
 		RealName: nameOr(bd.displayName, bd.userName), Away: awayText(s.presence(bd))}
 	if s.irc.AddUser(u) == nil {
@@ -425,6 +426,14 @@ func (s *session) addBuddyUser(bd *buddy) {
 	u.Nick = nick
 	if err := s.irc.AddUser(u); err != nil {
 		s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
+	}
+	for _, o := range s.cl.ats {
+		if o == at {
+			continue
+		}
+		if err := o.c.RenameUser(old, nick); err != nil {
+			s.log.WithError(err).WithField("nick", old).Warn("a client attached before cannot see a buddy's new nick")
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,5 +170,29 @@ func TestRenameOutlivesAnAttachingClientsNick(t *testing.T) {
 	}
 	if got, ok := r.s.mem.nick(key); !ok || got != "robert" {
 		t.Errorf("the remembered nick: got %q, %v; want the rename robert", got, ok)
+	}
+}
+
+// TestAttachingClientsNickRenamesForEveryClient: the stand-in nick a buddy
+// takes when a client attaches under its nick is shown to the clients
+// attached already too, by a NICK, so what the buddy says later comes from
+// a nick they know.
+func TestAttachingClientsNickRenamesForEveryClient(t *testing.T) {
+	r := newRig(t, nil)
+	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 42, UserName: "robert", Status: msim.StatusOnline}}})
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	phone := newAttachment(ownNickIRC{&nickedIRC{fakeIRC: newFakeIRC(), nick: "robert"}}, r.s, nil)
+	if err := r.s.attach(phone, nil); err != nil {
+		t.Fatal(err)
+	}
+	nick := r.a.buddy(42).nick
+	if nickKey(nick) == nickKey("robert") {
+		t.Fatalf("the buddy's nick: got %q, the phone's own", nick)
+	}
+	r.irc.mu.Lock()
+	defer r.irc.mu.Unlock()
+	if !slices.Contains(r.irc.lines, "NICK robert: "+nick) {
+		t.Errorf("the client attached first was not told robert is now %s: %q", nick, r.irc.lines)
 	}
 }
