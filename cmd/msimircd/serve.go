@@ -289,7 +289,7 @@ func stopped(ctx context.Context, what string, err error) error {
 // shutdown stops IRC (clients get ERROR), then the bridge (it logs every
 // account out of MSIM), then the embedded MSIM server, all within
 // shutdownTimeout, except that the bridge's sessions get sessionsGrace
-// more to end. The stores are closed after run returns, unless sessions
+// more to end, and then the embedded server what is left of it. The stores are closed after run returns, unless sessions
 // still run.
 func (g *gateway) shutdown() {
 	g.log.Info("shutting down")
@@ -306,6 +306,7 @@ func (g *gateway) shutdown() {
 			g.log.WithError(err).Error("bridge shutdown: sessions still running; the stores are left open, and what they hold now is lost")
 			g.sessionsLeft = true
 		}
+		ctx = gctx // the first limit is over: the MSIM server has what is left of the grace
 	}
 	if g.emb != nil {
 		if err := g.emb.srv.Shutdown(ctx); err != nil {
