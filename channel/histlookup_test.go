@@ -132,3 +132,39 @@ func TestChathistoryOfTheServiceNick(t *testing.T) {
 		t.Errorf("%d MSIM lookups for the service nick, want none", n)
 	}
 }
+
+// stuckLookupMSIM's LookupUser answers only when its context ends.
+type stuckLookupMSIM struct {
+	*fakeMSIM
+	started chan struct{}
+}
+
+func (l *stuckLookupMSIM) LookupUser(ctx context.Context, _ string) (msim.Profile, error) {
+	l.started <- struct{}{}
+	<-ctx.Done()
+	return msim.Profile{}, ctx.Err()
+}
+
+// TestReadMarkerAnsweredAsTheSessionEnds: a read-marker question that
+// waits for a MARKREAD of a stranger still being looked up is answered
+// ("*") when the session ends meanwhile, not left for ircd's timeout.
+func TestReadMarkerAnsweredAsTheSessionEnds(t *testing.T) {
+	r, _ := historyRig(t)
+	cl := &stuckLookupMSIM{fakeMSIM: &fakeMSIM{}, started: make(chan struct{}, 1)}
+	r.a.client = cl
+	at := r.s.cl.ats[0]
+	at.MarkRead("stranger", time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC))
+	await(r, cl.started)
+	got := make(chan time.Time, 1)
+	at.ReadMarker("stranger", func(t time.Time) { got <- t })
+	r.s.handle(<-r.s.events) // the question waits for the MARKREAD
+	r.s.shutdown()
+	select {
+	case m := <-got:
+		if !m.IsZero() {
+			t.Errorf("the marker: %v, want none", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the read-marker question was never answered")
+	}
+}

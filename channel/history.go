@@ -449,8 +449,9 @@ func (at *attachment) MarkRead(target string, t time.Time) {
 // marking is the MARKREADs of a nick under way (see session.marking):
 // how many, and what waits for them.
 type marking struct {
-	n     int
-	after []func()
+	n       int
+	target  string
+	answers []func(time.Time) // the read-marker questions waiting
 }
 
 // markRead keeps the read marker of target's conversation, found as
@@ -469,7 +470,7 @@ func (s *session) markRead(from *attachment, target string, t time.Time) {
 	key := nickKey(target)
 	m := s.marking[key]
 	if m == nil {
-		m = &marking{}
+		m = &marking{target: target}
 		put(&s.marking, key, m)
 	}
 	m.n++
@@ -480,8 +481,8 @@ func (s *session) markRead(from *attachment, target string, t time.Time) {
 			}
 			if m.n--; m.n == 0 {
 				delete(s.marking, key)
-				for _, f := range m.after {
-					f()
+				for _, answer := range m.answers {
+					s.readMarker(m.target, answer)
 				}
 			}
 		}))
@@ -523,7 +524,7 @@ func (at *attachment) ReadMarker(target string, answer func(time.Time)) {
 // CHATHISTORY finds it, after the MARKREADs of target under way.
 func (s *session) readMarker(target string, answer func(time.Time)) {
 	if m := s.marking[nickKey(target)]; m != nil {
-		m.after = append(m.after, func() { s.readMarker(target, answer) })
+		m.answers = append(m.answers, answer)
 		return
 	}
 	st, user, log, met := s.b.cfg.Store, s.user.Name, s.log, s.b.met

@@ -435,6 +435,14 @@ func (s *session) shutdown() {
 	}
 	s.holdOutbox()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs
+	// Read-marker questions waiting for a MARKREAD's lookup, whose end
+	// will not be handled: answered with no marker.
+	for _, m := range s.marking {
+		for _, answer := range m.answers {
+			answer(time.Time{})
+		}
+	}
+	s.marking = nil
 	// WHOIS asked but not answered: ircd sends the reply without them. A
 	// login that ended as the session did keeps its IMs.
 	for {
