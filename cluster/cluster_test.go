@@ -516,3 +516,62 @@ func testClusterLogoutDuringShortCut(t *testing.T, e engine) {
 	}
 	alice.next("bob offline", presence(acc["bob"].uid, msim.StatusOffline))
 }
+
+// TestClusterShortCutOfBoth: both nodes lose the NATS link for a moment
+// (a NATS server restart, say), and the node of alice gets it back first.
+// Its fetch of bob's state finds nobody yet, because bob's node has not
+// resubscribed: that is no logout, and alice must not see bob offline.
+func TestClusterShortCutOfBoth(t *testing.T) { forEngines(t, testClusterShortCutOfBoth) }
+
+func testClusterShortCutOfBoth(t *testing.T, e engine) {
+	tn := newNet(t, e)
+	px1 := startProxy(t, natsHostPort(t, tn.url))
+	px2 := startProxy(t, natsHostPort(t, tn.url))
+	n1 := startNode(t, tn, px1.url(), "n1")
+	n2 := startNode(t, tn, px2.url(), "n2")
+	waitPeers(t, n1, n2)
+	acc := addAccounts(t, n1.srv, tn.store, "alice", "bob")
+	alice := dial(t, n1, "alice", acc["alice"])
+	dial(t, n2, "bob", acc["bob"])
+	alice.next("bob online", presence(acc["bob"].uid, msim.StatusOnline))
+	names := []string{n1.bus.Node(), n2.bus.Node()}
+
+	probe, err := nats.Connect(tn.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	fetches := n1.bus.metrics.out[kindState]
+	before := counterValue(t, fetches)
+
+	px1.setCut(true)
+	px2.setCut(true)
+	time.Sleep(2 * testHeartbeat) // a reconnect at once would be refused
+	for deadline := time.Now().Add(wait); ; time.Sleep(time.Millisecond) {
+		_, err := probe.Request(n2.bus.subj.user(acc["bob"].uid), []byte{opState}, time.Second)
+		if errors.Is(err, nats.ErrNoResponders) {
+			break // NATS has dropped n2's subscriptions
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("NATS kept n2's subscription of bob")
+		}
+	}
+	px1.setCut(false)
+	for deadline := time.Now().Add(wait); counterValue(t, fetches) == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("n1 never fetched bob's state")
+		}
+	}
+	time.Sleep(testHeartbeat / 2) // n1's fetch finds nobody, with n2 still cut
+	px2.setCut(false)
+	waitPeers(t, n1, n2)
+	if n1.bus.Node() != names[0] || n2.bus.Node() != names[1] {
+		t.Fatal("a node fenced itself: the cut was too long for this test")
+	}
+	time.Sleep(2 * testHeartbeat) // states under way land
+	for _, ev := range alice.sync() {
+		if presence(acc["bob"].uid, msim.StatusOffline)(ev) {
+			t.Fatal("alice saw bob offline, though he never left n2")
+		}
+	}
+}

@@ -506,8 +506,41 @@ func (n *Node) Watch(uids []msim.UID) {
 	n.fetch(uids)
 }
 
-// fetch asks the nodes of uids for their states.
-func (n *Node) fetch(uids []msim.UID) { each(uids, n.fetchOne) }
+// fetch asks the nodes of uids for their states, and returns the uids
+// found connected nowhere.
+func (n *Node) fetch(uids []msim.UID) []msim.UID {
+	var mu sync.Mutex
+	var nowhere []msim.UID
+	each(uids, func(uid msim.UID) {
+		if n.fetchOne(uid) {
+			mu.Lock()
+			nowhere = append(nowhere, uid)
+			mu.Unlock()
+		}
+	})
+	return nowhere
+}
+
+// refetch fetches the states of uids after the NATS link came back: a
+// logout meanwhile may have been missed. A user found connected nowhere
+// may only be on a node that lost the link too and has not resubscribed
+// yet, so they are asked for again once such a node is either back or
+// dead (DeadAfter); those still connected nowhere are gone (Peer.Gone).
+func (n *Node) refetch(uids []msim.UID) {
+	asked := time.Now()
+	nowhere := n.fetch(uids)
+	if len(nowhere) == 0 {
+		return
+	}
+	select {
+	case <-time.After(n.cfg.DeadAfter):
+	case <-n.done:
+		return
+	}
+	for _, uid := range n.fetch(nowhere) {
+		n.peer.Gone(uid, asked)
+	}
+}
 
 // each calls fn for every uid, a few at a time.
 func each(uids []msim.UID, fn func(msim.UID)) {
@@ -529,29 +562,29 @@ func each(uids []msim.UID, fn func(msim.UID)) {
 	wg.Wait()
 }
 
-func (n *Node) fetchOne(uid msim.UID) {
+// fetchOne asks the node of uid for its state, and reports whether uid
+// was found connected nowhere.
+func (n *Node) fetchOne(uid msim.UID) (nowhere bool) {
 	if !n.ready() {
-		return
+		return false
 	}
-	asked := time.Now()
 	m, err := n.request(kindState, n.subj.user(uid), []byte{opState})
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		// Connected nowhere: after a cut, its logout may have been missed.
-		n.peer.Gone(uid, asked)
-		return
+		return true
 	case err != nil:
 		n.log.WithError(err).WithField("uid", uid).Debug("state not fetched")
-		return
+		return false
 	case bytes.Equal(m.Data, noState):
-		return
+		return false
 	}
 	st, err := decodeState(m.Data, uid)
 	if err != nil {
 		n.log.WithError(err).Warn("bad state reply")
-		return
+		return false
 	}
 	n.peer.PeerState(st)
+	return false
 }
 
 // Unwatch implements server.Bus.
@@ -609,7 +642,7 @@ func (n *Node) resync() {
 	go func() { // beside the kicks: watchers do not wait for a node's every user
 		defer n.wg.Done()
 		defer n.recoverAndLog()
-		n.fetch(uids)
+		n.refetch(uids)
 	}()
 }
 

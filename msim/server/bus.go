@@ -73,9 +73,10 @@ type Peer interface {
 	PeerState(st *PeerState)
 	// NodeDown says a node is gone: its users are offline.
 	NodeDown(node string)
-	// Gone says a state fetch of uid sent at asked (by this node's clock)
-	// found it connected nowhere: a state known before then is over (its
-	// offline state may have been missed while the NATS link was down).
+	// Gone says state fetches of uid, the first sent at asked (by this
+	// node's clock), found it connected nowhere: a state known before then
+	// is over (its offline state may have been missed while the NATS link
+	// was down).
 	Gone(uid msim.UID, asked time.Time)
 	// Fence says this node lost the cluster: every session is closed.
 	Fence()
