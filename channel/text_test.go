@@ -130,3 +130,19 @@ func TestFormattingAloneNotSent(t *testing.T) {
 		t.Errorf("the user was told %q, want that it held only formatting", got)
 	}
 }
+
+// TestBlankIMStillSent: an IM of spaces alone holds no formatting code:
+// it is sent as typed, as before, not refused for formatting it lacks.
+func TestBlankIMStillSent(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{}
+	r.a.client, r.a.state = cl, linkUp
+	bd := r.s.newBuddy(r.a, 7, "bob", "")
+	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "   ", MsgID: "m1", Time: time.Now()}, "PRIVMSG", "   ", "   ")
+	if got := r.irc.said("NOT sent"); len(got) != 0 {
+		t.Errorf("the user was told %q, want nothing refused", got)
+	}
+	if len(cl.sent) != 1 {
+		t.Errorf("sent %q to MSIM, want the IM", cl.sent)
+	}
+}
