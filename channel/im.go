@@ -155,9 +155,11 @@ func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 // kept in the history once sent: not if it was refused, now or from the
 // queue (the refusal's notice says so).
 func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
-	// Formatting codes alone (maybe with spaces) would reach MSIM empty;
-	// blank text holds no code to blame and is sent as typed.
-	if strings.TrimSpace(out) != "" && strings.TrimSpace(msimText(out)) == "" {
+	// Formatting codes alone (maybe with spaces), typed or in an action,
+	// would reach MSIM empty; blank text holds no code to blame and is
+	// sent as typed.
+	body, _ := strings.CutPrefix(out, "/me ")
+	if strings.TrimSpace(body) != "" && strings.TrimSpace(msimText(body)) == "" {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
 			Text: "Message NOT sent: it held only IRC formatting codes, which MSIM does not show."})
 		return

@@ -146,3 +146,20 @@ func TestBlankIMStillSent(t *testing.T) {
 		t.Errorf("sent %q to MSIM, want the IM", cl.sent)
 	}
 }
+
+// TestFormattingAloneActionNotSent: an action of IRC formatting codes
+// alone (a CTCP ACTION of a colour reset) would reach MSIM as an empty
+// "/me": it is not sent either, and the user is told.
+func TestFormattingAloneActionNotSent(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{}
+	r.a.client, r.a.state = cl, linkUp
+	bd := r.s.newBuddy(r.a, 7, "bob", "")
+	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "\x01ACTION \x0f\x01", MsgID: "m1", Time: time.Now()}, "PRIVMSG", "\x01ACTION \x0f\x01", "/me \x0f")
+	if len(cl.sent) != 0 {
+		t.Errorf("sent %q to MSIM, want nothing", cl.sent)
+	}
+	if got := r.irc.said("NOT sent"); len(got) != 1 || !strings.Contains(got[0], "formatting") {
+		t.Errorf("the user was told %q, want that it held only formatting", got)
+	}
+}
