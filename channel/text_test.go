@@ -115,51 +115,32 @@ func FuzzMSIMText(f *testing.F) {
 	})
 }
 
-// TestFormattingAloneNotSent: an IM of IRC formatting codes alone would
-// reach MSIM empty: it is not sent, and the user is told.
+// TestFormattingAloneNotSent: an IM or action of IRC formatting codes
+// alone would reach MSIM empty (an action as an empty "/me"): it is not
+// sent, and the user is told. An IM of spaces holds no code: it is sent
+// as typed, as before.
 func TestFormattingAloneNotSent(t *testing.T) {
-	r := newRig(t, nil)
-	cl := &fakeMSIM{}
-	r.a.client, r.a.state = cl, linkUp
-	bd := r.s.newBuddy(r.a, 7, "bob", "")
-	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "\x03\x0f", MsgID: "m1", Time: time.Now()}, "PRIVMSG", "\x03\x0f", "\x03\x0f")
-	if len(cl.sent) != 0 {
-		t.Errorf("sent %q to MSIM, want nothing", cl.sent)
-	}
-	if got := r.irc.said("NOT sent"); len(got) != 1 || !strings.Contains(got[0], "formatting") {
-		t.Errorf("the user was told %q, want that it held only formatting", got)
-	}
-}
-
-// TestBlankIMStillSent: an IM of spaces alone holds no formatting code:
-// it is sent as typed, as before, not refused for formatting it lacks.
-func TestBlankIMStillSent(t *testing.T) {
-	r := newRig(t, nil)
-	cl := &fakeMSIM{}
-	r.a.client, r.a.state = cl, linkUp
-	bd := r.s.newBuddy(r.a, 7, "bob", "")
-	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "   ", MsgID: "m1", Time: time.Now()}, "PRIVMSG", "   ", "   ")
-	if got := r.irc.said("NOT sent"); len(got) != 0 {
-		t.Errorf("the user was told %q, want nothing refused", got)
-	}
-	if len(cl.sent) != 1 {
-		t.Errorf("sent %q to MSIM, want the IM", cl.sent)
-	}
-}
-
-// TestFormattingAloneActionNotSent: an action of IRC formatting codes
-// alone (a CTCP ACTION of a colour reset) would reach MSIM as an empty
-// "/me": it is not sent either, and the user is told.
-func TestFormattingAloneActionNotSent(t *testing.T) {
-	r := newRig(t, nil)
-	cl := &fakeMSIM{}
-	r.a.client, r.a.state = cl, linkUp
-	bd := r.s.newBuddy(r.a, 7, "bob", "")
-	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "\x01ACTION \x0f\x01", MsgID: "m1", Time: time.Now()}, "PRIVMSG", "\x01ACTION \x0f\x01", "/me \x0f")
-	if len(cl.sent) != 0 {
-		t.Errorf("sent %q to MSIM, want nothing", cl.sent)
-	}
-	if got := r.irc.said("NOT sent"); len(got) != 1 || !strings.Contains(got[0], "formatting") {
-		t.Errorf("the user was told %q, want that it held only formatting", got)
+	for _, tc := range []struct {
+		name, typed, out string
+		sent             bool
+	}{
+		{"codes", "\x03\x0f", "\x03\x0f", false},
+		{"an action of codes", "\x01ACTION \x0f\x01", "/me \x0f", false},
+		{"spaces", "   ", "   ", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			cl := &fakeMSIM{}
+			r.a.client, r.a.state = cl, linkUp
+			bd := r.s.newBuddy(r.a, 7, "bob", "")
+			r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: tc.typed, MsgID: "m1", Time: time.Now()}, "PRIVMSG", tc.typed, tc.out)
+			told := r.irc.said("NOT sent")
+			switch {
+			case tc.sent && (len(cl.sent) != 1 || len(told) != 0):
+				t.Errorf("sent %q to MSIM and told the user %q; want it sent, nothing refused", cl.sent, told)
+			case !tc.sent && (len(cl.sent) != 0 || len(told) != 1 || !strings.Contains(told[0], "formatting")):
+				t.Errorf("sent %q to MSIM and told the user %q; want nothing sent, and that it held only formatting", cl.sent, told)
+			}
+		})
 	}
 }
