@@ -289,8 +289,8 @@ func stopped(ctx context.Context, what string, err error) error {
 // shutdown stops IRC (clients get ERROR), then the bridge (it logs every
 // account out of MSIM), then the embedded MSIM server, all within
 // shutdownTimeout, except that the bridge's sessions get sessionsGrace
-// more to end, and then the embedded server what is left of it. The stores are closed after run returns, unless sessions
-// still run.
+// more to end, and then the embedded server what is left of it. The
+// stores are closed after run returns, unless sessions still run.
 func (g *gateway) shutdown() {
 	g.log.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

@@ -107,7 +107,9 @@ func TestShutdownOrder(t *testing.T) {
 // end than the shutdown's limit, run still returns (and the stores close)
 // only once they have ended: a session saves what it holds at its end (IMs
 // that arrived for its user, the user's queue), and a closed store would
-// lose it.
+// lose it. The embedded MSIM server is then shut down within that extra
+// wait, not with the limit that is over already: its sessions end
+// gracefully rather than being cut.
 func TestShutdownWaitsForSessions(t *testing.T) {
 	defer func(d time.Duration) { shutdownTimeout = d }(shutdownTimeout)
 	shutdownTimeout = time.Nanosecond // every session outlives it
@@ -118,7 +120,7 @@ func TestShutdownWaitsForSessions(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := logtest.NewNullLogger()
+	l, hook := logtest.NewNullLogger()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	g, err := build(ctx, cfg, logrus.NewEntry(l))
@@ -155,42 +157,6 @@ func TestShutdownWaitsForSessions(t *testing.T) {
 	g.close()
 	if running != 0 {
 		t.Errorf("run returned with %v MSIM accounts still in sessions: the stores would close under them", running)
-	}
-}
-
-// TestShutdownGivesMSIMServerTheGrace: when the bridge's sessions needed
-// the extra wait, the embedded MSIM server is shut down within it, not
-// with the limit that is over already: its sessions end gracefully (what
-// they hold is written, each logs out) rather than being cut.
-func TestShutdownGivesMSIMServerTheGrace(t *testing.T) {
-	defer func(d time.Duration) { shutdownTimeout = d }(shutdownTimeout)
-	shutdownTimeout = time.Nanosecond // every session outlives it
-	cfg := Defaults()
-	cfg.Store.StateDir = t.TempDir()
-	cfg.IRC.Listen = []string{"127.0.0.1:0"}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	l, hook := logtest.NewNullLogger()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	g, err := build(ctx, cfg, logrus.NewEntry(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.close()
-	ready := make(chan listening, 1)
-	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, ready) }()
-	at := <-ready
-	c, m := ircRegister(t, at.irc[0], "dave", "dave-pw")
-	if m.Command != "001" {
-		t.Fatalf("dave: got %s %q, want 001", m.Command, m.Trailing())
-	}
-	c.loggedIn("&dave")
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
 	}
 	for _, e := range hook.AllEntries() {
 		if e.Message == "MSIM server shutdown" {
