@@ -27,7 +27,10 @@ type account struct {
 	timer  func() bool   // stops the reconnect timer
 	alerts func() bool   // stops the next alert poll
 	delay  time.Duration // the back-off's last step; 0: start over
-	upAt   time.Time     // when the link last came up (see linkStable)
+	// guessRefused: a login was refused for the user's wrong MSIM
+	// passwords and the user told; retries refused after it say nothing.
+	guessRefused bool
+	upAt         time.Time // when the link last came up (see linkStable)
 
 	buddies sortidx.Index[*buddy, msim.UID] // by uid
 	room    maproom.Room[buddy]             // made by reserveBuddies for the next buddies

@@ -76,13 +76,17 @@ func (s *session) connect(a *account) {
 	}
 	if key := s.msimGuessKey(); key != "" {
 		if _, err := s.b.failAddr.Check(key); errors.Is(err, guard.ErrRefused) {
-			s.status(a, "Not logging in: too many wrong MSIM passwords were tried on your accounts; try again later.")
+			if !a.guessRefused || a.state != linkWaiting { // once for a run of retries
+				s.status(a, "Not logging in: too many wrong MSIM passwords were tried on your accounts; try again later.")
+			}
+			a.guessRefused = true
 			if a.state == linkWaiting {
 				s.scheduleRetry(a) // a retry: the next comes after the refusal, maybe
 			}
 			return
 		}
 	}
+	a.guessRefused = false
 	a.stopTimer()
 	a.gen++
 	s.setState(a, linkConnecting)

@@ -709,3 +709,28 @@ func TestRetryWhileMSIMGuessesRefusedRetriesLater(t *testing.T) {
 		}
 	}
 }
+
+// TestMSIMGuessRefusalSaidOnce: while the user's MSIM logins are refused
+// for wrong passwords, the retries refused one after another tell the
+// user once, not at every retry.
+func TestMSIMGuessRefusalSaidOnce(t *testing.T) {
+	r := newRig(t, func(c *Config) {
+		c.IdentifyFailures = guard.FailureConfig{Free: 1, RefuseAfter: 1, RefuseFor: time.Hour, Clock: c.Clock}
+	})
+	r.s.user.registered = true
+	r.failDial()
+	r.s.start()
+	r.step() // the failed dial's result: a retry is scheduled
+	r.s.b.failAddr.Fail(r.s.msimGuessKey())
+	for range 5 { // five retries, each refused
+		p := r.clock.Pending()
+		if len(p) != 1 {
+			t.Fatalf("timers %v, want the next retry", p)
+		}
+		r.clock.Advance(p[0])
+		r.step()
+	}
+	if got := r.irc.said("too many wrong MSIM passwords"); len(got) != 1 {
+		t.Errorf("the user was told %d times, want once: %q", len(got), got)
+	}
+}
