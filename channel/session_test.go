@@ -677,17 +677,7 @@ func TestUnsentAheadOfWhatIsTypedNext(t *testing.T) {
 // of their accounts. It is not left waiting with no retry to come: it
 // logs in once the refusal is over.
 func TestRetryWhileMSIMGuessesRefusedRetriesLater(t *testing.T) {
-	r := newRig(t, func(c *Config) {
-		c.IdentifyFailures = guard.FailureConfig{Free: 1, RefuseAfter: 1, RefuseFor: time.Minute, Clock: c.Clock}
-	})
-	r.s.user.registered = true
-	r.failDial()
-	r.s.start()
-	r.step() // the failed dial's result: a retry is scheduled
-	if r.a.state != linkWaiting {
-		t.Fatalf("after a failed dial: state %v, want waiting", r.a.state)
-	}
-	r.s.b.failAddr.Fail(r.s.msimGuessKey()) // a wrong password on another account
+	r := refusedWhileWaiting(t, time.Minute)
 	r.clock.Advance(r.clock.Pending()[0])
 	r.step() // retryDue: refused
 	if r.a.state == linkConnecting {
@@ -714,14 +704,7 @@ func TestRetryWhileMSIMGuessesRefusedRetriesLater(t *testing.T) {
 // for wrong passwords, the retries refused one after another tell the
 // user once, not at every retry.
 func TestMSIMGuessRefusalSaidOnce(t *testing.T) {
-	r := newRig(t, func(c *Config) {
-		c.IdentifyFailures = guard.FailureConfig{Free: 1, RefuseAfter: 1, RefuseFor: time.Hour, Clock: c.Clock}
-	})
-	r.s.user.registered = true
-	r.failDial()
-	r.s.start()
-	r.step() // the failed dial's result: a retry is scheduled
-	r.s.b.failAddr.Fail(r.s.msimGuessKey())
+	r := refusedWhileWaiting(t, time.Hour)
 	for range 5 { // five retries, each refused
 		p := r.clock.Pending()
 		if len(p) != 1 {
@@ -733,4 +716,23 @@ func TestMSIMGuessRefusalSaidOnce(t *testing.T) {
 	if got := r.irc.said("too many wrong MSIM passwords"); len(got) != 1 {
 		t.Errorf("the user was told %d times, want once: %q", len(got), got)
 	}
+}
+
+// refusedWhileWaiting is a registered user's session whose account waits
+// to retry after a failed dial, when a wrong MSIM password tried on
+// another of their accounts refuses their MSIM logins for refuseFor.
+func refusedWhileWaiting(t *testing.T, refuseFor time.Duration) *rig {
+	t.Helper()
+	r := newRig(t, func(c *Config) {
+		c.IdentifyFailures = guard.FailureConfig{Free: 1, RefuseAfter: 1, RefuseFor: refuseFor, Clock: c.Clock}
+	})
+	r.s.user.registered = true
+	r.failDial()
+	r.s.start()
+	r.step() // the failed dial's result: a retry is scheduled
+	if r.a.state != linkWaiting {
+		t.Fatalf("after a failed dial: state %v, want waiting", r.a.state)
+	}
+	r.s.b.failAddr.Fail(r.s.msimGuessKey())
+	return r
 }
