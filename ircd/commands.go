@@ -33,6 +33,7 @@ func init() {
 		"LUSERS":       {func(c *Client, _ *irc.Message) *ircError { c.lusers(); return nil }, 0, false},
 		"MARKREAD":     {cmdMarkread, 0, false},
 		"MODE":         {cmdMode, 1, false},
+		"MONITOR":      {cmdMonitor, 1, false},
 		"MOTD":         {func(c *Client, _ *irc.Message) *ircError { c.motd(); return nil }, 0, false},
 		"NAMES":        {cmdNames, 0, false},
 		"NICK":         {cmdNick, 0, true},
@@ -407,7 +408,7 @@ func cmdIson(c *Client, m *irc.Message) *ircError {
 	var on []string
 	for _, p := range m.Params {
 		for n := range strings.FieldsSeq(p) {
-			if u := c.findUser(n); u != nil {
+			if u := c.findUser(n); u != nil && !u.off {
 				on = append(on, u.Nick)
 			} else if Nick(n).Key() == Nick(c.nick).Key() {
 				on = append(on, c.nick)

@@ -32,6 +32,7 @@ const (
 	rplLocalUsers    = "265"
 	rplGlobalUsers   = "266"
 	errInputTooLong  = "417"
+	errUnknownError  = "400"
 	rplEndOfExcepts  = "349"
 	rplEndOfInvites  = "347"
 	errNoPrivs       = "482"
@@ -115,6 +116,7 @@ type Client struct {
 	aways      awayTexts                     // the virtual users' away texts
 	lastUserID uint32                        // the id of the last virtual user added
 	chans      map[string]*vchan             // by foldCase(name)
+	monitor    monitored                     // MONITOR's list; nil while empty
 	calls      []func()                      // backend calls to make after unlocking
 	// inputs are the handler's Message calls the command being run
 	// queued, made after unlocking (after calls) without a closure each;

@@ -213,6 +213,7 @@ func isupport(cfg *Config) []string {
 		"CHANTYPES=#&",
 		"MAXTARGETS=" + strconv.Itoa(maxTargets),
 		"MODES=4",
+		"MONITOR=" + strconv.Itoa(MonitorLimit),
 		"NETWORK=" + isupportValue(cfg.Network),
 		"NICKLEN=" + strconv.Itoa(NickLen),
 		"PREFIX=(ov)@+",

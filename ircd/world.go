@@ -21,6 +21,9 @@ type User struct {
 	Host     string // default the server name
 	RealName string
 	Away     string // "" = here
+	// Offline is a user in the world but not on the network: ISON leaves
+	// it out and MONITOR calls it offline (SetOnline changes it).
+	Offline bool
 	// Mask is "ident@host", in place of User and Host: one string the
 	// backend may keep packed with others. When set, User and Host are
 	// not read.
@@ -33,6 +36,7 @@ type User struct {
 type vuser struct {
 	Nick, mask, RealName string // mask: ident "@" host
 	away                 uint16 // the away text's index in the client's awayTexts
+	off                  bool   // not on the network (User.Offline)
 	id                   uint32 // the client's number for it, in the order added: its place in memberList
 	signon, lastSpoke    stamp
 }
@@ -178,8 +182,9 @@ func (c *Client) AddUser(u User) error {
 		c.renumberUsers()
 	}
 	c.lastUserID++
-	*vu = vuser{Nick: u.Nick, mask: mask, RealName: u.RealName, away: c.aways.hold(u.Away), id: c.lastUserID, signon: now, lastSpoke: now}
+	*vu = vuser{Nick: u.Nick, mask: mask, RealName: u.RealName, away: c.aways.hold(u.Away), off: u.Offline, id: c.lastUserID, signon: now, lastSpoke: now}
 	c.users.Add(vu, vu.Nick)
+	c.monitorOn(vu)
 	return nil
 }
 
@@ -296,8 +301,10 @@ func (c *Client) RenameUser(oldNick, newNick string) error {
 	}
 	c.emitUserLine(u, "NICK", newNick)
 	c.users.Delete(u.Nick)
+	c.monitorOff(u)
 	u.Nick = newNick
 	c.users.Add(u, u.Nick)
+	c.monitorOn(u)
 	return nil
 }
 
@@ -321,6 +328,26 @@ func (c *Client) RemoveUser(nick, reason string) {
 	c.users.Delete(u.Nick)
 	c.aways.release(u.away)
 	u.away = 0
+	c.monitorOff(u)
+}
+
+// SetOnline says whether a virtual user is on the network (see
+// User.Offline); clients watching its nick with MONITOR are told when it
+// changes.
+func (c *Client) SetOnline(nick string, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.findUser(nick)
+	if u == nil || u.off == !on {
+		return
+	}
+	if on {
+		u.off = false
+		c.monitorOn(u)
+	} else {
+		c.monitorOff(u)
+		u.off = true
+	}
 }
 
 // CreateChannel adds a channel (CHANTYPES #&) to the client's world.
