@@ -414,8 +414,9 @@ func (s *session) build(at *attachment, others bool) {
 // which the clients attached before at are told by a NICK, and the
 // remembered one (a rename, say) stays for a later login.
 func (s *session) addBuddyUser(at *attachment, bd *buddy) {
+	st, text := s.presence(bd)
 	u := ircd.User{Nick: bd.nick, Mask: bd.a.maskOf(bd.userName, bd.UID()),
-		RealName: nameOr(bd.displayName, bd.userName), Away: awayText(s.presence(bd))}
+		RealName: nameOr(bd.displayName, bd.userName), Away: awayText(st, text), Offline: st == msim.StatusOffline}
 	if s.irc.AddUser(u) == nil {
 		return
 	}

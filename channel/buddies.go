@@ -210,14 +210,14 @@ func (s *session) newBuddy(a *account, uid msim.UID, userName, displayName strin
 	bd.nick = nick
 	mask := a.maskOf(userName, uid)
 	if err := s.irc.AddUser(ircd.User{Nick: nick, Mask: mask,
-		RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
+		RealName: nameOr(displayName, userName), Away: "Offline", Offline: true}); err != nil {
 		// The real client took this nick meanwhile: pick another.
 		nick = uniqueNick(nick, func(k string) bool { return taken(k) || k == nickKey(nick) })
 		bd.nick = nick
 		if !remembered {
 			s.mem.setNick(memKey, nick, false)
 		}
-		if err := s.irc.AddUser(ircd.User{Nick: nick, Mask: mask, RealName: nameOr(displayName, userName), Away: "Offline"}); err != nil {
+		if err := s.irc.AddUser(ircd.User{Nick: nick, Mask: mask, RealName: nameOr(displayName, userName), Away: "Offline", Offline: true}); err != nil {
 			s.log.WithError(err).WithField("nick", nick).Error("cannot add buddy nick")
 		}
 	}
@@ -243,6 +243,7 @@ func (s *session) applyPresence(bd *buddy) {
 	a := bd.a
 	st, text := s.presence(bd)
 	s.irc.SetAway(bd.nick, awayText(st, text))
+	s.irc.SetOnline(bd.nick, st != msim.StatusOffline)
 	show := bd.contact && !bd.blocked && a.state == linkUp &&
 		(st != msim.StatusOffline || s.setting("show_offline") == "true")
 	voice := show && (st == msim.StatusOnline ||

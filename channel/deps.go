@@ -25,6 +25,7 @@ type ircConn interface {
 	Reserve(channel string, n int)
 	RenameUser(oldNick, newNick string) error
 	SetAway(nick, text string)
+	SetOnline(nick string, on bool)
 	SetRealName(nick, name string)
 	CreateChannel(name, topic string) error
 	JoinUser(channel, nick string, voice bool)
