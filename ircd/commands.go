@@ -44,6 +44,7 @@ func init() {
 		"PONG":         {func(*Client, *irc.Message) *ircError { return nil }, 0, true},
 		"PRIVMSG":      {cmdMessage, 0, false},
 		"QUIT":         {cmdQuit, 0, true},
+		"SETNAME":      {cmdSetname, 1, false},
 		"TAGMSG":       {cmdMessage, 0, false},
 		"TIME":         {cmdTime, 0, false},
 		"TOPIC":        {cmdTopic, 1, false},
@@ -416,6 +417,23 @@ func cmdIson(c *Client, m *irc.Message) *ircError {
 		}
 	}
 	c.numeric(irc.RPL_ISON, strings.Join(on, " "))
+	return nil
+}
+
+// cmdSetname changes the client's own real name (IRCv3 setname): WHO and
+// WHOIS show it from then on. A client with the capability sees it
+// confirmed by its own SETNAME line; a name that is empty, too long or
+// not one line gets FAIL SETNAME INVALID_REALNAME.
+func cmdSetname(c *Client, m *irc.Message) *ircError {
+	name := m.Params[0]
+	if name == "" || len(name) > RealNameLen || strings.ContainsAny(name, "\x00\r\n") {
+		c.fail("SETNAME", "INVALID_REALNAME", "Realname is not valid")
+		return nil
+	}
+	c.realName = name
+	if c.caps["setname"] {
+		c.send(msg(c.selfPrefix(), "SETNAME", name))
+	}
 	return nil
 }
 

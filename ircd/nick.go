@@ -12,7 +12,10 @@ const (
 	UserLen    = 16
 	TopicLen   = 390
 	HostLen    = 63
-	maxTargets = 4 // TARGMAX for PRIVMSG, NOTICE and TAGMSG
+	// RealNameLen is the longest real name (NAMELEN): a virtual user's,
+	// or what a client's SETNAME gives.
+	RealNameLen = 200
+	maxTargets  = 4 // TARGMAX for PRIVMSG, NOTICE and TAGMSG
 )
 
 // Nick is an IRC nickname. Compare nicks with Key, never with ==.

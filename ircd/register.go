@@ -17,14 +17,16 @@ import (
 // capsSupported lists the capabilities offered in CAP LS, with their 302
 // values.
 var capsSupported = map[string]string{
-	"away-notify":  "",
-	"batch":        "",
-	"cap-notify":   "",
-	"echo-message": "",
-	"message-tags": "",
-	"multi-prefix": "",
-	"sasl":         "PLAIN",
-	"server-time":  "",
+	"away-notify":   "",
+	"batch":         "",
+	"cap-notify":    "",
+	"echo-message":  "",
+	"extended-join": "",
+	"message-tags":  "",
+	"multi-prefix":  "",
+	"sasl":          "PLAIN",
+	"server-time":   "",
+	"setname":       "",
 
 	"userhost-in-names": "",
 
@@ -214,6 +216,7 @@ func isupport(cfg *Config) []string {
 		"MAXTARGETS=" + strconv.Itoa(maxTargets),
 		"MODES=4",
 		"MONITOR=" + strconv.Itoa(MonitorLimit),
+		"NAMELEN=" + strconv.Itoa(RealNameLen),
 		"NETWORK=" + isupportValue(cfg.Network),
 		"NICKLEN=" + strconv.Itoa(NickLen),
 		"PREFIX=(ov)@+",

@@ -12,7 +12,7 @@ import (
 	"gopkg.in/irc.v4"
 )
 
-const allCaps302 = "away-notify batch cap-notify echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
+const allCaps302 = "away-notify batch cap-notify echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN server-time setname userhost-in-names"
 
 func TestCapNegotiation(t *testing.T) {
 	t.Parallel()

@@ -169,7 +169,7 @@ func (c *Client) AddUser(u User) error {
 		}
 		mask = u.User + "@" + u.Host
 	}
-	u.RealName = clean(u.RealName, 200)
+	u.RealName = clean(u.RealName, RealNameLen)
 	u.Away = clean(u.Away, TopicLen)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -274,13 +274,19 @@ func (c *Client) emitAway(u *vuser) {
 func (c *Client) awayOf(u *vuser) string { return c.aways.text(u.away) }
 
 // SetRealName replaces a virtual user's real name (WHOIS, WHO). The bridge
-// calls it when a buddy's display name changes.
+// calls it when a buddy's display name changes. A client with setname
+// that shares a channel with the user sees a SETNAME line.
 func (c *Client) SetRealName(nick, name string) {
-	name = clean(name, 200)
+	name = clean(name, RealNameLen)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if u := c.findUser(nick); u != nil {
-		u.RealName = name
+	u := c.findUser(nick)
+	if u == nil || u.RealName == name {
+		return
+	}
+	u.RealName = name
+	if c.caps["setname"] && c.visible(u) {
+		c.emitUserLine(u, "SETNAME", name)
 	}
 }
 
@@ -407,7 +413,11 @@ func (c *Client) JoinUser(channel, nick string, voice bool) {
 	if !ch.joined {
 		return
 	}
-	c.emitUserLine(u, "JOIN", ch.name)
+	if c.caps["extended-join"] { // no account: a virtual user logs in to none
+		c.emitUserLine(u, "JOIN", ch.name, "*", u.RealName)
+	} else {
+		c.emitUserLine(u, "JOIN", ch.name)
+	}
 	if voice {
 		c.emitServerLine("MODE", ch.name, "+v", u.Nick)
 	}
@@ -512,7 +522,11 @@ func (c *Client) JoinClient(channel string, marker time.Time) {
 // out. Caller holds c.mu.
 func (c *Client) joinSelf(ch *vchan, out func(*irc.Message)) {
 	ch.joined = true
-	out(msg(c.selfPrefix(), "JOIN", ch.name))
+	if c.caps["extended-join"] {
+		out(msg(c.selfPrefix(), "JOIN", ch.name, cmp.Or(c.account, "*"), c.realName))
+	} else {
+		out(msg(c.selfPrefix(), "JOIN", ch.name))
+	}
 	if ch.topic != "" {
 		c.topicReply(ch, out)
 	}

@@ -52,7 +52,7 @@ func TestIrssiAndWeeChatTogether(t *testing.T) {
 
 	// WeeChat attaches to the running session: it is given the same world.
 	wee := startWeeChatAs(t, "weechat", ircAddr, "ivy", "ivy/weechat", password)
-	wee.see("the control channel joined", "irc.msim.&ivy.weechatlog", `-->\tivy \([^)]+\) has joined &ivy`)
+	wee.see("the control channel joined", "irc.msim.&ivy.weechatlog", `-->\tivy \([^)]*\) \([^)]+\) has joined &ivy`)
 	wee.see("the account logged in", "irc.msim.&ivy.weechatlog", `@root\tLogged in to MSIM as ivy`)
 	irssi.send("/names &ivy")
 	irssi.see("NAMES with root opped and Tom voiced", "&ivy.log", `\[@root\] \[\+tom\] \[ ivy\]`)
@@ -74,7 +74,7 @@ func TestIrssiAndWeeChatTogether(t *testing.T) {
 	// A buddy added in one client shows in both.
 	irssi.send("/msg &ivy add bob")
 	irssi.see("bob in the channel", "&ivy.log", `-!- bob \[[^]]+\] has joined &ivy`)
-	wee.see("bob in the channel", "irc.msim.&ivy.weechatlog", `-->\tbob \([^)]+\) has joined &ivy`)
+	wee.see("bob in the channel", "irc.msim.&ivy.weechatlog", `-->\tbob \([^)]*\) \([^)]+\) has joined &ivy`)
 
 	// WeeChat leaves; irssi stays. Once msimircd has closed the
 	// connection (one IRC connection left), the session has been told,
@@ -98,7 +98,7 @@ func TestIrssiAndWeeChatTogether(t *testing.T) {
 	// and logs: it is given what it missed, and only that, with the
 	// original times (it has server-time: no date prefix).
 	wee2 := startWeeChatAs(t, "weechat again", ircAddr, "ivy", "ivy/weechat", password)
-	wee2.see("the control channel joined", "irc.msim.&ivy.weechatlog", `-->\tivy \([^)]+\) has joined &ivy`)
+	wee2.see("the control channel joined", "irc.msim.&ivy.weechatlog", `-->\tivy \([^)]*\) \([^)]+\) has joined &ivy`)
 	wee2.see("bob's IM replayed", "irc.msim.bob.weechatlog", `(?m)\tbob\tsent while WeeChat was away$`)
 	wee2.see("irssi's message replayed as ivy's own", "irc.msim.tom.weechatlog", `(?m)\tivy\tsaid while WeeChat was away$`)
 	wee2.see("Tom's answer replayed", "irc.msim.tom.weechatlog", `(?m)\ttom\tYou said: said while WeeChat was away$`)

@@ -82,9 +82,9 @@ func TestWeeChat(t *testing.T) {
 	wc := startWeeChat(t, home, "/set logger.file.flush_delay 0;"+server+";/connect msim")
 
 	steps := []clientStep{
-		{"the control channel joined", "", "irc.msim.&wendy.weechatlog", `-->\twendy \(wendy@127\.0\.0\.1\) has joined &wendy`},
+		{"the control channel joined", "", "irc.msim.&wendy.weechatlog", `-->\twendy \(Wendy\) \(wendy@127\.0\.0\.1\) has joined &wendy`},
 		{"root's welcome", "", "irc.msim.&wendy.weechatlog", `@root\tWelcome to msimircd`},
-		{"Tom in the channel", "", "irc.msim.&wendy.weechatlog", `-->\ttom \(tom@msim\.6221\) has joined &wendy`},
+		{"Tom in the channel", "", "irc.msim.&wendy.weechatlog", `-->\ttom \(Tom\) \(tom@msim\.6221\) has joined &wendy`},
 		{"Tom voiced", "", "irc.msim.&wendy.weechatlog", `Mode &wendy \[\+v tom\] by `},
 		{"NAMES with root opped and Tom voiced", "/names &wendy", "irc.msim.&wendy.weechatlog", `Nicks &wendy: \[@root \+tom wendy\]`},
 		{"Tom's answer in the query buffer", "/msg tom hi", "irc.msim.tom.weechatlog", `\ttom\tHi! I'm Tom`},
@@ -93,6 +93,7 @@ func TestWeeChat(t *testing.T) {
 		{"WHOIS tom's MSIM info", "", "irc.*.weechatlog", `\[tom\] User name: tom \(uid 6221, account wendy\+`},
 		{"the end of WHOIS", "", "irc.*.weechatlog", `\[tom\] End of /WHOIS list`},
 		{"306 for /away", "/away gone", "irc.*.weechatlog", `You have been marked as being away`},
+		{"Tom on the notify list (MONITOR, which gives his mask)", "/notify add tom msim", "irc.*.weechatlog", `notify: tom \(tom@msim\.6221\) is connected`},
 	}
 	runClientSteps(t, wc.send, logs, steps)
 	wc.send("/quit bye")
