@@ -23,6 +23,7 @@ func init() {
 		"ADMIN":        {cmdAdmin, 0, false},
 		"AUTHENTICATE": {cmdAuthenticate, 1, true},
 		"AWAY":         {cmdAway, 0, false},
+		"BATCH":        {cmdBatch, 1, false},
 		"CAP":          {cmdCap, 1, true},
 		"CHATHISTORY":  {cmdChathistory, 1, false},
 		"HELP":         {cmdHelp, 0, false},
@@ -290,9 +291,13 @@ func (c *Client) message(m *irc.Message) *ircError {
 			now := inputTime(at)
 			id := newMsgID(now)
 			if c.caps["echo-message"] {
-				c.send(c.echo(m.Command, c.nick, text, tags, id, now))
+				for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now) {
+					c.send(e)
+				}
 			}
-			c.sideEffect(c.echo(m.Command, c.nick, text, tags, id, now))
+			for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now) {
+				c.sideEffect(e)
+			}
 			continue
 		default:
 			u := c.findUser(t)
@@ -308,7 +313,9 @@ func (c *Client) message(m *irc.Message) *ircError {
 		now := inputTime(at)
 		in := Input{Command: m.Command, Target: name, Text: text, MsgID: newMsgID(now), Time: now}
 		if c.caps["echo-message"] && (m.Command != "TAGMSG" || c.caps["message-tags"]) {
-			c.send(c.echo(m.Command, name, text, tags, in.MsgID, in.Time))
+			for _, e := range c.echoLines(m.Command, name, text, tags, in.MsgID, in.Time) {
+				c.send(e)
+			}
 		}
 		if tags != nil {
 			in.Tags = tags.Copy()
@@ -318,6 +325,30 @@ func (c *Client) message(m *irc.Message) *ircError {
 		}
 	}
 	return nil
+}
+
+// echoLines is echo for a text that may not fit one line (a multiline
+// batch's): one multiline batch to a client that takes them, else the
+// text split as Deliver splits it, the msgid on the first line.
+func (c *Client) echoLines(cmd, target, text string, tags irc.Tags, id string, t time.Time) []*irc.Message {
+	budget := lineBudget(c.selfPrefix(), cmd, target)
+	if cmd == "TAGMSG" || !needsMultiline(text, budget) {
+		return []*irc.Message{c.echo(cmd, target, text, tags, id, t)}
+	}
+	if c.multilineOn() {
+		if mp, ok := multilinePieces(text, budget); ok {
+			open := c.echo(cmd, target, "", tags, id, t)
+			return c.multilineBatch(c.selfPrefix(), cmd, target, mp, open.Tags)
+		}
+	}
+	var out []*irc.Message
+	for i, p := range splitText(text, budget) {
+		if i > 0 {
+			id = ""
+		}
+		out = append(out, c.echo(cmd, target, p, tags, id, t))
+	}
+	return out
 }
 
 // echo builds the copy of the client's own message it receives back, with
@@ -332,7 +363,9 @@ func (c *Client) echo(cmd, target, text string, tags irc.Tags, id string, t time
 	out.Tags = irc.Tags{}
 	if c.caps["message-tags"] {
 		out.Tags = tags.Copy()
-		out.Tags["msgid"] = id
+		if id != "" {
+			out.Tags["msgid"] = id
+		}
 	}
 	if c.caps["server-time"] {
 		out.Tags["time"] = t.Format(timeFormat)

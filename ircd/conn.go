@@ -84,7 +84,10 @@ type Client struct {
 	// lineAt is when the reader read the line it is handling (zero
 	// between lines): the reader goroutine's, which dispatches the line.
 	lineAt time.Time
-	cw     countingWriter // the writer goroutine's byte count of a batch
+	// lineBatched says the line just handled went into a multiline batch
+	// (the reader goroutine's, as lineAt).
+	lineBatched bool
+	cw          countingWriter // the writer goroutine's byte count of a batch
 	// wdl is the writer goroutine's write deadline. shutdown's cut of a
 	// stuck write goes around it: a write after that fails at once, and
 	// finish sets its own deadline.
@@ -117,6 +120,7 @@ type Client struct {
 	lastUserID uint32                        // the id of the last virtual user added
 	chans      map[string]*vchan             // by foldCase(name)
 	monitor    monitored                     // MONITOR's list; nil while empty
+	mline      *mlBatch                      // the multiline batch being received, if any
 	calls      []func()                      // backend calls to make after unlocking
 	// inputs are the handler's Message calls the command being run
 	// queued, made after unlocking (after calls) without a closure each;
@@ -1037,7 +1041,11 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 	c.lineAt = now
 	c.handleLine(line)
 	c.lineAt = time.Time{}
-	if c.limiter != nil && !c.limiter.Allow() { // no token now: wait for one
+	// A line of a multiline batch costs no token: a client sends a batch
+	// at once, and the batch is bounded (MultilineMaxLines).
+	batched := c.lineBatched
+	c.lineBatched = false
+	if c.limiter != nil && !batched && !c.limiter.Allow() { // no token now: wait for one
 		c.srv.met.floodDelayed()
 		if err := c.limiter.Wait(c.ctx); err != nil {
 			return "Connection closed", true
@@ -1135,6 +1143,11 @@ func (c *Client) dispatch(m *irc.Message) {
 func (c *Client) run(m *irc.Message) []func() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ref, ok := m.Tags["batch"]; ok && c.welcomed && m.Command != "BATCH" {
+		c.batchLine(m, ref) // a line of a multiline batch, run at its end
+		c.lineBatched = true
+		return nil
+	}
 	rb := c.startReply(m)
 	cmd, ok := commands[m.Command]
 	var err *ircError

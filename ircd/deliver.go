@@ -251,7 +251,15 @@ func (c *Client) lines(d Delivery, o compose) ([]*irc.Message, bool) {
 		m.Tags = ownMsgID(tags, msgid)
 		return []*irc.Message{m}, true
 	}
-	budget := 510 - (len(":") + prefixLen(prefix) + len(" ") + len(cmd) + len(" ") + len(target) + len(" :"))
+	budget := lineBudget(prefix, cmd, target)
+	if c.multilineOn() && needsMultiline(d.Text, budget) {
+		if mp, ok := multilinePieces(d.Text, budget); ok {
+			if msgid != "" {
+				tags["msgid"] = msgid
+			}
+			return c.multilineBatch(prefix, cmd, target, mp, tags), true
+		}
+	}
 	pieces := splitText(d.Text, budget)
 	out := make([]*irc.Message, len(pieces))
 	for i, p := range pieces {
@@ -264,6 +272,12 @@ func (c *Client) lines(d Delivery, o compose) ([]*irc.Message, bool) {
 		out[i] = m
 	}
 	return out, true
+}
+
+// lineBudget is how many bytes of text fit a line from prefix with cmd
+// to target.
+func lineBudget(prefix *irc.Prefix, cmd, target string) int {
+	return 510 - (len(":") + prefixLen(prefix) + len(" ") + len(cmd) + len(" ") + len(target) + len(" :"))
 }
 
 // withMsgID returns tags (nil when empty) with the msgid of piece i of a

@@ -20,6 +20,7 @@ var capsSupported = map[string]string{
 	"away-notify":   "",
 	"batch":         "",
 	"cap-notify":    "",
+	capMultiline:    "max-bytes=" + strconv.Itoa(MultilineMaxBytes) + ",max-lines=" + strconv.Itoa(MultilineMaxLines),
 	"echo-message":  "",
 	"extended-join": "",
 	"message-tags":  "",

@@ -12,7 +12,10 @@ import (
 	"gopkg.in/irc.v4"
 )
 
-const allCaps302 = "away-notify batch cap-notify echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN server-time setname userhost-in-names"
+const allCaps302 = "away-notify batch cap-notify draft/multiline=max-bytes=4096,max-lines=100 echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN server-time setname userhost-in-names"
+
+// capsWithoutValues is allCaps302 as CAP LS without 302 lists it.
+var capsWithoutValues = strings.NewReplacer("=PLAIN", "", "=max-bytes=4096,max-lines=100", "").Replace(allCaps302)
 
 func TestCapNegotiation(t *testing.T) {
 	t.Parallel()
@@ -24,13 +27,13 @@ func TestCapNegotiation(t *testing.T) {
 		want []want
 	}{
 		{"ls 302", []string{"CAP LS 302"}, []want{w("CAP", "*", "LS", allCaps302)}},
-		{"ls plain", []string{"CAP LS"}, []want{w("CAP", "*", "LS", strings.Replace(allCaps302, "=PLAIN", "", 1))}},
+		{"ls plain", []string{"CAP LS"}, []want{w("CAP", "*", "LS", capsWithoutValues)}},
 		// A lower version (or none) after 302 gets a reply of its own
 		// version, while 302 stays stored: cap-notify stays on.
 		{"ls plain after 302", []string{"CAP LS 302", "CAP LS", "CAP LS 301", "CAP LIST"}, []want{
 			w("CAP", "*", "LS", allCaps302),
-			w("CAP", "*", "LS", strings.Replace(allCaps302, "=PLAIN", "", 1)),
-			w("CAP", "*", "LS", strings.Replace(allCaps302, "=PLAIN", "", 1)),
+			w("CAP", "*", "LS", capsWithoutValues),
+			w("CAP", "*", "LS", capsWithoutValues),
 			w("CAP", "*", "LIST", "cap-notify"),
 		}},
 		{"list after 302 has cap-notify", []string{"CAP LS 302", "CAP LIST"}, []want{w("CAP", nil...), w("CAP", "*", "LIST", "cap-notify")}},

@@ -1,0 +1,243 @@
+package ircd
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/internal/promtest"
+)
+
+var multilineCaps = []string{"batch", "draft/multiline", "echo-message", "message-tags", "server-time", "labeled-response"}
+
+// batchOf checks that msgs are one multiline batch from nick to target
+// and returns its opening line and the lines inside it.
+func batchOf(t *testing.T, msgs []*irc.Message, nick, target string) (*irc.Message, []*irc.Message) {
+	t.Helper()
+	if len(msgs) < 3 {
+		t.Fatalf("got %v, want a multiline batch", msgStrings(msgs))
+	}
+	open, end := msgs[0], msgs[len(msgs)-1]
+	if open.Command != "BATCH" || open.Param(1) != "draft/multiline" || open.Param(2) != target || open.Name != nick ||
+		!strings.HasPrefix(open.Param(0), "+") {
+		t.Fatalf("batch start %q, want BATCH +ref draft/multiline %s from %s", open, target, nick)
+	}
+	ref := open.Param(0)[1:]
+	if end.Command != "BATCH" || end.Param(0) != "-"+ref {
+		t.Fatalf("batch end %q, want BATCH -%s", end, ref)
+	}
+	inner := msgs[1 : len(msgs)-1]
+	for _, m := range inner {
+		if m.Tags["batch"] != ref || m.Param(0) != target || m.Name != nick {
+			t.Fatalf("line %q: want batch=%s, to %s from %s", m, ref, target, nick)
+		}
+		if _, ok := m.Tags["msgid"]; ok {
+			t.Errorf("line %q: the msgid goes on the batch start only", m)
+		}
+	}
+	return open, inner
+}
+
+// linesOf returns the texts of lines, a "+" before those that carry
+// draft/multiline-concat.
+func linesOf(lines []*irc.Message) []string {
+	var out []string
+	for _, m := range lines {
+		s := m.Trailing()
+		if _, ok := m.Tags["draft/multiline-concat"]; ok {
+			s = "+" + s
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestMultilineFromClient: a client's multiline batch reaches the backend
+// as one message with its line breaks (concat lines joined without one),
+// and comes back to it as one batch with one msgid (that message split
+// again); a labeled batch gets
+// its label on the echo's batch start, and no ACK for the BATCH lines.
+func TestMultilineFromClient(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, fc, _ := register(t, addr, b, "me", multilineCaps...)
+	c.send(t,
+		"@label=L1;+draft/reply=x BATCH +a draft/multiline ann",
+		"@batch=a PRIVMSG ann hello",
+		"@batch=a PRIVMSG ann :",
+		"@batch=a privmsg ANN :how is ",
+		"@batch=a;draft/multiline-concat PRIVMSG ann :everyone?",
+		"BATCH -a")
+	got := c.sync(t)
+	if evs := fc.drain(); len(evs) != 1 || evs[0] != "message PRIVMSG ann hello\n\nhow is everyone? tags=+draft/reply=x" {
+		t.Errorf("backend got %q, want one message with the lines and the batch's client tag", evs)
+	}
+	open, lines := batchOf(t, got, "me", "ann")
+	if open.Tags["label"] != "L1" || open.Tags["msgid"] == "" || open.Tags["time"] == "" || open.Tags["+draft/reply"] != "x" {
+		t.Errorf("echo batch start %q: want the label, a msgid, a time and the client tag", open)
+	}
+	// The echo is the message as the backend took it, split again.
+	if want := []string{"hello", "", "how is everyone?"}; fmt.Sprint(linesOf(lines)) != fmt.Sprint(want) {
+		t.Errorf("echo lines %q, want %q", linesOf(lines), want)
+	}
+
+	// A message to oneself: the echo, then the delivery, both batches.
+	c.send(t, "BATCH +b draft/multiline me", "@batch=b PRIVMSG me :one", "@batch=b PRIVMSG me :two", "BATCH -b")
+	got = c.sync(t)
+	if len(got) != 8 {
+		t.Fatalf("to oneself: got %v, want two batches of two lines", msgStrings(got))
+	}
+	batchOf(t, got[:4], "me", "me")
+	batchOf(t, got[4:], "me", "me")
+}
+
+// TestMultilineRefused: a malformed batch, or one over the limits, gets
+// the FAIL BATCH code the spec gives and nothing of it is sent.
+func TestMultilineRefused(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	many := func(n int, line string) []string {
+		out := []string{"BATCH +x draft/multiline ann"}
+		for range n {
+			out = append(out, "@batch=x PRIVMSG ann :"+line)
+		}
+		return append(out, "BATCH -x")
+	}
+	long := strings.Repeat("y", 400)
+	for _, tc := range []struct {
+		name  string
+		caps  []string
+		send  []string
+		fails []string // the FAIL's code and parameters, the text left out
+	}{
+		{"target", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG tom :hi", "@batch=x PRIVMSG ann :hi", "BATCH -x"},
+			[]string{"MULTILINE_INVALID_TARGET ann tom"}},
+		{"max lines", multilineCaps, many(MultilineMaxLines+1, "z"), []string{"MULTILINE_MAX_LINES " + strconv.Itoa(MultilineMaxLines)}},
+		{"max bytes", multilineCaps, many(MultilineMaxBytes/len(long)+1, long), []string{"MULTILINE_MAX_BYTES " + strconv.Itoa(MultilineMaxBytes)}},
+		{"concat blank", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a ", "@batch=x;draft/multiline-concat PRIVMSG ann :", "BATCH -x"},
+			[]string{"MULTILINE_INVALID"}},
+		{"blank only", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :", "@batch=x PRIVMSG ann : ", "BATCH -x"},
+			[]string{"MULTILINE_INVALID"}},
+		{"empty", multilineCaps, []string{"BATCH +x draft/multiline ann", "BATCH -x"}, []string{"MULTILINE_INVALID"}},
+		{"mixed", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "@batch=x NOTICE ann :b", "BATCH -x"},
+			[]string{"MULTILINE_INVALID"}},
+		{"tagmsg", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x TAGMSG ann", "BATCH -x"}, []string{"MULTILINE_INVALID"}},
+		{"unknown batch", multilineCaps, []string{"@batch=q PRIVMSG ann :a", "BATCH -q", "BATCH q"},
+			[]string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
+		{"other type", multilineCaps, []string{"BATCH +x chathistory ann"}, []string{"MULTILINE_INVALID"}},
+		{"two at once", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "BATCH +y draft/multiline ann",
+			"@batch=y PRIVMSG ann :b", "BATCH -y", "BATCH -x"}, []string{"MULTILINE_INVALID", "MULTILINE_INVALID"}},
+		{"without the capability", []string{"batch", "echo-message"}, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "BATCH -x"},
+			[]string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, fc, _ := register(t, addr, b, "me", tc.caps...)
+			c.send(t, tc.send...)
+			var fails []string
+			for _, m := range c.sync(t) {
+				if m.Command != "FAIL" || m.Param(0) != "BATCH" {
+					t.Errorf("unexpected %q", m)
+					continue
+				}
+				fails = append(fails, strings.Join(m.Params[1:len(m.Params)-1], " "))
+			}
+			if fmt.Sprint(fails) != fmt.Sprint(tc.fails) {
+				t.Errorf("FAIL BATCH %q, want %q", fails, tc.fails)
+			}
+			if evs := fc.drain(); len(evs) != 0 {
+				t.Errorf("backend got %q, want nothing", evs)
+			}
+		})
+	}
+}
+
+// TestMultilineFloodExempt: a batch's lines take no flood-control token,
+// so a pasted batch goes at once; the BATCH lines still do.
+func TestMultilineFloodExempt(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	cfg := testConfig()
+	cfg.Metrics = reg
+	cfg.FloodRate, cfg.FloodBurst = 1, 10
+	b := newBackend()
+	addr, _ := startServer(t, cfg, b)
+	c, fc, _ := register(t, addr, b, "me", "batch", "draft/multiline")
+	send := []string{"BATCH +x draft/multiline ann"}
+	for i := range MultilineMaxLines {
+		send = append(send, fmt.Sprintf("@batch=x PRIVMSG ann :line %d", i))
+	}
+	c.send(t, append(send, "BATCH -x")...)
+	c.sync(t)
+	if got := promtest.Value(t, reg, "msimircd_irc_flood_delays_total"); got != 0 {
+		t.Errorf("flood delays: got %v, want none for a batch's lines", got)
+	}
+	if evs := fc.drain(); len(evs) != 1 || strings.Count(evs[0], "\n") != MultilineMaxLines-1 {
+		t.Errorf("backend got %d events, want one message of %d lines", len(evs), MultilineMaxLines)
+	}
+}
+
+// TestMultilineDelivery: a text with line breaks, or too long for a line,
+// goes to a multiline client as one batch (blank lines kept, a long line's
+// pieces after the first marked concat, the msgid on the batch start), in
+// a chathistory batch too; a client without the capability gets the lines
+// as before.
+func TestMultilineDelivery(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	ml, mfc, _ := register(t, addr, b, "me", multilineCaps...)
+	plain, pfc, _ := register(t, addr, b, "me", "message-tags", "batch")
+	long := strings.Repeat("word ", 120) // 600 bytes: two lines
+	text := "one\n\n" + long
+	when := time.Date(2007, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, fc := range []*fakeConn{mfc, pfc} {
+		fc.c.Deliver(Delivery{From: "ann", Text: text, MsgID: "m1", Time: when})
+		fc.c.Deliver(Delivery{From: "ann", Text: "short", MsgID: "m2"})
+		fc.c.Deliver(Delivery{From: "ann", Text: "\x01ACTION waves\nagain\x01", MsgID: "m3"})
+	}
+
+	got := ml.sync(t)
+	if len(got) < 3 {
+		t.Fatalf("got %v", msgStrings(got))
+	}
+	n := len(got) - 3 // the batch, then "short" and the two action lines
+	open, lines := batchOf(t, got[:n], "ann", "me")
+	if open.Tags["msgid"] != "m1" || open.Tags["time"] != "2007-06-01T12:00:00.000Z" {
+		t.Errorf("batch start %q: want msgid m1 and the time", open)
+	}
+	ls := linesOf(lines)
+	if len(ls) != 4 || ls[0] != "one" || ls[1] != "" || strings.HasPrefix(ls[2], "+") || !strings.HasPrefix(ls[3], "+") ||
+		ls[2]+ls[3][1:] != long {
+		t.Errorf("lines %q: want one, a blank line, and the long line in two pieces", ls)
+	}
+	for _, m := range lines {
+		if m.Tags["time"] != "2007-06-01T12:00:00.000Z" {
+			t.Errorf("line %q without the time", m)
+		}
+	}
+	checkMsgs(t, got[n:], []want{w("PRIVMSG", "me", "short"), w("PRIVMSG", "me", "\x01ACTION waves\x01"), w("PRIVMSG", "me", "\x01ACTION again\x01")})
+
+	got = plain.sync(t)
+	if len(got) != 6 || got[0].Trailing() != "one" || got[0].Tags["msgid"] != "m1" || got[1].Tags["msgid"] != "m1-2" ||
+		got[1].Trailing()+got[2].Trailing() != long {
+		t.Errorf("without multiline: got %v, want one, then the long line in two, no blank line", msgStrings(got))
+	}
+
+	// History: the multiline batch inside the chathistory batch.
+	mfc.c.DeliverHistory("ann", []Delivery{{From: "ann", Text: "a\nb", MsgID: "h1", Time: when}})
+	got = ml.sync(t)
+	if len(got) != 6 || got[0].Param(1) != "chathistory" || got[1].Tags["batch"] != got[0].Param(0)[1:] {
+		t.Fatalf("history: got %v, want a multiline batch inside the chathistory one", msgStrings(got))
+	}
+	if _, lines := batchOf(t, got[1:5], "ann", "me"); fmt.Sprint(linesOf(lines)) != "[a b]" {
+		t.Errorf("history lines %q", linesOf(lines))
+	}
+}
