@@ -642,7 +642,7 @@ func (s *session) onIRC(in ircd.Input) {
 				text = rest
 			}
 		}
-		s.command(replyCtx{a: a, target: a.channel}, text)
+		s.commands(replyCtx{a: a, target: a.channel}, text)
 		return
 	}
 	if nickKey(in.Target) == nickKey(s.b.cfg.ServiceNick) {
@@ -651,7 +651,7 @@ func (s *session) onIRC(in ircd.Input) {
 			if len(s.accounts) > 0 {
 				a = s.accounts[0]
 			}
-			s.command(replyCtx{a: a}, in.Text)
+			s.commands(replyCtx{a: a}, in.Text)
 		}
 		return
 	}
@@ -674,6 +674,14 @@ func (s *session) onIRC(in ircd.Input) {
 			return
 		}
 		s.sendOwn(bd, in, in.Command, ownShown(text), text)
+	}
+}
+
+// commands runs each line of text as a command: a message of several
+// lines (an IRC client's multiline batch) runs one command per line.
+func (s *session) commands(r replyCtx, text string) {
+	for line := range strings.SplitSeq(text, "\n") {
+		s.command(r, line)
 	}
 }
 

@@ -1,0 +1,69 @@
+package channel_test
+
+import (
+	"strings"
+	"testing"
+
+	"gopkg.in/irc.v4"
+)
+
+var multilineCaps = []string{"batch", "draft/multiline", "server-time", "message-tags", "echo-message"}
+
+// TestMultilineIM: a multiline batch typed to a buddy is one IM on MSIM,
+// which the buddy's multiline client gets as one batch and another client
+// as lines; the user's other client gets it as its own message, one batch;
+// several lines in the control channel are several commands.
+func TestMultilineIM(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", multilineCaps...)
+	bob := login(t, st, "bob", multilineCaps...)
+	carol := login(t, st, "carol", allCaps...)
+	alice.add("&alice", "bob")
+	alice.add("&alice", "carol")
+	alice.sync()
+	phone := dial(t, st.ircAddr, "alice", "alice/phone:pw-alice", multilineCaps...)
+	phone.sync()
+
+	alice.send("BATCH +m draft/multiline bob")
+	alice.send("@batch=m PRIVMSG bob :first line")
+	alice.send("@batch=m PRIVMSG bob :")
+	alice.send("@batch=m PRIVMSG bob :third line")
+	alice.send("BATCH -m")
+	wantLines := func(c *ircClient, from string) {
+		t.Helper()
+		open := c.expect("BATCH", func(m *irc.Message) bool { return m.Param(1) == "draft/multiline" && m.Name == from })
+		var got []string
+		for {
+			m, err := c.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Command == "BATCH" && m.Param(0) == "-"+open.Param(0)[1:] {
+				break
+			}
+			if m.Command == "PRIVMSG" && m.Tags["batch"] == open.Param(0)[1:] {
+				got = append(got, m.Trailing())
+			}
+		}
+		if strings.Join(got, "|") != "first line||third line" {
+			t.Errorf("%s got lines %q, want one batch of the three", c.nick, got)
+		}
+	}
+	wantLines(alice, "alice") // the echo
+	wantLines(bob, "alice")
+	wantLines(phone, "alice")
+
+	alice.send("BATCH +n draft/multiline carol")
+	alice.send("@batch=n PRIVMSG carol :one")
+	alice.send("@batch=n PRIVMSG carol :two")
+	alice.send("BATCH -n")
+	carol.expectFrom("PRIVMSG", "alice", "one")
+	carol.expectFrom("PRIVMSG", "alice", "two")
+
+	alice.send("BATCH +c draft/multiline &alice")
+	alice.send("@batch=c PRIVMSG &alice :set typing false")
+	alice.send("@batch=c PRIVMSG &alice :set show_offline true")
+	alice.send("BATCH -c")
+	alice.expectFrom("PRIVMSG", "root", "typing = false")
+	alice.expectFrom("PRIVMSG", "root", "show_offline = true")
+}
