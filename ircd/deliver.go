@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"iter"
 	"maps"
 	"strconv"
 	"strings"
@@ -360,6 +361,20 @@ func splitText(text string, max int) []string {
 	}
 	var out []string
 	for line := range strings.SplitSeq(text, "\n") {
+		for piece := range cutLine(line, max) {
+			out = append(out, open+piece+close)
+		}
+	}
+	return out
+}
+
+// cutLine yields the pieces of one line (no line break in it) of at most
+// max bytes: cut at the last space that fits if it is at least half way,
+// else at a character boundary on the budget, the space staying with the
+// first piece so that the pieces concatenate back to the line. An empty
+// line yields nothing.
+func cutLine(line string, max int) iter.Seq[string] {
+	return func(yield func(string) bool) {
 		for line != "" {
 			piece := line
 			if len(piece) > max {
@@ -373,10 +388,11 @@ func splitText(text string, max int) []string {
 				piece = line[:cut]
 			}
 			line = line[len(piece):]
-			out = append(out, open+piece+close)
+			if !yield(piece) {
+				return
+			}
 		}
 	}
-	return out
 }
 
 // truncUTF8 cuts s to at most max bytes without splitting a character.

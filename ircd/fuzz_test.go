@@ -2,7 +2,9 @@ package ircd
 
 import (
 	"net"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"gopkg.in/irc.v4"
 )
@@ -30,6 +32,10 @@ var fuzzSeeds = []string{
 	"PRIVMSG ann :a\x00b",
 	"@tag=\\:\\s\\\\ PRIVMSG ann :esc",
 	"QUIT :bye",
+	"CAP REQ :batch draft/multiline echo-message message-tags labeled-response\r@label=l BATCH +a draft/multiline ann\r" +
+		"@batch=a PRIVMSG ann :x \r@batch=a;draft/multiline-concat PRIVMSG ann :y\r@batch=a PRIVMSG ann :\rBATCH -a",
+	"MONITOR + tom,ann,nobody\rMONITOR L\rMONITOR S",
+	"CAP REQ setname\rSETNAME :new name",
 }
 
 // FuzzParseLine checks that parseLine never panics and that what it accepts
@@ -98,6 +104,44 @@ func FuzzHandleLine(f *testing.F) {
 			if _, err := irc.ParseMessage(s); err != nil {
 				t.Fatalf("reply %q to %q does not parse: %v", s, line, err)
 			}
+		}
+	})
+}
+
+// FuzzMultilinePieces checks the lines of a multiline batch sent to a
+// client: none over the budget or holding CR, LF or NUL, concat never on a
+// blank line nor the first, and joined back (a line break before each
+// line but concat ones) they give the text with its line breaks made LF.
+func FuzzMultilinePieces(f *testing.F) {
+	f.Add("one\n\ntwo", 10)
+	f.Add("a long line of several words\r\nand\rmore", 8)
+	f.Add("\x01ACTION x\x01", 50)
+	f.Add("\xff\x00é", 4)
+	f.Fuzz(func(t *testing.T, text string, max int) {
+		if max < 4 || max > 600 {
+			return
+		}
+		pieces, ok := multilinePieces(text, max)
+		if !ok {
+			return
+		}
+		var b strings.Builder
+		for i, p := range pieces {
+			if len(p.text) > max || strings.ContainsAny(p.text, "\r\n\x00") || !utf8.ValidString(p.text) {
+				t.Fatalf("piece %q of %q: over %d bytes, or not one valid line", p.text, text, max)
+			}
+			if p.concat && (i == 0 || p.text == "") {
+				t.Fatalf("piece %d of %q: concat on the first or a blank line", i, text)
+			}
+			if i > 0 && !p.concat {
+				b.WriteByte('\n')
+			}
+			b.WriteString(p.text)
+		}
+		want := strings.ToValidUTF8(text, "\uFFFD")
+		want = strings.NewReplacer("\x00", "\uFFFD", "\r\n", "\n", "\r", "\n").Replace(want)
+		if b.String() != want {
+			t.Fatalf("pieces of %q join to %q, want %q", text, b.String(), want)
 		}
 	})
 }

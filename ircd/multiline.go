@@ -213,8 +213,10 @@ func multilinePieces(text string, max int) (out []piece, ok bool) {
 			out = append(out, piece{})
 			continue
 		}
-		for i, p := range splitText(line, max) {
-			out = append(out, piece{text: p, concat: i > 0})
+		first := true
+		for p := range cutLine(line, max) {
+			out = append(out, piece{text: p, concat: !first})
+			first = false
 		}
 	}
 	return out, true
