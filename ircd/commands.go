@@ -387,15 +387,14 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 	if asked == "" {
 		asked = "*"
 	}
-	server := c.srv.cfg.ServerName
+	reply := c.whoReplier(m.Param(1))
 	if ch := c.channel(mask); ch != nil {
 		if ch.joined {
-			c.numeric(irc.RPL_WHOREPLY, ch.name, c.user, c.host, server, c.nick, c.whoFlags(c.away, ""), "0 "+c.realName)
+			reply(c.selfWho(ch.name, ""))
 		}
 		multi := c.caps["multi-prefix"]
 		for _, mb := range sortedMembers(ch) {
-			u := mb.u
-			c.numeric(irc.RPL_WHOREPLY, ch.name, u.ident(), u.host(), server, u.Nick, c.whoFlags(c.awayOf(u), mb.st.prefixes(multi)), "0 "+u.RealName)
+			reply(c.userWho(mb.u, ch.name, mb.st.prefixes(multi)))
 		}
 		c.numeric(irc.RPL_ENDOFWHO, asked, "End of /WHO list.")
 		return nil
@@ -404,13 +403,13 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 		return match(mask, nick) || match(mask, nick+"!"+user+"@"+host) || match(mask, real)
 	}
 	if matches(c.nick, c.user, c.host, c.realName) {
-		c.numeric(irc.RPL_WHOREPLY, "*", c.user, c.host, server, c.nick, c.whoFlags(c.away, ""), "0 "+c.realName)
+		reply(c.selfWho("*", ""))
 	}
 	for _, u := range c.users.All() { // in nick order
 		if !matches(u.Nick, u.ident(), u.host(), u.RealName) {
 			continue
 		}
-		c.numeric(irc.RPL_WHOREPLY, "*", u.ident(), u.host(), server, u.Nick, c.whoFlags(c.awayOf(u), ""), "0 "+u.RealName)
+		reply(c.userWho(u, "*", ""))
 	}
 	c.numeric(irc.RPL_ENDOFWHO, asked, "End of /WHO list.")
 	return nil

@@ -225,6 +225,7 @@ func isupport(cfg *Config) []string {
 		"TOPICLEN=" + strconv.Itoa(TopicLen),
 		"USERLEN=" + strconv.Itoa(UserLen),
 		"UTF8ONLY",
+		"WHOX",
 	}
 }
 
