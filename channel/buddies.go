@@ -242,8 +242,7 @@ func (s *session) nickTaken(key string) bool {
 func (s *session) applyPresence(bd *buddy) {
 	a := bd.a
 	st, text := s.presence(bd)
-	s.irc.SetAway(bd.nick, awayText(st, text))
-	s.irc.SetOnline(bd.nick, st != msim.StatusOffline)
+	s.irc.SetPresence(bd.nick, awayText(st, text), st != msim.StatusOffline)
 	show := bd.contact && !bd.blocked && a.state == linkUp &&
 		(st != msim.StatusOffline || s.setting("show_offline") == "true")
 	voice := show && (st == msim.StatusOnline ||

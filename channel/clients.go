@@ -209,9 +209,8 @@ func (c *clients) each(f func(ircConn)) {
 }
 
 func (c *clients) Reserve(ch string, n int)  { c.each(func(x ircConn) { x.Reserve(ch, n) }) }
-func (c *clients) SetAway(nick, text string) { c.each(func(x ircConn) { x.SetAway(nick, text) }) }
-func (c *clients) SetOnline(nick string, on bool) {
-	c.each(func(x ircConn) { x.SetOnline(nick, on) })
+func (c *clients) SetPresence(nick, away string, online bool) {
+	c.each(func(x ircConn) { x.SetPresence(nick, away, online) })
 }
 func (c *clients) SetRealName(nick, name string) {
 	c.each(func(x ircConn) { x.SetRealName(nick, name) })

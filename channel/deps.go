@@ -24,8 +24,7 @@ type ircConn interface {
 	AddUser(u ircd.User) error
 	Reserve(channel string, n int)
 	RenameUser(oldNick, newNick string) error
-	SetAway(nick, text string)
-	SetOnline(nick string, on bool)
+	SetPresence(nick, away string, online bool)
 	SetRealName(nick, name string)
 	CreateChannel(name, topic string) error
 	JoinUser(channel, nick string, voice bool)

@@ -56,8 +56,7 @@ func (f *fakeIRC) RenameUser(old, nick string) error {
 	f.mu.Unlock()
 	return nil
 }
-func (f *fakeIRC) SetAway(string, string)             {}
-func (f *fakeIRC) SetOnline(string, bool)             {}
+func (f *fakeIRC) SetPresence(string, string, bool)   {}
 func (f *fakeIRC) SetRealName(string, string)         {}
 func (f *fakeIRC) CreateChannel(string, string) error { return nil }
 func (f *fakeIRC) JoinUser(string, string, bool)      {}

@@ -26,7 +26,7 @@ type monitored map[string]string
 // removes them, C clears the list, L lists it and S tells the status of
 // every target. A virtual user is on while it is in the client's world
 // and not offline (User.Offline): AddUser, RemoveUser, RenameUser and
-// SetOnline tell the client of the nicks it watches.
+// SetPresence tell the client of the nicks it watches.
 func cmdMonitor(c *Client, m *irc.Message) *ircError {
 	sub := strings.ToUpper(m.Params[0])
 	switch sub {

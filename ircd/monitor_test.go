@@ -131,7 +131,7 @@ func TestMonitorAdvertised(t *testing.T) {
 }
 
 // TestMonitorOnline follows a virtual user that is in the world but
-// offline: ISON leaves it out, MONITOR calls it offline, and SetOnline
+// offline: ISON leaves it out, MONITOR calls it offline, and SetPresence
 // tells a watching client of each change, once.
 func TestMonitorOnline(t *testing.T) {
 	t.Parallel()
@@ -144,14 +144,14 @@ func TestMonitorOnline(t *testing.T) {
 	c.send(t, "MONITOR + dave", "ISON dave tom")
 	checkMsgs(t, c.sync(t), []want{w("731", "me", "dave"), w("303", "me", "tom")})
 
-	fc.c.SetOnline("dave", true)
-	fc.c.SetOnline("dave", true)
+	fc.c.SetPresence("dave", "", true)
+	fc.c.SetPresence("dave", "", true)
 	c.send(t, "ISON dave")
 	checkMsgs(t, c.sync(t), []want{w("730", "me", "dave!user@"+testServer), w("303", "me", "dave")})
 
-	fc.c.SetOnline("dave", false)
-	fc.c.SetOnline("dave", false)
-	fc.c.SetOnline("nobody", true)
+	fc.c.SetPresence("dave", "", false)
+	fc.c.SetPresence("dave", "", false)
+	fc.c.SetPresence("nobody", "", true)
 	if err := fc.c.RenameUser("dave", "david"); err != nil { // offline: no MONITOR line
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ type User struct {
 	RealName string
 	Away     string // "" = here
 	// Offline is a user in the world but not on the network: ISON leaves
-	// it out and MONITOR calls it offline (SetOnline changes it).
+	// it out and MONITOR calls it offline (SetPresence changes it).
 	Offline bool
 	// Mask is "ident@host", in place of User and Host: one string the
 	// backend may keep packed with others. When set, User and Host are
@@ -245,13 +245,43 @@ func (c *Client) isMember(ch *vchan, nick string) bool {
 func (c *Client) channel(name string) *vchan { return c.chans[foldCase(name)] }
 
 // SetAway sets a virtual user's away text ("" = back). Clients with
-// away-notify that share a channel with the user see an AWAY line.
+// away-notify that share a channel with the user see an AWAY line. The
+// bridge sets a buddy's away text and whether it is online at once, with
+// SetPresence; SetAway is for a backend whose users are always on.
 func (c *Client) SetAway(nick, text string) {
 	text = clean(text, TopicLen)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if u := c.findUser(nick); u != nil {
+		c.setAway(u, text)
+	}
+}
+
+// SetPresence sets a virtual user's away text, as SetAway does, and says
+// whether it is on the network (see User.Offline): clients watching its
+// nick with MONITOR are told when that changes.
+func (c *Client) SetPresence(nick, away string, online bool) {
+	away = clean(away, TopicLen)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	u := c.findUser(nick)
-	if u == nil || c.awayOf(u) == text {
+	if u == nil {
+		return
+	}
+	c.setAway(u, away)
+	switch {
+	case online && u.off:
+		u.off = false
+		c.monitorOn(u)
+	case !online && !u.off:
+		c.monitorOff(u)
+		u.off = true
+	}
+}
+
+// setAway is SetAway for u, text cleaned. Caller holds c.mu.
+func (c *Client) setAway(u *vuser, text string) {
+	if c.awayOf(u) == text {
 		return
 	}
 	c.aways.release(u.away)
@@ -335,25 +365,6 @@ func (c *Client) RemoveUser(nick, reason string) {
 	c.aways.release(u.away)
 	u.away = 0
 	c.monitorOff(u)
-}
-
-// SetOnline says whether a virtual user is on the network (see
-// User.Offline); clients watching its nick with MONITOR are told when it
-// changes.
-func (c *Client) SetOnline(nick string, on bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	u := c.findUser(nick)
-	if u == nil || u.off == !on {
-		return
-	}
-	if on {
-		u.off = false
-		c.monitorOn(u)
-	} else {
-		c.monitorOff(u)
-		u.off = true
-	}
 }
 
 // CreateChannel adds a channel (CHANTYPES #&) to the client's world.
