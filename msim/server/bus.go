@@ -63,7 +63,10 @@ type Peer interface {
 	// Deliver queues wire for uid's session here (see Bus.Deliver).
 	Deliver(to, from msim.UID, wire []byte) bool
 	// Kick closes uid's session here if it is older than by, and returns
-	// its state (nil if none was closed).
+	// its state (nil if none was closed). With no session here but a
+	// login of uid under way that is older than by, it returns the state
+	// that login took over from elsewhere (nil if none): the login is
+	// closed once done, and by's session takes that state over instead.
 	Kick(uid msim.UID, by Version) *PeerState
 	// State returns uid's state if uid has a session here.
 	State(uid msim.UID) *PeerState
@@ -318,6 +321,7 @@ func (s *session) claim() error {
 	s.claimed.Store(true)
 	if old != nil && old.Online {
 		s.inherit = old
+		s.srv.reg.carry(s.uid, s.ver, old)
 	}
 	return nil
 }

@@ -282,3 +282,31 @@ func TestBusRescueAfterATakeoverHere(t *testing.T) {
 	old.nc.Close() // the old session's writes fail: what it holds is stored
 	bob.expect("an IM the old session did not write", isBM(msim.BMIM, aUID))
 }
+
+// TestBusKickDuringLoginPassesStateOn: a later login elsewhere that claims
+// the account while this node's login, which took over a session from a
+// third node, is still under way gets that session's state: the presence
+// carried by the login here is not lost with it.
+func TestBusKickDuringLoginPassesStateOn(t *testing.T) {
+	bus := &fakeBus{}
+	bus.claim = func(uid msim.UID, _ Version) (*PeerState, error) {
+		return &PeerState{
+			UID: uid, Version: Version{Epoch: 1, Node: "first"}, Seq: 3, Online: true, Announced: true,
+			Presence: msim.Presence{Status: msim.StatusAway, Text: "lunch"},
+		}, nil
+	}
+	store := &takenHookStore{Store: NewMemStore()}
+	srv, addr := startServer(t, Config{Bus: bus}, store)
+	uid := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	store.uid = uid
+	var got *PeerState
+	store.hook = func() { // the claim is done, the session not yet registered
+		got = bus.peer.Kick(uid, Version{Epoch: 1 << 62, Node: "later"})
+	}
+	c := login(t, addr, "alice@example.com", "pw-a")
+	c.expect("err 6", isError(msim.ErrCodeElsewhere))
+	c.expectClosed()
+	if got == nil || !got.Online || !got.Announced || got.Presence.Status != msim.StatusAway || got.Presence.Text != "lunch" {
+		t.Fatalf("the later login got state %+v, want online, announced, away, lunch", got)
+	}
+}

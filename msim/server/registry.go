@@ -38,10 +38,13 @@ type watcherView struct {
 }
 
 // claimMark is a login under way in a cluster: by is set when a later
-// login on another node claimed the uid meanwhile.
+// login on another node claimed the uid meanwhile; inherit is the state of
+// the session elsewhere that its Claim closed, which such a later login
+// takes over in its stead.
 type claimMark struct {
-	ver Version
-	by  *Version
+	ver     Version
+	by      *Version
+	inherit *PeerState
 }
 
 // route is a logged-in session's routing state, guarded by registry.mu.

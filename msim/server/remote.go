@@ -79,6 +79,16 @@ func (r *registry) startClaim(uid msim.UID, v Version) {
 	r.claiming[uid] = &claimMark{ver: v}
 }
 
+// carry records the state that the login of uid at v took over from a
+// session elsewhere, for a later login that claims uid before it is done.
+func (r *registry) carry(uid msim.UID, v Version, st *PeerState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.claiming[uid]; c != nil && c.ver == v {
+		c.inherit = st
+	}
+}
+
 func (r *registry) endClaim(uid msim.UID, v Version) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -90,14 +100,22 @@ func (r *registry) endClaim(uid msim.UID, v Version) {
 // kick takes uid's session off this node if it is older than by, and
 // returns it with its last state. The node's watchers of uid go on seeing
 // that state, now as the new session's (which inherits it), so they see no
-// flicker. A login of uid under way here that is older than by is marked.
+// flicker. A login of uid under way here that is older than by is marked,
+// and with no session here the state it took over from elsewhere, if any,
+// is returned (without a session): that login is closed once done, and the
+// state it carried goes on to the later one.
 func (r *registry) kick(uid msim.UID, by Version) (*session, *PeerState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c := r.claiming[uid]; c != nil && c.ver.Less(by) && (c.by == nil || c.by.Less(by)) {
+	c := r.claiming[uid]
+	if c != nil && c.ver.Less(by) && (c.by == nil || c.by.Less(by)) {
 		c.by = &by
 	}
 	s := r.byUID[uid]
+	if s == nil && c != nil && c.ver.Less(by) && c.inherit != nil {
+		st := *c.inherit
+		return nil, &st
+	}
 	if s == nil || !s.ver.Less(by) {
 		return nil, nil
 	}
