@@ -36,9 +36,11 @@
 // Goroutines: NATS delivers the per-user subjects into a few shard channels
 // (by uid, so one user's messages keep their order), each drained by one
 // goroutine that calls the server's Peer. One goroutine sends heartbeats
-// and sweeps the liveness table (and the dropped counts). nats.go runs its own (reader, flusher, and
-// one per handler subscription: heartbeats, fences, alerts). The Node's
-// tables (claims, watches, liveness) are guarded by mu; no NATS call is made
-// with mu held except subscribing, unsubscribing and reading how many
-// messages a subscription dropped.
+// and sweeps the liveness table, and counts the messages dropped on the
+// subscriptions that reported a slow consumer (those alone, outside mu).
+// nats.go runs its own (reader, flusher, and one per handler subscription:
+// heartbeats, fences, alerts). The Node's tables (claims, watches,
+// liveness) are guarded by mu; no NATS call is made with mu held except
+// subscribing, unsubscribing and reading how many messages a subscription
+// being unsubscribed dropped.
 package cluster

@@ -88,3 +88,51 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestHeartbeatDoesNotStallOnIdleSubscriptions: a heartbeat does not hold
+// the node's lock while it looks at subscriptions that dropped nothing, so
+// claims, deliveries and watches are not held up by how many users the
+// node follows.
+func TestHeartbeatDoesNotStallOnIdleSubscriptions(t *testing.T) {
+	url := startLocalNATS(t)
+	n, err := Connect(Config{URL: url, Name: "n1", Heartbeat: testHeartbeat, DeadAfter: testDeadAfter}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Attach(&stuckPeer{release: make(chan struct{}), stuck: make(chan struct{})})
+	defer n.Close()
+	const watched = 100000
+	n.mu.Lock()
+	for u := msim.UID(1); u <= watched; u++ {
+		c, _ := n.hold(n.watches, u, n.subj.presence(u))
+		c.n++
+	}
+	n.mu.Unlock()
+	// The longest wait for the lock during one heartbeat, at best of a
+	// few (a busy machine only makes waits longer).
+	best := time.Hour
+	for range 5 {
+		done := make(chan struct{})
+		longest := make(chan time.Duration)
+		go func() {
+			var worst time.Duration
+			for {
+				select {
+				case <-done:
+					longest <- worst
+					return
+				default:
+				}
+				t0 := time.Now()
+				_ = n.peerCount() // takes the node's lock
+				worst = max(worst, time.Since(t0))
+			}
+		}()
+		n.beat()
+		close(done)
+		best = min(best, <-longest)
+	}
+	if best > 500*time.Microsecond {
+		t.Errorf("with %d idle subscriptions, a heartbeat held the node's lock for %v, want under 0.5ms", watched, best)
+	}
+}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
@@ -214,18 +213,11 @@ func (n *Node) beat() {
 	} else {
 		n.cutOff = true
 	}
-	for _, table := range []map[msim.UID]*counted{n.claims, n.watches} {
-		for _, c := range table {
-			n.countDropped(c)
-		}
-	}
-	for _, c := range n.handlers {
-		n.countDropped(c)
-	}
 	fence := !n.fenced && !n.closed && n.live.lost(now)
 	n.fenced = n.fenced || fence
 	newInc := n.inc
 	n.mu.Unlock()
+	n.countSlow()
 	for _, d := range down {
 		n.metrics.nodeDown()
 		n.log.WithField("peer", d).Warn("node silent too long: its users are offline")

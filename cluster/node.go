@@ -113,7 +113,9 @@ type Node struct {
 	live     *liveness
 	claims   map[msim.UID]*counted
 	watches  map[msim.UID]*counted
-	handlers []*counted // the subscriptions of Attach's handlers
+
+	dropMu sync.Mutex
+	slow   map[*nats.Subscription]int // see markSlow: the drops counted so far
 }
 
 // counted is a subscription held by n claims or watches.
@@ -121,21 +123,48 @@ type counted struct {
 	n   int
 	sub *nats.Subscription // nil if subscribing failed
 	ver server.Version     // of claims: the latest session's
-	// dropped is how many of sub's messages NATS dropped (a slow
-	// consumer), as counted so far.
-	dropped int
 }
 
-// countDropped counts the messages NATS dropped on c's subscription since
-// the last call. NATS reports only the first drop of a burst to the
-// error handler; the subscription counts them all. The caller holds n.mu.
-func (n *Node) countDropped(c *counted) {
-	if c.sub == nil {
+// markSlow notes a subscription on which NATS dropped messages (a slow
+// consumer): NATS reports only the first drop of a burst, so the heartbeat
+// reads how many the subscription dropped since. Only such subscriptions
+// are read, and without n.mu: a node follows many users, nearly all idle.
+func (n *Node) markSlow(sub *nats.Subscription) {
+	n.dropMu.Lock()
+	defer n.dropMu.Unlock()
+	if _, ok := n.slow[sub]; !ok {
+		n.slow[sub] = 0
+	}
+}
+
+// countSlow counts the messages dropped since the last call on the
+// subscriptions that reported a slow consumer.
+func (n *Node) countSlow() {
+	n.dropMu.Lock()
+	subs := make([]*nats.Subscription, 0, len(n.slow))
+	for sub := range n.slow {
+		subs = append(subs, sub)
+	}
+	n.dropMu.Unlock()
+	for _, sub := range subs {
+		n.countDropped(sub)
+	}
+}
+
+// countDropped counts the messages NATS dropped on sub since they were
+// last counted, and forgets sub once it is closed.
+func (n *Node) countDropped(sub *nats.Subscription) {
+	d, err := sub.Dropped()
+	n.dropMu.Lock()
+	defer n.dropMu.Unlock()
+	seen := n.slow[sub]
+	if err != nil {
+		delete(n.slow, sub)
 		return
 	}
-	if d, err := c.sub.Dropped(); err == nil && d > c.dropped {
-		n.metrics.dropN(d - c.dropped)
-		c.dropped = d
+	if d > seen {
+		n.metrics.dropN(d - seen)
+		n.slow[sub] = d
 	}
 }
 
@@ -152,6 +181,7 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 		inc:     incarnation(cfg.Name),
 		claims:  map[msim.UID]*counted{},
 		watches: map[msim.UID]*counted{},
+		slow:    map[*nats.Subscription]int{},
 	}
 	n.log = log.WithField("node", cfg.Name)
 	n.live = newLiveness(cfg.DeadAfter, cfg.DeadAfter-cfg.Heartbeat, time.Now())
@@ -181,8 +211,10 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { n.onClosed() }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			if !errors.Is(err, nats.ErrSlowConsumer) || sub == nil {
-				n.metrics.drop() // a slow consumer's drops are counted by countDropped
+			if errors.Is(err, nats.ErrSlowConsumer) && sub != nil {
+				n.markSlow(sub) // its drops are counted by countSlow
+			} else {
+				n.metrics.drop()
 			}
 			l := n.log.WithError(err)
 			if sub != nil {
@@ -236,12 +268,9 @@ func (n *Node) Attach(p server.Peer) {
 		n.subj.fence():     n.onFence,
 		n.subj.alert():     n.onAlert,
 	} {
-		sub, err := n.nc.Subscribe(subj, h)
-		if err != nil {
+		if _, err := n.nc.Subscribe(subj, h); err != nil {
 			n.log.WithError(err).WithField("subject", subj).Error("subscribe")
-			continue
 		}
-		n.handlers = append(n.handlers, &counted{sub: sub})
 	}
 	n.wg.Add(1)
 	go n.heartbeats()
@@ -442,8 +471,11 @@ func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) {
 	}
 	delete(table, uid)
 	if c.sub != nil {
-		n.countDropped(c)
+		n.countDropped(c.sub) // before it is closed, when its count is lost
 		_ = c.sub.Unsubscribe()
+		n.dropMu.Lock()
+		delete(n.slow, c.sub)
+		n.dropMu.Unlock()
 	}
 }
 
