@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,5 +309,47 @@ func TestBusKickDuringLoginPassesStateOn(t *testing.T) {
 	c.expectClosed()
 	if got == nil || !got.Online || !got.Announced || got.Presence.Status != msim.StatusAway || got.Presence.Text != "lunch" {
 		t.Fatalf("the later login got state %+v, want online, announced, away, lunch", got)
+	}
+}
+
+// TestBusNodeDownDuringTakeOver: a user whose login here takes over a
+// session from another node that goes down meanwhile (its goodbye right
+// after the hand-over) shows online again to the watchers here once the
+// login is done, with the presence it took over: they are not left with
+// the offline state the node's going down gave them.
+func TestBusNodeDownDuringTakeOver(t *testing.T) {
+	bus := &fakeBus{}
+	store := NewMemStore()
+	srv, addr := startServer(t, Config{Bus: bus}, store)
+	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
+	if err := store.PutContact(alice, Contact{UID: bob, GroupName: "IM Friends", Position: 1000, Visibility: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c := login(t, addr, "alice@example.com", "pw-a")
+	there := &PeerState{UID: bob, Version: Version{Epoch: 1, Node: "there"}, Seq: 2, Online: true, Announced: true,
+		Presence: msim.Presence{Status: msim.StatusAway, Text: "lunch"}}
+	bus.peer.PeerState(there)
+	bus.claim = func(uid msim.UID, _ Version) (*PeerState, error) {
+		if uid != bob {
+			return nil, nil
+		}
+		bus.peer.NodeDown("there") // gone right after handing bob over
+		return there, nil
+	}
+	b := login(t, addr, "bob@example.com", "pw-b")
+	b.sync()
+	c.sync()
+	var got []msim.Status
+	for _, m := range c.takeSeen() {
+		if isBM(msim.BMStatus, bob)(m) {
+			l, _ := m.List("msg")
+			p, _ := msim.ParsePresence(l)
+			got = append(got, p.Status)
+		}
+	}
+	want := []msim.Status{msim.StatusAway, msim.StatusOffline, msim.StatusAway}
+	if !slices.Equal(got, want) {
+		t.Errorf("alice saw bob's presences %v, want %v", got, want)
 	}
 }

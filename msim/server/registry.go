@@ -176,12 +176,32 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 		delete(r.claiming, ss.uid)
 		supersededBy = c.by
 	}
+	if old == nil {
+		r.showTakenOver(ss)
+	}
 	ss.seq = 1
 	st := ss.peerState(false)
 	r.setLocal(st)
 	r.mu.Unlock()
 	r.bus.Publish(st)
 	return supersededBy
+}
+
+// showTakenOver tells the local watchers of ss's user who, by what this
+// node last knew of the user elsewhere, do not see it online, that it is:
+// a login that took its presence over from another node (ss.inherit) would
+// otherwise leave them with the offline state that node's going down
+// (NodeDown, Gone) gave them meanwhile. The caller holds r.mu.
+func (r *registry) showTakenOver(ss *session) {
+	e := r.remote[ss.uid]
+	if e == nil {
+		return
+	}
+	for w := range r.watchers[ss.uid] {
+		if w.uid != ss.uid && ss.rt.visibleTo(w.uid) && !e.visibleTo(w.uid) {
+			w.enqueuePresence(ss.rt.presenceWire(ss.uid))
+		}
+	}
 }
 
 func (r *registry) watch(ss *session, subject msim.UID) {
