@@ -9,7 +9,9 @@ import (
 // TestMain runs the test binary as the history writer when a test's Store
 // starts it with Arg. HISTPROC_TEST_CHILD makes that child misbehave after
 // its store has opened: "exit" exits instead of answering the first batch
-// (once the batch is stored), "hang" never answers it.
+// (once the batch is stored), "hang" never answers it. With "hang",
+// HISTPROC_TEST_HANGING names a file the child creates once it has
+// stopped at the answer: its batch's transaction has ended by then.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 2 && os.Args[1] == Arg {
 		var out io.Writer = os.Stdout
@@ -35,6 +37,9 @@ func (m *misbehave) Write(p []byte) (int, error) {
 		return m.w.Write(p)
 	}
 	if m.mode == "hang" {
+		if path := os.Getenv("HISTPROC_TEST_HANGING"); path != "" {
+			_ = os.WriteFile(path, nil, 0o600)
+		}
 		select {}
 	}
 	os.Exit(3)

@@ -270,6 +270,8 @@ func TestChildKeepsAnyTime(t *testing.T) {
 func stoppedBusyChild(t *testing.T, su setup) (s *Store, pid int, batch []store.HistoryAppend, done chan []store.HistoryResult) {
 	t.Helper()
 	t.Setenv("HISTPROC_TEST_CHILD", "hang") // stores the batch, never answers
+	hanging := filepath.Join(t.TempDir(), "hanging")
+	t.Setenv("HISTPROC_TEST_HANGING", hanging)
 	s, hook := open(t, su)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -277,14 +279,19 @@ func stoppedBusyChild(t *testing.T, su setup) (s *Store, pid int, batch []store.
 		}
 	})
 	t.Setenv("HISTPROC_TEST_CHILD", "")
+	t.Setenv("HISTPROC_TEST_HANGING", "")
 	pid = childPid(s)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) }) // it would never answer
 	done = make(chan []store.HistoryResult, 1)
 	batch = []store.HistoryAppend{entry("alice", "a1")}
 	go func() { done <- s.AppendHistoryBatch(context.Background(), batch, nil) }()
+	// The batch is seen stored before the child has let go of SQLite's
+	// write lock: stopped in between, it would keep it. It is stopped
+	// once it waits at its answer, its transaction over.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := s.Store.HistoryByMsgID(context.Background(), "alice", "a1"); err == nil && s.busy.Load() != nil {
+		_, err := os.Stat(hanging)
+		if err == nil && s.busy.Load() != nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -311,10 +318,16 @@ func checkIdle(t *testing.T, pid int) {
 // repeats.
 func policies(t *testing.T, pid int) []string {
 	t.Helper()
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
+	if _, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err != nil {
 		t.Skipf("no /proc here: %v", err)
 	}
+	return policiesOf(pid)
+}
+
+// policiesOf is policies for any goroutine: nil when pid has no threads
+// to read.
+func policiesOf(pid int) []string {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	var out []string
 	for _, task := range tasks {
 		f, err := procstat.Stat(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
@@ -669,12 +682,26 @@ func TestBoost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.AfterFunc(4*boostAfter, func() { tx.Rollback() })
+		// The lock is let go once the waiting write has raised the child
+		// (or after 10 s without), however late the write starts to wait.
+		raised := make(chan []string, 1)
+		go func() {
+			defer tx.Rollback()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				got := policiesOf(pid)
+				if len(got) == 1 && got[0] == "0" || time.Now().After(deadline) {
+					raised <- got
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
 		if err := s.SetSetting(context.Background(), "alice", "auto_away", "gone fishing"); err != nil {
 			t.Fatal(err)
 		}
-		if got := policies(t, pid); len(got) != 1 || got[0] != "0" {
-			t.Errorf("the stopped child's threads' policies after a wait for the lock: got %v, want only 0", got)
+		if got := <-raised; len(got) != 1 || got[0] != "0" {
+			t.Errorf("the stopped child's threads' policies while a write waited for the lock: got %v, want only 0", got)
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
 		checkStored(t, s, batch, <-done)
