@@ -29,25 +29,32 @@ type StaticUser struct {
 
 // StaticDirectory serves the users of a configuration file. A client names
 // its user with SASL, with PASS "name:password", or by its nick (then PASS
-// is the password).
+// is the password). Names match as nicks do (ircd.AccountKey: rfc1459
+// casemapping and Unicode case folding), so a configured user is the same
+// user under every spelling of its nick, as a registered nick is.
 type StaticDirectory struct {
 	Users          []StaticUser
 	ServerPassword string // required of users without a password of their own
-	// byName indexes Users by lower-cased name, for a directory whose
-	// Users do not change (staticCopy's); nil: find scans Users.
+	// byName indexes Users by userKey, for a directory whose Users do not
+	// change (staticCopy's); nil: find scans Users.
 	byName map[string]int
 }
 
 func eq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
+// userKey is what configured user names are compared by.
+func userKey(name string) string { return ircd.AccountKey(name) }
+
 func (d *StaticDirectory) find(name string) *StaticUser {
-	if i, ok := d.byName[strings.ToLower(name)]; ok && strings.EqualFold(d.Users[i].Name, name) {
-		return &d.Users[i]
+	k := userKey(name)
+	if d.byName != nil {
+		if i, ok := d.byName[k]; ok {
+			return &d.Users[i]
+		}
+		return nil
 	}
-	// Without an index, or a name that only Unicode folding makes equal
-	// (which ToLower does not).
 	for i := range d.Users {
-		if strings.EqualFold(d.Users[i].Name, name) {
+		if userKey(d.Users[i].Name) == k {
 			return &d.Users[i]
 		}
 	}

@@ -39,3 +39,24 @@ func BenchmarkStaticFind(b *testing.B) {
 		i++
 	}
 }
+
+// TestStaticFindFoldsAsNicks: a configured user is found under every
+// spelling that is the same nick to the server (CASEMAPPING=rfc1459, where
+// []\~ are the capitals of {}|^), with an index or without, as a
+// registered nick is: "Ali[" and "ali{" are one user, never two.
+func TestStaticFindFoldsAsNicks(t *testing.T) {
+	users := []StaticUser{{Name: "Ali["}, {Name: "B\\ob~"}}
+	for name, d := range map[string]*StaticDirectory{"index": staticCopy(users, ""), "scan": {Users: users}} {
+		for _, tc := range []struct{ name, want string }{
+			{"ali{", "Ali["}, {"ALI[", "Ali["}, {"b|ob^", "B\\ob~"}, {"B|OB~", "B\\ob~"}, {"ali", ""},
+		} {
+			got := ""
+			if u := d.find(tc.name); u != nil {
+				got = u.Name
+			}
+			if got != tc.want {
+				t.Errorf("%s: find(%q): got %q, want %q", name, tc.name, got, tc.want)
+			}
+		}
+	}
+}

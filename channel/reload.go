@@ -39,7 +39,7 @@ func staticCopy(users []StaticUser, serverPassword string) *StaticDirectory {
 	for i, u := range users {
 		u.Accounts = slices.Clone(u.Accounts)
 		us[i] = u
-		k := strings.ToLower(u.Name)
+		k := userKey(u.Name)
 		if _, dup := byName[k]; !dup {
 			byName[k] = i // the first of the same name, as a scan finds
 		}
