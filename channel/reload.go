@@ -164,7 +164,11 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 	b.mu.Lock()
 	sessions := make([]*session, len(todo))
 	for i, r := range todo {
-		sessions[i] = b.sessions[r.name]
+		name := r.name
+		if r.why == reloadShadowed && ircd.Nick(name).Valid() {
+			name = UserName(name) // the registered user's, by the nick's key
+		}
+		sessions[i] = b.sessions[name]
 	}
 	b.mu.Unlock()
 	b.lookups.Unlock()

@@ -265,3 +265,27 @@ func TestReloadUsersNeedsLiveDirectory(t *testing.T) {
 		t.Errorf("got %v, want ErrNotLive", err)
 	}
 }
+
+// TestReloadShadowsRegisteredNick: a user the configuration gains under
+// another spelling of a registered nick ("Ann" for "ann", "Ali[" for
+// "ali{") ends the registered user's session, as the same spelling does:
+// from then on that nick is the configuration's.
+func TestReloadShadowsRegisteredNick(t *testing.T) {
+	for _, tc := range []struct{ registered, configured string }{{"ann", "Ann"}, {"ali{", "Ali["}} {
+		t.Run(tc.configured, func(t *testing.T) {
+			db := openStore(t)
+			if err := createUser(db, channel.UserName(tc.registered), "reg-pw"); err != nil {
+				t.Fatal(err)
+			}
+			st := liveStack(t, nil, map[string]string{"ann@example.com": "Ann1"}, db)
+			c := dial(t, st.ircAddr, tc.registered, "reg-pw")
+			c.expectFrom("PRIVMSG", "root", "You have no MSIM accounts")
+			reload(t, st.bridge, []channel.StaticUser{user(tc.configured, "conf-pw", acct("ann@example.com", "Ann1"))},
+				channel.UsersChange{Added: []string{tc.configured}})
+			n := c.expect("NOTICE", func(m *irc.Message) bool { return m.Name == "root" })
+			if !strings.Contains(n.Trailing(), "user of the gateway's configuration") {
+				t.Errorf("%s: got notice %q, want it to say the nick is the configuration's now", tc.registered, n.Trailing())
+			}
+		})
+	}
+}
