@@ -15,6 +15,7 @@ import (
 
 	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/internal/tomlkey"
+	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
@@ -464,10 +465,11 @@ func (c *Config) Validate() error {
 		if u.Name == "" {
 			return errKey("every [[user]] needs a name", "name", p)
 		}
-		if names[strings.ToLower(u.Name)] {
-			return errKey(fmt.Sprintf("duplicate user %q", u.Name), "name", p)
+		// Names compare as nicks do (the directory finds users so).
+		if names[ircd.AccountKey(u.Name)] {
+			return errKey(fmt.Sprintf("duplicate user %q (names that are the same nick are one user)", u.Name), "name", p)
 		}
-		names[strings.ToLower(u.Name)] = true
+		names[ircd.AccountKey(u.Name)] = true
 		if len(u.Accounts) == 0 {
 			return errKey(fmt.Sprintf("user %q has no [[user.account]]", u.Name), "name", p)
 		}

@@ -78,6 +78,8 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"negative flood burst", "[irc]\nflood_rate = 10.0\nflood_burst = -1\n", []string{"line 3", "irc.flood_burst", "negative"}},
 		{"negative clients per user", "[irc]\nmax_clients_per_user = -1\n", []string{"line 2", "irc.max_clients_per_user", "negative"}},
 		{"negative queue limit", "[msim]\nqueue_limit = -1\n", []string{"line 2", "msim.queue_limit", "negative"}},
+		{"same user as a nick", "[[user]]\nname = \"Ali[\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user]]\nname = \"ali{\"\n[[user.account]]\nemail = \"c@d\"\npassword = \"p\"\n",
+			[]string{"line 7", "user[2].name", "duplicate"}},
 		{"bad channel", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nchannel = \"nochan\"\n", []string{"line 6", "channel"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -115,6 +115,11 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if op == "add" {
+		for _, u := range cfg.Users {
+			if ircd.AccountKey(u.Name) == ircd.AccountKey(nick) {
+				return fmt.Errorf("user add: %s is a [[user]] of the config file (%q), which wins over the store: its password is set there", nick, u.Name)
+			}
+		}
 		if _, err := st.User(ctx, name); err == nil {
 			return fmt.Errorf("user add: %s exists already (user passwd changes its password)", name)
 		}

@@ -90,6 +90,19 @@ func TestUserCommand(t *testing.T) {
 	}
 }
 
+// TestUserAddOfConfiguredNick: user add refuses a nick that a [[user]] of
+// the config names in any spelling the server takes for the same nick:
+// that user would never be reached, the config's winning.
+func TestUserAddOfConfiguredNick(t *testing.T) {
+	path := writeConfig(t, "[[user]]\nname = \"Ali[\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n")
+	for _, nick := range []string{"Ali[", "ali{", "ALI["} {
+		out, err := userCmd(t, t.TempDir(), "pw\n", "-config", path, "add", nick)
+		if err == nil || !strings.Contains(err.Error(), "config") {
+			t.Errorf("add %s: got %q, %v; want an error naming the config", nick, out, err)
+		}
+	}
+}
+
 // TestRegistrationSetting: irc.registration defaults to open on loopback
 // and closed on a public address; a value other than open or closed is
 // refused, naming the key.
