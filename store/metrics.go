@@ -62,8 +62,8 @@ func WithMetrics(st Store, reg prometheus.Registerer) Store {
 		Help:    "Time the gateway's store took for one operation, by operation.",
 		Buckets: metrics.LatencyBuckets,
 	}, []string{"op"}))
-	m := &timedStore{ops: make(map[string]prometheus.Observer, len(allOps)+len(historyOps)+len(leaseOps))}
-	for _, op := range slices.Concat(allOps, historyOps, leaseOps) {
+	m := &timedStore{ops: make(map[string]prometheus.Observer, len(allOps)+len(historyOps)+len(leaseOps)+len(failureOps))}
+	for _, op := range slices.Concat(allOps, historyOps, leaseOps, failureOps) {
 		m.ops[op] = h.WithLabelValues(op) // every op shows from the start
 	}
 	m.wrapped = wrapped{st: st, around: m.time}

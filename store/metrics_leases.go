@@ -18,6 +18,15 @@ const (
 
 var leaseOps = []string{opAcquireLease, opRenewLeases, opReleaseLease, opLease, opAskLease, opListenLeases}
 
+// The login failure operations' op labels (see metrics.go).
+const (
+	opAddLoginFailure    = "add_login_failure"
+	opLoginFailures      = "login_failures"
+	opClearLoginFailures = "clear_login_failures"
+)
+
+var failureOps = []string{opAddLoginFailure, opLoginFailures, opClearLoginFailures}
+
 // ListenLeases times the start of listening, not its whole life: once, at
 // the first note (LeaseListening) or when it fails before.
 func (m *timedStore) ListenLeases(ctx context.Context, instance string, f func(LeaseNote)) error {

@@ -21,7 +21,7 @@ const opMetric = "msimircd_store_operation_duration_seconds"
 func TestWithMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := WithMetrics(engines[0].fresh(t).open(t, testKey(1)), reg)
-	if got, want := promtest.Count(t, reg, opMetric), len(allOps)+len(historyOps)+len(leaseOps); got != want {
+	if got, want := promtest.Count(t, reg, opMetric), len(allOps)+len(historyOps)+len(leaseOps)+len(failureOps); got != want {
 		t.Errorf("series before any operation: got %d, want one per op, %d", got, want)
 	}
 	mustCreate(t, s, "alice")
@@ -62,7 +62,7 @@ func TestMetricsOpsCoverStore(t *testing.T) {
 			want = append(want, snake(n))
 		}
 	}
-	got := slices.Sorted(slices.Values(slices.Concat(allOps, historyOps, leaseOps)))
+	got := slices.Sorted(slices.Values(slices.Concat(allOps, historyOps, leaseOps, failureOps)))
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("ops: got %v, want %v", got, want)

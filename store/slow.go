@@ -30,7 +30,7 @@ func WithSlowWriteHook(st Store, after time.Duration, hook func()) Store {
 var readOps = map[string]bool{
 	opUser: true, opUsers: true, opLoadUser: true, opHeldIMs: true, opQueuedIMs: true,
 	opHistory: true, opHistoryByMsgID: true, opHistoryTargets: true, opHistorySince: true, opHistoryLatestSince: true,
-	opLastHistoryID: true, opReadMarker: true, opClientPosition: true, opLease: true,
+	opLastHistoryID: true, opReadMarker: true, opClientPosition: true, opLease: true, opLoginFailures: true,
 }
 
 // HistoryHurrier is a Store whose history appends may be made at a low

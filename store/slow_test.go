@@ -84,7 +84,7 @@ func TestSlowHookSkipsReads(t *testing.T) {
 // TestReadOpsAreOps: every operation said to only read is one of the
 // store's.
 func TestReadOpsAreOps(t *testing.T) {
-	all := append(append(append([]string(nil), allOps...), historyOps...), leaseOps...)
+	all := slices.Concat(allOps, historyOps, leaseOps, failureOps)
 	for op := range readOps {
 		if !slices.Contains(all, op) {
 			t.Errorf("readOps has %q, which is no operation", op)

@@ -139,6 +139,7 @@ type Store interface {
 
 	HistoryStore
 	LeaseStore
+	LoginFailureStore
 
 	// Close closes the database once the operations under way have
 	// ended; operations after it fail.

@@ -255,3 +255,15 @@ func (w *wrapped) HistoryBatchRetries() (int64, error) {
 	}
 	return 0, nil
 }
+
+func (w *wrapped) AddLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
+	return call1(w, ctx, opAddLoginFailure, func() (int, error) { return w.st.AddLoginFailure(ctx, key, now, window) })
+}
+
+func (w *wrapped) LoginFailures(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
+	return call1(w, ctx, opLoginFailures, func() (int, error) { return w.st.LoginFailures(ctx, key, now, window) })
+}
+
+func (w *wrapped) ClearLoginFailures(ctx context.Context, key string) error {
+	return w.call0(ctx, opClearLoginFailures, func() error { return w.st.ClearLoginFailures(ctx, key) })
+}

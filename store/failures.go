@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// LoginFailureStore counts failed logins per key (an account's name, as
+// the caller spells it), so that the delays they call for hold across
+// restarts and across the gateway instances sharing the database. Only
+// counts and times are kept, never what was tried. Part of Store.
+type LoginFailureStore interface {
+	// AddLoginFailure counts a failure of key at now and returns the
+	// key's failures within window: a key whose last failure is window or
+	// more before now starts again at 1. Keys whose last failure is that
+	// old are deleted meanwhile, so the table holds only live keys.
+	AddLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+	// LoginFailures returns the key's failures within window before now
+	// (0 if none).
+	LoginFailures(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+	// ClearLoginFailures forgets the key's failures (none is no error).
+	ClearLoginFailures(ctx context.Context, key string) error
+}
+
+func checkWindow(window time.Duration) error {
+	if window <= 0 {
+		return fmt.Errorf("window %s: want more than 0", window)
+	}
+	return nil
+}
+
+func (s *sqlStore) AddLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
+	if err := checkWindow(window); err != nil {
+		return 0, wrap("add login failure", err)
+	}
+	if err := checkText("key", key); err != nil {
+		return 0, wrap("add login failure", err)
+	}
+	stale := micros(now.Add(-window))
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `DELETE FROM login_failures WHERE last <= ? AND name <> ?`, stale, key); err != nil {
+			return err
+		}
+		return s.queryRow(ctx, tx, `INSERT INTO login_failures (name, failures, last) VALUES (?, 1, ?)
+			ON CONFLICT (name) DO UPDATE SET failures = CASE WHEN login_failures.last <= ? THEN 1 ELSE login_failures.failures + 1 END,
+			last = CASE WHEN excluded.last > login_failures.last THEN excluded.last ELSE login_failures.last END
+			RETURNING failures`, key, micros(now), stale).Scan(&n)
+	})
+	if err != nil {
+		return 0, wrap("add login failure", err)
+	}
+	return n, nil
+}
+
+func (s *sqlStore) LoginFailures(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
+	if err := checkWindow(window); err != nil {
+		return 0, wrap("login failures", err)
+	}
+	var n int
+	err := s.queryRow(ctx, s.db, `SELECT failures FROM login_failures WHERE name = ? AND last > ?`, key, micros(now.Add(-window))).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, wrap("login failures", err)
+	}
+	return n, nil
+}
+
+func (s *sqlStore) ClearLoginFailures(ctx context.Context, key string) error {
+	if _, err := s.exec(ctx, s.db, `DELETE FROM login_failures WHERE name = ?`, key); err != nil {
+		return wrap("clear login failures", err)
+	}
+	return nil
+}

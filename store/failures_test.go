@@ -1,0 +1,57 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+// TestLoginFailures: on each engine, failures of a key count up within the
+// window and start again after it; another store on the same database (a
+// restart, another instance) sees the count; clearing forgets it; and
+// keys whose window has passed are deleted when a failure is counted.
+func TestLoginFailures(t *testing.T) {
+	const window = 15 * time.Minute
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.name)
+			db := e.fresh(t)
+			s := db.open(t, testKey(1))
+			for i := 1; i <= 3; i++ {
+				n, err := s.AddLoginFailure(ctx, "account:alice", t0.Add(time.Duration(i)*time.Minute), window)
+				if err != nil || n != i {
+					t.Fatalf("failure %d of alice: got %d, %v; want %d", i, n, err, i)
+				}
+			}
+			if n, err := s.AddLoginFailure(ctx, "account:bob", t0, window); err != nil || n != 1 {
+				t.Fatalf("bob's first failure: got %d, %v; want 1", n, err)
+			}
+			again := db.open(t, testKey(1)) // as after a restart, or on another instance
+			if n, err := again.LoginFailures(ctx, "account:alice", t0.Add(5*time.Minute), window); err != nil || n != 3 {
+				t.Errorf("alice's failures seen by another store: got %d, %v; want 3", n, err)
+			}
+			if n, err := again.LoginFailures(ctx, "account:alice", t0.Add(3*time.Minute+window), window); err != nil || n != 0 {
+				t.Errorf("alice's failures a window after the last: got %d, %v; want 0", n, err)
+			}
+			if n, err := again.AddLoginFailure(ctx, "account:alice", t0.Add(3*time.Minute+window), window); err != nil || n != 1 {
+				t.Errorf("alice's failure a window after the last: got %d, %v; want 1 (counted again from 1)", n, err)
+			}
+			var rows int
+			if err := sqlOf(s).db.QueryRowContext(ctx, `SELECT COUNT(*) FROM login_failures WHERE name = 'account:bob'`).Scan(&rows); err != nil || rows != 0 {
+				t.Errorf("bob's stale row after another key's failure: got %d rows, %v; want it deleted", rows, err)
+			}
+			if err := s.ClearLoginFailures(ctx, "account:alice"); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := again.LoginFailures(ctx, "account:alice", t0.Add(3*time.Minute+window), window); err != nil || n != 0 {
+				t.Errorf("alice's failures after clearing: got %d, %v; want 0", n, err)
+			}
+			if err := s.ClearLoginFailures(ctx, "account:nobody"); err != nil {
+				t.Errorf("clearing a key without failures: got %v, want no error", err)
+			}
+			if _, err := s.AddLoginFailure(ctx, "account:alice", t0, 0); err == nil {
+				t.Error("a window of 0: got no error")
+			}
+		})
+	}
+}
