@@ -103,7 +103,9 @@ type Config struct {
 	// IdentifyFailures slows (and, per address, refuses) wrong passwords
 	// given to identify and drop: per client address as configured, per
 	// user name delayed only (at most 5s), so someone else's guessing
-	// never locks a user out. Zero fields: guard.DefaultFailures. The
+	// never locks a user out; with a Store, the per-user counts are kept
+	// there, so they outlive a restart and are shared by the instances.
+	// Zero fields: guard.DefaultFailures. The
 	// wrong MSIM passwords of a registered user's accounts are counted
 	// per user there too, and refuse that user's MSIM logins. ircd counts
 	// failed PASS and SASL logins in the same limiters when its Config
@@ -247,6 +249,11 @@ func New(cfg Config) (*Bridge, error) {
 	if perUser.MaxDelay <= 0 || perUser.MaxDelay > 5*time.Second {
 		perUser.MaxDelay = 5 * time.Second
 	}
+	if cfg.Store != nil {
+		// A restart, or another instance, does not give a guesser a
+		// fresh budget at a user.
+		perUser.Shared = storeFailures{cfg.Store}
+	}
 	b := &Bridge{
 		cfg: cfg, log: cfg.Log, ctx: ctx, cancel: cancel,
 		users:    findUsers(cfg.Directory),
@@ -265,6 +272,28 @@ func New(cfg Config) (*Bridge, error) {
 		b.lease = newLeases(b)
 	}
 	return b, nil
+}
+
+// storeFailures keeps the per-user counts of wrong passwords in the store
+// (guard.SharedFailures): the key and when, never what was tried.
+type storeFailures struct{ st store.Store }
+
+func (f storeFailures) AddFailure(key string, now time.Time, window time.Duration) (int, error) {
+	ctx, cancel := storeCtx()
+	defer cancel()
+	return f.st.AddLoginFailure(ctx, key, now, window)
+}
+
+func (f storeFailures) Failures(key string, now time.Time, window time.Duration) (int, error) {
+	ctx, cancel := storeCtx()
+	defer cancel()
+	return f.st.LoginFailures(ctx, key, now, window)
+}
+
+func (f storeFailures) ClearFailures(key string) error {
+	ctx, cancel := storeCtx()
+	defer cancel()
+	return f.st.ClearLoginFailures(ctx, key)
 }
 
 // GuessLimiters returns the limiters that count wrong identify and drop

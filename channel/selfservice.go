@@ -232,11 +232,12 @@ func (s *session) checkGuess(r replyCtx, d *storeDirectory, name, password strin
 		s.reply(r, "Too many wrong passwords from your address; try again later.")
 		return
 	}
-	wu, _ := s.b.failUser.Check(user)
-	wait := max(wa, wu)
 	s.busy = true
 	s.spawn(func() func() {
-		if wait > 0 {
+		// The per-user counts may be in the store: asked off the
+		// session's goroutine.
+		wu, _ := s.b.failUser.Check(user)
+		if wait := max(wa, wu); wait > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
@@ -246,11 +247,20 @@ func (s *session) checkGuess(r replyCtx, d *storeDirectory, name, password strin
 			}
 		}
 		u, err := d.check(name, password)
+		var outs []guard.Outcome
+		switch {
+		case errors.Is(err, ErrAuth):
+			outs = s.b.failUser.Fail(user)
+		case err == nil:
+			// The address's failures stay: a right password for one
+			// user says nothing about guesses at others.
+			s.b.failUser.Succeed(user)
+		}
 		return func() {
 			s.busy = false
 			switch {
 			case errors.Is(err, ErrAuth):
-				for _, o := range append(s.b.failAddr.Fail(addr), s.b.failUser.Fail(user)...) {
+				for _, o := range append(s.b.failAddr.Fail(addr), outs...) {
 					if o.Slowed || o.Refused {
 						s.log.WithField("key", o.Key).WithField("failures", o.Failures).Warn("wrong passwords to identify or drop; slowing them")
 					}
@@ -260,9 +270,6 @@ func (s *session) checkGuess(r replyCtx, d *storeDirectory, name, password strin
 				s.log.WithError(err).Error("store: checking a password failed")
 				s.reply(r, "%v", errStore)
 			default:
-				// The address's failures stay: a right password for one
-				// user says nothing about guesses at others.
-				s.b.failUser.Succeed(user)
 				done(u)
 			}
 		}

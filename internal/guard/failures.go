@@ -18,6 +18,24 @@ type FailureConfig struct {
 	Window      time.Duration // a key's failures are forgotten this long after its last one
 	MaxKeys     int           // the table's bound; the stalest keys are dropped beyond it
 	Clock       Clock
+	// Shared, when set, keeps the failure counts too (a database), so
+	// that they hold across restarts and across the processes sharing
+	// it: a key's count is Shared's, and the limiter's own only while
+	// Shared fails. Refusals stay the limiter's own.
+	Shared SharedFailures
+}
+
+// SharedFailures keeps failure counts outside a FailureLimiter. Its
+// methods may block (I/O): the limiter never calls them holding its lock.
+type SharedFailures interface {
+	// AddFailure counts a failure of key at now and returns its failures
+	// within window (a key whose last failure is window or more before
+	// now starts again at 1).
+	AddFailure(key string, now time.Time, window time.Duration) (int, error)
+	// Failures returns key's failures within window before now.
+	Failures(key string, now time.Time, window time.Duration) (int, error)
+	// ClearFailures forgets key's failures.
+	ClearFailures(key string) error
 }
 
 // DefaultFailures: 3 free failures, then 1 s doubling up to 30 s; 20
@@ -106,20 +124,49 @@ func (l *FailureLimiter) delayFor(n int) time.Duration {
 // largest any key asks), or ErrRefused while a key is refused.
 func (l *FailureLimiter) Check(keys ...string) (time.Duration, error) {
 	now := l.cfg.Clock.Now()
+	shared := l.sharedCounts(keys, now, false)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var wait time.Duration
-	for _, k := range keys {
-		f := l.entry(k, now)
-		if f == nil {
-			continue
+	for i, k := range keys {
+		n := shared[i]
+		if f := l.entry(k, now); f != nil {
+			if now.Before(f.refusedUntil) {
+				return 0, ErrRefused
+			}
+			if n < 0 {
+				n = f.n
+			}
 		}
-		if now.Before(f.refusedUntil) {
-			return 0, ErrRefused
-		}
-		wait = max(wait, l.delayFor(f.n))
+		wait = max(wait, l.delayFor(max(n, 0)))
 	}
 	return wait, nil
+}
+
+// sharedCounts asks Shared for each key's count, counting a failure first
+// with add; -1 for each without Shared or when it fails.
+func (l *FailureLimiter) sharedCounts(keys []string, now time.Time, add bool) []int {
+	counts := make([]int, len(keys))
+	for i := range counts {
+		counts[i] = -1
+	}
+	sh := l.cfg.Shared
+	if sh == nil {
+		return counts
+	}
+	for i, k := range keys {
+		var n int
+		var err error
+		if add {
+			n, err = sh.AddFailure(k, now, l.cfg.Window)
+		} else {
+			n, err = sh.Failures(k, now, l.cfg.Window)
+		}
+		if err == nil {
+			counts[i] = n
+		}
+	}
+	return counts
 }
 
 // Outcome tells what a failure changed, so that a burst is logged once:
@@ -135,10 +182,11 @@ type Outcome struct {
 // state changed (started being slowed or refused).
 func (l *FailureLimiter) Fail(keys ...string) []Outcome {
 	now := l.cfg.Clock.Now()
+	shared := l.sharedCounts(keys, now, true)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Outcome
-	for _, k := range keys {
+	for i, k := range keys {
 		f := l.entry(k, now)
 		if f == nil {
 			if len(l.keys) >= l.cfg.MaxKeys {
@@ -148,6 +196,9 @@ func (l *FailureLimiter) Fail(keys ...string) []Outcome {
 			l.keys[k] = f
 		}
 		f.n++
+		if shared[i] >= 0 {
+			f.n = shared[i] // which counts this failure
+		}
 		f.last = now
 		o := Outcome{Key: k, Failures: f.n}
 		if f.n == l.cfg.Free {
@@ -168,6 +219,11 @@ func (l *FailureLimiter) Fail(keys ...string) []Outcome {
 // Succeed forgets the failures of keys (a right password on an account, or
 // from an address).
 func (l *FailureLimiter) Succeed(keys ...string) {
+	if l.cfg.Shared != nil {
+		for _, k := range keys {
+			_ = l.cfg.Shared.ClearFailures(k) // a failure leaves a count that expires
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, k := range keys {

@@ -143,3 +143,59 @@ func TestAddrKey(t *testing.T) {
 		}
 	}
 }
+
+// sharedCounts is a SharedFailures in memory, as another process's
+// database would be; fail makes it fail.
+type sharedCounts struct {
+	n    map[string]int
+	fail bool
+}
+
+func (s *sharedCounts) AddFailure(key string, _ time.Time, _ time.Duration) (int, error) {
+	if s.fail {
+		return 0, errors.New("down")
+	}
+	s.n[key]++
+	return s.n[key], nil
+}
+
+func (s *sharedCounts) Failures(key string, _ time.Time, _ time.Duration) (int, error) {
+	if s.fail {
+		return 0, errors.New("down")
+	}
+	return s.n[key], nil
+}
+
+func (s *sharedCounts) ClearFailures(key string) error {
+	delete(s.n, key)
+	return nil
+}
+
+// TestFailureLimiterShared: a limiter with Shared counts the failures
+// another limiter recorded there, and a success in either forgets them for
+// both; while Shared fails, its own count decides.
+func TestFailureLimiterShared(t *testing.T) {
+	clk := fakeclock.New()
+	sh := &sharedCounts{n: map[string]int{}}
+	cfg := FailureConfig{Free: 1, Delay: time.Second, MaxDelay: 8 * time.Second, RefuseAfter: -1, Window: time.Hour, Clock: clk, Shared: sh}
+	first, second := NewFailureLimiter(cfg), NewFailureLimiter(cfg)
+	first.Fail("account:alice")
+	first.Fail("account:alice")
+	if got := mustCheck(t, second, "account:alice"); got != 2*time.Second {
+		t.Fatalf("another limiter after 2 failures: got %v, want 2s", got)
+	}
+	if out := second.Fail("account:alice"); len(out) != 0 {
+		t.Errorf("the third failure: got %+v, want no new burst (it started at the first)", out)
+	}
+	if got := mustCheck(t, first, "account:alice"); got != 4*time.Second {
+		t.Fatalf("the first limiter after the other's failure: got %v, want 4s", got)
+	}
+	second.Succeed("account:alice")
+	if got := mustCheck(t, first, "account:alice"); got != 0 {
+		t.Errorf("the first limiter after the other's success: got %v, want 0", got)
+	}
+	sh.fail = true
+	if got := mustCheck(t, first, "account:alice"); got != 2*time.Second {
+		t.Errorf("own count while Shared fails: got %v, want 2s (its own 2 failures)", got)
+	}
+}
