@@ -434,12 +434,17 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 // configuration) in st with their accounts, at start: the configuration
 // wins for what it names (an account's password and autoconnect, and its
 // channel when it sets one), and what st keeps for them (nicks, settings,
-// IMs) stays. A user st does not know gets a password nobody knows: the
-// configuration checks theirs.
+// IMs) stays. A user gets a password nobody knows, also one st kept
+// before (a registration of that name, which the configuration now
+// hides): the configuration checks theirs, and once it drops the user,
+// no stored password opens the accounts it saved there.
 func SaveUsers(ctx context.Context, st store.Store, users []User) error {
 	for _, u := range users {
 		if _, err := saveUser(ctx, st, u); err != nil {
 			return err
+		}
+		if err := st.SetPassword(ctx, u.Name, store.UnusablePasswordHash()); err != nil {
+			return fmt.Errorf("saving user %s: %w", u.Name, err)
 		}
 	}
 	return nil
