@@ -114,12 +114,14 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "deleted %s\n", name)
 		return nil
 	}
-	if op == "add" {
+	if op == "add" || op == "passwd" {
 		for _, u := range cfg.Users {
 			if ircd.AccountKey(u.Name) == ircd.AccountKey(nick) {
-				return fmt.Errorf("user add: %s is a [[user]] of the config file (%q), which wins over the store: its password is set there", nick, u.Name)
+				return fmt.Errorf("user %s: %s is a [[user]] of the config file (%q), which wins over the store: its password is set there", op, nick, u.Name)
 			}
 		}
+	}
+	if op == "add" {
 		if _, err := st.User(ctx, name); err == nil {
 			return fmt.Errorf("user add: %s exists already (user passwd changes its password)", name)
 		}

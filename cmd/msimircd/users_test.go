@@ -90,9 +90,9 @@ func TestUserCommand(t *testing.T) {
 	}
 }
 
-// TestUserAddOfConfiguredNick: user add refuses a nick that a [[user]] of
-// the config names in any spelling the server takes for the same nick:
-// that user would never be reached, the config's winning.
+// TestUserAddOfConfiguredNick: user add and passwd refuse a nick that a
+// [[user]] of the config names in any spelling the server takes for the
+// same nick: that user would never be reached, the config's winning.
 func TestUserAddOfConfiguredNick(t *testing.T) {
 	path := writeConfig(t, "[[user]]\nname = \"Ali[\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n")
 	for _, nick := range []string{"Ali[", "ali{", "ALI["} {
@@ -100,6 +100,15 @@ func TestUserAddOfConfiguredNick(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "config") {
 			t.Errorf("add %s: got %q, %v; want an error naming the config", nick, out, err)
 		}
+	}
+	// passwd would give the row the configuration's user is saved in a
+	// password that opens it once the configuration drops the user.
+	dir := t.TempDir()
+	if _, err := userCmd(t, dir, "pw\n", "add", "ali{"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := userCmd(t, dir, "pw2\n", "-config", path, "passwd", "ali{"); err == nil || !strings.Contains(err.Error(), "config") {
+		t.Errorf("passwd ali{: got %q, %v; want an error naming the config", out, err)
 	}
 }
 
