@@ -85,13 +85,20 @@ func (at *attachment) post(ev event) bool {
 }
 
 // do runs f on the goroutine of the session the connection is attached
-// to, given that session; false once it has ended.
-func (at *attachment) do(f func(s *session)) bool { return at.post(atCall{at, f}) }
+// to, given that session. If that session ends first, f is not run and
+// refused (if not nil) is called instead, on whatever goroutine finds it
+// so: whoever waits for an answer from f is answered either way.
+func (at *attachment) do(f func(s *session), refused func()) {
+	if !at.post(atCall{at, f, refused}) && refused != nil {
+		refused()
+	}
+}
 
 // atCall is work for whatever session at is attached to when it runs.
 type atCall struct {
-	at *attachment
-	f  func(s *session)
+	at      *attachment
+	f       func(s *session)
+	refused func() // called instead of f if the session ends first (may be nil)
 }
 
 func (atCall) isEvent() {}
@@ -232,9 +239,7 @@ func (s *session) forward(ev event, at *attachment, to *session, mine []event) [
 		return append(mine, ev)
 	}
 	if !to.post(ev) {
-		if w, ok := ev.(whoisAsk); ok {
-			w.answer(nil)
-		}
+		refuse(ev)
 	}
 	return mine
 }

@@ -233,9 +233,7 @@ func (s *session) nickFor(email string, uid msim.UID) string {
 
 // History implements ircd.HistoryHandler (CHATHISTORY).
 func (at *attachment) History(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
-	if !at.do(func(s *session) { s.history(q, answer) }) {
-		answer(nil, errors.New("the session has ended"))
-	}
+	at.do(func(s *session) { s.history(q, answer) }, func() { answer(nil, errors.New("the session has ended")) })
 }
 
 func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
@@ -346,9 +344,7 @@ func historyQuery(ctx context.Context, st store.Store, user string, c conversati
 
 // HistoryTargets implements ircd.HistoryHandler (CHATHISTORY TARGETS).
 func (at *attachment) HistoryTargets(q ircd.TargetsQuery, answer func([]ircd.HistoryTarget, error)) {
-	if !at.do(func(s *session) { s.historyTargets(q, answer) }) {
-		answer(nil, errors.New("the session has ended"))
-	}
+	at.do(func(s *session) { s.historyTargets(q, answer) }, func() { answer(nil, errors.New("the session has ended")) })
 }
 
 // historyTargets lists the conversations TARGETS asks for, each by its
@@ -443,7 +439,7 @@ func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.History
 
 // MarkRead implements ircd.HistoryHandler (MARKREAD … timestamp=).
 func (at *attachment) MarkRead(target string, t time.Time) {
-	at.do(func(s *session) { s.markRead(at, target, t) })
+	at.do(func(s *session) { s.markRead(at, target, t) }, nil)
 }
 
 // marking is the MARKREADs of a nick under way (see session.marking):
@@ -515,9 +511,7 @@ func (s *session) setReadMarker(from *attachment, c conversation, t time.Time) {
 
 // ReadMarker implements ircd.HistoryHandler (MARKREAD <target>).
 func (at *attachment) ReadMarker(target string, answer func(time.Time)) {
-	if !at.do(func(s *session) { s.readMarker(target, answer) }) {
-		answer(time.Time{})
-	}
+	at.do(func(s *session) { s.readMarker(target, answer) }, func() { answer(time.Time{}) })
 }
 
 // readMarker answers the read marker of target's conversation, found as

@@ -102,12 +102,13 @@ type session struct {
 	// lingerDue: the linger's tick came (see loop).
 	msimWaiting, lingerDue atomic.Bool
 	// rmu guards running (a loop goroutine runs, or is being started),
-	// live (run was called: posts start the loop) and ended.
-	rmu                  sync.Mutex
-	running, live, ended bool
-	loops                int    // goroutines started for the session (tests read it)
-	afterEnd             func() // run's: called once the session has ended
-	evbuf                []msim.Event
+	// live (run was called: posts start the loop), ended, and drained
+	// (shutdown has begun its last look at the queue).
+	rmu                           sync.Mutex
+	running, live, ended, drained bool
+	loops                         int    // goroutines started for the session (tests read it)
+	afterEnd                      func() // run's: called once the session has ended
+	evbuf                         []msim.Event
 	// cl holds the attached connections (s.irc is cl, except while one
 	// client's world is built); nattached counts them, for the bridge to
 	// read from other goroutines.
@@ -178,21 +179,52 @@ func (s *session) newAccount(ac Account) *account {
 }
 
 // post hands ev to the session goroutine; false once the session has ended.
+// An event that reaches the queue after the session's last look at it is
+// refused there (refuse), by the poster: nothing posted is left without
+// an answer.
 func (s *session) post(ev event) bool {
-	if s.ctx.Err() == nil { // an ended session's queue has room, and no reader
-		select {
-		case s.events <- ev: // without the select below while there is room
-			s.kick()
-			return true
-		default:
-		}
+	if s.ctx.Err() != nil { // an ended session's queue has room, and no reader
+		return false
 	}
 	select {
-	case s.events <- ev:
-		s.kick()
-		return true
-	case <-s.ctx.Done():
-		return false
+	case s.events <- ev: // without the select below while there is room
+	default:
+		select {
+		case s.events <- ev:
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+	if s.kick() {
+		s.refuseLate()
+	}
+	return true
+}
+
+// refuse answers an event the session will not handle, as it ended: a
+// WHOIS without the extra lines, a call on the connection's behalf with
+// its refusal.
+func refuse(ev event) {
+	switch ev := ev.(type) {
+	case whoisAsk:
+		ev.answer(nil)
+	case atCall:
+		if ev.refused != nil {
+			ev.refused()
+		}
+	}
+}
+
+// refuseLate empties the queue of a session that has ended, refusing
+// what it finds (refuse).
+func (s *session) refuseLate() {
+	for {
+		select {
+		case ev := <-s.events:
+			refuse(ev)
+		default:
+			return
+		}
 	}
 }
 
@@ -212,19 +244,24 @@ func (s *session) signal() {
 
 // kick is what whoever leaves the loop work does next: it wakes the
 // session's goroutine, and starts it unless it runs (or the session has
-// ended, or run was not called yet: events wait until it is).
-func (s *session) kick() {
+// ended, or run was not called yet: events wait until it is). It reports
+// whether the session has begun its last look at its queue (drained):
+// what was queued before is refused there, what comes after is the
+// caller's to refuse.
+func (s *session) kick() (drained bool) {
 	s.rmu.Lock()
 	start := s.live && !s.running && !s.ended
 	if start {
 		s.running = true
 		s.loops++
 	}
+	drained = s.drained
 	s.rmu.Unlock()
 	s.signal()
 	if start {
 		go s.loop()
 	}
+	return drained
 }
 
 func (s *session) say(a *account, f string, args ...any) {
@@ -256,7 +293,7 @@ func (s *session) run(afterEnd func()) {
 	s.rmu.Lock()
 	s.live, s.afterEnd = true, afterEnd
 	s.rmu.Unlock()
-	context.AfterFunc(s.ctx, s.kick) // the end is work too
+	context.AfterFunc(s.ctx, func() { s.kick() }) // the end is work too
 	s.kick()
 }
 
@@ -443,16 +480,20 @@ func (s *session) shutdown() {
 		}
 	}
 	s.marking = nil
-	// WHOIS asked but not answered: ircd sends the reply without them. A
-	// login that ended as the session did keeps its IMs.
+	// What was posted and not handled is refused (refuse): WHOIS is
+	// answered without the extra lines, a connection's call with its
+	// refusal. A login that ended as the session did keeps its IMs. What
+	// is posted after this look is refused by its poster (post).
+	s.rmu.Lock()
+	s.drained = true
+	s.rmu.Unlock()
 	for {
 		select {
 		case ev := <-s.events:
-			switch ev := ev.(type) {
-			case whoisAsk:
-				ev.answer(nil)
-			case linkResult:
-				s.keepLogin(ev.a, ev.cl, ev.err)
+			if lr, ok := ev.(linkResult); ok {
+				s.keepLogin(lr.a, lr.cl, lr.err)
+			} else {
+				refuse(ev)
 			}
 			continue
 		default:
