@@ -48,6 +48,10 @@ type attachment struct {
 	// replayLater: conversations of the replay (history.go) waiting for
 	// their account's login (owned by the session goroutine).
 	replayLater []*replayConv
+	// replaying: the client's replay is being read (replay); meanwhile
+	// the IMs for the clients wait, and a client that leaves keeps its
+	// position (owned by the session goroutine).
+	replaying *replayRead
 	// keepPos: the client's position when its replay could not be read;
 	// it does not move past it (owned by the session goroutine).
 	keepPos *int64
@@ -293,8 +297,8 @@ func (s *session) attach(at *attachment, accounts []Account) error {
 	}
 	s.cl.add(at)
 	s.countAttached(1)
+	s.replay(at) // before the held IMs build gives: they wait for it
 	s.build(at, others)
-	s.replay(at)
 	s.updateAway()
 	return nil
 }
@@ -309,6 +313,9 @@ func (s *session) closed(at *attachment) bool {
 	s.cl.remove(at)
 	s.countAttached(-1)
 	if len(s.cl.ats) > 0 {
+		if at.replaying != nil {
+			s.pumpOut() // the IMs that waited for its replay
+		}
 		s.updateAway()
 		return true
 	}

@@ -544,23 +544,29 @@ func (s *session) readMarker(target string, answer func(time.Time)) {
 // never seen before gets only the held IMs. The conversations of an
 // account still logging in wait for its login (their buddies are not
 // known before); until then the client's position stays before them.
+//
+// The store is read on a worker goroutine (replayRead), so that the
+// session goes on serving its other clients and MSIM meanwhile; the IMs
+// for the clients wait in the outbox until the replay is given (pumpOut),
+// so that it comes before them, as it is older.
 func (s *session) replay(at *attachment) {
+	at.replaying = nil // one read by another session (a connection handed over) is not this one's
 	if !s.historyOn() || at.c.HasCap("draft/chathistory") {
 		return
 	}
-	st, user := s.b.cfg.Store, s.user.Name
-	ctx, cancel := storeCtx()
-	defer cancel()
-	s.b.hist.sync(ctx, user) // what was recorded so far is there to read
-	pos, found, err := st.ClientPosition(ctx, user, at.name)
-	if err != nil {
-		s.log.WithError(err).Error("store: a client's position could not be read; nothing is replayed to it")
-		return
-	}
-	if !found {
-		return
-	}
-	// Held IMs come as such, and those on their way come live.
+	rd := &replayRead{st: s.b.cfg.Store, hist: s.b.hist, user: s.user.Name, client: at.name,
+		per: s.b.cfg.ReplayPerBuddy, skip: s.notReplayed()}
+	at.replaying = rd
+	s.b.met.historyQuery("replay")
+	s.goWork(func(ctx context.Context) {
+		rd.read(ctx)
+		s.post(call(func() { s.replayReady(at, rd) }))
+	})
+}
+
+// notReplayed is the msgids a replay leaves out: the IMs held for the
+// user come as such, and those on their way come live.
+func (s *session) notReplayed() map[string]bool {
 	skip := map[string]bool{}
 	for _, a := range s.accounts {
 		for _, se := range s.mem.heldFor(a.cfg.Email) {
@@ -570,14 +576,84 @@ func (s *session) replay(at *attachment) {
 		}
 	}
 	s.eachOnItsWay(func(se *seqEvent) { skip[se.msgid] = true })
-	s.b.met.historyQuery("replay")
-	convs, more, err := s.missedConversations(ctx, pos, skip)
-	if err != nil {
-		s.log.WithError(err).Error("store: the history to replay could not be read; the client's position stays where it was")
+	return skip
+}
+
+// replayRead is a replay's read of the store, on a worker goroutine: what
+// it is given, and then what it found.
+type replayRead struct {
+	// Given, and only read by the worker.
+	st     store.Store
+	hist   *historyWriter
+	user   string
+	client string
+	per    int
+	skip   map[string]bool
+	// Found, read on the session goroutine once the worker posts.
+	found bool  // the client has a position
+	pos   int64 // the client's position
+	convs []*replayConv
+	more  bool
+	err   error // reading the position failed (posErr) or the history did
+	// posErr: the position itself could not be read.
+	posErr bool
+}
+
+// read reads the client's position and what it missed since.
+func (rd *replayRead) read(ctx context.Context) {
+	rd.hist.sync(ctx, rd.user) // what was recorded so far is there to read
+	rd.pos, rd.found, rd.err = rd.st.ClientPosition(ctx, rd.user, rd.client)
+	if rd.err != nil {
+		rd.posErr = true
+		return
+	}
+	if rd.found {
+		rd.convs, rd.more, rd.err = missedConversations(ctx, rd.st, rd.user, rd.pos, rd.per, rd.skip)
+	}
+}
+
+// replayPending reports whether an attached client waits for its replay's
+// read: the IMs for the clients wait until it is given.
+func (s *session) replayPending() bool {
+	for _, at := range s.cl.ats {
+		if at.replaying != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// replayReady gives at what rd read, if at still waits for it, and then
+// the IMs that waited meanwhile. A client that left meanwhile was given
+// nothing, and its position was kept where it was (savePosition).
+func (s *session) replayReady(at *attachment, rd *replayRead) {
+	if at.replaying != rd {
+		return
+	}
+	at.replaying = nil
+	defer s.pumpOut()
+	if !s.cl.attached(at) {
+		return
+	}
+	switch {
+	case rd.posErr:
+		s.log.WithError(rd.err).Error("store: a client's position could not be read; nothing is replayed to it")
+		return
+	case !rd.found:
+		return
+	case rd.err != nil:
+		s.log.WithError(rd.err).Error("store: the history to replay could not be read; the client's position stays where it was")
+		pos := rd.pos
 		at.keepPos = &pos
 		return
 	}
-	if more {
+	// What was held or came meanwhile, and was read too, comes as such.
+	skip := s.notReplayed()
+	convs := slices.DeleteFunc(rd.convs, func(c *replayConv) bool {
+		c.es = slices.DeleteFunc(c.es, func(e store.HistoryEntry) bool { return skip[e.MsgID] })
+		return len(c.es) == 0
+	})
+	if rd.more {
 		at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: fmt.Sprintf(
 			"More was missed than one replay reads (%d messages); the latest of each conversation follow, and the history command shows the rest.", replayPages*store.MaxHistoryLimit)})
 	}
@@ -605,21 +681,20 @@ type replayConv struct {
 	fetching bool
 }
 
-// missedConversations reads the user's history after pos from the newest
+// missedConversations reads user's history after pos from the newest
 // back, a page at a time, at most replayPages pages, and keeps each
-// conversation's latest ReplayPerBuddy entries (not those of skip's
-// msgids), counting the earlier ones, in the order the conversations'
-// kept entries begin. more: there is more before what was read.
-func (s *session) missedConversations(ctx context.Context, pos int64, skip map[string]bool) (convs []*replayConv, more bool, err error) {
+// conversation's latest per entries (not those of skip's msgids),
+// counting the earlier ones, in the order the conversations' kept entries
+// begin. more: there is more before what was read.
+func missedConversations(ctx context.Context, st store.Store, user string, pos int64, per int, skip map[string]bool) (convs []*replayConv, more bool, err error) {
 	type key struct {
 		email string
 		uid   msim.UID
 	}
 	byConv := map[key]*replayConv{}
-	per := s.b.cfg.ReplayPerBuddy
 	before := int64(0)
 	for p := 0; ; p++ {
-		page, err := s.b.cfg.Store.HistoryLatestSince(ctx, s.user.Name, pos, before, store.MaxHistoryLimit)
+		page, err := st.HistoryLatestSince(ctx, user, pos, before, store.MaxHistoryLimit)
 		if err != nil {
 			return nil, false, err
 		}
@@ -646,7 +721,7 @@ func (s *session) missedConversations(ctx context.Context, pos int64, skip map[s
 		}
 		before = page[0].ID
 		if p == replayPages-1 { // the last page read: is there more?
-			rest, err := s.b.cfg.Store.HistoryLatestSince(ctx, s.user.Name, pos, before, 1)
+			rest, err := st.HistoryLatestSince(ctx, user, pos, before, 1)
 			if err != nil {
 				return nil, false, err
 			}
@@ -748,7 +823,8 @@ func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 }
 
 // savePosition keeps how far the client at has seen the history, as it
-// leaves: all of it (what it did not receive was held, or shown to another
+// leaves (a client seen before whose replay was still being read keeps
+// its position): all of it (what it did not receive was held, or shown to another
 // client), except from the first message it was not given while attached
 // (it was closing, or closed with the message queued; another client saw
 // it) or that is still on its way to the clients (it is recorded as it
@@ -760,6 +836,13 @@ func (s *session) savePosition(at *attachment) {
 	ctx, cancel := storeCtx()
 	defer cancel()
 	st, user := s.b.cfg.Store, s.user.Name
+	if at.replaying != nil {
+		// Leaving before its replay was read, it was given nothing of what
+		// it missed: a client seen before keeps its position.
+		if _, found, err := st.ClientPosition(ctx, user, at.name); found || err != nil {
+			return
+		}
+	}
 	s.b.hist.sync(ctx, user) // what it was shown is appended
 	pos, err := st.LastHistoryID(ctx, user)
 	notGiven := []string{s.onItsWay()}

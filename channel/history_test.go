@@ -3,7 +3,6 @@ package channel_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -401,21 +400,28 @@ func replayLatest(t *testing.T, n int, wantMore bool) {
 		}
 	}
 
-	// The replay, read before the welcome, reads up to ten pages of the
-	// store: under -race on a busy machine that takes more than the 5 s
-	// the harness waits for a line.
-	nc, err := net.Dial("tcp", g.ircAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := sendRegistration(t, nc, "al", "al/phone:al-irc", allCaps...)
-	reg.c.patience = time.Minute
-	phone = reg.welcomed()
-	phone.patience = 0
+	// The replay reads up to ten pages of the store: under -race on a
+	// busy machine that takes more than the 5 s the harness waits for a
+	// line. Carol's conversation, begun last, is replayed last.
+	phone = dial(t, g.ircAddr, "al", "al/phone:al-irc", allCaps...)
 	phone.joinedControl("&al")
+	phone.patience = time.Minute
+	var got []*irc.Message
+	for {
+		m, err := phone.next()
+		if err != nil {
+			t.Fatalf("waiting for the replay of carol's IM: %v", err)
+		}
+		got = append(got, m)
+		if m.Command == "PRIVMSG" && m.Name == "carol" {
+			break
+		}
+	}
+	phone.patience = 0
+	got = append(got, phone.sync()...)
 	var bobs []string
 	carols, told, more := 0, "", false
-	for _, m := range phone.sync() {
+	for _, m := range got {
 		switch {
 		case m.Command == "PRIVMSG" && m.Name == "bob":
 			bobs = append(bobs, m.Trailing())

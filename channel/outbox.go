@@ -55,7 +55,11 @@ func newOutbox() outbox { return outbox{} }
 // beyond maxHeld waiting for a stalled client is refused with a log line and
 // a notice, never dropped silently.
 func (s *session) enqueue(bd *buddy, se seqEvent) {
-	if n := len(s.out.waiting()); n >= maxHeld*max(1, len(s.accounts)) {
+	limit := maxHeld * max(1, len(s.accounts))
+	if s.replayPending() {
+		limit *= 2 // the held IMs wait for the replay, and what comes meanwhile with them
+	}
+	if n := len(s.out.waiting()); n >= limit {
 		s.log.WithField("account", bd.a.cfg.Email).Errorf("%d IMs are waiting for a client that does not read; one from %s is lost", n, bd.nick)
 		s.b.met.imDropped()
 		s.notice(bd.a, "An IM from "+bd.nick+" was lost: too many IMs are waiting for your IRC client to read them.")
@@ -87,6 +91,9 @@ func (o *outbox) pop() {
 
 // pumpOut hands queued IMs to ircd while the window and the SendQ allow.
 func (s *session) pumpOut() {
+	if s.replayPending() {
+		return // a client's replay comes first (replayReady pumps then)
+	}
 	for s.out.head < len(s.out.q) {
 		it := s.out.q[s.out.head]
 		d, late, ok := s.imDelivery(it)

@@ -82,6 +82,14 @@ func attachNamed(r *rig, c ircConn, name string) *attachment {
 	return at
 }
 
+// readReplay starts at's replay and handles the session's events until
+// its read is given.
+func readReplay(r *rig, at *attachment) {
+	r.t.Helper()
+	r.s.replay(at)
+	r.stepUntil("the replay read", func() bool { return at.replaying == nil })
+}
+
 // replayedTo is what the client's next connection would be replayed: the
 // texts after its position.
 func replayedTo(t *testing.T, st store.Store, client string) []string {
@@ -163,7 +171,7 @@ func TestPositionStaysBeforeACutReplay(t *testing.T) {
 			Time: time.Now().Add(time.Duration(i) * time.Millisecond)})
 	}
 	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC(), closing: true}, "phone")
-	r.s.replay(phone)
+	readReplay(r, phone)
 	r.s.closed(phone)
 	if got, want := replayedTo(t, st, "phone"), []string{"one", "two", "three"}; !slices.Equal(got, want) {
 		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
@@ -241,7 +249,7 @@ func onItsWay(t *testing.T, hold func(r *rig) (deliver func()), from msim.UID, b
 	if back {
 		phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
 		phone = attachNamed(r, phoneIRC, "phone")
-		r.s.replay(phone)
+		readReplay(r, phone)
 		deliver()
 		if got := phoneIRC.said("hello"); len(got) != 1 {
 			t.Errorf("the phone, back before the IM came, was shown %q, want it once", got)
@@ -284,7 +292,7 @@ func TestPositionKeptWhenTheReplayFails(t *testing.T) {
 	r.s.record(store.HistoryEntry{MsgID: "m1", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "missed", Time: time.Now()})
 	r.s.b.cfg.Store = latestFails{st}
 	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC()}, "phone")
-	r.s.replay(phone)
+	readReplay(r, phone)
 	r.s.b.cfg.Store = st
 	r.s.closed(phone)
 	if got, want := replayedTo(t, st, "phone"), []string{"missed"}; !slices.Equal(got, want) {
@@ -375,7 +383,7 @@ func TestStrangerReplayBeforeTheirLiveIM(t *testing.T) {
 	}
 	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
 	phone := attachNamed(r, phoneIRC, "phone")
-	r.s.replay(phone)
+	readReplay(r, phone)
 	close(first)
 	r.stepUntil("the sender named", func() bool { return len(r.a.pending) == 0 })
 	select {
@@ -399,16 +407,16 @@ func TestReplayWaitingBeforeWhatWasHeld(t *testing.T) {
 	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
 		t.Fatal(err)
 	}
-	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 42, UserName: "bob", Status: msim.StatusOnline}}})
 	r.s.start()
 	r.s.record(store.HistoryEntry{MsgID: "m-earlier", Account: "alice@msim.test", Buddy: 42, Kind: kindIM, Text: "earlier",
 		Time: time.Now().Add(-time.Minute)})
 	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
 	phone := attachNamed(r, phoneIRC, "phone")
-	r.s.replay(phone)
+	readReplay(r, phone)
 	if len(phone.replayLater) != 1 {
 		t.Fatalf("%d conversations wait for the login, want 1", len(phone.replayLater))
 	}
+	r.okDial(&fakeMSIM{buddies: []msim.Contact{{UID: 42, UserName: "bob", Status: msim.StatusOnline}}})
 	r.s.holdIM(r.a, msim.IMEvent{From: 42, Text: "held", Time: time.Now()})
 	r.stepUntil("the held IM shown", func() bool { return len(phoneIRC.said(": held")) > 0 })
 	want := []string{"earlier", "held"}

@@ -1,0 +1,90 @@
+package channel
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// blockedLatest is a store whose reads of the history to replay wait
+// until the test releases them, after saying they began.
+type blockedLatest struct {
+	store.Store
+	reading chan struct{}
+	release chan struct{}
+}
+
+func (b blockedLatest) HistoryLatestSince(ctx context.Context, user string, afterID, beforeID int64, limit int) ([]store.HistoryEntry, error) {
+	b.reading <- struct{}{}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return b.Store.HistoryLatestSince(ctx, user, afterID, beforeID, limit)
+}
+
+// TestReplayReadLeavesTheSessionFree: while the history a returning
+// client missed is read, the session goes on handling its other work (an
+// IM arrives); the client is then shown its replay, and after it the IM
+// that came meanwhile.
+func TestReplayReadLeavesTheSessionFree(t *testing.T) {
+	r, st := historyRig(t)
+	blocked := blockedLatest{Store: st, reading: make(chan struct{}, 1), release: make(chan struct{})}
+	r.s.b.cfg.Store = blocked
+	r.s.newBuddy(r.a, 7, "bob", "")
+	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
+		t.Fatal(err)
+	}
+	r.s.record(store.HistoryEntry{MsgID: "m-earlier", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "earlier",
+		Time: time.Now().Add(-time.Minute)})
+	r.s.run(func() {})
+	t.Cleanup(func() { r.s.cancel(); <-r.s.done }) // before the rig's own
+
+	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
+	phone := newAttachment(phoneIRC, r.s, nil)
+	phone.name = "phone"
+	attached := make(chan error, 1)
+	go func() {
+		_, err := r.s.attachRunning(phone, nil)
+		attached <- err
+	}()
+	select {
+	case <-blocked.reading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replay's read did not begin")
+	}
+	served := make(chan struct{})
+	if !r.s.post(call(func() {
+		r.s.fromUser(r.a, 7, msim.IMEvent{From: 7, Text: "live", Time: time.Now()})
+		close(served)
+	})) {
+		t.Fatal("the session has ended")
+	}
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		close(blocked.release)
+		t.Fatal("the session handled nothing while the replay was read")
+	}
+	close(blocked.release)
+	if err := <-attached; err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	for i := 0; len(phoneIRC.said(": live")) == 0; i++ {
+		turn := make(chan struct{})
+		r.s.post(call(func() { close(turn) })) // a turn of the session
+		<-turn
+		if i == 100000 {
+			t.Fatal("the IM that came during the replay's read was never shown")
+		}
+	}
+	want := []string{"earlier", "live"}
+	if got := shownOf(phoneIRC.fakeIRC, want...); !slices.Equal(got, want) {
+		t.Errorf("the phone was shown %q, want %q", got, want)
+	}
+}
