@@ -117,8 +117,8 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 // recordOut keeps what the user sent to q.uid of account email (a /me is
 // an action, however it was typed: /me in a query or "nick: /me" in a
 // control channel both reach MSIM as one), with q's msgid and time (new
-// ones if none).
-func (s *session) recordOut(email string, q queuedIM) {
+// ones if none), and returns its msgid.
+func (s *session) recordOut(email string, q queuedIM) (msgid string) {
 	e := store.HistoryEntry{MsgID: q.msgid, Time: q.at, Account: email, Buddy: q.uid, Outgoing: true, Kind: kindIM, Text: q.text}
 	if act, ok := strings.CutPrefix(q.text, "/me "); ok {
 		e.Kind, e.Text = kindAction, act
@@ -130,6 +130,7 @@ func (s *session) recordOut(email string, q queuedIM) {
 		e.Time = time.Now()
 	}
 	s.record(e)
+	return e.MsgID
 }
 
 // historyLine renders an entry of the conversation with nick for IRC.
@@ -551,11 +552,16 @@ func (s *session) readMarker(target string, answer func(time.Time)) {
 // so that it comes before them, as it is older.
 func (s *session) replay(at *attachment) {
 	at.replaying = nil // one read by another session (a connection handed over) is not this one's
+	saw := s.sawQueued[at.name]
+	delete(s.sawQueued, at.name)
 	if !s.historyOn() || at.c.HasCap("draft/chathistory") {
 		return
 	}
 	rd := &replayRead{st: s.b.cfg.Store, hist: s.b.hist, user: s.user.Name, client: at.name,
 		per: s.b.cfg.ReplayPerBuddy, skip: s.notReplayed()}
+	for _, msgid := range saw { // typed while the link was down, seen then
+		rd.skip[msgid] = true
+	}
 	at.replaying = rd
 	s.b.met.historyQuery("replay")
 	s.goWork(func(ctx context.Context) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ type queuedIM struct {
 	record bool
 	msgid  string
 	at     time.Time
+	// seenBy: the names of the clients attached when it was typed (each
+	// typed it or was shown it); kept by this session only.
+	seenBy []string
 }
 
 // holdIM keeps an IM or zap that arrived after the session ended for the
@@ -168,6 +172,9 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	a := bd.a
 	q := queuedIM{uid: bd.UID(), nick: bd.nick, text: out, record: true, msgid: in.MsgID, at: in.Time}
 	if a.client == nil {
+		for _, at := range s.cl.ats {
+			q.seenBy = append(q.seenBy, at.name)
+		}
 		s.queueIM(a, q)
 		return
 	}
@@ -244,12 +251,31 @@ func (s *session) flushQueue(a *account) {
 		s.mem.unqueue(a.cfg.Email, m.id)
 		s.b.met.imToMSIM()
 		if m.record {
-			s.recordOut(a.cfg.Email, m)
+			s.seenQueued(m.seenBy, s.recordOut(a.cfg.Email, m))
 		}
 		sent++
 	}
 	s.say(a, "The MSIM link is back: sent %d queued message(s).", sent)
 }
+
+// seenQueued notes that the clients of names, which were shown a queued
+// IM when it was typed, have seen its history entry of msgid, sent now:
+// those that left meanwhile are not replayed it (replay).
+func (s *session) seenQueued(names []string, msgid string) {
+	for _, name := range names {
+		if slices.ContainsFunc(s.cl.ats, func(at *attachment) bool { return at.name == name }) {
+			continue // its position, as it leaves, is past it
+		}
+		seen := append(s.sawQueued[name], msgid)
+		if len(seen) > maxSawQueued {
+			seen = seen[len(seen)-maxSawQueued:]
+		}
+		put(&s.sawQueued, name, seen)
+	}
+}
+
+// maxSawQueued bounds the msgids kept per client by seenQueued.
+const maxSawQueued = 256
 
 func (s *session) failQueue(a *account, why string) {
 	if len(a.queue) == 0 {

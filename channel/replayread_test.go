@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
@@ -86,5 +87,34 @@ func TestReplayReadLeavesTheSessionFree(t *testing.T) {
 	want := []string{"earlier", "live"}
 	if got := shownOf(phoneIRC.fakeIRC, want...); !slices.Equal(got, want) {
 		t.Errorf("the phone was shown %q, want %q", got, want)
+	}
+}
+
+// TestQueuedIMNotReplayedToWhoTypedIt: an IM the phone typed while the
+// MSIM link was down is sent, and kept in the history, once the link is
+// back, after the phone left. The phone, back, is replayed what it
+// missed, but not that IM, which it saw as it typed it.
+func TestQueuedIMNotReplayedToWhoTypedIt(t *testing.T) {
+	r, st := historyRig(t)
+	bd := r.s.newBuddy(r.a, 7, "bob", "")
+	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
+		t.Fatal(err)
+	}
+	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC()}, "phone")
+	r.a.state = linkWaiting // down, and coming back: IMs are queued
+	r.s.sender = phone
+	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "typed while down", MsgID: "m-typed", Time: time.Now()},
+		"PRIVMSG", "typed while down", "typed while down")
+	r.s.sender = nil
+	r.s.closed(phone)
+	r.a.client, r.a.state = &fakeMSIM{}, linkUp
+	r.s.flushQueue(r.a)
+	r.s.record(store.HistoryEntry{MsgID: "m-answer", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "answer", Time: time.Now()})
+
+	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
+	readReplay(r, attachNamed(r, phoneIRC, "phone"))
+	want := []string{"answer"}
+	if got := shownOf(phoneIRC.fakeIRC, "typed while down", "answer"); !slices.Equal(got, want) {
+		t.Errorf("the phone, back, was replayed %q, want %q", got, want)
 	}
 }

@@ -138,6 +138,10 @@ type session struct {
 	deferred  []event
 	dropUntil time.Time // drop was asked for and awaits yes until then
 	dialing   int       // logins whose result is not handled yet (b.rel counts them)
+	// sawQueued: by client name, the msgids of IMs queued while the link
+	// was down and sent after the client left, which it saw when they were
+	// typed (seenQueued).
+	sawQueued map[string][]string
 }
 
 // newSession makes u's session with c attached (nil: none).
