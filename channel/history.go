@@ -806,8 +806,14 @@ func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 	for _, c := range convs {
 		nick := s.nickFor(c.email, c.uid)
 		if nick == "" {
-			if a := s.accountOf(c.email); a != nil && a.client != nil {
+			switch a := s.accountOf(c.email); {
+			case a != nil && a.client != nil:
 				s.replayStranger(at, a, c) // not on the list: named as they would be writing now
+			case a != nil:
+				// Not logged in (disconnected, or given up): no one can
+				// name them before its next login, which replays it;
+				// until then the client's position stays before it.
+				at.replayLater = append(at.replayLater, c)
 			}
 			continue
 		}
