@@ -130,6 +130,11 @@ func (s *session) recordOut(email string, q queuedIM) (msgid string) {
 		e.Time = time.Now()
 	}
 	s.record(e)
+	for _, at := range s.cl.ats {
+		if rd := at.replaying; rd != nil { // shown to it now, or never (sent from the queue)
+			put(&rd.recorded, e.MsgID, true)
+		}
+	}
 	return e.MsgID
 }
 
@@ -603,6 +608,11 @@ type replayRead struct {
 	err   error // reading the position failed (posErr) or the history did
 	// posErr: the position itself could not be read.
 	posErr bool
+	// recorded: the msgids of what the user sent while the read was under
+	// way (recordOut), which the read may find: the client was shown it
+	// live, or, sent from the queue, it is past its position as it
+	// leaves. Owned by the session goroutine.
+	recorded map[string]bool
 }
 
 // read reads the client's position and what it missed since.
@@ -653,10 +663,11 @@ func (s *session) replayReady(at *attachment, rd *replayRead) {
 		at.keepPos = &pos
 		return
 	}
-	// What was held or came meanwhile, and was read too, comes as such.
+	// What was held or came meanwhile, and was read too, comes as such;
+	// what the user sent meanwhile is not replayed.
 	skip := s.notReplayed()
 	convs := slices.DeleteFunc(rd.convs, func(c *replayConv) bool {
-		c.es = slices.DeleteFunc(c.es, func(e store.HistoryEntry) bool { return skip[e.MsgID] })
+		c.es = slices.DeleteFunc(c.es, func(e store.HistoryEntry) bool { return skip[e.MsgID] || rd.recorded[e.MsgID] })
 		return len(c.es) == 0
 	})
 	if rd.more {
