@@ -85,7 +85,7 @@ type Client struct {
 	// between lines): the reader goroutine's, which dispatches the line.
 	lineAt time.Time
 	// lineBatched says the line just handled went into a multiline batch
-	// (the reader goroutine's, as lineAt).
+	// that took it (the reader goroutine's, as lineAt).
 	lineBatched bool
 	cw          countingWriter // the writer goroutine's byte count of a batch
 	// wdl is the writer goroutine's write deadline. shutdown's cut of a
@@ -1041,8 +1041,9 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 	c.lineAt = now
 	c.handleLine(line)
 	c.lineAt = time.Time{}
-	// A line of a multiline batch costs no token: a client sends a batch
-	// at once, and the batch is bounded (MultilineMaxLines).
+	// A line a multiline batch took costs no token: a client sends a batch
+	// at once, and the batch is bounded (MultilineMaxLines). A line of no
+	// open batch, or of a refused one, costs one as any other line.
 	batched := c.lineBatched
 	c.lineBatched = false
 	if c.limiter != nil && !batched && !c.limiter.Allow() { // no token now: wait for one
@@ -1144,8 +1145,8 @@ func (c *Client) run(m *irc.Message) []func() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ref, ok := m.Tags["batch"]; ok && c.welcomed && m.Command != "BATCH" {
-		c.batchLine(m, ref) // a line of a multiline batch, run at its end
-		c.lineBatched = true
+		// A line of a multiline batch, run at its end.
+		c.lineBatched = c.batchLine(m, ref)
 		return nil
 	}
 	rb := c.startReply(m)

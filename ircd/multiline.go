@@ -96,16 +96,17 @@ func cmdBatch(c *Client, m *irc.Message) *ircError {
 	return nil
 }
 
-// batchLine takes a line tagged batch=ref into the open batch. Caller
-// holds c.mu.
-func (c *Client) batchLine(m *irc.Message, ref string) {
+// batchLine takes a line tagged batch=ref into the open batch; it reports
+// whether the batch took it (false for a line of no open batch, of a
+// refused one, or one that makes the batch refused). Caller holds c.mu.
+func (c *Client) batchLine(m *irc.Message, ref string) (took bool) {
 	b := c.mline
 	if b == nil || b.ref != ref {
 		c.fail("BATCH", "MULTILINE_INVALID", "No such batch open")
-		return
+		return false
 	}
 	if b.failed {
-		return
+		return false
 	}
 	refuse := func(code string, params ...string) {
 		b.failed = true
@@ -114,18 +115,18 @@ func (c *Client) batchLine(m *irc.Message, ref string) {
 	}
 	if m.Command != "PRIVMSG" && m.Command != "NOTICE" || (b.cmd != "" && m.Command != b.cmd) {
 		refuse("MULTILINE_INVALID", "A multiline batch holds PRIVMSG or NOTICE lines, not both")
-		return
+		return false
 	}
 	b.cmd = m.Command
 	if target := m.Param(0); Nick(target).Key() != Nick(b.target).Key() {
 		refuse("MULTILINE_INVALID_TARGET", middleParam(b.target), middleParam(target), "Invalid multiline target")
-		return
+		return false
 	}
 	text := m.Param(1)
 	_, concat := m.Tags[tagConcat]
 	if concat && text == "" {
 		refuse("MULTILINE_INVALID", "Invalid multiline batch with concatenated blank line")
-		return
+		return false
 	}
 	n := len(b.text) + len(text)
 	if b.lines > 0 && !concat {
@@ -134,10 +135,10 @@ func (c *Client) batchLine(m *irc.Message, ref string) {
 	switch {
 	case b.lines+1 > MultilineMaxLines:
 		refuse("MULTILINE_MAX_LINES", strconv.Itoa(MultilineMaxLines), "Multiline batch max-lines exceeded")
-		return
+		return false
 	case n > MultilineMaxBytes:
 		refuse("MULTILINE_MAX_BYTES", strconv.Itoa(MultilineMaxBytes), "Multiline batch max-bytes exceeded")
-		return
+		return false
 	}
 	if b.lines > 0 && !concat {
 		b.text = append(b.text, '\n')
@@ -147,6 +148,7 @@ func (c *Client) batchLine(m *irc.Message, ref string) {
 	if strings.TrimSpace(text) != "" {
 		b.blank = false
 	}
+	return true
 }
 
 // endBatch ends the batch ref and runs its message. Caller holds c.mu.

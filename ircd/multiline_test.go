@@ -241,3 +241,38 @@ func TestMultilineDelivery(t *testing.T) {
 		t.Errorf("history lines %q", linesOf(lines))
 	}
 }
+
+// TestMultilineFloodStrayLines: only the lines a multiline batch takes are
+// free of flood control; lines tagged with a batch that is not open, or
+// that was refused, cost a token as any other line.
+func TestMultilineFloodStrayLines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		open []string
+	}{
+		{"no batch open", nil},
+		{"refused batch", []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG tom :wrong target"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := prometheus.NewRegistry()
+			cfg := testConfig()
+			cfg.Metrics = reg
+			cfg.FloodRate, cfg.FloodBurst = 1000, 5
+			b := newBackend()
+			addr, _ := startServer(t, cfg, b)
+			c, _, _ := register(t, addr, b, "me", "batch", "draft/multiline")
+			send := tc.open
+			for i := range 3 * MultilineMaxLines {
+				send = append(send, fmt.Sprintf("@batch=x PRIVMSG ann :line %d", i))
+			}
+			c.send(t, send...)
+			c.sync(t)
+			got := promtest.Value(t, reg, "msimircd_irc_flood_delays_total")
+			if got < 2*MultilineMaxLines {
+				t.Errorf("flood delays: got %v, want at least %d for %d lines outside a batch", got, 2*MultilineMaxLines, 3*MultilineMaxLines)
+			}
+		})
+	}
+}
