@@ -75,7 +75,15 @@ func cmdBatch(c *Client, m *irc.Message) *ircError {
 	case m.Param(2) == "":
 		return newErr(irc.ERR_NEEDMOREPARAMS, "BATCH", "Not enough parameters")
 	case c.mline != nil:
-		// One batch at a time: the one open is dropped, and so is this one.
+		// One batch at a time: the one open is dropped, and so is this
+		// one. The one open is told apart, with its own label if it had
+		// one, not in this command's reply.
+		if open := c.mline; !open.failed {
+			prev := c.capture
+			c.capture = nil
+			c.batchFail(open, "MULTILINE_INVALID", "Multiline batch dropped: another was opened before its end")
+			c.capture = prev
+		}
 		c.fail("BATCH", "MULTILINE_INVALID", "A multiline batch is already open")
 		c.mline = &mlBatch{ref: ref, failed: true}
 		return nil

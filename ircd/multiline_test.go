@@ -133,7 +133,7 @@ func TestMultilineRefused(t *testing.T) {
 			[]string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
 		{"other type", multilineCaps, []string{"BATCH +x chathistory ann"}, []string{"MULTILINE_INVALID"}},
 		{"two at once", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "BATCH +y draft/multiline ann",
-			"@batch=y PRIVMSG ann :b", "BATCH -y", "BATCH -x"}, []string{"MULTILINE_INVALID", "MULTILINE_INVALID"}},
+			"@batch=y PRIVMSG ann :b", "BATCH -y", "BATCH -x"}, []string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
 		{"without the capability", []string{"batch", "echo-message"}, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "BATCH -x"},
 			[]string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
 	} {
@@ -274,5 +274,31 @@ func TestMultilineFloodStrayLines(t *testing.T) {
 				t.Errorf("flood delays: got %v, want at least %d for %d lines outside a batch", got, 2*MultilineMaxLines, 3*MultilineMaxLines)
 			}
 		})
+	}
+}
+
+// TestMultilineLabelTwoOpen: a labeled batch dropped because another was
+// opened before its end still gets its labeled reply, a FAIL, as does the
+// second.
+func TestMultilineLabelTwoOpen(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, fc, _ := register(t, addr, b, "me", multilineCaps...)
+	c.send(t, "@label=L1 BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a",
+		"@label=L2 BATCH +y draft/multiline ann", "@batch=y PRIVMSG ann :b", "BATCH -y", "BATCH -x")
+	labels := map[string]string{}
+	for _, m := range c.sync(t) {
+		if l, ok := m.Tags["label"]; ok {
+			labels[l] = m.Command + " " + m.Param(0) + " " + m.Param(1)
+		}
+	}
+	for _, l := range []string{"L1", "L2"} {
+		if labels[l] != "FAIL BATCH MULTILINE_INVALID" {
+			t.Errorf("reply labeled %s: got %q, want FAIL BATCH MULTILINE_INVALID", l, labels[l])
+		}
+	}
+	if evs := fc.drain(); len(evs) != 0 {
+		t.Errorf("backend got %q, want nothing", evs)
 	}
 }
