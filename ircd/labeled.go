@@ -138,7 +138,8 @@ func (c *Client) sendLabeled(label string, lines []*irc.Message) {
 }
 
 // oneBatch reports whether lines are exactly one batch: a BATCH start, its
-// lines and its end.
+// lines and its end. Its lines may hold batches nested in it (a multiline
+// batch in a chathistory one): their lines belong to it too.
 func oneBatch(lines []*irc.Message) bool {
 	first, last := lines[0], lines[len(lines)-1]
 	if first.Command != "BATCH" || last.Command != "BATCH" || len(first.Params) < 2 || len(last.Params) < 1 {
@@ -148,9 +149,17 @@ func oneBatch(lines []*irc.Message) bool {
 	if first.Params[0][0] != '+' || last.Params[0] != "-"+ref {
 		return false
 	}
+	var nested map[string]bool // the batches started inside it
 	for _, m := range lines[1 : len(lines)-1] {
-		if m.Tags["batch"] != ref {
+		in := m.Tags["batch"]
+		if in != ref && !nested[in] {
 			return false
+		}
+		if m.Command == "BATCH" && len(m.Params) > 0 && strings.HasPrefix(m.Params[0], "+") {
+			if nested == nil {
+				nested = map[string]bool{}
+			}
+			nested[m.Params[0][1:]] = true
 		}
 	}
 	return true

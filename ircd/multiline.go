@@ -241,7 +241,8 @@ func needsMultiline(text string, budget int) bool {
 // multilineBatch builds the lines of one message as a multiline batch:
 // the BATCH start carries tags (msgid, time, client-only tags, and the
 // enclosing batch's reference if any), each line the batch reference and
-// the time. Caller holds c.mu.
+// the time, and the BATCH end the enclosing batch's reference if any.
+// Caller holds c.mu.
 func (c *Client) multilineBatch(prefix *irc.Prefix, cmd, target string, pieces []piece, tags irc.Tags) []*irc.Message {
 	ref := newBatchRef()
 	open := msg(prefix, "BATCH", "+"+ref, capMultiline, target)
@@ -259,5 +260,9 @@ func (c *Client) multilineBatch(prefix *irc.Prefix, cmd, target string, pieces [
 		}
 		out = append(out, m)
 	}
-	return append(out, msg(prefix, "BATCH", "-"+ref))
+	end := msg(prefix, "BATCH", "-"+ref)
+	if outer, ok := tags["batch"]; ok { // it ends inside the enclosing batch too
+		end.Tags = irc.Tags{"batch": outer}
+	}
+	return append(out, end)
 }

@@ -302,3 +302,27 @@ func TestMultilineLabelTwoOpen(t *testing.T) {
 		t.Errorf("backend got %q, want nothing", evs)
 	}
 }
+
+// TestMultilineLabeledHistory: a multiline batch inside a labeled
+// CHATHISTORY's chathistory batch ends inside it (its BATCH end carries the
+// chathistory batch's reference, as its start does), and the chathistory
+// batch carries the label itself, as it does without a multiline message.
+func TestMultilineLabeledHistory(t *testing.T) {
+	t.Parallel()
+	e := startHistory(t, historyConfig(), true)
+	c, _ := e.client(t, "me", append(labelCaps, "draft/chathistory", "draft/multiline")...)
+	e.fh.set(func() { e.fh.msgs = []HistoryMessage{{Delivery{From: "tom", Text: "a\nb", MsgID: "m1"}}} })
+	c.send(t, "@label=h1 CHATHISTORY LATEST tom * 10")
+	got := c.sync(t)
+	if len(got) != 6 || got[0].Param(1) != "chathistory" || got[0].Tags["label"] != "h1" {
+		t.Fatalf("got %v, want the labeled chathistory batch around one multiline batch", msgStrings(got))
+	}
+	ch := got[0].Param(0)[1:]
+	open, end := got[1], got[4]
+	if open.Tags["batch"] != ch || end.Tags["batch"] != ch {
+		t.Errorf("multiline batch start %q and end %q: want both tagged batch=%s", open, end, ch)
+	}
+	if _, lines := batchOf(t, got[1:5], "tom", "me"); fmt.Sprint(linesOf(lines)) != "[a b]" {
+		t.Errorf("lines %q, want [a b]", linesOf(lines))
+	}
+}
