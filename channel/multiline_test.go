@@ -67,3 +67,38 @@ func TestMultilineIM(t *testing.T) {
 	alice.expectFrom("PRIVMSG", "root", "typing = false")
 	alice.expectFrom("PRIVMSG", "root", "show_offline = true")
 }
+
+// TestMultilineControlAddressed: each line of a multiline message to the
+// control channel is taken as if typed alone: "nick: text" on one line
+// goes to that buddy only, the next line to whoever it names.
+func TestMultilineControlAddressed(t *testing.T) {
+	st := startStack(t)
+	alice := login(t, st, "alice", multilineCaps...)
+	bob := login(t, st, "bob", allCaps...)
+	carol := login(t, st, "carol", allCaps...)
+	alice.add("&alice", "bob")
+	alice.add("&alice", "carol")
+	alice.sync()
+	phone := dial(t, st.ircAddr, "alice", "alice/phone:pw-alice", allCaps...)
+	phone.sync()
+
+	alice.send("BATCH +a draft/multiline &alice")
+	alice.send("@batch=a PRIVMSG &alice :bob: one")
+	alice.send("@batch=a PRIVMSG &alice :carol: two")
+	alice.send("BATCH -a")
+	carol.expectFrom("PRIVMSG", "alice", "two")
+	if m := bob.expectFrom("PRIVMSG", "alice", "one"); m.Trailing() != "one" {
+		t.Errorf("bob got %q, want one", m.Trailing())
+	}
+	for _, m := range bob.sync() {
+		if m.Command == "PRIVMSG" && strings.Contains(m.Trailing(), "two") {
+			t.Errorf("bob got %q, the line for carol", m.Trailing())
+		}
+	}
+	// The user's other client sees both as its own, each with its msgid.
+	one := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Param(0) == "bob" && m.Trailing() == "one" })
+	two := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Param(0) == "carol" && m.Trailing() == "two" })
+	if one.Tags["msgid"] == "" || one.Tags["msgid"] == two.Tags["msgid"] {
+		t.Errorf("msgids %q and %q, want two different ones", one.Tags["msgid"], two.Tags["msgid"])
+	}
+}

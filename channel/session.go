@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -678,16 +679,25 @@ func (s *session) onIRC(in ircd.Input) {
 			s.say(a, "Actions in the control channel go nowhere; use /me in a query with a buddy.")
 			return
 		}
-		if nick, rest, ok := addressed(text); ok {
-			if bd := s.buddyByNick(nick); bd != nil {
-				s.sendOwn(bd, in, "PRIVMSG", ownShown(rest), rest)
-				return
+		// Each line is taken as if typed alone (a multiline batch's lines):
+		// "nick: text" goes to that buddy, anything else is a command.
+		ims := 0
+		for line := range strings.SplitSeq(text, "\n") {
+			if nick, rest, ok := addressed(line); ok {
+				if bd := s.buddyByNick(nick); bd != nil {
+					im := in
+					if ims++; ims > 1 && in.MsgID != "" { // each IM its own msgid, as a split message's lines
+						im.MsgID = in.MsgID + "-" + strconv.Itoa(ims)
+					}
+					s.sendOwn(bd, im, "PRIVMSG", ownShown(rest), rest)
+					continue
+				}
+				if nickKey(nick) == nickKey(s.b.cfg.ServiceNick) {
+					line = rest
+				}
 			}
-			if nickKey(nick) == nickKey(s.b.cfg.ServiceNick) {
-				text = rest
-			}
+			s.command(replyCtx{a: a, target: a.channel}, line)
 		}
-		s.commands(replyCtx{a: a, target: a.channel}, text)
 		return
 	}
 	if nickKey(in.Target) == nickKey(s.b.cfg.ServiceNick) {
