@@ -24,7 +24,7 @@ type whoRow struct {
 func (c *Client) selfWho(channel, prefixes string) whoRow {
 	ip := c.host
 	if a, ok := c.remote.(*net.TCPAddr); ok {
-		ip = a.IP.String()
+		ip = hostOf(&net.IPAddr{IP: a.IP}) // "0::1" for "::1": a middle parameter
 	}
 	return whoRow{channel: channel, user: c.user, ip: ip, host: c.host, nick: c.nick,
 		flags: c.whoFlags(c.away, prefixes), account: c.account, realName: c.realName,

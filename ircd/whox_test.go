@@ -1,6 +1,11 @@
 package ircd
 
-import "testing"
+import (
+	"net"
+	"testing"
+
+	"gopkg.in/irc.v4"
+)
 
 // TestWhox: WHO with "%fields[,token]" answers RPL_WHOSPCRPL (354) with
 // the fields asked for in WHOX's order, for a channel's members and a
@@ -32,4 +37,27 @@ func TestWhox(t *testing.T) {
 		w("352", "me", "*", "ann", "msim", testServer, "ann", "H", "0 Ann"),
 		w("315", "me", "ann", "?"),
 	})
+}
+
+// TestWhoxIPv6: the IP field of a client on IPv6 is a valid middle
+// parameter ("0::1" for "::1", as its host is shown), not "*".
+func TestWhoxIPv6(t *testing.T) {
+	t.Parallel()
+	c, done := fuzzClient(t)
+	defer done()
+	c.remote = &net.TCPAddr{IP: net.IPv6loopback, Port: 6667}
+	c.handleLine([]byte("WHO me %in\r\n"))
+	var got []string
+	for _, s := range entryLines(c.take()) {
+		m, err := irc.ParseMessage(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Command == rplWhoSpcRpl {
+			got = m.Params
+		}
+	}
+	if len(got) != 3 || got[1] != "0::1" || got[2] != "me" {
+		t.Errorf("354: got %q, want [me 0::1 me]", got)
+	}
 }
