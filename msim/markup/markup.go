@@ -1,7 +1,8 @@
 // Package markup owns the text format of MSIM instant-message bodies (the
 // msg field of bm 1 and bm 121, spec §5): converting the HTML-like markup
-// to plain text (ToPlain), plain text to markup for sending (FromPlain), the
-// smiley table, and the typing and zap control bodies (Classify, ParseZap).
+// to plain text (ToPlain), plain text to markup for sending (FromPlain, and
+// FromSpans for text in the bold, italic and underline styles), the smiley
+// table, and the typing and zap control bodies (Classify, ParseZap).
 //
 // It knows nothing about IRC or the wire codec: callers unescape the msg
 // value (§2.1) before ToPlain and escape FromPlain's result afterwards.
@@ -298,6 +299,15 @@ func FromPlain(plain string) string {
 // AppendFromPlain appends FromPlain(plain) to b.
 func AppendFromPlain(b []byte, plain string) []byte {
 	b = append(b, lineOpen...)
+	b = appendPlain(b, plain, 0)
+	return append(b, lineClose...)
+}
+
+// appendPlain appends plain as FromPlain converts it, inside a paragraph
+// whose line wrapper is open, and, for style != 0, inside <f s='style'>
+// too: at each line break the style's <f> is closed with the paragraph and
+// opened again in the next one.
+func appendPlain(b []byte, plain string, style Style) []byte {
 	run := 0 // start of the bytes not yet written
 	for i := 0; i < len(plain); {
 		c := plain[i]
@@ -318,8 +328,14 @@ func AppendFromPlain(b []byte, plain string) []byte {
 		}
 		switch c {
 		case '\n':
+			if style != 0 {
+				b = append(b, "</f>"...)
+			}
 			b = append(b, lineClose...)
 			b = append(b, lineOpen...)
+			if style != 0 {
+				b = appendStyleOpen(b, style)
+			}
 		case '&':
 			b = append(b, "&amp;"...)
 		case '<':
@@ -346,8 +362,7 @@ func AppendFromPlain(b []byte, plain string) []byte {
 		i++
 		run = i
 	}
-	b = append(b, plain[run:]...)
-	return append(b, lineClose...)
+	return append(b, plain[run:]...)
 }
 
 // special marks the bytes FromPlain cannot copy as they are: those it
