@@ -73,7 +73,7 @@ func ToPlain(markup string) string {
 			return b.String()
 		}
 	}
-	if s, ok := toPlain(markup); ok {
+	if s, ok := toPlain(markup, nil); ok {
 		return s
 	}
 	return markup
@@ -86,7 +86,10 @@ func ToPlain(markup string) string {
 // Text(): Text() applies HTML rules that would lose information (it turns
 // "\r" into "\n" and decodes HTML-only entities and the Windows-1252 numeric
 // quirks), while MSIM markup is XML.
-func toPlain(markup string) (plain string, ok bool) {
+//
+// With marks non-nil, it also appends where the style in effect changes:
+// the offset in plain and the style from there on.
+func toPlain(markup string, marks *[]styleMark) (plain string, ok bool) {
 	z := html.NewTokenizer(strings.NewReader(markup))
 	z.AllowCDATA(true)
 
@@ -94,6 +97,8 @@ func toPlain(markup string) (plain string, ok bool) {
 		b        strings.Builder
 		stackArr [8]string
 		open     = stackArr[:0] // names of the open elements, innermost last
+		styleArr [8]Style
+		styles   = styleArr[:0] // the style inside each open element
 		consumed int            // input bytes covered by complete tokens
 		seenP    bool
 	)
@@ -123,6 +128,14 @@ func toPlain(markup string) (plain string, ok bool) {
 			name, hasAttr := z.TagName()
 			if tt == html.StartTagToken {
 				open = append(open, tagName(name))
+				st := styleOf(styles)
+				if marks != nil && len(name) == 1 && name[0] == 'f' {
+					st |= parseStyle(attr(z, hasAttr, 's'))
+					if st != styleOf(styles) {
+						*marks = append(*marks, styleMark{b.Len(), st})
+					}
+				}
+				styles = append(styles, st)
 			}
 			if len(name) != 1 {
 				continue
@@ -147,6 +160,11 @@ func toPlain(markup string) (plain string, ok bool) {
 				return "", false
 			}
 			open = open[:len(open)-1]
+			st := styles[len(styles)-1]
+			styles = styles[:len(styles)-1]
+			if marks != nil && st != styleOf(styles) {
+				*marks = append(*marks, styleMark{b.Len(), styleOf(styles)})
+			}
 		case html.CommentToken:
 			if !isComment(raw) {
 				return "", false

@@ -414,7 +414,7 @@ func TestFastPathMatchesTokenizer(t *testing.T) {
 		"\r\x00 tab\t", "ünïcödé ☃", "&#0;&#13;",
 	} {
 		m := lineOpen + in + lineClose
-		want, ok := toPlain(m)
+		want, ok := toPlain(m, nil)
 		if !ok {
 			t.Fatalf("%q: the tokenizer path rejects it", m)
 		}

@@ -1,6 +1,9 @@
 package markup
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Style is the style bits of a <f s='N'> tag (spec §5): any mix of Bold,
 // Italic and Underline.
@@ -61,3 +64,104 @@ func appendStyleOpen(b []byte, st Style) []byte {
 	b = strconv.AppendUint(b, uint64(st), 10)
 	return append(b, "'>"...)
 }
+
+// styleMark is where the style changes in toPlain's output.
+type styleMark struct {
+	at    int // offset in the plain text
+	style Style
+}
+
+// styleOf is the style inside the innermost of the open elements whose
+// styles are given, or 0 outside all.
+func styleOf(styles []Style) Style {
+	if len(styles) == 0 {
+		return 0
+	}
+	return styles[len(styles)-1]
+}
+
+// parseStyle reads an s attribute as Pidgin does: its leading decimal
+// digits (none: 0), of which only the bits MSIM defines count.
+func parseStyle(v []byte) Style {
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = (n*10 + int(c-'0')) & 0xFFFF // the low bits are all that count
+	}
+	return Style(n) & allStyles
+}
+
+// ToSpans renders an MSIM markup body as ToPlain does, as spans of text in
+// the styles of the <f s='N'> elements around it. A nested <f> adds its
+// bits to those of the elements around it (it cannot take a style away);
+// a self-closing <f/> styles nothing. The line break a <p> starts has the
+// style of the elements around the <p>, so a styled line closed with its
+// paragraph gives an unstyled "\n". The texts of the spans joined are
+// ToPlain(markup); adjacent spans differ in style and none is empty. A
+// body ToPlain shows unchanged is one unstyled span, and an empty body no
+// span.
+func ToSpans(markup string) []Span {
+	if !Styled(markup) {
+		if p := ToPlain(markup); p != "" {
+			return []Span{{Text: p}}
+		}
+		return nil
+	}
+	var marks []styleMark
+	plain, ok := toPlain(markup, &marks)
+	if !ok {
+		return []Span{{Text: markup}}
+	}
+	var spans []Span
+	at, cur := 0, Style(0)
+	add := func(end int, st Style) {
+		if end > at {
+			if n := len(spans); n > 0 && spans[n-1].Style == cur {
+				spans[n-1].Text = plain[at-len(spans[n-1].Text) : end]
+			} else {
+				spans = append(spans, Span{Text: plain[at:end], Style: cur})
+			}
+			at = end
+		}
+		cur = st
+	}
+	for _, m := range marks {
+		add(m.at, m.style)
+	}
+	add(len(plain), 0)
+	return spans
+}
+
+// Styled reports whether markup may hold a styled span: whether some <f>
+// tag in it has an s attribute. It is cheap, and without false negatives:
+// a body for which it is false gives ToSpans one unstyled span.
+// It looks for an "s" after white space and then (after optional white
+// space) "=", between a "<f" and the next ">".
+func Styled(markup string) bool {
+	for {
+		i := strings.Index(markup, "<f")
+		if i < 0 {
+			return false
+		}
+		markup = markup[i+2:]
+		end := strings.IndexByte(markup, '>')
+		if end < 0 {
+			end = len(markup)
+		}
+		tag := markup[:end]
+		for j := 1; j < len(tag); j++ {
+			if tag[j] != 's' || !isSpace(tag[j-1]) {
+				continue
+			}
+			rest := strings.TrimLeft(tag[j+1:], " \t\r\n")
+			if strings.HasPrefix(rest, "=") {
+				return true
+			}
+		}
+		markup = markup[end:]
+	}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

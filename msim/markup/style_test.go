@@ -1,6 +1,11 @@
 package markup
 
-import "testing"
+import (
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestFromSpans(t *testing.T) {
 	t.Parallel()
@@ -47,4 +52,114 @@ func TestFromSpansControls(t *testing.T) {
 	if got, want := ToPlain(m), "a\u2401b\u2407\u241b\u2400\ufffd"; got != want {
 		t.Errorf("ToPlain(FromSpans) = %q, want %q", got, want)
 	}
+}
+
+func TestToSpans(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   string
+		want []Span
+	}{
+		{"empty", "", nil},
+		{"bare", "hi &amp; bye", []Span{{"hi & bye", 0}}},
+		{"official unstyled", "<p><f f='Times' h='16'><c v='black'>hi</c></f></p>", []Span{{"hi", 0}}},
+		{"bold", "<p><f f='Times' h='16' s='1'>hi</f></p>", []Span{{"hi", Bold}}},
+		{"nested adds bits", "<f s='1'>a<f s='2'>b<f s='4'>c</f></f>d</f>e",
+			[]Span{{"a", Bold}, {"b", Bold | Italic}, {"c", Bold | Italic | Underline}, {"d", Bold}, {"e", 0}}},
+		{"combined bits", `<f s="3">x</f>`, []Span{{"x", Bold | Italic}}},
+		{"spaces around =", "<f s = '4'>x</f>", []Span{{"x", Underline}}},
+		{"unknown bits", "<f s='9'>x</f>", []Span{{"x", Bold}}},
+		{"not a number", "<f s='bold'>x</f>", []Span{{"x", 0}}},
+		{"same style merges", "<f s='1'>a</f><f s='1'>b</f>", []Span{{"ab", Bold}}},
+		{"self-closing f", "a<f s='1'/>b", []Span{{"ab", 0}}},
+		{"paragraphs", "<p><f s='1'>one</f></p><p><f s='1'>two</f></p>", []Span{{"one", Bold}, {"\n", 0}, {"two", Bold}}},
+		{"break between styles", "<p><f s='1'>one</f></p><p>two</p>", []Span{{"one", Bold}, {"\ntwo", 0}}},
+		{"smiley and link", `<f s='2'>hi <i n="happy"/> <a h='http://x'/></f>`, []Span{{"hi :) http://x", Italic}}},
+		{"broken shown as is", "<f s='1'>x", []Span{{"<f s='1'>x", 0}}},
+		{"s on another tag", "<c s='1'>x</c>", []Span{{"x", 0}}},
+		{"empty styled", "<f s='1'></f>x", []Span{{"x", 0}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := ToSpans(tc.in)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("ToSpans(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			var joined strings.Builder
+			for _, sp := range got {
+				joined.WriteString(sp.Text)
+			}
+			if p := ToPlain(tc.in); joined.String() != p {
+				t.Errorf("ToSpans(%q) joined = %q, ToPlain gives %q", tc.in, joined.String(), p)
+			}
+		})
+	}
+}
+
+// FuzzSpans: styled text sent by FromSpans is XML and comes back from
+// ToSpans with the same text in the same styles, and ToSpans of any body
+// joins to ToPlain's text.
+func FuzzSpans(f *testing.F) {
+	f.Add("a", uint8(0), "b :)", uint8(1), "c\nd", uint8(6))
+	f.Add("<x>&", uint8(7), "", uint8(2), "\x02\x00\r", uint8(4))
+	f.Add("<f s='1'>x</f>", uint8(3), ";-)", uint8(3), " ", uint8(0))
+	f.Fuzz(func(t *testing.T, a string, sa uint8, b string, sb uint8, c string, sc uint8) {
+		in := []Span{{a, Style(sa)}, {b, Style(sb)}, {c, Style(sc)}}
+		var joined strings.Builder
+		for _, sp := range ToSpans(a + b + c) {
+			if sp.Text == "" {
+				t.Fatalf("ToSpans(%q) has an empty span", a+b+c)
+			}
+			joined.WriteString(sp.Text)
+		}
+		if p := ToPlain(a + b + c); joined.String() != p {
+			t.Fatalf("ToSpans(%q) joined = %q, ToPlain gives %q", a+b+c, joined.String(), p)
+		}
+		if !utf8.ValidString(a) || !utf8.ValidString(b) || !utf8.ValidString(c) {
+			return
+		}
+		m := FromSpans(in)
+		if err := wellFormed(m); err != nil {
+			t.Fatalf("FromSpans(%q) = %q: not XML: %v", in, m, err)
+		}
+		if got, want := styleOfBytes(ToSpans(m)), styleOfBytes(normalSpans(in)); got != want {
+			t.Fatalf("ToSpans(FromSpans(%q)) = %q via %q, want %q", in, got, m, want)
+		}
+	})
+}
+
+// styleOfBytes is the text of spans with, after each byte but a line
+// break, the digit of its style: a line break is unstyled text.
+func styleOfBytes(spans []Span) string {
+	var b strings.Builder
+	for _, sp := range spans {
+		for i := 0; i < len(sp.Text); i++ {
+			b.WriteByte(sp.Text[i])
+			if sp.Text[i] != '\n' {
+				b.WriteByte('0' + byte(sp.Style))
+			}
+		}
+	}
+	return b.String()
+}
+
+// normalSpans is spans as ToSpans gives them back after FromSpans: the
+// characters XML cannot carry as their symbols, only the defined bits,
+// no empty span, adjacent spans of one style merged.
+func normalSpans(spans []Span) []Span {
+	var out []Span
+	for _, sp := range spans {
+		sp.Text, sp.Style = xmlText(sp.Text), sp.Style&allStyles
+		if sp.Text == "" {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Style == sp.Style {
+			out[n-1].Text += sp.Text
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
 }
