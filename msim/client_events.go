@@ -125,7 +125,7 @@ type DisconnectedEvent struct {
 // OutgoingIM is an IM given to SendIM, as reported by DisconnectedEvent.
 type OutgoingIM struct {
 	To      UID
-	Text    string    // exactly as given to SendIM
+	Text    string    // exactly as given to SendIM or SendStyledIM
 	Queued  time.Time // when SendIM accepted it
 	Written time.Time // when its last byte was written to the socket; zero if never
 }

@@ -469,6 +469,24 @@ func (c *Client) SendIM(ctx context.Context, to UID, text string) error {
 	return c.enqueueEncoded(ctx, appendIM((*bp)[:0], c.sesskey, to, text), bp, "bm", m, im)
 }
 
+// SendStyledIM sends styled text as an instant message, its body
+// markup.FromSpans(spans), as SendIM sends plain text. text is the message
+// as the caller keeps it (with its own formatting, say): it is not sent,
+// only given back as OutgoingIM.Text if the IM is unsent or unconfirmed
+// when the link goes down.
+func (c *Client) SendStyledIM(ctx context.Context, to UID, text string, spans []markup.Span) error {
+	if err := checkUID(to); err != nil {
+		return err
+	}
+	im := &OutgoingIM{To: to, Text: text, Queued: c.cfg.Now()}
+	body := markup.FromSpans(spans)
+	var m *Message
+	if c.debug {
+		m = c.bmMessage(BMIM, to, body)
+	}
+	return c.enqueueEncoded(ctx, appendBM(nil, BMIM, c.sesskey, to, body), nil, "bm", m, im)
+}
+
 // SendTyping tells to that the user started (true) or stopped typing.
 func (c *Client) SendTyping(ctx context.Context, to UID, typing bool) error {
 	body := markup.StopTyping

@@ -277,6 +277,17 @@ func TestClientSends(t *testing.T) {
 	if got := m.StrOr("msg", ""); got != markup.FromPlain(text) || markup.ToPlain(got) != text {
 		t.Errorf("IM body got %q, want %q", got, markup.FromPlain(text))
 	}
+	spans := []markup.Span{{Text: "a ", Style: 0}, {Text: "b/<c>", Style: markup.Bold | markup.Italic}}
+	if err := c.SendStyledIM(ctx, 2001, "a \x02\x1db/<c>", spans); err != nil {
+		t.Fatal(err)
+	}
+	m = fc.expect("bm")
+	if typ, _ := m.TypeInt(); typ != BMIM || m.StrOr("t", "") != "2001" {
+		t.Errorf("styled IM got %s, want bm 1 to 2001", m)
+	}
+	if got, want := m.StrOr("msg", ""), markup.FromSpans(spans); got != want {
+		t.Errorf("styled IM body got %q, want %q", got, want)
+	}
 	checkBM := func(typ int, msg string) {
 		t.Helper()
 		m := fc.expect("bm")
