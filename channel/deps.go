@@ -50,6 +50,8 @@ type MSIMClient interface {
 	PresenceOf(uid msim.UID) (msim.Status, string, bool)
 	TakeEvents(dst []msim.Event) []msim.Event
 	SendIM(ctx context.Context, to msim.UID, text string) error
+	// SendStyledIM sends spans; text is the IM as the bridge keeps it.
+	SendStyledIM(ctx context.Context, to msim.UID, text string, spans []markup.Span) error
 	SendTyping(ctx context.Context, to msim.UID, typing bool) error
 	SendZap(ctx context.Context, to msim.UID, z markup.Zap) error
 	SetStatus(ctx context.Context, st msim.Status, text string) error

@@ -154,7 +154,7 @@ func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 }
 
 // sendOwn sends what the user typed to bd (IRC text; out is the text as
-// MSIM gets it, but for IRC's formatting codes: msimText): shown in the
+// MSIM gets it, but for IRC's formatting codes: sendIRCText): shown in the
 // user's other clients, then sent, or queued while the link is down. It is
 // kept in the history once sent: not if it was refused, now or from the
 // queue (the refusal's notice says so).
@@ -180,7 +180,7 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	}
 	// No timer of its own: a send waits only while the client's queue is
 	// full, and the client's writer ends the link when a write stalls.
-	err := a.client.SendIM(s.ctx, bd.UID(), msimText(out))
+	err := sendIRCText(s.ctx, a.client, bd.UID(), out)
 	switch {
 	case err == nil:
 		s.b.met.imToMSIM()
@@ -236,7 +236,7 @@ func (s *session) flushQueue(a *account) {
 	a.queue = nil
 	sent := 0
 	for i, m := range q {
-		err := a.client.SendIM(s.ctx, m.uid, msimText(m.text))
+		err := sendIRCText(s.ctx, a.client, m.uid, m.text)
 		if errors.Is(err, msim.ErrInvalidUID) {
 			// Never sendable (kept by an older version, say): it must not
 			// hold up the IMs queued after it.

@@ -161,6 +161,11 @@ func (f *fakeMSIM) SendIM(_ context.Context, uid msim.UID, text string) error {
 	f.sent = append(f.sent, text)
 	return nil
 }
+
+// SendStyledIM records the markup the IM would have.
+func (f *fakeMSIM) SendStyledIM(ctx context.Context, uid msim.UID, _ string, spans []markup.Span) error {
+	return f.SendIM(ctx, uid, markup.FromSpans(spans))
+}
 func (f *fakeMSIM) SendTyping(context.Context, msim.UID, bool) error     { return nil }
 func (f *fakeMSIM) SendZap(context.Context, msim.UID, markup.Zap) error  { return nil }
 func (f *fakeMSIM) SetStatus(context.Context, msim.Status, string) error { return nil }

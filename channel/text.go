@@ -1,8 +1,12 @@
 package channel
 
 import (
+	"context"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
 )
 
 // storable is text as the store keeps it (history, held and queued IMs):
@@ -89,10 +93,10 @@ func controlIn(s string) bool {
 	return false
 }
 
-// msimText is text typed on IRC as MSIM gets it: IRC's formatting codes
-// (bold, italic, underline, strike-through, monospace, reverse, reset, and
-// colours with their numbers) are dropped, as MSIM's markup has no
-// counterpart a receiver would show, and the words stay. Any other control
+// msimText is text typed on IRC as plain text for MSIM: IRC's formatting
+// codes (bold, italic, underline, strike-through, monospace, reverse,
+// reset, and colours with their numbers) are dropped, and the words stay.
+// Text with bold, italic or underline goes as styled text (msimSpans). Any other control
 // character is left for the markup to send as its visible symbol.
 func msimText(s string) string {
 	if !strings.ContainsAny(s, ircFormatting) {
@@ -112,6 +116,68 @@ func msimText(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// msimSpans is text typed on IRC as styled text for MSIM, when it holds
+// any of the styles both sides have: bold (\x02), italic (\x1d) and
+// underline (\x1f), each a toggle, all ended by reset (\x0f) and by the
+// end of a line (in a message of several lines). The other
+// formatting codes are dropped as msimText drops them, and the rest of the
+// text is kept as it is, for the markup to send. ok is false when no text
+// is styled: then msimText is all MSIM gets.
+func msimSpans(s string) (spans []markup.Span, ok bool) {
+	if !strings.ContainsAny(s, "\x02\x1d\x1f") {
+		return nil, false
+	}
+	var (
+		b     strings.Builder
+		style markup.Style
+	)
+	flush := func() {
+		if b.Len() == 0 {
+			return
+		}
+		ok = ok || style != 0
+		if n := len(spans); n > 0 && spans[n-1].Style == style {
+			spans[n-1].Text += b.String()
+		} else {
+			spans = append(spans, markup.Span{Text: b.String(), Style: style})
+		}
+		b.Reset()
+	}
+	set := func(st markup.Style) {
+		if st != style {
+			flush()
+			style = st
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case 0x02:
+			set(style ^ markup.Bold)
+		case 0x1d:
+			set(style ^ markup.Italic)
+		case 0x1f:
+			set(style ^ markup.Underline)
+		case 0x0f:
+			set(0)
+		case '\n': // a line of several (draft/multiline): its codes end with it
+			set(0)
+			b.WriteByte(c)
+		case 0x11, 0x16, 0x1e:
+		case 0x03:
+			i += colourLen(s[i+1:], isDigit, 2)
+		case 0x04:
+			i += colourLen(s[i+1:], isHexDigit, 6)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	flush()
+	if !ok {
+		return nil, false
+	}
+	return spans, true
 }
 
 // ircFormatting is IRC's formatting codes, as msimText drops them.
@@ -141,3 +207,13 @@ func colourLen(s string, digit func(byte) bool, n int) int {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func isHexDigit(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+// sendIRCText sends out, text typed on IRC, to uid: styled when it holds
+// IRC's bold, italic or underline (msimSpans), with out kept as the IM's
+// text should the link lose it; as plain text (msimText) otherwise.
+func sendIRCText(ctx context.Context, cl MSIMClient, uid msim.UID, out string) error {
+	if spans, ok := msimSpans(out); ok {
+		return cl.SendStyledIM(ctx, uid, out, spans)
+	}
+	return cl.SendIM(ctx, uid, msimText(out))
+}

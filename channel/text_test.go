@@ -1,11 +1,15 @@
 package channel
 
 import (
+	"encoding/xml"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim/markup"
 )
 
 func TestFromMSIMNeutralisesControls(t *testing.T) {
@@ -142,5 +146,69 @@ func TestFormattingAloneNotSent(t *testing.T) {
 				t.Errorf("sent %q to MSIM and told the user %q; want nothing sent, and that it held only formatting", cl.sent, told)
 			}
 		})
+	}
+}
+
+func TestMSIMSpans(t *testing.T) {
+	t.Parallel()
+	const b, i, u = markup.Bold, markup.Italic, markup.Underline
+	for _, tc := range []struct {
+		in   string
+		want []markup.Span // nil: not styled
+	}{
+		{"plain", nil},
+		{"\x0304red\x03 \x1estrike\x1e", nil},
+		{"\x02\x02empty bold", nil},
+		{"a \x02bold\x02 c", []markup.Span{{Text: "a "}, {Text: "bold", Style: b}, {Text: " c"}}},
+		{"\x02b\x1dbi\x1fbiu\x02iu\x0fplain", []markup.Span{
+			{Text: "b", Style: b}, {Text: "bi", Style: b | i}, {Text: "biu", Style: b | i | u},
+			{Text: "iu", Style: i | u}, {Text: "plain"}}},
+		{"\x1dopen to the end", []markup.Span{{Text: "open to the end", Style: i}}},
+		{"\x02a\x0304b\x03\x16c\x02", []markup.Span{{Text: "abc", Style: b}}},
+		{"\x1f<x> & :)\x1f", []markup.Span{{Text: "<x> & :)", Style: u}}},
+		{"\x02a\x07\x02", []markup.Span{{Text: "a\x07", Style: b}}},
+		{"\x02a\nb\x02c", []markup.Span{{Text: "a", Style: b}, {Text: "\nb"}, {Text: "c", Style: b}}},
+	} {
+		got, ok := msimSpans(tc.in)
+		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
+			t.Errorf("msimSpans(%q): got %q, %v; want %q", tc.in, got, ok, tc.want)
+		}
+	}
+}
+
+// TestStyledIMToMSIM: bold, italic and underline typed on IRC reach MSIM
+// as <f s='N'> styles, sent or queued; text without them as before.
+func TestStyledIMToMSIM(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{}
+	r.a.client, r.a.state = cl, linkUp
+	bd := r.s.newBuddy(r.a, 7, "bob", "")
+	for _, typed := range []string{"\x02hi\x02 \x1dyou\x0f :)", "plain \x0304red"} {
+		r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: typed, Time: time.Now()}, "PRIVMSG", typed, typed)
+	}
+	want := []string{
+		markup.FromSpans([]markup.Span{{Text: "hi", Style: markup.Bold}, {Text: " "}, {Text: "you", Style: markup.Italic}, {Text: " :)"}}),
+		"plain red",
+	}
+	if !slices.Equal(cl.sent, want) {
+		t.Errorf("sent %q, want %q", cl.sent, want)
+	}
+	if err := wellFormedXML(cl.sent[0]); err != nil {
+		t.Errorf("%q: not XML: %v", cl.sent[0], err)
+	}
+}
+
+// wellFormedXML parses an IM body as receivers do: as the content of one
+// element.
+func wellFormedXML(body string) error {
+	d := xml.NewDecoder(strings.NewReader("<root>" + body + "</root>"))
+	for {
+		_, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 }
