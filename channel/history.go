@@ -99,9 +99,10 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 		if e.Time.IsZero() {
 			e.Time = time.Now()
 		}
-		e.Kind, e.Text = kindIM, fromMSIM(ev.Text)
-		if rest, ok := strings.CutPrefix(e.Text, "/me "); ok {
-			e.Kind, e.Text = kindAction, rest
+		text, act := imText(ev)
+		e.Kind, e.Text = kindIM, text
+		if act {
+			e.Kind = kindAction
 		}
 	case msim.ZapEvent:
 		e.Time, e.Kind, e.Text = ev.Time, kindZap, ev.Zap.Name() // when it arrived

@@ -15,6 +15,7 @@ import (
 
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
 )
 
 type queuedIM struct {
@@ -322,11 +323,29 @@ func action(text string) string { return "\x01ACTION " + text + "\x01" }
 // its history entry keeps too, so every copy has one time; late: it comes
 // late (stampLate shows its time to a client without server-time).
 func (s *session) imLine(bd *buddy, ev msim.IMEvent) (d ircd.Delivery, late bool) {
-	text := fromMSIM(ev.Text)
-	if strings.HasPrefix(text, "/me ") {
-		text = action(strings.TrimPrefix(text, "/me "))
+	text, act := imText(ev)
+	if act {
+		text = action(text)
 	}
 	return ircd.Delivery{Command: "PRIVMSG", From: bd.nick, Text: text, Time: ev.Time}, ev.Offline && !ev.Time.IsZero()
+}
+
+// imText is the text of an IM from MSIM as IRC shows it, live and in the
+// history: its bold, italic and underline as IRC's codes (ircStyled), any
+// control character in it as its symbol (fromMSIM); act: it is an action
+// (it starts with "/me" and a space or tab, which text is without).
+func imText(ev msim.IMEvent) (text string, act bool) {
+	if markup.Styled(ev.Markup) {
+		spans := markup.ToSpans(ev.Markup)
+		act = strings.HasPrefix(ev.Text, "/me ") || strings.HasPrefix(ev.Text, "/me\t")
+		if act {
+			spans = dropPrefix(spans, len("/me "))
+		}
+		if text, ok := ircStyled(spans); ok {
+			return text, act
+		}
+	}
+	return strings.CutPrefix(fromMSIM(ev.Text), "/me ")
 }
 
 // stampLate puts the time a late message was sent before its text, for a

@@ -54,6 +54,73 @@ func fromMSIM(s string) string {
 	return b.String()
 }
 
+// ircStyled renders styled text from MSIM for IRC: each span's text made
+// safe as fromMSIM makes it, with IRC's bold (\x02), italic (\x1d) and
+// underline (\x1f) toggled on and off around it. Every style is closed
+// before each line break (an IRC line's codes end with it) and opened
+// again after it, and all are closed at the end, so the only codes in the
+// result are these, where the markup put them. ok is false when no span
+// is styled: fromMSIM of the text is all IRC needs.
+func ircStyled(spans []markup.Span) (text string, ok bool) {
+	var (
+		b  strings.Builder
+		on markup.Style // the styles open in b
+	)
+	for _, sp := range spans {
+		ok = ok || sp.Style != 0
+		rest := fromMSIM(sp.Text)
+		for rest != "" {
+			line := rest
+			if i := strings.IndexAny(rest, "\r\n"); i >= 0 {
+				line = rest[:i]
+			}
+			if line != "" {
+				writeToggles(&b, on^sp.Style)
+				on = sp.Style
+				b.WriteString(line)
+			}
+			rest = rest[len(line):]
+			if rest != "" { // a line break
+				writeToggles(&b, on)
+				on = 0
+				b.WriteByte(rest[0])
+				rest = rest[1:]
+			}
+		}
+	}
+	writeToggles(&b, on)
+	if !ok {
+		return "", false
+	}
+	return b.String(), true
+}
+
+// writeToggles writes IRC's codes that toggle the styles st.
+func writeToggles(b *strings.Builder, st markup.Style) {
+	if st&markup.Bold != 0 {
+		b.WriteByte(0x02)
+	}
+	if st&markup.Italic != 0 {
+		b.WriteByte(0x1d)
+	}
+	if st&markup.Underline != 0 {
+		b.WriteByte(0x1f)
+	}
+}
+
+// dropPrefix is spans without the first n bytes of their text.
+func dropPrefix(spans []markup.Span, n int) []markup.Span {
+	for len(spans) > 0 && n > 0 {
+		if len(spans[0].Text) > n {
+			spans[0].Text = spans[0].Text[n:]
+			break
+		}
+		n -= len(spans[0].Text)
+		spans = spans[1:]
+	}
+	return spans
+}
+
 // fromMSIMLine is fromMSIM for text shown on one line (an away message, a
 // real name, a WHOIS field): line breaks become spaces.
 func fromMSIMLine(s string) string {

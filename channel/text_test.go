@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/markup"
 )
 
@@ -211,4 +213,113 @@ func wellFormedXML(body string) error {
 			return err
 		}
 	}
+}
+
+// TestIMTextStyles: an IM's styles reach IRC as IRC's codes, toggled where
+// the style changes and closed at each line break and at the end; a code
+// or other control character in the buddy's text is still its picture.
+func TestIMTextStyles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body string
+		want       string
+		act        bool
+	}{
+		{"unstyled", "<p><f f='Times' h='16'>a\x02b</f></p>", "a\u2402b", false},
+		{"bold", "<p><f f='Times' h='16' s='1'>hi</f></p>", "\x02hi\x02", false},
+		{"nested", "a<f s='1'>b<f s='6'>c</f>d</f>", "a\x02b\x1d\x1fc\x1d\x1fd\x02", false},
+		{"injection", "<f s='4'>\x02\x03" + "4red\x0f\x01VERSION\x01</f>",
+			"\x1f\u2402\u24034red\u240f\u2401VERSION\u2401\x1f", false},
+		{"paragraphs", "<p><f s='2'>one</f></p><p><f s='2'>two\r\nthree</f></p>",
+			"\x1done\x1d\n\x1dtwo\x1d\r\n\x1dthree\x1d", false},
+		{"action", "<f s='1'>/me</f> waves", "waves", true},
+		{"action styled", "/me <f s='1'>waves</f>", "\x02waves\x02", true},
+		{"action tab", "/me\t<f s='1'>waves</f>", "\x02waves\x02", true},
+		{"style s=0", "<f s='0'>\x07</f>", "\u2407", false},
+		{"broken", "<f s='1'>x", "<f s='1'>x", false},
+	} {
+		ev := msim.IMEvent{From: 7, Text: markup.ToPlain(tc.body), Markup: tc.body}
+		got, act := imText(ev)
+		if got != tc.want || act != tc.act {
+			t.Errorf("%s: imText(%q) = %q, %v; want %q, %v", tc.name, tc.body, got, act, tc.want, tc.act)
+		}
+	}
+}
+
+// FuzzIRCStyles: text typed on IRC, sent to MSIM and shown back on IRC,
+// keeps its visible text (IRC's other codes dropped, controls as their
+// pictures) and the style of every character, and its markup is XML.
+func FuzzIRCStyles(f *testing.F) {
+	f.Add("a \x02b\x1dc\x0f d\x1fe")
+	f.Add("\x02\x0304,12x\x03\x16\x07\n\x1fy :) <&>")
+	f.Add("/me \x1dwaves")
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\r") {
+			return // IRC carries neither in a message
+		}
+		spans, ok := msimSpans(s)
+		if !ok {
+			return
+		}
+		body := markup.FromSpans(spans)
+		if err := wellFormedXML(body); err != nil {
+			t.Fatalf("%q: markup %q is not XML: %v", s, body, err)
+		}
+		got, act := imText(msim.IMEvent{Text: markup.ToPlain(body), Markup: body})
+		want := styledRunes(ircShown(s))
+		if act { // without "/me " and its styles: four characters, a digit each
+			want = want[8:]
+		}
+		if a, b := styledRunes(got), want; a != b {
+			t.Fatalf("%q: came back as %q (%s), want %s", s, got, a, b)
+		}
+	})
+}
+
+// ircShown is s as the rest of an IRC client shows it: without the
+// codes that are not bold, italic, underline or reset, and with the
+// numbers of colour codes dropped.
+func ircShown(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case 0x11, 0x16, 0x1e:
+		case 0x03:
+			i += colourLen(s[i+1:], isDigit, 2)
+		case 0x04:
+			i += colourLen(s[i+1:], isHexDigit, 6)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// styledRunes renders IRC text as each visible character (a control as
+// its picture) and the styles it is shown in (a line break, which takes no
+// style, without), as an IRC client reads the codes.
+func styledRunes(s string) string {
+	var (
+		b  strings.Builder
+		st markup.Style
+	)
+	for _, r := range s {
+		switch r {
+		case 0x02:
+			st ^= markup.Bold
+		case 0x1d:
+			st ^= markup.Italic
+		case 0x1f:
+			st ^= markup.Underline
+		case 0x0f:
+			st = 0
+		case '\n':
+			st = 0 // the line ends, and its codes with it
+			b.WriteRune(r)
+		default:
+			b.WriteString(fromMSIM(string(r))) // another control: its picture
+			b.WriteByte('0' + byte(st))
+		}
+	}
+	return b.String()
 }
