@@ -208,7 +208,7 @@ func (c *clients) each(f func(ircConn)) {
 	}
 }
 
-func (c *clients) Reserve(ch string, n int)  { c.each(func(x ircConn) { x.Reserve(ch, n) }) }
+func (c *clients) Reserve(ch string, n int) { c.each(func(x ircConn) { x.Reserve(ch, n) }) }
 func (c *clients) SetPresence(nick, away string, online bool) {
 	c.each(func(x ircConn) { x.SetPresence(nick, away, online) })
 }
