@@ -23,9 +23,9 @@ type Delivery struct {
 	Tags    irc.Tags  // client-only tags such as +typing; dropped without message-tags
 
 	// MsgID, when set, is sent as the msgid tag to a client with
-	// message-tags. A text sent as several lines gives each line its own
-	// id: MsgID on the first, MsgID+"-2", MsgID+"-3"… on the next ones
-	// (MsgIDBase turns them back into MsgID).
+	// message-tags: on the start of a multiline batch, or, for a text
+	// sent as several lines, on the first line only (the multiline
+	// fallback), as the echo of the user's own message carries it.
 	MsgID string
 	// Self marks the user's own message, typed in another client: the
 	// line comes from the client's own nick!user@host and goes to Target,
@@ -281,10 +281,12 @@ func lineBudget(prefix *irc.Prefix, cmd, target string) int {
 	return 510 - (len(":") + prefixLen(prefix) + len(" ") + len(cmd) + len(" ") + len(target) + len(" :"))
 }
 
-// withMsgID returns tags (nil when empty) with the msgid of piece i of a
-// message whose id is id ("" = none): id, then id-2, id-3…
+// withMsgID returns tags (nil when empty) for piece i of a message whose
+// id is id ("" = none): the id goes on the first piece only, as the
+// multiline spec asks of a message sent as separate lines (its fallback),
+// so that the one id names the whole message.
 func withMsgID(tags irc.Tags, id string, i int) irc.Tags {
-	if id == "" {
+	if id == "" || i > 0 {
 		if len(tags) == 0 {
 			return nil
 		}
@@ -293,9 +295,6 @@ func withMsgID(tags irc.Tags, id string, i int) irc.Tags {
 	out := make(irc.Tags, len(tags)+1)
 	maps.Copy(out, tags)
 	out["msgid"] = id
-	if i > 0 {
-		out["msgid"] = id + "-" + strconv.Itoa(i+1)
-	}
 	return out
 }
 

@@ -45,10 +45,12 @@ func newMsgID(now time.Time) string {
 }
 
 // MsgIDBase returns the id of the message that a line's msgid belongs to:
-// id without the "-N" suffix (N ≥ 2) that Deliver adds to the second and
-// later lines of a long message. It is meant for ids without '-' of their
-// own, such as NewMsgID's: a backend looking up a msgid a client sent
-// (HistoryRef.MsgID) passes it through MsgIDBase first.
+// id without a "-N" suffix (N ≥ 2), which earlier versions of Deliver
+// added to the second and later lines of a long message (now only the
+// first line carries the id), and a client may still hold. It is meant
+// for ids without '-' of their own, such as NewMsgID's: a backend looking
+// up a msgid a client sent (HistoryRef.MsgID) passes it through MsgIDBase
+// first.
 func MsgIDBase(id string) string {
 	i := strings.LastIndexByte(id, '-')
 	if i <= 0 {

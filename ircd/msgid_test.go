@@ -76,8 +76,8 @@ func msgIDTime(t *testing.T, id string) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-// A Delivery's MsgID is the msgid tag for clients with message-tags, and
-// each line of a long text has an id of its own.
+// A Delivery's MsgID is the msgid tag for clients with message-tags, on
+// the first line of a long text only.
 func TestDeliverMsgID(t *testing.T) {
 	t.Parallel()
 	b := newBackend()
@@ -92,8 +92,8 @@ func TestDeliverMsgID(t *testing.T) {
 		{"with message-tags", []string{"message-tags"}, Delivery{From: "tom", Text: "hi", MsgID: "m1"}, []string{"m1"}},
 		{"without message-tags", nil, Delivery{From: "tom", Text: "hi", MsgID: "m1"}, []string{""}},
 		{"no id", []string{"message-tags"}, Delivery{From: "tom", Text: "hi"}, []string{""}},
-		{"split", []string{"message-tags"}, Delivery{From: "tom", Text: long, MsgID: "m2"}, []string{"m2", "m2-2", "m2-3"}},
-		{"lines", []string{"message-tags"}, Delivery{From: "tom", Target: "&bitlbee", Text: "a\nb", MsgID: "m3"}, []string{"m3", "m3-2"}},
+		{"split", []string{"message-tags"}, Delivery{From: "tom", Text: long, MsgID: "m2"}, []string{"m2", "", ""}},
+		{"lines", []string{"message-tags"}, Delivery{From: "tom", Target: "&bitlbee", Text: "a\nb", MsgID: "m3"}, []string{"m3", ""}},
 		{"tagmsg", []string{"message-tags"}, Delivery{Command: "TAGMSG", From: "tom", Tags: map[string]string{"+typing": "active"}, MsgID: "m4"}, []string{"m4"}},
 	}
 	for i, tc := range tests {

@@ -226,7 +226,7 @@ func TestMultilineDelivery(t *testing.T) {
 	checkMsgs(t, got[n:], []want{w("PRIVMSG", "me", "short"), w("PRIVMSG", "me", "\x01ACTION waves\x01"), w("PRIVMSG", "me", "\x01ACTION again\x01")})
 
 	got = plain.sync(t)
-	if len(got) != 6 || got[0].Trailing() != "one" || got[0].Tags["msgid"] != "m1" || got[1].Tags["msgid"] != "m1-2" ||
+	if len(got) != 6 || got[0].Trailing() != "one" || got[0].Tags["msgid"] != "m1" || got[1].Tags["msgid"] != "" ||
 		got[1].Trailing()+got[2].Trailing() != long {
 		t.Errorf("without multiline: got %v, want one, then the long line in two, no blank line", msgStrings(got))
 	}
@@ -324,5 +324,56 @@ func TestMultilineLabeledHistory(t *testing.T) {
 	}
 	if _, lines := batchOf(t, got[1:5], "tom", "me"); fmt.Sprint(linesOf(lines)) != "[a b]" {
 		t.Errorf("lines %q, want [a b]", linesOf(lines))
+	}
+}
+
+// TestMultilineFallbackMsgID: a multiline message sent to a client
+// without draft/multiline (the lines, blank ones left out) carries its
+// msgid on the first line only, as the multiline spec's fallback asks, and
+// the id is the one its batch carries to a multiline client, as the echo
+// to a client without multiline carries it; the time and client-only
+// tags are on every line.
+func TestMultilineFallbackMsgID(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	ml, mfc, _ := register(t, addr, b, "me", multilineCaps...)
+	plain, pfc, _ := register(t, addr, b, "me", "message-tags", "server-time", "echo-message")
+	long := strings.Repeat("word ", 120) // two lines
+	when := time.Date(2007, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, from, to string
+		d              Delivery
+	}{
+		{"from a buddy", "ann", "me", Delivery{From: "ann", Text: "hello\n\nhow is " + long, MsgID: "m1", Time: when, Tags: irc.Tags{"+draft/reply": "x"}}},
+		{"own, from another client", "me", "ann", Delivery{Self: true, Target: "ann", Text: "hello\n\nhow is " + long, MsgID: "m2", Time: when, Tags: irc.Tags{"+draft/reply": "x"}}},
+	} {
+		mfc.c.Deliver(tc.d)
+		open, _ := batchOf(t, ml.sync(t), tc.from, tc.to)
+		if open.Tags["msgid"] != tc.d.MsgID {
+			t.Errorf("%s: batch start %q, want msgid %s", tc.name, open, tc.d.MsgID)
+		}
+		pfc.c.Deliver(tc.d)
+		got := plain.sync(t)
+		if len(got) != 3 {
+			t.Fatalf("%s: got %v, want three lines", tc.name, msgStrings(got))
+		}
+		for i, m := range got {
+			id, has := m.Tags["msgid"]
+			if i == 0 && id != tc.d.MsgID || i > 0 && has {
+				t.Errorf("%s: line %d %q: got msgid %q, want %s on the first line only", tc.name, i, m, id, tc.d.MsgID)
+			}
+			if m.Tags["time"] != "2007-06-01T12:00:00.000Z" || m.Tags["+draft/reply"] != "x" {
+				t.Errorf("%s: line %d %q: want the time and the client tag", tc.name, i, m)
+			}
+		}
+	}
+
+	// The echo of a long message to a client without multiline is split
+	// the same way: its id on the first line only.
+	plain.send(t, "PRIVMSG ann :"+strings.Repeat("y", 490))
+	got := plain.sync(t)
+	if len(got) != 2 || got[0].Tags["msgid"] == "" || got[1].Tags["msgid"] != "" {
+		t.Errorf("echo: got %v, want two lines, the msgid on the first only", msgStrings(got))
 	}
 }
