@@ -72,8 +72,6 @@ func cmdBatch(c *Client, m *irc.Message) *ircError {
 	case m.Param(1) != capMultiline:
 		c.fail("BATCH", "MULTILINE_INVALID", "Only draft/multiline batches are accepted")
 		return nil
-	case m.Param(2) == "":
-		return newErr(irc.ERR_NEEDMOREPARAMS, "BATCH", "Not enough parameters")
 	case c.mline != nil:
 		// One batch at a time: the one open is dropped, and so is this
 		// one. The one open is told apart, with its own label if it had
@@ -86,6 +84,11 @@ func cmdBatch(c *Client, m *irc.Message) *ircError {
 		}
 		c.fail("BATCH", "MULTILINE_INVALID", "A multiline batch is already open")
 		c.mline = &mlBatch{ref: ref, failed: true}
+		return nil
+	case m.Param(2) == "":
+		// An error of a multiline batch: told with FAIL, as the spec
+		// asks of them all, not with 461.
+		c.fail("BATCH", "MULTILINE_INVALID", "Multiline batch without a target")
 		return nil
 	}
 	b := &mlBatch{ref: ref, target: m.Params[2], blank: true}

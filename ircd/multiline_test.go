@@ -97,8 +97,9 @@ func TestMultilineFromClient(t *testing.T) {
 	batchOf(t, got[4:], "me", "me")
 }
 
-// TestMultilineRefused: a malformed batch, or one over the limits, gets
-// the FAIL BATCH code the spec gives and nothing of it is sent.
+// TestMultilineRefused: a malformed batch (one without a target too), or
+// one over the limits, gets the FAIL BATCH code the spec gives and nothing
+// of it is sent.
 func TestMultilineRefused(t *testing.T) {
 	t.Parallel()
 	b := newBackend()
@@ -131,6 +132,12 @@ func TestMultilineRefused(t *testing.T) {
 		{"tagmsg", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x TAGMSG ann", "BATCH -x"}, []string{"MULTILINE_INVALID"}},
 		{"unknown batch", multilineCaps, []string{"@batch=q PRIVMSG ann :a", "BATCH -q", "BATCH q"},
 			[]string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
+		{"no target", multilineCaps, []string{"BATCH +x draft/multiline", "@batch=x PRIVMSG ann :a", "BATCH -x"},
+			[]string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
+		{"empty target", multilineCaps, []string{"BATCH +x draft/multiline :", "@batch=x PRIVMSG ann :a", "BATCH -x"},
+			[]string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
+		{"no target, one open", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "BATCH +y draft/multiline",
+			"@batch=x PRIVMSG ann :b", "BATCH -x"}, []string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
 		{"other type", multilineCaps, []string{"BATCH +x chathistory ann"}, []string{"MULTILINE_INVALID"}},
 		{"two at once", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "BATCH +y draft/multiline ann",
 			"@batch=y PRIVMSG ann :b", "BATCH -y", "BATCH -x"}, []string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
