@@ -448,7 +448,7 @@ func cmdIson(c *Client, m *irc.Message) *ircError {
 			}
 		}
 	}
-	c.numeric(irc.RPL_ISON, strings.Join(on, " "))
+	c.listReply(irc.RPL_ISON, on)
 	return nil
 }
 
@@ -482,8 +482,20 @@ func cmdUserhost(c *Client, m *irc.Message) *ircError {
 			out = append(out, c.nick+"="+awaySign(c.away)+c.user+"@"+c.host)
 		}
 	}
-	c.numeric(irc.RPL_USERHOST, strings.Join(out, " "))
+	c.listReply(irc.RPL_USERHOST, out)
 	return nil
+}
+
+// listReply sends ISON's or USERHOST's reply: the items, space-separated,
+// in as many lines as they fill (one with a long server name and masks
+// may not fit one line), or one empty reply when there are none. Caller
+// holds c.mu.
+func (c *Client) listReply(code string, items []string) {
+	if len(items) == 0 {
+		c.numeric(code, "")
+		return
+	}
+	c.numericList(code, nil, items, " ", "")
 }
 
 func awaySign(away string) string {

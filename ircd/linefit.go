@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"strings"
 	"unicode/utf8"
 
 	"gopkg.in/irc.v4"
@@ -59,4 +60,43 @@ func fitParams(n int, params []string) []string {
 		return params
 	}
 	return append(params[:len(params)-1:len(params)-1], cut)
+}
+
+// numericList sends numeric code with params, then items joined by sep,
+// in as many numerics as it takes for each line to fit maxLineBody with
+// every item whole (an item too long for any line goes alone, for the
+// floor to cut); after, when not empty, is a last parameter that follows
+// the list, which is then a middle one. No items, no numeric. Caller
+// holds c.mu.
+func (c *Client) numericList(code string, params, items []string, sep, after string) {
+	fixed := len(":") + len(c.srv.cfg.ServerName) + len(" ") + len(code) + len(" ") + len(c.nick)
+	for _, p := range params {
+		fixed += len(" ") + len(p)
+	}
+	fixed += len(" :") // the list's space, and its colon as the last parameter
+	if after != "" {
+		fixed += len(" :") + len(after) - len(":")
+	}
+	room := maxLineBody - fixed
+	send := func(list string) {
+		ps := append(append(make([]string, 0, len(params)+2), params...), list)
+		if after != "" {
+			ps = append(ps, after)
+		}
+		c.numeric(code, ps...)
+	}
+	var b strings.Builder
+	for _, it := range items {
+		if b.Len() > 0 && b.Len()+len(sep)+len(it) > room {
+			send(b.String())
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(it)
+	}
+	if b.Len() > 0 {
+		send(b.String())
+	}
 }

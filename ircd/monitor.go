@@ -13,11 +13,6 @@ import (
 // fits in it.
 const MonitorLimit = 512
 
-// monitorListLen is the most bytes of targets one MONITOR numeric carries,
-// leaving room in a 512-byte line for the prefix, the numeric and the
-// client's nick.
-const monitorListLen = 400
-
 // monitored is a connection's MONITOR list: the nicks as the client gave
 // them, by their folded key. It is nil until the client first adds one.
 type monitored map[string]string
@@ -66,10 +61,10 @@ func cmdMonitor(c *Client, m *irc.Message) *ircError {
 
 // monitorAdd adds targets to the list in order, up to MonitorLimit, and
 // tells the status of those it took. Targets past the limit get
-// ERR_MONLISTFULL, all in one reply. Caller holds c.mu.
+// ERR_MONLISTFULL, as many lines of it as they fill. Caller holds c.mu.
 func (c *Client) monitorAdd(targets []string) {
-	var took []string
-	for i, t := range targets {
+	var took, full []string
+	for _, t := range targets {
 		if !Nick(t).Valid() {
 			continue // not a nick anyone can have: never on
 		}
@@ -79,8 +74,8 @@ func (c *Client) monitorAdd(targets []string) {
 			continue
 		}
 		if len(c.monitor) >= MonitorLimit {
-			c.numeric(irc.ERR_MONLISTFULL, strconv.Itoa(MonitorLimit), listPrefix(targets[i:]), "Monitor list is full")
-			break
+			full = append(full, t)
+			continue
 		}
 		if c.monitor == nil {
 			c.monitor = make(monitored)
@@ -88,6 +83,7 @@ func (c *Client) monitorAdd(targets []string) {
 		c.monitor[k] = t
 		took = append(took, t)
 	}
+	c.numericList(irc.ERR_MONLISTFULL, []string{strconv.Itoa(MonitorLimit)}, full, ",", "Monitor list is full")
 	c.monitorStatus(took)
 }
 
@@ -112,20 +108,7 @@ func (c *Client) monitorStatus(nicks []string) {
 // monitorReply sends targets as comma-separated lists in as few numerics
 // as fit a line each. Caller holds c.mu.
 func (c *Client) monitorReply(code string, targets []string) {
-	var b strings.Builder
-	for _, t := range targets {
-		if b.Len() > 0 && b.Len()+1+len(t) > monitorListLen {
-			c.numeric(code, b.String())
-			b.Reset()
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(t)
-	}
-	if b.Len() > 0 {
-		c.numeric(code, b.String())
-	}
+	c.numericList(code, nil, targets, ",", "")
 }
 
 // monitorOn tells the client that u is on, if it is and the client
@@ -148,17 +131,4 @@ func (c *Client) monitorOff(u *vuser) {
 	if _, ok := c.monitor[Nick(u.Nick).Key()]; ok {
 		c.numeric(irc.RPL_MONOFFLINE, u.Nick)
 	}
-}
-
-// listPrefix joins targets with commas, as many whole ones as fit
-// monitorListLen (at least the first, cut by the line's fit if need be).
-func listPrefix(targets []string) string {
-	n := 0
-	for i, t := range targets {
-		if i > 0 && n+1+len(t) > monitorListLen {
-			return strings.Join(targets[:i], ",")
-		}
-		n += len(t) + 1
-	}
-	return strings.Join(targets, ",")
 }

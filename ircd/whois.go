@@ -200,16 +200,10 @@ func (c *Client) whoisUser(u *vuser, info []string) {
 	c.numeric(irc.RPL_ENDOFWHOIS, u.Nick, "End of /WHOIS list.")
 }
 
+// whoisChannels sends RPL_WHOISCHANNELS, in as many lines as the
+// channels fill. Caller holds c.mu.
 func (c *Client) whoisChannels(nick string, chans []string) {
-	for len(chans) > 0 {
-		n, size := 0, 0
-		for n < len(chans) && (n == 0 || size+len(chans[n]) < 400) {
-			size += len(chans[n]) + 1
-			n++
-		}
-		c.numeric(irc.RPL_WHOISCHANNELS, nick, strings.Join(chans[:n], " "))
-		chans = chans[n:]
-	}
+	c.numericList(irc.RPL_WHOISCHANNELS, []string{nick}, chans, " ", "")
 }
 
 func (c *Client) whoisIdle(nick string, last, signon time.Time) {

@@ -1,0 +1,142 @@
+package ircd
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/irc.v4"
+)
+
+// TestListNumericsFit: with a long server name and nick, and users with
+// long masks, every numeric that lists things (MONITOR's 730-732 and 734,
+// WHOIS's 319, USERHOST's 302, ISON's 303) keeps within 512 bytes, split
+// over as many lines as it takes, and every item arrives whole.
+func TestListNumericsFit(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.ServerName = "irc." + strings.Repeat("s", HostLen-len("irc..test")) + ".test" // HostLen bytes
+	b := newBackend()
+	addr, _ := startServer(t, cfg, b)
+	me := "m" + strings.Repeat("e", NickLen-1)
+	c, fc, _ := register(t, addr, b, me)
+	c.keep = true
+
+	// Users with the longest masks, all online, in many long channels.
+	var nicks, masks, chans []string
+	for i := range 40 {
+		n := fmt.Sprintf("u%03d%s", i, strings.Repeat("x", NickLen-4))
+		ident, host := strings.Repeat("i", UserLen), fmt.Sprintf("h%03d%s", i, strings.Repeat("h", HostLen-4))
+		if err := fc.c.AddUser(User{Nick: n, Mask: ident + "@" + host, RealName: "R"}); err != nil {
+			t.Fatal(err)
+		}
+		nicks, masks = append(nicks, n), append(masks, n+"!"+ident+"@"+host)
+	}
+	for i := range 30 {
+		ch := fmt.Sprintf("#c%02d%s", i, strings.Repeat("c", ChannelLen-4))
+		if err := fc.c.CreateChannel(ch, ""); err != nil {
+			t.Fatal(err)
+		}
+		fc.c.JoinUser(ch, nicks[0], true)
+		chans = append(chans, "+"+ch)
+	}
+	c.sync(t)
+	c.raw = nil
+
+	// items gathers the items of every line of code, split at sep from the
+	// parameter at i (-1: the last).
+	items := func(got []string, code string, i int, sep string) []string {
+		t.Helper()
+		var out []string
+		for _, l := range got {
+			m := irc.MustParseMessage(strings.TrimRight(l, "\r\n"))
+			if m.Command != code {
+				continue
+			}
+			p := m.Trailing()
+			if i >= 0 {
+				p = m.Param(i)
+			}
+			out = append(out, strings.Split(p, sep)...)
+		}
+		return out
+	}
+	run := func(lines ...string) []string {
+		t.Helper()
+		c.raw = nil
+		c.send(t, lines...)
+		c.sync(t)
+		got := c.raw
+		for _, l := range got {
+			if l = strings.TrimRight(l, "\r\n"); len(l)+2 > 512 {
+				t.Errorf("line of %d bytes: %.80q…", len(l)+2, l)
+			}
+		}
+		return got
+	}
+	same := func(what string, got, want []string) {
+		t.Helper()
+		if slices.Equal(got, want) {
+			return
+		}
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Errorf("%s: got %d items, item %d %q, want %d, item %d %q", what, len(got), i, got[i], len(want), i, want[i])
+				return
+			}
+		}
+		t.Errorf("%s: got %d items, want %d", what, len(got), len(want))
+	}
+
+	got := run("MONITOR + " + strings.Join(nicks[:15], ","))
+	same("730", items(got, "730", -1, ","), masks[:15])
+	run("MONITOR + " + strings.Join(nicks[15:30], ","))
+	got = run("MONITOR L")
+	same("732", items(got, "732", -1, ","), nicks[:30])
+	got = run("MONITOR S")
+	same("730 of S", items(got, "730", -1, ","), masks[:30])
+
+	// A list nearly full, then more than it takes: 734 names all the rest.
+	var more []string
+	for i := range MonitorLimit - 30 - 1 {
+		more = append(more, fmt.Sprintf("w%d", i))
+	}
+	for len(more) > 0 {
+		n := min(len(more), 80)
+		run("MONITOR + " + strings.Join(more[:n], ","))
+		more = more[n:]
+	}
+	refused := nicks[31:]
+	for i := range 5 {
+		refused = append(refused, fmt.Sprintf("z%03d%s", i, strings.Repeat("z", NickLen-4)))
+	}
+	got = run("MONITOR + " + nicks[30] + "," + strings.Join(refused, ","))
+	same("730 before the limit", items(got, "730", -1, ","), masks[30:31])
+	same("734", items(got, "734", 2, ","), refused)
+	for _, l := range got {
+		if m := irc.MustParseMessage(strings.TrimRight(l, "\r\n")); m.Command == "734" && m.Trailing() != "Monitor list is full" {
+			t.Errorf("734 %q: want its text whole", l)
+		}
+	}
+
+	got = run("WHOIS " + nicks[0])
+	same("319", items(got, "319", -1, " "), chans)
+
+	got = run("USERHOST " + strings.Join(nicks[:5], " "))
+	var want []string
+	for _, m := range masks[:5] {
+		want = append(want, strings.Replace(m, "!", "=+", 1))
+	}
+	same("302", items(got, "302", -1, " "), want)
+
+	var ison []string // as many as a client's line holds
+	for _, n := range nicks {
+		if len("ISON :")+len(strings.Join(append(ison, n), " ")) > maxBodyLen {
+			break
+		}
+		ison = append(ison, n)
+	}
+	got = run("ISON :" + strings.Join(ison, " "))
+	same("303", items(got, "303", -1, " "), ison)
+}
