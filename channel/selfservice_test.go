@@ -407,6 +407,29 @@ func TestDropAfterConfirmation(t *testing.T) {
 	}
 }
 
+// TestDropYesInOneBatch: a yes in the same multiline message as its drop
+// confirms nothing (the password is checked after the message's lines
+// have run), so the drop still waits for a yes of its own.
+func TestDropYesInOneBatch(t *testing.T) {
+	ss := startSelfService(t, channel.RegistrationOpen, fastFailures())
+	c := dial(t, ss.gw.ircAddr, "fay", "", "batch", "draft/multiline")
+	c.joinedControl("&fay")
+	c.private("register fay-pw", "is registered")
+	c.joinedControl("&fay")
+	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	c.send("BATCH +d draft/multiline root")
+	c.send("@batch=d PRIVMSG root :drop fay-pw")
+	c.send("@batch=d PRIVMSG root :yes")
+	c.send("BATCH -d")
+	c.expectFrom("PRIVMSG", "root", "Nothing to confirm")
+	c.expectFrom("PRIVMSG", "root", "Type yes within a minute")
+	if _, err := ss.st.User(context.Background(), "fay"); err != nil {
+		t.Errorf("stored user after drop and yes in one message: got %v, want it kept", err)
+	}
+	c.private("save", "saved as you change them") // cancels
+	c.private("yes", "Nothing to confirm")
+}
+
 // TestRegisterAfterDrop: registering a dropped nick again cannot set up
 // its account on the embedded network (drop retired it for good), and
 // says so rather than that its user name is taken.
