@@ -109,15 +109,15 @@ func TestPrivmsgTargetsAllocs(t *testing.T) {
 	m := &irc.Message{Command: "NOTICE", Params: []string{"nobody,nobody2,nobody3", "hi"}}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := testing.AllocsPerRun(200, func() { c.message(m) }); n > 0 {
+	if n := testing.AllocsPerRun(200, func() { c.message(m, false) }); n > 0 {
 		t.Errorf("NOTICE to three missing nicks: %.1f allocations, want none", n)
 	}
 	long := &irc.Message{Command: "NOTICE", Params: []string{strings.Repeat("a,", maxTargets) + "a", "hi"}}
-	if e := c.message(long); e == nil || e.Code != irc.ERR_TOOMANYTARGETS {
+	if e := c.message(long, false); e == nil || e.Code != irc.ERR_TOOMANYTARGETS {
 		t.Errorf("%d targets: got %v, want %s", maxTargets+1, e, irc.ERR_TOOMANYTARGETS)
 	}
 	exact := &irc.Message{Command: "NOTICE", Params: []string{strings.TrimSuffix(strings.Repeat("a,", maxTargets), ","), "hi"}}
-	if e := c.message(exact); e != nil {
+	if e := c.message(exact, false); e != nil {
 		t.Errorf("%d targets: got %v, want none", maxTargets, e)
 	}
 }

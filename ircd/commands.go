@@ -227,14 +227,16 @@ func cmdAway(c *Client, m *irc.Message) *ircError {
 // cmdMessage handles PRIVMSG, NOTICE and TAGMSG. A NOTICE never gets an
 // automatic reply, not even an error (RFC 1459 §4.4.2).
 func cmdMessage(c *Client, m *irc.Message) *ircError {
-	err := c.message(m)
+	err := c.message(m, false)
 	if m.Command == "NOTICE" {
 		return nil
 	}
 	return err
 }
 
-func (c *Client) message(m *irc.Message) *ircError {
+// message sends a PRIVMSG, NOTICE or TAGMSG; batched says it came as a
+// multiline batch, which its echo mirrors.
+func (c *Client) message(m *irc.Message, batched bool) *ircError {
 	numeric := func(code string, params ...string) {
 		if m.Command != "NOTICE" { // a NOTICE gets no error replies
 			c.numeric(code, params...)
@@ -291,11 +293,11 @@ func (c *Client) message(m *irc.Message) *ircError {
 			now := inputTime(at)
 			id := newMsgID(now)
 			if c.caps["echo-message"] {
-				for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now) {
+				for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now, batched) {
 					c.send(e)
 				}
 			}
-			for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now) {
+			for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now, batched) {
 				c.sideEffect(e)
 			}
 			continue
@@ -313,7 +315,7 @@ func (c *Client) message(m *irc.Message) *ircError {
 		now := inputTime(at)
 		in := Input{Command: m.Command, Target: name, Text: text, MsgID: newMsgID(now), Time: now}
 		if c.caps["echo-message"] && (m.Command != "TAGMSG" || c.caps["message-tags"]) {
-			for _, e := range c.echoLines(m.Command, name, text, tags, in.MsgID, in.Time) {
+			for _, e := range c.echoLines(m.Command, name, text, tags, in.MsgID, in.Time, batched) {
 				c.send(e)
 			}
 		}
@@ -329,10 +331,12 @@ func (c *Client) message(m *irc.Message) *ircError {
 
 // echoLines is echo for a text that may not fit one line (a multiline
 // batch's): one multiline batch to a client that takes them, else the
-// text split as Deliver splits it, the msgid on the first line.
-func (c *Client) echoLines(cmd, target, text string, tags irc.Tags, id string, t time.Time) []*irc.Message {
+// text split as Deliver splits it, the msgid on the first line. A text
+// that came as a multiline batch (batched) goes back as one to a client
+// that takes them even when it fits a line, as the client sent it.
+func (c *Client) echoLines(cmd, target, text string, tags irc.Tags, id string, t time.Time, batched bool) []*irc.Message {
 	budget := lineBudget(c.selfPrefix(), cmd, target)
-	if cmd == "TAGMSG" || !needsMultiline(text, budget) {
+	if cmd == "TAGMSG" || !needsMultiline(text, budget) && !(batched && c.multilineOn()) {
 		return []*irc.Message{c.echo(cmd, target, text, tags, id, t)}
 	}
 	if c.multilineOn() {

@@ -7,8 +7,9 @@
 // lines without running them and, at the batch's end, runs the whole text
 // as one message: the backend gets one Input whose text holds the line
 // breaks, and the echo goes back as a batch of that text split again (a
-// long line's pieces may differ from the client's). A batch over the limits, or
-// malformed, gets FAIL BATCH and is dropped whole: nothing of it is sent.
+// long line's pieces may differ from the client's), a batch of one line
+// too. A batch over the limits, or malformed, gets FAIL BATCH and is
+// dropped whole: nothing of it is sent.
 //
 // A Delivery whose text has line breaks, or is too long for one line, goes
 // to such a client as one multiline batch (blank lines kept, long lines
@@ -179,7 +180,7 @@ func (c *Client) endBatch(ref string) {
 	}
 	m := &irc.Message{Command: b.cmd, Params: []string{b.target, string(b.text)}, Tags: b.tags}
 	run := func() {
-		if err := c.message(m); err != nil && b.cmd != "NOTICE" {
+		if err := c.message(m, true); err != nil && b.cmd != "NOTICE" {
 			c.numeric(err.Code, err.Params...)
 		}
 	}

@@ -384,3 +384,33 @@ func TestMultilineFallbackMsgID(t *testing.T) {
 		t.Errorf("echo: got %v, want two lines, the msgid on the first only", msgStrings(got))
 	}
 }
+
+// TestMultilineOneLineEcho: a multiline batch of one short line comes
+// back to its sender as a multiline batch, as it was sent (the label on
+// the batch start), not as a plain PRIVMSG; so does its delivery to
+// oneself. A plain PRIVMSG is still echoed plain.
+func TestMultilineOneLineEcho(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, fc, _ := register(t, addr, b, "me", multilineCaps...)
+	c.send(t, "@label=L1 BATCH +a draft/multiline ann", "@batch=a PRIVMSG ann :hello", "BATCH -a")
+	open, lines := batchOf(t, c.sync(t), "me", "ann")
+	if open.Tags["label"] != "L1" || open.Tags["msgid"] == "" || fmt.Sprint(linesOf(lines)) != "[hello]" {
+		t.Errorf("echo: batch start %q, lines %q, want the label, a msgid and the one line", open, linesOf(lines))
+	}
+	if evs := fc.drain(); len(evs) != 1 || evs[0] != "message PRIVMSG ann hello" {
+		t.Errorf("backend got %q, want the one message", evs)
+	}
+
+	c.send(t, "BATCH +b draft/multiline me", "@batch=b NOTICE me :hi", "BATCH -b")
+	got := c.sync(t)
+	if len(got) != 6 {
+		t.Fatalf("to oneself: got %v, want two batches of one line", msgStrings(got))
+	}
+	batchOf(t, got[:3], "me", "me")
+	batchOf(t, got[3:], "me", "me")
+
+	c.send(t, "@label=L2 PRIVMSG ann :plain")
+	checkMsgs(t, c.sync(t), []want{w("PRIVMSG", "ann", "plain")})
+}
