@@ -184,7 +184,9 @@ func (c *Client) endBatch(ref string) {
 			c.numeric(err.Code, err.Params...)
 		}
 	}
-	if b.label != "" && c.capture == nil {
+	if b.label != "" {
+		// The opening BATCH's reply, whether or not the closing one has
+		// a label of its own (which then gets its ACK).
 		c.sendReply(&replyBuf{label: b.label}, run)
 		return
 	}
@@ -192,9 +194,10 @@ func (c *Client) endBatch(ref string) {
 }
 
 // batchFail sends a FAIL BATCH about b, labeled with the label of the
-// BATCH that opened it. Caller holds c.mu.
+// BATCH that opened it, apart from the reply of the command being run.
+// Caller holds c.mu.
 func (c *Client) batchFail(b *mlBatch, code string, params ...string) {
-	if b.label != "" && c.capture == nil {
+	if b.label != "" {
 		label := b.label
 		b.label = "" // the batch's reply is this
 		c.sendReply(&replyBuf{label: label}, func() { c.fail("BATCH", code, params...) })

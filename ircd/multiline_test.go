@@ -414,3 +414,32 @@ func TestMultilineOneLineEcho(t *testing.T) {
 	c.send(t, "@label=L2 PRIVMSG ann :plain")
 	checkMsgs(t, c.sync(t), []want{w("PRIVMSG", "ann", "plain")})
 }
+
+// TestMultilineLabeledEnd: when the BATCH that ends a labeled batch has a
+// label of its own, the batch's reply (its echo, or its FAIL) still
+// carries the opening BATCH's label, and the closing one gets its ACK:
+// each label is answered once.
+func TestMultilineLabeledEnd(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, _, _ := register(t, addr, b, "me", multilineCaps...)
+	for _, tc := range []struct {
+		name, line string
+		want       string // the command the opening label gets
+	}{
+		{"sent", "@batch=a PRIVMSG ann :hello", "BATCH"},
+		{"refused", "@batch=a PRIVMSG ann :", "FAIL"},
+	} {
+		c.send(t, "@label=L1 BATCH +a draft/multiline ann", tc.line, "@label=L2 BATCH -a")
+		labels := map[string][]string{}
+		for _, m := range c.sync(t) {
+			if l, ok := m.Tags["label"]; ok {
+				labels[l] = append(labels[l], m.Command)
+			}
+		}
+		if fmt.Sprint(labels["L1"]) != "["+tc.want+"]" || fmt.Sprint(labels["L2"]) != "[ACK]" {
+			t.Errorf("%s: labels %v, want L1 on %s and L2 on an ACK", tc.name, labels, tc.want)
+		}
+	}
+}
