@@ -8,8 +8,9 @@
 // as one message: the backend gets one Input whose text holds the line
 // breaks, and the echo goes back as a batch of that text split again (a
 // long line's pieces may differ from the client's), a batch of one line
-// too. A batch over the limits, or malformed, gets FAIL BATCH and is
-// dropped whole: nothing of it is sent.
+// too. A batch over the limits, or malformed (CTCP framing that does not
+// frame the whole message counts), gets FAIL BATCH and is dropped whole:
+// nothing of it is sent.
 //
 // A Delivery whose text has line breaks, or is too long for one line, goes
 // to such a client as one multiline batch (blank lines kept, long lines
@@ -19,6 +20,7 @@
 package ircd
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 
@@ -177,6 +179,9 @@ func (c *Client) endBatch(ref string) {
 	case b.lines == 0 || b.blank:
 		c.batchFail(b, "MULTILINE_INVALID", "Invalid multiline batch with blank lines only")
 		return
+	case !ctcpWhole(b.text):
+		c.batchFail(b, "MULTILINE_INVALID", "Invalid multiline batch: CTCP must frame the whole message")
+		return
 	}
 	m := &irc.Message{Command: b.cmd, Params: []string{b.target, string(b.text)}, Tags: b.tags}
 	run := func() {
@@ -191,6 +196,23 @@ func (c *Client) endBatch(ref string) {
 		return
 	}
 	run()
+}
+
+// ctcpWhole reports whether a batch's text has CTCP framing (\x01) only
+// where it frames the whole message: none, or \x01 first and, if the
+// closing one is there, last. The batch is one message, so CTCP framing
+// inside it ("\x01ACTION waves\x01" then a line of text, or text then an
+// action) would reach the backend, and every client, as a stray \x01;
+// an action spanning the lines is one action.
+func ctcpWhole(text []byte) bool {
+	switch n := bytes.Count(text, []byte{'\x01'}); {
+	case n == 0:
+		return true
+	case text[0] != '\x01' || n > 2:
+		return false
+	default:
+		return n == 1 || text[len(text)-1] == '\x01'
+	}
 }
 
 // batchFail sends a FAIL BATCH about b, labeled with the label of the

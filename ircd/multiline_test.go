@@ -138,6 +138,10 @@ func TestMultilineRefused(t *testing.T) {
 			[]string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
 		{"no target, one open", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "BATCH +y draft/multiline",
 			"@batch=x PRIVMSG ann :b", "BATCH -x"}, []string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
+		{"action, then text", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :\x01ACTION waves\x01", "@batch=x PRIVMSG ann :and smiles", "BATCH -x"},
+			[]string{"MULTILINE_INVALID"}},
+		{"text, then action", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :hi", "@batch=x PRIVMSG ann :\x01ACTION waves\x01", "BATCH -x"},
+			[]string{"MULTILINE_INVALID"}},
 		{"other type", multilineCaps, []string{"BATCH +x chathistory ann"}, []string{"MULTILINE_INVALID"}},
 		{"two at once", multilineCaps, []string{"BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "BATCH +y draft/multiline ann",
 			"@batch=y PRIVMSG ann :b", "BATCH -y", "BATCH -x"}, []string{"MULTILINE_INVALID", "MULTILINE_INVALID", "MULTILINE_INVALID"}},
@@ -440,6 +444,31 @@ func TestMultilineLabeledEnd(t *testing.T) {
 		}
 		if fmt.Sprint(labels["L1"]) != "["+tc.want+"]" || fmt.Sprint(labels["L2"]) != "[ACK]" {
 			t.Errorf("%s: labels %v, want L1 on %s and L2 on an ACK", tc.name, labels, tc.want)
+		}
+	}
+}
+
+// TestMultilineCTCPAction: an action whose text spans a batch's lines
+// (\x01ACTION on the first, the closing \x01, if any, at the very end) is
+// one action: the backend gets it whole, and the echo to a client
+// (multiline or not) is an action on every line, each framed once, no
+// \x01 left over.
+func TestMultilineCTCPAction(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	for _, caps := range [][]string{multilineCaps, {"batch", "draft/multiline", "echo-message"}} {
+		c, fc, _ := register(t, addr, b, "me", caps...)
+		for _, tc := range []struct{ last, want string }{
+			{"and smiles\x01", "\x01ACTION waves\nand smiles\x01"},
+			{"and smiles", "\x01ACTION waves\nand smiles"},
+		} {
+			c.send(t, "BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :\x01ACTION waves", "@batch=x PRIVMSG ann :"+tc.last, "BATCH -x")
+			got := c.sync(t)
+			if evs := fc.drain(); len(evs) != 1 || evs[0] != "message PRIVMSG ann "+tc.want {
+				t.Errorf("backend got %q, want the action whole", evs)
+			}
+			checkMsgs(t, got, []want{w("PRIVMSG", "ann", "\x01ACTION waves\x01"), w("PRIVMSG", "ann", "\x01ACTION and smiles\x01")})
 		}
 	}
 }
