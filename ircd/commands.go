@@ -457,9 +457,9 @@ func cmdIson(c *Client, m *irc.Message) *ircError {
 }
 
 // cmdSetname changes the client's own real name (IRCv3 setname): WHO and
-// WHOIS show it from then on. A client with the capability sees it
-// confirmed by its own SETNAME line; a name that is empty, too long or
-// not one line gets FAIL SETNAME INVALID_REALNAME.
+// WHOIS show it from then on, and a RealNameHandler is told. A client with
+// the capability sees it confirmed by its own SETNAME line; a name that is
+// empty, too long or not one line gets FAIL SETNAME INVALID_REALNAME.
 func cmdSetname(c *Client, m *irc.Message) *ircError {
 	name := m.Params[0]
 	if name == "" || len(name) > RealNameLen || strings.ContainsAny(name, "\x00\r\n") {
@@ -469,6 +469,9 @@ func cmdSetname(c *Client, m *irc.Message) *ircError {
 	c.realName = name
 	if c.caps["setname"] {
 		c.send(msg(c.selfPrefix(), "SETNAME", name))
+	}
+	if h, ok := c.handler.(RealNameHandler); ok {
+		c.later(func() { h.RealName(name) })
 	}
 	return nil
 }

@@ -37,6 +37,9 @@ type fakeBackend struct {
 	authErr func(account, password string) error
 	connErr func(reg Registration) error // refuses a registration before setup
 	whois   func(nick string) []string   // when set, handlers implement AsyncWhoisHandler, answering at once
+	// realNames, when set, makes handlers implement RealNameHandler,
+	// sending each name on it.
+	realNames chan string
 	// async, when set, makes handlers implement AsyncWhoisHandler.
 	async func(fc *fakeConn, nick string, answer func(lines []string))
 
@@ -111,6 +114,9 @@ func (b *fakeBackend) Connect(c *Client, reg Registration) (Handler, error) {
 	}
 	fc := &fakeConn{c: c, reg: reg, events: make(chan string, 1024), closed: make(chan string, 2), panicOn: "PANIC"}
 	b.connOf(reg.Remote.String()) <- fc
+	if b.realNames != nil {
+		return &realNameConn{fc, b.realNames}, nil
+	}
 	if b.async != nil {
 		return &asyncWhoisConn{fc, b.async}, nil
 	}

@@ -263,6 +263,15 @@ type Handler interface {
 	Closed(reason string) // the connection ended; called exactly once
 }
 
+// RealNameHandler is an optional interface of a Handler: RealName is
+// called, as Handler's methods are, when the client changes its real name
+// with SETNAME, so that a backend with several clients of one user can
+// give the name to the others (Client.SetOwnRealName), as a bouncer keeps
+// one real name for all of a user's clients.
+type RealNameHandler interface {
+	RealName(name string)
+}
+
 // AsyncWhoisHandler is an optional interface of a Handler, for the extra
 // lines of a WHOIS about a virtual user, which ircd sends as 320
 // RPL_WHOISSPECIAL (cleaned and split like any backend text).

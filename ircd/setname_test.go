@@ -46,3 +46,43 @@ func TestExtendedJoinAndSetname(t *testing.T) {
 		})
 	}
 }
+
+// realNameConn is a backend connection that records the real names the
+// client sets with SETNAME (RealNameHandler).
+type realNameConn struct {
+	*fakeConn
+	names chan string
+}
+
+func (r *realNameConn) RealName(name string) { r.names <- name }
+
+// TestSetnameShared: SETNAME tells a backend that implements
+// RealNameHandler, so that it can give the name to the user's other
+// clients with SetOwnRealName; that client's WHO shows it, and one with
+// setname sees a SETNAME line from itself (none when the name is the
+// same; an empty one is ignored).
+func TestSetnameShared(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	b.realNames = make(chan string, 4)
+	addr, _ := startServer(t, testConfig(), b)
+	a, _, _ := register(t, addr, b, "me", "setname")
+	o, ofc, _ := register(t, addr, b, "me", "setname")
+	a.send(t, "SETNAME :Shared Name")
+	checkMsgs(t, a.sync(t), []want{w("SETNAME", "Shared Name")})
+	if got := <-b.realNames; got != "Shared Name" {
+		t.Fatalf("backend got real name %q, want Shared Name", got)
+	}
+
+	ofc.c.SetOwnRealName("Shared Name")
+	ofc.c.SetOwnRealName("Shared Name") // the same: no line
+	ofc.c.SetOwnRealName("")            // empty: ignored
+	o.send(t, "WHO me")
+	checkMsgs(t, o.sync(t), []want{
+		w("SETNAME", "Shared Name"),
+		w("352", "me", "*", "u", "127.0.0.1", testServer, "me", "H", "0 Shared Name"), w("315", nil...),
+	})
+	if m := o.sync(t); len(m) != 0 {
+		t.Errorf("got %v, want nothing more", msgStrings(m))
+	}
+}

@@ -320,6 +320,23 @@ func (c *Client) SetRealName(nick, name string) {
 	}
 }
 
+// SetOwnRealName replaces the real client's own real name (WHOIS, WHO),
+// as another client of the same user set it with SETNAME (see
+// RealNameHandler). A client with setname sees a SETNAME line from itself
+// when the name changes; an empty name is ignored.
+func (c *Client) SetOwnRealName(name string) {
+	name = clean(name, RealNameLen)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if name == "" || name == c.realName {
+		return
+	}
+	c.realName = name
+	if c.caps["setname"] {
+		c.emit(msg(c.selfPrefix(), "SETNAME", name))
+	}
+}
+
 // RenameUser changes a virtual user's nick and tells the client with NICK.
 func (c *Client) RenameUser(oldNick, newNick string) error {
 	n := Nick(newNick)
