@@ -134,6 +134,12 @@ func (at *attachment) Away(text string)    { at.post(ircAway{at, text}) }
 func (at *attachment) Nick(string)         {}
 func (at *attachment) Closed(string)       { at.post(ircClosed{at}) }
 
+// RealName implements ircd.RealNameHandler: the real name one client set
+// with SETNAME is every client's of the user, as a bouncer keeps one.
+func (at *attachment) RealName(name string) {
+	at.do(func(s *session) { s.setRealName(at, name) }, nil)
+}
+
 // Unidentified implements ircd.Unidentified: a login left to identify
 // checked no password of the user's, so ircd keeps the failed guesses at
 // the nick.
@@ -300,7 +306,24 @@ func (s *session) attach(at *attachment, accounts []Account) error {
 	s.replay(at) // before the held IMs build gives: they wait for it
 	s.build(at, others)
 	s.updateAway()
+	if s.realName != "" {
+		at.c.SetOwnRealName(s.realName)
+	}
 	return nil
+}
+
+// setRealName makes name, which the client at set with SETNAME, the real
+// name of the user's other clients, and of those that attach later.
+func (s *session) setRealName(at *attachment, name string) {
+	if !s.cl.attached(at) {
+		return
+	}
+	s.realName = name
+	for _, o := range s.cl.ats {
+		if o != at {
+			o.c.SetOwnRealName(name)
+		}
+	}
 }
 
 // closed takes a connection that ended out of the session; false when the

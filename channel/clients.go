@@ -215,6 +215,9 @@ func (c *clients) SetPresence(nick, away string, online bool) {
 func (c *clients) SetRealName(nick, name string) {
 	c.each(func(x ircConn) { x.SetRealName(nick, name) })
 }
+func (c *clients) SetOwnRealName(name string) {
+	c.each(func(x ircConn) { x.SetOwnRealName(name) })
+}
 func (c *clients) JoinUser(ch, nick string, voice bool) {
 	c.each(func(x ircConn) { x.JoinUser(ch, nick, voice) })
 }

@@ -26,6 +26,7 @@ type ircConn interface {
 	RenameUser(oldNick, newNick string) error
 	SetPresence(nick, away string, online bool)
 	SetRealName(nick, name string)
+	SetOwnRealName(name string)
 	CreateChannel(name, topic string) error
 	JoinUser(channel, nick string, voice bool)
 	PartUser(channel, nick, reason string)

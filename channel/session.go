@@ -131,6 +131,7 @@ type session struct {
 	byChannel map[string]*account           // by nickKey(channel)
 	nicks     sortidx.Index[*buddy, string] // by nick, case folded, across all accounts
 	away      string                        // the IRC user's AWAY text
+	realName  string                        // the real name a client set last with SETNAME ("" = none): every client's
 	aways     uint64                        // AWAYs from the clients so far (attachment.awayAt)
 	out       outbox                        // IMs on their way to the IRC client
 	busy      bool                          // identify, register or drop is under way

@@ -58,6 +58,7 @@ func (f *fakeIRC) RenameUser(old, nick string) error {
 }
 func (f *fakeIRC) SetPresence(string, string, bool)   {}
 func (f *fakeIRC) SetRealName(string, string)         {}
+func (f *fakeIRC) SetOwnRealName(string)              {}
 func (f *fakeIRC) CreateChannel(string, string) error { return nil }
 func (f *fakeIRC) JoinUser(string, string, bool)      {}
 func (f *fakeIRC) PartUser(string, string, string)    {}
