@@ -60,8 +60,12 @@ func (s *sqlStore) LoginFailures(ctx context.Context, key string, now time.Time,
 	if err := checkWindow(window); err != nil {
 		return 0, wrap("login failures", err)
 	}
+	ctx, err := s.shortRead(ctx) // asked at every login
+	if err != nil {
+		return 0, wrap("login failures", err)
+	}
 	var n int
-	err := s.queryRow(ctx, s.db, `SELECT failures FROM login_failures WHERE name = ? AND last > ?`, key, micros(now.Add(-window))).Scan(&n)
+	err = s.queryRow(ctx, s.db, `SELECT failures FROM login_failures WHERE name = ? AND last > ?`, key, micros(now.Add(-window))).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -72,6 +76,20 @@ func (s *sqlStore) LoginFailures(ctx context.Context, key string, now time.Time,
 }
 
 func (s *sqlStore) ClearLoginFailures(ctx context.Context, key string) error {
+	// Asked at every login with a right password, and most keys have no
+	// failures: a read says so without the write transaction a DELETE
+	// takes even when it deletes nothing.
+	rctx, err := s.shortRead(ctx)
+	if err != nil {
+		return wrap("clear login failures", err)
+	}
+	var has bool
+	if err := s.queryRow(rctx, s.db, `SELECT EXISTS (SELECT 1 FROM login_failures WHERE name = ?)`, key).Scan(&has); err != nil {
+		return wrap("clear login failures", err)
+	}
+	if !has {
+		return nil
+	}
 	if _, err := s.exec(ctx, s.db, `DELETE FROM login_failures WHERE name = ?`, key); err != nil {
 		return wrap("clear login failures", err)
 	}

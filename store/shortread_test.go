@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime/metrics"
 	"testing"
+	"time"
 )
 
 // goroutinesCreated is how many goroutines the process has started.
@@ -15,7 +16,8 @@ func goroutinesCreated() uint64 {
 }
 
 // TestLoginReadsStartNoGoroutine: on SQLite, the reads a login makes (the
-// user's state, held and queued IMs, notes, a client's position) start no
+// user's state, held and queued IMs, notes, a client's position, its
+// failed logins, and their clearing when there are none) start no
 // goroutine of their own, though their context can end: the driver's and
 // database/sql's watchers cost more than such a read. A context that has
 // ended already still stops each of them before it starts.
@@ -33,6 +35,11 @@ func TestLoginReadsStartNoGoroutine(t *testing.T) {
 		{"QueuedIMs", func(ctx context.Context) error { _, err := s.QueuedIMs(ctx, user, email); return err }},
 		{"TakeNotes", func(ctx context.Context) error { _, err := s.TakeNotes(ctx, user); return err }},
 		{"ClientPosition", func(ctx context.Context) error { _, _, err := s.ClientPosition(ctx, user, "phone"); return err }},
+		{"LoginFailures", func(ctx context.Context) error {
+			_, err := s.LoginFailures(ctx, "account:"+user, time.Now(), time.Hour)
+			return err
+		}},
+		{"ClearLoginFailures", func(ctx context.Context) error { return s.ClearLoginFailures(ctx, "account:"+user) }},
 	}
 	const rounds = 50
 	for _, r := range reads {

@@ -196,10 +196,11 @@ func TestOpenArguments(t *testing.T) {
 	}
 }
 
-// TestTakeNotesNoneWritesNothing: taking the notes of a user who has none
-// is a read, so it does not wait for another connection's write
-// transaction (as each login's TakeNotes would, one after another).
-func TestTakeNotesNoneWritesNothing(t *testing.T) {
+// TestLoginNoneWritesNothing: what a login clears that is not there (the
+// notes of a user who has none, the failures of a user who made none) is
+// only read, so it does not wait for another connection's write
+// transaction (as each login would, one after another).
+func TestLoginNoneWritesNothing(t *testing.T) {
 	db := newSQLiteDB(t)
 	s := db.open(t, testKey(1))
 	mustCreate(t, s, "alice")
@@ -212,5 +213,8 @@ func TestTakeNotesNoneWritesNothing(t *testing.T) {
 	notes, err := s.TakeNotes(short, "alice")
 	if err != nil || len(notes) != 0 {
 		t.Errorf("TakeNotes with none, another write open: got %q, %v; want none at once", notes, err)
+	}
+	if err := s.ClearLoginFailures(short, "account:alice"); err != nil {
+		t.Errorf("ClearLoginFailures with none, another write open: got %v, want none at once", err)
 	}
 }
