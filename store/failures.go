@@ -40,16 +40,18 @@ func (s *sqlStore) AddLoginFailure(ctx context.Context, key string, now time.Tim
 		return 0, wrap("add login failure", err)
 	}
 	stale := micros(now.Add(-window))
+	// Two statements, not one transaction: a transaction would hold the
+	// stale rows it deleted while it waits to upsert its own key, which
+	// another call's delete may hold while it waits for those (on
+	// PostgreSQL, a deadlock).
+	if _, err := s.exec(ctx, s.db, `DELETE FROM login_failures WHERE last <= ? AND name <> ?`, stale, key); err != nil {
+		return 0, wrap("add login failure", err)
+	}
 	var n int
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `DELETE FROM login_failures WHERE last <= ? AND name <> ?`, stale, key); err != nil {
-			return err
-		}
-		return s.queryRow(ctx, tx, `INSERT INTO login_failures (name, failures, last) VALUES (?, 1, ?)
-			ON CONFLICT (name) DO UPDATE SET failures = CASE WHEN login_failures.last <= ? THEN 1 ELSE login_failures.failures + 1 END,
-			last = CASE WHEN excluded.last > login_failures.last THEN excluded.last ELSE login_failures.last END
-			RETURNING failures`, key, micros(now), stale).Scan(&n)
-	})
+	err := s.queryRow(ctx, s.db, `INSERT INTO login_failures (name, failures, last) VALUES (?, 1, ?)
+		ON CONFLICT (name) DO UPDATE SET failures = CASE WHEN login_failures.last <= ? THEN 1 ELSE login_failures.failures + 1 END,
+		last = CASE WHEN excluded.last > login_failures.last THEN excluded.last ELSE login_failures.last END
+		RETURNING failures`, key, micros(now), stale).Scan(&n)
 	if err != nil {
 		return 0, wrap("add login failure", err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -51,6 +52,44 @@ func TestLoginFailures(t *testing.T) {
 			}
 			if _, err := s.AddLoginFailure(ctx, "account:alice", t0, 0); err == nil {
 				t.Error("a window of 0: got no error")
+			}
+		})
+	}
+}
+
+// TestLoginFailuresAtOnce: failures counted at once at many keys, each
+// deleting the others' stale rows, all succeed, each counted afresh. On
+// PostgreSQL two such deletes in one transaction with the upsert of their
+// own key each held the other's key: a deadlock, one of them failing.
+func TestLoginFailuresAtOnce(t *testing.T) {
+	const window, keys = time.Minute, 16
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.name)
+			s := e.fresh(t).open(t, testKey(1))
+			for round := range 20 {
+				stale := t0.Add(time.Duration(round) * 2 * window)
+				for k := range keys {
+					if _, err := s.AddLoginFailure(ctx, fmt.Sprint("account:", k), stale, window); err != nil {
+						t.Fatal(err)
+					}
+				}
+				errs := make(chan error, keys)
+				for k := range keys {
+					go func() {
+						n, err := s.AddLoginFailure(ctx, fmt.Sprint("account:", k), stale.Add(window), window)
+						if err == nil && n != 1 {
+							err = fmt.Errorf("key %d: got %d failures, want 1 (its last a window ago)", k, n)
+						}
+						errs <- err
+					}()
+				}
+				for range keys {
+					if err := <-errs; err != nil {
+						t.Fatalf("round %d: %v", round, err)
+					}
+				}
 			}
 		})
 	}
