@@ -176,7 +176,7 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 		delete(r.claiming, ss.uid)
 		supersededBy = c.by
 	}
-	if old == nil {
+	if old == nil && ss.inherit != nil {
 		r.showTakenOver(ss)
 	}
 	ss.seq = 1
@@ -191,7 +191,8 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 // node last knew of the user elsewhere, do not see it online, that it is:
 // a login that took its presence over from another node (ss.inherit) would
 // otherwise leave them with the offline state that node's going down
-// (NodeDown, Gone) gave them meanwhile. The caller holds r.mu.
+// (NodeDown, Gone) gave them meanwhile. Any other new session has shown
+// nobody anything yet. The caller holds r.mu.
 func (r *registry) showTakenOver(ss *session) {
 	e := r.remote[ss.uid]
 	if e == nil {
