@@ -110,20 +110,44 @@ func TestBusRoute(t *testing.T) {
 	}
 }
 
+// aliceListsBob starts a server on a fakeBus with accounts alice (who lists
+// bob, so her sessions watch him) and bob, for tests of what alice sees of
+// bob's states from elsewhere.
+func aliceListsBob(t *testing.T) (bus *fakeBus, srv *Server, addr string, alice, bob msim.UID) {
+	t.Helper()
+	bus = &fakeBus{}
+	store := NewMemStore()
+	srv, addr = startServer(t, Config{Bus: bus}, store)
+	alice = addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	bob = addAccount(t, srv, "bob@example.com", "pw-b", "bob")
+	if err := store.PutContact(alice, Contact{UID: bob, GroupName: "IM Friends", Position: 1000, Visibility: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return bus, srv, addr, alice, bob
+}
+
+// presencesSeen returns the statuses of uid's presences c was sent up to
+// now (c.sync), and forgets what c was sent.
+func presencesSeen(c *client, uid msim.UID) []msim.Status {
+	c.sync()
+	var got []msim.Status
+	for _, m := range c.takeSeen() {
+		if isBM(msim.BMStatus, uid)(m) {
+			l, _ := m.List("msg")
+			p, _ := msim.ParsePresence(l)
+			got = append(got, p.Status)
+		}
+	}
+	return got
+}
+
 // TestBusRemoteState: a local session sees a remote user's states as the
 // bus brings them: online, hidden by the remote user's block list, back,
 // then offline when the remote node is declared down; a stale state
 // changes nothing. What the session lists is watched, and unwatched at
 // logout.
 func TestBusRemoteState(t *testing.T) {
-	bus := &fakeBus{}
-	store := NewMemStore()
-	srv, addr := startServer(t, Config{Bus: bus}, store)
-	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
-	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
-	if err := store.PutContact(alice, Contact{UID: bob, GroupName: "IM Friends", Position: 1000, Visibility: 1}); err != nil {
-		t.Fatal(err)
-	}
+	bus, srv, addr, alice, bob := aliceListsBob(t)
 	c := login(t, addr, "alice@example.com", "pw-a")
 	if n := bus.watching(bob); n != 1 {
 		t.Fatalf("bob watched %d times, want 1", n)
@@ -146,15 +170,7 @@ func TestBusRemoteState(t *testing.T) {
 		{"other node down", func() { bus.peer.NodeDown("elsewhere") }, -1},
 	} {
 		step.do()
-		c.sync()
-		var got []msim.Status
-		for _, m := range c.takeSeen() {
-			if isBM(msim.BMStatus, bob)(m) {
-				l, _ := m.List("msg")
-				p, _ := msim.ParsePresence(l)
-				got = append(got, p.Status)
-			}
-		}
+		got := presencesSeen(c, bob)
 		switch {
 		case step.want < 0 && len(got) != 0:
 			t.Errorf("%s: got presences %v, want none", step.name, got)
@@ -318,14 +334,7 @@ func TestBusKickDuringLoginPassesStateOn(t *testing.T) {
 // login is done, with the presence it took over: they are not left with
 // the offline state the node's going down gave them.
 func TestBusNodeDownDuringTakeOver(t *testing.T) {
-	bus := &fakeBus{}
-	store := NewMemStore()
-	srv, addr := startServer(t, Config{Bus: bus}, store)
-	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
-	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
-	if err := store.PutContact(alice, Contact{UID: bob, GroupName: "IM Friends", Position: 1000, Visibility: 1}); err != nil {
-		t.Fatal(err)
-	}
+	bus, _, addr, _, bob := aliceListsBob(t)
 	c := login(t, addr, "alice@example.com", "pw-a")
 	there := &PeerState{UID: bob, Version: Version{Epoch: 1, Node: "there"}, Seq: 2, Online: true, Announced: true,
 		Presence: msim.Presence{Status: msim.StatusAway, Text: "lunch"}}
@@ -339,15 +348,7 @@ func TestBusNodeDownDuringTakeOver(t *testing.T) {
 	}
 	b := login(t, addr, "bob@example.com", "pw-b")
 	b.sync()
-	c.sync()
-	var got []msim.Status
-	for _, m := range c.takeSeen() {
-		if isBM(msim.BMStatus, bob)(m) {
-			l, _ := m.List("msg")
-			p, _ := msim.ParsePresence(l)
-			got = append(got, p.Status)
-		}
-	}
+	got := presencesSeen(c, bob)
 	want := []msim.Status{msim.StatusAway, msim.StatusOffline, msim.StatusAway}
 	if !slices.Equal(got, want) {
 		t.Errorf("alice saw bob's presences %v, want %v", got, want)
