@@ -173,7 +173,7 @@ func (s *sharedCounts) ClearFailures(key string) error {
 
 // TestFailureLimiterShared: a limiter with Shared counts the failures
 // another limiter recorded there, and a success in either forgets them for
-// both; while Shared fails, its own count decides.
+// both; while Shared fails, its own count decides and goes on counting.
 func TestFailureLimiterShared(t *testing.T) {
 	clk := fakeclock.New()
 	sh := &sharedCounts{n: map[string]int{}}
@@ -197,5 +197,9 @@ func TestFailureLimiterShared(t *testing.T) {
 	sh.fail = true
 	if got := mustCheck(t, first, "account:alice"); got != 2*time.Second {
 		t.Errorf("own count while Shared fails: got %v, want 2s (its own 2 failures)", got)
+	}
+	first.Fail("account:alice")
+	if got := mustCheck(t, first, "account:alice"); got != 4*time.Second {
+		t.Errorf("own count after a failure while Shared fails: got %v, want 4s (its own 3 failures)", got)
 	}
 }
