@@ -171,16 +171,13 @@ func msimText(s string) string {
 	}
 	var b strings.Builder
 	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case 0x02, 0x0f, 0x11, 0x16, 0x1d, 0x1e, 0x1f:
-		case 0x03:
-			i += colourLen(s[i+1:], isDigit, 2)
-		case 0x04:
-			i += colourLen(s[i+1:], isHexDigit, 6)
-		default:
-			b.WriteByte(c)
+	for i := 0; i < len(s); {
+		n := codeLen(s[i:])
+		if n == 0 {
+			b.WriteByte(s[i])
+			n = 1
 		}
+		i += n
 	}
 	return b.String()
 }
@@ -218,8 +215,8 @@ func msimSpans(s string) (spans []markup.Span, ok bool) {
 			style = st
 		}
 	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
+	for i := 0; i < len(s); {
+		switch s[i] {
 		case 0x02:
 			set(style ^ markup.Bold)
 		case 0x1d:
@@ -230,15 +227,13 @@ func msimSpans(s string) (spans []markup.Span, ok bool) {
 			set(0)
 		case '\n': // a line of several (draft/multiline): its codes end with it
 			set(0)
-			b.WriteByte(c)
-		case 0x11, 0x16, 0x1e:
-		case 0x03:
-			i += colourLen(s[i+1:], isDigit, 2)
-		case 0x04:
-			i += colourLen(s[i+1:], isHexDigit, 6)
-		default:
-			b.WriteByte(c)
 		}
+		n := codeLen(s[i:])
+		if n == 0 {
+			b.WriteByte(s[i])
+			n = 1
+		}
+		i += n
 	}
 	flush()
 	if !ok {
@@ -249,6 +244,20 @@ func msimSpans(s string) (spans []markup.Span, ok bool) {
 
 // ircFormatting is IRC's formatting codes, as msimText drops them.
 const ircFormatting = "\x02\x03\x04\x0f\x11\x16\x1d\x1e\x1f"
+
+// codeLen is the length of the IRC formatting code s starts with (its
+// control byte, and a colour's numbers), or 0 when s starts with none.
+func codeLen(s string) int {
+	switch s[0] {
+	case 0x02, 0x0f, 0x11, 0x16, 0x1d, 0x1e, 0x1f:
+		return 1
+	case 0x03:
+		return 1 + colourLen(s[1:], isDigit, 2)
+	case 0x04:
+		return 1 + colourLen(s[1:], isHexDigit, 6)
+	}
+	return 0
+}
 
 // colourLen is the length of a colour code's numbers after its control
 // byte: a foreground of up to n digits, then, after a comma, a background

@@ -261,6 +261,13 @@ func FuzzIRCStyles(f *testing.F) {
 		if !ok {
 			return
 		}
+		var words strings.Builder
+		for _, sp := range spans {
+			words.WriteString(sp.Text)
+		}
+		if words.String() != msimText(s) {
+			t.Fatalf("%q: styled text %q, want msimText's %q", s, words.String(), msimText(s))
+		}
 		body := markup.FromSpans(spans)
 		if err := wellFormedXML(body); err != nil {
 			t.Fatalf("%q: markup %q is not XML: %v", s, body, err)
@@ -276,21 +283,18 @@ func FuzzIRCStyles(f *testing.F) {
 	})
 }
 
-// ircShown is s as the rest of an IRC client shows it: without the
-// codes that are not bold, italic, underline or reset, and with the
-// numbers of colour codes dropped.
+// ircShown is s without the formatting codes that are not bold, italic,
+// underline or reset, as msimText drops them (FuzzMSIMText checks how):
+// what is left is what styledRunes reads.
 func ircShown(s string) string {
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case 0x11, 0x16, 0x1e:
-		case 0x03:
-			i += colourLen(s[i+1:], isDigit, 2)
-		case 0x04:
-			i += colourLen(s[i+1:], isHexDigit, 6)
-		default:
-			b.WriteByte(c)
+	for i := 0; i < len(s); {
+		n := codeLen(s[i:])
+		if n == 0 || strings.IndexByte("\x02\x0f\x1d\x1f", s[i]) >= 0 {
+			b.WriteByte(s[i])
+			n = 1
 		}
+		i += n
 	}
 	return b.String()
 }
