@@ -606,9 +606,7 @@ type replayRead struct {
 	pos   int64 // the client's position
 	convs []*replayConv
 	more  bool
-	err   error // reading the position failed (posErr) or the history did
-	// posErr: the position itself could not be read.
-	posErr bool
+	err   error // reading the position failed (then !found) or the history did
 	// recorded: the msgids of what the user sent while the read was under
 	// way (recordOut), which the read may find: the client was shown it
 	// live, or, sent from the queue, it is past its position as it
@@ -621,7 +619,7 @@ func (rd *replayRead) read(ctx context.Context) {
 	rd.hist.sync(ctx, rd.user) // what was recorded so far is there to read
 	rd.pos, rd.found, rd.err = rd.st.ClientPosition(ctx, rd.user, rd.client)
 	if rd.err != nil {
-		rd.posErr = true
+		rd.found = false
 		return
 	}
 	if rd.found {
@@ -653,10 +651,10 @@ func (s *session) replayReady(at *attachment, rd *replayRead) {
 		return
 	}
 	switch {
-	case rd.posErr:
-		s.log.WithError(rd.err).Error("store: a client's position could not be read; nothing is replayed to it")
-		return
 	case !rd.found:
+		if rd.err != nil {
+			s.log.WithError(rd.err).Error("store: a client's position could not be read; nothing is replayed to it")
+		}
 		return
 	case rd.err != nil:
 		s.log.WithError(rd.err).Error("store: the history to replay could not be read; the client's position stays where it was")
