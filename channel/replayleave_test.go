@@ -14,20 +14,15 @@ import (
 // connection is replayed the same.
 func TestLeavingDuringTheReplayReadKeepsThePosition(t *testing.T) {
 	r, st := historyRig(t)
-	blocked := blockedLatest{Store: st, reading: make(chan struct{}, 1), release: make(chan struct{})}
 	r.s.newBuddy(r.a, 7, "bob", "")
 	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
 		t.Fatal(err)
 	}
 	r.s.record(store.HistoryEntry{MsgID: "m-missed", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "missed", Time: time.Now()})
-	r.s.b.cfg.Store = blocked
+	blocked := blockReplays(r, st)
 	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC()}, "phone")
 	r.s.replay(phone)
-	select {
-	case <-blocked.reading:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the replay's read did not begin")
-	}
+	blocked.began(t)
 	r.s.closed(phone)
 	close(blocked.release)
 	r.step() // the read's result

@@ -29,14 +29,31 @@ func (b blockedLatest) HistoryLatestSince(ctx context.Context, user string, afte
 	return b.Store.HistoryLatestSince(ctx, user, afterID, beforeID, limit)
 }
 
+// blockReplays has r's session read st through a blockedLatest, which it
+// returns.
+func blockReplays(r *rig, st store.Store) blockedLatest {
+	b := blockedLatest{Store: st, reading: make(chan struct{}, 1), release: make(chan struct{})}
+	r.s.b.cfg.Store = b
+	return b
+}
+
+// began waits until a read of the history to replay has begun.
+func (b blockedLatest) began(t *testing.T) {
+	t.Helper()
+	select {
+	case <-b.reading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replay's read did not begin")
+	}
+}
+
 // TestReplayReadLeavesTheSessionFree: while the history a returning
 // client missed is read, the session goes on handling its other work (an
 // IM arrives); the client is then shown its replay, and after it the IM
 // that came meanwhile.
 func TestReplayReadLeavesTheSessionFree(t *testing.T) {
 	r, st := historyRig(t)
-	blocked := blockedLatest{Store: st, reading: make(chan struct{}, 1), release: make(chan struct{})}
-	r.s.b.cfg.Store = blocked
+	blocked := blockReplays(r, st)
 	r.s.newBuddy(r.a, 7, "bob", "")
 	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
 		t.Fatal(err)
@@ -54,11 +71,7 @@ func TestReplayReadLeavesTheSessionFree(t *testing.T) {
 		_, err := r.s.attachRunning(phone, nil)
 		attached <- err
 	}()
-	select {
-	case <-blocked.reading:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the replay's read did not begin")
-	}
+	blocked.began(t)
 	served := make(chan struct{})
 	if !r.s.post(call(func() {
 		r.s.fromUser(r.a, 7, msim.IMEvent{From: 7, Text: "live", Time: time.Now()})

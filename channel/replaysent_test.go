@@ -14,21 +14,16 @@ import (
 // again in its replay.
 func TestSentDuringTheReplayReadShownOnce(t *testing.T) {
 	r, st := historyRig(t)
-	blocked := blockedLatest{Store: st, reading: make(chan struct{}, 1), release: make(chan struct{})}
 	bd := r.s.newBuddy(r.a, 7, "bob", "")
 	r.a.client, r.a.state = &fakeMSIM{}, linkUp
 	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
 		t.Fatal(err)
 	}
-	r.s.b.cfg.Store = blocked
+	blocked := blockReplays(r, st)
 	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
 	phone := attachNamed(r, phoneIRC, "phone")
 	r.s.replay(phone)
-	select {
-	case <-blocked.reading:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the replay's read did not begin")
-	}
+	blocked.began(t)
 	r.s.sender = r.s.cl.ats[0] // the desk
 	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "from the desk", MsgID: "m-desk", Time: time.Now()},
 		"PRIVMSG", "from the desk", "from the desk")
