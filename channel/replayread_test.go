@@ -131,3 +131,21 @@ func TestQueuedIMNotReplayedToWhoTypedIt(t *testing.T) {
 		t.Errorf("the phone, back, was replayed %q, want %q", got, want)
 	}
 }
+
+// TestHeldIMsLeaveRoomDuringTheReplayRead: while a client's replay is
+// read, the IMs held for the user wait in the outbox behind it; an IM
+// that comes meanwhile is not lost for want of room, though as many were
+// held as an account can hold.
+func TestHeldIMsLeaveRoomDuringTheReplayRead(t *testing.T) {
+	r := newRig(t, nil)
+	bd := r.s.newBuddy(r.a, 7, "bob", "")
+	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC()}, "phone")
+	phone.replaying = &replayRead{} // its read is under way
+	// The held IMs, then one that comes meanwhile.
+	for i := range maxHeld + 1 {
+		r.s.enqueue(bd, seqEvent{ev: msim.IMEvent{From: 7, Text: "im"}, seq: uint64(i + 1)})
+	}
+	if got, want := len(r.s.out.waiting()), maxHeld+1; got != want {
+		t.Errorf("%d IMs wait for the replay, want %d", got, want)
+	}
+}
