@@ -25,6 +25,19 @@ func login(t *testing.T, st *stack, nick string, caps ...string) *ircClient {
 	return c
 }
 
+// buddiesStack starts a stack with alice and bob logged in, each on the
+// other's list.
+func buddiesStack(t *testing.T) (alice, bob *ircClient) {
+	t.Helper()
+	st := startStack(t)
+	alice = login(t, st, "alice", allCaps...)
+	bob = login(t, st, "bob", allCaps...)
+	alice.add("&alice", "bob")
+	bob.add("&bob", "alice")
+	alice.sync()
+	return alice, bob
+}
+
 func TestTomGreetsAndEchoes(t *testing.T) {
 	st := startStack(t)
 	c := dial(t, st.ircAddr, "alice", "", allCaps...)
@@ -68,13 +81,7 @@ func TestTomGreetsAndEchoes(t *testing.T) {
 // TestTwoUsersChat: two IRC users add each other by nick and exchange IMs,
 // including text that looks like MSIM framing or markup.
 func TestTwoUsersChat(t *testing.T) {
-	st := startStack(t)
-	alice := login(t, st, "alice", allCaps...)
-	bob := login(t, st, "bob", allCaps...)
-
-	alice.add("&alice", "bob")
-	bob.add("&bob", "alice")
-	alice.sync()
+	alice, bob := buddiesStack(t)
 	if n := alice.names("&alice"); !contains(n, "+bob") {
 		t.Fatalf("alice's NAMES: got %v, want +bob", n)
 	}
@@ -149,12 +156,7 @@ func TestPresenceMapping(t *testing.T) {
 }
 
 func TestTypingAndZaps(t *testing.T) {
-	st := startStack(t)
-	alice := login(t, st, "alice", allCaps...)
-	bob := login(t, st, "bob", allCaps...)
-	alice.add("&alice", "bob")
-	bob.add("&bob", "alice")
-	alice.sync()
+	alice, bob := buddiesStack(t)
 	bob.sync()
 
 	alice.send("@+typing=active TAGMSG bob")

@@ -15,12 +15,7 @@ import (
 // styles, each closed where it ends; only the codes the bridge writes
 // from real styles arrive, any other control character as its picture.
 func TestStylesBothWays(t *testing.T) {
-	st := startStack(t)
-	alice := login(t, st, "alice", allCaps...)
-	bob := login(t, st, "bob", allCaps...)
-	alice.add("&alice", "bob")
-	bob.add("&bob", "alice")
-	alice.sync()
+	alice, bob := buddiesStack(t)
 
 	for _, tc := range []struct{ typed, want string }{
 		{"a \x02b\x1dc\x0f d\x1fe", "a \x02b\x1dc\x02\x1d d\x1fe\x1f"},
