@@ -358,6 +358,16 @@ func (c *ircClient) send(line string) {
 
 func (c *ircClient) sendf(f string, args ...any) { c.send(fmt.Sprintf(f, args...)) }
 
+// sendMultiline sends lines to target as one draft/multiline batch.
+func (c *ircClient) sendMultiline(target string, lines ...string) {
+	c.t.Helper()
+	c.send("BATCH +ml draft/multiline " + target)
+	for _, l := range lines {
+		c.send("@batch=ml PRIVMSG " + target + " :" + l)
+	}
+	c.send("BATCH -ml")
+}
+
 // next reads one message, with a 5 s deadline (or the client's patience).
 func (c *ircClient) next() (*irc.Message, error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(cmp.Or(c.patience, 5*time.Second)))

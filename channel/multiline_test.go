@@ -24,11 +24,7 @@ func TestMultilineIM(t *testing.T) {
 	phone := dial(t, st.ircAddr, "alice", "alice/phone:pw-alice", multilineCaps...)
 	phone.sync()
 
-	alice.send("BATCH +m draft/multiline bob")
-	alice.send("@batch=m PRIVMSG bob :first line")
-	alice.send("@batch=m PRIVMSG bob :")
-	alice.send("@batch=m PRIVMSG bob :third line")
-	alice.send("BATCH -m")
+	alice.sendMultiline("bob", "first line", "", "third line")
 	wantLines := func(c *ircClient, from string) {
 		t.Helper()
 		open := c.expect("BATCH", func(m *irc.Message) bool { return m.Param(1) == "draft/multiline" && m.Name == from })
@@ -53,17 +49,11 @@ func TestMultilineIM(t *testing.T) {
 	wantLines(bob, "alice")
 	wantLines(phone, "alice")
 
-	alice.send("BATCH +n draft/multiline carol")
-	alice.send("@batch=n PRIVMSG carol :one")
-	alice.send("@batch=n PRIVMSG carol :two")
-	alice.send("BATCH -n")
+	alice.sendMultiline("carol", "one", "two")
 	carol.expectFrom("PRIVMSG", "alice", "one")
 	carol.expectFrom("PRIVMSG", "alice", "two")
 
-	alice.send("BATCH +c draft/multiline &alice")
-	alice.send("@batch=c PRIVMSG &alice :set typing false")
-	alice.send("@batch=c PRIVMSG &alice :set show_offline true")
-	alice.send("BATCH -c")
+	alice.sendMultiline("&alice", "set typing false", "set show_offline true")
 	alice.expectFrom("PRIVMSG", "root", "typing = false")
 	alice.expectFrom("PRIVMSG", "root", "show_offline = true")
 }
@@ -82,10 +72,7 @@ func TestMultilineControlAddressed(t *testing.T) {
 	phone := dial(t, st.ircAddr, "alice", "alice/phone:pw-alice", allCaps...)
 	phone.sync()
 
-	alice.send("BATCH +a draft/multiline &alice")
-	alice.send("@batch=a PRIVMSG &alice :bob: one")
-	alice.send("@batch=a PRIVMSG &alice :carol: two")
-	alice.send("BATCH -a")
+	alice.sendMultiline("&alice", "bob: one", "carol: two")
 	carol.expectFrom("PRIVMSG", "alice", "two")
 	if m := bob.expectFrom("PRIVMSG", "alice", "one"); m.Trailing() != "one" {
 		t.Errorf("bob got %q, want one", m.Trailing())

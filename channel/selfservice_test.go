@@ -417,10 +417,7 @@ func TestDropYesInOneBatch(t *testing.T) {
 	c.private("register fay-pw", "is registered")
 	c.joinedControl("&fay")
 	c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
-	c.send("BATCH +d draft/multiline root")
-	c.send("@batch=d PRIVMSG root :drop fay-pw")
-	c.send("@batch=d PRIVMSG root :yes")
-	c.send("BATCH -d")
+	c.sendMultiline("root", "drop fay-pw", "yes")
 	c.expectFrom("PRIVMSG", "root", "Nothing to confirm")
 	c.expectFrom("PRIVMSG", "root", "Type yes within a minute")
 	if _, err := ss.st.User(context.Background(), "fay"); err != nil {
