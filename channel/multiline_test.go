@@ -9,20 +9,29 @@ import (
 
 var multilineCaps = []string{"batch", "draft/multiline", "server-time", "message-tags", "echo-message"}
 
+// multilineStack starts a stack with alice and bob, who take multiline
+// messages, and carol, who does not, both on alice's list, and alice's
+// phone, which takes them too.
+func multilineStack(t *testing.T) (alice, bob, carol, phone *ircClient) {
+	t.Helper()
+	st := startStack(t)
+	alice = login(t, st, "alice", multilineCaps...)
+	bob = login(t, st, "bob", multilineCaps...)
+	carol = login(t, st, "carol", allCaps...)
+	alice.add("&alice", "bob")
+	alice.add("&alice", "carol")
+	alice.sync()
+	phone = dial(t, st.ircAddr, "alice", "alice/phone:pw-alice", multilineCaps...)
+	phone.sync()
+	return alice, bob, carol, phone
+}
+
 // TestMultilineIM: a multiline batch typed to a buddy is one IM on MSIM,
 // which the buddy's multiline client gets as one batch and another client
 // as lines; the user's other client gets it as its own message, one batch;
 // several lines in the control channel are several commands.
 func TestMultilineIM(t *testing.T) {
-	st := startStack(t)
-	alice := login(t, st, "alice", multilineCaps...)
-	bob := login(t, st, "bob", multilineCaps...)
-	carol := login(t, st, "carol", allCaps...)
-	alice.add("&alice", "bob")
-	alice.add("&alice", "carol")
-	alice.sync()
-	phone := dial(t, st.ircAddr, "alice", "alice/phone:pw-alice", multilineCaps...)
-	phone.sync()
+	alice, bob, carol, phone := multilineStack(t)
 
 	alice.sendMultiline("bob", "first line", "", "third line")
 	wantLines := func(c *ircClient, from string) {
@@ -62,15 +71,7 @@ func TestMultilineIM(t *testing.T) {
 // control channel is taken as if typed alone: "nick: text" on one line
 // goes to that buddy only, the next line to whoever it names.
 func TestMultilineControlAddressed(t *testing.T) {
-	st := startStack(t)
-	alice := login(t, st, "alice", multilineCaps...)
-	bob := login(t, st, "bob", allCaps...)
-	carol := login(t, st, "carol", allCaps...)
-	alice.add("&alice", "bob")
-	alice.add("&alice", "carol")
-	alice.sync()
-	phone := dial(t, st.ircAddr, "alice", "alice/phone:pw-alice", allCaps...)
-	phone.sync()
+	alice, bob, carol, phone := multilineStack(t)
 
 	alice.sendMultiline("&alice", "bob: one", "carol: two")
 	carol.expectFrom("PRIVMSG", "alice", "two")
