@@ -179,8 +179,8 @@ func checkIMs(t *testing.T, what string, got []OutgoingIM, wantTexts []string, q
 }
 
 // TestClientUnsentIMs: IMs queued while the peer does not read are all
-// handed back when the link is cut, in order, and none is also reported as
-// unconfirmed.
+// handed back when the link is cut, in order, each with the text it was
+// given, and none is also reported as unconfirmed.
 func TestClientUnsentIMs(t *testing.T) {
 	t.Parallel()
 	c, fc, g, clk := gatedClient(t, nil)
@@ -197,6 +197,12 @@ func TestClientUnsentIMs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A styled IM comes back with the text it was given, not its markup.
+	styled := "\x02bold\x02"
+	if err := c.SendStyledIM(context.Background(), 2001, styled, []markup.Span{{Text: "bold", Style: markup.Bold}}); err != nil {
+		t.Fatal(err)
+	}
+	queued = append(queued, styled)
 	<-g.writes    // the writer is stuck in a write
 	fc.nc.Close() // the link is cut
 	d := waitDisconnect(t, c)
