@@ -431,6 +431,15 @@ func appendIM(b []byte, sesskey int, to UID, text string) []byte {
 	return append(escapeTail(b, mark), `\final\`...)
 }
 
+// appendStyledIM appends the IM of spans to to: the bytes of
+// bmMessage(BMIM, to, markup.FromSpans(spans)), the markup written in place.
+func appendStyledIM(b []byte, sesskey int, to UID, spans []markup.Span) []byte {
+	b = appendBMHead(b, BMIM, sesskey, to)
+	mark := len(b)
+	b = markup.AppendFromSpans(b, spans)
+	return append(escapeTail(b, mark), `\final\`...)
+}
+
 // appendBMHead appends a buddy message up to its msg value.
 func appendBMHead(b []byte, typ, sesskey int, to UID) []byte {
 	b = append(b, `\bm\`...)
@@ -479,12 +488,12 @@ func (c *Client) SendStyledIM(ctx context.Context, to UID, text string, spans []
 		return err
 	}
 	im := &OutgoingIM{To: to, Text: text, Queued: c.cfg.Now()}
-	body := markup.FromSpans(spans)
 	var m *Message
 	if c.debug {
-		m = c.bmMessage(BMIM, to, body)
+		m = c.bmMessage(BMIM, to, markup.FromSpans(spans))
 	}
-	return c.enqueueEncoded(ctx, appendBM(nil, BMIM, c.sesskey, to, body), nil, "bm", m, im)
+	bp := imBufs.Get().(*[]byte)
+	return c.enqueueEncoded(ctx, appendStyledIM((*bp)[:0], c.sesskey, to, spans), bp, "bm", m, im)
 }
 
 // SendTyping tells to that the user started (true) or stopped typing.

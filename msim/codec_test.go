@@ -693,6 +693,23 @@ func TestDecodeIntoReuses(t *testing.T) {
 	}
 }
 
+// TestAppendStyledIM: a styled IM written straight to bytes, its markup
+// escaped in place, is what the Message builder encodes.
+func TestAppendStyledIM(t *testing.T) {
+	t.Parallel()
+	for _, spans := range [][]markup.Span{
+		nil,
+		{{Text: "plain"}},
+		{{Text: "a/b\\c ", Style: markup.Bold}, {Text: "\\ :) <&>\n/"}, {Text: "x\\", Style: markup.Italic | markup.Underline}},
+	} {
+		got := string(appendStyledIM(nil, 777, 1000002, spans))
+		want := string(Encode((&Client{sesskey: 777}).bmMessage(BMIM, 1000002, markup.FromSpans(spans))))
+		if got != want {
+			t.Errorf("appendStyledIM(%q): got %q, want %q", spans, got, want)
+		}
+	}
+}
+
 // TestAppendIM: an IM written straight to bytes, its markup escaped in
 // place, is what the Message builder encodes.
 func TestAppendIM(t *testing.T) {
