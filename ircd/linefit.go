@@ -77,7 +77,6 @@ func (c *Client) numericList(code string, params, items []string, sep, after str
 	if after != "" {
 		fixed += len(" :") + len(after) - len(":")
 	}
-	room := maxLineBody - fixed
 	send := func(list string) {
 		ps := append(append(make([]string, 0, len(params)+2), params...), list)
 		if after != "" {
@@ -85,6 +84,13 @@ func (c *Client) numericList(code string, params, items []string, sep, after str
 		}
 		c.numeric(code, ps...)
 	}
+	joinFit(items, sep, maxLineBody-fixed, send)
+}
+
+// joinFit calls send with items joined by sep, as many whole items at a
+// time as fit room bytes (an item longer than room goes alone); not at
+// all without items.
+func joinFit(items []string, sep string, room int, send func(list string)) {
 	var b strings.Builder
 	for _, it := range items {
 		if b.Len() > 0 && b.Len()+len(sep)+len(it) > room {

@@ -586,20 +586,9 @@ func (c *Client) names(ch *vchan, out func(*irc.Message)) {
 			list = append([]string{c.nick}, list...)
 		}
 	}
-	budget := 510 - len(":"+c.srv.cfg.ServerName+" 353 "+c.nick+" = "+ch.name+" :")
-	var b strings.Builder
-	for _, n := range list {
-		if b.Len() > 0 && b.Len()+1+len(n) > budget {
-			out(msg(c.serverPrefix(), irc.RPL_NAMREPLY, c.nick, "=", ch.name, b.String()))
-			b.Reset()
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(n)
-	}
-	if b.Len() > 0 {
-		out(msg(c.serverPrefix(), irc.RPL_NAMREPLY, c.nick, "=", ch.name, b.String()))
-	}
+	fixed := len(":") + len(c.srv.cfg.ServerName) + len(" 353 ") + len(c.nick) + len(" = ") + len(ch.name) + len(" :")
+	joinFit(list, " ", maxLineBody-fixed, func(names string) {
+		out(msg(c.serverPrefix(), irc.RPL_NAMREPLY, c.nick, "=", ch.name, names))
+	})
 	out(msg(c.serverPrefix(), irc.RPL_ENDOFNAMES, c.nick, ch.name, "End of /NAMES list."))
 }
