@@ -74,9 +74,9 @@ func TestRawLinesAcrossChunks(t *testing.T) {
 		t.Fatalf("after the batch: got the chunk %p with %d of %d bytes, want %p emptied for reuse", c.qc, len(c.qc.b), cap(c.qc.b), last)
 	}
 	c.PartUser("&bitlbee", "buddy000", "bye now")
-	c.SetAway("buddy001", "gone")
+	c.SetPresence("buddy001", "gone", true)
 	c.caps["away-notify"] = true
-	c.SetAway("buddy002", "out")
+	c.SetPresence("buddy002", "out", true)
 	c.SetVoice("&bitlbee", "buddy003", false)
 	c.SetOp("&bitlbee", "buddy003", true)
 	c.SetOp("&bitlbee", "buddy003", false)

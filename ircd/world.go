@@ -244,22 +244,11 @@ func (c *Client) isMember(ch *vchan, nick string) bool {
 // channel looks up a channel. Caller holds c.mu.
 func (c *Client) channel(name string) *vchan { return c.chans[foldCase(name)] }
 
-// SetAway sets a virtual user's away text ("" = back). Clients with
-// away-notify that share a channel with the user see an AWAY line. The
-// bridge sets a buddy's away text and whether it is online at once, with
-// SetPresence; SetAway is for a backend whose users are always on.
-func (c *Client) SetAway(nick, text string) {
-	text = clean(text, TopicLen)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if u := c.findUser(nick); u != nil {
-		c.setAway(u, text)
-	}
-}
-
-// SetPresence sets a virtual user's away text, as SetAway does, and says
-// whether it is on the network (see User.Offline): clients watching its
-// nick with MONITOR are told when that changes.
+// SetPresence sets a virtual user's away text ("" = back) and says
+// whether it is on the network (see User.Offline). Clients with
+// away-notify that share a channel with the user see an AWAY line when
+// the text changes; clients watching its nick with MONITOR are told when
+// it comes on or goes off.
 func (c *Client) SetPresence(nick, away string, online bool) {
 	away = clean(away, TopicLen)
 	c.mu.Lock()
@@ -279,7 +268,8 @@ func (c *Client) SetPresence(nick, away string, online bool) {
 	}
 }
 
-// setAway is SetAway for u, text cleaned. Caller holds c.mu.
+// setAway sets u's away text, cleaned, as SetPresence does. Caller holds
+// c.mu.
 func (c *Client) setAway(u *vuser, text string) {
 	if c.awayOf(u) == text {
 		return

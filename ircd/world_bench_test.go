@@ -19,13 +19,13 @@ func BenchmarkContactList(b *testing.B) {
 		c, done := fuzzClient(b)
 		c.Reserve("&bitlbee", n)
 		for _, nick := range nicks {
-			if err := c.AddUser(User{Nick: nick, Mask: "u@msim.1", RealName: "Buddy", Away: "Offline"}); err != nil {
+			if err := c.AddUser(User{Nick: nick, Mask: "u@msim.1", RealName: "Buddy", Away: "Offline", Offline: true}); err != nil {
 				b.Fatal(err)
 			}
 			c.JoinUser("&bitlbee", nick, false)
 		}
 		for _, nick := range nicks {
-			c.SetAway(nick, "")
+			c.SetPresence(nick, "", true)
 			c.SetVoice("&bitlbee", nick, true)
 		}
 		c.take()

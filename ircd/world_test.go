@@ -95,12 +95,12 @@ func TestDrivingAPI(t *testing.T) {
 			c.RemoveUser("tom", "gone offline")
 			c.RemoveUser("ghost", "unseen")
 		}, []want{w("QUIT", "gone offline")}, []string{"tom"}},
-		{"away without away-notify is silent", nil, func(c *Client) { c.SetAway("ann", "busy") }, nil, nil},
+		{"away without away-notify is silent", nil, func(c *Client) { c.SetPresence("ann", "busy", true) }, nil, nil},
 		{"away-notify", []string{"away-notify"}, func(c *Client) {
-			c.SetAway("ann", "busy")
-			c.SetAway("ann", "busy")
-			c.SetAway("tom", "")
-			c.SetAway("ghost", "not shared")
+			c.SetPresence("ann", "busy", true)
+			c.SetPresence("ann", "busy", true)
+			c.SetPresence("tom", "", true)
+			c.SetPresence("ghost", "not shared", true)
 		}, []want{w("AWAY", "busy"), w("AWAY")}, []string{"ann", "tom"}},
 		{"away-notify on join", []string{"away-notify"}, func(c *Client) {
 			_ = c.AddUser(User{Nick: "zed", Away: "zzz"})
