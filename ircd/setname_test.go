@@ -3,6 +3,7 @@ package ircd
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestExtendedJoinAndSetname: with extended-join a JOIN names the account
@@ -70,8 +71,13 @@ func TestSetnameShared(t *testing.T) {
 	o, ofc, _ := register(t, addr, b, "me", "setname")
 	a.send(t, "SETNAME :Shared Name")
 	checkMsgs(t, a.sync(t), []want{w("SETNAME", "Shared Name")})
-	if got := <-b.realNames; got != "Shared Name" {
-		t.Fatalf("backend got real name %q, want Shared Name", got)
+	select {
+	case got := <-b.realNames:
+		if got != "Shared Name" {
+			t.Fatalf("backend got real name %q, want Shared Name", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("backend got no real name, want Shared Name")
 	}
 
 	ofc.c.SetOwnRealName("Shared Name")
