@@ -290,7 +290,7 @@ func TestMultilineFloodStrayLines(t *testing.T) {
 
 // TestMultilineLabelTwoOpen: a labeled batch dropped because another was
 // opened before its end still gets its labeled reply, a FAIL, as does the
-// second.
+// second; an unlabeled one gets its FAIL outside the second's reply.
 func TestMultilineLabelTwoOpen(t *testing.T) {
 	t.Parallel()
 	b := newBackend()
@@ -308,6 +308,15 @@ func TestMultilineLabelTwoOpen(t *testing.T) {
 		if labels[l] != "FAIL BATCH MULTILINE_INVALID" {
 			t.Errorf("reply labeled %s: got %q, want FAIL BATCH MULTILINE_INVALID", l, labels[l])
 		}
+	}
+
+	// A batch without a label gets its FAIL apart too, not inside the
+	// labeled reply of the BATCH that dropped it.
+	c.send(t, "BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :a", "@label=L3 BATCH +y draft/multiline ann", "BATCH -y")
+	got := c.sync(t)
+	checkMsgs(t, got, []want{w("FAIL", "BATCH", "MULTILINE_INVALID", "?"), w("FAIL", "BATCH", "MULTILINE_INVALID", "?")})
+	if _, ok := got[0].Tags["label"]; ok || got[1].Tags["label"] != "L3" {
+		t.Errorf("got %v, want the open batch's FAIL unlabeled, then L3's", msgStrings(got))
 	}
 	if evs := fc.drain(); len(evs) != 0 {
 		t.Errorf("backend got %q, want nothing", evs)
