@@ -459,9 +459,10 @@ func TestMultilineLabeledEnd(t *testing.T) {
 
 // TestMultilineCTCPAction: an action whose text spans a batch's lines
 // (\x01ACTION on the first, the closing \x01, if any, at the very end) is
-// one action: the backend gets it whole, and the echo to a client
-// (multiline or not) is an action on every line, each framed once, no
-// \x01 left over.
+// one action: the backend gets it whole, and the echo (with or without
+// message-tags, server-time and labeled-response) is not a multiline
+// batch but an action on every line, each framed once, no \x01 left
+// over.
 func TestMultilineCTCPAction(t *testing.T) {
 	t.Parallel()
 	b := newBackend()
