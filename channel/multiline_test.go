@@ -90,3 +90,27 @@ func TestMultilineControlAddressed(t *testing.T) {
 		t.Errorf("msgids %q and %q, want two different ones", one.Tags["msgid"], two.Tags["msgid"])
 	}
 }
+
+// TestControlChannelIMsKeepTheirOwnMsgid: the IMs of one multiline message
+// in the control channel are each found in the history by the msgid the
+// user's other clients were shown: nothing comes after the line for carol
+// in her conversation.
+func TestControlChannelIMsKeepTheirOwnMsgid(t *testing.T) {
+	stk, g := historyGateway(t)
+	msimUser(t, stk, "bob")
+	msimUser(t, stk, "carol")
+	caps := append([]string{"draft/multiline"}, historyCaps...)
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", caps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	desk.add("&al", "carol")
+	phone := dial(t, g.ircAddr, "al", "al/phone:al-irc", historyCaps...)
+	phone.sync()
+
+	desk.sendMultiline("&al", "bob: one", "carol: two")
+	two := phone.expect("PRIVMSG", func(m *irc.Message) bool { return m.Param(0) == "carol" && m.Trailing() == "two" })
+	phone.send("CHATHISTORY AFTER carol msgid=" + two.Tags["msgid"] + " 10")
+	if got := batchLines(phone, "chathistory"); len(got) != 0 {
+		t.Errorf("CHATHISTORY AFTER carol msgid=%s: %s, want none", two.Tags["msgid"], texts(got))
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -687,8 +686,8 @@ func (s *session) onIRC(in ircd.Input) {
 			if nick, rest, ok := addressed(line); ok {
 				if bd := s.buddyByNick(nick); bd != nil {
 					im := in
-					if ims++; ims > 1 && in.MsgID != "" { // each IM its own msgid, as a split message's lines
-						im.MsgID = in.MsgID + "-" + strconv.Itoa(ims)
+					if ims++; ims > 1 && in.MsgID != "" { // each IM its own msgid, as it is its own message
+						im.MsgID = ircd.NewMsgID()
 					}
 					s.sendOwn(bd, im, "PRIVMSG", ownShown(rest), rest)
 					continue
