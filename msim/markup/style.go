@@ -1,9 +1,6 @@
 package markup
 
-import (
-	"strconv"
-	"strings"
-)
+import "strconv"
 
 // Style is the style bits of a <f s='N'> tag (spec §5): any mix of Bold,
 // Italic and Underline.
@@ -135,33 +132,44 @@ func ToSpans(markup string) []Span {
 }
 
 // Styled reports whether markup may hold a styled span: whether some <f>
-// tag in it has an s attribute. It is cheap, and without false negatives:
-// a body for which it is false gives ToSpans one unstyled span.
-// It looks for an "s" after white space and then (after optional white
-// space) "=", between a "<f" and the next ">".
+// tag in it may have an s attribute with a value. It is cheap (one pass),
+// and without false negatives: a body for which it is false gives ToSpans
+// one unstyled span. Names are matched in any case, as ToSpans reads them
+// (<F S='1'> is bold). It looks, after the first "<f" followed by white
+// space or "/" (a tag f with attributes), for an "s" that follows white
+// space, "/" or a quote (where an attribute name can start) and comes
+// before "=" (after optional white space).
 func Styled(markup string) bool {
-	for {
-		i := strings.Index(markup, "<f")
-		if i < 0 {
-			return false
+	at := -1
+	for i := 0; i+2 < len(markup); i++ {
+		if markup[i] == '<' && markup[i+1]|0x20 == 'f' && (isSpace(markup[i+2]) || markup[i+2] == '/') {
+			at = i + 2
+			break
 		}
-		markup = markup[i+2:]
-		end := strings.IndexByte(markup, '>')
-		if end < 0 {
-			end = len(markup)
-		}
-		tag := markup[:end]
-		for j := 1; j < len(tag); j++ {
-			if tag[j] != 's' || !isSpace(tag[j-1]) {
-				continue
-			}
-			rest := strings.TrimLeft(tag[j+1:], " \t\r\n")
-			if strings.HasPrefix(rest, "=") {
-				return true
-			}
-		}
-		markup = markup[end:]
 	}
+	if at < 0 {
+		return false
+	}
+	for j := at + 1; j < len(markup); j++ {
+		if markup[j]|0x20 != 's' {
+			continue
+		}
+		switch c := markup[j-1]; {
+		case isSpace(c), c == '/', c == '\'', c == '"':
+		default:
+			continue
+		}
+		k := j + 1
+		for k < len(markup) && isSpace(markup[k]) {
+			k++
+		}
+		if k < len(markup) && markup[k] == '=' {
+			return true
+		}
+	}
+	return false
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+// isSpace reports whether c is white space as the tokenizer takes it
+// between a tag's name and attributes.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' }

@@ -79,6 +79,16 @@ func TestToSpans(t *testing.T) {
 		{"broken shown as is", "<f s='1'>x", []Span{{"<f s='1'>x", 0}}},
 		{"s on another tag", "<c s='1'>x</c>", []Span{{"x", 0}}},
 		{"empty styled", "<f s='1'></f>x", []Span{{"x", 0}}},
+		// Tag and attribute names in any case, as an HTML-minded client
+		// may write them, the tokenizer reading them in lower case.
+		{"upper-case names", "<P><F F='Arial' H='13' S='1'>bold &amp; <I N=\"happy\"/> ok</F></P>",
+			[]Span{{"bold & :) ok", Bold}}},
+		{"upper-case s", "<p><f f='Times' h='16' S='2'>hi</f></p>", []Span{{"hi", Italic}}},
+		{"upper-case f", "<p><F f='Times' h='16' s='4'>hi</F></p>", []Span{{"hi", Underline}}},
+		{"s after a slash", "<f/s='1'>x</f>", []Span{{"x", Bold}}},
+		{"s after a quote", "<f f='Times's='1'>x</f>", []Span{{"x", Bold}}},
+		{"s after a form feed", "<f\fs='1'>x</f>", []Span{{"x", Bold}}},
+		{"> in a quoted value", "<f f='a>b' s='1'>x</f>", []Span{{"x", Bold}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +115,8 @@ func FuzzSpans(f *testing.F) {
 	f.Add("a", uint8(0), "b :)", uint8(1), "c\nd", uint8(6))
 	f.Add("<x>&", uint8(7), "", uint8(2), "\x02\x00\r", uint8(4))
 	f.Add("<f s='1'>x</f>", uint8(3), ";-)", uint8(3), " ", uint8(0))
+	f.Add("<P><F F='Arial' H='13' S='1'>", uint8(0), "bold", uint8(0), "</F></P>", uint8(0))
+	f.Add("<f f='a>b'/s='1'>", uint8(0), "x", uint8(0), "</f>", uint8(0))
 	f.Fuzz(func(t *testing.T, a string, sa uint8, b string, sb uint8, c string, sc uint8) {
 		in := []Span{{a, Style(sa)}, {b, Style(sb)}, {c, Style(sc)}}
 		var joined strings.Builder
@@ -116,6 +128,12 @@ func FuzzSpans(f *testing.F) {
 		}
 		if p := ToPlain(a + b + c); joined.String() != p {
 			t.Fatalf("ToSpans(%q) joined = %q, ToPlain gives %q", a+b+c, joined.String(), p)
+		}
+		if !Styled(a + b + c) {
+			var marks []styleMark
+			if _, ok := toPlain(a+b+c, &marks); ok && slices.ContainsFunc(marks, func(m styleMark) bool { return m.style != 0 }) {
+				t.Fatalf("Styled(%q) = false, but it has styles %v", a+b+c, marks)
+			}
 		}
 		if !utf8.ValidString(a) || !utf8.ValidString(b) || !utf8.ValidString(c) {
 			return
