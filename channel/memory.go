@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -363,6 +364,9 @@ func toStoreHeld(ev msim.Event, seq uint64, msgid string) store.HeldIM {
 	switch e := ev.(type) {
 	case msim.IMEvent:
 		h.From, h.Text, h.Time, h.Offline = e.From, storable(e.Text), e.Time, e.Offline
+		if markup.Styled(e.Markup) { // its styles, to show them when it is read back
+			h.Markup = storable(e.Markup)
+		}
 	case msim.ZapEvent:
 		h.From, h.IsZap, h.Zap, h.Time = e.From, true, e.Zap, e.Time
 	}
@@ -373,7 +377,7 @@ func fromStoreHeld(h store.HeldIM) seqEvent {
 	if h.IsZap {
 		return seqEvent{msim.ZapEvent{From: h.From, Zap: h.Zap, Time: h.Time}, uint64(h.Seq), h.ID, h.MsgID}
 	}
-	return seqEvent{msim.IMEvent{From: h.From, Text: h.Text, Time: h.Time, Offline: true}, uint64(h.Seq), h.ID, h.MsgID}
+	return seqEvent{msim.IMEvent{From: h.From, Text: h.Text, Markup: h.Markup, Time: h.Time, Offline: true}, uint64(h.Seq), h.ID, h.MsgID}
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

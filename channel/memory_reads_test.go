@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -235,5 +236,47 @@ func TestQueuedKeepsWhetherRecorded(t *testing.T) {
 	want := []string{`unsent record=false true msgid=""`, `/me waves record=true true msgid="m-waves"`}
 	if !slices.Equal(got, want) {
 		t.Errorf("queued after a restart: %q, want %q", got, want)
+	}
+}
+
+// TestHeldKeepsStyles: an IM held for the user keeps its bold, italic and
+// underline in the store, so that it shows them when it is read back (at
+// the next connection, after a restart too) as it would have live; an IM
+// typed on IRC with styles and queued for the link keeps its codes, so
+// that it reaches MSIM styled after a restart.
+func TestHeldKeepsStyles(t *testing.T) {
+	st, m, email := annInTheStore(t)
+	// As the official client sends it, names in upper case as some do.
+	ev := msim.IMEvent{From: 7, Text: "bold and plain",
+		Markup: "<P><F F='Arial' H='13' S='1'>bold</F> and plain</P>"}
+	live, _ := imText(ev)
+	if want := "\x02bold\x02 and plain"; live != want {
+		t.Fatalf("shown live: %q, want %q", live, want)
+	}
+	m.hold(email, ev)
+	m.hold(email, msim.IMEvent{From: 7, Text: "/me waves", Markup: "<p><f s='2'>/me waves</f></p>"})
+	m.queue(email, queuedIM{uid: 7, nick: "bob", text: "\x02typed\x02 \x1fbold\x0f", record: true})
+
+	again, err := loadUserMemory(st, User{Name: "ann", Accounts: []Account{{Email: email, Password: "pw"}}}, quietLog(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, se := range again.heldFor(email) {
+		text, act := imText(se.ev.(msim.IMEvent))
+		got = append(got, fmt.Sprintf("%q act=%v", text, act))
+	}
+	want := []string{fmt.Sprintf("%q act=false", live), `"\x1dwaves\x1d" act=true`}
+	if !slices.Equal(got, want) {
+		t.Errorf("held IMs read back from the store: %s, want %s", got, want)
+	}
+	qs := again.queuedFor(email)
+	if len(qs) != 1 {
+		t.Fatalf("queued after a restart: %d IMs, want 1", len(qs))
+	}
+	spans, ok := msimSpans(qs[0].text)
+	wantSpans := []markup.Span{{Text: "typed", Style: markup.Bold}, {Text: " "}, {Text: "bold", Style: markup.Underline}}
+	if !ok || !slices.Equal(spans, wantSpans) {
+		t.Errorf("queued IM after a restart goes as %q (%v), want %q", spans, ok, wantSpans)
 	}
 }

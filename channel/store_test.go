@@ -85,7 +85,8 @@ func reopenable(t *testing.T) (open func() store.Store, key []byte) {
 
 // TestStateSurvivesARestart: with a store, what a user built up — a
 // buddy's new nick, a setting, the IMs held for them — is there after the
-// gateway restarts, and the held IM arrives once, with its time.
+// gateway restarts, and the held IM arrives once, with its time (and its
+// styles).
 func TestStateSurvivesARestart(t *testing.T) {
 	open, key := reopenable(t)
 	stk := startStack(t)
@@ -105,6 +106,8 @@ func TestStateSurvivesARestart(t *testing.T) {
 	g1Bridge := func() { // hold an IM as the bridge does for a detached user
 		mem := channel.MemoryOf(t, st1, "demo/alice@msimircd.local")
 		mem.Hold("alice@msimircd.local", msim.IMEvent{From: 6221, Text: "held across a restart", Time: at})
+		mem.Hold("alice@msimircd.local", msim.IMEvent{From: 6221, Text: "bold too", Time: at,
+			Markup: "<p><f f='Times' h='16'><f s='1'>bold</f> too</f></p>"})
 	}
 	g1Bridge()
 	g1.stop()
@@ -117,14 +120,24 @@ func TestStateSurvivesARestart(t *testing.T) {
 	g2 := startGateway(t, stk.msimAddr, dir, st2)
 	alice = dial(t, g2.ircAddr, "alice", "pw-alice", allCaps...)
 	alice.joinedControl("&alice")
-	var held *irc.Message
+	var held, styled *irc.Message
 	alice.expectAll(saysRoot("Logged in to MSIM"), func(m *irc.Message) bool {
 		if m.Command == "PRIVMSG" && m.Name == "tom" && strings.Contains(m.Trailing(), "held across") {
 			held = m
 			return true
 		}
 		return false
+	}, func(m *irc.Message) bool {
+		if m.Command == "PRIVMSG" && m.Name == "tom" && strings.Contains(m.Trailing(), "too") {
+			styled = m
+			return true
+		}
+		return false
 	})
+	// Its styles kept in the store with it.
+	if got, want := styled.Trailing(), "\x02bold\x02 too"; got != want {
+		t.Errorf("held styled IM: got %q, want %q", got, want)
+	}
 	if held.Tags["time"] != "2026-11-23T08:00:00.000Z" {
 		t.Errorf("held IM's time: got %q", held.Tags["time"])
 	}

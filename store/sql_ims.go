@@ -22,6 +22,9 @@ func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (H
 	if err := checkText("text", im.Text); err != nil { // PostgreSQL's TEXT refuses it: so do both
 		return HeldIM{}, fmt.Errorf("store: hold IM: %w", err)
 	}
+	if err := checkText("markup", im.Markup); err != nil {
+		return HeldIM{}, fmt.Errorf("store: hold IM: %w", err)
+	}
 	if im.Time.IsZero() {
 		im.Time = time.Now()
 	}
@@ -30,10 +33,10 @@ func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (H
 	if im.IsZap {
 		zap = sql.NullInt64{Int64: int64(im.Zap), Valid: true}
 	}
-	err := s.queryRow(ctx, s.db, `INSERT INTO held_ims (account_id, seq, sender, text, sent, offline, zap, msgid)
-		SELECT a.id, ?, ?, ?, ?, ?, ?, ?`+accountSelect+`
+	err := s.queryRow(ctx, s.db, `INSERT INTO held_ims (account_id, seq, sender, text, sent, offline, zap, msgid, markup)
+		SELECT a.id, ?, ?, ?, ?, ?, ?, ?, ?`+accountSelect+`
 		AND (SELECT count(*) FROM held_ims h WHERE h.account_id = a.id) < ? RETURNING id`,
-		im.Seq, int64(im.From), im.Text, micros(im.Time), im.Offline, zap, im.MsgID, user, email, MaxHeld).Scan(&im.ID)
+		im.Seq, int64(im.From), im.Text, micros(im.Time), im.Offline, zap, im.MsgID, im.Markup, user, email, MaxHeld).Scan(&im.ID)
 	if errors.Is(err, sql.ErrNoRows) { // no such account, or it is full
 		if _, err = s.accountID(ctx, s.db, user, email); err == nil {
 			err = fmt.Errorf("account %q of user %q holds %d IMs: %w", email, user, MaxHeld, ErrFull)
@@ -45,13 +48,13 @@ func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (H
 	return im, nil
 }
 
-const heldColumns = `id, seq, sender, text, sent, offline, zap, msgid`
+const heldColumns = `id, seq, sender, text, sent, offline, zap, msgid, markup`
 
 func scanHeld(rows *sql.Rows) (HeldIM, error) {
 	var im HeldIM
 	var from, sent int64
 	var zap sql.NullInt64
-	if err := rows.Scan(&im.ID, &im.Seq, &from, &im.Text, &sent, &im.Offline, &zap, &im.MsgID); err != nil {
+	if err := rows.Scan(&im.ID, &im.Seq, &from, &im.Text, &sent, &im.Offline, &zap, &im.MsgID, &im.Markup); err != nil {
 		return HeldIM{}, err
 	}
 	im.From = msim.UID(from)
@@ -66,7 +69,7 @@ func scanHeld(rows *sql.Rows) (HeldIM, error) {
 // included: no row means no such account, and a row of zeros (every id is
 // positive) an account with none.
 const qHeldIMs = `SELECT COALESCE(h.id, 0), COALESCE(h.seq, 0), COALESCE(h.sender, 0), COALESCE(h.text, ''),
-		COALESCE(h.sent, 0), COALESCE(h.offline, FALSE), h.zap, COALESCE(h.msgid, '')
+		COALESCE(h.sent, 0), COALESCE(h.offline, FALSE), h.zap, COALESCE(h.msgid, ''), COALESCE(h.markup, '')
 	FROM accounts a JOIN users u ON u.id = a.user_id LEFT JOIN held_ims h ON h.account_id = a.id
 	WHERE u.name = ? AND a.email = ? ORDER BY h.seq, h.id`
 

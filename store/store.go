@@ -196,6 +196,10 @@ type HeldIM struct {
 	IsZap   bool // a zap of kind Zap rather than an IM
 	Zap     markup.Zap
 	MsgID   string // its msgid in the history; may be empty
+	// Markup is the IM's body as received when it carries styles (bold,
+	// italic, underline), for them to show; "" for one shown as Text.
+	// Valid UTF-8 without NUL, as Text.
+	Markup string
 }
 
 // QueuedIM is an IM the user typed while the MSIM link was down.

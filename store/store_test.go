@@ -322,7 +322,8 @@ func testHeldFields(t *testing.T, db testDB) {
 	user, email := userWithAccount(t, s)
 	when := time.Date(2007, 6, 1, 12, 30, 45, 123456789, time.UTC)
 	in := []HeldIM{
-		{Seq: 1, From: 42, Text: "hello <b>\x01 ünïcode 🙂", Time: when, Offline: true, MsgID: "q7ylmd4jzv2ja3k2xhg6wqeyqa"},
+		{Seq: 1, From: 42, Text: "hello <b>\x01 ünïcode 🙂", Time: when, Offline: true, MsgID: "q7ylmd4jzv2ja3k2xhg6wqeyqa",
+			Markup: "<p><f f='Times' h='16' s='1'>hello &lt;b&gt;\u2401 ünïcode 🙂</f></p>"},
 		{Seq: 2, From: 43, Time: when.Add(time.Second), IsZap: true, Zap: markup.ZapHighFive, MsgID: "zapmsgid"},
 		{Seq: 3, From: 44, Text: "zap zero is a zap", Time: when, IsZap: true, Zap: markup.ZapZap},
 	}
