@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,46 @@ func TestStyledIMHistory(t *testing.T) {
 	desk.send("CHATHISTORY LATEST bob * 10")
 	if got := texts(batchLines(desk, "chathistory")); got != want {
 		t.Errorf("CHATHISTORY LATEST bob: got %q, want %q as live", got, want)
+	}
+}
+
+// TestLongStyledIM: an IM too long for one IRC line comes in several, each
+// in the styles of its part of the IM: those open where it starts are
+// opened again, and closed at its end.
+func TestLongStyledIM(t *testing.T) {
+	stk, g := historyGateway(t)
+	bob := msimUser(t, stk, "bob")
+	alUID := lookupUID(t, bob, "al")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bold := strings.Repeat("bold words ", 60) // 660 bytes: two lines
+	spans := []markup.Span{{Text: "plain "}, {Text: bold, Style: markup.Bold}, {Text: "end", Style: markup.Italic}}
+	if err := bob.SendStyledIM(ctx, alUID, "", spans); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	var joined strings.Builder
+	for !strings.HasSuffix(joined.String(), "end\x1d") {
+		m := desk.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "bob" })
+		lines = append(lines, m.Trailing())
+		joined.WriteString(m.Trailing())
+	}
+	if len(lines) < 2 {
+		t.Fatalf("got %q, want the IM in several lines", lines)
+	}
+	for i, l := range lines {
+		if i > 0 && !strings.HasPrefix(l, "\x02") {
+			t.Errorf("line %d %q: does not open bold again", i+1, l)
+		}
+		if i < len(lines)-1 && !strings.HasSuffix(l, "\x02") {
+			t.Errorf("line %d %q: does not close bold", i+1, l)
+		}
+	}
+	// Without the codes added at the cuts, the lines join to the IM.
+	if got, want := strings.ReplaceAll(joined.String(), "\x02", ""), "plain "+bold+"\x1dend\x1d"; got != want {
+		t.Errorf("lines join to %q, want %q", got, want)
 	}
 }

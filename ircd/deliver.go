@@ -360,7 +360,7 @@ func splitText(text string, max int) []string {
 	}
 	var out []string
 	for line := range strings.SplitSeq(text, "\n") {
-		for piece := range cutLine(line, max) {
+		for piece := range cutFormatted(line, max) {
 			out = append(out, open+piece+close)
 		}
 	}
@@ -368,30 +368,56 @@ func splitText(text string, max int) []string {
 }
 
 // cutLine yields the pieces of one line (no line break in it) of at most
-// max bytes: cut at the last space that fits if it is at least half way,
-// else at a character boundary on the budget, the space staying with the
-// first piece so that the pieces concatenate back to the line. An empty
-// line yields nothing.
+// max bytes, each cut where cutPoint says. An empty line yields nothing.
 func cutLine(line string, max int) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for line != "" {
-			piece := line
-			if len(piece) > max {
-				cut := len(truncUTF8(line, max))
-				// Between words when that leaves a piece of at least half
-				// the budget; else on the budget, so that a long word after
-				// a short one never leaves a tiny first piece.
-				if sp := strings.LastIndexByte(line[:cut], ' '); sp > 0 && sp+1 >= max/2 {
-					cut = sp + 1
-				}
-				piece = line[:cut]
-			}
+			piece := line[:cutPoint(line, max)]
 			line = line[len(piece):]
 			if !yield(piece) {
 				return
 			}
 		}
 	}
+}
+
+// cutPoint is where the first piece of line (not empty) ends, for pieces
+// of at most max bytes: the whole line when it fits; else at the last space
+// that fits if it is at least half way, else at a character boundary on
+// the budget, the space staying with the first piece so that the pieces
+// concatenate back to the line. It is never inside a colour code (\x03 or
+// \x04 with its numbers) that does not start the line, so that each piece
+// has the whole code.
+func cutPoint(line string, max int) int {
+	if len(line) <= max {
+		return len(line)
+	}
+	cut := len(truncUTF8(line, max))
+	// Between words when that leaves a piece of at least half the budget;
+	// else on the budget, so that a long word after a short one never
+	// leaves a tiny first piece.
+	if sp := strings.LastIndexByte(line[:cut], ' '); sp > 0 && sp+1 >= max/2 {
+		cut = sp + 1
+	}
+	// A colour code is at most 14 bytes ("\x04RRGGBB,RRGGBB").
+	for p := cut - 1; p > 0 && p >= cut-14; p-- {
+		c := line[p]
+		if c != 0x03 && c != 0x04 {
+			continue
+		}
+		digit, n := isDecimal, 2
+		if c == 0x04 {
+			digit, n = isHex, 6
+		}
+		if p+1+codeLen(line[p+1:], digit, n) > cut {
+			cut = p
+		}
+		break
+	}
+	if cut == 0 { // a character wider than max
+		_, cut = utf8.DecodeRuneInString(line)
+	}
+	return cut
 }
 
 // truncUTF8 cuts s to at most max bytes without splitting a character.

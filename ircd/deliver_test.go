@@ -36,6 +36,18 @@ func TestSplitText(t *testing.T) {
 		{"action multi-line", "\x01ACTION one\ntwo\x01", 40, []string{"\x01ACTION one\x01", "\x01ACTION two\x01"}},
 		{"action unterminated", "\x01ACTION waves", 40, []string{"\x01ACTION waves\x01"}},
 		{"ctcp without args", "\x01VERSION\x01", 40, []string{"\x01VERSION\x01"}},
+		// A line cut in pieces: each carries the formatting open at its
+		// start and closes it at its end; the last ends as the line does.
+		{"bold across cuts", "\x02aaaa bbbb cccc\x02", 10, []string{"\x02aaaa \x02", "\x02bbbb \x02", "\x02cccc\x02"}},
+		{"bold left open", "x \x02aaaa bbbb", 10, []string{"x \x02aaaa \x02", "\x02bbbb"}},
+		{"styles combined", "\x1d\x1fab\x1f cdefgh ijk", 10, []string{"\x1d\x1fab\x1f \x1d", "\x1dcdefgh \x1d", "\x1dijk"}},
+		{"reset ends them", "\x02abc\x0f defghij klm", 10, []string{"\x02abc\x0f ", "defghij ", "klm"}},
+		{"colour reopened in two digits", "\x034red red red red", 10, []string{"\x034red \x03", "\x0304red \x03", "\x0304red red"}},
+		{"colour with background", "\x034,5ab cdefgh", 12, []string{"\x034,5ab \x03", "\x0304,05cdefgh"}},
+		{"no cut inside a colour code", "abcdefgh\x0304,05x", 10, []string{"abcdefgh", "\x0304,05x"}},
+		{"comma after a reopened colour", "\x034abcdefg,5", 10, []string{"\x034abcdefg\x03", "\x0304\x02\x02,5"}},
+		{"codes end with the line", "\x02one\ntwo", 10, []string{"\x02one", "two"}},
+		{"action bold across cuts", "\x01ACTION \x02aaaa bbbb\x02\x01", 17, []string{"\x01ACTION \x02aaaa \x02\x01", "\x01ACTION \x02bbbb\x02\x01"}},
 		{"long text", long, 40, []string{
 			"word word word word word word word word ",
 			"word word word word word word word word ",

@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -144,4 +145,65 @@ func FuzzMultilinePieces(f *testing.F) {
 			t.Fatalf("pieces of %q join to %q, want %q", text, b.String(), want)
 		}
 	})
+}
+
+// FuzzSplitText checks the lines Deliver splits a text into: none over the
+// budget or holding CR, LF or NUL, and each, read from no formatting as a
+// client reads a line, shows its text in the formatting it had in its
+// line of the text: the pieces of a line cut in several carry the codes
+// open where they start.
+func FuzzSplitText(f *testing.F) {
+	f.Add("\x02bold "+strings.Repeat("word ", 30), 80)
+	f.Add("\x034,12colour \x1dand italic "+strings.Repeat("x", 100)+",5 \x0f\x02b", 64)
+	f.Add("\x04FF00AA"+strings.Repeat("é", 80)+"\n\x1fline two "+strings.Repeat("y ", 50), 70)
+	f.Fuzz(func(t *testing.T, text string, max int) {
+		if max < 64 || max > 600 || strings.HasPrefix(text, "\x01") {
+			return
+		}
+		var want, got []shownByte
+		norm := strings.ToValidUTF8(text, "\uFFFD")
+		norm = strings.NewReplacer("\x00", "\uFFFD", "\r\n", "\n", "\r", "\n").Replace(norm)
+		for line := range strings.SplitSeq(norm, "\n") {
+			want = appendShown(want, line)
+		}
+		for _, p := range splitText(text, max) {
+			if len(p) > max || strings.ContainsAny(p, "\r\n\x00") || !utf8.ValidString(p) {
+				t.Fatalf("piece %q of %q: over %d bytes, or not one valid line", p, text, max)
+			}
+			got = appendShown(got, p)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("pieces of %q (max %d) show %v, want %v", text, max, got, want)
+		}
+	})
+}
+
+// shownByte is a byte of text as a client shows it: with its formatting.
+type shownByte struct {
+	b byte
+	f format
+}
+
+// appendShown appends the bytes line shows, read from no formatting, to
+// out; colour numbers are compared in two digits.
+func appendShown(out []shownByte, line string) []shownByte {
+	var f format
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if strings.IndexByte(formatCodes, c) < 0 {
+			g := f
+			g.fg, g.bg = twoDigits(g.fg), twoDigits(g.bg)
+			out = append(out, shownByte{c, g})
+			continue
+		}
+		n := 1
+		if c == 0x03 {
+			n += codeLen(line[i+1:], isDecimal, 2)
+		} else if c == 0x04 {
+			n += codeLen(line[i+1:], isHex, 6)
+		}
+		f.scan(line[i : i+n])
+		i += n - 1
+	}
+	return out
 }
