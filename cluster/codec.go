@@ -18,6 +18,7 @@ const (
 	opKick    = 'K' // JSON server.Version; also the reply of a node whose session is newer
 	opState   = 'S' // nothing
 	opMailbox = 'M' // nothing
+	opHandOn  = 'O' // JSON handOnMsg
 )
 
 // Operations on PREFIX.alert and PREFIX.hb.
@@ -90,6 +91,13 @@ type alertMsg struct {
 	UID  msim.UID `json:"uid"`
 	Key  string   `json:"key,omitempty"`
 	Node string   `json:"node"`
+}
+
+// handOnMsg is the state of a session closed for a login that a newer
+// one, at To, superseded.
+type handOnMsg struct {
+	To    server.Version    `json:"to"`
+	State *server.PeerState `json:"state"`
 }
 
 // beat is a heartbeat or a goodbye.

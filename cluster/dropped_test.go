@@ -20,16 +20,17 @@ type stuckPeer struct {
 	stuck   chan struct{}
 }
 
-func (p *stuckPeer) Deliver(msim.UID, msim.UID, []byte) bool         { return false }
-func (p *stuckPeer) Kick(msim.UID, server.Version) *server.PeerState { return nil }
-func (p *stuckPeer) State(msim.UID) *server.PeerState                { return nil }
-func (p *stuckPeer) PeerState(*server.PeerState)                     {}
-func (p *stuckPeer) NodeDown(string)                                 {}
-func (p *stuckPeer) Gone(msim.UID, time.Time)                        {}
-func (p *stuckPeer) Fence()                                          {}
-func (p *stuckPeer) Rescan()                                         {}
-func (p *stuckPeer) Alert(msim.UID, string)                          {}
-func (p *stuckPeer) AlertsTaken(msim.UID)                            {}
+func (p *stuckPeer) Deliver(msim.UID, msim.UID, []byte) bool            { return false }
+func (p *stuckPeer) Kick(msim.UID, server.Version) *server.PeerState    { return nil }
+func (p *stuckPeer) State(msim.UID) *server.PeerState                   { return nil }
+func (p *stuckPeer) HandOn(msim.UID, server.Version, *server.PeerState) {}
+func (p *stuckPeer) PeerState(*server.PeerState)                        {}
+func (p *stuckPeer) NodeDown(string)                                    {}
+func (p *stuckPeer) Gone(msim.UID, time.Time)                           {}
+func (p *stuckPeer) Fence()                                             {}
+func (p *stuckPeer) Rescan()                                            {}
+func (p *stuckPeer) Alert(msim.UID, string)                             {}
+func (p *stuckPeer) AlertsTaken(msim.UID)                               {}
 func (p *stuckPeer) Mailbox(msim.UID) {
 	p.once.Do(func() { close(p.stuck) })
 	<-p.release

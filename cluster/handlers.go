@@ -72,6 +72,20 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 		} else {
 			n.respond(m, noState)
 		}
+	case opHandOn:
+		n.metrics.received(kindHandOn)
+		var h handOnMsg
+		if err := decodeJSON(m.Data[1:], &h); err != nil || h.To.Node == "" || h.State == nil {
+			n.bad(m, err)
+			return
+		}
+		st, err := decodeState(encodeState(h.State), uid)
+		if err != nil {
+			n.bad(m, err)
+			return
+		}
+		n.peer.HandOn(uid, h.To, st)
+		n.respond(m, noState)
 	case opState:
 		n.metrics.received(kindState)
 		if st := n.peer.State(uid); st != nil {

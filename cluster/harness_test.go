@@ -181,16 +181,16 @@ type client struct {
 	seen []msim.Event // taken but not yet matched
 }
 
-func dial(tb testing.TB, n *node, name string, a account) *client {
+func dial(tb testing.TB, n *node, name string, a account, opts ...func(*msim.ClientConfig)) *client {
 	tb.Helper()
-	c, err := tryDial(tb, n, name, a)
+	c, err := tryDial(tb, n, name, a, opts...)
 	if err != nil {
 		tb.Fatalf("%s: dial %s: %v", name, n.addr, err)
 	}
 	return c
 }
 
-func tryDial(tb testing.TB, n *node, name string, a account) (*client, error) {
+func tryDial(tb testing.TB, n *node, name string, a account, opts ...func(*msim.ClientConfig)) (*client, error) {
 	tb.Helper()
 	tc := &client{tb: tb, name: name, wake: make(chan struct{}, 1)}
 	cfg := msim.ClientConfig{
@@ -202,6 +202,9 @@ func tryDial(tb testing.TB, n *node, name string, a account) (*client, error) {
 			default:
 			}
 		},
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	c, err := msim.Dial(context.Background(), cfg)
 	if err != nil {

@@ -18,12 +18,13 @@ const (
 	kindFence     = "fence"
 	kindAlert     = "alert"
 	kindReply     = "reply"
+	kindHandOn    = "handon"
 )
 
-var messageKinds = []string{kindDeliver, kindKick, kindState, kindMailbox, kindPresence, kindHeartbeat, kindFence, kindAlert, kindReply}
+var messageKinds = []string{kindDeliver, kindKick, kindState, kindMailbox, kindPresence, kindHeartbeat, kindFence, kindAlert, kindReply, kindHandOn}
 
 // requestKinds are the requests whose round trip is measured.
-var requestKinds = []string{kindDeliver, kindKick, kindState}
+var requestKinds = []string{kindDeliver, kindKick, kindState, kindHandOn}
 
 // latencyBuckets span a loopback round trip to a request that times out.
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
@@ -47,7 +48,7 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 	}, []string{"direction", "kind"})
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "msimd_cluster_request_duration_seconds",
-		Help:    "Round trip of a request to another node (deliver a bm, kick a session, fetch a state): the latency a cross-node hop adds.",
+		Help:    "Round trip of a request to another node (deliver a bm, kick a session, fetch a state, hand a state on): the latency a cross-node hop adds.",
 		Buckets: latencyBuckets,
 	}, []string{"kind"})
 	peers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -116,6 +117,12 @@ type Node struct {
 
 	dropMu sync.Mutex
 	slow   map[*nats.Subscription]int // see markSlow: the drops counted so far
+
+	// hook, set by tests, is called at points where a test orders the
+	// steps of several nodes: "kicked" in a Claim once its first kick is
+	// answered, before the node subscribes, and "claimed" as a Claim
+	// returns.
+	hook atomic.Pointer[func(point string, uid msim.UID)]
 }
 
 // counted is a subscription held by n claims or watches.
@@ -381,7 +388,13 @@ func (n *Node) Claim(uid msim.UID, v server.Version) (*server.PeerState, error) 
 	if !n.ready() {
 		return nil, ErrNotInCluster
 	}
-	old := n.kick(uid, v)
+	old, newer := n.kick(uid, v)
+	if old != nil {
+		// Before this node answers for uid: a later login's kick finds
+		// the state here, instead of nothing while it is on its way.
+		n.peer.HandOn(uid, v, old)
+	}
+	n.at("kicked", uid)
 	n.mu.Lock()
 	c, fresh := n.hold(n.claims, uid, n.subj.user(uid))
 	c.n++
@@ -396,18 +409,40 @@ func (n *Node) Claim(uid msim.UID, v server.Version) (*server.PeerState, error) 
 		// subscribed: both found nobody. Kicked again now, with this
 		// node subscribed, whichever of the two kicks comes second
 		// reaches the other node, and the older session goes.
-		if again := n.kick(uid, v); old == nil {
+		again, later := n.kick(uid, v)
+		if old == nil {
 			old = again
 		}
+		if later != nil && (newer == nil || newer.Less(*later)) {
+			newer = later
+		}
 	}
+	if old != nil && newer != nil {
+		// This login is closed once done: the state it took over goes
+		// on to the newer one, which claimed uid while it was on its
+		// way here and so found nothing to take over.
+		n.handOn(uid, *newer, old)
+	}
+	n.at("claimed", uid)
 	return old, nil
+}
+
+// handOn gives st, the state of uid's session closed for this node's
+// login, to the newer login of uid at version to elsewhere, and waits for
+// an answer (bounded by RequestTimeout).
+func (n *Node) handOn(uid msim.UID, to server.Version, st *server.PeerState) {
+	_, err := n.request(kindHandOn, n.subj.user(uid), encodeJSON(opHandOn, handOnMsg{To: to, State: st}))
+	if err != nil && !errors.Is(err, nats.ErrNoResponders) {
+		n.log.WithError(err).WithField("uid", uid).Warn("state handed on not acknowledged")
+	}
 }
 
 // kick asks the node of uid's session elsewhere to close it if it is older
 // than v, and returns its state. A node whose session is newer kicks back:
 // this node's sessions of uid older than that one are closed, as its own
-// claim would have closed them had it reached this node.
-func (n *Node) kick(uid msim.UID, v server.Version) *server.PeerState {
+// claim would have closed them had it reached this node, and that
+// session's version is returned.
+func (n *Node) kick(uid msim.UID, v server.Version) (*server.PeerState, *server.Version) {
 	m, err := n.request(kindKick, n.subj.user(uid), encodeJSON(opKick, v))
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -418,17 +453,25 @@ func (n *Node) kick(uid msim.UID, v server.Version) *server.PeerState {
 		var newer server.Version
 		if decodeJSON(m.Data[1:], &newer) != nil || newer.Node == "" || !v.Less(newer) {
 			n.log.WithError(errBadMessage).Warn("bad kick reply")
-			return nil
+			return nil, nil
 		}
 		n.peer.Kick(uid, newer)
+		return nil, &newer
 	default:
 		old, err := decodeState(m.Data, uid)
 		if err != nil {
 			n.log.WithError(err).Warn("bad kick reply")
 		}
-		return old
+		return old, nil
 	}
-	return nil
+	return nil, nil
+}
+
+// at calls the test hook, if any.
+func (n *Node) at(point string, uid msim.UID) {
+	if h := n.hook.Load(); h != nil {
+		(*h)(point, uid)
+	}
 }
 
 // claimedAfter returns the latest version of uid claimed here if it is
@@ -696,9 +739,16 @@ func (n *Node) reclaim(claimed map[msim.UID]server.Version) {
 // version v, and publishes this node's state again if one was closed (its
 // node's watchers were left with that session's state).
 func (n *Node) kickFor(uid msim.UID, v server.Version) {
-	if !n.ready() || n.kick(uid, v) == nil {
+	if !n.ready() {
 		return
 	}
+	old, _ := n.kick(uid, v)
+	if old == nil {
+		return
+	}
+	// The closed session may be a login that carried the state of one
+	// before it: this node's session at v takes it if it has none yet.
+	n.peer.HandOn(uid, v, old)
 	if st := n.peer.State(uid); st != nil {
 		n.Publish(st)
 	}

@@ -30,9 +30,12 @@ type Bus interface {
 	Node() string
 	// Claim announces that uid logs in here as session v: every other node
 	// with an older session of uid closes it (err 6) and its state comes
-	// back (nil if there was none). A node with a newer session of uid
-	// has this node's older ones closed instead (Peer.Kick), as its own
-	// Claim would have. It fails when the node is not in the cluster.
+	// back (nil if there was none), handed to Peer.HandOn for v before
+	// this node answers for uid, so that a later login's kick finds it. A
+	// node with a newer session of uid has this node's older ones closed
+	// instead (Peer.Kick), as its own Claim would have, and gets the state
+	// taken over (Peer.HandOn there). It fails when the node is not in the
+	// cluster.
 	Claim(uid msim.UID, v Version) (old *PeerState, err error)
 	// Release ends a Claim.
 	Release(uid msim.UID)
@@ -68,6 +71,12 @@ type Peer interface {
 	// that login took over from elsewhere (nil if none): the login is
 	// closed once done, and by's session takes that state over instead.
 	Kick(uid msim.UID, by Version) *PeerState
+	// HandOn gives st, the state of an older session of uid closed
+	// elsewhere, to uid's login or session here at version to: a login
+	// under way takes it over as if its Claim had brought it, a session
+	// takes its presence if it has none of its own yet (nothing announced,
+	// nothing inherited). Anything else here ignores it.
+	HandOn(uid msim.UID, to Version, st *PeerState)
 	// State returns uid's state if uid has a session here.
 	State(uid msim.UID) *PeerState
 	// Mailbox hands uid's stored IMs to its session here, if any.
@@ -211,6 +220,15 @@ func (p peer) Kick(uid msim.UID, by Version) *PeerState {
 		old.releaseClaim()
 	}
 	return st
+}
+
+func (p peer) HandOn(uid msim.UID, to Version, st *PeerState) {
+	if st == nil || st.UID != uid || !st.Online || !st.Version.Less(to) {
+		return
+	}
+	if pub := p.srv.reg.handOn(uid, to, st); pub != nil {
+		p.srv.bus.Publish(pub)
+	}
 }
 
 func (p peer) State(uid msim.UID) *PeerState { return p.srv.reg.state(uid) }

@@ -156,6 +156,13 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 	for ss.key == 0 || r.keys[ss.key] != nil {
 		ss.key = newSessionKey()
 	}
+	mark := r.claiming[ss.uid]
+	if mark != nil && mark.ver != ss.ver {
+		mark = nil
+	}
+	if ss.inherit == nil && mark != nil && mark.inherit != nil {
+		ss.inherit = mark.inherit // handed on by a login elsewhere that this one superseded
+	}
 	old := r.byUID[ss.uid]
 	if old != nil {
 		ss.rt.setPresence(old.rt.presence, old.rt.announced)
@@ -172,9 +179,9 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 		r.mu.Unlock()
 		return nil
 	}
-	if c := r.claiming[ss.uid]; c != nil && c.ver == ss.ver {
+	if mark != nil {
 		delete(r.claiming, ss.uid)
-		supersededBy = c.by
+		supersededBy = mark.by
 	}
 	if old == nil && ss.inherit != nil {
 		r.showTakenOver(ss)
@@ -282,6 +289,16 @@ func (r *registry) logoutLocked(ss *session) *PeerState {
 // both before and after get the (new) presence too.
 func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 	r.mu.Lock()
+	st := r.updateLocked(ss, always, fn)
+	r.mu.Unlock()
+	if st != nil {
+		r.bus.Publish(st)
+	}
+}
+
+// updateLocked is update's work under r.mu; in a cluster it returns the
+// state to publish.
+func (r *registry) updateLocked(ss *session, always bool, fn func(rt *route)) *PeerState {
 	ws := r.watchers[ss.uid]
 	views := r.views[:0]
 	for w := range ws {
@@ -290,8 +307,7 @@ func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 	fn(&ss.rt)
 	if r.byUID[ss.uid] != ss {
 		r.keepViews(views)
-		r.mu.Unlock()
-		return
+		return nil
 	}
 	var off []byte
 	n := 0
@@ -317,11 +333,7 @@ func (r *registry) update(ss *session, always bool, fn func(rt *route)) {
 	if always { // a status change, not a privacy setting
 		r.metrics.presenceFanout(n)
 	}
-	st := r.nextState(ss, always)
-	r.mu.Unlock()
-	if st != nil {
-		r.bus.Publish(st)
-	}
+	return r.nextState(ss, always)
 }
 
 // keepViews keeps update's scratch list for the next call, unless a large

@@ -89,6 +89,26 @@ func (r *registry) carry(uid msim.UID, v Version, st *PeerState) {
 	}
 }
 
+// handOn gives st to the login of uid at to under way here, if it took no
+// state over itself, or to the session at to, if it has no presence of its
+// own yet: its watchers see it, and the state to publish is returned.
+func (r *registry) handOn(uid msim.UID, to Version, st *PeerState) *PeerState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.claiming[uid]; c != nil && c.ver == to {
+		if c.inherit == nil {
+			cp := *st
+			c.inherit = &cp
+		}
+		return nil
+	}
+	s := r.byUID[uid]
+	if s == nil || s.ver != to || s.rt.announced || !st.Announced {
+		return nil
+	}
+	return r.updateLocked(s, true, func(rt *route) { rt.setPresence(st.Presence, true) })
+}
+
 func (r *registry) endClaim(uid msim.UID, v Version) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
