@@ -36,7 +36,8 @@
 //
 // Goroutines: NATS delivers the per-user subjects into a few shard channels
 // (by uid, so one user's messages keep their order), each drained by one
-// goroutine that calls the server's Peer. One goroutine sends heartbeats
+// goroutine that calls the server's Peer (at Close, once the per-user
+// subscriptions are gone, it takes what is queued, then stops). One goroutine sends heartbeats
 // and sweeps the liveness table, and counts the messages dropped on the
 // subscriptions that reported a slow consumer (those alone, outside mu).
 // nats.go runs its own (reader, flusher, and one per handler subscription:

@@ -11,15 +11,22 @@ import (
 )
 
 // drain is a shard's goroutine: it hands the per-user messages to the
-// server, in order.
+// server, in order. At the close it takes what is left, then returns.
 func (n *Node) drain(ch chan *nats.Msg) {
-	defer n.wg.Done()
+	defer n.shardWG.Done()
 	for {
 		select {
 		case m := <-ch:
 			n.onUserMsg(m)
 		case <-n.done:
-			return
+			for {
+				select {
+				case m := <-ch:
+					n.onUserMsg(m)
+				default:
+					return
+				}
+			}
 		}
 	}
 }
@@ -31,6 +38,7 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 		n.bad(m, err)
 		return
 	}
+	n.at("message", uid)
 	if strings.HasPrefix(m.Subject, string(n.subj)+".p.") {
 		n.metrics.received(kindPresence)
 		st, err := decodeState(m.Data, uid)

@@ -102,7 +102,8 @@ type Node struct {
 	metrics *metricSet
 	shards  []chan *nats.Msg
 	done    chan struct{}
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // every goroutine but the shards'
+	shardWG sync.WaitGroup
 	closeMu sync.Once
 
 	mu       sync.Mutex
@@ -120,8 +121,8 @@ type Node struct {
 
 	// hook, set by tests, is called at points where a test orders the
 	// steps of several nodes: "kicked" in a Claim once its first kick is
-	// answered, before the node subscribes, and "claimed" as a Claim
-	// returns.
+	// answered, before the node subscribes, "claimed" as a Claim returns,
+	// and "message" as a shard takes a per-user message.
 	hook atomic.Pointer[func(point string, uid msim.UID)]
 }
 
@@ -267,7 +268,7 @@ func (n *Node) Attach(p server.Peer) {
 	for range shardCount {
 		ch := make(chan *nats.Msg, shardQueue)
 		n.shards = append(n.shards, ch)
-		n.wg.Add(1)
+		n.shardWG.Add(1)
 		go n.drain(ch)
 	}
 	for subj, h := range map[string]nats.MsgHandler{
@@ -314,13 +315,29 @@ func (n *Node) peerCount() int {
 
 // Close says goodbye to the other nodes and leaves NATS. Call it after the
 // server's Shutdown, whose logouts it lets reach the other nodes first.
+// The per-user messages that reached the node before it stopped taking
+// them are answered first: a claimer is not left to time out on a kick.
 func (n *Node) Close() error {
 	n.closeMu.Do(func() {
 		n.mu.Lock()
 		n.closed = true
 		inc, attached := n.inc, n.attached
+		for _, table := range []map[msim.UID]*counted{n.claims, n.watches} {
+			for _, c := range table {
+				if c.sub != nil {
+					_ = c.sub.Unsubscribe()
+					c.sub = nil
+				}
+			}
+		}
 		n.mu.Unlock()
+		if attached && n.nc.IsConnected() {
+			// Once NATS has the unsubscriptions, what it sent before
+			// them is in the shards, which take it all before they stop.
+			n.flush()
+		}
 		close(n.done)
+		n.shardWG.Wait()
 		if attached && n.nc.IsConnected() {
 			n.publish(kindHeartbeat, n.subj.heartbeat(), encodeJSON(opBye, beat{Node: inc}))
 			if err := n.nc.FlushTimeout(n.cfg.RequestTimeout); err != nil {

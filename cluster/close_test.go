@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+// TestClusterCloseAnswersQueuedKicks: kicks that reached a node shutting
+// down but were still queued for its shard when it closed are answered
+// (there is nothing left to hand over: no state), not left for the
+// claimers to time out on.
+func TestClusterCloseAnswersQueuedKicks(t *testing.T) {
+	nodes, store := startCluster(t, memEngine, 2)
+	acc := addAccounts(t, nodes[0].srv, store, "alice")
+	uid := acc["alice"].uid
+	dial(t, nodes[0], "alice", acc["alice"])
+
+	n1 := nodes[0].bus
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once, releaseOnce sync.Once
+	n1.setHook(func(point string, u msim.UID) {
+		if point == "message" && u == uid {
+			once.Do(func() {
+				close(entered)
+				<-release
+			})
+		}
+	})
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+
+	nc, err := nats.Connect(nodes[0].bus.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	subject := n1.subj.user(uid)
+	// A state fetch holds alice's shard; the kicks queue behind it.
+	if err := nc.PublishRequest(subject, nats.NewInbox(), []byte{opState}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	const kicks = 16
+	answers := make(chan error, kicks)
+	for i := range kicks {
+		kick := encodeJSON(opKick, server.Version{Epoch: int64(i + 1), Node: "claimer"})
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			_, err := nc.RequestWithContext(ctx, subject, kick)
+			answers <- err
+		}()
+	}
+	for deadline := time.Now().Add(wait); len(n1.shard(uid)) < kicks; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // queued, not yet taken
+			t.Fatalf("%d kicks queued, want %d", len(n1.shard(uid)), kicks)
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { nodes[0].stop(); close(stopped) }()
+	<-n1.done // Shutdown is over and Close under way
+	releaseOnce.Do(func() { close(release) })
+	<-stopped
+	for range kicks {
+		if err := <-answers; err != nil {
+			t.Errorf("a kick queued at the close: %v, want an answer", err)
+		}
+	}
+}
