@@ -240,7 +240,7 @@ func (s *session) nickFor(email string, uid msim.UID) string {
 
 // History implements ircd.HistoryHandler (CHATHISTORY).
 func (at *attachment) History(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
-	at.do(func(s *session) { s.history(q, answer) }, func() { answer(nil, errors.New("the session has ended")) })
+	at.do(func(s *session) { s.history(q, answer) }, func() { answer(nil, errSessionEnded) })
 }
 
 func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage, error)) {
@@ -351,7 +351,7 @@ func historyQuery(ctx context.Context, st store.Store, user string, c conversati
 
 // HistoryTargets implements ircd.HistoryHandler (CHATHISTORY TARGETS).
 func (at *attachment) HistoryTargets(q ircd.TargetsQuery, answer func([]ircd.HistoryTarget, error)) {
-	at.do(func(s *session) { s.historyTargets(q, answer) }, func() { answer(nil, errors.New("the session has ended")) })
+	at.do(func(s *session) { s.historyTargets(q, answer) }, func() { answer(nil, errSessionEnded) })
 }
 
 // historyTargets lists the conversations TARGETS asks for, each by its
@@ -359,7 +359,8 @@ func (at *attachment) HistoryTargets(q ircd.TargetsQuery, answer func([]ircd.His
 // written to before a restart) is named as when they write: their
 // profile is read and they become a buddy, whose nick CHATHISTORY then
 // reads. Only those of an account that is not logged in cannot be named,
-// and are left out before the limit counts.
+// and are left out before the limit counts. The store is read on a worker
+// goroutine, so that the session goes on with its other work meanwhile.
 func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.HistoryTarget, error)) {
 	if !s.historyOn() {
 		answer(nil, nil)
@@ -371,9 +372,17 @@ func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.History
 	if before.Before(after) {
 		after, before, oldest = before, after, false
 	}
-	ctx, cancel := storeCtx()
-	ts, err := s.b.cfg.Store.HistoryTargets(ctx, s.user.Name, after, before, store.MaxHistoryLimit, oldest)
-	cancel()
+	// The store is read on a worker; what it found is named here.
+	st, user := s.b.cfg.Store, s.user.Name
+	s.goWork(func(ctx context.Context) {
+		ts, err := st.HistoryTargets(ctx, user, after, before, store.MaxHistoryLimit, oldest)
+		s.postAnswer(func() { s.targetsRead(q, oldest, ts, err, answer) }, func() { answer(nil, errSessionEnded) })
+	})
+}
+
+// targetsRead answers TARGETS with the conversations ts the store found
+// (historyTargets), by their nicks.
+func (s *session) targetsRead(q ircd.TargetsQuery, oldest bool, ts []store.HistoryTarget, err error, answer func([]ircd.HistoryTarget, error)) {
 	if err != nil {
 		answer(nil, err)
 		return

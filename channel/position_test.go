@@ -468,6 +468,7 @@ func TestStrangerNamedByTargetsKeepsTheirOrder(t *testing.T) {
 	answered := make(chan []ircd.HistoryTarget, 1)
 	r.s.historyTargets(ircd.TargetsQuery{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour), Limit: 10},
 		func(ts []ircd.HistoryTarget, err error) { answered <- ts })
+	r.step() // TARGETS' read of the store
 	close(lookup("TARGETS' stranger"))
 	r.stepUntil("TARGETS answered", func() bool { return len(answered) == 1 })
 	r.s.fromUser(r.a, 9, msim.IMEvent{From: 9, Text: "second", Time: time.Now()})

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -204,6 +205,18 @@ func (s *session) post(ev event) bool {
 		s.refuseLate()
 	}
 	return true
+}
+
+// errSessionEnded answers a request the session ended before.
+var errSessionEnded = errors.New("the session has ended")
+
+// postAnswer hands f to the session goroutine, for a worker whose result
+// someone waits for: if the session ends before f runs, refused is
+// called instead (refuse), so the asker is answered either way.
+func (s *session) postAnswer(f func(), refused func()) {
+	if !s.post(atCall{f: func(*session) { f() }, refused: refused}) {
+		refused()
+	}
 }
 
 // refuse answers an event the session will not handle, as it ended: a
