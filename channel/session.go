@@ -87,9 +87,10 @@ type session struct {
 	cancel context.CancelFunc
 	events chan event
 	done   chan struct{}
-	// workers are the goroutines that dial MSIM or wait for an MSIM request
-	// for the session; each is given only what it may touch (the MSIM
-	// client), and hands its result back by posting.
+	// workers are the goroutines that dial MSIM, wait for an MSIM request
+	// or read or write the store for the session; each is given only what
+	// it may touch (the MSIM client, the store, values copied out), and
+	// hands its result back by posting. shutdown waits for them.
 	workers sync.WaitGroup
 	// wake is the loop's one wake-up (capacity 1). Whoever leaves the loop
 	// work (an event queued, MSIM events waiting, a Sent report, the
@@ -122,10 +123,13 @@ type session struct {
 	// histFailed is what the history writer calls for an entry it could
 	// not append (made by record; nil again when the log changes).
 	histFailed func(error)
-	// marking holds, by nickKey, the MARKREADs of nicks being looked up
-	// on MSIM (markRead), and the read-marker questions that wait for
-	// them.
+	// marking holds, by nickKey, the MARKREADs of nicks under way (being
+	// looked up on MSIM, or written: markRead), and the read-marker
+	// questions that wait for them.
 	marking map[string]*marking
+	// markers are the read markers to write, in the order asked; the
+	// first is being written (markread.go).
+	markers []*markWrite
 
 	accounts  []*account
 	byChannel map[string]*account           // by nickKey(channel)
@@ -489,6 +493,7 @@ func (s *session) shutdown() {
 		s.b.rel.end()
 	}
 	s.holdOutbox()
+	s.markersEnd()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs
 	// Read-marker questions waiting for a MARKREAD's lookup, whose end
 	// will not be handled: answered with no marker.

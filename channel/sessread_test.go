@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ type holdStore struct {
 	store.Store
 	op      string
 	after   bool
+	first   bool // only the first call is held
+	calls   atomic.Int32
 	entered chan struct{}
 	release chan struct{}
 }
@@ -28,7 +31,7 @@ func newHoldStore(st store.Store, op string) *holdStore {
 
 // hold runs do, waiting before it (or after, with after) if op is held.
 func (h *holdStore) hold(ctx context.Context, op string, do func()) {
-	if op != h.op {
+	if op != h.op || h.calls.Add(1) > 1 && h.first {
 		do()
 		return
 	}
@@ -163,5 +166,104 @@ func TestTargetsReadLeavesTheSessionFree(t *testing.T) {
 	}
 	if want := []string{"bob"}; a.err != nil || !slices.Equal(got, want) {
 		t.Errorf("TARGETS: got %q, %v, want %q", got, a.err, want)
+	}
+}
+
+// TestMarkReadWriteLeavesTheSessionFree: while a MARKREAD's marker is
+// written to the store, the session goes on handling its other work (an
+// IM reaches the phone); the MARKREAD is answered once the marker is
+// written, with it, and the phone is told it.
+func TestMarkReadWriteLeavesTheSessionFree(t *testing.T) {
+	r, st, h, _, phoneIRC := runHistoryRig(t, "SetReadMarker")
+	phoneIRC.marks = make(chan time.Time, 4)
+	desk := r.s.cl.ats[0]
+	read := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+	answered := make(chan time.Time, 1)
+	desk.MarkRead("bob", read)
+	desk.ReadMarker("bob", func(t time.Time) { answered <- t })
+	h.held(t)
+	servesWhileHeld(t, r, h, phoneIRC, "live")
+	select {
+	case got := <-answered:
+		close(h.release)
+		t.Fatalf("the MARKREAD was answered (%v) before its marker was written", got)
+	default:
+	}
+	close(h.release)
+	select {
+	case got := <-answered:
+		if !got.Equal(read) {
+			t.Errorf("the MARKREAD's answer: got %v, want %v", got, read)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the MARKREAD was not answered")
+	}
+	select {
+	case got := <-phoneIRC.marks:
+		if !got.Equal(read) {
+			t.Errorf("the phone was told the marker %v, want %v", got, read)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the phone was not told the new marker")
+	}
+	if got, err := st.ReadMarker(context.Background(), "alice", "alice@msim.test", 7); err != nil || !got.Equal(read) {
+		t.Errorf("the stored marker: got %v, %v, want %v", got, err, read)
+	}
+}
+
+// TestMarkReadsOfTwoClientsInOrder: the desk marks bob read up to one
+// time, and while that write is under way the phone marks a later one.
+// The marker stored is the later, the phone's MARKREAD is answered with
+// it, and a third client is told the markers in the order they were
+// kept: never one that moves back.
+func TestMarkReadsOfTwoClientsInOrder(t *testing.T) {
+	r, st, h, phone, _ := runHistoryRig(t, "SetReadMarker")
+	h.after, h.first = true, true // the desk's marker is stored; its write has not returned
+	tabletIRC := &markIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}, marks: make(chan time.Time, 4)}
+	done := make(chan struct{})
+	r.s.post(call(func() { attachNamed(r, tabletIRC, "tablet"); close(done) }))
+	<-done
+	desk := r.s.cl.ats[0]
+	earlier := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+	later := earlier.Add(30 * time.Minute)
+	desk.MarkRead("bob", earlier)
+	h.held(t)
+	answered := make(chan time.Time, 1)
+	phone.MarkRead("bob", later)
+	phone.ReadMarker("bob", func(t time.Time) { answered <- t })
+	waiting := make(chan int, 1)
+	r.s.post(call(func() { waiting <- len(r.s.markers) }))
+	select {
+	case got := <-waiting:
+		if got != 2 {
+			t.Errorf("markers being written or waiting: got %d, want 2 (the phone's waits for the desk's)", got)
+		}
+	case <-time.After(10 * time.Second):
+		close(h.release)
+		t.Fatal("the session took no turn while the desk's marker was written")
+	}
+	close(h.release)
+	select {
+	case got := <-answered:
+		if !got.Equal(later) {
+			t.Errorf("the phone's MARKREAD's answer: got %v, want %v", got, later)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the phone's MARKREAD was not answered")
+	}
+	var told []time.Time
+	for len(told) < 2 {
+		select {
+		case m := <-tabletIRC.marks:
+			told = append(told, m)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the tablet was told %v, want two markers", told)
+		}
+	}
+	if want := []time.Time{earlier, later}; !slices.EqualFunc(told, want, time.Time.Equal) {
+		t.Errorf("the tablet was told %v, want %v", told, want)
+	}
+	if got, err := st.ReadMarker(context.Background(), "alice", "alice@msim.test", 7); err != nil || !got.Equal(later) {
+		t.Errorf("the stored marker: got %v, %v, want %v", got, err, later)
 	}
 }
