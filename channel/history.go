@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -478,6 +479,9 @@ func (s *session) replay(at *attachment) {
 	for _, msgid := range saw { // typed while the link was down, seen then
 		rd.skip[msgid] = true
 	}
+	if ps := s.saving[at.name]; ps != nil { // its position is being saved: read after
+		rd.after = ps.done
+	}
 	at.replaying = rd
 	s.b.met.historyQuery("replay")
 	s.goWork(func(ctx context.Context) {
@@ -511,6 +515,9 @@ type replayRead struct {
 	client string
 	per    int
 	skip   map[string]bool
+	// after is closed once the client's position, saved as it last left,
+	// is (nil: no save was under way).
+	after <-chan struct{}
 	// Found, read on the session goroutine once the worker posts.
 	found bool  // the client has a position
 	pos   int64 // the client's position
@@ -526,6 +533,14 @@ type replayRead struct {
 
 // read reads the client's position and what it missed since.
 func (rd *replayRead) read(ctx context.Context) {
+	if rd.after != nil {
+		select {
+		case <-rd.after:
+		case <-ctx.Done():
+			rd.err, rd.found = ctx.Err(), false
+			return
+		}
+	}
 	rd.hist.sync(ctx, rd.user) // what was recorded so far is there to read
 	rd.pos, rd.found, rd.err = rd.st.ClientPosition(ctx, rd.user, rd.client)
 	if rd.err != nil {
@@ -761,52 +776,115 @@ func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 // (it was closing, or closed with the message queued; another client saw
 // it) or that is still on its way to the clients (it is recorded as it
 // arrives): its next connection is replayed that.
+//
+// The store is written on a worker goroutine (posSave), given what the
+// session knows now; "all of it" is what was recorded so far (a mark of
+// the history writer), not what comes meanwhile. A replay of the same
+// client name, and its next save, wait for it (s.saving).
 func (s *session) savePosition(at *attachment) {
 	if !s.historyOn() {
 		return
 	}
-	ctx, cancel := storeCtx()
-	defer cancel()
-	st, user := s.b.cfg.Store, s.user.Name
-	if at.replaying != nil {
-		// Leaving before its replay was read, it was given nothing of what
-		// it missed: a client seen before keeps its position.
-		if _, found, err := st.ClientPosition(ctx, user, at.name); found || err != nil {
-			return
-		}
+	ps := &posSave{st: s.b.cfg.Store, hist: s.b.hist, log: s.log, user: s.user.Name, client: at.name,
+		keepFound: at.replaying != nil, limit: math.MaxInt64, done: make(chan struct{})}
+	if msgid := s.onItsWay(); msgid != "" {
+		ps.notGiven = append(ps.notGiven, msgid)
 	}
-	s.b.hist.sync(ctx, user) // what it was shown is appended
-	pos, err := st.LastHistoryID(ctx, user)
-	notGiven := []string{s.onItsWay()}
-	if missed := at.missed.Load(); missed != nil {
-		notGiven = append(notGiven, *missed)
+	if missed := at.missed.Load(); missed != nil && *missed != "" {
+		ps.notGiven = append(ps.notGiven, *missed)
 	}
 	for _, c := range at.replayLater { // waiting for their account's login
-		if err == nil {
-			pos = min(pos, c.es[0].ID-1)
+		ps.limit = min(ps.limit, c.es[0].ID-1)
+	}
+	if at.keepPos != nil { // its replay could not be read
+		ps.limit = min(ps.limit, *at.keepPos)
+	}
+	ps.mark = s.b.hist.mark(ps.user) // what it was shown is recorded before
+	if prev := s.saving[at.name]; prev != nil {
+		ps.after = prev.done
+	}
+	put(&s.saving, at.name, ps)
+	s.goWrite(func(ctx context.Context) {
+		ps.save(ctx)
+		close(ps.done)
+		s.post(call(func() {
+			if s.saving[ps.client] == ps {
+				delete(s.saving, ps.client)
+			}
+		}))
+	})
+}
+
+// posSave is a client's position to save as it leaves (savePosition),
+// on a worker goroutine: what it is given.
+type posSave struct {
+	st     store.Store
+	hist   *historyWriter
+	mark   *histMark // the history writer's, as the client left (nil: it has stopped)
+	log    *logrus.Entry
+	user   string
+	client string
+	// keepFound: its replay was still being read; a client seen before
+	// keeps its position.
+	keepFound bool
+	// notGiven: msgids of what it was not given; its position stays
+	// before the first of them.
+	notGiven []string
+	limit    int64 // the position goes no further
+	// after is closed once the save of the same client name before this
+	// one is through (nil: none was under way).
+	after <-chan struct{}
+	// done is closed once this save is through.
+	done chan struct{}
+}
+
+// save computes and saves the position, and logs a failure.
+func (ps *posSave) save(ctx context.Context) {
+	err := ps.saveErr(ctx)
+	if err != nil {
+		ps.log.WithError(err).Error("store: a client's position could not be saved; it may be replayed again")
+	}
+}
+
+func (ps *posSave) saveErr(ctx context.Context) error {
+	if ps.after != nil {
+		select {
+		case <-ps.after:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	if at.keepPos != nil && err == nil { // its replay could not be read
-		pos = min(pos, *at.keepPos)
-	}
-	for _, msgid := range notGiven {
-		if err != nil || msgid == "" {
-			continue
-		}
-		var e store.HistoryEntry
-		switch e, err = st.HistoryByMsgID(ctx, user, msgid); {
-		case err == nil:
-			pos = min(pos, e.ID-1)
-		case errors.Is(err, store.ErrNotFound): // not recorded, or trimmed since
-			err = nil
+	st, user := ps.st, ps.user
+	if ps.keepFound {
+		// Leaving before its replay was read, it was given nothing of what
+		// it missed: a client seen before keeps its position.
+		if _, found, err := st.ClientPosition(ctx, user, ps.client); found || err != nil {
+			return err
 		}
 	}
-	if err == nil {
-		err = st.SetClientPosition(ctx, user, at.name, pos)
+	var pos int64
+	var err error
+	switch {
+	case ps.mark == nil: // the writer has stopped: nothing is appended since
+		pos, err = st.LastHistoryID(ctx, user)
+	case ps.hist.wait(ctx, ps.mark.done):
+		pos, err = ps.mark.last, ps.mark.err
+	default:
+		return ctx.Err()
 	}
 	if err != nil {
-		s.log.WithError(err).Error("store: a client's position could not be saved; it may be replayed again")
+		return err
 	}
+	pos = min(pos, ps.limit)
+	for _, msgid := range ps.notGiven {
+		switch e, err := st.HistoryByMsgID(ctx, user, msgid); {
+		case err == nil:
+			pos = min(pos, e.ID-1)
+		case !errors.Is(err, store.ErrNotFound): // not recorded, or trimmed since
+			return err
+		}
+	}
+	return st.SetClientPosition(ctx, user, ps.client, pos)
 }
 
 // onItsWay returns the msgid of the earliest IM or zap that is in the

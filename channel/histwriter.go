@@ -53,6 +53,15 @@ type histJob struct {
 	e      store.HistoryEntry
 	failed func(error) // called, from the writer, if the append failed
 	done   chan struct{}
+	mark   *histMark // a barrier that reads the user's last ID (mark)
+}
+
+// histMark is a barrier (mark) that holds, once what was queued before it
+// is appended, the user's LastHistoryID as it was then.
+type histMark struct {
+	done chan struct{}
+	last int64
+	err  error
 }
 
 // historyWriter owns the writer goroutine and its queue. Entries are
@@ -180,6 +189,28 @@ func (w *historyWriter) sync(ctx context.Context, user string) bool {
 	}
 	w.queueLocked(histJob{user: user, done: done}, true)
 	w.mu.Unlock()
+	return w.wait(ctx, done)
+}
+
+// mark queues, without waiting, a barrier that reads user's LastHistoryID
+// once what was queued before it is appended, before anything queued
+// after it is: the position of a client shown everything recorded so far.
+// Wait for it with wait(ctx, m.done). nil if the writer has stopped.
+func (w *historyWriter) mark(user string) *histMark {
+	m := &histMark{done: make(chan struct{})}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.queueLocked(histJob{user: user, done: m.done, mark: m}, true)
+	return m
+}
+
+// wait waits until the barrier done is closed; false if ctx ended first.
+// While it waits, it hurries the store every histHurryEvery, if the store
+// can be.
+func (w *historyWriter) wait(ctx context.Context, done chan struct{}) bool {
 	var tick <-chan time.Time
 	h, _ := w.st.(store.HistoryHurrier)
 	if h != nil {
@@ -302,6 +333,11 @@ func (w *historyWriter) write(chunks []histChunk) {
 		for _, j := range c.jobs[:c.n] {
 			if j.done != nil {
 				flush()
+				if m := j.mark; m != nil {
+					ctx, cancel := context.WithTimeout(context.Background(), storeWait)
+					m.last, m.err = w.st.LastHistoryID(ctx, j.user)
+					cancel()
+				}
 				close(j.done)
 				continue
 			}

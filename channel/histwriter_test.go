@@ -422,3 +422,43 @@ func TestHistoryWriterQueueNeverCopied(t *testing.T) {
 		t.Errorf("allocated %.0f bytes per entry of a backlog, want at most %.0f (its room, %.0f, once)", perEntry, 1.25*room, room)
 	}
 }
+
+// TestHistoryWriterMarkReadsTheLastIDThen: a mark holds the user's last
+// history ID as it was when the mark was queued: the entry queued before
+// it, not the one queued after, though both are appended by the time it
+// is read.
+func TestHistoryWriterMarkReadsTheLastIDThen(t *testing.T) {
+	ctx := context.Background()
+	st := sqliteStore(t)
+	if _, err := st.CreateUser(ctx, "alice", store.UnusablePasswordHash()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddAccount(ctx, "alice", store.Account{Email: "alice@msim.test", Password: "pw", Channel: "&msim"}); err != nil {
+		t.Fatal(err)
+	}
+	w := startHistoryWriter(st, false, quietLog(), nil, time.Hour)
+	defer w.close()
+	failed := func(err error) { t.Errorf("append: %v", err) }
+	entry := func(msgid string) store.HistoryEntry {
+		return store.HistoryEntry{MsgID: msgid, Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: msgid, Time: time.Now()}
+	}
+	w.append("alice", entry("m-before"), failed)
+	m := w.mark("alice")
+	w.append("alice", entry("m-after"), failed)
+	if !w.sync(ctx, "alice") {
+		t.Fatal("history not synced")
+	}
+	if !w.wait(ctx, m.done) {
+		t.Fatal("the mark was not reached")
+	}
+	before, err := st.HistoryByMsgID(ctx, "alice", "m-before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.HistoryByMsgID(ctx, "alice", "m-after"); err != nil {
+		t.Fatal(err)
+	}
+	if m.err != nil || m.last != before.ID {
+		t.Errorf("the mark's last ID: got %d, %v, want %d (the entry queued before it)", m.last, m.err, before.ID)
+	}
+}

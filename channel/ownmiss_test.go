@@ -29,10 +29,10 @@ func TestPositionStopsAtAnOwnMessageMissed(t *testing.T) {
 			r.s.sender = nil
 			r.s.closed(phone)
 			r.s.closed(desk)
-			if got, want := replayedTo(t, st, "phone"), []string{"typed on the desk"}; !slices.Equal(got, want) {
+			if got, want := replayedTo(r, st, "phone"), []string{"typed on the desk"}; !slices.Equal(got, want) {
 				t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 			}
-			if got := replayedTo(t, st, "desk"); len(got) != 0 {
+			if got := replayedTo(r, st, "desk"); len(got) != 0 {
 				t.Errorf("the desk's next connection would be replayed %q, want nothing", got)
 			}
 		})

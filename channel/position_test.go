@@ -90,10 +90,25 @@ func readReplay(r *rig, at *attachment) {
 	r.stepUntil("the replay read", func() bool { return at.replaying == nil })
 }
 
-// replayedTo is what the client's next connection would be replayed: the
-// texts after its position.
-func replayedTo(t *testing.T, st store.Store, client string) []string {
+// saved waits for the position saves under way of the rig's session
+// (whose events the test handles: it owns the session).
+func (r *rig) saved() {
+	r.t.Helper()
+	for _, ps := range r.s.saving {
+		select {
+		case <-ps.done:
+		case <-time.After(10 * time.Second):
+			r.t.Fatalf("%s's position was not saved", ps.client)
+		}
+	}
+}
+
+// replayedTo is what the client's next connection would be replayed (its
+// position saved): the texts after its position.
+func replayedTo(r *rig, st store.Store, client string) []string {
+	t := r.t
 	t.Helper()
+	r.saved()
 	ctx := context.Background()
 	pos, found, err := st.ClientPosition(ctx, "alice", client)
 	if err != nil || !found {
@@ -142,7 +157,7 @@ func positionAfterAMiss(t *testing.T, queued bool) {
 		client string
 		want   []string
 	}{{"phone", []string{"two", "three"}}, {"desk", nil}} {
-		if got := replayedTo(t, st, tc.client); !slices.Equal(got, tc.want) {
+		if got := replayedTo(r, st, tc.client); !slices.Equal(got, tc.want) {
 			t.Errorf("%s's next connection would be replayed %q, want %q", tc.client, got, tc.want)
 		}
 	}
@@ -173,7 +188,7 @@ func TestPositionStaysBeforeACutReplay(t *testing.T) {
 	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC(), closing: true}, "phone")
 	readReplay(r, phone)
 	r.s.closed(phone)
-	if got, want := replayedTo(t, st, "phone"), []string{"one", "two", "three"}; !slices.Equal(got, want) {
+	if got, want := replayedTo(r, st, "phone"), []string{"one", "two", "three"}; !slices.Equal(got, want) {
 		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 	}
 }
@@ -267,7 +282,7 @@ func onItsWay(t *testing.T, hold func(r *rig) (deliver func()), from msim.UID, b
 		client string
 		want   []string
 	}{{"phone", wantReplay}, {"desk", nil}} {
-		if got := replayedTo(t, st, c.client); !slices.Equal(got, c.want) {
+		if got := replayedTo(r, st, c.client); !slices.Equal(got, c.want) {
 			t.Errorf("%s's next connection would be replayed %q, want %q", c.client, got, c.want)
 		}
 	}
@@ -295,7 +310,7 @@ func TestPositionKeptWhenTheReplayFails(t *testing.T) {
 	readReplay(r, phone)
 	r.s.b.cfg.Store = st
 	r.s.closed(phone)
-	if got, want := replayedTo(t, st, "phone"), []string{"missed"}; !slices.Equal(got, want) {
+	if got, want := replayedTo(r, st, "phone"), []string{"missed"}; !slices.Equal(got, want) {
 		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 	}
 }

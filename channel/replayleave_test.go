@@ -26,7 +26,7 @@ func TestLeavingDuringTheReplayReadKeepsThePosition(t *testing.T) {
 	r.s.closed(phone)
 	close(blocked.release)
 	r.step() // the read's result
-	if got, want := replayedTo(t, st, "phone"), []string{"missed"}; !slices.Equal(got, want) {
+	if got, want := replayedTo(r, st, "phone"), []string{"missed"}; !slices.Equal(got, want) {
 		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 	}
 }

@@ -25,7 +25,7 @@ func TestReplayOfAStrangerWaitsForTheLogin(t *testing.T) {
 	phone := attachNamed(r, &closableIRC{fakeIRC: newFakeIRC()}, "phone")
 	readReplay(r, phone)
 	r.s.closed(phone)
-	if got, want := replayedTo(t, st, "phone"), []string{"from a stranger"}; !slices.Equal(got, want) {
+	if got, want := replayedTo(r, st, "phone"), []string{"from a stranger"}; !slices.Equal(got, want) {
 		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 	}
 }

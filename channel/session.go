@@ -127,6 +127,9 @@ type session struct {
 	// looked up on MSIM, or written: markRead), and the read-marker
 	// questions that wait for them.
 	marking map[string]*marking
+	// saving holds, by client name, the position saves under way
+	// (savePosition): the client's next replay and save wait for them.
+	saving map[string]*posSave
 	// markers are the read markers to write, in the order asked; the
 	// first is being written (markread.go).
 	markers []*markWrite

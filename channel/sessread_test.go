@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +24,11 @@ type holdStore struct {
 	calls   atomic.Int32
 	entered chan struct{}
 	release chan struct{}
+	once    sync.Once
 }
+
+// free lets the held calls through.
+func (h *holdStore) free() { h.once.Do(func() { close(h.release) }) }
 
 func newHoldStore(st store.Store, op string) *holdStore {
 	return &holdStore{Store: st, op: op, entered: make(chan struct{}, 8), release: make(chan struct{})}
@@ -39,10 +44,7 @@ func (h *holdStore) hold(ctx context.Context, op string, do func()) {
 		do()
 	}
 	h.entered <- struct{}{}
-	select {
-	case <-h.release:
-	case <-ctx.Done():
-	}
+	<-h.release // not ctx: the session's own bound outlasts no test's wait
 	if !h.after {
 		do()
 	}
@@ -91,6 +93,7 @@ func runHistoryRig(t *testing.T, op string) (r *rig, st store.Store, h *holdStor
 	phone = attachNamed(r, phoneIRC, "phone")
 	r.s.run(func() {})
 	t.Cleanup(func() { r.s.cancel(); <-r.s.done }) // before the rig's own
+	t.Cleanup(h.free)                              // before the session's end
 	return r, st, h, phone, phoneIRC
 }
 
@@ -108,8 +111,8 @@ func (m *markIRC) SendReadMarker(_ string, t time.Time) {
 }
 
 // servesWhileHeld has an IM from bob reach the running session while the
-// store is held, and waits until the phone is shown it.
-func servesWhileHeld(t *testing.T, r *rig, h *holdStore, phoneIRC *markIRC, text string) {
+// store is held, and waits until phoneIRC (a client) is shown it.
+func servesWhileHeld(t *testing.T, r *rig, h *holdStore, phoneIRC interface{ said(string) []string }, text string) {
 	t.Helper()
 	served := make(chan struct{})
 	if !r.s.post(call(func() {
@@ -121,7 +124,7 @@ func servesWhileHeld(t *testing.T, r *rig, h *holdStore, phoneIRC *markIRC, text
 	select {
 	case <-served:
 	case <-time.After(10 * time.Second):
-		close(h.release)
+		h.free()
 		t.Fatalf("the session handled nothing while the store's %s was held", h.op)
 	}
 	for i := 0; len(phoneIRC.said(": "+text)) == 0; i++ {
@@ -153,7 +156,7 @@ func TestTargetsReadLeavesTheSessionFree(t *testing.T) {
 		func(ts []ircd.HistoryTarget, err error) { answered <- answer{ts, err} })
 	h.held(t)
 	servesWhileHeld(t, r, h, phoneIRC, "live")
-	close(h.release)
+	h.free()
 	var a answer
 	select {
 	case a = <-answered:
@@ -185,11 +188,11 @@ func TestMarkReadWriteLeavesTheSessionFree(t *testing.T) {
 	servesWhileHeld(t, r, h, phoneIRC, "live")
 	select {
 	case got := <-answered:
-		close(h.release)
+		h.free()
 		t.Fatalf("the MARKREAD was answered (%v) before its marker was written", got)
 	default:
 	}
-	close(h.release)
+	h.free()
 	select {
 	case got := <-answered:
 		if !got.Equal(read) {
@@ -239,10 +242,10 @@ func TestMarkReadsOfTwoClientsInOrder(t *testing.T) {
 			t.Errorf("markers being written or waiting: got %d, want 2 (the phone's waits for the desk's)", got)
 		}
 	case <-time.After(10 * time.Second):
-		close(h.release)
+		h.free()
 		t.Fatal("the session took no turn while the desk's marker was written")
 	}
-	close(h.release)
+	h.free()
 	select {
 	case got := <-answered:
 		if !got.Equal(later) {
@@ -265,5 +268,58 @@ func TestMarkReadsOfTwoClientsInOrder(t *testing.T) {
 	}
 	if got, err := st.ReadMarker(context.Background(), "alice", "alice@msim.test", 7); err != nil || !got.Equal(later) {
 		t.Errorf("the stored marker: got %v, %v, want %v", got, err, later)
+	}
+}
+
+// onSession runs f on the running session's goroutine and waits for it.
+func onSession(t *testing.T, r *rig, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	if !r.s.post(call(func() { f(); close(done) })) {
+		t.Fatal("the session has ended")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session took no turn")
+	}
+}
+
+// TestPositionSaveLeavesTheSessionFree: while the position of the phone,
+// which left, is saved, the session goes on handling its other work (an
+// IM reaches the desk), and the phone connects again. Its replay reads
+// the position once saved: it is replayed the IM that came after it left,
+// and not what it saw.
+func TestPositionSaveLeavesTheSessionFree(t *testing.T) {
+	r, st, h, phone, _ := runHistoryRig(t, "SetClientPosition")
+	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
+		t.Fatal(err)
+	}
+	onSession(t, r, func() {
+		r.s.record(store.HistoryEntry{MsgID: "m-seen", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "seen", Time: time.Now()})
+	})
+	r.s.post(ircClosed{phone})
+	h.held(t)
+	servesWhileHeld(t, r, h, r.irc, "live")
+	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}
+	var again *attachment
+	onSession(t, r, func() {
+		again = attachNamed(r, phoneIRC, "phone")
+		r.s.replay(again)
+	})
+	h.free()
+	for i := 0; ; i++ {
+		var reading bool
+		onSession(t, r, func() { reading = again.replaying != nil })
+		if !reading {
+			break
+		}
+		if i == 100000 {
+			t.Fatal("the phone's replay was never read")
+		}
+	}
+	want := []string{"live"}
+	if got := shownOf(phoneIRC.fakeIRC, "seen", "live"); !slices.Equal(got, want) {
+		t.Errorf("the phone, back, was replayed %q, want %q", got, want)
 	}
 }
