@@ -286,8 +286,8 @@ func (c *Client) motd() {
 	c.numeric(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
 }
 
-// capList is the CAP LS list of the server with configuration cfg.
-func capList(cfg *Config, withValues bool) string {
+// capList is the CAP LS list of the server with configuration cfg, sorted.
+func capList(cfg *Config, withValues bool) []string {
 	names := make([]string, 0, len(capsSupported)+len(historyCaps))
 	for n, v := range capsSupported {
 		if withValues && v != "" {
@@ -299,7 +299,36 @@ func capList(cfg *Config, withValues bool) string {
 		names = append(names, historyCaps...)
 	}
 	sort.Strings(names)
-	return strings.Join(names, " ")
+	return names
+}
+
+// capReply sends a CAP LS or LIST reply (sub) of names, in as many lines
+// as it takes for each to fit a line with every name whole. To a client of
+// CAP version 302 every line but the last has a "*" before its list, so
+// that it waits for the rest; an older client gets the lines as they are
+// (capability negotiation, multiline replies). Caller holds c.mu.
+func (c *Client) capReply(sub string, names []string) {
+	fixed := len(":") + len(c.srv.cfg.ServerName) + len(" CAP ") + len(c.nick) + len(" ") + len(sub)
+	lists := capLines(names, fixed)
+	for i, l := range lists {
+		m := msg(c.serverPrefix(), "CAP", c.nick, sub, l)
+		if i < len(lists)-1 && c.capVersion >= 302 {
+			m = msg(c.serverPrefix(), "CAP", c.nick, sub, "*", l)
+		}
+		c.send(m)
+	}
+}
+
+// capLines splits names into the lists of a CAP reply whose line takes
+// fixed bytes before its list: as many whole names a line as fit with a
+// continuation's " *" and the list's " :"; one empty list for no names.
+func capLines(names []string, fixed int) []string {
+	var lists []string
+	joinFit(names, " ", maxLineBody-fixed-len(" * :"), func(l string) { lists = append(lists, l) })
+	if len(lists) == 0 {
+		return []string{""}
+	}
+	return lists
 }
 
 func cmdCap(c *Client, m *irc.Message) *ircError {
@@ -316,14 +345,14 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 		}
 		// The reply is of the version asked for; a lower one keeps the
 		// stored version.
-		c.send(msg(c.serverPrefix(), "CAP", c.nick, "LS", capList(&c.srv.cfg, v >= 302)))
+		c.capReply("LS", capList(&c.srv.cfg, v >= 302))
 	case "LIST":
 		var on []string
 		for n := range c.caps {
 			on = append(on, n)
 		}
 		sort.Strings(on)
-		c.send(msg(c.serverPrefix(), "CAP", c.nick, "LIST", strings.Join(on, " ")))
+		c.capReply("LIST", on)
 	case "REQ":
 		if len(m.Params) < 2 {
 			return newErr(irc.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")

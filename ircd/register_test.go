@@ -377,3 +377,116 @@ func TestSASLAbortedByRegistration(t *testing.T) {
 	c.send(t, "CAP END")
 	checkMsgs(t, c.sync(t), nil)
 }
+
+// TestCapRepliesSplit: CAP LS and LIST replies too long for one line (a
+// long server name, a nick of NickLen, every capability offered and
+// enabled) come in as many lines as it takes, each within 512 bytes, every
+// capability whole and listed once; a client of CAP version 302 sees "*"
+// before the list on every line but the last, an older one plain lines.
+func TestCapRepliesSplit(t *testing.T) {
+	t.Parallel()
+	offered := append(strings.Fields(allCaps302), historyCaps...)
+	slices.Sort(offered)
+	var names []string // without values
+	for _, n := range offered {
+		n, _, _ = strings.Cut(n, "=")
+		names = append(names, n)
+	}
+	nick := "n" + strings.Repeat("x", NickLen-1)
+	for _, tc := range []struct {
+		name, server string
+	}{
+		{"longest host name", strings.Repeat("s.", 126) + "t"}, // 253 bytes, the most DNS allows
+		{"longer server name", strings.Repeat("s", 300)},       // every reply takes two lines
+	} {
+		for _, v := range []string{"302", ""} {
+			t.Run(tc.name+" "+v, func(t *testing.T) {
+				t.Parallel()
+				cfg := testConfig()
+				cfg.ServerName, cfg.History = tc.server, true
+				addr, _ := startServer(t, cfg, newBackend())
+				c := dial(t, addr)
+				c.keep = true
+				// lists checks the lines of one reply and returns the
+				// capabilities they list.
+				lists := func(sub string) []string {
+					t.Helper()
+					c.raw = nil
+					got := c.sync(t)
+					for _, l := range c.raw {
+						if l = strings.TrimRight(l, "\r\n"); strings.Contains(l, " CAP ") && len(l)+2 > 512 {
+							t.Errorf("line of %d bytes: …%q", len(l)+2, l[len(l)-80:])
+						}
+					}
+					var out []string
+					for i, m := range got {
+						last := i == len(got)-1
+						wantParams := 3
+						if v == "302" && !last {
+							wantParams = 4
+						}
+						if m.Command != "CAP" || len(m.Params) != wantParams || m.Param(0) != nick || m.Param(1) != sub ||
+							(wantParams == 4 && m.Param(2) != "*") {
+							t.Fatalf("line %d of %d: got %q, want CAP %s %s with \"*\" before the list: %v", i+1, len(got), m, nick, sub, v == "302" && !last)
+						}
+						out = append(out, strings.Fields(m.Trailing())...)
+					}
+					return out
+				}
+				c.send(t, "NICK "+nick, "CAP LS "+v)
+				want := names
+				if v == "302" {
+					want = offered
+				}
+				if got := lists("LS"); !slices.Equal(got, want) {
+					t.Errorf("LS: got %q, want %q", got, want)
+				}
+				c.send(t, "CAP REQ :"+strings.Join(names, " "))
+				c.sync(t)
+				c.send(t, "CAP LIST")
+				if got := lists("LIST"); !slices.Equal(got, names) {
+					t.Errorf("LIST: got %q, want %q", got, names)
+				}
+			})
+		}
+	}
+}
+
+// TestCapLines: capLines puts as many whole names on a line as fit with
+// the continuation's "*", in order, a name too long for any line alone,
+// and no names in one empty list.
+func TestCapLines(t *testing.T) {
+	t.Parallel()
+	var names []string
+	for i := range 200 {
+		names = append(names, fmt.Sprintf("example.org/cap-%03d", i))
+	}
+	const fixed = 200
+	room := maxLineBody - fixed - len(" * :")
+	lists := capLines(names, fixed)
+	if len(lists) < 2 {
+		t.Fatalf("got %d lists, want several", len(lists))
+	}
+	var all []string
+	for i, l := range lists {
+		if len(l) > room {
+			t.Errorf("list %d: got %d bytes, want at most %d", i, len(l), room)
+		}
+		ns := strings.Fields(l)
+		if i < len(lists)-1 && len(l)+len(" ")+len(names[len(all)+len(ns)]) <= room {
+			t.Errorf("list %d: got %d bytes, want the next name on it too", i, len(l))
+		}
+		all = append(all, ns...)
+	}
+	if !slices.Equal(all, names) {
+		t.Errorf("got %q, want %q", all, names)
+	}
+
+	huge := strings.Repeat("h", room+1)
+	if got := capLines([]string{"a", huge, "b"}, fixed); !slices.Equal(got, []string{"a", huge, "b"}) {
+		t.Errorf("a name longer than a line: got %q, want it alone", got)
+	}
+	if got := capLines(nil, fixed); !slices.Equal(got, []string{""}) {
+		t.Errorf("no names: got %q, want one empty list", got)
+	}
+}
