@@ -1109,7 +1109,10 @@ func (c *Client) handleLine(raw []byte) {
 			continue
 		}
 		if len(m.Params) > maxParams {
-			m.Params = m.Params[:maxParams]
+			// RFC 2812's grammar makes the rest of the line after the
+			// 14th middle parameter the 15th: its words, not dropped
+			// (ISON's nicks).
+			m.Params = append(m.Params[:maxParams-1], strings.Join(m.Params[maxParams-1:], " "))
 		}
 		c.dispatch(m)
 		select {

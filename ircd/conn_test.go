@@ -40,7 +40,9 @@ func TestBadInput(t *testing.T) {
 		{"prefix only", ":prefix\r\n:prefix \r\n", nil, nil, ""},
 		{"tags only", "@a=b\r\n@a=b \r\n@\r\n", nil, nil, ""},
 		{"client prefix ignored", ":spoof!x@y PRIVMSG ann :hi\r\n", nil, []string{"message PRIVMSG ann hi"}, ""},
-		{"parameter flood", "ISON" + strings.Repeat(" tom", 40) + "\r\n", []want{w("303", "me", strings.TrimSpace(strings.Repeat(" tom", 15)))}, nil, ""},
+		// Parameters beyond the 14th are one 15th (RFC 2812): every nick
+		// ISON is given gets its answer.
+		{"parameter flood", "ISON" + strings.Repeat(" tom", 40) + "\r\n", []want{w("303", "me", strings.TrimSpace(strings.Repeat(" tom", 40)))}, nil, ""},
 		{"many join targets", "JOIN " + strings.Repeat("#x,", 30) + "#other\r\n", append(slices.Repeat([]want{w("403", "me", "#x", "?")}, 30),
 			w("JOIN", "#other"), w("353", nil...), w("366", nil...)), []string{"join #other"}, ""},
 		{"lower-case command", "ping :lower\r\n", []want{w("PONG", testServer, "lower")}, nil, ""},

@@ -12,7 +12,8 @@ import (
 // TestListNumericsFit: with a long server name and nick, and users with
 // long masks, every numeric that lists things (MONITOR's 730-732 and 734,
 // WHOIS's 319, USERHOST's 302, ISON's 303) keeps within 512 bytes, split
-// over as many lines as it takes, and every item arrives whole.
+// over as many lines as it takes, and every item arrives whole; ISON
+// answers every nick of a full line, given as one parameter or many.
 func TestListNumericsFit(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
@@ -139,4 +140,13 @@ func TestListNumericsFit(t *testing.T) {
 	}
 	got = run("ISON :" + strings.Join(ison, " "))
 	same("303", items(got, "303", -1, " "), ison)
+	// The nicks as separate parameters, more than 15, and then with a
+	// trailing one after them: each still answered.
+	if len(ison) <= maxParams {
+		t.Fatalf("ISON of %d nicks: want more than %d", len(ison), maxParams)
+	}
+	got = run("ISON " + strings.Join(ison, " "))
+	same("303 of parameters", items(got, "303", -1, " "), ison)
+	got = run("ISON " + strings.Join(ison[:len(ison)-2], " ") + " :" + strings.Join(ison[len(ison)-2:], " "))
+	same("303 of parameters and a trailing one", items(got, "303", -1, " "), ison)
 }

@@ -29,9 +29,9 @@
 // that overflows the read buffer (512+8191 bytes) gets 417 and a close; a
 // NUL byte closes the connection; invalid UTF-8 gets FAIL <cmd>
 // INVALID_UTF8 (UTF8ONLY is advertised); a bare CR or LF ends a line;
-// parameters beyond 15 are dropped. A NOTICE never gets an automatic
-// reply, errors included. WHO with a mask lists the matching users of the
-// client's world.
+// parameters beyond the 14th are one 15th, space-separated. A NOTICE
+// never gets an automatic reply, errors included. WHO with a mask lists
+// the matching users of the client's world.
 //
 // Abuse: connections are capped in total and per address, and failed
 // logins (SASL, and PASS the backend refuses with ErrBadCredentials) are
