@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -64,10 +65,11 @@ func fitParams(n int, params []string) []string {
 
 // numericList sends numeric code with params, then items joined by sep,
 // in as many numerics as it takes for each line to fit maxLineBody with
-// every item whole (an item too long for any line goes alone, for the
-// floor to cut); after, when not empty, is a last parameter that follows
-// the list, which is then a middle one. No items, no numeric. Caller
-// holds c.mu.
+// every item whole; an item too long for any line goes alone, cut to fit
+// at a UTF-8 boundary (the floor under every line cuts only the last
+// parameter, which is after when there is one). after, when not empty, is
+// a last parameter that follows the list, which is then a middle one. No
+// items, no numeric. Caller holds c.mu.
 func (c *Client) numericList(code string, params, items []string, sep, after string) {
 	fixed := len(":") + len(c.srv.cfg.ServerName) + len(" ") + len(code) + len(" ") + len(c.nick)
 	for _, p := range params {
@@ -84,7 +86,28 @@ func (c *Client) numericList(code string, params, items []string, sep, after str
 		}
 		c.numeric(code, ps...)
 	}
-	joinFit(items, sep, maxLineBody-fixed, send)
+	joinFit(fitItems(items, fixed), sep, maxLineBody-fixed, send)
+}
+
+// fitItems returns items, or a copy with each item too long for a line
+// whose other parts take fixed bytes cut to fit (fitLast); an item that
+// nothing of would fit stays whole.
+func fitItems(items []string, fixed int) []string {
+	var out []string // nil until an item is cut
+	for i, it := range items {
+		cut := fitLast(fixed, it)
+		if len(cut) == len(it) || cut == "" {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(items)
+		}
+		out[i] = cut
+	}
+	if out == nil {
+		return items
+	}
+	return out
 }
 
 // joinFit calls send with items joined by sep, as many whole items at a

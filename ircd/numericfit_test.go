@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"gopkg.in/irc.v4"
 )
@@ -149,4 +150,64 @@ func TestListNumericsFit(t *testing.T) {
 	same("303 of parameters", items(got, "303", -1, " "), ison)
 	got = run("ISON " + strings.Join(ison[:len(ison)-2], " ") + " :" + strings.Join(ison[len(ison)-2:], " "))
 	same("303 of parameters and a trailing one", items(got, "303", -1, " "), ison)
+}
+
+// TestNumericListOversizedItem: numericList keeps every line within 512
+// bytes whatever the length of an item: one too long for a line goes on a
+// line of its own, cut to fit at a UTF-8 boundary, and a last parameter
+// after the list arrives whole; the items that fit arrive whole, in order.
+func TestNumericListOversizedItem(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.ServerName = "irc." + strings.Repeat("s", HostLen-len("irc..test")) + ".test" // HostLen bytes
+	b := newBackend()
+	addr, _ := startServer(t, cfg, b)
+	me := "m" + strings.Repeat("e", NickLen-1)
+	c, fc, _ := register(t, addr, b, me)
+	ascii, wide := strings.Repeat("a", 600), strings.Repeat("é", 300) // 600 bytes each
+	items := []string{"one", ascii, "two", wide, "three"}
+	for _, tc := range []struct {
+		name, sep, after string
+	}{
+		{"list then a last parameter", ",", "Monitor list is full"},
+		{"list last", " ", ""},
+	} {
+		c.keep, c.raw = true, nil
+		fc.c.mu.Lock()
+		fc.c.numericList(irc.ERR_MONLISTFULL, []string{"512"}, items, tc.sep, tc.after)
+		fc.c.mu.Unlock()
+		c.sync(t)
+		var got []string
+		var lens []int
+		for _, l := range c.raw {
+			l = strings.TrimRight(l, "\r\n")
+			m := irc.MustParseMessage(l)
+			if m.Command != irc.ERR_MONLISTFULL {
+				continue
+			}
+			if len(l)+2 > 512 {
+				t.Errorf("%s: line of %d bytes", tc.name, len(l)+2)
+			}
+			list := m.Trailing()
+			if tc.after != "" {
+				if len(m.Params) != 4 || m.Params[3] != tc.after {
+					t.Errorf("%s: got params %.80q, want the list, then %q whole", tc.name, m.Params, tc.after)
+				}
+				list = m.Param(2)
+			}
+			got, lens = append(got, list), append(lens, len(l)+2)
+		}
+		if len(got) != 5 || got[0] != "one" || got[2] != "two" || got[4] != "three" {
+			t.Fatalf("%s: got lists %.80q, want one, the first long item, two, the second, three", tc.name, got)
+		}
+		// Each long item fills its line, as much of it as fits (but for
+		// the colon a last parameter without a space does without, and
+		// the rest of a rune).
+		if !strings.HasPrefix(ascii, got[1]) || lens[1] < 511 {
+			t.Errorf("%s: got %d bytes of the first long item on a line of %d, want the line filled", tc.name, len(got[1]), lens[1])
+		}
+		if !strings.HasPrefix(wide, got[3]) || !utf8.ValidString(got[3]) || lens[3] < 510 {
+			t.Errorf("%s: got %d bytes of the second long item on a line of %d, want whole runes filling the line", tc.name, len(got[3]), lens[3])
+		}
+	}
 }
