@@ -292,12 +292,13 @@ func (c *Client) message(m *irc.Message, batched bool) *ircError {
 			}
 			now := inputTime(at)
 			id := newMsgID(now)
+			batch := c.batchLines(m.Command, c.nick, text, batched)
 			if c.caps["echo-message"] {
-				for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now, batched) {
+				for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now, batch) {
 					c.send(e)
 				}
 			}
-			for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now, batched) {
+			for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now, batch) {
 				c.sideEffect(e)
 			}
 			continue
@@ -314,8 +315,9 @@ func (c *Client) message(m *irc.Message, batched bool) *ircError {
 		}
 		now := inputTime(at)
 		in := Input{Command: m.Command, Target: name, Text: text, MsgID: newMsgID(now), Time: now}
+		in.Lines = c.batchLines(m.Command, name, text, batched)
 		if c.caps["echo-message"] && (m.Command != "TAGMSG" || c.caps["message-tags"]) {
-			for _, e := range c.echoLines(m.Command, name, text, tags, in.MsgID, in.Time, batched) {
+			for _, e := range c.echoLines(m.Command, name, text, tags, in.MsgID, in.Time, in.Lines) {
 				c.send(e)
 			}
 		}
@@ -329,18 +331,35 @@ func (c *Client) message(m *irc.Message, batched bool) *ircError {
 	return nil
 }
 
+// batchLines returns the lines of a message to target that came as a
+// multiline batch (batched), as its echo and its Input have them: the text
+// split again for a line from the client (multilinePieces); nil for one
+// that did not, or that is no batch's (CTCP). Caller holds c.mu.
+func (c *Client) batchLines(cmd, target, text string, batched bool) []BatchLine {
+	if !batched || cmd == "TAGMSG" {
+		return nil
+	}
+	lines, _ := multilinePieces(text, lineBudget(c.selfPrefix(), cmd, target))
+	return lines
+}
+
 // echoLines is echo for a text that may not fit one line (a multiline
 // batch's): one multiline batch to a client that takes them, else the
 // text split as Deliver splits it, the msgid on the first line. A text
-// that came as a multiline batch (batched) goes back as one to a client
-// that takes them even when it fits a line, as the client sent it.
-func (c *Client) echoLines(cmd, target, text string, tags irc.Tags, id string, t time.Time, batched bool) []*irc.Message {
+// that came as a multiline batch goes back as one, of its lines (batch,
+// from batchLines), to a client that takes them even when it fits a line,
+// as the client sent it.
+func (c *Client) echoLines(cmd, target, text string, tags irc.Tags, id string, t time.Time, batch []BatchLine) []*irc.Message {
 	budget := lineBudget(c.selfPrefix(), cmd, target)
-	if cmd == "TAGMSG" || !needsMultiline(text, budget) && !(batched && c.multilineOn()) {
+	if cmd == "TAGMSG" || !needsMultiline(text, budget) && !(batch != nil && c.multilineOn()) {
 		return []*irc.Message{c.echo(cmd, target, text, tags, id, t)}
 	}
 	if c.multilineOn() {
-		if mp, ok := multilinePieces(text, budget); ok {
+		mp, ok := batch, batch != nil
+		if !ok {
+			mp, ok = multilinePieces(text, budget)
+		}
+		if ok {
 			open := c.echo(cmd, target, "", tags, id, t)
 			return c.multilineBatch(c.selfPrefix(), cmd, target, mp, open.Tags)
 		}

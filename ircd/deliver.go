@@ -27,6 +27,14 @@ type Delivery struct {
 	// sent as several lines, on the first line only (the multiline
 	// fallback), as the echo of the user's own message carries it.
 	MsgID string
+	// Lines, when set, are the lines of the multiline batch Text came as
+	// (Input.Lines of the user's own message): a client with multiline
+	// gets them as its batch, whether or not Text fits a line, a line too
+	// long for its line cut further. They are left aside, and Text split
+	// as without them, unless they join to Text as the lines of a
+	// multiline batch (a line break before each but concat ones).
+	Lines []BatchLine
+
 	// Self marks the user's own message, typed in another client: the
 	// line comes from the client's own nick!user@host and goes to Target,
 	// the virtual user's nick or the channel
@@ -253,8 +261,12 @@ func (c *Client) lines(d Delivery, o compose) ([]*irc.Message, bool) {
 		return []*irc.Message{m}, true
 	}
 	budget := lineBudget(prefix, cmd, target)
-	if c.multilineOn() && needsMultiline(d.Text, budget) {
-		if mp, ok := multilinePieces(d.Text, budget); ok {
+	if c.multilineOn() {
+		mp, ok := fitBatch(d.Lines, d.Text, budget)
+		if !ok && needsMultiline(d.Text, budget) {
+			mp, ok = multilinePieces(d.Text, budget)
+		}
+		if ok {
 			if msgid != "" {
 				tags["msgid"] = msgid
 			}

@@ -128,21 +128,62 @@ func FuzzMultilinePieces(f *testing.F) {
 		}
 		var b strings.Builder
 		for i, p := range pieces {
-			if len(p.text) > max || strings.ContainsAny(p.text, "\r\n\x00") || !utf8.ValidString(p.text) {
-				t.Fatalf("piece %q of %q: over %d bytes, or not one valid line", p.text, text, max)
+			if len(p.Text) > max || strings.ContainsAny(p.Text, "\r\n\x00") || !utf8.ValidString(p.Text) {
+				t.Fatalf("piece %q of %q: over %d bytes, or not one valid line", p.Text, text, max)
 			}
-			if p.concat && (i == 0 || p.text == "") {
+			if p.Concat && (i == 0 || p.Text == "") {
 				t.Fatalf("piece %d of %q: concat on the first or a blank line", i, text)
 			}
-			if i > 0 && !p.concat {
+			if i > 0 && !p.Concat {
 				b.WriteByte('\n')
 			}
-			b.WriteString(p.text)
+			b.WriteString(p.Text)
 		}
 		want := strings.ToValidUTF8(text, "\uFFFD")
 		want = strings.NewReplacer("\x00", "\uFFFD", "\r\n", "\n", "\r", "\n").Replace(want)
 		if b.String() != want {
 			t.Fatalf("pieces of %q join to %q, want %q", text, b.String(), want)
+		}
+	})
+}
+
+// FuzzFitBatch checks the lines fitBatch gives a multiline client for a
+// Delivery's Lines (lines: "|"-separated, "+" first marking concat): none
+// over max bytes, each one valid line, no concat on the first or a blank
+// one, and, joined as a batch's lines are, the text.
+func FuzzFitBatch(f *testing.F) {
+	f.Add("hello||a long line of words|+concat", "hello\n\na long line of wordsconcat", 8)
+	f.Add("one", "one", 50)
+	f.Add("+a|\x01x", "a\n\x01x", 4)
+	f.Add("é\x0312,3x|b", "é\x0312,3x\nb", 5)
+	f.Fuzz(func(t *testing.T, enc, text string, max int) {
+		if max < 4 || max > 600 {
+			return
+		}
+		var lines []BatchLine
+		for l := range strings.SplitSeq(enc, "|") {
+			c, concat := strings.CutPrefix(l, "+")
+			lines = append(lines, BatchLine{Text: c, Concat: concat})
+		}
+		out, ok := fitBatch(lines, text, max)
+		if !ok {
+			return
+		}
+		var b strings.Builder
+		for i, p := range out {
+			if len(p.Text) > max || strings.ContainsAny(p.Text, "\r\n\x00") || !utf8.ValidString(p.Text) {
+				t.Fatalf("line %q of %q: over %d bytes, or not one valid line", p.Text, enc, max)
+			}
+			if p.Concat && (i == 0 || p.Text == "") {
+				t.Fatalf("line %d of %q: concat on the first or a blank line", i, enc)
+			}
+			if i > 0 && !p.Concat {
+				b.WriteByte('\n')
+			}
+			b.WriteString(p.Text)
+		}
+		if b.String() != text {
+			t.Fatalf("lines of %q join to %q, want %q", enc, b.String(), text)
 		}
 	})
 }

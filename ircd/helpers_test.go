@@ -54,6 +54,16 @@ type fakeConn struct {
 	events  chan string
 	closed  chan string
 	panicOn string // Message text that makes the handler panic
+
+	mu   sync.Mutex
+	last Input // the last Message's
+}
+
+// lastInput returns the Input of the last Message.
+func (f *fakeConn) lastInput() Input {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
 }
 
 func newBackend() *fakeBackend {
@@ -133,6 +143,9 @@ func (f *fakeConn) Message(in Input) {
 	if in.Text == deepText {
 		deep(deepFrames) // a handler that goes deep, as a real backend's may
 	}
+	f.mu.Lock()
+	f.last = in
+	f.mu.Unlock()
 	ev := fmt.Sprintf("message %s %s %s", in.Command, in.Target, in.Text)
 	if len(in.Tags) > 0 {
 		ev += " tags=" + in.Tags.String()

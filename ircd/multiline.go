@@ -15,7 +15,10 @@
 // A Delivery whose text has line breaks, or is too long for one line, goes
 // to such a client as one multiline batch (blank lines kept, long lines
 // split with draft/multiline-concat); other clients get separate lines as
-// before.
+// before. The user's own message that came as a batch carries its echo's
+// lines (Input.Lines): a Delivery of it given them (Delivery.Lines) goes
+// to another multiline client as the same batch, not split again for its
+// line, a line too long for that line apart.
 
 package ircd
 
@@ -23,6 +26,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/irc.v4"
 )
@@ -228,10 +232,10 @@ func (c *Client) batchFail(b *mlBatch, code string, params ...string) {
 	c.fail("BATCH", code, params...)
 }
 
-// piece is one line of a multiline batch sent to a client.
-type piece struct {
-	text   string
-	concat bool // joined to the line before it without a line break
+// BatchLine is one line of a multiline batch.
+type BatchLine struct {
+	Text   string
+	Concat bool // joined to the line before it without a line break (draft/multiline-concat)
 }
 
 // multilinePieces splits text into a batch's lines: at line breaks, blank
@@ -239,7 +243,7 @@ type piece struct {
 // pieces after the first marked concat. ok is false when the text is not
 // for a multiline batch: a CTCP message (whose framing goes on every
 // line), or one with no line that is not blank.
-func multilinePieces(text string, max int) (out []piece, ok bool) {
+func multilinePieces(text string, max int) (out []BatchLine, ok bool) {
 	if strings.HasPrefix(text, "\x01") || strings.TrimSpace(text) == "" {
 		return nil, false
 	}
@@ -249,12 +253,12 @@ func multilinePieces(text string, max int) (out []piece, ok bool) {
 	text = strings.ReplaceAll(text, "\r", "\n")
 	for line := range strings.SplitSeq(text, "\n") {
 		if line == "" {
-			out = append(out, piece{})
+			out = append(out, BatchLine{})
 			continue
 		}
 		first := true
 		for p := range cutLine(line, max) {
-			out = append(out, piece{text: p, concat: !first})
+			out = append(out, BatchLine{Text: p, Concat: !first})
 			first = false
 		}
 	}
@@ -267,24 +271,67 @@ func needsMultiline(text string, budget int) bool {
 	return len(text) > budget || strings.ContainsAny(text, "\r\n")
 }
 
+// fitBatch returns lines, a multiline batch's, for a line of max bytes:
+// each line too long cut further as splitText cuts it (cutLine), the
+// pieces after its first marked concat. ok is false when lines are not
+// those of a batch of text: they must join to text (a line break before
+// each but concat ones), each valid UTF-8 with no line break or NUL, no
+// concat on the first line or a blank one, and text neither CTCP nor
+// blank, as multilinePieces would have it.
+func fitBatch(lines []BatchLine, text string, max int) (out []BatchLine, ok bool) {
+	if len(lines) == 0 || strings.HasPrefix(text, "\x01") || strings.TrimSpace(text) == "" {
+		return nil, false
+	}
+	rest := text
+	for i, l := range lines {
+		if l.Concat && (i == 0 || l.Text == "") || strings.ContainsAny(l.Text, "\r\n\x00") || !utf8.ValidString(l.Text) {
+			return nil, false
+		}
+		if i > 0 && !l.Concat {
+			if rest, ok = strings.CutPrefix(rest, "\n"); !ok {
+				return nil, false
+			}
+		}
+		if rest, ok = strings.CutPrefix(rest, l.Text); !ok {
+			return nil, false
+		}
+	}
+	if rest != "" {
+		return nil, false
+	}
+	out = make([]BatchLine, 0, len(lines))
+	for _, l := range lines {
+		if len(l.Text) <= max {
+			out = append(out, l)
+			continue
+		}
+		concat := l.Concat
+		for p := range cutLine(l.Text, max) {
+			out = append(out, BatchLine{Text: p, Concat: concat})
+			concat = true
+		}
+	}
+	return out, true
+}
+
 // multilineBatch builds the lines of one message as a multiline batch:
 // the BATCH start carries tags (msgid, time, client-only tags, and the
 // enclosing batch's reference if any), each line the batch reference and
 // the time, and the BATCH end the enclosing batch's reference if any.
 // Caller holds c.mu.
-func (c *Client) multilineBatch(prefix *irc.Prefix, cmd, target string, pieces []piece, tags irc.Tags) []*irc.Message {
+func (c *Client) multilineBatch(prefix *irc.Prefix, cmd, target string, pieces []BatchLine, tags irc.Tags) []*irc.Message {
 	ref := newBatchRef()
 	open := msg(prefix, "BATCH", "+"+ref, capMultiline, target)
 	open.Tags = tags
 	out := make([]*irc.Message, 0, len(pieces)+2)
 	out = append(out, open)
 	for _, p := range pieces {
-		m := msg(prefix, cmd, target, p.text)
+		m := msg(prefix, cmd, target, p.Text)
 		m.Tags = irc.Tags{"batch": ref}
 		if t, ok := tags["time"]; ok {
 			m.Tags["time"] = t
 		}
-		if p.concat {
+		if p.Concat {
 			m.Tags[tagConcat] = ""
 		}
 		out = append(out, m)

@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -480,5 +481,117 @@ func TestMultilineCTCPAction(t *testing.T) {
 			}
 			checkMsgs(t, got, []want{w("PRIVMSG", "ann", "\x01ACTION waves\x01"), w("PRIVMSG", "ann", "\x01ACTION and smiles\x01")})
 		}
+	}
+}
+
+// TestMultilineOwnCopy: the user's multiline message, delivered to
+// another of their clients with the Input's Lines, reaches a multiline
+// client as the same batch as the sender's echo (the same lines, the same
+// concat tags), a batch of one short line too, even where that client's
+// longer line would have split the text elsewhere; a client without
+// multiline gets the text's lines as before.
+func TestMultilineOwnCopy(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	// The sender's ident is long, so its lines are shorter than the
+	// other client's.
+	a := dial(t, addr)
+	a.send(t, "CAP LS 302", "CAP REQ :"+strings.Join(multilineCaps, " "))
+	expect(t, a, "CAP")
+	if m := expect(t, a, "CAP"); m.Param(1) != "ACK" {
+		t.Fatalf("got %q, want ACK", m)
+	}
+	a.send(t, "CAP END", "NICK me", "USER "+strings.Repeat("i", UserLen)+" 0 * :R")
+	a.readUntil(t, irc.RPL_ENDOFMOTD)
+	fa := b.conn(t, a)
+	a.sync(t)
+	other, fo, _ := register(t, addr, b, "me", multilineCaps...)
+	plain, fp, _ := register(t, addr, b, "me", "message-tags", "batch")
+
+	long := strings.Repeat("word ", 98)
+	for _, tc := range []struct {
+		name  string
+		lines []string // the batch's PRIVMSG lines, after "@batch=x"
+		text  string   // the message's text
+	}{
+		{"one short line", []string{" PRIVMSG ann :hello"}, "hello"},
+		{"lines, a blank one, a long one, concat", []string{
+			" PRIVMSG ann :hello", " PRIVMSG ann :", " PRIVMSG ann :" + long,
+			" PRIVMSG ann :how is ", ";draft/multiline-concat PRIVMSG ann :everyone?",
+		}, "hello\n\n" + long + "\nhow is everyone?"},
+	} {
+		send := []string{"BATCH +x draft/multiline ann"}
+		for _, l := range tc.lines {
+			send = append(send, "@batch=x"+l)
+		}
+		a.send(t, append(send, "BATCH -x")...)
+		echoOpen, echo := batchOf(t, a.sync(t), "me", "ann")
+		in := fa.lastInput()
+		if in.Text != tc.text {
+			t.Fatalf("%s: backend got %q, want %q", tc.name, in.Text, tc.text)
+		}
+		d := Delivery{Self: true, Target: "ann", Text: in.Text, Lines: in.Lines, MsgID: in.MsgID, Time: in.Time}
+		fo.c.Deliver(d)
+		open, lines := batchOf(t, other.sync(t), "me", "ann")
+		if got, want := linesOf(lines), linesOf(echo); !slices.Equal(got, want) {
+			t.Errorf("%s: other client got lines %q, want the echo's %q", tc.name, got, want)
+		}
+		if open.Tags["msgid"] != echoOpen.Tags["msgid"] || open.Tags["time"] != echoOpen.Tags["time"] {
+			t.Errorf("%s: other client's batch start %q, want the echo's msgid and time (%q)", tc.name, open, echoOpen)
+		}
+		fp.c.Deliver(d)
+		var joined []string
+		for _, m := range plain.sync(t) {
+			if m.Command != "PRIVMSG" {
+				t.Fatalf("%s: without multiline got %q, want PRIVMSG lines", tc.name, m)
+			}
+			joined = append(joined, m.Trailing())
+		}
+		if got := strings.Join(joined, ""); got != strings.ReplaceAll(tc.text, "\n", "") {
+			t.Errorf("%s: without multiline got %q, want the text's lines", tc.name, joined)
+		}
+	}
+}
+
+// TestFitBatch: a Delivery's Lines are used only when they are a batch's
+// lines of its Text, and a line too long is cut further, its pieces after
+// the first marked concat.
+func TestFitBatch(t *testing.T) {
+	t.Parallel()
+	l := func(text string, concat bool) BatchLine { return BatchLine{Text: text, Concat: concat} }
+	tests := []struct {
+		name  string
+		lines []BatchLine
+		text  string
+		max   int
+		want  []BatchLine // nil: not used
+	}{
+		{"one line", []BatchLine{l("hi", false)}, "hi", 10, []BatchLine{l("hi", false)}},
+		{"lines, blank, concat", []BatchLine{l("a", false), l("", false), l("b ", false), l("c", true)}, "a\n\nb c", 10,
+			[]BatchLine{l("a", false), l("", false), l("b ", false), l("c", true)}},
+		{"too long: cut further", []BatchLine{l("x", false), l("aaaa bbbb cc", false), l("d", true)}, "x\naaaa bbbb ccd", 6,
+			[]BatchLine{l("x", false), l("aaaa ", false), l("bbbb ", true), l("cc", true), l("d", true)}},
+		{"no lines", nil, "hi", 10, nil},
+		{"other text", []BatchLine{l("hi", false)}, "[#c] <me> hi", 50, nil},
+		{"text longer", []BatchLine{l("hi", false)}, "hi there", 50, nil},
+		{"concat where text breaks", []BatchLine{l("a", false), l("b", true)}, "a\nb", 10, nil},
+		{"break where text joins", []BatchLine{l("a", false), l("b", false)}, "ab", 10, nil},
+		{"concat first", []BatchLine{l("a", true)}, "a", 10, nil},
+		{"concat blank", []BatchLine{l("a", false), l("", true)}, "a", 10, nil},
+		{"line break in a line", []BatchLine{l("a\nb", false)}, "a\nb", 10, nil},
+		{"NUL in a line", []BatchLine{l("a\x00", false)}, "a\x00", 10, nil},
+		{"invalid UTF-8", []BatchLine{l("a\xff", false)}, "a\xff", 10, nil},
+		{"CTCP", []BatchLine{l("\x01ACTION x\x01", false)}, "\x01ACTION x\x01", 50, nil},
+		{"blank only", []BatchLine{l(" ", false), l("", false)}, " \n", 10, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := fitBatch(tc.lines, tc.text, tc.max)
+			if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
+				t.Errorf("got %+v, %v; want %+v, %v", got, ok, tc.want, tc.want != nil)
+			}
+		})
 	}
 }

@@ -6,7 +6,7 @@
 // a buddy's JOIN or a numeric is (rawline.go), rather than building its
 // tags map, message and line list for the writer to encode again. Anything
 // else (several lines, CTCP, a channel, the user's own message, tags from a
-// client, a date prefix) takes lines' general way.
+// client, a date prefix, a batch's lines) takes lines' general way.
 
 package ircd
 
@@ -28,7 +28,7 @@ func (c *Client) deliverRaw(d Delivery, o compose) (ok, done bool) {
 	default:
 		return false, false
 	}
-	if d.Self || d.Target != "" || d.From == "" || o.raw {
+	if d.Self || d.Target != "" || d.From == "" || o.raw || d.Lines != nil {
 		return false, false
 	}
 	u := c.findUser(d.From)

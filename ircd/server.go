@@ -302,6 +302,9 @@ type AsyncWhoisHandler interface {
 // and is nil when there are none. MsgID (a NewMsgID) and Time (when ircd
 // read the line, UTC, whole milliseconds) are those of the client's
 // echo-message echo, so a stored copy can carry the same msgid and time.
+// Lines, for a message that came as a multiline batch, are the lines of
+// its echo's batch, which Text joins; a Delivery of the message given them
+// shows it to another multiline client as the same batch.
 type Input struct {
 	Command string // PRIVMSG, NOTICE or TAGMSG
 	Target  string
@@ -309,6 +312,7 @@ type Input struct {
 	Tags    irc.Tags
 	MsgID   string
 	Time    time.Time
+	Lines   []BatchLine
 }
 
 // Errors returned by the driving API.
