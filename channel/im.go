@@ -139,7 +139,7 @@ func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 		if at == s.sender {
 			continue
 		}
-		d := ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, MsgID: in.MsgID, Time: in.Time}
+		d := ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, Lines: in.Lines, MsgID: in.MsgID, Time: in.Time}
 		if in.MsgID != "" {
 			msgid := in.MsgID
 			d.Sent = func(ok bool) {

@@ -114,3 +114,26 @@ func TestControlChannelIMsKeepTheirOwnMsgid(t *testing.T) {
 		t.Errorf("CHATHISTORY AFTER carol msgid=%s: %s, want none", two.Tags["msgid"], texts(got))
 	}
 }
+
+// TestMultilineOwnCopyIsTheBatch: the user's other multiline client gets
+// what the user sent as the batch it came as, as the echo does, even a
+// batch of one line, and its concat pieces joined as sent.
+func TestMultilineOwnCopyIsTheBatch(t *testing.T) {
+	alice, bob, _, phone := multilineStack(t)
+
+	alice.send("BATCH +ml draft/multiline bob")
+	alice.send("@batch=ml PRIVMSG bob :just one")
+	alice.send("BATCH -ml")
+	bob.expectFrom("PRIVMSG", "alice", "just one")
+	open := phone.expect("", func(m *irc.Message) bool {
+		return m.Command == "BATCH" || m.Command == "PRIVMSG"
+	})
+	if open.Command != "BATCH" || open.Param(1) != "draft/multiline" {
+		t.Fatalf("phone got %q, want the batch alice sent", open.String())
+	}
+	m := phone.expect("PRIVMSG", nil)
+	if m.Tags["batch"] != open.Param(0)[1:] || m.Trailing() != "just one" {
+		t.Errorf("phone got %q in the batch, want \"just one\"", m.String())
+	}
+	phone.expect("BATCH", func(m *irc.Message) bool { return m.Param(0) == "-"+open.Param(0)[1:] })
+}
