@@ -438,7 +438,9 @@ func (s *session) targetsRead(q ircd.TargetsQuery, oldest bool, ts []store.Histo
 				profiles[i] = p
 			} // else named by uid, as when they write
 		}
-		if !s.post(call(func() {
+		// If the session ends before this runs, the client is told so
+		// (the answer carries its refusal), as when the read ends.
+		s.postAnswer(func() {
 			for i, st := range strangers {
 				if st.a.buddy(st.uid) == nil {
 					// As their own lookup would: what waits for them
@@ -448,9 +450,7 @@ func (s *session) targetsRead(q ircd.TargetsQuery, oldest bool, ts []store.Histo
 				}
 			}
 			reply()
-		})) {
-			answer(nil, errors.New("the session has ended"))
-		}
+		}, func() { answer(nil, errSessionEnded) })
 	}()
 }
 
