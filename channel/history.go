@@ -361,7 +361,8 @@ func (at *attachment) HistoryTargets(q ircd.TargetsQuery, answer func([]ircd.His
 // profile is read and they become a buddy, whose nick CHATHISTORY then
 // reads. Only those of an account that is not logged in cannot be named,
 // and are left out before the limit counts. The store is read on a worker
-// goroutine, so that the session goes on with its other work meanwhile.
+// goroutine, so that the session goes on with its other work meanwhile,
+// once the history writer has appended what was recorded before.
 func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.HistoryTarget, error)) {
 	if !s.historyOn() {
 		answer(nil, nil)
@@ -374,8 +375,9 @@ func (s *session) historyTargets(q ircd.TargetsQuery, answer func([]ircd.History
 		after, before, oldest = before, after, false
 	}
 	// The store is read on a worker; what it found is named here.
-	st, user := s.b.cfg.Store, s.user.Name
+	st, user, hist := s.b.cfg.Store, s.user.Name, s.b.hist
 	s.goWork(func(ctx context.Context) {
+		hist.sync(ctx, user) // what was recorded so far is there to read
 		ts, err := st.HistoryTargets(ctx, user, after, before, store.MaxHistoryLimit, oldest)
 		s.postAnswer(func() { s.targetsRead(q, oldest, ts, err, answer) }, func() { answer(nil, errSessionEnded) })
 	})

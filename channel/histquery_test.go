@@ -3,11 +3,13 @@ package channel_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"gopkg.in/irc.v4"
 
+	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
@@ -215,4 +217,50 @@ func targetsOf(c *ircClient, line string) string {
 		names = append(names, m.Param(1))
 	}
 	return strings.Join(names, " ")
+}
+
+// appendsHeldStore is a store whose history appends wait until someone
+// reads the conversations (HistoryTargets, once read) or the writer is
+// hurried by a reader waiting for it (HurryHistory).
+type appendsHeldStore struct {
+	store.Store
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *appendsHeldStore) free() { s.once.Do(func() { close(s.release) }) }
+
+func (s *appendsHeldStore) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend, res []store.HistoryResult) []store.HistoryResult {
+	<-s.release
+	return s.Store.AppendHistoryBatch(ctx, batch, res)
+}
+
+func (s *appendsHeldStore) HurryHistory() { s.free() }
+
+func (s *appendsHeldStore) HistoryTargets(ctx context.Context, user string, after, before time.Time, limit int, oldest bool) ([]store.HistoryTarget, error) {
+	ts, err := s.Store.HistoryTargets(ctx, user, after, before, limit, oldest)
+	s.free()
+	return ts, err
+}
+
+// TestHistoryTargetsAfterWhatWasRecorded: an IM from bob, shown to the
+// desk, and CHATHISTORY TARGETS right after: TARGETS lists bob, though
+// the IM was still on its way to the store when TARGETS was asked.
+func TestHistoryTargetsAfterWhatWasRecorded(t *testing.T) {
+	var held *appendsHeldStore
+	stk, g := historyGateway(t, func(c *channel.Config) {
+		held = &appendsHeldStore{Store: c.Store, release: make(chan struct{})}
+		c.Store = held
+	})
+	t.Cleanup(held.free) // before the gateway stops
+	bob := msimUser(t, stk, "bob")
+	alUID := lookupUID(t, bob, "al")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	sendIMs(t, bob, alUID, "just now")
+	desk.expect("PRIVMSG", func(m *irc.Message) bool { return m.Name == "bob" && m.Trailing() == "just now" })
+	if got := targetsOf(desk, "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10"); got != "bob" {
+		t.Errorf("TARGETS: got %q, want %q", got, "bob")
+	}
 }
