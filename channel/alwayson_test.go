@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -452,4 +453,80 @@ func TestAutoAwayAtBoot(t *testing.T) {
 	waitOnline(t, stk.msrv, alUID, true)
 	// No client is attached: al should be away with the auto_away text.
 	waitPresence(t, bob, alUID, msim.StatusAway, "not at my desk")
+}
+
+// firstHoldHeld is a store whose first HoldIM waits until released, after
+// saying it began.
+type firstHoldHeld struct {
+	store.Store
+	entered, release chan struct{}
+	first, free      sync.Once
+}
+
+func (s *firstHoldHeld) HoldIM(ctx context.Context, user, email string, im store.HeldIM) (store.HeldIM, error) {
+	s.first.Do(func() {
+		close(s.entered)
+		<-s.release
+	})
+	return s.Store.HoldIM(ctx, user, email, im)
+}
+
+func (s *firstHoldHeld) letGo() { s.free.Do(func() { close(s.release) }) }
+
+// TestHeldIMWrittenBeforeARestart: al's session runs with no client (always
+// on), and an IM from bob is held for al; the gateway stops while the
+// store is still writing it. The stop waits for the write: after the
+// restart, al is shown the IM, once.
+func TestHeldIMWrittenBeforeARestart(t *testing.T) {
+	stk := startStack(t)
+	if _, err := stk.msrv.AddAccount("al@example.com", "alpw", "al"); err != nil {
+		t.Fatal(err)
+	}
+	bob := msimUser(t, stk, "bob")
+	alUID := lookupUID(t, bob, "al")
+	open, _ := reopenable(t)
+	users := []channel.StaticUser{{Name: "al", Password: "al-irc",
+		Accounts: []channel.Account{{Email: "al@example.com", Password: "alpw", Channel: "&al", AutoConnect: true}}}}
+	start := func(st store.Store) *gateway {
+		return startGateway(t, stk.msimAddr, channel.WithStore(st, &channel.StaticDirectory{Users: users}, ""), st,
+			func(c *channel.Config) { c.AlwaysOn = true })
+	}
+	st1 := open()
+	held := &firstHoldHeld{Store: st1, entered: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(held.letGo) // before the gateway stops
+	g1 := start(held)
+	al := dial(t, g1.ircAddr, "al", "al-irc", allCaps...)
+	al.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	al.add("&al", "bob")
+	al.quit()
+	waitLeft(t, g1.bridge, "al")
+	sendIMs(t, bob, alUID, "held across a restart")
+	select {
+	case <-held.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the IM was not held")
+	}
+	stopped := make(chan struct{})
+	go func() { g1.stop(); close(stopped) }()
+	waitOnline(t, stk.msrv, alUID, false) // the session is ending; the IM is still being written
+	held.letGo()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the gateway did not stop")
+	}
+	if err := st1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st2 := open()
+	t.Cleanup(func() { st2.Close() })
+	g2 := start(st2)
+	al = dial(t, g2.ircAddr, "al", "al-irc", allCaps...)
+	al.expectFrom("PRIVMSG", "bob", "held across a restart")
+	for _, m := range al.sync() {
+		if m.Command == "PRIVMSG" && strings.Contains(m.Trailing(), "held across a restart") {
+			t.Errorf("the held IM was shown again: %v", m)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -515,8 +516,10 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 		b.lease.stop() // every session has ended and released its lease
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	for name, m := range b.memory {
+	memory := maps.Clone(b.memory)
+	b.mu.Unlock()
+	for name, m := range memory {
+		m.settle() // what ircd reported not shown after its session ended
 		if held, notes := m.leftovers(); held > 0 || notes > 0 {
 			b.log.WithField("user", name).Warnf("exiting with %d IMs held or queued and %d notes kept in memory only (no store, or it failed): they are lost", held, notes)
 		}

@@ -23,13 +23,18 @@ import (
 // userMemory is what the bridge remembers of a user: buddy nicks (so they
 // are stable and renames stick), settings, channel names, IMs held for the
 // user's next connection, IMs queued while a link is down, and notes. It is
-// leaf state behind its own mutex, used by the user's session and by ircd's
-// Sent callbacks.
+// leaf state behind its own mutex, used by the user's session, by ircd's
+// Sent callbacks and by its own writer (later), which holds the mutex only
+// around what it changes in memory, never across a store call.
 //
 // With a store, every change is written through and committed before the
-// method returns (an IM held or queued is then safe from a crash); the maps
-// are the loaded copy. A write that fails is logged, told to the user, and
-// kept in memory instead, so nothing is dropped silently.
+// method returns (an IM held or queued is then safe from a crash), but for
+// the IMs held and notes kept as the session goes on (holdLater, note):
+// those are written by the memory's own writer, in the order given, so
+// that the session does not wait for the store; whatever reads them, and
+// the session's end, waits for them first (settle). The maps are the
+// loaded copy. A write that fails is logged, told to the user, and kept
+// in memory instead, so nothing is dropped silently.
 type userMemory struct {
 	st   store.Store // nil: memory only
 	user string
@@ -68,6 +73,81 @@ type userMemory struct {
 	// lostNoted: accounts whose IMs were lost for want of room, with the
 	// user told once; cleared when held IMs are delivered.
 	lostNoted map[string]bool
+
+	// The writes queued by holdLater and note, oldest first, made by one
+	// goroutine at a time (writeAll); last is closed once the last one
+	// queued is through (nil: none was queued yet). wmu guards them.
+	wmu    sync.Mutex
+	writes []memWrite
+	last   chan struct{}
+}
+
+// memWrite is a write of the memory's writer; done is closed once it is
+// through.
+type memWrite struct {
+	f    func()
+	done chan struct{}
+}
+
+// memWrites bounds the writes waiting for the memory's writer: past it,
+// whoever queues one waits for room, as it waited for the store before,
+// so that a flood of IMs for a user whose store is slow is held back (in
+// the MSIM client's bounded backlog), not gathered here without end.
+const memWrites = maxHeld
+
+// later queues f for the memory's writer, after what is queued before,
+// and starts the writer if none runs. With memWrites queued, it waits
+// for the first to be through.
+func (m *userMemory) later(f func()) {
+	m.wmu.Lock()
+	for len(m.writes) >= memWrites {
+		first := m.writes[0].done
+		m.wmu.Unlock()
+		<-first
+		m.wmu.Lock()
+	}
+	w := memWrite{f: f, done: make(chan struct{})}
+	m.writes = append(m.writes, w)
+	m.last = w.done
+	start := len(m.writes) == 1 // else the running writer takes it
+	m.wmu.Unlock()
+	if start {
+		go m.writeAll()
+	}
+}
+
+// writeAll makes the queued writes, one after the other, until none is
+// left; the queue's first is the one being made.
+func (m *userMemory) writeAll() {
+	for {
+		m.wmu.Lock()
+		w := m.writes[0]
+		m.wmu.Unlock()
+		w.f()
+		m.wmu.Lock()
+		m.writes[0] = memWrite{}
+		m.writes = m.writes[1:]
+		more := len(m.writes) > 0
+		if !more {
+			m.writes = nil // let a burst's array go
+		}
+		m.wmu.Unlock()
+		close(w.done) // out of the queue: room for one waiting (later)
+		if !more {
+			return
+		}
+	}
+}
+
+// settle waits until the writes queued so far (holdLater, note) are
+// through.
+func (m *userMemory) settle() {
+	m.wmu.Lock()
+	last := m.last
+	m.wmu.Unlock()
+	if last != nil {
+		<-last
+	}
 }
 
 // seqEvent is an event from MSIM with its arrival number, and the id it is
@@ -103,21 +183,31 @@ func (m *userMemory) nextSeq() uint64 {
 	return m.seq
 }
 
-// note keeps a line to tell the user when they next connect.
+// note keeps a line to tell the user when they next connect. With a store,
+// the memory's writer writes it (later): the caller does not wait.
 func (m *userMemory) note(text string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.noteLocked(text)
+	if m.st == nil {
+		m.addNote(text)
+		return
+	}
+	m.later(func() { m.addNote(text) })
 }
 
-// noteLocked is note; the caller holds m.mu. Past store.MaxNotes a note
-// is dropped (logged): the user has that many to read already.
-func (m *userMemory) noteLocked(text string) {
+// addNote is note, written now. Past store.MaxNotes a note is dropped
+// (logged): the user has that many to read already. The store is written
+// without m.mu; mayNotes is set once it is written, not before: a
+// takeNotes that ran meanwhile and found none must not leave it clear.
+func (m *userMemory) addNote(text string) {
+	var err error
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		err = m.st.AddNote(ctx, m.user, text)
+		cancel()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.st != nil {
 		m.mayNotes = true
-		ctx, cancel := m.ctx()
-		err := m.st.AddNote(ctx, m.user, text)
-		cancel()
 		if err == nil {
 			return
 		}
@@ -133,19 +223,22 @@ func (m *userMemory) noteLocked(text string) {
 }
 
 // lost counts an IM or zap for email that was not held: maxHeld wait
-// already. The user is told once, until held IMs are delivered. Caller
-// holds m.mu.
-func (m *userMemory) lost(email string) {
+// already. The user is told once, until held IMs are delivered: it
+// returns the note to keep for them (addNote), "" if they are told
+// already. Caller holds m.mu.
+func (m *userMemory) lost(email string) (note string) {
 	m.met.imDropped()
 	if m.lostNoted[email] {
-		return
+		return ""
 	}
 	put(&m.lostNoted, email, true)
-	m.noteLocked(fmt.Sprintf("IMs for %s were lost: %d were already waiting for you, and those that came after them were not kept.", email, maxHeld))
+	return fmt.Sprintf("IMs for %s were lost: %d were already waiting for you, and those that came after them were not kept.", email, maxHeld)
 }
 
-// takeNotes returns and forgets the notes for the user.
+// takeNotes returns and forgets the notes for the user, once those being
+// written are (settle).
 func (m *userMemory) takeNotes() []string {
+	m.settle()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var n []string
@@ -193,6 +286,11 @@ func (m *userMemory) hold(email string, ev msim.IMEvent) bool {
 // connection, in arrival order, committed to the store when there is one.
 // It returns the held IM's id; false if maxHeld are held already, in which
 // case a note tells the user at their next connection.
+//
+// The store is written without m.mu, so that the session's other uses of
+// the memory do not wait for it; mayHeld is set once it is written, not
+// before: a heldFor that ran meanwhile and found none must not leave it
+// clear.
 func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
 	ev := se.ev
 	switch e := ev.(type) {
@@ -210,36 +308,68 @@ func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
 	default:
 		return 0, true
 	}
+	var h store.HeldIM
+	var err error
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		h, err = m.st.HoldIM(ctx, m.user, email, toStoreHeld(ev, se.seq, se.msgid))
+		cancel()
+	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	id, ok, lostNote := m.keepHeld(email, seqEvent{ev: ev, seq: se.seq, msgid: se.msgid}, h.ID, err)
+	m.mu.Unlock()
+	if lostNote != "" {
+		m.addNote(lostNote)
+	}
+	return id, ok
+}
+
+// keepHeld is what follows the store's HoldIM of se (which gave it id, or
+// returned err), or a hold without a store: se kept in memory unless it
+// is full, when lost's note is returned. Caller holds m.mu.
+func (m *userMemory) keepHeld(email string, se seqEvent, id int64, err error) (int64, bool, string) {
 	if m.st != nil {
 		put(&m.mayHeld, email, true)
-		ctx, cancel := m.ctx()
-		h, err := m.st.HoldIM(ctx, m.user, email, toStoreHeld(ev, se.seq, se.msgid))
-		cancel()
 		if err == nil {
 			m.met.imHeld()
-			return h.ID, true
+			return id, true, ""
 		}
 		if errors.Is(err, store.ErrFull) {
-			m.lost(email)
-			return 0, false
+			return 0, false, m.lost(email)
 		}
 		m.failed("an IM that arrived for you", err)
 	}
 	if len(m.held[email]) >= maxHeld {
-		m.lost(email)
-		return 0, false
+		return 0, false, m.lost(email)
 	}
 	m.lastID--
-	put(&m.held, email, append(m.held[email], seqEvent{ev: ev, seq: se.seq, held: m.lastID, msgid: se.msgid}))
+	se.held = m.lastID
+	put(&m.held, email, append(m.held[email], se))
 	m.met.imHeld()
-	return m.lastID, true
+	return m.lastID, true, ""
 }
 
-// heldFor returns the IMs held for an account, in arrival order; they stay
-// held until dropHeld.
+// holdLater is holdEvent made by the memory's writer (later): the caller
+// does not wait for the store. notKept is called, from the writer, if the
+// event could not be held (maxHeld are held already).
+func (m *userMemory) holdLater(email string, se seqEvent, notKept func()) {
+	if m.st == nil {
+		if _, ok := m.holdEvent(email, se); !ok {
+			notKept()
+		}
+		return
+	}
+	m.later(func() {
+		if _, ok := m.holdEvent(email, se); !ok {
+			notKept()
+		}
+	})
+}
+
+// heldFor returns the IMs held for an account, in arrival order, once
+// those being held are (settle); they stay held until dropHeld.
 func (m *userMemory) heldFor(email string) []seqEvent {
+	m.settle()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []seqEvent

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/msimircd/msimircd/msim"
@@ -112,8 +113,10 @@ func TestLoginReadsOnlyWhatMayBeStored(t *testing.T) {
 	login(m)
 	expect("the next login", 0, 0, 0)
 
-	// A note kept over a restart is read at the next login.
+	// A note kept over a restart is read at the next login (a restart
+	// waits for the memory's writes: settle).
 	m.note("kept")
+	m.settle()
 	m = load()
 	if n := m.takeNotes(); len(n) != 1 || n[0] != "kept" {
 		t.Errorf("notes after a restart: %q, want [kept]", n)
@@ -279,4 +282,58 @@ func TestHeldKeepsStyles(t *testing.T) {
 	if !ok || !slices.Equal(spans, wantSpans) {
 		t.Errorf("queued IM after a restart goes as %q (%v), want %q", spans, ok, wantSpans)
 	}
+}
+
+// heldNotes is a store that keeps notes in order, its first AddNote
+// waiting until released.
+type heldNotes struct {
+	store.Store
+	release chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	notes   []string
+}
+
+func (h *heldNotes) AddNote(_ context.Context, _ string, text string) error {
+	h.once.Do(func() { <-h.release })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.notes = append(h.notes, text)
+	return nil
+}
+
+// TestMemoryWritesBounded: the writes waiting for the memory's writer are
+// bounded. With memWrites queued (the first held by the store), the next
+// note waits for room, and is written after the others, in order.
+func TestMemoryWritesBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &heldNotes{release: make(chan struct{})}
+		m := newUserMemory()
+		m.st, m.user, m.log = st, "ann", quietLog()
+		var want []string
+		for i := range memWrites {
+			want = append(want, fmt.Sprint(i))
+			m.note(want[i])
+		}
+		want = append(want, "past the bound")
+		returned := make(chan struct{})
+		go func() {
+			m.note("past the bound")
+			close(returned)
+		}()
+		synctest.Wait()
+		select {
+		case <-returned:
+			t.Errorf("a note was queued with %d waiting for the writer", memWrites)
+		default:
+		}
+		close(st.release)
+		<-returned
+		m.settle()
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if !slices.Equal(st.notes, want) {
+			t.Errorf("notes written: %d, want %d in order", len(st.notes), len(want))
+		}
+	})
 }

@@ -166,9 +166,11 @@ func (r *imSentReport) sent(ok bool) {
 	case ok && it.held != 0: // shown: no longer held
 		mem.dropHeld(email, it.held)
 	case !ok && it.held == 0:
-		if _, kept := mem.holdEvent(email, it.seqEvent); !kept {
+		// Held by the memory's writer: neither the session (no client
+		// attached: this report runs on it) nor ircd waits for the store.
+		mem.holdLater(email, it.seqEvent, func() {
 			log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
-		}
+		})
 	}
 	s.out.inflight.Add(-size)
 	s.out.drained.Store(true)

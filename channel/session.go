@@ -498,6 +498,9 @@ func (s *session) shutdown() {
 	s.holdOutbox()
 	s.markersEnd()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs
+	// The IMs ircd reported not shown (holdOutbox waited for them) are
+	// held by the memory's writer: written before the session ends.
+	s.mem.settle()
 	// Read-marker questions waiting for a MARKREAD's lookup, whose end
 	// will not be handled: answered with no marker.
 	for _, m := range s.marking {
@@ -531,6 +534,9 @@ func (s *session) shutdown() {
 // release ends an account's link as the session lets it go: the IMs from
 // strangers whose profile was still being fetched and what the MSIM client
 // still held are kept for the user's next session, and no timer runs on.
+// It returns once what the memory's writer was given is written (settle):
+// what comes next (the user's next session, here or on another instance,
+// or the account's or user's deletion) finds it in the store.
 func (s *session) release(a *account) {
 	for _, evs := range a.pending {
 		for _, se := range evs {
@@ -547,6 +553,7 @@ func (s *session) release(a *account) {
 		_ = cl.Close()
 		s.holdTaken(a, cl.TakeEvents(nil))
 	}
+	s.mem.settle()
 }
 
 // holdTaken keeps the IMs of events taken from a client closed as the user

@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,6 +73,16 @@ func (h *holdStore) SetReadMarker(ctx context.Context, user, account string, bud
 
 func (h *holdStore) SetClientPosition(ctx context.Context, user, client string, id int64) (err error) {
 	h.hold(ctx, "SetClientPosition", func() { err = h.Store.SetClientPosition(ctx, user, client, id) })
+	return err
+}
+
+func (h *holdStore) HoldIM(ctx context.Context, user, email string, im store.HeldIM) (got store.HeldIM, err error) {
+	h.hold(ctx, "HoldIM", func() { got, err = h.Store.HoldIM(ctx, user, email, im) })
+	return got, err
+}
+
+func (h *holdStore) AddNote(ctx context.Context, user, text string) (err error) {
+	h.hold(ctx, "AddNote", func() { err = h.Store.AddNote(ctx, user, text) })
 	return err
 }
 
@@ -321,5 +332,68 @@ func TestPositionSaveLeavesTheSessionFree(t *testing.T) {
 	want := []string{"live"}
 	if got := shownOf(phoneIRC.fakeIRC, "seen", "live"); !slices.Equal(got, want) {
 		t.Errorf("the phone, back, was replayed %q, want %q", got, want)
+	}
+}
+
+// TestHeldWritesLeaveTheSessionFree: with no client attached, an IM from
+// bob is held for the user (or a notice kept as a note); while the store
+// writes it, the session goes on handling its other work: a second one,
+// written after it. Both are there once written, in the order they came.
+func TestHeldWritesLeaveTheSessionFree(t *testing.T) {
+	const email = "alice@msim.test"
+	cases := []struct {
+		name string
+		op   string
+		give func(r *rig, text string)
+		kept func(r *rig) []string
+	}{
+		{"held IM", "HoldIM", func(r *rig, text string) {
+			r.s.fromUser(r.a, 7, msim.IMEvent{From: 7, Text: text, Time: time.Now()})
+		}, func(r *rig) []string {
+			var got []string
+			for _, se := range r.s.mem.heldFor(email) {
+				got = append(got, se.ev.(msim.IMEvent).Text)
+			}
+			return got
+		}},
+		{"note", "AddNote", func(r *rig, text string) {
+			r.s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: "bob", Text: text})
+		}, func(r *rig) []string {
+			var got []string
+			for _, n := range r.s.mem.takeNotes() {
+				got = append(got, strings.TrimPrefix(n, "While you were away, bob: "))
+			}
+			return got
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, st := historyRig(t)
+			h := newHoldStore(st, tc.op)
+			h.first = true
+			mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.s.mem = mem
+			r.s.newBuddy(r.a, 7, "bob", "")
+			r.s.cl.remove(r.s.cl.ats[0]) // no client attached
+			r.s.countAttached(-1)
+			r.s.run(func() {})
+			t.Cleanup(func() { r.s.cancel(); <-r.s.done }) // before the rig's own
+			t.Cleanup(h.free)                              // before the session's end
+			onSession(t, r, func() { tc.give(r, "first") })
+			h.held(t)
+			onSession(t, r, func() { tc.give(r, "second") }) // while the first is written
+			h.free()
+			var got []string
+			onSession(t, r, func() { got = tc.kept(r) })
+			if want := []string{"first", "second"}; !slices.Equal(got, want) {
+				t.Errorf("kept: got %q, want %q", got, want)
+			}
+			if held, notes := r.s.mem.leftovers(); held != 0 || notes != 0 {
+				t.Errorf("kept in memory only: %d IMs, %d notes; want none", held, notes)
+			}
+		})
 	}
 }
