@@ -39,9 +39,10 @@ const (
 )
 
 // historyOn reports whether the user's history is kept: the bridge has a
-// store and history on, and the user is one the store keeps.
+// store and history on, the user is one the store keeps, and no drop of
+// theirs is under way.
 func (s *session) historyOn() bool {
-	return s.b.hist != nil && !s.user.Ephemeral && s.user.identify == ""
+	return s.b.hist != nil && !s.user.Ephemeral && s.user.identify == "" && !s.dropping
 }
 
 // record has e appended to the user's history by the bridge's history

@@ -5,12 +5,15 @@
 package channel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/ircd"
@@ -337,27 +340,65 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 		s.reply(r, "Too late: type drop <password> again.")
 		return
 	}
-	d := s.b.users
+	// The user's history stops, and its writes under way are waited for,
+	// before the user is deleted: none reaches the store after. The
+	// session goes on meanwhile, its accounts online; what the user types
+	// waits for the drop (busy).
+	var writes []<-chan struct{}
+	for _, ps := range s.saving {
+		writes = append(writes, ps.done)
+	}
+	if len(s.markers) > 0 { // the first is being written (markread.go)
+		writes = append(writes, s.markers[0].written)
+	}
+	s.busy, s.dropping, s.dropTold = true, true, false
 	var accounts []Account
-	for _, a := range slices.Clone(s.accounts) {
+	for _, a := range s.accounts {
 		accounts = append(accounts, a.cfg)
-		s.removeAccount(a, "Your registration was dropped.")
 	}
-	r = s.where(r)
-	ctx, cancel := storeCtx()
-	err := d.st.DeleteUser(ctx, s.user.Name)
-	cancel()
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.WithError(err).Error("store: drop failed")
-		s.reply(r, "Dropping failed: %v. Your accounts are still kept; reconnect to get them back.", errStore)
-		return
-	}
-	name := s.user.Name
-	if p, ok := d.next.(unprovisioner); ok {
-		if err := p.unprovision(name, accounts); err != nil {
-			s.log.WithError(err).WithField("name", name).Error("drop: the nick's account on the embedded network could not be retired")
-			s.reply(r, "Your MSIM account on this gateway's network could not be closed (the network failed); ask the operator to remove it.")
+	b, d, hist, name, mem, log := s.b, s.b.users, s.b.hist, s.user.Name, s.mem, s.log
+	p, _ := d.next.(unprovisioner)
+	s.goWrite(func(ctx context.Context) {
+		err := deleteUser(ctx, d.st, hist, name, writes)
+		var perr error
+		if err == nil && p != nil {
+			perr = p.unprovision(name, accounts)
 		}
+		s.postAnswer(func() { s.dropped(r, name, err, perr) },
+			func() { b.droppedAfterEnd(name, mem, log, err, perr) })
+	})
+}
+
+// deleteUser deletes a dropped user once the writes of their history
+// under way are through (writes closed, the history writer's queue
+// appended); a user already gone is no failure.
+func deleteUser(ctx context.Context, st store.Store, hist *historyWriter, name string, writes []<-chan struct{}) error {
+	for _, w := range writes {
+		select {
+		case <-w:
+		case <-ctx.Done():
+		}
+	}
+	if hist != nil {
+		hist.sync(ctx, name)
+	}
+	dctx, cancel := storeCtx()
+	defer cancel()
+	if err := st.DeleteUser(dctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// dropped ends a drop (cmdYes) once the store has deleted the user (err
+// nil): the session becomes an ephemeral user's, without the accounts.
+// If the store failed, nothing changes.
+func (s *session) dropped(r replyCtx, name string, err, perr error) {
+	s.busy, s.dropping = false, false
+	if err != nil {
+		s.log.WithError(err).Error("store: drop failed")
+		s.reply(s.where(r), "Dropping failed: %v. Nothing was deleted: your registration and accounts are kept.", errStore)
+		return
 	}
 	s.b.mu.Lock()
 	if s.b.sessions[name] == s {
@@ -367,12 +408,39 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 	rel := s.b.lease.drop(name)
 	defer s.b.lease.release(rel)
 	s.user = User{Name: "dropped/" + name + "/" + fmt.Sprint(s.b.cfg.Clock.Now().UnixNano()), Ephemeral: true}
-	s.mem = newUserMemory()
+	s.mem = newUserMemory() // what the accounts leave is kept there, not for the deleted user
 	s.mem.user, s.mem.log, s.mem.met = s.user.Name, s.b.log, s.b.met
 	s.b.sessions[s.user.Name] = s
 	s.b.mu.Unlock()
+	for _, a := range slices.Clone(s.accounts) {
+		s.removeAccount(a, "Your registration was dropped.")
+	}
+	r = s.where(r)
+	if perr != nil {
+		s.log.WithError(perr).WithField("name", name).Error("drop: the nick's account on the embedded network could not be retired")
+		s.reply(r, "Your MSIM account on this gateway's network could not be closed (the network failed); ask the operator to remove it.")
+	}
 	s.log.WithField("name", name).Info("a user dropped their registration")
 	s.reply(r, "Your registration and everything kept for you are deleted.")
+}
+
+// droppedAfterEnd ends a drop whose session ended while the store deleted
+// the user: the bridge forgets what it kept of them (mem); the session's
+// end forgets the rest.
+func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry, err, perr error) {
+	if err != nil {
+		log.WithError(err).Error("store: drop failed")
+		return
+	}
+	if perr != nil {
+		log.WithError(perr).WithField("name", name).Error("drop: the nick's account on the embedded network could not be retired")
+	}
+	b.mu.Lock()
+	if b.memory[name] == mem {
+		delete(b.memory, name)
+	}
+	b.mu.Unlock()
+	log.WithField("name", name).Info("a user dropped their registration")
 }
 
 // becomeUser makes the session u's (after identify or register): the

@@ -100,8 +100,13 @@ func demoDirectory(stk *stack) *channel.DemoDirectory {
 
 func startSelfService(t *testing.T, registration string, failures guard.FailureConfig, opts ...func(*channel.Config)) *selfService {
 	t.Helper()
+	return startSelfServiceOn(t, openStore(t), registration, failures, opts...)
+}
+
+// startSelfServiceOn is startSelfService over st.
+func startSelfServiceOn(t *testing.T, st store.Store, registration string, failures guard.FailureConfig, opts ...func(*channel.Config)) *selfService {
+	t.Helper()
 	stk := startStack(t)
-	st := openStore(t)
 	log := testlog.New(t, logrus.DebugLevel) // debug too: no password there either
 	hook := logtest.NewLocal(log.Logger)
 	clock := &shiftClock{}

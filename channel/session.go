@@ -147,6 +147,9 @@ type session struct {
 	deferred  []event
 	dropUntil time.Time // drop was asked for and awaits yes until then
 	dialing   int       // logins whose result is not handled yet (b.rel counts them)
+	// dropping: a confirmed drop is under way (busy too); dropTold: the
+	// user, typing meanwhile, was told so.
+	dropping, dropTold bool
 	// sawQueued: by client name, the msgids of IMs queued while the link
 	// was down and sent after the client left, which it saw when they were
 	// typed (seenQueued).
@@ -445,6 +448,10 @@ func (s *session) handle(ev event) bool {
 	case *ircInput:
 		if s.busy && len(s.deferred) < maxDeferred {
 			s.deferred = append(s.deferred, ev)
+			if s.dropping && !s.dropTold {
+				s.dropTold = true
+				s.reply(replyCtx{}, "Your drop is under way: what you type now is handled once it is done.")
+			}
 			break
 		}
 		if s.cl.attached(ev.at) {

@@ -1,0 +1,103 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/store"
+)
+
+// deleteWatch is a store that says when DeleteUser begins, with the
+// user's history then: its last ID, and the ID of msgid.
+type deleteWatch struct {
+	store.Store
+	msgid string
+	began chan [2]int64
+}
+
+func (d *deleteWatch) DeleteUser(ctx context.Context, name string) error {
+	last, _ := d.Store.LastHistoryID(ctx, name)
+	e, _ := d.Store.HistoryByMsgID(ctx, name, d.msgid)
+	d.began <- [2]int64{last, e.ID}
+	return d.Store.DeleteUser(ctx, name)
+}
+
+// inSession runs f on the running session's goroutine and waits for it.
+func inSession(t *testing.T, s *session, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	if !s.post(call(func() { f(); close(done) })) {
+		t.Fatal("the session has ended")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not handle the call")
+	}
+}
+
+// TestDropWaitsForTheHistoryWrites: a confirmed drop deletes the user
+// only once the writes of their history under way are through (a client's
+// position, a read marker) and what was recorded is appended; what comes
+// meanwhile is delivered, not recorded.
+func TestDropWaitsForTheHistoryWrites(t *testing.T) {
+	for _, tc := range []struct {
+		op    string
+		start func(r *rig, phone *attachment)
+	}{
+		{"SetClientPosition", func(r *rig, phone *attachment) { r.s.savePosition(phone) }},
+		{"SetReadMarker", func(r *rig, _ *attachment) {
+			r.s.setReadMarker(nil, conversation{"alice@msim.test", 7, "bob"}, time.Now(), func() {})
+		}},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			r, st, h, phone, phoneIRC := runHistoryRig(t, tc.op)
+			dw := &deleteWatch{Store: h, msgid: "m-2", began: make(chan [2]int64, 1)}
+			r.s.b.users = &storeDirectory{st: dw}
+			inSession(t, r.s, func() {
+				r.s.record(store.HistoryEntry{MsgID: "m-1", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "one", Time: time.Now()})
+				tc.start(r, phone)
+			})
+			h.held(t)
+			inSession(t, r.s, func() {
+				// Recorded after the write began: still in the writer's queue.
+				r.s.record(store.HistoryEntry{MsgID: "m-2", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "two", Time: time.Now()})
+				r.s.dropUntil = r.s.b.cfg.Clock.Now().Add(dropWait)
+				r.s.cmdYes(replyCtx{}, nil)
+			})
+			select {
+			case <-dw.began:
+				h.free()
+				t.Fatalf("the user was deleted while the store's %s was under way", tc.op)
+			default:
+			}
+			servesWhileHeld(t, r, h, phoneIRC, "meanwhile")
+			h.free()
+			var ids [2]int64
+			select {
+			case ids = <-dw.began:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the user was not deleted")
+			}
+			if ids[1] == 0 || ids[0] != ids[1] {
+				t.Errorf("the history as the delete began: got last ID %d, m-2's %d; want m-2 in it, and last", ids[0], ids[1])
+			}
+			ctx := context.Background()
+			dropped := func() bool {
+				var ok bool
+				inSession(t, r.s, func() { ok = r.s.user.Ephemeral })
+				return ok
+			}
+			for i := 0; !dropped(); i++ {
+				if i == 100000 {
+					t.Fatal("the drop did not end")
+				}
+			}
+			if _, err := st.User(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("stored user after the drop: got %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
