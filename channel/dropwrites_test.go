@@ -3,9 +3,11 @@ package channel
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -99,5 +101,62 @@ func TestDropWaitsForTheHistoryWrites(t *testing.T) {
 				t.Errorf("stored user after the drop: got %v, want ErrNotFound", err)
 			}
 		})
+	}
+}
+
+// blockDelete is a store whose DeleteUser waits until released.
+type blockDelete struct {
+	store.Store
+	began, release chan struct{}
+}
+
+func (b *blockDelete) DeleteUser(ctx context.Context, name string) error {
+	b.began <- struct{}{}
+	<-b.release
+	return b.Store.DeleteUser(ctx, name)
+}
+
+// markCount counts the read markers written.
+type markCount struct {
+	store.Store
+	n atomic.Int32
+}
+
+func (m *markCount) SetReadMarker(ctx context.Context, user, account string, buddy msim.UID, t time.Time) (time.Time, error) {
+	m.n.Add(1)
+	return m.Store.SetReadMarker(ctx, user, account, buddy, t)
+}
+
+// TestNoMarkerWrittenDuringADrop: a MARKREAD whose nick was still being
+// looked up as the drop began writes nothing once it is found: the user
+// is being deleted. Its waiters are answered all the same.
+func TestNoMarkerWrittenDuringADrop(t *testing.T) {
+	r, st, h, _, _ := runHistoryRig(t, "none")
+	mc := &markCount{Store: h}
+	r.s.b.cfg.Store = mc
+	bd := &blockDelete{Store: st, began: make(chan struct{}, 1), release: make(chan struct{})}
+	r.s.b.users = &storeDirectory{st: bd}
+	inSession(t, r.s, func() {
+		r.s.dropUntil = r.s.b.cfg.Clock.Now().Add(dropWait)
+		r.s.cmdYes(replyCtx{}, nil)
+	})
+	select {
+	case <-bd.began:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drop's delete did not begin")
+	}
+	answered := make(chan struct{})
+	inSession(t, r.s, func() {
+		r.s.setReadMarker(nil, conversation{"alice@msim.test", 7, "bob"}, time.Now(), func() { close(answered) })
+	})
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		t.Error("the MARKREAD was not ended")
+	}
+	close(bd.release)
+	inSession(t, r.s, func() {}) // the session took its turns
+	if n := mc.n.Load(); n != 0 {
+		t.Errorf("read markers written during the drop: %d, want 0", n)
 	}
 }

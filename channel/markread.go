@@ -93,6 +93,10 @@ type markWrite struct {
 // other, in the order asked (markers): each tells the clients the marker
 // it left, so that what they are told never moves backwards.
 func (s *session) setReadMarker(from *attachment, c conversation, t time.Time, done func()) {
+	if !s.historyOn() { // dropped as its nick was looked up: nothing to keep
+		done()
+		return
+	}
 	w := &markWrite{from: from, done: done, c: c, t: t, written: make(chan struct{})}
 	s.markers = append(s.markers, w)
 	if len(s.markers) == 1 {
