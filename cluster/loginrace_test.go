@@ -1,10 +1,14 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/msimircd/msimircd/msim"
 )
 
 // TestClusterSimultaneousLogins: a user logs in on two nodes at the same
@@ -48,5 +52,64 @@ func TestClusterSimultaneousLogins(t *testing.T) {
 	}
 	if both > 0 {
 		t.Errorf("%d of %d users have a session on both nodes, want none", both, users)
+	}
+}
+
+// TestClusterSameNodeLoginsNewerWins: two logins of alice on one node at
+// once, the older held after its claim while the newer one logs in. The
+// newer login is the live session once both are done; the older one is
+// ended (err 6), whichever of them reached the registry last.
+func TestClusterSameNodeLoginsNewerWins(t *testing.T) {
+	nodes, store := startCluster(t, memEngine, 2)
+	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
+	uid := acc["alice"].uid
+	n1 := nodes[0]
+
+	claimed, resume := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	n1.bus.setHook(func(point string, u msim.UID) {
+		if u == uid && point == "claimed" && held.CompareAndSwap(false, true) {
+			close(claimed)
+			<-resume
+		}
+	})
+	var resumeOnce sync.Once
+	release := func() { resumeOnce.Do(func() { close(resume) }) }
+	t.Cleanup(release)
+
+	type dialed struct {
+		c   *client
+		err error
+	}
+	older := make(chan dialed, 1)
+	go func() {
+		c, err := tryDial(t, n1, "alice, older", acc["alice"])
+		older <- dialed{c, err}
+	}()
+	<-claimed // the older login has claimed alice, and waits
+	newer := dial(t, n1, "alice, newer", acc["alice"])
+	release()
+	// The older login is closed with err 6, during the client's login or
+	// right after it.
+	got := <-older
+	if got.err == nil {
+		got.err = got.c.next("kick", isDisconnected).(msim.DisconnectedEvent).Err
+	}
+	if err := got.err; !errors.Is(err, msim.ErrLoggedInElsewhere) {
+		t.Errorf("the older login: got %v, want logged in elsewhere", err)
+	}
+
+	bob := dial(t, nodes[1], "bob", acc["bob"])
+	if err := bob.SendIM(ctxT(t), uid, "hi"); err != nil {
+		t.Fatal(err)
+	}
+	newer.next("bob's IM", im(acc["bob"].uid, "hi"))
+	for _, ev := range newer.sync() {
+		if isDisconnected(ev) {
+			t.Errorf("the newer login was ended: %v", ev)
+		}
+	}
+	if !n1.srv.Online(uid) || nodes[1].srv.Online(uid) {
+		t.Errorf("alice online on n1, n2: %v, %v; want true, false", n1.srv.Online(uid), nodes[1].srv.Online(uid))
 	}
 }

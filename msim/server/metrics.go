@@ -32,7 +32,7 @@ type metricSet struct {
 
 // loginCodes are the results a login can have: ok (0) and the error codes
 // login sends.
-var loginCodes = []int{0, msim.ErrCodeParse, msim.ErrCodeBadPassword, ErrCodeRefused}
+var loginCodes = []int{0, msim.ErrCodeParse, msim.ErrCodeBadPassword, msim.ErrCodeElsewhere, ErrCodeRefused}
 
 // errorCodes are the codes of the \error\ messages the server sends.
 var errorCodes = []int{

@@ -151,7 +151,13 @@ var offline = msim.Presence{Status: msim.StatusOffline}
 // another node (ss.inherit). In a cluster it returns the version of a later
 // login elsewhere that claimed the uid while this one was under way (ss
 // must then be closed), and publishes ss's state.
-func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte)) (supersededBy *Version) {
+//
+// In a cluster, a session of the uid here that is newer than ss (a later
+// login of the same user that got here first) stays: ss is not registered
+// and greet is not called, its pins are undone, and the state it took over
+// from elsewhere goes on to that session; live is false, and ss must be
+// closed.
+func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte)) (supersededBy *Version, live bool) {
 	r.mu.Lock()
 	for ss.key == 0 || r.keys[ss.key] != nil {
 		ss.key = newSessionKey()
@@ -164,6 +170,10 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 		ss.inherit = mark.inherit // handed on by a login elsewhere that this one superseded
 	}
 	old := r.byUID[ss.uid]
+	if r.bus != nil && old != nil && ss.ver.Less(old.ver) {
+		r.loseLocked(ss, old, mark) // unlocks r.mu
+		return nil, false
+	}
 	if old != nil {
 		ss.rt.setPresence(old.rt.presence, old.rt.announced)
 	} else if ss.inherit != nil {
@@ -177,7 +187,7 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 	greet(old, r.contactPresences(ss))
 	if r.bus == nil {
 		r.mu.Unlock()
-		return nil
+		return nil, true
 	}
 	if mark != nil {
 		delete(r.claiming, ss.uid)
@@ -191,7 +201,26 @@ func (r *registry) login(ss *session, greet func(old *session, contacts [][]byte
 	r.setLocal(st)
 	r.mu.Unlock()
 	r.bus.Publish(st)
-	return supersededBy
+	return supersededBy, true
+}
+
+// loseLocked is login's work for ss, a login older than the session live
+// here, newer: it ends ss's claim mark and pins, and hands the state ss
+// took over from elsewhere on to newer, as a kick of ss by newer would
+// have. The caller holds r.mu; loseLocked releases it.
+func (r *registry) loseLocked(ss, newer *session, mark *claimMark) {
+	if mark != nil {
+		delete(r.claiming, ss.uid)
+	}
+	dropped := r.unpinLocked(keys(ss.rt.contacts))
+	inherit := ss.inherit
+	r.mu.Unlock()
+	r.bus.Unwatch(dropped)
+	if inherit != nil && inherit.Online && inherit.Version.Less(newer.ver) {
+		if pub := r.handOn(ss.uid, newer.ver, inherit); pub != nil {
+			r.bus.Publish(pub)
+		}
+	}
 }
 
 // showTakenOver tells the local watchers of ss's user who, by what this

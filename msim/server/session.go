@@ -744,7 +744,7 @@ func (s *session) login(m *msim.Message) bool {
 		s.logger().WithError(err).Error("login: offline messages")
 	}
 	var refused []OfflineMessage // the stored IMs a session closing meanwhile did not take
-	supersededBy := srv.reg.login(s, func(old *session, presences [][]byte) {
+	supersededBy, live := srv.reg.login(s, func(old *session, presences [][]byte) {
 		if old != nil {
 			old.send(msim.ErrorMessage(msim.ErrCodeElsewhere, true, textElsewhere))
 			old.closeAfterFlush()
@@ -765,6 +765,9 @@ func (s *session) login(m *msim.Message) bool {
 		}
 		srv.metrics.deliveredFromStorage(handed)
 	})
+	if !live {
+		refused = stored // the newer session takes them from the store
+	}
 	if len(refused) > 0 {
 		// Closed during the login (a shutdown, a failed write, a login
 		// elsewhere): these are stored again for the next login, as
@@ -776,6 +779,13 @@ func (s *session) login(m *msim.Message) bool {
 		srv.storedFor(s.uid) // a newer session may have taken the mailbox before these
 	}
 
+	if !live {
+		// A later login of the user here got in first: it stays.
+		s.logger().Info("a later login of this user is live here; closing this one")
+		srv.metrics.login(msim.ErrCodeElsewhere)
+		s.fatal(msim.ErrCodeElsewhere, textElsewhere)
+		return false
+	}
 	s.loggedIn = true
 	if supersededBy != nil {
 		// A later login on another node won while this one was under way.
