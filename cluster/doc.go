@@ -31,8 +31,10 @@
 // for every user it holds, with the session's version: a login elsewhere
 // meanwhile found nobody to kick. A node whose session is newer than a
 // kick answers with its version, and the asker closes its own, so the older
-// of two sessions goes wherever it is; as a request reads only its first
-// answer, that node then kicks again itself, for any further holder.
+// of two sessions goes wherever it is; as a kick reads the answers only up
+// to the first that carries something (a state or a newer version; the
+// empty answers of nodes without a session of the user do not stop it),
+// that node then kicks again itself, for any further holder.
 //
 // Goroutines: NATS delivers the per-user subjects into a few shard channels
 // (by uid, so one user's messages keep their order), each drained by one

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/msimircd/msimircd/msim"
 )
@@ -98,3 +101,65 @@ func TestClusterKickBackPassesStateOn(t *testing.T) {
 
 // setHook sets the node's test hook (see Node.hook).
 func (n *Node) setHook(h func(point string, uid msim.UID)) { n.hook.Store(&h) }
+
+// TestClusterKickWaitsForTheState: alice, away on n1, logs in on n2 while
+// another subscriber of her subject (as a node whose claim of her has no
+// session) answers n2's kick first, with nothing. n2 takes the state n1's
+// answer brings all the same: bob, who follows alice from n3, never sees
+// her offline, and one session is left.
+func TestClusterKickWaitsForTheState(t *testing.T) {
+	nodes, store := startCluster(t, memEngine, 3)
+	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
+	uid := acc["alice"].uid
+	dial(t, nodes[0], "alice on n1", acc["alice"], func(c *msim.ClientConfig) {
+		c.Status, c.StatusText = msim.StatusAway, "lunch"
+	})
+	bob := dial(t, nodes[2], "bob", acc["bob"])
+	bob.next("alice away", presence(uid, msim.StatusAway))
+
+	// The empty answer is sent before n1 takes the kick.
+	nc, err := nats.Connect(nodes[0].bus.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	answered := make(chan struct{})
+	var answeredOnce sync.Once
+	if _, err := nc.Subscribe(nodes[0].bus.subj.user(uid), func(m *nats.Msg) {
+		if len(m.Data) > 0 && m.Data[0] == opKick {
+			_ = m.Respond(noState)
+			_ = nc.Flush()
+			answeredOnce.Do(func() { close(answered) })
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var heldOnce sync.Once
+	nodes[0].bus.setHook(func(point string, u msim.UID) {
+		if point == "message" && u == uid {
+			heldOnce.Do(func() {
+				select {
+				case <-answered:
+				case <-time.After(wait):
+				}
+			})
+		}
+	})
+
+	second := dial(t, nodes[1], "alice on n2", acc["alice"])
+	second.sync()
+	bob.next("alice online", presence(uid, msim.StatusOnline)) // n2's client's own status
+	for _, ev := range bob.sync() {
+		if presence(uid, msim.StatusOffline)(ev) {
+			t.Errorf("bob saw alice offline during the hand-over: %v", ev)
+		}
+	}
+	for i, n := range nodes {
+		if want := i == 1; n.srv.Online(uid) != want {
+			t.Errorf("alice online on n%d: %v, want %v", i+1, !want, want)
+		}
+	}
+}

@@ -459,29 +459,72 @@ func (n *Node) handOn(uid msim.UID, to server.Version, st *server.PeerState) {
 // this node's sessions of uid older than that one are closed, as its own
 // claim would have closed them had it reached this node, and that
 // session's version is returned.
+//
+// Every node that answers for uid gets the kick, and answers it; one with
+// no session (a login under way, a session just ended) answers with
+// nothing, and that answer may come first. So the answers are read until
+// one that carries something (a state, or a newer session), every other
+// node has answered, or RequestTimeout.
 func (n *Node) kick(uid msim.UID, v server.Version) (*server.PeerState, *server.Version) {
-	m, err := n.request(kindKick, n.subj.user(uid), encodeJSON(opKick, v))
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-	case err != nil:
-		n.log.WithError(err).WithField("uid", uid).Warn("kick of an older session not answered")
-	case bytes.Equal(m.Data, noState):
-	case len(m.Data) > 0 && m.Data[0] == opKick:
+	log := n.log.WithField("uid", uid)
+	inbox := n.nc.NewInbox()
+	sub, err := n.nc.SubscribeSync(inbox)
+	if err != nil {
+		log.WithError(err).Warn("kick of an older session not sent")
+		return nil, nil
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	n.metrics.sent(kindKick)
+	t0 := time.Now()
+	if err := n.nc.PublishRequest(n.subj.user(uid), inbox, encodeJSON(opKick, v)); err != nil {
+		log.WithError(err).Warn("kick of an older session not sent")
+		return nil, nil
+	}
+	deadline := t0.Add(n.cfg.RequestTimeout)
+	for answers := 0; ; answers++ {
+		left := time.Until(deadline)
+		if left <= 0 {
+			err = nats.ErrTimeout
+		} else {
+			var m *nats.Msg
+			m, err = sub.NextMsg(left)
+			if err == nil {
+				if answers == 0 {
+					n.metrics.roundTrip(kindKick, time.Since(t0))
+				}
+				if !bytes.Equal(m.Data, noState) {
+					return n.kicked(uid, v, m.Data)
+				}
+				if answers+1 >= n.peerCount() {
+					return nil, nil
+				}
+				continue
+			}
+		}
+		if answers == 0 && !errors.Is(err, nats.ErrNoResponders) {
+			log.WithError(err).Warn("kick of an older session not answered")
+		}
+		return nil, nil
+	}
+}
+
+// kicked reads an answer to a kick of uid for version v that carries
+// something: see kick.
+func (n *Node) kicked(uid msim.UID, v server.Version, data []byte) (*server.PeerState, *server.Version) {
+	if len(data) > 0 && data[0] == opKick {
 		var newer server.Version
-		if decodeJSON(m.Data[1:], &newer) != nil || newer.Node == "" || !v.Less(newer) {
+		if decodeJSON(data[1:], &newer) != nil || newer.Node == "" || !v.Less(newer) {
 			n.log.WithError(errBadMessage).Warn("bad kick reply")
 			return nil, nil
 		}
 		n.peer.Kick(uid, newer)
 		return nil, &newer
-	default:
-		old, err := decodeState(m.Data, uid)
-		if err != nil {
-			n.log.WithError(err).Warn("bad kick reply")
-		}
-		return old, nil
 	}
-	return nil, nil
+	old, err := decodeState(data, uid)
+	if err != nil {
+		n.log.WithError(err).Warn("bad kick reply")
+	}
+	return old, nil
 }
 
 // at calls the test hook, if any.
@@ -773,9 +816,10 @@ func (n *Node) kickFor(uid msim.UID, v server.Version) {
 
 // kickAgain kicks, in the background, for this node's session of uid at
 // version newer, after a node with an older one asked to kick it. A kick
-// reads only the first answer: with three nodes or more the asker may have
-// taken another older session's answer first and kept its own, which this
-// kick, reaching every node that holds uid, closes.
+// reads the answers only up to the first that carries something: with
+// three nodes or more the asker may have taken another older session's
+// state first and kept its own, which this kick, reaching every node that
+// holds uid, closes.
 func (n *Node) kickAgain(uid msim.UID, newer server.Version) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
