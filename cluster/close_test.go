@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +72,81 @@ func TestClusterCloseAnswersQueuedKicks(t *testing.T) {
 	for range kicks {
 		if err := <-answers; err != nil {
 			t.Errorf("a kick queued at the close: %v, want an answer", err)
+		}
+	}
+}
+
+// TestClusterCloseAnswersQueuedDeliveries: IMs for alice that reached her
+// node as it shut down, queued for its shard at the close, are answered at
+// once: not taken (her session there has ended and no other node holds
+// her), so each sender stores its IM now instead of after its request
+// times out.
+func TestClusterCloseAnswersQueuedDeliveries(t *testing.T) {
+	nodes, store := startCluster(t, memEngine, 2)
+	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
+	uid, from := acc["alice"].uid, acc["bob"].uid
+	dial(t, nodes[0], "alice", acc["alice"])
+
+	n1 := nodes[0].bus
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once, releaseOnce sync.Once
+	n1.setHook(func(point string, u msim.UID) {
+		if point == "message" && u == uid {
+			once.Do(func() {
+				close(entered)
+				<-release
+			})
+		}
+	})
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+
+	nc, err := nats.Connect(n1.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	subject := n1.subj.user(uid)
+	// A state fetch holds alice's shard; the deliveries queue behind it.
+	if err := nc.PublishRequest(subject, nats.NewInbox(), []byte{opState}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	const ims = 16
+	type answer struct {
+		data []byte
+		err  error
+	}
+	answers := make(chan answer, ims)
+	for i := range ims {
+		bm := msim.NewInt("bm", msim.BMIM).AddInt("f", int(from)).Add("msg", fmt.Sprintf("im %d", i))
+		req := encodeDeliver(from, msim.Encode(bm))
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			m, err := nc.RequestWithContext(ctx, subject, req)
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			answers <- answer{data: m.Data}
+		}()
+	}
+	for deadline := time.Now().Add(wait); len(n1.shard(uid)) < ims; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // queued, not yet taken
+			t.Fatalf("%d IMs queued, want %d", len(n1.shard(uid)), ims)
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { nodes[0].stop(); close(stopped) }()
+	<-n1.done // Shutdown is over and Close under way
+	releaseOnce.Do(func() { close(release) })
+	<-stopped
+	for range ims {
+		switch a := <-answers; {
+		case a.err != nil:
+			t.Errorf("an IM queued at the close: %v, want an answer", a.err)
+		case !bytes.Equal(a.data, replyNotTaken):
+			t.Errorf("an IM queued at the close: got %q, want %q (not taken)", a.data, replyNotTaken)
 		}
 	}
 }

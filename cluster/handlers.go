@@ -62,6 +62,11 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 			n.respond(m, replyTaken)
 		case n.holds(uid):
 			n.respond(m, replyNotTaken)
+		case n.isClosed() && n.heldNowhere(uid):
+			// Queued at the close, for a session the shutdown ended:
+			// the sender stores the IM now, not once its request has
+			// timed out.
+			n.respond(m, replyNotTaken)
 		}
 		// A node that no longer holds uid (its session was kicked) stays
 		// silent: the node that took uid over answers.

@@ -596,6 +596,19 @@ func (n *Node) Release(uid msim.UID) {
 	n.drop(n.claims, uid)
 }
 
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
+// heldNowhere reports whether no other node answers for uid: a state
+// fetch finds nobody.
+func (n *Node) heldNowhere(uid msim.UID) bool {
+	_, err := n.request(kindState, n.subj.user(uid), []byte{opState})
+	return errors.Is(err, nats.ErrNoResponders)
+}
+
 func (n *Node) holds(uid msim.UID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
