@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/msimircd/msimircd/internal/sqldb"
 )
 
 // LoginFailureStore counts failed logins per key (an account's name, as
@@ -24,6 +26,17 @@ type LoginFailureStore interface {
 	// ClearLoginFailures forgets the key's failures (none is no error).
 	ClearLoginFailures(ctx context.Context, key string) error
 }
+
+// The deletes of other keys' stale rows. Two calls at once delete the same
+// rows, each in the order its plan scans them, and on PostgreSQL a delete
+// waits for a row another holds: in opposite orders, a deadlock. There the
+// rows are locked first, skipping those another call holds (it deletes
+// them), so a delete never waits. SQLite has one writer at a time.
+const (
+	qDeleteStaleFailures   = `DELETE FROM login_failures WHERE last <= ? AND name <> ?`
+	qDeleteStaleFailuresPG = `DELETE FROM login_failures WHERE name IN
+		(SELECT name FROM login_failures WHERE last <= ? AND name <> ? FOR UPDATE SKIP LOCKED)`
+)
 
 func checkWindow(window time.Duration) error {
 	if window <= 0 {
@@ -44,7 +57,11 @@ func (s *sqlStore) AddLoginFailure(ctx context.Context, key string, now time.Tim
 	// stale rows it deleted while it waits to upsert its own key, which
 	// another call's delete may hold while it waits for those (on
 	// PostgreSQL, a deadlock).
-	if _, err := s.exec(ctx, s.db, `DELETE FROM login_failures WHERE last <= ? AND name <> ?`, stale, key); err != nil {
+	deleteStale := qDeleteStaleFailures
+	if s.d == sqldb.Postgres {
+		deleteStale = qDeleteStaleFailuresPG
+	}
+	if _, err := s.exec(ctx, s.db, deleteStale, stale, key); err != nil {
 		return 0, wrap("add login failure", err)
 	}
 	var n int

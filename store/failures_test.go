@@ -1,9 +1,14 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/msimircd/msimircd/internal/pgtest"
 )
 
 // TestLoginFailures: on each engine, failures of a key count up within the
@@ -92,5 +97,61 @@ func TestLoginFailuresAtOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoginFailuresStaleDeletesAtOnce: on PostgreSQL, two instances
+// counting failures at once each delete the same stale rows, and may scan
+// them in different orders: here one by the time of their last failure
+// (the index), the other as they are stored, laid out in the opposite
+// order. Neither waits for the other in a cycle: no deadlock, every
+// failure counted.
+func TestLoginFailuresStaleDeletesAtOnce(t *testing.T) {
+	const window, stale, rounds = time.Minute, 2000, 20
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	requireEngine(t, "postgres")
+	db := newPostgresDB(t)
+	byLast, asStored := db, db
+	for _, p := range [][2]string{{"enable_seqscan", "off"}, {"enable_bitmapscan", "off"}} {
+		byLast.dsn = pgtest.WithParam(t, byLast.dsn, p[0], p[1])
+	}
+	for _, p := range [][2]string{{"enable_indexscan", "off"}, {"enable_bitmapscan", "off"}} {
+		asStored.dsn = pgtest.WithParam(t, asStored.dsn, p[0], p[1])
+	}
+	stores := []Store{byLast.open(t, testKey(1)), asStored.open(t, testKey(1))}
+	raw, _ := db.raw(t)
+	for round := range rounds {
+		now := t0.Add(time.Duration(round) * 2 * window)
+		// Stored in the order of their last failures, latest first.
+		if _, err := raw.ExecContext(ctx, `INSERT INTO login_failures (name, failures, last)
+			SELECT 'stale:' || i, 1, CAST($1 AS BIGINT) - i FROM generate_series(1, $2) AS i`, micros(now.Add(-window)), stale); err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		errs := make(chan error, len(stores))
+		for i, s := range stores {
+			go func() {
+				<-start
+				n, err := s.AddLoginFailure(ctx, fmt.Sprint("account:", i), now, window)
+				if err == nil && n != 1 {
+					err = fmt.Errorf("account %d: got %d failures, want 1 (its last two windows ago)", i, n)
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		for range stores {
+			if err := <-errs; err != nil {
+				var pe *pgconn.PgError
+				if errors.As(err, &pe) && pe.Code == "40P01" {
+					t.Fatalf("round %d: deadlock: %v", round, err)
+				}
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		var left int
+		if err := raw.QueryRowContext(ctx, `SELECT COUNT(*) FROM login_failures WHERE name LIKE 'stale:%'`).Scan(&left); err != nil || left != 0 {
+			t.Fatalf("round %d: %d stale rows left, %v; want none", round, left, err)
+		}
 	}
 }

@@ -56,15 +56,22 @@ func DSN(t testing.TB) string {
 // WithSearchPath adds search_path to a DSN in either of pgx's forms.
 func WithSearchPath(t testing.TB, dsn, schema string) string {
 	t.Helper()
+	return WithParam(t, dsn, "search_path", schema)
+}
+
+// WithParam adds a run-time parameter (a setting of the connection's
+// session) to a DSN in either of pgx's forms.
+func WithParam(t testing.TB, dsn, name, value string) string {
+	t.Helper()
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			t.Fatalf("postgres: %s is not a URL: %v", Env, err)
 		}
 		q := u.Query()
-		q.Set("search_path", schema)
+		q.Set(name, value)
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	return dsn + " search_path=" + schema
+	return dsn + " " + name + "=" + value
 }
