@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,15 +105,20 @@ func TestDropWaitsForTheHistoryWrites(t *testing.T) {
 	}
 }
 
-// blockDelete is a store whose DeleteUser waits until released.
+// blockDelete is a store whose DeleteUser waits until released, then
+// deletes, or fails with fail.
 type blockDelete struct {
 	store.Store
 	began, release chan struct{}
+	fail           error
 }
 
 func (b *blockDelete) DeleteUser(ctx context.Context, name string) error {
 	b.began <- struct{}{}
 	<-b.release
+	if b.fail != nil {
+		return b.fail
+	}
 	return b.Store.DeleteUser(ctx, name)
 }
 
@@ -127,14 +133,11 @@ func (m *markCount) SetReadMarker(ctx context.Context, user, account string, bud
 	return m.Store.SetReadMarker(ctx, user, account, buddy, t)
 }
 
-// TestNoMarkerWrittenDuringADrop: a MARKREAD whose nick was still being
-// looked up as the drop began writes nothing once it is found: the user
-// is being deleted. Its waiters are answered all the same.
-func TestNoMarkerWrittenDuringADrop(t *testing.T) {
-	r, st, h, _, _ := runHistoryRig(t, "none")
-	mc := &markCount{Store: h}
-	r.s.b.cfg.Store = mc
-	bd := &blockDelete{Store: st, began: make(chan struct{}, 1), release: make(chan struct{})}
+// holdDrop starts a confirmed drop of r's user whose delete waits in bd
+// until released, and waits for the delete to begin.
+func holdDrop(t *testing.T, r *rig, st store.Store, fail error) *blockDelete {
+	t.Helper()
+	bd := &blockDelete{Store: st, began: make(chan struct{}, 1), release: make(chan struct{}), fail: fail}
 	r.s.b.users = &storeDirectory{st: bd}
 	inSession(t, r.s, func() {
 		r.s.dropUntil = r.s.b.cfg.Clock.Now().Add(dropWait)
@@ -145,18 +148,88 @@ func TestNoMarkerWrittenDuringADrop(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the drop's delete did not begin")
 	}
-	answered := make(chan struct{})
-	inSession(t, r.s, func() {
-		r.s.setReadMarker(nil, conversation{"alice@msim.test", 7, "bob"}, time.Now(), func() { close(answered) })
-	})
-	select {
-	case <-answered:
-	case <-time.After(10 * time.Second):
-		t.Error("the MARKREAD was not ended")
+	return bd
+}
+
+// dropEnded waits until r's drop has ended.
+func dropEnded(t *testing.T, r *rig) {
+	t.Helper()
+	for i := 0; ; i++ {
+		var dropping bool
+		inSession(t, r.s, func() { dropping = r.s.dropping })
+		if !dropping {
+			return
+		}
+		if i == 100000 {
+			t.Fatal("the drop did not end")
+		}
 	}
+}
+
+// TestMarkersDuringADrop: a MARKREAD whose nick was still being looked
+// up as the drop began waits for the drop's end: if the user was deleted,
+// it writes nothing and ends; if the drop failed, its marker is written
+// then.
+func TestMarkersDuringADrop(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fail   error
+		writes int32
+	}{
+		{"deleted", nil, 0},
+		{"failed", errors.New("the disk is full"), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, st, h, _, _ := runHistoryRig(t, "none")
+			mc := &markCount{Store: h}
+			r.s.b.cfg.Store = mc
+			bd := holdDrop(t, r, st, tc.fail)
+			answered := make(chan struct{})
+			inSession(t, r.s, func() {
+				r.s.setReadMarker(nil, conversation{"alice@msim.test", 7, "bob"}, time.Now(), func() { close(answered) })
+			})
+			inSession(t, r.s, func() {}) // a turn of the session
+			if n := mc.n.Load(); n != 0 {
+				t.Errorf("read markers written during the drop: %d, want 0", n)
+			}
+			close(bd.release)
+			select {
+			case <-answered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the MARKREAD was not ended")
+			}
+			if n := mc.n.Load(); n != tc.writes {
+				t.Errorf("read markers written: %d, want %d", n, tc.writes)
+			}
+		})
+	}
+}
+
+// TestFailedDropKeepsTheHistory: what was delivered while a drop that
+// then failed was under way is in the history after all.
+func TestFailedDropKeepsTheHistory(t *testing.T) {
+	r, st, h, _, phoneIRC := runHistoryRig(t, "none")
+	ctx := context.Background()
+	servesWhileHeld(t, r, h, phoneIRC, "before the drop")
+	bd := holdDrop(t, r, st, errors.New("the disk is full"))
+	servesWhileHeld(t, r, h, phoneIRC, "during the drop")
 	close(bd.release)
-	inSession(t, r.s, func() {}) // the session took its turns
-	if n := mc.n.Load(); n != 0 {
-		t.Errorf("read markers written during the drop: %d, want 0", n)
+	dropEnded(t, r)
+	var ephemeral bool
+	inSession(t, r.s, func() { ephemeral = r.s.user.Ephemeral })
+	if ephemeral {
+		t.Fatal("the drop did not fail")
+	}
+	r.s.b.hist.sync(ctx, "alice")
+	es, err := st.History(ctx, "alice", store.HistoryQuery{Account: "alice@msim.test", Buddy: 7, Latest: true, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Text)
+	}
+	if want := []string{"before the drop", "during the drop"}; !slices.Equal(got, want) {
+		t.Errorf("history after the failed drop: got %q, want %q", got, want)
 	}
 }

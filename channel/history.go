@@ -45,11 +45,22 @@ func (s *session) historyOn() bool {
 	return s.b.hist != nil && !s.user.Ephemeral && s.user.identify == "" && !s.dropping
 }
 
+// maxDropHist bounds the entries kept while a drop is under way
+// (dropHist), to be recorded if it fails.
+const maxDropHist = 4096
+
 // record has e appended to the user's history by the bridge's history
 // writer. History is a record: a failure is logged and told to the user
 // once per session, and delivery goes on.
 func (s *session) record(e store.HistoryEntry) {
 	if !s.historyOn() {
+		if s.dropping { // kept until the drop's end: it may fail
+			if len(s.dropHist) < maxDropHist {
+				s.dropHist = append(s.dropHist, e)
+			} else {
+				s.dropHistLost++
+			}
+		}
 		return
 	}
 	e.Text = storable(e.Text)

@@ -81,6 +81,7 @@ type markWrite struct {
 	t time.Time
 	// written is closed once the worker's store calls are through.
 	written chan struct{}
+	started bool // given to a worker (the session's)
 	// Found by the worker, read on the session goroutine once it posts.
 	old, now time.Time
 	err      error
@@ -93,13 +94,13 @@ type markWrite struct {
 // other, in the order asked (markers): each tells the clients the marker
 // it left, so that what they are told never moves backwards.
 func (s *session) setReadMarker(from *attachment, c conversation, t time.Time, done func()) {
-	if !s.historyOn() { // dropped as its nick was looked up: nothing to keep
+	if !s.historyOn() && !s.dropping { // dropped as its nick was looked up: nothing to keep
 		done()
 		return
 	}
 	w := &markWrite{from: from, done: done, c: c, t: t, written: make(chan struct{})}
 	s.markers = append(s.markers, w)
-	if len(s.markers) == 1 {
+	if len(s.markers) == 1 && !s.dropping { // a drop's end writes it, or not (markersResume)
 		s.writeMarker(w)
 	}
 }
@@ -107,6 +108,7 @@ func (s *session) setReadMarker(from *attachment, c conversation, t time.Time, d
 // writeMarker writes w's marker on a tracked worker given only the store
 // and w's values; its result is posted back (markerWritten).
 func (s *session) writeMarker(w *markWrite) {
+	w.started = true
 	st, user := s.b.cfg.Store, s.user.Name
 	s.goWrite(func(ctx context.Context) {
 		w.old, w.err = st.ReadMarker(ctx, user, w.c.email, w.c.uid)
@@ -139,14 +141,26 @@ func (s *session) markerWritten(w *markWrite) {
 		}
 	}
 	w.done()
-	for len(s.markers) > 0 && !s.historyOn() { // the user is being dropped
-		next := s.markers[0]
-		s.markers = s.markers[1:]
-		next.done()
+	if !s.dropping { // else the drop's end writes the next, or not
+		s.markersResume()
 	}
-	if len(s.markers) > 0 {
+}
+
+// markersResume writes the first marker waiting, unless one is being
+// written: after a write, and as a drop ends. If the history is no longer
+// kept (the user was dropped), the markers waiting end unwritten.
+func (s *session) markersResume() {
+	if len(s.markers) == 0 || s.markers[0].started {
+		return
+	}
+	if s.historyOn() {
 		s.writeMarker(s.markers[0])
+		return
 	}
+	for _, w := range s.markers {
+		w.done()
+	}
+	s.markers = nil
 }
 
 // markersEnd, as the session ends, writes the markers still waiting for

@@ -395,11 +395,22 @@ func deleteUser(ctx context.Context, st store.Store, hist *historyWriter, name s
 // If the store failed, nothing changes.
 func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	s.busy, s.dropping = false, false
+	kept, lost := s.dropHist, s.dropHistLost
+	s.dropHist, s.dropHistLost = nil, 0
 	if err != nil {
 		s.log.WithError(err).Error("store: drop failed")
+		for _, e := range kept { // what came meanwhile, in the history after all
+			s.record(e)
+		}
+		s.markersResume()
 		s.reply(s.where(r), "Dropping failed: %v. Nothing was deleted: your registration and accounts are kept.", errStore)
+		if lost > 0 {
+			s.log.WithField("entries", lost).Warn("history: entries that came while a drop failed were left out")
+			s.reply(s.where(r), "%d IMs that came while the drop was under way are missing from your history (they were delivered as usual).", lost)
+		}
 		return
 	}
+	s.markersResume()
 	s.b.mu.Lock()
 	if s.b.sessions[name] == s {
 		delete(s.b.sessions, name)

@@ -15,6 +15,7 @@ import (
 	"github.com/msimircd/msimircd/internal/sortidx"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
 )
 
 // Events posted to a session's goroutine. Only this package implements them.
@@ -150,6 +151,11 @@ type session struct {
 	// dropping: a confirmed drop is under way (busy too); dropTold: the
 	// user, typing meanwhile, was told so.
 	dropping, dropTold bool
+	// dropHist: what was to be recorded while the drop was under way, kept
+	// in case it fails (then recorded); dropHistLost: left out past
+	// maxDropHist.
+	dropHist     []store.HistoryEntry
+	dropHistLost int
 	// sawQueued: by client name, the msgids of IMs queued while the link
 	// was down and sent after the client left, which it saw when they were
 	// typed (seenQueued).
