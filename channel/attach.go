@@ -492,8 +492,20 @@ func (s *session) waitSent() {
 }
 
 // maxDeferred bounds the client's input kept while identify, register or
-// drop is under way; past it, input is handled at once.
+// drop is under way; past it, input is refused (refuseBusy).
 const maxDeferred = 64
+
+// refuseBusy tells the client that what it typed was not handled: more
+// than maxDeferred lines came while identify, register or drop was under
+// way. (Handled at once, it could run a second drop, or an IM from the
+// user the session is leaving.) A typing notice is dropped unsaid.
+func (s *session) refuseBusy(ev *ircInput) {
+	if ev.in.Command == "TAGMSG" || !s.cl.attached(ev.at) {
+		return
+	}
+	ev.at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+		Text: "Not handled, too much typed while your account was busy (" + ev.in.Target + "): " + ev.in.Text})
+}
 
 // maxBacklog bounds the status lines kept for a client not in the channel.
 const maxBacklog = 50

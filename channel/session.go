@@ -452,7 +452,12 @@ func (s *session) handleQueued(ev event) bool {
 func (s *session) handle(ev event) bool {
 	switch ev := ev.(type) {
 	case *ircInput:
-		if s.busy && len(s.deferred) < maxDeferred {
+		if s.busy {
+			if len(s.deferred) >= maxDeferred {
+				s.refuseBusy(ev)
+				ev.release()
+				break
+			}
 			s.deferred = append(s.deferred, ev)
 			if s.dropping && !s.dropTold {
 				s.dropTold = true

@@ -742,3 +742,26 @@ func refusedWhileWaiting(t *testing.T, refuseFor time.Duration) *rig {
 	r.s.b.failAddr.Fail(r.s.msimGuessKey())
 	return r
 }
+
+// TestBusyInputPastTheBoundRefused: what the client types while the
+// session is busy past maxDeferred lines is refused with a notice, not
+// handled at once; what was kept is handled once the session is free.
+func TestBusyInputPastTheBoundRefused(t *testing.T) {
+	r := newRig(t, nil)
+	r.s.busy = true
+	at := r.s.cl.ats[0]
+	for i := range maxDeferred + 1 {
+		r.s.handle(newIRCInput(at, ircd.Input{Command: "PRIVMSG", Target: r.s.b.cfg.ServiceNick, Text: fmt.Sprintf("set typing %v", i%2 == 1)}))
+	}
+	if got := r.irc.said("typing ="); len(got) != 0 {
+		t.Errorf("handled while busy: %q", got)
+	}
+	if got := r.irc.said("Not handled"); len(got) != 1 || !strings.Contains(got[0], "set typing false") {
+		t.Errorf("refusals: got %q, want one for the line past the bound", got)
+	}
+	r.s.busy = false
+	r.s.handleQueued(call(func() {}))
+	if got := r.irc.said("typing ="); len(got) != maxDeferred {
+		t.Errorf("handled once free: %d lines, want %d", len(got), maxDeferred)
+	}
+}
