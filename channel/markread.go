@@ -98,6 +98,17 @@ func (s *session) setReadMarker(from *attachment, c conversation, t time.Time, d
 		done()
 		return
 	}
+	// One waiting for its turn, of this conversation and client, takes this
+	// one in: the store keeps the latest of the two anyway, and the queue
+	// stays as long as the conversations.
+	for _, w := range s.markers {
+		if !w.started && w.from == from && w.c.email == c.email && w.c.uid == c.uid {
+			w.c.nick, w.t = c.nick, laterOf(w.t, t)
+			first := w.done
+			w.done = func() { first(); done() }
+			return
+		}
+	}
 	w := &markWrite{from: from, done: done, c: c, t: t, written: make(chan struct{})}
 	s.markers = append(s.markers, w)
 	if len(s.markers) == 1 && !s.dropping { // a drop's end writes it, or not (markersResume)
@@ -212,4 +223,12 @@ func (s *session) readMarker(target string, answer func(time.Time)) {
 		}
 		answer(t)
 	})
+}
+
+// laterOf is the later of a and b.
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -397,3 +397,41 @@ func TestHeldWritesLeaveTheSessionFree(t *testing.T) {
 		})
 	}
 }
+
+// TestMarkReadsWaitingMerge: MARKREADs of one conversation from one client
+// waiting for the write under way are one write: the queue does not grow
+// with them, each is answered, and the latest is stored.
+func TestMarkReadsWaitingMerge(t *testing.T) {
+	r, st, h, phone, _ := runHistoryRig(t, "SetReadMarker")
+	h.first = true
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+	phone.MarkRead("bob", base)
+	h.held(t)
+	const n = 100
+	answered := make(chan struct{}, n)
+	for i := 1; i <= n; i++ {
+		done := make(chan struct{})
+		r.s.post(call(func() {
+			r.s.setReadMarker(phone, conversation{"alice@msim.test", 7, "bob"}, base.Add(time.Duration(i)*time.Second), func() { answered <- struct{}{} })
+			close(done)
+		}))
+		<-done
+	}
+	waiting := make(chan int, 1)
+	r.s.post(call(func() { waiting <- len(r.s.markers) }))
+	if got := <-waiting; got > 2 {
+		t.Errorf("markers being written or waiting: got %d, want at most 2", got)
+	}
+	h.free()
+	for i := range n {
+		select {
+		case <-answered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d MARKREADs answered", i, n)
+		}
+	}
+	want := base.Add(n * time.Second)
+	if got, err := st.ReadMarker(context.Background(), "alice", "alice@msim.test", 7); err != nil || !got.Equal(want) {
+		t.Errorf("the stored marker: got %v, %v, want %v", got, err, want)
+	}
+}
