@@ -150,3 +150,72 @@ func TestClusterCloseAnswersQueuedDeliveries(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterCloseProbesTogether: with other nodes up, each silent for a
+// user it does not hold, the state fetch that decides the answer of an IM
+// queued at the close waits out its timeout; the IMs queued for one user
+// wait for theirs together, so the close takes one timeout, not one per
+// IM.
+func TestClusterCloseProbesTogether(t *testing.T) {
+	nodes, store := startCluster(t, memEngine, 3)
+	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
+	uid, from := acc["alice"].uid, acc["bob"].uid
+	dial(t, nodes[0], "alice", acc["alice"])
+
+	n1 := nodes[0].bus
+	const ims = 8
+	entered, release := make(chan struct{}), make(chan struct{})
+	probes, probesFree := make(chan struct{}, ims), make(chan struct{})
+	var once, releaseOnce, probesOnce sync.Once
+	n1.setHook(func(point string, u msim.UID) {
+		switch {
+		case point == "message" && u == uid:
+			once.Do(func() {
+				close(entered)
+				<-release
+			})
+		case point == "probe" && u == uid:
+			probes <- struct{}{}
+			<-probesFree
+		}
+	})
+	t.Cleanup(func() {
+		releaseOnce.Do(func() { close(release) })
+		probesOnce.Do(func() { close(probesFree) })
+	})
+
+	nc, err := nats.Connect(n1.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	subject := n1.subj.user(uid)
+	if err := nc.PublishRequest(subject, nats.NewInbox(), []byte{opState}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	for i := range ims {
+		bm := msim.NewInt("bm", msim.BMIM).AddInt("f", int(from)).Add("msg", fmt.Sprintf("im %d", i))
+		if err := nc.PublishRequest(subject, nats.NewInbox(), encodeDeliver(from, msim.Encode(bm))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(wait); len(n1.shard(uid)) < ims; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d IMs queued, want %d", len(n1.shard(uid)), ims)
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { nodes[0].stop(); close(stopped) }()
+	<-n1.done
+	releaseOnce.Do(func() { close(release) })
+	for i := range ims { // every probe begins while the first is held
+		select {
+		case <-probes:
+		case <-time.After(wait):
+			t.Fatalf("%d of %d IMs' state fetches began while the first was under way", i, ims)
+		}
+	}
+	probesOnce.Do(func() { close(probesFree) })
+	<-stopped
+}

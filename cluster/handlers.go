@@ -62,11 +62,11 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 			n.respond(m, replyTaken)
 		case n.holds(uid):
 			n.respond(m, replyNotTaken)
-		case n.isClosed() && n.heldNowhere(uid):
+		case n.isClosed():
 			// Queued at the close, for a session the shutdown ended:
 			// the sender stores the IM now, not once its request has
-			// timed out.
-			n.respond(m, replyNotTaken)
+			// timed out, if no other node holds uid.
+			n.answerIfHeldNowhere(m, uid)
 		}
 		// A node that no longer holds uid (its session was kicked) stays
 		// silent: the node that took uid over answers.

@@ -104,6 +104,7 @@ type Node struct {
 	done    chan struct{}
 	wg      sync.WaitGroup // every goroutine but the shards'
 	shardWG sync.WaitGroup
+	probes  sync.WaitGroup // the answers of IMs queued at the close (answerIfHeldNowhere)
 	closeMu sync.Once
 
 	mu       sync.Mutex
@@ -338,6 +339,7 @@ func (n *Node) Close() error {
 		}
 		close(n.done)
 		n.shardWG.Wait()
+		n.probes.Wait()
 		if attached && n.nc.IsConnected() {
 			n.publish(kindHeartbeat, n.subj.heartbeat(), encodeJSON(opBye, beat{Node: inc}))
 			if err := n.nc.FlushTimeout(n.cfg.RequestTimeout); err != nil {
@@ -600,6 +602,23 @@ func (n *Node) isClosed() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.closed
+}
+
+// answerIfHeldNowhere answers m "not taken" if no other node holds uid,
+// from a goroutine of its own: with other nodes up, each of which stays
+// silent for a user it does not hold, the state fetch waits out its
+// timeout, and the IMs queued at the close wait for it together, not one
+// after the other. Close waits for these answers before the connection
+// closes.
+func (n *Node) answerIfHeldNowhere(m *nats.Msg, uid msim.UID) {
+	n.probes.Add(1)
+	go func() {
+		defer n.probes.Done()
+		n.at("probe", uid)
+		if n.heldNowhere(uid) {
+			n.respond(m, replyNotTaken)
+		}
+	}()
 }
 
 // heldNowhere reports whether no other node answers for uid: a state
