@@ -29,8 +29,8 @@ import (
 //
 // With a store, every change is written through and committed before the
 // method returns (an IM held or queued is then safe from a crash), but for
-// the IMs held and notes kept as the session goes on (holdLater, note):
-// those are written by the memory's own writer, in the order given, so
+// the IMs held and notes kept as the session goes on and the held IMs
+// shown (holdLater, note, dropHeld): those are written by the memory's own writer, in the order given, so
 // that the session does not wait for the store; whatever reads them, and
 // the session's end, waits for them first (settle). The maps are the
 // loaded copy. A write that fails is logged, told to the user, and kept
@@ -74,7 +74,7 @@ type userMemory struct {
 	// user told once; cleared when held IMs are delivered.
 	lostNoted map[string]bool
 
-	// The writes queued by holdLater and note, oldest first, made by one
+	// The writes queued by holdLater, note and dropHeld, oldest first, made by one
 	// goroutine at a time (writeAll); last is closed once the last one
 	// queued is through (nil: none was queued yet). wmu guards them.
 	wmu    sync.Mutex
@@ -139,8 +139,8 @@ func (m *userMemory) writeAll() {
 	}
 }
 
-// settle waits until the writes queued so far (holdLater, note) are
-// through.
+// settle waits until the writes queued so far (holdLater, note,
+// dropHeld) are through.
 func (m *userMemory) settle() {
 	m.wmu.Lock()
 	last := m.last
@@ -285,13 +285,22 @@ func (m *userMemory) hold(email string, ev msim.IMEvent) bool {
 // holdEvent keeps an IM or zap (others are ignored) for the user's next
 // connection, in arrival order, committed to the store when there is one.
 // It returns the held IM's id; false if maxHeld are held already, in which
-// case a note tells the user at their next connection.
+// case a note tells the user at their next connection. It holds after the
+// writes queued before (settle): a shown IM's removal queued before makes
+// room for it.
+func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
+	m.settle()
+	return m.holdNow(email, se)
+}
+
+// holdNow is holdEvent, after whatever the memory's writer has yet to
+// write: the writer's own (holdLater).
 //
 // The store is written without m.mu, so that the session's other uses of
 // the memory do not wait for it; mayHeld is set once it is written, not
 // before: a heldFor that ran meanwhile and found none must not leave it
 // clear.
-func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
+func (m *userMemory) holdNow(email string, se seqEvent) (int64, bool) {
 	ev := se.ev
 	switch e := ev.(type) {
 	case msim.IMEvent:
@@ -360,7 +369,7 @@ func (m *userMemory) holdLater(email string, se seqEvent, notKept func()) {
 		return
 	}
 	m.later(func() {
-		if _, ok := m.holdEvent(email, se); !ok {
+		if _, ok := m.holdNow(email, se); !ok {
 			notKept()
 		}
 	})
@@ -391,16 +400,34 @@ func (m *userMemory) heldFor(email string) []seqEvent {
 	return out
 }
 
-// dropHeld forgets held IMs that reached the client.
+// dropHeld forgets held IMs that reached the client. With a store, the
+// memory's writer does it (later), after the writes queued before: the
+// caller (ircd's goroutine, reporting the IM shown, or the session's)
+// does not wait for the store, and a removal cannot overtake the hold it
+// undoes. Whatever reads held IMs next (heldFor) waits for it, as do the
+// session's end and the bridge's Shutdown: once shown, an IM is not shown
+// again, after a restart either.
 func (m *userMemory) dropHeld(email string, ids ...int64) {
+	if m.st == nil {
+		m.forgetHeld(email, ids)
+		return
+	}
+	ids = slices.Clone(ids) // the caller's, which it may reuse
+	m.later(func() { m.forgetHeld(email, ids) })
+}
+
+// forgetHeld is dropHeld, done now; the store is written without m.mu.
+func (m *userMemory) forgetHeld(email string, ids []int64) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	stored := forgetIDs(m.held, email, ids, func(h seqEvent) int64 { return h.held })
-	// Room again: a later loss is told again.
-	delete(m.lostNoted, email)
+	m.mu.Unlock()
 	if m.st != nil { // (a method value of a nil Store would panic)
 		m.deleteStored(stored, m.st.DeleteHeld, email, "IMs shown are still marked held; they will be shown again")
 	}
+	// Room again, now that the store has it: a later loss is told again.
+	m.mu.Lock()
+	delete(m.lostNoted, email)
+	m.mu.Unlock()
 }
 
 // forgetIDs removes from list[email] the entries kept in memory (negative
@@ -422,7 +449,7 @@ func forgetIDs[T any](list map[string][]T, email string, ids []int64, id func(T)
 }
 
 // deleteStored deletes rows of the store by id with del, logging what
-// failing means. Caller holds m.mu.
+// failing means.
 func (m *userMemory) deleteStored(ids []int64, del func(ctx context.Context, user, email string, ids ...int64) error, email, failure string) {
 	if len(ids) == 0 {
 		return

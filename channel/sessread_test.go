@@ -86,6 +86,11 @@ func (h *holdStore) AddNote(ctx context.Context, user, text string) (err error) 
 	return err
 }
 
+func (h *holdStore) DeleteHeld(ctx context.Context, user, email string, ids ...int64) (err error) {
+	h.hold(ctx, "DeleteHeld", func() { err = h.Store.DeleteHeld(ctx, user, email, ids...) })
+	return err
+}
+
 func (h *holdStore) DeleteUser(ctx context.Context, name string) (err error) {
 	h.hold(ctx, "DeleteUser", func() { err = h.Store.DeleteUser(ctx, name) })
 	return err
@@ -433,5 +438,53 @@ func TestMarkReadsWaitingMerge(t *testing.T) {
 	want := base.Add(n * time.Second)
 	if got, err := st.ReadMarker(context.Background(), "alice", "alice@msim.test", 7); err != nil || !got.Equal(want) {
 		t.Errorf("the stored marker: got %v, %v, want %v", got, err, want)
+	}
+}
+
+// TestShownHeldIMRemovalLeavesTheSessionFree: an IM held for alice is
+// shown to her client; while the store removes it from the held IMs, the
+// session (on whose goroutine the fake client reports it shown, as ircd
+// does on its own) goes on handling its other work: an IM from bob
+// reaches the client. Once the removal is written, the IM is held no
+// more: neither the memory nor, after a restart, the store gives it again.
+func TestShownHeldIMRemovalLeavesTheSessionFree(t *testing.T) {
+	const email = "alice@msim.test"
+	ctx := context.Background()
+	r, st := historyRig(t)
+	if _, err := st.HoldIM(ctx, "alice", email, store.HeldIM{From: 7, Text: "held", Seq: 1, Time: time.Now(), Offline: true}); err != nil {
+		t.Fatal(err)
+	}
+	h := newHoldStore(st, "DeleteHeld")
+	mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.s.mem = mem
+	r.s.newBuddy(r.a, 7, "bob", "")
+	r.s.run(func() {})
+	t.Cleanup(func() { r.s.cancel(); <-r.s.done }) // before the rig's own
+	t.Cleanup(h.free)                              // before the session's end
+	onSession(t, r, func() {
+		for _, se := range r.s.mem.heldFor(email) {
+			r.s.fromUserSeq(r.a, 7, se)
+		}
+	})
+	h.held(t)
+	servesWhileHeld(t, r, h, r.irc, "live")
+	h.free()
+	var again []seqEvent
+	onSession(t, r, func() { again = r.s.mem.heldFor(email) })
+	if len(again) != 0 {
+		t.Errorf("held once shown: %d IMs, want none", len(again))
+	}
+	restarted, err := loadUserMemory(st, r.s.user, quietLog(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := restarted.heldFor(email); len(got) != 0 {
+		t.Errorf("held after a restart: %d IMs, want none", len(got))
+	}
+	if got := r.irc.said(": held"); len(got) != 1 {
+		t.Errorf("the held IM was shown %d times, want once", len(got))
 	}
 }
