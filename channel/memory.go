@@ -28,13 +28,14 @@ import (
 // around what it changes in memory, never across a store call.
 //
 // With a store, every change is written through and committed before the
-// method returns (an IM held or queued is then safe from a crash), but for
-// the IMs held and notes kept as the session goes on and the held IMs
-// shown (holdLater, note, dropHeld): those are written by the memory's own writer, in the order given, so
-// that the session does not wait for the store; whatever reads them, and
-// the session's end, waits for them first (settle). The maps are the
-// loaded copy. A write that fails is logged, told to the user, and kept
-// in memory instead, so nothing is dropped silently.
+// method returns (an IM queued is then safe from a crash), but for those
+// made as the session goes on: the IMs held and notes kept, the held IMs
+// shown, and settings (holdLater, note, dropHeld, setSetting). Those are
+// written by the memory's own writer, in the order given, so that the
+// session does not wait for the store; whatever reads them, and the
+// session's end, waits for them first (settle). The maps are the loaded
+// copy. A write that fails is logged, told to the user, and kept in
+// memory instead, so nothing is dropped silently.
 type userMemory struct {
 	st   store.Store // nil: memory only
 	user string
@@ -74,9 +75,10 @@ type userMemory struct {
 	// user told once; cleared when held IMs are delivered.
 	lostNoted map[string]bool
 
-	// The writes queued by holdLater, note and dropHeld, oldest first, made by one
-	// goroutine at a time (writeAll); last is closed once the last one
-	// queued is through (nil: none was queued yet). wmu guards them.
+	// The writes queued for the memory's writer (later), oldest first,
+	// made by one goroutine at a time (writeAll); last is closed once the
+	// last one queued is through (nil: none was queued yet). wmu guards
+	// them.
 	wmu    sync.Mutex
 	writes []memWrite
 	last   chan struct{}
@@ -139,8 +141,7 @@ func (m *userMemory) writeAll() {
 	}
 }
 
-// settle waits until the writes queued so far (holdLater, note,
-// dropHeld) are through.
+// settle waits until the writes queued so far (later) are through.
 func (m *userMemory) settle() {
 	m.wmu.Lock()
 	last := m.last
@@ -730,18 +731,27 @@ func (m *userMemory) allSettings() map[string]string {
 	return maps.Clone(m.settings)
 }
 
+// setSetting sets a setting, at once in memory. With a store, the
+// memory's writer writes it (later), in the order set: the caller (the
+// session) does not wait, and a setting set twice is stored as it was
+// set last. The session's end waits for it (settle).
 func (m *userMemory) setSetting(k, v string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	put(&m.settings, k, v)
-	if m.st != nil {
+	m.mu.Unlock()
+	if m.st == nil {
+		return
+	}
+	m.later(func() {
 		ctx, cancel := m.ctx()
 		err := m.st.SetSetting(ctx, m.user, k, v)
 		cancel()
 		if err != nil {
+			m.mu.Lock()
 			m.failed("the setting "+k, err)
+			m.mu.Unlock()
 		}
-	}
+	})
 }
 
 func (m *userMemory) channel(email string) (string, bool) {

@@ -91,6 +91,11 @@ func (h *holdStore) DeleteHeld(ctx context.Context, user, email string, ids ...i
 	return err
 }
 
+func (h *holdStore) SetSetting(ctx context.Context, user, key, value string) (err error) {
+	h.hold(ctx, "SetSetting", func() { err = h.Store.SetSetting(ctx, user, key, value) })
+	return err
+}
+
 func (h *holdStore) DeleteUser(ctx context.Context, name string) (err error) {
 	h.hold(ctx, "DeleteUser", func() { err = h.Store.DeleteUser(ctx, name) })
 	return err
@@ -486,5 +491,61 @@ func TestShownHeldIMRemovalLeavesTheSessionFree(t *testing.T) {
 	}
 	if got := r.irc.said(": held"); len(got) != 1 {
 		t.Errorf("the held IM was shown %d times, want once", len(got))
+	}
+}
+
+// TestChangeWritesLeaveTheSessionFree: while the store writes what the
+// user changed, the session goes on handling its other work: an IM from
+// bob reaches the client, and the user changes it again. Once written,
+// the store keeps the last change, and the session goes by it.
+func TestChangeWritesLeaveTheSessionFree(t *testing.T) {
+	cases := []struct {
+		name   string
+		op     string
+		change func(r *rig, n int) // the first (0) or the second (1)
+		stored func(st store.UserState) string
+		now    func(r *rig) string
+		want   string
+	}{
+		{"setting", "SetSetting", func(r *rig, n int) {
+			r.s.cmdSet(replyCtx{}, []string{"typing", []string{"false", "true"}[n]})
+		}, func(st store.UserState) string { return st.Settings["typing"] },
+			func(r *rig) string { return r.s.setting("typing") }, "true"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, st := historyRig(t)
+			h := newHoldStore(st, tc.op)
+			h.first = true
+			mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.s.mem = mem
+			r.s.newBuddy(r.a, 7, "bob", "")
+			r.s.run(func() {})
+			t.Cleanup(func() { r.s.cancel(); <-r.s.done }) // before the rig's own
+			t.Cleanup(h.free)                              // before the session's end
+			onSession(t, r, func() { tc.change(r, 0) })
+			h.held(t)
+			servesWhileHeld(t, r, h, r.irc, "live")
+			onSession(t, r, func() { tc.change(r, 1) }) // while the first is written
+			h.free()
+			var now string
+			onSession(t, r, func() { r.s.mem.settle(); now = tc.now(r) })
+			state, err := st.LoadUser(context.Background(), "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.stored(state); got != tc.want {
+				t.Errorf("stored: got %q, want %q", got, tc.want)
+			}
+			if now != tc.want {
+				t.Errorf("the session goes by %q, want %q", now, tc.want)
+			}
+			if held, notes := r.s.mem.leftovers(); held != 0 || notes != 0 {
+				t.Errorf("kept in memory only: %d IMs, %d notes; want none", held, notes)
+			}
+		})
 	}
 }
