@@ -30,12 +30,12 @@ import (
 // With a store, every change is written through and committed before the
 // method returns (an IM queued is then safe from a crash), but for those
 // made as the session goes on: the IMs held and notes kept, the held IMs
-// shown, and settings (holdLater, note, dropHeld, setSetting). Those are
-// written by the memory's own writer, in the order given, so that the
-// session does not wait for the store; whatever reads them, and the
-// session's end, waits for them first (settle). The maps are the loaded
-// copy. A write that fails is logged, told to the user, and kept in
-// memory instead, so nothing is dropped silently.
+// shown, settings and nicks (holdLater, note, dropHeld, setSetting,
+// setNick). Those are written by the memory's own writer, in the order
+// given, so that the session does not wait for the store; whatever reads
+// them, and the session's end, waits for them first (settle). The maps
+// are the loaded copy. A write that fails is logged, told to the user,
+// and kept in memory instead, so nothing is dropped silently.
 type userMemory struct {
 	st   store.Store // nil: memory only
 	user string
@@ -665,12 +665,13 @@ func (m *userMemory) nick(k buddyKey) (string, bool) {
 // setNick remembers a buddy's nick. A nick the bridge derives again from
 // the buddy's names (derived) is not written to the store, which keeps only
 // renames and collision suffixes: a first login with many buddies costs no
-// write per buddy.
+// write per buddy. The store is written by the memory's writer (later):
+// the caller (the session) does not wait for it.
 func (m *userMemory) setNick(k buddyKey, nick string, derived bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if old, ok := m.nicks[k]; ok {
 		if old == nick && !derived {
+			m.mu.Unlock()
 			return
 		}
 		delete(m.byNick, nickKey(old))
@@ -683,21 +684,32 @@ func (m *userMemory) setNick(k buddyKey, nick string, derived bool) {
 	// A derived nick is not remembered: made again from the buddy's name
 	// whenever needed, it costs nothing per buddy.
 	if m.st == nil || (derived && !m.stored[k]) {
+		m.mu.Unlock()
 		return
 	}
-	ctx, cancel := m.ctx()
-	defer cancel()
-	var err error
 	if derived {
-		err = m.st.DeleteNick(ctx, m.user, k.email, k.uid)
 		delete(m.stored, k)
 	} else {
-		err = m.st.SetNick(ctx, m.user, k.email, k.uid, nick)
 		put(&m.stored, k, true)
 	}
-	if err != nil {
-		m.failed("the nick "+nick, err)
-	}
+	m.mu.Unlock() // (later may wait for the writer, which takes m.mu)
+	// Written by the memory's writer, in the order given: the last nick
+	// given is the one stored.
+	m.later(func() {
+		ctx, cancel := m.ctx()
+		var err error
+		if derived {
+			err = m.st.DeleteNick(ctx, m.user, k.email, k.uid)
+		} else {
+			err = m.st.SetNick(ctx, m.user, k.email, k.uid, nick)
+		}
+		cancel()
+		if err != nil {
+			m.mu.Lock()
+			m.failed("the nick "+nick, err)
+			m.mu.Unlock()
+		}
+	})
 }
 
 // ownedByOther reports whether the nick key is remembered for a buddy other

@@ -96,6 +96,11 @@ func (h *holdStore) SetSetting(ctx context.Context, user, key, value string) (er
 	return err
 }
 
+func (h *holdStore) SetNick(ctx context.Context, user, email string, uid msim.UID, nick string) (err error) {
+	h.hold(ctx, "SetNick", func() { err = h.Store.SetNick(ctx, user, email, uid, nick) })
+	return err
+}
+
 func (h *holdStore) DeleteUser(ctx context.Context, name string) (err error) {
 	h.hold(ctx, "DeleteUser", func() { err = h.Store.DeleteUser(ctx, name) })
 	return err
@@ -511,6 +516,10 @@ func TestChangeWritesLeaveTheSessionFree(t *testing.T) {
 			r.s.cmdSet(replyCtx{}, []string{"typing", []string{"false", "true"}[n]})
 		}, func(st store.UserState) string { return st.Settings["typing"] },
 			func(r *rig) string { return r.s.setting("typing") }, "true"},
+		{"buddy renamed", "SetNick", func(r *rig, n int) {
+			r.s.cmdRename(replyCtx{a: r.a}, [][]string{{"bob", "bobby"}, {"bobby", "robert"}}[n])
+		}, func(st store.UserState) string { return st.Accounts[0].Nicks[7] },
+			func(r *rig) string { return r.a.buddy(7).nick }, "robert"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
