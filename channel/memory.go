@@ -30,12 +30,13 @@ import (
 // With a store, every change is written through and committed before the
 // method returns (an IM queued is then safe from a crash), but for those
 // made as the session goes on: the IMs held and notes kept, the held IMs
-// shown, settings and nicks (holdLater, note, dropHeld, setSetting,
-// setNick). Those are written by the memory's own writer, in the order
-// given, so that the session does not wait for the store; whatever reads
-// them, and the session's end, waits for them first (settle). The maps
-// are the loaded copy. A write that fails is logged, told to the user,
-// and kept in memory instead, so nothing is dropped silently.
+// shown, the queued IMs sent, settings and nicks (holdLater, note,
+// dropHeld, unqueue, setSetting, setNick). Those are written by the
+// memory's own writer, in the order given, so that the session does not
+// wait for the store; whatever reads them, and the session's end, waits
+// for them first (settle). The maps are the loaded copy. A write that
+// fails is logged, told to the user, and kept in memory instead, so
+// nothing is dropped silently.
 type userMemory struct {
 	st   store.Store // nil: memory only
 	user string
@@ -484,8 +485,10 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 	return q
 }
 
-// queuedFor returns the IMs queued for an account, in the order typed.
+// queuedFor returns the IMs queued for an account, in the order typed,
+// once the deletes of those sent are through (settle).
 func (m *userMemory) queuedFor(email string) []queuedIM {
+	m.settle()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []queuedIM
@@ -507,14 +510,22 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 	return append(out, m.queued[email]...)
 }
 
-// unqueue forgets queued IMs that were sent (or refused for good).
+// unqueue forgets queued IMs that were sent (or refused for good). The
+// store's are deleted by the memory's writer (later): the caller (the
+// session) does not wait for the store. An IM is queued (queue) before
+// its id is known, so its delete always comes after it; whatever reads
+// the queued IMs next (queuedFor), and the session's end, waits for the
+// delete, so an IM sent is not sent again, after a restart either.
 func (m *userMemory) unqueue(email string, ids ...int64) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	stored := forgetIDs(m.queued, email, ids, func(q queuedIM) int64 { return q.id })
-	if m.st != nil {
-		m.deleteStored(stored, m.st.DeleteQueued, email, "sent IMs are still marked queued; they may be sent again")
+	m.mu.Unlock()
+	if m.st == nil || len(stored) == 0 {
+		return
 	}
+	m.later(func() {
+		m.deleteStored(stored, m.st.DeleteQueued, email, "sent IMs are still marked queued; they may be sent again")
+	})
 }
 
 func toStoreHeld(ev msim.Event, seq uint64, msgid string) store.HeldIM {

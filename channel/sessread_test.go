@@ -101,6 +101,11 @@ func (h *holdStore) SetNick(ctx context.Context, user, email string, uid msim.UI
 	return err
 }
 
+func (h *holdStore) DeleteQueued(ctx context.Context, user, email string, ids ...int64) (err error) {
+	h.hold(ctx, "DeleteQueued", func() { err = h.Store.DeleteQueued(ctx, user, email, ids...) })
+	return err
+}
+
 func (h *holdStore) DeleteUser(ctx context.Context, name string) (err error) {
 	h.hold(ctx, "DeleteUser", func() { err = h.Store.DeleteUser(ctx, name) })
 	return err
@@ -556,5 +561,54 @@ func TestChangeWritesLeaveTheSessionFree(t *testing.T) {
 				t.Errorf("kept in memory only: %d IMs, %d notes; want none", held, notes)
 			}
 		})
+	}
+}
+
+// TestSentQueuedRemovalLeavesTheSessionFree: an IM alice typed while the
+// link was down is sent once it is back; while the store removes it from
+// the queued IMs, the session goes on handling its other work: an IM from
+// bob reaches the client. Once the removal is written, the IM is queued
+// no more: neither the memory nor, after a restart, the store gives it
+// again, and it was sent once.
+func TestSentQueuedRemovalLeavesTheSessionFree(t *testing.T) {
+	const email = "alice@msim.test"
+	r, st := historyRig(t)
+	h := newHoldStore(st, "DeleteQueued")
+	mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.s.mem = mem
+	bd := r.s.newBuddy(r.a, 7, "bob", "")
+	r.a.state = linkWaiting // down, and coming back: IMs are queued
+	r.s.run(func() {})
+	t.Cleanup(func() { r.s.cancel(); <-r.s.done }) // before the rig's own
+	t.Cleanup(h.free)                              // before the session's end
+	cl := &fakeMSIM{}
+	onSession(t, r, func() {
+		r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "typed offline"}, "PRIVMSG", "typed offline", "typed offline")
+	})
+	onSession(t, r, func() {
+		r.a.client, r.a.state = cl, linkUp
+		r.s.flushQueue(r.a)
+	})
+	h.held(t)
+	servesWhileHeld(t, r, h, r.irc, "live")
+	h.free()
+	var queued []queuedIM
+	var sent []string
+	onSession(t, r, func() { queued, sent = r.s.mem.queuedFor(email), slices.Clone(cl.sent) })
+	if len(queued) != 0 {
+		t.Errorf("queued once sent: %d IMs, want none", len(queued))
+	}
+	if want := []string{"typed offline"}; !slices.Equal(sent, want) {
+		t.Errorf("sent %q, want %q", sent, want)
+	}
+	restarted, err := loadUserMemory(st, r.s.user, quietLog(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := restarted.queuedFor(email); len(got) != 0 {
+		t.Errorf("queued after a restart: %d IMs, want none", len(got))
 	}
 }
