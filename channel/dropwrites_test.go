@@ -233,3 +233,41 @@ func TestFailedDropKeepsTheHistory(t *testing.T) {
 		t.Errorf("history after the failed drop: got %q, want %q", got, want)
 	}
 }
+
+// TestDropWaitsForTheMemoryWrites: a confirmed drop deletes the user only
+// once what their memory queued for the store before is written (here a
+// setting): written after the delete, it would fail, and be logged as the
+// store's failure.
+func TestDropWaitsForTheMemoryWrites(t *testing.T) {
+	r, st := historyRig(t)
+	h := newHoldStore(st, "SetSetting")
+	h.first = true
+	mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.s.mem = mem
+	r.s.run(func() {})
+	t.Cleanup(func() { r.s.cancel(); <-r.s.done })
+	t.Cleanup(h.free)
+	dw := &deleteWatch{Store: st, began: make(chan [2]int64, 1)}
+	r.s.b.users = &storeDirectory{st: dw}
+	inSession(t, r.s, func() { r.s.cmdSet(replyCtx{}, []string{"typing", "false"}) })
+	h.held(t)
+	inSession(t, r.s, func() {
+		r.s.dropUntil = r.s.b.cfg.Clock.Now().Add(dropWait)
+		r.s.cmdYes(replyCtx{}, nil)
+	})
+	inSession(t, r.s, func() {}) // a turn of the session
+	select {
+	case <-dw.began:
+		t.Fatal("the user was deleted while the store wrote a setting")
+	case <-time.After(100 * time.Millisecond):
+	}
+	h.free()
+	select {
+	case <-dw.began:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the user was not deleted")
+	}
+}

@@ -359,7 +359,7 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 	b, d, hist, name, mem, log := s.b, s.b.users, s.b.hist, s.user.Name, s.mem, s.log
 	p, _ := d.next.(unprovisioner)
 	s.goWrite(func(ctx context.Context) {
-		err := deleteUser(ctx, d.st, hist, name, writes)
+		err := deleteUser(ctx, d.st, hist, mem, name, writes)
 		var perr error
 		if err == nil && p != nil {
 			perr = p.unprovision(name, accounts)
@@ -371,14 +371,16 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 
 // deleteUser deletes a dropped user once the writes of their history
 // under way are through (writes closed, the history writer's queue
-// appended); a user already gone is no failure.
-func deleteUser(ctx context.Context, st store.Store, hist *historyWriter, name string, writes []<-chan struct{}) error {
+// appended) and those of their memory queued so far (settings, nicks,
+// held IMs); a user already gone is no failure.
+func deleteUser(ctx context.Context, st store.Store, hist *historyWriter, mem *userMemory, name string, writes []<-chan struct{}) error {
 	for _, w := range writes {
 		select {
 		case <-w:
 		case <-ctx.Done():
 		}
 	}
+	mem.settle()
 	if hist != nil {
 		hist.sync(ctx, name)
 	}
