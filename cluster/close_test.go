@@ -219,3 +219,37 @@ func TestClusterCloseProbesTogether(t *testing.T) {
 	probesOnce.Do(func() { close(probesFree) })
 	<-stopped
 }
+
+// TestClusterKickSilentNodes: a kick answered with nothing by a node that
+// holds a claim of alice but no session waits only a short grace for an
+// answer that carries a state, not for the nodes that hold no claim of
+// her: they hear no kick, and never answer.
+func TestClusterKickSilentNodes(t *testing.T) {
+	for _, k := range []int{2, 3} {
+		t.Run(fmt.Sprint(k, " nodes"), func(t *testing.T) {
+			nodes, store := startCluster(t, memEngine, k)
+			acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
+			uid := acc["alice"].uid
+			nc, err := nats.Connect(nodes[0].bus.cfg.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if _, err := nc.Subscribe(nodes[0].bus.subj.user(uid), func(m *nats.Msg) {
+				if len(m.Data) > 0 && m.Data[0] == opKick {
+					_ = m.Respond(noState) // a claim without a session
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now()
+			dial(t, nodes[1], "alice on n2", acc["alice"]).sync()
+			if d, timeout := time.Since(t0), nodes[1].bus.cfg.RequestTimeout; d >= timeout {
+				t.Errorf("the login took %v, want less than the request timeout (%v): it waited for nodes that hold no claim of alice", d, timeout)
+			}
+		})
+	}
+}

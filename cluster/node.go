@@ -466,7 +466,9 @@ func (n *Node) handOn(uid msim.UID, to server.Version, st *server.PeerState) {
 // no session (a login under way, a session just ended) answers with
 // nothing, and that answer may come first. So the answers are read until
 // one that carries something (a state, or a newer session), every other
-// node has answered, or RequestTimeout.
+// node has answered, or RequestTimeout; but only kickGrace past the
+// first answer of nothing, since a node that holds no claim of uid hears
+// no kick and never answers.
 func (n *Node) kick(uid msim.UID, v server.Version) (*server.PeerState, *server.Version) {
 	log := n.log.WithField("uid", uid)
 	inbox := n.nc.NewInbox()
@@ -500,6 +502,9 @@ func (n *Node) kick(uid msim.UID, v server.Version) (*server.PeerState, *server.
 				if answers+1 >= n.peerCount() {
 					return nil, nil
 				}
+				if grace := time.Now().Add(kickGrace(n.cfg.RequestTimeout)); answers == 0 && grace.Before(deadline) {
+					deadline = grace
+				}
 				continue
 			}
 		}
@@ -508,6 +513,12 @@ func (n *Node) kick(uid msim.UID, v server.Version) (*server.PeerState, *server.
 		}
 		return nil, nil
 	}
+}
+
+// kickGrace is how long a kick waits, after an answer of nothing, for one
+// that carries the state: a tenth of the request timeout, at most 250 ms.
+func kickGrace(timeout time.Duration) time.Duration {
+	return min(timeout/10, 250*time.Millisecond)
 }
 
 // kicked reads an answer to a kick of uid for version v that carries
