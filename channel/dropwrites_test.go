@@ -122,14 +122,21 @@ func (b *blockDelete) DeleteUser(ctx context.Context, name string) error {
 	return b.Store.DeleteUser(ctx, name)
 }
 
-// markCount counts the read markers written.
+// markCount counts the read markers written, and the reads and writes of
+// any marker.
 type markCount struct {
 	store.Store
-	n atomic.Int32
+	n, touched atomic.Int32
+}
+
+func (m *markCount) ReadMarker(ctx context.Context, user, account string, buddy msim.UID) (time.Time, error) {
+	m.touched.Add(1)
+	return m.Store.ReadMarker(ctx, user, account, buddy)
 }
 
 func (m *markCount) SetReadMarker(ctx context.Context, user, account string, buddy msim.UID, t time.Time) (time.Time, error) {
 	m.n.Add(1)
+	m.touched.Add(1)
 	return m.Store.SetReadMarker(ctx, user, account, buddy, t)
 }
 
@@ -201,6 +208,9 @@ func TestMarkersDuringADrop(t *testing.T) {
 			if n := mc.n.Load(); n != tc.writes {
 				t.Errorf("read markers written: %d, want %d", n, tc.writes)
 			}
+			if n := mc.touched.Load(); tc.writes == 0 && n != 0 {
+				t.Errorf("read markers read or written for the deleted user: %d, want 0", n)
+			}
 		})
 	}
 }
@@ -271,3 +281,48 @@ func TestDropWaitsForTheMemoryWrites(t *testing.T) {
 		t.Fatal("the user was not deleted")
 	}
 }
+
+// TestFailedDropAfterTheSessionEnded: a drop that fails after the
+// session ended (a shutdown while the delete was under way) keeps what
+// came during it all the same: the IM delivered then is recorded, and the
+// MARKREAD asked for then is written.
+func TestFailedDropAfterTheSessionEnded(t *testing.T) {
+	r, st, h, _, phoneIRC := runHistoryRig(t, "none")
+	ctx := context.Background()
+	servesWhileHeld(t, r, h, phoneIRC, "before the drop")
+	bd := holdDrop(t, r, st, errors.New("the disk is full"))
+	servesWhileHeld(t, r, h, phoneIRC, "during the drop")
+	marked := time.Now().UTC().Truncate(time.Millisecond)
+	inSession(t, r.s, func() {
+		r.s.setReadMarker(nil, conversation{"alice@msim.test", 7, "bob"}, marked, func() {})
+	})
+	left := r.s.dropLeft // set by the yes (inSession: before this)
+	r.s.cancel()
+	for i := 0; ; i++ { // the session's end handed on what it kept, and waits for the drop's worker
+		if len(left) == 1 {
+			break
+		}
+		if i == 1e6 {
+			t.Fatal("the session's end did not reach its workers")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(bd.release)
+	<-r.s.done
+	r.s.b.hist.sync(ctx, "alice")
+	es, err := st.History(ctx, "alice", store.HistoryQuery{Account: "alice@msim.test", Buddy: 7, Latest: true, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Text)
+	}
+	if want := []string{"before the drop", "during the drop"}; !slices.Equal(got, want) {
+		t.Errorf("history: got %q, want %q", got, want)
+	}
+	if m, err := st.ReadMarker(ctx, "alice", "alice@msim.test", 7); err != nil || !m.Equal(marked) {
+		t.Errorf("read marker: got %v, %v; want %v", m, err, marked)
+	}
+}
+

@@ -357,6 +357,8 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 		accounts = append(accounts, a.cfg)
 	}
 	b, d, hist, name, mem, log := s.b, s.b.users, s.b.hist, s.user.Name, s.mem, s.log
+	left := make(chan dropLeftovers, 1)
+	s.dropLeft = left
 	p, _ := d.next.(unprovisioner)
 	s.goWrite(func(ctx context.Context) {
 		err := deleteUser(ctx, d.st, hist, mem, name, writes)
@@ -365,7 +367,7 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 			perr = p.unprovision(name, accounts)
 		}
 		s.postAnswer(func() { s.dropped(r, name, err, perr) },
-			func() { b.droppedAfterEnd(name, mem, log, err, perr) })
+			func() { b.droppedAfterEnd(name, mem, log, err, perr, left) })
 	})
 }
 
@@ -396,7 +398,7 @@ func deleteUser(ctx context.Context, st store.Store, hist *historyWriter, mem *u
 // nil): the session becomes an ephemeral user's, without the accounts.
 // If the store failed, nothing changes.
 func (s *session) dropped(r replyCtx, name string, err, perr error) {
-	s.busy, s.dropping = false, false
+	s.busy, s.dropping, s.dropLeft = false, false, nil
 	kept, lost := s.dropHist, s.dropHistLost
 	s.dropHist, s.dropHistLost = nil, 0
 	if err != nil {
@@ -412,7 +414,6 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 		}
 		return
 	}
-	s.markersResume()
 	s.b.mu.Lock()
 	if s.b.sessions[name] == s {
 		delete(s.b.sessions, name)
@@ -425,6 +426,7 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	s.mem.user, s.mem.log, s.mem.met = s.user.Name, s.b.log, s.b.met
 	s.b.sessions[s.user.Name] = s
 	s.b.mu.Unlock()
+	s.markersResume() // the user is gone: they end unwritten
 	for _, a := range slices.Clone(s.accounts) {
 		s.removeAccount(a, "Your registration was dropped.")
 	}
@@ -440,9 +442,14 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 // droppedAfterEnd ends a drop whose session ended while the store deleted
 // the user: the bridge forgets what it kept of them (mem); the session's
 // end forgets the rest.
-func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry, err, perr error) {
+func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry, err, perr error, left <-chan dropLeftovers) {
 	if err != nil {
 		log.WithError(err).Error("store: drop failed")
+		select {
+		case l := <-left: // the session's end kept them (dropEnd)
+			b.keepDropLeftovers(name, l, log)
+		default:
+		}
 		return
 	}
 	if perr != nil {
@@ -454,6 +461,69 @@ func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry
 	}
 	b.mu.Unlock()
 	log.WithField("name", name).Info("a user dropped their registration")
+}
+
+// dropLeftovers is what a session that ended while its user's drop was
+// under way kept for the drop's failure: the history entries to record,
+// and the read markers asked for meanwhile.
+type dropLeftovers struct {
+	hist  []store.HistoryEntry
+	lost  int // entries left out past maxDropHist
+	marks []markLeft
+}
+
+type markLeft struct {
+	c conversation
+	t time.Time
+}
+
+// dropEnd, as the session ends while a drop is under way, hands what the
+// session kept for the drop's failure to the drop's worker (dropLeft),
+// and ends the MARKREADs waiting for the drop: their clients are gone.
+func (s *session) dropEnd() {
+	if !s.dropping {
+		return
+	}
+	l := dropLeftovers{lost: s.dropHistLost}
+	l.hist, s.dropHist, s.dropHistLost = s.dropHist, nil, 0
+	waiting := s.markers
+	if len(waiting) > 0 && waiting[0].started { // its write is under way: the drop waits for it
+		waiting = waiting[1:]
+		s.markers = s.markers[:1]
+	} else {
+		s.markers = nil
+	}
+	for _, w := range waiting {
+		l.marks = append(l.marks, markLeft{w.c, w.t})
+		w.done()
+	}
+	s.dropLeft <- l
+}
+
+// keepDropLeftovers keeps, for a drop that failed after its session
+// ended, what the session kept meanwhile (dropEnd): the history entries
+// are recorded and the read markers written, off any session.
+func (b *Bridge) keepDropLeftovers(name string, l dropLeftovers, log *logrus.Entry) {
+	if l.lost > 0 {
+		log.WithField("entries", l.lost).Warn("history: entries that came while a drop failed were left out")
+	}
+	if b.hist != nil {
+		failed := func(err error) {
+			log.WithError(err).Error("store: an IM was not added to the history")
+		}
+		for _, e := range l.hist {
+			e.Text = storable(e.Text)
+			b.hist.append(name, e, failed)
+		}
+	}
+	for _, m := range l.marks {
+		ctx, cancel := storeCtx()
+		_, err := b.cfg.Store.SetReadMarker(ctx, name, m.c.email, m.c.uid, m.t)
+		cancel()
+		if err != nil {
+			log.WithError(err).Error("store: a read marker could not be saved")
+		}
+	}
 }
 
 // becomeUser makes the session u's (after identify or register): the

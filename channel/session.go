@@ -156,6 +156,10 @@ type session struct {
 	// maxDropHist.
 	dropHist     []store.HistoryEntry
 	dropHistLost int
+	// dropLeft takes, if the session ends while the drop is under way,
+	// what it kept for the drop's failure (dropEnd), which the drop's
+	// worker keeps then if it failed (droppedAfterEnd).
+	dropLeft chan dropLeftovers
 	// sawQueued: by client name, the msgids of IMs queued while the link
 	// was down and sent after the client left, which it saw when they were
 	// typed (seenQueued).
@@ -514,6 +518,7 @@ func (s *session) shutdown() {
 		s.b.rel.end()
 	}
 	s.holdOutbox()
+	s.dropEnd()
 	s.markersEnd()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs
 	// The IMs ircd reported not shown (holdOutbox waited for them) are
