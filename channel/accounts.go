@@ -183,6 +183,7 @@ func (s *session) accountDel(r replyCtx, a *account) {
 	if !s.mayChangeAccounts(r) {
 		return
 	}
+	s.mem.settle() // what the memory wrote of the account first (a nick), not after
 	ctx, cancel := storeCtx()
 	err := s.b.users.st.DeleteAccount(ctx, s.user.Name, a.cfg.Email)
 	cancel()

@@ -326,3 +326,55 @@ func TestFailedDropAfterTheSessionEnded(t *testing.T) {
 	}
 }
 
+// delWatch is a store that says when DeleteAccount is called.
+type delWatch struct {
+	store.Store
+	called chan struct{}
+}
+
+func (d *delWatch) DeleteAccount(ctx context.Context, user, email string) error {
+	d.called <- struct{}{}
+	return d.Store.DeleteAccount(ctx, user, email)
+}
+
+// TestAccountDelAfterTheMemoryWrites: account del deletes the account
+// only once what the user's memory queued for it is written (a buddy's
+// nick): written after, it would fail, and the user be told their nick
+// was not saved.
+func TestAccountDelAfterTheMemoryWrites(t *testing.T) {
+	r, st := historyRig(t)
+	h := newHoldStore(st, "SetNick")
+	h.first = true
+	mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.s.mem = mem
+	r.s.user.registered = true
+	dw := &delWatch{Store: st, called: make(chan struct{}, 1)}
+	r.s.b.users = &storeDirectory{st: dw}
+	r.s.run(func() {})
+	t.Cleanup(func() { r.s.cancel(); <-r.s.done })
+	t.Cleanup(h.free)
+	inSession(t, r.s, func() { r.s.mem.setNick(buddyKey{"alice@msim.test", 7}, "robert", false) })
+	h.held(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		inSession(t, r.s, func() { r.s.accountDel(replyCtx{}, r.a) })
+	}()
+	select {
+	case <-dw.called:
+		t.Error("the account was deleted while the store wrote its buddy's nick")
+	case <-time.After(100 * time.Millisecond):
+	}
+	h.free()
+	<-done
+	r.s.mem.settle()
+	r.s.mem.mu.Lock()
+	notes := slices.Clone(r.s.mem.notes)
+	r.s.mem.mu.Unlock()
+	if len(notes) != 0 {
+		t.Errorf("notes after a rename then account del: %q", notes)
+	}
+}
