@@ -84,6 +84,19 @@ type FailureLimiter struct {
 	cfg  FailureConfig
 	mu   sync.Mutex
 	keys map[string]*failures
+	// clean holds the keys whose failures in Shared are known to be none:
+	// the latest Check found none there, and none was counted since.
+	// Succeed need not clear them there. Bounded by MaxKeys; a key it
+	// forgot is cleared, as every key used to be.
+	clean map[string]struct{}
+	// asking holds the keys a Check is asking Shared about now: a
+	// failure seen meanwhile keeps the answer from marking them clean.
+	asking map[string]*asking
+}
+
+type asking struct {
+	n      int  // the Checks asking
+	failed bool // a failure was counted, or seen, meanwhile
 }
 
 type failures struct {
@@ -94,7 +107,7 @@ type failures struct {
 
 // NewFailureLimiter returns a limiter with cfg (zero fields: defaults).
 func NewFailureLimiter(cfg FailureConfig) *FailureLimiter {
-	return &FailureLimiter{cfg: cfg.withDefaults(), keys: map[string]*failures{}}
+	return &FailureLimiter{cfg: cfg.withDefaults(), keys: map[string]*failures{}, clean: map[string]struct{}{}, asking: map[string]*asking{}}
 }
 
 // entry returns the live record of key, forgetting an expired one. Caller
@@ -124,9 +137,13 @@ func (l *FailureLimiter) delayFor(n int) time.Duration {
 // largest any key asks), or ErrRefused while a key is refused.
 func (l *FailureLimiter) Check(keys ...string) (time.Duration, error) {
 	now := l.cfg.Clock.Now()
+	l.startAsking(keys)
 	shared := l.sharedCounts(keys, now, false)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for i, k := range keys {
+		l.answered(k, shared[i] == 0)
+	}
 	var wait time.Duration
 	for i, k := range keys {
 		n := shared[i]
@@ -187,6 +204,7 @@ func (l *FailureLimiter) Fail(keys ...string) []Outcome {
 	defer l.mu.Unlock()
 	var out []Outcome
 	for i, k := range keys {
+		l.dirty(k)
 		f := l.entry(k, now)
 		if f == nil {
 			if len(l.keys) >= l.cfg.MaxKeys {
@@ -217,10 +235,26 @@ func (l *FailureLimiter) Fail(keys ...string) []Outcome {
 }
 
 // Succeed forgets the failures of keys (a right password on an account, or
-// from an address).
+// from an address). Callers Check a key before each attempt they report.
+//
+// Shared is asked to forget a key's failures unless they are known to be
+// none: the latest Check of the key found none there, no failure was
+// counted since, and no failure was counted or seen while that Check
+// asked. A failure that another process counted after this attempt's
+// Check came while the attempt was under way: it stays counted, as it
+// would have had it come just after the Succeed. One counted before this
+// attempt's Check was seen by it and kept the key from being clean, until
+// another attempt's Succeed cleared it. Most right passwords follow no
+// failure, and so cost Shared no request.
 func (l *FailureLimiter) Succeed(keys ...string) {
 	if l.cfg.Shared != nil {
 		for _, k := range keys {
+			l.mu.Lock()
+			_, clean := l.clean[k]
+			l.mu.Unlock()
+			if clean {
+				continue
+			}
 			_ = l.cfg.Shared.ClearFailures(k) // a failure leaves a count that expires
 		}
 	}
@@ -228,6 +262,52 @@ func (l *FailureLimiter) Succeed(keys ...string) {
 	defer l.mu.Unlock()
 	for _, k := range keys {
 		delete(l.keys, k)
+	}
+}
+
+// startAsking notes that a Check asks Shared about keys.
+func (l *FailureLimiter) startAsking(keys []string) {
+	if l.cfg.Shared == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		a := l.asking[k]
+		if a == nil {
+			a = &asking{}
+			l.asking[k] = a
+		}
+		a.n++
+	}
+}
+
+// answered takes what Shared told a Check of key: none (clean) marks the
+// key clean unless a failure was counted or seen while it asked. Caller
+// holds l.mu.
+func (l *FailureLimiter) answered(key string, clean bool) {
+	a := l.asking[key]
+	if a == nil {
+		return // no Shared
+	}
+	if a.n--; a.n == 0 {
+		delete(l.asking, key)
+	}
+	if !clean || a.failed {
+		l.dirty(key)
+		return
+	}
+	if len(l.clean) >= l.cfg.MaxKeys {
+		clear(l.clean) // a forgotten key is cleared at Succeed: only a cost
+	}
+	l.clean[key] = struct{}{}
+}
+
+// dirty notes that key may have failures in Shared. Caller holds l.mu.
+func (l *FailureLimiter) dirty(key string) {
+	delete(l.clean, key)
+	if a := l.asking[key]; a != nil {
+		a.failed = true
 	}
 }
 

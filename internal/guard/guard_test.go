@@ -3,6 +3,7 @@ package guard
 import (
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,5 +202,175 @@ func TestFailureLimiterShared(t *testing.T) {
 	first.Fail("account:alice")
 	if got := mustCheck(t, first, "account:alice"); got != 4*time.Second {
 		t.Errorf("own count after a failure while Shared fails: got %v, want 4s (its own 3 failures)", got)
+	}
+}
+
+// countedShared is a SharedFailures in memory that counts the requests it
+// gets; held, when set, runs in Failures once the count is read, before
+// it is returned (a request under way).
+type countedShared struct {
+	mu                  sync.Mutex
+	n                   map[string]int
+	adds, reads, clears int
+	fail                bool
+	held                func()
+}
+
+func (s *countedShared) AddFailure(key string, _ time.Time, _ time.Duration) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.adds++
+	if s.fail {
+		return 0, errors.New("down")
+	}
+	s.n[key]++
+	return s.n[key], nil
+}
+
+func (s *countedShared) Failures(key string, _ time.Time, _ time.Duration) (int, error) {
+	s.mu.Lock()
+	s.reads++
+	n, fail, held := s.n[key], s.fail, s.held
+	s.mu.Unlock()
+	if held != nil {
+		held()
+	}
+	if fail {
+		return 0, errors.New("down")
+	}
+	return n, nil
+}
+
+func (s *countedShared) ClearFailures(key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clears++
+	delete(s.n, key)
+	return nil
+}
+
+func (s *countedShared) counts() (clears, failures int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clears, s.n["account:alice"]
+}
+
+// TestFailureLimiterSucceedClearsWhatMayBeThere: a right password after a
+// Check that found no failures in Shared asks Shared nothing more; it
+// clears them there whenever some may be: found by its Check (another
+// limiter's), counted since, counted or found by another Check while its
+// Check asked, or when Shared could not tell.
+func TestFailureLimiterSucceedClearsWhatMayBeThere(t *testing.T) {
+	const key = "account:alice"
+	for _, tc := range []struct {
+		name string
+		// attempt runs one attempt up to its Succeed; other is another
+		// limiter on the same Shared.
+		attempt    func(t *testing.T, l, other *FailureLimiter, sh *countedShared)
+		wantClears int
+	}{
+		{"no failures", func(t *testing.T, l, _ *FailureLimiter, _ *countedShared) {
+			mustCheck(t, l, key)
+		}, 0},
+		{"no failures, again", func(t *testing.T, l, _ *FailureLimiter, _ *countedShared) {
+			mustCheck(t, l, key)
+			l.Succeed(key)
+			mustCheck(t, l, key)
+		}, 0},
+		{"another limiter's failure", func(t *testing.T, l, other *FailureLimiter, _ *countedShared) {
+			other.Fail(key)
+			mustCheck(t, l, key)
+		}, 1},
+		{"another limiter's failure after a clean Check", func(t *testing.T, l, other *FailureLimiter, _ *countedShared) {
+			mustCheck(t, l, key)
+			l.Succeed(key)
+			other.Fail(key)
+			mustCheck(t, l, key)
+		}, 1},
+		{"a failure here since the Check", func(t *testing.T, l, _ *FailureLimiter, _ *countedShared) {
+			mustCheck(t, l, key)
+			l.Fail(key)
+		}, 1},
+		{"Shared down at the Check", func(t *testing.T, l, _ *FailureLimiter, sh *countedShared) {
+			sh.mu.Lock()
+			sh.fail = true
+			sh.mu.Unlock()
+			mustCheck(t, l, key)
+			sh.mu.Lock()
+			sh.fail = false
+			sh.mu.Unlock()
+		}, 1},
+		{"a failure here while the Check asked", func(t *testing.T, l, _ *FailureLimiter, sh *countedShared) {
+			whileAsking(t, l, sh, func() { l.Fail(key) })
+		}, 1},
+		{"another Check found failures while this one asked", func(t *testing.T, l, other *FailureLimiter, sh *countedShared) {
+			whileAsking(t, l, sh, func() {
+				other.Fail(key)
+				mustCheck(t, l, key)
+			})
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh := &countedShared{n: map[string]int{}}
+			cfg := FailureConfig{Free: 1, Delay: time.Second, RefuseAfter: -1, Window: time.Hour, Clock: fakeclock.New(), Shared: sh}
+			l, other := NewFailureLimiter(cfg), NewFailureLimiter(cfg)
+			tc.attempt(t, l, other, sh)
+			before, _ := sh.counts()
+			l.Succeed(key)
+			clears, left := sh.counts()
+			if got := clears - before; got != tc.wantClears {
+				t.Errorf("got %d requests to clear at Succeed, want %d", got, tc.wantClears)
+			}
+			if left != 0 {
+				t.Errorf("got %d failures left in Shared, want 0", left)
+			}
+		})
+	}
+}
+
+// whileAsking runs during while a Check of l is asking sh (after sh read
+// its count), then lets the Check finish.
+func whileAsking(t *testing.T, l *FailureLimiter, sh *countedShared, during func()) {
+	t.Helper()
+	asking, release := make(chan struct{}), make(chan struct{})
+	sh.mu.Lock()
+	sh.held = func() {
+		close(asking)
+		<-release
+	}
+	sh.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Check("account:alice")
+		done <- err
+	}()
+	<-asking
+	sh.mu.Lock()
+	sh.held = nil
+	sh.mu.Unlock()
+	during()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailureLimiterRefusalKeepsNoAsking: a Check refused for one key
+// still takes Shared's answers for the others, so that a failure of one
+// later does not keep it from being clean for good.
+func TestFailureLimiterRefusalKeepsNoAsking(t *testing.T) {
+	sh := &countedShared{n: map[string]int{}}
+	l := NewFailureLimiter(FailureConfig{Free: 1, RefuseAfter: 1, RefuseFor: time.Hour, Window: time.Hour, Clock: fakeclock.New(), Shared: sh})
+	l.Fail("addr:a")
+	if _, err := l.Check("addr:a", "account:alice"); !errors.Is(err, ErrRefused) {
+		t.Fatalf("got %v, want ErrRefused", err)
+	}
+	l.Fail("account:alice")
+	l.Succeed("account:alice")
+	mustCheck(t, l, "account:alice")
+	before, _ := sh.counts()
+	l.Succeed("account:alice")
+	if clears, _ := sh.counts(); clears != before {
+		t.Errorf("a right password after a Check that found no failures: got %d requests to clear, want 0", clears-before)
 	}
 }
