@@ -146,15 +146,20 @@ func withoutClient(name string) string {
 
 // before waits the delay that earlier failures of k call for, bounded by
 // ctx. It returns guard.ErrRefused while k's address is refused (the backend
-// is then not asked), or ctx's error.
-func (g *guesses) before(ctx context.Context, k guessKeys) error {
+// is then not asked), or ctx's error. An attempt that gives no password
+// (guess false) guesses none of the account's: only its address's delay
+// applies, and the account's failures, which may be in a store, are not
+// asked for.
+func (g *guesses) before(ctx context.Context, k guessKeys, guess bool) error {
 	wa, err := g.addr.Check(k.addr)
 	if err != nil {
 		return err
 	}
-	wb, err := g.account.Check(k.account)
-	if err != nil {
-		return err
+	var wb time.Duration
+	if guess {
+		if wb, err = g.account.Check(k.account); err != nil {
+			return err
+		}
 	}
 	if w := max(wa, wb); w > 0 {
 		return g.sleep(ctx, w)

@@ -396,3 +396,101 @@ func TestGuessesFoldAccountNames(t *testing.T) {
 		})
 	}
 }
+
+// sharedCounts is a guard.SharedFailures in memory that counts the
+// requests it gets, as a store's would be.
+type sharedCounts struct {
+	mu                  sync.Mutex
+	n                   map[string]int
+	adds, reads, clears int
+}
+
+func (s *sharedCounts) AddFailure(key string, _ time.Time, _ time.Duration) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.adds++
+	s.n[key]++
+	return s.n[key], nil
+}
+
+func (s *sharedCounts) Failures(key string, _ time.Time, _ time.Duration) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	return s.n[key], nil
+}
+
+func (s *sharedCounts) ClearFailures(key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clears++
+	delete(s.n, key)
+	return nil
+}
+
+// take returns the requests counted since the last call.
+func (s *sharedCounts) take() (adds, reads, clears int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	adds, reads, clears = s.adds, s.reads, s.clears
+	s.adds, s.reads, s.clears = 0, 0, 0
+	return adds, reads, clears
+}
+
+// The per-account failures, which a store may keep, are asked for only
+// by a login that gives a password (PASS or SASL), and are cleared at a
+// right password only when there are some: a registration without PASS
+// and a right password after no failure ask the store nothing more.
+func TestGuessesAskSharedOnlyWithPasswords(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	b.connErr = func(reg Registration) error {
+		if strings.Contains(reg.Pass, "guess") || reg.Nick == "refused" {
+			return fmt.Errorf("%w: wrong password", ErrBadCredentials)
+		}
+		return nil
+	}
+	sh := &sharedCounts{n: map[string]int{}}
+	cfg := testConfig()
+	cfg.AccountLimiter = guard.NewFailureLimiter(guard.FailureConfig{Free: 2, RefuseAfter: -1, Clock: fakeclock.New(), Shared: sh})
+	log, _ := testLog()
+	srv := NewServer(cfg, b, log)
+	srv.guesses.sleep = (&waits{}).sleep
+	addr, _ := startWith(t, srv)
+	for i, st := range []struct {
+		name                string
+		lines               []string
+		sasl                bool
+		ok                  bool
+		adds, reads, clears int
+	}{
+		{"no PASS", []string{"NICK me", "USER u 0 * :R"}, false, true, 0, 0, 0},
+		{"no PASS, refused", []string{"NICK refused", "USER u 0 * :R"}, false, false, 1, 0, 0},
+		{"PASS", []string{"PASS alice:secret", "NICK me", "USER u 0 * :R"}, false, true, 0, 1, 0},
+		{"SASL", []string{"CAP END", "NICK alice", "USER u 0 * :R"}, true, true, 0, 1, 0},
+		{"wrong PASS", []string{"PASS alice:guess", "NICK me", "USER u 0 * :R"}, false, false, 1, 1, 0},
+		{"PASS after a failure", []string{"PASS alice:secret", "NICK me", "USER u 0 * :R"}, false, true, 0, 1, 1},
+		{"PASS after the failure was cleared", []string{"PASS alice:secret", "NICK me", "USER u 0 * :R"}, false, true, 0, 1, 0},
+	} {
+		from := fmt.Sprintf("127.0.0.%d", i+1)
+		var c *tclient
+		if st.sasl {
+			c = dialSASL(t, addr, from)
+			c.send(t, "AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain("alice", "secret"))
+			c.readUntil(t, irc.RPL_SASLSUCCESS)
+		} else {
+			c = dialFrom(t, addr, from)
+		}
+		c.send(t, st.lines...)
+		if st.ok {
+			c.readUntil(t, irc.RPL_ENDOFMOTD)
+			b.conn(t, c)
+		} else {
+			c.readUntil(t, irc.ERR_PASSWDMISMATCH)
+		}
+		if adds, reads, clears := sh.take(); adds != st.adds || reads != st.reads || clears != st.clears {
+			t.Errorf("%s: got %d failures counted, %d read, %d cleared in the store; want %d, %d, %d",
+				st.name, adds, reads, clears, st.adds, st.reads, st.clears)
+		}
+	}
+}

@@ -115,9 +115,9 @@ func (c *Client) tryRegister() {
 }
 
 // connect asks the backend to accept the client, after the delay earlier
-// failed guesses from its address or at its account call for (unless it
-// logged in with SASL, which waited already); it runs on the reader
-// goroutine without c.mu.
+// failed guesses from its address, and at its account if it gave a PASS,
+// call for (unless it logged in with SASL, which waited already); it runs
+// on the reader goroutine without c.mu.
 func (c *Client) connect(reg Registration) {
 	account := c.srv.accountOf(reg)
 	keys := keysFor(c.remote, account)
@@ -125,7 +125,7 @@ func (c *Client) connect(reg Registration) {
 	var h Handler
 	var err error
 	if reg.Account == "" { // SASL already waited and checked
-		err = g.before(c.ctx, keys)
+		err = g.before(c.ctx, keys, reg.Pass != "")
 	}
 	switch {
 	case errors.Is(err, guard.ErrRefused):
@@ -467,7 +467,7 @@ func cmdAuthenticate(c *Client, m *irc.Message) *ircError {
 func (c *Client) authenticate(account, password string) {
 	keys := keysFor(c.remote, withoutClient(account)) // as accountOf: alice/phone is alice
 	g := c.srv.guesses
-	if err := g.before(c.ctx, keys); err != nil {
+	if err := g.before(c.ctx, keys, true); err != nil {
 		if errors.Is(err, guard.ErrRefused) {
 			c.mu.Lock()
 			c.numeric(irc.ERR_SASLFAIL, "SASL authentication failed")
