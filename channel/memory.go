@@ -610,11 +610,17 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 // IMs) stays. A user gets a password nobody knows, also one st kept
 // before (a registration of that name, which the configuration now
 // hides): the configuration checks theirs, and once it drops the user,
-// no stored password opens the accounts it saved there.
+// no stored password opens the accounts it saved there. What st keeps
+// already is not written again: a start writes nothing for users it
+// saved before.
 func SaveUsers(ctx context.Context, st store.Store, users []User) error {
 	for _, u := range users {
-		if _, err := saveUser(ctx, st, u); err != nil {
+		state, err := saveUser(ctx, st, u)
+		if err != nil {
 			return err
+		}
+		if store.UnusablePassword(state.User.PasswordHash) {
+			continue
 		}
 		if err := st.SetPassword(ctx, u.Name, store.UnusablePasswordHash()); err != nil {
 			return fmt.Errorf("saving user %s: %w", u.Name, err)
@@ -623,14 +629,16 @@ func SaveUsers(ctx context.Context, st store.Store, users []User) error {
 	return nil
 }
 
-// saveUser is SaveUsers for one user; it returns what st keeps for u.
+// saveUser is SaveUsers for one user; it returns what st keeps for u (the
+// user it made, if it made one).
 func saveUser(ctx context.Context, st store.Store, u User) (store.UserState, error) {
 	state, err := st.LoadUser(ctx, u.Name)
 	if isNotFound(err) {
-		if _, err := st.CreateUser(ctx, u.Name, store.UnusablePasswordHash()); err != nil && !isExists(err) {
+		var made store.User
+		if made, err = st.CreateUser(ctx, u.Name, store.UnusablePasswordHash()); err != nil && !isExists(err) {
 			return state, fmt.Errorf("saving user %s: %w", u.Name, err)
 		}
-		err = nil
+		state.User, err = made, nil // no user if another made it meanwhile
 	}
 	if err != nil {
 		return state, fmt.Errorf("loading %s's state: %w", u.Name, err)

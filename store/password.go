@@ -53,15 +53,32 @@ func HashPassword(password string) (string, error) {
 }
 
 // UnusablePasswordHash returns a well-formed hash that no password is
-// known to match: a random salt and a random key, with no hashing done (so
-// it costs nothing). It is the password of a user whose password another
-// part checks (a configured user, the demo network's), or who has none yet.
+// known to match: a random salt and a key of zeros (no password is known
+// to hash to them), with no hashing done (so it costs nothing). It is the
+// password of a user whose password another part checks (a configured
+// user, the demo network's), or who has none yet. UnusablePassword
+// recognises it.
 func UnusablePasswordHash() string {
-	salt, key := make([]byte, hashSaltLen), make([]byte, hashKeyLen)
+	salt := make([]byte, hashSaltLen)
 	_, _ = rand.Read(salt) // crypto/rand never fails
-	_, _ = rand.Read(key)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, hashMemory, hashTime, hashThreads, b64.EncodeToString(salt), b64.EncodeToString(key))
+		argon2.Version, hashMemory, hashTime, hashThreads, b64.EncodeToString(salt), b64.EncodeToString(make([]byte, hashKeyLen)))
+}
+
+// UnusablePassword reports whether hash is one of UnusablePasswordHash's,
+// whose key is zeros. Those it made before (a random key) are not
+// recognised, nor is any hash that HashPassword made.
+func UnusablePassword(hash string) bool {
+	p, err := parseHash(hash)
+	if err != nil {
+		return false
+	}
+	for _, b := range p.key {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckPassword returns nil if password matches a hash from HashPassword,

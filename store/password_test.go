@@ -90,4 +90,16 @@ func TestUnusablePasswordHash(t *testing.T) {
 	if UnusablePasswordHash() == h {
 		t.Error("two unusable hashes are equal")
 	}
+	if !UnusablePassword(h) {
+		t.Errorf("UnusablePassword(%q): got false, want true", h)
+	}
+	real, err := HashPassword("password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range []string{real, "", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"} {
+		if UnusablePassword(other) {
+			t.Errorf("UnusablePassword(%q): got true, want false", other)
+		}
+	}
 }
