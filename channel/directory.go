@@ -36,7 +36,7 @@ type StaticDirectory struct {
 	Users          []StaticUser
 	ServerPassword string // required of users without a password of their own
 	// byName indexes Users by userKey, for a directory whose Users do not
-	// change (staticCopy's); nil: find scans Users.
+	// change (staticCopy's); nil: Find scans Users.
 	byName map[string]int
 }
 
@@ -45,7 +45,11 @@ func eq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(
 // userKey is what configured user names are compared by.
 func userKey(name string) string { return ircd.AccountKey(name) }
 
-func (d *StaticDirectory) find(name string) *StaticUser {
+// Find returns the user that name names, or nil: names match as nicks do,
+// the first user of a name winning. Whatever compares a name with the
+// configured users (msimircd user, say) asks it, so that it finds them as
+// logins do.
+func (d *StaticDirectory) Find(name string) *StaticUser {
 	k := userKey(name)
 	if d.byName != nil {
 		if i, ok := d.byName[k]; ok {
@@ -74,7 +78,7 @@ func (d *StaticDirectory) check(u *StaticUser, password string) error {
 
 // Authenticate implements Directory.
 func (d *StaticDirectory) Authenticate(account, password string) error {
-	u := d.find(account)
+	u := d.Find(account)
 	if u == nil {
 		return ErrAuth
 	}
@@ -86,16 +90,16 @@ func (d *StaticDirectory) Lookup(reg ircd.Registration) (User, error) {
 	var u *StaticUser
 	switch {
 	case reg.Account != "": // SASL already checked the password
-		if u = d.find(reg.Account); u == nil {
+		if u = d.Find(reg.Account); u == nil {
 			return User{}, ErrAuth
 		}
 	default:
 		name, pw, ok := strings.Cut(reg.Pass, ":")
 		if ok {
-			u = d.find(name)
+			u = d.Find(name)
 		}
 		if u == nil {
-			u, pw = d.find(reg.Nick), reg.Pass
+			u, pw = d.Find(reg.Nick), reg.Pass
 		}
 		if u == nil {
 			return User{}, ErrAuth // the same answer as a wrong password

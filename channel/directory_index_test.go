@@ -14,13 +14,13 @@ func TestStaticCopyFinds(t *testing.T) {
 	d := staticCopy(users, "")
 	scan := &StaticDirectory{Users: users}
 	for _, name := range []string{"alice", "ALICE", "bob", "BOB", "\u212aate", "kate", "carol", ""} {
-		got, want := d.find(name), scan.find(name)
+		got, want := d.Find(name), scan.Find(name)
 		if (got == nil) != (want == nil) || (got != nil && (got.Name != want.Name || got.Password != want.Password)) {
-			t.Errorf("find(%q): got %+v, want %+v", name, got, want)
+			t.Errorf("Find(%q): got %+v, want %+v", name, got, want)
 		}
 	}
-	if u := d.find("\u212aate"); u == nil || u.Name != "Kate" {
-		t.Errorf("find with a Kelvin sign: got %+v, want Kate", u)
+	if u := d.Find("\u212aate"); u == nil || u.Name != "Kate" {
+		t.Errorf("Find with a Kelvin sign: got %+v, want Kate", u)
 	}
 }
 
@@ -33,7 +33,7 @@ func BenchmarkStaticFind(b *testing.B) {
 	d := staticCopy(users, "")
 	i := 0
 	for b.Loop() {
-		if d.find(users[i%len(users)].Name) == nil {
+		if d.Find(users[i%len(users)].Name) == nil {
 			b.Fatal("not found")
 		}
 		i++
@@ -51,7 +51,7 @@ func TestStaticFindFoldsAsNicks(t *testing.T) {
 			{"ali{", "Ali["}, {"ALI[", "Ali["}, {"b|ob^", "B\\ob~"}, {"B|OB~", "B\\ob~"}, {"ali", ""},
 		} {
 			got := ""
-			if u := d.find(tc.name); u != nil {
+			if u := d.Find(tc.name); u != nil {
 				got = u.Name
 			}
 			if got != tc.want {

@@ -125,7 +125,7 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 	}
 	var todo []reloaded
 	for _, o := range old.Users {
-		n := next.find(o.Name)
+		n := next.Find(o.Name)
 		switch {
 		case n == nil || n.Name != o.Name: // renamed counts as removed and added
 			ch.Removed = append(ch.Removed, o.Name)
@@ -141,7 +141,7 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 		}
 	}
 	for _, n := range next.Users {
-		if o := old.find(n.Name); o == nil || o.Name != n.Name {
+		if o := old.Find(n.Name); o == nil || o.Name != n.Name {
 			ch.Added = append(ch.Added, n.Name)
 			save = append(save, User{Name: n.Name, Accounts: n.Accounts})
 			// A session of the name is a user of the store's (register),
@@ -181,7 +181,7 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 			}
 			continue
 		}
-		gone := removedAccounts(old.find(r.name).Accounts, next.find(r.name).Accounts)
+		gone := removedAccounts(old.Find(r.name).Accounts, next.Find(r.name).Accounts)
 		applied := false
 		switch {
 		case s == nil:
@@ -198,7 +198,7 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 	// Always on: an added user's accounts, and those of a user whose
 	// session a password change ended, log in at once.
 	for _, name := range append(slices.Clone(ch.Added), ch.Changed...) {
-		if u := next.find(name); u != nil {
+		if u := next.Find(name); u != nil {
 			if _, err := b.bringOnline(User{Name: u.Name, Accounts: u.Accounts}); err != nil {
 				b.log.WithError(err).WithField("user", name).Error("always on: the reloaded user's accounts were not brought online; they log in when the user connects")
 			}

@@ -62,7 +62,7 @@ type configured interface {
 	configured(name string) bool
 }
 
-func (d *StaticDirectory) configured(name string) bool { return d.find(name) != nil }
+func (d *StaticDirectory) configured(name string) bool { return d.Find(name) != nil }
 
 // provisioner is an optional interface of a Directory that runs an MSIM
 // network of its own (DemoDirectory): provision makes sure the nick's

@@ -115,10 +115,9 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if op == "add" || op == "passwd" {
-		for _, u := range cfg.Users {
-			if ircd.AccountKey(u.Name) == ircd.AccountKey(nick) {
-				return fmt.Errorf("user %s: %s is a [[user]] of the config file (%q), which wins over the store: its password is set there", op, nick, u.Name)
-			}
+		configured := channel.StaticDirectory{Users: staticUsers(cfg.Users)}
+		if u := configured.Find(nick); u != nil {
+			return fmt.Errorf("user %s: %s is a [[user]] of the config file (%q), which wins over the store: its password is set there", op, nick, u.Name)
 		}
 	}
 	if op == "add" {
