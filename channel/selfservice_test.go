@@ -56,7 +56,7 @@ func (c *shiftClock) advance(d time.Duration) {
 	c.shift += d
 }
 
-func openStore(t *testing.T) store.Store {
+func openStore(t testing.TB) store.Store {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
