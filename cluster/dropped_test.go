@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,13 +91,14 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// TestHeartbeatDoesNotStallOnIdleSubscriptions: a heartbeat does not hold
-// the node's lock while it looks at subscriptions that dropped nothing, so
-// claims, deliveries and watches are not held up by how many users the
-// node follows.
+// TestHeartbeatDoesNotStallOnIdleSubscriptions: a heartbeat looks only
+// at the subscriptions on which NATS dropped messages, and not under the
+// node's lock, so claims, deliveries and watches are not held up by how
+// many users the node follows.
 func TestHeartbeatDoesNotStallOnIdleSubscriptions(t *testing.T) {
 	url := startLocalNATS(t)
-	n, err := Connect(Config{URL: url, Name: "n1", Heartbeat: testHeartbeat, DeadAfter: testDeadAfter}, testLog(t))
+	// Its own heartbeats only at the start: the test makes the others.
+	n, err := Connect(Config{URL: url, Name: "n1", Heartbeat: time.Hour, DeadAfter: 3 * time.Hour}, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,36 +106,38 @@ func TestHeartbeatDoesNotStallOnIdleSubscriptions(t *testing.T) {
 	defer n.Close()
 	const watched = 100000
 	n.mu.Lock()
+	var one *nats.Subscription
 	for u := msim.UID(1); u <= watched; u++ {
 		c, _ := n.hold(n.watches, u, n.subj.presence(u))
 		c.n++
+		one = c.sub
 	}
 	n.mu.Unlock()
-	// The longest wait for the lock during one heartbeat, at best of a
-	// few (a busy machine only makes waits longer).
-	best := time.Hour
-	for range 5 {
+	var looked atomic.Int32
+	n.setHook(func(point string, _ msim.UID) {
+		if point == "count dropped" {
+			n.mu.Lock() // under the node's lock, the heartbeat would never end
+			looked.Add(1)
+			n.mu.Unlock()
+		}
+	})
+	beat := func() {
+		t.Helper()
 		done := make(chan struct{})
-		longest := make(chan time.Duration)
-		go func() {
-			var worst time.Duration
-			for {
-				select {
-				case <-done:
-					longest <- worst
-					return
-				default:
-				}
-				t0 := time.Now()
-				_ = n.peerCount() // takes the node's lock
-				worst = max(worst, time.Since(t0))
-			}
-		}()
-		n.beat()
-		close(done)
-		best = min(best, <-longest)
+		go func() { n.beat(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(wait):
+			t.Fatal("the heartbeat did not end: it looked at a subscription under the node's lock")
+		}
 	}
-	if best > 500*time.Microsecond {
-		t.Errorf("with %d idle subscriptions, a heartbeat held the node's lock for %v, want under 0.5ms", watched, best)
+	beat()
+	if got := looked.Load(); got != 0 {
+		t.Errorf("with %d idle subscriptions, a heartbeat looked at %d of them, want 0", watched, got)
+	}
+	n.markSlow(one) // as NATS's slow-consumer error does
+	beat()
+	if looked.Load() == 0 {
+		t.Error("a heartbeat did not look at the subscription that dropped messages")
 	}
 }

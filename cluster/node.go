@@ -163,6 +163,7 @@ func (n *Node) countSlow() {
 // countDropped counts the messages NATS dropped on sub since they were
 // last counted, and forgets sub once it is closed.
 func (n *Node) countDropped(sub *nats.Subscription) {
+	n.at("count dropped", 0)
 	d, err := sub.Dropped()
 	n.dropMu.Lock()
 	defer n.dropMu.Unlock()
