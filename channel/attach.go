@@ -45,7 +45,7 @@ type attachment struct {
 	name   string   // the client's name ("phone" of alice/phone), or ""
 	away   string   // the client's AWAY text (owned by the session goroutine)
 	awayAt uint64   // when away was set, in the session's count of AWAYs
-	// replayLater: conversations of the replay (history.go) waiting for
+	// replayLater: conversations of the replay (replay.go) waiting for
 	// their account's login (owned by the session goroutine).
 	replayLater []*replayConv
 	// replaying: the client's replay is being read (replay); meanwhile
