@@ -1,0 +1,294 @@
+// The reader goroutine: read deadlines and PING timeouts, the hand-over of
+// an idle reader's wait (ReaderRest), a line's checks, and flood control.
+
+package ircd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/msimircd/msimircd/internal/rest"
+)
+
+// readLoop runs the connection's reader (st nil: a new connection) until
+// the connection ends, or until it has rested (see ReaderRest) and hands
+// its state to a fresh goroutine.
+func (c *Client) readLoop(st *readState) {
+	defer c.srv.wg.Done()
+	if st == nil {
+		st = c.newReadState()
+	}
+	reason, rested := c.read(st)
+	if rested {
+		st.br.idle()
+		c.srv.wg.Add(1) // before this one's Done: the count never passes 0
+		go c.readLoop(st)
+		return
+	}
+	c.endRead(reason)
+}
+
+// Rest asks the reader to hand its wait to a fresh goroutine now (see
+// package rest): the read in progress times out, and the reader hands
+// over instead of re-arming. A line cut by it is kept, as by any early
+// timeout.
+func (c *Client) Rest() {
+	c.poked.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+// readState is the reader's, kept from line to line.
+type readState struct {
+	br          *lineReader
+	regDeadline time.Time
+	lastRead    time.Time
+	pingSent    time.Time
+	// The deadline moves with every line; the socket's is moved only when
+	// it must come sooner or has gone stale by a 64th of the ping interval
+	// (moving it costs more than reading a short line). A timeout before
+	// the deadline due is not one: it re-arms.
+	armed      time.Time
+	deadline   time.Time // of the read in progress
+	registered bool      // welcomed when a read began (once true, it stays)
+	partial    []byte    // a line cut by the deadline
+	// rest is the socket's deadline when it is set ReaderRest after a
+	// line rather than to the deadline due (zero otherwise); worn: a line
+	// was handled since the goroutine began or the rest was armed.
+	rest time.Time
+	worn bool
+}
+
+// ReaderRest is how long a connection's reader, once it has handled a
+// line, waits for the next before it hands the wait to a fresh goroutine
+// (see package rest for why).
+const ReaderRest = rest.Idle
+
+// read runs the reader until the connection ends and returns why. Most
+// connections are idle most of the time, their readers waiting in the
+// loop below: everything else is done in calls that have returned by
+// then (arm, line), so that the waiting stack is small enough for the Go
+// runtime to shrink.
+//
+// It returns rested instead once the reader has rested: its caller hands
+// st to a fresh goroutine.
+func (c *Client) read(st *readState) (reason string, rested bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger().WithField("panic", r).Error("reader panicked")
+			reason, rested = "Internal error", false
+		}
+	}()
+	for {
+		if reason, done := c.arm(st); done {
+			return reason, false
+		}
+		line, err := st.br.ReadSlice()
+		if reason, done := c.line(st, line, err); done {
+			return reason, reason == ""
+		}
+	}
+}
+
+//go:noinline
+func (c *Client) newReadState() *readState {
+	st := &readState{br: newLineReader(c.nc, 512+maxTagsLen)}
+	st.regDeadline = time.Now().Add(c.srv.cfg.RegistrationTimeout)
+	st.lastRead = time.Now()
+	return st
+}
+
+// arm sets the deadline of the next read; done: the connection is ending.
+//
+//go:noinline
+func (c *Client) arm(st *readState) (reason string, done bool) {
+	select {
+	case <-c.done:
+		return c.reason, true
+	default:
+	}
+	cfg := &c.srv.cfg
+	if !st.registered { // once welcomed, always: no lock for every line
+		c.mu.Lock()
+		st.registered = c.welcomed
+		c.mu.Unlock()
+	}
+	switch {
+	case !st.registered:
+		st.deadline = st.regDeadline
+	case st.pingSent.IsZero():
+		st.deadline = st.lastRead.Add(cfg.PingInterval)
+	default:
+		st.deadline = st.pingSent.Add(cfg.PingTimeout)
+	}
+	if !st.rest.IsZero() && st.rest.Before(st.deadline) {
+		return "", false // a timeout at the rest decides (see line)
+	}
+	st.rest = time.Time{}
+	if st.worn {
+		if at := time.Now().Add(ReaderRest); at.Before(st.deadline) {
+			_ = c.nc.SetReadDeadline(at)
+			st.rest, st.armed, st.worn = at, time.Time{}, false
+			return "", false
+		}
+	}
+	if st.deadline.Before(st.armed) || st.deadline.Sub(st.armed) > cfg.PingInterval/64 {
+		_ = c.nc.SetReadDeadline(st.deadline)
+		st.armed = st.deadline
+	}
+	return "", false
+}
+
+// line handles what a read gave; done: the connection is ending, for
+// reason.
+//
+//go:noinline
+func (c *Client) line(st *readState, line []byte, err error) (reason string, done bool) {
+	cfg := &c.srv.cfg
+	if len(st.partial) > 0 && (err == nil || len(line) > 0) {
+		line = append(st.partial, line...)
+		st.partial = nil
+	}
+	if len(line) > 512+maxTagsLen || errors.Is(err, bufio.ErrBufferFull) {
+		if c.tracing() {
+			c.traceRead(line)
+		}
+		c.mu.Lock()
+		c.numeric(errInputTooLong, "Input line was too long")
+		c.mu.Unlock()
+		return "Input line was too long", true
+	}
+	if err != nil && isTimeout(err) {
+		if len(line) > 0 { // (a timeout with nothing new keeps the part kept before)
+			st.partial = append([]byte(nil), line...) // keep a line cut by the deadline
+		}
+		rested := !st.rest.IsZero()
+		st.rest = time.Time{}
+		switch {
+		case c.poked.Swap(false) && time.Now().Before(st.deadline):
+			st.armed = time.Time{} // the poke moved it: set the deadline due
+			return "", true        // hand over (done, no reason)
+		case rested && time.Now().Before(st.deadline):
+			// No line since the rest was armed: hand over (done, no
+			// reason). Otherwise the next arm sets another rest.
+			return "", !st.worn
+		case time.Now().Before(st.deadline):
+			st.armed = time.Time{} // early: set the deadline due
+			return "", false
+		case !st.registered:
+			return "Registration timed out", true
+		case st.pingSent.IsZero():
+			st.pingSent = time.Now()
+			c.enqueue(entry{m: msg(nil, "PING", cfg.ServerName)})
+			return "", false
+		default:
+			return fmt.Sprintf("Ping timeout: %d seconds", int(time.Since(st.lastRead).Seconds())), true
+		}
+	}
+	if err != nil {
+		if len(line) > 0 {
+			c.handleLine(line)
+		}
+		return "Connection closed", true
+	}
+	// One clock read for the line's handling: its time is the line's
+	// everywhere (the ping timer, idle time, the message's server-time and
+	// msgid). Flood control reads its own once the line is handled, the
+	// clock a reload retunes it by.
+	now := c.srv.now()
+	st.lastRead, st.pingSent, st.worn = now, time.Time{}, true
+	c.lineAt = now
+	c.handleLine(line)
+	c.lineAt = time.Time{}
+	// A line a multiline batch took costs no token: a client sends a batch
+	// at once, and the batch is bounded (MultilineMaxLines). A line of no
+	// open batch, or of a refused one, costs one as any other line.
+	batched := c.lineBatched
+	c.lineBatched = false
+	if c.limiter != nil && !batched && !c.limiter.Allow() { // no token now: wait for one
+		c.srv.met.floodDelayed()
+		if err := c.limiter.Wait(c.ctx); err != nil {
+			return "Connection closed", true
+		}
+	}
+	return "", false
+}
+
+// isTimeout reports whether err is a network timeout. (Its net.Error
+// lives here rather than in the read loop, where it would be allocated for
+// every line read.)
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// handleLine checks one raw line from the client and dispatches it. A bare
+// CR ends a line too, as in RFC 1459.
+func (c *Client) handleLine(raw []byte) {
+	raw = bytes.TrimRight(raw, "\r\n")
+	for len(raw) > 0 {
+		seg := raw
+		if i := bytes.IndexAny(raw, "\r\n"); i >= 0 {
+			seg, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(seg) == 0 {
+			continue
+		}
+		if c.tracing() {
+			c.traceRead(seg)
+		}
+		if bytes.IndexByte(seg, 0) >= 0 {
+			c.shutdown("Malformed line (NUL byte)", true)
+			return
+		}
+		body := seg
+		if seg[0] == '@' {
+			if i := bytes.IndexByte(seg, ' '); i >= 0 {
+				if i+1 > maxClientTagsLen {
+					c.tooLong()
+					continue
+				}
+				body = seg[i+1:]
+			}
+		}
+		if len(body) > maxBodyLen {
+			c.tooLong()
+			continue
+		}
+		m, err := parseLine(string(seg))
+		if err != nil {
+			continue // empty command, missing data: ignored like a blank line
+		}
+		if !utf8.Valid(seg) {
+			c.mu.Lock()
+			c.send(msg(c.serverPrefix(), "FAIL", m.Command, "INVALID_UTF8", "Message rejected, your IRC software MUST use UTF-8 encoding on this network"))
+			c.mu.Unlock()
+			continue
+		}
+		if len(m.Params) > maxParams {
+			// RFC 2812's grammar makes the rest of the line after the
+			// 14th middle parameter the 15th: its words, not dropped
+			// (ISON's nicks).
+			m.Params = append(m.Params[:maxParams-1], strings.Join(m.Params[maxParams-1:], " "))
+		}
+		c.dispatch(m)
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+	}
+}
+
+func (c *Client) tooLong() {
+	c.mu.Lock()
+	c.numeric(errInputTooLong, "Input line was too long")
+	c.mu.Unlock()
+}
