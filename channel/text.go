@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/markup"
 )
@@ -172,7 +173,7 @@ func msimText(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); {
-		n := codeLen(s[i:])
+		n := ircd.FormatCodeLen(s[i:])
 		if n == 0 {
 			b.WriteByte(s[i])
 			n = 1
@@ -228,7 +229,7 @@ func msimSpans(s string) (spans []markup.Span, ok bool) {
 		case '\n': // a line of several (draft/multiline): its codes end with it
 			set(0)
 		}
-		n := codeLen(s[i:])
+		n := ircd.FormatCodeLen(s[i:])
 		if n == 0 {
 			b.WriteByte(s[i])
 			n = 1
@@ -244,45 +245,6 @@ func msimSpans(s string) (spans []markup.Span, ok bool) {
 
 // ircFormatting is IRC's formatting codes, as msimText drops them.
 const ircFormatting = "\x02\x03\x04\x0f\x11\x16\x1d\x1e\x1f"
-
-// codeLen is the length of the IRC formatting code s starts with (its
-// control byte, and a colour's numbers), or 0 when s starts with none.
-func codeLen(s string) int {
-	switch s[0] {
-	case 0x02, 0x0f, 0x11, 0x16, 0x1d, 0x1e, 0x1f:
-		return 1
-	case 0x03:
-		return 1 + colourLen(s[1:], isDigit, 2)
-	case 0x04:
-		return 1 + colourLen(s[1:], isHexDigit, 6)
-	}
-	return 0
-}
-
-// colourLen is the length of a colour code's numbers after its control
-// byte: a foreground of up to n digits, then, after a comma, a background
-// of up to n (the comma is text when no digit follows it).
-func colourLen(s string, digit func(byte) bool, n int) int {
-	fg := 0
-	for fg < len(s) && fg < n && digit(s[fg]) {
-		fg++
-	}
-	if fg == 0 || fg == len(s) || s[fg] != ',' {
-		return fg
-	}
-	bg := 0
-	for rest := s[fg+1:]; bg < len(rest) && bg < n && digit(rest[bg]); {
-		bg++
-	}
-	if bg == 0 {
-		return fg
-	}
-	return fg + 1 + bg
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-func isHexDigit(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // sendIRCText sends out, text typed on IRC, to uid: styled when it holds
 // IRC's bold, italic or underline (msimSpans), with out kept as the IM's

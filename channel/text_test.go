@@ -289,7 +289,7 @@ func FuzzIRCStyles(f *testing.F) {
 func ircShown(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
-		n := codeLen(s[i:])
+		n := ircd.FormatCodeLen(s[i:])
 		if n == 0 || strings.IndexByte("\x02\x0f\x1d\x1f", s[i]) >= 0 {
 			b.WriteByte(s[i])
 			n = 1

@@ -131,6 +131,24 @@ func twoDigits(n string) string {
 	return n
 }
 
+// FormatCodeLen is the length of the IRC formatting code s starts with
+// (its control byte, and a colour's numbers), or 0 when s starts with
+// none.
+func FormatCodeLen(s string) int {
+	if s == "" {
+		return 0
+	}
+	switch s[0] {
+	case 0x02, 0x0f, 0x11, 0x16, 0x1d, 0x1e, 0x1f:
+		return 1
+	case 0x03:
+		return 1 + codeLen(s[1:], isDecimal, 2)
+	case 0x04:
+		return 1 + codeLen(s[1:], isHex, 6)
+	}
+	return 0
+}
+
 // codeLen is the length of a colour code's numbers after its control
 // byte: a foreground of up to n digits, then, after a comma, a background
 // of up to n (the comma is text when no digit follows it).
