@@ -219,7 +219,6 @@ func TestMarkersDuringADrop(t *testing.T) {
 // then failed was under way is in the history after all.
 func TestFailedDropKeepsTheHistory(t *testing.T) {
 	r, st, h, _, phoneIRC := runHistoryRig(t, "none")
-	ctx := context.Background()
 	servesWhileHeld(t, r, h, phoneIRC, "before the drop")
 	bd := holdDrop(t, r, st, errors.New("the disk is full"))
 	servesWhileHeld(t, r, h, phoneIRC, "during the drop")
@@ -230,16 +229,7 @@ func TestFailedDropKeepsTheHistory(t *testing.T) {
 	if ephemeral {
 		t.Fatal("the drop did not fail")
 	}
-	r.s.b.hist.sync(ctx, "alice")
-	es, err := st.History(ctx, "alice", store.HistoryQuery{Account: "alice@msim.test", Buddy: 7, Latest: true, Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range es {
-		got = append(got, e.Text)
-	}
-	if want := []string{"before the drop", "during the drop"}; !slices.Equal(got, want) {
+	if got, want := bobHistory(t, r, st), []string{"before the drop", "during the drop"}; !slices.Equal(got, want) {
 		t.Errorf("history after the failed drop: got %q, want %q", got, want)
 	}
 }
@@ -309,16 +299,7 @@ func TestFailedDropAfterTheSessionEnded(t *testing.T) {
 	}
 	close(bd.release)
 	<-r.s.done
-	r.s.b.hist.sync(ctx, "alice")
-	es, err := st.History(ctx, "alice", store.HistoryQuery{Account: "alice@msim.test", Buddy: 7, Latest: true, Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range es {
-		got = append(got, e.Text)
-	}
-	if want := []string{"before the drop", "during the drop"}; !slices.Equal(got, want) {
+	if got, want := bobHistory(t, r, st), []string{"before the drop", "during the drop"}; !slices.Equal(got, want) {
 		t.Errorf("history: got %q, want %q", got, want)
 	}
 	if m, err := st.ReadMarker(ctx, "alice", "alice@msim.test", 7); err != nil || !m.Equal(marked) {
@@ -377,4 +358,21 @@ func TestAccountDelAfterTheMemoryWrites(t *testing.T) {
 	if len(notes) != 0 {
 		t.Errorf("notes after a rename then account del: %q", notes)
 	}
+}
+
+// bobHistory is the text of the latest IMs of alice's conversation with
+// bob in st, once r's history writer has appended what it was given.
+func bobHistory(t *testing.T, r *rig, st store.Store) []string {
+	t.Helper()
+	ctx := context.Background()
+	r.s.b.hist.sync(ctx, "alice")
+	es, err := st.History(ctx, "alice", store.HistoryQuery{Account: "alice@msim.test", Buddy: 7, Latest: true, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Text)
+	}
+	return got
 }

@@ -14,6 +14,79 @@ import (
 	"github.com/msimircd/msimircd/msim/server"
 )
 
+// queuedAnswer is the answer of a request queued at a node's close.
+type queuedAnswer struct {
+	data []byte
+	err  error
+}
+
+// closeWithQueued holds the shard of uid on n with a state fetch (the
+// node's hook holds it), sends reqs on uid's subject so that they queue
+// behind it, and stops n, letting the shard go once n's Close is under
+// way. extra, when not nil, is the hook for the other points. It returns
+// the requests' answers (one each, in any order) and a channel closed
+// once n has stopped.
+func closeWithQueued(t *testing.T, n *node, uid msim.UID, reqs [][]byte, extra func(point string, u msim.UID)) (<-chan queuedAnswer, <-chan struct{}) {
+	t.Helper()
+	bus := n.bus
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once, releaseOnce sync.Once
+	bus.setHook(func(point string, u msim.UID) {
+		if point == "message" && u == uid {
+			once.Do(func() {
+				close(entered)
+				<-release
+			})
+		} else if extra != nil {
+			extra(point, u)
+		}
+	})
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	nc, err := nats.Connect(bus.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	subject := bus.subj.user(uid)
+	if err := nc.PublishRequest(subject, nats.NewInbox(), []byte{opState}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	answers := make(chan queuedAnswer, len(reqs))
+	for _, req := range reqs {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			m, err := nc.RequestWithContext(ctx, subject, req)
+			if err != nil {
+				answers <- queuedAnswer{err: err}
+				return
+			}
+			answers <- queuedAnswer{data: m.Data}
+		}()
+	}
+	for deadline := time.Now().Add(wait); len(bus.shard(uid)) < len(reqs); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // queued, not yet taken
+			t.Fatalf("%d requests queued, want %d", len(bus.shard(uid)), len(reqs))
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { n.stop(); close(stopped) }()
+	<-bus.done // Shutdown is over and Close under way
+	releaseOnce.Do(func() { close(release) })
+	return answers, stopped
+}
+
+// queuedIMs are n IMs from a user to another, as a node delivers them.
+func queuedIMs(from msim.UID, n int) [][]byte {
+	var reqs [][]byte
+	for i := range n {
+		bm := msim.NewInt("bm", msim.BMIM).AddInt("f", int(from)).Add("msg", fmt.Sprintf("im %d", i))
+		reqs = append(reqs, encodeDeliver(from, msim.Encode(bm)))
+	}
+	return reqs
+}
+
 // TestClusterCloseAnswersQueuedKicks: kicks that reached a node shutting
 // down but were still queued for its shard when it closed are answered
 // (there is nothing left to hand over: no state), not left for the
@@ -23,55 +96,16 @@ func TestClusterCloseAnswersQueuedKicks(t *testing.T) {
 	acc := addAccounts(t, nodes[0].srv, store, "alice")
 	uid := acc["alice"].uid
 	dial(t, nodes[0], "alice", acc["alice"])
-
-	n1 := nodes[0].bus
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once, releaseOnce sync.Once
-	n1.setHook(func(point string, u msim.UID) {
-		if point == "message" && u == uid {
-			once.Do(func() {
-				close(entered)
-				<-release
-			})
-		}
-	})
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
-
-	nc, err := nats.Connect(nodes[0].bus.cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	subject := n1.subj.user(uid)
-	// A state fetch holds alice's shard; the kicks queue behind it.
-	if err := nc.PublishRequest(subject, nats.NewInbox(), []byte{opState}); err != nil {
-		t.Fatal(err)
-	}
-	<-entered
 	const kicks = 16
-	answers := make(chan error, kicks)
+	var reqs [][]byte
 	for i := range kicks {
-		kick := encodeJSON(opKick, server.Version{Epoch: int64(i + 1), Node: "claimer"})
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			_, err := nc.RequestWithContext(ctx, subject, kick)
-			answers <- err
-		}()
+		reqs = append(reqs, encodeJSON(opKick, server.Version{Epoch: int64(i + 1), Node: "claimer"}))
 	}
-	for deadline := time.Now().Add(wait); len(n1.shard(uid)) < kicks; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) { // queued, not yet taken
-			t.Fatalf("%d kicks queued, want %d", len(n1.shard(uid)), kicks)
-		}
-	}
-	stopped := make(chan struct{})
-	go func() { nodes[0].stop(); close(stopped) }()
-	<-n1.done // Shutdown is over and Close under way
-	releaseOnce.Do(func() { close(release) })
+	answers, stopped := closeWithQueued(t, nodes[0], uid, reqs, nil)
 	<-stopped
 	for range kicks {
-		if err := <-answers; err != nil {
-			t.Errorf("a kick queued at the close: %v, want an answer", err)
+		if a := <-answers; a.err != nil {
+			t.Errorf("a kick queued at the close: %v, want an answer", a.err)
 		}
 	}
 }
@@ -86,60 +120,8 @@ func TestClusterCloseAnswersQueuedDeliveries(t *testing.T) {
 	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
 	uid, from := acc["alice"].uid, acc["bob"].uid
 	dial(t, nodes[0], "alice", acc["alice"])
-
-	n1 := nodes[0].bus
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once, releaseOnce sync.Once
-	n1.setHook(func(point string, u msim.UID) {
-		if point == "message" && u == uid {
-			once.Do(func() {
-				close(entered)
-				<-release
-			})
-		}
-	})
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
-
-	nc, err := nats.Connect(n1.cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	subject := n1.subj.user(uid)
-	// A state fetch holds alice's shard; the deliveries queue behind it.
-	if err := nc.PublishRequest(subject, nats.NewInbox(), []byte{opState}); err != nil {
-		t.Fatal(err)
-	}
-	<-entered
 	const ims = 16
-	type answer struct {
-		data []byte
-		err  error
-	}
-	answers := make(chan answer, ims)
-	for i := range ims {
-		bm := msim.NewInt("bm", msim.BMIM).AddInt("f", int(from)).Add("msg", fmt.Sprintf("im %d", i))
-		req := encodeDeliver(from, msim.Encode(bm))
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			m, err := nc.RequestWithContext(ctx, subject, req)
-			if err != nil {
-				answers <- answer{err: err}
-				return
-			}
-			answers <- answer{data: m.Data}
-		}()
-	}
-	for deadline := time.Now().Add(wait); len(n1.shard(uid)) < ims; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) { // queued, not yet taken
-			t.Fatalf("%d IMs queued, want %d", len(n1.shard(uid)), ims)
-		}
-	}
-	stopped := make(chan struct{})
-	go func() { nodes[0].stop(); close(stopped) }()
-	<-n1.done // Shutdown is over and Close under way
-	releaseOnce.Do(func() { close(release) })
+	answers, stopped := closeWithQueued(t, nodes[0], uid, queuedIMs(from, ims), nil)
 	<-stopped
 	for range ims {
 		switch a := <-answers; {
@@ -161,54 +143,16 @@ func TestClusterCloseProbesTogether(t *testing.T) {
 	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
 	uid, from := acc["alice"].uid, acc["bob"].uid
 	dial(t, nodes[0], "alice", acc["alice"])
-
-	n1 := nodes[0].bus
 	const ims = 8
-	entered, release := make(chan struct{}), make(chan struct{})
 	probes, probesFree := make(chan struct{}, ims), make(chan struct{})
-	var once, releaseOnce, probesOnce sync.Once
-	n1.setHook(func(point string, u msim.UID) {
-		switch {
-		case point == "message" && u == uid:
-			once.Do(func() {
-				close(entered)
-				<-release
-			})
-		case point == "probe" && u == uid:
+	var probesOnce sync.Once
+	t.Cleanup(func() { probesOnce.Do(func() { close(probesFree) }) })
+	_, stopped := closeWithQueued(t, nodes[0], uid, queuedIMs(from, ims), func(point string, u msim.UID) {
+		if point == "probe" && u == uid {
 			probes <- struct{}{}
 			<-probesFree
 		}
 	})
-	t.Cleanup(func() {
-		releaseOnce.Do(func() { close(release) })
-		probesOnce.Do(func() { close(probesFree) })
-	})
-
-	nc, err := nats.Connect(n1.cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	subject := n1.subj.user(uid)
-	if err := nc.PublishRequest(subject, nats.NewInbox(), []byte{opState}); err != nil {
-		t.Fatal(err)
-	}
-	<-entered
-	for i := range ims {
-		bm := msim.NewInt("bm", msim.BMIM).AddInt("f", int(from)).Add("msg", fmt.Sprintf("im %d", i))
-		if err := nc.PublishRequest(subject, nats.NewInbox(), encodeDeliver(from, msim.Encode(bm))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for deadline := time.Now().Add(wait); len(n1.shard(uid)) < ims; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d IMs queued, want %d", len(n1.shard(uid)), ims)
-		}
-	}
-	stopped := make(chan struct{})
-	go func() { nodes[0].stop(); close(stopped) }()
-	<-n1.done
-	releaseOnce.Do(func() { close(release) })
 	for i := range ims { // every probe begins while the first is held
 		select {
 		case <-probes:
