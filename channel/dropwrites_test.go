@@ -239,14 +239,7 @@ func TestFailedDropKeepsTheHistory(t *testing.T) {
 // setting): written after the delete, it would fail, and be logged as the
 // store's failure.
 func TestDropWaitsForTheMemoryWrites(t *testing.T) {
-	r, st := historyRig(t)
-	h := newHoldStore(st, "SetSetting")
-	h.first = true
-	mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.s.mem = mem
+	r, st, h := heldMemoryRig(t, "SetSetting")
 	r.s.run(func() {})
 	t.Cleanup(func() { r.s.cancel(); <-r.s.done })
 	t.Cleanup(h.free)
@@ -323,14 +316,7 @@ func (d *delWatch) DeleteAccount(ctx context.Context, user, email string) error 
 // nick): written after, it would fail, and the user be told their nick
 // was not saved.
 func TestAccountDelAfterTheMemoryWrites(t *testing.T) {
-	r, st := historyRig(t)
-	h := newHoldStore(st, "SetNick")
-	h.first = true
-	mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.s.mem = mem
+	r, st, h := heldMemoryRig(t, "SetNick")
 	r.s.user.registered = true
 	dw := &delWatch{Store: st, called: make(chan struct{}, 1)}
 	r.s.b.users = &storeDirectory{st: dw}

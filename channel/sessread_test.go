@@ -388,14 +388,7 @@ func TestHeldWritesLeaveTheSessionFree(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r, st := historyRig(t)
-			h := newHoldStore(st, tc.op)
-			h.first = true
-			mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.s.mem = mem
+			r, _, h := heldMemoryRig(t, tc.op)
 			r.s.newBuddy(r.a, 7, "bob", "")
 			r.s.cl.remove(r.s.cl.ats[0]) // no client attached
 			r.s.countAttached(-1)
@@ -528,14 +521,7 @@ func TestChangeWritesLeaveTheSessionFree(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r, st := historyRig(t)
-			h := newHoldStore(st, tc.op)
-			h.first = true
-			mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.s.mem = mem
+			r, st, h := heldMemoryRig(t, tc.op)
 			r.s.newBuddy(r.a, 7, "bob", "")
 			r.s.run(func() {})
 			t.Cleanup(func() { r.s.cancel(); <-r.s.done }) // before the rig's own
@@ -611,4 +597,19 @@ func TestSentQueuedRemovalLeavesTheSessionFree(t *testing.T) {
 	if got := restarted.queuedFor(email); len(got) != 0 {
 		t.Errorf("queued after a restart: %d IMs, want none", len(got))
 	}
+}
+
+// heldMemoryRig is a history rig whose user's memory writes to the store
+// through a holdStore holding the first call of op.
+func heldMemoryRig(t *testing.T, op string) (*rig, store.Store, *holdStore) {
+	t.Helper()
+	r, st := historyRig(t)
+	h := newHoldStore(st, op)
+	h.first = true
+	mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.s.mem = mem
+	return r, st, h
 }
