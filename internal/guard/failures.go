@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -87,8 +88,11 @@ type FailureLimiter struct {
 	// clean holds the keys whose failures in Shared are known to be none:
 	// the latest Check found none there, and none was counted since.
 	// Succeed need not clear them there. Bounded by MaxKeys; a key it
-	// forgot is cleared, as every key used to be.
-	clean map[string]struct{}
+	// forgot is cleared, as every key used to be. A key is kept as its
+	// hash (cleanKey): a Check of any key marks it, so a mark must not
+	// cost what the key's length does.
+	clean map[uint64]struct{}
+	seed  maphash.Seed
 	// asking holds the keys a Check is asking Shared about now: a
 	// failure seen meanwhile keeps the answer from marking them clean.
 	asking map[string]*asking
@@ -107,8 +111,14 @@ type failures struct {
 
 // NewFailureLimiter returns a limiter with cfg (zero fields: defaults).
 func NewFailureLimiter(cfg FailureConfig) *FailureLimiter {
-	return &FailureLimiter{cfg: cfg.withDefaults(), keys: map[string]*failures{}, clean: map[string]struct{}{}, asking: map[string]*asking{}}
+	return &FailureLimiter{cfg: cfg.withDefaults(), keys: map[string]*failures{}, clean: map[uint64]struct{}{},
+		seed: maphash.MakeSeed(), asking: map[string]*asking{}}
 }
+
+// cleanKey is key's place in clean. Two keys of one hash share a mark: a
+// failure of either clears it, and one's Succeed may then leave the
+// other's failures in Shared, a cost to its owner, never a guess.
+func (l *FailureLimiter) cleanKey(key string) uint64 { return maphash.String(l.seed, key) }
 
 // entry returns the live record of key, forgetting an expired one. Caller
 // holds l.mu.
@@ -250,7 +260,7 @@ func (l *FailureLimiter) Succeed(keys ...string) {
 	if l.cfg.Shared != nil {
 		for _, k := range keys {
 			l.mu.Lock()
-			_, clean := l.clean[k]
+			_, clean := l.clean[l.cleanKey(k)]
 			l.mu.Unlock()
 			if clean {
 				continue
@@ -300,12 +310,12 @@ func (l *FailureLimiter) answered(key string, clean bool) {
 	if len(l.clean) >= l.cfg.MaxKeys {
 		clear(l.clean) // a forgotten key is cleared at Succeed: only a cost
 	}
-	l.clean[key] = struct{}{}
+	l.clean[l.cleanKey(key)] = struct{}{}
 }
 
 // dirty notes that key may have failures in Shared. Caller holds l.mu.
 func (l *FailureLimiter) dirty(key string) {
-	delete(l.clean, key)
+	delete(l.clean, l.cleanKey(key))
 	if a := l.asking[key]; a != nil {
 		a.failed = true
 	}

@@ -2,7 +2,10 @@ package guard
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -373,4 +376,41 @@ func TestFailureLimiterRefusalKeepsNoAsking(t *testing.T) {
 	if clears, _ := sh.counts(); clears != before {
 		t.Errorf("a right password after a Check that found no failures: got %d requests to clear, want 0", clears-before)
 	}
+}
+
+// TestFailureLimiterCleanMarksBounded: the marks of keys whose Check
+// found no failures are bounded by MaxKeys.
+func TestFailureLimiterCleanMarksBounded(t *testing.T) {
+	sh := &countedShared{n: map[string]int{}}
+	l := NewFailureLimiter(FailureConfig{MaxKeys: 100, Shared: sh, Clock: fakeclock.New()})
+	for i := range 1000 {
+		mustCheck(t, l, fmt.Sprint("account:", i))
+	}
+	l.mu.Lock()
+	n := len(l.clean)
+	l.mu.Unlock()
+	if n > 100 {
+		t.Errorf("clean marks after 1,000 Checks with MaxKeys 100: %d", n)
+	}
+}
+
+// TestFailureLimiterCleanMarksHoldNoKeys: a Check of any key, failures or
+// not, may mark it; the mark does not keep the key, however long (a
+// guesser names the keys).
+func TestFailureLimiterCleanMarksHoldNoKeys(t *testing.T) {
+	sh := &countedShared{n: map[string]int{}}
+	l := NewFailureLimiter(FailureConfig{Shared: sh, Clock: fakeclock.New()})
+	const checks, keyLen = 1000, 1200
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range checks {
+		mustCheck(t, l, fmt.Sprintf("account:%d:%s", i, strings.Repeat("x", keyLen)))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > checks*keyLen/4 {
+		t.Errorf("the heap grew by %d bytes after %d Checks of %d-byte keys that found no failures, want well under the keys' %d", grew, checks, keyLen, checks*keyLen)
+	}
+	runtime.KeepAlive(l)
 }
