@@ -362,3 +362,34 @@ func bobHistory(t *testing.T, r *rig, st store.Store) []string {
 	}
 	return got
 }
+
+// TestFailedDropWaitsForWhatTheSessionKept: a drop's worker that learns
+// its session ended (its answer refused) before the session's end handed
+// over what it kept waits for it, and keeps it: the session hands it
+// over (dropEnd) only after other work of its end.
+func TestFailedDropWaitsForWhatTheSessionKept(t *testing.T) {
+	r, st, _, _, _ := runHistoryRig(t, "none")
+	left := make(chan dropLeftovers, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.s.b.droppedAfterEnd("alice", r.s.mem, quietLog(), errors.New("the disk is full"), nil, left)
+	}()
+	select {
+	case <-done:
+		t.Fatal("the drop's worker gave up before the session handed over what it kept")
+	case <-time.After(100 * time.Millisecond):
+	}
+	marked := time.Now().UTC().Truncate(time.Millisecond)
+	left <- dropLeftovers{
+		hist:  []store.HistoryEntry{{MsgID: "m-1", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "during the drop", Time: time.Now()}},
+		marks: []markLeft{{conversation{"alice@msim.test", 7, "bob"}, marked}},
+	}
+	<-done
+	if got := bobHistory(t, r, st); !slices.Equal(got, []string{"during the drop"}) {
+		t.Errorf("history: got %q, want [\"during the drop\"]", got)
+	}
+	if m, err := st.ReadMarker(context.Background(), "alice", "alice@msim.test", 7); err != nil || !m.Equal(marked) {
+		t.Errorf("read marker: got %v, %v; want %v", m, err, marked)
+	}
+}

@@ -445,10 +445,13 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry, err, perr error, left <-chan dropLeftovers) {
 	if err != nil {
 		log.WithError(err).Error("store: drop failed")
+		// The session's end hands them over (dropEnd) before it waits for
+		// this worker, perhaps after the refusal that brought it here.
 		select {
-		case l := <-left: // the session's end kept them (dropEnd)
+		case l := <-left:
 			b.keepDropLeftovers(name, l, log)
-		default:
+		case <-time.After(dropLeftWait):
+			log.Error("drop: what came while the drop was under way was not handed over; it is not in the history")
 		}
 		return
 	}
@@ -462,6 +465,11 @@ func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry
 	b.mu.Unlock()
 	log.WithField("name", name).Info("a user dropped their registration")
 }
+
+// dropLeftWait bounds the wait of a failed drop's worker for what its
+// session kept meanwhile (dropEnd runs as the session ends, before it
+// waits for its workers).
+const dropLeftWait = time.Minute
 
 // dropLeftovers is what a session that ended while its user's drop was
 // under way kept for the drop's failure: the history entries to record,
