@@ -348,6 +348,9 @@ func checkAddr(addr string) error {
 	return nil
 }
 
+// maxServerName is the longest server name, as RFC 2812 has it.
+const maxServerName = 63
+
 // Validate checks the configuration and reads password files. Its errors
 // name the offending key.
 func (c *Config) Validate() error {
@@ -374,6 +377,10 @@ func (c *Config) Validate() error {
 	}
 	if n := c.IRC.ServerName; n == "" || strings.ContainsAny(n, " ,!@*?:\x00\r\n\t") {
 		return errKey(fmt.Sprintf("not a server name (like irc.example.net: no spaces, no ,!@*?:): %q", n), "server_name", irc)
+	} else if len(n) > maxServerName {
+		// Every line the server sends names it, some twice (PONG): a
+		// longer one leaves a PONG's token no room in a line.
+		return errKey(fmt.Sprintf("%d bytes long: a server name is at most %d (RFC 2812)", len(n), maxServerName), "server_name", irc)
 	}
 	if c.IRC.ServiceNick == "" {
 		return errKey("must not be empty", "service_nick", irc)
