@@ -20,38 +20,66 @@ type queuedAnswer struct {
 	err  error
 }
 
-// closeWithQueued holds the shard of uid on n with a state fetch (the
-// node's hook holds it), sends reqs on uid's subject so that they queue
-// behind it, and stops n, letting the shard go once n's Close is under
-// way. extra, when not nil, is the hook for the other points. It returns
-// the requests' answers (one each, in any order) and a channel closed
-// once n has stopped.
-func closeWithQueued(t *testing.T, n *node, uid msim.UID, reqs [][]byte, extra func(point string, u msim.UID)) (<-chan queuedAnswer, <-chan struct{}) {
+// holdShard holds the shard of uid on n with a state fetch (the node's
+// hook holds it until release is called; it is called at the test's end
+// too), and returns a NATS connection of the test's. extra, when not nil,
+// is the hook for the other points and messages.
+func holdShard(t *testing.T, n *node, uid msim.UID, extra func(point string, u msim.UID)) (nc *nats.Conn, release func()) {
 	t.Helper()
 	bus := n.bus
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once, releaseOnce sync.Once
+	entered, free := make(chan struct{}), make(chan struct{})
+	var once, freeOnce sync.Once
 	bus.setHook(func(point string, u msim.UID) {
 		if point == "message" && u == uid {
+			held := false
 			once.Do(func() {
+				held = true
 				close(entered)
-				<-release
+				<-free
 			})
-		} else if extra != nil {
+			if held {
+				return
+			}
+		}
+		if extra != nil {
 			extra(point, u)
 		}
 	})
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	release = func() { freeOnce.Do(func() { close(free) }) }
+	t.Cleanup(release)
 	nc, err := nats.Connect(bus.cfg.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	subject := bus.subj.user(uid)
-	if err := nc.PublishRequest(subject, nats.NewInbox(), []byte{opState}); err != nil {
+	if err := nc.PublishRequest(bus.subj.user(uid), nats.NewInbox(), []byte{opState}); err != nil {
 		t.Fatal(err)
 	}
 	<-entered
+	return nc, release
+}
+
+// waitQueued waits until k messages are queued (not yet taken) for the
+// shard of uid on bus.
+func waitQueued(t *testing.T, bus *Node, uid msim.UID, k int) {
+	t.Helper()
+	for deadline := time.Now().Add(wait); len(bus.shard(uid)) < k; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages queued, want %d", len(bus.shard(uid)), k)
+		}
+	}
+}
+
+// closeWithQueued holds the shard of uid on n (holdShard), sends reqs on
+// uid's subject so that they queue behind it, and stops n, letting the
+// shard go once n's Close is under way. extra, when not nil, is the hook
+// for the other points. It returns the requests' answers (one each, in
+// any order) and a channel closed once n has stopped.
+func closeWithQueued(t *testing.T, n *node, uid msim.UID, reqs [][]byte, extra func(point string, u msim.UID)) (<-chan queuedAnswer, <-chan struct{}) {
+	t.Helper()
+	bus := n.bus
+	nc, release := holdShard(t, n, uid, extra)
+	subject := bus.subj.user(uid)
 	answers := make(chan queuedAnswer, len(reqs))
 	for _, req := range reqs {
 		go func() {
@@ -65,15 +93,11 @@ func closeWithQueued(t *testing.T, n *node, uid msim.UID, reqs [][]byte, extra f
 			answers <- queuedAnswer{data: m.Data}
 		}()
 	}
-	for deadline := time.Now().Add(wait); len(bus.shard(uid)) < len(reqs); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) { // queued, not yet taken
-			t.Fatalf("%d requests queued, want %d", len(bus.shard(uid)), len(reqs))
-		}
-	}
+	waitQueued(t, bus, uid, len(reqs))
 	stopped := make(chan struct{})
 	go func() { n.stop(); close(stopped) }()
 	<-bus.done // Shutdown is over and Close under way
-	releaseOnce.Do(func() { close(release) })
+	release()
 	return answers, stopped
 }
 
