@@ -39,12 +39,15 @@
 // Goroutines: NATS delivers the per-user subjects into a few shard channels
 // (by uid, so one user's messages keep their order), each drained by one
 // goroutine that calls the server's Peer (at Close, once the per-user
-// subscriptions are gone, it takes what is queued, then stops). One goroutine sends heartbeats
+// subscriptions are gone, it takes what is queued, then stops). An IM that
+// comes after its user's session here ended (a logout, or the close) is
+// answered from a goroutine of its own, once a state fetch finds the user
+// held nowhere else; Close waits for those. One goroutine sends heartbeats
 // and sweeps the liveness table, and counts the messages dropped on the
 // subscriptions that reported a slow consumer (those alone, outside mu).
 // nats.go runs its own (reader, flusher, and one per handler subscription:
-// heartbeats, fences, alerts). The Node's tables (claims, watches,
-// liveness) are guarded by mu; no NATS call is made with mu held except
-// subscribing, unsubscribing and reading how many messages a subscription
-// being unsubscribed dropped.
+// heartbeats, fences, alerts). The Node's tables (claims, watches, claims
+// ended lately, liveness) are guarded by mu; no NATS call is made with mu
+// held except subscribing, unsubscribing and reading how many messages a
+// subscription being unsubscribed dropped.
 package cluster

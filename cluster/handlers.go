@@ -62,13 +62,14 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 			n.respond(m, replyTaken)
 		case n.holds(uid):
 			n.respond(m, replyNotTaken)
-		case n.isClosed():
-			// Queued at the close, for a session the shutdown ended:
-			// the sender stores the IM now, not once its request has
+		case n.endedHere(uid):
+			// Sent while uid's subject still led here, for a session
+			// that has ended since (a logout, or the shutdown): the
+			// sender stores the IM now, not once its request has
 			// timed out, if no other node holds uid.
 			n.answerIfHeldNowhere(m, uid)
 		}
-		// A node that no longer holds uid (its session was kicked) stays
+		// A node whose session of uid was taken over (kicked) stays
 		// silent: the node that took uid over answers.
 	case opKick:
 		n.metrics.received(kindKick)
@@ -78,6 +79,7 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 			return
 		}
 		if st := n.peer.Kick(uid, v); st != nil {
+			n.noteKicked(uid)
 			n.respond(m, encodeState(st))
 		} else if newer, ok := n.claimedAfter(uid, v); ok {
 			n.respond(m, encodeJSON(opKick, newer)) // the asker's session is the older
@@ -240,6 +242,7 @@ func (n *Node) beat() {
 	} else {
 		n.cutOff = true
 	}
+	n.ended.expire(now) // not left for the next ending to do
 	fence := !n.fenced && !n.closed && n.live.lost(now)
 	n.fenced = n.fenced || fence
 	newInc := n.inc

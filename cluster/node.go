@@ -104,7 +104,7 @@ type Node struct {
 	done    chan struct{}
 	wg      sync.WaitGroup // every goroutine but the shards'
 	shardWG sync.WaitGroup
-	probes  sync.WaitGroup // the answers of IMs queued at the close (answerIfHeldNowhere)
+	probes  sync.WaitGroup // the answers of IMs for users no longer here (answerIfHeldNowhere)
 	closeMu sync.Once
 
 	mu       sync.Mutex
@@ -116,6 +116,7 @@ type Node struct {
 	live     *liveness
 	claims   map[msim.UID]*counted
 	watches  map[msim.UID]*counted
+	ended    *endings // claims ended lately: see endings
 
 	dropMu sync.Mutex
 	slow   map[*nats.Subscription]int // see markSlow: the drops counted so far
@@ -191,7 +192,10 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 		inc:     incarnation(cfg.Name),
 		claims:  map[msim.UID]*counted{},
 		watches: map[msim.UID]*counted{},
-		slow:    map[*nats.Subscription]int{},
+		// A sender waits at most RequestTimeout, from before the claim
+		// ended: past that an answer is of no use to it.
+		ended: newEndings(cfg.RequestTimeout, endedKept),
+		slow:  map[*nats.Subscription]int{},
 	}
 	n.log = log.WithField("node", cfg.Name)
 	n.live = newLiveness(cfg.DeadAfter, cfg.DeadAfter-cfg.Heartbeat, time.Now())
@@ -408,6 +412,9 @@ func (n *Node) Claim(uid msim.UID, v server.Version) (*server.PeerState, error) 
 	if !n.ready() {
 		return nil, ErrNotInCluster
 	}
+	n.mu.Lock()
+	n.ended.forget(uid) // what ended here before this claim is over
+	n.mu.Unlock()
 	old, newer := n.kick(uid, v)
 	if old != nil {
 		// Before this node answers for uid: a later login's kick finds
@@ -532,6 +539,7 @@ func (n *Node) kicked(uid msim.UID, v server.Version, data []byte) (*server.Peer
 			return nil, nil
 		}
 		n.peer.Kick(uid, newer)
+		n.noteKicked(uid)
 		return nil, &newer
 	}
 	old, err := decodeState(data, uid)
@@ -577,14 +585,15 @@ func (n *Node) hold(table map[msim.UID]*counted, uid msim.UID, subject string) (
 	return c, true
 }
 
-// drop undoes one hold. The caller holds n.mu.
-func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) {
+// drop undoes one hold, and reports whether it was the last. The caller
+// holds n.mu.
+func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) bool {
 	c := table[uid]
 	if c == nil {
-		return
+		return false
 	}
 	if c.n--; c.n > 0 {
-		return
+		return false
 	}
 	delete(table, uid)
 	if c.sub != nil {
@@ -594,6 +603,7 @@ func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) {
 		delete(n.slow, c.sub)
 		n.dropMu.Unlock()
 	}
+	return true
 }
 
 // flush makes sure NATS has the subscriptions made so far.
@@ -607,21 +617,36 @@ func (n *Node) flush() {
 func (n *Node) Release(uid msim.UID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.drop(n.claims, uid)
+	if n.drop(n.claims, uid) {
+		n.ended.note(uid, time.Now(), false)
+	}
 }
 
-func (n *Node) isClosed() bool {
+// noteKicked notes that uid's session here was taken over by another
+// node's: that node answers the IMs for uid.
+func (n *Node) noteKicked(uid msim.UID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.closed
+	n.ended.note(uid, time.Now(), true)
 }
 
-// answerIfHeldNowhere answers m "not taken" if no other node holds uid,
-// from a goroutine of its own: with other nodes up, each of which stays
-// silent for a user it does not hold, the state fetch waits out its
-// timeout, and the IMs queued at the close wait for it together, not one
-// after the other. Close waits for these answers before the connection
-// closes.
+// endedHere reports whether an IM for uid, which has no session nor claim
+// here, came for a session that ended here, not taken over by another
+// node: the node is closing (the shutdown ended its sessions), or uid
+// logged out here lately.
+func (n *Node) endedHere(uid msim.UID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed || n.ended.loggedOut(uid, time.Now())
+}
+
+// answerIfHeldNowhere answers m, an IM for uid whose session here ended,
+// "not taken" if no other node holds uid (a login elsewhere meanwhile
+// answers it itself), from a goroutine of its own: with other nodes up,
+// each of which stays silent for a user it does not hold, the state fetch
+// may wait out its timeout, and the IMs queued for uid wait for it
+// together, not one after the other. Close waits for these answers before
+// the connection closes.
 func (n *Node) answerIfHeldNowhere(m *nats.Msg, uid msim.UID) {
 	n.probes.Add(1)
 	go func() {
