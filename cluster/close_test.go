@@ -215,8 +215,11 @@ func TestClusterKickSilentNodes(t *testing.T) {
 			}
 			t0 := time.Now()
 			dial(t, nodes[1], "alice on n2", acc["alice"]).sync()
-			if d, timeout := time.Since(t0), nodes[1].bus.cfg.RequestTimeout; d >= timeout {
-				t.Errorf("the login took %v, want less than the request timeout (%v): it waited for nodes that hold no claim of alice", d, timeout)
+			// Waiting for the nodes that never answer takes two request
+			// timeouts (Claim kicks twice); a busy machine slows a login
+			// well within that.
+			if d, timeout := time.Since(t0), nodes[1].bus.cfg.RequestTimeout; d >= timeout*3/2 {
+				t.Errorf("the login took %v, want less than 1.5 request timeouts (%v): it waited for nodes that hold no claim of alice", d, timeout)
 			}
 		})
 	}
