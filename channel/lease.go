@@ -158,9 +158,27 @@ func (l *leases) release(le *store.Lease) {
 	}
 	ctx, cancel := storeCtx()
 	defer cancel()
+	l.releaseIn(ctx, le)
+}
+
+// releaseIn is release within ctx.
+func (l *leases) releaseIn(ctx context.Context, le *store.Lease) {
 	if _, err := l.st.ReleaseLease(ctx, *le); err != nil {
 		l.log.WithError(err).WithField("user", le.User).Warn("store: releasing a lease failed; it expires unrenewed")
 	}
+}
+
+// releaseLater gives up in the store a lease the session dropped from the
+// table (drop), off the session goroutine: a slow store stalls neither
+// the user's clients nor their MSIM accounts. The session's end waits for
+// it. A late release never frees a lease taken again since: the store
+// releases only the epoch it is given.
+func (s *session) releaseLater(le *store.Lease) {
+	l := s.b.lease
+	if l == nil || le == nil {
+		return
+	}
+	s.goWrite(func(ctx context.Context) { l.releaseIn(ctx, le) })
 }
 
 // errLeaseLost ends a login the session may no longer make.

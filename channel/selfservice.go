@@ -420,7 +420,6 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	}
 	delete(s.b.memory, name)
 	rel := s.b.lease.drop(name)
-	defer s.b.lease.release(rel)
 	s.user = User{Name: "dropped/" + name + "/" + fmt.Sprint(s.b.cfg.Clock.Now().UnixNano()), Ephemeral: true}
 	s.mem = newUserMemory() // what the accounts leave is kept there, not for the deleted user
 	s.mem.user, s.mem.log, s.mem.met = s.user.Name, s.b.log, s.b.met
@@ -430,6 +429,9 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	for _, a := range slices.Clone(s.accounts) {
 		s.removeAccount(a, "Your registration was dropped.")
 	}
+	// The user is deleted and their accounts logged out: another instance
+	// may take the name.
+	s.releaseLater(rel)
 	r = s.where(r)
 	if perr != nil {
 		s.log.WithError(perr).WithField("name", name).Error("drop: the nick's account on the embedded network could not be retired")
