@@ -124,3 +124,58 @@ func TestDropReleasesTheLeaseOffTheSession(t *testing.T) {
 	fay.private("account list", "no MSIM accounts")
 	takenOver(t, rh, "fay")
 }
+
+// TestBecomeUserReleasesTheLeaseOffTheSession: register and identify
+// give the lease of the user the session was (its accounts gone) up in
+// the store off the session goroutine: while the store is slow to release
+// it, the session loads the new user's accounts and answers what the user
+// types; once released, another instance can take the old user's name.
+func TestBecomeUserReleasesTheLeaseOffTheSession(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// start connects a client to switch to kim with cmd, from a user
+		// whose name holds old, logged in to MSIM.
+		start    func(t *testing.T, ss *selfService) *ircClient
+		cmd, old string
+	}{
+		{"register", func(t *testing.T, ss *selfService) *ircClient {
+			c := dial(t, ss.gw.ircAddr, "kim", "", allCaps...)
+			c.joinedControl("&kim")
+			c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+			return c
+		}, "register kim-pw", "demo/kim+"},
+		{"identify", func(t *testing.T, ss *selfService) *ircClient {
+			c := dial(t, ss.gw.ircAddr, "kim", "", allCaps...)
+			c.joinedControl("&kim")
+			c.private("register kim-pw", "is registered")
+			c.joinedControl("&kim")
+			c.quit()
+			for deadline := time.Now().Add(10 * time.Second); ss.gw.bridge.SessionLoops("kim") >= 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("kim's first session did not end")
+				}
+			}
+			c = dial(t, ss.gw.ircAddr, "guest", "", allCaps...)
+			c.joinedControl("&guest")
+			c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+			c.send("NICK kim")
+			c.expect("NICK", nil)
+			c.nick = "kim"
+			return c
+		}, "identify kim-pw", "demo/guest+"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rh := newReleaseHold(openStore(t))
+			ss := startSelfServiceOn(t, rh, channel.RegistrationOpen, fastFailures(), withLeases)
+			t.Cleanup(rh.free) // before the gateway stops
+			c := tc.start(t, ss)
+			rh.hold(tc.old)
+			c.send("PRIVMSG root :" + tc.cmd)
+			l := rh.held(t)
+			c.joinedControl("&kim")
+			c.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+			c.private("help", "Commands:")
+			takenOver(t, rh, l.User)
+		})
+	}
+}

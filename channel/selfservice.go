@@ -587,7 +587,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	b.sessions[u.Name] = s
 	s.user, s.mem = u, mem
 	b.mu.Unlock()
-	b.lease.release(rel)
+	s.releaseLater(rel)
 	if old.Ephemeral && len(old.Accounts) > 0 {
 		if f, ok := b.cfg.Directory.(Forgetter); ok {
 			f.Forget(old)
