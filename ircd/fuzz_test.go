@@ -126,23 +126,11 @@ func FuzzMultilinePieces(f *testing.F) {
 		if !ok {
 			return
 		}
-		var b strings.Builder
-		for i, p := range pieces {
-			if len(p.Text) > max || strings.ContainsAny(p.Text, "\r\n\x00") || !utf8.ValidString(p.Text) {
-				t.Fatalf("piece %q of %q: over %d bytes, or not one valid line", p.Text, text, max)
-			}
-			if p.Concat && (i == 0 || p.Text == "") {
-				t.Fatalf("piece %d of %q: concat on the first or a blank line", i, text)
-			}
-			if i > 0 && !p.Concat {
-				b.WriteByte('\n')
-			}
-			b.WriteString(p.Text)
-		}
+		got := joinBatchLines(t, pieces, max, text)
 		want := strings.ToValidUTF8(text, "\uFFFD")
 		want = strings.NewReplacer("\x00", "\uFFFD", "\r\n", "\n", "\r", "\n").Replace(want)
-		if b.String() != want {
-			t.Fatalf("pieces of %q join to %q, want %q", text, b.String(), want)
+		if got != want {
+			t.Fatalf("pieces of %q join to %q, want %q", text, got, want)
 		}
 	})
 }
@@ -169,23 +157,31 @@ func FuzzFitBatch(f *testing.F) {
 		if !ok {
 			return
 		}
-		var b strings.Builder
-		for i, p := range out {
-			if len(p.Text) > max || strings.ContainsAny(p.Text, "\r\n\x00") || !utf8.ValidString(p.Text) {
-				t.Fatalf("line %q of %q: over %d bytes, or not one valid line", p.Text, enc, max)
-			}
-			if p.Concat && (i == 0 || p.Text == "") {
-				t.Fatalf("line %d of %q: concat on the first or a blank line", i, enc)
-			}
-			if i > 0 && !p.Concat {
-				b.WriteByte('\n')
-			}
-			b.WriteString(p.Text)
-		}
-		if b.String() != text {
-			t.Fatalf("lines of %q join to %q, want %q", enc, b.String(), text)
+		if got := joinBatchLines(t, out, max, enc); got != text {
+			t.Fatalf("lines of %q join to %q, want %q", enc, got, text)
 		}
 	})
+}
+
+// joinBatchLines checks the lines of a multiline batch made of from: none
+// over max bytes, each one valid line, no concat on the first or a blank
+// one; and returns them joined as a client joins a batch's lines.
+func joinBatchLines(t *testing.T, lines []BatchLine, max int, from string) string {
+	t.Helper()
+	var b strings.Builder
+	for i, p := range lines {
+		if len(p.Text) > max || strings.ContainsAny(p.Text, "\r\n\x00") || !utf8.ValidString(p.Text) {
+			t.Fatalf("line %q of %q: over %d bytes, or not one valid line", p.Text, from, max)
+		}
+		if p.Concat && (i == 0 || p.Text == "") {
+			t.Fatalf("line %d of %q: concat on the first or a blank line", i, from)
+		}
+		if i > 0 && !p.Concat {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String()
 }
 
 // FuzzSplitText checks the lines Deliver splits a text into: none over the

@@ -17,12 +17,7 @@ import (
 // answers every nick of a full line, given as one parameter or many.
 func TestListNumericsFit(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig()
-	cfg.ServerName = "irc." + strings.Repeat("s", HostLen-len("irc..test")) + ".test" // HostLen bytes
-	b := newBackend()
-	addr, _ := startServer(t, cfg, b)
-	me := "m" + strings.Repeat("e", NickLen-1)
-	c, fc, _ := register(t, addr, b, me)
+	c, fc := longNamesClient(t)
 	c.keep = true
 
 	// Users with the longest masks, all online, in many long channels.
@@ -158,12 +153,7 @@ func TestListNumericsFit(t *testing.T) {
 // after the list arrives whole; the items that fit arrive whole, in order.
 func TestNumericListOversizedItem(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig()
-	cfg.ServerName = "irc." + strings.Repeat("s", HostLen-len("irc..test")) + ".test" // HostLen bytes
-	b := newBackend()
-	addr, _ := startServer(t, cfg, b)
-	me := "m" + strings.Repeat("e", NickLen-1)
-	c, fc, _ := register(t, addr, b, me)
+	c, fc := longNamesClient(t)
 	ascii, wide := strings.Repeat("a", 600), strings.Repeat("é", 300) // 600 bytes each
 	items := []string{"one", ascii, "two", wide, "three"}
 	for _, tc := range []struct {
@@ -210,4 +200,17 @@ func TestNumericListOversizedItem(t *testing.T) {
 			t.Errorf("%s: got %d bytes of the second long item on a line of %d, want whole runes filling the line", tc.name, len(got[3]), lens[3])
 		}
 	}
+}
+
+// longNamesClient registers a client whose nick is NickLen bytes with a
+// server whose name is HostLen bytes: every line's prefix as long as it
+// gets.
+func longNamesClient(t *testing.T) (*tclient, *fakeConn) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.ServerName = "irc." + strings.Repeat("s", HostLen-len("irc..test")) + ".test" // HostLen bytes
+	b := newBackend()
+	addr, _ := startServer(t, cfg, b)
+	c, fc, _ := register(t, addr, b, "m"+strings.Repeat("e", NickLen-1))
+	return c, fc
 }
