@@ -281,14 +281,11 @@ func TestFailedDropAfterTheSessionEnded(t *testing.T) {
 	})
 	left := r.s.dropLeft // set by the yes (inSession: before this)
 	r.s.cancel()
-	for i := 0; ; i++ { // the session's end handed on what it kept, and waits for the drop's worker
-		if len(left) == 1 {
-			break
-		}
-		if i == 1e6 {
+	// The session's end hands on what it kept, and waits for the drop's worker.
+	for deadline := time.Now().Add(10 * time.Second); len(left) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
 			t.Fatal("the session's end did not reach its workers")
 		}
-		time.Sleep(time.Millisecond)
 	}
 	close(bd.release)
 	<-r.s.done
@@ -337,6 +334,11 @@ func TestAccountDelAfterTheMemoryWrites(t *testing.T) {
 	}
 	h.free()
 	<-done
+	select {
+	case <-dw.called:
+	default:
+		t.Error("account del did not delete the account")
+	}
 	r.s.mem.settle()
 	r.s.mem.mu.Lock()
 	notes := slices.Clone(r.s.mem.notes)
