@@ -77,12 +77,10 @@ type userMemory struct {
 	lostNoted map[string]bool
 
 	// The writes queued for the memory's writer (later), oldest first,
-	// made by one goroutine at a time (writeAll); last is closed once the
-	// last one queued is through (nil: none was queued yet). wmu guards
-	// them.
+	// made by one goroutine at a time (writeAll); a write leaves the queue
+	// once it is through. wmu guards them.
 	wmu    sync.Mutex
 	writes []memWrite
-	last   chan struct{}
 }
 
 // memWrite is a write of the memory's writer; done is closed once it is
@@ -111,7 +109,6 @@ func (m *userMemory) later(f func()) {
 	}
 	w := memWrite{f: f, done: make(chan struct{})}
 	m.writes = append(m.writes, w)
-	m.last = w.done
 	start := len(m.writes) == 1 // else the running writer takes it
 	m.wmu.Unlock()
 	if start {
@@ -142,10 +139,28 @@ func (m *userMemory) writeAll() {
 	}
 }
 
+// writeLater has the memory's writer make the store write f (later); a
+// failure is noted as what could not be saved.
+func (m *userMemory) writeLater(what string, f func(ctx context.Context) error) {
+	m.later(func() {
+		ctx, cancel := m.ctx()
+		err := f(ctx)
+		cancel()
+		if err != nil {
+			m.mu.Lock()
+			m.failed(what, err)
+			m.mu.Unlock()
+		}
+	})
+}
+
 // settle waits until the writes queued so far (later) are through.
 func (m *userMemory) settle() {
+	var last chan struct{}
 	m.wmu.Lock()
-	last := m.last
+	if n := len(m.writes); n > 0 {
+		last = m.writes[n-1].done
+	}
 	m.wmu.Unlock()
 	if last != nil {
 		<-last
@@ -714,20 +729,11 @@ func (m *userMemory) setNick(k buddyKey, nick string, derived bool) {
 	m.mu.Unlock() // (later may wait for the writer, which takes m.mu)
 	// Written by the memory's writer, in the order given: the last nick
 	// given is the one stored.
-	m.later(func() {
-		ctx, cancel := m.ctx()
-		var err error
+	m.writeLater("the nick "+nick, func(ctx context.Context) error {
 		if derived {
-			err = m.st.DeleteNick(ctx, m.user, k.email, k.uid)
-		} else {
-			err = m.st.SetNick(ctx, m.user, k.email, k.uid, nick)
+			return m.st.DeleteNick(ctx, m.user, k.email, k.uid)
 		}
-		cancel()
-		if err != nil {
-			m.mu.Lock()
-			m.failed("the nick "+nick, err)
-			m.mu.Unlock()
-		}
+		return m.st.SetNick(ctx, m.user, k.email, k.uid, nick)
 	})
 }
 
@@ -773,16 +779,7 @@ func (m *userMemory) setSetting(k, v string) {
 	if m.st == nil {
 		return
 	}
-	m.later(func() {
-		ctx, cancel := m.ctx()
-		err := m.st.SetSetting(ctx, m.user, k, v)
-		cancel()
-		if err != nil {
-			m.mu.Lock()
-			m.failed("the setting "+k, err)
-			m.mu.Unlock()
-		}
-	})
+	m.writeLater("the setting "+k, func(ctx context.Context) error { return m.st.SetSetting(ctx, m.user, k, v) })
 }
 
 func (m *userMemory) channel(email string) (string, bool) {
