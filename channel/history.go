@@ -181,11 +181,20 @@ func (s *session) nickFor(email string, uid msim.UID) string {
 
 // goWork runs f on a tracked goroutine, bounded by the store's wait; f is
 // given only what it is handed, never the session.
-func (s *session) goWork(f func(ctx context.Context)) {
+func (s *session) goWork(f func(ctx context.Context)) { s.goIn(s.ctx, f) }
+
+// goWrite runs f on a tracked goroutine, as goWork does, for a store write
+// the user asked for: bounded by the store's wait, but not cut short by
+// the session's end (shutdown waits for it).
+func (s *session) goWrite(f func(ctx context.Context)) { s.goIn(context.Background(), f) }
+
+// goIn runs f on a goroutine the session's end waits for, with a context
+// of parent bounded by the store's wait.
+func (s *session) goIn(parent context.Context, f func(ctx context.Context)) {
 	s.workers.Add(1)
 	go func() {
 		defer s.workers.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, storeWait)
+		ctx, cancel := context.WithTimeout(parent, storeWait)
 		defer cancel()
 		f(ctx)
 	}()

@@ -185,19 +185,6 @@ func (s *session) markersEnd() {
 	}
 }
 
-// goWrite runs f on a tracked goroutine, as goWork does, for a store write
-// the user asked for: bounded by the store's wait, but not cut short by
-// the session's end (shutdown waits for it).
-func (s *session) goWrite(f func(ctx context.Context)) {
-	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		ctx, cancel := storeCtx()
-		defer cancel()
-		f(ctx)
-	}()
-}
-
 // ReadMarker implements ircd.HistoryHandler (MARKREAD <target>).
 func (at *attachment) ReadMarker(target string, answer func(time.Time)) {
 	at.do(func(s *session) { s.readMarker(target, answer) }, func() { answer(time.Time{}) })
