@@ -417,11 +417,7 @@ func cutPoint(line string, max int) int {
 		if c != 0x03 && c != 0x04 {
 			continue
 		}
-		digit, n := isDecimal, 2
-		if c == 0x04 {
-			digit, n = isHex, 6
-		}
-		if p+1+codeLen(line[p+1:], digit, n) > cut {
+		if p+1+colourLen(line[p:]) > cut {
 			cut = p
 		}
 		break

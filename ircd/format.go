@@ -30,12 +30,11 @@ func (f *format) scan(s string) {
 		case 0x0f:
 			*f = format{}
 		case 0x03, 0x04:
-			digit, n := isDecimal, 2
 			fg, bg := &f.fg, &f.bg
 			if c == 0x04 {
-				digit, n, fg, bg = isHex, 6, &f.hfg, &f.hbg
+				fg, bg = &f.hfg, &f.hbg
 			}
-			l := codeLen(s[i+1:], digit, n)
+			l := colourLen(s[i:])
 			if l == 0 { // alone, it ends both colours
 				*fg, *bg = "", ""
 				continue
@@ -141,12 +140,20 @@ func FormatCodeLen(s string) int {
 	switch s[0] {
 	case 0x02, 0x0f, 0x11, 0x16, 0x1d, 0x1e, 0x1f:
 		return 1
-	case 0x03:
-		return 1 + codeLen(s[1:], isDecimal, 2)
-	case 0x04:
-		return 1 + codeLen(s[1:], isHex, 6)
+	case 0x03, 0x04:
+		return 1 + colourLen(s)
 	}
 	return 0
+}
+
+// colourLen is the length of the numbers of the colour code s starts
+// with (its control byte: 0x03, two decimal digits a colour; 0x04, six
+// hexadecimal).
+func colourLen(s string) int {
+	if s[0] == 0x04 {
+		return codeLen(s[1:], isHex, 6)
+	}
+	return codeLen(s[1:], isDecimal, 2)
 }
 
 // codeLen is the length of a colour code's numbers after its control
