@@ -375,7 +375,7 @@ func TestFailedDropWaitsForWhatTheSessionKept(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.s.b.droppedAfterEnd("alice", r.s.mem, quietLog(), errors.New("the disk is full"), nil, left)
+		r.s.b.droppedAfterEnd("alice", r.s.mem, quietLog(), errors.New("the disk is full"), left)
 	}()
 	select {
 	case <-done:

@@ -366,8 +366,17 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 		if err == nil && p != nil {
 			perr = p.unprovision(name, accounts)
 		}
+		switch { // logged here, whichever way the session takes the result
+		case err != nil:
+			log.WithError(err).Error("store: drop failed")
+		case perr != nil:
+			log.WithError(perr).WithField("name", name).Error("drop: the nick's account on the embedded network could not be retired")
+			fallthrough
+		default:
+			log.WithField("name", name).Info("a user dropped their registration")
+		}
 		s.postAnswer(func() { s.dropped(r, name, err, perr) },
-			func() { b.droppedAfterEnd(name, mem, log, err, perr, left) })
+			func() { b.droppedAfterEnd(name, mem, log, err, left) })
 	})
 }
 
@@ -402,7 +411,6 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	kept, lost := s.dropHist, s.dropHistLost
 	s.dropHist, s.dropHistLost = nil, 0
 	if err != nil {
-		s.log.WithError(err).Error("store: drop failed")
 		for _, e := range kept { // what came meanwhile, in the history after all
 			s.record(e)
 		}
@@ -434,19 +442,16 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	s.releaseLater(rel)
 	r = s.where(r)
 	if perr != nil {
-		s.log.WithError(perr).WithField("name", name).Error("drop: the nick's account on the embedded network could not be retired")
 		s.reply(r, "Your MSIM account on this gateway's network could not be closed (the network failed); ask the operator to remove it.")
 	}
-	s.log.WithField("name", name).Info("a user dropped their registration")
 	s.reply(r, "Your registration and everything kept for you are deleted.")
 }
 
 // droppedAfterEnd ends a drop whose session ended while the store deleted
 // the user: the bridge forgets what it kept of them (mem); the session's
 // end forgets the rest.
-func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry, err, perr error, left <-chan dropLeftovers) {
+func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry, err error, left <-chan dropLeftovers) {
 	if err != nil {
-		log.WithError(err).Error("store: drop failed")
 		// The session's end hands them over (dropEnd) before it waits for
 		// this worker, perhaps after the refusal that brought it here.
 		select {
@@ -457,15 +462,11 @@ func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry
 		}
 		return
 	}
-	if perr != nil {
-		log.WithError(perr).WithField("name", name).Error("drop: the nick's account on the embedded network could not be retired")
-	}
 	b.mu.Lock()
 	if b.memory[name] == mem {
 		delete(b.memory, name)
 	}
 	b.mu.Unlock()
-	log.WithField("name", name).Info("a user dropped their registration")
 }
 
 // dropLeftWait bounds the wait of a failed drop's worker for what its
