@@ -60,7 +60,7 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 		switch {
 		case n.peer.Deliver(uid, from, wire):
 			n.respond(m, replyTaken)
-		case n.holds(uid):
+		case n.answersFor(uid):
 			n.respond(m, replyNotTaken)
 		case n.endedHere(uid):
 			// Sent while uid's subject still led here, for a session
@@ -69,8 +69,9 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 			// timed out, if no other node holds uid.
 			n.answerIfHeldNowhere(m, uid)
 		}
-		// A node whose session of uid was taken over (kicked) stays
-		// silent: the node that took uid over answers.
+		// A node whose session of uid was taken over (kicked), or
+		// whose logins of uid a later login elsewhere superseded,
+		// stays silent: the node of the later login answers.
 	case opKick:
 		n.metrics.received(kindKick)
 		var v server.Version
@@ -78,6 +79,7 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 			n.bad(m, err)
 			return
 		}
+		n.kickedBy(uid, v)
 		if st := n.peer.Kick(uid, v); st != nil {
 			n.noteKicked(uid)
 			n.respond(m, encodeState(st))

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -111,5 +113,94 @@ func TestClusterSameNodeLoginsNewerWins(t *testing.T) {
 	}
 	if !n1.srv.Online(uid) || nodes[1].srv.Online(uid) {
 		t.Errorf("alice online on n1, n2: %v, %v; want true, false", n1.srv.Online(uid), nodes[1].srv.Online(uid))
+	}
+}
+
+// TestClusterSupersededLoginLeavesIMsToTheNewer: alice's login on n1 has
+// claimed her and is held there, when a later login of hers on n2 kicks
+// (finding nothing to take over) and goes live. An IM for her reaches
+// both nodes: n2 takes it, and n1, whose login is closed once done, stays
+// silent. Its "not taken", read first, would have the sender store an IM
+// that n2 delivered, and alice would get it twice.
+func TestClusterSupersededLoginLeavesIMsToTheNewer(t *testing.T) {
+	nodes, store := startCluster(t, memEngine, 2)
+	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
+	uid, from := acc["alice"].uid, acc["bob"].uid
+	n1 := nodes[0]
+
+	claimed, resume := make(chan struct{}), make(chan struct{})
+	var held, counting atomic.Bool
+	taken := make(chan struct{}, 2) // n1's shard takes a message for alice
+	n1.bus.setHook(func(point string, u msim.UID) {
+		switch {
+		case u != uid:
+		case point == "claimed" && held.CompareAndSwap(false, true):
+			close(claimed)
+			<-resume
+		case point == "message" && counting.Load():
+			select {
+			case taken <- struct{}{}:
+			default:
+			}
+		}
+	})
+	var resumeOnce sync.Once
+	release := func() { resumeOnce.Do(func() { close(resume) }) }
+	t.Cleanup(release)
+
+	older := make(chan error, 1)
+	go func() {
+		c, err := tryDial(t, n1, "alice on n1", acc["alice"])
+		if err == nil {
+			err = c.next("kick", isDisconnected).(msim.DisconnectedEvent).Err
+		}
+		older <- err
+	}()
+	<-claimed // n1 holds alice's claim; its login waits
+	alice := dial(t, nodes[1], "alice on n2", acc["alice"])
+	alice.sync()
+
+	nc, err := nats.Connect(n1.bus.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, inbox := inboxOf(t, nc)
+	counting.Store(true)
+	if err := nc.PublishRequest(n1.bus.subj.user(uid), inbox, queuedIMs(from, 1)[0]); err != nil {
+		t.Fatal(err)
+	}
+	alice.next("the IM", im(from, "im 0"))
+	// A state fetch behind the IM: once n1's shard takes it, n1 has
+	// answered the IM if it answers it at all.
+	if err := nc.PublishRequest(n1.bus.subj.user(uid), nats.NewInbox(), []byte{opState}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		select {
+		case <-taken:
+		case <-time.After(wait):
+			t.Fatalf("n1 took %d of the IM and the state fetch", i)
+		}
+	}
+	for _, c := range []*nats.Conn{n1.bus.nc, nc} {
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var answers []string
+	for {
+		m, err := sub.NextMsg(0)
+		if err != nil {
+			break
+		}
+		answers = append(answers, string(m.Data))
+	}
+	if len(answers) != 1 || answers[0] != string(replyTaken) {
+		t.Errorf("the IM: got answers %q, want only %q (n2's)", answers, replyTaken)
+	}
+	release()
+	if err := <-older; !errors.Is(err, msim.ErrLoggedInElsewhere) {
+		t.Errorf("n1's login: got %v, want logged in elsewhere", err)
 	}
 }

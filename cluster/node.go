@@ -133,6 +133,11 @@ type counted struct {
 	n   int
 	sub *nats.Subscription // nil if subscribing failed
 	ver server.Version     // of claims: the latest session's
+	// Of claims: the latest kick from elsewhere newer than every claim
+	// here when it came (zero if none). While it is newer than ver, each
+	// login here is closed once done, and the node that kicked answers
+	// for uid.
+	by server.Version
 }
 
 // markSlow notes a subscription on which NATS dropped messages (a slow
@@ -669,6 +674,30 @@ func (n *Node) holds(uid msim.UID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.claims[uid] != nil
+}
+
+// answersFor reports whether an IM for uid that no session here took is
+// this node's to answer "not taken": it holds a claim of uid (a login
+// under way, a session ending) that no later login elsewhere has kicked.
+// A node whose every claim of uid is older than such a kick leaves the
+// IM to that login's node: its "not taken", read first, would have the
+// sender store an IM that node delivered.
+func (n *Node) answersFor(uid msim.UID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := n.claims[uid]
+	return c != nil && !c.ver.Less(c.by)
+}
+
+// kickedBy notes a kick of uid from a login elsewhere at version v: if it
+// is newer than every claim of uid here, those logins are closed once
+// done (answersFor).
+func (n *Node) kickedBy(uid msim.UID, v server.Version) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c := n.claims[uid]; c != nil && c.ver.Less(v) && c.by.Less(v) {
+		c.by = v
+	}
 }
 
 // Deliver implements server.Bus.
