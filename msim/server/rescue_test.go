@@ -284,3 +284,71 @@ func TestOfflineIMsKeptWhenTheLoginCloses(t *testing.T) {
 		t.Errorf("3 offline IMs: %d delivered, %d still stored (want all stored: the session took none)", got, len(left))
 	}
 }
+
+// TestRescueIgnoresTheOfflineCaps: the IMs a session closed at once did
+// not write were delivered as far as their sender knows; they are stored
+// for the next login even past the offline caps, which refuse only IMs
+// for an offline user, with an error their sender gets. Every IM of a
+// flood to a user who does not read is delivered once, or refused with
+// an error to its sender.
+func TestRescueIgnoresTheOfflineCaps(t *testing.T) {
+	g, release := newGatedStore(t)
+	srv, addr := startServer(t, Config{SendQ: 256, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: 32 << 10}, g)
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	alice := login(t, addr, "alice@example.com", "Secret1")
+	bob := login(t, addr, "bob@example.com", "hunter2") // reads nothing until it is closed
+	_ = bob.nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+
+	g.shut.Store(true)
+	flooded := floodUntilStored(t, alice, bUID, g)
+	// alice reads from now on: the IMs of hers the server has yet to
+	// route are refused once the store opens, many errors at once.
+	const marker = 1 << 20 // the rid of a request sent after the flood
+	refusals := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { refusals <- n }()
+		for {
+			m, err := alice.read()
+			if err != nil || isPersistr(msim.PersistOwnIMInfo, marker)(m) {
+				return
+			}
+			if isError(ErrCodeNotStored)(m) {
+				n++
+			}
+		}
+	}()
+	release()
+	sent := flooded()
+	alice.send((&msim.Persist{Cmd: msim.CmdGet, DSN: msim.PersistOwnIMInfo.DSN, LID: msim.PersistOwnIMInfo.LID,
+		UID: alice.uid, RID: marker}).Request(alice.key))
+	refused := <-refusals
+
+	seen := map[int]int{}
+	for { // what reached bob's socket, up to the close
+		m, err := bob.read()
+		if err != nil {
+			break
+		}
+		if i := imIndex(m, alice.uid); i >= 0 {
+			seen[i]++
+		}
+	}
+	live := len(seen)
+	bob = login(t, addr, "bob@example.com", "hunter2")
+	bob.sync()
+	for _, m := range bob.takeSeen() {
+		if i := imIndex(m, alice.uid); i >= 0 {
+			seen[i]++
+		}
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Errorf("IM %d arrived %d times", i, n)
+		}
+	}
+	if got := len(seen) + refused; got != sent {
+		t.Errorf("%d IMs sent: %d arrived (%d live), %d refused with an error; %d are lost", sent, len(seen), live, refused, sent-got)
+	}
+}

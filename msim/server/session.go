@@ -457,8 +457,11 @@ func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
 
 // rescueIMs stores the IMs among msgs as offline messages again: they were
 // meant for this session but never reached its socket, so the recipient
-// gets them at the next login rather than never. The writer calls it as it
-// ends, holding offlineMu. It returns how many it stored.
+// gets them at the next login rather than never. The offline caps do not
+// apply: they refuse an IM for an offline user, whose sender is told, and
+// these were taken for delivery (their senders told nothing); what they
+// add is bounded by the session's queue. The writer calls it as it ends,
+// holding offlineMu. It returns how many it stored.
 func (s *session) rescueIMs(msgs [][]byte) (stored int) {
 	for _, b := range msgs {
 		if !isStoredIM(b) {
@@ -475,7 +478,7 @@ func (s *session) rescueIMs(msgs [][]byte) (stored int) {
 			t = time.Unix(int64(d), 0).UTC()
 		}
 		om := OfflineMessage{From: msim.UID(from), Time: t, CV: cv, Body: m.StrOr("msg", "")}
-		if err := s.srv.store.AddOffline(s.uid, om, s.srv.offlineLimits); err != nil {
+		if err := s.srv.store.AddOffline(s.uid, om, OfflineLimits{}); err != nil {
 			s.logger().WithError(err).WithField("from", from).Error("an IM for a closed session could not be stored; it is lost")
 			continue
 		}
