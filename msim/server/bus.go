@@ -251,7 +251,10 @@ func (p peer) Mailbox(uid msim.UID) {
 	}
 	handed := 0
 	for i, om := range stored {
-		if !ss.enqueue(msim.Encode(offlineIM(om))) {
+		// A burst, as at a login: bounded by what was stored, not by
+		// SendQ, so that a mailbox longer than the queue does not
+		// close a session that reads.
+		if !ss.enqueueBurst(msim.Encode(offlineIM(om))) {
 			// The session closed: the IMs it did not write (these
 			// among them) are stored first, then the rest of these.
 			ss.restore(stored[i:])

@@ -354,3 +354,35 @@ func TestBusNodeDownDuringTakeOver(t *testing.T) {
 		t.Errorf("alice saw bob's presences %v, want %v", got, want)
 	}
 }
+
+// TestBusMailboxPastSendQ: the IMs stored for a user while another node
+// thought them connected nowhere (a login there at the same moment, a
+// node cut off for a while) go to the session here when the bus says so
+// (Mailbox), up to the mailbox's own bound as at a login: more than the
+// send queue holds does not close a session that reads.
+func TestBusMailboxPastSendQ(t *testing.T) {
+	bus := &fakeBus{}
+	mem := NewMemStore()
+	srv, addr := startServer(t, Config{Bus: bus, SendQ: 4}, mem)
+	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
+	c := login(t, addr, "bob@example.com", "pw-b")
+	c.sync()
+	const stored = 100
+	for i := range stored {
+		if err := mem.AddOffline(bob, OfflineMessage{From: alice, Time: time.Now().UTC(), Body: fmt.Sprint("stored ", i)}, OfflineLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bus.peer.Mailbox(bob)
+	for i := range stored {
+		m := c.expect(fmt.Sprint("stored IM ", i), func(m *msim.Message) bool { return isBM(msim.BMIM, alice)(m) || m.Is("error") })
+		if body, _ := m.Str("msg"); !m.Is("bm") || body != fmt.Sprint("stored ", i) {
+			t.Fatalf("stored IM %d: got %v", i, m)
+		}
+	}
+	c.sync()
+	if left, _ := mem.TakeOffline(bob); len(left) != 0 {
+		t.Errorf("%d IMs still stored, want none", len(left))
+	}
+}

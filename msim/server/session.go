@@ -186,12 +186,12 @@ const (
 )
 
 // enqueueBurst queues part of the login burst (presences of up to
-// MaxContacts contacts, up to maxOffline stored IMs): bounded by those
-// limits rather than by SendQ, so a long mailbox cannot make every login
-// overflow.
+// MaxContacts contacts, up to maxOffline stored IMs), or the stored IMs
+// Mailbox hands a session: bounded by those limits rather than by SendQ,
+// so a long mailbox cannot make every login overflow.
 func (s *session) enqueueBurst(b []byte) bool { return s.enqueueLimit(b, 1) }
 
-// enqueueLimit queues b; burst > 0 marks it as part of the login burst, which
+// enqueueLimit queues b; burst > 0 marks it as part of a burst (enqueueBurst), which
 // raises the session's limit by one for good (the burst may still be
 // draining when later messages come).
 //
