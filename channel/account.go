@@ -35,13 +35,18 @@ type account struct {
 	buddies sortidx.Index[*buddy, msim.UID] // by uid
 	room    maproom.Room[buddy]             // made by reserveBuddies for the next buddies
 	strs    strPack                         // the masks (ident@host) of the buddies' virtual users
-	pending map[msim.UID][]seqEvent         // events from strangers awaiting their profile
+	pending map[msim.UID][]seqEvent         // events from strangers awaiting their profile; nil once let go (released)
 	typing  []msim.UID                      // buddies the IRC client was last told are typing (few at a time)
 	queue   []queuedIM
 
 	status     msim.Status // what the user asked for; restored on reconnect
 	statusText string
 }
+
+// released reports whether the session has let a go (release): taken out
+// of it, or the session ended. What still comes for it (a login's result)
+// is kept for it, as release keeps what waited.
+func (a *account) released() bool { return a.pending == nil }
 
 func (a *account) stopTimer() {
 	if a.timer != nil {

@@ -77,6 +77,16 @@ func msgidOf(ev msim.Event) string {
 // fromUserSeq puts an IM or zap from uid in the outbox, first learning who
 // a stranger is.
 func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
+	if a.released() {
+		// Taken out of the session while its login was under way: the
+		// login's IMs are kept for the account, as release kept what
+		// waited for a profile.
+		if _, ok := s.mem.holdEvent(a.cfg.Email, se); !ok {
+			s.log.WithField("account", a.cfg.Email).WithField("from", uid).
+				Errorf("an IM arrived for an account taken out of the session and %d are already held; it is lost (the user is told)", maxHeld)
+		}
+		return
+	}
 	bd := a.buddy(uid)
 	if bd == nil {
 		_, busy := a.pending[uid]
