@@ -128,6 +128,9 @@ func (s *session) lookUpStranger(a *account, uid msim.UID) {
 // strangerKnown names uid as p says, then gives out the replays and the
 // IMs and zaps that waited for it, in that order.
 func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
+	if a.released() {
+		return // taken out of the session meanwhile: release kept what waited
+	}
 	evs := a.pending[uid]
 	delete(a.pending, uid)
 	if a.buddy(uid) == nil {

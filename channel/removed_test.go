@@ -33,3 +33,23 @@ func TestLoginOfARemovedAccountKeepsItsIMs(t *testing.T) {
 	}
 }
 
+// A stranger's profile that comes once their account was taken out of the
+// session makes no buddy there: the IM that waited for it was kept for the
+// account as it was taken out, once.
+func TestStrangerKnownAfterTheAccountWasRemoved(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	cl.push(msim.IMEvent{From: 42, Text: "who am I?"})
+	r.stepUntil("the stranger's IM taken", func() bool { _, ok := r.a.pending[42]; return ok })
+	r.s.removeAccount(r.a, "")
+	r.step() // the stranger's profile
+	if n := r.s.nicks.Len(); n != 0 {
+		t.Errorf("got %d nicks after the account was removed, want none: %v", n, r.s.nicks.All()[0].nick)
+	}
+	if held := r.s.mem.heldFor(r.a.cfg.Email); len(held) != 1 {
+		t.Errorf("got %d IMs held, want the stranger's one", len(held))
+	}
+}
