@@ -722,7 +722,11 @@ func (s *session) onAway(text string) {
 func (s *session) onIRC(in ircd.Input) {
 	if isChannelName(in.Target) {
 		a := s.byChannel[nickKey(in.Target)]
-		if a == nil || in.Command != "PRIVMSG" {
+		if a == nil {
+			s.goneTarget(in, "is no longer one of your control channels (its account was removed meanwhile)")
+			return
+		}
+		if in.Command != "PRIVMSG" {
 			return
 		}
 		text := in.Text
@@ -763,6 +767,7 @@ func (s *session) onIRC(in ircd.Input) {
 	}
 	bd := s.buddyByNick(in.Target)
 	if bd == nil {
+		s.goneTarget(in, "is no longer a buddy's nick (renamed or removed meanwhile)")
 		return
 	}
 	switch in.Command {
@@ -781,6 +786,18 @@ func (s *session) onIRC(in ircd.Input) {
 		}
 		s.sendOwn(bd, in, in.Command, ownShown(text), text)
 	}
+}
+
+// goneTarget tells the user that a message they typed was not sent: its
+// target, a nick or control channel when ircd took the message, is gone
+// by the time the session handles it (why says how). Typing notices
+// (TAGMSG) go unsaid.
+func (s *session) goneTarget(in ircd.Input, why string) {
+	if in.Command != "PRIVMSG" && in.Command != "NOTICE" || in.Text == "" {
+		return
+	}
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+		Text: fmt.Sprintf("Message NOT sent: %s %s. The message: %s", in.Target, why, in.Text)})
 }
 
 // commands runs each line of text as a command: a message of several
