@@ -282,8 +282,13 @@ func (s *session) onLinkResult(ev linkResult) {
 	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"))
 	s.replayWaiting(a) // the history the clients missed, before what is newer
 	s.wakeMSIM()       // events that came with the login, after what was held
-	for _, se := range s.mem.heldFor(a.cfg.Email) {
-		s.fromUserSeq(a, msim.SenderOf(se.ev), se)
+	if held := s.mem.heldFor(a.cfg.Email); len(held) > 0 {
+		given := s.heldOnItsWay(a)
+		for _, se := range held {
+			if !given[se.held] { // else given at an earlier login, not yet shown
+				s.fromUserSeq(a, msim.SenderOf(se.ev), se)
+			}
+		}
 	}
 	if s.away != "" && a.status == msim.StatusOnline {
 		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})

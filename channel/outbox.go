@@ -21,8 +21,8 @@ import (
 // overflowed) is held for the user's next connection, so nothing the
 // gateway accepted is lost. The session goroutine owns the queue; Sent
 // callbacks, which run on ircd's goroutines, touch only the atomic counter
-// and flag, the user's memory (behind its mutex) and the session's wake-up
-// (kick).
+// and flag, the set of held IMs handed over (behind its mutex), the user's
+// memory (behind its mutex) and the session's wake-up (kick).
 
 const (
 	// outWindow bounds the text handed to ircd and not yet written.
@@ -47,6 +47,51 @@ type outbox struct {
 	head     int
 	inflight atomic.Int64 // bytes handed to ircd and not yet reported Sent
 	drained  atomic.Bool  // a Sent report came: the window may have room
+	// heldOut: the held IMs (by held id) handed to ircd and not yet
+	// reported Sent; a login leaves them out of the held IMs it gives
+	// (heldOnItsWay).
+	heldMu  sync.Mutex
+	heldOut map[int64]bool
+}
+
+// handOut notes that the held IM id is handed to ircd.
+func (o *outbox) handOut(id int64) {
+	o.heldMu.Lock()
+	put(&o.heldOut, id, true)
+	o.heldMu.Unlock()
+}
+
+// reported notes that ircd reported the held IM id.
+func (o *outbox) reported(id int64) {
+	o.heldMu.Lock()
+	delete(o.heldOut, id)
+	o.heldMu.Unlock()
+}
+
+// heldOnItsWay returns the ids of the IMs held for a that are on their
+// way to the clients since an earlier login: waiting in the outbox or for
+// a stranger's profile, or handed to ircd and not yet reported. The
+// account's next login does not give them again.
+func (s *session) heldOnItsWay(a *account) map[int64]bool {
+	ids := map[int64]bool{}
+	for _, it := range s.out.waiting() {
+		if it.held != 0 {
+			ids[it.held] = true
+		}
+	}
+	for _, q := range a.pending {
+		for _, se := range q {
+			if se.held != 0 {
+				ids[se.held] = true
+			}
+		}
+	}
+	s.out.heldMu.Lock()
+	defer s.out.heldMu.Unlock()
+	for id := range s.out.heldOut {
+		ids[id] = true
+	}
+	return ids
 }
 
 func newOutbox() outbox { return outbox{} }
@@ -109,6 +154,9 @@ func (s *session) pumpOut() {
 		}
 		s.out.pop()
 		s.out.inflight.Add(size)
+		if it.held != 0 {
+			s.out.handOut(it.held)
+		}
 		d.Sent = s.imSent(it, size)
 		if cl, ok := s.irc.(*clients); ok {
 			cl.deliver(d, late) // false: Sent(false) has held the IM
@@ -171,6 +219,9 @@ func (r *imSentReport) sent(ok bool) {
 		mem.holdLater(email, it.seqEvent, func() {
 			log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		})
+	}
+	if it.held != 0 {
+		s.out.reported(it.held)
 	}
 	s.out.inflight.Add(-size)
 	s.out.drained.Store(true)

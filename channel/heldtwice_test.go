@@ -1,0 +1,110 @@
+package channel
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+)
+
+// stalledIRC is a client whose socket takes nothing for now: the IMs it
+// is handed are reported (Sent) only when the test says.
+type stalledIRC struct {
+	*fakeIRC
+	mu      sync.Mutex
+	reports []func(bool)
+	full    bool // its SendQ has no room: one IM at a time is handed over
+}
+
+func (f *stalledIRC) Room() int {
+	if f.full {
+		return 0
+	}
+	return f.fakeIRC.Room()
+}
+
+func (f *stalledIRC) Deliver(d ircd.Delivery) bool {
+	sent := d.Sent
+	d.Sent = nil
+	f.fakeIRC.Deliver(d)
+	if sent != nil {
+		f.mu.Lock()
+		f.reports = append(f.reports, sent)
+		f.mu.Unlock()
+	}
+	return true
+}
+
+// report reports every IM handed over so far as written.
+func (f *stalledIRC) report() {
+	f.mu.Lock()
+	rs := f.reports
+	f.reports = nil
+	f.mu.Unlock()
+	for _, r := range rs {
+		r(true)
+	}
+}
+
+// An IM held for the user is given to the client at the account's login;
+// if the link is lost and back before it was shown (the client's socket
+// has not taken it, it waits in the outbox for room, or its sender, a
+// stranger, is being looked up), the next login does not give it again.
+func TestHeldIMOnItsWayIsNotGivenAgainAtTheNextLogin(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		from msim.UID
+		full bool
+	}{
+		{"handed to ircd", 7, false},
+		{"waiting in the outbox", 7, true},
+		{"waiting for a stranger's profile", 9, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			irc := &stalledIRC{fakeIRC: r.irc, full: tc.full}
+			r.s.irc = irc
+			for _, text := range []string{"held one", "held two"} {
+				r.s.mem.hold(r.a.cfg.Email, msim.IMEvent{From: tc.from, Text: text, Time: time.Now()})
+			}
+			bob := []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}
+			release := make(chan struct{})
+			login := func() *fakeMSIM {
+				cl := &fakeMSIM{buddies: bob}
+				r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
+					cl.mu.Lock()
+					cl.notify = cfg.Notify
+					cl.mu.Unlock()
+					return &slowProfile{cl, release}, nil
+				}
+				return cl
+			}
+			first := login()
+			r.s.start()
+			r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+			first.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof")})
+			r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
+			login()
+			r.clock.Advance(r.clock.Pending()[0])
+			r.stepUntil("logged in again", func() bool { return r.a.state == linkUp })
+			close(release)
+			r.stepUntil("the stranger known", func() bool { return len(r.a.pending) == 0 })
+			irc.full = false
+			for irc.report(); len(irc.said("held two")) == 0 && r.s.out.drained.Swap(false); irc.report() {
+				r.s.pumpOut() // what waited for room
+			}
+			r.s.mem.settle()
+			for _, text := range []string{"held one", "held two"} {
+				if got := irc.said(text); len(got) != 1 {
+					t.Errorf("%q was given %d times: %q; want once", text, len(got), got)
+				}
+			}
+			if held := r.s.mem.heldFor(r.a.cfg.Email); len(held) != 0 {
+				t.Errorf("still held once shown: %v", held)
+			}
+		})
+	}
+}
