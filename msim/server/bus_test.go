@@ -386,3 +386,37 @@ func TestBusMailboxPastSendQ(t *testing.T) {
 		t.Errorf("%d IMs still stored, want none", len(left))
 	}
 }
+
+// TestBusMailboxDoesNotRaiseTheQueueLimitForGood: the room a mailbox's
+// burst is given lasts while its IMs wait in the queue; a session handed
+// many mailboxes over its life keeps SendQ as its bound for what waits.
+func TestBusMailboxDoesNotRaiseTheQueueLimitForGood(t *testing.T) {
+	bus := &fakeBus{}
+	mem := NewMemStore()
+	srv, addr := startServer(t, Config{Bus: bus, SendQ: 4}, mem)
+	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
+	c := login(t, addr, "bob@example.com", "pw-b")
+	c.sync()
+	ss := srv.reg.session(bob)
+	limit := func() int {
+		ss.qmu.Lock()
+		defer ss.qmu.Unlock()
+		return srv.cfg.SendQ + ss.burst
+	}
+	const mailboxes = 500
+	for i := range mailboxes { // one IM at a time, each read before the next
+		if err := mem.AddOffline(bob, OfflineMessage{From: alice, Time: time.Now().UTC(), Body: fmt.Sprint("stored ", i)}, OfflineLimits{}); err != nil {
+			t.Fatal(err)
+		}
+		bus.peer.Mailbox(bob)
+		m := c.expect(fmt.Sprint("stored IM ", i), func(m *msim.Message) bool { return isBM(msim.BMIM, alice)(m) || m.Is("error") })
+		if body, _ := m.Str("msg"); !m.Is("bm") || body != fmt.Sprint("stored ", i) {
+			t.Fatalf("stored IM %d: got %v", i, m)
+		}
+	}
+	c.sync()
+	if got := limit(); got != srv.cfg.SendQ {
+		t.Errorf("send queue limit %d after %d single-IM mailboxes, all written; want SendQ, %d", got, mailboxes, srv.cfg.SendQ)
+	}
+}

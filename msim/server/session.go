@@ -83,7 +83,7 @@ type session struct {
 	// Outgoing queue: encoded messages, shared read-only between sessions.
 	qmu        sync.Mutex
 	q, spare   [][]byte
-	burst      int  // login-burst messages allowed beyond SendQ
+	burst      int  // burst messages in q, allowed beyond SendQ
 	urgent     bool // q holds a message that goes out now, not only presence
 	lazy       bool // q holds presence the writer has been woken for
 	closing    bool // no more messages are accepted
@@ -191,9 +191,11 @@ const (
 // so a long mailbox cannot make every login overflow.
 func (s *session) enqueueBurst(b []byte) bool { return s.enqueueLimit(b, 1) }
 
-// enqueueLimit queues b; burst > 0 marks it as part of a burst (enqueueBurst), which
-// raises the session's limit by one for good (the burst may still be
-// draining when later messages come).
+// enqueueLimit queues b; burst > 0 marks it as part of a burst
+// (enqueueBurst), which raises the session's limit by one until the writer
+// takes the queue: then it is the writer's, and what waits behind its
+// write is bounded by SendQ again (a limit raised for good would grow with
+// every mailbox a long session is handed).
 //
 // A full queue closes the session at once: b is refused, and the writer
 // stores the IMs it did not write for the next login (storeUnwritten). No
@@ -360,7 +362,7 @@ func (s *session) writeLoop() {
 		s.qmu.Lock()
 		batch, fc := s.q, s.flushClose
 		s.q, s.spare = s.spare[:0], nil
-		s.urgent, s.lazy = false, false
+		s.urgent, s.lazy, s.burst = false, false, 0
 		s.qmu.Unlock()
 		if len(batch) > 0 && !s.write(&w, batch) {
 			return
