@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
 )
 
 // stalledIRC is a client whose socket takes nothing for now: the IMs it
@@ -106,5 +108,66 @@ func TestHeldIMOnItsWayIsNotGivenAgainAtTheNextLogin(t *testing.T) {
 				t.Errorf("still held once shown: %v", held)
 			}
 		})
+	}
+}
+
+// heldReadHook runs hook, once, as the user's held IMs are read.
+type heldReadHook struct {
+	store.Store
+	mu   sync.Mutex
+	hook func()
+}
+
+func (h *heldReadHook) HeldIMs(ctx context.Context, user, email string) ([]store.HeldIM, error) {
+	h.mu.Lock()
+	f := h.hook
+	h.hook = nil
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return h.Store.HeldIMs(ctx, user, email)
+}
+
+// A held IM reported shown while the next login reads the held IMs is
+// not given again by that login.
+func TestHeldIMReportedDuringTheLoginsReadIsNotGivenAgain(t *testing.T) {
+	const email = "alice@msim.test"
+	r, st := historyRig(t)
+	if _, err := st.HoldIM(context.Background(), "alice", email, store.HeldIM{From: 7, Text: "held one", Seq: 1, Time: time.Now(), Offline: true}); err != nil {
+		t.Fatal(err)
+	}
+	h := &heldReadHook{Store: st}
+	mem, err := loadUserMemory(h, r.s.user, quietLog(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.s.mem = mem
+	irc := &stalledIRC{fakeIRC: r.irc}
+	r.s.irc = irc
+	bob := []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}
+	login := func() *fakeMSIM {
+		cl := &fakeMSIM{buddies: bob}
+		r.okDial(cl)
+		return cl
+	}
+	first := login()
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	if got := irc.said("held one"); len(got) != 1 {
+		t.Fatalf("the first login gave the held IM %d times", len(got))
+	}
+	first.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof")})
+	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
+	h.mu.Lock()
+	h.hook = irc.report // ircd reports it shown as the login reads
+	h.mu.Unlock()
+	login()
+	r.clock.Advance(r.clock.Pending()[0])
+	r.stepUntil("logged in again", func() bool { return r.a.state == linkUp })
+	irc.report()
+	r.s.mem.settle()
+	if got := irc.said("held one"); len(got) != 1 {
+		t.Errorf("the held IM was given %d times: %q; want once", len(got), got)
 	}
 }

@@ -282,8 +282,11 @@ func (s *session) onLinkResult(ev linkResult) {
 	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"))
 	s.replayWaiting(a) // the history the clients missed, before what is newer
 	s.wakeMSIM()       // events that came with the login, after what was held
+	// What is on its way is read first: an IM reported shown in between
+	// is dropped from the held ones before heldFor reads them (its drop
+	// is queued ahead of that read), never missing from both.
+	given := s.heldOnItsWay(a)
 	if held := s.mem.heldFor(a.cfg.Email); len(held) > 0 {
-		given := s.heldOnItsWay(a)
 		for _, se := range held {
 			if !given[se.held] { // else given at an earlier login, not yet shown
 				s.fromUserSeq(a, msim.SenderOf(se.ev), se)

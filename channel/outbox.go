@@ -73,23 +73,29 @@ func (o *outbox) reported(id int64) {
 // a stranger's profile, or handed to ircd and not yet reported. The
 // account's next login does not give them again.
 func (s *session) heldOnItsWay(a *account) map[int64]bool {
-	ids := map[int64]bool{}
+	var ids map[int64]bool // made for the first: a login with none allocates nothing
+	add := func(id int64) {
+		if ids == nil {
+			ids = map[int64]bool{}
+		}
+		ids[id] = true
+	}
 	for _, it := range s.out.waiting() {
 		if it.held != 0 {
-			ids[it.held] = true
+			add(it.held)
 		}
 	}
 	for _, q := range a.pending {
 		for _, se := range q {
 			if se.held != 0 {
-				ids[se.held] = true
+				add(se.held)
 			}
 		}
 	}
 	s.out.heldMu.Lock()
 	defer s.out.heldMu.Unlock()
 	for id := range s.out.heldOut {
-		ids[id] = true
+		add(id)
 	}
 	return ids
 }
