@@ -46,3 +46,34 @@ func TestMessageToANickGoneMeanwhileIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A notice to a gone control channel goes nowhere, as one to a control
+// channel always did; an action or CTCP to a gone nick is named in the
+// notice as the user typed it, not as its raw bytes.
+func TestGoneTargetNoticeAndCTCP(t *testing.T) {
+	for _, tc := range []struct {
+		name, command, target, text string
+		want                        string // "" for no notice
+	}{
+		{"notice to a control channel", "NOTICE", "&alice", "bob: hi", ""},
+		{"action to a nick", "PRIVMSG", "bob", "\x01ACTION waves\x01", "The message: /me waves"},
+		{"CTCP to a nick", "PRIVMSG", "bob", "\x01VERSION\x01", "The message: CTCP VERSION"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+			r.okDial(cl)
+			r.s.start()
+			r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+			r.s.removeAccount(r.a, "")
+			r.s.onIRC(ircd.Input{Command: tc.command, Target: tc.target, Text: tc.text, MsgID: "m1"})
+			got := r.irc.said("NOT sent")
+			switch {
+			case tc.want == "" && len(got) != 0:
+				t.Errorf("got notices %q, want none", got)
+			case tc.want != "" && (len(got) != 1 || !strings.HasSuffix(got[0], tc.want) || strings.Contains(got[0], "\x01")):
+				t.Errorf("got notices %q, want one ending %q, without CTCP's delimiters", got, tc.want)
+			}
+		})
+	}
+}

@@ -722,11 +722,11 @@ func (s *session) onAway(text string) {
 func (s *session) onIRC(in ircd.Input) {
 	if isChannelName(in.Target) {
 		a := s.byChannel[nickKey(in.Target)]
+		if in.Command != "PRIVMSG" {
+			return // as ever: a notice to a control channel goes nowhere
+		}
 		if a == nil {
 			s.goneTarget(in, "is no longer one of your control channels (its account was removed meanwhile)")
-			return
-		}
-		if in.Command != "PRIVMSG" {
 			return
 		}
 		text := in.Text
@@ -796,8 +796,14 @@ func (s *session) goneTarget(in ircd.Input, why string) {
 	if in.Command != "PRIVMSG" && in.Command != "NOTICE" || in.Text == "" {
 		return
 	}
+	text := in.Text
+	if act, ok := ctcpAction(text); ok {
+		text = "/me " + act
+	} else if strings.HasPrefix(text, "\x01") { // a CTCP, named without its delimiters
+		text = "CTCP " + strings.Trim(text, "\x01")
+	}
 	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
-		Text: fmt.Sprintf("Message NOT sent: %s %s. The message: %s", in.Target, why, in.Text)})
+		Text: fmt.Sprintf("Message NOT sent: %s %s. The message: %s", in.Target, why, text)})
 }
 
 // commands runs each line of text as a command: a message of several
