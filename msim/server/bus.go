@@ -246,7 +246,7 @@ func (p peer) Mailbox(uid msim.UID) {
 	}
 	stored, err := srv.store.TakeOffline(uid)
 	if err != nil {
-		ss.logger().WithError(err).Error("offline messages")
+		ss.logger().WithError(err).Error("offline messages not taken; they stay stored for the next login")
 		return
 	}
 	handed := 0

@@ -746,7 +746,7 @@ func (s *session) login(m *msim.Message) bool {
 	srv.offlineMu.Lock()
 	stored, err := srv.store.TakeOffline(s.uid)
 	if err != nil {
-		s.logger().WithError(err).Error("login: offline messages")
+		s.logger().WithError(err).Error("login: offline messages not taken; they stay stored for the next login")
 	}
 	var refused []OfflineMessage // the stored IMs a session closing meanwhile did not take
 	supersededBy, live := srv.reg.login(s, func(old *session, presences [][]byte) {

@@ -493,7 +493,11 @@ func (s *sqlStore) AddOffline(to msim.UID, m OfflineMessage, lim OfflineLimits) 
 // TakeOffline deletes and returns the recipient's messages in one
 // statement: a row is returned by the one DELETE that removed it, so two
 // nodes taking at once never both get a message (on PostgreSQL the second
-// waits for the first's row locks and then finds the rows gone).
+// waits for the first's row locks and then finds the rows gone). The
+// DELETE runs in a transaction committed only once every row it returned
+// was read: a take that fails before its commit (a row it cannot read,
+// the operation's time up, the connection lost) removes nothing, and the
+// messages wait for the next take.
 func (s *sqlStore) TakeOffline(to msim.UID) ([]OfflineMessage, error) {
 	ctx, cancel := opContext()
 	defer cancel()
@@ -511,33 +515,36 @@ func (s *sqlStore) TakeOffline(to msim.UID) ([]OfflineMessage, error) {
 			return nil, nil
 		}
 	}
-	rows, err := s.stmt(ctx, s.w, nil, qTakeOffline).QueryContext(ctx, int64(to))
-	if err != nil {
-		return nil, s.wrap("take offline", err)
-	}
-	defer rows.Close()
 	type row struct {
 		id int64
 		m  OfflineMessage
 	}
 	var got []row
-	for rows.Next() {
-		var (
-			r              row
-			from, sent, cv int64
-			body           []byte
-		)
-		if err := rows.Scan(&r.id, &from, &sent, &cv, &body); err != nil {
-			return nil, s.wrap("take offline", err)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := s.stmt(ctx, s.w, tx, qTakeOffline).QueryContext(ctx, int64(to))
+		if err != nil {
+			return s.wrap("take offline", err)
 		}
-		r.m = OfflineMessage{From: msim.UID(from), Time: fromMicros(sent), CV: int(cv), Body: string(body)}
-		got = append(got, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.wrap("take offline", err)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, s.wrap("take offline", err)
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				r              row
+				from, sent, cv int64
+				body           []byte
+			)
+			if err := rows.Scan(&r.id, &from, &sent, &cv, &body); err != nil {
+				return s.wrap("take offline", err)
+			}
+			r.m = OfflineMessage{From: msim.UID(from), Time: fromMicros(sent), CV: int(cv), Body: string(body)}
+			got = append(got, r)
+		}
+		if err := rows.Err(); err != nil {
+			return s.wrap("take offline", err)
+		}
+		return s.wrap("take offline", rows.Close())
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(got, func(a, b row) int { return cmp.Compare(a.id, b.id) })
 	var out []OfflineMessage

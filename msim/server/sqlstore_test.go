@@ -590,3 +590,59 @@ func TestTakeOfflineNothingWaitingNeedsNoWrite(t *testing.T) {
 		t.Errorf("one waiting: got %v, want it", got)
 	}
 }
+
+// TestTakeOfflineFailedReadKeepsTheIMs: a take of the offline IMs that
+// fails while it reads them (here one row cannot be read) leaves every IM
+// stored, for the next login to take once the fault is gone; none is
+// removed without being returned.
+func TestTakeOfflineFailedReadKeepsTheIMs(t *testing.T) {
+	for _, e := range sqlEngines {
+		t.Run(e.name, func(t *testing.T) {
+			db := e.fresh(t)
+			s := db.open(t)
+			to := &Account{Email: "to@x"}
+			from := &Account{Email: "from@x"}
+			for _, a := range []*Account{to, from} {
+				if err := s.CreateAccount(a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bodies := []string{"first", "damaged", "last"}
+			for _, b := range bodies {
+				if err := s.AddOffline(to.UID, OfflineMessage{From: from.UID, Time: time.Now(), Body: b}, OfflineLimits{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raw, d := db.raw(t)
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := raw.Exec(d.Rebind(q), args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			// A value the store cannot read back as a number: text on
+			// SQLite, NULL on PostgreSQL (its types are strict).
+			if db.engine == "postgres" {
+				exec(`ALTER TABLE msim_offline ALTER COLUMN cv DROP NOT NULL`)
+				exec(`UPDATE msim_offline SET cv = NULL WHERE body = ?`, []byte("damaged"))
+			} else {
+				exec(`UPDATE msim_offline SET cv = 'not a number' WHERE body = ?`, []byte("damaged"))
+			}
+			if got, err := s.TakeOffline(to.UID); err == nil {
+				t.Fatalf("take with a row it cannot read: got %d IMs and no error, want an error", len(got))
+			}
+			exec(`UPDATE msim_offline SET cv = 0 WHERE body = ?`, []byte("damaged"))
+			got, err := s.TakeOffline(to.UID)
+			if err != nil {
+				t.Fatalf("take after the repair: %v", err)
+			}
+			var gotBodies []string
+			for _, m := range got {
+				gotBodies = append(gotBodies, m.Body)
+			}
+			if !slices.Equal(gotBodies, bodies) {
+				t.Errorf("take after the failed take: got %q, want %q", gotBodies, bodies)
+			}
+		})
+	}
+}

@@ -125,7 +125,9 @@ type Store interface {
 	// AddOffline stores m for to unless lim refuses it (errOfflineFull,
 	// errOfflineSenderFull).
 	AddOffline(to msim.UID, m OfflineMessage, lim OfflineLimits) error
-	TakeOffline(to msim.UID) ([]OfflineMessage, error) // oldest first; removes them
+	// TakeOffline returns to's messages, oldest first, and removes them;
+	// when it fails it removes none.
+	TakeOffline(to msim.UID) ([]OfflineMessage, error)
 	Close() error
 }
 
