@@ -248,6 +248,10 @@ type Client struct {
 	notify  chan struct{} // wakes the pump; nil with cfg.Notify
 	events  chan Event    // nil with cfg.Notify
 	backlog int
+	// droppedIMs and droppedFrom count the IMs and zaps emit left out
+	// (see DisconnectedEvent.DroppedIMs).
+	droppedIMs  int
+	droppedFrom []UID
 }
 
 // Dial connects to cfg.Addr, logs in and loads the session (own profile and
@@ -285,17 +289,22 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	cause := context.Cause(sctx) // before stop, which cancels sctx
 	stop()
 	if err != nil {
-		var ims []Event
+		var evs []Event
 		if cfg.Notify == nil {
 			// Nobody reads Events while Close runs: take them meanwhile,
 			// or the pump waits closeGrace and drops the older ones.
 			taken := make(chan []Event, 1)
 			go func() { taken <- drainEvents(c.events) }()
 			c.Close()
-			ims = onlyIMs(<-taken)
+			evs = <-taken
 		} else {
 			c.Close()
-			ims = onlyIMs(c.TakeEvents(nil))
+			evs = c.TakeEvents(nil)
+		}
+		ims := onlyIMs(evs)
+		var final DisconnectedEvent // the last event, always
+		if len(evs) > 0 {
+			final, _ = evs[len(evs)-1].(DisconnectedEvent)
 		}
 		switch {
 		case cause == nil || errors.As(err, new(*LoginError)):
@@ -304,8 +313,8 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		default:
 			err = errorf("msim: login %s: %w (%w)", cfg.Email, cause, err)
 		}
-		if len(ims) > 0 {
-			err = &UndeliveredError{Err: err, Events: ims}
+		if len(ims) > 0 || final.DroppedIMs > 0 {
+			err = &UndeliveredError{Err: err, Events: ims, DroppedIMs: final.DroppedIMs, DroppedFrom: final.DroppedFrom}
 		}
 		return nil, err
 	}
@@ -1090,9 +1099,14 @@ func (c *Client) endWriter(w *wstate) {
 		c.logger().WithField("unsent", len(unsent)).Info("msim: IMs not sent before the link went down")
 	}
 	c.qmu.Lock()
-	c.qfinal = true               // nothing is queued after it
+	c.qfinal = true // nothing is queued after it
+	// The reader has stopped: no IM comes after these.
+	ev.DroppedIMs, ev.DroppedFrom = c.droppedIMs, c.droppedFrom
 	c.queue = append(c.queue, ev) // the final event, whatever the backlog
 	c.qmu.Unlock()
+	if ev.DroppedIMs > 0 {
+		c.logger().WithField("dropped", ev.DroppedIMs).Warn("msim: IMs received past the event backlog were dropped")
+	}
 	c.wake()
 	close(c.final)
 }

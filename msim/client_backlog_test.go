@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -263,5 +264,36 @@ func TestDroppedLoginGivesEveryIM(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestLoginOverflowNamesTheDroppedIMs: a login whose events overflow the
+// backlog before it completes (a long backlog of offline IMs nobody takes
+// yet) fails with the IMs it queued, and names those it dropped: the
+// server no longer stores any of them.
+func TestLoginOverflowNamesTheDroppedIMs(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	cfg := testConfig(t, f.addr())
+	cfg.Notify = func() {}
+	cfg.EventBacklog = 4
+	ch := dialAsync(cfg)
+	fc := f.accept()
+	fc.override(PersistContactList, func(fc *fakeConn, p *Persist) Dict {
+		streamIMs(fc, 4, 0)
+		fc.write(NewInt("bm", BMIM).AddInt("f", 2002).Add("msg", "past the backlog"))
+		return nil
+	})
+	fc.login("alice")
+	_, err := waitDial(t, ch)
+	if !errors.Is(err, ErrEventOverflow) {
+		t.Fatalf("Dial got %v, want an overflow", err)
+	}
+	var ue *UndeliveredError
+	if !errors.As(err, &ue) {
+		t.Fatalf("Dial got %v, want an UndeliveredError", err)
+	}
+	if len(ue.Events) != 4 || ue.DroppedIMs != 1 || !slices.Equal(ue.DroppedFrom, []UID{2002}) {
+		t.Errorf("got %d IMs and %d dropped from %v, want 4 and 1 from [2002]", len(ue.Events), ue.DroppedIMs, ue.DroppedFrom)
 	}
 }

@@ -6,6 +6,7 @@ package msim
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,6 +121,16 @@ type DisconnectedEvent struct {
 	// MoreUnconfirmed is set when IMs written within the window are missing
 	// from Unconfirmed, because the client keeps only the latest few dozen.
 	MoreUnconfirmed bool
+	// DroppedIMs counts the IMs and zaps the client received but never
+	// queued as events, because the owner had fallen EventBacklog events
+	// behind (the session then ends with DisconnectOverflow); the server
+	// counts them as delivered. DroppedFrom names their senders, each
+	// once, in the order first dropped. After an overflow, IMs the server
+	// had written that the client had not yet read are lost as well,
+	// unnamed: with DisconnectOverflow, IMs may be missing even when
+	// DroppedIMs is 0.
+	DroppedIMs  int
+	DroppedFrom []UID
 }
 
 // OutgoingIM is an IM given to SendIM, as reported by DisconnectedEvent.
@@ -368,13 +379,21 @@ func (c *Client) TakeEvents(dst []Event) []Event {
 // UndeliveredError is the error of a Dial that failed after the server
 // had handed over IMs or zaps: a user's stored offline IMs come before the
 // replies the login waits for, and the server keeps them no longer. They
-// are the caller's to show or keep, all of them, in order.
+// are the caller's to show or keep, all of them, in order. A login whose
+// events overflowed the backlog (Err wraps ErrEventOverflow) dropped the
+// IMs past it: DroppedIMs and DroppedFrom say so, as in
+// DisconnectedEvent.
 type UndeliveredError struct {
-	Err    error
-	Events []Event // IMEvent and ZapEvent values, as received
+	Err         error
+	Events      []Event // IMEvent and ZapEvent values, as received
+	DroppedIMs  int
+	DroppedFrom []UID
 }
 
 func (e *UndeliveredError) Error() string {
+	if e.DroppedIMs > 0 {
+		return fmt.Sprintf("%v (after %d IMs or zaps; %d more dropped)", e.Err, len(e.Events), e.DroppedIMs)
+	}
 	return fmt.Sprintf("%v (after %d IMs or zaps)", e.Err, len(e.Events))
 }
 
@@ -411,16 +430,22 @@ func onlyIMs(evs []Event) []Event {
 	return ims
 }
 
-// emit queues an event for the owner. Past the backlog cap the session ends.
+// emit queues an event for the owner. Past the backlog cap the session
+// ends; an IM or zap left out is counted for the DisconnectedEvent.
 func (c *Client) emit(ev Event) {
 	c.qmu.Lock()
-	if c.qfinal {
+	if c.qfinal || len(c.queue) >= c.backlog {
+		over := !c.qfinal
+		if from := SenderOf(ev); from != 0 {
+			c.droppedIMs++
+			if !slices.Contains(c.droppedFrom, from) {
+				c.droppedFrom = append(c.droppedFrom, from)
+			}
+		}
 		c.qmu.Unlock()
-		return
-	}
-	if len(c.queue) >= c.backlog {
-		c.qmu.Unlock()
-		c.down(DisconnectOverflow, errorf("%w: %d events not taken", ErrEventOverflow, c.backlog))
+		if over {
+			c.down(DisconnectOverflow, errorf("%w: %d events not taken", ErrEventOverflow, c.backlog))
+		}
 		return
 	}
 	c.queue = append(c.queue, ev)

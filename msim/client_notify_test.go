@@ -212,6 +212,31 @@ func TestNotifyOverflow(t *testing.T) {
 	}
 }
 
+// TestOverflowNamesTheDroppedIM: the IM that finds the backlog full is
+// not queued, but it is not lost without a trace: the DisconnectedEvent
+// counts it and names its sender, so the owner can tell the user.
+func TestOverflowNamesTheDroppedIM(t *testing.T) {
+	t.Parallel()
+	c, fc, n := notifyClient(t, func(cfg *ClientConfig) { cfg.EventBacklog = 4 })
+	c.TakeEvents(nil) // the login's presence
+	for i := range 4 {
+		fc.write(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strconv.Itoa(i)))
+	}
+	fc.write(NewInt("bm", BMIM).AddInt("f", 2002).Add("msg", "past the backlog"))
+	fc.waitEOF()
+	evs := takeUntil(t, c, n, untilDisconnected)
+	d := checkFinal(t, c, evs)
+	if d.Reason != DisconnectOverflow {
+		t.Errorf("got %v (%v), want overflow", d.Reason, d.Err)
+	}
+	if got := imTexts(evs); !reflect.DeepEqual(got, numbered(4)) {
+		t.Errorf("IMs before the overflow got %q, want the first 4", got)
+	}
+	if d.DroppedIMs != 1 || !reflect.DeepEqual(d.DroppedFrom, []UID{2002}) {
+		t.Errorf("dropped got %d from %v, want 1 from [2002]", d.DroppedIMs, d.DroppedFrom)
+	}
+}
+
 // TestNotifyTakingKeepsBacklog: taking events makes room, so a session whose
 // owner keeps up never overflows however many events it gets.
 func TestNotifyTakingKeepsBacklog(t *testing.T) {
