@@ -6,6 +6,7 @@ package channel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -133,6 +134,16 @@ func (s *session) keepLogin(a *account, cl MSIMClient, err error) {
 	}
 }
 
+// loginDropped returns the IMs a failed login dropped as its events
+// overflowed (see msim.UndeliveredError): how many, and their senders.
+func loginDropped(err error) (int, []msim.UID) {
+	var ue *msim.UndeliveredError
+	if errors.As(err, &ue) {
+		return ue.DroppedIMs, ue.DroppedFrom
+	}
+	return 0, nil
+}
+
 // wakeMSIM is every MSIM client's Notify: it tells the session, without
 // blocking, that events are waiting.
 func (s *session) wakeMSIM() {
@@ -218,6 +229,10 @@ func (s *session) onLinkResult(ev linkResult) {
 	// backlog comes first) brings them: the server keeps them no longer.
 	for _, im := range msim.Undelivered(ev.err) {
 		s.fromUser(a, msim.SenderOf(im), im)
+	}
+	dropped, from := loginDropped(ev.err)
+	if text := droppedText(errors.Is(ev.err, msim.ErrEventOverflow), dropped, s.nicksOf(a, from)); text != "" {
+		s.status(a, "%s", text)
 	}
 	if ev.gen != a.gen {
 		if ev.cl != nil {
@@ -369,6 +384,9 @@ func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
 		d := s.scheduleRetry(a)
 		s.log.WithError(ev.Err).WithFields(logrus.Fields{"account": a.cfg.Email, "reason": ev.Reason, "retry_in": d}).Warn("MSIM link lost; reconnecting")
 	}
+	if text := droppedText(ev.Reason == msim.DisconnectOverflow, ev.DroppedIMs, s.nicksOf(a, ev.DroppedFrom)); text != "" {
+		s.status(a, "%s", text)
+	}
 	s.reportUnconfirmed(a, ev)
 	// IMs the client had accepted but not written go back in the queue,
 	// ahead of anything typed after them (queued already if the session
@@ -397,6 +415,31 @@ func (s *session) requeueAfter(a *account, n int) {
 		a.queue = append(a.queue, s.mem.queue(a.cfg.Email, q))
 		s.mem.unqueue(a.cfg.Email, old)
 	}
+}
+
+// droppedText tells the user that IMs sent to them were lost, or may have
+// been, because the session fell behind its MSIM client (overflow: the
+// client dropped the link, and with it what the server had written to
+// it), naming the senders of the n IMs the client received and dropped.
+// It is "" when none may have been lost.
+func droppedText(overflow bool, n int, from []string) string {
+	if n == 0 {
+		if !overflow {
+			return ""
+		}
+		return "IMs sent to you just before this may have been lost: the gateway fell behind the MSIM link and dropped it."
+	}
+	return fmt.Sprintf("IMs sent to you were lost: %d from %s came when the gateway had fallen behind the MSIM link, and others sent just before may be lost too.",
+		n, strings.Join(from, ", "))
+}
+
+// nicksOf names uids as the user knows them.
+func (s *session) nicksOf(a *account, uids []msim.UID) []string {
+	out := make([]string, len(uids))
+	for i, uid := range uids {
+		out[i] = s.nickOf(a, uid)
+	}
+	return out
 }
 
 // reportUnconfirmed names the IMs written just before the link was lost:
