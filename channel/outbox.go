@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -274,4 +275,49 @@ func (s *session) holdOutbox() {
 	}
 	s.out.q, s.out.head = nil, 0
 	s.waitSent()
+}
+
+// leaveOutbox empties the outbox as the session leaves old, its user, for
+// another (identify, register), before it takes the other's memory: what
+// waits there is old's, and its report, once handed to ircd after the
+// switch, would reach the other's memory (imSent), which would hold old's
+// IM, or not drop one held for old that was shown. Each IM is held for
+// old, as the session's end holds it (holdOutbox), one held already
+// staying held. A user without a password keeps nothing: each is told
+// lost, with its text, to the client it was on its way to. The IMs handed
+// to ircd already are reported to old's memory, which their reports keep.
+func (s *session) leaveOutbox(r replyCtx, old User) {
+	for _, it := range s.out.waiting() {
+		email := it.bd.a.cfg.Email
+		switch {
+		case old.Ephemeral:
+			s.b.met.imDropped()
+			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Target: r.target,
+				Text: fmt.Sprintf("%s from %s to %s is lost: your IRC client had not shown it when your accounts changed, and a nick without a password keeps nothing.", lostWhat(it.ev), it.bd.nick, email)})
+			if it.held != 0 {
+				s.mem.dropHeld(email, it.held) // told: no longer held
+			}
+		case it.held != 0: // held already, until it is shown
+		default:
+			if _, ok := s.mem.holdEvent(email, it.seqEvent); !ok {
+				s.log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
+			}
+		}
+	}
+	s.out.q, s.out.head = nil, 0
+}
+
+// lostWhat names an IM or zap told lost, with its text.
+func lostWhat(ev msim.Event) string {
+	switch ev := ev.(type) {
+	case msim.IMEvent:
+		text, act := imText(ev)
+		if act {
+			text = "/me " + text
+		}
+		return "An IM (" + text + ")"
+	case msim.ZapEvent:
+		return "A zap (" + ev.Zap.Name() + ")"
+	}
+	return "A message"
 }

@@ -550,6 +550,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	for _, a := range slices.Clone(s.accounts) {
 		s.removeAccount(a, "")
 	}
+	s.leaveOutbox(s.where(r), old)
 	b.mu.Lock()
 	prev := b.sessions[u.Name]
 	if prev != nil && prev != s && !u.Ephemeral {
