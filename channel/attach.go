@@ -249,7 +249,7 @@ func (s *session) forward(ev event, at *attachment, to *session, mine []event) [
 		return append(mine, ev)
 	}
 	if !to.post(ev) {
-		refuse(ev)
+		s.refuse(ev)
 	}
 	return mine
 }

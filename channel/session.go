@@ -239,10 +239,12 @@ func (s *session) postAnswer(f func(), refused func()) {
 	}
 }
 
-// refuse answers an event the session will not handle, as it ended: a
-// WHOIS without the extra lines, a call on the connection's behalf with
-// its refusal.
-func refuse(ev event) {
+// refuse answers an event the session will not handle, as it ended (or,
+// handed over by s, the session it was for): a WHOIS without the extra
+// lines, a call on the connection's behalf with its refusal, a message the
+// user typed with a notice that it was not sent. It runs on whatever
+// goroutine finds the event so; it uses nothing of s's but the bridge.
+func (s *session) refuse(ev event) {
 	switch ev := ev.(type) {
 	case whoisAsk:
 		ev.answer(nil)
@@ -250,6 +252,12 @@ func refuse(ev event) {
 		if ev.refused != nil {
 			ev.refused()
 		}
+	case *ircInput:
+		if text, ok := notSent(ev.in); ok {
+			ev.at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+				Text: fmt.Sprintf("Message NOT sent: your session ended before it was handled (to %s). The message: %s", ev.in.Target, text)})
+		}
+		ev.release()
 	}
 }
 
@@ -259,7 +267,7 @@ func (s *session) refuseLate() {
 	for {
 		select {
 		case ev := <-s.events:
-			refuse(ev)
+			s.refuse(ev)
 		default:
 			return
 		}
@@ -545,7 +553,7 @@ func (s *session) shutdown() {
 			if lr, ok := ev.(linkResult); ok {
 				s.keepLogin(lr.a, lr.cl, lr.err)
 			} else {
-				refuse(ev)
+				s.refuse(ev)
 			}
 			continue
 		default:
@@ -793,17 +801,30 @@ func (s *session) onIRC(in ircd.Input) {
 // by the time the session handles it (why says how). Typing notices
 // (TAGMSG) go unsaid.
 func (s *session) goneTarget(in ircd.Input, why string) {
-	if in.Command != "PRIVMSG" && in.Command != "NOTICE" || in.Text == "" {
+	text, ok := notSent(in)
+	if !ok {
 		return
 	}
-	text := in.Text
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+		Text: fmt.Sprintf("Message NOT sent: %s %s. The message: %s", in.Target, why, text)})
+}
+
+// notSent is the text of what the user typed (in), as a notice that it
+// was not sent shows it: an action or CTCP as typed. ok is false for what
+// is told nothing: a typing notice (TAGMSG), an empty message, and a
+// notice to a control channel, which goes nowhere.
+func notSent(in ircd.Input) (text string, ok bool) {
+	if in.Command != "PRIVMSG" && in.Command != "NOTICE" || in.Text == "" ||
+		in.Command == "NOTICE" && isChannelName(in.Target) {
+		return "", false
+	}
+	text = in.Text
 	if act, ok := ctcpAction(text); ok {
 		text = "/me " + act
 	} else if strings.HasPrefix(text, "\x01") { // a CTCP, named without its delimiters
 		text = "CTCP " + strings.Trim(text, "\x01")
 	}
-	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
-		Text: fmt.Sprintf("Message NOT sent: %s %s. The message: %s", in.Target, why, text)})
+	return text, true
 }
 
 // commands runs each line of text as a command: a message of several
