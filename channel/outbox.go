@@ -105,14 +105,21 @@ func newOutbox() outbox { return outbox{} }
 
 // enqueue puts an event from bd in the outbox and sends what fits. An IM
 // beyond maxHeld waiting for a stalled client is refused with a log line and
-// a notice, never dropped silently.
+// a notice, never dropped silently; one held for the user (given by a
+// login) stays held, for the account's next login, and the notice says so.
 func (s *session) enqueue(bd *buddy, se seqEvent) {
 	limit := maxHeld * max(1, len(s.accounts))
 	if s.replayPending() {
 		limit *= 2 // the held IMs wait for the replay, and what comes meanwhile with them
 	}
 	if n := len(s.out.waiting()); n >= limit {
-		s.log.WithField("account", bd.a.cfg.Email).Errorf("%d IMs are waiting for a client that does not read; one from %s is lost", n, bd.nick)
+		log := s.log.WithField("account", bd.a.cfg.Email)
+		if se.held != 0 {
+			log.Warnf("%d IMs are waiting for a client that does not read; one held from %s stays held for the next login", n, bd.nick)
+			s.notice(bd.a, "An IM from "+bd.nick+" held for you stays held: too many IMs are waiting for your IRC client to read them. It is given again when the account next logs in or you next connect.")
+			return
+		}
+		log.Errorf("%d IMs are waiting for a client that does not read; one from %s is lost", n, bd.nick)
 		s.b.met.imDropped()
 		s.notice(bd.a, "An IM from "+bd.nick+" was lost: too many IMs are waiting for your IRC client to read them.")
 		return
