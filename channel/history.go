@@ -100,6 +100,9 @@ func (s *session) historyFailedOnce() {
 
 // recordIn keeps an IM or zap from a buddy as it arrives.
 func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
+	if !s.historyOn() && !s.dropping { // nothing is kept: render nothing
+		return
+	}
 	e := store.HistoryEntry{MsgID: se.msgid, Account: a.cfg.Email, Buddy: uid}
 	switch ev := se.ev.(type) {
 	case msim.IMEvent:

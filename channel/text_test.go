@@ -100,6 +100,9 @@ func FuzzMSIMText(f *testing.F) {
 	f.Add("\x02bold\x02 \x0304,12red\x03 \x04ff0000,00ff00hex\x04 \x1fu\x0f")
 	f.Add("plain, 12 and ff")
 	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := hasIRCFormatting(s), strings.ContainsAny(s, ircFormatting); got != want {
+			t.Fatalf("hasIRCFormatting(%q) = %v, want %v", s, got, want)
+		}
 		out := msimText(s)
 		if strings.ContainsAny(out, ircFormatting) {
 			t.Fatalf("msimText(%q) = %q keeps a formatting code", s, out)
