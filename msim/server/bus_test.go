@@ -361,13 +361,7 @@ func TestBusNodeDownDuringTakeOver(t *testing.T) {
 // (Mailbox), up to the mailbox's own bound as at a login: more than the
 // send queue holds does not close a session that reads.
 func TestBusMailboxPastSendQ(t *testing.T) {
-	bus := &fakeBus{}
-	mem := NewMemStore()
-	srv, addr := startServer(t, Config{Bus: bus, SendQ: 4}, mem)
-	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
-	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
-	c := login(t, addr, "bob@example.com", "pw-b")
-	c.sync()
+	bus, mem, _, alice, bob, c := mailboxRig(t)
 	const stored = 100
 	for i := range stored {
 		if err := mem.AddOffline(bob, OfflineMessage{From: alice, Time: time.Now().UTC(), Body: fmt.Sprint("stored ", i)}, OfflineLimits{}); err != nil {
@@ -391,13 +385,7 @@ func TestBusMailboxPastSendQ(t *testing.T) {
 // burst is given lasts while its IMs wait in the queue; a session handed
 // many mailboxes over its life keeps SendQ as its bound for what waits.
 func TestBusMailboxDoesNotRaiseTheQueueLimitForGood(t *testing.T) {
-	bus := &fakeBus{}
-	mem := NewMemStore()
-	srv, addr := startServer(t, Config{Bus: bus, SendQ: 4}, mem)
-	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
-	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
-	c := login(t, addr, "bob@example.com", "pw-b")
-	c.sync()
+	bus, mem, srv, alice, bob, c := mailboxRig(t)
 	ss := srv.reg.session(bob)
 	limit := func() int {
 		ss.qmu.Lock()
@@ -419,4 +407,18 @@ func TestBusMailboxDoesNotRaiseTheQueueLimitForGood(t *testing.T) {
 	if got := limit(); got != srv.cfg.SendQ {
 		t.Errorf("send queue limit %d after %d single-IM mailboxes, all written; want SendQ, %d", got, mailboxes, srv.cfg.SendQ)
 	}
+}
+
+// mailboxRig is a server of SendQ 4 on a fake bus, with alice and bob,
+// bob logged in as c.
+func mailboxRig(t *testing.T) (*fakeBus, Store, *Server, msim.UID, msim.UID, *client) {
+	t.Helper()
+	bus := &fakeBus{}
+	mem := NewMemStore()
+	srv, addr := startServer(t, Config{Bus: bus, SendQ: 4}, mem)
+	alice := addAccount(t, srv, "alice@example.com", "pw-a", "alice")
+	bob := addAccount(t, srv, "bob@example.com", "pw-b", "bob")
+	c := login(t, addr, "bob@example.com", "pw-b")
+	c.sync()
+	return bus, mem, srv, alice, bob, c
 }

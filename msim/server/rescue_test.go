@@ -144,16 +144,7 @@ func TestRescueHoldsNoRoutingLock(t *testing.T) {
 	alice.sync()
 	none(t, alice.takeSeen(), "an IM refused", func(m *msim.Message) bool { return m.Is("error") })
 
-	seen := map[int]int{}
-	for { // what reached bob's socket, up to the close
-		m, err := bob.read()
-		if err != nil {
-			break
-		}
-		if i := imIndex(m, alice.uid); i >= 0 {
-			seen[i]++
-		}
-	}
+	seen := imsUntilClose(bob, alice.uid)
 	live := len(seen)
 	bob = login(t, addr, "bob@example.com", "hunter2")
 	bob.sync()
@@ -325,16 +316,7 @@ func TestRescueIgnoresTheOfflineCaps(t *testing.T) {
 		UID: alice.uid, RID: marker}).Request(alice.key))
 	refused := <-refusals
 
-	seen := map[int]int{}
-	for { // what reached bob's socket, up to the close
-		m, err := bob.read()
-		if err != nil {
-			break
-		}
-		if i := imIndex(m, alice.uid); i >= 0 {
-			seen[i]++
-		}
-	}
+	seen := imsUntilClose(bob, alice.uid)
 	live := len(seen)
 	bob = login(t, addr, "bob@example.com", "hunter2")
 	bob.sync()
@@ -350,5 +332,20 @@ func TestRescueIgnoresTheOfflineCaps(t *testing.T) {
 	}
 	if got := len(seen) + refused; got != sent {
 		t.Errorf("%d IMs sent: %d arrived (%d live), %d refused with an error; %d are lost", sent, len(seen), live, refused, sent-got)
+	}
+}
+
+// imsUntilClose counts, by index (imIndex), the IMs from uid that reach
+// c's socket until it closes.
+func imsUntilClose(c *client, from msim.UID) map[int]int {
+	seen := map[int]int{}
+	for {
+		m, err := c.read()
+		if err != nil {
+			return seen
+		}
+		if i := imIndex(m, from); i >= 0 {
+			seen[i]++
+		}
 	}
 }
