@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/msimircd/msimircd/internal/maproom"
 	"github.com/msimircd/msimircd/internal/sortidx"
 	"github.com/msimircd/msimircd/ircd"
@@ -41,6 +43,24 @@ type account struct {
 
 	status     msim.Status // what the user asked for; restored on reconnect
 	statusText string
+
+	// owner: whose the account was when the session let it go (release).
+	owner owner
+}
+
+// owner is the user an account belongs to, with their memory: what still
+// comes for an account the session let go (a login's result) is theirs,
+// though the session may be another user's since (identify, register).
+type owner struct {
+	user User
+	mem  *userMemory
+	hist bool // their history is kept (historyOn)
+	log  *logrus.Entry
+}
+
+// ownerNow is the session's user as the owner of its accounts.
+func (s *session) ownerNow() owner {
+	return owner{user: s.user, mem: s.mem, hist: s.historyOn(), log: s.log}
 }
 
 // released reports whether the session has let a go (release): taken out

@@ -647,6 +647,7 @@ func (b *Bridge) forget(u User) {
 	delete(b.memory, u.Name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.forgotten = true
 	held := 0
 	for _, evs := range m.held {
 		held += len(evs)

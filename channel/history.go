@@ -98,11 +98,44 @@ func (s *session) historyFailedOnce() {
 		Text: "Your history could not be saved (the gateway's database failed); IMs are still delivered, but CHATHISTORY and the history command may miss some."})
 }
 
-// recordIn keeps an IM or zap from a buddy as it arrives.
+// recordIn keeps an IM or zap from a buddy as it arrives, in the history
+// of the user whose account it came for (recordOwned, for an account the
+// session let go before it became another user's).
 func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
+	if a.released() && a.owner.mem != s.mem {
+		s.recordOwned(a.owner, a, uid, se)
+		return
+	}
 	if !s.historyOn() && !s.dropping { // nothing is kept: render nothing
 		return
 	}
+	if e, ok := entryIn(a, uid, se); ok {
+		s.record(e)
+	}
+}
+
+// recordOwned keeps an IM or zap from a buddy in o's history, if it is
+// kept: o's account came loose from the session (the session ended, or
+// is another user's now). It reads nothing of the session's state.
+func (s *session) recordOwned(o owner, a *account, uid msim.UID, se seqEvent) {
+	if !o.hist {
+		return
+	}
+	e, ok := entryIn(a, uid, se)
+	if !ok {
+		return
+	}
+	e.Text = storable(e.Text)
+	met, log := s.b.met, o.log
+	s.b.hist.append(o.user.Name, e, func(err error) {
+		met.historyDropped()
+		log.WithError(err).Error("store: an IM was not added to the history")
+	})
+}
+
+// entryIn is the history entry of an IM or zap from a buddy; false for
+// another event.
+func entryIn(a *account, uid msim.UID, se seqEvent) (store.HistoryEntry, bool) {
 	e := store.HistoryEntry{MsgID: se.msgid, Account: a.cfg.Email, Buddy: uid}
 	switch ev := se.ev.(type) {
 	case msim.IMEvent:
@@ -121,9 +154,9 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 			e.Time = time.Now()
 		}
 	default:
-		return
+		return e, false
 	}
-	s.record(e)
+	return e, true
 }
 
 // recordOut keeps what the user sent to q.uid of account email (a /me is

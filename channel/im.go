@@ -45,13 +45,48 @@ func (s *session) holdIM(a *account, ev msim.Event) {
 	}
 }
 
+// keepOwned keeps an IM or zap that came for a once the session had
+// ended, for o, whose account it is: in their history, and held for
+// their next connection. A user without a password keeps nothing: once
+// their memory is forgotten (the session became another user's), the IM
+// is lost, and logged, with no session left to tell them. It reads
+// nothing of the session's state.
+func (s *session) keepOwned(o owner, a *account, ev msim.Event) {
+	switch ev.(type) {
+	case msim.IMEvent, msim.ZapEvent:
+	default:
+		return
+	}
+	uid := msim.SenderOf(ev)
+	log := o.log.WithField("account", a.cfg.Email).WithField("from", uid)
+	if o.user.Ephemeral && o.mem.isForgotten() {
+		s.b.met.imDropped()
+		log.Warn("an IM came for an account of a nick without a password after the session had left it; such a user keeps nothing, so it is dropped")
+		return
+	}
+	se := seqEvent{ev: ev, seq: o.mem.nextSeq(), msgid: msgidOf(ev)}
+	s.recordOwned(o, a, uid, se)
+	if _, ok := o.mem.holdEvent(a.cfg.Email, se); !ok {
+		log.Errorf("an IM arrived after the IRC client left and %d are already held; it is lost (the user is told)", maxHeld)
+	}
+}
+
+// memOf is the memory of the user a belongs to: the session's, or, for an
+// account the session let go, its owner's (it may be another user's now).
+func (s *session) memOf(a *account) *userMemory {
+	if a.released() {
+		return a.owner.mem
+	}
+	return s.mem
+}
+
 // fromUser delivers an event from uid that has just arrived.
 func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
 	if z, ok := ev.(msim.ZapEvent); ok && z.Time.IsZero() {
 		z.Time = time.Now() // one time for its history entry and every copy
 		ev = z
 	}
-	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: msgidOf(ev)}
+	se := seqEvent{ev: ev, seq: s.memOf(a).nextSeq(), msgid: msgidOf(ev)}
 	s.recordIn(a, uid, se)
 	s.fromUserSeq(a, uid, se)
 }
@@ -80,9 +115,19 @@ func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
 	if a.released() {
 		// Taken out of the session while its login was under way: the
 		// login's IMs are kept for the account, as release kept what
-		// waited for a profile.
-		if _, ok := s.mem.holdEvent(a.cfg.Email, se); !ok {
-			s.log.WithField("account", a.cfg.Email).WithField("from", uid).
+		// waited for a profile, by the user it belongs to, though the
+		// session may be another's now (identify, register). A user
+		// without a password, whose memory went as the session left
+		// them, keeps nothing: each is told lost.
+		o := a.owner
+		if o.user.Ephemeral && o.mem.isForgotten() {
+			s.b.met.imDropped()
+			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+				Text: fmt.Sprintf("%s from %s to %s is lost: it came with a login that ended after your accounts changed, and a nick without a password keeps nothing.", lostWhat(se.ev), s.nickOf(a, uid), a.cfg.Email)})
+			return
+		}
+		if _, ok := o.mem.holdEvent(a.cfg.Email, se); !ok {
+			o.log.WithField("account", a.cfg.Email).WithField("from", uid).
 				Errorf("an IM arrived for an account taken out of the session and %d are already held; it is lost (the user is told)", maxHeld)
 		}
 		return

@@ -104,6 +104,7 @@ func (s *session) connect(a *account) {
 	s.dialing++
 	s.b.rel.begin()
 	name, leased := s.user.Name, s.b.lease.needs(s.user)
+	own := s.ownerNow() // the session may be another user's when the login ends
 	s.workers.Add(1)
 	go func() { // touches only what it is given, and the user's memory
 		defer s.workers.Done()
@@ -114,23 +115,25 @@ func (s *session) connect(a *account) {
 		}
 		cl, err := s.b.cfg.DialMSIM(s.ctx, cfg)
 		if !s.post(linkResult{a: a, gen: gen, cl: cl, err: err}) {
-			s.keepLogin(a, cl, err)
+			s.keepLogin(own, a, cl, err)
 		}
 	}()
 }
 
 // keepLogin ends a login the session will not handle, because it has
-// ended: the client is closed, and the IMs the login brought are kept,
-// whether it succeeded or not.
-func (s *session) keepLogin(a *account, cl MSIMClient, err error) {
+// ended: the client is closed, and the IMs the login brought are kept for
+// o, the user whose account it is (keepOwned), whether it succeeded or
+// not. It reads nothing of the session's state: it may run beside the
+// session's end.
+func (s *session) keepLogin(o owner, a *account, cl MSIMClient, err error) {
 	if cl != nil {
 		_ = cl.Close()
 		for _, ev := range cl.TakeEvents(nil) {
-			s.holdIM(a, ev)
+			s.keepOwned(o, a, ev)
 		}
 	}
 	for _, ev := range msim.Undelivered(err) {
-		s.holdIM(a, ev)
+		s.keepOwned(o, a, ev)
 	}
 }
 

@@ -75,6 +75,9 @@ type userMemory struct {
 	// lostNoted: accounts whose IMs were lost for want of room, with the
 	// user told once; cleared when held IMs are delivered.
 	lostNoted map[string]bool
+	// forgotten: the bridge forgot the memory of a user without a
+	// password (Bridge.forget); what is held here now is lost.
+	forgotten bool
 
 	// The writes queued for the memory's writer (later), oldest first,
 	// made by one goroutine at a time (writeAll); a write leaves the queue
@@ -569,6 +572,14 @@ func isExists(err error) bool   { return errors.Is(err, store.ErrExists) }
 
 func newUserMemory() *userMemory {
 	return &userMemory{log: logrus.NewEntry(logrus.StandardLogger())} // its maps are made by put
+}
+
+// isForgotten reports whether the bridge has forgotten the memory
+// (Bridge.forget).
+func (m *userMemory) isForgotten() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.forgotten
 }
 
 // put sets (*m)[k] = v, making the map on first use: most of a user's

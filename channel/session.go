@@ -551,7 +551,7 @@ func (s *session) shutdown() {
 		select {
 		case ev := <-s.events:
 			if lr, ok := ev.(linkResult); ok {
-				s.keepLogin(lr.a, lr.cl, lr.err)
+				s.keepLogin(lr.a.owner, lr.a, lr.cl, lr.err) // released above, or as it was taken out
 			} else {
 				s.refuse(ev)
 			}
@@ -569,6 +569,7 @@ func (s *session) shutdown() {
 // what comes next (the user's next session, here or on another instance,
 // or the account's or user's deletion) finds it in the store.
 func (s *session) release(a *account) {
+	a.owner = s.ownerNow()
 	for _, evs := range a.pending {
 		for _, se := range evs {
 			if se.held == 0 {
