@@ -48,24 +48,32 @@ type outbox struct {
 	head     int
 	inflight atomic.Int64 // bytes handed to ircd and not yet reported Sent
 	drained  atomic.Bool  // a Sent report came: the window may have room
-	// heldOut: the held IMs (by held id) handed to ircd and not yet
-	// reported Sent; a login leaves them out of the held IMs it gives
-	// (heldOnItsWay).
+	// heldOut: the held IMs handed to ircd and not yet reported Sent; a
+	// login leaves them out of the held IMs it gives (heldOnItsWay).
 	heldMu  sync.Mutex
-	heldOut map[int64]bool
+	heldOut map[heldRef]bool
 }
 
-// handOut notes that the held IM id is handed to ircd.
-func (o *outbox) handOut(id int64) {
+// heldRef names a held IM: by its id in the memory it is held in. Ids of
+// IMs held in memory only are numbered per memory, and the outbox may
+// still wait for the reports of IMs held for a user the session has left
+// (identify, register), whose ids another user's memory gives too.
+type heldRef struct {
+	mem *userMemory
+	id  int64
+}
+
+// handOut notes that the IM held in mem as id is handed to ircd.
+func (o *outbox) handOut(mem *userMemory, id int64) {
 	o.heldMu.Lock()
-	put(&o.heldOut, id, true)
+	put(&o.heldOut, heldRef{mem, id}, true)
 	o.heldMu.Unlock()
 }
 
-// reported notes that ircd reported the held IM id.
-func (o *outbox) reported(id int64) {
+// reported notes that ircd reported the IM held in mem as id.
+func (o *outbox) reported(mem *userMemory, id int64) {
 	o.heldMu.Lock()
-	delete(o.heldOut, id)
+	delete(o.heldOut, heldRef{mem, id})
 	o.heldMu.Unlock()
 }
 
@@ -95,8 +103,10 @@ func (s *session) heldOnItsWay(a *account) map[int64]bool {
 	}
 	s.out.heldMu.Lock()
 	defer s.out.heldMu.Unlock()
-	for id := range s.out.heldOut {
-		add(id)
+	for h := range s.out.heldOut {
+		if h.mem == s.mem { // else held for a user the session left
+			add(h.id)
+		}
 	}
 	return ids
 }
@@ -169,7 +179,7 @@ func (s *session) pumpOut() {
 		s.out.pop()
 		s.out.inflight.Add(size)
 		if it.held != 0 {
-			s.out.handOut(it.held)
+			s.out.handOut(s.mem, it.held) // the memory its report reaches (imSent)
 		}
 		d.Sent = s.imSent(it, size)
 		if cl, ok := s.irc.(*clients); ok {
@@ -235,7 +245,7 @@ func (r *imSentReport) sent(ok bool) {
 		})
 	}
 	if it.held != 0 {
-		s.out.reported(it.held)
+		s.out.reported(mem, it.held)
 	}
 	s.out.inflight.Add(-size)
 	s.out.drained.Store(true)
