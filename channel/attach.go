@@ -123,11 +123,20 @@ var errTooManyClients = errors.New("too many IRC clients are attached to this us
 // control channel keeps the account connected; JOIN brings it back), and
 // buddy nicks are checked against the client's nick when made.
 
+// Message posts what the client typed; once the session it is attached
+// to has ended, that session refuses it (refuse: a message is told not
+// sent), as it refuses what waited in its queue.
 func (at *attachment) Message(in ircd.Input) {
-	if ev := newIRCInput(at, in); !at.post(ev) {
-		ev.release()
+	ev := newIRCInput(at, in)
+	at.mu.Lock()
+	s := at.s
+	posted := s.post(ev)
+	at.mu.Unlock()
+	if !posted {
+		s.refuse(ev) // releases it
 	}
 }
+
 func (at *attachment) Join(string)         {}
 func (at *attachment) Part(string, string) {}
 func (at *attachment) Away(text string)    { at.post(ircAway{at, text}) }

@@ -8,8 +8,9 @@ import (
 )
 
 // What the user typed and a session will not handle, as it ended (the
-// session identify hands the connection over to ended meanwhile, or the
-// line waited in the queue of a session that ended), is refused with a
+// session identify hands the connection over to ended meanwhile, the
+// line waited in the queue of a session that ended, or it was typed
+// after the session ended), is refused with a
 // notice that says it was not sent, with its text; a typing notice goes
 // unsaid, as a notice to a control channel, which goes nowhere.
 func TestTypedInputRefusedAsTheSessionEnds(t *testing.T) {
@@ -41,6 +42,12 @@ func TestTypedInputRefusedAsTheSessionEnds(t *testing.T) {
 			}
 			r.s.cancel()
 			r.s.shutdown()
+		}},
+		{"typed after the session ended", func(r *rig, at *attachment, ev *ircInput) {
+			r.s.cancel()
+			r.s.shutdown()
+			at.Message(ev.in)
+			ev.release() // the test's own: Message made another
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
