@@ -263,9 +263,33 @@ func (s *session) forward(ev event, at *attachment, to *session, mine []event) [
 	return mine
 }
 
-// closeClients closes the session's connections, from any goroutine.
+// closeClients closes the session's connections (reason is not empty),
+// from any goroutine: the session's goroutine closes them, or, if the
+// session ends first, its end does (shutdown), or, once the session has
+// ended, the caller.
 func (s *session) closeClients(reason string) {
-	s.post(call(func() { s.cl.Close(reason) }))
+	s.rmu.Lock()
+	ended := s.drained
+	if !ended {
+		s.closing = reason
+	}
+	s.rmu.Unlock()
+	if ended {
+		s.cl.Close(reason) // the session changes them no more
+		return
+	}
+	s.post(call(s.closeAsked))
+}
+
+// closeAsked closes the connections as closeClients asked, once.
+func (s *session) closeAsked() {
+	s.rmu.Lock()
+	reason := s.closing
+	s.closing = ""
+	s.rmu.Unlock()
+	if reason != "" {
+		s.cl.Close(reason)
+	}
 }
 
 // countAttached adds d to the attached connections' count, and counts the

@@ -105,10 +105,11 @@ type session struct {
 	// lingerDue: the linger's tick came (see loop).
 	msimWaiting, lingerDue atomic.Bool
 	// rmu guards running (a loop goroutine runs, or is being started),
-	// live (run was called: posts start the loop), ended, and drained
-	// (shutdown has begun its last look at the queue).
+	// live (run was called: posts start the loop), ended, drained
+	// (shutdown has begun its last look at the queue) and closing.
 	rmu                           sync.Mutex
 	running, live, ended, drained bool
+	closing                       string // closeClients's reason, until the connections are closed
 	loops                         int    // goroutines started for the session (tests read it)
 	afterEnd                      func() // run's: called once the session has ended
 	evbuf                         []msim.Event
@@ -547,6 +548,10 @@ func (s *session) shutdown() {
 	s.rmu.Lock()
 	s.drained = true
 	s.rmu.Unlock()
+	// Connections the session was asked to close are closed, though the
+	// ask waits in the queue, refused: they would stay open on a session
+	// that no longer answers them.
+	s.closeAsked()
 	for {
 		select {
 		case ev := <-s.events:
