@@ -317,6 +317,23 @@ func waitAttached(t *testing.T, b *channel.Bridge, user string, n int) {
 	}
 }
 
+// waitPositionSaved waits until client's position is in the store.
+func waitPositionSaved(t *testing.T, st store.Store, user, client string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		_, found, err := st.ClientPosition(context.Background(), user, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's position of %s not saved", user, client)
+		}
+	}
+}
+
 // replayUser is historyGateway, always on or not, and its store.
 func replayUser(t *testing.T, alwaysOn bool) (*stack, *gateway, store.Store) {
 	var st store.Store
@@ -385,6 +402,11 @@ func replayLatest(t *testing.T, n int, wantMore bool) {
 	phone.joinedControl("&al")
 	phone.quit()
 	waitAttached(t, g.bridge, "al", 1)
+	// The position is saved off the session (a worker reads "everything
+	// recorded so far"): the history written below is written straight
+	// to the store, so it must come after that read, or the phone would
+	// be placed past it and replayed nothing.
+	waitPositionSaved(t, st, "al", "phone")
 
 	base := time.Now().Add(-time.Hour)
 	var batch []store.HistoryAppend
