@@ -292,8 +292,14 @@ func (c *Client) run(m *irc.Message) []func() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ref, ok := m.Tags["batch"]; ok && c.welcomed && m.Command != "BATCH" {
-		// A line of a multiline batch, run at its end.
+		// A line of a multiline batch, run at its end. One of no batch
+		// open is refused, with its label if it has one.
+		var rb *replyBuf
+		if b := c.mline; b == nil || b.ref != ref {
+			rb = c.startReply(m)
+		}
 		c.lineBatched = c.batchLine(m, ref)
+		c.endReply(rb)
 		return nil
 	}
 	rb := c.startReply(m)

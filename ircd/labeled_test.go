@@ -195,3 +195,28 @@ func TestLabeledSelfMessage(t *testing.T) {
 		}
 	}
 }
+
+// A labeled line refused before it runs (not UTF-8, too long, or of no
+// multiline batch open) gets its refusal labeled, as any reply: a client
+// that waits for every label it sent is not left waiting.
+func TestLabeledRefusedLine(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, _, _ := register(t, addr, b, "me", append(labelCaps, "draft/multiline")...)
+	for _, tc := range []struct {
+		line string
+		want want
+	}{
+		{"@label=r1 PRIVMSG ann :\xff\xfe", w("FAIL", "PRIVMSG", "INVALID_UTF8", "?")},
+		{"@label=r2 PRIVMSG ann :" + strings.Repeat("x", 600), w(errInputTooLong, "me", "Input line was too long")},
+		{"@label=r3;batch=none PRIVMSG ann :hi", w("FAIL", "BATCH", "MULTILINE_INVALID", "?")},
+	} {
+		c.send(t, tc.line)
+		got := c.sync(t)
+		checkMsgs(t, got, []want{tc.want})
+		if label := irc.MustParseMessage(tc.line).Tags["label"]; got[0].Tags["label"] != label {
+			t.Errorf("%.40q: got %q, want label %s", tc.line, got[0], label)
+		}
+	}
+}

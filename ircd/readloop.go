@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/msimircd/msimircd/internal/rest"
+	"gopkg.in/irc.v4"
 )
 
 // readLoop runs the connection's reader (st nil: a new connection) until
@@ -249,17 +250,18 @@ func (c *Client) handleLine(raw []byte) {
 			return
 		}
 		body := seg
+		var tags []byte // the line's tags, when it has some
 		if seg[0] == '@' {
 			if i := bytes.IndexByte(seg, ' '); i >= 0 {
 				if i+1 > maxClientTagsLen {
-					c.tooLong()
+					c.refuseLine(nil, tooLong)
 					continue
 				}
-				body = seg[i+1:]
+				body, tags = seg[i+1:], seg[1:i]
 			}
 		}
 		if len(body) > maxBodyLen {
-			c.tooLong()
+			c.refuseLine(irc.ParseTags(string(tags)), tooLong)
 			continue
 		}
 		m, err := parseLine(string(seg))
@@ -267,9 +269,9 @@ func (c *Client) handleLine(raw []byte) {
 			continue // empty command, missing data: ignored like a blank line
 		}
 		if !utf8.Valid(seg) {
-			c.mu.Lock()
-			c.send(msg(c.serverPrefix(), "FAIL", m.Command, "INVALID_UTF8", "Message rejected, your IRC software MUST use UTF-8 encoding on this network"))
-			c.mu.Unlock()
+			c.refuseLine(m.Tags, func(c *Client) {
+				c.send(msg(c.serverPrefix(), "FAIL", m.Command, "INVALID_UTF8", "Message rejected, your IRC software MUST use UTF-8 encoding on this network"))
+			})
 			continue
 		}
 		if len(m.Params) > maxParams {
@@ -287,8 +289,19 @@ func (c *Client) handleLine(raw []byte) {
 	}
 }
 
-func (c *Client) tooLong() {
+// refuseLine answers a line refused before it is run (too long, not
+// UTF-8) with reply, labeled as a reply to the command it holds when its
+// tags (nil: not known) have a label. Callers hold no lock.
+func (c *Client) refuseLine(tags irc.Tags, reply func(c *Client)) {
 	c.mu.Lock()
-	c.numeric(errInputTooLong, "Input line was too long")
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	var rb *replyBuf
+	if _, batched := tags["batch"]; !batched {
+		rb = c.startReply(&irc.Message{Tags: tags})
+	}
+	reply(c)
+	c.endReply(rb)
 }
+
+// tooLong is the reply to a line too long. Caller holds c.mu.
+func tooLong(c *Client) { c.numeric(errInputTooLong, "Input line was too long") }
