@@ -9,8 +9,9 @@
 // breaks, and the echo goes back as a batch of that text split again (a
 // long line's pieces may differ from the client's), a batch of one line
 // too. A batch over the limits, or malformed (CTCP framing that does not
-// frame the whole message counts), gets FAIL BATCH and is dropped whole:
-// nothing of it is sent.
+// frame the whole message counts), or one of whose lines is refused (not
+// UTF-8, too long), gets FAIL BATCH and is dropped whole: nothing of it is
+// sent.
 //
 // A Delivery whose text has line breaks, or is too long for one line, goes
 // to such a client as one multiline batch (blank lines kept, long lines

@@ -599,3 +599,34 @@ func TestFitBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestMultilineRefusedLine: a line of a batch refused before it is run
+// (not UTF-8, too long) drops the batch, labeled with the batch's label:
+// nothing of the message is sent, not the rest of it without that line.
+func TestMultilineRefusedLine(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	for _, tc := range []struct {
+		name string
+		line string
+		want want
+	}{
+		{"not UTF-8", "@batch=x PRIVMSG ann :\xff", w("FAIL", "PRIVMSG", "INVALID_UTF8", "?")},
+		{"too long", "@batch=x PRIVMSG ann :" + strings.Repeat("y", 600), w(errInputTooLong, "me", "?")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, fc, _ := register(t, addr, b, "me", multilineCaps...)
+			c.send(t, "@label=m1 BATCH +x draft/multiline ann", "@batch=x PRIVMSG ann :one", tc.line, "@batch=x PRIVMSG ann :three", "BATCH -x")
+			got := c.sync(t)
+			checkMsgs(t, got, []want{tc.want, w("FAIL", "BATCH", "MULTILINE_INVALID", "?")})
+			if got[1].Tags["label"] != "m1" {
+				t.Errorf("got %q, want the batch's label m1", got[1])
+			}
+			if evs := fc.drain(); len(evs) != 0 {
+				t.Errorf("backend got %q, want nothing", evs)
+			}
+		})
+	}
+}

@@ -291,16 +291,24 @@ func (c *Client) handleLine(raw []byte) {
 
 // refuseLine answers a line refused before it is run (too long, not
 // UTF-8) with reply, labeled as a reply to the command it holds when its
-// tags (nil: not known) have a label. Callers hold no lock.
+// tags (nil: not known) have a label. A line of the multiline batch open
+// drops the batch: its message is sent whole or not at all. Callers hold
+// no lock.
 func (c *Client) refuseLine(tags irc.Tags, reply func(c *Client)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var rb *replyBuf
-	if _, batched := tags["batch"]; !batched {
-		rb = c.startReply(&irc.Message{Tags: tags})
+	ref, batched := tags["batch"]
+	if !batched {
+		rb := c.startReply(&irc.Message{Tags: tags})
+		reply(c)
+		c.endReply(rb)
+		return
 	}
 	reply(c)
-	c.endReply(rb)
+	if b := c.mline; c.welcomed && b != nil && b.ref == ref && !b.failed {
+		b.failed, b.text = true, nil
+		c.batchFail(b, "MULTILINE_INVALID", "Multiline batch dropped: one of its lines was refused")
+	}
 }
 
 // tooLong is the reply to a line too long. Caller holds c.mu.
