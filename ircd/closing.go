@@ -79,7 +79,8 @@ func (c *Client) finish() {
 	c.mu.Lock()
 	host := c.host
 	c.mu.Unlock()
-	batch = append(batch, entry{m: msg(nil, "ERROR", fmt.Sprintf("Closing link: %s (%s)", host, c.reason))})
+	// The reason may be the backend's text (Close, a refusal): one line.
+	batch = append(batch, entry{m: msg(nil, "ERROR", fmt.Sprintf("Closing link: %s (%s)", host, clean(c.reason, TopicLen)))})
 	n, _ := c.writeBatch(batch)
 	reportWritten(batch, n)
 }

@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/irc.v4"
 )
 
 func TestBadInput(t *testing.T) {
@@ -457,5 +460,33 @@ func TestIdleWriterKeepsNoQueue(t *testing.T) {
 	c.send(t, "PING again")
 	if m := expect(t, c, "PONG"); m.Trailing() != "again" {
 		t.Fatalf("got %q, want the PONG", m)
+	}
+}
+
+// The backend's text in a refusal (Connect's error) or a close reason is
+// one parameter of one line: a line break in it never starts a line of
+// its own.
+func TestBackendReasonStaysOneLine(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	b.connErr = func(reg Registration) error {
+		if reg.Nick == "refused" {
+			return errors.New("no\r\nPRIVMSG refused :spoof\x00")
+		}
+		return nil
+	}
+	addr, _ := startServer(t, testConfig(), b)
+
+	c := dial(t, addr)
+	c.send(t, "NICK refused", "USER u 0 * :R")
+	checkMsg(t, expect(t, c, irc.ERR_PASSWDMISMATCH), w(irc.ERR_PASSWDMISMATCH, "refused", "no  PRIVMSG refused :spoof\uFFFD"))
+	if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (Access denied: no  PRIVMSG refused :spoof\uFFFD)" {
+		t.Fatalf("got ERROR %q", got)
+	}
+
+	c, fc, _ := register(t, addr, b, "me")
+	fc.c.Close("bye\n:x PRIVMSG me :spoof")
+	if got := c.expectClosed(t); got != "Closing link: 127.0.0.1 (bye :x PRIVMSG me :spoof)" {
+		t.Fatalf("got ERROR %q", got)
 	}
 }

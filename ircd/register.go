@@ -159,7 +159,7 @@ func (c *Client) accept(h Handler, err error) (unsent []entry) {
 		return c.dropHeld()
 	case err != nil:
 		c.logger().WithError(err).Info("backend refused the connection")
-		c.numeric(irc.ERR_PASSWDMISMATCH, err.Error())
+		c.numeric(irc.ERR_PASSWDMISMATCH, clean(err.Error(), TopicLen))
 		c.shutdown("Access denied: "+err.Error(), true)
 		return c.dropHeld()
 	case h == nil:
