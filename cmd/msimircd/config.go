@@ -382,8 +382,11 @@ func (c *Config) Validate() error {
 		// longer one leaves a PONG's token no room in a line.
 		return errKey(fmt.Sprintf("%d bytes long: a server name is at most %d (RFC 2812)", len(n), maxServerName), "server_name", irc)
 	}
-	if c.IRC.ServiceNick == "" {
+	if n := c.IRC.ServiceNick; n == "" {
 		return errKey("must not be empty", "service_nick", irc)
+	} else if len(n) > channel.NickLen || !ircd.Nick(n).Valid() {
+		// The bridge refuses it at start, without naming the key.
+		return errKey(fmt.Sprintf("not a valid nick (letters, digits and []\\`_^{|}-, not starting with a digit or -, at most %d): %q", channel.NickLen, n), "service_nick", irc)
 	}
 	if r := c.IRC.Registration; r != "" && r != channel.RegistrationOpen && r != channel.RegistrationClosed {
 		return errKey(fmt.Sprintf("must be %q or %q, not %q", channel.RegistrationOpen, channel.RegistrationClosed, r), "registration", irc)

@@ -67,6 +67,8 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"# in quotes", "[[user]]\nname = 'a#\"b'\npassword = \"x#y\" # '\n[[user.account]]\nemail = \"nope\" # \"\n", []string{"line 5", "user[1].account[1].email"}},
 		{"# in single quotes before a multi-line string", "[irc]\nmotd = ['#', '''\nserver_name = 'fake'\n''']\nserver_name = 'a b'\n", []string{"line 5", "irc.server_name"}},
 		{"bad server name", "[irc]\nserver_name = \"my server\"\n", []string{"line 2", "irc.server_name"}},
+		{"bad service nick", "[irc]\n\nservice_nick = \"the service\"\n", []string{"line 3", "irc.service_nick", "not a valid nick"}},
+		{"long service nick", "[irc]\nservice_nick = \"" + strings.Repeat("s", 25) + "\"\n", []string{"line 2", "irc.service_nick", "not a valid nick"}},
 		{"long server name", "[irc]\nserver_name = \"" + strings.Repeat("s.", 32) + "net\"\n", []string{"line 2", "irc.server_name", "63"}},
 		{"unknown store driver", "[store]\ndriver = \"mysql\"\n", []string{"line 2", "store.driver", "sqlite or postgres"}},
 		{"postgres without dsn", "[store]\n\ndriver = \"postgres\"\n", []string{"line 1", "store.dsn", "PGPASSFILE"}},
