@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -136,10 +137,16 @@ func (c *Config) holdsPasswords() bool {
 func dsnHasPassword(dsn string) bool {
 	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
 		_, ok := u.User.Password()
-		return ok || u.Query().Has("password")
+		return ok || u.Query().Has("password") || u.Query().Has("sslpassword")
 	}
-	return strings.Contains(strings.ToLower(dsn), "password=")
+	// A keyword, then "=", with spaces allowed around it (libpq's
+	// format, which pgx takes too): "password = pw" holds one.
+	return dsnPassword.MatchString(dsn)
 }
+
+// dsnPassword finds a password keyword (password, or sslpassword for the
+// client key) of a key=value connection string.
+var dsnPassword = regexp.MustCompile(`(?i)(^|\s)(ssl)?password\s*=`)
 
 // warnReadable warns when a file that holds passwords may be read by
 // group or others, and says how to fix it.

@@ -118,8 +118,12 @@ func TestSecretsFileModeWarning(t *testing.T) {
 		{"account password", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n", 0o604, true},
 		{"embedded accounts", "[msim]\naccounts = [\"a@b:p\"]\n", 0o644, true},
 		{"postgres password", "[store]\ndriver = \"postgres\"\ndsn = \"host=db dbname=gw password=pw\"\n", 0o644, true},
+		{"postgres password, spaces around =", "[store]\ndriver = \"postgres\"\ndsn = \"host=db dbname=gw password = pw\"\n", 0o644, true},
+		{"postgres password, tab before =", "[store]\ndriver = \"postgres\"\ndsn = \"host=db Password\t=pw\"\n", 0o644, true},
+		{"postgres client key password", "[store]\ndriver = \"postgres\"\ndsn = \"host=db sslpassword =pw\"\n", 0o644, true},
 		{"postgres URL with a password", "[store]\ndriver = \"postgres\"\ndsn = \"postgres://gw:pw@db/gw\"\n", 0o644, true},
 		{"postgres URL, password parameter", "[store]\ndriver = \"postgres\"\ndsn = \"postgresql://db/gw?password=pw\"\n", 0o644, true},
+		{"postgres URL, client key password", "[store]\ndriver = \"postgres\"\ndsn = \"postgres://gw@db/gw?sslpassword=pw\"\n", 0o644, true},
 		{"postgres without a password", "[store]\ndriver = \"postgres\"\ndsn = \"postgres://gw@db/gw\"\n", 0o644, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
