@@ -118,7 +118,7 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 // kept: o's account came loose from the session (the session ended, or
 // is another user's now). It reads nothing of the session's state.
 func (s *session) recordOwned(o owner, a *account, uid msim.UID, se seqEvent) {
-	if !o.hist {
+	if !o.hist || o.mem.isForgotten() { // not kept, or the user is gone (dropped)
 		return
 	}
 	e, ok := entryIn(a, uid, se)

@@ -47,10 +47,10 @@ func (s *session) holdIM(a *account, ev msim.Event) {
 
 // keepOwned keeps an IM or zap that came for a once the session had
 // ended, for o, whose account it is: in their history, and held for
-// their next connection. A user without a password keeps nothing: once
-// their memory is forgotten (the session became another user's), the IM
-// is lost, and logged, with no session left to tell them. It reads
-// nothing of the session's state.
+// their next connection. A user without a password, or whose
+// registration was dropped, keeps nothing: once their memory is forgotten
+// (the session became another user's), the IM is lost, and logged, with
+// no session left to tell them. It reads nothing of the session's state.
 func (s *session) keepOwned(o owner, a *account, ev msim.Event) {
 	switch ev.(type) {
 	case msim.IMEvent, msim.ZapEvent:
@@ -59,9 +59,9 @@ func (s *session) keepOwned(o owner, a *account, ev msim.Event) {
 	}
 	uid := msim.SenderOf(ev)
 	log := o.log.WithField("account", a.cfg.Email).WithField("from", uid)
-	if o.user.Ephemeral && o.mem.isForgotten() {
+	if o.mem.isForgotten() {
 		s.b.met.imDropped()
-		log.Warn("an IM came for an account of a nick without a password after the session had left it; such a user keeps nothing, so it is dropped")
+		log.Warn("an IM came for an account of a user who keeps nothing (a nick without a password, or a dropped registration) after the session had left it; it is dropped")
 		return
 	}
 	se := seqEvent{ev: ev, seq: o.mem.nextSeq(), msgid: msgidOf(ev)}
@@ -118,12 +118,13 @@ func (s *session) fromUserSeq(a *account, uid msim.UID, se seqEvent) {
 		// waited for a profile, by the user it belongs to, though the
 		// session may be another's now (identify, register). A user
 		// without a password, whose memory went as the session left
-		// them, keeps nothing: each is told lost.
+		// them, or whose registration was dropped, keeps nothing: each
+		// is told lost.
 		o := a.owner
-		if o.user.Ephemeral && o.mem.isForgotten() {
+		if o.mem.isForgotten() {
 			s.b.met.imDropped()
 			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
-				Text: fmt.Sprintf("%s from %s to %s is lost: it came with a login that ended after your accounts changed, and a nick without a password keeps nothing.", lostWhat(se.ev), s.nickOf(a, uid), a.cfg.Email)})
+				Text: fmt.Sprintf("%s from %s to %s is lost: it came with a login that ended after your accounts changed, and what it was for keeps nothing (a nick without a password, or a dropped registration).", lostWhat(se.ev), s.nickOf(a, uid), a.cfg.Email)})
 			return
 		}
 		if _, ok := o.mem.holdEvent(a.cfg.Email, se); !ok {

@@ -3,6 +3,8 @@ package channel
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,5 +130,60 @@ func TestLoginEndingAfterTheSwitchedSessionStaysWithTheOldUser(t *testing.T) {
 	}
 	if got := heldTexts(oldMem, email); len(got) != 1 {
 		t.Errorf("held for the old user: %q; want the IM the login brought", got)
+	}
+}
+
+// appendWatch records whose history is appended to.
+type appendWatch struct {
+	store.Store
+	mu    sync.Mutex
+	users []string
+}
+
+func (w *appendWatch) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend, res []store.HistoryResult) []store.HistoryResult {
+	w.mu.Lock()
+	for _, a := range batch {
+		w.users = append(w.users, a.User)
+	}
+	w.mu.Unlock()
+	return w.Store.AppendHistoryBatch(ctx, batch, res)
+}
+
+// A login under way as the user drops their registration, whose result
+// comes after the session ended, keeps nothing for the deleted user:
+// neither held in their memory nor in their history.
+func TestLoginAcrossDropKeepsNothingForTheDeletedUser(t *testing.T) {
+	r, st := historyRig(t)
+	w := &appendWatch{Store: st}
+	r.s.b.hist = startHistoryWriter(w, false, quietLog(), nil, time.Hour)
+	t.Cleanup(r.s.b.hist.close)
+	email, oldMem := r.a.cfg.Email, r.s.mem
+	dialing, finish := make(chan struct{}), make(chan struct{})
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	cl.events = []msim.Event{msim.IMEvent{From: 7, Text: "offline one", Offline: true, Time: time.Now()}}
+	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
+		close(dialing)
+		<-finish
+		return cl, nil
+	}
+	r.s.start()
+	<-dialing
+	ctx := context.Background()
+	if err := st.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	r.s.dropped(replyCtx{}, "alice", nil, nil)
+	r.s.cancel()
+	close(finish)
+	r.s.workers.Wait()
+	oldMem.settle()
+	r.s.b.hist.sync(ctx, "alice")
+	if got := heldTexts(oldMem, email); len(got) != 0 {
+		t.Errorf("held in the deleted user's (alice's) memory: %q", got)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if slices.Contains(w.users, "alice") {
+		t.Errorf("history appended for the deleted user alice: %q", w.users)
 	}
 }

@@ -76,7 +76,8 @@ type userMemory struct {
 	// user told once; cleared when held IMs are delivered.
 	lostNoted map[string]bool
 	// forgotten: the bridge forgot the memory of a user without a
-	// password (Bridge.forget); what is held here now is lost.
+	// password (Bridge.forget), or of a dropped registration; what is
+	// held here now is lost.
 	forgotten bool
 
 	// The writes queued for the memory's writer (later), oldest first,
@@ -574,8 +575,16 @@ func newUserMemory() *userMemory {
 	return &userMemory{log: logrus.NewEntry(logrus.StandardLogger())} // its maps are made by put
 }
 
+// forget marks the memory forgotten: its user keeps nothing more (a
+// user without a password the session left, or a dropped registration).
+func (m *userMemory) forget() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.forgotten = true
+}
+
 // isForgotten reports whether the bridge has forgotten the memory
-// (Bridge.forget).
+// (Bridge.forget, a drop).
 func (m *userMemory) isForgotten() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()

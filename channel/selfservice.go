@@ -427,6 +427,7 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 		delete(s.b.sessions, name)
 	}
 	delete(s.b.memory, name)
+	s.mem.forget() // a login under way keeps nothing for the deleted user
 	rel := s.b.lease.drop(name)
 	s.user = User{Name: "dropped/" + name + "/" + fmt.Sprint(s.b.cfg.Clock.Now().UnixNano()), Ephemeral: true}
 	s.mem = newUserMemory() // what the accounts leave is kept there, not for the deleted user
@@ -462,6 +463,7 @@ func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry
 		}
 		return
 	}
+	mem.forget() // a login under way keeps nothing for the deleted user
 	b.mu.Lock()
 	if b.memory[name] == mem {
 		delete(b.memory, name)
