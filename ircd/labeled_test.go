@@ -211,11 +211,13 @@ func TestLabeledRefusedLine(t *testing.T) {
 		{"@label=r1 PRIVMSG ann :\xff\xfe", w("FAIL", "PRIVMSG", "INVALID_UTF8", "?")},
 		{"@label=r2 PRIVMSG ann :" + strings.Repeat("x", 600), w(errInputTooLong, "me", "Input line was too long")},
 		{"@label=r3;batch=none PRIVMSG ann :hi", w("FAIL", "BATCH", "MULTILINE_INVALID", "?")},
+		{"@label=r4;batch=none PRIVMSG ann :\xff", w("FAIL", "PRIVMSG", "INVALID_UTF8", "?")},
+		{"@label=r5;+big=" + strings.Repeat("z", maxClientTagsLen) + " PRIVMSG ann :hi", w(errInputTooLong, "me", "Input line was too long")},
 	} {
 		c.send(t, tc.line)
 		got := c.sync(t)
 		checkMsgs(t, got, []want{tc.want})
-		if label := irc.MustParseMessage(tc.line).Tags["label"]; got[0].Tags["label"] != label {
+		if label := irc.ParseTags(tc.line[1:strings.IndexByte(tc.line, ' ')])["label"]; got[0].Tags["label"] != label {
 			t.Errorf("%.40q: got %q, want label %s", tc.line, got[0], label)
 		}
 	}

@@ -614,6 +614,7 @@ func TestMultilineRefusedLine(t *testing.T) {
 	}{
 		{"not UTF-8", "@batch=x PRIVMSG ann :\xff", w("FAIL", "PRIVMSG", "INVALID_UTF8", "?")},
 		{"too long", "@batch=x PRIVMSG ann :" + strings.Repeat("y", 600), w(errInputTooLong, "me", "?")},
+		{"tags too long", "@batch=x;+big=" + strings.Repeat("z", maxClientTagsLen) + " PRIVMSG ann :two", w(errInputTooLong, "me", "?")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

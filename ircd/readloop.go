@@ -254,7 +254,9 @@ func (c *Client) handleLine(raw []byte) {
 		if seg[0] == '@' {
 			if i := bytes.IndexByte(seg, ' '); i >= 0 {
 				if i+1 > maxClientTagsLen {
-					c.refuseLine(nil, tooLong)
+					// Read for its label and batch only: the reply is
+					// labeled, and a multiline batch it is part of dropped.
+					c.refuseLine(irc.ParseTags(string(seg[1:i])), tooLong)
 					continue
 				}
 				body, tags = seg[i+1:], seg[1:i]
@@ -298,14 +300,17 @@ func (c *Client) refuseLine(tags irc.Tags, reply func(c *Client)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ref, batched := tags["batch"]
-	if !batched {
+	b := c.mline
+	if !batched || !c.welcomed || b == nil || b.ref != ref {
+		// Not a line of the batch open (none, or a batch that is not
+		// open): answered, and labeled, as a command of its own.
 		rb := c.startReply(&irc.Message{Tags: tags})
 		reply(c)
 		c.endReply(rb)
 		return
 	}
-	reply(c)
-	if b := c.mline; c.welcomed && b != nil && b.ref == ref && !b.failed {
+	reply(c) // the batch's label is its opening line's
+	if !b.failed {
 		b.failed, b.text = true, nil
 		c.batchFail(b, "MULTILINE_INVALID", "Multiline batch dropped: one of its lines was refused")
 	}
