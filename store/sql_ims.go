@@ -103,12 +103,16 @@ func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, 
 		return nil, wrap("take held IMs", err)
 	}
 	// One statement: what it returns is exactly what it deleted, even
-	// with IMs held at the same moment.
+	// with IMs held at the same moment. It runs in a transaction committed
+	// only once every row it returned was read: a take that fails first (a
+	// row it cannot read, ctx ended, the connection lost) removes none.
 	var out []HeldIM
-	err = s.eachRow(ctx, s.db, `DELETE FROM held_ims WHERE account_id = ? RETURNING `+heldColumns, []any{id}, func(rows *sql.Rows) error {
-		im, err := scanHeld(rows)
-		out = append(out, im)
-		return err
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.eachRow(ctx, tx, `DELETE FROM held_ims WHERE account_id = ? RETURNING `+heldColumns, []any{id}, func(rows *sql.Rows) error {
+			im, err := scanHeld(rows)
+			out = append(out, im)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, wrap("take held IMs", err)
@@ -241,12 +245,16 @@ func (s *sqlStore) TakeNotes(ctx context.Context, user string) ([]string, error)
 	if !has {
 		return nil, nil
 	}
+	// As in TakeHeld, the notes are deleted in a transaction committed
+	// only once every one was read: a take that fails removes none.
 	var notes []note
-	err = s.eachRow(ctx, s.db, `DELETE FROM notes WHERE user_id = ? RETURNING id, text`, []any{id}, func(rows *sql.Rows) error {
-		var n note
-		err := rows.Scan(&n.id, &n.text)
-		notes = append(notes, n)
-		return err
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.eachRow(ctx, tx, `DELETE FROM notes WHERE user_id = ? RETURNING id, text`, []any{id}, func(rows *sql.Rows) error {
+			var n note
+			err := rows.Scan(&n.id, &n.text)
+			notes = append(notes, n)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, wrap("take notes", err)

@@ -110,9 +110,9 @@ type Store interface {
 	// then by the order they were held) and keeps them.
 	HeldIMs(ctx context.Context, user, email string) ([]HeldIM, error)
 	// TakeHeld returns the account's held IMs in arrival order and
-	// forgets them, in one statement. An IM taken is no longer kept: where
-	// a crash before delivery must lose nothing, use HeldIMs and then
-	// DeleteHeld for what was delivered.
+	// forgets them, in one statement; a take that fails forgets none. An
+	// IM taken is no longer kept: where a crash before delivery must lose
+	// nothing, use HeldIMs and then DeleteHeld for what was delivered.
 	TakeHeld(ctx context.Context, user, email string) ([]HeldIM, error)
 	// DeleteHeld forgets the held IMs of the account with these IDs
 	// (delivered ones); IDs not held are ignored.
@@ -131,7 +131,7 @@ type Store interface {
 	// ErrFull when the user has MaxNotes.
 	AddNote(ctx context.Context, user, text string) error
 	// TakeNotes returns the user's notes in the order added and forgets
-	// them, in one transaction.
+	// them, in one transaction; a take that fails forgets none.
 	TakeNotes(ctx context.Context, user string) ([]string, error)
 
 	// Ping checks that the database answers a query (a readiness check).

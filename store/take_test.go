@@ -1,0 +1,74 @@
+package store
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestTakeFailedReadKeepsNotesAndHeld: a take of the notes or the held
+// IMs that fails while it reads them (here one row cannot be read) leaves
+// every one stored, for the next take once the fault is gone; none is
+// removed without being returned.
+func TestTakeFailedReadKeepsNotesAndHeld(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.name)
+			db := e.fresh(t)
+			s := db.open(t, testKey(1))
+			user, email := userWithAccount(t, s)
+			texts := []string{"first", "damaged", "last"}
+			for i, text := range texts {
+				check(t, "AddNote", s.AddNote(ctx, user, text))
+				_, err := s.HoldIM(ctx, user, email, HeldIM{Seq: int64(i + 1), From: 42, Text: text})
+				check(t, "HoldIM", err)
+			}
+			raw, d := db.raw(t)
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := raw.Exec(d.Rebind(q), args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			// Values the store cannot read back: NULL for a note's text
+			// (SQLite cannot drop a NOT NULL, so its table is made again
+			// without it), and for a held IM's time NULL on PostgreSQL
+			// (its types are strict) and text on SQLite.
+			if db.driver == "postgres" {
+				exec(`ALTER TABLE notes ALTER COLUMN text DROP NOT NULL`)
+				exec(`ALTER TABLE held_ims ALTER COLUMN sent DROP NOT NULL`)
+				exec(`UPDATE held_ims SET sent = NULL WHERE text = ?`, "damaged")
+			} else {
+				exec(`ALTER TABLE notes RENAME TO notes_old`)
+				exec(`CREATE TABLE notes (id INTEGER PRIMARY KEY, user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE, text TEXT, created BIGINT NOT NULL)`)
+				exec(`INSERT INTO notes SELECT * FROM notes_old`)
+				exec(`DROP TABLE notes_old`)
+				exec(`UPDATE held_ims SET sent = 'not a number' WHERE text = ?`, "damaged")
+			}
+			exec(`UPDATE notes SET text = NULL WHERE text = ?`, "damaged")
+
+			if got, err := s.TakeNotes(ctx, user); err == nil {
+				t.Errorf("TakeNotes with a note it cannot read: got %q and no error, want an error", got)
+			}
+			if got, err := s.TakeHeld(ctx, user, email); err == nil {
+				t.Errorf("TakeHeld with an IM it cannot read: got %d IMs and no error, want an error", len(got))
+			}
+
+			exec(`UPDATE notes SET text = ? WHERE text IS NULL`, "damaged")
+			exec(`UPDATE held_ims SET sent = 0 WHERE text = ?`, "damaged")
+			notes, err := s.TakeNotes(ctx, user)
+			check(t, "TakeNotes after the repair", err)
+			if !slices.Equal(notes, texts) {
+				t.Errorf("TakeNotes after the failed take: got %q, want %q", notes, texts)
+			}
+			held, err := s.TakeHeld(ctx, user, email)
+			check(t, "TakeHeld after the repair", err)
+			var heldTexts []string
+			for _, im := range held {
+				heldTexts = append(heldTexts, im.Text)
+			}
+			if !slices.Equal(heldTexts, texts) {
+				t.Errorf("TakeHeld after the failed take: got %q, want %q", heldTexts, texts)
+			}
+		})
+	}
+}
