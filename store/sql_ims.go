@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/markup"
 )
@@ -17,6 +18,16 @@ import (
 // deleteChunk bounds the IDs given to one DELETE … IN (…), well below the
 // engines' limits on parameters.
 const deleteChunk = 500
+
+// qHoldIM holds an IM for the account unless it holds MaxHeld already.
+const qHoldIM = `INSERT INTO held_ims (account_id, seq, sender, text, sent, offline, zap, msgid, markup)
+	SELECT a.id, ?, ?, ?, ?, ?, ?, ?, ?` + accountSelect + `
+	AND (SELECT count(*) FROM held_ims h WHERE h.account_id = a.id) < ? RETURNING id`
+
+// qLockAccount locks the account's row (PostgreSQL only) until the end of
+// the transaction: another lock or update of the row waits for it, the
+// rows written that refer to the account do not.
+const qLockAccount = qAccountID + ` FOR NO KEY UPDATE OF a`
 
 func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (HeldIM, error) {
 	if err := checkText("text", im.Text); err != nil { // PostgreSQL's TEXT refuses it: so do both
@@ -33,10 +44,25 @@ func (s *sqlStore) HoldIM(ctx context.Context, user, email string, im HeldIM) (H
 	if im.IsZap {
 		zap = sql.NullInt64{Int64: int64(im.Zap), Valid: true}
 	}
-	err := s.queryRow(ctx, s.db, `INSERT INTO held_ims (account_id, seq, sender, text, sent, offline, zap, msgid, markup)
-		SELECT a.id, ?, ?, ?, ?, ?, ?, ?, ?`+accountSelect+`
-		AND (SELECT count(*) FROM held_ims h WHERE h.account_id = a.id) < ? RETURNING id`,
-		im.Seq, int64(im.From), im.Text, micros(im.Time), im.Offline, zap, im.MsgID, im.Markup, user, email, MaxHeld).Scan(&im.ID)
+	args := []any{im.Seq, int64(im.From), im.Text, micros(im.Time), im.Offline, zap, im.MsgID, im.Markup, user, email, MaxHeld}
+	var err error
+	if s.d == sqldb.SQLite {
+		// SQLite runs one write at a time: the statement's count sees
+		// every IM held before it.
+		err = s.queryRow(ctx, s.db, qHoldIM, args...).Scan(&im.ID)
+	} else {
+		// PostgreSQL runs inserts side by side, and each one's count
+		// misses the IMs the others have not committed: two at the limit
+		// would both be kept. The account's row is locked first, so the
+		// holds of one account take turns and each counts those before
+		// it.
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if err := s.queryRow(ctx, tx, qLockAccount, user, email).Scan(new(int64)); err != nil {
+				return err
+			}
+			return s.queryRow(ctx, tx, qHoldIM, args...).Scan(&im.ID)
+		})
+	}
 	if errors.Is(err, sql.ErrNoRows) { // no such account, or it is full
 		if _, err = s.accountID(ctx, s.db, user, email); err == nil {
 			err = fmt.Errorf("account %q of user %q holds %d IMs: %w", email, user, MaxHeld, ErrFull)

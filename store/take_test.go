@@ -1,7 +1,9 @@
 package store
 
 import (
+	"errors"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -68,6 +70,67 @@ func TestTakeFailedReadKeepsNotesAndHeld(t *testing.T) {
 			}
 			if !slices.Equal(heldTexts, texts) {
 				t.Errorf("TakeHeld after the failed take: got %q, want %q", heldTexts, texts)
+			}
+		})
+	}
+}
+
+// TestHoldIMBoundUnderConcurrency: with one place left under MaxHeld,
+// IMs held for the account at the same moment take it one only; the
+// others are refused with ErrFull and the account holds MaxHeld, never
+// more. Several rounds, each a fresh race.
+func TestHoldIMBoundUnderConcurrency(t *testing.T) {
+	const (
+		rounds  = 10
+		holders = 50
+	)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.name)
+			db := e.fresh(t)
+			s := db.open(t, testKey(1))
+			user, email := userWithAccount(t, s)
+			raw, d := db.raw(t)
+			var acct int64
+			if err := raw.QueryRow(d.Rebind(qAccountID), user, email).Scan(&acct); err != nil {
+				t.Fatal(err)
+			}
+			for round := range rounds {
+				// MaxHeld-1 IMs held, written under the store at once.
+				if _, err := raw.Exec(d.Rebind(`DELETE FROM held_ims WHERE account_id = ?`), acct); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := raw.Exec(d.Rebind(`WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+					INSERT INTO held_ims (account_id, seq, sender, text, sent, offline) SELECT ?, i, 42, 'spam', 0, FALSE FROM n`), MaxHeld-1, acct); err != nil {
+					t.Fatal(err)
+				}
+				start := make(chan struct{})
+				errs := make(chan error, holders)
+				var wg sync.WaitGroup
+				for i := range holders {
+					wg.Go(func() {
+						<-start
+						_, err := s.HoldIM(ctx, user, email, HeldIM{Seq: int64(MaxHeld + i), From: 42, Text: "racing"})
+						errs <- err
+					})
+				}
+				close(start)
+				wg.Wait()
+				close(errs)
+				kept := 0
+				for err := range errs {
+					switch {
+					case err == nil:
+						kept++
+					case !errors.Is(err, ErrFull):
+						t.Errorf("round %d: HoldIM: got %v, want nil or ErrFull", round, err)
+					}
+				}
+				held, err := s.HeldIMs(ctx, user, email)
+				check(t, "HeldIMs", err)
+				if kept != 1 || len(held) != MaxHeld {
+					t.Fatalf("round %d: %d of %d IMs held at once were kept and the account holds %d; want 1 kept and %d held", round, kept, holders, len(held), MaxHeld)
+				}
 			}
 		})
 	}
