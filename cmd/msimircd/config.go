@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -469,6 +470,11 @@ func (c *Config) Validate() error {
 		return errKey("an upstream MSIM server needs at least one [[user]] with accounts", "server", pathStep{"msim", -1})
 	}
 	names := map[string]bool{}
+	// An MSIM account logs in once: a second login of it, by another
+	// user's session or by the same one, logs the first out, and each
+	// takes it back from the other.
+	type listed struct{ email, at string }
+	var accounts []listed
 	for i := range c.Users {
 		u := &c.Users[i]
 		p := pathStep{"user", i}
@@ -489,6 +495,11 @@ func (c *Config) Validate() error {
 			if !strings.Contains(a.Email, "@") {
 				return errKey(fmt.Sprintf("not an e-mail address: %q", a.Email), "email", p, ap)
 			}
+			// E-mails compare as the bridge compares them.
+			if k := slices.IndexFunc(accounts, func(l listed) bool { return strings.EqualFold(l.email, a.Email) }); k >= 0 {
+				return errKey(fmt.Sprintf("the MSIM account %q is %s already (an account logs in for one user, once)", a.Email, accounts[k].at), "email", p, ap)
+			}
+			accounts = append(accounts, listed{a.Email, fmt.Sprintf("user[%d].account[%d]", i+1, j+1)})
 			if a.fromFile {
 				a.Password, a.fromFile = "", false // validated again: read the file again
 			}

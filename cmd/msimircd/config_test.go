@@ -83,6 +83,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"negative queue limit", "[msim]\nqueue_limit = -1\n", []string{"line 2", "msim.queue_limit", "negative"}},
 		{"same user as a nick", "[[user]]\nname = \"Ali[\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user]]\nname = \"ali{\"\n[[user.account]]\nemail = \"c@d\"\npassword = \"p\"\n",
 			[]string{"line 7", "user[2].name", "duplicate"}},
+		{"same account twice for a user", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user.account]]\nemail = \"A@B\"\npassword = \"q\"\n",
+			[]string{"line 7", "user[1].account[2].email", "user[1].account[1] already"}},
+		{"same account for two users", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user]]\nname = \"b\"\n[[user.account]]\nemail = \"c@d\"\npassword = \"p\"\n[[user.account]]\nemail = \"a@B\"\npassword = \"p\"\n",
+			[]string{"line 12", "user[2].account[2].email", "user[1].account[1] already"}},
 		{"bad channel", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nchannel = \"nochan\"\n", []string{"line 6", "channel"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
