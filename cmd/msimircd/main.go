@@ -135,6 +135,12 @@ func run(args []string, stdin io.Reader) error {
 	if len(args) > 0 && args[0] == "user" {
 		return runUser(args[1:], stdin, os.Stdout, os.Stderr)
 	}
+	// SIGHUP is caught before anything can wait (parseOptions reads
+	// passwords from stdin): its default action would end the process. One
+	// that comes before the gateway runs reloads the config once it does.
+	hup := make(chan os.Signal, 1) // SIGHUP reloads the config file
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	o, err := parseOptions(args, stdin)
 	if err != nil {
 		return err
@@ -159,9 +165,6 @@ func run(args []string, stdin io.Reader) error {
 		defer stop()
 		log.Infof("debug endpoints (pprof, expvar) on http://%s/debug/", addr)
 	}
-	hup := make(chan os.Signal, 1) // SIGHUP reloads the config file
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	return locateKey(o.configPath, serveReloading(ctx, o.cfg, o.fileCfg, o.configPath, log, nil, hup))
 }
 

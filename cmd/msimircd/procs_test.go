@@ -103,9 +103,19 @@ func startProc(t *testing.T, name, bin string, args ...string) *proc {
 // startProcEnv is startProc with env added to the test's environment.
 func startProcEnv(t *testing.T, name string, env []string, bin string, args ...string) *proc {
 	t.Helper()
+	return startProcIn(t, name, env, nil, bin, args...)
+}
+
+// startProcIn is startProcEnv with stdin as the process's standard input
+// (nil: none).
+func startProcIn(t *testing.T, name string, env []string, stdin *os.File, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), done: make(chan struct{}), notify: make(chan struct{}, 1)}
 	if env != nil {
 		p.cmd.Env = append(os.Environ(), env...)
+	}
+	if stdin != nil {
+		p.cmd.Stdin = stdin
 	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
