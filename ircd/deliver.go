@@ -85,10 +85,24 @@ func (c *Client) Deliver(d Delivery) bool {
 // count as in Deliver; a Self delivery with no Target goes to target. It
 // reports whether all of ds were queued, like Deliver; each Delivery's Sent
 // is called as Deliver calls it. The bouncer's replay of missed messages to
-// a client without chathistory uses it (issue 14).
+// a client without chathistory uses it (issue 14). A target that is
+// neither a valid nick nor a valid channel name (a space, CR, LF or NUL in
+// it would split or corrupt the batch's line) is refused, and logged: false,
+// and each Delivery's Sent is called with false.
 func (c *Client) DeliverHistory(target string, ds []Delivery) bool {
 	if len(ds) == 0 {
 		return !c.isClosed()
+	}
+	if !Nick(target).Valid() && !validChannel(target) {
+		c.logger().WithField("target", target).Warn("DeliverHistory: invalid target; the history is not sent")
+		var unsent []func(bool)
+		for _, d := range ds {
+			if d.Sent != nil {
+				unsent = append(unsent, d.Sent)
+			}
+		}
+		reportLater(unsent...)
+		return false
 	}
 	c.mu.Lock()
 	ok := true

@@ -1,9 +1,13 @@
 package ircd
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/irc.v4"
 )
 
 func TestMsgIDBase(t *testing.T) {
@@ -269,6 +273,45 @@ func TestDeliverHistoryPast(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// DeliverHistory refuses a target that is neither a nick nor a channel:
+// in the batch's line a CR, LF or NUL would end it or corrupt it, and a
+// space would make two params. Nothing is sent, each Delivery's Sent
+// gets false, and the connection goes on.
+func TestDeliverHistoryBadTarget(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	for _, target := range []string{"tom\r\nQUIT :bye", "tom\nx", "tom\x00x", "tom x", "#chan x", "#chan\r\n", ""} {
+		for _, caps := range [][]string{{"batch", "server-time", "message-tags"}, nil} {
+			t.Run(fmt.Sprintf("%q, %v", target, caps), func(t *testing.T) {
+				c, fc, _ := register(t, addr, b, "me", caps...)
+				sent := make(chan bool, 2)
+				ds := []Delivery{
+					{From: "tom", Text: "hello", Time: ts(t, "2024-05-06T07:08:09.010Z"), Sent: func(ok bool) { sent <- ok }},
+					{Self: true, Text: "hi back", Time: ts(t, "2024-05-06T07:08:10.010Z"), Sent: func(ok bool) { sent <- ok }},
+				}
+				if fc.c.DeliverHistory(target, ds) {
+					t.Error("DeliverHistory: got true, want false")
+				}
+				for i := range ds {
+					if ok := <-sent; ok {
+						t.Errorf("Sent %d: got true, want false", i)
+					}
+				}
+				if got := c.sync(t); len(got) != 0 {
+					t.Errorf("got %v, want nothing sent", msgStrings(got))
+				}
+				if !fc.c.DeliverHistory("tom", ds[:1]) {
+					t.Fatal("DeliverHistory to tom after the refusal: got false, want true")
+				}
+				if got := c.sync(t); !slices.ContainsFunc(got, func(m *irc.Message) bool { return m.Command == "PRIVMSG" && strings.HasSuffix(m.Trailing(), "hello") }) {
+					t.Errorf("after the refusal: got %v, want tom's hello", msgStrings(got))
+				}
+			})
+		}
 	}
 }
 
