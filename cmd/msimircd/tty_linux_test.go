@@ -1,39 +1,15 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"regexp"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// openPTY returns the two ends of a new pseudo-terminal.
-func openPTY(t *testing.T) (master, tty *os.File) {
-	t.Helper()
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	m := os.NewFile(uintptr(fd), "ptmx")
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Skipf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Skipf("pty number: %v", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("open pty: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return m, s
-}
+	"github.com/msimircd/msimircd/internal/ptytest"
+)
 
 // TestBinaryHangupWhileAskingForAPassword: msimircd -msim-account EMAIL
 // on a terminal asks for the password, and a kill -HUP while it waits
@@ -42,7 +18,7 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 // is refused, as any reload without one is).
 func TestBinaryHangupWhileAskingForAPassword(t *testing.T) {
 	bin := binary(t, ".")
-	master, tty := openPTY(t)
+	master, tty := ptytest.Open(t)
 	p := startProcIn(t, "msimircd", nil, tty, bin, "-state", t.TempDir(), "-listen", "127.0.0.1:0", "-msim-account", "ann@example.com")
 	// The password is read with echo off: once it is off, msimircd waits
 	// on the terminal.
