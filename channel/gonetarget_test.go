@@ -27,11 +27,7 @@ func TestMessageToANickGoneMeanwhileIsRefused(t *testing.T) {
 		{"control channel removed", "&alice", "bob: hi bob", func(r *rig) { r.s.removeAccount(r.a, "") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, nil)
-			cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-			r.okDial(cl)
-			r.s.start()
-			r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+			r, cl := bobLoggedIn(t)
 			if r.a.channel != "&alice" {
 				t.Fatalf("control channel %s, want &alice", r.a.channel)
 			}
@@ -60,11 +56,7 @@ func TestGoneTargetNoticeAndCTCP(t *testing.T) {
 		{"CTCP to a nick", "PRIVMSG", "bob", "\x01VERSION\x01", "The message: CTCP VERSION"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, nil)
-			cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-			r.okDial(cl)
-			r.s.start()
-			r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+			r, _ := bobLoggedIn(t)
 			r.s.removeAccount(r.a, "")
 			r.s.onIRC(ircd.Input{Command: tc.command, Target: tc.target, Text: tc.text, MsgID: "m1"})
 			got := r.irc.said("NOT sent")
@@ -76,4 +68,15 @@ func TestGoneTargetNoticeAndCTCP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bobLoggedIn is a rig logged in, with bob (uid 7) online, and its client.
+func bobLoggedIn(t *testing.T) (*rig, *fakeMSIM) {
+	t.Helper()
+	r := newRig(t, nil)
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	return r, cl
 }

@@ -109,16 +109,7 @@ func TestLoginEndingAfterTheSwitchedSessionStaysWithTheOldUser(t *testing.T) {
 	r := newRig(t, nil)
 	email := r.a.cfg.Email
 	oldMem := r.s.mem
-	dialing, finish := make(chan struct{}), make(chan struct{})
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	cl.events = []msim.Event{msim.IMEvent{From: 7, Text: "offline one", Offline: true, Time: time.Now()}}
-	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
-		close(dialing)
-		<-finish
-		return cl, nil
-	}
-	r.s.start()
-	<-dialing
+	finish := loginHeld(r)
 	r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, r.s.user)
 	r.s.cancel()
 	close(finish)
@@ -158,16 +149,7 @@ func TestLoginAcrossDropKeepsNothingForTheDeletedUser(t *testing.T) {
 	r.s.b.hist = startHistoryWriter(w, false, quietLog(), nil, time.Hour)
 	t.Cleanup(r.s.b.hist.close)
 	email, oldMem := r.a.cfg.Email, r.s.mem
-	dialing, finish := make(chan struct{}), make(chan struct{})
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	cl.events = []msim.Event{msim.IMEvent{From: 7, Text: "offline one", Offline: true, Time: time.Now()}}
-	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
-		close(dialing)
-		<-finish
-		return cl, nil
-	}
-	r.s.start()
-	<-dialing
+	finish := loginHeld(r)
 	ctx := context.Background()
 	if err := st.DeleteUser(ctx, "alice"); err != nil {
 		t.Fatal(err)
@@ -186,4 +168,20 @@ func TestLoginAcrossDropKeepsNothingForTheDeletedUser(t *testing.T) {
 	if slices.Contains(w.users, "alice") {
 		t.Errorf("history appended for the deleted user alice: %q", w.users)
 	}
+}
+
+// loginHeld starts r's session with its account's login under way, held
+// until finish is closed; the login then brings "offline one" from bob.
+func loginHeld(r *rig) (finish chan struct{}) {
+	dialing, finish := make(chan struct{}), make(chan struct{})
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	cl.events = []msim.Event{msim.IMEvent{From: 7, Text: "offline one", Offline: true, Time: time.Now()}}
+	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
+		close(dialing)
+		<-finish
+		return cl, nil
+	}
+	r.s.start()
+	<-dialing
+	return finish
 }

@@ -254,9 +254,8 @@ func (s *session) refuse(ev event) {
 			ev.refused()
 		}
 	case *ircInput:
-		if text, ok := notSent(ev.in); ok {
-			ev.at.c.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
-				Text: fmt.Sprintf("Message NOT sent: your session ended before it was handled (to %s). The message: %s", ev.in.Target, text)})
+		if d, ok := s.notSentNotice(ev.in, "was not handled: your session ended first"); ok {
+			ev.at.c.Deliver(d)
 		}
 		ev.release()
 	}
@@ -807,30 +806,29 @@ func (s *session) onIRC(in ircd.Input) {
 // by the time the session handles it (why says how). Typing notices
 // (TAGMSG) go unsaid.
 func (s *session) goneTarget(in ircd.Input, why string) {
-	text, ok := notSent(in)
-	if !ok {
-		return
+	if d, ok := s.notSentNotice(in, why); ok {
+		s.irc.Deliver(d)
 	}
-	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
-		Text: fmt.Sprintf("Message NOT sent: %s %s. The message: %s", in.Target, why, text)})
 }
 
-// notSent is the text of what the user typed (in), as a notice that it
-// was not sent shows it: an action or CTCP as typed. ok is false for what
-// is told nothing: a typing notice (TAGMSG), an empty message, and a
-// notice to a control channel, which goes nowhere.
-func notSent(in ircd.Input) (text string, ok bool) {
+// notSentNotice is the notice telling the user that what they typed (in)
+// was not sent, and why (after its target's name), with its text: an
+// action or CTCP as typed. ok is false for what is told nothing: a typing
+// notice (TAGMSG), an empty message, and a notice to a control channel,
+// which goes nowhere. It uses nothing of s's but the bridge.
+func (s *session) notSentNotice(in ircd.Input, why string) (d ircd.Delivery, ok bool) {
 	if in.Command != "PRIVMSG" && in.Command != "NOTICE" || in.Text == "" ||
 		in.Command == "NOTICE" && isChannelName(in.Target) {
-		return "", false
+		return d, false
 	}
-	text = in.Text
+	text := in.Text
 	if act, ok := ctcpAction(text); ok {
 		text = "/me " + act
 	} else if strings.HasPrefix(text, "\x01") { // a CTCP, named without its delimiters
 		text = "CTCP " + strings.Trim(text, "\x01")
 	}
-	return text, true
+	return ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+		Text: fmt.Sprintf("Message NOT sent: %s %s. The message: %s", in.Target, why, text)}, true
 }
 
 // commands runs each line of text as a command: a message of several
