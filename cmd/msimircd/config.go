@@ -7,10 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 
@@ -473,8 +473,7 @@ func (c *Config) Validate() error {
 	// An MSIM account logs in once: a second login of it, by another
 	// user's session or by the same one, logs the first out, and each
 	// takes it back from the other.
-	type listed struct{ email, at string }
-	var accounts []listed
+	accounts := map[string]string{} // foldEmail: where it is listed
 	for i := range c.Users {
 		u := &c.Users[i]
 		p := pathStep{"user", i}
@@ -496,10 +495,11 @@ func (c *Config) Validate() error {
 				return errKey(fmt.Sprintf("not an e-mail address: %q", a.Email), "email", p, ap)
 			}
 			// E-mails compare as the bridge compares them.
-			if k := slices.IndexFunc(accounts, func(l listed) bool { return strings.EqualFold(l.email, a.Email) }); k >= 0 {
-				return errKey(fmt.Sprintf("the MSIM account %q is %s already (an account logs in for one user, once)", a.Email, accounts[k].at), "email", p, ap)
+			k := foldEmail(a.Email)
+			if at, ok := accounts[k]; ok {
+				return errKey(fmt.Sprintf("the MSIM account %q is %s already (an account logs in for one user, once)", a.Email, at), "email", p, ap)
 			}
-			accounts = append(accounts, listed{a.Email, fmt.Sprintf("user[%d].account[%d]", i+1, j+1)})
+			accounts[k] = fmt.Sprintf("user[%d].account[%d]", i+1, j+1)
 			if a.fromFile {
 				a.Password, a.fromFile = "", false // validated again: read the file again
 			}
@@ -591,4 +591,17 @@ func readPasswordFile(path string) (string, error) {
 		return "", errors.New("its first line (the password) is empty")
 	}
 	return pw, nil
+}
+
+// foldEmail is e-mail as a key under which addresses strings.EqualFold
+// finds equal are one (the bridge compares e-mails so): each rune is the
+// least of its case-folding orbit.
+func foldEmail(email string) string {
+	return strings.Map(func(r rune) rune {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		return m
+	}, email)
 }

@@ -286,3 +286,19 @@ func TestPasswordFilePipe(t *testing.T) {
 		<-got
 	}
 }
+
+// TestFoldEmail: two addresses have one key exactly when strings.EqualFold
+// finds them equal, as the bridge compares e-mails.
+func TestFoldEmail(t *testing.T) {
+	for _, p := range [][2]string{
+		{"ann@example.com", "ANN@Example.COM"},
+		{"kim@example.com", "\u212aim@example.com"}, // the Kelvin sign folds to k
+		{"ſam@example.com", "sam@example.com"},      // the long s folds to s
+		{"ann@example.com", "anne@example.com"},
+		{"a[b@example.com", "a{b@example.com"}, // not nicks: no rfc1459 folding
+	} {
+		if got, want := foldEmail(p[0]) == foldEmail(p[1]), strings.EqualFold(p[0], p[1]); got != want {
+			t.Errorf("%q and %q: one key %v, EqualFold %v", p[0], p[1], got, want)
+		}
+	}
+}
