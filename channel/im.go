@@ -223,7 +223,7 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	// would reach MSIM empty; blank text holds no code to blame and is
 	// sent as typed.
 	body, _ := strings.CutPrefix(out, "/me ")
-	if hasIRCFormatting(body) && strings.TrimSpace(body) != "" && strings.TrimSpace(msimText(body)) == "" {
+	if ircd.HasFormatting(body) && strings.TrimSpace(body) != "" && strings.TrimSpace(msimText(body)) == "" {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
 			Text: "Message NOT sent: it held only IRC formatting codes, which MSIM does not show."})
 		return

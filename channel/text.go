@@ -167,7 +167,7 @@ func controlIn(s string) bool {
 // Text with bold, italic or underline goes as styled text (msimSpans). Any other control
 // character is left for the markup to send as its visible symbol.
 func msimText(s string) string {
-	if !hasIRCFormatting(s) {
+	if !ircd.HasFormatting(s) {
 		return s
 	}
 	var b strings.Builder
@@ -243,34 +243,11 @@ func msimSpans(s string) (spans []markup.Span, ok bool) {
 	return spans, true
 }
 
-// ircFormatting is IRC's formatting codes, as msimText drops them.
-const ircFormatting = "\x02\x03\x04\x0f\x11\x16\x1d\x1e\x1f"
-
-// ircFormat marks the bytes of ircFormatting.
-var ircFormat = func() (t [256]bool) {
-	for i := range len(ircFormatting) {
-		t[ircFormatting[i]] = true
-	}
-	return t
-}()
-
-// hasIRCFormatting reports whether s holds any of IRC's formatting codes:
-// strings.ContainsAny(s, ircFormatting) without building the set again
-// for every message.
-func hasIRCFormatting(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if ircFormat[s[i]] {
-			return true
-		}
-	}
-	return false
-}
-
 // sendIRCText sends out, text typed on IRC, to uid: styled when it holds
 // IRC's bold, italic or underline (msimSpans), with out kept as the IM's
 // text should the link lose it; as plain text (msimText) otherwise.
 func sendIRCText(ctx context.Context, cl MSIMClient, uid msim.UID, out string) error {
-	if !hasIRCFormatting(out) { // as typed: the scans below would find nothing
+	if !ircd.HasFormatting(out) { // as typed: the scans below would find nothing
 		return cl.SendIM(ctx, uid, out)
 	}
 	if spans, ok := msimSpans(out); ok {

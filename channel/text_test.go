@@ -94,14 +94,17 @@ func TestMSIMTextDropsFormatting(t *testing.T) {
 	}
 }
 
+// ircFormatting is IRC's formatting codes, as msimText drops them.
+const ircFormatting = "\x02\x03\x04\x0f\x11\x16\x1d\x1e\x1f"
+
 // FuzzMSIMText: no formatting code is left, and nothing but the codes and
 // their colour numbers is dropped: the rest stays, in order.
 func FuzzMSIMText(f *testing.F) {
 	f.Add("\x02bold\x02 \x0304,12red\x03 \x04ff0000,00ff00hex\x04 \x1fu\x0f")
 	f.Add("plain, 12 and ff")
 	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := hasIRCFormatting(s), strings.ContainsAny(s, ircFormatting); got != want {
-			t.Fatalf("hasIRCFormatting(%q) = %v, want %v", s, got, want)
+		if got, want := ircd.HasFormatting(s), strings.ContainsAny(s, ircFormatting); got != want {
+			t.Fatalf("ircd.HasFormatting(%q) = %v, want %v", s, got, want)
 		}
 		out := msimText(s)
 		if strings.ContainsAny(out, ircFormatting) {

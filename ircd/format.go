@@ -14,6 +14,26 @@ const (
 	formatCodes   = formatToggles + "\x0f\x03\x04"
 )
 
+// isFormatCode marks the bytes of formatCodes.
+var isFormatCode = func() (t [256]bool) {
+	for i := range len(formatCodes) {
+		t[formatCodes[i]] = true
+	}
+	return t
+}()
+
+// HasFormatting reports whether s holds any of IRC's formatting codes:
+// strings.ContainsAny with them, without building their set again for
+// every message.
+func HasFormatting(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if isFormatCode[s[i]] {
+			return true
+		}
+	}
+	return false
+}
+
 // format is the formatting in effect at a point of an IRC line, as a
 // client reads the codes before it: each line starts with none.
 type format struct {
