@@ -3,6 +3,7 @@ package ircd
 import (
 	"cmp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits advertised in ISUPPORT and enforced on every name.
@@ -100,12 +101,13 @@ func compareFolded(a, b string) int {
 }
 
 // validChannel reports whether s is a well-formed channel name: '#' or '&',
-// then up to ChannelLen-1 bytes without space, comma, colon, BEL, NUL, CR or LF.
+// then up to ChannelLen-1 bytes of UTF-8 (UTF8ONLY is advertised) without
+// space, comma, colon, BEL, NUL, CR or LF.
 func validChannel(s string) bool {
 	if len(s) < 2 || len(s) > ChannelLen || !isChannel(s) {
 		return false
 	}
-	return !strings.ContainsAny(s, " ,:\x07\x00\r\n")
+	return !strings.ContainsAny(s, " ,:\x07\x00\r\n") && utf8.ValidString(s)
 }
 
 // isChannel reports whether s names a channel (CHANTYPES=#&).

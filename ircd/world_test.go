@@ -381,3 +381,41 @@ func TestLongPartsFitALine(t *testing.T) {
 		t.Errorf("got %v RPL_TOPIC and RPL_LIST lines, want 2 and 1", seen)
 	}
 }
+
+// A channel name that is not UTF-8 is no channel: the backend cannot
+// create one, nor deliver history, a read marker or a raw line to one,
+// and a client's line naming one is refused whole (FAIL INVALID_UTF8,
+// before any command runs), as every line that is not UTF-8 is.
+func TestChannelNameNotUTF8(t *testing.T) {
+	t.Parallel()
+	e := startHistory(t, historyConfig(), true)
+	c, fc := e.client(t, "me", "batch", "server-time", "message-tags", "draft/read-marker")
+	for _, name := range []string{"#caf\xc3", "&\xff", "#a\xed\xa0\x80b"} { // cut, a bad byte, a surrogate
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			if err := fc.c.CreateChannel(name, ""); !errors.Is(err, ErrInvalidChannel) {
+				t.Errorf("CreateChannel: got %v, want ErrInvalidChannel", err)
+			}
+			fc.c.JoinClient(name, time.Time{})
+			fc.c.SendReadMarker(name, time.Now())
+			sent := make(chan bool, 1)
+			if fc.c.DeliverHistory(name, []Delivery{{From: "tom", Text: "hello", Sent: func(ok bool) { sent <- ok }}}) {
+				t.Error("DeliverHistory: got true, want false")
+			}
+			if <-sent {
+				t.Error("DeliverHistory's Sent: got true, want false")
+			}
+			if got := c.sync(t); len(got) != 0 {
+				t.Errorf("got %q, want nothing sent", msgStrings(got))
+			}
+			c.send(t, "JOIN "+name, "PRIVMSG "+name+" :hi", "MARKREAD "+name)
+			checkMsgs(t, c.sync(t), []want{
+				w("FAIL", "JOIN", "INVALID_UTF8", "?"),
+				w("FAIL", "PRIVMSG", "INVALID_UTF8", "?"),
+				w("FAIL", "MARKREAD", "INVALID_UTF8", "?"),
+			})
+			if evs := fc.drain(); len(evs) != 0 {
+				t.Errorf("backend got %q, want nothing", evs)
+			}
+		})
+	}
+}
