@@ -92,7 +92,9 @@ func cmdUser(c *Client, m *irc.Message) *ircError {
 		// hostmask shows the user name alone.
 		c.user, c.userClient = u, client
 	}
-	c.realName = m.Params[3]
+	// Cut to NAMELEN (ISUPPORT), as a virtual user's real name is;
+	// SETNAME refuses a longer one.
+	c.realName = truncUTF8(m.Params[3], RealNameLen)
 	c.tryRegister()
 	return nil
 }

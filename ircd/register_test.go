@@ -490,3 +490,44 @@ func TestCapLines(t *testing.T) {
 		t.Errorf("no names: got %q, want one empty list", got)
 	}
 }
+
+// TestUserRealNameBound: the real name USER gives is cut to NAMELEN
+// (RealNameLen, as ISUPPORT advertises) on a character boundary, as a
+// virtual user's is: the backend, WHOIS and WHO see the cut name.
+func TestUserRealNameBound(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, real, want string
+	}{
+		{"ASCII", strings.Repeat("x", 450), strings.Repeat("x", RealNameLen)},
+		{"two-byte characters", "y" + strings.Repeat("é", 220), "y" + strings.Repeat("é", (RealNameLen-1)/2)},
+		{"at the limit", strings.Repeat("z", RealNameLen), strings.Repeat("z", RealNameLen)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBackend()
+			addr, _ := startServer(t, testConfig(), b)
+			c := dial(t, addr)
+			c.send(t, "NICK me", "USER u 0 * :"+tc.real)
+			c.readUntil(t, irc.RPL_ENDOFMOTD, irc.ERR_NOMOTD)
+			b.conn(t, c)
+			b.mu.Lock()
+			got := b.regs[len(b.regs)-1].RealName
+			b.mu.Unlock()
+			if got != tc.want {
+				t.Errorf("Registration.RealName: got %d bytes, want %d", len(got), len(tc.want))
+			}
+			c.send(t, "WHOIS me")
+			ms := c.readUntil(t, irc.RPL_WHOISUSER)
+			if got := ms[len(ms)-1].Trailing(); got != tc.want {
+				t.Errorf("WHOIS: got %d bytes %q…, want %d", len(got), got[:min(len(got), 20)], len(tc.want))
+			}
+			c.send(t, "WHO me")
+			ms = c.readUntil(t, irc.RPL_WHOREPLY)
+			if got := ms[len(ms)-1].Trailing(); got != "0 "+tc.want {
+				t.Errorf("WHO: got %d bytes, want %d", len(got), len("0 "+tc.want))
+			}
+			c.sync(t)
+		})
+	}
+}
