@@ -333,6 +333,30 @@ func capLines(names []string, fixed int) []string {
 	return lists
 }
 
+// capAnswer sends the ACK or NAK (sub) of a CAP REQ whose list is req:
+// the list as the client gave it when the line fits, else its names split
+// over as many lines as it takes, whole names a line and in order. The
+// spec has no continuation for ACK and NAK (the "*" is for LS and LIST),
+// but has a client wait for the last line of an ACK spread over several
+// before it changes capabilities. The request is accepted or refused
+// whole, and its lines are queued together, under c.mu, so no line the
+// change affects comes between them. A name too long for any line alone goes
+// alone, cut to fit (the floor under every line); only a name the server
+// does not offer, in a NAK, is that long. Caller holds c.mu.
+func (c *Client) capAnswer(sub, req string) {
+	fixed := len(":") + len(c.srv.cfg.ServerName) + len(" CAP ") + len(c.nick) + len(" ") + len(sub) + len(" :")
+	sent := false
+	if fixed+len(req) > maxLineBody {
+		joinFit(strings.Fields(req), " ", maxLineBody-fixed, func(l string) {
+			c.send(msg(c.serverPrefix(), "CAP", c.nick, sub, l))
+			sent = true
+		})
+	}
+	if !sent { // fits, or only spaces
+		c.send(msg(c.serverPrefix(), "CAP", c.nick, sub, req))
+	}
+}
+
 func cmdCap(c *Client, m *irc.Message) *ircError {
 	sub := strings.ToUpper(m.Params[0])
 	switch sub {
@@ -371,7 +395,7 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 			}
 		}
 		if !ok {
-			c.send(msg(c.serverPrefix(), "CAP", c.nick, "NAK", m.Params[1]))
+			c.capAnswer("NAK", m.Params[1])
 			return nil
 		}
 		for _, r := range req {
@@ -381,7 +405,7 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 				c.caps[name] = true
 			}
 		}
-		c.send(msg(c.serverPrefix(), "CAP", c.nick, "ACK", m.Params[1]))
+		c.capAnswer("ACK", m.Params[1])
 		if !c.caps["sasl"] { // an exchange under way ends with the capability
 			c.abortSASL()
 			c.sasl = saslState{}

@@ -531,3 +531,68 @@ func TestUserRealNameBound(t *testing.T) {
 		})
 	}
 }
+
+// TestCapAnswerSplit: an ACK or NAK too long for one line (a request of
+// most of a line, a nick of NickLen) is sent over as many lines as it
+// takes, each within 512 bytes and of whole names, the names in the order
+// of the request; no "*" on any line, which the spec defines for LS and
+// LIST only. The request is accepted or refused whole.
+func TestCapAnswerSplit(t *testing.T) {
+	t.Parallel()
+	var names []string
+	for _, n := range strings.Fields(capsWithoutValues) {
+		if n != "sasl" { // ends an exchange: not of interest here
+			names = append(names, n)
+		}
+	}
+	var req []string
+	for i := 0; len(strings.Join(req, " "))+1+len(names[i%len(names)]) <= 495; i++ {
+		req = append(req, names[i%len(names)])
+	}
+	nick := "n" + strings.Repeat("x", NickLen-1)
+	for _, tc := range []struct {
+		name, sub string
+		req       []string
+	}{
+		{"ACK", "ACK", req},
+		{"NAK", "NAK", append(slices.Clone(req[:len(req)-1]), "example.org/none")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := startServer(t, testConfig(), newBackend())
+			c := dial(t, addr)
+			c.keep = true
+			c.send(t, "NICK "+nick, "CAP LS 302")
+			c.sync(t)
+			c.raw = nil
+			c.send(t, "CAP REQ :"+strings.Join(tc.req, " "))
+			got := c.sync(t)
+			for _, l := range c.raw {
+				if l = strings.TrimRight(l, "\r\n"); len(l)+2 > 512 {
+					t.Errorf("line of %d bytes: …%q", len(l)+2, l[len(l)-80:])
+				}
+			}
+			if len(got) < 2 {
+				t.Errorf("got %d lines, want several", len(got))
+			}
+			var listed []string
+			for i, m := range got {
+				if m.Command != "CAP" || len(m.Params) != 3 || m.Param(0) != nick || m.Param(1) != tc.sub {
+					t.Fatalf("line %d: got %q, want CAP %s %s and a list", i+1, m, nick, tc.sub)
+				}
+				listed = append(listed, strings.Fields(m.Trailing())...)
+			}
+			if !slices.Equal(listed, tc.req) {
+				t.Errorf("got names %q, want %q", listed, tc.req)
+			}
+			want := "cap-notify" // refused: only what LS 302 enabled
+			if tc.sub == "ACK" {
+				want = strings.Join(names, " ")
+			}
+			c.send(t, "CAP LIST")
+			if m := expect(t, c, "CAP"); m.Trailing() != want {
+				t.Errorf("LIST: got %q, want %q", m.Trailing(), want)
+			}
+		})
+	}
+}
