@@ -209,7 +209,7 @@ func isHex(c byte) bool { return isDecimal(c) || 'a' <= c && c <= 'f' || 'A' <= 
 // small for the codes (a few dozen bytes, never a real line's), a piece
 // may be longer than max.
 func cutFormatted(line string, max int) iter.Seq[string] {
-	if len(line) <= max || !strings.ContainsAny(line, formatCodes) {
+	if len(line) <= max || !HasFormatting(line) {
 		return cutLine(line, max)
 	}
 	reserve := closeRoom(line)
