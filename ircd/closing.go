@@ -109,7 +109,7 @@ func (c *Client) closeRead(reason string) {
 	c.mu.Lock()
 	h := c.handler
 	c.handler = nil
-	held := c.dropHeld() // never welcomed: nothing can be held after this
+	held := c.dropHeld() // nothing can be held after this: c.done is closed
 	c.dropWhois()
 	c.dropPending()
 	c.mu.Unlock()

@@ -99,9 +99,9 @@ type Client struct {
 	caps       map[string]bool
 	capBlock   bool // CAP LS/REQ seen before registration: wait for CAP END
 	sasl       saslState
-	connecting bool // Backend.Connect in progress or done
-	welcomed   bool // 001 sent; driving-API lines are held until then
-	held       []entry
+	connecting bool    // Backend.Connect in progress or done
+	welcomed   bool    // 001 sent; driving-API lines are held until then
+	held       []entry // driving-API lines held (holdWorld)
 	handler    Handler
 	away       string
 	umodes     string
@@ -123,6 +123,10 @@ type Client struct {
 	whois    []*whoisReq // WHOIS replies waiting, in the order asked
 	pending  []*asyncReq // replies waiting for a HistoryHandler, in the order asked
 	capture  *replyBuf   // the labeled reply being collected (labeled.go)
+	// joinsWaiting counts the labeled JOIN replies in pending; while it
+	// is not 0, driving-API lines are held as before the welcome
+	// (holdWorld).
+	joinsWaiting int
 }
 
 // ircError is a numeric error reply. The dispatcher prefixes the nick.

@@ -148,7 +148,7 @@ func (c *Client) deliver(d Delivery, ref string) bool {
 
 // deliverAs queues the lines of d, as deliver does. Caller holds c.mu.
 func (c *Client) deliverAs(d Delivery, o compose) bool {
-	if c.welcomed {
+	if !c.holdWorld() {
 		if ok, done := c.deliverRaw(d, o); done {
 			return ok
 		}

@@ -10,7 +10,9 @@
 // one, its BATCH start carries the label). A command whose reply waits for
 // the backend (WHOIS with an AsyncWhoisHandler, CHATHISTORY, MARKREAD, a
 // JOIN that waits for the read marker) takes the collected lines with it,
-// and its whole reply goes out, labeled, when the answer comes. Labels on
+// and its whole reply goes out, labeled, when the answer comes; while a
+// JOIN's waits, the lines the backend sends wait behind it (holdWorld), so
+// that none reaches the client before the channel's JOIN. Labels on
 // commands before registration are ignored.
 //
 // Replies that wait for a HistoryHandler are sent in the order they were
@@ -169,6 +171,7 @@ func oneBatch(lines []*irc.Message) bool {
 // Client.mu.
 type asyncReq struct {
 	rb       *replyBuf // the labeled reply it completes; nil if unlabeled
+	join     bool      // a labeled JOIN's: counted in Client.joinsWaiting
 	waiting  int       // answers still to come
 	done     bool      // answered, timed out or dropped
 	timedOut bool
@@ -225,10 +228,14 @@ func (c *Client) sendDue() {
 		c.pending[0] = nil
 		c.pending = c.pending[1:]
 		c.sendReply(r.rb, func() { r.reply(r.timedOut) })
+		if r.join {
+			c.joinsWaiting--
+		}
 	}
 	if len(c.pending) == 0 {
 		c.pending = nil
 	}
+	c.releaseHeld()
 }
 
 // dropPending forgets the replies still waiting and stops their timeouts,
@@ -238,7 +245,7 @@ func (c *Client) dropPending() {
 		r.done = true
 		r.stop()
 	}
-	c.pending = nil
+	c.pending, c.joinsWaiting = nil, 0
 }
 
 // once returns a record function for answered that counts only its first

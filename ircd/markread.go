@@ -158,6 +158,10 @@ func (jm *joinMarkers) ask(c *Client) {
 		}
 		return
 	}
+	if r.rb != nil { // the JOIN itself waits: so does the world (holdWorld)
+		r.join = true
+		c.joinsWaiting++
+	}
 	for i, ch := range jm.chans {
 		c.later(func() {
 			jm.hh.ReadMarker(ch, func(t time.Time) { c.answered(r, once(func() { got[i] = t })) })

@@ -189,3 +189,60 @@ func TestJoinClientReadMarker(t *testing.T) {
 		w(irc.RPL_ENDOFNAMES, "me", "#other", "End of /NAMES list."),
 	})
 }
+
+// A labeled JOIN's reply waits for the channel's read marker; what the
+// backend sends meanwhile (a message to the channel, a member's part, a
+// private message) waits behind it, so that the client sees the channel's
+// JOIN before anything in it. Once the reply is out, lines go at once again.
+func TestLabeledJoinHoldsWorld(t *testing.T) {
+	t.Parallel()
+	e := startHistory(t, historyConfig(), true)
+	for _, answer := range []string{"release", "timeout"} {
+		t.Run(answer, func(t *testing.T) {
+			c, fc := e.client(t, "me", "draft/read-marker", "labeled-response", "batch")
+			fc.c.JoinUser("#other", "ghost", false)
+			e.fh.set(func() { e.fh.hold = true })
+			c.send(t, "@label=j1 JOIN #other")
+			if a := e.asked(t); a != "readmarker #other" {
+				t.Fatalf("backend got %q, want readmarker #other", a)
+			}
+			if ev := <-fc.events; ev != "join #other" {
+				t.Fatalf("backend got %q, want join #other", ev)
+			}
+			sent := make(chan bool, 1)
+			if !fc.c.Deliver(Delivery{From: "ghost", Target: "#other", Text: "early", Sent: func(ok bool) { sent <- ok }}) {
+				t.Fatal("Deliver: got false, want true (held)")
+			}
+			fc.c.PartUser("#other", "ghost", "bye")
+			fc.c.Deliver(Delivery{From: "tom", Text: "private"})
+			checkMsgs(t, c.sync(t), nil) // all behind the JOIN's reply
+			if answer == "release" {
+				e.fh.release()
+			} else {
+				e.ft.fire()
+			}
+			got := c.readUntil(t, "PART")
+			got = append(got, c.sync(t)...)
+			checkMsgs(t, got, []want{
+				w("BATCH", "?", "labeled-response"),
+				w("JOIN", "#other"),
+				w(irc.RPL_NAMREPLY, "me", "=", "#other", "me ghost"),
+				w("MARKREAD", "#other", "*"),
+				w(irc.RPL_ENDOFNAMES, "me", "#other", "End of /NAMES list."),
+				w("BATCH", "?"),
+				w("PRIVMSG", "#other", "early"),
+				w("PART", "#other", "bye"),
+				w("PRIVMSG", "me", "private"),
+			})
+			if got[0].Tags["label"] != "j1" {
+				t.Errorf("got %q, want the batch labeled j1", got[0])
+			}
+			if !<-sent {
+				t.Error("Sent: got false, want true")
+			}
+			e.fh.release()
+			fc.c.Deliver(Delivery{From: "tom", Text: "later"})
+			checkMsgs(t, c.sync(t), []want{w("PRIVMSG", "me", "later")})
+		})
+	}
+}

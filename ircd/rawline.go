@@ -36,9 +36,9 @@ var lineChunks = sync.Pool{New: func() any { return &lineChunk{b: make([]byte, 0
 // left out when empty, the prefix when name is) as emit would queue
 // msg(prefix, cmd, params...): it sends the same bytes. Caller holds c.mu.
 func (c *Client) emitLine(name, user, host, cmd string, params ...string) {
-	if !c.welcomed {
-		// Held until the welcome: rare, and held entries are not the
-		// queue's, so they stay messages.
+	if c.holdWorld() {
+		// Held until the welcome or a labeled JOIN's reply: rare, and
+		// held entries are not the queue's, so they stay messages.
 		var p *irc.Prefix
 		if name != "" {
 			p = &irc.Prefix{Name: name, User: user, Host: host}

@@ -236,14 +236,14 @@ func (c *Client) emit(m *irc.Message) { c.emitEntry(entry{m: m}) }
 // emitEntry is emit for an entry; false if it was refused (the caller still
 // owns e.sent). Caller holds c.mu.
 func (c *Client) emitEntry(e entry) bool {
-	if c.welcomed {
+	if !c.holdWorld() {
 		return c.enqueue(e)
 	}
 	if c.isClosed() {
 		return false
 	}
 	if len(c.held) >= c.srv.cfg.SendQ {
-		c.logger().Warn("sendq exceeded before registration completed")
+		c.logger().WithField("welcomed", c.welcomed).Warn("sendq exceeded while lines were held")
 		c.srv.met.sendQExceeded()
 		c.shutdown("SendQ exceeded", false)
 		return false
@@ -252,8 +252,35 @@ func (c *Client) emitEntry(e entry) bool {
 	return true
 }
 
-// dropHeld empties the lines held for after the welcome and returns them,
-// for their callbacks to be told. Caller holds c.mu.
+// holdWorld reports whether the driving API's lines are held (c.held)
+// rather than queued: before the welcome, and while a labeled JOIN's reply
+// waits for its read markers, so that the client sees the channel's JOIN
+// before what the backend sends to it meanwhile. Caller holds c.mu.
+func (c *Client) holdWorld() bool { return !c.welcomed || c.joinsWaiting > 0 }
+
+// releaseHeld queues the lines held while a labeled JOIN's reply waited,
+// once none waits. Caller holds c.mu.
+func (c *Client) releaseHeld() {
+	if c.holdWorld() || len(c.held) == 0 {
+		return
+	}
+	held := c.dropHeld()
+	for i, e := range held {
+		if !c.enqueue(e) {
+			var unsent []func(bool)
+			for _, e := range held[i:] {
+				if e.sent != nil {
+					unsent = append(unsent, e.sent)
+				}
+			}
+			reportLater(unsent...)
+			return
+		}
+	}
+}
+
+// dropHeld empties the lines held (holdWorld) and returns them, for their
+// callbacks to be told. Caller holds c.mu.
 func (c *Client) dropHeld() []entry {
 	held := c.held
 	c.held = nil
