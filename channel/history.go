@@ -59,6 +59,12 @@ func (s *session) record(e store.HistoryEntry) {
 		return
 	}
 	e.Text = storable(e.Text)
+	s.b.hist.append(s.user.Name, e, s.historyFailure())
+}
+
+// historyFailure is the session's callback for an entry its history left
+// out: counted, logged and told to the user once per session.
+func (s *session) historyFailure() func(error) {
 	if s.histFailed == nil {
 		// Made once, not per entry (the history's garbage is the IMs'
 		// latency); with the log of now, which the writer may use.
@@ -73,7 +79,7 @@ func (s *session) record(e store.HistoryEntry) {
 			s.post(call(s.historyFailedOnce))
 		}
 	}
-	s.b.hist.append(s.user.Name, e, s.histFailed)
+	return s.histFailed
 }
 
 // historyFullOnce logs, and tells the user, once per session, that the
@@ -109,9 +115,25 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 	if !s.historyOn() && !s.dropping { // nothing is kept: render nothing
 		return
 	}
+	if s.historyOn() && s.b.hist.behind() && historyEvent(se.ev) {
+		// The writer's queue is full (a gateway busier than its store):
+		// the entry would be refused, so it is left out unbuilt, counted
+		// and told as a refused one is.
+		s.historyFailure()(ErrHistoryFull)
+		return
+	}
 	if e, ok := entryIn(a, uid, se); ok {
 		s.record(e)
 	}
+}
+
+// historyEvent reports whether ev is kept in the history (entryIn).
+func historyEvent(ev msim.Event) bool {
+	switch ev.(type) {
+	case msim.IMEvent, msim.ZapEvent:
+		return true
+	}
+	return false
 }
 
 // recordOwned keeps an IM or zap from a buddy in o's history, if it is

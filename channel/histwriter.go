@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -86,6 +87,10 @@ type historyWriter struct {
 	appends int                      // jobs in q that are appends (barriers are not bounded)
 	hurry   bool                     // a barrier or a full batch is queued, or close was called
 	closed  bool
+	// full is appends >= histQueue as an append last found it, cleared
+	// when the writer takes a batch: read without the lock, it lets a
+	// session leave out an entry without building it (behind).
+	full atomic.Bool
 
 	// The writer goroutine's own, kept from one batch to the next: the
 	// history's garbage would otherwise grow with the IMs and bring the
@@ -136,6 +141,8 @@ func (w *historyWriter) append(user string, e store.HistoryEntry, failed func(er
 		err := ErrHistoryFull
 		if w.closed {
 			err = errHistoryStopped
+		} else {
+			w.full.Store(true)
 		}
 		w.mu.Unlock()
 		failed(err)
@@ -146,6 +153,13 @@ func (w *historyWriter) append(user string, e store.HistoryEntry, failed func(er
 	w.mu.Unlock()
 	w.met.historyQueued(1)
 }
+
+// behind reports whether the queue was full when an append last found
+// it so and the writer has taken no batch since: an append now would most
+// likely be refused with ErrHistoryFull, so a caller may leave the entry
+// out without building it. A stale answer either way costs only that: an
+// entry built and refused, or one left out as the writer takes a batch.
+func (w *historyWriter) behind() bool { return w.full.Load() }
 
 // queueLocked adds j and wakes the writer if it may be waiting for it.
 // Caller holds w.mu.
@@ -297,6 +311,9 @@ func (w *historyWriter) take() (chunks []histChunk, more, closed bool) {
 	clear(w.q[n:])
 	w.q = w.q[:n]
 	w.appends -= appends
+	if appends > 0 {
+		w.full.Store(false)
+	}
 	w.hurry = len(w.q) > 0 && w.hurry
 	return w.taken, len(w.q) > 0, w.closed
 }

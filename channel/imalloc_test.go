@@ -5,8 +5,11 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/internal/allocs"
+	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // bobOnline is a rig logged in with bob (uid 7) online, whose IRC side
@@ -140,5 +143,60 @@ func TestLiveIMMsgIDFromItsTime(t *testing.T) {
 	}
 	if got, old := m.ids[1][:9], ircd.NewMsgIDAt(came)[:9]; got == old {
 		t.Errorf("offline IM: msgid %s starts with the time it was sent, want now", m.ids[1])
+	}
+}
+
+// TestIMLeftOutOfAFullHistoryIsNotBuilt: while the history's writer is
+// full (a gateway busier than its store), an IM from a buddy is left out
+// of the history without its entry being built: its text is not rendered
+// again for the store, so it costs what it costs with no history; and it
+// is counted as left out, as a refused entry is.
+func TestIMLeftOutOfAFullHistoryIsNotBuilt(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a race-free build")
+	}
+	r, _, _, _ := bobOnline(t)
+	var ev msim.Event = msim.IMEvent{From: 7, Text: "bold and plain",
+		Markup: "<p><f f='Arial' h='13' s='1'>bold</f> and plain</p>"}
+	im := func() { r.s.onMSIM(r.a, r.a.gen, ev) }
+	const runs = 200
+	perIM := func() float64 {
+		for range 100 { // the queue's array, the ids' state
+			im()
+		}
+		return float64(allocs.Least(5, func() func() {
+			return func() {
+				for range runs {
+					im()
+				}
+			}
+		})) / runs
+	}
+	none := perIM() // no history
+
+	reg := prometheus.NewRegistry()
+	r.s.b.met = newBridgeMetrics(reg)
+	st := &stalledStore{release: make(chan struct{})}
+	r.s.b.hist = startHistoryWriter(st, false, quietLog(), r.s.b.met, time.Hour)
+	defer func() {
+		close(st.release)
+		r.s.b.hist.close()
+	}()
+	for !r.s.b.hist.behind() {
+		r.s.b.hist.append("bob", store.HistoryEntry{}, func(error) {})
+	}
+	if full := perIM(); full > none {
+		t.Errorf("an IM left out of a full history: %.1f allocations, want at most %.1f (as with no history)", full, none)
+	}
+	dropped := promtest.Value(t, reg, "msimircd_history_dropped_total")
+	const ims = 10
+	for range ims {
+		im()
+	}
+	if got := promtest.Value(t, reg, "msimircd_history_dropped_total") - dropped; got != ims {
+		t.Errorf("entries counted as left out: %v, want one per IM (%d)", got, ims)
+	}
+	if !r.s.historyFull {
+		t.Error("the user was not told that the history leaves entries out")
 	}
 }
