@@ -58,6 +58,10 @@ func (s *session) record(e store.HistoryEntry) {
 		}
 		return
 	}
+	if s.b.hist.behind() { // refused unless a batch goes meanwhile: not queued
+		s.historyFailure()(ErrHistoryFull)
+		return
+	}
 	e.Text = storable(e.Text)
 	s.b.hist.append(s.user.Name, e, s.historyFailure())
 }
@@ -117,8 +121,8 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 	}
 	if s.historyOn() && s.b.hist.behind() && historyEvent(se.ev) {
 		// The writer's queue is full (a gateway busier than its store):
-		// the entry would be refused, so it is left out unbuilt, counted
-		// and told as a refused one is.
+		// the entry would be refused, so it is left out unbuilt, as
+		// record leaves it out.
 		s.historyFailure()(ErrHistoryFull)
 		return
 	}

@@ -462,3 +462,38 @@ func TestHistoryWriterMarkReadsTheLastIDThen(t *testing.T) {
 		t.Errorf("the mark's last ID: got %d, %v, want %d (the entry queued before it)", m.last, m.err, before.ID)
 	}
 }
+
+// TestRecordBehindLeavesTheWriterAlone: while the writer's queue is full,
+// a session leaves its entries out without taking the writer's lock, which
+// every session's appends share: an IM sent is not held up behind the
+// others' refused entries.
+func TestRecordBehindLeavesTheWriterAlone(t *testing.T) {
+	r := newRig(t, nil)
+	st := &stalledStore{release: make(chan struct{})}
+	w := startHistoryWriter(st, false, quietLog(), nil, time.Hour)
+	r.s.b.hist = w
+	defer func() {
+		close(st.release)
+		w.close()
+	}()
+	for !w.behind() {
+		w.append("bob", store.HistoryEntry{}, func(error) {})
+	}
+	e := store.HistoryEntry{MsgID: "m", Account: "alice@msim.test", Buddy: 7, Outgoing: true, Kind: kindIM, Text: "hello"}
+	w.mu.Lock()
+	done := make(chan struct{})
+	go func() {
+		r.s.record(e)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Error("record waited for the writer's lock with the queue full")
+	}
+	w.mu.Unlock()
+	<-done
+	if !r.s.historyFull {
+		t.Error("the user was not told that the history leaves entries out")
+	}
+}
