@@ -271,11 +271,13 @@ func TestMultilineFloodStrayLines(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			cfg := testConfig()
 			cfg.Metrics = reg
-			// 30 lines at 20 a second after a burst of 5: at least 20 of
-			// them wait for a token unless the server took longer than
-			// 50 ms for each line, which a batch's lines never cost.
-			cfg.FloodRate, cfg.FloodBurst = 20, 5
-			const lines, wantDelays = 30, 20
+			// 12 lines at 5 a second after a burst of 2: the 10 past the
+			// burst each wait for a token unless the server took over
+			// 200 ms for the line before (a machine busy with other tests
+			// under -race took over 50 ms for a few); a batch's lines
+			// never wait. Half of them waiting tells the two apart.
+			cfg.FloodRate, cfg.FloodBurst = 5, 2
+			const lines, wantDelays = 12, 6
 			b := newBackend()
 			addr, _ := startServer(t, cfg, b)
 			c, _, _ := register(t, addr, b, "me", "batch", "draft/multiline")
