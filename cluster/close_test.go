@@ -101,12 +101,14 @@ func closeWithQueued(t *testing.T, n *node, uid msim.UID, reqs [][]byte, extra f
 	return answers, stopped
 }
 
-// queuedIMs are n IMs from a user to another, as a node delivers them.
+// queuedIMs are n IMs from a user to another, as a node delivers them,
+// their sender waiting for an answer as long as the tests wait.
 func queuedIMs(from msim.UID, n int) [][]byte {
 	var reqs [][]byte
+	deadline := time.Now().Add(wait)
 	for i := range n {
 		bm := msim.NewInt("bm", msim.BMIM).AddInt("f", int(from)).Add("msg", fmt.Sprintf("im %d", i))
-		reqs = append(reqs, encodeDeliver(from, msim.Encode(bm)))
+		reqs = append(reqs, encodeDeliver(deadline, from, msim.Encode(bm)))
 	}
 	return reqs
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
@@ -14,7 +16,7 @@ import (
 
 // Operations on PREFIX.u.UID: the first byte of the payload.
 const (
-	opDeliver = 'D' // uvarint sender uid, then the encoded bm
+	opDeliver = 'D' // uvarint deadline, uvarint sender uid, then the encoded bm
 	opKick    = 'K' // JSON server.Version; also the reply of a node whose session is newer
 	opState   = 'S' // nothing
 	opMailbox = 'M' // nothing
@@ -42,20 +44,32 @@ var errBadMessage = errors.New("cluster: malformed message")
 // are positive 31-bit numbers on the wire).
 const maxUID = 1<<31 - 1
 
-func encodeDeliver(from msim.UID, wire []byte) []byte {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(wire))
+// encodeDeliver is an opDeliver payload: the sender's deadline (Unix
+// nanoseconds by its clock: it stores the IM itself if no answer comes by
+// then), the sender, and the bm. The deadline comes first: a node that
+// predates it reads it as a sender uid out of range and drops the request,
+// whose sender then times out and stores the IM; a request that lacks it
+// reads as one long past its deadline, refused.
+func encodeDeliver(deadline time.Time, from msim.UID, wire []byte) []byte {
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(wire))
 	b = append(b, opDeliver)
+	b = binary.AppendUvarint(b, uint64(max(deadline.UnixNano(), 0)))
 	b = binary.AppendUvarint(b, uint64(from))
 	return append(b, wire...)
 }
 
 // decodeDeliver reads an opDeliver payload without its op byte.
-func decodeDeliver(b []byte) (msim.UID, []byte, error) {
-	from, n := binary.Uvarint(b)
-	if n <= 0 || from == 0 || from > maxUID || n == len(b) {
-		return 0, nil, errBadMessage
+func decodeDeliver(b []byte) (deadline time.Time, from msim.UID, wire []byte, err error) {
+	d, n := binary.Uvarint(b)
+	if n <= 0 || d > math.MaxInt64 {
+		return time.Time{}, 0, nil, errBadMessage
 	}
-	return msim.UID(from), b[n:], nil
+	b = b[n:]
+	f, n := binary.Uvarint(b)
+	if n <= 0 || f == 0 || f > maxUID || n == len(b) {
+		return time.Time{}, 0, nil, errBadMessage
+	}
+	return time.Unix(0, int64(d)), msim.UID(f), b[n:], nil
 }
 
 // encodeJSON is op followed by v as JSON.

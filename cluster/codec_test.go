@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -10,29 +11,46 @@ import (
 )
 
 // TestDeliverCodec: a deliver payload reads back as written; truncated or
-// out-of-range input is an error.
+// out-of-range input is an error. Between nodes of before and after the
+// deadline, a request is dropped or refused, never delivered garbled: an
+// older node reads the deadline as a sender uid out of range, and a
+// request without a deadline reads as one long past it.
 func TestDeliverCodec(t *testing.T) {
 	wire := []byte(`\bm\1\f\1000000\msg\hi\final\`)
-	b := encodeDeliver(1000000, wire)
+	deadline := time.Unix(1700000000, 123456789)
+	b := encodeDeliver(deadline, 1000000, wire)
 	if b[0] != opDeliver {
 		t.Fatalf("got op %q, want %q", b[0], opDeliver)
 	}
-	from, got, err := decodeDeliver(b[1:])
-	if err != nil || from != 1000000 || !bytes.Equal(got, wire) {
-		t.Errorf("got %d %q %v, want 1000000 %q nil", from, got, err, wire)
+	d, from, got, err := decodeDeliver(b[1:])
+	if err != nil || !d.Equal(deadline) || from != 1000000 || !bytes.Equal(got, wire) {
+		t.Errorf("got %v %d %q %v, want %v 1000000 %q nil", d, from, got, err, deadline, wire)
+	}
+	if first, _ := binary.Uvarint(b[1:]); first <= maxUID {
+		t.Errorf("the deadline reads as uid %d to an older node, want one out of range", first)
+	}
+	older := append(binary.AppendUvarint(nil, 1000000), wire...) // sender uid, bm
+	if d, _, _, err := decodeDeliver(older); err == nil && !d.Before(time.Unix(1, 0)) {
+		t.Errorf("a request without a deadline reads with deadline %v, want one long past", d)
+	}
+	at := func(deadline, uid uint64, rest ...byte) []byte {
+		return append(binary.AppendUvarint(binary.AppendUvarint(nil, deadline), uid), rest...)
 	}
 	for _, tc := range []struct {
 		name string
 		in   []byte
 	}{
 		{"empty", nil},
-		{"no message", encodeDeliver(5, nil)[1:]},
-		{"uid zero", append([]byte{0}, wire...)},
-		{"uid too large", append(encodeDeliver(1<<40, nil)[1:], wire...)},
-		{"truncated varint", []byte{0x80}},
+		{"no sender", binary.AppendUvarint(nil, 5)},
+		{"no message", encodeDeliver(deadline, 5, nil)[1:]},
+		{"uid zero", at(5, 0, wire...)},
+		{"uid too large", at(5, 1<<40, wire...)},
+		{"deadline too large", at(1<<63, 5, wire...)},
+		{"truncated deadline", []byte{0x80}},
+		{"truncated uid", append(binary.AppendUvarint(nil, 5), 0x80)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, err := decodeDeliver(tc.in); err == nil {
+			if _, _, _, err := decodeDeliver(tc.in); err == nil {
 				t.Errorf("decodeDeliver(%q): got no error, want one", tc.in)
 			}
 		})
@@ -104,12 +122,12 @@ func TestSubjects(t *testing.T) {
 
 // FuzzDecode: no cluster message, however malformed, panics a decoder.
 func FuzzDecode(f *testing.F) {
-	f.Add(encodeDeliver(1000000, []byte(`\bm\1\f\1000000\msg\hi\final\`)))
+	f.Add(encodeDeliver(time.Unix(1700000000, 0), 1000000, []byte(`\bm\1\f\1000000\msg\hi\final\`)))
 	f.Add(encodeState(&server.PeerState{UID: 7, Version: server.Version{Epoch: 1, Node: "n"}}))
 	f.Add(encodeJSON(opAlert, alertMsg{UID: 7, Key: "FriendRequest", Node: "n"}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if from, wire, err := decodeDeliver(b); err == nil && (from <= 0 || len(wire) == 0) {
-			t.Fatalf("decodeDeliver(%q) = %d %q, want an error", b, from, wire)
+		if d, from, wire, err := decodeDeliver(b); err == nil && (d.UnixNano() < 0 || from <= 0 || len(wire) == 0) {
+			t.Fatalf("decodeDeliver(%q) = %v %d %q, want an error", b, d, from, wire)
 		}
 		if st, err := decodeState(b, 0); err == nil && (st.UID <= 0 || st.Node == "") {
 			t.Fatalf("decodeState(%q) = %+v, want an error", b, st)

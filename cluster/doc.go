@@ -7,9 +7,10 @@
 // Subjects, under a prefix (Config.Subject, default "msimd"):
 //
 //	PREFIX.u.UID    requests to the node holding UID's session: deliver a
-//	                bm, kick an older session, hand on the state a
-//	                superseded login took over, fetch the state, check
-//	                the mailbox. Subscribed from Claim to Release.
+//	                bm before its sender's deadline (after it, the sender
+//	                stores the IM), kick an older session, hand on the
+//	                state a superseded login took over, fetch the state,
+//	                check the mailbox. Subscribed from Claim to Release.
 //	PREFIX.p.UID    UID's state (presence and privacy) whenever it changes.
 //	                Subscribed while local sessions list UID.
 //	PREFIX.hb       heartbeats (and a node's goodbye).

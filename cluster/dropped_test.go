@@ -21,7 +21,7 @@ type stuckPeer struct {
 	stuck   chan struct{}
 }
 
-func (p *stuckPeer) Deliver(msim.UID, msim.UID, []byte) bool            { return false }
+func (p *stuckPeer) Deliver(msim.UID, msim.UID, []byte, time.Time) bool { return false }
 func (p *stuckPeer) Kick(msim.UID, server.Version) *server.PeerState    { return nil }
 func (p *stuckPeer) State(msim.UID) *server.PeerState                   { return nil }
 func (p *stuckPeer) HandOn(msim.UID, server.Version, *server.PeerState) {}

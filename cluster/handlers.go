@@ -52,13 +52,17 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 	switch m.Data[0] {
 	case opDeliver:
 		n.metrics.received(kindDeliver)
-		from, wire, err := decodeDeliver(m.Data[1:])
+		deadline, from, wire, err := decodeDeliver(m.Data[1:])
 		if err != nil {
 			n.bad(m, err)
 			return
 		}
 		switch {
-		case n.peer.Deliver(uid, from, wire):
+		// An IM is not delivered past lateMargin before its sender's
+		// deadline: the sender may have stored it by then, and an answer
+		// would come too late to stop it. One refused so is answered as
+		// one that found no session here, and stored by its sender.
+		case n.peer.Deliver(uid, from, wire, deadline.Add(-lateMargin(n.cfg.RequestTimeout))):
 			n.respond(m, replyTaken)
 		case n.answersFor(uid):
 			n.respond(m, replyNotTaken)

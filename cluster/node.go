@@ -36,6 +36,12 @@ type Config struct {
 	DeadAfter time.Duration
 	// RequestTimeout bounds a request to another node (default 2s): an IM
 	// whose recipient's node does not answer in time is stored offline.
+	// An IM carries the deadline its sender waits for, by the sender's
+	// clock, and the recipient's node does not deliver it once less than
+	// a quarter of RequestTimeout is left by its own clock (lateMargin):
+	// node clocks are assumed to agree within that, less the answer's way
+	// back (NTP does far better). Beyond it, an IM held up past its
+	// deadline may be both delivered and stored; none is lost either way.
 	RequestTimeout time.Duration
 
 	Metrics prometheus.Registerer // nil counts nothing
@@ -528,6 +534,11 @@ func (n *Node) kick(uid msim.UID, v server.Version) (*server.PeerState, *server.
 	}
 }
 
+// lateMargin is how long before its sender's deadline an IM from another
+// node is no longer delivered: it covers the skew of the two nodes' clocks
+// and the answer's way back (see Config.RequestTimeout).
+func lateMargin(timeout time.Duration) time.Duration { return timeout / 4 }
+
 // kickGrace is how long a kick waits, after an answer of nothing, for one
 // that carries the state: a tenth of the request timeout, at most 250 ms.
 func kickGrace(timeout time.Duration) time.Duration {
@@ -705,7 +716,10 @@ func (n *Node) Deliver(to, from msim.UID, wire []byte) (bool, error) {
 	if !n.ready() {
 		return false, ErrNotInCluster
 	}
-	m, err := n.request(kindDeliver, n.subj.user(to), encodeDeliver(from, wire))
+	// The deadline is taken before the request's own timer starts: the
+	// sender stores the IM only after it.
+	deadline := time.Now().Add(n.cfg.RequestTimeout)
+	m, err := n.request(kindDeliver, n.subj.user(to), encodeDeliver(deadline, from, wire))
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return false, nil

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -63,8 +65,12 @@ type Bus interface {
 // closed at once to store the IMs it did not write (a store of at most
 // its send queue), so that what they store comes after those.
 type Peer interface {
-	// Deliver queues wire for uid's session here (see Bus.Deliver).
-	Deliver(to, from msim.UID, wire []byte) bool
+	// Deliver queues wire for uid's session here (see Bus.Deliver). An IM
+	// (bm 1) is queued only before until, by this node's clock: past it,
+	// its sender may have given up on the answer and stored the IM, so it
+	// is not queued (false), and the stored copy is the only one. Other
+	// bms, which a sender does not store, are queued however late.
+	Deliver(to, from msim.UID, wire []byte, until time.Time) bool
 	// Kick closes uid's session here if it is older than by, and returns
 	// its state (nil if none was closed). With no session here but a
 	// login of uid under way that is older than by, it returns the state
@@ -184,20 +190,25 @@ func appendKeys(dst []msim.UID, m map[msim.UID]struct{}) []msim.UID {
 // peer is the Server's Peer.
 type peer struct{ srv *Server }
 
-func (p peer) Deliver(to, from msim.UID, wire []byte) bool {
+func (p peer) Deliver(to, from msim.UID, wire []byte, until time.Time) bool {
 	srv := p.srv
-	if srv.deliverLive(to, from, wire, false) {
-		srv.metrics.routedIM(bmType(wire))
-		return true
+	if bmType(wire) != msim.BMIM {
+		until = time.Time{}
 	}
-	// A login may be registering uid right now: wait for it.
-	srv.offlineMu.Lock()
-	defer srv.offlineMu.Unlock()
-	if srv.deliverLive(to, from, wire, true) {
-		srv.metrics.routedIM(bmType(wire))
-		return true
+	ok, late := srv.deliverLiveBy(to, from, wire, false, until)
+	if !ok && !late {
+		// A login may be registering uid right now: wait for it.
+		srv.offlineMu.Lock()
+		ok, late = srv.deliverLiveBy(to, from, wire, true, until)
+		srv.offlineMu.Unlock()
 	}
-	return false
+	if late {
+		srv.log.WithFields(logrus.Fields{"to": to, "from": from}).Warn("an IM from another node came past its sender's deadline: not delivered here, its sender stores it")
+	}
+	if ok {
+		srv.metrics.routedIM(bmType(wire))
+	}
+	return ok
 }
 
 // bmType reads the type of an encoded bm (\bm\N\…) for the metrics.

@@ -85,10 +85,21 @@ func relayBM(typ int, from msim.UID, m *msim.Message) []byte {
 // caller's store of wire comes after those. holding: the caller holds
 // offlineMu, which it lets go while it waits (the writer stores under it).
 func (srv *Server) deliverLive(to, from msim.UID, wire []byte, holding bool) bool {
+	ok, _ := srv.deliverLiveBy(to, from, wire, holding, time.Time{})
+	return ok
+}
+
+// deliverLiveBy is deliverLive that queues wire only before until (by this
+// node's clock; zero: any time), and reports late if it did not queue it
+// because until had passed.
+func (srv *Server) deliverLiveBy(to, from msim.UID, wire []byte, holding bool, until time.Time) (ok, late bool) {
 	for {
+		if !until.IsZero() && !time.Now().Before(until) {
+			return false, true
+		}
 		ok, wait := srv.reg.deliver(to, from, wire)
 		if ok || wait == nil {
-			return ok
+			return ok, false
 		}
 		srv.awaitRescue(wait, holding)
 	}
