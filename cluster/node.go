@@ -128,9 +128,10 @@ type Node struct {
 	slow   map[*nats.Subscription]int // see markSlow: the drops counted so far
 
 	// hook, set by tests, is called at points where a test orders the
-	// steps of several nodes: "kicked" in a Claim once its first kick is
-	// answered, before the node subscribes, "claimed" as a Claim returns,
-	// and "message" as a shard takes a per-user message.
+	// steps of several nodes: "claim" as a Claim begins, "kicked" in a
+	// Claim once its first kick is answered, before the node subscribes,
+	// "claimed" as a Claim returns, "kick again" before a kickAgain's
+	// kick, and "message" as a shard takes a per-user message.
 	hook atomic.Pointer[func(point string, uid msim.UID)]
 }
 
@@ -423,6 +424,7 @@ func (n *Node) Claim(uid msim.UID, v server.Version) (*server.PeerState, error) 
 	if !n.ready() {
 		return nil, ErrNotInCluster
 	}
+	n.at("claim", uid)
 	n.mu.Lock()
 	n.ended.forget(uid) // what ended here before this claim is over
 	n.mu.Unlock()
@@ -438,6 +440,12 @@ func (n *Node) Claim(uid msim.UID, v server.Version) (*server.PeerState, error) 
 	c.n++
 	if c.ver.Less(v) {
 		c.ver = v
+	}
+	if newer != nil {
+		// The first kick learnt of a later login elsewhere before there
+		// was a claim here to note it on: noted before this node's
+		// answers for uid can read it.
+		c.supersede(*newer)
 	}
 	n.mu.Unlock()
 	if fresh {
@@ -554,6 +562,7 @@ func (n *Node) kicked(uid msim.UID, v server.Version, data []byte) (*server.Peer
 			n.log.WithError(errBadMessage).Warn("bad kick reply")
 			return nil, nil
 		}
+		n.kickedBy(uid, newer) // this node leaves uid's IMs to that login's
 		n.peer.Kick(uid, newer)
 		n.noteKicked(uid)
 		return nil, &newer
@@ -706,7 +715,16 @@ func (n *Node) answersFor(uid msim.UID) bool {
 func (n *Node) kickedBy(uid msim.UID, v server.Version) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if c := n.claims[uid]; c != nil && c.ver.Less(v) && c.by.Less(v) {
+	if c := n.claims[uid]; c != nil {
+		c.supersede(v)
+	}
+}
+
+// supersede notes on c, a claim, a login elsewhere at version v: if it is
+// newer than every claim of c's user here, those logins are closed once
+// done, and v's node answers for the user. The caller holds n.mu.
+func (c *counted) supersede(v server.Version) {
+	if c.ver.Less(v) && c.by.Less(v) {
 		c.by = v
 	}
 }
@@ -942,6 +960,7 @@ func (n *Node) kickAgain(uid msim.UID, newer server.Version) {
 	go func() {
 		defer n.wg.Done()
 		defer n.recoverAndLog()
+		n.at("kick again", uid)
 		n.kickFor(uid, newer)
 	}()
 }
