@@ -123,18 +123,72 @@ func (s *session) connect(a *account) {
 // keepLogin ends a login the session will not handle, because it has
 // ended: the client is closed, and the IMs the login brought are kept for
 // o, the user whose account it is (keepOwned), whether it succeeded or
-// not. It reads nothing of the session's state: it may run beside the
-// session's end.
+// not, with a note of those its client dropped (noteDropped). It reads
+// nothing of the session's state: it may run beside the session's end.
 func (s *session) keepLogin(o owner, a *account, cl MSIMClient, err error) {
 	if cl != nil {
 		_ = cl.Close()
 		for _, ev := range cl.TakeEvents(nil) {
 			s.keepOwned(o, a, ev)
+			if d, ok := ev.(msim.DisconnectedEvent); ok {
+				s.noteDropped(o, a, keptNicks(o, a, cl, d.DroppedFrom), d.Reason == msim.DisconnectOverflow, d.DroppedIMs)
+			}
 		}
 	}
 	for _, ev := range msim.Undelivered(err) {
 		s.keepOwned(o, a, ev)
 	}
+	n, from := loginDropped(err)
+	s.noteDropped(o, a, keptNicks(o, a, nil, from), errors.Is(err, msim.ErrEventOverflow), n)
+}
+
+// noteDropped keeps for o, whose account a is, a note for their next
+// connection of the IMs a's MSIM client dropped (droppedText, from names
+// their senders), if any. A user who keeps nothing (see keepOwned) is
+// told nothing: it is logged. It reads nothing of the session's state.
+func (s *session) noteDropped(o owner, a *account, from []string, overflow bool, n int) {
+	text := droppedText(overflow, n, from)
+	if text == "" {
+		return
+	}
+	if o.mem.isForgotten() {
+		o.log.WithField("account", a.cfg.Email).WithField("dropped", n).Warn("IMs were dropped for an account of a user who keeps nothing, after the session had left it; they are not told")
+		return
+	}
+	o.mem.note(accountNote(a, text))
+}
+
+// accountNote is text, said of account a outside its control channel.
+func accountNote(a *account, text string) string {
+	return "MSIM account " + a.cfg.Email + ": " + text
+}
+
+// keptNicks names uids, senders to a, without the session's state: by
+// the nick o's memory keeps for each (a rename), else as cl's contact
+// list (cl may be nil) names them, else by uid.
+func keptNicks(o owner, a *account, cl MSIMClient, uids []msim.UID) []string {
+	if len(uids) == 0 {
+		return nil
+	}
+	var contacts []msim.Contact
+	if cl != nil {
+		contacts = cl.AppendContacts(nil)
+	}
+	out := make([]string, len(uids))
+	for i, uid := range uids {
+		if n, ok := o.mem.nick(buddyKey{a.cfg.Email, uid}); ok {
+			out[i] = n
+			continue
+		}
+		out[i] = uid.String()
+		for _, c := range contacts {
+			if c.UID == uid {
+				out[i] = baseNick(fromMSIMLine(c.UserName), fromMSIMLine(c.DisplayName), int(uid))
+				break
+			}
+		}
+	}
+	return out
 }
 
 // loginDropped returns the IMs a failed login dropped as its events

@@ -593,13 +593,17 @@ func (s *session) release(a *account) {
 }
 
 // holdTaken keeps the IMs of events taken from a client closed as the user
-// left, and notes for the next connection the IMs of theirs it never sent.
+// left, and notes for the next connection the IMs of theirs it never sent
+// and those for them it dropped (droppedText).
 func (s *session) holdTaken(a *account, evs []msim.Event) {
 	for _, ev := range evs {
 		s.holdIM(a, ev)
 		d, ok := ev.(msim.DisconnectedEvent)
 		if !ok {
 			continue
+		}
+		if text := droppedText(d.Reason == msim.DisconnectOverflow, d.DroppedIMs, s.nicksOf(a, d.DroppedFrom)); text != "" {
+			s.mem.note(accountNote(a, text))
 		}
 		for _, im := range d.Unsent {
 			s.b.met.imDropped()
