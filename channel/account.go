@@ -106,9 +106,7 @@ func (s *session) onStaleMSIM(a *account, ev msim.Event) {
 			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),
 				Text: "Message NOT sent (the MSIM link was closed first): " + im.Text})
 		}
-		if text := droppedText(ev.Reason == msim.DisconnectOverflow, ev.DroppedIMs, s.nicksOf(a, ev.DroppedFrom)); text != "" {
-			s.status(a, "%s", text)
-		}
+		s.reportDropped(a, ev.DroppedFrom, ev.Reason == msim.DisconnectOverflow, ev.DroppedIMs)
 	}
 }
 

@@ -288,9 +288,7 @@ func (s *session) onLinkResult(ev linkResult) {
 		s.fromUser(a, msim.SenderOf(im), im)
 	}
 	dropped, from := loginDropped(ev.err)
-	if text := droppedText(errors.Is(ev.err, msim.ErrEventOverflow), dropped, s.nicksOf(a, from)); text != "" {
-		s.status(a, "%s", text)
-	}
+	s.reportDropped(a, from, errors.Is(ev.err, msim.ErrEventOverflow), dropped)
 	if ev.gen != a.gen {
 		if ev.cl != nil {
 			s.closeClient(a, ev.cl)
@@ -488,6 +486,30 @@ func droppedText(overflow bool, n int, from []string) string {
 	}
 	return fmt.Sprintf("IMs sent to you were lost: %d from %s came when the gateway had fallen behind the MSIM link, and others sent just before may be lost too.",
 		n, strings.Join(from, ", "))
+}
+
+// reportDropped tells the user of the IMs a's MSIM client dropped
+// (droppedText, from their senders) in a's control channel; or, once the
+// session has let a go (released), and its channel with it, so that it
+// still reaches the user whose account it was: kept as a note for their
+// next connection if the session is another user's now, else told on the
+// session's connections, as fromUserSeq tells a lost IM.
+func (s *session) reportDropped(a *account, from []msim.UID, overflow bool, n int) {
+	if !a.released() {
+		if text := droppedText(overflow, n, s.nicksOf(a, from)); text != "" {
+			s.status(a, "%s", text)
+		}
+		return
+	}
+	text := droppedText(overflow, n, keptNicks(a.owner, a, nil, from))
+	if text == "" {
+		return
+	}
+	if o := a.owner; o.mem != s.mem && !o.mem.isForgotten() {
+		o.mem.note(accountNote(a, text))
+		return
+	}
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: accountNote(a, text)})
 }
 
 // nicksOf names uids as the user knows them.
