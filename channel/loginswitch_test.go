@@ -185,3 +185,28 @@ func loginHeld(r *rig) (finish chan struct{}) {
 	<-dialing
 	return finish
 }
+
+// A login under way as the user drops their registration, whose result
+// comes once they have identified as another user, brings an IM for an
+// account of the dropped registration: the session the drop left keeps
+// nothing, so the IM is told lost, as for any user without a password,
+// not held where no one reads it.
+func TestLoginAcrossDropThenIdentifyTellsItsIMLost(t *testing.T) {
+	r := newRig(t, nil)
+	email := r.a.cfg.Email
+	finish := loginHeld(r)
+	r.s.dropped(replyCtx{}, "alice", nil, nil)
+	droppedMem := r.s.mem
+	r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, r.s.user)
+	close(finish)
+	r.step() // the login's result
+	droppedMem.settle()
+	r.s.mem.settle()
+	held, lost := heldTexts(droppedMem, email), r.irc.said("offline one")
+	if len(held) != 0 || len(lost) != 1 {
+		t.Errorf("held in the dropped session's memory %q, told %q; want nothing held and the IM told lost once", held, lost)
+	}
+	if got := heldTexts(r.s.mem, email); len(got) != 0 {
+		t.Errorf("held for the new user (carol): %q", got)
+	}
+}

@@ -433,6 +433,10 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	s.mem = newUserMemory() // what the accounts leave is kept there, not for the deleted user
 	s.mem.user, s.mem.log, s.mem.met = s.user.Name, s.b.log, s.b.met
 	s.b.sessions[s.user.Name] = s
+	// Kept as any user's without a password, so that the bridge forgets
+	// it with them (forget: identify, register, the session's end), and
+	// what still comes for the accounts then is told lost, not held.
+	s.b.memory[s.user.Name] = s.mem
 	s.b.mu.Unlock()
 	s.markersResume() // the user is gone: they end unwritten
 	for _, a := range slices.Clone(s.accounts) {
