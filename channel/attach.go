@@ -422,7 +422,7 @@ func (s *session) updateAway() {
 // the service nick, notes, each account's control channel with its
 // buddies and their presence; then, if it is the only client, the IMs held
 // for accounts already logged in (those of the others come with their
-// login).
+// login), but those still on their way (heldOnItsWay).
 func (s *session) build(at *attachment, others bool) {
 	all := s.irc
 	s.irc = &clients{s: s, ats: []*attachment{at}}
@@ -470,8 +470,13 @@ func (s *session) build(at *attachment, others bool) {
 	s.irc = all
 	for _, a := range s.accounts {
 		if a.state == linkUp {
+			// As a login gives them: what is on its way since an earlier
+			// client's time is read first, and not given again.
+			given := s.heldOnItsWay(a)
 			for _, se := range s.mem.heldFor(a.cfg.Email) {
-				s.fromUserSeq(a, msim.SenderOf(se.ev), se)
+				if !given[se.held] {
+					s.fromUserSeq(a, msim.SenderOf(se.ev), se)
+				}
 			}
 		}
 	}

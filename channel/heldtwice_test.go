@@ -171,3 +171,43 @@ func TestHeldIMReportedDuringTheLoginsReadIsNotGivenAgain(t *testing.T) {
 		t.Errorf("the held IM was given %d times: %q; want once", len(got), got)
 	}
 }
+
+// A client that attaches to a session running with none (always on) is
+// not given again the IMs held for it that are still on their way from
+// an earlier client's time: here one from a stranger, given at the
+// login, that waits for the stranger's profile as the client leaves and
+// another attaches.
+func TestHeldIMOnItsWayIsNotGivenAgainAtAttach(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.AlwaysOn = true })
+	email := r.a.cfg.Email
+	r.s.mem.hold(email, msim.IMEvent{From: 9, Text: "held one", Time: time.Now()})
+	release := make(chan struct{})
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
+		cl.mu.Lock()
+		cl.notify = cfg.Notify
+		cl.mu.Unlock()
+		return &slowProfile{cl, release}, nil
+	}
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	if len(r.a.pending[9]) != 1 {
+		t.Fatalf("waiting for the stranger's profile: %d IMs, want the held one", len(r.a.pending[9]))
+	}
+	if !r.s.closed(r.s.cl.ats[0]) {
+		t.Fatal("the session ended with its client")
+	}
+	phone := newFakeIRC()
+	if err := r.s.attach(newAttachment(phone, r.s, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	r.stepUntil("the stranger known", func() bool { return len(r.a.pending) == 0 })
+	r.s.mem.settle()
+	if got := phone.said("held one"); len(got) != 1 {
+		t.Errorf("the held IM was given %d times: %q; want once", len(got), got)
+	}
+	if held := heldTexts(r.s.mem, email); len(held) != 0 {
+		t.Errorf("still held once shown: %q", held)
+	}
+}
