@@ -48,8 +48,10 @@ const maxUID = 1<<31 - 1
 // nanoseconds by its clock: it stores the IM itself if no answer comes by
 // then), the sender, and the bm. The deadline comes first: a node that
 // predates it reads it as a sender uid out of range and drops the request,
-// whose sender then times out and stores the IM; a request that lacks it
-// reads as one long past its deadline, refused.
+// whose sender then times out and stores the IM. A request from such a
+// node (sender, then the bm) does not decode here: what would be the
+// sender is the bm's leading backslash, and no backslash follows it. It
+// gets no answer, so its sender times out and stores the IM too.
 func encodeDeliver(deadline time.Time, from msim.UID, wire []byte) []byte {
 	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(wire))
 	b = append(b, opDeliver)
@@ -66,7 +68,7 @@ func decodeDeliver(b []byte) (deadline time.Time, from msim.UID, wire []byte, er
 	}
 	b = b[n:]
 	f, n := binary.Uvarint(b)
-	if n <= 0 || f == 0 || f > maxUID || n == len(b) {
+	if n <= 0 || f == 0 || f > maxUID || n == len(b) || b[n] != '\\' { // a bm starts with a backslash
 		return time.Time{}, 0, nil, errBadMessage
 	}
 	return time.Unix(0, int64(d)), msim.UID(f), b[n:], nil

@@ -30,8 +30,8 @@ func TestDeliverCodec(t *testing.T) {
 		t.Errorf("the deadline reads as uid %d to an older node, want one out of range", first)
 	}
 	older := append(binary.AppendUvarint(nil, 1000000), wire...) // sender uid, bm
-	if d, _, _, err := decodeDeliver(older); err == nil && !d.Before(time.Unix(1, 0)) {
-		t.Errorf("a request without a deadline reads with deadline %v, want one long past", d)
+	if d, from, got, err := decodeDeliver(older); err == nil {
+		t.Errorf("a request without a deadline reads as deadline %v, from %d, bm %q; want an error", d, from, got)
 	}
 	at := func(deadline, uid uint64, rest ...byte) []byte {
 		return append(binary.AppendUvarint(binary.AppendUvarint(nil, deadline), uid), rest...)
@@ -43,6 +43,7 @@ func TestDeliverCodec(t *testing.T) {
 		{"empty", nil},
 		{"no sender", binary.AppendUvarint(nil, 5)},
 		{"no message", encodeDeliver(deadline, 5, nil)[1:]},
+		{"not a bm", at(5, 5, 'b', 'm')},
 		{"uid zero", at(5, 0, wire...)},
 		{"uid too large", at(5, 1<<40, wire...)},
 		{"deadline too large", at(1<<63, 5, wire...)},
