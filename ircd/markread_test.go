@@ -246,3 +246,42 @@ func TestLabeledJoinHoldsWorld(t *testing.T) {
 		})
 	}
 }
+
+// TestLabeledJoinHoldsMonitor: while a labeled JOIN's reply holds the
+// world, MONITOR's numerics that the driving API causes (RemoveUser,
+// RenameUser, SetPresence, AddUser) wait with the lines held before them:
+// a client is not told that tom went off before it sees tom's last message
+// and QUIT.
+func TestLabeledJoinHoldsMonitor(t *testing.T) {
+	t.Parallel()
+	e := startHistory(t, historyConfig(), true)
+	c, fc := e.client(t, "me", "draft/read-marker", "labeled-response", "batch")
+	c.send(t, "MONITOR + tom")
+	checkMsgs(t, c.sync(t), []want{w(irc.RPL_MONONLINE, "me", "tom!tom@msim")})
+	e.fh.set(func() { e.fh.hold = true })
+	c.send(t, "@label=j1 JOIN #other")
+	if a := e.asked(t); a != "readmarker #other" {
+		t.Fatalf("backend got %q, want readmarker #other", a)
+	}
+	if ev := <-fc.events; ev != "join #other" {
+		t.Fatalf("backend got %q, want join #other", ev)
+	}
+	fc.c.Deliver(Delivery{From: "tom", Text: "last words"})
+	fc.c.RemoveUser("tom", "gone")
+	if got := c.sync(t); len(got) != 0 {
+		t.Errorf("while the JOIN waits: got %q, want nothing (all held behind the JOIN)", msgStrings(got))
+	}
+	e.fh.release()
+	got := c.readUntil(t, "QUIT")
+	got = append(got, c.sync(t)...)
+	var order []string
+	for _, m := range got {
+		switch m.Command {
+		case "PRIVMSG", "QUIT", irc.RPL_MONOFFLINE:
+			order = append(order, m.Command)
+		}
+	}
+	if len(order) != 3 || order[0] != "PRIVMSG" || order[1] != "QUIT" || order[2] != irc.RPL_MONOFFLINE {
+		t.Errorf("after the JOIN: got %v, want [PRIVMSG QUIT 731]", order)
+	}
+}

@@ -118,7 +118,7 @@ func (c *Client) monitorOn(u *vuser) {
 		return
 	}
 	if _, ok := c.monitor[Nick(u.Nick).Key()]; ok {
-		c.numeric(irc.RPL_MONONLINE, u.Nick+"!"+u.mask)
+		c.emitServerLine(irc.RPL_MONONLINE, c.nick, u.Nick+"!"+u.mask) // held with the world's lines
 	}
 }
 
@@ -129,6 +129,6 @@ func (c *Client) monitorOff(u *vuser) {
 		return
 	}
 	if _, ok := c.monitor[Nick(u.Nick).Key()]; ok {
-		c.numeric(irc.RPL_MONOFFLINE, u.Nick)
+		c.emitServerLine(irc.RPL_MONOFFLINE, c.nick, u.Nick)
 	}
 }
