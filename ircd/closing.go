@@ -12,8 +12,18 @@ import (
 )
 
 // Close queues ERROR with reason after everything already queued and closes
-// the connection. It is idempotent.
-func (c *Client) Close(reason string) { c.shutdown(reason, true) }
+// the connection. It is idempotent. Lines held behind a labeled JOIN's
+// reply were accepted too: they are queued first (the reply itself is
+// never sent).
+func (c *Client) Close(reason string) {
+	c.mu.Lock()
+	if c.welcomed && c.joinsWaiting > 0 && !c.isClosed() {
+		c.dropPending()
+		c.releaseHeld()
+	}
+	c.mu.Unlock()
+	c.shutdown(reason, true)
+}
 
 func (c *Client) shutdown(reason string, flush bool) {
 	c.closeOnce.Do(func() {

@@ -285,3 +285,39 @@ func TestLabeledJoinHoldsMonitor(t *testing.T) {
 		t.Errorf("after the JOIN: got %v, want [PRIVMSG QUIT 731]", order)
 	}
 }
+
+// TestCloseWritesTheHeldLines: Close queues ERROR after everything already
+// queued: a message Deliver accepted (true) while a labeled JOIN held the
+// world is one of those, written and reported sent.
+func TestCloseWritesTheHeldLines(t *testing.T) {
+	t.Parallel()
+	e := startHistory(t, historyConfig(), true)
+	c, fc := e.client(t, "me", "draft/read-marker", "labeled-response", "batch")
+	e.fh.set(func() { e.fh.hold = true })
+	c.send(t, "@label=j1 JOIN #other")
+	if a := e.asked(t); a != "readmarker #other" {
+		t.Fatalf("backend got %q, want readmarker #other", a)
+	}
+	if ev := <-fc.events; ev != "join #other" {
+		t.Fatalf("backend got %q, want join #other", ev)
+	}
+	sent := make(chan bool, 1)
+	if !fc.c.Deliver(Delivery{From: "tom", Text: "before close", Sent: func(ok bool) { sent <- ok }}) {
+		t.Fatal("Deliver: got false, want true")
+	}
+	fc.c.Close("bye")
+	got := c.readUntil(t, "ERROR")
+	var saw bool
+	for _, m := range got {
+		if m.Command == "PRIVMSG" && m.Trailing() == "before close" {
+			saw = true
+		}
+	}
+	if !saw {
+		t.Errorf("got %q, want the PRIVMSG Deliver accepted before ERROR", msgStrings(got))
+	}
+	if ok := <-sent; !ok {
+		t.Error("Sent: got false, want true")
+	}
+	e.fh.release()
+}
