@@ -211,3 +211,51 @@ func TestHeldIMOnItsWayIsNotGivenAgainAtAttach(t *testing.T) {
 		t.Errorf("still held once shown: %q", held)
 	}
 }
+
+// TestHeldIMLeftOutAtAttachIsGivenWhenReportedNotShown: a held IM handed
+// to a client that leaves before ircd reports it (the report comes after
+// attach's bounded wait, sentWait) is left out of what build gives the next
+// client, as on its way. When the late report says it was not shown, it is
+// given to the client attached now, once, rather than wait, untold, for the
+// account's next login or the user's next attach.
+func TestHeldIMLeftOutAtAttachIsGivenWhenReportedNotShown(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.AlwaysOn = true })
+	email := r.a.cfg.Email
+	stalled := &stalledIRC{fakeIRC: r.irc}
+	r.s.cl.ats[0].c = stalled
+	r.s.mem.hold(email, msim.IMEvent{From: 7, Text: "held one", Time: time.Now()})
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	if got := stalled.said("held one"); len(got) != 1 {
+		t.Fatalf("handed to the first client: %q, want the held IM once", got)
+	}
+	if !r.s.closed(r.s.cl.ats[0]) {
+		t.Fatal("the session ended with its client")
+	}
+	phone := newFakeIRC()
+	start := time.Now()
+	if err := r.s.attach(newAttachment(phone, r.s, nil), nil); err != nil { // waits sentWait for the report
+		t.Fatal(err)
+	}
+	t.Logf("attach waited %v", time.Since(start).Round(time.Millisecond))
+	stalled.reportAll(false) // the first client never showed it
+	r.s.mem.settle()
+	for drained := false; !drained; { // whatever the report posted
+		select {
+		case ev := <-r.s.events:
+			r.s.handle(ev)
+		default:
+			if r.s.msimWaiting.Swap(false) {
+				r.s.takeMSIM()
+				continue
+			}
+			drained = true
+		}
+	}
+	r.s.mem.settle()
+	if got := phone.said("held one"); len(got) != 1 {
+		t.Errorf("given to the client attached now: %q (still held: %q); want it once", got, heldTexts(r.s.mem, email))
+	}
+}

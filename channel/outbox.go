@@ -49,7 +49,9 @@ type outbox struct {
 	inflight atomic.Int64 // bytes handed to ircd and not yet reported Sent
 	drained  atomic.Bool  // a Sent report came: the window may have room
 	// heldOut: the held IMs handed to ircd and not yet reported Sent; a
-	// login leaves them out of the held IMs it gives (heldOnItsWay).
+	// login leaves them out of the held IMs it gives (heldOnItsWay). true:
+	// a login or attach has left it out so, and it is given again if its
+	// report says it was not shown (see imSentReport.sent).
 	heldMu  sync.Mutex
 	heldOut map[heldRef]bool
 }
@@ -66,21 +68,26 @@ type heldRef struct {
 // handOut notes that the IM held in mem as id is handed to ircd.
 func (o *outbox) handOut(mem *userMemory, id int64) {
 	o.heldMu.Lock()
-	put(&o.heldOut, heldRef{mem, id}, true)
+	put(&o.heldOut, heldRef{mem, id}, false)
 	o.heldMu.Unlock()
 }
 
-// reported notes that ircd reported the IM held in mem as id.
-func (o *outbox) reported(mem *userMemory, id int64) {
+// reported notes that ircd reported the IM held in mem as id; skipped: a
+// login or attach left it out meanwhile as on its way (heldOnItsWay).
+func (o *outbox) reported(mem *userMemory, id int64) (skipped bool) {
 	o.heldMu.Lock()
+	skipped = o.heldOut[heldRef{mem, id}]
 	delete(o.heldOut, heldRef{mem, id})
 	o.heldMu.Unlock()
+	return skipped
 }
 
 // heldOnItsWay returns the ids of the IMs held for a that are on their
 // way to the clients since an earlier login: waiting in the outbox or for
 // a stranger's profile, or handed to ircd and not yet reported. The
-// account's next login does not give them again.
+// account's next login (or the next client's attach) does not give them
+// again; one handed to ircd is marked, so that a report that it was not
+// shown gives it then (giveHeldAgain).
 func (s *session) heldOnItsWay(a *account) map[int64]bool {
 	var ids map[int64]bool // made for the first: a login with none allocates nothing
 	add := func(id int64) {
@@ -106,9 +113,28 @@ func (s *session) heldOnItsWay(a *account) map[int64]bool {
 	for h := range s.out.heldOut {
 		if h.mem == s.mem { // else held for a user the session left
 			add(h.id)
+			s.out.heldOut[h] = true
 		}
 	}
 	return ids
+}
+
+// giveHeldAgain gives the client the IM held in mem for the account email
+// as id, reported not shown after a login or attach left it out as on its
+// way: unless the session is another user's now (it stays held for its
+// own), the account is not logged in (its next login gives it), the IM is
+// no longer held (shown or dropped meanwhile), or it is on its way again.
+func (s *session) giveHeldAgain(mem *userMemory, email string, id int64) {
+	a := s.accountOf(email)
+	if s.mem != mem || a == nil || a.state != linkUp || s.heldOnItsWay(a)[id] {
+		return
+	}
+	for _, se := range mem.heldFor(email) {
+		if se.held == id {
+			s.fromUserSeq(a, msim.SenderOf(se.ev), se)
+			return
+		}
+	}
 }
 
 func newOutbox() outbox { return outbox{} }
@@ -244,8 +270,10 @@ func (r *imSentReport) sent(ok bool) {
 			log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		})
 	}
-	if it.held != 0 {
-		s.out.reported(mem, it.held)
+	if it.held != 0 && s.out.reported(mem, it.held) && !ok {
+		// Left out by a login or attach as on its way: given now.
+		held := it.held
+		s.post(call(func() { s.giveHeldAgain(mem, email, held) }))
 	}
 	s.out.inflight.Add(-size)
 	s.out.drained.Store(true)
