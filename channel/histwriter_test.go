@@ -497,3 +497,35 @@ func TestRecordBehindLeavesTheWriterAlone(t *testing.T) {
 		t.Error("the user was not told that the history leaves entries out")
 	}
 }
+
+// TestHistoryWriterBehindClearsOnceTheQueueDrains: the full mark (behind)
+// does not outlive a full queue: with barriers
+// (mark, sync) queued between the appends, once the store catches up and
+// everything is appended, and after close, behind is false.
+func TestHistoryWriterBehindClearsOnceTheQueueDrains(t *testing.T) {
+	st := &stalledStore{Store: lastIDOnly{}, release: make(chan struct{})}
+	w := startHistoryWriter(st, false, quietLog(), nil, time.Hour)
+	for i := 0; !w.behind(); i++ {
+		w.append("bob", store.HistoryEntry{}, func(error) {})
+		if i%1000 == 0 {
+			w.mark("bob") // barriers among the appends
+		}
+	}
+	close(st.release)
+	if !w.sync(context.Background(), "bob") {
+		t.Fatal("not synced")
+	}
+	if w.behind() {
+		t.Error("behind with the queue drained")
+	}
+	w.append("bob", store.HistoryEntry{}, func(err error) { t.Errorf("refused with room: %v", err) })
+	w.close()
+	if w.behind() {
+		t.Error("behind after close")
+	}
+}
+
+// lastIDOnly answers LastHistoryID (a mark's read) and nothing else.
+type lastIDOnly struct{ store.Store }
+
+func (lastIDOnly) LastHistoryID(context.Context, string) (int64, error) { return 0, nil }
