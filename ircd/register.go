@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/msimircd/msimircd/internal/guard"
 	"gopkg.in/irc.v4"
@@ -480,7 +482,7 @@ func cmdAuthenticate(c *Client, m *irc.Message) *ircError {
 		return newErr(irc.ERR_SASLFAIL, "SASL authentication failed")
 	}
 	account, password := parts[1], parts[2]
-	if password == "" {
+	if password == "" || !validAccountName(account) { // authzid is empty or the same
 		return newErr(irc.ERR_SASLFAIL, "SASL authentication failed")
 	}
 	c.later(func() { c.authenticate(account, password) })
@@ -521,6 +523,23 @@ func (c *Client) authenticate(account, password string) {
 	if user == "" {
 		user = "*"
 	}
-	c.numeric(irc.RPL_LOGGEDIN, c.nick+"!"+user+"@"+c.host, account, "You are now logged in as "+account)
+	c.numeric(irc.RPL_LOGGEDIN, c.nick+"!"+user+"@"+c.host, account, "You are now logged in as "+clean(account, len(account)))
 	c.numeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
+}
+
+// validAccountName reports whether a SASL account name can be repeated in
+// replies as one middle parameter (RPL_LOGGEDIN, WHOIS, extended-join):
+// valid UTF-8, not empty, not starting with ':', without spaces or control
+// characters. The name is decoded from base64, so the checks every line
+// gets (UTF-8, no NUL, no line end) have not seen it.
+func validAccountName(s string) bool {
+	if s == "" || s[0] == ':' || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r == ' ' || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -221,8 +221,10 @@ type Backend interface {
 	// Authenticate checks SASL PLAIN credentials during CAP negotiation:
 	// nil gives 900 and 903; an error gives 904 at once, sets nothing and
 	// counts as a failed guess (Config.AuthFailures, AccountFailures); the
-	// client may try again. It is not asked about an empty password, nor
-	// while the client's address is refused.
+	// client may try again. It is not asked about an empty password, an
+	// account name that could not be repeated in a reply (validAccountName:
+	// a control character, a space, invalid UTF-8), nor while the client's
+	// address is refused.
 	Authenticate(ctx context.Context, account, password string) error
 	// Connect is called at the end of registration (after NICK and USER,
 	// and CAP END if the client negotiated), after the delay earlier failed

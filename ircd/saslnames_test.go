@@ -1,0 +1,86 @@
+package ircd
+
+import (
+	"encoding/base64"
+	"sync"
+	"testing"
+
+	"gopkg.in/irc.v4"
+)
+
+// TestSASLRefusesUnsafeAccountNames: a SASL PLAIN account name (and
+// authzid) comes base64-encoded, past the checks every line gets. One that
+// could not stand as a parameter of a reply (a line's end, NUL, another
+// control character, a space, a leading ':', invalid UTF-8) is refused
+// with 904 before the backend is asked, even by a backend that would
+// accept it, so that no 900, WHOIS or JOIN repeats it.
+func TestSASLRefusesUnsafeAccountNames(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	var mu sync.Mutex
+	var asked []string
+	b.authErr = func(account, _ string) error { // accepts any name
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, account)
+		return nil
+	}
+	addr, _ := startServer(t, testConfig(), b)
+	plain := func(authzid, authcid string) string {
+		return base64.StdEncoding.EncodeToString([]byte(authzid + "\x00" + authcid + "\x00secret"))
+	}
+	tests := []struct {
+		name    string
+		payload string
+		account string // the name the backend is asked about and logged in; "" = refused
+	}{
+		{"line feed", plain("", "alice\n:evil PRIVMSG me :hi"), ""},
+		{"carriage return and line feed", plain("", "alice\r\nPRIVMSG me :hi"), ""},
+		{"carriage return", plain("", "alice\rx"), ""},
+		{"authzid with a line end", plain("alice\r\nx", "alice\r\nx"), ""},
+		{"invalid UTF-8", plain("", "alice\xff\xfe"), ""},
+		{"invalid UTF-8 authzid", plain("al\xc3ice", "al\xc3ice"), ""},
+		{"control character", plain("", "alice\x01"), ""},
+		{"delete", plain("", "alice\x7f"), ""},
+		{"C1 control", plain("", "alice\u0085"), ""},
+		{"space", plain("", "alice bob"), ""},
+		{"leading colon", plain("", ":alice"), ""},
+		{"plain name", plain("", "alice"), "alice"},
+		{"same authzid", plain("alice", "alice"), "alice"},
+		{"non-ASCII name", plain("", "ålice"), "ålice"},
+		{"client's name", plain("", "alice/phone"), "alice/phone"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, addr)
+			c.send(t, "CAP LS 302", "CAP REQ :sasl")
+			c.sync(t)
+			c.send(t, "AUTHENTICATE PLAIN", "AUTHENTICATE "+tc.payload)
+			wants := []want{w("AUTHENTICATE", "+"), w(irc.ERR_SASLFAIL, "*", "SASL authentication failed")}
+			if tc.account != "" {
+				wants = []want{w("AUTHENTICATE", "+"), w(irc.RPL_LOGGEDIN, "*", "*!*@127.0.0.1", tc.account, "You are now logged in as "+tc.account),
+					w(irc.RPL_SASLSUCCESS, "*", "SASL authentication successful")}
+			}
+			checkMsgs(t, c.sync(t), wants)
+			c.send(t, "CAP END", "NICK me", "USER u 0 * :R")
+			c.readUntil(t, irc.RPL_ENDOFMOTD)
+			if fc := b.conn(t, c); fc.reg.Account != tc.account {
+				t.Fatalf("got account %q at registration, want %q", fc.reg.Account, tc.account)
+			}
+		})
+	}
+	accepted := make(map[string]bool)
+	for _, tc := range tests {
+		accepted[tc.account] = tc.account != ""
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, a := range asked {
+			if !accepted[a] {
+				t.Errorf("the backend was asked about account %q, want it refused before", a)
+			}
+		}
+	})
+}
