@@ -153,6 +153,30 @@ func TestLoginStormStoreCalls(t *testing.T) {
 	}
 }
 
+// TestNoPasswordRefusalsCountNothingAgainstTheUser: registrations with a
+// user's nick and no password, which the directory refuses, count no
+// failed login against the user (their address's count is another
+// matter), so that anyone connecting with the nick cannot slow the
+// owner's logins; the owner's right password then finds none to clear.
+func TestNoPasswordRefusalsCountNothingAgainstTheUser(t *testing.T) {
+	st := &failureCalls{Store: openStore(t)}
+	addr := loginGateway(t, st, 1)
+	for range 2 { // below the address's free failures, so the owner's login is not slowed for it
+		if loginOnce(t, addr, "NICK user0", "USER u 0 * :R") {
+			t.Fatal("user0's nick without a password: welcomed")
+		}
+	}
+	if adds, reads, clears := st.take(); adds != 0 || reads != 0 || clears != 0 {
+		t.Errorf("2 refusals without PASS: got %d failures counted, %d read, %d cleared in the store; want none", adds, reads, clears)
+	}
+	if !loginOnce(t, addr, "PASS user0:pw", "NICK user0", "USER u 0 * :R") {
+		t.Fatal("user0 with the right password: refused")
+	}
+	if adds, reads, clears := st.take(); adds != 0 || reads != 1 || clears != 0 {
+		t.Errorf("user0's right password: got %d failures counted, %d read, %d cleared; want 0, 1, 0 (no failure to forget)", adds, reads, clears)
+	}
+}
+
 // BenchmarkLogin: logins to distinct users of a gateway on a SQLite
 // store, with and without PASS; it reports the store's requests about
 // failed logins per login.

@@ -19,7 +19,8 @@ import (
 
 // ErrBadCredentials is what a Backend.Connect error wraps when the client's
 // PASS (or missing password) does not open the account. ircd counts it as a
-// failed guess and answers 464 with a generic text, never the error's.
+// failed guess (against the account only if a password was given) and
+// answers 464 with a generic text, never the error's.
 var ErrBadCredentials = errors.New("ircd: invalid credentials")
 
 // errGuessRefused refuses a login without asking the backend while its
@@ -167,10 +168,17 @@ func (g *guesses) before(ctx context.Context, k guessKeys, guess bool) error {
 	return nil
 }
 
-// failed counts a failed guess. The failure that starts slowing or refusing
-// a key is logged, once per burst, naming the keys (never the password).
-func (g *guesses) failed(log *logrus.Entry, k guessKeys) {
-	outs := append(g.addr.Fail(k.addr), g.account.Fail(k.account)...)
+// failed counts a failed login against its address and, if it gave a
+// password (guess), against the account: a login without one guessed none
+// of the account's, and counting it would let anyone slow the owner's
+// logins by connecting with their nick. The failure that starts slowing or
+// refusing a key is logged, once per burst, naming the keys (never the
+// password).
+func (g *guesses) failed(log *logrus.Entry, k guessKeys, guess bool) {
+	outs := g.addr.Fail(k.addr)
+	if guess {
+		outs = append(outs, g.account.Fail(k.account)...)
+	}
 	if len(outs) == 0 {
 		return
 	}

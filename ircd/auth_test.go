@@ -439,8 +439,9 @@ func (s *sharedCounts) take() (adds, reads, clears int) {
 
 // The per-account failures, which a store may keep, are asked for only
 // by a login that gives a password (PASS or SASL), and are cleared at a
-// right password only when there are some: a registration without PASS
-// and a right password after no failure ask the store nothing more.
+// right password only when there are some: a registration without PASS,
+// refused or not, and a right password after no failure ask the store
+// nothing more.
 func TestGuessesAskSharedOnlyWithPasswords(t *testing.T) {
 	t.Parallel()
 	b := newBackend()
@@ -465,7 +466,7 @@ func TestGuessesAskSharedOnlyWithPasswords(t *testing.T) {
 		adds, reads, clears int
 	}{
 		{"no PASS", []string{"NICK me", "USER u 0 * :R"}, false, true, 0, 0, 0},
-		{"no PASS, refused", []string{"NICK refused", "USER u 0 * :R"}, false, false, 1, 0, 0},
+		{"no PASS, refused", []string{"NICK refused", "USER u 0 * :R"}, false, false, 0, 0, 0},
 		{"PASS", []string{"PASS alice:secret", "NICK me", "USER u 0 * :R"}, false, true, 0, 1, 0},
 		{"SASL", []string{"CAP END", "NICK alice", "USER u 0 * :R"}, true, true, 0, 1, 0},
 		{"wrong PASS", []string{"PASS alice:guess", "NICK me", "USER u 0 * :R"}, false, false, 1, 1, 0},
@@ -492,5 +493,48 @@ func TestGuessesAskSharedOnlyWithPasswords(t *testing.T) {
 			t.Errorf("%s: got %d failures counted, %d read, %d cleared in the store; want %d, %d, %d",
 				st.name, adds, reads, clears, st.adds, st.reads, st.clears)
 		}
+	}
+}
+
+// A registration without any password guesses none of the account's: a
+// refusal counts against its address only, so that connecting with
+// someone's nick and no password does not slow the owner's logins.
+func TestNoPasswordRefusalsDoNotSlowTheAccount(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	b.connErr = func(reg Registration) error {
+		if reg.Pass != "secret" {
+			return fmt.Errorf("%w: alice needs her password", ErrBadCredentials)
+		}
+		return nil
+	}
+	addr, ws, hook := guessServer(t, b, fakeclock.New())
+	for i := range 4 {
+		c := dialFrom(t, addr, "127.0.0.1")
+		c.send(t, "NICK alice", "USER u 0 * :R")
+		checkMsg(t, expect(t, c, irc.ERR_PASSWDMISMATCH), w("464", "alice", "Password incorrect"))
+		c.expectClosed(t)
+		if i == 2 {
+			// The address's own delay still applies.
+			if got, want := ws.take(), []time.Duration{time.Second}; !slices.Equal(got, want) {
+				t.Fatalf("third refusal: got waits %v, want %v", got, want)
+			}
+		}
+	}
+	ws.take()
+	owner := dialFrom(t, addr, "127.0.0.2")
+	owner.send(t, "PASS secret", "NICK alice", "USER u 0 * :R")
+	owner.readUntil(t, irc.RPL_ENDOFMOTD)
+	b.conn(t, owner)
+	if got := ws.take(); len(got) != 0 {
+		t.Fatalf("owner's login: got waits %v, want none", got)
+	}
+	got := guessLogs(t, hook, "secret")
+	wantLogs := []string{
+		"failed logins: slowing further attempts down keys=addr:127.0.0.1",
+		"failed logins: refusing further attempts for a while keys=addr:127.0.0.1",
+	}
+	if !slices.Equal(got, wantLogs) {
+		t.Fatalf("got log lines %q, want %q", got, wantLogs)
 	}
 }

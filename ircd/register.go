@@ -120,16 +120,18 @@ func (c *Client) tryRegister() {
 
 // connect asks the backend to accept the client, after the delay earlier
 // failed guesses from its address, and at its account if it gave a PASS,
-// call for (unless it logged in with SASL, which waited already); it runs
-// on the reader goroutine without c.mu.
+// call for (unless it logged in with SASL, which waited already), and
+// counts a refusal as failed guesses do; it runs on the reader goroutine
+// without c.mu.
 func (c *Client) connect(reg Registration) {
 	account := c.srv.accountOf(reg)
 	keys := keysFor(c.remote, account)
 	g := c.srv.guesses
+	guess := reg.Pass != "" || reg.Account != "" // a password of the account's was given
 	var h Handler
 	var err error
 	if reg.Account == "" { // SASL already waited and checked
-		err = g.before(c.ctx, keys, reg.Pass != "")
+		err = g.before(c.ctx, keys, guess)
 	}
 	switch {
 	case errors.Is(err, guard.ErrRefused):
@@ -140,7 +142,7 @@ func (c *Client) connect(reg Registration) {
 		h, err = c.srv.backend.Connect(c, reg)
 		switch {
 		case errors.Is(err, ErrBadCredentials):
-			g.failed(c.logger().WithField("account", account), keys)
+			g.failed(c.logger().WithField("account", account), keys, guess)
 		case err == nil && checkedPassword(h, reg):
 			g.succeeded(keys)
 		}
@@ -507,7 +509,7 @@ func (c *Client) authenticate(account, password string) {
 	err := c.srv.backend.Authenticate(ctx, account, password)
 	cancel()
 	if err != nil {
-		g.failed(c.logger().WithField("account", account), keys)
+		g.failed(c.logger().WithField("account", account), keys, true)
 	} else {
 		g.succeeded(keys)
 	}

@@ -230,8 +230,9 @@ type Backend interface {
 	// and CAP END if the client negotiated), after the delay earlier failed
 	// guesses call for. An error sends 464 with its text and closes the
 	// connection, except one wrapping ErrBadCredentials: it counts as a
-	// failed guess and gets a generic 464 that does not tell whether the
-	// account exists. Connect may call c's methods; lines they produce are
+	// failed guess (against the account only if the client gave PASS or
+	// logged in with SASL) and gets a generic 464 that does not tell
+	// whether the account exists. Connect may call c's methods; lines they produce are
 	// sent after the welcome burst.
 	Connect(c *Client, reg Registration) (Handler, error)
 }
