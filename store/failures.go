@@ -95,9 +95,18 @@ func (s *sqlStore) LoginFailures(ctx context.Context, key string, now time.Time,
 }
 
 func (s *sqlStore) ClearLoginFailures(ctx context.Context, key string) error {
-	// Asked at every login with a right password, and most keys have no
-	// failures: a read says so without the write transaction a DELETE
-	// takes even when it deletes nothing.
+	if s.d != sqldb.SQLite {
+		// A DELETE that finds nothing waits for no other writer here:
+		// one statement, one round trip.
+		if _, err := s.exec(ctx, s.db, `DELETE FROM login_failures WHERE name = ?`, key); err != nil {
+			return wrap("clear login failures", err)
+		}
+		return nil
+	}
+	// On SQLite a DELETE takes the database's one write lock even when it
+	// deletes nothing, and a clear may find nothing (another login
+	// cleared the key meanwhile, or the caller could not tell): a read,
+	// in process, says so without waiting for another writer.
 	rctx, err := s.shortRead(ctx)
 	if err != nil {
 		return wrap("clear login failures", err)

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +60,37 @@ func TestLoginFailures(t *testing.T) {
 				t.Error("a window of 0: got no error")
 			}
 		})
+	}
+}
+
+// TestClearLoginFailuresOneStatement: on PostgreSQL, clearing a key's
+// failures is one statement, one round trip, whether the key has some or
+// not: a DELETE that finds nothing waits for no other writer there, so a
+// read first would only add a round trip. (On SQLite it would take the
+// database's one write lock, so there the read comes first:
+// TestLoginNoneWritesNothing.)
+func TestClearLoginFailuresOneStatement(t *testing.T) {
+	const window = 15 * time.Minute
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	requireEngine(t, "postgres")
+	relay, db := countPostgres(t, newPostgresDB(t))
+	s := db.open(t, testKey(1))
+	for _, has := range []bool{false, true} {
+		if has {
+			if _, err := s.AddLoginFailure(ctx, "account:alice", t0, window); err != nil {
+				t.Fatal(err)
+			}
+		}
+		relay.take("login_failures")
+		if err := s.ClearLoginFailures(ctx, "account:alice"); err != nil {
+			t.Fatalf("clear (failures there: %v): %v", has, err)
+		}
+		if got := relay.take("login_failures"); len(got) != 1 || !strings.HasPrefix(got[0], "DELETE") {
+			t.Errorf("clear (failures there: %v): got statements %q, want one DELETE", has, got)
+		}
+		if n, err := s.LoginFailures(ctx, "account:alice", t0, window); err != nil || n != 0 {
+			t.Errorf("failures after the clear: got %d, %v; want 0", n, err)
+		}
 	}
 }
 
