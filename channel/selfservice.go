@@ -442,6 +442,10 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	for _, a := range slices.Clone(s.accounts) {
 		s.removeAccount(a, "Your registration was dropped.")
 	}
+	// What closing them left to tell (holdTaken) is in the new memory,
+	// which keeps it for a next connection that never comes: it is told
+	// now.
+	s.tellNotes()
 	// The user is deleted and their accounts logged out: another instance
 	// may take the name.
 	s.releaseLater(rel)
@@ -619,6 +623,17 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	}
 	if len(u.Accounts) == 0 {
 		s.reply(r, "You have no MSIM accounts yet. Add one with: account add msim <e-mail> <password>")
+	}
+}
+
+// tellNotes tells the session's connections, if any, the notes its
+// memory keeps, as a connection that attaches is told them (build).
+func (s *session) tellNotes() {
+	if len(s.cl.ats) == 0 {
+		return // kept for the next one
+	}
+	for _, n := range s.mem.takeNotes() {
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: n})
 	}
 }
 
