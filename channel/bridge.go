@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/msimircd/msimircd/internal/guard"
 	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -482,7 +484,7 @@ func (b *Bridge) ended(s *session) {
 		delete(b.sessions, u.Name)
 	}
 	if last && u.Ephemeral {
-		b.forget(u)
+		b.logLost(u, b.forget(u))
 	}
 	var rel *store.Lease
 	if last && b.lease != nil {
@@ -637,22 +639,80 @@ func (b *Bridge) memoryOf(name string) *userMemory {
 	}
 }
 
-// forget drops what the bridge remembers of an ephemeral user. Caller
-// holds b.mu.
-func (b *Bridge) forget(u User) {
+// forget drops what the bridge remembers of an ephemeral user: what comes
+// for them from now on is lost (forgotten). It returns what their memory
+// still held, lost with it (takeLost), for the caller to tell (tellLost)
+// or, with no session left to tell, log (logLost). Caller holds b.mu.
+func (b *Bridge) forget(u User) []lostHeld {
 	m := b.memory[u.Name]
 	if m == nil {
-		return
+		return nil
 	}
 	delete(b.memory, u.Name)
+	return m.takeLost()
+}
+
+// logLost logs the IMs held for an ephemeral user that were lost as the
+// bridge forgot them (forget) once their session had ended.
+func (b *Bridge) logLost(u User, lost []lostHeld) {
+	n := 0
+	for _, l := range lost {
+		n += l.n
+	}
+	if n > 0 {
+		b.log.WithField("user", u.Name).Warnf("%d IMs arrived for a user without a password after they left; such a user keeps nothing, so they are dropped", n)
+	}
+}
+
+// nameHeld remembers nick as the name of k, the sender of an IM held for
+// a user who keeps nothing (heldFrom).
+func (m *userMemory) nameHeld(k buddyKey, nick string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	put(&m.heldFrom, k, nick)
+}
+
+// lostHeld is what a forgotten memory held for one account: n IMs, from
+// the senders named.
+type lostHeld struct {
+	email string
+	n     int
+	from  []string
+}
+
+// takeLost marks the memory forgotten (forget) and takes what it holds
+// in memory, now lost, by account (in e-mail order), naming the senders
+// as heldFrom or the nicks kept name them, else by uid.
+func (m *userMemory) takeLost() []lostHeld {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.forgotten = true
-	held := 0
-	for _, evs := range m.held {
-		held += len(evs)
+	var out []lostHeld
+	for _, email := range slices.Sorted(maps.Keys(m.held)) {
+		evs := m.held[email]
+		if len(evs) == 0 {
+			continue
+		}
+		l := lostHeld{email: email, n: len(evs)}
+		seen := map[msim.UID]bool{}
+		for _, se := range evs {
+			uid := msim.SenderOf(se.ev)
+			if seen[uid] {
+				continue
+			}
+			seen[uid] = true
+			k := buddyKey{email, uid}
+			name, ok := m.heldFrom[k]
+			if !ok {
+				name, ok = m.nicks[k]
+			}
+			if !ok {
+				name = uid.String()
+			}
+			l.from = append(l.from, name)
+		}
+		out = append(out, l)
 	}
-	if held > 0 {
-		b.log.WithField("user", u.Name).Warnf("%d IMs arrived for a user without a password after they left; such a user keeps nothing, so they are dropped", held)
-	}
+	m.held, m.heldFrom = nil, nil
+	return out
 }

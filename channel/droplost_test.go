@@ -2,6 +2,7 @@ package channel
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/msimircd/msimircd/msim"
@@ -35,5 +36,55 @@ func TestDropTellsWhatItsAccountsLeaveToTell(t *testing.T) {
 	}
 	if left := r.s.mem.takeNotes(); len(left) != 0 {
 		t.Errorf("still kept in the dropped session's memory, where no one reads them: %q", left)
+	}
+}
+
+// The IMs held in the memory of a user who keeps nothing (a nick without
+// a password, or the session a drop left) when the session becomes
+// another user's (identify, register) are lost with it: the session's
+// connections are told once how many, on which account and from whom.
+func TestForgottenHeldIMsAreToldLost(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		dropped bool // the session is the one a drop left
+	}{
+		{"a user without a password", false},
+		{"a dropped registration", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			email := r.a.cfg.Email
+			cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+			if !tc.dropped {
+				r.s.user.Ephemeral = true
+				r.s.b.mu.Lock()
+				r.s.b.memory[r.s.user.Name] = r.s.mem // as the bridge keeps it, to forget it
+				r.s.b.mu.Unlock()
+			}
+			r.okDial(cl)
+			r.s.start()
+			r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+			// Taken as the account closes (the drop, or the switch): held
+			// in the memory of the user who keeps nothing.
+			cl.mu.Lock()
+			cl.events = append(cl.events, msim.IMEvent{From: 7, Text: "held one"}, msim.IMEvent{From: 43, Text: "held two"},
+				msim.IMEvent{From: 7, Text: "held three"})
+			cl.mu.Unlock()
+			if tc.dropped {
+				r.s.dropped(replyCtx{}, "alice", nil, nil)
+			}
+			old := r.s.mem
+			r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, r.s.user)
+			if got := heldTexts(old, email); len(got) != 0 {
+				t.Errorf("still held in the forgotten memory: %q", got)
+			}
+			if got := heldTexts(r.s.mem, email); len(got) != 0 {
+				t.Errorf("held for the new user (carol): %q", got)
+			}
+			want := "NOTICE root : MSIM account " + email + ": IMs sent to you were lost: 3 from bob, 43"
+			if got := r.irc.said("IMs sent to you were lost"); len(got) != 1 || !strings.HasPrefix(got[0], want) {
+				t.Errorf("told %q; want one line starting %q", got, want)
+			}
+		})
 	}
 }

@@ -35,10 +35,16 @@ type queuedIM struct {
 }
 
 // holdIM keeps an IM or zap that arrived after the session ended for the
-// user's next connection.
+// user's next connection. For a user who keeps nothing, the sender's nick
+// is kept with it, to name them when it is told lost (takeLost).
 func (s *session) holdIM(a *account, ev msim.Event) {
 	se := seqEvent{ev: ev, seq: s.mem.nextSeq(), msgid: msgidOf(ev)}
 	s.recordIn(a, msim.SenderOf(ev), se)
+	if s.user.Ephemeral {
+		if bd := a.buddy(msim.SenderOf(ev)); bd != nil {
+			s.mem.nameHeld(buddyKey{a.cfg.Email, bd.UID()}, bd.nick)
+		}
+	}
 	if _, ok := s.mem.holdEvent(a.cfg.Email, se); !ok {
 		s.log.WithField("account", a.cfg.Email).WithField("from", msim.SenderOf(ev)).
 			Errorf("an IM arrived after the IRC client left and %d are already held; it is lost (the user is told)", maxHeld)

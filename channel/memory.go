@@ -79,6 +79,10 @@ type userMemory struct {
 	// password (Bridge.forget), or of a dropped registration; what is
 	// held here now is lost.
 	forgotten bool
+	// heldFrom names the senders of the IMs held for a user who keeps
+	// nothing, as the session knew them when it held them (holdIM), to
+	// tell them lost once the memory is forgotten (takeLost).
+	heldFrom map[buddyKey]string
 
 	// The writes queued for the memory's writer (later), oldest first,
 	// made by one goroutine at a time (writeAll); a write leaves the queue

@@ -592,8 +592,9 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	if b.sessions[old.Name] == s {
 		delete(b.sessions, old.Name)
 	}
+	var lost []lostHeld
 	if old.Ephemeral {
-		b.forget(old)
+		lost = b.forget(old)
 	}
 	rel := b.lease.drop(old.Name) // its accounts are gone
 	b.sessions[u.Name] = s
@@ -613,6 +614,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	s.log = b.log.WithField("user", u.Name)
 	s.histFailed = nil
 	r = s.where(r)
+	s.tellLost(lost)
 	for _, n := range s.mem.takeNotes() {
 		s.reply(r, "%s", n)
 	}
@@ -634,6 +636,17 @@ func (s *session) tellNotes() {
 	}
 	for _, n := range s.mem.takeNotes() {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: n})
+	}
+}
+
+// tellLost tells the session's connections of the IMs held for the user
+// it left, who keeps nothing, lost as the bridge forgot them (forget).
+func (s *session) tellLost(lost []lostHeld) {
+	for _, l := range lost {
+		s.log.WithField("account", l.email).WithField("lost", l.n).Warn("IMs held for a user without a password were lost as the session became another user's; they are told")
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: fmt.Sprintf(
+			"MSIM account %s: IMs sent to you were lost: %d from %s were held for it when your accounts changed, and what they were held for keeps nothing (a nick without a password, or a dropped registration).",
+			l.email, l.n, strings.Join(l.from, ", "))})
 	}
 }
 
