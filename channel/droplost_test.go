@@ -88,3 +88,31 @@ func TestForgottenHeldIMsAreToldLost(t *testing.T) {
 		})
 	}
 }
+
+// What the accounts of a user who keeps nothing leave to tell as
+// identify or register closes them (what their MSIM client never sent)
+// is told on the session's connections, not kept in the memory the
+// bridge forgets.
+func TestSwitchTellsWhatAnEphemeralUsersAccountsLeaveToTell(t *testing.T) {
+	r := newRig(t, nil)
+	old := r.s.mem
+	r.s.user.Ephemeral = true
+	r.s.b.mu.Lock()
+	r.s.b.memory[r.s.user.Name] = old // as the bridge keeps it, to forget it
+	r.s.b.mu.Unlock()
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	cl.mu.Lock() // taken as the switch closes the account
+	cl.events = append(cl.events, msim.DisconnectedEvent{Reason: msim.DisconnectClosed, Err: errors.New("closed"),
+		Unsent: []msim.OutgoingIM{{To: 7, Text: "typed one"}}})
+	cl.mu.Unlock()
+	r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, r.s.user)
+	if got := r.irc.said("NOTICE root : Not sent to bob"); len(got) != 1 || !strings.HasSuffix(got[0], "typed one") {
+		t.Errorf("told %q; want the unsent IM told once", got)
+	}
+	if left := old.takeNotes(); len(left) != 0 {
+		t.Errorf("still kept in the forgotten memory: %q", left)
+	}
+}

@@ -560,6 +560,11 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	for _, a := range slices.Clone(s.accounts) {
 		s.removeAccount(a, "")
 	}
+	if old.Ephemeral {
+		// What closing them left to tell (holdTaken) is in a memory the
+		// bridge forgets: told now.
+		s.tellNotes()
+	}
 	s.leaveOutbox(s.where(r), old)
 	b.mu.Lock()
 	prev := b.sessions[u.Name]
