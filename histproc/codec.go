@@ -35,8 +35,8 @@ import (
 // replaced the binary runs the new one: its format, like its store's
 // migrations, may differ.)
 
-// maxFrame bounds a frame either side reads: a batch of store.MaxHistory
-// entries of the longest IMs fits many times over.
+// maxFrame bounds a frame either side reads. The gateway sends a batch
+// whose request would be longer in parts (requestPart).
 const maxFrame = 64 << 20
 
 var errFrame = errors.New("malformed frame")
@@ -220,7 +220,7 @@ const (
 )
 
 // maxBatch bounds the entries of a request: many times the bridge's
-// batches (its writer sends at most a thousand or so).
+// batches. The gateway sends a batch of more in parts (requestPart).
 const maxBatch = 1 << 14
 
 func decodeRequest(b []byte) (request, error) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -224,4 +225,50 @@ func FuzzDecodeReply(f *testing.F) {
 			t.Fatalf("re-encoded reply differs: %v", err)
 		}
 	})
+}
+
+// TestRequestParts: a batch is cut into parts each one request holds (at
+// most maxBatch entries, at most maxFrame encoded), as long as they can
+// be; an entry longer than a frame alone is a part of its own that does
+// not fit.
+func TestRequestParts(t *testing.T) {
+	type part struct {
+		lo, hi int
+		fits   bool
+	}
+	parts := func(batch []store.HistoryAppend) []part {
+		var out []part
+		for lo := 0; lo < len(batch); {
+			hi, fits := requestPart(batch, lo)
+			if fits {
+				if n := len(appendRequest(nil, &request{Seq: 1 << 62, Batch: batch[lo:hi]})); n > maxFrame {
+					t.Errorf("part %d-%d: %d bytes, want at most %d", lo, hi, n, maxFrame)
+				}
+			}
+			out = append(out, part{lo, hi, fits})
+			lo = hi
+		}
+		return out
+	}
+	small := store.HistoryAppend{User: "alice", Entry: store.HistoryEntry{MsgID: "m", Account: "a@example.com", Kind: store.KindIM, Text: "hi", Time: time.Now()}}
+	mib := small
+	mib.Entry.Text = strings.Repeat("x", 1<<20)
+	huge := small
+	huge.Entry.Text = strings.Repeat("x", maxFrame)
+
+	many := slices.Repeat([]store.HistoryAppend{small}, maxBatch+5)
+	if got, want := parts(many), []part{{0, maxBatch, true}, {maxBatch, maxBatch + 5, true}}; !slices.Equal(got, want) {
+		t.Errorf("%d short entries: got %v, want %v", len(many), got, want)
+	}
+	if got, want := parts([]store.HistoryAppend{small, huge, small}), []part{{0, 1, true}, {1, 2, false}, {2, 3, true}}; !slices.Equal(got, want) {
+		t.Errorf("an entry longer than a frame: got %v, want %v", got, want)
+	}
+	long := slices.Repeat([]store.HistoryAppend{mib}, 70)
+	got := parts(long)
+	if len(got) != 2 || !got[0].fits || !got[1].fits || got[1].hi != len(long) {
+		t.Fatalf("70 entries of 1 MiB: got %v, want two parts that fit", got)
+	}
+	if n := len(appendRequest(nil, &request{Batch: long[:got[0].hi+1]})); n <= maxFrame {
+		t.Errorf("the first part of 70 entries of 1 MiB: %d entries, and one more (%d bytes) would fit too", got[0].hi, n)
+	}
 }

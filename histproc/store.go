@@ -3,6 +3,7 @@ package histproc
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -121,20 +122,71 @@ func (s *Store) AppendHistory(ctx context.Context, user string, e store.HistoryE
 
 // AppendHistoryBatch has the child append batch, as the store's
 // AppendHistoryBatch would. ctx ending fails the batch (the child may
-// have stored some of it).
+// have stored some of it). A batch longer than one request may be
+// (maxFrame, maxBatch) goes to the child in parts; an entry that alone
+// is longer is appended in this process.
 func (s *Store) AppendHistoryBatch(ctx context.Context, batch []store.HistoryAppend, res []store.HistoryResult) []store.HistoryResult {
 	if len(batch) == 0 {
 		return res[:0]
 	}
+	res = slices.Grow(res[:0], len(batch))[:len(batch)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for lo := 0; lo < len(batch); {
+		hi, fits := requestPart(batch, lo)
+		part, out := batch[lo:hi], res[lo:hi:hi]
+		if !fits {
+			s.inProcess(ctx, part, false, out)
+		} else if err := s.appendPart(ctx, part, out); err != nil {
+			for i := range res[lo:] {
+				res[lo+i] = store.HistoryResult{Err: err}
+			}
+			break
+		}
+		lo = hi
+	}
+	return res
+}
+
+// requestPart returns the end of the part of batch from lo that one
+// request holds: entries up to maxBatch, of which the request is at most
+// maxFrame long. fits is false when the entry at lo alone is longer (the
+// part is that entry).
+func requestPart(batch []store.HistoryAppend, lo int) (hi int, fits bool) {
+	size := 2 * binary.MaxVarintLen64 // seq, n
+	for hi = lo; hi < len(batch) && hi-lo < maxBatch; hi++ {
+		size += entryBound(&batch[hi])
+		if size > maxFrame {
+			if hi == lo {
+				return lo + 1, false
+			}
+			break
+		}
+	}
+	return hi, true
+}
+
+// entryBound is the most bytes appendRequest takes for a.
+func entryBound(a *store.HistoryAppend) int {
+	e := &a.Entry
+	strs := len(a.User) + len(e.MsgID) + len(e.Account) + len(e.Kind) + len(e.Text)
+	// Five strings' lengths, the time (flag, seconds, nanoseconds), the
+	// buddy and outgoing.
+	return strs + 5*binary.MaxVarintLen64 + 1 + 2*binary.MaxVarintLen64 + binary.MaxVarintLen64 + 1
+}
+
+// appendPart has the child append part, its results in out (as long as
+// part); the error is ctx's when it ended first, and then out is not set.
+// Caller holds s.mu.
+func (s *Store) appendPart(ctx context.Context, part []store.HistoryAppend, out []store.HistoryResult) error {
 	if s.ch == nil {
 		s.restartLocked()
-		return s.inProcess(ctx, batch, false, res)
+		s.inProcess(ctx, part, false, out)
+		return nil
 	}
 	ch := s.ch
 	s.busy.Store(ch)
-	rep, dead, err := ch.call(ctx, batch, s.hung)
+	rep, dead, err := ch.call(ctx, part, s.hung)
 	s.busy.Store(nil)
 	ch.served++
 	if dead {
@@ -148,17 +200,19 @@ func (s *Store) AppendHistoryBatch(ctx context.Context, batch []store.HistoryApp
 		if dead {
 			s.restartLocked()
 		}
-		return results(batch, rep, res)
+		results(part, rep, out)
+		return nil
 	}
 	if ctx.Err() != nil {
 		s.restartLocked()
-		return failAll(batch, fmt.Errorf("store: append history: %w", ctx.Err()))
+		return fmt.Errorf("store: append history: %w", ctx.Err())
 	}
 	s.failed()
-	// It may have stored some of batch before it failed.
+	// It may have stored some of part before it failed.
 	s.log.WithError(err).Warn("history: the writer process failed; its batch is appended by the gateway")
 	s.restartLocked()
-	return s.inProcess(ctx, batch, true, res)
+	s.inProcess(ctx, part, true, out)
+	return nil
 }
 
 // HoldIM holds an IM in the store, the child's batch in progress finished
@@ -209,17 +263,16 @@ func (s *Store) raiseBusy() {
 	}
 }
 
-// inProcess appends batch in this process; again: the batch may have been
-// stored in part already, and those entries count as stored. Caller holds
-// s.mu.
-func (s *Store) inProcess(ctx context.Context, batch []store.HistoryAppend, again bool, res []store.HistoryResult) []store.HistoryResult {
+// inProcess appends batch in this process, its results in out (as long
+// as batch); again: the batch may have been stored in part already, and
+// those entries count as stored. Caller holds s.mu.
+func (s *Store) inProcess(ctx context.Context, batch []store.HistoryAppend, again bool, out []store.HistoryResult) {
 	ctx, cancel := context.WithTimeout(ctx, inProcessWait)
 	defer cancel()
-	res = s.Store.AppendHistoryBatch(ctx, batch, res)
+	copy(out, s.Store.AppendHistoryBatch(ctx, batch, out))
 	if again {
-		s.storedAlready(ctx, batch, res)
+		s.storedAlready(ctx, batch, out)
 	}
-	return res
 }
 
 // restartLocked starts a child in the background unless one is starting,
@@ -274,29 +327,19 @@ func (s *Store) failed() {
 	}
 }
 
-func failAll(batch []store.HistoryAppend, err error) []store.HistoryResult {
-	res := make([]store.HistoryResult, len(batch))
-	for i := range res {
-		res[i].Err = err
-	}
-	return res
-}
-
-// results are the child's answer to batch as the store gives them, in
-// res's array if it is large enough.
-func results(batch []store.HistoryAppend, rep *reply, res []store.HistoryResult) []store.HistoryResult {
-	res = slices.Grow(res[:0], len(batch))[:len(batch)]
-	clear(res)
+// results sets out (as long as batch) to the child's answer to batch as
+// the store gives it.
+func results(batch []store.HistoryAppend, rep *reply, out []store.HistoryResult) {
+	clear(out)
 	for i, r := range rep.Results {
 		if err := r.err(); err != nil {
-			res[i].Err = err
+			out[i].Err = err
 			continue
 		}
 		e := batch[i].Entry
 		e.ID, e.Time = r.ID, r.Time
-		res[i].Entry = e
+		out[i].Entry = e
 	}
-	return res
 }
 
 // Close stops the child (it finishes the batch it has) and closes the

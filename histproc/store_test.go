@@ -740,3 +740,28 @@ func TestBoost(t *testing.T) {
 		checkIdle(t, pid)
 	})
 }
+
+// TestLongBatchStaysWithChild: a batch whose request would be longer than
+// a frame may be (maxFrame) is sent to the child in parts that fit; the
+// child does not fail at it and stays.
+func TestLongBatchStaysWithChild(t *testing.T) {
+	s, hook := open(t, setup{})
+	pid := childPid(s)
+	if pid == 0 {
+		t.Fatal("no child runs")
+	}
+	long := strings.Repeat("x", 1<<20) // as long an IM as a client takes
+	var batch []store.HistoryAppend
+	for i := 0; i*len(long) <= maxFrame; i++ {
+		e := entry([]string{"alice", "bob"}[i%2], fmt.Sprint("m", i))
+		e.Entry.Text = long
+		batch = append(batch, e)
+	}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
+	if got := failures(t, s); got != 0 {
+		t.Errorf("failures counted: got %v, want 0 (%v)", got, messages(hook))
+	}
+	if got := childPid(s); got != pid {
+		t.Errorf("child pid: got %d, want %d still", got, pid)
+	}
+}
