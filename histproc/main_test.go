@@ -1,8 +1,12 @@
 package histproc
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -12,10 +16,20 @@ import (
 // (once the batch is stored), "hang" never answers it. With "hang",
 // HISTPROC_TEST_HANGING names a file the child creates once it has
 // stopped at the answer: its batch's transaction has ended by then.
+// "hold" answers, but first starts a process that keeps the child's
+// stdout and stderr open until it is killed (a child that does not end
+// when killed, as one stuck in the kernel), its pid written to the file
+// HISTPROC_TEST_HOLDER names; with "hold hang" the child then never
+// answers a batch either.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 2 && os.Args[1] == Arg {
+		mode := os.Getenv("HISTPROC_TEST_CHILD")
+		if strings.HasPrefix(mode, "hold") {
+			holdPipes()
+			mode = strings.TrimSpace(strings.TrimPrefix(mode, "hold"))
+		}
 		var out io.Writer = os.Stdout
-		if mode := os.Getenv("HISTPROC_TEST_CHILD"); mode != "" {
+		if mode != "" {
 			out = &misbehave{w: os.Stdout, mode: mode}
 		}
 		os.Exit(Serve(os.Stdin, out, os.Stderr))
@@ -44,4 +58,19 @@ func (m *misbehave) Write(p []byte) (int, error) {
 	}
 	os.Exit(3)
 	return 0, nil
+}
+
+// holdPipes starts a process holding this one's stdout and stderr (see
+// TestMain).
+func holdPipes() {
+	cmd := exec.Command("sleep", "600")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "holding the pipes:", err)
+		os.Exit(4)
+	}
+	if err := os.WriteFile(os.Getenv("HISTPROC_TEST_HOLDER"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "holding the pipes:", err)
+		os.Exit(4)
+	}
 }

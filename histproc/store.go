@@ -372,6 +372,7 @@ type child struct {
 	seq    uint64
 	served int           // batches given (by the Store, under its mu)
 	exited chan struct{} // closed once it has exited and its stderr ended
+	wait   time.Duration // how long to wait for it to exit: exitWait (tests shorten it)
 	log    *logrus.Entry
 
 	lastErr string // its last line on stderr but notes (set before exited is closed)
@@ -426,9 +427,9 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 		errR.Close()
 		return nil, fmt.Errorf("starting %s %s: %w", exe, Arg, err)
 	}
-	c := &child{cmd: cmd, in: inW, out: outR, exited: make(chan struct{}), log: log.WithField("pid", cmd.Process.Pid)}
+	c := &child{cmd: cmd, in: inW, out: outR, exited: make(chan struct{}), wait: exitWait, log: log.WithField("pid", cmd.Process.Pid)}
 	c.bw, c.br = bufio.NewWriter(inW), bufio.NewReader(outR)
-	go c.wait(errR)
+	go c.reap(errR)
 	if err := c.open(ctx, p); err != nil {
 		c.kill()
 		return nil, err
@@ -436,8 +437,8 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 	return c, nil
 }
 
-// wait logs the child's stderr, then reaps it.
-func (c *child) wait(errR *os.File) {
+// reap logs the child's stderr, then reaps it.
+func (c *child) reap(errR *os.File) {
 	sc := bufio.NewScanner(errR)
 	for sc.Scan() {
 		c.stderrLine(sc.Text())
@@ -532,7 +533,7 @@ func (c *child) exchange(ctx context.Context, want int) (_ *reply, killed bool, 
 func (c *child) failure(err error) error {
 	select {
 	case <-c.exited:
-	case <-time.After(exitWait):
+	case <-time.After(c.wait):
 		return fmt.Errorf("%w (it has not exited)", err)
 	}
 	if c.lastErr != "" {
@@ -541,19 +542,28 @@ func (c *child) failure(err error) error {
 	return fmt.Errorf("%w (%v)", err, c.status)
 }
 
-// kill ends the child at once.
+// kill ends the child at once, and closes the gateway's ends of its
+// pipes: a read or write waiting on them returns even if the child does
+// not end (one stuck in the kernel ends only when that lets it).
 func (c *child) kill() {
 	c.cmd.Process.Kill()
+	c.in.Close()
+	c.out.Close()
 }
 
 // stop closes the child's stdin, so it finishes and exits, and waits for
-// that (or kills it after exitWait).
+// that; after c.wait, it kills the child, and waits c.wait again at most.
 func (c *child) stop() {
 	c.in.Close()
 	select {
 	case <-c.exited:
-	case <-time.After(exitWait):
-		c.kill()
-		<-c.exited
+		return
+	case <-time.After(c.wait):
+	}
+	c.kill()
+	select {
+	case <-c.exited:
+	case <-time.After(c.wait):
+		c.log.Warn("history: the writer process has not ended after it was killed; no longer waiting for it")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -763,5 +764,68 @@ func TestLongBatchStaysWithChild(t *testing.T) {
 	}
 	if got := childPid(s); got != pid {
 		t.Errorf("child pid: got %d, want %d still", got, pid)
+	}
+}
+
+// holdingChild opens a store whose child keeps its pipes open after it
+// is killed (TestMain's "hold"), mode the rest of HISTPROC_TEST_CHILD.
+// The process holding them is killed when the test ends.
+func holdingChild(t *testing.T, mode string) (*Store, *test.Hook) {
+	t.Helper()
+	holder := filepath.Join(t.TempDir(), "holder")
+	t.Setenv("HISTPROC_TEST_CHILD", strings.TrimSpace("hold "+mode))
+	t.Setenv("HISTPROC_TEST_HOLDER", holder)
+	s, hook := open(t, setup{})
+	t.Setenv("HISTPROC_TEST_CHILD", "") // the children started from now on answer
+	b, err := os.ReadFile(holder)
+	if err != nil {
+		t.Fatalf("the child started no process holding its pipes: %v", err)
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	return s, hook
+}
+
+// TestChildNotEndingWhenKilled: a child that does not answer in time and
+// does not end when killed (stuck in the kernel; here its pipes are held
+// open) does not keep the batch waiting: the gateway appends it itself.
+func TestChildNotEndingWhenKilled(t *testing.T) {
+	s, hook := holdingChild(t, "hang")
+	s.hung = 300 * time.Millisecond
+	batch := []store.HistoryAppend{entry("alice", "a1")}
+	done := make(chan []store.HistoryResult, 1)
+	go func() { done <- s.AppendHistoryBatch(context.Background(), batch, nil) }()
+	select {
+	case res := <-done:
+		checkStored(t, s, batch, res)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the batch still waits for a child killed 30 s ago (%v)", messages(hook))
+	}
+	if got := failures(t, s); got != 1 {
+		t.Errorf("failures counted: got %v, want 1", got)
+	}
+}
+
+// TestCloseChildNotEnding: Close does not wait for ever for a child that
+// does not end when killed.
+func TestCloseChildNotEnding(t *testing.T) {
+	s, _ := holdingChild(t, "")
+	s.mu.Lock()
+	s.ch.wait = 100 * time.Millisecond
+	s.mu.Unlock()
+	batch := []store.HistoryAppend{entry("alice", "a1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close still waits for a child killed 30 s ago")
 	}
 }
