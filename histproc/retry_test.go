@@ -3,6 +3,7 @@ package histproc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,5 +93,27 @@ func TestChildNotesAreNotCauses(t *testing.T) {
 	}
 	if n := len(hook.AllEntries()); n != 2 {
 		t.Errorf("lines logged: got %d, want both", n)
+	}
+}
+
+// TestChildPanicIsItsCause: a child that panics is described by its
+// panic's line, not by the last line of the trace after it, and the trace
+// is not logged whole (a warning per line).
+func TestChildPanicIsItsCause(t *testing.T) {
+	log, hook := test.NewNullLogger()
+	c := &child{log: logrus.NewEntry(log)}
+	c.stderrLine("panic: runtime error: index out of range [3] with length 3")
+	c.stderrLine("")
+	c.stderrLine("goroutine 1 [running]:")
+	for i := range 200 {
+		c.stderrLine(fmt.Sprintf("github.com/msimircd/msimircd/histproc.f%d(...)", i))
+		c.stderrLine(fmt.Sprintf("\t/src/histproc/serve.go:%d +0x1d", i))
+	}
+	c.stderrLine("exit status 2")
+	if got, want := c.lastErr, "panic: runtime error: index out of range [3] with length 3"; got != want {
+		t.Errorf("last error: got %q, want %q", got, want)
+	}
+	if n := len(hook.AllEntries()); n > maxStderrLines+1 {
+		t.Errorf("lines logged: got %d, want at most %d and a word that the rest is not", n, maxStderrLines+1)
 	}
 }

@@ -376,6 +376,8 @@ type child struct {
 	log    *logrus.Entry
 
 	lastErr string // its last line on stderr but notes (set before exited is closed)
+	lines   int    // lines read from its stderr
+	crashed bool   // it said it panicked: lastErr holds the panic's line
 	status  error  // its exit status (set before exited is closed)
 }
 
@@ -451,13 +453,26 @@ func (c *child) reap(errR *os.File) {
 	close(c.exited)
 }
 
+// maxStderrLines bounds the lines of one child's stderr that are logged:
+// a Go panic's trace would otherwise be tens of warnings.
+const maxStderrLines = 20
+
 // stderrLine logs a line of the child's stderr and, unless it is a note,
-// keeps it as what the child last said of why it fails.
+// keeps it as what the child last said of why it fails; once the child
+// said it panicked, that line is the cause, not the trace after it.
 func (c *child) stderrLine(line string) {
-	c.log.Warn(line)
-	if !strings.HasPrefix(line, notePrefix) {
-		c.lastErr = line
+	c.lines++
+	switch {
+	case c.lines <= maxStderrLines:
+		c.log.Warn(line)
+	case c.lines == maxStderrLines+1:
+		c.log.Warn("the history writer says more on stderr; the rest is not logged")
 	}
+	if strings.HasPrefix(line, notePrefix) || c.crashed {
+		return
+	}
+	c.lastErr = line
+	c.crashed = strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")
 }
 
 // open sends the store's parameters and waits for the store to open.
