@@ -272,3 +272,22 @@ func TestRequestParts(t *testing.T) {
 		t.Errorf("the first part of 70 entries of 1 MiB: %d entries, and one more (%d bytes) would fit too", got[0].hi, n)
 	}
 }
+
+// FuzzDecodeParams: the child's parser of the store's parameters never
+// panics, and what it accepts encodes back to bytes that decode to the
+// same parameters.
+func FuzzDecodeParams(f *testing.F) {
+	f.Add(appendParams(nil, &Params{Driver: "sqlite", DSN: "/var/lib/msimircd/state.db", Key: bytes.Repeat([]byte{7}, 32), MaxHistory: 5000}))
+	f.Add(appendParams(nil, &Params{Driver: "postgres", DSN: "postgres://u@h/db"}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := decodeParams(b)
+		if err != nil {
+			return
+		}
+		p2, err := decodeParams(appendParams(nil, &p))
+		if err != nil || p2.Driver != p.Driver || p2.DSN != p.DSN || !bytes.Equal(p2.Key, p.Key) || p2.MaxHistory != p.MaxHistory {
+			t.Fatalf("re-encoded parameters differ: %v", err)
+		}
+	})
+}
