@@ -251,11 +251,52 @@ func TestHeldIMLeftOutAtAttachIsGivenWhenReportedNotShown(t *testing.T) {
 				r.s.takeMSIM()
 				continue
 			}
+			if r.s.out.drained.Swap(false) {
+				r.s.afterReports()
+				continue
+			}
 			drained = true
 		}
 	}
 	r.s.mem.settle()
 	if got := phone.said("held one"); len(got) != 1 {
 		t.Errorf("given to the client attached now: %q (still held: %q); want it once", got, heldTexts(r.s.mem, email))
+	}
+}
+
+// TestHeldAgainReportDoesNotBlock: Delivery.Sent must not block (it runs
+// on an ircd goroutine, the connection's writer): the report that a held
+// IM a login or attach left out as on its way was not shown does not wait
+// for room in the session's queue (full while a client types fast).
+func TestHeldAgainReportDoesNotBlock(t *testing.T) {
+	r := newRig(t, nil)
+	email := r.a.cfg.Email
+	irc := &stalledIRC{fakeIRC: r.irc}
+	r.s.irc = irc
+	r.s.mem.hold(email, msim.IMEvent{From: 7, Text: "held one", Time: time.Now()})
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	if got := irc.said("held one"); len(got) != 1 {
+		t.Fatalf("handed to the client at login: %q, want once", got)
+	}
+	r.s.heldOnItsWay(r.a) // as the account's next login, or an attach, reads it
+	for len(r.s.events) < cap(r.s.events) {
+		r.s.events <- call(func() {})
+	}
+	done := make(chan struct{})
+	go func() {
+		irc.reportAll(false) // on the "writer" goroutine
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Errorf("Sent(false) still blocked after 2s on the session's full queue (inflight %d)", r.s.out.inflight.Load())
+		for len(r.s.events) > 0 { // let it go
+			<-r.s.events
+		}
+		<-done
 	}
 }

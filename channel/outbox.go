@@ -54,6 +54,17 @@ type outbox struct {
 	// report says it was not shown (see imSentReport.sent).
 	heldMu  sync.Mutex
 	heldOut map[heldRef]bool
+	// again: held IMs left out so whose reports said they were not shown,
+	// for the session to give (giveHeldAgain) at its next turn; a report
+	// never waits for the session.
+	again []heldAgain
+}
+
+// heldAgain is an IM held in mem for the account email as id, to give again.
+type heldAgain struct {
+	mem   *userMemory
+	email string
+	id    int64
 }
 
 // heldRef names a held IM: by its id in the memory it is held in. Ids of
@@ -72,14 +83,25 @@ func (o *outbox) handOut(mem *userMemory, id int64) {
 	o.heldMu.Unlock()
 }
 
-// reported notes that ircd reported the IM held in mem as id; skipped: a
-// login or attach left it out meanwhile as on its way (heldOnItsWay).
-func (o *outbox) reported(mem *userMemory, id int64) (skipped bool) {
+// reported notes that ircd reported the IM held in mem for email as id,
+// shown or not; one a login or attach left out meanwhile as on its way
+// (heldOnItsWay) and not shown is to be given again (takeAgain).
+func (o *outbox) reported(mem *userMemory, email string, id int64, shown bool) {
 	o.heldMu.Lock()
-	skipped = o.heldOut[heldRef{mem, id}]
+	if o.heldOut[heldRef{mem, id}] && !shown {
+		o.again = append(o.again, heldAgain{mem, email, id})
+	}
 	delete(o.heldOut, heldRef{mem, id})
 	o.heldMu.Unlock()
-	return skipped
+}
+
+// takeAgain returns the held IMs to give again, and forgets them.
+func (o *outbox) takeAgain() []heldAgain {
+	o.heldMu.Lock()
+	defer o.heldMu.Unlock()
+	again := o.again
+	o.again = nil
+	return again
 }
 
 // heldOnItsWay returns the ids of the IMs held for a that are on their
@@ -88,7 +110,10 @@ func (o *outbox) reported(mem *userMemory, id int64) (skipped bool) {
 // account's next login (or the next client's attach) does not give them
 // again; one handed to ircd is marked, so that a report that it was not
 // shown gives it then (giveHeldAgain).
-func (s *session) heldOnItsWay(a *account) map[int64]bool {
+func (s *session) heldOnItsWay(a *account) map[int64]bool { return s.heldOnWay(a, true) }
+
+// heldOnWay is heldOnItsWay; mark: note those handed to ircd as left out.
+func (s *session) heldOnWay(a *account, mark bool) map[int64]bool {
 	var ids map[int64]bool // made for the first: a login with none allocates nothing
 	add := func(id int64) {
 		if ids == nil {
@@ -113,10 +138,21 @@ func (s *session) heldOnItsWay(a *account) map[int64]bool {
 	for h := range s.out.heldOut {
 		if h.mem == s.mem { // else held for a user the session left
 			add(h.id)
-			s.out.heldOut[h] = true
+			if mark {
+				s.out.heldOut[h] = true
+			}
 		}
 	}
 	return ids
+}
+
+// afterReports does what ircd's reports leave to the session: the held IMs
+// to give again, then what the outbox's window now has room for.
+func (s *session) afterReports() {
+	for _, h := range s.out.takeAgain() {
+		s.giveHeldAgain(h.mem, h.email, h.id)
+	}
+	s.pumpOut()
 }
 
 // giveHeldAgain gives the client the IM held in mem for the account email
@@ -126,7 +162,7 @@ func (s *session) heldOnItsWay(a *account) map[int64]bool {
 // no longer held (shown or dropped meanwhile), or it is on its way again.
 func (s *session) giveHeldAgain(mem *userMemory, email string, id int64) {
 	a := s.accountOf(email)
-	if s.mem != mem || a == nil || a.state != linkUp || s.heldOnItsWay(a)[id] {
+	if s.mem != mem || a == nil || a.state != linkUp || s.heldOnWay(a, false)[id] {
 		return
 	}
 	for _, se := range mem.heldFor(email) {
@@ -270,10 +306,8 @@ func (r *imSentReport) sent(ok bool) {
 			log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		})
 	}
-	if it.held != 0 && s.out.reported(mem, it.held) && !ok {
-		// Left out by a login or attach as on its way: given now.
-		held := it.held
-		s.post(call(func() { s.giveHeldAgain(mem, email, held) }))
+	if it.held != 0 {
+		s.out.reported(mem, email, it.held, ok)
 	}
 	s.out.inflight.Add(-size)
 	s.out.drained.Store(true)

@@ -391,7 +391,7 @@ func (s *session) loop() {
 			took = true
 		}
 		if s.out.drained.Swap(false) {
-			s.pumpOut()
+			s.afterReports()
 			took = true
 		}
 		if took {
