@@ -236,11 +236,35 @@ func (s *sqlStore) deleteByID(ctx context.Context, table, user, email string, id
 	})
 }
 
+// qAddNote adds a note for the user unless they have MaxNotes already.
+const qAddNote = `INSERT INTO notes (user_id, text, created) SELECT u.id, ?, ? FROM users u WHERE u.name = ?
+	AND (SELECT count(*) FROM notes n WHERE n.user_id = u.id) < ?`
+
+// qLockUser locks the user's row (PostgreSQL only) until the end of the
+// transaction, as qLockAccount does an account's.
+const qLockUser = qUserID + ` FOR NO KEY UPDATE`
+
 func (s *sqlStore) AddNote(ctx context.Context, user, text string) error {
-	res, err := s.exec(ctx, s.db, `INSERT INTO notes (user_id, text, created) SELECT u.id, ?, ? FROM users u WHERE u.name = ?
-		AND (SELECT count(*) FROM notes n WHERE n.user_id = u.id) < ?`,
-		text, micros(time.Now()), user, MaxNotes)
-	err = mustAffect(res, err, fmt.Sprintf("user %q", user))
+	args := []any{text, micros(time.Now()), user, MaxNotes}
+	var err error
+	if s.d == sqldb.SQLite {
+		// As in HoldIM: the statement's count sees every note before it.
+		res, xerr := s.exec(ctx, s.db, qAddNote, args...)
+		err = mustAffect(res, xerr, fmt.Sprintf("user %q", user))
+	} else {
+		// As in HoldIM: the user's row is locked first, so the notes
+		// added for one user take turns and each counts those before it.
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if err := s.queryRow(ctx, tx, qLockUser, user).Scan(new(int64)); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					err = fmt.Errorf("user %q: %w", user, ErrNotFound)
+				}
+				return err
+			}
+			res, err := s.exec(ctx, tx, qAddNote, args...)
+			return mustAffect(res, err, fmt.Sprintf("user %q", user))
+		})
+	}
 	if errors.Is(err, ErrNotFound) { // no such user, or they have MaxNotes
 		if _, err = s.userID(ctx, s.db, user); err == nil {
 			err = fmt.Errorf("user %q has %d notes: %w", user, MaxNotes, ErrFull)

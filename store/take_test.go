@@ -135,3 +135,63 @@ func TestHoldIMBoundUnderConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// TestAddNoteBoundUnderConcurrency: with one place left under MaxNotes,
+// notes added for the user at the same moment take it one only; the
+// others are refused with ErrFull and the user has MaxNotes, never more.
+// Several rounds, each a fresh race.
+func TestAddNoteBoundUnderConcurrency(t *testing.T) {
+	const (
+		rounds = 10
+		adders = 50
+	)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.name)
+			db := e.fresh(t)
+			s := db.open(t, testKey(1))
+			user, _ := userWithAccount(t, s)
+			raw, d := db.raw(t)
+			var id int64
+			if err := raw.QueryRow(d.Rebind(qUserID), user).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			for round := range rounds {
+				// MaxNotes-1 notes, written under the store at once.
+				if _, err := raw.Exec(d.Rebind(`DELETE FROM notes WHERE user_id = ?`), id); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := raw.Exec(d.Rebind(`WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+					INSERT INTO notes (user_id, text, created) SELECT ?, 'note', 0 FROM n`), MaxNotes-1, id); err != nil {
+					t.Fatal(err)
+				}
+				start := make(chan struct{})
+				errs := make(chan error, adders)
+				var wg sync.WaitGroup
+				for range adders {
+					wg.Go(func() {
+						<-start
+						errs <- s.AddNote(ctx, user, "racing")
+					})
+				}
+				close(start)
+				wg.Wait()
+				close(errs)
+				kept := 0
+				for err := range errs {
+					switch {
+					case err == nil:
+						kept++
+					case !errors.Is(err, ErrFull):
+						t.Errorf("round %d: AddNote: got %v, want nil or ErrFull", round, err)
+					}
+				}
+				notes, err := s.TakeNotes(ctx, user)
+				check(t, "TakeNotes", err)
+				if kept != 1 || len(notes) != MaxNotes {
+					t.Fatalf("round %d: %d of %d notes added at once were kept and the user has %d; want 1 kept and %d", round, kept, adders, len(notes), MaxNotes)
+				}
+			}
+		})
+	}
+}
