@@ -37,18 +37,35 @@ func (s *session) onBM(m *msim.Message) {
 	cv, _ := m.Int("cv")
 	msg, _ := m.Raw("msg")
 	err = s.srv.route(s.uid, msim.UID(to), typ, relayBM(typ, s.uid, m), msg, cv)
-	if errors.Is(err, errNoSuchUser) {
+	switch {
+	case err == nil:
+		return
+	case errors.Is(err, errNoSuchUser):
 		s.errorf(msim.ErrCodeBadUID, "%s%d", textNoSuchUser, to)
-	} else if errors.Is(err, errOfflineFull) {
+		return
+	case errors.Is(err, errOfflineFull):
 		s.logger().WithField("to", to).Info("offline IM refused: the recipient's offline mailbox is full")
-		s.errorf(ErrCodeNotStored, "%s%d.", textOfflineFull, to)
-	} else if errors.Is(err, errOfflineSenderFull) {
+	case errors.Is(err, errOfflineSenderFull):
 		s.logger().WithField("to", to).Info("offline IM refused: the sender has too much waiting for the recipient")
-		s.errorf(ErrCodeNotStored, "%s%d; wait until they log in.", textSenderFull, to)
-	} else if err != nil {
-		s.errorf(ErrCodeNotStored, "%s%d", textNotStored, to)
+	default:
 		s.logger().WithError(err).Warn("bm not delivered")
 	}
+	s.send(notStored(msim.UID(to), err))
+}
+
+// notStored is the error the sender of an IM to `to` gets when the IM was
+// neither delivered nor stored; err (from AddOffline) says why.
+func notStored(to msim.UID, err error) *msim.Message {
+	var text string
+	switch {
+	case errors.Is(err, errOfflineFull):
+		text = fmt.Sprintf("%s%d.", textOfflineFull, to)
+	case errors.Is(err, errOfflineSenderFull):
+		text = fmt.Sprintf("%s%d; wait until they log in.", textSenderFull, to)
+	default:
+		text = fmt.Sprintf("%s%d", textNotStored, to)
+	}
+	return msim.ErrorMessage(ErrCodeNotStored, false, text)
 }
 
 // relayBM is the wire form of the buddy message m from the sender from,

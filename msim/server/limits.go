@@ -45,6 +45,16 @@ const (
 	textRefusedConns = "The server refused the connection: "
 )
 
+// rescueFactor is how far past the offline caps the IMs a session closed
+// at once did not write (rescueIMs) may fill their recipient's mailbox:
+// up to rescueFactor times the caps on what waits for one recipient (its
+// messages and, when capped, its bytes; the cap per sender does not
+// apply). Each such session adds at most its send queue, but a client
+// that logs in again and again and reads nothing while a sender floods
+// it would add one every time; past the ceiling the IMs are refused and
+// their senders told, as for an IM the caps refuse.
+const rescueFactor = 2
+
 // capOf resolves a cap of Config: 0 takes def, a negative value is no cap
 // (0 for guard and the Store).
 func capOf[T int | int64](v, def T) T {
@@ -76,6 +86,10 @@ func (s *Server) initLimits() {
 		Messages:    maxOffline,
 		Bytes:       capOf(cfg.OfflinePerRecipientBytes, DefaultOfflinePerRecipientBytes),
 		SenderBytes: capOf(cfg.OfflinePerSenderBytes, DefaultOfflinePerSenderBytes),
+	}
+	s.rescueLimits = OfflineLimits{
+		Messages: rescueFactor * s.offlineLimits.Messages,
+		Bytes:    rescueFactor * s.offlineLimits.Bytes, // no cap stays no cap
 	}
 	s.sleep = sleep
 	_, _ = rand.Read(s.decoy[:])

@@ -349,3 +349,192 @@ func imsUntilClose(c *client, from msim.UID) map[int]int {
 		}
 	}
 }
+
+// mailboxStore is a Store that keeps, for one recipient, the bytes
+// waiting for it and the most there ever were, and hears of every
+// AddOffline for it (added, which drops what it cannot take).
+type mailboxStore struct {
+	Store
+	to    msim.UID
+	added chan struct{}
+
+	mu          sync.Mutex
+	bytes, most int64
+}
+
+func (b *mailboxStore) AddOffline(to msim.UID, m OfflineMessage, lim OfflineLimits) error {
+	if to != b.to {
+		return b.Store.AddOffline(to, m, lim)
+	}
+	b.mu.Lock()
+	err := b.Store.AddOffline(to, m, lim)
+	if err == nil {
+		b.bytes += int64(len(m.Body))
+		b.most = max(b.most, b.bytes)
+	}
+	b.mu.Unlock()
+	select {
+	case b.added <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+func (b *mailboxStore) TakeOffline(to msim.UID) ([]OfflineMessage, error) {
+	if to != b.to {
+		return b.Store.TakeOffline(to)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	got, err := b.Store.TakeOffline(to)
+	if err == nil {
+		b.bytes = 0
+	}
+	return got, err
+}
+
+func (b *mailboxStore) mostBytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.most
+}
+
+// TestRescueIsBounded: a recipient whose client logs in again and again
+// and reads nothing, while a sender floods it, has each session's unwritten
+// IMs stored past the offline caps (TestRescueIgnoresTheOfflineCaps), but
+// its mailbox never holds more than rescueFactor times the cap: the IMs
+// past that are refused, and their sender told. Every IM sent is delivered
+// once or refused with an error to its sender.
+func TestRescueIsBounded(t *testing.T) {
+	const (
+		cycles   = 12
+		capBytes = 256 << 10
+		marker   = 1 << 20 // the rids of requests sent after each flood
+	)
+	mem := &mailboxStore{Store: NewMemStore(), added: make(chan struct{}, 1)}
+	srv, addr := startServer(t, Config{SendQ: 256, OfflinePerRecipientBytes: capBytes, OfflinePerSenderBytes: -1}, mem)
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	mem.to = addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	alice := login(t, addr, "alice@example.com", "Secret1")
+
+	// alice reads throughout: the errors she gets, and the replies to the
+	// requests that end each flood.
+	refused := make(chan struct{}, 1<<16)
+	replies := make(chan int, cycles)
+	go func() {
+		_ = alice.nc.SetReadDeadline(time.Time{})
+		for {
+			m, err := alice.dec.Decode()
+			if err != nil {
+				return
+			}
+			if isError(ErrCodeNotStored)(m) {
+				refused <- struct{}{}
+			} else if m.Is("persistr") {
+				if p, err := msim.ParsePersist(m); err == nil && p.RID >= marker {
+					replies <- p.RID - marker
+				}
+			}
+		}
+	}()
+
+	pad := strings.Repeat("x", 32<<10)
+	seen := map[int]int{}
+	sent := 0
+	for cycle := range cycles {
+		select {
+		case <-mem.added:
+		default:
+		}
+		// bob reads nothing until his session is closed. His socket's
+		// buffer is not made small: read after a long stall, a small one
+		// lets the closed socket's rest come only slowly.
+		bob := login(t, addr, "bob@example.com", "hunter2")
+		// alice floods bob until his session overflows (the server
+		// stores for him: the rescue, or IMs after it).
+		stop := make(chan struct{})
+		flooded := make(chan int, 1)
+		go func(first int) {
+			n := 0
+			defer func() { flooded <- n }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = alice.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+				bm := msim.NewInt("bm", msim.BMIM).AddInt("sesskey", alice.key).AddInt("t", int(mem.to)).AddInt("cv", 673).
+					Add("msg", fmt.Sprintf("%d %s", first+n, pad))
+				if _, err := alice.nc.Write(msim.Encode(bm)); err != nil {
+					return
+				}
+				n++
+			}
+		}(sent)
+		select {
+		case <-mem.added:
+		case <-time.After(testWait):
+			t.Fatalf("cycle %d: IMs to a recipient who does not read, and nothing stored", cycle)
+		}
+		close(stop)
+		sent += <-flooded
+		// One more IM: its route waits for the closed session's writer
+		// to store (or refuse) what it did not write. It and every IM of
+		// the flood are routed once the server answers the request after
+		// it; the next cycle's login then finds what this one stored.
+		alice.bm(msim.BMIM, mem.to, fmt.Sprintf("%d %s", sent, pad))
+		sent++
+		alice.send((&msim.Persist{Cmd: msim.CmdGet, DSN: msim.PersistOwnIMInfo.DSN, LID: msim.PersistOwnIMInfo.LID,
+			UID: alice.uid, RID: marker + cycle}).Request(alice.key))
+		select {
+		case <-replies:
+		case <-time.After(testWait):
+			t.Fatalf("cycle %d: no reply to the request after the flood", cycle)
+		}
+		for i, n := range imsUntilClose(bob, alice.uid) {
+			seen[i] += n
+		}
+	}
+
+	// bob reads at last: what is stored, and what the last sessions'
+	// writers store after it (handed to this session).
+	bob := login(t, addr, "bob@example.com", "hunter2")
+	ims := make(chan int, 1<<16)
+	go func() {
+		_ = bob.nc.SetReadDeadline(time.Time{})
+		for {
+			m, err := bob.dec.Decode()
+			if err != nil {
+				return
+			}
+			if i := imIndex(m, alice.uid); i >= 0 {
+				ims <- i
+			}
+		}
+	}()
+	delivered, nrefused := 0, 0
+	for k := range seen {
+		delivered += seen[k]
+	}
+	for delivered+nrefused < sent {
+		select {
+		case i := <-ims:
+			seen[i]++
+			delivered++
+		case <-refused:
+			nrefused++
+		case <-time.After(testWait):
+			t.Fatalf("%d IMs sent: %d delivered, %d refused with an error; %d are lost", sent, delivered, nrefused, sent-delivered-nrefused)
+		}
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Errorf("IM %d arrived %d times", i, n)
+		}
+	}
+	if most, ceiling := mem.mostBytes(), int64(rescueFactor*capBytes); most > ceiling {
+		t.Errorf("bob's mailbox held %d bytes at most over %d cycles, want at most %d (%d times the cap)", most, cycles, ceiling, rescueFactor)
+	}
+	t.Logf("%d IMs sent: %d delivered, %d refused with an error; the mailbox held %d bytes at most", sent, delivered, nrefused, mem.mostBytes())
+}

@@ -148,6 +148,7 @@ type Server struct {
 	connCap       *guard.ConnLimiter
 	connLog       *guard.Quota // log lines of refused connections per address
 	offlineLimits OfflineLimits
+	rescueLimits  OfflineLimits                                    // the ceiling of rescueIMs (rescueFactor)
 	sleep         func(d time.Duration, done <-chan struct{}) bool // the login delay; tests replace it
 	decoy         msim.PasswordHash                                // checked for unknown e-mail addresses
 }

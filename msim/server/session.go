@@ -92,6 +92,7 @@ type session struct {
 	// stores the IMs it did not write for the next login (storeUnwritten);
 	// IMs refused meanwhile are stored after those (rescueWait).
 	rescue     rescueState
+	refused    []refusedIM // the writer's only: the IMs rescueIMs could not store
 	wake       chan struct{}
 	done       chan struct{}
 	writerDone chan struct{} // closed once the writer has stored what it had to
@@ -105,6 +106,13 @@ const (
 	rescuePending             // the writer will store the IMs it did not write
 	rescueDone                // it has
 )
+
+// refusedIM is an IM a closed session's writer could not store
+// (rescueIMs): its sender is told (tellRefused).
+type refusedIM struct {
+	from msim.UID
+	err  error // why, from AddOffline
+}
 
 // rescueWait returns a channel closed once the writer has stored the IMs
 // it did not write, if it has yet to: an IM the session refused is stored
@@ -145,12 +153,17 @@ func newSessionKey() int {
 }
 
 // send queues m for the client.
-func (s *session) send(m *msim.Message) bool {
+func (s *session) send(m *msim.Message) bool { return s.sendLimit(m, 0) }
+
+// sendBurst queues m as part of a burst (enqueueBurst).
+func (s *session) sendBurst(m *msim.Message) bool { return s.sendLimit(m, 1) }
+
+func (s *session) sendLimit(m *msim.Message, burst int) bool {
 	if l := s.logger(); l.Logger.IsLevelEnabled(logrus.DebugLevel) {
 		l.WithField("msg", m.String()).Debug("send")
 	}
 	s.srv.metrics.sent(m)
-	return s.enqueue(msim.Encode(m))
+	return s.enqueueLimit(msim.Encode(m), burst)
 }
 
 // sendPersist queues the persistr reply r, its body written straight into
@@ -186,9 +199,11 @@ const (
 )
 
 // enqueueBurst queues part of the login burst (presences of up to
-// MaxContacts contacts, up to maxOffline stored IMs), or the stored IMs
-// Mailbox hands a session: bounded by those limits rather than by SendQ,
-// so a long mailbox cannot make every login overflow.
+// MaxContacts contacts, up to maxOffline stored IMs), the stored IMs
+// Mailbox hands a session, or the errors for a sender's IMs that a closed
+// session's writer refused (tellRefused, at most that session's queue):
+// bounded by those limits rather than by SendQ, so a long mailbox cannot
+// make every login overflow, nor one closed session its senders'.
 func (s *session) enqueueBurst(b []byte) bool { return s.enqueueLimit(b, 1) }
 
 // enqueueLimit queues b; burst > 0 marks it as part of a burst
@@ -291,7 +306,9 @@ var keepaliveWire = msim.Encode(msim.New("ka", ""))
 func (s *session) writeLoop() {
 	defer s.srv.wg.Done()
 	var w writer
-	defer close(s.writerDone) // last, even after a panic
+	// Once nobody waits for the writer any more.
+	defer s.tellRefused()
+	defer close(s.writerDone) // even after a panic
 	defer s.recoverAndLog()
 	defer s.storeUnwritten(&w)
 	// The keepalive timer is not moved by every write: when it fires, it
@@ -401,7 +418,9 @@ func (s *session) storeUnwritten(w *writer) {
 	stored := func() int {
 		s.srv.offlineMu.Lock()
 		defer s.srv.offlineMu.Unlock()
-		return s.rescueIMs(left)
+		stored, refused := s.rescueIMs(left)
+		s.refused = refused
+		return stored
 	}()
 	if stored > 0 && s.srv.reg.session(s.uid) != s {
 		// Another session took over meanwhile (a newer login, here or
@@ -462,9 +481,12 @@ func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
 // gets them at the next login rather than never. The offline caps do not
 // apply: they refuse an IM for an offline user, whose sender is told, and
 // these were taken for delivery (their senders told nothing); what they
-// add is bounded by the session's queue. The writer calls it as it ends,
-// holding offlineMu. It returns how many it stored.
-func (s *session) rescueIMs(msgs [][]byte) (stored int) {
+// add is bounded by the session's queue. Logins that read nothing would
+// each add that much, so the mailbox is bounded by the ceiling
+// rescueFactor sets: past it, or when the store fails, an IM is refused,
+// and its sender is told (tellRefused). The writer calls it as it ends,
+// holding offlineMu. It returns how many it stored, and those it refused.
+func (s *session) rescueIMs(msgs [][]byte) (stored int, refused []refusedIM) {
 	for _, b := range msgs {
 		if !isStoredIM(b) {
 			continue
@@ -480,15 +502,36 @@ func (s *session) rescueIMs(msgs [][]byte) (stored int) {
 			t = time.Unix(int64(d), 0).UTC()
 		}
 		om := OfflineMessage{From: msim.UID(from), Time: t, CV: cv, Body: m.StrOr("msg", "")}
-		if err := s.srv.store.AddOffline(s.uid, om, OfflineLimits{}); err != nil {
-			s.logger().WithError(err).WithField("from", from).Error("an IM for a closed session could not be stored; it is lost")
+		if err := s.srv.store.AddOffline(s.uid, om, s.srv.rescueLimits); err != nil {
+			log := s.logger().WithField("from", from)
+			if errors.Is(err, errOfflineFull) {
+				log.Info("an IM the session could not take was refused: its mailbox is full even for those; its sender is told")
+			} else {
+				log.WithError(err).Error("an IM for a closed session could not be stored; its sender is told")
+			}
+			refused = append(refused, refusedIM{from: msim.UID(from), err: err})
 			continue
 		}
 		s.srv.metrics.storedIMs(1)
 		stored++
 		s.logger().WithField("from", from).Info("an IM the session could not take was stored for its next login")
 	}
-	return stored
+	return stored, refused
+}
+
+// tellRefused tells the sender of each IM rescueIMs refused, if logged in
+// here, with the error onBM gives for an IM the offline caps refuse. The
+// errors come at once, as a burst (enqueueBurst). A sender who is not
+// logged in here cannot be told (in a cluster, one on another node):
+// that is logged.
+func (s *session) tellRefused() {
+	defer s.recoverAndLog()
+	for _, r := range s.refused {
+		if ss := s.srv.reg.session(r.from); ss == nil || !ss.sendBurst(notStored(s.uid, r.err)) {
+			s.logger().WithField("from", r.from).Warn("an IM for a closed session was refused, and its sender is not logged in here to be told")
+		}
+	}
+	s.refused = nil
 }
 
 // readLoop decodes and handles the client's messages until the connection
