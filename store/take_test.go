@@ -104,28 +104,10 @@ func TestHoldIMBoundUnderConcurrency(t *testing.T) {
 					INSERT INTO held_ims (account_id, seq, sender, text, sent, offline) SELECT ?, i, 42, 'spam', 0, FALSE FROM n`), MaxHeld-1, acct); err != nil {
 					t.Fatal(err)
 				}
-				start := make(chan struct{})
-				errs := make(chan error, holders)
-				var wg sync.WaitGroup
-				for i := range holders {
-					wg.Go(func() {
-						<-start
-						_, err := s.HoldIM(ctx, user, email, HeldIM{Seq: int64(MaxHeld + i), From: 42, Text: "racing"})
-						errs <- err
-					})
-				}
-				close(start)
-				wg.Wait()
-				close(errs)
-				kept := 0
-				for err := range errs {
-					switch {
-					case err == nil:
-						kept++
-					case !errors.Is(err, ErrFull):
-						t.Errorf("round %d: HoldIM: got %v, want nil or ErrFull", round, err)
-					}
-				}
+				kept := keptAtOnce(t, round, "HoldIM", holders, func(i int) error {
+					_, err := s.HoldIM(ctx, user, email, HeldIM{Seq: int64(MaxHeld + i), From: 42, Text: "racing"})
+					return err
+				})
 				held, err := s.HeldIMs(ctx, user, email)
 				check(t, "HeldIMs", err)
 				if kept != 1 || len(held) != MaxHeld {
@@ -165,27 +147,7 @@ func TestAddNoteBoundUnderConcurrency(t *testing.T) {
 					INSERT INTO notes (user_id, text, created) SELECT ?, 'note', 0 FROM n`), MaxNotes-1, id); err != nil {
 					t.Fatal(err)
 				}
-				start := make(chan struct{})
-				errs := make(chan error, adders)
-				var wg sync.WaitGroup
-				for range adders {
-					wg.Go(func() {
-						<-start
-						errs <- s.AddNote(ctx, user, "racing")
-					})
-				}
-				close(start)
-				wg.Wait()
-				close(errs)
-				kept := 0
-				for err := range errs {
-					switch {
-					case err == nil:
-						kept++
-					case !errors.Is(err, ErrFull):
-						t.Errorf("round %d: AddNote: got %v, want nil or ErrFull", round, err)
-					}
-				}
+				kept := keptAtOnce(t, round, "AddNote", adders, func(int) error { return s.AddNote(ctx, user, "racing") })
 				notes, err := s.TakeNotes(ctx, user)
 				check(t, "TakeNotes", err)
 				if kept != 1 || len(notes) != MaxNotes {
@@ -194,4 +156,32 @@ func TestAddNoteBoundUnderConcurrency(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keptAtOnce runs add(0)…add(n-1) at the same moment and returns how many
+// were kept (nil); any error but ErrFull is reported as op's.
+func keptAtOnce(t *testing.T, round int, op string, n int, add func(i int) error) int {
+	t.Helper()
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs <- add(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	kept := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			kept++
+		case !errors.Is(err, ErrFull):
+			t.Errorf("round %d: %s: got %v, want nil or ErrFull", round, op, err)
+		}
+	}
+	return kept
 }
