@@ -642,14 +642,19 @@ func (b *Bridge) memoryOf(name string) *userMemory {
 // forget drops what the bridge remembers of an ephemeral user: what comes
 // for them from now on is lost (forgotten). It returns what their memory
 // still held, lost with it (takeLost), for the caller to tell (tellLost)
-// or, with no session left to tell, log (logLost). Caller holds b.mu.
+// or, with no session left to tell, log (logLost); they count as
+// dropped. Caller holds b.mu.
 func (b *Bridge) forget(u User) []lostHeld {
 	m := b.memory[u.Name]
 	if m == nil {
 		return nil
 	}
 	delete(b.memory, u.Name)
-	return m.takeLost()
+	lost := m.takeLost()
+	for _, l := range lost {
+		b.met.imsDropped(l.n)
+	}
+	return lost
 }
 
 // logLost logs the IMs held for an ephemeral user that were lost as the

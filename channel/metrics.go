@@ -307,6 +307,13 @@ func (m *bridgeMetrics) imDropped() {
 	}
 }
 
+// imsDropped counts n IMs lost at once (a forgotten memory's).
+func (m *bridgeMetrics) imsDropped(n int) {
+	if m != nil && n > 0 {
+		m.dropped.Add(float64(n))
+	}
+}
+
 // imNotTaken counts an IM the queue would not take: refused when the user
 // just typed it, dropped when it was taken before (unsent by a link that
 // died).
