@@ -1,11 +1,13 @@
 package channel
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
 )
 
 // The IMs held for a user who keeps nothing, lost as the bridge forgets
@@ -42,6 +44,40 @@ func TestForgottenHeldIMsCountDropped(t *testing.T) {
 			tc.leave(r)
 			if got := promtest.Value(t, reg, "msimircd_ims_dropped_total") - before; got != 3 {
 				t.Errorf("IMs counted dropped as the memory was forgotten: got %v, want 3", got)
+			}
+		})
+	}
+}
+
+// The history entries a failed drop leaves out count as dropped from the
+// history (msimircd_history_dropped_total), as any other entry left out
+// does: those past what the session keeps while the drop is under way,
+// and, for a session that ended meanwhile, those the history's writer
+// refuses as the drop's worker records them.
+func TestDropsLeftOutHistoryCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(r *rig)
+		want float64
+	}{
+		{"the drop fails", func(r *rig) {
+			r.s.dropping, r.s.dropHistLost = true, 2
+			r.s.dropped(replyCtx{}, "alice", errors.New("disk full"), nil)
+		}, 2},
+		{"the drop fails after the session ended", func(r *rig) {
+			w := startHistoryWriter(nil, false, quietLog(), nil, time.Hour)
+			w.close() // refuses every entry
+			r.s.b.hist = w
+			e := store.HistoryEntry{MsgID: "m1", Time: time.Now(), Account: r.a.cfg.Email, Buddy: 7, Kind: kindIM, Text: "kept meanwhile"}
+			r.s.b.keepDropLeftovers("alice", dropLeftovers{hist: []store.HistoryEntry{e}, lost: 2}, r.s.log)
+		}, 2 + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, reg := metricsRig(t)
+			before := promtest.Value(t, reg, "msimircd_history_dropped_total")
+			tc.fail(r)
+			if got := promtest.Value(t, reg, "msimircd_history_dropped_total") - before; got != tc.want {
+				t.Errorf("history entries counted dropped: got %v, want %v", got, tc.want)
 			}
 		})
 	}

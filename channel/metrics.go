@@ -107,6 +107,13 @@ func (m *bridgeMetrics) historyDropped() {
 	}
 }
 
+// historyDroppedN counts n entries left out of the history at once.
+func (m *bridgeMetrics) historyDroppedN(n int) {
+	if m != nil && n > 0 {
+		m.histDrop.Add(float64(n))
+	}
+}
+
 // historyQueued moves the count of entries waiting for the history's
 // writer by delta.
 func (m *bridgeMetrics) historyQueued(delta int) {

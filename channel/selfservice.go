@@ -417,6 +417,7 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 		s.markersResume()
 		s.reply(s.where(r), "Dropping failed: %v. Nothing was deleted: your registration and accounts are kept.", errStore)
 		if lost > 0 {
+			s.b.met.historyDroppedN(lost)
 			s.log.WithField("entries", lost).Warn("history: entries that came while a drop failed were left out")
 			s.reply(s.where(r), "%d IMs that came while the drop was under way are missing from your history (they were delivered as usual).", lost)
 		}
@@ -526,10 +527,12 @@ func (s *session) dropEnd() {
 // are recorded and the read markers written, off any session.
 func (b *Bridge) keepDropLeftovers(name string, l dropLeftovers, log *logrus.Entry) {
 	if l.lost > 0 {
+		b.met.historyDroppedN(l.lost)
 		log.WithField("entries", l.lost).Warn("history: entries that came while a drop failed were left out")
 	}
 	if b.hist != nil {
 		failed := func(err error) {
+			b.met.historyDropped()
 			log.WithError(err).Error("store: an IM was not added to the history")
 		}
 		for _, e := range l.hist {
