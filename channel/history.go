@@ -46,7 +46,7 @@ const maxDropHist = 4096
 
 // record has e appended to the user's history by the bridge's history
 // writer. History is a record: a failure is logged and told to the user
-// once per session, and delivery goes on.
+// once (historyFailure), and delivery goes on.
 func (s *session) record(e store.HistoryEntry) {
 	if !s.historyOn() {
 		if s.dropping { // kept until the drop's end: it may fail
@@ -67,7 +67,8 @@ func (s *session) record(e store.HistoryEntry) {
 }
 
 // historyFailure is the session's callback for an entry its history left
-// out: counted, logged and told to the user once per session.
+// out: counted, logged and told to the user once (historyFullOnce,
+// historyFailedOnce).
 func (s *session) historyFailure() func(error) {
 	if s.histFailed == nil {
 		// Made once, not per entry (the history's garbage is the IMs'
@@ -86,8 +87,9 @@ func (s *session) historyFailure() func(error) {
 	return s.histFailed
 }
 
-// historyFullOnce logs, and tells the user, once per session, that the
-// history left entries out because the store was behind.
+// historyFullOnce logs, and tells the user, once while the session is
+// theirs, that the history left entries out because the store was
+// behind.
 func (s *session) historyFullOnce(log *logrus.Entry) {
 	if s.historyFull {
 		return
@@ -98,7 +100,8 @@ func (s *session) historyFullOnce(log *logrus.Entry) {
 		Text: "The gateway is too busy to keep your history just now: some IMs are missing from it (they were delivered as usual)."})
 }
 
-// historyFailedOnce tells the user, once per session, that history failed.
+// historyFailedOnce tells the user, once while the session is theirs,
+// that history failed.
 func (s *session) historyFailedOnce() {
 	if s.historyFailed {
 		return

@@ -620,7 +620,8 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		<-prev.done   // it has logged out of MSIM and held what it had
 	}
 	s.log = b.log.WithField("user", u.Name)
-	s.histFailed = nil
+	// The history told of is the user's: the new user is told of theirs.
+	s.histFailed, s.historyFull, s.historyFailed = nil, false, false
 	r = s.where(r)
 	s.tellLost(lost)
 	for _, n := range s.mem.takeNotes() {

@@ -120,7 +120,8 @@ type session struct {
 	nattached atomic.Int32
 	sender    *attachment // the connection whose input is being handled
 	// historyFailed is set once the user was told the history failed,
-	// historyFull once they were told it left entries out.
+	// historyFull once they were told it left entries out; both are
+	// cleared as the session becomes another user's (becomeUser).
 	historyFailed, historyFull bool
 	// histFailed is what the history writer calls for an entry it could
 	// not append (made by record; nil again when the log changes).
