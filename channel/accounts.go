@@ -194,7 +194,7 @@ func (s *session) accountDel(r replyCtx, a *account) {
 	}
 	s.failQueue(a, "the account was deleted")
 	email := a.cfg.Email
-	s.removeAccount(a, "")
+	s.removeAccount(a, "", "as the account was deleted")
 	s.mem.forgetAccount(email)
 	if r.a == a {
 		r = replyCtx{} // its channel is gone: answer in private

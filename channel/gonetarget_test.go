@@ -23,8 +23,8 @@ func TestMessageToANickGoneMeanwhileIsRefused(t *testing.T) {
 		{"renamed", "bob", "hi bob", func(r *rig) {
 			r.s.command(replyCtx{a: r.a, target: r.a.channel}, "rename bob rob")
 		}},
-		{"account removed", "bob", "hi bob", func(r *rig) { r.s.removeAccount(r.a, "") }},
-		{"control channel removed", "&alice", "bob: hi bob", func(r *rig) { r.s.removeAccount(r.a, "") }},
+		{"account removed", "bob", "hi bob", func(r *rig) { r.s.removeAccount(r.a, "", "as the account was deleted") }},
+		{"control channel removed", "&alice", "bob: hi bob", func(r *rig) { r.s.removeAccount(r.a, "", "as the account was deleted") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, cl := bobLoggedIn(t)
@@ -57,7 +57,7 @@ func TestGoneTargetNoticeAndCTCP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, _ := bobLoggedIn(t)
-			r.s.removeAccount(r.a, "")
+			r.s.removeAccount(r.a, "", "as the account was deleted")
 			r.s.onIRC(ircd.Input{Command: tc.command, Target: tc.target, Text: tc.text, MsgID: "m1"})
 			got := r.irc.said("NOT sent")
 			switch {

@@ -88,7 +88,7 @@ func TestMetricsLinkStates(t *testing.T) {
 	cl.push(msim.DisconnectedEvent{Reason: msim.DisconnectKicked, Err: errors.New("logged in elsewhere")})
 	r.stepUntil("kicked", func() bool { return r.a.state == linkStopped })
 	inState("kicked", "stopped")
-	r.s.release(r.a)
+	r.s.release(r.a, "as you disconnected")
 	accountsIn(t, reg, 0)
 
 	for _, tc := range []struct {

@@ -308,12 +308,12 @@ func (s *session) applyAccounts(next []Account) {
 		case i < 0:
 			email := a.cfg.Email
 			s.failQueue(a, "the account was removed from the gateway's configuration")
-			s.removeAccount(a, "")
+			s.removeAccount(a, "", "as the gateway's configuration changed")
 			s.mem.forgetAccount(email)
 			s.reply(replyCtx{}, "The account %s was removed from the gateway's configuration, with everything kept for it.", email)
 		case !sameAccount(a.cfg, next[i]):
 			at := slices.Index(s.accounts, a)
-			s.removeAccount(a, "")
+			s.removeAccount(a, "", "as the gateway's configuration changed")
 			na := s.newAccount(next[i])
 			s.accounts = slices.Insert(s.accounts, at, na)
 			s.reply(replyCtx{}, "The account %s was changed in the gateway's configuration: it logs in again.", na.cfg.Email)

@@ -13,7 +13,7 @@ import (
 func TestLoginOfARemovedAccountKeepsItsIMs(t *testing.T) {
 	r := newRig(t, nil)
 	r.s.start() // autoconnect: the login is under way
-	r.s.removeAccount(r.a, "")
+	r.s.removeAccount(r.a, "", "as the account was deleted")
 	cl := &fakeMSIM{events: []msim.Event{msim.IMEvent{From: 42, Text: "while you were logging in", Offline: true}}}
 	r.okDial(cl)
 	func() {
@@ -44,7 +44,7 @@ func TestStrangerKnownAfterTheAccountWasRemoved(t *testing.T) {
 	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
 	cl.push(msim.IMEvent{From: 42, Text: "who am I?"})
 	r.stepUntil("the stranger's IM taken", func() bool { _, ok := r.a.pending[42]; return ok })
-	r.s.removeAccount(r.a, "")
+	r.s.removeAccount(r.a, "", "as the account was deleted")
 	r.step() // the stranger's profile
 	if n := r.s.nicks.Len(); n != 0 {
 		t.Errorf("got %d nicks after the account was removed, want none: %v", n, r.s.nicks.All()[0].nick)

@@ -134,7 +134,7 @@ func (s *session) provision(r replyCtx, d *storeDirectory, nick, name, password 
 		}
 		if old.Ephemeral {
 			for _, a := range slices.Clone(s.accounts) {
-				s.removeAccount(a, "The account without a password is replaced by your registered one.")
+				s.removeAccount(a, "The account without a password is replaced by your registered one.", "as your accounts changed")
 			}
 			have = nil
 		}
@@ -441,7 +441,7 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	s.b.mu.Unlock()
 	s.markersResume() // the user is gone: they end unwritten
 	for _, a := range slices.Clone(s.accounts) {
-		s.removeAccount(a, "Your registration was dropped.")
+		s.removeAccount(a, "Your registration was dropped.", "as your registration was dropped")
 	}
 	// What closing them left to tell (holdTaken) is in the new memory,
 	// which keeps it for a next connection that never comes: it is told
@@ -561,7 +561,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		return
 	}
 	for _, a := range slices.Clone(s.accounts) {
-		s.removeAccount(a, "")
+		s.removeAccount(a, "", "as your accounts changed")
 	}
 	if old.Ephemeral {
 		// What closing them left to tell (holdTaken) is in a memory the
@@ -667,12 +667,14 @@ func (s *session) where(r replyCtx) replyCtx {
 	return r
 }
 
-// removeAccount takes an account out of the session: it logs out (what its
-// link still held is kept), its buddies and control channel go. What the
-// user typed for it while its link was down stays kept.
-func (s *session) removeAccount(a *account, why string) {
+// removeAccount takes an account out of the session: it logs out (release:
+// what its link still held is kept, and what it leaves to tell says the
+// link closed as), its buddies and control channel go; why, if not empty,
+// is said in its control channel. What the user typed for it while its
+// link was down stays kept.
+func (s *session) removeAccount(a *account, why, as string) {
 	a.gen++
-	s.release(a)
+	s.release(a, as)
 	a.state = linkStopped // uncounted by release: not setState
 	if why != "" && a.joined {
 		s.say(a, "%s", why)

@@ -520,7 +520,7 @@ func (s *session) shutdown() {
 		s.countAttached(-n)
 	}
 	for _, a := range s.accounts {
-		s.release(a)
+		s.release(a, "as you disconnected")
 		a.queue = nil // kept by the user's memory for the next session
 	}
 	for ; s.dialing > 0; s.dialing-- { // results that will not be handled
@@ -567,13 +567,15 @@ func (s *session) shutdown() {
 	}
 }
 
-// release ends an account's link as the session lets it go: the IMs from
-// strangers whose profile was still being fetched and what the MSIM client
-// still held are kept for the user's next session, and no timer runs on.
+// release ends an account's link as the session lets it go (as says why,
+// in what the link leaves to tell: "as you disconnected"): the IMs from
+// strangers whose profile was still being fetched and what the MSIM
+// client still held are kept for the user's next session, and no timer
+// runs on.
 // It returns once what the memory's writer was given is written (settle):
 // what comes next (the user's next session, here or on another instance,
 // or the account's or user's deletion) finds it in the store.
-func (s *session) release(a *account) {
+func (s *session) release(a *account, as string) {
 	a.owner = s.ownerNow()
 	for _, evs := range a.pending {
 		for _, se := range evs {
@@ -588,15 +590,16 @@ func (s *session) release(a *account) {
 	if cl := a.client; cl != nil {
 		a.client = nil
 		_ = cl.Close()
-		s.holdTaken(a, cl.TakeEvents(nil))
+		s.holdTaken(a, cl.TakeEvents(nil), as)
 	}
 	s.mem.settle()
 }
 
 // holdTaken keeps the IMs of events taken from a client closed as the user
 // left, and notes for the next connection the IMs of theirs it never sent
-// and those for them it dropped (droppedText).
-func (s *session) holdTaken(a *account, evs []msim.Event) {
+// (saying why the link closed: as) and those for them it dropped
+// (droppedText).
+func (s *session) holdTaken(a *account, evs []msim.Event, as string) {
 	for _, ev := range evs {
 		s.holdIM(a, ev)
 		d, ok := ev.(msim.DisconnectedEvent)
@@ -608,7 +611,7 @@ func (s *session) holdTaken(a *account, evs []msim.Event) {
 		}
 		for _, im := range d.Unsent {
 			s.b.met.imDropped()
-			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link closed as you disconnected): %s", s.nickOf(a, im.To), im.Text))
+			s.mem.note(fmt.Sprintf("Not sent to %s (the MSIM link closed %s): %s", s.nickOf(a, im.To), as, im.Text))
 		}
 		for _, im := range d.Unconfirmed {
 			s.mem.note(fmt.Sprintf("Maybe not received by %s (the MSIM link closed just after it was sent): %s", s.nickOf(a, im.To), im.Text))

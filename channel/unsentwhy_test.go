@@ -1,0 +1,74 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// An IM the user typed that an account's MSIM client never sent, as the
+// account closed, is told with why the link closed: the user did not
+// disconnect when a drop, identify, register, account del or the
+// gateway's configuration closed it.
+func TestUnsentNoteSaysWhyTheLinkClosed(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		close func(t *testing.T, r *rig)
+		why   string
+	}{
+		{"the session ends", func(t *testing.T, r *rig) {
+			r.s.cancel()
+			r.s.shutdown()
+		}, "as you disconnected"},
+		{"drop", func(t *testing.T, r *rig) {
+			r.s.dropped(replyCtx{}, "alice", nil, nil)
+		}, "as your registration was dropped"},
+		{"identify or register", func(t *testing.T, r *rig) {
+			r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, r.s.user)
+		}, "as your accounts changed"},
+		{"account del", func(t *testing.T, r *rig) {
+			ctx := context.Background()
+			st := sqliteStore(t)
+			if _, err := st.CreateUser(ctx, "alice", store.UnusablePasswordHash()); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.AddAccount(ctx, "alice", store.Account{Email: r.a.cfg.Email, Password: "pw"}); err != nil {
+				t.Fatal(err)
+			}
+			r.s.b.users = &storeDirectory{st: st}
+			r.s.user.registered = true
+			r.s.accountDel(replyCtx{}, r.a)
+		}, "as the account was deleted"},
+		{"the gateway's configuration", func(t *testing.T, r *rig) {
+			r.s.applyAccounts(nil)
+		}, "as the gateway's configuration changed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			mem := r.s.mem
+			cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+			r.okDial(cl)
+			r.s.start()
+			r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+			cl.mu.Lock() // taken as the account closes
+			cl.events = append(cl.events, msim.DisconnectedEvent{Reason: msim.DisconnectClosed, Err: errors.New("closed"),
+				Unsent: []msim.OutgoingIM{{To: 7, Text: "typed one"}}})
+			cl.mu.Unlock()
+			tc.close(t, r)
+			told := r.irc.said("Not sent to bob")
+			for _, n := range mem.takeNotes() { // kept for the next connection
+				if strings.Contains(n, "Not sent to bob") {
+					told = append(told, n)
+				}
+			}
+			want := "Not sent to bob (the MSIM link closed " + tc.why + "): typed one"
+			if len(told) != 1 || !strings.HasSuffix(told[0], want) {
+				t.Errorf("told %q; want once %q", told, want)
+			}
+		})
+	}
+}
