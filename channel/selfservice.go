@@ -576,8 +576,18 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		// connection joins it there, and this session, holding nothing
 		// of u's, ends.
 		b.mu.Unlock()
-		moved, err := s.handOver(s.cl.ats[0], prev)
+		at := s.cl.ats[0]
+		moved, err := s.handOver(at, prev)
 		if moved {
+			if old.Ephemeral {
+				// This session ends, and with it what the bridge keeps of
+				// old: forgotten now, while the connection is there to
+				// be told.
+				b.mu.Lock()
+				lost := b.forget(old)
+				b.mu.Unlock()
+				s.tellLostOn(at, lost)
+			}
 			return
 		}
 		if err != nil {
@@ -652,11 +662,45 @@ func (s *session) tellNotes() {
 // it left, who keeps nothing, lost as the bridge forgot them (forget).
 func (s *session) tellLost(lost []lostHeld) {
 	for _, l := range lost {
-		s.log.WithField("account", l.email).WithField("lost", l.n).Warn("IMs held for a user without a password were lost as the session became another user's; they are told")
-		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: fmt.Sprintf(
-			"MSIM account %s: IMs sent to you were lost: %d from %s were held for it when your accounts changed, and what they were held for keeps nothing (a nick without a password, or a dropped registration).",
-			l.email, l.n, strings.Join(l.from, ", "))})
+		logTold(s.log, l)
+		s.irc.Deliver(lostNotice(s.b.cfg.ServiceNick, l))
 	}
+}
+
+// tellLostOn tells the connection at, which this session handed over to
+// another (handOver), of the IMs held for the user it left, who keeps
+// nothing, lost as the bridge forgot them (forget): on that session's
+// goroutine, after the connection's world there is built. If the
+// connection has left meanwhile, they are logged (logLost).
+func (s *session) tellLostOn(at *attachment, lost []lostHeld) {
+	if len(lost) == 0 {
+		return
+	}
+	b, u, log := s.b, s.user, s.log // nothing of s is read on the other session's goroutine
+	untold := func() { b.logLost(u, lost) }
+	at.do(func(to *session) {
+		if !to.cl.attached(at) {
+			untold()
+			return
+		}
+		for _, l := range lost {
+			logTold(log, l)
+			at.c.Deliver(lostNotice(b.cfg.ServiceNick, l))
+		}
+	}, untold)
+}
+
+// logTold logs l, told to the user.
+func logTold(log *logrus.Entry, l lostHeld) {
+	log.WithField("account", l.email).WithField("lost", l.n).Warn("IMs held for a user without a password were lost as the session became another user's; they are told")
+}
+
+// lostNotice, from the service nick svc, tells of l, lost as the bridge
+// forgot the memory that held them.
+func lostNotice(svc string, l lostHeld) ircd.Delivery {
+	return ircd.Delivery{Command: "NOTICE", From: svc, Text: fmt.Sprintf(
+		"MSIM account %s: IMs sent to you were lost: %d from %s were held for it when your accounts changed, and what they were held for keeps nothing (a nick without a password, or a dropped registration).",
+		l.email, l.n, strings.Join(l.from, ", "))}
 }
 
 // where is r, or a private reply once r's channel is gone.
