@@ -649,6 +649,14 @@ func (c *Client) onPersist(m *Message) {
 		return
 	}
 	c.mu.Unlock()
+	if p.IsError() {
+		// An error reply to a request given up (the 2007 server timed
+		// out alerts polls so): it pushes nothing, and its body's keys
+		// (ErrorMessage) are no alerts.
+		c.logger().WithFields(map[string]any{"kind": p.Kind(), "rid": p.RID}).
+			WithField("error", p.ErrorMessage()).Debug("msim: error reply to no pending request")
+		return
+	}
 	switch p.Kind() {
 	case PersistAlerts, PersistAlertsAlt:
 		if a := alertsOf(p.Body); len(a) > 0 {

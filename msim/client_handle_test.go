@@ -1,0 +1,62 @@
+package msim
+
+// Unit tests of what the reader makes of single messages from the server,
+// handled without a connection.
+
+import (
+	"reflect"
+	"testing"
+)
+
+// handler is a client that only handles messages: no connection, its
+// contact table built (empty), its events taken by the test.
+func handler(t *testing.T) *Client {
+	t.Helper()
+	cfg := ClientConfig{Notify: func() {}, Log: testLog(t)}
+	cfg.setDefaults()
+	c := newClient(cfg, nil)
+	c.listed = true
+	return c
+}
+
+// handleRaw handles the wire message raw and returns the events it made.
+func handleRaw(t *testing.T, c *Client, raw string) []Event {
+	t.Helper()
+	m, err := ParseMessage([]byte(raw))
+	if err != nil {
+		t.Fatalf("ParseMessage(%q): %v", raw, err)
+	}
+	c.handle(m)
+	return c.TakeEvents(nil)
+}
+
+// captureWire returns the wire form of message n of the 2007 capture.
+func captureWire(t *testing.T, n int) string {
+	t.Helper()
+	for _, m := range loadCapture(t) {
+		if m.N == n {
+			if !m.Complete {
+				t.Fatalf("capture message %d is not complete", n)
+			}
+			return m.Wire
+		}
+	}
+	t.Fatalf("no capture message %d", n)
+	return ""
+}
+
+// TestLateAlertsErrorIsNoAlert: the 2007 server answered an alerts poll
+// (7/18) with an error reply, cmd 1025, whose body holds a junk key and
+// ErrorMessage. Arriving after the client gave up the poll, it is not a
+// pushed alert; the server's pushed alerts still are.
+func TestLateAlertsErrorIsNoAlert(t *testing.T) {
+	t.Parallel()
+	c := handler(t)
+	if evs := handleRaw(t, c, captureWire(t, 44)); len(evs) != 0 {
+		t.Errorf("late error reply to an alerts poll: got %#v, want no event", evs)
+	}
+	want := []Event{AlertEvent{Alerts: []string{"EventInvitation", "Mail"}}}
+	if evs := handleRaw(t, c, captureWire(t, 76)); !reflect.DeepEqual(evs, want) {
+		t.Errorf("pushed alerts: got %#v, want %#v", evs, want)
+	}
+}
