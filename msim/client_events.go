@@ -701,7 +701,7 @@ func (c *Client) onBM(m *Message) {
 			z, _ := markup.ParseZap(body)
 			c.emit(ZapEvent{From: uid, Zap: z, Time: c.receivedAt()})
 		default:
-			if typ == BMAction && (body == "" || len(body) > 3 && body[:3] == "!!!") {
+			if typ == BMAction && (body == "" || isChatControl(body)) {
 				c.logger().WithField("from", uid).Debug("msim: ignoring group-chat control message")
 				return
 			}
@@ -745,6 +745,21 @@ func (c *Client) onBM(m *Message) {
 		// 4 (add notify), 122 (media), 124, 126, 200: no useful payload.
 		c.logger().WithFields(map[string]any{"bm": typ, "from": uid}).Debug("msim: ignoring buddy message")
 	}
+}
+
+// chatControls start the bm 121 bodies that are no text (spec §8): the
+// group-chat controls, and a zap ParseZap could not read.
+var chatControls = [...]string{"!!!GroupCount=", "!!!Offline=", "!!!ExitChat", "!!!ZAP_SEND!!!"}
+
+// isChatControl reports whether a bm 121 body is one of chatControls. Any
+// other text is an IM (spec §4.2), even one that starts with "!!!".
+func isChatControl(body string) bool {
+	for _, p := range chatControls {
+		if strings.HasPrefix(body, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Client) onError(m *Message) {

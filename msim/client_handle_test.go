@@ -60,3 +60,23 @@ func TestLateAlertsErrorIsNoAlert(t *testing.T) {
 		t.Errorf("pushed alerts: got %#v, want %#v", evs, want)
 	}
 }
+
+// TestActionTextStartingWithBangs: a bm 121 carrying text is an IM (spec
+// §4.2), even text that starts with "!!!"; only the group-chat controls
+// (spec §8), an empty body and an unreadable zap are not.
+func TestActionTextStartingWithBangs(t *testing.T) {
+	t.Parallel()
+	c := handler(t)
+	for _, body := range []string{"!!!GroupCount=3", "!!!Offline=2001", "!!!ExitChat", "!!!ZAP_SEND!!!=RTE_BTN_ZAPS_x", ""} {
+		if evs := handleRaw(t, c, string(Encode(NewInt("bm", BMAction).AddInt("f", 2001).Add("msg", body)))); len(evs) != 0 {
+			t.Errorf("bm 121 %q: got %#v, want no event", body, evs)
+		}
+	}
+	evs := handleRaw(t, c, string(Encode(NewInt("bm", BMAction).AddInt("f", 2001).Add("msg", "!!! we won !!!"))))
+	if len(evs) != 1 {
+		t.Fatalf("bm 121 \"!!! we won !!!\": got %#v, want one IMEvent", evs)
+	}
+	if im, ok := evs[0].(IMEvent); !ok || im.From != 2001 || im.Text != "!!! we won !!!" || !im.Action {
+		t.Errorf("bm 121 \"!!! we won !!!\": got %#v, want the IM from 2001", evs[0])
+	}
+}
