@@ -710,7 +710,13 @@ func (c *Client) onBM(m *Message) {
 			// build a missing-field error for every one.
 			if _, dated := m.Raw("date"); dated {
 				if d, err := m.Int("date"); err == nil && d > 0 {
-					ev.Time, ev.Offline = time.Unix(int64(d), 0), true
+					ev.Offline = true
+					// Stored before it came: a later date (a server's
+					// clock gone wrong, or a value past the year 9999)
+					// is not when it was sent, and reads as the receipt.
+					if int64(d) <= ev.Time.Unix() {
+						ev.Time = time.Unix(int64(d), 0)
+					}
 				}
 			}
 			c.emit(ev)

@@ -5,7 +5,9 @@ package msim
 
 import (
 	"reflect"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // handler is a client that only handles messages: no connection, its
@@ -78,5 +80,40 @@ func TestActionTextStartingWithBangs(t *testing.T) {
 	}
 	if im, ok := evs[0].(IMEvent); !ok || im.From != 2001 || im.Text != "!!! we won !!!" || !im.Action {
 		t.Errorf("bm 121 \"!!! we won !!!\": got %#v, want the IM from 2001", evs[0])
+	}
+}
+
+// TestOfflineDateNotAfterReceipt: an offline IM's date (Unix seconds) is
+// when it was sent; one after its receipt, which a stored message cannot
+// have, reads as the receipt time rather than a time centuries ahead.
+func TestOfflineDateNotAfterReceipt(t *testing.T) {
+	t.Parallel()
+	c := handler(t)
+	for _, tc := range []struct {
+		date   string
+		stored bool // want the date itself, else the receipt time
+	}{
+		{"1250263988", true},
+		{"99999999999999", false}, // year 3170843
+		{"9223372036854775807", false},
+		{strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10), false},
+	} {
+		before := time.Now()
+		evs := handleRaw(t, c, string(Encode(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", "hi").Add("date", tc.date))))
+		after := time.Now()
+		if len(evs) != 1 {
+			t.Fatalf("date %s: got %#v, want one IMEvent", tc.date, evs)
+		}
+		im, ok := evs[0].(IMEvent)
+		if !ok || !im.Offline {
+			t.Fatalf("date %s: got %#v, want an offline IMEvent", tc.date, evs[0])
+		}
+		if tc.stored {
+			if want := time.Unix(1250263988, 0); !im.Time.Equal(want) {
+				t.Errorf("date %s: got time %v, want %v", tc.date, im.Time, want)
+			}
+		} else if im.Time.Before(before) || im.Time.After(after) {
+			t.Errorf("date %s: got time %v, want the receipt (between %v and %v)", tc.date, im.Time, before, after)
+		}
 	}
 }
