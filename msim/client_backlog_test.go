@@ -100,6 +100,34 @@ func TestLoginFailsOnceTheServerFallsSilent(t *testing.T) {
 	fc.waitEOF()
 }
 
+// TestLoginGivesUpUnansweredLookups: the user names the contact list lacks
+// are looked up at login, but the session can do without them, as without
+// the replies awaitOptional waits for. A server that never answers the
+// lookup of a contact (the spec does not say how it answers one for an
+// unknown uid) leaves that contact without a name, not the user without a
+// session.
+func TestLoginGivesUpUnansweredLookups(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	cfg := testConfig(t, f.addr())
+	cfg.DialTimeout = 2 * time.Second // a quarter of it without a reply gives the lookup up
+	ch := dialAsync(cfg)
+	fc := f.accept()
+	fc.override(PersistProfile, nil) // bob (2001) is listed without a user name
+	fc.login("alice")
+	c, err := waitDial(t, ch)
+	if err != nil {
+		t.Fatalf("Dial: got %v, want a session without bob's user name", err)
+	}
+	bob, ok := c.Contact(2001)
+	if !ok || bob.UserName != "" || bob.Group != "Friends" {
+		t.Errorf("Contact(2001): got %+v, %v; want bob's entry, without a user name", bob, ok)
+	}
+	if carol, ok := c.Contact(2002); !ok || carol.UserName != "carol" {
+		t.Errorf("Contact(2002): got %+v, %v; want carol", carol, ok)
+	}
+}
+
 // TestRequestWaitsBehindTraffic: the server answers in order, so a reply
 // behind other messages is not late; a request fails with ErrTimeout only
 // once the server has sent nothing for RequestTimeout.

@@ -107,7 +107,12 @@ wait:
 				return nil, errorf("%s: %w", what(), c.linkErr())
 			}
 		case <-ctx.Done():
-			return nil, errorf("%s: %w", what(), context.Cause(ctx))
+			select {
+			case r = <-p.ch: // it came, as ctx ended: waiting is over, not the reply
+				break wait
+			default:
+				return nil, errorf("%s: %w", what(), context.Cause(ctx))
+			}
 		case <-t.C:
 			// The server answers in order: while it is sending other
 			// messages (a backlog of offline IMs), the reply may be
@@ -154,12 +159,24 @@ func (c *Client) fatal(ctx context.Context, err error) bool {
 // answers one (the 2007 server timed some out) does not fail the login. It
 // reports whether a failure must end the login.
 func (c *Client) awaitOptional(ctx context.Context, p *pending) (*Persist, bool, error) {
+	octx, stop := c.whileHeard(ctx, c.optionalWait(ctx))
+	defer stop()
+	return c.awaitIn(ctx, octx, p)
+}
+
+// optionalWait is how long the server may stay silent before the login
+// gives up a reply it can do without.
+func (c *Client) optionalWait(ctx context.Context) time.Duration {
 	wait := min(c.cfg.RequestTimeout, c.cfg.DialTimeout/4)
 	if dl, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(dl)/4)
 	}
-	octx, stop := c.whileHeard(ctx, wait)
-	defer stop()
+	return wait
+}
+
+// awaitIn is awaitOptional with octx, a whileHeard context of ctx, made
+// by the caller: several requests can share it.
+func (c *Client) awaitIn(ctx, octx context.Context, p *pending) (*Persist, bool, error) {
 	r, err := c.await(octx, p)
 	if err == nil {
 		return r, false, nil
@@ -271,10 +288,15 @@ func (c *Client) setup(ctx context.Context) error {
 			lookups[i] = p
 		}
 	}
+	// The names can be done without, as the replies awaitOptional
+	// waits for: once the server has stayed silent for as long, the
+	// lookups not answered are given up together, not the login.
+	octx, stop := c.whileHeard(ctx, c.optionalWait(ctx))
 	for i, p := range lookups {
-		r, err := c.await(ctx, p)
+		r, fatal, err := c.awaitIn(ctx, octx, p)
 		if err != nil {
-			if c.fatal(ctx, err) {
+			if fatal {
+				stop()
 				return err
 			}
 			c.logger().WithError(err).WithField("contact", contacts[i].UID).Warn("msim: contact profile not loaded")
@@ -282,6 +304,7 @@ func (c *Client) setup(ctx context.Context) error {
 		}
 		contacts[i].withProfile(profileOf(r.Body))
 	}
+	stop()
 
 	packNames(contacts)
 	c.mu.Lock()
