@@ -4,17 +4,22 @@ package msim
 // handled without a connection.
 
 import (
+	"bytes"
 	"reflect"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // handler is a client that only handles messages: no connection, its
 // contact table built (empty), its events taken by the test.
-func handler(t *testing.T) *Client {
-	t.Helper()
-	cfg := ClientConfig{Notify: func() {}, Log: testLog(t)}
+func handler(t *testing.T) *Client { return handlerLog(testLog(t)) }
+
+// handlerLog is handler logging to log (nil: nowhere).
+func handlerLog(log *logrus.Entry) *Client {
+	cfg := ClientConfig{Notify: func() {}, Log: log}
 	cfg.setDefaults()
 	c := newClient(cfg, nil)
 	c.listed = true
@@ -116,4 +121,51 @@ func TestOfflineDateNotAfterReceipt(t *testing.T) {
 			t.Errorf("date %s: got time %v, want the receipt (between %v and %v)", tc.date, im.Time, before, after)
 		}
 	}
+}
+
+// FuzzClientHandle: no message from the server panics the client's
+// handling, and none loses an IM: every bm 1 with a valid sender becomes
+// exactly one event from it (an IM, or the typing or zap it carries).
+func FuzzClientHandle(f *testing.F) {
+	for _, c := range loadCapture(f) {
+		if c.Complete && c.Dir == "server" {
+			f.Add([]byte(c.Wire), false)
+		}
+	}
+	f.Add(Encode(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", `<p>a\final\ /1</p>`).Add("date", "1250263988")), true)
+	f.Add(Encode(NewInt("bm", BMAction).AddInt("f", 2001).Add("msg", "!!!ZAP_SEND!!!=RTE_BTN_ZAPS_3")), false)
+	f.Add(Encode(presenceMsg(2001, StatusAway, "lunch")), false)
+	f.Add(Encode(ErrorMessage(6, true, "elsewhere")), true)
+	f.Add([]byte("\\persistr\\\\cmd\\257\\dsn\\7\\lid\\18\\rid\\9\\mtf\\1\\body\\Mail=On\\final\\"), false)
+	f.Fuzz(func(t *testing.T, b []byte, early bool) {
+		c := handlerLog(nil)
+		c.listed = !early        // presence before the contact table, as at login
+		c.downOnce.Do(func() {}) // no connection to take down
+		d := NewDecoder(bytes.NewReader(b))
+		d.MaxSize = ClientMaxSize
+		for range 16 {
+			m, err := d.Decode()
+			if err != nil {
+				continue
+			}
+			c.handle(m)
+			evs := c.TakeEvents(nil)
+			if typ, _ := m.TypeInt(); !m.Is("bm") || typ != BMIM {
+				continue
+			}
+			if from, err := m.Int("f"); err != nil || !validUID(UID(from)) {
+				continue
+			} else if len(evs) != 1 || fromOf(evs[0]) != UID(from) {
+				t.Fatalf("bm 1 %s from %d: got events %#v, want one from it", m, from, evs)
+			}
+		}
+	})
+}
+
+// fromOf is the sender of an IM, typing or zap event; 0 for the others.
+func fromOf(ev Event) UID {
+	if ev, ok := ev.(TypingEvent); ok {
+		return ev.From
+	}
+	return SenderOf(ev)
 }

@@ -144,3 +144,28 @@ func TestZapByName(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseZap: no body panics ParseZap or Classify; a zap read is one of
+// the ten, and its payload reads back as itself.
+func FuzzParseZap(f *testing.F) {
+	for _, s := range []string{"!!!ZAP_SEND!!!=RTE_BTN_ZAPS_3", "!!!ZAP_SEND!!!=RTE_BTN_ZAPS_-99999999999999999999",
+		"!!!ZAP_SEND!!!=RTE_BTN_ZAPS_", "%typing%", "%stoptyping%", "<p>hi</p>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k := Classify(s)
+		z, ok := ParseZap(s)
+		if ok != (k == KindZap) {
+			t.Fatalf("Classify(%q) = %v, but ParseZap ok = %v", s, k, ok)
+		}
+		if !ok {
+			return
+		}
+		if z < 0 || z >= NumZaps {
+			t.Fatalf("ParseZap(%q) = %d, want 0-%d", s, z, NumZaps-1)
+		}
+		if again, ok := ParseZap(z.Payload()); !ok || again != z {
+			t.Fatalf("ParseZap(%q) = %v; its payload reads %v, %v", s, z, again, ok)
+		}
+	})
+}
