@@ -914,6 +914,25 @@ type PersistError struct {
 	Message       string // the reply's ErrorMessage
 }
 
+// timedOut reports whether the reply says the server gave the request up
+// rather than refused it: the 2007 server answered so ("Request timeout",
+// "Request time elapsed configured has passed.") requests about users
+// that exist.
+func (e *PersistError) timedOut() bool {
+	const prefix = "request time"
+	m := strings.TrimSpace(e.Message)
+	return len(m) >= len(prefix) && strings.EqualFold(m[:len(prefix)], prefix)
+}
+
+// Unwrap is ErrTimeout for a reply that says the server timed the request
+// out (see timedOut), and nil for any other.
+func (e *PersistError) Unwrap() error {
+	if e.timedOut() {
+		return ErrTimeout
+	}
+	return nil
+}
+
 func (e *PersistError) Error() string {
 	s := fmt.Sprintf("msim: persist %d/%d/%d failed", e.Cmd&^CmdError, e.DSN, e.LID)
 	if m := serverText(e.Message); m != "" {

@@ -758,9 +758,10 @@ func (c *Client) Allow(ctx context.Context, uid UID) error {
 }
 
 // profileReply turns a profile reply into a Profile, or ErrNoSuchUser when
-// the reply has no user (no or zero UserID, an ErrorMessage, an error cmd).
+// the reply has no user (no or zero UserID, an ErrorMessage, an error cmd
+// other than a timeout, which says nothing of the user).
 func profileReply(r *Persist, err error, what string) (Profile, error) {
-	if pe := (*PersistError)(nil); errors.As(err, &pe) {
+	if pe := (*PersistError)(nil); errors.As(err, &pe) && !pe.timedOut() {
 		return Profile{}, errorf("msim: %s: %w (%w)", what, ErrNoSuchUser, pe)
 	}
 	if err != nil {
@@ -812,7 +813,8 @@ func (c *Client) Profile(ctx context.Context, uid UID) (Profile, error) {
 }
 
 // ContactInfo fetches what the server holds about uid as a contact (persist
-// 0/2): ErrNoSuchUser for an unknown user (an error reply), ErrNotContact
+// 0/2): ErrNoSuchUser for an unknown user (an error reply other than a
+// timeout, which is ErrTimeout), ErrNotContact
 // when the reply holds no record. If uid is in the contact table, the table
 // is updated with the reply (and a ContactEvent follows a change); a user
 // who is not a contact is not added.
@@ -821,7 +823,7 @@ func (c *Client) ContactInfo(ctx context.Context, uid UID) (Contact, error) {
 		return Contact{}, err
 	}
 	r, err := c.request(ctx, req{cmd: CmdGet, kind: PersistContactInfo, body: Dict{{"ContactID", uid.String()}}})
-	if pe := (*PersistError)(nil); errors.As(err, &pe) {
+	if pe := (*PersistError)(nil); errors.As(err, &pe) && !pe.timedOut() {
 		return Contact{}, errorf("msim: contact info %v: %w (%w)", uid, ErrNoSuchUser, pe)
 	}
 	if err != nil {

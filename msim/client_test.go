@@ -494,12 +494,12 @@ func TestClientLookups(t *testing.T) {
 
 	// An error reply to a lookup is "no such user", with the details.
 	fc.override(PersistLookup, func(fc *fakeConn, p *Persist) Dict {
-		fc.reply(p, p.Cmd|CmdError, Dict{{"ErrorMessage", "Request timeout"}})
+		fc.reply(p, p.Cmd|CmdError, Dict{{"ErrorMessage", "No such user"}})
 		return nil
 	})
 	_, err = c.LookupUser(ctx, "bob")
 	var pe *PersistError
-	if !errors.Is(err, ErrNoSuchUser) || !errors.As(err, &pe) || pe.Message != "Request timeout" || pe.DSN != 5 || pe.LID != 7 {
+	if !errors.Is(err, ErrNoSuchUser) || !errors.As(err, &pe) || pe.Message != "No such user" || pe.DSN != 5 || pe.LID != 7 {
 		t.Errorf("LookupUser with an error reply got %v, want ErrNoSuchUser and *PersistError", err)
 	}
 	// A reply split with mtf is put back together.
@@ -510,6 +510,37 @@ func TestClientLookups(t *testing.T) {
 	})
 	if a, err := c.CheckAlerts(ctx); err != nil || !slices.Equal(a, []string{"Mail", "ProfileComment"}) {
 		t.Errorf("CheckAlerts (split reply) got (%q, %v)", a, err)
+	}
+}
+
+// TestTimedOutReplyIsNoNegativeAnswer: the 2007 server answered requests
+// about users that exist (contact info of 6221 and 15187323, capture n 83
+// and 84) with an error reply saying it had timed them out. Such a reply
+// says nothing of the user: Profile, LookupUser and ContactInfo report a
+// timeout (ErrTimeout, with the *PersistError), not ErrNoSuchUser.
+func TestTimedOutReplyIsNoNegativeAnswer(t *testing.T) {
+	t.Parallel()
+	c, fc := loggedIn(t, nil)
+	ctx := context.Background()
+	for _, text := range []string{"Request timeout", "Request time elapsed configured has passed."} {
+		timedOut := func(fc *fakeConn, p *Persist) Dict {
+			fc.reply(p, p.Cmd|CmdError, append(p.Body, Pair{"ErrorMessage", text}))
+			return nil
+		}
+		fc.override(PersistProfile, timedOut)
+		fc.override(PersistLookup, timedOut)
+		fc.override(PersistContactInfo, timedOut)
+		for name, call := range map[string]func() error{
+			"Profile":     func() error { _, err := c.Profile(ctx, 2001); return err },
+			"LookupUser":  func() error { _, err := c.LookupUser(ctx, "bob"); return err },
+			"ContactInfo": func() error { _, err := c.ContactInfo(ctx, 2002); return err },
+		} {
+			err := call()
+			var pe *PersistError
+			if !errors.Is(err, ErrTimeout) || errors.Is(err, ErrNoSuchUser) || !errors.As(err, &pe) || pe.Message != text {
+				t.Errorf("%s answered %q: got %v, want ErrTimeout and the *PersistError, not ErrNoSuchUser", name, text, err)
+			}
+		}
 	}
 }
 
