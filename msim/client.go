@@ -40,6 +40,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -501,9 +502,11 @@ func (c *Client) handshake(ctx context.Context) error {
 	c.sesskey, c.uid = sk, UID(uid)
 	// A copy: a substring would keep the whole login reply for the session.
 	c.self = Profile{UID: c.uid, UserName: strings.Clone(m.StrOr("uniquenick", ""))}
-	// As Pidgin: the account has no user name when uniquenick reads as the
-	// uid. Without the field it has one; the own profile tells it.
-	if n, _ := m.Int("uniquenick"); n == uid {
+	// The account has no user name when uniquenick is the uid (spec
+	// §3.7), as a number: not a name that starts with the uid's digits,
+	// which Pidgin's atoi would read so. Without the field it has one;
+	// the own profile tells it.
+	if n, err := strconv.Atoi(c.self.UserName); err == nil && n == uid {
 		c.self.UserName, c.unnamed = "", true
 	}
 	_ = c.nc.SetDeadline(time.Time{})

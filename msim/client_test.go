@@ -70,6 +70,25 @@ func TestClientLogin(t *testing.T) {
 // login, not an account without a user name: only a uniquenick equal to
 // the uid says that (spec §3.7; Pidgin compares the field's number with
 // the uid). The user name comes with the own profile.
+// TestClientLoginNameStartingWithUID: a user name that starts with the
+// uid's digits ("1001abc" for uid 1001) is a user name; only the uid
+// itself as uniquenick means the account has none (spec §3.7).
+func TestClientLoginNameStartingWithUID(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		nick    string
+		unnamed bool
+	}{{"1001abc", false}, {"1001", true}} {
+		f := newFake(t)
+		ch := dialAsync(testConfig(t, f.addr())) // no ChooseUserName: that flow fails the login
+		f.accept().login(tc.nick)
+		_, err := waitDial(t, ch)
+		if unnamed := errors.Is(err, ErrNoUserName); unnamed != tc.unnamed || !unnamed && err != nil {
+			t.Errorf("uniquenick %q: Dial got %v, want the account unnamed %v", tc.nick, err, tc.unnamed)
+		}
+	}
+}
+
 func TestClientLoginWithoutUniquenick(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
