@@ -466,9 +466,6 @@ func (c *Config) Validate() error {
 	if f := strings.ToLower(c.Log.Format); f != "text" && f != "json" {
 		return errKey(fmt.Sprintf("unknown format %q (text or json)", c.Log.Format), "format", pathStep{"log", -1})
 	}
-	if c.MSIM.Server != "" && len(c.Users) == 0 {
-		return errKey("an upstream MSIM server needs at least one [[user]] with accounts", "server", pathStep{"msim", -1})
-	}
 	names := map[string]bool{}
 	// An MSIM account logs in once: a second login of it, by another
 	// user's session or by the same one, logs the first out, and each
@@ -523,8 +520,10 @@ func (c *Config) Validate() error {
 
 // checkPasswords refuses, when an IRC listener is not on loopback
 // (public), a user without a password while there is no irc.password, and
-// the demo network without irc.password. A reload checks the file with the
-// listeners in effect, which the command line (-listen) may have moved.
+// the demo network without irc.password. (With an upstream server and no
+// [[user]], the users are those of the store, each with a password.) A
+// reload checks the file with the listeners in effect, which the command
+// line (-listen) may have moved.
 func (c *Config) checkPasswords(public bool) error {
 	if !public || c.IRC.Password != "" {
 		return nil
@@ -534,7 +533,7 @@ func (c *Config) checkPasswords(public bool) error {
 			return errKey("an IRC listener is not on loopback, so every user needs a password (or set irc.password)", "password", pathStep{"user", i})
 		}
 	}
-	if len(c.Users) == 0 {
+	if len(c.Users) == 0 && c.MSIM.Server == "" {
 		return errKey("an IRC listener is not on loopback: set irc.password (the embedded demo network is open to anyone who can connect)", "password", pathStep{"irc", -1})
 	}
 	return nil

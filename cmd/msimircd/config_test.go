@@ -61,7 +61,6 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"missing password file", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword_file = \"/nonexistent/pw\"\n", []string{"line 5", "password_file", "cannot read"}},
 		{"public without password", "[irc]\nlisten = [\"0.0.0.0:6667\"]\n[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n", []string{"line 3", "user[1].password", "not on loopback"}},
 		{"public demo without password", "[irc]\nlisten = [\"0.0.0.0:6667\"]\n", []string{"irc.password", "not on loopback"}},
-		{"upstream without users", "[msim]\nserver = \"im.example.net:1863\"\n", []string{"line 2", "msim.server", "[[user]]"}},
 		{"key after a multi-line string", "[irc]\nmotd = ['''\n# not a comment\n[[user]]\ncolour = 1\n''']\ncolour = 3\n", []string{"line 7", `unknown key "irc.colour"`}},
 		{"key after a basic multi-line string", "[irc]\nmotd = [\"\"\"\nx = \\\"\"\"\n[log]\ncolour = 1 \"\"\"]\ncolour = 3\n", []string{"line 6", `unknown key "irc.colour"`}},
 		{"# in quotes", "[[user]]\nname = 'a#\"b'\npassword = \"x#y\" # '\n[[user.account]]\nemail = \"nope\" # \"\n", []string{"line 5", "user[1].account[1].email"}},
