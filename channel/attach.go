@@ -62,6 +62,12 @@ type attachment struct {
 	// goroutine, or on ircd's writer (a miss the writer reports after the
 	// session has let the client go comes too late to count).
 	missed atomic.Pointer[string]
+	// replayMissed is the lowest history ID of the replayed entries this
+	// client was not given (queued, but still queued or held when the
+	// connection ended; 0: none): its position stops before it. A
+	// replay's conversations are written one after the other, so an entry
+	// written may come after one that was not. Set as missed is.
+	replayMissed atomic.Int64
 	// unidentified: the connection came in as a registered nick without
 	// its password, left to identify (set by Bridge.Connect before ircd
 	// reads it; never changed).
@@ -73,6 +79,17 @@ type attachment struct {
 func (at *attachment) miss(msgid string) {
 	if msgid != "" {
 		at.missed.CompareAndSwap(nil, &msgid)
+	}
+}
+
+// missReplayed records that the client was not given the replayed entry
+// of history ID id, unless it missed one of a lower ID.
+func (at *attachment) missReplayed(id int64) {
+	for {
+		old := at.replayMissed.Load()
+		if id <= 0 || (old != 0 && old <= id) || at.replayMissed.CompareAndSwap(old, id) {
+			return
+		}
 	}
 }
 

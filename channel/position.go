@@ -18,7 +18,8 @@ import (
 // its position): all of it (what it did not receive was held, or shown to another
 // client), except from the first message it was not given while attached
 // (it was closing, or closed with the message queued; another client saw
-// it) or that is still on its way to the clients (it is recorded as it
+// it), from the earliest entry of its replay it was not given (the same),
+// or from what is still on its way to the clients (it is recorded as it
 // arrives): its next connection is replayed that.
 //
 // The store is written on a worker goroutine (posSave), given what the
@@ -36,6 +37,9 @@ func (s *session) savePosition(at *attachment) {
 	}
 	if missed := at.missed.Load(); missed != nil && *missed != "" {
 		ps.notGiven = append(ps.notGiven, *missed)
+	}
+	if id := at.replayMissed.Load(); id > 0 { // replayed to it, not written
+		ps.limit = min(ps.limit, id-1)
 	}
 	for _, c := range at.replayLater { // waiting for their account's login
 		ps.limit = min(ps.limit, c.es[0].ID-1)

@@ -504,3 +504,61 @@ func TestStrangerNamedByTargetsKeepsTheirOrder(t *testing.T) {
 		t.Errorf("the phone was shown %q, want %q", got, want)
 	}
 }
+
+// unwrittenReplayIRC takes a replay's lines and writes only the first
+// written of them: the rest were still queued when the connection closed,
+// and are reported not written, as ircd reports them.
+type unwrittenReplayIRC struct {
+	*fakeIRC
+	written int
+}
+
+// HasCap: the client has no chathistory, so it is replayed to.
+func (f *unwrittenReplayIRC) HasCap(name string) bool { return name != "draft/chathistory" }
+
+func (f *unwrittenReplayIRC) DeliverHistory(_ string, ds []ircd.Delivery) bool {
+	for _, d := range ds {
+		ok := f.written > 0
+		if ok {
+			f.written--
+			f.fakeIRC.Deliver(ircd.Delivery{Command: d.Command, From: d.From, Target: d.Target, Text: d.Text})
+		}
+		if d.Sent != nil {
+			d.Sent(ok)
+		}
+	}
+	return true
+}
+
+// TestPositionStaysBeforeAnUnwrittenReplay: a replay queued whole whose
+// lines the connection, closing, did not all write leaves the client's
+// position before the earliest entry it was not given, though another
+// conversation's entry after it was written first: its next connection is
+// replayed them.
+func TestPositionStaysBeforeAnUnwrittenReplay(t *testing.T) {
+	r, st := historyRig(t)
+	ctx := context.Background()
+	r.s.newBuddy(r.a, 7, "bob", "")
+	r.s.newBuddy(r.a, 8, "carol", "")
+	if err := st.SetClientPosition(ctx, "alice", "phone", 0); err != nil {
+		t.Fatal(err)
+	}
+	for i, im := range []struct {
+		uid  msim.UID
+		text string
+	}{{7, "one"}, {8, "two"}, {7, "three"}} {
+		r.s.record(store.HistoryEntry{MsgID: "m" + im.text, Account: "alice@msim.test", Buddy: im.uid, Kind: kindIM, Text: im.text,
+			Time: time.Now().Add(time.Duration(i) * time.Millisecond)})
+	}
+	// bob's conversation (one, three) goes first: only "one" is written.
+	phoneIRC := &unwrittenReplayIRC{fakeIRC: newFakeIRC(), written: 1}
+	phone := attachNamed(r, phoneIRC, "phone")
+	readReplay(r, phone)
+	if got := phoneIRC.said("one"); len(got) != 1 {
+		t.Fatalf("the phone was shown %q, want one", got)
+	}
+	r.s.closed(phone)
+	if got, want := replayedTo(r, st, "phone"), []string{"two", "three"}; !slices.Equal(got, want) {
+		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
+	}
+}

@@ -311,11 +311,17 @@ func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 		ds := make([]ircd.Delivery, len(c.es))
 		for i, e := range c.es {
 			ds[i] = historyLine(e, nick)
+			id := e.ID
+			ds[i].Sent = func(ok bool) {
+				if !ok { // queued, but the connection ended first
+					at.missReplayed(id)
+				}
+			}
 		}
 		if !at.c.DeliverHistory(nick, ds) {
 			// Closing: this and the conversations after it are not
 			// shown; its position stays before the first of them.
-			at.miss(c.es[0].MsgID)
+			at.missReplayed(c.es[0].ID)
 			return
 		}
 	}
