@@ -339,8 +339,8 @@ func cmdChathistory(c *Client, m *irc.Message) *ircError {
 }
 
 // historyReply sends msgs as the answer to q: oldest first, within q's
-// limit, in a chathistory batch when the client has batch. Caller holds
-// c.mu.
+// limit and what the send queue has room for, in a chathistory batch when
+// the client has batch. Caller holds c.mu.
 func (c *Client) historyReply(q HistoryQuery, msgs []HistoryMessage) {
 	kept := make([]HistoryMessage, 0, len(msgs))
 	for _, hm := range msgs {
@@ -349,12 +349,12 @@ func (c *Client) historyReply(q HistoryQuery, msgs []HistoryMessage) {
 		}
 	}
 	sort.SliceStable(kept, func(i, j int) bool { return kept[i].Time.Before(kept[j].Time) })
+	end := countedFrom(q)
 	if extra := len(kept) - q.Limit; extra > 0 {
-		switch {
-		case q.Subcommand == "LATEST" || q.Subcommand == "BEFORE",
-			q.Subcommand == "BETWEEN" && q.From.Time.After(q.To.Time) && !q.To.Time.IsZero():
+		switch end {
+		case fromNewest:
 			kept = kept[extra:]
-		case q.Subcommand == "AROUND":
+		case fromMiddle:
 			kept = kept[extra/2 : extra/2+q.Limit]
 		default:
 			kept = kept[:q.Limit]
@@ -364,17 +364,94 @@ func (c *Client) historyReply(q HistoryQuery, msgs []HistoryMessage) {
 	if c.caps["batch"] {
 		ref = newBatchRef()
 	}
-	var lines []*irc.Message
-	for _, hm := range kept {
-		ls, _ := c.lines(hm.Delivery, compose{ref: ref, conv: q.Target, past: true, raw: true})
-		lines = append(lines, ls...)
+	per := make([][]*irc.Message, len(kept))
+	for i, hm := range kept {
+		per[i], _ = c.lines(hm.Delivery, compose{ref: ref, conv: q.Target, past: true, raw: true})
 	}
-	if len(lines)+2 > c.srv.cfg.SendQ-c.queued() {
-		c.logger().WithField("lines", len(lines)).Warn("CHATHISTORY: the reply does not fit in the send queue")
+	// The batch's start and end take two lines; a quarter of the queue is
+	// left to what else the client is sent meanwhile.
+	lo, hi := fitLines(per, c.srv.cfg.SendQ-c.srv.cfg.SendQ/4-c.queued()-2, end)
+	if lo == hi && len(kept) > 0 {
+		c.logger().WithField("messages", len(kept)).Warn("CHATHISTORY: the reply does not fit in the send queue")
 		c.fail("CHATHISTORY", "MESSAGE_ERROR", q.Subcommand, q.Target, "Messages could not be retrieved")
 		return
 	}
+	if n := hi - lo; n < len(kept) {
+		c.logger().WithField("messages", len(kept)).Infof("CHATHISTORY: %d messages of the reply fit in the send queue", n)
+	}
+	var lines []*irc.Message
+	for _, ls := range per[lo:hi] {
+		lines = append(lines, ls...)
+	}
 	c.batch(ref, "chathistory", q.Target, lines)
+}
+
+// replyEnd is where a CHATHISTORY reply's messages are counted from: the
+// ones a limit, or the room in the send queue, keeps.
+type replyEnd int
+
+const (
+	fromOldest  replyEnd = iota // AFTER, BETWEEN forwards
+	fromNewest                  // LATEST, BEFORE, BETWEEN backwards
+	fromMiddle                  // AROUND
+	fromUnknown                 // BETWEEN with a msgid: ircd cannot tell its direction
+)
+
+// countedFrom is where q's messages are counted from.
+func countedFrom(q HistoryQuery) replyEnd {
+	switch q.Subcommand {
+	case "LATEST", "BEFORE":
+		return fromNewest
+	case "AROUND":
+		return fromMiddle
+	case "BETWEEN":
+		switch {
+		case q.From.Time.IsZero() || q.To.Time.IsZero():
+			return fromUnknown
+		case q.From.Time.After(q.To.Time):
+			return fromNewest
+		}
+	}
+	return fromOldest
+}
+
+// fitLines returns the messages of per (each message's lines, oldest
+// first), per[lo:hi], that fit in room lines, counted from end: those
+// nearest it, all or none when end is fromUnknown.
+func fitLines(per [][]*irc.Message, room int, end replyEnd) (lo, hi int) {
+	total := 0
+	for _, ls := range per {
+		total += len(ls)
+	}
+	lo, hi = 0, len(per)
+	switch {
+	case total <= room:
+	case end == fromOldest:
+		hi, total = 0, 0
+		for hi < len(per) && total+len(per[hi]) <= room {
+			total += len(per[hi])
+			hi++
+		}
+	case end == fromNewest:
+		lo, total = len(per), 0
+		for lo > 0 && total+len(per[lo-1]) <= room {
+			lo--
+			total += len(per[lo])
+		}
+	case end == fromMiddle:
+		for newest := true; total > room && lo < hi; newest = !newest {
+			if newest {
+				hi--
+				total -= len(per[hi])
+			} else {
+				total -= len(per[lo])
+				lo++
+			}
+		}
+	default:
+		hi = 0
+	}
+	return lo, hi
 }
 
 // batch sends lines (tagged with ref already) between BATCH +ref typ arg

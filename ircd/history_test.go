@@ -389,3 +389,50 @@ func TestChathistoryTryAgain(t *testing.T) {
 		c.readUntil(t, "BATCH")
 	}
 }
+
+// A reply longer than the send queue has room for gives the messages
+// that fit, counted from where the request counts (the newest for LATEST
+// and BEFORE, the oldest for AFTER, the middle for AROUND), so that the
+// client pages on from them; only a message that does not fit alone is
+// MESSAGE_ERROR.
+func TestChathistoryReplyFitsTheSendQ(t *testing.T) {
+	t.Parallel()
+	cfg := historyConfig()
+	cfg.SendQ = 40
+	e := startHistory(t, cfg, true)
+	c, _ := e.client(t, "me", histCaps...)
+	at := ts(t, "2024-05-06T07:08:09.010Z")
+	var msgs []HistoryMessage
+	var ids []string
+	for i := range 45 {
+		id := fmt.Sprintf("m%02d", i)
+		ids = append(ids, id)
+		msgs = append(msgs, HistoryMessage{Delivery{From: "tom", Text: "line " + id, Time: at.Add(time.Duration(i) * time.Second), MsgID: id}})
+	}
+	e.fh.set(func() { e.fh.msgs = msgs })
+	fit := cfg.SendQ - cfg.SendQ/4 - 2 // a quarter left free; the batch's start and end
+	for _, tc := range []struct {
+		line string
+		ids  []string
+	}{
+		{"CHATHISTORY LATEST tom * 50", ids[len(ids)-fit:]},
+		{"CHATHISTORY BEFORE tom timestamp=2025-01-01T00:00:00.000Z 50", ids[len(ids)-fit:]},
+		{"CHATHISTORY AFTER tom timestamp=2024-01-01T00:00:00.000Z 50", ids[:fit]},
+		{"CHATHISTORY BETWEEN tom timestamp=2024-01-01T00:00:00.000Z timestamp=2025-01-01T00:00:00.000Z 50", ids[:fit]},
+		{"CHATHISTORY BETWEEN tom timestamp=2025-01-01T00:00:00.000Z timestamp=2024-01-01T00:00:00.000Z 50", ids[len(ids)-fit:]},
+		{"CHATHISTORY AROUND tom msgid=m22 50", ids[(len(ids)-fit)/2 : (len(ids)-fit)/2+fit]},
+	} {
+		c.send(t, tc.line)
+		got := c.sync(t)
+		e.query(t)
+		checkHistoryBatch(t, got, "tom", msgs, tc.ids)
+	}
+
+	long := strings.Repeat("word ", 8000) // more lines than the send queue takes
+	e.fh.set(func() {
+		e.fh.msgs = []HistoryMessage{{Delivery{From: "tom", Text: long, Time: at, MsgID: "long"}}}
+	})
+	c.send(t, "CHATHISTORY LATEST tom * 50")
+	checkMsgs(t, c.sync(t), []want{w("FAIL", "CHATHISTORY", "MESSAGE_ERROR", "LATEST", "tom", "Messages could not be retrieved")})
+	e.query(t)
+}
