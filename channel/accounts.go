@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
@@ -141,6 +143,13 @@ func (s *session) accountAdd(r replyCtx, args []string) {
 			s.reply(r, "You have the account %s already (in %s).", a.cfg.Email, a.channel)
 			return
 		}
+	}
+	if holder := s.b.users.accountHolder(email); holder != "" {
+		// Both users' sessions would log it in, each login logging the
+		// other out, and its IMs would reach whichever held it.
+		s.log.WithFields(logrus.Fields{"email": email, "configured_user": holder}).Warn("account add refused: a user of the config file has the account")
+		s.reply(r, "The account %s belongs to a user of the gateway's configuration: an MSIM account logs in for one user only, so it cannot be added here.", email)
+		return
 	}
 	ch := s.channelName(Account{Email: email})
 	if s.byChannel[nickKey(ch)] != nil {

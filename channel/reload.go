@@ -59,6 +59,8 @@ func (d *LiveDirectory) Lookup(reg ircd.Registration) (User, error) {
 
 func (d *LiveDirectory) configured(name string) bool { return d.cur.Load().configured(name) }
 
+func (d *LiveDirectory) accountHolder(email string) string { return d.cur.Load().accountHolder(email) }
+
 // UsersChange is what ReloadUsers changed, by user name.
 type UsersChange struct {
 	Added   []string

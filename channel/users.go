@@ -64,6 +64,25 @@ type configured interface {
 
 func (d *StaticDirectory) configured(name string) bool { return d.Find(name) != nil }
 
+// accountHolder is an optional interface of a Directory: it names the user
+// of its configuration who lists an MSIM account, or "" if none does. An
+// account logs in for one user only, so the store gives none of these to
+// another user.
+type accountHolder interface {
+	accountHolder(email string) string
+}
+
+// accountHolder implements accountHolder: e-mails compare as the bridge
+// compares them (strings.EqualFold).
+func (d *StaticDirectory) accountHolder(email string) string {
+	for _, u := range d.Users {
+		if accountIndex(u.Accounts, email) >= 0 {
+			return u.Name
+		}
+	}
+	return ""
+}
+
 // provisioner is an optional interface of a Directory that runs an MSIM
 // network of its own (DemoDirectory): provision makes sure the nick's
 // account exists there with password, and returns it. An account in have
@@ -125,6 +144,15 @@ func (d *storeDirectory) stored(nick string) (store.User, bool, error) {
 func (d *storeDirectory) configures(name string) bool {
 	c, ok := d.next.(configured)
 	return ok && c.configured(name)
+}
+
+// accountHolder returns the user of the configuration who lists the MSIM
+// account email, or "".
+func (d *storeDirectory) accountHolder(email string) string {
+	if h, ok := d.next.(accountHolder); ok {
+		return h.accountHolder(email)
+	}
+	return ""
 }
 
 // Authenticate implements Directory.
@@ -231,8 +259,10 @@ func (d *storeDirectory) Forget(u User) {
 
 // Interface checks.
 var (
-	_ Directory  = (*storeDirectory)(nil)
-	_ Forgetter  = (*storeDirectory)(nil)
-	_ storeUsers = (*storeDirectory)(nil)
-	_ configured = (*StaticDirectory)(nil)
+	_ Directory     = (*storeDirectory)(nil)
+	_ Forgetter     = (*storeDirectory)(nil)
+	_ storeUsers    = (*storeDirectory)(nil)
+	_ configured    = (*StaticDirectory)(nil)
+	_ accountHolder = (*StaticDirectory)(nil)
+	_ accountHolder = (*LiveDirectory)(nil)
 )
