@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 
@@ -266,3 +267,48 @@ var (
 	_ accountHolder = (*StaticDirectory)(nil)
 	_ accountHolder = (*LiveDirectory)(nil)
 )
+
+// AccountClash is an MSIM account that a user of the configuration lists
+// and a user kept in the store, whom the configuration does not name,
+// holds too.
+type AccountClash struct {
+	Email      string // as the configuration lists it
+	Configured string // the configuration's user
+	Stored     string // the stored user
+}
+
+// AccountClashes returns the MSIM accounts that users (a configuration's)
+// list and a user kept in st holds too: a user of register or msimircd
+// user add, or one that a configuration used to name (the store keeps
+// them, and with always-on their accounts log in at start). Both users'
+// sessions would log such an account in, each login logging the other
+// out, and its IMs would reach whichever held it. The stored users that
+// users name are not looked at: the configuration's user is theirs.
+func AccountClashes(ctx context.Context, st store.Store, users []StaticUser) ([]AccountClash, error) {
+	d := staticCopy(users, "")
+	stored, err := st.Users(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing the stored users: %w", err)
+	}
+	var clashes []AccountClash
+	for _, su := range stored {
+		if d.configured(su.Name) {
+			continue
+		}
+		state, err := st.LoadUser(ctx, su.Name)
+		if isNotFound(err) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading the stored user %s: %w", su.Name, err)
+		}
+		for _, a := range state.Accounts {
+			for _, u := range d.Users {
+				if i := accountIndex(u.Accounts, a.Email); i >= 0 {
+					clashes = append(clashes, AccountClash{Email: u.Accounts[i].Email, Configured: u.Name, Stored: su.Name})
+				}
+			}
+		}
+	}
+	return clashes, nil
+}

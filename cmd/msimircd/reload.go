@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -53,6 +54,10 @@ func serveReloading(ctx context.Context, cfg, file Config, path string, log *log
 	return err
 }
 
+// clashCheckWait bounds a reload's look at the stored users' accounts (see
+// checkAccountClashes); past it the file is refused.
+const clashCheckWait = time.Minute
+
 // reloader reloads a running gateway's config file.
 type reloader struct {
 	g    *gateway
@@ -92,6 +97,16 @@ func (r *reloader) reload() error {
 	}
 	d := diffConfig(r.started, r.last, next)
 	users := slices.Contains(d.live, "user") || slices.Contains(d.live, "irc.password")
+	if users && r.g.st != nil && len(next.Users) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), clashCheckWait)
+		err := checkAccountClashes(ctx, r.g.st, next.Users)
+		cancel()
+		if err != nil {
+			err = locateKey(r.path, err)
+			r.log.WithError(err).Error("reload refused: the config stays as it was")
+			return err
+		}
+	}
 	if users && r.g.emb != nil {
 		// As at start, the users' accounts are made on the embedded
 		// network; one there with another password refuses the file.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -97,6 +98,9 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 		g.msimAddr = g.emb.addr()
 	}
 	if g.st != nil && len(cfg.Users) > 0 {
+		if err := checkAccountClashes(ctx, g.st, cfg.Users); err != nil {
+			return nil, err
+		}
 		// The [[user]]s and their accounts are in the store from the
 		// start, the config winning for what it names.
 		var users []channel.User
@@ -140,6 +144,34 @@ func buildDirectory(cfg Config, emb *embedded, st store.Store, log *logrus.Entry
 		return nil, err
 	}
 	return channel.WithServerPassword(cfg.IRC.Password, withStore(demo)), nil
+}
+
+// checkAccountClashes refuses users (the config's) when a user kept in st
+// whom they do not name holds one of their MSIM accounts (see
+// channel.AccountClashes): both would log it in, each logging the other
+// out. The error names the account's key, both users and the account.
+func checkAccountClashes(ctx context.Context, st store.Store, users []UserEntry) error {
+	clashes, err := channel.AccountClashes(ctx, st, staticUsers(users))
+	if err != nil {
+		return fmt.Errorf("store: the config's users: %w", err)
+	}
+	if len(clashes) == 0 {
+		return nil
+	}
+	c := clashes[0]
+	msg := fmt.Sprintf("the MSIM account %q of the user %q is also the account of %q, a user kept in the store (made by register or msimircd user add, or a [[user]] the config no longer names): an account logs in for one user only, so remove it from one of them (msimircd user del deletes a stored user)",
+		c.Email, c.Configured, c.Stored)
+	if len(clashes) > 1 {
+		msg += fmt.Sprintf("; %d more accounts are so", len(clashes)-1)
+	}
+	for i, u := range users {
+		for j, a := range u.Accounts {
+			if u.Name == c.Configured && a.Email == c.Email {
+				return errKey(msg, "email", pathStep{"user", i}, pathStep{"user.account", j})
+			}
+		}
+	}
+	return errors.New(msg)
 }
 
 func staticUsers(us []UserEntry) []channel.StaticUser {
