@@ -538,3 +538,50 @@ func TestRescueIsBounded(t *testing.T) {
 	}
 	t.Logf("%d IMs sent: %d delivered, %d refused with an error; the mailbox held %d bytes at most", sent, delivered, nrefused, mem.mostBytes())
 }
+
+// TestRescueOfARemoteSendersIMsIsNotLost: IMs another node delivered here
+// (its sender told nothing: Deliver said they were taken) that a session
+// closed at once did not write must reach their recipient later, or their
+// sender must hear they did not. The sender is not logged in on this node,
+// so the refusal past the rescue ceiling tells nobody: every IM Deliver
+// took must be seen by bob, live or at his next login.
+func TestRescueOfARemoteSendersIMsIsNotLost(t *testing.T) {
+	bus := &fakeBus{}
+	srv, addr := startServer(t, Config{SendQ: 8, Bus: bus, OfflinePerRecipientBytes: 16 << 10, OfflinePerSenderBytes: -1}, NewMemStore())
+	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice") // logged in on the other node
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	bob := login(t, addr, "bob@example.com", "hunter2") // reads nothing until closed
+	_ = bob.nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+
+	pad := strings.Repeat("x", 8<<10)
+	taken := 0
+	for ; taken < 5000; taken++ {
+		wire := msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", int(aUID)).AddInt("cv", 673).
+			Add("msg", fmt.Sprintf("%d %s", taken, pad)))
+		if !bus.peer.Deliver(bUID, aUID, wire, time.Time{}) {
+			break // the session overflowed: the other node stores this one itself
+		}
+	}
+	if taken == 5000 {
+		t.Fatal("bob's session never overflowed")
+	}
+	seen := imsUntilClose(bob, aUID)
+	live := len(seen)
+	bob = login(t, addr, "bob@example.com", "hunter2")
+	bob.sync()
+	for _, m := range bob.takeSeen() {
+		if i := imIndex(m, aUID); i >= 0 {
+			seen[i]++
+		}
+	}
+	var lost []int
+	for i := range taken {
+		if seen[i] != 1 {
+			lost = append(lost, i)
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d IMs taken for delivery, %d reached the socket, %d stored; got %d IMs neither delivered nor stored (their sender on another node was told nothing): %v, want none",
+			taken, live, len(seen)-live, len(lost), lost)
+	}
+}

@@ -111,7 +111,8 @@ const (
 // (rescueIMs): its sender is told (tellRefused).
 type refusedIM struct {
 	from msim.UID
-	err  error // why, from AddOffline
+	err  error          // why, from AddOffline
+	om   OfflineMessage // the IM, stored after all if its sender cannot be told
 }
 
 // rescueWait returns a channel closed once the writer has stored the IMs
@@ -502,14 +503,21 @@ func (s *session) rescueIMs(msgs [][]byte) (stored int, refused []refusedIM) {
 			t = time.Unix(int64(d), 0).UTC()
 		}
 		om := OfflineMessage{From: msim.UID(from), Time: t, CV: cv, Body: m.StrOr("msg", "")}
-		if err := s.srv.store.AddOffline(s.uid, om, s.srv.rescueLimits); err != nil {
+		err = s.srv.store.AddOffline(s.uid, om, s.srv.rescueLimits)
+		if errors.Is(err, errOfflineFull) && s.srv.reg.session(msim.UID(from)) == nil {
+			// Its sender is not logged in here to be told (in a cluster,
+			// another node took it for delivery): past the ceiling rather
+			// than lost.
+			err = s.srv.store.AddOffline(s.uid, om, OfflineLimits{})
+		}
+		if err != nil {
 			log := s.logger().WithField("from", from)
 			if errors.Is(err, errOfflineFull) {
 				log.Info("an IM the session could not take was refused: its mailbox is full even for those; its sender is told")
 			} else {
 				log.WithError(err).Error("an IM for a closed session could not be stored; its sender is told")
 			}
-			refused = append(refused, refusedIM{from: msim.UID(from), err: err})
+			refused = append(refused, refusedIM{from: msim.UID(from), err: err, om: om})
 			continue
 		}
 		s.srv.metrics.storedIMs(1)
@@ -519,17 +527,30 @@ func (s *session) rescueIMs(msgs [][]byte) (stored int, refused []refusedIM) {
 	return stored, refused
 }
 
-// tellRefused tells the sender of each IM rescueIMs refused, if logged in
-// here, with the error onBM gives for an IM the offline caps refuse. The
-// errors come at once, as a burst (enqueueBurst). A sender who is not
-// logged in here cannot be told (in a cluster, one on another node):
-// that is logged.
+// tellRefused tells the sender of each IM rescueIMs refused with the
+// error onBM gives for an IM the offline caps refuse. The errors come at
+// once, as a burst (enqueueBurst). An IM whose sender cannot be told (gone
+// meanwhile, or their queue full) is stored past the ceiling after all;
+// only one the store failed is then lost, and logged.
 func (s *session) tellRefused() {
 	defer s.recoverAndLog()
 	for _, r := range s.refused {
-		if ss := s.srv.reg.session(r.from); ss == nil || !ss.sendBurst(notStored(s.uid, r.err)) {
-			s.logger().WithField("from", r.from).Warn("an IM for a closed session was refused, and its sender is not logged in here to be told")
+		if ss := s.srv.reg.session(r.from); ss != nil && ss.sendBurst(notStored(s.uid, r.err)) {
+			continue
 		}
+		log := s.logger().WithField("from", r.from)
+		if errors.Is(r.err, errOfflineFull) {
+			s.srv.offlineMu.Lock()
+			err := s.srv.store.AddOffline(s.uid, r.om, OfflineLimits{})
+			s.srv.offlineMu.Unlock()
+			if err == nil {
+				s.srv.metrics.storedIMs(1)
+				log.Info("an IM for a closed session was stored past the mailbox's ceiling: its sender could not be told of a refusal")
+				continue
+			}
+			log = log.WithError(err)
+		}
+		log.Error("an IM for a closed session is lost: it could not be stored, and its sender is not logged in here to be told")
 	}
 	s.refused = nil
 }
