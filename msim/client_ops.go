@@ -339,9 +339,9 @@ func (c *Client) chooseUserName(ctx context.Context) error {
 		suggested = name + strconv.Itoa(attempt+1)
 		if _, err := c.LookupUser(ctx, name); err == nil {
 			continue // taken
-		} else if !errors.Is(err, ErrNoSuchUser) {
+		} else if !errors.Is(err, ErrNoSuchUser) && !errors.Is(err, ErrTimeout) {
 			return err
-		}
+		} // a check the server timed out says nothing: the set request decides
 		if err := c.send(ctx, New("setinfo", "").AddInt("sesskey", c.sesskey).AddDict("info", Dict{{"UserName", name}})); err != nil {
 			return err
 		}
