@@ -701,7 +701,7 @@ func (c *Client) onBM(m *Message) {
 			z, _ := markup.ParseZap(body)
 			c.emit(ZapEvent{From: uid, Zap: z, Time: c.receivedAt()})
 		default:
-			if typ == BMAction && (body == "" || isChatControl(body)) {
+			if typ == BMAction && (body == "" || isChatControl(body) || strings.HasPrefix(body, "!!!") && inChat(m)) {
 				c.logger().WithField("from", uid).Debug("msim: ignoring group-chat control message")
 				return
 			}
@@ -759,6 +759,11 @@ var chatControls = [...]string{"!!!GroupCount=", "!!!Offline=", "!!!ExitChat", "
 
 // isChatControl reports whether a bm 121 body is one of chatControls. Any
 // other text is an IM (spec §4.2), even one that starts with "!!!".
+// inChat reports whether a buddy message names a group chat (gid, aid):
+// a bm 121 body of such a one starting "!!!" is a chat control, whether
+// or not the spec names it.
+func inChat(m *Message) bool { return m.Has("gid") || m.Has("aid") }
+
 func isChatControl(body string) bool {
 	for _, p := range chatControls {
 		if strings.HasPrefix(body, p) {

@@ -79,6 +79,14 @@ func TestActionTextStartingWithBangs(t *testing.T) {
 			t.Errorf("bm 121 %q: got %#v, want no event", body, evs)
 		}
 	}
+	// A chat's controls beyond those the spec names: a body starting
+	// "!!!" in a message naming a group chat.
+	for _, key := range []string{"gid", "aid"} {
+		m := NewInt("bm", BMAction).AddInt("f", 2001).Add("msg", "!!!Unlisted=1").AddInt(key, 5)
+		if evs := handleRaw(t, c, string(Encode(m))); len(evs) != 0 {
+			t.Errorf("bm 121 \"!!!Unlisted=1\" with %s: got %#v, want no event", key, evs)
+		}
+	}
 	evs := handleRaw(t, c, string(Encode(NewInt("bm", BMAction).AddInt("f", 2001).Add("msg", "!!! we won !!!"))))
 	if len(evs) != 1 {
 		t.Fatalf("bm 121 \"!!! we won !!!\": got %#v, want one IMEvent", evs)
