@@ -320,12 +320,24 @@ func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
 
 // holdNow is holdEvent, after whatever the memory's writer has yet to
 // write: the writer's own (holdLater).
+func (m *userMemory) holdNow(email string, se seqEvent) (int64, bool) {
+	id, ok, _ := m.holdIn(email, se, false)
+	return id, ok
+}
+
+// holdIn is holdNow; live: not in a memory the bridge has forgotten (its
+// user keeps nothing), where nothing held is ever read: then nothing is
+// held, and gone is true. The look is made with the hold, under m.mu, so
+// that a forget (takeLost) comes either before it or after the IM is held.
 //
 // The store is written without m.mu, so that the session's other uses of
 // the memory do not wait for it; mayHeld is set once it is written, not
 // before: a heldFor that ran meanwhile and found none must not leave it
 // clear.
-func (m *userMemory) holdNow(email string, se seqEvent) (int64, bool) {
+func (m *userMemory) holdIn(email string, se seqEvent, live bool) (id int64, ok, gone bool) {
+	if live && m.isForgotten() {
+		return 0, false, true
+	}
 	ev := se.ev
 	switch e := ev.(type) {
 	case msim.IMEvent:
@@ -340,7 +352,7 @@ func (m *userMemory) holdNow(email string, se seqEvent) (int64, bool) {
 		}
 		ev = e
 	default:
-		return 0, true
+		return 0, true, false
 	}
 	var h store.HeldIM
 	var err error
@@ -350,12 +362,16 @@ func (m *userMemory) holdNow(email string, se seqEvent) (int64, bool) {
 		cancel()
 	}
 	m.mu.Lock()
+	if live && m.forgotten && (m.st == nil || err != nil) { // else the store took it
+		m.mu.Unlock()
+		return 0, false, true
+	}
 	id, ok, lostNote := m.keepHeld(email, seqEvent{ev: ev, seq: se.seq, msgid: se.msgid}, h.ID, err)
 	m.mu.Unlock()
 	if lostNote != "" {
 		m.addNote(lostNote)
 	}
-	return id, ok
+	return id, ok, false
 }
 
 // keepHeld is what follows the store's HoldIM of se (which gave it id, or
@@ -385,19 +401,24 @@ func (m *userMemory) keepHeld(email string, se seqEvent, id int64, err error) (i
 
 // holdLater is holdEvent made by the memory's writer (later): the caller
 // does not wait for the store. notKept is called, from the writer, if the
-// event could not be held (maxHeld are held already).
-func (m *userMemory) holdLater(email string, se seqEvent, notKept func()) {
-	if m.st == nil {
-		if _, ok := m.holdEvent(email, se); !ok {
+// event could not be held (maxHeld are held already); forgotten instead
+// if the bridge has forgotten the memory by then (holdIn), where nothing
+// held is ever read.
+func (m *userMemory) holdLater(email string, se seqEvent, notKept, forgotten func()) {
+	hold := func() {
+		switch _, ok, gone := m.holdIn(email, se, true); {
+		case gone:
+			forgotten()
+		case !ok:
 			notKept()
 		}
+	}
+	if m.st == nil {
+		m.settle() // as holdEvent
+		hold()
 		return
 	}
-	m.later(func() {
-		if _, ok := m.holdNow(email, se); !ok {
-			notKept()
-		}
-	})
+	m.later(hold)
 }
 
 // heldFor returns the IMs held for an account, in arrival order, once

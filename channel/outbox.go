@@ -22,8 +22,9 @@ import (
 // overflowed) is held for the user's next connection, so nothing the
 // gateway accepted is lost. The session goroutine owns the queue; Sent
 // callbacks, which run on ircd's goroutines, touch only the atomic counter
-// and flag, the set of held IMs handed over (behind its mutex), the user's
-// memory (behind its mutex) and the session's wake-up (kick).
+// and flag, the set of held IMs handed over and what they leave to the
+// session (behind its mutex), the user's memory (behind its mutex) and the
+// session's wake-up (kick).
 
 const (
 	// outWindow bounds the text handed to ircd and not yet written.
@@ -58,6 +59,19 @@ type outbox struct {
 	// for the session to give (giveHeldAgain) at its next turn; a report
 	// never waits for the session.
 	again []heldAgain
+	// lost: IMs reported not shown whose user's memory the bridge has
+	// forgotten (a user who keeps nothing), for the session to tell lost
+	// at its next turn (afterReports); once the session has ended
+	// (lostEnded), a report logs its own.
+	lost      []lostOut
+	lostEnded bool
+}
+
+// lostOut is an IM for the account email that was handed to ircd, reported
+// not shown, and lost: the memory it would be held in is forgotten.
+type lostOut struct {
+	it    outIM
+	email string
 }
 
 // heldAgain is an IM held in mem for the account email as id, to give again.
@@ -85,7 +99,7 @@ func (o *outbox) handOut(mem *userMemory, id int64) {
 
 // reported notes that ircd reported the IM held in mem for email as id,
 // shown or not; one a login or attach left out meanwhile as on its way
-// (heldOnItsWay) and not shown is to be given again (takeAgain).
+// (heldOnItsWay) and not shown is to be given again (takeReported).
 func (o *outbox) reported(mem *userMemory, email string, id int64, shown bool) {
 	o.heldMu.Lock()
 	if o.heldOut[heldRef{mem, id}] && !shown {
@@ -95,13 +109,62 @@ func (o *outbox) reported(mem *userMemory, email string, id int64, shown bool) {
 	o.heldMu.Unlock()
 }
 
-// takeAgain returns the held IMs to give again, and forgets them.
-func (o *outbox) takeAgain() []heldAgain {
+// takeReported returns what the reports left to the session, and forgets
+// it: the held IMs to give again, and the IMs to tell lost.
+func (o *outbox) takeReported() ([]heldAgain, []lostOut) {
 	o.heldMu.Lock()
 	defer o.heldMu.Unlock()
-	again := o.again
-	o.again = nil
-	return again
+	again, lost := o.again, o.lost
+	o.again, o.lost = nil, nil
+	return again, lost
+}
+
+// notShownLost notes it, for the account email, reported not shown and not
+// held: the bridge has forgotten the memory it would be held in. It counts
+// as dropped; the session tells it lost at its next turn, or, once the
+// session has ended, it is logged (log). It never waits for the session.
+func (s *session) notShownLost(it outIM, email string, log *logrus.Entry, met *bridgeMetrics) {
+	met.imDropped()
+	s.out.heldMu.Lock()
+	ended := s.out.lostEnded
+	if !ended {
+		s.out.lost = append(s.out.lost, lostOut{it, email})
+	}
+	s.out.heldMu.Unlock()
+	if ended {
+		logLostOut(log, email, it)
+		return
+	}
+	s.out.drained.Store(true)
+	s.kick()
+}
+
+// endLost, as the session ends, logs the IMs left to tell lost: no client
+// is left to tell. A report that comes later logs its own (notShownLost).
+func (s *session) endLost() {
+	s.out.heldMu.Lock()
+	lost := s.out.lost
+	s.out.lost, s.out.lostEnded = nil, true
+	s.out.heldMu.Unlock()
+	for _, l := range lost {
+		logLostOut(s.log, l.email, l.it)
+	}
+}
+
+// logLostOut logs it, for email, reported not shown and lost with no
+// client left to tell.
+func logLostOut(log *logrus.Entry, email string, it outIM) {
+	log.WithField("account", email).WithField("from", msim.SenderOf(it.ev)).
+		Warn("an IM the IRC client did not show was lost: the user it came for keeps nothing (a nick without a password, or a dropped registration), and no client is left to tell")
+}
+
+// tellNotShownLost tells the session's clients of l, reported not shown
+// and lost (notShownLost), with its text.
+func (s *session) tellNotShownLost(l lostOut) {
+	s.log.WithField("account", l.email).WithField("from", msim.SenderOf(l.it.ev)).
+		Warn("an IM the IRC client did not show was lost: the user it came for keeps nothing (a nick without a password, or a dropped registration); they are told")
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+		Text: fmt.Sprintf("%s from %s to %s is lost: your IRC client did not show it, and what it came for keeps nothing now (a nick without a password, or a dropped registration).", lostWhat(l.it.ev), l.it.bd.nick, l.email)})
 }
 
 // heldOnItsWay returns the ids of the IMs held for a that are on their
@@ -147,10 +210,15 @@ func (s *session) heldOnWay(a *account, mark bool) map[int64]bool {
 }
 
 // afterReports does what ircd's reports leave to the session: the held IMs
-// to give again, then what the outbox's window now has room for.
+// to give again, the IMs to tell lost, then what the outbox's window now
+// has room for.
 func (s *session) afterReports() {
-	for _, h := range s.out.takeAgain() {
+	again, lost := s.out.takeReported()
+	for _, h := range again {
 		s.giveHeldAgain(h.mem, h.email, h.id)
+	}
+	for _, l := range lost {
+		s.tellNotShownLost(l)
 	}
 	s.pumpOut()
 }
@@ -302,9 +370,11 @@ func (r *imSentReport) sent(ok bool) {
 	case !ok && it.held == 0:
 		// Held by the memory's writer: neither the session (no client
 		// attached: this report runs on it) nor ircd waits for the store.
+		// The memory of a user who keeps nothing may be forgotten by then
+		// (identify, register, a drop): the IM is told lost instead.
 		mem.holdLater(email, it.seqEvent, func() {
 			log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
-		})
+		}, func() { s.notShownLost(it, email, log, met) })
 	}
 	if it.held != 0 {
 		s.out.reported(mem, email, it.held, ok)

@@ -527,6 +527,7 @@ func (s *session) shutdown() {
 		s.b.rel.end()
 	}
 	s.holdOutbox()
+	s.endLost() // holdOutbox waited for the reports: what they left to tell is logged
 	s.dropEnd()
 	s.markersEnd()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs

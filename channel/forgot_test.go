@@ -1,0 +1,99 @@
+package channel
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/msimircd/msimircd/internal/promtest"
+	"github.com/msimircd/msimircd/msim"
+)
+
+// ephemeralRig is a rig whose user keeps nothing (a nick without a
+// password), its memory kept by the bridge as Connect keeps it, its client
+// stalled: what it is handed is reported only when the test says. It
+// returns the user's memory and the rig's metrics.
+func ephemeralRig(t *testing.T) (*rig, *stalledIRC, *userMemory, *prometheus.Registry) {
+	t.Helper()
+	r, reg := metricsRig(t)
+	irc := &stalledIRC{fakeIRC: r.irc}
+	r.s.irc = irc
+	r.s.user.Ephemeral = true
+	old := r.s.mem
+	r.s.b.mu.Lock()
+	r.s.b.memory[r.s.user.Name] = old
+	r.s.b.mu.Unlock()
+	return r, irc, old, reg
+}
+
+// afterReports runs the session's turn for what ircd's reports left to it
+// (the loop's drained case).
+func (r *rig) afterReports() {
+	if r.s.out.drained.Swap(false) {
+		r.s.afterReports()
+	}
+}
+
+// A live IM handed to the client of a user without a password just before
+// identify makes the session another user's, and reported not shown after
+// it, cannot be held: the bridge has forgotten the memory it would be held
+// in, where no one would read it. It counts as dropped, and the client is
+// told it is lost, with its text, at the session's next turn (the report,
+// on ircd's goroutine, never waits for the session); reported once the
+// session has ended, it is logged.
+func TestInFlightIMOfForgottenUserIsToldWhenNotShown(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ended bool // the session ends before the report
+	}{
+		{"told", false},
+		{"the session has ended", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, irc, old, reg := ephemeralRig(t)
+			l, hook := logtest.NewNullLogger()
+			r.s.log = logrus.NewEntry(l) // the report's, as the IM is handed over
+			email := r.a.cfg.Email
+			cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+			r.okDial(cl)
+			r.s.start()
+			r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+			cl.push(msim.IMEvent{From: 7, Text: "live one"})
+			r.stepUntil("handed to the client", func() bool { return len(irc.said("live one")) == 1 })
+			r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, r.s.user)
+			if tc.ended {
+				r.s.endLost() // as the session's end does, once holdOutbox has waited
+			}
+			before := promtest.Value(t, reg, "msimircd_ims_dropped_total")
+			irc.reportAll(false) // the client left without showing it
+			old.settle()
+			r.afterReports()
+			if got := heldTexts(old, email); len(got) != 0 {
+				t.Errorf("held in the forgotten memory: %q; want none", got)
+			}
+			if got := promtest.Value(t, reg, "msimircd_ims_dropped_total") - before; got != 1 {
+				t.Errorf("IMs counted dropped: got %v, want 1", got)
+			}
+			said := irc.said("live one")
+			if tc.ended {
+				logged := 0
+				for _, e := range hook.AllEntries() {
+					if strings.Contains(e.Message, "did not show was lost") && e.Data["account"] == email {
+						logged++
+					}
+				}
+				if len(said) != 1 || logged != 1 {
+					t.Errorf("said %q, logged %d; want only the IM said, and the loss logged once", said, logged)
+				}
+				return
+			}
+			want := "NOTICE root : An IM (live one) from bob to " + email + " is lost"
+			if len(said) != 2 || !strings.HasPrefix(said[1], want) {
+				t.Errorf("said %q; want the IM, then a line starting %q", said, want)
+			}
+		})
+	}
+}
