@@ -484,7 +484,7 @@ func (b *Bridge) ended(s *session) {
 		delete(b.sessions, u.Name)
 	}
 	if last && u.Ephemeral {
-		b.logLost(u, b.forget(u))
+		b.logLost(u, b.forget(u, &s.out))
 	}
 	var rel *store.Lease
 	if last && b.lease != nil {
@@ -643,14 +643,24 @@ func (b *Bridge) memoryOf(name string) *userMemory {
 // for them from now on is lost (forgotten). It returns what their memory
 // still held, lost with it (takeLost), for the caller to tell (tellLost)
 // or, with no session left to tell, log (logLost); they count as
-// dropped. Caller holds b.mu.
-func (b *Bridge) forget(u User) []lostHeld {
+// dropped. Those the outbox o of the user's session has handed to ircd
+// are left out: their reports tell them lost unless they say they were
+// shown (imSentReport.sent). Caller holds b.mu.
+func (b *Bridge) forget(u User, o *outbox) []lostHeld {
 	m := b.memory[u.Name]
 	if m == nil {
 		return nil
 	}
 	delete(b.memory, u.Name)
-	lost := m.takeLost()
+	// Under the outbox's lock, which the reports take: one reported
+	// before is counted here if it was not shown, one reported after
+	// finds the memory forgotten.
+	o.heldMu.Lock()
+	lost := m.takeLost(func(id int64) bool {
+		_, out := o.heldOut[heldRef{m, id}]
+		return out
+	})
+	o.heldMu.Unlock()
 	for _, l := range lost {
 		b.met.imsDropped(l.n)
 	}
@@ -687,20 +697,22 @@ type lostHeld struct {
 
 // takeLost marks the memory forgotten (forget) and takes what it holds
 // in memory, now lost, by account (in e-mail order), naming the senders
-// as heldFrom or the nicks kept name them, else by uid.
-func (m *userMemory) takeLost() []lostHeld {
+// as heldFrom or the nicks kept name them, else by uid. Those on their
+// way (onWay: handed to ircd, their reports awaited) are taken but not
+// counted: their reports tell them.
+func (m *userMemory) takeLost(onWay func(id int64) bool) []lostHeld {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.forgotten = true
 	var out []lostHeld
 	for _, email := range slices.Sorted(maps.Keys(m.held)) {
-		evs := m.held[email]
-		if len(evs) == 0 {
-			continue
-		}
-		l := lostHeld{email: email, n: len(evs)}
+		l := lostHeld{email: email}
 		seen := map[msim.UID]bool{}
-		for _, se := range evs {
+		for _, se := range m.held[email] {
+			if onWay(se.held) {
+				continue
+			}
+			l.n++
 			uid := msim.SenderOf(se.ev)
 			if seen[uid] {
 				continue
@@ -716,7 +728,9 @@ func (m *userMemory) takeLost() []lostHeld {
 			}
 			l.from = append(l.from, name)
 		}
-		out = append(out, l)
+		if l.n > 0 {
+			out = append(out, l)
+		}
 	}
 	m.held, m.heldFrom = nil, nil
 	return out

@@ -3,6 +3,7 @@ package channel
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -95,5 +96,103 @@ func TestInFlightIMOfForgottenUserIsToldWhenNotShown(t *testing.T) {
 				t.Errorf("said %q; want the IM, then a line starting %q", said, want)
 			}
 		})
+	}
+}
+
+// A held IM handed to the client of a user without a password before
+// identify makes the session another user's is on its way as the bridge
+// forgets their memory: it is not told lost with those that wait
+// (takeLost), but by its report, and only if that says it was not shown.
+func TestInFlightHeldIMShownIsNotToldLost(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		shown bool
+	}{
+		{"shown", true},
+		{"not shown", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, irc, old, reg := ephemeralRig(t)
+			email := r.a.cfg.Email
+			old.hold(email, msim.IMEvent{From: 7, Text: "held one", Time: time.Now()})
+			old.hold(email, msim.IMEvent{From: 43, Text: "held two", Time: time.Now()})
+			// bob's only: the IM from 43 waits for a stranger's lookup,
+			// and is lost as it waits.
+			cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+			r.okDial(cl)
+			r.s.start()
+			r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+			if got := irc.said("held one"); len(got) != 1 {
+				t.Fatalf("handed to the client at login: %q, want once", got)
+			}
+			before := promtest.Value(t, reg, "msimircd_ims_dropped_total")
+			r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, r.s.user)
+			irc.reportAll(tc.shown)
+			old.settle()
+			r.afterReports()
+			want := "NOTICE root : MSIM account " + email + ": IMs sent to you were lost: 1 from 43 "
+			if got := irc.said("IMs sent to you were lost"); len(got) != 1 || !strings.HasPrefix(got[0], want) {
+				t.Errorf("told %q; want one line starting %q", got, want)
+			}
+			told := irc.saidAs("NOTICE root : An IM (held one) from bob", "is lost")
+			if told == tc.shown {
+				t.Errorf("the IM on its way told lost: %v; want %v", told, !tc.shown)
+			}
+			wantDropped := 1.0
+			if !tc.shown {
+				wantDropped = 2
+			}
+			if got := promtest.Value(t, reg, "msimircd_ims_dropped_total") - before; got != wantDropped {
+				t.Errorf("IMs counted dropped: got %v, want %v", got, wantDropped)
+			}
+		})
+	}
+}
+
+// The same, as identify hands the connection over to the registered
+// user's running session (always on) and the session it leaves ends: the
+// held IM on its way, reported not shown, is told lost to the connection
+// there.
+func TestHandedOverHeldIMNotShownIsToldThere(t *testing.T) {
+	r, irc, old, _ := ephemeralRig(t)
+	b, email := r.s.b, r.a.cfg.Email
+	old.hold(email, msim.IMEvent{From: 7, Text: "held one", Time: time.Now()})
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	if got := irc.said("held one"); len(got) != 1 {
+		t.Fatalf("handed to the client at login: %q, want once", got)
+	}
+
+	// carol's session runs with no connection.
+	carol := User{Name: "carol", registered: true}
+	to := newSession(b, nil, carol, newUserMemory())
+	b.mu.Lock()
+	b.sessions[carol.Name] = to
+	b.memory[carol.Name] = to.mem
+	b.mu.Unlock()
+	b.wg.Add(1) // as Connect counts the sessions it runs
+	b.run(to)
+
+	at := r.s.cl.ats[0]
+	r.s.becomeUser(replyCtx{}, carol, r.s.user)
+	if at.s != to {
+		t.Fatal("the connection was not handed over to carol's session")
+	}
+	irc.reportAll(false)
+	r.s.endLost() // as the session's end does, once holdOutbox has waited
+	done := make(chan struct{})
+	at.do(func(*session) { close(done) }, func() { close(done) })
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("carol's session did not run the barrier")
+	}
+	if got := irc.said("IMs sent to you were lost"); len(got) != 0 {
+		t.Errorf("told with those that waited: %q; want it told by its report", got)
+	}
+	if !irc.saidAs("NOTICE root : An IM (held one) from bob", "is lost") {
+		t.Errorf("not told lost; said %q", irc.said(""))
 	}
 }

@@ -99,14 +99,23 @@ func (o *outbox) handOut(mem *userMemory, id int64) {
 
 // reported notes that ircd reported the IM held in mem for email as id,
 // shown or not; one a login or attach left out meanwhile as on its way
-// (heldOnItsWay) and not shown is to be given again (takeReported).
-func (o *outbox) reported(mem *userMemory, email string, id int64, shown bool) {
+// (heldOnItsWay) and not shown is to be given again (takeReported). One
+// not shown whose memory the bridge has forgotten meanwhile (forget left
+// it out of what it told lost) is lost: true, for the caller to tell
+// (notShownLost).
+func (o *outbox) reported(mem *userMemory, email string, id int64, shown bool) (lost bool) {
+	ref := heldRef{mem, id}
 	o.heldMu.Lock()
-	if o.heldOut[heldRef{mem, id}] && !shown {
+	switch {
+	case shown:
+	case mem.isForgotten():
+		lost = true
+	case o.heldOut[ref]:
 		o.again = append(o.again, heldAgain{mem, email, id})
 	}
-	delete(o.heldOut, heldRef{mem, id})
+	delete(o.heldOut, ref)
 	o.heldMu.Unlock()
+	return lost
 }
 
 // takeReported returns what the reports left to the session, and forgets
@@ -140,15 +149,42 @@ func (s *session) notShownLost(it outIM, email string, log *logrus.Entry, met *b
 }
 
 // endLost, as the session ends, logs the IMs left to tell lost: no client
-// is left to tell. A report that comes later logs its own (notShownLost).
+// is left to tell, but the connection identify handed over to another
+// session (handedTo), which is told there, as tellLostOn tells it. A
+// report that comes later logs its own (notShownLost).
 func (s *session) endLost() {
 	s.out.heldMu.Lock()
 	lost := s.out.lost
 	s.out.lost, s.out.lostEnded = nil, true
 	s.out.heldMu.Unlock()
-	for _, l := range lost {
-		logLostOut(s.log, l.email, l.it)
+	if len(lost) == 0 {
+		return
 	}
+	log := s.log
+	untold := func() {
+		for _, l := range lost {
+			logLostOut(log, l.email, l.it)
+		}
+	}
+	at := s.handedTo
+	if at == nil {
+		untold()
+		return
+	}
+	told := make([]ircd.Delivery, len(lost)) // made here: nothing of s is read on the other session's goroutine
+	for i, l := range lost {
+		told[i] = s.notShownNotice(l)
+	}
+	at.do(func(to *session) {
+		if !to.cl.attached(at) {
+			untold()
+			return
+		}
+		for i, l := range lost {
+			logTellLostOut(log, l)
+			at.c.Deliver(told[i])
+		}
+	}, untold)
 }
 
 // logLostOut logs it, for email, reported not shown and lost with no
@@ -161,10 +197,20 @@ func logLostOut(log *logrus.Entry, email string, it outIM) {
 // tellNotShownLost tells the session's clients of l, reported not shown
 // and lost (notShownLost), with its text.
 func (s *session) tellNotShownLost(l lostOut) {
-	s.log.WithField("account", l.email).WithField("from", msim.SenderOf(l.it.ev)).
+	logTellLostOut(s.log, l)
+	s.irc.Deliver(s.notShownNotice(l))
+}
+
+// logTellLostOut logs l, told lost to the user.
+func logTellLostOut(log *logrus.Entry, l lostOut) {
+	log.WithField("account", l.email).WithField("from", msim.SenderOf(l.it.ev)).
 		Warn("an IM the IRC client did not show was lost: the user it came for keeps nothing (a nick without a password, or a dropped registration); they are told")
-	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
-		Text: fmt.Sprintf("%s from %s to %s is lost: your IRC client did not show it, and what it came for keeps nothing now (a nick without a password, or a dropped registration).", lostWhat(l.it.ev), l.it.bd.nick, l.email)})
+}
+
+// notShownNotice tells of l, reported not shown and lost, with its text.
+func (s *session) notShownNotice(l lostOut) ircd.Delivery {
+	return ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
+		Text: fmt.Sprintf("%s from %s to %s is lost: your IRC client did not show it, and what it came for keeps nothing now (a nick without a password, or a dropped registration).", lostWhat(l.it.ev), l.it.bd.nick, l.email)}
 }
 
 // heldOnItsWay returns the ids of the IMs held for a that are on their
@@ -376,8 +422,8 @@ func (r *imSentReport) sent(ok bool) {
 			log.WithField("account", email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		}, func() { s.notShownLost(it, email, log, met) })
 	}
-	if it.held != 0 {
-		s.out.reported(mem, email, it.held, ok)
+	if it.held != 0 && s.out.reported(mem, email, it.held, ok) {
+		s.notShownLost(it, email, log, met)
 	}
 	s.out.inflight.Add(-size)
 	s.out.drained.Store(true)

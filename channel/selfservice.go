@@ -579,12 +579,13 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		at := s.cl.ats[0]
 		moved, err := s.handOver(at, prev)
 		if moved {
+			s.handedTo = at
 			if old.Ephemeral {
 				// This session ends, and with it what the bridge keeps of
 				// old: forgotten now, while the connection is there to
 				// be told.
 				b.mu.Lock()
-				lost := b.forget(old)
+				lost := b.forget(old, &s.out)
 				b.mu.Unlock()
 				s.tellLostOn(at, lost)
 			}
@@ -612,7 +613,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	}
 	var lost []lostHeld
 	if old.Ephemeral {
-		lost = b.forget(old)
+		lost = b.forget(old, &s.out)
 	}
 	rel := b.lease.drop(old.Name) // its accounts are gone
 	b.sessions[u.Name] = s

@@ -119,6 +119,10 @@ type session struct {
 	cl        *clients
 	nattached atomic.Int32
 	sender    *attachment // the connection whose input is being handled
+	// handedTo: the connection identify handed over to another session
+	// (handOver) as this one ends; what the reports of the IMs handed to
+	// it leave to tell lost is told there (endLost).
+	handedTo *attachment
 	// historyFailed is set once the user was told the history failed,
 	// historyFull once they were told it left entries out; both are
 	// cleared as the session becomes another user's (becomeUser).
@@ -527,7 +531,7 @@ func (s *session) shutdown() {
 		s.b.rel.end()
 	}
 	s.holdOutbox()
-	s.endLost() // holdOutbox waited for the reports: what they left to tell is logged
+	s.endLost() // holdOutbox waited for the reports: what they left to tell is told or logged
 	s.dropEnd()
 	s.markersEnd()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs
