@@ -696,14 +696,29 @@ type lostHeld struct {
 }
 
 // takeLost marks the memory forgotten (forget) and takes what it holds
-// in memory, now lost, by account (in e-mail order), naming the senders
-// as heldFrom or the nicks kept name them, else by uid. Those on their
-// way (onWay: handed to ircd, their reports awaited) are taken but not
-// counted: their reports tell them.
+// in memory, now lost (takeHeldLocked).
 func (m *userMemory) takeLost(onWay func(id int64) bool) []lostHeld {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.forgotten = true
+	return m.takeHeldLocked(onWay)
+}
+
+// takeHeldLost takes what the memory of a user who keeps nothing holds
+// in memory, lost though the memory is not forgotten yet: a drop's
+// (takeHeldLocked, with none on its way).
+func (m *userMemory) takeHeldLost() []lostHeld {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.takeHeldLocked(func(int64) bool { return false })
+}
+
+// takeHeldLocked takes what the memory holds in memory, lost, by account
+// (in e-mail order), naming the senders as heldFrom or the nicks kept
+// name them, else by uid. Those on their way (onWay: handed to ircd,
+// their reports awaited) are taken but not counted: their reports tell
+// them. Caller holds m.mu.
+func (m *userMemory) takeHeldLocked(onWay func(id int64) bool) []lostHeld {
 	var out []lostHeld
 	for _, email := range slices.Sorted(maps.Keys(m.held)) {
 		l := lostHeld{email: email}

@@ -196,3 +196,32 @@ func TestHandedOverHeldIMNotShownIsToldThere(t *testing.T) {
 		t.Errorf("not told lost; said %q", irc.said(""))
 	}
 }
+
+// The IMs the MSIM client still held as a drop closes the account are
+// held in the memory the drop leaves the session, for a user who keeps
+// nothing and has no account: no connection comes for them. They are
+// told lost at once, as the notes of the same close are, and count as
+// dropped.
+func TestDropTellsTheIMsItsAccountsLeaveHeld(t *testing.T) {
+	r, reg := metricsRig(t)
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	cl.mu.Lock() // taken as the drop closes the account
+	cl.events = append(cl.events, msim.IMEvent{From: 7, Text: "held one"}, msim.IMEvent{From: 7, Text: "held two"})
+	cl.mu.Unlock()
+	before := promtest.Value(t, reg, "msimircd_ims_dropped_total")
+	r.s.dropped(replyCtx{}, "alice", nil, nil)
+	r.s.mem.settle()
+	if got := heldTexts(r.s.mem, r.a.cfg.Email); len(got) != 0 {
+		t.Errorf("held where no one reads them: %q", got)
+	}
+	want := "NOTICE root : MSIM account " + r.a.cfg.Email + ": IMs sent to you were lost: 2 from bob "
+	if got := r.irc.said("IMs sent to you were lost"); len(got) != 1 || !strings.HasPrefix(got[0], want) {
+		t.Errorf("told %q; want one line starting %q", got, want)
+	}
+	if got := promtest.Value(t, reg, "msimircd_ims_dropped_total") - before; got != 2 {
+		t.Errorf("IMs counted dropped: got %v, want 2", got)
+	}
+}

@@ -445,8 +445,9 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	}
 	// What closing them left to tell (holdTaken) is in the new memory,
 	// which keeps it for a next connection that never comes: it is told
-	// now.
+	// now, and the IMs it holds lost.
 	s.tellNotes()
+	s.tellHeldLost()
 	// The user is deleted and their accounts logged out: another instance
 	// may take the name.
 	s.releaseLater(rel)
@@ -657,6 +658,21 @@ func (s *session) tellNotes() {
 	for _, n := range s.mem.takeNotes() {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: n})
 	}
+}
+
+// tellHeldLost tells the session's connections, if any, of the IMs its
+// memory holds, lost: its user keeps nothing and has no accounts (a
+// drop), and no connection can come for them. With none attached, the
+// session's end logs them (forget).
+func (s *session) tellHeldLost() {
+	if len(s.cl.ats) == 0 {
+		return
+	}
+	lost := s.mem.takeHeldLost()
+	for _, l := range lost {
+		s.b.met.imsDropped(l.n)
+	}
+	s.tellLost(lost)
 }
 
 // tellLost tells the session's connections of the IMs held for the user
