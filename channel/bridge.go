@@ -483,7 +483,9 @@ func (b *Bridge) ended(s *session) {
 	if last {
 		delete(b.sessions, u.Name)
 	}
+	var mem *userMemory // an ephemeral user's, forgotten
 	if last && u.Ephemeral {
+		mem = b.memory[u.Name]
 		b.logLost(u, b.forget(u, &s.out))
 	}
 	var rel *store.Lease
@@ -495,6 +497,11 @@ func (b *Bridge) ended(s *session) {
 	}
 	b.mu.Unlock()
 	b.lease.release(rel)
+	if mem != nil {
+		if _, notes := mem.leftovers(); notes > 0 {
+			b.log.WithField("user", u.Name).Warnf("%d notes kept for a user without a password were not told: such a user keeps nothing, and their session has ended", notes)
+		}
+	}
 	if f, ok := b.cfg.Directory.(Forgetter); ok && last && u.Ephemeral {
 		f.Forget(u)
 	}

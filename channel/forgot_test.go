@@ -225,3 +225,46 @@ func TestDropTellsTheIMsItsAccountsLeaveHeld(t *testing.T) {
 		t.Errorf("IMs counted dropped: got %v, want 2", got)
 	}
 }
+
+// A drop that completes while the always-on session has no connection
+// (the client left after "yes") leaves the session a user who keeps
+// nothing, whose name no client can give: it ends, as a session whose
+// last client leaves does, and its end logs what it held and what it
+// noted for a next connection that never comes.
+func TestDropWithNoConnectionEndsTheSession(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.AlwaysOn = true })
+	b := r.s.b
+	l, hook := logtest.NewNullLogger()
+	b.log = logrus.NewEntry(l)
+	r.s.user.registered = true
+	if !r.s.persistent() {
+		t.Fatal("want an always-on session")
+	}
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	if !r.s.closed(r.s.cl.ats[0]) {
+		t.Fatal("the always-on session ended with its client")
+	}
+	cl.mu.Lock() // taken as the drop closes the account
+	cl.events = append(cl.events, msim.IMEvent{From: 7, Text: "held one"})
+	cl.mu.Unlock()
+	r.s.dropped(replyCtx{}, "alice", nil, nil)
+	if !r.s.user.Ephemeral {
+		t.Fatal("the drop did not make the session an ephemeral user's")
+	}
+	if r.s.ctx.Err() == nil {
+		t.Fatalf("after the drop: session %q runs on with no connection and no way to get one; want it ended", r.s.user.Name)
+	}
+	b.wg.Add(1) // as Connect counts the sessions it runs
+	b.ended(r.s)
+	var held, noted bool
+	for _, e := range hook.AllEntries() {
+		held = held || strings.HasPrefix(e.Message, "1 IMs arrived for a user without a password")
+		noted = noted || strings.Contains(e.Message, "notes kept for a user without a password")
+	}
+	if !held || !noted {
+		t.Errorf("as the session ended: held IMs logged %v, notes logged %v; want both", held, noted)
+	}
+}

@@ -456,6 +456,14 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 		s.reply(r, "Your MSIM account on this gateway's network could not be closed (the network failed); ask the operator to remove it.")
 	}
 	s.reply(r, "Your registration and everything kept for you are deleted.")
+	if len(s.cl.ats) == 0 {
+		// An always-on session the client left after "yes": no client
+		// can name the user it is now, so none can attach to it. It
+		// ends, as a session whose last client leaves does; its end logs
+		// what it held and noted (Bridge.ended).
+		s.log.Info("the registration was dropped with no IRC client attached; the session ends")
+		s.cancel()
+	}
 }
 
 // droppedAfterEnd ends a drop whose session ended while the store deleted
