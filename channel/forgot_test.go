@@ -268,3 +268,56 @@ func TestDropWithNoConnectionEndsTheSession(t *testing.T) {
 		t.Errorf("as the session ended: held IMs logged %v, notes logged %v; want both", held, noted)
 	}
 }
+
+// identify by a user without a password whose account's client held an IM
+// as the switch closed it, to a registered user whose session runs
+// already (always on, with no connection), hands the connection over to
+// that session (handOver): the IM is told lost to the connection there,
+// on that session's goroutine (tellLostOn), so the test waits for its
+// turn.
+func TestHandOverTellsTheIMsHeldForTheUserLeft(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.AlwaysOn = true })
+	email := r.a.cfg.Email
+	r.s.user.Ephemeral = true
+	old := r.s.mem
+	b := r.s.b
+	b.mu.Lock()
+	b.memory[r.s.user.Name] = old
+	b.mu.Unlock()
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	cl.mu.Lock() // taken as the switch closes the account
+	cl.events = append(cl.events, msim.IMEvent{From: 7, Text: "held one"})
+	cl.mu.Unlock()
+
+	// carol's session runs with no connection.
+	carol := User{Name: "carol", registered: true}
+	prev := newSession(b, nil, carol, newUserMemory())
+	b.mu.Lock()
+	b.sessions[carol.Name] = prev
+	b.memory[carol.Name] = prev.mem
+	b.mu.Unlock()
+	prevEnded := make(chan struct{})
+	prev.run(func() { close(prevEnded) })
+	t.Cleanup(func() { prev.cancel(); <-prevEnded })
+
+	at := r.s.cl.ats[0]
+	r.s.becomeUser(replyCtx{}, carol, r.s.user) // returns once prev has attached the connection
+	if r.s.ctx.Err() == nil {
+		t.Fatal("the connection was not handed over")
+	}
+	// What prev was given before this barrier is done after it.
+	done := make(chan struct{})
+	at.do(func(*session) { close(done) }, func() { close(done) })
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("carol's session did not run the barrier")
+	}
+	want := "NOTICE root : MSIM account " + email + ": IMs sent to you were lost: 1 from bob "
+	if got := r.irc.said("IMs sent to you were lost"); len(got) != 1 || !strings.HasPrefix(got[0], want) {
+		t.Errorf("told %q; want one line starting %q (still held in their memory: %q)", got, want, heldTexts(old, email))
+	}
+}
