@@ -668,10 +668,11 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 // wins for what it names (an account's password and autoconnect, and its
 // channel when it sets one), and what st keeps for them (nicks, settings,
 // IMs) stays. A user gets a password nobody knows, also one st kept
-// before (a registration of that name, which the configuration now
-// hides): the configuration checks theirs, and once it drops the user,
-// no stored password opens the accounts it saved there. What st keeps
-// already is not written again: a start writes nothing for users it
+// before (a registration of that name, whose entry becomes the
+// configuration user's: callers refuse such a name first, see
+// NameClashes): the configuration checks theirs, and once it drops the
+// user, no stored password opens the accounts it saved there. What st
+// keeps already is not written again: a start writes nothing for users it
 // saved before.
 func SaveUsers(ctx context.Context, st store.Store, users []User) error {
 	for _, u := range users {

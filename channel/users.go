@@ -312,3 +312,29 @@ func AccountClashes(ctx context.Context, st store.Store, users []StaticUser) ([]
 	}
 	return clashes, nil
 }
+
+// NameClashes returns the names of users (a configuration's) that a user
+// kept in st has, spelled exactly, with a password of their own: a user of
+// register or msimircd user add. SaveUsers would make that entry the
+// configuration user's: their password one nobody knows, and their MSIM
+// accounts (with the MSIM passwords), settings and history the
+// configuration user's to log in to and read. A user that SaveUsers saved
+// before (a password nobody knows) is the configuration's own, and no
+// clash; nor is another spelling of the nick, which is another entry (the
+// configuration's user wins its logins).
+func NameClashes(ctx context.Context, st store.Store, users []StaticUser) ([]string, error) {
+	var clashes []string
+	for _, u := range users {
+		su, err := st.User(ctx, u.Name)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading the stored user %s: %w", u.Name, err)
+		}
+		if !store.UnusablePassword(su.PasswordHash) {
+			clashes = append(clashes, u.Name)
+		}
+	}
+	return clashes, nil
+}

@@ -54,8 +54,9 @@ func serveReloading(ctx context.Context, cfg, file Config, path string, log *log
 	return err
 }
 
-// clashCheckWait bounds a reload's look at the stored users' accounts (see
-// checkAccountClashes); past it the file is refused.
+// clashCheckWait bounds a reload's look at the stored users' names and
+// accounts (see checkNameClashes, checkAccountClashes); past it the file
+// is refused.
 const clashCheckWait = time.Minute
 
 // reloader reloads a running gateway's config file.
@@ -99,7 +100,10 @@ func (r *reloader) reload() error {
 	users := slices.Contains(d.live, "user") || slices.Contains(d.live, "irc.password")
 	if users && r.g.st != nil && len(next.Users) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), clashCheckWait)
-		err := checkAccountClashes(ctx, r.g.st, next.Users)
+		err := checkNameClashes(ctx, r.g.st, next.Users)
+		if err == nil {
+			err = checkAccountClashes(ctx, r.g.st, next.Users)
+		}
 		cancel()
 		if err != nil {
 			err = locateKey(r.path, err)

@@ -98,6 +98,9 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 		g.msimAddr = g.emb.addr()
 	}
 	if g.st != nil && len(cfg.Users) > 0 {
+		if err := checkNameClashes(ctx, g.st, cfg.Users); err != nil {
+			return nil, err
+		}
 		if err := checkAccountClashes(ctx, g.st, cfg.Users); err != nil {
 			return nil, err
 		}
@@ -144,6 +147,33 @@ func buildDirectory(cfg Config, emb *embedded, st store.Store, log *logrus.Entry
 		return nil, err
 	}
 	return channel.WithServerPassword(cfg.IRC.Password, withStore(demo)), nil
+}
+
+// checkNameClashes refuses users (the config's) when one is spelled
+// exactly as a user kept in st with a password of their own (see
+// channel.NameClashes): saving the config's users would give that user's
+// entry, accounts and history to the [[user]]. The error names the
+// user's key, the name and what to do.
+func checkNameClashes(ctx context.Context, st store.Store, users []UserEntry) error {
+	clashes, err := channel.NameClashes(ctx, st, staticUsers(users))
+	if err != nil {
+		return fmt.Errorf("store: the config's users: %w", err)
+	}
+	if len(clashes) == 0 {
+		return nil
+	}
+	name := clashes[0]
+	msg := fmt.Sprintf("the user %q is also a user kept in the store with a password of their own (made by register or msimircd user add): the [[user]] would take their entry, with their MSIM accounts, settings and history, and leave them no password to log in with; rename the [[user]], or delete the registered user with msimircd user del '%s'",
+		name, name)
+	if len(clashes) > 1 {
+		msg += fmt.Sprintf("; %d more users are so", len(clashes)-1)
+	}
+	for i, u := range users {
+		if u.Name == name {
+			return errKey(msg, "name", pathStep{"user", i})
+		}
+	}
+	return errors.New(msg)
 }
 
 // checkAccountClashes refuses users (the config's) when a user kept in st
