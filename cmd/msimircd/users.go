@@ -24,7 +24,9 @@ makes; with irc.registration = "closed", the only way to make one):
   add NICK     create a user; its password is read from standard input
                (asked for without echo on a terminal), never from the command line
   passwd NICK  set a user's password, read the same way
-  del NICK     delete a user and everything kept for them
+  del NAME     delete a user and everything kept for them: NAME as list
+               shows it (a [[user]] is kept under its name as the config
+               spells it), or the nick of a registered user
   list         list the users (users of the config and of the demo network
                are kept too, under their own names)`
 
@@ -66,7 +68,7 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var nick string
 	if want == 1 {
 		nick = rest[0]
-		if !ircd.Nick(nick).Valid() {
+		if op != "del" && !ircd.Nick(nick).Valid() {
 			return fmt.Errorf("user %s: %q is not a valid nick", op, nick)
 		}
 	}
@@ -105,6 +107,9 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return nil
 	case "del":
+		if name, err = delName(ctx, st, nick); err != nil {
+			return err
+		}
 		if err := st.DeleteUser(ctx, name); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("user del: no user %s", name)
@@ -151,6 +156,23 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "password of %s changed\n", name)
 	return nil
+}
+
+// delName returns the stored user that user del's argument names: the
+// user of that exact name (as list shows it: a [[user]] is kept under its
+// name as the config spells it, which may have capitals or be no nick),
+// else the registered user of the nick.
+func delName(ctx context.Context, st store.Store, arg string) (string, error) {
+	_, err := st.User(ctx, arg)
+	switch {
+	case err == nil:
+		return arg, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return "", err
+	case !ircd.Nick(arg).Valid():
+		return "", fmt.Errorf("user del: no user %q (user list shows the stored users' names)", arg)
+	}
+	return channel.UserName(arg), nil
 }
 
 // readNewPassword reads a password: from a terminal without echo, twice;

@@ -217,3 +217,30 @@ func TestBinaryUserAdd(t *testing.T) {
 		t.Errorf("kim with the password given to user add: got %v, want 001", m)
 	}
 }
+
+// TestUserDelOfStoredName: user del deletes a stored user named as user
+// list shows them, which the errors of a start or reload tell the
+// operator to do: a [[user]] an earlier start saved under a name with
+// capitals (Carol) or one that is no nick (bob smith) too. A nick still
+// names the registered user of that nick (Ann is ann).
+func TestUserDelOfStoredName(t *testing.T) {
+	dir := t.TempDir()
+	if err := buildFile(t, writeConfig(t, clashConfig(dir, [2]string{"Carol", "carol@example.com"}, [2]string{"bob smith", "bob@example.com"}))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := userCmd(t, dir, "ann-pw\n", "add", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ arg, deleted string }{{"Carol", "Carol"}, {"bob smith", "bob smith"}, {"Ann", "ann"}} {
+		out, err := userCmd(t, dir, "", "del", tc.arg)
+		if err != nil || !strings.Contains(out, "deleted "+tc.deleted) {
+			t.Errorf("del %q: got %q, %v; want %q deleted", tc.arg, out, err, tc.deleted)
+		}
+	}
+	if out, err := userCmd(t, dir, "", "list"); err != nil || out != "" {
+		t.Errorf("list after the deletions: got %q, %v; want no users", out, err)
+	}
+	if _, err := userCmd(t, dir, "", "del", "no one"); err == nil || !strings.Contains(err.Error(), `no user "no one"`) {
+		t.Errorf("del of nobody: got %v, want no user \"no one\"", err)
+	}
+}
