@@ -45,3 +45,36 @@ func TestNameClashes(t *testing.T) {
 		})
 	}
 }
+
+// TestNameClashesOfAnEarlierBuildsSave: builds before the recognisable
+// unusable password saved a configuration's user with a password hash
+// like any other. Such an entry, whose MSIM accounts are all the
+// configuration user's, is that user's own: no clash, so an upgrade starts.
+// A registered user of the name with an account of their own, or with
+// none, still clashes.
+func TestNameClashesOfAnEarlierBuildsSave(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	for _, u := range []struct{ name, email string }{{"old", "Old@Example.com"}, {"ann", "ann@mine.example"}, {"cy", ""}} {
+		if err := createUser(st, u.name, "looks-usable"); err != nil {
+			t.Fatal(err)
+		}
+		if u.email != "" {
+			if err := st.AddAccount(ctx, u.name, store.Account{Email: u.email, Password: "pw", Channel: "&msim"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	users := []channel.StaticUser{
+		{Name: "old", Accounts: []channel.Account{{Email: "old@example.com"}, {Email: "old2@example.com"}}},
+		{Name: "ann", Accounts: []channel.Account{{Email: "ann@example.com"}}},
+		{Name: "cy", Accounts: []channel.Account{{Email: "cy@example.com"}}},
+	}
+	got, err := channel.NameClashes(ctx, st, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"ann", "cy"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q (old's entry, holding only its own account, is the configuration's)", got, want)
+	}
+}

@@ -332,9 +332,34 @@ func NameClashes(ctx context.Context, st store.Store, users []StaticUser) ([]str
 		if err != nil {
 			return nil, fmt.Errorf("loading the stored user %s: %w", u.Name, err)
 		}
-		if !store.UnusablePassword(su.PasswordHash) {
+		if store.UnusablePassword(su.PasswordHash) {
+			continue
+		}
+		// Builds before the recognisable unusable password saved the
+		// configuration's users with one that looks like any other: an
+		// entry whose MSIM accounts are all this user's is the
+		// configuration's own (or the same person's), no clash.
+		state, err := st.LoadUser(ctx, su.Name)
+		if isNotFound(err) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading the stored user %s: %w", u.Name, err)
+		}
+		if !ownAccounts(state.Accounts, u.Accounts) {
 			clashes = append(clashes, u.Name)
 		}
 	}
 	return clashes, nil
+}
+
+// ownAccounts reports whether stored holds accounts, each one of those a
+// configuration's user lists.
+func ownAccounts(stored []store.AccountState, listed []Account) bool {
+	for _, a := range stored {
+		if accountIndex(listed, a.Email) < 0 {
+			return false
+		}
+	}
+	return len(stored) > 0
 }
