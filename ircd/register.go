@@ -529,17 +529,19 @@ func (c *Client) authenticate(account, password string) {
 	c.numeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 }
 
-// validAccountName reports whether a SASL account name can be repeated in
-// replies as one middle parameter (RPL_LOGGEDIN, WHOIS, extended-join):
-// valid UTF-8, not empty, not starting with ':', without spaces or control
-// characters. The name is decoded from base64, so the checks every line
-// gets (UTF-8, no NUL, no line end) have not seen it.
+// validAccountName reports whether a SASL account name may be asked
+// about: valid UTF-8, not empty, without control characters. The name is
+// decoded from base64, so the checks every line gets (UTF-8, no NUL, no
+// line end) have not seen it. A space or a leading ':' is allowed (a
+// configuration's user may be named so): replies that carry the account
+// as a middle parameter (RPL_LOGGEDIN, WHOIS, WHOX, extended-join) show
+// such a name as "*" (middleParam).
 func validAccountName(s string) bool {
-	if s == "" || s[0] == ':' || !utf8.ValidString(s) {
+	if s == "" || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if r == ' ' || unicode.IsControl(r) {
+		if unicode.IsControl(r) {
 			return false
 		}
 	}

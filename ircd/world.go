@@ -541,7 +541,7 @@ func (c *Client) JoinClient(channel string, marker time.Time) {
 func (c *Client) joinSelf(ch *vchan, out func(*irc.Message)) {
 	ch.joined = true
 	if c.caps["extended-join"] {
-		out(msg(c.selfPrefix(), "JOIN", ch.name, cmp.Or(c.account, "*"), c.realName))
+		out(msg(c.selfPrefix(), "JOIN", ch.name, middleParam(c.account), c.realName))
 	} else {
 		out(msg(c.selfPrefix(), "JOIN", ch.name))
 	}
