@@ -336,9 +336,11 @@ func NameClashes(ctx context.Context, st store.Store, users []StaticUser) ([]str
 			continue
 		}
 		// Builds before the recognisable unusable password saved the
-		// configuration's users with one that looks like any other: an
-		// entry whose MSIM accounts are all this user's is the
-		// configuration's own (or the same person's), no clash.
+		// configuration's users with one that looks like any other (and
+		// SaveUsers never removes an account the file drops): an entry
+		// holding an MSIM account this user lists is the configuration's
+		// own, or the same person's (a registered user holding it knows
+		// its MSIM password), no clash.
 		state, err := st.LoadUser(ctx, su.Name)
 		if isNotFound(err) {
 			continue // deleted meanwhile
@@ -346,20 +348,20 @@ func NameClashes(ctx context.Context, st store.Store, users []StaticUser) ([]str
 		if err != nil {
 			return nil, fmt.Errorf("loading the stored user %s: %w", u.Name, err)
 		}
-		if !ownAccounts(state.Accounts, u.Accounts) {
+		if !sharesAccount(state.Accounts, u.Accounts) {
 			clashes = append(clashes, u.Name)
 		}
 	}
 	return clashes, nil
 }
 
-// ownAccounts reports whether stored holds accounts, each one of those a
+// sharesAccount reports whether stored holds an account that a
 // configuration's user lists.
-func ownAccounts(stored []store.AccountState, listed []Account) bool {
+func sharesAccount(stored []store.AccountState, listed []Account) bool {
 	for _, a := range stored {
-		if accountIndex(listed, a.Email) < 0 {
-			return false
+		if accountIndex(listed, a.Email) >= 0 {
+			return true
 		}
 	}
-	return len(stored) > 0
+	return false
 }

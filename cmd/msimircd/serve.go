@@ -163,7 +163,7 @@ func checkNameClashes(ctx context.Context, st store.Store, users []UserEntry) er
 		return nil
 	}
 	name := clashes[0]
-	msg := fmt.Sprintf("the user %q is also a user kept in the store with a password of their own (made by register or msimircd user add): the [[user]] would take their entry, with their MSIM accounts, settings and history, and leave them no password to log in with; rename the [[user]], or delete the registered user with msimircd user del '%s'",
+	msg := fmt.Sprintf("the user %q is also a user kept in the store with a password of their own (made by register or msimircd user add), holding none of the MSIM accounts the [[user]] lists: the [[user]] would take their entry, with their MSIM accounts, settings and history, and leave them no password to log in with; rename the [[user]], or delete the registered user with msimircd user del '%s'",
 		name, name)
 	if len(clashes) > 1 {
 		msg += fmt.Sprintf("; %d more users are so", len(clashes)-1)
