@@ -68,6 +68,10 @@ type attachment struct {
 	// replay's conversations are written one after the other, so an entry
 	// written may come after one that was not. Set as missed is.
 	replayMissed atomic.Int64
+	// replayed: the conversations replayed to this client, with which
+	// entries ircd reported written (appended on the session goroutine;
+	// the reports are set as missed is).
+	replayed []replayedConv
 	// unidentified: the connection came in as a registered nick without
 	// its password, left to identify (set by Bridge.Connect before ircd
 	// reads it; never changed).

@@ -41,6 +41,9 @@ func (s *session) savePosition(at *attachment) {
 	if id := at.replayMissed.Load(); id > 0 { // replayed to it, not written
 		ps.limit = min(ps.limit, id-1)
 	}
+	// Replayed to it and written: its next replay leaves them out while
+	// the position stays before them.
+	s.keepWritten(at)
 	for _, c := range at.replayLater { // waiting for their account's login
 		ps.limit = min(ps.limit, c.es[0].ID-1)
 	}
@@ -59,6 +62,7 @@ func (s *session) savePosition(at *attachment) {
 			if s.saving[ps.client] == ps {
 				delete(s.saving, ps.client)
 			}
+			s.forgetWritten(ps.user, ps.client, ps.saved)
 		}))
 	})
 }
@@ -84,6 +88,8 @@ type posSave struct {
 	after <-chan struct{}
 	// done is closed once this save is through.
 	done chan struct{}
+	// saved is the position saved (0: none, or before all the history).
+	saved int64
 }
 
 // save computes and saves the position, and logs a failure.
@@ -132,7 +138,11 @@ func (ps *posSave) saveErr(ctx context.Context) error {
 			return err
 		}
 	}
-	return st.SetClientPosition(ctx, user, ps.client, pos)
+	if err := st.SetClientPosition(ctx, user, ps.client, pos); err != nil {
+		return err
+	}
+	ps.saved = pos
+	return nil
 }
 
 // onItsWay returns the msgid of the earliest IM or zap that is in the

@@ -8,8 +8,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
@@ -39,6 +41,9 @@ func (s *session) replay(at *attachment) {
 	rd := &replayRead{st: s.b.cfg.Store, hist: s.b.hist, user: s.user.Name, client: at.name,
 		per: s.b.cfg.ReplayPerBuddy, skip: s.notReplayed()}
 	for _, msgid := range saw { // typed while the link was down, seen then
+		rd.skip[msgid] = true
+	}
+	for msgid := range s.replayWritten[at.name] { // replayed to it before, and written
 		rd.skip[msgid] = true
 	}
 	if ps := s.saving[at.name]; ps != nil { // its position is being saved: read after
@@ -309,13 +314,15 @@ func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 				"%s with %s left out of the replay; type history %s %d in a control channel to see them.", plural(c.left, "earlier message", "earlier messages"), nick, nick, min(c.left+per, historyShowMax))})
 		}
 		ds := make([]ircd.Delivery, len(c.es))
+		written := make([]atomic.Bool, len(c.es))
 		for i, e := range c.es {
 			ds[i] = historyLine(e, nick)
-			id := e.ID
 			ds[i].Sent = func(ok bool) {
 				if !ok { // queued, but the connection ended first
-					at.missReplayed(id)
+					at.missReplayed(e.ID)
+					return
 				}
+				written[i].Store(true)
 			}
 		}
 		if !at.c.DeliverHistory(nick, ds) {
@@ -324,5 +331,48 @@ func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 			at.missReplayed(c.es[0].ID)
 			return
 		}
+		at.replayed = append(at.replayed, replayedConv{es: c.es, written: written})
+	}
+}
+
+// replayedConv is a conversation replayed to a client: its entries, and
+// which of them ircd reported written (set on ircd's writer).
+type replayedConv struct {
+	es      []store.HistoryEntry
+	written []atomic.Bool
+}
+
+// keepWritten keeps, for at's client name, the msgids of the replayed
+// entries at wrote, so that its next replay leaves them out while its
+// position is before them; up to what one replay reads, beyond which
+// they may be replayed again.
+func (s *session) keepWritten(at *attachment) {
+	for _, c := range at.replayed {
+		for i, e := range c.es {
+			if !c.written[i].Load() || e.MsgID == "" {
+				continue
+			}
+			kept := s.replayWritten[at.name]
+			if kept == nil {
+				kept = map[string]int64{}
+				put(&s.replayWritten, at.name, kept)
+			}
+			if len(kept) < replayPages*store.MaxHistoryLimit {
+				kept[e.MsgID] = e.ID
+			}
+		}
+	}
+}
+
+// forgetWritten forgets the entries kept for user's client name that
+// its position, saved at pos, has passed.
+func (s *session) forgetWritten(user, client string, pos int64) {
+	kept := s.replayWritten[client]
+	if user != s.user.Name || kept == nil {
+		return
+	}
+	maps.DeleteFunc(kept, func(_ string, id int64) bool { return id <= pos })
+	if len(kept) == 0 {
+		delete(s.replayWritten, client)
 	}
 }

@@ -642,6 +642,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	s.log = b.log.WithField("user", u.Name)
 	// The history told of is the user's: the new user is told of theirs.
 	s.histFailed, s.historyFull, s.historyFailed = nil, false, false
+	s.replayWritten = nil // the old user's history
 	r = s.where(r)
 	s.tellLost(lost)
 	for _, n := range s.mem.takeNotes() {

@@ -170,6 +170,16 @@ type session struct {
 	// was down and sent after the client left, which it saw when they were
 	// typed (seenQueued).
 	sawQueued map[string][]string
+	// replayWritten: by client name, the history ID of each msgid a
+	// connection of that name was replayed and wrote, while its position
+	// may be before it (a replay's conversations are written one after
+	// the other, so the position may stop before an entry not written,
+	// with later ones that were); its next replay leaves them out. They
+	// are forgotten as a save of its position passes them (savePosition).
+	// Kept in memory only: after a restart, or once the session is
+	// another user's, the next replay may show them again (a duplicate,
+	// never a loss).
+	replayWritten map[string]map[string]int64
 }
 
 // newSession makes u's session with c attached (nil: none).

@@ -1,0 +1,70 @@
+package channel
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// recordThree records bob's "one", carol's "two" and bob's "three" for
+// alice, with the phone's position before them.
+func recordThree(t *testing.T, r *rig, st store.Store) {
+	t.Helper()
+	r.s.newBuddy(r.a, 7, "bob", "")
+	r.s.newBuddy(r.a, 8, "carol", "")
+	if err := st.SetClientPosition(context.Background(), "alice", "phone", 0); err != nil {
+		t.Fatal(err)
+	}
+	for i, im := range []struct {
+		uid  msim.UID
+		text string
+	}{{7, "one"}, {8, "two"}, {7, "three"}} {
+		r.s.record(store.HistoryEntry{MsgID: "m" + im.text, Account: "alice@msim.test", Buddy: im.uid, Kind: kindIM, Text: im.text,
+			Time: time.Now().Add(time.Duration(i) * time.Millisecond)})
+	}
+}
+
+// TestUnwrittenReplayDoesNotReplayWhatWasWritten: bob's conversation
+// (one, three) is written whole before carol's (two), which the
+// connection ends with still queued. Its position stays before "two",
+// but its next connection is replayed "two" only, not "three" again: the
+// phone showed "three". Once a connection has written it all, what was
+// kept of the first is forgotten.
+func TestUnwrittenReplayDoesNotReplayWhatWasWritten(t *testing.T) {
+	r, st := historyRig(t)
+	recordThree(t, r, st)
+	phoneIRC := &unwrittenReplayIRC{fakeIRC: newFakeIRC(), written: 2}
+	phone := attachNamed(r, phoneIRC, "phone")
+	readReplay(r, phone)
+	if got := phoneIRC.said("three"); len(got) != 1 {
+		t.Fatalf("the phone was shown %q, want three once", got)
+	}
+	r.s.closed(phone)
+	if got, want := replayedTo(r, st, "phone"), []string{"two", "three"}; !slices.Equal(got, want) {
+		t.Errorf("the phone's position is before %q, want %q", got, want)
+	}
+
+	againIRC := &unwrittenReplayIRC{fakeIRC: newFakeIRC(), written: 10}
+	again := attachNamed(r, againIRC, "phone")
+	readReplay(r, again)
+	for _, tc := range []struct {
+		text string
+		want int
+	}{{"one", 0}, {"two", 1}, {"three", 0}} {
+		if got := againIRC.said(tc.text); len(got) != tc.want {
+			t.Errorf("the phone's next connection was replayed %q, want %q %d times", got, tc.text, tc.want)
+		}
+	}
+	r.s.closed(again)
+	if got := replayedTo(r, st, "phone"); len(got) != 0 {
+		t.Errorf("the phone's position is before %q, want after all", got)
+	}
+	r.stepUntil("the save's end", func() bool { return len(r.s.saving) == 0 })
+	if kept := r.s.replayWritten["phone"]; len(kept) != 0 {
+		t.Errorf("kept %v as written by the phone, want nothing once its position is past", kept)
+	}
+}
