@@ -502,6 +502,31 @@ func (s *session) leaveOutbox(r replyCtx, old User) {
 	s.out.q, s.out.head = nil, 0
 }
 
+// dropOutbox empties the outbox as a drop leaves the deleted user: what
+// waits there was theirs, and its report, once handed to ircd after the
+// drop, would reach the memory the drop leaves the session, where one
+// held for the deleted user is held nowhere. As identify treats those of
+// a user who keeps nothing (leaveOutbox), and the drop the IMs its
+// accounts leave held (tellHeldLost), each is lost: told, with its text,
+// to the client the reply goes to, or logged with none attached (the
+// session ends), and counted dropped. The held ones went with the user.
+// The IMs handed to ircd already are reported to the deleted user's
+// memory, forgotten: a report that one was not shown tells it lost
+// (notShownLost).
+func (s *session) dropOutbox(r replyCtx) {
+	for _, it := range s.out.waiting() {
+		email := it.bd.a.cfg.Email
+		s.b.met.imDropped()
+		if len(s.cl.ats) == 0 {
+			logLostOut(s.log, email, it)
+			continue
+		}
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Target: r.target,
+			Text: fmt.Sprintf("%s from %s to %s is lost: your IRC client had not shown it when your registration was dropped, and a dropped registration keeps nothing.", lostWhat(it.ev), it.bd.nick, email)})
+	}
+	s.out.q, s.out.head = nil, 0
+}
+
 // lostWhat names an IM or zap told lost, with its text.
 func lostWhat(ev msim.Event) string {
 	switch ev := ev.(type) {

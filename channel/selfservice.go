@@ -440,6 +440,7 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	s.b.memory[s.user.Name] = s.mem
 	s.b.mu.Unlock()
 	s.markersResume() // the user is gone: they end unwritten
+	s.dropOutbox(s.where(r))
 	for _, a := range slices.Clone(s.accounts) {
 		s.removeAccount(a, "Your registration was dropped.", "as your registration was dropped")
 	}
