@@ -107,9 +107,18 @@ const memWrites = maxHeld
 // later queues f for the memory's writer, after what is queued before,
 // and starts the writer if none runs. With memWrites queued, it waits
 // for the first to be through.
-func (m *userMemory) later(f func()) {
+func (m *userMemory) later(f func()) { m.queueLater(f, true) }
+
+// laterReport is later for a report of ircd (Delivery.Sent), which never
+// waits: past memWrites it queues f all the same. What the reports add
+// while the writer is behind is bounded by what ircd can report: the IMs
+// handed to it and not yet reported, which the outbox's window bounds.
+func (m *userMemory) laterReport(f func()) { m.queueLater(f, false) }
+
+// queueLater is later; wait: wait for room past memWrites.
+func (m *userMemory) queueLater(f func(), wait bool) {
 	m.wmu.Lock()
-	for len(m.writes) >= memWrites {
+	for wait && len(m.writes) >= memWrites {
 		first := m.writes[0].done
 		m.wmu.Unlock()
 		<-first
@@ -399,11 +408,14 @@ func (m *userMemory) keepHeld(email string, se seqEvent, id int64, err error) (i
 	return m.lastID, true, ""
 }
 
-// holdLater is holdEvent made by the memory's writer (later): the caller
-// does not wait for the store. notKept is called, from the writer, if the
-// event could not be held (maxHeld are held already); forgotten instead
-// if the bridge has forgotten the memory by then (holdIn), where nothing
-// held is ever read.
+// holdLater is holdEvent made by the memory's writer, for ircd's report
+// that the IM was not shown (laterReport): the caller never waits, for
+// the store or for room in the writer's queue. notKept is called, from
+// the writer, if the event could not be held (maxHeld are held already);
+// forgotten instead if the bridge has forgotten the memory by then
+// (holdIn), where nothing held is ever read. With no store, nothing is
+// queued for the writer (every write is made in memory at once): it is
+// held at once.
 func (m *userMemory) holdLater(email string, se seqEvent, notKept, forgotten func()) {
 	hold := func() {
 		switch _, ok, gone := m.holdIn(email, se, true); {
@@ -414,11 +426,10 @@ func (m *userMemory) holdLater(email string, se seqEvent, notKept, forgotten fun
 		}
 	}
 	if m.st == nil {
-		m.settle() // as holdEvent
 		hold()
 		return
 	}
-	m.later(hold)
+	m.laterReport(hold)
 }
 
 // heldFor returns the IMs held for an account, in arrival order, once
@@ -448,9 +459,9 @@ func (m *userMemory) heldFor(email string) []seqEvent {
 
 // dropHeld forgets held IMs that reached the client. With a store, the
 // memory's writer does it (later), after the writes queued before: the
-// caller (ircd's goroutine, reporting the IM shown, or the session's)
-// does not wait for the store, and a removal cannot overtake the hold it
-// undoes. Whatever reads held IMs next (heldFor) waits for it, as do the
+// caller (the session; ircd's report that an IM was shown uses
+// dropShown) does not wait for the store, and a removal cannot overtake
+// the hold it undoes. Whatever reads held IMs next (heldFor) waits for it, as do the
 // session's end and the bridge's Shutdown: once shown, an IM is not shown
 // again, after a restart either.
 func (m *userMemory) dropHeld(email string, ids ...int64) {
@@ -460,6 +471,17 @@ func (m *userMemory) dropHeld(email string, ids ...int64) {
 	}
 	ids = slices.Clone(ids) // the caller's, which it may reuse
 	m.later(func() { m.forgetHeld(email, ids) })
+}
+
+// dropShown is dropHeld of the IM held as id, for ircd's report that it
+// was shown: the report never waits for room in the writer's queue
+// (laterReport).
+func (m *userMemory) dropShown(email string, id int64) {
+	if m.st == nil {
+		m.forgetHeld(email, []int64{id})
+		return
+	}
+	m.laterReport(func() { m.forgetHeld(email, []int64{id}) })
 }
 
 // forgetHeld is dropHeld, done now; the store is written without m.mu.

@@ -412,7 +412,7 @@ func (r *imSentReport) sent(ok bool) {
 	}
 	switch {
 	case ok && it.held != 0: // shown: no longer held
-		mem.dropHeld(email, it.held)
+		mem.dropShown(email, it.held)
 	case !ok && it.held == 0:
 		// Held by the memory's writer: neither the session (no client
 		// attached: this report runs on it) nor ircd waits for the store.
