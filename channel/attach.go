@@ -639,7 +639,9 @@ func (g *passwordGate) roster(ctx context.Context) ([]User, error) {
 }
 
 // roster lists the stored users (those the configuration names come from
-// the directory behind, as Lookup gives them).
+// the directory behind, as Lookup gives them), but not those that a
+// configuration used to name (leftConfiguration): nobody can log in as
+// them, and their accounts would hold IMs for no one.
 func (d *storeDirectory) roster(ctx context.Context) ([]User, error) {
 	var users []User
 	if r, ok := d.next.(roster); ok {
@@ -653,7 +655,7 @@ func (d *storeDirectory) roster(ctx context.Context) ([]User, error) {
 		return nil, err
 	}
 	for _, su := range stored {
-		if d.configures(su.Name) {
+		if d.configures(su.Name) || leftConfiguration(su) {
 			continue
 		}
 		u, err := d.load(su.Name)

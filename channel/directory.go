@@ -402,8 +402,15 @@ func (d *DemoDirectory) Lookup(reg ircd.Registration) (User, error) {
 	}
 	l.account.Channel = "&" + ircd.Nick(who).Key()
 	l.account.AutoConnect = true
-	return User{Name: "demo/" + l.account.Email, Accounts: []Account{l.account}, Ephemeral: l.ephemeral}, nil
+	return User{Name: demoUserPrefix + l.account.Email, Accounts: []Account{l.account}, Ephemeral: l.ephemeral}, nil
 }
+
+// demoUserPrefix starts the name of every user of the demo directory (its
+// account's e-mail follows), which no nick has.
+const demoUserPrefix = "demo/"
+
+// demoUser reports whether name is one the demo directory gives its users.
+func demoUser(name string) bool { return strings.HasPrefix(name, demoUserPrefix) }
 
 // Forget implements Forgetter: an ephemeral user's account is retired, so
 // the next client with the nick gets a fresh one.

@@ -313,6 +313,20 @@ func AccountClashes(ctx context.Context, st store.Store, users []StaticUser) ([]
 	return clashes, nil
 }
 
+// leftConfiguration reports whether su, a stored user whom the
+// configuration does not name, is one it used to name: a [[user]] since
+// removed from the file or renamed, whose entry SaveUsers left with a
+// password nobody knows (UnusablePassword), so that nobody logs in as it.
+// Always-on does not log its accounts in. The demo network's nicks are
+// kept with such a password too (every session of a user whom another
+// directory serves is saved so), and log in again with theirs: their
+// names tell them apart. A configuration user that a build before the
+// recognisable unusable password saved, and that no start since has saved
+// again, looks like a registered user and is not recognised.
+func leftConfiguration(su store.User) bool {
+	return store.UnusablePassword(su.PasswordHash) && !demoUser(su.Name)
+}
+
 // NameClashes returns the names of users (a configuration's) that a user
 // kept in st has, spelled exactly, with a password of their own: a user of
 // register or msimircd user add. SaveUsers would make that entry the
