@@ -279,11 +279,13 @@ type AccountClash struct {
 
 // AccountClashes returns the MSIM accounts that users (a configuration's)
 // list and a user kept in st holds too: a user of register or msimircd
-// user add, or one that a configuration used to name (the store keeps
-// them, and with always-on their accounts log in at start). Both users'
-// sessions would log such an account in, each login logging the other
-// out, and its IMs would reach whichever held it. The stored users that
-// users name are not looked at: the configuration's user is theirs.
+// user add, or a nick of the demo network (the store keeps them, and with
+// always-on their accounts log in at start). Both users' sessions would
+// log such an account in, each login logging the other out, and its IMs
+// would reach whichever held it. The stored users that users name are not
+// looked at: the configuration's user is theirs; nor is one that a
+// configuration used to name (leftConfiguration), whose accounts nothing
+// logs in.
 func AccountClashes(ctx context.Context, st store.Store, users []StaticUser) ([]AccountClash, error) {
 	d := staticCopy(users, "")
 	stored, err := st.Users(ctx)
@@ -292,7 +294,7 @@ func AccountClashes(ctx context.Context, st store.Store, users []StaticUser) ([]
 	}
 	var clashes []AccountClash
 	for _, su := range stored {
-		if d.configured(su.Name) {
+		if d.configured(su.Name) || leftConfiguration(su) {
 			continue
 		}
 		state, err := st.LoadUser(ctx, su.Name)

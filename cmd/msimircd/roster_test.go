@@ -34,6 +34,31 @@ func TestRemovedConfigUserNotOnlineAtStart(t *testing.T) {
 	}
 }
 
+// TestRenamedConfigUserStartsWithItsAccount: a [[user]] renamed in the
+// config file (carol to carla) keeps its MSIM account: the old name's
+// entry, which nobody can log in as and always-on no longer logs in, is no
+// clash, so msimircd starts, and logs in carla's account, not carol's.
+func TestRenamedConfigUserStartsWithItsAccount(t *testing.T) {
+	dir := t.TempDir()
+	start := func(t *testing.T, users ...[2]string) *logtest.Hook {
+		cfg, err := LoadConfig(writeConfig(t, clashConfig(dir, users...)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, hook := startServe(t, cfg)
+		return hook
+	}
+	ann, carla := [2]string{"ann", "ann@example.com"}, [2]string{"carla", "carol@example.com"}
+	t.Run("as carol", func(t *testing.T) { start(t, [2]string{"carol", "carol@example.com"}) })
+	if err := buildFile(t, writeConfig(t, clashConfig(dir, ann, carla))); err != nil {
+		t.Fatalf("the start as carla: got error %v, want none", err)
+	}
+	hook := start(t, ann, carla)
+	if !logged(hook, "always on: logging in the accounts of 2 users") {
+		t.Errorf("the start as carla: got %q, want ann and carla logged in (2 users)", messages(hook))
+	}
+}
+
 // messages are the always-on messages logged to hook.
 func messages(hook *logtest.Hook) []string {
 	var msgs []string

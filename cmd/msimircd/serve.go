@@ -189,7 +189,7 @@ func checkAccountClashes(ctx context.Context, st store.Store, users []UserEntry)
 		return nil
 	}
 	c := clashes[0]
-	msg := fmt.Sprintf("the MSIM account %q of the user %q is also the account of %q, a user kept in the store (made by register or msimircd user add, or a [[user]] the config no longer names): an account logs in for one user only, so remove it from one of them (msimircd user del deletes a stored user)",
+	msg := fmt.Sprintf("the MSIM account %q of the user %q is also the account of %q, a user kept in the store (made by register or msimircd user add, or a nick of the embedded network): an account logs in for one user only, so remove it from one of them (msimircd user del deletes a stored user)",
 		c.Email, c.Configured, c.Stored)
 	if len(clashes) > 1 {
 		msg += fmt.Sprintf("; %d more accounts are so", len(clashes)-1)
