@@ -42,6 +42,7 @@ func startServe(t *testing.T, cfg Config) (listening, *logtest.Hook) {
 	case at := <-ready:
 		return at, hook
 	case err := <-done:
+		done <- nil // for the cleanup, which waits for serve's end
 		t.Fatalf("serve: %v", err)
 	}
 	panic("unreachable")
