@@ -165,15 +165,8 @@ func TestHandedOverHeldIMNotShownIsToldThere(t *testing.T) {
 		t.Fatalf("handed to the client at login: %q, want once", got)
 	}
 
-	// carol's session runs with no connection.
 	carol := User{Name: "carol", registered: true}
-	to := newSession(b, nil, carol, newUserMemory())
-	b.mu.Lock()
-	b.sessions[carol.Name] = to
-	b.memory[carol.Name] = to.mem
-	b.mu.Unlock()
-	b.wg.Add(1) // as Connect counts the sessions it runs
-	b.run(to)
+	to := runningSession(b, carol) // with no connection
 
 	at := r.s.cl.ats[0]
 	r.s.becomeUser(replyCtx{}, carol, r.s.user)

@@ -31,15 +31,8 @@ func TestHandOverTellsTheHeldIMsLost(t *testing.T) {
 		msim.IMEvent{From: 7, Text: "held three"})
 	cl.mu.Unlock()
 
-	// carol's session runs with no connection.
 	carol := User{Name: "carol", registered: true}
-	to := newSession(b, nil, carol, newUserMemory())
-	b.mu.Lock()
-	b.sessions[carol.Name] = to
-	b.memory[carol.Name] = to.mem
-	b.mu.Unlock()
-	b.wg.Add(1) // as Connect counts the sessions it runs
-	b.run(to)
+	to := runningSession(b, carol) // with no connection
 
 	at := r.s.cl.ats[0]
 	r.s.becomeUser(replyCtx{}, carol, r.s.user)
@@ -61,4 +54,17 @@ func TestHandOverTellsTheHeldIMsLost(t *testing.T) {
 	if got := r.irc.said("IMs sent to you were lost"); len(got) != 1 || !strings.HasPrefix(got[0], want) {
 		t.Errorf("told %q; want one line starting %q", got, want)
 	}
+}
+
+// runningSession starts a session of u on b with no connection, as the
+// bridge keeps an always-on user's, and returns it.
+func runningSession(b *Bridge, u User) *session {
+	s := newSession(b, nil, u, newUserMemory())
+	b.mu.Lock()
+	b.sessions[u.Name] = s
+	b.memory[u.Name] = s.mem
+	b.mu.Unlock()
+	b.wg.Add(1) // as Connect counts the sessions it runs
+	b.run(s)
+	return s
 }
