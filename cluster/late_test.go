@@ -75,17 +75,7 @@ func TestClusterLateIMIsDeliveredOnce(t *testing.T) {
 // is answered "not taken" at once: a sender still waiting stores it. A
 // typing notice as late, which no sender stores, is delivered.
 func TestClusterLateIMIsAnswered(t *testing.T) {
-	nodes, store := startCluster(t, memEngine, 2)
-	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
-	uid, from := acc["alice"].uid, acc["bob"].uid
-	bus := nodes[0].bus
-	alice := dial(t, nodes[0], "alice", acc["alice"])
-	alice.sync()
-	nc, err := nats.Connect(bus.cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	alice, nc, bus, uid, from := aliceOnFirstNode(t)
 	for _, tc := range []struct {
 		name  string
 		bm    *msim.Message
@@ -126,17 +116,7 @@ func isTyping(from msim.UID) func(msim.Event) bool {
 // not answered "taken" (its sender would then not store it) unless alice
 // got it as sent.
 func TestClusterOlderNodesIMNotTaken(t *testing.T) {
-	nodes, store := startCluster(t, memEngine, 2)
-	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
-	uid, from := acc["alice"].uid, acc["bob"].uid
-	bus := nodes[0].bus
-	alice := dial(t, nodes[0], "alice", acc["alice"])
-	alice.sync()
-	nc, err := nats.Connect(bus.cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	alice, nc, bus, uid, from := aliceOnFirstNode(t)
 	wire := msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", int(from)).Add("msg", "from an older node"))
 	older := append(binary.AppendUvarint([]byte{opDeliver}, uint64(from)), wire...)
 	m, err := nc.Request(bus.subj.user(uid), older, time.Second)
@@ -152,4 +132,24 @@ func TestClusterOlderNodesIMNotTaken(t *testing.T) {
 			t.Errorf("the older IM: answered %q (taken: its sender stores nothing), but alice did not get it from %d; want it refused or delivered whole", m.Data, from)
 		}
 	}
+}
+
+// aliceOnFirstNode starts two nodes with the accounts alice and bob, logs
+// alice in on the first, and returns her client, a raw connection to the
+// bus (to send requests as another node would), the first node's bus,
+// and alice's and bob's uids.
+func aliceOnFirstNode(t *testing.T) (alice *client, nc *nats.Conn, bus *Node, uid, from msim.UID) {
+	t.Helper()
+	nodes, store := startCluster(t, memEngine, 2)
+	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
+	uid, from = acc["alice"].uid, acc["bob"].uid
+	bus = nodes[0].bus
+	alice = dial(t, nodes[0], "alice", acc["alice"])
+	alice.sync()
+	nc, err := nats.Connect(bus.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return alice, nc, bus, uid, from
 }
