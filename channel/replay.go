@@ -344,8 +344,10 @@ type replayedConv struct {
 
 // keepWritten keeps, for at's client name, the msgids of the replayed
 // entries at wrote, so that its next replay leaves them out while its
-// position is before them; up to what one replay reads, beyond which
-// they may be replayed again.
+// position is before them. Bounded: maxWrittenKept per name, and as many
+// names as the store keeps positions for (client names are the client's
+// to choose, and a name may never come back); what is not kept may be
+// replayed again (a duplicate, never a loss).
 func (s *session) keepWritten(at *attachment) {
 	for _, c := range at.replayed {
 		for i, e := range c.es {
@@ -354,15 +356,26 @@ func (s *session) keepWritten(at *attachment) {
 			}
 			kept := s.replayWritten[at.name]
 			if kept == nil {
+				if len(s.replayWritten) >= store.MaxClientPositions {
+					for name := range s.replayWritten { // another name's, any
+						delete(s.replayWritten, name)
+						break
+					}
+				}
 				kept = map[string]int64{}
 				put(&s.replayWritten, at.name, kept)
 			}
-			if len(kept) < replayPages*store.MaxHistoryLimit {
+			if len(kept) < maxWrittenKept {
 				kept[e.MsgID] = e.ID
 			}
 		}
 	}
 }
+
+// maxWrittenKept bounds the written entries kept per client name
+// (keepWritten): those written above where its position stops, past the
+// first conversation the connection did not finish.
+const maxWrittenKept = 1024
 
 // forgetWritten forgets the entries kept for user's client name that
 // its position, saved at pos, has passed.

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -66,5 +67,31 @@ func TestUnwrittenReplayDoesNotReplayWhatWasWritten(t *testing.T) {
 	r.stepUntil("the save's end", func() bool { return len(r.s.saving) == 0 })
 	if kept := r.s.replayWritten["phone"]; len(kept) != 0 {
 		t.Errorf("kept %v as written by the phone, want nothing once its position is past", kept)
+	}
+}
+
+// TestReplayWrittenBounded: what the connections of each client name wrote
+// of a replay is kept for as many names as the store keeps positions for,
+// however many names come and go (a client chooses its name, and a name
+// may never come back).
+func TestReplayWrittenBounded(t *testing.T) {
+	r, st := historyRig(t)
+	recordThree(t, r, st)
+	for i := range store.MaxClientPositions + 8 {
+		name := fmt.Sprintf("phone%d", i)
+		if err := st.SetClientPosition(context.Background(), "alice", name, 0); err != nil {
+			t.Fatal(err)
+		}
+		at := attachNamed(r, &unwrittenReplayIRC{fakeIRC: newFakeIRC(), written: 2}, name)
+		readReplay(r, at)
+		r.s.closed(at)
+		r.saved()
+		r.stepUntil("the save's end", func() bool { return len(r.s.saving) == 0 })
+		if len(r.s.replayWritten[name]) == 0 {
+			t.Fatalf("nothing kept for %s, which wrote three before two", name)
+		}
+	}
+	if n := len(r.s.replayWritten); n == 0 || n > store.MaxClientPositions {
+		t.Errorf("client names with written entries kept: %d, want 1 to %d", n, store.MaxClientPositions)
 	}
 }
