@@ -654,8 +654,9 @@ func (d *storeDirectory) roster(ctx context.Context) ([]User, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, demo := d.next.(*DemoDirectory)
 	for _, su := range stored {
-		if d.configures(su.Name) || leftConfiguration(su) {
+		if d.configures(su.Name) || leftConfiguration(su, demo) {
 			continue
 		}
 		u, err := d.load(su.Name)

@@ -294,7 +294,7 @@ func AccountClashes(ctx context.Context, st store.Store, users []StaticUser) ([]
 	}
 	var clashes []AccountClash
 	for _, su := range stored {
-		if d.configured(su.Name) || leftConfiguration(su) {
+		if d.configured(su.Name) || leftConfiguration(su, false) { // a configuration: no demo
 			continue
 		}
 		state, err := st.LoadUser(ctx, su.Name)
@@ -321,12 +321,14 @@ func AccountClashes(ctx context.Context, st store.Store, users []StaticUser) ([]
 // password nobody knows (UnusablePassword), so that nobody logs in as it.
 // Always-on does not log its accounts in. The demo network's nicks are
 // kept with such a password too (every session of a user whom another
-// directory serves is saved so), and log in again with theirs: their
-// names tell them apart. A configuration user that a build before the
-// recognisable unusable password saved, and that no start since has saved
-// again, looks like a registered user and is not recognised.
-func leftConfiguration(su store.User) bool {
-	return store.UnusablePassword(su.PasswordHash) && !demoUser(su.Name)
+// directory serves is saved so), and log in again with theirs while the
+// embedded network serves nicks (demo): their names tell them apart;
+// otherwise nobody can log in as them either, and they are left too. A
+// configuration user that a build before the recognisable unusable
+// password saved, and that no start since has saved again, looks like a
+// registered user and is not recognised.
+func leftConfiguration(su store.User, demo bool) bool {
+	return store.UnusablePassword(su.PasswordHash) && (!demo || !demoUser(su.Name))
 }
 
 // NameClashes returns the names of users (a configuration's) that a user
