@@ -110,9 +110,12 @@ const memWrites = maxHeld
 func (m *userMemory) later(f func()) { m.queueLater(f, true) }
 
 // laterReport is later for a report of ircd (Delivery.Sent), which never
-// waits: past memWrites it queues f all the same. What the reports add
-// while the writer is behind is bounded by what ircd can report: the IMs
-// handed to it and not yet reported, which the outbox's window bounds.
+// waits: past memWrites it queues f all the same. Each report frees room
+// in the outbox's window for more IMs, so the window alone does not bound
+// what reports add while the writer is behind; the session does: it waits
+// in later for room before it holds or reads held IMs itself (with no
+// client, every IM is held that way), so the reports' excess is about one
+// window per connection.
 func (m *userMemory) laterReport(f func()) { m.queueLater(f, false) }
 
 // queueLater is later; wait: wait for room past memWrites.
