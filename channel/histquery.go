@@ -6,6 +6,7 @@ package channel
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -127,6 +128,14 @@ func refPlace(ctx context.Context, st store.Store, user string, r ircd.HistoryRe
 		return r.Time, 0, nil
 	}
 	e, err := st.HistoryByMsgID(ctx, user, ircd.MsgIDBase(r.MsgID))
+	if errors.Is(err, store.ErrNotFound) {
+		// Not in the history (left out while the store was behind, or
+		// pruned): an id of ours holds its time, which places it, so a
+		// client paging by it goes on rather than being refused.
+		if t, ok := ircd.MsgIDTime(ircd.MsgIDBase(r.MsgID)); ok {
+			return t, 0, nil
+		}
+	}
 	if err != nil {
 		return time.Time{}, 0, fmt.Errorf("message %s: %w", r.MsgID, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/irc.v4"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
@@ -85,6 +86,34 @@ func TestHistoryMsgIDRefsSameTime(t *testing.T) {
 		{"CHATHISTORY AFTER bob timestamp=2024-01-01T11:59:59.999Z 10", "m0 m1 m2 m3"},
 	} {
 		if got := query(c.line); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.line, got, c.want)
+		}
+	}
+}
+
+// TestHistoryMsgIDRefNotKept: a reference to a msgid of the gateway's that
+// the history does not hold (left out while the store was behind, or
+// pruned) stands where its time does, so a client paging by it goes on.
+func TestHistoryMsgIDRefNotKept(t *testing.T) {
+	stk, g, st := replayUser(t, true)
+	bob := msimUser(t, stk, "bob")
+	bobUID := lookupUID(t, bob, "bob")
+	desk := dial(t, g.ircAddr, "al", "al/desk:al-irc", historyCaps...)
+	desk.expectFrom("PRIVMSG", "root", "Logged in to MSIM")
+	desk.add("&al", "bob")
+	at := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	appendEntries(t, st, bobUID, []string{"m0", "m1", "m2"}, []time.Time{at, at.Add(time.Second), at.Add(3 * time.Second)})
+	missing := ircd.NewMsgIDAt(at.Add(2 * time.Second)) // between m1 and m2, never stored
+	for _, c := range []struct{ line, want string }{
+		{"CHATHISTORY BEFORE bob msgid=" + missing + " 10", "m0 m1"},
+		{"CHATHISTORY AFTER bob msgid=" + missing + " 10", "m2"},
+	} {
+		desk.send(c.line)
+		var ids []string
+		for _, m := range batchLines(desk, "chathistory") {
+			ids = append(ids, m.Tags["msgid"])
+		}
+		if got := strings.Join(ids, " "); got != c.want {
 			t.Errorf("%s: got %q, want %q", c.line, got, c.want)
 		}
 	}

@@ -44,6 +44,19 @@ func newMsgID(now time.Time) string {
 	return string(msgIDEncoding.AppendEncode(out[:0], b[:]))
 }
 
+// MsgIDTime returns the time, to the millisecond, that an id NewMsgID
+// made begins with; false for an id it cannot have made.
+func MsgIDTime(id string) (time.Time, bool) {
+	if len(id) != 26 {
+		return time.Time{}, false
+	}
+	var b [16]byte
+	if n, err := msgIDEncoding.Decode(b[:], []byte(id)); err != nil || n != len(b) {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]) >> 16)), true
+}
+
 // MsgIDBase returns the id of the message that a line's msgid belongs to:
 // id without a "-N" suffix (N ≥ 2), which earlier versions of Deliver
 // added to the second and later lines of a long message (now only the

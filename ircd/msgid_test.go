@@ -321,3 +321,17 @@ func BenchmarkNewMsgID(b *testing.B) {
 		_ = newMsgID(at)
 	}
 }
+
+// TestMsgIDTime: an id NewMsgIDAt made gives back its time to the
+// millisecond; another id gives none.
+func TestMsgIDTime(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	if got, ok := MsgIDTime(NewMsgIDAt(at)); !ok || !got.Equal(at.Truncate(time.Millisecond)) {
+		t.Errorf("MsgIDTime(NewMsgIDAt(%v)) = %v, %v; want %v", at, got, ok, at.Truncate(time.Millisecond))
+	}
+	for _, id := range []string{"", "m1", "abc-2", strings.Repeat("z", 25), strings.Repeat("!", 26), strings.Repeat("A", 26)} {
+		if got, ok := MsgIDTime(id); ok {
+			t.Errorf("MsgIDTime(%q) = %v, true; want false", id, got)
+		}
+	}
+}
