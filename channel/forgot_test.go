@@ -174,14 +174,8 @@ func TestHandedOverHeldIMNotShownIsToldThere(t *testing.T) {
 		t.Fatal("the connection was not handed over to carol's session")
 	}
 	irc.reportAll(false)
-	r.s.endLost() // as the session's end does, once holdOutbox has waited
-	done := make(chan struct{})
-	at.do(func(*session) { close(done) }, func() { close(done) })
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("carol's session did not run the barrier")
-	}
+	r.s.endLost()      // as the session's end does, once holdOutbox has waited
+	passBarrier(t, at) // what its session was given before is done
 	if got := irc.said("IMs sent to you were lost"); len(got) != 0 {
 		t.Errorf("told with those that waited: %q; want it told by its report", got)
 	}
@@ -301,14 +295,7 @@ func TestHandOverTellsTheIMsHeldForTheUserLeft(t *testing.T) {
 	if r.s.ctx.Err() == nil {
 		t.Fatal("the connection was not handed over")
 	}
-	// What prev was given before this barrier is done after it.
-	done := make(chan struct{})
-	at.do(func(*session) { close(done) }, func() { close(done) })
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("carol's session did not run the barrier")
-	}
+	passBarrier(t, at) // what its session was given before is done
 	want := "NOTICE root : MSIM account " + email + ": IMs sent to you were lost: 1 from bob "
 	if got := r.irc.said("IMs sent to you were lost"); len(got) != 1 || !strings.HasPrefix(got[0], want) {
 		t.Errorf("told %q; want one line starting %q (still held in their memory: %q)", got, want, heldTexts(old, email))

@@ -42,14 +42,7 @@ func TestHandOverTellsTheHeldIMsLost(t *testing.T) {
 	if got := heldTexts(old, email); len(got) != 0 {
 		t.Errorf("still held in alice's memory after the hand-over: %q", got)
 	}
-	// What carol's session was given before this barrier is done after it.
-	done := make(chan struct{})
-	at.do(func(*session) { close(done) }, func() { close(done) })
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("carol's session did not run the barrier")
-	}
+	passBarrier(t, at) // what its session was given before is done
 	want := "NOTICE root : MSIM account " + email + ": IMs sent to you were lost: 3 from bob, 43"
 	if got := r.irc.said("IMs sent to you were lost"); len(got) != 1 || !strings.HasPrefix(got[0], want) {
 		t.Errorf("told %q; want one line starting %q", got, want)
@@ -67,4 +60,17 @@ func runningSession(b *Bridge, u User) *session {
 	b.wg.Add(1) // as Connect counts the sessions it runs
 	b.run(s)
 	return s
+}
+
+// passBarrier waits until the session at belongs to now has run what it
+// was given before (a hand-over's attach, what that posted).
+func passBarrier(t *testing.T, at *attachment) {
+	t.Helper()
+	done := make(chan struct{})
+	at.do(func(*session) { close(done) }, func() { close(done) })
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection's session did not run the barrier")
+	}
 }
