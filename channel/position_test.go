@@ -537,19 +537,7 @@ func (f *unwrittenReplayIRC) DeliverHistory(_ string, ds []ircd.Delivery) bool {
 // replayed them.
 func TestPositionStaysBeforeAnUnwrittenReplay(t *testing.T) {
 	r, st := historyRig(t)
-	ctx := context.Background()
-	r.s.newBuddy(r.a, 7, "bob", "")
-	r.s.newBuddy(r.a, 8, "carol", "")
-	if err := st.SetClientPosition(ctx, "alice", "phone", 0); err != nil {
-		t.Fatal(err)
-	}
-	for i, im := range []struct {
-		uid  msim.UID
-		text string
-	}{{7, "one"}, {8, "two"}, {7, "three"}} {
-		r.s.record(store.HistoryEntry{MsgID: "m" + im.text, Account: "alice@msim.test", Buddy: im.uid, Kind: kindIM, Text: im.text,
-			Time: time.Now().Add(time.Duration(i) * time.Millisecond)})
-	}
+	recordThree(t, r, st)
 	// bob's conversation (one, three) goes first: only "one" is written.
 	phoneIRC := &unwrittenReplayIRC{fakeIRC: newFakeIRC(), written: 1}
 	phone := attachNamed(r, phoneIRC, "phone")
