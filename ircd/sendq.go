@@ -267,13 +267,7 @@ func (c *Client) releaseHeld() {
 	held := c.dropHeld()
 	for i, e := range held {
 		if !c.enqueue(e) {
-			var unsent []func(bool)
-			for _, e := range held[i:] {
-				if e.sent != nil {
-					unsent = append(unsent, e.sent)
-				}
-			}
-			reportLater(unsent...)
+			go report(held[i:], false) // c.mu held: not on this goroutine
 			return
 		}
 	}

@@ -192,7 +192,8 @@ type peer struct{ srv *Server }
 
 func (p peer) Deliver(to, from msim.UID, wire []byte, until time.Time) bool {
 	srv := p.srv
-	if bmType(wire) != msim.BMIM {
+	typ := bmType(wire)
+	if typ != msim.BMIM {
 		until = time.Time{}
 	}
 	ok, late := srv.deliverLiveBy(to, from, wire, false, until)
@@ -206,12 +207,12 @@ func (p peer) Deliver(to, from msim.UID, wire []byte, until time.Time) bool {
 		srv.log.WithFields(logrus.Fields{"to": to, "from": from}).Warn("an IM from another node came past its sender's deadline: not delivered here, its sender stores it")
 	}
 	if ok {
-		srv.metrics.routedIM(bmType(wire))
+		srv.metrics.routedIM(typ)
 	}
 	return ok
 }
 
-// bmType reads the type of an encoded bm (\bm\N\…) for the metrics.
+// bmType reads the type of an encoded bm (\bm\N\…).
 func bmType(wire []byte) int {
 	n := 0
 	for _, c := range wire[min(len(wire), 4):] {
