@@ -100,10 +100,7 @@ func (r *reloader) reload() error {
 	users := slices.Contains(d.live, "user") || slices.Contains(d.live, "irc.password")
 	if users && r.g.st != nil && len(next.Users) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), clashCheckWait)
-		err := checkNameClashes(ctx, r.g.st, next.Users)
-		if err == nil {
-			err = checkAccountClashes(ctx, r.g.st, next.Users)
-		}
+		err := checkClashes(ctx, r.g.st, next.Users)
 		cancel()
 		if err != nil {
 			err = locateKey(r.path, err)

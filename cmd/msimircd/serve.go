@@ -98,10 +98,7 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 		g.msimAddr = g.emb.addr()
 	}
 	if g.st != nil && len(cfg.Users) > 0 {
-		if err := checkNameClashes(ctx, g.st, cfg.Users); err != nil {
-			return nil, err
-		}
-		if err := checkAccountClashes(ctx, g.st, cfg.Users); err != nil {
+		if err := checkClashes(ctx, g.st, cfg.Users); err != nil {
 			return nil, err
 		}
 		// The [[user]]s and their accounts are in the store from the
@@ -147,6 +144,16 @@ func buildDirectory(cfg Config, emb *embedded, st store.Store, log *logrus.Entry
 		return nil, err
 	}
 	return channel.WithServerPassword(cfg.IRC.Password, withStore(demo)), nil
+}
+
+// checkClashes refuses users (the config's) that a user kept in st
+// clashes with, by name (checkNameClashes) or by account
+// (checkAccountClashes): at the start and at a reload.
+func checkClashes(ctx context.Context, st store.Store, users []UserEntry) error {
+	if err := checkNameClashes(ctx, st, users); err != nil {
+		return err
+	}
+	return checkAccountClashes(ctx, st, users)
 }
 
 // checkNameClashes refuses users (the config's) when one is spelled
