@@ -115,8 +115,15 @@ func (m *userMemory) later(f func()) { m.queueLater(f, true) }
 // what reports add while the writer is behind; the session does: it waits
 // in later for room before it holds or reads held IMs itself (with no
 // client, every IM is held that way), so the reports' excess is about one
-// window per connection.
-func (m *userMemory) laterReport(f func()) { m.queueLater(f, false) }
+// window per connection. With no store, every write is made in memory at
+// once: f runs now.
+func (m *userMemory) laterReport(f func()) {
+	if m.st == nil {
+		f()
+		return
+	}
+	m.queueLater(f, false)
+}
 
 // queueLater is later; wait: wait for room past memWrites.
 func (m *userMemory) queueLater(f func(), wait bool) {
@@ -416,9 +423,7 @@ func (m *userMemory) keepHeld(email string, se seqEvent, id int64, err error) (i
 // the store or for room in the writer's queue. notKept is called, from
 // the writer, if the event could not be held (maxHeld are held already);
 // forgotten instead if the bridge has forgotten the memory by then
-// (holdIn), where nothing held is ever read. With no store, nothing is
-// queued for the writer (every write is made in memory at once): it is
-// held at once.
+// (holdIn), where nothing held is ever read.
 func (m *userMemory) holdLater(email string, se seqEvent, notKept, forgotten func()) {
 	hold := func() {
 		switch _, ok, gone := m.holdIn(email, se, true); {
@@ -427,10 +432,6 @@ func (m *userMemory) holdLater(email string, se seqEvent, notKept, forgotten fun
 		case !ok:
 			notKept()
 		}
-	}
-	if m.st == nil {
-		hold()
-		return
 	}
 	m.laterReport(hold)
 }
@@ -480,10 +481,6 @@ func (m *userMemory) dropHeld(email string, ids ...int64) {
 // was shown: the report never waits for room in the writer's queue
 // (laterReport).
 func (m *userMemory) dropShown(email string, id int64) {
-	if m.st == nil {
-		m.forgetHeld(email, []int64{id})
-		return
-	}
 	m.laterReport(func() { m.forgetHeld(email, []int64{id}) })
 }
 
