@@ -134,7 +134,8 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 	}
 }
 
-// historyEvent reports whether ev is kept in the history (entryIn).
+// historyEvent reports whether ev is an IM or a zap: what the history
+// keeps (entryIn) and what a user's memory holds.
 func historyEvent(ev msim.Event) bool {
 	switch ev.(type) {
 	case msim.IMEvent, msim.ZapEvent:

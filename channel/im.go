@@ -58,9 +58,7 @@ func (s *session) holdIM(a *account, ev msim.Event) {
 // (the session became another user's), the IM is lost, and logged, with
 // no session left to tell them. It reads nothing of the session's state.
 func (s *session) keepOwned(o owner, a *account, ev msim.Event) {
-	switch ev.(type) {
-	case msim.IMEvent, msim.ZapEvent:
-	default:
+	if !historyEvent(ev) { // an IM or a zap: what is kept
 		return
 	}
 	uid := msim.SenderOf(ev)
