@@ -17,7 +17,7 @@ func TestSASLForEveryUserTheConfigTakes(t *testing.T) {
 	path := writeConfig(t, fmt.Sprintf("[store]\nstate_dir = %q\n\n[[user]]\nname = \"bob smith\"\npassword = \"irc-bob\"\n\n  [[user.account]]\n  email = \"bob@example.com\"\n  password = \"Msim-bob\"\n", t.TempDir()))
 	cfg, err := LoadConfig(path)
 	if err != nil {
-		t.Skipf("the config refuses the name (a fix): %v", err)
+		t.Fatalf("the config refuses the [[user]] \"bob smith\": %v", err)
 	}
 	at, _ := startServe(t, cfg)
 	if _, m := ircRegister(t, at.irc[0], "bob", ":bob smith:irc-bob"); m.Command != "001" {
