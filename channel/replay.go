@@ -349,27 +349,36 @@ type replayedConv struct {
 // to choose, and a name may never come back); what is not kept may be
 // replayed again (a duplicate, never a loss).
 func (s *session) keepWritten(at *attachment) {
+	kept := s.replayWritten[at.name] // made at the first entry written
 	for _, c := range at.replayed {
 		for i, e := range c.es {
 			if !c.written[i].Load() || e.MsgID == "" {
 				continue
 			}
-			kept := s.replayWritten[at.name]
 			if kept == nil {
-				if len(s.replayWritten) >= store.MaxClientPositions {
-					for name := range s.replayWritten { // another name's, any
-						delete(s.replayWritten, name)
-						break
-					}
-				}
-				kept = map[string]int64{}
-				put(&s.replayWritten, at.name, kept)
+				kept = s.keptFor(at.name)
 			}
-			if len(kept) < maxWrittenKept {
-				kept[e.MsgID] = e.ID
+			if len(kept) >= maxWrittenKept {
+				return
 			}
+			kept[e.MsgID] = e.ID
 		}
 	}
+}
+
+// keptFor makes the set of written entries kept for the client name,
+// letting another name's go if as many as the store keeps positions for
+// have theirs.
+func (s *session) keptFor(name string) map[string]int64 {
+	if len(s.replayWritten) >= store.MaxClientPositions {
+		for other := range s.replayWritten { // any
+			delete(s.replayWritten, other)
+			break
+		}
+	}
+	kept := map[string]int64{}
+	put(&s.replayWritten, name, kept)
+	return kept
 }
 
 // maxWrittenKept bounds the written entries kept per client name
