@@ -229,3 +229,18 @@ func (c *tclient) readN(t testing.TB, n int) []*irc.Message {
 	}
 	return out
 }
+
+// joinHeld sends c's labeled JOIN of #other with the read marker's answer
+// held (e.fh.hold; release it with e.fh.release), and waits until the
+// backend was asked for the marker and told of the join.
+func (e *histEnv) joinHeld(t *testing.T, c *tclient, fc *fakeConn) {
+	t.Helper()
+	e.fh.set(func() { e.fh.hold = true })
+	c.send(t, "@label=j1 JOIN #other")
+	if a := e.asked(t); a != "readmarker #other" {
+		t.Fatalf("backend got %q, want readmarker #other", a)
+	}
+	if ev := <-fc.events; ev != "join #other" {
+		t.Fatalf("backend got %q, want join #other", ev)
+	}
+}

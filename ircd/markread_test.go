@@ -201,14 +201,7 @@ func TestLabeledJoinHoldsWorld(t *testing.T) {
 		t.Run(answer, func(t *testing.T) {
 			c, fc := e.client(t, "me", "draft/read-marker", "labeled-response", "batch")
 			fc.c.JoinUser("#other", "ghost", false)
-			e.fh.set(func() { e.fh.hold = true })
-			c.send(t, "@label=j1 JOIN #other")
-			if a := e.asked(t); a != "readmarker #other" {
-				t.Fatalf("backend got %q, want readmarker #other", a)
-			}
-			if ev := <-fc.events; ev != "join #other" {
-				t.Fatalf("backend got %q, want join #other", ev)
-			}
+			e.joinHeld(t, c, fc) // JOIN #other, labeled, its read marker held
 			sent := make(chan bool, 1)
 			if !fc.c.Deliver(Delivery{From: "ghost", Target: "#other", Text: "early", Sent: func(ok bool) { sent <- ok }}) {
 				t.Fatal("Deliver: got false, want true (held)")
@@ -258,14 +251,7 @@ func TestLabeledJoinHoldsMonitor(t *testing.T) {
 	c, fc := e.client(t, "me", "draft/read-marker", "labeled-response", "batch")
 	c.send(t, "MONITOR + tom")
 	checkMsgs(t, c.sync(t), []want{w(irc.RPL_MONONLINE, "me", "tom!tom@msim")})
-	e.fh.set(func() { e.fh.hold = true })
-	c.send(t, "@label=j1 JOIN #other")
-	if a := e.asked(t); a != "readmarker #other" {
-		t.Fatalf("backend got %q, want readmarker #other", a)
-	}
-	if ev := <-fc.events; ev != "join #other" {
-		t.Fatalf("backend got %q, want join #other", ev)
-	}
+	e.joinHeld(t, c, fc) // JOIN #other, labeled, its read marker held
 	fc.c.Deliver(Delivery{From: "tom", Text: "last words"})
 	fc.c.RemoveUser("tom", "gone")
 	if got := c.sync(t); len(got) != 0 {
@@ -293,14 +279,7 @@ func TestCloseWritesTheHeldLines(t *testing.T) {
 	t.Parallel()
 	e := startHistory(t, historyConfig(), true)
 	c, fc := e.client(t, "me", "draft/read-marker", "labeled-response", "batch")
-	e.fh.set(func() { e.fh.hold = true })
-	c.send(t, "@label=j1 JOIN #other")
-	if a := e.asked(t); a != "readmarker #other" {
-		t.Fatalf("backend got %q, want readmarker #other", a)
-	}
-	if ev := <-fc.events; ev != "join #other" {
-		t.Fatalf("backend got %q, want join #other", ev)
-	}
+	e.joinHeld(t, c, fc) // JOIN #other, labeled, its read marker held
 	sent := make(chan bool, 1)
 	if !fc.c.Deliver(Delivery{From: "tom", Text: "before close", Sent: func(ok bool) { sent <- ok }}) {
 		t.Fatal("Deliver: got false, want true")
