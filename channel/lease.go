@@ -463,7 +463,7 @@ func (b *Bridge) endSession(user, why string) {
 		b.lease.release(rel)
 		return
 	}
-	s.endFor(why)
+	s.endFor(why, "as your session moved to another gateway instance")
 }
 
 // claim takes u's lease for a session about to start here, if it needs

@@ -179,7 +179,7 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 		s := sessions[i]
 		if r.why == reloadRemoved || r.why == reloadShadowed {
 			if s != nil {
-				s.endFor(r.why)
+				s.endFor(r.why, configChangedAs)
 			}
 			continue
 		}
@@ -188,7 +188,7 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 		switch {
 		case s == nil:
 		case r.why != "":
-			s.endFor(r.why)
+			s.endFor(r.why, configChangedAs)
 		default:
 			applied = s.reloadAccounts(r.name, r.accounts)
 		}
@@ -257,16 +257,21 @@ func removedAccounts(old, next []Account) []string {
 	return gone
 }
 
+// configChangedAs says, in what a link leaves to tell, that the gateway's
+// configuration closed it.
+const configChangedAs = "as the gateway's configuration changed"
+
 // endWait bounds how long ReloadUsers waits for a session it ends.
 const endWait = 10 * time.Second
 
 // endFor ends the session with a notice saying why, and waits (at most
-// endWait) until it has logged out of MSIM.
-func (s *session) endFor(why string) {
+// endWait) until it has logged out of MSIM. as says why in what its links
+// leave to tell (see endWith).
+func (s *session) endFor(why, as string) {
 	s.post(call(func() {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: why + "; this connection ends."})
 		s.irc.Close(why)
-		s.cancel() // an always-on session ends too, not only its connections
+		s.endWith(as) // an always-on session ends too, not only its connections
 	}))
 	select {
 	case <-s.done:
@@ -310,12 +315,12 @@ func (s *session) applyAccounts(next []Account) {
 		case i < 0:
 			email := a.cfg.Email
 			s.failQueue(a, "the account was removed from the gateway's configuration")
-			s.removeAccount(a, "", "as the gateway's configuration changed")
+			s.removeAccount(a, "", configChangedAs)
 			s.mem.forgetAccount(email)
 			s.reply(replyCtx{}, "The account %s was removed from the gateway's configuration, with everything kept for it.", email)
 		case !sameAccount(a.cfg, next[i]):
 			at := slices.Index(s.accounts, a)
-			s.removeAccount(a, "", "as the gateway's configuration changed")
+			s.removeAccount(a, "", configChangedAs)
 			na := s.newAccount(next[i])
 			s.accounts = slices.Insert(s.accounts, at, na)
 			s.reply(replyCtx{}, "The account %s was changed in the gateway's configuration: it logs in again.", na.cfg.Email)

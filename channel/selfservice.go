@@ -637,8 +637,9 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	}
 	if prev != nil && prev != s {
 		prev.closeClients("Replaced by a new connection")
-		prev.cancel() // a session running with no connection (always on) too
-		<-prev.done   // it has logged out of MSIM and held what it had
+		// A session running with no connection (always on) ends too.
+		prev.endWith("as a new connection replaced the old one")
+		<-prev.done // it has logged out of MSIM and held what it had
 	}
 	s.log = b.log.WithField("user", u.Name)
 	// The history told of is the user's: the new user is told of theirs.

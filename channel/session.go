@@ -112,7 +112,10 @@ type session struct {
 	closing                       string // closeClients's reason, until the connections are closed
 	loops                         int    // goroutines started for the session (tests read it)
 	afterEnd                      func() // run's: called once the session has ended
-	evbuf                         []msim.Event
+	// endAs says why the session ends, in what its links leave to tell
+	// ("as you disconnected" when unset; see endWith and linksEndAs).
+	endAs string
+	evbuf []msim.Event
 	// cl holds the attached connections (s.irc is cl, except while one
 	// client's world is built); nattached counts them, for the bridge to
 	// read from other goroutines.
@@ -533,8 +536,9 @@ func (s *session) shutdown() {
 	if n := s.nattached.Load(); n > 0 {
 		s.countAttached(-n)
 	}
+	as := s.linksEndAs()
 	for _, a := range s.accounts {
-		s.release(a, "as you disconnected")
+		s.release(a, as)
 		a.queue = nil // kept by the user's memory for the next session
 	}
 	for ; s.dialing > 0; s.dialing-- { // results that will not be handled
@@ -580,6 +584,32 @@ func (s *session) shutdown() {
 		}
 		return
 	}
+}
+
+// endWith ends the session (from any goroutine), saying why in what its
+// links leave to tell (as: "as ..."). The first reason given stands.
+func (s *session) endWith(as string) {
+	s.rmu.Lock()
+	if s.endAs == "" {
+		s.endAs = as
+	}
+	s.rmu.Unlock()
+	s.cancel()
+}
+
+// linksEndAs says why the session's links close as it ends: the reason
+// it was ended with, the gateway's shutdown, or else its user's leaving.
+func (s *session) linksEndAs() string {
+	s.rmu.Lock()
+	as := s.endAs
+	s.rmu.Unlock()
+	switch {
+	case as != "":
+		return as
+	case s.b.ctx.Err() != nil:
+		return "as the gateway shut down"
+	}
+	return "as you disconnected"
 }
 
 // release ends an account's link as the session lets it go (as says why,

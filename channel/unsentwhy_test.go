@@ -13,7 +13,8 @@ import (
 // An IM the user typed that an account's MSIM client never sent, as the
 // account closed, is told with why the link closed: the user did not
 // disconnect when a drop, identify, register, account del or the
-// gateway's configuration closed it.
+// gateway's configuration closed it, nor when the gateway shut down or
+// another instance took the session over.
 func TestUnsentNoteSaysWhyTheLinkClosed(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -24,6 +25,19 @@ func TestUnsentNoteSaysWhyTheLinkClosed(t *testing.T) {
 			r.s.cancel()
 			r.s.shutdown()
 		}, "as you disconnected"},
+		{"the gateway shuts down", func(t *testing.T, r *rig) {
+			r.s.b.cancel()
+			r.s.shutdown()
+		}, "as the gateway shut down"},
+		{"a reload ends the session", func(t *testing.T, r *rig) {
+			r.s.endWith(configChangedAs)
+			r.s.shutdown()
+		}, "as the gateway's configuration changed"},
+		{"another instance takes the session", func(t *testing.T, r *rig) {
+			r.s.endWith("as your session moved to another gateway instance")
+			r.s.b.cancel() // the first reason given stands
+			r.s.shutdown()
+		}, "as your session moved to another gateway instance"},
 		{"drop", func(t *testing.T, r *rig) {
 			r.s.dropped(replyCtx{}, "alice", nil, nil)
 		}, "as your registration was dropped"},
