@@ -158,11 +158,15 @@ func historyQuery(ctx context.Context, st store.Store, user string, c conversati
 	case "AFTER":
 		base.After, base.AfterID = from, fromID
 	case "AROUND":
-		before := base
-		before.Before, before.BeforeID, before.Latest, before.Limit = from, fromID, true, max(1, q.Limit/2)
-		older, err := st.History(ctx, user, before)
-		if err != nil {
-			return nil, err
+		// Half the limit before the reference, rounded down, and the rest
+		// from it on: a limit of 1 gives the referenced message itself.
+		var older []store.HistoryEntry
+		if half := q.Limit / 2; half > 0 {
+			before := base
+			before.Before, before.BeforeID, before.Latest, before.Limit = from, fromID, true, half
+			if older, err = st.History(ctx, user, before); err != nil {
+				return nil, err
+			}
 		}
 		after := base
 		after.Limit = q.Limit - len(older)

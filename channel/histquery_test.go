@@ -82,6 +82,9 @@ func TestHistoryMsgIDRefsSameTime(t *testing.T) {
 		{"CHATHISTORY BETWEEN bob msgid=m0 msgid=m3 10", "m1 m2"},
 		{"CHATHISTORY BETWEEN bob msgid=m3 msgid=m0 1", "m2"},
 		{"CHATHISTORY AROUND bob msgid=m2 3", "m1 m2 m3"},
+		{"CHATHISTORY AROUND bob msgid=m2 1", "m2"},
+		{"CHATHISTORY AROUND bob msgid=m2 2", "m1 m2"},
+		{"CHATHISTORY AROUND bob msgid=m0 3", "m0 m1 m2"},
 		{"CHATHISTORY BEFORE bob timestamp=2024-01-01T12:00:00.000Z 10", ""},
 		{"CHATHISTORY AFTER bob timestamp=2024-01-01T11:59:59.999Z 10", "m0 m1 m2 m3"},
 	} {
