@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/msimircd/msimircd/msim"
@@ -38,6 +39,11 @@ import (
 // maxFrame bounds a frame either side reads. The gateway sends a batch
 // whose request would be longer in parts (requestPart).
 const maxFrame = 64 << 20
+
+// frameChunk is what readFrame reads of a frame longer than its buffer
+// before it grows the buffer further: a frame's length is what the other
+// side claims, and nothing is allocated for bytes that have not come.
+const frameChunk = 64 << 10
 
 var errFrame = errors.New("malformed frame")
 
@@ -290,25 +296,31 @@ func writeFrame(w *bufio.Writer, body []byte) error {
 	return w.Flush()
 }
 
-// readFrame reads one frame into buf (grown as needed) and returns it.
+// readFrame reads one frame into buf and returns it. buf grows as the
+// frame's bytes come (frameChunk, then doubling), not to the length the
+// frame claims at once: a frame cut short costs no more than it brought.
 func readFrame(r *bufio.Reader, buf []byte) ([]byte, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return buf, err
 	}
-	size := binary.BigEndian.Uint32(n[:])
+	size := int(binary.BigEndian.Uint32(n[:]))
 	if size > maxFrame {
 		return buf, fmt.Errorf("%w: %d bytes", errFrame, size)
 	}
-	if cap(buf) < int(size) {
-		buf = make([]byte, size)
-	}
-	buf = buf[:size]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	buf = buf[:0]
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(size-len(buf), max(len(buf), frameChunk)))
 		}
-		return buf, err
+		k, err := io.ReadFull(r, buf[len(buf):min(size, cap(buf))])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
 	}
 	return buf, nil
 }

@@ -291,3 +291,49 @@ func FuzzDecodeParams(f *testing.F) {
 		}
 	})
 }
+
+// frameSlack is how much more than the bytes it has read readFrame may
+// hold for a frame: what it reads at once before it has seen the rest.
+const frameSlack = 2 * frameChunk
+
+// FuzzReadFrame: the frame reader never panics, holds for a frame at
+// most frameSlack more than twice the bytes it has read (the length a
+// frame claims allocates nothing until its bytes come), and the frames it
+// reads written again give the bytes they were read from.
+func FuzzReadFrame(f *testing.F) {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	req := sampleRequest()
+	writeFrame(w, appendParams(nil, &Params{Driver: "sqlite", DSN: "state.db", Key: []byte("k")}))
+	writeFrame(w, appendRequest(nil, &req))
+	writeFrame(w, nil)
+	f.Add(buf.Bytes())
+	f.Add([]byte{0, 0, 0, 5, 'a'})
+	f.Add([]byte{byte(maxFrame >> 24), 0, 0, 0, 'a', 'b'})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		br := bufio.NewReader(bytes.NewReader(b))
+		var again bytes.Buffer
+		bw := bufio.NewWriter(&again)
+		var frame []byte
+		for {
+			var err error
+			frame, err = readFrame(br, frame)
+			if cap(frame) > 2*len(b)+frameSlack {
+				t.Fatalf("holds %d bytes for a frame, having read %d", cap(frame), len(b))
+			}
+			if err != nil {
+				break
+			}
+			if len(frame) > maxFrame {
+				t.Fatalf("read a frame of %d bytes, longer than maxFrame", len(frame))
+			}
+			if err := writeFrame(bw, frame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.HasPrefix(b, again.Bytes()) {
+			t.Fatalf("the frames read, written again, give %q, not a prefix of %q", again.Bytes(), b)
+		}
+	})
+}
