@@ -364,6 +364,7 @@ type child struct {
 	cmd    *exec.Cmd
 	in     *os.File // its stdin
 	out    *os.File // its stdout
+	errR   *os.File // its stderr (read by reap)
 	bw     *bufio.Writer
 	br     *bufio.Reader
 	wbuf   []byte   // the frame being sent
@@ -429,9 +430,9 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 		errR.Close()
 		return nil, fmt.Errorf("starting %s %s: %w", exe, Arg, err)
 	}
-	c := &child{cmd: cmd, in: inW, out: outR, exited: make(chan struct{}), wait: exitWait, log: log.WithField("pid", cmd.Process.Pid)}
+	c := &child{cmd: cmd, in: inW, out: outR, errR: errR, exited: make(chan struct{}), wait: exitWait, log: log.WithField("pid", cmd.Process.Pid)}
 	c.bw, c.br = bufio.NewWriter(inW), bufio.NewReader(outR)
-	go c.reap(errR)
+	go c.reap()
 	if err := c.open(ctx, p); err != nil {
 		c.kill()
 		return nil, err
@@ -439,14 +440,15 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 	return c, nil
 }
 
-// reap logs the child's stderr, then reaps it.
-func (c *child) reap(errR *os.File) {
-	sc := bufio.NewScanner(errR)
+// reap logs the child's stderr, then reaps it. Its stderr ends when the
+// child has exited, or when kill closes it.
+func (c *child) reap() {
+	sc := bufio.NewScanner(c.errR)
 	for sc.Scan() {
 		c.stderrLine(sc.Text())
 	}
-	io.Copy(io.Discard, errR) // past a line too long: the child never blocks on it
-	errR.Close()
+	io.Copy(io.Discard, c.errR) // past a line too long: the child never blocks on it
+	c.errR.Close()
 	c.status = c.cmd.Wait()
 	c.in.Close()
 	c.out.Close()
@@ -559,11 +561,14 @@ func (c *child) failure(err error) error {
 
 // kill ends the child at once, and closes the gateway's ends of its
 // pipes: a read or write waiting on them returns even if the child does
-// not end (one stuck in the kernel ends only when that lets it).
+// not end (one stuck in the kernel ends only when that lets it), and reap
+// goes on to reap it even if another process holds its stderr (one the
+// child started): what a killed child says there no longer matters.
 func (c *child) kill() {
 	c.cmd.Process.Kill()
 	c.in.Close()
 	c.out.Close()
+	c.errR.Close()
 }
 
 // stop closes the child's stdin, so it finishes and exits, and waits for

@@ -829,3 +829,28 @@ func TestCloseChildNotEnding(t *testing.T) {
 		t.Fatal("Close still waits for a child killed 30 s ago")
 	}
 }
+
+// TestHungChildReaped: a child that does not answer in time is killed and
+// reaped, and the goroutine reading its stderr ends, even when another
+// process still holds its stderr open; its batch is counted as a failure
+// and appended by the gateway.
+func TestHungChildReaped(t *testing.T) {
+	s, hook := holdingChild(t, "hang")
+	s.hung = 300 * time.Millisecond
+	s.mu.Lock()
+	ch := s.ch
+	s.mu.Unlock()
+	batch := []store.HistoryAppend{entry("alice", "a1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
+	select {
+	case <-ch.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the child killed 30 s ago is not reaped (%v)", messages(hook))
+	}
+	if got := failures(t, s); got != 1 {
+		t.Errorf("failures counted: got %v, want 1", got)
+	}
+	if !logged(hook, "appended by the gateway") {
+		t.Errorf("the child's failure was not logged: %v", messages(hook))
+	}
+}
