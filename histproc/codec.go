@@ -47,6 +47,20 @@ const frameChunk = 64 << 10
 
 var errFrame = errors.New("malformed frame")
 
+// keptFrame bounds the buffer each side keeps to encode, or read, its
+// next frame in: a full batch of the bridge's, however long its IMs
+// ordinarily are, fits, and a burst of longer ones is not held after it.
+const keptFrame = 4 << 20
+
+// kept is b emptied, to be used again, or nil when it holds more than
+// most: the next use allocates what it needs.
+func kept[E any](b []E, most int) []E {
+	if cap(b) > most {
+		return nil
+	}
+	return b[:0]
+}
+
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)

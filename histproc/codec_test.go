@@ -337,3 +337,41 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestChildBuffersAfterBurst: the child reads a request longer than
+// keptFrame and answers with a reply longer than keptFrame, and keeps at
+// most keptFrame of either buffer after; a short request still reads.
+func TestChildBuffersAfterBurst(t *testing.T) {
+	long := strings.Repeat("x", keptFrame)
+	big := request{Seq: 1, Batch: []store.HistoryAppend{{User: "alice", Entry: store.HistoryEntry{MsgID: "m1", Text: long}}}}
+	small := request{Seq: 2, Batch: []store.HistoryAppend{{User: "alice", Entry: store.HistoryEntry{MsgID: "m2", Text: "hi"}}}}
+	var pipe bytes.Buffer
+	w := bufio.NewWriter(&pipe)
+	for _, req := range []*request{&big, &small} {
+		if err := writeFrame(w, appendRequest(nil, req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	br := bufio.NewReader(&pipe)
+	var rbuf, wbuf []byte
+	req, err := readRequest(br, &rbuf)
+	if err != nil || len(req.Batch) != 1 || req.Batch[0].Entry.Text != long {
+		t.Fatalf("the long request: got %d entries, %v", len(req.Batch), err)
+	}
+	if got := cap(rbuf); got > keptFrame {
+		t.Errorf("read buffer kept: got %d bytes, want at most %d", got, keptFrame)
+	}
+	var out bytes.Buffer
+	if err := answer(bufio.NewWriter(&out), &wbuf, &reply{Seq: 1, Results: []result{{Err: long}}}); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() <= keptFrame {
+		t.Fatalf("the long reply: %d bytes written, want more than %d", out.Len(), keptFrame)
+	}
+	if got := cap(wbuf); got > keptFrame {
+		t.Errorf("write buffer kept: got %d bytes, want at most %d", got, keptFrame)
+	}
+	if req, err := readRequest(br, &rbuf); err != nil || len(req.Batch) != 1 || req.Batch[0].Entry.MsgID != "m2" {
+		t.Errorf("the short request after: got %+v, %v", req, err)
+	}
+}

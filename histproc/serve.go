@@ -41,19 +41,14 @@ func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
 func serve(in io.Reader, out, errw io.Writer) error {
 	br, bw := bufio.NewReader(in), bufio.NewWriter(out)
 	var rbuf, wbuf []byte
-	send := func(r *reply) error {
-		wbuf = appendReply(wbuf[:0], r)
-		if err := writeFrame(bw, wbuf); err != nil {
-			return fmt.Errorf("answering: %w", err)
-		}
-		return nil
-	}
+	send := func(r *reply) error { return answer(bw, &wbuf, r) }
 	rbuf, err := readFrame(br, rbuf)
 	if err != nil {
 		return fmt.Errorf("reading the store's parameters: %w", err)
 	}
 	p, err := decodeParams(rbuf)
 	clear(rbuf)
+	rbuf = kept(rbuf, keptFrame)
 	if err != nil {
 		return fmt.Errorf("reading the store's parameters: %w", err)
 	}
@@ -69,14 +64,11 @@ func serve(in io.Reader, out, errw io.Writer) error {
 	}
 	var retries retryReport
 	for {
-		if rbuf, err = readFrame(br, rbuf); err != nil {
+		req, err := readRequest(br, &rbuf)
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil // the gateway closed the pipe: done
 			}
-			return fmt.Errorf("reading a request: %w", err)
-		}
-		req, err := decodeRequest(rbuf)
-		if err != nil {
 			return fmt.Errorf("reading a request: %w", err)
 		}
 		rep := appendBatch(st, &req)
@@ -92,6 +84,29 @@ func serve(in io.Reader, out, errw io.Writer) error {
 			return err
 		}
 	}
+}
+
+// readRequest reads and decodes a request, reading its frame into *rbuf,
+// which keeps at most keptFrame after it (the request holds none of it).
+func readRequest(br *bufio.Reader, rbuf *[]byte) (request, error) {
+	b, err := readFrame(br, *rbuf)
+	*rbuf = kept(b, keptFrame)
+	if err != nil {
+		return request{}, err
+	}
+	return decodeRequest(b)
+}
+
+// answer sends r, encoded in *wbuf, which keeps at most keptFrame after
+// it.
+func answer(bw *bufio.Writer, wbuf *[]byte, r *reply) error {
+	b := appendReply((*wbuf)[:0], r)
+	err := writeFrame(bw, b)
+	*wbuf = kept(b, keptFrame)
+	if err != nil {
+		return fmt.Errorf("answering: %w", err)
+	}
+	return nil
 }
 
 func openStore(p Params) (store.Store, error) {

@@ -201,6 +201,7 @@ func (s *Store) appendPart(ctx context.Context, part []store.HistoryAppend, out 
 			s.restartLocked()
 		}
 		results(part, rep, out)
+		ch.res = kept(ch.res, keptResults)
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -359,6 +360,10 @@ func (s *Store) Close() error {
 	return s.Store.Close()
 }
 
+// keptResults bounds the results array a child keeps for its next answer:
+// a batch of the bridge's fits.
+const keptResults = txEntries
+
 // child is one running history writer process.
 type child struct {
 	cmd    *exec.Cmd
@@ -367,9 +372,9 @@ type child struct {
 	errR   *os.File // its stderr (read by reap)
 	bw     *bufio.Writer
 	br     *bufio.Reader
-	wbuf   []byte   // the frame being sent
-	rbuf   []byte   // the frame last read
-	res    []result // the results last read (an answer's, until the next)
+	wbuf   []byte   // the frame being sent; at most keptFrame kept
+	rbuf   []byte   // the frame last read; at most keptFrame kept
+	res    []result // the results last read (an answer's, until results has them); at most keptResults kept
 	seq    uint64
 	served int           // batches given (by the Store, under its mu)
 	exited chan struct{} // closed once it has exited and its stderr ended
@@ -479,9 +484,10 @@ func (c *child) stderrLine(line string) {
 
 // open sends the store's parameters and waits for the store to open.
 func (c *child) open(ctx context.Context, p Params) error {
-	c.wbuf = appendParams(c.wbuf[:0], &p)
+	b := appendParams(c.wbuf[:0], &p)
+	c.wbuf = b
 	rep, _, err := c.exchange(ctx, 0)
-	clear(c.wbuf)
+	clear(b) // the key
 	if err != nil {
 		return err
 	}
@@ -527,11 +533,13 @@ func (c *child) exchange(ctx context.Context, want int) (_ *reply, killed bool, 
 		}
 	}()
 	err := writeFrame(c.bw, c.wbuf)
+	c.wbuf = kept(c.wbuf, keptFrame)
 	if err == nil {
 		c.rbuf, err = readFrame(c.br, c.rbuf)
 	}
 	if err == nil {
 		rep, err := decodeReply(c.rbuf, want, c.res)
+		c.rbuf = kept(c.rbuf, keptFrame) // the reply holds none of it
 		if err != nil {
 			return nil, false, fmt.Errorf("its answer: %w", err)
 		}

@@ -854,3 +854,42 @@ func TestHungChildReaped(t *testing.T) {
 		t.Errorf("the child's failure was not logged: %v", messages(hook))
 	}
 }
+
+// TestBuffersAfterBurst: after a batch longer than the gateway keeps
+// buffers for (many entries, some long), the child's pipes keep at most
+// keptFrame to encode and read frames in and keptResults results, and the
+// next batch still goes to the same child.
+func TestBuffersAfterBurst(t *testing.T) {
+	s, _ := open(t, setup{})
+	pid := childPid(s)
+	long := strings.Repeat("x", 1<<20)
+	var batch []store.HistoryAppend
+	for i := 0; i < keptResults+keptFrame/len(long)+1; i++ {
+		e := entry([]string{"alice", "bob"}[i%2], fmt.Sprint("m", i))
+		if i < keptFrame/len(long)+1 {
+			e.Entry.Text = long
+		}
+		batch = append(batch, e)
+	}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
+	s.mu.Lock()
+	ch := s.ch
+	s.mu.Unlock()
+	if ch == nil || ch.cmd.Process.Pid != pid {
+		t.Fatalf("the child failed at the burst")
+	}
+	if got := cap(ch.wbuf); got > keptFrame {
+		t.Errorf("request buffer kept: got %d bytes, want at most %d", got, keptFrame)
+	}
+	if got := cap(ch.rbuf); got > keptFrame {
+		t.Errorf("reply buffer kept: got %d bytes, want at most %d", got, keptFrame)
+	}
+	if got := cap(ch.res); got > keptResults {
+		t.Errorf("results kept: got %d, want at most %d", got, keptResults)
+	}
+	batch = []store.HistoryAppend{entry("alice", "after")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
+	if got := childPid(s); got != pid {
+		t.Errorf("child pid: got %d, want %d still", got, pid)
+	}
+}
