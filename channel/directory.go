@@ -412,6 +412,13 @@ const demoUserPrefix = "demo/"
 // demoUser reports whether name is one the demo directory gives its users.
 func demoUser(name string) bool { return strings.HasPrefix(name, demoUserPrefix) }
 
+// DemoNamespace reports whether name, in any case, starts as the names the
+// demo directory gives its users: the store keeps those users under such
+// names, so no other user (a [[user]] of the configuration) may have one.
+func DemoNamespace(name string) bool {
+	return len(name) >= len(demoUserPrefix) && strings.EqualFold(name[:len(demoUserPrefix)], demoUserPrefix)
+}
+
 // Forget implements Forgetter: an ephemeral user's account is retired, so
 // the next client with the nick gets a fresh one.
 func (d *DemoDirectory) Forget(u User) {

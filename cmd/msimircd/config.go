@@ -477,6 +477,10 @@ func (c *Config) Validate() error {
 		if u.Name == "" {
 			return errKey("every [[user]] needs a name", "name", p)
 		}
+		if channel.DemoNamespace(u.Name) {
+			// The store keeps the demo network's nicks under such names.
+			return errKey(fmt.Sprintf("user %q: names starting with \"demo/\" are the embedded network's own", u.Name), "name", p)
+		}
 		// Names compare as nicks do (the directory finds users so).
 		if names[ircd.AccountKey(u.Name)] {
 			return errKey(fmt.Sprintf("duplicate user %q (names that are the same nick are one user)", u.Name), "name", p)
