@@ -306,9 +306,15 @@ func (f storeFailures) ClearFailures(key string) error {
 func (b *Bridge) GuessLimiters() (addr, user *guard.FailureLimiter) { return b.failAddr, b.failUser }
 
 // Authenticate implements ircd.Backend (SASL PLAIN). The account may name
-// the client after a slash (alice/phone).
+// the client after a slash (alice/phone). A user's or client's name longer
+// than ircd.NickLen names nobody (users are named by their nick, and a
+// configuration's user names are bounded so too): it is refused without a
+// lookup.
 func (b *Bridge) Authenticate(_ context.Context, account, password string) error {
-	account, _ = splitClient(account)
+	account, client := splitClient(account)
+	if len(account) > ircd.NickLen || len(client) > ircd.NickLen {
+		return ErrAuth
+	}
 	return b.cfg.Directory.Authenticate(account, password)
 }
 

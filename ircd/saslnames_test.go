@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"encoding/base64"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,7 +14,8 @@ import (
 // could not stand as a parameter of a reply (a line's end, NUL, another
 // control character, a space, a leading ':', invalid UTF-8) is refused
 // with 904 before the backend is asked, even by a backend that would
-// accept it, so that no 900, WHOIS or JOIN repeats it.
+// accept it, so that no 900, WHOIS or JOIN repeats it; so is one whose
+// user name, or client's name, is longer than NICKLEN.
 func TestSASLRefusesUnsafeAccountNames(t *testing.T) {
 	t.Parallel()
 	b := newBackend()
@@ -49,6 +51,13 @@ func TestSASLRefusesUnsafeAccountNames(t *testing.T) {
 		{"same authzid", plain("alice", "alice"), "alice"},
 		{"non-ASCII name", plain("", "ålice"), "ålice"},
 		{"client's name", plain("", "alice/phone"), "alice/phone"},
+		{"user name of NICKLEN", plain("", strings.Repeat("a", NickLen)), strings.Repeat("a", NickLen)},
+		{"user name of NICKLEN and a client's name of NICKLEN", plain("", strings.Repeat("a", NickLen)+"/"+strings.Repeat("p", NickLen)),
+			strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", NickLen)},
+		{"user name past NICKLEN", plain("", strings.Repeat("b", NickLen+1)), ""},
+		{"user name past NICKLEN with a client's name", plain("", strings.Repeat("b", NickLen+1)+"/phone"), ""},
+		{"client's name past NICKLEN", plain("", "bob/"+strings.Repeat("p", NickLen+1)), ""},
+		{"long name", plain("", strings.Repeat("c", 200)), ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -477,6 +477,10 @@ func (c *Config) Validate() error {
 		if u.Name == "" {
 			return errKey("every [[user]] needs a name", "name", p)
 		}
+		if len(u.Name) > ircd.NickLen {
+			// As a nick: SASL names no longer user (NICKLEN).
+			return errKey(fmt.Sprintf("user %q: a name longer than %d bytes (NICKLEN) cannot log in", u.Name, ircd.NickLen), "name", p)
+		}
 		if channel.DemoNamespace(u.Name) {
 			// The store keeps the demo network's nicks under such names.
 			return errKey(fmt.Sprintf("user %q: names starting with \"demo/\" are the embedded network's own", u.Name), "name", p)

@@ -57,6 +57,8 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"user without name", "[[user]]\npassword = \"x\"\n", []string{"line 1", "user[1].name"}},
 		{"user in the demo namespace", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user]]\nname = \"Demo/bob@example.com\"\n[[user.account]]\nemail = \"b@b\"\npassword = \"p\"\n",
 			[]string{"line 7", "user[2].name", "demo/"}},
+		{"user name past NICKLEN", "[[user]]\nname = \"" + strings.Repeat("n", 31) + "\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n",
+			[]string{"line 2", "user[1].name", "longer than 30"}},
 		{"bad email", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user]]\nname = \"b\"\n[[user.account]]\nemail = \"nope\"\npassword = \"p\"\n",
 			[]string{"line 9", "user[2].account[1].email", "not an e-mail"}},
 		{"both passwords", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\npassword_file = \"/x\"\n", []string{"line 5", "user[1].account[1].password", "exactly one"}},
