@@ -686,17 +686,63 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 }
 
 // SaveUsers puts users that another directory serves (the [[user]]s of the
-// configuration) in st with their accounts, at start: the configuration
-// wins for what it names (an account's password and autoconnect, and its
-// channel when it sets one), and what st keeps for them (nicks, settings,
-// IMs) stays. A user gets a password nobody knows, also one st kept
-// before (a registration of that name, whose entry becomes the
-// configuration user's: callers refuse such a name first, see
-// NameClashes): the configuration checks theirs, and once it drops the
-// user, no stored password opens the accounts it saved there. What st
-// keeps already is not written again: a start writes nothing for users it
-// saved before.
+// configuration, all of them) in st with their accounts, at start: the
+// configuration wins for what it names (an account's password and
+// autoconnect, and its channel when it sets one), and what st keeps for
+// them (nicks, settings, IMs) stays. A user gets a password nobody knows,
+// also one st kept before (a registration of that name, whose entry
+// becomes the configuration user's: callers refuse such a name first, see
+// NameClashes): the configuration checks theirs. What st keeps already is
+// not written again: a start writes nothing for users it saved before.
+//
+// The saved state then matches the configuration: an account a user
+// still named no longer lists is deleted, with its sealed MSIM password
+// and what was kept for it, and so is every user the configuration used
+// to name and no longer does (leftConfiguration), with their accounts.
+// Users of register and msimircd user add (a password of their own) and
+// the demo network's nicks are not touched.
 func SaveUsers(ctx context.Context, st store.Store, users []User) error {
+	if err := saveUsers(ctx, st, users); err != nil {
+		return err
+	}
+	named := make(map[string][]Account, len(users))
+	for _, u := range users {
+		named[u.Name] = u.Accounts
+	}
+	stored, err := st.Users(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the stored users: %w", err)
+	}
+	for _, su := range stored {
+		listed, ok := named[su.Name]
+		if !ok {
+			if !leftConfiguration(su, true) {
+				continue // registered, or a demo nick
+			}
+			if err := st.DeleteUser(ctx, su.Name); err != nil && !isNotFound(err) {
+				return fmt.Errorf("deleting the user %s the config no longer names: %w", su.Name, err)
+			}
+			continue
+		}
+		state, err := st.LoadUser(ctx, su.Name)
+		if err != nil {
+			return fmt.Errorf("loading %s's state: %w", su.Name, err)
+		}
+		for _, as := range state.Accounts {
+			if accountIndex(listed, as.Email) >= 0 {
+				continue
+			}
+			if err := st.DeleteAccount(ctx, su.Name, as.Email); err != nil && !isNotFound(err) {
+				return fmt.Errorf("deleting the account %s the config no longer lists: %w", as.Email, err)
+			}
+		}
+	}
+	return nil
+}
+
+// saveUsers is SaveUsers without the deletions: users may be some of the
+// configuration's (those a reload adds or changes).
+func saveUsers(ctx context.Context, st store.Store, users []User) error {
 	for _, u := range users {
 		state, err := saveUser(ctx, st, u)
 		if err != nil {

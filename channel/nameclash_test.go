@@ -81,9 +81,9 @@ func TestNameClashesOfAnEarlierBuildsSave(t *testing.T) {
 
 // TestNameClashesOfAnEarlierBuildsSaveAfterAnAccountLeftTheFile: an
 // earlier build saved the [[user]] old with the accounts the file then
-// listed (a and b), under a password that looks usable. SaveUsers never
-// removes an account the file drops, so once b left old's [[user]] the
-// entry still holds it. That entry is still the configuration's own: an
+// listed (a and b), under a password that looks usable. Its SaveUsers
+// never removed an account the file dropped, so once b left old's [[user]]
+// the entry still holds it. That entry is still the configuration's own: an
 // upgrade must start, not be told old is a registered user to delete.
 func TestNameClashesOfAnEarlierBuildsSaveAfterAnAccountLeftTheFile(t *testing.T) {
 	st := openStore(t)
@@ -121,6 +121,6 @@ func TestNameClashesOfAnEarlierBuildsSaveAfterAnAccountLeftTheFile(t *testing.T)
 	}
 	slices.Sort(emails)
 	if want := []string{"a@example.com", "b@example.com"}; !slices.Equal(emails, want) {
-		t.Errorf("old's stored accounts: %q, want %q (SaveUsers never removes one: the case this test is about)", emails, want)
+		t.Errorf("old's stored accounts: %q, want %q (an earlier build never removed one: the case this test is about)", emails, want)
 	}
 }

@@ -108,7 +108,8 @@ const (
 //
 // With a store, added and changed users are saved there first; if that
 // fails nothing changes and the error is returned. What is kept of a
-// removed user stays in the store, as it does when a restart drops them.
+// removed user stays in the store until the next start, whose SaveUsers
+// deletes it; their nick is no registration meanwhile.
 // ReloadUsers returns once every session concerned has applied the
 // change.
 func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersChange, error) {
@@ -153,7 +154,7 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 	}
 	if st := b.cfg.Store; st != nil && len(save) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), storeWait)
-		err := SaveUsers(ctx, st, save)
+		err := saveUsers(ctx, st, save)
 		cancel()
 		if err != nil {
 			return UsersChange{}, fmt.Errorf("store: the config's users: %w", err)

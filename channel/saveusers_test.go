@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"os"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/msimircd/msimircd/channel"
+	"github.com/msimircd/msimircd/internal/pgtest"
+	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -95,7 +99,7 @@ func TestSaveUsersWritesWhatChanged(t *testing.T) {
 	}{
 		{"first start", users, []string{"CreateUser al", "AddAccount al", "CreateUser bo", "AddAccount bo"}},
 		{"next start", users, nil},
-		{"a changed account", []channel.User{{Name: "al", Accounts: []channel.Account{{Email: "al@example.com", Password: "AlPw2", AutoConnect: true}}}}, []string{"UpdateAccount al"}},
+		{"a changed account", []channel.User{{Name: "al", Accounts: []channel.Account{{Email: "al@example.com", Password: "AlPw2", AutoConnect: true}}}, users[1]}, []string{"UpdateAccount al"}},
 	} {
 		if err := channel.SaveUsers(ctx, st, step.users); err != nil {
 			t.Fatal(err)
@@ -118,5 +122,117 @@ func TestSaveUsersWritesWhatChanged(t *testing.T) {
 	}
 	if got, want := st.take(), []string{"SetPassword bo"}; !slices.Equal(got, want) {
 		t.Errorf("a password kept before: got writes %q, want %q (once)", got, want)
+	}
+}
+
+// saveEngines opens a store on SQLite and, with MSIMIRCD_TEST_POSTGRES
+// set, on PostgreSQL (a schema of the test's own).
+func saveEngines(t *testing.T) map[string]func(*testing.T) store.Store {
+	engines := map[string]func(*testing.T) store.Store{"sqlite": func(t *testing.T) store.Store { return openStore(t) }}
+	if os.Getenv("MSIMIRCD_TEST_POSTGRES") != "" {
+		engines["postgres"] = func(t *testing.T) store.Store {
+			key := make([]byte, 32)
+			_, _ = rand.Read(key)
+			st, err := store.Open(context.Background(), "postgres", pgtest.DSN(t), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		}
+	}
+	return engines
+}
+
+// TestSaveUsersDeletesWhatTheConfigDropped: a start's SaveUsers leaves
+// the store as the configuration says: the account alice no longer lists
+// and bob, whom it no longer names, are deleted with their sealed MSIM
+// passwords; a registered user and a demo nick, which the configuration
+// never named, keep theirs.
+func TestSaveUsersDeletesWhatTheConfigDropped(t *testing.T) {
+	for engine, open := range saveEngines(t) {
+		t.Run(engine, func(t *testing.T) {
+			st := open(t)
+			ctx := context.Background()
+			acct := func(email string) channel.Account {
+				return channel.Account{Email: email, Password: "Secret-" + email, AutoConnect: true}
+			}
+			first := []channel.User{
+				{Name: "alice", Accounts: []channel.Account{acct("alice@example.com"), acct("alice2@example.com")}},
+				{Name: "bob", Accounts: []channel.Account{acct("bob@example.com")}},
+			}
+			if err := channel.SaveUsers(ctx, st, first); err != nil {
+				t.Fatal(err)
+			}
+			if err := createUser(st, "reg", "reg-pw"); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.AddAccount(ctx, "reg", store.Account{Email: "reg@example.com", Password: "RegSecret1"}); err != nil {
+				t.Fatal(err)
+			}
+			demo := "demo/dan@msim.example"
+			if _, err := st.CreateUser(ctx, demo, store.UnusablePasswordHash()); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.AddAccount(ctx, demo, store.Account{Email: "dan@msim.example", Password: "DemoSecret1"}); err != nil {
+				t.Fatal(err)
+			}
+
+			second := []channel.User{{Name: "alice", Accounts: []channel.Account{acct("alice@example.com")}}}
+			if err := channel.SaveUsers(ctx, st, second); err != nil {
+				t.Fatal(err)
+			}
+			emails := func(name string) []string {
+				state, err := st.LoadUser(ctx, name)
+				if err != nil {
+					t.Fatalf("LoadUser(%s): %v", name, err)
+				}
+				var es []string
+				for _, a := range state.Accounts {
+					es = append(es, a.Email+":"+a.Password)
+				}
+				slices.Sort(es)
+				return es
+			}
+			for _, tc := range []struct {
+				user string
+				want []string
+			}{
+				{"alice", []string{"alice@example.com:Secret-alice@example.com"}},
+				{"reg", []string{"reg@example.com:RegSecret1"}},
+				{demo, []string{"dan@msim.example:DemoSecret1"}},
+			} {
+				if got := emails(tc.user); !slices.Equal(got, tc.want) {
+					t.Errorf("%s's accounts: got %v, want %v", tc.user, got, tc.want)
+				}
+			}
+			if _, err := st.LoadUser(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("bob, whom the configuration no longer names: got %v, want ErrNotFound (his entry and sealed password deleted)", err)
+			}
+		})
+	}
+}
+
+// TestLeftConfigUserIsNoRegistration: an entry the configuration used to
+// name and no longer does, as a store of an earlier build keeps it (a
+// password nobody knows), is no registered user: the nick connects as the
+// directory behind the store decides, not as one asked to identify.
+func TestLeftConfigUserIsNoRegistration(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	if err := channel.SaveUsers(ctx, st, []channel.User{{Name: "carol", Accounts: []channel.Account{{Email: "carol@example.com", Password: "Secret1"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	next := &recordingDirectory{}
+	d := channel.WithStore(st, next, "")
+	u, err := d.Lookup(ircd.Registration{Nick: "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Name != "carol" || len(next.looked) != 1 {
+		t.Errorf("carol, no longer configured: got user %q (directory behind asked %d times), want the directory behind's user \"carol\"", u.Name, len(next.looked))
+	}
+	if err := d.Authenticate("carol", "Secret1"); err != nil || len(next.authenticated) != 1 {
+		t.Errorf("SASL as carol: got %v (directory behind asked %v), want the directory behind to decide", err, next.authenticated)
 	}
 }

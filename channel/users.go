@@ -121,7 +121,10 @@ func storeCtx() (context.Context, context.CancelFunc) {
 }
 
 // stored returns the stored user of a nick; ok false if the nick is not one
-// the store decides (invalid, configured, or not registered).
+// the store decides (invalid, configured, or not registered). An entry the
+// configuration used to name (leftConfiguration: a password nobody knows)
+// is no registration: the nick goes to the next directory, as if the entry
+// were gone (the next start's SaveUsers deletes it).
 func (d *storeDirectory) stored(nick string) (store.User, bool, error) {
 	if !ircd.Nick(nick).Valid() {
 		return store.User{}, false, nil
@@ -137,6 +140,9 @@ func (d *storeDirectory) stored(nick string) (store.User, bool, error) {
 	}
 	if err != nil {
 		return store.User{}, false, err
+	}
+	if leftConfiguration(u, true) {
+		return store.User{}, false, nil
 	}
 	return u, true, nil
 }
@@ -355,7 +361,7 @@ func NameClashes(ctx context.Context, st store.Store, users []StaticUser) ([]str
 		}
 		// Builds before the recognisable unusable password saved the
 		// configuration's users with one that looks like any other (and
-		// SaveUsers never removes an account the file drops): an entry
+		// never removed an account the file dropped): an entry
 		// holding an MSIM account this user lists is the configuration's
 		// own, or the same person's (a registered user holding it knows
 		// its MSIM password), no clash.

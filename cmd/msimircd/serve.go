@@ -97,12 +97,15 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 		}
 		g.msimAddr = g.emb.addr()
 	}
-	if g.st != nil && len(cfg.Users) > 0 {
-		if err := checkClashes(ctx, g.st, cfg.Users); err != nil {
-			return nil, err
+	if g.st != nil {
+		if len(cfg.Users) > 0 {
+			if err := checkClashes(ctx, g.st, cfg.Users); err != nil {
+				return nil, err
+			}
 		}
 		// The [[user]]s and their accounts are in the store from the
-		// start, the config winning for what it names.
+		// start, the config winning for what it names; those it no
+		// longer names, and their accounts, are deleted.
 		var users []channel.User
 		for _, su := range staticUsers(cfg.Users) {
 			users = append(users, channel.User{Name: su.Name, Accounts: su.Accounts})

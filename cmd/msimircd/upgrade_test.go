@@ -11,8 +11,8 @@ import (
 // TestUpgradeStartsAfterAnAccountLeftAUser: a store an earlier build wrote
 // keeps the [[user]] carol under a password that looks usable (builds
 // before the recognisable unusable password), with the two accounts her
-// [[user]] listed then. The file has since dropped one of them (SaveUsers
-// never removes an account). Upgrading must start: carol's entry is the
+// [[user]] listed then. The file has since dropped one of them (that build
+// never removed an account). Upgrading must start: carol's entry is the
 // configuration's own, not a registered user's.
 func TestUpgradeStartsAfterAnAccountLeftAUser(t *testing.T) {
 	dir := t.TempDir()
