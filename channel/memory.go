@@ -656,7 +656,7 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 	m.st, m.user, m.log, m.soleWriter = st, u.Name, log, soleWriter
 	ctx, cancel := context.WithTimeout(context.Background(), storeWait)
 	defer cancel()
-	state, err := saveUser(ctx, st, u)
+	state, err := saveUser(ctx, st, u, false)
 	if err != nil {
 		return nil, err
 	}
@@ -744,7 +744,7 @@ func SaveUsers(ctx context.Context, st store.Store, users []User) error {
 // configuration's (those a reload adds or changes).
 func saveUsers(ctx context.Context, st store.Store, users []User) error {
 	for _, u := range users {
-		state, err := saveUser(ctx, st, u)
+		state, err := saveUser(ctx, st, u, true)
 		if err != nil {
 			return err
 		}
@@ -759,18 +759,31 @@ func saveUsers(ctx context.Context, st store.Store, users []User) error {
 }
 
 // saveUser is SaveUsers for one user; it returns what st keeps for u (the
-// user it made, if it made one).
-func saveUser(ctx context.Context, st store.Store, u User) (store.UserState, error) {
+// user it made, if it made one). configured: u is a configuration's user,
+// refused if the name is a registration's (ErrRegistered).
+func saveUser(ctx context.Context, st store.Store, u User, configured bool) (store.UserState, error) {
 	state, err := st.LoadUser(ctx, u.Name)
 	if isNotFound(err) {
 		var made store.User
-		if made, err = st.CreateUser(ctx, u.Name, store.UnusablePasswordHash()); err != nil && !isExists(err) {
+		made, err = st.CreateUser(ctx, u.Name, store.UnusablePasswordHash())
+		switch {
+		case err == nil:
+			state.User = made
+		case isExists(err): // made meanwhile: by whom is read again
+			state, err = st.LoadUser(ctx, u.Name)
+		default:
 			return state, fmt.Errorf("saving user %s: %w", u.Name, err)
 		}
-		state.User, err = made, nil // no user if another made it meanwhile
 	}
 	if err != nil {
 		return state, fmt.Errorf("loading %s's state: %w", u.Name, err)
+	}
+	// The configuration's users: the callers refused a registration of
+	// the name (NameClashes), but one may have come since (a register of
+	// a nick a reload adds, or msimircd user add from another process):
+	// its entry is not taken over, whatever the order.
+	if configured && registration(state, u.Accounts) {
+		return state, fmt.Errorf("saving user %s: %w", u.Name, ErrRegistered)
 	}
 	kept := map[string]store.Account{}
 	for _, as := range state.Accounts {

@@ -359,12 +359,6 @@ func NameClashes(ctx context.Context, st store.Store, users []StaticUser) ([]str
 		if store.UnusablePassword(su.PasswordHash) {
 			continue
 		}
-		// Builds before the recognisable unusable password saved the
-		// configuration's users with one that looks like any other (and
-		// never removed an account the file dropped): an entry
-		// holding an MSIM account this user lists is the configuration's
-		// own, or the same person's (a registered user holding it knows
-		// its MSIM password), no clash.
 		state, err := st.LoadUser(ctx, su.Name)
 		if isNotFound(err) {
 			continue // deleted meanwhile
@@ -372,11 +366,27 @@ func NameClashes(ctx context.Context, st store.Store, users []StaticUser) ([]str
 		if err != nil {
 			return nil, fmt.Errorf("loading the stored user %s: %w", u.Name, err)
 		}
-		if !sharesAccount(state.Accounts, u.Accounts) {
+		if registration(state, u.Accounts) {
 			clashes = append(clashes, u.Name)
 		}
 	}
 	return clashes, nil
+}
+
+// ErrRegistered: a configuration's user is named as a user kept in the
+// store with a password of their own (see NameClashes).
+var ErrRegistered = errors.New("the name is a registered user's (register or msimircd user add), holding none of the accounts the configuration lists")
+
+// registration reports whether state, kept in the store for a name a
+// configuration's user listing accounts has, is a registration of that
+// name: a password of its own, and none of the accounts. Builds before
+// the recognisable unusable password saved the configuration's users with
+// one that looks like any other (and never removed an account the file
+// dropped): an entry holding an MSIM account this user lists is the
+// configuration's own, or the same person's (a registered user holding it
+// knows its MSIM password), no registration.
+func registration(state store.UserState, accounts []Account) bool {
+	return !store.UnusablePassword(state.User.PasswordHash) && !sharesAccount(state.Accounts, accounts)
 }
 
 // sharesAccount reports whether stored holds an account that a
