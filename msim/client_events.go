@@ -90,7 +90,9 @@ type AlertEvent struct {
 }
 
 // ErrorEvent is an \error\ from the server. A fatal one is followed by the
-// DisconnectedEvent.
+// DisconnectedEvent. The client also reports so, with Code 0 and never
+// fatal, an IM from the server that it could not read (no valid sender):
+// Message says so and holds the IM's text.
 type ErrorEvent struct {
 	Code    int
 	Message string
@@ -686,6 +688,9 @@ func (c *Client) onBM(m *Message) {
 	from, err2 := m.Int("f")
 	if err1 != nil || err2 != nil || !validUID(UID(from)) {
 		c.logger().WithField("msg", m.String()).Warn("msim: bad bm message")
+		if err1 == nil && (typ == BMIM || typ == BMAction) {
+			c.unreadableIM(m, typ)
+		}
 		return
 	}
 	uid := UID(from)
@@ -751,6 +756,29 @@ func (c *Client) onBM(m *Message) {
 		// 4 (add notify), 122 (media), 124, 126, 200: no useful payload.
 		c.logger().WithFields(map[string]any{"bm": typ, "from": uid}).Debug("msim: ignoring buddy message")
 	}
+}
+
+// unreadableIM tells the owner of an IM (bm 1 or 121) whose sender could
+// not be read: it cannot be delivered as from anyone, and must not vanish
+// either. A typing notice or a chat control is no IM and is not reported.
+func (c *Client) unreadableIM(m *Message, typ int) {
+	body := m.StrOr("msg", "")
+	switch markup.Classify(body) {
+	case markup.KindTyping, markup.KindStopTyping:
+		return
+	case markup.KindZap:
+		body = "(a zap)"
+	default:
+		if typ == BMAction && (body == "" || isChatControl(body) || strings.HasPrefix(body, "!!!") && inChat(m)) {
+			return
+		}
+		body = markup.ToPlain(body)
+	}
+	why := "it names no sender"
+	if f, ok := m.Raw("f"); ok {
+		why = fmt.Sprintf("its sender %q is no user ID", Unescape(f))
+	}
+	c.emit(ErrorEvent{Message: fmt.Sprintf("an IM arrived that could not be read (%s): %s", why, body)})
 }
 
 // chatControls start the bm 121 bodies that are no text (spec §8): the

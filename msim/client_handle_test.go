@@ -7,9 +7,11 @@ import (
 	"bytes"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/msim/markup"
 	"github.com/sirupsen/logrus"
 )
 
@@ -133,7 +135,8 @@ func TestOfflineDateNotAfterReceipt(t *testing.T) {
 
 // FuzzClientHandle: no message from the server panics the client's
 // handling, and none loses an IM: every bm 1 with a valid sender becomes
-// exactly one event from it (an IM, or the typing or zap it carries).
+// exactly one event from it (an IM, or the typing or zap it carries), and
+// every other one but a typing notice is reported in an ErrorEvent.
 func FuzzClientHandle(f *testing.F) {
 	for _, c := range loadCapture(f) {
 		if c.Complete && c.Dir == "server" {
@@ -144,6 +147,7 @@ func FuzzClientHandle(f *testing.F) {
 	f.Add(Encode(NewInt("bm", BMAction).AddInt("f", 2001).Add("msg", "!!!ZAP_SEND!!!=RTE_BTN_ZAPS_3")), false)
 	f.Add(Encode(presenceMsg(2001, StatusAway, "lunch")), false)
 	f.Add(Encode(ErrorMessage(6, true, "elsewhere")), true)
+	f.Add(Encode(NewInt("bm", BMIM).Add("f", "tom").Add("msg", "hi")), false)
 	f.Add([]byte("\\persistr\\\\cmd\\257\\dsn\\7\\lid\\18\\rid\\9\\mtf\\1\\body\\Mail=On\\final\\"), false)
 	f.Fuzz(func(t *testing.T, b []byte, early bool) {
 		c := handlerLog(nil)
@@ -162,6 +166,9 @@ func FuzzClientHandle(f *testing.F) {
 				continue
 			}
 			if from, err := m.Int("f"); err != nil || !validUID(UID(from)) {
+				if k := markup.Classify(m.StrOr("msg", "")); k != markup.KindTyping && k != markup.KindStopTyping && !hasErrorEvent(evs) {
+					t.Fatalf("bm 1 %s from no valid sender: got events %#v, want an ErrorEvent", m, evs)
+				}
 				continue
 			} else if len(evs) != 1 || fromOf(evs[0]) != UID(from) {
 				t.Fatalf("bm 1 %s from %d: got events %#v, want one from it", m, from, evs)
@@ -170,10 +177,60 @@ func FuzzClientHandle(f *testing.F) {
 	})
 }
 
+// hasErrorEvent reports whether evs holds an ErrorEvent.
+func hasErrorEvent(evs []Event) bool {
+	for _, ev := range evs {
+		if _, ok := ev.(ErrorEvent); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // fromOf is the sender of an IM, typing or zap event; 0 for the others.
 func fromOf(ev Event) UID {
 	if ev, ok := ev.(TypingEvent); ok {
 		return ev.From
 	}
 	return SenderOf(ev)
+}
+
+// TestIMFromUnreadableSender: an IM whose sender (f) is no user ID cannot
+// be delivered as from anyone, but it is not lost in silence: the owner
+// gets an ErrorEvent saying an IM came that could not be read, with its
+// text. Typing notices and chat controls from such a sender are no IMs.
+func TestIMFromUnreadableSender(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		m    *Message
+		want string // in the ErrorEvent's text; "" for no event
+	}{
+		{"letters", NewInt("bm", BMIM).Add("f", "tom").Add("msg", "<p>hi there</p>"), `sender "tom"`},
+		{"zero", NewInt("bm", BMIM).AddInt("f", 0).Add("msg", "hi there"), `sender "0"`},
+		{"past int32", NewInt("bm", BMIM).Add("f", "4294967296").Add("msg", "hi there"), `sender "4294967296"`},
+		{"none", NewInt("bm", BMIM).Add("msg", "hi there"), "names no sender"},
+		{"action", NewInt("bm", BMAction).Add("f", "x").Add("msg", "hi there"), `sender "x"`},
+		{"typing", NewInt("bm", BMIM).Add("f", "x").Add("msg", "%typing%"), ""},
+		{"chat control", NewInt("bm", BMAction).Add("f", "x").Add("msg", "!!!ExitChat"), ""},
+		{"presence", NewInt("bm", BMStatus).Add("f", "x").Add("msg", "|s|1|ss|hi"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			evs := handleRaw(t, handler(t), string(Encode(tc.m)))
+			if tc.want == "" {
+				if len(evs) != 0 {
+					t.Fatalf("got %#v, want no event", evs)
+				}
+				return
+			}
+			if len(evs) != 1 {
+				t.Fatalf("got %#v, want one ErrorEvent", evs)
+			}
+			ev, ok := evs[0].(ErrorEvent)
+			if !ok || ev.Fatal || !strings.Contains(ev.Message, tc.want) || !strings.Contains(ev.Message, "hi there") {
+				t.Errorf("got %#v, want a non-fatal ErrorEvent naming %s and holding the text", evs[0], tc.want)
+			}
+		})
+	}
 }

@@ -230,7 +230,7 @@ func TestClientIncomingEvents(t *testing.T) {
 		return NewInt("bm", typ).AddInt("f", int(from)).AddInt("cv", 697).Add("msg", msg)
 	}
 	body := `<p><f f='Times' h='16'>a/b\c &amp; <i n="happy"/></f></p>`
-	fc.write(bm(BMIM, 1<<31, "from a uid past 31 bits: dropped"))
+	fc.write(bm(BMIM, 1<<31, "from a uid past 31 bits"))
 	fc.write(bm(BMIM, 2001, body))
 	fc.write(bm(BMIM, 2002, "offline hi").AddInt("date", 1250263988))
 	fc.write(New("ka", ""))
@@ -246,6 +246,7 @@ func TestClientIncomingEvents(t *testing.T) {
 
 	before := time.Now()
 	wantSeq := []Event{
+		ErrorEvent{Message: `an IM arrived that could not be read (its sender "2147483648" is no user ID): from a uid past 31 bits`},
 		IMEvent{From: 2001, Text: `a/b\c & :)`, Markup: body},
 		IMEvent{From: 2002, Text: "offline hi", Markup: "offline hi", Time: time.Unix(1250263988, 0), Offline: true},
 		TypingEvent{From: 2001, Typing: true},
