@@ -420,6 +420,7 @@ func newClient(cfg ClientConfig, nc net.Conn) *Client {
 		c.events = make(chan Event, cfg.EventQueue)
 	}
 	c.dec.MaxSize = ClientMaxSize
+	c.dec.SkipEmptyKeys = true // one bad pair loses no IM
 	return c
 }
 

@@ -148,13 +148,14 @@ func FuzzClientHandle(f *testing.F) {
 	f.Add(Encode(presenceMsg(2001, StatusAway, "lunch")), false)
 	f.Add(Encode(ErrorMessage(6, true, "elsewhere")), true)
 	f.Add(Encode(NewInt("bm", BMIM).Add("f", "tom").Add("msg", "hi")), false)
+	f.Add([]byte(`\bm\1\f\2001\\x\msg\hi\final\`), false) // a pair with an empty key
 	f.Add([]byte("\\persistr\\\\cmd\\257\\dsn\\7\\lid\\18\\rid\\9\\mtf\\1\\body\\Mail=On\\final\\"), false)
 	f.Fuzz(func(t *testing.T, b []byte, early bool) {
 		c := handlerLog(nil)
 		c.listed = !early        // presence before the contact table, as at login
 		c.downOnce.Do(func() {}) // no connection to take down
 		d := NewDecoder(bytes.NewReader(b))
-		d.MaxSize = ClientMaxSize
+		d.MaxSize, d.SkipEmptyKeys = ClientMaxSize, true // as the client reads
 		for range 16 {
 			m, err := d.Decode()
 			if err != nil {

@@ -815,3 +815,25 @@ func TestChooseUserNameLookupTimedOut(t *testing.T) {
 		t.Errorf("Self().UserName: got %q, want alice_x", got)
 	}
 }
+
+// TestIMWithAnEmptyKey: a message is a list of pairs read by name (spec
+// §1.1), so a pair whose key is empty, which no name finds, spoils nothing
+// else: an IM carrying one still reaches the owner, and the messages
+// after it too.
+func TestIMWithAnEmptyKey(t *testing.T) {
+	t.Parallel()
+	c, fc := loggedIn(t, func(cfg *ClientConfig) { cfg.closeGrace = time.Millisecond })
+	defer c.Close()
+	fc.writeRaw(`\bm\1\f\2001\\x\msg\hi there\final\` + `\bm\1\f\2002\msg\next\final\`)
+	for _, want := range []IMEvent{{From: 2001, Text: "hi there"}, {From: 2002, Text: "next"}} {
+		var ev Event
+		for {
+			if ev = nextEvent(t, c); SenderOf(ev) != 0 {
+				break // past the login's presence and contact events
+			}
+		}
+		if im, ok := ev.(IMEvent); !ok || im.From != want.From || im.Text != want.Text {
+			t.Fatalf("got %#v, want the IM %q from %d", ev, want.Text, want.From)
+		}
+	}
+}

@@ -191,6 +191,12 @@ type Decoder struct {
 	small   *[]byte      // holds the buffer lent by smallBufs while one is used
 	off     int64
 	sticky  error
+
+	// SkipEmptyKeys leaves out a pair whose key is empty, after the first
+	// (the type), rather than failing its message with ErrEmptyKey. Fields
+	// are read by name (spec §1.1) and no name finds such a pair, so a
+	// reader that must not lose the rest of the message skips it.
+	SkipEmptyKeys bool
 }
 
 // NewDecoder returns a Decoder reading from r, through a read buffer of
@@ -339,7 +345,7 @@ func (d *Decoder) decode(into *Message) (*Message, error) {
 	}
 	text := string(buf[1 : len(buf)-1])
 	d.keep(buf)
-	m, err := parseFields(text, (tokens+1)/2, into)
+	m, err := parseFields(text, (tokens+1)/2, into, d.SkipEmptyKeys)
 	if err != nil {
 		return nil, &SyntaxError{Offset: start, Err: err}
 	}
@@ -409,7 +415,9 @@ func (d *Decoder) skipGarbage(start int64) error {
 	return &SyntaxError{Offset: start, Err: ErrNoBackslash, Detail: fmt.Sprintf("%d stray bytes", n)}
 }
 
-// parseFields splits "k1\v1\k2\v2" into n fields sharing s's memory.
+// parseFields splits "k1\v1\k2\v2", n pairs, into fields sharing s's
+// memory. A pair with an empty key is an error, or with skipEmpty (after the
+// first pair) left out.
 // A decoded message and its fields, allocated together when it has few.
 type (
 	message4 struct {
@@ -422,7 +430,7 @@ type (
 	}
 )
 
-func parseFields(s string, n int, into *Message) (*Message, error) {
+func parseFields(s string, n int, into *Message, skipEmpty bool) (*Message, error) {
 	var m *Message
 	var fields []Field
 	switch {
@@ -446,23 +454,26 @@ func parseFields(s string, n int, into *Message) (*Message, error) {
 	default:
 		m, fields = &Message{}, make([]Field, 0, n)
 	}
-	for len(s) > 0 || len(fields) < n {
+	for i := 0; len(s) > 0 || i < n; i++ {
 		k, rest, ok := strings.Cut(s, `\`)
-		if !ok && len(fields) == n-1 {
+		if !ok && i == n-1 {
 			k, rest = s, "" // the last key has no value: a flag
 		} else if !ok {
 			return nil, errors.New("msim: internal: odd token count")
 		}
 		v, rest2, _ := strings.Cut(rest, `\`)
-		if k == "" {
-			return nil, fmt.Errorf("%w (field %d)", ErrEmptyKey, len(fields))
-		}
-		fields = append(fields, Field{k, v})
 		s = rest2
-		if len(fields) == n {
+		switch {
+		case k != "":
+			fields = append(fields, Field{k, v})
+		case !skipEmpty || i == 0:
+			return nil, fmt.Errorf("%w (field %d)", ErrEmptyKey, i)
+		}
+		if i == n-1 {
 			break
 		}
 	}
+	clear(fields[len(fields):n]) // the slots of skipped pairs pin no older text
 	m.fields = fields
 	return m, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -758,6 +759,48 @@ func BenchmarkAppendIM(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				buf = appendIM(buf[:0], 263958216, 1000002, c.text)
+			}
+		})
+	}
+}
+
+// TestDecodeSkipEmptyKeys: with SkipEmptyKeys a pair whose key is empty is
+// left out and the rest of its message kept; an empty type still fails.
+func TestDecodeSkipEmptyKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want []Field // nil: ErrEmptyKey
+	}{
+		{"empty key later", `\a\b\\c\d\e\final\`, []Field{{"a", "b"}, {"d", "e"}}},
+		{"empty key and value", `\a\b\\\d\e\final\`, []Field{{"a", "b"}, {"d", "e"}}},
+		{"empty last key", `\a\b\\final\`, []Field{{"a", "b"}}},
+		{"two", `\a\b\\c\\d\e\f\final\`, []Field{{"a", "b"}, {"e", "f"}}},
+		{"empty type", `\\x\final\`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, into := range []bool{false, true} {
+				d := NewDecoder(strings.NewReader(`\x\1\y\2\z\3\w\4\v\5\final\` + tc.in))
+				d.SkipEmptyKeys = true
+				m := &Message{}
+				if err := d.DecodeInto(m); err != nil { // a longer message first, into m
+					t.Fatal(err)
+				}
+				var err error
+				if into {
+					err = d.DecodeInto(m)
+				} else {
+					m, err = d.Decode()
+				}
+				if tc.want == nil {
+					if !errors.Is(err, ErrEmptyKey) {
+						t.Errorf("into %v: got %v, want %v", into, err, ErrEmptyKey)
+					}
+					continue
+				}
+				if err != nil || !reflect.DeepEqual(m.Fields(), tc.want) {
+					t.Errorf("into %v: got %v, %v; want %v", into, m.Fields(), err, tc.want)
+				}
 			}
 		})
 	}
