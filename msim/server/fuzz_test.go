@@ -90,3 +90,20 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRescuedIM: whatever follows an unwritten IM's \bm\1\ (the seeds
+// are the rest of IMs), rescuedIM does not panic, and what it would store
+// names its sender.
+func FuzzRescuedIM(f *testing.F) {
+	f.Add([]byte(`f\1000000\cv\673\msg\hi\final\`))
+	f.Add([]byte(`f\1000000\msg\cut short`))
+	f.Add([]byte(`f\1000000\msg\a/2b\final\x`))
+	f.Add([]byte(`msg\no sender\final\`))
+	f.Fuzz(func(t *testing.T, rest []byte) {
+		b := append([]byte(`\bm\1\`), rest...)
+		om, _, text := rescuedIM(b)
+		if text && om.From <= 0 {
+			t.Fatalf("rescuedIM(%q) stores an IM from %d", b, om.From)
+		}
+	})
+}

@@ -23,6 +23,7 @@ type metricSet struct {
 	routed      prometheus.Counter
 	stored      prometheus.Counter
 	fromStorage prometheus.Counter
+	malformed   [malformedResults]prometheus.Counter
 	fanout      prometheus.Histogram
 	persist     map[persistKey]*[2]prometheus.Counter // [ok, error]
 	persistElse [2]prometheus.Counter
@@ -103,6 +104,10 @@ func newMetricSet(r prometheus.Registerer, s *Server) (*metricSet, error) {
 		Name: "msimd_ims_delivered_from_storage_total",
 		Help: "Stored IMs handed to their recipient at login.",
 	})
+	malformed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "msimd_ims_malformed_total",
+		Help: `IMs (bm 1) that a session closed at once had not written and that did not parse (or named no sender), by what became of them: "stored" (the text read from them, for the next login), "refused" (their sender got an error) or "lost" (nobody could be told; each is logged).`,
+	}, []string{"result"})
 	fanout := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "msimd_presence_fanout_recipients",
 		Help:    "Sessions told of one presence change (a status change or a logout).",
@@ -116,12 +121,15 @@ func newMetricSet(r prometheus.Registerer, s *Server) (*metricSet, error) {
 		Name: "msimd_protocol_errors_total",
 		Help: `Protocol error messages sent, by error code ("other" for any code not listed).`,
 	}, []string{"code"})
-	for _, c := range []prometheus.Collector{sessions, logins, routed, stored, fromStorage, fanout, persist, errs} {
+	for _, c := range []prometheus.Collector{sessions, logins, routed, stored, fromStorage, malformed, fanout, persist, errs} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("msim/server: register metrics: %w", err)
 		}
 	}
 	m.routed, m.stored, m.fromStorage, m.fanout = routed, stored, fromStorage, fanout
+	for r, l := range malformedLabels {
+		m.malformed[r] = malformed.WithLabelValues(l)
+	}
 	for _, c := range loginCodes {
 		l := "ok"
 		if c != 0 {
@@ -174,6 +182,26 @@ func (m *metricSet) storedIMs(n int) {
 func (m *metricSet) deliveredFromStorage(n int) {
 	if m != nil {
 		m.fromStorage.Add(float64(n))
+	}
+}
+
+// What became of a malformed IM a closed session had not written
+// (rescueIMs), the label values of msimd_ims_malformed_total.
+type malformedResult int
+
+const (
+	malformedStored malformedResult = iota
+	malformedRefused
+	malformedLost
+	malformedResults // how many there are
+)
+
+var malformedLabels = [malformedResults]string{"stored", "refused", "lost"}
+
+// malformedIM counts a malformed IM a closed session had not written.
+func (m *metricSet) malformedIM(r malformedResult) {
+	if m != nil {
+		m.malformed[r].Inc()
 	}
 }
 

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msimircd/msimircd/msim"
 )
@@ -584,4 +587,66 @@ func TestRescueOfARemoteSendersIMsIsNotLost(t *testing.T) {
 		t.Errorf("%d IMs taken for delivery, %d reached the socket, %d stored; got %d IMs neither delivered nor stored (their sender on another node was told nothing): %v, want none",
 			taken, live, len(seen)-live, len(lost), lost)
 	}
+}
+
+// TestRescueOfMalformedIMs: an IM a session closed at once had not written
+// that does not parse (another node's, cut short or with bytes after its
+// end) is not dropped: its text is stored for the next login when it can
+// be read, its sender is told when it cannot, and one that names no
+// sender is lost with nobody to tell; each is counted.
+func TestRescueOfMalformedIMs(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mem := NewMemStore()
+	srv, addr := startServer(t, Config{Metrics: reg}, mem)
+	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob") // logged out
+	alice := login(t, addr, "alice@example.com", "Secret1")
+	alice.sync()
+	alice.takeSeen()
+
+	f := strconv.Itoa(int(aUID))
+	nc, other := net.Pipe()
+	defer other.Close()
+	s := newSession(srv, nc, 1<<40)
+	s.uid = bUID
+	w := writer{unsent: [][]byte{
+		msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", int(aUID)).AddInt("cv", 673).Add("msg", "whole")),
+		[]byte(`\bm\1\f\` + f + `\cv\673\msg\bytes after/2its end\final\x`),
+		[]byte(`\bm\1\f\` + f + `\msg\cut short`),
+		[]byte(`\bm\1\f\` + f + `\cv\67`),    // cut before its text
+		[]byte(`\bm\1\cv\673\msg\from whom`), // no sender
+	}}
+	s.storeUnwritten(&w)
+	s.tellRefused()
+
+	got, err := mem.TakeOffline(bUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, om := range got {
+		if om.From != aUID {
+			t.Errorf("stored IM %q from %d, want from %d", om.Body, om.From, aUID)
+		}
+		bodies = append(bodies, om.Body)
+	}
+	if want := []string{"whole", `bytes after\its end`, "cut short"}; !slices.Equal(bodies, want) {
+		t.Errorf("stored for bob: got %q, want %q", bodies, want)
+	}
+	alice.sync()
+	refusals := 0
+	for _, m := range alice.takeSeen() {
+		if isError(ErrCodeNotStored)(m) {
+			refusals++
+		}
+	}
+	if refusals != 1 {
+		t.Errorf("alice got %d errors for IMs not stored, want 1 (the IM cut before its text)", refusals)
+	}
+	wantValues(t, reg, []wantValue{
+		{"msimd_ims_malformed_total", []string{"result", "stored"}, 2},
+		{"msimd_ims_malformed_total", []string{"result", "refused"}, 1},
+		{"msimd_ims_malformed_total", []string{"result", "lost"}, 1},
+		{"msimd_ims_stored_total", nil, 3},
+	})
 }

@@ -110,9 +110,10 @@ const (
 // refusedIM is an IM a closed session's writer could not store
 // (rescueIMs): its sender is told (tellRefused).
 type refusedIM struct {
-	from msim.UID
-	err  error          // why, from AddOffline
-	om   OfflineMessage // the IM, stored after all if its sender cannot be told
+	from      msim.UID
+	err       error          // why, from AddOffline, or errMalformedIM
+	om        OfflineMessage // the IM, stored after all if its sender cannot be told
+	malformed bool           // it did not parse (rescuedIM): counted apart
 }
 
 // rescueWait returns a channel closed once the writer has stored the IMs
@@ -485,44 +486,54 @@ func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
 // add is bounded by the session's queue. Logins that read nothing would
 // each add that much, so the mailbox is bounded by the ceiling
 // rescueFactor sets: past it, or when the store fails, an IM is refused,
-// and its sender is told (tellRefused). The writer calls it as it ends,
+// and its sender is told (tellRefused). An IM that does not parse
+// (rescuedIM) is stored with the text read from it, or refused when none
+// can be; one that names no sender has nobody to tell and is lost: each
+// is logged and counted (malformedIM). The writer calls it as it ends,
 // holding offlineMu. It returns how many it stored, and those it refused.
 func (s *session) rescueIMs(msgs [][]byte) (stored int, refused []refusedIM) {
 	for _, b := range msgs {
 		if !isStoredIM(b) {
 			continue
 		}
-		m, err := msim.ParseMessage(b)
-		if err != nil {
+		om, malformed, text := rescuedIM(b)
+		from := om.From
+		log := s.logger().WithField("from", from)
+		switch {
+		case from == 0:
+			// Nobody to tell, and nobody to say it came from.
+			s.srv.metrics.malformedIM(malformedLost)
+			s.logger().WithField("bytes", len(b)).Error("an IM for a closed session is lost: it does not parse and names no sender")
+			continue
+		case !text:
+			log.WithField("bytes", len(b)).Warn("an IM for a closed session does not parse and its text cannot be read from it; its sender is told")
+			refused = append(refused, refusedIM{from: from, err: errMalformedIM, malformed: true})
 			continue
 		}
-		from, _ := m.Int("f")
-		cv, _ := m.Int("cv")
-		t := time.Now().UTC()
-		if d, err := m.Int("date"); err == nil {
-			t = time.Unix(int64(d), 0).UTC()
-		}
-		om := OfflineMessage{From: msim.UID(from), Time: t, CV: cv, Body: m.StrOr("msg", "")}
-		err = s.srv.store.AddOffline(s.uid, om, s.srv.rescueLimits)
-		if errors.Is(err, errOfflineFull) && s.srv.reg.session(msim.UID(from)) == nil {
+		err := s.srv.store.AddOffline(s.uid, om, s.srv.rescueLimits)
+		if errors.Is(err, errOfflineFull) && s.srv.reg.session(from) == nil {
 			// Its sender is not logged in here to be told (in a cluster,
 			// another node took it for delivery): past the ceiling rather
 			// than lost.
 			err = s.srv.store.AddOffline(s.uid, om, OfflineLimits{})
 		}
 		if err != nil {
-			log := s.logger().WithField("from", from)
 			if errors.Is(err, errOfflineFull) {
 				log.Info("an IM the session could not take was refused: its mailbox is full even for those; its sender is told")
 			} else {
 				log.WithError(err).Error("an IM for a closed session could not be stored; its sender is told")
 			}
-			refused = append(refused, refusedIM{from: msim.UID(from), err: err, om: om})
+			refused = append(refused, refusedIM{from: from, err: err, om: om, malformed: malformed})
 			continue
 		}
 		s.srv.metrics.storedIMs(1)
 		stored++
-		s.logger().WithField("from", from).Info("an IM the session could not take was stored for its next login")
+		if malformed {
+			s.srv.metrics.malformedIM(malformedStored)
+			log.Warn("an IM the session could not take does not parse; its text was stored for its next login")
+			continue
+		}
+		log.Info("an IM the session could not take was stored for its next login")
 	}
 	return stored, refused
 }
@@ -536,6 +547,9 @@ func (s *session) tellRefused() {
 	defer s.recoverAndLog()
 	for _, r := range s.refused {
 		if ss := s.srv.reg.session(r.from); ss != nil && ss.sendBurst(notStored(s.uid, r.err)) {
+			if r.malformed {
+				s.srv.metrics.malformedIM(malformedRefused)
+			}
 			continue
 		}
 		log := s.logger().WithField("from", r.from)
@@ -545,10 +559,16 @@ func (s *session) tellRefused() {
 			s.srv.offlineMu.Unlock()
 			if err == nil {
 				s.srv.metrics.storedIMs(1)
+				if r.malformed {
+					s.srv.metrics.malformedIM(malformedStored)
+				}
 				log.Info("an IM for a closed session was stored past the mailbox's ceiling: its sender could not be told of a refusal")
 				continue
 			}
 			log = log.WithError(err)
+		}
+		if r.malformed {
+			s.srv.metrics.malformedIM(malformedLost)
 		}
 		log.Error("an IM for a closed session is lost: it could not be stored, and its sender is not logged in here to be told")
 	}

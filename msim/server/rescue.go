@@ -1,0 +1,64 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// errMalformedIM is why an IM a closed session did not write is refused
+// when it does not parse and its text cannot be read from it (rescueIMs):
+// its sender is told it was not stored.
+var errMalformedIM = errors.New("msim/server: an IM that does not parse, with no text to store")
+
+// rescuedIM is what rescueIMs makes of an IM the session did not write
+// (isStoredIM): the offline message to store, and whether b is malformed
+// (it does not parse, or names no sender). om.From is 0 when b names no
+// sender. text says whether there is an IM to store: a malformed one may
+// have lost its text.
+func rescuedIM(b []byte) (om OfflineMessage, malformed, text bool) {
+	om.Time = time.Now().UTC()
+	if m, err := msim.ParseMessage(b); err == nil {
+		from, err := m.Int("f")
+		if err != nil || from <= 0 {
+			return OfflineMessage{}, true, false
+		}
+		om.From = msim.UID(from)
+		om.CV, _ = m.Int("cv")
+		if d, err := m.Int("date"); err == nil {
+			om.Time = time.Unix(int64(d), 0).UTC()
+		}
+		om.Body = m.StrOr("msg", "")
+		return om, false, true
+	}
+	// It does not parse (cut short, or bytes after its end): its fields
+	// are read up to its end or as far as it goes. Values are escaped,
+	// so a backslash always separates a key from its value.
+	toks := strings.Split(string(b[1:]), `\`)
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(toks) && toks[i] != "final"; i += 2 {
+		k, v := toks[i], toks[i+1]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		switch k {
+		case "f":
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				om.From = msim.UID(n)
+			}
+		case "cv":
+			om.CV, _ = strconv.Atoi(v)
+		case "date":
+			if d, err := strconv.ParseInt(v, 10, 64); err == nil {
+				om.Time = time.Unix(d, 0).UTC()
+			}
+		case "msg":
+			om.Body, text = msim.Unescape(v), v != ""
+		}
+	}
+	return om, true, text && om.From != 0
+}
