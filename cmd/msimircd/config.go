@@ -70,19 +70,54 @@ func (c Config) registration() string {
 	return channel.RegistrationOpen
 }
 
+// registrationWarning is the warning msimircd logs at start when the
+// config itself opens registration on a listener beyond loopback (the
+// default there is closed) and no irc.password stands before it; "" when
+// there is nothing to warn of. BitlBee's register is open by design when
+// its administrator allows it, and so is this one: an explicit
+// registration = "open" is that choice, kept, and said in the log.
+//
+// irc.password gates every client only on the embedded demo network
+// (WithServerPassword, in front of the stored users). With [[user]]s or an
+// upstream server it is the password of the [[user]]s without one, and a
+// connection to a registered nick without any password (unidentified)
+// still reaches register, so it does not stop the warning there.
+func (c Config) registrationWarning() string {
+	if c.IRC.Registration != channel.RegistrationOpen {
+		return ""
+	}
+	addr := c.publicListener()
+	if addr == "" {
+		return ""
+	}
+	if c.IRC.Password != "" && len(c.Users) == 0 && c.MSIM.Server == "" {
+		return ""
+	}
+	gate := "and no irc.password"
+	if c.IRC.Password != "" {
+		gate = "and irc.password does not gate registered nicks (it is the password of the [[user]]s without one)"
+	}
+	return fmt.Sprintf("irc.registration = %q on %s, a listener beyond loopback, %s: anyone who can reach it may make themselves a user of this gateway with register (connecting as any registered nick, without its password, reaches register); set irc.registration = %q to make users with msimircd user add only",
+		channel.RegistrationOpen, addr, gate, channel.RegistrationClosed)
+}
+
 // public reports whether an IRC listener is on a non-loopback address.
-func (c Config) public() bool {
+func (c Config) public() bool { return c.publicListener() != "" }
+
+// publicListener returns the first IRC listener on a non-loopback
+// address, or "".
+func (c Config) publicListener() string {
 	for _, a := range c.IRC.Listen {
 		if !isLoopback(a) {
-			return true
+			return a
 		}
 	}
 	for _, t := range c.IRC.TLS {
 		if !isLoopback(t.Listen) {
-			return true
+			return t.Listen
 		}
 	}
-	return false
+	return ""
 }
 
 // TLSEntry is one [[irc.tls]] listener.

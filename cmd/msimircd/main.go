@@ -155,6 +155,9 @@ func run(args []string, stdin io.Reader) error {
 		log.Warn("-msim-account EMAIL:PASSWORD shows the password to every local user (ps, /proc); use -msim-account-file FILE, or -msim-account EMAIL and give the password on standard input")
 	}
 	warnReadableSecrets(o.configPath, o.configHasPasswords, o.cfg, log)
+	if w := o.cfg.registrationWarning(); w != "" {
+		log.Warn(w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.debugListen != "" {

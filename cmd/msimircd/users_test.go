@@ -144,6 +144,48 @@ func TestRegistrationSetting(t *testing.T) {
 	}
 }
 
+// TestRegistrationOpenBeyondLoopbackWarns: registration opened by the
+// config on a listener beyond loopback, with nothing that gates every
+// client, starts with a warning naming the key and the listener; the
+// default there (closed), loopback, and the demo network's irc.password
+// (which every client gives) warn of nothing. With [[user]]s,
+// irc.password is the password of those without one and still warns.
+func TestRegistrationOpenBeyondLoopbackWarns(t *testing.T) {
+	users := []UserEntry{{Name: "gus", Password: "gus-irc", Accounts: []AccountEntry{{Email: "gus@example.com", Password: "gus-msim"}}}}
+	for _, tc := range []struct {
+		name, listen, set, password, server string
+		users                               []UserEntry
+		warn                                bool
+	}{
+		{"upstream, public, open", "0.0.0.0:6667", "open", "", "msim.example.net:1863", users, true},
+		{"users, public, open", "0.0.0.0:6667", "open", "", "", users, true},
+		{"users, public, open, irc password", "0.0.0.0:6667", "open", "server-pw", "", users, true},
+		{"upstream, public, default", "0.0.0.0:6667", "", "", "msim.example.net:1863", users, false},
+		{"upstream, public, closed", "0.0.0.0:6667", "closed", "", "msim.example.net:1863", users, false},
+		{"upstream, loopback, open", "127.0.0.1:6667", "open", "", "msim.example.net:1863", users, false},
+		{"demo, public, open, irc password", "0.0.0.0:6667", "open", "server-pw", "", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.IRC.Listen = []string{tc.listen}
+			cfg.IRC.Registration = tc.set
+			cfg.IRC.Password = tc.password
+			cfg.MSIM.Server = tc.server
+			cfg.Users = tc.users
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("the config is refused (%v); want it taken", err)
+			}
+			w := cfg.registrationWarning()
+			if got := w != ""; got != tc.warn {
+				t.Fatalf("got warning %q, want one: %v", w, tc.warn)
+			}
+			if tc.warn && (!strings.Contains(w, "irc.registration") || !strings.Contains(w, tc.listen)) {
+				t.Errorf("warning %q does not name irc.registration and %s", w, tc.listen)
+			}
+		})
+	}
+}
+
 // TestStoredUsersConnect: against the state directory of a running
 // gateway, a user made with msimircd user add needs its password, and a
 // nick registered from IRC (open registration on loopback) gets its
