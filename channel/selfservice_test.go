@@ -862,3 +862,52 @@ func TestDemoSASLLoginIsTheConnections(t *testing.T) {
 	again.expect("001", nil)
 	saslClient(t, ss.gw.ircAddr, "fay", "fay", "mallorys-pw", "904")
 }
+
+// TestUnidentifiedCannotRegisterARegisteredNick: a connection that took a
+// registered nick without its password (unidentified), then changed to
+// another registered nick, cannot register that nick with a password of
+// its own, with registration open, behind the embedded network's
+// directory or an upstream configuration's: the nick keeps its owner's
+// password, and the new one opens nothing.
+func TestUnidentifiedCannotRegisterARegisteredNick(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T, st store.Store) string
+	}{
+		{"embedded", func(t *testing.T, st store.Store) string {
+			return startSelfServiceOn(t, st, channel.RegistrationOpen, fastFailures()).gw.ircAddr
+		}},
+		{"upstream", func(t *testing.T, st store.Store) string {
+			stk := startStack(t)
+			static := &channel.StaticDirectory{Users: []channel.StaticUser{{Name: "gus", Password: "gus-irc"}}}
+			return startGateway(t, stk.msimAddr, channel.WithStore(st, static, channel.RegistrationOpen), st).ircAddr
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t)
+			for _, u := range []string{"alice", "bob"} {
+				if err := createUser(st, u, u+"-pw"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			addr := tc.start(t, st)
+			c := dial(t, addr, "alice", "", allCaps...)
+			c.expectFrom("PRIVMSG", "root", "identify")
+			c.send("NICK bob")
+			c.expect("NICK", nil)
+			c.nick = "bob"
+			if m := c.private("register mallory-pw", "bob"); !strings.Contains(m.Trailing(), "registered already") {
+				t.Errorf("register of bob by an unidentified connection: got %q, want it refused as registered already", m.Trailing())
+			}
+			c.quit()
+			u, err := st.User(context.Background(), "bob")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if store.CheckPassword(u.PasswordHash, "bob-pw") != nil || store.CheckPassword(u.PasswordHash, "mallory-pw") == nil {
+				t.Errorf("bob's password after the unidentified connection's register: got another, want bob-pw alone")
+			}
+			dialRefused(t, addr, "bob", "mallory-pw")
+		})
+	}
+}
