@@ -151,6 +151,10 @@ func (s *session) onMSIM(a *account, gen int, event msim.Event) {
 			s.notice(a, alertText(al))
 		}
 	case msim.ErrorEvent:
+		if ev.Code == 0 { // the client's own (an IM it could not read)
+			s.status(a, "MSIM: %s", fromMSIMLine(ev.Message))
+			break
+		}
 		s.status(a, "MSIM server error %d: %s", ev.Code, fromMSIMLine(ev.Message))
 	case msim.DisconnectedEvent:
 		s.onLinkLost(a, ev)

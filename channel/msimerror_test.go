@@ -1,0 +1,28 @@
+package channel
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/msimircd/msimircd/msim"
+)
+
+// An error the MSIM client reports itself (Code 0: an IM it could not
+// read, say) is said as the client's, not as an error numbered 0 from
+// the server; the server's errors keep their number.
+func TestClientErrorIsNoServerError(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	cl.push(msim.ErrorEvent{Message: "an IM arrived that could not be read (it names no sender): hi"},
+		msim.ErrorEvent{Code: 6, Message: "Session expired"})
+	r.stepUntil("both told", func() bool { return len(r.irc.said("Session expired")) == 1 })
+	if got := r.irc.said("could not be read"); len(got) != 1 || !strings.HasSuffix(got[0], "MSIM: an IM arrived that could not be read (it names no sender): hi") {
+		t.Errorf("told %q; want once %q", got, "MSIM: an IM arrived that could not be read (it names no sender): hi")
+	}
+	if got := r.irc.said("Session expired"); !strings.HasSuffix(got[0], "MSIM server error 6: Session expired") {
+		t.Errorf("told %q; want %q", got, "MSIM server error 6: Session expired")
+	}
+}
