@@ -158,11 +158,11 @@ func (at *attachment) Message(in ircd.Input) {
 	}
 }
 
-func (at *attachment) Join(string)         {}
-func (at *attachment) Part(string, string) {}
-func (at *attachment) Away(text string)    { at.post(ircAway{at, text}) }
-func (at *attachment) Nick(string)         {}
-func (at *attachment) Closed(string)       { at.post(ircClosed{at}) }
+func (at *attachment) Join(string)          {}
+func (at *attachment) Part(string, string)  {}
+func (at *attachment) Away(text string)     { at.post(ircAway{at, text}) }
+func (at *attachment) Nick(string)          {}
+func (at *attachment) Closed(reason string) { at.post(ircClosed{at, reason}) }
 
 // RealName implements ircd.RealNameHandler: the real name one client set
 // with SETNAME is every client's of the user, as a bouncer keeps one.

@@ -46,7 +46,10 @@ type ircAway struct {
 	at   *attachment
 	text string
 }
-type ircClosed struct{ at *attachment }
+type ircClosed struct {
+	at     *attachment
+	reason string // ircd's (ircd.ShutdownReason: the gateway closed it)
+}
 type linkResult struct {
 	a   *account
 	gen int
@@ -377,6 +380,7 @@ func (s *session) loop() {
 		defer close(s.done)
 		defer s.shutdown()
 		if r := recover(); r != nil {
+			s.endWith("as the gateway failed (an internal error)")
 			s.log.WithField("panic", r).Errorf("session crashed: %s", debug.Stack())
 			s.irc.Close("Internal error")
 		}
@@ -508,7 +512,12 @@ func (s *session) handle(ev event) bool {
 			s.updateAway()
 		}
 	case ircClosed:
-		return s.closed(ev.at)
+		if !s.closed(ev.at) {
+			if ev.reason == ircd.ShutdownReason {
+				s.endWith(shutDownAs) // before the bridge's own shutdown
+			}
+			return false
+		}
 	case atCall:
 		ev.f(s)
 	case attachReq:
@@ -597,6 +606,10 @@ func (s *session) endWith(as string) {
 	s.cancel()
 }
 
+// shutDownAs says, in what a link leaves to tell, that the gateway's
+// shutdown closed it.
+const shutDownAs = "as the gateway shut down"
+
 // linksEndAs says why the session's links close as it ends: the reason
 // it was ended with, the gateway's shutdown, or else its user's leaving.
 func (s *session) linksEndAs() string {
@@ -607,7 +620,7 @@ func (s *session) linksEndAs() string {
 	case as != "":
 		return as
 	case s.b.ctx.Err() != nil:
-		return "as the gateway shut down"
+		return shutDownAs
 	}
 	return "as you disconnected"
 }

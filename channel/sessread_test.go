@@ -329,7 +329,7 @@ func TestPositionSaveLeavesTheSessionFree(t *testing.T) {
 	onSession(t, r, func() {
 		r.s.record(store.HistoryEntry{MsgID: "m-seen", Account: "alice@msim.test", Buddy: 7, Kind: kindIM, Text: "seen", Time: time.Now()})
 	})
-	r.s.post(ircClosed{phone})
+	r.s.post(ircClosed{at: phone})
 	h.held(t)
 	servesWhileHeld(t, r, h, r.irc, "live")
 	phoneIRC := &closableIRC{fakeIRC: newFakeIRC()}

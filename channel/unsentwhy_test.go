@@ -86,3 +86,77 @@ func TestUnsentNoteSaysWhyTheLinkClosed(t *testing.T) {
 		})
 	}
 }
+
+// unsentRig is a rig logged in with bob (uid 7) online, whose MSIM client
+// has an IM the user typed that it never sent, told as the account closes.
+func unsentRig(t *testing.T) *rig {
+	t.Helper()
+	r := newRig(t, nil)
+	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	cl.mu.Lock() // taken as the account closes
+	cl.events = append(cl.events, msim.DisconnectedEvent{Reason: msim.DisconnectClosed, Err: errors.New("closed"),
+		Unsent: []msim.OutgoingIM{{To: 7, Text: "typed one"}}})
+	cl.mu.Unlock()
+	return r
+}
+
+// unsentTold is what r's session told, or kept to tell, of the IM never
+// sent to bob.
+func unsentTold(r *rig, mem *userMemory) []string {
+	told := r.irc.said("Not sent to bob")
+	for _, n := range mem.takeNotes() {
+		if strings.Contains(n, "Not sent to bob") {
+			told = append(told, n)
+		}
+	}
+	return told
+}
+
+// A session that crashes (a panic its loop recovers from) did not end as
+// its user disconnected: the IM its account never sent is not told so.
+func TestUnsentNoteAfterASessionCrash(t *testing.T) {
+	r := unsentRig(t)
+	mem := r.s.mem
+	r.s.afterEnd = func() {}
+	r.s.post(call(func() { panic("a bug") }))
+	r.s.loop() // the session's goroutine: it recovers and ends (shutdown)
+	told := unsentTold(r, mem)
+	if len(told) != 1 || !strings.HasSuffix(told[0], ": typed one") {
+		t.Fatalf("told %q; want the unsent IM once", told)
+	}
+	if strings.Contains(told[0], "as you disconnected") {
+		t.Errorf("told %q after the session crashed; the user did not disconnect", told[0])
+	}
+}
+
+// The gateway's shutdown closes the IRC connections first (ircd's
+// Shutdown, "Server shutting down", before the bridge's; see the gateway's
+// shutdown in cmd/msimircd): a session that ends as its connection is
+// closed so tells the IM never sent as closed by the shutdown, not as the
+// user having disconnected.
+func TestUnsentNoteWhenIRCShutsDownFirst(t *testing.T) {
+	r := unsentRig(t)
+	mem := r.s.mem
+	at := newAttachment(r.irc, r.s, nil)
+	r.s.cl.ats = []*attachment{at}
+	at.Closed("Server shutting down") // what ircd's Shutdown tells each connection
+	ended := false
+	select {
+	case ev := <-r.s.events:
+		ended = !r.s.handle(ev)
+	default:
+	}
+	if !ended {
+		t.Fatal("the session did not end as its only connection closed")
+	}
+	r.s.shutdown() // as the session's goroutine does next
+	r.s.b.cancel() // the bridge's Shutdown, after ircd's
+	told := unsentTold(r, mem)
+	want := "Not sent to bob (the MSIM link closed as the gateway shut down): typed one"
+	if len(told) != 1 || !strings.HasSuffix(told[0], want) {
+		t.Errorf("told %q; want once %q", told, want)
+	}
+}

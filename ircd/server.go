@@ -489,9 +489,14 @@ func (s *Server) closeServed(sv *serving) {
 	}
 	s.mu.Unlock()
 	for _, c := range cs {
-		c.Close("Server shutting down")
+		c.Close(ShutdownReason)
 	}
 }
+
+// ShutdownReason is the reason Shutdown, and the closing of a listener,
+// give the connections they close (in their ERROR, and to
+// Handler.Closed).
+const ShutdownReason = "Server shutting down"
 
 // Shutdown stops accepting, sends ERROR :Server shutting down to every
 // client, closes them and waits for all goroutines, or until ctx is done, in
@@ -509,7 +514,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range cs {
-		c.Close("Server shutting down")
+		c.Close(ShutdownReason)
 	}
 	done := make(chan struct{})
 	go func() {
