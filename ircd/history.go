@@ -355,7 +355,8 @@ func (c *Client) historyReply(q HistoryQuery, msgs []HistoryMessage) {
 		case fromNewest:
 			kept = kept[extra:]
 		case fromMiddle:
-			kept = kept[extra/2 : extra/2+q.Limit]
+			lo, hi := aroundFit(len(kept), aroundIndex(kept, q.From), func(lo, hi int) bool { return hi-lo <= q.Limit })
+			kept = kept[lo:hi]
 		default:
 			kept = kept[:q.Limit]
 		}
@@ -370,7 +371,11 @@ func (c *Client) historyReply(q HistoryQuery, msgs []HistoryMessage) {
 	}
 	// The batch's start and end take two lines; a quarter of the queue is
 	// left to what else the client is sent meanwhile.
-	lo, hi := fitLines(per, c.srv.cfg.SendQ-c.srv.cfg.SendQ/4-c.queued()-2, end)
+	at := 0
+	if end == fromMiddle {
+		at = aroundIndex(kept, q.From)
+	}
+	lo, hi := fitLines(per, c.srv.cfg.SendQ-c.srv.cfg.SendQ/4-c.queued()-2, end, at)
 	if lo == hi && len(kept) > 0 {
 		c.logger().WithField("messages", len(kept)).Warn("CHATHISTORY: the reply does not fit in the send queue")
 		c.fail("CHATHISTORY", "MESSAGE_ERROR", q.Subcommand, q.Target, "Messages could not be retrieved")
@@ -415,10 +420,45 @@ func countedFrom(q HistoryQuery) replyEnd {
 	return fromOldest
 }
 
+// aroundIndex is where AROUND's reference ref stands in msgs (oldest
+// first): the referenced message, or the first message not before its
+// time (len(msgs) if none).
+func aroundIndex(msgs []HistoryMessage, ref HistoryRef) int {
+	t := ref.Time
+	if ref.MsgID != "" {
+		for i, m := range msgs {
+			if MsgIDBase(m.MsgID) == ref.MsgID {
+				return i
+			}
+		}
+		if t.IsZero() {
+			t, _ = MsgIDTime(ref.MsgID)
+		}
+	}
+	return sort.Search(len(msgs), func(i int) bool { return !msgs[i].Time.Before(t) })
+}
+
+// aroundFit returns the messages msgs[lo:hi] of n, around the one at ref,
+// that fits accepts: messages are left out from the side with more of
+// them, the older side on a tie, so that half of those kept, rounded down,
+// are before ref, as the backend gives them (the bridge's historyQuery).
+func aroundFit(n, ref int, fits func(lo, hi int) bool) (lo, hi int) {
+	lo, hi = 0, n
+	for lo < hi && !fits(lo, hi) {
+		if ref-lo >= hi-ref {
+			lo++
+		} else {
+			hi--
+		}
+	}
+	return lo, hi
+}
+
 // fitLines returns the messages of per (each message's lines, oldest
 // first), per[lo:hi], that fit in room lines, counted from end: those
-// nearest it, all or none when end is fromUnknown.
-func fitLines(per [][]*irc.Message, room int, end replyEnd) (lo, hi int) {
+// nearest it (for fromMiddle, around the message at ref), all or none
+// when end is fromUnknown.
+func fitLines(per [][]*irc.Message, room int, end replyEnd, ref int) (lo, hi int) {
 	total := 0
 	for _, ls := range per {
 		total += len(ls)
@@ -439,15 +479,11 @@ func fitLines(per [][]*irc.Message, room int, end replyEnd) (lo, hi int) {
 			total += len(per[lo])
 		}
 	case end == fromMiddle:
-		for newest := true; total > room && lo < hi; newest = !newest {
-			if newest {
-				hi--
-				total -= len(per[hi])
-			} else {
-				total -= len(per[lo])
-				lo++
-			}
+		lines := make([]int, len(per)+1) // lines[i]: per[:i]'s
+		for i, ls := range per {
+			lines[i+1] = lines[i] + len(ls)
 		}
+		lo, hi = aroundFit(len(per), ref, func(lo, hi int) bool { return lines[hi]-lines[lo] <= room })
 	default:
 		hi = 0
 	}

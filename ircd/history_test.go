@@ -436,3 +436,69 @@ func TestChathistoryReplyFitsTheSendQ(t *testing.T) {
 	checkMsgs(t, c.sync(t), []want{w("FAIL", "CHATHISTORY", "MESSAGE_ERROR", "LATEST", "tom", "Messages could not be retrieved")})
 	e.query(t)
 }
+
+// A CHATHISTORY AROUND reply of a msgid, of which the send queue has room
+// for one message only, gives the referenced message, not the one before
+// it: the backend gives half the limit, rounded down, before the
+// reference and the rest from it on (the bridge's historyQuery), so with
+// a limit of 2 the reference is the newer of the two.
+func TestChathistoryAroundSqueezedKeepsTheReference(t *testing.T) {
+	t.Parallel()
+	cfg := historyConfig()
+	cfg.SendQ = 40
+	e := startHistory(t, cfg, true)
+	c, _ := e.client(t, "me", histCaps...)
+	at := ts(t, "2024-05-06T07:08:09.010Z")
+	long := strings.Repeat("word ", 1500) // room in the send queue for one such message, not two
+	msgs := []HistoryMessage{
+		{Delivery{From: "tom", Text: "before " + long, Time: at, MsgID: "m1"}},
+		{Delivery{From: "tom", Text: "ref " + long, Time: at.Add(time.Second), MsgID: "m2"}},
+	}
+	e.fh.set(func() { e.fh.msgs = msgs })
+	c.send(t, "CHATHISTORY AROUND tom msgid=m2 2")
+	got := c.sync(t)
+	e.query(t)
+	var ids []string
+	for _, m := range got {
+		if m.Command == "PRIVMSG" {
+			if id := MsgIDBase(m.Tags["msgid"]); id != "" && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if !slices.Equal(ids, []string{"m2"}) {
+		t.Errorf("AROUND msgid=m2 2 with room for one message: got messages %v, want [m2]", ids)
+	}
+}
+
+// AROUND's messages are kept around the reference: half of those kept,
+// rounded down, before it, whether a limit or the send queue's room
+// leaves messages out, and whether the reference is a msgid or a time.
+func TestAroundKeepsHalfBeforeTheReference(t *testing.T) {
+	t.Parallel()
+	at := ts(t, "2024-05-06T07:08:09.010Z")
+	var msgs []HistoryMessage
+	for i := range 6 {
+		msgs = append(msgs, HistoryMessage{Delivery{Time: at.Add(time.Duration(i) * time.Second), MsgID: fmt.Sprint("m", i)}})
+	}
+	for _, tc := range []struct {
+		ref    HistoryRef
+		keep   int
+		lo, hi int
+	}{
+		{HistoryRef{MsgID: "m3"}, 1, 3, 4},
+		{HistoryRef{MsgID: "m3"}, 2, 2, 4},
+		{HistoryRef{MsgID: "m3"}, 3, 2, 5},
+		{HistoryRef{MsgID: "m0"}, 3, 0, 3},
+		{HistoryRef{MsgID: "m5"}, 3, 3, 6},
+		{HistoryRef{Time: at.Add(2500 * time.Millisecond)}, 2, 2, 4}, // between m2 and m3
+		{HistoryRef{Time: at.Add(time.Hour)}, 2, 4, 6},               // after them all
+		{HistoryRef{MsgID: NewMsgIDAt(at.Add(1500 * time.Millisecond))}, 2, 1, 3},
+	} {
+		ref := aroundIndex(msgs, tc.ref)
+		lo, hi := aroundFit(len(msgs), ref, func(lo, hi int) bool { return hi-lo <= tc.keep })
+		if lo != tc.lo || hi != tc.hi {
+			t.Errorf("%+v, keeping %d: got [%d:%d], want [%d:%d]", tc.ref, tc.keep, lo, hi, tc.lo, tc.hi)
+		}
+	}
+}
