@@ -47,15 +47,18 @@ const frameChunk = 64 << 10
 
 var errFrame = errors.New("malformed frame")
 
-// keptFrame bounds the buffer each side keeps to encode, or read, its
-// next frame in: a full batch of the bridge's, however long its IMs
-// ordinarily are, fits, and a burst of longer ones is not held after it.
+// keptFrame bounds the frame whose buffer each side keeps to encode, or
+// read, its next frame in: a full batch of the bridge's, however long its
+// IMs ordinarily are, fits, and the buffer of a burst of longer ones is
+// not held after it.
 const keptFrame = 4 << 20
 
-// kept is b emptied, to be used again, or nil when it holds more than
-// most: the next use allocates what it needs.
+// kept is b emptied, to be used again, or nil when what it held is longer
+// than most: the next use allocates what it needs. It looks at what b
+// held, not at its capacity: growth overshoots (append's steps), and a
+// buffer grown for an item within most is kept for the next as long.
 func kept[E any](b []E, most int) []E {
-	if cap(b) > most {
+	if len(b) > most {
 		return nil
 	}
 	return b[:0]

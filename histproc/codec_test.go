@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
@@ -373,5 +374,56 @@ func TestChildBuffersAfterBurst(t *testing.T) {
 	}
 	if req, err := readRequest(br, &rbuf); err != nil || len(req.Batch) != 1 || req.Batch[0].Entry.MsgID != "m2" {
 		t.Errorf("the short request after: got %+v, %v", req, err)
+	}
+}
+
+// TestBuffersKeptForAFrameWithinKeptFrame: a frame no longer than
+// keptFrame (a full batch of the bridge's fits) leaves the buffer it was
+// read in, or encoded in, kept for the next, so that batches of that size
+// one after another do not each grow a buffer anew: the next frame of
+// that size is read, or encoded, in the buffer kept.
+func TestBuffersKeptForAFrameWithinKeptFrame(t *testing.T) {
+	text := strings.Repeat("x", keptFrame-frameChunk)
+	req := request{Seq: 1, Batch: []store.HistoryAppend{{User: "alice", Entry: store.HistoryEntry{MsgID: "m1", Text: text}}}}
+	body := appendRequest(nil, &req)
+	if len(body) > keptFrame {
+		t.Fatalf("the request is %d bytes, longer than keptFrame", len(body))
+	}
+	var pipe bytes.Buffer
+	w := bufio.NewWriter(&pipe)
+	for range 2 {
+		if err := writeFrame(w, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	br := bufio.NewReader(&pipe)
+	var rbuf []byte
+	if _, err := readRequest(br, &rbuf); err != nil {
+		t.Fatal(err)
+	}
+	if cap(rbuf) < len(body) {
+		t.Errorf("read buffer kept after a frame of %d bytes (keptFrame %d): got %d bytes", len(body), keptFrame, cap(rbuf))
+	}
+	first := unsafe.SliceData(rbuf)
+	if _, err := readRequest(br, &rbuf); err != nil {
+		t.Fatal(err)
+	}
+	if first != nil && unsafe.SliceData(rbuf) != first {
+		t.Errorf("the next frame of %d bytes was read in a new buffer, not the one kept", len(body))
+	}
+	rep := reply{Seq: 1, Results: []result{{Err: text}}}
+	var wbuf []byte
+	if err := answer(bufio.NewWriter(io.Discard), &wbuf, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if cap(wbuf) < len(text) {
+		t.Errorf("write buffer kept after a frame of about %d bytes (keptFrame %d): got %d bytes", len(text), keptFrame, cap(wbuf))
+	}
+	first = unsafe.SliceData(wbuf)
+	if err := answer(bufio.NewWriter(io.Discard), &wbuf, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if first != nil && unsafe.SliceData(wbuf) != first {
+		t.Errorf("the next reply of about %d bytes was encoded in a new buffer, not the one kept", len(text))
 	}
 }

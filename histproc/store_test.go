@@ -893,3 +893,32 @@ func TestBuffersAfterBurst(t *testing.T) {
 		t.Errorf("child pid: got %d, want %d still", got, pid)
 	}
 }
+
+// TestRequestBufferKeptForAFullBatch: a full batch of the bridge's
+// (keptResults entries of IMs of a few hundred bytes), its request no
+// longer than keptFrame, leaves the gateway's request buffer kept for the
+// next batch rather than dropped and grown anew for each.
+func TestRequestBufferKeptForAFullBatch(t *testing.T) {
+	s, _ := open(t, setup{})
+	text := strings.Repeat("x", 880)
+	var batch []store.HistoryAppend
+	for i := range keptResults {
+		e := entry([]string{"alice", "bob"}[i%2], fmt.Sprint("m", i))
+		e.Entry.Text = text
+		batch = append(batch, e)
+	}
+	size := len(appendRequest(nil, &request{Seq: 1, Batch: batch}))
+	if size > keptFrame {
+		t.Fatalf("the request is %d bytes, longer than keptFrame", size)
+	}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
+	s.mu.Lock()
+	ch := s.ch
+	s.mu.Unlock()
+	if ch == nil {
+		t.Fatal("the child failed at the batch")
+	}
+	if got := cap(ch.wbuf); got < size {
+		t.Errorf("request buffer kept after a request of %d bytes (keptFrame %d): got %d bytes", size, keptFrame, got)
+	}
+}
