@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/msimircd/msimircd/msim"
@@ -316,6 +315,8 @@ func writeFrame(w *bufio.Writer, body []byte) error {
 // readFrame reads one frame into buf and returns it. buf grows as the
 // frame's bytes come (frameChunk, then doubling), not to the length the
 // frame claims at once: a frame cut short costs no more than it brought.
+// Each step is exact, neither past twice what came nor past the length
+// claimed (append's growth would round it up).
 func readFrame(r *bufio.Reader, buf []byte) ([]byte, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
@@ -328,7 +329,9 @@ func readFrame(r *bufio.Reader, buf []byte) ([]byte, error) {
 	buf = buf[:0]
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(size-len(buf), max(len(buf), frameChunk)))
+			grown := make([]byte, len(buf), min(size, max(2*len(buf), frameChunk)))
+			copy(grown, buf)
+			buf = grown
 		}
 		k, err := io.ReadFull(r, buf[len(buf):min(size, cap(buf))])
 		buf = buf[:len(buf)+k]

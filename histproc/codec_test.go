@@ -427,3 +427,19 @@ func TestBuffersKeptForAFrameWithinKeptFrame(t *testing.T) {
 		t.Errorf("the next reply of about %d bytes was encoded in a new buffer, not the one kept", len(text))
 	}
 }
+
+// TestReadFrameCutShortHoldsTwiceWhatCame: a frame claiming maxFrame cut
+// short after a MiB holds at most frameSlack more than twice the bytes
+// read (FuzzReadFrame's bound, with an input longer than the fuzzer
+// makes).
+func TestReadFrameCutShortHoldsTwiceWhatCame(t *testing.T) {
+	b := make([]byte, 4+1<<20)
+	binary.BigEndian.PutUint32(b, maxFrame)
+	frame, err := readFrame(bufio.NewReader(bytes.NewReader(b)), nil)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want %v", err, io.ErrUnexpectedEOF)
+	}
+	if cap(frame) > 2*len(b)+frameSlack {
+		t.Errorf("holds %d bytes for a frame, having read %d; want at most %d", cap(frame), len(b), 2*len(b)+frameSlack)
+	}
+}
