@@ -306,13 +306,14 @@ func (f storeFailures) ClearFailures(key string) error {
 func (b *Bridge) GuessLimiters() (addr, user *guard.FailureLimiter) { return b.failAddr, b.failUser }
 
 // Authenticate implements ircd.Backend (SASL PLAIN). The account may name
-// the client after a slash (alice/phone). A user's or client's name longer
-// than ircd.NickLen names nobody (users are named by their nick, and a
+// the client after a slash (alice/phone). A user's name longer than
+// ircd.NickLen names nobody (users are named by their nick, and a
 // configuration's user names are bounded so too): it is refused without a
-// lookup.
+// lookup. A client's name is no nick, and is bounded as PASS and USER
+// bound it (by the line).
 func (b *Bridge) Authenticate(_ context.Context, account, password string) error {
-	account, client := splitClient(account)
-	if len(account) > ircd.NickLen || len(client) > ircd.NickLen {
+	account, _ = splitClient(account)
+	if len(account) > ircd.NickLen {
 		return ErrAuth
 	}
 	return b.cfg.Directory.Authenticate(account, password)

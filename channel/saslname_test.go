@@ -23,7 +23,7 @@ func TestAuthenticateBoundsTheUserName(t *testing.T) {
 		{"user name of NICKLEN and a client's name", strings.Repeat("a", ircd.NickLen) + "/phone", strings.Repeat("a", ircd.NickLen)},
 		{"user name past NICKLEN", strings.Repeat("b", ircd.NickLen+1), ""},
 		{"user name past NICKLEN and a client's name", strings.Repeat("b", ircd.NickLen+1) + "/phone", ""},
-		{"client's name past NICKLEN", "bob/" + strings.Repeat("p", ircd.NickLen+1), ""},
+		{"client's name past NICKLEN", "bob/" + strings.Repeat("p", ircd.NickLen+1), "bob"}, // a client's name is no nick
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &recordingDirectory{}

@@ -56,7 +56,7 @@ func TestSASLRefusesUnsafeAccountNames(t *testing.T) {
 			strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", NickLen)},
 		{"user name past NICKLEN", plain("", strings.Repeat("b", NickLen+1)), ""},
 		{"user name past NICKLEN with a client's name", plain("", strings.Repeat("b", NickLen+1)+"/phone"), ""},
-		{"client's name past NICKLEN", plain("", "bob/"+strings.Repeat("p", NickLen+1)), ""},
+		{"client's name past NICKLEN", plain("", "bob/"+strings.Repeat("p", NickLen+1)), "bob/" + strings.Repeat("p", NickLen+1)}, // no nick
 		{"long name", plain("", strings.Repeat("c", 200)), ""},
 	}
 	for _, tc := range tests {
