@@ -687,7 +687,7 @@ func (c *Client) onBM(m *Message) {
 	typ, err1 := m.TypeInt()
 	from, err2 := m.Int("f")
 	if err1 != nil || err2 != nil || !validUID(UID(from)) {
-		c.logger().WithField("msg", m.String()).Warn("msim: bad bm message")
+		c.logBadBM(m, errors.Join(err1, err2))
 		if err1 == nil && (typ == BMIM || typ == BMAction) {
 			c.unreadableIM(m, typ)
 		}
@@ -756,6 +756,34 @@ func (c *Client) onBM(m *Message) {
 		// 4 (add notify), 122 (media), 124, 126, 200: no useful payload.
 		c.logger().WithFields(map[string]any{"bm": typ, "from": uid}).Debug("msim: ignoring buddy message")
 	}
+}
+
+// logBadBM logs a buddy message that does not read (err, if any, says
+// which field) as an operator may see it: its type and sender as they
+// came, cut, and the size of its text, never the text (an IM, which its
+// users did not write for the log).
+func (c *Client) logBadBM(m *Message, err error) {
+	raw := func(k string) string {
+		v, ok := m.Raw(k)
+		if !ok {
+			return "(none)"
+		}
+		return cut(v)
+	}
+	body, _ := m.Raw("msg")
+	log := c.logger().WithFields(map[string]any{"bm": raw(m.Type()), "f": raw("f"), "msg_bytes": len(body)})
+	if err != nil {
+		log = log.WithError(err)
+	}
+	log.Warn("msim: bad bm message")
+}
+
+// cut shortens a field's wire value for a log, as FieldError does.
+func cut(v string) string {
+	if len(v) > 40 {
+		return strings.ToValidUTF8(v[:40], "") + "…"
+	}
+	return v
 }
 
 // unreadableIM tells the owner of an IM (bm 1 or 121) whose sender could
