@@ -653,6 +653,10 @@ func (c *Client) read(st *readState) (rested bool) {
 			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 				c.down(DisconnectNetwork, errorf("msim: server closed the connection: %w", err))
 			case errors.As(err, &se) && (errors.Is(err, ErrMalformed) || errors.Is(err, ErrEmptyKey)):
+				// An empty message, or one whose first key (its
+				// type) is empty, names no type: it is no bm, so
+				// it carries no IM, and only the log is told.
+				// The error holds no field's value.
 				c.logger().WithError(err).Warn("msim: skipping malformed message")
 				continue
 			case errors.As(err, &se):

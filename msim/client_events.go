@@ -688,9 +688,14 @@ func (c *Client) onBM(m *Message) {
 	from, err2 := m.Int("f")
 	if err1 != nil || err2 != nil || !validUID(UID(from)) {
 		c.logBadBM(m, errors.Join(err1, err2))
-		if err1 == nil && (typ == BMIM || typ == BMAction) {
+		switch {
+		case err1 != nil: // a type past an int: it may be an IM
+			c.unknownBM(m)
+		case typ == BMIM || typ == BMAction:
 			c.unreadableIM(m, typ)
 		}
+		// A presence (bm 100) or another known type from no valid
+		// sender carries no IM: the log says enough.
 		return
 	}
 	uid := UID(from)
@@ -752,10 +757,38 @@ func (c *Client) onBM(m *Message) {
 		}
 		c.mu.Unlock()
 		c.emit(PresenceEvent{UID: uid, Status: pr.Status, Text: pr.Text})
-	default:
-		// 4 (add notify), 122 (media), 124, 126, 200: no useful payload.
+	case BMAddNotify, BMMedia, BMProfile, BMStatusMood, BMClientInfo:
+		// No useful payload.
 		c.logger().WithFields(map[string]any{"bm": typ, "from": uid}).Debug("msim: ignoring buddy message")
+	default:
+		c.logger().WithFields(map[string]any{"bm": typ, "from": uid, "msg_bytes": len(body)}).Debug("msim: buddy message of an unknown type")
+		c.unknownBM(m)
 	}
+}
+
+// unknownBM tells the owner of a buddy message of a type the client does
+// not know, or cannot read (Pidgin's atoi reads one without digits as 0),
+// that carries text: it may be an IM, and must not vanish. A typing
+// notice or a chat control is no IM and is not reported.
+func (c *Client) unknownBM(m *Message) {
+	body := m.StrOr("msg", "")
+	switch markup.Classify(body) {
+	case markup.KindTyping, markup.KindStopTyping:
+		return
+	case markup.KindZap:
+		body = "(a zap)"
+	default:
+		if body == "" || isChatControl(body) {
+			return
+		}
+		body = markup.ToPlain(body)
+	}
+	typ, _ := m.Raw(m.Type())
+	from := "no sender"
+	if f, ok := m.Raw("f"); ok {
+		from = fmt.Sprintf("sender %q", cut(Unescape(f)))
+	}
+	c.emit(ErrorEvent{Message: fmt.Sprintf("a message of unknown type %q arrived that may be an IM (%s): %s", cut(Unescape(typ)), from, body)})
 }
 
 // logBadBM logs a buddy message that does not read (err, if any, says

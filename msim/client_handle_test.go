@@ -235,3 +235,46 @@ func TestIMFromUnreadableSender(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownBMWithText: a buddy message of a type the client does not
+// know or cannot read, carrying text, may be an IM: the owner gets an
+// ErrorEvent of the client's own (code 0) with its text. One without
+// text, a typing notice, a chat control and the known types without a
+// useful payload make no event.
+func TestUnknownBMWithText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		m    *Message
+		want string // in the ErrorEvent's text; "" for no event
+	}{
+		{"type past int", New("bm", "99999999999999999999").AddInt("f", 2001).Add("msg", "<p>hi there</p>"), `"99999999999999999999"`},
+		{"type past int, bad sender", New("bm", "99999999999999999999").Add("f", "tom").Add("msg", "hi there"), `sender "tom"`},
+		{"type of letters", New("bm", "im").AddInt("f", 2001).Add("msg", "hi there"), `type "im"`},
+		{"unknown number", NewInt("bm", 7).AddInt("f", 2001).Add("msg", "hi there"), `type "7"`},
+		{"no text", New("bm", "99999999999999999999").AddInt("f", 2001), ""},
+		{"typing", NewInt("bm", 7).AddInt("f", 2001).Add("msg", "%typing%"), ""},
+		{"chat control", NewInt("bm", 7).AddInt("f", 2001).Add("msg", "!!!ExitChat"), ""},
+		{"media", NewInt("bm", BMMedia).AddInt("f", 2001).Add("msg", "hi there"), ""},
+		{"mood", NewInt("bm", BMStatusMood).AddInt("f", 2001).Add("msg", "hi there"), ""},
+		{"presence from no user", NewInt("bm", BMStatus).Add("f", "x").Add("msg", "|s|1|ss|hi there"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			evs := handleRaw(t, handler(t), string(Encode(tc.m)))
+			if tc.want == "" {
+				if len(evs) != 0 {
+					t.Fatalf("got %#v, want no event", evs)
+				}
+				return
+			}
+			if len(evs) != 1 {
+				t.Fatalf("got %#v, want one ErrorEvent", evs)
+			}
+			ev, ok := evs[0].(ErrorEvent)
+			if !ok || ev.Fatal || ev.Code != 0 || !strings.Contains(ev.Message, tc.want) || !strings.Contains(ev.Message, "hi there") || strings.Contains(ev.Message, "<p>") {
+				t.Errorf("got %#v, want a non-fatal ErrorEvent of code 0 naming %s and holding the plain text", evs[0], tc.want)
+			}
+		})
+	}
+}
