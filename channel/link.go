@@ -284,7 +284,12 @@ func (s *session) onLinkResult(ev linkResult) {
 	}
 	// A login that failed after the server handed over IMs (a stored
 	// backlog comes first) brings them: the server keeps them no longer.
+	// Those the client could not read come as its own ErrorEvents.
 	for _, im := range msim.Undelivered(ev.err) {
+		if e, ok := im.(msim.ErrorEvent); ok {
+			s.status(a, "MSIM: %s", fromMSIMLine(e.Message))
+			continue
+		}
 		s.fromUser(a, msim.SenderOf(im), im)
 	}
 	dropped, from := loginDropped(ev.err)

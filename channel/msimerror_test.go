@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -24,5 +25,26 @@ func TestClientErrorIsNoServerError(t *testing.T) {
 	}
 	if got := r.irc.said("Session expired"); !strings.HasSuffix(got[0], "MSIM server error 6: Session expired") {
 		t.Errorf("told %q; want %q", got, "MSIM server error 6: Session expired")
+	}
+}
+
+// An IM the MSIM client could not read during a login that failed comes
+// with the login's error as the client's ErrorEvent: the user is told of
+// it as of one that came on a link that is up, and the IMs beside it are
+// delivered.
+func TestFailedLoginTellsItsUnreadableIM(t *testing.T) {
+	r := newRig(t, nil)
+	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
+		return nil, &msim.UndeliveredError{Err: errors.New("msim: login: eof"), Events: []msim.Event{
+			msim.ErrorEvent{Message: "an IM arrived that could not be read (it names no sender): hi"},
+			msim.IMEvent{From: 7, Text: "stored"}}}
+	}
+	r.s.start()
+	r.stepUntil("the failed login", func() bool { return r.a.state == linkWaiting })
+	if got := r.irc.said("could not be read"); len(got) != 1 || !strings.HasSuffix(got[0], "MSIM: an IM arrived that could not be read (it names no sender): hi") {
+		t.Errorf("told %q; want once %q", got, "MSIM: an IM arrived that could not be read (it names no sender): hi")
+	}
+	if got := r.irc.said("stored"); len(got) != 1 {
+		t.Errorf("told %q; want the IM \"stored\" once", got)
 	}
 }

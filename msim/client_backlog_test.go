@@ -325,3 +325,41 @@ func TestLoginOverflowNamesTheDroppedIMs(t *testing.T) {
 		t.Errorf("got %d IMs and %d dropped from %v, want 4 and 1 from [2002]", len(ue.Events), ue.DroppedIMs, ue.DroppedFrom)
 	}
 }
+
+// TestFailedLoginGivesItsUnreadableIMs: an IM the client could not read
+// during a login that fails (reported as its own ErrorEvent) comes with
+// the login's error, in its place among the IMs, with Notify and without.
+func TestFailedLoginGivesItsUnreadableIMs(t *testing.T) {
+	t.Parallel()
+	for _, notify := range []bool{true, false} {
+		f := newFake(t)
+		cfg := testConfig(t, f.addr())
+		if notify {
+			cfg.Notify = func() {}
+		}
+		ch := dialAsync(cfg)
+		fc := f.accept()
+		fc.override(PersistContactList, func(fc *fakeConn, p *Persist) Dict {
+			streamIMs(fc, 1, 0)
+			fc.write(NewInt("bm", BMIM).Add("f", "tom").Add("msg", "who am I"))
+			streamIMs(fc, 1, 0)
+			fc.hangUp()
+			return nil
+		})
+		fc.login("alice")
+		_, err := waitDial(t, ch)
+		if err == nil {
+			t.Fatalf("notify %v: Dial succeeded over a dropped link", notify)
+		}
+		evs := Undelivered(err)
+		if len(evs) != 3 {
+			t.Fatalf("notify %v: got %#v with the error, want 2 IMs and an ErrorEvent", notify, evs)
+		}
+		if e, ok := evs[1].(ErrorEvent); !ok || e.Code != 0 || !strings.Contains(e.Message, "who am I") {
+			t.Errorf("notify %v: got %#v second, want the ErrorEvent telling of the IM from \"tom\"", notify, evs[1])
+		}
+		if !strings.Contains(err.Error(), "after 2 IMs or zaps, 1 unreadable") {
+			t.Errorf("notify %v: got error %q, want it to count the 2 IMs and the unreadable one", notify, err)
+		}
+	}
+}

@@ -381,28 +381,41 @@ func (c *Client) TakeEvents(dst []Event) []Event {
 // UndeliveredError is the error of a Dial that failed after the server
 // had handed over IMs or zaps: a user's stored offline IMs come before the
 // replies the login waits for, and the server keeps them no longer. They
-// are the caller's to show or keep, all of them, in order. A login whose
+// are the caller's to show or keep, all of them, in order, with the
+// client's own ErrorEvents (code 0) among them: each tells of an IM the
+// client could not read, which is not to be lost either. A login whose
 // events overflowed the backlog (Err wraps ErrEventOverflow) dropped the
 // IMs past it: DroppedIMs and DroppedFrom say so, as in
 // DisconnectedEvent.
 type UndeliveredError struct {
 	Err         error
-	Events      []Event // IMEvent and ZapEvent values, as received
+	Events      []Event // IMEvent, ZapEvent and the client's ErrorEvent values, as received
 	DroppedIMs  int
 	DroppedFrom []UID
 }
 
 func (e *UndeliveredError) Error() string {
-	if e.DroppedIMs > 0 {
-		return fmt.Sprintf("%v (after %d IMs or zaps; %d more dropped)", e.Err, len(e.Events), e.DroppedIMs)
+	n := 0
+	for _, ev := range e.Events {
+		if SenderOf(ev) != 0 {
+			n++
+		}
 	}
-	return fmt.Sprintf("%v (after %d IMs or zaps)", e.Err, len(e.Events))
+	s := fmt.Sprintf("%v (after %d IMs or zaps", e.Err, n)
+	if unread := len(e.Events) - n; unread > 0 {
+		s += fmt.Sprintf(", %d unreadable", unread)
+	}
+	if e.DroppedIMs > 0 {
+		s += fmt.Sprintf("; %d more dropped", e.DroppedIMs)
+	}
+	return s + ")"
 }
 
 func (e *UndeliveredError) Unwrap() error { return e.Err }
 
-// Undelivered returns the IMs and zaps a failed Dial had received (see
-// UndeliveredError); nil when there were none.
+// Undelivered returns the IMs and zaps a failed Dial had received, and
+// its reports of IMs it could not read (see UndeliveredError); nil when
+// there were none.
 func Undelivered(err error) []Event {
 	var ue *UndeliveredError
 	if errors.As(err, &ue) {
@@ -421,11 +434,13 @@ func drainEvents(events <-chan Event) []Event {
 	return all
 }
 
-// onlyIMs keeps the IMs and zaps of evs: what a failed login must not lose.
+// onlyIMs keeps the IMs and zaps of evs, and the client's own reports of
+// IMs it could not read (ErrorEvent of code 0, never fatal): what a failed
+// login must not lose.
 func onlyIMs(evs []Event) []Event {
 	var ims []Event
 	for _, ev := range evs {
-		if SenderOf(ev) != 0 {
+		if e, ok := ev.(ErrorEvent); ok && e.Code == 0 && !e.Fatal || SenderOf(ev) != 0 {
 			ims = append(ims, ev)
 		}
 	}
