@@ -151,7 +151,7 @@ func (s *session) onMSIM(a *account, gen int, event msim.Event) {
 			s.notice(a, alertText(al))
 		}
 	case msim.ErrorEvent:
-		if ev.Code == 0 { // the client's own (an IM it could not read)
+		if ev.Unreadable { // the client's own (an IM it could not read)
 			s.status(a, "MSIM: %s", fromMSIMLine(ev.Message))
 			break
 		}

@@ -286,7 +286,7 @@ func (s *session) onLinkResult(ev linkResult) {
 	// backlog comes first) brings them: the server keeps them no longer.
 	// Those the client could not read come as its own ErrorEvents.
 	for _, im := range msim.Undelivered(ev.err) {
-		if e, ok := im.(msim.ErrorEvent); ok {
+		if e, ok := im.(msim.ErrorEvent); ok && e.Unreadable {
 			s.status(a, "MSIM: %s", fromMSIMLine(e.Message))
 			continue
 		}

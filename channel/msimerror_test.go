@@ -8,18 +8,22 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
-// An error the MSIM client reports itself (Code 0: an IM it could not
-// read, say) is said as the client's, not as an error numbered 0 from
-// the server; the server's errors keep their number.
+// An error the MSIM client reports itself (Unreadable: an IM it could not
+// read) is said as the client's, not as an error numbered 0 from the
+// server; the server's errors keep their number, 0 too.
 func TestClientErrorIsNoServerError(t *testing.T) {
 	r := newRig(t, nil)
 	cl := &fakeMSIM{}
 	r.okDial(cl)
 	r.s.start()
 	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
-	cl.push(msim.ErrorEvent{Message: "an IM arrived that could not be read (it names no sender): hi"},
-		msim.ErrorEvent{Code: 6, Message: "Session expired"})
-	r.stepUntil("both told", func() bool { return len(r.irc.said("Session expired")) == 1 })
+	cl.push(msim.ErrorEvent{Unreadable: true, Message: "an IM arrived that could not be read (it names no sender): hi"},
+		msim.ErrorEvent{Code: 6, Message: "Session expired"},
+		msim.ErrorEvent{Message: "numbered nothing"})
+	r.stepUntil("all told", func() bool { return len(r.irc.said("numbered nothing")) == 1 })
+	if got := r.irc.said("numbered nothing"); !strings.HasSuffix(got[0], "MSIM server error 0: numbered nothing") {
+		t.Errorf("told %q; want %q", got, "MSIM server error 0: numbered nothing")
+	}
 	if got := r.irc.said("could not be read"); len(got) != 1 || !strings.HasSuffix(got[0], "MSIM: an IM arrived that could not be read (it names no sender): hi") {
 		t.Errorf("told %q; want once %q", got, "MSIM: an IM arrived that could not be read (it names no sender): hi")
 	}
@@ -36,7 +40,7 @@ func TestFailedLoginTellsItsUnreadableIM(t *testing.T) {
 	r := newRig(t, nil)
 	r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
 		return nil, &msim.UndeliveredError{Err: errors.New("msim: login: eof"), Events: []msim.Event{
-			msim.ErrorEvent{Message: "an IM arrived that could not be read (it names no sender): hi"},
+			msim.ErrorEvent{Unreadable: true, Message: "an IM arrived that could not be read (it names no sender): hi"},
 			msim.IMEvent{From: 7, Text: "stored"}}}
 	}
 	r.s.start()

@@ -90,13 +90,15 @@ type AlertEvent struct {
 }
 
 // ErrorEvent is an \error\ from the server. A fatal one is followed by the
-// DisconnectedEvent. The client also reports so, with Code 0 and never
-// fatal, an IM from the server that it could not read (no valid sender):
-// Message says so and holds the IM's text.
+// DisconnectedEvent. The client also reports so, with Unreadable set (Code
+// 0, never fatal), a message from the server that may be an IM and that
+// it could not read (no valid sender, an unknown type): Message says so
+// and holds the text.
 type ErrorEvent struct {
-	Code    int
-	Message string
-	Fatal   bool
+	Code       int
+	Message    string
+	Fatal      bool
+	Unreadable bool // the client's own report, not the server's error
 }
 
 // DisconnectedEvent is always the last event. Err says why (a *ServerError
@@ -435,12 +437,12 @@ func drainEvents(events <-chan Event) []Event {
 }
 
 // onlyIMs keeps the IMs and zaps of evs, and the client's own reports of
-// IMs it could not read (ErrorEvent of code 0, never fatal): what a failed
-// login must not lose.
+// IMs it could not read (ErrorEvent.Unreadable): what a failed login must
+// not lose.
 func onlyIMs(evs []Event) []Event {
 	var ims []Event
 	for _, ev := range evs {
-		if e, ok := ev.(ErrorEvent); ok && e.Code == 0 && !e.Fatal || SenderOf(ev) != 0 {
+		if e, ok := ev.(ErrorEvent); ok && e.Unreadable || SenderOf(ev) != 0 {
 			ims = append(ims, ev)
 		}
 	}
@@ -803,7 +805,7 @@ func (c *Client) unknownBM(m *Message) {
 	if f, ok := m.Raw("f"); ok {
 		from = fmt.Sprintf("sender %q", cut(Unescape(f)))
 	}
-	c.emit(ErrorEvent{Message: fmt.Sprintf("a message of unknown type %q arrived that may be an IM (%s): %s", cut(Unescape(typ)), from, body)})
+	c.emit(ErrorEvent{Unreadable: true, Message: fmt.Sprintf("a message of unknown type %q arrived that may be an IM (%s): %s", cut(Unescape(typ)), from, body)})
 }
 
 // logBadBM logs a buddy message that does not read (err, if any, says
@@ -854,7 +856,7 @@ func (c *Client) unreadableIM(m *Message, typ int) {
 	if f, ok := m.Raw("f"); ok {
 		why = fmt.Sprintf("its sender %q is no user ID", Unescape(f))
 	}
-	c.emit(ErrorEvent{Message: fmt.Sprintf("an IM arrived that could not be read (%s): %s", why, body)})
+	c.emit(ErrorEvent{Unreadable: true, Message: fmt.Sprintf("an IM arrived that could not be read (%s): %s", why, body)})
 }
 
 // chatControls start the bm 121 bodies that are no text (spec §8): the

@@ -272,7 +272,7 @@ func TestUnknownBMWithText(t *testing.T) {
 				t.Fatalf("got %#v, want one ErrorEvent", evs)
 			}
 			ev, ok := evs[0].(ErrorEvent)
-			if !ok || ev.Fatal || ev.Code != 0 || !strings.Contains(ev.Message, tc.want) || !strings.Contains(ev.Message, "hi there") || strings.Contains(ev.Message, "<p>") {
+			if !ok || ev.Fatal || !ev.Unreadable || !strings.Contains(ev.Message, tc.want) || !strings.Contains(ev.Message, "hi there") || strings.Contains(ev.Message, "<p>") {
 				t.Errorf("got %#v, want a non-fatal ErrorEvent of code 0 naming %s and holding the plain text", evs[0], tc.want)
 			}
 		})

@@ -246,7 +246,7 @@ func TestClientIncomingEvents(t *testing.T) {
 
 	before := time.Now()
 	wantSeq := []Event{
-		ErrorEvent{Message: `an IM arrived that could not be read (its sender "2147483648" is no user ID): from a uid past 31 bits`},
+		ErrorEvent{Unreadable: true, Message: `an IM arrived that could not be read (its sender "2147483648" is no user ID): from a uid past 31 bits`},
 		IMEvent{From: 2001, Text: `a/b\c & :)`, Markup: body},
 		IMEvent{From: 2002, Text: "offline hi", Markup: "offline hi", Time: time.Unix(1250263988, 0), Offline: true},
 		TypingEvent{From: 2001, Typing: true},
