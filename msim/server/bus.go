@@ -289,13 +289,15 @@ func (srv *Server) storedFor(uid msim.UID) {
 
 // restore stores again the offline messages a closing session did not
 // take, after the IMs its writer did not write (rescueWait), so they stay
-// in order. The caller holds offlineMu, let go while it waits.
+// in order. One the store fails is lost, logged and counted (lostIM). The
+// caller holds offlineMu, let go while it waits.
 func (s *session) restore(msgs []OfflineMessage) {
 	if wait := s.rescueWait(); wait != nil {
 		s.srv.awaitRescue(wait, true)
 	}
 	for _, om := range msgs {
 		if err := s.srv.store.AddOffline(s.uid, om, OfflineLimits{}); err != nil {
+			s.srv.metrics.lostIM(lostRestore)
 			s.logger().WithError(err).WithField("from", om.From).Error("a stored IM could not be stored again; it is lost")
 		}
 	}

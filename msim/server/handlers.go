@@ -50,7 +50,11 @@ func (s *session) onBM(m *msim.Message) {
 	default:
 		s.logger().WithError(err).Warn("bm not delivered")
 	}
-	s.send(notStored(msim.UID(to), err))
+	if !s.send(notStored(msim.UID(to), err)) && typ == msim.BMIM {
+		// The sender's session is closing: nobody is told.
+		s.srv.metrics.lostIM(lostUntold)
+		s.logger().WithField("to", to).Error("an IM is lost: it could not be stored, and its sender's session is closing")
+	}
 }
 
 // notStored is the error the sender of an IM to `to` gets when the IM was

@@ -24,6 +24,7 @@ type metricSet struct {
 	stored      prometheus.Counter
 	fromStorage prometheus.Counter
 	malformed   [malformedResults]prometheus.Counter
+	lost        [lostReasons]prometheus.Counter
 	fanout      prometheus.Histogram
 	persist     map[persistKey]*[2]prometheus.Counter // [ok, error]
 	persistElse [2]prometheus.Counter
@@ -108,6 +109,10 @@ func newMetricSet(r prometheus.Registerer, s *Server) (*metricSet, error) {
 		Name: "msimd_ims_malformed_total",
 		Help: `IMs (bm 1) that a session closed at once had not written and that did not parse (or named no sender), by what became of them: "stored" (the text read from them, for the next login), "refused" (their sender got an error) or "lost" (nobody could be told; each is logged).`,
 	}, []string{"result"})
+	lost := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "msimd_ims_lost_total",
+		Help: `IMs (bm 1) neither delivered nor stored, each logged, by reason: "untold" (not stored, and its sender could not be told), "restore" (a stored IM a closing session did not take could not be stored again) or "no_sender" (one a closed session had not written names no sender to tell).`,
+	}, []string{"reason"})
 	fanout := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "msimd_presence_fanout_recipients",
 		Help:    "Sessions told of one presence change (a status change or a logout).",
@@ -121,7 +126,7 @@ func newMetricSet(r prometheus.Registerer, s *Server) (*metricSet, error) {
 		Name: "msimd_protocol_errors_total",
 		Help: `Protocol error messages sent, by error code ("other" for any code not listed).`,
 	}, []string{"code"})
-	for _, c := range []prometheus.Collector{sessions, logins, routed, stored, fromStorage, malformed, fanout, persist, errs} {
+	for _, c := range []prometheus.Collector{sessions, logins, routed, stored, fromStorage, malformed, lost, fanout, persist, errs} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("msim/server: register metrics: %w", err)
 		}
@@ -129,6 +134,9 @@ func newMetricSet(r prometheus.Registerer, s *Server) (*metricSet, error) {
 	m.routed, m.stored, m.fromStorage, m.fanout = routed, stored, fromStorage, fanout
 	for r, l := range malformedLabels {
 		m.malformed[r] = malformed.WithLabelValues(l)
+	}
+	for r, l := range lostLabels {
+		m.lost[r] = lost.WithLabelValues(l)
 	}
 	for _, c := range loginCodes {
 		l := "ok"
@@ -202,6 +210,25 @@ var malformedLabels = [malformedResults]string{"stored", "refused", "lost"}
 func (m *metricSet) malformedIM(r malformedResult) {
 	if m != nil {
 		m.malformed[r].Inc()
+	}
+}
+
+// Why an IM was lost, the label values of msimd_ims_lost_total.
+type lostReason int
+
+const (
+	lostUntold   lostReason = iota // not stored, and its sender could not be told
+	lostRestore                    // a stored IM could not be stored again (restore)
+	lostNoSender                   // a closed session's unwritten IM names no sender
+	lostReasons                    // how many there are
+)
+
+var lostLabels = [lostReasons]string{"untold", "restore", "no_sender"}
+
+// lostIM counts an IM neither delivered nor stored.
+func (m *metricSet) lostIM(r lostReason) {
+	if m != nil {
+		m.lost[r].Inc()
 	}
 }
 

@@ -501,6 +501,7 @@ func TestMetricsUnlistedValuesAndNil(t *testing.T) {
 	none.routedIM(msim.BMIM)
 	none.storedIMs(1)
 	none.deliveredFromStorage(1)
+	none.lostIM(lostUntold)
 	none.presenceFanout(1)
 	none.persistRequest(nil, nil)
 	none.sent(msim.ErrorMessage(1, false, "x"))

@@ -503,6 +503,7 @@ func (s *session) rescueIMs(msgs [][]byte) (stored int, refused []refusedIM) {
 		case from == 0:
 			// Nobody to tell, and nobody to say it came from.
 			s.srv.metrics.malformedIM(malformedLost)
+			s.srv.metrics.lostIM(lostNoSender)
 			s.logger().WithField("bytes", len(b)).Error("an IM for a closed session is lost: it does not parse and names no sender")
 			continue
 		case !text:
@@ -542,7 +543,7 @@ func (s *session) rescueIMs(msgs [][]byte) (stored int, refused []refusedIM) {
 // error onBM gives for an IM the offline caps refuse. The errors come at
 // once, as a burst (enqueueBurst). An IM whose sender cannot be told (gone
 // meanwhile, or their queue full) is stored past the ceiling after all;
-// only one the store failed is then lost, and logged.
+// only one the store failed is then lost, logged and counted (lostIM).
 func (s *session) tellRefused() {
 	defer s.recoverAndLog()
 	for _, r := range s.refused {
@@ -570,6 +571,7 @@ func (s *session) tellRefused() {
 		if r.malformed {
 			s.srv.metrics.malformedIM(malformedLost)
 		}
+		s.srv.metrics.lostIM(lostUntold)
 		log.Error("an IM for a closed session is lost: it could not be stored, and its sender is not logged in here to be told")
 	}
 	s.refused = nil
