@@ -266,7 +266,7 @@ func (p peer) Mailbox(uid msim.UID) {
 		// A burst, as at a login: bounded by what was stored, not by
 		// SendQ, so that a mailbox longer than the queue does not
 		// close a session that reads.
-		if !ss.enqueueBurst(msim.Encode(offlineIM(om))) {
+		if !ss.enqueueStored(om) {
 			// The session closed: the IMs it did not write (these
 			// among them) are stored first, then the rest of these.
 			ss.restore(stored[i:])

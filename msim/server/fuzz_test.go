@@ -92,8 +92,8 @@ func FuzzHandle(f *testing.F) {
 }
 
 // FuzzRescuedIM: whatever follows an unwritten IM's \bm\1\ (the seeds
-// are the rest of IMs), rescuedIM does not panic, and what it would store
-// names its sender.
+// are the rest of IMs), rescuedIM does not panic, what it would store
+// names its sender, and that is the sender it was queued from if known.
 func FuzzRescuedIM(f *testing.F) {
 	f.Add([]byte(`f\1000000\cv\673\msg\hi\final\`))
 	f.Add([]byte(`f\1000000\msg\cut short`))
@@ -101,9 +101,12 @@ func FuzzRescuedIM(f *testing.F) {
 	f.Add([]byte(`msg\no sender\final\`))
 	f.Fuzz(func(t *testing.T, rest []byte) {
 		b := append([]byte(`\bm\1\`), rest...)
-		om, _, text := rescuedIM(b)
+		om, _, text := rescuedIM(b, 0)
 		if text && om.From <= 0 {
-			t.Fatalf("rescuedIM(%q) stores an IM from %d", b, om.From)
+			t.Fatalf("rescuedIM(%q, 0) stores an IM from %d", b, om.From)
+		}
+		if om, _, text := rescuedIM(b, 7); text && om.From != 7 {
+			t.Fatalf("rescuedIM(%q, 7) stores an IM from %d", b, om.From)
 		}
 	})
 }

@@ -43,9 +43,10 @@ func TestLostIMsAreCounted(t *testing.T) {
 		lose   func(bob *session, aUID msim.UID)
 	}{
 		{"an unwritten IM the store refused, its sender not here", "untold", func(bob *session, aUID msim.UID) {
-			w := writer{unsent: [][]byte{
-				msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", int(aUID)).AddInt("cv", 673).Add("msg", "hi")),
-			}}
+			w := writer{unsent: []queued{{
+				b:    msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", int(aUID)).AddInt("cv", 673).Add("msg", "hi")),
+				from: aUID,
+			}}}
 			bob.storeUnwritten(&w)
 			bob.tellRefused()
 		}},
@@ -58,7 +59,8 @@ func TestLostIMsAreCounted(t *testing.T) {
 			bob.restore([]OfflineMessage{{From: aUID, Time: time.Now().UTC(), Body: "hi"}})
 		}},
 		{"an unwritten IM that names no sender", "no_sender", func(bob *session, _ msim.UID) {
-			w := writer{unsent: [][]byte{[]byte(`\bm\1\cv\673\msg\from whom`)}}
+			// Queued with no sender known, and its bytes name none.
+			w := writer{unsent: []queued{{b: []byte(`\bm\1\cv\673\msg\from whom`)}}}
 			bob.storeUnwritten(&w)
 			bob.tellRefused()
 		}},

@@ -498,7 +498,7 @@ func (r *registry) deliver(uid, sender msim.UID, msg []byte) (online bool, wait 
 		return true, nil // dropped by the recipient's privacy settings
 	}
 	r.mu.Unlock()
-	if s.enqueue(msg) {
+	if s.enqueueBM(msg, sender) {
 		return true, nil
 	}
 	return false, s.rescueWait()

@@ -15,24 +15,32 @@ import (
 var errMalformedIM = errors.New("msim/server: an IM that does not parse, with no text to store")
 
 // rescuedIM is what rescueIMs makes of an IM the session did not write
-// (isStoredIM): the offline message to store, and whether b is malformed
-// (it does not parse, or names no sender). om.From is 0 when b names no
-// sender. text says whether there is an IM to store: a malformed one may
-// have lost its text.
-func rescuedIM(b []byte) (om OfflineMessage, malformed, text bool) {
+// (isStoredIM), queued from `from` (0 if not known): the offline message
+// to store, and whether b is malformed (it does not parse, or names no
+// sender). om.From is from when known, else the sender b names, 0 if
+// none. text says whether there is an IM to store: a malformed one may
+// have lost its text, and one from nobody known has nobody to store it
+// from.
+func rescuedIM(b []byte, from msim.UID) (om OfflineMessage, malformed, text bool) {
 	om.Time = time.Now().UTC()
 	if m, err := msim.ParseMessage(b); err == nil {
-		from, err := m.Int("f")
-		if err != nil || from <= 0 {
+		if f, err := m.Int("f"); err == nil && f > 0 {
+			om.From = msim.UID(f)
+		} else {
+			malformed = true
+		}
+		if from != 0 {
+			om.From = from
+		}
+		if om.From == 0 {
 			return OfflineMessage{}, true, false
 		}
-		om.From = msim.UID(from)
 		om.CV, _ = m.Int("cv")
 		if d, err := m.Int("date"); err == nil {
 			om.Time = time.Unix(int64(d), 0).UTC()
 		}
 		om.Body = m.StrOr("msg", "")
-		return om, false, true
+		return om, malformed, true
 	}
 	// It does not parse (cut short, or bytes after its end): its fields
 	// are read up to its end or as far as it goes. Values are escaped,
@@ -59,6 +67,9 @@ func rescuedIM(b []byte) (om OfflineMessage, malformed, text bool) {
 		case "msg":
 			om.Body, text = msim.Unescape(v), v != ""
 		}
+	}
+	if from != 0 {
+		om.From = from
 	}
 	return om, true, text && om.From != 0
 }

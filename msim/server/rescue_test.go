@@ -609,12 +609,14 @@ func TestRescueOfMalformedIMs(t *testing.T) {
 	defer other.Close()
 	s := newSession(srv, nc, 1<<40)
 	s.uid = bUID
-	w := writer{unsent: [][]byte{
-		msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", int(aUID)).AddInt("cv", 673).Add("msg", "whole")),
-		[]byte(`\bm\1\f\` + f + `\cv\673\msg\bytes after/2its end\final\x`),
-		[]byte(`\bm\1\f\` + f + `\msg\cut short`),
-		[]byte(`\bm\1\f\` + f + `\cv\67`),    // cut before its text
-		[]byte(`\bm\1\cv\673\msg\from whom`), // no sender
+	// Queued with no sender known, as if from elsewhere: their bytes
+	// alone say who sent them.
+	w := writer{unsent: []queued{
+		{b: msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", int(aUID)).AddInt("cv", 673).Add("msg", "whole"))},
+		{b: []byte(`\bm\1\f\` + f + `\cv\673\msg\bytes after/2its end\final\x`)},
+		{b: []byte(`\bm\1\f\` + f + `\msg\cut short`)},
+		{b: []byte(`\bm\1\f\` + f + `\cv\67`)},    // cut before its text
+		{b: []byte(`\bm\1\cv\673\msg\from whom`)}, // no sender
 	}}
 	s.storeUnwritten(&w)
 	s.tellRefused()
@@ -648,5 +650,66 @@ func TestRescueOfMalformedIMs(t *testing.T) {
 		{"msimd_ims_malformed_total", []string{"result", "refused"}, 1},
 		{"msimd_ims_malformed_total", []string{"result", "lost"}, 1},
 		{"msimd_ims_stored_total", nil, 3},
+	})
+}
+
+// TestRescueTellsTheQueuedSender: an IM routed to a session that closes
+// at once before writing it keeps the sender the route knew, so what its
+// bytes do not say is no loss: one that names no sender is stored from
+// that sender, and one whose text cannot be read is refused to that
+// sender.
+func TestRescueTellsTheQueuedSender(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mem := NewMemStore()
+	srv, addr := startServer(t, Config{Metrics: reg}, mem)
+	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	alice := login(t, addr, "alice@example.com", "Secret1")
+	alice.sync()
+	alice.takeSeen()
+
+	// bob's session has no writer: what is routed to it stays queued.
+	nc, other := net.Pipe()
+	defer other.Close()
+	bob := newSession(srv, nc, 1<<40)
+	bob.uid = bUID
+	srv.reg.mu.Lock()
+	srv.reg.byUID[bUID] = bob
+	srv.reg.mu.Unlock()
+	for _, wire := range []string{
+		`\bm\1\cv\673\msg\from whom\final\`, // parses, names no sender
+		`\bm\1\cv\67`,                       // cut before its text
+	} {
+		if online, _ := srv.reg.deliver(bUID, aUID, []byte(wire)); !online {
+			t.Fatalf("%q was not queued for bob", wire)
+		}
+	}
+	srv.reg.mu.Lock()
+	delete(srv.reg.byUID, bUID)
+	srv.reg.mu.Unlock()
+	bob.closeNow()
+	bob.storeUnwritten(&writer{})
+	bob.tellRefused()
+
+	got, err := mem.TakeOffline(bUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].From != aUID || got[0].Body != "from whom" {
+		t.Errorf("stored for bob: got %+v, want one IM from %d, \"from whom\"", got, aUID)
+	}
+	alice.sync()
+	refusals := 0
+	for _, m := range alice.takeSeen() {
+		if isError(ErrCodeNotStored)(m) {
+			refusals++
+		}
+	}
+	if refusals != 1 {
+		t.Errorf("alice got %d errors for IMs not stored, want 1 (the IM cut before its text)", refusals)
+	}
+	wantValues(t, reg, []wantValue{
+		{"msimd_ims_lost_total", []string{"reason", "no_sender"}, 0},
+		{"msimd_ims_malformed_total", []string{"result", "lost"}, 0},
 	})
 }

@@ -80,9 +80,10 @@ type session struct {
 	listed     []Contact
 	haveListed bool
 
-	// Outgoing queue: encoded messages, shared read-only between sessions.
+	// Outgoing queue: encoded messages, shared read-only between sessions,
+	// each with its sender when it is a bm (queued).
 	qmu        sync.Mutex
-	q, spare   [][]byte
+	q, spare   []queued
 	burst      int  // burst messages in q, allowed beyond SendQ
 	urgent     bool // q holds a message that goes out now, not only presence
 	lazy       bool // q holds presence the writer has been woken for
@@ -97,6 +98,16 @@ type session struct {
 	done       chan struct{}
 	writerDone chan struct{} // closed once the writer has stored what it had to
 	closeOnce  sync.Once
+}
+
+// queued is a message in a session's queue. from is a bm's sender, known
+// where it is queued (registry.deliver, a mailbox handed over), so that
+// an IM the session did not write is stored from its sender, or refused
+// to them, whatever its bytes say (rescueIMs); 0 for other messages. The
+// recipient is the session's own uid.
+type queued struct {
+	b    []byte
+	from msim.UID
 }
 
 type rescueState uint8
@@ -165,7 +176,7 @@ func (s *session) sendLimit(m *msim.Message, burst int) bool {
 		l.WithField("msg", m.String()).Debug("send")
 	}
 	s.srv.metrics.sent(m)
-	return s.enqueueLimit(msim.Encode(m), burst)
+	return s.queue(queued{b: msim.Encode(m)}, burst, false)
 }
 
 // sendPersist queues the persistr reply r, its body written straight into
@@ -180,7 +191,12 @@ func (s *session) sendPersist(r *msim.Persist) bool {
 
 // enqueue queues an encoded message without blocking. A full queue means the
 // client cannot keep up: the session is closed, other sessions never wait.
-func (s *session) enqueue(b []byte) bool { return s.enqueueLimit(b, 0) }
+func (s *session) enqueue(b []byte) bool { return s.queue(queued{b: b}, 0, false) }
+
+// enqueueBM queues a bm from `from` (enqueue), kept with its sender.
+func (s *session) enqueueBM(b []byte, from msim.UID) bool {
+	return s.queue(queued{b: b, from: from}, 0, false)
+}
 
 // enqueuePresence queues a contact's presence change (a watcher's share of
 // its fan-out). It may wait up to Config.PresenceDelay for more to share
@@ -189,7 +205,7 @@ func (s *session) enqueue(b []byte) bool { return s.enqueueLimit(b, 0) }
 // otherwise), unless presenceBatch are waiting or anything else is
 // queued: that takes them along, in order.
 func (s *session) enqueuePresence(b []byte) bool {
-	return s.queue(b, 0, s.srv.cfg.PresenceDelay > 0)
+	return s.queue(queued{b: b}, 0, s.srv.cfg.PresenceDelay > 0)
 }
 
 // defaultPresenceDelay is Config.PresenceDelay's default: short beside
@@ -206,23 +222,27 @@ const (
 // session's writer refused (tellRefused, at most that session's queue):
 // bounded by those limits rather than by SendQ, so a long mailbox cannot
 // make every login overflow, nor one closed session its senders'.
-func (s *session) enqueueBurst(b []byte) bool { return s.enqueueLimit(b, 1) }
+func (s *session) enqueueBurst(b []byte) bool { return s.queue(queued{b: b}, 1, false) }
 
-// enqueueLimit queues b; burst > 0 marks it as part of a burst
-// (enqueueBurst), which raises the session's limit by one until the writer
-// takes the queue: then it is the writer's, and what waits behind its
-// write is bounded by SendQ again (a limit raised for good would grow with
-// every mailbox a long session is handed).
+// enqueueStored queues a stored IM handed over (enqueueBurst), kept with
+// its sender.
+func (s *session) enqueueStored(om OfflineMessage) bool {
+	return s.queue(queued{b: msim.Encode(offlineIM(om)), from: om.From}, 1, false)
+}
+
+// queue queues b; burst > 0 marks it as part of a burst (enqueueBurst),
+// which raises the session's limit by one until the writer takes the
+// queue: then it is the writer's, and what waits behind its write is
+// bounded by SendQ again (a limit raised for good would grow with every
+// mailbox a long session is handed). lazy: it is presence, which may wait
+// for more (enqueuePresence).
 //
 // A full queue closes the session at once: b is refused, and the writer
 // stores the IMs it did not write for the next login (storeUnwritten). No
 // store is called here, where the caller may hold the routing table's
 // lock; a sender's route that is refused waits for that store
 // (rescueWait) before it stores its IM, so the IMs stay in order.
-func (s *session) enqueueLimit(b []byte, burst int) bool { return s.queue(b, burst, false) }
-
-// queue is enqueueLimit, and enqueuePresence when lazy.
-func (s *session) queue(b []byte, burst int, lazy bool) bool {
+func (s *session) queue(b queued, burst int, lazy bool) bool {
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
@@ -302,7 +322,7 @@ func (s *session) recoverAndLog() {
 }
 
 // keepaliveWire is the keepalive message, shared by every session.
-var keepaliveWire = msim.Encode(msim.New("ka", ""))
+var keepaliveWire = []queued{{b: msim.Encode(msim.New("ka", ""))}}
 
 // writeLoop is the only writer of the socket.
 func (s *session) writeLoop() {
@@ -366,7 +386,7 @@ func (s *session) writeLoop() {
 				ka.Reset(keepAlive - idle)
 				continue
 			}
-			if !s.write(&w, [][]byte{keepaliveWire}) {
+			if !s.write(&w, keepaliveWire) {
 				return
 			}
 			ka.Reset(keepAlive)
@@ -414,7 +434,7 @@ func (s *session) storeUnwritten(w *writer) {
 	left := append(w.unsent, s.q...) // closed: nothing joins q any more
 	s.q = nil
 	s.qmu.Unlock()
-	if !slices.ContainsFunc(left, isStoredIM) {
+	if !slices.ContainsFunc(left, func(q queued) bool { return isStoredIM(q.b) }) {
 		return
 	}
 	stored := func() int {
@@ -438,17 +458,20 @@ type writer struct {
 	dl     deadline.Write // the socket's write deadline
 	bufs   net.Buffers    // scratch: WriteTo consumes its argument
 	v      net.Buffers    // what WriteTo consumes
-	unsent [][]byte       // the messages a failed write did not write whole
+	unsent []queued       // the messages a failed write did not write whole
 }
 
 // write writes msgs with one system call where the socket takes them. The
 // socket's deadline is moved only once it has gone stale (package
 // deadline), so a write may time out a little sooner than writeTimeout.
-func (s *session) write(w *writer, msgs [][]byte) bool {
+func (s *session) write(w *writer, msgs []queued) bool {
 	now := time.Now()
 	w.last = now
 	w.dl.Arm(s.nc, now, writeTimeout)
-	bufs := append(w.bufs[:0], msgs...)
+	bufs := w.bufs[:0]
+	for _, m := range msgs {
+		bufs = append(bufs, m.b)
+	}
 	w.v = bufs // WriteTo consumes w.v (a field: a local would be allocated for each write); bufs keeps the array
 	n, err := w.v.WriteTo(s.nc)
 	w.v = nil
@@ -462,11 +485,11 @@ func (s *session) write(w *writer, msgs [][]byte) bool {
 		// IMs not written whole go back to the offline store, when the
 		// writer ends (rescueIMs).
 		for i, m := range msgs {
-			if n < int64(len(m)) {
+			if n < int64(len(m.b)) {
 				w.unsent = msgs[i:]
 				break
 			}
-			n -= int64(len(m))
+			n -= int64(len(m.b))
 		}
 		s.closeNow()
 		return false
@@ -486,17 +509,19 @@ func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
 // add is bounded by the session's queue. Logins that read nothing would
 // each add that much, so the mailbox is bounded by the ceiling
 // rescueFactor sets: past it, or when the store fails, an IM is refused,
-// and its sender is told (tellRefused). An IM that does not parse
-// (rescuedIM) is stored with the text read from it, or refused when none
-// can be; one that names no sender has nobody to tell and is lost: each
-// is logged and counted (malformedIM). The writer calls it as it ends,
+// and its sender is told (tellRefused). Its sender is the one it was
+// queued from (queued), else the one its bytes name. An IM that does not
+// parse (rescuedIM) is stored with the text read from it, or refused when
+// none can be; one with no sender known has nobody to tell and is lost:
+// each is logged and counted (malformedIM). The writer calls it as it ends,
 // holding offlineMu. It returns how many it stored, and those it refused.
-func (s *session) rescueIMs(msgs [][]byte) (stored int, refused []refusedIM) {
-	for _, b := range msgs {
+func (s *session) rescueIMs(msgs []queued) (stored int, refused []refusedIM) {
+	for _, q := range msgs {
+		b := q.b
 		if !isStoredIM(b) {
 			continue
 		}
-		om, malformed, text := rescuedIM(b)
+		om, malformed, text := rescuedIM(b, q.from)
 		from := om.From
 		log := s.logger().WithField("from", from)
 		switch {
@@ -848,7 +873,7 @@ func (s *session) login(m *msim.Message) bool {
 		}
 		handed := 0
 		for i, om := range stored {
-			if !s.enqueueBurst(msim.Encode(offlineIM(om))) {
+			if !s.enqueueStored(om) {
 				refused = stored[i:] // closed: it takes none of the rest either
 				break
 			}
