@@ -22,6 +22,29 @@
 // responders), which is how a sender's node learns that UID is connected
 // nowhere and stores the IM itself, once.
 //
+// A late IM is delivered at most once live and is never lost, but it may
+// be both delivered and stored when the nodes' clocks disagree, and this
+// is the chosen failure. The sender's node puts its deadline (by its own
+// clock) in the request and stores the IM itself on a "not taken" answer,
+// on no responders, or on no answer by then. The recipient's node queues
+// the IM on the session only while more than lateMargin (a quarter of
+// RequestTimeout) is left before that deadline by its own clock, checked
+// again after any wait for a closing session; past it, it answers "not
+// taken". Let d be how far the recipient's clock is behind the sender's,
+// and r the time from that last check to the "taken" answer reaching the
+// sender (the queueing, and the answer's way through NATS). The IM is
+// stored as well as delivered only when d + r exceeds lateMargin, and for
+// any d when the answer is lost on its way. A recipient's clock ahead of
+// the sender's only refuses IMs sooner: they are stored and handed over
+// from the mailbox once, never twice. No answer can remove the duplicate:
+// the recipient has queued the IM before it answers, and a sender that
+// hears nothing by its deadline cannot tell "queued, answer late" from
+// "never arrived", so it must either store (a duplicate in the first
+// case) or not (a loss in the second); a further message to confirm the
+// answer would leave the same doubt about itself. Only a mailbox that
+// knew which IMs were delivered live (an id per IM, checked when stored
+// IMs are handed over) would make the outcome independent of the clocks.
+//
 // Ownership: a node owns its sessions while its heartbeats reach NATS.
 // Every node hears the others' heartbeats; one silent for DeadAfter is
 // declared dead and its users offline. A node whose own heartbeat has not
