@@ -700,11 +700,13 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 // and what was kept for it, and so is every user the configuration used
 // to name and no longer does (leftConfiguration), with their accounts.
 // Users of register and msimircd user add (a password of their own) and
-// the demo network's nicks are not touched.
-func SaveUsers(ctx context.Context, st store.Store, users []User) error {
+// the demo network's nicks are not touched. Each deletion is told to
+// o.Log at Warn.
+func SaveUsers(ctx context.Context, st store.Store, users []User, o SaveOptions) error {
 	if err := saveUsers(ctx, st, users); err != nil {
 		return err
 	}
+	log := o.log()
 	named := make(map[string][]Account, len(users))
 	for _, u := range users {
 		named[u.Name] = u.Accounts
@@ -719,8 +721,8 @@ func SaveUsers(ctx context.Context, st store.Store, users []User) error {
 			if !leftConfiguration(su, true) {
 				continue // registered, or a demo nick
 			}
-			if err := st.DeleteUser(ctx, su.Name); err != nil && !isNotFound(err) {
-				return fmt.Errorf("deleting the user %s the config no longer names: %w", su.Name, err)
+			if _, err := deleteLeft(ctx, st, su.Name, log); err != nil {
+				return err
 			}
 			continue
 		}
@@ -732,9 +734,15 @@ func SaveUsers(ctx context.Context, st store.Store, users []User) error {
 			if accountIndex(listed, as.Email) >= 0 {
 				continue
 			}
-			if err := st.DeleteAccount(ctx, su.Name, as.Email); err != nil && !isNotFound(err) {
+			err := st.DeleteAccount(ctx, su.Name, as.Email)
+			if isNotFound(err) {
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("deleting the account %s the config no longer lists: %w", as.Email, err)
 			}
+			log.WithFields(logrus.Fields{"user": su.Name, "email": as.Email, "held_ims": as.Held, "queued_ims": as.Queued}).
+				Warn("store: deleted an account the config no longer lists for the user, with its sealed MSIM password and what was kept for it")
 		}
 	}
 	return nil

@@ -28,7 +28,7 @@ func TestNameClashes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := channel.SaveUsers(ctx, st, []channel.User{{Name: "bob"}}); err != nil {
+			if err := channel.SaveUsers(ctx, st, []channel.User{{Name: "bob"}}, channel.SaveOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			var users []channel.StaticUser
@@ -89,7 +89,7 @@ func TestNameClashesOfAnEarlierBuildsSaveAfterAnAccountLeftTheFile(t *testing.T)
 	st := openStore(t)
 	ctx := context.Background()
 	both := []channel.Account{{Email: "a@example.com", Password: "pa"}, {Email: "b@example.com", Password: "pb"}}
-	if err := channel.SaveUsers(ctx, st, []channel.User{{Name: "old", Accounts: both}}); err != nil {
+	if err := channel.SaveUsers(ctx, st, []channel.User{{Name: "old", Accounts: both}}, channel.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// An earlier build's password for a configuration's user: a hash like

@@ -107,9 +107,11 @@ const (
 //   - a user whose entry did not change is not touched.
 //
 // With a store, added and changed users are saved there first; if that
-// fails nothing changes and the error is returned. What is kept of a
-// removed user stays in the store until the next start, whose SaveUsers
-// deletes it; their nick is no registration meanwhile.
+// fails nothing changes and the error is returned. A removed user's entry
+// is deleted once their session has ended (logged out of MSIM), with
+// their accounts and sealed MSIM passwords, as a start's SaveUsers
+// deletes it; if that fails (it is logged), the next start deletes it,
+// and their nick is no registration meanwhile.
 // ReloadUsers returns once every session concerned has applied the
 // change.
 func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersChange, error) {
@@ -179,8 +181,13 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 	for i, r := range todo {
 		s := sessions[i]
 		if r.why == reloadRemoved || r.why == reloadShadowed {
-			if s != nil {
-				s.endFor(r.why, configChangedAs)
+			ended := s == nil || s.endFor(r.why, configChangedAs)
+			if r.why == reloadRemoved && !next.named(r.name) {
+				if ended {
+					b.deleteRemoved(r.name)
+				} else {
+					b.log.WithField("user", r.name).Warn("store: the session of a user removed from the config has not ended; their entry is kept until the next start deletes it")
+				}
 			}
 			continue
 		}
@@ -212,6 +219,12 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 
 func (d *LiveDirectory) roster(ctx context.Context) ([]User, error) {
 	return d.cur.Load().roster(ctx)
+}
+
+// named reports whether d has a user of exactly this name (Find matches
+// another spelling of the nick too, which is another stored entry).
+func (d *StaticDirectory) named(name string) bool {
+	return slices.ContainsFunc(d.Users, func(u StaticUser) bool { return u.Name == name })
 }
 
 // password is the password u must give: their own, else the server's.
@@ -266,9 +279,9 @@ const configChangedAs = "as the gateway's configuration changed"
 const endWait = 10 * time.Second
 
 // endFor ends the session with a notice saying why, and waits (at most
-// endWait) until it has logged out of MSIM. as says why in what its links
-// leave to tell (see endWith).
-func (s *session) endFor(why, as string) {
+// endWait) until it has logged out of MSIM; false if it has not ended by
+// then. as says why in what its links leave to tell (see endWith).
+func (s *session) endFor(why, as string) bool {
 	s.post(call(func() {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: why + "; this connection ends."})
 		s.irc.Close(why)
@@ -276,8 +289,10 @@ func (s *session) endFor(why, as string) {
 	}))
 	select {
 	case <-s.done:
+		return true
 	case <-time.After(endWait):
 		s.log.Warn("a session ended by a reload of the users has not ended yet")
+		return false
 	}
 }
 

@@ -30,7 +30,7 @@ func TestReloadForgetsAfterDeleting(t *testing.T) {
 	x := Account{Email: "x@example.com", Password: "xpw", Channel: "&x"}
 	y := Account{Email: "y@example.com", Password: "ypw", Channel: "&y"}
 	users := []StaticUser{{Name: "al", Password: "al-irc", Accounts: []Account{x, y}}}
-	if err := SaveUsers(ctx, st, []User{{Name: "al", Accounts: users[0].Accounts}}); err != nil {
+	if err := SaveUsers(ctx, st, []User{{Name: "al", Accounts: users[0].Accounts}}, SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.SetNick(ctx, "al", x.Email, 7, "bobby"); err != nil {

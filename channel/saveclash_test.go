@@ -61,7 +61,7 @@ func TestSaveNeverTakesOverARegistration(t *testing.T) {
 			st := tc.store(inner)
 			for _, save := range []func() error{
 				func() error { return saveUsers(ctx, st, []User{carol}) },
-				func() error { return SaveUsers(ctx, st, []User{carol}) },
+				func() error { return SaveUsers(ctx, st, []User{carol}, SaveOptions{}) },
 			} {
 				if err := save(); err == nil {
 					t.Error("the save took the registered nick carol: want an error")

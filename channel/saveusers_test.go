@@ -5,10 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/internal/pgtest"
@@ -79,7 +84,7 @@ func TestSaveUsersWritesWhatChanged(t *testing.T) {
 		{"next start", users, nil},
 		{"a changed account", []channel.User{{Name: "al", Accounts: []channel.Account{{Email: "al@example.com", Password: "AlPw2", AutoConnect: true}}}, users[1]}, []string{"UpdateAccount al"}},
 	} {
-		if err := channel.SaveUsers(ctx, st, step.users); err != nil {
+		if err := channel.SaveUsers(ctx, st, step.users, channel.SaveOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := st.take(); !slices.Equal(got, step.want) {
@@ -94,7 +99,7 @@ func TestSaveUsersWritesWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := channel.SaveUsers(ctx, st, users[1:]); err != nil {
+		if err := channel.SaveUsers(ctx, st, users[1:], channel.SaveOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,7 +144,7 @@ func TestSaveUsersDeletesWhatTheConfigDropped(t *testing.T) {
 				{Name: "alice", Accounts: []channel.Account{acct("alice@example.com"), acct("alice2@example.com")}},
 				{Name: "bob", Accounts: []channel.Account{acct("bob@example.com")}},
 			}
-			if err := channel.SaveUsers(ctx, st, first); err != nil {
+			if err := channel.SaveUsers(ctx, st, first, channel.SaveOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			if err := createUser(st, "reg", "reg-pw"); err != nil {
@@ -157,7 +162,8 @@ func TestSaveUsersDeletesWhatTheConfigDropped(t *testing.T) {
 			}
 
 			second := []channel.User{{Name: "alice", Accounts: []channel.Account{acct("alice@example.com")}}}
-			if err := channel.SaveUsers(ctx, st, second); err != nil {
+			log, hook := logtest.NewNullLogger()
+			if err := channel.SaveUsers(ctx, st, second, channel.SaveOptions{Log: logrus.NewEntry(log)}); err != nil {
 				t.Fatal(err)
 			}
 			emails := func(name string) []string {
@@ -187,6 +193,25 @@ func TestSaveUsersDeletesWhatTheConfigDropped(t *testing.T) {
 			if _, err := st.LoadUser(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("bob, whom the configuration no longer names: got %v, want ErrNotFound (his entry and sealed password deleted)", err)
 			}
+			// The operator is told what went, and only that.
+			var told []string
+			for _, e := range hook.AllEntries() {
+				if e.Level != logrus.WarnLevel {
+					continue
+				}
+				switch {
+				case e.Data["user"] == "bob" && e.Data["accounts"] == 1 && strings.Contains(e.Message, "history and held IMs"):
+					told = append(told, "bob")
+				case e.Data["user"] == "alice" && e.Data["email"] == "alice2@example.com":
+					told = append(told, "alice2")
+				default:
+					told = append(told, fmt.Sprintf("%s %v", e.Message, e.Data))
+				}
+			}
+			slices.Sort(told)
+			if want := []string{"alice2", "bob"}; !slices.Equal(told, want) {
+				t.Errorf("Warn entries of the deletions: got %q, want %q (bob with his account, alice's account alice2)", told, want)
+			}
 		})
 	}
 }
@@ -198,7 +223,7 @@ func TestSaveUsersDeletesWhatTheConfigDropped(t *testing.T) {
 func TestLeftConfigUserIsNoRegistration(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
-	if err := channel.SaveUsers(ctx, st, []channel.User{{Name: "carol", Accounts: []channel.Account{{Email: "carol@example.com", Password: "Secret1"}}}}); err != nil {
+	if err := channel.SaveUsers(ctx, st, []channel.User{{Name: "carol", Accounts: []channel.Account{{Email: "carol@example.com", Password: "Secret1"}}}}, channel.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	next := &recordingDirectory{}

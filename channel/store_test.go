@@ -168,7 +168,7 @@ func TestSaveUsers(t *testing.T) {
 	}
 	defer st.Close()
 	al := channel.User{Name: "al", Accounts: []channel.Account{{Email: "al@example.com", Password: "AlPw1", AutoConnect: true}}}
-	if err := channel.SaveUsers(ctx, st, []channel.User{al}); err != nil {
+	if err := channel.SaveUsers(ctx, st, []channel.User{al}, channel.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.SetNick(ctx, "al", "al@example.com", 7, "bobby"); err != nil {
@@ -179,7 +179,7 @@ func TestSaveUsers(t *testing.T) {
 	}
 	// The config changes the password and autoconnect, and names no channel.
 	al.Accounts[0].Password, al.Accounts[0].AutoConnect = "AlPw2", false
-	if err := channel.SaveUsers(ctx, st, []channel.User{al}); err != nil {
+	if err := channel.SaveUsers(ctx, st, []channel.User{al}, channel.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	state, err := st.LoadUser(ctx, "al")

@@ -124,7 +124,8 @@ func storeCtx() (context.Context, context.CancelFunc) {
 // the store decides (invalid, configured, or not registered). An entry the
 // configuration used to name (leftConfiguration: a password nobody knows)
 // is no registration: the nick goes to the next directory, as if the entry
-// were gone (the next start's SaveUsers deletes it).
+// were gone (the reload that removed the user deletes it once their session
+// has ended, or else the next start's SaveUsers).
 func (d *storeDirectory) stored(nick string) (store.User, bool, error) {
 	if !ircd.Nick(nick).Valid() {
 		return store.User{}, false, nil

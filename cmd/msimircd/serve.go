@@ -110,7 +110,7 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 		for _, su := range staticUsers(cfg.Users) {
 			users = append(users, channel.User{Name: su.Name, Accounts: su.Accounts})
 		}
-		if err := channel.SaveUsers(ctx, g.st, users); err != nil {
+		if err := channel.SaveUsers(ctx, g.st, users, channel.SaveOptions{Log: log}); err != nil {
 			return nil, fmt.Errorf("store: the config's users: %w", err)
 		}
 	}

@@ -1,0 +1,95 @@
+// Deleting from the store the users the configuration no longer names:
+// at start (SaveUsers), and when a reload removes one (ReloadUsers).
+
+package channel
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/msimircd/msimircd/store"
+)
+
+// SaveOptions are SaveUsers' settings.
+type SaveOptions struct {
+	// Log is told, at Warn, what SaveUsers deletes; nil: nothing is told.
+	Log *logrus.Entry
+}
+
+func (o SaveOptions) log() *logrus.Entry {
+	if o.Log != nil {
+		return o.Log
+	}
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return logrus.NewEntry(l)
+}
+
+// deleteLeft deletes name, a stored user whom the configuration no longer
+// names, if their entry is one it used to name (leftConfiguration: read
+// again here, as a drop and a register may have made it another since),
+// with their accounts, the accounts' sealed MSIM passwords, and all that
+// was kept for them (history, held and queued IMs, nicks, settings). It
+// logs at Warn what it deleted, and reports whether it did.
+func deleteLeft(ctx context.Context, st store.Store, name string, log *logrus.Entry) (bool, error) {
+	state, err := st.LoadUser(ctx, name)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("loading %s's state: %w", name, err)
+	}
+	if !leftConfiguration(state.User, true) {
+		return false, nil // registered, or a demo nick
+	}
+	held, queued := 0, 0
+	for _, as := range state.Accounts {
+		held, queued = held+as.Held, queued+as.Queued
+	}
+	if err := st.DeleteUser(ctx, name); err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("deleting the user %s the config no longer names: %w", name, err)
+	}
+	log.WithFields(logrus.Fields{"user": name, "accounts": len(state.Accounts), "held_ims": held, "queued_ims": queued}).
+		Warn("store: deleted a user the config no longer names, with their MSIM accounts and sealed passwords; their history and held IMs went with them")
+	return true, nil
+}
+
+// deleteRemoved deletes from the store the user name, whom a reload
+// removed and whose session has ended, as a start would (deleteLeft),
+// once what their state was still writing is written; the bridge then
+// forgets that state.
+func (b *Bridge) deleteRemoved(name string) {
+	st := b.cfg.Store
+	if st == nil {
+		return
+	}
+	mem := b.memoryOf(name)
+	if mem != nil {
+		mem.settle()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeWait)
+	defer cancel()
+	if b.hist != nil {
+		b.hist.sync(ctx, name)
+	}
+	deleted, err := deleteLeft(ctx, st, name, b.log)
+	if err != nil {
+		b.log.WithError(err).WithField("user", name).Error("store: deleting a user removed from the config failed; the next start deletes them")
+		return
+	}
+	if !deleted || mem == nil {
+		return
+	}
+	mem.forget()
+	b.mu.Lock()
+	if b.memory[name] == mem {
+		delete(b.memory, name)
+	}
+	b.mu.Unlock()
+}
