@@ -80,3 +80,49 @@ func TestReloadDeletesRemovedUser(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisterNickOfRemovedUser: once a reload has removed a [[user]],
+// their nick may be registered at once (register), not refused as
+// registered already until the next start.
+func TestRegisterNickOfRemovedUser(t *testing.T) {
+	for engine, open := range saveEngines(t) {
+		t.Run(engine, func(t *testing.T) {
+			db := open(t)
+			if err := createUser(db, "reg", "reg-pw"); err != nil {
+				t.Fatal(err)
+			}
+			ben := user("ben", "ben-pw", acct("ben@example.com", "Ben1"))
+			st, _ := reloadStack(t, []channel.StaticUser{ben}, map[string]string{"ben@example.com": "Ben1"}, db)
+			b := loginAs(t, st, "ben", "ben-pw", "&ben")
+			reload(t, st.bridge, nil, channel.UsersChange{Removed: []string{"ben"}})
+			b.expect("ERROR", nil)
+
+			// A connection to a registered nick without its password
+			// (the one way in for a nick the configuration does not
+			// name) takes ben's nick and registers it.
+			c := dial(t, st.ircAddr, "reg", "", allCaps...)
+			c.expectFrom("PRIVMSG", "root", "identify")
+			c.send("NICK ben")
+			c.expect("NICK", nil)
+			c.nick = "ben"
+			if m := c.private("register new-ben-pw", "ben"); !strings.Contains(m.Trailing(), "is registered") || strings.Contains(m.Trailing(), "already") {
+				t.Errorf("register of ben after the reload removed him: got %q, want it registered", m.Trailing())
+			}
+			c.quit()
+			u, err := db.User(context.Background(), "ben")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if store.CheckPassword(u.PasswordHash, "new-ben-pw") != nil {
+				t.Error("ben's entry after the register: got a password other than the registrant's")
+			}
+			state, err := db.LoadUser(context.Background(), "ben")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(state.Accounts) != 0 {
+				t.Errorf("the new ben's accounts: got %v, want none (the removed user's are deleted)", state.Accounts)
+			}
+		})
+	}
+}
