@@ -4,9 +4,12 @@
 package channel
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -17,6 +20,11 @@ import (
 type SaveOptions struct {
 	// Log is told, at Warn, what SaveUsers deletes; nil: nothing is told.
 	Log *logrus.Entry
+	// Instance and LeaseTTL are the bridge's (Config): with several
+	// instances on the store, a user the configuration no longer names
+	// whose lease another instance holds is not deleted.
+	Instance string
+	LeaseTTL time.Duration
 }
 
 func (o SaveOptions) log() *logrus.Entry {
@@ -34,7 +42,33 @@ func (o SaveOptions) log() *logrus.Entry {
 // with their accounts, the accounts' sealed MSIM passwords, and all that
 // was kept for them (history, held and queued IMs, nicks, settings). It
 // logs at Warn what it deleted, and reports whether it did.
-func deleteLeft(ctx context.Context, st store.Store, name string, log *logrus.Entry) (bool, error) {
+//
+// With instance set (several instances share the store, see lease.go),
+// the user's lease is taken for the deletion, so no instance starts
+// serving them meanwhile; if another instance holds it, it serves the
+// user on a configuration that still names them, and the entry is kept
+// (logged): the reload that removes them there, or a later start here,
+// deletes it.
+func deleteLeft(ctx context.Context, st store.Store, name, instance string, ttl time.Duration, log *logrus.Entry) (bool, error) {
+	if instance != "" {
+		le, err := st.AcquireLease(ctx, name, instance, cmp.Or(ttl, DefaultLeaseTTL))
+		var he *store.LeaseHeldError
+		if errors.As(err, &he) {
+			log.WithFields(logrus.Fields{"user": name, "holder": he.Holder}).
+				Warn("store: the config no longer names the user, but another instance serves them (its config still does): their entry and sealed MSIM passwords are kept until an instance that no longer names them deletes them")
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("taking the lease of %s, whom the config no longer names: %w", name, err)
+		}
+		defer func() {
+			rctx, cancel := storeCtx()
+			defer cancel()
+			if _, err := st.ReleaseLease(rctx, le); err != nil {
+				log.WithError(err).WithField("user", name).Warn("store: releasing a lease failed; it expires unrenewed")
+			}
+		}()
+	}
 	state, err := st.LoadUser(ctx, name)
 	if isNotFound(err) {
 		return false, nil
@@ -78,7 +112,7 @@ func (b *Bridge) deleteRemoved(name string) {
 	if b.hist != nil {
 		b.hist.sync(ctx, name)
 	}
-	deleted, err := deleteLeft(ctx, st, name, b.log)
+	deleted, err := deleteLeft(ctx, st, name, b.cfg.Instance, b.cfg.LeaseTTL, b.log)
 	if err != nil {
 		b.log.WithError(err).WithField("user", name).Error("store: deleting a user removed from the config failed; the next start deletes them")
 		return

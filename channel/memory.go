@@ -700,8 +700,10 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 // and what was kept for it, and so is every user the configuration used
 // to name and no longer does (leftConfiguration), with their accounts.
 // Users of register and msimircd user add (a password of their own) and
-// the demo network's nicks are not touched. Each deletion is told to
-// o.Log at Warn.
+// the demo network's nicks are not touched, nor, with several instances
+// on the store (o.Instance), a user whose lease another instance holds:
+// it serves them on a configuration that still names them. Each deletion,
+// and each user kept so, is told to o.Log at Warn.
 func SaveUsers(ctx context.Context, st store.Store, users []User, o SaveOptions) error {
 	if err := saveUsers(ctx, st, users); err != nil {
 		return err
@@ -721,7 +723,7 @@ func SaveUsers(ctx context.Context, st store.Store, users []User, o SaveOptions)
 			if !leftConfiguration(su, true) {
 				continue // registered, or a demo nick
 			}
-			if _, err := deleteLeft(ctx, st, su.Name, log); err != nil {
+			if _, err := deleteLeft(ctx, st, su.Name, o.Instance, o.LeaseTTL, log); err != nil {
 				return err
 			}
 			continue

@@ -105,12 +105,13 @@ func build(ctx context.Context, cfg Config, log *logrus.Entry) (_ *gateway, err 
 		}
 		// The [[user]]s and their accounts are in the store from the
 		// start, the config winning for what it names; those it no
-		// longer names, and their accounts, are deleted.
+		// longer names, and their accounts, are deleted (a user another
+		// instance still serves is kept).
 		var users []channel.User
 		for _, su := range staticUsers(cfg.Users) {
 			users = append(users, channel.User{Name: su.Name, Accounts: su.Accounts})
 		}
-		if err := channel.SaveUsers(ctx, g.st, users, channel.SaveOptions{Log: log}); err != nil {
+		if err := channel.SaveUsers(ctx, g.st, users, channel.SaveOptions{Log: log, Instance: cfg.Cluster.Instance, LeaseTTL: cfg.Cluster.LeaseTTL.Duration}); err != nil {
 			return nil, fmt.Errorf("store: the config's users: %w", err)
 		}
 	}
