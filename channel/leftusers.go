@@ -50,25 +50,12 @@ func (o SaveOptions) log() *logrus.Entry {
 // (logged): the reload that removes them there, or a later start here,
 // deletes it.
 func deleteLeft(ctx context.Context, st store.Store, name, instance string, ttl time.Duration, log *logrus.Entry) (bool, error) {
-	if instance != "" {
-		le, err := st.AcquireLease(ctx, name, instance, cmp.Or(ttl, DefaultLeaseTTL))
-		var he *store.LeaseHeldError
-		if errors.As(err, &he) {
-			log.WithFields(logrus.Fields{"user": name, "holder": he.Holder}).
-				Warn("store: the config no longer names the user, but another instance serves them (its config still does): their entry and sealed MSIM passwords are kept until an instance that no longer names them deletes them")
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("taking the lease of %s, whom the config no longer names: %w", name, err)
-		}
-		defer func() {
-			rctx, cancel := storeCtx()
-			defer cancel()
-			if _, err := st.ReleaseLease(rctx, le); err != nil {
-				log.WithError(err).WithField("user", name).Warn("store: releasing a lease failed; it expires unrenewed")
-			}
-		}()
+	release, ok, err := leaseToDelete(ctx, st, name, instance, ttl, log,
+		"store: the config no longer names the user, but another instance serves them (its config still does): their entry and sealed MSIM passwords are kept until an instance that no longer names them deletes them")
+	if !ok {
+		return false, err
 	}
+	defer release()
 	state, err := st.LoadUser(ctx, name)
 	if isNotFound(err) {
 		return false, nil
@@ -92,6 +79,33 @@ func deleteLeft(ctx context.Context, st store.Store, name, instance string, ttl 
 	log.WithFields(logrus.Fields{"user": name, "accounts": len(state.Accounts), "held_ims": held, "queued_ims": queued}).
 		Warn("store: deleted a user the config no longer names, with their MSIM accounts and sealed passwords; their history and held IMs went with them")
 	return true, nil
+}
+
+// leaseToDelete takes name's lease for a deletion of what the
+// configuration no longer names (instance set: several instances share
+// the store), so that no instance starts serving them meanwhile; release
+// gives it back. ok is false if the deletion must not go on: another
+// instance holds the lease (logged at Warn, saying kept), or err.
+func leaseToDelete(ctx context.Context, st store.Store, name, instance string, ttl time.Duration, log *logrus.Entry, kept string) (release func(), ok bool, err error) {
+	if instance == "" {
+		return func() {}, true, nil
+	}
+	le, err := st.AcquireLease(ctx, name, instance, cmp.Or(ttl, DefaultLeaseTTL))
+	var he *store.LeaseHeldError
+	if errors.As(err, &he) {
+		log.WithFields(logrus.Fields{"user": name, "holder": he.Holder}).Warn(kept)
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("taking the lease of %s for a deletion: %w", name, err)
+	}
+	return func() {
+		rctx, cancel := storeCtx()
+		defer cancel()
+		if _, err := st.ReleaseLease(rctx, le); err != nil {
+			log.WithError(err).WithField("user", name).Warn("store: releasing a lease failed; it expires unrenewed")
+		}
+	}, true, nil
 }
 
 // deleteRemoved deletes from the store the user name, whom a reload

@@ -728,24 +728,48 @@ func SaveUsers(ctx context.Context, st store.Store, users []User, o SaveOptions)
 			}
 			continue
 		}
-		state, err := st.LoadUser(ctx, su.Name)
+		if err := deleteUnlisted(ctx, st, su.Name, listed, o, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteUnlisted deletes the accounts of name, a user the configuration
+// names, that it no longer lists, with their sealed MSIM passwords and
+// what was kept for them, logged at Warn. With several instances on the
+// store, one that serves the user (on a configuration that still lists
+// them) keeps them (leaseToDelete).
+func deleteUnlisted(ctx context.Context, st store.Store, name string, listed []Account, o SaveOptions, log *logrus.Entry) error {
+	state, err := st.LoadUser(ctx, name)
+	if err != nil {
+		return fmt.Errorf("loading %s's state: %w", name, err)
+	}
+	var gone []store.AccountState
+	for _, as := range state.Accounts {
+		if accountIndex(listed, as.Email) < 0 {
+			gone = append(gone, as)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	release, ok, err := leaseToDelete(ctx, st, name, o.Instance, o.LeaseTTL, log,
+		"store: the config no longer lists some of the user's accounts, but another instance serves the user (its config may still list them): the accounts and their sealed MSIM passwords are kept until an instance that no longer lists them deletes them")
+	if !ok {
+		return err
+	}
+	defer release()
+	for _, as := range gone {
+		err := st.DeleteAccount(ctx, name, as.Email)
+		if isNotFound(err) {
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("loading %s's state: %w", su.Name, err)
+			return fmt.Errorf("deleting the account %s the config no longer lists: %w", as.Email, err)
 		}
-		for _, as := range state.Accounts {
-			if accountIndex(listed, as.Email) >= 0 {
-				continue
-			}
-			err := st.DeleteAccount(ctx, su.Name, as.Email)
-			if isNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("deleting the account %s the config no longer lists: %w", as.Email, err)
-			}
-			log.WithFields(logrus.Fields{"user": su.Name, "email": as.Email, "held_ims": as.Held, "queued_ims": as.Queued}).
-				Warn("store: deleted an account the config no longer lists for the user, with its sealed MSIM password and what was kept for it")
-		}
+		log.WithFields(logrus.Fields{"user": name, "email": as.Email, "held_ims": as.Held, "queued_ims": as.Queued}).
+			Warn("store: deleted an account the config no longer lists for the user, with its sealed MSIM password and what was kept for it")
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -42,6 +43,61 @@ func TestSaveUsersKeepsAUserAnotherInstanceServes(t *testing.T) {
 			}
 			if len(state.Accounts) != 1 || state.Accounts[0].Held != 1 {
 				t.Errorf("dave's accounts: got %+v, want dave@example.com with its held IM", state.Accounts)
+			}
+		})
+	}
+}
+
+// TestSaveUsersKeepsAccountsAnotherInstanceServes: as a user another
+// instance serves is kept, so are the accounts of a user the starting
+// instance's file names but no longer lists, while another instance,
+// whose file still lists them, serves that user; once it lets the user
+// go, the next start deletes them.
+func TestSaveUsersKeepsAccountsAnotherInstanceServes(t *testing.T) {
+	for engine, open := range saveEngines(t) {
+		t.Run(engine, func(t *testing.T) {
+			st := open(t)
+			ctx := context.Background()
+			work := channel.Account{Email: "dave-work@example.com", Password: "Secret-work"}
+			home := channel.Account{Email: "dave@example.com", Password: "Secret-dave"}
+			o1 := channel.SaveOptions{Instance: "gw-1", LeaseTTL: time.Hour}
+			o2 := channel.SaveOptions{Instance: "gw-2", LeaseTTL: time.Hour}
+			if err := channel.SaveUsers(ctx, st, []channel.User{{Name: "dave", Accounts: []channel.Account{home, work}}}, o1); err != nil {
+				t.Fatal(err)
+			}
+			le, err := st.AcquireLease(ctx, "dave", "gw-1", time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// gw-2 starts with a file that lists dave's home account only.
+			next := []channel.User{{Name: "dave", Accounts: []channel.Account{home}}}
+			if err := channel.SaveUsers(ctx, st, next, o2); err != nil {
+				t.Fatal(err)
+			}
+			accounts := func() []string {
+				t.Helper()
+				state, err := st.LoadUser(ctx, "dave")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var emails []string
+				for _, as := range state.Accounts {
+					emails = append(emails, as.Email)
+				}
+				slices.Sort(emails)
+				return emails
+			}
+			if got := accounts(); !slices.Equal(got, []string{"dave-work@example.com", "dave@example.com"}) {
+				t.Errorf("dave served by gw-1: accounts %v, want dave-work@example.com kept", got)
+			}
+			if _, err := st.ReleaseLease(ctx, le); err != nil {
+				t.Fatal(err)
+			}
+			if err := channel.SaveUsers(ctx, st, next, o2); err != nil {
+				t.Fatal(err)
+			}
+			if got := accounts(); !slices.Equal(got, []string{"dave@example.com"}) {
+				t.Errorf("dave let go: accounts %v, want dave-work@example.com deleted", got)
 			}
 		})
 	}
