@@ -706,7 +706,7 @@ func (c *Client) onBM(m *Message) {
 	if err1 != nil || err2 != nil || !validUID(UID(from)) {
 		c.logBadBM(m, errors.Join(err1, err2))
 		switch {
-		case err1 != nil: // a type past an int: it may be an IM
+		case err1 != nil || !knownBM(typ): // it may be an IM
 			c.unknownBM(m)
 		case typ == BMIM || typ == BMAction:
 			c.unreadableIM(m, typ)
@@ -781,6 +781,15 @@ func (c *Client) onBM(m *Message) {
 		c.logger().WithFields(map[string]any{"bm": typ, "from": uid, "msg_bytes": len(body)}).Debug("msim: buddy message of an unknown type")
 		c.unknownBM(m)
 	}
+}
+
+// knownBM reports whether typ is a buddy message type the client reads.
+func knownBM(typ int) bool {
+	switch typ {
+	case BMIM, BMAction, BMStatus, BMAddNotify, BMMedia, BMProfile, BMStatusMood, BMClientInfo:
+		return true
+	}
+	return false
 }
 
 // unknownBM tells the owner of a buddy message of a type the client does

@@ -278,3 +278,24 @@ func TestUnknownBMWithText(t *testing.T) {
 		})
 	}
 }
+
+// A bm of a type the client does not know, with text, is reported as one
+// that may be an IM whatever its sender: one from no valid user ID (as a
+// type past an int from "tom" is) does not vanish into the log either.
+func TestUnknownBMTypeFromNoUserIsReported(t *testing.T) {
+	t.Parallel()
+	for _, m := range []*Message{
+		NewInt("bm", 7).Add("f", "tom").Add("msg", "hi there"),
+		New("bm", "im").Add("f", "tom").Add("msg", "hi there"),
+		NewInt("bm", 7).Add("msg", "hi there"),
+	} {
+		evs := handleRaw(t, handler(t), string(Encode(m)))
+		if len(evs) != 1 {
+			t.Errorf("%s: got %#v, want one ErrorEvent", m, evs)
+			continue
+		}
+		if ev, ok := evs[0].(ErrorEvent); !ok || !ev.Unreadable || !strings.Contains(ev.Message, "hi there") {
+			t.Errorf("%s: got %#v, want an Unreadable ErrorEvent holding the text", m, evs[0])
+		}
+	}
+}
