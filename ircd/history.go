@@ -421,18 +421,19 @@ func countedFrom(q HistoryQuery) replyEnd {
 }
 
 // aroundIndex is where AROUND's reference ref stands in msgs (oldest
-// first): the referenced message, or the first message not before its
-// time (len(msgs) if none).
+// first): the referenced message (a msgid of any of its lines), or the
+// first message not before its time (len(msgs) if none).
 func aroundIndex(msgs []HistoryMessage, ref HistoryRef) int {
 	t := ref.Time
 	if ref.MsgID != "" {
+		id := MsgIDBase(ref.MsgID) // a long text's later line names its message too
 		for i, m := range msgs {
-			if MsgIDBase(m.MsgID) == ref.MsgID {
+			if MsgIDBase(m.MsgID) == id {
 				return i
 			}
 		}
 		if t.IsZero() {
-			t, _ = MsgIDTime(ref.MsgID)
+			t, _ = MsgIDTime(id)
 		}
 	}
 	return sort.Search(len(msgs), func(i int) bool { return !msgs[i].Time.Before(t) })

@@ -502,3 +502,37 @@ func TestAroundKeepsHalfBeforeTheReference(t *testing.T) {
 		}
 	}
 }
+
+// An AROUND reference may be a line's msgid with a "-N" suffix, which
+// earlier versions gave the later lines of a long message and a client may
+// still hold (MsgIDBase): the backend looks the message up without it, and
+// a reply cut to fit keeps that message, as for its plain id.
+func TestChathistoryAroundSqueezedKeepsASuffixedReference(t *testing.T) {
+	t.Parallel()
+	cfg := historyConfig()
+	cfg.SendQ = 40
+	e := startHistory(t, cfg, true)
+	c, _ := e.client(t, "me", histCaps...)
+	at := ts(t, "2024-05-06T07:08:09.010Z")
+	long := strings.Repeat("word ", 1500) // room in the send queue for one such message, not two
+	m1, m2 := NewMsgIDAt(at), NewMsgIDAt(at.Add(time.Second))
+	msgs := []HistoryMessage{
+		{Delivery{From: "tom", Text: "before " + long, Time: at, MsgID: m1}},
+		{Delivery{From: "tom", Text: "ref " + long, Time: at.Add(time.Second), MsgID: m2}},
+	}
+	e.fh.set(func() { e.fh.msgs = msgs })
+	c.send(t, "CHATHISTORY AROUND tom msgid="+m2+"-2 2")
+	got := c.sync(t)
+	e.query(t)
+	var ids []string
+	for _, m := range got {
+		if m.Command == "PRIVMSG" {
+			if id := MsgIDBase(m.Tags["msgid"]); id != "" && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if !slices.Equal(ids, []string{m2}) {
+		t.Errorf("AROUND msgid=<m2>-2 2 with room for one message: got messages %v, want [%s] (m1 is %s)", ids, m2, m1)
+	}
+}
