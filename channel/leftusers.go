@@ -110,14 +110,23 @@ func leaseToDelete(ctx context.Context, st store.Store, name, instance string, t
 
 // deleteRemoved deletes from the store the user name, whom a reload
 // removed and whose session has ended, as a start would (deleteLeft),
-// once what their state was still writing is written; the bridge then
-// forgets that state.
+// once what their state was still writing is written. The bridge lets go
+// of that state first: a register of the nick once the entry is deleted
+// reads its own from the store, never the removed user's; if the entry
+// is kept, the state is read again when the user is next served.
 func (b *Bridge) deleteRemoved(name string) {
 	st := b.cfg.Store
 	if st == nil {
 		return
 	}
-	mem := b.memoryOf(name)
+	b.mu.Lock()
+	mem := b.memory[name]
+	if mem != nil && b.sessions[name] == nil {
+		delete(b.memory, name)
+	} else {
+		mem = nil // a session serves the name again: its state is not the removed user's to forget
+	}
+	b.mu.Unlock()
 	if mem != nil {
 		mem.settle()
 	}
@@ -131,13 +140,7 @@ func (b *Bridge) deleteRemoved(name string) {
 		b.log.WithError(err).WithField("user", name).Error("store: deleting a user removed from the config failed; the next start deletes them")
 		return
 	}
-	if !deleted || mem == nil {
-		return
+	if deleted && mem != nil {
+		mem.forget() // what still writes to it (a login under way) keeps nothing
 	}
-	mem.forget()
-	b.mu.Lock()
-	if b.memory[name] == mem {
-		delete(b.memory, name)
-	}
-	b.mu.Unlock()
 }
