@@ -489,8 +489,12 @@ func droppedText(overflow bool, n int, from []string) string {
 		}
 		return "IMs sent to you just before this may have been lost: the gateway fell behind the MSIM link and dropped it."
 	}
-	return fmt.Sprintf("IMs sent to you were lost: %d from %s came when the gateway had fallen behind the MSIM link, and others sent just before may be lost too.",
-		n, strings.Join(from, ", "))
+	who := "" // none named: IMs the MSIM client could not read either
+	if len(from) > 0 {
+		who = " from " + strings.Join(from, ", ")
+	}
+	return fmt.Sprintf("IMs sent to you were lost: %d%s came when the gateway had fallen behind the MSIM link, and others sent just before may be lost too.",
+		n, who)
 }
 
 // reportDropped tells the user of the IMs a's MSIM client dropped

@@ -460,6 +460,8 @@ func (c *Client) emit(ev Event) {
 			if !slices.Contains(c.droppedFrom, from) {
 				c.droppedFrom = append(c.droppedFrom, from)
 			}
+		} else if e, ok := ev.(ErrorEvent); ok && e.Unreadable {
+			c.droppedIMs++ // an IM, perhaps, from no one it could name
 		}
 		c.qmu.Unlock()
 		if over {

@@ -465,3 +465,26 @@ func TestDownKeepsWhatTheReaderHas(t *testing.T) {
 		t.Errorf("IMs: got %q, want all 5 before the DisconnectedEvent", got)
 	}
 }
+
+// TestOverflowCountsTheDroppedUnreadableIM: a message that may be an IM,
+// which the client could not read (reported as ErrorEvent.Unreadable),
+// that finds the backlog full is counted with the IMs dropped, though it
+// names no sender.
+func TestOverflowCountsTheDroppedUnreadableIM(t *testing.T) {
+	t.Parallel()
+	c, fc, n := notifyClient(t, func(cfg *ClientConfig) { cfg.EventBacklog = 4 })
+	c.TakeEvents(nil) // the login's presence
+	for i := range 4 {
+		fc.write(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strconv.Itoa(i)))
+	}
+	fc.write(NewInt("bm", BMIM).Add("f", "tom").Add("msg", "past the backlog"))
+	fc.waitEOF()
+	evs := takeUntil(t, c, n, untilDisconnected)
+	d := checkFinal(t, c, evs)
+	if d.Reason != DisconnectOverflow {
+		t.Errorf("got %v (%v), want overflow", d.Reason, d.Err)
+	}
+	if d.DroppedIMs != 1 || len(d.DroppedFrom) != 0 {
+		t.Errorf("dropped got %d from %v, want 1 from no one", d.DroppedIMs, d.DroppedFrom)
+	}
+}
