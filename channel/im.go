@@ -53,11 +53,17 @@ func (s *session) holdIM(a *account, ev msim.Event) {
 
 // keepOwned keeps an IM or zap that came for a once the session had
 // ended, for o, whose account it is: in their history, and held for
-// their next connection. A user without a password, or whose
-// registration was dropped, keeps nothing: once their memory is forgotten
-// (the session became another user's), the IM is lost, and logged, with
-// no session left to tell them. It reads nothing of the session's state.
+// their next connection; the MSIM client's report of an IM it could not
+// read is kept as a note for that connection (noteUnreadable). A user
+// without a password, or whose registration was dropped, keeps nothing:
+// once their memory is forgotten (the session became another user's), the
+// IM is lost, and logged, with no session left to tell them. It reads
+// nothing of the session's state.
 func (s *session) keepOwned(o owner, a *account, ev msim.Event) {
+	if e, ok := ev.(msim.ErrorEvent); ok && e.Unreadable {
+		s.noteUnreadable(o, a, e)
+		return
+	}
 	if !historyEvent(ev) { // an IM or a zap: what is kept
 		return
 	}
@@ -73,6 +79,26 @@ func (s *session) keepOwned(o owner, a *account, ev msim.Event) {
 	if _, ok := o.mem.holdEvent(a.cfg.Email, se); !ok {
 		log.Errorf("an IM arrived after the IRC client left and %d are already held; it is lost (the user is told)", maxHeld)
 	}
+}
+
+// noteUnreadable keeps for o, whose account a is, a note for their next
+// connection of an IM a's MSIM client could not read (its report, e), as
+// the control channel tells it on a link that is up (unreadableText). A
+// user who keeps nothing is told nothing: it is logged, without its text.
+// It reads nothing of the session's state.
+func (s *session) noteUnreadable(o owner, a *account, e msim.ErrorEvent) {
+	if o.mem.isForgotten() {
+		s.b.met.imDropped()
+		o.log.WithField("account", a.cfg.Email).Warn("an IM the MSIM client could not read came for an account of a user who keeps nothing (a nick without a password, or a dropped registration) after the session had left it; it is dropped")
+		return
+	}
+	o.mem.note(accountNote(a, unreadableText(e)))
+}
+
+// unreadableText tells the user of an IM the MSIM client could not read,
+// by its report e.
+func unreadableText(e msim.ErrorEvent) string {
+	return "MSIM: " + fromMSIMLine(e.Message)
 }
 
 // memOf is the memory of the user a belongs to: the session's, or, for an

@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -50,5 +51,50 @@ func TestFailedLoginTellsItsUnreadableIM(t *testing.T) {
 	}
 	if got := r.irc.said("stored"); len(got) != 1 {
 		t.Errorf("told %q; want the IM \"stored\" once", got)
+	}
+}
+
+// unreadable is the MSIM client's report of an IM it could not read.
+var unreadable = msim.ErrorEvent{Unreadable: true, Message: "an IM arrived that could not be read (it names no sender): hi"}
+
+// A login whose result comes after its session ended (keepLogin) keeps
+// the report of an IM its MSIM client could not read as a note for the
+// user's next connection, beside the IMs it holds: reported with the
+// failed login's error, or among the events of the client it brought.
+func TestLoginEndingWithTheSessionNotesItsUnreadableIM(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dial func() (MSIMClient, error)
+	}{
+		{"the login fails", func() (MSIMClient, error) {
+			return nil, &msim.UndeliveredError{Err: context.Canceled, Events: []msim.Event{unreadable, msim.IMEvent{From: 7, Text: "stored"}}}
+		}},
+		{"the login succeeds", func() (MSIMClient, error) {
+			cl := &fakeMSIM{}
+			cl.events = []msim.Event{unreadable, msim.IMEvent{From: 7, Text: "stored"}}
+			return cl, nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			started, release := make(chan struct{}), make(chan struct{})
+			r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
+				close(started)
+				<-release
+				return tc.dial()
+			}
+			r.s.start()
+			<-started
+			r.s.cancel()
+			close(release)
+			r.s.shutdown() // waits for the login's goroutine
+			if held := heldTexts(r.s.mem, r.a.cfg.Email); len(held) != 1 {
+				t.Fatalf("held after the session ended: %q, want the login's IM", held)
+			}
+			want := "MSIM account " + r.a.cfg.Email + ": MSIM: an IM arrived that could not be read (it names no sender): hi"
+			if got, all := noteWith(r.s.mem, want); len(got) != 1 || got[0] != want {
+				t.Errorf("notes for the next connection: %q; want once %q", all, want)
+			}
+		})
 	}
 }
