@@ -98,3 +98,26 @@ func TestLoginEndingWithTheSessionNotesItsUnreadableIM(t *testing.T) {
 		})
 	}
 }
+
+// The report of an IM the MSIM client of an account closed as the user
+// left could not read (holdTaken) is noted for the user's next
+// connection, and the IM beside it held.
+func TestAccountClosedAsTheUserLeftNotesItsUnreadableIM(t *testing.T) {
+	r := newRig(t, nil)
+	cl := &fakeMSIM{}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	cl.mu.Lock() // taken by the session's end, not before
+	cl.events = append(cl.events, unreadable, msim.IMEvent{From: 7, Text: "last one"})
+	cl.mu.Unlock()
+	r.s.cancel()
+	r.s.shutdown()
+	if held := heldTexts(r.s.mem, r.a.cfg.Email); len(held) != 1 {
+		t.Fatalf("held after the session ended: %q, want the last IM", held)
+	}
+	want := "MSIM account " + r.a.cfg.Email + ": MSIM: an IM arrived that could not be read (it names no sender): hi"
+	if got, all := noteWith(r.s.mem, want); len(got) != 1 || got[0] != want {
+		t.Errorf("notes for the next connection: %q; want once %q", all, want)
+	}
+}

@@ -655,10 +655,14 @@ func (s *session) release(a *account, as string) {
 
 // holdTaken keeps the IMs of events taken from a client closed as the user
 // left, and notes for the next connection the IMs of theirs it never sent
-// (saying why the link closed: as) and those for them it dropped
-// (droppedText).
+// (saying why the link closed: as), those for them it dropped
+// (droppedText) and those it could not read (unreadableText).
 func (s *session) holdTaken(a *account, evs []msim.Event, as string) {
 	for _, ev := range evs {
+		if e, ok := ev.(msim.ErrorEvent); ok && e.Unreadable {
+			s.mem.note(accountNote(a, unreadableText(e)))
+			continue
+		}
 		s.holdIM(a, ev)
 		d, ok := ev.(msim.DisconnectedEvent)
 		if !ok {
