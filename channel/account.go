@@ -95,11 +95,16 @@ func nameOr(a, b string) string {
 }
 
 // onStaleMSIM handles an event of a link that was closed on purpose: an IM
-// still counts, and so does one of ours that never left.
+// still counts, and so do one the client could not read and one of ours
+// that never left.
 func (s *session) onStaleMSIM(a *account, ev msim.Event) {
 	switch ev := ev.(type) {
 	case msim.IMEvent, msim.ZapEvent:
 		s.fromUser(a, msim.SenderOf(ev), ev)
+	case msim.ErrorEvent:
+		if ev.Unreadable {
+			s.tellOf(a, unreadableText(ev))
+		}
 	case msim.DisconnectedEvent:
 		for _, im := range ev.Unsent {
 			s.b.met.imDropped()
@@ -152,7 +157,7 @@ func (s *session) onMSIM(a *account, gen int, event msim.Event) {
 		}
 	case msim.ErrorEvent:
 		if ev.Unreadable { // the client's own (an IM it could not read)
-			s.status(a, "MSIM: %s", fromMSIMLine(ev.Message))
+			s.status(a, "%s", unreadableText(ev))
 			break
 		}
 		s.status(a, "MSIM server error %d: %s", ev.Code, fromMSIMLine(ev.Message))

@@ -498,20 +498,27 @@ func droppedText(overflow bool, n int, from []string) string {
 }
 
 // reportDropped tells the user of the IMs a's MSIM client dropped
-// (droppedText, from their senders) in a's control channel; or, once the
-// session has let a go (released), and its channel with it, so that it
-// still reaches the user whose account it was: kept as a note for their
-// next connection if the session is another user's now, else told on the
-// session's connections, as fromUserSeq tells a lost IM.
+// (droppedText, from their senders) as tellOf tells of a.
 func (s *session) reportDropped(a *account, from []msim.UID, overflow bool, n int) {
-	if !a.released() {
-		if text := droppedText(overflow, n, s.nicksOf(a, from)); text != "" {
-			s.status(a, "%s", text)
-		}
-		return
+	var names []string
+	if a.released() {
+		names = keptNicks(a.owner, a, nil, from)
+	} else {
+		names = s.nicksOf(a, from)
 	}
-	text := droppedText(overflow, n, keptNicks(a.owner, a, nil, from))
-	if text == "" {
+	if text := droppedText(overflow, n, names); text != "" {
+		s.tellOf(a, text)
+	}
+}
+
+// tellOf tells the user text, of account a, in a's control channel; or,
+// once the session has let a go (released), and its channel with it, so
+// that it still reaches the user whose account it was: kept as a note for
+// their next connection if the session is another user's now, else told
+// on the session's connections, as fromUserSeq tells a lost IM.
+func (s *session) tellOf(a *account, text string) {
+	if !a.released() {
+		s.status(a, "%s", text)
 		return
 	}
 	if o := a.owner; o.mem != s.mem && !o.mem.isForgotten() {

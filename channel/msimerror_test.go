@@ -121,3 +121,65 @@ func TestAccountClosedAsTheUserLeftNotesItsUnreadableIM(t *testing.T) {
 		t.Errorf("notes for the next connection: %q; want once %q", all, want)
 	}
 }
+
+// The report of an IM the MSIM client could not read, among the events of
+// a link the session closed on purpose (onStaleMSIM), is told as the IMs
+// beside it are: in the control channel when the user disconnects the
+// account; once the session has let the account go (the user identified
+// as another while its login was under way), kept as a note for the user
+// whose account it is, or, for a user who keeps nothing, told on the
+// connection now, never in the account's removed channel.
+func TestStaleLinksUnreadableIMReachesTheUser(t *testing.T) {
+	const text = "MSIM: an IM arrived that could not be read (it names no sender): hi"
+	t.Run("disconnect", func(t *testing.T) {
+		r := newRig(t, nil)
+		cl := &fakeMSIM{}
+		r.okDial(cl)
+		r.s.start()
+		r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+		cl.mu.Lock() // taken as the link closes, not before
+		cl.events = append(cl.events, unreadable, msim.IMEvent{From: 7, Text: "last one"})
+		cl.mu.Unlock()
+		r.s.disconnect(r.a, "Disconnected.")
+		if got := r.irc.said("could not be read"); len(got) != 1 || got[0] != "PRIVMSG root "+r.a.channel+": "+text {
+			t.Errorf("told %q; want once in %s %q", got, r.a.channel, text)
+		}
+		if got := r.irc.said("last one"); len(got) != 1 {
+			t.Errorf("told %q; want the IM beside it once", got)
+		}
+	})
+	for _, tc := range []struct {
+		name      string
+		ephemeral bool
+	}{
+		{"a registered user", false},
+		{"a user without a password", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			email, oldMem := r.a.cfg.Email, r.s.mem
+			if tc.ephemeral {
+				r.s.user.Ephemeral = true
+				r.s.b.mu.Lock()
+				r.s.b.memory[r.s.user.Name] = oldMem // as the bridge keeps it, to forget it
+				r.s.b.mu.Unlock()
+			}
+			r.s.start() // the dial waits for r.dials
+			r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, r.s.user)
+			cl := &fakeMSIM{}
+			cl.events = []msim.Event{unreadable}
+			r.okDial(cl)
+			r.step() // the login's result
+			oldMem.settle()
+			want := "MSIM account " + email + ": " + text
+			told := r.irc.said("could not be read")
+			noted, all := noteWith(oldMem, want)
+			switch {
+			case tc.ephemeral && (len(told) != 1 || told[0] != "NOTICE root : "+want):
+				t.Errorf("told %q; want once on the connection %q", told, want)
+			case !tc.ephemeral && (len(noted) != 1 || noted[0] != want || len(told) != 0):
+				t.Errorf("noted for the old user %q, told %q; want once noted %q, nothing told now", all, told, want)
+			}
+		})
+	}
+}
