@@ -284,10 +284,11 @@ func (s *session) onLinkResult(ev linkResult) {
 	}
 	// A login that failed after the server handed over IMs (a stored
 	// backlog comes first) brings them: the server keeps them no longer.
-	// Those the client could not read come as its own ErrorEvents.
+	// Those the client could not read come as its own ErrorEvents, told
+	// as the IMs' drop is (tellOf: the session may have let a go).
 	for _, im := range msim.Undelivered(ev.err) {
 		if e, ok := im.(msim.ErrorEvent); ok && e.Unreadable {
-			s.status(a, "MSIM: %s", fromMSIMLine(e.Message))
+			s.tellOf(a, unreadableText(e))
 			continue
 		}
 		s.fromUser(a, msim.SenderOf(im), im)

@@ -183,3 +183,49 @@ func TestStaleLinksUnreadableIMReachesTheUser(t *testing.T) {
 		})
 	}
 }
+
+// The report of an IM the MSIM client could not read that comes with the
+// error of a login that failed once the session had let the account go
+// (the user identified as another while it was under way) is not said in
+// the account's removed channel: it is kept as a note for the user whose
+// account it is, or, for a user who keeps nothing, told on the
+// connection now.
+func TestStaleFailedLoginsUnreadableIMReachesTheUser(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ephemeral bool
+	}{
+		{"a registered user", false},
+		{"a user without a password", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			email, channel, oldMem := r.a.cfg.Email, r.a.channel, r.s.mem
+			if tc.ephemeral {
+				r.s.user.Ephemeral = true
+				r.s.b.mu.Lock()
+				r.s.b.memory[r.s.user.Name] = oldMem // as the bridge keeps it, to forget it
+				r.s.b.mu.Unlock()
+			}
+			r.s.start() // the dial waits for r.dials
+			r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, r.s.user)
+			r.dials <- func(msim.ClientConfig) (MSIMClient, error) {
+				return nil, &msim.UndeliveredError{Err: context.DeadlineExceeded, Events: []msim.Event{unreadable}}
+			}
+			r.step() // the login's result
+			oldMem.settle()
+			want := "MSIM account " + email + ": MSIM: an IM arrived that could not be read (it names no sender): hi"
+			if got := r.irc.said(channel + ": MSIM: an IM arrived"); len(got) != 0 {
+				t.Errorf("told in the removed channel %s: %q", channel, got)
+			}
+			told := r.irc.said("NOTICE root : " + want)
+			noted, all := noteWith(oldMem, want)
+			switch {
+			case tc.ephemeral && len(told) != 1:
+				t.Errorf("told %q; want once on the connection %q", r.irc.said("could not be read"), want)
+			case !tc.ephemeral && (len(noted) != 1 || len(told) != 0):
+				t.Errorf("noted for the old user %q, told %q; want once noted %q, nothing told now", all, r.irc.said("could not be read"), want)
+			}
+		})
+	}
+}
