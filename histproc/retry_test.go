@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/msimircd/msimircd/store"
 	"github.com/sirupsen/logrus"
@@ -115,5 +116,36 @@ func TestChildPanicIsItsCause(t *testing.T) {
 	}
 	if n := len(hook.AllEntries()); n > maxStderrLines+1 {
 		t.Errorf("lines logged: got %d, want at most %d and a word that the rest is not", n, maxStderrLines+1)
+	}
+}
+
+// TestChildStderrIsLoggedCut: what the child writes on stderr (a panic's
+// value, a store's error: either may hold an IM's text) is logged cut,
+// each line and all of them, and the failure it describes is cut too.
+func TestChildStderrIsLoggedCut(t *testing.T) {
+	log, hook := test.NewNullLogger()
+	c := &child{log: logrus.NewEntry(log)}
+	c.stderrLine("history writer: " + strings.Repeat("é", 5000))
+	for range maxStderrLines {
+		c.stderrLine(strings.Repeat("y", maxStderrLine))
+	}
+	if n := len(c.lastErr); n > maxStderrLine+cutSuffix {
+		t.Errorf("last error: got %d bytes, want at most %d", n, maxStderrLine+cutSuffix)
+	}
+	all := 0
+	for _, e := range hook.AllEntries() {
+		if n := len(e.Message); n > maxStderrLine+cutSuffix {
+			t.Errorf("a line logged of %d bytes, want at most %d: %.40q…", n, maxStderrLine+cutSuffix, e.Message)
+		}
+		if !utf8.ValidString(e.Message) {
+			t.Errorf("a line logged cut inside a character: %.40q…", e.Message)
+		}
+		all += len(e.Message)
+	}
+	if limit := maxStderrBytes + maxStderrLines*cutSuffix + 100; all > limit {
+		t.Errorf("logged %d bytes in all, want at most %d", all, limit)
+	}
+	if last := hook.LastEntry(); last == nil || !strings.Contains(last.Message, "the rest is not logged") {
+		t.Errorf("last line logged: got %v, want a word that the rest is not", last)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -383,6 +384,8 @@ type child struct {
 
 	lastErr string // its last line on stderr but notes (set before exited is closed)
 	lines   int    // lines read from its stderr
+	logged  int    // bytes of them logged
+	quiet   bool   // the rest of its stderr is not logged
 	crashed bool   // it said it panicked: lastErr holds the panic's line
 	status  error  // its exit status (set before exited is closed)
 }
@@ -464,15 +467,44 @@ func (c *child) reap() {
 // a Go panic's trace would otherwise be tens of warnings.
 const maxStderrLines = 20
 
-// stderrLine logs a line of the child's stderr and, unless it is a note,
-// keeps it as what the child last said of why it fails; once the child
-// said it panicked, that line is the cause, not the trace after it.
+// maxStderrLine and maxStderrBytes bound what is logged of one line of a
+// child's stderr and of all of them: a panic's value or a store's error
+// may hold an IM's text, which the log keeps no more of than that.
+const (
+	maxStderrLine  = 200
+	maxStderrBytes = 2048
+)
+
+// cutSuffix bounds what cutLine adds to a line it cuts.
+const cutSuffix = 40
+
+// cutLine is line, cut to maxStderrLine bytes (at a character's start)
+// and saying how much was left out.
+func cutLine(line string) string {
+	if len(line) <= maxStderrLine {
+		return line
+	}
+	i := maxStderrLine
+	for i > 0 && !utf8.RuneStart(line[i]) {
+		i--
+	}
+	return fmt.Sprintf("%s… (%d bytes more not logged)", line[:i], len(line)-i)
+}
+
+// stderrLine logs a line of the child's stderr, cut (cutLine; past
+// maxStderrLines or maxStderrBytes, no more), and, unless it is a note,
+// keeps it, cut, as what the child last said of why it fails; once the
+// child said it panicked, that line is the cause, not the trace after it.
 func (c *child) stderrLine(line string) {
 	c.lines++
+	line = cutLine(line)
 	switch {
-	case c.lines <= maxStderrLines:
+	case c.quiet:
+	case c.lines <= maxStderrLines && c.logged+len(line) <= maxStderrBytes:
+		c.logged += len(line)
 		c.log.Warn(line)
-	case c.lines == maxStderrLines+1:
+	default:
+		c.quiet = true
 		c.log.Warn("the history writer says more on stderr; the rest is not logged")
 	}
 	if strings.HasPrefix(line, notePrefix) || c.crashed {
