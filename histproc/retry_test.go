@@ -149,3 +149,26 @@ func TestChildStderrIsLoggedCut(t *testing.T) {
 		t.Errorf("last line logged: got %v, want a word that the rest is not", last)
 	}
 }
+
+// TestRetryNoteTellsNoValue: the child's note of retried batches tells
+// the last failure without the values a driver quotes in its error (the
+// PostgreSQL driver quotes one it cannot encode: an entry's text, say),
+// keeping the rest.
+func TestRetryNoteTellsNoValue(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("store: append history: failed to encode args[3]: unable to encode %#v into binary format for text (OID 25): bad", "secret IM \"quoted\" \\ here"),
+		errors.New(`ERROR: invalid input syntax for type integer: "secret IM" (SQLSTATE 22P02)`),
+		errors.New("near 'secret IM': syntax error"),
+		errors.New("unable to encode `secret IM"),
+	} {
+		var w strings.Builder
+		(&retryReport{}).check(&retrier{n: 1, err: err}, &w, time.Now())
+		got := w.String()
+		if strings.Contains(got, "secret") || strings.Contains(got, "quoted") || strings.Contains(got, "here") {
+			t.Errorf("note for %q: got %q, want none of the quoted value", err, got)
+		}
+		if first, _, _ := strings.Cut(err.Error(), " "); !strings.Contains(got, "(the last time: "+first) {
+			t.Errorf("note for %q: got %q, want the error's words but the value", err, got)
+		}
+	}
+}

@@ -8,8 +8,10 @@ import (
 	"io"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/msimircd/msimircd/store"
 )
@@ -150,8 +152,60 @@ func (r *retryReport) check(st any, w io.Writer, now time.Time) {
 	if n <= r.told || now.Sub(r.at) < retryReportEvery {
 		return
 	}
-	fmt.Fprintf(w, "%s%d batches appended again one entry at a time, their transaction having failed (the last time: %v)\n", notePrefix, n-r.told, err)
+	fmt.Fprintf(w, "%s%d batches appended again one entry at a time, their transaction having failed (the last time: %s)\n", notePrefix, n-r.told, noteErr(err))
 	r.told, r.at = n, now
+}
+
+// maxNoteErr bounds what a note tells of an error.
+const maxNoteErr = 300
+
+// noteErr is err as a note tells it: without what it quotes ("...",
+// '...' or `...`, each left as "…"), for a driver's error may quote the
+// value it could not take, an entry's text, which the child never writes
+// on stderr; and cut to maxNoteErr bytes.
+func noteErr(err error) string {
+	if err == nil {
+		return "none"
+	}
+	s := err.Error()
+	var b strings.Builder
+	for len(s) > 0 && b.Len() < maxNoteErr {
+		i := strings.IndexAny(s, "\"'`")
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		q := s[i]
+		s = s[i+1:]
+		end := len(s) // unterminated: the rest is the value
+		for j := 0; j < len(s); j++ {
+			if s[j] == '\\' {
+				j++
+				continue
+			}
+			if s[j] == q {
+				end = j
+				break
+			}
+		}
+		b.WriteString(string(q) + "…")
+		if end < len(s) {
+			b.WriteByte(q)
+			s = s[end+1:]
+		} else {
+			s = ""
+		}
+	}
+	out := b.String()
+	if len(out) > maxNoteErr {
+		i := maxNoteErr
+		for i > 0 && !utf8.RuneStart(out[i]) {
+			i--
+		}
+		out = out[:i] + "…"
+	}
+	return out
 }
 
 // childCacheKiB is the child's SQLite page cache: room for the last pages
