@@ -82,7 +82,12 @@ func TestRegisterDuringReloadDeletionGetsNoOldState(t *testing.T) {
 			}
 			c.private("set auto_away new ben's text", "auto_away = new ben's text")
 			c.quit()
-			ctx := context.Background()
+			// The bridge's shutdown waits for the sessions' writes.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := st.bridge.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
 			state, err := inner.LoadUser(ctx, "ben")
 			if err != nil {
 				t.Fatal(err)
