@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/msimircd/msimircd/msim/markup"
 )
 
 // Field is one key/value pair of a message, exactly as on the wire: Value is
@@ -220,17 +222,35 @@ var secretKeys = map[string]bool{
 	"nc": true, "response": true, "sesskey": true, "password": true, "proof": true,
 }
 
+// textFree are the buddy message types whose msg holds no IM text:
+// presence, status and profile data, and the empty msg of an add notice.
+var textFree = map[int]bool{
+	BMAddNotify: true, BMStatus: true, BMProfile: true, BMStatusMood: true, BMClientInfo: true,
+}
+
 // String renders the message for debug logs, with nonces, login responses,
-// session keys and proofs replaced by "***".
+// session keys and proofs replaced by "***", and the msg of a buddy message
+// that may be an IM (of a type not in textFree, or one that does not read)
+// by its size, "<N bytes>": operators read the log, and the users whose IMs
+// pass did not write for it. A typing marker or a zap is no text, and is
+// shown.
 func (m *Message) String() string {
+	hideMsg := false
+	if m.Is("bm") {
+		typ, err := m.TypeInt()
+		hideMsg = err != nil || !textFree[typ]
+	}
 	var b strings.Builder
 	for _, f := range m.fields {
 		b.WriteByte('\\')
 		b.WriteString(f.Key)
 		b.WriteByte('\\')
-		if secretKeys[f.Key] && f.Value != "" {
+		switch {
+		case secretKeys[f.Key] && f.Value != "":
 			b.WriteString("***")
-		} else {
+		case hideMsg && f.Key == "msg" && markup.Classify(f.Value) == markup.KindText:
+			fmt.Fprintf(&b, "<%d bytes>", len(f.Value))
+		default:
 			b.WriteString(f.Value)
 		}
 	}

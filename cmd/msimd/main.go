@@ -151,7 +151,7 @@ func run(ctx context.Context, args []string, e env) error {
 	fs.StringVar(&o.db, "db", "", "keep the network in `DSN`: a PostgreSQL URL (postgres://…; needs -key) or a SQLite file's path")
 	fs.StringVar(&o.key, "key", "", "key file sealing the password hashes in the database (default for SQLite: the database file's path + \".key\"; created mode 0600)")
 	fs.BoolVar(&o.demo, "demo", false, "seed the demo user Tom (uid 6221), who answers IMs")
-	fs.BoolVar(&o.debug, "debug", false, "log every message (session keys, nonces and login responses redacted)")
+	fs.BoolVar(&o.debug, "debug", false, "log every message (session keys, nonces and login responses redacted, IM texts as their sizes)")
 	fs.StringVar(&o.accountFile, "account-file", "", "create the accounts of `FILE` (lines EMAIL:PASSWORD, mode 0600) at start and on SIGHUP")
 	fs.Var(&o.accounts, "account", "create the account `EMAIL:PASSWORD` at start (repeatable; other local users can read it: prefer -account-file)")
 	fs.StringVar(&o.userName, "username", "", "adduser: the new account's user name")
