@@ -1,9 +1,11 @@
 // The debug trace of IRC lines: every line read from a client and every
-// line written to it, logged at debug level with its secrets masked.
+// line written to it, logged at debug level with its secrets masked and
+// the texts of its messages shown as their sizes.
 
 package ircd
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -89,16 +91,35 @@ func (c *Client) traceWritten(batch []entry) {
 
 // redact returns m as it may be logged: ircd's own masks first (PASS,
 // AUTHENTICATE payloads, OPER passwords, NickServ commands), then, when
-// backend is set, Config.Redact. It returns m itself when nothing changed,
-// and never modifies m.
+// backend is set, Config.Redact. The text of a PRIVMSG or NOTICE that no
+// mask changed is shown as its size (hideText): it is a user's message,
+// and the users did not write for the log; a command whose password was
+// masked is shown as masked. It returns m itself when nothing changed, and
+// never modifies m.
 func (s *Server) redact(m *irc.Message, backend bool) *irc.Message {
+	in := m
 	m = maskLine(m)
 	if backend && s.cfg.Redact != nil {
 		if r := s.cfg.Redact(m); r != nil {
 			m = r
 		}
 	}
+	if m == in {
+		m = hideText(m)
+	}
 	return m
+}
+
+// hideText returns m with the text of a PRIVMSG or NOTICE (its parameters
+// after the target, as one) replaced by its size, "<N bytes>"; m itself
+// for any other line.
+func hideText(m *irc.Message) *irc.Message {
+	if m == nil || len(m.Params) < 2 || !strings.EqualFold(m.Command, "PRIVMSG") && !strings.EqualFold(m.Command, "NOTICE") {
+		return m
+	}
+	out := *m
+	out.Params = []string{m.Params[0], fmt.Sprintf("<%d bytes>", len(strings.Join(m.Params[1:], " ")))}
+	return &out
 }
 
 // maskLine masks the secrets ircd knows of in a line, for a log: the

@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"encoding/base64"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -142,7 +143,7 @@ func traceServer(t *testing.T, b *fakeBackend, fr *fakeRedact, level logrus.Leve
 // before and after registration, named by its connection fields and, once
 // registered, its nick; PASS and the SASL payload are masked; the backend's
 // Redact masks the client's lines and their echoes but is not given what
-// others say.
+// others say, whose texts show as their sizes.
 func TestTraceLines(t *testing.T) {
 	const (
 		passSecret = "pass-Plugh42"
@@ -198,7 +199,7 @@ func TestTraceLines(t *testing.T) {
 		{"irc -> :irc.test 001 alice :Welcome to the TestNet IRC Network alice!u@127.0.0.1", "alice"},
 		{"irc <- PRIVMSG &bitlbee :identify " + Masked, "alice"},
 		{"irc -> :alice!u@127.0.0.1 PRIVMSG &bitlbee :identify " + Masked, "alice"},
-		{"irc -> :tom!tom@msim PRIVMSG alice :identify tom-words", "alice"},
+		{"irc -> :tom!tom@msim PRIVMSG alice :<18 bytes>", "alice"},
 		{"irc -> :bud!bud@msim.1 JOIN &bitlbee", "alice"},
 		{"irc -> :irc.test MODE &bitlbee +v bud", "alice"},
 	} {
@@ -280,5 +281,48 @@ func TestTraceOff(t *testing.T) {
 				t.Errorf("Redact called %d times, want 0", n)
 			}
 		})
+	}
+}
+
+// TestTraceHidesTexts: the trace shows the text of a PRIVMSG or NOTICE, in
+// either direction and echoed, as its size, with its tags, prefix and
+// target, unless a mask changed it (a command whose password was masked).
+func TestTraceHidesTexts(t *testing.T) {
+	const (
+		im     = "meet me at the old mill"
+		notice = "the old mill at noon"
+		action = "\x01ACTION waves from the old mill\x01"
+		words  = "old mill"
+	)
+	b := newBackend()
+	addr, hook := traceServer(t, b, &fakeRedact{}, logrus.DebugLevel)
+	c, fc, _ := register(t, addr, b, "alice", "echo-message")
+	if err := fc.c.AddUser(User{Nick: "bud", User: "bud", Host: "msim.1"}); err != nil {
+		t.Fatal(err)
+	}
+	c.send(t, "PRIVMSG bud :"+im, "NOTICE bud :"+notice, "PRIVMSG bud :"+action, "PRIVMSG bud old mill", "PRIVMSG &bitlbee :identify pw")
+	c.sync(t) // the echoes
+	fc.c.Deliver(Delivery{From: "bud", Text: im})
+	expect(t, c, "PRIVMSG")
+	c.sync(t)
+
+	es := traceEntries(t, hook, words)
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Message)
+	}
+	for _, want := range []string{
+		"irc <- PRIVMSG bud :<23 bytes>",
+		"irc -> :alice!u@127.0.0.1 PRIVMSG bud :<23 bytes>", // echo-message
+		"irc <- NOTICE bud :<20 bytes>",
+		"irc -> :alice!u@127.0.0.1 NOTICE bud :<20 bytes>",
+		fmt.Sprintf("irc <- PRIVMSG bud :<%d bytes>", len(action)), // CTCP ACTION
+		"irc <- PRIVMSG bud :<8 bytes>",                            // text in two parameters
+		"irc <- PRIVMSG &bitlbee :identify " + Masked,
+		"irc -> :bud!bud@msim.1 PRIVMSG alice :<23 bytes>",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("no trace line %q; got %q", want, got)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func parseOptions(args []string, stdin io.Reader) (options, error) {
 	listen := fs.String("listen", "", "IRC listen address, overriding the config (default 127.0.0.1:6667)")
 	serverName := fs.String("server-name", "", "the IRC server's name in prefixes and numerics, overriding the config's irc.server_name (default msimircd)")
 	msimListen := fs.String("msim-listen", "", "expose the embedded MSIM server at this address (e.g. 127.0.0.1:1863) so MSIM clients can join its network")
-	debug := fs.Bool("debug", false, "log at debug level, protocol lines included (never passwords or keys)")
+	debug := fs.Bool("debug", false, "log at debug level, protocol lines included (never passwords or keys; message texts as their sizes)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	var msimAccounts accountList
 	fs.Var(&msimAccounts, "msim-account", "create the account `EMAIL` on the embedded MSIM network (repeatable), e.g. for an MSIM client joining through -msim-listen; its password is read from standard input, one line per account (EMAIL:PASSWORD works too, but shows the password to every local user)")

@@ -260,7 +260,8 @@ func newIRCServer(cfg Config, bridge *channel.Bridge, history bool, reg promethe
 		AuthLimiter: authLimiter, AccountLimiter: accountLimiter,
 		History: history, // draft/chathistory and draft/read-marker
 		// Lines are traced while the log level is debug or trace (-debug),
-		// the control commands' passwords masked by the bridge.
+		// the control commands' passwords masked by the bridge and other
+		// message texts shown as their sizes (by ircd).
 		TraceLines: true, Redact: bridge.RedactLine,
 		Metrics: reg,
 	}, bridge, log.WithField("part", "ircd"))
