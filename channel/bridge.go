@@ -567,6 +567,7 @@ type memLoad struct {
 	done    chan struct{} // closed when it is over
 	err     error         // set before done is closed
 	waiters int           // other logins of the user waiting for it; b.mu
+	stale   bool          // the user's entry was deleted meanwhile: what it read is not kept; b.mu
 }
 
 // loadMemory makes sure the bridge has u's state, reading it from the
@@ -608,7 +609,7 @@ func (b *Bridge) loadMemory(u User) error {
 	defer func() { // a panic too leaves no read under way
 		b.mu.Lock()
 		delete(b.loading, u.Name)
-		if l.err == nil && mem != nil && b.memory[u.Name] == nil {
+		if l.err == nil && mem != nil && !l.stale && b.memory[u.Name] == nil {
 			if now, still := b.lease.epoch(u.Name); !needs || held && still && now == epoch {
 				b.memory[u.Name] = mem
 			}

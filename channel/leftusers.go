@@ -140,7 +140,21 @@ func (b *Bridge) deleteRemoved(name string) {
 		b.log.WithError(err).WithField("user", name).Error("store: deleting a user removed from the config failed; the next start deletes them")
 		return
 	}
-	if deleted && mem != nil {
+	if !deleted {
+		return
+	}
+	if mem != nil {
 		mem.forget() // what still writes to it (a login under way) keeps nothing
 	}
+	// A read of the user's state under way, or one done since the state
+	// was let go, may hold the deleted user's: it is not kept (the next
+	// reader reads the store again).
+	b.mu.Lock()
+	if l := b.loading[name]; l != nil {
+		l.stale = true
+	}
+	if b.sessions[name] == nil {
+		delete(b.memory, name)
+	}
+	b.mu.Unlock()
 }

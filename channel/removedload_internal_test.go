@@ -1,0 +1,74 @@
+package channel
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msimircd/msimircd/store"
+)
+
+// readThenStall is a store whose first read of a user's state reads it,
+// then waits until released before returning what it read.
+type readThenStall struct {
+	store.Store
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (s *readThenStall) LoadUser(ctx context.Context, name string) (store.UserState, error) {
+	st, err := s.Store.LoadUser(ctx, name)
+	first := false
+	s.once.Do(func() { first = true })
+	if first {
+		close(s.entered)
+		<-s.release
+	}
+	return st, err
+}
+
+// TestReloadDeletionLeavesNoStateReadMeanwhile: a read of a removed
+// [[user]]'s state under way as the reload deletes their entry
+// (deleteRemoved) must not leave the deleted user's state with the
+// bridge, where a register of the nick, or the next session, would be
+// given it.
+func TestReloadDeletionLeavesNoStateReadMeanwhile(t *testing.T) {
+	inner := sqliteStore(t)
+	ctx := context.Background()
+	ben := User{Name: "ben", Accounts: []Account{{Email: "ben@example.com", Password: "pw"}}}
+	if err := saveUsers(ctx, inner, []User{ben}); err != nil {
+		t.Fatal(err)
+	}
+	if err := inner.SetSetting(ctx, "ben", "auto_away", "old ben's away text"); err != nil {
+		t.Fatal(err)
+	}
+	gate := &readThenStall{Store: inner, entered: make(chan struct{}), release: make(chan struct{})}
+	b := &Bridge{cfg: Config{Store: gate}, log: quietLog(),
+		sessions: map[string]*session{}, memory: map[string]*userMemory{}, loading: map[string]*memLoad{}}
+	loaded := make(chan error, 1)
+	go func() { loaded <- b.loadMemory(ben) }()
+	<-gate.entered // ben's state is read; the read is not over
+
+	deleted := make(chan struct{})
+	go func() { b.deleteRemoved("ben"); close(deleted) }()
+	select {
+	case <-deleted:
+	case <-time.After(time.Minute): // a deletion that waits for the read
+	}
+	close(gate.release)
+	if err := <-loaded; err != nil {
+		t.Fatal(err)
+	}
+	<-deleted
+	if _, err := inner.LoadUser(ctx, "ben"); err == nil {
+		t.Fatal("ben's entry was not deleted")
+	}
+	b.mu.Lock()
+	m := b.memory["ben"]
+	b.mu.Unlock()
+	if m != nil && !m.isForgotten() {
+		v, _ := m.setting("auto_away")
+		t.Errorf("the bridge keeps the deleted ben's state (auto_away = %q); want none kept once his entry is deleted", v)
+	}
+}
