@@ -58,6 +58,7 @@ type User struct {
 
 	registered bool   // kept in the store (WithStore): accounts are saved there
 	identify   string // the stored user this connection must identify as
+	newcomer   bool   // a nick nobody has, which may register (storeDirectory.newcomer)
 }
 
 // Directory tells the bridge who may connect and with which accounts.

@@ -61,6 +61,8 @@ func (d *LiveDirectory) configured(name string) bool { return d.cur.Load().confi
 
 func (d *LiveDirectory) accountHolder(email string) string { return d.cur.Load().accountHolder(email) }
 
+func (d *LiveDirectory) newcomerPassword() string { return d.cur.Load().newcomerPassword() }
+
 // UsersChange is what ReloadUsers changed, by user name.
 type UsersChange struct {
 	Added   []string

@@ -725,6 +725,9 @@ func (s *session) start() {
 	case s.user.identify != "":
 		s.irc.Deliver(ircd.Delivery{Command: "PRIVMSG", From: svc, Text: fmt.Sprintf(
 			"The nick %s is registered. Type /msg %s identify <password> to load your accounts (or connect with your password: PASS or SASL).", s.irc.Nick(), svc)})
+	case s.user.newcomer:
+		s.irc.Deliver(ircd.Delivery{Command: "PRIVMSG", From: svc, Text: fmt.Sprintf(
+			"The nick %s is not registered here. Type /msg %s register <password> to make it yours (from then on it needs that password), then /msg %s account add msim <e-mail> <password> to add your MSIM account.", s.irc.Nick(), svc, svc)})
 	case len(s.accounts) == 0 && s.user.registered:
 		s.irc.Deliver(ircd.Delivery{Command: "PRIVMSG", From: svc, Text: fmt.Sprintf(
 			"You have no MSIM accounts yet. Add one with: /msg %s account add msim <e-mail> <password>", svc)})

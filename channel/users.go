@@ -27,7 +27,11 @@ const (
 // connecting, identify. Its MSIM accounts are those kept in st. A
 // registered nick that connects without a password gets a session with no
 // accounts, in which root asks it to identify. Every other nick, and every
-// user that d's configuration names (StaticDirectory), goes to d as before.
+// user that d's configuration names (StaticDirectory), goes to d as before;
+// when d is a configuration's (StaticDirectory, LiveDirectory) and refuses
+// a nick it does not name, that nick comes in as a newcomer while
+// registration is open: a session with no accounts, in which it may
+// register, as in BitlBee (see newcomer).
 //
 // registration is RegistrationOpen (also ""), which lets a connected user
 // register their nick, or RegistrationClosed. The result keeps d's
@@ -195,7 +199,14 @@ func (d *storeDirectory) Lookup(reg ircd.Registration) (User, error) {
 		return User{}, errStore
 	}
 	if !ok {
-		return d.next.Lookup(reg)
+		nu, err := d.next.Lookup(reg)
+		if !errors.Is(err, ErrAuth) {
+			return nu, err
+		}
+		if n, ok := d.newcomer(reg); ok {
+			return n, nil
+		}
+		return User{}, err
 	}
 	switch {
 	case reg.Account != "":
@@ -222,6 +233,35 @@ func (d *storeDirectory) Lookup(reg ircd.Registration) (User, error) {
 // password of the registered user name: nothing of name's is loaded.
 func unidentified(name string) User {
 	return User{Name: "unidentified/" + name + "/" + rand.Text(), Ephemeral: true, identify: name}
+}
+
+// newcomers is an optional interface of a Directory whose users are a
+// configuration's (StaticDirectory, LiveDirectory): a nick it does not
+// name may come in as a newcomer (storeDirectory.newcomer), with the
+// password newcomerPassword returns ("": none).
+type newcomers interface {
+	newcomerPassword() string
+}
+
+func (d *StaticDirectory) newcomerPassword() string { return d.ServerPassword }
+
+// newcomer returns the user of a connection that d.next refused, whose
+// nick neither the store nor the configuration has: with registration
+// open, it comes in with no accounts and may register the nick (or
+// another), as in BitlBee; ok false if it is refused. Only a directory
+// of a configuration's users (newcomers) takes newcomers: the demo
+// network's gives every nick an account of its own, and refuses only
+// what it must. A newcomer's PASS is the server password, exactly, or
+// none when there is none: any other password was a login that failed
+// (a [[user]]'s, a removed one's), and its refusal stands. SASL names an
+// account, which a newcomer has none of.
+func (d *storeDirectory) newcomer(reg ircd.Registration) (User, bool) {
+	n, ok := d.next.(newcomers)
+	if !ok || d.registration != RegistrationOpen || reg.Account != "" ||
+		!ircd.Nick(reg.Nick).Valid() || d.configures(reg.Nick) || !eq(reg.Pass, n.newcomerPassword()) {
+		return User{}, false
+	}
+	return User{Name: "newcomer/" + UserName(reg.Nick) + "/" + rand.Text(), Ephemeral: true, newcomer: true}, true
 }
 
 // check verifies a stored user's password and returns the user; ErrAuth if
@@ -273,6 +313,8 @@ var (
 	_ configured    = (*StaticDirectory)(nil)
 	_ accountHolder = (*StaticDirectory)(nil)
 	_ accountHolder = (*LiveDirectory)(nil)
+	_ newcomers     = (*StaticDirectory)(nil)
+	_ newcomers     = (*LiveDirectory)(nil)
 )
 
 // AccountClash is an MSIM account that a user of the configuration lists
