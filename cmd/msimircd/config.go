@@ -79,9 +79,10 @@ func (c Config) registration() string {
 //
 // irc.password gates every client only on the embedded demo network
 // (WithServerPassword, in front of the stored users). With [[user]]s or an
-// upstream server it is the password of the [[user]]s without one, and a
-// connection to a registered nick without any password (unidentified)
-// still reaches register, so it does not stop the warning there.
+// upstream server it is the password of the [[user]]s without one and of
+// a nick nobody has (a newcomer), but a connection to a registered nick
+// without any password (unidentified) still reaches register, so it does
+// not stop the warning there.
 func (c Config) registrationWarning() string {
 	if c.IRC.Registration != channel.RegistrationOpen {
 		return ""
@@ -95,9 +96,9 @@ func (c Config) registrationWarning() string {
 	}
 	gate := "and no irc.password"
 	if c.IRC.Password != "" {
-		gate = "and irc.password does not gate registered nicks (it is the password of the [[user]]s without one)"
+		gate = "and irc.password does not gate registered nicks (it is the password of the [[user]]s without one and of nicks nobody has)"
 	}
-	return fmt.Sprintf("irc.registration = %q on %s, a listener beyond loopback, %s: anyone who can reach it may make themselves a user of this gateway with register (connecting as any registered nick, without its password, reaches register); set irc.registration = %q to make users with msimircd user add only",
+	return fmt.Sprintf("irc.registration = %q on %s, a listener beyond loopback, %s: anyone who can reach it may make themselves a user of this gateway with register (connecting with a nick nobody has, or as any registered nick without its password, reaches register); set irc.registration = %q to make users with msimircd user add only",
 		channel.RegistrationOpen, addr, gate, channel.RegistrationClosed)
 }
 

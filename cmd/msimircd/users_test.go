@@ -182,6 +182,9 @@ func TestRegistrationOpenBeyondLoopbackWarns(t *testing.T) {
 			if tc.warn && (!strings.Contains(w, "irc.registration") || !strings.Contains(w, tc.listen)) {
 				t.Errorf("warning %q does not name irc.registration and %s", w, tc.listen)
 			}
+			if tc.warn && !strings.Contains(w, "a nick nobody has") {
+				t.Errorf("warning %q does not say a nick nobody has reaches register", w)
+			}
 		})
 	}
 }
