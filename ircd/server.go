@@ -125,9 +125,9 @@ type Config struct {
 	// "irc -> …", with the connection's fields conn, remote and, once it
 	// has registered, nick). PASS, AUTHENTICATE payloads, OPER passwords
 	// and commands to NickServ are masked, then Redact masks the
-	// backend's secrets; the text of any other PRIVMSG or NOTICE, one that
-	// no mask changed, is shown as its size ("<N bytes>"), never as
-	// written. Nothing is formatted while the logger is above
+	// backend's secrets; the text of every PRIVMSG and NOTICE, masked or
+	// not, is then shown as its size ("<N bytes>"), never as written.
+	// Nothing is formatted while the logger is above
 	// debug level, which is checked as lines come and go (a level changed
 	// at run time counts).
 	TraceLines bool

@@ -91,23 +91,19 @@ func (c *Client) traceWritten(batch []entry) {
 
 // redact returns m as it may be logged: ircd's own masks first (PASS,
 // AUTHENTICATE payloads, OPER passwords, NickServ commands), then, when
-// backend is set, Config.Redact. The text of a PRIVMSG or NOTICE that no
-// mask changed is shown as its size (hideText): it is a user's message,
-// and the users did not write for the log; a command whose password was
-// masked is shown as masked. It returns m itself when nothing changed, and
-// never modifies m.
+// backend is set, Config.Redact. The text of a PRIVMSG or NOTICE is shown
+// as its size (hideText), masked or not: it is a user's message, or a
+// command to the gateway that may be one (an IM typed in a control channel
+// as "nick: text" looks like a command), and the users did not write for
+// the log. It returns m itself when nothing changed, and never modifies m.
 func (s *Server) redact(m *irc.Message, backend bool) *irc.Message {
-	in := m
 	m = maskLine(m)
 	if backend && s.cfg.Redact != nil {
 		if r := s.cfg.Redact(m); r != nil {
 			m = r
 		}
 	}
-	if m == in {
-		m = hideText(m)
-	}
-	return m
+	return hideText(m)
 }
 
 // hideText returns m with the text of a PRIVMSG or NOTICE (its parameters
