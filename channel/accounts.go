@@ -158,11 +158,12 @@ func (s *session) accountAdd(r replyCtx, args []string) {
 	ac := Account{Email: email, Password: password, Channel: ch, AutoConnect: true}
 	ctx, cancel := storeCtx()
 	err := s.b.users.st.AddAccount(ctx, s.user.Name, store.Account{Email: email, Password: password, Channel: ch, Autoconnect: true})
-	cancel()
 	if errors.Is(err, store.ErrExists) {
-		s.reply(r, "You have the account %s already.", email)
-		return
+		// Kept, and not among the session's: one whose sealed password
+		// could not be read (loadUserMemory told the user), sealed anew.
+		err = s.b.users.st.UpdateAccount(ctx, s.user.Name, store.Account{Email: email, Password: password, Channel: ch, Autoconnect: true})
 	}
+	cancel()
 	if err != nil {
 		s.log.WithError(err).Error("store: adding an account failed")
 		s.reply(r, "Adding the account failed: %v", errStore)

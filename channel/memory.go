@@ -662,6 +662,13 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 	}
 	m.mayNotes = state.Notes > 0
 	for _, as := range state.Accounts {
+		if as.Unreadable != nil && accountIndex(u.Accounts, as.Email) < 0 {
+			// Left out of u (storeDirectory.load); a configuration's
+			// account was sealed anew by saveUser.
+			log.WithError(as.Unreadable).WithFields(logrus.Fields{"user": u.Name, "email": as.Email}).
+				Error("store: an MSIM account of the user cannot be read; it is not logged in, and the user is told")
+			m.notes = append(m.notes, fmt.Sprintf("Your MSIM account %s could not be read from the gateway's database (its stored password is damaged), so it is not connected. Add it again with: account add msim %s <password> (what was kept for it stays).", as.Email, as.Email))
+		}
 		if as.Channel != "" {
 			put(&m.channels, as.Email, as.Channel)
 		}

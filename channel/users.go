@@ -292,6 +292,9 @@ func (d *storeDirectory) load(name string) (User, error) {
 	}
 	u := User{Name: name, registered: true}
 	for _, a := range st.Accounts {
+		if a.Unreadable != nil {
+			continue // not logged in: the user's memory tells them (loadUserMemory)
+		}
 		u.Accounts = append(u.Accounts, Account{Email: a.Email, Password: a.Password, Channel: a.Channel, AutoConnect: a.Autoconnect,
 			status: a.Settings["status"], statusText: a.Settings["status_text"]})
 	}

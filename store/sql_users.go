@@ -296,7 +296,13 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 		a := &st.Accounts[i]
 		pw, err := s.sl.open(sealed[i], passwordAD(name, a.Email))
 		if err != nil {
-			return UserState{}, fmt.Errorf("password of account %q: %w", a.Email, err)
+			why := "is malformed"
+			if errors.Is(err, ErrWrongKey) {
+				why = "does not open with the key that opens the database (the row is corrupt, or was sealed for another account)"
+			}
+			a.Unreadable = fmt.Errorf("%w: account %q of user %q (accounts row %d): its sealed MSIM password of %d bytes %s",
+				ErrUnreadable, a.Email, name, ids[i], len(sealed[i]), why)
+			continue
 		}
 		a.Password = string(pw)
 	}

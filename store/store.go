@@ -47,6 +47,8 @@ var (
 	ErrExists = errors.New("store: already exists")
 	// ErrWrongKey: the key does not open what was sealed in the database.
 	ErrWrongKey = errors.New("store: the key does not open the sealed MSIM passwords (is it the key file this database was created with?)")
+	// ErrUnreadable: a row cannot be read (AccountState.Unreadable).
+	ErrUnreadable = errors.New("store: unreadable row")
 	// ErrFull: an account holds MaxHeld IMs, or a user has MaxNotes notes,
 	// already; nothing was added.
 	ErrFull = errors.New("store: full")
@@ -75,7 +77,9 @@ type Store interface {
 	// DeleteUser deletes the user and everything kept for them.
 	DeleteUser(ctx context.Context, name string) error
 	// LoadUser returns everything kept for the user but the held and
-	// queued IMs themselves (their counts are given) and the notes.
+	// queued IMs themselves (their counts are given) and the notes. An
+	// account whose sealed MSIM password does not open (a corrupt row)
+	// comes with Unreadable set and no password; the others load.
 	LoadUser(ctx context.Context, name string) (UserState, error)
 
 	// SetSetting sets one of the user's settings.
@@ -169,6 +173,13 @@ type AccountState struct {
 	Nicks  map[msim.UID]string // buddy nicks, renames included
 	Held   int                 // IMs held (HeldIMs returns them)
 	Queued int                 // IMs queued (QueuedIMs returns them)
+	// Unreadable is set (ErrUnreadable), naming the user, the account and
+	// its row, when the account's sealed MSIM password does not open
+	// although the key opens the database's (the row is corrupt, or was
+	// written by another tool or for another account); Password is empty
+	// then. The row and what is kept for the account stay: UpdateAccount
+	// with the password seals it anew.
+	Unreadable error
 }
 
 // UserState is what LoadUser returns.
