@@ -230,6 +230,9 @@ type Bridge struct {
 	sessions map[string]*session    // live session by user name
 	memory   map[string]*userMemory // remembered state by user name
 	loading  map[string]*memLoad    // users whose state is being read (loadMemory)
+	// deleting: users whom a reload removed whose entry is being deleted
+	// (deleteRemoved), each closed once that is over; nil until the first.
+	deleting map[string]chan struct{}
 }
 
 // New returns a bridge. Call Shutdown to end its sessions.
@@ -588,6 +591,14 @@ func (b *Bridge) loadMemory(u User) error {
 		if b.memory[u.Name] != nil {
 			b.mu.Unlock()
 			return nil
+		}
+		if del := b.deleting[u.Name]; del != nil {
+			// What would be read now may be the deleted user's: read once
+			// the deletion is over.
+			b.mu.Unlock()
+			<-del
+			b.mu.Lock()
+			continue
 		}
 		l := b.loading[u.Name]
 		if l == nil {

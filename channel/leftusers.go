@@ -113,13 +113,28 @@ func leaseToDelete(ctx context.Context, st store.Store, name, instance string, t
 // once what their state was still writing is written. The bridge lets go
 // of that state first: a register of the nick once the entry is deleted
 // reads its own from the store, never the removed user's; if the entry
-// is kept, the state is read again when the user is next served.
+// is kept, the state is read again when the user is next served. A read
+// of the state under way as the deletion starts is not kept, and one
+// asked for until the deletion is over waits for it (loadMemory): what
+// is read around the deletion may be the removed user's.
 func (b *Bridge) deleteRemoved(name string) {
 	st := b.cfg.Store
 	if st == nil {
 		return
 	}
 	b.mu.Lock()
+	if b.deleting[name] != nil {
+		b.mu.Unlock()
+		return // another deletion of the name is under way
+	}
+	over := make(chan struct{})
+	if b.deleting == nil {
+		b.deleting = map[string]chan struct{}{}
+	}
+	b.deleting[name] = over
+	if l := b.loading[name]; l != nil {
+		l.stale = true
+	}
 	mem := b.memory[name]
 	if mem != nil && b.sessions[name] == nil {
 		delete(b.memory, name)
@@ -127,6 +142,12 @@ func (b *Bridge) deleteRemoved(name string) {
 		mem = nil // a session serves the name again: its state is not the removed user's to forget
 	}
 	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.deleting, name)
+		b.mu.Unlock()
+		close(over)
+	}()
 	if mem != nil {
 		mem.settle()
 	}
@@ -140,21 +161,7 @@ func (b *Bridge) deleteRemoved(name string) {
 		b.log.WithError(err).WithField("user", name).Error("store: deleting a user removed from the config failed; the next start deletes them")
 		return
 	}
-	if !deleted {
-		return
-	}
-	if mem != nil {
+	if deleted && mem != nil {
 		mem.forget() // what still writes to it (a login under way) keeps nothing
 	}
-	// A read of the user's state under way, or one done since the state
-	// was let go, may hold the deleted user's: it is not kept (the next
-	// reader reads the store again).
-	b.mu.Lock()
-	if l := b.loading[name]; l != nil {
-		l.stale = true
-	}
-	if b.sessions[name] == nil {
-		delete(b.memory, name)
-	}
-	b.mu.Unlock()
 }

@@ -72,3 +72,92 @@ func TestReloadDeletionLeavesNoStateReadMeanwhile(t *testing.T) {
 		t.Errorf("the bridge keeps the deleted ben's state (auto_away = %q); want none kept once his entry is deleted", v)
 	}
 }
+
+// deleteThenStall is a store whose deletion of one user deletes the
+// entry, then waits until released before returning.
+type deleteThenStall struct {
+	store.Store
+	user             string
+	deleted, proceed chan struct{}
+	once             sync.Once
+}
+
+func (s *deleteThenStall) DeleteUser(ctx context.Context, name string) error {
+	err := s.Store.DeleteUser(ctx, name)
+	if name == s.user {
+		s.once.Do(func() {
+			close(s.deleted)
+			<-s.proceed
+		})
+	}
+	return err
+}
+
+// TestReloadDeletionKeepsNoReadThatEndsBeforeItIsOver: a read of a
+// removed [[user]]'s state that started before the reload deleted their
+// entry, and is over once the entry is deleted but before the deletion
+// is, leaves nothing with the bridge: a register of the nick then, whose
+// session starts at once, would be given the deleted user's state. A read
+// asked for meanwhile (the register's) is of what the store holds once
+// the deletion is over.
+func TestReloadDeletionKeepsNoReadThatEndsBeforeItIsOver(t *testing.T) {
+	inner := sqliteStore(t)
+	ctx := context.Background()
+	ben := User{Name: "ben", Accounts: []Account{{Email: "ben@example.com", Password: "pw"}}}
+	if err := saveUsers(ctx, inner, []User{ben}); err != nil {
+		t.Fatal(err)
+	}
+	if err := inner.SetSetting(ctx, "ben", "auto_away", "old ben's away text"); err != nil {
+		t.Fatal(err)
+	}
+	del := &deleteThenStall{Store: inner, user: "ben", deleted: make(chan struct{}), proceed: make(chan struct{})}
+	gate := &readThenStall{Store: del, entered: make(chan struct{}), release: make(chan struct{})}
+	b := &Bridge{cfg: Config{Store: gate}, log: quietLog(),
+		sessions: map[string]*session{}, memory: map[string]*userMemory{}, loading: map[string]*memLoad{}}
+	loaded := make(chan error, 1)
+	go func() { loaded <- b.loadMemory(ben) }()
+	<-gate.entered // ben's state is read; the read is not over
+
+	deleted := make(chan struct{})
+	go func() { b.deleteRemoved("ben"); close(deleted) }()
+	<-del.deleted // the entry is deleted; the deletion is not over
+	close(gate.release)
+	if err := <-loaded; err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	m := b.memory["ben"]
+	b.mu.Unlock()
+	if m != nil && !m.isForgotten() {
+		v, _ := m.setting("auto_away")
+		close(del.proceed)
+		<-deleted
+		t.Fatalf("once ben's entry is deleted, before the deletion is over, the bridge keeps the state read before (auto_away = %q); want none kept", v)
+	}
+
+	// A register of ben now: his entry is made anew and his state read.
+	hash, err := store.HashPassword("new-ben-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inner.CreateUser(ctx, "ben", hash); err != nil {
+		t.Fatal(err)
+	}
+	newBen := User{Name: "ben", registered: true}
+	reread := make(chan error, 1)
+	go func() { reread <- b.loadMemory(newBen) }()
+	close(del.proceed)
+	<-deleted
+	if err := <-reread; err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	m = b.memory["ben"]
+	b.mu.Unlock()
+	if m == nil {
+		t.Fatal("the new ben's state was not kept")
+	}
+	if v, _ := m.setting("auto_away"); v != "" {
+		t.Errorf("the new ben's auto_away: got %q, want none (the deleted ben's not given to him)", v)
+	}
+}
