@@ -233,6 +233,12 @@ type Bridge struct {
 	// deleting: users whom a reload removed whose entry is being deleted
 	// (deleteRemoved), each closed once that is over; nil until the first.
 	deleting map[string]chan struct{}
+	// removedEnd: the sessions a reload ended that had not ended in time,
+	// by the removed user's name: their entry is deleted once they end
+	// (ended); nil until the first.
+	removedEnd map[*session]string
+
+	endWait time.Duration // how long ReloadUsers waits for a session it ends; 0: endWait
 }
 
 // New returns a bridge. Call Shutdown to end its sessions.
@@ -494,6 +500,9 @@ func (b *Bridge) ended(s *session) {
 	if last {
 		delete(b.sessions, u.Name)
 	}
+	s.gone = true
+	removed, deleteNow := b.removedEnd[s]
+	delete(b.removedEnd, s)
 	var mem *userMemory // an ephemeral user's, forgotten
 	if last && u.Ephemeral {
 		mem = b.memory[u.Name]
@@ -515,6 +524,14 @@ func (b *Bridge) ended(s *session) {
 	}
 	if f, ok := b.cfg.Directory.(Forgetter); ok && last && u.Ephemeral {
 		f.Forget(u)
+	}
+	if deleteNow {
+		// A reload removed the user and did not see the session end: the
+		// entry is deleted now, unless a reload since names them again.
+		b.deleteRemoved(removed, func() bool {
+			d := b.liveUsers()
+			return d != nil && !d.cur.Load().named(removed)
+		})
 	}
 }
 

@@ -1,6 +1,8 @@
 package channel
 
 import (
+	"time"
+
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
@@ -79,3 +81,7 @@ func (b *Bridge) LoadWaiters(user string) int {
 	}
 	return 0
 }
+
+// SetEndWait sets how long ReloadUsers waits for a session it ends
+// (tests only).
+func (b *Bridge) SetEndWait(d time.Duration) { b.endWait = d }

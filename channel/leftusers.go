@@ -110,22 +110,24 @@ func leaseToDelete(ctx context.Context, st store.Store, name, instance string, t
 
 // deleteRemoved deletes from the store the user name, whom a reload
 // removed and whose session has ended, as a start would (deleteLeft),
-// once what their state was still writing is written. The bridge lets go
-// of that state first: a register of the nick once the entry is deleted
-// reads its own from the store, never the removed user's; if the entry
-// is kept, the state is read again when the user is next served. A read
-// of the state under way as the deletion starts is not kept, and one
-// asked for until the deletion is over waits for it (loadMemory): what
-// is read around the deletion may be the removed user's.
-func (b *Bridge) deleteRemoved(name string) {
+// once what their state was still writing is written; still, if not nil,
+// is asked under b.mu first whether the deletion is still wanted (a
+// reload since may name the user again). The bridge lets go of that
+// state first: a register of the nick once the entry is deleted reads
+// its own from the store, never the removed user's; if the entry is
+// kept, the state is read again when the user is next served. A read of
+// the state under way as the deletion starts is not kept, and one asked
+// for until the deletion is over waits for it (loadMemory): what is read
+// around the deletion may be the removed user's.
+func (b *Bridge) deleteRemoved(name string, still func() bool) {
 	st := b.cfg.Store
 	if st == nil {
 		return
 	}
 	b.mu.Lock()
-	if b.deleting[name] != nil {
+	if b.deleting[name] != nil || still != nil && !still() {
 		b.mu.Unlock()
-		return // another deletion of the name is under way
+		return // another deletion of the name is under way, or none is wanted
 	}
 	over := make(chan struct{})
 	if b.deleting == nil {
@@ -164,4 +166,20 @@ func (b *Bridge) deleteRemoved(name string) {
 	if deleted && mem != nil {
 		mem.forget() // what still writes to it (a login under way) keeps nothing
 	}
+}
+
+// deleteOnEnd has the entry of name, whom a reload removed, deleted once
+// s, their session that has not ended in time, ends (ended); false if it
+// has ended meanwhile (the caller deletes it).
+func (b *Bridge) deleteOnEnd(s *session, name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.gone {
+		return false
+	}
+	if b.removedEnd == nil {
+		b.removedEnd = map[*session]string{}
+	}
+	b.removedEnd[s] = name
+	return true
 }

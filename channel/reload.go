@@ -4,6 +4,7 @@
 package channel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,8 +113,9 @@ const (
 // fails nothing changes and the error is returned. A removed user's entry
 // is deleted once their session has ended (logged out of MSIM), with
 // their accounts and sealed MSIM passwords, as a start's SaveUsers
-// deletes it; if that fails (it is logged), the next start deletes it,
-// and their nick is no registration meanwhile.
+// deletes it: by ReloadUsers, or, if the session has not ended within
+// its wait, as it ends; if that fails (it is logged), the next start
+// deletes it, and their nick is no registration meanwhile.
 // ReloadUsers returns once every session concerned has applied the
 // change.
 func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersChange, error) {
@@ -177,18 +179,39 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 		}
 		sessions[i] = b.sessions[name]
 	}
+	// A removed user's entry being deleted as their session ended
+	// (ended) was looked at with the old users: if this reload names
+	// them again, they are saved again once that is over.
+	var resave []User
+	var overs []chan struct{}
+	for _, u := range save {
+		if over := b.deleting[u.Name]; over != nil {
+			resave, overs = append(resave, u), append(overs, over)
+		}
+	}
 	b.mu.Unlock()
 	b.lookups.Unlock()
+	for _, over := range overs {
+		<-over
+	}
+	if len(resave) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), storeWait)
+		err := saveUsers(ctx, b.cfg.Store, resave)
+		cancel()
+		if err != nil {
+			b.log.WithError(err).Error("store: saving again the config's users whose entries were being deleted failed; the next start saves them")
+		}
+	}
 
 	for i, r := range todo {
 		s := sessions[i]
 		if r.why == reloadRemoved || r.why == reloadShadowed {
 			ended := s == nil || s.endFor(r.why, configChangedAs)
 			if r.why == reloadRemoved && !next.named(r.name) {
-				if ended {
-					b.deleteRemoved(r.name)
+				if !ended && b.deleteOnEnd(s, r.name) {
+					b.log.WithField("user", r.name).Warn("store: the session of a user removed from the config has not ended; their entry is deleted once it does")
 				} else {
-					b.log.WithField("user", r.name).Warn("store: the session of a user removed from the config has not ended; their entry is kept until the next start deletes it")
+					b.deleteRemoved(r.name, nil)
 				}
 			}
 			continue
@@ -292,7 +315,7 @@ func (s *session) endFor(why, as string) bool {
 	select {
 	case <-s.done:
 		return true
-	case <-time.After(endWait):
+	case <-time.After(cmp.Or(s.b.endWait, endWait)):
 		s.log.Warn("a session ended by a reload of the users has not ended yet")
 		return false
 	}

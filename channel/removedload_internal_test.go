@@ -51,7 +51,7 @@ func TestReloadDeletionLeavesNoStateReadMeanwhile(t *testing.T) {
 	<-gate.entered // ben's state is read; the read is not over
 
 	deleted := make(chan struct{})
-	go func() { b.deleteRemoved("ben"); close(deleted) }()
+	go func() { b.deleteRemoved("ben", nil); close(deleted) }()
 	select {
 	case <-deleted:
 	case <-time.After(time.Minute): // a deletion that waits for the read
@@ -119,7 +119,7 @@ func TestReloadDeletionKeepsNoReadThatEndsBeforeItIsOver(t *testing.T) {
 	<-gate.entered // ben's state is read; the read is not over
 
 	deleted := make(chan struct{})
-	go func() { b.deleteRemoved("ben"); close(deleted) }()
+	go func() { b.deleteRemoved("ben", nil); close(deleted) }()
 	<-del.deleted // the entry is deleted; the deletion is not over
 	close(gate.release)
 	if err := <-loaded; err != nil {

@@ -91,6 +91,7 @@ type session struct {
 	cancel context.CancelFunc
 	events chan event
 	done   chan struct{}
+	gone   bool // the bridge has forgotten it (Bridge.ended); b.mu
 	// workers are the goroutines that dial MSIM, wait for an MSIM request
 	// or read or write the store for the session; each is given only what
 	// it may touch (the MSIM client, the store, values copied out), and
