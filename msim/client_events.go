@@ -799,17 +799,9 @@ func knownBM(typ int) bool {
 // that carries text: it may be an IM, and must not vanish. A typing
 // notice or a chat control is no IM and is not reported.
 func (c *Client) unknownBM(m *Message) {
-	body := m.StrOr("msg", "")
-	switch markup.Classify(body) {
-	case markup.KindTyping, markup.KindStopTyping:
+	body, ok := reportedText(m, func(body string) bool { return body == "" || isChatControl(body) })
+	if !ok {
 		return
-	case markup.KindZap:
-		body = "(a zap)"
-	default:
-		if body == "" || isChatControl(body) {
-			return
-		}
-		body = markup.ToPlain(body)
 	}
 	typ, _ := m.Raw(m.Type())
 	from := "no sender"
@@ -839,6 +831,24 @@ func (c *Client) logBadBM(m *Message, err error) {
 	log.Warn("msim: bad bm message")
 }
 
+// reportedText is the text of m, a message that may be an IM and that the
+// client could not read, as its report says it: plain, "(a zap)" for a
+// zap; ok is false for one that is no IM (a typing notice, or a body
+// noIM says is none).
+func reportedText(m *Message, noIM func(body string) bool) (text string, ok bool) {
+	body := m.StrOr("msg", "")
+	switch markup.Classify(body) {
+	case markup.KindTyping, markup.KindStopTyping:
+		return "", false
+	case markup.KindZap:
+		return "(a zap)", true
+	}
+	if noIM(body) {
+		return "", false
+	}
+	return markup.ToPlain(body), true
+}
+
 // cut shortens a field's wire value for a log, as FieldError does.
 func cut(v string) string {
 	if len(v) > 40 {
@@ -851,21 +861,15 @@ func cut(v string) string {
 // not be read: it cannot be delivered as from anyone, and must not vanish
 // either. A typing notice or a chat control is no IM and is not reported.
 func (c *Client) unreadableIM(m *Message, typ int) {
-	body := m.StrOr("msg", "")
-	switch markup.Classify(body) {
-	case markup.KindTyping, markup.KindStopTyping:
+	body, ok := reportedText(m, func(body string) bool {
+		return typ == BMAction && (body == "" || isChatControl(body) || strings.HasPrefix(body, "!!!") && inChat(m))
+	})
+	if !ok {
 		return
-	case markup.KindZap:
-		body = "(a zap)"
-	default:
-		if typ == BMAction && (body == "" || isChatControl(body) || strings.HasPrefix(body, "!!!") && inChat(m)) {
-			return
-		}
-		body = markup.ToPlain(body)
 	}
 	why := "it names no sender"
 	if f, ok := m.Raw("f"); ok {
-		why = fmt.Sprintf("its sender %q is no user ID", Unescape(f))
+		why = fmt.Sprintf("its sender %q is no user ID", cut(Unescape(f)))
 	}
 	c.emit(ErrorEvent{Unreadable: true, Message: fmt.Sprintf("an IM arrived that could not be read (%s): %s", why, body)})
 }
