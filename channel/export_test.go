@@ -85,3 +85,14 @@ func (b *Bridge) LoadWaiters(user string) int {
 // SetEndWait sets how long ReloadUsers waits for a session it ends
 // (tests only).
 func (b *Bridge) SetEndWait(d time.Duration) { b.endWait = d }
+
+// WaitDeletion waits until a deletion of name's entry under way
+// (deleteRemoved), if any, is over (tests only).
+func (b *Bridge) WaitDeletion(name string) {
+	b.mu.Lock()
+	over := b.deleting[name]
+	b.mu.Unlock()
+	if over != nil {
+		<-over
+	}
+}

@@ -158,6 +158,19 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 			todo = append(todo, reloaded{name: n.Name, why: reloadShadowed})
 		}
 	}
+	// The removed users whose entries a session's late end may delete
+	// (deleteOnEnd), looking at the old users until the swap below: one
+	// this reload names again is saved again once the swap is done and
+	// any such deletion is over.
+	pending := map[string]bool{}
+	b.mu.Lock()
+	for _, name := range b.removedEnd {
+		pending[name] = true
+	}
+	for name := range b.deleting {
+		pending[name] = true
+	}
+	b.mu.Unlock()
 	if st := b.cfg.Store; st != nil && len(save) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), storeWait)
 		err := saveUsers(ctx, st, save)
@@ -179,14 +192,18 @@ func (b *Bridge) ReloadUsers(users []StaticUser, serverPassword string) (UsersCh
 		}
 		sessions[i] = b.sessions[name]
 	}
-	// A removed user's entry being deleted as their session ended
-	// (ended) was looked at with the old users: if this reload names
-	// them again, they are saved again once that is over.
+	// A removed user's entry deleted, or being deleted, as their session
+	// ended (ended) was looked at with the old users: if this reload
+	// names them again, they are saved again once that is over.
 	var resave []User
 	var overs []chan struct{}
 	for _, u := range save {
-		if over := b.deleting[u.Name]; over != nil {
-			resave, overs = append(resave, u), append(overs, over)
+		over := b.deleting[u.Name]
+		if over != nil || pending[u.Name] {
+			resave = append(resave, u)
+		}
+		if over != nil {
+			overs = append(overs, over)
 		}
 	}
 	b.mu.Unlock()
