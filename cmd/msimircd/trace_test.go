@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -173,12 +174,14 @@ func TestDebugTraceHidesSecrets(t *testing.T) {
 		"irc <- PASS ***",
 		"irc <- AUTHENTICATE PLAIN",
 		"irc <- AUTHENTICATE ***",
-		"irc <- PRIVMSG root :register ***",
-		"irc -> :tia!tia@127.0.0.1 PRIVMSG root :register ***", // echo-message
-		"irc <- PRIVMSG root :account add msim pal@example.com ***",
-		"irc <- PRIVMSG &pal :root: account 1 set password ***",
-		"irc <- PRIVMSG root :identify ***",
-		"irc <- PRIVMSG root :drop ***",
+		// Commands to the gateway are masked, then shown as their sizes,
+		// as every PRIVMSG's text is.
+		sized("irc <- PRIVMSG root", "register ***"),
+		sized("irc -> :tia!tia@127.0.0.1 PRIVMSG root", "register ***"), // echo-message
+		sized("irc <- PRIVMSG root", "account add msim pal@example.com ***"),
+		sized("irc <- PRIVMSG &pal", "root: account 1 set password ***"),
+		sized("irc <- PRIVMSG root", "identify ***"),
+		sized("irc <- PRIVMSG root", "drop ***"),
 		"irc <- QUIT :bye",
 	} {
 		if !slices.Contains(traced, want) {
@@ -188,4 +191,9 @@ func TestDebugTraceHidesSecrets(t *testing.T) {
 	if !slices.ContainsFunc(traced, func(m string) bool { return strings.HasPrefix(m, "irc -> :") && strings.Contains(m, " 001 tia ") }) {
 		t.Errorf("no trace of the 001 sent to tia; traced lines: %q", traced)
 	}
+}
+
+// sized is a traced PRIVMSG line, head, whose text is shown as its size.
+func sized(head, text string) string {
+	return fmt.Sprintf("%s :<%d bytes>", head, len(text))
 }
