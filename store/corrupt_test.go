@@ -3,8 +3,12 @@ package store
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/msimircd/msimircd/msim"
 )
 
 // TestCorruptRows: rows that a corrupt database or another tool left are
@@ -13,16 +17,164 @@ func TestCorruptRows(t *testing.T) {
 	suite := []struct {
 		name string
 		run  func(t *testing.T, db testDB)
+		// sqlite: SQLite's only, as it keeps text in an integer column;
+		// PostgreSQL refuses to.
+		sqlite bool
 	}{
-		{"sealed passwords that do not open", testUnreadablePasswords},
+		{"sealed passwords that do not open", testUnreadablePasswords, false},
+		{"held IMs that do not read", testUnreadableHeld, true},
+		{"queued IMs that do not read", testUnreadableQueued, true},
+		{"buddy nicks that do not read", testUnreadableNicks, true},
 	}
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
 			requireEngine(t, e.name)
 			for _, c := range suite {
+				if c.sqlite && e.name != "sqlite" {
+					continue
+				}
 				t.Run(c.name, func(t *testing.T) { c.run(t, e.fresh(t)) })
 			}
 		})
+	}
+}
+
+// corrupt runs an UPDATE on the database behind the store's back.
+func corrupt(t *testing.T, db testDB, query string, args ...any) {
+	t.Helper()
+	r, d := db.raw(t)
+	if _, err := r.Exec(d.Rebind(query), args...); err != nil {
+		t.Fatalf("corrupt: %s: %v", query, err)
+	}
+}
+
+// wantUnreadableRows checks that err is an *UnreadableRows of alice's
+// account a@example.com naming exactly the rows ids, in its text too.
+func wantUnreadableRows(t *testing.T, what string, err error, ids ...int64) {
+	t.Helper()
+	var ur *UnreadableRows
+	if !errors.Is(err, ErrUnreadable) || !errors.As(err, &ur) {
+		t.Fatalf("%s: got error %v, want ErrUnreadable naming rows %v", what, err, ids)
+	}
+	var got []int64
+	for _, r := range ur.Rows {
+		got = append(got, r.ID)
+	}
+	if !slices.Equal(got, ids) || ur.User != "alice" || ur.Email != "a@example.com" {
+		t.Errorf("%s: got rows %v of %q's %q, want rows %v of alice's a@example.com", what, got, ur.User, ur.Email, ids)
+	}
+	for _, want := range append([]string{`"alice"`, `"a@example.com"`}, func() (s []string) {
+		for _, id := range ids {
+			s = append(s, fmt.Sprintf("row %d:", id))
+		}
+		return s
+	}()...) {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q does not name %s", what, err, want)
+		}
+	}
+}
+
+// testUnreadableHeld: held IMs whose values do not convert are left out
+// of HeldIMs and TakeHeld, which return the others and name them; they
+// stay held, a take and a DeleteHeld of the others leave them.
+func testUnreadableHeld(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "alice")
+	mustAdd(t, s, "alice", Account{Email: "a@example.com", Password: "pw"})
+	var ids []int64
+	for i := range 5 {
+		im, err := s.HoldIM(ctx, "alice", "a@example.com", HeldIM{Seq: int64(i + 1), From: 7, Text: fmt.Sprint("im ", i+1)})
+		check(t, "HoldIM", err)
+		ids = append(ids, im.ID)
+	}
+	corrupt(t, db, `UPDATE held_ims SET seq = 'x' WHERE id = ?`, ids[1])
+	corrupt(t, db, `UPDATE held_ims SET sender = 'nobody' WHERE id = ?`, ids[2])
+	corrupt(t, db, `UPDATE held_ims SET offline = 'maybe' WHERE id = ?`, ids[3])
+
+	texts := func(ims []HeldIM) (out []string) {
+		for _, im := range ims {
+			out = append(out, im.Text)
+		}
+		return out
+	}
+	got, err := s.HeldIMs(ctx, "alice", "a@example.com")
+	wantUnreadableRows(t, "HeldIMs", err, ids[1], ids[2], ids[3])
+	if want := []string{"im 1", "im 5"}; !slices.Equal(texts(got), want) {
+		t.Errorf("HeldIMs: got %q, want %q", texts(got), want)
+	}
+
+	check(t, "DeleteHeld", s.DeleteHeld(ctx, "alice", "a@example.com", ids[0]))
+	got, err = s.TakeHeld(ctx, "alice", "a@example.com")
+	wantUnreadableRows(t, "TakeHeld", err, ids[1], ids[2], ids[3])
+	if want := []string{"im 5"}; !slices.Equal(texts(got), want) {
+		t.Errorf("TakeHeld: got %q, want %q", texts(got), want)
+	}
+	got, err = s.HeldIMs(ctx, "alice", "a@example.com")
+	wantUnreadableRows(t, "HeldIMs after the take", err, ids[1], ids[2], ids[3])
+	if len(got) != 0 {
+		t.Errorf("HeldIMs after the take: got %q, want none", texts(got))
+	}
+	// The highest seq that reads: the one that does not is left out.
+	if st := mustLoad(t, s, "alice"); st.Accounts[0].Held != 3 || st.HeldSeq != 4 {
+		t.Errorf("LoadUser after the take: got %d held, HeldSeq %d; want the 3 unreadable kept, HeldSeq 4", st.Accounts[0].Held, st.HeldSeq)
+	}
+}
+
+// testUnreadableQueued: queued IMs whose values do not convert are left
+// out of QueuedIMs, which returns the others and names them.
+func testUnreadableQueued(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "alice")
+	mustAdd(t, s, "alice", Account{Email: "a@example.com", Password: "pw"})
+	var ids []int64
+	for i := range 3 {
+		q, err := s.QueueIM(ctx, "alice", "a@example.com", QueuedIM{To: 7, Nick: "bob", Text: fmt.Sprint("typed ", i+1)})
+		check(t, "QueueIM", err)
+		ids = append(ids, q.ID)
+	}
+	corrupt(t, db, `UPDATE queued_ims SET recipient = 'bob' WHERE id = ?`, ids[1])
+
+	got, err := s.QueuedIMs(ctx, "alice", "a@example.com")
+	wantUnreadableRows(t, "QueuedIMs", err, ids[1])
+	var texts []string
+	for _, q := range got {
+		texts = append(texts, q.Text)
+	}
+	if want := []string{"typed 1", "typed 3"}; !slices.Equal(texts, want) {
+		t.Errorf("QueuedIMs: got %q, want %q", texts, want)
+	}
+}
+
+// testUnreadableNicks: a buddy nick whose uid does not convert is left
+// out of the account's nicks, named in NicksUnreadable; the user loads.
+func testUnreadableNicks(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "alice")
+	mustAdd(t, s, "alice", Account{Email: "a@example.com", Password: "pw"})
+	for uid, nick := range map[msim.UID]string{7: "bob", 8: "bad", 9: "carol"} {
+		check(t, "SetNick", s.SetNick(ctx, "alice", "a@example.com", uid, nick))
+	}
+	corrupt(t, db, `UPDATE buddy_nicks SET uid = 'eight' WHERE nick = 'bad'`)
+	r, d := db.raw(t)
+	var acct int64
+	check(t, "select id", r.QueryRow(d.Rebind(`SELECT id FROM accounts WHERE email = ?`), "a@example.com").Scan(&acct))
+
+	st, err := s.LoadUser(ctx, "alice")
+	if err != nil {
+		t.Fatalf("LoadUser with an unreadable nick: %v; want the user", err)
+	}
+	a := st.Accounts[0]
+	if want := map[msim.UID]string{7: "bob", 9: "carol"}; !maps.Equal(a.Nicks, want) || a.Password != "pw" {
+		t.Errorf("LoadUser: got nicks %v, password %q; want %v, pw", a.Nicks, a.Password, want)
+	}
+	if len(a.NicksUnreadable) != 1 || !errors.Is(a.NicksUnreadable[0], ErrUnreadable) {
+		t.Fatalf("LoadUser: got NicksUnreadable %v, want one ErrUnreadable", a.NicksUnreadable)
+	}
+	for _, want := range []string{`"alice"`, fmt.Sprintf("account row %d", acct), `"bad"`, "eight"} {
+		if !strings.Contains(a.NicksUnreadable[0].Error(), want) {
+			t.Errorf("NicksUnreadable: %q does not name %s", a.NicksUnreadable[0], want)
+		}
 	}
 }
 

@@ -105,11 +105,12 @@ func (s *sqlStore) HeldIMs(ctx context.Context, user, email string) ([]HeldIM, e
 		return nil, wrap("held IMs", err)
 	}
 	var out []HeldIM
+	bad := &UnreadableRows{Table: "held_ims", User: user, Email: email}
 	found := false
 	err = s.eachRow(ctx, s.db, qHeldIMs, []any{user, email}, func(rows *sql.Rows) error {
 		found = true
-		im, err := scanHeld(rows)
-		if im.ID != 0 {
+		im, ok, err := readRow(rows, bad, scanHeld)
+		if ok && im.ID != 0 {
 			out = append(out, im)
 		}
 		return err
@@ -120,8 +121,12 @@ func (s *sqlStore) HeldIMs(ctx context.Context, user, email string) ([]HeldIM, e
 	if err != nil {
 		return nil, wrap("held IMs", err)
 	}
-	return out, nil
+	return out, wrap("held IMs", bad.err())
 }
+
+// errTakeAgain ends a take that met rows it cannot read: it is rolled
+// back and made again without them.
+var errTakeAgain = errors.New("store: take again")
 
 func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, error) {
 	id, err := s.accountID(ctx, s.db, user, email)
@@ -130,21 +135,55 @@ func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, 
 	}
 	// One statement: what it returns is exactly what it deleted, even
 	// with IMs held at the same moment. It runs in a transaction committed
-	// only once every row it returned was read: a take that fails first (a
-	// row it cannot read, ctx ended, the connection lost) removes none.
+	// only once every row it returned was read: a take that fails first
+	// (ctx ended, the connection lost) removes none. A take that meets
+	// rows it cannot read is rolled back and made again without them:
+	// they stay held, and the error names them.
+	bad := &UnreadableRows{Table: "held_ims", User: user, Email: email}
 	var out []HeldIM
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		return s.eachRow(ctx, tx, `DELETE FROM held_ims WHERE account_id = ? RETURNING `+heldColumns, []any{id}, func(rows *sql.Rows) error {
-			im, err := scanHeld(rows)
-			out = append(out, im)
-			return err
+	for {
+		q, args := `DELETE FROM held_ims WHERE account_id = ?`, []any{id}
+		if len(bad.Rows) > 0 {
+			q += ` AND id NOT IN (` + strings.Repeat(", ?", len(bad.Rows))[2:] + `)`
+			for _, r := range bad.Rows {
+				args = append(args, r.ID)
+			}
+		}
+		out = out[:0]
+		before := len(bad.Rows)
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			// Not prepared when the list's length varies.
+			rows, err := tx.QueryContext(ctx, s.d.Rebind(q+` RETURNING `+heldColumns), args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				im, ok, err := readRow(rows, bad, scanHeld)
+				if err != nil {
+					return err
+				}
+				if ok {
+					out = append(out, im)
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(bad.Rows) > before {
+				return errTakeAgain
+			}
+			return nil
 		})
-	})
+		if !errors.Is(err, errTakeAgain) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, wrap("take held IMs", err)
 	}
 	slices.SortFunc(out, func(a, b HeldIM) int { return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.ID, b.ID)) })
-	return out, nil
+	return out, wrap("take held IMs", bad.err())
 }
 
 func (s *sqlStore) DeleteHeld(ctx context.Context, user, email string, ids ...int64) error {
@@ -185,19 +224,15 @@ func (s *sqlStore) QueuedIMs(ctx context.Context, user, email string) ([]QueuedI
 		return nil, wrap("queued IMs", err)
 	}
 	var out []QueuedIM
+	bad := &UnreadableRows{Table: "queued_ims", User: user, Email: email}
 	found := false
 	err = s.eachRow(ctx, s.db, qQueuedIMs, []any{user, email}, func(rows *sql.Rows) error {
 		found = true
-		var im QueuedIM
-		var to, typed int64
-		if err := rows.Scan(&im.ID, &to, &im.Nick, &im.Text, &typed, &im.Recorded, &im.MsgID); err != nil {
-			return err
-		}
-		if im.ID != 0 {
-			im.To, im.Time = msim.UID(to), fromMicros(typed)
+		im, ok, err := readRow(rows, bad, scanQueued)
+		if ok && im.ID != 0 {
 			out = append(out, im)
 		}
-		return nil
+		return err
 	})
 	if err == nil && !found {
 		err = fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
@@ -205,7 +240,49 @@ func (s *sqlStore) QueuedIMs(ctx context.Context, user, email string) ([]QueuedI
 	if err != nil {
 		return nil, wrap("queued IMs", err)
 	}
-	return out, nil
+	return out, wrap("queued IMs", bad.err())
+}
+
+func scanQueued(rows *sql.Rows) (QueuedIM, error) {
+	var im QueuedIM
+	var to, typed int64
+	if err := rows.Scan(&im.ID, &to, &im.Nick, &im.Text, &typed, &im.Recorded, &im.MsgID); err != nil {
+		return QueuedIM{}, err
+	}
+	im.To, im.Time = msim.UID(to), fromMicros(typed)
+	return im, nil
+}
+
+// readRow reads the current row with scan. A row whose values do not
+// convert (text in an integer column, say, which SQLite keeps as another
+// tool or a bad migration wrote it) is added to bad, by its first column
+// (its id), and left out: ok false, no error. An error is returned only
+// when the row cannot be read at all (the rows ended: ctx, the
+// connection).
+func readRow[T any](rows *sql.Rows, bad *UnreadableRows, scan func(*sql.Rows) (T, error)) (v T, ok bool, err error) {
+	v, err = scan(rows)
+	if err == nil {
+		return v, true, nil
+	}
+	cols, cerr := rows.Columns()
+	if cerr != nil || len(cols) == 0 {
+		return v, false, err
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if rows.Scan(ptrs...) != nil { // not the row's values: the rows' end
+		return v, false, err
+	}
+	var id sql.NullInt64
+	if id.Scan(vals[0]) != nil || !id.Valid {
+		return v, false, err // no id to name it by, or to keep it out of a take
+	}
+	bad.Rows = append(bad.Rows, UnreadableRow{ID: id.Int64, Err: err})
+	var zero T
+	return zero, false, nil
 }
 
 func (s *sqlStore) DeleteQueued(ctx context.Context, user, email string, ids ...int64) error {

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/msimircd/msimircd/msim"
@@ -242,6 +244,12 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 	var ids []int64
 	var sealed [][]byte
 	byID := map[int64]*AccountState{}
+	type badNick struct {
+		account int64
+		err     error
+	}
+	var badNicks []badNick
+	var seqUnread []int // accounts whose highest held seq did not read
 	found := false
 	err := s.eachRow(ctx, s.db, qLoadUser, []any{name}, func(rows *sql.Rows) error {
 		var (
@@ -252,8 +260,27 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 			b          bool
 			n1, n2, n3 int64
 		)
-		if err := rows.Scan(&kind, &id, &t1, &t2, &pw, &b, &n1, &n2, &n3); err != nil {
-			return err
+		dest := []any{&kind, &id, &t1, &t2, &pw, &b, &n1, &n2, &n3}
+		if err := rows.Scan(dest...); err != nil {
+			// A row whose values do not convert (SQLite keeps what
+			// another tool or a bad migration wrote): a nick is left
+			// out (the buddy gets a nick anew), and an account whose
+			// held IMs' highest seq is one is read without it (its
+			// readable ones are looked at after).
+			vals, bad, ok := scanEach(rows, dest)
+			switch {
+			case !ok:
+				return err // the rows ended
+			case kind == rowNick && !slices.Contains(bad, 0) && !slices.Contains(bad, 1):
+				badNicks = append(badNicks, badNick{id, fmt.Errorf("%w: buddy_nicks row of account row %d of user %q, nick %q, uid %v: %v",
+					ErrUnreadable, id, name, vals[2], vals[6], err)})
+				return nil
+			case kind == rowAccount && slices.Equal(bad, []int{7}):
+				n2 = 0
+				seqUnread = append(seqUnread, len(st.Accounts))
+			default:
+				return fmt.Errorf("user %q: a row (kind %v, id %v) cannot be read: %w", name, vals[0], vals[1], err)
+			}
 		}
 		switch kind {
 		case rowUser:
@@ -292,6 +319,19 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 	if !found {
 		return UserState{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
 	}
+	for _, i := range seqUnread {
+		seq, err := s.heldSeq(ctx, ids[i])
+		if err != nil {
+			return UserState{}, err
+		}
+		st.HeldSeq = max(st.HeldSeq, seq)
+	}
+	for _, n := range badNicks {
+		if i := slices.Index(ids, n.account); i >= 0 {
+			a := &st.Accounts[i]
+			a.NicksUnreadable = append(a.NicksUnreadable, n.err)
+		}
+	}
 	for i := range st.Accounts {
 		a := &st.Accounts[i]
 		pw, err := s.sl.open(sealed[i], passwordAD(name, a.Email))
@@ -307,6 +347,85 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 		a.Password = string(pw)
 	}
 	return st, nil
+}
+
+// heldSeq is the highest seq of the account's held IMs that reads (0 if
+// none), for an account one of whose does not.
+func (s *sqlStore) heldSeq(ctx context.Context, account int64) (int64, error) {
+	var top int64
+	err := s.eachRow(ctx, s.db, `SELECT seq FROM held_ims WHERE account_id = ?`, []any{account}, func(rows *sql.Rows) error {
+		var v any
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		var seq sql.NullInt64
+		if seq.Scan(v) == nil {
+			top = max(top, seq.Int64)
+		}
+		return nil
+	})
+	return top, err
+}
+
+// scanEach reads the current row, after a Scan into dest failed, value
+// by value: it sets each of dest that converts and returns the row's
+// values and the indexes of those that do not. ok is false if the row
+// cannot be read at all (the rows ended).
+func scanEach(rows *sql.Rows, dest []any) (vals []any, bad []int, ok bool) {
+	vals = make([]any, len(dest))
+	ptrs := make([]any, len(dest))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if rows.Scan(ptrs...) != nil {
+		return nil, nil, false
+	}
+	for i, d := range dest {
+		if assign(d, vals[i]) != nil {
+			bad = append(bad, i)
+		}
+	}
+	return vals, bad, true
+}
+
+// assign converts v as Scan would into d, one of the types loadUser
+// scans into.
+func assign(d, v any) error {
+	switch d := d.(type) {
+	case *int:
+		var n sql.NullInt64
+		err := n.Scan(v)
+		*d = int(n.Int64)
+		return cmp.Or(err, nullErr(n.Valid))
+	case *int64:
+		var n sql.NullInt64
+		err := n.Scan(v)
+		*d = n.Int64
+		return cmp.Or(err, nullErr(n.Valid))
+	case *string:
+		var n sql.NullString
+		err := n.Scan(v)
+		*d = n.String
+		return cmp.Or(err, nullErr(n.Valid))
+	case *bool:
+		var n sql.NullBool
+		err := n.Scan(v)
+		*d = n.Bool
+		return cmp.Or(err, nullErr(n.Valid))
+	case *[]byte:
+		var n sql.Null[[]byte]
+		err := n.Scan(v)
+		*d = n.V
+		return err // NULL is nil, as Scan gives it
+	}
+	return fmt.Errorf("store: cannot assign to %T", d)
+}
+
+func nullErr(valid bool) error {
+	if valid {
+		return nil
+	}
+	return errors.New("NULL")
 }
 
 // eachRow runs f on each row of a query and closes the rows.

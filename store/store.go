@@ -30,8 +30,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/msimircd/msimircd/msim"
@@ -47,7 +51,8 @@ var (
 	ErrExists = errors.New("store: already exists")
 	// ErrWrongKey: the key does not open what was sealed in the database.
 	ErrWrongKey = errors.New("store: the key does not open the sealed MSIM passwords (is it the key file this database was created with?)")
-	// ErrUnreadable: a row cannot be read (AccountState.Unreadable).
+	// ErrUnreadable: a row cannot be read (AccountState.Unreadable,
+	// UnreadableRows).
 	ErrUnreadable = errors.New("store: unreadable row")
 	// ErrFull: an account holds MaxHeld IMs, or a user has MaxNotes notes,
 	// already; nothing was added.
@@ -79,7 +84,8 @@ type Store interface {
 	// LoadUser returns everything kept for the user but the held and
 	// queued IMs themselves (their counts are given) and the notes. An
 	// account whose sealed MSIM password does not open (a corrupt row)
-	// comes with Unreadable set and no password; the others load.
+	// comes with Unreadable set and no password; the others load. A buddy
+	// nick that cannot be read is left out (NicksUnreadable).
 	LoadUser(ctx context.Context, name string) (UserState, error)
 
 	// SetSetting sets one of the user's settings.
@@ -111,12 +117,16 @@ type Store interface {
 	// returns it with its ID set; ErrFull when the account holds MaxHeld.
 	HoldIM(ctx context.Context, user, email string, im HeldIM) (HeldIM, error)
 	// HeldIMs returns the account's held IMs in arrival order (by Seq,
-	// then by the order they were held) and keeps them.
+	// then by the order they were held) and keeps them. Rows it cannot
+	// read are left out: it returns the others and an *UnreadableRows
+	// naming them.
 	HeldIMs(ctx context.Context, user, email string) ([]HeldIM, error)
 	// TakeHeld returns the account's held IMs in arrival order and
 	// forgets them, in one statement; a take that fails forgets none. An
 	// IM taken is no longer kept: where a crash before delivery must lose
 	// nothing, use HeldIMs and then DeleteHeld for what was delivered.
+	// Rows it cannot read stay held: it takes the others, and returns
+	// them with an *UnreadableRows naming those.
 	TakeHeld(ctx context.Context, user, email string) ([]HeldIM, error)
 	// DeleteHeld forgets the held IMs of the account with these IDs
 	// (delivered ones); IDs not held are ignored.
@@ -126,6 +136,7 @@ type Store interface {
 	// down and returns it with its ID set.
 	QueueIM(ctx context.Context, user, email string, im QueuedIM) (QueuedIM, error)
 	// QueuedIMs returns the account's queued IMs in the order queued.
+	// Rows it cannot read are left out, as HeldIMs does.
 	QueuedIMs(ctx context.Context, user, email string) ([]QueuedIM, error)
 	// DeleteQueued forgets the queued IMs with these IDs (sent ones);
 	// IDs not queued are ignored.
@@ -180,6 +191,11 @@ type AccountState struct {
 	// then. The row and what is kept for the account stay: UpdateAccount
 	// with the password seals it anew.
 	Unreadable error
+	// NicksUnreadable names the account's buddy nicks that could not be
+	// read (ErrUnreadable, naming the user, the account's row, the nick
+	// and its uid as kept): they are left out of Nicks, and their rows
+	// stay.
+	NicksUnreadable []error
 }
 
 // UserState is what LoadUser returns.
@@ -193,6 +209,46 @@ type UserState struct {
 	HeldSeq int64
 	// Notes is how many notes wait for the user (TakeNotes returns them).
 	Notes int
+}
+
+// UnreadableRows is the error (ErrUnreadable) of a read that left out
+// rows of an account it could not read: values that do not convert, as a
+// corrupt database keeps them, or SQLite does what another tool or a bad
+// migration wrote (text in an integer column). The read returns the
+// others with it; the rows stay.
+type UnreadableRows struct {
+	Table       string // held_ims or queued_ims
+	User, Email string
+	Rows        []UnreadableRow
+}
+
+// UnreadableRow is a row left out, by its id, and why.
+type UnreadableRow struct {
+	ID  int64
+	Err error
+}
+
+func (e *UnreadableRows) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v: %d %s rows of account %q of user %q:", ErrUnreadable, len(e.Rows), e.Table, e.Email, e.User)
+	for i, r := range e.Rows {
+		if i > 0 {
+			b.WriteString(";")
+		}
+		fmt.Fprintf(&b, " row %d: %v", r.ID, r.Err)
+	}
+	return b.String()
+}
+
+func (e *UnreadableRows) Unwrap() error { return ErrUnreadable }
+
+// err is e, or nil when no row was left out.
+func (e *UnreadableRows) err() error {
+	if len(e.Rows) == 0 {
+		return nil
+	}
+	slices.SortFunc(e.Rows, func(a, b UnreadableRow) int { return cmp.Compare(a.ID, b.ID) })
+	return e
 }
 
 // HeldIM is an IM or a zap from a buddy that did not reach the user.
