@@ -501,6 +501,9 @@ func (s *session) build(at *attachment, others bool) {
 			}
 		}
 	}
+	if s.mem.hasNotes() { // held IMs that could not be read, say
+		s.tellNotes()
+	}
 }
 
 // addBuddyUser gives the attached client at bd's virtual user; if the

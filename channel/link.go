@@ -369,6 +369,9 @@ func (s *session) onLinkResult(ev linkResult) {
 			}
 		}
 	}
+	if s.mem.hasNotes() { // held IMs that could not be read, say
+		s.tellNotes()
+	}
 	if s.away != "" && a.status == msim.StatusOnline {
 		s.setStatus(a, msim.StatusAway, s.away, replyCtx{})
 	}

@@ -75,6 +75,9 @@ type userMemory struct {
 	// lostNoted: accounts whose IMs were lost for want of room, with the
 	// user told once; cleared when held IMs are delivered.
 	lostNoted map[string]bool
+	// unreadNoted: the stores' tables and accounts (unreadNote) whose
+	// rows the store could not read, with the user told once.
+	unreadNoted map[string]bool
 	// forgotten: the bridge forgot the memory of a user without a
 	// password (Bridge.forget), or of a dropped registration; what is
 	// held here now is lost.
@@ -302,6 +305,14 @@ func (m *userMemory) takeNotes() []string {
 	return n
 }
 
+// hasNotes reports whether notes are kept in memory for the user (the
+// store's are not looked at).
+func (m *userMemory) hasNotes() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.notes) > 0
+}
+
 // leftovers counts the IMs held or queued and the notes kept in memory
 // only (no store, or it failed).
 func (m *userMemory) leftovers() (held, notes int) {
@@ -447,7 +458,9 @@ func (m *userMemory) heldFor(email string) []seqEvent {
 		ctx, cancel := m.ctx()
 		hs, err := m.st.HeldIMs(ctx, m.user, email)
 		cancel()
-		if err != nil {
+		if m.unreadNote(err, email, [2]string{"IM held for you", "IMs held for you"}) {
+			// The others are given.
+		} else if err != nil {
 			m.log.WithError(err).WithField("user", m.user).Error("store: held IMs not read; they stay held for the next login")
 		} else if len(hs) == 0 {
 			delete(m.mayHeld, email)
@@ -459,6 +472,30 @@ func (m *userMemory) heldFor(email string) []seqEvent {
 	out = append(out, m.held[email]...)
 	slices.SortStableFunc(out, func(a, b seqEvent) int { return cmp.Compare(a.seq, b.seq) })
 	return out
+}
+
+// unreadNote reports whether err is the store's of rows it could not read
+// (store.UnreadableRows) and left out: it logs them, and keeps a note
+// for the user, once per memory for the account and the table, of how
+// many of what (the user's name for one of the table's rows, and for
+// more) could not be read.
+// The rows stay in the store. Caller holds m.mu.
+func (m *userMemory) unreadNote(err error, email string, what [2]string) bool {
+	var ur *store.UnreadableRows
+	if !errors.As(err, &ur) {
+		return false
+	}
+	k := ur.Table + " " + email
+	if m.unreadNoted[k] {
+		return true
+	}
+	put(&m.unreadNoted, k, true)
+	m.log.WithError(err).WithFields(logrus.Fields{"user": m.user, "email": email}).
+		Error("store: rows of the account cannot be read; the others are used, these stay in the database, and the user is told")
+	if len(m.notes) < maxHeld {
+		m.notes = append(m.notes, fmt.Sprintf("%s on your MSIM account %s could not be read from the gateway's database (the rows are damaged); they stay there, and the gateway's administrator can look at them.", plural(len(ur.Rows), what[0], what[1]), email))
+	}
+	return true
 }
 
 // dropHeld forgets held IMs that reached the client. With a store, the
@@ -562,7 +599,9 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 		ctx, cancel := m.ctx()
 		qs, err := m.st.QueuedIMs(ctx, m.user, email)
 		cancel()
-		if err != nil {
+		if m.unreadNote(err, email, [2]string{"IM you typed while the link was down", "IMs you typed while the link was down"}) {
+			// The others are sent.
+		} else if err != nil {
 			m.log.WithError(err).WithField("user", m.user).Error("store: queued IMs not read; they stay queued")
 		} else if len(qs) == 0 {
 			delete(m.mayQueued, email)
@@ -677,6 +716,11 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 		}
 		if as.Queued > 0 {
 			put(&m.mayQueued, as.Email, true)
+		}
+		for _, err := range as.NicksUnreadable {
+			// The buddy gets a nick anew.
+			log.WithError(err).WithFields(logrus.Fields{"user": u.Name, "email": as.Email}).
+				Warn("store: a buddy nick of the account cannot be read; it is left out")
 		}
 		for uid, nick := range as.Nicks {
 			k := buddyKey{as.Email, uid}

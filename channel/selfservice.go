@@ -655,6 +655,9 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		s.accounts = append(s.accounts, a)
 		s.openAccount(a)
 	}
+	if s.mem.hasNotes() { // queued IMs that could not be read, say
+		s.tellNotes()
+	}
 	if len(u.Accounts) == 0 {
 		s.reply(r, "You have no MSIM accounts yet. Add one with: account add msim <e-mail> <password>")
 	}
