@@ -393,25 +393,13 @@ func scanEach(rows *sql.Rows, dest []any) (vals []any, bad []int, ok bool) {
 func assign(d, v any) error {
 	switch d := d.(type) {
 	case *int:
-		var n sql.NullInt64
-		err := n.Scan(v)
-		*d = int(n.Int64)
-		return cmp.Or(err, nullErr(n.Valid))
+		return assignNotNull(d, v)
 	case *int64:
-		var n sql.NullInt64
-		err := n.Scan(v)
-		*d = n.Int64
-		return cmp.Or(err, nullErr(n.Valid))
+		return assignNotNull(d, v)
 	case *string:
-		var n sql.NullString
-		err := n.Scan(v)
-		*d = n.String
-		return cmp.Or(err, nullErr(n.Valid))
+		return assignNotNull(d, v)
 	case *bool:
-		var n sql.NullBool
-		err := n.Scan(v)
-		*d = n.Bool
-		return cmp.Or(err, nullErr(n.Valid))
+		return assignNotNull(d, v)
 	case *[]byte:
 		var n sql.Null[[]byte]
 		err := n.Scan(v)
@@ -419,6 +407,14 @@ func assign(d, v any) error {
 		return err // NULL is nil, as Scan gives it
 	}
 	return fmt.Errorf("store: cannot assign to %T", d)
+}
+
+// assignNotNull converts v as Scan would into d, a NULL being an error.
+func assignNotNull[T any](d *T, v any) error {
+	var n sql.Null[T]
+	err := n.Scan(v)
+	*d = n.V
+	return cmp.Or(err, nullErr(n.Valid))
 }
 
 func nullErr(valid bool) error {
