@@ -615,8 +615,12 @@ func (s *session) readLoop() {
 	}
 	dec := msim.NewDecoder(bufio.NewReaderSize(s.nc, 4096))
 	dec.MaxSize = cfg.MaxMessage
+	// One message is decoded into again and again: handle keeps neither
+	// it nor its fields (only their values, which each decoding makes
+	// anew), and it is done with each before the next is read.
+	m := new(msim.Message)
 	for {
-		m, err := dec.Decode()
+		err := dec.DecodeInto(m)
 		if err != nil {
 			if s.decodeError(err) {
 				continue
