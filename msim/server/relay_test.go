@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"runtime"
 	"testing"
@@ -78,5 +79,50 @@ func TestRelayedIMAllocations(t *testing.T) {
 	t.Logf("%.2f allocations and %d bytes per relayed IM", per, (after.TotalAlloc-before.TotalAlloc)/n)
 	if per > 2.5 {
 		t.Errorf("%.2f allocations per relayed IM over %d IMs, want at most 2.5", per, n)
+	}
+}
+
+// TestQueueWakesTheWriterOnce: IMs queued while the writer has been woken
+// and has yet to take the queue do not wake it again (it would wake to an
+// empty queue once it has written them); one queued after it has taken
+// the queue does, and nothing queued is left behind.
+func TestQueueWakesTheWriterOnce(t *testing.T) {
+	srv, _ := startServer(t, Config{SendQ: 16}, NewMemStore())
+	s := &session{srv: srv, wake: make(chan struct{}, 1)}
+	woken := func() bool {
+		select {
+		case <-s.wake:
+			return true
+		default:
+			return false
+		}
+	}
+	im := func(i int) []byte { return []byte(fmt.Sprintf(`\bm\1\f\7\msg\im %d\final\`, i)) }
+	if !s.enqueueBM(im(1), 7) || !woken() {
+		t.Fatal("the first IM did not wake the writer")
+	}
+	// The writer has the wake and has yet to take the queue.
+	for i := 2; i <= 4; i++ {
+		if !s.enqueueBM(im(i), 7) {
+			t.Fatalf("IM %d refused", i)
+		}
+		if woken() {
+			t.Fatalf("IM %d woke the writer again before it took the queue", i)
+		}
+	}
+	batch, _ := s.take()
+	if len(batch) != 4 {
+		t.Fatalf("the writer took %d IMs, want 4", len(batch))
+	}
+	for i, q := range batch {
+		if !bytes.Equal(q.b, im(i+1)) {
+			t.Fatalf("IM %d is %q, want %q", i+1, q.b, im(i+1))
+		}
+	}
+	if !s.enqueueBM(im(5), 7) || !woken() {
+		t.Fatal("an IM queued after the writer took the queue did not wake it")
+	}
+	if batch, _ := s.take(); len(batch) != 1 || !bytes.Equal(batch[0].b, im(5)) {
+		t.Fatalf("the writer took %d messages, want IM 5 alone", len(batch))
 	}
 }

@@ -261,7 +261,12 @@ func (s *session) queue(b queued, burst int, lazy bool) bool {
 	s.q = append(s.q, b)
 	wake := true
 	switch {
-	case !lazy || s.urgent || len(s.q) >= s.srv.cfg.presenceBatch():
+	case s.urgent:
+		// The writer has been woken since it last took the queue, and
+		// takes this along: another wake would only have it wake again
+		// to an empty queue once it has written.
+		wake = false
+	case !lazy || len(s.q) >= s.srv.cfg.presenceBatch():
 		s.urgent = true
 	case s.lazy:
 		wake = false // the writer is waiting for more already
@@ -398,11 +403,7 @@ func (s *session) writeLoop() {
 			waited.Stop()
 			waitC = nil
 		}
-		s.qmu.Lock()
-		batch, fc := s.q, s.flushClose
-		s.q, s.spare = s.spare[:0], nil
-		s.urgent, s.lazy, s.burst = false, false, 0
-		s.qmu.Unlock()
+		batch, fc := s.take()
 		if len(batch) > 0 && !s.write(&w, batch) {
 			return
 		}
@@ -413,6 +414,18 @@ func (s *session) writeLoop() {
 			return
 		}
 	}
+}
+
+// take is the writer's: it takes what is queued, and whether to close
+// the socket once that is written. A message queued after it wakes the
+// writer again.
+func (s *session) take() (batch []queued, flushClose bool) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	batch, flushClose = s.q, s.flushClose
+	s.q, s.spare = s.spare[:0], nil
+	s.urgent, s.lazy, s.burst = false, false, 0
+	return batch, flushClose
 }
 
 // burstGap is how soon after the last write a message counts as part of a
