@@ -36,7 +36,7 @@ func (s *session) onBM(m *msim.Message) {
 	}
 	cv, _ := m.Int("cv")
 	msg, _ := m.Raw("msg")
-	err = s.srv.route(s.uid, msim.UID(to), typ, relayBM(typ, s.uid, m), msg, cv)
+	err = s.srv.route(s.uid, msim.UID(to), typ, relayBM(typ, s.fromField(), m), msg, cv)
 	switch {
 	case err == nil:
 		return
@@ -72,17 +72,27 @@ func notStored(to msim.UID, err error) *msim.Message {
 	return msim.ErrorMessage(ErrCodeNotStored, false, text)
 }
 
-// relayBM is the wire form of the buddy message m from the sender from,
-// as its recipient gets it: bm and f, then only the keys a buddy message
-// carries (cv, msg, gid, aid, fg), since others (lc, userid, sesskey…)
-// could make the recipient's client act on a forged message. Their values
-// go as they came, still escaped: the decoder split them at the
-// backslashes, so none holds one, and the recipient unescapes them as it
-// would have the sender's. The server makes one buffer, the one its
+// fromField is the f field of the buddy messages the session sends, as
+// relayBM writes it: made once for the session's uid rather than for
+// every message.
+func (s *session) fromField() string {
+	if s.from.uid != s.uid || s.from.field == "" {
+		s.from.uid, s.from.field = s.uid, `\f\`+strconv.FormatInt(int64(s.uid), 10)
+	}
+	return s.from.field
+}
+
+// relayBM is the wire form of the buddy message m from the sender whose
+// f field is from (fromField), as its recipient gets it: bm and f, then
+// only the keys a buddy message carries (cv, msg, gid, aid, fg), since
+// others (lc, userid, sesskey…) could make the recipient's client act on
+// a forged message. Their values go as they came, still escaped: the
+// decoder split them at the backslashes, so none holds one, and the
+// recipient unescapes them as it would have the sender's. The server makes one buffer, the one its
 // writer keeps, instead of decoding the text and encoding it again.
-func relayBM(typ int, from msim.UID, m *msim.Message) []byte {
+func relayBM(typ int, from string, m *msim.Message) []byte {
 	fields := m.Fields()[1:]
-	n := len(`\bm\\f\\final\`) + 2*20
+	n := len(`\bm\\final\`) + 20 + len(from)
 	for _, f := range fields {
 		if relayedBMKey(f.Key) {
 			n += 2 + len(f.Key) + len(f.Value)
@@ -90,8 +100,7 @@ func relayBM(typ int, from msim.UID, m *msim.Message) []byte {
 	}
 	b := append(make([]byte, 0, n), `\bm\`...)
 	b = strconv.AppendInt(b, int64(typ), 10)
-	b = append(b, `\f\`...)
-	b = strconv.AppendInt(b, int64(from), 10)
+	b = append(b, from...)
 	for _, f := range fields {
 		if relayedBMKey(f.Key) {
 			b = f.AppendTo(b)

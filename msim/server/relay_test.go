@@ -126,3 +126,21 @@ func TestQueueWakesTheWriterOnce(t *testing.T) {
 		t.Fatalf("the writer took %d messages, want IM 5 alone", len(batch))
 	}
 }
+
+// TestRelayBMFromField: the f field a session makes once for its uid
+// (fromField) relays every bm as encoding it afresh would, and follows
+// the session's uid.
+func TestRelayBMFromField(t *testing.T) {
+	s := &session{}
+	for _, uid := range []msim.UID{1, 9, 10, 1000000, 2147483647, 1000001} {
+		s.uid = uid
+		for _, typ := range []int{msim.BMIM, msim.BMAction, 121} {
+			in := msim.NewInt("bm", typ).AddInt("sesskey", 5).AddInt("t", 7).AddInt("cv", 673).
+				Add("msg", `a\b/c`).Add("lc", "9")
+			want := msim.Encode(msim.NewInt("bm", typ).AddInt("f", int(uid)).AddInt("cv", 673).Add("msg", `a\b/c`))
+			if got := relayBM(typ, s.fromField(), in); !bytes.Equal(got, want) {
+				t.Errorf("uid %d, bm %d: relayed %q, want %q", uid, typ, got, want)
+			}
+		}
+	}
+}

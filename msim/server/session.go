@@ -68,6 +68,7 @@ type session struct {
 	claimed atomic.Bool
 
 	// Reader goroutine only.
+	from     encodedFrom // fromField's
 	nonce    []byte
 	loggedIn bool
 	nick     string // uniquenick: user name, or the uid when none is set
@@ -98,6 +99,12 @@ type session struct {
 	done       chan struct{}
 	writerDone chan struct{} // closed once the writer has stored what it had to
 	closeOnce  sync.Once
+}
+
+// encodedFrom is uid as the f field of a relayed bm (fromField).
+type encodedFrom struct {
+	uid   msim.UID
+	field string
 }
 
 // queued is a message in a session's queue. from is a bm's sender, known
