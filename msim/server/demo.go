@@ -95,8 +95,7 @@ func (t *tom) receive(from msim.UID, typ int, body string) {
 	}
 	out := msim.NewInt("bm", msim.BMIM).AddInt("f", int(TomUID)).AddInt("cv", msim.ClientVersion).
 		Add("msg", markup.FromPlain(text))
-	msg, _ := out.Raw("msg")
-	if err := t.srv.route(TomUID, from, msim.BMIM, msim.Encode(out), msg, msim.ClientVersion); err != nil {
+	if err := t.srv.route(TomUID, from, msim.BMIM, msim.Encode(out), out); err != nil {
 		t.srv.log.WithError(err).WithField("to", from).Debug("Tom could not answer")
 	}
 }

@@ -34,9 +34,7 @@ func (s *session) onBM(m *msim.Message) {
 	if typ == msim.BMStatus || typ == msim.BMAddNotify {
 		return // server-only types: a client may not forge them
 	}
-	cv, _ := m.Int("cv")
-	msg, _ := m.Raw("msg")
-	err = s.srv.route(s.uid, msim.UID(to), typ, relayBM(typ, s.fromField(), m), msg, cv)
+	err = s.srv.route(s.uid, msim.UID(to), typ, relayBM(typ, s.fromField(), m), m)
 	switch {
 	case err == nil:
 		return
@@ -158,10 +156,12 @@ func relayedBMKey(k string) bool {
 // route delivers a buddy message from one uid to another: live if the
 // recipient is online, stored (bm 1 only) if not, to Tom in the demo.
 // It fails with errNoSuchUser when the recipient has no account.
-// wire is the message as the recipient gets it, msg its text as there
-// (escaped), which only Tom and an offline recipient's store decode.
-func (srv *Server) route(from, to msim.UID, typ int, wire []byte, msg string, cv int) error {
+// wire is the message as the recipient gets it. bm is the message as
+// its sender wrote it, read (for its text and cv) only by Tom and an
+// offline recipient's store: a live delivery needs neither.
+func (srv *Server) route(from, to msim.UID, typ int, wire []byte, bm *msim.Message) error {
 	if srv.tom != nil && to == TomUID {
+		msg, _ := bm.Raw("msg")
 		srv.tom.receive(from, typ, msim.Unescape(msg))
 		srv.metrics.routedIM(typ)
 		return nil
@@ -210,6 +210,8 @@ func (srv *Server) route(from, to msim.UID, typ int, wire []byte, msg string, cv
 	if acct.OnlyListMayIM && !listed {
 		return nil
 	}
+	cv, _ := bm.Int("cv")
+	msg, _ := bm.Raw("msg")
 	srv.offlineMu.Lock()
 	if srv.deliverLive(to, from, wire, true) { // logged in meanwhile
 		srv.offlineMu.Unlock()

@@ -144,3 +144,28 @@ func TestRelayBMFromField(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredIMKeepsItsCVAndText: an IM for an offline user is stored with
+// the cv and the text its sender wrote (read from the message only when
+// it is stored), and one without cv with none.
+func TestStoredIMKeepsItsCVAndText(t *testing.T) {
+	srv, addr := startServer(t, Config{}, NewMemStore())
+	addAccount(t, srv, "a@x.invalid", "pw", "alice")
+	bUID := addAccount(t, srv, "b@x.invalid", "pw", "bob")
+	a := login(t, addr, "a@x.invalid", "pw")
+	const text = `<p>a/b \ c/1 d</p>`
+	a.bm(msim.BMIM, bUID, text)
+	a.send(msim.NewInt("bm", msim.BMIM).AddInt("sesskey", a.key).AddInt("t", int(bUID)).Add("msg", "no cv"))
+	a.sync()
+	if seen := a.takeSeen(); len(seen) > 0 {
+		t.Fatalf("the sender got %v", seen)
+	}
+	got, err := srv.store.TakeOffline(bUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].From != a.uid || got[0].CV != 673 || got[0].Body != text ||
+		got[1].From != a.uid || got[1].CV != 0 || got[1].Body != "no cv" {
+		t.Fatalf("stored %+v, want %q with cv 673 and %q with none, from %d", got, text, "no cv", a.uid)
+	}
+}
