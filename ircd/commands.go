@@ -237,11 +237,6 @@ func cmdMessage(c *Client, m *irc.Message) *ircError {
 // message sends a PRIVMSG, NOTICE or TAGMSG; batched says it came as a
 // multiline batch, which its echo mirrors.
 func (c *Client) message(m *irc.Message, batched bool) *ircError {
-	numeric := func(code string, params ...string) {
-		if m.Command != "NOTICE" { // a NOTICE gets no error replies
-			c.numeric(code, params...)
-		}
-	}
 	if len(m.Params) == 0 || m.Params[0] == "" {
 		return newErr(irc.ERR_NORECIPIENT, "No recipient given ("+m.Command+")")
 	}
@@ -252,11 +247,24 @@ func (c *Client) message(m *irc.Message, batched bool) *ircError {
 		}
 		text = m.Params[1]
 	}
-	if strings.Count(m.Params[0], ",") >= maxTargets {
-		return newErr(irc.ERR_TOOMANYTARGETS, m.Params[0], "Too many targets")
+	return c.messageTo(m.Command, m.Params[0], text, m.Tags, batched)
+}
+
+// messageTo is message for a command (PRIVMSG, NOTICE or TAGMSG) with
+// its targets (not empty), text (not empty but for TAGMSG) and the
+// line's tags (mtags, nil for none). It takes no message, so that a
+// caller's can stay on its stack (plainMessage).
+func (c *Client) messageTo(cmd, targets, text string, mtags irc.Tags, batched bool) *ircError {
+	numeric := func(code string, params ...string) {
+		if cmd != "NOTICE" { // a NOTICE gets no error replies
+			c.numeric(code, params...)
+		}
+	}
+	if strings.Count(targets, ",") >= maxTargets {
+		return newErr(irc.ERR_TOOMANYTARGETS, targets, "Too many targets")
 	}
 	var tags irc.Tags // nil unless the client sent client-only tags
-	for k, v := range m.Tags {
+	for k, v := range mtags {
 		if strings.HasPrefix(k, "+") && k != "+" {
 			if tags == nil {
 				tags = irc.Tags{}
@@ -266,7 +274,7 @@ func (c *Client) message(m *irc.Message, batched bool) *ircError {
 	}
 	at := c.readTime()
 	c.lastActive = at
-	for t := range strings.SplitSeq(m.Params[0], ",") { // no list: most messages have one target
+	for t := range strings.SplitSeq(targets, ",") { // no list: most messages have one target
 		var name string
 		switch {
 		case t == "": // "a,,b": no target there
@@ -287,18 +295,18 @@ func (c *Client) message(m *irc.Message, batched bool) *ircError {
 			// a labeled reply); then the delivery, a side effect that never
 			// carries the label (labeled-response). TAGMSG only to a client
 			// with message-tags.
-			if m.Command == "TAGMSG" && !c.caps["message-tags"] {
+			if cmd == "TAGMSG" && !c.caps["message-tags"] {
 				continue
 			}
 			now := inputTime(at)
-			id := newMsgID(now)
-			batch := c.batchLines(m.Command, c.nick, text, batched)
+			id := c.msgID(now)
+			batch := c.batchLines(cmd, c.nick, text, batched)
 			if c.caps["echo-message"] {
-				for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now, batch) {
+				for _, e := range c.echoLines(cmd, c.nick, text, tags, id, now, batch) {
 					c.send(e)
 				}
 			}
-			for _, e := range c.echoLines(m.Command, c.nick, text, tags, id, now, batch) {
+			for _, e := range c.echoLines(cmd, c.nick, text, tags, id, now, batch) {
 				c.sideEffect(e)
 			}
 			continue
@@ -309,15 +317,15 @@ func (c *Client) message(m *irc.Message, batched bool) *ircError {
 				continue
 			}
 			name = u.Nick
-			if away := c.awayOf(u); away != "" && m.Command == "PRIVMSG" {
+			if away := c.awayOf(u); away != "" && cmd == "PRIVMSG" {
 				c.numeric(irc.RPL_AWAY, u.Nick, away)
 			}
 		}
 		now := inputTime(at)
-		in := Input{Command: m.Command, Target: name, Text: text, MsgID: newMsgID(now), Time: now}
-		in.Lines = c.batchLines(m.Command, name, text, batched)
-		if c.caps["echo-message"] && (m.Command != "TAGMSG" || c.caps["message-tags"]) {
-			for _, e := range c.echoLines(m.Command, name, text, tags, in.MsgID, in.Time, in.Lines) {
+		in := Input{Command: cmd, Target: name, Text: text, MsgID: c.msgID(now), Time: now}
+		in.Lines = c.batchLines(cmd, name, text, batched)
+		if c.caps["echo-message"] && (cmd != "TAGMSG" || c.caps["message-tags"]) {
+			for _, e := range c.echoLines(cmd, name, text, tags, in.MsgID, in.Time, in.Lines) {
 				c.send(e)
 			}
 		}

@@ -80,7 +80,13 @@ type Client struct {
 	// lineBatched says the line just handled went into a multiline batch
 	// that took it (the reader goroutine's, as lineAt).
 	lineBatched bool
-	cw          countingWriter // the writer goroutine's byte count of a batch
+	// lineID, when not empty, is the msgid made with the line being
+	// handled for its message (plainMessage), at lineIDAt: the first
+	// message of the line made at that time takes it (msgID). The reader
+	// goroutine's, as lineAt.
+	lineID   string
+	lineIDAt time.Time
+	cw       countingWriter // the writer goroutine's byte count of a batch
 	// wdl is the writer goroutine's write deadline. shutdown's cut of a
 	// stuck write goes around it: a write after that fails at once, and
 	// finish sets its own deadline.
@@ -278,8 +284,12 @@ func middleParam(s string) string {
 const numericRoom = 8
 
 // dispatch runs one command under c.mu, then the backend calls it queued.
-func (c *Client) dispatch(m *irc.Message) {
-	for _, f := range c.run(m) {
+func (c *Client) dispatch(m *irc.Message) { c.afterRun(c.run(m)) }
+
+// afterRun makes the backend calls a command queued (calls, then the
+// handler's Message calls), c.mu released.
+func (c *Client) afterRun(calls []func()) {
+	for _, f := range calls {
 		f()
 	}
 	if len(c.inputs) > 0 {

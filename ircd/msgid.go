@@ -36,12 +36,32 @@ func NewMsgIDAt(at time.Time) string { return newMsgID(at) }
 // client names ids only in its own user's history), so it needs no system
 // call per message.
 func newMsgID(now time.Time) string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16) // 6 bytes of time
-	binary.BigEndian.PutUint64(b[6:14], rand.Uint64())
-	binary.BigEndian.PutUint16(b[14:], uint16(rand.Uint32()))
-	var out [26]byte // base32 of 16 bytes, unpadded
-	return string(msgIDEncoding.AppendEncode(out[:0], b[:]))
+	var out [msgIDLen]byte
+	return string(appendMsgID(out[:0], now))
+}
+
+// msgIDLen is the length of an id newMsgID makes: base32 of 16 bytes,
+// unpadded.
+const msgIDLen = 26
+
+// appendMsgID appends a new id at now, as newMsgID makes it, to b.
+func appendMsgID(b []byte, now time.Time) []byte {
+	var raw [16]byte
+	binary.BigEndian.PutUint64(raw[:8], uint64(now.UnixMilli())<<16) // 6 bytes of time
+	binary.BigEndian.PutUint64(raw[6:14], rand.Uint64())
+	binary.BigEndian.PutUint16(raw[14:], uint16(rand.Uint32()))
+	return msgIDEncoding.AppendEncode(b, raw[:])
+}
+
+// msgID returns the id of a message the client sent at now: the one its
+// line was read with (lineID) if made at now, once; else a new one.
+// Caller holds c.mu, on the reader goroutine.
+func (c *Client) msgID(now time.Time) string {
+	if id := c.lineID; id != "" && c.lineIDAt.Equal(now) {
+		c.lineID = ""
+		return id
+	}
+	return newMsgID(now)
 }
 
 // MsgIDTime returns the time, to the millisecond, that an id NewMsgID

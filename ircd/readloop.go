@@ -249,6 +249,14 @@ func (c *Client) handleLine(raw []byte) {
 			c.shutdown("Malformed line (NUL byte)", true)
 			return
 		}
+		if c.plainMessage(seg) {
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+			continue
+		}
 		body := seg
 		var tags []byte // the line's tags, when it has some
 		if seg[0] == '@' {
