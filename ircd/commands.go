@@ -290,7 +290,7 @@ func (c *Client) messageTo(cmd, targets, text string, mtags irc.Tags, batched bo
 				continue
 			}
 			name = ch.name
-		case Nick(t).Key() == Nick(c.nick).Key():
+		case compareFolded(t, c.nick) == 0: // Nick(t).Key() == Nick(c.nick).Key(), folding nothing
 			// A message to oneself: with echo-message, the echo (part of
 			// a labeled reply); then the delivery, a side effect that never
 			// carries the label (labeled-response). TAGMSG only to a client

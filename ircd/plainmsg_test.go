@@ -231,3 +231,35 @@ func FuzzPlainMessage(f *testing.F) {
 		comparePlain(t, []string{"message-tags", "server-time", "echo-message"}, string(line))
 	})
 }
+
+// TestCasedNickPrivmsgAllocs: a client whose nick has capitals, writing
+// to a buddy named with capitals, allocates no casemapped copy of either
+// to see whether the message is to itself; one to itself in other
+// capitals still is.
+func TestCasedNickPrivmsgAllocs(t *testing.T) {
+	c, h, done := plainClient(t, nil)
+	defer done()
+	c.mu.Lock()
+	c.nick = "Me"
+	c.mu.Unlock()
+	c.handleLine([]byte("PRIVMSG mE :to myself\r\n"))
+	if len(h.ins) != 0 || c.queued() != 1 {
+		t.Fatalf("to mE from Me: got %d Inputs, %d lines; want none and the message delivered to itself", len(h.ins), c.queued())
+	}
+	c.giveBack(c.take())
+	if raceEnabled {
+		return
+	}
+	line := []byte("PRIVMSG Tom :hi\r\n")
+	n := testing.AllocsPerRun(200, func() {
+		h.ins = h.ins[:0]
+		c.handleLine(line)
+		c.giveBack(c.take())
+	})
+	if len(h.ins) != 1 || h.ins[0].Target != "tom" {
+		t.Fatalf("Inputs: got %+v, want one to tom", h.ins)
+	}
+	if n > 1 {
+		t.Errorf("PRIVMSG Tom from Me: %.1f allocations, want at most 1", n)
+	}
+}
