@@ -261,3 +261,33 @@ func TestPrivmsgToHandlerAllocs(t *testing.T) {
 		t.Errorf("PRIVMSG to a buddy: %.1f allocations, want at most 1 (its msgid)", n)
 	}
 }
+
+// TestWriterStopAllocs: a writer that writes a line and stops (the queue
+// empty: its arrays and chunk go back to their pools, letGo) allocates
+// nothing, nor does the next line's start taking them again.
+func TestWriterStopAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a race-free build (sync.Pool drops at random under -race)")
+	}
+	c, done := fuzzClient(t)
+	defer done()
+	addBud(t, c)
+	d := Delivery{From: "bud", Text: "hello there"}
+	cycle := func(check func([]entry)) {
+		c.Deliver(d)
+		batch := c.take()
+		check(batch)
+		c.giveBack(batch)
+		c.qmu.Lock()
+		c.letGo()
+		c.qmu.Unlock()
+	}
+	cycle(func(batch []entry) {
+		if got, want := entryLines(batch), []string{":bud!bud@msim.1 PRIVMSG me :hello there"}; !slices.Equal(got, want) {
+			t.Fatalf("lines: got %q, want %q", got, want)
+		}
+	})
+	if n := testing.AllocsPerRun(200, func() { cycle(func([]entry) {}) }); n > 0 {
+		t.Errorf("a line written and the writer stopped: %.1f allocations, want none", n)
+	}
+}

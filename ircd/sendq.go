@@ -77,9 +77,9 @@ func (c *Client) push(e entry) {
 func (c *Client) grow() {
 	switch {
 	case cap(c.q) == 0:
-		c.q = getQueue(&smallQueues, keptQueue)
+		c.q = getSmallQueue()
 	case cap(c.q) < largeQueue:
-		large := append(getQueue(&largeQueues, largeQueue), c.q...)
+		large := append(getLargeQueue(), c.q...)
 		putQueue(c.q)
 		c.q = large
 	}
@@ -96,19 +96,29 @@ func (c *Client) letGo() {
 }
 
 // smallQueues and largeQueues hold the queue arrays writers let go, of
-// keptQueue and of largeQueue entries.
-var smallQueues, largeQueues sync.Pool // of *[]entry
+// keptQueue and of largeQueue entries. They hold the arrays themselves
+// (pointers to them), so that giving one back allocates nothing.
+var smallQueues, largeQueues sync.Pool // of *[keptQueue]entry, *[largeQueue]entry
 
 // largeQueue is the size of the queue arrays a burst takes once it
 // outgrows keptQueue.
 const largeQueue = 256
 
-// getQueue returns an empty queue array from pool, or a new one of size.
-func getQueue(pool *sync.Pool, size int) []entry {
-	if p, _ := pool.Get().(*[]entry); p != nil {
-		return (*p)[:0]
+// getSmallQueue returns an empty queue array of keptQueue entries, from
+// smallQueues if it holds one.
+func getSmallQueue() []entry {
+	if p, _ := smallQueues.Get().(*[keptQueue]entry); p != nil {
+		return p[:0]
 	}
-	return make([]entry, 0, size)
+	return make([]entry, 0, keptQueue)
+}
+
+// getLargeQueue is getSmallQueue for largeQueue entries.
+func getLargeQueue() []entry {
+	if p, _ := largeQueues.Get().(*[largeQueue]entry); p != nil {
+		return p[:0]
+	}
+	return make([]entry, 0, largeQueue)
 }
 
 // putQueue gives q's array to its pool, emptied, if it has one of the two
@@ -117,12 +127,11 @@ func getQueue(pool *sync.Pool, size int) []entry {
 // (giveBack, putQueue), and append writes only past that.
 func putQueue(q []entry) {
 	clear(q)
-	q = q[:0]
 	switch cap(q) {
 	case keptQueue:
-		smallQueues.Put(&q)
+		smallQueues.Put((*[keptQueue]entry)(q[:keptQueue]))
 	case largeQueue:
-		largeQueues.Put(&q)
+		largeQueues.Put((*[largeQueue]entry)(q[:largeQueue]))
 	}
 }
 
