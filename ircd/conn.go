@@ -50,6 +50,9 @@ type Client struct {
 	serving *serving    // the Serve that accepted it (nil: none), which closes it when its context ends
 	release func()      // uncounts the connection in the server's caps; nil if not counted
 	poked   atomic.Bool // Rest was called: the reader hands over at its next timeout
+	// capsOn is a copy of caps (nil: none) that HasCap reads without
+	// c.mu, replaced whole (publishCaps) whenever caps changes.
+	capsOn atomic.Pointer[map[string]bool]
 
 	// Outgoing queue: a slice grown on demand (an idle connection holds no
 	// buffer), bounded by SendQ. The writer goroutine runs only while there

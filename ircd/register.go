@@ -372,6 +372,7 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 		if v >= 302 && c.capVersion < 302 {
 			c.capVersion = 302
 			c.caps["cap-notify"] = true
+			c.publishCaps()
 		}
 		// The reply is of the version asked for; a lower one keeps the
 		// stored version.
@@ -409,6 +410,7 @@ func cmdCap(c *Client, m *irc.Message) *ircError {
 				c.caps[name] = true
 			}
 		}
+		c.publishCaps()
 		c.capAnswer("ACK", m.Params[1])
 		if !c.caps["sasl"] { // an exchange under way ends with the capability
 			c.abortSASL()

@@ -596,3 +596,40 @@ func TestCapAnswerSplit(t *testing.T) {
 		})
 	}
 }
+
+// TestHasCapTakesNoLock: HasCap answers while the client's lock is held
+// (as it is while a line is run), and follows CAP REQ and its removals.
+func TestHasCapTakesNoLock(t *testing.T) {
+	c, done := fuzzClient(t)
+	defer done()
+	hasCap := func(name string) bool {
+		t.Helper()
+		got := make(chan bool, 1)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		go func() { got <- c.HasCap(name) }()
+		select {
+		case on := <-got:
+			return on
+		case <-time.After(10 * time.Second):
+			t.Fatalf("HasCap(%q) waited for the client's lock", name)
+			return false
+		}
+	}
+	if hasCap("server-time") {
+		t.Fatal("server-time before CAP REQ: got true, want false")
+	}
+	c.handleLine([]byte("CAP REQ :server-time echo-message\r\n"))
+	if !hasCap("server-time") || !hasCap("echo-message") || hasCap("message-tags") {
+		t.Errorf("after CAP REQ :server-time echo-message: got server-time %v, echo-message %v, message-tags %v; want true, true, false",
+			hasCap("server-time"), hasCap("echo-message"), hasCap("message-tags"))
+	}
+	c.handleLine([]byte("CAP REQ :-server-time\r\n"))
+	if hasCap("server-time") || !hasCap("echo-message") {
+		t.Errorf("after CAP REQ :-server-time: got server-time %v, echo-message %v; want false, true", hasCap("server-time"), hasCap("echo-message"))
+	}
+	c.handleLine([]byte("CAP LS 302\r\n"))
+	if !hasCap("cap-notify") {
+		t.Error("after CAP LS 302: cap-notify false, want true")
+	}
+}

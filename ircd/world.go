@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -126,11 +127,20 @@ func (c *Client) Nick() string {
 	return c.nick
 }
 
-// HasCap reports whether the client negotiated the named capability.
+// HasCap reports whether the client negotiated the named capability. It
+// takes no lock: the backend asks it for every message it delivers.
 func (c *Client) HasCap(name string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.caps[name]
+	if on := c.capsOn.Load(); on != nil {
+		return (*on)[name]
+	}
+	return false
+}
+
+// publishCaps makes the capabilities negotiated (caps) the ones HasCap
+// reads, once they have changed. Caller holds c.mu.
+func (c *Client) publishCaps() {
+	on := maps.Clone(c.caps)
+	c.capsOn.Store(&on)
 }
 
 // visible reports whether u shares a channel with the client. Caller holds
