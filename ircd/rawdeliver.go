@@ -79,7 +79,22 @@ func plainLine(text string, budget int) bool {
 	if text == "" || len(text) > budget || text[0] == '\x01' {
 		return false
 	}
-	for i := 0; i < len(text); i++ {
+	// Eight bytes at a time while they are ASCII: a word's bytes are
+	// checked at once for NUL, CR and LF (each a zero byte once xored
+	// with it). The first word with a byte of 0x80 or more, and the tail,
+	// are left to the loop below.
+	i := 0
+	for ; i+8 <= len(text); i += 8 {
+		w := uint64(text[i]) | uint64(text[i+1])<<8 | uint64(text[i+2])<<16 | uint64(text[i+3])<<24 |
+			uint64(text[i+4])<<32 | uint64(text[i+5])<<40 | uint64(text[i+6])<<48 | uint64(text[i+7])<<56
+		if w&highBits != 0 {
+			break
+		}
+		if hasZeroByte(w) || hasZeroByte(w^('\r'*lowBits)) || hasZeroByte(w^('\n'*lowBits)) {
+			return false
+		}
+	}
+	for ; i < len(text); i++ {
 		switch b := text[i]; {
 		case b == 0 || b == '\r' || b == '\n':
 			return false
@@ -89,6 +104,18 @@ func plainLine(text string, budget int) bool {
 	}
 	return true
 }
+
+// lowBits and highBits are a word's bytes with their lowest and their
+// highest bit set.
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// hasZeroByte reports whether one of w's bytes is 0. (A zero byte's
+// borrow may mark the bytes above it too, but nothing is marked without
+// one.)
+func hasZeroByte(w uint64) bool { return (w-lowBits)&^w&highBits != 0 }
 
 // plainTagValue reports whether v is written as it is in a tag: no
 // character a tag value escapes, and valid UTF-8.

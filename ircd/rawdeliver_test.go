@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/irc.v4"
 )
@@ -131,4 +132,63 @@ func TestDeliverRawReportsSent(t *testing.T) {
 			t.Errorf("%d written: Sent got %v, want %v", written, got, want)
 		}
 	}
+}
+
+// plainLineBytewise is plainLine as it was written first, byte by byte:
+// the reference its word-at-a-time loop must agree with.
+func plainLineBytewise(text string, budget int) bool {
+	if text == "" || len(text) > budget || text[0] == '\x01' {
+		return false
+	}
+	for i := 0; i < len(text); i++ {
+		switch b := text[i]; {
+		case b == 0 || b == '\r' || b == '\n':
+			return false
+		case b >= utf8.RuneSelf:
+			return utf8.ValidString(text[i:]) && !strings.ContainsAny(text[i:], "\x00\r\n")
+		}
+	}
+	return true
+}
+
+// plainLineSeeds are texts for plainLine: each of the bytes it refuses
+// (and their neighbours) at every place of a word and of the tail,
+// non-ASCII text valid and not.
+var plainLineSeeds = func() []string {
+	out := []string{"", "a", "\x01ACTION waves\x01", "hello there", "h\u00e9llo", "caf\xe9 au lait", "\xff", strings.Repeat("x", 600)}
+	for _, b := range []byte{0, '\r', '\n', 0x01, 0x0b, 0x0c, 0x0e, 0x7f, 0x80, 0xc3, 0xff, ' ', '0', 'J', 'M'} {
+		for n := 1; n <= 20; n++ {
+			for at := range n {
+				s := []byte(strings.Repeat("a", n))
+				s[at] = b
+				out = append(out, string(s))
+			}
+		}
+	}
+	return out
+}()
+
+// TestPlainLineMatchesBytewise: plainLine, eight bytes at a time, says
+// what the byte-by-byte check says of every seed, within budgets that
+// take it and that do not.
+func TestPlainLineMatchesBytewise(t *testing.T) {
+	for _, s := range plainLineSeeds {
+		for _, budget := range []int{len(s), len(s) - 1, 510} {
+			if got, want := plainLine(s, budget), plainLineBytewise(s, budget); got != want {
+				t.Errorf("plainLine(%q, %d): got %v, want %v", s, budget, got, want)
+			}
+		}
+	}
+}
+
+// FuzzPlainLine: plainLine agrees with the byte-by-byte check.
+func FuzzPlainLine(f *testing.F) {
+	for _, s := range plainLineSeeds[:60] {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := plainLine(s, 510), plainLineBytewise(s, 510); got != want {
+			t.Fatalf("plainLine(%q): got %v, want %v", s, got, want)
+		}
+	})
 }
