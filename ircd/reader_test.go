@@ -206,3 +206,25 @@ func FuzzLineReader(f *testing.F) {
 		}
 	})
 }
+
+// TestIndexLineEnd: indexLineEnd finds what bytes.IndexAny(b, "\r\n")
+// finds.
+func TestIndexLineEnd(t *testing.T) {
+	for _, s := range []string{"", "a", "\r", "\n", "\r\n", "\n\r", "abc", "ab\rc\nd", "ab\nc\rd", "abc\r", "abc\n",
+		"PRIVMSG tom :hi\r\nPING x\r\n", strings.Repeat("x", 100) + "\r", strings.Repeat("x", 100) + "\n" + strings.Repeat("y", 20) + "\r"} {
+		if got, want := indexLineEnd([]byte(s)), bytes.IndexAny([]byte(s), "\r\n"); got != want {
+			t.Errorf("indexLineEnd(%q): got %d, want %d", s, got, want)
+		}
+	}
+}
+
+// FuzzIndexLineEnd: indexLineEnd agrees with bytes.IndexAny on any bytes.
+func FuzzIndexLineEnd(f *testing.F) {
+	f.Add([]byte("PRIVMSG tom :hi\r\n"))
+	f.Add([]byte("a\nb\rc"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := indexLineEnd(b), bytes.IndexAny(b, "\r\n"); got != want {
+			t.Fatalf("indexLineEnd(%q): got %d, want %d", b, got, want)
+		}
+	})
+}
