@@ -31,6 +31,11 @@ func NewMsgID() string {
 // message (a time it keeps with it) need not read it again.
 func NewMsgIDAt(at time.Time) string { return newMsgID(at) }
 
+// AppendMsgIDAt appends the id NewMsgIDAt(at) would return to b, for a
+// backend that builds a message's id into a buffer of its own (with its
+// text, say, so that the two are one allocation rather than two).
+func AppendMsgIDAt(b []byte, at time.Time) []byte { return appendMsgID(b, at) }
+
 // newMsgID is NewMsgID at now. The random bits come from math/rand/v2's generator, seeded by the
 // operating system: an id must not repeat, and it guards nothing (a
 // client names ids only in its own user's history), so it needs no system

@@ -339,3 +339,29 @@ func TestMsgIDTime(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendMsgIDAt: AppendMsgIDAt appends an id as NewMsgIDAt makes
+// them (26 characters of its alphabet, its time given back by MsgIDTime),
+// a new one each time, after what b held, and allocates nothing into a
+// buffer with room.
+func TestAppendMsgIDAt(t *testing.T) {
+	at := time.Date(2026, 12, 7, 12, 0, 0, 987654321, time.UTC)
+	buf := make([]byte, 0, 64)
+	b := AppendMsgIDAt(append(buf, "text "...), at)
+	id := string(b[len("text "):])
+	if string(b[:len("text ")]) != "text " || len(id) != len(NewMsgIDAt(at)) || strings.Trim(id, msgIDAlphabetForTest) != "" {
+		t.Fatalf("got %q, want \"text \" and an id", b)
+	}
+	if got, ok := MsgIDTime(id); !ok || !got.Equal(at.Truncate(time.Millisecond)) {
+		t.Errorf("MsgIDTime(%q) = %v, %v; want %v", id, got, ok, at.Truncate(time.Millisecond))
+	}
+	if again := string(AppendMsgIDAt(nil, at)); again == id {
+		t.Errorf("two ids at the same time: both %q", id)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = AppendMsgIDAt(buf[:0], at) }); n > 0 {
+		t.Errorf("AppendMsgIDAt into a buffer with room: %.1f allocations, want none", n)
+	}
+}
+
+// msgIDAlphabetForTest is the characters an id is made of.
+const msgIDAlphabetForTest = "234567abcdefghijklmnopqrstuvwxyz"
