@@ -173,7 +173,7 @@ func entryIn(a *account, uid msim.UID, se seqEvent) (store.HistoryEntry, bool) {
 		if e.Time.IsZero() {
 			e.Time = time.Now()
 		}
-		text, act := imText(ev)
+		text, act := se.imText(ev)
 		e.Kind, e.Text = kindIM, text
 		if act {
 			e.Kind = kindAction

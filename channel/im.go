@@ -117,6 +117,7 @@ func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
 		ev = z
 	}
 	se := seqEvent{ev: ev, seq: s.memOf(a).nextSeq(), msgid: msgidOf(ev)}
+	se.render() // once, for its history entry and the IRC client
 	s.recordIn(a, uid, se)
 	s.fromUserSeq(a, uid, se)
 }
@@ -407,12 +408,12 @@ func ctcpAction(s string) (string, bool) {
 
 func action(text string) string { return "\x01ACTION " + text + "\x01" }
 
-// imLine renders an incoming IM from bd for the IRC client: an action for
-// "/me", with the time it arrived (or was sent, when it comes late), which
-// its history entry keeps too, so every copy has one time; late: it comes
-// late (stampLate shows its time to a client without server-time).
-func (s *session) imLine(bd *buddy, ev msim.IMEvent) (d ircd.Delivery, late bool) {
-	text, act := imText(ev)
+// imLine renders an incoming IM from bd, se, for the IRC client: an action
+// for "/me", with the time it arrived (or was sent, when it comes late),
+// which its history entry keeps too, so every copy has one time; late: it
+// comes late (stampLate shows its time to a client without server-time).
+func (s *session) imLine(bd *buddy, se *seqEvent, ev msim.IMEvent) (d ircd.Delivery, late bool) {
+	text, act := se.imText(ev)
 	if act {
 		text = action(text)
 	}

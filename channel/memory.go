@@ -205,6 +205,27 @@ type seqEvent struct {
 	seq   uint64
 	held  int64
 	msgid string // the IRCv3 msgid it has in the history and on IRC
+	// shown and act: an IM's text as IRC shows it (imText), once rendered
+	// (rendered), for its history entry and the IRC client alike.
+	shown         string
+	act, rendered bool
+}
+
+// render renders se's IM for IRC (imText), for every use of it after.
+func (se *seqEvent) render() {
+	if ev, ok := se.ev.(msim.IMEvent); ok && !se.rendered {
+		se.shown, se.act = imText(ev)
+		se.rendered = true
+	}
+}
+
+// imText is the text of se's IM, ev, as IRC shows it (imText): as
+// rendered already, if it is.
+func (se *seqEvent) imText(ev msim.IMEvent) (text string, act bool) {
+	if se.rendered {
+		return se.shown, se.act
+	}
+	return imText(ev)
 }
 
 // storeWait bounds one store operation.
@@ -649,9 +670,9 @@ func toStoreHeld(ev msim.Event, seq uint64, msgid string) store.HeldIM {
 
 func fromStoreHeld(h store.HeldIM) seqEvent {
 	if h.IsZap {
-		return seqEvent{msim.ZapEvent{From: h.From, Zap: h.Zap, Time: h.Time}, uint64(h.Seq), h.ID, h.MsgID}
+		return seqEvent{ev: msim.ZapEvent{From: h.From, Zap: h.Zap, Time: h.Time}, seq: uint64(h.Seq), held: h.ID, msgid: h.MsgID}
 	}
-	return seqEvent{msim.IMEvent{From: h.From, Text: h.Text, Markup: h.Markup, Time: h.Time, Offline: true}, uint64(h.Seq), h.ID, h.MsgID}
+	return seqEvent{ev: msim.IMEvent{From: h.From, Text: h.Text, Markup: h.Markup, Time: h.Time, Offline: true}, seq: uint64(h.Seq), held: h.ID, msgid: h.MsgID}
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -437,7 +437,7 @@ func (s *session) imDelivery(it outIM) (d ircd.Delivery, late, ok bool) {
 	switch ev := it.ev.(type) {
 	case msim.IMEvent:
 		bd.setTyping(false) // a message ends typing, for IRC clients too
-		d, late = s.imLine(bd, ev)
+		d, late = s.imLine(bd, &it.seqEvent, ev)
 		d.MsgID = it.msgid
 		return d, late, true
 	case msim.ZapEvent:

@@ -1,0 +1,130 @@
+package channel
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/msimircd/msimircd/internal/allocs"
+	"github.com/msimircd/msimircd/ircd"
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
+)
+
+// quickStore takes every history batch at once.
+type quickStore struct{ store.Store }
+
+func (quickStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryAppend, res []store.HistoryResult) []store.HistoryResult {
+	res = res[:0]
+	for _, a := range batch {
+		res = append(res, store.HistoryResult{Entry: a.Entry})
+	}
+	return res
+}
+
+// imWorkRig is bobOnline with the bridge's metrics on and, unless
+// history is "off", a history writer over a store that takes every batch
+// at once ("on") or takes none ("behind": the writer's queue is full, as
+// in a gateway busier than its store).
+func imWorkRig(t testing.TB, history string) (*rig, *fakeMSIM, *quietIRC, *attachment, *prometheus.Registry) {
+	t.Helper()
+	r, cl, q, at := bobOnline(t)
+	reg := prometheus.NewRegistry()
+	r.s.b.met = newBridgeMetrics(reg)
+	switch history {
+	case "on":
+		r.s.b.hist = startHistoryWriter(quickStore{}, false, quietLog(), r.s.b.met, time.Millisecond)
+		t.Cleanup(r.s.b.hist.close)
+	case "behind":
+		st := &stalledStore{release: make(chan struct{})}
+		r.s.b.hist = startHistoryWriter(st, false, quietLog(), r.s.b.met, time.Hour)
+		t.Cleanup(func() {
+			close(st.release)
+			r.s.b.hist.close()
+		})
+		for !r.s.b.hist.behind() {
+			r.s.b.hist.append("bob", store.HistoryEntry{}, func(error) {})
+		}
+	}
+	return r, cl, q, at, reg
+}
+
+// BenchmarkIMToIRC: the session's work for an IM from a buddy, from the
+// MSIM client's event to the IRC client's Deliver (a fake that reports it
+// shown at once), with metrics and the history as named.
+func BenchmarkIMToIRC(b *testing.B) {
+	for _, h := range []string{"off", "on", "behind"} {
+		b.Run("history="+h, func(b *testing.B) {
+			r, _, _, _, _ := imWorkRig(b, h)
+			var ev msim.Event = msim.IMEvent{From: 7, Text: "hello there, how are you today?", Time: time.Now(),
+				Markup: "<p><f f='Times' h='16'>hello there, how are you today?</f></p>"}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.s.onMSIM(r.a, r.a.gen, ev)
+			}
+		})
+	}
+}
+
+// BenchmarkIMFromIRC: the session's work for a message the IRC client
+// sends a buddy, from the attachment's Message to the MSIM client's
+// SendIM (a fake), with metrics and the history as named.
+func BenchmarkIMFromIRC(b *testing.B) {
+	for _, h := range []string{"off", "on", "behind"} {
+		b.Run("history="+h, func(b *testing.B) {
+			r, cl, _, at, _ := imWorkRig(b, h)
+			cl.mu.Lock()
+			cl.sent = make([]string, 0, 16) // the fake's record allocates nothing while measured
+			cl.mu.Unlock()
+			in := ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "hello there, how are you today?", MsgID: "m1", Time: time.Now()}
+			b.ReportAllocs()
+			for b.Loop() {
+				at.Message(in)
+				for len(r.s.events) > 0 {
+					r.s.handleQueued(<-r.s.events)
+				}
+				cl.mu.Lock()
+				cl.sent = cl.sent[:0]
+				cl.mu.Unlock()
+			}
+		})
+	}
+}
+
+// TestStyledIMRenderedOnce: an IM with styles from a buddy is rendered
+// for IRC once, for its history entry and the IRC client alike: with the
+// history kept it allocates what it does without the history, but for
+// the entry's place in the writer's queue.
+func TestStyledIMRenderedOnce(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a race-free build")
+	}
+	var ev msim.Event = msim.IMEvent{From: 7, Text: "bold and plain", Time: time.Now(),
+		Markup: "<p><f f='Arial' h='13' s='1'>bold</f> and plain</p>"}
+	perIM := func(history string) float64 {
+		r, _, _, _, _ := imWorkRig(t, history)
+		im := func() { r.s.onMSIM(r.a, r.a.gen, ev) }
+		for range 100 { // the queue's array, the ids' state
+			im()
+		}
+		const runs = 100
+		return float64(allocs.Least(5, func() func() {
+			return func() {
+				for range runs {
+					im()
+				}
+			}
+		})) / runs
+	}
+	off, on := perIM("off"), perIM("on")
+	t.Logf("per styled IM: %.1f allocations without history, %.1f with", off, on)
+	if on > off+maxHistEntryAllocs {
+		t.Errorf("a styled IM with history: %.1f allocations, want at most %.1f (%.1f without history, the text rendered once)", on, off+maxHistEntryAllocs, off)
+	}
+}
+
+// maxHistEntryAllocs: what an entry may cost the session beyond the IM
+// (the writer's chunks are reused; a new one now and then).
+const maxHistEntryAllocs = 0.5
