@@ -253,8 +253,11 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	// Formatting codes alone (maybe with spaces), typed or in an action,
 	// would reach MSIM empty; blank text holds no code to blame and is
 	// sent as typed.
+	// The text is scanned for IRC's formatting codes once, here and for
+	// the send ("/me " holds none).
+	formatted := ircd.HasFormatting(out)
 	body, _ := strings.CutPrefix(out, "/me ")
-	if ircd.HasFormatting(body) && strings.TrimSpace(body) != "" && strings.TrimSpace(msimText(body)) == "" {
+	if formatted && strings.TrimSpace(body) != "" && strings.TrimSpace(msimText(body)) == "" {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
 			Text: "Message NOT sent: it held only IRC formatting codes, which MSIM does not show."})
 		return
@@ -271,7 +274,7 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	}
 	// No timer of its own: a send waits only while the client's queue is
 	// full, and the client's writer ends the link when a write stalls.
-	err := sendIRCText(s.ctx, a.client, bd.UID(), out)
+	err := sendIRCTextAs(s.ctx, a.client, bd.UID(), out, formatted)
 	switch {
 	case err == nil:
 		s.b.met.imToMSIM()

@@ -247,7 +247,14 @@ func msimSpans(s string) (spans []markup.Span, ok bool) {
 // IRC's bold, italic or underline (msimSpans), with out kept as the IM's
 // text should the link lose it; as plain text (msimText) otherwise.
 func sendIRCText(ctx context.Context, cl MSIMClient, uid msim.UID, out string) error {
-	if !ircd.HasFormatting(out) { // as typed: the scans below would find nothing
+	return sendIRCTextAs(ctx, cl, uid, out, ircd.HasFormatting(out))
+}
+
+// sendIRCTextAs is sendIRCText for out whose scan for IRC's formatting
+// codes (ircd.HasFormatting) the caller has done: formatted is its
+// answer.
+func sendIRCTextAs(ctx context.Context, cl MSIMClient, uid msim.UID, out string, formatted bool) error {
+	if !formatted { // as typed: the scans below would find nothing
 		return cl.SendIM(ctx, uid, out)
 	}
 	if spans, ok := msimSpans(out); ok {
