@@ -82,22 +82,24 @@ var lostLabel = map[msim.DisconnectReason]string{
 
 // bridgeMetrics are the bridge's collectors.
 type bridgeMetrics struct {
-	attached  prometheus.Gauge
-	accounts  map[linkState]prometheus.Gauge
-	ims       map[string]prometheus.Counter // by direction
-	zaps      map[string]prometheus.Counter
-	typing    map[string]prometheus.Counter
-	presence  map[string]prometheus.Counter
-	logins    *prometheus.CounterVec
-	linksLost *prometheus.CounterVec
-	reconnect prometheus.Counter
-	queued    prometheus.Counter
-	held      prometheus.Counter
-	refused   prometheus.Counter
-	dropped   prometheus.Counter
-	history   map[string]prometheus.Counter // by historyKinds
-	histDrop  prometheus.Counter
-	histQueue prometheus.Gauge
+	attached prometheus.Gauge
+	accounts map[linkState]prometheus.Gauge
+	// IMs and zaps bridged, by direction: each counter resolved once, as
+	// they are counted per IM.
+	imsToMSIM, imsToIRC   prometheus.Counter
+	zapsToMSIM, zapsToIRC prometheus.Counter
+	typing                map[string]prometheus.Counter
+	presence              map[string]prometheus.Counter
+	logins                *prometheus.CounterVec
+	linksLost             *prometheus.CounterVec
+	reconnect             prometheus.Counter
+	queued                prometheus.Counter
+	held                  prometheus.Counter
+	refused               prometheus.Counter
+	dropped               prometheus.Counter
+	history               map[string]prometheus.Counter // by historyKinds
+	histDrop              prometheus.Counter
+	histQueue             prometheus.Gauge
 }
 
 // historyDropped counts an entry left out of the history.
@@ -143,15 +145,19 @@ func newBridgeMetrics(reg prometheus.Registerer) *bridgeMetrics {
 		v := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"direction"}))
 		return map[string]prometheus.Counter{toMSIM: v.WithLabelValues(toMSIM), toIRC: v.WithLabelValues(toIRC)}
 	}
+	ims := byDirection("msimircd_ims_bridged_total", "IMs bridged: sent to MSIM, or written to the IRC client.")
+	zaps := byDirection("msimircd_zaps_total", "Zaps bridged: sent to MSIM, or written to the IRC client.")
 	m := &bridgeMetrics{
 		attached: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "msimircd_users_attached",
 			Help: "Users with at least one IRC connection attached to their session.",
 		})),
-		ims:      byDirection("msimircd_ims_bridged_total", "IMs bridged: sent to MSIM, or written to the IRC client."),
-		zaps:     byDirection("msimircd_zaps_total", "Zaps bridged: sent to MSIM, or written to the IRC client."),
-		typing:   byDirection("msimircd_typing_total", "Typing notifications bridged: sent to MSIM, or handed to an IRC client with message-tags."),
-		presence: byDirection("msimircd_presence_updates_total", "Presence updates: the user's status set on MSIM, or a buddy's status change shown on IRC."),
+		imsToMSIM:  ims[toMSIM],
+		imsToIRC:   ims[toIRC],
+		zapsToMSIM: zaps[toMSIM],
+		zapsToIRC:  zaps[toIRC],
+		typing:     byDirection("msimircd_typing_total", "Typing notifications bridged: sent to MSIM, or handed to an IRC client with message-tags."),
+		presence:   byDirection("msimircd_presence_updates_total", "Presence updates: the user's status set on MSIM, or a buddy's status change shown on IRC."),
 		logins: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "msimircd_msim_logins_total",
 			Help: "MSIM logins of the gateway's accounts, by result.",
@@ -255,7 +261,7 @@ func (m *bridgeMetrics) reconnecting() {
 
 func (m *bridgeMetrics) imToMSIM() {
 	if m != nil {
-		m.ims[toMSIM].Inc()
+		m.imsToMSIM.Inc()
 	}
 }
 
@@ -266,15 +272,15 @@ func (m *bridgeMetrics) delivered(ev msim.Event) {
 	}
 	switch ev.(type) {
 	case msim.IMEvent:
-		m.ims[toIRC].Inc()
+		m.imsToIRC.Inc()
 	case msim.ZapEvent:
-		m.zaps[toIRC].Inc()
+		m.zapsToIRC.Inc()
 	}
 }
 
 func (m *bridgeMetrics) zapToMSIM() {
 	if m != nil {
-		m.zaps[toMSIM].Inc()
+		m.zapsToMSIM.Inc()
 	}
 }
 
