@@ -59,7 +59,7 @@ func (s *session) record(e store.HistoryEntry) {
 		return
 	}
 	if s.b.hist.behind() { // refused unless a batch goes meanwhile: not queued
-		s.historyFailure()(ErrHistoryFull)
+		s.leftOut(s.log)
 		return
 	}
 	e.Text = storable(e.Text)
@@ -75,16 +75,35 @@ func (s *session) historyFailure() func(error) {
 		// latency); with the log of now, which the writer may use.
 		log, met := s.log, s.b.met
 		s.histFailed = func(err error) {
-			met.historyDropped()
-			if errors.Is(err, ErrHistoryFull) {
-				s.historyFullOnce(log) // on the session goroutine: no post
+			if errors.Is(err, ErrHistoryFull) { // refused at once, on the session goroutine
+				s.leftOut(log)
 				return
 			}
+			met.historyDropped()
 			log.WithError(err).Error("store: an IM was not added to the history")
 			s.post(call(s.historyFailedOnce))
 		}
 	}
 	return s.histFailed
+}
+
+// leftOut counts an entry left out of the history as its writer was
+// full, and tells the user once (historyFullOnce). It is counted with
+// the others of the loop's turn (countLeftOut): at full load every IM
+// may be, and the counter is every session's.
+func (s *session) leftOut(log *logrus.Entry) {
+	s.histLeftOut++
+	s.historyFullOnce(log)
+}
+
+// countLeftOut adds the entries left out of the history since it last
+// did (leftOut) to the metric; the loop does at the end of each turn,
+// and as it ends.
+func (s *session) countLeftOut() {
+	if s.histLeftOut > 0 {
+		s.b.met.historyDroppedN(s.histLeftOut)
+		s.histLeftOut = 0
+	}
 }
 
 // historyFullOnce logs, and tells the user, once while the session is
@@ -126,7 +145,7 @@ func (s *session) recordIn(a *account, uid msim.UID, se seqEvent) {
 		// The writer's queue is full (a gateway busier than its store):
 		// the entry would be refused, so it is left out unbuilt, as
 		// record leaves it out.
-		s.historyFailure()(ErrHistoryFull)
+		s.leftOut(s.log)
 		return
 	}
 	if e, ok := entryIn(a, uid, se); ok {

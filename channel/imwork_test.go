@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msimircd/msimircd/internal/allocs"
+	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
@@ -28,21 +29,23 @@ func (quickStore) AppendHistoryBatch(_ context.Context, batch []store.HistoryApp
 // history is "off", a history writer over a store that takes every batch
 // at once ("on") or takes none ("behind": the writer's queue is full, as
 // in a gateway busier than its store).
-func imWorkRig(t testing.TB, history string) (*rig, *fakeMSIM, *quietIRC, *attachment, *prometheus.Registry) {
+func imWorkRig(t testing.TB, history string) (r *rig, cl *fakeMSIM, q *quietIRC, at *attachment, reg *prometheus.Registry) {
 	t.Helper()
-	r, cl, q, at := bobOnline(t)
-	reg := prometheus.NewRegistry()
+	r, cl, q, at = bobOnline(t)
+	reg = prometheus.NewRegistry()
 	r.s.b.met = newBridgeMetrics(reg)
 	switch history {
 	case "on":
-		r.s.b.hist = startHistoryWriter(quickStore{}, false, quietLog(), r.s.b.met, time.Millisecond)
-		t.Cleanup(r.s.b.hist.close)
+		w := startHistoryWriter(quickStore{}, false, quietLog(), r.s.b.met, time.Millisecond)
+		r.s.b.hist = w
+		t.Cleanup(w.close)
 	case "behind":
 		st := &stalledStore{release: make(chan struct{})}
-		r.s.b.hist = startHistoryWriter(st, false, quietLog(), r.s.b.met, time.Hour)
+		w := startHistoryWriter(st, false, quietLog(), r.s.b.met, time.Hour)
+		r.s.b.hist = w
 		t.Cleanup(func() {
 			close(st.release)
-			r.s.b.hist.close()
+			w.close()
 		})
 		for !r.s.b.hist.behind() {
 			r.s.b.hist.append("bob", store.HistoryEntry{}, func(error) {})
@@ -128,3 +131,54 @@ func TestStyledIMRenderedOnce(t *testing.T) {
 // maxHistEntryAllocs: what an entry may cost the session beyond the IM
 // (the writer's chunks are reused; a new one now and then).
 const maxHistEntryAllocs = 0.5
+
+// countingCounter counts the updates of a counter.
+type countingCounter struct {
+	prometheus.Counter
+	updates int
+}
+
+func (c *countingCounter) Inc() {
+	c.updates++
+	c.Counter.Inc()
+}
+
+func (c *countingCounter) Add(v float64) {
+	c.updates++
+	c.Counter.Add(v)
+}
+
+// TestHistoryLeftOutCountedPerTurn: the IMs a session leaves out of a
+// full history are counted once per turn of its loop, not one update per
+// IM of a counter every session updates, and exactly: once the turn is
+// over the metric holds every one.
+func TestHistoryLeftOutCountedPerTurn(t *testing.T) {
+	r, cl, _, _, reg := imWorkRig(t, "behind")
+	counted := &countingCounter{Counter: r.s.b.met.histDrop}
+	r.s.b.met.histDrop = counted
+	before := promtest.Value(t, reg, "msimircd_history_dropped_total")
+	const ims = 20
+	for range ims {
+		cl.push(msim.IMEvent{From: 7, Text: "left out of the history", Time: time.Now()})
+	}
+	end := runLoop(r)
+	done := make(chan struct{})
+	r.s.post(call(func() {
+		// After the turn that took the IMs; the fake store keeps no
+		// history for the session's end to read.
+		r.s.b.hist = nil
+		close(done)
+	}))
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not take the IMs")
+	}
+	end()
+	if got := promtest.Value(t, reg, "msimircd_history_dropped_total") - before; got != ims {
+		t.Errorf("entries counted as left out: %v, want %d", got, ims)
+	}
+	if counted.updates != 1 {
+		t.Errorf("the counter was updated %d times for %d IMs taken in one turn, want once", counted.updates, ims)
+	}
+}

@@ -137,6 +137,9 @@ type session struct {
 	// histFailed is what the history writer calls for an entry it could
 	// not append (made by record; nil again when the log changes).
 	histFailed func(error)
+	// histLeftOut: entries left out of the history, not yet counted
+	// (countLeftOut).
+	histLeftOut int
 	// marking holds, by nickKey, the MARKREADs of nicks under way (being
 	// looked up on MSIM, or written: markRead), and the read-marker
 	// questions that wait for them.
@@ -379,6 +382,7 @@ func (s *session) loop() {
 		s.rmu.Unlock()
 		defer s.afterEnd()
 		defer close(s.done)
+		defer s.countLeftOut() // after shutdown's
 		defer s.shutdown()
 		if r := recover(); r != nil {
 			s.endWith("as the gateway failed (an internal error)")
@@ -417,6 +421,7 @@ func (s *session) loop() {
 			s.afterReports()
 			took = true
 		}
+		s.countLeftOut()
 		if took {
 			worked = true
 			continue
