@@ -65,7 +65,7 @@ func (c *clients) deliver(d ircd.Delivery, late bool) bool {
 		// The common case: Sent goes as it is, with no merging, and what
 		// the sole client misses is held (Sent(false)).
 		at := c.ats[0]
-		if at.c.Deliver(stampLate(d, late, at.c.HasCap("server-time"))) {
+		if at.c.Deliver(stampFor(d, late, at.c)) {
 			return true
 		}
 		at.miss(d.MsgID)
@@ -77,7 +77,7 @@ func (c *clients) deliver(d ircd.Delivery, late bool) bool {
 	}
 	ok := false
 	for _, at := range c.ats {
-		dd := stampLate(d, late, at.c.HasCap("server-time"))
+		dd := stampFor(d, late, at.c)
 		if agg != nil {
 			dd.Sent = agg.report
 			if d.MsgID != "" {
@@ -99,6 +99,15 @@ func (c *clients) deliver(d ircd.Delivery, late bool) bool {
 		}
 	}
 	return ok
+}
+
+// stampFor is d as c is given it: a late one stamped with its time for a
+// client without server-time (stampLate). Only a late one asks c's caps.
+func stampFor(d ircd.Delivery, late bool, c ircConn) ircd.Delivery {
+	if !late {
+		return d
+	}
+	return stampLate(d, true, c.HasCap("server-time"))
 }
 
 // sentOnce merges the Sent reports of one delivery to several clients.

@@ -182,3 +182,41 @@ func TestHistoryLeftOutCountedPerTurn(t *testing.T) {
 		t.Errorf("the counter was updated %d times for %d IMs taken in one turn, want once", counted.updates, ims)
 	}
 }
+
+// capsIRC counts the questions about its caps.
+type capsIRC struct {
+	*quietIRC
+	asked int
+}
+
+func (c *capsIRC) HasCap(string) bool {
+	c.asked++
+	return true
+}
+
+// TestLiveIMAsksNoCaps: a live IM is handed to each client as it is, so
+// no client is asked whether it has server-time (a question to ircd per
+// IM and client); a late one, whose time a client without server-time is
+// shown in its text, asks.
+func TestLiveIMAsksNoCaps(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		r, _, q, _ := bobOnline(t)
+		c := &capsIRC{quietIRC: q}
+		r.s.cl.ats = nil
+		for range n {
+			r.s.cl.ats = append(r.s.cl.ats, newAttachment(c, r.s, nil))
+		}
+		r.s.irc = r.s.cl
+		r.s.onMSIM(r.a, r.a.gen, msim.IMEvent{From: 7, Text: "live", Time: time.Now()})
+		if c.asked != 0 {
+			t.Errorf("%d clients: a live IM asked the clients' caps %d times, want none", n, c.asked)
+		}
+		r.s.onMSIM(r.a, r.a.gen, msim.IMEvent{From: 7, Text: "late", Time: time.Now().Add(-time.Hour), Offline: true})
+		if c.asked != n {
+			t.Errorf("%d clients: a late IM asked the clients' caps %d times, want %d", n, c.asked, n)
+		}
+		if got := q.delivered; got != 2*n {
+			t.Errorf("%d clients: %d deliveries, want %d", n, got, 2*n)
+		}
+	}
+}
