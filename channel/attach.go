@@ -543,7 +543,16 @@ func (s *session) waitSent() {
 	t := time.NewTimer(sentWait)
 	defer t.Stop()
 	defer s.signal() // the wake-ups taken here were maybe other work's
-	for s.out.inflight.Load() > 0 {
+	for {
+		// As the loop waits (nothingWaiting): a report that comes after
+		// the look finds it waiting, and wakes it.
+		s.rmu.Lock()
+		s.waiting = s.out.inflight.Load() > 0
+		w := s.waiting
+		s.rmu.Unlock()
+		if !w {
+			return
+		}
 		select {
 		case <-s.wake: // a report, or other work: the loop looks at it next
 		case <-t.C:

@@ -220,3 +220,65 @@ func TestLiveIMAsksNoCaps(t *testing.T) {
 		}
 	}
 }
+
+// TestKickWakesOnlyAWaitingLoop: work left while the session's loop is
+// not waiting (it runs, or has not looked yet) leaves no wake-up on its
+// channel (a send, and a turn of the loop for nothing, per IM at full
+// load); the loop finds the work as it looks before it waits. Work left
+// while it waits wakes it.
+func TestKickWakesOnlyAWaitingLoop(t *testing.T) {
+	r, cl, _, _ := bobOnline(t)
+	select { // a wake-up the login's steps left
+	case <-r.s.wake:
+	default:
+	}
+	r.s.rmu.Lock()
+	r.s.waiting = false // as while the loop runs
+	r.s.rmu.Unlock()
+	r.s.kick()
+	if n := len(r.s.wake); n != 0 {
+		t.Errorf("a kick with the loop not waiting left %d wake-ups, want none", n)
+	}
+	irc := &signalIRC{fakeIRC: r.irc, got: make(chan struct{})}
+	r.s.irc = irc
+	r.s.cl.ats = []*attachment{newAttachment(irc, r.s, nil)}
+	defer runLoop(r)()
+	for i := range 3 {
+		cl.push(msim.IMEvent{From: 7, Text: "wake up"})
+		select {
+		case <-irc.got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("IM %d: the loop did not wake", i+1)
+		}
+	}
+}
+
+// BenchmarkSessionBusy: messages from the IRC client reach a session whose
+// loop runs on a goroutine of its own, posted as fast as it takes them;
+// the loop waits only when it has taken them all.
+func BenchmarkSessionBusy(b *testing.B) {
+	r, cl, _, at, _ := imWorkRig(b, "off")
+	cl.mu.Lock()
+	cl.sent = make([]string, 0, 1<<16)
+	cl.mu.Unlock()
+	defer runLoop(r)()
+	in := ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "hello there, how are you today?", MsgID: "m1", Time: time.Now()}
+	taken := func() int { // what the fake has sent since it was last asked
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		n := len(cl.sent)
+		cl.sent = cl.sent[:0]
+		return n
+	}
+	b.ReportAllocs()
+	posted, sent := 0, 0
+	for b.Loop() {
+		at.Message(in)
+		if posted++; posted%4096 == 0 {
+			sent += taken()
+		}
+	}
+	for sent += taken(); sent < posted; sent += taken() {
+		time.Sleep(100 * time.Microsecond)
+	}
+}

@@ -84,6 +84,9 @@ func TestTargetsStrangerAnsweredAsTheSessionEnds(t *testing.T) {
 	case <-r.s.wake:
 	default:
 	}
+	r.s.rmu.Lock()
+	r.s.waiting = true // as the loop waits: what is posted next wakes it
+	r.s.rmu.Unlock()
 	close(profile)
 	select {
 	case <-r.s.wake: // the profile's result is posted

@@ -110,12 +110,18 @@ type session struct {
 	msimWaiting, lingerDue atomic.Bool
 	// rmu guards running (a loop goroutine runs, or is being started),
 	// live (run was called: posts start the loop), ended, drained
-	// (shutdown has begun its last look at the queue) and closing.
+	// (shutdown has begun its last look at the queue), waiting and
+	// closing.
 	rmu                           sync.Mutex
 	running, live, ended, drained bool
 	closing                       string // closeClients's reason, until the connections are closed
 	loops                         int    // goroutines started for the session (tests read it)
 	afterEnd                      func() // run's: called once the session has ended
+	// waiting: the loop (or waitSent) found no work under rmu and waits
+	// on wake, or is about to; the next producer sends it a wake-up
+	// (wakeWaiting). Work left while it runs needs none: it looks again
+	// before it waits.
+	waiting bool
 	// endAs says why the session ends, in what its links leave to tell
 	// ("as you disconnected" when unset; see endWith and linksEndAs).
 	endAs string
@@ -299,13 +305,14 @@ func (s *session) refuseLate() {
 	}
 }
 
-// signal leaves the loop a wake-up, without blocking. A producer takes and
-// releases rmu between leaving work and signalling (kick, wakeLinger), and
-// the loop looks for work under rmu before it waits: so either the loop
-// sees the work there, or the producer's signal comes after the loop took
-// its last wake-up and leaves it another. (A send that finds the channel
-// full reads its count without the channel's lock: without rmu, nothing
-// would order it after the loop's receive.)
+// signal leaves the loop a wake-up, without blocking. A producer takes
+// rmu after leaving work and signals if the loop was waiting then
+// (wakeWaiting), and the loop looks for work under rmu before it waits,
+// noting that it does (waiting): so either the loop sees the work there,
+// or the producer finds it waiting and signals after the loop took its
+// last wake-up. (A send that finds the channel full reads its count
+// without the channel's lock: without rmu, nothing would order it after
+// the loop's receive.)
 func (s *session) signal() {
 	select {
 	case s.wake <- struct{}{}:
@@ -327,8 +334,11 @@ func (s *session) kick() (drained bool) {
 		s.loops++
 	}
 	drained = s.drained
+	wake := s.wakeWaiting()
 	s.rmu.Unlock()
-	s.signal()
+	if wake {
+		s.signal()
+	}
 	if start {
 		go s.loop()
 	}
@@ -432,7 +442,7 @@ func (s *session) loop() {
 			// nothing).
 			s.rmu.Lock()
 			if !worked && len(s.events) == 0 && !s.msimWaiting.Load() && !s.out.drained.Load() && s.ctx.Err() == nil {
-				s.running = false
+				s.running, s.waiting = false, false
 				s.rmu.Unlock()
 				idle = true
 				return
@@ -448,22 +458,34 @@ func (s *session) loop() {
 	}
 }
 
-// nothingWaiting reports, under rmu, whether no work waits for the loop:
-// work left before a producer's kick is seen here, or that kick's wake-up
-// comes after (see signal).
+// nothingWaiting reports, under rmu, whether no work waits for the loop,
+// and if so notes that it waits: work left before a producer's kick is
+// seen here, or that kick finds it waiting and wakes it (see signal).
 func (s *session) nothingWaiting() bool {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
-	return len(s.events) == 0 && !s.msimWaiting.Load() && !s.out.drained.Load() && !s.lingerDue.Load() && s.ctx.Err() == nil
+	s.waiting = len(s.events) == 0 && !s.msimWaiting.Load() && !s.out.drained.Load() && !s.lingerDue.Load() && s.ctx.Err() == nil
+	return s.waiting
+}
+
+// wakeWaiting reports whether the loop waits for a wake-up, which the
+// caller is to send (signal), and notes that it is sent: the producers
+// after it, until the loop looks again, need send none. Caller holds rmu.
+func (s *session) wakeWaiting() bool {
+	w := s.waiting
+	s.waiting = false
+	return w
 }
 
 // wakeLinger is the linger timer's tick: work for the loop (see loop).
 func (s *session) wakeLinger() {
 	s.lingerDue.Store(true)
 	s.rmu.Lock()
-	//lint:ignore SA2001 an empty section: it orders the signal after the loop's look (see signal)
+	wake := s.wakeWaiting()
 	s.rmu.Unlock()
-	s.signal()
+	if wake {
+		s.signal()
+	}
 }
 
 // sessionLinger is how long a session's goroutine goes without work

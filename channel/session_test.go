@@ -269,6 +269,15 @@ func (r *rig) step() {
 			r.s.takeMSIM()
 			return
 		}
+		// As the loop waits (nothingWaiting): a wake-up comes for MSIM
+		// events left after this look.
+		r.s.rmu.Lock()
+		r.s.waiting = !r.s.msimWaiting.Load()
+		waits := r.s.waiting
+		r.s.rmu.Unlock()
+		if !waits {
+			continue
+		}
 		select {
 		case ev := <-r.s.events:
 			r.s.handle(ev)
