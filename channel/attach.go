@@ -543,6 +543,8 @@ func (s *session) waitSent() {
 	t := time.NewTimer(sentWait)
 	defer t.Stop()
 	defer s.signal() // the wake-ups taken here were maybe other work's
+	// Every report wakes it, as one does while IMs wait for room.
+	s.out.stalled.Store(true)
 	for {
 		// As the loop waits (nothingWaiting): a report that comes after
 		// the look finds it waiting, and wakes it.

@@ -282,3 +282,109 @@ func BenchmarkSessionBusy(b *testing.B) {
 		time.Sleep(100 * time.Microsecond)
 	}
 }
+
+// TestShownIMLeavesTheSessionNoTurn: the report of an IM shown, with no IM
+// waiting for room, leaves the session nothing to do (at full load, a
+// wake-up and a turn of its loop per IM); one not shown, or one that
+// comes while IMs wait for the window, does.
+func TestShownIMLeavesTheSessionNoTurn(t *testing.T) {
+	r, _, q, _ := bobOnline(t)
+	r.s.onMSIM(r.a, r.a.gen, msim.IMEvent{From: 7, Text: "shown", Time: time.Now()})
+	if q.delivered != 1 {
+		t.Fatalf("delivered %d IMs, want 1", q.delivered)
+	}
+	if r.s.out.drained.Load() {
+		t.Error("the report of an IM shown left the session a turn, with nothing waiting in the outbox")
+	}
+
+	// IMs wait for the window: the report of the one in flight wakes the
+	// session, which hands them over.
+	held := &heldReportsIRC{quietIRC: q}
+	r.s.irc = held
+	r.s.cl.ats = []*attachment{newAttachment(held, r.s, nil)}
+	r.s.out.inflight.Store(outWindow) // as if a backlog were on its way
+	r.s.onMSIM(r.a, r.a.gen, msim.IMEvent{From: 7, Text: "waits", Time: time.Now()})
+	if got := len(r.s.out.waiting()); got != 1 {
+		t.Fatalf("%d IMs wait in the outbox, want 1", got)
+	}
+	r.s.out.inflight.Store(0)
+	sentOf(r.s, outIM{}, 0)(true) // the backlog's last report
+	if !r.s.out.drained.Load() {
+		t.Fatal("a report with IMs waiting for the window left the session no turn")
+	}
+	r.s.out.drained.Store(false)
+	r.s.afterReports()
+	if got := len(r.s.out.waiting()); got != 0 {
+		t.Errorf("%d IMs still wait in the outbox after the report, want none", got)
+	}
+	if len(held.reports) != 1 {
+		t.Fatalf("the waiting IM was not handed over: %d reports", len(held.reports))
+	}
+	held.reports[0](false) // not shown: held, and the session is told
+	if !r.s.out.drained.Load() {
+		t.Error("the report of an IM not shown left the session no turn")
+	}
+}
+
+// heldReportsIRC keeps the reports of what it is given, for the test to
+// call.
+type heldReportsIRC struct {
+	*quietIRC
+	reports []func(bool)
+}
+
+func (h *heldReportsIRC) Deliver(d ircd.Delivery) bool {
+	if d.Sent != nil {
+		h.reports = append(h.reports, d.Sent)
+	}
+	return true
+}
+
+// sentOf is the report of it, size bytes in flight, as s makes it.
+func sentOf(s *session, it outIM, size int64) func(bool) {
+	if it.bd == nil {
+		it.bd = s.accounts[0].buddy(7)
+		it.ev = msim.IMEvent{From: 7, Text: "backlog"}
+	}
+	return s.imSent(it, size)
+}
+
+// writerIRC reports each delivery from a goroutine of its own, as ircd's
+// writer does once it has written it, then tells got.
+type writerIRC struct {
+	*fakeIRC
+	sent chan func(bool)
+	got  chan struct{}
+}
+
+func (w *writerIRC) Deliver(d ircd.Delivery) bool {
+	w.sent <- d.Sent
+	return true
+}
+
+func (w *writerIRC) write() {
+	for f := range w.sent {
+		if f != nil {
+			f(true)
+		}
+		w.got <- struct{}{}
+	}
+}
+
+// BenchmarkSessionWakeReported is BenchmarkSessionWake with the IM's
+// report from another goroutine, as ircd's writer sends it.
+func BenchmarkSessionWakeReported(b *testing.B) {
+	r, cl, q, _ := bobOnline(b)
+	irc := &writerIRC{fakeIRC: q.fakeIRC, sent: make(chan func(bool), 1), got: make(chan struct{})}
+	go irc.write()
+	defer close(irc.sent)
+	r.s.irc = irc
+	r.s.cl.ats = []*attachment{newAttachment(irc, r.s, nil)}
+	defer runLoop(r)()
+	var ev msim.Event = msim.IMEvent{From: 7, Text: "hello"}
+	b.ReportAllocs()
+	for b.Loop() {
+		cl.push(ev)
+		<-irc.got
+	}
+}

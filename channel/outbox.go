@@ -49,6 +49,11 @@ type outbox struct {
 	head     int
 	inflight atomic.Int64 // bytes handed to ircd and not yet reported Sent
 	drained  atomic.Bool  // a Sent report came: the window may have room
+	// stalled: IMs wait for the window or the SendQ (pumpOut stopped), or
+	// the session waits for every report (waitSent): a report of an IM
+	// shown wakes the session (drained) only then. (One not shown always
+	// does.)
+	stalled atomic.Bool
 	// heldOut: the held IMs handed to ircd and not yet reported Sent; a
 	// login leaves them out of the held IMs it gives (heldOnItsWay). true:
 	// a login or attach has left it out so, and it is given again if its
@@ -339,6 +344,9 @@ func (s *session) pumpOut() {
 	if s.replayPending() {
 		return // a client's replay comes first (replayReady pumps then)
 	}
+	if s.out.stalled.Load() {
+		s.out.stalled.Store(false)
+	}
 	for s.out.head < len(s.out.q) {
 		it := s.out.q[s.out.head]
 		d, late, ok := s.imDelivery(it)
@@ -348,9 +356,14 @@ func (s *session) pumpOut() {
 		}
 		size := int64(len(d.Text)) + 1
 		lines := len(d.Text)/lineBudget + strings.Count(d.Text, "\n") + 1
-		busy := s.out.inflight.Load()
-		if busy > 0 && (busy+size > outWindow || s.irc.Room() < lines+outReserve) {
-			return // a Sent report wakes the session to go on
+		if !s.outFits(size, lines) {
+			// A Sent report wakes the session to go on: one that comes
+			// from now on finds it stalled; one that came before, the
+			// look again.
+			s.out.stalled.Store(true)
+			if !s.outFits(size, lines) {
+				return
+			}
 		}
 		s.out.pop()
 		s.out.inflight.Add(size)
@@ -370,6 +383,14 @@ func (s *session) pumpOut() {
 		s.out.q = s.out.q[:0]
 	}
 	s.out.head = 0
+}
+
+// outFits reports whether an IM of size bytes of text and lines lines may
+// be handed to ircd now: nothing is in flight, or it fits the window and
+// the SendQ has room for it.
+func (s *session) outFits(size int64, lines int) bool {
+	busy := s.out.inflight.Load()
+	return busy <= 0 || busy+size <= outWindow && s.irc.Room() >= lines+outReserve
 }
 
 // imSentReport is what an IM handed to ircd needs once its fate is
@@ -426,8 +447,10 @@ func (r *imSentReport) sent(ok bool) {
 		s.notShownLost(it, email, log, met)
 	}
 	s.out.inflight.Add(-size)
-	s.out.drained.Store(true)
-	s.kick()
+	if !ok || s.out.stalled.Load() { // else the session has nothing to do for it
+		s.out.drained.Store(true)
+		s.kick()
+	}
 }
 
 // imDelivery renders an IM or zap for the IRC client; late: it comes late
