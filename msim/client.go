@@ -243,6 +243,10 @@ type Client struct {
 	strangers map[UID]struct{}
 	groups    []Group
 
+	// held are the events the reader made and has not queued yet (see
+	// hold): the reader goroutine's.
+	held []Event
+
 	qmu     sync.Mutex
 	queue   []Event
 	qfinal  bool
@@ -547,7 +551,8 @@ func (c *Client) readLoop(st *readState) {
 		st = &readState{last: time.Now()}
 	}
 	if c.read(st) {
-		c.wg.Add(1) // before this one's Done: the count never passes 0
+		c.held = nil // a resting reader holds no array
+		c.wg.Add(1)  // before this one's Done: the count never passes 0
 		go c.readLoop(st)
 		return
 	}
@@ -601,6 +606,10 @@ type readState struct {
 	// message that had not arrived whole is not armed again at once: in
 	// a burst of messages split across reads each would cost two.
 	calm time.Time
+	// ahead: the next message had arrived whole when the last was
+	// handled, so it came with last's read: it is neither waited for
+	// nor stamped anew.
+	ahead bool
 }
 
 // ReaderRest is how long the reader, once it has handled a message, waits
@@ -611,18 +620,25 @@ const ReaderRest = rest.Idle
 // read decodes and handles messages until the link fails (false) or the
 // reader has rested (true).
 func (c *Client) read(st *readState) (rested bool) {
+	defer c.flush() // after recover: what was read is queued before the end
 	defer c.recover("reader")
 	for {
+		ahead := st.ahead
+		st.ahead = false
 		c.arm(st)
 		// Between messages the reader waits in Wait, not in Decode: an
 		// idle connection's goroutine then has a stack small enough to be
-		// shrunk.
-		err, poked := c.wait()
+		// shrunk. A message already here whole needs no wait.
+		var err error
+		var poked bool
+		if !ahead {
+			err, poked = c.wait()
+		}
 		if poked && err != nil && isTimeout(err) && time.Since(st.last) < c.cfg.DeadAfter {
 			st.rest, st.armed = time.Time{}, time.Time{}
 			return true
 		}
-		if err == nil && (poked || !st.rest.IsZero() && !c.dec.whole()) {
+		if err == nil && (poked || !st.rest.IsZero() && !ahead && !c.dec.whole()) {
 			// Neither the poke's deadline nor the rest's may cut a
 			// message: decoding cannot resume. Back to DeadAfter.
 			_ = c.nc.SetReadDeadline(st.last.Add(c.cfg.DeadAfter))
@@ -637,6 +653,7 @@ func (c *Client) read(st *readState) (rested bool) {
 			}
 		}
 		if err != nil {
+			c.flush() // before the reader can wait again
 			var se *SyntaxError
 			switch {
 			case isTimeout(err) && !errors.As(err, &se) && time.Since(st.last) < c.cfg.DeadAfter:
@@ -667,15 +684,24 @@ func (c *Client) read(st *readState) (rested bool) {
 			return false
 		}
 		// One clock read for the message: when it was heard, and an IM's
-		// time.
-		now := time.Now()
+		// time; none for one that came with the last.
+		now := st.last
+		if !ahead {
+			now = time.Now()
+			c.heardAt(now)
+		}
 		st.last, st.worn = now, true
-		c.heardAt(now)
 		c.readAt = now
 		c.trace("<-", m)
 		c.handle(m) // keeps neither m nor its fields
 		c.readAt = time.Time{}
 		putReadMsg(m)
+		// The events held wait while the next message is here whole
+		// (decoding it cannot block), up to heldEvents of them.
+		st.ahead = len(c.held) > 0 && c.dec.whole()
+		if !st.ahead {
+			c.flush()
+		}
 	}
 }
 

@@ -485,6 +485,7 @@ func TestEarlyPresenceCostsNoMoreThanLate(t *testing.T) {
 		var buf []Event
 		for _, m := range msgs {
 			c.onBM(m)
+			c.flush() // as the reader does before it waits
 			buf = c.TakeEvents(buf[:0])
 		}
 		if take {

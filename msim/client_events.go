@@ -453,8 +453,16 @@ func onlyIMs(evs []Event) []Event {
 // ends; an IM or zap left out is counted for the DisconnectedEvent.
 func (c *Client) emit(ev Event) {
 	c.qmu.Lock()
+	queued, over := c.queueLocked(ev)
+	c.qmu.Unlock()
+	c.settle(queued, over)
+}
+
+// queueLocked queues ev, with c.qmu held, unless the backlog is full or
+// the final event is queued: then it counts an IM or zap left out, and
+// over reports that the backlog has overflowed.
+func (c *Client) queueLocked(ev Event) (queued, over bool) {
 	if c.qfinal || len(c.queue) >= c.backlog {
-		over := !c.qfinal
 		if from := SenderOf(ev); from != 0 {
 			c.droppedIMs++
 			if !slices.Contains(c.droppedFrom, from) {
@@ -463,15 +471,52 @@ func (c *Client) emit(ev Event) {
 		} else if e, ok := ev.(ErrorEvent); ok && e.Unreadable {
 			c.droppedIMs++ // an IM, perhaps, from no one it could name
 		}
-		c.qmu.Unlock()
-		if over {
-			c.down(DisconnectOverflow, errorf("%w: %d events not taken", ErrEventOverflow, c.backlog))
-		}
-		return
+		return false, !c.qfinal
 	}
 	c.queue = append(c.queue, ev)
+	return true, false
+}
+
+// settle wakes the owner for events queued, and ends the session once
+// the backlog has overflowed.
+func (c *Client) settle(queued, over bool) {
+	if queued {
+		c.wake()
+	}
+	if over {
+		c.down(DisconnectOverflow, errorf("%w: %d events not taken", ErrEventOverflow, c.backlog))
+	}
+}
+
+// heldEvents is the most events the reader holds before it queues them.
+const heldEvents = 16
+
+// hold is emit for the reader handling a buddy message: the event waits
+// with the reader until flush, which the reader calls before it could
+// wait for more bytes (and before anything else it handles), so that the
+// IMs of one read are queued under one lock with one wake.
+func (c *Client) hold(ev Event) {
+	if len(c.held) == heldEvents {
+		c.flush()
+	}
+	c.held = append(c.held, ev)
+}
+
+// flush queues the events the reader holds, in order, as emit would.
+func (c *Client) flush() {
+	if len(c.held) == 0 {
+		return
+	}
+	queued, over := false, false
+	c.qmu.Lock()
+	for _, ev := range c.held {
+		q, o := c.queueLocked(ev)
+		queued, over = queued || q, over || o
+	}
 	c.qmu.Unlock()
-	c.wake()
+	clear(c.held)
+	c.held = c.held[:0]
+	c.settle(queued, over)
 }
 
 // wake tells the owner (with Notify) or the pump that events are queued.
@@ -590,6 +635,9 @@ func SenderOf(ev Event) UID {
 
 // handle dispatches one received message. It runs on the reader goroutine.
 func (c *Client) handle(m *Message) {
+	if !m.Is("bm") {
+		c.flush() // the events of the buddy messages before it come first
+	}
 	switch m.Type() {
 	case "persistr":
 		c.onPersist(m)
@@ -723,12 +771,12 @@ func (c *Client) onBM(m *Message) {
 	case BMIM, BMAction:
 		switch markup.Classify(body) {
 		case markup.KindTyping:
-			c.emit(TypingEvent{From: uid, Typing: true})
+			c.hold(TypingEvent{From: uid, Typing: true})
 		case markup.KindStopTyping:
-			c.emit(TypingEvent{From: uid, Typing: false})
+			c.hold(TypingEvent{From: uid, Typing: false})
 		case markup.KindZap:
 			z, _ := markup.ParseZap(body)
-			c.emit(ZapEvent{From: uid, Zap: z, Time: c.receivedAt()})
+			c.hold(ZapEvent{From: uid, Zap: z, Time: c.receivedAt()})
 		default:
 			if typ == BMAction && (body == "" || isChatControl(body) || strings.HasPrefix(body, "!!!") && inChat(m)) {
 				c.logger().WithField("from", uid).Debug("msim: ignoring group-chat control message")
@@ -748,7 +796,7 @@ func (c *Client) onBM(m *Message) {
 					}
 				}
 			}
-			c.emit(ev)
+			c.hold(ev)
 		}
 	case BMStatus:
 		raw, _ := m.Raw("msg")
@@ -775,7 +823,7 @@ func (c *Client) onBM(m *Message) {
 			c.presence[uid] = pr
 		}
 		c.mu.Unlock()
-		c.emit(PresenceEvent{UID: uid, Status: pr.Status, Text: pr.Text})
+		c.hold(PresenceEvent{UID: uid, Status: pr.Status, Text: pr.Text})
 	case BMAddNotify, BMMedia, BMProfile, BMStatusMood, BMClientInfo:
 		// No useful payload.
 		c.logger().WithFields(map[string]any{"bm": typ, "from": uid}).Debug("msim: ignoring buddy message")
@@ -808,7 +856,7 @@ func (c *Client) unknownBM(m *Message) {
 	if f, ok := m.Raw("f"); ok {
 		from = fmt.Sprintf("sender %q", cut(Unescape(f)))
 	}
-	c.emit(ErrorEvent{Unreadable: true, Message: fmt.Sprintf("a message of unknown type %q arrived that may be an IM (%s): %s", cut(Unescape(typ)), from, body)})
+	c.hold(ErrorEvent{Unreadable: true, Message: fmt.Sprintf("a message of unknown type %q arrived that may be an IM (%s): %s", cut(Unescape(typ)), from, body)})
 }
 
 // logBadBM logs a buddy message that does not read (err, if any, says
@@ -871,7 +919,7 @@ func (c *Client) unreadableIM(m *Message, typ int) {
 	if f, ok := m.Raw("f"); ok {
 		why = fmt.Sprintf("its sender %q is no user ID", cut(Unescape(f)))
 	}
-	c.emit(ErrorEvent{Unreadable: true, Message: fmt.Sprintf("an IM arrived that could not be read (%s): %s", why, body)})
+	c.hold(ErrorEvent{Unreadable: true, Message: fmt.Sprintf("an IM arrived that could not be read (%s): %s", why, body)})
 }
 
 // chatControls start the bm 121 bodies that are no text (spec §8): the

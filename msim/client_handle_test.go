@@ -36,6 +36,7 @@ func handleRaw(t *testing.T, c *Client, raw string) []Event {
 		t.Fatalf("ParseMessage(%q): %v", raw, err)
 	}
 	c.handle(m)
+	c.flush() // as the reader does before it waits
 	return c.TakeEvents(nil)
 }
 
@@ -162,6 +163,7 @@ func FuzzClientHandle(f *testing.F) {
 				continue
 			}
 			c.handle(m)
+			c.flush()
 			evs := c.TakeEvents(nil)
 			if typ, _ := m.TypeInt(); !m.Is("bm") || typ != BMIM {
 				continue
