@@ -803,9 +803,10 @@ func (q *outRing) release() {
 
 // outItem is an entry of the writer's queue.
 type outItem struct {
-	b      []byte      // an encoded message; nil: flush what came before and stop (Close)
-	im     *OutgoingIM // set when b is an IM from SendIM
-	pooled *[]byte     // b's buffer from imBufs, handed back once copied into a batch
+	b      []byte     // an encoded message; nil: flush what came before and stop (Close)
+	im     OutgoingIM // the IM b is, when isIM: carried in the item, so no IM costs an object of its own
+	isIM   bool       // b is an IM from SendIM
+	pooled *[]byte    // b's buffer from imBufs, handed back once copied into a batch
 }
 
 // imBufs holds the buffers IMs are encoded into: the writer copies an IM
@@ -817,7 +818,7 @@ const maxPooledIM = 4 << 10
 
 // batchIM is an IM in the writer's batch and where its bytes end there.
 type batchIM struct {
-	im  *OutgoingIM
+	im  OutgoingIM
 	end int
 }
 
@@ -850,7 +851,7 @@ func (w *wstate) take(it outItem) (stop bool) {
 		w.batch = (*w.held)[:0]
 	}
 	w.batch = append(w.batch, it.b...)
-	if it.im != nil {
+	if it.isIM {
 		w.ims = append(w.ims, batchIM{im: it.im, end: len(w.batch)})
 	}
 	if it.pooled != nil && cap(it.b) <= maxPooledIM {
@@ -1082,12 +1083,12 @@ func (c *Client) armWrite(w *wstate) { w.dl.Arm(c.nc, time.Now(), writeTimeout) 
 //go:noinline
 func (c *Client) wrote(w *wstate, n int) {
 	now := c.cfg.Now()
-	for _, b := range w.ims {
-		if b.end <= n {
+	for i := range w.ims {
+		if b := &w.ims[i]; b.end <= n {
 			b.im.Written = now
-			w.remember(*b.im)
+			w.remember(b.im)
 		} else {
-			w.unsent = append(w.unsent, *b.im)
+			w.unsent = append(w.unsent, b.im)
 		}
 	}
 	clear(w.ims)
@@ -1111,14 +1112,14 @@ func (c *Client) endWriter(w *wstate) {
 	<-c.readerDone
 	unsent := w.unsent
 	for _, b := range w.ims { // a batch never tried (the writer panicked)
-		unsent = append(unsent, *b.im)
+		unsent = append(unsent, b.im)
 	}
 	// Senders hold smu shared from their check of done until their item is
 	// in the queue (or they gave up): once we hold it, nothing more comes.
 	c.smu.Lock()
 	for it, ok := c.next(); ok; it, ok = c.next() {
-		if it.im != nil {
-			unsent = append(unsent, *it.im)
+		if it.isIM {
+			unsent = append(unsent, it.im)
 		}
 	}
 	c.wmu.Lock()
@@ -1155,19 +1156,15 @@ func (c *Client) recover(who string) {
 
 // send queues m for the writer. It blocks while the queue is full, bounded by
 // ctx and by the link going down.
-func (c *Client) send(ctx context.Context, m *Message) error { return c.enqueue(ctx, m, nil) }
-
-// enqueue queues m, which is the IM im when im is not nil. Once it returns
-// nil for an IM, the IM is either written or reported in the
-// DisconnectedEvent's Unsent.
-func (c *Client) enqueue(ctx context.Context, m *Message, im *OutgoingIM) error {
-	return c.enqueueEncoded(ctx, Encode(m), nil, m.Type(), m, im)
+func (c *Client) send(ctx context.Context, m *Message) error {
+	return c.enqueueEncoded(ctx, outItem{b: Encode(m)}, m.Type(), m)
 }
 
-// enqueueEncoded is enqueue for a message already encoded as b (in the
-// imBufs buffer pooled, if not nil), of type typ; m is the same message for
-// the debug trace (nil when not tracing).
-func (c *Client) enqueueEncoded(ctx context.Context, b []byte, pooled *[]byte, typ string, m *Message, im *OutgoingIM) error {
+// enqueueEncoded queues the item it, a message of type typ already
+// encoded; m is the same message for the debug trace (nil when not
+// tracing). Once it returns nil for an IM (it.isIM), the IM is either
+// written or reported in the DisconnectedEvent's Unsent.
+func (c *Client) enqueueEncoded(ctx context.Context, it outItem, typ string, m *Message) error {
 	c.smu.RLock()
 	defer c.smu.RUnlock()
 	select {
@@ -1178,7 +1175,6 @@ func (c *Client) enqueueEncoded(ctx context.Context, b []byte, pooled *[]byte, t
 	if m != nil {
 		c.trace("->", m)
 	}
-	it := outItem{b: b, im: im, pooled: pooled}
 	for {
 		room, ok := c.tryPut(it)
 		if ok {

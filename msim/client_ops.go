@@ -422,14 +422,14 @@ func (c *Client) bmMessage(typ int, to UID, body string) *Message {
 		AddInt("cv", ClientVersion).Add("msg", body)
 }
 
-// sendBM queues a buddy message, encoded straight to bytes (the hot path
-// of every IM); im is the IM it carries, if any.
-func (c *Client) sendBM(ctx context.Context, typ int, to UID, body string, im *OutgoingIM) error {
+// sendBM queues a buddy message that carries no IM (a typing notice, a
+// zap), encoded straight to bytes.
+func (c *Client) sendBM(ctx context.Context, typ int, to UID, body string) error {
 	var m *Message
 	if c.debug {
 		m = c.bmMessage(typ, to, body)
 	}
-	return c.enqueueEncoded(ctx, appendBM(nil, typ, c.sesskey, to, body), nil, "bm", m, im)
+	return c.enqueueEncoded(ctx, outItem{b: appendBM(nil, typ, c.sesskey, to, body)}, "bm", m)
 }
 
 // appendBM appends the wire form of the message bmMessage builds.
@@ -480,7 +480,7 @@ func (c *Client) bm(ctx context.Context, typ int, to UID, body string) error {
 	if err := checkUID(to); err != nil {
 		return err
 	}
-	return c.sendBM(ctx, typ, to, body, nil)
+	return c.sendBM(ctx, typ, to, body)
 }
 
 // SendIM sends plain text as an instant message (bm 1, markup on the wire).
@@ -492,13 +492,13 @@ func (c *Client) SendIM(ctx context.Context, to UID, text string) error {
 	if err := checkUID(to); err != nil {
 		return err
 	}
-	im := &OutgoingIM{To: to, Text: text, Queued: c.cfg.Now()}
+	im := OutgoingIM{To: to, Text: text, Queued: c.cfg.Now()}
 	var m *Message
 	if c.debug {
 		m = c.bmMessage(BMIM, to, markup.FromPlain(text))
 	}
 	bp := imBufs.Get().(*[]byte)
-	return c.enqueueEncoded(ctx, appendIM((*bp)[:0], c.sesskey, to, text), bp, "bm", m, im)
+	return c.enqueueEncoded(ctx, outItem{b: appendIM((*bp)[:0], c.sesskey, to, text), im: im, isIM: true, pooled: bp}, "bm", m)
 }
 
 // SendStyledIM sends styled text as an instant message, its body
@@ -510,13 +510,13 @@ func (c *Client) SendStyledIM(ctx context.Context, to UID, text string, spans []
 	if err := checkUID(to); err != nil {
 		return err
 	}
-	im := &OutgoingIM{To: to, Text: text, Queued: c.cfg.Now()}
+	im := OutgoingIM{To: to, Text: text, Queued: c.cfg.Now()}
 	var m *Message
 	if c.debug {
 		m = c.bmMessage(BMIM, to, markup.FromSpans(spans))
 	}
 	bp := imBufs.Get().(*[]byte)
-	return c.enqueueEncoded(ctx, appendStyledIM((*bp)[:0], c.sesskey, to, spans), bp, "bm", m, im)
+	return c.enqueueEncoded(ctx, outItem{b: appendStyledIM((*bp)[:0], c.sesskey, to, spans), im: im, isIM: true, pooled: bp}, "bm", m)
 }
 
 // SendTyping tells to that the user started (true) or stopped typing.

@@ -4,6 +4,7 @@ package msim
 // for a read's worth of IMs, and what SendIM and the writer do for each.
 
 import (
+	"context"
 	"io"
 	"net"
 	"strconv"
@@ -16,13 +17,13 @@ import (
 	"github.com/msimircd/msimircd/msim/markup"
 )
 
-// memConn is a connection whose reads return data, all of it in the first
-// read, and then io.EOF; writes are kept. It has no deadlines to keep.
+// memConn is a connection whose reads return data, as much as is asked
+// for, and then io.EOF; writes are counted. It has no deadlines to keep.
 type memConn struct {
 	net.Conn
 	mu    sync.Mutex
 	data  []byte
-	wrote []byte
+	wrote int
 }
 
 func (c *memConn) Read(p []byte) (int, error) {
@@ -39,7 +40,7 @@ func (c *memConn) Read(p []byte) (int, error) {
 func (c *memConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.wrote = append(c.wrote, p...)
+	c.wrote += len(p)
 	return len(p), nil
 }
 
@@ -131,4 +132,40 @@ func BenchmarkReadIMs(b *testing.B) {
 	c.wg.Add(2)
 	go c.readLoop(nil)
 	c.wg.Wait()
+}
+
+// TestSendIMCostsNoObject: an IM given to SendIM and written by the writer
+// costs no allocation once the pools and the writer's buffers are warm.
+func TestSendIMCostsNoObject(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops some of what sync.Pool is given")
+	}
+	cfg := ClientConfig{Notify: func() {}}
+	cfg.setDefaults()
+	nc := &memConn{}
+	c := newClient(cfg, nc)
+	c.sesskey, c.uid = fakeSessKey, fakeUID
+	c.writing = true // the test writes, as the writer would, on its own goroutine
+	w := c.ws
+	ctx := context.Background()
+	send := func() {
+		if err := c.SendIM(ctx, 2001, "hello there, how are you doing today?"); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.gather(w); got != gatherBatch {
+			t.Fatalf("gather: got %d, want a batch", got)
+		}
+		if err := c.write(w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 * recentIMs { // the writer's ring of recent IMs at its size
+		send()
+	}
+	if n := testing.AllocsPerRun(100, send); n != 0 {
+		t.Errorf("SendIM and its write: got %v allocations per IM, want 0", n)
+	}
+	if w.recent.n == 0 || w.recent.at(w.recent.n-1).Text != "hello there, how are you doing today?" {
+		t.Errorf("the IMs written are not remembered for Unconfirmed")
+	}
 }
