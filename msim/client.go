@@ -425,6 +425,7 @@ func newClient(cfg ClientConfig, nc net.Conn) *Client {
 	}
 	c.dec.MaxSize = ClientMaxSize
 	c.dec.SkipEmptyKeys = true // one bad pair loses no IM
+	c.dec.room = "msg"         // an IM's body and its message are one allocation
 	return c
 }
 
@@ -740,6 +741,10 @@ const keptReadFields = 16
 // putReadMsg gives m back to readMsgs, holding no value (so that it pins
 // no message's text), unless its fields outgrew keptReadFields.
 func putReadMsg(m *Message) {
+	if m.room != nil {
+		m.room.Reset() // the decoder keeps no message's text
+		m.room = nil
+	}
 	if cap(m.fields) > keptReadFields {
 		return
 	}

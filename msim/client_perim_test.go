@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/allocs"
 	"github.com/msimircd/msimircd/msim/markup"
 )
 
@@ -167,5 +168,36 @@ func TestSendIMCostsNoObject(t *testing.T) {
 	}
 	if w.recent.n == 0 || w.recent.at(w.recent.n-1).Text != "hello there, how are you doing today?" {
 		t.Errorf("the IMs written are not remembered for Unconfirmed")
+	}
+}
+
+// TestReadIMCostsTwoObjects: the reader's work for an IM (decode, body,
+// event) costs two allocations: the message's text with the body in it,
+// and the event. The cost of a read of more IMs less that of fewer is the
+// IMs' own, whatever the stream's start and end cost.
+func TestReadIMCostsTwoObjects(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops some of what sync.Pool is given")
+	}
+	one := wireIM(2001, "hello there, how are you doing today?")
+	cost := func(ims int) uint64 {
+		return allocs.Least(5, func() func() {
+			cfg := ClientConfig{}
+			cfg.setDefaults()
+			var c *Client
+			buf := make([]Event, 0, 1024)
+			cfg.Notify = func() { buf = c.TakeEvents(buf[:0]) }
+			c = newClient(cfg, &memConn{data: []byte(strings.Repeat(one, ims))})
+			return func() {
+				c.wg.Add(2)
+				c.readLoop(nil)
+				c.wg.Wait()
+			}
+		})
+	}
+	const few, many = 64, 192
+	perIM := float64(cost(many)-cost(few)) / (many - few)
+	if perIM > 2 {
+		t.Errorf("reading an IM: got %.2f allocations, want at most 2", perIM)
 	}
 }

@@ -102,23 +102,47 @@ func Unescape(s string) string {
 
 // appendUnescaped appends Unescape(s) to b.
 func appendUnescaped(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '/' && i+1 < len(s) {
-			switch s[i+1] {
-			case '1':
-				b = append(b, '/')
-				i++
-				continue
-			case '2':
-				b = append(b, '\\')
-				i++
-				continue
-			}
+	for {
+		i := strings.IndexByte(s, '/')
+		if i < 0 || i+1 == len(s) {
+			return append(b, s...)
 		}
-		b = append(b, c)
+		switch s[i+1] {
+		case '1':
+			b = append(append(b, s[:i]...), '/')
+		case '2':
+			b = append(append(b, s[:i]...), '\\')
+		default:
+			b = append(b, s[:i+1]...) // a '/' kept as it is
+			s = s[i+1:]
+			continue
+		}
+		s = s[i+2:]
 	}
-	return b
+}
+
+// writeUnescaped writes Unescape(s) to w.
+func writeUnescaped(w *strings.Builder, s string) {
+	for {
+		i := strings.IndexByte(s, '/')
+		if i < 0 || i+1 == len(s) {
+			w.WriteString(s)
+			return
+		}
+		switch s[i+1] {
+		case '1':
+			w.WriteString(s[:i])
+			w.WriteByte('/')
+		case '2':
+			w.WriteString(s[:i])
+			w.WriteByte('\\')
+		default:
+			w.WriteString(s[:i+1]) // a '/' kept as it is
+			s = s[i+1:]
+			continue
+		}
+		s = s[i+2:]
+	}
 }
 
 // AppendTo appends the wire form of m (ending in \final\) to b.
@@ -191,6 +215,11 @@ type Decoder struct {
 	small   *[]byte      // holds the buffer lent by smallBufs while one is used
 	off     int64
 	sticky  error
+	// room names the field whose unescaped value a message decoded
+	// with DecodeInto gets room for after its text (see text); tb holds
+	// that text while the message is handled.
+	room string
+	tb   strings.Builder
 
 	// SkipEmptyKeys leaves out a pair whose key is empty, after the first
 	// (the type), rather than failing its message with ErrEmptyKey. Fields
@@ -272,7 +301,7 @@ func (d *Decoder) Decode() (*Message, error) { return d.decode(nil) }
 // a time and keeps neither m nor its Fields once done with it. The values
 // of m's former fields stay valid. On an error m holds no fields.
 func (d *Decoder) DecodeInto(m *Message) error {
-	m.fields = m.fields[:0]
+	m.fields, m.room = m.fields[:0], nil
 	_, err := d.decode(m)
 	return err
 }
@@ -343,13 +372,57 @@ func (d *Decoder) decode(into *Message) (*Message, error) {
 		d.keep(buf)
 		return nil, &SyntaxError{Offset: start, Err: ErrMalformed, Detail: "empty message"}
 	}
-	text := string(buf[1 : len(buf)-1])
+	text := d.text(buf[1:len(buf)-1], into)
 	d.keep(buf)
 	m, err := parseFields(text, (tokens+1)/2, into, d.SkipEmptyKeys)
 	if err != nil {
 		return nil, &SyntaxError{Offset: start, Err: err}
 	}
 	return m, nil
+}
+
+// text returns the string of a message's wire form b (without its first
+// and last backslash). For a message decoded into into, when d.room names a
+// field of it whose value has something to unescape, the string has room
+// after it for that value unescaped, and into's getters unescape it there
+// (Message.unescape): the text and the value (an IM's body) cost one
+// allocation rather than two, and the value keeps the text, as a value
+// with nothing to unescape, a substring of it, always has.
+func (d *Decoder) text(b []byte, into *Message) string {
+	if into == nil || d.room == "" {
+		return string(b)
+	}
+	v, ok := wireValue(b, d.room)
+	if !ok || bytes.IndexByte(v, '/') < 0 {
+		return string(b)
+	}
+	d.tb.Reset()
+	d.tb.Grow(len(b) + len(v))
+	d.tb.Write(b)
+	into.room = &d.tb
+	return d.tb.String()
+}
+
+// wireValue returns the value of the first field named key in a message's
+// wire form b (without its first and last backslash).
+func wireValue(b []byte, key string) ([]byte, bool) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\\')
+		if i < 0 {
+			return nil, false // a last key without a value
+		}
+		k, rest := b[:i], b[i+1:]
+		v := rest
+		if j := bytes.IndexByte(rest, '\\'); j >= 0 {
+			v, b = rest[:j], rest[j+1:]
+		} else {
+			b = nil
+		}
+		if string(k) == key {
+			return v, true
+		}
+	}
+	return nil, false
 }
 
 // keptBuf is the largest buffer smallBufs keeps: most messages are

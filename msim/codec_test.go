@@ -3,6 +3,7 @@ package msim
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -803,5 +804,73 @@ func TestDecodeSkipEmptyKeys(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// refUnescape is Unescape as the spec reads, a byte at a time: what the
+// codec's faster ones must match.
+func refUnescape(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' && i+1 < len(s) && (s[i+1] == '1' || s[i+1] == '2') {
+			b = append(b, "/\\"[s[i+1]-'1'])
+			i++
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+// TestUnescapeInRoom: a reader's decoder with room for msg gives the same
+// values as Unescape, for msg and every other field, whatever msg holds;
+// and a value it gave stays as it was once later messages are decoded.
+func TestUnescapeInRoom(t *testing.T) {
+	values := []string{"", "plain", "/", "x/", "//1", "/1/2", "a/3b", "/12", "<p>hi</1p>", "//2//1/", "é/1ü/2"}
+	var wire bytes.Buffer
+	for _, v := range values {
+		fmt.Fprintf(&wire, `\bm\1\f\2001\msg\%s\note\%s\final\`, v, v)
+	}
+	wire.WriteString(`\bm\1\note\a/1b\final\`)         // no msg
+	wire.WriteString(`\bm\1\msg\a/1b\msg\c/2d\final\`) // msg twice: the first is read
+	wire.WriteString(`\bm\1\note\x/1\msg\final\`)      // msg last, a flag
+	d := NewDecoder(bytes.NewReader(wire.Bytes()))
+	d.room = "msg"
+	type seen struct{ got, want string }
+	var kept []seen
+	roomy := 0
+	for {
+		m := &Message{}
+		if err := d.DecodeInto(m); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if m.room != nil {
+			roomy++
+		}
+		for _, f := range m.Fields() {
+			want := refUnescape(f.Value)
+			got, err := m.Str(f.Key)
+			first, _ := m.Raw(f.Key)
+			if err != nil || got != refUnescape(first) {
+				t.Errorf("Str(%q) of %s: got %q, %v; want %q", f.Key, m, got, err, refUnescape(first))
+			}
+			if u := Unescape(f.Value); u != want {
+				t.Errorf("Unescape(%q): got %q, want %q", f.Value, u, want)
+			}
+			kept = append(kept, seen{got, refUnescape(first)})
+		}
+	}
+	for _, k := range kept {
+		if k.got != k.want {
+			t.Errorf("a value given earlier: now %q, want %q", k.got, k.want)
+		}
+	}
+	if roomy < 5 {
+		t.Errorf("%d messages had room for msg, want the 5 or more whose msg has a '/'", roomy)
+	}
+	if len(kept) < 2*len(values) {
+		t.Errorf("got %d values, want at least %d", len(kept), 2*len(values))
 	}
 }

@@ -26,6 +26,10 @@ type Field struct {
 // value can break the framing.
 type Message struct {
 	fields []Field
+	// room, when set, has room after the message's text to unescape a
+	// value into (see Decoder.text): the decoder's, while a reader
+	// handles the message.
+	room *strings.Builder
 }
 
 // New starts a message whose first key is typ with the (escaped) value v.
@@ -141,7 +145,7 @@ func (m *Message) Str(k string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return Unescape(v), nil
+	return m.unescape(v), nil
 }
 
 // StrOr returns the unescaped value of field k, or def when k is absent.
@@ -150,7 +154,19 @@ func (m *Message) StrOr(k, def string) string {
 	if !ok {
 		return def
 	}
-	return Unescape(v)
+	return m.unescape(v)
+}
+
+// unescape is Unescape(v), v a value of m: into m.room when it has room
+// for it, so that it costs no allocation of its own.
+func (m *Message) unescape(v string) string {
+	r := m.room
+	if r == nil || r.Cap()-r.Len() < len(v) || strings.IndexByte(v, '/') < 0 {
+		return Unescape(v)
+	}
+	n := r.Len()
+	writeUnescaped(r, v)
+	return r.String()[n:]
 }
 
 // Int returns field k as a decimal integer.
