@@ -1,6 +1,9 @@
 package markup
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Style is the style bits of a <f s='N'> tag (spec §5): any mix of Bold,
 // Italic and Underline.
@@ -142,7 +145,12 @@ func ToSpans(markup string) []Span {
 func Styled(markup string) bool {
 	at := -1
 	for i := 0; i+2 < len(markup); i++ {
-		if markup[i] == '<' && markup[i+1]|0x20 == 'f' && (isSpace(markup[i+2]) || markup[i+2] == '/') {
+		k := strings.IndexByte(markup[i:len(markup)-2], '<')
+		if k < 0 {
+			break
+		}
+		i += k
+		if markup[i+1]|0x20 == 'f' && (isSpace(markup[i+2]) || markup[i+2] == '/') {
 			at = i + 2
 			break
 		}
@@ -150,20 +158,23 @@ func Styled(markup string) bool {
 	if at < 0 {
 		return false
 	}
-	for j := at + 1; j < len(markup); j++ {
-		if markup[j]|0x20 != 's' {
+	// From each "=" back over white space to the name it ends: an "s"
+	// after at, where a name can start.
+	for k := at + 2; k < len(markup); k++ {
+		e := strings.IndexByte(markup[k:], '=')
+		if e < 0 {
+			break
+		}
+		k += e
+		j := k - 1
+		for j > at && isSpace(markup[j]) {
+			j--
+		}
+		if j <= at || markup[j]|0x20 != 's' {
 			continue
 		}
 		switch c := markup[j-1]; {
 		case isSpace(c), c == '/', c == '\'', c == '"':
-		default:
-			continue
-		}
-		k := j + 1
-		for k < len(markup) && isSpace(markup[k]) {
-			k++
-		}
-		if k < len(markup) && markup[k] == '=' {
 			return true
 		}
 	}

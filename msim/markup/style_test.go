@@ -1,6 +1,7 @@
 package markup
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -180,4 +181,75 @@ func normalSpans(spans []Span) []Span {
 		out = append(out, sp)
 	}
 	return out
+}
+
+// styledWalk is Styled as a walk over every byte: what Styled's searches
+// must match.
+func styledWalk(markup string) bool {
+	at := -1
+	for i := 0; i+2 < len(markup); i++ {
+		if markup[i] == '<' && markup[i+1]|0x20 == 'f' && (isSpace(markup[i+2]) || markup[i+2] == '/') {
+			at = i + 2
+			break
+		}
+	}
+	if at < 0 {
+		return false
+	}
+	for j := at + 1; j < len(markup); j++ {
+		if markup[j]|0x20 != 's' {
+			continue
+		}
+		switch c := markup[j-1]; {
+		case isSpace(c), c == '/', c == '\'', c == '"':
+		default:
+			continue
+		}
+		k := j + 1
+		for k < len(markup) && isSpace(markup[k]) {
+			k++
+		}
+		if k < len(markup) && markup[k] == '=' {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStyledMatchesWalk: Styled answers as a walk over every byte does,
+// for bodies made of the bytes it looks at, in every order.
+func TestStyledMatchesWalk(t *testing.T) {
+	t.Parallel()
+	const alphabet = "<fFsS= \t\n/'\"x>"
+	rng := rand.New(rand.NewPCG(5, 7))
+	styled := 0
+	for range 200000 {
+		b := make([]byte, rng.IntN(16))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		s := string(b)
+		want := styledWalk(s)
+		if got := Styled(s); got != want {
+			t.Fatalf("Styled(%q): got %v, want %v", s, got, want)
+		}
+		if want {
+			styled++
+		}
+	}
+	for _, s := range []string{FromPlain("hello there"), FromSpans([]Span{{Text: "bold", Style: Bold}}), "<f s='1'>x</f>", "<F\tS = \"2\">"} {
+		if got, want := Styled(s), styledWalk(s); got != want {
+			t.Errorf("Styled(%q): got %v, want %v", s, got, want)
+		}
+	}
+	if styled == 0 {
+		t.Error("no styled body among those tried")
+	}
+}
+
+func BenchmarkStyled(b *testing.B) {
+	m := FromPlain("Hello there, how are you doing today? Want to get lunch at noon & talk about the plan for next week?")
+	for b.Loop() {
+		_ = Styled(m)
+	}
 }
