@@ -6,6 +6,7 @@ package ircd
 import (
 	"bytes"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -47,25 +48,34 @@ func (c *Client) plainMessage(seg []byte) bool {
 	s := b.String()
 	target, text := s[:i], s[i+2:len(rest)]
 
-	c.mu.Lock()
-	if !c.welcomed { // run's refusal, on the general way
-		c.mu.Unlock()
+	calls, ok := c.runPlain(cmd, target, text, s[len(rest):], now, at)
+	if !ok {
 		return false
 	}
-	// As run for a line without tags (no batch, no label) runs
-	// cmdMessage, whose parameters are all optional, with them.
+	c.afterRun(calls)
+	return true
+}
+
+// runPlain runs a plain message under c.mu as run does cmdMessage for a
+// line without tags (no batch, no label): ok is false before the welcome
+// (run's refusal, on the general way). The lock and the line's id and time
+// are given back by defers, so a panic below leaves them as run's would.
+func (c *Client) runPlain(cmd, target, text, id string, now, at time.Time) (calls []func(), ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.welcomed {
+		return nil, false
+	}
 	lineAt := c.lineAt
+	defer func() { c.lineAt, c.lineID = lineAt, "" }()
 	if lineAt.IsZero() {
 		c.lineAt = now // message's time is the id's
 	}
-	c.lineID, c.lineIDAt = s[len(rest):], at
+	c.lineID, c.lineIDAt = id, at
 	if err := c.messageTo(cmd, target, text, nil, false); err != nil && cmd != "NOTICE" {
 		c.numeric(err.Code, err.Params...)
 	}
-	c.lineAt, c.lineID = lineAt, ""
-	calls := c.calls
+	calls = c.calls
 	c.calls = nil
-	c.mu.Unlock()
-	c.afterRun(calls)
-	return true
+	return calls, true
 }
