@@ -494,9 +494,11 @@ const heldEvents = 16
 // hold is emit for the reader handling a buddy message: the event waits
 // with the reader until flush, which the reader calls before it could
 // wait for more bytes (and before anything else it handles), so that the
-// IMs of one read are queued under one lock with one wake.
+// IMs of one read are queued under one lock with one wake. It holds no
+// more than the backlog takes: an owner that takes every event it is told
+// of never sees the backlog overflow because events waited together.
 func (c *Client) hold(ev Event) {
-	if len(c.held) == heldEvents {
+	if len(c.held) >= min(heldEvents, c.backlog) {
 		c.flush()
 	}
 	c.held = append(c.held, ev)

@@ -1,0 +1,77 @@
+package msim
+
+import (
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// rev3Conn returns data in one read, then io.EOF; writes are discarded.
+type rev3Conn struct {
+	net.Conn
+	mu   sync.Mutex
+	data []byte
+}
+
+func (c *rev3Conn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+func (c *rev3Conn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *rev3Conn) Close() error                     { return nil }
+func (c *rev3Conn) SetDeadline(time.Time) error      { return nil }
+func (c *rev3Conn) SetReadDeadline(time.Time) error  { return nil }
+func (c *rev3Conn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestReaderOwnerKeepingUpNeverOverflows: an owner that takes every event
+// as soon as it is told of it (here in Notify itself, as the package's own
+// BenchmarkReadIMs and TestReadIMCostsTwoObjects owners do) never has more
+// than one event not taken, so EventBacklog (4) is never passed, however
+// many IMs come in one read. The reader holding a read's IMs (up to
+// heldEvents) and queueing them at once, with no Notify between, makes
+// them pass the backlog together: the session ends with DisconnectOverflow
+// and IMs are dropped, where before every IM was delivered.
+func TestReaderOwnerKeepingUpNeverOverflows(t *testing.T) {
+	t.Parallel()
+	const ims = 8
+	var wire strings.Builder
+	for i := range ims {
+		wire.Write(Encode(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strconv.Itoa(i))))
+	}
+	cfg := ClientConfig{EventBacklog: 4}
+	var c *Client
+	var got []Event
+	cfg.Notify = func() { got = c.TakeEvents(got) }
+	cfg.setDefaults()
+	c = newClient(cfg, &rev3Conn{data: []byte(wire.String())})
+	c.wg.Add(2)
+	go c.readLoop(nil)
+	c.wg.Wait()
+	got = c.TakeEvents(got)
+	var texts []string
+	var d DisconnectedEvent
+	for _, ev := range got {
+		switch ev := ev.(type) {
+		case IMEvent:
+			texts = append(texts, ev.Text)
+		case DisconnectedEvent:
+			d = ev
+		}
+	}
+	if d.Reason != DisconnectNetwork || d.DroppedIMs != 0 {
+		t.Errorf("end: got %v (%v), %d IMs dropped; want the server's close (EOF), none dropped", d.Reason, d.Err, d.DroppedIMs)
+	}
+	if len(texts) != ims {
+		t.Errorf("IMs delivered: got %q, want all %d", texts, ims)
+	}
+}
