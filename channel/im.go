@@ -116,7 +116,7 @@ func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
 		z.Time = time.Now() // one time for its history entry and every copy
 		ev = z
 	}
-	se := seqEvent{ev: ev, seq: s.memOf(a).nextSeq(), msgid: msgidOf(ev)}
+	se := seqEvent{ev: ev, seq: s.memOf(a).nextSeq(), msgid: s.batchMsgID(ev)}
 	se.render() // once, for its history entry and the IRC client
 	s.recordIn(a, uid, se)
 	s.fromUserSeq(a, uid, se)
@@ -126,18 +126,56 @@ func (s *session) fromUser(a *account, uid msim.UID, ev msim.Event) {
 // starts with the time it arrived (its Time, which its history entry
 // keeps), read once for both; an offline IM's time is when it was sent,
 // long ago, so its msgid starts with now.
-func msgidOf(ev msim.Event) string {
+func msgidOf(ev msim.Event) string { return ircd.NewMsgIDAt(msgidTime(ev)) }
+
+// msgidTime is the time msgidOf's id for ev starts with.
+func msgidTime(ev msim.Event) time.Time {
 	switch ev := ev.(type) {
 	case msim.IMEvent:
 		if !ev.Offline && !ev.Time.IsZero() {
-			return ircd.NewMsgIDAt(ev.Time)
+			return ev.Time
 		}
 	case msim.ZapEvent:
 		if !ev.Time.IsZero() {
-			return ircd.NewMsgIDAt(ev.Time)
+			return ev.Time
 		}
 	}
-	return ircd.NewMsgID()
+	return time.Now()
+}
+
+// msgIDLen is the length of an id ircd makes (ircd.AppendMsgIDAt): the
+// room batchMsgID wants for one (a longer id would still come out whole,
+// the builder growing for it).
+const msgIDLen = 26
+
+// batchMsgID is msgidOf(ev), written into the batch's ids (s.ids) while
+// they have room for it; else a string of its own. On the session's
+// goroutine.
+func (s *session) batchMsgID(ev msim.Event) string {
+	if s.ids.Cap()-s.ids.Len() < msgIDLen {
+		return msgidOf(ev)
+	}
+	var b [msgIDLen]byte
+	start := s.ids.Len()
+	s.ids.Write(ircd.AppendMsgIDAt(b[:0], msgidTime(ev)))
+	return s.ids.String()[start:]
+}
+
+// startIDs makes room in s.ids for the msgids of the IMs and zaps among
+// evs, a batch the session is about to handle (see batchMsgID): one
+// allocation for them all, not one each.
+func (s *session) startIDs(evs []msim.Event) {
+	n := 0
+	for _, ev := range evs {
+		switch ev.(type) {
+		case msim.IMEvent, msim.ZapEvent:
+			n++
+		}
+	}
+	s.ids = strings.Builder{} // what the last batch wrote stays its ids'
+	if n > 0 {
+		s.ids.Grow(n * msgIDLen)
+	}
 }
 
 // fromUserSeq puts an IM or zap from uid in the outbox, first learning who

@@ -71,6 +71,24 @@ func BenchmarkIMToIRC(b *testing.B) {
 	}
 }
 
+// BenchmarkIMBatchToIRC is BenchmarkIMToIRC for a batch of IMs taken
+// from the MSIM client at once (takeMSIM), as at full load; an op is the
+// batch, and ns/IM its time per IM.
+func BenchmarkIMBatchToIRC(b *testing.B) {
+	const ims = 8
+	for _, h := range []string{"off", "on", "behind"} {
+		b.Run("history="+h, func(b *testing.B) {
+			r, cl, _, _, _ := imWorkRig(b, h)
+			r.a.client = &batchMSIM{fakeMSIM: cl, batch: imBatch(ims)}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.s.takeMSIM()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*ims), "ns/IM")
+		})
+	}
+}
+
 // BenchmarkIMFromIRC: the session's work for a message the IRC client
 // sends a buddy, from the attachment's Message to the MSIM client's
 // SendIM (a fake), with metrics and the history as named.

@@ -219,10 +219,12 @@ func (s *session) takeMSIM() {
 			continue
 		}
 		s.evbuf = a.client.TakeEvents(s.evbuf[:0])
+		s.startIDs(s.evbuf)
 		for i, ev := range s.evbuf {
 			s.onMSIM(a, a.gen, ev) // a DisconnectedEvent, always last, forgets the client
 			s.evbuf[i] = nil
 		}
+		s.ids = strings.Builder{} // the batch's ids keep its memory, the session does not
 		if cap(s.evbuf) > keptEvents {
 			s.evbuf = nil // a burst's (a login's): not kept while idle
 		}

@@ -126,6 +126,12 @@ type session struct {
 	// ("as you disconnected" when unset; see endWith and linksEndAs).
 	endAs string
 	evbuf []msim.Event
+	// ids holds the msgids of the IMs and zaps of the batch of events
+	// being taken from an MSIM client (takeMSIM), one after another in one
+	// piece of memory: each is a slice of what it has written, which it
+	// never writes over (a batch starts a new one). Outside a batch it
+	// has no room, and an id is a string of its own.
+	ids strings.Builder
 	// cl holds the attached connections (s.irc is cl, except while one
 	// client's world is built); nattached counts them, for the bridge to
 	// read from other goroutines.
