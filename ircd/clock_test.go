@@ -42,3 +42,48 @@ func TestLineReadsTheClockOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveriesReadTheClockOncePerSecond: IMs delivered within a second
+// read the clock once between them for their sender's idle time; the
+// timer set for the next second's start makes the next one read it
+// again, and the sender's last message time follows it.
+func TestDeliveriesReadTheClockOncePerSecond(t *testing.T) {
+	c, done := fuzzClient(t)
+	defer done()
+	addBud(t, c)
+	ft := &fakeTimers{}
+	c.srv.stampAfter = ft.afterFunc
+	at := c.signon.Add(5*time.Second + 300*time.Millisecond)
+	reads := 0
+	c.srv.now = func() time.Time { reads++; return at }
+	c.mu.Lock()
+	c.nowOK = false // the world's users were added with the real clock
+	c.mu.Unlock()
+	spoke := func() stamp {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.findUser("bud").lastSpoke
+	}
+	for i := range 3 {
+		if !c.Deliver(Delivery{From: "bud", Text: "hello"}) {
+			t.Fatalf("delivery %d refused", i)
+		}
+	}
+	c.giveBack(c.take())
+	if reads != 1 || spoke() != 5 {
+		t.Errorf("3 deliveries read the clock %d times, stamped %d; want 1, 5", reads, spoke())
+	}
+	ds, _ := ft.durations()
+	if len(ds) != 1 || ds[0] != 700*time.Millisecond {
+		t.Fatalf("timers %v, want one of 700ms (to the next second)", ds)
+	}
+	at = at.Add(time.Second)
+	if n := ft.fire(); n != 1 {
+		t.Fatalf("fired %d timers, want 1", n)
+	}
+	c.Deliver(Delivery{From: "bud", Text: "again"})
+	c.giveBack(c.take())
+	if reads != 2 || spoke() != 6 {
+		t.Errorf("after the timer: %d clock reads, stamped %d; want 2, 6", reads, spoke())
+	}
+}

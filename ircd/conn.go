@@ -116,6 +116,12 @@ type Client struct {
 	umodes     string
 	signon     time.Time
 	lastActive time.Time
+	// now is the current stamp while nowOK: the clock is read for it once,
+	// and a timer (staleStamp) set for the next second's start makes the
+	// next stamp read it again, so that IMs arriving in a burst do not read
+	// the clock each.
+	now        stamp
+	nowOK      bool
 	users      sortidx.Index[*vuser, string] // by nick, case folded (cmpUser)
 	room       maproom.Room[vuser]           // made by Reserve for the next virtual users
 	aways      awayTexts                     // the virtual users' away texts

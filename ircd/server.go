@@ -352,10 +352,14 @@ type Server struct {
 	// afterFunc runs f after d on its own goroutine unless stopped, as
 	// time.AfterFunc does; tests replace it to step time by hand.
 	afterFunc func(d time.Duration, f func()) (stop func() bool)
-	// now reads the clock for a line a client sent: time.Now. A test may
-	// replace it to see which time a line is given, calling the reader's
-	// line handling itself: a reader on a socket sets its deadlines from
-	// that time.
+	// stampAfter is afterFunc for the timers that end a client's current
+	// stamp (Client.stamp), apart so that a test counts them alone.
+	stampAfter func(d time.Duration, f func()) (stop func() bool)
+	// now reads the clock for a line a client sent, and for a client's
+	// stamp: time.Now. A test may replace it to see which time a line is
+	// given, calling the reader's line handling itself (a reader on a
+	// socket sets its deadlines from that time), or to count a client's
+	// clock reads.
 	now func() time.Time
 
 	wg      sync.WaitGroup // every connection goroutine and accept loop
@@ -377,6 +381,7 @@ func NewServer(cfg Config, b Backend, log *logrus.Entry) *Server {
 		welcomeLines: welcomeLines(&cfg),
 		prefix:       &irc.Prefix{Name: cfg.ServerName},
 		afterFunc:    afterFunc,
+		stampAfter:   afterFunc,
 		now:          time.Now,
 		guesses:      newGuesses(&cfg),
 		met:          newServerMetrics(cfg.Metrics),

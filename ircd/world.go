@@ -58,8 +58,28 @@ func (u *vuser) host() string {
 // stamp is a time as whole seconds after the client's signon.
 type stamp uint32
 
-// stamp returns the current time as a stamp. Caller holds c.mu.
-func (c *Client) stamp() stamp { return stamp(time.Since(c.signon) / time.Second) }
+// stamp returns the current time as a stamp. It reads the clock once per
+// second at most: the stamp it reads stays current until a timer set for
+// the next second's start runs. A stamp taken between that start and the
+// timer running (the timer's latency, as small as the writer's in
+// starting to write a line just queued) is a second behind, as if it had
+// been taken that much earlier. Caller holds c.mu.
+func (c *Client) stamp() stamp {
+	if c.nowOK {
+		return c.now
+	}
+	d := c.srv.now().Sub(c.signon)
+	c.now, c.nowOK = stamp(d/time.Second), true
+	c.srv.stampAfter(time.Second-d%time.Second, c.staleStamp)
+	return c.now
+}
+
+// staleStamp makes the next stamp read the clock.
+func (c *Client) staleStamp() {
+	c.mu.Lock()
+	c.nowOK = false
+	c.mu.Unlock()
+}
 
 // time turns a stamp back into a time.
 func (c *Client) time(s stamp) time.Time { return c.signon.Add(time.Duration(s) * time.Second) }
