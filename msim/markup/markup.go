@@ -4,8 +4,10 @@
 // FromSpans for text in the bold, italic and underline styles), the smiley
 // table, and the typing and zap control bodies (Classify, ParseZap).
 //
-// It knows nothing about IRC or the wire codec: callers unescape the msg
-// value (§2.1) before ToPlain and escape FromPlain's result afterwards.
+// It knows nothing about IRC, and of the wire codec only its value
+// escaping (§2.1): callers unescape the msg value before ToPlain and
+// escape FromPlain's result afterwards, or have it escaped as it is
+// written (AppendFromPlainEscaped, AppendFromSpansEscaped).
 // The package holds no mutable state; every function is safe to call from
 // any goroutine.
 //
@@ -28,6 +30,14 @@ import (
 const (
 	lineOpen  = "<p><f f='Times' h='16'>"
 	lineClose = "</f></p>"
+)
+
+// The tags FromPlain writes that hold a '/', escaped for the wire (§2.1:
+// '/' as "/1", '\' as "/2"); lineOpen holds none.
+const (
+	lineCloseEscaped  = "</1f></1p>"
+	styleCloseEscaped = "</1f>"
+	smileyEndEscaped  = `"/1>`
 )
 
 // ToPlain renders an MSIM markup body as plain text (spec §5.1):
@@ -317,19 +327,33 @@ func FromPlain(plain string) string {
 // AppendFromPlain appends FromPlain(plain) to b.
 func AppendFromPlain(b []byte, plain string) []byte {
 	b = append(b, lineOpen...)
-	b = appendPlain(b, plain, 0)
+	b = appendPlain(b, plain, 0, false)
 	return append(b, lineClose...)
+}
+
+// AppendFromPlainEscaped appends FromPlain(plain) escaped as an MSIM field
+// value (§2.1: '/' as "/1", '\' as "/2") to b, in one pass: the msg value
+// of an IM as it goes on the wire.
+func AppendFromPlainEscaped(b []byte, plain string) []byte {
+	b = append(b, lineOpen...)
+	b = appendPlain(b, plain, 0, true)
+	return append(b, lineCloseEscaped...)
 }
 
 // appendPlain appends plain as FromPlain converts it, inside a paragraph
 // whose line wrapper is open, and, for style != 0, inside <f s='style'>
 // too: at each line break the style's <f> is closed with the paragraph and
-// opened again in the next one.
-func appendPlain(b []byte, plain string, style Style) []byte {
+// opened again in the next one. With esc, what it appends is escaped as a
+// field value (§2.1).
+func appendPlain(b []byte, plain string, style Style, esc bool) []byte {
+	spec, lineEnd, styleEnd, smileyEnd := &special, lineClose, "</f>", `"/>`
+	if esc {
+		spec, lineEnd, styleEnd, smileyEnd = &specialEscaped, lineCloseEscaped, styleCloseEscaped, smileyEndEscaped
+	}
 	run := 0 // start of the bytes not yet written
 	for i := 0; i < len(plain); {
 		c := plain[i]
-		if !special[c] {
+		if !spec[c] {
 			i++
 			continue
 		}
@@ -338,7 +362,7 @@ func appendPlain(b []byte, plain string, style Style) []byte {
 			if sym, name := matchSmiley(plain[i:]); sym != "" {
 				b = append(b, `<i n="`...)
 				b = append(b, name...)
-				b = append(b, `"/>`...)
+				b = append(b, smileyEnd...)
 				i += len(sym)
 				run = i
 				continue
@@ -347,13 +371,17 @@ func appendPlain(b []byte, plain string, style Style) []byte {
 		switch c {
 		case '\n':
 			if style != 0 {
-				b = append(b, "</f>"...)
+				b = append(b, styleEnd...)
 			}
-			b = append(b, lineClose...)
+			b = append(b, lineEnd...)
 			b = append(b, lineOpen...)
 			if style != 0 {
 				b = appendStyleOpen(b, style)
 			}
+		case '/': // special only with esc
+			b = append(b, "/1"...)
+		case '\\':
+			b = append(b, "/2"...)
 		case '&':
 			b = append(b, "&amp;"...)
 		case '<':
@@ -397,3 +425,7 @@ var special = func() (t [256]bool) {
 	t[0xEF] = true
 	return t
 }()
+
+// specialEscaped is special with the bytes the wire escapes, '/' and '\'
+// (set by the smiley table's init, once special is complete).
+var specialEscaped [256]bool

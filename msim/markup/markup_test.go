@@ -367,10 +367,13 @@ func FuzzMarkup(f *testing.F) {
 			// Only <i n=X/> and <a h=U/> expand, and not by this much.
 			t.Fatalf("ToPlain(%q) grew to %d bytes", s, len(plain))
 		}
+		m := FromPlain(s)
+		if got, want := string(AppendFromPlainEscaped([]byte("x/"), s)), "x/"+wireEscape(m); got != want {
+			t.Fatalf("AppendFromPlainEscaped(%q): got %q, want %q", s, got, want)
+		}
 		if !utf8.ValidString(s) {
 			return
 		}
-		m := FromPlain(s)
 		if err := wellFormed(m); err != nil {
 			t.Fatalf("FromPlain(%q) = %q: not XML: %v", s, m, err)
 		}
@@ -378,6 +381,24 @@ func FuzzMarkup(f *testing.F) {
 			t.Fatalf("ToPlain(FromPlain(%q)) = %q via %q, want %q", s, got, m, want)
 		}
 	})
+}
+
+// wireEscape escapes s as the MSIM codec escapes a field value (§2.1).
+var wireEscape = strings.NewReplacer("/", "/1", "\\", "/2").Replace
+
+// TestFromPlainEscaped: the markup written escaped as it is converted is
+// FromPlain's escaped afterwards, whatever the text holds: slashes and
+// backslashes next to smileys, markup, line breaks and controls.
+func TestFromPlainEscaped(t *testing.T) {
+	for _, s := range append([]string{
+		"", "plain", "a/b\\c", "\\", "/", "//\\\\", "</f></p>", "\\n", "https://example.com/a?b=1&c=2",
+		":)/ B)\\ ;-)/:D", "line/\none\n\\two/\n", "\x02/\x00\\\r\t", "\uFFFE/\uFFFF\\ \xef/", "ünïcødé /\\ ☃",
+		"<i n=\"happy\"/>", strings.Repeat("a/b\\c :) ", 500),
+	}, roundTrips...) {
+		if got, want := string(AppendFromPlainEscaped(nil, s)), wireEscape(FromPlain(s)); got != want {
+			t.Errorf("AppendFromPlainEscaped(%q): got %q, want %q", s, got, want)
+		}
+	}
 }
 
 // im is a typical IM body (198 bytes) as the official client sends it.

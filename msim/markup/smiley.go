@@ -56,6 +56,8 @@ func init() {
 		special[s.Symbol[0]] = true
 		startingBy[s.Symbol[0]] = append(startingBy[s.Symbol[0]], s)
 	}
+	specialEscaped = special
+	specialEscaped['/'], specialEscaped['\\'] = true, true
 }
 
 // Symbol returns the text form of smiley name as ToPlain renders it: the

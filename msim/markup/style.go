@@ -42,6 +42,18 @@ func FromSpans(spans []Span) string {
 
 // AppendFromSpans appends FromSpans(spans) to b.
 func AppendFromSpans(b []byte, spans []Span) []byte {
+	return appendSpans(b, spans, false)
+}
+
+// AppendFromSpansEscaped appends FromSpans(spans) escaped as an MSIM field
+// value (§2.1: '/' as "/1", '\' as "/2") to b, in one pass.
+func AppendFromSpansEscaped(b []byte, spans []Span) []byte {
+	return appendSpans(b, spans, true)
+}
+
+// appendSpans appends FromSpans(spans) to b, escaped as a field value
+// with esc.
+func appendSpans(b []byte, spans []Span, esc bool) []byte {
 	b = append(b, lineOpen...)
 	for _, sp := range spans {
 		st := sp.Style & allStyles
@@ -49,12 +61,19 @@ func AppendFromSpans(b []byte, spans []Span) []byte {
 			continue
 		}
 		if st == 0 {
-			b = appendPlain(b, sp.Text, 0)
+			b = appendPlain(b, sp.Text, 0, esc)
 			continue
 		}
 		b = appendStyleOpen(b, st)
-		b = appendPlain(b, sp.Text, st)
-		b = append(b, "</f>"...)
+		b = appendPlain(b, sp.Text, st, esc)
+		if esc {
+			b = append(b, styleCloseEscaped...)
+		} else {
+			b = append(b, "</f>"...)
+		}
+	}
+	if esc {
+		return append(b, lineCloseEscaped...)
 	}
 	return append(b, lineClose...)
 }

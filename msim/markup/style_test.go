@@ -27,6 +27,8 @@ func TestFromSpans(t *testing.T) {
 		{"line break", []Span{{"one\ntwo", Bold}, {" three", 0}},
 			wrap("<f s='1'>one</f>", "<f s='1'>two</f> three")},
 		{"empty spans skipped", []Span{{"", Bold}, {"a", 0}, {"", Italic}}, wrap("a")},
+		{"slashes", []Span{{"a/b\\", Bold}, {"\\ :)/\n/", Italic | Underline}, {"/x\\", 0}},
+			wrap(`<f s='1'>a/b\</f><f s='6'>\ <i n="happy"/>/</f>`, `<f s='6'>/</f>/x\`)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -37,6 +39,9 @@ func TestFromSpans(t *testing.T) {
 			}
 			if err := wellFormed(got); err != nil {
 				t.Errorf("FromSpans(%q) = %q: not XML: %v", tc.spans, got, err)
+			}
+			if esc, want := string(AppendFromSpansEscaped(nil, tc.spans)), wireEscape(tc.want); esc != want {
+				t.Errorf("AppendFromSpansEscaped(%q) = %q, want %q", tc.spans, esc, want)
 			}
 		})
 	}
@@ -136,10 +141,13 @@ func FuzzSpans(f *testing.F) {
 				t.Fatalf("Styled(%q) = false, but it has styles %v", a+b+c, marks)
 			}
 		}
+		m := FromSpans(in)
+		if got, want := string(AppendFromSpansEscaped([]byte("x/"), in)), "x/"+wireEscape(m); got != want {
+			t.Fatalf("AppendFromSpansEscaped(%q): got %q, want %q", in, got, want)
+		}
 		if !utf8.ValidString(a) || !utf8.ValidString(b) || !utf8.ValidString(c) {
 			return
 		}
-		m := FromSpans(in)
 		if err := wellFormed(m); err != nil {
 			t.Fatalf("FromSpans(%q) = %q: not XML: %v", in, m, err)
 		}
