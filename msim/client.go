@@ -189,6 +189,8 @@ type Client struct {
 	uid     UID
 	unnamed bool // lc 2's uniquenick was the uid: no user name yet (§3.7)
 
+	imHead string // imHead(sesskey): the start of every IM the session sends
+
 	smu     sync.RWMutex // held shared by senders putting an item in the queue
 	wmu     sync.Mutex   // guards writing and the queue
 	writing bool         // a writer goroutine runs (or has ended the session)
@@ -505,7 +507,7 @@ func (c *Client) handshake(ctx context.Context) error {
 	if err := errors.Join(err1, err2); err != nil || uid <= 0 {
 		return &LoginError{Message: fmt.Sprintf("bad lc 2: %v", err), Err: ErrServer}
 	}
-	c.sesskey, c.uid = sk, UID(uid)
+	c.setSession(sk, UID(uid))
 	// A copy: a substring would keep the whole login reply for the session.
 	c.self = Profile{UID: c.uid, UserName: strings.Clone(m.StrOr("uniquenick", ""))}
 	// The account has no user name when uniquenick is the uid (spec

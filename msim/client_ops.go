@@ -443,24 +443,40 @@ func appendBM(b []byte, typ, sesskey int, to UID, body string) []byte {
 }
 
 // appendIM appends the IM of plain text to to: the bytes of
-// bmMessage(BMIM, to, markup.FromPlain(text)), the markup written in place.
-func appendIM(b []byte, sesskey int, to UID, text string) []byte {
+// bmMessage(BMIM, to, markup.FromPlain(text)), head being imHead of the
+// session's key and the markup written escaped as it is converted.
+func appendIM(b []byte, head string, to UID, text string) []byte {
 	if b == nil {
 		b = make([]byte, 0, 96+len(text)+len(text)/4)
 	}
-	b = appendBMHead(b, BMIM, sesskey, to)
-	mark := len(b)
-	b = markup.AppendFromPlain(b, text)
-	return append(escapeTail(b, mark), `\final\`...)
+	b = appendIMHead(b, head, to)
+	b = markup.AppendFromPlainEscaped(b, text)
+	return append(b, `\final\`...)
 }
 
 // appendStyledIM appends the IM of spans to to: the bytes of
-// bmMessage(BMIM, to, markup.FromSpans(spans)), the markup written in place.
-func appendStyledIM(b []byte, sesskey int, to UID, spans []markup.Span) []byte {
-	b = appendBMHead(b, BMIM, sesskey, to)
-	mark := len(b)
-	b = markup.AppendFromSpans(b, spans)
-	return append(escapeTail(b, mark), `\final\`...)
+// bmMessage(BMIM, to, markup.FromSpans(spans)), as appendIM writes them.
+func appendStyledIM(b []byte, head string, to UID, spans []markup.Span) []byte {
+	b = appendIMHead(b, head, to)
+	b = markup.AppendFromSpansEscaped(b, spans)
+	return append(b, `\final\`...)
+}
+
+// imHead is the start of an IM of the session sesskey, up to the value
+// of its t: a session's are all the same, so it is made once, at login.
+func imHead(sesskey int) string {
+	return `\bm\` + strconv.Itoa(BMIM) + `\sesskey\` + strconv.Itoa(sesskey) + `\t\`
+}
+
+// imMid is an IM's bytes from the end of its t value to the start of its
+// msg value.
+var imMid = `\cv\` + strconv.Itoa(ClientVersion) + `\msg\`
+
+// appendIMHead appends an IM up to its msg value, head being imHead.
+func appendIMHead(b []byte, head string, to UID) []byte {
+	b = append(b, head...)
+	b = strconv.AppendInt(b, int64(to), 10)
+	return append(b, imMid...)
 }
 
 // appendBMHead appends a buddy message up to its msg value.
@@ -474,6 +490,12 @@ func appendBMHead(b []byte, typ, sesskey int, to UID) []byte {
 	b = append(b, `\cv\`...)
 	b = strconv.AppendInt(b, int64(ClientVersion), 10)
 	return append(b, `\msg\`...)
+}
+
+// setSession records the session lc 2 gave: its key and the user's uid.
+func (c *Client) setSession(sesskey int, uid UID) {
+	c.sesskey, c.uid = sesskey, uid
+	c.imHead = imHead(sesskey)
 }
 
 func (c *Client) bm(ctx context.Context, typ int, to UID, body string) error {
@@ -498,7 +520,7 @@ func (c *Client) SendIM(ctx context.Context, to UID, text string) error {
 		m = c.bmMessage(BMIM, to, markup.FromPlain(text))
 	}
 	bp := imBufs.Get().(*[]byte)
-	return c.enqueueEncoded(ctx, outItem{b: appendIM((*bp)[:0], c.sesskey, to, text), im: im, isIM: true, pooled: bp}, "bm", m)
+	return c.enqueueEncoded(ctx, outItem{b: appendIM((*bp)[:0], c.imHead, to, text), im: im, isIM: true, pooled: bp}, "bm", m)
 }
 
 // SendStyledIM sends styled text as an instant message, its body
@@ -516,7 +538,7 @@ func (c *Client) SendStyledIM(ctx context.Context, to UID, text string, spans []
 		m = c.bmMessage(BMIM, to, markup.FromSpans(spans))
 	}
 	bp := imBufs.Get().(*[]byte)
-	return c.enqueueEncoded(ctx, outItem{b: appendStyledIM((*bp)[:0], c.sesskey, to, spans), im: im, isIM: true, pooled: bp}, "bm", m)
+	return c.enqueueEncoded(ctx, outItem{b: appendStyledIM((*bp)[:0], c.imHead, to, spans), im: im, isIM: true, pooled: bp}, "bm", m)
 }
 
 // SendTyping tells to that the user started (true) or stopped typing.

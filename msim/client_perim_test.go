@@ -152,7 +152,7 @@ func TestSendIMCostsNoObject(t *testing.T) {
 	cfg.setDefaults()
 	nc := &memConn{}
 	c := newClient(cfg, nc)
-	c.sesskey, c.uid = fakeSessKey, fakeUID
+	c.setSession(fakeSessKey, fakeUID)
 	c.writing = true // the test writes, as the writer would, on its own goroutine
 	w := c.ws
 	ctx := context.Background()

@@ -56,40 +56,6 @@ func appendEscaped(b []byte, s string) []byte {
 	}
 }
 
-// escapeTail escapes b[from:] in place (as Escape), growing b as needed.
-// It moves only what follows the first byte to escape, one backward pass:
-// in an IM, markup's closing tags at the end.
-func escapeTail(b []byte, from int) []byte {
-	first := bytes.IndexByte(b[from:], '/')
-	if k := bytes.IndexByte(b[from:], '\\'); k >= 0 && (first < 0 || k < first) {
-		first = k
-	}
-	if first < 0 {
-		return b
-	}
-	first += from
-	n := bytes.Count(b[first:], []byte{'/'}) + bytes.Count(b[first:], []byte{'\\'})
-	i := len(b)
-	b = append(b, make([]byte, n)...)
-	// b[j:] is done, and b[:k+1] still to move: j-(k+1) is how many
-	// escapes are left in it, so once j == k+1 it is in place.
-	j := len(b)
-	for k := i - 1; j > k+1; k-- {
-		switch c := b[k]; c {
-		case '/':
-			j -= 2
-			b[j], b[j+1] = '/', '1'
-		case '\\':
-			j -= 2
-			b[j], b[j+1] = '/', '2'
-		default:
-			j--
-			b[j] = c
-		}
-	}
-	return b
-}
-
 // Unescape decodes a string value: "/1" becomes '/', "/2" becomes '\'. Any
 // other '/' is kept as it is, as the protocol specifies.
 func Unescape(s string) string {
