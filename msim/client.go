@@ -196,6 +196,7 @@ type Client struct {
 	writing bool         // a writer goroutine runs (or has ended the session)
 	out     outRing      // the writer's queue
 	ws      *wstate      // the writer's bookkeeping, handed from one writer to the next
+	writer  func()       // c.writeLoop, made once: a go statement of a method value allocates
 	// readAt is when the reader read the message it is handling (zero
 	// between messages): the reader goroutine's.
 	readAt     time.Time
@@ -418,6 +419,7 @@ func newClient(cfg ClientConfig, nc net.Conn) *Client {
 		backlog:    cfg.EventBacklog,
 		ws:         &wstate{keep: cfg.UnconfirmedWindow},
 	}
+	c.writer = c.writeLoop
 	if c.ws.keep >= 0 {
 		c.ws.keep += cfg.DeadAfter // a timeout dates the loss DeadAfter back
 	}
@@ -951,7 +953,7 @@ func (c *Client) startWriter() {
 func (c *Client) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
-		go c.writeLoop()
+		go c.writer()
 	}
 }
 

@@ -115,3 +115,47 @@ func BenchmarkSendIM(b *testing.B) {
 		runtime.Gosched()
 	}
 }
+
+// TestSendIMStartsItsWriterWithoutAnObject: an IM to a client whose
+// writer has stopped (the queue ran empty) starts a new writer, which
+// writes it and stops again, and that costs no allocation once the pools
+// are warm.
+func TestSendIMStartsItsWriterWithoutAnObject(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops some of what sync.Pool is given")
+	}
+	cfg := ClientConfig{Notify: func() {}}
+	cfg.setDefaults()
+	nc := &memConn{}
+	c := newClient(cfg, nc)
+	c.setSession(fakeSessKey, fakeUID)
+	ctx := context.Background()
+	const text = "hello there, how are you doing today?"
+	sent := 0
+	send := func() {
+		if err := c.SendIM(ctx, 2001, text); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		for { // until the writer has written it and stopped
+			c.wmu.Lock()
+			writing := c.writing
+			c.wmu.Unlock()
+			if !writing {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	for range 2 * recentIMs { // the writer's ring of recent IMs at its size
+		send()
+	}
+	if n := testing.AllocsPerRun(100, send); n != 0 {
+		t.Errorf("SendIM with a writer started and stopped: got %v allocations per IM, want 0", n)
+	}
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	if want := sent * len(appendIM(nil, c.imHead, 2001, text)); nc.wrote != want {
+		t.Errorf("wrote %d bytes, want %d", nc.wrote, want)
+	}
+}
