@@ -137,8 +137,12 @@ func (b *Bridge) deleteRemoved(name string, still func() bool) {
 	if l := b.loading[name]; l != nil {
 		l.stale = true
 	}
+	// The removed user's own session may still be there once it has
+	// ended (the reload waits for its end, and the bridge forgets it
+	// only after: ended): it serves the name no more, and its state is
+	// the removed user's.
 	mem := b.memory[name]
-	if mem != nil && b.sessions[name] == nil {
+	if s := b.sessions[name]; mem != nil && (s == nil || s.over()) {
 		delete(b.memory, name)
 	} else {
 		mem = nil // a session serves the name again: its state is not the removed user's to forget

@@ -161,3 +161,78 @@ func TestReloadDeletionKeepsNoReadThatEndsBeforeItIsOver(t *testing.T) {
 		t.Errorf("the new ben's auto_away: got %q, want none (the deleted ben's not given to him)", v)
 	}
 }
+
+// TestReloadDeletionForgetsStateOfEndedSession: the reload deletes a
+// removed [[user]]'s entry once their session has ended, and the bridge
+// forgets that session only after it has ended (ended runs once done is
+// closed). A deletion that starts in between lets go of the removed
+// user's state as when the session is forgotten already: the session
+// has ended and serves the name no more, and a register of the nick once
+// the entry is deleted reads its own state, never the removed user's.
+func TestReloadDeletionForgetsStateOfEndedSession(t *testing.T) {
+	inner := sqliteStore(t)
+	ctx := context.Background()
+	ben := User{Name: "ben", Accounts: []Account{{Email: "ben@example.com", Password: "pw"}}}
+	if err := saveUsers(ctx, inner, []User{ben}); err != nil {
+		t.Fatal(err)
+	}
+	if err := inner.SetSetting(ctx, "ben", "auto_away", "old ben's away text"); err != nil {
+		t.Fatal(err)
+	}
+	b := &Bridge{cfg: Config{Store: inner}, log: quietLog(),
+		sessions: map[string]*session{}, memory: map[string]*userMemory{}, loading: map[string]*memLoad{}}
+	if err := b.loadMemory(ben); err != nil {
+		t.Fatal(err)
+	}
+	// ben's session has ended (what the reload waited for), and the
+	// bridge has not forgotten it yet.
+	ended := &session{b: b, user: ben, done: make(chan struct{})}
+	close(ended.done)
+	b.mu.Lock()
+	b.sessions["ben"] = ended
+	old := b.memory["ben"]
+	b.mu.Unlock()
+
+	b.deleteRemoved("ben", nil)
+	if _, err := inner.LoadUser(ctx, "ben"); err == nil {
+		t.Fatal("ben's entry was not deleted")
+	}
+	b.mu.Lock()
+	kept := b.memory["ben"]
+	b.mu.Unlock()
+	if kept == old && !old.isForgotten() {
+		v, _ := old.setting("auto_away")
+		t.Errorf("once ben's entry is deleted, the bridge keeps his ended session's state (auto_away = %q); want it let go", v)
+	}
+
+	// A register of ben now: his entry is made anew and his state read.
+	hash, err := store.HashPassword("new-ben-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inner.CreateUser(ctx, "ben", hash); err != nil {
+		t.Fatal(err)
+	}
+	newBen := User{Name: "ben", registered: true}
+	if err := b.loadMemory(newBen); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	m := b.memory["ben"]
+	b.mu.Unlock()
+	if m == nil {
+		t.Fatal("the new ben's state was not kept")
+	}
+	if v, _ := m.setting("auto_away"); v != "" {
+		t.Errorf("the new ben's auto_away: got %q, want none (the deleted ben's not given to him)", v)
+	}
+	m.setSetting("auto_away", "new ben's text")
+	m.settle()
+	state, err := inner.LoadUser(ctx, "ben")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := state.Settings["auto_away"]; got != "new ben's text" {
+		t.Errorf("the new ben's stored auto_away: got %q, want %q", got, "new ben's text")
+	}
+}

@@ -374,6 +374,17 @@ func (s *session) notice(a *account, text string) {
 	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Target: a.channel, Text: text})
 }
 
+// over reports whether s has ended (done is closed); the bridge may not
+// have forgotten it yet (ended runs after).
+func (s *session) over() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // run starts the session: from now on its goroutine runs whenever there is
 // work, until the session ends; then afterEnd is called.
 func (s *session) run(afterEnd func()) {
