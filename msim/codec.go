@@ -274,6 +274,126 @@ func (d *Decoder) DecodeInto(m *Message) error {
 
 // decode is Decode, into the message into when it is not nil.
 func (d *Decoder) decode(into *Message) (*Message, error) {
+	if m, err, whole := d.decodeBuffered(into); whole {
+		return m, err
+	}
+	return d.decodeTokens(into)
+}
+
+// scanTokens is the most tokens of a message whose ends decodeBuffered
+// keeps while it scans: a message with more is parsed again from its text.
+const scanTokens = 64
+
+// decodeBuffered is decode when the next message has arrived whole in
+// the read buffer, so that decoding it reads nothing more: it finds the
+// message's end and its tokens in one scan of the buffered bytes, copies
+// the message's text once and cuts the fields from the text where the scan
+// found them. whole is false, and nothing consumed, when the message has
+// not arrived whole (or the buffered bytes do not start one); decodeTokens
+// decodes it then. A message that fails (empty, too large, an empty key)
+// is decoded by decodeTokens too, which fails it alike without reading
+// more. The messages and errors are decodeTokens'.
+func (d *Decoder) decodeBuffered(into *Message) (m *Message, err error, whole bool) {
+	if d.sticky != nil {
+		return nil, d.sticky, true
+	}
+	b, _ := d.r.Peek(d.r.Buffered())
+	if len(b) == 0 || b[0] != '\\' {
+		return nil, nil, false
+	}
+	max := d.MaxSize
+	if max <= 0 {
+		max = DefaultMaxSize
+	}
+	// As decodeTokens reads them: token i ends at ends[i], a '\', and the
+	// message at the "final" that stands where a key would, or where a
+	// value would if the next message follows at once.
+	var ends [scanTokens]int32
+	tokens, pos := 0, 1
+	fails := false // decodeTokens fails the message: an empty key
+	for {
+		i := bytes.IndexByte(b[pos:], '\\')
+		if i < 0 {
+			return nil, nil, false
+		}
+		if i == len("final") && string(b[pos:pos+i]) == "final" {
+			if tokens%2 == 0 {
+				break
+			}
+			if pos+i+1 == len(b) {
+				return nil, nil, false // decodeTokens would read on to see what follows
+			}
+			if b[pos+i+1] == '\\' {
+				break
+			}
+		}
+		if i == 0 && tokens%2 == 0 && (tokens == 0 || !d.SkipEmptyKeys) {
+			fails = true
+		}
+		if tokens < scanTokens {
+			ends[tokens] = int32(pos + i)
+		}
+		tokens++
+		pos += i + 1
+		if pos > max {
+			m, err = d.decodeTokens(into) // too large
+			return m, err, true
+		}
+	}
+	if tokens == 0 || fails {
+		m, err = d.decodeTokens(into)
+		return m, err, true
+	}
+	start := d.off
+	size := pos + len("final") + 1
+	wire := b[1 : pos-1] // the text: the tokens and the '\'s between them
+	n := (tokens + 1) / 2
+	if tokens > scanTokens {
+		text := d.text(wire, into)
+		_, _ = d.r.Discard(size)
+		d.off += int64(size)
+		if m, err = parseFields(text, n, into, d.SkipEmptyKeys); err != nil {
+			return nil, &SyntaxError{Offset: start, Err: err}, true
+		}
+		return m, nil, true
+	}
+	// Token i of the text (which starts a byte into b) is text[at(i):ends[i]-1].
+	at := func(i int) int {
+		if i == 0 {
+			return 0
+		}
+		return int(ends[i-1])
+	}
+	var v []byte // the value of the field d.room names, if into has one
+	if into != nil && d.room != "" {
+		for i := 0; i+1 < tokens; i += 2 {
+			if string(wire[at(i):ends[i]-1]) == d.room {
+				v = wire[at(i+1) : ends[i+1]-1]
+				break
+			}
+		}
+	}
+	text := d.textOf(wire, v, into)
+	_, _ = d.r.Discard(size)
+	d.off += int64(size)
+	m, fields := fieldsFor(n, into)
+	for i := 0; i < tokens; i += 2 {
+		k, v := text[at(i):ends[i]-1], ""
+		if i+1 < tokens {
+			v = text[at(i+1) : ends[i+1]-1]
+		}
+		if k != "" {
+			fields = append(fields, Field{k, v})
+		}
+	}
+	clear(fields[len(fields):n]) // the slots of skipped pairs pin no older text
+	m.fields = fields
+	return m, nil, true
+}
+
+// decodeTokens is decode token by token, reading from the underlying
+// reader as needed: for a message that has not arrived whole.
+func (d *Decoder) decodeTokens(into *Message) (*Message, error) {
 	if d.sticky != nil {
 		return nil, d.sticky
 	}
@@ -358,8 +478,14 @@ func (d *Decoder) text(b []byte, into *Message) string {
 	if into == nil || d.room == "" {
 		return string(b)
 	}
-	v, ok := wireValue(b, d.room)
-	if !ok || bytes.IndexByte(v, '/') < 0 {
+	v, _ := wireValue(b, d.room)
+	return d.textOf(b, v, into)
+}
+
+// textOf is text, given v, the value of the field d.room names in b (nil
+// when there is none).
+func (d *Decoder) textOf(b, v []byte, into *Message) string {
+	if into == nil || bytes.IndexByte(v, '/') < 0 {
 		return string(b)
 	}
 	d.tb.Reset()
@@ -470,29 +596,7 @@ type (
 )
 
 func parseFields(s string, n int, into *Message, skipEmpty bool) (*Message, error) {
-	var m *Message
-	var fields []Field
-	switch {
-	case into != nil:
-		m = into
-		if cap(into.fields) >= n {
-			// The n fields overwrite the first n; the values of an
-			// earlier, longer message beyond them must not pin its text.
-			clear(into.fields[n:cap(into.fields)])
-			fields = into.fields[:0]
-		} else {
-			fields = make([]Field, 0, n)
-		}
-		into.fields = nil // until parsed
-	case n <= 4:
-		mf := &message4{}
-		m, fields = &mf.m, mf.f[:0:n]
-	case n <= 8:
-		mf := &message8{}
-		m, fields = &mf.m, mf.f[:0:n]
-	default:
-		m, fields = &Message{}, make([]Field, 0, n)
-	}
+	m, fields := fieldsFor(n, into)
 	for i := 0; len(s) > 0 || i < n; i++ {
 		k, rest, ok := strings.Cut(s, `\`)
 		if !ok && i == n-1 {
@@ -515,6 +619,34 @@ func parseFields(s string, n int, into *Message, skipEmpty bool) (*Message, erro
 	clear(fields[len(fields):n]) // the slots of skipped pairs pin no older text
 	m.fields = fields
 	return m, nil
+}
+
+// fieldsFor returns the message n fields are decoded into (into, when it
+// is not nil) and an empty slice with room for them, which the caller
+// assigns to the message's fields once they are all there.
+func fieldsFor(n int, into *Message) (*Message, []Field) {
+	switch {
+	case into != nil:
+		var fields []Field
+		if cap(into.fields) >= n {
+			// The n fields overwrite the first n; the values of an
+			// earlier, longer message beyond them must not pin its text.
+			clear(into.fields[n:cap(into.fields)])
+			fields = into.fields[:0]
+		} else {
+			fields = make([]Field, 0, n)
+		}
+		into.fields = nil // until parsed
+		return into, fields
+	case n <= 4:
+		mf := &message4{}
+		return &mf.m, mf.f[:0:n]
+	case n <= 8:
+		mf := &message8{}
+		return &mf.m, mf.f[:0:n]
+	default:
+		return &Message{}, make([]Field, 0, n)
+	}
 }
 
 // ParseMessage decodes exactly one complete message (ending in \final\).

@@ -547,6 +547,39 @@ func BenchmarkDecodeIM(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeIMs decodes a stream of IMs that arrive eight in a read,
+// as a busy server's reader or the gateway's gets them, into one message
+// (DecodeInto, with room for msg as the client's reader has). One op is one
+// IM.
+func BenchmarkDecodeIMs(b *testing.B) {
+	r := &repeatReader{chunk: bytes.Repeat(benchIM, 8)}
+	d := NewDecoder(r)
+	d.room = "msg"
+	m := &Message{}
+	b.SetBytes(int64(len(benchIM)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.DecodeInto(m); err != nil {
+			b.Fatal(err)
+		}
+		if m.room != nil {
+			m.room.Reset()
+		}
+	}
+}
+
+// repeatReader reads chunk again and again, a whole one at most in a read.
+type repeatReader struct {
+	chunk []byte
+	off   int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := copy(p, r.chunk[r.off:])
+	r.off = (r.off + n) % len(r.chunk)
+	return n, nil
+}
+
 func BenchmarkEncodeIM(b *testing.B) {
 	m, err := ParseMessage(benchIM)
 	if err != nil {
