@@ -186,6 +186,9 @@ type Decoder struct {
 	// that text while the message is handled.
 	room string
 	tb   strings.Builder
+	// cut is what decodeBuffered found of a message that had not
+	// arrived whole, for decodeTokens to go on from (see cutMessage).
+	cut cutMessage
 
 	// SkipEmptyKeys leaves out a pair whose key is empty, after the first
 	// (the type), rather than failing its message with ErrEmptyKey. Fields
@@ -265,6 +268,15 @@ func (d *Decoder) decode(into *Message) (*Message, error) {
 	return d.decodeTokens(into)
 }
 
+// cutMessage is what decodeBuffered found of a message that had not
+// arrived whole: its first pos bytes (pos > 0) are whole tokens, tokens of
+// them, none ending it and within the size limit max, when it starts at
+// the stream's offset off and buffered bytes had arrived.
+type cutMessage struct {
+	off                        int64
+	pos, tokens, buffered, max int
+}
+
 // scanTokens is the most tokens of a message whose ends decodeBuffered
 // keeps while it scans: a message with more is parsed again from its text.
 const scanTokens = 64
@@ -293,12 +305,16 @@ func (d *Decoder) decodeBuffered(into *Message) (m *Message, err error, whole bo
 	// As decodeTokens reads them: token i ends at ends[i], a '\', and the
 	// message at the "final" that stands where a key would, or where a
 	// value would if the next message follows at once.
+	if c := d.cut; c.pos > 0 && c.off == d.off && c.buffered == len(b) && c.max == max {
+		return nil, nil, false // as it was: nothing has arrived since
+	}
 	var ends [scanTokens]int32
 	tokens, pos := 0, 1
 	fails := false // decodeTokens fails the message: an empty key
 	for {
 		i := bytes.IndexByte(b[pos:], '\\')
 		if i < 0 {
+			d.cut = cutMessage{d.off, pos, tokens, len(b), max}
 			return nil, nil, false
 		}
 		if i == len("final") && string(b[pos:pos+i]) == "final" {
@@ -306,7 +322,9 @@ func (d *Decoder) decodeBuffered(into *Message) (m *Message, err error, whole bo
 				break
 			}
 			if pos+i+1 == len(b) {
-				return nil, nil, false // decodeTokens would read on to see what follows
+				// decodeTokens reads on to see what follows
+				d.cut = cutMessage{d.off, pos, tokens, len(b), max}
+				return nil, nil, false
 			}
 			if b[pos+i+1] == '\\' {
 				break
@@ -401,6 +419,19 @@ func (d *Decoder) decodeTokens(into *Message) (*Message, error) {
 	}
 	buf := append((*d.small)[:0], '\\')
 	tokens, tokStart := 0, 1
+	if c := d.cut; c.pos > 1 && c.off == start && c.max == max {
+		// The whole tokens decodeBuffered found, at once: still
+		// buffered, as nothing was consumed since.
+		pre, _ := d.r.Peek(c.pos - 1)
+		if len(buf)+len(pre) > cap(buf) && len(buf)+len(pre) > keptBuf {
+			buf = d.growLarge(buf, len(pre))
+		}
+		buf = append(buf, pre...)
+		_, _ = d.r.Discard(len(pre))
+		d.off += int64(len(pre))
+		tokens, tokStart = c.tokens, len(buf)
+	}
+	d.cut.pos = 0
 	for {
 		chunk, err := d.r.ReadSlice('\\')
 		d.off += int64(len(chunk))

@@ -98,6 +98,9 @@ func checkDecodeBuffered(t *testing.T, data, sizes []byte, maxSize int, skipEmpt
 				t.Fatalf("step %d: not whole, yet decodeBuffered gave %v, %v and consumed %d bytes",
 					step, got, gotErr, buffered-fast.r.Buffered())
 			}
+			if _, _, again := fast.decodeBuffered(intoF); again || fast.r.Buffered() != buffered {
+				t.Fatalf("step %d: not whole, then whole with nothing more read", step)
+			}
 			got, gotErr = fast.decodeTokens(intoF)
 		} else {
 			fastOnes++
