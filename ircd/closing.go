@@ -29,6 +29,7 @@ func (c *Client) shutdown(reason string, flush bool) {
 	c.closeOnce.Do(func() {
 		c.reason = reason
 		c.flush = flush
+		c.closing.Store(true)
 		close(c.done)
 		c.cancel()
 		if !flush {
@@ -44,14 +45,7 @@ func (c *Client) shutdown(reason string, flush bool) {
 
 // isClosed reports whether the connection has ended (or is ending): nothing
 // delivered from now on reaches the client.
-func (c *Client) isClosed() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Client) isClosed() bool { return c.closing.Load() }
 
 // lingerWindow bounds how long a closing connection reads the client's
 // input after the last line went out.

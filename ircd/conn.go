@@ -60,13 +60,16 @@ type Client struct {
 	// connection starts it, and it ends once the queue is empty, so an idle
 	// connection holds no writer. qclosed is set once the writer has taken
 	// the queue for the last time.
-	qmu       sync.Mutex
-	q, spare  []entry
-	qc        *lineChunk // the encoded lines of entries queued (rawline.go)
-	qclosed   bool
-	writing   bool
-	noWriter  bool // tests that drain the queue themselves (take) start no writer
-	done      chan struct{}
+	qmu      sync.Mutex
+	q, spare []entry
+	qc       *lineChunk // the encoded lines of entries queued (rawline.go)
+	qclosed  bool
+	writing  bool
+	noWriter bool // tests that drain the queue themselves (take) start no writer
+	done     chan struct{}
+	// closing is set just before done is closed, for the checks of every
+	// line queued (admit, isClosed) to read without a channel operation.
+	closing   atomic.Bool
 	closeOnce sync.Once
 	reason    string // why the connection closed; written before done is closed
 	flush     bool   // whether to flush the queue before the final ERROR

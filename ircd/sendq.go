@@ -139,10 +139,8 @@ func putQueue(q []entry) {
 // without the lock, if the connection is closing or the queue is full,
 // which drops the client.
 func (c *Client) admit() bool {
-	select {
-	case <-c.done:
+	if c.isClosed() {
 		return false
-	default:
 	}
 	c.qmu.Lock()
 	if c.qclosed {
