@@ -71,8 +71,14 @@ type Client struct {
 	// line queued (admit, isClosed) to read without a channel operation.
 	closing   atomic.Bool
 	closeOnce sync.Once
-	reason    string // why the connection closed; written before done is closed
-	flush     bool   // whether to flush the queue before the final ERROR
+	// heldLines is len(held) and burstQueued welcomed, for Room to read
+	// without c.mu; both are written under c.mu after the lines they let
+	// go of are queued, so that meanwhile Room counts those lines twice
+	// rather than not at all.
+	heldLines   atomic.Int32
+	burstQueued atomic.Bool
+	reason      string // why the connection closed; written before done is closed
+	flush       bool   // whether to flush the queue before the final ERROR
 
 	// The chunks that filled up while entries queued (full) or the batch
 	// the writer has taken (taken) refer to them: they go back to

@@ -66,12 +66,20 @@ func fuzzClient(t testing.TB) (*Client, func()) {
 	a, b := net.Pipe()
 	c := newClient(t.Context(), srv, a)
 	c.noWriter = true // the test takes the queue itself
-	c.nick, c.user, c.welcomed, c.connecting = "me", "u", true, true
+	c.nick, c.user, c.connecting = "me", "u", true
+	markWelcomed(c)
 	if err := stdWorld(c); err != nil {
 		t.Fatal(err)
 	}
 	c.handler = nopHandler{}
 	return c, func() { c.cancel(); _ = a.Close(); _ = b.Close() }
+}
+
+// markWelcomed marks c welcomed, as accept does once the welcome burst
+// and the lines held are queued, for a client made without registering.
+func markWelcomed(c *Client) {
+	c.welcomed = true
+	c.burstQueued.Store(true)
 }
 
 type nopHandler struct{}

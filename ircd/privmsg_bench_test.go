@@ -60,3 +60,20 @@ func BenchmarkDeliverPrivmsg(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPacedDeliver measures one IM from a buddy as a backend pacing
+// its deliveries queues it: Room, then Deliver, the queue then taken and
+// given back as the writer does.
+func BenchmarkPacedDeliver(b *testing.B) {
+	c, done := fuzzClient(b)
+	defer done()
+	addBud(b, c)
+	d := Delivery{From: "bud", Text: "Hey, are you coming to the show tonight? It starts at eight.", MsgID: NewMsgID(), Time: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.Room() > 0 {
+			c.Deliver(d)
+		}
+		c.giveBack(c.take())
+	}
+}

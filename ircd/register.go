@@ -175,13 +175,9 @@ func (c *Client) accept(h Handler, err error) (unsent []entry) {
 	c.handler = h
 	c.welcome()
 	c.welcomed = true
-	held := c.dropHeld()
-	for i, e := range held {
-		if !c.enqueue(e) {
-			return held[i:]
-		}
-	}
-	return nil
+	unsent = c.queueHeld()
+	c.burstQueued.Store(true)
+	return unsent
 }
 
 // welcome sends 001-005, LUSERS and the MOTD. Caller holds c.mu.

@@ -184,13 +184,15 @@ func reportLater(fns ...func(bool)) {
 // it and the burst itself. It is 0 once the connection is closing. A
 // backend pacing a large replay delivers at most Room lines, then waits for
 // a Delivery.Sent callback before asking again.
+//
+// It takes only the queue's lock: what it counts besides the queue is read
+// from heldLines and burstQueued, so that a backend asking before each
+// delivery does not wait for the client's lock.
 func (c *Client) Room() int {
-	c.mu.Lock()
-	held := len(c.held)
-	if !c.welcomed {
+	held := int(c.heldLines.Load())
+	if !c.burstQueued.Load() {
 		held += c.srv.welcomeBurst()
 	}
-	c.mu.Unlock()
 	c.qmu.Lock()
 	n, closed := len(c.q), c.qclosed
 	c.qmu.Unlock()
@@ -256,6 +258,7 @@ func (c *Client) emitEntry(e entry) bool {
 		return false
 	}
 	c.held = append(c.held, e)
+	c.heldLines.Store(int32(len(c.held)))
 	return true
 }
 
@@ -271,13 +274,24 @@ func (c *Client) releaseHeld() {
 	if c.holdWorld() || len(c.held) == 0 {
 		return
 	}
-	held := c.dropHeld()
+	if unsent := c.queueHeld(); unsent != nil {
+		go report(unsent, false) // c.mu held: not on this goroutine
+	}
+}
+
+// queueHeld queues the lines held and returns those the queue refused
+// (the connection is closing), for their callbacks to be told. Caller
+// holds c.mu.
+func (c *Client) queueHeld() []entry {
+	held := c.held
+	c.held = nil
+	defer c.heldLines.Store(0) // once queued: see heldLines
 	for i, e := range held {
 		if !c.enqueue(e) {
-			go report(held[i:], false) // c.mu held: not on this goroutine
-			return
+			return held[i:]
 		}
 	}
+	return nil
 }
 
 // dropHeld empties the lines held (holdWorld) and returns them, for their
@@ -285,5 +299,6 @@ func (c *Client) releaseHeld() {
 func (c *Client) dropHeld() []entry {
 	held := c.held
 	c.held = nil
+	c.heldLines.Store(0)
 	return held
 }
