@@ -207,6 +207,11 @@ func (c *Client) Room() int {
 func (c *Client) take() []entry {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
+	return c.takeQueued()
+}
+
+// takeQueued is take with c.qmu held.
+func (c *Client) takeQueued() []entry {
 	batch := c.q
 	c.q, c.spare = c.spare[:0], nil
 	c.full, c.taken = c.taken[:0], c.full // taken was given back with its batch
@@ -225,9 +230,17 @@ func (c *Client) queued() int {
 // go of both when it stops, so an idle connection holds none.
 const keptQueue = 64
 
+// giveBack hands back a batch take returned, once written.
 func (c *Client) giveBack(batch []entry) {
 	clear(batch)
 	c.qmu.Lock()
+	c.giveBackQueued(batch)
+	c.qmu.Unlock()
+}
+
+// giveBackQueued is giveBack with c.qmu held, for a batch already
+// cleared.
+func (c *Client) giveBackQueued(batch []entry) {
 	c.linesWritten()
 	c.chunksWritten()
 	if cap(batch) <= keptQueue {
@@ -235,7 +248,6 @@ func (c *Client) giveBack(batch []entry) {
 	} else {
 		putQueue(batch)
 	}
-	c.qmu.Unlock()
 }
 
 // emit queues a line produced by the driving API; before the welcome burst

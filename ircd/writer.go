@@ -186,8 +186,12 @@ func (c *Client) writeLoop() {
 			c.srv.wg.Done()
 		}
 	}()
+	qlocked := false // whether this goroutine holds c.qmu
 	defer func() {
 		if r := recover(); r != nil {
+			if qlocked {
+				c.qmu.Unlock()
+			}
 			c.logger().WithField("panic", r).Error("connection goroutine panicked")
 			c.shutdown("Internal error", false)
 			c.qmu.Lock()
@@ -195,32 +199,44 @@ func (c *Client) writeLoop() {
 			c.qmu.Unlock()
 		}
 	}()
+	// The queue's lock is taken once a batch: to give the batch written
+	// back, see whether there is more and take it.
+	c.qmu.Lock()
+	qlocked = true
 	for {
-		c.qmu.Lock()
 		if len(c.q) == 0 {
 			select {
 			case <-c.done:
 			default:
 				c.writing = false
 				c.letGo()
+				qlocked = false
 				c.qmu.Unlock()
 				final = false
 				return
 			}
 		}
-		c.qmu.Unlock()
 		select {
 		case <-c.done:
+			qlocked = false
+			c.qmu.Unlock()
 			c.finish()
 			return
 		default:
 		}
-		batch := c.take()
+		batch := c.takeQueued()
+		qlocked = false
+		c.qmu.Unlock()
 		c.wdl.Arm(c.nc, time.Now(), c.srv.cfg.WriteTimeout)
 		n, err := c.writeBatch(batch)
 		reportWritten(batch, n)
-		c.giveBack(batch)
+		clear(batch)
+		c.qmu.Lock()
+		qlocked = true
+		c.giveBackQueued(batch)
 		if err != nil {
+			qlocked = false
+			c.qmu.Unlock()
 			c.shutdown("Write error: "+err.Error(), false)
 			c.finish()
 			return
