@@ -437,7 +437,7 @@ func cmdWho(c *Client, m *irc.Message) *ircError {
 		reply(c.selfWho("*", ""))
 	}
 	for _, u := range c.users.All() { // in nick order
-		if !matches(u.Nick, u.ident(), u.host(), u.RealName) {
+		if ident, host := u.userHost(); !matches(u.Nick, ident, host, u.RealName) {
 			continue
 		}
 		reply(c.userWho(u, "*", ""))

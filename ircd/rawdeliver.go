@@ -60,7 +60,8 @@ func (c *Client) deliverRaw(d Delivery, o compose) (ok, done bool) {
 	if !plainTagValue(t.batch) || !plainTagValue(t.msgid) {
 		return false, false
 	}
-	name, user, host := u.Nick, u.ident(), u.host()
+	name := u.Nick
+	user, host := u.userHost()
 	params := [2]string{c.nick, d.Text}
 	budget := 510 - (len(":") + len(name) + 1 + len(user) + 1 + len(host) + len(" ") + len(cmd) + len(" ") + len(c.nick) + len(" :"))
 	if !plainLine(d.Text, budget) {

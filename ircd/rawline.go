@@ -97,7 +97,8 @@ func (c *Client) chunkRoom(n int) {
 
 // emitUserLine is emitLine with u as the prefix. Caller holds c.mu.
 func (c *Client) emitUserLine(u *vuser, cmd string, params ...string) {
-	c.emitLine(u.Nick, u.ident(), u.host(), cmd, params...)
+	ident, host := u.userHost()
+	c.emitLine(u.Nick, ident, host, cmd, params...)
 }
 
 // emitServerLine is emitLine with the server as the prefix. Caller holds

@@ -180,7 +180,8 @@ func (c *Client) noSuchNick(nick string) {
 // lines. Caller holds c.mu.
 func (c *Client) whoisUser(u *vuser, info []string) {
 	multi := c.caps["multi-prefix"]
-	c.numeric(irc.RPL_WHOISUSER, u.Nick, u.ident(), u.host(), "*", u.RealName)
+	ident, host := u.userHost()
+	c.numeric(irc.RPL_WHOISUSER, u.Nick, ident, host, "*", u.RealName)
 	var chans []string
 	for _, ch := range c.chans {
 		if st, ok := ch.members.get(u); ok {

@@ -33,7 +33,8 @@ func (c *Client) selfWho(channel, prefixes string) whoRow {
 
 // userWho is virtual user u as WHO lists it in channel. Caller holds c.mu.
 func (c *Client) userWho(u *vuser, channel, prefixes string) whoRow {
-	return whoRow{channel: channel, user: u.ident(), ip: "255.255.255.255", host: u.host(), nick: u.Nick,
+	ident, host := u.userHost()
+	return whoRow{channel: channel, user: ident, ip: "255.255.255.255", host: host, nick: u.Nick,
 		flags: c.whoFlags(c.awayOf(u), prefixes), realName: u.RealName,
 		idle: time.Duration(c.stamp()-u.lastSpoke) * time.Second}
 }

@@ -42,17 +42,11 @@ type vuser struct {
 	signon, lastSpoke    stamp
 }
 
-// ident is the user's ident, before the mask's '@' (which neither part
-// may hold).
-func (u *vuser) ident() string {
-	ident, _, _ := strings.Cut(u.mask, "@")
-	return ident
-}
-
-// host is the user's host, after the mask's '@'.
-func (u *vuser) host() string {
-	_, host, _ := strings.Cut(u.mask, "@")
-	return host
+// userHost is the user's ident and host, before and after the mask's '@'
+// (which neither part may hold).
+func (u *vuser) userHost() (ident, host string) {
+	ident, host, _ = strings.Cut(u.mask, "@")
+	return ident, host
 }
 
 // stamp is a time as whole seconds after the client's signon.
@@ -85,7 +79,8 @@ func (c *Client) staleStamp() {
 func (c *Client) time(s stamp) time.Time { return c.signon.Add(time.Duration(s) * time.Second) }
 
 func (u *vuser) prefix() *irc.Prefix {
-	return &irc.Prefix{Name: u.Nick, User: u.ident(), Host: u.host()}
+	ident, host := u.userHost()
+	return &irc.Prefix{Name: u.Nick, User: ident, Host: host}
 }
 
 // status is a member's channel status: a set of the flags below.

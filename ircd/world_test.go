@@ -43,10 +43,10 @@ func TestAddUserErrors(t *testing.T) {
 		}
 	}
 	c.mu.Lock()
-	if u := c.findUser("x9"); u == nil || u.ident() != "id" || u.host() != "host.example" {
+	if u := c.findUser("x9"); u == nil || !sameUserHost(u, "id", "host.example") {
 		t.Errorf("user given a mask: got %+v, want ident id and host host.example", u)
 	}
-	if u := c.findUser("x3"); u == nil || u.ident() != "user" || u.host() != testServer {
+	if u := c.findUser("x3"); u == nil || !sameUserHost(u, "user", testServer) {
 		t.Errorf("user given neither: got %+v, want ident user and host %s", u, testServer)
 	}
 	c.mu.Unlock()
@@ -418,4 +418,11 @@ func TestChannelNameNotUTF8(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameUserHost reports whether u's ident and host are ident and host.
+// Caller holds c.mu.
+func sameUserHost(u *vuser, ident, host string) bool {
+	i, h := u.userHost()
+	return i == ident && h == host
 }
