@@ -115,6 +115,7 @@ func (c *Client) closeRead(reason string) {
 	c.handler = nil
 	held := c.dropHeld() // nothing can be held after this: c.done is closed
 	c.dropWhois()
+	c.dropStamp()
 	c.dropPending()
 	c.mu.Unlock()
 	report(held, false)

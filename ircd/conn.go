@@ -131,6 +131,7 @@ type Client struct {
 	// the clock each.
 	now        stamp
 	nowOK      bool
+	stampStop  func() bool                   // stops the timer that ends now (nil when none runs)
 	users      sortidx.Index[*vuser, string] // by nick, case folded (cmpUser)
 	room       maproom.Room[vuser]           // made by Reserve for the next virtual users
 	aways      awayTexts                     // the virtual users' away texts

@@ -63,15 +63,28 @@ func (c *Client) stamp() stamp {
 		return c.now
 	}
 	d := c.srv.now().Sub(c.signon)
-	c.now, c.nowOK = stamp(d/time.Second), true
-	c.srv.stampAfter(time.Second-d%time.Second, c.staleStamp)
+	c.now = stamp(d / time.Second)
+	if c.isClosed() {
+		return c.now // an ended connection keeps no timer: it reads the clock each time
+	}
+	c.nowOK = true
+	c.stampStop = c.srv.stampAfter(time.Second-d%time.Second, c.staleStamp)
 	return c.now
+}
+
+// dropStamp stops the timer that ends the current stamp. Caller holds c.mu.
+func (c *Client) dropStamp() {
+	if c.stampStop != nil {
+		c.stampStop()
+		c.stampStop = nil
+	}
+	c.nowOK = false
 }
 
 // staleStamp makes the next stamp read the clock.
 func (c *Client) staleStamp() {
 	c.mu.Lock()
-	c.nowOK = false
+	c.nowOK, c.stampStop = false, nil
 	c.mu.Unlock()
 }
 
