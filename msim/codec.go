@@ -356,6 +356,9 @@ func (d *Decoder) decodeBuffered(into *Message) (m *Message, err error, whole bo
 		_, _ = d.r.Discard(size)
 		d.off += int64(size)
 		if m, err = parseFields(text, n, into, d.SkipEmptyKeys); err != nil {
+			if into != nil {
+				into.room = nil // a message not decoded keeps no hold on the decoder's text
+			}
 			return nil, &SyntaxError{Offset: start, Err: err}, true
 		}
 		return m, nil, true
@@ -456,9 +459,14 @@ func (d *Decoder) decodeTokens(into *Message) (*Message, error) {
 				// whose last key has no value (the spec allows an odd
 				// token count, and old clients wrote flags so) when the
 				// next message follows; otherwise a value "final".
+				//
+				// The Peek may refill the read buffer over chunk (when
+				// chunk ended the bytes read so far): the token is
+				// taken from its text, never from chunk, after it.
 				if next, err := d.r.Peek(1); err != nil || next[0] == '\\' {
 					break
 				}
+				chunk = finalToken
 			}
 			buf = append(buf, chunk...)
 			tokens++
@@ -478,10 +486,16 @@ func (d *Decoder) decodeTokens(into *Message) (*Message, error) {
 	d.keep(buf)
 	m, err := parseFields(text, (tokens+1)/2, into, d.SkipEmptyKeys)
 	if err != nil {
+		if into != nil {
+			into.room = nil // a message not decoded keeps no hold on the decoder's text
+		}
 		return nil, &SyntaxError{Offset: start, Err: err}
 	}
 	return m, nil
 }
+
+// finalToken is a token "final" with its backslash, as read.
+var finalToken = []byte(`final\`)
 
 // text returns the string of a message's wire form b (without its first
 // and last backslash). For a message decoded into into, when d.room names a
