@@ -189,6 +189,8 @@ type Decoder struct {
 	// cut is what decodeBuffered found of a message that had not
 	// arrived whole, for decodeTokens to go on from (see cutMessage).
 	cut cutMessage
+	// tokenDecodes counts the messages decodeTokens began (for tests).
+	tokenDecodes int
 
 	// SkipEmptyKeys leaves out a pair whose key is empty, after the first
 	// (the type), rather than failing its message with ErrEmptyKey. Fields
@@ -262,6 +264,14 @@ func (d *Decoder) DecodeInto(m *Message) error {
 
 // decode is Decode, into the message into when it is not nil.
 func (d *Decoder) decode(into *Message) (*Message, error) {
+	if d.sticky == nil && d.r.Buffered() == 0 {
+		// Read first what has arrived (the read decodeTokens would
+		// make for its first byte), so that the messages that came in
+		// one read are all decoded in one scan, the first included.
+		if _, err := d.r.Peek(1); err != nil {
+			return nil, err
+		}
+	}
 	if m, err, whole := d.decodeBuffered(into); whole {
 		return m, err
 	}
@@ -403,6 +413,7 @@ func (d *Decoder) decodeTokens(into *Message) (*Message, error) {
 	if d.sticky != nil {
 		return nil, d.sticky
 	}
+	d.tokenDecodes++
 	start := d.off
 	c, err := d.r.ReadByte()
 	if err != nil {
