@@ -142,12 +142,19 @@ type Client struct {
 	calls      []func()                      // backend calls to make after unlocking
 	// inputs are the handler's Message calls the command being run
 	// queued, made after unlocking (after calls) without a closure each;
-	// inputsTo is the handler then. The reader goroutine's alone.
+	// inputsTo is the handler then. Those of plain lines read together
+	// are held until the reader has handled them all (handInputs). The
+	// reader goroutine's alone, as are readAhead and linesAhead.
 	inputs   []Input
 	inputsTo Handler
-	whois    []*whoisReq // WHOIS replies waiting, in the order asked
-	pending  []*asyncReq // replies waiting for a HistoryHandler, in the order asked
-	capture  *replyBuf   // the labeled reply being collected (labeled.go)
+	// readAhead: the line reader holds another complete line after the
+	// one being handled; linesAhead: so does the line being handled
+	// (handleLine), or readAhead. The plain way holds its Inputs then.
+	readAhead, linesAhead bool
+
+	whois   []*whoisReq // WHOIS replies waiting, in the order asked
+	pending []*asyncReq // replies waiting for a HistoryHandler, in the order asked
+	capture *replyBuf   // the labeled reply being collected (labeled.go)
 	// joinsWaiting counts the labeled JOIN replies in pending; while it
 	// is not 0, driving-API lines are held as before the welcome
 	// (holdWorld).
@@ -302,8 +309,12 @@ func middleParam(s string) string {
 // lines, once per connection, allocate). The reader's stack holds it.
 const numericRoom = 8
 
-// dispatch runs one command under c.mu, then the backend calls it queued.
-func (c *Client) dispatch(m *irc.Message) { c.afterRun(c.run(m)) }
+// dispatch runs one command under c.mu, then the backend calls it queued;
+// the Inputs held before it are handed over first.
+func (c *Client) dispatch(m *irc.Message) {
+	c.handInputs(len(c.inputs))
+	c.afterRun(c.run(m))
+}
 
 // afterRun makes the backend calls a command queued (calls, then the
 // handler's Message calls), c.mu released.
@@ -311,14 +322,47 @@ func (c *Client) afterRun(calls []func()) {
 	for _, f := range calls {
 		f()
 	}
-	if len(c.inputs) > 0 {
-		h := c.inputsTo
-		for i := range c.inputs {
-			h.Message(c.inputs[i])
-			c.inputs[i] = Input{}
-		}
-		c.inputs, c.inputsTo = c.inputs[:0], nil
+	c.handInputs(len(c.inputs))
+}
+
+// maxHeldInputs bounds the Inputs the reader holds (see MessagesHandler).
+const maxHeldInputs = 16
+
+// handInputs hands the first n Inputs queued to the handler they were
+// queued for: one Messages call if it has the method, else a Message each.
+// They are taken from c.inputs before the call, so that a handler that
+// panics never gets them again.
+func (c *Client) handInputs(n int) {
+	if n == 0 {
+		return
 	}
+	ins, h := c.inputs, c.inputsTo
+	c.inputs = nil
+	if mh, ok := h.(MessagesHandler); ok {
+		mh.Messages(ins[:n])
+	} else {
+		for i := range ins[:n] {
+			h.Message(ins[i])
+		}
+	}
+	clear(ins[:n])
+	rest := copy(ins, ins[n:])
+	clear(ins[rest:])
+	c.inputs = ins[:rest]
+	if rest == 0 {
+		c.inputsTo = nil
+	}
+}
+
+// handLeft hands over the Inputs held when the reader stops (the
+// connection ends, the reader panicked or rests), before the handler
+// learns of the end. A handler's panic is logged, as the reader's.
+func (c *Client) handLeft() {
+	if len(c.inputs) == 0 {
+		return
+	}
+	defer c.recoverAndLog()
+	c.handInputs(len(c.inputs))
 }
 
 func (c *Client) run(m *irc.Message) []func() {

@@ -48,11 +48,20 @@ func (c *Client) plainMessage(seg []byte) bool {
 	s := b.String()
 	target, text := s[:i], s[i+2:len(rest)]
 
+	held := len(c.inputs)
 	calls, ok := c.runPlain(cmd, target, text, s[len(rest):], now, at)
 	if !ok {
 		return false
 	}
-	c.afterRun(calls)
+	switch {
+	case len(calls) > 0: // the held Inputs, then this line's calls and Inputs
+		c.handInputs(held)
+		c.afterRun(calls)
+	case !c.linesAhead || len(c.inputs) >= maxHeldInputs:
+		c.handInputs(len(c.inputs))
+	}
+	// Otherwise they are held: the next line is in hand (see
+	// MessagesHandler for when they are handed over).
 	return true
 }
 

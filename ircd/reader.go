@@ -61,6 +61,12 @@ func (b *lineReader) ReadSlice() (line []byte, err error) {
 	}
 }
 
+// hasLine reports whether a complete line is buffered: the next ReadSlice
+// returns it without reading.
+func (b *lineReader) hasLine() bool {
+	return bytes.IndexByte(b.buf[b.r:b.w], '\n') >= 0
+}
+
 // flush consumes and returns everything buffered.
 func (b *lineReader) flush() []byte {
 	line := b.buf[b.r:b.w]

@@ -79,6 +79,7 @@ const ReaderRest = rest.Idle
 // It returns rested instead once the reader has rested: its caller hands
 // st to a fresh goroutine.
 func (c *Client) read(st *readState) (reason string, rested bool) {
+	defer c.handLeft() // after the recovery below
 	defer func() {
 		if r := recover(); r != nil {
 			c.logger().WithField("panic", r).Error("reader panicked")
@@ -193,7 +194,7 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 	}
 	if err != nil {
 		if len(line) > 0 {
-			c.handleLine(line)
+			c.handleLine(line) // (nothing read ahead: held Inputs go)
 		}
 		return "Connection closed", true
 	}
@@ -204,8 +205,9 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 	now := c.srv.now()
 	st.lastRead, st.pingSent, st.worn = now, time.Time{}, true
 	c.lineAt = now
+	c.readAhead = st.br.hasLine()
 	c.handleLine(line)
-	c.lineAt = time.Time{}
+	c.lineAt, c.readAhead = time.Time{}, false
 	// A line a multiline batch took costs no token: a client sends a batch
 	// at once, and the batch is bounded (MultilineMaxLines). A line of no
 	// open batch, or of a refused one, costs one as any other line.
@@ -213,6 +215,7 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 	c.lineBatched = false
 	if c.limiter != nil && !batched && !c.limiter.Allow() { // no token now: wait for one
 		c.srv.met.floodDelayed()
+		c.handInputs(len(c.inputs)) // not held while the reader waits
 		if err := c.limiter.Wait(c.ctx); err != nil {
 			return "Connection closed", true
 		}
@@ -248,17 +251,23 @@ func (c *Client) handleLine(raw []byte) {
 			c.traceRead(seg)
 		}
 		if bytes.IndexByte(seg, 0) >= 0 {
+			c.handInputs(len(c.inputs))
 			c.shutdown("Malformed line (NUL byte)", true)
 			return
 		}
-		if c.plainMessage(seg) {
+		c.linesAhead = len(raw) > 0 || c.readAhead // raw ends with a line's text
+		plain := c.plainMessage(seg)
+		c.linesAhead = false
+		if plain {
 			select {
 			case <-c.done:
+				c.handInputs(len(c.inputs))
 				return
 			default:
 			}
 			continue
 		}
+		c.handInputs(len(c.inputs)) // before any other line's effects
 		body := seg
 		var tags []byte // the line's tags, when it has some
 		if seg[0] == '@' {

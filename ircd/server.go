@@ -268,6 +268,23 @@ type Handler interface {
 	Closed(reason string) // the connection ended; called exactly once
 }
 
+// MessagesHandler is an optional interface of a Handler, for the
+// messages of lines a client sent together. Messages is called where
+// Message would be, from the connection's reader goroutine without ircd's
+// locks, with the Inputs of consecutive plain PRIVMSG and NOTICE lines the
+// reader had in hand without waiting for more bytes (a bounded number), in
+// the order sent. ins is valid only during the call: a backend keeps the
+// Inputs, not the slice.
+//
+// The reader hands them over before it handles any other line, before it
+// waits for more bytes or for flood control, and when the connection ends
+// or its reader stops, so every other call of the Handler keeps its order
+// relative to the messages. Echoes, numerics and msgids are as for lines
+// read one by one. A Handler without it gets a Message for each Input.
+type MessagesHandler interface {
+	Messages(ins []Input)
+}
+
 // RealNameHandler is an optional interface of a Handler: RealName is
 // called, as Handler's methods are, when the client changes its real name
 // with SETNAME, so that a backend with several clients of one user can
