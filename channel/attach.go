@@ -158,6 +158,30 @@ func (at *attachment) Message(in ircd.Input) {
 	}
 }
 
+// Messages implements ircd.MessagesHandler: the messages of lines read
+// together are one event, which the session handles as that many
+// Messages in order (and refuses each of as Message's once it has ended),
+// so a burst wakes its goroutine once.
+func (at *attachment) Messages(ins []ircd.Input) {
+	if len(ins) < 2 {
+		for i := range ins {
+			at.Message(ins[i])
+		}
+		return
+	}
+	b := ircBatches.Get().(*ircBatch)
+	for i := range ins {
+		b.ins = append(b.ins, newIRCInput(at, ins[i]))
+	}
+	at.mu.Lock()
+	s := at.s
+	posted := s.post(b)
+	at.mu.Unlock()
+	if !posted {
+		s.refuse(b) // releases it
+	}
+}
+
 func (at *attachment) Join(string)          {}
 func (at *attachment) Part(string, string)  {}
 func (at *attachment) Away(text string)     { at.post(ircAway{at, text}) }
@@ -266,6 +290,8 @@ func (s *session) forward(ev event, at *attachment, to *session, mine []event) [
 	switch ev := ev.(type) {
 	case *ircInput:
 		of = ev.at
+	case *ircBatch:
+		of = ev.ins[0].at // one connection's
 	case ircAway:
 		of = ev.at
 	case ircClosed:

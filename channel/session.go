@@ -42,6 +42,23 @@ func (ev *ircInput) release() {
 	ircInputs.Put(ev)
 }
 
+// ircBatch is the messages of IRC lines read together (Messages), one
+// event for all, handled in order as that many ircInputs would be. They
+// are pooled too: handle gives each back once its inputs are taken.
+type ircBatch struct {
+	ins []*ircInput
+}
+
+var ircBatches = sync.Pool{New: func() any { return new(ircBatch) }}
+
+// release gives b back to the pool, its inputs taken (each is released
+// on its own); nothing may use it after.
+func (b *ircBatch) release() {
+	clear(b.ins)
+	b.ins = b.ins[:0]
+	ircBatches.Put(b)
+}
+
 type ircAway struct {
 	at   *attachment
 	text string
@@ -71,6 +88,7 @@ type whoisAsk struct {
 type call func()
 
 func (*ircInput) isEvent()  {}
+func (*ircBatch) isEvent()  {}
 func (ircAway) isEvent()    {}
 func (ircClosed) isEvent()  {}
 func (linkResult) isEvent() {}
@@ -295,6 +313,11 @@ func (s *session) refuse(ev event) {
 			ev.at.c.Deliver(d)
 		}
 		ev.release()
+	case *ircBatch:
+		for _, in := range ev.ins {
+			s.refuse(in)
+		}
+		ev.release()
 	}
 }
 
@@ -514,6 +537,19 @@ const sessionLinger = 250 * time.Millisecond
 // handleQueued handles a posted event, then what was deferred while the
 // session was busy; false when the session is to end.
 func (s *session) handleQueued(ev event) bool {
+	if b, ok := ev.(*ircBatch); ok { // each input as if posted alone
+		for i, in := range b.ins {
+			if !s.handleQueued(in) {
+				for _, left := range b.ins[i+1:] {
+					s.refuse(left)
+				}
+				b.release()
+				return false
+			}
+		}
+		b.release()
+		return true
+	}
 	if !s.handle(ev) {
 		return false
 	}
@@ -548,6 +584,11 @@ func (s *session) handle(ev event) bool {
 			s.sender = ev.at
 			s.onIRC(ev.in)
 			s.sender = nil
+		}
+		ev.release()
+	case *ircBatch:
+		for _, in := range ev.ins {
+			s.handle(in) // an input never ends the session
 		}
 		ev.release()
 	case ircAway:
