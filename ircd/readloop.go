@@ -208,6 +208,11 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 	c.readAhead = st.br.hasLine()
 	c.handleLine(line)
 	c.lineAt, c.readAhead = time.Time{}, false
+	if len(c.inputs) > 0 && !st.br.hasLine() {
+		// What was read ahead was no line with a message (a blank one):
+		// the next read may wait, and no Input is held while it does.
+		c.handInputs(len(c.inputs))
+	}
 	// A line a multiline batch took costs no token: a client sends a batch
 	// at once, and the batch is bounded (MultilineMaxLines). A line of no
 	// open batch, or of a refused one, costs one as any other line.
