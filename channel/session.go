@@ -537,18 +537,8 @@ const sessionLinger = 250 * time.Millisecond
 // handleQueued handles a posted event, then what was deferred while the
 // session was busy; false when the session is to end.
 func (s *session) handleQueued(ev event) bool {
-	if b, ok := ev.(*ircBatch); ok { // each input as if posted alone
-		for i, in := range b.ins {
-			if !s.handleQueued(in) {
-				for _, left := range b.ins[i+1:] {
-					s.refuse(left)
-				}
-				b.release()
-				return false
-			}
-		}
-		b.release()
-		return true
+	if b, ok := ev.(*ircBatch); ok {
+		return s.handleBatch(b)
 	}
 	if !s.handle(ev) {
 		return false
@@ -557,6 +547,30 @@ func (s *session) handleQueued(ev event) bool {
 		ev := s.deferred[0]
 		s.deferred = s.deferred[1:]
 		if !s.handle(ev) {
+			return false
+		}
+	}
+	return true
+}
+
+// handleBatch handles the inputs of a batch each as if posted alone: once
+// the session has ended (by one of them, by another goroutine, or by a
+// panic handling one), the rest are refused, as the queue's events are.
+func (s *session) handleBatch(b *ircBatch) bool {
+	next := 0 // the first input not handled yet
+	defer func() {
+		for _, left := range b.ins[next:] {
+			s.refuse(left)
+		}
+		b.release()
+	}()
+	for next < len(b.ins) {
+		if s.ctx.Err() != nil {
+			return false
+		}
+		in := b.ins[next]
+		next++
+		if !s.handleQueued(in) {
 			return false
 		}
 	}
