@@ -555,7 +555,12 @@ func (c *Client) readLoop(st *readState) {
 	if st == nil {
 		st = &readState{last: time.Now()}
 	}
-	if c.read(st) {
+	// What was read is queued before the end, also after a panic read
+	// recovered from. (Not deferred in read: with a second defer there,
+	// an idle reader's stack stayed a few times the size it needs.)
+	rested := c.read(st)
+	c.flush()
+	if rested {
 		c.held = nil // a resting reader holds no array
 		c.wg.Add(1)  // before this one's Done: the count never passes 0
 		go c.readLoop(st)
@@ -613,10 +618,8 @@ type readState struct {
 	calm time.Time
 	// ahead: the next message had arrived whole when the last was
 	// handled, so it came with last's read: it is neither waited for
-	// nor stamped anew. It was decoded then: next, or nextErr.
-	ahead   bool
-	next    *Message
-	nextErr error
+	// nor stamped anew.
+	ahead bool
 }
 
 // ReaderRest is how long the reader, once it has handled a message, waits
@@ -627,16 +630,15 @@ const ReaderRest = rest.Idle
 // read decodes and handles messages until the link fails (false) or the
 // reader has rested (true).
 func (c *Client) read(st *readState) (rested bool) {
-	defer c.flush() // after recover: what was read is queued before the end
 	defer c.recover("reader")
 	for {
 		ahead := st.ahead
-		m, err := st.next, st.nextErr
-		st.ahead, st.next, st.nextErr = false, nil, nil
-		c.arm(st, ahead)
+		st.ahead = false
+		c.arm(st)
 		// Between messages the reader waits in Wait, not in Decode: an
 		// idle connection's goroutine then has a stack small enough to be
 		// shrunk. A message already here whole needs no wait.
+		var err error
 		var poked bool
 		if !ahead {
 			err, poked = c.wait()
@@ -645,26 +647,18 @@ func (c *Client) read(st *readState) (rested bool) {
 			st.rest, st.armed = time.Time{}, time.Time{}
 			return true
 		}
-		if !ahead && err == nil {
+		if err == nil && (poked || !st.rest.IsZero() && !ahead && !c.dec.whole()) {
+			// Neither the poke's deadline nor the rest's may cut a
+			// message: decoding cannot resume. Back to DeadAfter.
+			_ = c.nc.SetReadDeadline(st.last.Add(c.cfg.DeadAfter))
+			st.rest, st.armed = time.Time{}, st.last
+			st.calm = time.Now().Add(ReaderRest / 8)
+		}
+		var m *Message
+		if err == nil {
 			m = readMsgs.Get().(*Message)
-			whole := false
-			if !poked && !st.rest.IsZero() {
-				whole, err = c.dec.decodeWhole(m)
-			}
-			if poked || !st.rest.IsZero() && !whole {
-				// Neither the poke's deadline nor the rest's may
-				// cut a message: decoding cannot resume. Back to
-				// DeadAfter.
-				_ = c.nc.SetReadDeadline(st.last.Add(c.cfg.DeadAfter))
-				st.rest, st.armed = time.Time{}, st.last
-				st.calm = time.Now().Add(ReaderRest / 8)
-			}
-			if !whole {
-				err = c.dec.DecodeInto(m)
-			}
-			if err != nil {
+			if err = c.dec.DecodeInto(m); err != nil {
 				putReadMsg(m)
-				m = nil
 			}
 		}
 		if err != nil {
@@ -710,23 +704,10 @@ func (c *Client) read(st *readState) (rested bool) {
 		c.trace("<-", m)
 		c.handle(m) // keeps neither m nor its fields
 		c.readAt = time.Time{}
+		putReadMsg(m)
 		// The events held wait while the next message is here whole
-		// (decoding it cannot block), up to heldEvents of them: it is
-		// decoded now, into m once m is done with.
-		if len(c.held) == 0 {
-			putReadMsg(m)
-		} else {
-			if !releaseReadMsg(m) {
-				m = readMsgs.Get().(*Message)
-			}
-			var err error
-			if st.ahead, err = c.dec.decodeWhole(m); st.ahead && err == nil {
-				st.next = m
-			} else {
-				st.nextErr = err
-				putReadMsg(m)
-			}
-		}
+		// (decoding it cannot block), up to heldEvents of them.
+		st.ahead = len(c.held) > 0 && c.dec.whole()
 		if !st.ahead {
 			c.flush()
 		}
@@ -737,15 +718,14 @@ func (c *Client) read(st *readState) (rested bool) {
 // from now once a message was handled, otherwise DeadAfter after the last.
 //
 //go:noinline
-func (c *Client) arm(st *readState, ahead bool) {
+func (c *Client) arm(st *readState) {
 	if !st.rest.IsZero() {
 		return // a timeout at the rest decides (see read)
 	}
 	due := st.last.Add(c.cfg.DeadAfter)
 	// A rest is armed only when the reader is about to wait: with a
-	// message already buffered (or decoded ahead) it would be moved back
-	// for nothing.
-	if st.worn && !ahead && c.dec.buffered() == 0 {
+	// message already buffered it would be moved back for nothing.
+	if st.worn && c.dec.buffered() == 0 {
 		now := time.Now()
 		if at := now.Add(ReaderRest); !now.Before(st.calm) && at.Before(due) {
 			_ = c.nc.SetReadDeadline(at)
@@ -769,24 +749,16 @@ const keptReadFields = 16
 // putReadMsg gives m back to readMsgs, holding no value (so that it pins
 // no message's text), unless its fields outgrew keptReadFields.
 func putReadMsg(m *Message) {
-	if releaseReadMsg(m) {
-		readMsgs.Put(m)
-	}
-}
-
-// releaseReadMsg leaves m holding no value, and reports whether it is fit
-// to be decoded into again (its fields did not outgrow keptReadFields).
-func releaseReadMsg(m *Message) bool {
 	if m.room != nil {
 		m.room.Reset() // the decoder keeps no message's text
 		m.room = nil
 	}
 	if cap(m.fields) > keptReadFields {
-		return false
+		return
 	}
 	clear(m.fields[:cap(m.fields)])
 	m.fields = m.fields[:0]
-	return true
+	readMsgs.Put(m)
 }
 
 // outRing is the writer's queue of at most outQueue items, in a ring

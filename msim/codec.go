@@ -249,6 +249,31 @@ func (d *Decoder) decodeWhole(m *Message) (whole bool, err error) {
 	return whole, err
 }
 
+// whole reports whether the next message has arrived whole, so that
+// decoding it reads nothing more from the underlying reader (and a read
+// deadline cannot cut it). It is conservative: false for a message whose
+// end it cannot tell without reading on. It never reads.
+func (d *Decoder) whole() bool {
+	if d.sticky != nil {
+		return true // decoding fails at once
+	}
+	b, _ := d.r.Peek(d.r.Buffered())
+	if len(b) == 0 || b[0] != '\\' {
+		return false
+	}
+	b = b[1:]
+	for key := true; ; key = !key {
+		i := bytes.IndexByte(b, '\\')
+		if i < 0 {
+			return false
+		}
+		if key && string(b[:i]) == "final" {
+			return true
+		}
+		b = b[i+1:]
+	}
+}
+
 // Decode returns the next message. At a clean end of stream it returns io.EOF.
 func (d *Decoder) Decode() (*Message, error) { return d.decode(nil) }
 
