@@ -31,30 +31,6 @@ func (r *pieces) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// oldWhole is what the reader asked before decodeBuffered: whether the
-// next message has arrived whole, conservatively (its first key-position
-// "final" is buffered). Where it said so, decodeBuffered must decode.
-func oldWhole(d *Decoder) bool {
-	if d.sticky != nil {
-		return true
-	}
-	b, _ := d.r.Peek(d.r.Buffered())
-	if len(b) == 0 || b[0] != '\\' {
-		return false
-	}
-	b = b[1:]
-	for key := true; ; key = !key {
-		i := bytes.IndexByte(b, '\\')
-		if i < 0 {
-			return false
-		}
-		if key && string(b[:i]) == "final" {
-			return true
-		}
-		b = b[i+1:]
-	}
-}
-
 // checkDecodeBuffered decodes data twice, as decode does (decodeBuffered,
 // then decodeTokens when the message has not arrived whole) and token by
 // token only, from readers that give data in the same pieces, and fails
@@ -80,7 +56,7 @@ func checkDecodeBuffered(t *testing.T, data, sizes []byte, maxSize int, skipEmpt
 			fm.fields, fm.room = fm.fields[:0], nil
 			rm.fields, rm.room = rm.fields[:0], nil
 		}
-		wasWhole := oldWhole(fast)
+		wasWhole := fast.whole()
 		reads, buffered, off := fr.reads, fast.r.Buffered(), fast.off
 		var intoF, intoR *Message
 		if into {
