@@ -239,16 +239,6 @@ func (d *Decoder) buffered() int {
 	return d.r.Buffered()
 }
 
-// decodeWhole is DecodeInto when the next message has arrived whole, so
-// that decoding it reads nothing from the underlying reader (and a read
-// deadline cannot cut it); whole is false, and nothing consumed, when it
-// has not (or its end cannot be told without reading on). It never reads.
-func (d *Decoder) decodeWhole(m *Message) (whole bool, err error) {
-	m.fields, m.room = m.fields[:0], nil
-	_, err, whole = d.decodeBuffered(m)
-	return whole, err
-}
-
 // whole reports whether the next message has arrived whole, so that
 // decoding it reads nothing more from the underlying reader (and a read
 // deadline cannot cut it). It is conservative: false for a message whose
