@@ -147,16 +147,7 @@ var errTooManyClients = errors.New("too many IRC clients are attached to this us
 // Message posts what the client typed; once the session it is attached
 // to has ended, that session refuses it (refuse: a message is told not
 // sent), as it refuses what waited in its queue.
-func (at *attachment) Message(in ircd.Input) {
-	ev := newIRCInput(at, in)
-	at.mu.Lock()
-	s := at.s
-	posted := s.post(ev)
-	at.mu.Unlock()
-	if !posted {
-		s.refuse(ev) // releases it
-	}
-}
+func (at *attachment) Message(in ircd.Input) { at.postOrRefuse(newIRCInput(at, in)) }
 
 // Messages implements ircd.MessagesHandler: the messages of lines read
 // together are one event, which the session handles as that many
@@ -173,12 +164,18 @@ func (at *attachment) Messages(ins []ircd.Input) {
 	for i := range ins {
 		b.ins = append(b.ins, newIRCInput(at, ins[i]))
 	}
+	at.postOrRefuse(b)
+}
+
+// postOrRefuse posts what the client typed to the session the connection
+// is attached to, which refuses it (releasing it) if it has ended.
+func (at *attachment) postOrRefuse(ev event) {
 	at.mu.Lock()
 	s := at.s
-	posted := s.post(b)
+	posted := s.post(ev)
 	at.mu.Unlock()
 	if !posted {
-		s.refuse(b) // releases it
+		s.refuse(ev) // releases it
 	}
 }
 
