@@ -148,11 +148,8 @@ func TestSendIMCostsNoObject(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector drops some of what sync.Pool is given")
 	}
-	cfg := ClientConfig{Notify: func() {}}
-	cfg.setDefaults()
 	nc := &memConn{}
-	c := newClient(cfg, nc)
-	c.setSession(fakeSessKey, fakeUID)
+	c := loggedInMem(nc)
 	c.writing = true // the test writes, as the writer would, on its own goroutine
 	w := c.ws
 	ctx := context.Background()

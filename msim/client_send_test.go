@@ -55,10 +55,7 @@ func TestAppendIMMatchesMessage(t *testing.T) {
 			}
 		}
 	}
-	cfg := ClientConfig{Notify: func() {}}
-	cfg.setDefaults()
-	c := newClient(cfg, &memConn{})
-	c.setSession(fakeSessKey, fakeUID)
+	c := loggedInMem(&memConn{})
 	c.writing = true // no writer: the test takes the queue
 	for _, text := range typedIMs {
 		if err := c.SendIM(context.Background(), 2001, text); err != nil {
@@ -105,15 +102,32 @@ func BenchmarkSendIM(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for { // the writer stops once it has written everything
+	waitWriterStopped(c) // the writer stops once it has written everything
+}
+
+// waitWriterStopped waits until c's writer has written what it was given
+// and stopped.
+func waitWriterStopped(c *Client) {
+	for {
 		c.wmu.Lock()
 		writing := c.writing
 		c.wmu.Unlock()
 		if !writing {
-			break
+			return
 		}
 		runtime.Gosched()
 	}
+}
+
+// loggedInMem is a client logged in (session key and uid set, no
+// handshake) over a connection that takes every write, its events taken
+// by Notify's owner.
+func loggedInMem(nc *memConn) *Client {
+	cfg := ClientConfig{Notify: func() {}}
+	cfg.setDefaults()
+	c := newClient(cfg, nc)
+	c.setSession(fakeSessKey, fakeUID)
+	return c
 }
 
 // TestSendIMStartsItsWriterWithoutAnObject: an IM to a client whose
@@ -124,11 +138,8 @@ func TestSendIMStartsItsWriterWithoutAnObject(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector drops some of what sync.Pool is given")
 	}
-	cfg := ClientConfig{Notify: func() {}}
-	cfg.setDefaults()
 	nc := &memConn{}
-	c := newClient(cfg, nc)
-	c.setSession(fakeSessKey, fakeUID)
+	c := loggedInMem(nc)
 	ctx := context.Background()
 	const text = "hello there, how are you doing today?"
 	sent := 0
@@ -137,15 +148,7 @@ func TestSendIMStartsItsWriterWithoutAnObject(t *testing.T) {
 			t.Fatal(err)
 		}
 		sent++
-		for { // until the writer has written it and stopped
-			c.wmu.Lock()
-			writing := c.writing
-			c.wmu.Unlock()
-			if !writing {
-				break
-			}
-			runtime.Gosched()
-		}
+		waitWriterStopped(c) // until the writer has written it and stopped
 	}
 	for range 2 * recentIMs { // the writer's ring of recent IMs at its size
 		send()
