@@ -154,30 +154,62 @@ func startProcIn(t *testing.T, name string, env []string, stdin *os.File, bin st
 // matches; it fails the test if the process exits or nothing matches soon.
 func (p *proc) waitLog(re *regexp.Regexp) []string {
 	p.t.Helper()
+	return p.waitLogs(re)[0]
+}
+
+// waitLogs waits for a line from here on matching each of res, in any
+// order (lines logged by different goroutines come in either order), and
+// returns their submatches; the next wait starts after the last of them.
+func (p *proc) waitLogs(res ...*regexp.Regexp) [][]string {
+	p.t.Helper()
 	timeout := time.After(30 * time.Second)
+	found := make([][]string, len(res))
+	left, start, end := len(res), p.pos, p.pos
 	for {
 		p.mu.Lock()
-		for ; p.pos < len(p.log); p.pos++ {
-			if m := re.FindStringSubmatch(p.log[p.pos]); m != nil {
-				p.pos++
-				p.mu.Unlock()
-				return m
+		for i := start; i < len(p.log) && left > 0; i++ {
+			for j, re := range res {
+				if found[j] != nil {
+					continue
+				}
+				if m := re.FindStringSubmatch(p.log[i]); m != nil {
+					found[j], end = m, i+1
+					left--
+					break
+				}
 			}
+		}
+		start = len(p.log)
+		if left == 0 {
+			p.pos = end
+			p.mu.Unlock()
+			return found
 		}
 		p.mu.Unlock()
 		select {
 		case <-p.notify:
 		case <-p.done:
 			p.mu.Lock()
-			exited := p.pos >= len(p.log)
+			exited := start >= len(p.log)
 			p.mu.Unlock()
 			if exited {
-				p.t.Fatalf("%s exited without logging %v", p.name, re)
+				p.t.Fatalf("%s exited without logging %v", p.name, missing(res, found))
 			}
 		case <-timeout:
-			p.t.Fatalf("%s logged nothing matching %v", p.name, re)
+			p.t.Fatalf("%s logged nothing matching %v", p.name, missing(res, found))
 		}
 	}
+}
+
+// missing is the expressions of res that found has no match for.
+func missing(res []*regexp.Regexp, found [][]string) []*regexp.Regexp {
+	var left []*regexp.Regexp
+	for i, re := range res {
+		if found[i] == nil {
+			left = append(left, re)
+		}
+	}
+	return left
 }
 
 // lines returns the log so far.
