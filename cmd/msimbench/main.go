@@ -67,6 +67,7 @@ type options struct {
 	timeout                     time.Duration
 	history, historyCompare     bool
 	historyRounds               int
+	plainRounds                 int
 	hist                        historyOptions
 	gwMetrics, msimMetrics      string
 	msimNodes, hopSamples       int
@@ -103,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.history, "history", true, "the gateway keeps history ([history] enabled) in the im, memory and names scenarios (history and probes always keep it)")
 	fs.BoolVar(&o.historyCompare, "history-compare", false, "with the im scenario: run the fixed-rate phase in turns on two more gateways side by side, one keeping history and one not, and report the p99 overhead of storing IMs")
 	fs.IntVar(&o.historyRounds, "history-compare-rounds", 3, "with -history-compare: fixed-rate phases of each gateway, taken in turns")
+	fs.IntVar(&o.plainRounds, "plain-rounds", 3, "with the im and plain scenarios: rounds of the bridged and the plain loads taken in turns on two stacks up at once, whose medians the relative targets are judged by (0: none)")
 	fs.IntVar(&o.hist.users, "history-users", 100, "chathistory: IRC users (pairs of buddies)")
 	fs.IntVar(&o.hist.ims, "history-ims", 10000, "chathistory: IMs stored per user before the gateway starts")
 	fs.IntVar(&o.hist.rounds, "history-rounds", 5, "chathistory: CHATHISTORY LATEST requests per client")
@@ -140,11 +142,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		def("history-ims", func() { o.hist.ims = 500 })
 		def("history-rounds", func() { o.hist.rounds = 2 })
 		def("history-compare-rounds", func() { o.historyRounds = 2 })
+		def("plain-rounds", func() { o.plainRounds = 1 })
 		def("history-pages", func() { o.hist.pages = 3 })
 		def("hop-samples", func() { o.hopSamples = 200 })
 	}
 	if o.hist.users < 2 || o.hist.users%2 != 0 {
 		return o, fmt.Errorf("-history-users %d: need an even number ≥ 2", o.hist.users)
+	}
+	if o.plainRounds < 0 {
+		return o, fmt.Errorf("-plain-rounds %d: need 0 or more", o.plainRounds)
 	}
 	if o.historyRounds < 1 {
 		return o, fmt.Errorf("-history-compare-rounds %d: need 1 or more", o.historyRounds)
@@ -278,6 +284,12 @@ type report struct {
 	PlainIMPerSec  *float64 `json:"plain_im_per_sec"`
 	PlainP99ms     *float64 `json:"plain_p99_ms"`
 	PlainRateP99ms *float64 `json:"plain_rate_p99_ms"`
+	// With -plain-rounds: the medians of the rounds taken in turns, the
+	// bridged full-load rate over the plain one and the bridged fixed-rate
+	// p99 over the plain one.
+	PlainShareInTurns   *float64    `json:"plain_share_in_turns"`
+	RateP99RatioInTurns *float64    `json:"rate_p99_ratio_in_turns"`
+	PlainTurns          *plainPairs `json:"plain_turns"`
 
 	Bridged      *loadResult  `json:"bridged"`
 	Memory       []memResult  `json:"memory"`
@@ -497,7 +509,6 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 			prog.say(fmt.Sprintf("plain IRC (%s): %d clients", name, o.clients))
 			rep.PlainServer = name
 			res, err := runPlain(ctx, e, addr, pid, o.clients, lo)
-			stopPlain()
 			if err != nil {
 				fail("plain IRC", err)
 			} else {
@@ -508,6 +519,16 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 					fail("plain IRC", fmt.Errorf("%d lost, %d errors; first: %s", res.Lost, res.Errors, res.FirstError))
 				}
 			}
+			if ran.im && o.plainRounds > 0 && o.duration > 0 && ctx.Err() == nil {
+				prog.say(fmt.Sprintf("bridged and plain in turns: %d rounds on a new gateway and the plain server, each up meanwhile", o.plainRounds))
+				pp, err := runPlainPairs(ctx, e, addr, pid, o.clients, lo, o.plainRounds, gwo)
+				if err != nil {
+					fail("bridged and plain in turns", err)
+				} else {
+					rep.setPlainTurns(&pp)
+				}
+			}
+			stopPlain()
 		}
 	}
 	if ctx.Err() != nil {
@@ -668,10 +689,10 @@ func printTable(w io.Writer, r *report) {
 	fmt.Fprintln(tw, "measure\tvalue\ttarget\t")
 	fmt.Fprintln(tw, "-------\t-----\t------\t")
 	if b := r.Bridged; b != nil {
-		fmt.Fprintf(tw, "bridged IMs/s, full load (%d clients, window %d)\t%.0f\t%s\t\n", b.Clients, b.Window, b.IMPerSec, throughputTarget(b, r.Plain))
+		fmt.Fprintf(tw, "bridged IMs/s, full load (%d clients, window %d)\t%.0f\t%s\t\n", b.Clients, b.Window, b.IMPerSec, throughputTarget(b, r.Plain, r.PlainTurns))
 		fmt.Fprintf(tw, "  latency p50 / p99 / max\t%.2f / %.2f / %.2f ms\t\t\n", b.P50ms, b.P99ms, b.Maxms)
 		if b.RateOffered > 0 {
-			fmt.Fprintf(tw, "bridged at %.0f IMs/s offered (achieved %.0f)\tp99 %.2f ms\t%s\t\n", b.RateOffered, b.RateDone, b.RateP99ms, rateTarget(b, r.Plain))
+			fmt.Fprintf(tw, "bridged at %.0f IMs/s offered (achieved %.0f)\tp99 %.2f ms\t%s\t\n", b.RateOffered, b.RateDone, b.RateP99ms, rateTarget(b, r.Plain, r.PlainTurns))
 			fmt.Fprintf(tw, "  latency p50 / max\t%.2f / %.2f ms\t\t\n", b.RateP50ms, b.RateMaxms)
 			fmt.Fprintf(tw, "  over %v / in stalls (%s)\t%d / %.0f%% (%d stalls)\t\t\n", slowIM, stallRule, b.RateSlow, 100*b.RateSlowInStalls, b.RateStalls)
 		}
@@ -724,6 +745,7 @@ func printTable(w io.Writer, r *report) {
 	} else if r.PlainSkipped != "" {
 		fmt.Fprintf(tw, "plain IRC\tskipped (below)\t\t\n")
 	}
+	printTurnsRows(tw, r.PlainTurns)
 	tw.Flush()
 	if r.Plain == nil && r.PlainSkipped != "" { // a long reason would widen the table
 		fmt.Fprintln(w, "plain IRC skipped:", r.PlainSkipped)
@@ -739,8 +761,18 @@ func printTable(w io.Writer, r *report) {
 }
 
 // throughputTarget is the full-load target and its verdict: a share of the
-// plain IRC server's rate when it ran, else the absolute floor.
-func throughputTarget(b, plain *loadResult) string {
+// plain IRC server's rate when it ran, else the absolute floor. With the
+// loads taken in turns (turns, may be nil), the share is their median
+// round's, the sequential one shown beside it.
+func throughputTarget(b, plain *loadResult, turns *plainPairs) string {
+	if turns != nil && turns.MedianShare > 0 {
+		seq := ""
+		if plain != nil && plain.IMPerSec > 0 {
+			seq = fmt.Sprintf("; in sequence %.2f", b.IMPerSec/plain.IMPerSec)
+		}
+		share := turns.MedianShare
+		return fmt.Sprintf("≥ 1/3 of plain (in turns %.2f, median of %d%s): %s", share, len(turns.RoundShares), seq, verdict(share >= targetPlainShare))
+	}
 	if plain == nil || plain.IMPerSec <= 0 {
 		return fmt.Sprintf("≥ %d: %s", targetIMPerSec, verdict(b.IMPerSec >= targetIMPerSec))
 	}
@@ -750,9 +782,15 @@ func throughputTarget(b, plain *loadResult) string {
 
 // rateTarget is the fixed-rate p99 target and its verdict: at most
 // targetRateP99ms, and at most targetRateP99Ratio × the plain IRC server's
-// p99 at the same rate when it ran.
-func rateTarget(b, plain *loadResult) string {
+// p99 at the same rate when it ran: with the loads taken in turns (turns,
+// may be nil), the median round's ratio.
+func rateTarget(b, plain *loadResult, turns *plainPairs) string {
 	ok := b.RateP99ms <= targetRateP99ms
+	if turns != nil && len(turns.RoundP99Ratios) > 0 && turns.Plain.RateOffered == b.RateOffered {
+		ratio := turns.MedianP99Ratio
+		ok = ok && ratio <= targetRateP99Ratio
+		return fmt.Sprintf("≤ %d ms and ≤ %.1f× plain (in turns %.2f×, median of %d): %s", targetRateP99ms, targetRateP99Ratio, ratio, len(turns.RoundP99Ratios), verdict(ok))
+	}
 	if plain == nil || plain.RateP99ms <= 0 || plain.RateOffered != b.RateOffered {
 		return fmt.Sprintf("≤ %d ms: %s", targetRateP99ms, verdict(ok))
 	}

@@ -36,6 +36,39 @@ func (r *report) setHistoryCompare(hp *historyPairs) {
 	r.HistoryP99Overhead = fp(historyOverhead(hp.On.RateP99ms, hp.Off.RateP99ms))
 }
 
+// setPlainTurns records the bridged and plain loads taken in turns, with
+// their medians at the top level.
+func (r *report) setPlainTurns(pp *plainPairs) {
+	r.PlainTurns = pp
+	r.PlainShareInTurns = fp(pp.MedianShare)
+	if len(pp.RoundP99Ratios) > 0 {
+		r.RateP99RatioInTurns = fp(pp.MedianP99Ratio)
+	}
+}
+
+// printTurnsRows writes the table's rows of the loads taken in turns (tw
+// is the table's tabwriter); nothing when they did not run.
+func printTurnsRows(tw io.Writer, pp *plainPairs) {
+	if pp == nil {
+		return
+	}
+	fmt.Fprintf(tw, "bridged / plain IMs/s in turns, %d rounds\t%.0f / %.0f\tmedian share %.2f\t\n", pp.Rounds, pp.Bridged.IMPerSec, pp.Plain.IMPerSec, pp.MedianShare)
+	var rounds []string
+	for i, r := range pp.RoundIMPerSec {
+		rounds = append(rounds, fmt.Sprintf("%.0f / %.0f (%.2f)", r[0], r[1], pp.RoundShares[i]))
+	}
+	fmt.Fprintf(tw, "  each round\t%s\t\t\n", strings.Join(rounds, ", "))
+	if len(pp.RoundRateP99ms) == 0 {
+		return
+	}
+	fmt.Fprintf(tw, "  at %.0f IMs/s offered: p99 bridged / plain\t%.2f / %.2f ms\tmedian ratio %.2f×\t\n", pp.Bridged.RateOffered, pp.Bridged.RateP99ms, pp.Plain.RateP99ms, pp.MedianP99Ratio)
+	rounds = rounds[:0]
+	for i, r := range pp.RoundRateP99ms {
+		rounds = append(rounds, fmt.Sprintf("%.2f / %.2f (%.2f×)", r[0], r[1], pp.RoundP99Ratios[i]))
+	}
+	fmt.Fprintf(tw, "  each round\t%s\t\t\n", strings.Join(rounds, ", "))
+}
+
 // setChathistory records the chathistory benchmark, with its figures at
 // the top level.
 func (r *report) setChathistory(h *historyResult) {

@@ -23,6 +23,7 @@ func TestReportJSONShape(t *testing.T) {
 	full.GoroutinesPerAccount = fp(2.5)
 	full.NamesMs, full.NamesBuddies = fp(12), 250
 	full.setPlain(&loadResult{IMPerSec: 300000, P99ms: 8, RateOffered: 5000, RateP99ms: 1.25})
+	full.setPlainTurns(&plainPairs{Rounds: 1, RoundShares: []float64{0.34}, MedianShare: 0.34, RoundP99Ratios: []float64{1.3}, MedianP99Ratio: 1.3})
 	noRate := &report{Failures: []string{}, Memory: []memResult{}}
 	noRate.setPlain(&loadResult{IMPerSec: 1000, P99ms: 3})
 	tests := []struct {
@@ -33,10 +34,12 @@ func TestReportJSONShape(t *testing.T) {
 		{"every scenario", full, map[string]any{
 			"goroutines_per_account": 2.5, "names_ms": 12.0, "names_buddies": 250.0,
 			"plain_im_per_sec": 300000.0, "plain_p99_ms": 8.0, "plain_rate_p99_ms": 1.25,
+			"plain_share_in_turns": 0.34, "rate_p99_ratio_in_turns": 1.3,
 		}},
 		{"plain without the fixed rate", noRate, map[string]any{
 			"plain_im_per_sec": 1000.0, "plain_p99_ms": 3.0, "plain_rate_p99_ms": nil,
 			"goroutines_per_account": nil, "names_ms": nil,
+			"plain_share_in_turns": nil, "rate_p99_ratio_in_turns": nil, "plain_turns": nil,
 		}},
 		{"nothing ran", &report{}, map[string]any{
 			"goroutines_per_account": nil, "names_ms": nil, "plain_im_per_sec": nil,
@@ -60,26 +63,41 @@ func TestTargetsInTable(t *testing.T) {
 		name          string
 		bridged       loadResult
 		plain         *loadResult
+		turns         *plainPairs
 		wantTP, wantR string
 	}{
 		{"both met", loadResult{IMPerSec: 120000, RateOffered: 5000, RateP99ms: 1.5},
-			&loadResult{IMPerSec: 300000, RateOffered: 5000, RateP99ms: 1.2},
+			&loadResult{IMPerSec: 300000, RateOffered: 5000, RateP99ms: 1.2}, nil,
 			"≥ 1/3 of plain (0.40): met", "≤ 2 ms and ≤ 1.5× plain (1.25×): met"},
 		{"ratios missed", loadResult{IMPerSec: 60000, RateOffered: 5000, RateP99ms: 1.9},
-			&loadResult{IMPerSec: 300000, RateOffered: 5000, RateP99ms: 1.0},
+			&loadResult{IMPerSec: 300000, RateOffered: 5000, RateP99ms: 1.0}, nil,
 			"≥ 1/3 of plain (0.20): MISSED", "≤ 2 ms and ≤ 1.5× plain (1.90×): MISSED"},
 		{"absolute p99 missed under a slow plain", loadResult{IMPerSec: 120000, RateOffered: 5000, RateP99ms: 3},
-			&loadResult{IMPerSec: 300000, RateOffered: 5000, RateP99ms: 4},
+			&loadResult{IMPerSec: 300000, RateOffered: 5000, RateP99ms: 4}, nil,
 			"≥ 1/3 of plain (0.40): met", "≤ 2 ms and ≤ 1.5× plain (0.75×): MISSED"},
 		{"no plain", loadResult{IMPerSec: 30000, RateOffered: 5000, RateP99ms: 1},
-			nil, "≥ 20000: met", "≤ 2 ms: met"},
+			nil, nil, "≥ 20000: met", "≤ 2 ms: met"},
+		// The loads taken in turns judge the relative targets by their
+		// median rounds, whichever way the sequential phases lean.
+		{"in turns met, in sequence missed", loadResult{IMPerSec: 60000, RateOffered: 5000, RateP99ms: 1.9},
+			&loadResult{IMPerSec: 300000, RateOffered: 5000, RateP99ms: 1.0},
+			&plainPairs{RoundShares: []float64{0.3, 0.4, 0.35}, MedianShare: 0.35, RoundP99Ratios: []float64{1.2, 1.6, 1.4}, MedianP99Ratio: 1.4, Plain: loadResult{RateOffered: 5000}},
+			"≥ 1/3 of plain (in turns 0.35, median of 3; in sequence 0.20): met", "≤ 2 ms and ≤ 1.5× plain (in turns 1.40×, median of 3): met"},
+		{"in turns missed, in sequence met", loadResult{IMPerSec: 120000, RateOffered: 5000, RateP99ms: 1.5},
+			&loadResult{IMPerSec: 300000, RateOffered: 5000, RateP99ms: 1.2},
+			&plainPairs{RoundShares: []float64{0.3}, MedianShare: 0.3, RoundP99Ratios: []float64{1.6}, MedianP99Ratio: 1.6, Plain: loadResult{RateOffered: 5000}},
+			"≥ 1/3 of plain (in turns 0.30, median of 1; in sequence 0.40): MISSED", "≤ 2 ms and ≤ 1.5× plain (in turns 1.60×, median of 1): MISSED"},
+		{"in turns without the fixed rate", loadResult{IMPerSec: 120000, RateOffered: 5000, RateP99ms: 1.5},
+			&loadResult{IMPerSec: 300000, RateOffered: 5000, RateP99ms: 1.2},
+			&plainPairs{RoundShares: []float64{0.36}, MedianShare: 0.36},
+			"≥ 1/3 of plain (in turns 0.36, median of 1; in sequence 0.40): met", "≤ 2 ms and ≤ 1.5× plain (1.25×): met"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := throughputTarget(&tc.bridged, tc.plain); got != tc.wantTP {
+			if got := throughputTarget(&tc.bridged, tc.plain, tc.turns); got != tc.wantTP {
 				t.Errorf("throughputTarget: got %q, want %q", got, tc.wantTP)
 			}
-			if got := rateTarget(&tc.bridged, tc.plain); got != tc.wantR {
+			if got := rateTarget(&tc.bridged, tc.plain, tc.turns); got != tc.wantR {
 				t.Errorf("rateTarget: got %q, want %q", got, tc.wantR)
 			}
 		})

@@ -619,6 +619,17 @@ func lastLine(b []byte) string {
 
 // runPlain runs the same load between clients of an ordinary IRC server.
 func runPlain(ctx context.Context, e *env, addr string, pid int, n int, o loadOptions) (loadResult, error) {
+	clients, nicks, err := dialPlain(ctx, e, addr, "pl", n)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer closeAll(clients)
+	return plainLoad(clients, nicks, pid, o.window).run(ctx, o, e.prog, "plain IRC"), nil
+}
+
+// dialPlain connects n clients to the plain IRC server at addr, their nicks
+// prefix and a number, and waits for their registration.
+func dialPlain(ctx context.Context, e *env, addr, prefix string, n int) ([]*ircClient, []string, error) {
 	cctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	clients := make([]*ircClient, n)
@@ -626,7 +637,7 @@ func runPlain(ctx context.Context, e *env, addr string, pid int, n int, o loadOp
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range clients {
-		nicks[i] = fmt.Sprintf("pl%04d", i)
+		nicks[i] = fmt.Sprintf("%s%04d", prefix, i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -642,12 +653,17 @@ func runPlain(ctx context.Context, e *env, addr string, pid int, n int, o loadOp
 	wg.Wait()
 	if err := firstErrs(errs); err != nil {
 		closeAll(clients)
-		return loadResult{}, fmt.Errorf("plain IRC: %w", err)
+		return nil, nil, fmt.Errorf("plain IRC: %w", err)
 	}
-	defer closeAll(clients)
-	l := newLoad(clients, nicks, o.window)
+	return clients, nicks, nil
+}
+
+// plainLoad is the load between the plain IRC server's clients; pid, when
+// known, is the server's process, whose CPU it samples.
+func plainLoad(clients []*ircClient, nicks []string, pid, window int) *load {
+	l := newLoad(clients, nicks, window)
 	if pid != 0 {
 		l.server = func() cpuSample { return samplePID(pid) }
 	}
-	return l.run(ctx, o, e.prog, "plain IRC"), nil
+	return l
 }
