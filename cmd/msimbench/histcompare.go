@@ -9,7 +9,6 @@ package main
 // run on a 2-core VM whatever history did.
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -30,18 +29,6 @@ type historyPairs struct {
 	MedianOverhead float64 `json:"median_overhead"`
 }
 
-// pairSide is one stack of the comparison.
-type pairSide struct {
-	t       *target
-	clients []*ircClient
-	l       *load
-	lat     []int64 // every round's fixed-rate latencies
-	res     loadResult
-	// The gateway's CPU ticks and the IMs delivered over every round.
-	ticks, delivered int64
-	cpuErr           error
-}
-
 // runHistoryPairs starts both stacks, connects their clients, and runs
 // rounds pairs of fixed-rate phases (o.rate for o.rateDuration each).
 func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, rounds int) (historyPairs, error) {
@@ -54,7 +41,7 @@ func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, r
 	for i, a := range accts {
 		nicks[i] = a.name
 	}
-	var sides [2]*pairSide // on, off
+	var sides [2]*turnSide // on, off
 	defer func() {
 		for _, s := range sides {
 			if s != nil {
@@ -68,7 +55,7 @@ func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, r
 		if err != nil {
 			return hp, err
 		}
-		sides[i] = &pairSide{t: t}
+		sides[i] = &turnSide{name: "history " + onOff(i == 0), t: t}
 		cctx, cancel := context.WithTimeout(ctx, e.timeout)
 		clients, err := connectAll(cctx, t.ircAddr, accts, func(a *acct) []string { return a.buddies })
 		cancel()
@@ -93,39 +80,21 @@ func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, r
 				return hp, err
 			}
 			s := sides[i]
-			d0 := s.l.delivered.Load()
-			cpu0, err0 := s.t.gw.cpuTicks()
-			res := s.l.run(ctx, po, e.prog, fmt.Sprintf("history %s, round %d of %d", onOff(i == 0), r+1, rounds))
-			cpu1, err1 := s.t.gw.cpuTicks()
-			s.ticks += int64(cpu1 - cpu0)
-			s.delivered += s.l.delivered.Load() - d0
-			s.cpuErr = cmp.Or(s.cpuErr, err0, err1)
-			lat := s.l.takeRateLat()
-			s.lat = append(s.lat, lat...)
-			p99[i] = res.RateP99ms
-			s.res = res
-			if res.Lost > 0 || res.Errors > 0 {
-				return hp, fmt.Errorf("history %s: %d lost, %d errors; first: %s", onOff(i == 0), res.Lost, res.Errors, res.FirstError)
+			res, err := s.turn(ctx, e, po, fmt.Sprintf("%s, round %d of %d", s.name, r+1, rounds))
+			if err != nil {
+				return hp, err
 			}
+			p99[i] = res.RateP99ms
 		}
 		hp.RoundP99ms = append(hp.RoundP99ms, p99)
 		hp.RoundOverheads = append(hp.RoundOverheads, historyOverhead(p99[0], p99[1]))
 	}
-	for i, s := range sides {
+	for _, s := range sides {
 		if err := s.t.gw.alive(); err != nil {
 			return hp, err
 		}
-		res := s.res
-		res.RateP50ms, res.RateP99ms, res.RateMaxms = percentiles(s.lat)
-		if s.cpuErr == nil && s.delivered > 0 {
-			res.GatewayCPUPerIM = float64(s.ticks) * 1e6 / clockTicks / float64(s.delivered)
-		}
-		if i == 0 {
-			hp.On = res
-		} else {
-			hp.Off = res
-		}
 	}
+	hp.On, hp.Off = sides[0].pooled(), sides[1].pooled()
 	hp.MedianOverhead = median(hp.RoundOverheads)
 	return hp, nil
 }

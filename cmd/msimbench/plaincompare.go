@@ -19,7 +19,8 @@ type plainPairs struct {
 	Rounds int `json:"rounds"`
 	// Bridged and Plain are pooled over the rounds: the full-load rate is
 	// every round's IMs over their time, the fixed-rate percentiles are
-	// over every round's IMs.
+	// over every round's IMs, the counts (sent, delivered…) over the
+	// rounds; their costs per IM are the last round's.
 	Bridged loadResult `json:"bridged"`
 	Plain   loadResult `json:"plain"`
 	// Each round's full-load rates (bridged, plain) and the bridged share
