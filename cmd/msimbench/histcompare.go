@@ -69,25 +69,13 @@ func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, r
 	}
 	po := o
 	po.duration = 0 // the fixed-rate phase only
-	for r := range rounds {
-		order := []int{0, 1}
-		if r%2 == 1 {
-			order = []int{1, 0}
-		}
-		var p99 [2]float64
-		for _, i := range order {
-			if err := ctx.Err(); err != nil {
-				return hp, err
-			}
-			s := sides[i]
-			res, err := s.turn(ctx, e, po, fmt.Sprintf("%s, round %d of %d", s.name, r+1, rounds))
-			if err != nil {
-				return hp, err
-			}
-			p99[i] = res.RateP99ms
-		}
+	err := takeTurns(ctx, e, sides, rounds, po, "", func(res [2]loadResult) {
+		p99 := [2]float64{res[0].RateP99ms, res[1].RateP99ms}
 		hp.RoundP99ms = append(hp.RoundP99ms, p99)
 		hp.RoundOverheads = append(hp.RoundOverheads, historyOverhead(p99[0], p99[1]))
+	})
+	if err != nil {
+		return hp, err
 	}
 	for _, s := range sides {
 		if err := s.t.gw.alive(); err != nil {

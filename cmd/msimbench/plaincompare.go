@@ -108,29 +108,18 @@ func runPlainPairs(ctx context.Context, e *env, addr string, pid, n int, o loadO
 	sides[1] = &turnSide{name: "plain", clients: pclients, l: plainLoad(pclients, pnicks, pid, o.window)}
 
 	to := turnOptions(o)
-	for r := range rounds {
-		order := []int{0, 1}
-		if r%2 == 1 {
-			order = []int{1, 0}
-		}
-		var ims, p99 [2]float64
-		for _, i := range order {
-			if err := ctx.Err(); err != nil {
-				return pp, err
-			}
-			s := sides[i]
-			res, err := s.turn(ctx, e, to, fmt.Sprintf("%s in turns, round %d of %d", s.name, r+1, rounds))
-			if err != nil {
-				return pp, err
-			}
-			ims[i], p99[i] = res.IMPerSec, res.RateP99ms
-		}
+	err = takeTurns(ctx, e, sides, rounds, to, " in turns", func(res [2]loadResult) {
+		ims := [2]float64{res[0].IMPerSec, res[1].IMPerSec}
 		pp.RoundIMPerSec = append(pp.RoundIMPerSec, ims)
 		pp.RoundShares = append(pp.RoundShares, ratio(ims[0], ims[1]))
 		if to.rate > 0 && to.rateDuration > 0 {
+			p99 := [2]float64{res[0].RateP99ms, res[1].RateP99ms}
 			pp.RoundRateP99ms = append(pp.RoundRateP99ms, p99)
 			pp.RoundP99Ratios = append(pp.RoundP99Ratios, ratio(p99[0], p99[1]))
 		}
+	})
+	if err != nil {
+		return pp, err
 	}
 	if err := t.gw.alive(); err != nil {
 		return pp, err
@@ -139,6 +128,32 @@ func runPlainPairs(ctx context.Context, e *env, addr string, pid, n int, o loadO
 	pp.MedianShare = median(pp.RoundShares)
 	pp.MedianP99Ratio = median(pp.RoundP99Ratios)
 	return pp, nil
+}
+
+// takeTurns runs rounds of o's phases on the two sides in turns, the order
+// swapped each round, and hands each round's results (in the sides'
+// order) to round; what its labels say after each side's name is how.
+func takeTurns(ctx context.Context, e *env, sides [2]*turnSide, rounds int, o loadOptions, how string, round func(res [2]loadResult)) error {
+	for r := range rounds {
+		order := []int{0, 1}
+		if r%2 == 1 {
+			order = []int{1, 0}
+		}
+		var res [2]loadResult
+		for _, i := range order {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			s := sides[i]
+			var err error
+			res[i], err = s.turn(ctx, e, o, fmt.Sprintf("%s%s, round %d of %d", s.name, how, r+1, rounds))
+			if err != nil {
+				return err
+			}
+		}
+		round(res)
+	}
+	return nil
 }
 
 // turn runs one phase of s's load and adds it to the side's pool.
