@@ -31,8 +31,8 @@ type historyPairs struct {
 
 // runHistoryPairs starts both stacks, connects their clients, and runs
 // rounds pairs of fixed-rate phases (o.rate for o.rateDuration each).
-func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, rounds int) (historyPairs, error) {
-	hp := historyPairs{Rounds: rounds}
+func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, rounds int) (hp historyPairs, err error) {
+	hp.Rounds = rounds
 	if rounds < 1 || o.rate <= 0 || o.rateDuration <= 0 {
 		return hp, fmt.Errorf("history comparison: want rounds ≥ 1 and a fixed rate (got %d rounds, %g IMs/s for %s)", rounds, o.rate, o.rateDuration)
 	}
@@ -48,6 +48,13 @@ func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, r
 				closeAll(s.clients)
 				s.t.close()
 			}
+		}
+		// Also after a failed round: its losses count.
+		if sides[0] != nil {
+			hp.On = sides[0].pooled()
+		}
+		if sides[1] != nil {
+			hp.Off = sides[1].pooled()
 		}
 	}()
 	for i, name := range []string{"im-history-on", "im-history-off"} {
@@ -69,7 +76,7 @@ func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, r
 	}
 	po := o
 	po.duration = 0 // the fixed-rate phase only
-	err := takeTurns(ctx, e, sides, rounds, po, "", func(res [2]loadResult) {
+	err = takeTurns(ctx, e, sides, rounds, po, "", func(res [2]loadResult) {
 		p99 := [2]float64{res[0].RateP99ms, res[1].RateP99ms}
 		hp.RoundP99ms = append(hp.RoundP99ms, p99)
 		hp.RoundOverheads = append(hp.RoundOverheads, historyOverhead(p99[0], p99[1]))
@@ -82,7 +89,6 @@ func runHistoryPairs(ctx context.Context, e *env, clientsN int, o loadOptions, r
 			return hp, err
 		}
 	}
-	hp.On, hp.Off = sides[0].pooled(), sides[1].pooled()
 	hp.MedianOverhead = median(hp.RoundOverheads)
 	return hp, nil
 }

@@ -63,6 +63,9 @@ type loadResult struct {
 	// part only.
 	RateCost     *phaseCost `json:"rate_cost,omitempty"`
 	FullLoadCost *phaseCost `json:"full_load_cost,omitempty"`
+	// The full load's measured IMs and seconds (for pooling phases).
+	fullIMs  int64
+	fullSecs float64
 }
 
 // phaseCost is the CPU, the read and write system calls and the context
@@ -420,7 +423,8 @@ func (l *load) run(ctx context.Context, o loadOptions, prog *progress, label str
 		close(stop)
 		wg.Wait()
 		l.drain(o.drain)
-		res.IMPerSec = float64(d2-d1) / t2.Sub(t1).Seconds()
+		res.fullIMs, res.fullSecs = d2-d1, t2.Sub(t1).Seconds()
+		res.IMPerSec = float64(res.fullIMs) / res.fullSecs
 		var lat []int64
 		for _, f := range l.flows {
 			f.latMu.Lock()

@@ -426,6 +426,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		if o.historyCompare && o.rate > 0 && ctx.Err() == nil {
 			prog.say(fmt.Sprintf("history's cost: %d rounds of %g IMs/s for %s on a gateway with history, then one without (or the other way)", o.historyRounds, o.rate, o.rateDuration))
 			hp, err := runHistoryPairs(ctx, e, o.clients, lo, o.historyRounds)
+			rep.countLoads(hp.On, hp.Off)
 			if err != nil {
 				fail("history's cost", err)
 			} else {
@@ -519,9 +520,14 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 					fail("plain IRC", fmt.Errorf("%d lost, %d errors; first: %s", res.Lost, res.Errors, res.FirstError))
 				}
 			}
-			if ran.im && o.plainRounds > 0 && o.duration > 0 && ctx.Err() == nil {
+			switch run, note := plainTurnsPlan(o, ran.im, e.external()); {
+			case note != "":
+				prog.say(note)
+			case !run || ctx.Err() != nil:
+			default:
 				prog.say(fmt.Sprintf("bridged and plain in turns: %d rounds on a new gateway and the plain server, each up meanwhile", o.plainRounds))
 				pp, err := runPlainPairs(ctx, e, addr, pid, o.clients, lo, o.plainRounds, gwo)
+				rep.countLoads(pp.Bridged, pp.Plain)
 				if err != nil {
 					fail("bridged and plain in turns", err)
 				} else {

@@ -18,9 +18,11 @@ import (
 type plainPairs struct {
 	Rounds int `json:"rounds"`
 	// Bridged and Plain are pooled over the rounds: the full-load rate is
-	// every round's IMs over their time, the fixed-rate percentiles are
-	// over every round's IMs, the counts (sent, delivered…) over the
-	// rounds; their costs per IM are the last round's.
+	// every round's IMs over their time, the percentiles (fixed rate and
+	// full load) are over every round's IMs, the counts (sent,
+	// delivered, lost…) over the rounds; the rest (costs per IM, the
+	// fixed rate's slow IMs and stalls) are the last round's. They are
+	// filled in also when a round fails, for its losses to be counted.
 	Bridged loadResult `json:"bridged"`
 	Plain   loadResult `json:"plain"`
 	// Each round's full-load rates (bridged, plain) and the bridged share
@@ -34,6 +36,21 @@ type plainPairs struct {
 	// relative targets are judged by.
 	MedianShare    float64 `json:"median_share"`
 	MedianP99Ratio float64 `json:"median_rate_p99_ratio,omitempty"`
+}
+
+// plainTurnsPlan says whether the loads are taken in turns after the plain
+// scenario (ranIM: the im scenario ran), and what to say when they are not
+// for a reason the user may not expect.
+func plainTurnsPlan(o options, ranIM, external bool) (run bool, note string) {
+	switch {
+	case !ranIM || o.plainRounds == 0 || o.duration <= 0:
+		return false, ""
+	case external:
+		// The gateway is not msimbench's: it cannot start a second one,
+		// whose accounts -setup did not write.
+		return false, "bridged and plain in turns: not with an external gateway (-irc)"
+	}
+	return true, ""
 }
 
 // turnSide is one stack measured in turns.
@@ -64,8 +81,8 @@ func turnOptions(o loadOptions) loadOptions {
 // runPlainPairs brings up a gateway like the im scenario's (gwo) and n
 // clients of the plain IRC server at addr (its process pid when known),
 // then runs rounds of their loads in turns.
-func runPlainPairs(ctx context.Context, e *env, addr string, pid, n int, o loadOptions, rounds int, gwo gwOptions) (plainPairs, error) {
-	pp := plainPairs{Rounds: rounds}
+func runPlainPairs(ctx context.Context, e *env, addr string, pid, n int, o loadOptions, rounds int, gwo gwOptions) (pp plainPairs, err error) {
+	pp.Rounds = rounds
 	if rounds < 1 || o.duration <= 0 {
 		return pp, fmt.Errorf("bridged and plain in turns: want rounds ≥ 1 and a full-load phase (got %d rounds, %s)", rounds, o.duration)
 	}
@@ -78,6 +95,12 @@ func runPlainPairs(ctx context.Context, e *env, addr string, pid, n int, o loadO
 					s.t.close()
 				}
 			}
+		}
+		if sides[0] != nil {
+			pp.Bridged = sides[0].pooled()
+		}
+		if sides[1] != nil {
+			pp.Plain = sides[1].pooled()
 		}
 	}()
 	accts := pairAccounts("it", n)
@@ -124,7 +147,6 @@ func runPlainPairs(ctx context.Context, e *env, addr string, pid, n int, o loadO
 	if err := t.gw.alive(); err != nil {
 		return pp, err
 	}
-	pp.Bridged, pp.Plain = sides[0].pooled(), sides[1].pooled()
 	pp.MedianShare = median(pp.RoundShares)
 	pp.MedianP99Ratio = median(pp.RoundP99Ratios)
 	return pp, nil
@@ -172,10 +194,8 @@ func (s *turnSide) turn(ctx context.Context, e *env, o loadOptions, label string
 	}
 	s.delivered += s.l.delivered.Load() - d0
 	s.lat = append(s.lat, s.l.takeRateLat()...)
-	if c := res.FullLoadCost; c != nil && res.IMPerSec > 0 {
-		s.fullIMs += float64(c.IMs)
-		s.fullSecs += float64(c.IMs) / res.IMPerSec
-	}
+	s.fullIMs += float64(res.fullIMs)
+	s.fullSecs += res.fullSecs
 	s.res = res
 	if res.Lost > 0 || res.Errors > 0 {
 		return res, fmt.Errorf("%s: %d lost, %d errors; first: %s", label, res.Lost, res.Errors, res.FirstError)

@@ -36,6 +36,15 @@ func (r *report) setHistoryCompare(hp *historyPairs) {
 	r.HistoryP99Overhead = fp(historyOverhead(hp.On.RateP99ms, hp.Off.RateP99ms))
 }
 
+// countLoads adds the IMs the loads of a comparison lost, and their
+// errors, to the run's.
+func (r *report) countLoads(loads ...loadResult) {
+	for _, l := range loads {
+		r.Lost += l.Lost
+		r.Errors += l.Errors
+	}
+}
+
 // setPlainTurns records the bridged and plain loads taken in turns, with
 // their medians at the top level.
 func (r *report) setPlainTurns(pp *plainPairs) {

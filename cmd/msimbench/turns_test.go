@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // relayIRC is an ordinary IRC server as small as the plain load needs:
@@ -18,6 +21,9 @@ type relayIRC struct {
 	mu    sync.Mutex
 	conns map[string]net.Conn // by nick
 	wg    sync.WaitGroup
+	// drop, if set, is asked about each PRIVMSG (its target) and drops
+	// it on true, under mu.
+	drop func(to string) bool
 }
 
 func startRelayIRC(t *testing.T) *relayIRC {
@@ -75,6 +81,9 @@ func (r *relayIRC) serve(nc net.Conn) {
 		case f[0] == "PRIVMSG" && len(f) == 3:
 			r.mu.Lock()
 			to := r.conns[f[1]]
+			if r.drop != nil && r.drop(f[1]) {
+				to = nil
+			}
 			r.mu.Unlock()
 			if to != nil {
 				_, _ = to.Write([]byte(":" + nick + "!u@relay PRIVMSG " + f[1] + " " + f[2] + "\r\n"))
@@ -163,5 +172,110 @@ func TestPlainTurnsRun(t *testing.T) {
 		if !strings.Contains(tbl.String(), want) {
 			t.Errorf("table: want %q in\n%s", want, tbl.String())
 		}
+	}
+}
+
+// TestPlainTurnsPlan: the turns run after the im and plain scenarios
+// unless turned off, and never against an external gateway (msimbench
+// cannot start a second one there; -setup writes no accounts for it).
+func TestPlainTurnsPlan(t *testing.T) {
+	t.Parallel()
+	o := options{plainRounds: 3, duration: time.Second}
+	off, short := o, o
+	off.plainRounds, short.duration = 0, 0
+	tests := []struct {
+		name            string
+		o               options
+		ranIM, external bool
+		run, said       bool
+	}{
+		{"im and plain ran", o, true, false, true, false},
+		{"no im", o, false, false, false, false},
+		{"rounds 0", off, true, false, false, false},
+		{"no full load", short, true, false, false, false},
+		{"external gateway", o, true, true, false, true},
+	}
+	for _, tc := range tests {
+		run, note := plainTurnsPlan(tc.o, tc.ranIM, tc.external)
+		if run != tc.run || (note != "") != tc.said {
+			t.Errorf("%s: got run %v, note %q; want run %v, a note %v", tc.name, run, note, tc.run, tc.said)
+		}
+	}
+}
+
+// TestTurnPoolsRateWithoutServerPID: a side whose server's process is not
+// known (-plain-irc) pools its full-load rate over every round, as one
+// whose CPU is sampled does, not the last round's alone.
+func TestTurnPoolsRateWithoutServerPID(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads over loopback; skipped with -short")
+	}
+	relay := startRelayIRC(t)
+	e := &env{timeout: 10 * time.Second, prog: &progress{w: io.Discard, quiet: true}}
+	ctx := context.Background()
+	clients, nicks, err := dialPlain(ctx, e, relay.ln.Addr().String(), "pt", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(clients)
+	s := &turnSide{name: "plain", clients: clients, l: plainLoad(clients, nicks, 0, 2)}
+	o := loadOptions{window: 2, duration: 300 * time.Millisecond, drain: 5 * time.Second}
+	var ims int64
+	for r := range 2 {
+		res, err := s.turn(ctx, e, o, "round")
+		if err != nil {
+			t.Fatalf("round %d: %v", r+1, err)
+		}
+		ims += res.fullIMs
+	}
+	if s.fullSecs < 0.55 || s.fullIMs != float64(ims) {
+		t.Errorf("pooled: %.0f IMs in %.3f s, want both rounds' %d IMs in about 0.6 s", s.fullIMs, s.fullSecs, ims)
+	}
+	if got, want := s.pooled().IMPerSec, float64(ims)/s.fullSecs; got != want {
+		t.Errorf("pooled rate: got %.0f, want %.0f", got, want)
+	}
+}
+
+// TestPlainTurnsCountLosses: an IM the plain server loses in a turn fails
+// the run and counts in its top-level lost IMs and errors.
+func TestPlainTurnsCountLosses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end benchmark run; skipped with -short")
+	}
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	relay := startRelayIRC(t)
+	dropped := false
+	relay.drop = func(to string) bool { // the turns' first IM (their clients are pt…)
+		if !dropped && strings.HasPrefix(to, "pt") {
+			dropped = true
+			return true
+		}
+		return false
+	}
+	var out, errOut bytes.Buffer
+	args := []string{"-quick", "-json", "-quiet", "-scenarios", "im,plain", "-plain-irc", relay.ln.Addr().String(),
+		"-clients", "4", "-window", "2", "-duration", "300ms", "-warmup", "50ms", "-rate", "200", "-rate-duration", "300ms",
+		"-plain-rounds", "1", "-timeout", "20s"}
+	code, err := run(args, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "bridged and plain in turns") {
+		t.Errorf("run: got error %v, want the turns' failure", err)
+	}
+	var rep struct {
+		OK       bool     `json:"ok"`
+		Failures []string `json:"failures"`
+		Lost     int64    `json:"lost"`
+		Errors   int64    `json:"errors"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("output: %v\n%s", err, out.String())
+	}
+	if code == 0 || rep.OK {
+		t.Errorf("exit %d, ok %v: want a failed run", code, rep.OK)
+	}
+	if rep.Lost != 1 || rep.Errors < 1 {
+		t.Errorf("lost %d, errors %d: want the IM dropped in the turns counted (1 lost, its gap an error)", rep.Lost, rep.Errors)
+	}
+	if !strings.Contains(strings.Join(rep.Failures, "\n"), "bridged and plain in turns") {
+		t.Errorf("failures %q: want the turns' loss named", rep.Failures)
 	}
 }
