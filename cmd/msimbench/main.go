@@ -777,7 +777,7 @@ func throughputTarget(b, plain *loadResult, turns *plainPairs) string {
 			seq = fmt.Sprintf("; in sequence %.2f", b.IMPerSec/plain.IMPerSec)
 		}
 		share := turns.MedianShare
-		return fmt.Sprintf("≥ 1/3 of plain (in turns %.2f, median of %d%s): %s", share, len(turns.RoundShares), seq, verdict(share >= targetPlainShare))
+		return fmt.Sprintf("≥ 1/3 of plain (in turns %.2f, median of %d%s): %s", share, len(measured(turns.RoundShares)), seq, verdict(share >= targetPlainShare))
 	}
 	if plain == nil || plain.IMPerSec <= 0 {
 		return fmt.Sprintf("≥ %d: %s", targetIMPerSec, verdict(b.IMPerSec >= targetIMPerSec))
@@ -792,10 +792,10 @@ func throughputTarget(b, plain *loadResult, turns *plainPairs) string {
 // may be nil), the median round's ratio.
 func rateTarget(b, plain *loadResult, turns *plainPairs) string {
 	ok := b.RateP99ms <= targetRateP99ms
-	if turns != nil && len(turns.RoundP99Ratios) > 0 && turns.Plain.RateOffered == b.RateOffered {
+	if turns != nil && turns.MedianP99Ratio > 0 && turns.Plain.RateOffered == b.RateOffered {
 		ratio := turns.MedianP99Ratio
 		ok = ok && ratio <= targetRateP99Ratio
-		return fmt.Sprintf("≤ %d ms and ≤ %.1f× plain (in turns %.2f×, median of %d): %s", targetRateP99ms, targetRateP99Ratio, ratio, len(turns.RoundP99Ratios), verdict(ok))
+		return fmt.Sprintf("≤ %d ms and ≤ %.1f× plain (in turns %.2f×, median of %d): %s", targetRateP99ms, targetRateP99Ratio, ratio, len(measured(turns.RoundP99Ratios)), verdict(ok))
 	}
 	if plain == nil || plain.RateP99ms <= 0 || plain.RateOffered != b.RateOffered {
 		return fmt.Sprintf("≤ %d ms: %s", targetRateP99ms, verdict(ok))

@@ -20,8 +20,9 @@ type plainPairs struct {
 	// Bridged and Plain are pooled over the rounds: the full-load rate is
 	// every round's IMs over their time, the percentiles (fixed rate and
 	// full load) are over every round's IMs, the counts (sent,
-	// delivered, lost…) over the rounds; the rest (costs per IM, the
-	// fixed rate's slow IMs and stalls) are the last round's. They are
+	// delivered, lost…) and the gateway's CPU per IM over the rounds; the
+	// rest (the phases' costs per IM, the fixed rate's slow IMs and
+	// stalls) are the last round's. They are
 	// filled in also when a round fails, for its losses to be counted.
 	Bridged loadResult `json:"bridged"`
 	Plain   loadResult `json:"plain"`
@@ -33,7 +34,8 @@ type plainPairs struct {
 	RoundRateP99ms [][2]float64 `json:"round_rate_p99_ms,omitempty"`
 	RoundP99Ratios []float64    `json:"round_rate_p99_ratios,omitempty"`
 	// The medians of the rounds' shares and p99 ratios: the figures the
-	// relative targets are judged by.
+	// relative targets are judged by. A round whose plain figure was not
+	// measured (a ratio of 0) is left out of them.
 	MedianShare    float64 `json:"median_share"`
 	MedianP99Ratio float64 `json:"median_rate_p99_ratio,omitempty"`
 }
@@ -70,7 +72,8 @@ type turnSide struct {
 }
 
 // turnOptions are the options of each side's turn: the full-load phase
-// half as long as alone (two sides, several rounds), at least a second.
+// half as long as alone (two sides, several rounds) but at least a
+// second, or as long as alone when that is shorter.
 func turnOptions(o loadOptions) loadOptions {
 	if o.duration > 0 {
 		o.duration = max(o.duration/2, min(o.duration, time.Second))
@@ -147,8 +150,8 @@ func runPlainPairs(ctx context.Context, e *env, addr string, pid, n int, o loadO
 	if err := t.gw.alive(); err != nil {
 		return pp, err
 	}
-	pp.MedianShare = median(pp.RoundShares)
-	pp.MedianP99Ratio = median(pp.RoundP99Ratios)
+	pp.MedianShare = median(measured(pp.RoundShares))
+	pp.MedianP99Ratio = median(measured(pp.RoundP99Ratios))
 	return pp, nil
 }
 
@@ -215,6 +218,18 @@ func (s *turnSide) pooled() loadResult {
 		res.GatewayCPUPerIM = float64(s.ticks) * 1e6 / clockTicks / float64(s.delivered)
 	}
 	return res
+}
+
+// measured is xs without its zeros (ratios whose divisor was not
+// measured).
+func measured(xs []float64) []float64 {
+	var m []float64
+	for _, x := range xs {
+		if x > 0 {
+			m = append(m, x)
+		}
+	}
+	return m
 }
 
 // ratio is a/b, 0 when b is not positive.

@@ -50,7 +50,7 @@ func (r *report) countLoads(loads ...loadResult) {
 func (r *report) setPlainTurns(pp *plainPairs) {
 	r.PlainTurns = pp
 	r.PlainShareInTurns = fp(pp.MedianShare)
-	if len(pp.RoundP99Ratios) > 0 {
+	if pp.MedianP99Ratio > 0 {
 		r.RateP99RatioInTurns = fp(pp.MedianP99Ratio)
 	}
 }

@@ -64,6 +64,13 @@ func (r *relayIRC) serve(nc net.Conn) {
 	defer nc.Close()
 	br := bufio.NewReader(nc)
 	nick := ""
+	defer func() {
+		r.mu.Lock()
+		if r.conns[nick] == nc {
+			delete(r.conns, nick)
+		}
+		r.mu.Unlock()
+	}()
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -92,11 +99,6 @@ func (r *relayIRC) serve(nc net.Conn) {
 			return
 		}
 	}
-	r.mu.Lock()
-	if r.conns[nick] == nc {
-		delete(r.conns, nick)
-	}
-	r.mu.Unlock()
 }
 
 // TestPlainTurnsRun: with the im and plain scenarios, -plain-rounds takes
@@ -277,5 +279,18 @@ func TestPlainTurnsCountLosses(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(rep.Failures, "\n"), "bridged and plain in turns") {
 		t.Errorf("failures %q: want the turns' loss named", rep.Failures)
+	}
+}
+
+// TestMeasuredMedians: a round whose plain figure was not measured (its
+// ratio 0) is left out of the median, not counted as a 0× ratio that
+// would pull the verdict towards met.
+func TestMeasuredMedians(t *testing.T) {
+	t.Parallel()
+	if got := median(measured([]float64{1.75, 0, 1.25})); got != 1.5 {
+		t.Errorf("median of 1.75, (unmeasured), 1.25: got %v, want 1.5", got)
+	}
+	if got := median(measured([]float64{0, 0})); got != 0 {
+		t.Errorf("median of nothing measured: got %v, want 0", got)
 	}
 }
