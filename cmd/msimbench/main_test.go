@@ -135,28 +135,16 @@ func TestHistoryCompareRuns(t *testing.T) {
 		t.Skip("end-to-end benchmark run; skipped with -short")
 	}
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	var out, errOut bytes.Buffer
 	args := []string{"-quick", "-json", "-quiet", "-scenarios", "im", "-clients", "4", "-window", "2",
 		"-duration", "0", "-warmup", "50ms", "-rate", "200", "-rate-duration", "400ms",
 		"-history-compare", "-history-compare-rounds", "2", "-timeout", "20s"}
-	code, err := run(args, &out, &errOut)
-	if err != nil || code != 0 {
-		t.Fatalf("run: code %d, err %v\nstdout: %s\nstderr: %s", code, err, out.String(), errOut.String())
-	}
 	var rep struct {
-		OK        bool         `json:"ok"`
-		Failures  []string     `json:"failures"`
 		On        *float64     `json:"rate_p99_ms_history"`
 		NoHistory *float64     `json:"rate_p99_ms_no_history"`
 		Overhead  *float64     `json:"history_p99_overhead"`
 		HP        historyPairs `json:"history_compare"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("output: %v\n%s", err, out.String())
-	}
-	if !rep.OK {
-		t.Fatalf("ok: false; failures %v", rep.Failures)
-	}
+	runReport(t, args, &rep)
 	if rep.On == nil || rep.NoHistory == nil || rep.Overhead == nil || *rep.On <= 0 || *rep.NoHistory <= 0 {
 		t.Errorf("top-level figures: got %v / %v / %v, want p99s with and without history and the overhead", rep.On, rep.NoHistory, rep.Overhead)
 	}
@@ -236,4 +224,30 @@ func TestCheckMessages(t *testing.T) {
 	if got := l.errCount.Load(); got != 4 {
 		t.Errorf("errors: got %d, want 4 (%s)", got, l.firstErr)
 	}
+}
+
+// runReport runs msimbench with args and decodes its JSON report into
+// rep; it fails the test unless the run succeeded (exit 0, ok). It
+// returns the report as printed.
+func runReport(t *testing.T, args []string, rep any) []byte {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code, err := run(args, &out, &errOut)
+	if err != nil || code != 0 {
+		t.Fatalf("run: code %d, err %v\nstdout: %s\nstderr: %s", code, err, out.String(), errOut.String())
+	}
+	var status struct {
+		OK       bool     `json:"ok"`
+		Failures []string `json:"failures"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &status); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	}
+	if !status.OK {
+		t.Fatalf("ok: false; failures %v", status.Failures)
+	}
+	if err := json.Unmarshal(out.Bytes(), rep); err != nil {
+		t.Fatalf("output: %v\n%s", err, out.String())
+	}
+	return out.Bytes()
 }

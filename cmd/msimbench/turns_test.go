@@ -111,27 +111,15 @@ func TestPlainTurnsRun(t *testing.T) {
 	}
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	relay := startRelayIRC(t)
-	var out, errOut bytes.Buffer
 	args := []string{"-quick", "-json", "-quiet", "-scenarios", "im,plain", "-plain-irc", relay.ln.Addr().String(),
 		"-clients", "4", "-window", "2", "-duration", "400ms", "-warmup", "50ms", "-rate", "200", "-rate-duration", "400ms",
 		"-plain-rounds", "2", "-timeout", "20s"}
-	code, err := run(args, &out, &errOut)
-	if err != nil || code != 0 {
-		t.Fatalf("run: code %d, err %v\nstdout: %s\nstderr: %s", code, err, out.String(), errOut.String())
-	}
 	var rep struct {
-		OK       bool        `json:"ok"`
-		Failures []string    `json:"failures"`
 		Share    *float64    `json:"plain_share_in_turns"`
 		P99Ratio *float64    `json:"rate_p99_ratio_in_turns"`
 		Turns    *plainPairs `json:"plain_turns"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("output: %v\n%s", err, out.String())
-	}
-	if !rep.OK {
-		t.Fatalf("ok: false; failures %v", rep.Failures)
-	}
+	out := runReport(t, args, &rep)
 	pp := rep.Turns
 	if pp == nil {
 		t.Fatal("plain_turns: missing")
@@ -166,7 +154,7 @@ func TestPlainTurnsRun(t *testing.T) {
 	// The table judges by the medians.
 	var tbl bytes.Buffer
 	var full report
-	if err := json.Unmarshal(out.Bytes(), &full); err != nil {
+	if err := json.Unmarshal(out, &full); err != nil {
 		t.Fatal(err)
 	}
 	printTable(&tbl, &full)
