@@ -51,14 +51,10 @@ func TestDeliveriesReadTheClockOncePerSecond(t *testing.T) {
 	c, done := fuzzClient(t)
 	defer done()
 	addBud(t, c)
-	ft := &fakeTimers{}
-	c.srv.stampAfter = ft.afterFunc
+	ft := fakeStamps(c)
 	at := c.signon.Add(5*time.Second + 300*time.Millisecond)
 	reads := 0
 	c.srv.now = func() time.Time { reads++; return at }
-	c.mu.Lock()
-	c.nowOK = false // the world's users were added with the real clock
-	c.mu.Unlock()
 	spoke := func() stamp {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -86,4 +82,16 @@ func TestDeliveriesReadTheClockOncePerSecond(t *testing.T) {
 	if reads != 2 || spoke() != 6 {
 		t.Errorf("after the timer: %d clock reads, stamped %d; want 2, 6", reads, spoke())
 	}
+}
+
+// fakeStamps gives c fake stamp timers (ft), stopping the real one its
+// world's users were added under: it would make the next stamp stale
+// whenever it ran.
+func fakeStamps(c *Client) *fakeTimers {
+	ft := &fakeTimers{}
+	c.mu.Lock()
+	c.dropStamp()
+	c.srv.stampAfter = ft.afterFunc
+	c.mu.Unlock()
+	return ft
 }

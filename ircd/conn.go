@@ -125,13 +125,12 @@ type Client struct {
 	umodes     string
 	signon     time.Time
 	lastActive time.Time
-	// now is the current stamp while nowOK: the clock is read for it once,
-	// and a timer (staleStamp) set for the next second's start makes the
-	// next stamp read it again, so that IMs arriving in a burst do not read
-	// the clock each.
+	// now is the current stamp while its timer runs (stampStop): the
+	// clock is read for it once, and the timer (staleStamp), set for the
+	// next second's start, makes the next stamp read it again, so that IMs
+	// arriving in a burst do not read the clock each.
 	now        stamp
-	nowOK      bool
-	stampStop  func() bool                   // stops the timer that ends now (nil when none runs)
+	stampStop  func() bool                   // stops the timer that ends now (nil when none runs: now is stale)
 	users      sortidx.Index[*vuser, string] // by nick, case folded (cmpUser)
 	room       maproom.Room[vuser]           // made by Reserve for the next virtual users
 	aways      awayTexts                     // the virtual users' away texts
@@ -309,12 +308,9 @@ func middleParam(s string) string {
 // lines, once per connection, allocate). The reader's stack holds it.
 const numericRoom = 8
 
-// dispatch runs one command under c.mu, then the backend calls it queued;
-// the Inputs held before it are handed over first.
-func (c *Client) dispatch(m *irc.Message) {
-	c.handInputs(len(c.inputs))
-	c.afterRun(c.run(m))
-}
+// dispatch runs one command under c.mu, then the backend calls it queued.
+// (The reader hands the Inputs held before it over first.)
+func (c *Client) dispatch(m *irc.Message) { c.afterRun(c.run(m)) }
 
 // afterRun makes the backend calls a command queued (calls, then the
 // handler's Message calls), c.mu released.

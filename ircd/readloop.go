@@ -205,10 +205,11 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 	now := c.srv.now()
 	st.lastRead, st.pingSent, st.worn = now, time.Time{}, true
 	c.lineAt = now
-	c.readAhead = st.br.hasLine()
+	ahead := st.br.hasLine() // handleLine reads no further
+	c.readAhead = ahead
 	c.handleLine(line)
 	c.lineAt, c.readAhead = time.Time{}, false
-	if len(c.inputs) > 0 && !st.br.hasLine() {
+	if !ahead {
 		// What was read ahead was no line with a message (a blank one):
 		// the next read may wait, and no Input is held while it does.
 		c.handInputs(len(c.inputs))

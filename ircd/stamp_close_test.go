@@ -11,11 +11,7 @@ func TestClosedClientKeepsNoStampTimer(t *testing.T) {
 	c, done := fuzzClient(t)
 	defer done()
 	addBud(t, c)
-	ft := &fakeTimers{}
-	c.srv.stampAfter = ft.afterFunc
-	c.mu.Lock()
-	c.nowOK = false // the world's users were added with the real clock
-	c.mu.Unlock()
+	ft := fakeStamps(c)
 	if !c.Deliver(Delivery{From: "bud", Text: "hello"}) {
 		t.Fatal("delivery refused")
 	}

@@ -59,7 +59,7 @@ type stamp uint32
 // starting to write a line just queued) is a second behind, as if it had
 // been taken that much earlier. Caller holds c.mu.
 func (c *Client) stamp() stamp {
-	if c.nowOK {
+	if c.stampStop != nil {
 		return c.now
 	}
 	d := c.srv.now().Sub(c.signon)
@@ -67,7 +67,6 @@ func (c *Client) stamp() stamp {
 	if c.isClosed() {
 		return c.now // an ended connection keeps no timer: it reads the clock each time
 	}
-	c.nowOK = true
 	c.stampStop = c.srv.stampAfter(time.Second-d%time.Second, c.staleStamp)
 	return c.now
 }
@@ -78,13 +77,12 @@ func (c *Client) dropStamp() {
 		c.stampStop()
 		c.stampStop = nil
 	}
-	c.nowOK = false
 }
 
 // staleStamp makes the next stamp read the clock.
 func (c *Client) staleStamp() {
 	c.mu.Lock()
-	c.nowOK, c.stampStop = false, nil
+	c.stampStop = nil
 	c.mu.Unlock()
 }
 
