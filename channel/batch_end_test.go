@@ -34,12 +34,7 @@ func endRig(t *testing.T, do func(r *rig)) (r *rig, cl *fakeMSIM, irc *fakeIRC, 
 	r = newRig(t, nil)
 	cl = &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
 	h := &hookMSIM{fakeMSIM: cl, on: "im 0", do: func() { do(r) }}
-	r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
-		cl.mu.Lock()
-		cl.notify = cfg.Notify
-		cl.mu.Unlock()
-		return h, nil
-	}
+	r.dialAs(cl, h)
 	r.s.start()
 	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
 	for len(r.s.events) > 0 { // what the login's steps left

@@ -127,7 +127,7 @@ func TestBatchMsgIDs(t *testing.T) {
 	if sorted := slices.Sorted(slices.Values(ids)); len(slices.Compact(sorted)) != len(ids) {
 		t.Errorf("msgids %q: want each its own", ids)
 	}
-	if n := r.s.ids.Cap() - r.s.ids.Len(); n >= msgIDLen {
+	if n := r.s.ids.Cap() - r.s.ids.Len(); n >= ircd.MsgIDLen {
 		t.Errorf("room for ids kept after the batch: %d bytes, want none", n)
 	}
 

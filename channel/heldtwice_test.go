@@ -76,12 +76,7 @@ func TestHeldIMOnItsWayIsNotGivenAgainAtTheNextLogin(t *testing.T) {
 			release := make(chan struct{})
 			login := func() *fakeMSIM {
 				cl := &fakeMSIM{buddies: bob}
-				r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
-					cl.mu.Lock()
-					cl.notify = cfg.Notify
-					cl.mu.Unlock()
-					return &slowProfile{cl, release}, nil
-				}
+				r.dialAs(cl, &slowProfile{cl, release})
 				return cl
 			}
 			first := login()
@@ -183,12 +178,7 @@ func TestHeldIMOnItsWayIsNotGivenAgainAtAttach(t *testing.T) {
 	r.s.mem.hold(email, msim.IMEvent{From: 9, Text: "held one", Time: time.Now()})
 	release := make(chan struct{})
 	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
-		cl.mu.Lock()
-		cl.notify = cfg.Notify
-		cl.mu.Unlock()
-		return &slowProfile{cl, release}, nil
-	}
+	r.dialAs(cl, &slowProfile{cl, release})
 	r.s.start()
 	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
 	if len(r.a.pending[9]) != 1 {

@@ -143,19 +143,14 @@ func msgidTime(ev msim.Event) time.Time {
 	return time.Now()
 }
 
-// msgIDLen is the length of an id ircd makes (ircd.AppendMsgIDAt): the
-// room batchMsgID wants for one (a longer id would still come out whole,
-// the builder growing for it).
-const msgIDLen = 26
-
 // batchMsgID is msgidOf(ev), written into the batch's ids (s.ids) while
 // they have room for it; else a string of its own. On the session's
 // goroutine.
 func (s *session) batchMsgID(ev msim.Event) string {
-	if s.ids.Cap()-s.ids.Len() < msgIDLen {
+	if s.ids.Cap()-s.ids.Len() < ircd.MsgIDLen {
 		return msgidOf(ev)
 	}
-	var b [msgIDLen]byte
+	var b [ircd.MsgIDLen]byte
 	start := s.ids.Len()
 	s.ids.Write(ircd.AppendMsgIDAt(b[:0], msgidTime(ev)))
 	return s.ids.String()[start:]
@@ -172,9 +167,8 @@ func (s *session) startIDs(evs []msim.Event) {
 			n++
 		}
 	}
-	s.ids = strings.Builder{} // what the last batch wrote stays its ids'
-	if n > 0 {
-		s.ids.Grow(n * msgIDLen)
+	if n > 0 { // s.ids is empty: takeMSIM lets each batch's go
+		s.ids.Grow(n * ircd.MsgIDLen)
 	}
 }
 

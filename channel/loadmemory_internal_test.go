@@ -58,8 +58,8 @@ func TestLoadMemoryKeepsItUnderTheSameLease(t *testing.T) {
 		{"the lease given up meanwhile", func() { l.drop(u.Name) }, false},
 	} {
 		gate := &stallStore{Store: st, entered: make(chan struct{}), release: make(chan struct{})}
-		b := &Bridge{cfg: Config{Store: gate}, log: quietLog(), lease: l,
-			sessions: map[string]*session{}, memory: map[string]*userMemory{}, loading: map[string]*memLoad{}}
+		b := bareBridge(gate)
+		b.lease = l
 		hold(1)
 		done := make(chan error, 1)
 		go func() { done <- b.loadMemory(u) }()

@@ -34,18 +34,10 @@ func (s *readThenStall) LoadUser(ctx context.Context, name string) (store.UserSt
 // bridge, where a register of the nick, or the next session, would be
 // given it.
 func TestReloadDeletionLeavesNoStateReadMeanwhile(t *testing.T) {
-	inner := sqliteStore(t)
+	inner, ben := oldBen(t)
 	ctx := context.Background()
-	ben := User{Name: "ben", Accounts: []Account{{Email: "ben@example.com", Password: "pw"}}}
-	if err := saveUsers(ctx, inner, []User{ben}); err != nil {
-		t.Fatal(err)
-	}
-	if err := inner.SetSetting(ctx, "ben", "auto_away", "old ben's away text"); err != nil {
-		t.Fatal(err)
-	}
 	gate := &readThenStall{Store: inner, entered: make(chan struct{}), release: make(chan struct{})}
-	b := &Bridge{cfg: Config{Store: gate}, log: quietLog(),
-		sessions: map[string]*session{}, memory: map[string]*userMemory{}, loading: map[string]*memLoad{}}
+	b := bareBridge(gate)
 	loaded := make(chan error, 1)
 	go func() { loaded <- b.loadMemory(ben) }()
 	<-gate.entered // ben's state is read; the read is not over
@@ -101,19 +93,10 @@ func (s *deleteThenStall) DeleteUser(ctx context.Context, name string) error {
 // asked for meanwhile (the register's) is of what the store holds once
 // the deletion is over.
 func TestReloadDeletionKeepsNoReadThatEndsBeforeItIsOver(t *testing.T) {
-	inner := sqliteStore(t)
-	ctx := context.Background()
-	ben := User{Name: "ben", Accounts: []Account{{Email: "ben@example.com", Password: "pw"}}}
-	if err := saveUsers(ctx, inner, []User{ben}); err != nil {
-		t.Fatal(err)
-	}
-	if err := inner.SetSetting(ctx, "ben", "auto_away", "old ben's away text"); err != nil {
-		t.Fatal(err)
-	}
+	inner, ben := oldBen(t)
 	del := &deleteThenStall{Store: inner, user: "ben", deleted: make(chan struct{}), proceed: make(chan struct{})}
 	gate := &readThenStall{Store: del, entered: make(chan struct{}), release: make(chan struct{})}
-	b := &Bridge{cfg: Config{Store: gate}, log: quietLog(),
-		sessions: map[string]*session{}, memory: map[string]*userMemory{}, loading: map[string]*memLoad{}}
+	b := bareBridge(gate)
 	loaded := make(chan error, 1)
 	go func() { loaded <- b.loadMemory(ben) }()
 	<-gate.entered // ben's state is read; the read is not over
@@ -136,14 +119,7 @@ func TestReloadDeletionKeepsNoReadThatEndsBeforeItIsOver(t *testing.T) {
 	}
 
 	// A register of ben now: his entry is made anew and his state read.
-	hash, err := store.HashPassword("new-ben-pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := inner.CreateUser(ctx, "ben", hash); err != nil {
-		t.Fatal(err)
-	}
-	newBen := User{Name: "ben", registered: true}
+	newBen := registerBen(t, inner)
 	reread := make(chan error, 1)
 	go func() { reread <- b.loadMemory(newBen) }()
 	close(del.proceed)
@@ -170,17 +146,9 @@ func TestReloadDeletionKeepsNoReadThatEndsBeforeItIsOver(t *testing.T) {
 // has ended and serves the name no more, and a register of the nick once
 // the entry is deleted reads its own state, never the removed user's.
 func TestReloadDeletionForgetsStateOfEndedSession(t *testing.T) {
-	inner := sqliteStore(t)
+	inner, ben := oldBen(t)
 	ctx := context.Background()
-	ben := User{Name: "ben", Accounts: []Account{{Email: "ben@example.com", Password: "pw"}}}
-	if err := saveUsers(ctx, inner, []User{ben}); err != nil {
-		t.Fatal(err)
-	}
-	if err := inner.SetSetting(ctx, "ben", "auto_away", "old ben's away text"); err != nil {
-		t.Fatal(err)
-	}
-	b := &Bridge{cfg: Config{Store: inner}, log: quietLog(),
-		sessions: map[string]*session{}, memory: map[string]*userMemory{}, loading: map[string]*memLoad{}}
+	b := bareBridge(inner)
 	if err := b.loadMemory(ben); err != nil {
 		t.Fatal(err)
 	}
@@ -206,14 +174,7 @@ func TestReloadDeletionForgetsStateOfEndedSession(t *testing.T) {
 	}
 
 	// A register of ben now: his entry is made anew and his state read.
-	hash, err := store.HashPassword("new-ben-pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := inner.CreateUser(ctx, "ben", hash); err != nil {
-		t.Fatal(err)
-	}
-	newBen := User{Name: "ben", registered: true}
+	newBen := registerBen(t, inner)
 	if err := b.loadMemory(newBen); err != nil {
 		t.Fatal(err)
 	}
@@ -235,4 +196,40 @@ func TestReloadDeletionForgetsStateOfEndedSession(t *testing.T) {
 	if got := state.Settings["auto_away"]; got != "new ben's text" {
 		t.Errorf("the new ben's stored auto_away: got %q, want %q", got, "new ben's text")
 	}
+}
+
+// oldBen is a store holding the removed [[user]] ben, his auto_away set.
+func oldBen(t *testing.T) (store.Store, User) {
+	t.Helper()
+	st := sqliteStore(t)
+	ctx := context.Background()
+	ben := User{Name: "ben", Accounts: []Account{{Email: "ben@example.com", Password: "pw"}}}
+	if err := saveUsers(ctx, st, []User{ben}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetSetting(ctx, "ben", "auto_away", "old ben's away text"); err != nil {
+		t.Fatal(err)
+	}
+	return st, ben
+}
+
+// registerBen makes ben's entry anew in st, as a register of the nick
+// does, and returns the registered user.
+func registerBen(t *testing.T, st store.Store) User {
+	t.Helper()
+	hash, err := store.HashPassword("new-ben-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateUser(context.Background(), "ben", hash); err != nil {
+		t.Fatal(err)
+	}
+	return User{Name: "ben", registered: true}
+}
+
+// bareBridge is a Bridge on st with no sessions, memory or loads, for
+// the memory's internals.
+func bareBridge(st store.Store) *Bridge {
+	return &Bridge{cfg: Config{Store: st}, log: quietLog(),
+		sessions: map[string]*session{}, memory: map[string]*userMemory{}, loading: map[string]*memLoad{}}
 }

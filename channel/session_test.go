@@ -245,12 +245,16 @@ func (r *rig) failDial() {
 }
 
 // okDial makes the next dial log in with cl.
-func (r *rig) okDial(cl *fakeMSIM) {
+func (r *rig) okDial(cl *fakeMSIM) { r.dialAs(cl, cl) }
+
+// dialAs makes the next dial log in with c, a client built on cl (a
+// wrapper that changes some of its calls), whose events cl hands over.
+func (r *rig) dialAs(cl *fakeMSIM, c MSIMClient) {
 	r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
 		cl.mu.Lock()
 		cl.notify = cfg.Notify
 		cl.mu.Unlock()
-		return cl, nil
+		return c, nil
 	}
 }
 
@@ -653,12 +657,7 @@ func (d *deadAfter) SendIM(ctx context.Context, uid msim.UID, text string) error
 func TestUnsentAheadOfWhatIsTypedNext(t *testing.T) {
 	r := newRig(t, nil)
 	cl := &deadAfter{fakeMSIM: &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}}
-	r.dials <- func(cfg msim.ClientConfig) (MSIMClient, error) {
-		cl.mu.Lock()
-		cl.notify = cfg.Notify
-		cl.mu.Unlock()
-		return cl, nil
-	}
+	r.dialAs(cl.fakeMSIM, cl)
 	r.s.start()
 	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
 

@@ -41,13 +41,13 @@ func AppendMsgIDAt(b []byte, at time.Time) []byte { return appendMsgID(b, at) }
 // client names ids only in its own user's history), so it needs no system
 // call per message.
 func newMsgID(now time.Time) string {
-	var out [msgIDLen]byte
+	var out [MsgIDLen]byte
 	return string(appendMsgID(out[:0], now))
 }
 
-// msgIDLen is the length of an id newMsgID makes: base32 of 16 bytes,
-// unpadded.
-const msgIDLen = 26
+// MsgIDLen is the length of an id newMsgID (and AppendMsgIDAt) makes:
+// base32 of 16 bytes, unpadded.
+const MsgIDLen = 26
 
 // appendMsgID appends a new id at now, as newMsgID makes it, to b.
 func appendMsgID(b []byte, now time.Time) []byte {

@@ -41,9 +41,9 @@ func (c *Client) plainMessage(seg []byte) bool {
 	now := c.readTime()
 	at := inputTime(now)
 	var b strings.Builder
-	b.Grow(len(rest) + msgIDLen)
+	b.Grow(len(rest) + MsgIDLen)
 	_, _ = b.Write(rest)
-	var id [msgIDLen]byte
+	var id [MsgIDLen]byte
 	_, _ = b.Write(appendMsgID(id[:0], at))
 	s := b.String()
 	target, text := s[:i], s[i+2:len(rest)]
