@@ -1,37 +1,10 @@
 package msim
 
 import (
-	"io"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
-
-// rev3Conn returns data in one read, then io.EOF; writes are discarded.
-type rev3Conn struct {
-	net.Conn
-	mu   sync.Mutex
-	data []byte
-}
-
-func (c *rev3Conn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.data) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, c.data)
-	c.data = c.data[n:]
-	return n, nil
-}
-func (c *rev3Conn) Write(p []byte) (int, error)      { return len(p), nil }
-func (c *rev3Conn) Close() error                     { return nil }
-func (c *rev3Conn) SetDeadline(time.Time) error      { return nil }
-func (c *rev3Conn) SetReadDeadline(time.Time) error  { return nil }
-func (c *rev3Conn) SetWriteDeadline(time.Time) error { return nil }
 
 // TestReaderOwnerKeepingUpNeverOverflows: an owner that takes every event
 // as soon as it is told of it (here in Notify itself, as the package's own
@@ -53,7 +26,7 @@ func TestReaderOwnerKeepingUpNeverOverflows(t *testing.T) {
 	var got []Event
 	cfg.Notify = func() { got = c.TakeEvents(got) }
 	cfg.setDefaults()
-	c = newClient(cfg, &rev3Conn{data: []byte(wire.String())})
+	c = newClient(cfg, &memConn{data: []byte(wire.String())})
 	c.wg.Add(2)
 	go c.readLoop(nil)
 	c.wg.Wait()

@@ -13,10 +13,9 @@ import (
 )
 
 // generalIM is the IM of text to to in session sesskey as the general
-// Message builder and encoder write it.
+// Message builder (bmMessage, what a debug log shows) and encoder write it.
 func generalIM(sesskey int, to UID, body string) string {
-	return string(Encode(NewInt("bm", BMIM).AddInt("sesskey", sesskey).AddInt("t", int(to)).
-		AddInt("cv", ClientVersion).Add("msg", body)))
+	return string(Encode((&Client{sesskey: sesskey}).bmMessage(BMIM, to, body)))
 }
 
 // typedIMs are IMs as users type them: slashes and backslashes where the
@@ -91,10 +90,7 @@ func FuzzAppendIM(f *testing.F) {
 // writer running as it does in a session (started for a burst, stopping
 // once the queue is empty), over a connection that takes every write.
 func BenchmarkSendIM(b *testing.B) {
-	cfg := ClientConfig{Notify: func() {}}
-	cfg.setDefaults()
-	c := newClient(cfg, &memConn{})
-	c.setSession(fakeSessKey, fakeUID)
+	c := loggedInMem(&memConn{})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

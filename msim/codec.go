@@ -296,10 +296,11 @@ func (d *Decoder) decode(into *Message) (*Message, error) {
 // cutMessage is what decodeBuffered found of a message that had not
 // arrived whole: its first pos bytes (pos > 0) are whole tokens, tokens of
 // them, none ending it and within the size limit max, when it starts at
-// the stream's offset off and buffered bytes had arrived.
+// the stream's offset off. decodeTokens, which decode calls next, goes on
+// from there.
 type cutMessage struct {
-	off                        int64
-	pos, tokens, buffered, max int
+	off              int64
+	pos, tokens, max int
 }
 
 // scanTokens is the most tokens of a message whose ends decodeBuffered
@@ -330,16 +331,13 @@ func (d *Decoder) decodeBuffered(into *Message) (m *Message, err error, whole bo
 	// As decodeTokens reads them: token i ends at ends[i], a '\', and the
 	// message at the "final" that stands where a key would, or where a
 	// value would if the next message follows at once.
-	if c := d.cut; c.pos > 0 && c.off == d.off && c.buffered == len(b) && c.max == max {
-		return nil, nil, false // as it was: nothing has arrived since
-	}
 	var ends [scanTokens]int32
 	tokens, pos := 0, 1
 	fails := false // decodeTokens fails the message: an empty key
 	for {
 		i := bytes.IndexByte(b[pos:], '\\')
 		if i < 0 {
-			d.cut = cutMessage{d.off, pos, tokens, len(b), max}
+			d.cut = cutMessage{d.off, pos, tokens, max}
 			return nil, nil, false
 		}
 		if i == len("final") && string(b[pos:pos+i]) == "final" {
@@ -348,7 +346,7 @@ func (d *Decoder) decodeBuffered(into *Message) (m *Message, err error, whole bo
 			}
 			if pos+i+1 == len(b) {
 				// decodeTokens reads on to see what follows
-				d.cut = cutMessage{d.off, pos, tokens, len(b), max}
+				d.cut = cutMessage{d.off, pos, tokens, max}
 				return nil, nil, false
 			}
 			if b[pos+i+1] == '\\' {

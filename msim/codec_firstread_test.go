@@ -5,21 +5,6 @@ import (
 	"testing"
 )
 
-// chunkReader returns its chunks one per Read.
-type chunkReader struct{ chunks [][]byte }
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	if len(r.chunks) == 0 {
-		return 0, nil
-	}
-	n := copy(p, r.chunks[0])
-	r.chunks[0] = r.chunks[0][n:]
-	if len(r.chunks[0]) == 0 {
-		r.chunks = r.chunks[1:]
-	}
-	return n, nil
-}
-
 // TestDecodeFirstMessageOfARead: the messages that arrive in one read
 // are all decoded from the read buffer in one scan, the first of the read
 // included (msimd decodes without waiting first, so every read's first
@@ -33,8 +18,11 @@ func TestDecodeFirstMessageOfARead(t *testing.T) {
 		want = append(want, m)
 		read = append(read, Encode(m)...)
 	}
+	if len(read) > 255 {
+		t.Fatalf("the read is %d bytes: pieces reads up to 255 at a time", len(read))
+	}
 	for _, into := range []bool{false, true} {
-		d := NewDecoder(&chunkReader{chunks: [][]byte{bytes.Clone(read), bytes.Clone(read)}})
+		d := NewDecoder(&pieces{data: append(bytes.Clone(read), read...), sizes: []byte{byte(len(read))}})
 		for i := range 2 * len(want) {
 			var got *Message
 			var err error

@@ -1,7 +1,6 @@
 package msim
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -23,7 +22,7 @@ var oddReaders = map[string]func(io.Reader) io.Reader{
 
 // decodeLikeClient decodes the next message as the client's reader may:
 // it asks whether the message has arrived whole (a few times, with reads
-// forced between: a cut scan is remembered), then decodes it.
+// forced between), then decodes it.
 func decodeLikeClient(d *Decoder, m *Message, rng *rand.Rand) error {
 	for k := rng.Intn(3); k > 0; k-- {
 		if d.whole() {
@@ -56,7 +55,6 @@ func TestDecodeStatefulReaders(t *testing.T) {
 			for _, maxSize := range []int{0, 1202, 1203, 1509, 1510, 1610, 1611, 2000} {
 				for _, skip := range []bool{false, true} {
 					fast, ref := NewDecoder(wrap(bytes.NewReader(data))), NewDecoder(wrap(bytes.NewReader(data)))
-					_ = bufio.NewReader
 					for _, d := range []*Decoder{fast, ref} {
 						d.MaxSize, d.SkipEmptyKeys, d.room = maxSize, skip, "msg"
 					}

@@ -729,7 +729,8 @@ func TestDecodeIntoReuses(t *testing.T) {
 }
 
 // TestAppendStyledIM: a styled IM written straight to bytes, its markup
-// escaped in place, is what the Message builder encodes.
+// escaped as it is written, is what the Message builder encodes, in every
+// style.
 func TestAppendStyledIM(t *testing.T) {
 	t.Parallel()
 	for _, spans := range [][]markup.Span{
@@ -745,8 +746,8 @@ func TestAppendStyledIM(t *testing.T) {
 	}
 }
 
-// TestAppendIM: an IM written straight to bytes, its markup escaped in
-// place, is what the Message builder encodes.
+// TestAppendIM: an IM written straight to bytes, its markup escaped as it
+// is written, is what the Message builder encodes.
 func TestAppendIM(t *testing.T) {
 	t.Parallel()
 	c := &Client{sesskey: 777}

@@ -54,6 +54,10 @@ func AppendFromSpansEscaped(b []byte, spans []Span) []byte {
 // appendSpans appends FromSpans(spans) to b, escaped as a field value
 // with esc.
 func appendSpans(b []byte, spans []Span, esc bool) []byte {
+	lineEnd, styleEnd := lineClose, "</f>"
+	if esc {
+		lineEnd, styleEnd = lineCloseEscaped, styleCloseEscaped
+	}
 	b = append(b, lineOpen...)
 	for _, sp := range spans {
 		st := sp.Style & allStyles
@@ -66,16 +70,9 @@ func appendSpans(b []byte, spans []Span, esc bool) []byte {
 		}
 		b = appendStyleOpen(b, st)
 		b = appendPlain(b, sp.Text, st, esc)
-		if esc {
-			b = append(b, styleCloseEscaped...)
-		} else {
-			b = append(b, "</f>"...)
-		}
+		b = append(b, styleEnd...)
 	}
-	if esc {
-		return append(b, lineCloseEscaped...)
-	}
-	return append(b, lineClose...)
+	return append(b, lineEnd...)
 }
 
 func appendStyleOpen(b []byte, st Style) []byte {
