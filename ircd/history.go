@@ -7,6 +7,7 @@ package ircd
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -370,25 +371,50 @@ func (c *Client) historyReply(q HistoryQuery, msgs []HistoryMessage) {
 		per[i], _ = c.lines(hm.Delivery, compose{ref: ref, conv: q.Target, past: true, raw: true})
 	}
 	// The batch's start and end take two lines; a quarter of the queue is
-	// left to what else the client is sent meanwhile.
+	// left to what else the client is sent meanwhile. A reply cut to fit
+	// leaves room for its note too, and, labeled, for the labeled-response
+	// batch the note puts it in.
 	at := 0
 	if end == fromMiddle {
 		at = aroundIndex(kept, q.From)
 	}
-	lo, hi := fitLines(per, c.srv.cfg.SendQ-c.srv.cfg.SendQ/4-c.queued()-2, end, at)
+	room := c.srv.cfg.SendQ - c.srv.cfg.SendQ/4 - c.queued() - 2
+	lo, hi := fitLines(per, room, end, at)
+	if cut := hi-lo < len(kept); cut {
+		room--
+		if c.capture != nil {
+			room -= 2
+		}
+		lo, hi = fitLines(per, room, end, at)
+	}
 	if lo == hi && len(kept) > 0 {
 		c.logger().WithField("messages", len(kept)).Warn("CHATHISTORY: the reply does not fit in the send queue")
 		c.fail("CHATHISTORY", "MESSAGE_ERROR", q.Subcommand, q.Target, "Messages could not be retrieved")
 		return
-	}
-	if n := hi - lo; n < len(kept) {
-		c.logger().WithField("messages", len(kept)).Infof("CHATHISTORY: %d messages of the reply fit in the send queue", n)
 	}
 	var lines []*irc.Message
 	for _, ls := range per[lo:hi] {
 		lines = append(lines, ls...)
 	}
 	c.batch(ref, "chathistory", q.Target, lines)
+	if n := hi - lo; n < len(kept) {
+		c.logger().WithField("messages", len(kept)).Infof("CHATHISTORY: %d messages of the reply fit in the send queue", n)
+		c.historyCut(q, n, len(kept))
+	}
+}
+
+// historyCut tells the client that its reply to q holds only n of the
+// total messages the backend gave, the rest left out for the send queue's
+// sake, so that it does not take a short reply for the end of the history:
+// a WARN CHATHISTORY TRUNCATED with standard-replies (the chathistory spec
+// has no code for it), else a NOTICE. Caller holds c.mu.
+func (c *Client) historyCut(q HistoryQuery, n, total int) {
+	text := fmt.Sprintf("Only %d of %d messages were sent, the rest did not fit; ask again for more", n, total)
+	if c.caps["standard-replies"] {
+		c.send(msg(c.serverPrefix(), "WARN", "CHATHISTORY", "TRUNCATED", q.Subcommand, q.Target, text))
+		return
+	}
+	c.send(msg(c.serverPrefix(), "NOTICE", c.nick, fmt.Sprintf("CHATHISTORY %s %s: %s", q.Subcommand, q.Target, text)))
 }
 
 // replyEnd is where a CHATHISTORY reply's messages are counted from: the

@@ -410,7 +410,7 @@ func TestChathistoryReplyFitsTheSendQ(t *testing.T) {
 		msgs = append(msgs, HistoryMessage{Delivery{From: "tom", Text: "line " + id, Time: at.Add(time.Duration(i) * time.Second), MsgID: id}})
 	}
 	e.fh.set(func() { e.fh.msgs = msgs })
-	fit := cfg.SendQ - cfg.SendQ/4 - 2 // a quarter left free; the batch's start and end
+	fit := cfg.SendQ - cfg.SendQ/4 - 3 // a quarter left free; the batch's start and end, the note that it was cut
 	for _, tc := range []struct {
 		line string
 		ids  []string
@@ -425,7 +425,10 @@ func TestChathistoryReplyFitsTheSendQ(t *testing.T) {
 		c.send(t, tc.line)
 		got := c.sync(t)
 		e.query(t)
-		checkHistoryBatch(t, got, "tom", msgs, tc.ids)
+		if note := got[len(got)-1]; note.Command != "NOTICE" || !strings.HasPrefix(note.Trailing(), "CHATHISTORY ") {
+			t.Fatalf("%s: got %q last, want the note that the reply was cut", tc.line, note)
+		}
+		checkHistoryBatch(t, got[:len(got)-1], "tom", msgs, tc.ids)
 	}
 
 	long := strings.Repeat("word ", 8000) // more lines than the send queue takes
@@ -435,6 +438,95 @@ func TestChathistoryReplyFitsTheSendQ(t *testing.T) {
 	c.send(t, "CHATHISTORY LATEST tom * 50")
 	checkMsgs(t, c.sync(t), []want{w("FAIL", "CHATHISTORY", "MESSAGE_ERROR", "LATEST", "tom", "Messages could not be retrieved")})
 	e.query(t)
+}
+
+// A CHATHISTORY reply cut to fit the send queue is followed by a note
+// naming the target, so that a client taking a short page for the end of
+// the history is told there is more: a WARN CHATHISTORY TRUNCATED to a
+// client with standard-replies (inside the labeled reply when labeled), a
+// NOTICE to one without. The note has room in the send queue; a reply
+// sent whole has none.
+func TestChathistoryTrimmedReplyIsTold(t *testing.T) {
+	t.Parallel()
+	cfg := historyConfig()
+	cfg.SendQ = 40
+	cfg.HistoryLimit = 100
+	e := startHistory(t, cfg, true)
+	at := ts(t, "2024-05-06T07:08:09.010Z")
+	var msgs []HistoryMessage
+	for i := range 100 {
+		id := fmt.Sprintf("m%02d", i)
+		msgs = append(msgs, HistoryMessage{Delivery{From: "tom", Text: "line " + id, Time: at.Add(time.Duration(i) * time.Second), MsgID: id}})
+	}
+	e.fh.set(func() { e.fh.msgs = msgs })
+	for _, tc := range []struct {
+		name    string
+		nick    string
+		caps    []string
+		label   string
+		noteCmd string
+	}{
+		{"standard-replies", "sr", append([]string{"standard-replies"}, histCaps...), "", "WARN"},
+		{"labeled standard-replies", "lsr", append([]string{"standard-replies", "labeled-response"}, histCaps...), "l1", "WARN"},
+		{"without standard-replies", "plain", histCaps, "", "NOTICE"},
+		{"without batch", "nobatch", []string{"server-time", "message-tags", "draft/chathistory"}, "", "NOTICE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := e.client(t, tc.nick, tc.caps...)
+			line := "CHATHISTORY LATEST tom * 100"
+			if tc.label != "" {
+				line = "@label=" + tc.label + " " + line
+			}
+			c.send(t, line)
+			got := c.sync(t)
+			e.query(t)
+			if len(got) > cfg.SendQ {
+				t.Fatalf("got %d lines, more than the send queue's %d", len(got), cfg.SendQ)
+			}
+			if tc.label != "" { // a labeled-response batch around the rest
+				start, end := got[0], got[len(got)-1]
+				if start.Command != "BATCH" || start.Param(1) != "labeled-response" || start.Tags["label"] != tc.label || end.Command != "BATCH" || end.Param(0) != "-"+start.Param(0)[1:] {
+					t.Fatalf("got %v, want a labeled-response batch labeled %s", msgStrings(got), tc.label)
+				}
+				got = got[1 : len(got)-1]
+			}
+			sent := 0
+			for _, m := range got {
+				if m.Command == "PRIVMSG" {
+					sent++
+				}
+			}
+			if sent == 0 || sent >= len(msgs) {
+				t.Fatalf("got %d messages of %d, want the reply cut: %v", sent, len(msgs), msgStrings(got))
+			}
+			note := got[len(got)-1]
+			if slices.Contains(tc.caps, "batch") {
+				if end := got[len(got)-2]; end.Command != "BATCH" || !strings.HasPrefix(end.Param(0), "-") {
+					t.Fatalf("got %q before the note, want the batch's end: %v", end, msgStrings(got))
+				}
+			}
+			switch tc.noteCmd {
+			case "WARN":
+				if note.Command != "WARN" || note.Param(0) != "CHATHISTORY" || note.Param(1) != "TRUNCATED" || note.Param(2) != "LATEST" || note.Param(3) != "tom" {
+					t.Fatalf("got %q last, want WARN CHATHISTORY TRUNCATED LATEST tom", note)
+				}
+			default:
+				if note.Command != "NOTICE" || note.Param(0) != tc.nick || !strings.Contains(note.Trailing(), "tom") {
+					t.Fatalf("got %q last, want a NOTICE naming tom", note)
+				}
+			}
+			if want := fmt.Sprintf("%d of %d", sent, len(msgs)); !strings.Contains(note.Trailing(), want) {
+				t.Fatalf("got note %q, want it to say %q", note.Trailing(), want)
+			}
+		})
+	}
+
+	// A reply that fits has no note.
+	c, _ := e.client(t, "you", append([]string{"standard-replies"}, histCaps...)...)
+	c.send(t, "CHATHISTORY LATEST tom * 10")
+	got := c.sync(t)
+	e.query(t)
+	checkHistoryBatch(t, got, "tom", msgs, []string{"m90", "m91", "m92", "m93", "m94", "m95", "m96", "m97", "m98", "m99"})
 }
 
 // A CHATHISTORY AROUND reply of a msgid, of which the send queue has room

@@ -31,6 +31,8 @@ var capsSupported = map[string]string{
 	"server-time":   "",
 	"setname":       "",
 
+	"standard-replies": "",
+
 	"userhost-in-names": "",
 
 	"labeled-response": "",

@@ -12,7 +12,7 @@ import (
 	"gopkg.in/irc.v4"
 )
 
-const allCaps302 = "away-notify batch cap-notify draft/multiline=max-bytes=4096,max-lines=100 echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN server-time setname userhost-in-names"
+const allCaps302 = "away-notify batch cap-notify draft/multiline=max-bytes=4096,max-lines=100 echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN server-time setname standard-replies userhost-in-names"
 
 // capsWithoutValues is allCaps302 as CAP LS without 302 lists it.
 var capsWithoutValues = strings.NewReplacer("=PLAIN", "", "=max-bytes=4096,max-lines=100", "").Replace(allCaps302)
