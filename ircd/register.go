@@ -535,16 +535,18 @@ func (c *Client) authenticate(account, password string) {
 // line end) have not seen it. A space or a leading ':' is allowed (a
 // configuration's user may be named so): replies that carry the account
 // as a middle parameter (RPL_LOGGEDIN, WHOIS, WHOX, extended-join) show
-// such a name as "*" (middleParam). The user's name, before any '/', is
-// at most NickLen bytes, as NICKLEN advertises: users are named by their
-// nick (a configuration's user names are bounded so too), and a longer
-// name is refused before any lookup. A client's name after the '/' is no
-// nick: bounded as PASS and USER bound it, by the line.
+// such a name as "*" (middleParam). The user's name, before the first
+// '/', is at most NickLen bytes, as NICKLEN advertises: users are named by
+// their nick (a configuration's user names are bounded so too), and a
+// longer name is refused before any lookup. A client's name, after it, is
+// at most NickLen bytes too: RPL_LOGGEDIN repeats the whole name twice,
+// and WHOIS, WHOX and extended-join carry it, lines that a longer one
+// would push past 512 bytes and have cut.
 func validAccountName(s string) bool {
 	if s == "" || !utf8.ValidString(s) {
 		return false
 	}
-	if user, _, _ := strings.Cut(s, "/"); len(user) > NickLen {
+	if user, client, _ := strings.Cut(s, "/"); len(user) > NickLen || len(client) > NickLen {
 		return false
 	}
 	for _, r := range s {

@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +57,9 @@ func TestSASLRefusesUnsafeAccountNames(t *testing.T) {
 			strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", NickLen)},
 		{"user name past NICKLEN", plain("", strings.Repeat("b", NickLen+1)), ""},
 		{"user name past NICKLEN with a client's name", plain("", strings.Repeat("b", NickLen+1)+"/phone"), ""},
-		{"client's name past NICKLEN", plain("", "bob/"+strings.Repeat("p", NickLen+1)), "bob/" + strings.Repeat("p", NickLen+1)}, // no nick
+		{"client's name past NICKLEN", plain("", "bob/"+strings.Repeat("p", NickLen+1)), ""},
+		{"client's name past NICKLEN, with a slash", plain("", "bob/"+strings.Repeat("p", NickLen)+"/x"), ""},
+		{"client's name of NICKLEN, with a slash", plain("", "bob/"+strings.Repeat("p", NickLen-2)+"/x"), "bob/" + strings.Repeat("p", NickLen-2) + "/x"},
 		{"long name", plain("", strings.Repeat("c", 200)), ""},
 	}
 	for _, tc := range tests {
@@ -92,4 +95,67 @@ func TestSASLRefusesUnsafeAccountNames(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSASLLongestAccountNameFitsLines: every line a client is sent after
+// RPL_LOGGEDIN (900) with the longest account name SASL accepts, a user's
+// name and a client's name of NICKLEN each, fits 512 bytes and carries the
+// name whole: 900 (which repeats it), WHOIS's 330, WHOX's account field and
+// an extended-join JOIN, for a nick of NICKLEN and a long channel name. A
+// longer client's name is refused (904), so that no line has to be cut.
+func TestSASLLongestAccountNameFitsLines(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	b.authErr = func(string, string) error { return nil }
+	addr, _ := startServer(t, testConfig(), b)
+	nick := "n" + strings.Repeat("x", NickLen-1)
+	channel := "#" + strings.Repeat("c", 49)
+	longest := strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", NickLen)
+	for _, account := range []string{longest, strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", 400)} {
+		c := dial(t, addr)
+		c.send(t, "CAP LS 302", "CAP REQ :sasl extended-join")
+		c.sync(t)
+		c.send(t, "AUTHENTICATE PLAIN")
+		payload := base64.StdEncoding.EncodeToString([]byte("\x00" + account + "\x00secret"))
+		for len(payload) >= saslChunk { // in chunks of 400, as a client sends it
+			c.send(t, "AUTHENTICATE "+payload[:saslChunk])
+			payload = payload[saslChunk:]
+		}
+		if payload == "" {
+			payload = "+"
+		}
+		c.send(t, "AUTHENTICATE "+payload)
+		got := c.sync(t)
+		if account != longest {
+			checkMsgs(t, got, []want{w("AUTHENTICATE", "+"), w(irc.ERR_SASLFAIL, "*", "SASL authentication failed")})
+			continue
+		}
+		c.send(t, "CAP END", "NICK "+nick, "USER u 0 * :R")
+		got = append(got, c.readUntil(t, irc.RPL_ENDOFMOTD)...)
+		c.send(t, "JOIN "+channel, "WHOIS "+nick, "WHO "+nick+" %na")
+		got = append(got, c.sync(t)...)
+		after, whole := false, map[string]bool{}
+		for _, m := range got {
+			if m.Command == irc.RPL_LOGGEDIN {
+				after = true
+			}
+			if !after {
+				continue
+			}
+			if n := bodyLen(m) + 2; n > 512 {
+				t.Errorf("account of %d bytes: got a line of %d bytes: %q", len(account), n, m)
+			}
+			switch m.Command {
+			case irc.RPL_LOGGEDIN:
+				whole[m.Command] = m.Param(2) == account && strings.HasSuffix(m.Trailing(), " "+account)
+			case rplWhoisAccount, "354", "JOIN":
+				whole[m.Command] = slices.Contains(m.Params, account)
+			}
+		}
+		for _, cmd := range []string{irc.RPL_LOGGEDIN, rplWhoisAccount, "354", "JOIN"} {
+			if !whole[cmd] {
+				t.Errorf("account of %d bytes: no %s line carries it whole: %v", len(account), cmd, msgStrings(got))
+			}
+		}
+	}
 }
