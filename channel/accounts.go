@@ -210,6 +210,10 @@ func (s *session) accountDel(r replyCtx, a *account) {
 		r = replyCtx{} // its channel is gone: answer in private
 	}
 	s.reply(r, "Account %s deleted, with everything kept for it.", email)
+	// What closing it left to tell (holdTaken: an IM its client never
+	// sent) is told now, while the user is connected, not kept for the
+	// next connection.
+	s.tellNotes()
 }
 
 // accountKeys are the settings of account set.

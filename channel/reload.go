@@ -376,12 +376,14 @@ func (s *session) applyAccounts(next []Account) {
 			s.removeAccount(a, "", configChangedAs)
 			s.mem.forgetAccount(email)
 			s.reply(replyCtx{}, "The account %s was removed from the gateway's configuration, with everything kept for it.", email)
+			s.tellNotes() // what closing it left to tell (holdTaken), told now, as account del does
 		case !sameAccount(a.cfg, next[i]):
 			at := slices.Index(s.accounts, a)
 			s.removeAccount(a, "", configChangedAs)
 			na := s.newAccount(next[i])
 			s.accounts = slices.Insert(s.accounts, at, na)
 			s.reply(replyCtx{}, "The account %s was changed in the gateway's configuration: it logs in again.", na.cfg.Email)
+			s.tellNotes() // what closing the old one left to tell (holdTaken)
 			s.openAccount(na)
 		}
 	}

@@ -601,10 +601,10 @@ func (s *session) handle(ev event) bool {
 		}
 		ev.release()
 	case *ircBatch:
-		for _, in := range ev.ins {
-			s.handle(in) // an input never ends the session
-		}
-		ev.release()
+		// As the loop handles one (handleQueued): once the session has
+		// ended, the rest are refused. Reached by a hand-over's own events
+		// (handOver), which another goroutine may have ended meanwhile.
+		return s.handleBatch(ev)
 	case ircAway:
 		if s.cl.attached(ev.at) {
 			s.aways++
