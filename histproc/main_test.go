@@ -21,7 +21,13 @@ import (
 // when killed, as one stuck in the kernel), its pid written to the file
 // HISTPROC_TEST_HOLDER names; with "hold hang" the child then never
 // answers a batch either.
+//
+// Started with gatewayArg, the test binary is instead a gateway
+// (runGateway) whose child hangs at a batch.
 func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == gatewayArg {
+		os.Exit(runGateway(os.Getenv("HISTPROC_TEST_GATEWAY")))
+	}
 	if len(os.Args) == 2 && os.Args[1] == Arg {
 		mode := os.Getenv("HISTPROC_TEST_CHILD")
 		if strings.HasPrefix(mode, "hold") {

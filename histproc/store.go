@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -428,7 +429,10 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 		cmd.Path = self
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	err = cmd.Start()
+	cmd.Env = append(os.Environ(), parentEnv+"="+strconv.Itoa(os.Getpid()))
+	dieWithParent(cmd)
+	reaper := make(chan *child, 1)
+	err = startLocked(cmd, reaper)
 	inR.Close()
 	outW.Close()
 	errW.Close()
@@ -440,12 +444,32 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 	}
 	c := &child{cmd: cmd, in: inW, out: outR, errR: errR, exited: make(chan struct{}), wait: exitWait, log: log.WithField("pid", cmd.Process.Pid)}
 	c.bw, c.br = bufio.NewWriter(inW), bufio.NewReader(outR)
-	go c.reap()
+	reaper <- c
 	if err := c.open(ctx, p); err != nil {
 		c.kill()
 		return nil, err
 	}
 	return c, nil
+}
+
+// startLocked starts cmd from a goroutine locked to its OS thread, which
+// then reaps the child (c.reap, c sent on reaper once cmd has started)
+// and only then lets the thread go. The child's parent-death signal
+// (dieWithParent) is sent when the thread that started it ends, and a
+// thread ends with a goroutine that locked it and never unlocked: the
+// thread startChild's caller runs on could end so, the child's does not.
+func startLocked(cmd *exec.Cmd, reaper <-chan *child) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			(<-reaper).reap()
+		}
+	}()
+	return <-started
 }
 
 // reap logs the child's stderr, then reaps it. Its stderr ends when the
