@@ -52,8 +52,20 @@ const (
 // apply). Each such session adds at most its send queue, but a client
 // that logs in again and again and reads nothing while a sender floods
 // it would add one every time; past the ceiling the IMs are refused and
-// their senders told, as for an IM the caps refuse.
+// their senders told, as for an IM the caps refuse (those whose senders
+// cannot be told go on to untoldFactor's ceiling).
 const rescueFactor = 2
+
+// untoldFactor is the hard ceiling on a mailbox, as a multiple of the same
+// caps: an IM past rescueFactor's ceiling whose sender cannot be told of a
+// refusal (not logged in here, or its session closing or full) is stored
+// past that ceiling rather than lost, but only up to this one (no cap on
+// bytes stays none; the one on messages always holds). A sender that
+// floods without reading its own socket, at a recipient that logs in
+// again and again and reads nothing, would otherwise grow the mailbox by a
+// send queue each time without bound; past this ceiling such an IM is
+// lost, logged and counted (lostUntold).
+const untoldFactor = 4
 
 // capOf resolves a cap of Config: 0 takes def, a negative value is no cap
 // (0 for guard and the Store).
@@ -90,6 +102,10 @@ func (s *Server) initLimits() {
 	s.rescueLimits = OfflineLimits{
 		Messages: rescueFactor * s.offlineLimits.Messages,
 		Bytes:    rescueFactor * s.offlineLimits.Bytes, // no cap stays no cap
+	}
+	s.untoldLimits = OfflineLimits{
+		Messages: untoldFactor * s.offlineLimits.Messages,
+		Bytes:    untoldFactor * s.offlineLimits.Bytes,
 	}
 	s.sleep = sleep
 	_, _ = rand.Read(s.decoy[:])

@@ -547,10 +547,14 @@ func TestRescueIsBounded(t *testing.T) {
 // closed at once did not write must reach their recipient later, or their
 // sender must hear they did not. The sender is not logged in on this node,
 // so the refusal past the rescue ceiling tells nobody: every IM Deliver
-// took must be seen by bob, live or at his next login.
+// took must be seen by bob, live or at his next login, unless the
+// mailbox reached the hard ceiling (untoldFactor): one past that is lost,
+// and counted.
 func TestRescueOfARemoteSendersIMsIsNotLost(t *testing.T) {
 	bus := &fakeBus{}
-	srv, addr := startServer(t, Config{SendQ: 8, Bus: bus, OfflinePerRecipientBytes: 16 << 10, OfflinePerSenderBytes: -1}, NewMemStore())
+	reg := prometheus.NewRegistry()
+	const capBytes = 16 << 10
+	srv, addr := startServer(t, Config{SendQ: 8, Bus: bus, Metrics: reg, OfflinePerRecipientBytes: capBytes, OfflinePerSenderBytes: -1}, NewMemStore())
 	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice") // logged in on the other node
 	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
 	bob := login(t, addr, "bob@example.com", "hunter2") // reads nothing until closed
@@ -572,9 +576,12 @@ func TestRescueOfARemoteSendersIMsIsNotLost(t *testing.T) {
 	live := len(seen)
 	bob = login(t, addr, "bob@example.com", "hunter2")
 	bob.sync()
+	var storedBytes int64
 	for _, m := range bob.takeSeen() {
 		if i := imIndex(m, aUID); i >= 0 {
 			seen[i]++
+			body, _ := m.Str("msg")
+			storedBytes += int64(len(body))
 		}
 	}
 	var lost []int
@@ -583,10 +590,17 @@ func TestRescueOfARemoteSendersIMsIsNotLost(t *testing.T) {
 			lost = append(lost, i)
 		}
 	}
-	if len(lost) > 0 {
-		t.Errorf("%d IMs taken for delivery, %d reached the socket, %d stored; got %d IMs neither delivered nor stored (their sender on another node was told nothing): %v, want none",
-			taken, live, len(seen)-live, len(lost), lost)
+	hard := int64(untoldFactor * capBytes)
+	if storedBytes > hard {
+		t.Errorf("%d bytes stored for bob, past the hard ceiling %d", storedBytes, hard)
 	}
+	if len(lost) > 0 && storedBytes+int64(len(pad)) <= hard {
+		t.Errorf("%d IMs taken for delivery, %d reached the socket, %d stored (%d bytes, hard ceiling %d); got %d IMs neither delivered nor stored (their sender on another node was told nothing): %v, want none under the hard ceiling",
+			taken, live, len(seen)-live, storedBytes, hard, len(lost), lost)
+	}
+	wantValues(t, reg, []wantValue{{"msimd_ims_lost_total", []string{"reason", "untold"}, float64(len(lost))}})
+	t.Logf("%d IMs taken for delivery, %d reached the socket, %d stored (%d bytes), %d lost past the hard ceiling (%d bytes)",
+		taken, live, len(seen)-live, storedBytes, len(lost), hard)
 }
 
 // TestRescueOfMalformedIMs: an IM a session closed at once had not written
@@ -712,4 +726,80 @@ func TestRescueTellsTheQueuedSender(t *testing.T) {
 		{"msimd_ims_lost_total", []string{"reason", "no_sender"}, 0},
 		{"msimd_ims_malformed_total", []string{"result", "lost"}, 0},
 	})
+}
+
+// TestRescuePastCeilingIsBounded: an IM a session closed at once did not
+// write, refused by the rescue's ceiling, is stored past it when its
+// sender cannot be told (not logged in here, or its session closing), but
+// only up to the hard ceiling: past that it is lost, logged and counted,
+// and the mailbox does not grow.
+func TestRescuePastCeilingIsBounded(t *testing.T) {
+	hard := untoldFactor * maxOffline
+	for _, tc := range []struct {
+		name   string
+		here   bool // the sender is logged in here, its session closing
+		before int  // IMs waiting for the recipient already
+		stored bool // the IM is stored, else lost
+	}{
+		{"sender not logged in, at the hard ceiling", false, hard, false},
+		{"sender not logged in, just under it", false, hard - 1, true},
+		{"sender here but cannot be told, at the hard ceiling", true, hard, false},
+		{"sender here but cannot be told, just under it", true, hard - 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			mem := NewMemStore()
+			srv, _ := startServer(t, Config{Metrics: reg}, mem)
+			aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+			bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+			for i := range tc.before {
+				if err := mem.AddOffline(bUID, OfflineMessage{From: aUID, Time: time.Now().UTC(), Body: strconv.Itoa(i)}, OfflineLimits{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.here {
+				// alice is logged in, but her session is closing: she
+				// cannot be told.
+				nc, other := net.Pipe()
+				t.Cleanup(func() { other.Close() })
+				alice := newSession(srv, nc, 1<<40)
+				alice.uid = aUID
+				alice.closeAfterFlush()
+				srv.reg.mu.Lock()
+				srv.reg.byUID[aUID] = alice
+				srv.reg.mu.Unlock()
+				t.Cleanup(func() {
+					srv.reg.mu.Lock()
+					delete(srv.reg.byUID, aUID)
+					srv.reg.mu.Unlock()
+				})
+			}
+			nc, other := net.Pipe()
+			t.Cleanup(func() { other.Close() })
+			bob := newSession(srv, nc, 1<<41)
+			bob.uid = bUID
+			w := writer{unsent: []queued{{
+				b:    msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", int(aUID)).AddInt("cv", 673).Add("msg", "one more")),
+				from: aUID,
+			}}}
+			bob.storeUnwritten(&w)
+			bob.tellRefused()
+
+			got, err := mem.TakeOffline(bUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, lost, stored := tc.before, 1.0, 0.0
+			if tc.stored {
+				want, lost, stored = tc.before+1, 0, 1
+			}
+			if len(got) != want {
+				t.Errorf("%d IMs waiting for bob, want %d (hard ceiling %d)", len(got), want, hard)
+			}
+			wantValues(t, reg, []wantValue{
+				{"msimd_ims_lost_total", []string{"reason", "untold"}, lost},
+				{"msimd_ims_stored_total", nil, stored},
+			})
+		})
+	}
 }

@@ -149,6 +149,7 @@ type Server struct {
 	connLog       *guard.Quota // log lines of refused connections per address
 	offlineLimits OfflineLimits
 	rescueLimits  OfflineLimits                                    // the ceiling of rescueIMs (rescueFactor)
+	untoldLimits  OfflineLimits                                    // the hard ceiling, for IMs whose senders cannot be told (untoldFactor)
 	sleep         func(d time.Duration, done <-chan struct{}) bool // the login delay; tests replace it
 	decoy         msim.PasswordHash                                // checked for unknown e-mail addresses
 }

@@ -529,12 +529,15 @@ func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
 // add is bounded by the session's queue. Logins that read nothing would
 // each add that much, so the mailbox is bounded by the ceiling
 // rescueFactor sets: past it, or when the store fails, an IM is refused,
-// and its sender is told (tellRefused). Its sender is the one it was
-// queued from (queued), else the one its bytes name. An IM that does not
-// parse (rescuedIM) is stored with the text read from it, or refused when
-// none can be; one with no sender known has nobody to tell and is lost:
-// each is logged and counted (malformedIM). The writer calls it as it ends,
-// holding offlineMu. It returns how many it stored, and those it refused.
+// and its sender is told (tellRefused). One whose sender is not logged in
+// here to be told is stored past that ceiling, up to the hard one
+// (untoldFactor); past that it is lost, logged and counted (lostUntold).
+// Its sender is the one it was queued from (queued), else the one its
+// bytes name. An IM that does not parse (rescuedIM) is stored with the
+// text read from it, or refused when none can be; one with no sender known
+// has nobody to tell and is lost: each is logged and counted
+// (malformedIM). The writer calls it as it ends, holding offlineMu. It
+// returns how many it stored, and those it refused.
 func (s *session) rescueIMs(msgs []queued) (stored int, refused []refusedIM) {
 	for _, q := range msgs {
 		b := q.b
@@ -560,8 +563,16 @@ func (s *session) rescueIMs(msgs []queued) (stored int, refused []refusedIM) {
 		if errors.Is(err, errOfflineFull) && s.srv.reg.session(from) == nil {
 			// Its sender is not logged in here to be told (in a cluster,
 			// another node took it for delivery): past the ceiling rather
-			// than lost.
-			err = s.srv.store.AddOffline(s.uid, om, OfflineLimits{})
+			// than lost, up to the hard ceiling. Past that it is lost.
+			err = s.srv.store.AddOffline(s.uid, om, s.srv.untoldLimits)
+			if errors.Is(err, errOfflineFull) {
+				if malformed {
+					s.srv.metrics.malformedIM(malformedLost)
+				}
+				s.srv.metrics.lostIM(lostUntold)
+				log.Error("an IM the session could not take is lost: its mailbox is past the hard ceiling, and its sender is not logged in here to be told")
+				continue
+			}
 		}
 		if err != nil {
 			if errors.Is(err, errOfflineFull) {
@@ -587,8 +598,9 @@ func (s *session) rescueIMs(msgs []queued) (stored int, refused []refusedIM) {
 // tellRefused tells the sender of each IM rescueIMs refused with the
 // error onBM gives for an IM the offline caps refuse. The errors come at
 // once, as a burst (enqueueBurst). An IM whose sender cannot be told (gone
-// meanwhile, or their queue full) is stored past the ceiling after all;
-// only one the store failed is then lost, logged and counted (lostIM).
+// meanwhile, or their queue full) is stored past the ceiling after all, up
+// to the hard one (untoldFactor); one past that, or that the store failed,
+// is then lost, logged and counted (lostIM).
 func (s *session) tellRefused() {
 	defer s.recoverAndLog()
 	for _, r := range s.refused {
@@ -601,7 +613,7 @@ func (s *session) tellRefused() {
 		log := s.logger().WithField("from", r.from)
 		if errors.Is(r.err, errOfflineFull) {
 			s.srv.offlineMu.Lock()
-			err := s.srv.store.AddOffline(s.uid, r.om, OfflineLimits{})
+			err := s.srv.store.AddOffline(s.uid, r.om, s.srv.untoldLimits)
 			s.srv.offlineMu.Unlock()
 			if err == nil {
 				s.srv.metrics.storedIMs(1)
@@ -617,7 +629,7 @@ func (s *session) tellRefused() {
 			s.srv.metrics.malformedIM(malformedLost)
 		}
 		s.srv.metrics.lostIM(lostUntold)
-		log.Error("an IM for a closed session is lost: it could not be stored, and its sender is not logged in here to be told")
+		log.Error("an IM for a closed session is lost: it could not be stored (its mailbox past the hard ceiling, or the store failed), and its sender could not be told")
 	}
 	s.refused = nil
 }
