@@ -762,15 +762,19 @@ func loadUserMemory(st store.Store, u User, log *logrus.Entry, soleWriter bool) 
 // configuration wins for what it names (an account's password and
 // autoconnect, and its channel when it sets one), and what st keeps for
 // them (nicks, settings, IMs) stays. A user gets a password nobody knows,
-// also one st kept before (a registration of that name, whose entry
-// becomes the configuration user's: callers refuse such a name first, see
-// NameClashes): the configuration checks theirs. What st keeps already is
-// not written again: a start writes nothing for users it saved before.
+// also one st kept before that looks usable (an earlier build's): the
+// configuration checks theirs. A registration of the name is refused
+// (ErrRegistered; callers refuse such a name first, see NameClashes), and
+// an undecided entry (entryOf: a password of its own, and accounts the
+// user does not list besides one it lists) keeps its password. What st
+// keeps already is not written again: a start writes nothing for users it
+// saved before.
 //
 // The saved state then matches the configuration: an account a user
 // still named no longer lists is deleted, with its sealed MSIM password
-// and what was kept for it, and so is every user the configuration used
-// to name and no longer does (leftConfiguration), with their accounts.
+// and what was kept for it (not from an undecided entry, which is kept
+// as it is), and so is every user the configuration used to name and no
+// longer does (leftConfiguration), with their accounts.
 // Users of register and msimircd user add (a password of their own) and
 // the demo network's nicks are not touched, nor, with several instances
 // on the store (o.Instance), a user whose lease another instance holds:
@@ -809,9 +813,11 @@ func SaveUsers(ctx context.Context, st store.Store, users []User, o SaveOptions)
 
 // deleteUnlisted deletes the accounts of name, a user the configuration
 // names, that it no longer lists, with their sealed MSIM passwords and
-// what was kept for them, logged at Warn. With several instances on the
-// store, one that serves the user (on a configuration that still lists
-// them) keeps them (leaseToDelete).
+// what was kept for them, logged at Warn. Only from an entry the
+// configuration's for sure (an unusable password, which saveUsers gave
+// it): an undecided one is kept as it is (entryOf), logged at Warn. With
+// several instances on the store, one that serves the user (on a
+// configuration that still lists them) keeps them (leaseToDelete).
 func deleteUnlisted(ctx context.Context, st store.Store, name string, listed []Account, o SaveOptions, log *logrus.Entry) error {
 	state, err := st.LoadUser(ctx, name)
 	if err != nil {
@@ -824,6 +830,18 @@ func deleteUnlisted(ctx context.Context, st store.Store, name string, listed []A
 		}
 	}
 	if len(gone) == 0 {
+		return nil
+	}
+	if !store.UnusablePassword(state.User.PasswordHash) {
+		// Not the configuration's for sure: saveUsers kept it as it is
+		// (entryUndecided), or a registration came since. Nothing of it
+		// is deleted.
+		emails := make([]string, len(gone))
+		for i, as := range gone {
+			emails[i] = as.Email
+		}
+		log.WithFields(logrus.Fields{"user": name, "emails": emails}).
+			Warn("store: the user's stored entry has a password of its own and MSIM accounts the config does not list besides one it lists: it may be a registered user's (register, msimircd user add) or an earlier build's save of the [[user]]; it is kept as it is (its password, those accounts and what was kept for them), and the [[user]] logs in with the accounts the config lists")
 		return nil
 	}
 	release, ok, err := leaseToDelete(ctx, st, name, o.Instance, o.LeaseTTL, log,
@@ -854,8 +872,8 @@ func saveUsers(ctx context.Context, st store.Store, users []User) error {
 		if err != nil {
 			return err
 		}
-		if store.UnusablePassword(state.User.PasswordHash) {
-			continue
+		if store.UnusablePassword(state.User.PasswordHash) || entryOf(state, u.Accounts) == entryUndecided {
+			continue // the configuration's already, or kept as it is
 		}
 		if err := st.SetPassword(ctx, u.Name, store.UnusablePasswordHash()); err != nil {
 			return fmt.Errorf("saving user %s: %w", u.Name, err)

@@ -388,9 +388,11 @@ func leftConfiguration(su store.User, demo bool) bool {
 // register or msimircd user add. SaveUsers would make that entry the
 // configuration user's: their password one nobody knows, and their MSIM
 // accounts (with the MSIM passwords), settings and history the
-// configuration user's to log in to and read. A user that SaveUsers saved
-// before (a password nobody knows) is the configuration's own, and no
-// clash; nor is another spelling of the nick, which is another entry (the
+// configuration user's to log in to and read. The names are those whose
+// entries SaveUsers refuses (registration, see entryOf): a user that
+// SaveUsers saved before (a password nobody knows) is the configuration's
+// own, and no clash, nor is an undecided entry (SaveUsers keeps it as it
+// is); nor is another spelling of the nick, which is another entry (the
 // configuration's user wins its logins).
 func NameClashes(ctx context.Context, st store.Store, users []StaticUser) ([]string, error) {
 	var clashes []string
@@ -423,16 +425,69 @@ func NameClashes(ctx context.Context, st store.Store, users []StaticUser) ([]str
 // store with a password of their own (see NameClashes).
 var ErrRegistered = errors.New("the name is a registered user's (register or msimircd user add), holding none of the accounts the configuration lists")
 
+// entryKind is what an entry kept in the store for a name a
+// configuration's user has is to that user (entryOf).
+type entryKind int
+
+const (
+	// entryConfigured: the configuration's own, which SaveUsers makes
+	// match the configuration (its password one nobody knows, the
+	// accounts it no longer lists deleted).
+	entryConfigured entryKind = iota
+	// entryUndecided: a password that looks usable, with some of the
+	// accounts the user lists and some it does not. An earlier build's
+	// save of the user whose file has since dropped an account looks so,
+	// and so does a registered user who holds an account the user lists
+	// besides accounts of their own: nothing in the store tells them
+	// apart. The name is not refused (an upgrade starts), but the entry is
+	// kept as it is: its password and the accounts the user does not list,
+	// with what was kept for them, are not touched.
+	entryUndecided
+	// entryRegistered: a registration of the name (register, msimircd
+	// user add): a password of its own and none of the accounts. The
+	// configuration's user is refused (ErrRegistered, NameClashes).
+	entryRegistered
+)
+
+// entryOf says what state, kept in the store for a name a configuration's
+// user listing accounts has, is to that user. A recognised unusable
+// password (UnusablePasswordHash) is the configuration's. Builds before
+// it saved the configuration's users with one that looks like any other
+// (and never removed an account the file dropped): an entry with such a
+// password holding only accounts this user lists, one at least, is the
+// configuration's own, or the same person's (a registered user holding
+// them knows their MSIM passwords); holding none of them, a
+// registration; holding some and others besides, undecided.
+func entryOf(state store.UserState, accounts []Account) entryKind {
+	switch {
+	case store.UnusablePassword(state.User.PasswordHash):
+		return entryConfigured
+	case !sharesAccount(state.Accounts, accounts):
+		return entryRegistered
+	case allListed(state.Accounts, accounts):
+		return entryConfigured
+	default:
+		return entryUndecided
+	}
+}
+
 // registration reports whether state, kept in the store for a name a
 // configuration's user listing accounts has, is a registration of that
-// name: a password of its own, and none of the accounts. Builds before
-// the recognisable unusable password saved the configuration's users with
-// one that looks like any other (and never removed an account the file
-// dropped): an entry holding an MSIM account this user lists is the
-// configuration's own, or the same person's (a registered user holding it
-// knows its MSIM password), no registration.
+// name (entryRegistered): the name is refused, by the start's and the
+// reload's check (NameClashes) and by the save alike.
 func registration(state store.UserState, accounts []Account) bool {
-	return !store.UnusablePassword(state.User.PasswordHash) && !sharesAccount(state.Accounts, accounts)
+	return entryOf(state, accounts) == entryRegistered
+}
+
+// allListed reports whether every account stored holds is one a
+// configuration's user lists.
+func allListed(stored []store.AccountState, listed []Account) bool {
+	for _, a := range stored {
+		if accountIndex(listed, a.Email) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // sharesAccount reports whether stored holds an account that a
