@@ -380,12 +380,16 @@ func (c *Client) historyReply(q HistoryQuery, msgs []HistoryMessage) {
 	}
 	room := c.srv.cfg.SendQ - c.srv.cfg.SendQ/4 - c.queued() - 2
 	lo, hi := fitLines(per, room, end, at)
-	if cut := hi-lo < len(kept); cut {
-		room--
+	if hi-lo < len(kept) {
+		note := 1
 		if c.capture != nil {
-			room -= 2
+			note += 2
 		}
-		lo, hi = fitLines(per, room, end, at)
+		// Where the note's room would leave no message, the messages
+		// that fit go with the note in the quarter held back.
+		if l, h := fitLines(per, room-note, end, at); l < h {
+			lo, hi = l, h
+		}
 	}
 	if lo == hi && len(kept) > 0 {
 		c.logger().WithField("messages", len(kept)).Warn("CHATHISTORY: the reply does not fit in the send queue")

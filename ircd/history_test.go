@@ -465,11 +465,12 @@ func TestChathistoryTrimmedReplyIsTold(t *testing.T) {
 		caps    []string
 		label   string
 		noteCmd string
+		want    int // messages sent: three quarters of the queue, less the batch's two lines, the note's and the labeled batch's
 	}{
-		{"standard-replies", "sr", append([]string{"standard-replies"}, histCaps...), "", "WARN"},
-		{"labeled standard-replies", "lsr", append([]string{"standard-replies", "labeled-response"}, histCaps...), "l1", "WARN"},
-		{"without standard-replies", "plain", histCaps, "", "NOTICE"},
-		{"without batch", "nobatch", []string{"server-time", "message-tags", "draft/chathistory"}, "", "NOTICE"},
+		{"standard-replies", "sr", append([]string{"standard-replies"}, histCaps...), "", "WARN", 27},
+		{"labeled standard-replies", "lsr", append([]string{"standard-replies", "labeled-response"}, histCaps...), "l1", "WARN", 25},
+		{"without standard-replies", "plain", histCaps, "", "NOTICE", 27},
+		{"without batch", "nobatch", []string{"server-time", "message-tags", "draft/chathistory"}, "", "NOTICE", 27},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := e.client(t, tc.nick, tc.caps...)
@@ -496,8 +497,8 @@ func TestChathistoryTrimmedReplyIsTold(t *testing.T) {
 					sent++
 				}
 			}
-			if sent == 0 || sent >= len(msgs) {
-				t.Fatalf("got %d messages of %d, want the reply cut: %v", sent, len(msgs), msgStrings(got))
+			if sent != tc.want {
+				t.Fatalf("got %d messages of %d, want %d: %v", sent, len(msgs), tc.want, msgStrings(got))
 			}
 			note := got[len(got)-1]
 			if slices.Contains(tc.caps, "batch") {
@@ -626,5 +627,45 @@ func TestChathistoryAroundSqueezedKeepsASuffixedReference(t *testing.T) {
 	}
 	if !slices.Equal(ids, []string{m2}) {
 		t.Errorf("AROUND msgid=<m2>-2 2 with room for one message: got messages %v, want [%s] (m1 is %s)", ids, m2, m1)
+	}
+}
+
+// TestChathistoryCutToMessagesThatFillTheRoom: where the room a cut
+// reply keeps for its note would leave no message, the messages that fit
+// are still sent, with the note, rather than a FAIL.
+func TestChathistoryCutToMessagesThatFillTheRoom(t *testing.T) {
+	t.Parallel()
+	cfg := historyConfig()
+	cfg.SendQ = 40 // room for the reply: 40 - 40/4 - 2 = 28 lines
+	e := startHistory(t, cfg, true)
+	at := ts(t, "2024-05-06T07:08:09.010Z")
+	long := strings.Repeat("word ", 2650) // 28 lines each
+	var msgs []HistoryMessage
+	for i := range 3 {
+		id := fmt.Sprintf("m%d", i)
+		msgs = append(msgs, HistoryMessage{Delivery{From: "tom", Text: id + " " + long, Time: at.Add(time.Duration(i) * time.Second), MsgID: id}})
+	}
+	e.fh.set(func() { e.fh.msgs = msgs })
+	c, _ := e.client(t, "me", append([]string{"standard-replies"}, histCaps...)...)
+	c.send(t, "CHATHISTORY LATEST tom * 3")
+	got := c.sync(t)
+	e.query(t)
+	var lines int
+	for _, m := range got {
+		switch m.Command {
+		case "PRIVMSG":
+			if !strings.HasPrefix(m.Trailing(), "m2 ") && m.Tags["msgid"] != "" {
+				t.Errorf("got %q, want only the newest message", m)
+			}
+			lines++
+		case "FAIL":
+			t.Fatalf("got %v, want the newest message and a note", msgStrings(got))
+		}
+	}
+	if lines != 28 {
+		t.Fatalf("got %d lines of messages, want the newest message's 28: %v", lines, len(got))
+	}
+	if note := got[len(got)-1]; note.Command != "WARN" || note.Param(1) != "TRUNCATED" || !strings.Contains(note.Trailing(), "1 of 3") {
+		t.Fatalf("got %q last, want WARN CHATHISTORY TRUNCATED saying 1 of 3", note)
 	}
 }
