@@ -581,6 +581,13 @@ func (s *session) handleBatch(b *ircBatch) bool {
 func (s *session) handle(ev event) bool {
 	switch ev := ev.(type) {
 	case *ircInput:
+		if s.ctx.Err() != nil {
+			// As the loop (and handleBatch): once the session has ended,
+			// an input is refused, never sent. Reached by a hand-over's own
+			// events (handOver), which another goroutine may have ended.
+			s.refuse(ev) // releases it
+			return false
+		}
 		if s.busy {
 			if len(s.deferred) >= maxDeferred {
 				s.refuseBusy(ev)
