@@ -319,11 +319,11 @@ func (b *Bridge) GuessLimiters() (addr, user *guard.FailureLimiter) { return b.f
 // the client after a slash (alice/phone). A user's name longer than
 // ircd.NickLen names nobody (users are named by their nick, and a
 // configuration's user names are bounded so too): it is refused without a
-// lookup. A client's name is no nick, and is bounded as PASS and USER
-// bound it (by the line).
+// lookup. So is a client's name longer than ircd.ClientNameLen (splitClient),
+// as a wrong password is.
 func (b *Bridge) Authenticate(_ context.Context, account, password string) error {
-	account, _ = splitClient(account)
-	if len(account) > ircd.NickLen {
+	account, _, ok := splitClient(account)
+	if !ok || len(account) > ircd.NickLen {
 		return ErrAuth
 	}
 	return b.cfg.Directory.Authenticate(account, password)
@@ -335,7 +335,9 @@ func (b *Bridge) Authenticate(_ context.Context, account, password string) error
 // password of "SERVERPW:OWN", or one holding a ':'.
 func (b *Bridge) PassAccount(reg ircd.Registration) string {
 	if name, _, ok := strings.Cut(reg.Pass, ":"); ok {
-		if user, _ := splitClient(name); user != "" && configuredUser(b.cfg.Directory, user) {
+		// A client's name too long is refused (Connect), as a wrong
+		// password: counted against the user all the same.
+		if user, _, _ := splitClient(name); user != "" && configuredUser(b.cfg.Directory, user) {
 			return user
 		}
 	}
@@ -360,23 +362,31 @@ func configuredUser(dir Directory, name string) bool {
 	return false
 }
 
-// splitClient splits "alice/phone" into the user and the client's name.
-func splitClient(s string) (user, client string) {
+// splitClient splits "alice/phone" into the user and the client's name
+// (after the first '/'). ok is false when the client's name is longer than
+// ircd.ClientNameLen bytes, as ircd bounds a SASL account's (validAccountName):
+// the account's name is shown in RPL_LOGGEDIN (twice) and WHOIS, lines
+// that a longer one would push past 512 bytes. Such a name is refused as
+// a wrong password is, telling a guesser nothing more.
+func splitClient(s string) (user, client string, ok bool) {
 	user, client, _ = strings.Cut(s, "/")
-	return user, client
+	return user, client, len(client) <= ircd.ClientNameLen
 }
 
 // clientName takes the client's name out of a registration: soju's
 // convention, "user/client" in the SASL account, the user name of USER, or
-// the name part of PASS name:password.
-func clientName(reg ircd.Registration) (ircd.Registration, string) {
-	var client string
+// the name part of PASS name:password. ok is false when one of them names
+// a client with a name too long (splitClient).
+func clientName(reg ircd.Registration) (_ ircd.Registration, client string, ok bool) {
+	ok = true
 	if reg.Account != "" {
-		reg.Account, client = splitClient(reg.Account)
+		reg.Account, client, ok = splitClient(reg.Account)
 	}
-	if name, pw, ok := strings.Cut(reg.Pass, ":"); ok && strings.Contains(name, "/") {
+	if name, pw, cut := strings.Cut(reg.Pass, ":"); cut && strings.Contains(name, "/") {
 		var c string
-		name, c = splitClient(name)
+		var fits bool
+		name, c, fits = splitClient(name)
+		ok = ok && fits
 		if strings.EqualFold(name, reg.Nick) {
 			reg.Pass = pw // the nick's own password, as every directory takes it
 		} else {
@@ -386,13 +396,14 @@ func clientName(reg ircd.Registration) (ircd.Registration, string) {
 			client = c
 		}
 	}
-	if u, c := splitClient(reg.User); c != "" {
+	if u, c, fits := splitClient(reg.User); c != "" { // USERLEN bounds it
+		ok = ok && fits
 		reg.User = u
 		if client == "" {
 			client = c
 		}
 	}
-	return reg, client
+	return reg, client, ok
 }
 
 // Connect implements ircd.Backend: it attaches the connection to the
@@ -402,7 +413,10 @@ func (b *Bridge) Connect(c *ircd.Client, reg ircd.Registration) (ircd.Handler, e
 	if b.ctx.Err() != nil {
 		return nil, errors.New("server shutting down")
 	}
-	reg, client := clientName(reg)
+	reg, client, ok := clientName(reg)
+	if !ok {
+		return nil, ErrAuth // said as a wrong password is
+	}
 	// Held until the connection's session is registered (or it is
 	// refused), so a reload of the users never misses it.
 	b.lookups.RLock()

@@ -13,7 +13,8 @@ import (
 // longer than NICKLEN names no user (users are named by their nick, and a
 // configuration's user names are bounded so too): the bridge refuses it
 // without asking its directory, which a name of NICKLEN, with or without
-// a client's name, still reaches.
+// a client's name, still reaches. A client's name longer than
+// ClientNameLen is refused so too (splitClient).
 func TestAuthenticateBoundsTheUserName(t *testing.T) {
 	for _, tc := range []struct {
 		name, account string
@@ -23,7 +24,8 @@ func TestAuthenticateBoundsTheUserName(t *testing.T) {
 		{"user name of NICKLEN and a client's name", strings.Repeat("a", ircd.NickLen) + "/phone", strings.Repeat("a", ircd.NickLen)},
 		{"user name past NICKLEN", strings.Repeat("b", ircd.NickLen+1), ""},
 		{"user name past NICKLEN and a client's name", strings.Repeat("b", ircd.NickLen+1) + "/phone", ""},
-		{"client's name past NICKLEN", "bob/" + strings.Repeat("p", ircd.NickLen+1), "bob"}, // a client's name is no nick
+		{"client's name of ClientNameLen", "bob/" + strings.Repeat("p", ircd.ClientNameLen), "bob"},  // a client's name is no nick
+		{"client's name past ClientNameLen", "bob/" + strings.Repeat("p", ircd.ClientNameLen+1), ""}, // as ircd bounds it (validAccountName)
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &recordingDirectory{}

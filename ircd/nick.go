@@ -8,11 +8,16 @@ import (
 
 // Limits advertised in ISUPPORT and enforced on every name.
 const (
-	NickLen    = 30
-	ChannelLen = 64
-	UserLen    = 16
-	TopicLen   = 390
-	HostLen    = 63
+	NickLen = 30
+	// ClientNameLen is the longest client's name in an account name
+	// ("user/client", soju's convention): no nick, but shown with the
+	// user's in RPL_LOGGEDIN (twice), WHOIS, WHOX and extended-join, which
+	// it must not push past 512 bytes.
+	ClientNameLen = 64
+	ChannelLen    = 64
+	UserLen       = 16
+	TopicLen      = 390
+	HostLen       = 63
 	// RealNameLen is the longest real name (NAMELEN): a virtual user's,
 	// or what a client's SETNAME gives.
 	RealNameLen = 200

@@ -539,14 +539,14 @@ func (c *Client) authenticate(account, password string) {
 // '/', is at most NickLen bytes, as NICKLEN advertises: users are named by
 // their nick (a configuration's user names are bounded so too), and a
 // longer name is refused before any lookup. A client's name, after it, is
-// at most NickLen bytes too: RPL_LOGGEDIN repeats the whole name twice,
+// at most ClientNameLen bytes: RPL_LOGGEDIN repeats the whole name twice,
 // and WHOIS, WHOX and extended-join carry it, lines that a longer one
 // would push past 512 bytes and have cut.
 func validAccountName(s string) bool {
 	if s == "" || !utf8.ValidString(s) {
 		return false
 	}
-	if user, client, _ := strings.Cut(s, "/"); len(user) > NickLen || len(client) > NickLen {
+	if user, client, _ := strings.Cut(s, "/"); len(user) > NickLen || len(client) > ClientNameLen {
 		return false
 	}
 	for _, r := range s {

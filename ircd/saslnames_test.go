@@ -53,13 +53,13 @@ func TestSASLRefusesUnsafeAccountNames(t *testing.T) {
 		{"non-ASCII name", plain("", "ålice"), "ålice"},
 		{"client's name", plain("", "alice/phone"), "alice/phone"},
 		{"user name of NICKLEN", plain("", strings.Repeat("a", NickLen)), strings.Repeat("a", NickLen)},
-		{"user name of NICKLEN and a client's name of NICKLEN", plain("", strings.Repeat("a", NickLen)+"/"+strings.Repeat("p", NickLen)),
-			strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", NickLen)},
+		{"user name of NICKLEN and a client's name of ClientNameLen", plain("", strings.Repeat("a", NickLen)+"/"+strings.Repeat("p", ClientNameLen)),
+			strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", ClientNameLen)},
 		{"user name past NICKLEN", plain("", strings.Repeat("b", NickLen+1)), ""},
 		{"user name past NICKLEN with a client's name", plain("", strings.Repeat("b", NickLen+1)+"/phone"), ""},
-		{"client's name past NICKLEN", plain("", "bob/"+strings.Repeat("p", NickLen+1)), ""},
-		{"client's name past NICKLEN, with a slash", plain("", "bob/"+strings.Repeat("p", NickLen)+"/x"), ""},
-		{"client's name of NICKLEN, with a slash", plain("", "bob/"+strings.Repeat("p", NickLen-2)+"/x"), "bob/" + strings.Repeat("p", NickLen-2) + "/x"},
+		{"client's name past ClientNameLen", plain("", "bob/"+strings.Repeat("p", ClientNameLen+1)), ""},
+		{"client's name past ClientNameLen, with a slash", plain("", "bob/"+strings.Repeat("p", ClientNameLen)+"/x"), ""},
+		{"client's name of ClientNameLen, with a slash", plain("", "bob/"+strings.Repeat("p", ClientNameLen-2)+"/x"), "bob/" + strings.Repeat("p", ClientNameLen-2) + "/x"},
 		{"long name", plain("", strings.Repeat("c", 200)), ""},
 	}
 	for _, tc := range tests {
@@ -99,7 +99,7 @@ func TestSASLRefusesUnsafeAccountNames(t *testing.T) {
 
 // TestSASLLongestAccountNameFitsLines: every line a client is sent after
 // RPL_LOGGEDIN (900) with the longest account name SASL accepts, a user's
-// name and a client's name of NICKLEN each, fits 512 bytes and carries the
+// name of NICKLEN and a client's name of ClientNameLen, fits 512 bytes and carries the
 // name whole: 900 (which repeats it), WHOIS's 330, WHOX's account field and
 // an extended-join JOIN, for a nick of NICKLEN and a long channel name. A
 // longer client's name is refused (904), so that no line has to be cut.
@@ -110,7 +110,7 @@ func TestSASLLongestAccountNameFitsLines(t *testing.T) {
 	addr, _ := startServer(t, testConfig(), b)
 	nick := "n" + strings.Repeat("x", NickLen-1)
 	channel := "#" + strings.Repeat("c", 49)
-	longest := strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", NickLen)
+	longest := strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", ClientNameLen)
 	for _, account := range []string{longest, strings.Repeat("a", NickLen) + "/" + strings.Repeat("p", 400)} {
 		c := dial(t, addr)
 		c.send(t, "CAP LS 302", "CAP REQ :sasl extended-join")

@@ -225,8 +225,8 @@ type Backend interface {
 	// counts as a failed guess (Config.AuthFailures, AccountFailures); the
 	// client may try again. It is not asked about an empty password, an
 	// account name that could not be repeated in a reply (validAccountName:
-	// a control character, invalid UTF-8, a user's or a client's name past
-	// NickLen), nor while the client's address is refused.
+	// a control character, invalid UTF-8, a user's name past NickLen, a
+	// client's past ClientNameLen), nor while the client's address is refused.
 	Authenticate(ctx context.Context, account, password string) error
 	// Connect is called at the end of registration (after NICK and USER,
 	// and CAP END if the client negotiated), after the delay earlier failed
