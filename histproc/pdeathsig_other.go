@@ -5,6 +5,6 @@ package histproc
 import "os/exec"
 
 // dieWithParent does nothing where msimircd asks for no parent-death
-// signal: the child still checks at start that its parent is the gateway
-// that started it (checkParent), and ends when its stdin does.
+// signal: the child ends when its stdin does, which a dead gateway
+// closes, once its current batch is done.
 func dieWithParent(*exec.Cmd) {}

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,14 +23,9 @@ const openWait = 30 * time.Second
 // idle, reads Params from in, opens the store and appends each batch it
 // reads, answering on out, until in ends (then it closes the store and
 // returns 0). Errors that end it go to errw, one line each, without the
-// parameters; the exit status is then 1. A child whose gateway died
-// before it ran (checkParent) exits so at once. msimircd's main calls it
-// when started with Arg.
+// parameters; the exit status is then 1. msimircd's main calls it when
+// started with Arg.
 func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
-	if err := checkParent(); err != nil {
-		fmt.Fprintf(errw, "history writer: %v\n", err)
-		return 1
-	}
 	// The gateway ends it by closing its stdin, after its last batch: a
 	// signal meant for the gateway (Ctrl-C in a terminal, systemd
 	// stopping the service's processes) must not end it first.
@@ -45,27 +38,6 @@ func Serve(in io.Reader, out io.Writer, errw io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// parentEnv names the variable in the child's environment that holds the
-// pid of the gateway that started it (checkParent).
-const parentEnv = "MSIMIRCD_HISTORY_WRITER_PARENT"
-
-// checkParent fails when the child's parent is no longer the gateway that
-// started it (parentEnv): that gateway died before the child could be
-// told (its parent-death signal is set after the fork, and the child is
-// then another process's). A child started otherwise (no parentEnv) is
-// not checked. The variable is not passed on.
-func checkParent() error {
-	want, ok := os.LookupEnv(parentEnv)
-	if !ok {
-		return nil
-	}
-	os.Unsetenv(parentEnv)
-	if got := os.Getppid(); strconv.Itoa(got) != want {
-		return fmt.Errorf("the gateway that started it (pid %s) is gone: its parent is now %d", want, got)
-	}
-	return nil
 }
 
 func serve(in io.Reader, out, errw io.Writer) error {

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -429,7 +428,6 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 		cmd.Path = self
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.Env = append(os.Environ(), parentEnv+"="+strconv.Itoa(os.Getpid()))
 	dieWithParent(cmd)
 	reaper := make(chan *child, 1)
 	err = startLocked(cmd, reaper)
@@ -458,6 +456,9 @@ func startChild(ctx context.Context, exe string, p Params, log *logrus.Entry) (*
 // (dieWithParent) is sent when the thread that started it ends, and a
 // thread ends with a goroutine that locked it and never unlocked: the
 // thread startChild's caller runs on could end so, the child's does not.
+// (Go's fork also kills a child whose parent died before the signal was
+// set.) The cost is a thread per child while it lives: one, or one more
+// for each child that a kill could not end, as a restart leaves them.
 func startLocked(cmd *exec.Cmd, reaper <-chan *child) error {
 	started := make(chan error, 1)
 	go func() {
