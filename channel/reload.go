@@ -367,6 +367,7 @@ func (s *session) reloadAccounts(name string, next []Account) bool {
 // account add do, leaving alone those that did not change. Run by the
 // session goroutine.
 func (s *session) applyAccounts(next []Account) {
+	closed := false
 	for _, a := range slices.Clone(s.accounts) {
 		i := accountIndex(next, a.cfg.Email)
 		switch {
@@ -376,16 +377,19 @@ func (s *session) applyAccounts(next []Account) {
 			s.removeAccount(a, "", configChangedAs)
 			s.mem.forgetAccount(email)
 			s.reply(replyCtx{}, "The account %s was removed from the gateway's configuration, with everything kept for it.", email)
-			s.tellNotes() // what closing it left to tell (holdTaken), told now, as account del does
+			closed = true
 		case !sameAccount(a.cfg, next[i]):
 			at := slices.Index(s.accounts, a)
 			s.removeAccount(a, "", configChangedAs)
 			na := s.newAccount(next[i])
 			s.accounts = slices.Insert(s.accounts, at, na)
 			s.reply(replyCtx{}, "The account %s was changed in the gateway's configuration: it logs in again.", na.cfg.Email)
-			s.tellNotes() // what closing the old one left to tell (holdTaken)
+			closed = true
 			s.openAccount(na)
 		}
+	}
+	if closed {
+		s.tellNotes() // what closing them left to tell (holdTaken), told now, as account del does
 	}
 	for _, ac := range next {
 		if slices.ContainsFunc(s.accounts, func(a *account) bool { return strings.EqualFold(a.cfg.Email, ac.Email) }) {
