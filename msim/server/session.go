@@ -566,11 +566,7 @@ func (s *session) rescueIMs(msgs []queued) (stored int, refused []refusedIM) {
 			// than lost, up to the hard ceiling. Past that it is lost.
 			err = s.srv.store.AddOffline(s.uid, om, s.srv.untoldLimits)
 			if errors.Is(err, errOfflineFull) {
-				if malformed {
-					s.srv.metrics.malformedIM(malformedLost)
-				}
-				s.srv.metrics.lostIM(lostUntold)
-				log.Error("an IM the session could not take is lost: its mailbox is past the hard ceiling, and its sender is not logged in here to be told")
+				s.lostUntold(log, malformed, "an IM the session could not take is lost: its mailbox is past the hard ceiling, and its sender is not logged in here to be told")
 				continue
 			}
 		}
@@ -625,13 +621,19 @@ func (s *session) tellRefused() {
 			}
 			log = log.WithError(err)
 		}
-		if r.malformed {
-			s.srv.metrics.malformedIM(malformedLost)
-		}
-		s.srv.metrics.lostIM(lostUntold)
-		log.Error("an IM for a closed session is lost: it could not be stored (its mailbox past the hard ceiling, or the store failed), and its sender could not be told")
+		s.lostUntold(log, r.malformed, "an IM for a closed session is lost: it could not be stored (its mailbox past the hard ceiling, or the store failed), and its sender could not be told")
 	}
 	s.refused = nil
+}
+
+// lostUntold counts and logs an IM for a closed session that is lost with
+// its sender untold (why says how, never the IM's text).
+func (s *session) lostUntold(log *logrus.Entry, malformed bool, why string) {
+	if malformed {
+		s.srv.metrics.malformedIM(malformedLost)
+	}
+	s.srv.metrics.lostIM(lostUntold)
+	log.Error(why)
 }
 
 // readLoop decodes and handles the client's messages until the connection
