@@ -204,16 +204,75 @@ func (s *session) accountDel(r replyCtx, a *account) {
 	}
 	s.failQueue(a, "the account was deleted")
 	email := a.cfg.Email
-	s.removeAccount(a, "", "as the account was deleted")
+	late := s.takeDeleted(a, deletedAs)
+	s.removeAccount(a, "", deletedAs)
 	s.mem.forgetAccount(email)
 	if r.a == a {
 		r = replyCtx{} // its channel is gone: answer in private
 	}
 	s.reply(r, "Account %s deleted, with everything kept for it.", email)
+	for _, l := range late {
+		if len(s.cl.ats) == 0 {
+			s.mem.note(l)
+			continue
+		}
+		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: l})
+	}
 	// What closing it left to tell (holdTaken: an IM its client never
 	// sent) is told now, while the user is connected, not kept for the
 	// next connection.
 	s.tellNotes()
+}
+
+// deletedAs says, in what a link leaves to tell, that account del closed it.
+const deletedAs = "as the account was deleted"
+
+// takeDeleted closes the link of a, deleted by account del (its rows are
+// gone from the store), before the session lets it go (removeAccount),
+// and returns the notices, with sender and text, of the IMs and zaps that
+// letting it go would hold: those from strangers that wait for their
+// profile, then those its MSIM client still held. Nothing is held for a
+// deleted account (the store refuses it, forgetAccount drops what the
+// memory keeps), so each is shown to the user now instead. The rest the
+// client held (an IM of the user's it never sent, say) is noted as
+// letting it go notes it (holdTaken), with why the link closed: as.
+func (s *session) takeDeleted(a *account, as string) []string {
+	var late []seqEvent
+	var from []msim.UID
+	for uid, evs := range a.pending {
+		for _, se := range evs {
+			late = append(late, se)
+			from = append(from, uid)
+		}
+		delete(a.pending, uid) // not nil: released() is for removeAccount to say
+	}
+	order := make([]int, len(late)) // as they came
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return late[order[i]].seq < late[order[j]].seq })
+	var lines []string
+	show := func(uid msim.UID, ev msim.Event) {
+		lines = append(lines, fmt.Sprintf("%s from %s to %s came as the account was deleted; it is shown here, as nothing is kept for a deleted account.",
+			lostWhat(ev), s.nickOf(a, uid), a.cfg.Email))
+	}
+	for _, i := range order {
+		show(from[i], late[i].ev)
+	}
+	if cl := a.client; cl != nil {
+		a.client = nil
+		_ = cl.Close()
+		var rest []msim.Event
+		for _, ev := range cl.TakeEvents(nil) {
+			if historyEvent(ev) {
+				show(msim.SenderOf(ev), ev)
+				continue
+			}
+			rest = append(rest, ev)
+		}
+		s.holdTaken(a, rest, as)
+	}
+	return lines
 }
 
 // accountKeys are the settings of account set.
