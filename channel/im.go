@@ -315,6 +315,11 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 		// The link just died; its DisconnectedEvent follows and the
 		// reconnect sends the queue.
 		s.queueIM(a, q)
+	case s.ctx.Err() != nil && errors.Is(err, s.ctx.Err()):
+		// The session ended (the gateway shuts down, say) while the send
+		// waited for room in the client's full queue: the client never
+		// took it.
+		s.queueAtEnd(a, q)
 	default:
 		s.b.met.imRefused()
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: bd.nick,
@@ -323,6 +328,24 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 }
 
 func (s *session) queueIM(a *account, q queuedIM) { s.queueIMAs(a, q, false) }
+
+// queueAtEnd queues q, typed for a, which the session's end kept from
+// a's MSIM client (it never took it, so it is not among what the client
+// leaves unsent): the user's memory keeps it, with those the session's
+// end leaves queued, and the account's next login sends it (openAccount
+// says it waits). The notice may not reach a connection that is closing;
+// past QueueLimit, a note for the next connection says it was not sent.
+func (s *session) queueAtEnd(a *account, q queuedIM) {
+	if limit := s.b.cfg.QueueLimit; len(a.queue) >= limit {
+		s.b.met.imRefused()
+		s.mem.note(fmt.Sprintf("Not sent to %s (your session ended before the MSIM link took it, and %d messages were already waiting for the link): %s", q.nick, limit, q.text))
+		return
+	}
+	a.queue = append(a.queue, s.mem.queue(a.cfg.Email, q))
+	s.b.met.imQueued()
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick,
+		Text: "Your session ended before the MSIM link took this message; it is queued and will be sent when the account next logs in: " + q.text})
+}
 
 // queueIMAs queues q for the reconnect and tells the user; unsent marks an
 // IM the MSIM client had taken but never written when the link died, which
