@@ -95,7 +95,8 @@ func nameOr(a, b string) string {
 }
 
 // onStaleMSIM handles an event of a link that was closed on purpose: an IM
-// still counts, and so do one the client could not read and one of ours
+// still counts, and so do one the client could not read, ours written
+// just before the link was lost (which may not have arrived) and ours
 // that never left.
 func (s *session) onStaleMSIM(a *account, ev msim.Event) {
 	switch ev := ev.(type) {
@@ -106,6 +107,7 @@ func (s *session) onStaleMSIM(a *account, ev msim.Event) {
 			s.tellOf(a, unreadableText(ev))
 		}
 	case msim.DisconnectedEvent:
+		s.reportUnconfirmed(a, ev) // sent before those below were taken
 		for _, im := range ev.Unsent {
 			s.b.met.imDropped()
 			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),
