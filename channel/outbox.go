@@ -70,6 +70,10 @@ type outbox struct {
 	// (lostEnded), a report logs its own.
 	lost      []lostOut
 	lostEnded bool
+	// fullTold: the accounts whose user was told that IMs past the
+	// outbox's bound are held (holdPastBound), until the outbox empties.
+	// The session's own.
+	fullTold map[string]bool
 }
 
 // lostOut is an IM for the account email that was handed to ircd, reported
@@ -294,29 +298,49 @@ func (s *session) giveHeldAgain(mem *userMemory, email string, id int64) {
 
 func newOutbox() outbox { return outbox{} }
 
-// enqueue puts an event from bd in the outbox and sends what fits. An IM
-// beyond maxHeld waiting for a stalled client is refused with a log line and
-// a notice, never dropped silently; one held for the user (given by a
-// login) stays held, for the account's next login, and the notice says so.
+// enqueue puts an event from bd in the outbox and sends what fits. Past
+// maxHeld IMs waiting for a stalled client, an IM is held for the user's
+// next connection rather than queued: a live one is held now (at the held
+// IMs' bound the memory notes it lost, for the next connection), one held
+// already (given by a login) stays held. The user is told once per
+// account while the outbox stays full, not once per IM: a notice per IM
+// would go to the SendQ that is overflowing, and take it, the IMs waiting
+// there and the notices with it.
 func (s *session) enqueue(bd *buddy, se seqEvent) {
 	limit := maxHeld * max(1, len(s.accounts))
 	if s.replayPending() {
 		limit *= 2 // the held IMs wait for the replay, and what comes meanwhile with them
 	}
 	if n := len(s.out.waiting()); n >= limit {
-		log := s.log.WithField("account", bd.a.cfg.Email)
-		if se.held != 0 {
-			log.Warnf("%d IMs are waiting for a client that does not read; one held from %s stays held for the next login", n, bd.nick)
-			s.notice(bd.a, "An IM from "+bd.nick+" held for you stays held: too many IMs are waiting for your IRC client to read them. It is given again when the account next logs in or you next connect.")
-			return
-		}
-		log.Errorf("%d IMs are waiting for a client that does not read; one from %s is lost", n, bd.nick)
-		s.b.met.imDropped()
-		s.notice(bd.a, "An IM from "+bd.nick+" was lost: too many IMs are waiting for your IRC client to read them.")
+		s.holdPastBound(bd, se, n)
 		return
 	}
 	s.out.push(outIM{bd, se})
 	s.pumpOut()
+}
+
+// holdPastBound holds se, from bd, which finds n IMs waiting in the
+// outbox, its bound: for the user's next connection (the account's next
+// login, or the client's next connection, gives it). The user is told
+// once, until the outbox empties (fullTold).
+func (s *session) holdPastBound(bd *buddy, se seqEvent, n int) {
+	email := bd.a.cfg.Email
+	log := s.log.WithField("account", email)
+	if se.held == 0 {
+		if s.user.Ephemeral { // to name the sender if it is told lost (takeLost)
+			s.mem.nameHeld(buddyKey{email, bd.UID()}, bd.nick)
+		}
+		if _, ok := s.mem.holdEvent(email, se); !ok {
+			log.Errorf("%d IMs are waiting for a client that does not read, and %d are held already; one from %s is lost (the user is told at their next connection)", n, maxHeld, bd.nick)
+			return
+		}
+	}
+	if s.out.fullTold[email] {
+		return
+	}
+	put(&s.out.fullTold, email, true)
+	log.Warnf("%d IMs are waiting for a client that does not read; those that come meanwhile are held for the next login or connection (the user is told)", n)
+	s.notice(bd.a, "Too many IMs are waiting for your IRC client to read them: until it has read them, IMs that come for you (and those held for you) are held for you, and given when the account next logs in or you next connect.")
 }
 
 // waiting is the queue, oldest first.
@@ -383,6 +407,7 @@ func (s *session) pumpOut() {
 		s.out.q = s.out.q[:0]
 	}
 	s.out.head = 0
+	s.out.fullTold = nil // a flood from now on is told again
 }
 
 // outFits reports whether an IM of size bytes of text and lines lines may
@@ -491,7 +516,7 @@ func (s *session) holdOutbox() {
 			s.log.WithField("account", it.bd.a.cfg.Email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		}
 	}
-	s.out.q, s.out.head = nil, 0
+	s.out.q, s.out.head, s.out.fullTold = nil, 0, nil
 	s.waitSent()
 }
 
@@ -522,7 +547,7 @@ func (s *session) leaveOutbox(r replyCtx, old User) {
 			}
 		}
 	}
-	s.out.q, s.out.head = nil, 0
+	s.out.q, s.out.head, s.out.fullTold = nil, 0, nil
 }
 
 // dropOutbox empties the outbox as a drop leaves the deleted user: what
@@ -547,7 +572,7 @@ func (s *session) dropOutbox(r replyCtx) {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Target: r.target,
 			Text: fmt.Sprintf("%s from %s to %s is lost: your IRC client had not shown it when your registration was dropped, and a dropped registration keeps nothing.", lostWhat(it.ev), it.bd.nick, email)})
 	}
-	s.out.q, s.out.head = nil, 0
+	s.out.q, s.out.head, s.out.fullTold = nil, 0, nil
 }
 
 // lostWhat names an IM or zap told lost, with its text.
