@@ -523,13 +523,17 @@ func (b *Bridge) ended(s *session) {
 		b.logLost(u, b.forget(u, &s.out))
 	}
 	var rel *store.Lease
+	var left *userMemory // the user's memory, forgotten here
 	if last && b.lease != nil {
 		// Another instance may serve the user next: their state is read
 		// from the store again when they come back.
-		b.forgetMemory(u.Name)
+		left = b.forgetMemory(u.Name)
 		rel = b.lease.drop(u.Name)
 	}
 	b.mu.Unlock()
+	// What only memory kept (the store failed) is written to the store
+	// once more, before the lease goes: the next holder reads it there.
+	b.keepLeftovers(u.Name, left)
 	b.lease.release(rel)
 	if mem != nil {
 		if _, notes := mem.leftovers(); notes > 0 {

@@ -33,6 +33,7 @@
 package channel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -452,14 +453,16 @@ func (b *Bridge) endSession(user, why string) {
 	b.mu.Lock()
 	s := b.sessions[user]
 	var rel *store.Lease
+	var mem *userMemory
 	if s == nil {
 		rel = b.lease.drop(user)
 		// The state read for a session about to start (loadMemory):
 		// another instance may change it before the user is back here.
-		b.forgetMemory(user)
+		mem = b.forgetMemory(user)
 	}
 	b.mu.Unlock()
 	if s == nil {
+		b.keepLeftovers(user, mem) // before the release: the next holder reads it
 		b.lease.release(rel)
 		return
 	}
@@ -512,16 +515,135 @@ func recoverAndLog(log *logrus.Entry) {
 }
 
 // forgetMemory drops the cached state of a user whose lease this instance
-// gives up: another instance may change it before the user comes back.
-// What only memory kept (the store failed) is lost, and said so. Caller
-// holds b.mu.
-func (b *Bridge) forgetMemory(name string) {
+// gives up: another instance may change it before the user comes back. It
+// returns the memory dropped (nil if none), for keepLeftovers once b.mu is
+// let go: what only memory kept (the store failed) is written to the store
+// once more. Caller holds b.mu.
+func (b *Bridge) forgetMemory(name string) *userMemory {
 	m := b.memory[name]
+	if m == nil {
+		return nil
+	}
+	delete(b.memory, name)
+	return m
+}
+
+// keepLeftovers writes to the store, once more, what m, the memory of
+// the user name that forgetMemory dropped, kept in memory only because
+// the store failed as it was written (storeLeftovers): the user's next
+// connection, here or on another instance, reads it there. What still is
+// not written is lost, and logged so (without the IMs' text). The caller
+// gives the user's lease up only after it, so that the instance that
+// takes the user next finds it; it does not hold b.mu (a slow store would
+// stall every user of the bridge).
+func (b *Bridge) keepLeftovers(name string, m *userMemory) {
 	if m == nil {
 		return
 	}
-	delete(b.memory, name)
-	if held, notes := m.leftovers(); held > 0 || notes > 0 {
-		b.log.WithField("user", name).Warnf("the user's session left this instance with %d IMs held or queued and %d notes kept in memory only (the store failed): they are lost", held, notes)
+	log := b.log.WithField("user", name)
+	if m.st == nil { // a user who keeps nothing (ephemeral), told as such
+		if held, notes := m.leftovers(); held > 0 || notes > 0 {
+			log.Warnf("the user's session left this instance with %d IMs held or queued and %d notes kept in memory only: they are lost", held, notes)
+		}
+		return
 	}
+	w := m.storeLeftovers()
+	if w.held > 0 || w.queued > 0 || w.notes > 0 {
+		log.Infof("the user's session left this instance: %d IMs held, %d IMs queued and %d notes that the store had failed to take are written to it now", w.held, w.queued, w.notes)
+	}
+	if held, notes := m.leftovers(); held > 0 || notes > 0 {
+		log.WithError(w.err).Errorf("the user's session left this instance with %d IMs held or queued and %d notes kept in memory only: the store failed to take them again; they are lost", held, notes)
+	}
+}
+
+// leftoversWritten counts what storeLeftovers wrote; err is the last
+// failure, if one was left in memory.
+type leftoversWritten struct {
+	held, queued, notes int
+	err                 error
+}
+
+// storeLeftovers writes to the store, once more, what m keeps in memory
+// only (the store failed when it was written): the IMs held, the IMs
+// queued, then the notes, all within one storeWait. What the store takes
+// is forgotten here; what it refuses again stays (leftovers counts it).
+// A held IM the store refuses as full (maxHeld are held for the account)
+// is lost, and a note, written with the others, says so; a note refused
+// as full is dropped (the user has store.MaxNotes to read). For a memory
+// the bridge has dropped (forgetMemory), once what its writer had queued
+// is through: nothing but a late report of ircd uses it then.
+func (m *userMemory) storeLeftovers() (w leftoversWritten) {
+	m.settle()
+	m.mu.Lock()
+	held, queued, notes := m.held, m.queued, m.notes
+	m.held, m.queued, m.notes = nil, nil, nil
+	m.mu.Unlock()
+	if len(held) == 0 && len(queued) == 0 && len(notes) == 0 {
+		return w
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	var keptHeld map[string][]seqEvent
+	var keptQueued map[string][]queuedIM
+	var keptNotes, more []string // more: notes of what this write did
+	for email, ses := range held {
+		for _, se := range ses {
+			_, err := m.st.HoldIM(ctx, m.user, email, toStoreHeld(se.ev, se.seq, se.msgid))
+			switch {
+			case err == nil:
+				w.held++
+			case errors.Is(err, store.ErrFull):
+				m.mu.Lock()
+				if note := m.lost(email); note != "" {
+					more = append(more, note)
+				}
+				m.mu.Unlock()
+			default:
+				w.err = err
+				put(&keptHeld, email, append(keptHeld[email], se))
+			}
+		}
+	}
+	for email, qs := range queued {
+		for _, q := range qs {
+			if _, err := m.st.QueueIM(ctx, m.user, email, toStoreQueued(q)); err != nil {
+				w.err = err
+				put(&keptQueued, email, append(keptQueued[email], q))
+				continue
+			}
+			w.queued++
+		}
+	}
+	if w.held+w.queued > 0 { // the notes of the failures said "kept in memory"
+		more = append(more, fmt.Sprintf("When your session ended, the gateway's database saved %s that it had failed to save before; those are kept for you as usual.", plural(w.held+w.queued, "IM", "IMs")))
+	}
+	for _, n := range append(notes, more...) {
+		err := m.st.AddNote(ctx, m.user, n)
+		switch {
+		case err == nil:
+			w.notes++
+		case errors.Is(err, store.ErrFull):
+			m.log.WithField("user", m.user).Warnf("a note for the user was dropped: %d wait already", store.MaxNotes)
+		default:
+			w.err = err
+			keptNotes = append(keptNotes, n)
+		}
+	}
+	// What stays goes before what came meanwhile (a late report's hold).
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for email, ses := range keptHeld {
+		put(&m.held, email, append(ses, m.held[email]...))
+	}
+	for email, qs := range keptQueued {
+		put(&m.queued, email, append(qs, m.queued[email]...))
+	}
+	m.notes = append(keptNotes, m.notes...)
+	return w
+}
+
+// toStoreQueued is q, an IM typed while the link was down, as the store
+// keeps it (userMemory.queue).
+func toStoreQueued(q queuedIM) store.QueuedIM {
+	return store.QueuedIM{To: q.uid, Nick: q.nick, Text: storable(q.text), Time: cmp.Or(q.at, time.Now()), Recorded: !q.record, MsgID: storable(q.msgid)}
 }
