@@ -475,7 +475,7 @@ func (s *session) build(at *attachment, others bool) {
 	// An error says the client has it already (a connection handed over).
 	_ = s.irc.AddUser(ircd.User{Nick: svc, User: "root", Host: "msimircd", RealName: "msimircd service"})
 	for _, n := range s.mem.takeNotes() {
-		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
+		s.tellNote(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
 	}
 	for _, a := range s.accounts {
 		if err := s.irc.CreateChannel(a.channel, "MSIM account "+a.cfg.Email+" — type help for commands"); err != nil {

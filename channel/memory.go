@@ -72,6 +72,11 @@ type userMemory struct {
 	mayHeld, mayQueued map[string]bool
 	mayNotes           bool
 	soleWriter         bool
+	// unqueued: by account e-mail, the store's ids of queued IMs sent (or
+	// refused for good) whose delete failed (keepUnqueued): left out of
+	// what queuedFor reads, which deletes them again first, so that none
+	// is sent twice. At most maxHeld per account.
+	unqueued map[string][]int64
 	// lostNoted: accounts whose IMs were lost for want of room, with the
 	// user told once; cleared when held IMs are delivered.
 	lostNoted map[string]bool
@@ -304,7 +309,8 @@ func (m *userMemory) lost(email string) (note string) {
 }
 
 // takeNotes returns and forgets the notes for the user, once those being
-// written are (settle).
+// written are (settle). Whoever tells them has the delivery of each
+// report to noteSent, which keeps again a note no connection wrote.
 func (m *userMemory) takeNotes() []string {
 	m.settle()
 	m.mu.Lock()
@@ -324,6 +330,20 @@ func (m *userMemory) takeNotes() []string {
 	n = append(n, m.notes...)
 	m.notes = nil
 	return n
+}
+
+// noteSent is the Sent report of a NOTICE telling the user note, taken
+// with takeNotes: takeNotes forgot it, so if no connection wrote it (it
+// dropped first: the delivery was refused, or its lines were discarded
+// with the SendQ) it is kept again (addNote) for the next one. The
+// memory's writer keeps it (laterReport): the report never waits for the
+// store, and whatever reads the notes next waits for it (settle).
+func (m *userMemory) noteSent(note string) func(bool) {
+	return func(ok bool) {
+		if !ok {
+			m.laterReport(func() { m.addNote(note) })
+		}
+	}
 }
 
 // hasNotes reports whether notes are kept in memory for the user (the
@@ -575,16 +595,18 @@ func forgetIDs[T any](list map[string][]T, email string, ids []int64, id func(T)
 }
 
 // deleteStored deletes rows of the store by id with del, logging what
-// failing means.
-func (m *userMemory) deleteStored(ids []int64, del func(ctx context.Context, user, email string, ids ...int64) error, email, failure string) {
+// failing means; it returns the store's error.
+func (m *userMemory) deleteStored(ids []int64, del func(ctx context.Context, user, email string, ids ...int64) error, email, failure string) error {
 	if len(ids) == 0 {
-		return
+		return nil
 	}
 	ctx, cancel := m.ctx()
 	defer cancel()
-	if err := del(ctx, m.user, email, ids...); err != nil {
+	err := del(ctx, m.user, email, ids...)
+	if err != nil {
 		m.log.WithError(err).WithField("user", m.user).Error("store: " + failure)
 	}
+	return err
 }
 
 // queue keeps an IM typed while the account's link is down, committed to
@@ -612,10 +634,22 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 // queuedFor returns the IMs queued for an account, in the order typed,
 // once the deletes of those sent are through (settle).
 func (m *userMemory) queuedFor(email string) []queuedIM {
+	q, _ := m.readQueued(email)
+	return q
+}
+
+// readQueued is queuedFor, with the store's error if it could not read
+// the account's queue (not for rows it could not read, which unreadNote
+// tells): only the IMs queued in memory are returned then, and those in
+// the store stay there for a read that succeeds. Those sent whose delete
+// failed (unqueued) are deleted again first, and left out.
+func (m *userMemory) readQueued(email string) ([]queuedIM, error) {
 	m.settle()
+	m.deleteUnqueued(email)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []queuedIM
+	var readErr error
 	if m.st != nil && (m.mayQueued[email] || !m.soleWriter) {
 		ctx, cancel := m.ctx()
 		qs, err := m.st.QueuedIMs(ctx, m.user, email)
@@ -623,17 +657,72 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 		if m.unreadNote(err, email, [2]string{"IM you typed while the link was down", "IMs you typed while the link was down"}) {
 			// The others are sent.
 		} else if err != nil {
-			m.log.WithError(err).WithField("user", m.user).Error("store: queued IMs not read; they stay queued")
+			m.log.WithError(err).WithField("user", m.user).Error("store: queued IMs not read; they stay queued, and are read again at the account's next login")
+			readErr = err
 		} else if len(qs) == 0 {
 			delete(m.mayQueued, email)
 		}
+		sent := m.unqueued[email]
 		for _, q := range qs {
+			if slices.Contains(sent, q.ID) {
+				continue // sent already: its delete failed
+			}
 			// Kept in the history once sent unless it is already, as
 			// typed, with the msgid it was typed with.
 			out = append(out, queuedIM{id: q.ID, uid: q.To, nick: q.Nick, text: q.Text, record: !q.Recorded, msgid: q.MsgID, at: q.Time})
 		}
 	}
-	return append(out, m.queued[email]...)
+	return append(out, m.queued[email]...), readErr
+}
+
+// deleteUnqueued deletes again the queued IMs of email that were sent
+// but whose delete failed (unqueued); those deleted now (or gone with
+// their account) are forgotten. The store is called without m.mu.
+func (m *userMemory) deleteUnqueued(email string) {
+	m.mu.Lock()
+	ids := slices.Clone(m.unqueued[email])
+	m.mu.Unlock()
+	if len(ids) == 0 || m.st == nil {
+		return
+	}
+	ctx, cancel := m.ctx()
+	err := m.st.DeleteQueued(ctx, m.user, email, ids...)
+	cancel()
+	if err != nil && !isNotFound(err) {
+		m.log.WithError(err).WithField("user", m.user).Error("store: sent IMs are still marked queued; they are left out of the queue until their delete goes through")
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rest := slices.DeleteFunc(m.unqueued[email], func(id int64) bool { return slices.Contains(ids, id) }); len(rest) > 0 {
+		m.unqueued[email] = rest
+	} else {
+		delete(m.unqueued, email)
+	}
+}
+
+// keepUnqueued remembers ids, the store's queued IMs of email that were
+// sent (or refused for good) and whose delete failed with err: queuedFor
+// leaves them out and deletes them again, so none is sent twice while
+// the memory lasts. The user is told once while some wait that a restart
+// meanwhile may send them again; past maxHeld for the account the oldest
+// are forgotten (logged, and told), and may be sent again.
+func (m *userMemory) keepUnqueued(email string, ids []int64, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kept := append(m.unqueued[email], ids...)
+	if len(m.unqueued[email]) == 0 && len(m.notes) < maxHeld {
+		m.notes = append(m.notes, fmt.Sprintf("The gateway's database could not mark as sent messages you typed for your MSIM account %s while its link was down (%v): they are not sent again, unless msimircd restarts before the database is back.", email, err))
+	}
+	if over := len(kept) - maxHeld; over > 0 {
+		m.log.WithError(err).WithFields(logrus.Fields{"user": m.user, "email": email, "ims": over}).
+			Error("store: too many sent IMs are still marked queued; the oldest may be sent again")
+		if len(m.notes) < maxHeld {
+			m.notes = append(m.notes, fmt.Sprintf("%s you typed for your MSIM account %s while its link was down may be sent again: the gateway's database could not mark them as sent.", plural(over, "message", "messages"), email))
+		}
+		kept = slices.Delete(kept, 0, over)
+	}
+	put(&m.unqueued, email, kept)
 }
 
 // unqueue forgets queued IMs that were sent (or refused for good). The
@@ -641,7 +730,9 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 // session) does not wait for the store. An IM is queued (queue) before
 // its id is known, so its delete always comes after it; whatever reads
 // the queued IMs next (queuedFor), and the session's end, waits for the
-// delete, so an IM sent is not sent again, after a restart either.
+// delete, so an IM sent is not sent again, after a restart either. A
+// delete that fails is kept to be tried again (keepUnqueued): queuedFor
+// leaves those IMs out meanwhile.
 func (m *userMemory) unqueue(email string, ids ...int64) {
 	m.mu.Lock()
 	stored := forgetIDs(m.queued, email, ids, func(q queuedIM) int64 { return q.id })
@@ -650,7 +741,9 @@ func (m *userMemory) unqueue(email string, ids ...int64) {
 		return
 	}
 	m.later(func() {
-		m.deleteStored(stored, m.st.DeleteQueued, email, "sent IMs are still marked queued; they may be sent again")
+		if err := m.deleteStored(stored, m.st.DeleteQueued, email, "sent IMs are still marked queued; they are left out of the queue until their delete goes through"); err != nil && !isNotFound(err) {
+			m.keepUnqueued(email, stored, err)
+		}
 	})
 }
 

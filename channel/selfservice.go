@@ -648,7 +648,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	r = s.where(r)
 	s.tellLost(lost)
 	for _, n := range s.mem.takeNotes() {
-		s.reply(r, "%s", n)
+		s.tellNote(ircd.Delivery{Command: "PRIVMSG", From: s.b.cfg.ServiceNick, Target: r.target, Text: n}) // as reply says it
 	}
 	for _, ac := range u.Accounts {
 		a := s.newAccount(ac)
@@ -670,8 +670,16 @@ func (s *session) tellNotes() {
 		return // kept for the next one
 	}
 	for _, n := range s.mem.takeNotes() {
-		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: n})
+		s.tellNote(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: n})
 	}
+}
+
+// tellNote delivers d, which tells the user a note taken from the
+// memory (takeNotes): a note no connection writes is kept again for the
+// next one (noteSent), not lost with the connection that dropped.
+func (s *session) tellNote(d ircd.Delivery) {
+	d.Sent = s.mem.noteSent(d.Text)
+	s.irc.Deliver(d)
 }
 
 // tellHeldLost tells the session's connections, if any, of the IMs its
@@ -749,6 +757,7 @@ func (s *session) where(r replyCtx) replyCtx {
 // link was down stays kept.
 func (s *session) removeAccount(a *account, why, as string) {
 	a.gen++
+	delete(s.queueUnread, a) // its queue stays in the store, for its next login
 	s.release(a, as)
 	a.state = linkStopped // uncounted by release: not setState
 	if why != "" && a.joined {

@@ -220,6 +220,11 @@ type session struct {
 	// another user's, the next replay may show them again (a duplicate,
 	// never a loss).
 	replayWritten map[string]map[string]int64
+	// queueUnread: the accounts whose IMs queued in the store (typed
+	// while the link was down) could not be read as the account was
+	// made (newAccount); the user is told (openAccount), and each login
+	// reads them again (rereadQueue) until a read succeeds.
+	queueUnread map[*account]bool
 }
 
 // newSession makes u's session with c attached (nil: none).
@@ -253,11 +258,48 @@ func (s *session) newAccount(ac Account) *account {
 	a := &account{cfg: ac, buddies: newBuddyIndex(), pending: map[msim.UID][]seqEvent{}, status: msim.StatusOnline}
 	a.channel = s.channelName(ac)
 	s.b.met.accountOpened()
-	a.queue = s.mem.queuedFor(ac.Email) // typed before the user last left
+	q, err := s.mem.readQueued(ac.Email) // typed before the user last left
+	a.queue = q
+	if err != nil {
+		put(&s.queueUnread, a, true) // told by openAccount, read again at its login
+	}
 	if st, ok := statusNames[ac.status]; ok {
 		a.status, a.statusText = st, ac.statusText
 	}
 	return a
+}
+
+// rereadQueue reads again, as ev logs its account in, the IMs queued
+// in the store for it whose read failed (queueUnread), so that the
+// login sends them (flushQueue): merged with those typed since, in the
+// order typed, each once. A read that fails again is told, and tried
+// at the next login.
+func (s *session) rereadQueue(ev linkResult) {
+	a := ev.a
+	if !s.queueUnread[a] || ev.err != nil || ev.gen != a.gen {
+		return
+	}
+	q, err := s.mem.readQueued(a.cfg.Email)
+	if err != nil {
+		s.status(a, "The messages you typed earlier while the MSIM link was down still could not be read from the gateway's database; they stay queued there, and are read again at the next login.")
+		return
+	}
+	delete(s.queueUnread, a)
+	// q holds those typed since too (the memory queued them as a.queue
+	// did): a.queue's copies keep what the session knows of them
+	// (seenBy), and one q lacks is kept all the same, after it.
+	read := make(map[int64]int, len(q))
+	for i, m := range q {
+		read[m.id] = i
+	}
+	for _, m := range a.queue {
+		if i, ok := read[m.id]; ok {
+			q[i] = m
+		} else {
+			q = append(q, m)
+		}
+	}
+	a.queue = q
 }
 
 // post hands ev to the session goroutine; false once the session has ended.
@@ -630,6 +672,7 @@ func (s *session) handle(ev event) bool {
 	case attachReq:
 		ev.done <- s.attach(ev.at, ev.accounts)
 	case linkResult:
+		s.rereadQueue(ev)
 		s.onLinkResult(ev)
 	case retryDue:
 		if ev.gen == ev.a.gen && ev.a.state == linkWaiting {
@@ -815,7 +858,7 @@ func (s *session) start() {
 	}
 	if len(s.cl.ats) > 0 {
 		for _, n := range s.mem.takeNotes() {
-			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
+			s.tellNote(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
 		}
 	}
 	if len(s.cl.ats) == 0 {
@@ -863,6 +906,9 @@ func (s *session) openAccount(a *account) {
 	if n := len(a.queue); n > 0 {
 		s.say(a, "%s you typed while the MSIM link was down %s still queued; %s sent when the account logs in.",
 			plural(n, "message", "messages"), map[bool]string{true: "is", false: "are"}[n == 1], map[bool]string{true: "it is", false: "they are"}[n == 1])
+	}
+	if s.queueUnread[a] {
+		s.say(a, "The messages you typed earlier while the MSIM link was down could not be read from the gateway's database yet; they stay queued there, and are read again and sent when the account logs in.")
 	}
 	if a.cfg.AutoConnect {
 		s.connect(a)
