@@ -293,6 +293,25 @@ func (r *rig) step() {
 	}
 }
 
+// settle handles what is posted or waiting to be taken from MSIM now,
+// until nothing is, without waiting for more.
+func (r *rig) settle() {
+	r.t.Helper()
+	for range 100 {
+		select {
+		case ev := <-r.s.events:
+			r.s.handle(ev)
+			continue
+		default:
+		}
+		if !r.s.msimWaiting.Swap(false) {
+			return
+		}
+		r.s.takeMSIM()
+	}
+	r.t.Fatal("settle: still events after 100")
+}
+
 // stepUntil handles events until ok holds.
 func (r *rig) stepUntil(what string, ok func() bool) {
 	r.t.Helper()
