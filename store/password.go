@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,29 @@ const (
 
 var b64 = base64.RawStdEncoding
 
+// argon2Slots bounds how many argon2id computations run at once, in
+// HashPassword and CheckPassword alike: each holds hashMemory KiB (19 MiB)
+// for its duration, and a user who knows their password can log in on
+// many connections at once, none of which a limit on failed guesses
+// stops. Unbounded, memory grows with concurrent logins (4096 at once:
+// ~76 GiB). One slot per GOMAXPROCS (read once, at start): argon2id with
+// one lane is CPU-bound in one goroutine, so more at once than there are
+// processors to run them adds memory (GOMAXPROCS × 19 MiB at most here)
+// but no throughput. The others wait, blocked in their caller's goroutine
+// (the functions take no context); no goroutine is started to wait.
+var argon2Slots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+
+// idKey is argon2.IDKey; a test replaces it to count calls in flight.
+var idKey = argon2.IDKey
+
+// boundedIDKey is idKey holding one of argon2Slots, waiting for one if
+// all are taken.
+func boundedIDKey(password, salt []byte, passes, memory uint32, threads uint8, keyLen uint32) []byte {
+	argon2Slots <- struct{}{}
+	defer func() { <-argon2Slots }()
+	return idKey(password, salt, passes, memory, threads, keyLen)
+}
+
 // HashPassword hashes a password with argon2id under a random salt and
 // returns it in the PHC string format:
 // $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash> (unpadded base64).
@@ -47,7 +71,7 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("store: password salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, hashTime, hashMemory, hashThreads, hashKeyLen)
+	key := boundedIDKey([]byte(password), salt, hashTime, hashMemory, hashThreads, hashKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, hashMemory, hashTime, hashThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
@@ -89,7 +113,7 @@ func CheckPassword(hash, password string) error {
 	if err != nil {
 		return err
 	}
-	key := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
+	key := boundedIDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
 	if subtle.ConstantTimeCompare(key, p.key) != 1 {
 		return ErrWrongPassword
 	}
