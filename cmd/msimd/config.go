@@ -230,10 +230,8 @@ func loadConfig(path string) (*fileConfig, toml.MetaData, []byte, error) {
 		if hasPassword(c.DB) {
 			return fail(tomlkey.Line(data, "", "db"), "db", "holds a password, and %s, or put the password in PGPASSFILE", hint)
 		}
-		for _, u := range strings.Split(string(c.Cluster.NATS), ",") {
-			if strings.Contains(u, "@") {
-				return fail(tomlkey.Line(data, "cluster", "nats"), "cluster.nats", "a URL holds credentials (user:password@ or a token@), and %s", hint)
-			}
+		if natsHasCredentials(string(c.Cluster.NATS)) {
+			return fail(tomlkey.Line(data, "cluster", "nats"), "cluster.nats", "a URL holds credentials (user:password@ or a token@), and %s", hint)
 		}
 	}
 	return &c, md, data, nil
@@ -251,6 +249,17 @@ func hasPassword(dsn string) bool {
 	}
 	_, pw := u.User.Password()
 	return pw || u.Query().Has("password")
+}
+
+// natsHasCredentials reports whether one of comma-separated NATS URLs
+// holds credentials: user:password@, or a token@.
+func natsHasCredentials(urls string) bool {
+	for _, u := range strings.Split(urls, ",") {
+		if strings.Contains(u, "@") {
+			return true
+		}
+	}
+	return false
 }
 
 func checkAddr(addr string) error {

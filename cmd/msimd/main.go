@@ -29,7 +29,10 @@
 //
 // -config FILE reads the settings from a TOML file whose keys mirror the
 // flags (msimd.toml.example; config.go); flags on the command line win
-// over it. -account has no key: passwords stay out of the file.
+// over it. -account has no key: passwords stay out of the file. A password
+// (or NATS token) in -db or -nats is on the command line too, and msimd
+// says so: it belongs in PGPASSFILE, or in db or cluster.nats of a config
+// file only its owner may read (mode 0600).
 //
 // With -nats, msimd is one node of a cluster: nodes that share the store
 // and a NATS server (or cluster) serve one network (package cluster).
@@ -211,6 +214,7 @@ func run(ctx context.Context, args []string, e env) error {
 		l.SetLevel(logrus.DebugLevel)
 	}
 	log := logrus.NewEntry(l)
+	warnSecretFlags(o, log)
 
 	if sub {
 		return addUser(o, rest, e, log)
@@ -276,6 +280,23 @@ func (o options) dsn() string {
 		return o.data
 	}
 	return o.db
+}
+
+// warnSecretFlags warns when -db or -nats, given on the command line,
+// holds a password (or a NATS token): other local users can read it there
+// (ps, /proc). As with -account, msimd goes on (deployments that give it so
+// keep working) but says where the secret belongs; the warning never shows
+// it. The same setting from the config file is that file's check
+// (loadConfig refuses it in a file others may read).
+func warnSecretFlags(o options, log *logrus.Entry) {
+	if _, inFile := o.from["db"]; !inFile && o.db != "" && hasPassword(o.db) {
+		log.Warn("-db holds a password, which other local users can read on the command line (ps, /proc): " +
+			"put it in PGPASSFILE (a file of mode 0600), or give db in a -config file only its owner may read (mode 0600)")
+	}
+	if _, inFile := o.from["nats"]; !inFile && natsHasCredentials(o.nats) {
+		log.Warn("-nats holds credentials (user:password@ or a token@), which other local users can read on the command line (ps, /proc): " +
+			"give the URLs as cluster.nats in a -config file only its owner may read (mode 0600)")
+	}
 }
 
 // storeOpenTimeout bounds opening the store (migrations included).
