@@ -17,6 +17,16 @@
 //	PREFIX.fence    "you were declared dead": the named node drops its sessions.
 //	PREFIX.alert    pending alerts, set and taken.
 //
+// Trust: every client of the NATS server is trusted with every user's IMs.
+// Messages carry no signature and handlers check no sender, so any client
+// that can publish or subscribe under the prefix can read IMs and presence,
+// deliver IMs in any user's name (the sender's uid is the message's word),
+// kick sessions and fence nodes. The prefix separates the subjects of
+// networks that trust each other; it isolates nothing, as a client of one
+// network may publish under another's. Each network needs its own NATS
+// server, or its own NATS account (with credentials only its nodes hold):
+// that, not this package, is the boundary.
+//
 // Routing needs no table: NATS's own interest in PREFIX.u.UID is the map of
 // who is where, and a request nobody subscribes to fails at once (no
 // responders), which is how a sender's node learns that UID is connected
