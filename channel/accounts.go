@@ -157,13 +157,20 @@ func (s *session) accountAdd(r replyCtx, args []string) {
 	}
 	ac := Account{Email: email, Password: password, Channel: ch, AutoConnect: true}
 	ctx, cancel := storeCtx()
-	err := s.b.users.st.AddAccount(ctx, s.user.Name, store.Account{Email: email, Password: password, Channel: ch, Autoconnect: true})
+	// Bounded: each account is a stored password, a channel and an MSIM
+	// login at every connection (the configuration's are the operator's).
+	err := s.b.users.st.AddAccountBounded(ctx, s.user.Name, store.Account{Email: email, Password: password, Channel: ch, Autoconnect: true})
 	if errors.Is(err, store.ErrExists) {
 		// Kept, and not among the session's: one whose sealed password
 		// could not be read (loadUserMemory told the user), sealed anew.
 		err = s.b.users.st.UpdateAccount(ctx, s.user.Name, store.Account{Email: email, Password: password, Channel: ch, Autoconnect: true})
 	}
 	cancel()
+	if errors.Is(err, store.ErrFull) {
+		s.log.WithFields(logrus.Fields{"email": email, "max": store.MaxAccounts}).Info("account add refused: the user has as many accounts as one may")
+		s.reply(r, "You have as many MSIM accounts as a user may, at most %d: delete one first (account <n> del) to add %s.", store.MaxAccounts, email)
+		return
+	}
 	if err != nil {
 		s.log.WithError(err).Error("store: adding an account failed")
 		s.reply(r, "Adding the account failed: %v", errStore)

@@ -22,6 +22,7 @@ const (
 	opSetSetting           = "set_setting"
 	opDeleteSetting        = "delete_setting"
 	opAddAccount           = "add_account"
+	opAddAccountBounded    = "add_account_bounded"
 	opUpdateAccount        = "update_account"
 	opDeleteAccount        = "delete_account"
 	opSetAccountSetting    = "set_account_setting"
@@ -42,7 +43,7 @@ const (
 var allOps = []string{
 	opCreateUser, opUser, opUsers, opSetPassword, opDeleteUser, opLoadUser,
 	opSetSetting, opDeleteSetting,
-	opAddAccount, opUpdateAccount, opDeleteAccount, opSetAccountSetting, opDeleteAccountSetting,
+	opAddAccount, opAddAccountBounded, opUpdateAccount, opDeleteAccount, opSetAccountSetting, opDeleteAccountSetting,
 	opSetNick, opDeleteNick,
 	opHoldIM, opHeldIMs, opTakeHeld, opDeleteHeld,
 	opQueueIM, opQueuedIMs, opDeleteQueued,

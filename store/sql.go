@@ -308,7 +308,7 @@ func bind(tx *sql.Tx) *boundTx { return &boundTx{Tx: tx, stmts: map[string]*sql.
 
 // txQueries are the queries run inside transactions, prepared by Open.
 var txQueries = []string{
-	qUserID, qAccountID, qInsertAccount, qInsertAccountSetting,
+	qUserID, qAccountID, qInsertAccount, qInsertAccountBounded, qInsertAccountSetting,
 }
 
 func (s *sqlStore) prepare(ctx context.Context) error {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -17,6 +18,12 @@ const (
 	qInsertAccount = `INSERT INTO accounts (user_id, email, password, channel, autoconnect)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, email) DO NOTHING RETURNING id`
 	qInsertAccountSetting = `INSERT INTO account_settings (account_id, name, value) VALUES (?, ?, ?)`
+	// qInsertAccountBounded is qInsertAccount unless the user has the
+	// number of accounts given last already (the WHERE also tells SQLite
+	// that ON CONFLICT is the upsert's, not a join's).
+	qInsertAccountBounded = `INSERT INTO accounts (user_id, email, password, channel, autoconnect)
+		SELECT ?, ?, ?, ?, ? WHERE (SELECT count(*) FROM accounts WHERE user_id = ?) < ?
+		ON CONFLICT (user_id, email) DO NOTHING RETURNING id`
 )
 
 // qLoadUser reads a user's state in one statement, which is its own
@@ -124,6 +131,16 @@ func (s *sqlStore) DeleteSetting(ctx context.Context, user, key string) error {
 }
 
 func (s *sqlStore) AddAccount(ctx context.Context, user string, a Account) error {
+	return s.addAccount(ctx, user, a, 0)
+}
+
+func (s *sqlStore) AddAccountBounded(ctx context.Context, user string, a Account) error {
+	return s.addAccount(ctx, user, a, MaxAccounts)
+}
+
+// addAccount adds the account, unless the user has bound accounts already
+// (ErrFull) if bound > 0.
+func (s *sqlStore) addAccount(ctx context.Context, user string, a Account, bound int) error {
 	if a.Email == "" {
 		return errors.New("store: add account: empty e-mail")
 	}
@@ -132,15 +149,40 @@ func (s *sqlStore) AddAccount(ctx context.Context, user string, a Account) error
 		return err
 	}
 	return wrap("add account", s.inTx(ctx, func(tx *sql.Tx) error {
-		uid, err := s.userID(ctx, tx, user)
+		var uid, id int64
+		var err error
+		if bound > 0 && s.d != sqldb.SQLite {
+			// As in AddNote: PostgreSQL runs inserts side by side, each
+			// one's count missing the accounts the others have not
+			// committed. The user's row is locked first, so the adds of
+			// one user take turns and each counts those before it. (SQLite
+			// runs one write at a time: the count sees them all.)
+			err = s.queryRow(ctx, tx, qLockUser, user).Scan(&uid)
+			if errors.Is(err, sql.ErrNoRows) {
+				err = fmt.Errorf("user %q: %w", user, ErrNotFound)
+			}
+		} else {
+			uid, err = s.userID(ctx, tx, user)
+		}
 		if err != nil {
 			return err
 		}
-		var id int64
-		err = s.queryRow(ctx, tx, qInsertAccount,
-			uid, a.Email, sealed, a.Channel, a.Autoconnect).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("account %q of user %q: %w", a.Email, user, ErrExists)
+		if bound > 0 {
+			err = s.queryRow(ctx, tx, qInsertAccountBounded,
+				uid, a.Email, sealed, a.Channel, a.Autoconnect, uid, bound).Scan(&id)
+		} else {
+			err = s.queryRow(ctx, tx, qInsertAccount,
+				uid, a.Email, sealed, a.Channel, a.Autoconnect).Scan(&id)
+		}
+		if errors.Is(err, sql.ErrNoRows) { // the user has it, or is full
+			err = fmt.Errorf("account %q of user %q: %w", a.Email, user, ErrExists)
+			if bound > 0 {
+				if _, aerr := s.accountID(ctx, tx, user, a.Email); errors.Is(aerr, ErrNotFound) {
+					err = fmt.Errorf("user %q has %d accounts: %w", user, bound, ErrFull)
+				} else if aerr != nil {
+					err = aerr
+				}
+			}
 		}
 		if err != nil {
 			return err

@@ -54,8 +54,8 @@ var (
 	// ErrUnreadable: a row cannot be read (AccountState.Unreadable,
 	// UnreadableRows).
 	ErrUnreadable = errors.New("store: unreadable row")
-	// ErrFull: an account holds MaxHeld IMs, or a user has MaxNotes notes,
-	// already; nothing was added.
+	// ErrFull: an account holds MaxHeld IMs, or a user has MaxNotes notes
+	// or MaxAccounts accounts of their own, already; nothing was added.
 	ErrFull = errors.New("store: full")
 )
 
@@ -66,6 +66,16 @@ const (
 	MaxHeld  = 1000
 	MaxNotes = 1000
 )
+
+// MaxAccounts bounds the MSIM accounts a user adds themselves
+// (AddAccountBounded: account add). Each is a stored sealed password, a
+// control channel, an MSIM login at every connection and room for
+// MaxHeld IMs (and as many queued), so without a bound a registered user
+// could fill the database and the gateway's connections with them. 32 is
+// far beyond what one person keeps (BitlBee and soju set no such bound by
+// default, ZNC gives a user one network unless an admin gives more). The
+// configuration's accounts are the operator's and not bounded by it.
+const MaxAccounts = 32
 
 // Store keeps the gateway's state. Every method is safe for concurrent use;
 // every write is committed before the method returns.
@@ -94,8 +104,15 @@ type Store interface {
 	DeleteSetting(ctx context.Context, user, key string) error
 
 	// AddAccount adds an MSIM account with its settings; ErrExists if
-	// the user has an account of that e-mail.
+	// the user has an account of that e-mail. It does not bound how many
+	// the user has: it is for the accounts the operator gives a user
+	// (the configuration's).
 	AddAccount(ctx context.Context, user string, a Account) error
+	// AddAccountBounded is AddAccount for an account a user adds
+	// themselves: ErrFull, and nothing added, when they have MaxAccounts
+	// accounts already (however many add at once). ErrExists comes
+	// first: an account the user has is never ErrFull.
+	AddAccountBounded(ctx context.Context, user string, a Account) error
 	// UpdateAccount replaces the password, channel and autoconnect of the
 	// account named by a.Email; a.Settings is ignored.
 	UpdateAccount(ctx context.Context, user string, a Account) error

@@ -91,6 +91,10 @@ func (w *wrapped) AddAccount(ctx context.Context, user string, a Account) error 
 	return w.call0(ctx, opAddAccount, func() error { return w.st.AddAccount(ctx, user, a) })
 }
 
+func (w *wrapped) AddAccountBounded(ctx context.Context, user string, a Account) error {
+	return w.call0(ctx, opAddAccountBounded, func() error { return w.st.AddAccountBounded(ctx, user, a) })
+}
+
 func (w *wrapped) UpdateAccount(ctx context.Context, user string, a Account) error {
 	return w.call0(ctx, opUpdateAccount, func() error { return w.st.UpdateAccount(ctx, user, a) })
 }
