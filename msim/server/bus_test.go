@@ -284,7 +284,7 @@ func TestBusMailboxDuringLogin(t *testing.T) {
 func TestBusRescueAfterATakeoverHere(t *testing.T) {
 	bus := &fakeBus{}
 	mem := NewMemStore()
-	srv, addr := startServer(t, Config{Bus: bus, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, mem)
+	srv, addr := startFlooding(t, Config{Bus: bus, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, mem)
 	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
 	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
 	alice := login(t, addr, "alice@example.com", "Secret1")

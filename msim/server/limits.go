@@ -107,7 +107,7 @@ func (s *Server) initLimits() {
 		Messages: untoldFactor * s.offlineLimits.Messages,
 		Bytes:    untoldFactor * s.offlineLimits.Bytes,
 	}
-	s.sleep = sleep
+	s.sleep, s.inflowWait, s.now = sleep, sleep, time.Now
 	_, _ = rand.Read(s.decoy[:])
 }
 

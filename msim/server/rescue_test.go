@@ -105,7 +105,7 @@ func imIndex(m *msim.Message, from msim.UID) int {
 // before an IM sent after them.
 func TestRescueHoldsNoRoutingLock(t *testing.T) {
 	g, release := newGatedStore(t)
-	srv, addr := startServer(t, Config{SendQ: 8, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, g)
+	srv, addr := startFlooding(t, Config{SendQ: 8, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, g)
 	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
 	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
 	addAccount(t, srv, "carol@example.com", "Secret3", "carol")
@@ -180,7 +180,7 @@ func TestRescueAfterATakeoverIsHandedOn(t *testing.T) {
 	var live atomic.Bool // bob is logged in on the other node
 	bus.deliver = func(msim.UID) (bool, error) { return live.Load(), nil }
 	g, release := newGatedStore(t)
-	srv, addr := startServer(t, Config{SendQ: 8, Bus: bus, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, g)
+	srv, addr := startFlooding(t, Config{SendQ: 8, Bus: bus, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, g)
 	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
 	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
 	alice := login(t, addr, "alice@example.com", "Secret1")
@@ -287,7 +287,7 @@ func TestOfflineIMsKeptWhenTheLoginCloses(t *testing.T) {
 // an error to its sender.
 func TestRescueIgnoresTheOfflineCaps(t *testing.T) {
 	g, release := newGatedStore(t)
-	srv, addr := startServer(t, Config{SendQ: 256, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: 32 << 10}, g)
+	srv, addr := startFlooding(t, Config{SendQ: 256, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: 32 << 10}, g)
 	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
 	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
 	alice := login(t, addr, "alice@example.com", "Secret1")
@@ -415,7 +415,7 @@ func TestRescueIsBounded(t *testing.T) {
 		marker   = 1 << 20 // the rids of requests sent after each flood
 	)
 	mem := &mailboxStore{Store: NewMemStore(), added: make(chan struct{}, 1)}
-	srv, addr := startServer(t, Config{SendQ: 256, OfflinePerRecipientBytes: capBytes, OfflinePerSenderBytes: -1}, mem)
+	srv, addr := startFlooding(t, Config{SendQ: 256, OfflinePerRecipientBytes: capBytes, OfflinePerSenderBytes: -1}, mem)
 	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
 	mem.to = addAccount(t, srv, "bob@example.com", "hunter2", "bob")
 	alice := login(t, addr, "alice@example.com", "Secret1")
@@ -554,7 +554,7 @@ func TestRescueOfARemoteSendersIMsIsNotLost(t *testing.T) {
 	bus := &fakeBus{}
 	reg := prometheus.NewRegistry()
 	const capBytes = 16 << 10
-	srv, addr := startServer(t, Config{SendQ: 8, Bus: bus, Metrics: reg, OfflinePerRecipientBytes: capBytes, OfflinePerSenderBytes: -1}, NewMemStore())
+	srv, addr := startFlooding(t, Config{SendQ: 8, Bus: bus, Metrics: reg, OfflinePerRecipientBytes: capBytes, OfflinePerSenderBytes: -1}, NewMemStore())
 	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice") // logged in on the other node
 	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
 	bob := login(t, addr, "bob@example.com", "hunter2") // reads nothing until closed

@@ -151,6 +151,9 @@ type Server struct {
 	rescueLimits  OfflineLimits                                    // the ceiling of rescueIMs (rescueFactor)
 	untoldLimits  OfflineLimits                                    // the hard ceiling, for IMs whose senders cannot be told (untoldFactor)
 	sleep         func(d time.Duration, done <-chan struct{}) bool // the login delay; tests replace it
+	flood         floodControl                                     // the accounts' flood control buckets (flood.go)
+	inflowWait    func(d time.Duration, done <-chan struct{}) bool // flood control's wait (session.throttle); tests replace it
+	now           func() time.Time                                 // flood control's clock; tests replace it
 	decoy         msim.PasswordHash                                // checked for unknown e-mail addresses
 }
 

@@ -296,7 +296,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 // delivered twice.
 func TestNoIMLostToASlowReader(t *testing.T) {
 	// No byte caps on offline mail: this test is about the rescue, not them.
-	srv, addr := startServer(t, Config{SendQ: 8, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, NewMemStore())
+	srv, addr := startFlooding(t, Config{SendQ: 8, OfflinePerRecipientBytes: -1, OfflinePerSenderBytes: -1}, NewMemStore())
 	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
 	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
 	alice := login(t, addr, "alice@example.com", "Secret1")

@@ -73,6 +73,8 @@ type session struct {
 	loggedIn bool
 	nick     string // uniquenick: user name, or the uid when none is set
 	badInput int
+	in       *inflow // the account's flood control (throttle), from the login on
+	slowed   bool    // flood control has made the reader wait: logged once
 	// listed is the contact list as the login read it, kept for the
 	// client's first request of its list (every client asks for it right
 	// after the login) so that it is not read twice; nil once used, or
@@ -665,7 +667,7 @@ func (s *session) readLoop() {
 		if l := s.logger(); l.Logger.IsLevelEnabled(logrus.DebugLevel) {
 			l.WithField("msg", m.String()).Debug("recv")
 		}
-		if !s.handle(m) {
+		if !s.throttle(m) || !s.handle(m) {
 			return
 		}
 	}
@@ -708,6 +710,9 @@ func (s *session) finish() {
 	if s.loggedIn {
 		s.srv.reg.logout(s)
 		s.logger().Info("logged out")
+	}
+	if s.in != nil {
+		s.srv.flood.release(s.uid, s.in, s.srv.now())
 	}
 	if s.srv.bus != nil {
 		s.releaseClaim()
@@ -941,6 +946,7 @@ func (s *session) login(m *msim.Message) bool {
 		return false
 	}
 	s.loggedIn = true
+	s.in = srv.flood.acquire(s.uid)
 	if supersededBy != nil {
 		// A later login on another node won while this one was under way.
 		peer{srv}.Kick(s.uid, *supersededBy)
