@@ -107,7 +107,7 @@ func (s *session) onStaleMSIM(a *account, ev msim.Event) {
 			s.tellOf(a, unreadableText(ev))
 		}
 	case msim.DisconnectedEvent:
-		s.reportUnconfirmed(a, ev) // sent before those below were taken
+		s.reportUnconfirmed(a, ev, true) // sent before those below were taken
 		for _, im := range ev.Unsent {
 			s.b.met.imDropped()
 			s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),

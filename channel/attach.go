@@ -419,6 +419,7 @@ func (s *session) closed(at *attachment) bool {
 		s.updateAway()
 		return true
 	}
+	s.keepNotesWaiting() // those not told yet, for the next connection
 	if !s.persistent() {
 		return false
 	}
@@ -474,9 +475,7 @@ func (s *session) build(at *attachment, others bool) {
 	svc := s.b.cfg.ServiceNick
 	// An error says the client has it already (a connection handed over).
 	_ = s.irc.AddUser(ircd.User{Nick: svc, User: "root", Host: "msimircd", RealName: "msimircd service"})
-	for _, n := range s.mem.takeNotes() {
-		s.tellNote(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
-	}
+	s.tellNotes() // the first of them to this client, the rest paced to all
 	for _, a := range s.accounts {
 		if err := s.irc.CreateChannel(a.channel, "MSIM account "+a.cfg.Email+" — type help for commands"); err != nil {
 			s.log.WithError(err).WithField("channel", a.channel).Warn("cannot create the control channel")
@@ -516,12 +515,7 @@ func (s *session) build(at *attachment, others bool) {
 		if a.state == linkUp {
 			// As a login gives them: what is on its way since an earlier
 			// client's time is read first, and not given again.
-			given := s.heldOnItsWay(a)
-			for _, se := range s.mem.heldFor(a.cfg.Email) {
-				if !given[se.held] {
-					s.fromUserSeq(a, msim.SenderOf(se.ev), se)
-				}
-			}
+			s.giveHeld(a)
 		}
 	}
 	if s.mem.hasNotes() { // held IMs that could not be read, say

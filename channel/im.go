@@ -297,7 +297,9 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	s.own(bd, in, cmd, text)
 	a := bd.a
 	q := queuedIM{uid: bd.UID(), nick: bd.nick, text: out, record: true, msgid: in.MsgID, at: in.Time}
-	if a.client == nil {
+	if a.client == nil || s.queueUnread[a] {
+		// The link is down, or IMs typed earlier wait unread in the
+		// store (queueUnread): sent now, it would go out before them.
 		for _, at := range s.cl.ats {
 			q.seenBy = append(q.seenBy, at.name)
 		}
@@ -315,10 +317,11 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 		// The link just died; its DisconnectedEvent follows and the
 		// reconnect sends the queue.
 		s.queueIM(a, q)
-	case s.ctx.Err() != nil && errors.Is(err, s.ctx.Err()):
+	case s.ctx.Err() != nil && errors.Is(err, s.ctx.Err()) && !s.keepsNothing():
 		// The session ended (the gateway shuts down, say) while the send
 		// waited for room in the client's full queue: the client never
-		// took it.
+		// took it. (A user who keeps nothing is told it was not sent:
+		// their memory goes with the session, and no login sends it.)
 		s.queueAtEnd(a, q)
 	default:
 		s.b.met.imRefused()
@@ -329,12 +332,19 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 
 func (s *session) queueIM(a *account, q queuedIM) { s.queueIMAs(a, q, false) }
 
+// keepsNothing reports whether the session's user keeps nothing past the
+// session: a nick without a password (whose memory the bridge forgets as
+// the session ends), or a memory forgotten already (a dropped
+// registration, Bridge.forget).
+func (s *session) keepsNothing() bool { return s.user.Ephemeral || s.mem.isForgotten() }
+
 // queueAtEnd queues q, typed for a, which the session's end kept from
 // a's MSIM client (it never took it, so it is not among what the client
 // leaves unsent): the user's memory keeps it, with those the session's
 // end leaves queued, and the account's next login sends it (openAccount
 // says it waits). The notice may not reach a connection that is closing;
 // past QueueLimit, a note for the next connection says it was not sent.
+// Not for a user who keeps nothing (keepsNothing): sendOwn refuses it.
 func (s *session) queueAtEnd(a *account, q queuedIM) {
 	if limit := s.b.cfg.QueueLimit; len(a.queue) >= limit {
 		s.b.met.imRefused()
@@ -371,14 +381,20 @@ func (s *session) queueIMAs(a *account, q queuedIM, unsent bool) {
 	a.queue = append(a.queue, s.mem.queue(a.cfg.Email, q))
 	s.b.met.imQueued()
 	text := fmt.Sprintf("The MSIM link is down; your message is queued (%d waiting) and will be sent when it is back.", len(a.queue))
-	if unsent {
+	switch {
+	case unsent:
 		text = fmt.Sprintf("The MSIM link was lost before this message went out; it is queued (%d waiting) and will be sent when the link is back: %s", len(a.queue), q.text)
+	case a.state == linkUp: // the IMs queued before are unread (queueUnread)
+		text = fmt.Sprintf("The messages you typed earlier while the MSIM link was down are still unread in the gateway's database; so as not to go out before them, your message is queued to wait behind them (%d waiting), and sent after them when the account next logs in.", len(a.queue))
 	}
 	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: q.nick, Text: text})
 }
 
+// flushQueue sends the IMs queued for a, as its link is up; not while
+// those queued in the store are unread (queueUnread): what was typed
+// since waits behind them, for the login whose read succeeds.
 func (s *session) flushQueue(a *account) {
-	if len(a.queue) == 0 || !s.leaseValid() {
+	if len(a.queue) == 0 || !s.leaseValid() || s.queueUnread[a] {
 		return // no lease: the instance that took the user over sends them
 	}
 	q := a.queue

@@ -33,11 +33,12 @@
 package channel
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -548,8 +549,11 @@ func (b *Bridge) keepLeftovers(name string, m *userMemory) {
 		return
 	}
 	w := m.storeLeftovers()
-	if w.held > 0 || w.queued > 0 || w.notes > 0 {
-		log.Infof("the user's session left this instance: %d IMs held, %d IMs queued and %d notes that the store had failed to take are written to it now", w.held, w.queued, w.notes)
+	if w.held > 0 || w.queued > 0 || w.notes > 0 || w.unqueued > 0 {
+		log.Infof("the user's session left this instance: %d IMs held, %d IMs queued and %d notes that the store had failed to take are written to it now, and %d sent IMs whose delete had failed are deleted", w.held, w.queued, w.notes, w.unqueued)
+	}
+	if w.stillQueued > 0 {
+		log.WithError(w.unqueuedErr).Errorf("the user's session left this instance with %d sent IMs still marked queued in the store (their delete failed again): the instance that serves the user next may send them again (the user was told)", w.stillQueued)
 	}
 	if held, notes := m.leftovers(); held > 0 || notes > 0 {
 		log.WithError(w.err).Errorf("the user's session left this instance with %d IMs held or queued and %d notes kept in memory only: the store failed to take them again; they are lost", held, notes)
@@ -557,16 +561,23 @@ func (b *Bridge) keepLeftovers(name string, m *userMemory) {
 }
 
 // leftoversWritten counts what storeLeftovers wrote; err is the last
-// failure, if one was left in memory.
+// failure, if one was left in memory. unqueued counts the sent IMs whose
+// delete went through at last, stillQueued those whose delete failed
+// again (with unqueuedErr).
 type leftoversWritten struct {
-	held, queued, notes int
-	err                 error
+	held, queued, notes   int
+	err                   error
+	unqueued, stillQueued int
+	unqueuedErr           error
 }
 
 // storeLeftovers writes to the store, once more, what m keeps in memory
-// only (the store failed when it was written): the IMs held, the IMs
-// queued, then the notes, all within one storeWait. What the store takes
-// is forgotten here; what it refuses again stays (leftovers counts it).
+// only (the store failed when it was written): the deletes of the queued
+// IMs sent (unqueued), the IMs held, the IMs queued, then the notes, all
+// within one storeWait. What the store takes is forgotten here; what it
+// refuses again stays (leftovers counts it). A queued IM whose delete
+// fails again stays in the store, and the instance that serves the user
+// next may send it again: keepUnqueued's note told the user so.
 // A held IM the store refuses as full (maxHeld are held for the account)
 // is lost, and a note, written with the others, says so; a note refused
 // as full is dropped (the user has store.MaxNotes to read). For a memory
@@ -577,12 +588,22 @@ func (m *userMemory) storeLeftovers() (w leftoversWritten) {
 	m.mu.Lock()
 	held, queued, notes := m.held, m.queued, m.notes
 	m.held, m.queued, m.notes = nil, nil, nil
+	unqueued := slices.Collect(maps.Keys(m.unqueued))
 	m.mu.Unlock()
-	if len(held) == 0 && len(queued) == 0 && len(notes) == 0 {
+	if len(held) == 0 && len(queued) == 0 && len(notes) == 0 && len(unqueued) == 0 {
 		return w
 	}
 	ctx, cancel := m.ctx()
 	defer cancel()
+	for _, email := range unqueued {
+		switch n, err := m.deleteUnqueued(ctx, email); {
+		case err != nil:
+			w.stillQueued += n
+			w.unqueuedErr = err
+		default:
+			w.unqueued += n
+		}
+	}
 	var keptHeld map[string][]seqEvent
 	var keptQueued map[string][]queuedIM
 	var keptNotes, more []string // more: notes of what this write did
@@ -640,10 +661,4 @@ func (m *userMemory) storeLeftovers() (w leftoversWritten) {
 	}
 	m.notes = append(keptNotes, m.notes...)
 	return w
-}
-
-// toStoreQueued is q, an IM typed while the link was down, as the store
-// keeps it (userMemory.queue).
-func toStoreQueued(q queuedIM) store.QueuedIM {
-	return store.QueuedIM{To: q.uid, Nick: q.nick, Text: storable(q.text), Time: cmp.Or(q.at, time.Now()), Recorded: !q.record, MsgID: storable(q.msgid)}
 }

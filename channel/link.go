@@ -360,17 +360,9 @@ func (s *session) onLinkResult(ev linkResult) {
 	s.status(a, "Logged in to MSIM as %s (uid %d), %s.", nameOr(a.self.UserName, a.cfg.Email), a.self.UID, plural(n, "buddy", "buddies"))
 	s.replayWaiting(a) // the history the clients missed, before what is newer
 	s.wakeMSIM()       // events that came with the login, after what was held
-	// What is on its way is read first: an IM reported shown in between
-	// is dropped from the held ones before heldFor reads them (its drop
-	// is queued ahead of that read), never missing from both.
-	given := s.heldOnItsWay(a)
-	if held := s.mem.heldFor(a.cfg.Email); len(held) > 0 {
-		for _, se := range held {
-			if !given[se.held] { // else given at an earlier login, not yet shown
-				s.fromUserSeq(a, msim.SenderOf(se.ev), se)
-			}
-		}
-	}
+	// The IMs held for the account, but those given at an earlier login
+	// and not yet shown.
+	s.giveHeld(a)
 	if s.mem.hasNotes() { // held IMs that could not be read, say
 		s.tellNotes()
 	}
@@ -453,7 +445,7 @@ func (s *session) onLinkLost(a *account, ev msim.DisconnectedEvent) {
 	if text := droppedText(ev.Reason == msim.DisconnectOverflow, ev.DroppedIMs, s.nicksOf(a, ev.DroppedFrom)); text != "" {
 		s.status(a, "%s", text)
 	}
-	s.reportUnconfirmed(a, ev)
+	s.reportUnconfirmed(a, ev, false)
 	// IMs the client had accepted but not written go back in the queue,
 	// ahead of anything typed after them (queued already if the session
 	// saw it before this event), and the user is told.
@@ -543,15 +535,20 @@ func (s *session) nicksOf(a *account, uids []msim.UID) []string {
 	return out
 }
 
-// reportUnconfirmed names the IMs written just before the link was lost:
-// MSIM has no receipts, so they may have vanished with the connection.
-func (s *session) reportUnconfirmed(a *account, ev msim.DisconnectedEvent) {
+// reportUnconfirmed names the IMs written just before the link was lost
+// (closed: closed on purpose, as holdTaken words it): MSIM has no
+// receipts, so they may have vanished with the connection.
+func (s *session) reportUnconfirmed(a *account, ev msim.DisconnectedEvent, closed bool) {
+	ended := "was lost"
+	if closed {
+		ended = "closed"
+	}
 	for _, im := range ev.Unconfirmed {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.nickOf(a, im.To),
-			Text: "The MSIM link was lost just after this was sent; it may not have arrived: " + im.Text})
+			Text: "The MSIM link " + ended + " just after this was sent; it may not have arrived: " + im.Text})
 	}
 	if ev.MoreUnconfirmed {
-		s.status(a, "More IMs sent in the last seconds before the link was lost may not have arrived.")
+		s.status(a, "More IMs sent in the last seconds before the link %s may not have arrived.", ended)
 	}
 }
 

@@ -120,34 +120,51 @@ func TestQueuedReadFailureRetriedAtLogin(t *testing.T) {
 }
 
 // TestQueuedReadFailureKeepsWhatIsTypedMeanwhile: a queue whose read
-// fails at the start and again at the first login is read at the next
-// one; what the user typed meanwhile is sent after it, each IM once.
+// fails at the start and again at the first two logins is read at the
+// next one; what the user typed meanwhile, before the second login or
+// while its link was up, waits behind it (sent first, it would come
+// before the older IMs), and is sent after it, each IM once, in the
+// order typed.
 func TestQueuedReadFailureKeepsWhatIsTypedMeanwhile(t *testing.T) {
 	const email = "alice@msim.test"
 	r := newRig(t, func(c *Config) { c.AlwaysOn = true })
 	st := sqliteStore(t)
 	storedMemory(t, r, st).queue(email, queuedIM{uid: 7, nick: "bob", text: "first", record: true})
 
-	faults := &queueFaults{Store: st, readFails: 2}
+	faults := &queueFaults{Store: st, readFails: 3}
 	sessionOn(r, r.irc, storedMemory(t, r, faults))
 	first := &fakeMSIM{buddies: bobContact()}
 	loginThenLose(r, first)
-	if n := sentCount("first", first); n != 0 {
-		t.Fatalf("sent at a login whose read failed: %d", n)
-	}
-	if got := r.irc.said("could not be read"); len(got) != 2 {
-		t.Errorf("told of the queued IMs not read: %q; want at the start and at the login", got)
-	}
-	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "second"})
+	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "second"}) // queued
 	second := &fakeMSIM{buddies: bobContact()}
 	r.okDial(second)
 	r.clock.Advance(r.clock.Pending()[0])
-	r.stepUntil("logged in again", func() bool { return r.a.state == linkUp })
-	second.mu.Lock()
-	got := strings.Join(second.sent, ",")
-	second.mu.Unlock()
-	if got != "first,second" {
-		t.Errorf("sent to MSIM: %q; want first,second", got)
+	r.stepUntil("logged in again", func() bool { return r.a.state == linkUp }) // its read fails
+	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "third"})    // while the link is up
+	if n := sentCount("first", first, second) + sentCount("second", first, second) + sentCount("third", first, second); n != 0 {
+		t.Errorf("sent %d IMs while the queue was unread; want none before first", n)
+	}
+	if got := r.irc.said("could not be read"); len(got) != 3 {
+		t.Errorf("told of the queued IMs not read: %q; want at the start and at both logins", got)
+	}
+	if got := r.irc.said("wait behind"); len(got) != 2 {
+		t.Errorf("told that what is typed waits behind them: %q; want at the second login and for third", got)
+	}
+	second.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof")})
+	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
+	third := &fakeMSIM{buddies: bobContact()}
+	r.okDial(third)
+	r.clock.Advance(r.clock.Pending()[0])
+	r.stepUntil("logged in a third time", func() bool { return r.a.state == linkUp })
+	third.mu.Lock()
+	got := strings.Join(third.sent, ",")
+	third.mu.Unlock()
+	if got != "first,second,third" {
+		t.Errorf("sent to MSIM: %q; want first,second,third", got)
+	}
+	r.s.mem.settle()
+	if qs, err := st.QueuedIMs(context.Background(), "alice", email); err != nil || len(qs) != 0 {
+		t.Errorf("still queued in the store: %+v, %v", qs, err)
 	}
 }
 

@@ -346,6 +346,24 @@ func (m *userMemory) noteSent(note string) func(bool) {
 	}
 }
 
+// keepNotes keeps again notes taken with takeNotes and not told (the
+// connection they waited for went), before those kept since where it
+// can: in memory, first; with a store, by the memory's writer (later), as
+// note does, after those added meanwhile (the store adds at the end).
+func (m *userMemory) keepNotes(texts []string) {
+	if m.st == nil {
+		m.mu.Lock()
+		m.notes = append(texts, m.notes...)
+		m.mu.Unlock()
+		return
+	}
+	m.later(func() {
+		for _, n := range texts {
+			m.addNote(n)
+		}
+	})
+}
+
 // hasNotes reports whether notes are kept in memory for the user (the
 // store's are not looked at).
 func (m *userMemory) hasNotes() bool {
@@ -617,7 +635,7 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 	if m.st != nil {
 		put(&m.mayQueued, email, true)
 		ctx, cancel := m.ctx()
-		s, err := m.st.QueueIM(ctx, m.user, email, store.QueuedIM{To: q.uid, Nick: q.nick, Text: storable(q.text), Time: cmp.Or(q.at, time.Now()), Recorded: !q.record, MsgID: storable(q.msgid)})
+		s, err := m.st.QueueIM(ctx, m.user, email, toStoreQueued(q))
 		cancel()
 		if err == nil {
 			q.id = s.ID
@@ -641,11 +659,13 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 // readQueued is queuedFor, with the store's error if it could not read
 // the account's queue (not for rows it could not read, which unreadNote
 // tells): only the IMs queued in memory are returned then, and those in
-// the store stay there for a read that succeeds. Those sent whose delete
-// failed (unqueued) are deleted again first, and left out.
+// the store stay there for a read that succeeds; an account the store
+// has no row for has none queued. Those sent whose delete failed
+// (unqueued) are deleted again first, by the memory's writer (the read
+// waits for it, as for the writes before it), and left out.
 func (m *userMemory) readQueued(email string) ([]queuedIM, error) {
+	m.retryUnqueued(email)
 	m.settle()
-	m.deleteUnqueued(email)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []queuedIM
@@ -656,10 +676,10 @@ func (m *userMemory) readQueued(email string) ([]queuedIM, error) {
 		cancel()
 		if m.unreadNote(err, email, [2]string{"IM you typed while the link was down", "IMs you typed while the link was down"}) {
 			// The others are sent.
-		} else if err != nil {
+		} else if err != nil && !isNotFound(err) {
 			m.log.WithError(err).WithField("user", m.user).Error("store: queued IMs not read; they stay queued, and are read again at the account's next login")
 			readErr = err
-		} else if len(qs) == 0 {
+		} else if len(qs) == 0 { // none, or no account row (none can be queued)
 			delete(m.mayQueued, email)
 		}
 		sent := m.unqueued[email]
@@ -675,22 +695,43 @@ func (m *userMemory) readQueued(email string) ([]queuedIM, error) {
 	return append(out, m.queued[email]...), readErr
 }
 
-// deleteUnqueued deletes again the queued IMs of email that were sent
-// but whose delete failed (unqueued); those deleted now (or gone with
-// their account) are forgotten. The store is called without m.mu.
-func (m *userMemory) deleteUnqueued(email string) {
+// retryUnqueued has the memory's writer delete again the queued IMs of
+// email that were sent but whose delete failed (unqueued); those deleted
+// then (or gone with their account) are forgotten. The caller does not
+// wait for the store (a read that follows waits for it: settle).
+func (m *userMemory) retryUnqueued(email string) {
+	if m.st == nil {
+		return
+	}
+	m.mu.Lock()
+	some := len(m.unqueued[email]) > 0
+	m.mu.Unlock()
+	if !some {
+		return
+	}
+	m.later(func() {
+		ctx, cancel := m.ctx()
+		defer cancel()
+		if _, err := m.deleteUnqueued(ctx, email); err != nil {
+			m.log.WithError(err).WithField("user", m.user).Error("store: sent IMs are still marked queued; they are left out of the queue until their delete goes through")
+		}
+	})
+}
+
+// deleteUnqueued deletes again, within ctx, the queued IMs of email that
+// were sent but whose delete failed (unqueued), and forgets those deleted
+// (or gone with their account). It returns how many it tried, and the
+// store's error if they are still marked queued. The store is called
+// without m.mu.
+func (m *userMemory) deleteUnqueued(ctx context.Context, email string) (int, error) {
 	m.mu.Lock()
 	ids := slices.Clone(m.unqueued[email])
 	m.mu.Unlock()
 	if len(ids) == 0 || m.st == nil {
-		return
+		return 0, nil
 	}
-	ctx, cancel := m.ctx()
-	err := m.st.DeleteQueued(ctx, m.user, email, ids...)
-	cancel()
-	if err != nil && !isNotFound(err) {
-		m.log.WithError(err).WithField("user", m.user).Error("store: sent IMs are still marked queued; they are left out of the queue until their delete goes through")
-		return
+	if err := m.st.DeleteQueued(ctx, m.user, email, ids...); err != nil && !isNotFound(err) {
+		return len(ids), err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -699,20 +740,23 @@ func (m *userMemory) deleteUnqueued(email string) {
 	} else {
 		delete(m.unqueued, email)
 	}
+	return len(ids), nil
 }
 
 // keepUnqueued remembers ids, the store's queued IMs of email that were
 // sent (or refused for good) and whose delete failed with err: queuedFor
 // leaves them out and deletes them again, so none is sent twice while
-// the memory lasts. The user is told once while some wait that a restart
-// meanwhile may send them again; past maxHeld for the account the oldest
-// are forgotten (logged, and told), and may be sent again.
+// the memory lasts. The user is told once while some wait that a restart,
+// or a move of the session to another instance, meanwhile may send them
+// again (the session's end tries their delete once more before the move:
+// storeLeftovers); past maxHeld for the account the oldest are forgotten
+// (logged, and told), and may be sent again.
 func (m *userMemory) keepUnqueued(email string, ids []int64, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	kept := append(m.unqueued[email], ids...)
 	if len(m.unqueued[email]) == 0 && len(m.notes) < maxHeld {
-		m.notes = append(m.notes, fmt.Sprintf("The gateway's database could not mark as sent messages you typed for your MSIM account %s while its link was down (%v): they are not sent again, unless msimircd restarts before the database is back.", email, err))
+		m.notes = append(m.notes, fmt.Sprintf("The gateway's database could not mark as sent messages you typed for your MSIM account %s while its link was down (%v): they are not sent again, unless msimircd restarts, or your session moves to another gateway instance, before the database is back.", email, err))
 	}
 	if over := len(kept) - maxHeld; over > 0 {
 		m.log.WithError(err).WithFields(logrus.Fields{"user": m.user, "email": email, "ims": over}).
@@ -745,6 +789,12 @@ func (m *userMemory) unqueue(email string, ids ...int64) {
 			m.keepUnqueued(email, stored, err)
 		}
 	})
+}
+
+// toStoreQueued is q, an IM typed while the link was down, as the store
+// keeps it (userMemory.queue, storeLeftovers).
+func toStoreQueued(q queuedIM) store.QueuedIM {
+	return store.QueuedIM{To: q.uid, Nick: q.nick, Text: storable(q.text), Time: cmp.Or(q.at, time.Now()), Recorded: !q.record, MsgID: storable(q.msgid)}
 }
 
 func toStoreHeld(ev msim.Event, seq uint64, msgid string) store.HeldIM {

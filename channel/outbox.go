@@ -72,8 +72,11 @@ type outbox struct {
 	lostEnded bool
 	// fullTold: the accounts whose user was told that IMs past the
 	// outbox's bound are held (holdPastBound), until the outbox empties.
+	// heldPast: the accounts with IMs held so, given (giveHeldPast) once
+	// the outbox empties; giving: held IMs are being given (giveHeld).
 	// The session's own.
-	fullTold map[string]bool
+	fullTold, heldPast map[string]bool
+	giving             bool
 }
 
 // lostOut is an IM for the account email that was handed to ircd, reported
@@ -266,7 +269,7 @@ func (s *session) heldOnWay(a *account, mark bool) map[int64]bool {
 
 // afterReports does what ircd's reports leave to the session: the held IMs
 // to give again, the IMs to tell lost, then what the outbox's window now
-// has room for.
+// has room for, and the notes that wait (pumpNotes).
 func (s *session) afterReports() {
 	again, lost := s.out.takeReported()
 	for _, h := range again {
@@ -276,6 +279,7 @@ func (s *session) afterReports() {
 		s.tellNotShownLost(l)
 	}
 	s.pumpOut()
+	s.pumpNotes()
 }
 
 // giveHeldAgain gives the client the IM held in mem for the account email
@@ -299,10 +303,11 @@ func (s *session) giveHeldAgain(mem *userMemory, email string, id int64) {
 func newOutbox() outbox { return outbox{} }
 
 // enqueue puts an event from bd in the outbox and sends what fits. Past
-// maxHeld IMs waiting for a stalled client, an IM is held for the user's
-// next connection rather than queued: a live one is held now (at the held
-// IMs' bound the memory notes it lost, for the next connection), one held
-// already (given by a login) stays held. The user is told once per
+// maxHeld IMs waiting for a stalled client, an IM is held rather than
+// queued, and given once the outbox empties (giveHeldPast): a live one is
+// held now (at the held IMs' bound the memory notes it lost, for the next
+// connection), one held already (given by a login) stays held. The user
+// is told once per
 // account while the outbox stays full, not once per IM: a notice per IM
 // would go to the SendQ that is overflowing, and take it, the IMs waiting
 // there and the notices with it.
@@ -320,12 +325,14 @@ func (s *session) enqueue(bd *buddy, se seqEvent) {
 }
 
 // holdPastBound holds se, from bd, which finds n IMs waiting in the
-// outbox, its bound: for the user's next connection (the account's next
-// login, or the client's next connection, gives it). The user is told
-// once, until the outbox empties (fullTold).
+// outbox, its bound: given once the outbox empties (pumpOut), before what
+// comes after that, or by the account's next login or the client's next
+// connection if those come first. The user is told once, until the outbox
+// empties (fullTold).
 func (s *session) holdPastBound(bd *buddy, se seqEvent, n int) {
 	email := bd.a.cfg.Email
 	log := s.log.WithField("account", email)
+	put(&s.out.heldPast, email, true)
 	if se.held == 0 {
 		if s.user.Ephemeral { // to name the sender if it is told lost (takeLost)
 			s.mem.nameHeld(buddyKey{email, bd.UID()}, bd.nick)
@@ -339,8 +346,8 @@ func (s *session) holdPastBound(bd *buddy, se seqEvent, n int) {
 		return
 	}
 	put(&s.out.fullTold, email, true)
-	log.Warnf("%d IMs are waiting for a client that does not read; those that come meanwhile are held for the next login or connection (the user is told)", n)
-	s.notice(bd.a, "Too many IMs are waiting for your IRC client to read them: until it has read them, IMs that come for you (and those held for you) are held for you, and given when the account next logs in or you next connect.")
+	log.Warnf("%d IMs are waiting for a client that does not read; those that come meanwhile are held, and given once it has read what waits (the user is told)", n)
+	s.notice(bd.a, "Too many IMs are waiting for your IRC client to read them: until it has read them, IMs that come for you (and those held for you) are held for you, and given, in the order they came, once it has.")
 }
 
 // waiting is the queue, oldest first.
@@ -408,6 +415,56 @@ func (s *session) pumpOut() {
 	}
 	s.out.head = 0
 	s.out.fullTold = nil // a flood from now on is told again
+	s.giveHeldPast()
+}
+
+// giveHeldPast gives, once the outbox is empty, the IMs a flood held past
+// its bound (heldPast), before what comes next: for the accounts logged
+// in, with a client attached (else the account's login, or the next
+// client's attach, gives them). Not while IMs held are being given
+// (giving): the pumpOut their enqueue calls would give them again.
+func (s *session) giveHeldPast() {
+	if s.out.giving {
+		return
+	}
+	s.out.giving = true
+	defer func() { s.out.giving = false }()
+	for len(s.out.heldPast) > 0 && len(s.out.waiting()) == 0 && !s.replayPending() {
+		past := s.out.heldPast
+		s.out.heldPast = nil
+		for _, a := range s.accounts {
+			if past[a.cfg.Email] && a.state == linkUp && len(s.cl.ats) > 0 {
+				s.giveHeldOf(a)
+			}
+		}
+	}
+}
+
+// giveHeld gives the clients the IMs held for a, as its login and a
+// client's attach do, then what a flood held meanwhile (giveHeldPast).
+func (s *session) giveHeld(a *account) {
+	if s.out.giving { // (not reached: only giveHeldPast gives while giving)
+		s.giveHeldOf(a)
+		return
+	}
+	s.out.giving = true
+	s.giveHeldOf(a)
+	s.out.giving = false
+	s.giveHeldPast()
+}
+
+// giveHeldOf gives the clients the IMs held for a, in the order they
+// came, but those on their way already (heldOnItsWay): what is on its way
+// is read first, so that an IM reported shown in between is dropped from
+// the held ones before heldFor reads them (its drop is queued ahead of
+// that read), never missing from both.
+func (s *session) giveHeldOf(a *account) {
+	given := s.heldOnItsWay(a)
+	for _, se := range s.mem.heldFor(a.cfg.Email) {
+		if !given[se.held] { // else given already, not yet shown
+			s.fromUserSeq(a, msim.SenderOf(se.ev), se)
+		}
+	}
 }
 
 // outFits reports whether an IM of size bytes of text and lines lines may
@@ -516,7 +573,7 @@ func (s *session) holdOutbox() {
 			s.log.WithField("account", it.bd.a.cfg.Email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		}
 	}
-	s.out.q, s.out.head, s.out.fullTold = nil, 0, nil
+	s.out.q, s.out.head, s.out.fullTold, s.out.heldPast = nil, 0, nil, nil
 	s.waitSent()
 }
 
@@ -547,7 +604,7 @@ func (s *session) leaveOutbox(r replyCtx, old User) {
 			}
 		}
 	}
-	s.out.q, s.out.head, s.out.fullTold = nil, 0, nil
+	s.out.q, s.out.head, s.out.fullTold, s.out.heldPast = nil, 0, nil, nil
 }
 
 // dropOutbox empties the outbox as a drop leaves the deleted user: what
@@ -572,7 +629,7 @@ func (s *session) dropOutbox(r replyCtx) {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Target: r.target,
 			Text: fmt.Sprintf("%s from %s to %s is lost: your IRC client had not shown it when your registration was dropped, and a dropped registration keeps nothing.", lostWhat(it.ev), it.bd.nick, email)})
 	}
-	s.out.q, s.out.head, s.out.fullTold = nil, 0, nil
+	s.out.q, s.out.head, s.out.fullTold, s.out.heldPast = nil, 0, nil, nil
 }
 
 // lostWhat names an IM or zap told lost, with its text.

@@ -576,7 +576,9 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	if old.Ephemeral {
 		// What closing them left to tell (holdTaken) is in a memory the
 		// bridge forgets: told now.
-		s.tellNotes()
+		s.tellNotesNow()
+	} else {
+		s.keepNotesWaiting() // old's, for old's next connection
 	}
 	s.leaveOutbox(s.where(r), old)
 	b.mu.Lock()
@@ -647,9 +649,7 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	s.replayWritten = nil // the old user's history
 	r = s.where(r)
 	s.tellLost(lost)
-	for _, n := range s.mem.takeNotes() {
-		s.tellNote(ircd.Delivery{Command: "PRIVMSG", From: s.b.cfg.ServiceNick, Target: r.target, Text: n}) // as reply says it
-	}
+	s.tellNotesAs("PRIVMSG", r.target) // as reply says it
 	for _, ac := range u.Accounts {
 		a := s.newAccount(ac)
 		s.accounts = append(s.accounts, a)
@@ -664,22 +664,99 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 }
 
 // tellNotes tells the session's connections, if any, the notes its
-// memory keeps, as a connection that attaches is told them (build).
-func (s *session) tellNotes() {
+// memory keeps, as a connection that attaches is told them (build),
+// paced (pumpNotes).
+func (s *session) tellNotes() { s.tellNotesAs("NOTICE", "") }
+
+// tellNotesAs is tellNotes, each note a cmd to target ("": the user).
+func (s *session) tellNotesAs(cmd, target string) {
 	if len(s.cl.ats) == 0 {
 		return // kept for the next one
 	}
 	for _, n := range s.mem.takeNotes() {
-		s.tellNote(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: n})
+		s.notesWait = append(s.notesWait, ircd.Delivery{Command: cmd, From: s.b.cfg.ServiceNick, Target: target, Text: n})
+	}
+	s.pumpNotes()
+}
+
+// notesBurst bounds the lines of notes handed to ircd and not yet written
+// (lineBudget estimates them), per session; a note longer than that goes
+// alone. Up to store.MaxNotes notes wait for a user, each of several lines
+// maybe (an IM's text): told at once, they could overflow the client's
+// SendQ (ircd's default is 4096 lines), which cuts the client off, keeps
+// every note again (noteSent) and does the same to the next connection.
+// Paced so, they take half the SendQ room the outbox leaves free
+// (outReserve) for all but IMs, as each report makes room for the next.
+const notesBurst = outReserve / 2
+
+// pumpNotes tells the notes that wait (notesWait) while fewer than
+// notesBurst of their lines are in flight. Each note's report (noteReport)
+// wakes the session to tell more (afterReports). A note no connection
+// writes is kept again for the next one (noteSent), not lost with the
+// connection that dropped; what still waits when the last connection
+// goes is given back to the memory (keepNotesWaiting).
+func (s *session) pumpNotes() {
+	for len(s.notesWait) > 0 && len(s.cl.ats) > 0 {
+		d := s.notesWait[0]
+		lines := int64(len(d.Text)/lineBudget + strings.Count(d.Text, "\n") + 1)
+		if busy := s.notesOut.Load(); busy > 0 && busy+lines > notesBurst {
+			return // a report wakes the session for the next
+		}
+		s.notesWait[0] = ircd.Delivery{}
+		s.notesWait = s.notesWait[1:]
+		s.notesOut.Add(lines)
+		d.Sent = s.noteReport(d.Text, lines)
+		s.irc.Deliver(d)
+	}
+	if len(s.notesWait) == 0 {
+		s.notesWait = nil // let a burst's array go
 	}
 }
 
-// tellNote delivers d, which tells the user a note taken from the
-// memory (takeNotes): a note no connection writes is kept again for the
-// next one (noteSent), not lost with the connection that dropped.
-func (s *session) tellNote(d ircd.Delivery) {
-	d.Sent = s.mem.noteSent(d.Text)
-	s.irc.Deliver(d)
+// noteReport is the Sent report of a note of lines lines handed to ircd:
+// the memory keeps it again if it was not written (noteSent), and the
+// session, woken, tells the next (pumpNotes). It never waits.
+func (s *session) noteReport(note string, lines int64) func(bool) {
+	kept := s.mem.noteSent(note)
+	return func(ok bool) {
+		kept(ok)
+		s.notesOut.Add(-lines)
+		s.out.drained.Store(true)
+		s.kick()
+	}
+}
+
+// keepNotesWaiting gives the notes that wait to be told (notesWait) back
+// to the memory, for the next connection: the last one went, or the
+// memory they came from is the session's no longer.
+func (s *session) keepNotesWaiting() {
+	if len(s.notesWait) == 0 {
+		return
+	}
+	texts := make([]string, len(s.notesWait))
+	for i, d := range s.notesWait {
+		texts[i] = d.Text
+	}
+	s.notesWait = nil
+	s.mem.keepNotes(texts)
+}
+
+// tellNotesNow tells the session's connections, at once, the notes that
+// wait and those the memory keeps: for a memory the bridge is about to
+// forget (a user without a password), where a note not told is lost.
+// They are few: what closing the user's accounts left to tell.
+func (s *session) tellNotesNow() {
+	if len(s.cl.ats) == 0 {
+		return
+	}
+	for _, n := range s.mem.takeNotes() {
+		s.notesWait = append(s.notesWait, ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: n})
+	}
+	for _, d := range s.notesWait {
+		d.Sent = s.mem.noteSent(d.Text)
+		s.irc.Deliver(d)
+	}
+	s.notesWait = nil
 }
 
 // tellHeldLost tells the session's connections, if any, of the IMs its

@@ -225,6 +225,11 @@ type session struct {
 	// made (newAccount); the user is told (openAccount), and each login
 	// reads them again (rereadQueue) until a read succeeds.
 	queueUnread map[*account]bool
+	// notesWait: notes taken from the memory (takeNotes) that wait to be
+	// told to the clients, paced (pumpNotes); notesOut: the lines of
+	// those handed to ircd and not yet reported (written or not).
+	notesWait []ircd.Delivery
+	notesOut  atomic.Int64
 }
 
 // newSession makes u's session with c attached (nil: none).
@@ -273,7 +278,7 @@ func (s *session) newAccount(ac Account) *account {
 // in the store for it whose read failed (queueUnread), so that the
 // login sends them (flushQueue): merged with those typed since, in the
 // order typed, each once. A read that fails again is told, and tried
-// at the next login.
+// at the next login; what was typed since waits behind them, unsent.
 func (s *session) rereadQueue(ev linkResult) {
 	a := ev.a
 	if !s.queueUnread[a] || ev.err != nil || ev.gen != a.gen {
@@ -281,7 +286,13 @@ func (s *session) rereadQueue(ev linkResult) {
 	}
 	q, err := s.mem.readQueued(a.cfg.Email)
 	if err != nil {
-		s.status(a, "The messages you typed earlier while the MSIM link was down still could not be read from the gateway's database; they stay queued there, and are read again at the next login.")
+		text := "The messages you typed earlier while the MSIM link was down still could not be read from the gateway's database; they stay queued there, and are read again at the next login."
+		if n := len(a.queue); n > 0 {
+			// Not sent (flushQueue): they would go out before the older ones.
+			text += fmt.Sprintf(" The %s you typed since %s to wait behind them, and %s sent after them.",
+				plural(n, "message", "messages"), map[bool]string{true: "is queued", false: "are queued"}[n == 1], map[bool]string{true: "is", false: "are"}[n == 1])
+		}
+		s.status(a, "%s", text)
 		return
 	}
 	delete(s.queueUnread, a)
@@ -708,8 +719,10 @@ func (s *session) shutdown() {
 	s.dropEnd()
 	s.markersEnd()
 	s.workers.Wait() // a dial that finished meanwhile has held its IMs
+	s.keepNotesWaiting()
 	// The IMs ircd reported not shown (holdOutbox waited for them) are
-	// held by the memory's writer: written before the session ends.
+	// held by the memory's writer, and the notes not told are kept by
+	// it: written before the session ends.
 	s.mem.settle()
 	// Read-marker questions waiting for a MARKREAD's lookup, whose end
 	// will not be handled: answered with no marker.
@@ -856,11 +869,7 @@ func (s *session) start() {
 	if err := s.irc.AddUser(ircd.User{Nick: svc, User: "root", Host: "msimircd", RealName: "msimircd service"}); err != nil {
 		s.log.WithError(err).Warn("service nick")
 	}
-	if len(s.cl.ats) > 0 {
-		for _, n := range s.mem.takeNotes() {
-			s.tellNote(ircd.Delivery{Command: "NOTICE", From: svc, Text: n})
-		}
-	}
+	s.tellNotes()
 	if len(s.cl.ats) == 0 {
 		s.updateAway() // started at boot: away with auto_away, if set, from the first login
 	}
