@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/msimircd/msimircd/ircd"
-	"github.com/msimircd/msimircd/msim"
 )
 
 // handOverEndRig is a session logged in with bob (uid 7) online and a
@@ -22,11 +21,7 @@ type handOverEndRig struct {
 
 func newHandOverEndRig(t *testing.T) *handOverEndRig {
 	t.Helper()
-	r := newRig(t, nil)
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.okDial(cl)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	r, cl := bobLoggedIn(t)
 	phone := newFakeIRC()
 	h := &handOverEndRig{r: r, cl: cl, phone: phone}
 	h.pat = attachNamed(r, phone, "phone")

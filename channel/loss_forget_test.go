@@ -46,6 +46,54 @@ func (f *failingWrites) AddNote(ctx context.Context, user, text string) error {
 	return f.Store.AddNote(ctx, user, text)
 }
 
+// leasedInstanceRig is a rig of the instance "a" among several on the
+// store ss, holding the lease of the rig's user, whose bridge logs to
+// hook, with mem the user's memory loaded from ss (every read goes to the
+// store); the session does not use mem yet, nor does the bridge know of
+// it.
+func leasedInstanceRig(t *testing.T, ss store.Store) (r *rig, hook *logtest.Hook, mem *userMemory) {
+	t.Helper()
+	r = newRig(t, func(c *Config) {
+		c.Store = ss
+		c.Instance, c.LeaseTTL, c.HandOverWait = "a", time.Minute, time.Second
+	})
+	b := r.s.b
+	l, hook := logtest.NewNullLogger()
+	b.log = logrus.NewEntry(l)
+	if err := b.lease.acquire(r.s.user, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := loadUserMemory(ss, r.s.user, quietLog(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, hook, mem
+}
+
+// runsSession registers r's session, and its memory, with its bridge as
+// Connect registers the session it runs.
+func runsSession(r *rig) {
+	b, u := r.s.b, r.s.user
+	b.mu.Lock()
+	b.memory[u.Name], b.sessions[u.Name] = r.s.mem, r.s
+	b.mu.Unlock()
+	b.wg.Add(1)
+}
+
+// textsRead is the texts (text) of items, read from the store with err,
+// which is fatal.
+func textsRead[T any](t *testing.T, items []T, err error, text func(T) string) []string {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, it := range items {
+		out = append(out, text(it))
+	}
+	return out
+}
+
 // With several instances on the store, a session that ends forgets the
 // user's state here (another instance may serve them next). What only
 // memory kept, because the store failed as it was written (an IM the
@@ -64,26 +112,11 @@ func TestSessionEndWritesWhatOnlyMemoryKept(t *testing.T) {
 func sessionEndLeftovers(t *testing.T, recovers bool) {
 	st := sqliteStore(t)
 	fw := &failingWrites{Store: st}
-	r := newRig(t, func(c *Config) {
-		c.Store = fw
-		c.Instance, c.LeaseTTL, c.HandOverWait = "a", time.Minute, time.Second
-	})
+	r, hook, mem := leasedInstanceRig(t, fw)
 	b := r.s.b
-	l, hook := logtest.NewNullLogger()
-	b.log = logrus.NewEntry(l)
 	u, email := r.s.user, r.a.cfg.Email
-	if err := b.lease.acquire(u, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	mem, err := loadUserMemory(fw, u, quietLog(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r.s.mem = mem
-	b.mu.Lock() // as Connect registers the session it runs
-	b.memory[u.Name], b.sessions[u.Name] = mem, r.s
-	b.mu.Unlock()
-	b.wg.Add(1)
+	runsSession(r)
 	irc := &stalledIRC{fakeIRC: r.irc, full: true}
 	r.s.irc = irc
 	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
@@ -124,25 +157,13 @@ func sessionEndLeftovers(t *testing.T, recovers bool) {
 		t.Errorf("logged as lost though written: %q", lost)
 	}
 	ctx := context.Background()
-	var held []string
 	hs, err := st.HeldIMs(ctx, u.Name, email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range hs {
-		held = append(held, h.Text)
-	}
+	held := textsRead(t, hs, err, func(h store.HeldIM) string { return h.Text })
 	if !slices.Contains(held, "unshown") {
 		t.Errorf("held in the store once the session ended: %q; want the IM the client did not show", held)
 	}
-	var queued []string
 	qs, err := st.QueuedIMs(ctx, u.Name, email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range qs {
-		queued = append(queued, q.Text)
-	}
+	queued := textsRead(t, qs, err, func(q store.QueuedIM) string { return q.Text })
 	if !slices.Equal(queued, []string{"typed while down"}) {
 		t.Errorf("queued in the store once the session ended: %q; want the IM typed while the link was down", queued)
 	}

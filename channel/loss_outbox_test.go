@@ -9,6 +9,42 @@ import (
 	"github.com/msimircd/msimircd/msim"
 )
 
+// stalledBobRig is a rig logged in, with bob (uid 7) online, whose IRC
+// client has no room in its SendQ (irc.full): one IM at a time is handed
+// over.
+func stalledBobRig(t *testing.T) (*rig, *stalledIRC, *fakeMSIM) {
+	t.Helper()
+	r := newRig(t, nil)
+	irc := &stalledIRC{fakeIRC: r.irc, full: true}
+	r.s.irc = irc
+	cl := &fakeMSIM{buddies: bobContact()}
+	r.okDial(cl)
+	r.s.start()
+	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	return r, irc, cl
+}
+
+// liveText is the text of the live IM i of a flood.
+func liveText(i int) string { return fmt.Sprintf("live %d.", i) }
+
+// takeLive has bob send the live IMs from to from+n-1 (liveText), and
+// steps r's session until it has taken them all from cl; then lets its
+// memory settle.
+func takeLive(r *rig, cl *fakeMSIM, from, n int) {
+	r.t.Helper()
+	live := make([]msim.Event, n)
+	for i := range live {
+		live[i] = msim.IMEvent{From: 7, Text: liveText(from + i)}
+	}
+	cl.push(live...)
+	r.stepUntil("the IMs taken", func() bool {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		return len(cl.events) == 0
+	})
+	r.s.mem.settle()
+}
+
 // A flood of live IMs past the outbox's bound, for a client that reads
 // slower than they arrive, loses none: each one past the bound is held for
 // the user's next connection, and the user is told so once, not once per
@@ -17,33 +53,16 @@ import (
 // next login, behind newer IMs): every IM is shown once, in the order it
 // came. A second flood is told again.
 func TestOutboxFullLiveIMIsHeld(t *testing.T) {
-	r := newRig(t, nil)
-	irc := &stalledIRC{fakeIRC: r.irc, full: true}
-	r.s.irc = irc
+	r, irc, cl := stalledBobRig(t)
 	email := r.a.cfg.Email
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.okDial(cl)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
 
 	const n = maxHeld + 3 // one handed to ircd, maxHeld wait, two past the bound
-	text := func(i int) string { return fmt.Sprintf("live %d.", i) }
 	for flood := range 2 {
 		irc.full = true
-		live := make([]msim.Event, n)
-		for i := range live {
-			live[i] = msim.IMEvent{From: 7, Text: text(flood*n + i)}
-		}
-		cl.push(live...)
-		r.stepUntil("the IMs taken", func() bool {
-			cl.mu.Lock()
-			defer cl.mu.Unlock()
-			return len(cl.events) == 0
-		})
-		r.s.mem.settle()
+		takeLive(r, cl, flood*n, n)
 
 		held := heldTexts(r.s.mem, email)
-		for _, want := range []string{text(flood*n + n - 2), text(flood*n + n - 1)} {
+		for _, want := range []string{liveText(flood*n + n - 2), liveText(flood*n + n - 1)} {
 			if !strings.Contains(strings.Join(held, "\n"), want) {
 				t.Errorf("flood %d: %q past the bound is not held (held: %d IMs)", flood, want, len(held))
 			}
@@ -67,7 +86,7 @@ func TestOutboxFullLiveIMIsHeld(t *testing.T) {
 		}
 		var want []string
 		for i := range (flood + 1) * n {
-			want = append(want, text(i))
+			want = append(want, liveText(i))
 		}
 		if !slices.Equal(shown, want) {
 			missing, twice := 0, 0
@@ -99,29 +118,11 @@ func TestOutboxFullLiveIMIsHeld(t *testing.T) {
 // outbox, emptied meanwhile by a client that reads again, does not give
 // them a second time.
 func TestOutboxFloodHeldGivenOnceAtRelogin(t *testing.T) {
-	r := newRig(t, nil)
-	irc := &stalledIRC{fakeIRC: r.irc, full: true}
-	r.s.irc = irc
+	r, irc, cl := stalledBobRig(t)
 	email := r.a.cfg.Email
-	bob := []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}
-	cl := &fakeMSIM{buddies: bob}
-	r.okDial(cl)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
 
 	const n = maxHeld + 3
-	text := func(i int) string { return fmt.Sprintf("live %d.", i) }
-	live := make([]msim.Event, n)
-	for i := range live {
-		live[i] = msim.IMEvent{From: 7, Text: text(i)}
-	}
-	cl.push(live...)
-	r.stepUntil("the IMs taken", func() bool {
-		cl.mu.Lock()
-		defer cl.mu.Unlock()
-		return len(cl.events) == 0
-	})
-	r.s.mem.settle()
+	takeLive(r, cl, 0, n)
 	if held := heldTexts(r.s.mem, email); len(held) != 2 {
 		t.Fatalf("held past the bound: %q; want 2", held)
 	}
@@ -136,7 +137,7 @@ func TestOutboxFloodHeldGivenOnceAtRelogin(t *testing.T) {
 	irc.report()
 	cl.push(msim.DisconnectedEvent{Reason: msim.DisconnectNetwork})
 	r.stepUntil("the link lost", func() bool { return r.a.state == linkWaiting })
-	again := &fakeMSIM{buddies: bob}
+	again := &fakeMSIM{buddies: bobContact()}
 	r.okDial(again)
 	r.clock.Advance(r.clock.Pending()[0])
 	r.stepUntil("logged in again", func() bool { return r.a.state == linkUp })
@@ -154,8 +155,8 @@ func TestOutboxFloodHeldGivenOnceAtRelogin(t *testing.T) {
 		seen[h]++
 	}
 	for i := range n {
-		if seen[text(i)] != 1 {
-			t.Errorf("%q shown or held %d times; want once", text(i), seen[text(i)])
+		if seen[liveText(i)] != 1 {
+			t.Errorf("%q shown or held %d times; want once", liveText(i), seen[liveText(i)])
 		}
 	}
 }

@@ -88,6 +88,22 @@ func sentCount(text string, cls ...*fakeMSIM) int {
 	return n
 }
 
+// queuedThenRestart is an always-on rig whose user has queued text to bob
+// (uid 7) for alice@msim.test in the store st, as the link was down; then
+// the gateway restarts: the rig's session, not started, is one on the
+// user's memory loaded again, from st through queueFaults whose first
+// readFails reads of the queue fail.
+func queuedThenRestart(t *testing.T, text string, readFails int) (*rig, store.Store) {
+	t.Helper()
+	r := newRig(t, func(c *Config) { c.AlwaysOn = true })
+	st := sqliteStore(t)
+	storedMemory(t, r, st).queue("alice@msim.test", queuedIM{uid: 7, nick: "bob", text: text, record: true})
+
+	faults := &queueFaults{Store: st, readFails: readFails}
+	sessionOn(r, r.irc, storedMemory(t, r, faults)) // a restart
+	return r, st
+}
+
 // TestQueuedReadFailureRetriedAtLogin: an IM queued while the link was
 // down, in the store, whose read fails as the session starts (a database
 // blip at a restart) is not left there for the session: the user is
@@ -95,12 +111,7 @@ func sentCount(text string, cls ...*fakeMSIM) int {
 // and sends it.
 func TestQueuedReadFailureRetriedAtLogin(t *testing.T) {
 	const email = "alice@msim.test"
-	r := newRig(t, func(c *Config) { c.AlwaysOn = true })
-	st := sqliteStore(t)
-	storedMemory(t, r, st).queue(email, queuedIM{uid: 7, nick: "bob", text: "typed while away", record: true})
-
-	faults := &queueFaults{Store: st, readFails: 1}
-	sessionOn(r, r.irc, storedMemory(t, r, faults)) // a restart
+	r, st := queuedThenRestart(t, "typed while away", 1)
 	cl := &fakeMSIM{buddies: bobContact()}
 	r.okDial(cl)
 	r.s.start()
@@ -127,12 +138,7 @@ func TestQueuedReadFailureRetriedAtLogin(t *testing.T) {
 // order typed.
 func TestQueuedReadFailureKeepsWhatIsTypedMeanwhile(t *testing.T) {
 	const email = "alice@msim.test"
-	r := newRig(t, func(c *Config) { c.AlwaysOn = true })
-	st := sqliteStore(t)
-	storedMemory(t, r, st).queue(email, queuedIM{uid: 7, nick: "bob", text: "first", record: true})
-
-	faults := &queueFaults{Store: st, readFails: 3}
-	sessionOn(r, r.irc, storedMemory(t, r, faults))
+	r, st := queuedThenRestart(t, "first", 3)
 	first := &fakeMSIM{buddies: bobContact()}
 	loginThenLose(r, first)
 	r.s.onIRC(ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "second"}) // queued

@@ -25,13 +25,13 @@ func (f *fullQueueMSIM) SendIM(ctx context.Context, _ msim.UID, _ string) error 
 	return fmt.Errorf("msim: send im: %w", ctx.Err())
 }
 
-// TestShutdownQueuesIMBlockedOnFullSendQueue: an IM the user typed that
-// waits for room in the MSIM client's full send queue as the gateway
-// shuts down never reached the client: it is queued, kept by the user's
-// memory and sent at the next login, not refused with a notice to a
-// connection that is closing.
-func TestShutdownQueuesIMBlockedOnFullSendQueue(t *testing.T) {
-	r := newRig(t, nil)
+// endWhileIMWaitsForRoom logs r's account in, with bob (uid 7) online,
+// to a fullQueueMSIM; has the user send bob "hi", which waits for room
+// in the full send queue; and ends the session with why while it waits.
+// It returns once the send has ended and the session has shut down (as
+// the loop does once it sees the end).
+func endWhileIMWaitsForRoom(t *testing.T, r *rig, why string) {
+	t.Helper()
 	cl := &fullQueueMSIM{fakeMSIM: &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}},
 		waiting: make(chan struct{})}
 	r.dialAs(cl.fakeMSIM, cl)
@@ -48,13 +48,23 @@ func TestShutdownQueuesIMBlockedOnFullSendQueue(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the IM was not sent")
 	}
-	r.s.endWith(shutDownAs)
+	r.s.endWith(why)
 	select {
 	case <-handled:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the send did not end with the session")
 	}
-	r.s.shutdown() // as the loop does once it sees the end
+	r.s.shutdown()
+}
+
+// TestShutdownQueuesIMBlockedOnFullSendQueue: an IM the user typed that
+// waits for room in the MSIM client's full send queue as the gateway
+// shuts down never reached the client: it is queued, kept by the user's
+// memory and sent at the next login, not refused with a notice to a
+// connection that is closing.
+func TestShutdownQueuesIMBlockedOnFullSendQueue(t *testing.T) {
+	r := newRig(t, nil)
+	endWhileIMWaitsForRoom(t, r, shutDownAs)
 
 	var queued []string
 	for _, q := range r.s.mem.queuedFor(r.a.cfg.Email) {

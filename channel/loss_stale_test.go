@@ -15,11 +15,7 @@ import (
 // purpose, and the user is told of them as for a link lost while up, in
 // words for a link that closed (as holdTaken words its note), not lost.
 func TestDisconnectReportsUnconfirmed(t *testing.T) {
-	r := newRig(t, nil)
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.okDial(cl)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
+	r, cl := bobLoggedIn(t)
 	cl.mu.Lock() // lost, and not yet seen by the session
 	cl.events = append(cl.events, msim.DisconnectedEvent{Reason: msim.DisconnectNetwork, Err: errors.New("eof"),
 		Unconfirmed: []msim.OutgoingIM{{To: 7, Text: "maybe"}}, MoreUnconfirmed: true})

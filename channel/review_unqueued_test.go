@@ -5,9 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // With several instances on the store, a queued IM sent at a login whose
@@ -25,30 +22,15 @@ func sessionEndUnqueued(t *testing.T, recovers bool) {
 	const email = "alice@msim.test"
 	st := sqliteStore(t)
 	faults := &queueFaults{Store: st}
-	r := newRig(t, func(c *Config) {
-		c.Store = faults
-		c.Instance, c.LeaseTTL, c.HandOverWait = "a", time.Minute, time.Second
-	})
+	r, hook, mem := leasedInstanceRig(t, faults)
 	b := r.s.b
-	l, hook := logtest.NewNullLogger()
-	b.log = logrus.NewEntry(l)
 	u := r.s.user
-	if err := b.lease.acquire(u, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	mem, err := loadUserMemory(faults, u, quietLog(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mem.queue(email, queuedIM{uid: 7, nick: "bob", text: "typed while away", record: true, at: time.Now()})
 	faults.mu.Lock()
 	faults.deleteFails = true // the database fails the delete of what is sent
 	faults.mu.Unlock()
 	sessionOn(r, r.irc, mem)
-	b.mu.Lock() // as Connect registers the session it runs
-	b.memory[u.Name], b.sessions[u.Name] = mem, r.s
-	b.mu.Unlock()
-	b.wg.Add(1)
+	runsSession(r)
 	cl := &fakeMSIM{buddies: bobContact()}
 	r.okDial(cl)
 	r.s.start()

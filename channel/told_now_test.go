@@ -45,6 +45,27 @@ func unsentNowRig(t *testing.T, stored bool) *rig {
 	return r
 }
 
+// onUnsentNowRigs runs f on an unsentNowRig in a subtest for each place
+// the user's memory keeps its notes: in memory only, and in the store.
+func onUnsentNowRigs(t *testing.T, f func(t *testing.T, r *rig)) {
+	for _, tc := range []struct {
+		name   string
+		stored bool
+	}{{"memory", false}, {"store", true}} {
+		t.Run(tc.name, func(t *testing.T) { f(t, unsentNowRig(t, tc.stored)) })
+	}
+}
+
+// accountZeroDel has the user of an unsentNowRig type "account 0 del",
+// and checks that it is answered as deleted.
+func accountZeroDel(t *testing.T, r *rig) {
+	t.Helper()
+	r.s.handle(newIRCInput(r.s.cl.ats[0], ircd.Input{Command: "PRIVMSG", Target: r.a.channel, Text: "account 0 del"}))
+	if got := r.irc.said("Account alice@msim.test deleted"); len(got) != 1 {
+		t.Fatalf("account del answered %q", r.irc.lines)
+	}
+}
+
 // toldOnceNotAgain checks that the IM never sent to bob was told once on
 // the connection attached (irc), as the account closed, and neither again
 // to a connection that attaches next nor kept for the user's next session.
@@ -76,19 +97,10 @@ func toldOnceNotAgain(t *testing.T, r *rig, why string) {
 // connection, and so not told again then; whether the user's memory
 // keeps notes in the store or in memory only.
 func TestAccountDelTellsUnsentNow(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		stored bool
-	}{{"memory", false}, {"store", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := unsentNowRig(t, tc.stored)
-			r.s.handle(newIRCInput(r.s.cl.ats[0], ircd.Input{Command: "PRIVMSG", Target: r.a.channel, Text: "account 0 del"}))
-			if got := r.irc.said("Account alice@msim.test deleted"); len(got) != 1 {
-				t.Fatalf("account del answered %q", r.irc.lines)
-			}
-			toldOnceNotAgain(t, r, "as the account was deleted")
-		})
-	}
+	onUnsentNowRigs(t, func(t *testing.T, r *rig) {
+		accountZeroDel(t, r)
+		toldOnceNotAgain(t, r, "as the account was deleted")
+	})
 }
 
 // TestConfigChangeTellsUnsentNow: so too for an account the gateway's
@@ -118,46 +130,18 @@ func TestConfigChangeTellsUnsentNow(t *testing.T) {
 // of a batch (lines read together) are refused, each with a notice that
 // it was not sent, and none reaches MSIM.
 func TestHandOverBatchAfterEndRefuses(t *testing.T) {
-	r := newRig(t, nil)
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.okDial(cl)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
-	phone := newFakeIRC()
-	pat := attachNamed(r, phone, "phone")
-	at := r.s.cl.ats[0] // the connection handed over
-
-	// carol's session runs with no connection.
-	b := r.s.b
-	carol := User{Name: "carol", registered: true}
-	to := newSession(b, nil, carol, newUserMemory())
-	b.mu.Lock()
-	b.sessions[carol.Name] = to
-	b.memory[carol.Name] = to.mem
-	b.mu.Unlock()
-	toEnded := make(chan struct{})
-	to.run(func() { close(toEnded) })
-	t.Cleanup(func() { to.cancel(); <-toEnded })
-
+	h := newHandOverEndRig(t)
 	// The phone's two lines, read together, wait in the queue of the
 	// session, which another goroutine ends meanwhile.
-	pat.Messages([]ircd.Input{
+	h.pat.Messages([]ircd.Input{
 		{Command: "PRIVMSG", Target: "bob", Text: "first"},
 		{Command: "PRIVMSG", Target: "bob", Text: "second"},
 	})
-	r.s.cancel()
-	moved, err := r.s.handOver(at, to)
-	if !moved || err != nil {
-		t.Fatalf("handOver: moved %v, %v", moved, err)
+	h.endAndHandOver()
+	if got := h.phone.said("Message NOT sent: bob was not handled: your session ended first"); len(got) != 2 {
+		t.Errorf("told the phone %q; want two refusals", h.phone.lines)
 	}
-	r.s.workers.Wait()
-	if got := phone.said("Message NOT sent: bob was not handled: your session ended first"); len(got) != 2 {
-		t.Errorf("told the phone %q; want two refusals", phone.lines)
-	}
-	cl.mu.Lock()
-	sent := cl.sent
-	cl.mu.Unlock()
-	if len(sent) != 0 {
+	if sent := h.sentToMSIM(); len(sent) != 0 {
 		t.Errorf("handled after the session ended: sent to MSIM %q", sent)
 	}
 }

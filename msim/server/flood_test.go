@@ -192,6 +192,29 @@ func TestBMFloodDoesNotKick(t *testing.T) {
 	})
 }
 
+// countedFloodWaits serves a server whose flood control reads clock (it
+// stands still until advanced) and whose flood waits end at once, each
+// counted in waits, with the accounts alice and bob (bUID) made; no one
+// is logged in.
+func countedFloodWaits(t *testing.T) (addr string, bUID msim.UID, clock *fakeclock.Clock, waits *atomic.Int64) {
+	t.Helper()
+	srv, err := New(Config{}, NewMemStore(), testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock = fakeclock.New()
+	srv.now = clock.Now
+	waits = new(atomic.Int64)
+	srv.inflowWait = func(time.Duration, <-chan struct{}) bool {
+		waits.Add(1)
+		return true
+	}
+	addr = serve(t, srv)
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID = addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	return addr, bUID, clock, waits
+}
+
 // TestNormalBurstsPassWithoutFloodWait: IMs of the benchmark's size, sent
 // eight at a time as its gateway sends them, at more than the most one
 // session has carried in the benchmark, never wait for flood control, even
@@ -205,20 +228,7 @@ func TestNormalBurstsPassWithoutFloodWait(t *testing.T) {
 		imsPerSecond = 12000
 		seconds      = 2
 	)
-	srv, err := New(Config{}, NewMemStore(), testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := fakeclock.New()
-	srv.now = clock.Now
-	var waits atomic.Int64
-	srv.inflowWait = func(time.Duration, <-chan struct{}) bool {
-		waits.Add(1)
-		return true
-	}
-	addr := serve(t, srv)
-	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
-	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	addr, bUID, clock, waits := countedFloodWaits(t)
 	alice := login(t, addr, "alice@example.com", "Secret1")
 	bob := login(t, addr, "bob@example.com", "hunter2")
 
@@ -272,20 +282,7 @@ func TestFloodControlOutlastsTheWriteTimeout(t *testing.T) {
 // TestFloodControlSurvivesRelogin: the bucket is the account's: a new
 // login, which replaces the session, does not refill it; time does.
 func TestFloodControlSurvivesRelogin(t *testing.T) {
-	srv, err := New(Config{}, NewMemStore(), testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := fakeclock.New()
-	srv.now = clock.Now
-	var waits atomic.Int64
-	srv.inflowWait = func(time.Duration, <-chan struct{}) bool {
-		waits.Add(1)
-		return true
-	}
-	addr := serve(t, srv)
-	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
-	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	addr, bUID, clock, waits := countedFloodWaits(t)
 	bob := login(t, addr, "bob@example.com", "hunter2")
 	pad := strings.Repeat("x", 60<<10)
 	alice := login(t, addr, "alice@example.com", "Secret1")
