@@ -13,6 +13,9 @@ package guard
 import (
 	"errors"
 	"net"
+	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -30,7 +33,8 @@ func (RealClock) Now() time.Time { return time.Now() }
 var ErrRefused = errors.New("guard: too many attempts; try again later")
 
 // AddrKey is the key of a remote address: its IP, without the port (an IPv6
-// address counts by its /64, which one host usually owns whole).
+// address counts by its /64, which one host usually owns whole). The
+// limiters count an IPv6 /64 key against its /48 too (SiteFactor).
 func AddrKey(a net.Addr) string {
 	if a == nil {
 		return "addr:?"
@@ -43,4 +47,57 @@ func AddrKey(a net.Addr) string {
 		host = ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return "addr:" + host
+}
+
+// SiteFactor is how many times a per-address limit one IPv6 /48 may use
+// in all, across its /64s: the failure limiter's thresholds (Free,
+// RefuseAfter), a Quota's events and a ConnLimiter's per-key cap. Counting
+// each /64 alone, one /48 (a tunnel broker gives them away) is 65,536
+// addresses; counted by its /48, it is 8. A /48 is one site: a business
+// with a few subnets, or an ISP's pool of /56 customers; 8 lets a few of
+// its /64s use their whole limit at once before the /48 binds, and those
+// limits are far above one person's use. IPv4 keeps one key per address.
+const SiteFactor = 8
+
+// siteKey is the key of the /48 that holds the IPv6 /64 of AddrKey's key
+// ("addr:2001:db8:1::/48"), or "" for any other key.
+func siteKey(key string) string {
+	s, ok := strings.CutPrefix(key, "addr:")
+	if !ok {
+		return ""
+	}
+	if s, ok = strings.CutSuffix(s, "/64"); !ok {
+		return ""
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ""
+	}
+	p, _ := a.Prefix(48)
+	return "addr:" + p.String()
+}
+
+// isSiteKey reports whether key is a siteKey: its limits are SiteFactor
+// times the others'.
+func isSiteKey(key string) bool {
+	return strings.HasPrefix(key, "addr:") && strings.HasSuffix(key, "/48")
+}
+
+// withSites returns keys and, after them, the siteKey of each that has one
+// (once each); keys itself is not changed.
+func withSites(keys []string) []string {
+	out := keys
+	copied := false
+	for _, k := range keys {
+		s := siteKey(k)
+		if s == "" || slices.Contains(out, s) {
+			continue
+		}
+		if !copied {
+			out = append(make([]string, 0, 2*len(keys)), keys...)
+			copied = true
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -26,11 +26,13 @@ func NewQuota(n int, window time.Duration, clock Clock) *Quota {
 }
 
 // Allow records an event for key and reports whether it fits the quota; an
-// event that does not fit is not recorded.
+// event that does not fit is not recorded. An IPv6 /64 key (AddrKey) must
+// fit its /48's quota too, SiteFactor times n, and is recorded there.
 func (q *Quota) Allow(key string) bool {
 	if q.n <= 0 {
 		return true
 	}
+	site := siteKey(key)
 	now := q.clock.Now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -38,14 +40,28 @@ func (q *Quota) Allow(key string) bool {
 	if len(ts) >= q.n {
 		return false
 	}
-	if len(q.keys) >= q.maxKeys {
+	var sts []time.Time
+	if site != "" {
+		if sts = q.live(site, now); len(sts) >= SiteFactor*q.n {
+			return false
+		}
+	}
+	q.record(key, ts, now)
+	if site != "" {
+		q.record(site, sts, now)
+	}
+	return true
+}
+
+// record stores ts and now as key's events. Caller holds q.mu.
+func (q *Quota) record(key string, ts []time.Time, now time.Time) {
+	if _, ok := q.keys[key]; !ok && len(q.keys) >= q.maxKeys {
 		for k := range q.keys { // drop any one key: the table stays bounded
 			delete(q.keys, k)
 			break
 		}
 	}
 	q.keys[key] = append(ts, now)
-	return true
 }
 
 // live returns key's events within the window. Caller holds q.mu.
