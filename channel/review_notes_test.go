@@ -125,7 +125,7 @@ func manyLongNotes(t *testing.T, at string) {
 	const sendQ = 4096 // ircd's default
 	r := newRig(t, func(c *Config) { c.AlwaysOn = true })
 	st := sqliteStore(t)
-	mem := storedMemory(t, r, st)
+	storedMemory(t, r, st) // the user's row, for the notes below
 	ctx := context.Background()
 	var want []string
 	for i := range 1000 { // store.MaxNotes
@@ -135,10 +135,7 @@ func manyLongNotes(t *testing.T, at string) {
 		}
 		want = append(want, n)
 	}
-	mem, err := loadUserMemory(st, r.s.user, quietLog(), true) // with the notes
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem := storedMemory(t, r, st) // with the notes
 	c := &sendqIRC{fakeIRC: newFakeIRC(), bound: sendQ}
 	switch at {
 	case "start":

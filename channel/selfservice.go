@@ -238,18 +238,8 @@ func (s *session) checkGuess(r replyCtx, d *storeDirectory, name, password strin
 	s.busy = true
 	s.spawn(func() func() {
 		// The per-user counts may be in the store: asked off the
-		// session's goroutine. A user with failures takes at most
-		// guard.MaxInFlight guesses at once (from every session and
-		// IRC login together); one more is told to try again, neither
-		// checked nor counted.
-		wu, end, err := s.b.failUser.Begin(user)
-		if err != nil {
-			return func() {
-				s.busy = false
-				s.reply(r, "Too many password attempts for %s are under way; try again later.", name)
-			}
-		}
-		defer end() // however the attempt ends: a cancel, a panic
+		// session's goroutine.
+		wu, _ := s.b.failUser.Check(user)
 		if wait := max(wa, wu); wait > 0 {
 			t := time.NewTimer(wait)
 			select {

@@ -146,34 +146,26 @@ func withoutClient(name string) string {
 }
 
 // before waits the delay that earlier failures of k call for, bounded by
-// ctx, and begins the attempt at k's account: done ends it, once the
-// password is checked and the result counted (done is never nil and safe
-// to call more than once: defer it). It returns guard.ErrRefused while k's
-// address is refused, or while guard.MaxInFlight attempts at the account,
-// which has failures, are under way (guard.ErrBusy); the backend is then
-// not asked and nothing is counted. Or ctx's error. An attempt that gives
-// no password (guess false) guesses none of the account's: only its
-// address's delay applies, and the account's failures, which may be in a
-// store, are not asked for.
-func (g *guesses) before(ctx context.Context, k guessKeys, guess bool) (done func(), err error) {
-	done = func() {}
+// ctx. It returns guard.ErrRefused while k's address is refused (the backend
+// is then not asked), or ctx's error. An attempt that gives no password
+// (guess false) guesses none of the account's: only its address's delay
+// applies, and the account's failures, which may be in a store, are not
+// asked for.
+func (g *guesses) before(ctx context.Context, k guessKeys, guess bool) error {
 	wa, err := g.addr.Check(k.addr)
 	if err != nil {
-		return done, err
+		return err
 	}
 	var wb time.Duration
 	if guess {
-		if wb, done, err = g.account.Begin(k.account); err != nil {
-			return func() {}, err
+		if wb, err = g.account.Check(k.account); err != nil {
+			return err
 		}
 	}
 	if w := max(wa, wb); w > 0 {
-		if err := g.sleep(ctx, w); err != nil {
-			done()
-			return done, err
-		}
+		return g.sleep(ctx, w)
 	}
-	return done, nil
+	return nil
 }
 
 // failed counts a failed login against its address and, if it gave a
@@ -228,10 +220,7 @@ const maxRefusing = 64
 
 func (s *Server) refuse(nc net.Conn, cerr *guard.ConnLimitError) {
 	text := "Too many connections to this server"
-	switch {
-	case cerr.Site:
-		text = "Too many connections from your network"
-	case cerr.PerKey:
+	if cerr.PerKey {
 		text = "Too many connections from your address"
 	}
 	c := &s.conns

@@ -133,9 +133,7 @@ func (c *Client) connect(reg Registration) {
 	var h Handler
 	var err error
 	if reg.Account == "" { // SASL already waited and checked
-		var done func()
-		done, err = g.before(c.ctx, keys, guess)
-		defer done() // the attempt at the account ends with connect
+		err = g.before(c.ctx, keys, guess)
 	}
 	switch {
 	case errors.Is(err, guard.ErrRefused):
@@ -499,9 +497,7 @@ func cmdAuthenticate(c *Client, m *irc.Message) *ircError {
 func (c *Client) authenticate(account, password string) {
 	keys := keysFor(c.remote, withoutClient(account)) // as accountOf: alice/phone is alice
 	g := c.srv.guesses
-	done, err := g.before(c.ctx, keys, true)
-	defer done() // the attempt at the account ends with authenticate
-	if err != nil {
+	if err := g.before(c.ctx, keys, true); err != nil {
 		if errors.Is(err, guard.ErrRefused) {
 			c.mu.Lock()
 			c.numeric(irc.ERR_SASLFAIL, "SASL authentication failed")
@@ -510,7 +506,7 @@ func (c *Client) authenticate(account, password string) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, authTimeout)
-	err = c.srv.backend.Authenticate(ctx, account, password)
+	err := c.srv.backend.Authenticate(ctx, account, password)
 	cancel()
 	if err != nil {
 		g.failed(c.logger().WithField("account", account), keys, true)

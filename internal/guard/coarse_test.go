@@ -63,49 +63,6 @@ func TestQuotaCoarseIPv6(t *testing.T) {
 	}
 }
 
-// TestFailureLimiterCoarseIPv6: failures from many /64s of one /48 slow
-// and then refuse the whole /48 at SiteFactor times the per-address
-// thresholds; another /48, and IPv4, are untouched.
-func TestFailureLimiterCoarseIPv6(t *testing.T) {
-	clk := fakeclock.New()
-	l := NewFailureLimiter(FailureConfig{Free: 3, Delay: time.Second, MaxDelay: 30 * time.Second, RefuseAfter: 20, RefuseFor: 15 * time.Minute, Clock: clk})
-	// Each /64 fails twice: never slowed on its own.
-	fails := 0
-	for sub := 0; fails < SiteFactor*20; sub++ {
-		k := AddrKey(v6("2001:db8:1", sub))
-		for range 2 {
-			if _, err := l.Check(k); err != nil {
-				t.Fatalf("failure %d (subnet %d): refused before the /48's threshold", fails+1, sub)
-			}
-			l.Fail(k)
-			fails++
-		}
-	}
-	_, err := l.Check(AddrKey(v6("2001:db8:1", 9999)))
-	t.Logf("after %d failures from %d /64s of one /48, a fresh /64 of it: %v", fails, fails/2, err)
-	if !errors.Is(err, ErrRefused) {
-		t.Errorf("a fresh /64 of the /48: got %v, want ErrRefused", err)
-	}
-	if d := mustCheck(t, l, AddrKey(v6("2001:db8:2", 1))); d != 0 {
-		t.Errorf("another /48: got delay %v, want 0", d)
-	}
-	if d := mustCheck(t, l, AddrKey(&net.TCPAddr{IP: net.IPv4(10, 0, 0, 1)})); d != 0 {
-		t.Errorf("IPv4: got delay %v, want 0", d)
-	}
-	// The /48's delay starts at SiteFactor times Free.
-	l2 := NewFailureLimiter(FailureConfig{Free: 3, Delay: time.Second, MaxDelay: 30 * time.Second, RefuseAfter: 20, Clock: clk})
-	for sub := range SiteFactor*3 - 1 {
-		l2.Fail(AddrKey(v6("2001:db8:3", sub)))
-	}
-	if d := mustCheck(t, l2, AddrKey(v6("2001:db8:3", 500))); d != 0 {
-		t.Errorf("one failure short of the /48's Free: got delay %v, want 0", d)
-	}
-	l2.Fail(AddrKey(v6("2001:db8:3", 501)))
-	if d := mustCheck(t, l2, AddrKey(v6("2001:db8:3", 502))); d != time.Second {
-		t.Errorf("at the /48's Free: got delay %v, want 1s", d)
-	}
-}
-
 // TestConnLimiterCoarseIPv6: connections from many /64s of one /48 stop
 // at SiteFactor times the per-address cap.
 func TestConnLimiterCoarseIPv6(t *testing.T) {

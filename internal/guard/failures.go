@@ -79,13 +79,8 @@ func (c FailureConfig) withDefaults() FailureConfig {
 }
 
 // FailureLimiter counts failed attempts per key. The caller asks Check
-// (or Begin, which also bounds the attempts under way at once) before
-// verifying a password, waits the delay it gives (bounded by its
+// before verifying a password, waits the delay it gives (bounded by its
 // context), verifies, then reports Fail or Succeed.
-//
-// An IPv6 /64 key (AddrKey) is counted against its /48 too, whose
-// thresholds (Free, RefuseAfter) are SiteFactor times the others': Check
-// and Fail take the /48 along; Succeed forgets the keys it is given only.
 type FailureLimiter struct {
 	cfg  FailureConfig
 	mu   sync.Mutex
@@ -101,32 +96,7 @@ type FailureLimiter struct {
 	// asking holds the keys a Check is asking Shared about now: a
 	// failure seen meanwhile keeps the answer from marking them clean.
 	asking map[string]*asking
-	// inflight counts the attempts under way per key (Begin, until done).
-	inflight map[string]int
 }
-
-// MaxInFlight is how many attempts (Begin) at one key that has failures
-// may be under way at once. The delay alone does not bound guessing:
-// attempts begun together all wait it, then all verify, so thousands of
-// connections would be thousands of guesses a delay. With 2, guessing at
-// an account goes at most 2 guesses a delay (5 s at most on accounts),
-// and its owner, at worst, is told to try again: never refused for good,
-// never slower than one delay once a slot is free. Not 1, so that one
-// slow attempt does not hold every other up.
-const MaxInFlight = 2
-
-// ErrBusy refuses an attempt (Begin) while MaxInFlight attempts at its key
-// are under way and the key has failures. It is ErrRefused too
-// (errors.Is). The attempt is not counted, and its password must not be
-// checked: the caller answers "try again later".
-var ErrBusy error = busyError{}
-
-type busyError struct{}
-
-func (busyError) Error() string {
-	return "guard: too many attempts under way; try again later"
-}
-func (busyError) Unwrap() error { return ErrRefused }
 
 type asking struct {
 	n      int  // the Checks asking
@@ -142,7 +112,7 @@ type failures struct {
 // NewFailureLimiter returns a limiter with cfg (zero fields: defaults).
 func NewFailureLimiter(cfg FailureConfig) *FailureLimiter {
 	return &FailureLimiter{cfg: cfg.withDefaults(), keys: map[string]*failures{}, clean: map[uint64]struct{}{},
-		seed: maphash.MakeSeed(), asking: map[string]*asking{}, inflight: map[string]int{}}
+		seed: maphash.MakeSeed(), asking: map[string]*asking{}}
 }
 
 // cleanKey is key's place in clean. Two keys of one hash share a mark: a
@@ -161,25 +131,8 @@ func (l *FailureLimiter) entry(key string, now time.Time) *failures {
 	return f
 }
 
-// free is Free for key: SiteFactor times it for a /48.
-func (l *FailureLimiter) free(key string) int {
-	if isSiteKey(key) {
-		return SiteFactor * l.cfg.Free
-	}
-	return l.cfg.Free
-}
-
-// refuseAfter is RefuseAfter for key: SiteFactor times it for a /48.
-func (l *FailureLimiter) refuseAfter(key string) int {
-	if isSiteKey(key) && l.cfg.RefuseAfter > 0 {
-		return SiteFactor * l.cfg.RefuseAfter
-	}
-	return l.cfg.RefuseAfter
-}
-
-// delayFor is the delay after n failures of a key whose Free is free.
-func (l *FailureLimiter) delayFor(n, free int) time.Duration {
-	over := n - free + 1
+func (l *FailureLimiter) delayFor(n int) time.Duration {
+	over := n - l.cfg.Free + 1
 	if over <= 0 {
 		return 0
 	}
@@ -193,27 +146,6 @@ func (l *FailureLimiter) delayFor(n, free int) time.Duration {
 // Check returns the delay to wait before verifying an attempt for keys (the
 // largest any key asks), or ErrRefused while a key is refused.
 func (l *FailureLimiter) Check(keys ...string) (time.Duration, error) {
-	return l.check(withSites(keys), "")
-}
-
-// Begin is Check for one attempt at key, which stays under way until done
-// is called: after the delay, the verification and its Fail or Succeed
-// (done is safe to call more than once; defer it, so that a panic or a
-// cancel ends the attempt too). While key has failures, at most
-// MaxInFlight attempts at it are under way at once, and one more gets
-// ErrBusy: not counted, and not to be verified. A key without failures is
-// not bounded, so that its owner may log in from several clients at once.
-func (l *FailureLimiter) Begin(key string) (wait time.Duration, done func(), err error) {
-	if wait, err = l.check(withSites([]string{key}), key); err != nil {
-		return 0, nil, err
-	}
-	var once sync.Once
-	return wait, func() { once.Do(func() { l.end(key) }) }, nil
-}
-
-// check is Check of keys (their sites included) and, for begin (one of
-// them; "" for none), Begin.
-func (l *FailureLimiter) check(keys []string, begin string) (time.Duration, error) {
 	now := l.cfg.Clock.Now()
 	l.startAsking(keys)
 	shared := l.sharedCounts(keys, now, false)
@@ -223,7 +155,6 @@ func (l *FailureLimiter) check(keys []string, begin string) (time.Duration, erro
 		l.answered(k, shared[i] == 0)
 	}
 	var wait time.Duration
-	failed := false
 	for i, k := range keys {
 		n := shared[i]
 		if f := l.entry(k, now); f != nil {
@@ -234,33 +165,9 @@ func (l *FailureLimiter) check(keys []string, begin string) (time.Duration, erro
 				n = f.n
 			}
 		}
-		n = max(n, 0)
-		failed = failed || (k == begin && n > 0)
-		wait = max(wait, l.delayFor(n, l.free(k)))
-	}
-	if begin != "" {
-		if failed && l.inflight[begin] >= MaxInFlight {
-			return 0, ErrBusy
-		}
-		l.inflight[begin]++
+		wait = max(wait, l.delayFor(max(n, 0)))
 	}
 	return wait, nil
-}
-
-// end ends an attempt at key that Begin let in.
-func (l *FailureLimiter) end(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.inflight[key]--; l.inflight[key] <= 0 {
-		delete(l.inflight, key)
-	}
-}
-
-// inFlight is the number of attempts at key under way.
-func (l *FailureLimiter) inFlight(key string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.inflight[key]
 }
 
 // sharedCounts asks Shared for each key's count, counting a failure first
@@ -298,11 +205,9 @@ type Outcome struct {
 	Slowed, Refused bool
 }
 
-// Fail records a failed attempt for every key (and the /48 of an IPv6 /64
-// key) and returns the keys whose state changed (started being slowed or
-// refused).
+// Fail records a failed attempt for every key and returns the keys whose
+// state changed (started being slowed or refused).
 func (l *FailureLimiter) Fail(keys ...string) []Outcome {
-	keys = withSites(keys)
 	now := l.cfg.Clock.Now()
 	shared := l.sharedCounts(keys, now, true)
 	l.mu.Lock()
@@ -324,13 +229,12 @@ func (l *FailureLimiter) Fail(keys ...string) []Outcome {
 		}
 		f.last = now
 		o := Outcome{Key: k, Failures: f.n}
-		free, refuseAfter := l.free(k), l.refuseAfter(k)
-		if f.n == free {
+		if f.n == l.cfg.Free {
 			o.Slowed = true
 		}
-		if refuseAfter > 0 && f.n >= refuseAfter && !now.Before(f.refusedUntil) {
+		if l.cfg.RefuseAfter > 0 && f.n >= l.cfg.RefuseAfter && !now.Before(f.refusedUntil) {
 			f.refusedUntil = now.Add(l.cfg.RefuseFor)
-			f.n = free // after the refusal, guessing starts slowed
+			f.n = l.cfg.Free // after the refusal, guessing starts slowed
 			o.Refused = true
 		}
 		if o.Slowed || o.Refused {

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 )
@@ -75,29 +74,4 @@ func siteKey(key string) string {
 	}
 	p, _ := a.Prefix(48)
 	return "addr:" + p.String()
-}
-
-// isSiteKey reports whether key is a siteKey: its limits are SiteFactor
-// times the others'.
-func isSiteKey(key string) bool {
-	return strings.HasPrefix(key, "addr:") && strings.HasSuffix(key, "/48")
-}
-
-// withSites returns keys and, after them, the siteKey of each that has one
-// (once each); keys itself is not changed.
-func withSites(keys []string) []string {
-	out := keys
-	copied := false
-	for _, k := range keys {
-		s := siteKey(k)
-		if s == "" || slices.Contains(out, s) {
-			continue
-		}
-		if !copied {
-			out = append(make([]string, 0, 2*len(keys)), keys...)
-			copied = true
-		}
-		out = append(out, s)
-	}
-	return out
 }

@@ -41,7 +41,6 @@ const ErrCodeRefused = 4354
 const (
 	textBadLogin     = "The e-mail address or password is incorrect."
 	textLoginsLater  = "Too many failed logins from your address; try again later."
-	textLoginsBusy   = "Too many logins to this account at once; try again later."
 	textSenderFull   = "Message not stored: you have too much waiting for user "
 	textRefusedConns = "The server refused the connection: "
 )
@@ -190,31 +189,22 @@ func (s *Server) refuseConn(nc net.Conn, err error) {
 	nc.Close()
 }
 
-// loginBegin asks the failed-login limiters about an attempt: the delay to
-// wait before verifying it, or guard.ErrRefused (guard.ErrBusy while
-// guard.MaxInFlight logins to an account with failures are under way).
-// The attempt is under way at its account until done is called (safe to
-// call more than once; returned, as a no-op, with an error too).
-func (s *Server) loginBegin(addrKey, acctKey string) (wait time.Duration, done func(), err error) {
+// loginWait asks the failed-login limiters about an attempt: the delay to
+// wait before verifying it, or guard.ErrRefused.
+func (s *Server) loginWait(addrKey, acctKey string) (time.Duration, error) {
+	var wait time.Duration
 	if addrKey != "" {
-		if wait, err = s.logins.Check(addrKey); err != nil {
-			return 0, func() {}, err
+		w, err := s.logins.Check(addrKey)
+		if err != nil {
+			return 0, err
 		}
+		wait = w
 	}
-	w, done, err := s.accounts.Begin(acctKey)
+	w, err := s.accounts.Check(acctKey)
 	if err != nil {
-		return 0, func() {}, err
+		return 0, err
 	}
-	return max(wait, w), done, nil
-}
-
-// loginRefusal is the text of a login loginBegin refused: "try again
-// later", for the address or for the account's logins under way.
-func loginRefusal(err error) string {
-	if errors.Is(err, guard.ErrBusy) {
-		return textLoginsBusy
-	}
-	return textLoginsLater
+	return max(wait, w), nil
 }
 
 // loginFailed records a failed login and logs one line for each key whose

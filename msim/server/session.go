@@ -814,19 +814,14 @@ func (s *session) login(m *msim.Message) bool {
 	log := s.logger().WithField("email", email)
 	srv := s.srv
 	addrKey, acctKey := srv.addrKey(s.nc.RemoteAddr()), accountKey(email)
-	wait, done, err := srv.loginBegin(addrKey, acctKey)
-	defer done() // the attempt ends however login does; done is called sooner below
+	wait, err := srv.loginWait(addrKey, acctKey)
 	if err != nil {
-		// Refused without looking at the password or counting a failure:
-		// the address is refused (the burst was logged when the refusal
-		// began), or logins to the account, which has failures, are
-		// under way (unknown addresses have failures as accounts do, so
-		// this tells nothing of what exists). Not err 260: clients take
-		// that for a wrong password and stop trying, where this refusal
-		// ends.
-		log.WithError(err).Debug("login refused: too many failed logins from this address, or logins to this account under way")
+		// Refused without looking at the password; the burst was logged
+		// when the refusal began. Not err 260: clients take that for a
+		// wrong password and stop trying, where this refusal ends.
+		log.WithError(err).Debug("login refused: too many failed logins from this address")
 		srv.metrics.login(ErrCodeRefused)
-		s.fatal(ErrCodeRefused, loginRefusal(err))
+		s.fatal(ErrCodeRefused, textLoginsLater)
 		return false
 	}
 	if wait > 0 {
@@ -857,13 +852,11 @@ func (s *session) login(m *msim.Message) bool {
 			log.Info("login refused: unknown e-mail address")
 		}
 		srv.loginFailed(log, addrKey, acctKey)
-		done()
 		srv.metrics.login(msim.ErrCodeBadPassword)
 		s.fatal(msim.ErrCodeBadPassword, textBadLogin)
 		return false
 	}
 	srv.loginSucceeded(acctKey)
-	done()
 	contacts, err := s.srv.store.Contacts(acct.UID)
 	if err != nil {
 		log.WithError(err).Error("login: contacts")
