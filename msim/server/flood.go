@@ -54,18 +54,12 @@ type inflow struct {
 	refs  int       // sessions holding it (floodControl.mu)
 }
 
-// charge takes n bytes and returns how long the reader must wait before
-// it handles them: 0 unless that leaves the bucket in debt. It reads the
-// clock (now) only when what is left since the last refill does not pay
-// for n: the bucket then refills for all the time since, capped at
-// inflowBurst, so that no more passes in any span than inflowBurst and
-// inflowRate for the span allow.
-func (f *inflow) charge(now func() time.Time, n int) time.Duration {
+// charge takes n bytes at now and returns how long the reader must wait
+// before it handles them: 0 unless that leaves the bucket in debt.
+func (f *inflow) charge(now time.Time, n int) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.at.IsZero() || f.avail < float64(n) {
-		f.refill(now())
-	}
+	f.refill(now)
 	f.avail -= float64(n)
 	if f.avail >= 0 {
 		return 0
@@ -149,7 +143,7 @@ func (s *session) throttle(m *msim.Message) bool {
 	if s.in == nil {
 		return true
 	}
-	d := s.in.charge(s.srv.now, wireSize(m))
+	d := s.in.charge(s.srv.now(), wireSize(m))
 	if d <= 0 {
 		return true
 	}
