@@ -220,7 +220,10 @@ const maxRefusing = 64
 
 func (s *Server) refuse(nc net.Conn, cerr *guard.ConnLimitError) {
 	text := "Too many connections to this server"
-	if cerr.PerKey {
+	switch {
+	case cerr.Site:
+		text = "Too many connections from your network"
+	case cerr.PerKey:
 		text = "Too many connections from your address"
 	}
 	c := &s.conns

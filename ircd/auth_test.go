@@ -1,8 +1,10 @@
 package ircd
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -537,4 +539,23 @@ func TestNoPasswordRefusalsDoNotSlowTheAccount(t *testing.T) {
 	if !slices.Equal(got, wantLogs) {
 		t.Fatalf("got log lines %q, want %q", got, wantLogs)
 	}
+}
+
+// TestRefusalNamesTheNetwork: a connection refused by the cap of its IPv6
+// /48 (guard's SiteFactor) is told the network's cap, not its address's.
+func TestRefusalNamesTheNetwork(t *testing.T) {
+	t.Parallel()
+	log, _ := testLog()
+	s := NewServer(testConfig(), newBackend(), log)
+	server, client := net.Pipe()
+	defer client.Close()
+	s.refuse(server, &guard.ConnLimitError{PerKey: true, Site: true, Limit: 256})
+	line, err := bufio.NewReader(client).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(line, "(Too many connections from your network)") {
+		t.Errorf("got %q, want the network's cap named", line)
+	}
+	s.wg.Wait()
 }
