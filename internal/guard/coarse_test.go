@@ -102,3 +102,18 @@ func TestConnLimiterCoarseIPv6(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotaFullTableKeepsTheEventJustRecorded: when the table is full, the
+// /48's record makes room by dropping another key, never the /64's whose
+// event it records with: that /64 would lose its count and pass its quota.
+func TestQuotaFullTableKeepsTheEventJustRecorded(t *testing.T) {
+	q := NewQuota(1, time.Hour, fakeclock.New())
+	q.maxKeys = 1
+	k := AddrKey(v6("2001:db8:1", 7))
+	if !q.Allow(k) {
+		t.Fatal("the first event refused")
+	}
+	if q.Allow(k) {
+		t.Error("a second event of a /64 whose quota is 1 allowed: its count was dropped to make room for its /48's")
+	}
+}

@@ -46,19 +46,23 @@ func (q *Quota) Allow(key string) bool {
 			return false
 		}
 	}
-	q.record(key, ts, now)
+	q.record(key, ts, now, "")
 	if site != "" {
-		q.record(site, sts, now)
+		q.record(site, sts, now, key) // not at the cost of the event just recorded
 	}
 	return true
 }
 
-// record stores ts and now as key's events. Caller holds q.mu.
-func (q *Quota) record(key string, ts []time.Time, now time.Time) {
+// record stores ts and now as key's events, dropping any one key but keep
+// to make room when the table is full: it stays bounded (by one more than
+// maxKeys at most). Caller holds q.mu.
+func (q *Quota) record(key string, ts []time.Time, now time.Time, keep string) {
 	if _, ok := q.keys[key]; !ok && len(q.keys) >= q.maxKeys {
-		for k := range q.keys { // drop any one key: the table stays bounded
-			delete(q.keys, k)
-			break
+		for k := range q.keys {
+			if k != keep {
+				delete(q.keys, k)
+				break
+			}
 		}
 	}
 	q.keys[key] = append(ts, now)
