@@ -111,7 +111,16 @@ func TestNameClashesOfAnEarlierBuildsSaveAfterAnAccountLeftTheFile(t *testing.T)
 	if len(got) != 0 {
 		t.Errorf("got clashes %q, want none: old's entry is the configuration's own save, holding an account its [[user]] listed before", got)
 	}
-	state, err := st.LoadUser(ctx, "old")
+	if emails, want := storedEmails(t, st, "old"), []string{"a@example.com", "b@example.com"}; !slices.Equal(emails, want) {
+		t.Errorf("old's stored accounts: %q, want %q (an earlier build never removed one: the case this test is about)", emails, want)
+	}
+}
+
+// storedEmails is the e-mails of the MSIM accounts st holds for the user
+// name, sorted.
+func storedEmails(t *testing.T, st store.Store, name string) []string {
+	t.Helper()
+	state, err := st.LoadUser(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +129,5 @@ func TestNameClashesOfAnEarlierBuildsSaveAfterAnAccountLeftTheFile(t *testing.T)
 		emails = append(emails, a.Email)
 	}
 	slices.Sort(emails)
-	if want := []string{"a@example.com", "b@example.com"}; !slices.Equal(emails, want) {
-		t.Errorf("old's stored accounts: %q, want %q (an earlier build never removed one: the case this test is about)", emails, want)
-	}
+	return emails
 }

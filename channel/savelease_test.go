@@ -74,19 +74,7 @@ func TestSaveUsersKeepsAccountsAnotherInstanceServes(t *testing.T) {
 			if err := channel.SaveUsers(ctx, st, next, o2); err != nil {
 				t.Fatal(err)
 			}
-			accounts := func() []string {
-				t.Helper()
-				state, err := st.LoadUser(ctx, "dave")
-				if err != nil {
-					t.Fatal(err)
-				}
-				var emails []string
-				for _, as := range state.Accounts {
-					emails = append(emails, as.Email)
-				}
-				slices.Sort(emails)
-				return emails
-			}
+			accounts := func() []string { return storedEmails(t, st, "dave") }
 			if got := accounts(); !slices.Equal(got, []string{"dave-work@example.com", "dave@example.com"}) {
 				t.Errorf("dave served by gw-1: accounts %v, want dave-work@example.com kept", got)
 			}

@@ -2,11 +2,9 @@ package channel
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/msimircd/msimircd/ircd"
-	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -34,15 +32,7 @@ func unsentNowRig(t *testing.T, stored bool) *rig {
 		}
 		r.s.mem = mem
 	}
-	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-	r.okDial(cl)
-	r.s.start()
-	r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
-	cl.mu.Lock() // taken as the account closes
-	cl.events = append(cl.events, msim.DisconnectedEvent{Reason: msim.DisconnectClosed, Err: errors.New("closed"),
-		Unsent: []msim.OutgoingIM{{To: 7, Text: "typed one"}}})
-	cl.mu.Unlock()
-	return r
+	return logInWithUnsent(r)
 }
 
 // onUnsentNowRigs runs f on an unsentNowRig in a subtest for each place

@@ -64,14 +64,7 @@ func TestUnsentNoteSaysWhyTheLinkClosed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, nil)
 			mem := r.s.mem
-			cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
-			r.okDial(cl)
-			r.s.start()
-			r.stepUntil("logged in", func() bool { return r.a.state == linkUp })
-			cl.mu.Lock() // taken as the account closes
-			cl.events = append(cl.events, msim.DisconnectedEvent{Reason: msim.DisconnectClosed, Err: errors.New("closed"),
-				Unsent: []msim.OutgoingIM{{To: 7, Text: "typed one"}}})
-			cl.mu.Unlock()
+			logInWithUnsent(r)
 			tc.close(t, r)
 			told := r.irc.said("Not sent to bob")
 			for _, n := range mem.takeNotes() { // kept for the next connection
@@ -91,7 +84,14 @@ func TestUnsentNoteSaysWhyTheLinkClosed(t *testing.T) {
 // has an IM the user typed that it never sent, told as the account closes.
 func unsentRig(t *testing.T) *rig {
 	t.Helper()
-	r := newRig(t, nil)
+	return logInWithUnsent(newRig(t, nil))
+}
+
+// logInWithUnsent logs r's session in with bob (uid 7) online and gives its
+// MSIM client an IM the user typed that it never sent, told as the account
+// closes.
+func logInWithUnsent(r *rig) *rig {
+	r.t.Helper()
 	cl := &fakeMSIM{buddies: []msim.Contact{{UID: 7, UserName: "bob", Status: msim.StatusOnline}}}
 	r.okDial(cl)
 	r.s.start()

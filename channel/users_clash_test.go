@@ -54,16 +54,7 @@ func keepsAlice(t *testing.T, st store.Store, hash string) {
 	if err := store.CheckPassword(su.PasswordHash, "alice-pw"); err != nil {
 		t.Errorf("alice's own password no longer opens her entry: %v", err)
 	}
-	state, err := st.LoadUser(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var emails []string
-	for _, a := range state.Accounts {
-		emails = append(emails, a.Email)
-	}
-	slices.Sort(emails)
-	if want := []string{"a@x.example", "b@x.example"}; !slices.Equal(emails, want) {
+	if emails, want := storedEmails(t, st, "alice"), []string{"a@x.example", "b@x.example"}; !slices.Equal(emails, want) {
 		t.Errorf("alice's stored accounts: %q, want %q", emails, want)
 	}
 	held, err := st.HeldIMs(ctx, "alice", "b@x.example")
