@@ -424,7 +424,7 @@ func (s *session) pumpOut() {
 // client's attach, gives them). Not while IMs held are being given
 // (giving): the pumpOut their enqueue calls would give them again.
 func (s *session) giveHeldPast() {
-	if s.out.giving {
+	if len(s.out.heldPast) == 0 || s.out.giving { // nearly always: nothing to give
 		return
 	}
 	s.out.giving = true
@@ -443,10 +443,6 @@ func (s *session) giveHeldPast() {
 // giveHeld gives the clients the IMs held for a, as its login and a
 // client's attach do, then what a flood held meanwhile (giveHeldPast).
 func (s *session) giveHeld(a *account) {
-	if s.out.giving { // (not reached: only giveHeldPast gives while giving)
-		s.giveHeldOf(a)
-		return
-	}
 	s.out.giving = true
 	s.giveHeldOf(a)
 	s.out.giving = false
@@ -573,7 +569,7 @@ func (s *session) holdOutbox() {
 			s.log.WithField("account", it.bd.a.cfg.Email).Errorf("an IM the IRC client did not receive cannot be held: %d are held already (the user is told)", maxHeld)
 		}
 	}
-	s.out.q, s.out.head, s.out.fullTold, s.out.heldPast = nil, 0, nil, nil
+	s.out.reset()
 	s.waitSent()
 }
 
@@ -604,7 +600,7 @@ func (s *session) leaveOutbox(r replyCtx, old User) {
 			}
 		}
 	}
-	s.out.q, s.out.head, s.out.fullTold, s.out.heldPast = nil, 0, nil, nil
+	s.out.reset()
 }
 
 // dropOutbox empties the outbox as a drop leaves the deleted user: what
@@ -629,7 +625,7 @@ func (s *session) dropOutbox(r replyCtx) {
 		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Target: r.target,
 			Text: fmt.Sprintf("%s from %s to %s is lost: your IRC client had not shown it when your registration was dropped, and a dropped registration keeps nothing.", lostWhat(it.ev), it.bd.nick, email)})
 	}
-	s.out.q, s.out.head, s.out.fullTold, s.out.heldPast = nil, 0, nil, nil
+	s.out.reset()
 }
 
 // lostWhat names an IM or zap told lost, with its text.
@@ -646,3 +642,7 @@ func lostWhat(ev msim.Event) string {
 	}
 	return "A message"
 }
+
+// reset empties the outbox and forgets what a flood past its bound left to
+// tell and to give.
+func (o *outbox) reset() { o.q, o.head, o.fullTold, o.heldPast = nil, 0, nil, nil }
