@@ -25,7 +25,7 @@ import (
 // with its queue holding SendQ of the largest messages. Now a recipient
 // whose link carries inflowRate keeps up with any one sender, and one
 // that reads nothing is dropped by its write timeout before one sender's
-// largest messages fill its queue (TestFloodControlOutlastsTheWriteTimeout).
+// largest messages fill its queue (TestFloodBudgetWithinSendQ).
 // Against a recipient slower than that, or several senders at once, the
 // queue's bound and the write timeout stay what they were.
 //
