@@ -49,8 +49,9 @@ func AddrKey(a net.Addr) string {
 }
 
 // SiteFactor is how many times a per-address limit one IPv6 /48 may use
-// in all, across its /64s: the failure limiter's thresholds (Free,
-// RefuseAfter), a Quota's events and a ConnLimiter's per-key cap. Counting
+// in all, across its /64s: a Quota's events and a ConnLimiter's per-key
+// cap (the failure limiter counts each /64 alone: a /48's threshold would
+// let a few of its /64s have the whole /48 refused). Counting
 // each /64 alone, one /48 (a tunnel broker gives them away) is 65,536
 // addresses; counted by its /48, it is 8. A /48 is one site: a business
 // with a few subnets, or an ISP's pool of /56 customers; 8 lets a few of
