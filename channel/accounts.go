@@ -3,8 +3,10 @@
 package channel
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -211,7 +213,7 @@ func (s *session) accountDel(r replyCtx, a *account) {
 	}
 	s.failQueue(a, "the account was deleted")
 	email := a.cfg.Email
-	late := s.takeDeleted(a, deletedAs)
+	late := s.takeDeleted(a)
 	s.removeAccount(a, "", deletedAs)
 	s.mem.forgetAccount(email)
 	if r.a == a {
@@ -219,15 +221,11 @@ func (s *session) accountDel(r replyCtx, a *account) {
 	}
 	s.reply(r, "Account %s deleted, with everything kept for it.", email)
 	for _, l := range late {
-		if len(s.cl.ats) == 0 {
-			s.mem.note(l)
-			continue
-		}
-		s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: l})
+		s.mem.note(l)
 	}
-	// What closing it left to tell (holdTaken: an IM its client never
-	// sent) is told now, while the user is connected, not kept for the
-	// next connection.
+	// What closing it left to tell (those IMs, and holdTaken's: an IM its
+	// client never sent) is told now, paced and kept if unwritten, while
+	// the user is connected, not kept for the next connection.
 	s.tellNotes()
 }
 
@@ -242,29 +240,21 @@ const deletedAs = "as the account was deleted"
 // deleted account (the store refuses it, forgetAccount drops what the
 // memory keeps), so each is shown to the user now instead. The rest the
 // client held (an IM of the user's it never sent, say) is noted as
-// letting it go notes it (holdTaken), with why the link closed: as.
-func (s *session) takeDeleted(a *account, as string) []string {
+// letting it go notes it (holdTaken), with why the link closed.
+func (s *session) takeDeleted(a *account) []string {
 	var late []seqEvent
-	var from []msim.UID
 	for uid, evs := range a.pending {
-		for _, se := range evs {
-			late = append(late, se)
-			from = append(from, uid)
-		}
+		late = append(late, evs...)
 		delete(a.pending, uid) // not nil: released() is for removeAccount to say
 	}
-	order := make([]int, len(late)) // as they came
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(i, j int) bool { return late[order[i]].seq < late[order[j]].seq })
+	slices.SortStableFunc(late, func(x, y seqEvent) int { return cmp.Compare(x.seq, y.seq) }) // as they came
 	var lines []string
 	show := func(uid msim.UID, ev msim.Event) {
 		lines = append(lines, fmt.Sprintf("%s from %s to %s came as the account was deleted; it is shown here, as nothing is kept for a deleted account.",
 			lostWhat(ev), s.nickOf(a, uid), a.cfg.Email))
 	}
-	for _, i := range order {
-		show(from[i], late[i].ev)
+	for _, se := range late {
+		show(msim.SenderOf(se.ev), se.ev)
 	}
 	if cl := a.client; cl != nil {
 		a.client = nil
@@ -277,7 +267,7 @@ func (s *session) takeDeleted(a *account, as string) []string {
 			}
 			rest = append(rest, ev)
 		}
-		s.holdTaken(a, rest, as)
+		s.holdTaken(a, rest, deletedAs)
 	}
 	return lines
 }
