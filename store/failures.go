@@ -115,6 +115,14 @@ func (s *sqlStore) ClearLoginFailures(ctx context.Context, key string) error {
 	if err := s.queryRow(rctx, s.db, `SELECT EXISTS (SELECT 1 FROM login_failures WHERE name = ?)`, key).Scan(&has); err != nil {
 		return wrap("clear login failures", err)
 	}
+	// Whatever comes between the read and what follows it is ordered
+	// before or after the clear as a whole: found none, the clear came
+	// first and a failure counted meanwhile stays; found some, the DELETE
+	// by name takes the key's row as it is then, a failure counted
+	// meanwhile with it, and no other key's.
+	if testHookClearRead != nil {
+		testHookClearRead(has)
+	}
 	if !has {
 		return nil
 	}
@@ -123,3 +131,8 @@ func (s *sqlStore) ClearLoginFailures(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// testHookClearRead, if set, runs in ClearLoginFailures on SQLite between
+// its read of whether the key has failures and what follows (the DELETE,
+// or the return when it found none), with what the read found.
+var testHookClearRead func(has bool)

@@ -94,6 +94,72 @@ func TestClearLoginFailuresOneStatement(t *testing.T) {
 	}
 }
 
+// TestClearLoginFailuresInterleaved: on SQLite a clear reads whether the
+// key has failures before it deletes them. A failure counted between the
+// two (here by another store on the same database, as another instance
+// would) is never half lost: when the read found failures, the DELETE
+// takes the key's row as it is then, that failure with the others, and
+// no other key's; when it found none, the clear came first and the
+// failure stays counted. (PostgreSQL clears in one statement, with
+// nothing between: TestClearLoginFailuresOneStatement.)
+func TestClearLoginFailuresInterleaved(t *testing.T) {
+	const window = 15 * time.Minute
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.name)
+			if e.name != "sqlite" {
+				t.Skip("one statement on PostgreSQL: nothing comes between a read and the delete (TestClearLoginFailuresOneStatement)")
+			}
+			db := e.fresh(t)
+			s, other := db.open(t, testKey(1)), db.open(t, testKey(1))
+			// add runs on the store's goroutine too (in the hook): it
+			// reports, never ends the test.
+			add := func(key string, at time.Time) int {
+				t.Helper()
+				n, err := other.AddLoginFailure(ctx, key, at, window)
+				if err != nil {
+					t.Errorf("AddLoginFailure(%s): %v", key, err)
+				}
+				return n
+			}
+			var reads []bool
+			testHookClearRead = func(has bool) {
+				reads = append(reads, has)
+				add("account:alice", t0.Add(3*time.Minute))
+			}
+			defer func() { testHookClearRead = nil }()
+
+			add("account:alice", t0.Add(time.Minute))
+			add("account:alice", t0.Add(2*time.Minute))
+			add("account:bob", t0.Add(2*time.Minute))
+			check(t, "ClearLoginFailures", s.ClearLoginFailures(ctx, "account:alice"))
+			if len(reads) != 1 || !reads[0] {
+				t.Fatalf("the clear's read of a key with failures: got %v, want [true]", reads)
+			}
+			if n, err := s.LoginFailures(ctx, "account:alice", t0.Add(4*time.Minute), window); err != nil || n != 0 {
+				t.Errorf("alice's failures after a clear that found some, one counted between its read and its delete: got %d, %v; want 0 (cleared with the others)", n, err)
+			}
+			if n, err := s.LoginFailures(ctx, "account:bob", t0.Add(4*time.Minute), window); err != nil || n != 1 {
+				t.Errorf("bob's failures after alice's clear: got %d, %v; want 1", n, err)
+			}
+
+			reads = nil
+			check(t, "ClearLoginFailures", s.ClearLoginFailures(ctx, "account:alice"))
+			if len(reads) != 1 || reads[0] {
+				t.Fatalf("the clear's read of a key without failures: got %v, want [false]", reads)
+			}
+			if n, err := s.LoginFailures(ctx, "account:alice", t0.Add(4*time.Minute), window); err != nil || n != 1 {
+				t.Errorf("alice's failures after a clear that found none, one counted after its read: got %d, %v; want 1 (the clear came first)", n, err)
+			}
+			testHookClearRead = nil
+			if n := add("account:alice", t0.Add(4*time.Minute)); n != 2 {
+				t.Errorf("alice's next failure: got %d, want 2 (the one counted during the clear kept)", n)
+			}
+		})
+	}
+}
+
 // TestLoginFailuresAtOnce: failures counted at once at many keys, each
 // deleting the others' stale rows, all succeed, each counted afresh. On
 // PostgreSQL two such deletes in one transaction with the upsert of their
