@@ -130,7 +130,10 @@ func (f format) close() string {
 }
 
 // closeRoom bounds len(f.close()) for any point of line: one byte for
-// each kind of code it holds that close writes.
+// each kind of code it holds that close writes. It scans line once for each
+// kind of code, with strings.IndexByte, each scan stopping at the first such
+// code: these scans are much quicker than one pass byte by byte through a
+// table such as HasFormatting's (BenchmarkCloseRoom).
 func closeRoom(line string) int {
 	n := 0
 	for i := range len(formatToggles) + 2 {

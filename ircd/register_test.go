@@ -597,6 +597,48 @@ func TestCapAnswerSplit(t *testing.T) {
 	}
 }
 
+// TestCapNakOverlongName: a name too long for any line alone (no
+// capability is; it can only be refused) is the one name a NAK cuts, on a
+// line of its own, within 512 bytes, keeping at least the first 100
+// characters the spec wants of a NAK's list; the names before it go
+// whole, and nothing changes.
+func TestCapNakOverlongName(t *testing.T) {
+	t.Parallel()
+	addr, _ := startServer(t, testConfig(), newBackend())
+	c := dial(t, addr)
+	c.keep = true
+	nick := "n" + strings.Repeat("x", NickLen-1)
+	c.send(t, "NICK "+nick, "CAP LS 302")
+	c.sync(t)
+	c.raw = nil
+	long := "example.org/" + strings.Repeat("y", 470)
+	c.send(t, "CAP REQ :server-time "+long)
+	got := c.sync(t)
+	for _, l := range c.raw {
+		if l = strings.TrimRight(l, "\r\n"); len(l)+2 > 512 {
+			t.Errorf("line of %d bytes: …%q", len(l)+2, l[len(l)-80:])
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %q, want two NAK lines", msgStrings(got))
+	}
+	for i, m := range got {
+		if m.Command != "CAP" || len(m.Params) != 3 || m.Param(0) != nick || m.Param(1) != "NAK" {
+			t.Fatalf("line %d: got %q, want CAP %s NAK and a list", i+1, m, nick)
+		}
+	}
+	if l := got[0].Trailing(); l != "server-time" {
+		t.Errorf("first NAK: got %q, want %q", l, "server-time")
+	}
+	if l := got[1].Trailing(); len(l) < 100 || !strings.HasPrefix(long, l) {
+		t.Errorf("second NAK: got %d bytes %.20q…, want at least 100 of the long name", len(l), l)
+	}
+	c.send(t, "CAP LIST")
+	if m := expect(t, c, "CAP"); m.Trailing() != "cap-notify" {
+		t.Errorf("LIST: got %q, want %q", m.Trailing(), "cap-notify")
+	}
+}
+
 // TestHasCapTakesNoLock: HasCap answers while the client's lock is held
 // (as it is while a line is run), and follows CAP REQ and its removals.
 func TestHasCapTakesNoLock(t *testing.T) {
