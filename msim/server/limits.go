@@ -2,6 +2,8 @@ package server
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/netip"
@@ -154,7 +156,23 @@ func (s *Server) addrKey(a net.Addr) string {
 	return guard.AddrKey(a)
 }
 
-func accountKey(email string) string { return "account:" + fold(email) }
+// maxKeyEmail is the longest e-mail address an account's failure key
+// holds as it is: the longest a mail path allows (RFC 5321).
+const maxKeyEmail = 254
+
+// accountKey is the account limiter's key for the e-mail address a login
+// names: the address itself, case folded, or for one longer than
+// maxKeyEmail its SHA-256 digest, so that a key's size is bounded
+// whatever the login sends (a message may be as large as MaxMessage), in
+// the limiter's table and in a shared store of failures alike.
+func accountKey(email string) string {
+	e := fold(email)
+	if len(e) <= maxKeyEmail {
+		return "account:" + e
+	}
+	sum := sha256.Sum256([]byte(e))
+	return "account-sha256:" + hex.EncodeToString(sum[:])
+}
 
 // admit counts a new connection against the caps; a trusted address counts
 // toward the total only.

@@ -410,3 +410,81 @@ func TestOfflineByteCaps(t *testing.T) {
 		}
 	}
 }
+
+// sharedFailures is a guard.SharedFailures that counts failures per key,
+// as a database would, and records the keys it is given.
+type sharedFailures struct {
+	mu   sync.Mutex
+	n    map[string]int
+	keys map[string]bool
+}
+
+func (s *sharedFailures) record(key string) {
+	if s.keys == nil {
+		s.keys, s.n = map[string]bool{}, map[string]int{}
+	}
+	s.keys[key] = true
+}
+
+func (s *sharedFailures) AddFailure(key string, _ time.Time, _ time.Duration) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.record(key)
+	s.n[key]++
+	return s.n[key], nil
+}
+
+func (s *sharedFailures) Failures(key string, _ time.Time, _ time.Duration) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.record(key)
+	return s.n[key], nil
+}
+
+func (s *sharedFailures) ClearFailures(key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.record(key)
+	delete(s.n, key)
+	return nil
+}
+
+// TestLoginFailureKeysAreBounded: the account limiter's key for the
+// e-mail address a login names is bounded whatever the address's length,
+// so logins naming long addresses grow neither its table nor a shared
+// store of failures by their length. A long address is still one key:
+// its failures add up whatever its case, and slow its logins; two long
+// addresses are two keys.
+func TestLoginFailureKeysAreBounded(t *testing.T) {
+	const keyBound = 300 // bytes: an address of any real length, and its prefix
+	clock := fakeclock.New()
+	shared := &sharedFailures{}
+	cfg := Config{
+		LoginFailures:   guard.FailureConfig{Free: 100, RefuseAfter: -1, Clock: clock},
+		AccountFailures: guard.FailureConfig{Free: 2, Delay: time.Second, MaxDelay: 4 * time.Second, Clock: clock, Shared: shared},
+	}
+	srv, addr, sl, _ := limitedServer(t, cfg, NewMemStore())
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	long := strings.Repeat("a", 16<<10) + "@example.com"
+	other := strings.Repeat("b", 16<<10) + "@example.com"
+	for i, email := range []string{long, strings.ToUpper(long), long, other} {
+		c := dial(t, addr)
+		if m := c.tryLogin(email, "guess"); !isError(msim.ErrCodeBadPassword)(m) {
+			t.Fatalf("login %d: got %v, want err %d", i, m, msim.ErrCodeBadPassword)
+		}
+		c.expectClosed()
+	}
+	if got, want := sl.take(), []time.Duration{time.Second}; !slices.Equal(got, want) {
+		t.Errorf("delays got %v, want %v (the third failure in a row of one long address)", got, want)
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	for k := range shared.keys {
+		if len(k) > keyBound {
+			t.Errorf("a key of %d bytes for an address of %d, want at most %d", len(k), len(long), keyBound)
+		}
+	}
+	if len(shared.keys) != 2 {
+		t.Errorf("%d keys for two long addresses, want 2", len(shared.keys))
+	}
+}
