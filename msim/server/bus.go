@@ -290,10 +290,16 @@ func (srv *Server) storedFor(uid msim.UID) {
 // restore stores again the offline messages a closing session did not
 // take, after the IMs its writer did not write (rescueWait), so they stay
 // in order. One the store fails is lost, logged and counted (lostIM). The
-// caller holds offlineMu, let go while it waits.
+// caller holds offlineMu, let go while it waits: meanwhile msgs are out
+// of the store, and the stores that cap the mailbox count them (held), so
+// that its ceilings still hold once they are back. msgs themselves are
+// stored again whatever the caps: they were stored within them.
 func (s *session) restore(msgs []OfflineMessage) {
 	if wait := s.rescueWait(); wait != nil {
+		h := heldOf(msgs)
+		s.srv.hold(s.uid, h)
 		s.srv.awaitRescue(wait, true)
+		s.srv.hold(s.uid, heldIMs{n: -h.n, bytes: -h.bytes})
 	}
 	for _, om := range msgs {
 		if err := s.srv.store.AddOffline(s.uid, om, OfflineLimits{}); err != nil {

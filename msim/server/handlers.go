@@ -218,7 +218,7 @@ func (srv *Server) route(from, to msim.UID, typ int, wire []byte, bm *msim.Messa
 		srv.metrics.routedIM(typ)
 		return nil
 	}
-	err = srv.store.AddOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: msim.Unescape(msg)}, srv.offlineLimits)
+	err = srv.addOffline(to, OfflineMessage{From: from, Time: time.Now().UTC(), CV: cv, Body: msim.Unescape(msg)}, srv.offlineLimits)
 	srv.offlineMu.Unlock()
 	if err != nil {
 		return err

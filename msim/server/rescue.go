@@ -73,3 +73,55 @@ func rescuedIM(b []byte, from msim.UID) (om OfflineMessage, malformed, text bool
 	}
 	return om, true, text && om.From != 0
 }
+
+// heldIMs is what a mailbox has out of the store while a restore waits
+// (Server.held): how many IMs, and their bytes as the caps count them.
+type heldIMs struct {
+	n     int
+	bytes int64
+}
+
+func heldOf(msgs []OfflineMessage) heldIMs {
+	h := heldIMs{n: len(msgs)}
+	for _, om := range msgs {
+		h.bytes += int64(len(om.Body))
+	}
+	return h
+}
+
+// hold adds h to what to's mailbox has out of the store (negative: they
+// are back). The caller holds offlineMu.
+func (srv *Server) hold(to msim.UID, h heldIMs) {
+	t := srv.held[to]
+	t.n += h.n
+	t.bytes += h.bytes
+	if t.n == 0 {
+		delete(srv.held, to)
+		return
+	}
+	if srv.held == nil {
+		srv.held = map[msim.UID]heldIMs{}
+	}
+	srv.held[to] = t
+}
+
+// addOffline is store.AddOffline for a caller holding offlineMu, whose
+// caps on a mailbox (lim's messages and bytes) count the IMs a restore
+// holds out of it (held) as though stored: they are stored again once
+// the rescue it waits for is done, whatever the caps.
+func (srv *Server) addOffline(to msim.UID, om OfflineMessage, lim OfflineLimits) error {
+	if h, ok := srv.held[to]; ok {
+		if lim.Messages > 0 {
+			// A cap of 0 or less would be no cap: the room is gone.
+			if lim.Messages -= h.n; lim.Messages <= 0 {
+				return errOfflineFull
+			}
+		}
+		if lim.Bytes > 0 {
+			if lim.Bytes -= h.bytes; lim.Bytes <= 0 {
+				return errOfflineFull
+			}
+		}
+	}
+	return srv.store.AddOffline(to, om, lim)
+}

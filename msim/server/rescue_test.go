@@ -803,3 +803,200 @@ func TestRescuePastCeilingIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestRescueOfIMsTheRouteCountedAsIMs: an IM from another node whose
+// bytes are cut just after its type, or whose type is written with a
+// leading zero, is routed as an IM (bmType) and queued with its sender;
+// when the session closes at once before writing it, it is not dropped
+// without a word: the one whose text is read is stored, the other is
+// refused to its sender, and each is counted.
+func TestRescueOfIMsTheRouteCountedAsIMs(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mem := NewMemStore()
+	srv, addr := startServer(t, Config{Metrics: reg}, mem)
+	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	alice := login(t, addr, "alice@example.com", "Secret1")
+	alice.sync()
+	alice.takeSeen()
+
+	// bob's session has no writer: what is routed to it stays queued.
+	nc, other := net.Pipe()
+	defer other.Close()
+	bob := newSession(srv, nc, 1<<40)
+	bob.uid = bUID
+	srv.reg.mu.Lock()
+	srv.reg.byUID[bUID] = bob
+	srv.reg.mu.Unlock()
+	for _, wire := range []string{
+		`\bm\01\cv\673\msg\a leading zero\final\`,
+		`\bm\1`, // cut just after its type
+	} {
+		if typ := bmType([]byte(wire)); typ != msim.BMIM {
+			t.Fatalf("%q is routed as bm %d, want an IM", wire, typ)
+		}
+		if online, _ := srv.reg.deliver(bUID, aUID, []byte(wire)); !online {
+			t.Fatalf("%q was not queued for bob", wire)
+		}
+	}
+	srv.reg.mu.Lock()
+	delete(srv.reg.byUID, bUID)
+	srv.reg.mu.Unlock()
+	bob.closeNow()
+	bob.storeUnwritten(&writer{})
+	bob.tellRefused()
+
+	got, err := mem.TakeOffline(bUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].From != aUID || got[0].Body != "a leading zero" {
+		t.Errorf("stored for bob: got %+v, want one IM from %d, \"a leading zero\"", got, aUID)
+	}
+	alice.sync()
+	refusals := 0
+	for _, m := range alice.takeSeen() {
+		if isError(ErrCodeNotStored)(m) {
+			refusals++
+		}
+	}
+	if refusals != 1 {
+		t.Errorf("alice got %d errors for IMs not stored, want 1 (the IM cut after its type)", refusals)
+	}
+	wantValues(t, reg, []wantValue{
+		{"msimd_ims_stored_total", nil, 1},
+		{"msimd_ims_malformed_total", []string{"result", "refused"}, 1},
+	})
+}
+
+// takeSignalStore is a Store that closes taken as the first TakeOffline
+// of uid begins.
+type takeSignalStore struct {
+	Store
+	uid   atomic.Uint64
+	taken chan struct{}
+	once  sync.Once
+}
+
+func (s *takeSignalStore) TakeOffline(to msim.UID) ([]OfflineMessage, error) {
+	if uint64(to) == s.uid.Load() {
+		s.once.Do(func() { close(s.taken) })
+	}
+	return s.Store.TakeOffline(to)
+}
+
+// TestRescueCountsTheIMsARestoreHolds: the stored IMs handed to a session
+// that turns out to be closed at once are stored again (restore) once its
+// writer has stored the IMs it did not write, and until then they are out
+// of the store. The rescue's ceilings count them: its IMs do not take
+// their room while the mailbox looks empty, to leave it past the ceilings
+// once they are back. Past the ceiling a rescued IM is refused to its
+// sender, logged in here; past the hard ceiling, with its sender not here
+// to be told, it is lost and counted. The stored IMs are all kept, in
+// order.
+func TestRescueCountsTheIMsARestoreHolds(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		here    bool // alice is logged in here, to be told
+		waiting int  // IMs waiting for bob: a ceiling
+	}{
+		{"sender logged in, mailbox at the ceiling", true, rescueFactor * maxOffline},
+		{"sender not logged in, mailbox at the hard ceiling", false, untoldFactor * maxOffline},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			mem := NewMemStore()
+			st := &takeSignalStore{Store: mem, taken: make(chan struct{})}
+			srv, addr := startServer(t, Config{Metrics: reg}, st)
+			aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+			bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+			st.uid.Store(uint64(bUID))
+			var alice *client
+			if tc.here {
+				alice = login(t, addr, "alice@example.com", "Secret1")
+				alice.sync()
+				alice.takeSeen()
+			}
+			for i := range tc.waiting {
+				if err := mem.AddOffline(bUID, OfflineMessage{From: aUID, Time: time.Now().UTC(), Body: strconv.Itoa(i)}, OfflineLimits{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			// bob's session is closed at once; its writer has yet to
+			// store the IMs it did not write.
+			nc, other := net.Pipe()
+			t.Cleanup(func() { other.Close() })
+			bob := newSession(srv, nc, 1<<40)
+			bob.uid = bUID
+			srv.reg.mu.Lock()
+			srv.reg.byUID[bUID] = bob
+			srv.reg.mu.Unlock()
+			t.Cleanup(func() {
+				srv.reg.mu.Lock()
+				delete(srv.reg.byUID, bUID)
+				srv.reg.mu.Unlock()
+			})
+			bob.closeNow()
+			const unwritten = 5
+			var w writer
+			for i := range unwritten {
+				w.unsent = append(w.unsent, queued{
+					b:    msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", int(aUID)).AddInt("cv", 673).Add("msg", fmt.Sprint("unwritten ", i))),
+					from: aUID,
+				})
+			}
+			// IMs were stored for bob (elsewhere): the server hands him
+			// his mailbox, which his session cannot take.
+			handed := make(chan struct{})
+			go func() {
+				defer close(handed)
+				peer{srv}.Mailbox(bUID)
+			}()
+			select {
+			case <-st.taken:
+			case <-time.After(testWait):
+				t.Fatal("bob's mailbox was not taken")
+			}
+			// The writer ends, as writeLoop does: its store waits for
+			// the take (offlineMu), the restore for the store.
+			bob.storeUnwritten(&w)
+			close(bob.writerDone)
+			bob.tellRefused()
+			select {
+			case <-handed:
+			case <-time.After(testWait):
+				t.Fatal("the mailbox was not stored again")
+			}
+
+			got, err := mem.TakeOffline(bUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) > tc.waiting {
+				t.Errorf("%d IMs waiting for bob after the rescue, past the ceiling %d", len(got), tc.waiting)
+			}
+			for i := range min(len(got), tc.waiting) {
+				if got[i].Body != strconv.Itoa(i) {
+					t.Errorf("stored IM %d is %q, want %q: the stored IMs are kept, in order", i, got[i].Body, strconv.Itoa(i))
+					break
+				}
+			}
+			rescued := len(got) - tc.waiting
+			if tc.here {
+				alice.sync()
+				refusals := 0
+				for _, m := range alice.takeSeen() {
+					if isError(ErrCodeNotStored)(m) {
+						refusals++
+					}
+				}
+				if rescued+refusals != unwritten {
+					t.Errorf("%d IMs unwritten: %d stored, %d refused with an error to their sender", unwritten, rescued, refusals)
+				}
+			} else {
+				wantValues(t, reg, []wantValue{{"msimd_ims_lost_total", []string{"reason", "untold"}, float64(unwritten - max(rescued, 0))}})
+			}
+		})
+	}
+}

@@ -138,6 +138,10 @@ type Server struct {
 	// offlineMu orders storing an offline message against the recipient's
 	// login (which takes its stored messages), so none is left behind.
 	offlineMu sync.Mutex
+	// held: under offlineMu, the IMs taken from a mailbox that a restore
+	// stores again once a rescue is done (restore), by recipient. The
+	// stores meanwhile count them (addOffline).
+	held map[msim.UID]heldIMs
 
 	connID atomic.Uint64
 	rid    atomic.Int64 // rid of unsolicited persistr messages

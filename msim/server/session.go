@@ -456,7 +456,7 @@ func (s *session) storeUnwritten(w *writer) {
 	left := append(w.unsent, s.q...) // closed: nothing joins q any more
 	s.q = nil
 	s.qmu.Unlock()
-	if !slices.ContainsFunc(left, func(q queued) bool { return isStoredIM(q.b) }) {
+	if !slices.ContainsFunc(left, isStoredIM) {
 		return
 	}
 	stored := func() int {
@@ -519,9 +519,15 @@ func (s *session) write(w *writer, msgs []queued) bool {
 	return true
 }
 
-// isStoredIM says whether an encoded message is an IM that a closed
-// session's writer stores for the next login (rescueIMs).
-func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
+// isStoredIM says whether a queued message is an IM that a closed
+// session's writer stores for the next login (rescueIMs): one whose bytes
+// begin as an IM's, or a bm queued with its sender (queued) that was
+// routed as an IM (bmType) whatever else its bytes say, such as another
+// node's cut short just after its type.
+func isStoredIM(q queued) bool {
+	return bytes.HasPrefix(q.b, []byte(`\bm\1\`)) ||
+		q.from != 0 && bytes.HasPrefix(q.b, []byte(`\bm\`)) && bmType(q.b) == msim.BMIM
+}
 
 // rescueIMs stores the IMs among msgs as offline messages again: they were
 // meant for this session but never reached its socket, so the recipient
@@ -530,10 +536,12 @@ func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
 // these were taken for delivery (their senders told nothing); what they
 // add is bounded by the session's queue. Logins that read nothing would
 // each add that much, so the mailbox is bounded by the ceiling
-// rescueFactor sets: past it, or when the store fails, an IM is refused,
-// and its sender is told (tellRefused). One whose sender is not logged in
-// here to be told is stored past that ceiling, up to the hard one
-// (untoldFactor); past that it is lost, logged and counted (lostUntold).
+// rescueFactor sets, which counts the IMs a restore holds out of the
+// mailbox meanwhile (addOffline): past it, or when the store fails, an IM
+// is refused, and its sender is told (tellRefused). One whose sender is
+// not logged in here to be told is stored past that ceiling, up to the
+// hard one (untoldFactor); past that it is lost, logged and counted
+// (lostUntold).
 // Its sender is the one it was queued from (queued), else the one its
 // bytes name. An IM that does not parse (rescuedIM) is stored with the
 // text read from it, or refused when none can be; one with no sender known
@@ -542,10 +550,10 @@ func isStoredIM(b []byte) bool { return bytes.HasPrefix(b, []byte(`\bm\1\`)) }
 // returns how many it stored, and those it refused.
 func (s *session) rescueIMs(msgs []queued) (stored int, refused []refusedIM) {
 	for _, q := range msgs {
-		b := q.b
-		if !isStoredIM(b) {
+		if !isStoredIM(q) {
 			continue
 		}
+		b := q.b
 		om, malformed, text := rescuedIM(b, q.from)
 		from := om.From
 		log := s.logger().WithField("from", from)
@@ -561,12 +569,12 @@ func (s *session) rescueIMs(msgs []queued) (stored int, refused []refusedIM) {
 			refused = append(refused, refusedIM{from: from, err: errMalformedIM, malformed: true})
 			continue
 		}
-		err := s.srv.store.AddOffline(s.uid, om, s.srv.rescueLimits)
+		err := s.srv.addOffline(s.uid, om, s.srv.rescueLimits)
 		if errors.Is(err, errOfflineFull) && s.srv.reg.session(from) == nil {
 			// Its sender is not logged in here to be told (in a cluster,
 			// another node took it for delivery): past the ceiling rather
 			// than lost, up to the hard ceiling. Past that it is lost.
-			err = s.srv.store.AddOffline(s.uid, om, s.srv.untoldLimits)
+			err = s.srv.addOffline(s.uid, om, s.srv.untoldLimits)
 			if errors.Is(err, errOfflineFull) {
 				s.lostUntold(log, malformed, "an IM the session could not take is lost: its mailbox is past the hard ceiling, and its sender is not logged in here to be told")
 				continue
@@ -611,7 +619,7 @@ func (s *session) tellRefused() {
 		log := s.logger().WithField("from", r.from)
 		if errors.Is(r.err, errOfflineFull) {
 			s.srv.offlineMu.Lock()
-			err := s.srv.store.AddOffline(s.uid, r.om, s.srv.untoldLimits)
+			err := s.srv.addOffline(s.uid, r.om, s.srv.untoldLimits)
 			s.srv.offlineMu.Unlock()
 			if err == nil {
 				s.srv.metrics.storedIMs(1)
