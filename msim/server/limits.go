@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
@@ -172,6 +174,21 @@ func accountKey(email string) string {
 	}
 	sum := sha256.Sum256([]byte(e))
 	return "account-sha256:" + hex.EncodeToString(sum[:])
+}
+
+// loggedEmail is the e-mail address a login names as the log shows it:
+// whole up to maxKeyEmail bytes (no account's is longer), else its start,
+// cut on a character's boundary, and its length, so a stranger's long
+// names do not grow the log by a message's size at each try.
+func loggedEmail(email string) string {
+	if len(email) <= maxKeyEmail {
+		return email
+	}
+	cut := maxKeyEmail
+	for cut > 0 && !utf8.RuneStart(email[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", email[:cut], len(email))
 }
 
 // admit counts a new connection against the caps; a trusted address counts

@@ -8,10 +8,12 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
@@ -486,5 +488,45 @@ func TestLoginFailureKeysAreBounded(t *testing.T) {
 	}
 	if len(shared.keys) != 2 {
 		t.Errorf("%d keys for two long addresses, want 2", len(shared.keys))
+	}
+}
+
+// TestLoggedEmailIsBounded: a login naming an address of any length is
+// logged with a bounded part of it (its start and its length), at every
+// level the failures are logged, so a stranger's long names cannot grow
+// the log by a message's size at each try.
+func TestLoggedEmailIsBounded(t *testing.T) {
+	const lineBound = 1 << 10
+	clock := fakeclock.New()
+	cfg := Config{
+		LoginFailures:   guard.FailureConfig{Free: 100, RefuseAfter: -1, Clock: clock},
+		AccountFailures: guard.FailureConfig{Free: 1, Delay: time.Second, MaxDelay: 4 * time.Second, Clock: clock},
+	}
+	srv, addr, _, hook := limitedServer(t, cfg, NewMemStore())
+	addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	long := strings.Repeat("é", 8<<10) + "@example.com"
+	for i := range 3 {
+		c := dial(t, addr)
+		if m := c.tryLogin(long, "guess"); !isError(msim.ErrCodeBadPassword)(m) {
+			t.Fatalf("login %d: got %v, want err %d", i, m, msim.ErrCodeBadPassword)
+		}
+		c.expectClosed()
+	}
+	named := 0
+	for _, e := range hook.AllEntries() {
+		v, ok := e.Data["email"].(string)
+		if !ok || v == "alice@example.com" {
+			continue
+		}
+		named++
+		if len(v) > lineBound || !utf8.ValidString(v) {
+			t.Errorf("%q logged with an email field of %d bytes (valid UTF-8: %v), want at most %d", e.Message, len(v), utf8.ValidString(v), lineBound)
+		}
+		if !strings.HasPrefix(v, "éé") || !strings.Contains(v, strconv.Itoa(len(long))) {
+			t.Errorf("%q logged the email as %.40q…, want its start and its length %d", e.Message, v, len(long))
+		}
+	}
+	if named == 0 {
+		t.Fatal("no log entry named the email")
 	}
 }

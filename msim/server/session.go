@@ -819,7 +819,7 @@ func (s *session) login(m *msim.Message) bool {
 		s.fatal(msim.ErrCodeParse, textParse)
 		return false
 	}
-	log := s.logger().WithField("email", email)
+	log := s.logger().WithField("email", loggedEmail(email))
 	srv := s.srv
 	addrKey, acctKey := srv.addrKey(s.nc.RemoteAddr()), accountKey(email)
 	wait, err := srv.loginWait(addrKey, acctKey)
