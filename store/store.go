@@ -74,7 +74,9 @@ const (
 // could fill the database and the gateway's connections with them. 32 is
 // far beyond what one person keeps (BitlBee and soju set no such bound by
 // default, ZNC gives a user one network unless an admin gives more). The
-// configuration's accounts are the operator's and not bounded by it.
+// configuration's accounts are the operator's: the store adds them
+// without this check (AddAccount), and the config check holds each
+// [[user]] to the same bound.
 const MaxAccounts = 32
 
 // Store keeps the gateway's state. Every method is safe for concurrent use;

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/msimircd/msimircd/internal/tomlkey"
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim/server"
+	"github.com/msimircd/msimircd/store"
 )
 
 // Config is config.toml; config.toml.example documents every key.
@@ -72,34 +74,30 @@ func (c Config) registration() string {
 
 // registrationWarning is the warning msimircd logs at start when the
 // config itself opens registration on a listener beyond loopback (the
-// default there is closed) and no irc.password stands before it; "" when
-// there is nothing to warn of. BitlBee's register is open by design when
-// its administrator allows it, and so is this one: an explicit
-// registration = "open" is that choice, kept, and said in the log.
+// default there is closed); "" when there is nothing to warn of. BitlBee's
+// register is open by design when its administrator allows it, and so is
+// this one: an explicit registration = "open" is that choice, kept, and
+// said in the log.
 //
-// irc.password gates every client only on the embedded demo network
-// (WithServerPassword, in front of the stored users). With [[user]]s or an
+// Beyond loopback, open registration needs irc.password (checkPasswords).
+// On the embedded demo network every client gives it (WithServerPassword,
+// in front of the stored users): nothing to warn of. With [[user]]s or an
 // upstream server it is the password of the [[user]]s without one and of
-// a nick nobody has (a newcomer), but a connection to a registered nick
-// without any password (unidentified) still reaches register, so it does
-// not stop the warning there.
+// a nick nobody has (a newcomer), which must give it to connect and
+// register; but a connection to a registered nick without any password
+// (unidentified) passes no gate and still reaches register, for another
+// nick after a NICK: irc.password does not keep such a connection from
+// registering, and the warning says so.
 func (c Config) registrationWarning() string {
 	if c.IRC.Registration != channel.RegistrationOpen {
 		return ""
 	}
 	addr := c.publicListener()
-	if addr == "" {
+	if addr == "" || len(c.Users) == 0 && c.MSIM.Server == "" {
 		return ""
 	}
-	if c.IRC.Password != "" && len(c.Users) == 0 && c.MSIM.Server == "" {
-		return ""
-	}
-	gate := "and no irc.password"
-	if c.IRC.Password != "" {
-		gate = "and irc.password does not gate registered nicks (it is the password of the [[user]]s without one and of nicks nobody has)"
-	}
-	return fmt.Sprintf("irc.registration = %q on %s, a listener beyond loopback, %s: anyone who can reach it may make themselves a user of this gateway with register (connecting with a nick nobody has, or as any registered nick without its password, reaches register); set irc.registration = %q to make users with msimircd user add only",
-		channel.RegistrationOpen, addr, gate, channel.RegistrationClosed)
+	return fmt.Sprintf("irc.registration = %q on %s, a listener beyond loopback: a nick nobody has gives irc.password to connect and register, but a connection as any registered nick without its password reaches register without irc.password, and registers another nick after changing to it, so whoever can reach the listener may make themselves a user of this gateway; set irc.registration = %q to make users with msimircd user add only",
+		channel.RegistrationOpen, addr, channel.RegistrationClosed)
 }
 
 // public reports whether an IRC listener is on a non-loopback address.
@@ -395,12 +393,10 @@ func (c *Config) Validate() error {
 	if len(c.IRC.Listen) == 0 && len(c.IRC.TLS) == 0 {
 		return errKey("no listener: set irc.listen or add an [[irc.tls]]", "listen", irc)
 	}
-	public := false
 	for _, a := range c.IRC.Listen {
 		if err := checkAddr(a); err != nil {
 			return errKey(err.Error(), "listen", irc)
 		}
-		public = public || !isLoopback(a)
 	}
 	for i, t := range c.IRC.TLS {
 		p := pathStep{"irc.tls", i}
@@ -410,7 +406,6 @@ func (c *Config) Validate() error {
 		if t.Cert == "" || t.Key == "" {
 			return errKey("a TLS listener needs cert and key", "cert", irc, p)
 		}
-		public = public || !isLoopback(t.Listen)
 	}
 	if n := c.IRC.ServerName; n == "" || strings.ContainsAny(n, " ,!@*?:\x00\r\n\t") {
 		return errKey(fmt.Sprintf("not a server name (like irc.example.net: no spaces, no ,!@*?:): %q", n), "server_name", irc)
@@ -521,6 +516,18 @@ func (c *Config) Validate() error {
 			// The store keeps the demo network's nicks under such names.
 			return errKey(fmt.Sprintf("user %q: names starting with \"demo/\" are the embedded network's own", u.Name), "name", p)
 		}
+		if strings.Contains(u.Name, "/") {
+			// SASL PLAIN and PASS name:password take what follows the
+			// first '/' for the client's name, so no login reaches
+			// such a user; and the bridge names its own users so
+			// (demo/…, newcomer/…, unidentified/…).
+			return errKey(fmt.Sprintf("user %q: a name with \"/\" names no user: a client names itself after a \"/\" (alice/phone is alice's client phone), and the gateway names its own users so", u.Name), "name", p)
+		}
+		if !utf8.ValidString(u.Name) || strings.ContainsFunc(u.Name, unicode.IsControl) {
+			// SASL PLAIN refuses such an account name, and IRC lines
+			// (RPL_LOGGEDIN, the log) would carry it.
+			return errKey(fmt.Sprintf("user %q: a name with a control character (or not UTF-8) cannot log in", u.Name), "name", p)
+		}
 		// Names compare as nicks do (the directory finds users so).
 		if names[ircd.AccountKey(u.Name)] {
 			return errKey(fmt.Sprintf("duplicate user %q (names that are the same nick are one user)", u.Name), "name", p)
@@ -528,6 +535,11 @@ func (c *Config) Validate() error {
 		names[ircd.AccountKey(u.Name)] = true
 		if len(u.Accounts) == 0 {
 			return errKey(fmt.Sprintf("user %q has no [[user.account]]", u.Name), "name", p)
+		}
+		if len(u.Accounts) > store.MaxAccounts {
+			// As a registered user adds at most (account add): each is
+			// a control channel, an MSIM login and room for held IMs.
+			return errKey(fmt.Sprintf("user %q has %d [[user.account]]s: a user has at most %d MSIM accounts, as many as a registered user may add", u.Name, len(u.Accounts), store.MaxAccounts), "account", p)
 		}
 		for j := range u.Accounts {
 			a := &u.Accounts[j]
@@ -559,17 +571,20 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	return c.checkPasswords(public)
+	return c.checkPasswords(c.publicListener(), c.registration())
 }
 
 // checkPasswords refuses, when an IRC listener is not on loopback
-// (public), a user without a password while there is no irc.password, and
-// the demo network without irc.password. (With an upstream server and no
-// [[user]], the users are those of the store, each with a password.) A
-// reload checks the file with the listeners in effect, which the command
-// line (-listen) may have moved.
-func (c *Config) checkPasswords(public bool) error {
-	if !public || c.IRC.Password != "" {
+// (listener, its address; "" when every one is on loopback) and there is
+// no irc.password: a user without a password, the demo network, and
+// registration open (in front of [[user]]s or an upstream server), in
+// which a nick nobody has would connect with no password at all and
+// register. (With an upstream server and no [[user]], the users are those
+// of the store, each with a password.) A reload checks the file with the
+// listeners and the registration in effect, which the command line
+// (-listen) may have moved and which only a restart changes.
+func (c *Config) checkPasswords(listener, registration string) error {
+	if listener == "" || c.IRC.Password != "" {
 		return nil
 	}
 	for i, u := range c.Users {
@@ -579,6 +594,10 @@ func (c *Config) checkPasswords(public bool) error {
 	}
 	if len(c.Users) == 0 && c.MSIM.Server == "" {
 		return errKey("an IRC listener is not on loopback: set irc.password (the embedded demo network is open to anyone who can connect)", "password", pathStep{"irc", -1})
+	}
+	if registration == channel.RegistrationOpen {
+		return errKey(fmt.Sprintf("%q with %s, a listener beyond loopback, needs irc.password: without it anyone who can reach the listener connects with a nick nobody has, with no password, and makes themselves a user of this gateway with register; set irc.password (which such a nick must then give with PASS), or irc.registration = %q (users are then the [[user]]s and those made with msimircd user add)",
+			channel.RegistrationOpen, listener, channel.RegistrationClosed), "registration", pathStep{"irc", -1})
 	}
 	return nil
 }

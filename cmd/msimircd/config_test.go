@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/msimircd/msimircd/store"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -91,6 +93,14 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"same account for two users", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user]]\nname = \"b\"\n[[user.account]]\nemail = \"c@d\"\npassword = \"p\"\n[[user.account]]\nemail = \"a@B\"\npassword = \"p\"\n",
 			[]string{"line 12", "user[2].account[2].email", "user[1].account[1] already"}},
 		{"bad channel", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\nchannel = \"nochan\"\n", []string{"line 6", "channel"}},
+		{"user name with a client's name", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user]]\nname = \"alice/phone\"\n[[user.account]]\nemail = \"b@b\"\npassword = \"p\"\n",
+			[]string{"line 7", "user[2].name", `"/"`}},
+		{"user named as the bridge's newcomers", "[[user]]\nname = \"newcomer/nina\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n",
+			[]string{"line 2", "user[1].name", `"/"`}},
+		{"user name with a control character", "[[user]]\n\nname = \"bob\\u0007smith\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n",
+			[]string{"line 3", "user[1].name", "control character"}},
+		{"user with more accounts than a user may have", "[[user]]\nname = \"a\"\n[[user.account]]\nemail = \"a@b\"\npassword = \"p\"\n[[user]]\nname = \"b\"\n" + userAccounts("b", store.MaxAccounts+1),
+			[]string{"line 6", "user[2].account", fmt.Sprintf("at most %d", store.MaxAccounts)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadConfig(writeConfig(t, tc.text))
@@ -110,6 +120,33 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	}
 	if got := cfg.Users[0].Accounts[0].Password; got != "FromFile1" {
 		t.Errorf("password from file: got %q", got)
+	}
+}
+
+// userAccounts is n [[user.account]] tables of the user name, each with an
+// account of its own.
+func userAccounts(name string, n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "[[user.account]]\nemail = \"%s%d@example.com\"\npassword = \"p\"\n", name, i+1)
+	}
+	return b.String()
+}
+
+// TestUserNamesTheBridgeTakes: a [[user]] may be named what no nick is
+// ("bob smith", "Carol": SASL PLAIN and PASS name:password name it), but
+// not with a '/' (which starts a client's name: alice/phone is alice's
+// phone, and the bridge's own users, demo/..., newcomer/..., are named
+// so), and it lists as many MSIM accounts as a registered user may have
+// (store.MaxAccounts), not one more (TestConfigErrorsNameKeyAndLine).
+func TestUserNamesTheBridgeTakes(t *testing.T) {
+	for _, name := range []string{"bob smith", "Carol", "ann:b", "Ali[", strings.Repeat("n", 30)} {
+		if _, err := LoadConfig(writeConfig(t, fmt.Sprintf("[[user]]\nname = %q\n", name)+userAccounts("a", 1))); err != nil {
+			t.Errorf("[[user]] %q: %v", name, err)
+		}
+	}
+	if _, err := LoadConfig(writeConfig(t, "[[user]]\nname = \"a\"\n"+userAccounts("a", store.MaxAccounts))); err != nil {
+		t.Errorf("a [[user]] with %d accounts: %v", store.MaxAccounts, err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/msimircd/msimircd/channel"
 	"github.com/msimircd/msimircd/ircd"
 )
 
@@ -87,10 +88,17 @@ func (r *reloader) reload() error {
 	}
 	r.log.WithField("config", r.path).Info("reloading the config file")
 	next, err := LoadConfig(r.path)
-	if err == nil && r.running.public() {
+	if listener := r.running.publicListener(); err == nil && listener != "" {
 		// The listeners in effect, not the file's (-listen may have
-		// moved them off loopback), decide whether passwords are needed.
-		err = locateKey(r.path, next.checkPasswords(true))
+		// moved them off loopback), decide whether passwords are needed,
+		// and so does the registration in effect, which changes only at
+		// a restart (while irc.password applies at once): open in
+		// either, the file needs an irc.password.
+		reg := r.running.registration()
+		if next.IRC.Registration == channel.RegistrationOpen {
+			reg = channel.RegistrationOpen
+		}
+		err = locateKey(r.path, next.checkPasswords(listener, reg))
 	}
 	if err != nil {
 		r.log.WithError(err).Error("reload refused: the config stays as it was")

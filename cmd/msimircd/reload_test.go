@@ -492,3 +492,27 @@ func TestReloadKeepsPasswordsOffLoopback(t *testing.T) {
 	}
 	refused(t, rl.irc, "alice", "")
 }
+
+// TestReloadKeepsOpenRegistrationGated: with registration open and the IRC
+// listener moved off loopback by -listen, a reloaded config file that
+// takes irc.password away is refused (irc.password applies at once with
+// [[user]]s, registration only at a restart), though the file's own
+// listener is on loopback: a nick nobody has still needs the password.
+func TestReloadKeepsOpenRegistrationGated(t *testing.T) {
+	path := writeConfig(t, reloadConfig("registration = \"open\"\npassword = \"server-pw\"", "alice"))
+	o, err := parseOptions([]string{"-config", path, "-state", t.TempDir(), "-listen", "0.0.0.0:6667"}, strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := o.cfg
+	built.IRC.Listen = []string{"127.0.0.1:0"} // the test listens on loopback only
+	rl := startReloadingAs(t, path, o.fileCfg, o.cfg, built)
+	if err := os.WriteFile(path, []byte(reloadConfig("", "alice")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = rl.r.reload()
+	if err == nil || !strings.Contains(err.Error(), "irc.registration") || !strings.Contains(err.Error(), "irc.password") {
+		t.Fatalf("reload: got %v, want a refusal naming irc.registration and irc.password", err)
+	}
+	refused(t, rl.irc, "nina", "")
+}

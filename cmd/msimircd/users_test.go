@@ -145,11 +145,13 @@ func TestRegistrationSetting(t *testing.T) {
 }
 
 // TestRegistrationOpenBeyondLoopbackWarns: registration opened by the
-// config on a listener beyond loopback, with nothing that gates every
-// client, starts with a warning naming the key and the listener; the
-// default there (closed), loopback, and the demo network's irc.password
-// (which every client gives) warn of nothing. With [[user]]s,
-// irc.password is the password of those without one and still warns.
+// config on a listener beyond loopback, in front of [[user]]s or an
+// upstream server (where it needs irc.password, see
+// TestRegistrationOpenBeyondLoopbackNeedsPassword), starts with a warning
+// naming the key and the listener: a registered nick connecting without
+// its password reaches register without irc.password. The default there
+// (closed), loopback, and the demo network, whose irc.password every
+// client gives, warn of nothing.
 func TestRegistrationOpenBeyondLoopbackWarns(t *testing.T) {
 	users := []UserEntry{{Name: "gus", Password: "gus-irc", Accounts: []AccountEntry{{Email: "gus@example.com", Password: "gus-msim"}}}}
 	for _, tc := range []struct {
@@ -157,8 +159,7 @@ func TestRegistrationOpenBeyondLoopbackWarns(t *testing.T) {
 		users                               []UserEntry
 		warn                                bool
 	}{
-		{"upstream, public, open", "0.0.0.0:6667", "open", "", "msim.example.net:1863", users, true},
-		{"users, public, open", "0.0.0.0:6667", "open", "", "", users, true},
+		{"upstream, public, open, irc password", "0.0.0.0:6667", "open", "server-pw", "msim.example.net:1863", nil, true},
 		{"users, public, open, irc password", "0.0.0.0:6667", "open", "server-pw", "", users, true},
 		{"upstream, public, default", "0.0.0.0:6667", "", "", "msim.example.net:1863", users, false},
 		{"upstream, public, closed", "0.0.0.0:6667", "closed", "", "msim.example.net:1863", users, false},
@@ -182,8 +183,60 @@ func TestRegistrationOpenBeyondLoopbackWarns(t *testing.T) {
 			if tc.warn && (!strings.Contains(w, "irc.registration") || !strings.Contains(w, tc.listen)) {
 				t.Errorf("warning %q does not name irc.registration and %s", w, tc.listen)
 			}
-			if tc.warn && !strings.Contains(w, "a nick nobody has") {
-				t.Errorf("warning %q does not say a nick nobody has reaches register", w)
+			if tc.warn && !strings.Contains(w, "registered nick without its password") {
+				t.Errorf("warning %q does not say a registered nick without its password reaches register", w)
+			}
+			if tc.password != "" && strings.Contains(w, tc.password) {
+				t.Errorf("warning %q shows irc.password", w)
+			}
+		})
+	}
+}
+
+// TestRegistrationOpenBeyondLoopbackNeedsPassword: irc.registration =
+// "open" on a listener beyond loopback, in front of an upstream server or
+// [[user]]s, is refused without irc.password, naming the keys and the
+// listener: a nick nobody has then connects without any password and
+// registers itself, so anyone who can reach the listener becomes a user
+// of the gateway. With irc.password (which such a nick must give), on
+// loopback, and on the demo network (whose irc.password every client
+// gives, and which needs one beyond loopback anyway) it loads.
+func TestRegistrationOpenBeyondLoopbackNeedsPassword(t *testing.T) {
+	const (
+		upstream = "[msim]\nserver = \"msim.example.net:1863\"\n"
+		user     = "[[user]]\nname = \"gus\"\npassword = \"gus-irc\"\n[[user.account]]\nemail = \"gus@example.com\"\npassword = \"gus-msim\"\n"
+	)
+	for _, tc := range []struct {
+		name, text string
+		want       []string // nil: it loads
+	}{
+		{"upstream", "[irc]\nlisten = [\"0.0.0.0:6667\"]\nregistration = \"open\"\n" + upstream,
+			[]string{"line 3", "irc.registration", "irc.password", "0.0.0.0:6667", `"closed"`}},
+		{"upstream, TLS listener", "[irc]\nlisten = [\"127.0.0.1:6667\"]\n\nregistration = \"open\"\n[[irc.tls]]\nlisten = \"[::]:6697\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n" + upstream,
+			[]string{"line 4", "irc.registration", "irc.password", "[::]:6697"}},
+		{"users", "[irc]\nregistration = \"open\"\nlisten = [\"192.0.2.1:6667\"]\n" + user,
+			[]string{"line 2", "irc.registration", "irc.password", "192.0.2.1:6667"}},
+		{"upstream, irc password", "[irc]\nlisten = [\"0.0.0.0:6667\"]\nregistration = \"open\"\npassword = \"server-pw\"\n" + upstream, nil},
+		{"users, irc password", "[irc]\nlisten = [\"0.0.0.0:6667\"]\nregistration = \"open\"\npassword = \"server-pw\"\n" + user, nil},
+		{"upstream, loopback", "[irc]\nlisten = [\"127.0.0.1:6667\"]\nregistration = \"open\"\n" + upstream, nil},
+		{"upstream, default", "[irc]\nlisten = [\"0.0.0.0:6667\"]\n" + upstream, nil},
+		{"demo, irc password", "[irc]\nlisten = [\"0.0.0.0:6667\"]\nregistration = \"open\"\npassword = \"server-pw\"\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(writeConfig(t, tc.text))
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("got %v, want the config loaded", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("the config loads; want it refused: anyone who reaches the listener may register")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
 			}
 		})
 	}
