@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -67,24 +68,63 @@ func (s *session) record(e store.HistoryEntry) {
 }
 
 // historyFailure is the session's callback for an entry its history left
-// out: counted, logged and told to the user once (historyFullOnce,
-// historyFailedOnce).
+// out: counted, logged and told to the user whose entry it was, once
+// (historyFullOnce, historyFailedOnce). A report the session handles
+// once it is another user's (identify, register, drop), or refuses as
+// it ended (identify handed its connection to another session, say), is
+// not told there: it is kept as a note for that user's next connection,
+// unless they were told (keepHistoryNote).
 func (s *session) historyFailure() func(error) {
 	if s.histFailed == nil {
-		// Made once, not per entry (the history's garbage is the IMs'
-		// latency); with the log of now, which the writer may use.
-		log, met := s.log, s.b.met
+		// Made once per user the session serves, not per entry (the
+		// history's garbage is the IMs' latency); with the log and
+		// memory of now, which the writer may use.
+		log, met, mem := s.log, s.b.met, s.mem
+		var fullTold, failedTold atomic.Bool // told, or kept as a note
+		untold := func() { keepHistoryNote(mem, historyFailedText, &failedTold) }
 		s.histFailed = func(err error) {
 			if errors.Is(err, ErrHistoryFull) { // refused at once, on the session goroutine
+				if s.mem != mem { // not the session's user's
+					met.historyDropped()
+					keepHistoryNote(mem, historyFullText, &fullTold)
+					return
+				}
 				s.leftOut(log)
 				return
 			}
 			met.historyDropped()
 			log.WithError(err).Error("store: an IM was not added to the history")
-			s.post(call(s.historyFailedOnce))
+			s.postAnswer(func() {
+				if s.mem != mem {
+					untold()
+					return
+				}
+				failedTold.Store(true)
+				s.historyFailedOnce()
+			}, untold)
 		}
 	}
 	return s.histFailed
+}
+
+// What the user is told of entries left out of their history: the
+// store was behind (historyFullText), or failed (historyFailedText).
+const (
+	historyFullText   = "The gateway is too busy to keep your history just now: some IMs are missing from it (they were delivered as usual)."
+	historyFailedText = "Your history could not be saved (the gateway's database failed); IMs are still delivered, but CHATHISTORY and the history command may miss some."
+)
+
+// keepHistoryNote keeps text, of entries left out of the history of the
+// user whose memory mem is, as a note for their next connection, unless
+// they were told already (told) or keep nothing (their memory is
+// forgotten: a dropped registration; the failure is logged). The
+// caller may be the history's writer, every user's: it never waits for
+// the memory's writer (laterReport), and keeps one note at most.
+func keepHistoryNote(mem *userMemory, text string, told *atomic.Bool) {
+	if mem.isForgotten() || told.Swap(true) {
+		return
+	}
+	mem.laterReport(func() { mem.addNote(text) })
 }
 
 // leftOut counts an entry left out of the history as its writer was
@@ -115,8 +155,7 @@ func (s *session) historyFullOnce(log *logrus.Entry) {
 	}
 	s.historyFull = true
 	log.Warn("history: the store is behind; entries are left out of this user's history (IMs are delivered as usual)")
-	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
-		Text: "The gateway is too busy to keep your history just now: some IMs are missing from it (they were delivered as usual)."})
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: historyFullText})
 }
 
 // historyFailedOnce tells the user, once while the session is theirs,
@@ -126,8 +165,7 @@ func (s *session) historyFailedOnce() {
 		return
 	}
 	s.historyFailed = true
-	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick,
-		Text: "Your history could not be saved (the gateway's database failed); IMs are still delivered, but CHATHISTORY and the history command may miss some."})
+	s.irc.Deliver(ircd.Delivery{Command: "NOTICE", From: s.b.cfg.ServiceNick, Text: historyFailedText})
 }
 
 // recordIn keeps an IM or zap from a buddy as it arrives, in the history
