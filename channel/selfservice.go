@@ -643,12 +643,13 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		prev.endWith("as a new connection replaced the old one")
 		<-prev.done // it has logged out of MSIM and held what it had
 	}
+	oldLog := s.log // what was lost is logged as old's
 	s.log = b.log.WithField("user", u.Name)
 	// The history told of is the user's: the new user is told of theirs.
 	s.histFailed, s.historyFull, s.historyFailed = nil, false, false
 	s.replayWritten = nil // the old user's history
 	r = s.where(r)
-	s.tellLost(lost)
+	s.tellLost(oldLog, lost)
 	s.tellNotesAs("PRIVMSG", r.target) // as reply says it
 	for _, ac := range u.Accounts {
 		a := s.newAccount(ac)
@@ -771,14 +772,16 @@ func (s *session) tellHeldLost() {
 	for _, l := range lost {
 		s.b.met.imsDropped(l.n)
 	}
-	s.tellLost(lost)
+	s.tellLost(s.log, lost)
 }
 
 // tellLost tells the session's connections of the IMs held for the user
-// it left, who keeps nothing, lost as the bridge forgot them (forget).
-func (s *session) tellLost(lost []lostHeld) {
+// it left, who keeps nothing, lost as the bridge forgot them (forget),
+// and logs them with log, that user's: the session may be another
+// user's by now.
+func (s *session) tellLost(log *logrus.Entry, lost []lostHeld) {
 	for _, l := range lost {
-		logTold(s.log, l)
+		logTold(log, l)
 		s.irc.Deliver(lostNotice(s.b.cfg.ServiceNick, l))
 	}
 }
