@@ -130,3 +130,39 @@ func TestNewcomerAdmission(t *testing.T) {
 		gus.expectFrom("NOTICE", "root", "You have no MSIM accounts configured.")
 	})
 }
+
+// TestUnidentifiedCannotRegisterPastTheServerPassword: with irc.password
+// set, a newcomer must give it to connect and register. A connection as a
+// registered nick without its password comes in unidentified, which
+// takes no password at all: after a change to a nick nobody has, it may
+// not register that nick, or it would be a newcomer that never gave
+// irc.password. Without irc.password (loopback only) it may, as any
+// newcomer may.
+func TestUnidentifiedCannotRegisterPastTheServerPassword(t *testing.T) {
+	for _, tc := range []struct {
+		name, serverPassword, want string
+		registered                 bool
+	}{
+		{"with irc.password", "letmein", "connect with it and the server password", false},
+		{"without irc.password", "", "The nick mallory is registered", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t)
+			_, addr := startUpstream(t, st, channel.RegistrationOpen, tc.serverPassword)
+			nina := dial(t, addr, "nina", tc.serverPassword, allCaps...)
+			nina.private("register nina-irc", "The nick nina is registered")
+			nina.quit()
+
+			c := dial(t, addr, "nina", "", allCaps...)
+			c.expectFrom("PRIVMSG", "root", "identify")
+			c.send("NICK mallory")
+			c.expect("NICK", nil)
+			c.nick = "mallory"
+			c.private("register mal-pw", tc.want)
+			_, err := st.LoadUser(context.Background(), "mallory")
+			if got := err == nil; got != tc.registered {
+				t.Errorf("mallory registered: got %v (%v), want %v", got, err, tc.registered)
+			}
+		})
+	}
+}

@@ -245,6 +245,15 @@ type newcomers interface {
 
 func (d *StaticDirectory) newcomerPassword() string { return d.ServerPassword }
 
+// newcomerPassword is the password a newcomer gives to come in ("": none,
+// or d takes no newcomers).
+func (d *storeDirectory) newcomerPassword() string {
+	if n, ok := d.next.(newcomers); ok {
+		return n.newcomerPassword()
+	}
+	return ""
+}
+
 // newcomer returns the user of a connection that d.next refused, whose
 // nick neither the store nor the configuration has: with registration
 // open, it comes in with no accounts and may register the nick (or

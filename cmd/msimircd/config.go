@@ -84,10 +84,10 @@ func (c Config) registration() string {
 // in front of the stored users): nothing to warn of. With [[user]]s or an
 // upstream server it is the password of the [[user]]s without one and of
 // a nick nobody has (a newcomer), which must give it to connect and
-// register; but a connection to a registered nick without any password
-// (unidentified) passes no gate and still reaches register, for another
-// nick after a NICK: irc.password does not keep such a connection from
-// registering, and the warning says so.
+// register; a connection to a registered nick without any password
+// (unidentified) may not register another nick (channel's register), so
+// whoever has irc.password may make themselves a user, and the warning
+// says so.
 func (c Config) registrationWarning() string {
 	if c.IRC.Registration != channel.RegistrationOpen {
 		return ""
@@ -96,7 +96,7 @@ func (c Config) registrationWarning() string {
 	if addr == "" || len(c.Users) == 0 && c.MSIM.Server == "" {
 		return ""
 	}
-	return fmt.Sprintf("irc.registration = %q on %s, a listener beyond loopback: a nick nobody has gives irc.password to connect and register, but a connection as any registered nick without its password reaches register without irc.password, and registers another nick after changing to it, so whoever can reach the listener may make themselves a user of this gateway; set irc.registration = %q to make users with msimircd user add only",
+	return fmt.Sprintf("irc.registration = %q on %s, a listener beyond loopback: whoever has irc.password may connect with a nick nobody has and make themselves a user of this gateway with register; set irc.registration = %q to make users with msimircd user add only",
 		channel.RegistrationOpen, addr, channel.RegistrationClosed)
 }
 
