@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"slices"
 	"time"
 
@@ -212,10 +213,15 @@ func (p peer) Deliver(to, from msim.UID, wire []byte, until time.Time) bool {
 	return ok
 }
 
-// bmType reads the type of an encoded bm (\bm\N\…).
+// bmType reads the type of an encoded bm (\bm\N\…); 0 for a message
+// that is not a bm. Routing (Deliver) and the rescue (isStoredIM) know an
+// IM by it alike.
 func bmType(wire []byte) int {
+	if !bytes.HasPrefix(wire, []byte(`\bm\`)) {
+		return 0
+	}
 	n := 0
-	for _, c := range wire[min(len(wire), 4):] {
+	for _, c := range wire[4:] {
 		if c < '0' || c > '9' {
 			break
 		}
@@ -299,7 +305,7 @@ func (s *session) restore(msgs []OfflineMessage) {
 		h := heldOf(msgs)
 		s.srv.hold(s.uid, h)
 		s.srv.awaitRescue(wait, true)
-		s.srv.hold(s.uid, heldIMs{n: -h.n, bytes: -h.bytes})
+		s.srv.hold(s.uid, heldIMs{}.minus(h))
 	}
 	for _, om := range msgs {
 		if err := s.srv.store.AddOffline(s.uid, om, OfflineLimits{}); err != nil {

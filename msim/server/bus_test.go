@@ -422,3 +422,23 @@ func mailboxRig(t *testing.T) (*fakeBus, Store, *Server, msim.UID, msim.UID, *cl
 	c.sync()
 	return bus, mem, srv, alice, bob, c
 }
+
+// TestBMTypeOfBMsOnly: bmType reads a bm's type, and gives 0 for any
+// other message, whatever its bytes after the fourth: routing and the
+// rescue take for an IM the same messages.
+func TestBMTypeOfBMsOnly(t *testing.T) {
+	for wire, want := range map[string]int{
+		`\bm\1\sesskey\1\t\2\msg\hi\final\`:   msim.BMIM,
+		`\bm\121\sesskey\1\t\2\msg\hi\final\`: msim.BMAction,
+		`\bm\01\t\2\final\`:                   msim.BMIM,
+		`\bm\1`:                               msim.BMIM,
+		`\xx\1\sesskey\1\t\2\msg\hi\final\`:   0,
+		`\status\1\final\`:                    0,
+		`\bm`:                                 0,
+		``:                                    0,
+	} {
+		if got := bmType([]byte(wire)); got != want {
+			t.Errorf("bmType(%q) = %d, want %d", wire, got, want)
+		}
+	}
+}

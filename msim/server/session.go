@@ -526,7 +526,7 @@ func (s *session) write(w *writer, msgs []queued) bool {
 // node's cut short just after its type.
 func isStoredIM(q queued) bool {
 	return bytes.HasPrefix(q.b, []byte(`\bm\1\`)) ||
-		q.from != 0 && bytes.HasPrefix(q.b, []byte(`\bm\`)) && bmType(q.b) == msim.BMIM
+		q.from != 0 && bmType(q.b) == msim.BMIM
 }
 
 // rescueIMs stores the IMs among msgs as offline messages again: they were
