@@ -75,26 +75,49 @@ func rescuedIM(b []byte, from msim.UID) (om OfflineMessage, malformed, text bool
 }
 
 // heldIMs is what a mailbox has out of the store while a restore waits
-// (Server.held): how many IMs, and their bytes as the caps count them.
+// (Server.held): how many IMs, and their bytes as the caps count them, in
+// all and by sender.
 type heldIMs struct {
-	n     int
-	bytes int64
+	n        int
+	bytes    int64
+	bySender map[msim.UID]int64
 }
 
 func heldOf(msgs []OfflineMessage) heldIMs {
-	h := heldIMs{n: len(msgs)}
+	h := heldIMs{n: len(msgs), bySender: map[msim.UID]int64{}}
 	for _, om := range msgs {
 		h.bytes += int64(len(om.Body))
+		h.bySender[om.From] += int64(len(om.Body))
 	}
 	return h
 }
 
-// hold adds h to what to's mailbox has out of the store (negative: they
+// minus is h less o: o's IMs back in the store.
+func (h heldIMs) minus(o heldIMs) heldIMs {
+	d := heldIMs{n: h.n - o.n, bytes: h.bytes - o.bytes, bySender: map[msim.UID]int64{}}
+	for from, b := range h.bySender {
+		d.bySender[from] += b
+	}
+	for from, b := range o.bySender {
+		d.bySender[from] -= b
+	}
+	return d
+}
+
+// hold adds h to what to's mailbox has out of the store (h.minus: they
 // are back). The caller holds offlineMu.
 func (srv *Server) hold(to msim.UID, h heldIMs) {
 	t := srv.held[to]
 	t.n += h.n
 	t.bytes += h.bytes
+	for from, b := range h.bySender {
+		if t.bySender == nil {
+			t.bySender = map[msim.UID]int64{}
+		}
+		if t.bySender[from] += b; t.bySender[from] == 0 {
+			delete(t.bySender, from)
+		}
+	}
 	if t.n == 0 {
 		delete(srv.held, to)
 		return
@@ -106,9 +129,12 @@ func (srv *Server) hold(to msim.UID, h heldIMs) {
 }
 
 // addOffline is store.AddOffline for a caller holding offlineMu, whose
-// caps on a mailbox (lim's messages and bytes) count the IMs a restore
-// holds out of it (held) as though stored: they are stored again once
-// the rescue it waits for is done, whatever the caps.
+// caps on a mailbox (lim's messages and bytes, and the sender's bytes)
+// count the IMs a restore holds out of it (held) as though stored: they
+// are stored again once the rescue it waits for is done, whatever the
+// caps. Only this node's restores are counted: in a cluster, another
+// node's store to the same mailbox meanwhile does not see them, and the
+// mailbox can end past its caps by what that node stored.
 func (srv *Server) addOffline(to msim.UID, om OfflineMessage, lim OfflineLimits) error {
 	if h, ok := srv.held[to]; ok {
 		if lim.Messages > 0 {
@@ -120,6 +146,11 @@ func (srv *Server) addOffline(to msim.UID, om OfflineMessage, lim OfflineLimits)
 		if lim.Bytes > 0 {
 			if lim.Bytes -= h.bytes; lim.Bytes <= 0 {
 				return errOfflineFull
+			}
+		}
+		if lim.SenderBytes > 0 {
+			if lim.SenderBytes -= h.bySender[om.From]; lim.SenderBytes <= 0 {
+				return errOfflineSenderFull
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -998,5 +999,34 @@ func TestRescueCountsTheIMsARestoreHolds(t *testing.T) {
 				wantValues(t, reg, []wantValue{{"msimd_ims_lost_total", []string{"reason", "untold"}, float64(unwritten - max(rescued, 0))}})
 			}
 		})
+	}
+}
+
+// TestAddOfflineCountsASendersHeldBytes: while a restore holds a sender's
+// IMs out of a mailbox, a store of theirs to it counts those IMs' bytes
+// against the sender's share, as it counts them against the mailbox's:
+// once they are back, the sender holds no more than the share.
+func TestAddOfflineCountsASendersHeldBytes(t *testing.T) {
+	srv, _ := startServer(t, Config{}, NewMemStore())
+	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	cUID := addAccount(t, srv, "carol@example.com", "Secret3", "carol")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	lim := OfflineLimits{Messages: 100, Bytes: 1 << 20, SenderBytes: 100}
+	held := []OfflineMessage{{From: aUID, Body: strings.Repeat("a", 60)}, {From: cUID, Body: "c"}}
+	srv.offlineMu.Lock()
+	defer srv.offlineMu.Unlock()
+	srv.hold(bUID, heldOf(held))
+	if err := srv.addOffline(bUID, OfflineMessage{From: aUID, Body: strings.Repeat("b", 50)}, lim); !errors.Is(err, errOfflineSenderFull) {
+		t.Errorf("alice's 50 bytes beside her 60 held: got %v, want %v", err, errOfflineSenderFull)
+	}
+	if err := srv.addOffline(bUID, OfflineMessage{From: cUID, Body: strings.Repeat("b", 50)}, lim); err != nil {
+		t.Errorf("carol's 50 bytes beside her 1 held: got %v, want it stored", err)
+	}
+	srv.hold(bUID, heldIMs{}.minus(heldOf(held)))
+	if len(srv.held) != 0 {
+		t.Errorf("held after the restore: %v, want nothing", srv.held)
+	}
+	if err := srv.addOffline(bUID, OfflineMessage{From: aUID, Body: strings.Repeat("b", 50)}, lim); err != nil {
+		t.Errorf("alice's 50 bytes with nothing held: got %v, want it stored", err)
 	}
 }
