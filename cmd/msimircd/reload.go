@@ -98,7 +98,14 @@ func (r *reloader) reload() error {
 		if next.IRC.Registration == channel.RegistrationOpen {
 			reg = channel.RegistrationOpen
 		}
-		err = locateKey(r.path, next.checkPasswords(listener, reg))
+		err = next.checkPasswords(listener, reg)
+		if err != nil && next.IRC.Registration != channel.RegistrationOpen && next.checkPasswords(listener, channel.RegistrationClosed) == nil {
+			// Refused only for the registration in effect: the file
+			// cannot close it until a restart.
+			err = errKey(fmt.Sprintf("irc.registration is %q until a restart (a reload does not change it) on %s, a listener beyond loopback, so irc.password is needed until then: keep it in the file, and restart for the file's registration to apply",
+				channel.RegistrationOpen, listener), "password", pathStep{"irc", -1})
+		}
+		err = locateKey(r.path, err)
 	}
 	if err != nil {
 		r.log.WithError(err).Error("reload refused: the config stays as it was")

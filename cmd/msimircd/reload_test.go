@@ -515,4 +515,16 @@ func TestReloadKeepsOpenRegistrationGated(t *testing.T) {
 		t.Fatalf("reload: got %v, want a refusal naming irc.registration and irc.password", err)
 	}
 	refused(t, rl.irc, "nina", "")
+	// A file that closes registration as it drops irc.password is refused
+	// too (the registration in effect stays open until a restart), and
+	// told so, not told to close what it closes.
+	if err := os.WriteFile(path, []byte(reloadConfig("registration = \"closed\"", "alice")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = rl.r.reload()
+	if err == nil || !strings.Contains(err.Error(), "until a restart") || !strings.Contains(err.Error(), "irc.password") ||
+		strings.Contains(err.Error(), `or irc.registration = "closed"`) {
+		t.Fatalf("reload of a file closing registration: got %v, want a refusal saying registration stays open until a restart and irc.password is needed until then", err)
+	}
+	refused(t, rl.irc, "nina", "")
 }
