@@ -257,17 +257,18 @@ func (p peer) Mailbox(uid msim.UID) {
 	// it from its take of the mailbox until its session is registered,
 	// and an IM stored elsewhere in between must find that session.
 	srv.offlineMu.Lock()
-	defer srv.offlineMu.Unlock()
 	ss := srv.reg.session(uid)
 	if ss == nil {
+		srv.offlineMu.Unlock()
 		return
 	}
 	stored, err := srv.store.TakeOffline(uid)
 	if err != nil {
+		srv.offlineMu.Unlock()
 		ss.logger().WithError(err).Error("offline messages not taken; they stay stored for the next login")
 		return
 	}
-	handed := 0
+	handed, restored := 0, false
 	for i, om := range stored {
 		// A burst, as at a login: bounded by what was stored, not by
 		// SendQ, so that a mailbox longer than the queue does not
@@ -276,11 +277,19 @@ func (p peer) Mailbox(uid msim.UID) {
 			// The session closed: the IMs it did not write (these
 			// among them) are stored first, then the rest of these.
 			ss.restore(stored[i:])
+			restored = true
 			break
 		}
 		handed++
 	}
 	srv.metrics.deliveredFromStorage(handed)
+	srv.offlineMu.Unlock()
+	if restored && srv.reg.session(uid) != ss {
+		// A newer session logged in while the restore waited, and took
+		// the mailbox without these: it gets them now, not at its next
+		// login (as a login's restore does).
+		srv.storedFor(uid)
+	}
 }
 
 // storedFor tells uid's live session, wherever it is, that IMs were stored

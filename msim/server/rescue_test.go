@@ -1030,3 +1030,64 @@ func TestAddOfflineCountsASendersHeldBytes(t *testing.T) {
 		t.Errorf("alice's 50 bytes with nothing held: got %v, want it stored", err)
 	}
 }
+
+// TestMailboxRestoredForTheNewerSession: stored IMs handed (Mailbox) to a
+// session that turns out to be closed go back to the store once its
+// writer is done (restore). A newer session that logged in meanwhile took
+// the mailbox without them: it is handed them then, not at its next
+// login.
+func TestMailboxRestoredForTheNewerSession(t *testing.T) {
+	mem := NewMemStore()
+	st := &takeSignalStore{Store: mem, taken: make(chan struct{})}
+	srv, addr := startServer(t, Config{}, st)
+	aUID := addAccount(t, srv, "alice@example.com", "Secret1", "alice")
+	bUID := addAccount(t, srv, "bob@example.com", "hunter2", "bob")
+	st.uid.Store(uint64(bUID))
+	const waiting = 3
+	for i := range waiting {
+		if err := mem.AddOffline(bUID, OfflineMessage{From: aUID, Time: time.Now().UTC(), CV: 673, Body: fmt.Sprint("stored ", i)}, OfflineLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// bob's session is closed at once; its writer has yet to end.
+	nc, other := net.Pipe()
+	t.Cleanup(func() { other.Close() })
+	old := newSession(srv, nc, 1<<40)
+	old.uid = bUID
+	srv.reg.mu.Lock()
+	srv.reg.byUID[bUID] = old
+	srv.reg.mu.Unlock()
+	old.closeNow()
+	handed := make(chan struct{})
+	go func() {
+		defer close(handed)
+		peer{srv}.Mailbox(bUID)
+	}()
+	select {
+	case <-st.taken:
+	case <-time.After(testWait):
+		t.Fatal("bob's mailbox was not taken")
+	}
+	// While the restore waits for the old writer, bob logs in anew: his
+	// new session takes the mailbox, empty.
+	bob := login(t, addr, "bob@example.com", "hunter2")
+	bob.sync()
+	if srv.reg.session(bUID) == old {
+		t.Fatal("bob's new session is not the registered one")
+	}
+	var w writer
+	old.storeUnwritten(&w)
+	close(old.writerDone)
+	select {
+	case <-handed:
+	case <-time.After(testWait):
+		t.Fatal("the mailbox was not stored again")
+	}
+	for i := range waiting {
+		want := fmt.Sprint("stored ", i)
+		m := bob.expect("stored IM "+strconv.Itoa(i), isBM(msim.BMIM, aUID))
+		if got, _ := m.Str("msg"); !strings.Contains(got, want) {
+			t.Errorf("bob's IM %d: got %q, want %q", i, got, want)
+		}
+	}
+}
