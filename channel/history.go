@@ -84,7 +84,7 @@ func (s *session) historyFailure() func(error) {
 		untold := func() { keepHistoryNote(mem, historyFailedText, &failedTold) }
 		s.histFailed = func(err error) {
 			if errors.Is(err, ErrHistoryFull) { // refused at once, on the session goroutine
-				if s.mem != mem { // not the session's user's
+				if s.mem != mem { // not the session's user's: defensive, as record takes the callback of now
 					met.historyDropped()
 					keepHistoryNote(mem, historyFullText, &fullTold)
 					return
@@ -118,8 +118,9 @@ const (
 // user whose memory mem is, as a note for their next connection, unless
 // they were told already (told) or keep nothing (their memory is
 // forgotten: a dropped registration; the failure is logged). The
-// caller may be the history's writer, every user's: it never waits for
-// the memory's writer (laterReport), and keeps one note at most.
+// caller may be the history's writer, every user's: it does not wait for
+// the note's write (laterReport), only, at most, for the memory's lock
+// (isForgotten), and keeps one note at most.
 func keepHistoryNote(mem *userMemory, text string, told *atomic.Bool) {
 	if mem.isForgotten() || told.Swap(true) {
 		return

@@ -140,18 +140,23 @@ func TestNewcomerAdmission(t *testing.T) {
 // newcomer may.
 func TestUnidentifiedCannotRegisterPastTheServerPassword(t *testing.T) {
 	for _, tc := range []struct {
-		name, serverPassword, want string
-		registered                 bool
+		name, registration, serverPassword, want string
+		registered                               bool
 	}{
-		{"with irc.password", "letmein", "connect with it and the server password", false},
-		{"without irc.password", "", "The nick mallory is registered", true},
+		{"with irc.password", channel.RegistrationOpen, "letmein", "connect with it and the server password", false},
+		{"without irc.password", channel.RegistrationOpen, "", "The nick mallory is registered", true},
+		{"registration closed", channel.RegistrationClosed, "letmein", "Registration is closed", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := openStore(t)
-			_, addr := startUpstream(t, st, channel.RegistrationOpen, tc.serverPassword)
-			nina := dial(t, addr, "nina", tc.serverPassword, allCaps...)
-			nina.private("register nina-irc", "The nick nina is registered")
-			nina.quit()
+			hash, err := store.HashPassword("nina-irc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.CreateUser(context.Background(), "nina", hash); err != nil {
+				t.Fatal(err)
+			}
+			_, addr := startUpstream(t, st, tc.registration, tc.serverPassword)
 
 			c := dial(t, addr, "nina", "", allCaps...)
 			c.expectFrom("PRIVMSG", "root", "identify")
@@ -159,7 +164,7 @@ func TestUnidentifiedCannotRegisterPastTheServerPassword(t *testing.T) {
 			c.expect("NICK", nil)
 			c.nick = "mallory"
 			c.private("register mal-pw", tc.want)
-			_, err := st.LoadUser(context.Background(), "mallory")
+			_, err = st.LoadUser(context.Background(), "mallory")
 			if got := err == nil; got != tc.registered {
 				t.Errorf("mallory registered: got %v (%v), want %v", got, err, tc.registered)
 			}

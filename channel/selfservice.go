@@ -80,14 +80,14 @@ func (s *session) cmdRegister(r replyCtx, args []string) {
 		// (After a change to another nick, that one may be registered.)
 		s.reply(r, "The nick %s is registered. Type identify <password>.", nick)
 		return
+	case d.registration == RegistrationClosed:
+		s.reply(r, "Registration is closed on this gateway: an administrator creates users, with msimircd user add <nick>.")
+		return
 	case s.user.identify != "" && d.newcomerPassword() != "":
 		// Unidentified, the connection gave no password: registering
 		// another nick would make it a newcomer that never gave
 		// irc.password, which a newcomer must (storeDirectory.newcomer).
 		s.reply(r, "To register the nick %s, connect with it and the server password.", nick)
-		return
-	case d.registration == RegistrationClosed:
-		s.reply(r, "Registration is closed on this gateway: an administrator creates users, with msimircd user add <nick>.")
 		return
 	case len(args) != 1:
 		s.reply(r, "Usage: register <password> (one word)")

@@ -285,9 +285,10 @@ func (p peer) Mailbox(uid msim.UID) {
 	srv.metrics.deliveredFromStorage(handed)
 	srv.offlineMu.Unlock()
 	if restored && srv.reg.session(uid) != ss {
-		// A newer session logged in while the restore waited, and took
-		// the mailbox without these: it gets them now, not at its next
-		// login (as a login's restore does).
+		// A newer session may have logged in while the restore waited,
+		// here or on another node (none is registered here then), and
+		// taken the mailbox without these: it gets them now, not at its
+		// next login (as a login's restore does).
 		srv.storedFor(uid)
 	}
 }

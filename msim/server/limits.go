@@ -177,7 +177,7 @@ func accountKey(email string) string {
 }
 
 // loggedEmail is the e-mail address a login names as the log shows it:
-// whole up to maxKeyEmail bytes (longer than any mail path), else its start,
+// whole up to maxKeyEmail bytes (the longest a mail path allows), else its start,
 // cut on a character's boundary, and its length, so a stranger's long
 // names do not grow the log by a message's size at each try.
 func loggedEmail(email string) string {
