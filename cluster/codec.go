@@ -96,10 +96,76 @@ func decodeState(b []byte, uid msim.UID) (*server.PeerState, error) {
 	if err := decodeJSON(b, &st); err != nil {
 		return nil, err
 	}
-	if st.UID <= 0 || st.UID > maxUID || uid != 0 && st.UID != uid || st.Node == "" {
-		return nil, errBadMessage
+	if err := checkState(&st, uid); err != nil {
+		return nil, err
 	}
 	return &st, nil
+}
+
+// checkState checks that st is about uid (0: any), and from a node.
+func checkState(st *server.PeerState, uid msim.UID) error {
+	if st.UID <= 0 || st.UID > maxUID || uid != 0 && st.UID != uid || st.Node == "" {
+		return errBadMessage
+	}
+	return nil
+}
+
+// decodeVersion reads the version of an opKick payload (a kick, or the
+// answer of a node whose session is newer) without its op byte.
+func decodeVersion(b []byte) (server.Version, error) {
+	var v server.Version
+	if err := decodeJSON(b, &v); err != nil {
+		return server.Version{}, err
+	}
+	if v.Node == "" {
+		return server.Version{}, errBadMessage
+	}
+	return v, nil
+}
+
+// decodeHandOn reads an opHandOn payload for uid without its op byte.
+func decodeHandOn(b []byte, uid msim.UID) (to server.Version, st *server.PeerState, err error) {
+	var h handOnMsg
+	if err := decodeJSON(b, &h); err != nil {
+		return server.Version{}, nil, err
+	}
+	if h.To.Node == "" || h.State == nil {
+		return server.Version{}, nil, errBadMessage
+	}
+	if err := checkState(h.State, uid); err != nil {
+		return server.Version{}, nil, err
+	}
+	return h.To, h.State, nil
+}
+
+// decodeBeat reads a heartbeat, a goodbye or a fence, op byte and all.
+func decodeBeat(b []byte) (op byte, _ beat, _ error) {
+	var bt beat
+	if len(b) == 0 || b[0] != opHeartbeat && b[0] != opBye {
+		return 0, beat{}, errBadMessage
+	}
+	if err := decodeJSON(b[1:], &bt); err != nil {
+		return 0, beat{}, err
+	}
+	if bt.Node == "" {
+		return 0, beat{}, errBadMessage
+	}
+	return b[0], bt, nil
+}
+
+// decodeAlert reads an alert set (with its key) or taken, op byte and all.
+func decodeAlert(b []byte) (op byte, _ alertMsg, _ error) {
+	var a alertMsg
+	if len(b) == 0 || b[0] != opAlert && b[0] != opAlertTaken {
+		return 0, alertMsg{}, errBadMessage
+	}
+	if err := decodeJSON(b[1:], &a); err != nil {
+		return 0, alertMsg{}, err
+	}
+	if a.UID <= 0 || a.UID > maxUID || b[0] == opAlert && a.Key == "" {
+		return 0, alertMsg{}, errBadMessage
+	}
+	return b[0], a, nil
 }
 
 // alertMsg is an alert set or taken.
@@ -130,11 +196,12 @@ func (p subjects) heartbeat() string            { return string(p) + ".hb" }
 func (p subjects) fence() string                { return string(p) + ".fence" }
 func (p subjects) alert() string                { return string(p) + ".alert" }
 
-// uidOf reads the uid at the end of a per-user subject.
+// uidOf reads the uid at the end of a per-user subject, written as
+// subjects writes it (no sign, no leading zero).
 func uidOf(subject string) (msim.UID, error) {
-	i := strings.LastIndexByte(subject, '.')
-	n, err := strconv.Atoi(subject[i+1:])
-	if err != nil || n <= 0 || n > maxUID {
+	tok := subject[strings.LastIndexByte(subject, '.')+1:]
+	n, err := strconv.Atoi(tok)
+	if err != nil || n <= 0 || n > maxUID || strconv.Itoa(n) != tok {
 		return 0, errBadMessage
 	}
 	return msim.UID(n), nil

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"encoding/binary"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,7 +110,7 @@ func TestSubjects(t *testing.T) {
 	if uid, err := uidOf("msimd.p.6221"); err != nil || uid != 6221 {
 		t.Errorf("uidOf: got %d %v, want 6221", uid, err)
 	}
-	for _, s := range []string{"msimd.p.x", "msimd.p.0", "msimd.p.-1", "msimd.p.99999999999"} {
+	for _, s := range []string{"msimd.p.x", "msimd.p.0", "msimd.p.-1", "msimd.p.99999999999", "msimd.p.+6221", "msimd.p.06221"} {
 		if _, err := uidOf(s); err == nil {
 			t.Errorf("uidOf(%q): got no error, want one", s)
 		}
@@ -121,20 +122,50 @@ func TestSubjects(t *testing.T) {
 	}
 }
 
-// FuzzDecode: no cluster message, however malformed, panics a decoder.
+// FuzzDecode: no cluster message, however malformed, panics a decoder,
+// and what one accepts is well formed. Every decoder of a payload, a reply
+// or a subject is here.
 func FuzzDecode(f *testing.F) {
+	v := server.Version{Epoch: 1, Node: "n"}
+	st := &server.PeerState{UID: 7, Version: v}
 	f.Add(encodeDeliver(time.Unix(1700000000, 0), 1000000, []byte(`\bm\1\f\1000000\msg\hi\final\`)))
-	f.Add(encodeState(&server.PeerState{UID: 7, Version: server.Version{Epoch: 1, Node: "n"}}))
+	f.Add(encodeState(st))
 	f.Add(encodeJSON(opAlert, alertMsg{UID: 7, Key: "FriendRequest", Node: "n"}))
+	f.Add(encodeJSON(opAlertTaken, alertMsg{UID: 7, Node: "n"}))
+	f.Add(encodeJSON(opKick, v))
+	f.Add(encodeJSON(opHandOn, handOnMsg{To: v, State: st}))
+	f.Add(encodeJSON(opHeartbeat, beat{Node: "n-01234567"}))
+	f.Add(encodeJSON(opBye, beat{Node: "n-01234567"}))
+	f.Add([]byte("msimd.u.1000000"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if d, from, wire, err := decodeDeliver(b); err == nil && (d.UnixNano() < 0 || from <= 0 || len(wire) == 0) {
+		if d, from, wire, err := decodeDeliver(b); err == nil && (d.UnixNano() < 0 || from <= 0 || from > maxUID || len(wire) == 0 || wire[0] != '\\') {
 			t.Fatalf("decodeDeliver(%q) = %v %d %q, want an error", b, d, from, wire)
 		}
-		if st, err := decodeState(b, 0); err == nil && (st.UID <= 0 || st.Node == "") {
+		if st, err := decodeState(b, 0); err == nil && (st.UID <= 0 || st.UID > maxUID || st.Node == "") {
 			t.Fatalf("decodeState(%q) = %+v, want an error", b, st)
 		}
-		var a alertMsg
-		_ = decodeJSON(b, &a)
+		if v, err := decodeVersion(b); err == nil && v.Node == "" {
+			t.Fatalf("decodeVersion(%q) = %+v, want an error", b, v)
+		}
+		if len(b) > 0 {
+			uid := msim.UID(b[0]) + 1
+			if to, st, err := decodeHandOn(b[1:], uid); err == nil && (to.Node == "" || st == nil || st.UID != uid || st.Node == "") {
+				t.Fatalf("decodeHandOn(%q, %d) = %+v %+v, want an error", b[1:], uid, to, st)
+			}
+		}
+		if op, bt, err := decodeBeat(b); err == nil && (op != opHeartbeat && op != opBye || bt.Node == "") {
+			t.Fatalf("decodeBeat(%q) = %q %+v, want an error", b, op, bt)
+		}
+		if op, a, err := decodeAlert(b); err == nil && (a.UID <= 0 || a.UID > maxUID || op != opAlertTaken && (op != opAlert || a.Key == "")) {
+			t.Fatalf("decodeAlert(%q) = %q %+v, want an error", b, op, a)
+		}
+		// A subject's uid is its last token, written as NATS routes it:
+		// one subject per user.
+		if uid, err := uidOf(string(b)); err == nil {
+			if want := subjects("msimd").user(uid); uid <= 0 || uid > maxUID || !strings.HasSuffix(string(b), want[len("msimd.u"):]) && string(b) != want[len("msimd.u."):] {
+				t.Fatalf("uidOf(%q) = %d, want an error", b, uid)
+			}
+		}
 	})
 }
 

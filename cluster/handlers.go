@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
@@ -34,12 +35,17 @@ func (n *Node) drain(ch chan *nats.Msg) {
 func (n *Node) onUserMsg(m *nats.Msg) {
 	defer n.recoverAndLog()
 	uid, err := uidOf(m.Subject)
+	presence := strings.HasPrefix(m.Subject, string(n.subj)+".p.")
+	if err == nil && m.Sub == nil { // a mark of makeUp's, not from NATS
+		n.madeUp(uid, presence)
+		return
+	}
 	if err != nil || len(m.Data) == 0 {
 		n.bad(m, err)
 		return
 	}
 	n.at("message", uid)
-	if strings.HasPrefix(m.Subject, string(n.subj)+".p.") {
+	if presence {
 		n.metrics.received(kindPresence)
 		st, err := decodeState(m.Data, uid)
 		if err != nil {
@@ -78,8 +84,8 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 		// stays silent: the node of the later login answers.
 	case opKick:
 		n.metrics.received(kindKick)
-		var v server.Version
-		if err := decodeJSON(m.Data[1:], &v); err != nil || v.Node == "" {
+		v, err := decodeVersion(m.Data[1:])
+		if err != nil {
 			n.bad(m, err)
 			return
 		}
@@ -95,17 +101,12 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 		}
 	case opHandOn:
 		n.metrics.received(kindHandOn)
-		var h handOnMsg
-		if err := decodeJSON(m.Data[1:], &h); err != nil || h.To.Node == "" || h.State == nil {
-			n.bad(m, err)
-			return
-		}
-		st, err := decodeState(encodeState(h.State), uid)
+		to, st, err := decodeHandOn(m.Data[1:], uid)
 		if err != nil {
 			n.bad(m, err)
 			return
 		}
-		n.peer.HandOn(uid, h.To, st)
+		n.peer.HandOn(uid, to, st)
 		n.respond(m, noState)
 	case opState:
 		n.metrics.received(kindState)
@@ -122,6 +123,59 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 	}
 }
 
+// madeUp makes up for the messages NATS dropped on uid's presence subject
+// (presence) or user subject, once the shard has taken every message of
+// uid that NATS did not drop before them (see makeUp). For a presence
+// subject, uid's state is fetched again, and a user found connected
+// nowhere is gone. For a user subject, what the dropped messages would
+// have brought is asked for again: the mailbox is looked at (the notice of
+// an IM stored meanwhile), the state is published again (for a node whose
+// state fetch was dropped), and older sessions elsewhere are kicked again
+// (a newer login's answer closes this node's instead). A dropped IM needs
+// nothing more: its sender stores it once its request times out, and
+// tells of it. The requests are made from a goroutine of their own, not
+// holding up the shard; with every slot of those taken, the mark is
+// queued again at a later heartbeat.
+func (n *Node) madeUp(uid msim.UID, presence bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	table := n.claims
+	if presence {
+		table = n.watches
+	}
+	c := table[uid]
+	if n.closed || c == nil || c.sub == nil {
+		return // nothing here follows uid any more
+	}
+	select {
+	case n.makeUps <- struct{}{}:
+	default:
+		n.owe(c.sub)
+		return
+	}
+	ver, superseded := c.ver, c.ver.Less(c.by)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() { <-n.makeUps }()
+		defer n.recoverAndLog()
+		if presence {
+			asked := time.Now()
+			if n.fetchOne(uid) {
+				n.peer.Gone(uid, asked)
+			}
+			return
+		}
+		n.peer.Mailbox(uid)
+		if st := n.peer.State(uid); st != nil {
+			n.Publish(st)
+		}
+		if !superseded {
+			n.kickFor(uid, ver)
+		}
+	}()
+}
+
 func encodeState(st *server.PeerState) []byte {
 	b, _ := json.Marshal(st) // a plain struct: it always encodes
 	return b
@@ -136,13 +190,13 @@ func (n *Node) bad(m *nats.Msg, err error) {
 func (n *Node) onHeartbeat(m *nats.Msg) {
 	defer n.recoverAndLog()
 	n.metrics.received(kindHeartbeat)
-	var b beat
-	if len(m.Data) == 0 || decodeJSON(m.Data[1:], &b) != nil || b.Node == "" {
-		n.bad(m, errBadMessage)
+	op, b, err := decodeBeat(m.Data)
+	if err != nil {
+		n.bad(m, err)
 		return
 	}
 	now := time.Now()
-	switch m.Data[0] {
+	switch op {
 	case opHeartbeat:
 		n.mu.Lock()
 		alive := n.live.heard(b.Node, now)
@@ -161,17 +215,15 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 			n.log.WithField("peer", b.Node).Info("node left the cluster")
 		}
 		n.peer.NodeDown(b.Node)
-	default:
-		n.bad(m, errBadMessage)
 	}
 }
 
 func (n *Node) onFence(m *nats.Msg) {
 	defer n.recoverAndLog()
 	n.metrics.received(kindFence)
-	var b beat
-	if len(m.Data) == 0 || decodeJSON(m.Data[1:], &b) != nil {
-		n.bad(m, errBadMessage)
+	_, b, err := decodeBeat(m.Data)
+	if err != nil {
+		n.bad(m, err)
 		return
 	}
 	n.mu.Lock()
@@ -185,19 +237,15 @@ func (n *Node) onFence(m *nats.Msg) {
 
 func (n *Node) onAlert(m *nats.Msg) {
 	defer n.recoverAndLog()
-	var a alertMsg
-	if len(m.Data) == 0 || decodeJSON(m.Data[1:], &a) != nil || a.UID <= 0 || a.UID > maxUID {
-		n.bad(m, errBadMessage)
+	op, a, err := decodeAlert(m.Data)
+	if err != nil {
+		n.bad(m, err)
 		return
 	}
-	switch {
-	case m.Data[0] == opAlert && a.Key != "":
+	if op == opAlert {
 		n.peer.Alert(a.UID, a.Key)
-	case m.Data[0] == opAlertTaken:
+	} else {
 		n.peer.AlertsTaken(a.UID)
-	default:
-		n.bad(m, errBadMessage)
-		return
 	}
 	n.metrics.received(kindAlert) // once done: tests wait on it
 }

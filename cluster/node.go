@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -111,6 +112,7 @@ type Node struct {
 	wg      sync.WaitGroup // every goroutine but the shards'
 	shardWG sync.WaitGroup
 	probes  sync.WaitGroup // the answers of IMs for users no longer here (answerIfHeldNowhere)
+	makeUps chan struct{}  // slots of madeUp's goroutines
 	closeMu sync.Once
 
 	mu       sync.Mutex
@@ -125,7 +127,7 @@ type Node struct {
 	ended    *endings // claims ended lately: see endings
 
 	dropMu sync.Mutex
-	slow   map[*nats.Subscription]int // see markSlow: the drops counted so far
+	slow   map[*nats.Subscription]*slowSub // see markSlow
 
 	// hook, set by tests, is called at points where a test orders the
 	// steps of several nodes: "claim" as a Claim begins, "kicked" in a
@@ -155,12 +157,18 @@ func (n *Node) markSlow(sub *nats.Subscription) {
 	n.dropMu.Lock()
 	defer n.dropMu.Unlock()
 	if _, ok := n.slow[sub]; !ok {
-		n.slow[sub] = 0
+		n.slow[sub] = &slowSub{}
 	}
 }
 
+// slowSub is a subscription that reported a slow consumer.
+type slowSub struct {
+	seen int  // the drops counted so far
+	owed bool // dropped messages not yet made up: see makeUp
+}
+
 // countSlow counts the messages dropped since the last call on the
-// subscriptions that reported a slow consumer.
+// subscriptions that reported a slow consumer, and has them made up.
 func (n *Node) countSlow() {
 	n.dropMu.Lock()
 	subs := make([]*nats.Subscription, 0, len(n.slow))
@@ -169,25 +177,65 @@ func (n *Node) countSlow() {
 	}
 	n.dropMu.Unlock()
 	for _, sub := range subs {
-		n.countDropped(sub)
+		n.countDropped(sub, false)
+		n.makeUp(sub)
 	}
 }
 
 // countDropped counts the messages NATS dropped on sub since they were
-// last counted, and forgets sub once it is closed.
-func (n *Node) countDropped(sub *nats.Subscription) {
+// last counted, and forgets sub once it is closed. final is for a
+// subscription about to be closed: its drops are counted, and owe nothing.
+func (n *Node) countDropped(sub *nats.Subscription, final bool) {
 	n.at("count dropped", 0)
 	d, err := sub.Dropped()
 	n.dropMu.Lock()
 	defer n.dropMu.Unlock()
-	seen := n.slow[sub]
-	if err != nil {
+	s := n.slow[sub]
+	switch {
+	case err != nil:
 		delete(n.slow, sub)
 		return
+	case s == nil && !final:
+		return // closed meanwhile, its drops counted then
+	case s == nil:
+		s = &slowSub{} // NATS has not reported its drops yet
 	}
-	if d > seen {
-		n.metrics.dropN(d - seen)
-		n.slow[sub] = d
+	if d > s.seen {
+		n.metrics.dropN(d - s.seen)
+		s.seen, s.owed = d, !final
+	}
+}
+
+// makeUp has the messages NATS dropped on sub made up, if some are owed:
+// a mark queued on the shard of sub's user, behind every message of the
+// user that NATS did not drop, has the node ask again for what the dropped
+// ones would have brought (see madeUp). A full shard takes no mark: it is
+// queued at a later heartbeat, as is one that finds every slot of madeUp's
+// goroutines taken.
+func (n *Node) makeUp(sub *nats.Subscription) {
+	uid, err := uidOf(sub.Subject)
+	if err != nil {
+		return
+	}
+	n.dropMu.Lock()
+	defer n.dropMu.Unlock()
+	s := n.slow[sub]
+	if s == nil || !s.owed {
+		return
+	}
+	select {
+	case n.shard(uid) <- &nats.Msg{Subject: sub.Subject}: // no Sub: a mark
+		s.owed = false
+	default:
+	}
+}
+
+// owe notes that the messages dropped on sub are yet to be made up.
+func (n *Node) owe(sub *nats.Subscription) {
+	n.dropMu.Lock()
+	defer n.dropMu.Unlock()
+	if s := n.slow[sub]; s != nil {
+		s.owed = true
 	}
 }
 
@@ -201,13 +249,14 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 		cfg:     cfg,
 		subj:    subjects(cfg.Subject),
 		done:    make(chan struct{}),
+		makeUps: make(chan struct{}, fetchers),
 		inc:     incarnation(cfg.Name),
 		claims:  map[msim.UID]*counted{},
 		watches: map[msim.UID]*counted{},
 		// A sender waits at most RequestTimeout, from before the claim
 		// ended: past that an answer is of no use to it.
 		ended: newEndings(cfg.RequestTimeout, endedKept),
-		slow:  map[*nats.Subscription]int{},
+		slow:  map[*nats.Subscription]*slowSub{},
 	}
 	n.log = log.WithField("node", cfg.Name)
 	n.live = newLiveness(cfg.DeadAfter, cfg.DeadAfter-cfg.Heartbeat, time.Now())
@@ -251,22 +300,46 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 	}
 	nc, err := nats.Connect(cfg.URL, append(opts, cfg.Options...)...)
 	if err != nil {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			// It quotes the URL, credentials and all, and maybe a
+			// piece of them in its detail.
+			err = fmt.Errorf("%s %s: malformed URL", ue.Op, redact(ue.URL))
+		}
 		return nil, fmt.Errorf("cluster: connect %s: %w", redact(cfg.URL), err)
 	}
 	n.nc = nc
 	return n, nil
 }
 
-// redact hides the passwords of URLs like nats://user:pw@host.
+// redact hides the credentials of URLs like nats://user:pw@host, or
+// user:pw@host (nats.go adds the scheme).
 func redact(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, u := range parts {
-		if at := strings.LastIndexByte(u, '@'); at >= 0 {
-			scheme, _, _ := strings.Cut(u, "://")
-			parts[i] = scheme + "://…" + u[at:]
+		u = strings.TrimSpace(u)
+		scheme, rest, ok := strings.Cut(u, "://")
+		if ok && isScheme(scheme) {
+			scheme += "://"
+		} else {
+			scheme, rest = "", u
+		}
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			parts[i] = scheme + "…" + rest[at:]
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// isScheme reports whether s is a URL scheme (RFC 3986), not part of the
+// credentials.
+func isScheme(s string) bool {
+	for i, c := range s {
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func incarnation(name string) string {
@@ -557,8 +630,8 @@ func kickGrace(timeout time.Duration) time.Duration {
 // something: see kick.
 func (n *Node) kicked(uid msim.UID, v server.Version, data []byte) (*server.PeerState, *server.Version) {
 	if len(data) > 0 && data[0] == opKick {
-		var newer server.Version
-		if decodeJSON(data[1:], &newer) != nil || newer.Node == "" || !v.Less(newer) {
+		newer, err := decodeVersion(data[1:])
+		if err != nil || !v.Less(newer) {
 			n.log.WithError(errBadMessage).Warn("bad kick reply")
 			return nil, nil
 		}
@@ -622,7 +695,7 @@ func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) bool {
 	}
 	delete(table, uid)
 	if c.sub != nil {
-		n.countDropped(c.sub) // before it is closed, when its count is lost
+		n.countDropped(c.sub, true) // before it is closed, when its count is lost
 		_ = c.sub.Unsubscribe()
 		n.dropMu.Lock()
 		delete(n.slow, c.sub)
