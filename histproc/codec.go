@@ -17,7 +17,8 @@ import (
 // uvarint length and the bytes. The gateway's side encodes into one
 // buffer it keeps, without reflection: it runs at the IMs' priority.
 //
-//	params:  driver, dsn, key, max history
+//	params:  format version, schema version, driver, dsn, key,
+//	         max history
 //	request: seq, n, then n entries: user, msgid, time, account,
 //	         buddy, outgoing (0/1), kind, text
 //	reply:   seq, err, n, then n results: id, time, err, kind of err
@@ -29,11 +30,14 @@ import (
 // now, a Time within the zero Time's first millisecond as that instant).
 // Unix nanoseconds in an int64 hold only the years 1678 to 2262.
 //
-// The format has no version: the child is started from the binary the
-// gateway runs (selfExe), so both sides are one build. (Elsewhere than
-// Linux, where selfExe has no path, a child started after an upgrade
-// replaced the binary runs the new one: its format, like its store's
-// migrations, may differ.)
+// The child is started from the binary the gateway runs (selfExe), so
+// both sides are one build. Elsewhere than Linux, where selfExe has no
+// path, a child started after an upgrade replaced the binary runs the new
+// one: its format, like its store's migrations, may differ. The params
+// frame therefore starts with formatVersion and store.SchemaVersion, and
+// a child that finds others than its own answers (a reply: Seq 0, Err)
+// that the gateway is another build, before it opens the store. Those two
+// fields and that reply keep their encoding whatever else changes.
 
 // maxFrame bounds a frame either side reads. The gateway sends a batch
 // whose request would be longer in parts (requestPart).
@@ -45,6 +49,14 @@ const maxFrame = 64 << 20
 const frameChunk = 64 << 10
 
 var errFrame = errors.New("malformed frame")
+
+// formatVersion is the version of the frames' encoding: change it with
+// the encoding.
+const formatVersion = 1
+
+// errOtherBuild: the params frame came from another build of msimircd
+// than the child's (see formatVersion).
+var errOtherBuild = errors.New("the gateway is another build of msimircd than this history writer")
 
 // keptFrame bounds the frame whose buffer each side keeps to encode, or
 // read, its next frame in: a full batch of the bridge's, however long its
@@ -76,6 +88,8 @@ func appendBool(b []byte, v bool) []byte {
 }
 
 func appendParams(b []byte, p *Params) []byte {
+	b = binary.AppendUvarint(b, formatVersion)
+	b = binary.AppendUvarint(b, uint64(store.SchemaVersion()))
 	b = appendString(b, p.Driver)
 	b = appendString(b, p.DSN)
 	b = appendString(b, string(p.Key))
@@ -227,8 +241,14 @@ func (d *decoder) done() error {
 	return d.err
 }
 
+// decodeParams decodes the store's parameters; errOtherBuild when the
+// gateway's format or schema version is not this binary's.
 func decodeParams(b []byte) (Params, error) {
 	d := &decoder{b: b}
+	format, schema := d.uvarint(), d.uvarint()
+	if d.err == nil && (format != formatVersion || schema != uint64(store.SchemaVersion())) {
+		return Params{}, fmt.Errorf("%w (the gateway's pipe format %d and store schema %d, this binary's %d and %d): restart msimircd", errOtherBuild, format, schema, formatVersion, store.SchemaVersion())
+	}
 	p := Params{Driver: d.string(), DSN: d.string()}
 	p.Key = []byte(d.string())
 	p.MaxHistory = int(d.varint())
@@ -322,10 +342,13 @@ func readFrame(r *bufio.Reader, buf []byte) ([]byte, error) {
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return buf, err
 	}
-	size := int(binary.BigEndian.Uint32(n[:]))
-	if size > maxFrame {
-		return buf, fmt.Errorf("%w: %d bytes", errFrame, size)
+	// Compared before it is an int: where an int has 32 bits, a length
+	// of 2 GiB or more would be negative, and pass for an empty frame.
+	claimed := binary.BigEndian.Uint32(n[:])
+	if claimed > maxFrame {
+		return buf, fmt.Errorf("%w: %d bytes", errFrame, claimed)
 	}
+	size := int(claimed)
 	buf = buf[:0]
 	for len(buf) < size {
 		if len(buf) == cap(buf) {

@@ -6,6 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -201,28 +204,42 @@ func FuzzDecodeRequest(f *testing.F) {
 	})
 }
 
-// FuzzDecodeReply: the gateway's parser never panics, and what it
-// accepts encodes back to bytes that decode to the same reply.
+// FuzzDecodeReply: the gateway's parser never panics, whatever number of
+// results it wants (0 for the answer to the parameters) and whatever
+// array of its own it decodes them into; what it accepts has the results
+// wanted, in that array when it is large enough, and encodes back to
+// bytes that decode to the same reply.
 func FuzzDecodeReply(f *testing.F) {
 	rep := reply{Seq: 3, Results: []result{{ID: 9, Time: time.Now()}, {Err: "x", Is: errExists}}}
-	f.Add(appendReply(nil, &rep))
+	f.Add(appendReply(nil, &rep), uint16(2), uint16(0))
+	f.Add(appendReply(nil, &rep), uint16(2), uint16(5))
 	rep.Results[0].Time, rep.Results[1] = time.Unix(0, 0), result{ID: 10, Time: time.Date(2300, 1, 2, 3, 4, 5, 6, time.UTC)}
-	f.Add(appendReply(nil, &rep))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		rep, err := decodeReply(b, 2, nil)
+	f.Add(appendReply(nil, &rep), uint16(2), uint16(1))
+	f.Add(appendReply(nil, &reply{}), uint16(0), uint16(0))
+	f.Add(appendReply(nil, &reply{Err: "store gone"}), uint16(3), uint16(3))
+	f.Add([]byte{}, uint16(0), uint16(0))
+	f.Fuzz(func(t *testing.T, b []byte, wantN, intoN uint16) {
+		want := int(wantN) % (maxBatch + 1)
+		into := make([]result, intoN%(maxBatch+1))
+		for i := range into {
+			into[i] = result{ID: 99, Err: "stale", Is: errExists}
+		}
+		rep, err := decodeReply(b, want, into)
 		if err != nil {
 			return
 		}
-		if len(rep.Results) != 2 && !(len(rep.Results) == 0 && rep.Err != "") {
-			t.Fatalf("accepted %d results, want 2", len(rep.Results))
+		if len(rep.Results) != want && !(len(rep.Results) == 0 && rep.Err != "") {
+			t.Fatalf("accepted %d results, want %d", len(rep.Results), want)
+		}
+		if n := len(rep.Results); n > 0 && n <= len(into) && &rep.Results[0] != &into[0] {
+			t.Fatal("the results are in a new array, not the one given")
 		}
 		for _, r := range rep.Results {
 			if r.Is > errNotFound {
 				t.Fatalf("accepted error kind %d", r.Is)
 			}
 		}
-		if rep2, err := decodeReply(appendReply(nil, &rep), 2, nil); err != nil || !reflect.DeepEqual(rep2, rep) {
+		if rep2, err := decodeReply(appendReply(nil, &rep), want, nil); err != nil || !reflect.DeepEqual(rep2, rep) {
 			t.Fatalf("re-encoded reply differs: %v", err)
 		}
 	})
@@ -441,5 +458,48 @@ func TestReadFrameCutShortHoldsTwiceWhatCame(t *testing.T) {
 	}
 	if cap(frame) > 2*len(b)+frameSlack {
 		t.Errorf("holds %d bytes for a frame, having read %d; want at most %d", cap(frame), len(b), 2*len(b)+frameSlack)
+	}
+}
+
+// TestChildRefusesAnotherBuild: a child whose gateway is another build
+// (a pipe format or a store schema other than its own: where the child
+// cannot be started from the gateway's own binary, an upgrade replaced
+// it) refuses the parameters with an error saying so, to the gateway and
+// on stderr, before it opens the store (which it would migrate under the
+// gateway).
+func TestChildRefusesAnotherBuild(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "state.db")
+	own := appendParams(nil, &Params{Driver: "sqlite", DSN: db, Key: bytes.Repeat([]byte{7}, 32)})
+	// The frame's first two fields: the pipe format's version, the store's
+	// schema version.
+	_, n1 := binary.Uvarint(own)
+	_, n2 := binary.Uvarint(own[n1:])
+	for name, frame := range map[string][]byte{
+		"format": slices.Concat(binary.AppendUvarint(nil, 1<<20), own[n1:]),
+		"schema": slices.Concat(own[:n1], binary.AppendUvarint(nil, 1<<20), own[n1+n2:]),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var in, out bytes.Buffer
+			if err := writeFrame(bufio.NewWriter(&in), frame); err != nil {
+				t.Fatal(err)
+			}
+			var errw strings.Builder
+			err := serve(&in, &out, &errw)
+			if err == nil || !strings.Contains(err.Error(), "another build") {
+				t.Errorf("serve: got %v, want an error saying the gateway is another build", err)
+			}
+			b, ferr := readFrame(bufio.NewReader(&out), nil)
+			if ferr != nil {
+				t.Fatalf("no answer to the parameters: %v", ferr)
+			}
+			rep, derr := decodeReply(b, 0, nil)
+			if derr != nil || !strings.Contains(rep.Err, "another build") {
+				t.Errorf("the answer: got %+v (%v), want an error saying the gateway is another build", rep, derr)
+			}
+			if _, err := os.Stat(db); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the store was opened (%v)", err)
+			}
+		})
 	}
 }

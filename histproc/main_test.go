@@ -16,6 +16,8 @@ import (
 // (once the batch is stored), "hang" never answers it. With "hang",
 // HISTPROC_TEST_HANGING names a file the child creates once it has
 // stopped at the answer: its batch's transaction has ended by then.
+// "hang open" never answers the store's parameters either (a child whose
+// store takes long to open).
 // "hold" answers, but first starts a process that keeps the child's
 // stdout and stderr open until it is killed (a child that does not end
 // when killed, as one stuck in the kernel), its pid written to the file
@@ -53,8 +55,11 @@ type misbehave struct {
 
 func (m *misbehave) Write(p []byte) (int, error) {
 	m.writes++
-	if m.writes == 1 {
+	if m.writes == 1 && m.mode != "hang open" {
 		return m.w.Write(p)
+	}
+	if m.mode == "hang open" {
+		select {}
 	}
 	if m.mode == "hang" {
 		if path := os.Getenv("HISTPROC_TEST_HANGING"); path != "" {

@@ -52,6 +52,9 @@ func serve(in io.Reader, out, errw io.Writer) error {
 	clear(rbuf)
 	rbuf = kept(rbuf, keptFrame)
 	if err != nil {
+		if errors.Is(err, errOtherBuild) {
+			send(&reply{Err: err.Error()})
+		}
 		return fmt.Errorf("reading the store's parameters: %w", err)
 	}
 	st, err := openStore(p)

@@ -36,8 +36,13 @@ const (
 	// inProcessWait bounds a batch appended in the gateway's process.
 	inProcessWait = 10 * time.Second
 	// restartWait is how long after a child failed to start, or failed
-	// the first batch it was given, before another is started.
+	// the first batch it was given, before another is started; each such
+	// failure in a row doubles it (backOffLocked), up to maxRestartWait.
 	restartWait = time.Second
+	// maxRestartWait bounds the wait before a child is started again:
+	// one that cannot work (a store it cannot open, a process limit) is
+	// tried, and its failure logged, a few times an hour.
+	maxRestartWait = 5 * time.Minute
 	// exitWait bounds the wait for the child to finish its last batch
 	// and exit once its stdin is closed.
 	exitWait = 10 * time.Second
@@ -68,10 +73,14 @@ type Store struct {
 	p        Params
 	exe      string // the msimircd binary
 	log      *logrus.Entry
-	failures prometheus.Counter    // nil: not counted
-	starts   sync.WaitGroup        // background starts
-	hung     time.Duration         // answerWait (tests shorten it)
-	busy     atomic.Pointer[child] // the child while it has a batch
+	failures prometheus.Counter // nil: not counted
+	starts   sync.WaitGroup     // background starts
+	// startsCtx bounds the background starts; Close ends it (stopStarts)
+	// rather than wait for a child's store to open.
+	startsCtx  context.Context
+	stopStarts context.CancelFunc
+	hung       time.Duration         // answerWait (tests shorten it)
+	busy       atomic.Pointer[child] // the child while it has a batch
 	// raiseFailed: boost could not raise a child's priority, which has
 	// been logged (once).
 	raiseFailed atomic.Bool
@@ -80,7 +89,11 @@ type Store struct {
 	ch       *child     // nil: none running
 	starting bool       // a child is being started in the background
 	retryAt  time.Time  // no new child before then
-	closed   bool
+	// restartDelay is the wait set after the last of the children that
+	// failed in a row without answering a batch (backOffLocked); 0: the
+	// last child answered.
+	restartDelay time.Duration
+	closed       bool
 }
 
 // New returns st with its history appends made by a child process: exe
@@ -93,6 +106,7 @@ type Store struct {
 func New(ctx context.Context, st store.Store, p Params, exe string, reg prometheus.Registerer, log *logrus.Entry) *Store {
 	p.Key = append([]byte(nil), p.Key...)
 	s := &Store{Store: st, p: p, exe: exe, log: log.WithField("part", "history-writer"), hung: answerWait}
+	s.startsCtx, s.stopStarts = context.WithCancel(context.Background())
 	if priorities && p.Driver == "sqlite" {
 		s.Store = store.WithSlowWriteHook(st, boostAfter, s.boost)
 	}
@@ -108,7 +122,7 @@ func New(ctx context.Context, st store.Store, p Params, exe string, reg promethe
 	if err != nil {
 		s.failed()
 		s.log.WithError(err).Warn("history: the writer process did not start; appending in the gateway's process until one does")
-		s.retryAt = time.Now().Add(restartWait)
+		s.backOffLocked()
 		return s
 	}
 	s.ch = ch
@@ -190,11 +204,14 @@ func (s *Store) appendPart(ctx context.Context, part []store.HistoryAppend, out 
 	rep, dead, err := ch.call(ctx, part, s.hung)
 	s.busy.Store(nil)
 	ch.served++
+	if err == nil {
+		s.restartDelay = 0 // it answered: the failures in a row end
+	}
 	if dead {
 		// Failed, or killed as it answered: either way gone.
 		s.ch = nil
 		if ch.served == 1 {
-			s.retryAt = time.Now().Add(restartWait) // the batch may be what it fails at
+			s.backOffLocked() // the batch may be what it fails at
 		}
 	}
 	if err == nil {
@@ -287,16 +304,18 @@ func (s *Store) restartLocked() {
 	s.starts.Add(1)
 	go func() {
 		defer s.starts.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), startWait)
+		ctx, cancel := context.WithTimeout(s.startsCtx, startWait)
 		ch, err := startChild(ctx, s.exe, s.p, s.log)
 		cancel()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.starting = false
 		switch {
+		case err != nil && s.closed:
+			// Called off by Close.
 		case err != nil:
 			s.failed()
-			s.retryAt = time.Now().Add(restartWait)
+			s.backOffLocked()
 			s.log.WithError(err).Warn("history: the writer process did not start; appending in the gateway's process until one does")
 		case s.closed:
 			ch.stop()
@@ -304,6 +323,16 @@ func (s *Store) restartLocked() {
 			s.ch = ch
 		}
 	}()
+}
+
+// backOffLocked sets when the next child may start after one failed to
+// start or failed the first batch it was given: restartWait after the
+// first such failure in a row, twice the wait before after each next, up
+// to maxRestartWait. A child replacing one that answered a batch is
+// started at once. Caller holds s.mu.
+func (s *Store) backOffLocked() {
+	s.restartDelay = min(max(2*s.restartDelay, restartWait), maxRestartWait)
+	s.retryAt = time.Now().Add(s.restartDelay)
 }
 
 // storedAlready turns the duplicates of a batch appended again into the
@@ -350,6 +379,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.stopStarts()  // a child still starting is killed
 	s.starts.Wait() // a child started meanwhile is stopped
 	s.mu.Lock()
 	if s.ch != nil {

@@ -922,3 +922,131 @@ func TestRequestBufferKeptForAFullBatch(t *testing.T) {
 		t.Errorf("request buffer kept after a request of %d bytes (keptFrame %d): got %d bytes", size, keptFrame, got)
 	}
 }
+
+// TestRestartBacksOff: children that fail one after another without
+// answering a batch (here: their store does not open) are started again
+// ever less often, up to maxRestartWait, rather than every restartWait
+// for ever (a process started, a database opened and a warning logged
+// each second); once a child has answered a batch, the next failure
+// waits restartWait again.
+func TestRestartBacksOff(t *testing.T) {
+	s, _ := open(t, setup{params: func(p *Params) { p.Key = make([]byte, len(p.Key)) }})
+	ctx := context.Background()
+	// wait is how long after now the next child may start.
+	wait := func() time.Duration {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return time.Until(s.retryAt)
+	}
+	// fail has a child started at once, and waits for it to fail.
+	fail := func(i int) {
+		t.Helper()
+		s.mu.Lock()
+		s.retryAt = time.Time{}
+		s.mu.Unlock()
+		batch := []store.HistoryAppend{entry("alice", fmt.Sprint("f", i))}
+		checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch, nil))
+		s.starts.Wait()
+		if pid := childPid(s); pid != 0 {
+			t.Fatalf("failure %d: child %d runs with a store that does not open", i, pid)
+		}
+	}
+	prev := wait()
+	for i := range 4 {
+		fail(i)
+		got := wait()
+		if got <= prev+restartWait/2 {
+			t.Fatalf("failure %d in a row: the next start in %v, after %v the time before; want it later each time", i+2, got, prev)
+		}
+		prev = got
+	}
+	for i := 4; i < 20; i++ {
+		fail(i)
+	}
+	if got := wait(); got > maxRestartWait {
+		t.Errorf("after 21 failures in a row: the next start in %v, want at most %v", got, maxRestartWait)
+	}
+
+	// A child that answers a batch ends the run of failures.
+	key, err := store.LoadOrCreateKey(filepath.Join(filepath.Dir(s.p.DSN), "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	copy(s.p.Key, key)
+	s.retryAt = time.Time{}
+	s.mu.Unlock()
+	s.AppendHistoryBatch(ctx, []store.HistoryAppend{entry("alice", "g0")}, nil)
+	s.starts.Wait()
+	pid := childPid(s)
+	if pid == 0 {
+		t.Fatal("no child started with the right key")
+	}
+	batch := []store.HistoryAppend{entry("alice", "g1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch, nil))
+	if got := childPid(s); got != pid {
+		t.Fatalf("child pid: got %d, want %d still", got, pid)
+	}
+	s.mu.Lock()
+	clear(s.p.Key)
+	s.mu.Unlock()
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitGone(t, pid)
+	batch = []store.HistoryAppend{entry("alice", "g2")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(ctx, batch, nil)) // the child's failure; a new one starts
+	s.starts.Wait()
+	if got := wait(); got > restartWait {
+		t.Errorf("the first failure after a child answered: the next start in %v, want at most %v", got, restartWait)
+	}
+}
+
+// TestCloseDuringStart: Close does not wait for a child being started in
+// the background to open its store (up to startWait): the start is called
+// off, and the child ends.
+func TestCloseDuringStart(t *testing.T) {
+	if _, err := os.Stat("/proc/self/cmdline"); err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	s, _ := open(t, setup{})
+	batch := []store.HistoryAppend{entry("alice", "a0")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
+	pid := childPid(s)
+	t.Setenv("HISTPROC_TEST_CHILD", "hang open") // the next child never opens
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	batch = []store.HistoryAppend{entry("alice", "a1")}
+	checkStored(t, s, batch, s.AppendHistoryBatch(context.Background(), batch, nil))
+	s.mu.Lock()
+	starting := s.starting
+	s.mu.Unlock()
+	if !starting {
+		t.Fatal("no child is being started after the first failed")
+	}
+	// The child being started, once it runs.
+	var pids []int
+	for deadline := time.Now().Add(10 * time.Second); len(pids) == 0; time.Sleep(10 * time.Millisecond) {
+		for _, c := range procstat.Children(os.Getpid()) {
+			if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c)); err == nil && strings.HasSuffix(string(cmd), "\x00"+Arg+"\x00") && !procstat.Gone(c) {
+				pids = append(pids, c)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the child being started does not run")
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(startWait / 3):
+		t.Fatalf("Close still waits %v after it was called, for a child that does not open its store", startWait/3)
+	}
+	for _, pid := range pids {
+		waitGone(t, pid)
+	}
+}
