@@ -113,6 +113,13 @@ func FuzzHandleLine(f *testing.F) {
 			if _, err := irc.ParseMessage(s); err != nil {
 				t.Fatalf("reply %q to %q does not parse: %v", s, line, err)
 			}
+			body := s
+			if s[0] == '@' {
+				_, body, _ = strings.Cut(s, " ")
+			}
+			if len(body)+len("\r\n") > 512 {
+				t.Fatalf("reply %q to %q is longer than 512 bytes", s, line)
+			}
 		}
 	})
 }

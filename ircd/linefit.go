@@ -26,11 +26,12 @@ func fitLast(fixed int, last string) string {
 	return last[:room]
 }
 
-// fitMessage returns m, or a copy whose last parameter is cut to fit a
-// line (fitLast), for a numeric or world line whose parts together are
+// fitMessage returns m, or a copy whose parameters are cut to fit a line
+// (cutParams), for a numeric or world line whose parts together are
 // longer than a line: a 390-byte topic in RPL_LIST with a long channel name
-// and server name, say. Deliver splits text itself; this is the floor
-// under every line the server writes.
+// and server name, or a client's long word repeated in a reply, say.
+// Deliver splits text itself; this is the floor under every line the
+// server writes.
 func fitMessage(m *irc.Message) *irc.Message {
 	if len(m.Params) == 0 {
 		return m
@@ -39,37 +40,69 @@ func fitMessage(m *irc.Message) *irc.Message {
 	if n <= maxLineBody {
 		return m
 	}
-	last := m.Params[len(m.Params)-1]
-	cut := fitLast(n-len(last), last)
-	if len(cut) == len(last) {
-		return m
-	}
 	c := *m
-	c.Params = append(m.Params[:len(m.Params)-1:len(m.Params)-1], cut)
+	c.Params = cutParams(n, m.Params)
 	return &c
 }
 
-// fitParams returns params, or a copy with the last cut to fit a line
-// (fitLast) when the line rawLineLen measures at n bytes is too long.
-func fitParams(n int, params []string) []string {
+// fitParams returns params, or a copy cut to fit a line (cutParams) when
+// the line rawLineLen measures at n bytes is too long.
+func fitParams(n int, params []string) []string { return cutParams(n, params) }
+
+// cutParams returns params, or a copy cut so that the line they end, n
+// bytes long as bodyLen and rawLineLen count it, fits maxLineBody: the
+// longest parameter is cut first, the last one on a tie, so that what
+// made the line too long is what gives way: a long topic rather than the
+// channel's name, a client's long word repeated in a reply (a target in
+// ERR_NOSUCHNICK, a command in ERR_UNKNOWNCOMMAND) rather than the
+// reply's text. Every cut is at a UTF-8 boundary, and leaves a middle
+// parameter one: not empty, and with the start it had.
+func cutParams(n int, params []string) []string {
 	if n <= maxLineBody || len(params) == 0 {
 		return params
 	}
-	last := params[len(params)-1]
-	cut := fitLast(n-len(last), last)
-	if len(cut) == len(last) {
-		return params
+	other := n - paramsLen(params) // the prefix and the command
+	out := slices.Clone(params)
+	last := len(out) - 1
+	for over := n - maxLineBody; over > 0; over = other + paramsLen(out) - maxLineBody {
+		i, floor := -1, 0 // the longest parameter that can be cut, and how far
+		for j, p := range out {
+			f := 0
+			if j < last {
+				_, f = utf8.DecodeRuneInString(p)
+			}
+			if len(p) > f && (i < 0 || len(p) >= len(out[i])) {
+				i, floor = j, f
+			}
+		}
+		if i < 0 {
+			break // a prefix too long for any line
+		}
+		out[i] = truncUTF8(out[i], max(len(out[i])-over, floor))
 	}
-	return append(params[:len(params)-1:len(params)-1], cut)
+	return out
+}
+
+// paramsLen is what params take of a line: a space before each, and the
+// colon of a last one that needs it.
+func paramsLen(params []string) int {
+	n := 0
+	for _, p := range params {
+		n += 1 + len(p)
+	}
+	if len(params) > 0 && needsColon(params[len(params)-1]) {
+		n++
+	}
+	return n
 }
 
 // numericList sends numeric code with params, then items joined by sep,
 // in as many numerics as it takes for each line to fit maxLineBody with
 // every item whole; an item too long for any line goes alone, cut to fit
-// at a UTF-8 boundary (the floor under every line cuts only the last
-// parameter, which is after when there is one). after, when not empty, is
-// a last parameter that follows the list, which is then a middle one. No
-// items, no numeric. Caller holds c.mu.
+// at a UTF-8 boundary (fitItems, which leaves the other parameters
+// whole). after, when not empty, is a last parameter that follows the
+// list, which is then a middle one. No items, no numeric. Caller holds
+// c.mu.
 func (c *Client) numericList(code string, params, items []string, sep, after string) {
 	fixed := len(":") + len(c.srv.cfg.ServerName) + len(" ") + len(code) + len(" ") + len(c.nick)
 	for _, p := range params {

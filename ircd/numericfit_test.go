@@ -214,3 +214,63 @@ func longNamesClient(t *testing.T) (*tclient, *fakeConn) {
 	c, fc, _ := register(t, addr, b, "m"+strings.Repeat("e", NickLen-1))
 	return c, fc
 }
+
+// TestRepliesToLongWordsFit: a reply that repeats a word of the client's
+// as a middle parameter (a target, a command, a mask: as long as the
+// client's line allows) keeps within 512 bytes, labeled or not: the word
+// is cut, at a rune's boundary, and the reply's text stays whole.
+func TestRepliesToLongWordsFit(t *testing.T) {
+	t.Parallel()
+	b := newBackend()
+	addr, _ := startServer(t, testConfig(), b)
+	c, _, _ := register(t, addr, b, "me", "batch", "labeled-response", "draft/multiline")
+	c.keep = true
+	word := strings.Repeat("é", 245) // 490 bytes
+	half := strings.Repeat("é", 120) // 240 bytes
+	for _, tc := range []struct {
+		lines []string
+		code  string // the reply whose text is checked
+		text  string
+	}{
+		{[]string{"PRIVMSG " + word + " :hi"}, irc.ERR_NOSUCHNICK, "No such nick/channel"},
+		{[]string{"PRIVMSG #" + word + " :hi"}, irc.ERR_NOSUCHCHANNEL, "No such channel"},
+		{[]string{"WHOIS " + word}, irc.RPL_ENDOFWHOIS, "End of /WHOIS list."},
+		{[]string{"WHOWAS " + word}, irc.ERR_WASNOSUCHNICK, "There was no such nickname"},
+		{[]string{"NICK " + word}, irc.ERR_ERRONEUSNICKNAME, "Erroneous nickname"},
+		{[]string{"NAMES #" + word}, irc.RPL_ENDOFNAMES, "End of /NAMES list."},
+		{[]string{"WHO " + word}, irc.RPL_ENDOFWHO, "End of /WHO list."},
+		{[]string{"HELP " + word}, "705", "Commands for the gateway are typed as plain messages in a control channel: type help there."},
+		{[]string{"CAP " + word}, irc.ERR_INVALIDCAPCMD, "Invalid CAP command"},
+		{[]string{strings.Repeat("X", 500)}, irc.ERR_UNKNOWNCOMMAND, "Unknown command"},
+		{[]string{"BATCH +ml draft/multiline " + half, "@batch=ml PRIVMSG " + half + "x :hi", "BATCH -ml"}, "FAIL", "Invalid multiline target"},
+	} {
+		for _, label := range []string{"", "@label=L "} {
+			name := fmt.Sprintf("%s%.20s", label, tc.lines[0])
+			c.raw = nil
+			c.send(t, label+tc.lines[0]) // a batch's label is its opening line's
+			c.send(t, tc.lines[1:]...)
+			c.sync(t)
+			seen := false
+			for _, l := range c.raw {
+				l = strings.TrimRight(l, "\r\n")
+				m := irc.MustParseMessage(l)
+				body := l
+				if l[0] == '@' {
+					_, body, _ = strings.Cut(l, " ")
+				}
+				if len(body)+2 > 512 || !utf8.ValidString(l) {
+					t.Errorf("%s: got a %d-byte line %.60q…, want at most 512 bytes of UTF-8", name, len(body)+2, l)
+				}
+				if m.Command == tc.code {
+					seen = true
+					if m.Trailing() != tc.text {
+						t.Errorf("%s: got %q, want the text %q whole", name, l, tc.text)
+					}
+				}
+			}
+			if !seen {
+				t.Errorf("%s: got %q, want a %s", name, c.raw, tc.code)
+			}
+		}
+	}
+}
