@@ -97,7 +97,7 @@ type HistoryMessage struct {
 
 // TargetsQuery is CHATHISTORY TARGETS: the conversations whose latest
 // message lies between From and To (either may be the later), at most
-// Limit of them, counted from From.
+// Limit of them (1 to Config.HistoryLimit), counted from From.
 type TargetsQuery struct {
 	From, To time.Time
 	Limit    int
@@ -176,8 +176,9 @@ type historyCmd struct {
 }
 
 // parseChathistory parses CHATHISTORY's parameters (subcommand first)
-// with max as the highest limit. Errors are INVALID_PARAMS failures, as
-// the spec words them.
+// with max as the highest limit (a higher one is refused, but TARGETS's
+// is lowered to it). Errors are INVALID_PARAMS failures, as the spec
+// words them.
 func parseChathistory(params []string, max int) (historyCmd, *stdFail) {
 	invalid := func(ps ...string) *stdFail { return &stdFail{"INVALID_PARAMS", ps} }
 	if len(params) == 0 {
@@ -203,6 +204,13 @@ func parseChathistory(params []string, max int) (historyCmd, *stdFail) {
 		return historyCmd{}, invalid(sub, "Too many parameters")
 	}
 	limit, err := strconv.Atoi(args[n-1])
+	if hc.sub == "TARGETS" && err == nil {
+		// CHATHISTORY bounds the messages a command asks for; TARGETS
+		// asks for conversations, and a client may ask for more of them
+		// than the token says (gamja asks for a fixed number): as many as
+		// it allows are given, as ergo gives them.
+		limit = min(limit, max)
+	}
 	if err != nil || limit <= 0 || limit > max {
 		return historyCmd{}, invalid(sub, safeParam(args[n-1]), "Invalid limit")
 	}

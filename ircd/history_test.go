@@ -669,3 +669,30 @@ func TestChathistoryCutToMessagesThatFillTheRoom(t *testing.T) {
 		t.Fatalf("got %q last, want WARN CHATHISTORY TRUNCATED saying 1 of 3", note)
 	}
 }
+
+// TARGETS counts conversations, not messages: a limit past CHATHISTORY's
+// (gamja asks for a fixed number of targets, whatever the token says)
+// asks the backend for as many as CHATHISTORY allows, as ergo does, where
+// refusing it would leave such a client without the conversations it
+// missed.
+func TestChathistoryTargetsPastTheLimit(t *testing.T) {
+	t.Parallel()
+	e := startHistory(t, historyConfig(), true)
+	c, _ := e.client(t, "me", histCaps...)
+	at := ts(t, "2024-05-06T07:08:09.010Z")
+	e.fh.set(func() { e.fh.targets = []HistoryTarget{{"tom", at}} })
+	c.send(t, "CHATHISTORY TARGETS timestamp=2024-05-06T00:00:00.000Z timestamp=2024-05-07T00:00:00.000Z 1000")
+	got := c.sync(t)
+	if len(got) != 3 || got[0].Command != "BATCH" || got[0].Param(1) != "draft/chathistory-targets" || lineOf(got[1]) != "irc.test CHATHISTORY TARGETS tom 2024-05-06T07:08:09.010Z" {
+		t.Fatalf("got %q, want a draft/chathistory-targets batch with tom", msgStrings(got))
+	}
+	wantQ := TargetsQuery{ts(t, "2024-05-06T00:00:00.000Z"), ts(t, "2024-05-07T00:00:00.000Z"), historyConfig().HistoryLimit}
+	if q := <-e.fh.tqs; q != wantQ {
+		t.Fatalf("backend got %+v, want %+v", q, wantQ)
+	}
+	// A limit that is no number, or not positive, is still refused.
+	for _, limit := range []string{"0", "-1", "many", "99999999999999999999999"} {
+		c.send(t, "CHATHISTORY TARGETS timestamp=2024-05-06T00:00:00.000Z timestamp=2024-05-07T00:00:00.000Z "+limit)
+		checkMsgs(t, c.sync(t), []want{w("FAIL", "CHATHISTORY", "INVALID_PARAMS", "TARGETS", limit, "Invalid limit")})
+	}
+}

@@ -85,8 +85,9 @@ type Config struct {
 	// History offers draft/chathistory and draft/read-marker in CAP LS;
 	// they work for connections whose Handler is a HistoryHandler.
 	// HistoryLimit is the most messages one CHATHISTORY may ask for
-	// (ISUPPORT CHATHISTORY), HistoryTimeout the wait for the backend's
-	// answer to CHATHISTORY or MARKREAD.
+	// (ISUPPORT CHATHISTORY), and the most conversations TARGETS is
+	// given; HistoryTimeout the wait for the backend's answer to
+	// CHATHISTORY or MARKREAD.
 	History        bool
 	HistoryLimit   int
 	HistoryTimeout time.Duration
