@@ -78,7 +78,11 @@ func cutParams(n int, params []string) []string {
 		if i < 0 {
 			break // a prefix too long for any line
 		}
-		out[i] = truncUTF8(out[i], max(len(out[i])-over, floor))
+		cut := truncUTF8(out[i], max(len(out[i])-over, floor))
+		if len(cut) < floor { // not UTF-8 at its start: keep its first byte
+			cut = out[i][:floor]
+		}
+		out[i] = cut
 	}
 	return out
 }

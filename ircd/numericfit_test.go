@@ -274,3 +274,25 @@ func TestRepliesToLongWordsFit(t *testing.T) {
 		}
 	}
 }
+
+// TestCutParamsKeepsMiddleParamsWhole: cutParams never leaves a middle
+// parameter empty, even one that does not start as UTF-8 (its first
+// byte stays), and the line it ends fits.
+func TestCutParamsKeepsMiddleParamsWhole(t *testing.T) {
+	for _, params := range [][]string{
+		{"\xc3" + strings.Repeat("\x80", 499), "INVALID_UTF8", "Message rejected"},
+		{"\x80" + strings.Repeat("é", 250), "more", "text"},
+		{strings.Repeat("é", 300), strings.Repeat("x", 300)},
+	} {
+		n := len(":irc.test FAIL") + paramsLen(params)
+		got := cutParams(n, params)
+		for i, p := range got[:len(got)-1] {
+			if p == "" || !strings.HasPrefix(params[i], p) {
+				t.Errorf("cutParams(%.12q…): middle parameter %d is %q, want a non-empty start of %.12q…", params[0], i, p, params[i])
+			}
+		}
+		if m := len(":irc.test FAIL") + paramsLen(got); m > maxLineBody {
+			t.Errorf("cutParams(%.12q…): %d bytes, want at most %d", params[0], m, maxLineBody)
+		}
+	}
+}
