@@ -57,7 +57,8 @@ type attachment struct {
 	keepPos *int64
 	// missed is the msgid of the first message this client was not given
 	// while it was still attached (it was closing, or closed with the
-	// message still queued) though another client was: its position stops
+	// message still queued), whether another client was given it or it
+	// was held for whichever connection comes next: its position stops
 	// before it, so its next connection is replayed it. Set on the session
 	// goroutine, or on ircd's writer (a miss the writer reports after the
 	// session has let the client go comes too late to count).

@@ -401,10 +401,15 @@ func (s *session) pumpOut() {
 		if it.held != 0 {
 			s.out.handOut(s.mem, it.held) // the memory its report reaches (imSent)
 		}
-		d.Sent = s.imSent(it, size)
 		if cl, ok := s.irc.(*clients); ok {
+			var sole *attachment // the only client: its report is the IM's
+			if len(cl.ats) == 1 {
+				sole = cl.ats[0]
+			}
+			d.Sent = s.imSentTo(it, size, sole)
 			cl.deliver(d, late) // false: Sent(false) has held the IM
 		} else {
+			d.Sent = s.imSent(it, size)
 			s.irc.Deliver(d)
 		}
 	}
@@ -476,26 +481,35 @@ func (s *session) outFits(size int64, lines int) bool {
 // when it was handed over, never the session's state since. Reports are
 // pooled with their callback, so a delivery allocates none.
 type imSentReport struct {
-	s      *session
-	it     outIM
-	size   int64
-	mem    *userMemory
-	email  string
-	log    *logrus.Entry
-	met    *bridgeMetrics
+	s     *session
+	it    outIM
+	size  int64
+	mem   *userMemory
+	email string
+	log   *logrus.Entry
+	met   *bridgeMetrics
+	// sole: the only client attached when it was handed over, whose
+	// report this is (the clients' deliver passes it on as it is): one
+	// not shown is missed by that client (attachment.miss), as each
+	// client's miss is when several are attached.
+	sole   *attachment
 	report func(ok bool) // r.sent, made once per report
 }
 
 var imSentReports sync.Pool // of *imSentReport
 
 // imSent returns the Sent callback of it, size bytes of text in flight.
-func (s *session) imSent(it outIM, size int64) func(ok bool) {
+func (s *session) imSent(it outIM, size int64) func(ok bool) { return s.imSentTo(it, size, nil) }
+
+// imSentTo is imSent for an IM handed to sole, the only client attached
+// (nil: none, or several).
+func (s *session) imSentTo(it outIM, size int64, sole *attachment) func(ok bool) {
 	r, _ := imSentReports.Get().(*imSentReport)
 	if r == nil {
 		r = &imSentReport{}
 		r.report = r.sent
 	}
-	r.s, r.it, r.size = s, it, size
+	r.s, r.it, r.size, r.sole = s, it, size, sole
 	r.mem, r.email, r.log, r.met = s.mem, it.bd.a.cfg.Email, s.log, s.b.met
 	return r.report
 }
@@ -503,11 +517,16 @@ func (s *session) imSent(it outIM, size int64) func(ok bool) {
 // sent is the report; it runs once per delivery, then the report goes
 // back to the pool.
 func (r *imSentReport) sent(ok bool) {
-	s, it, size, mem, email, log, met := r.s, r.it, r.size, r.mem, r.email, r.log, r.met
+	s, it, size, mem, email, log, met, sole := r.s, r.it, r.size, r.mem, r.email, r.log, r.met, r.sole
 	*r = imSentReport{report: r.report}
 	imSentReports.Put(r)
 	if ok {
 		met.delivered(it.ev)
+	} else if sole != nil {
+		// Held for whichever connection comes next: the client's own
+		// position must stop before it, or another client given it first
+		// leaves this one never shown it.
+		sole.miss(it.msgid)
 	}
 	switch {
 	case ok && it.held != 0: // shown: no longer held

@@ -18,7 +18,8 @@ import (
 // its position): all of it (what it did not receive was held, or shown to another
 // client), except from the first message it was not given while attached
 // (it was closing, or closed with the message queued; another client saw
-// it), from the earliest entry of its replay it was not given (the same),
+// it, or it was held for whichever connection comes next), from the
+// earliest entry of its replay it was not given (the same),
 // or from what is still on its way to the clients (it is recorded as it
 // arrives): its next connection is replayed that.
 //
