@@ -662,6 +662,11 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		s.accounts = append(s.accounts, a)
 		s.openAccount(a)
 	}
+	// As when it connects with its password (start): the connection is
+	// replayed, by its name, what it missed since it last left as u.
+	for _, at := range s.cl.ats {
+		s.replay(at)
+	}
 	if s.mem.hasNotes() { // queued IMs that could not be read, say
 		s.tellNotes()
 	}
