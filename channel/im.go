@@ -4,6 +4,7 @@
 package channel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/markup"
+	"github.com/msimircd/msimircd/store"
 )
 
 type queuedIM struct {
@@ -258,20 +260,42 @@ func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
 // position stops before it.
 func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 	for _, at := range s.cl.ats {
-		if at == s.sender {
-			continue
+		if at != s.sender {
+			showOwn(at, ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, Lines: in.Lines, MsgID: in.MsgID, Time: in.Time})
 		}
-		d := ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, Lines: in.Lines, MsgID: in.MsgID, Time: in.Time}
-		if in.MsgID != "" {
-			msgid := in.MsgID
-			d.Sent = func(ok bool) {
-				if !ok {
-					at.miss(msgid)
-				}
+	}
+}
+
+// showOwn gives the client at d, the user's own message; one it is not
+// given, it misses (its position stops before it).
+func showOwn(at *attachment, d ircd.Delivery) {
+	if d.MsgID != "" {
+		msgid := d.MsgID
+		d.Sent = func(ok bool) {
+			if !ok {
+				at.miss(msgid)
 			}
 		}
-		if !at.c.Deliver(d) {
-			at.miss(in.MsgID) // now: Sent may come after the session let the client go
+	}
+	if !at.c.Deliver(d) {
+		at.miss(d.MsgID) // now: Sent may come after the session let the client go
+	}
+}
+
+// ownQueued shows m, an IM typed to a while its link was down and sent
+// now from the queue as msgid, to the attached clients that did not see
+// it typed: those attached since, by their names (seenBy). Their
+// positions, saved as they leave, pass it; it comes late, with the time
+// it was typed. One typed in an earlier session (its seenBy is not known)
+// is not shown: the clients of that time saw it.
+func (s *session) ownQueued(a *account, m queuedIM, msgid string) {
+	if len(m.seenBy) == 0 {
+		return
+	}
+	nick := cmp.Or(s.nickFor(a.cfg.Email, m.uid), m.nick)
+	for _, at := range s.cl.ats {
+		if !slices.Contains(m.seenBy, at.name) {
+			showOwn(at, stampFor(ircd.Delivery{Command: "PRIVMSG", Self: true, Target: nick, Text: ownShown(m.text), MsgID: msgid, Time: m.at}, true, at.c))
 		}
 	}
 }
@@ -416,7 +440,9 @@ func (s *session) flushQueue(a *account) {
 		s.mem.unqueue(a.cfg.Email, m.id)
 		s.b.met.imToMSIM()
 		if m.record {
-			s.seenQueued(m.seenBy, s.recordOut(a.cfg.Email, m))
+			msgid := s.recordOut(a.cfg.Email, m)
+			s.seenQueued(m.seenBy, msgid)
+			s.ownQueued(a, m, msgid)
 		}
 		sent++
 	}
@@ -425,11 +451,20 @@ func (s *session) flushQueue(a *account) {
 
 // seenQueued notes that the clients of names, which were shown a queued
 // IM when it was typed, have seen its history entry of msgid, sent now:
-// those that left meanwhile are not replayed it (replay).
+// those that left meanwhile are not replayed it (replay). Bounded:
+// maxSawQueued per name, and as many names as the store keeps positions
+// for, as keepWritten is; what is not kept may be replayed (a duplicate,
+// never a loss).
 func (s *session) seenQueued(names []string, msgid string) {
 	for _, name := range names {
 		if slices.ContainsFunc(s.cl.ats, func(at *attachment) bool { return at.name == name }) {
 			continue // its position, as it leaves, is past it
+		}
+		if _, kept := s.sawQueued[name]; !kept && len(s.sawQueued) >= store.MaxClientPositions {
+			for other := range s.sawQueued { // any
+				delete(s.sawQueued, other)
+				break
+			}
 		}
 		seen := append(s.sawQueued[name], msgid)
 		if len(seen) > maxSawQueued {

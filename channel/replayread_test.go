@@ -149,3 +149,48 @@ func TestHeldIMsLeaveRoomDuringTheReplayRead(t *testing.T) {
 		t.Errorf("%d IMs wait for the replay, want %d", got, want)
 	}
 }
+
+// TestQueuedIMShownToAClientThatCameAfter: an IM the desk typed while
+// the MSIM link was down is sent, and kept in the history, once the link
+// is back, while the phone, which attached after it was typed, is
+// attached. The phone is shown it then, as the user's own message with
+// its msgid, once; the desk, which saw it as it typed it, is not shown it
+// again. Else the phone's position, saved as it leaves, would pass an IM
+// it never saw.
+func TestQueuedIMShownToAClientThatCameAfter(t *testing.T) {
+	r, _ := historyRig(t)
+	bd := r.s.newBuddy(r.a, 7, "bob", "")
+	desk := r.s.cl.ats[0]
+	desk.name = "desk"
+	r.a.state = linkWaiting // down, and coming back: IMs are queued
+	r.s.sender = desk
+	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "typed while down", MsgID: "m-typed", Time: time.Now()},
+		"PRIVMSG", "typed while down", "typed while down")
+	r.s.sender = nil
+	phoneIRC := &ownIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}}
+	attachNamed(r, phoneIRC, "phone")
+	r.a.client, r.a.state = &fakeMSIM{}, linkUp
+	r.s.flushQueue(r.a)
+	if got, want := phoneIRC.said("typed while down"), []string{"PRIVMSG  bob: typed while down"}; !slices.Equal(got, want) {
+		t.Fatalf("the phone was shown %q, want %q", got, want)
+	}
+	if len(phoneIRC.own) != 1 || phoneIRC.own[0].MsgID != "m-typed" {
+		t.Errorf("the phone was shown %+v as the user's own, want the IM with its msgid", phoneIRC.own)
+	}
+	if got := r.irc.said("typed while down"); len(got) != 0 {
+		t.Errorf("the desk, which typed it, was shown %q, want nothing", got)
+	}
+}
+
+// ownIRC is a connection that keeps what it is given as the user's own.
+type ownIRC struct {
+	*closableIRC
+	own []ircd.Delivery
+}
+
+func (f *ownIRC) Deliver(d ircd.Delivery) bool {
+	if d.Self {
+		f.own = append(f.own, d)
+	}
+	return f.closableIRC.Deliver(d)
+}

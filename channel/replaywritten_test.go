@@ -95,3 +95,17 @@ func TestReplayWrittenBounded(t *testing.T) {
 		t.Errorf("client names with written entries kept: %d, want 1 to %d", n, store.MaxClientPositions)
 	}
 }
+
+// TestSawQueuedBounded: the IMs queued while the link was down that
+// clients saw typed, and left before they were sent, are kept by client
+// name for those names' next replays; the names kept are bounded however
+// many come and go, as the written entries' are.
+func TestSawQueuedBounded(t *testing.T) {
+	r, _ := historyRig(t)
+	for i := range store.MaxClientPositions + 8 {
+		r.s.seenQueued([]string{fmt.Sprintf("phone%d", i)}, fmt.Sprintf("m%d", i))
+	}
+	if n := len(r.s.sawQueued); n == 0 || n > store.MaxClientPositions {
+		t.Errorf("client names with queued IMs kept: %d, want 1 to %d", n, store.MaxClientPositions)
+	}
+}
