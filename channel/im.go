@@ -286,12 +286,10 @@ func showOwn(at *attachment, d ircd.Delivery) {
 // now from the queue as msgid, to the attached clients that did not see
 // it typed: those attached since, by their names (seenBy). Their
 // positions, saved as they leave, pass it; it comes late, with the time
-// it was typed. One typed in an earlier session (its seenBy is not known)
-// is not shown: the clients of that time saw it.
+// it was typed. One typed in an earlier session (who saw it is not known)
+// is shown to every attached client: to one that saw it then, again
+// (a duplicate, never a loss).
 func (s *session) ownQueued(a *account, m queuedIM, msgid string) {
-	if len(m.seenBy) == 0 {
-		return
-	}
 	nick := cmp.Or(s.nickFor(a.cfg.Email, m.uid), m.nick)
 	for _, at := range s.cl.ats {
 		if !slices.Contains(m.seenBy, at.name) {
@@ -321,12 +319,15 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	s.own(bd, in, cmd, text)
 	a := bd.a
 	q := queuedIM{uid: bd.UID(), nick: bd.nick, text: out, record: true, msgid: in.MsgID, at: in.Time}
+	// Who was shown it, should it be queued (here or as the link dies
+	// under the send): the clients attached since are shown it as it is
+	// sent from the queue (ownQueued).
+	for _, at := range s.cl.ats {
+		q.seenBy = append(q.seenBy, at.name)
+	}
 	if a.client == nil || s.queueUnread[a] {
 		// The link is down, or IMs typed earlier wait unread in the
 		// store (queueUnread): sent now, it would go out before them.
-		for _, at := range s.cl.ats {
-			q.seenBy = append(q.seenBy, at.name)
-		}
 		s.queueIM(a, q)
 		return
 	}

@@ -2,12 +2,14 @@ package channel
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/markup"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -193,4 +195,57 @@ func (f *ownIRC) Deliver(d ircd.Delivery) bool {
 		f.own = append(f.own, d)
 	}
 	return f.closableIRC.Deliver(d)
+}
+
+// downMSIM is an MSIM client whose link died: every IM is refused as
+// disconnected.
+type downMSIM struct{ *fakeMSIM }
+
+func (downMSIM) SendIM(context.Context, msim.UID, string) error {
+	return fmt.Errorf("msim: send: %w", msim.ErrDisconnected)
+}
+
+func (d downMSIM) SendStyledIM(ctx context.Context, uid msim.UID, text string, _ []markup.Span) error {
+	return d.SendIM(ctx, uid, text)
+}
+
+// TestQueuedIMShownWhateverQueuedIt: an IM queued because the link died
+// as it was sent, and one queued in an earlier session (who saw it typed
+// is not known), are shown as they are sent from the queue to the
+// clients attached since: never passed by a position unseen.
+func TestQueuedIMShownWhateverQueuedIt(t *testing.T) {
+	t.Run("the link died mid-send", func(t *testing.T) {
+		r, _ := historyRig(t)
+		bd := r.s.newBuddy(r.a, 7, "bob", "")
+		desk := r.s.cl.ats[0]
+		desk.name = "desk"
+		r.a.client, r.a.state = downMSIM{&fakeMSIM{}}, linkUp
+		r.s.sender = desk
+		r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "as it died", MsgID: "m-died", Time: time.Now()},
+			"PRIVMSG", "as it died", "as it died")
+		r.s.sender = nil
+		phoneIRC := &ownIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}}
+		attachNamed(r, phoneIRC, "phone")
+		r.a.client, r.a.state = &fakeMSIM{}, linkUp
+		r.s.flushQueue(r.a)
+		if got, want := phoneIRC.said("as it died"), []string{"PRIVMSG  bob: as it died"}; !slices.Equal(got, want) {
+			t.Fatalf("the phone was shown %q, want %q", got, want)
+		}
+		if got := r.irc.said("as it died"); len(got) != 0 {
+			t.Errorf("the desk, which typed it, was shown %q, want nothing", got)
+		}
+	})
+	t.Run("queued in an earlier session", func(t *testing.T) {
+		r, _ := historyRig(t)
+		bd := r.s.newBuddy(r.a, 7, "bob", "")
+		r.a.client, r.a.state = nil, linkWaiting // down: IMs wait in the queue
+		r.s.queueIM(r.a, queuedIM{uid: bd.UID(), nick: bd.nick, text: "from before", record: true, msgid: "m-before", at: time.Now()})
+		phoneIRC := &ownIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}}
+		attachNamed(r, phoneIRC, "phone")
+		r.a.client, r.a.state = &fakeMSIM{}, linkUp
+		r.s.flushQueue(r.a)
+		if got, want := phoneIRC.said("from before"), []string{"PRIVMSG  bob: from before"}; !slices.Equal(got, want) {
+			t.Fatalf("the phone was shown %q, want %q", got, want)
+		}
+	})
 }
