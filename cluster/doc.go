@@ -80,9 +80,10 @@
 // and sweeps the liveness table, and counts the messages dropped on the
 // subscriptions that reported a slow consumer (those alone, outside mu).
 // A subscription that dropped messages has them made up: a mark queued on
-// its shard behind what was not dropped has the node, from a goroutine of
-// its own, fetch the state of a watched user again, or look at a local
-// user's mailbox, publish its state again and kick again (see madeUp).
+// its shard behind what was not dropped puts it in a pending set, which a
+// few workers drain: they fetch the state of a watched user again, or kick
+// again for a local user, look at their mailbox and publish their state
+// again (see madeUp).
 // nats.go runs its own (reader, flusher, and one per handler subscription:
 // heartbeats, fences, alerts). The Node's tables (claims, watches, claims
 // ended lately, liveness) are guarded by mu; no NATS call is made with mu

@@ -142,3 +142,72 @@ func TestHeartbeatDoesNotStallOnIdleSubscriptions(t *testing.T) {
 		t.Errorf("a heartbeat looked at %d subscriptions under the node's lock, want 0", got)
 	}
 }
+
+// TestFinalDropCountedOnce: the drops counted as a subscription is let go
+// are not counted again by a heartbeat when NATS reports them (a slow
+// consumer) before the subscription is closed.
+func TestFinalDropCountedOnce(t *testing.T) {
+	const stall, watched, extra = 4, 8, 5 // one shard
+	reg := prometheus.NewRegistry()
+	n, p, nc := slowNode(t, stall, func(c *Config) {
+		c.Heartbeat, c.DeadAfter, c.Metrics = time.Hour, 3*time.Hour, reg
+		// NATS's slow-consumer reports are the test's (markSlow).
+		c.Options = []nats.Option{nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})}
+	})
+	n.Watch([]msim.UID{watched})
+	fillShard(t, n, p, nc)
+	for range extra {
+		if err := nc.Publish(n.subj.presence(watched), []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropsSeen(t, n, p, nc) // read, not yet reported
+	n.mu.Lock()
+	sub := n.watches[watched].sub
+	n.mu.Unlock()
+	// As drop counts them before it unsubscribes; NATS reports them,
+	// and a heartbeat comes, before the unsubscription.
+	n.countDropped(sub, true)
+	n.markSlow(sub)
+	n.countSlow()
+	if got := counterValue(t, n.metrics.dropped); got != extra {
+		t.Errorf("msimd_nats_dropped_messages_total = %v, want %d", got, extra)
+	}
+	n.Unwatch([]msim.UID{watched})
+}
+
+// TestBadFenceCounted: a fence with an unknown op, or naming no node, is a
+// malformed message, counted as dropped.
+func TestBadFenceCounted(t *testing.T) {
+	url := startLocalNATS(t)
+	reg := prometheus.NewRegistry()
+	n, err := Connect(Config{URL: url, Name: "n1", Heartbeat: time.Hour, DeadAfter: 3 * time.Hour, Metrics: reg}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newRecPeer(0)
+	n.Attach(p)
+	defer n.Close()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, msg := range [][]byte{
+		encodeJSON('?', beat{Node: n.Node()}),
+		encodeJSON(opHeartbeat, beat{}),
+		encodeJSON(opHeartbeat, beat{Node: n.Node()}), // the one that fences, last
+	} {
+		if err := nc.Publish(n.subj.fence(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-p.fences:
+	case <-time.After(wait):
+		t.Fatalf("no fence within %v", wait)
+	}
+	if got := counterValue(t, n.metrics.dropped); got != 2 {
+		t.Errorf("msimd_nats_dropped_messages_total = %v, want 2", got)
+	}
+}

@@ -125,55 +125,136 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 
 // madeUp makes up for the messages NATS dropped on uid's presence subject
 // (presence) or user subject, once the shard has taken every message of
-// uid that NATS did not drop before them (see makeUp). For a presence
-// subject, uid's state is fetched again, and a user found connected
-// nowhere is gone. For a user subject, what the dropped messages would
-// have brought is asked for again: the mailbox is looked at (the notice of
-// an IM stored meanwhile), the state is published again (for a node whose
-// state fetch was dropped), and older sessions elsewhere are kicked again
-// (a newer login's answer closes this node's instead). A dropped IM needs
-// nothing more: its sender stores it once its request times out, and
-// tells of it. The requests are made from a goroutine of their own, not
-// holding up the shard; with every slot of those taken, the mark is
-// queued again at a later heartbeat.
+// uid that NATS did not drop before them (see makeUp): what the dropped
+// messages would have brought is asked for again (see makeUpFor). The
+// make-up is left to a worker, not holding up the shard: it joins the
+// pending set, once at most, and a worker is started unless fetchers run
+// already (each takes the next pending make-up once done).
 func (n *Node) madeUp(uid msim.UID, presence bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	table := n.claims
-	if presence {
-		table = n.watches
+	if c := n.table(presence)[uid]; c != nil && c.sub != nil {
+		n.queueMakeUp(makeUpKey{uid, presence}, makeUpJob{})
 	}
-	c := table[uid]
-	if n.closed || c == nil || c.sub == nil {
-		return // nothing here follows uid any more
-	}
-	select {
-	case n.makeUps <- struct{}{}:
-	default:
-		n.owe(c.sub)
+}
+
+// makeUpKey names a make-up: of uid's presence subject, or user subject.
+type makeUpKey struct {
+	uid      msim.UID
+	presence bool
+}
+
+// makeUpJob is a pending make-up. For a presence subject, again is the
+// state fetch made once DeadAfter is over (due) after one found uid
+// connected nowhere (the first of them sent at asked): uid still found
+// nowhere is gone.
+type makeUpJob struct {
+	again      bool
+	asked, due time.Time
+}
+
+// queueMakeUp adds the make-up k to the pending set, and starts a worker
+// if fewer than fetchers run. The caller holds n.mu.
+func (n *Node) queueMakeUp(k makeUpKey, job makeUpJob) {
+	if n.closed {
 		return
 	}
-	ver, superseded := c.ver, c.ver.Less(c.by)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer func() { <-n.makeUps }()
-		defer n.recoverAndLog()
-		if presence {
-			asked := time.Now()
-			if n.fetchOne(uid) {
-				n.peer.Gone(uid, asked)
+	if cur, ok := n.pending[k]; ok && (cur.again || !job.again) {
+		return // the pending one does as much
+	}
+	n.pending[k] = job
+	if n.makers < fetchers {
+		n.makers++
+		n.wg.Add(1)
+		go n.makeUps()
+	}
+}
+
+// makeUps is a make-up worker: it makes the pending make-ups, one after
+// the other, until none is left or the node closes.
+func (n *Node) makeUps() {
+	defer n.wg.Done()
+	for {
+		n.mu.Lock()
+		var k makeUpKey
+		var job makeUpJob
+		ok := false
+		if !n.closed {
+			for k, job = range n.pending {
+				delete(n.pending, k)
+				ok = true
+				break
 			}
+		}
+		if !ok {
+			n.makers--
+		}
+		n.mu.Unlock()
+		if !ok {
 			return
 		}
-		n.peer.Mailbox(uid)
-		if st := n.peer.State(uid); st != nil {
-			n.Publish(st)
+		n.makeUpFor(k, job)
+	}
+}
+
+// makeUpFor asks again for what the messages NATS dropped on a subject of
+// k.uid would have brought. For a presence subject, uid's state is fetched
+// again; a user found connected nowhere may only be on a node that is
+// losing its NATS link, so, as refetch does, they are asked for again
+// once DeadAfter is over (at a heartbeat, no worker waiting meanwhile),
+// and are gone if still found nowhere. For a user subject, older sessions
+// elsewhere are kicked again (a newer login's answer closes this node's
+// instead); then, unless a newer login elsewhere supersedes this node's,
+// the mailbox is looked at (the notice of an IM stored meanwhile) and the
+// state published again (for a node whose state fetch was dropped). A
+// dropped IM needs nothing more: its sender stores it once its request
+// times out, and tells of it.
+func (n *Node) makeUpFor(k makeUpKey, job makeUpJob) {
+	defer n.recoverAndLog()
+	uid := k.uid
+	if k.presence {
+		if !job.again {
+			job.asked = time.Now()
 		}
-		if !superseded {
-			n.kickFor(uid, ver)
+		if !n.fetchOne(uid) {
+			return
 		}
-	}()
+		if job.again {
+			n.peer.Gone(uid, job.asked)
+			return
+		}
+		n.at("found nowhere", uid)
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if _, waiting := n.recheck[k]; !waiting && n.watches[uid] != nil && n.watches[uid].sub != nil {
+			job.again, job.due = true, time.Now().Add(n.cfg.DeadAfter)
+			n.recheck[k] = job
+		}
+		return
+	}
+	ver, ok := n.answering(uid)
+	if !ok {
+		return
+	}
+	n.kickFor(uid, ver)
+	if _, ok := n.answering(uid); !ok {
+		return // superseded: its sessions here are closed
+	}
+	n.peer.Mailbox(uid)
+	if st := n.peer.State(uid); st != nil {
+		n.Publish(st)
+	}
+}
+
+// recheckDue has the presence make-ups whose wait is over made. The caller
+// holds n.mu.
+func (n *Node) recheckDue(now time.Time) {
+	for k, job := range n.recheck {
+		if !now.Before(job.due) {
+			delete(n.recheck, k)
+			n.queueMakeUp(k, job)
+		}
+	}
 }
 
 func encodeState(st *server.PeerState) []byte {
@@ -297,6 +378,7 @@ func (n *Node) beat() {
 		n.cutOff = true
 	}
 	n.ended.expire(now) // not left for the next ending to do
+	n.recheckDue(now)
 	fence := !n.fenced && !n.closed && n.live.lost(now)
 	n.fenced = n.fenced || fence
 	newInc := n.inc

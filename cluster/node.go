@@ -112,7 +112,6 @@ type Node struct {
 	wg      sync.WaitGroup // every goroutine but the shards'
 	shardWG sync.WaitGroup
 	probes  sync.WaitGroup // the answers of IMs for users no longer here (answerIfHeldNowhere)
-	makeUps chan struct{}  // slots of madeUp's goroutines
 	closeMu sync.Once
 
 	mu       sync.Mutex
@@ -125,6 +124,13 @@ type Node struct {
 	claims   map[msim.UID]*counted
 	watches  map[msim.UID]*counted
 	ended    *endings // claims ended lately: see endings
+	// Make-ups of messages NATS dropped (see madeUp): those the shards
+	// have reached, waiting for a worker (at most fetchers run), and the
+	// presence make-ups that found their user nowhere, asked again once
+	// DeadAfter is over. One of each at most per subscription held.
+	pending map[makeUpKey]makeUpJob
+	recheck map[makeUpKey]makeUpJob
+	makers  int // make-up workers running
 
 	dropMu sync.Mutex
 	slow   map[*nats.Subscription]*slowSub // see markSlow
@@ -133,7 +139,8 @@ type Node struct {
 	// steps of several nodes: "claim" as a Claim begins, "kicked" in a
 	// Claim once its first kick is answered, before the node subscribes,
 	// "claimed" as a Claim returns, "kick again" before a kickAgain's
-	// kick, and "message" as a shard takes a per-user message.
+	// kick, "message" as a shard takes a per-user message, and "found
+	// nowhere" once a presence make-up's first state fetch found nobody.
 	hook atomic.Pointer[func(point string, uid msim.UID)]
 }
 
@@ -198,11 +205,18 @@ func (n *Node) countDropped(sub *nats.Subscription, final bool) {
 	case s == nil && !final:
 		return // closed meanwhile, its drops counted then
 	case s == nil:
-		s = &slowSub{} // NATS has not reported its drops yet
+		// NATS has not reported its drops yet. Kept until the caller
+		// unsubscribes and forgets sub: a report meanwhile finds them
+		// counted, and a heartbeat does not count them again.
+		s = &slowSub{}
+		n.slow[sub] = s
 	}
 	if d > s.seen {
 		n.metrics.dropN(d - s.seen)
-		s.seen, s.owed = d, !final
+		s.seen, s.owed = d, true
+	}
+	if final {
+		s.owed = false
 	}
 }
 
@@ -210,8 +224,7 @@ func (n *Node) countDropped(sub *nats.Subscription, final bool) {
 // a mark queued on the shard of sub's user, behind every message of the
 // user that NATS did not drop, has the node ask again for what the dropped
 // ones would have brought (see madeUp). A full shard takes no mark: it is
-// queued at a later heartbeat, as is one that finds every slot of madeUp's
-// goroutines taken.
+// queued at a later heartbeat.
 func (n *Node) makeUp(sub *nats.Subscription) {
 	uid, err := uidOf(sub.Subject)
 	if err != nil {
@@ -230,29 +243,25 @@ func (n *Node) makeUp(sub *nats.Subscription) {
 	}
 }
 
-// owe notes that the messages dropped on sub are yet to be made up.
-func (n *Node) owe(sub *nats.Subscription) {
-	n.dropMu.Lock()
-	defer n.dropMu.Unlock()
-	if s := n.slow[sub]; s != nil {
-		s.owed = true
-	}
-}
-
 // Connect joins the NATS servers of cfg.URL. The node takes part in the
 // cluster once server.New has attached it.
 func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	redacted, ok := checkURLs(cfg.URL)
+	if !ok {
+		return nil, fmt.Errorf("cluster: connect %s: %w", redacted, errMalformedURL)
+	}
 	n := &Node{
 		cfg:     cfg,
 		subj:    subjects(cfg.Subject),
 		done:    make(chan struct{}),
-		makeUps: make(chan struct{}, fetchers),
 		inc:     incarnation(cfg.Name),
 		claims:  map[msim.UID]*counted{},
 		watches: map[msim.UID]*counted{},
+		pending: map[makeUpKey]makeUpJob{},
+		recheck: map[makeUpKey]makeUpJob{},
 		// A sender waits at most RequestTimeout, from before the claim
 		// ended: past that an answer is of no use to it.
 		ended: newEndings(cfg.RequestTimeout, endedKept),
@@ -281,7 +290,7 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			n.log.WithField("server", c.ConnectedUrlRedacted()).Info("NATS link back")
+			n.log.WithField("server", connectedURL(c)).Info("NATS link back")
 			n.resync()
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { n.onClosed() }),
@@ -301,33 +310,98 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 	nc, err := nats.Connect(cfg.URL, append(opts, cfg.Options...)...)
 	if err != nil {
 		if ue := (*url.Error)(nil); errors.As(err, &ue) {
-			// It quotes the URL, credentials and all, and maybe a
-			// piece of them in its detail.
-			err = fmt.Errorf("%s %s: malformed URL", ue.Op, redact(ue.URL))
+			// It quotes the URL, credentials and all (or what is
+			// left of it before a '#'), and maybe a piece of them
+			// in its detail: none of it is shown.
+			err = errMalformedURL
 		}
-		return nil, fmt.Errorf("cluster: connect %s: %w", redact(cfg.URL), err)
+		return nil, fmt.Errorf("cluster: connect %s: %w", redacted, err)
 	}
 	n.nc = nc
 	return n, nil
 }
 
+// errMalformedURL is Connect's error for NATS URLs that do not parse, or
+// whose credentials do not parse as credentials (see checkURLs).
+var errMalformedURL = errors.New("malformed NATS URL (credentials in a NATS URL must be percent-encoded)")
+
 // redact hides the credentials of URLs like nats://user:pw@host, or
-// user:pw@host (nats.go adds the scheme).
+// user:pw@host (nats.go adds the scheme). See checkURLs.
 func redact(urls string) string {
+	r, _ := checkURLs(urls)
+	return r
+}
+
+// checkURLs reads comma-separated NATS URLs as nats.go does (each part
+// trimmed, nats:// added to one without "://"), and returns them with
+// their credentials hidden, and whether each part's credentials are its
+// user information, as url.Parse reads it. They may not be: a '#', '/' or
+// '?' in them ends the URL's authority before its '@', which leaves the
+// rest of the credentials as the host, path, query or fragment (or with
+// an '@' in the credentials, the rest of them after it); a ',' in
+// them splits the URL in two for nats.go; and a part may not parse at all
+// (url.Parse's error quotes it). Of such parts only the scheme is shown.
+//
+// A ',' in the credentials leaves a part without an '@' (the URL's scheme
+// and the credentials' start) and, after it, one with an '@' but no
+// scheme; such a pair is taken for a split URL, though nats.go would take
+// the parts as two servers, the second one's credentials its own.
+func checkURLs(urls string) (redacted string, ok bool) {
 	parts := strings.Split(urls, ",")
-	for i, u := range parts {
-		u = strings.TrimSpace(u)
-		scheme, rest, ok := strings.Cut(u, "://")
-		if ok && isScheme(scheme) {
-			scheme += "://"
-		} else {
-			scheme, rest = "", u
+	bad := make([]bool, len(parts))
+	lastAt := -1   // the last part with an '@' so far
+	prevAt := true // whether the last part not empty has one (or there is none)
+	for i, raw := range parts {
+		raw = strings.TrimSpace(raw)
+		parts[i] = raw
+		if raw == "" {
+			continue // nats.go skips it
 		}
-		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
-			parts[i] = scheme + "…" + rest[at:]
+		at, scheme := strings.Contains(raw, "@"), strings.Contains(raw, "://")
+		s := raw
+		if !scheme {
+			s = "nats://" + raw
+		}
+		u, err := url.Parse(s)
+		bad[i] = err != nil || at && (u.User == nil || strings.Contains(u.Opaque+u.Path+u.RawQuery+u.Fragment, "@"))
+		if at && !scheme && !prevAt {
+			// The parts since the last with an '@' may be the start
+			// of this one's credentials.
+			for j := lastAt + 1; j <= i; j++ {
+				bad[j] = bad[j] || parts[j] != ""
+			}
+		}
+		if at {
+			lastAt = i
+		}
+		prevAt = at
+	}
+	ok = true
+	for i, raw := range parts {
+		scheme := ""
+		if s, _, found := strings.Cut(raw, "://"); found && isScheme(s) {
+			scheme = s + "://"
+		}
+		switch {
+		case bad[i]:
+			parts[i], ok = scheme+"…", false
+		case strings.Contains(raw, "@"):
+			parts[i] = scheme + "…" + raw[strings.LastIndexByte(raw, '@'):]
 		}
 	}
-	return strings.Join(parts, ",")
+	return strings.Join(parts, ","), ok
+}
+
+// connectedURL names the NATS server c is connected to, without the
+// credentials: nats.go's ConnectedUrlRedacted hides a password, not a
+// token.
+func connectedURL(c *nats.Conn) string {
+	u, err := url.Parse(c.ConnectedUrl())
+	if err != nil {
+		return ""
+	}
+	u.User = nil
+	return u.String()
 }
 
 // isScheme reports whether s is a URL scheme (RFC 3986), not part of the
@@ -373,7 +447,7 @@ func (n *Node) Attach(p server.Peer) {
 	}
 	n.wg.Add(1)
 	go n.heartbeats()
-	n.log.WithFields(logrus.Fields{"nats": n.nc.ConnectedUrlRedacted(), "incarnation": n.inc}).Info("joined the cluster")
+	n.log.WithFields(logrus.Fields{"nats": connectedURL(n.nc), "incarnation": n.inc}).Info("joined the cluster")
 }
 
 // Node returns the current incarnation name.
@@ -559,8 +633,8 @@ func (n *Node) handOn(uid msim.UID, to server.Version, st *server.PeerState) {
 // kick asks the node of uid's session elsewhere to close it if it is older
 // than v, and returns its state. A node whose session is newer kicks back:
 // this node's sessions of uid older than that one are closed, as its own
-// claim would have closed them had it reached this node, and that
-// session's version is returned.
+// claim would have closed them had it reached this node (the state of one
+// closed is handed on to it), and that session's version is returned.
 //
 // Every node that answers for uid gets the kick, and answers it; one with
 // no session (a login under way, a session just ended) answers with
@@ -636,7 +710,11 @@ func (n *Node) kicked(uid msim.UID, v server.Version, data []byte) (*server.Peer
 			return nil, nil
 		}
 		n.kickedBy(uid, newer) // this node leaves uid's IMs to that login's
-		n.peer.Kick(uid, newer)
+		if st := n.peer.Kick(uid, newer); st != nil {
+			// The state of the session closed here (or the one a
+			// login here took over) goes on to the newer login.
+			n.handOn(uid, newer, st)
+		}
 		n.noteKicked(uid)
 		return nil, &newer
 	}
@@ -683,9 +761,10 @@ func (n *Node) hold(table map[msim.UID]*counted, uid msim.UID, subject string) (
 	return c, true
 }
 
-// drop undoes one hold, and reports whether it was the last. The caller
-// holds n.mu.
-func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) bool {
+// drop undoes one hold of uid's presence subject (presence) or user
+// subject, and reports whether it was the last. The caller holds n.mu.
+func (n *Node) drop(presence bool, uid msim.UID) bool {
+	table := n.table(presence)
 	c := table[uid]
 	if c == nil {
 		return false
@@ -694,6 +773,9 @@ func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) bool {
 		return false
 	}
 	delete(table, uid)
+	k := makeUpKey{uid, presence}
+	delete(n.pending, k)
+	delete(n.recheck, k)
 	if c.sub != nil {
 		n.countDropped(c.sub, true) // before it is closed, when its count is lost
 		_ = c.sub.Unsubscribe()
@@ -702,6 +784,15 @@ func (n *Node) drop(table map[msim.UID]*counted, uid msim.UID) bool {
 		n.dropMu.Unlock()
 	}
 	return true
+}
+
+// table is the table of the subscriptions to presence subjects (presence)
+// or to user subjects. The caller holds n.mu.
+func (n *Node) table(presence bool) map[msim.UID]*counted {
+	if presence {
+		return n.watches
+	}
+	return n.claims
 }
 
 // flush makes sure NATS has the subscriptions made so far.
@@ -715,7 +806,7 @@ func (n *Node) flush() {
 func (n *Node) Release(uid msim.UID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.drop(n.claims, uid) {
+	if n.drop(false, uid) {
 		n.ended.note(uid, time.Now(), false)
 	}
 }
@@ -780,6 +871,18 @@ func (n *Node) answersFor(uid msim.UID) bool {
 	defer n.mu.Unlock()
 	c := n.claims[uid]
 	return c != nil && !c.ver.Less(c.by)
+}
+
+// answering returns the version of uid's latest claim here while this
+// node follows uid's subject and no login elsewhere supersedes that claim.
+func (n *Node) answering(uid msim.UID) (server.Version, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := n.claims[uid]
+	if n.closed || c == nil || c.sub == nil || c.ver.Less(c.by) {
+		return server.Version{}, false
+	}
+	return c.ver, true
 }
 
 // kickedBy notes a kick of uid from a login elsewhere at version v: if it
@@ -933,7 +1036,7 @@ func (n *Node) Unwatch(uids []msim.UID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, u := range uids {
-		n.drop(n.watches, u)
+		n.drop(true, u)
 	}
 }
 
