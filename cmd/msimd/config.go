@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,9 +80,12 @@ func (n *natsURLs) UnmarshalTOML(v any) error {
 	default:
 		return fmt.Errorf("want a list of NATS URLs, or one string of them separated by commas, not %T", v)
 	}
+	// A value with '@' holds credentials somewhere: a part of it is never
+	// shown (a ',' in a password splits the string form anywhere in it).
+	secret := slices.ContainsFunc(urls, func(u string) bool { return strings.Contains(u, "@") })
 	for i, u := range urls {
 		u = strings.TrimSpace(u)
-		if err := checkNATSURL(u); err != nil {
+		if err := checkNATSURL(u, secret); err != nil {
 			return err
 		}
 		urls[i] = u
@@ -91,27 +95,23 @@ func (n *natsURLs) UnmarshalTOML(v any) error {
 }
 
 // checkNATSURL accepts nats://host:port and the other schemes NATS
-// clients take. The message never shows the URL's credentials.
-func checkNATSURL(s string) error {
+// clients take, with credentials only before the host's '@'. The message
+// shows the URL unless secret (the value holds credentials): then it
+// shows nothing of it.
+func checkNATSURL(s string, secret bool) error {
+	shown := fmt.Sprintf(": %q", s)
+	if secret {
+		shown = " (not shown: the value holds credentials; a ',', '#', '/', '?' or '%' in them must be percent-encoded)"
+	}
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("not a NATS URL (like nats://host:4222): %q", redactURL(s))
+	if err != nil || u.Host == "" || strings.Contains(s, "@") && u.User == nil {
+		return fmt.Errorf("not a NATS URL (like nats://host:4222)%s", shown)
 	}
 	switch u.Scheme {
 	case "nats", "tls", "ws", "wss":
 		return nil
 	}
-	return fmt.Errorf("not a NATS URL (nats://, tls://, ws:// or wss://): %q", redactURL(s))
-}
-
-// redactURL hides what a URL holds before '@' (a password or a token).
-func redactURL(s string) string {
-	if scheme, rest, ok := strings.Cut(s, "://"); ok {
-		if _, host, ok := strings.Cut(rest, "@"); ok {
-			return scheme + "://…@" + host
-		}
-	}
-	return s
+	return fmt.Errorf("not a NATS URL (nats://, tls://, ws:// or wss://)%s", shown)
 }
 
 // fileKey ties a config key to the flag it mirrors.

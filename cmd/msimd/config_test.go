@@ -169,6 +169,10 @@ func TestConfigErrors(t *testing.T) {
 		{"db password, readable", "db = \"postgres://msimd:secret@db.example/msim\"\nkey = \"/k\"\n", 0o640, nil, "line 1: db: holds a password, and group or others may read"},
 		{"db password query, readable", "db = \"postgres://db.example/msim?password=secret\"\nkey = \"/k\"\n", 0o604, nil, "line 1: db: holds a password"},
 		{"NATS token, readable", "[cluster]\nnats = \"nats://tok@n:4222\"\n", 0o644, nil, "line 2: cluster.nats: a URL holds credentials"},
+		{"NATS password with a comma", "[cluster]\nnats = \"nats://u:se,cret@n:4222\"\n", 0o600, nil, "line 2: cluster.nats: not a NATS URL"},
+		{"NATS password with a hash", "[cluster]\nnats = [\"nats://u:sec#ret@n:4222\"]\n", 0o600, nil, "line 2: cluster.nats: "},
+		{"NATS password with a bad escape", "[cluster]\nnats = [\"nats://u:sec%zzret@n:4222\"]\n", 0o600, nil, "line 2: cluster.nats: not a NATS URL"},
+		{"NATS password without a scheme", "[cluster]\nnats = [\"u:secret@n:4222\"]\n", 0o600, nil, "line 2: cluster.nats: not a NATS URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := filepath.Join(t.TempDir(), "msimd.toml")
@@ -188,7 +192,8 @@ func TestConfigErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("got %q, want %q in it", err, want)
 			}
-			if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "tok@") {
+			if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "tok@") ||
+				strings.Contains(err.Error(), "sec") || strings.Contains(err.Error(), "u:se") {
 				t.Errorf("the error shows a secret: %q", err)
 			}
 		})
