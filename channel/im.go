@@ -319,15 +319,10 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	s.own(bd, in, cmd, text)
 	a := bd.a
 	q := queuedIM{uid: bd.UID(), nick: bd.nick, text: out, record: true, msgid: in.MsgID, at: in.Time}
-	// Who was shown it, should it be queued (here or as the link dies
-	// under the send): the clients attached since are shown it as it is
-	// sent from the queue (ownQueued).
-	for _, at := range s.cl.ats {
-		q.seenBy = append(q.seenBy, at.name)
-	}
 	if a.client == nil || s.queueUnread[a] {
 		// The link is down, or IMs typed earlier wait unread in the
 		// store (queueUnread): sent now, it would go out before them.
+		q.seenBy = s.attachedNames()
 		s.queueIM(a, q)
 		return
 	}
@@ -341,6 +336,7 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 	case errors.Is(err, msim.ErrDisconnected):
 		// The link just died; its DisconnectedEvent follows and the
 		// reconnect sends the queue.
+		q.seenBy = s.attachedNames()
 		s.queueIM(a, q)
 	case s.ctx.Err() != nil && errors.Is(err, s.ctx.Err()) && !s.keepsNothing():
 		// The session ended (the gateway shuts down, say) while the send
@@ -356,6 +352,18 @@ func (s *session) sendOwn(bd *buddy, in ircd.Input, cmd, text, out string) {
 }
 
 func (s *session) queueIM(a *account, q queuedIM) { s.queueIMAs(a, q, false) }
+
+// attachedNames are the names of the clients attached now: those shown an
+// IM typed now (the user's own, own), which is queued (seenBy), so that
+// the clients attached since are shown it as it is sent from the queue
+// (ownQueued). Made only for an IM queued: a sent one allocates nothing.
+func (s *session) attachedNames() []string {
+	names := make([]string, 0, len(s.cl.ats))
+	for _, at := range s.cl.ats {
+		names = append(names, at.name)
+	}
+	return names
+}
 
 // keepsNothing reports whether the session's user keeps nothing past the
 // session: a nick without a password (whose memory the bridge forgets as
