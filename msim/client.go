@@ -133,6 +133,8 @@ type ClientConfig struct {
 	// Test seam: the longest a login may take after lc 2, however busy the
 	// server (0: the longer of DeadAfter and ten times DialTimeout).
 	loginLimit time.Duration
+	// Test seam: the bound of persist replies (0: maxReplyBytes).
+	replyLimit int
 }
 
 func (cfg *ClientConfig) setDefaults() {
@@ -168,6 +170,9 @@ func (cfg *ClientConfig) setDefaults() {
 	}
 	if cfg.closeGrace <= 0 {
 		cfg.closeGrace = closeGrace
+	}
+	if cfg.replyLimit <= 0 {
+		cfg.replyLimit = maxReplyBytes
 	}
 	if cfg.loginLimit <= 0 {
 		cfg.loginLimit = max(cfg.DeadAfter, 10*cfg.DialTimeout)
@@ -225,12 +230,15 @@ type Client struct {
 	mu      sync.Mutex
 	rid     int
 	pending map[int]*pending
+	// replyBytes is the bytes of the persist replies held for requests
+	// (pending.size), bounded by maxReplyBytes.
+	replyBytes int
 	// dropping: requests whose reply passed maxReplyBytes; the rest of
 	// their parts are dropped as they come (onPersist).
 	dropping map[int]struct{}
 	self     Profile
 	contacts []contactEntry
-	presence map[UID]Presence // latest presence per uid not in contacts
+	presence map[UID]Presence // latest presence per uid not in contacts, of at most maxStrangers
 	// early is the presence received before the contact table was built,
 	// in order of arrival (compacted to the last per uid when it would
 	// grow large, see noteEarly): a login's burst (the server tells the
@@ -1247,12 +1255,13 @@ func (c *Client) down(reason DisconnectReason, err error) {
 // idempotent and always returns nil. The session's events still end with a
 // DisconnectedEvent (DisconnectClosed unless the link was already down).
 // With Events, events not yet taken from the channel may be discarded (IMs
-// only after a grace for a reader still draining it), and the channel is
-// closed after the DisconnectedEvent. With Notify, nothing is discarded
-// short of the EventBacklog cap: once Close returns, TakeEvents returns
-// every event not yet taken, the DisconnectedEvent last. The logout goes
-// after every queued message; IMs still queued when Close stops waiting for
-// the flush are the event's Unsent. After the logout, Close reads on until
+// only after a grace for a reader still draining it, and counted in the
+// DisconnectedEvent's DroppedIMs), and the channel is closed after the
+// DisconnectedEvent. With Notify, nothing is discarded short of the
+// EventBacklog cap: once Close returns, TakeEvents returns every event not
+// yet taken, the DisconnectedEvent last. The logout goes after every queued
+// message; IMs still queued when Close stops waiting for the flush are the
+// event's Unsent. After the logout, Close reads on until
 // the server closes the connection (bounded by the same grace), so IMs the
 // server wrote before it read the logout become events rather than vanish in
 // the socket.

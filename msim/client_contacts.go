@@ -96,7 +96,8 @@ func (c *Client) Contact(uid UID) (Contact, bool) {
 
 // PresenceOf returns the latest presence received for uid, a contact or
 // not, and false when none was received (the user is then offline as far
-// as the session knows).
+// as the session knows). Of users not in the contact list, the session
+// keeps the presence of a few thousand at most (maxStrangers).
 func (c *Client) PresenceOf(uid UID) (Status, string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -108,6 +109,27 @@ func (c *Client) PresenceOf(uid UID) (Status, string, bool) {
 		return pr.Status, pr.Text, true
 	}
 	return StatusOffline, "", false
+}
+
+// maxStrangers bounds Client.presence, the presence of users not in the
+// contact table: a server may tell the presence of anyone (spec §4.3), and
+// one that told that of ever new users would otherwise grow it for as long
+// as the session lives. Past it, the presence of another is kept in place
+// of an arbitrary one's (see notePresence).
+const maxStrangers = 4096
+
+// notePresence keeps uid's presence in c.presence, in place of an
+// arbitrary other's when maxStrangers are kept. c.mu is held.
+func (c *Client) notePresence(uid UID, pr Presence) {
+	if len(c.presence) >= maxStrangers {
+		if _, ok := c.presence[uid]; !ok {
+			for k := range c.presence {
+				delete(c.presence, k)
+				break
+			}
+		}
+	}
+	c.presence[uid] = pr
 }
 
 // earlyPresence is one presence received before the contact table was
@@ -186,7 +208,7 @@ func (c *Client) takeEarly(contacts []Contact) {
 	}
 	for _, e := range early {
 		if !e.taken {
-			c.presence[e.uid] = Presence{Status: e.status, Text: e.text}
+			c.notePresence(e.uid, Presence{Status: e.status, Text: e.text})
 		}
 	}
 	if cap(early) > keptEarlyBuf {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/msimircd/msimircd/msim/markup"
 )
@@ -127,11 +128,13 @@ type DisconnectedEvent struct {
 	MoreUnconfirmed bool
 	// DroppedIMs counts the IMs and zaps the client received but never
 	// queued as events, because the owner had fallen EventBacklog events
-	// behind (the session then ends with DisconnectOverflow); the server
-	// counts them as delivered. DroppedFrom names their senders, each
-	// once, in the order first dropped. After an overflow, IMs the server
-	// had written that the client had not yet read are lost as well,
-	// unnamed: with DisconnectOverflow, IMs may be missing even when
+	// behind (the session then ends with DisconnectOverflow), or, with
+	// Events, that Close discarded untaken (see Close); the server counts
+	// them as delivered. The client's reports of IMs it could not read
+	// (ErrorEvent.Unreadable) count too. DroppedFrom names their senders,
+	// each once, in the order first dropped. After an overflow, IMs the
+	// server had written that the client had not yet read are lost as
+	// well, unnamed: with DisconnectOverflow, IMs may be missing even when
 	// DroppedIMs is 0.
 	DroppedIMs  int
 	DroppedFrom []UID
@@ -463,13 +466,11 @@ func (c *Client) emit(ev Event) {
 // over reports that the backlog has overflowed.
 func (c *Client) queueLocked(ev Event) (queued, over bool) {
 	if c.qfinal || len(c.queue) >= c.backlog {
-		if from := SenderOf(ev); from != 0 {
-			c.droppedIMs++
-			if !slices.Contains(c.droppedFrom, from) {
+		if from, ok := droppedIM(ev); ok {
+			c.droppedIMs++ // from 0: an IM, perhaps, from no one it could name
+			if from != 0 && !slices.Contains(c.droppedFrom, from) {
 				c.droppedFrom = append(c.droppedFrom, from)
 			}
-		} else if e, ok := ev.(ErrorEvent); ok && e.Unreadable {
-			c.droppedIMs++ // an IM, perhaps, from no one it could name
 		}
 		return false, !c.qfinal
 	}
@@ -571,7 +572,9 @@ func (c *Client) pump() {
 
 // finish runs after Close: it delivers what fits in the channel without
 // blocking and makes sure the DisconnectedEvent ends the stream, dropping
-// older undelivered events to make room for it.
+// older undelivered events to make room for it. The IMs it drops (and the
+// client's reports of IMs it could not read) are counted in the
+// DisconnectedEvent, as those past the backlog are.
 func (c *Client) finish(rest []Event) {
 	c.qmu.Lock()
 	rest = append(rest, c.queue...)
@@ -580,47 +583,75 @@ func (c *Client) finish(rest []Event) {
 	if len(rest) == 0 {
 		return
 	}
-	last := rest[len(rest)-1]
+	final, _ := rest[len(rest)-1].(DisconnectedEvent)  // always the last
+	final.DroppedFrom = slices.Clip(final.DroppedFrom) // appended to below, never in place
+	dropped := 0
+	defer func() {
+		if dropped > 0 {
+			c.logger().WithField("dropped", dropped).Warn("msim: IMs received before Close were not taken from Events")
+		}
+	}()
+	drop := func(ev Event) {
+		if from, ok := droppedIM(ev); ok {
+			dropped++
+			final.DroppedIMs++
+			if from != 0 && !slices.Contains(final.DroppedFrom, from) {
+				final.DroppedFrom = append(final.DroppedFrom, from)
+			}
+		}
+	}
 	grace := time.NewTimer(c.cfg.closeGrace)
 	defer grace.Stop()
 	expired := false
 	for _, ev := range rest[:len(rest)-1] {
-		if from := SenderOf(ev); from != 0 && !expired {
+		if _, im := droppedIM(ev); im && !expired {
 			// An IM or zap was received: give a reader that is still
 			// draining Events the time to take it rather than drop it.
 			select {
 			case c.events <- ev:
+				continue
 			case <-grace.C:
 				expired = true
-				c.logger().WithField("from", from).Warn("msim: IMs received before Close were not taken from Events")
 			}
-			continue
 		}
 		select {
 		case c.events <- ev:
 		default:
+			drop(ev)
 		}
 	}
 	if !expired {
 		// Making room for the last event drops the oldest in the
 		// channel, which may be an IM: a draining reader takes it first.
 		select {
-		case c.events <- last:
+		case c.events <- final:
 			return
 		case <-grace.C:
 		}
 	}
 	for {
 		select {
-		case c.events <- last:
+		case c.events <- final:
 			return
 		default:
 		}
 		select {
-		case <-c.events: // make room (the channel has a buffer of at least 1)
+		case ev := <-c.events: // make room (the channel has a buffer of at least 1)
+			drop(ev)
 		default:
 		}
 	}
+}
+
+// droppedIM reports whether ev, left out of the events, is to be counted
+// in DroppedIMs: an IM or zap (from names its sender), or the client's
+// report of an IM it could not read (from 0).
+func droppedIM(ev Event) (from UID, ok bool) {
+	if from = SenderOf(ev); from != 0 {
+		return from, true
+	}
+	e, ok := ev.(ErrorEvent)
+	return 0, ok && e.Unreadable
 }
 
 // SenderOf is the sender of an IM or zap, and 0 for any other event: an
@@ -670,36 +701,38 @@ func (c *Client) onPersist(m *Message) {
 	mtf, _ := m.Int("mtf") // "more to follow": a reply split in parts
 	c.mu.Lock()
 	if pd := c.pending[p.RID]; pd != nil && pd.kind == p.Kind() {
+		n := heldBytes(m, p)
+		if c.replyBytes+n > c.cfg.replyLimit {
+			// The rest of this reply, as it comes, is dropped.
+			delete(c.pending, p.RID)
+			c.release(pd)
+			if mtf != 0 {
+				if len(c.dropping) >= maxDropping {
+					clear(c.dropping) // a server that never ends them: forget the oldest too
+				}
+				if c.dropping == nil {
+					c.dropping = make(map[int]struct{})
+				}
+				c.dropping[p.RID] = struct{}{}
+			}
+			c.mu.Unlock()
+			c.logger().WithField("kind", p.Kind()).Warnf("msim: the persist replies held passed %d bytes; the request fails", c.cfg.replyLimit)
+			pd.ch <- &Persist{Cmd: p.Cmd | CmdError, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
+				Body: Dict{{"ErrorMessage", fmt.Sprintf("the server's replies passed %d bytes", c.cfg.replyLimit)}}}
+			return
+		}
+		pd.size += n // until the request lets the reply go (forget)
+		c.replyBytes += n
 		pd.failed = pd.failed || p.IsError()
 		switch {
 		case pd.raw && !p.IsError():
 			if b, ok := m.Raw("body"); ok {
 				pd.parts = append(pd.parts, b)
-				pd.size += len(b)
 			}
 		case mtf != 0 || pd.body != nil:
 			pd.body = append(pd.body, p.Body...) // a reply in parts
-			for _, kv := range p.Body {
-				pd.size += len(kv.Key) + len(kv.Value)
-			}
 		default:
 			pd.body = p.Body // the whole reply in one message: no copy
-		}
-		if mtf != 0 && pd.size > maxReplyBytes {
-			// The rest, as it comes, is dropped.
-			delete(c.pending, p.RID)
-			if len(c.dropping) >= maxDropping {
-				clear(c.dropping) // a server that never ends them: forget the oldest too
-			}
-			if c.dropping == nil {
-				c.dropping = make(map[int]struct{})
-			}
-			c.dropping[p.RID] = struct{}{}
-			c.mu.Unlock()
-			c.logger().WithField("kind", p.Kind()).Warnf("msim: a persist reply in parts passed %d bytes; the request fails", maxReplyBytes)
-			pd.ch <- &Persist{Cmd: p.Cmd | CmdError, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
-				Body: Dict{{"ErrorMessage", fmt.Sprintf("the server's reply passed %d bytes", maxReplyBytes)}}}
-			return
 		}
 		if mtf == 0 {
 			delete(c.pending, p.RID)
@@ -736,6 +769,18 @@ func (c *Client) onPersist(m *Message) {
 	default:
 		c.logger().WithField("kind", p.Kind()).Debug("msim: unsolicited persist reply")
 	}
+}
+
+// pairBytes is what an item of a Dict costs beside its text.
+const pairBytes = int(unsafe.Sizeof(Pair{}))
+
+// heldBytes is about the memory a persist reply m, parsed as p, holds
+// once kept for its request: its body's text, which the items' keys and
+// values share, and the array of p.Body's items (sized by the body's
+// separators, which may be more than its items).
+func heldBytes(m *Message, p *Persist) int {
+	b, _ := m.Raw("body")
+	return len(b) + cap(p.Body)*pairBytes
 }
 
 // alertsOf lists the alert keys of a 7/18 reply that are switched on.
@@ -822,7 +867,7 @@ func (c *Client) onBM(m *Message) {
 			c.contacts[i].setPresence(pr.Status, pr.Text)
 			delete(c.presence, uid)
 		} else {
-			c.presence[uid] = pr
+			c.notePresence(uid, pr)
 		}
 		c.mu.Unlock()
 		c.hold(PresenceEvent{UID: uid, Status: pr.Status, Text: pr.Text})

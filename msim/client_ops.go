@@ -23,22 +23,29 @@ type pending struct {
 	rid  int
 	cmd  int
 	kind DSNLID
-	body Dict          // parts received so far (mtf); reader only, under c.mu
+	body Dict          // parts received so far (mtf); under c.mu
 	ch   chan *Persist // buffered: the reader never blocks on it
 	// raw asks for the body's wire form (Persist.parts) rather than
 	// Body: a large list read once, record by record.
 	raw   bool
 	parts []string // as body, for raw
-	size  int      // bytes of the parts so far (maxReplyBytes)
+	// size is the bytes of the reply held for the request (see
+	// maxReplyBytes), counted in Client.replyBytes until released.
+	size int
 	// failed: a part had the error bit; the whole reply is an error,
 	// whatever the parts after it say.
 	failed bool
 }
 
-// maxReplyBytes bounds a persist reply sent in parts (mtf): past it the
-// request fails, so a server that never ends one cannot grow the client's
-// memory without end. The largest real replies (a full contact list) are
-// a small fraction of it.
+// maxReplyBytes bounds the persist replies the client holds for its
+// requests, all together: the parts of replies sent in parts (mtf), and
+// replies that have come and wait for their request to take them. Past
+// it, the request whose reply would pass it fails, so that neither a
+// server that never ends a reply nor one that answers many requests at
+// length (a login looks up every contact listed without a user name, and
+// takes the replies one at a time) can grow the client's memory without
+// end. The largest real replies (a full contact list) are a small
+// fraction of it.
 const maxReplyBytes = 16 << 20
 
 // maxDropping bounds the requests whose too large replies are being
@@ -72,22 +79,32 @@ func (c *Client) start(ctx context.Context, r req) (*pending, error) {
 	}
 	m.AddDict("body", r.body)
 	if err := c.send(ctx, m); err != nil {
-		c.forget(p.rid)
+		c.forget(p)
 		return nil, err
 	}
 	return p, nil
 }
 
-func (c *Client) forget(rid int) {
+// forget ends the request p: it is no longer under way, and its reply,
+// taken or not, is no longer held.
+func (c *Client) forget(p *pending) {
 	c.mu.Lock()
-	delete(c.pending, rid)
+	delete(c.pending, p.rid)
+	c.release(p)
 	c.mu.Unlock()
+}
+
+// release stops counting the bytes held for p's reply. c.mu is held.
+func (c *Client) release(p *pending) {
+	c.replyBytes -= p.size
+	p.size = 0
+	p.body, p.parts = nil, nil
 }
 
 // await waits for the reply to p, at most RequestTimeout. A reply with the
 // error bit is a *PersistError.
 func (c *Client) await(ctx context.Context, p *pending) (*Persist, error) {
-	defer c.forget(p.rid)
+	defer c.forget(p)
 	t := time.NewTimer(c.cfg.RequestTimeout)
 	defer t.Stop()
 	what := func() string { // only for an error: most requests are answered
@@ -668,7 +685,7 @@ func (c *Client) dropContact(uid UID) {
 		ct = c.contacts[i].contact()
 		c.contacts = slices.Delete(c.contacts, i, i+1) // (zeroes the freed slot)
 		if ct.Status != StatusOffline {
-			c.presence[uid] = Presence{Status: ct.Status, Text: ct.StatusText}
+			c.notePresence(uid, Presence{Status: ct.Status, Text: ct.StatusText})
 		}
 	}
 	c.mu.Unlock()
