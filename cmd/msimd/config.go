@@ -75,6 +75,12 @@ func (n *natsURLs) UnmarshalTOML(v any) error {
 			if !ok {
 				return fmt.Errorf("want NATS URL strings, got %T %v", e, e)
 			}
+			if strings.Contains(s, ",") {
+				// The URLs are joined by commas (as -nats takes them):
+				// one with a comma of its own (in a password) would be
+				// split there.
+				return errors.New("a NATS URL with a ',' (not shown: a ',' in credentials must be percent-encoded, as %2C)")
+			}
 			urls = append(urls, s)
 		}
 	default:

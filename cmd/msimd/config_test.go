@@ -172,6 +172,7 @@ func TestConfigErrors(t *testing.T) {
 		{"NATS password with a comma", "[cluster]\nnats = \"nats://u:se,cret@n:4222\"\n", 0o600, nil, "line 2: cluster.nats: not a NATS URL"},
 		{"NATS password with a hash", "[cluster]\nnats = [\"nats://u:sec#ret@n:4222\"]\n", 0o600, nil, "line 2: cluster.nats: "},
 		{"NATS password with a bad escape", "[cluster]\nnats = [\"nats://u:sec%zzret@n:4222\"]\n", 0o600, nil, "line 2: cluster.nats: not a NATS URL"},
+		{"NATS password with a comma in a list", "[cluster]\nnats = [\"nats://u:se,cret@n:4222\"]\n", 0o600, nil, "line 2: cluster.nats: a NATS URL with a ','"},
 		{"NATS password without a scheme", "[cluster]\nnats = [\"u:secret@n:4222\"]\n", 0o600, nil, "line 2: cluster.nats: not a NATS URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
