@@ -2,6 +2,7 @@ package msim
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,5 +198,37 @@ func TestRepliesWaitingBoundedTogether(t *testing.T) {
 	if g := c.Groups(); len(g) != 0 {
 		t.Errorf("got %d groups: three replies (%d KiB) waited at once; want the one past the %d KiB bound failed",
 			len(g), 3*len(junk)>>10, limit>>10)
+	}
+}
+
+// TestLookupPastTheReplyBoundIsNotNoSuchUser: a lookup whose reply would
+// pass the replies' bound fails as such, not as a user who does not
+// exist (which a caller choosing a free name would take for free).
+func TestLookupPastTheReplyBoundIsNotNoSuchUser(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	f := newFake(t)
+	cfg := testConfig(t, f.addr())
+	cfg.replyLimit = limit
+	ch := dialAsync(cfg)
+	fc := f.accept()
+	defaults := defaultResponders()
+	fc.override(PersistLookup, func(fc *fakeConn, p *Persist) Dict {
+		return append(defaults[PersistLookup](fc, p), Pair{"Junk", strings.Repeat("x", 2*limit)})
+	})
+	fc.login("alice")
+	c, err := waitDial(t, ch)
+	if err != nil {
+		t.Fatalf("Dial: got %v, want a session", err)
+	}
+	_, err = c.LookupUser(context.Background(), "bob")
+	if err == nil || errors.Is(err, ErrNoSuchUser) || !errors.Is(err, ErrRepliesTooLarge) {
+		t.Errorf("LookupUser past the bound: got %v, want ErrRepliesTooLarge, not ErrNoSuchUser", err)
+	}
+	c.mu.Lock()
+	held := c.replyBytes
+	c.mu.Unlock()
+	if held != 0 {
+		t.Errorf("%d reply bytes still counted after the lookup ended, want 0", held)
 	}
 }

@@ -717,7 +717,7 @@ func (c *Client) onPersist(m *Message) {
 			}
 			c.mu.Unlock()
 			c.logger().WithField("kind", p.Kind()).Warnf("msim: the persist replies held passed %d bytes; the request fails", c.cfg.replyLimit)
-			pd.ch <- &Persist{Cmd: p.Cmd | CmdError, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID,
+			pd.ch <- &Persist{Cmd: p.Cmd | CmdError, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID, overBound: true,
 				Body: Dict{{"ErrorMessage", fmt.Sprintf("the server's replies passed %d bytes", c.cfg.replyLimit)}}}
 			return
 		}
@@ -1046,13 +1046,16 @@ var (
 	ErrLoggedInElsewhere = errors.New("msim: logged in from another location")
 	ErrServer            = errors.New("msim: server error")
 	ErrNoSuchUser        = errors.New("msim: no such user")
-	ErrNotContact        = errors.New("msim: not in the contact list")
-	ErrTimeout           = errors.New("msim: request timed out")
-	ErrDisconnected      = errors.New("msim: disconnected")
-	ErrClosed            = errors.New("msim: client closed")
-	ErrDeadLink          = errors.New("msim: connection silent")
-	ErrEventOverflow     = errors.New("msim: event backlog overflow")
-	ErrInvalidUID        = errors.New("msim: invalid uid") // not positive, or past 31 bits
+	// ErrRepliesTooLarge: the request's reply would have passed what the
+	// client holds of replies at once (maxReplyBytes); it was dropped.
+	ErrRepliesTooLarge = errors.New("msim: the server's replies passed what the client holds")
+	ErrNotContact      = errors.New("msim: not in the contact list")
+	ErrTimeout         = errors.New("msim: request timed out")
+	ErrDisconnected    = errors.New("msim: disconnected")
+	ErrClosed          = errors.New("msim: client closed")
+	ErrDeadLink        = errors.New("msim: connection silent")
+	ErrEventOverflow   = errors.New("msim: event backlog overflow")
+	ErrInvalidUID      = errors.New("msim: invalid uid") // not positive, or past 31 bits
 )
 
 // sentinelFor maps an \error\ code to its sentinel.

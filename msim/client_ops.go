@@ -141,6 +141,9 @@ wait:
 			return nil, errorf("%s: %w: no reply, and nothing else from the server, within %v", what(), ErrTimeout, c.cfg.RequestTimeout)
 		}
 	}
+	if r.overBound {
+		return nil, errorf("%s: %w (%d bytes)", what(), ErrRepliesTooLarge, c.cfg.replyLimit)
+	}
 	if r.IsError() {
 		return r, &PersistError{Cmd: r.Cmd, DSN: r.DSN, LID: r.LID, Message: r.ErrorMessage()}
 	}
@@ -167,7 +170,7 @@ func (c *Client) fatal(ctx context.Context, err error) bool {
 		return true
 	default:
 	}
-	return ctx.Err() != nil || !(errors.Is(err, ErrTimeout) || errors.As(err, new(*PersistError)))
+	return ctx.Err() != nil || !(errors.Is(err, ErrTimeout) || errors.Is(err, ErrRepliesTooLarge) || errors.As(err, new(*PersistError)))
 }
 
 // awaitOptional waits for a reply the session can do without (own profile,

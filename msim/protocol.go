@@ -132,6 +132,10 @@ type Persist struct {
 	// per message of the reply, for a request that asked for it (req.raw):
 	// Body is then left empty, unless the reply is an error.
 	parts []string
+	// overBound: no reply of the server's, but the client's, as the
+	// replies held passed their bound (maxReplyBytes): the request fails
+	// with ErrRepliesTooLarge.
+	overBound bool
 }
 
 // Kind returns the (dsn, lid) pair.
