@@ -235,6 +235,36 @@ func TestQueuedIMShownWhateverQueuedIt(t *testing.T) {
 			t.Errorf("the desk, which typed it, was shown %q, want nothing", got)
 		}
 	})
+	t.Run("across a change of the account's configuration", func(t *testing.T) {
+		// Who saw it typed goes with the queue to the account the
+		// change makes: the clients that saw it are not shown it again.
+		r, _ := historyRig(t)
+		bd := r.s.newBuddy(r.a, 7, "bob", "")
+		desk := r.s.cl.ats[0]
+		desk.name = "desk"
+		r.a.client, r.a.state = nil, linkWaiting
+		r.s.sender = desk
+		r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "before the change", MsgID: "m-change", Time: time.Now()},
+			"PRIVMSG", "before the change", "before the change")
+		r.s.sender = nil
+		r.failDial() // the changed account's login
+		r.s.applyAccounts([]Account{{Email: "alice@msim.test", Password: "new", Channel: "&msim", AutoConnect: true}})
+		na := r.s.accounts[0]
+		if na == r.a || len(na.queue) != 1 {
+			t.Fatalf("after the change: the same account (%v), %d queued; want a new account with the IM queued", na == r.a, len(na.queue))
+		}
+		phoneIRC := &ownIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}}
+		attachNamed(r, phoneIRC, "phone")
+		na.client, na.state = &fakeMSIM{}, linkUp
+		delete(r.s.queueUnread, na)
+		r.s.flushQueue(na)
+		if got := r.irc.said("before the change"); len(got) != 0 {
+			t.Errorf("the desk, which typed it, was shown %q, want nothing", got)
+		}
+		if got, want := phoneIRC.said("before the change"), []string{"PRIVMSG  bob: before the change"}; !slices.Equal(got, want) {
+			t.Errorf("the phone was shown %q, want %q", got, want)
+		}
+	})
 	t.Run("queued in an earlier session", func(t *testing.T) {
 		r, _ := historyRig(t)
 		bd := r.s.newBuddy(r.a, 7, "bob", "")
