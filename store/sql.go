@@ -381,6 +381,23 @@ func (s *sqlStore) userID(ctx context.Context, q querier, name string) (int64, e
 	return id, err
 }
 
+// lockedUserID is userID for a write bounded by what the user holds
+// (MaxAccounts, MaxNotes, MaxClientPositions): on PostgreSQL, which runs
+// such writes side by side, it locks the user's row until the end of tx
+// (qLockUser), so the writes of one user take turns and each counts
+// those before it; SQLite runs one write at a time and needs no lock.
+func (s *sqlStore) lockedUserID(ctx context.Context, tx querier, name string) (int64, error) {
+	if s.d == sqldb.SQLite {
+		return s.userID(ctx, tx, name)
+	}
+	var id int64
+	err := s.queryRow(ctx, tx, qLockUser, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("user %q: %w", name, ErrNotFound)
+	}
+	return id, err
+}
+
 // accountID returns the id of the user's account, ErrNotFound if none.
 func (s *sqlStore) accountID(ctx context.Context, q querier, user, email string) (int64, error) {
 	var id int64

@@ -11,7 +11,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -434,22 +433,9 @@ func (s *sqlStore) SetClientPosition(ctx context.Context, user, client string, i
 		return wrap("set client position", err)
 	}
 	return wrap("set client position", s.inTx(ctx, func(tx *sql.Tx) error {
-		var uid int64
-		var err error
-		if s.d == sqldb.SQLite {
-			// One write at a time: the trim sees every client before it.
-			uid, err = s.userID(ctx, tx, user)
-		} else {
-			// As in AddNote: PostgreSQL runs these side by side, and
-			// each one's trim misses the clients the others have not
-			// committed, so new clients set at once would all be kept
-			// past MaxClientPositions. The user's row is locked first,
-			// so they take turns and each trims after those before it.
-			err = s.queryRow(ctx, tx, qLockUser, user).Scan(&uid)
-			if errors.Is(err, sql.ErrNoRows) {
-				err = fmt.Errorf("user %q: %w", user, ErrNotFound)
-			}
-		}
+		// New clients are trimmed against MaxClientPositions: a user's
+		// sets take turns.
+		uid, err := s.lockedUserID(ctx, tx, user)
 		if err != nil {
 			return err
 		}

@@ -332,10 +332,7 @@ func (s *sqlStore) AddNote(ctx context.Context, user, text string) error {
 		// As in HoldIM: the user's row is locked first, so the notes
 		// added for one user take turns and each counts those before it.
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			if err := s.queryRow(ctx, tx, qLockUser, user).Scan(new(int64)); err != nil {
-				if errors.Is(err, sql.ErrNoRows) {
-					err = fmt.Errorf("user %q: %w", user, ErrNotFound)
-				}
+			if _, err := s.lockedUserID(ctx, tx, user); err != nil {
 				return err
 			}
 			res, err := s.exec(ctx, tx, qAddNote, args...)

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/msim"
 )
 
@@ -151,16 +150,9 @@ func (s *sqlStore) addAccount(ctx context.Context, user string, a Account, bound
 	return wrap("add account", s.inTx(ctx, func(tx *sql.Tx) error {
 		var uid, id int64
 		var err error
-		if bound > 0 && s.d != sqldb.SQLite {
-			// As in AddNote: PostgreSQL runs inserts side by side, each
-			// one's count missing the accounts the others have not
-			// committed. The user's row is locked first, so the adds of
-			// one user take turns and each counts those before it. (SQLite
-			// runs one write at a time: the count sees them all.)
-			err = s.queryRow(ctx, tx, qLockUser, user).Scan(&uid)
-			if errors.Is(err, sql.ErrNoRows) {
-				err = fmt.Errorf("user %q: %w", user, ErrNotFound)
-			}
+		if bound > 0 {
+			// Counted against the bound: the adds of one user take turns.
+			uid, err = s.lockedUserID(ctx, tx, user)
 		} else {
 			uid, err = s.userID(ctx, tx, user)
 		}
