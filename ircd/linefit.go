@@ -45,10 +45,6 @@ func fitMessage(m *irc.Message) *irc.Message {
 	return &c
 }
 
-// fitParams returns params, or a copy cut to fit a line (cutParams) when
-// the line rawLineLen measures at n bytes is too long.
-func fitParams(n int, params []string) []string { return cutParams(n, params) }
-
 // cutParams returns params, or a copy cut so that the line they end, n
 // bytes long as bodyLen and rawLineLen count it, fits maxLineBody: the
 // longest parameter is cut first, the last one on a tie, so that what

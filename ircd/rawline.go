@@ -66,7 +66,7 @@ func (c *Client) queueTagged(t *lineTags, name, user, host, cmd string, params [
 	}
 	n := rawLineLen(name, user, host, cmd, params)
 	if n > maxLineBody {
-		params = fitParams(n, params)
+		params = cutParams(n, params)
 		n = rawLineLen(name, user, host, cmd, params)
 	}
 	c.chunkRoom(t.len() + n)
