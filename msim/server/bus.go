@@ -312,10 +312,9 @@ func (srv *Server) storedFor(uid msim.UID) {
 // stored again whatever the caps: they were stored within them.
 func (s *session) restore(msgs []OfflineMessage) {
 	if wait := s.rescueWait(); wait != nil {
-		h := heldOf(msgs)
-		s.srv.hold(s.uid, h)
+		s.srv.hold(s.uid, msgs, 1)
 		s.srv.awaitRescue(wait, true)
-		s.srv.hold(s.uid, heldIMs{}.minus(h))
+		s.srv.hold(s.uid, msgs, -1)
 	}
 	for _, om := range msgs {
 		if err := s.srv.store.AddOffline(s.uid, om, OfflineLimits{}); err != nil {

@@ -83,39 +83,19 @@ type heldIMs struct {
 	bySender map[msim.UID]int64
 }
 
-func heldOf(msgs []OfflineMessage) heldIMs {
-	h := heldIMs{n: len(msgs), bySender: map[msim.UID]int64{}}
-	for _, om := range msgs {
-		h.bytes += int64(len(om.Body))
-		h.bySender[om.From] += int64(len(om.Body))
-	}
-	return h
-}
-
-// minus is h less o: o's IMs back in the store.
-func (h heldIMs) minus(o heldIMs) heldIMs {
-	d := heldIMs{n: h.n - o.n, bytes: h.bytes - o.bytes, bySender: map[msim.UID]int64{}}
-	for from, b := range h.bySender {
-		d.bySender[from] += b
-	}
-	for from, b := range o.bySender {
-		d.bySender[from] -= b
-	}
-	return d
-}
-
-// hold adds h to what to's mailbox has out of the store (h.minus: they
-// are back). The caller holds offlineMu.
-func (srv *Server) hold(to msim.UID, h heldIMs) {
+// hold counts msgs as out of to's mailbox (sign 1) or back in it (sign
+// −1). The caller holds offlineMu.
+func (srv *Server) hold(to msim.UID, msgs []OfflineMessage, sign int) {
 	t := srv.held[to]
-	t.n += h.n
-	t.bytes += h.bytes
-	for from, b := range h.bySender {
+	t.n += sign * len(msgs)
+	for _, om := range msgs {
+		b := int64(sign * len(om.Body))
+		t.bytes += b
 		if t.bySender == nil {
 			t.bySender = map[msim.UID]int64{}
 		}
-		if t.bySender[from] += b; t.bySender[from] == 0 {
-			delete(t.bySender, from)
+		if t.bySender[om.From] += b; t.bySender[om.From] == 0 {
+			delete(t.bySender, om.From)
 		}
 	}
 	if t.n == 0 {

@@ -1015,14 +1015,14 @@ func TestAddOfflineCountsASendersHeldBytes(t *testing.T) {
 	held := []OfflineMessage{{From: aUID, Body: strings.Repeat("a", 60)}, {From: cUID, Body: "c"}}
 	srv.offlineMu.Lock()
 	defer srv.offlineMu.Unlock()
-	srv.hold(bUID, heldOf(held))
+	srv.hold(bUID, held, 1)
 	if err := srv.addOffline(bUID, OfflineMessage{From: aUID, Body: strings.Repeat("b", 50)}, lim); !errors.Is(err, errOfflineSenderFull) {
 		t.Errorf("alice's 50 bytes beside her 60 held: got %v, want %v", err, errOfflineSenderFull)
 	}
 	if err := srv.addOffline(bUID, OfflineMessage{From: cUID, Body: strings.Repeat("b", 50)}, lim); err != nil {
 		t.Errorf("carol's 50 bytes beside her 1 held: got %v, want it stored", err)
 	}
-	srv.hold(bUID, heldIMs{}.minus(heldOf(held)))
+	srv.hold(bUID, held, -1)
 	if len(srv.held) != 0 {
 		t.Errorf("held after the restore: %v, want nothing", srv.held)
 	}
