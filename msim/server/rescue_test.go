@@ -620,10 +620,7 @@ func TestRescueOfMalformedIMs(t *testing.T) {
 	alice.takeSeen()
 
 	f := strconv.Itoa(int(aUID))
-	nc, other := net.Pipe()
-	defer other.Close()
-	s := newSession(srv, nc, 1<<40)
-	s.uid = bUID
+	s := pipeSession(t, srv, bUID)
 	// Queued with no sender known, as if from elsewhere: their bytes
 	// alone say who sent them.
 	w := writer{unsent: []queued{
@@ -684,13 +681,8 @@ func TestRescueTellsTheQueuedSender(t *testing.T) {
 	alice.takeSeen()
 
 	// bob's session has no writer: what is routed to it stays queued.
-	nc, other := net.Pipe()
-	defer other.Close()
-	bob := newSession(srv, nc, 1<<40)
-	bob.uid = bUID
-	srv.reg.mu.Lock()
-	srv.reg.byUID[bUID] = bob
-	srv.reg.mu.Unlock()
+	bob := pipeSession(t, srv, bUID)
+	registerSession(t, srv, bob)
 	for _, wire := range []string{
 		`\bm\1\cv\673\msg\from whom\final\`, // parses, names no sender
 		`\bm\1\cv\67`,                       // cut before its text
@@ -761,19 +753,9 @@ func TestRescuePastCeilingIsBounded(t *testing.T) {
 			if tc.here {
 				// alice is logged in, but her session is closing: she
 				// cannot be told.
-				nc, other := net.Pipe()
-				t.Cleanup(func() { other.Close() })
-				alice := newSession(srv, nc, 1<<40)
-				alice.uid = aUID
+				alice := pipeSession(t, srv, aUID)
 				alice.closeAfterFlush()
-				srv.reg.mu.Lock()
-				srv.reg.byUID[aUID] = alice
-				srv.reg.mu.Unlock()
-				t.Cleanup(func() {
-					srv.reg.mu.Lock()
-					delete(srv.reg.byUID, aUID)
-					srv.reg.mu.Unlock()
-				})
+				registerSession(t, srv, alice)
 			}
 			nc, other := net.Pipe()
 			t.Cleanup(func() { other.Close() })
@@ -822,13 +804,8 @@ func TestRescueOfIMsTheRouteCountedAsIMs(t *testing.T) {
 	alice.takeSeen()
 
 	// bob's session has no writer: what is routed to it stays queued.
-	nc, other := net.Pipe()
-	defer other.Close()
-	bob := newSession(srv, nc, 1<<40)
-	bob.uid = bUID
-	srv.reg.mu.Lock()
-	srv.reg.byUID[bUID] = bob
-	srv.reg.mu.Unlock()
+	bob := pipeSession(t, srv, bUID)
+	registerSession(t, srv, bob)
 	for _, wire := range []string{
 		`\bm\01\cv\673\msg\a leading zero\final\`,
 		`\bm\1`, // cut just after its type
@@ -926,18 +903,8 @@ func TestRescueCountsTheIMsARestoreHolds(t *testing.T) {
 
 			// bob's session is closed at once; its writer has yet to
 			// store the IMs it did not write.
-			nc, other := net.Pipe()
-			t.Cleanup(func() { other.Close() })
-			bob := newSession(srv, nc, 1<<40)
-			bob.uid = bUID
-			srv.reg.mu.Lock()
-			srv.reg.byUID[bUID] = bob
-			srv.reg.mu.Unlock()
-			t.Cleanup(func() {
-				srv.reg.mu.Lock()
-				delete(srv.reg.byUID, bUID)
-				srv.reg.mu.Unlock()
-			})
+			bob := pipeSession(t, srv, bUID)
+			registerSession(t, srv, bob)
 			bob.closeNow()
 			const unwritten = 5
 			var w writer
@@ -1050,13 +1017,8 @@ func TestMailboxRestoredForTheNewerSession(t *testing.T) {
 		}
 	}
 	// bob's session is closed at once; its writer has yet to end.
-	nc, other := net.Pipe()
-	t.Cleanup(func() { other.Close() })
-	old := newSession(srv, nc, 1<<40)
-	old.uid = bUID
-	srv.reg.mu.Lock()
-	srv.reg.byUID[bUID] = old
-	srv.reg.mu.Unlock()
+	old := pipeSession(t, srv, bUID)
+	registerSession(t, srv, old)
 	old.closeNow()
 	handed := make(chan struct{})
 	go func() {
@@ -1090,4 +1052,30 @@ func TestMailboxRestoredForTheNewerSession(t *testing.T) {
 			t.Errorf("bob's IM %d: got %q, want %q", i, got, want)
 		}
 	}
+}
+
+// pipeSession is a session of uid's on one end of a pipe nobody reads:
+// it has no writer, so what is routed to it stays queued.
+func pipeSession(t *testing.T, srv *Server, uid msim.UID) *session {
+	t.Helper()
+	nc, other := net.Pipe()
+	t.Cleanup(func() { other.Close() })
+	s := newSession(srv, nc, 1<<40)
+	s.uid = uid
+	return s
+}
+
+// registerSession makes s its uid's live session until the test ends.
+func registerSession(t *testing.T, srv *Server, s *session) {
+	t.Helper()
+	srv.reg.mu.Lock()
+	srv.reg.byUID[s.uid] = s
+	srv.reg.mu.Unlock()
+	t.Cleanup(func() {
+		srv.reg.mu.Lock()
+		if srv.reg.byUID[s.uid] == s {
+			delete(srv.reg.byUID, s.uid)
+		}
+		srv.reg.mu.Unlock()
+	})
 }
