@@ -717,8 +717,7 @@ func (c *Client) onPersist(m *Message) {
 			}
 			c.mu.Unlock()
 			c.logger().WithField("kind", p.Kind()).Warnf("msim: the persist replies held passed %d bytes; the request fails", c.cfg.replyLimit)
-			pd.ch <- &Persist{Cmd: p.Cmd | CmdError, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID, overBound: true,
-				Body: Dict{{"ErrorMessage", fmt.Sprintf("the server's replies passed %d bytes", c.cfg.replyLimit)}}}
+			pd.ch <- &Persist{Cmd: p.Cmd, DSN: p.DSN, LID: p.LID, UID: p.UID, RID: p.RID, overBound: true}
 			return
 		}
 		pd.size += n // until the request lets the reply go (forget)
