@@ -80,15 +80,12 @@ func (s *session) historyFailure() func(error) {
 		// history's garbage is the IMs' latency); with the log and
 		// memory of now, which the writer may use.
 		log, met, mem := s.log, s.b.met, s.mem
-		var fullTold, failedTold atomic.Bool // told, or kept as a note
-		untold := func() { keepHistoryNote(mem, historyFailedText, &failedTold) }
+		var failedTold atomic.Bool // told, or kept as a note
+		untold := func() { keepHistoryNote(mem, &failedTold) }
 		s.histFailed = func(err error) {
-			if errors.Is(err, ErrHistoryFull) { // refused at once, on the session goroutine
-				if s.mem != mem { // not the session's user's: defensive, as record takes the callback of now
-					met.historyDropped()
-					keepHistoryNote(mem, historyFullText, &fullTold)
-					return
-				}
+			if errors.Is(err, ErrHistoryFull) {
+				// Refused at once, on the session goroutine, to the
+				// callback record took from the session's user of now.
 				s.leftOut(log)
 				return
 			}
@@ -114,18 +111,18 @@ const (
 	historyFailedText = "Your history could not be saved (the gateway's database failed); IMs are still delivered, but CHATHISTORY and the history command may miss some."
 )
 
-// keepHistoryNote keeps text, of entries left out of the history of the
-// user whose memory mem is, as a note for their next connection, unless
-// they were told already (told) or keep nothing (their memory is
-// forgotten: a dropped registration; the failure is logged). The
-// caller may be the history's writer, every user's: it does not wait for
-// the note's write (laterReport), only, at most, for the memory's lock
-// (isForgotten), and keeps one note at most.
-func keepHistoryNote(mem *userMemory, text string, told *atomic.Bool) {
+// keepHistoryNote keeps the notice that the history failed
+// (historyFailedText) as a note for the next connection of the user whose
+// memory mem is, unless they were told already (told) or keep nothing
+// (their memory is forgotten: a dropped registration; the failure is
+// logged). The caller may be the history's writer, every user's: it does
+// not wait for the note's write (laterReport), only, at most, for the
+// memory's lock (isForgotten), and keeps one note at most.
+func keepHistoryNote(mem *userMemory, told *atomic.Bool) {
 	if mem.isForgotten() || told.Swap(true) {
 		return
 	}
-	mem.laterReport(func() { mem.addNote(text) })
+	mem.laterReport(func() { mem.addNote(historyFailedText) })
 }
 
 // leftOut counts an entry left out of the history as its writer was

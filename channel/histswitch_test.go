@@ -32,12 +32,6 @@ func TestHistoryFailureAcrossASwitchStaysWithItsUser(t *testing.T) {
 			failed(errors.New("disk full"))
 			r.settle()
 		}},
-		{"entries left out reported after the switch", "too busy to keep your history", func(t *testing.T, r *rig, failed func(error), switchTo func()) {
-			switchTo()
-			failed(ErrHistoryFull)
-			failed(ErrHistoryFull)
-			r.settle()
-		}},
 		{"a failure queued at a hand-over", "history could not be saved", func(t *testing.T, r *rig, failed func(error), switchTo func()) {
 			failed(errors.New("disk full"))
 			at := handOverTo(r, carol, switchTo)
