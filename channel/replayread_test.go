@@ -169,13 +169,7 @@ func TestQueuedIMShownToAClientThatCameAfter(t *testing.T) {
 	r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "typed while down", MsgID: "m-typed", Time: time.Now()},
 		"PRIVMSG", "typed while down", "typed while down")
 	r.s.sender = nil
-	phoneIRC := &ownIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}}
-	attachNamed(r, phoneIRC, "phone")
-	r.a.client, r.a.state = &fakeMSIM{}, linkUp
-	r.s.flushQueue(r.a)
-	if got, want := phoneIRC.said("typed while down"), []string{"PRIVMSG  bob: typed while down"}; !slices.Equal(got, want) {
-		t.Fatalf("the phone was shown %q, want %q", got, want)
-	}
+	phoneIRC := flushToPhone(t, r, r.a, "typed while down")
 	if len(phoneIRC.own) != 1 || phoneIRC.own[0].MsgID != "m-typed" {
 		t.Errorf("the phone was shown %+v as the user's own, want the IM with its msgid", phoneIRC.own)
 	}
@@ -224,13 +218,7 @@ func TestQueuedIMShownWhateverQueuedIt(t *testing.T) {
 		r.s.sendOwn(bd, ircd.Input{Command: "PRIVMSG", Target: "bob", Text: "as it died", MsgID: "m-died", Time: time.Now()},
 			"PRIVMSG", "as it died", "as it died")
 		r.s.sender = nil
-		phoneIRC := &ownIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}}
-		attachNamed(r, phoneIRC, "phone")
-		r.a.client, r.a.state = &fakeMSIM{}, linkUp
-		r.s.flushQueue(r.a)
-		if got, want := phoneIRC.said("as it died"), []string{"PRIVMSG  bob: as it died"}; !slices.Equal(got, want) {
-			t.Fatalf("the phone was shown %q, want %q", got, want)
-		}
+		flushToPhone(t, r, r.a, "as it died")
 		if got := r.irc.said("as it died"); len(got) != 0 {
 			t.Errorf("the desk, which typed it, was shown %q, want nothing", got)
 		}
@@ -253,16 +241,9 @@ func TestQueuedIMShownWhateverQueuedIt(t *testing.T) {
 		if na == r.a || len(na.queue) != 1 {
 			t.Fatalf("after the change: the same account (%v), %d queued; want a new account with the IM queued", na == r.a, len(na.queue))
 		}
-		phoneIRC := &ownIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}}
-		attachNamed(r, phoneIRC, "phone")
-		na.client, na.state = &fakeMSIM{}, linkUp
-		delete(r.s.queueUnread, na)
-		r.s.flushQueue(na)
+		flushToPhone(t, r, na, "before the change")
 		if got := r.irc.said("before the change"); len(got) != 0 {
 			t.Errorf("the desk, which typed it, was shown %q, want nothing", got)
-		}
-		if got, want := phoneIRC.said("before the change"), []string{"PRIVMSG  bob: before the change"}; !slices.Equal(got, want) {
-			t.Errorf("the phone was shown %q, want %q", got, want)
 		}
 	})
 	t.Run("queued in an earlier session", func(t *testing.T) {
@@ -270,12 +251,22 @@ func TestQueuedIMShownWhateverQueuedIt(t *testing.T) {
 		bd := r.s.newBuddy(r.a, 7, "bob", "")
 		r.a.client, r.a.state = nil, linkWaiting // down: IMs wait in the queue
 		r.s.queueIM(r.a, queuedIM{uid: bd.UID(), nick: bd.nick, text: "from before", record: true, msgid: "m-before", at: time.Now()})
-		phoneIRC := &ownIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}}
-		attachNamed(r, phoneIRC, "phone")
-		r.a.client, r.a.state = &fakeMSIM{}, linkUp
-		r.s.flushQueue(r.a)
-		if got, want := phoneIRC.said("from before"), []string{"PRIVMSG  bob: from before"}; !slices.Equal(got, want) {
-			t.Fatalf("the phone was shown %q, want %q", got, want)
-		}
+		flushToPhone(t, r, r.a, "from before")
 	})
+}
+
+// flushToPhone attaches a connection named phone, brings a's link up and
+// sends a's queue, and checks that the phone is shown text as the user's
+// own IM to bob, once.
+func flushToPhone(t *testing.T, r *rig, a *account, text string) *ownIRC {
+	t.Helper()
+	phoneIRC := &ownIRC{closableIRC: &closableIRC{fakeIRC: newFakeIRC()}}
+	attachNamed(r, phoneIRC, "phone")
+	a.client, a.state = &fakeMSIM{}, linkUp
+	delete(r.s.queueUnread, a)
+	r.s.flushQueue(a)
+	if got, want := phoneIRC.said(text), []string{"PRIVMSG  bob: " + text}; !slices.Equal(got, want) {
+		t.Fatalf("the phone was shown %q, want %q", got, want)
+	}
+	return phoneIRC
 }
