@@ -287,7 +287,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	c := newClient(cfg, nc)
 	if err := c.handshake(hctx); err != nil {
 		nc.Close()
-		return nil, err
+		return nil, c.handshakeFailed(err)
 	}
 	c.heard()
 	c.wg.Add(2) // the reader, and the writer that ends the session
@@ -475,6 +475,10 @@ func (c *Client) handshake(ctx context.Context) error {
 				return nil, loginErrorOf(m)
 			case "persistr", "ka":
 				continue // server info, keepalive
+			case "bm":
+				if err := c.beforeLogin(m); err != nil {
+					return nil, err
+				}
 			default:
 				c.logger().WithField("type", m.Type()).Debug("msim: ignoring message during login")
 			}

@@ -506,11 +506,15 @@ func (c *Client) hold(ev Event) {
 }
 
 // flush queues the events the reader holds, in order, as emit would.
-func (c *Client) flush() {
+func (c *Client) flush() { c.settle(c.queueHeld()) }
+
+// queueHeld queues the events the reader holds, in order, and reports
+// what queueLocked did with them: that one was queued, that the backlog
+// overflowed.
+func (c *Client) queueHeld() (queued, over bool) {
 	if len(c.held) == 0 {
-		return
+		return false, false
 	}
-	queued, over := false, false
 	c.qmu.Lock()
 	for _, ev := range c.held {
 		q, o := c.queueLocked(ev)
@@ -519,7 +523,39 @@ func (c *Client) flush() {
 	c.qmu.Unlock()
 	clear(c.held)
 	c.held = c.held[:0]
-	c.settle(queued, over)
+	return queued, over
+}
+
+// beforeLogin handles a buddy message that came before lc 2, on the
+// handshake's goroutine, as the reader handles those after it: its event
+// is queued ahead of the session's. A server may hand over IMs before it
+// answers the login, and counts them delivered. Past the backlog the
+// login fails with ErrEventOverflow, the IM left out counted (see
+// handshakeFailed), rather than through down: no reader runs yet to let
+// the writer end the session.
+func (c *Client) beforeLogin(m *Message) error {
+	c.handle(m)
+	queued, over := c.queueHeld()
+	c.settle(queued, false)
+	if over {
+		return errorf("msim: login %s: %w: %d events before lc 2", c.cfg.Email, ErrEventOverflow, c.backlog)
+	}
+	return nil
+}
+
+// handshakeFailed is the error of a login whose handshake failed with
+// err: with the IMs received before it and those dropped past the
+// backlog, if any, an UndeliveredError, as for a login failed later.
+func (c *Client) handshakeFailed(err error) error {
+	c.qmu.Lock()
+	ims := onlyIMs(c.queue)
+	c.queue = nil
+	dropped, from := c.droppedIMs, c.droppedFrom
+	c.qmu.Unlock()
+	if len(ims) == 0 && dropped == 0 {
+		return err
+	}
+	return &UndeliveredError{Err: err, Events: ims, DroppedIMs: dropped, DroppedFrom: from}
 }
 
 // wake tells the owner (with Notify) or the pump that events are queued.
