@@ -265,7 +265,7 @@ func (c *Client) messageTo(cmd, targets, text string, mtags irc.Tags, batched bo
 	}
 	var tags irc.Tags // nil unless the client sent client-only tags
 	for k, v := range mtags {
-		if strings.HasPrefix(k, "+") && k != "+" {
+		if clientTag(k) {
 			if tags == nil {
 				tags = irc.Tags{}
 			}
@@ -337,6 +337,43 @@ func (c *Client) messageTo(cmd, targets, text string, mtags irc.Tags, batched bo
 		}
 	}
 	return nil
+}
+
+// clientTag reports whether k names a client-only tag as message-tags'
+// grammar has it: '+', an optional vendor (a host name) and '/', then
+// letters, digits and '-'. A client's tag named otherwise is dropped, as
+// ergo drops it, rather than relayed to the user's other clients, which
+// may not parse it; a backend's, which may hold a space, ';' or '='
+// (no client's can), would make a malformed line.
+func clientTag(k string) bool {
+	name, ok := strings.CutPrefix(k, "+")
+	if !ok {
+		return false
+	}
+	if vendor, key, found := strings.Cut(name, "/"); found {
+		if !tagWord(vendor, true) {
+			return false
+		}
+		name = key
+	}
+	return tagWord(name, false)
+}
+
+// tagWord reports whether s is not empty and holds only ASCII letters,
+// digits and '-', and, with dots, '.'.
+func tagWord(s string, dots bool) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+		case c == '.' && dots:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // batchLines returns the lines of a message to target that came as a

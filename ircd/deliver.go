@@ -225,7 +225,7 @@ func (c *Client) lines(d Delivery, o compose) ([]*irc.Message, bool) {
 			if cmd == "TAGMSG" {
 				return nil, true
 			}
-			d.Text = "[" + to + "] <" + prefix.Name + "> " + d.Text
+			d.Text = relayText(to, prefix.Name, d.Text)
 			prefix, cmd = c.serverPrefix(), "NOTICE"
 		}
 	case d.Self:
@@ -242,13 +242,13 @@ func (c *Client) lines(d Delivery, o compose) ([]*irc.Message, bool) {
 		if cmd == "TAGMSG" {
 			return nil, true
 		}
-		d.Text = "[" + to + "] <" + prefix.Name + "> " + d.Text
+		d.Text = relayText(to, prefix.Name, d.Text)
 		prefix, cmd = c.serverPrefix(), "NOTICE"
 	}
 	tags := irc.Tags{}
 	if c.caps["message-tags"] {
 		for k, v := range d.Tags {
-			if strings.HasPrefix(k, "+") && k != "+" {
+			if clientTag(k) {
 				tags[k] = v
 			}
 		}
@@ -334,6 +334,23 @@ func ownMsgID(tags irc.Tags, id string) irc.Tags {
 		return nil
 	}
 	return tags
+}
+
+// relayText is the text of a server NOTICE that carries a message from
+// sender in conversation to, which the client is not in: "[#c] <tom> hi",
+// or for an action "[#c] * tom waves", and for another CTCP message
+// "[#c] <tom> CTCP VERSION". CTCP framing is left out: inside the notice's
+// text it frames nothing, and a client would show its \x01 bytes.
+func relayText(to, sender, text string) string {
+	head := "[" + to + "] "
+	if len(text) < 2 || text[0] != '\x01' {
+		return head + "<" + sender + "> " + text
+	}
+	inner := strings.TrimSuffix(text[1:], "\x01")
+	if verb, rest, _ := strings.Cut(inner, " "); strings.EqualFold(verb, "ACTION") {
+		return head + "* " + sender + " " + rest
+	}
+	return head + "<" + sender + "> CTCP " + inner
 }
 
 // datePrefix puts "[date UTC] " before text, inside CTCP framing.

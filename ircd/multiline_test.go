@@ -69,7 +69,7 @@ func TestMultilineFromClient(t *testing.T) {
 	addr, _ := startServer(t, testConfig(), b)
 	c, fc, _ := register(t, addr, b, "me", multilineCaps...)
 	c.send(t,
-		"@label=L1;+draft/reply=x BATCH +a draft/multiline ann",
+		"@label=L1;+draft/reply=x;+bad!name=y BATCH +a draft/multiline ann", // a tag no client may name so is dropped
 		"@batch=a PRIVMSG ann hello",
 		"@batch=a PRIVMSG ann :",
 		"@batch=a privmsg ANN :how is ",
@@ -82,6 +82,9 @@ func TestMultilineFromClient(t *testing.T) {
 	open, lines := batchOf(t, got, "me", "ann")
 	if open.Tags["label"] != "L1" || open.Tags["msgid"] == "" || open.Tags["time"] == "" || open.Tags["+draft/reply"] != "x" {
 		t.Errorf("echo batch start %q: want the label, a msgid, a time and the client tag", open)
+	}
+	if _, ok := open.Tags["+bad!name"]; ok {
+		t.Errorf("echo batch start %q: want no tag with an invalid name", open)
 	}
 	// The echo is the message as the backend took it, split again.
 	if want := []string{"hello", "", "how is everyone?"}; fmt.Sprint(linesOf(lines)) != fmt.Sprint(want) {

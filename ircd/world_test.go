@@ -124,6 +124,12 @@ func TestDrivingAPI(t *testing.T) {
 		{"deliver to unjoined channel falls back", nil, func(c *Client) {
 			c.Deliver(Delivery{From: "ghost", Target: "#other", Text: "lost?"})
 		}, []want{w("NOTICE", "me", "[#other] <ghost> lost?")}, []string{testServer}},
+		// An action shows as one, without its CTCP framing, which a
+		// client would show as is in the middle of the notice.
+		{"action to unjoined channel falls back", nil, func(c *Client) {
+			c.Deliver(Delivery{From: "ghost", Target: "#other", Text: "\x01ACTION waves\x01"})
+			c.Deliver(Delivery{From: "ghost", Target: "#other", Text: "\x01VERSION\x01"})
+		}, []want{w("NOTICE", "me", "[#other] * ghost waves"), w("NOTICE", "me", "[#other] <ghost> CTCP VERSION")}, []string{testServer, testServer}},
 		{"deliver from unknown nick", nil, func(c *Client) { c.Deliver(Delivery{From: "stranger", Text: "hi"}) }, []want{w("PRIVMSG", "me", "hi")}, []string{"stranger"}},
 		{"tagmsg needs message-tags", nil, func(c *Client) {
 			c.Deliver(Delivery{Command: "TAGMSG", From: "tom", Tags: irc.Tags{"+typing": "active"}})
