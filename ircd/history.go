@@ -177,8 +177,8 @@ type historyCmd struct {
 
 // parseChathistory parses CHATHISTORY's parameters (subcommand first)
 // with max as the highest limit (a higher one is refused, but TARGETS's
-// is lowered to it). Errors are INVALID_PARAMS failures, as the spec
-// words them.
+// is lowered to it, and its 0 is max). Errors are INVALID_PARAMS
+// failures, as the spec words them.
 func parseChathistory(params []string, max int) (historyCmd, *stdFail) {
 	invalid := func(ps ...string) *stdFail { return &stdFail{"INVALID_PARAMS", ps} }
 	if len(params) == 0 {
@@ -204,12 +204,15 @@ func parseChathistory(params []string, max int) (historyCmd, *stdFail) {
 		return historyCmd{}, invalid(sub, "Too many parameters")
 	}
 	limit, err := strconv.Atoi(args[n-1])
-	if hc.sub == "TARGETS" && err == nil {
+	if hc.sub == "TARGETS" && (err == nil || errors.Is(err, strconv.ErrRange)) && (limit == 0 || limit > max) {
 		// CHATHISTORY bounds the messages a command asks for; TARGETS
 		// asks for conversations, and a client may ask for more of them
-		// than the token says (gamja asks for a fixed number): as many as
-		// it allows are given, as ergo gives them.
-		limit = min(limit, max)
+		// than the token says (gamja asks for a fixed number), or for
+		// none in particular (0): as many as it allows are given, as
+		// ergo gives them. A number too large for an int is such a
+		// request too (Atoi gives the largest int with ErrRange; the
+		// smallest, for a negative one, stays refused).
+		limit, err = max, nil
 	}
 	if err != nil || limit <= 0 || limit > max {
 		return historyCmd{}, invalid(sub, safeParam(args[n-1]), "Invalid limit")

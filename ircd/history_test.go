@@ -690,8 +690,19 @@ func TestChathistoryTargetsPastTheLimit(t *testing.T) {
 	if q := <-e.fh.tqs; q != wantQ {
 		t.Fatalf("backend got %+v, want %+v", q, wantQ)
 	}
-	// A limit that is no number, or not positive, is still refused.
-	for _, limit := range []string{"0", "-1", "many", "99999999999999999999999"} {
+	// So is a limit of 0 (none asked for), or one too large for an int,
+	// as ergo does: the backend is asked for as many as CHATHISTORY allows.
+	for _, limit := range []string{"0", "99999999999999999999999"} {
+		c.send(t, "CHATHISTORY TARGETS timestamp=2024-05-06T00:00:00.000Z timestamp=2024-05-07T00:00:00.000Z "+limit)
+		if got := c.sync(t); len(got) != 3 || got[0].Command != "BATCH" {
+			t.Fatalf("limit %s: got %q, want a draft/chathistory-targets batch", limit, msgStrings(got))
+		}
+		if q := <-e.fh.tqs; q != wantQ {
+			t.Fatalf("limit %s: backend got %+v, want %+v", limit, q, wantQ)
+		}
+	}
+	// A limit that is no number, or negative, is still refused.
+	for _, limit := range []string{"-1", "many", "-99999999999999999999999"} {
 		c.send(t, "CHATHISTORY TARGETS timestamp=2024-05-06T00:00:00.000Z timestamp=2024-05-07T00:00:00.000Z "+limit)
 		checkMsgs(t, c.sync(t), []want{w("FAIL", "CHATHISTORY", "INVALID_PARAMS", "TARGETS", limit, "Invalid limit")})
 	}
