@@ -33,7 +33,8 @@ const (
 	// is slow, not hung: this is far beyond what a batch takes it on a
 	// machine whose cores are all busy.
 	answerWait = 2 * time.Minute
-	// inProcessWait bounds a batch appended in the gateway's process.
+	// inProcessWait bounds a batch appended in the gateway's process,
+	// and, apart, the look-ups of what a failed child had stored of it.
 	inProcessWait = 10 * time.Second
 	// restartWait is how long after a child failed to start, or failed
 	// the first batch it was given, before another is started; each such
@@ -80,6 +81,7 @@ type Store struct {
 	startsCtx  context.Context
 	stopStarts context.CancelFunc
 	hung       time.Duration         // answerWait (tests shorten it)
+	ownWait    time.Duration         // inProcessWait (tests shorten it)
 	busy       atomic.Pointer[child] // the child while it has a batch
 	// raiseFailed: boost could not raise a child's priority, which has
 	// been logged (once).
@@ -105,7 +107,7 @@ type Store struct {
 // (msimircd_history_writer_failures_total).
 func New(ctx context.Context, st store.Store, p Params, exe string, reg prometheus.Registerer, log *logrus.Entry) *Store {
 	p.Key = append([]byte(nil), p.Key...)
-	s := &Store{Store: st, p: p, exe: exe, log: log.WithField("part", "history-writer"), hung: answerWait}
+	s := &Store{Store: st, p: p, exe: exe, log: log.WithField("part", "history-writer"), hung: answerWait, ownWait: inProcessWait}
 	s.startsCtx, s.stopStarts = context.WithCancel(context.Background())
 	if priorities && p.Driver == "sqlite" {
 		s.Store = store.WithSlowWriteHook(st, boostAfter, s.boost)
@@ -286,11 +288,16 @@ func (s *Store) raiseBusy() {
 // as batch); again: the batch may have been stored in part already, and
 // those entries count as stored. Caller holds s.mu.
 func (s *Store) inProcess(ctx context.Context, batch []store.HistoryAppend, again bool, out []store.HistoryResult) {
-	ctx, cancel := context.WithTimeout(ctx, inProcessWait)
-	defer cancel()
-	copy(out, s.Store.AppendHistoryBatch(ctx, batch, out))
+	actx, cancel := context.WithTimeout(ctx, s.ownWait)
+	copy(out, s.Store.AppendHistoryBatch(actx, batch, out))
+	cancel()
 	if again {
-		s.storedAlready(ctx, batch, out)
+		// A deadline of their own: an append that took its time must
+		// not leave the look-ups none, and what the child stored come
+		// back as duplicates.
+		lctx, cancel := context.WithTimeout(ctx, s.ownWait)
+		defer cancel()
+		s.storedAlready(lctx, batch, out)
 	}
 }
 
@@ -573,10 +580,15 @@ func (c *child) stderrLine(line string) {
 func (c *child) open(ctx context.Context, p Params) error {
 	b := appendParams(c.wbuf[:0], &p)
 	c.wbuf = b
-	rep, _, err := c.exchange(ctx, 0)
+	rep, killed, err := c.exchange(ctx, 0)
 	clear(b) // the key
 	if err != nil {
 		return err
+	}
+	if killed {
+		// Its answer came as the start's deadline killed it: gone all
+		// the same, and its first batch would fail.
+		return fmt.Errorf("killed as it answered: %w", ctx.Err())
 	}
 	if rep.Err != "" {
 		return errors.New(rep.Err)
