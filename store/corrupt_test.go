@@ -25,6 +25,8 @@ func TestCorruptRows(t *testing.T) {
 		{"held IMs that do not read", testUnreadableHeld, true},
 		{"queued IMs that do not read", testUnreadableQueued, true},
 		{"buddy nicks that do not read", testUnreadableNicks, true},
+		{"an autoconnect that does not read", testUnreadableAutoconnect, true},
+		{"a creation time that does not read", testUnreadableCreated, true},
 	}
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
@@ -251,5 +253,62 @@ func testUnreadablePasswords(t *testing.T, db testDB) {
 	}
 	if a := st.Accounts[4]; a.Unreadable != nil || a.Password != "again" || a.Nicks[7] != "bob" {
 		t.Errorf("after UpdateAccount: got password %q, unreadable %v, nicks %v; want it readable, its nick kept", a.Password, a.Unreadable, a.Nicks)
+	}
+}
+
+// testUnreadableAutoconnect: an account whose autoconnect does not
+// convert (a value other than a boolean, as another tool may write) loads
+// with Autoconnect false, what is kept for it and the user's other
+// account with it; the user is not lost for one value.
+func testUnreadableAutoconnect(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "alice")
+	mustAdd(t, s, "alice", Account{Email: "a@example.com", Password: "pw-a", Autoconnect: true, Settings: map[string]string{"status": "away"}})
+	mustAdd(t, s, "alice", Account{Email: "b@example.com", Password: "pw-b", Autoconnect: true})
+	check(t, "SetNick", s.SetNick(ctx, "alice", "a@example.com", 7, "bob"))
+	_, err := s.HoldIM(ctx, "alice", "a@example.com", HeldIM{Seq: 3, From: 7, Text: "hi"})
+	check(t, "HoldIM", err)
+	for _, v := range []any{"maybe", 2} {
+		corrupt(t, db, `UPDATE accounts SET autoconnect = ? WHERE email = ?`, v, "a@example.com")
+		st, err := s.LoadUser(ctx, "alice")
+		if err != nil {
+			t.Fatalf("LoadUser with autoconnect %v: %v; want the user", v, err)
+		}
+		if len(st.Accounts) != 2 {
+			t.Fatalf("LoadUser with autoconnect %v: got %d accounts, want 2", v, len(st.Accounts))
+		}
+		a, b := st.Accounts[0], st.Accounts[1]
+		if a.Email != "a@example.com" || a.Autoconnect || a.Password != "pw-a" || a.Nicks[7] != "bob" || a.Settings["status"] != "away" || a.Held != 1 || st.HeldSeq != 3 {
+			t.Errorf("autoconnect %v: got %+v, HeldSeq %d; want a@example.com, not autoconnecting, with what is kept for it", v, a, st.HeldSeq)
+		}
+		if b.Email != "b@example.com" || !b.Autoconnect || b.Password != "pw-b" {
+			t.Errorf("autoconnect %v: the other account: got %+v, want b@example.com as added", v, b)
+		}
+	}
+}
+
+// testUnreadableCreated: a user whose creation time does not convert
+// loads, is found and is listed with the zero time; the other users are
+// listed as they are.
+func testUnreadableCreated(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "alice")
+	mustCreate(t, s, "bob")
+	mustAdd(t, s, "alice", Account{Email: "a@example.com", Password: "pw"})
+	corrupt(t, db, `UPDATE users SET created = 'yesterday' WHERE name = 'alice'`)
+	st, err := s.LoadUser(ctx, "alice")
+	if err != nil {
+		t.Fatalf("LoadUser: %v; want the user", err)
+	}
+	if !st.User.Created.IsZero() || st.User.PasswordHash == "" || len(st.Accounts) != 1 || st.Accounts[0].Password != "pw" {
+		t.Errorf("LoadUser: got %+v, want alice with the zero creation time and her account", st)
+	}
+	u, err := s.User(ctx, "alice")
+	if err != nil || !u.Created.IsZero() || u.PasswordHash == "" {
+		t.Errorf("User: got %+v, %v; want alice with the zero creation time", u, err)
+	}
+	us, err := s.Users(ctx)
+	if err != nil || len(us) != 2 || us[0].Name != "alice" || !us[0].Created.IsZero() || us[1].Name != "bob" || us[1].Created.IsZero() {
+		t.Errorf("Users: got %+v, %v; want alice (zero creation time) and bob", us, err)
 	}
 }

@@ -66,12 +66,12 @@ func (s *sqlStore) CreateUser(ctx context.Context, name, passwordHash string) (U
 
 func (s *sqlStore) User(ctx context.Context, name string) (User, error) {
 	u := User{Name: name}
-	var created int64
+	var created any
 	err := s.queryRow(ctx, s.db, `SELECT password_hash, created FROM users WHERE name = ?`, name).Scan(&u.PasswordHash, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, fmt.Errorf("store: user %q: %w", name, ErrNotFound)
 	}
-	u.Created = fromMicros(created)
+	u.Created = createdTime(created)
 	return u, wrap("user", err)
 }
 
@@ -84,11 +84,11 @@ func (s *sqlStore) Users(ctx context.Context) ([]User, error) {
 	var out []User
 	for rows.Next() {
 		var u User
-		var created int64
+		var created any
 		if err := rows.Scan(&u.Name, &u.PasswordHash, &created); err != nil {
 			return nil, wrap("users", err)
 		}
-		u.Created = fromMicros(created)
+		u.Created = createdTime(created)
 		out = append(out, u)
 	}
 	return out, wrap("users", rows.Err())
@@ -284,6 +284,7 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 	}
 	var badNicks []badNick
 	var seqUnread []int // accounts whose highest held seq did not read
+	createdUnread := false
 	found := false
 	err := s.eachRow(ctx, s.db, qLoadUser, []any{name}, func(rows *sql.Rows) error {
 		var (
@@ -298,9 +299,11 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 		if err := rows.Scan(dest...); err != nil {
 			// A row whose values do not convert (SQLite keeps what
 			// another tool or a bad migration wrote): a nick is left
-			// out (the buddy gets a nick anew), and an account whose
-			// held IMs' highest seq is one is read without it (its
-			// readable ones are looked at after).
+			// out (the buddy gets a nick anew), an account whose
+			// autoconnect is one does not connect by itself, one
+			// whose held IMs' highest seq is one is read without it
+			// (its readable ones are looked at after), and a user
+			// whose creation time is one is created at the zero Time.
 			vals, bad, ok := scanEach(rows, dest)
 			switch {
 			case !ok:
@@ -309,9 +312,14 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 				badNicks = append(badNicks, badNick{id, fmt.Errorf("%w: buddy_nicks row of account row %d of user %q, nick %q, uid %v: %v",
 					ErrUnreadable, id, name, vals[2], vals[6], err)})
 				return nil
-			case kind == rowAccount && slices.Equal(bad, []int{7}):
-				n2 = 0
-				seqUnread = append(seqUnread, len(st.Accounts))
+			case kind == rowAccount && onlyOf(bad, 5, 7):
+				b = false
+				if slices.Contains(bad, 7) {
+					n2 = 0
+					seqUnread = append(seqUnread, len(st.Accounts))
+				}
+			case kind == rowUser && slices.Equal(bad, []int{6}):
+				createdUnread = true
 			default:
 				return fmt.Errorf("user %q: a row (kind %v, id %v) cannot be read: %w", name, vals[0], vals[1], err)
 			}
@@ -320,6 +328,9 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 		case rowUser:
 			found = true
 			st.User.PasswordHash, st.User.Created, st.Notes = t1, fromMicros(n1), int(n2)
+			if createdUnread {
+				st.User.Created = time.Time{}
+			}
 		case rowSetting:
 			st.Settings[t1] = t2
 		case rowAccount:
@@ -399,6 +410,28 @@ func (s *sqlStore) heldSeq(ctx context.Context, account int64) (int64, error) {
 		return nil
 	})
 	return top, err
+}
+
+// onlyOf reports whether every one of bad is one of these.
+func onlyOf(bad []int, these ...int) bool {
+	for _, i := range bad {
+		if !slices.Contains(these, i) {
+			return false
+		}
+	}
+	return true
+}
+
+// createdTime is a user's creation time from v, its column as scanned: the
+// zero Time when it does not convert (SQLite keeps what another tool
+// wrote), so that one value neither loses the user nor fails a list of
+// every user.
+func createdTime(v any) time.Time {
+	var us sql.NullInt64
+	if us.Scan(v) != nil || !us.Valid {
+		return time.Time{}
+	}
+	return fromMicros(us.Int64)
 }
 
 // scanEach reads the current row, after a Scan into dest failed, value
