@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -167,7 +169,22 @@ func openStoreKey(ctx context.Context, sc StoreConfig) (store.Store, []byte, err
 	ctx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
 	defer cancel()
 	st, err := store.Open(ctx, sc.Driver, sc.DSN, key)
-	return st, key, err
+	return st, key, withoutDSN(err)
+}
+
+// withoutDSN is err without the connection string pgx quotes when it
+// cannot parse one: it masks the passwords it recognises, which are not
+// all that libpq takes ("password = pw", with spaces, is kept whole). What
+// is wrong with the string stays.
+func withoutDSN(err error) error {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	hidden := *pe
+	hidden.ConnString = "" // pgx's text without the string: what is wrong with it
+	why := strings.TrimPrefix(hidden.Error(), "cannot parse ``: ")
+	return errKey("the PostgreSQL connection string does not parse (it is not shown: it may hold a password): "+why, "dsn", pathStep{"store", -1})
 }
 
 // validate checks the [store] table.

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -102,6 +104,36 @@ func TestStateLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := stateLine(tc.cfg); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestStoreErrorHidesDSNPassword: a PostgreSQL connection string that
+// does not parse is refused without its password, whichever way it is
+// written (pgx masks "password=pw" but not "password = pw", which libpq
+// takes too).
+func TestStoreErrorHidesDSNPassword(t *testing.T) {
+	const secret = "s3cretPW"
+	for _, dsn := range []string{
+		"host=db.invalid dbname=x password = " + secret + " sslmode=bogus",
+		"host=db.invalid dbname=x password= " + secret + " sslmode=bogus",
+		"host=db.invalid dbname=x password = '" + secret + " x' sslmode=bogus",
+		"host=db.invalid dbname=x password=" + secret + "\\ x sslmode=bogus",
+		"postgres://u:" + secret + "@h/db?sslmode=bogus",
+	} {
+		t.Run(dsn, func(t *testing.T) {
+			dir := t.TempDir()
+			_, err := openStore(context.Background(), StoreConfig{Driver: "postgres", DSN: dsn, KeyFile: filepath.Join(dir, "store.key")})
+			if err == nil {
+				t.Fatal("got no error, want the connection string refused")
+			}
+			t.Log(err)
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("got %q, want an error without the password", err)
+			}
+			if !strings.Contains(err.Error(), "sslmode") {
+				t.Errorf("got %q, want it to say what is wrong (sslmode)", err)
 			}
 		})
 	}
