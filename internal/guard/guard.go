@@ -31,9 +31,10 @@ func (RealClock) Now() time.Time { return time.Now() }
 // when a connection or quota limit is reached.
 var ErrRefused = errors.New("guard: too many attempts; try again later")
 
-// AddrKey is the key of a remote address: its IP, without the port (an IPv6
-// address counts by its /64, which one host usually owns whole). The
-// limiters count an IPv6 /64 key against its /48 too (SiteFactor).
+// AddrKey is the key of a remote address: its IP, without the port or the
+// zone (an IPv6 address counts by its /64, which one host usually owns
+// whole; an IPv4-mapped one as its IPv4 address). ConnLimiter and Quota
+// count an IPv6 /64 key against its /48 too (SiteFactor).
 func AddrKey(a net.Addr) string {
 	if a == nil {
 		return "addr:?"
@@ -42,10 +43,18 @@ func AddrKey(a net.Addr) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		host = ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	// Without its zone: a link-local address's /64 is as much one
+	// host's, and its zone (the interface) is the server's own.
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return "addr:" + host
 	}
-	return "addr:" + host
+	ip = ip.WithZone("").Unmap()
+	if ip.Is4() {
+		return "addr:" + ip.String()
+	}
+	p, _ := ip.Prefix(64)
+	return "addr:" + p.String()
 }
 
 // SiteFactor is how many times a per-address limit one IPv6 /48 may use

@@ -141,6 +141,12 @@ func TestAddrKey(t *testing.T) {
 		{&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 5}, "addr:2001:db8::/64"},
 		{&net.TCPAddr{IP: net.ParseIP("2001:db8::2:1"), Port: 6}, "addr:2001:db8::/64"},
 		{nil, "addr:?"},
+		// An IPv4-mapped address is its IPv4 address.
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3"), Port: 5}, "addr:10.1.2.3"},
+		// A link-local address with its zone counts by its /64 too: a
+		// neighbour on the link picks any of 2^64 addresses.
+		{&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 5, Zone: "eth0"}, "addr:fe80::/64"},
+		{&net.TCPAddr{IP: net.ParseIP("fe80::2:3"), Port: 5, Zone: "eth0"}, "addr:fe80::/64"},
 	} {
 		if got := AddrKey(tc.addr); got != tc.want {
 			t.Errorf("AddrKey(%v): got %q, want %q", tc.addr, got, tc.want)
