@@ -106,3 +106,37 @@ func TestReloadRefusesAccountOfStoredUser(t *testing.T) {
 	}
 	refused(t, rl.irc, "carol", "irc-carol")
 }
+
+// TestReloadRechecksAccountsAfterApply: an MSIM account that a stored
+// user takes (account add) between a reload's checks and its apply, one
+// the reload's new [[user]] lists, is logged once the reload is applied,
+// naming both users and the account.
+func TestReloadRechecksAccountsAfterApply(t *testing.T) {
+	dir := t.TempDir()
+	withStoredAccount(t, dir, "dave", "dave@example.com")
+	path := writeConfig(t, clashConfig(dir, [2]string{"alice", "alice@example.com"}))
+	rl := startReloading(t, path)
+	if err := os.WriteFile(path, []byte(clashConfig(dir, [2]string{"alice", "alice@example.com"}, [2]string{"carol", "carol@example.com"})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testHookBeforeUsers = func() {
+		a := store.Account{Email: "carol@example.com", Password: "Msim-dave", Channel: "&carol", Autoconnect: true}
+		if err := rl.r.g.st.AddAccount(context.Background(), "dave", a); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { testHookBeforeUsers = nil })
+	if err := rl.r.reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	var found bool
+	for _, e := range rl.hook.AllEntries() {
+		err, _ := e.Data[logrus.ErrorKey].(error)
+		if e.Level == logrus.ErrorLevel && err != nil && strings.Contains(err.Error(), `"carol@example.com"`) && strings.Contains(err.Error(), `"dave"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("got no error logged naming the account carol@example.com and the stored user dave, want one after the apply")
+	}
+}

@@ -145,13 +145,36 @@ func (r *reloader) reload() error {
 		r.running.IRC.FloodRate, r.running.IRC.FloodBurst = next.IRC.FloodRate, next.IRC.FloodBurst
 	}
 	r.reloadCertificates(next)
+	if testHookBeforeUsers != nil {
+		testHookBeforeUsers()
+	}
 	if users && !r.reloadUsers(next) {
 		// Not applied: the next reload tries them again.
 		next.Users, next.IRC.Password = r.last.Users, r.last.IRC.Password
+	} else if users && r.g.st != nil && len(next.Users) > 0 {
+		r.recheckAccounts(next)
 	}
 	r.last = next
 	r.log.WithField("applied", strings.Join(d.live, " ")).Info("config reloaded")
 	return nil
+}
+
+// testHookBeforeUsers, if set, runs in reload between its checks and the
+// users' apply.
+var testHookBeforeUsers func()
+
+// recheckAccounts looks again, once the users of next are in effect, for
+// an MSIM account that one of them shares with a user kept in the store:
+// an account add between the reload's check and the apply is refused by
+// neither (the command saw the old users). The start refuses such a
+// config; a reload logs it now, naming the key and both users, so the
+// operator hears of it before then.
+func (r *reloader) recheckAccounts(next Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), clashCheckWait)
+	defer cancel()
+	if err := checkAccountClashes(ctx, r.g.st, next.Users); err != nil {
+		r.log.WithError(locateKey(r.path, err)).Error("reload: applied, but a user kept in the store took an MSIM account of the config's users meanwhile; both log it in, each logging the other out, and the next start refuses this config")
+	}
 }
 
 // applyLog sets the log level and format, unless the command line set
