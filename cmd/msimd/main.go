@@ -53,6 +53,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -201,6 +202,15 @@ func run(ctx context.Context, args []string, e env) error {
 	if o.data != "" && sqldb.IsPostgresURL(o.data) {
 		return o.usageErr("data", "%s is a SQLite file's path; give a PostgreSQL URL with %s", o.name("data"), o.other("data", "db"))
 	}
+	if keyValueDSN.MatchString(o.dsn()) && !sqldb.IsPostgresURL(o.dsn()) {
+		blame := "db"
+		if o.data != "" {
+			blame = "data"
+		}
+		// Not shown, nor made a SQLite file of (named, and logged, as
+		// the string): it may hold a password.
+		return o.usageErr(blame, "%s looks like a PostgreSQL connection string of key=value pairs (not shown: it may hold a password), not a SQLite file's path; msimd takes PostgreSQL as a postgres:// URL with %s", o.name(blame), o.other(blame, "db"))
+	}
 	if o.key != "" && o.dsn() == "" {
 		return o.usageErr("key", "%s needs %s or %s (the key seals the database's password hashes)", o.name("key"), o.other("key", "data"), o.other("key", "db"))
 	}
@@ -298,6 +308,11 @@ func warnSecretFlags(o options, log *logrus.Entry) {
 			"give the URLs as cluster.nats in a -config file only its owner may read (mode 0600)")
 	}
 }
+
+// keyValueDSN finds a keyword of a key=value PostgreSQL connection string
+// ("host=db password=pw", libpq's other form, which msimircd's store.dsn
+// takes): a "name=" at the start or after a space, where a path has none.
+var keyValueDSN = regexp.MustCompile(`(^|\s)[A-Za-z_]+\s*=`)
 
 // storeOpenTimeout bounds opening the store (migrations included).
 const storeOpenTimeout = time.Minute

@@ -165,3 +165,27 @@ func TestPostgresStore(t *testing.T) {
 		t.Errorf("the log names the store other than as postgres:\n%s", logs)
 	}
 }
+
+// TestKeyValueDSNRefused: a PostgreSQL connection string of key=value
+// pairs (as msimircd's store.dsn takes) given to -db is refused, and not
+// shown (it may hold a password): it is not a SQLite file's path to make
+// a database at, and log.
+func TestKeyValueDSNRefused(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	const secret = "s3cretPW"
+	for _, dsn := range []string{"host=db.invalid password=" + secret, "dbname=msimd password = " + secret} {
+		t.Run(dsn, func(t *testing.T) {
+			logs, err := cli("pw1\n", "-db", dsn, "adduser", "ann@example.com")
+			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "postgres://") {
+				t.Errorf("got %v, want a usage error asking for a postgres:// URL", err)
+			}
+			if strings.Contains(logs, secret) || err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("got %v and logs %q, want the password in neither", err, logs)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+				t.Errorf("got %v made in the working directory, want nothing", ents)
+			}
+		})
+	}
+}
