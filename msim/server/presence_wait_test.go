@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -153,4 +154,67 @@ func TestPresenceDelayConfig(t *testing.T) {
 			t.Errorf("PresenceDelay %v: waits %v, want %v", c.set, got, c.wait)
 		}
 	}
+}
+
+// TestPresenceNotTakenByAnEmptyWake: a wake left over from an earlier
+// take (the writer took the queue for another reason while it was
+// pending) finds the queue empty; a presence change queued as the writer
+// handles it still waits (for the delay, a batch or the next message)
+// rather than going out alone, leaving the ones after it to wait anew.
+// The wake and the change race: the test repeats the race many times.
+func TestPresenceNotTakenByAnEmptyWake(t *testing.T) {
+	srv, _ := startServer(t, Config{PresenceDelay: time.Hour}, NewMemStore())
+	s, other := pipeWriter(t, srv)
+	got := make(chan *msim.Message, 4)
+	go func() {
+		dec := msim.NewDecoder(other)
+		for {
+			m, err := dec.Decode()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- m
+		}
+	}()
+	flush := msim.Encode(msim.New("persistr", ""))
+	for i := range 2000 {
+		s.wake <- struct{}{} // left over: nothing is queued
+		if !s.enqueuePresence(presenceMsg(1, msim.Presence{Status: msim.StatusOnline})) {
+			t.Fatal("presence refused")
+		}
+		// Once the writer has taken two wakes after it, it has handled
+		// the left-over one.
+		s.wake <- struct{}{}
+		s.wake <- struct{}{}
+		s.qmu.Lock()
+		waiting := len(s.q)
+		s.qmu.Unlock()
+		if waiting != 1 {
+			t.Fatalf("round %d: got %d messages waiting, want the presence change", i, waiting)
+		}
+		s.enqueue(flush)
+		for _, want := range []string{"bm", "persistr"} {
+			if m, ok := <-got; !ok || !m.Is(want) {
+				t.Fatalf("round %d: got %v, want %s", i, m, want)
+			}
+		}
+	}
+}
+
+// pipeWriter starts the writer of a session on a pipe and returns the
+// session and the pipe's other end; the session is closed as the test
+// ends.
+func pipeWriter(t *testing.T, srv *Server) (*session, net.Conn) {
+	t.Helper()
+	nc, other := net.Pipe()
+	s := newSession(srv, nc, 1<<40)
+	srv.wg.Add(1)
+	go s.writeLoop()
+	t.Cleanup(func() {
+		s.closeNow()
+		other.Close()
+		<-s.writerDone
+	})
+	return s, other
 }

@@ -374,8 +374,15 @@ func (s *session) writeLoop() {
 		select {
 		case <-s.wake:
 			s.qmu.Lock()
+			idle := len(s.q) == 0 && !s.flushClose
 			presenceOnly := !s.urgent && !s.flushClose && len(s.q) > 0
 			s.qmu.Unlock()
+			if idle {
+				// A wake left from an earlier take: taking now would take
+				// a presence change queued meanwhile alone, and those
+				// after it would wait anew.
+				continue
+			}
 			if presenceOnly {
 				if waitC == nil {
 					if waited == nil {
