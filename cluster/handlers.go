@@ -357,9 +357,15 @@ func (n *Node) beat() {
 	err := n.nc.FlushTimeout(n.cfg.Heartbeat)
 	now := time.Now()
 	var down []string
+	var owed map[msim.UID]struct{}
 	rejoined := false
 	n.mu.Lock()
 	if err == nil && n.nc.IsConnected() {
+		if len(n.owed) > 0 {
+			// Owed after resync took the others (a notice that failed
+			// as the link came back).
+			owed, n.owed = n.owed, map[msim.UID]struct{}{}
+		}
 		if n.cutOff {
 			// The others could not be heard while the link was down.
 			n.live.refresh(now)
@@ -384,6 +390,7 @@ func (n *Node) beat() {
 	newInc := n.inc
 	n.mu.Unlock()
 	n.countSlow()
+	n.sendOwed(owed)
 	for _, d := range down {
 		n.metrics.nodeDown()
 		n.log.WithField("peer", d).Warn("node silent too long: its users are offline")

@@ -36,6 +36,7 @@ type metricSet struct {
 	fences    prometheus.Counter
 	nodesDown prometheus.Counter
 	dropped   prometheus.Counter
+	unsent    prometheus.Counter
 }
 
 func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
@@ -67,7 +68,11 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 		Name: "msimd_nats_dropped_messages_total",
 		Help: "NATS messages this node received but could not take in time (slow consumer) or could not read.",
 	})
-	for _, c := range []prometheus.Collector{msgs, latency, peers, fences, nodesDown, dropped} {
+	unsent := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "msimd_nats_unsent_messages_total",
+		Help: "NATS messages and replies this node could not send (the link down and nothing more buffered, or closed).",
+	})
+	for _, c := range []prometheus.Collector{msgs, latency, peers, fences, nodesDown, dropped, unsent} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("cluster: register metrics: %w", err)
 		}
@@ -75,7 +80,7 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 	m := &metricSet{
 		in: map[string]prometheus.Counter{}, out: map[string]prometheus.Counter{},
 		latency: map[string]prometheus.Observer{},
-		fences:  fences, nodesDown: nodesDown, dropped: dropped,
+		fences:  fences, nodesDown: nodesDown, dropped: dropped, unsent: unsent,
 	}
 	for _, k := range messageKinds {
 		m.in[k] = msgs.WithLabelValues("in", k)
@@ -118,6 +123,12 @@ func (m *metricSet) nodeDown() {
 }
 
 func (m *metricSet) drop() { m.dropN(1) }
+
+func (m *metricSet) notSent() {
+	if m != nil {
+		m.unsent.Inc()
+	}
+}
 
 func (m *metricSet) dropN(n int) {
 	if m != nil {

@@ -131,6 +131,11 @@ type Node struct {
 	pending map[makeUpKey]makeUpJob
 	recheck map[makeUpKey]makeUpJob
 	makers  int // make-up workers running
+	// owed: users of other nodes whose mailbox notices (Stored) NATS did
+	// not take while the link was down, sent once it is back (resync).
+	owed map[msim.UID]struct{}
+
+	unsentWarned atomic.Bool // a message not sent was logged as a warning since the link was last back (notSent)
 
 	dropMu sync.Mutex
 	slow   map[*nats.Subscription]*slowSub // see markSlow
@@ -266,6 +271,7 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 		// ended: past that an answer is of no use to it.
 		ended: newEndings(cfg.RequestTimeout, endedKept),
 		slow:  map[*nats.Subscription]*slowSub{},
+		owed:  map[msim.UID]struct{}{},
 	}
 	n.log = log.WithField("node", cfg.Name)
 	n.live = newLiveness(cfg.DeadAfter, cfg.DeadAfter-cfg.Heartbeat, time.Now())
@@ -290,6 +296,7 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.unsentWarned.Store(false)
 			n.log.WithField("server", connectedURL(c)).Info("NATS link back")
 			n.resync()
 		}),
@@ -537,11 +544,15 @@ func (n *Node) fence(why string) {
 	n.peer.Fence()
 }
 
-func (n *Node) publish(kind, subject string, data []byte) {
+// publish sends data on subject and reports whether NATS took it (while
+// the link is down, into its reconnect buffer, which is bounded).
+func (n *Node) publish(kind, subject string, data []byte) bool {
 	n.metrics.sent(kind)
 	if err := n.nc.Publish(subject, data); err != nil {
-		n.log.WithError(err).WithField("subject", subject).Debug("publish failed")
+		n.notSent(err, subject)
+		return false
 	}
+	return true
 }
 
 // request sends a request and measures its round trip.
@@ -557,9 +568,27 @@ func (n *Node) request(kind, subject string, data []byte) (*nats.Msg, error) {
 
 func (n *Node) respond(m *nats.Msg, data []byte) {
 	n.metrics.sent(kindReply)
-	if err := m.Respond(data); err != nil {
-		n.log.WithError(err).Debug("reply failed")
+	switch err := m.Respond(data); {
+	case errors.Is(err, nats.ErrMsgNoReply):
+		n.log.WithField("subject", m.Subject).Debug("a request without a reply subject is not answered")
+	case err != nil:
+		// The asker times out: an IM is stored by its sender (maybe
+		// delivered here too), a kick or a state fetch finds nothing.
+		n.notSent(err, m.Reply)
 	}
+}
+
+// notSent counts a message or reply NATS did not take, and logs it: as a
+// warning the first time until the link is back (while it is down, every
+// message fails alike), then at debug level.
+func (n *Node) notSent(err error, subject string) {
+	n.metrics.notSent()
+	log := n.log.WithError(err).WithField("subject", subject)
+	if n.unsentWarned.CompareAndSwap(false, true) {
+		log.Warn("NATS message not sent (the link is down and its buffer full, or closed); the next ones are counted until it is back")
+		return
+	}
+	log.Debug("NATS message not sent")
 }
 
 // shard is the channel of uid's per-user subjects.
@@ -706,7 +735,7 @@ func (n *Node) kicked(uid msim.UID, v server.Version, data []byte) (*server.Peer
 	if len(data) > 0 && data[0] == opKick {
 		newer, err := decodeVersion(data[1:])
 		if err != nil || !v.Less(newer) {
-			n.log.WithError(errBadMessage).Warn("bad kick reply")
+			n.badReply("kick", uid, errBadMessage)
 			return nil, nil
 		}
 		n.kickedBy(uid, newer) // this node leaves uid's IMs to that login's
@@ -720,9 +749,16 @@ func (n *Node) kicked(uid msim.UID, v server.Version, data []byte) (*server.Peer
 	}
 	old, err := decodeState(data, uid)
 	if err != nil {
-		n.log.WithError(err).Warn("bad kick reply")
+		n.badReply("kick", uid, err)
 	}
 	return old, nil
+}
+
+// badReply counts and logs an answer to a request about uid that does not
+// read, as bad counts a message.
+func (n *Node) badReply(kind string, uid msim.UID, err error) {
+	n.metrics.drop()
+	n.log.WithError(err).WithField("uid", uid).Warn("bad " + kind + " reply")
 }
 
 // at calls the test hook, if any.
@@ -919,8 +955,15 @@ func (n *Node) Deliver(to, from msim.UID, wire []byte) (bool, error) {
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("cluster: deliver to %d: %w", to, err)
+	case bytes.Equal(m.Data, replyTaken):
+		return true, nil
+	case bytes.Equal(m.Data, replyNotTaken):
+		return false, nil
 	}
-	return bytes.Equal(m.Data, replyTaken), nil
+	// Not known to be taken: the sender stores the IM (a duplicate if it
+	// was delivered, never a loss), and logs the error.
+	n.metrics.drop()
+	return false, fmt.Errorf("cluster: deliver to %d: the answer is neither taken nor not taken: %w", to, errBadMessage)
 }
 
 // Publish implements server.Bus.
@@ -1021,7 +1064,7 @@ func (n *Node) fetchOne(uid msim.UID) (nowhere bool) {
 	}
 	st, err := decodeState(m.Data, uid)
 	if err != nil {
-		n.log.WithError(err).Warn("bad state reply")
+		n.badReply("state", uid, err)
 		return false
 	}
 	n.peer.PeerState(st)
@@ -1040,9 +1083,39 @@ func (n *Node) Unwatch(uids []msim.UID) {
 	}
 }
 
-// Stored implements server.Bus.
+// Stored implements server.Bus. A notice NATS did not take is owed
+// (owe), and sent once the link is back.
 func (n *Node) Stored(uid msim.UID) {
-	n.publish(kindMailbox, n.subj.user(uid), []byte{opMailbox})
+	if !n.publish(kindMailbox, n.subj.user(uid), []byte{opMailbox}) {
+		n.owe(uid)
+	}
+}
+
+// maxOwed bounds the mailbox notices kept while the link is down.
+const maxOwed = 1 << 16
+
+// owe keeps uid's mailbox notice, which NATS did not take, for resync to
+// send: the IM is in the store, but a session of uid on another node
+// would otherwise get it only at its next login.
+func (n *Node) owe(uid msim.UID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	if _, ok := n.owed[uid]; !ok && len(n.owed) >= maxOwed {
+		n.log.WithField("uid", uid).Error("a notice of an IM stored is neither sent nor kept (too many kept while the link is down): its recipient gets the IM at their next login")
+		return
+	}
+	n.owed[uid] = struct{}{}
+}
+
+// sendOwed sends the mailbox notices owed (owe); those NATS does not take
+// now are owed again.
+func (n *Node) sendOwed(owed map[msim.UID]struct{}) {
+	for uid := range owed {
+		n.Stored(uid)
+	}
 }
 
 // Alert implements server.Bus.
@@ -1072,11 +1145,14 @@ func (n *Node) resync() {
 	for u := range n.watches {
 		uids = append(uids, u)
 	}
+	owed := n.owed
+	n.owed = map[msim.UID]struct{}{}
 	n.wg.Add(2)
 	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
 		defer n.recoverAndLog()
+		n.sendOwed(owed)
 		n.reclaim(claimed)
 		n.peer.Rescan() // stored IMs go to the sessions the kicks left
 	}()

@@ -1,0 +1,112 @@
+package cluster
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/msim/server"
+)
+
+// TestBadReplies: an answer to a request that does not read is counted as
+// a malformed message. One to a delivery that is neither "taken" nor "not
+// taken" is not taken (the sender stores the IM: a duplicate at worst,
+// never a loss), and an error, which the sender logs.
+func TestBadReplies(t *testing.T) {
+	url := startLocalNATS(t)
+	reg := prometheus.NewRegistry()
+	n, err := Connect(Config{URL: url, Name: "n1", Heartbeat: testHeartbeat, DeadAfter: testDeadAfter, RequestTimeout: time.Second, Metrics: reg}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Attach(newRecPeer(0))
+	defer n.Close()
+	other, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	const to = 7
+	if _, err := other.Subscribe(n.subj.user(to), func(m *nats.Msg) { _ = m.Respond([]byte("yes")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		name string
+		ask  func(t *testing.T)
+	}{
+		{"deliver", func(t *testing.T) {
+			taken, err := n.Deliver(to, 8, msim.Encode(msim.NewInt("bm", msim.BMIM).AddInt("f", 8).Add("msg", "hi")))
+			if taken || !errors.Is(err, errBadMessage) {
+				t.Errorf("Deliver: got %v, %v; want false and a malformed-message error", taken, err)
+			}
+		}},
+		{"state", func(*testing.T) { n.fetchOne(to) }},
+		{"kick", func(*testing.T) { n.kick(to, server.Version{Epoch: 1, Node: n.Node()}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.ask(t)
+			if got, want := counterValue(t, n.metrics.dropped), float64(i+1); got != want {
+				t.Errorf("msimd_nats_dropped_messages_total = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestStoredNoticeNotLost: a notice that an IM was stored for a user on
+// another node, published while the link is down and cannot be buffered,
+// is counted, and sent once the link is back: that user's session gets
+// the IM then, not at their next login.
+func TestStoredNoticeNotLost(t *testing.T) {
+	url := startLocalNATS(t)
+	px := startProxy(t, natsHostPort(t, url))
+	reg := prometheus.NewRegistry()
+	n, err := Connect(Config{
+		URL: px.url(), Name: "n1", Heartbeat: testHeartbeat, DeadAfter: testDeadAfter, RequestTimeout: time.Second, Metrics: reg,
+		Options: []nats.Option{nats.ReconnectBufSize(-1)}, // no buffer: what is published while the link is down fails
+	}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Attach(newRecPeer(0))
+	defer n.Close()
+	other, err := nats.Connect(url) // the node of the IM's recipient
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	const to = 7
+	notices := make(chan []byte, 16)
+	if _, err := other.Subscribe(n.subj.user(to), func(m *nats.Msg) { notices <- m.Data }); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	down := n.nc.StatusChanged(nats.RECONNECTING)
+	px.setCut(true)
+	select {
+	case <-down:
+	case <-time.After(wait):
+		t.Fatalf("the link is not down within %v", wait)
+	}
+	n.Stored(to)
+	if got := counterValue(t, n.metrics.unsent); got != 1 {
+		t.Errorf("msimd_nats_unsent_messages_total = %v, want 1", got)
+	}
+	px.setCut(false)
+	select {
+	case b := <-notices:
+		if len(b) != 1 || b[0] != opMailbox {
+			t.Errorf("got %q, want the mailbox notice", b)
+		}
+	case <-time.After(wait):
+		t.Fatalf("no mailbox notice for %d within %v of the link's return", to, wait)
+	}
+}
