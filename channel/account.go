@@ -5,6 +5,7 @@ package channel
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -56,11 +57,14 @@ type owner struct {
 	mem  *userMemory
 	hist bool // their history is kept (historyOn)
 	log  *logrus.Entry
+	// histTold: they were told, by a note, that an entry was left out of
+	// their history (recordOwned).
+	histTold *atomic.Bool
 }
 
 // ownerNow is the session's user as the owner of its accounts.
 func (s *session) ownerNow() owner {
-	return owner{user: s.user, mem: s.mem, hist: s.historyOn(), log: s.log}
+	return owner{user: s.user, mem: s.mem, hist: s.historyOn(), log: s.log, histTold: new(atomic.Bool)}
 }
 
 // released reports whether the session has let a go (release): taken out

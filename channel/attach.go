@@ -61,8 +61,11 @@ type attachment struct {
 	// was held for whichever connection comes next: its position stops
 	// before it, so its next connection is replayed it. Set on the session
 	// goroutine, or on ircd's writer (a miss the writer reports after the
-	// session has let the client go comes too late to count).
-	missed atomic.Pointer[string]
+	// session has let the client go comes too late to count). It is the
+	// miss of one user: a switch (identify, register) starts the new
+	// user's (missesOf), and what the old user's messages still report
+	// counts no more.
+	missed atomic.Pointer[missMark]
 	// replayMissed is the lowest history ID of the replayed entries this
 	// client was not given (queued, but still queued or held when the
 	// connection ended; 0: none): its position stops before it. A
@@ -79,12 +82,40 @@ type attachment struct {
 	unidentified bool
 }
 
-// miss records that the client was not given the message of msgid, unless
-// it missed an earlier one.
-func (at *attachment) miss(msgid string) {
-	if msgid != "" {
-		at.missed.CompareAndSwap(nil, &msgid)
+// missMark is an attachment's miss (missed): the msgid of the first
+// message of user's the client was not given ("": none yet).
+type missMark struct{ user, msgid string }
+
+// miss records that the client was not given the message of msgid, of
+// user's, unless it missed an earlier one, or the connection is another
+// user's since (missesOf).
+func (at *attachment) miss(user, msgid string) {
+	if msgid == "" {
+		return
 	}
+	for {
+		old := at.missed.Load()
+		if old != nil && (old.user != user || old.msgid != "") {
+			return
+		}
+		if at.missed.CompareAndSwap(old, &missMark{user: user, msgid: msgid}) {
+			return
+		}
+	}
+}
+
+// missesOf starts the misses of user on the connection, which is theirs
+// now: what the user it was before missed says nothing of user's history,
+// and would keep out the first miss of theirs.
+func (at *attachment) missesOf(user string) { at.missed.Store(&missMark{user: user}) }
+
+// missedOf is the msgid of the first message of user's the client was
+// not given, or "".
+func (at *attachment) missedOf(user string) string {
+	if m := at.missed.Load(); m != nil && m.user == user {
+		return m.msgid
+	}
+	return ""
 }
 
 // missReplayed records that the client was not given the replayed entry

@@ -724,7 +724,7 @@ func (b *Bridge) forget(u User, o *outbox) []lostHeld {
 	})
 	o.heldMu.Unlock()
 	for _, l := range lost {
-		b.met.imsDropped(l.n)
+		b.met.imsDropped(l.n + len(l.unsent))
 	}
 	return lost
 }
@@ -732,12 +732,16 @@ func (b *Bridge) forget(u User, o *outbox) []lostHeld {
 // logLost logs the IMs held for an ephemeral user that were lost as the
 // bridge forgot them (forget) once their session had ended.
 func (b *Bridge) logLost(u User, lost []lostHeld) {
-	n := 0
+	n, unsent := 0, 0
 	for _, l := range lost {
 		n += l.n
+		unsent += len(l.unsent)
 	}
 	if n > 0 {
 		b.log.WithField("user", u.Name).Warnf("%d IMs arrived for a user without a password after they left; such a user keeps nothing, so they are dropped", n)
+	}
+	if unsent > 0 {
+		b.log.WithField("user", u.Name).Warnf("%d IMs a user without a password typed while the MSIM link was down were never sent; such a user keeps nothing, so they are dropped", unsent)
 	}
 }
 
@@ -750,20 +754,43 @@ func (m *userMemory) nameHeld(k buddyKey, nick string) {
 }
 
 // lostHeld is what a forgotten memory held for one account: n IMs, from
-// the senders named.
+// the senders named, and the IMs the user typed that waited for the
+// account's link (unsent), never sent.
 type lostHeld struct {
-	email string
-	n     int
-	from  []string
+	email  string
+	n      int
+	from   []string
+	unsent []queuedIM
 }
 
 // takeLost marks the memory forgotten (forget) and takes what it holds
-// in memory, now lost (takeHeldLocked).
+// in memory, now lost (takeHeldLocked), and the IMs queued for the links
+// (takeQueuedLocked): no login sends them now.
 func (m *userMemory) takeLost(onWay func(id int64) bool) []lostHeld {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.forgotten = true
-	return m.takeHeldLocked(onWay)
+	return m.takeQueuedLocked(m.takeHeldLocked(onWay))
+}
+
+// takeQueuedLocked adds to lost, by account (in e-mail order), the IMs
+// queued in memory for the accounts' links, and takes them. Caller holds
+// m.mu.
+func (m *userMemory) takeQueuedLocked(lost []lostHeld) []lostHeld {
+	for _, email := range slices.Sorted(maps.Keys(m.queued)) {
+		qs := m.queued[email]
+		if len(qs) == 0 {
+			continue
+		}
+		i := slices.IndexFunc(lost, func(l lostHeld) bool { return l.email == email })
+		if i < 0 {
+			lost = append(lost, lostHeld{email: email})
+			i = len(lost) - 1
+		}
+		lost[i].unsent = qs
+	}
+	m.queued = nil
+	return lost
 }
 
 // takeHeldLost takes what the memory of a user who keeps nothing holds

@@ -68,9 +68,10 @@ func (c *clients) deliver(d ircd.Delivery, late bool) bool {
 		if at.c.Deliver(stampFor(d, late, at.c)) {
 			return true
 		}
-		at.miss(d.MsgID)
+		at.miss(c.s.user.Name, d.MsgID)
 		return false
 	}
+	user := c.s.user.Name // whose message it is, as the reports come
 	var agg *sentOnce
 	if d.Sent != nil {
 		agg = &sentOnce{left: len(c.ats), f: d.Sent}
@@ -86,7 +87,7 @@ func (c *clients) deliver(d ircd.Delivery, late bool) bool {
 				msgid := d.MsgID
 				dd.Sent = func(ok bool) {
 					if !ok {
-						at.miss(msgid)
+						at.miss(user, msgid)
 					}
 					agg.report(ok)
 				}
@@ -95,7 +96,7 @@ func (c *clients) deliver(d ircd.Delivery, late bool) bool {
 		if at.c.Deliver(dd) {
 			ok = true
 		} else {
-			at.miss(d.MsgID) // now: Sent may come after the session let the client go
+			at.miss(user, d.MsgID) // now: Sent may come after the session let the client go
 		}
 	}
 	return ok

@@ -81,7 +81,7 @@ func (s *session) historyFailure() func(error) {
 		// memory of now, which the writer may use.
 		log, met, mem := s.log, s.b.met, s.mem
 		var failedTold atomic.Bool // told, or kept as a note
-		untold := func() { keepHistoryNote(mem, &failedTold) }
+		untold := func() { keepHistoryNote(mem, &failedTold, historyFailedText) }
 		s.histFailed = func(err error) {
 			if errors.Is(err, ErrHistoryFull) {
 				// Refused at once, on the session goroutine, to the
@@ -111,18 +111,19 @@ const (
 	historyFailedText = "Your history could not be saved (the gateway's database failed); IMs are still delivered, but CHATHISTORY and the history command may miss some."
 )
 
-// keepHistoryNote keeps the notice that the history failed
-// (historyFailedText) as a note for the next connection of the user whose
-// memory mem is, unless they were told already (told) or keep nothing
-// (their memory is forgotten: a dropped registration; the failure is
-// logged). The caller may be the history's writer, every user's: it does
-// not wait for the note's write (laterReport), only, at most, for the
-// memory's lock (isForgotten), and keeps one note at most.
-func keepHistoryNote(mem *userMemory, told *atomic.Bool) {
+// keepHistoryNote keeps text, the notice that the history left entries
+// out (historyFailedText, historyFullText), as a note for the next
+// connection of the user whose memory mem is, unless they were told
+// already (told) or keep nothing (their memory is forgotten: a dropped
+// registration; the failure is logged). The caller may be the history's
+// writer, every user's: it does not wait for the note's write
+// (laterReport), only, at most, for the memory's lock (isForgotten), and
+// keeps one note at most.
+func keepHistoryNote(mem *userMemory, told *atomic.Bool, text string) {
 	if mem.isForgotten() || told.Swap(true) {
 		return
 	}
-	mem.laterReport(func() { mem.addNote(historyFailedText) })
+	mem.laterReport(func() { mem.addNote(text) })
 }
 
 // leftOut counts an entry left out of the history as its writer was
@@ -201,7 +202,11 @@ func historyEvent(ev msim.Event) bool {
 
 // recordOwned keeps an IM or zap from a buddy in o's history, if it is
 // kept: o's account came loose from the session (the session ended, or
-// is another user's now). It reads nothing of the session's state.
+// is another user's now), and o's drop is not under way (o may have
+// been taken before it began: a login's). An entry left out is logged
+// and kept as a note for o's next connection, once per o
+// (keepHistoryNote): o is not the session's user, who must not be told.
+// It reads nothing of the session's state.
 func (s *session) recordOwned(o owner, a *account, uid msim.UID, se seqEvent) {
 	if !o.hist || o.mem.isForgotten() { // not kept, or the user is gone (dropped)
 		return
@@ -211,11 +216,23 @@ func (s *session) recordOwned(o owner, a *account, uid msim.UID, se seqEvent) {
 		return
 	}
 	e.Text = storable(e.Text)
-	met, log := s.b.met, o.log
-	s.b.hist.append(o.user.Name, e, func(err error) {
-		met.historyDropped()
-		log.WithError(err).Error("store: an IM was not added to the history")
+	met, log, mem, told := s.b.met, o.log, o.mem, o.histTold
+	appended := mem.unlessDropping(func() {
+		s.b.hist.append(o.user.Name, e, func(err error) {
+			met.historyDropped()
+			text := historyFailedText
+			if errors.Is(err, ErrHistoryFull) {
+				text = historyFullText
+			}
+			log.WithError(err).Error("store: an IM was not added to the history")
+			keepHistoryNote(mem, told, text)
+		})
 	})
+	if !appended {
+		// Appended now, it could outlive the user's delete, or land in
+		// the history of whoever takes the name next.
+		log.WithField("account", a.cfg.Email).Info("history: an IM that came while the user's drop was under way is left out of their history")
+	}
 }
 
 // entryIn is the history entry of an IM or zap from a buddy; false for

@@ -261,24 +261,24 @@ func (s *session) strangerKnown(a *account, uid msim.UID, p msim.Profile) {
 func (s *session) own(bd *buddy, in ircd.Input, cmd, text string) {
 	for _, at := range s.cl.ats {
 		if at != s.sender {
-			showOwn(at, ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, Lines: in.Lines, MsgID: in.MsgID, Time: in.Time})
+			showOwn(at, s.user.Name, ircd.Delivery{Command: cmd, Self: true, Target: bd.nick, Text: text, Lines: in.Lines, MsgID: in.MsgID, Time: in.Time})
 		}
 	}
 }
 
-// showOwn gives the client at d, the user's own message; one it is not
+// showOwn gives the client at d, the own message of user; one it is not
 // given, it misses (its position stops before it).
-func showOwn(at *attachment, d ircd.Delivery) {
+func showOwn(at *attachment, user string, d ircd.Delivery) {
 	if d.MsgID != "" {
 		msgid := d.MsgID
 		d.Sent = func(ok bool) {
 			if !ok {
-				at.miss(msgid)
+				at.miss(user, msgid)
 			}
 		}
 	}
 	if !at.c.Deliver(d) {
-		at.miss(d.MsgID) // now: Sent may come after the session let the client go
+		at.miss(user, d.MsgID) // now: Sent may come after the session let the client go
 	}
 }
 
@@ -293,7 +293,7 @@ func (s *session) ownQueued(a *account, m queuedIM, msgid string) {
 	nick := cmp.Or(s.nickFor(a.cfg.Email, m.uid), m.nick)
 	for _, at := range s.cl.ats {
 		if !slices.Contains(m.seenBy, at.name) {
-			showOwn(at, stampFor(ircd.Delivery{Command: "PRIVMSG", Self: true, Target: nick, Text: ownShown(m.text), MsgID: msgid, Time: m.at}, true, at.c))
+			showOwn(at, s.user.Name, stampFor(ircd.Delivery{Command: "PRIVMSG", Self: true, Target: nick, Text: ownShown(m.text), MsgID: msgid, Time: m.at}, true, at.c))
 		}
 	}
 }

@@ -92,6 +92,14 @@ type userMemory struct {
 	// tell them lost once the memory is forgotten (takeLost).
 	heldFrom map[buddyKey]string
 
+	// dropping: the user's drop is under way (or done): nothing more is
+	// appended to their history off their session (recordOwned), as the
+	// session appends nothing then (historyOn). hmu orders such an append
+	// with the drop's start, so that the drop's wait for the history's
+	// writes covers every one made before it.
+	hmu      sync.Mutex
+	dropping bool
+
 	// The writes queued for the memory's writer (later), oldest first,
 	// made by one goroutine at a time (writeAll); a write leaves the queue
 	// once it is through. wmu guards them.
@@ -831,6 +839,26 @@ func (m *userMemory) forget() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.forgotten = true
+}
+
+// setDropping says whether the user's drop is under way: set as it
+// starts, cleared if it fails.
+func (m *userMemory) setDropping(on bool) {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	m.dropping = on
+}
+
+// unlessDropping runs appendHist, an append to the user's history, unless
+// their drop is under way; false if it did not.
+func (m *userMemory) unlessDropping(appendHist func()) bool {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	if m.dropping {
+		return false
+	}
+	appendHist()
+	return true
 }
 
 // isForgotten reports whether the bridge has forgotten the memory

@@ -493,6 +493,7 @@ type imSentReport struct {
 	// not shown is missed by that client (attachment.miss), as each
 	// client's miss is when several are attached.
 	sole   *attachment
+	user   string        // whose IM it is: sole misses it as theirs
 	report func(ok bool) // r.sent, made once per report
 }
 
@@ -509,7 +510,7 @@ func (s *session) imSentTo(it outIM, size int64, sole *attachment) func(ok bool)
 		r = &imSentReport{}
 		r.report = r.sent
 	}
-	r.s, r.it, r.size, r.sole = s, it, size, sole
+	r.s, r.it, r.size, r.sole, r.user = s, it, size, sole, s.user.Name
 	r.mem, r.email, r.log, r.met = s.mem, it.bd.a.cfg.Email, s.log, s.b.met
 	return r.report
 }
@@ -517,7 +518,7 @@ func (s *session) imSentTo(it outIM, size int64, sole *attachment) func(ok bool)
 // sent is the report; it runs once per delivery, then the report goes
 // back to the pool.
 func (r *imSentReport) sent(ok bool) {
-	s, it, size, mem, email, log, met, sole := r.s, r.it, r.size, r.mem, r.email, r.log, r.met, r.sole
+	s, it, size, mem, email, log, met, sole, user := r.s, r.it, r.size, r.mem, r.email, r.log, r.met, r.sole, r.user
 	*r = imSentReport{report: r.report}
 	imSentReports.Put(r)
 	if ok {
@@ -526,7 +527,7 @@ func (r *imSentReport) sent(ok bool) {
 		// Held for whichever connection comes next: the client's own
 		// position must stop before it, or another client given it first
 		// leaves this one never shown it.
-		sole.miss(it.msgid)
+		sole.miss(user, it.msgid)
 	}
 	switch {
 	case ok && it.held != 0: // shown: no longer held

@@ -36,8 +36,8 @@ func (s *session) savePosition(at *attachment) {
 	if msgid := s.onItsWay(); msgid != "" {
 		ps.notGiven = append(ps.notGiven, msgid)
 	}
-	if missed := at.missed.Load(); missed != nil && *missed != "" {
-		ps.notGiven = append(ps.notGiven, *missed)
+	if missed := at.missedOf(s.user.Name); missed != "" {
+		ps.notGiven = append(ps.notGiven, missed)
 	}
 	if id := at.replayMissed.Load(); id > 0 { // replayed to it, not written
 		ps.limit = min(ps.limit, id-1)

@@ -358,6 +358,7 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 		writes = append(writes, s.markers[0].written)
 	}
 	s.busy, s.dropping, s.dropTold = true, true, false
+	s.mem.setDropping(true) // what a login begun before keeps adds to no history either (recordOwned)
 	var accounts []Account
 	for _, a := range s.accounts {
 		accounts = append(accounts, a.cfg)
@@ -417,6 +418,7 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	kept, lost := s.dropHist, s.dropHistLost
 	s.dropHist, s.dropHistLost = nil, 0
 	if err != nil {
+		s.mem.setDropping(false)
 		for _, e := range kept { // what came meanwhile, in the history after all
 			s.record(e)
 		}
@@ -478,6 +480,7 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 // end forgets the rest.
 func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry, err error, left <-chan dropLeftovers) {
 	if err != nil {
+		mem.setDropping(false)
 		// The session's end hands them over (dropEnd) before it waits for
 		// this worker, perhaps after the refusal that brought it here.
 		select {
@@ -575,6 +578,9 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		// Another instance may serve u: u's lease first (lease.go).
 		s.claimThen(r, u, func() { s.becomeUser(r, u, old) })
 		return
+	}
+	for _, at := range s.cl.ats { // here, or in u's session it is handed to
+		at.missesOf(u.Name)
 	}
 	for _, a := range slices.Clone(s.accounts) {
 		s.removeAccount(a, "", "as your accounts changed")
@@ -793,7 +799,9 @@ func (s *session) tellHeldLost() {
 func (s *session) tellLost(log *logrus.Entry, lost []lostHeld) {
 	for _, l := range lost {
 		logTold(log, l)
-		s.irc.Deliver(lostNotice(s.b.cfg.ServiceNick, l))
+		for _, d := range lostNotices(s.b.cfg.ServiceNick, l) {
+			s.irc.Deliver(d)
+		}
 	}
 }
 
@@ -815,22 +823,40 @@ func (s *session) tellLostOn(at *attachment, lost []lostHeld) {
 		}
 		for _, l := range lost {
 			logTold(log, l)
-			at.c.Deliver(lostNotice(b.cfg.ServiceNick, l))
+			for _, d := range lostNotices(b.cfg.ServiceNick, l) {
+				at.c.Deliver(d)
+			}
 		}
 	}, untold)
 }
 
 // logTold logs l, told to the user.
 func logTold(log *logrus.Entry, l lostHeld) {
-	log.WithField("account", l.email).WithField("lost", l.n).Warn("IMs held for a user without a password were lost as the session became another user's; they are told")
+	log = log.WithField("account", l.email)
+	if l.n > 0 {
+		log.WithField("lost", l.n).Warn("IMs held for a user without a password were lost as the session became another user's; they are told")
+	}
+	if len(l.unsent) > 0 {
+		log.WithField("unsent", len(l.unsent)).Warn("IMs a user without a password typed while the MSIM link was down were never sent, as the session became another user's; they are told")
+	}
 }
 
-// lostNotice, from the service nick svc, tells of l, lost as the bridge
-// forgot the memory that held them.
-func lostNotice(svc string, l lostHeld) ircd.Delivery {
-	return ircd.Delivery{Command: "NOTICE", From: svc, Text: fmt.Sprintf(
-		"MSIM account %s: IMs sent to you were lost: %d from %s were held for it when your accounts changed, and what they were held for keeps nothing (a nick without a password, or a dropped registration).",
-		l.email, l.n, strings.Join(l.from, ", "))}
+// lostNotices, from the service nick svc, tell of l, lost as the bridge
+// forgot the memory that held them: the IMs held, and each IM the user
+// typed that was queued for the link, with its text.
+func lostNotices(svc string, l lostHeld) []ircd.Delivery {
+	var out []ircd.Delivery
+	if l.n > 0 {
+		out = append(out, ircd.Delivery{Command: "NOTICE", From: svc, Text: fmt.Sprintf(
+			"MSIM account %s: IMs sent to you were lost: %d from %s were held for it when your accounts changed, and what they were held for keeps nothing (a nick without a password, or a dropped registration).",
+			l.email, l.n, strings.Join(l.from, ", "))})
+	}
+	for _, q := range l.unsent {
+		out = append(out, ircd.Delivery{Command: "NOTICE", From: svc, Text: fmt.Sprintf(
+			"MSIM account %s: Not sent to %s (it was queued while the MSIM link was down, and the queue went when your accounts changed: a nick without a password keeps nothing): %s",
+			l.email, q.nick, q.text)})
+	}
+	return out
 }
 
 // where is r, or a private reply once r's channel is gone.
