@@ -62,6 +62,11 @@ const (
 	DefaultDeadAfter      = 180 * time.Second // the spec's liveness figure
 	DefaultEventQueue     = 64
 	DefaultEventBacklog   = 65536
+	// DefaultEventBacklogBytes is the default of
+	// ClientConfig.EventBacklogBytes: several times what the largest
+	// mailbox msimd hands over at login (its offline caps, with the room
+	// it makes past them for IMs it cannot refuse) costs as events.
+	DefaultEventBacklogBytes = 64 << 20
 	// DefaultUnconfirmedWindow is how long before a link loss a written IM
 	// is reported as possibly lost (MSIM has no delivery receipts).
 	DefaultUnconfirmedWindow = 5 * time.Second
@@ -101,6 +106,14 @@ type ClientConfig struct {
 	// events TakeEvents has not yet returned). Overflow ends the session
 	// with DisconnectOverflow. Default 65536.
 	EventBacklog int
+	// EventBacklogBytes caps the same events by size, as EventBacklog
+	// caps their count: their texts and a fixed overhead each (see
+	// eventBytes). Overflow ends the session as the count's does (an
+	// event alone is queued whatever its size). It is what a server can
+	// make the client hold while its owner takes nothing, as during Dial;
+	// the default, DefaultEventBacklogBytes, is far above what a full
+	// mailbox of offline IMs costs.
+	EventBacklogBytes int
 	// Notify, when set, replaces the Events channel: the client runs no
 	// goroutine to deliver events. Each time events are queued, Notify is
 	// called, and the owner collects them with TakeEvents.
@@ -155,6 +168,9 @@ func (cfg *ClientConfig) setDefaults() {
 	}
 	if cfg.EventBacklog <= 0 {
 		cfg.EventBacklog = DefaultEventBacklog
+	}
+	if cfg.EventBacklogBytes <= 0 {
+		cfg.EventBacklogBytes = DefaultEventBacklogBytes
 	}
 	if cfg.UnconfirmedWindow == 0 {
 		cfg.UnconfirmedWindow = DefaultUnconfirmedWindow
@@ -255,8 +271,9 @@ type Client struct {
 	groups    []Group
 
 	// held are the events the reader made and has not queued yet (see
-	// hold): the reader goroutine's.
-	held []Event
+	// hold), heldBytes their size (eventBytes): the reader goroutine's.
+	held      []Event
+	heldBytes int
 
 	qmu     sync.Mutex
 	queue   []Event
@@ -264,6 +281,9 @@ type Client struct {
 	notify  chan struct{} // wakes the pump; nil with cfg.Notify
 	events  chan Event    // nil with cfg.Notify
 	backlog int
+	// qbytes is the size of the events in queue (eventBytes), capped by
+	// cfg.EventBacklogBytes as their count is by backlog.
+	qbytes int
 	// droppedIMs and droppedFrom count the IMs and zaps emit left out
 	// (see DisconnectedEvent.DroppedIMs).
 	droppedIMs  int
@@ -1163,6 +1183,7 @@ func (c *Client) endWriter(w *wstate) {
 	// The reader has stopped: no IM comes after these.
 	ev.DroppedIMs, ev.DroppedFrom = c.droppedIMs, c.droppedFrom
 	c.queue = append(c.queue, ev) // the final event, whatever the backlog
+	c.qbytes += eventBytes(ev)
 	c.qmu.Unlock()
 	if ev.DroppedIMs > 0 {
 		c.logger().WithField("dropped", ev.DroppedIMs).Warn("msim: IMs received past the event backlog were dropped")
@@ -1262,7 +1283,7 @@ func (c *Client) down(reason DisconnectReason, err error) {
 // only after a grace for a reader still draining it, and counted in the
 // DisconnectedEvent's DroppedIMs), and the channel is closed after the
 // DisconnectedEvent. With Notify, nothing is discarded short of the
-// EventBacklog cap: once Close returns, TakeEvents returns every event not
+// EventBacklog and EventBacklogBytes caps: once Close returns, TakeEvents returns every event not
 // yet taken, the DisconnectedEvent last. The logout goes after every queued
 // message; IMs still queued when Close stops waiting for the flush are the
 // event's Unsent. After the logout, Close reads on until

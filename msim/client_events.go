@@ -128,14 +128,14 @@ type DisconnectedEvent struct {
 	MoreUnconfirmed bool
 	// DroppedIMs counts the IMs and zaps the client received but never
 	// queued as events, because the owner had fallen EventBacklog events
-	// behind (the session then ends with DisconnectOverflow), or, with
-	// Events, that Close discarded untaken (see Close); the server counts
-	// them as delivered. The client's reports of IMs it could not read
-	// (ErrorEvent.Unreadable) count too. DroppedFrom names their senders,
-	// each once, in the order first dropped. After an overflow, IMs the
-	// server had written that the client had not yet read are lost as
-	// well, unnamed: with DisconnectOverflow, IMs may be missing even when
-	// DroppedIMs is 0.
+	// or EventBacklogBytes bytes behind (the session then ends with
+	// DisconnectOverflow), or, with Events, that Close discarded untaken
+	// (see Close); the server counts them as delivered. The client's
+	// reports of IMs it could not read (ErrorEvent.Unreadable) count too.
+	// DroppedFrom names their senders, each once, in the order first
+	// dropped. After an overflow, IMs the server had written that the
+	// client had not yet read are lost as well, unnamed: with
+	// DisconnectOverflow, IMs may be missing even when DroppedIMs is 0.
 	DroppedIMs  int
 	DroppedFrom []UID
 }
@@ -362,11 +362,11 @@ const keptQueue = 16
 
 // TakeEvents appends the events queued since the last call to dst, in the
 // order they happened, and returns the extended slice; it takes them off the
-// backlog, so EventBacklog counts only events not yet taken. It is for
-// clients dialled with ClientConfig.Notify: call it after Notify, from any
-// one goroutine. The last event ever returned is the DisconnectedEvent;
-// after it TakeEvents returns dst unchanged. Without Notify the events go to
-// Events, and TakeEvents returns dst unchanged.
+// backlog, so EventBacklog and EventBacklogBytes count only events not yet
+// taken. It is for clients dialled with ClientConfig.Notify: call it after
+// Notify, from any one goroutine. The last event ever returned is the
+// DisconnectedEvent; after it TakeEvents returns dst unchanged. Without
+// Notify the events go to Events, and TakeEvents returns dst unchanged.
 func (c *Client) TakeEvents(dst []Event) []Event {
 	if c.cfg.Notify == nil {
 		return dst
@@ -375,6 +375,7 @@ func (c *Client) TakeEvents(dst []Event) []Event {
 	defer c.qmu.Unlock()
 	dst = append(dst, c.queue...)
 	clear(c.queue) // let go of the events
+	c.qbytes = 0
 	if cap(c.queue) > keptQueue {
 		c.queue = nil
 	} else {
@@ -461,11 +462,13 @@ func (c *Client) emit(ev Event) {
 	c.settle(queued, over)
 }
 
-// queueLocked queues ev, with c.qmu held, unless the backlog is full or
-// the final event is queued: then it counts an IM or zap left out, and
-// over reports that the backlog has overflowed.
+// queueLocked queues ev, with c.qmu held, unless the backlog is full (by
+// count, or by size: an event alone always fits) or the final event is
+// queued: then it counts an IM or zap left out, and over reports that the
+// backlog has overflowed.
 func (c *Client) queueLocked(ev Event) (queued, over bool) {
-	if c.qfinal || len(c.queue) >= c.backlog {
+	n := eventBytes(ev)
+	if c.qfinal || len(c.queue) >= c.backlog || len(c.queue) > 0 && c.qbytes+n > c.cfg.EventBacklogBytes {
 		if from, ok := droppedIM(ev); ok {
 			c.droppedIMs++ // from 0: an IM, perhaps, from no one it could name
 			if from != 0 && !slices.Contains(c.droppedFrom, from) {
@@ -475,7 +478,78 @@ func (c *Client) queueLocked(ev Event) (queued, over bool) {
 		return false, !c.qfinal
 	}
 	c.queue = append(c.queue, ev)
+	c.qbytes += n
 	return true, false
+}
+
+// eventOverhead is about what an event costs beside its strings: its
+// slot in the queue, its boxed value, the allocator's rounding.
+const eventOverhead = 128
+
+// eventBytes is a fair estimate of the memory ev keeps while queued: a
+// fixed overhead and its strings (once for those that share memory, as an
+// IM's text often is its markup's). The strings of events are copies
+// where they would otherwise pin a much larger message (see keep).
+func eventBytes(ev Event) int {
+	n := eventOverhead
+	switch ev := ev.(type) {
+	case IMEvent:
+		n += len(ev.Markup)
+		if !within(ev.Text, ev.Markup) {
+			n += len(ev.Text)
+		}
+	case PresenceEvent:
+		n += len(ev.Text)
+	case ErrorEvent:
+		n += len(ev.Message)
+	case AlertEvent:
+		n += cap(ev.Alerts) * int(unsafe.Sizeof(""))
+		for _, a := range ev.Alerts {
+			n += len(a)
+		}
+	case ContactEvent:
+		ct := &ev.Contact
+		n += len(ct.UserName) + len(ct.DisplayName) + len(ct.Group) + len(ct.NickName) +
+			len(ct.Headline) + len(ct.ImageURL) + len(ct.StatusText)
+	}
+	return n
+}
+
+// within reports whether s's bytes are some of in's.
+func within(s, in string) bool {
+	if s == "" {
+		return true
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	q := uintptr(unsafe.Pointer(unsafe.StringData(in)))
+	return p >= q && p+uintptr(len(s)) <= q+uintptr(len(in))
+}
+
+// keepSlack is what a message may hold beside twice a value that keep
+// keeps in place: its type, session key, sender and the like.
+const keepSlack = 256
+
+// keep returns s, a value read from m, for an event that outlives m: s
+// itself when m's text is not much more than s, else a copy. A value
+// shares the memory of m's whole text (or of the decoder's room for it,
+// which holds the text and the value unescaped), so a short one kept in
+// place would keep a message of up to ClientMaxSize alive for as long as
+// its event waits in the backlog; a text that is most of its message
+// costs no copy, and keeps a few times its size at most.
+func keep(m *Message, s string) string {
+	if textBytes(m) <= 2*len(s)+keepSlack {
+		return s
+	}
+	return strings.Clone(s)
+}
+
+// textBytes is the length of m's wire form.
+func textBytes(m *Message) int {
+	n := 0
+	for _, f := range m.fields {
+		n += len(f.Key) + len(f.Value) + 2 // and the backslashes
+	}
+	return n
 }
 
 // settle wakes the owner for events queued, and ends the session once
@@ -485,8 +559,13 @@ func (c *Client) settle(queued, over bool) {
 		c.wake()
 	}
 	if over {
-		c.down(DisconnectOverflow, errorf("%w: %d events not taken", ErrEventOverflow, c.backlog))
+		c.down(DisconnectOverflow, errorf("%w: %s not taken", ErrEventOverflow, c.backlogCap()))
 	}
+}
+
+// backlogCap says what the backlog holds at most, for an overflow's error.
+func (c *Client) backlogCap() string {
+	return fmt.Sprintf("%d events or %d bytes", c.backlog, c.cfg.EventBacklogBytes)
 }
 
 // heldEvents is the most events the reader holds before it queues them.
@@ -499,10 +578,12 @@ const heldEvents = 16
 // more than the backlog takes: an owner that takes every event it is told
 // of never sees the backlog overflow because events waited together.
 func (c *Client) hold(ev Event) {
-	if len(c.held) >= min(heldEvents, c.backlog) {
+	n := eventBytes(ev)
+	if len(c.held) >= min(heldEvents, c.backlog) || len(c.held) > 0 && c.heldBytes+n > c.cfg.EventBacklogBytes {
 		c.flush()
 	}
 	c.held = append(c.held, ev)
+	c.heldBytes += n
 }
 
 // flush queues the events the reader holds, in order, as emit would.
@@ -522,7 +603,7 @@ func (c *Client) queueHeld() (queued, over bool) {
 	}
 	c.qmu.Unlock()
 	clear(c.held)
-	c.held = c.held[:0]
+	c.held, c.heldBytes = c.held[:0], 0
 	return queued, over
 }
 
@@ -538,7 +619,7 @@ func (c *Client) beforeLogin(m *Message) error {
 	queued, over := c.queueHeld()
 	c.settle(queued, false)
 	if over {
-		return errorf("msim: login %s: %w: %d events before lc 2", c.cfg.Email, ErrEventOverflow, c.backlog)
+		return errorf("msim: login %s: %w: %s before lc 2", c.cfg.Email, ErrEventOverflow, c.backlogCap())
 	}
 	return nil
 }
@@ -549,7 +630,7 @@ func (c *Client) beforeLogin(m *Message) error {
 func (c *Client) handshakeFailed(err error) error {
 	c.qmu.Lock()
 	ims := onlyIMs(c.queue)
-	c.queue = nil
+	c.queue, c.qbytes = nil, 0
 	dropped, from := c.droppedIMs, c.droppedFrom
 	c.qmu.Unlock()
 	if len(ims) == 0 && dropped == 0 {
@@ -583,6 +664,7 @@ func (c *Client) pump() {
 		if len(c.queue) > 0 {
 			ev, c.queue[0] = c.queue[0], nil
 			c.queue = c.queue[1:]
+			c.qbytes -= eventBytes(ev)
 		}
 		c.qmu.Unlock()
 		if ev == nil {
@@ -614,7 +696,7 @@ func (c *Client) pump() {
 func (c *Client) finish(rest []Event) {
 	c.qmu.Lock()
 	rest = append(rest, c.queue...)
-	c.queue = nil
+	c.queue, c.qbytes = nil, 0
 	c.qmu.Unlock()
 	if len(rest) == 0 {
 		return
@@ -818,16 +900,29 @@ func heldBytes(m *Message, p *Persist) int {
 	return len(b) + cap(p.Body)*pairBytes
 }
 
-// alertsOf lists the alert keys of a 7/18 reply that are switched on.
+// alertsOf lists the alert keys of a 7/18 reply that are switched on,
+// copied: d's keys share the memory of the whole reply, which may be far
+// larger than they are, and the event outlives it.
 func alertsOf(d Dict) []string {
 	var out []string
+	n := 0
 	for _, p := range d {
 		if p.Key == "" || p.Key[0] < 'A' || p.Key[0] > 'Z' {
 			continue // the server's occasional junk key
 		}
 		if (Dict{p}).Bool(p.Key, true) {
 			out = append(out, p.Key)
+			n += len(p.Key)
 		}
+	}
+	var b strings.Builder // one copy for all of them
+	b.Grow(n)
+	for _, k := range out {
+		b.WriteString(k)
+	}
+	all := b.String()
+	for i, k := range out {
+		out[i], all = all[:len(k)], all[len(k):]
 	}
 	return out
 }
@@ -864,6 +959,7 @@ func (c *Client) onBM(m *Message) {
 				c.logger().WithField("from", uid).Debug("msim: ignoring group-chat control message")
 				return
 			}
+			body = keep(m, body) // before ToPlain: the text may be a part of it
 			ev := IMEvent{From: uid, Text: markup.ToPlain(body), Markup: body, Time: c.receivedAt(), Action: typ == BMAction}
 			// A live IM has no date: look before parsing, which would
 			// build a missing-field error for every one.
@@ -1026,7 +1122,7 @@ func isChatControl(body string) bool {
 
 func (c *Client) onError(m *Message) {
 	code, _ := m.Int("err")
-	e := &ServerError{Code: code, Message: m.StrOr("errmsg", ""), Fatal: m.Has("fatal")}
+	e := &ServerError{Code: code, Message: keep(m, m.StrOr("errmsg", "")), Fatal: m.Has("fatal")}
 	c.emit(ErrorEvent{Code: e.Code, Message: e.Message, Fatal: e.Fatal})
 	if !e.Fatal {
 		c.logger().WithError(e).Warn("msim: server reported an error")
@@ -1049,7 +1145,7 @@ const (
 	DisconnectServerError                         // a fatal \error\ or a protocol violation by the server
 	DisconnectTimeout                             // nothing received for DeadAfter
 	DisconnectClosed                              // Close was called
-	DisconnectOverflow                            // the Events consumer fell EventBacklog events behind
+	DisconnectOverflow                            // the Events consumer fell EventBacklog events (or EventBacklogBytes) behind
 )
 
 func (r DisconnectReason) String() string {
