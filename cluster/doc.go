@@ -83,7 +83,9 @@
 // its shard behind what was not dropped puts it in a pending set, which a
 // few workers drain: they fetch the state of a watched user again, or kick
 // again for a local user, look at their mailbox and publish their state
-// again (see madeUp).
+// again (see madeUp). A watched user's state fetch left unanswered (not
+// one that found nobody) is made again by these workers too, after a
+// back-off, a few times at most (see fetchAgain).
 // nats.go runs its own (reader, flusher, and one per handler subscription:
 // heartbeats, fences, alerts). The Node's tables (claims, watches, claims
 // ended lately, liveness) are guarded by mu; no NATS call is made with mu

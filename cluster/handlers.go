@@ -147,10 +147,12 @@ type makeUpKey struct {
 // makeUpJob is a pending make-up. For a presence subject, again is the
 // state fetch made once DeadAfter is over (due) after one found uid
 // connected nowhere (the first of them sent at asked): uid still found
-// nowhere is gone.
+// nowhere is gone. tries counts the fetches made again (at due) after one
+// was left unanswered (fetchAgain).
 type makeUpJob struct {
 	again      bool
 	asked, due time.Time
+	tries      int
 }
 
 // queueMakeUp adds the make-up k to the pending set, and starts a worker
@@ -216,7 +218,7 @@ func (n *Node) makeUpFor(k makeUpKey, job makeUpJob) {
 		if !job.again {
 			job.asked = time.Now()
 		}
-		if !n.fetchOne(uid) {
+		if !n.fetchOne(uid, job) {
 			return
 		}
 		if job.again {
@@ -364,7 +366,7 @@ func (n *Node) beat() {
 		if len(n.owed) > 0 {
 			// Owed after resync took the others (a notice that failed
 			// as the link came back).
-			owed, n.owed = n.owed, map[msim.UID]struct{}{}
+			owed = n.takeOwed()
 		}
 		if n.cutOff {
 			// The others could not be heard while the link was down.

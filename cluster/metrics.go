@@ -37,6 +37,7 @@ type metricSet struct {
 	nodesDown prometheus.Counter
 	dropped   prometheus.Counter
 	unsent    prometheus.Counter
+	givenUp   prometheus.Counter
 }
 
 func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
@@ -72,7 +73,11 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 		Name: "msimd_nats_unsent_messages_total",
 		Help: "NATS messages and replies this node could not send (the link down and nothing more buffered, or closed).",
 	})
-	for _, c := range []prometheus.Collector{msgs, latency, peers, fences, nodesDown, dropped, unsent} {
+	givenUp := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "msimd_cluster_state_fetches_given_up_total",
+		Help: "Watched users whose state fetch their node left unanswered each time it was made again: their watchers here keep the state they knew until it changes.",
+	})
+	for _, c := range []prometheus.Collector{msgs, latency, peers, fences, nodesDown, dropped, unsent, givenUp} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("cluster: register metrics: %w", err)
 		}
@@ -80,7 +85,7 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 	m := &metricSet{
 		in: map[string]prometheus.Counter{}, out: map[string]prometheus.Counter{},
 		latency: map[string]prometheus.Observer{},
-		fences:  fences, nodesDown: nodesDown, dropped: dropped, unsent: unsent,
+		fences:  fences, nodesDown: nodesDown, dropped: dropped, unsent: unsent, givenUp: givenUp,
 	}
 	for _, k := range messageKinds {
 		m.in[k] = msgs.WithLabelValues("in", k)
@@ -127,6 +132,12 @@ func (m *metricSet) drop() { m.dropN(1) }
 func (m *metricSet) notSent() {
 	if m != nil {
 		m.unsent.Inc()
+	}
+}
+
+func (m *metricSet) gaveUp() {
+	if m != nil {
+		m.givenUp.Inc()
 	}
 }
 

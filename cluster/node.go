@@ -92,6 +92,10 @@ const (
 	shardCount = 4
 	shardQueue = 8192
 	fetchers   = 16 // requests of one Watch, or of a resync, at a time
+	// A watched user's state fetch left unanswered is made again, after
+	// a heartbeat, then twice as long each time, at most fetchTries
+	// times (fetchAgain).
+	fetchTries = 8
 )
 
 // noState is the reply to a kick or a state fetch when there is no state.
@@ -127,15 +131,19 @@ type Node struct {
 	// Make-ups of messages NATS dropped (see madeUp): those the shards
 	// have reached, waiting for a worker (at most fetchers run), and the
 	// presence make-ups that found their user nowhere, asked again once
-	// DeadAfter is over. One of each at most per subscription held.
+	// DeadAfter is over, or whose state fetch was left unanswered, made
+	// again after a back-off (fetchAgain). One of each at most per
+	// subscription held.
 	pending map[makeUpKey]makeUpJob
 	recheck map[makeUpKey]makeUpJob
 	makers  int // make-up workers running
 	// owed: users of other nodes whose mailbox notices (Stored) NATS did
 	// not take while the link was down, sent once it is back (resync).
-	owed map[msim.UID]struct{}
+	owed     map[msim.UID]struct{}
+	owedLost int // notices neither sent nor kept, past maxOwed, since owed was last taken (takeOwed)
 
 	unsentWarned atomic.Bool // a message not sent was logged as a warning since the link was last back (notSent)
+	fetchWarned  atomic.Bool // a state fetch given up was logged as a warning since one made again was answered (gaveUp)
 
 	dropMu sync.Mutex
 	slow   map[*nats.Subscription]*slowSub // see markSlow
@@ -145,7 +153,9 @@ type Node struct {
 	// Claim once its first kick is answered, before the node subscribes,
 	// "claimed" as a Claim returns, "kick again" before a kickAgain's
 	// kick, "message" as a shard takes a per-user message, and "found
-	// nowhere" once a presence make-up's first state fetch found nobody.
+	// nowhere" once a presence make-up's first state fetch found nobody,
+	// and "unanswered" once a state fetch left unanswered is made again
+	// later, or given up.
 	hook atomic.Pointer[func(point string, uid msim.UID)]
 }
 
@@ -987,16 +997,17 @@ func (n *Node) Watch(uids []msim.UID) {
 	if fresh {
 		n.flush() // subscribed before fetching: no change falls in between
 	}
-	n.fetch(uids)
+	n.fetch(uids, makeUpJob{})
 }
 
 // fetch asks the nodes of uids for their states, and returns the uids
-// found connected nowhere.
-func (n *Node) fetch(uids []msim.UID) []msim.UID {
+// found connected nowhere. A fetch left unanswered is made again later,
+// as the make-up job (see fetchOne).
+func (n *Node) fetch(uids []msim.UID, job makeUpJob) []msim.UID {
 	var mu sync.Mutex
 	var nowhere []msim.UID
 	each(uids, func(uid msim.UID) {
-		if n.fetchOne(uid) {
+		if n.fetchOne(uid, job) {
 			mu.Lock()
 			nowhere = append(nowhere, uid)
 			mu.Unlock()
@@ -1012,7 +1023,7 @@ func (n *Node) fetch(uids []msim.UID) []msim.UID {
 // dead (DeadAfter); those still connected nowhere are gone (Peer.Gone).
 func (n *Node) refetch(uids []msim.UID) {
 	asked := time.Now()
-	nowhere := n.fetch(uids)
+	nowhere := n.fetch(uids, makeUpJob{})
 	if len(nowhere) == 0 {
 		return
 	}
@@ -1021,7 +1032,7 @@ func (n *Node) refetch(uids []msim.UID) {
 	case <-n.done:
 		return
 	}
-	for _, uid := range n.fetch(nowhere) {
+	for _, uid := range n.fetch(nowhere, makeUpJob{again: true, asked: asked}) {
 		n.peer.Gone(uid, asked)
 	}
 }
@@ -1047,15 +1058,26 @@ func each(uids []msim.UID, fn func(msim.UID)) {
 }
 
 // fetchOne asks the node of uid for its state, and reports whether uid
-// was found connected nowhere.
-func (n *Node) fetchOne(uid msim.UID) (nowhere bool) {
+// was found connected nowhere. A fetch left unanswered in time is made
+// again later, as the make-up job (fetchAgain): for a first fetch, an
+// empty one.
+func (n *Node) fetchOne(uid msim.UID, job makeUpJob) (nowhere bool) {
 	if !n.ready() {
 		return false
 	}
 	m, err := n.request(kindState, n.subj.user(uid), []byte{opState})
+	if job.tries > 0 && (err == nil || errors.Is(err, nats.ErrNoResponders)) {
+		n.fetchWarned.Store(false) // a node answers again
+	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return true
+	case errors.Is(err, nats.ErrTimeout):
+		// Not "nobody holds uid": its node is slow, or the answer was
+		// lost. Any other error is the link's, and its return fetches
+		// every watched user again (resync).
+		n.fetchAgain(uid, job)
+		return false
 	case err != nil:
 		n.log.WithError(err).WithField("uid", uid).Debug("state not fetched")
 		return false
@@ -1069,6 +1091,48 @@ func (n *Node) fetchOne(uid msim.UID) (nowhere bool) {
 	}
 	n.peer.PeerState(st)
 	return false
+}
+
+// fetchAgain has uid's state fetched again, as the make-up job, after a
+// fetch of it was left unanswered (uid's node slow, or the answer lost):
+// the watchers here would otherwise be left with uid offline, or in a
+// state since changed, until it changes again. The fetch waits for the
+// heartbeat after a back-off, a heartbeat doubled at each try, so that a
+// node stuck for good costs a fetch per user now and then; after
+// fetchTries it is given up (gaveUp). A user no longer watched is not
+// fetched again, and one whose make-up is queued or waiting already is
+// left to it: at most one waits per watched user.
+func (n *Node) fetchAgain(uid msim.UID, job makeUpJob) {
+	defer n.at("unanswered", uid) // once n.mu is unlocked
+	k := makeUpKey{uid, true}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := n.watches[uid]
+	_, queued := n.pending[k]
+	_, waiting := n.recheck[k]
+	switch {
+	case n.closed || c == nil || c.sub == nil || queued || waiting:
+		return
+	case job.tries >= fetchTries:
+		n.gaveUp(uid)
+		return
+	}
+	job.due = time.Now().Add(n.cfg.Heartbeat << job.tries)
+	job.tries++
+	n.recheck[k] = job
+}
+
+// gaveUp counts a watched user whose state fetches were all left
+// unanswered, and logs it as a warning once until a fetch made again is
+// answered: a node stuck leaves all its users unanswered at once.
+func (n *Node) gaveUp(uid msim.UID) {
+	n.metrics.gaveUp()
+	log := n.log.WithField("uid", uid)
+	if n.fetchWarned.CompareAndSwap(false, true) {
+		log.Warn("state of a watched user not fetched: its node leaves every fetch unanswered, and its watchers here keep the state they knew until it changes; the next users given up are counted")
+		return
+	}
+	log.Debug("state of a watched user not fetched")
 }
 
 // Unwatch implements server.Bus.
@@ -1104,10 +1168,27 @@ func (n *Node) owe(uid msim.UID) {
 		return
 	}
 	if _, ok := n.owed[uid]; !ok && len(n.owed) >= maxOwed {
-		n.log.WithField("uid", uid).Error("a notice of an IM stored is neither sent nor kept (too many kept while the link is down): its recipient gets the IM at their next login")
+		// Logged once until the link is back, not once a notice: the
+		// others are counted, and their number logged then (takeOwed).
+		if n.owedLost++; n.owedLost == 1 {
+			n.log.WithField("uid", uid).Error("a notice of an IM stored is neither sent nor kept (too many kept while the link is down): its recipient gets the IM at their next login; the next ones are counted until the link is back")
+		}
 		return
 	}
 	n.owed[uid] = struct{}{}
+}
+
+// takeOwed returns the mailbox notices owed, for sendOwed, leaves none
+// owed, and logs how many were neither sent nor kept since it last ran.
+// The caller holds n.mu.
+func (n *Node) takeOwed() map[msim.UID]struct{} {
+	owed := n.owed
+	n.owed = map[msim.UID]struct{}{}
+	if n.owedLost > 0 {
+		n.log.WithField("notices", n.owedLost).Error("notices of IMs stored were neither sent nor kept while the link was down: their recipients get the IMs at their next login")
+		n.owedLost = 0
+	}
+	return owed
 }
 
 // sendOwed sends the mailbox notices owed (owe); those NATS does not take
@@ -1145,8 +1226,7 @@ func (n *Node) resync() {
 	for u := range n.watches {
 		uids = append(uids, u)
 	}
-	owed := n.owed
-	n.owed = map[msim.UID]struct{}{}
+	owed := n.takeOwed()
 	n.wg.Add(2)
 	n.mu.Unlock()
 	go func() {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
@@ -47,7 +49,7 @@ func TestBadReplies(t *testing.T) {
 				t.Errorf("Deliver: got %v, %v; want false and a malformed-message error", taken, err)
 			}
 		}},
-		{"state", func(*testing.T) { n.fetchOne(to) }},
+		{"state", func(*testing.T) { n.fetchOne(to, makeUpJob{}) }},
 		{"kick", func(*testing.T) { n.kick(to, server.Version{Epoch: 1, Node: n.Node()}) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,5 +110,49 @@ func TestStoredNoticeNotLost(t *testing.T) {
 		}
 	case <-time.After(wait):
 		t.Fatalf("no mailbox notice for %d within %v of the link's return", to, wait)
+	}
+}
+
+// TestOwedPastCapLoggedOnce: once the mailbox notices owed while the link
+// is down reach their bound, a further one is logged once, not once
+// each: the others are counted, and their number logged when the link is
+// back.
+func TestOwedPastCapLoggedOnce(t *testing.T) {
+	url := startLocalNATS(t)
+	log, hook := logtest.NewNullLogger()
+	n, err := Connect(Config{URL: url, Name: "n1", Heartbeat: time.Hour, DeadAfter: 3 * time.Hour, Metrics: prometheus.NewRegistry()}, logrus.NewEntry(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Attach(newRecPeer(0))
+	defer n.Close()
+	n.mu.Lock()
+	for u := range maxOwed {
+		n.owed[msim.UID(u+1)] = struct{}{}
+	}
+	n.mu.Unlock()
+	const extra = 5
+	for u := range extra {
+		n.owe(msim.UID(maxOwed + 1 + u))
+	}
+	logged := 0
+	for _, e := range hook.AllEntries() {
+		if e.Level <= logrus.WarnLevel {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("%d notices past the bound: %d warnings or errors logged, want 1", extra, logged)
+	}
+	hook.Reset()
+	n.resync() // the link is back
+	found := false
+	for _, e := range hook.AllEntries() {
+		if e.Data["notices"] == extra {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the link back: no log of the %d notices lost (entries: %v)", extra, hook.AllEntries())
 	}
 }
