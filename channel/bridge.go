@@ -106,10 +106,8 @@ type Config struct {
 	Store store.Store
 	// IdentifyFailures slows (and, per address, refuses) wrong passwords
 	// given to identify and drop: per client address as configured, per
-	// user name delayed only (at most 5s), guesses made at once taking
-	// turns a delay apart (ircd.AccountTurns may be booked; an address
-	// the user identified from before takes none), so someone else's
-	// guessing never locks a user out; with a Store, the per-user counts are kept
+	// user name delayed only (at most 5s), so someone else's guessing
+	// never locks a user out; with a Store, the per-user counts are kept
 	// there, so they outlive a restart and are shared by the instances.
 	// Zero fields: guard.DefaultFailures. The
 	// wrong MSIM passwords of a registered user's accounts are counted
@@ -261,9 +259,6 @@ func New(cfg Config) (*Bridge, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	perUser := cfg.IdentifyFailures
 	perUser.RefuseAfter = -1
-	if perUser.Turns == 0 {
-		perUser.Turns = ircd.AccountTurns
-	}
 	if perUser.MaxDelay <= 0 || perUser.MaxDelay > 5*time.Second {
 		perUser.MaxDelay = 5 * time.Second
 	}

@@ -244,16 +244,8 @@ func (s *session) checkGuess(r replyCtx, d *storeDirectory, name, password strin
 	s.busy = true
 	s.spawn(func() func() {
 		// The per-user counts may be in the store: asked off the
-		// session's goroutine. Guesses at one user made at once wait in
-		// turns; past them this one is refused unchecked (not from an
-		// address the user identified from before, which takes none).
-		wu, err := s.b.failUser.CheckFrom(user, addr)
-		if errors.Is(err, guard.ErrRefused) {
-			return func() {
-				s.busy = false
-				s.reply(r, "Too many password attempts at %s just now; try again later.", name)
-			}
-		}
+		// session's goroutine.
+		wu, _ := s.b.failUser.Check(user)
 		if wait := max(wa, wu); wait > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -270,9 +262,8 @@ func (s *session) checkGuess(r replyCtx, d *storeDirectory, name, password strin
 			outs = s.b.failUser.Fail(user)
 		case err == nil:
 			// The address's failures stay: a right password for one
-			// user says nothing about guesses at others. The address is
-			// remembered as the user's: it takes no turn.
-			s.b.failUser.SucceedFrom(user, addr)
+			// user says nothing about guesses at others.
+			s.b.failUser.Succeed(user)
 		}
 		return func() {
 			s.busy = false

@@ -28,10 +28,8 @@ var ErrBadCredentials = errors.New("ircd: invalid credentials")
 var errGuessRefused = fmt.Errorf("%w: %w", ErrBadCredentials, guard.ErrRefused)
 
 // guesses slows password guessing (SASL and PASS) per source address (a
-// growing delay, then a temporary refusal) and per account (a delay,
-// taken in turns by guesses made at once: see guard.FailureConfig.Turns;
-// an address the account was opened from before takes no turn, so that
-// someone guessing never locks the account's owner out).
+// growing delay, then a temporary refusal) and per account (a delay only,
+// so that someone guessing never locks the account's owner out).
 type guesses struct {
 	addr, account *guard.FailureLimiter
 	sleep         func(ctx context.Context, d time.Duration) error // tests replace it
@@ -160,7 +158,7 @@ func (g *guesses) before(ctx context.Context, k guessKeys, guess bool) error {
 	}
 	var wb time.Duration
 	if guess {
-		if wb, err = g.account.CheckFrom(k.account, k.addr); err != nil {
+		if wb, err = g.account.Check(k.account); err != nil {
 			return err
 		}
 	}
@@ -198,10 +196,9 @@ func (g *guesses) failed(log *logrus.Entry, k guessKeys, guess bool) {
 	}
 }
 
-// succeeded forgets the account's failures, and remembers the address as
-// its owner's. The address's stay: a right password for one account says
-// nothing about guesses at others.
-func (g *guesses) succeeded(k guessKeys) { g.account.SucceedFrom(k.account, k.addr) }
+// succeeded forgets the account's failures. The address's stay: a right
+// password for one account says nothing about guesses at others.
+func (g *guesses) succeeded(k guessKeys) { g.account.Succeed(k.account) }
 
 // conns caps open connections and refuses the excess with a clear ERROR,
 // logging one line per burst of refusals.

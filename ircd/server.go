@@ -109,11 +109,9 @@ type Config struct {
 	// guard.DefaultFailures.
 	AuthFailures guard.FailureConfig
 	// AccountFailures slows guessing per account. Zero fields take
-	// guard.DefaultFailures, except MaxDelay, RefuseAfter and Turns,
-	// which take DefaultConfig's (a shorter delay, never refused for
-	// failures, and guesses made at once wait in turns, of which a few
-	// may be booked; the owner's earlier addresses take none). A negative
-	// Turns lets guesses made at once wait together.
+	// guard.DefaultFailures, except MaxDelay and RefuseAfter, which take
+	// DefaultConfig's (a shorter delay, and never refused, so guessing
+	// never locks the owner out).
 	AccountFailures guard.FailureConfig
 	// AuthLimiter and AccountLimiter, when set, count the failures in
 	// place of limiters made from AuthFailures and AccountFailures (under
@@ -164,14 +162,9 @@ func DefaultConfig() Config {
 
 		MaxConnections:        4096,
 		MaxConnectionsPerAddr: 32,
-		AccountFailures:       guard.FailureConfig{MaxDelay: 5 * time.Second, RefuseAfter: -1, Turns: AccountTurns},
+		AccountFailures:       guard.FailureConfig{MaxDelay: 5 * time.Second, RefuseAfter: -1},
 	}
 }
-
-// AccountTurns is how many guesses at one account made at once may be
-// booked ahead, each a delay after the one before; more are refused until
-// the turns pass (guard.FailureConfig.Turns).
-const AccountTurns = 4
 
 func (cfg Config) withDefaults() Config {
 	d := DefaultConfig()
@@ -222,9 +215,6 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.AccountFailures.RefuseAfter == 0 {
 		cfg.AccountFailures.RefuseAfter = d.AccountFailures.RefuseAfter
-	}
-	if cfg.AccountFailures.Turns == 0 {
-		cfg.AccountFailures.Turns = d.AccountFailures.Turns
 	}
 	return cfg
 }

@@ -2,7 +2,6 @@ package guard
 
 import (
 	"hash/maphash"
-	"slices"
 	"sync"
 	"time"
 )
@@ -20,18 +19,6 @@ type FailureConfig struct {
 	Window      time.Duration // a key's failures are forgotten this long after its last one
 	MaxKeys     int           // the table's bound; the stalest keys are dropped beyond it
 	Clock       Clock
-	// Turns, when positive, makes a key's slowed attempts take turns: a
-	// Check of a key being slowed books the attempt a time at least its
-	// delay after the one booked before, so that attempts made at once
-	// (from many connections) are verified one after another, a delay
-	// apart, rather than together after one delay. A key with Turns
-	// attempts booked ahead (MaxDelay × Turns) refuses further ones
-	// (ErrRefused) until the turns pass. A source that opened the key
-	// before (SucceedFrom) takes no turn, only the delay, so that guesses
-	// from elsewhere do not keep the key's owner waiting. For a key
-	// whose owner must never be refused for good (an account), with
-	// RefuseAfter negative.
-	Turns int
 	// Shared, when set, keeps the failure counts too (a database), so
 	// that they hold across restarts and across the processes sharing
 	// it: a key's count is Shared's, and the limiter's own only while
@@ -109,13 +96,7 @@ type FailureLimiter struct {
 	// asking holds the keys a Check is asking Shared about now: a
 	// failure seen meanwhile keeps the answer from marking them clean.
 	asking map[string]*asking
-	// opened holds, with Turns, the sources that opened each key lately
-	// (SucceedFrom), at most openedPerKey each, for at most MaxKeys keys.
-	opened map[string][]string
 }
-
-// openedPerKey bounds the sources a key remembers as its owner's.
-const openedPerKey = 4
 
 type asking struct {
 	n      int  // the Checks asking
@@ -126,13 +107,12 @@ type failures struct {
 	n            int       // failures within the window
 	last         time.Time // the latest failure
 	refusedUntil time.Time
-	next         time.Time // with Turns: the earliest time the next booked attempt may be verified
 }
 
 // NewFailureLimiter returns a limiter with cfg (zero fields: defaults).
 func NewFailureLimiter(cfg FailureConfig) *FailureLimiter {
 	return &FailureLimiter{cfg: cfg.withDefaults(), keys: map[string]*failures{}, clean: map[uint64]struct{}{},
-		seed: maphash.MakeSeed(), asking: map[string]*asking{}, opened: map[string][]string{}}
+		seed: maphash.MakeSeed(), asking: map[string]*asking{}}
 }
 
 // cleanKey is key's place in clean. Two keys of one hash share a mark: a
@@ -144,7 +124,7 @@ func (l *FailureLimiter) cleanKey(key string) uint64 { return maphash.String(l.s
 // holds l.mu.
 func (l *FailureLimiter) entry(key string, now time.Time) *failures {
 	f := l.keys[key]
-	if f != nil && now.Sub(f.last) > l.cfg.Window && !now.Before(f.last) && now.After(f.refusedUntil) && !now.Before(f.next) {
+	if f != nil && now.Sub(f.last) > l.cfg.Window && !now.Before(f.last) && now.After(f.refusedUntil) {
 		delete(l.keys, key)
 		return nil
 	}
@@ -164,20 +144,8 @@ func (l *FailureLimiter) delayFor(n int) time.Duration {
 }
 
 // Check returns the delay to wait before verifying an attempt for keys (the
-// largest any key asks), or ErrRefused while a key is refused. With Turns,
-// the attempt takes its turn at each key being slowed (see CheckFrom).
+// largest any key asks), or ErrRefused while a key is refused.
 func (l *FailureLimiter) Check(keys ...string) (time.Duration, error) {
-	return l.check("", keys)
-}
-
-// CheckFrom is Check of one key for an attempt from source (an address's
-// key): with Turns, a source that opened the key lately (SucceedFrom)
-// waits the key's delay without taking a turn.
-func (l *FailureLimiter) CheckFrom(key, source string) (time.Duration, error) {
-	return l.check(source, []string{key})
-}
-
-func (l *FailureLimiter) check(source string, keys []string) (time.Duration, error) {
 	now := l.cfg.Clock.Now()
 	l.startAsking(keys)
 	shared := l.sharedCounts(keys, now, false)
@@ -187,7 +155,6 @@ func (l *FailureLimiter) check(source string, keys []string) (time.Duration, err
 		l.answered(k, shared[i] == 0)
 	}
 	var wait time.Duration
-	delays := make([]time.Duration, len(keys))
 	for i, k := range keys {
 		n := shared[i]
 		if f := l.entry(k, now); f != nil {
@@ -198,56 +165,9 @@ func (l *FailureLimiter) check(source string, keys []string) (time.Duration, err
 				n = f.n
 			}
 		}
-		delays[i] = l.delayFor(max(n, 0))
-		wait = max(wait, delays[i])
-	}
-	if l.cfg.Turns <= 0 {
-		return wait, nil
-	}
-	// Turns are booked only once no key refuses: a refused attempt
-	// takes none.
-	at := make([]time.Time, len(keys))
-	for i, k := range keys {
-		d := delays[i]
-		if d <= 0 || l.openedBy(k, source) {
-			continue
-		}
-		at[i] = now.Add(d)
-		if f := l.entry(k, now); f != nil && f.next.After(at[i]) {
-			at[i] = f.next
-		}
-		if at[i].Sub(now) > l.cfg.MaxDelay*time.Duration(l.cfg.Turns) {
-			return 0, ErrRefused
-		}
-	}
-	for i, k := range keys {
-		if at[i].IsZero() {
-			continue
-		}
-		f := l.record(k, now)
-		f.next = at[i].Add(delays[i])
-		wait = max(wait, at[i].Sub(now))
+		wait = max(wait, l.delayFor(max(n, 0)))
 	}
 	return wait, nil
-}
-
-// record returns key's live record, made if it has none. Caller holds
-// l.mu.
-func (l *FailureLimiter) record(key string, now time.Time) *failures {
-	f := l.entry(key, now)
-	if f == nil {
-		if len(l.keys) >= l.cfg.MaxKeys {
-			l.evict(now)
-		}
-		f = &failures{}
-		l.keys[key] = f
-	}
-	return f
-}
-
-// openedBy reports whether source opened key lately. Caller holds l.mu.
-func (l *FailureLimiter) openedBy(key, source string) bool {
-	return source != "" && slices.Contains(l.opened[key], source)
 }
 
 // sharedCounts asks Shared for each key's count, counting a failure first
@@ -295,7 +215,14 @@ func (l *FailureLimiter) Fail(keys ...string) []Outcome {
 	var out []Outcome
 	for i, k := range keys {
 		l.dirty(k)
-		f := l.record(k, now)
+		f := l.entry(k, now)
+		if f == nil {
+			if len(l.keys) >= l.cfg.MaxKeys {
+				l.evict(now)
+			}
+			f = &failures{}
+			l.keys[k] = f
+		}
 		f.n++
 		if shared[i] >= 0 {
 			f.n = shared[i] // which counts this failure
@@ -346,29 +273,6 @@ func (l *FailureLimiter) Succeed(keys ...string) {
 	for _, k := range keys {
 		delete(l.keys, k)
 	}
-}
-
-// SucceedFrom is Succeed of key for an attempt from source (an address's
-// key), which, with Turns, the key remembers as its owner's: its later
-// attempts take no turn.
-func (l *FailureLimiter) SucceedFrom(key, source string) {
-	l.Succeed(key)
-	if l.cfg.Turns <= 0 || source == "" {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	srcs := l.opened[key]
-	if slices.Contains(srcs, source) {
-		return
-	}
-	if srcs == nil && len(l.opened) >= l.cfg.MaxKeys {
-		clear(l.opened) // forgotten owners take turns again: only a wait
-	}
-	if len(srcs) >= openedPerKey {
-		srcs = slices.Delete(srcs, 0, 1) // the one that opened it longest ago
-	}
-	l.opened[key] = append(srcs, source)
 }
 
 // startAsking notes that a Check asks Shared about keys.
@@ -423,7 +327,7 @@ func (l *FailureLimiter) evict(now time.Time) {
 	var oldest string
 	var oldestAt time.Time
 	for k, f := range l.keys {
-		if now.Sub(f.last) > l.cfg.Window && now.After(f.refusedUntil) && !now.Before(f.next) {
+		if now.Sub(f.last) > l.cfg.Window && now.After(f.refusedUntil) {
 			delete(l.keys, k)
 			continue
 		}

@@ -26,17 +26,12 @@ const (
 )
 
 // DefaultAccountFailures is the per-account policy for failed logins: a
-// growing delay capped at a few seconds, never a refusal for failures
-// alone, and logins made at once waiting in turns, a few of which may be
-// booked (guard.FailureConfig.Turns): many connections guessing together
-// get no more guesses than one. An address the account logged in from
-// before takes no turn, so guessing from elsewhere cannot lock the
-// account's owner out.
+// growing delay capped at a few seconds and never a refusal, so guessing
+// from elsewhere cannot lock the account's owner out.
 func DefaultAccountFailures() guard.FailureConfig {
 	c := guard.DefaultFailures()
 	c.RefuseAfter = -1
 	c.MaxDelay = 5 * time.Second
-	c.Turns = 4
 	return c
 }
 
@@ -98,9 +93,6 @@ func (s *Server) initLimits() {
 	}
 	if acct.MaxDelay <= 0 {
 		acct.MaxDelay = DefaultAccountFailures().MaxDelay
-	}
-	if acct.Turns == 0 {
-		acct.Turns = DefaultAccountFailures().Turns
 	}
 	s.accounts = guard.NewFailureLimiter(acct)
 	s.connCap = guard.NewConnLimiter(capOf(cfg.MaxConnections, DefaultMaxConnections),
@@ -243,7 +235,7 @@ func (s *Server) loginWait(addrKey, acctKey string) (time.Duration, error) {
 		}
 		wait = w
 	}
-	w, err := s.accounts.CheckFrom(acctKey, addrKey)
+	w, err := s.accounts.Check(acctKey)
 	if err != nil {
 		return 0, err
 	}
@@ -268,10 +260,9 @@ func (s *Server) loginFailed(log *logrus.Entry, addrKey, acctKey string) {
 	}
 }
 
-// loginSucceeded forgets the account's failures, and remembers the
-// address as its owner's. The address's failures are kept: someone
-// guessing must not be able to clear them by logging in to an account of
-// their own in between.
-func (s *Server) loginSucceeded(addrKey, acctKey string) {
-	s.accounts.SucceedFrom(acctKey, addrKey)
+// loginSucceeded forgets the account's failures. The address's are kept:
+// someone guessing must not be able to clear them by logging in to an
+// account of their own in between.
+func (s *Server) loginSucceeded(acctKey string) {
+	s.accounts.Succeed(acctKey)
 }

@@ -61,9 +61,8 @@ type Config struct {
 
 	// Failed logins are slowed per address (LoginFailures, default
 	// guard.DefaultFailures: a growing delay, then a temporary refusal) and
-	// per account (AccountFailures, default DefaultAccountFailures: a delay,
-	// whatever RefuseAfter 0 says, taken in turns by logins at once,
-	// whatever Turns 0 says). Their Clock is the limiters'.
+	// per account (AccountFailures, default DefaultAccountFailures: a delay
+	// only, whatever RefuseAfter 0 says). Their Clock is the limiters'.
 	LoginFailures   guard.FailureConfig
 	AccountFailures guard.FailureConfig
 

@@ -834,7 +834,7 @@ func (s *session) login(m *msim.Message) bool {
 		// Refused without looking at the password; the burst was logged
 		// when the refusal began. Not err 260: clients take that for a
 		// wrong password and stop trying, where this refusal ends.
-		log.WithError(err).Debug("login refused: too many failed logins from this address, or at this account at once")
+		log.WithError(err).Debug("login refused: too many failed logins from this address")
 		srv.metrics.login(ErrCodeRefused)
 		s.fatal(ErrCodeRefused, textLoginsLater)
 		return false
@@ -871,7 +871,7 @@ func (s *session) login(m *msim.Message) bool {
 		s.fatal(msim.ErrCodeBadPassword, textBadLogin)
 		return false
 	}
-	srv.loginSucceeded(addrKey, acctKey)
+	srv.loginSucceeded(acctKey)
 	contacts, err := s.srv.store.Contacts(acct.UID)
 	if err != nil {
 		log.WithError(err).Error("login: contacts")
