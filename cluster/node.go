@@ -302,6 +302,7 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 			closed := n.closed
 			n.mu.Unlock()
 			if !closed {
+				n.unsentWarned.Store(false) // this outage's first loss is told
 				n.log.WithError(err).Warn("NATS link lost; reconnecting")
 			}
 		}),
@@ -594,11 +595,25 @@ func (n *Node) respond(m *nats.Msg, data []byte) {
 func (n *Node) notSent(err error, subject string) {
 	n.metrics.notSent()
 	log := n.log.WithError(err).WithField("subject", subject)
+	if !linkDown(err) {
+		// Not the link's: this message alone (too large, a bad
+		// subject), and no outage to wait out.
+		log.Warn("NATS message not sent")
+		return
+	}
 	if n.unsentWarned.CompareAndSwap(false, true) {
 		log.Warn("NATS message not sent (the link is down and its buffer full, or closed); the next ones are counted until it is back")
 		return
 	}
 	log.Debug("NATS message not sent")
+}
+
+// linkDown reports whether a publish failed for the link's sake (down
+// with its reconnect buffer full, or closed), as every publish does until
+// it is back.
+func linkDown(err error) bool {
+	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrConnectionDraining)
 }
 
 // shard is the channel of uid's per-user subjects.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,9 +99,10 @@ func TestStoredNoticeNotLost(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatalf("the link is not down within %v", wait)
 	}
+	before := counterValue(t, n.metrics.unsent) // heartbeats fail too while the link is cut
 	n.Stored(to)
-	if got := counterValue(t, n.metrics.unsent); got != 1 {
-		t.Errorf("msimd_nats_unsent_messages_total = %v, want 1", got)
+	if got := counterValue(t, n.metrics.unsent) - before; got < 1 {
+		t.Errorf("msimd_nats_unsent_messages_total grew by %v at the notice, want at least 1", got)
 	}
 	px.setCut(false)
 	select {
@@ -154,5 +156,42 @@ func TestOwedPastCapLoggedOnce(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the link back: no log of the %d notices lost (entries: %v)", extra, hook.AllEntries())
+	}
+}
+
+// A message NATS refuses for itself (too large) is warned about each time
+// and does not silence the warning of a later outage; messages lost in
+// one outage are warned about once.
+func TestNotSentWarningsByCause(t *testing.T) {
+	url := startLocalNATS(t)
+	log, hook := logtest.NewNullLogger()
+	n, err := Connect(Config{URL: url, Name: "n1", Heartbeat: time.Hour, DeadAfter: 3 * time.Hour, Metrics: prometheus.NewRegistry()}, logrus.NewEntry(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Attach(newRecPeer(0))
+	defer n.Close()
+	warnings := func() int {
+		w := 0
+		for _, e := range hook.AllEntries() {
+			if e.Level == logrus.WarnLevel && strings.HasPrefix(e.Message, "NATS message not sent") {
+				w++
+			}
+		}
+		hook.Reset()
+		return w
+	}
+	n.notSent(nats.ErrMaxPayload, "a")
+	n.notSent(nats.ErrMaxPayload, "b")
+	if got := warnings(); got != 2 {
+		t.Fatalf("two messages too large: %d warnings, want 2", got)
+	}
+	n.notSent(nats.ErrReconnectBufExceeded, "c")
+	n.notSent(nats.ErrReconnectBufExceeded, "d")
+	if got := warnings(); got != 1 {
+		t.Fatalf("two messages lost in an outage: %d warnings, want 1", got)
+	}
+	if got := counterValue(t, n.metrics.unsent); got != 4 {
+		t.Fatalf("msimd_nats_unsent_messages_total = %v, want 4", got)
 	}
 }
