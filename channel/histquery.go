@@ -76,7 +76,9 @@ func (s *session) lookupConversation(target string, done func(context.Context, c
 				continue
 			}
 			c := conversation{l.email, p.UID, target}
-			if es, herr := st.History(ctx, user, store.HistoryQuery{Account: l.email, Buddy: p.UID, Limit: 1}); herr == nil && len(es) > 0 {
+			// Rows it cannot read are history with them too: the query
+			// that follows gives the others, and tells the user.
+			if es, herr := st.History(ctx, user, store.HistoryQuery{Account: l.email, Buddy: p.UID, Limit: 1}); herr == nil && len(es) > 0 || rowsLeftOut(herr) {
 				done(ctx, c, nil)
 				return
 			}
@@ -99,7 +101,7 @@ func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage
 		answer(nil, nil)
 		return
 	}
-	st, user, hist := s.b.cfg.Store, s.user.Name, s.b.hist
+	st, user, hist, mem := s.b.cfg.Store, s.user.Name, s.b.hist, s.mem
 	s.lookupConversation(q.Target, func(ctx context.Context, c conversation, err error) {
 		if err != nil {
 			answer(nil, err)
@@ -107,6 +109,10 @@ func (s *session) history(q ircd.HistoryQuery, answer func([]ircd.HistoryMessage
 		}
 		hist.sync(ctx, user) // what was recorded so far is there to read
 		entries, err := historyQuery(ctx, st, user, c, q)
+		if mem.unreadHistory(err) {
+			err = nil
+			defer s.post(call(s.tellNotes)) // after the answer
+		}
 		if err != nil {
 			answer(nil, err)
 			return
@@ -142,8 +148,17 @@ func refPlace(ctx context.Context, st store.Store, user string, r ircd.HistoryRe
 	return e.Time, e.ID, nil
 }
 
+// rowsLeftOut reports whether err is the store's of rows it could not read
+// (store.UnreadableRows), left out of what it read: the rest comes with
+// it, for the caller to use.
+func rowsLeftOut(err error) bool {
+	var ur *store.UnreadableRows
+	return errors.As(err, &ur)
+}
+
 // historyQuery runs a CHATHISTORY request on the store; entries come
-// oldest first.
+// oldest first. An error of rows it could not read (rowsLeftOut) comes
+// with the entries that read.
 func historyQuery(ctx context.Context, st store.Store, user string, c conversation, q ircd.HistoryQuery) ([]store.HistoryEntry, error) {
 	from, fromID, err := refPlace(ctx, st, user, q.From)
 	if err != nil {
@@ -164,10 +179,11 @@ func historyQuery(ctx context.Context, st store.Store, user string, c conversati
 		if half := q.Limit / 2; half > 0 {
 			before := base
 			before.Before, before.BeforeID, before.Latest, before.Limit = from, fromID, true, half
-			if older, err = st.History(ctx, user, before); err != nil {
+			if older, err = st.History(ctx, user, before); err != nil && !rowsLeftOut(err) {
 				return nil, err
 			}
 		}
+		unread := err
 		after := base
 		after.Limit = q.Limit - len(older)
 		if fromID != 0 { // from the message itself
@@ -176,10 +192,10 @@ func historyQuery(ctx context.Context, st store.Store, user string, c conversati
 			after.After = from.Add(-time.Nanosecond)
 		}
 		if after.Limit <= 0 {
-			return older, nil
+			return older, unread
 		}
 		newer, err := st.History(ctx, user, after)
-		return append(older, newer...), err
+		return append(older, newer...), cmp.Or(err, unread)
 	case "BETWEEN":
 		to, toID, err := refPlace(ctx, st, user, q.To)
 		if err != nil {
@@ -320,7 +336,7 @@ func (s *session) cmdHistory(r replyCtx, args []string) {
 		}
 		n = min(n, historyShowMax)
 	}
-	st, user, self, hist, met := s.b.cfg.Store, s.user.Name, s.irc.Nick(), s.b.hist, s.b.met
+	st, user, self, hist, met, mem := s.b.cfg.Store, s.user.Name, s.irc.Nick(), s.b.hist, s.b.met, s.mem
 	s.lookupConversation(args[0], func(ctx context.Context, c conversation, err error) {
 		if err != nil {
 			s.post(call(func() { s.reply(r, "No messages with %s are kept.", args[0]) }))
@@ -330,6 +346,10 @@ func (s *session) cmdHistory(r replyCtx, args []string) {
 		met.historyQuery("command")
 		es, err := st.History(ctx, user, store.HistoryQuery{Account: c.email, Buddy: c.uid, Limit: n, Latest: true})
 		s.post(call(func() {
+			if mem.unreadHistory(err) {
+				err = nil
+				defer s.tellNotes() // after the reply
+			}
 			if err != nil {
 				s.log.WithError(err).Error("store: history could not be read")
 				s.reply(r, "%v", errStore)

@@ -543,26 +543,69 @@ func (m *userMemory) heldFor(email string) []seqEvent {
 
 // unreadNote reports whether err is the store's of rows it could not read
 // (store.UnreadableRows) and left out: it logs them, and keeps a note
-// for the user, once per memory for the account and the table, of how
-// many of what (the user's name for one of the table's rows, and for
-// more) could not be read.
-// The rows stay in the store. Caller holds m.mu.
+// for the user of how many of what (the user's name for one of the
+// table's rows, and for more) could not be read: once per memory for the
+// account and the table while the rows stay in the store; for rows the
+// read removed (held IMs), each time, as no read names them again.
+// Caller holds m.mu.
 func (m *userMemory) unreadNote(err error, email string, what [2]string) bool {
 	var ur *store.UnreadableRows
 	if !errors.As(err, &ur) {
 		return false
 	}
-	k := ur.Table + " " + email
-	if m.unreadNoted[k] {
+	fate, logFate := "they stay there, and the gateway's administrator can look at them", "these stay in the database"
+	if ur.Removed {
+		fate, logFate = "they could never be shown, and are removed", "these are removed"
+	} else if !m.unreadOnce(ur.Table + " " + email) {
 		return true
 	}
-	put(&m.unreadNoted, k, true)
 	m.log.WithError(err).WithFields(logrus.Fields{"user": m.user, "email": email}).
-		Error("store: rows of the account cannot be read; the others are used, these stay in the database, and the user is told")
-	if len(m.notes) < maxHeld {
-		m.notes = append(m.notes, fmt.Sprintf("%s on your MSIM account %s could not be read from the gateway's database (the rows are damaged); they stay there, and the gateway's administrator can look at them.", plural(len(ur.Rows), what[0], what[1]), email))
-	}
+		Error("store: rows of the account cannot be read; the others are used, " + logFate + ", and the user is told")
+	m.addUnreadNote(fmt.Sprintf("%s on your MSIM account %s could not be read from the gateway's database (the rows are damaged); %s.", plural(len(ur.Rows), what[0], what[1]), email, fate))
 	return true
+}
+
+// unreadHistory reports whether err is the store's of history rows it
+// could not read (store.UnreadableRows), left out of what it read, which
+// the caller then uses. It logs them, by id (the error quotes the values
+// that did not convert, which may be a message's), and keeps a note for
+// the user, once per memory, for the caller to tell (tellNotes).
+func (m *userMemory) unreadHistory(err error) bool {
+	var ur *store.UnreadableRows
+	if !errors.As(err, &ur) {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.unreadOnce(ur.Table) {
+		return true
+	}
+	ids := make([]int64, len(ur.Rows))
+	for i, r := range ur.Rows {
+		ids[i] = r.ID
+	}
+	m.log.WithFields(logrus.Fields{"user": m.user, "email": ur.Email, "table": ur.Table, "rows": ids}).
+		Error("store: history rows cannot be read; they are left out of what the user is shown, stay in the database, and the user is told")
+	m.addUnreadNote("Some messages of your history could not be read from the gateway's database (the rows are damaged): they are left out of what the gateway shows you of it (replays, CHATHISTORY and the history command). They stay there, and the gateway's administrator can look at them.")
+	return true
+}
+
+// unreadOnce reports whether the user is yet to be told of unreadable
+// rows of k, and notes that they are. Caller holds m.mu.
+func (m *userMemory) unreadOnce(k string) bool {
+	if m.unreadNoted[k] {
+		return false
+	}
+	put(&m.unreadNoted, k, true)
+	return true
+}
+
+// addUnreadNote keeps note, of rows the store could not read, for the
+// user (in memory: the store is what failed). Caller holds m.mu.
+func (m *userMemory) addUnreadNote(note string) {
+	if len(m.notes) < maxHeld {
+		m.notes = append(m.notes, note)
+	}
 }
 
 // dropHeld forgets held IMs that reached the client. With a store, the

@@ -91,6 +91,9 @@ type replayRead struct {
 	convs []*replayConv
 	more  bool
 	err   error // reading the position failed (then !found) or the history did
+	// unread: the store's error of history rows it could not read, left
+	// out of convs (rowsLeftOut), or nil.
+	unread error
 	// recorded: the msgids of what the user sent while the read was under
 	// way (recordOut), which the read may find: the client was shown it
 	// live, or, sent from the queue, it is past its position as it
@@ -116,6 +119,9 @@ func (rd *replayRead) read(ctx context.Context) {
 	}
 	if rd.found {
 		rd.convs, rd.more, rd.err = missedConversations(ctx, rd.st, rd.user, rd.pos, rd.per, rd.skip)
+		if rowsLeftOut(rd.err) {
+			rd.unread, rd.err = rd.err, nil
+		}
 	}
 }
 
@@ -139,6 +145,9 @@ func (s *session) replayReady(at *attachment, rd *replayRead) {
 	}
 	at.replaying = nil
 	defer s.pumpOut()
+	if s.mem.unreadHistory(rd.unread) {
+		defer s.tellNotes() // after the replay
+	}
 	if !s.cl.attached(at) {
 		return
 	}
@@ -193,7 +202,8 @@ type replayConv struct {
 // back, a page at a time, at most replayPages pages, and keeps each
 // conversation's latest per entries (not those of skip's msgids),
 // counting the earlier ones, in the order the conversations' kept entries
-// begin. more: there is more before what was read.
+// begin. more: there is more before what was read. An error of rows it
+// could not read (rowsLeftOut) comes with the conversations of the others.
 func missedConversations(ctx context.Context, st store.Store, user string, pos int64, per int, skip map[string]bool) (convs []*replayConv, more bool, err error) {
 	type key struct {
 		email string
@@ -201,8 +211,12 @@ func missedConversations(ctx context.Context, st store.Store, user string, pos i
 	}
 	byConv := map[key]*replayConv{}
 	before := int64(0)
+	var unread error
 	for p := 0; ; p++ {
 		page, err := st.HistoryLatestSince(ctx, user, pos, before, store.MaxHistoryLimit)
+		if rowsLeftOut(err) {
+			unread, err = err, nil
+		}
 		if err != nil {
 			return nil, false, err
 		}
@@ -230,6 +244,9 @@ func missedConversations(ctx context.Context, st store.Store, user string, pos i
 		before = page[0].ID
 		if p == replayPages-1 { // the last page read: is there more?
 			rest, err := st.HistoryLatestSince(ctx, user, pos, before, 1)
+			if rowsLeftOut(err) {
+				unread, err = err, nil
+			}
 			if err != nil {
 				return nil, false, err
 			}
@@ -241,7 +258,7 @@ func missedConversations(ctx context.Context, st store.Store, user string, pos i
 		slices.Reverse(c.es) // oldest first
 	}
 	slices.SortFunc(convs, func(a, b *replayConv) int { return cmp.Compare(a.es[0].ID, b.es[0].ID) })
-	return convs, more, nil
+	return convs, more, unread
 }
 
 // replayWaiting replays to each attached client the conversations of a

@@ -78,14 +78,14 @@ func wantUnreadableRows(t *testing.T, what string, err error, ids ...int64) {
 }
 
 // testUnreadableHeld: held IMs whose values do not convert are left out
-// of HeldIMs and TakeHeld, which return the others and name them; they
-// stay held, a take and a DeleteHeld of the others leave them.
+// of HeldIMs and TakeHeld, which return the others and name them, and
+// remove them: they could never be shown.
 func testUnreadableHeld(t *testing.T, db testDB) {
 	s := db.open(t, testKey(1))
 	mustCreate(t, s, "alice")
 	mustAdd(t, s, "alice", Account{Email: "a@example.com", Password: "pw"})
 	var ids []int64
-	for i := range 5 {
+	for i := range 7 {
 		im, err := s.HoldIM(ctx, "alice", "a@example.com", HeldIM{Seq: int64(i + 1), From: 7, Text: fmt.Sprint("im ", i+1)})
 		check(t, "HoldIM", err)
 		ids = append(ids, im.ID)
@@ -102,24 +102,34 @@ func testUnreadableHeld(t *testing.T, db testDB) {
 	}
 	got, err := s.HeldIMs(ctx, "alice", "a@example.com")
 	wantUnreadableRows(t, "HeldIMs", err, ids[1], ids[2], ids[3])
-	if want := []string{"im 1", "im 5"}; !slices.Equal(texts(got), want) {
+	if want := []string{"im 1", "im 5", "im 6", "im 7"}; !slices.Equal(texts(got), want) {
 		t.Errorf("HeldIMs: got %q, want %q", texts(got), want)
 	}
+	if !strings.Contains(err.Error(), "removed") {
+		t.Errorf("HeldIMs: error %q does not say the rows were removed", err)
+	}
+	got, err = s.HeldIMs(ctx, "alice", "a@example.com")
+	if want := []string{"im 1", "im 5", "im 6", "im 7"}; err != nil || !slices.Equal(texts(got), want) {
+		t.Errorf("HeldIMs again: got %q, %v; want %q and no error", texts(got), err, want)
+	}
+	// The highest seq that reads: the one that does not is left out.
+	if st := mustLoad(t, s, "alice"); st.Accounts[0].Held != 4 || st.HeldSeq != 7 {
+		t.Errorf("LoadUser after the read: got %d held, HeldSeq %d; want 4, HeldSeq 7", st.Accounts[0].Held, st.HeldSeq)
+	}
 
+	corrupt(t, db, `UPDATE held_ims SET sent = 'now' WHERE id = ?`, ids[6])
 	check(t, "DeleteHeld", s.DeleteHeld(ctx, "alice", "a@example.com", ids[0]))
 	got, err = s.TakeHeld(ctx, "alice", "a@example.com")
-	wantUnreadableRows(t, "TakeHeld", err, ids[1], ids[2], ids[3])
-	if want := []string{"im 5"}; !slices.Equal(texts(got), want) {
+	wantUnreadableRows(t, "TakeHeld", err, ids[6])
+	if want := []string{"im 5", "im 6"}; !slices.Equal(texts(got), want) {
 		t.Errorf("TakeHeld: got %q, want %q", texts(got), want)
 	}
 	got, err = s.HeldIMs(ctx, "alice", "a@example.com")
-	wantUnreadableRows(t, "HeldIMs after the take", err, ids[1], ids[2], ids[3])
-	if len(got) != 0 {
-		t.Errorf("HeldIMs after the take: got %q, want none", texts(got))
+	if err != nil || len(got) != 0 {
+		t.Errorf("HeldIMs after the take: got %q, %v; want none", texts(got), err)
 	}
-	// The highest seq that reads: the one that does not is left out.
-	if st := mustLoad(t, s, "alice"); st.Accounts[0].Held != 3 || st.HeldSeq != 4 {
-		t.Errorf("LoadUser after the take: got %d held, HeldSeq %d; want the 3 unreadable kept, HeldSeq 4", st.Accounts[0].Held, st.HeldSeq)
+	if st := mustLoad(t, s, "alice"); st.Accounts[0].Held != 0 {
+		t.Errorf("LoadUser after the take: got %d held, want none", st.Accounts[0].Held)
 	}
 }
 

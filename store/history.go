@@ -120,9 +120,16 @@ type HistoryStore interface {
 	AppendHistoryBatch(ctx context.Context, batch []HistoryAppend, res []HistoryResult) []HistoryResult
 	// History returns entries of one conversation in ascending (Time, ID)
 	// order.
+	//
+	// History, HistorySince and HistoryLatestSince leave out rows they
+	// cannot read: they return the others, still up to the limit (so a
+	// page's first or last entry bounds the next page past them), with an
+	// *UnreadableRows naming those (its Email is "" for the user-wide
+	// reads). The rows stay.
 	History(ctx context.Context, user string, q HistoryQuery) ([]HistoryEntry, error)
 	// HistoryByMsgID returns the user's entry of that msgid; ErrNotFound
-	// if none.
+	// if none, or if its row cannot be read (the error is then an
+	// *UnreadableRows too, naming it).
 	HistoryByMsgID(ctx context.Context, user, msgid string) (HistoryEntry, error)
 	// HistoryTargets lists the conversations whose newest entry is
 	// strictly between after and before (zero: unbounded; one with an

@@ -26,7 +26,8 @@ func WithSlowWriteHook(st Store, after time.Duration, hook func()) Store {
 	return h
 }
 
-// readOps are the operations that only read.
+// readOps are the operations that only read (HeldIMs writes only to
+// remove held IMs it cannot read, which a sound database never has).
 var readOps = map[string]bool{
 	opUser: true, opUsers: true, opLoadUser: true, opHeldIMs: true, opQueuedIMs: true,
 	opHistory: true, opHistoryByMsgID: true, opHistoryTargets: true, opHistorySince: true, opHistoryLatestSince: true,

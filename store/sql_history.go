@@ -252,7 +252,8 @@ func (s *sqlStore) History(ctx context.Context, user string, q HistoryQuery) ([]
 	}
 	after, afterID := afterPlace(q.After, q.AfterID)
 	before, beforeID := beforePlace(q.Before, q.BeforeID)
-	out, err := s.entries(ctx, query, user, q.Account, int64(q.Buddy), after, after, afterID, before, before, beforeID, limit)
+	bad := &UnreadableRows{Table: "history", User: user, Email: q.Account}
+	out, err := s.entries(ctx, bad, query, limit, user, q.Account, int64(q.Buddy), after, after, afterID, before, before, beforeID)
 	if err == nil && len(out) == 0 {
 		_, err = s.accountID(ctx, s.db, user, q.Account) // none, or no such account?
 	}
@@ -262,26 +263,65 @@ func (s *sqlStore) History(ctx context.Context, user string, q HistoryQuery) ([]
 	if q.Latest {
 		slices.Reverse(out)
 	}
-	return out, nil
+	return out, wrap("history", bad.err())
 }
 
-// entries runs a query of history rows.
-func (s *sqlStore) entries(ctx context.Context, query string, args ...any) ([]HistoryEntry, error) {
-	var out []HistoryEntry
-	err := s.eachRow(ctx, s.db, query, args, func(rows *sql.Rows) error {
-		e, err := scanHistory(rows)
-		out = append(out, e)
-		return err
-	})
-	return out, err
+// errPageFull ends a read of history rows that has the entries it wants.
+var errPageFull = errors.New("store: page full")
+
+// entries runs a query of history rows whose last parameter (after args)
+// is its LIMIT, and returns the first limit rows that read, in the
+// query's order; those that do not, before them, are left out and added
+// to bad. A page keeps its limit past them (a short page is the end, and
+// its last entry bounds the next), so the query is run again with a
+// larger LIMIT as long as rows left out leave it short: at least twice
+// as large each time, so that many unreadable rows take few runs.
+func (s *sqlStore) entries(ctx context.Context, bad *UnreadableRows, query string, limit int, args ...any) ([]HistoryEntry, error) {
+	for n := limit; ; {
+		var out []HistoryEntry
+		bad.Rows = bad.Rows[:0]
+		read := 0
+		err := s.eachRow(ctx, s.db, query, append(slices.Clip(args), n), func(rows *sql.Rows) error {
+			read++
+			e, ok, err := readRow(rows, bad, readHistory)
+			if ok {
+				if out = append(out, e); len(out) == limit {
+					return errPageFull
+				}
+			}
+			return err
+		})
+		if errors.Is(err, errPageFull) {
+			err = nil
+		}
+		if err != nil || len(out) == limit || read < n {
+			return out, err
+		}
+		n = max(2*n, n+limit-len(out))
+	}
 }
+
+// readHistory is scanHistory for readRow.
+func readHistory(rows *sql.Rows) (HistoryEntry, error) { return scanHistory(rows) }
 
 func (s *sqlStore) HistoryByMsgID(ctx context.Context, user, msgid string) (HistoryEntry, error) {
-	e, err := scanHistory(s.queryRow(ctx, s.db, `SELECT `+historyColumns+` FROM history h JOIN accounts a ON a.id = h.account_id
-		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.msgid = ?`, user, msgid))
-	if errors.Is(err, sql.ErrNoRows) {
+	bad := &UnreadableRows{Table: "history", User: user}
+	found := false
+	var e HistoryEntry
+	err := s.eachRow(ctx, s.db, `SELECT `+historyColumns+` FROM history h JOIN accounts a ON a.id = h.account_id
+		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.msgid = ?`, []any{user, msgid}, func(rows *sql.Rows) error {
+		var err error
+		e, found, err = readRow(rows, bad, readHistory)
+		return err
+	})
+	if err == nil && !found {
+		// None, or none that reads: as good as none for a caller placing a
+		// reference, which then goes on without it.
 		if _, err = s.userID(ctx, s.db, user); err == nil {
 			err = fmt.Errorf("msgid %q of user %q: %w", msgid, user, ErrNotFound)
+			if bad.err() != nil {
+				err = fmt.Errorf("%w: %w", err, bad)
+			}
 		}
 	}
 	if err != nil {
@@ -336,15 +376,16 @@ func (s *sqlStore) HistorySince(ctx context.Context, user string, afterID int64,
 	if err != nil {
 		return nil, fmt.Errorf("store: history since: %w", err)
 	}
-	out, err := s.entries(ctx, `SELECT `+historyColumns+` FROM history h JOIN accounts a ON a.id = h.account_id
-		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.id > ? ORDER BY h.id LIMIT ?`, user, afterID, limit)
+	bad := &UnreadableRows{Table: "history", User: user}
+	out, err := s.entries(ctx, bad, `SELECT `+historyColumns+` FROM history h JOIN accounts a ON a.id = h.account_id
+		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.id > ? ORDER BY h.id LIMIT ?`, limit, user, afterID)
 	if err == nil && len(out) == 0 {
 		_, err = s.userID(ctx, s.db, user)
 	}
 	if err != nil {
 		return nil, wrap("history since", err)
 	}
-	return out, nil
+	return out, wrap("history since", bad.err())
 }
 
 func (s *sqlStore) HistoryLatestSince(ctx context.Context, user string, afterID, beforeID int64, limit int) ([]HistoryEntry, error) {
@@ -355,8 +396,9 @@ func (s *sqlStore) HistoryLatestSince(ctx context.Context, user string, afterID,
 	if beforeID <= 0 {
 		beforeID = math.MaxInt64
 	}
-	out, err := s.entries(ctx, `SELECT `+historyColumns+` FROM history h JOIN accounts a ON a.id = h.account_id
-		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.id > ? AND h.id < ? ORDER BY h.id DESC LIMIT ?`, user, afterID, beforeID, limit)
+	bad := &UnreadableRows{Table: "history", User: user}
+	out, err := s.entries(ctx, bad, `SELECT `+historyColumns+` FROM history h JOIN accounts a ON a.id = h.account_id
+		WHERE h.user_id = (SELECT id FROM users WHERE name = ?) AND h.id > ? AND h.id < ? ORDER BY h.id DESC LIMIT ?`, limit, user, afterID, beforeID)
 	if err == nil && len(out) == 0 {
 		_, err = s.userID(ctx, s.db, user)
 	}
@@ -364,7 +406,7 @@ func (s *sqlStore) HistoryLatestSince(ctx context.Context, user string, afterID,
 		return nil, wrap("history latest since", err)
 	}
 	slices.Reverse(out)
-	return out, nil
+	return out, wrap("history latest since", bad.err())
 }
 
 func (s *sqlStore) LastHistoryID(ctx context.Context, user string) (int64, error) {

@@ -100,14 +100,14 @@ const qHeldIMs = `SELECT COALESCE(h.id, 0), COALESCE(h.seq, 0), COALESCE(h.sende
 	WHERE u.name = ? AND a.email = ? ORDER BY h.seq, h.id`
 
 func (s *sqlStore) HeldIMs(ctx context.Context, user, email string) ([]HeldIM, error) {
-	ctx, err := s.shortRead(ctx)
+	rctx, err := s.shortRead(ctx)
 	if err != nil {
 		return nil, wrap("held IMs", err)
 	}
 	var out []HeldIM
 	bad := &UnreadableRows{Table: "held_ims", User: user, Email: email}
 	found := false
-	err = s.eachRow(ctx, s.db, qHeldIMs, []any{user, email}, func(rows *sql.Rows) error {
+	err = s.eachRow(rctx, s.db, qHeldIMs, []any{user, email}, func(rows *sql.Rows) error {
 		found = true
 		im, ok, err := readRow(rows, bad, scanHeld)
 		if ok && im.ID != 0 {
@@ -121,12 +121,19 @@ func (s *sqlStore) HeldIMs(ctx context.Context, user, email string) ([]HeldIM, e
 	if err != nil {
 		return nil, wrap("held IMs", err)
 	}
+	if len(bad.Rows) > 0 {
+		// Kept, they would count against MaxHeld for good, and an account
+		// with MaxHeld of them would refuse every IM. The error names
+		// them, for the user to be told; a removal that fails leaves them
+		// for the next read.
+		ids := make([]int64, len(bad.Rows))
+		for i, r := range bad.Rows {
+			ids[i] = r.ID
+		}
+		bad.Removed = s.deleteByID(ctx, "held_ims", user, email, ids) == nil
+	}
 	return out, wrap("held IMs", bad.err())
 }
-
-// errTakeAgain ends a take that met rows it cannot read: it is rolled
-// back and made again without them.
-var errTakeAgain = errors.New("store: take again")
 
 func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, error) {
 	id, err := s.accountID(ctx, s.db, user, email)
@@ -136,53 +143,24 @@ func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, 
 	// One statement: what it returns is exactly what it deleted, even
 	// with IMs held at the same moment. It runs in a transaction committed
 	// only once every row it returned was read: a take that fails first
-	// (ctx ended, the connection lost) removes none. A take that meets
-	// rows it cannot read is rolled back and made again without them:
-	// they stay held, and the error names them.
+	// (ctx ended, the connection lost) removes none. Rows it cannot read
+	// are taken with the others (as HeldIMs removes them) and named.
 	bad := &UnreadableRows{Table: "held_ims", User: user, Email: email}
 	var out []HeldIM
-	for {
-		q, args := `DELETE FROM held_ims WHERE account_id = ?`, []any{id}
-		if len(bad.Rows) > 0 {
-			q += ` AND id NOT IN (` + strings.Repeat(", ?", len(bad.Rows))[2:] + `)`
-			for _, r := range bad.Rows {
-				args = append(args, r.ID)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.eachRow(ctx, tx, `DELETE FROM held_ims WHERE account_id = ? RETURNING `+heldColumns, []any{id}, func(rows *sql.Rows) error {
+			im, ok, err := readRow(rows, bad, scanHeld)
+			if ok {
+				out = append(out, im)
 			}
-		}
-		out = out[:0]
-		before := len(bad.Rows)
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			// Not prepared when the list's length varies.
-			rows, err := tx.QueryContext(ctx, s.d.Rebind(q+` RETURNING `+heldColumns), args...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				im, ok, err := readRow(rows, bad, scanHeld)
-				if err != nil {
-					return err
-				}
-				if ok {
-					out = append(out, im)
-				}
-			}
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if len(bad.Rows) > before {
-				return errTakeAgain
-			}
-			return nil
+			return err
 		})
-		if !errors.Is(err, errTakeAgain) {
-			break
-		}
-	}
+	})
 	if err != nil {
 		return nil, wrap("take held IMs", err)
 	}
 	slices.SortFunc(out, func(a, b HeldIM) int { return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.ID, b.ID)) })
+	bad.Removed = true
 	return out, wrap("take held IMs", bad.err())
 }
 
@@ -278,7 +256,7 @@ func readRow[T any](rows *sql.Rows, bad *UnreadableRows, scan func(*sql.Rows) (T
 	}
 	var id sql.NullInt64
 	if id.Scan(vals[0]) != nil || !id.Valid {
-		return v, false, err // no id to name it by, or to keep it out of a take
+		return v, false, err // no id to name it by
 	}
 	bad.Rows = append(bad.Rows, UnreadableRow{ID: id.Int64, Err: err})
 	var zero T

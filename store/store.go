@@ -139,15 +139,17 @@ type Store interface {
 	HoldIM(ctx context.Context, user, email string, im HeldIM) (HeldIM, error)
 	// HeldIMs returns the account's held IMs in arrival order (by Seq,
 	// then by the order they were held) and keeps them. Rows it cannot
-	// read are left out: it returns the others and an *UnreadableRows
-	// naming them.
+	// read are left out and removed (they could never be shown, and
+	// would count against MaxHeld for good): it returns the others and
+	// an *UnreadableRows naming them (Removed unless the removal failed;
+	// then they stay, for the next read).
 	HeldIMs(ctx context.Context, user, email string) ([]HeldIM, error)
 	// TakeHeld returns the account's held IMs in arrival order and
 	// forgets them, in one statement; a take that fails forgets none. An
 	// IM taken is no longer kept: where a crash before delivery must lose
 	// nothing, use HeldIMs and then DeleteHeld for what was delivered.
-	// Rows it cannot read stay held: it takes the others, and returns
-	// them with an *UnreadableRows naming those.
+	// Rows it cannot read are taken too: it returns the others with an
+	// *UnreadableRows (Removed) naming those.
 	TakeHeld(ctx context.Context, user, email string) ([]HeldIM, error)
 	// DeleteHeld forgets the held IMs of the account with these IDs
 	// (delivered ones); IDs not held are ignored.
@@ -233,14 +235,18 @@ type UserState struct {
 }
 
 // UnreadableRows is the error (ErrUnreadable) of a read that left out
-// rows of an account it could not read: values that do not convert, as a
-// corrupt database keeps them, or SQLite does what another tool or a bad
-// migration wrote (text in an integer column). The read returns the
-// others with it; the rows stay.
+// rows of a user or an account it could not read: values that do not
+// convert, as a corrupt database keeps them, or SQLite does what another
+// tool or a bad migration wrote (text in an integer column). The read
+// returns the others with it. The rows stay unless Removed.
 type UnreadableRows struct {
-	Table       string // held_ims or queued_ims
-	User, Email string
-	Rows        []UnreadableRow
+	Table string // held_ims, queued_ims or history
+	User  string
+	Email string // the account's; "" for a read of all the user's accounts
+	Rows  []UnreadableRow
+	// Removed: the read removed the rows (held IMs, which could never be
+	// shown and would count against MaxHeld for good).
+	Removed bool
 }
 
 // UnreadableRow is a row left out, by its id, and why.
@@ -251,7 +257,15 @@ type UnreadableRow struct {
 
 func (e *UnreadableRows) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%v: %d %s rows of account %q of user %q:", ErrUnreadable, len(e.Rows), e.Table, e.Email, e.User)
+	fmt.Fprintf(&b, "%v: %d %s rows", ErrUnreadable, len(e.Rows), e.Table)
+	if e.Email != "" {
+		fmt.Fprintf(&b, " of account %q", e.Email)
+	}
+	fmt.Fprintf(&b, " of user %q", e.User)
+	if e.Removed {
+		b.WriteString(", removed")
+	}
+	b.WriteString(":")
 	for i, r := range e.Rows {
 		if i > 0 {
 			b.WriteString(";")
