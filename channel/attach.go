@@ -106,8 +106,14 @@ func (at *attachment) miss(user, msgid string) {
 
 // missesOf starts the misses of user on the connection, which is theirs
 // now: what the user it was before missed says nothing of user's history,
-// and would keep out the first miss of theirs.
-func (at *attachment) missesOf(user string) { at.missed.Store(&missMark{user: user}) }
+// and would keep out the first miss of theirs. undo puts back what was
+// there, unless a miss of user's was recorded since (a switch that did
+// not happen after all).
+func (at *attachment) missesOf(user string) (undo func()) {
+	was, mark := at.missed.Load(), &missMark{user: user}
+	at.missed.Store(mark)
+	return func() { at.missed.CompareAndSwap(mark, was) }
+}
 
 // missedOf is the msgid of the first message of user's the client was
 // not given, or "".

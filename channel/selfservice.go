@@ -579,9 +579,6 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		s.claimThen(r, u, func() { s.becomeUser(r, u, old) })
 		return
 	}
-	for _, at := range s.cl.ats { // here, or in u's session it is handed to
-		at.missesOf(u.Name)
-	}
 	for _, a := range slices.Clone(s.accounts) {
 		s.removeAccount(a, "", "as your accounts changed")
 	}
@@ -601,7 +598,13 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		// of u's, ends.
 		b.mu.Unlock()
 		at := s.cl.ats[0]
+		// Its misses are u's in prev from the moment it is there; if
+		// it stays, old's miss is as it was.
+		undo := at.missesOf(u.Name)
 		moved, err := s.handOver(at, prev)
+		if !moved {
+			undo()
+		}
 		if moved {
 			s.handedTo = at
 			if old.Ephemeral {
@@ -642,6 +645,9 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 	rel := b.lease.drop(old.Name) // its accounts are gone
 	b.sessions[u.Name] = s
 	s.user, s.mem = u, mem
+	for _, at := range s.cl.ats {
+		at.missesOf(u.Name)
+	}
 	b.mu.Unlock()
 	s.releaseLater(rel)
 	if old.Ephemeral && len(old.Accounts) > 0 {

@@ -1,12 +1,15 @@
 package channel
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/msimircd/msimircd/ircd"
 	"github.com/msimircd/msimircd/msim"
+	"github.com/msimircd/msimircd/store"
 )
 
 // TestSwitchKeepsTheNewUsersMiss: the only client, closing, misses an IM
@@ -78,5 +81,43 @@ func (f *heldSentIRC) report(ok bool) {
 	f.sents = nil
 	for _, sent := range sents {
 		sent(ok)
+	}
+}
+
+// failLoadStore is a store that cannot read the state of one user.
+type failLoadStore struct {
+	store.Store
+	name string
+}
+
+func (s failLoadStore) LoadUser(ctx context.Context, name string) (store.UserState, error) {
+	if name == s.name {
+		return store.UserState{}, errors.New("disk on fire")
+	}
+	return s.Store.LoadUser(ctx, name)
+}
+
+// TestFailedSwitchKeepsTheMiss: a switch to another user that fails (the
+// new user's state cannot be read) leaves the session its user's, and the
+// miss its client recorded before stays theirs: the client's position,
+// saved as it leaves, stops before the IM it missed.
+func TestFailedSwitchKeepsTheMiss(t *testing.T) {
+	r, st := historyRig(t)
+	phoneIRC := &closableIRC{fakeIRC: newFakeIRC(), closing: true, queued: true}
+	phone := r.s.cl.ats[0]
+	phone.c, phone.name = phoneIRC, "phone"
+	r.s.newBuddy(r.a, 7, "bob", "")
+	r.s.fromUser(r.a, 7, msim.IMEvent{From: 7, Text: "missed", Time: time.Now()})
+
+	r.s.b.cfg.Store = failLoadStore{Store: st, name: "carol"}
+	old := r.s.user
+	r.s.becomeUser(replyCtx{}, User{Name: "carol", registered: true}, old)
+	if r.s.user.Name != old.Name {
+		t.Fatalf("the session is %s's after a failed switch, want %s's", r.s.user.Name, old.Name)
+	}
+	r.s.b.cfg.Store = st
+	r.s.closed(phone)
+	if got, want := replayedTo(r, st, "phone"), []string{"missed"}; !slices.Equal(got, want) {
+		t.Errorf("the phone's next connection would be replayed %q, want %q", got, want)
 	}
 }
