@@ -14,7 +14,8 @@ import (
 // host's speed drifts over a run (by a fifth within minutes on a shared
 // machine), and phases taken minutes apart compare the host with itself
 // as much as the two servers. Each round runs both loads (the fixed rate,
-// then full load), in the other order in the next round.
+// then full load), in the other order in the next round; after its turn
+// the gateway settles (its history writer idle) before the other's.
 type plainPairs struct {
 	Rounds int `json:"rounds"`
 	// Bridged and Plain are pooled over the rounds: the full-load rate is
@@ -38,6 +39,9 @@ type plainPairs struct {
 	// measured (a ratio of 0) is left out of them.
 	MedianShare    float64 `json:"median_share"`
 	MedianP99Ratio float64 `json:"median_rate_p99_ratio,omitempty"`
+	// BridgedSettleSecs: how long the gateway took to settle (its history
+	// writer idle) after each of its turns, before the plain server's.
+	BridgedSettleSecs []float64 `json:"bridged_settle_s,omitempty"`
 }
 
 // plainTurnsPlan says whether the loads are taken in turns after the plain
@@ -69,7 +73,16 @@ type turnSide struct {
 	fullSecs         float64
 	ticks, delivered int64
 	cpuErr           error
+	// settled: the seconds the gateway took to settle after each of its
+	// turns (settleAfterTurn), before the other side's.
+	settled []float64
 }
+
+// settleAfterTurn bounds the wait, after a gateway's turn, for it and its
+// history writer to be idle: the entries a full load left queued are
+// appended then, rather than during the other side's turn, where they
+// would take the CPU the other side is measured on.
+const settleAfterTurn = 30 * time.Second
 
 // turnOptions are the options of each side's turn: the full-load phase
 // half as long as alone (two sides, several rounds) but at least a
@@ -150,6 +163,7 @@ func runPlainPairs(ctx context.Context, e *env, addr string, pid, n int, o loadO
 	if err := t.gw.alive(); err != nil {
 		return pp, err
 	}
+	pp.BridgedSettleSecs = sides[0].settled
 	pp.MedianShare = median(measured(pp.RoundShares))
 	pp.MedianP99Ratio = median(measured(pp.RoundP99Ratios))
 	return pp, nil
@@ -194,6 +208,7 @@ func (s *turnSide) turn(ctx context.Context, e *env, o loadOptions, label string
 		cpu1, err1 = s.t.gw.cpuTicks()
 		s.ticks += int64(cpu1 - cpu0)
 		s.cpuErr = cmp.Or(s.cpuErr, err0, err1)
+		s.settled = append(s.settled, s.t.gw.settle(settleAfterTurn).Seconds())
 	}
 	s.delivered += s.l.delivered.Load() - d0
 	s.lat = append(s.lat, s.l.takeRateLat()...)

@@ -150,6 +150,16 @@ func TestPlainTurnsRun(t *testing.T) {
 	if pp.Bridged.GatewayCPUPerIM <= 0 {
 		t.Errorf("bridged: gateway CPU per IM %v, want it measured", pp.Bridged.GatewayCPUPerIM)
 	}
+	// The gateway settles (its history writer idle) after each of its
+	// turns, before the plain server's.
+	if len(pp.BridgedSettleSecs) != 2 {
+		t.Errorf("bridged_settle_s: got %v, want one wait per round", pp.BridgedSettleSecs)
+	}
+	for _, s := range pp.BridgedSettleSecs {
+		if s <= 0 || s > settleAfterTurn.Seconds()+1 {
+			t.Errorf("bridged_settle_s: got %v, want each a wait of at most %v", pp.BridgedSettleSecs, settleAfterTurn)
+		}
+	}
 
 	// The table judges by the medians.
 	var tbl bytes.Buffer
