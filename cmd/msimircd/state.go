@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/store"
 )
 
@@ -172,19 +171,14 @@ func openStoreKey(ctx context.Context, sc StoreConfig) (store.Store, []byte, err
 	return st, key, withoutDSN(err)
 }
 
-// withoutDSN is err without the connection string pgx quotes when it
-// cannot parse one: it masks the passwords it recognises, which are not
-// all that libpq takes ("password = pw", with spaces, is kept whole). What
-// is wrong with the string stays.
+// withoutDSN names store.dsn in an error that its connection string does
+// not parse (sqldb.ErrDSN, whose text leaves the string out: it may hold a
+// password), so that the config's line is given.
 func withoutDSN(err error) error {
-	var pe *pgconn.ParseConfigError
-	if !errors.As(err, &pe) {
+	if !errors.Is(err, sqldb.ErrDSN) {
 		return err
 	}
-	hidden := *pe
-	hidden.ConnString = "" // pgx's text without the string: what is wrong with it
-	why := strings.TrimPrefix(hidden.Error(), "cannot parse ``: ")
-	return errKey("the PostgreSQL connection string does not parse (it is not shown: it may hold a password): "+why, "dsn", pathStep{"store", -1})
+	return errKey(err.Error(), "dsn", pathStep{"store", -1})
 }
 
 // validate checks the [store] table.

@@ -63,6 +63,9 @@ func (e *NewerSchemaError) Error() string {
 // version. A database newer than the schema is refused with a
 // *NewerSchemaError.
 func Migrate(ctx context.Context, db *sql.DB, d *Dialect, s Schema, target int) error {
+	if target < 0 || target > len(s.Migrations) {
+		return fmt.Errorf("migration to schema version %d: %s knows versions 0 to %d", target, s.Program, len(s.Migrations))
+	}
 	for {
 		done, err := migrateStep(ctx, db, d, s, target)
 		if err != nil || done {
@@ -117,7 +120,8 @@ func migrateStep(ctx context.Context, db *sql.DB, d *Dialect, s Schema, target i
 	return false, nil
 }
 
-// Version reads the schema's version row; 0 if the database has none yet.
+// Version reads the schema's version row; 0 if the database has none yet,
+// an error if the row holds a version below 0.
 func Version(ctx context.Context, q Querier, s Schema) (int, error) {
 	var v int
 	err := q.QueryRowContext(ctx, `SELECT version FROM `+s.VersionTable+` WHERE id = 1`).Scan(&v)
@@ -126,6 +130,9 @@ func Version(ctx context.Context, q Querier, s Schema) (int, error) {
 	}
 	if err != nil {
 		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	if v < 0 { // no binary writes one: migrating would index below the first
+		return 0, fmt.Errorf("schema version %d: the version row is damaged", v)
 	}
 	return v, nil
 }

@@ -14,10 +14,12 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
@@ -207,9 +209,11 @@ const postgresIdle = 5 * time.Minute
 // statements again, milliseconds each. (Keeping a quarter of them, a
 // burst beyond that opened the rest again every time.)
 func OpenPostgres(ctx context.Context, dsn string, conns int) (db *sql.DB, where string, err error) {
-	cfg, err := pgconn.ParseConfig(dsn) // its errors leave out the password
+	// pgx's settings too, as sql.Open parses them again with the same
+	// errors.
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, "", fmt.Errorf("postgres: %w", err)
+		return nil, "", fmt.Errorf("postgres: %w: %s", ErrDSN, withoutDSN(err))
 	}
 	where = fmt.Sprintf("postgres database %s on %s:%d", cfg.Database, cfg.Host, cfg.Port)
 	db, err = sql.Open("pgx", dsn)
@@ -225,6 +229,28 @@ func OpenPostgres(ctx context.Context, dsn string, conns int) (db *sql.DB, where
 	}
 	return db, where, nil
 }
+
+// ErrDSN is a PostgreSQL connection string that does not parse; the error
+// wrapping it says why, without the string (it may hold a password).
+var ErrDSN = errors.New("the connection string does not parse (it is not shown: it may hold a password)")
+
+// withoutDSN is the text of a connection string's parse error with the
+// string left out: pgx masks the passwords it can place, but not one
+// written "password = x" or holding a quote or an '@' it misreads. The
+// parts of the string that the reason quotes go too: a password with an
+// unquoted space is quoted as a key without its '='.
+func withoutDSN(err error) string {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return "cannot parse the connection string"
+	}
+	c := *pe
+	c.ConnString = "…"
+	return quoted.ReplaceAllLiteralString(c.Error(), `"…"`)
+}
+
+// quoted matches a string as %q writes it.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 // UniqueViolation reports whether err is a uniqueness constraint's
 // refusal, and names it: PostgreSQL's constraint name, or SQLite's

@@ -185,3 +185,59 @@ func TestPostgresKeepsABurstsConnections(t *testing.T) {
 		t.Errorf("after a burst on %d connections: %d open, %d idle; want all %d kept", conns, st.OpenConnections, st.Idle, conns)
 	}
 }
+
+// TestPostgresDSNErrorHidesPassword: a connection string that does not
+// parse is refused without any of its text, as pgx's own redaction misses
+// passwords it cannot place (spaces around '=', an escaped quote, an '@'
+// in a URL's password) and pgx's own settings are parsed again by the
+// driver.
+func TestPostgresDSNErrorHidesPassword(t *testing.T) {
+	for _, dsn := range []string{
+		"host=h password = hunter2secret sslmode=bogus",
+		"host=h port=abc password\t=hunter2secret",
+		`host=h password='hunter2\' secret' sslmode=bogus`,
+		"postgres://u:hunter2@secret@h/db?sslmode=bogus",
+		"host=h password = hunter2secret statement_cache_capacity=abc",
+		"postgres://u:hunter2secret@h/db?default_query_exec_mode=abc",
+		"host=h password=hunter2 secret dbname=d",
+	} {
+		t.Run(dsn, func(t *testing.T) {
+			_, _, err := OpenPostgres(context.Background(), dsn, 1)
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			for _, part := range []string{"hunter2", "secret"} {
+				if strings.Contains(err.Error(), part) {
+					t.Errorf("got %q, want an error without the password", err)
+				}
+			}
+			if !strings.Contains(err.Error(), "postgres") {
+				t.Errorf("got %q, want it to name postgres", err)
+			}
+		})
+	}
+}
+
+// TestMigrateDamagedVersion: a version row no binary wrote (below zero)
+// and a target beyond the schema are errors, not panics.
+func TestMigrateDamagedVersion(t *testing.T) {
+	ctx := context.Background()
+	db, _, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := Schema{Program: "testd", VersionTable: "t_version", Migrations: []string{"CREATE TABLE t (a INTEGER)"}}
+	if err := Migrate(ctx, db, SQLite, s, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, db, SQLite, s, 2); err == nil {
+		t.Error("migrate beyond the schema: got no error")
+	}
+	if _, err := db.Exec("INSERT INTO t_version (id, version) VALUES (1, -1) ON CONFLICT (id) DO UPDATE SET version = -1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, db, SQLite, s, 1); err == nil || !strings.Contains(err.Error(), "-1") {
+		t.Errorf("version -1: got %v, want an error naming it", err)
+	}
+}
