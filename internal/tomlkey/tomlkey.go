@@ -9,15 +9,17 @@ package tomlkey
 import "strings"
 
 // Code returns the file's lines as TOML reads them: comments removed,
-// and lines that a multi-line string continues blanked, so that neither is
-// taken for a key or a table header.
+// and lines that a multi-line string, array or inline table continues
+// blanked, so that neither is taken for a key or a table header.
 func Code(data []byte) []string {
 	lines := strings.Split(string(data), "\n")
 	out := make([]string, len(lines))
 	var open string // the delimiter of a multi-line string still open
+	depth := 0      // the arrays and inline tables of a value still open
 	for i, l := range lines {
 		var code strings.Builder
-		inside := open != "" // the line starts inside a string
+		inside := open != "" || depth > 0 // the line starts inside a value
+		value := depth > 0                // brackets are a value's, not a header's
 		for j := 0; j < len(l); {
 			switch {
 			case open != "":
@@ -50,6 +52,7 @@ func Code(data []byte) []string {
 			case l[j] == '#':
 				j = len(l)
 			default:
+				depth, value = nest(l[j], depth, value)
 				code.WriteByte(l[j])
 				j++
 			}
@@ -59,6 +62,23 @@ func Code(data []byte) []string {
 		}
 	}
 	return out
+}
+
+// nest follows the brackets of a value, c being a byte of code outside
+// strings: after a key's '=', or on a line a value continues, '[' and '{'
+// open an array or inline table and ']' and '}' close one; before the
+// '=' they are a table header's.
+func nest(c byte, depth int, value bool) (int, bool) {
+	switch {
+	case c == '=':
+		return depth, true
+	case !value:
+	case c == '[' || c == '{':
+		depth++
+	case (c == ']' || c == '}') && depth > 0:
+		depth--
+	}
+	return depth, value
 }
 
 // Header returns the table header a line of Code holds ("[irc]",

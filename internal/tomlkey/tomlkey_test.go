@@ -56,10 +56,11 @@ func TestLine(t *testing.T) {
 
 // FuzzCode: whatever a file holds, Code gives one line for each of the
 // file's, and each is a part of that line with its comment and the text of
-// its multi-line strings left out; nothing panics.
+// its multi-line strings and values left out; nothing panics.
 func FuzzCode(f *testing.F) {
 	f.Add("a = 'x # y' # comment\nm = '''\n[[user]]\n'''\n[irc]\n")
 	f.Add("motd = [\"\"\"\nx = \\\"\"\"\n[log]\ncolour = 1 \"\"\"]\n")
+	f.Add("motd = [\n  \"a = b\",\n  [1], # ]\n  { c = [\n'''\n]''',\n] }]\n[irc]\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		lines := strings.Split(text, "\n")
 		got := Code([]byte(text))
@@ -73,4 +74,39 @@ func FuzzCode(f *testing.F) {
 			_, _ = Header(code), Key(code)
 		}
 	})
+}
+
+// TestLineMultiLineValues: the lines of an array or inline table that
+// goes on over several lines are part of one value, not keys or headers,
+// even where a string in it reads like one.
+func TestLineMultiLineValues(t *testing.T) {
+	data := []byte("[irc]\n" +
+		"motd = [\n" +
+		"  \"listen = here\",\n" +
+		"  [\"nested\"], # a comment ]\n" +
+		"  '''\n" +
+		"]''',\n" +
+		"]\n" +
+		"listen = [ { a = [\n" +
+		"  1 ] },\n" +
+		"]\n" +
+		"network = 'x'\n")
+	for _, tc := range []struct {
+		table, name string
+		want        int
+	}{
+		{"irc", "listen", 8},
+		{"irc", "network", 11},
+		{"irc", "motd", 2},
+		{"", "irc", 1},
+	} {
+		if got := Line(data, tc.table, tc.name); got != tc.want {
+			t.Errorf("Line(%q, %q): got %d, want %d", tc.table, tc.name, got, tc.want)
+		}
+	}
+	for i, code := range Code(data) {
+		if h := Header(code); h != "" && i != 0 {
+			t.Errorf("line %d (%q): got header %q, want none", i+1, code, h)
+		}
+	}
 }
