@@ -14,12 +14,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Read loads the key of size bytes at path. A missing file is an error
 // that errors.Is fs.ErrNotExist.
 func Read(path string, size int) ([]byte, error) {
-	f, err := os.Open(path)
+	// Without blocking: opening a named pipe would wait for a writer
+	// before the checks below could refuse it. A regular file reads the
+	// same either way.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -81,5 +82,18 @@ func TestLoadOrCreateRace(t *testing.T) {
 		if len(entries) != 1 {
 			t.Fatalf("left %d files, want only the key", len(entries))
 		}
+	}
+}
+
+// TestReadFIFO: a named pipe at the key's path is refused as not a
+// regular file, rather than waiting for a writer that never comes (open
+// of a pipe blocks until one does).
+func TestReadFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	if _, err := Read(path, 32); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("got %v, want an error saying not a regular file", err)
 	}
 }
