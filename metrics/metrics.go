@@ -29,6 +29,13 @@ import (
 // checkTimeout bounds one readiness probe.
 const checkTimeout = 3 * time.Second
 
+// idleTimeout is how long a client's connection may stay open between
+// requests: longer than a scraper's interval, so a scraper keeps its one
+// connection, but bounded, so clients that never close theirs do not use
+// up the process's file descriptors (shared with the IRC and MSIM
+// listeners).
+const idleTimeout = 5 * time.Minute
+
 // Check is one readiness probe: nil when the part it checks is usable.
 type Check func(ctx context.Context) error
 
@@ -91,7 +98,7 @@ func Listen(addr string, public bool, reg prometheus.Gatherer) (*Server, error) 
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout}
 	return s, nil
 }
 

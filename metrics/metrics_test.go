@@ -1,12 +1,15 @@
 package metrics
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -111,4 +114,43 @@ func TestRegisterTwice(t *testing.T) {
 		}
 	}()
 	Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_twice_total", Help: "Twice."}))
+}
+
+// TestIdleConnectionClosed: a client that keeps its connection open after
+// a request and sends nothing more is let go, so clients that never close
+// theirs cannot pile up the process's file descriptors.
+func TestIdleConnectionClosed(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", false, NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.http.IdleTimeout > 0 { // shortened, so the test does not wait the real one
+		s.http.IdleTimeout = time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second)) // only if never closed
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("reading an idle kept-alive connection: got %v, want EOF (closed by the server)", err)
+	}
 }
