@@ -593,6 +593,11 @@ func cmdMode(c *Client, m *irc.Message) *ircError {
 	modes := m.Params[1]
 	args := m.Params[2:]
 	change := false
+	// One reply of each kind for the command, as solanum sends them: a
+	// mode string of a line's length would otherwise get a line per
+	// letter, enough to overflow the client's own SendQ.
+	var listed [3]bool // b, e, I
+	unknown := false
 	for _, r := range modes {
 		switch r {
 		case '+', '-':
@@ -602,6 +607,11 @@ func cmdMode(c *Client, m *irc.Message) *ircError {
 				args = args[1:]
 				continue
 			}
+			i := strings.IndexRune("beI", r)
+			if listed[i] {
+				continue
+			}
+			listed[i] = true
 			switch r {
 			case 'b':
 				c.numeric(irc.RPL_ENDOFBANLIST, ch.name, "End of channel ban list")
@@ -623,7 +633,10 @@ func cmdMode(c *Client, m *irc.Message) *ircError {
 		case 'n', 't':
 			change = true
 		default:
-			c.numeric(irc.ERR_UNKNOWNMODE, string(r), "is unknown mode char to me")
+			if !unknown { // the first unknown letter only
+				unknown = true
+				c.numeric(irc.ERR_UNKNOWNMODE, string(r), "is unknown mode char to me")
+			}
 		}
 	}
 	if change {

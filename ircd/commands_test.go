@@ -152,6 +152,13 @@ func TestCommands(t *testing.T) {
 			w("472", "me", "z", "?"),
 			w("403", "me", "#nope", "?"),
 		}, nil},
+		// However many unknown letters or list queries, one 472 (the
+		// first unknown letter) and one end of each list for the command.
+		{"channel mode unknown letters", nil, []string{"MODE &bitlbee +xyzzyx", "MODE &bitlbee bbeIIebq", "MODE &bitlbee +xtw"}, []want{
+			w("472", "me", "x", "?"),
+			w("368", "me", "&bitlbee", "?"), w("349", "me", "&bitlbee", "?"), w("347", "me", "&bitlbee", "?"), w("472", "me", "q", "?"),
+			w("472", "me", "x", "?"), w("482", "me", "&bitlbee", "?"),
+		}, nil},
 		{"channel mode not on channel", nil, []string{"MODE #other +t", "MODE &bitlbee +v nobody"}, []want{
 			w("442", "me", "#other", "?"), w("441", "me", "nobody", "&bitlbee", "?"),
 		}, nil},
