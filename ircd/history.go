@@ -177,7 +177,7 @@ type historyCmd struct {
 
 // parseChathistory parses CHATHISTORY's parameters (subcommand first)
 // with max as the highest limit (a higher one is refused, but TARGETS's
-// is lowered to it, and its 0 is max). Errors are INVALID_PARAMS
+// is lowered to it; a limit of 0 is max). Errors are INVALID_PARAMS
 // failures, as the spec words them.
 func parseChathistory(params []string, max int) (historyCmd, *stdFail) {
 	invalid := func(ps ...string) *stdFail { return &stdFail{"INVALID_PARAMS", ps} }
@@ -204,14 +204,19 @@ func parseChathistory(params []string, max int) (historyCmd, *stdFail) {
 		return historyCmd{}, invalid(sub, "Too many parameters")
 	}
 	limit, err := strconv.Atoi(args[n-1])
-	if hc.sub == "TARGETS" && (err == nil || errors.Is(err, strconv.ErrRange)) && (limit == 0 || limit > max) {
+	if err == nil && limit == 0 {
+		// No number in particular: as many as may be asked for, as ergo
+		// gives them (soju takes 0 too), for TARGETS and messages alike.
+		limit = max
+	}
+	if hc.sub == "TARGETS" && (err == nil || errors.Is(err, strconv.ErrRange)) && limit > max {
 		// CHATHISTORY bounds the messages a command asks for; TARGETS
 		// asks for conversations, and a client may ask for more of them
-		// than the token says (gamja asks for a fixed number), or for
-		// none in particular (0): as many as it allows are given, as
-		// ergo gives them. A number too large for an int is such a
-		// request too (Atoi gives the largest int with ErrRange; the
-		// smallest, for a negative one, stays refused).
+		// than the token says (gamja asks for a fixed number): as many
+		// as it allows are given, as ergo gives them. A number too large
+		// for an int is such a request too (Atoi gives the largest int
+		// with ErrRange; the smallest, for a negative one, stays
+		// refused).
 		limit, err = max, nil
 	}
 	if err != nil || limit <= 0 || limit > max {

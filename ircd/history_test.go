@@ -183,7 +183,6 @@ func TestChathistoryFails(t *testing.T) {
 		{"bare ref", "CHATHISTORY AFTER tom 12345 10", fail("INVALID_PARAMS", "AFTER", "12345", "Invalid message reference")},
 		{"unknown ref type", "CHATHISTORY AFTER tom seq=5 10", fail("INVALID_PARAMS", "AFTER", "seq=5", "Invalid message reference")},
 		{"targets msgid", "CHATHISTORY TARGETS msgid=a timestamp=2024-05-06T07:08:09.010Z 10", fail("INVALID_PARAMS", "TARGETS", "msgid=a", "Invalid timestamp")},
-		{"limit 0", "CHATHISTORY LATEST tom * 0", fail("INVALID_PARAMS", "LATEST", "0", "Invalid limit")},
 		{"limit negative", "CHATHISTORY LATEST tom * -5", fail("INVALID_PARAMS", "LATEST", "-5", "Invalid limit")},
 		{"limit too big", "CHATHISTORY LATEST tom * 51", fail("INVALID_PARAMS", "LATEST", "51", "Invalid limit")},
 		{"limit overflow", "CHATHISTORY LATEST tom * 99999999999999999999999", fail("INVALID_PARAMS", "LATEST", "99999999999999999999999", "Invalid limit")},
@@ -667,6 +666,32 @@ func TestChathistoryCutToMessagesThatFillTheRoom(t *testing.T) {
 	}
 	if note := got[len(got)-1]; note.Command != "WARN" || note.Param(1) != "TRUNCATED" || !strings.Contains(note.Trailing(), "1 of 3") {
 		t.Fatalf("got %q last, want WARN CHATHISTORY TRUNCATED saying 1 of 3", note)
+	}
+}
+
+// A limit of 0 asks for no number in particular: every subcommand asks
+// the backend for as many messages as CHATHISTORY allows, as ergo does
+// and as TARGETS does, where refusing it would leave the client without
+// history (soju accepts 0 too).
+func TestChathistoryLimitZero(t *testing.T) {
+	t.Parallel()
+	e := startHistory(t, historyConfig(), true)
+	c, _ := e.client(t, "me", histCaps...)
+	e.fh.set(func() { e.fh.msgs = convo(t) })
+	for _, line := range []string{
+		"CHATHISTORY LATEST tom * 0",
+		"CHATHISTORY BEFORE tom timestamp=2024-05-06T07:08:09.010Z 0",
+		"CHATHISTORY AFTER tom timestamp=2024-05-06T07:08:09.010Z 0",
+		"CHATHISTORY AROUND tom timestamp=2024-05-06T07:08:09.010Z 0",
+		"CHATHISTORY BETWEEN tom timestamp=2024-05-06T07:08:09.010Z timestamp=2024-05-07T07:08:09.010Z 0",
+	} {
+		c.send(t, line)
+		if got := c.sync(t); len(got) == 0 || got[0].Command != "BATCH" {
+			t.Fatalf("%s: got %q, want a chathistory batch", line, msgStrings(got))
+		}
+		if q := e.query(t); q.Limit != historyConfig().HistoryLimit {
+			t.Fatalf("%s: backend got limit %d, want %d", line, q.Limit, historyConfig().HistoryLimit)
+		}
 	}
 }
 

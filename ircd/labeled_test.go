@@ -144,9 +144,9 @@ func TestLabeledHistory(t *testing.T) {
 		t.Fatalf("got %q, want label h1 on the batch", got[0])
 	}
 
-	c.send(t, "@label=h2 CHATHISTORY LATEST tom * 0")
+	c.send(t, "@label=h2 CHATHISTORY LATEST tom * -1")
 	got = c.sync(t)
-	checkMsgs(t, got, []want{w("FAIL", "CHATHISTORY", "INVALID_PARAMS", "LATEST", "0", "Invalid limit")})
+	checkMsgs(t, got, []want{w("FAIL", "CHATHISTORY", "INVALID_PARAMS", "LATEST", "-1", "Invalid limit")})
 	if got[0].Tags["label"] != "h2" {
 		t.Fatalf("got %q, want label h2", got[0])
 	}
