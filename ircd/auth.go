@@ -260,7 +260,9 @@ func (s *Server) refuse(nc net.Conn, cerr *guard.ConnLimitError) {
 // before the client has read line. It takes at most twice finalWriteWindow.
 func sayGoodbye(nc net.Conn, line string) {
 	defer func() { _ = nc.Close() }()
-	_ = nc.SetWriteDeadline(time.Now().Add(finalWriteWindow))
+	// Reads too: on a TLS connection the write runs the handshake first,
+	// which waits for the client's hello.
+	_ = nc.SetDeadline(time.Now().Add(finalWriteWindow))
 	if _, err := io.WriteString(nc, line); err != nil {
 		return
 	}

@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"strings"
 	"sync"
@@ -50,6 +51,9 @@ type Client struct {
 	serving *serving    // the Serve that accepted it (nil: none), which closes it when its context ends
 	release func()      // uncounts the connection in the server's caps; nil if not counted
 	poked   atomic.Bool // Rest was called: the reader hands over at its next timeout
+	// handshaking: the reader runs the connection's TLS handshake, which
+	// Rest leaves be (see handshake).
+	handshaking atomic.Bool
 	// capsOn is a copy of caps (nil: none) that HasCap reads without
 	// c.mu, replaced whole (publishCaps) whenever caps changes.
 	capsOn atomic.Pointer[map[string]bool]
@@ -190,6 +194,9 @@ func newClient(ctx context.Context, s *Server, nc net.Conn) *Client {
 	}
 	c.lastActive = c.signon
 	c.limiter = s.newLimiter()
+	if _, ok := nc.(*tls.Conn); ok {
+		c.handshaking.Store(true)
+	}
 	return c
 }
 

@@ -6,6 +6,7 @@ package ircd
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,10 @@ func (c *Client) readLoop(st *readState) {
 	defer c.srv.wg.Done()
 	if st == nil {
 		st = c.newReadState()
+		if reason, ok := c.handshake(st.regDeadline); !ok {
+			c.endRead(reason)
+			return
+		}
 	}
 	reason, rested := c.read(st)
 	if rested {
@@ -38,8 +43,11 @@ func (c *Client) readLoop(st *readState) {
 // Rest asks the reader to hand its wait to a fresh goroutine now (see
 // package rest): the read in progress times out, and the reader hands
 // over instead of re-arming. A line cut by it is kept, as by any early
-// timeout.
+// timeout. A TLS handshake in progress is left be (see handshake).
 func (c *Client) Rest() {
+	if c.handshaking.Load() {
+		return
+	}
 	c.poked.Store(true)
 	_ = c.nc.SetReadDeadline(time.Now())
 }
@@ -94,6 +102,32 @@ func (c *Client) read(st *readState) (reason string, rested bool) {
 		if reason, done := c.line(st, line, err); done {
 			return reason, reason == ""
 		}
+	}
+}
+
+// handshake runs a TLS connection's handshake before its first read,
+// bounded by deadline (the registration's), which bounds its writes too: a
+// client that reads nothing would stall them. Rest leaves it be while it
+// runs: a read cut short would end the handshake with an error the
+// connection keeps, so that every later read would fail at once. The
+// writer sets its own write deadline before it writes. false, with the
+// reason, if it failed; true at once for a connection that is not TLS.
+//
+//go:noinline
+func (c *Client) handshake(deadline time.Time) (reason string, ok bool) {
+	tc, isTLS := c.nc.(*tls.Conn)
+	if !isTLS {
+		return "", true
+	}
+	defer c.handshaking.Store(false)
+	_ = tc.SetDeadline(deadline)
+	switch err := tc.HandshakeContext(c.ctx); {
+	case err == nil:
+		return "", true
+	case isTimeout(err):
+		return "Registration timed out", false
+	default:
+		return "TLS handshake failed", false
 	}
 }
 
