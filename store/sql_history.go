@@ -30,8 +30,10 @@ const (
 	qLockHistoryUser = `UPDATE history_users SET entries = entries WHERE user_id = ?`
 	qHistoryRecount  = `UPDATE history_users SET entries =
 		(SELECT count(*) FROM history WHERE user_id = ?) WHERE user_id = ?`
+	// An entry whose time does not read is as old as can be: it could
+	// never be shown, and no bound would ever reach it otherwise.
 	qHistoryPrune = `DELETE FROM history WHERE id IN
-		(SELECT id FROM history WHERE user_id = ? AND sent < ? AND id <= ? LIMIT ?)`
+		(SELECT id FROM history WHERE user_id = ? AND (sent < ? OR ` + unreadableSent + `) AND id <= ? LIMIT ?)`
 	qHistoryPruned     = `UPDATE history_users SET entries = entries - ? WHERE user_id = ?`
 	qHighestPosition   = `SELECT COALESCE(max(position), 0) FROM client_positions WHERE user_id = ?`
 	qAccountAndUser    = `SELECT a.id, a.user_id` + accountSelect
@@ -44,6 +46,14 @@ const (
 	qTrimPositions = `DELETE FROM client_positions WHERE user_id = ? AND client <> ? AND client NOT IN
 		(SELECT client FROM client_positions WHERE user_id = ? ORDER BY updated DESC, client DESC LIMIT ?)`
 )
+
+// unreadableSent is true where a history row's sent does not read as an
+// integer: NULL (PostgreSQL, where the column's NOT NULL was dropped) or,
+// on SQLite, text or a real kept in the column, which CAST changes. It
+// never compares as a time: text is above every integer in SQLite, NULL
+// is neither above nor below. One text for both engines; unqualified, for
+// queries whose history table has an alias too.
+const unreadableSent = `(sent IS NULL OR sent <> CAST(sent AS BIGINT))`
 
 var historyTxQueries = []string{
 	qConversationsEmptied, qHistoryTrim, qLockHistoryUser, qHistoryRecount,
@@ -336,8 +346,11 @@ func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, befor
 		return nil, fmt.Errorf("store: history targets: %w", err)
 	}
 	var out []HistoryTarget
-	// Per conversation that had an entry after the lower bound, one probe
-	// of its index for its newest entry, which must be within the bounds.
+	// Per conversation that had an entry after the lower bound (or whose
+	// latest does not read), one probe of its index for its newest entry
+	// that reads, which must be within the bounds. One that does not
+	// read is passed over: text would be SQLite's max and out of every
+	// bound, and the conversation would be lost for one row.
 	from, to := afterBound(after), beforeBound(before)
 	order := ` ORDER BY latest DESC, email, buddy LIMIT ?`
 	if oldest {
@@ -345,9 +358,9 @@ func (s *sqlStore) HistoryTargets(ctx context.Context, user string, after, befor
 	}
 	err = s.eachRow(ctx, s.db, `SELECT email, buddy, latest FROM
 		(SELECT a.email, c.buddy, (SELECT max(h.sent) FROM history h
-			WHERE h.account_id = c.account_id AND h.buddy = c.buddy) AS latest
+			WHERE h.account_id = c.account_id AND h.buddy = c.buddy AND NOT `+unreadableSent+`) AS latest
 		FROM history_conversations c JOIN accounts a ON a.id = c.account_id
-		WHERE c.user_id = (SELECT id FROM users WHERE name = ?) AND c.latest > ?) t
+		WHERE c.user_id = (SELECT id FROM users WHERE name = ?) AND (c.latest > ? OR c.latest IS NULL)) t
 		WHERE latest > ? AND latest < ?`+order,
 		[]any{user, from, from, to, limit}, func(rows *sql.Rows) error {
 			var t HistoryTarget
@@ -518,7 +531,7 @@ func (s *sqlStore) PruneHistory(ctx context.Context, before time.Time, keepNever
 	var users []int64
 	err := s.step(ctx, opPruneHistory, func() error {
 		return s.eachRow(ctx, s.db, `SELECT hu.user_id FROM history_users hu WHERE EXISTS
-		(SELECT 1 FROM history h WHERE h.user_id = hu.user_id AND h.sent < ?) ORDER BY hu.user_id`,
+		(SELECT 1 FROM history h WHERE h.user_id = hu.user_id AND (h.sent < ? OR `+unreadableSent+`)) ORDER BY hu.user_id`,
 			[]any{cut}, func(rows *sql.Rows) error {
 				var id int64
 				err := rows.Scan(&id)

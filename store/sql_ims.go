@@ -93,11 +93,22 @@ func scanHeld(rows *sql.Rows) (HeldIM, error) {
 
 // qHeldIMs reads an account's held IMs in one query, the account's lookup
 // included: no row means no such account, and a row of zeros (every id is
-// positive) an account with none.
-const qHeldIMs = `SELECT COALESCE(h.id, 0), COALESCE(h.seq, 0), COALESCE(h.sender, 0), COALESCE(h.text, ''),
-		COALESCE(h.sent, 0), COALESCE(h.offline, FALSE), h.zap, COALESCE(h.msgid, ''), COALESCE(h.markup, '')
+// positive) an account with none. Only that row is zeros (orNone): a held
+// IM's NULL does not read.
+var qHeldIMs = `SELECT COALESCE(h.id, 0), ` + orNone("h", "seq", "0") + `, ` + orNone("h", "sender", "0") + `, ` +
+	orNone("h", "text", "''") + `, ` + orNone("h", "sent", "0") + `, ` + orNone("h", "offline", "FALSE") + `, h.zap, ` +
+	orNone("h", "msgid", "''") + `, ` + orNone("h", "markup", "''") + `
 	FROM accounts a JOIN users u ON u.id = a.user_id LEFT JOIN held_ims h ON h.account_id = a.id
 	WHERE u.name = ? AND a.email = ? ORDER BY h.seq, h.id`
+
+// orNone is the column col of alias, a table LEFT JOINed by its id, or
+// zero where the join found no row. Unlike COALESCE it keeps the NULL of
+// a row that is there (PostgreSQL keeps one in a column whose NOT NULL
+// was dropped), which then does not read (readRow) rather than reading
+// as 0, UID 0 or "".
+func orNone(alias, col, zero string) string {
+	return `CASE WHEN ` + alias + `.id IS NULL THEN ` + zero + ` ELSE ` + alias + `.` + col + ` END`
+}
 
 func (s *sqlStore) HeldIMs(ctx context.Context, user, email string) ([]HeldIM, error) {
 	rctx, err := s.shortRead(ctx)
@@ -192,7 +203,8 @@ func (s *sqlStore) QueueIM(ctx context.Context, user, email string, im QueuedIM)
 }
 
 // qQueuedIMs reads an account's queued IMs in one query, as qHeldIMs.
-const qQueuedIMs = `SELECT COALESCE(q.id, 0), COALESCE(q.recipient, 0), COALESCE(q.nick, ''), COALESCE(q.text, ''), COALESCE(q.typed, 0), COALESCE(q.recorded, TRUE), COALESCE(q.msgid, '')
+var qQueuedIMs = `SELECT COALESCE(q.id, 0), ` + orNone("q", "recipient", "0") + `, ` + orNone("q", "nick", "''") + `, ` +
+	orNone("q", "text", "''") + `, ` + orNone("q", "typed", "0") + `, ` + orNone("q", "recorded", "TRUE") + `, ` + orNone("q", "msgid", "''") + `
 	FROM accounts a JOIN users u ON u.id = a.user_id LEFT JOIN queued_ims q ON q.account_id = a.id
 	WHERE u.name = ? AND a.email = ? ORDER BY q.id`
 
@@ -348,13 +360,19 @@ func (s *sqlStore) TakeNotes(ctx context.Context, user string) ([]string, error)
 		return nil, nil
 	}
 	// As in TakeHeld, the notes are deleted in a transaction committed
-	// only once every one was read: a take that fails removes none.
+	// only once every one was read: a take that fails removes none. A
+	// note that cannot be read is taken with the others, and named: kept,
+	// it would fail every take, and the notes would fill to MaxNotes.
+	bad := &UnreadableRows{Table: "notes", User: user, Removed: true}
 	var notes []note
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.eachRow(ctx, tx, `DELETE FROM notes WHERE user_id = ? RETURNING id, text`, []any{id}, func(rows *sql.Rows) error {
-			var n note
-			err := rows.Scan(&n.id, &n.text)
-			notes = append(notes, n)
+			n, ok, err := readRow(rows, bad, func(rows *sql.Rows) (n note, err error) {
+				return n, rows.Scan(&n.id, &n.text)
+			})
+			if ok {
+				notes = append(notes, n)
+			}
 			return err
 		})
 	})
@@ -366,5 +384,5 @@ func (s *sqlStore) TakeNotes(ctx context.Context, user string) ([]string, error)
 	for i, n := range notes {
 		out[i] = n.text
 	}
-	return out, nil
+	return out, wrap("take notes", bad.err())
 }

@@ -169,7 +169,9 @@ type Store interface {
 	// ErrFull when the user has MaxNotes.
 	AddNote(ctx context.Context, user, text string) error
 	// TakeNotes returns the user's notes in the order added and forgets
-	// them, in one transaction; a take that fails forgets none.
+	// them, in one transaction; a take that fails forgets none. Notes it
+	// cannot read are taken too: it returns the others with an
+	// *UnreadableRows (Removed) naming those.
 	TakeNotes(ctx context.Context, user string) ([]string, error)
 
 	// Ping checks that the database answers a query (a readiness check).
@@ -240,7 +242,7 @@ type UserState struct {
 // tool or a bad migration wrote (text in an integer column). The read
 // returns the others with it. The rows stay unless Removed.
 type UnreadableRows struct {
-	Table string // held_ims, queued_ims or history
+	Table string // held_ims, queued_ims, history or notes
 	User  string
 	Email string // the account's; "" for a read of all the user's accounts
 	Rows  []UnreadableRow

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestUnreadableHistoryAndHeld runs, on every engine, the cases of rows
@@ -17,6 +18,9 @@ func TestUnreadableHistoryAndHeld(t *testing.T) {
 	}{
 		{"history rows left out, pages go past them", testUnreadableHistory},
 		{"unreadable held IMs free the cap once read", testUnreadableHeldCap},
+		{"unreadable queued IMs left out", testUnreadableQueuedAll},
+		{"a conversation with an unreadable entry is a target", testUnreadableTargets},
+		{"unreadable entries are pruned", testUnreadablePrune},
 	}
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
@@ -188,11 +192,6 @@ func testUnreadableHeldCap(t *testing.T, db testDB) {
 		{"HeldIMs", func() ([]HeldIM, error) { return s.HeldIMs(ctx, "alice", email) }},
 	}
 	for _, c := range reads {
-		if c.name == "HeldIMs" && db.driver == "postgres" {
-			// Its query reads NULLs (PostgreSQL's unreadable values) as
-			// zeros, as it reads an account without held IMs.
-			continue
-		}
 		corrupt(t, db, `DELETE FROM held_ims WHERE account_id = ?`, acct)
 		corrupt(t, db, `WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 			INSERT INTO held_ims (account_id, seq, sender, text, sent, offline) SELECT ?, i, 42, 'spam', 0, FALSE FROM n`, MaxHeld-1, acct)
@@ -233,4 +232,100 @@ func testUnreadableHeldCap(t *testing.T, db testDB) {
 			t.Errorf("%s: HeldIMs after: got %q, %v; want %q and no error", c.name, texts(got), err, want)
 		}
 	}
+}
+
+// testUnreadableQueuedAll: a queued IM whose recipient cannot be read (a
+// NULL on PostgreSQL, which must not read as UID 0) is left out of
+// QueuedIMs and named; the others are returned.
+func testUnreadableQueuedAll(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "alice")
+	const email = "a@example.com"
+	mustAdd(t, s, "alice", Account{Email: email, Password: "pw"})
+	var ids []int64
+	for i := range 3 {
+		q, err := s.QueueIM(ctx, "alice", email, QueuedIM{To: 7, Nick: "bob", Text: fmt.Sprint("typed ", i+1)})
+		check(t, "QueueIM", err)
+		ids = append(ids, q.ID)
+	}
+	unreadable(t, db, "queued_ims", "recipient", "id = ?", ids[1])
+	got, err := s.QueuedIMs(ctx, "alice", email)
+	wantRowsOf(t, "QueuedIMs", err, "queued_ims", email, ids[1])
+	var texts []string
+	for _, q := range got {
+		texts = append(texts, q.Text)
+		if q.To != 7 {
+			t.Errorf("QueuedIMs: %q is to %d, want 7", q.Text, q.To)
+		}
+	}
+	if want := []string{"typed 1", "typed 3"}; !slices.Equal(texts, want) {
+		t.Errorf("QueuedIMs: got %q, want %q", texts, want)
+	}
+}
+
+// testUnreadableTargets: a conversation whose newest entry's time cannot
+// be read is listed by HistoryTargets at its newest entry that reads; one
+// with no entry that reads, or whose own row's latest time does not read,
+// neither fails the others nor hides its conversation.
+func testUnreadableTargets(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "alice")
+	const email = "a@example.com"
+	mustAdd(t, s, "alice", Account{Email: email, Password: "pw"})
+	appendAt(t, s, "alice", email, 7, "b7-1", ms(10))
+	appendAt(t, s, "alice", email, 7, "b7-2", ms(20))
+	bad7 := appendAt(t, s, "alice", email, 7, "b7-3", ms(30))
+	appendAt(t, s, "alice", email, 8, "b8-1", ms(25))
+	bad9 := appendAt(t, s, "alice", email, 9, "b9-1", ms(5))
+	appendAt(t, s, "alice", email, 10, "b10-1", ms(15))
+	unreadable(t, db, "history", "sent", "id IN (?, ?)", bad7.ID, bad9.ID)
+	unreadable(t, db, "history_conversations", "latest", "buddy = ?", 10)
+
+	want := []HistoryTarget{{email, 8, ms(25)}, {email, 7, ms(20)}, {email, 10, ms(15)}}
+	for _, oldest := range []bool{false, true} {
+		got, err := s.HistoryTargets(ctx, "alice", time.Time{}, time.Time{}, 10, oldest)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("HistoryTargets (oldest %v): got %+v, %v; want %+v", oldest, got, err, want)
+		}
+	}
+	got, err := s.HistoryTargets(ctx, "alice", ms(10), ms(25), 10, false)
+	if want := want[1:]; err != nil || !slices.Equal(got, want) {
+		t.Errorf("HistoryTargets between 10ms and 25ms: got %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// testUnreadablePrune: an entry whose time cannot be read is as old as
+// can be: PruneHistory deletes it whatever its bound (but, with
+// keepNeverDelivered, not one no client was sent), also for a user all of
+// whose other entries are newer than the bound.
+func testUnreadablePrune(t *testing.T, db testDB) {
+	s := db.open(t, testKey(1))
+	const email = "a@example.com"
+	for _, u := range []string{"alice", "bob"} {
+		mustCreate(t, s, u)
+		mustAdd(t, s, u, Account{Email: email, Password: "pw"})
+	}
+	var es []HistoryEntry
+	for i := range 6 {
+		es = append(es, appendAt(t, s, "alice", email, 7, fmt.Sprint("a", i), ms(10*i)))
+	}
+	bobs := []HistoryEntry{appendAt(t, s, "bob", email, 7, "b0", ms(100)), appendAt(t, s, "bob", email, 7, "b1", ms(110))}
+	check(t, "SetClientPosition", s.SetClientPosition(ctx, "alice", "phone", es[4].ID))
+	check(t, "SetClientPosition", s.SetClientPosition(ctx, "bob", "phone", bobs[1].ID))
+	unreadable(t, db, "history", "sent", "id IN (?, ?, ?)", es[3].ID, es[5].ID, bobs[1].ID)
+
+	n, err := s.PruneHistory(ctx, ms(15), true)
+	check(t, "PruneHistory", err)
+	if n != 4 { // a0, a1; a3 (unreadable); b1 (unreadable); not a5 (sent to no client)
+		t.Errorf("PruneHistory: got %d deleted, want 4", n)
+	}
+	got, err := s.HistorySince(ctx, "alice", 0, 10)
+	wantRowsOf(t, "alice's HistorySince", err, "history", "", es[5].ID)
+	if want := []string{"a2", "a4"}; !slices.Equal(msgids(got), want) {
+		t.Errorf("alice's entries after pruning: got %q, want %q", msgids(got), want)
+	}
+	if got, err := s.HistorySince(ctx, "bob", 0, 10); err != nil || !slices.Equal(msgids(got), []string{"b0"}) {
+		t.Errorf("bob's entries after pruning: got %q, %v; want [b0] and no error", msgids(got), err)
+	}
+	historyConsistent(t, db)
 }
