@@ -322,6 +322,10 @@ func TestKeptStringsDoNotPinTheirMessage(t *testing.T) {
 		{"action", NewInt("bm", BMAction).AddInt("f", 2001).Add("junk", junk).Add("msg", "hi"), false, imStrings},
 		{"long IM", NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", long), true, imStrings},
 		{"long IM with escapes", NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", long+`/\`), true, imStrings},
+		// Each '/' is two bytes on the wire, and the room the text is
+		// unescaped into holds the wire form beside it: four times the
+		// text's length.
+		{"IM all escapes", NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strings.Repeat("/", 4<<10)), false, imStrings},
 		{"error", ErrorMessage(1, false, "oops").Add("junk", junk), false, func(ev Event) []string {
 			return []string{ev.(ErrorEvent).Message}
 		}},

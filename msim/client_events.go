@@ -537,10 +537,20 @@ const keepSlack = 256
 // its event waits in the backlog; a text that is most of its message
 // costs no copy, and keeps a few times its size at most.
 func keep(m *Message, s string) string {
-	if textBytes(m) <= 2*len(s)+keepSlack {
+	if pinnedBytes(m) <= 2*len(s)+keepSlack {
 		return s
 	}
 	return strings.Clone(s)
+}
+
+// pinnedBytes is what a value of m's keeps alive: the room its values
+// were unescaped into (the wire form and the unescaped text side by
+// side), or else its wire form.
+func pinnedBytes(m *Message) int {
+	if m.room != nil {
+		return m.room.Len()
+	}
+	return textBytes(m)
 }
 
 // textBytes is the length of m's wire form.
