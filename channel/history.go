@@ -230,7 +230,8 @@ func (s *session) recordOwned(o owner, a *account, uid msim.UID, se seqEvent) {
 	})
 	if !appended {
 		// Appended now, it could outlive the user's delete, or land in
-		// the history of whoever takes the name next.
+		// the history of whoever takes the name next. Counted by the
+		// memory (unlessDropping): a failed drop counts and tells it.
 		log.WithField("account", a.cfg.Email).Info("history: an IM that came while the user's drop was under way is left out of their history")
 	}
 }

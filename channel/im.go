@@ -59,8 +59,10 @@ func (s *session) holdIM(a *account, ev msim.Event) {
 // read is kept as a note for that connection (noteUnreadable). A user
 // without a password, or whose registration was dropped, keeps nothing:
 // once their memory is forgotten (the session became another user's), the
-// IM is lost, and logged, with no session left to tell them. It reads
-// nothing of the session's state.
+// IM is lost, and logged, with no session left to tell them. While o's
+// drop is under way, what is held or noted is kept in memory until it
+// ends (holdIn, addNote): for o if it fails. It reads nothing of the
+// session's state.
 func (s *session) keepOwned(o owner, a *account, ev msim.Event) {
 	if e, ok := ev.(msim.ErrorEvent); ok && e.Unreadable {
 		s.noteUnreadable(o, a, e)

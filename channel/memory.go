@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -94,11 +95,19 @@ type userMemory struct {
 
 	// dropping: the user's drop is under way (or done): nothing more is
 	// appended to their history off their session (recordOwned), as the
-	// session appends nothing then (historyOn). hmu orders such an append
-	// with the drop's start, so that the drop's wait for the history's
-	// writes covers every one made before it.
-	hmu      sync.Mutex
-	dropping bool
+	// session appends nothing then (historyOn), and nothing more is held
+	// or noted in the store, where it could outlive the user's delete, or
+	// go to whoever takes the name next: it is kept in memory instead
+	// (dropKept) until the drop ends (endDrop). hmu orders such an
+	// append, and a hold made off the memory's writer (holdEvent), with
+	// the drop's start (its write lock), so that the drop's wait for the
+	// history's and the memory's writes covers every one made before it;
+	// the writer's own look at dropping needs no lock (the drop waits for
+	// the writes queued so far: settle), and takes none, as a hold waits
+	// for the writer under hmu.
+	hmu      sync.RWMutex
+	dropping atomic.Bool
+	dropKept dropKept // guarded by mu
 
 	// The writes queued for the memory's writer (later), oldest first,
 	// made by one goroutine at a time (writeAll); a write leaves the queue
@@ -275,10 +284,18 @@ func (m *userMemory) note(text string) {
 }
 
 // addNote is note, written now. Past store.MaxNotes a note is dropped
-// (logged): the user has that many to read already. The store is written
+// (logged): the user has that many to read already. While the user's
+// drop is under way, it is kept in memory for the drop's end instead
+// (noteForDrop), and once the drop has gone through, dropped. The store is written
 // without m.mu; mayNotes is set once it is written, not before: a
 // takeNotes that ran meanwhile and found none must not leave it clear.
 func (m *userMemory) addNote(text string) {
+	m.mu.Lock()
+	if m.forgotten && m.dropping.Load() || m.noteForDrop(text) { // kept until the drop ends (endDrop)
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
 	var err error
 	if m.st != nil {
 		ctx, cancel := m.ctx()
@@ -411,6 +428,8 @@ func (m *userMemory) hold(email string, ev msim.IMEvent) bool {
 // writes queued before (settle): a shown IM's removal queued before makes
 // room for it.
 func (m *userMemory) holdEvent(email string, se seqEvent) (int64, bool) {
+	m.hmu.RLock() // a drop that starts waits for the hold (see dropping)
+	defer m.hmu.RUnlock()
 	m.settle()
 	return m.holdNow(email, se)
 }
@@ -426,6 +445,10 @@ func (m *userMemory) holdNow(email string, se seqEvent) (int64, bool) {
 // user keeps nothing), where nothing held is ever read: then nothing is
 // held, and gone is true. The look is made with the hold, under m.mu, so
 // that a forget (takeLost) comes either before it or after the IM is held.
+//
+// While the user's drop is under way (dropping), nothing is written to
+// the store: the IM is kept in memory for the drop's end (keepForDrop);
+// once the drop has gone through, nothing is held, and gone is true.
 //
 // The store is written without m.mu, so that the session's other uses of
 // the memory do not wait for it; mayHeld is set once it is written, not
@@ -451,6 +474,14 @@ func (m *userMemory) holdIn(email string, se seqEvent, live bool) (id int64, ok,
 	default:
 		return 0, true, false
 	}
+	m.mu.Lock()
+	if m.dropping.Load() { // kept until the drop ends (endDrop), not in the store
+		gone = m.forgotten
+		ok = !gone && m.keepForDrop(email, seqEvent{ev: ev, seq: se.seq, msgid: se.msgid})
+		m.mu.Unlock()
+		return 0, ok, gone
+	}
+	m.mu.Unlock()
 	var h store.HeldIM
 	var err error
 	if m.st != nil {
@@ -559,7 +590,9 @@ func (m *userMemory) unreadNote(err error, email string, what [2]string) bool {
 	} else if !m.unreadOnce(ur.Table + " " + email) {
 		return true
 	}
-	m.log.WithError(err).WithFields(logrus.Fields{"user": m.user, "email": email}).
+	// By id: the error quotes the values that did not convert, which may
+	// be a message's.
+	m.log.WithFields(logrus.Fields{"user": m.user, "email": email, "table": ur.Table, "rows": unreadIDs(ur)}).
 		Error("store: rows of the account cannot be read; the others are used, " + logFate + ", and the user is told")
 	m.addUnreadNote(fmt.Sprintf("%s on your MSIM account %s could not be read from the gateway's database (the rows are damaged); %s.", plural(len(ur.Rows), what[0], what[1]), email, fate))
 	return true
@@ -580,14 +613,19 @@ func (m *userMemory) unreadHistory(err error) bool {
 	if !m.unreadOnce(ur.Table) {
 		return true
 	}
+	m.log.WithFields(logrus.Fields{"user": m.user, "email": ur.Email, "table": ur.Table, "rows": unreadIDs(ur)}).
+		Error("store: history rows cannot be read; they are left out of what the user is shown, stay in the database, and the user is told")
+	m.addUnreadNote("Some messages of your history could not be read from the gateway's database (the rows are damaged): they are left out of what the gateway shows you of it (replays, CHATHISTORY and the history command). They stay there, and the gateway's administrator can look at them.")
+	return true
+}
+
+// unreadIDs is the ids of the rows of ur: what is logged of them.
+func unreadIDs(ur *store.UnreadableRows) []int64 {
 	ids := make([]int64, len(ur.Rows))
 	for i, r := range ur.Rows {
 		ids[i] = r.ID
 	}
-	m.log.WithFields(logrus.Fields{"user": m.user, "email": ur.Email, "table": ur.Table, "rows": ids}).
-		Error("store: history rows cannot be read; they are left out of what the user is shown, stay in the database, and the user is told")
-	m.addUnreadNote("Some messages of your history could not be read from the gateway's database (the rows are damaged): they are left out of what the gateway shows you of it (replays, CHATHISTORY and the history command). They stay there, and the gateway's administrator can look at them.")
-	return true
+	return ids
 }
 
 // unreadOnce reports whether the user is yet to be told of unreadable
@@ -884,24 +922,124 @@ func (m *userMemory) forget() {
 	m.forgotten = true
 }
 
-// setDropping says whether the user's drop is under way: set as it
-// starts, cleared if it fails.
-func (m *userMemory) setDropping(on bool) {
+// setDropping marks the user's drop under way, as it starts; endDrop
+// ends it.
+func (m *userMemory) setDropping() {
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
-	m.dropping = on
+	m.dropping.Store(true)
 }
 
 // unlessDropping runs appendHist, an append to the user's history, unless
-// their drop is under way; false if it did not.
+// their drop is under way; false if it did not, and the entry is counted
+// left out (dropKept), for a failed drop to count and tell.
 func (m *userMemory) unlessDropping(appendHist func()) bool {
-	m.hmu.Lock()
-	defer m.hmu.Unlock()
-	if m.dropping {
+	m.hmu.RLock()
+	defer m.hmu.RUnlock()
+	if m.dropping.Load() {
+		m.mu.Lock()
+		m.dropKept.histLost++
+		m.mu.Unlock()
 		return false
 	}
 	appendHist()
 	return true
+}
+
+// dropKept is what came for a user while their drop was under way, kept
+// in memory (dropping): the IMs to hold and the notes to keep if the drop
+// fails, and the counts of what was not kept.
+type dropKept struct {
+	held  []heldIn
+	notes []string
+	// lost: IMs past maxHeld, not kept; histLost: entries left out of
+	// the history (unlessDropping).
+	lost, histLost int
+}
+
+// heldIn is an IM or zap to hold for the account of email.
+type heldIn struct {
+	email string
+	se    seqEvent
+}
+
+// keepForDrop keeps se, for email, until the user's drop ends, if it is
+// under way; false if it is not. Caller holds m.mu.
+func (m *userMemory) keepForDrop(email string, se seqEvent) bool {
+	if !m.dropping.Load() {
+		return false
+	}
+	if len(m.dropKept.held) < maxHeld {
+		m.dropKept.held = append(m.dropKept.held, heldIn{email, se})
+	} else {
+		m.dropKept.lost++
+	}
+	return true
+}
+
+// noteForDrop is keepForDrop of a note. Caller holds m.mu.
+func (m *userMemory) noteForDrop(text string) bool {
+	if !m.dropping.Load() {
+		return false
+	}
+	if len(m.dropKept.notes) < maxHeld {
+		m.dropKept.notes = append(m.dropKept.notes, text)
+	}
+	return true
+}
+
+// endDrop ends the user's drop (setDropping), and returns what was kept
+// meanwhile (dropKept). If it failed, the memory is the user's again:
+// the caller keeps it for them (keepDropKept). Else the memory is
+// forgotten, with the look of the drop's under way, so that nothing more
+// is kept in it: what was is lost with the user (dropKeptLost).
+func (m *userMemory) endDrop(failed bool) dropKept {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.dropKept
+	m.dropKept = dropKept{}
+	if failed {
+		m.dropping.Store(false)
+	} else {
+		m.forgotten = true
+	}
+	return k
+}
+
+// keepDropKept keeps for the user what came while their drop was under
+// way, which failed (endDrop): the IMs are held, and the notes kept, as
+// they would have been. It returns the history entries left out, for the
+// caller to count and tell.
+func (m *userMemory) keepDropKept(k dropKept, log *logrus.Entry) (histLost int) {
+	for _, h := range k.held {
+		if _, ok := m.holdEvent(h.email, h.se); !ok {
+			log.WithField("account", h.email).Errorf("an IM that came while a drop failed could not be held: %d are already held; it is lost (the user is told)", maxHeld)
+		}
+	}
+	for _, n := range k.notes {
+		m.note(n)
+	}
+	if k.lost > 0 {
+		m.met.imsDropped(k.lost)
+		log.WithField("ims", k.lost).Error("IMs that came while a drop failed were not kept; the user is told")
+		m.note(fmt.Sprintf("%s that came while your drop was under way (it failed) could not be kept, and are lost.", plural(k.lost, "IM", "IMs")))
+	}
+	return k.histLost
+}
+
+// dropKeptLost counts and logs what came for a user while their drop,
+// which went through, was under way (endDrop): it was theirs, and went
+// with them.
+func (k dropKept) dropKeptLost(met *bridgeMetrics, log *logrus.Entry) {
+	if n := len(k.held) + k.lost; n > 0 {
+		met.imsDropped(n)
+		log.WithField("ims", n).Warn("IMs came for the user while their drop was under way; the user is deleted, so they are dropped")
+	}
+	if len(k.notes) > 0 {
+		log.WithField("notes", len(k.notes)).Warn("notes for the user were kept while their drop was under way; the user is deleted, so they are dropped")
+	}
 }
 
 // isForgotten reports whether the bridge has forgotten the memory

@@ -358,7 +358,7 @@ func (s *session) cmdYes(r replyCtx, _ []string) {
 		writes = append(writes, s.markers[0].written)
 	}
 	s.busy, s.dropping, s.dropTold = true, true, false
-	s.mem.setDropping(true) // what a login begun before keeps adds to no history either (recordOwned)
+	s.mem.setDropping() // what a login begun before keeps adds to no history, and holds nothing in the store, either (recordOwned, holdIn)
 	var accounts []Account
 	for _, a := range s.accounts {
 		accounts = append(accounts, a.cfg)
@@ -418,7 +418,10 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	kept, lost := s.dropHist, s.dropHistLost
 	s.dropHist, s.dropHistLost = nil, 0
 	if err != nil {
-		s.mem.setDropping(false)
+		// What came meanwhile for the accounts the session let go is
+		// kept for the user after all, and what of it was left out of
+		// the history is told with the session's own.
+		lost += s.mem.keepDropKept(s.mem.endDrop(true), s.log)
 		for _, e := range kept { // what came meanwhile, in the history after all
 			s.record(e)
 		}
@@ -436,7 +439,7 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 		delete(s.b.sessions, name)
 	}
 	delete(s.b.memory, name)
-	s.mem.forget() // a login under way keeps nothing for the deleted user
+	s.mem.endDrop(false).dropKeptLost(s.b.met, s.log) // a login under way keeps nothing for the deleted user
 	rel := s.b.lease.drop(name)
 	s.user = User{Name: "dropped/" + name + "/" + fmt.Sprint(s.b.cfg.Clock.Now().UnixNano()), Ephemeral: true}
 	s.mem = newUserMemory() // what the accounts leave is kept there, not for the deleted user
@@ -480,18 +483,26 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 // end forgets the rest.
 func (b *Bridge) droppedAfterEnd(name string, mem *userMemory, log *logrus.Entry, err error, left <-chan dropLeftovers) {
 	if err != nil {
-		mem.setDropping(false)
+		// What came meanwhile for the accounts the session let go is
+		// kept for the user after all; what of it was left out of the
+		// history (recordOwned) is counted and told with the session's.
+		l := dropLeftovers{lost: mem.keepDropKept(mem.endDrop(true), log)}
 		// The session's end hands them over (dropEnd) before it waits for
 		// this worker, perhaps after the refusal that brought it here.
 		select {
-		case l := <-left:
-			b.keepDropLeftovers(name, l, log)
+		case sl := <-left:
+			sl.lost += l.lost
+			l = sl
 		case <-time.After(dropLeftWait):
 			log.Error("drop: what came while the drop was under way was not handed over; it is not in the history")
 		}
+		b.keepDropLeftovers(name, l, log)
+		if l.lost > 0 { // no session is left to tell: told at the next connection
+			mem.note(fmt.Sprintf("%s that came while your drop was under way (it failed) are missing from your history (they were delivered or kept for you as usual).", plural(l.lost, "IM", "IMs")))
+		}
 		return
 	}
-	mem.forget() // a login under way keeps nothing for the deleted user
+	mem.endDrop(false).dropKeptLost(b.met, log) // a login under way keeps nothing for the deleted user
 	b.mu.Lock()
 	if b.memory[name] == mem {
 		delete(b.memory, name)
