@@ -46,7 +46,9 @@ type attachment struct {
 	away   string   // the client's AWAY text (owned by the session goroutine)
 	awayAt uint64   // when away was set, in the session's count of AWAYs
 	// replayLater: conversations of the replay (replay.go) waiting for
-	// their account's login (owned by the session goroutine).
+	// their account's login (owned by the session goroutine). Like
+	// keepPos and replayMissed, it is the session's user's: a switch
+	// starts the new user's (missesOf).
 	replayLater []*replayConv
 	// replaying: the client's replay is being read (replay); meanwhile
 	// the IMs for the clients wait, and a client that leaves keeps its
@@ -68,10 +70,11 @@ type attachment struct {
 	missed atomic.Pointer[missMark]
 	// replayMissed is the lowest history ID of the replayed entries this
 	// client was not given (queued, but still queued or held when the
-	// connection ended; 0: none): its position stops before it. A
+	// connection ended; nil or 0: none): its position stops before it. A
 	// replay's conversations are written one after the other, so an entry
-	// written may come after one that was not. Set as missed is.
-	replayMissed atomic.Int64
+	// written may come after one that was not. Set as missed is, and of
+	// one user, as missed is.
+	replayMissed atomic.Pointer[replayMiss]
 	// replayed: the conversations replayed to this client, with which
 	// entries ircd reported written (appended on the session goroutine;
 	// the reports are set as missed is).
@@ -104,15 +107,34 @@ func (at *attachment) miss(user, msgid string) {
 	}
 }
 
+// replayMiss is an attachment's replay miss (replayMissed): the lowest
+// history ID of user's replayed entries the client was not given (0:
+// none yet).
+type replayMiss struct {
+	user string
+	id   int64
+}
+
 // missesOf starts the misses of user on the connection, which is theirs
 // now: what the user it was before missed says nothing of user's history,
-// and would keep out the first miss of theirs. undo puts back what was
-// there, unless a miss of user's was recorded since (a switch that did
-// not happen after all).
+// and would keep out the first miss of theirs; so it is with what the old
+// user's replay left (replayLater, keepPos: history IDs of theirs, which
+// would hold the client's position in user's history back, and have it
+// replayed again what it was shown). undo puts back what was there, unless
+// a miss of user's was recorded since (a switch that did not happen after
+// all). Called on the goroutine of the session that has the connection.
 func (at *attachment) missesOf(user string) (undo func()) {
 	was, mark := at.missed.Load(), &missMark{user: user}
 	at.missed.Store(mark)
-	return func() { at.missed.CompareAndSwap(mark, was) }
+	wasReplay, replayMark := at.replayMissed.Load(), &replayMiss{user: user}
+	at.replayMissed.Store(replayMark)
+	later, keepPos := at.replayLater, at.keepPos
+	at.replayLater, at.keepPos = nil, nil
+	return func() {
+		at.missed.CompareAndSwap(mark, was)
+		at.replayMissed.CompareAndSwap(replayMark, wasReplay)
+		at.replayLater, at.keepPos = later, keepPos
+	}
 }
 
 // missedOf is the msgid of the first message of user's the client was
@@ -125,14 +147,30 @@ func (at *attachment) missedOf(user string) string {
 }
 
 // missReplayed records that the client was not given the replayed entry
-// of history ID id, unless it missed one of a lower ID.
-func (at *attachment) missReplayed(id int64) {
+// of user's history ID id, unless it missed one of a lower ID, or the
+// connection is another user's since (missesOf).
+func (at *attachment) missReplayed(user string, id int64) {
+	if id <= 0 {
+		return
+	}
 	for {
 		old := at.replayMissed.Load()
-		if id <= 0 || (old != 0 && old <= id) || at.replayMissed.CompareAndSwap(old, id) {
+		if old != nil && (old.user != user || (old.id != 0 && old.id <= id)) {
+			return
+		}
+		if at.replayMissed.CompareAndSwap(old, &replayMiss{user: user, id: id}) {
 			return
 		}
 	}
+}
+
+// replayMissedOf is the lowest history ID of user's replayed entries the
+// client was not given, or 0.
+func (at *attachment) replayMissedOf(user string) int64 {
+	if m := at.replayMissed.Load(); m != nil && m.user == user {
+		return m.id
+	}
+	return 0
 }
 
 func newAttachment(c ircConn, s *session, remote net.Addr) *attachment {

@@ -52,7 +52,7 @@ func TestDropWaitsForTheHistoryWrites(t *testing.T) {
 	}{
 		{"SetClientPosition", func(r *rig, phone *attachment) { r.s.savePosition(phone) }},
 		{"SetReadMarker", func(r *rig, _ *attachment) {
-			r.s.setReadMarker(nil, conversation{"alice@msim.test", 7, "bob"}, time.Now(), func() {})
+			r.s.setReadMarker(nil, "alice", conversation{"alice@msim.test", 7, "bob"}, time.Now(), func() {})
 		}},
 	} {
 		t.Run(tc.op, func(t *testing.T) {
@@ -193,7 +193,7 @@ func TestMarkersDuringADrop(t *testing.T) {
 			bd := holdDrop(t, r, st, tc.fail)
 			answered := make(chan struct{})
 			inSession(t, r.s, func() {
-				r.s.setReadMarker(nil, conversation{"alice@msim.test", 7, "bob"}, time.Now(), func() { close(answered) })
+				r.s.setReadMarker(nil, "alice", conversation{"alice@msim.test", 7, "bob"}, time.Now(), func() { close(answered) })
 			})
 			inSession(t, r.s, func() {}) // a turn of the session
 			if n := mc.n.Load(); n != 0 {
@@ -277,7 +277,7 @@ func TestFailedDropAfterTheSessionEnded(t *testing.T) {
 	servesWhileHeld(t, r, h, phoneIRC, "during the drop")
 	marked := time.Now().UTC().Truncate(time.Millisecond)
 	inSession(t, r.s, func() {
-		r.s.setReadMarker(nil, conversation{"alice@msim.test", 7, "bob"}, marked, func() {})
+		r.s.setReadMarker(nil, "alice", conversation{"alice@msim.test", 7, "bob"}, marked, func() {})
 	})
 	left := r.s.dropLeft // set by the yes (inSession: before this)
 	r.s.cancel()

@@ -33,6 +33,7 @@ func (s *session) markRead(from *attachment, target string, t time.Time) {
 	if err != nil && (!s.historyOn() || s.bridgeOwn(target)) {
 		return
 	}
+	user := s.user.Name // whose marker it is, should identify make the session another's meanwhile
 	key := nickKey(target)
 	m := s.marking[key]
 	if m == nil {
@@ -42,7 +43,7 @@ func (s *session) markRead(from *attachment, target string, t time.Time) {
 	m.n++
 	done := func() { s.marked(key, m) }
 	if err == nil {
-		s.setReadMarker(from, c, t, done)
+		s.setReadMarker(from, user, c, t, done)
 		return
 	}
 	s.lookupConversation(target, func(_ context.Context, c conversation, err error) {
@@ -51,7 +52,7 @@ func (s *session) markRead(from *attachment, target string, t time.Time) {
 				done()
 				return
 			}
-			s.setReadMarker(from, c, t, done)
+			s.setReadMarker(from, user, c, t, done)
 		}))
 	})
 }
@@ -76,9 +77,12 @@ type markWrite struct {
 	// The session's, never the worker's.
 	from *attachment
 	done func()
-	// Given to the worker.
-	c conversation
-	t time.Time
+	// Given to the worker: the marker of user's conversation c (user: the
+	// session's when it was asked, which a switch, identify or register,
+	// may have made another's since).
+	user string
+	c    conversation
+	t    time.Time
 	// written is closed once the worker's store calls are through.
 	written chan struct{}
 	started bool // given to a worker (the session's)
@@ -88,12 +92,13 @@ type markWrite struct {
 	failed   string // what failed: "read" or "saved"
 }
 
-// setReadMarker keeps t as c's read marker if it is later than the one
-// kept, tells the user's other clients when that changed it, and then
+// setReadMarker keeps t as the read marker of user's conversation c if it
+// is later than the one kept, tells the user's other clients (if the
+// session is still user's) when that changed it, and then
 // calls done. The writes of the session's markers are made one after the
 // other, in the order asked (markers): each tells the clients the marker
 // it left, so that what they are told never moves backwards.
-func (s *session) setReadMarker(from *attachment, c conversation, t time.Time, done func()) {
+func (s *session) setReadMarker(from *attachment, user string, c conversation, t time.Time, done func()) {
 	if !s.historyOn() && !s.dropping { // dropped as its nick was looked up: nothing to keep
 		done()
 		return
@@ -102,14 +107,14 @@ func (s *session) setReadMarker(from *attachment, c conversation, t time.Time, d
 	// one in: the store keeps the latest of the two anyway, and the queue
 	// stays as long as the conversations.
 	for _, w := range s.markers {
-		if !w.started && w.from == from && w.c.email == c.email && w.c.uid == c.uid {
+		if !w.started && w.from == from && w.user == user && w.c.email == c.email && w.c.uid == c.uid {
 			w.c.nick, w.t = c.nick, laterOf(w.t, t)
 			first := w.done
 			w.done = func() { first(); done() }
 			return
 		}
 	}
-	w := &markWrite{from: from, done: done, c: c, t: t, written: make(chan struct{})}
+	w := &markWrite{from: from, done: done, user: user, c: c, t: t, written: make(chan struct{})}
 	s.markers = append(s.markers, w)
 	if len(s.markers) == 1 && !s.dropping { // a drop's end writes it, or not (markersResume)
 		s.writeMarker(w)
@@ -120,7 +125,7 @@ func (s *session) setReadMarker(from *attachment, c conversation, t time.Time, d
 // and w's values; its result is posted back (markerWritten).
 func (s *session) writeMarker(w *markWrite) {
 	w.started = true
-	st, user := s.b.cfg.Store, s.user.Name
+	st, user := s.b.cfg.Store, w.user
 	s.goWrite(func(ctx context.Context) {
 		w.old, w.err = st.ReadMarker(ctx, user, w.c.email, w.c.uid)
 		if w.err != nil {
@@ -144,7 +149,7 @@ func (s *session) markerWritten(w *markWrite) {
 	switch {
 	case w.err != nil:
 		s.log.WithError(w.err).Errorf("store: a read marker could not be %s", w.failed)
-	case !w.now.Equal(w.old):
+	case !w.now.Equal(w.old) && w.user == s.user.Name: // else the clients are another user's now
 		for _, at := range s.cl.ats {
 			if at != w.from {
 				at.c.SendReadMarker(w.c.nick, w.now)

@@ -39,7 +39,7 @@ func (s *session) savePosition(at *attachment) {
 	if missed := at.missedOf(s.user.Name); missed != "" {
 		ps.notGiven = append(ps.notGiven, missed)
 	}
-	if id := at.replayMissed.Load(); id > 0 { // replayed to it, not written
+	if id := at.replayMissedOf(s.user.Name); id > 0 { // replayed to it, not written
 		ps.limit = min(ps.limit, id-1)
 	}
 	// Replayed to it and written: its next replay leaves them out while

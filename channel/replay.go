@@ -332,11 +332,12 @@ func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 		}
 		ds := make([]ircd.Delivery, len(c.es))
 		written := make([]atomic.Bool, len(c.es))
+		user := s.user.Name
 		for i, e := range c.es {
 			ds[i] = historyLine(e, nick)
 			ds[i].Sent = func(ok bool) {
 				if !ok { // queued, but the connection ended first
-					at.missReplayed(e.ID)
+					at.missReplayed(user, e.ID)
 					return
 				}
 				written[i].Store(true)
@@ -345,7 +346,7 @@ func (s *session) deliverReplay(at *attachment, convs []*replayConv) {
 		if !at.c.DeliverHistory(nick, ds) {
 			// Closing: this and the conversations after it are not
 			// shown; its position stays before the first of them.
-			at.missReplayed(c.es[0].ID)
+			at.missReplayed(user, c.es[0].ID)
 			return
 		}
 		at.replayed = append(at.replayed, replayedConv{es: c.es, written: written})

@@ -425,7 +425,7 @@ func TestMarkReadsWaitingMerge(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		done := make(chan struct{})
 		r.s.post(call(func() {
-			r.s.setReadMarker(phone, conversation{"alice@msim.test", 7, "bob"}, base.Add(time.Duration(i)*time.Second), func() { answered <- struct{}{} })
+			r.s.setReadMarker(phone, "alice", conversation{"alice@msim.test", 7, "bob"}, base.Add(time.Duration(i)*time.Second), func() { answered <- struct{}{} })
 			close(done)
 		}))
 		<-done
