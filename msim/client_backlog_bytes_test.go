@@ -379,16 +379,7 @@ func TestReaderOwnerKeepingUpNeverOverflowsBytes(t *testing.T) {
 	for i := range ims {
 		wire.Write(Encode(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strconv.Itoa(i)+":"+strings.Repeat("a", 300))))
 	}
-	cfg := ClientConfig{EventBacklogBytes: budget, Log: testLog(t)}
-	var c *Client
-	var got []Event
-	cfg.Notify = func() { got = c.TakeEvents(got) }
-	cfg.setDefaults()
-	c = newClient(cfg, &memConn{data: []byte(wire.String())})
-	c.wg.Add(2)
-	go c.readLoop(nil)
-	c.wg.Wait()
-	got = c.TakeEvents(got)
+	got := readKeepingUp(ClientConfig{EventBacklogBytes: budget, Log: testLog(t)}, wire.String())
 	d, ok := got[len(got)-1].(DisconnectedEvent)
 	if !ok || d.Reason != DisconnectNetwork || d.DroppedIMs != 0 {
 		t.Errorf("end: got %#v; want the server's close (EOF), none dropped", got[len(got)-1])

@@ -21,16 +21,7 @@ func TestReaderOwnerKeepingUpNeverOverflows(t *testing.T) {
 	for i := range ims {
 		wire.Write(Encode(NewInt("bm", BMIM).AddInt("f", 2001).Add("msg", strconv.Itoa(i))))
 	}
-	cfg := ClientConfig{EventBacklog: 4}
-	var c *Client
-	var got []Event
-	cfg.Notify = func() { got = c.TakeEvents(got) }
-	cfg.setDefaults()
-	c = newClient(cfg, &memConn{data: []byte(wire.String())})
-	c.wg.Add(2)
-	go c.readLoop(nil)
-	c.wg.Wait()
-	got = c.TakeEvents(got)
+	got := readKeepingUp(ClientConfig{EventBacklog: 4}, wire.String())
 	var texts []string
 	var d DisconnectedEvent
 	for _, ev := range got {
@@ -47,4 +38,19 @@ func TestReaderOwnerKeepingUpNeverOverflows(t *testing.T) {
 	if len(texts) != ims {
 		t.Errorf("IMs delivered: got %q, want all %d", texts, ims)
 	}
+}
+
+// readKeepingUp runs a client of cfg whose reader reads wire to its end,
+// taking every event as soon as Notify tells of it, and returns them all
+// (the last the session's end).
+func readKeepingUp(cfg ClientConfig, wire string) []Event {
+	var c *Client
+	var got []Event
+	cfg.Notify = func() { got = c.TakeEvents(got) }
+	cfg.setDefaults()
+	c = newClient(cfg, &memConn{data: []byte(wire)})
+	c.wg.Add(2)
+	go c.readLoop(nil)
+	c.wg.Wait()
+	return c.TakeEvents(got)
 }
