@@ -73,6 +73,10 @@ type userMemory struct {
 	mayHeld, mayQueued map[string]bool
 	mayNotes           bool
 	soleWriter         bool
+	// heldWrites and noteWrites count the holds and notes written to the
+	// store (mayHeld, mayNotes set): a read made without m.mu clears may*
+	// only if none was written while it ran, as it may have missed it.
+	heldWrites, noteWrites uint64
 	// unqueued: by account e-mail, the store's ids of queued IMs sent (or
 	// refused for good) whose delete failed (keepUnqueued): left out of
 	// what queuedFor reads, which deletes them again first, so that none
@@ -306,6 +310,7 @@ func (m *userMemory) addNote(text string) {
 	defer m.mu.Unlock()
 	if m.st != nil {
 		m.mayNotes = true
+		m.noteWrites++
 		if err == nil {
 			return
 		}
@@ -335,26 +340,63 @@ func (m *userMemory) lost(email string) (note string) {
 
 // takeNotes returns and forgets the notes for the user, once those being
 // written are (settle). Whoever tells them has the delivery of each
-// report to noteSent, which keeps again a note no connection wrote.
+// report to noteSent, which keeps again a note no connection wrote. The
+// store is taken from without m.mu (its take is a write, which may wait
+// on the database's lock); mayNotes is cleared only if no note was
+// written meanwhile (noteWrites).
 func (m *userMemory) takeNotes() []string {
 	m.settle()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	read := m.st != nil && (m.mayNotes || !m.soleWriter)
+	writes := m.noteWrites
+	m.mu.Unlock()
 	var n []string
-	if m.st != nil && (m.mayNotes || !m.soleWriter) {
+	var err error
+	if read {
 		ctx, cancel := m.ctx()
-		stored, err := m.st.TakeNotes(ctx, m.user)
+		n, err = m.st.TakeNotes(ctx, m.user)
 		cancel()
-		if err != nil {
-			m.log.WithError(err).WithField("user", m.user).Error("store: notes not read; they are kept for the next connection")
-		} else {
-			m.mayNotes = false
-		}
-		n = stored
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if read && m.tookNotes(err) && m.noteWrites == writes {
+		m.mayNotes = false
 	}
 	n = append(n, m.notes...)
 	m.notes = nil
 	return n
+}
+
+// tookNotes reports whether the store's take of the notes, which returned
+// err, left none there. Notes it could not read (store.UnreadableRows)
+// are taken with the others, which are used: they are logged, by id (the
+// error quotes the values that did not convert, which may be a message's),
+// and the user is told how many were removed (with the notes the take
+// returns). Caller holds m.mu.
+func (m *userMemory) tookNotes(err error) bool {
+	var ur *store.UnreadableRows
+	switch {
+	case err == nil:
+		return true
+	case !errors.As(err, &ur):
+		m.log.WithError(err).WithField("user", m.user).Error("store: notes not read; they are kept for the next connection")
+		return false
+	case !ur.Removed: // left there: read, and told, again
+		if m.unreadOnce(ur.Table) {
+			m.log.WithFields(logrus.Fields{"user": m.user, "table": ur.Table, "rows": unreadIDs(ur)}).
+				Error("store: notes cannot be read; the others are used, these stay in the database, and the user is told")
+			m.addUnreadNote(fmt.Sprintf("%s for you could not be read from the gateway's database (the rows are damaged); they stay there, and the gateway's administrator can look at them.", plural(len(ur.Rows), "note", "notes")))
+		}
+		return false
+	}
+	m.log.WithFields(logrus.Fields{"user": m.user, "table": ur.Table, "rows": unreadIDs(ur)}).
+		Error("store: notes cannot be read; the others are used, these are removed, and the user is told")
+	was := "was"
+	if len(ur.Rows) != 1 {
+		was = "were"
+	}
+	m.addUnreadNote(fmt.Sprintf("%s for you could not be read from the gateway's database (the rows are damaged) and %s removed.", plural(len(ur.Rows), "note", "notes"), was))
+	return true
 }
 
 // noteSent is the Sent report of a NOTICE telling the user note, taken
@@ -508,6 +550,7 @@ func (m *userMemory) holdIn(email string, se seqEvent, live bool) (id int64, ok,
 func (m *userMemory) keepHeld(email string, se seqEvent, id int64, err error) (int64, bool, string) {
 	if m.st != nil {
 		put(&m.mayHeld, email, true)
+		m.heldWrites++
 		if err == nil {
 			m.met.imHeld()
 			return id, true, ""
@@ -546,21 +589,32 @@ func (m *userMemory) holdLater(email string, se seqEvent, notKept, forgotten fun
 }
 
 // heldFor returns the IMs held for an account, in arrival order, once
-// those being held are (settle); they stay held until dropHeld.
+// those being held are (settle); they stay held until dropHeld. The store
+// is read without m.mu (the read removes the rows it cannot read, a
+// write, which may wait on the database's lock); mayHeld is cleared only
+// if nothing was held meanwhile (heldWrites).
 func (m *userMemory) heldFor(email string) []seqEvent {
 	m.settle()
 	m.mu.Lock()
+	read := m.st != nil && (m.mayHeld[email] || !m.soleWriter)
+	writes := m.heldWrites
+	m.mu.Unlock()
+	var hs []store.HeldIM
+	var err error
+	if read {
+		ctx, cancel := m.ctx()
+		hs, err = m.st.HeldIMs(ctx, m.user, email)
+		cancel()
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []seqEvent
-	if m.st != nil && (m.mayHeld[email] || !m.soleWriter) {
-		ctx, cancel := m.ctx()
-		hs, err := m.st.HeldIMs(ctx, m.user, email)
-		cancel()
+	if read {
 		if m.unreadNote(err, email, [2]string{"IM held for you", "IMs held for you"}) {
 			// The others are given.
 		} else if err != nil {
 			m.log.WithError(err).WithField("user", m.user).Error("store: held IMs not read; they stay held for the next login")
-		} else if len(hs) == 0 {
+		} else if len(hs) == 0 && m.heldWrites == writes {
 			delete(m.mayHeld, email)
 		}
 		for _, h := range hs {
