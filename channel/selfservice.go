@@ -97,6 +97,10 @@ func (s *session) cmdRegister(r replyCtx, args []string) {
 		s.reply(r, "The nick %s cannot be registered here.", nick)
 		return
 	}
+	if s.b.dropUnderWay(UserName(nick)) {
+		s.reply(r, "%s is being dropped; try again in a moment.", nick)
+		return
+	}
 	remote := s.remoteAddr()
 	if q := s.b.cfg.Registrations; q != nil && !q.Allow(guard.AddrKey(remote)) {
 		s.log.WithField("key", guard.AddrKey(remote)).Warn("registration quota reached; refusing a registration")
@@ -305,6 +309,10 @@ func (s *session) cmdIdentify(r replyCtx, args []string) {
 		s.reply(r, "The nick %s is not registered. Type register <password> to register it.", nick)
 		return
 	}
+	if s.b.dropUnderWay(u.Name) {
+		s.reply(r, "%s is being dropped; try again in a moment.", u.Name)
+		return
+	}
 	// BitlBee's -noload (identify without loading the saved accounts, to
 	// save over them) and -force (load them over accounts added before
 	// identifying) have nothing to act on here: every change is saved as
@@ -478,6 +486,20 @@ func (s *session) dropped(r replyCtx, name string, err, perr error) {
 	}
 }
 
+// dropUnderWay reports whether the drop of the user name is under way:
+// the store may have deleted the user already (the name is free there),
+// but until the drop ends (dropped, droppedAfterEnd) the bridge keeps
+// their memory and session, which a user made with the name meanwhile
+// would get: their nicks, settings, channels and held IMs. Such a user
+// waits for the drop's end instead; a drop that fails leaves the user as
+// they were.
+func (b *Bridge) dropUnderWay(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.memory[name]
+	return m != nil && m.dropping.Load()
+}
+
 // droppedAfterEnd ends a drop whose session ended while the store deleted
 // the user: the bridge forgets what it kept of them (mem); the session's
 // end forgets the rest.
@@ -582,9 +604,15 @@ func (b *Bridge) keepDropLeftovers(name string, l dropLeftovers, log *logrus.Ent
 
 // becomeUser makes the session u's (after identify or register): the
 // accounts of old go, a session u had elsewhere is replaced, and u's
-// accounts get their control channels and connect.
+// accounts get their control channels and connect. A name whose drop is
+// under way is refused (dropUnderWay), as register and identify refuse
+// it: this looks again, as the drop may have begun since.
 func (s *session) becomeUser(r replyCtx, u User, old User) {
 	b := s.b
+	if b.dropUnderWay(u.Name) {
+		s.reply(s.where(r), "%s is being dropped; try again in a moment.", u.Name)
+		return
+	}
 	if b.lease.needs(u) && !b.lease.holds(u.Name) {
 		// Another instance may serve u: u's lease first (lease.go).
 		s.claimThen(r, u, func() { s.becomeUser(r, u, old) })
@@ -646,6 +674,11 @@ func (s *session) becomeUser(r replyCtx, u User, old User) {
 		return
 	}
 	mem := b.memory[u.Name]
+	if mem.dropping.Load() { // its drop began since the look above
+		b.mu.Unlock()
+		s.reply(s.where(r), "%s is being dropped; try again in a moment.", u.Name)
+		return
+	}
 	if b.sessions[old.Name] == s {
 		delete(b.sessions, old.Name)
 	}
