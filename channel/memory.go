@@ -73,10 +73,11 @@ type userMemory struct {
 	mayHeld, mayQueued map[string]bool
 	mayNotes           bool
 	soleWriter         bool
-	// heldWrites and noteWrites count the holds and notes written to the
-	// store (mayHeld, mayNotes set): a read made without m.mu clears may*
-	// only if none was written while it ran, as it may have missed it.
-	heldWrites, noteWrites uint64
+	// heldWrites, queuedWrites and noteWrites count the holds, queued IMs
+	// and notes written to the store (mayHeld, mayQueued, mayNotes set): a
+	// read made without m.mu clears may* only if none was written while
+	// it ran, as it may have missed it.
+	heldWrites, queuedWrites, noteWrites uint64
 	// unqueued: by account e-mail, the store's ids of queued IMs sent (or
 	// refused for good) whose delete failed (keepUnqueued): left out of
 	// what queuedFor reads, which deletes them again first, so that none
@@ -771,15 +772,23 @@ func (m *userMemory) deleteStored(ids []int64, del func(ctx context.Context, use
 }
 
 // queue keeps an IM typed while the account's link is down, committed to
-// the store when there is one, and returns it with its id.
+// the store when there is one, and returns it with its id. The store is
+// written without m.mu (an insert, which may wait on the database's
+// lock); mayQueued is set once it is written, not before: a readQueued
+// that ran meanwhile and found none must not leave it clear.
 func (m *userMemory) queue(email string, q queuedIM) queuedIM {
+	var s store.QueuedIM
+	var err error
+	if m.st != nil {
+		ctx, cancel := m.ctx()
+		s, err = m.st.QueueIM(ctx, m.user, email, toStoreQueued(q))
+		cancel()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.st != nil {
 		put(&m.mayQueued, email, true)
-		ctx, cancel := m.ctx()
-		s, err := m.st.QueueIM(ctx, m.user, email, toStoreQueued(q))
-		cancel()
+		m.queuedWrites++
 		if err == nil {
 			q.id = s.ID
 			return q
@@ -805,29 +814,42 @@ func (m *userMemory) queuedFor(email string) []queuedIM {
 // the store stay there for a read that succeeds; an account the store
 // has no row for has none queued. Those sent whose delete failed
 // (unqueued) are deleted again first, by the memory's writer (the read
-// waits for it, as for the writes before it), and left out.
+// waits for it, as for the writes before it), and left out. The store is
+// read without m.mu: mayQueued is cleared only if nothing was queued
+// meanwhile (queuedWrites), and an IM is left out if it was unqueued
+// before the read or after it (deleteUnqueued may forget one, deleted,
+// that the read found).
 func (m *userMemory) readQueued(email string) ([]queuedIM, error) {
 	m.retryUnqueued(email)
 	m.settle()
 	m.mu.Lock()
+	read := m.st != nil && (m.mayQueued[email] || !m.soleWriter)
+	writes := m.queuedWrites
+	sentBefore := slices.Clone(m.unqueued[email])
+	m.mu.Unlock()
+	var qs []store.QueuedIM
+	var err error
+	if read {
+		ctx, cancel := m.ctx()
+		qs, err = m.st.QueuedIMs(ctx, m.user, email)
+		cancel()
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []queuedIM
 	var readErr error
-	if m.st != nil && (m.mayQueued[email] || !m.soleWriter) {
-		ctx, cancel := m.ctx()
-		qs, err := m.st.QueuedIMs(ctx, m.user, email)
-		cancel()
+	if read {
 		if m.unreadNote(err, email, [2]string{"IM you typed while the link was down", "IMs you typed while the link was down"}) {
 			// The others are sent.
 		} else if err != nil && !isNotFound(err) {
 			m.log.WithError(err).WithField("user", m.user).Error("store: queued IMs not read; they stay queued, and are read again at the account's next login")
 			readErr = err
-		} else if len(qs) == 0 { // none, or no account row (none can be queued)
+		} else if len(qs) == 0 && m.queuedWrites == writes { // none, or no account row (none can be queued)
 			delete(m.mayQueued, email)
 		}
 		sent := m.unqueued[email]
 		for _, q := range qs {
-			if slices.Contains(sent, q.ID) {
+			if slices.Contains(sent, q.ID) || slices.Contains(sentBefore, q.ID) {
 				continue // sent already: its delete failed
 			}
 			// Kept in the history once sent unless it is already, as
