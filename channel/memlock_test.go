@@ -39,22 +39,24 @@ func (p *lockProbe) then() {
 	}
 }
 
-func (p *lockProbe) HeldIMs(ctx context.Context, user, email string) ([]store.HeldIM, error) {
-	if p.heldLocked = p.locked(); p.heldLocked {
-		return p.Store.HeldIMs(ctx, user, email)
+// probed makes the store's call (whose result goes in locked: whether
+// the memory's mutex was held as it began) and, with the mutex free,
+// runs meanwhile after it.
+func probed[T any](p *lockProbe, locked *bool, call func() (T, error)) (T, error) {
+	if *locked = p.locked(); *locked {
+		return call()
 	}
-	hs, err := p.Store.HeldIMs(ctx, user, email)
+	v, err := call()
 	p.then()
-	return hs, err
+	return v, err
+}
+
+func (p *lockProbe) HeldIMs(ctx context.Context, user, email string) ([]store.HeldIM, error) {
+	return probed(p, &p.heldLocked, func() ([]store.HeldIM, error) { return p.Store.HeldIMs(ctx, user, email) })
 }
 
 func (p *lockProbe) TakeNotes(ctx context.Context, user string) ([]string, error) {
-	if p.notesLocked = p.locked(); p.notesLocked {
-		return p.Store.TakeNotes(ctx, user)
-	}
-	n, err := p.Store.TakeNotes(ctx, user)
-	p.then()
-	return n, err
+	return probed(p, &p.notesLocked, func() ([]string, error) { return p.Store.TakeNotes(ctx, user) })
 }
 
 // TestStoreReadsWithoutTheMemoryLock: the memory's reads of held IMs and

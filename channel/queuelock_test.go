@@ -20,21 +20,11 @@ type queueProbe struct {
 }
 
 func (p *queueProbe) QueueIM(ctx context.Context, user, email string, im store.QueuedIM) (store.QueuedIM, error) {
-	if p.queueLocked = p.locked(); p.queueLocked {
-		return p.Store.QueueIM(ctx, user, email, im)
-	}
-	q, err := p.Store.QueueIM(ctx, user, email, im)
-	p.then()
-	return q, err
+	return probed(p.lockProbe, &p.queueLocked, func() (store.QueuedIM, error) { return p.Store.QueueIM(ctx, user, email, im) })
 }
 
 func (p *queueProbe) QueuedIMs(ctx context.Context, user, email string) ([]store.QueuedIM, error) {
-	if p.readLocked = p.locked(); p.readLocked {
-		return p.Store.QueuedIMs(ctx, user, email)
-	}
-	qs, err := p.Store.QueuedIMs(ctx, user, email)
-	p.then()
-	return qs, err
+	return probed(p.lockProbe, &p.readLocked, func() ([]store.QueuedIM, error) { return p.Store.QueuedIMs(ctx, user, email) })
 }
 
 func (p *queueProbe) DeleteQueued(ctx context.Context, user, email string, ids ...int64) error {
