@@ -65,16 +65,26 @@ func wantRowsOf(t *testing.T, what string, err error, table, email string, ids .
 	return ur
 }
 
+// unreadEmail is the account of alice's that the unreadable-row cases use.
+const unreadEmail = "a@example.com"
+
+// openAlice opens db's store with user alice and her account unreadEmail.
+func openAlice(t *testing.T, db testDB) Store {
+	t.Helper()
+	s := db.open(t, testKey(1))
+	mustCreate(t, s, "alice")
+	mustAdd(t, s, "alice", Account{Email: unreadEmail, Password: "pw"})
+	return s
+}
+
 // testUnreadableHistory: history rows that do not read are left out of
 // History, HistorySince and HistoryLatestSince, which return the others,
 // as many as the limit allows, and name them; paging forward or back goes
 // past them to every readable entry, once. HistoryByMsgID of one is
 // ErrNotFound, naming it.
 func testUnreadableHistory(t *testing.T, db testDB) {
-	s := db.open(t, testKey(1))
-	mustCreate(t, s, "alice")
-	const email = "a@example.com"
-	mustAdd(t, s, "alice", Account{Email: email, Password: "pw"})
+	s := openAlice(t, db)
+	const email = unreadEmail
 	var es []HistoryEntry
 	for i := range 8 {
 		es = append(es, appendAt(t, s, "alice", email, 7, fmt.Sprint("e", i), ms(10*i)))
@@ -177,10 +187,8 @@ func testUnreadableHistory(t *testing.T, db testDB) {
 // hands them to the user) or TakeHeld: the read names them and removes
 // them, and IMs are held again.
 func testUnreadableHeldCap(t *testing.T, db testDB) {
-	s := db.open(t, testKey(1))
-	mustCreate(t, s, "alice")
-	const email = "a@example.com"
-	mustAdd(t, s, "alice", Account{Email: email, Password: "pw"})
+	s := openAlice(t, db)
+	const email = unreadEmail
 	r, d := db.raw(t)
 	var acct int64
 	check(t, "account id", r.QueryRow(d.Rebind(qAccountID), "alice", email).Scan(&acct))
@@ -238,10 +246,8 @@ func testUnreadableHeldCap(t *testing.T, db testDB) {
 // NULL on PostgreSQL, which must not read as UID 0) is left out of
 // QueuedIMs and named; the others are returned.
 func testUnreadableQueuedAll(t *testing.T, db testDB) {
-	s := db.open(t, testKey(1))
-	mustCreate(t, s, "alice")
-	const email = "a@example.com"
-	mustAdd(t, s, "alice", Account{Email: email, Password: "pw"})
+	s := openAlice(t, db)
+	const email = unreadEmail
 	var ids []int64
 	for i := range 3 {
 		q, err := s.QueueIM(ctx, "alice", email, QueuedIM{To: 7, Nick: "bob", Text: fmt.Sprint("typed ", i+1)})
@@ -268,10 +274,8 @@ func testUnreadableQueuedAll(t *testing.T, db testDB) {
 // with no entry that reads, or whose own row's latest time does not read,
 // neither fails the others nor hides its conversation.
 func testUnreadableTargets(t *testing.T, db testDB) {
-	s := db.open(t, testKey(1))
-	mustCreate(t, s, "alice")
-	const email = "a@example.com"
-	mustAdd(t, s, "alice", Account{Email: email, Password: "pw"})
+	s := openAlice(t, db)
+	const email = unreadEmail
 	appendAt(t, s, "alice", email, 7, "b7-1", ms(10))
 	appendAt(t, s, "alice", email, 7, "b7-2", ms(20))
 	bad7 := appendAt(t, s, "alice", email, 7, "b7-3", ms(30))
