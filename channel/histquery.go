@@ -78,7 +78,7 @@ func (s *session) lookupConversation(target string, done func(context.Context, c
 			c := conversation{l.email, p.UID, target}
 			// Rows it cannot read are history with them too: the query
 			// that follows gives the others, and tells the user.
-			if es, herr := st.History(ctx, user, store.HistoryQuery{Account: l.email, Buddy: p.UID, Limit: 1}); herr == nil && len(es) > 0 || rowsLeftOut(herr) {
+			if es, herr := st.History(ctx, user, store.HistoryQuery{Account: l.email, Buddy: p.UID, Limit: 1}); herr == nil && len(es) > 0 || errors.Is(herr, store.ErrUnreadable) {
 				done(ctx, c, nil)
 				return
 			}
@@ -148,16 +148,8 @@ func refPlace(ctx context.Context, st store.Store, user string, r ircd.HistoryRe
 	return e.Time, e.ID, nil
 }
 
-// rowsLeftOut reports whether err is the store's of rows it could not read
-// (store.UnreadableRows), left out of what it read: the rest comes with
-// it, for the caller to use.
-func rowsLeftOut(err error) bool {
-	var ur *store.UnreadableRows
-	return errors.As(err, &ur)
-}
-
 // historyQuery runs a CHATHISTORY request on the store; entries come
-// oldest first. An error of rows it could not read (rowsLeftOut) comes
+// oldest first. An error of rows it could not read (store.ErrUnreadable) comes
 // with the entries that read.
 func historyQuery(ctx context.Context, st store.Store, user string, c conversation, q ircd.HistoryQuery) ([]store.HistoryEntry, error) {
 	from, fromID, err := refPlace(ctx, st, user, q.From)
@@ -179,7 +171,7 @@ func historyQuery(ctx context.Context, st store.Store, user string, c conversati
 		if half := q.Limit / 2; half > 0 {
 			before := base
 			before.Before, before.BeforeID, before.Latest, before.Limit = from, fromID, true, half
-			if older, err = st.History(ctx, user, before); err != nil && !rowsLeftOut(err) {
+			if older, err = st.History(ctx, user, before); err != nil && !errors.Is(err, store.ErrUnreadable) {
 				return nil, err
 			}
 		}

@@ -7,6 +7,7 @@ package channel
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -92,7 +93,7 @@ type replayRead struct {
 	more  bool
 	err   error // reading the position failed (then !found) or the history did
 	// unread: the store's error of history rows it could not read, left
-	// out of convs (rowsLeftOut), or nil.
+	// out of convs (store.ErrUnreadable), or nil.
 	unread error
 	// recorded: the msgids of what the user sent while the read was under
 	// way (recordOut), which the read may find: the client was shown it
@@ -119,7 +120,7 @@ func (rd *replayRead) read(ctx context.Context) {
 	}
 	if rd.found {
 		rd.convs, rd.more, rd.err = missedConversations(ctx, rd.st, rd.user, rd.pos, rd.per, rd.skip)
-		if rowsLeftOut(rd.err) {
+		if errors.Is(rd.err, store.ErrUnreadable) {
 			rd.unread, rd.err = rd.err, nil
 		}
 	}
@@ -203,7 +204,7 @@ type replayConv struct {
 // conversation's latest per entries (not those of skip's msgids),
 // counting the earlier ones, in the order the conversations' kept entries
 // begin. more: there is more before what was read. An error of rows it
-// could not read (rowsLeftOut) comes with the conversations of the others.
+// could not read (store.ErrUnreadable) comes with the conversations of the others.
 func missedConversations(ctx context.Context, st store.Store, user string, pos int64, per int, skip map[string]bool) (convs []*replayConv, more bool, err error) {
 	type key struct {
 		email string
@@ -214,7 +215,7 @@ func missedConversations(ctx context.Context, st store.Store, user string, pos i
 	var unread error
 	for p := 0; ; p++ {
 		page, err := st.HistoryLatestSince(ctx, user, pos, before, store.MaxHistoryLimit)
-		if rowsLeftOut(err) {
+		if errors.Is(err, store.ErrUnreadable) {
 			unread, err = err, nil
 		}
 		if err != nil {
@@ -244,7 +245,7 @@ func missedConversations(ctx context.Context, st store.Store, user string, pos i
 		before = page[0].ID
 		if p == replayPages-1 { // the last page read: is there more?
 			rest, err := st.HistoryLatestSince(ctx, user, pos, before, 1)
-			if rowsLeftOut(err) {
+			if errors.Is(err, store.ErrUnreadable) {
 				unread, err = err, nil
 			}
 			if err != nil {
