@@ -168,13 +168,13 @@ func openStoreKey(ctx context.Context, sc StoreConfig) (store.Store, []byte, err
 	ctx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
 	defer cancel()
 	st, err := store.Open(ctx, sc.Driver, sc.DSN, key)
-	return st, key, withoutDSN(err)
+	return st, key, dsnKeyErr(err)
 }
 
-// withoutDSN names store.dsn in an error that its connection string does
+// dsnKeyErr names store.dsn in an error that its connection string does
 // not parse (sqldb.ErrDSN, whose text leaves the string out: it may hold a
 // password), so that the config's line is given.
-func withoutDSN(err error) error {
+func dsnKeyErr(err error) error {
 	if !errors.Is(err, sqldb.ErrDSN) {
 		return err
 	}
