@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -186,5 +187,20 @@ func TestGatewayCPUCountsChildren(t *testing.T) {
 			t.Fatalf("gateway CPU %d ticks, its own %d, children %v: want the two spins' time counted", all, own, procstat.Children(cmd.Process.Pid))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestParseProcRSS: the resident and peak sizes come from a status file's
+// VmRSS and VmHWM lines in bytes, and a file missing either is an error.
+func TestParseProcRSS(t *testing.T) {
+	status := "Name:\tmsimircd\nVmPeak:\t 2000000 kB\nVmHWM:\t  150000 kB\nVmRSS:\t   90000 kB\nThreads:\t9\n"
+	rss, peak, err := parseProcRSS(strings.NewReader(status))
+	if err != nil || rss != 90000<<10 || peak != 150000<<10 {
+		t.Fatalf("got rss %d, peak %d, %v; want %d, %d", rss, peak, err, 90000<<10, 150000<<10)
+	}
+	for _, bad := range []string{"VmRSS:\t90000 kB\n", "VmHWM:\t150000 kB\n", "VmHWM:\tlots kB\nVmRSS:\t1 kB\n", ""} {
+		if _, _, err := parseProcRSS(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }

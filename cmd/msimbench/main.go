@@ -713,7 +713,7 @@ func printTable(w io.Writer, r *report) {
 			fmt.Fprintf(tw, "memory per idle account (N=%d, %d buddies, ~%d online)\tRSS %s, Go heap+stacks %s\t≤ 64 KiB: %s\t\n", m.Accounts, m.Buddies, m.OnlineBuddies,
 				kib(m.RSSPerAccount), kib(m.HeapPerAccount), verdict(m.RSSPerAccount <= targetPerAccount))
 			fmt.Fprintf(tw, "  goroutines per idle account\t%.2f\t≤ %d: %s\t\n", m.GoroutinesPerAccount, targetGoroutines, verdict(m.GoroutinesPerAccount <= targetGoroutines))
-			fmt.Fprintf(tw, "  gateway RSS before / after\t%s / %s\t\t\n", mib(m.Base.RSS), mib(m.After.RSS))
+			fmt.Fprintf(tw, "  gateway RSS before / after; peak\t%s / %s; %s\t\t\n", mib(m.Base.RSS), mib(m.After.RSS), mib(m.After.PeakRSS))
 			fmt.Fprintf(tw, "  allocated per account during the storm; collections\t%s in %.0f objects; %d\t\t\n", kib(m.AllocPerAccount), m.ObjectsPerAccount, m.StormGCs)
 		} else {
 			fmt.Fprintf(tw, "memory per idle account (N=%d)\tnot measured: %s\t\t\n", m.Accounts, m.MemoryNotMeasur)

@@ -443,7 +443,10 @@ func (g *gateway) Stop() {
 
 // memSample is the gateway's memory at one moment, after a GC.
 type memSample struct {
-	RSS        uint64 `json:"rss"`
+	RSS uint64 `json:"rss"`
+	// PeakRSS is the most the process has held resident since it
+	// started (VmHWM): after a login storm, the storm's peak.
+	PeakRSS    uint64 `json:"peak_rss"`
 	HeapAlloc  uint64 `json:"heap_alloc"`
 	HeapInuse  uint64 `json:"heap_inuse"`
 	StackInuse uint64 `json:"stack_inuse"`
@@ -506,7 +509,7 @@ func (g *gateway) memory() (memSample, error) {
 		return m, err
 	}
 	if g.pid != 0 {
-		m.RSS, err = procRSS(g.pid)
+		m.RSS, m.PeakRSS, err = procRSS(g.pid)
 	}
 	return m, err
 }
@@ -539,21 +542,41 @@ func parseGoroutineTotal(b []byte) (int, error) {
 	return n, nil
 }
 
-// procRSS reads VmRSS of pid.
-func procRSS(pid int) (uint64, error) {
+// procRSS reads VmRSS and VmHWM (the peak) of pid.
+func procRSS(pid int) (rss, peak uint64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	return parseProcRSS(f)
+}
+
+// parseProcRSS reads VmRSS and VmHWM from a /proc/PID/status.
+func parseProcRSS(r io.Reader) (rss, peak uint64, err error) {
+	sc := bufio.NewScanner(r)
+	kib := func(v string) (uint64, error) {
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		return kb << 10, err
+	}
+	var haveRSS, havePeak bool
+	for sc.Scan() && !(haveRSS && havePeak) {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
+			if rss, err = kib(v); err != nil {
+				return 0, 0, fmt.Errorf("VmRSS: %w", err)
+			}
+			haveRSS = true
+		} else if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			if peak, err = kib(v); err != nil {
+				return 0, 0, fmt.Errorf("VmHWM: %w", err)
+			}
+			havePeak = true
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	if !haveRSS || !havePeak {
+		return 0, 0, errors.New("no VmRSS or VmHWM in /proc status")
+	}
+	return rss, peak, sc.Err()
 }
 
 // procCPU returns the user+system CPU time of pid in clock ticks; reaped:
