@@ -188,6 +188,11 @@ func TestBadFenceCounted(t *testing.T) {
 	p := newRecPeer(0)
 	n.Attach(p)
 	defer n.Close()
+	// Attach does not wait for NATS to have its subscriptions: a fence
+	// sent before the server has the node's would reach nobody.
+	if err := n.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
