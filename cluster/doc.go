@@ -84,8 +84,10 @@
 // few workers drain: they fetch the state of a watched user again, or kick
 // again for a local user, look at their mailbox and publish their state
 // again (see madeUp). A watched user's state fetch left unanswered (not
-// one that found nobody) is made again by these workers too, after a
-// back-off, a few times at most (see fetchAgain).
+// one that found nobody) is made again, after a back-off, a few times at
+// most (see fetchAgain), by a few workers kept for these: a node that
+// leaves every fetch unanswered does not hold up the make-ups of other
+// nodes' users.
 // nats.go runs its own (reader, flusher, and one per handler subscription:
 // heartbeats, fences, alerts). The Node's tables (claims, watches, claims
 // ended lately, liveness) are guarded by mu; no NATS call is made with mu

@@ -128,8 +128,7 @@ func (n *Node) onUserMsg(m *nats.Msg) {
 // uid that NATS did not drop before them (see makeUp): what the dropped
 // messages would have brought is asked for again (see makeUpFor). The
 // make-up is left to a worker, not holding up the shard: it joins the
-// pending set, once at most, and a worker is started unless fetchers run
-// already (each takes the next pending make-up once done).
+// pending set, once at most (queueMakeUp).
 func (n *Node) madeUp(uid msim.UID, presence bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -155,26 +154,52 @@ type makeUpJob struct {
 	tries      int
 }
 
-// queueMakeUp adds the make-up k to the pending set, and starts a worker
-// if fewer than fetchers run. The caller holds n.mu.
+// makeUpPool is a set of make-ups waiting for a worker, and how many of
+// its workers run: at most fetchers, each taking the next make-up once
+// done. Its fields are guarded by n.mu.
+type makeUpPool struct {
+	jobs    map[makeUpKey]makeUpJob
+	workers int
+}
+
+func newMakeUpPool() *makeUpPool { return &makeUpPool{jobs: map[makeUpKey]makeUpJob{}} }
+
+// queued returns the make-up k waiting for a worker, if any. The caller
+// holds n.mu.
+func (n *Node) queued(k makeUpKey) (makeUpJob, bool) {
+	if job, ok := n.pending.jobs[k]; ok {
+		return job, true
+	}
+	job, ok := n.retries.jobs[k]
+	return job, ok
+}
+
+// queueMakeUp adds the make-up k to its set, pending or, for a fetch
+// made again after one was left unanswered, retries, and starts a worker
+// of that set if fewer than fetchers run. The caller holds n.mu.
 func (n *Node) queueMakeUp(k makeUpKey, job makeUpJob) {
 	if n.closed {
 		return
 	}
-	if cur, ok := n.pending[k]; ok && (cur.again || !job.again) {
-		return // the pending one does as much
+	if cur, ok := n.queued(k); ok && (cur.again || !job.again) {
+		return // the one queued does as much
 	}
-	n.pending[k] = job
-	if n.makers < fetchers {
-		n.makers++
+	to, other := n.pending, n.retries
+	if job.tries > 0 {
+		to, other = other, to
+	}
+	delete(other.jobs, k)
+	to.jobs[k] = job
+	if to.workers < fetchers {
+		to.workers++
 		n.wg.Add(1)
-		go n.makeUps()
+		go n.makeUps(to)
 	}
 }
 
-// makeUps is a make-up worker: it makes the pending make-ups, one after
+// makeUps is a worker of pool: it makes the make-ups of pool, one after
 // the other, until none is left or the node closes.
-func (n *Node) makeUps() {
+func (n *Node) makeUps(pool *makeUpPool) {
 	defer n.wg.Done()
 	for {
 		n.mu.Lock()
@@ -182,14 +207,14 @@ func (n *Node) makeUps() {
 		var job makeUpJob
 		ok := false
 		if !n.closed {
-			for k, job = range n.pending {
-				delete(n.pending, k)
+			for k, job = range pool.jobs {
+				delete(pool.jobs, k)
 				ok = true
 				break
 			}
 		}
 		if !ok {
-			n.makers--
+			pool.workers--
 		}
 		n.mu.Unlock()
 		if !ok {

@@ -33,6 +33,7 @@ var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .02
 type metricSet struct {
 	in, out   map[string]prometheus.Counter
 	latency   map[string]prometheus.Observer
+	timedOut  map[string]prometheus.Counter
 	fences    prometheus.Counter
 	nodesDown prometheus.Counter
 	dropped   prometheus.Counter
@@ -52,6 +53,10 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 		Name:    "msimd_cluster_request_duration_seconds",
 		Help:    "Round trip of a request to another node (deliver a bm, kick a session, fetch a state, hand a state on): the latency a cross-node hop adds.",
 		Buckets: latencyBuckets,
+	}, []string{"kind"})
+	unanswered := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "msimd_cluster_requests_unanswered_total",
+		Help: "Requests to another node left unanswered until they timed out (that node slow or stuck, or the answer lost), by kind: the IM is stored by its sender, the kick or the state fetch finds nothing, the state handed on is not acknowledged.",
 	}, []string{"kind"})
 	peers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "msimd_cluster_peers",
@@ -77,15 +82,15 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 		Name: "msimd_cluster_state_fetches_given_up_total",
 		Help: "Watched users whose state fetch their node left unanswered each time it was made again: their watchers here keep the state they knew until it changes.",
 	})
-	for _, c := range []prometheus.Collector{msgs, latency, peers, fences, nodesDown, dropped, unsent, givenUp} {
+	for _, c := range []prometheus.Collector{msgs, latency, unanswered, peers, fences, nodesDown, dropped, unsent, givenUp} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("cluster: register metrics: %w", err)
 		}
 	}
 	m := &metricSet{
 		in: map[string]prometheus.Counter{}, out: map[string]prometheus.Counter{},
-		latency: map[string]prometheus.Observer{},
-		fences:  fences, nodesDown: nodesDown, dropped: dropped, unsent: unsent, givenUp: givenUp,
+		latency: map[string]prometheus.Observer{}, timedOut: map[string]prometheus.Counter{},
+		fences: fences, nodesDown: nodesDown, dropped: dropped, unsent: unsent, givenUp: givenUp,
 	}
 	for _, k := range messageKinds {
 		m.in[k] = msgs.WithLabelValues("in", k)
@@ -93,6 +98,7 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 	}
 	for _, k := range requestKinds {
 		m.latency[k] = latency.WithLabelValues(k)
+		m.timedOut[k] = unanswered.WithLabelValues(k)
 	}
 	return m, nil
 }
@@ -112,6 +118,13 @@ func (m *metricSet) received(kind string) {
 func (m *metricSet) roundTrip(kind string, d time.Duration) {
 	if m != nil {
 		m.latency[kind].Observe(d.Seconds())
+	}
+}
+
+// noAnswer counts a request of kind left unanswered until it timed out.
+func (m *metricSet) noAnswer(kind string) {
+	if m != nil {
+		m.timedOut[kind].Inc()
 	}
 }
 

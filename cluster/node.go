@@ -91,7 +91,7 @@ var ErrNotInCluster = errors.New("cluster: this node is not in the cluster (NATS
 const (
 	shardCount = 4
 	shardQueue = 8192
-	fetchers   = 16 // requests of one Watch, or of a resync, at a time
+	fetchers   = 16 // requests of one Watch, or of a resync, at a time; workers of each makeUpPool
 	// A watched user's state fetch left unanswered is made again, after
 	// a heartbeat, then twice as long each time, at most fetchTries
 	// times (fetchAgain).
@@ -129,14 +129,17 @@ type Node struct {
 	watches  map[msim.UID]*counted
 	ended    *endings // claims ended lately: see endings
 	// Make-ups of messages NATS dropped (see madeUp): those the shards
-	// have reached, waiting for a worker (at most fetchers run), and the
-	// presence make-ups that found their user nowhere, asked again once
-	// DeadAfter is over, or whose state fetch was left unanswered, made
-	// again after a back-off (fetchAgain). One of each at most per
-	// subscription held.
-	pending map[makeUpKey]makeUpJob
+	// have reached, waiting for a worker (pending); the presence make-ups
+	// waiting for a heartbeat to be made again (recheck): those that
+	// found their user nowhere, once DeadAfter is over, and those whose
+	// state fetch was left unanswered, after a back-off (fetchAgain); and
+	// the latter, once due, waiting for a worker of their own (retries),
+	// so that a node that leaves every fetch unanswered holds up its own
+	// users' fetches, not the make-ups of other nodes' users. One of each
+	// at most per subscription held.
+	pending *makeUpPool
+	retries *makeUpPool
 	recheck map[makeUpKey]makeUpJob
-	makers  int // make-up workers running
 	// owed: users of other nodes whose mailbox notices (Stored) NATS did
 	// not take while the link was down, sent once it is back (resync).
 	owed     map[msim.UID]struct{}
@@ -275,7 +278,8 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 		inc:     incarnation(cfg.Name),
 		claims:  map[msim.UID]*counted{},
 		watches: map[msim.UID]*counted{},
-		pending: map[makeUpKey]makeUpJob{},
+		pending: newMakeUpPool(),
+		retries: newMakeUpPool(),
 		recheck: map[makeUpKey]makeUpJob{},
 		// A sender waits at most RequestTimeout, from before the claim
 		// ended: past that an answer is of no use to it.
@@ -566,13 +570,17 @@ func (n *Node) publish(kind, subject string, data []byte) bool {
 	return true
 }
 
-// request sends a request and measures its round trip.
+// request sends a request and measures its round trip, or counts it
+// unanswered.
 func (n *Node) request(kind, subject string, data []byte) (*nats.Msg, error) {
 	n.metrics.sent(kind)
 	t0 := time.Now()
 	m, err := n.nc.Request(subject, data, n.cfg.RequestTimeout)
-	if err == nil {
+	switch {
+	case err == nil:
 		n.metrics.roundTrip(kind, time.Since(t0))
+	case errors.Is(err, nats.ErrTimeout):
+		n.metrics.noAnswer(kind)
 	}
 	return m, err
 }
@@ -736,6 +744,9 @@ func (n *Node) kick(uid msim.UID, v server.Version) (*server.PeerState, *server.
 				continue
 			}
 		}
+		if answers == 0 && errors.Is(err, nats.ErrTimeout) {
+			n.metrics.noAnswer(kindKick)
+		}
 		if answers == 0 && !errors.Is(err, nats.ErrNoResponders) {
 			log.WithError(err).Warn("kick of an older session not answered")
 		}
@@ -835,7 +846,8 @@ func (n *Node) drop(presence bool, uid msim.UID) bool {
 	}
 	delete(table, uid)
 	k := makeUpKey{uid, presence}
-	delete(n.pending, k)
+	delete(n.pending.jobs, k)
+	delete(n.retries.jobs, k)
 	delete(n.recheck, k)
 	if c.sub != nil {
 		n.countDropped(c.sub, true) // before it is closed, when its count is lost
@@ -1123,7 +1135,7 @@ func (n *Node) fetchAgain(uid msim.UID, job makeUpJob) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c := n.watches[uid]
-	_, queued := n.pending[k]
+	_, queued := n.queued(k)
 	_, waiting := n.recheck[k]
 	switch {
 	case n.closed || c == nil || c.sub == nil || queued || waiting:
