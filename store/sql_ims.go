@@ -159,6 +159,11 @@ func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, 
 	bad := &UnreadableRows{Table: "held_ims", User: user, Email: email}
 	var out []HeldIM
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.d != sqldb.SQLite { // as deleteByID: the account's deletes take turns
+			if _, err := s.lockedAccountID(ctx, tx, user, email); err != nil {
+				return err
+			}
+		}
 		return s.eachRow(ctx, tx, `DELETE FROM held_ims WHERE account_id = ? RETURNING `+heldColumns, []any{id}, func(rows *sql.Rows) error {
 			im, ok, err := readRow(rows, bad, scanHeld)
 			if ok {
@@ -283,7 +288,7 @@ func (s *sqlStore) DeleteQueued(ctx context.Context, user, email string, ids ...
 // account, in one transaction.
 func (s *sqlStore) deleteByID(ctx context.Context, table, user, email string, ids []int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		acct, err := s.accountID(ctx, tx, user, email)
+		acct, err := s.lockedAccountID(ctx, tx, user, email)
 		if err != nil {
 			return err
 		}
@@ -306,6 +311,28 @@ func (s *sqlStore) deleteByID(ctx context.Context, table, user, email string, id
 // qAddNote adds a note for the user unless they have MaxNotes already.
 const qAddNote = `INSERT INTO notes (user_id, text, created) SELECT u.id, ?, ? FROM users u WHERE u.name = ?
 	AND (SELECT count(*) FROM notes n WHERE n.user_id = u.id) < ?`
+
+// lockedAccountID is accountID for a delete of the account's held or
+// queued IMs. On PostgreSQL, which runs deletes side by side, each
+// statement locks the rows it deletes in the order its plan scans them,
+// and a transaction of several (a delete in chunks) holds the rows of
+// the first while it waits for those of the next: two deletes whose rows
+// overlap would each wait for the other, and one would fail as a
+// deadlock's victim (its IMs given or sent again). It locks the
+// account's row first (qLockAccount), until the end of tx, so the
+// deletes of one account take turns; DeleteAccount, HoldIM and the
+// cascades of DeleteUser take that row before the IMs' rows too.
+func (s *sqlStore) lockedAccountID(ctx context.Context, tx querier, user, email string) (int64, error) {
+	if s.d == sqldb.SQLite {
+		return s.accountID(ctx, tx, user, email)
+	}
+	var id int64
+	err := s.queryRow(ctx, tx, qLockAccount, user, email).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("account %q of user %q: %w", email, user, ErrNotFound)
+	}
+	return id, err
+}
 
 // qLockUser locks the user's row (PostgreSQL only) until the end of the
 // transaction, as qLockAccount does an account's.
