@@ -302,12 +302,16 @@ func (s *sqlStore) loadUser(ctx context.Context, name string) (UserState, error)
 			// out (the buddy gets a nick anew), an account whose
 			// autoconnect is one does not connect by itself, one
 			// whose held IMs' highest seq is one is read without it
-			// (its readable ones are looked at after), and a user
-			// whose creation time is one is created at the zero Time.
+			// (its readable ones are looked at after), a user whose
+			// creation time is one is created at the zero Time, and a
+			// setting whose name or value is one (NULL, kept where a
+			// column's NOT NULL was dropped) is unset.
 			vals, bad, ok := scanEach(rows, dest)
 			switch {
 			case !ok:
 				return err // the rows ended
+			case (kind == rowSetting || kind == rowAccountSetting) && len(bad) > 0 && onlyOf(bad, 2, 3):
+				return nil
 			case kind == rowNick && !slices.Contains(bad, 0) && !slices.Contains(bad, 1):
 				badNicks = append(badNicks, badNick{id, fmt.Errorf("%w: buddy_nicks row of account row %d of user %q, nick %q, uid %v: %v",
 					ErrUnreadable, id, name, vals[2], vals[6], err)})

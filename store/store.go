@@ -97,9 +97,10 @@ type Store interface {
 	// queued IMs themselves (their counts are given) and the notes. An
 	// account whose sealed MSIM password does not open (a corrupt row)
 	// comes with Unreadable set and no password; the others load. A buddy
-	// nick that cannot be read is left out (NicksUnreadable), an
-	// autoconnect that cannot be read is false, and a creation time that
-	// cannot be read (here, in User and in Users) is the zero Time.
+	// nick that cannot be read is left out (NicksUnreadable), a user or
+	// account setting that cannot be read is unset, an autoconnect that
+	// cannot be read is false, and a creation time that cannot be read
+	// (here, in User and in Users) is the zero Time.
 	LoadUser(ctx context.Context, name string) (UserState, error)
 
 	// SetSetting sets one of the user's settings.
