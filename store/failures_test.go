@@ -253,3 +253,40 @@ func TestLoginFailuresStaleDeletesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginFailuresUnreadableStale: a key whose row's last failure or
+// count does not read (text in SQLite's integer column, NULL in
+// PostgreSQL's) counts as stale: no failures, and its next failure
+// counts from 1 and writes the row anew, which then reads. Kept counting,
+// the key would be delayed or refused for good.
+func TestLoginFailuresUnreadableStale(t *testing.T) {
+	const window = 15 * time.Minute
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, e := range engines {
+		for _, column := range []string{"last", "failures"} {
+			t.Run(e.name+"/"+column, func(t *testing.T) {
+				requireEngine(t, e.name)
+				db := e.fresh(t)
+				s := db.open(t, testKey(1))
+				const key = "account:alice"
+				for range 3 {
+					_, err := s.AddLoginFailure(ctx, key, t0, window)
+					check(t, "AddLoginFailure", err)
+				}
+				unreadable(t, db, "login_failures", column, "name = ?", key)
+				if n, err := s.LoginFailures(ctx, key, t0.Add(time.Minute), window); err != nil || n != 0 {
+					t.Errorf("LoginFailures with an unreadable %s: got %d, %v; want 0 (stale)", column, n, err)
+				}
+				if n, err := s.AddLoginFailure(ctx, key, t0.Add(2*time.Minute), window); err != nil || n != 1 {
+					t.Errorf("AddLoginFailure with an unreadable %s: got %d, %v; want 1 (counted again from 1)", column, n, err)
+				}
+				if n, err := s.LoginFailures(ctx, key, t0.Add(3*time.Minute), window); err != nil || n != 1 {
+					t.Errorf("LoginFailures after the row was written anew: got %d, %v; want 1", n, err)
+				}
+				if n, err := s.AddLoginFailure(ctx, key, t0.Add(4*time.Minute), window); err != nil || n != 2 {
+					t.Errorf("the next failure: got %d, %v; want 2", n, err)
+				}
+			})
+		}
+	}
+}
