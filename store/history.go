@@ -27,6 +27,10 @@ const (
 	// MaxClientPositions is how many client names a user keeps a position
 	// for: setting one more forgets the one set longest ago.
 	MaxClientPositions = 64
+	// MaxReadMarkers is how many conversations an account keeps a read
+	// marker for: marking one more forgets the marker of the one read
+	// longest ago (its earliest marker).
+	MaxReadMarkers = 4096
 )
 
 // HistoryEntry is one IM (or /me, or zap) in or out, kept per user, MSIM
@@ -158,7 +162,7 @@ type HistoryStore interface {
 	// SetReadMarker moves the conversation's read marker (IRCv3
 	// draft/read-marker) to t if that is later than where it is, and
 	// returns the marker as stored: the later of the two, to the
-	// millisecond, in UTC.
+	// millisecond, in UTC. An account keeps MaxReadMarkers markers.
 	SetReadMarker(ctx context.Context, user, account string, buddy msim.UID, t time.Time) (time.Time, error)
 	// ReadMarker returns the conversation's read marker; the zero time if
 	// none was set.

@@ -45,6 +45,17 @@ const (
 		position = CASE WHEN excluded.position > client_positions.position THEN excluded.position ELSE client_positions.position END`
 	qTrimPositions = `DELETE FROM client_positions WHERE user_id = ? AND client <> ? AND client NOT IN
 		(SELECT client FROM client_positions WHERE user_id = ? ORDER BY updated DESC, client DESC LIMIT ?)`
+	// qMoveMarker moves an existing read marker forward.
+	qMoveMarker = `UPDATE read_markers SET marked = CASE WHEN marked < ? THEN ? ELSE marked END
+		WHERE account_id = (SELECT a.id` + accountSelect + `) AND buddy = ? RETURNING marked`
+	qInsertMarker = `INSERT INTO read_markers (account_id, buddy, marked) VALUES (?, ?, ?)
+		ON CONFLICT (account_id, buddy) DO UPDATE SET marked =
+		CASE WHEN excluded.marked > read_markers.marked THEN excluded.marked ELSE read_markers.marked END
+		RETURNING marked`
+	// qTrimMarkers keeps the account's marker just set and its n latest
+	// others, forgetting the rest.
+	qTrimMarkers = `DELETE FROM read_markers WHERE account_id = ? AND buddy <> ? AND buddy NOT IN
+		(SELECT buddy FROM read_markers WHERE account_id = ? AND buddy <> ? ORDER BY marked DESC, buddy DESC LIMIT ?)`
 )
 
 // unreadableSent is true where a history row's sent does not read as an
@@ -58,7 +69,7 @@ const unreadableSent = `(sent IS NULL OR sent <> CAST(sent AS BIGINT))`
 var historyTxQueries = []string{
 	qConversationsEmptied, qHistoryTrim, qLockHistoryUser, qHistoryRecount,
 	qHistoryPrune, qHistoryPruned, qHighestPosition, qAccountAndUser, qDeleteAccountByID,
-	qLockHistoryByName, qDeleteUserByName, qInsertPosition, qTrimPositions,
+	qLockHistoryByName, qDeleteUserByName, qInsertPosition, qTrimPositions, qInsertMarker, qTrimMarkers,
 }
 
 // insertSizes are the numbers of rows one of AppendHistoryBatch's
@@ -439,15 +450,29 @@ func (s *sqlStore) SetReadMarker(ctx context.Context, user, account string, budd
 	if buddy <= 0 {
 		return time.Time{}, fmt.Errorf("store: set read marker: buddy uid %d: want a positive uid", buddy)
 	}
+	at := micros(toMilli(t))
+	// The usual case, a conversation marked already: one statement.
 	var marked int64
-	err := s.queryRow(ctx, s.db, `INSERT INTO read_markers (account_id, buddy, marked)
-		SELECT a.id, ?, ?`+accountSelect+`
-		ON CONFLICT (account_id, buddy) DO UPDATE SET marked =
-		CASE WHEN excluded.marked > read_markers.marked THEN excluded.marked ELSE read_markers.marked END
-		RETURNING marked`, int64(buddy), micros(toMilli(t)), user, account).Scan(&marked)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = fmt.Errorf("account %q of user %q: %w", account, user, ErrNotFound)
+	err := s.queryRow(ctx, s.db, qMoveMarker, at, at, user, account, int64(buddy)).Scan(&marked)
+	if err == nil {
+		return fromMicros(marked).UTC(), nil
 	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, wrap("set read marker", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		// New markers are trimmed against MaxReadMarkers: an account's
+		// new markers take turns.
+		acct, err := s.lockedAccountID(ctx, tx, user, account)
+		if err != nil {
+			return err
+		}
+		if err := s.queryRow(ctx, tx, qInsertMarker, acct, int64(buddy), at).Scan(&marked); err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, qTrimMarkers, acct, int64(buddy), acct, int64(buddy), MaxReadMarkers-1)
+		return err
+	})
 	if err != nil {
 		return time.Time{}, wrap("set read marker", err)
 	}
