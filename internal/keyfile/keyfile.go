@@ -1,8 +1,8 @@
 // Package keyfile reads and creates the small secret files that keep keys
 // outside a database: the MSIM server's sealing key, the gateway store's
 // sealing key and the demo directory's key. A key file holds exactly its
-// size in random bytes, is a regular file, and only its owner may read it
-// (mode 0600); anything else is refused with an error that says how to
+// size in random bytes, is a regular file, belongs to the user reading it
+// (or to root), and only its owner may read it (mode 0600); anything else is refused with an error that says how to
 // fix it. Nothing here logs or returns a key in an error.
 package keyfile
 
@@ -38,6 +38,9 @@ func Read(path string, size int) ([]byte, error) {
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("key file %s has mode %04o: only its owner may read it (chmod 600 %s)", path, perm, path)
 	}
+	if err := checkOwner(path, st); err != nil {
+		return nil, err
+	}
 	key, err := io.ReadAll(io.LimitReader(f, int64(size)+1))
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
@@ -48,10 +51,30 @@ func Read(path string, size int) ([]byte, error) {
 	return key, nil
 }
 
+// checkOwner refuses a key file that belongs to another user than the one
+// reading it, as PostgreSQL does its server key: that user could read or
+// replace the key, or open its mode to all, whenever they like. root may
+// own it (it can do all that anyway). The check is of the file opened, so
+// a symbolic link to the key (as a Kubernetes secret mounts it) is judged
+// by its target.
+func checkOwner(path string, st fs.FileInfo) error {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if uid := int(sys.Uid); uid != os.Geteuid() && uid != 0 {
+		return fmt.Errorf("key file %s is owned by user %d: only the user reading it (uid %d) or root may own it: chown it, or run as its owner", path, uid, os.Geteuid())
+	}
+	return nil
+}
+
+var link = os.Link // a test stands in a file system without hard links
+
 // Create writes a new random key of size bytes to path, mode 0600, failing
 // if the file exists. The key is written whole under a temporary name in
 // the same directory and then linked into place, so a process starting at
-// the same time, or a crash, never sees a partial key file.
+// the same time, or a crash, never sees a partial key file (on a file
+// system without hard links it is written in place: see createInPlace).
 func Create(path string, size int) ([]byte, error) {
 	key := make([]byte, size)
 	_, _ = rand.Read(key) // crypto/rand never fails
@@ -72,7 +95,10 @@ func Create(path string, size int) ([]byte, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Link(tmp, path) // fails if path exists: the first writer wins
+		err = link(tmp, path) // fails if path exists: the first writer wins
+		if noHardLinks(err) {
+			err = createInPlace(path, key)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("write key file %s: %w", path, err)
@@ -82,6 +108,34 @@ func Create(path string, size int) ([]byte, error) {
 		d.Close()
 	}
 	return key, nil
+}
+
+// noHardLinks reports whether err is link's on a file system that has no
+// hard links (FAT, some FUSE and network ones).
+func noHardLinks(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS)
+}
+
+// createInPlace writes the key straight to path, still failing if the file
+// exists so the first writer wins, where no hard link can put a whole file
+// into place: a process reading it meanwhile, or after a crash, may find
+// it short, which Read refuses as damaged rather than use.
+func createInPlace(path string, key []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(key)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 // LoadOrCreate reads the key at path, or creates it when there is no file.

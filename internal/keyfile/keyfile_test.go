@@ -97,3 +97,45 @@ func TestReadFIFO(t *testing.T) {
 		t.Errorf("got %v, want an error saying not a regular file", err)
 	}
 }
+
+// TestReadOwner: a key file owned by another user (not root) is refused,
+// as ssh and PostgreSQL refuse such key files: its owner could read or
+// replace the key, or make it readable by all at any time.
+func TestReadOwner(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k")
+	if _, err := Create(path, 32); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the file to another user")
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Skipf("chown: %v", err)
+	}
+	if _, err := Read(path, 32); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
+		t.Errorf("got %v, want an error saying the file is owned by user 65534", err)
+	}
+}
+
+// TestCreateWithoutHardLinks: on a file system that has no hard links
+// (FAT, some FUSE and network ones) Create still writes the key, once.
+func TestCreateWithoutHardLinks(t *testing.T) {
+	link = func(oldname, newname string) error {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EPERM}
+	}
+	t.Cleanup(func() { link = os.Link })
+	path := filepath.Join(t.TempDir(), "k")
+	key, err := Create(path, 32)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if got, err := Read(path, 32); err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("Read: same key %v, %v", bytes.Equal(got, key), err)
+	}
+	if _, err := Create(path, 32); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Create over an existing file: got %v, want fs.ErrExist", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+		t.Errorf("left %d files, want only the key", len(entries))
+	}
+}
