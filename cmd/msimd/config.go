@@ -165,12 +165,12 @@ func applyConfig(o *options, fs *flag.FlagSet) error {
 	}
 	o.from = map[string]fromFile{}
 	for _, k := range fileKeys {
-		table, name := splitKey(k.key)
-		if given[k.flag] || !md.IsDefined(strings.Split(k.key, ".")...) {
+		key := strings.Split(k.key, ".")
+		if given[k.flag] || !md.IsDefined(key...) {
 			continue
 		}
 		k.set(o, c)
-		o.from[k.flag] = fromFile{key: k.key, line: tomlkey.Line(data, table, name)}
+		o.from[k.flag] = fromFile{key: k.key, line: tomlkey.Line(data, key...)}
 	}
 	return nil
 }
@@ -212,14 +212,14 @@ func loadConfig(path string) (*fileConfig, toml.MetaData, []byte, error) {
 	}
 	if extra := md.Undecoded(); len(extra) > 0 {
 		k := extra[0]
-		return fail(tomlkey.Line(data, strings.Join(k[:len(k)-1], "."), k[len(k)-1]), k.String(), "unknown key")
+		return fail(tomlkey.Line(data, k...), k.String(), "unknown key")
 	}
 	if md.IsDefined("account") {
-		return fail(tomlkey.Line(data, "", "account"), "account", "passwords do not belong in the config file: name a file of EMAIL:PASSWORD lines (mode 0600) with account_file")
+		return fail(tomlkey.Line(data, "account"), "account", "passwords do not belong in the config file: name a file of EMAIL:PASSWORD lines (mode 0600) with account_file")
 	}
 	if c.Listen != "" || md.IsDefined("listen") {
 		if err := checkAddr(c.Listen); err != nil {
-			return fail(tomlkey.Line(data, "", "listen"), "listen", "%v", err)
+			return fail(tomlkey.Line(data, "listen"), "listen", "%v", err)
 		}
 	}
 	if c.Metrics.Listen != "" {
@@ -234,7 +234,7 @@ func loadConfig(path string) (*fileConfig, toml.MetaData, []byte, error) {
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		hint := fmt.Sprintf("group or others may read %s (mode %04o): chmod 600 it (and give it to msimd's user)", path, perm)
 		if hasPassword(c.DB) {
-			return fail(tomlkey.Line(data, "", "db"), "db", "holds a password, and %s, or put the password in PGPASSFILE", hint)
+			return fail(tomlkey.Line(data, "db"), "db", "holds a password, and %s, or put the password in PGPASSFILE", hint)
 		}
 		if natsHasCredentials(string(c.Cluster.NATS)) {
 			return fail(tomlkey.Line(data, "cluster", "nats"), "cluster.nats", "a URL holds credentials (user:password@ or a token@), and %s", hint)

@@ -334,7 +334,7 @@ func (e *keyError) line(data []byte) int {
 
 // keyLine finds the line that sets key k (see tomlkey.Line).
 func keyLine(data []byte, k toml.Key) int {
-	return tomlkey.Line(data, strings.Join(k[:len(k)-1], "."), k[len(k)-1])
+	return tomlkey.Line(data, k...)
 }
 
 func errKey(msg string, field string, path ...pathStep) error {

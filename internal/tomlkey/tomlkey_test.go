@@ -3,6 +3,8 @@ package tomlkey
 import (
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 func TestCode(t *testing.T) {
@@ -48,7 +50,7 @@ func TestLine(t *testing.T) {
 		{"", "limits", 11}, // a table itself
 		{"nowhere", "x", 0},
 	} {
-		if got := Line(data, tc.table, tc.name); got != tc.want {
+		if got := Line(data, key(tc.table, tc.name)...); got != tc.want {
 			t.Errorf("Line(%q, %q): got %d, want %d", tc.table, tc.name, got, tc.want)
 		}
 	}
@@ -100,7 +102,7 @@ func TestLineMultiLineValues(t *testing.T) {
 		{"irc", "motd", 2},
 		{"", "irc", 1},
 	} {
-		if got := Line(data, tc.table, tc.name); got != tc.want {
+		if got := Line(data, key(tc.table, tc.name)...); got != tc.want {
 			t.Errorf("Line(%q, %q): got %d, want %d", tc.table, tc.name, got, tc.want)
 		}
 	}
@@ -109,4 +111,82 @@ func TestLineMultiLineValues(t *testing.T) {
 			t.Errorf("line %d (%q): got header %q, want none", i+1, code, h)
 		}
 	}
+}
+
+// TestQuotedKeys: a quoted key part may hold '=', '.', spaces and quotes;
+// the key is cut at the '=' after it, a '.' inside it does not split it,
+// and a part that is not bare is shown quoted, as the TOML decoder shows
+// keys (so "a.b" is not taken for the key b of table a).
+func TestQuotedKeys(t *testing.T) {
+	for _, tc := range []struct{ code, key, header string }{
+		{`"a.b" = 1`, `"a.b"`, ""},
+		{`'x=y' = 2`, `"x=y"`, ""},
+		{`"a=b".c = 3`, `"a=b".c`, ""},
+		{`"a b" . 'c"d' = 4`, `"a b"."c\"d"`, ""},
+		{`"q\"=" = 5`, `"q\"="`, ""},
+		{`plain = "x=y"`, "plain", ""},
+		{`[ "a.b" . c ]`, "", `["a.b".c]`},
+		{`[[ 'x y' ]]`, "", `[["x y"]]`},
+		{`['a]']`, "", `["a]"]`},
+		{`"unclosed = 1`, "", ""},
+		{`a b = 1`, "", ""},
+		{`= 1`, "", ""},
+	} {
+		if k := Key(tc.code); k != tc.key {
+			t.Errorf("Key(%q): got %q, want %q", tc.code, k, tc.key)
+		}
+		if h := Header(tc.code); h != tc.header {
+			t.Errorf("Header(%q): got %q, want %q", tc.code, h, tc.header)
+		}
+	}
+	data := []byte("\"a.b\" = 1\n" +
+		"'x=y' = 2\n" +
+		"[a]\n" +
+		"b = 3\n" +
+		"[\"c.d\"]\n" +
+		"e = 4\n")
+	for _, tc := range []struct {
+		key  []string
+		want int
+	}{
+		{[]string{"a.b"}, 1},
+		{[]string{"x=y"}, 2},
+		{[]string{"x"}, 0},
+		{[]string{"a", "b"}, 4},
+		{[]string{"c.d", "e"}, 6},
+		{[]string{"c", "d", "e"}, 0},
+	} {
+		if got := Line(data, tc.key...); got != tc.want {
+			t.Errorf("Line(%q): got %d, want %d", tc.key, got, tc.want)
+		}
+	}
+}
+
+// FuzzKey: whatever a line holds, Key and Header do not panic, and a key
+// or header they find reads back, through the TOML decoder's own quoting,
+// as what they found.
+func FuzzKey(f *testing.F) {
+	f.Add(`"a.b" = 1`)
+	f.Add(`'x=y'.c = 2`)
+	f.Add(`[ "a.b" . c ]`)
+	f.Add(`[[ 'x y' ]]`)
+	f.Add(`"q\"\u00e9" = 5`)
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, code := range Code([]byte(line)) {
+			if k := Key(code); k != "" {
+				if parts, rest, ok := cutKey(k); !ok || rest != "" || toml.Key(parts).String() != k {
+					t.Fatalf("Key(%q) = %q does not read back", code, k)
+				}
+			}
+			_ = Header(code)
+		}
+	})
+}
+
+// key is the parts of table (dotted) and name, as Line takes them.
+func key(table, name string) []string {
+	if table == "" {
+		return []string{name}
+	}
+	return append(strings.Split(table, "."), name)
 }
