@@ -176,26 +176,40 @@ func seedAccounts(srv *server.Server, specs []string, log *logrus.Entry) ([]chan
 
 // seedUserAccounts makes the [[user.account]]s on the embedded network, as
 // the config gives them; one that exists with another password stops the
-// start, naming the key to edit.
+// start (or the reload), naming the key to edit. All are checked before
+// any is made, so a refused file leaves no accounts of its own behind.
 func seedUserAccounts(msrv *server.Server, users []UserEntry, log *logrus.Entry) error {
-	for i, u := range users {
-		for j, a := range u.Accounts {
+	if err := checkUserAccounts(msrv, users); err != nil {
+		return err
+	}
+	for _, u := range users {
+		for _, a := range u.Accounts {
 			uid, created, err := msrv.SeedAccount(a.Email + ":" + a.Password)
 			if err != nil {
 				return err
 			}
 			if created {
 				log.WithFields(logrus.Fields{"email": a.Email, "uid": uid}).Info("embedded MSIM account created")
+			}
+		}
+	}
+	return checkUserAccounts(msrv, users) // one made meanwhile (an IRC user's account add)
+}
+
+// checkUserAccounts refuses a [[user.account]] that exists on the embedded
+// network with another password.
+func checkUserAccounts(msrv *server.Server, users []UserEntry) error {
+	for i, u := range users {
+		for j, a := range u.Accounts {
+			if !errors.Is(msrv.CheckPassword(a.Email, a.Password), server.ErrWrongPassword) {
 				continue
 			}
-			if msrv.CheckPassword(a.Email, a.Password) != nil {
-				field := "password"
-				if a.PasswordFile != "" {
-					field = "password_file"
-				}
-				return errKey(fmt.Sprintf("the embedded MSIM network has the account %s with another password: give its password here, or set msim.server to use another MSIM network", a.Email),
-					field, pathStep{"user", i}, pathStep{"user.account", j})
+			field := "password"
+			if a.PasswordFile != "" {
+				field = "password_file"
 			}
+			return errKey(fmt.Sprintf("the embedded MSIM network has the account %s with another password: give its password here, or set msim.server to use another MSIM network", a.Email),
+				field, pathStep{"user", i}, pathStep{"user.account", j})
 		}
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"gopkg.in/irc.v4"
+
+	"github.com/msimircd/msimircd/msim/server"
 )
 
 func TestServerNameFlag(t *testing.T) {
@@ -118,5 +120,31 @@ func TestBridgeNets(t *testing.T) {
 				t.Errorf("listen %q: %s is trusted (nets %v)", tc.listen, a, nets)
 			}
 		}
+	}
+}
+
+// TestSeedUserAccountsAllOrNone: when one [[user.account]] exists on the
+// embedded network with another password, the start or reload it stops
+// leaves none of the others made: they were the refused file's.
+func TestSeedUserAccountsAllOrNone(t *testing.T) {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	srv, err := server.New(server.Config{}, server.NewMemStore(), logrus.NewEntry(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.AddAccount("bob@example.com", "Other1", ""); err != nil {
+		t.Fatal(err)
+	}
+	users := []UserEntry{
+		{Name: "alice", Accounts: []AccountEntry{{Email: "alice@example.com", Password: "Secret1"}}},
+		{Name: "bob", Accounts: []AccountEntry{{Email: "bob@example.com", Password: "Secret2"}}},
+	}
+	var ke *keyError
+	if err := seedUserAccounts(srv, users, logrus.NewEntry(l)); !errors.As(err, &ke) || ke.key != "user[2].account[1].password" {
+		t.Fatalf("got %v, want the key user[2].account[1].password", err)
+	}
+	if err := srv.CheckPassword("alice@example.com", "Secret1"); !errors.Is(err, server.ErrNoSuchAccount) {
+		t.Errorf("alice@example.com after the refusal: got %v, want %v", err, server.ErrNoSuchAccount)
 	}
 }
