@@ -53,7 +53,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -113,13 +112,38 @@ type accountFlags []string
 
 func (a *accountFlags) String() string { return fmt.Sprintf("%d accounts", len(*a)) }
 
+// Set takes any value: the flag package's error for one Set refuses
+// quotes it, and it may be a password. check refuses it after the parse.
 func (a *accountFlags) Set(v string) error {
-	email, pw, ok := strings.Cut(v, ":")
-	if !ok || email == "" || pw == "" {
-		return errors.New("want EMAIL:PASSWORD")
-	}
 	*a = append(*a, v)
 	return nil
+}
+
+// check refuses a malformed -account, saying which one but not what it
+// holds.
+func (a accountFlags) check() error {
+	for i, v := range a {
+		if email, pw, ok := strings.Cut(v, ":"); !ok || email == "" || pw == "" {
+			return fmt.Errorf("%w: the %s -account is not EMAIL:PASSWORD (not shown: it may hold a password)", errUsage, ordinal(i+1))
+		}
+	}
+	return nil
+}
+
+// ordinal writes n as "1st", "2nd", "3rd", "4th"…
+func ordinal(n int) string {
+	suffix := "th"
+	if n%100 < 11 || n%100 > 13 {
+		switch n % 10 {
+		case 1:
+			suffix = "st"
+		case 2:
+			suffix = "nd"
+		case 3:
+			suffix = "rd"
+		}
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
 }
 
 type options struct {
@@ -184,6 +208,9 @@ func run(ctx context.Context, args []string, e env) error {
 		}
 		rest = fs.Args()
 	}
+	if err := o.accounts.check(); err != nil {
+		return err
+	}
 	if o.config != "" {
 		if err := applyConfig(&o, fs); err != nil { // config.go
 			return err
@@ -202,7 +229,7 @@ func run(ctx context.Context, args []string, e env) error {
 	if o.data != "" && sqldb.IsPostgresURL(o.data) {
 		return o.usageErr("data", "%s is a SQLite file's path; give a PostgreSQL URL with %s", o.name("data"), o.other("data", "db"))
 	}
-	if keyValueDSN.MatchString(o.dsn()) && !sqldb.IsPostgresURL(o.dsn()) {
+	if sqldb.IsKeyValueDSN(o.dsn()) {
 		blame := "db"
 		if o.data != "" {
 			blame = "data"
@@ -308,11 +335,6 @@ func warnSecretFlags(o options, log *logrus.Entry) {
 			"give the URLs as cluster.nats in a -config file only its owner may read (mode 0600)")
 	}
 }
-
-// keyValueDSN finds a keyword of a key=value PostgreSQL connection string
-// ("host=db password=pw", libpq's other form, which msimircd's store.dsn
-// takes): a "name=" at the start or after a space, where a path has none.
-var keyValueDSN = regexp.MustCompile(`(^|\s)[A-Za-z_]+\s*=`)
 
 // storeOpenTimeout bounds opening the store (migrations included).
 const storeOpenTimeout = time.Minute

@@ -73,3 +73,23 @@ func TestSecretFlagsWarn(t *testing.T) {
 		}
 	})
 }
+
+// TestMalformedAccountFlag: a malformed -account value is refused without
+// being repeated (the flag package's own error would quote it, and it may
+// be a password).
+func TestMalformedAccountFlag(t *testing.T) {
+	const secret = "s3cret"
+	for _, v := range []string{":" + secret, secret} {
+		out, err := cli("", "-account", "alice@example.com:pw", "-account", v)
+		if err == nil {
+			t.Fatalf("-account %q: got no error", v)
+		}
+		all := out + "\n" + err.Error()
+		if strings.Contains(all, secret) {
+			t.Errorf("-account %q: the output shows it:\n%s", v, all)
+		}
+		if !strings.Contains(all, "the 2nd -account") || !strings.Contains(all, "EMAIL:PASSWORD") {
+			t.Errorf("-account %q: got %q, want it to say which -account, and what it wants", v, all)
+		}
+	}
+}

@@ -189,3 +189,22 @@ func TestKeyValueDSNRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLitePathWithEquals: a SQLite file's path with '=' in it ("a=b.db")
+// is a path, not a key=value connection string: adduser makes the
+// database there.
+func TestSQLitePathWithEquals(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, flag := range []string{"-data", "-db"} {
+		t.Run(flag, func(t *testing.T) {
+			path := strings.TrimPrefix(flag, "-") + "=b.db"
+			if out, err := cli("pw1\n", flag, path, "adduser", "ann@example.com"); err != nil {
+				t.Fatalf("%s %s: %v\n%s", flag, path, err, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, path)); err != nil {
+				t.Errorf("no database at %s: %v", path, err)
+			}
+		})
+	}
+}

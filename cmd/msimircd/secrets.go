@@ -25,13 +25,39 @@ type accountList []string
 
 func (a *accountList) String() string { return fmt.Sprintf("%d accounts", len(*a)) }
 
+// Set takes any value: the flag package's error for one Set refuses
+// quotes it, and it may hold a password. passwords refuses it after the
+// parse.
 func (a *accountList) Set(v string) error {
-	email, pw, hasPW := strings.Cut(v, ":")
-	if !strings.Contains(email, "@") || hasPW && pw == "" {
-		return errors.New("want EMAIL (the password is read from standard input) or EMAIL:PASSWORD")
-	}
 	*a = append(*a, v)
 	return nil
+}
+
+// check refuses a malformed -msim-account, saying which one but not what
+// it holds.
+func (a accountList) check() error {
+	for i, v := range a {
+		if email, pw, hasPW := strings.Cut(v, ":"); !strings.Contains(email, "@") || hasPW && pw == "" {
+			return fmt.Errorf("the %s -msim-account is neither EMAIL (the password is read from standard input) nor EMAIL:PASSWORD (not shown: it may hold a password)", ordinal(i+1))
+		}
+	}
+	return nil
+}
+
+// ordinal writes n as "1st", "2nd", "3rd", "4th"…
+func ordinal(n int) string {
+	suffix := "th"
+	if n%100 < 11 || n%100 > 13 {
+		switch n % 10 {
+		case 1:
+			suffix = "st"
+		case 2:
+			suffix = "nd"
+		case 3:
+			suffix = "rd"
+		}
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
 }
 
 // passwords returns the accounts as EMAIL:PASSWORD specs, reading the
@@ -39,6 +65,9 @@ func (a *accountList) Set(v string) error {
 // prompt and no echo when stdin is a terminal. onCommandLine reports
 // whether a password was given on the command line.
 func (a accountList) passwords(stdin io.Reader) (specs []string, onCommandLine bool, err error) {
+	if err := a.check(); err != nil {
+		return nil, false, err
+	}
 	var lines *bufio.Reader
 	for _, v := range a {
 		if strings.Contains(v, ":") {

@@ -45,10 +45,21 @@ func TestMSIMAccountPasswords(t *testing.T) {
 			}
 		})
 	}
-	var a accountList
-	for _, bad := range []string{"nobody", "a@x:", ""} {
-		if err := a.Set(bad); err == nil {
-			t.Errorf("Set(%q): got no error", bad)
+}
+
+// TestMalformedAccountFlag: a malformed -msim-account value is refused
+// without being repeated (the flag package's own error would quote it, and
+// it may hold a password), saying which one it is.
+func TestMalformedAccountFlag(t *testing.T) {
+	const secret = "s3cret"
+	for _, bad := range []string{"nobody:" + secret, secret, "a@x:", ""} {
+		_, err := parseOptions([]string{"-msim-account", "a@x:pw", "-msim-account", bad}, strings.NewReader(""))
+		if err == nil {
+			t.Errorf("-msim-account %q: got no error", bad)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "the 2nd -msim-account") {
+			t.Errorf("-msim-account %q: got %q, want the 2nd named, the value not shown", bad, err)
 		}
 	}
 }

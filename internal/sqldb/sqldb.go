@@ -91,6 +91,33 @@ func IsPostgresURL(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
+// IsKeyValueDSN reports whether dsn reads as a PostgreSQL connection
+// string of key=value pairs (libpq's other form, "host=db dbname=x"): a
+// keyword of libpq's, then "=", at the start or after a space. A SQLite
+// file's path with '=' in a name libpq does not use ("a=b.db") is not one;
+// one that is ("host=x.db") is named as a path by "./host=x.db".
+func IsKeyValueDSN(dsn string) bool {
+	return !IsPostgresURL(dsn) && keyValueDSN.MatchString(dsn)
+}
+
+// keyValueDSN finds a libpq connection keyword and its "=", in any case:
+// a string that only misspells one still likely holds a password.
+var keyValueDSN = regexp.MustCompile(`(?i)(^|\s)(` + strings.Join(libpqKeywords, "|") + `)\s*=`)
+
+// libpqKeywords are libpq's connection parameters.
+var libpqKeywords = []string{
+	"host", "hostaddr", "port", "dbname", "user", "password", "passfile",
+	"require_auth", "channel_binding", "connect_timeout", "client_encoding",
+	"options", "application_name", "fallback_application_name", "keepalives",
+	"keepalives_idle", "keepalives_interval", "keepalives_count",
+	"tcp_user_timeout", "replication", "gssencmode", "sslmode",
+	"sslnegotiation", "sslcompression", "sslcert", "sslkey", "sslpassword",
+	"sslcertmode", "sslrootcert", "sslcrl", "sslcrldir", "sslsni",
+	"requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version",
+	"min_protocol_version", "max_protocol_version", "krbsrvname", "gsslib",
+	"gssdelegation", "service", "target_session_attrs", "load_balance_hosts",
+}
+
 // SQLiteParams: WAL, every commit synced (what was accepted survives a
 // crash of the machine, not only of the process), foreign keys, a wait
 // for another process's lock, write transactions that take the lock when

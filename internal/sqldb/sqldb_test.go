@@ -241,3 +241,18 @@ func TestMigrateDamagedVersion(t *testing.T) {
 		t.Errorf("version -1: got %v, want an error naming it", err)
 	}
 }
+
+// TestIsKeyValueDSN: libpq's key=value connection strings are told from
+// SQLite paths that hold '=' in a name libpq does not know.
+func TestIsKeyValueDSN(t *testing.T) {
+	for in, want := range map[string]bool{
+		"host=/run/postgresql dbname=x": true, "dbname = x": true, "user=u password=p": true,
+		"sslmode=disable": true, " Password\t=pw": true, "service=gw": true,
+		"a=b.db": false, "data/x=y.db": false, "msim.db": false, "/var/lib/a b=c.db": false,
+		"postgres://u@h/db?host=x": false, "": false, "./host=x.db": false,
+	} {
+		if got := IsKeyValueDSN(in); got != want {
+			t.Errorf("IsKeyValueDSN(%q): got %v, want %v", in, got, want)
+		}
+	}
+}
