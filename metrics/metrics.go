@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,9 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/singleflight"
 )
 
-// checkTimeout bounds one readiness probe.
+// checkTimeout bounds one run of the readiness probes.
 const checkTimeout = 3 * time.Second
 
 // idleTimeout is how long a client's connection may stay open between
@@ -35,6 +37,17 @@ const checkTimeout = 3 * time.Second
 // up the process's file descriptors (shared with the IRC and MSIM
 // listeners).
 const idleTimeout = 5 * time.Minute
+
+// readTimeout bounds reading a whole request, body included: the endpoints
+// take no body, and a client that announces one and never sends it would
+// otherwise hold its connection and goroutine for ever.
+const readTimeout = 10 * time.Second
+
+// writeTimeout bounds a whole answer, from the end of its request's header:
+// well above checkTimeout and any scrape, so it cuts off only a client that
+// stopped reading, which would otherwise hold its connection and goroutine
+// for ever.
+const writeTimeout = 30 * time.Second
 
 // Check is one readiness probe: nil when the part it checks is usable.
 type Check func(ctx context.Context) error
@@ -53,8 +66,18 @@ type Server struct {
 	ln   net.Listener
 	http *http.Server
 
+	runs   singleflight.Group // concurrent /readyz requests share one run of the probes
+	onJoin func()             // called when a request has joined a run; tests set it
+
 	mu     sync.Mutex
 	checks map[string]Check
+	gen    uint64 // counts AddCheck calls, so a request never joins a run of replaced probes
+}
+
+// readiness is the result of one run of the probes.
+type readiness struct {
+	code int    // http.StatusOK or http.StatusServiceUnavailable
+	body string // one line per probe
 }
 
 // ErrNotLoopback refuses a metrics address that is not loopback when the
@@ -98,7 +121,13 @@ func Listen(addr string, public bool, reg prometheus.Gatherer) (*Server, error) 
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout}
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: readTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+	}
 	return s, nil
 }
 
@@ -110,6 +139,7 @@ func (s *Server) AddCheck(name string, c Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.checks[name] = c
+	s.gen++
 }
 
 // Serve serves until ctx ends, then closes the listener and returns nil; it
@@ -138,34 +168,76 @@ func (s *Server) Close() error { return s.http.Close() }
 // ready answers 200 when every probe passes, else 503 naming each failing
 // probe and its error, one per line.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	res, err := s.readiness(r.Context())
+	if err != nil {
+		return // the client went away
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if res.code != http.StatusOK {
+		w.WriteHeader(res.code)
+	}
+	fmt.Fprintln(w, res.body)
+}
+
+// readiness joins the run of the probes in flight, or starts one, and
+// waits for its result as long as ctx allows. A flood of requests thus
+// runs the probes (a store query, a dial) once at a time, not once each.
+func (s *Server) readiness(ctx context.Context) (readiness, error) {
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	ch := s.runs.DoChan(strconv.FormatUint(gen, 10), func() (any, error) {
+		return s.runChecks(), nil
+	})
+	if s.onJoin != nil {
+		s.onJoin()
+	}
+	select {
+	case res := <-ch:
+		return res.Val.(readiness), nil
+	case <-ctx.Done():
+		return readiness{}, ctx.Err()
+	}
+}
+
+// runChecks runs every probe, in name order. Its context is no request's,
+// since the run is shared: one client leaving must not fail it for the
+// others.
+func (s *Server) runChecks() readiness {
 	s.mu.Lock()
 	names := make([]string, 0, len(s.checks))
-	for n := range s.checks {
-		names = append(names, n)
-	}
 	checks := make(map[string]Check, len(s.checks))
 	for n, c := range s.checks {
+		names = append(names, n)
 		checks[n] = c
 	}
 	s.mu.Unlock()
 	sort.Strings(names)
-	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
-	var failed []string
+	res := readiness{code: http.StatusOK}
 	var lines []string
 	for _, n := range names {
-		if err := checks[n](ctx); err != nil {
-			failed = append(failed, n)
+		if err := runCheck(ctx, checks[n]); err != nil {
+			res.code = http.StatusServiceUnavailable
 			lines = append(lines, fmt.Sprintf("%s: %v", n, err))
 		} else {
 			lines = append(lines, n+": ok")
 		}
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if len(failed) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}
-	fmt.Fprintln(w, strings.Join(lines, "\n"))
+	res.body = strings.Join(lines, "\n")
+	return res
+}
+
+// runCheck runs c, turning a panic into its error: the shared run happens
+// outside any request's goroutine, where net/http would not recover it.
+func runCheck(ctx context.Context, c Check) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return c(ctx)
 }
 
 // DialCheck is a readiness probe that succeeds when a TCP connection to the

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,5 +154,151 @@ func TestIdleConnectionClosed(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second)) // only if never closed
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("reading an idle kept-alive connection: got %v, want EOF (closed by the server)", err)
+	}
+}
+
+// serve serves s until the test ends.
+func serve(t *testing.T, s *Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// expectClosed reads c until the server closes it; the deadline is only a
+// bound for the case where it never does.
+func expectClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("reading the connection: got %v, want it closed by the server", err)
+	}
+}
+
+// TestStalledReaderReleased: a client that sends a request and then stops
+// reading the answer does not hold the handler and its connection for
+// ever: the write times out, the handler returns and the connection is
+// closed.
+func TestStalledReaderReleased(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", false, NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.http.WriteTimeout > 0 { // shortened, so the test does not wait the real one
+		s.http.WriteTimeout = 10 * time.Millisecond
+	}
+	returned := make(chan error, 1)
+	s.http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		chunk := make([]byte, 64<<10) // written for ever: more than the socket buffers hold
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				returned <- err
+				return
+			}
+		}
+	})
+	serve(t, s)
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second): // only if never released
+		t.Fatal("writing to a client that stopped reading: got no error, want the write to time out")
+	}
+	expectClosed(t, c)
+}
+
+// TestUnsentBodyReleased: a request that announces a body and never sends
+// it does not hold its connection (and the goroutine serving it) for ever.
+func TestUnsentBodyReleased(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", false, NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.http.ReadTimeout > 0 { // shortened, but long enough to read the header
+		s.http.ReadTimeout = time.Second
+	}
+	serve(t, s)
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	expectClosed(t, c)
+}
+
+// TestReadyShared: a flood of /readyz requests does not multiply the
+// probes (a store query, a dial): requests that come while the probes run
+// share that run and its answer.
+func TestReadyShared(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", false, NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	joined := make(chan struct{}, n)
+	s.onJoin = func() { joined <- struct{}{} }
+	release := make(chan struct{})
+	var calls atomic.Int64
+	s.AddCheck("store", func(context.Context) error {
+		calls.Add(1)
+		<-release // until every request waits for this run
+		return errors.New("down")
+	})
+	serve(t, s)
+	url := "http://" + s.Addr().String() + "/readyz"
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "store: down") {
+				t.Errorf("/readyz = %d %q, want 503 naming the store", resp.StatusCode, body)
+			}
+		})
+	}
+	for range n {
+		<-joined
+	}
+	close(release)
+	wg.Wait()
+	if got := calls.Load(); got != 1 {
+		t.Errorf("probe calls for %d concurrent requests: got %d, want 1", n, got)
+	}
+	if code, _ := get(t, url); code != http.StatusServiceUnavailable || calls.Load() != 2 {
+		t.Errorf("a later request: got %d after %d probe calls, want 503 after a run of its own (2 calls)", code, calls.Load())
+	}
+}
+
+// TestReadyPanic: a probe that panics is a failed probe, not a crash.
+func TestReadyPanic(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", false, NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddCheck("bad", func(context.Context) error { panic("boom") })
+	serve(t, s)
+	if code, body := get(t, "http://"+s.Addr().String()+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "bad: ") {
+		t.Errorf("/readyz = %d %q, want 503 naming the panicking probe", code, body)
 	}
 }
