@@ -33,6 +33,9 @@ const (
 	MaxReadMarkers = 4096
 )
 
+// maxReadMarkers is MaxReadMarkers; tests lower it.
+var maxReadMarkers = MaxReadMarkers
+
 // HistoryEntry is one IM (or /me, or zap) in or out, kept per user, MSIM
 // account and buddy.
 type HistoryEntry struct {

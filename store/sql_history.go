@@ -52,6 +52,7 @@ const (
 		ON CONFLICT (account_id, buddy) DO UPDATE SET marked =
 		CASE WHEN excluded.marked > read_markers.marked THEN excluded.marked ELSE read_markers.marked END
 		RETURNING marked`
+	qCountMarkers = `SELECT count(*) FROM read_markers WHERE account_id = ?`
 	// qTrimMarkers keeps the account's marker just set and its n latest
 	// others, forgetting the rest.
 	qTrimMarkers = `DELETE FROM read_markers WHERE account_id = ? AND buddy <> ? AND buddy NOT IN
@@ -69,7 +70,7 @@ const unreadableSent = `(sent IS NULL OR sent <> CAST(sent AS BIGINT))`
 var historyTxQueries = []string{
 	qConversationsEmptied, qHistoryTrim, qLockHistoryUser, qHistoryRecount,
 	qHistoryPrune, qHistoryPruned, qHighestPosition, qAccountAndUser, qDeleteAccountByID,
-	qLockHistoryByName, qDeleteUserByName, qInsertPosition, qTrimPositions, qInsertMarker, qTrimMarkers,
+	qLockHistoryByName, qDeleteUserByName, qInsertPosition, qTrimPositions, qInsertMarker, qCountMarkers, qTrimMarkers,
 }
 
 // insertSizes are the numbers of rows one of AppendHistoryBatch's
@@ -470,7 +471,11 @@ func (s *sqlStore) SetReadMarker(ctx context.Context, user, account string, budd
 		if err := s.queryRow(ctx, tx, qInsertMarker, acct, int64(buddy), at).Scan(&marked); err != nil {
 			return err
 		}
-		_, err = s.exec(ctx, tx, qTrimMarkers, acct, int64(buddy), acct, int64(buddy), MaxReadMarkers-1)
+		var n int
+		if err := s.queryRow(ctx, tx, qCountMarkers, acct).Scan(&n); err != nil || n <= maxReadMarkers {
+			return err
+		}
+		_, err = s.exec(ctx, tx, qTrimMarkers, acct, int64(buddy), acct, int64(buddy), maxReadMarkers-1)
 		return err
 	})
 	if err != nil {
