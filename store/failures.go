@@ -27,15 +27,17 @@ type LoginFailureStore interface {
 	ClearLoginFailures(ctx context.Context, key string) error
 }
 
-// The deletes of other keys' stale rows. Two calls at once delete the same
-// rows, each in the order its plan scans them, and on PostgreSQL a delete
-// waits for a row another holds: in opposite orders, a deadlock. There the
-// rows are locked first, skipping those another call holds (it deletes
-// them), so a delete never waits. SQLite has one writer at a time.
+// The deletes of other keys' stale rows, those whose last failure is old
+// or does not read (NULL; on SQLite text, which sorts after every
+// integer), each found through the index on last. Two calls at once delete
+// the same rows, each in the order its plan scans them, and on PostgreSQL
+// a delete waits for a row another holds: in opposite orders, a deadlock.
+// There the rows are locked first, skipping those another call holds (it
+// deletes them), so a delete never waits. SQLite has one writer at a time.
 const (
-	qDeleteStaleFailures   = `DELETE FROM login_failures WHERE last <= ? AND name <> ?`
+	qDeleteStaleFailures   = `DELETE FROM login_failures WHERE (last <= ? OR last IS NULL OR last >= '') AND name <> ?`
 	qDeleteStaleFailuresPG = `DELETE FROM login_failures WHERE name IN
-		(SELECT name FROM login_failures WHERE last <= ? AND name <> ? FOR UPDATE SKIP LOCKED)`
+		(SELECT name FROM login_failures WHERE (last <= ? OR last IS NULL) AND name <> ? FOR UPDATE SKIP LOCKED)`
 )
 
 // qAddFailure and qFailures, per engine, count and read a key's failures.

@@ -288,5 +288,30 @@ func TestLoginFailuresUnreadableStale(t *testing.T) {
 				}
 			})
 		}
+		// A key whose last failure does not read and that never fails
+		// again goes with the next sweep of stale rows, as an old one does.
+		t.Run(e.name+"/swept", func(t *testing.T) {
+			requireEngine(t, e.name)
+			db := e.fresh(t)
+			s := db.open(t, testKey(1))
+			for _, key := range []string{"account:alice", "account:bob"} {
+				_, err := s.AddLoginFailure(ctx, key, t0, window)
+				check(t, "AddLoginFailure", err)
+			}
+			unreadable(t, db, "login_failures", "last", "name = ?", "account:alice")
+			_, err := s.AddLoginFailure(ctx, "account:carol", t0.Add(time.Minute), window)
+			check(t, "AddLoginFailure", err)
+			r, d := db.raw(t)
+			var left int
+			if err := r.QueryRow(d.Rebind(`SELECT count(*) FROM login_failures WHERE name = ?`), "account:alice").Scan(&left); err != nil {
+				t.Fatal(err)
+			}
+			if left != 0 {
+				t.Error("the row whose last failure does not read was not swept with the stale ones")
+			}
+			if n, err := s.LoginFailures(ctx, "account:bob", t0.Add(time.Minute), window); err != nil || n != 1 {
+				t.Errorf("a live key beside it: got %d, %v; want 1 (kept)", n, err)
+			}
+		})
 	}
 }
