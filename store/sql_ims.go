@@ -159,8 +159,10 @@ func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, 
 	bad := &UnreadableRows{Table: "held_ims", User: user, Email: email}
 	var out []HeldIM
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		id := id
 		if s.d != sqldb.SQLite { // as deleteByID: the account's deletes take turns
-			if _, err := s.lockedAccountID(ctx, tx, user, email); err != nil {
+			var err error
+			if id, err = s.lockedAccountID(ctx, tx, user, email); err != nil {
 				return err
 			}
 		}
