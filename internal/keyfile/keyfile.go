@@ -2,8 +2,10 @@
 // outside a database: the MSIM server's sealing key, the gateway store's
 // sealing key and the demo directory's key. A key file holds exactly its
 // size in random bytes, is a regular file, belongs to the user reading it
-// (or to root), and only its owner may read it (mode 0600); anything else is refused with an error that says how to
-// fix it. Nothing here logs or returns a key in an error.
+// and only they may read it (mode 0600), or belongs to root and at most
+// root's group may read it (0640); anything else is refused with an error
+// that says how to fix it (see checkAccess). Nothing here logs or
+// returns a key in an error.
 package keyfile
 
 import (
@@ -35,10 +37,7 @@ func Read(path string, size int) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("key file %s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s has mode %04o: only its owner may read it (chmod 600 %s)", path, perm, path)
-	}
-	if err := checkOwner(path, st); err != nil {
+	if err := checkAccess(path, st); err != nil {
 		return nil, err
 	}
 	key, err := io.ReadAll(io.LimitReader(f, int64(size)+1))
@@ -51,19 +50,35 @@ func Read(path string, size int) ([]byte, error) {
 	return key, nil
 }
 
-// checkOwner refuses a key file that belongs to another user than the one
-// reading it, as PostgreSQL does its server key: that user could read or
-// replace the key, or open its mode to all, whenever they like. root may
-// own it (it can do all that anyway). The check is of the file opened, so
-// a symbolic link to the key (as a Kubernetes secret mounts it) is judged
-// by its target.
-func checkOwner(path string, st fs.FileInfo) error {
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
+// checkAccess refuses a key file others could read or change, as
+// PostgreSQL does its server key. It must belong to the user reading it,
+// readable by that user only (mode 0600 or 0400), or to root, readable by
+// root and at most a group (0640: root:msimd, as packages install keys and
+// a Kubernetes secret with an fsGroup mounts them). Another owner could
+// read or replace the key, or open its mode to all, whenever they like.
+// root itself reads any owner's key (it could anyway: the administrator
+// running a command on a service's files). The check is of the file
+// opened, so a symbolic link to the key is judged by its target.
+func checkAccess(path string, st fs.FileInfo) error {
+	uid := -1
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		uid = int(sys.Uid)
 	}
-	if uid := int(sys.Uid); uid != os.Geteuid() && uid != 0 {
-		return fmt.Errorf("key file %s is owned by user %d: only the user reading it (uid %d) or root may own it: chown it, or run as its owner", path, uid, os.Geteuid())
+	return access(path, st.Mode().Perm(), uid, geteuid())
+}
+
+var geteuid = os.Geteuid // a test reads as another user
+
+// access is checkAccess for a file of mode perm owned by uid (-1: not
+// known), read by euid.
+func access(path string, perm fs.FileMode, uid, euid int) error {
+	switch {
+	case uid == 0 && perm&0o037 != 0:
+		return fmt.Errorf("key file %s has mode %04o: only its owner may read it (chmod 600 %s; a key of root's may let its group read it: chmod 640)", path, perm, path)
+	case uid != 0 && perm&0o077 != 0:
+		return fmt.Errorf("key file %s has mode %04o: only its owner may read it (chmod 600 %s)", path, perm, path)
+	case uid >= 0 && uid != 0 && uid != euid && euid != 0:
+		return fmt.Errorf("key file %s is owned by user %d: only the user reading it (uid %d) or root may own it: chown it, or run as its owner", path, uid, euid)
 	}
 	return nil
 }

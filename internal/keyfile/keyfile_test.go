@@ -3,6 +3,7 @@ package keyfile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -100,20 +101,89 @@ func TestReadFIFO(t *testing.T) {
 
 // TestReadOwner: a key file owned by another user (not root) is refused,
 // as ssh and PostgreSQL refuse such key files: its owner could read or
-// replace the key, or make it readable by all at any time.
+// replace the key, or make it readable by all at any time. root reads any
+// owner's key; a key of root's may let its group read it (0640), one of
+// the reader's may not. Read as another user where the test cannot chown.
 func TestReadOwner(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "k")
 	if _, err := Create(path, 32); err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give the file to another user")
+	me := os.Geteuid()
+	defer func() { geteuid = os.Geteuid }()
+	for _, tc := range []struct {
+		name  string
+		euid  int
+		perm  os.FileMode
+		valid string // "" if Read takes the key
+	}{
+		{"the reader's, 0600", me, 0o600, ""},
+		{"the reader's, 0400", me, 0o400, ""},
+		{"the reader's, group may read", me, 0o640, "chmod 600"},
+		{"another user's", me + 1, 0o600, fmt.Sprintf("owned by user %d", me)},
+		{"another user's, read by root", 0, 0o600, ""},
+	} {
+		if me == 0 && (tc.euid == me+1 || tc.perm == 0o640) {
+			continue // the reader's is root's: see the cases below
+		}
+		geteuid = func() int { return tc.euid }
+		check(t, tc.name, path, tc.perm, tc.valid)
 	}
-	if err := os.Chown(path, 65534, 65534); err != nil {
-		t.Skipf("chown: %v", err)
+	geteuid = os.Geteuid
+
+	// The owner checks need the file given to root and to another user:
+	// as access sees them, and, when the test runs as root, on disk.
+	for _, tc := range []struct {
+		name      string
+		uid, euid int
+		perm      os.FileMode
+		valid     string
+	}{
+		{"root's, its group may read", 0, 1000, 0o640, ""},
+		{"root's, read-only for its group", 0, 1000, 0o440, ""},
+		{"root's, its group may write", 0, 1000, 0o660, "chmod 640"},
+		{"root's, others may read", 0, 1000, 0o644, "chmod 640"},
+		{"another user's, read by a third", 65534, 1000, 0o600, "owned by user 65534"},
+		{"another user's, read by root", 65534, 0, 0o600, ""},
+		{"another user's, group may read, read by root", 65534, 0, 0o640, "chmod 600"},
+	} {
+		err := access(path, tc.perm, tc.uid, tc.euid)
+		if (err == nil) != (tc.valid == "") || (err != nil && !strings.Contains(err.Error(), tc.valid)) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.valid)
+		}
 	}
-	if _, err := Read(path, 32); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
-		t.Errorf("got %v, want an error saying the file is owned by user 65534", err)
+	if me != 0 {
+		return
+	}
+	for _, tc := range []struct {
+		uid   int
+		euid  int
+		perm  os.FileMode
+		valid string
+	}{
+		{65534, 1000, 0o600, "owned by user 65534"},
+		{0, 1000, 0o640, ""},
+		{65534, 0, 0o600, ""},
+	} {
+		if err := os.Chown(path, tc.uid, tc.uid); err != nil {
+			t.Skipf("chown: %v", err)
+		}
+		geteuid = func() int { return tc.euid }
+		check(t, fmt.Sprintf("uid %d read by %d", tc.uid, tc.euid), path, tc.perm, tc.valid)
+		geteuid = os.Geteuid
+	}
+}
+
+// check reads the key at path with its mode set to perm, and checks that
+// Read took it (valid "") or refused it with an error holding valid.
+func check(t *testing.T, name, path string, perm os.FileMode, valid string) {
+	t.Helper()
+	if err := os.Chmod(path, perm); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Read(path, 32)
+	if (err == nil) != (valid == "") || (err != nil && !strings.Contains(err.Error(), valid)) {
+		t.Errorf("%s: got %v, want %q", name, err, valid)
 	}
 }
 
