@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,33 +162,43 @@ func TestClusterCloseAnswersQueuedDeliveries(t *testing.T) {
 
 // TestClusterCloseProbesTogether: with other nodes up, each silent for a
 // user it does not hold, the state fetch that decides the answer of an IM
-// queued at the close waits out its timeout; the IMs queued for one user
-// wait for theirs together, so the close takes one timeout, not one per
-// IM.
+// queued at the close may wait out its timeout; the IMs queued for one
+// user wait for one such fetch together, so the close takes one timeout,
+// not one per IM, and starts one probe, not one per IM.
 func TestClusterCloseProbesTogether(t *testing.T) {
 	nodes, store := startCluster(t, memEngine, 3)
 	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
 	uid, from := acc["alice"].uid, acc["bob"].uid
 	dial(t, nodes[0], "alice", acc["alice"])
 	const ims = 8
-	probes, probesFree := make(chan struct{}, ims), make(chan struct{})
-	var probesOnce sync.Once
-	t.Cleanup(func() { probesOnce.Do(func() { close(probesFree) }) })
-	_, stopped := closeWithQueued(t, nodes[0], uid, queuedIMs(from, ims), func(point string, u msim.UID) {
-		if point == "probe" && u == uid {
-			probes <- struct{}{}
-			<-probesFree
+	var probes, joined atomic.Int32
+	gate := make(chan struct{}) // closed once every IM has joined the first probe, or a second probe began
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	answers, stopped := closeWithQueued(t, nodes[0], uid, queuedIMs(from, ims), func(point string, u msim.UID) {
+		switch {
+		case u != uid:
+		case point == "probe" && probes.Add(1) == 1:
+			<-gate
+		case point == "probe":
+			open()
+		case point == "probe joined" && joined.Add(1) == ims-1:
+			open()
 		}
 	})
-	for i := range ims { // every probe begins while the first is held
-		select {
-		case <-probes:
-		case <-time.After(wait):
-			t.Fatalf("%d of %d IMs' state fetches began while the first was under way", i, ims)
+	<-stopped
+	for range ims {
+		switch a := <-answers; {
+		case a.err != nil:
+			t.Errorf("an IM queued at the close: %v, want an answer", a.err)
+		case !bytes.Equal(a.data, replyNotTaken):
+			t.Errorf("an IM queued at the close: got %q, want %q (not taken)", a.data, replyNotTaken)
 		}
 	}
-	probesOnce.Do(func() { close(probesFree) })
-	<-stopped
+	if p := probes.Load(); p != 1 {
+		t.Errorf("the closing node looked whether another node holds alice %d times for %d IMs, want once", p, ims)
+	}
 }
 
 // TestClusterKickSilentNodes: a kick answered with nothing by a node that

@@ -75,10 +75,14 @@
 // goroutine that calls the server's Peer (at Close, once the per-user
 // subscriptions are gone, it takes what is queued, then stops). An IM that
 // comes after its user's session here ended (a logout, or the close) is
-// answered from a goroutine of its own, once a state fetch finds the user
-// held nowhere else; Close waits for those. One goroutine sends heartbeats
-// and sweeps the liveness table, and counts the messages dropped on the
-// subscriptions that reported a slow consumer (those alone, outside mu).
+// answered once a state fetch finds the user held nowhere else: a probe,
+// in a goroutine of its own, one at a time per user, which the IMs for
+// that user taken meanwhile wait for. Past a bound of probes and of IMs
+// waiting, an IM is left unanswered and counted: its sender stores it once
+// its request times out. Close waits for the probes. One goroutine sends
+// heartbeats and sweeps the liveness table, and counts the messages
+// dropped on the subscriptions that reported a slow consumer (those
+// alone, outside mu).
 // A subscription that dropped messages has them made up: a mark queued on
 // its shard behind what was not dropped puts it in a pending set, which a
 // few workers drain: they fetch the state of a watched user again, or kick

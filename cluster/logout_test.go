@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"bytes"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,4 +152,121 @@ func inboxOf(t *testing.T, nc *nats.Conn) (*nats.Subscription, string) {
 		t.Fatal(err)
 	}
 	return sub, inbox
+}
+
+// TestClusterLogoutProbesOncePerUser: IMs for alice taken after she logged
+// out of n1 wait together for one look at whether another node holds her,
+// not one each (a burst of them would otherwise start as many waits), and
+// each of them is still answered "not taken".
+func TestClusterLogoutProbesOncePerUser(t *testing.T) {
+	nodes, store := startCluster(t, memEngine, 2)
+	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
+	uid, from := acc["alice"].uid, acc["bob"].uid
+	bus := nodes[0].bus
+	alice := dial(t, nodes[0], "alice", acc["alice"])
+	const ims = 16
+	var probes, joined atomic.Int32
+	gate := make(chan struct{}) // closed once every IM has joined the first probe, or a second probe began
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	nc, release := holdShard(t, nodes[0], uid, func(point string, u msim.UID) {
+		switch {
+		case u != uid:
+		case point == "probe" && probes.Add(1) == 1:
+			<-gate // the first probe is under way until the others came
+		case point == "probe":
+			open()
+		case point == "probe joined" && joined.Add(1) == ims-1:
+			open()
+		}
+	})
+	sub, inbox := inboxOf(t, nc)
+	for _, req := range queuedIMs(from, ims) {
+		if err := nc.PublishRequest(bus.subj.user(uid), inbox, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitQueued(t, bus, uid, ims)
+	alice.Close() // a logout
+	waitReleased(t, bus, uid)
+	release()
+	for i := range ims {
+		m, err := sub.NextMsg(wait)
+		switch {
+		case err != nil:
+			t.Fatalf("%d of %d IMs taken after the logout answered: %v", i, ims, err)
+		case !bytes.Equal(m.Data, replyNotTaken):
+			t.Fatalf("an IM taken after the logout: got %q, want %q (not taken)", m.Data, replyNotTaken)
+		}
+	}
+	bus.probes.Wait()
+	if p := probes.Load(); p != 1 {
+		t.Errorf("n1 looked whether another node holds alice %d times for %d IMs, want once", p, ims)
+	}
+}
+
+// TestClusterLogoutProbeBound: past the bound of the IMs waiting for a
+// look at whether another node holds their user, an IM for alice taken
+// after she logged out of n1 is left unanswered, so that its sender stores
+// it once its request times out, and counted; the IMs within the bound
+// are answered "not taken".
+func TestClusterLogoutProbeBound(t *testing.T) {
+	nodes, store := startCluster(t, memEngine, 2)
+	acc := addAccounts(t, nodes[0].srv, store, "alice", "bob")
+	uid, from := acc["alice"].uid, acc["bob"].uid
+	bus := nodes[0].bus
+	const bound, over = 4, 2
+	bus.mu.Lock()
+	bus.maxProbeIMs = bound
+	bus.mu.Unlock()
+	alice := dial(t, nodes[0], "alice", acc["alice"])
+	var taken atomic.Int32
+	gate := make(chan struct{}) // closed once n1 took every IM
+	nc, release := holdShard(t, nodes[0], uid, func(point string, u msim.UID) {
+		switch {
+		case u != uid:
+		case point == "probe":
+			<-gate // the probe is under way until every IM came
+		case point == "message" && taken.Add(1) == bound+over+1:
+			close(gate) // the marker: n1 has seen to every IM before it
+		}
+	})
+	sub, inbox := inboxOf(t, nc)
+	subject := bus.subj.user(uid)
+	for _, req := range queuedIMs(from, bound+over) {
+		if err := nc.PublishRequest(subject, inbox, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A marker behind the IMs, answered with nothing once alice's
+	// session is over.
+	if err := nc.PublishRequest(subject, nats.NewInbox(), []byte{opState}); err != nil {
+		t.Fatal(err)
+	}
+	waitQueued(t, bus, uid, bound+over+1)
+	alice.Close() // a logout
+	waitReleased(t, bus, uid)
+	release()
+	for i := range bound {
+		m, err := sub.NextMsg(wait)
+		switch {
+		case err != nil:
+			t.Fatalf("%d of the %d IMs within the bound answered: %v", i, bound, err)
+		case !bytes.Equal(m.Data, replyNotTaken):
+			t.Fatalf("an IM within the bound: got %q, want %q (not taken)", m.Data, replyNotTaken)
+		}
+	}
+	bus.probes.Wait()
+	for _, c := range []*nats.Conn{bus.nc, nc} { // n1's answers, if any, have reached the test
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if k, _, _ := sub.Pending(); k != 0 {
+		t.Errorf("IMs past the bound: got %d answers, want none (their senders time out and store them)", k)
+	}
+	if got := counterValue(t, bus.metrics.unprobedIMs); got != over {
+		t.Errorf("msimd_cluster_late_ims_unanswered_total = %v, want %v", got, over)
+	}
 }

@@ -31,14 +31,15 @@ var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .02
 
 // metricSet holds the cluster's collectors; nil counts nothing.
 type metricSet struct {
-	in, out   map[string]prometheus.Counter
-	latency   map[string]prometheus.Observer
-	timedOut  map[string]prometheus.Counter
-	fences    prometheus.Counter
-	nodesDown prometheus.Counter
-	dropped   prometheus.Counter
-	unsent    prometheus.Counter
-	givenUp   prometheus.Counter
+	in, out     map[string]prometheus.Counter
+	latency     map[string]prometheus.Observer
+	timedOut    map[string]prometheus.Counter
+	fences      prometheus.Counter
+	nodesDown   prometheus.Counter
+	dropped     prometheus.Counter
+	unsent      prometheus.Counter
+	givenUp     prometheus.Counter
+	unprobedIMs prometheus.Counter
 }
 
 func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
@@ -82,7 +83,11 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 		Name: "msimd_cluster_state_fetches_given_up_total",
 		Help: "Watched users whose state fetch their node left unanswered each time it was made again: their watchers here keep the state they knew until it changes.",
 	})
-	for _, c := range []prometheus.Collector{msgs, latency, unanswered, peers, fences, nodesDown, dropped, unsent, givenUp} {
+	unprobed := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "msimd_cluster_late_ims_unanswered_total",
+		Help: "IMs for users whose session on this node had just ended, left unanswered because too many waited for a look at whether another node holds their user: their senders store them once their requests time out.",
+	})
+	for _, c := range []prometheus.Collector{msgs, latency, unanswered, peers, fences, nodesDown, dropped, unsent, givenUp, unprobed} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("cluster: register metrics: %w", err)
 		}
@@ -91,6 +96,7 @@ func newMetricSet(r prometheus.Registerer, n *Node) (*metricSet, error) {
 		in: map[string]prometheus.Counter{}, out: map[string]prometheus.Counter{},
 		latency: map[string]prometheus.Observer{}, timedOut: map[string]prometheus.Counter{},
 		fences: fences, nodesDown: nodesDown, dropped: dropped, unsent: unsent, givenUp: givenUp,
+		unprobedIMs: unprobed,
 	}
 	for _, k := range messageKinds {
 		m.in[k] = msgs.WithLabelValues("in", k)
@@ -151,6 +157,12 @@ func (m *metricSet) notSent() {
 func (m *metricSet) gaveUp() {
 	if m != nil {
 		m.givenUp.Inc()
+	}
+}
+
+func (m *metricSet) unprobed() {
+	if m != nil {
+		m.unprobedIMs.Inc()
 	}
 }
 

@@ -115,7 +115,7 @@ type Node struct {
 	done    chan struct{}
 	wg      sync.WaitGroup // every goroutine but the shards'
 	shardWG sync.WaitGroup
-	probes  sync.WaitGroup // the answers of IMs for users no longer here (answerIfHeldNowhere)
+	probes  sync.WaitGroup // the probes for IMs for users no longer here (answerIfHeldNowhere)
 	closeMu sync.Once
 
 	mu       sync.Mutex
@@ -144,6 +144,15 @@ type Node struct {
 	// not take while the link was down, sent once it is back (resync).
 	owed     map[msim.UID]struct{}
 	owedLost int // notices neither sent nor kept, past maxOwed, since owed was last taken (takeOwed)
+	// Probes (see answerIfHeldNowhere): one at most per user in probing,
+	// with the IMs waiting for it; probeRuns counts those running, the
+	// ones a Claim took out of probing too, and probeIMs the IMs they
+	// hold. Past maxProbes and maxProbeIMs (tests lower them), IMs are
+	// left unanswered (unprobed).
+	probing                map[msim.UID]*probe
+	probeRuns, probeIMs    int
+	maxProbes, maxProbeIMs int
+	unprobedWarned         bool // since probeRuns was last zero
 
 	unsentWarned atomic.Bool // a message not sent was logged as a warning since the link was last back (notSent)
 	fetchWarned  atomic.Bool // a state fetch given up was logged as a warning since one made again was answered (gaveUp)
@@ -155,10 +164,11 @@ type Node struct {
 	// steps of several nodes: "claim" as a Claim begins, "kicked" in a
 	// Claim once its first kick is answered, before the node subscribes,
 	// "claimed" as a Claim returns, "kick again" before a kickAgain's
-	// kick, "message" as a shard takes a per-user message, and "found
-	// nowhere" once a presence make-up's first state fetch found nobody,
-	// and "unanswered" once a state fetch left unanswered is made again
-	// later, or given up.
+	// kick, "message" as a shard takes a per-user message, "probe" as a
+	// probe begins and "probe joined" once an IM waits for one under way
+	// (see answerIfHeldNowhere), and "found nowhere" once a presence
+	// make-up's first state fetch found nobody, and "unanswered" once a
+	// state fetch left unanswered is made again later, or given up.
 	hook atomic.Pointer[func(point string, uid msim.UID)]
 }
 
@@ -286,6 +296,11 @@ func Connect(cfg Config, log *logrus.Entry) (*Node, error) {
 		ended: newEndings(cfg.RequestTimeout, endedKept),
 		slow:  map[*nats.Subscription]*slowSub{},
 		owed:  map[msim.UID]struct{}{},
+		// A probe is a goroutine, and an IM waiting for it holds its
+		// sender's request: both bounded, however fast IMs come.
+		probing:     map[msim.UID]*probe{},
+		maxProbes:   maxProbes,
+		maxProbeIMs: maxProbeIMs,
 	}
 	n.log = log.WithField("node", cfg.Name)
 	n.live = newLiveness(cfg.DeadAfter, cfg.DeadAfter-cfg.Heartbeat, time.Now())
@@ -636,6 +651,10 @@ func (n *Node) Claim(uid msim.UID, v server.Version) (*server.PeerState, error) 
 	n.at("claim", uid)
 	n.mu.Lock()
 	n.ended.forget(uid) // what ended here before this claim is over
+	// A probe under way looked before this claim: an IM taken after the
+	// claim ends may have been sent since, when another node may hold
+	// uid, and waits for a probe of its own.
+	delete(n.probing, uid)
 	n.mu.Unlock()
 	old, newer := n.kick(uid, v)
 	if old != nil {
@@ -900,24 +919,6 @@ func (n *Node) endedHere(uid msim.UID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.closed || n.ended.loggedOut(uid, time.Now())
-}
-
-// answerIfHeldNowhere answers m, an IM for uid whose session here ended,
-// "not taken" if no other node holds uid (a login elsewhere meanwhile
-// answers it itself), from a goroutine of its own: with other nodes up,
-// each of which stays silent for a user it does not hold, the state fetch
-// may wait out its timeout, and the IMs queued for uid wait for it
-// together, not one after the other. Close waits for these answers before
-// the connection closes.
-func (n *Node) answerIfHeldNowhere(m *nats.Msg, uid msim.UID) {
-	n.probes.Add(1)
-	go func() {
-		defer n.probes.Done()
-		n.at("probe", uid)
-		if n.heldNowhere(uid) {
-			n.respond(m, replyNotTaken)
-		}
-	}()
 }
 
 // heldNowhere reports whether no other node answers for uid: a state
