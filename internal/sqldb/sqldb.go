@@ -93,16 +93,24 @@ func IsPostgresURL(dsn string) bool {
 
 // IsKeyValueDSN reports whether dsn reads as a PostgreSQL connection
 // string of key=value pairs (libpq's other form, "host=db dbname=x"): a
-// keyword of libpq's, then "=", at the start or after a space. A SQLite
-// file's path with '=' in a name libpq does not use ("a=b.db") is not one;
-// one that is ("host=x.db") is named as a path by "./host=x.db".
+// keyword of libpq's, then "=", at the start or after a space; or two
+// pairs of any names ("hots=db pasword=pw", a misspelled one, which
+// likely holds a password all the same). A SQLite file's path with one
+// '=' in a name libpq does not use ("a=b.db") is not one; one that is
+// ("host=x.db") is named as a path by "./host=x.db".
 func IsKeyValueDSN(dsn string) bool {
-	return !IsPostgresURL(dsn) && keyValueDSN.MatchString(dsn)
+	if IsPostgresURL(dsn) {
+		return false
+	}
+	return keyValueDSN.MatchString(dsn) || len(anyPair.FindAllStringIndex(dsn, 2)) == 2
 }
 
 // keyValueDSN finds a libpq connection keyword and its "=", in any case:
-// a string that only misspells one still likely holds a password.
+// a string that only misspells one's case still likely holds a password.
 var keyValueDSN = regexp.MustCompile(`(?i)(^|\s)(` + strings.Join(libpqKeywords, "|") + `)\s*=`)
+
+// anyPair finds a name and its "=" at the start or after a space.
+var anyPair = regexp.MustCompile(`(^|\s)\w+\s*=`)
 
 // libpqKeywords are libpq's connection parameters.
 var libpqKeywords = []string{
@@ -116,6 +124,8 @@ var libpqKeywords = []string{
 	"requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version",
 	"min_protocol_version", "max_protocol_version", "krbsrvname", "gsslib",
 	"gssdelegation", "service", "target_session_attrs", "load_balance_hosts",
+	"sslkeylogfile", "oauth_issuer", "oauth_client_id", "oauth_client_secret",
+	"oauth_scope",
 }
 
 // SQLiteParams: WAL, every commit synced (what was accepted survives a

@@ -250,6 +250,7 @@ func TestIsKeyValueDSN(t *testing.T) {
 		"sslmode=disable": true, " Password\t=pw": true, "service=gw": true,
 		"a=b.db": false, "data/x=y.db": false, "msim.db": false, "/var/lib/a b=c.db": false,
 		"postgres://u@h/db?host=x": false, "": false, "./host=x.db": false,
+		"hots=db pasword=s3cret": true, "oauth_client_secret=x": true, "a=b c=d.db": true,
 	} {
 		if got := IsKeyValueDSN(in); got != want {
 			t.Errorf("IsKeyValueDSN(%q): got %v, want %v", in, got, want)
