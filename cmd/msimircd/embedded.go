@@ -177,7 +177,8 @@ func seedAccounts(srv *server.Server, specs []string, log *logrus.Entry) ([]chan
 // seedUserAccounts makes the [[user.account]]s on the embedded network, as
 // the config gives them; one that exists with another password stops the
 // start (or the reload), naming the key to edit. All are checked before
-// any is made, so a refused file leaves no accounts of its own behind.
+// any is made, so a refused file leaves no accounts of its own behind
+// (but see checkUserAccounts).
 func seedUserAccounts(msrv *server.Server, users []UserEntry, log *logrus.Entry) error {
 	if err := checkUserAccounts(msrv, users); err != nil {
 		return err
@@ -197,19 +198,25 @@ func seedUserAccounts(msrv *server.Server, users []UserEntry, log *logrus.Entry)
 }
 
 // checkUserAccounts refuses a [[user.account]] that exists on the embedded
-// network with another password.
+// network with another password, or whose account the network cannot
+// read. (One an IRC user adds between the two checks seedUserAccounts
+// makes is refused by the second, after the others were made.)
 func checkUserAccounts(msrv *server.Server, users []UserEntry) error {
 	for i, u := range users {
 		for j, a := range u.Accounts {
-			if !errors.Is(msrv.CheckPassword(a.Email, a.Password), server.ErrWrongPassword) {
+			err := msrv.CheckPassword(a.Email, a.Password)
+			if err == nil || errors.Is(err, server.ErrNoSuchAccount) {
 				continue
 			}
 			field := "password"
 			if a.PasswordFile != "" {
 				field = "password_file"
 			}
-			return errKey(fmt.Sprintf("the embedded MSIM network has the account %s with another password: give its password here, or set msim.server to use another MSIM network", a.Email),
-				field, pathStep{"user", i}, pathStep{"user.account", j})
+			msg := fmt.Sprintf("the embedded MSIM network has the account %s with another password: give its password here, or set msim.server to use another MSIM network", a.Email)
+			if !errors.Is(err, server.ErrWrongPassword) {
+				msg = fmt.Sprintf("the embedded MSIM network's account %s could not be checked: %v", a.Email, err)
+			}
+			return errKey(msg, field, pathStep{"user", i}, pathStep{"user.account", j})
 		}
 	}
 	return nil

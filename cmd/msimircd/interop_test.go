@@ -147,4 +147,31 @@ func TestSeedUserAccountsAllOrNone(t *testing.T) {
 	if err := srv.CheckPassword("alice@example.com", "Secret1"); !errors.Is(err, server.ErrNoSuchAccount) {
 		t.Errorf("alice@example.com after the refusal: got %v, want %v", err, server.ErrNoSuchAccount)
 	}
+
+	// An account the network cannot read is refused too, before any is
+	// made: not taken for one that is missing or matches.
+	broken := &unreadableStore{Store: server.NewMemStore(), email: "bob@example.com"}
+	srv, err = server.New(server.Config{}, broken, logrus.NewEntry(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seedUserAccounts(srv, users, logrus.NewEntry(l)); !errors.As(err, &ke) || ke.key != "user[2].account[1].password" || !strings.Contains(err.Error(), "could not be checked") {
+		t.Fatalf("an account that does not read: got %v, want it refused at user[2].account[1].password", err)
+	}
+	if err := srv.CheckPassword("alice@example.com", "Secret1"); !errors.Is(err, server.ErrNoSuchAccount) {
+		t.Errorf("alice@example.com after the refusal: got %v, want %v", err, server.ErrNoSuchAccount)
+	}
+}
+
+// unreadableStore is a store whose account email cannot be read.
+type unreadableStore struct {
+	server.Store
+	email string
+}
+
+func (s *unreadableStore) AccountByEmail(email string) (*server.Account, error) {
+	if email == s.email {
+		return nil, errors.New("store: account row cannot be read")
+	}
+	return s.Store.AccountByEmail(email)
 }
