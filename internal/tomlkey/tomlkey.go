@@ -212,7 +212,7 @@ func unescape(s string) string {
 			b.WriteByte(r)
 			continue
 		}
-		if n := map[byte]int{'u': 4, 'U': 8}[s[i]]; n > 0 && i+n < len(s) {
+		if n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[s[i]]; n > 0 && i+n < len(s) {
 			if v, err := strconv.ParseUint(s[i+1:i+1+n], 16, 32); err == nil {
 				b.WriteRune(rune(v))
 				i += n
