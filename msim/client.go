@@ -106,13 +106,14 @@ type ClientConfig struct {
 	// events TakeEvents has not yet returned). Overflow ends the session
 	// with DisconnectOverflow. Default 65536.
 	EventBacklog int
-	// EventBacklogBytes caps the same events by size, as EventBacklog
-	// caps their count: their texts and a fixed overhead each (see
-	// eventBytes). Overflow ends the session as the count's does (an
-	// event alone is queued whatever its size). It is what a server can
-	// make the client hold while its owner takes nothing, as during Dial;
-	// the default, DefaultEventBacklogBytes, is far above what a full
-	// mailbox of offline IMs costs.
+	// EventBacklogBytes caps the events received but not yet taken by the
+	// owner by size (with Events, those in the channel's buffer too):
+	// their texts and a fixed overhead each (see eventBytes). Overflow
+	// ends the session as the count's does (an event alone is queued
+	// whatever its size). It is what a server can make the client hold
+	// while its owner takes nothing, as during Dial; the default,
+	// DefaultEventBacklogBytes, is far above what a full mailbox of
+	// offline IMs costs.
 	EventBacklogBytes int
 	// Notify, when set, replaces the Events channel: the client runs no
 	// goroutine to deliver events. Each time events are queued, Notify is
@@ -271,8 +272,9 @@ type Client struct {
 	groups    []Group
 
 	// held are the events the reader made and has not queued yet (see
-	// hold), heldBytes their size (eventBytes): the reader goroutine's.
-	held      []Event
+	// hold), with their sizes, heldBytes their sum: the reader
+	// goroutine's.
+	held      []sizedEvent
 	heldBytes int
 
 	qmu     sync.Mutex
@@ -282,8 +284,11 @@ type Client struct {
 	events  chan Event    // nil with cfg.Notify
 	backlog int
 	// qbytes is the size of the events in queue (eventBytes), capped by
-	// cfg.EventBacklogBytes as their count is by backlog.
+	// cfg.EventBacklogBytes as their count is by backlog, together with
+	// sent: the events the pump took from queue that the owner may not
+	// have taken from the Events channel yet (see unsentBytes).
 	qbytes int
+	sent   sentSizes
 	// droppedIMs and droppedFrom count the IMs and zaps emit left out
 	// (see DisconnectedEvent.DroppedIMs).
 	droppedIMs  int

@@ -388,3 +388,41 @@ func TestReaderOwnerKeepingUpNeverOverflowsBytes(t *testing.T) {
 		t.Errorf("IMs delivered: got %d, want all %d", n, ims)
 	}
 }
+
+// TestBacklogBytesCountsTheEventsChannel: the events waiting in the Events
+// channel's buffer count against EventBacklogBytes as those queued behind
+// it do. An owner that takes nothing from Events makes the client hold no
+// more than the budget: the session ends as an overflow, the IMs kept
+// within the budget. (The events in the channel's buffer were outside
+// both caps: a full buffer of IMs of up to a MiB each, beyond the budget.)
+func TestBacklogBytesCountsTheEventsChannel(t *testing.T) {
+	t.Parallel()
+	const sent = 20 // fewer than the channel's buffer: all fitted in it
+	c, fc := loggedIn(t, func(cfg *ClientConfig) { cfg.EventBacklogBytes = bytesBudget })
+	if cap(c.events) <= sent {
+		t.Fatalf("the Events channel's buffer: got %d, want more than the %d IMs", cap(c.events), sent)
+	}
+	for i := range sent {
+		fc.write(bigIM(i))
+	}
+	fc.waitEOF() // the client gave up on its own
+	var evs []Event
+	for {
+		ev := nextEvent(t, c)
+		evs = append(evs, ev)
+		if _, ok := ev.(DisconnectedEvent); ok {
+			break
+		}
+	}
+	d := evs[len(evs)-1].(DisconnectedEvent)
+	if d.Reason != DisconnectOverflow || !errors.Is(d.Err, ErrEventOverflow) {
+		t.Errorf("got %v (%v), want overflow", d.Reason, d.Err)
+	}
+	k := checkBigPrefix(t, evs, sent)
+	if got := markupBytes(evs); got > bytesBudget {
+		t.Errorf("the client held %d bytes of IMs, want at most the budget, %d", got, bytesBudget)
+	}
+	if d.DroppedIMs < 1 || len(d.DroppedFrom) < 1 || d.DroppedFrom[0] != UID(3000+k) {
+		t.Errorf("dropped: got %d from %v, want the IM from %d first", d.DroppedIMs, d.DroppedFrom, 3000+k)
+	}
+}

@@ -456,19 +456,23 @@ func onlyIMs(evs []Event) []Event {
 // emit queues an event for the owner. Past the backlog cap the session
 // ends; an IM or zap left out is counted for the DisconnectedEvent.
 func (c *Client) emit(ev Event) {
+	n := eventBytes(ev)
 	c.qmu.Lock()
-	queued, over := c.queueLocked(ev)
+	queued, over := c.queueLocked(ev, n)
 	c.qmu.Unlock()
 	c.settle(queued, over)
 }
 
-// queueLocked queues ev, with c.qmu held, unless the backlog is full (by
-// count, or by size: an event alone always fits) or the final event is
-// queued: then it counts an IM or zap left out, and over reports that the
-// backlog has overflowed.
-func (c *Client) queueLocked(ev Event) (queued, over bool) {
-	n := eventBytes(ev)
-	if c.qfinal || len(c.queue) >= c.backlog || len(c.queue) > 0 && c.qbytes+n > c.cfg.EventBacklogBytes {
+// queueLocked queues ev, of size n (eventBytes), with c.qmu held, unless
+// the backlog is full (by count, or by size, with the events not yet
+// taken from the Events channel: an event alone always fits) or the final
+// event is queued: then it counts an IM or zap left out, and over reports
+// that the backlog has overflowed.
+func (c *Client) queueLocked(ev Event, n int) (queued, over bool) {
+	// Alone: nothing waits for the owner, but perhaps an event on its way
+	// from the pump's hand into an empty channel.
+	alone := len(c.queue) == 0 && len(c.events) == 0
+	if c.qfinal || len(c.queue) >= c.backlog || !alone && c.qbytes+c.unsentBytes()+n > c.cfg.EventBacklogBytes {
 		if from, ok := droppedIM(ev); ok {
 			c.droppedIMs++ // from 0: an IM, perhaps, from no one it could name
 			if from != 0 && !slices.Contains(c.droppedFrom, from) {
@@ -513,6 +517,60 @@ func eventBytes(ev Event) int {
 			len(ct.Headline) + len(ct.ImageURL) + len(ct.StatusText)
 	}
 	return n
+}
+
+// sizedEvent is an event with its size (eventBytes), worked out once.
+type sizedEvent struct {
+	ev Event
+	n  int
+}
+
+// sentSizes are the sizes of the events the pump took from the queue that
+// the owner may not have taken from the Events channel yet, oldest first,
+// and bytes their sum. The channel hands the events over in the order the
+// pump sent them: those the owner has taken are the oldest.
+type sentSizes struct {
+	sizes []int
+	head  int // sizes[head:] are the ones kept
+	bytes int
+	// hand: the pump has taken the newest from the queue and may not
+	// have put it in the channel yet.
+	hand bool
+}
+
+// trim lets go of the oldest sizes until in are left.
+func (s *sentSizes) trim(in int) {
+	for len(s.sizes)-s.head > in {
+		s.bytes -= s.sizes[s.head]
+		s.head++
+	}
+	if s.head == len(s.sizes) {
+		s.sizes, s.head = s.sizes[:0], 0
+	}
+}
+
+// push adds the size of the event the pump took last.
+func (s *sentSizes) push(n int) {
+	if len(s.sizes) == cap(s.sizes) && s.head > 0 {
+		k := copy(s.sizes, s.sizes[s.head:])
+		s.sizes, s.head = s.sizes[:k], 0
+	}
+	s.sizes = append(s.sizes, n)
+	s.bytes += n
+}
+
+// unsentBytes is the size of the events the pump took from the queue that
+// the owner has not taken yet: those in the Events channel's buffer and
+// the one in the pump's hand (counted until the pump is back for the
+// next: an event just handed over may be counted a moment too long,
+// never one not yet taken too little). c.qmu held; 0 with Notify.
+func (c *Client) unsentBytes() int {
+	in := len(c.events)
+	if c.sent.hand {
+		in++
+	}
+	c.sent.trim(in)
+	return c.sent.bytes
 }
 
 // within reports whether s's bytes are some of in's.
@@ -592,7 +650,7 @@ func (c *Client) hold(ev Event) {
 	if len(c.held) >= min(heldEvents, c.backlog) || len(c.held) > 0 && c.heldBytes+n > c.cfg.EventBacklogBytes {
 		c.flush()
 	}
-	c.held = append(c.held, ev)
+	c.held = append(c.held, sizedEvent{ev, n})
 	c.heldBytes += n
 }
 
@@ -607,8 +665,8 @@ func (c *Client) queueHeld() (queued, over bool) {
 		return false, false
 	}
 	c.qmu.Lock()
-	for _, ev := range c.held {
-		q, o := c.queueLocked(ev)
+	for _, h := range c.held {
+		q, o := c.queueLocked(h.ev, h.n)
 		queued, over = queued || q, over || o
 	}
 	c.qmu.Unlock()
@@ -662,19 +720,26 @@ func (c *Client) wake() {
 	}
 }
 
-// pump moves queued events into the Events channel one at a time, so that
-// at most one event is held outside the capped queue.
+// pump moves queued events into the Events channel one at a time. Their
+// sizes go from the queue's count to c.sent's: the events in the
+// channel's buffer and in the pump's hand still count against
+// EventBacklogBytes until the owner takes them.
 func (c *Client) pump() {
 	defer c.wg.Done()
 	defer close(c.events)
 	defer c.recover("pump")
 	for {
 		c.qmu.Lock()
+		c.sent.hand = false // the last event taken is in the channel
 		var ev Event
 		if len(c.queue) > 0 {
 			ev, c.queue[0] = c.queue[0], nil
 			c.queue = c.queue[1:]
-			c.qbytes -= eventBytes(ev)
+			n := eventBytes(ev)
+			c.qbytes -= n
+			c.sent.trim(len(c.events)) // before it grows: it stays within the channel's buffer and one
+			c.sent.push(n)
+			c.sent.hand = true
 		}
 		c.qmu.Unlock()
 		if ev == nil {
