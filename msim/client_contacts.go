@@ -276,3 +276,33 @@ func packNames(cs []Contact) {
 		start = d
 	}
 }
+
+// maxContacts is the most entries the client takes from the contact list
+// a login loads: well above what msimd lets an account keep, and far below
+// what a reply within its budget could list, each an entry kept for the
+// session and perhaps a lookup during the login.
+const maxContacts = 4096
+
+// listContacts appends to dst the contacts of a contact list reply's
+// parts, in order: each valid uid once, as first listed (the table has
+// one entry per uid, and presence updates the first), and maxContacts at
+// most. It returns how many entries repeated a uid already taken and how
+// many were left out past maxContacts.
+func listContacts(dst []Contact, parts []string) (_ []Contact, repeated, past int) {
+	seen := make(map[UID]struct{}) // of the uids taken: maxContacts at most
+	eachRecord(parts, "ContactID", func(rec Dict) {
+		// The names are not copied here: packNames copies them all.
+		ct := contactFrom(rec, true)
+		switch _, dup := seen[ct.UID]; {
+		case !validUID(ct.UID):
+		case dup:
+			repeated++
+		case len(dst) >= maxContacts:
+			past++
+		default:
+			seen[ct.UID] = struct{}{}
+			dst = append(dst, ct)
+		}
+	})
+	return dst, repeated, past
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/msimircd/msimircd/msim/markup"
+	"github.com/sirupsen/logrus"
 )
 
 // DefaultGroup is where a contact without a group is filed, as Pidgin does.
@@ -275,14 +276,15 @@ func (c *Client) setup(ctx context.Context) error {
 	}
 	buf := contactBufs.Get().(*[]Contact)
 	defer putContactBuf(buf)
-	contacts := (*buf)[:0]
-	eachRecord(r.parts, "ContactID", func(rec Dict) {
-		// The names are not copied here: packNames copies them all below.
-		if ct := contactFrom(rec, true); validUID(ct.UID) {
-			contacts = append(contacts, ct)
-		}
-	})
+	contacts, repeated, past := listContacts((*buf)[:0], r.parts)
 	*buf = contacts
+	if repeated > 0 {
+		c.logger().WithField("repeated", repeated).Warn("msim: the contact list repeats contacts; the first entry of each kept")
+	}
+	if past > 0 {
+		c.logger().WithFields(logrus.Fields{"contacts": len(contacts) + past, "kept": len(contacts)}).
+			Warn("msim: the contact list is longer than the client keeps; the contacts past it left out")
+	}
 	var gs []Group
 	if r, fatal, err := c.awaitOptional(ctx, groups); err != nil {
 		if fatal {

@@ -1,0 +1,111 @@
+package msim
+
+import (
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+)
+
+// loginWithList logs in to a fake that answers the contact list with
+// list; cfg, if not nil, adjusts the client's config.
+func loginWithList(t *testing.T, list Dict, cfg func(*ClientConfig)) (*Client, *fakeConn) {
+	t.Helper()
+	f := newFake(t)
+	c2 := testConfig(t, f.addr())
+	if cfg != nil {
+		cfg(&c2)
+	}
+	ch := dialAsync(c2)
+	fc := f.accept()
+	fc.override(PersistContactList, func(*fakeConn, *Persist) Dict { return list })
+	fc.login("alice")
+	c, err := waitDial(t, ch)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	return c, fc
+}
+
+// TestContactListDuplicates: a contact the server lists more than once is
+// one entry of the table, the first listed, and its user name is looked
+// up once. (Each copy was an entry of its own, and a lookup of its own: a
+// server repeating one contact could make a login send as many lookups as
+// its reply had room for.)
+func TestContactListDuplicates(t *testing.T) {
+	t.Parallel()
+	list := Dict{
+		{"ContactID", "2001"}, {"GroupName", "Friends"}, {"UserName", "bob"},
+		{"ContactID", "2004"}, {"GroupName", "Work"}, // no user name: looked up
+		{"ContactID", "2002"}, {"UserName", "carol"},
+		{"ContactID", "2001"}, {"GroupName", "Other"}, {"UserName", "bobby"},
+		{"ContactID", "2004"}, {"GroupName", "Home"},
+		{"ContactID", "2001"}, {"Visibility", "2"},
+	}
+	var lookups atomic.Int32
+	f := newFake(t)
+	ch := dialAsync(testConfig(t, f.addr()))
+	fc := f.accept()
+	fc.override(PersistContactList, func(*fakeConn, *Persist) Dict { return list })
+	profile := defaultResponders()[PersistProfile]
+	fc.override(PersistProfile, func(fc *fakeConn, p *Persist) Dict {
+		lookups.Add(1)
+		return profile(fc, p)
+	})
+	fc.login("alice")
+	c, err := waitDial(t, ch)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	got := c.Contacts()
+	want := []Contact{
+		{UID: 2001, UserName: "bob", Group: "Friends"},
+		{UID: 2004, UserName: "dave", Group: "Work"},
+		{UID: 2002, UserName: "carol"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("contacts: got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].UID != want[i].UID || got[i].UserName != want[i].UserName || got[i].Group != want[i].Group || got[i].Blocked {
+			t.Errorf("contact %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if n := lookups.Load(); n != 1 {
+		t.Errorf("profile lookups: got %d, want 1 (2004's, once)", n)
+	}
+}
+
+// TestContactListCapped: a contact list longer than the client keeps
+// (maxContacts) is cut to its first maxContacts entries, in order, and the
+// log says so. (The table took whatever the reply held: as many entries,
+// and as many lookups, as the reply budget had room for.)
+func TestContactListCapped(t *testing.T) {
+	t.Parallel()
+	const extra = 3
+	var list Dict
+	for i := range maxContacts + extra {
+		uid := strconv.Itoa(10000 + i)
+		list = append(list, Pair{"ContactID", uid}, Pair{"UserName", "u" + uid})
+	}
+	l, hook := logtest.NewNullLogger()
+	c, _ := loginWithList(t, list, func(cfg *ClientConfig) { cfg.Log = logrus.NewEntry(l) })
+	got := c.Contacts()
+	if len(got) != maxContacts {
+		t.Fatalf("contacts: got %d, want the first %d", len(got), maxContacts)
+	}
+	for i, ct := range got {
+		if ct.UID != UID(10000+i) {
+			t.Fatalf("contact %d: got uid %d, want %d, in the list's order", i, ct.UID, 10000+i)
+		}
+	}
+	warned := slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool {
+		return e.Level == logrus.WarnLevel && e.Data["contacts"] == maxContacts+extra && e.Data["kept"] == maxContacts
+	})
+	if !warned {
+		t.Errorf("no warning with contacts=%d and kept=%d among %d log entries", maxContacts+extra, maxContacts, len(hook.AllEntries()))
+	}
+}
