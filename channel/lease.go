@@ -626,11 +626,13 @@ func (m *userMemory) storeLeftovers() (w leftoversWritten) {
 		}
 	}
 	for email, qs := range queued {
-		for _, q := range qs {
+		for i, q := range qs {
 			if _, err := m.st.QueueIM(ctx, m.user, email, toStoreQueued(q)); err != nil {
+				// Those after it stay too, behind it: the store's are
+				// sent before the memory's (queue).
 				w.err = err
-				put(&keptQueued, email, append(keptQueued[email], q))
-				continue
+				put(&keptQueued, email, qs[i:])
+				break
 			}
 			w.queued++
 		}

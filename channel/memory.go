@@ -384,14 +384,12 @@ func (m *userMemory) tookNotes(err error) bool {
 		return false
 	case !ur.Removed: // left there: read, and told, again
 		if m.unreadOnce(ur.Table) {
-			m.log.WithFields(logrus.Fields{"user": m.user, "table": ur.Table, "rows": unreadIDs(ur)}).
-				Error("store: notes cannot be read; the others are used, these stay in the database, and the user is told")
+			m.logUnread(ur, "", "notes cannot be read; the others are used, these stay in the database, and the user is told")
 			m.addUnreadNote(fmt.Sprintf("%s for you could not be read from the gateway's database (the rows are damaged); they stay there, and the gateway's administrator can look at them.", plural(len(ur.Rows), "note", "notes")))
 		}
 		return false
 	}
-	m.log.WithFields(logrus.Fields{"user": m.user, "table": ur.Table, "rows": unreadIDs(ur)}).
-		Error("store: notes cannot be read; the others are used, these are removed, and the user is told")
+	m.logUnread(ur, "", "notes cannot be read; the others are used, these are removed, and the user is told")
 	was := "was"
 	if len(ur.Rows) != 1 {
 		was = "were"
@@ -645,10 +643,7 @@ func (m *userMemory) unreadNote(err error, email string, what [2]string) bool {
 	} else if !m.unreadOnce(ur.Table + " " + email) {
 		return true
 	}
-	// By id: the error quotes the values that did not convert, which may
-	// be a message's.
-	m.log.WithFields(logrus.Fields{"user": m.user, "email": email, "table": ur.Table, "rows": unreadIDs(ur)}).
-		Error("store: rows of the account cannot be read; the others are used, " + logFate + ", and the user is told")
+	m.logUnread(ur, email, "rows of the account cannot be read; the others are used, "+logFate+", and the user is told")
 	m.addUnreadNote(fmt.Sprintf("%s on your MSIM account %s could not be read from the gateway's database (the rows are damaged); %s.", plural(len(ur.Rows), what[0], what[1]), email, fate))
 	return true
 }
@@ -668,10 +663,21 @@ func (m *userMemory) unreadHistory(err error) bool {
 	if !m.unreadOnce(ur.Table) {
 		return true
 	}
-	m.log.WithFields(logrus.Fields{"user": m.user, "email": ur.Email, "table": ur.Table, "rows": unreadIDs(ur)}).
-		Error("store: history rows cannot be read; they are left out of what the user is shown, stay in the database, and the user is told")
+	m.logUnread(ur, ur.Email, "history rows cannot be read; they are left out of what the user is shown, stay in the database, and the user is told")
 	m.addUnreadNote("Some messages of your history could not be read from the gateway's database (the rows are damaged): they are left out of what the gateway shows you of it (replays, CHATHISTORY and the history command). They stay there, and the gateway's administrator can look at them.")
 	return true
+}
+
+// logUnread logs the rows of ur, which the store could not read, with
+// what becomes of them (why), by id: the error quotes the values that did
+// not convert, which may be a message's. email is the account's ("" for
+// rows of no account).
+func (m *userMemory) logUnread(ur *store.UnreadableRows, email, why string) {
+	f := logrus.Fields{"user": m.user, "table": ur.Table, "rows": unreadIDs(ur)}
+	if email != "" {
+		f["email"] = email
+	}
+	m.log.WithFields(f).Error("store: " + why)
 }
 
 // unreadIDs is the ids of the rows of ur: what is logged of them.
@@ -775,18 +781,26 @@ func (m *userMemory) deleteStored(ids []int64, del func(ctx context.Context, use
 // the store when there is one, and returns it with its id. The store is
 // written without m.mu (an insert, which may wait on the database's
 // lock); mayQueued is set once it is written, not before: a readQueued
-// that ran meanwhile and found none must not leave it clear.
+// that ran meanwhile and found none must not leave it clear. An IM typed
+// after one the store failed to take, which is kept in memory, is kept
+// in memory too, behind it (queuedBehind): the store's are read, and the
+// memory's written there at the session's end (storeLeftovers), before
+// the memory's, so that they are sent in the order typed.
 func (m *userMemory) queue(email string, q queuedIM) queuedIM {
+	m.mu.Lock()
+	write := m.st != nil && len(m.queued[email]) == 0
+	m.mu.Unlock()
 	var s store.QueuedIM
 	var err error
-	if m.st != nil {
+	if write {
 		ctx, cancel := m.ctx()
 		s, err = m.st.QueueIM(ctx, m.user, email, toStoreQueued(q))
 		cancel()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.st != nil {
+	switch {
+	case write:
 		put(&m.mayQueued, email, true)
 		m.queuedWrites++
 		if err == nil {
@@ -794,11 +808,22 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 			return q
 		}
 		m.failed("a message you typed while the link was down", err)
+	case m.st != nil:
+		m.queuedBehind()
 	}
 	m.lastID--
 	q.id = m.lastID
 	put(&m.queued, email, append(m.queued[email], q))
 	return q
+}
+
+// queuedBehind tells the user of an IM typed while the link was down
+// that is kept in memory behind one the store failed to take (queue):
+// lost, as that one is, if msimircd stops. Caller holds m.mu.
+func (m *userMemory) queuedBehind() {
+	if len(m.notes) < maxHeld {
+		m.notes = append(m.notes, "A message you typed while the link was down is kept in memory, behind one the gateway's database could not save, so as to be sent after it; it is lost if msimircd stops.")
+	}
 }
 
 // queuedFor returns the IMs queued for an account, in the order typed,
@@ -1468,20 +1493,29 @@ func (m *userMemory) channel(email string) (string, bool) {
 	return ch, ok
 }
 
-// setChannel remembers the control channel of an account.
+// setChannel remembers the control channel of an account, at once in
+// memory. With a store, it is written before setChannel returns, not by
+// the memory's writer: a change of the account's settings that follows
+// (accountSet) writes the whole account too, and must not be overtaken.
+// The store is written without m.mu (a write, which may wait on the
+// database's lock), which ircd's reports and the memory's writer take.
 func (m *userMemory) setChannel(a Account, ch string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.channels[a.Email] == ch {
+		m.mu.Unlock()
 		return
 	}
 	put(&m.channels, a.Email, ch)
-	if m.st != nil {
-		ctx, cancel := m.ctx()
-		err := m.st.UpdateAccount(ctx, m.user, store.Account{Email: a.Email, Password: a.Password, Channel: ch, Autoconnect: a.AutoConnect})
-		cancel()
-		if err != nil {
-			m.failed("the channel of "+a.Email, err)
-		}
+	m.mu.Unlock()
+	if m.st == nil {
+		return
+	}
+	ctx, cancel := m.ctx()
+	err := m.st.UpdateAccount(ctx, m.user, store.Account{Email: a.Email, Password: a.Password, Channel: ch, Autoconnect: a.AutoConnect})
+	cancel()
+	if err != nil {
+		m.mu.Lock()
+		m.failed("the channel of "+a.Email, err)
+		m.mu.Unlock()
 	}
 }
