@@ -3,6 +3,7 @@ package msim
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -107,5 +108,38 @@ func TestContactListCapped(t *testing.T) {
 	})
 	if !warned {
 		t.Errorf("no warning with contacts=%d and kept=%d among %d log entries", maxContacts+extra, maxContacts, len(hook.AllEntries()))
+	}
+}
+
+// TestGroupListCapped: the client keeps maxGroups groups of a longer
+// group list, the first listed, and says so.
+func TestGroupListCapped(t *testing.T) {
+	t.Parallel()
+	var list Dict
+	for i := range maxGroups + 3 {
+		list = append(list, Pair{"GroupID", strconv.Itoa(i + 1)}, Pair{"GroupName", "g" + strconv.Itoa(i+1)}, Pair{"Position", strconv.Itoa(i + 1)})
+	}
+	l, hook := logtest.NewNullLogger()
+	f := newFake(t)
+	c2 := testConfig(t, f.addr())
+	c2.Log = logrus.NewEntry(l)
+	ch := dialAsync(c2)
+	fc := f.accept()
+	fc.override(PersistGroupList, func(*fakeConn, *Persist) Dict { return list })
+	fc.login("alice")
+	c, err := waitDial(t, ch)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	gs := c.Groups()
+	if len(gs) != maxGroups || gs[0].Name != "g1" || gs[maxGroups-1].ID != maxGroups {
+		t.Fatalf("groups: got %d (first %+v), want the first %d", len(gs), gs[0], maxGroups)
+	}
+	warned := false
+	for _, e := range hook.AllEntries() {
+		warned = warned || strings.Contains(e.Message, "group list is longer")
+	}
+	if !warned {
+		t.Error("no warning that groups were left out")
 	}
 }

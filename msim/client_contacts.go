@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/sirupsen/logrus"
 )
 
 // contactEntry is a Contact as the table keeps it: the fields most entries
@@ -305,4 +307,26 @@ func listContacts(dst []Contact, parts []string) (_ []Contact, repeated, past in
 		}
 	})
 	return dst, repeated, past
+}
+
+// maxGroups is the most groups the client keeps from the group list (the
+// official client's users had a handful).
+const maxGroups = 256
+
+// listGroups reads a group list's records, at most maxGroups of them,
+// with each name copied out of the reply, which is not kept for the
+// session along with it.
+func listGroups(recs []Dict, log *logrus.Entry) []Group {
+	var gs []Group
+	for _, rec := range recs {
+		if len(gs) == maxGroups {
+			log.WithFields(logrus.Fields{"groups": len(recs), "kept": maxGroups}).
+				Warn("msim: the group list is longer than the client keeps; the groups past it left out")
+			break
+		}
+		id, _ := rec.Int("GroupID")
+		pos, _ := rec.Int("Position")
+		gs = append(gs, Group{ID: id, Name: strings.Clone(rec.Str("GroupName")), Position: pos})
+	}
+	return gs
 }

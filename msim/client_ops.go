@@ -292,11 +292,7 @@ func (c *Client) setup(ctx context.Context) error {
 		}
 		c.logger().WithError(err).Warn("msim: group list not loaded")
 	} else {
-		for _, rec := range r.Body.Records("GroupID") {
-			id, _ := rec.Int("GroupID")
-			pos, _ := rec.Int("Position")
-			gs = append(gs, Group{ID: id, Name: rec.Str("GroupName"), Position: pos})
-		}
+		gs = listGroups(r.Body.Records("GroupID"), c.logger())
 	}
 
 	// The contact list need not carry user names: look up those missing.
