@@ -291,22 +291,43 @@ const maxContacts = 4096
 // most. It returns how many entries repeated a uid already taken and how
 // many were left out past maxContacts.
 func listContacts(dst []Contact, parts []string) (_ []Contact, repeated, past int) {
-	seen := make(map[UID]struct{}) // of the uids taken: maxContacts at most
+	first := len(dst)
 	eachRecord(parts, "ContactID", func(rec Dict) {
 		// The names are not copied here: packNames copies them all.
-		ct := contactFrom(rec, true)
-		switch _, dup := seen[ct.UID]; {
-		case !validUID(ct.UID):
-		case dup:
-			repeated++
-		case len(dst) >= maxContacts:
-			past++
-		default:
-			seen[ct.UID] = struct{}{}
+		if ct := contactFrom(rec, true); validUID(ct.UID) {
 			dst = append(dst, ct)
 		}
 	})
-	return dst, repeated, past
+	list := dst[first:]
+	if n := len(list); n > 1 {
+		// Lists repeat no uid as a rule: a sorted copy of the uids shows
+		// that without a map; only a list that does pays for one.
+		uids := make([]UID, n)
+		for i := range list {
+			uids[i] = list[i].UID
+		}
+		slices.Sort(uids)
+		if len(slices.Compact(uids)) < n {
+			seen := make(map[UID]struct{}, n)
+			kept := list[:0]
+			for _, ct := range list {
+				if _, dup := seen[ct.UID]; dup {
+					repeated++
+					continue
+				}
+				seen[ct.UID] = struct{}{}
+				kept = append(kept, ct)
+			}
+			clear(list[len(kept):])
+			list = kept
+		}
+	}
+	if len(list) > maxContacts {
+		past = len(list) - maxContacts
+		clear(list[maxContacts:])
+		list = list[:maxContacts]
+	}
+	return dst[:first+len(list)], repeated, past
 }
 
 // maxGroups is the most groups the client keeps from the group list (the
