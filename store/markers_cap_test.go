@@ -97,4 +97,3 @@ func TestReadMarkersBound(t *testing.T) {
 		})
 	}
 }
-
