@@ -65,7 +65,9 @@ func TestLoadOrCreateKeyRefuses(t *testing.T) {
 		make func(path string) error
 		want string
 	}{
-		{"readable by group", func(p string) error { return os.WriteFile(p, make([]byte, KeySize), 0o640) }, "mode 0640"},
+		// Writable by the group: refused whoever owns it (a key of root's,
+		// as the tests' is when they run as root, may let its group read it).
+		{"writable by group", func(p string) error { return os.WriteFile(p, make([]byte, KeySize), 0o660) }, "mode 0660"},
 		{"readable by others", func(p string) error { return os.WriteFile(p, make([]byte, KeySize), 0o604) }, "mode 0604"},
 		{"too short", func(p string) error { return os.WriteFile(p, make([]byte, KeySize-1), 0o600) }, "want exactly 32 bytes, found 31"},
 		{"too long", func(p string) error { return os.WriteFile(p, make([]byte, KeySize+1), 0o600) }, "want exactly 32 bytes, found 33"},
@@ -97,12 +99,12 @@ func TestLoadOrCreateKeyRefuses(t *testing.T) {
 	}
 }
 
-// modeOf reads the mode a case expects ("mode 0640") so the file gets it
+// modeOf reads the mode a case expects ("mode 0660") so the file gets it
 // whatever the umask.
 func modeOf(want string) os.FileMode {
 	switch want {
-	case "mode 0640":
-		return 0o640
+	case "mode 0660":
+		return 0o660
 	case "mode 0604":
 		return 0o604
 	}
