@@ -299,8 +299,12 @@ func (s *session) onAddBuddy(m *msim.Message) {
 	wasBlocked := ok && c.Blocked()
 	if !ok || wasBlocked {
 		if !ok {
-			if err := s.srv.roomForContact(s.uid); err != nil {
+			if err := s.srv.roomForContact(s.uid); errors.Is(err, errTooManyContacts) {
 				s.errorf(msim.ErrCodeBadUID, "%s.", err)
+				return
+			} else if err != nil {
+				// A store failure: logged, and not shown to the client.
+				s.persistFailure("addbuddy", err)
 				return
 			}
 			c = Contact{UID: uid, GroupName: "IM Friends", Position: 1000}
