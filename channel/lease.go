@@ -626,13 +626,11 @@ func (m *userMemory) storeLeftovers() (w leftoversWritten) {
 		}
 	}
 	for email, qs := range queued {
-		for i, q := range qs {
+		for _, q := range qs {
 			if _, err := m.st.QueueIM(ctx, m.user, email, toStoreQueued(q)); err != nil {
-				// Those after it stay too, behind it: the store's are
-				// sent before the memory's (queue).
 				w.err = err
-				put(&keptQueued, email, qs[i:])
-				break
+				put(&keptQueued, email, append(keptQueued[email], q))
+				continue
 			}
 			w.queued++
 		}

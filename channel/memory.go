@@ -781,26 +781,22 @@ func (m *userMemory) deleteStored(ids []int64, del func(ctx context.Context, use
 // the store when there is one, and returns it with its id. The store is
 // written without m.mu (an insert, which may wait on the database's
 // lock); mayQueued is set once it is written, not before: a readQueued
-// that ran meanwhile and found none must not leave it clear. An IM typed
-// after one the store failed to take, which is kept in memory, is kept
-// in memory too, behind it (queuedBehind): the store's are read, and the
-// memory's written there at the session's end (storeLeftovers), before
-// the memory's, so that they are sent in the order typed.
+// that ran meanwhile and found none must not leave it clear. An IM the
+// store failed to take is kept in memory; those after it still go to the
+// store, as soon as it takes them, so that a failure puts one IM at risk
+// of a restart, not the rest of the outage: the price is that the store's
+// are sent first, before the one kept in memory.
 func (m *userMemory) queue(email string, q queuedIM) queuedIM {
-	m.mu.Lock()
-	write := m.st != nil && len(m.queued[email]) == 0
-	m.mu.Unlock()
 	var s store.QueuedIM
 	var err error
-	if write {
+	if m.st != nil {
 		ctx, cancel := m.ctx()
 		s, err = m.st.QueueIM(ctx, m.user, email, toStoreQueued(q))
 		cancel()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	switch {
-	case write:
+	if m.st != nil {
 		put(&m.mayQueued, email, true)
 		m.queuedWrites++
 		if err == nil {
@@ -808,22 +804,11 @@ func (m *userMemory) queue(email string, q queuedIM) queuedIM {
 			return q
 		}
 		m.failed("a message you typed while the link was down", err)
-	case m.st != nil:
-		m.queuedBehind()
 	}
 	m.lastID--
 	q.id = m.lastID
 	put(&m.queued, email, append(m.queued[email], q))
 	return q
-}
-
-// queuedBehind tells the user of an IM typed while the link was down
-// that is kept in memory behind one the store failed to take (queue):
-// lost, as that one is, if msimircd stops. Caller holds m.mu.
-func (m *userMemory) queuedBehind() {
-	if len(m.notes) < maxHeld {
-		m.notes = append(m.notes, "A message you typed while the link was down is kept in memory, behind one the gateway's database could not save, so as to be sent after it; it is lost if msimircd stops.")
-	}
 }
 
 // queuedFor returns the IMs queued for an account, in the order typed,
