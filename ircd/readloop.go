@@ -248,19 +248,32 @@ func (c *Client) line(st *readState, line []byte, err error) (reason string, don
 		// the next read may wait, and no Input is held while it does.
 		c.handInputs(len(c.inputs))
 	}
-	// A line a multiline batch took costs no token: a client sends a batch
-	// at once, and the batch is bounded (MultilineMaxLines). A line of no
-	// open batch, or of a refused one, costs one as any other line.
-	batched := c.lineBatched
-	c.lineBatched = false
-	if c.limiter != nil && !batched && !c.limiter.Allow() { // no token now: wait for one
-		c.srv.met.floodDelayed()
-		c.handInputs(len(c.inputs)) // not held while the reader waits
-		if err := c.limiter.Wait(c.ctx); err != nil {
-			return "Connection closed", true
-		}
+	if !c.throttle() {
+		return "Connection closed", true
 	}
 	return "", false
+}
+
+// throttle takes the flood-control token of the line just handled, waiting
+// for one if there is none now; false if the connection ended meanwhile.
+// A line a multiline batch took costs no token: a client sends a batch at
+// once, and the batch is bounded (MultilineMaxLines). A line of no open
+// batch, or of a refused one, costs one as any other line.
+func (c *Client) throttle() bool {
+	batched := c.lineBatched
+	c.lineBatched = false
+	if c.limiter == nil || batched || c.limiter.Allow() {
+		return true
+	}
+	c.srv.met.floodDelayed()
+	c.handInputs(len(c.inputs)) // not held while the reader waits
+	if err := c.limiter.Wait(c.ctx); err != nil {
+		return false
+	}
+	if !c.lineAt.IsZero() { // the lines after the wait were read no sooner
+		c.lineAt = c.srv.now()
+	}
+	return true
 }
 
 // isTimeout reports whether err is a network timeout. (Its net.Error
@@ -277,6 +290,7 @@ func (c *Client) handleLine(raw []byte) {
 	for len(raw) > 0 && (raw[len(raw)-1] == '\n' || raw[len(raw)-1] == '\r') {
 		raw = raw[:len(raw)-1] // bytes.TrimRight(raw, "\r\n"), without its set
 	}
+	first := true
 	for len(raw) > 0 {
 		seg := raw
 		if i := indexLineEnd(raw); i >= 0 {
@@ -287,6 +301,14 @@ func (c *Client) handleLine(raw []byte) {
 		if len(seg) == 0 {
 			continue
 		}
+		// Each line a bare CR ends costs a token as a read's line does:
+		// the one before this one's, here (the read's last is the
+		// reader's), so that one read never carries a read's worth of
+		// commands past flood control.
+		if !first && !c.throttle() {
+			return
+		}
+		first = false
 		if c.tracing() {
 			c.traceRead(seg)
 		}
