@@ -143,3 +143,36 @@ func TestGroupListCapped(t *testing.T) {
 		t.Error("no warning that groups were left out")
 	}
 }
+
+// TestListContactsBounded: a contact list that repeats a few uids to fill
+// its reply never holds more than maxContacts entries while it is read
+// (each would be a Contact of its own until the end), and keeps each uid
+// once.
+func TestListContactsBounded(t *testing.T) {
+	const records = 50_000
+	parts := make([]string, 0, records)
+	for i := range records {
+		parts = append(parts, "ContactID="+strconv.Itoa(2001+i%2))
+	}
+	got, repeated, past := listContacts(nil, parts)
+	if len(got) != 2 || got[0].UID != 2001 || got[1].UID != 2002 || repeated != records-2 || past != 0 {
+		t.Fatalf("got %d contacts, %d repeated, %d past; want 2001 and 2002, %d repeated, 0 past", len(got), repeated, past, records-2)
+	}
+	if cap(got) > 2*maxContacts {
+		t.Errorf("the list grew to room for %d contacts while read, want at most %d", cap(got), 2*maxContacts)
+	}
+	// A list of distinct uids past the cap, listed twice over, keeps the
+	// first maxContacts. (A record repeating its ContactID at once is one
+	// record, as the official server sends some: the repeats come later.)
+	parts = parts[:0]
+	for range 2 {
+		for i := range maxContacts + 10 {
+			parts = append(parts, "ContactID="+strconv.Itoa(5000+i))
+		}
+	}
+	got, repeated, past = listContacts(nil, parts)
+	if len(got) != maxContacts || got[maxContacts-1].UID != UID(5000+maxContacts-1) || repeated != maxContacts || past != 20 {
+		t.Errorf("got %d contacts (last %d), %d repeated, %d past; want %d (last %d), %d repeated (the kept listed again), 20 past (those past the cap, each time)",
+			len(got), got[len(got)-1].UID, repeated, past, maxContacts, 5000+maxContacts-1, maxContacts)
+	}
+}

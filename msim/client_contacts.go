@@ -292,42 +292,66 @@ const maxContacts = 4096
 // many were left out past maxContacts.
 func listContacts(dst []Contact, parts []string) (_ []Contact, repeated, past int) {
 	first := len(dst)
+	// seen, the uids kept, is made only once the list has maxContacts
+	// entries and more come (a list that long, or one repeating uids to
+	// fill it): up to then a list is kept as read, so it never holds more
+	// than maxContacts entries.
+	var seen map[UID]struct{}
 	eachRecord(parts, "ContactID", func(rec Dict) {
 		// The names are not copied here: packNames copies them all.
-		if ct := contactFrom(rec, true); validUID(ct.UID) {
-			dst = append(dst, ct)
+		ct := contactFrom(rec, true)
+		if !validUID(ct.UID) {
+			return
 		}
+		if seen == nil && len(dst)-first == maxContacts {
+			var r int
+			dst, seen, r = dedupeContacts(dst, first)
+			repeated += r
+		}
+		if seen != nil {
+			if _, dup := seen[ct.UID]; dup {
+				repeated++
+				return
+			}
+			if len(dst)-first == maxContacts {
+				past++
+				return
+			}
+			seen[ct.UID] = struct{}{}
+		}
+		dst = append(dst, ct)
 	})
-	list := dst[first:]
-	if n := len(list); n > 1 {
+	if n := len(dst) - first; seen == nil && n > 1 {
 		// Lists repeat no uid as a rule: a sorted copy of the uids shows
 		// that without a map; only a list that does pays for one.
 		uids := make([]UID, n)
-		for i := range list {
-			uids[i] = list[i].UID
+		for i := range n {
+			uids[i] = dst[first+i].UID
 		}
 		slices.Sort(uids)
 		if len(slices.Compact(uids)) < n {
-			seen := make(map[UID]struct{}, n)
-			kept := list[:0]
-			for _, ct := range list {
-				if _, dup := seen[ct.UID]; dup {
-					repeated++
-					continue
-				}
-				seen[ct.UID] = struct{}{}
-				kept = append(kept, ct)
-			}
-			clear(list[len(kept):])
-			list = kept
+			var r int
+			dst, _, r = dedupeContacts(dst, first)
+			repeated += r
 		}
 	}
-	if len(list) > maxContacts {
-		past = len(list) - maxContacts
-		clear(list[maxContacts:])
-		list = list[:maxContacts]
+	return dst, repeated, past
+}
+
+// dedupeContacts keeps each uid of dst[first:] once, as first listed, and
+// returns the list, the uids kept and how many entries went.
+func dedupeContacts(dst []Contact, first int) ([]Contact, map[UID]struct{}, int) {
+	list := dst[first:]
+	seen := make(map[UID]struct{}, len(list))
+	kept := list[:0]
+	for _, ct := range list {
+		if _, dup := seen[ct.UID]; !dup {
+			seen[ct.UID] = struct{}{}
+			kept = append(kept, ct)
+		}
 	}
-	return dst[:first+len(list)], repeated, past
+	clear(list[len(kept):])
+	return dst[:first+len(kept)], seen, len(list) - len(kept)
 }
 
 // maxGroups is the most groups the client keeps from the group list (the
