@@ -263,11 +263,13 @@ func TestReadyShared(t *testing.T) {
 	serve(t, s)
 	url := "http://" + s.Addr().String() + "/readyz"
 	var wg sync.WaitGroup
+	failed := make(chan struct{}, n) // a request that failed before it joined
 	for range n {
 		wg.Go(func() {
 			resp, err := http.Get(url)
 			if err != nil {
 				t.Error(err)
+				failed <- struct{}{}
 				return
 			}
 			defer resp.Body.Close()
@@ -278,7 +280,13 @@ func TestReadyShared(t *testing.T) {
 		})
 	}
 	for range n {
-		<-joined
+		select {
+		case <-joined:
+		case <-failed:
+			close(release)
+			wg.Wait()
+			t.FailNow()
+		}
 	}
 	close(release)
 	wg.Wait()
