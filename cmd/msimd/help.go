@@ -39,10 +39,6 @@ func parseError(err error) error {
 // helpShown reports whether err only says that the help was printed.
 func helpShown(err error) bool { return errors.Is(err, flag.ErrHelp) }
 
-// Repeatable marks -account as repeatable for the help: its default is no
-// account.
-func (*accountFlags) Repeatable() bool { return true }
-
 // configTop is the help's line for the config file's top-level keys.
 const configTop = "top level"
 

@@ -61,6 +61,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/msimircd/msimircd/cluster"
+	"github.com/msimircd/msimircd/internal/secretflag"
 	"github.com/msimircd/msimircd/internal/sqldb"
 	"github.com/msimircd/msimircd/metrics"
 	"github.com/msimircd/msimircd/msim/server"
@@ -106,44 +107,21 @@ type env struct {
 	metricsReady func(addr string)
 }
 
-// accountFlags collects repeated -account EMAIL:PASSWORD flags. String
-// never shows the passwords.
-type accountFlags []string
+// accountFlags collects repeated -account EMAIL:PASSWORD flags, never
+// shown (secretflag).
+type accountFlags = secretflag.List
 
-func (a *accountFlags) String() string { return fmt.Sprintf("%d accounts", len(*a)) }
-
-// Set takes any value: the flag package's error for one Set refuses
-// quotes it, and it may be a password. check refuses it after the parse.
-func (a *accountFlags) Set(v string) error {
-	*a = append(*a, v)
-	return nil
-}
-
-// check refuses a malformed -account, saying which one but not what it
-// holds.
-func (a accountFlags) check() error {
-	for i, v := range a {
-		if email, pw, ok := strings.Cut(v, ":"); !ok || email == "" || pw == "" {
-			return fmt.Errorf("%w: the %s -account is not EMAIL:PASSWORD (not shown: it may hold a password)", errUsage, ordinal(i+1))
-		}
+// checkAccounts refuses a malformed -account, saying which one but not
+// what it holds.
+func checkAccounts(a accountFlags) error {
+	err := a.Check("account", "EMAIL:PASSWORD", func(v string) bool {
+		email, pw, ok := strings.Cut(v, ":")
+		return ok && email != "" && pw != ""
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return nil
-}
-
-// ordinal writes n as "1st", "2nd", "3rd", "4th"…
-func ordinal(n int) string {
-	suffix := "th"
-	if n%100 < 11 || n%100 > 13 {
-		switch n % 10 {
-		case 1:
-			suffix = "st"
-		case 2:
-			suffix = "nd"
-		case 3:
-			suffix = "rd"
-		}
-	}
-	return fmt.Sprintf("%d%s", n, suffix)
 }
 
 type options struct {
@@ -208,7 +186,7 @@ func run(ctx context.Context, args []string, e env) error {
 		}
 		rest = fs.Args()
 	}
-	if err := o.accounts.check(); err != nil {
+	if err := checkAccounts(o.accounts); err != nil {
 		return err
 	}
 	if o.config != "" {

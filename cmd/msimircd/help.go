@@ -23,10 +23,6 @@ func setHelp(fs *flag.FlagSet) {
 // helpShown reports whether err only says that the help was printed.
 func helpShown(err error) bool { return errors.Is(err, flag.ErrHelp) }
 
-// Repeatable marks -msim-account as repeatable for the help: its default
-// is no account.
-func (*accountList) Repeatable() bool { return true }
-
 // configSections are the config file's top-level tables, one line each.
 // TestConfigSections checks them against Config's toml tags.
 var configSections = []cmdhelp.Item{

@@ -15,49 +15,21 @@ import (
 	"golang.org/x/term"
 
 	"github.com/msimircd/msimircd/internal/keyfile"
+	"github.com/msimircd/msimircd/internal/secretflag"
 	"github.com/msimircd/msimircd/msim/server"
 )
 
 // accountList collects repeated -msim-account flags: EMAIL (its password
-// comes from standard input) or EMAIL:PASSWORD. String never shows a
-// password.
-type accountList []string
-
-func (a *accountList) String() string { return fmt.Sprintf("%d accounts", len(*a)) }
-
-// Set takes any value: the flag package's error for one Set refuses
-// quotes it, and it may hold a password. passwords refuses it after the
-// parse.
-func (a *accountList) Set(v string) error {
-	*a = append(*a, v)
-	return nil
-}
+// comes from standard input) or EMAIL:PASSWORD, never shown (secretflag).
+type accountList struct{ secretflag.List }
 
 // check refuses a malformed -msim-account, saying which one but not what
 // it holds.
 func (a accountList) check() error {
-	for i, v := range a {
-		if email, pw, hasPW := strings.Cut(v, ":"); !strings.Contains(email, "@") || hasPW && pw == "" {
-			return fmt.Errorf("the %s -msim-account is neither EMAIL (the password is read from standard input) nor EMAIL:PASSWORD (not shown: it may hold a password)", ordinal(i+1))
-		}
-	}
-	return nil
-}
-
-// ordinal writes n as "1st", "2nd", "3rd", "4th"…
-func ordinal(n int) string {
-	suffix := "th"
-	if n%100 < 11 || n%100 > 13 {
-		switch n % 10 {
-		case 1:
-			suffix = "st"
-		case 2:
-			suffix = "nd"
-		case 3:
-			suffix = "rd"
-		}
-	}
-	return fmt.Sprintf("%d%s", n, suffix)
+	return a.Check("msim-account", "EMAIL (the password read from standard input) or EMAIL:PASSWORD", func(v string) bool {
+		email, pw, hasPW := strings.Cut(v, ":")
+		return strings.Contains(email, "@") && (!hasPW || pw != "")
+	})
 }
 
 // passwords returns the accounts as EMAIL:PASSWORD specs, reading the
@@ -69,7 +41,7 @@ func (a accountList) passwords(stdin io.Reader) (specs []string, onCommandLine b
 		return nil, false, err
 	}
 	var lines *bufio.Reader
-	for _, v := range a {
+	for _, v := range a.List {
 		if strings.Contains(v, ":") {
 			specs = append(specs, v)
 			onCommandLine = true
