@@ -515,14 +515,16 @@ func (m *userMemory) holdIn(email string, se seqEvent, live bool) (id int64, ok,
 	default:
 		return 0, true, false
 	}
-	m.mu.Lock()
-	if m.dropping.Load() { // kept until the drop ends (endDrop), not in the store
+	// Kept until the drop ends (endDrop), not in the store; m.mu is for
+	// dropKept only (dropping is ordered by hmu: see its comment), so an
+	// IM held with no drop under way takes it only after the write.
+	if m.dropping.Load() {
+		m.mu.Lock()
 		gone = m.forgotten
 		ok = !gone && m.keepForDrop(email, seqEvent{ev: ev, seq: se.seq, msgid: se.msgid})
 		m.mu.Unlock()
 		return 0, ok, gone
 	}
-	m.mu.Unlock()
 	var h store.HeldIM
 	var err error
 	if m.st != nil {
