@@ -147,10 +147,6 @@ func (s *sqlStore) HeldIMs(ctx context.Context, user, email string) ([]HeldIM, e
 }
 
 func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, error) {
-	id, err := s.accountID(ctx, s.db, user, email)
-	if err != nil {
-		return nil, wrap("take held IMs", err)
-	}
 	// One statement: what it returns is exactly what it deleted, even
 	// with IMs held at the same moment. It runs in a transaction committed
 	// only once every row it returned was read: a take that fails first
@@ -158,13 +154,10 @@ func (s *sqlStore) TakeHeld(ctx context.Context, user, email string) ([]HeldIM, 
 	// are taken with the others (as HeldIMs removes them) and named.
 	bad := &UnreadableRows{Table: "held_ims", User: user, Email: email}
 	var out []HeldIM
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		id := id
-		if s.d != sqldb.SQLite { // as deleteByID: the account's deletes take turns
-			var err error
-			if id, err = s.lockedAccountID(ctx, tx, user, email); err != nil {
-				return err
-			}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		id, err := s.lockedAccountID(ctx, tx, user, email) // as deleteByID: the account's deletes take turns
+		if err != nil {
+			return err
 		}
 		return s.eachRow(ctx, tx, `DELETE FROM held_ims WHERE account_id = ? RETURNING `+heldColumns, []any{id}, func(rows *sql.Rows) error {
 			im, ok, err := readRow(rows, bad, scanHeld)
@@ -315,7 +308,8 @@ const qAddNote = `INSERT INTO notes (user_id, text, created) SELECT u.id, ?, ? F
 	AND (SELECT count(*) FROM notes n WHERE n.user_id = u.id) < ?`
 
 // lockedAccountID is accountID for a delete of the account's held or
-// queued IMs. On PostgreSQL, which runs deletes side by side, each
+// queued IMs, or a write bounded by what the account holds (its read
+// markers: SetReadMarker). On PostgreSQL, which runs deletes side by side, each
 // statement locks the rows it deletes in the order its plan scans them,
 // and a transaction of several (a delete in chunks) holds the rows of
 // the first while it waits for those of the next: two deletes whose rows
