@@ -40,38 +40,27 @@ const (
 		(SELECT name FROM login_failures WHERE (last <= ? OR last IS NULL) AND name <> ? FOR UPDATE SKIP LOCKED)`
 )
 
-// qAddFailure and qFailures, per engine, count and read a key's failures.
-// A row whose last or failures does not read (text in SQLite's integer
-// column, NULL in PostgreSQL's where a NOT NULL was dropped: another tool
-// or a bad migration) counts as stale: it has no failures, and the key's
-// next failure counts from 1 and writes it anew. Compared as it is, it
-// would never be stale (SQLite sorts text after every integer) or fail
-// every read (NULL), and the key would be delayed or refused for good.
-var (
-	qAddFailure = map[*sqldb.Dialect]string{}
-	qFailures   = map[*sqldb.Dialect]string{}
-)
-
-func init() {
-	for _, d := range dialects {
-		ok := readableFailure(d, "login_failures")
-		qAddFailure[d] = `INSERT INTO login_failures (name, failures, last) VALUES (?, 1, ?)
+// qAddFailure and qFailures count and read a key's failures. A row
+// whose last or failures does not read (failureReads: text in SQLite's
+// integer column, NULL in PostgreSQL's where a NOT NULL was dropped:
+// another tool or a bad migration) counts as stale: it has no failures,
+// and the key's next failure counts from 1 and writes it anew. Compared
+// as it is, it would never be stale (SQLite sorts text after every
+// integer) or fail every read (NULL), and the key would be delayed or
+// refused for good.
+const (
+	// failureReads is true where both of the row's numbers read as
+	// integers: the test unreadableSent makes of history's sent, one text
+	// for both engines.
+	failureReads = `NOT (login_failures.last IS NULL OR login_failures.last <> CAST(login_failures.last AS BIGINT))
+		AND NOT (login_failures.failures IS NULL OR login_failures.failures <> CAST(login_failures.failures AS BIGINT))`
+	qAddFailure = `INSERT INTO login_failures (name, failures, last) VALUES (?, 1, ?)
 		ON CONFLICT (name) DO UPDATE SET
-		failures = CASE WHEN login_failures.last > ? AND ` + ok + ` THEN login_failures.failures + 1 ELSE 1 END,
-		last = CASE WHEN login_failures.last >= excluded.last AND ` + ok + ` THEN login_failures.last ELSE excluded.last END
+		failures = CASE WHEN login_failures.last > ? AND ` + failureReads + ` THEN login_failures.failures + 1 ELSE 1 END,
+		last = CASE WHEN login_failures.last >= excluded.last AND ` + failureReads + ` THEN login_failures.last ELSE excluded.last END
 		RETURNING failures`
-		qFailures[d] = `SELECT failures FROM login_failures WHERE name = ? AND last > ? AND ` + ok
-	}
-}
-
-// readableFailure is the condition that table's login_failures row reads:
-// both its numbers are integers.
-func readableFailure(d *sqldb.Dialect, table string) string {
-	if d == sqldb.SQLite {
-		return `typeof(` + table + `.last) = 'integer' AND typeof(` + table + `.failures) = 'integer'`
-	}
-	return table + `.last IS NOT NULL AND ` + table + `.failures IS NOT NULL`
-}
+	qFailures = `SELECT failures FROM login_failures WHERE name = ? AND last > ? AND ` + failureReads
+)
 
 func checkWindow(window time.Duration) error {
 	if window <= 0 {
@@ -100,7 +89,7 @@ func (s *sqlStore) AddLoginFailure(ctx context.Context, key string, now time.Tim
 		return 0, wrap("add login failure", err)
 	}
 	var n int
-	err := s.queryRow(ctx, s.db, qAddFailure[s.d], key, micros(now), stale).Scan(&n)
+	err := s.queryRow(ctx, s.db, qAddFailure, key, micros(now), stale).Scan(&n)
 	if err != nil {
 		return 0, wrap("add login failure", err)
 	}
@@ -116,7 +105,7 @@ func (s *sqlStore) LoginFailures(ctx context.Context, key string, now time.Time,
 		return 0, wrap("login failures", err)
 	}
 	var n int
-	err = s.queryRow(ctx, s.db, qFailures[s.d], key, micros(now.Add(-window))).Scan(&n)
+	err = s.queryRow(ctx, s.db, qFailures, key, micros(now.Add(-window))).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
