@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/msimircd/msimircd/internal/promtest"
 	"github.com/msimircd/msimircd/msim"
 	"github.com/msimircd/msimircd/msim/server"
 )
@@ -269,37 +270,13 @@ func TestUnansweredRequestsCounted(t *testing.T) {
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			tc.ask(nobody)
-			if got := unansweredCount(t, reg, tc.kind); got != 0 {
+			if got := promtest.Value(t, reg, "msimd_cluster_requests_unanswered_total", "kind", tc.kind); got != 0 {
 				t.Errorf("after a request that found nobody: msimd_cluster_requests_unanswered_total{kind=%q} = %v, want 0", tc.kind, got)
 			}
 			tc.ask(stuck)
-			if got := unansweredCount(t, reg, tc.kind); got != 1 {
+			if got := promtest.Value(t, reg, "msimd_cluster_requests_unanswered_total", "kind", tc.kind); got != 1 {
 				t.Errorf("after a request left unanswered: msimd_cluster_requests_unanswered_total{kind=%q} = %v, want 1", tc.kind, got)
 			}
 		})
 	}
-}
-
-// unansweredCount reads msimd_cluster_requests_unanswered_total{kind} from
-// reg.
-func unansweredCount(t *testing.T, reg *prometheus.Registry, kind string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "msimd_cluster_requests_unanswered_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "kind" && l.GetValue() == kind {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no msimd_cluster_requests_unanswered_total{kind=%q} registered", kind)
-	return 0
 }
