@@ -274,11 +274,3 @@ func checkAddr(addr string) error {
 	}
 	return nil
 }
-
-// splitKey splits "cluster.nats" into its table and its name.
-func splitKey(k string) (table, name string) {
-	if i := strings.LastIndexByte(k, '.'); i >= 0 {
-		return k[:i], k[i+1:]
-	}
-	return "", k
-}

@@ -244,10 +244,11 @@ func TestExampleConfig(t *testing.T) {
 	}
 	text := string(data)
 	for _, k := range fileKeys {
-		table, name := splitKey(k.key)
-		if md.IsDefined(strings.Split(k.key, ".")...) {
+		parts := strings.Split(k.key, ".")
+		if md.IsDefined(parts...) {
 			continue
 		}
+		name, table := parts[len(parts)-1], strings.Join(parts[:len(parts)-1], ".")
 		if !strings.Contains(text, "# "+name+" = ") || table != "" && !strings.Contains(text, "["+table+"]") {
 			t.Errorf("the example has no line for %s", k.key)
 		}
